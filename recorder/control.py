@@ -1,0 +1,107 @@
+"""Asking for a checkpoint, whether or not a recorder is running.
+
+With a recorder holding the folder, the request goes to it (a file in
+`control/`, answered within its next tick) so the checkpoint lines up with what
+it has written. Without one, we take the folder's lock ourselves and checkpoint
+the journal's last valid record.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import orjson
+
+from .checkpoint import Checkpoint, list_checkpoints, write_checkpoint
+from .format import KIND_MESSAGE, Layout, list_segments, segment_number
+from .fsutil import atomic_write, ensure_private_dir
+from .journal import valid_end
+from .lock import AlreadyRunning, InstanceLock
+
+
+class CheckpointError(Exception):
+    pass
+
+
+def request_checkpoint(layout: Layout, label: str, timeout: float = 5.0) -> Checkpoint:
+    if not layout.segments.is_dir():
+        raise CheckpointError(f"no journal in {layout.root}: start a recorder first")
+    lock = InstanceLock(layout.lock)
+    try:
+        lock.acquire()
+    except AlreadyRunning:
+        return _ask_recorder(layout, label, timeout)
+    try:
+        return _checkpoint_offline(layout, label)
+    finally:
+        lock.release()
+
+
+def _ask_recorder(layout: Layout, label: str, timeout: float) -> Checkpoint:
+    ensure_private_dir(layout.control)
+    rid = uuid.uuid4().hex
+    request = layout.control / f"{rid}.request"
+    done = layout.control / f"{rid}.done"
+    atomic_write(request, orjson.dumps({"label": label}), durable=False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done.exists():
+            reply = orjson.loads(done.read_bytes())
+            done.unlink()
+            if not reply.get("ok") or not reply.get("checkpoint"):
+                raise CheckpointError(reply.get("error") or "the recorder has nothing to checkpoint")
+            cp_id = reply["checkpoint"]["id"]
+            return next(c for c in list_checkpoints(layout) if c.id == cp_id)
+        time.sleep(0.02)
+    request.unlink(missing_ok=True)
+    raise CheckpointError(f"the running recorder did not answer within {timeout:.0f}s")
+
+
+def _checkpoint_offline(layout: Layout, label: str) -> Checkpoint:
+    from .store import Store
+
+    segments = list_segments(layout)
+    last_record = None
+    for path in reversed(segments):
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            end, last_record = valid_end(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+        if last_record is not None:
+            number = segment_number(path.name) or 0
+            break
+    if last_record is None:
+        raise CheckpointError("the journal has no records yet")
+    previous = [c for c in list_checkpoints(layout) if c.seq <= int(last_record["seq"])]
+    base = previous[0] if previous else None
+    messages = base.messages if base else 0
+    first_ts = base.first_ts if base else None
+    last_ts = None
+    participants: dict[str, int] = {}
+    with Store(layout.root) as store:
+        store.refresh()
+        start = store.index_of(base.segment, base.offset) if base else 0
+        stop = store.index_of(number, end)
+        for rec in store.records(start, stop):
+            if rec.kind != KIND_MESSAGE:
+                continue
+            messages += 1
+            first_ts = first_ts if first_ts is not None else rec.ts
+            last_ts = rec.ts
+            who = rec.sender or rec.topic
+            participants[who] = participants.get(who, 0) + 1
+    return write_checkpoint(
+        layout,
+        segment=number,
+        offset=end,
+        seq=int(last_record["seq"]),
+        messages=messages,
+        label=label,
+        reason="manual",
+        participants=participants,
+        first_ts=first_ts,
+        last_ts=last_ts if last_ts is not None else (base.last_ts if base else None),
+    )

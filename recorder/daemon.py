@@ -1,0 +1,673 @@
+"""The recorder's core: turns received messages into journal records.
+
+No ZeroMQ here (the transport hands batches in through `submit`), so the whole
+loop can be driven by tests with an injected clock:
+
+- `submit()` / `submit_record()` queue work (receiver thread);
+- `drain()` encodes, enriches, tracks gaps and writes (writer thread);
+- `sync()` makes written lines durable (syncer thread, or `drain` in `always` mode);
+- `tick(now)` does the periodic work: status, recovery state, checkpoints, requests.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .checkpoint import Checkpoint, DigestCache, list_checkpoints, write_checkpoint
+from .enrich import Enricher
+from .envelope import HEARTBEAT_TOPIC, GapTracker, Hole, read_envelope
+from .format import (
+    KIND_EVENT,
+    KIND_GAP,
+    KIND_MESSAGE,
+    KIND_REFUSED,
+    SCHEMA_VERSION,
+    Layout,
+    encode_frames,
+    encode_record,
+)
+from .fsutil import atomic_write, ensure_private_dir
+from .journal import DEFAULT_SEGMENT_BYTES, Journal, Position
+
+log = logging.getLogger("agent_persist.recorder")
+
+DEFAULT_PUBLISH = "tcp://127.0.0.1:5559"  # publishers connect here (broker XSUB)
+DEFAULT_SUBSCRIBE = "tcp://127.0.0.1:5555"  # subscribers connect here (broker XPUB)
+FSYNC_MODES = ("interval", "always", "never")
+Clock = Callable[[], float]
+
+
+@dataclass
+class RecorderOptions:
+    """Everything a recorder can be told. Units are in the names or comments."""
+
+    log_dir: Path
+    broker: str = DEFAULT_SUBSCRIBE  # the broker's XPUB (subscriber) endpoint
+    fsync: str = "interval"  # "interval" | "always" (after every write batch) | "never" (OS)
+    fsync_interval: float = 0.2  # seconds between group commits in "interval" mode
+    segment_bytes: int = DEFAULT_SEGMENT_BYTES  # a segment is closed once it reaches this
+    max_message_bytes: int = 16 * 1024 * 1024  # larger messages become "refused" records
+    checkpoint_interval: float = 300.0  # seconds; 0 = no periodic checkpoints
+    status_interval: float = 1.0  # seconds between status.json / state.json writes
+    max_backlog_bytes: int = 32 * 1024 * 1024  # receiving pauses beyond this (zmq queues)
+    rcvhwm: int = 100_000  # messages zmq may queue for us before the broker holds them
+    zmq_heartbeat_ms: int = 1000  # ZMTP heartbeat interval; the timeout is 3x this
+    rules: Path | None = None  # enrichment rules (default: <log_dir>/enrich.toml or built-in)
+    embedded_broker: str | None = None  # publisher endpoint of a broker we host, if any
+
+    def __post_init__(self) -> None:
+        self.log_dir = Path(self.log_dir).expanduser()
+        if self.fsync not in FSYNC_MODES:
+            raise ValueError(f"fsync must be one of {', '.join(FSYNC_MODES)}")
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    received_bytes: int = 0
+    written: int = 0
+    written_bytes: int = 0
+    gaps: int = 0
+    missed: int = 0  # messages known to be lost (from publisher sequence holes)
+    refused: int = 0
+    backlog_pauses: int = 0
+
+
+@dataclass
+class _Rate:
+    last_time: float = 0.0
+    last_received: int = 0
+    last_written: int = 0
+    received_per_s: float = 0.0
+    written_per_s: float = 0.0
+
+
+@dataclass
+class _Snapshot:
+    """Tracker state that matches a written position (taken by the writer)."""
+
+    position: Position
+    publishers: dict[str, int]
+    first_ts: float | None
+    last_ts: float | None
+
+
+@dataclass
+class Recorder:
+    options: RecorderOptions
+    clock: Clock = time.time
+    counters: Counters = field(default_factory=Counters)
+
+    def __post_init__(self) -> None:
+        self.layout = Layout(self.options.log_dir)
+        self.journal = Journal(self.layout, segment_bytes=self.options.segment_bytes)
+        rules = self.options.rules or (self.layout.rules if self.layout.rules.exists() else None)
+        self.enricher = Enricher.load(rules)
+        self.tracker = GapTracker()
+        self.digests = DigestCache(self.layout)
+        self.inbox: deque[Any] = deque()
+        self.wake = threading.Event()
+        self.connection = "connecting"
+        self.connection_since: float | None = None
+        self.state = "starting"
+        self.last_error: dict[str, Any] | None = None
+        self.last_checkpoint: Checkpoint | None = None
+        self.process_started = _process_start_time()
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        self._participants: dict[str, int] = {}
+        self._topics: dict[bytes, str] = {}
+        self._snapshot: _Snapshot | None = None
+        self._snapshot_due = 0.0
+        self._rate = _Rate()
+        self._next_status = 0.0
+        self.broken: OSError | None = None  # set when a write failed, until recovered
+        self._unprocessed = 0  # messages of the failed batch that were never written
+        self._written_at_flush = 0
+        self._next_control = 0.0
+        self._checkpoint_due = 0.0
+
+    # -- lifecycle -------------------------------------------------------------
+    def open(self) -> None:
+        """Open the journal, recover from the previous run and record the start."""
+        ensure_private_dir(self.layout.root)
+        for sub in (self.layout.checkpoints, self.layout.control, self.layout.index):
+            ensure_private_dir(sub)
+        now = self.clock()
+        state = _read_json(self.layout.state)
+        last = self.journal.open()
+        self._recover(state, last)
+        checkpoints = list_checkpoints(self.layout)
+        self.last_checkpoint = checkpoints[0] if checkpoints else None
+        self.journal.append(
+            {
+                "ts": now,
+                "kind": KIND_EVENT,
+                "event": "start",
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "broker": self.options.broker,
+                "fsync": self.options.fsync,
+                "rules": self.enricher.source,
+            }
+        )
+        if last is not None:
+            clean = bool(state and state.get("clean"))
+            self._hole_record(
+                {
+                    "cause": "recorder-down",
+                    "from_ts": last.get("ts"),
+                    "to_ts": now,
+                    "clean_stop": clean,
+                    "detail": "the previous recorder stopped cleanly"
+                    if clean
+                    else "the previous recorder ended without a clean stop (crash or kill)",
+                },
+                now,
+            )
+        self.journal.flush()
+        self.journal.sync()
+        self.state = "recording"
+        self._checkpoint_due = now + self.options.checkpoint_interval
+        self._take_snapshot()
+
+    def _recover(self, state: dict[str, Any] | None, last: dict[str, Any] | None) -> None:
+        """Restore message count and publisher sequences: state file, then journal."""
+        from .store import Store  # the reader side; only needed at start
+
+        base: dict[str, Any] | None = None
+        publishers: dict[str, int] = {}
+        if state and isinstance(state.get("position"), dict):
+            base = state["position"]
+            publishers = {str(k): int(v) for k, v in (state.get("publishers") or {}).items()}
+            self.first_ts = state.get("first_ts")
+        elif last is not None:
+            cps = list_checkpoints(self.layout)
+            if cps:
+                cp = cps[0]
+                base = {"segment": cp.segment, "offset": cp.offset, "messages": cp.messages}
+                self.first_ts = cp.first_ts
+        self.tracker = GapTracker(publishers)
+        messages = int(base["messages"]) if base else 0
+        if last is None:
+            self.journal.messages = messages
+            return
+        with Store(self.layout.root, cache_index=False) as store:
+            store.refresh()
+            start = store.index_of(int(base["segment"]), int(base["offset"])) if base else 0
+            for rec in store.records(start):
+                if not rec.is_message:
+                    continue
+                messages += 1
+                ts = rec.ts
+                if self.first_ts is None:
+                    self.first_ts = ts
+                self.last_ts = ts
+                env = read_envelope(rec.payload)
+                if env is not None and "replay_of" not in env:
+                    if rec.topic == HEARTBEAT_TOPIC:
+                        self.tracker.heartbeat(env["pub"], env["seq"], bool(env.get("bye")))
+                    else:
+                        self.tracker.message(env["pub"], env["seq"])
+        self.journal.messages = messages
+        if self.last_ts is None and state:
+            self.last_ts = state.get("last_ts")
+
+    def close(self) -> Position:
+        """Drain, make durable, take the shutdown checkpoint and mark a clean stop."""
+        now = self.clock()
+        self.state = "stopping"
+        self.submit_record({"kind": KIND_EVENT, "event": "stop", "pid": os.getpid()}, now)
+        self.drain()
+        position = self.journal.close()
+        with contextlib.suppress(OSError):
+            self.checkpoint("shutdown", "shutdown", now, force=True)
+        self.state = "stopped"
+        self._take_snapshot()
+        self.write_state(now, clean=True)
+        self.write_status(now)
+        return position
+
+    # -- receiving side (any thread) -----------------------------------------
+    def submit(self, batch: list[tuple[float, list[bytes]]], nbytes: int) -> None:
+        """Queue received messages: (receive time, frames) pairs."""
+        self.inbox.append(batch)
+        c = self.counters
+        c.received += len(batch)
+        c.received_bytes += nbytes
+        self.wake.set()
+
+    def submit_record(self, head: dict[str, Any], ts: float) -> None:
+        """Queue a non-message record (event, gap) so it keeps its place in order."""
+        self.inbox.append({**head, "ts": ts})
+        self.wake.set()
+
+    @property
+    def backlog_bytes(self) -> int:
+        return self.counters.received_bytes - self.counters.written_bytes
+
+    def on_connection(self, event: str, ts: float, detail: str = "") -> None:
+        """Called by the transport when the broker connection goes up or down."""
+        if event == "connected":
+            if self.connection == "disconnected" and self.connection_since is not None:
+                self.submit_record(
+                    {
+                        "kind": KIND_GAP,
+                        "cause": "broker-outage",
+                        "from_ts": self.connection_since,
+                        "to_ts": ts,
+                        "detail": f"no connection to {self.options.broker}",
+                    },
+                    ts,
+                )
+            self.connection = "connected"
+        elif event == "disconnected":
+            if self.connection != "connected":
+                return
+            self.connection = "disconnected"
+        self.connection_since = ts
+        self.submit_record(
+            {"kind": KIND_EVENT, "event": event, "broker": self.options.broker, "detail": detail},
+            ts,
+        )
+        log.info("broker %s: %s %s", self.options.broker, event, detail)
+
+    # -- writing side (writer thread) -----------------------------------------
+    def drain(self) -> int:
+        """Write everything queued; flush; returns the number of messages written."""
+        inbox = self.inbox
+        written = 0
+        wrote = False
+        while inbox:
+            item = inbox.popleft()
+            wrote = True
+            if type(item) is list:
+                written += self._write_batch(item)
+            elif callable(item):
+                item()
+            else:
+                if item.get("kind") == KIND_GAP:
+                    self._hole_record(item, item["ts"])
+                else:
+                    self.journal.append(item)
+        if wrote:
+            self.journal.flush()
+            self._written_at_flush = self.counters.written
+            if self.options.fsync == "always":
+                self.journal.sync()
+            if time.monotonic() >= self._snapshot_due:
+                self._take_snapshot()
+        return written
+
+    def _write_batch(self, batch: list[tuple[float, list[bytes]]]) -> int:
+        journal = self.journal
+        counters = self.counters
+        try:
+            written, nbytes, last_ts, done = self._write_messages(batch)
+        except _WriteFailed as failed:
+            written, nbytes, last_ts, done = failed.progress
+            self.broken = failed.error
+            self._unprocessed = len(batch) - done
+        if self.first_ts is None and written:
+            self.first_ts = batch[0][0]
+        self.last_ts = last_ts
+        journal.messages += written
+        counters.written += written
+        counters.written_bytes += nbytes
+        if self.broken is not None:
+            raise self.broken
+        return written
+
+    def _write_messages(self, batch: list[tuple[float, list[bytes]]]) -> tuple[int, int, Any, int]:
+        journal = self.journal
+        append_line = journal.append_line
+        enrich = self.enricher.enrich
+        topics = self._topics
+        participants = self._participants
+        limit = self.options.max_message_bytes
+        written = nbytes = done = 0
+        last_ts = self.last_ts
+        try:
+            for ts, frames in batch:
+                done += 1
+                size = sum(map(len, frames))
+                nbytes += size
+                if size > limit:
+                    self._refuse(ts, frames, size)
+                    continue
+                topic_bytes = frames[0] if len(frames) > 1 else b""
+                topic = topics.get(topic_bytes)
+                if topic is None:
+                    topic = topic_bytes.decode("utf-8", "replace")
+                    if len(topics) > 4096:
+                        topics.clear()
+                    topics[topic_bytes] = topic
+                encoded = encode_frames(frames)
+                obj = encoded.payload
+                meta = enrich(topic, obj, frames[-1])
+                if type(obj) is dict and "_persist" in obj:
+                    self._track(obj, topic, ts, meta)
+                sender = meta.get("sender") or topic
+                if sender in participants:
+                    participants[sender] += 1
+                elif len(participants) < 1000:
+                    participants[sender] = 1
+                seq = journal.next_seq
+                journal.next_seq = seq + 1
+                append_line(
+                    encode_record(
+                        {
+                            "v": SCHEMA_VERSION,
+                            "seq": seq,
+                            "ts": ts,
+                            "kind": KIND_MESSAGE,
+                            "topic": topic,
+                            "size": size,
+                            "meta": meta,
+                        },
+                        encoded,
+                    )
+                )
+                written += 1
+                last_ts = ts
+        except OSError as exc:
+            raise _WriteFailed(exc, (written, nbytes, last_ts, done)) from exc
+        return written, nbytes, last_ts, done
+
+    def recover_after_write_error(self) -> int:
+        """Reopen the journal after a failed write; record what was lost as a gap.
+
+        Returns the number of messages lost. Raises OSError if the disk still fails.
+        """
+        before = self.journal.written
+        assigned = self.journal.next_seq - 1
+        on_disk = self.journal.recover()
+        messages = 0
+        from .store import Store
+
+        with Store(self.layout.root, cache_index=False) as store:
+            store.refresh()
+            start = store.index_of(before.segment, before.offset)
+            messages = sum(1 for rec in store.records(start) if rec.is_message)
+        self.journal.messages = before.messages + messages
+        lost = self._unprocessed + (assigned - on_disk.seq)
+        self.counters.written = self._written_at_flush + messages
+        error, self.broken, self._unprocessed = self.broken, None, 0
+        self.inbox.appendleft(
+            {
+                "kind": KIND_GAP,
+                "cause": "write-error",
+                "ts": self.clock(),
+                "missed": lost,
+                "detail": f"journal write failed: {error}",
+            }
+        )
+        self.journal.flush()
+        return lost
+
+    def request_reopen(self) -> None:
+        """Ask the writer thread to reopen the active segment (SIGHUP)."""
+        self.inbox.append(self.journal.reopen)
+        self.wake.set()
+
+    def _track(self, obj: dict[str, Any], topic: str, ts: float, meta: dict[str, Any]) -> None:
+        env = read_envelope(obj)
+        if env is None:
+            return
+        if "replay_of" in env:
+            meta["replay_of"] = env["replay_of"]
+            return
+        if topic == HEARTBEAT_TOPIC:
+            hole = self.tracker.heartbeat(env["pub"], env["seq"], bool(env.get("bye")))
+        else:
+            hole = self.tracker.message(env["pub"], env["seq"])
+        if hole is not None:
+            self._publisher_hole(hole, ts, env.get("agent"))
+
+    def _publisher_hole(self, hole: Hole, ts: float, agent: Any) -> None:
+        self._hole_record(
+            {
+                "cause": hole.cause,
+                "publisher": hole.publisher,
+                "agent": agent if isinstance(agent, str) else None,
+                "from_seq": hole.first,
+                "to_seq": hole.last,
+                "missed": hole.missed,
+            },
+            ts,
+        )
+
+    def _hole_record(self, fields: dict[str, Any], ts: float) -> None:
+        head = {k: v for k, v in fields.items() if k not in ("kind", "ts")}
+        self.journal.append({"ts": ts, "kind": KIND_GAP, **head})
+        self.counters.gaps += 1
+        self.counters.missed += int(head.get("missed") or 0)
+        log.warning("gap recorded: %s", head)
+
+    def _refuse(self, ts: float, frames: list[bytes], size: int) -> None:
+        digest = hashlib.sha256()
+        for frame in frames:
+            digest.update(frame)
+        topic = frames[0][:256].decode("utf-8", "replace") if len(frames) > 1 else ""
+        self.journal.append(
+            {
+                "ts": ts,
+                "kind": KIND_REFUSED,
+                "topic": topic,
+                "size": size,
+                "frames": len(frames),
+                "sha256": digest.hexdigest(),
+                "head_b64": base64.b64encode(frames[-1][:256]).decode(),
+                "reason": f"{size} bytes is over the {self.options.max_message_bytes} byte limit",
+            }
+        )
+        self.counters.refused += 1
+        log.warning("refused a %d-byte message on %r", size, topic)
+
+    def _take_snapshot(self) -> None:
+        self._snapshot = _Snapshot(
+            self.journal.written, dict(self.tracker.expected), self.first_ts, self.last_ts
+        )
+        self._snapshot_due = time.monotonic() + self.options.status_interval
+
+    # -- durability (syncer thread) -------------------------------------------
+    def sync(self) -> Position:
+        try:
+            return self.journal.sync()
+        except OSError as exc:
+            self.error(f"fsync failed: {exc}")
+            return self.journal.durable
+
+    # -- periodic work (main thread) ------------------------------------------
+    def tick(self, now: float) -> None:
+        if now >= self._next_control:
+            self._next_control = now + 0.1
+            self.handle_requests(now)
+        if self.options.checkpoint_interval and now >= self._checkpoint_due:
+            self._checkpoint_due = now + self.options.checkpoint_interval
+            self.checkpoint("", "periodic", now)
+        if now >= self._next_status:
+            self._next_status = now + self.options.status_interval
+            self.write_state(now)
+            self.write_status(now)
+
+    def checkpoint(
+        self, label: str, reason: str, now: float, *, force: bool = False
+    ) -> Checkpoint | None:
+        """Checkpoint at the last written record; periodic ones only after new messages."""
+        pos = self.journal.written
+        if pos.segment == 0:
+            return None
+        last = self.last_checkpoint
+        if not force and pos.messages <= (last.messages if last else 0):
+            return None  # nothing new since the last checkpoint
+        participants, self._participants = self._participants, {}
+        try:
+            cp = write_checkpoint(
+                self.layout,
+                segment=pos.segment,
+                offset=pos.offset,
+                seq=pos.seq,
+                messages=pos.messages,
+                label=label,
+                reason=reason,
+                digests=self.digests,
+                participants=participants,
+                first_ts=self.first_ts,
+                last_ts=self.last_ts,
+                created=now,
+            )
+        except OSError as exc:
+            self.error(f"checkpoint failed: {exc}")
+            raise
+        self.last_checkpoint = cp
+        log.info("checkpoint %s (%s, %d messages)", cp.id, reason, cp.messages)
+        return cp
+
+    def handle_requests(self, now: float) -> None:
+        """On-demand checkpoints asked for by `persist checkpoint` (files in control/)."""
+        try:
+            requests = sorted(self.layout.control.glob("*.request"))
+        except OSError:
+            return
+        for path in requests:
+            reply: dict[str, Any]
+            try:
+                req = orjson.loads(path.read_bytes())
+                self.drain_wait()
+                cp = self.checkpoint(str(req.get("label") or ""), "manual", now, force=True)
+                reply = {"ok": True, "checkpoint": cp.to_json() if cp else None}
+            except (OSError, ValueError) as exc:
+                reply = {"ok": False, "error": str(exc)}
+            done = path.with_suffix(".done")
+            with contextlib.suppress(OSError):
+                atomic_write(done, orjson.dumps(reply), durable=False)
+                path.unlink()
+
+    def drain_wait(self, timeout: float = 1.0) -> None:
+        """Let the writer catch up with what was received (for a manual checkpoint)."""
+        deadline = time.monotonic() + timeout
+        self.wake.set()
+        while self.inbox and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def error(self, message: str) -> None:
+        self.last_error = {"time": self.clock(), "message": message}
+        log.error(message)
+
+    def write_state(self, now: float, *, clean: bool = False) -> None:
+        snap = self._snapshot
+        if snap is None:
+            return
+        pos = snap.position
+        state = {
+            "v": SCHEMA_VERSION,
+            "pid": os.getpid(),
+            "updated": now,
+            "clean": clean,
+            "position": {
+                "segment": pos.segment,
+                "offset": pos.offset,
+                "seq": pos.seq,
+                "messages": pos.messages,
+            },
+            "durable_seq": self.journal.durable.seq,
+            "first_ts": snap.first_ts,
+            "last_ts": snap.last_ts,
+            "publishers": snap.publishers,
+        }
+        try:
+            atomic_write(self.layout.state, orjson.dumps(state))
+        except OSError as exc:
+            self.error(f"cannot write recovery state: {exc}")
+
+    def status(self, now: float) -> dict[str, Any]:
+        c = self.counters
+        rate = self._rate
+        elapsed = now - rate.last_time
+        if rate.last_time and elapsed > 0:
+            rate.received_per_s = (c.received - rate.last_received) / elapsed
+            rate.written_per_s = (c.written - rate.last_written) / elapsed
+        rate.last_time, rate.last_received, rate.last_written = now, c.received, c.written
+        durable = self.journal.durable
+        cp = self.last_checkpoint
+        return {
+            "v": SCHEMA_VERSION,
+            "pid": os.getpid(),
+            "process_started": self.process_started,
+            "updated": now,
+            "log_dir": str(self.layout.root),
+            "broker": self.options.broker,
+            "embedded_broker": self.options.embedded_broker,
+            "state": self.state,
+            "connection": self.connection,
+            "connection_since": self.connection_since,
+            "counts": {
+                "received": c.received,
+                "written": c.written,
+                "durable": durable.messages,
+                "messages_total": self.journal.written.messages,
+                "gaps": c.gaps,
+                "missed": c.missed,
+                "refused": c.refused,
+                "backlog_pauses": c.backlog_pauses,
+            },
+            "rates": {
+                "received_per_s": round(rate.received_per_s, 1),
+                "written_per_s": round(rate.written_per_s, 1),
+            },
+            "backlog": c.received - c.written - c.refused,
+            "backlog_bytes": self.backlog_bytes,
+            "last_seq": self.journal.written.seq,
+            "last_durable_seq": durable.seq,
+            "last_fsync": self.journal.last_sync_time or None,
+            "segment": self.journal.written.segment_name,
+            "last_checkpoint": {"id": cp.id, "created": cp.created, "label": cp.label}
+            if cp
+            else None,
+            "last_error": self.last_error,
+            "fsync": self.options.fsync,
+            "fsync_interval_ms": int(self.options.fsync_interval * 1000),
+            "quarantined": [str(q.path) for q in self.journal.quarantined],
+        }
+
+    def write_status(self, now: float) -> None:
+        try:
+            atomic_write(self.layout.status, orjson.dumps(self.status(now)), durable=False)
+        except OSError as exc:
+            self.last_error = {"time": now, "message": f"cannot write status: {exc}"}
+
+
+class _WriteFailed(Exception):
+    def __init__(self, error: OSError, progress: tuple[int, int, Any, int]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.progress = progress
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _process_start_time() -> float:
+    import psutil
+
+    return psutil.Process().create_time()

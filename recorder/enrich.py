@@ -1,0 +1,160 @@
+"""Rules-based enrichment: chain type, ACE tier, tags and sender, from a TOML file.
+
+Enrichment only produces the record's `meta` field. It runs on the recorder's
+hot path, so the rules are compiled into lookup tables: topic rules are resolved
+once per topic, and a message costs a few dict lookups over its top-level keys,
+a handful of fields and the words of a bounded prefix.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CHAIN = "message"
+_MAX_TOPIC_CACHE = 4096
+# Lower-cases ASCII letters and turns everything but [a-z0-9_] into a space, in C.
+_WORDS_TABLE = bytes(
+    c + 32 if 65 <= c <= 90 else c if (97 <= c <= 122 or 48 <= c <= 57 or c == 95) else 32
+    for c in range(256)
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    group: str  # "chain", "ace" or "tags"
+    result: Any
+    topics: tuple[str, ...]
+
+
+def _is_word(keyword: bytes) -> bool:
+    return keyword.translate(_WORDS_TABLE) == keyword and b" " not in keyword
+
+
+class Enricher:
+    """Compiled enrichment rules. `enrich()` is what the recorder calls."""
+
+    def __init__(self, data: dict[str, Any], source: str = "built-in defaults") -> None:
+        settings = data.get("settings") or {}
+        self.source = source
+        self.scan_bytes = int(settings.get("scan_bytes", 256))
+        self.sender_keys = tuple(
+            settings.get("sender_keys") or ("sender", "from", "agent", "source", "author")
+        )
+        self.rules: list[Rule] = []
+        self._keys: dict[str, list[int]] = {}
+        self._values: dict[tuple[str, Any], list[int]] = {}
+        self._value_fields: set[str] = set()
+        self._words: dict[bytes, list[int]] = {}
+        self._phrases: list[tuple[bytes, int]] = []
+        results = {
+            "chain": lambda r: str(r["type"]),
+            "ace": lambda r: (int(r["layer"]), str(r.get("name", ""))),
+            "tags": lambda r: str(r["tag"]),
+        }
+        for group, result_of in results.items():
+            for raw in data.get(group) or ():
+                rid = len(self.rules)
+                self.rules.append(Rule(group, result_of(raw), tuple(raw.get("topics") or ())))
+                for key in raw.get("keys") or ():
+                    self._keys.setdefault(str(key), []).append(rid)
+                for field, accepted in (raw.get("values") or {}).items():
+                    self._value_fields.add(str(field))
+                    for value in accepted if isinstance(accepted, list) else [accepted]:
+                        self._values.setdefault((str(field), value), []).append(rid)
+                for keyword in raw.get("keywords") or ():
+                    kw = str(keyword).lower().encode()
+                    if _is_word(kw):
+                        self._words.setdefault(kw, []).append(rid)
+                    else:
+                        self._phrases.append((kw, rid))
+        self._word_set = frozenset(self._words)
+        self._topic_cache: dict[str, tuple[Any, Any, tuple[str, ...]]] = {}
+
+    @classmethod
+    def from_toml(cls, text: str, source: str = "rules") -> Enricher:
+        return cls(tomllib.loads(text), source)
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Enricher:
+        """Rules from `path` when given, else the packaged defaults."""
+        if path is not None:
+            return cls.from_toml(path.read_text(encoding="utf-8"), str(path))
+        text = resources.files("recorder").joinpath("default_rules.toml").read_text("utf-8")
+        return cls.from_toml(text, "built-in defaults")
+
+    def _resolve(self, matched: set[int] | list[int]) -> tuple[Any, Any, tuple[str, ...]]:
+        chain = ace = None
+        tags: list[str] = []
+        for rid in sorted(matched):
+            rule = self.rules[rid]
+            if rule.group == "chain":
+                chain = rule.result if chain is None else chain
+            elif rule.group == "ace":
+                ace = rule.result if ace is None else ace
+            elif rule.result not in tags:
+                tags.append(rule.result)
+        return chain, ace, tuple(tags)
+
+    def _by_topic(self, topic: str) -> tuple[Any, Any, tuple[str, ...]]:
+        cached = self._topic_cache.get(topic)
+        if cached is None:
+            matched = [
+                rid
+                for rid, rule in enumerate(self.rules)
+                if any(fnmatch.fnmatchcase(topic, p) for p in rule.topics)
+            ]
+            if len(self._topic_cache) >= _MAX_TOPIC_CACHE:
+                self._topic_cache.clear()
+            cached = self._topic_cache[topic] = self._resolve(matched)
+        return cached
+
+    def enrich(self, topic: str, obj: Any, payload: bytes) -> dict[str, Any]:
+        """Metadata for one message. `obj` is the parsed payload or None."""
+        chain, ace, tags = self._by_topic(topic)
+        matched: set[int] = set()
+        if isinstance(obj, dict):
+            keys, values = self._keys, self._values
+            for key in obj:
+                hit = keys.get(key)
+                if hit:
+                    matched.update(hit)
+            for field in self._value_fields:
+                value = obj.get(field)
+                if isinstance(value, str | int):
+                    hit = values.get((field, value))
+                    if hit:
+                        matched.update(hit)
+        head = payload[: self.scan_bytes]
+        if self._words:
+            for word in self._word_set.intersection(head.translate(_WORDS_TABLE).split()):
+                matched.update(self._words[word])
+        if self._phrases:
+            lowered = head.lower()
+            matched.update(rid for phrase, rid in self._phrases if phrase in lowered)
+        if matched:
+            c_chain, c_ace, c_tags = self._resolve(matched)
+            chain = chain or c_chain
+            ace = ace or c_ace
+            tags = tags + tuple(t for t in c_tags if t not in tags)
+        meta: dict[str, Any] = {"chain": chain or DEFAULT_CHAIN}
+        if ace is not None:
+            meta["ace"] = ace[0]
+            meta["ace_name"] = ace[1]
+        if tags:
+            meta["tags"] = list(tags)
+        if isinstance(obj, dict):
+            for key in self.sender_keys:
+                value = obj.get(key)
+                if isinstance(value, str) and value:
+                    meta["sender"] = value[:200]
+                    break
+            else:
+                envelope = obj.get("_persist")
+                if isinstance(envelope, dict) and isinstance(envelope.get("agent"), str):
+                    meta["sender"] = envelope["agent"][:200]
+        return meta

@@ -1,0 +1,214 @@
+"""The on-disk journal format (see FORMAT.md): folder layout and record encoding.
+
+Every line of a segment is one JSON object. Messages keep each original frame
+exactly: a frame that is a one-line JSON object or array is spliced into the
+line verbatim (`{"json": ...}`, with its byte span in `spans`), other UTF-8
+frames become JSON strings (`{"text": ...}`), anything else base64
+(`{"b64": ...}`). The recorder's own fields sit beside the frames, never in them.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SCHEMA_VERSION = 1
+
+SEGMENT_PREFIX = "seg-"
+SEGMENT_SUFFIX = ".jsonl"
+SEGMENT_RE = re.compile(r"^seg-(\d{6,})\.jsonl$")
+
+# Record kinds.
+KIND_MESSAGE = "msg"
+KIND_SEGMENT = "segment"
+KIND_GAP = "gap"
+KIND_EVENT = "event"
+KIND_REFUSED = "refused"
+KIND_CORRUPT = "corrupt"
+
+_dumps = orjson.dumps
+_loads = orjson.loads
+_b64 = base64.b64encode
+
+
+def default_log_dir() -> Path:
+    """`$PERSIST_LOG_DIR`, else ~/.local/share/agent-persist/conversation_logs."""
+    env = os.environ.get("PERSIST_LOG_DIR")
+    if env:
+        return Path(env).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    return Path(data) / "agent-persist" / "conversation_logs"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything lives under a log folder."""
+
+    root: Path
+
+    @property
+    def segments(self) -> Path:
+        return self.root / "segments"
+
+    @property
+    def current(self) -> Path:
+        """Symlink to the active segment (`current_session.jsonl`)."""
+        return self.root / "current_session.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def recovery(self) -> Path:
+        return self.root / "recovery"
+
+    @property
+    def index(self) -> Path:
+        return self.root / "metadata_index"
+
+    @property
+    def control(self) -> Path:
+        """Requests to a running recorder (on-demand checkpoints)."""
+        return self.root / "control"
+
+    @property
+    def status(self) -> Path:
+        return self.root / "status.json"
+
+    @property
+    def state(self) -> Path:
+        return self.recovery / "state.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "recorder.lock"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "recorder.log"
+
+    @property
+    def rules(self) -> Path:
+        return self.root / "enrich.toml"
+
+    def segment_path(self, number: int) -> Path:
+        return self.segments / segment_name(number)
+
+
+def segment_name(number: int) -> str:
+    return f"{SEGMENT_PREFIX}{number:06d}{SEGMENT_SUFFIX}"
+
+
+def segment_number(name: str) -> int | None:
+    m = SEGMENT_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def list_segments(layout: Layout) -> list[Path]:
+    """Segment files in journal order."""
+    try:
+        names = [(segment_number(p.name), p) for p in layout.segments.iterdir()]
+    except FileNotFoundError:
+        return []
+    return [p for n, p in sorted((n, p) for n, p in names if n is not None)]
+
+
+@dataclass(frozen=True)
+class EncodedFrames:
+    """Frames encoded for a journal line; spans are relative to the frames' start."""
+
+    parts: list[bytes]
+    spans: list[list[int]]
+    payload: Any  # the last frame parsed, when it is a JSON object or array; else None
+
+
+def encode_frames(frames: list[bytes]) -> EncodedFrames:
+    """Encode every frame; the last one's parsed value is kept for enrichment.
+
+    Only objects and arrays on a single line are spliced as JSON: they are what
+    agents send, and keeping their bytes verbatim makes the record exact.
+    """
+    parts: list[bytes] = []
+    spans: list[list[int]] = []
+    payload: Any = None
+    pos = 0
+    last = len(frames) - 1
+    for i, raw in enumerate(frames):
+        if i:
+            parts.append(b",")
+            pos += 1
+        value: Any = None
+        if raw[:1] in (b"{", b"[") and b"\n" not in raw and b"\r" not in raw:
+            try:
+                value = _loads(raw)
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                spans.append([pos + 8, len(raw)])
+                parts.append(b'{"json":')
+                parts.append(raw)
+                parts.append(b"}")
+                pos += 9 + len(raw)
+                if i == last:
+                    payload = value
+                continue
+        try:
+            piece = b'{"text":' + _dumps(raw.decode("utf-8")) + b"}"
+        except UnicodeDecodeError:
+            piece = b'{"b64":"' + _b64(raw) + b'"}'
+        parts.append(piece)
+        pos += len(piece)
+    return EncodedFrames(parts, spans, payload)
+
+
+def encode_record(head: dict[str, Any], frames: EncodedFrames | None = None) -> bytes:
+    """One journal line: `head` fields, then the frames, then their JSON spans."""
+    line = _dumps(head)
+    if frames is None:
+        return line + b"\n"
+    start = line[:-1] + b',"frames":['
+    base = len(start)
+    spans = _dumps([[o + base, n] for o, n in frames.spans])
+    return b"".join((start, *frames.parts, b'],"spans":', spans, b"}\n"))
+
+
+def decode_frames(line: bytes, record: dict[str, Any]) -> list[bytes]:
+    """The original frames of a message record, byte for byte."""
+    spans = iter(record.get("spans") or ())
+    frames: list[bytes] = []
+    for frame in record.get("frames") or ():
+        if "json" in frame:
+            start, length = next(spans)
+            frames.append(bytes(line[start : start + length]))
+        elif "text" in frame:
+            frames.append(frame["text"].encode("utf-8"))
+        else:
+            frames.append(base64.b64decode(frame["b64"]))
+    return frames
+
+
+def frame_value(frame: dict[str, Any]) -> Any:
+    """A frame as a reader wants to see it: parsed JSON, text, or bytes."""
+    if "json" in frame:
+        return frame["json"]
+    if "text" in frame:
+        return frame["text"]
+    return base64.b64decode(frame["b64"])
+
+
+def parse_line(line: bytes) -> dict[str, Any] | None:
+    """Parse one journal line; None if it is not a journal record."""
+    try:
+        record = _loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(record, dict) or "seq" not in record or "kind" not in record:
+        return None
+    return record

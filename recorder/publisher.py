@@ -1,0 +1,119 @@
+"""A small publisher helper that stamps the optional envelope (see envelope.py).
+
+    pub = Publisher(agent="claude")           # connects to the broker's XSUB side
+    pub.wait_ready()                          # until the broker forwards a subscription
+    pub.send("agents.claude", {"text": "hi"})
+    pub.close()                               # final heartbeat with "bye"
+
+It uses an XPUB socket rather than PUB so it can see subscriptions arrive and
+not lose its first messages to zmq's slow-joiner effect.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from typing import Any
+
+import orjson
+import zmq
+
+from .daemon import DEFAULT_PUBLISH
+from .envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
+
+
+class Publisher:
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_PUBLISH,
+        *,
+        agent: str | None = None,
+        heartbeat_interval: float = 1.0,  # seconds between heartbeats while sending
+        idle_heartbeat: float = 30.0,  # seconds between heartbeats when idle
+        hwm: int = 100_000,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.id = f"{agent or 'pub'}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.agent = agent
+        self.seq = 0
+        self._ctx = context or zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.XPUB)
+        self._sock.linger = 2000
+        self._sock.sndhwm = hwm
+        self._sock.connect(endpoint)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._heartbeat_seq = -1
+        self._heartbeat_time = 0.0
+        self._idle = idle_heartbeat
+        self._thread: threading.Thread | None = None
+        if heartbeat_interval > 0:
+            self._thread = threading.Thread(
+                target=self._beat, args=(heartbeat_interval,), name="persist-heartbeat", daemon=True
+            )
+            self._thread.start()
+
+    def wait_ready(self, timeout: float = 5.0) -> bool:
+        """Wait until some subscriber's subscription has reached us through the broker."""
+        with self._lock:
+            if self._sock.poll(int(timeout * 1000)):
+                while self._sock.poll(0):
+                    self._sock.recv()
+                return True
+        return False
+
+    def envelope(self) -> dict[str, Any]:
+        self.seq += 1
+        env: dict[str, Any] = {"pub": self.id, "seq": self.seq, "mid": f"{self.id}:{self.seq}"}
+        if self.agent:
+            env["agent"] = self.agent
+        return env
+
+    def send(self, topic: str, message: dict[str, Any]) -> int:
+        """Send a JSON object with the envelope stamped in; returns its sequence number."""
+        with self._lock:
+            body = {ENVELOPE_KEY: self.envelope(), **message}
+            self._sock.send_multipart([topic.encode(), orjson.dumps(body)])
+            return self.seq
+
+    def send_raw(self, frames: list[bytes]) -> None:
+        """Send frames as they are, outside the envelope (untracked)."""
+        with self._lock:
+            self._sock.send_multipart(frames)
+
+    def heartbeat(self, bye: bool = False) -> None:
+        with self._lock:
+            env: dict[str, Any] = {"pub": self.id, "seq": self.seq, "hb": True}
+            if self.agent:
+                env["agent"] = self.agent
+            if bye:
+                env["bye"] = True
+            self._sock.send_multipart([HEARTBEAT_TOPIC.encode(), orjson.dumps({ENVELOPE_KEY: env})])
+            self._heartbeat_seq = self.seq
+            self._heartbeat_time = time.monotonic()
+
+    def _beat(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            idle = time.monotonic() - self._heartbeat_time >= self._idle
+            if self.seq != self._heartbeat_seq or idle:
+                try:
+                    self.heartbeat()
+                except zmq.ZMQError:
+                    return
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+        try:
+            self.heartbeat(bye=True)
+        finally:
+            self._sock.close()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

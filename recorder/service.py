@@ -1,0 +1,297 @@
+"""The running recorder: the ZeroMQ receiver, the writer and syncer threads, signals.
+
+Threads and who owns what:
+- receiver: the SUB socket and its monitor; hands batches to `Recorder.submit`;
+- writer: the journal (encode, enrich, write, flush);
+- syncer: fdatasync every `fsync_interval`, so disk latency never stalls the writer;
+- main: signals, and `Recorder.tick(now)` about 20 times a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+from logging.handlers import RotatingFileHandler
+from types import FrameType
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from .broker import DEFAULT_HWM, Broker
+from .daemon import Recorder, RecorderOptions
+from .fsutil import ensure_private_dir, open_private
+from .lock import InstanceLock
+
+log = logging.getLogger("agent_persist.recorder")
+
+_BATCH = 2048
+_DRAIN_ON_STOP = 0.3  # seconds spent taking what zmq still holds when asked to stop
+_MIN_FREE_BYTES = 4 * 1024 * 1024
+
+
+class Receiver(threading.Thread):
+    def __init__(self, recorder: Recorder, ctx: zmq.Context) -> None:
+        super().__init__(name="persist-receiver", daemon=True)
+        self.recorder = recorder
+        self.ctx = ctx
+        self.stopping = threading.Event()
+        self.ready = threading.Event()
+
+    def _socket(self) -> zmq.Socket:
+        opts = self.recorder.options
+        sub = self.ctx.socket(zmq.SUB)
+        sub.linger = 0
+        sub.rcvhwm = opts.rcvhwm
+        sub.setsockopt(zmq.RCVBUF, 4 * 1024 * 1024)
+        sub.setsockopt(zmq.RECONNECT_IVL, 100)
+        sub.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        sub.setsockopt(zmq.HEARTBEAT_IVL, opts.zmq_heartbeat_ms)
+        sub.setsockopt(zmq.HEARTBEAT_TIMEOUT, opts.zmq_heartbeat_ms * 3)
+        sub.setsockopt(zmq.HEARTBEAT_TTL, opts.zmq_heartbeat_ms * 3)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        return sub
+
+    def run(self) -> None:
+        rec = self.recorder
+        sub = self._socket()
+        monitor = sub.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
+        )
+        sub.connect(rec.options.broker)
+        self.ready.set()
+        poller = zmq.Poller()
+        poller.register(sub, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
+        limit = rec.options.max_backlog_bytes
+        paused = False
+        try:
+            while not self.stopping.is_set():
+                if rec.backlog_bytes > limit:
+                    if not paused:
+                        rec.counters.backlog_pauses += 1
+                        paused = True
+                    self._monitor(monitor, 0)
+                    time.sleep(0.002)
+                    continue
+                paused = False
+                events = dict(poller.poll(100))
+                if monitor in events:
+                    self._monitor(monitor, 0)
+                if sub in events:
+                    self._take(sub)
+            deadline = time.monotonic() + _DRAIN_ON_STOP
+            while time.monotonic() < deadline and self._take(sub):
+                pass
+        except zmq.ContextTerminated:
+            pass
+        finally:
+            sub.disable_monitor()
+            monitor.close()
+            sub.close()
+
+    def _take(self, sub: zmq.Socket) -> int:
+        """Receive everything available now (up to one batch); returns the count."""
+        batch: list[tuple[float, list[bytes]]] = []
+        append = batch.append
+        recv = sub.recv_multipart
+        now = time.time
+        nbytes = 0
+        for _ in range(_BATCH):
+            try:
+                frames = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            append((now(), frames))
+            nbytes += sum(map(len, frames))
+        if batch:
+            self.recorder.submit(batch, nbytes)
+        return len(batch)
+
+    def _monitor(self, monitor: zmq.Socket, timeout: int) -> None:
+        while monitor.poll(timeout):
+            try:
+                msg = recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            event = msg["event"]
+            endpoint = msg.get("endpoint", b"")
+            detail = endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.recorder.on_connection("connected", time.time(), detail)
+            elif event == zmq.EVENT_DISCONNECTED:
+                self.recorder.on_connection("disconnected", time.time(), detail)
+            elif event == zmq.EVENT_CONNECT_RETRIED and self.recorder.connection == "connecting":
+                self.recorder.connection_since = self.recorder.connection_since or time.time()
+
+
+class Writer(threading.Thread):
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__(name="persist-writer", daemon=True)
+        self.recorder = recorder
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        rec = self.recorder
+        while not self.stopping.is_set():
+            rec.wake.wait(0.05)
+            rec.wake.clear()
+            self.drain()
+
+    def drain(self) -> None:
+        """Write what is queued; on a disk error, wait and recover instead of dying.
+
+        While the disk is full, received messages wait in memory up to the backlog
+        limit, then in zmq's queues; only the batch being written when the error
+        hit is lost, and it is counted in a gap record.
+        """
+        rec = self.recorder
+        if not rec.inbox:
+            return
+        try:
+            if rec.broken is not None:
+                if _free_bytes(rec.layout.root) < _MIN_FREE_BYTES:
+                    time.sleep(0.5)
+                    return
+                lost = rec.recover_after_write_error()
+                log.error("journal reopened after a write error; %d messages lost", lost)
+            rec.drain()
+        except OSError as exc:
+            rec.broken = rec.broken or exc
+            rec.error(f"journal write failed: {exc}")
+            time.sleep(0.5)
+
+
+class Syncer(threading.Thread):
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__(name="persist-syncer", daemon=True)
+        self.recorder = recorder
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        rec = self.recorder
+        interval = rec.options.fsync_interval
+        while not self.stopping.wait(interval):
+            if rec.journal.written != rec.journal.durable:
+                rec.sync()
+
+
+def _free_bytes(path: os.PathLike[str] | str) -> int:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return 1 << 62
+
+
+def setup_logging(recorder: Recorder, *, to_stderr: bool) -> logging.Handler:
+    ensure_private_dir(recorder.layout.root)
+    os.close(open_private(recorder.layout.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND))
+    handler = RotatingFileHandler(recorder.layout.log, maxBytes=5 * 1024 * 1024, backupCount=3)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger("agent_persist")
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    if to_stderr:
+        err = logging.StreamHandler()
+        err.setFormatter(logging.Formatter("persist: %(message)s"))
+        root.addHandler(err)
+    return handler
+
+
+def run_recorder(
+    options: RecorderOptions,
+    *,
+    on_ready: object = None,
+    to_stderr: bool = True,
+    stop_event: threading.Event | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT (or `stop_event`); returns an exit code.
+
+    Raises `AlreadyRunning` if another recorder holds the log folder.
+    """
+    ensure_private_dir(options.log_dir)
+    recorder = Recorder(options)
+    lock = InstanceLock(recorder.layout.lock)
+    lock.acquire()
+    handler = setup_logging(recorder, to_stderr=to_stderr)
+    stop = stop_event or threading.Event()
+    reopen = threading.Event()
+    ctx = zmq.Context()
+    broker: Broker | None = None
+    previous: dict[int, object] = {}
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            reopen.set()
+        else:
+            stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        if options.embedded_broker:
+            broker = Broker(options.embedded_broker, options.broker, hwm=DEFAULT_HWM, context=ctx)
+            broker.start()
+            log.info("embedded broker: publish to %s, subscribe at %s", broker.frontend, broker.backend)
+        recorder.open()
+        threads = [Writer(recorder), Syncer(recorder), Receiver(recorder, ctx)]
+        if options.fsync != "interval":
+            threads.pop(1)
+        for t in threads:
+            t.start()
+        log.info(
+            "recording %s into %s (PID %d, fsync %s)",
+            options.broker,
+            options.log_dir,
+            os.getpid(),
+            options.fsync,
+        )
+        recorder.write_status(time.time())
+        if callable(on_ready):
+            on_ready(recorder)
+        while not stop.is_set():
+            stop.wait(0.05)
+            if reopen.is_set():
+                reopen.clear()
+                _reopen(recorder, handler)
+            recorder.tick(time.time())
+        log.info("stopping: draining and taking the shutdown checkpoint")
+        for t in reversed(threads):  # receiver first: it drains what zmq holds
+            t.stopping.set()  # type: ignore[attr-defined]
+            t.join(2.0)
+        recorder.close()
+        log.info("stopped cleanly (%d messages this run)", recorder.counters.written)
+        return 0
+    finally:
+        if broker is not None:
+            broker.stop()
+        with contextlib.suppress(zmq.ZMQError):
+            ctx.destroy(linger=0)
+        for sig, old in previous.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+        logging.getLogger("agent_persist").removeHandler(handler)
+        handler.close()
+        lock.release()
+
+
+def _reopen(recorder: Recorder, handler: logging.Handler) -> None:
+    """SIGHUP: reopen the log file and the journal segment (after logrotate, say)."""
+    if isinstance(handler, RotatingFileHandler):
+        handler.acquire()
+        try:
+            handler.close()
+            handler.stream = handler._open()
+        finally:
+            handler.release()
+    recorder.request_reopen()
+    log.info("reopened files on SIGHUP")
+
+
+def is_address_in_use(exc: BaseException) -> bool:
+    return isinstance(exc, zmq.ZMQError) and exc.errno == errno.EADDRINUSE

@@ -1,0 +1,405 @@
+"""Read side of the journal, for the TUI and the tools. Imports neither zmq nor textual.
+
+Opening a journal never parses it: each segment gets a newline-offset index
+(built in C-speed chunks, cached in `metadata_index/` for closed segments) and
+a record is read by position with one `pread`, through a small LRU cache.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import struct
+import time
+from array import array
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .checkpoint import Checkpoint, list_checkpoints
+from .format import (
+    KIND_MESSAGE,
+    Layout,
+    decode_frames,
+    frame_value,
+    list_segments,
+    parse_line,
+    segment_number,
+)
+from .fsutil import atomic_write, ensure_private_dir
+
+_SCAN_CHUNK = 8 * 1024 * 1024
+_INDEX_MAGIC = b"APIDX001"
+_INDEX_HEADER = struct.Struct("<8sQQQ")  # magic, file size, mtime_ns, inode
+_CACHE_MIN_BYTES = 1 << 20
+KIND_BAD_LINE = "bad-line"
+
+
+@dataclass
+class Record:
+    """One journal line, parsed on first use."""
+
+    index: int
+    segment: int
+    offset: int
+    line: bytes
+
+    @cached_property
+    def data(self) -> dict[str, Any] | None:
+        return parse_line(self.line)
+
+    @property
+    def valid(self) -> bool:
+        return self.data is not None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        data = self.data
+        return default if data is None else data.get(key, default)
+
+    @property
+    def seq(self) -> int | None:
+        return self.get("seq")
+
+    @property
+    def ts(self) -> float | None:
+        return self.get("ts")
+
+    @property
+    def kind(self) -> str:
+        return KIND_BAD_LINE if self.data is None else str(self.data.get("kind"))
+
+    @property
+    def is_message(self) -> bool:
+        return self.kind == KIND_MESSAGE
+
+    @property
+    def topic(self) -> str:
+        return str(self.get("topic") or "")
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.get("meta") or {}
+
+    @property
+    def sender(self) -> str:
+        return str(self.meta.get("sender") or "")
+
+    @property
+    def frames(self) -> list[bytes]:
+        """The original frames, byte for byte."""
+        return decode_frames(self.line, self.data) if self.data else []
+
+    @property
+    def payload(self) -> Any:
+        """The last frame as a reader wants it: parsed JSON, text or bytes."""
+        frames = self.get("frames") or ()
+        return frame_value(frames[-1]) if frames else None
+
+    @property
+    def text(self) -> str:
+        """A one-line text rendering of the content, for lists and search."""
+        if self.data is None:
+            return self.line.decode("utf-8", "replace").rstrip("\n")
+        if self.kind != KIND_MESSAGE:
+            rest = {k: v for k, v in self.data.items() if k not in ("v", "seq", "ts", "kind")}
+            return orjson.dumps(rest).decode()
+        value = self.payload
+        if isinstance(value, dict):
+            for key in ("text", "content", "message", "body"):
+                if isinstance(value.get(key), str):
+                    return value[key]
+            value = {k: v for k, v in value.items() if k != "_persist"}
+            return orjson.dumps(value).decode()
+        if isinstance(value, bytes):
+            return f"<{len(value)} bytes>"
+        if isinstance(value, str):
+            return value
+        return orjson.dumps(value).decode()
+
+
+class SegmentIndex:
+    """Line start offsets of one segment file, extended as the file grows."""
+
+    def __init__(self, path: Path, cache_dir: Path | None = None) -> None:
+        self.path = path
+        self.number = segment_number(path.name) or 0
+        self.starts = array("Q")
+        self.end = 0  # bytes indexed so far (always just after a newline)
+        self.size = 0
+        self._cache_dir = cache_dir
+        self._fd: int | None = None
+        if cache_dir is not None:
+            self._load_cache()
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    @property
+    def fd(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def update(self) -> int:
+        """Index lines appended since the last call; returns how many."""
+        try:
+            st = os.fstat(self.fd)
+        except OSError:
+            return 0
+        if st.st_size < self.end:  # truncated (tail repair): start over
+            self.starts = array("Q")
+            self.end = 0
+        self.size = st.st_size
+        before = len(self.starts)
+        pos = self.end
+        carry = b""
+        while pos < self.size:
+            chunk = os.pread(self.fd, min(_SCAN_CHUNK, self.size - pos), pos)
+            if not chunk:
+                break
+            base = pos - len(carry)
+            data = carry + chunk if carry else chunk
+            pos += len(chunk)
+            last_nl = data.rfind(b"\n")
+            if last_nl < 0:
+                carry = data
+                continue
+            parts = data[: last_nl + 1].split(b"\n")
+            parts.pop()  # empty piece after the final newline
+            # Start of each line = base + cumulative length of the lines before it.
+            offsets = accumulate((len(p) + 1 for p in parts), initial=base)
+            self.starts.extend(offsets)
+            self.starts.pop()  # the offset after the last newline is not a line yet
+            self.end = base + last_nl + 1
+            carry = data[last_nl + 1 :]
+        return len(self.starts) - before
+
+    def span(self, i: int) -> tuple[int, int]:
+        start = self.starts[i]
+        end = self.starts[i + 1] if i + 1 < len(self.starts) else self.end
+        return start, end
+
+    def read(self, i: int) -> bytes:
+        start, end = self.span(i)
+        return os.pread(self.fd, end - start, start)
+
+    def line_at(self, offset: int) -> int:
+        """Index of the first line starting at or after `offset`."""
+        return bisect.bisect_left(self.starts, offset)
+
+    # -- cache in metadata_index/ (derived; rebuilt whenever it does not match) --
+    def _cache_path(self) -> Path:
+        assert self._cache_dir is not None
+        return self._cache_dir / f"{self.path.name}.idx"
+
+    def _load_cache(self) -> None:
+        try:
+            raw = self._cache_path().read_bytes()
+            st = self.path.stat()
+        except OSError:
+            return
+        if len(raw) < _INDEX_HEADER.size:
+            return
+        magic, size, mtime_ns, ino = _INDEX_HEADER.unpack_from(raw)
+        if magic != _INDEX_MAGIC or ino != st.st_ino or size > st.st_size:
+            return
+        if size == st.st_size and mtime_ns != st.st_mtime_ns:
+            return
+        starts = array("Q")
+        starts.frombytes(raw[_INDEX_HEADER.size :])
+        if starts and starts[-1] >= size:
+            return
+        self.starts = starts
+        self.end = size
+
+    def save_cache(self) -> None:
+        if self._cache_dir is None or self.end < _CACHE_MIN_BYTES or self.end != self.size:
+            return
+        try:
+            st = self.path.stat()
+            ensure_private_dir(self._cache_dir)
+            header = _INDEX_HEADER.pack(_INDEX_MAGIC, self.end, st.st_mtime_ns, st.st_ino)
+            atomic_write(self._cache_path(), header + self.starts.tobytes(), durable=False)
+        except OSError:
+            pass  # a cache we cannot write is only slower next time
+
+
+@dataclass
+class StoreStats:
+    segments: int = 0
+    lines: int = 0
+    bytes: int = 0
+    index_seconds: float = 0.0
+
+
+@dataclass
+class Store:
+    """All segments of a log folder as one virtual list of records."""
+
+    root: Path
+    cache_index: bool = True
+    record_cache_size: int = 4096
+    segments: list[SegmentIndex] = field(default_factory=list)
+    stats: StoreStats = field(default_factory=StoreStats)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.layout = Layout(self.root)
+        self._totals: list[int] = []  # line count before each segment
+        self._cache: OrderedDict[int, Record] = OrderedDict()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def exists(self) -> bool:
+        return self.layout.segments.is_dir()
+
+    def close(self) -> None:
+        for seg in self.segments:
+            seg.close()
+
+    # -- indexing ----------------------------------------------------------------
+    def refresh(self) -> int:
+        """Pick up new segments and new lines; returns the number of new lines."""
+        t0 = time.perf_counter()
+        known = {s.path.name for s in self.segments}
+        cache_dir = self.layout.index if self.cache_index else None
+        for path in list_segments(self.layout):
+            if path.name not in known:
+                if self.segments:
+                    self.segments[-1].save_cache()
+                self.segments.append(SegmentIndex(path, cache_dir))
+        added = 0
+        # Closed segments never change; only the last one can grow.
+        for seg in self.segments:
+            if seg.end == 0 or seg is self.segments[-1] or seg.end != seg.size:
+                added += seg.update()
+        for seg in self.segments[:-1]:
+            seg.save_cache()
+        self._totals = [0, *accumulate(len(s) for s in self.segments)][:-1]
+        self.stats.segments = len(self.segments)
+        self.stats.lines = len(self)
+        self.stats.bytes = sum(s.end for s in self.segments)
+        self.stats.index_seconds += time.perf_counter() - t0
+        return added
+
+    def __len__(self) -> int:
+        if not self.segments:
+            return 0
+        return self._totals[-1] + len(self.segments[-1])
+
+    def locate(self, index: int) -> tuple[SegmentIndex, int]:
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        k = bisect.bisect_right(self._totals, index) - 1
+        return self.segments[k], index - self._totals[k]
+
+    def index_of(self, segment: int, offset: int) -> int:
+        """Global index of the first line at or after (segment number, offset)."""
+        for k, seg in enumerate(self.segments):
+            if seg.number == segment:
+                return self._totals[k] + seg.line_at(offset)
+            if seg.number > segment:
+                return self._totals[k]
+        return len(self)
+
+    # -- reading -----------------------------------------------------------------
+    def record(self, index: int) -> Record:
+        if index < 0:
+            index += len(self)
+        cached = self._cache.get(index)
+        if cached is not None:
+            self._cache.move_to_end(index)
+            return cached
+        seg, i = self.locate(index)
+        start, _end = seg.span(i)
+        rec = Record(index, seg.number, start, seg.read(i))
+        self._cache[index] = rec
+        if len(self._cache) > self.record_cache_size:
+            self._cache.popitem(last=False)
+        return rec
+
+    def records(self, start: int = 0, stop: int | None = None) -> Iterator[Record]:
+        """Records in journal order, read in large sequential chunks."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        index = start
+        while index < stop:
+            seg, i = self.locate(index)
+            last = min(len(seg), i + (stop - index))
+            while i < last:
+                j = min(last, i + 4096)
+                first_start = seg.starts[i]
+                block_end = seg.span(j - 1)[1]
+                block = os.pread(seg.fd, block_end - first_start, first_start)
+                for k in range(i, j):
+                    s, e = seg.span(k)
+                    yield Record(index, seg.number, s, block[s - first_start : e - first_start])
+                    index += 1
+                i = j
+
+    def reversed_records(self, stop: int | None = None) -> Iterator[Record]:
+        index = len(self) if stop is None else stop
+        while index > 0:
+            index -= 1
+            yield self.record(index)
+
+    def by_seq(self, seq: int) -> Record | None:
+        """Find a record by journal sequence number (binary search over lines)."""
+        lo, hi = 0, len(self)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            rec = self.record(mid)
+            mseq = rec.seq
+            probe = mid
+            while mseq is None and probe + 1 < hi:  # step over a bad line
+                probe += 1
+                mseq = self.record(probe).seq
+            if mseq is None or mseq >= seq:
+                hi = mid
+            else:
+                lo = probe + 1
+        if lo < len(self) and self.record(lo).seq == seq:
+            return self.record(lo)
+        return None
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """All checkpoints, newest first."""
+        return list_checkpoints(self.layout)
+
+    def checkpoint_index(self, cp: Checkpoint) -> int:
+        """Global index just after the last record a checkpoint covers."""
+        return self.index_of(cp.segment, cp.offset)
+
+    def follow(self, poll: float = 0.2, stop: Any = None) -> Iterator[list[Record]]:
+        """Yield batches of new records as the recorder appends them (`tail -f`)."""
+        seen = len(self)
+        while stop is None or not stop.is_set():
+            self.refresh()
+            if len(self) > seen:
+                yield list(self.records(seen))
+                seen = len(self)
+            else:
+                time.sleep(poll)
+
+
+def open_store(root: Path | str) -> Store:
+    store = Store(Path(root))
+    store.refresh()
+    return store

@@ -1,0 +1,265 @@
+"""The persist-tui application: state, background work and the result it exits with.
+
+The app owns the journal reader (used only on the UI thread), a second reader
+for background work, and the searcher (which has its own). Thread workers never
+touch widgets: they post messages, handled here or on the screen that asked.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.signal import Signal
+
+from recorder.checkpoint import Checkpoint
+from recorder.format import Layout
+from recorder.search import Searcher, open_searcher
+from recorder.status import Health, assess
+from recorder.store import Store, open_store
+
+from .diagnostics import Probe
+from .selection import Selection
+from .text import Clock
+
+
+@dataclass
+class JournalState:
+    """What the UI thread knows about the journal right now."""
+
+    store: Store | None = None
+    checkpoints: list[Checkpoint] | None = None
+    boundaries: dict[str, int] | None = None
+    loaded: bool = False
+    error: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.loaded and (self.store is None or len(self.store) == 0)
+
+
+class PersistApp(App[Selection]):
+    """Browse checkpoints, search, follow and diagnose; exit with a Selection."""
+
+    CSS_PATH = "persist.tcss"
+    TITLE = "persist-tui"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+    ]
+
+    class JournalLoaded(Message):
+        """The store finished opening (in a thread)."""
+
+        def __init__(self, store: Store | None, checkpoints: list[Checkpoint], error: str | None):
+            super().__init__()
+            self.store = store
+            self.checkpoints = checkpoints
+            self.error = error
+
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        launch: bool = False,
+        agent: str | None = None,
+        clock: Clock | None = None,
+        probe: Probe | None = None,
+        poll_interval: float = 0.25,
+        diagnostics_interval: float = 1.0,
+        live: bool = True,
+    ) -> None:
+        super().__init__()
+        self.log_dir = Path(log_dir).expanduser()
+        self.layout = Layout(self.log_dir)
+        self.launch = launch
+        self.agent = agent
+        self.clock = clock or Clock()
+        self.probe = probe or Probe()
+        self.poll_interval = poll_interval
+        self.diagnostics_interval = diagnostics_interval
+        self.live = live
+        self.journal = JournalState()
+        self.journal_changed: Signal[str] = Signal(self, "journal_changed")
+        """Published with "loaded", "grew" or "checkpoints"."""
+        self._reader: Store | None = None
+        self._reader_lock = threading.Lock()
+        self._searcher: Searcher | None = None
+        self._loading = False
+        self._cp_mtime: int | None = None
+        self.ready_at: float | None = None
+        """perf_counter() when the first screen had its data (for the bench)."""
+
+    # -- lifecycle ---------------------------------------------------------------
+    def on_mount(self) -> None:
+        from .screens.main import MainScreen
+
+        self.push_screen(MainScreen())
+        if self.launch:
+            from .screens.launch import LaunchScreen
+
+            self.push_screen(LaunchScreen(), self._launch_choice)
+        self.start_loading()
+        if self.live:
+            self.set_interval(self.poll_interval, self.poll, name="poll")
+
+    def on_unmount(self) -> None:
+        if self.journal.store is not None:
+            self.journal.store.close()
+        if self._reader is not None:
+            self._reader.close()
+        if self._searcher is not None:
+            self._searcher.close()
+
+    def start_loading(self) -> None:
+        if self._loading:
+            return
+        self._loading = True
+        self.run_worker(self._load, thread=True, group="load", exit_on_error=False)
+
+    def _load(self) -> None:
+        store: Store | None = None
+        error = None
+        try:
+            if self.layout.segments.is_dir():
+                store = open_store(self.log_dir)
+            checkpoints = Store(self.log_dir).checkpoints()
+        except OSError as exc:
+            checkpoints, error = [], f"cannot read {self.log_dir}: {exc}"
+        self.post_message(self.JournalLoaded(store, checkpoints, error))
+
+    def on_persist_app_journal_loaded(self, message: JournalLoaded) -> None:
+        self._loading = False
+        state = self.journal
+        if state.store is not None:
+            state.store.close()
+        state.store = message.store
+        state.error = message.error
+        state.loaded = True
+        self._set_checkpoints(message.checkpoints)
+        self.journal_changed.publish("loaded")
+
+    def _set_checkpoints(self, checkpoints: list[Checkpoint]) -> None:
+        store = self.journal.store
+        self.journal.checkpoints = checkpoints
+        self.journal.boundaries = (
+            {cp.id: store.checkpoint_index(cp) for cp in checkpoints} if store else {}
+        )
+        try:
+            self._cp_mtime = os.stat(self.layout.checkpoints).st_mtime_ns
+        except OSError:
+            self._cp_mtime = None
+
+    def poll(self) -> None:
+        """Follow the journal: new lines, new segments, new checkpoints."""
+        state = self.journal
+        if not state.loaded:
+            return
+        if state.store is None:
+            if self.layout.segments.is_dir():
+                self.start_loading()
+            return
+        added = state.store.refresh()
+        try:
+            mtime: int | None = os.stat(self.layout.checkpoints).st_mtime_ns
+        except OSError:
+            mtime = None
+        if mtime != self._cp_mtime:
+            self._set_checkpoints(state.store.checkpoints())
+            self.journal_changed.publish("checkpoints")
+        if added:
+            self.journal_changed.publish("grew")
+
+    # -- background readers (one thread at a time each) --------------------------
+    def with_reader(self, fn: Any) -> Any:
+        """Run `fn(store)` with the background reader (call from a worker thread)."""
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = Store(self.log_dir)
+            self._reader.refresh()
+            return fn(self._reader)
+
+    @property
+    def searcher(self) -> Searcher:
+        if self._searcher is None:
+            self._searcher = open_searcher(self.log_dir)
+        return self._searcher
+
+    def health(self) -> Health:
+        return assess(self.layout, self.clock.now())
+
+    def start_command(self) -> str:
+        return self.health().start_command(self.log_dir)
+
+    # -- results -----------------------------------------------------------------
+    def choose(self, selection: Selection | None) -> None:
+        """Exit with a selection (None: quit without a choice)."""
+        self.exit(selection)
+
+    def _launch_choice(self, choice: str | None) -> None:
+        from .screens.main import MainScreen
+
+        main = self.screen if isinstance(self.screen, MainScreen) else None
+        if choice == "fresh":
+            self.choose(Selection.fresh(self.log_dir, self.agent))
+        elif choice == "quit" or choice is None:
+            self.choose(None)
+        elif main is not None:
+            main.launch_action(choice)
+
+    # -- command palette ---------------------------------------------------------
+    def get_system_commands(self, screen: Screen[Any]) -> Any:
+        from .screens.main import MainScreen
+
+        if isinstance(screen, MainScreen):
+            yield from screen.commands()
+        if self.launch:
+            yield SystemCommand(
+                "Start fresh", "Exit with a fresh start (no checkpoint restored)",
+                lambda: self.choose(Selection.fresh(self.log_dir, self.agent)),
+            )
+        yield SystemCommand("Help", "Show every key binding", self.action_help)
+        yield SystemCommand("Quit", "Quit without choosing a checkpoint", self.action_quit)
+        yield from super().get_system_commands(screen)
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        self.choose(None)
+
+
+def create_app(
+    log_dir: Path,
+    *,
+    launch: bool = False,
+    agent: str | None = None,
+    now: Any = None,
+    tz: tzinfo | None = None,
+    probe: Probe | None = None,
+    live: bool = True,
+    poll_interval: float = 0.25,
+) -> PersistApp:
+    """The app factory used by the CLI, `run_picker`, the tests and the screenshots."""
+    return PersistApp(
+        log_dir,
+        launch=launch,
+        agent=agent,
+        clock=Clock(now, tz),
+        probe=probe,
+        live=live,
+        poll_interval=poll_interval,
+    )

@@ -1,0 +1,69 @@
+"""`persist-tui`: browse checkpoints and hand the chosen one back.
+
+Usage: persist-tui [--log-dir DIR] [--print | --json] [--launch [--agent NAME]]
+
+Exit codes:
+  0  a choice was made (with --print/--json it is written to stdout as one JSON object:
+     kind "checkpoint" or "fresh", checkpoint_id, label, time, log_dir, position,
+     messages, verified)
+  1  quit without a choice (nothing is written to stdout)
+  2  usage error (argparse)
+The UI is drawn on stderr, so stdout carries only the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXIT_CHOSEN = 0
+EXIT_CANCELLED = 1
+DEFAULT_SUBDIR = Path(".local/share/agent-persist/conversation_logs")
+
+
+def default_log_dir() -> Path:
+    """`$PERSIST_LOG_DIR`, else `~/.local/share/agent-persist/conversation_logs`."""
+    env = os.environ.get("PERSIST_LOG_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / DEFAULT_SUBDIR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="persist-tui",
+        description="Browse the recorded conversation's checkpoints and pick one to restore.",
+    )
+    parser.add_argument("--log-dir", type=Path, default=None,
+                        help="log folder (default: $PERSIST_LOG_DIR or "
+                             "~/.local/share/agent-persist/conversation_logs)")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--print", dest="print_json", action="store_true",
+                     help="write the choice as one JSON object on stdout")
+    out.add_argument("--json", dest="print_json", action="store_true",
+                     help="same as --print")
+    parser.add_argument("--launch", action="store_true",
+                        help="start with the launch menu (continue / pick / fresh / ...)")
+    parser.add_argument("--agent", default=None, help="name of the agent that is launching")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .app import create_app
+
+    log_dir = (args.log_dir or default_log_dir()).expanduser()
+    app = create_app(log_dir, launch=args.launch, agent=args.agent)
+    selection = app.run()
+    if selection is None:
+        return EXIT_CANCELLED
+    if args.print_json:
+        sys.stdout.write(selection.dumps() + "\n")
+        sys.stdout.flush()
+    return EXIT_CHOSEN
+
+
+if __name__ == "__main__":
+    sys.exit(main())

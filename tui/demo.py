@@ -1,0 +1,208 @@
+"""Fixed demo journals for tests, screenshots and the bench (no Textual).
+
+Everything is deterministic: times start at `BASE_TS`, content comes from a
+seeded generator, and checkpoints get fixed creation times.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from recorder import format as _format
+from recorder.checkpoint import Checkpoint, DigestCache, write_checkpoint
+from recorder.format import Layout
+from recorder.journal import Journal
+
+BASE_TS = 1_715_677_200.0  # 2024-05-14 09:00:00 UTC
+AGENTS = ("planner", "coder", "reviewer", "tester")
+TOPICS = ("chat", "tools", "status")
+CHAINS = ("request", "reply", "broadcast", "tool_call", "tool_result")
+_WORDS = (
+    "deploy migration schema rollback cache latency parser token budget retry "
+    "timeout benchmark refactor database index checkpoint journal agent review "
+    "approve reject patch branch release config secret rotate queue worker"
+).split()
+
+
+def encode(frames: list[bytes]) -> Any:
+    """Frames in the form `Journal.append` takes (encoded, when the format wants it)."""
+    encoder = getattr(_format, "encode_frames", None)
+    return encoder(frames) if encoder else frames
+
+
+@dataclass
+class DemoWriter:
+    """A Journal plus helpers to add messages, gaps and checkpoints."""
+
+    layout: Layout
+    journal: Journal
+    digests: DigestCache
+    participants: dict[str, int]
+    first_ts: float | None = None
+    last_ts: float | None = None
+
+    @classmethod
+    def open(cls, root: Path, segment_bytes: int = 64 * 1024 * 1024) -> DemoWriter:
+        layout = Layout(Path(root))
+        journal = Journal(layout, segment_bytes=segment_bytes)
+        journal.open()
+        return cls(layout, journal, DigestCache(layout), {})
+
+    def message(
+        self,
+        ts: float,
+        sender: str,
+        text: str,
+        *,
+        topic: str = "chat",
+        chain: str = "broadcast",
+        ace: int = 3,
+        tags: list[str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> int:
+        payload = {"text": text, "from": sender, **(extra or {})}
+        meta = {"sender": sender, "chain": chain, "ace": ace, "tags": tags or []}
+        seq = self.journal.append(
+            {"kind": "msg", "ts": ts, "topic": topic, "meta": meta},
+            encode([topic.encode(), orjson.dumps(payload)]),
+        )
+        self.journal.messages += 1
+        self.participants[sender] = self.participants.get(sender, 0) + 1
+        self.first_ts = ts if self.first_ts is None else self.first_ts
+        self.last_ts = ts
+        return seq
+
+    def record(self, ts: float, kind: str, **fields: Any) -> int:
+        return self.journal.append({"kind": kind, "ts": ts, **fields})
+
+    def gap(self, ts: float, publisher: str, from_seq: int, to_seq: int) -> int:
+        return self.record(
+            ts,
+            "gap",
+            cause="publisher sequence jumped",
+            publisher=publisher,
+            from_seq=from_seq,
+            to_seq=to_seq,
+            missed=to_seq - from_seq - 1,
+            from_ts=ts - 1,
+            to_ts=ts,
+        )
+
+    def bad_line(self, raw: bytes = b'{"v":1,"seq":\x00\x00 torn write\n') -> None:
+        self.journal.append_line(raw)
+
+    def checkpoint(self, created: float, label: str, reason: str) -> Checkpoint:
+        pos = self.journal.flush()
+        return write_checkpoint(
+            self.layout,
+            segment=pos.segment,
+            offset=pos.offset,
+            seq=pos.seq,
+            messages=pos.messages,
+            label=label,
+            reason=reason,
+            digests=self.digests,
+            participants=dict(self.participants),
+            first_ts=self.first_ts,
+            last_ts=self.last_ts,
+            created=created,
+        )
+
+    def close(self) -> None:
+        self.journal.close()
+
+
+def _sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(_WORDS) for _ in range(n))
+
+
+def build_demo(root: Path, *, seed: int = 7) -> Path:
+    """A small journal over two days with every kind of record and 7 checkpoints."""
+    rng = random.Random(seed)
+    w = DemoWriter.open(root, segment_bytes=24 * 1024)
+    t = BASE_TS
+    w.record(t, "event", event="recorder-started", detail="broker tcp://127.0.0.1:5555")
+    plan = [
+        ("periodic", "", 40),
+        ("manual", "before schema migration", 35),
+        ("policy", "ace-6 decision", 30),
+        ("shutdown", "recorder stopped", 25),
+        ("periodic", "", 45),
+        ("manual", "release candidate approved", 30),
+        ("periodic", "", 20),
+    ]
+    seq_by_sender = dict.fromkeys(AGENTS, 0)
+    for n, (reason, label, count) in enumerate(plan):
+        if n == 4:  # next day, a new session
+            t = BASE_TS + 86400 + 3600
+            w.record(t, "event", event="recorder-started", detail="after restart")
+        for i in range(count):
+            t += rng.uniform(2, 40)
+            sender = AGENTS[(i + n) % len(AGENTS)]
+            seq_by_sender[sender] += 1
+            w.message(
+                t,
+                sender,
+                f"{_sentence(rng, rng.randint(4, 14))}",
+                topic=TOPICS[i % 3],
+                chain=CHAINS[(i * 7 + n) % len(CHAINS)],
+                ace=1 + (i % 6),
+                tags=["demo"] if i % 5 == 0 else [],
+                extra={"_persist": {"enriched": True, "lang": "en"}} if i % 4 == 0 else None,
+            )
+            if n == 1 and i == 10:
+                w.gap(t + 0.5, "coder", 12, 17)
+            if n == 2 and i == 5:
+                w.bad_line()
+            if n == 2 and i == 8:
+                w.message(
+                    t + 0.2,
+                    "mallory",
+                    "innocent \x1b[2J\x1b[31mred alert\x1b]0;owned\x07 text\u202egnp.exe",
+                    topic="chat",
+                    chain="error",
+                    ace=6,
+                )
+            if n == 5 and i == 3:
+                w.record(t + 0.1, "refused", reason="frame too large", size=17_000_000)
+        t += 5
+        w.checkpoint(t, label or f"auto #{n + 1}", reason)
+    t += 30
+    for i in range(6):
+        t += 7
+        w.message(t, AGENTS[i % 4], f"after the last checkpoint: {_sentence(rng, 6)}")
+    w.close()
+    return Path(root)
+
+
+def write_status(root: Path, status: dict[str, Any]) -> None:
+    """Write a status.json as the recorder would."""
+    (Path(root) / "status.json").write_bytes(orjson.dumps(status))
+
+
+def stopped_status(root: Path, updated: float) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "pid": 999_999_999,
+        "process_started": updated - 7200,
+        "updated": updated,
+        "log_dir": str(root),
+        "broker": "tcp://127.0.0.1:5555",
+        "state": "stopped",
+        "connection": "disconnected",
+        "counts": {"received": 231, "written": 231, "durable": 231, "gaps": 1, "missed": 4,
+                   "refused": 1},
+        "rates": {"received_per_s": 0.0, "written_per_s": 0.0},
+        "backlog": 0,
+        "last_durable_seq": 240,
+        "last_fsync": updated - 1,
+        "last_checkpoint": {"id": "x", "created": updated - 40, "label": "auto #7"},
+        "last_error": {"time": updated - 600, "message": "broker restarted (ECONNRESET)"},
+        "fsync": "interval",
+        "fsync_interval_ms": 200,
+    }

@@ -1,0 +1,107 @@
+"""Recorder health for the diagnostics view: status file + psutil + disk (no Textual)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recorder.format import Layout
+from recorder.status import Health, assess
+
+
+@dataclass
+class ProcessInfo:
+    pid: int
+    uptime: float | None = None
+    cpu_percent: float | None = None
+    rss: int | None = None
+    open_files: int | None = None
+    threads: int | None = None
+
+
+@dataclass
+class Diagnostics:
+    """One sample of everything the diagnostics view shows."""
+
+    now: float
+    log_dir: Path
+    health: Health
+    process: ProcessInfo | None = None
+    disk_used: int | None = None
+    disk_free: int | None = None
+    disk_total: int | None = None
+    rate: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return self.health.status
+
+    @property
+    def start_command(self) -> str | None:
+        return None if self.health.running else self.health.start_command(self.log_dir)
+
+
+def folder_bytes(root: Path) -> int:
+    """Disk space used by a folder tree (allocated blocks, symlinks not followed)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            total += st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
+    return total
+
+
+class Probe:
+    """Samples diagnostics; keeps the psutil handle so CPU % is measured between samples."""
+
+    def __init__(self) -> None:
+        self._proc: Any = None
+        self._pid: int | None = None
+
+    def _process(self, pid: int, started: float | None, now: float) -> ProcessInfo:
+        import psutil
+
+        info = ProcessInfo(pid)
+        try:
+            if self._pid != pid or self._proc is None:
+                self._proc = psutil.Process(pid)
+                self._pid = pid
+                self._proc.cpu_percent(None)
+            proc = self._proc
+            with proc.oneshot():
+                info.cpu_percent = proc.cpu_percent(None)
+                info.rss = proc.memory_info().rss
+                info.threads = proc.num_threads()
+                info.uptime = now - (started or proc.create_time())
+                try:
+                    info.open_files = proc.num_fds()
+                except (AttributeError, psutil.AccessDenied):
+                    info.open_files = len(proc.open_files())
+        except (psutil.NoSuchProcess, psutil.AccessDenied, OSError):
+            self._proc = None
+            self._pid = None
+        return info
+
+    def collect(self, log_dir: Path, now: float) -> Diagnostics:
+        layout = Layout(Path(log_dir))
+        health = assess(layout, now)
+        diag = Diagnostics(now, Path(log_dir), health)
+        if health.running and health.pid:
+            diag.process = self._process(health.pid, health.status.get("process_started"), now)
+        rates = health.status.get("rates") or {}
+        diag.rate = rates.get("received_per_s")
+        if layout.root.is_dir():
+            diag.disk_used = folder_bytes(layout.root)
+            try:
+                usage = shutil.disk_usage(layout.root)
+                diag.disk_free, diag.disk_total = usage.free, usage.total
+            except OSError:
+                pass
+        return diag

@@ -1,0 +1,1 @@
+"""Screens: the main browser, modals, the launch menu and help."""

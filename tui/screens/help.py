@@ -1,0 +1,74 @@
+"""Every key binding, read from the screens and widgets that declare them."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from ..widgets.virtual_list import VirtualList
+
+QUERY_HELP = (
+    ("words", "every word must match (typos tolerated when fuzzy is on)"),
+    ('"a phrase"', "match the words together"),
+    ("from:NAME", "sender contains NAME (also sender:)"),
+    ("topic:NAME", "topic contains NAME"),
+    ("since:WHEN", "WHEN = 2024-05-14, 2024-05-14T10:30, 10:30 or 2h / 3d ago (also after:)"),
+    ("until:WHEN", "up to WHEN (also before:)"),
+)
+
+KEY_NAMES = {"question_mark": "?", "slash": "/", "escape": "esc", "pageup": "PgUp",
+             "pagedown": "PgDn"}
+
+
+def keys(binding: Binding) -> str:
+    return " ".join(KEY_NAMES.get(k.strip(), k.strip()) for k in binding.key.split(","))
+
+
+def binding_table(title: str, bindings: list[BindingType]) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold cyan", show_header=False,
+                  box=None, padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True, min_width=14)
+    table.add_column()
+    for b in bindings:
+        if isinstance(b, Binding):
+            table.add_row(keys(b), b.tooltip or b.description)
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    """Key bindings and the search syntax."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        from .launch import LaunchScreen
+        from .main import MainScreen
+        from .restore import RestoreScreen
+
+        with VerticalScroll(id="help", classes="dialog"):
+            yield Static(Text("persist-tui — keys", style="bold"))
+            yield Static(binding_table("Everywhere (main screen)", MainScreen.BINDINGS))
+            yield Static(binding_table("Lists (checkpoints, results, messages)",
+                                       VirtualList.BINDINGS))
+            queries = Table(title="Search syntax", title_justify="left",
+                            title_style="bold cyan", show_header=False, box=None, padding=(0, 2))
+            queries.add_column(style="bold", no_wrap=True, min_width=14)
+            queries.add_column()
+            for k, v in QUERY_HELP:
+                queries.add_row(k, v)
+            yield Static(queries)
+            yield Static(binding_table("Restore dialog", RestoreScreen.BINDINGS))
+            yield Static(binding_table("Launch menu", LaunchScreen.BINDINGS))
+            yield Static(Text("Tab / shift+Tab move between panes · ctrl+p opens the command "
+                              "palette · Esc closes this", style="dim"))
+
+    def on_mount(self) -> None:
+        self.query_one("#help").focus()
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(None)

@@ -1,0 +1,116 @@
+"""Confirm a restore: what the checkpoint holds and whether the journal still matches it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+from recorder.checkpoint import Checkpoint, Verification, verify_checkpoint
+from recorder.format import segment_name
+
+from ..text import count, one_line
+
+if TYPE_CHECKING:
+    from ..app import PersistApp
+
+
+class RestoreScreen(ModalScreen[bool]):
+    """Dismisses True to restore `checkpoint` (after its integrity check ran)."""
+
+    BINDINGS = [
+        Binding("enter,y", "confirm", "Restore", tooltip="Restore this checkpoint"),
+        Binding("escape,n,q", "cancel", "Cancel", tooltip="Back without restoring"),
+        Binding("tab,right,l", "app.focus_next", "Next button", show=False),
+        Binding("shift+tab,left,h", "app.focus_previous", "Previous button", show=False),
+    ]
+
+    class Verified(Message):
+        def __init__(self, verification: Verification) -> None:
+            super().__init__()
+            self.verification = verification
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.verification: Verification | None = None
+
+    @property
+    def papp(self) -> PersistApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="restore-dialog", classes="dialog"):
+            yield Static("Restore this checkpoint?", classes="dialog-title")
+            yield Static(self.summary(), id="restore-summary")
+            yield Static(Text("Integrity: checking…", style="dim"), id="restore-integrity")
+            with Horizontal(classes="buttons"):
+                yield Button("Restore", variant="primary", id="confirm", disabled=True)
+                yield Button("Cancel", id="cancel")
+
+    def summary(self) -> Text:
+        cp = self.checkpoint
+        clock = self.papp.clock
+        t = Text()
+        rows = [
+            ("Label", one_line(cp.label or "(no label)", 200)),
+            ("Reason", one_line(cp.reason, 40)),
+            ("Created", f"{clock.stamp(cp.created)} ({clock.ago(cp.created)})"),
+            ("Messages", count(cp.messages)),
+            ("Time range", f"{clock.stamp(cp.first_ts)} → {clock.stamp(cp.last_ts)}"),
+            ("Position", f"{segment_name(cp.segment)} @ {cp.offset:,} (seq {cp.seq:,})"),
+            ("ID", cp.id),
+        ]
+        for i, (key, value) in enumerate(rows):
+            if i:
+                t.append("\n")
+            t.append(f"{key:>11}  ", "bold")
+            t.append(value)
+        return t
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+        self.verify()
+
+    @work(thread=True, exclusive=True, group="verify", exit_on_error=False)
+    def verify(self) -> None:
+        try:
+            result = verify_checkpoint(self.papp.layout, self.checkpoint)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            result = Verification(False, [f"cannot verify: {exc}"])
+        self.post_message(self.Verified(result))
+
+    def on_restore_screen_verified(self, message: Verified) -> None:
+        self.verification = v = message.verification
+        text = Text("Integrity: ", style="bold")
+        if v.ok:
+            text.append("✔ journal matches the checkpoint digest", "bold green")
+        else:
+            text.append("✘ " + one_line(v.summary, 400), "bold red")
+            text.append("\nYou can still restore; the result says verified: false.", "dim")
+        self.query_one("#restore-integrity", Static).update(text)
+        button = self.query_one("#confirm", Button)
+        button.disabled = False
+        button.focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "confirm":
+            self.action_confirm()
+        else:
+            self.action_cancel()
+
+    def action_confirm(self) -> None:
+        if self.verification is None:
+            self.notify("Still checking integrity…", timeout=2)
+            return
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)

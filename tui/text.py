@@ -1,0 +1,139 @@
+"""Making recorded content safe and short for the screen; times and ages.
+
+Nothing recorded is ever sent to the terminal as-is: control characters
+(escape sequences, bidi overrides, bells) are shown as visible escapes.
+"""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from functools import lru_cache
+
+from rich.style import Style
+from rich.text import Text
+
+ESCAPE_STYLE = Style(color="magenta", dim=False, italic=True)
+_NAMED = {"\n": "⏎", "\t": "⇥", "\r": "␍"}
+
+
+@lru_cache(maxsize=512)
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def is_unsafe(ch: str) -> bool:
+    """Control, format (bidi) and unassigned/surrogate characters."""
+    if ch.isprintable():
+        return False
+    return ch != " " and unicodedata.category(ch) not in ("Zs",)
+
+
+def sanitize(text: str, *, newlines: bool = False) -> str:
+    """Replace every unsafe character with a visible escape (keep `\\n` if asked)."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or (newlines and ch == "\n"):
+            out.append(ch)
+        elif ch in _NAMED and not newlines:
+            out.append(_NAMED[ch])
+        elif ch == "\t":
+            out.append("    ")
+        elif is_unsafe(ch):
+            out.append(_escape(ch))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def safe_text(text: str, style: str | Style = "", *, newlines: bool = False) -> Text:
+    """A Rich Text of `text` with unsafe characters shown as styled escapes."""
+    result = Text(style=style)
+    if text.isprintable():
+        result.append(text)
+        return result
+    run: list[str] = []
+    for ch in text:
+        if ch.isprintable() or (newlines and ch == "\n"):
+            run.append(ch)
+            continue
+        if run:
+            result.append("".join(run))
+            run = []
+        if ch == "\t":
+            result.append("    ")
+        elif ch in _NAMED and not newlines:
+            result.append(_NAMED[ch], ESCAPE_STYLE)
+        else:
+            result.append(_escape(ch), ESCAPE_STYLE)
+    if run:
+        result.append("".join(run))
+    return result
+
+
+def one_line(text: str, limit: int = 2000) -> str:
+    """Sanitised and cut to `limit` characters, for list rows."""
+    return sanitize(text[:limit])
+
+
+class Clock:
+    """`now()` and the time zone used for display; tests pass fixed ones."""
+
+    def __init__(self, now: Callable[[], float] | None = None, tz: tzinfo | None = None) -> None:
+        self._now = now or time.time
+        self.tz = tz
+
+    def now(self) -> float:
+        return self._now()
+
+    def dt(self, ts: float) -> datetime:
+        return datetime.fromtimestamp(ts, self.tz) if self.tz else datetime.fromtimestamp(ts)
+
+    def hms(self, ts: float | None) -> str:
+        return "--:--:--" if ts is None else self.dt(ts).strftime("%H:%M:%S")
+
+    def day(self, ts: float) -> str:
+        return self.dt(ts).strftime("%a %d %b %Y")
+
+    def stamp(self, ts: float | None) -> str:
+        return "—" if ts is None else self.dt(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+    def iso(self, ts: float | None) -> str | None:
+        return None if ts is None else self.dt(ts).isoformat(timespec="seconds")
+
+    def ago(self, ts: float | None) -> str:
+        if ts is None:
+            return "never"
+        return f"{age(self.now() - ts)} ago"
+
+
+def age(seconds: float) -> str:
+    """Compact human age: 42s, 7m, 3h 05m, 2d 4h."""
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s" if s < 600 else f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def size(n: float) -> str:
+    """Bytes as 1.2 KB / 34 MB / 1.1 GB."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def count(n: int) -> str:
+    return f"{n:,}"

@@ -1,0 +1,117 @@
+"""The checkpoint timeline: newest first, grouped by day and by segment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+
+from recorder.checkpoint import Checkpoint
+from recorder.format import segment_name
+
+from ..text import Clock, one_line
+from .virtual_list import VirtualList
+
+REASON_STYLES = {
+    "periodic": "dim",
+    "manual": "bold cyan",
+    "shutdown": "yellow",
+    "policy": "magenta",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    kind: str  # "day", "segment" or "checkpoint"
+    text: str = ""
+    checkpoint: Checkpoint | None = None
+
+
+def participants_text(participants: dict[str, int], limit: int = 2) -> str:
+    names = [n for n, _ in sorted(participants.items(), key=lambda kv: (-kv[1], kv[0]))]
+    shown = ", ".join(one_line(n, 20) for n in names[:limit])
+    return shown + (f" +{len(names) - limit}" if len(names) > limit else "")
+
+
+def group_rows(checkpoints: list[Checkpoint], clock: Clock) -> list[Row]:
+    """Day headers, segment sub-headers and checkpoint rows, newest first."""
+    rows: list[Row] = []
+    day = None
+    segment = None
+    per_day: dict[str, int] = {}
+    for cp in checkpoints:
+        d = clock.day(cp.created)
+        per_day[d] = per_day.get(d, 0) + 1
+    for cp in checkpoints:
+        d = clock.day(cp.created)
+        if d != day:
+            n = per_day[d]
+            rows.append(Row("day", f"{d} · {n} checkpoint{'s' if n != 1 else ''}"))
+            day, segment = d, None
+        if cp.segment != segment:
+            rows.append(Row("segment", segment_name(cp.segment)))
+            segment = cp.segment
+        rows.append(Row("checkpoint", checkpoint=cp))
+    return rows
+
+
+class CheckpointList(VirtualList):
+    """Virtual list of checkpoints with day and segment headers."""
+
+    def __init__(self, clock: Clock, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.clock = clock
+        self.rows: list[Row] = []
+
+    def set_checkpoints(self, checkpoints: list[Checkpoint]) -> None:
+        """Replace the list, keeping the cursor on the same checkpoint if it is still there."""
+        current = self.highlighted
+        self.rows = group_rows(checkpoints, self.clock)
+        self.set_row_count(len(self.rows))
+        if current is not None:
+            self.select_id(current.id)
+        elif self.rows:
+            self.move_to(0)
+
+    def selectable(self, row: int) -> bool:
+        return self.rows[row].kind == "checkpoint"
+
+    @property
+    def highlighted(self) -> Checkpoint | None:
+        if 0 <= self.cursor < len(self.rows):
+            return self.rows[self.cursor].checkpoint
+        return None
+
+    def select_id(self, checkpoint_id: str) -> bool:
+        for i, row in enumerate(self.rows):
+            if row.checkpoint is not None and row.checkpoint.id == checkpoint_id:
+                self.move_to(i, center=False)
+                return True
+        return False
+
+    def render_row(self, row: int, width: int) -> Text:
+        item = self.rows[row]
+        if item.kind == "day":
+            return Text(f"▾ {item.text}", style="bold")
+        if item.kind == "segment":
+            return Text(f"  {item.text}", style="dim italic")
+        cp = item.checkpoint
+        assert cp is not None
+        reason_w = 9
+        count = f"{cp.messages:,} msgs"
+        people_w = 22 if width >= 90 else 0
+        label_w = max(8, width - 2 - 9 - reason_w - len(count) - 2 - people_w - 1)
+        label = one_line(cp.label or "(no label)", 200)
+        if len(label) > label_w:
+            label = label[: label_w - 1] + "…"
+        text = Text("  ")
+        text.append(self.clock.hms(cp.created), "bold")
+        text.append(" ")
+        text.append(f"{label:<{label_w}} ", "" if cp.label else "dim")
+        text.append(f"{one_line(cp.reason, 20)[:reason_w - 1]:<{reason_w}}",
+                    REASON_STYLES.get(cp.reason, "italic"))
+        text.append(f"{count:>{len(count)}}", "cyan")
+        if people_w:
+            text.append("  ")
+            text.append(participants_text(cp.participants)[:people_w], "dim")
+        return text

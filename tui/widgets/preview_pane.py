@@ -1,0 +1,87 @@
+"""The checkpoint preview: what it holds, who talked, and trouble in its range."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from recorder.checkpoint import Checkpoint
+from recorder.format import segment_name
+
+from ..preview import Preview
+from ..text import Clock, count, one_line
+from .checkpoint_list import REASON_STYLES
+from .record_list import describe, record_row, sender_style
+
+
+def rule(title: str) -> Text:
+    return Text(f"── {title} ", style="bold dim")
+
+
+def checkpoint_header(cp: Checkpoint, clock: Clock) -> Text:
+    head = Text()
+    head.append(one_line(cp.label or "(no label)", 200), "bold")
+    head.append("  ")
+    head.append(f"[{one_line(cp.reason, 30)}]", REASON_STYLES.get(cp.reason, "italic"))
+    head.append("\n")
+    head.append(f"{clock.stamp(cp.created)} · {clock.ago(cp.created)}", "")
+    head.append(f"\n{count(cp.messages)} messages · seq {cp.seq} · "
+                f"{segment_name(cp.segment)}@{cp.offset}", "dim")
+    return head
+
+
+def render_preview(pv: Preview | None, cp: Checkpoint | None, clock: Clock) -> RenderableType:
+    """The preview, or a placeholder while it loads."""
+    if cp is None:
+        return Text("No checkpoint selected.", style="dim")
+    parts: list[RenderableType] = [checkpoint_header(cp, clock)]
+    if cp.participants:
+        who = Text("Participants: ", style="bold")
+        items = sorted(cp.participants.items(), key=lambda kv: (-kv[1], kv[0]))
+        for i, (name, n) in enumerate(items[:8]):
+            if i:
+                who.append(" · ")
+            who.append(one_line(name, 30), sender_style(name))
+            who.append(f" {n:,}", "dim")
+        if len(items) > 8:
+            who.append(f" · +{len(items) - 8} more", "dim")
+        parts.append(who)
+    if pv is None or pv.checkpoint.id != cp.id:
+        parts.append(Text("reading its range…", style="dim italic"))
+        return Group(*parts)
+    since = Text("Since the previous checkpoint: ", style="bold")
+    since.append(f"{pv.messages:,} messages")
+    if pv.talkers:
+        top = ", ".join(f"{one_line(n, 20)} {c:,}" for n, c in pv.talkers.most_common(3))
+        since.append(f" ({top})", "dim")
+    parts.append(since)
+    trouble = Text("Integrity of range: ", style="bold")
+    if not pv.problem_counts:
+        trouble.append("no gaps, no corruption", "green")
+    else:
+        bits = []
+        for kind, label in (("gap", "gap"), ("corrupt", "corrupt tail"),
+                            ("bad-line", "unreadable line"), ("refused", "refused")):
+            n = pv.problem_counts.get(kind, 0)
+            if n:
+                bits.append(f"{n} {label}{'s' if n != 1 else ''}")
+        trouble.append(", ".join(bits), "bold red")
+        if pv.missed:
+            trouble.append(f" ({pv.missed:,} messages missed)", "red")
+    if pv.truncated:
+        trouble.append(f" (newest {pv.scanned:,} lines checked)", "dim")
+    parts.append(trouble)
+    for rec in pv.problems[:3]:
+        line = Text("  ⚠ ", style="red")
+        line.append(f"{clock.hms(rec.ts)} {rec.kind}: ", "red")
+        line.append(one_line(describe(rec), 160))
+        parts.append(line)
+    parts.append(rule("last messages before"))
+    if not pv.before:
+        parts.append(Text("  (none)", style="dim"))
+    parts.extend(record_row(r, clock) for r in pv.before)
+    parts.append(rule("◆ checkpoint ─ first after"))
+    if not pv.after:
+        parts.append(Text("  (nothing recorded after it yet)", style="dim"))
+    parts.extend(record_row(r, clock) for r in pv.after)
+    return Group(*parts)

@@ -1,0 +1,152 @@
+"""Journal records as a virtual list: the recent view and search results."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+from rich.text import Text
+
+from recorder.search import Query, match_spans
+from recorder.store import Record, Store
+
+from ..text import Clock, one_line, safe_text
+from .virtual_list import VirtualList
+
+SENDER_COLORS = ("cyan", "green", "yellow", "magenta", "blue", "bright_cyan", "bright_green",
+                 "bright_magenta", "bright_blue", "orange1")
+KIND_STYLES = {
+    "gap": "bold red",
+    "corrupt": "bold red",
+    "bad-line": "bold red",
+    "refused": "bold yellow",
+    "event": "bold blue",
+    "segment": "dim",
+}
+HIGHLIGHT = "bold black on yellow"
+
+
+def sender_style(name: str) -> str:
+    return SENDER_COLORS[zlib.crc32(name.encode()) % len(SENDER_COLORS)]
+
+
+def describe(rec: Record) -> str:
+    """A one-line summary of a non-message record."""
+    kind = rec.kind
+    get = rec.get
+    if kind == "gap":
+        return (f"{get('missed', '?')} missed from {get('publisher', '?')} "
+                f"(seq {get('from_seq', '?')}→{get('to_seq', '?')}): {get('cause', '')}")
+    if kind == "event":
+        return f"{get('event', '')}: {get('detail', '')}"
+    if kind == "segment":
+        return f"── {get('segment', '')} ──"
+    if kind == "refused":
+        return str(get("reason") or rec.text)
+    if kind == "corrupt":
+        return f"{get('length', '?')} bytes quarantined: {get('reason', '')}"
+    return rec.text
+
+
+def record_row(
+    rec: Record,
+    clock: Clock,
+    *,
+    query: Query | None = None,
+    marker: str = " ",
+    sender_width: int = 10,
+    topic_width: int = 7,
+) -> Text:
+    """`HH:MM:SS ◆ sender topic text`, with search matches highlighted."""
+    row = Text()
+    row.append(clock.hms(rec.ts), "dim")
+    row.append(f" {marker} ", "bold green")
+    kind = rec.kind
+    if kind == "msg":
+        sender = one_line(rec.sender or "?", 40)
+        row.append(f"{sender[:sender_width]:<{sender_width}} ", sender_style(sender))
+        row.append(f"{one_line(rec.topic, 40)[:topic_width]:<{topic_width}} ", "dim")
+        body = one_line(rec.text)
+    else:
+        row.append(f"{kind.upper()[:sender_width]:<{sender_width}} ", KIND_STYLES.get(kind, ""))
+        row.append(" " * (topic_width + 1))
+        body = one_line(describe(rec))
+    text = safe_text(body) if kind != "msg" else Text(body)
+    if kind != "msg":
+        text.stylize(KIND_STYLES.get(kind, "") if kind != "segment" else "dim")
+    if query is not None and query.terms:
+        for start, end in match_spans(body, query):
+            text.stylize(HIGHLIGHT, start, end)
+    _mark_escapes(text, body)
+    row.append_text(text)
+    return row
+
+
+def _mark_escapes(text: Text, body: str) -> None:
+    """Show the visible escapes that `one_line` produced in a distinct style."""
+    start = body.find("\\x")
+    while start >= 0:
+        text.stylize("magenta italic", start, start + 4)
+        start = body.find("\\x", start + 4)
+    start = body.find("\\u")
+    while start >= 0:
+        text.stylize("magenta italic", start, start + 6)
+        start = body.find("\\u", start + 6)
+
+
+class RecordList(VirtualList):
+    """Records of a store, either all of them or a list of indices (hits)."""
+
+    def __init__(self, clock: Clock, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.clock = clock
+        self.store: Store | None = None
+        self.indices: Sequence[int] | None = None
+        self.query: Query | None = None
+        self.boundaries: frozenset[int] = frozenset()
+
+    def attach(self, store: Store | None, indices: Sequence[int] | None = None) -> None:
+        """Show `store` (all records, or only `indices`)."""
+        self.store = store
+        self.indices = indices
+        self.sync()
+
+    def sync(self, *, keep_end: bool = False) -> None:
+        """The store or the indices grew: update the row count."""
+        if self.store is None:
+            self.set_row_count(0)
+        elif self.indices is None:
+            self.set_row_count(len(self.store), keep_end=keep_end)
+        else:
+            self.set_row_count(len(self.indices), keep_end=keep_end)
+
+    def record_index(self, row: int) -> int | None:
+        if self.store is None or row < 0:
+            return None
+        if self.indices is None:
+            return row if row < len(self.store) else None
+        return self.indices[row] if row < len(self.indices) else None
+
+    def row_of(self, index: int) -> int | None:
+        if self.indices is None:
+            return index
+        try:
+            return list(self.indices).index(index)
+        except ValueError:
+            return None
+
+    def render_row(self, row: int, width: int) -> Text:
+        index = self.record_index(row)
+        if index is None or self.store is None:
+            return Text()
+        rec = self.store.record(index)
+        marker = "◆" if index + 1 in self.boundaries else " "
+        wide = width >= 100
+        return record_row(
+            rec,
+            self.clock,
+            query=self.query,
+            marker=marker,
+            sender_width=12 if wide else 9,
+            topic_width=10 if wide else 6,
+        )
