@@ -186,7 +186,7 @@ def match_spans(text: str, query: Query) -> list[tuple[int, int]]:
         if not found and query.fuzzy and fuzzy_ok(term):
             al = fuzz.partial_ratio_alignment(term, low, score_cutoff=FUZZY_CUTOFF)
             if al is not None and al.dest_end > al.dest_start:
-                spans.append((al.dest_start, al.dest_end))
+                spans.append(_word_span(low, al.dest_start, al.dest_end))
     spans.sort()
     merged: list[tuple[int, int]] = []
     for s, e in spans:
@@ -195,6 +195,17 @@ def match_spans(text: str, query: Query) -> list[tuple[int, int]]:
         else:
             merged.append((s, e))
     return merged
+
+
+def _word_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """Widen a fuzzy alignment to whole words, so `migraton` lights up `migration`."""
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    while start < end and not text[start].isalnum():
+        start += 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    return start, end
 
 
 def index_at_time(store: Store, ts: float, lo: int = 0, hi: int | None = None) -> int:

@@ -1,0 +1,51 @@
+"""Shared helpers for the TUI tests: demo journals, a fixed clock, app builders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from tui.app import PersistApp, create_app
+from tui.demo import NOW, FixedProbe, build_demo, healthy_status, stopped_status, write_status
+
+SIZE = (100, 30)
+SMALL = (80, 24)
+_CACHE: dict[str, Path] = {}
+
+
+def demo_dir(tmp_path: Path, *, status: str | None = "stopped") -> Path:
+    """A copy of the demo journal (built once per session) with a status file."""
+    if "demo" not in _CACHE:
+        base = Path(os.environ.get("PYTEST_DEMO_CACHE", "/tmp")) / f"persist-demo-{os.getpid()}"
+        shutil.rmtree(base, ignore_errors=True)
+        build_demo(base)
+        _CACHE["demo"] = base
+    root = tmp_path / "logs"
+    shutil.copytree(_CACHE["demo"], root, symlinks=True)
+    if status == "stopped":
+        write_status(root, stopped_status(root, NOW - 300))
+    elif status == "healthy":
+        import psutil
+
+        me = psutil.Process()
+        write_status(root, healthy_status(root, NOW, me.pid, me.create_time()))
+    return root
+
+
+def make_app(root: Path, **kwargs: Any) -> PersistApp:
+    """The app as the CLI builds it, but with a fixed clock, UTC, no timers."""
+    kwargs.setdefault("live", False)
+    return create_app(root, now=lambda: NOW, tz=UTC, probe=FixedProbe(), **kwargs)
+
+
+async def settle(pilot: Any, rounds: int = 3) -> None:
+    """Wait until workers are done and their messages handled."""
+    for _ in range(rounds):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+        for screen in pilot.app.screen_stack:
+            await screen.workers.wait_for_complete() if hasattr(screen, "workers") else None
+    await pilot.pause()
