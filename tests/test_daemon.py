@@ -1,0 +1,188 @@
+"""The recorder core driven directly, with an injected clock and no ZeroMQ."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recorder.daemon import Recorder, RecorderOptions
+from recorder.enrich import Enricher
+from recorder.envelope import HEARTBEAT_TOPIC
+
+from .conftest import journal_records
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def env_msg(pub: str, seq: int, text: str = "hi", topic: bytes = b"agents.x") -> list[bytes]:
+    return [topic, orjson.dumps({"_persist": {"pub": pub, "seq": seq, "agent": pub}, "text": text})]
+
+
+def heartbeat(pub: str, seq: int) -> list[bytes]:
+    body = {"_persist": {"pub": pub, "seq": seq, "hb": True}}
+    return [HEARTBEAT_TOPIC.encode(), orjson.dumps(body)]
+
+
+def make(tmp_path: Path, clock: Clock, **opts: object) -> Recorder:
+    rec = Recorder(RecorderOptions(log_dir=tmp_path / "logs", **opts), clock=clock)  # type: ignore[arg-type]
+    rec.open()
+    return rec
+
+
+def feed(rec: Recorder, clock: Clock, *messages: list[bytes]) -> None:
+    rec.submit([(clock.now, m) for m in messages], sum(len(f) for m in messages for f in m))
+    rec.drain()
+
+
+def test_publisher_holes_and_tail_loss_become_gap_records(tmp_path: Path) -> None:
+    clock = Clock()
+    rec = make(tmp_path, clock)
+    feed(rec, clock, env_msg("p", 1), env_msg("p", 2), env_msg("p", 5), env_msg("p", 6))
+    feed(rec, clock, heartbeat("p", 9))  # 7..9 were lost at the end of a burst
+    feed(rec, clock, env_msg("p", 6), [b"untracked", b"no envelope"])  # a duplicate: no hole
+    rec.close()
+    gaps = [r for r in journal_records(tmp_path / "logs") if r["kind"] == "gap"]
+    assert [(g["cause"], g["from_seq"], g["to_seq"], g["missed"]) for g in gaps] == [
+        ("publisher-sequence", 3, 4, 2),
+        ("publisher-heartbeat", 7, 9, 3),
+    ]
+    assert rec.counters.gaps == 2 and rec.counters.missed == 5
+
+
+def test_status_and_periodic_checkpoints_follow_the_injected_clock(tmp_path: Path) -> None:
+    clock = Clock()
+    rec = make(tmp_path, clock, checkpoint_interval=300.0, status_interval=1.0)
+    layout = rec.layout
+    rec.tick(clock.now)
+    first = orjson.loads(layout.status.read_bytes())
+    assert first["updated"] == clock.now and first["state"] == "recording"
+    clock.now += 0.5
+    rec.tick(clock.now)  # not a second yet: status untouched
+    assert orjson.loads(layout.status.read_bytes())["updated"] == first["updated"]
+    clock.now += 300
+    rec.tick(clock.now)  # interval passed but nothing new: no checkpoint
+    assert not list(layout.checkpoints.glob("*.json"))
+    feed(rec, clock, env_msg("p", 1), env_msg("p", 2))
+    clock.now += 300
+    rec.tick(clock.now)
+    cps = list(layout.checkpoints.glob("*.json"))
+    assert len(cps) == 1
+    cp = orjson.loads(cps[0].read_bytes())
+    assert cp["reason"] == "periodic" and cp["messages"] == 2 and cp["created"] == clock.now
+    assert cp["participants"] == {"p": 2}
+    status = orjson.loads(layout.status.read_bytes())
+    assert status["counts"]["written"] == 2 and status["last_checkpoint"]["id"] == cp["id"]
+    rec.close()
+
+
+def test_oversized_messages_are_refused_with_a_record(tmp_path: Path) -> None:
+    clock = Clock()
+    rec = make(tmp_path, clock, max_message_bytes=1000)
+    feed(rec, clock, [b"big", b"x" * 5000], [b"small", b"ok"])
+    rec.close()
+    records = journal_records(tmp_path / "logs")
+    refused = [r for r in records if r["kind"] == "refused"]
+    assert len(refused) == 1 and refused[0]["size"] == 5003 and refused[0]["topic"] == "big"
+    assert [r["topic"] for r in records if r["kind"] == "msg"] == ["small"]
+    assert rec.counters.refused == 1
+
+
+def test_restart_restores_publisher_sequences_and_records_downtime(tmp_path: Path) -> None:
+    clock = Clock()
+    rec = make(tmp_path, clock)
+    feed(rec, clock, env_msg("p", 1), env_msg("p", 2))
+    rec.tick(clock.now)
+    feed(rec, clock, env_msg("p", 3))  # after the last state write: found in the journal
+    rec.journal.close()  # no clean stop: as if killed
+    clock.now += 60
+    again = make(tmp_path, clock)
+    assert again.journal.messages == 3
+    feed(again, clock, env_msg("p", 4), env_msg("p", 7))
+    again.close()
+    gaps = [r for r in journal_records(tmp_path / "logs") if r["kind"] == "gap"]
+    assert gaps[0]["cause"] == "recorder-down" and gaps[0]["clean_stop"] is False
+    assert gaps[0]["to_ts"] - gaps[0]["from_ts"] == pytest.approx(60, abs=1)
+    assert [(g["from_seq"], g["to_seq"]) for g in gaps[1:]] == [(5, 6)]
+
+
+def test_write_error_is_survived_and_counted(tmp_path: Path) -> None:
+    clock = Clock()
+    rec = make(tmp_path, clock)
+    feed(rec, clock, env_msg("p", 1))
+
+    class FullDisk:
+        def __init__(self, real: object) -> None:
+            self.real = real
+
+        def write(self, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.real, name)
+
+    rec.journal._file = FullDisk(rec.journal._file)  # noqa: SLF001
+    rec.submit([(clock.now, env_msg("p", i)) for i in (2, 3)], 100)
+    with pytest.raises(OSError):
+        rec.drain()
+    assert rec.broken is not None
+    lost = rec.recover_after_write_error()
+    assert lost == 2
+    feed(rec, clock, env_msg("p", 4))
+    rec.close()
+    records = journal_records(tmp_path / "logs")  # every line still valid
+    gap = [r for r in records if r["kind"] == "gap" and r["cause"] == "write-error"]
+    assert gap and gap[0]["missed"] == 2 and "No space" in gap[0]["detail"]
+    assert [r["frames"][1]["json"]["_persist"]["seq"] for r in records if r["kind"] == "msg"] == [1, 4]
+    assert rec.journal.messages == 2
+
+
+def test_enrichment_adds_meta_and_never_touches_the_message(tmp_path: Path) -> None:
+    clock = Clock()
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[chain]]\ntype = "vote"\nvalues = { type = ["ballot"] }\n'
+        '[[ace]]\nlayer = 2\nname = "global strategy"\ntopics = ["strategy.*"]\n'
+        '[[tags]]\ntag = "urgent"\nkeywords = ["asap"]\n'
+    )
+    rec = make(tmp_path, clock, rules=rules)
+    body = b'{"type": "ballot", "text": "Do it ASAP", "from": "gemini"}'
+    feed(rec, clock, [b"strategy.vote", body])
+    rec.close()
+    msg = next(r for r in journal_records(tmp_path / "logs") if r["kind"] == "msg")
+    assert msg["meta"] == {
+        "chain": "vote", "ace": 2, "ace_name": "global strategy", "tags": ["urgent"],
+        "sender": "gemini",
+    }  # fmt: skip
+    line = next((tmp_path / "logs/segments").glob("*.jsonl")).read_bytes()
+    assert body in line  # spliced byte for byte
+
+
+def test_default_rules_classify_common_shapes() -> None:
+    e = Enricher.load()
+    assert e.enrich("agents.x", {"tool_calls": []}, b"{}")["chain"] == "tool_call"
+    assert e.enrich("agents.x", {"error": "boom"}, b"{}")["chain"] == "error"
+    assert e.enrich("agents.x", {"in_reply_to": "m1"}, b"{}")["chain"] == "reply"
+    assert e.enrich("broadcast.all", None, b"hello")["chain"] == "broadcast"
+    meta = e.enrich("agents.x", {"text": "our mission"}, b'{"text": "our mission"}')
+    assert meta["ace"] == 1
+    assert e.enrich("agents.x", None, b"what now?")["tags"] == ["question"]
+
+
+def test_reader_side_never_loads_zmq_or_textual() -> None:
+    code = (
+        "import sys, recorder.store, recorder.checkpoint, recorder.status, recorder.daemon;"
+        "bad = [m for m in ('zmq', 'textual') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -1,0 +1,214 @@
+"""The format, the journal writer and the store, on real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recorder.checkpoint import (
+    list_checkpoints,
+    sanitize_label,
+    verify_checkpoint,
+    write_checkpoint,
+)
+from recorder.control import request_checkpoint
+from recorder.format import KIND_MESSAGE, Layout, decode_frames, encode_frames, encode_record
+from recorder.journal import Journal
+from recorder.store import KIND_BAD_LINE, Store, open_store
+
+frame = st.one_of(
+    st.binary(max_size=64),
+    st.text(max_size=64).map(str.encode),
+    st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=8), max_size=4).map(
+        lambda d: json.dumps(d).encode()
+    ),
+    st.lists(st.integers() | st.floats(allow_nan=False), max_size=5).map(lambda v: json.dumps(v).encode()),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(frame, min_size=1, max_size=5))
+def test_any_frames_round_trip_exactly_on_one_json_line(frames: list[bytes]) -> None:
+    line = encode_record({"v": 1, "seq": 1, "ts": 1.0, "kind": "msg"}, encode_frames(frames))
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    record = json.loads(line)  # the standard library agrees it is JSON
+    assert decode_frames(line, record) == frames
+
+
+def write_messages(journal: Journal, n: int, start: int = 0) -> None:
+    for i in range(start, start + n):
+        body = orjson.dumps({"id": i, "text": f"message {i}"})
+        journal.append({"kind": KIND_MESSAGE, "topic": "t", "meta": {}},
+                       encode_frames([b"t", body]))  # fmt: skip
+        journal.messages += 1
+    journal.flush()
+
+
+def test_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        journal = Journal(Layout(tmp_path / "logs"))
+        journal.open()
+        write_messages(journal, 3)
+        journal.close()
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "logs").rglob("*"):
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if path.is_symlink():
+            continue
+        assert mode == (0o700 if path.is_dir() else 0o600), path
+    assert stat.S_IMODE((tmp_path / "logs").stat().st_mode) == 0o700
+
+
+def test_rotation_keeps_sequence_and_bounds_segments(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    journal = Journal(layout, segment_bytes=4096)
+    journal.open()
+    write_messages(journal, 500)
+    journal.close()
+    segments = sorted(layout.segments.glob("seg-*.jsonl"))
+    assert len(segments) > 5
+    assert all(p.stat().st_size < 4096 + 200 for p in segments)
+    with open_store(tmp_path) as store:
+        seqs = [r.seq for r in store.records()]
+        assert seqs == list(range(1, len(seqs) + 1))
+        ids = [r.payload["id"] for r in store.records() if r.is_message]
+        assert ids == list(range(500))
+        assert store.by_seq(300).seq == 300
+        assert store.record(-1).seq == seqs[-1]
+    assert os.readlink(layout.current) == f"segments/{segments[-1].name}"
+
+
+def test_torn_tail_is_quarantined_and_journal_continues(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    journal = Journal(layout)
+    journal.open()
+    write_messages(journal, 10)
+    journal.close()
+    seg = next(layout.segments.glob("seg-*.jsonl"))
+    good = seg.read_bytes()
+    with open(seg, "ab") as f:
+        f.write(b'{"v":1,"seq":99,"ts":1.0,"kind":"msg","top')  # torn by a crash
+    journal = Journal(layout)
+    last = journal.open()
+    assert last is not None and last["seq"] == 11
+    write_messages(journal, 1, start=10)
+    journal.close()
+    quarantine = list(layout.recovery.glob("*.corrupt"))
+    assert len(quarantine) == 1
+    assert quarantine[0].read_bytes() == b'{"v":1,"seq":99,"ts":1.0,"kind":"msg","top'
+    data = seg.read_bytes()
+    assert data.startswith(good)
+    records = [orjson.loads(line) for line in data.splitlines()]
+    corrupt = [r for r in records if r["kind"] == "corrupt"]
+    assert corrupt[0]["length"] == 42 and corrupt[0]["offset"] == len(good)
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+
+
+def test_garbage_tail_of_zeros_and_bad_lines_is_cut(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    journal = Journal(layout)
+    journal.open()
+    write_messages(journal, 5)
+    journal.close()
+    seg = next(layout.segments.glob("seg-*.jsonl"))
+    good = seg.read_bytes()
+    size = len(good)
+    with open(seg, "ab") as f:
+        f.write(b"not json at all\n" + b"\x00" * 8192)  # power-cut zeros after a bad line
+    Journal(layout).open()
+    assert seg.read_bytes()[:size] == good
+    tail = seg.read_bytes()[size:]
+    assert (next(layout.recovery.glob("*.corrupt"))).stat().st_size == 16 + 8192
+    assert b"\x00" not in tail and b'"kind":"corrupt"' in tail
+
+
+def test_a_bad_line_in_the_middle_hides_nothing_after_it(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    journal = Journal(layout)
+    journal.open()
+    write_messages(journal, 3)
+    journal._file.write(b"\x1b[2J garbage in the middle\n")  # noqa: SLF001 - simulate damage
+    write_messages(journal, 3, start=3)
+    journal.close()
+    with open_store(tmp_path) as store:
+        kinds = [r.kind for r in store.records()]
+        assert kinds.count(KIND_BAD_LINE) == 1
+        ids = [r.payload["id"] for r in store.records() if r.is_message]
+        assert ids == [0, 1, 2, 3, 4, 5]
+        assert store.by_seq(6) is not None
+
+
+def test_store_indexes_incrementally_and_ignores_partial_lines(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    journal = Journal(layout)
+    journal.open()
+    write_messages(journal, 3)
+    store = Store(tmp_path)
+    store.refresh()
+    n = len(store)
+    seg = next(layout.segments.glob("seg-*.jsonl"))
+    with open(seg, "ab") as f:
+        f.write(b'{"v":1,"seq":')  # the recorder is mid-write
+    assert store.refresh() == 0 and len(store) == n
+    with open(seg, "ab") as f:
+        f.write(b'100,"ts":1.0,"kind":"event"}\n')
+    assert store.refresh() == 1 and store.record(-1).seq == 100
+    store.close()
+
+
+def test_index_cache_is_used_and_rebuilt_when_stale(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    journal = Journal(layout, segment_bytes=2 * 1024 * 1024)
+    journal.open()
+    write_messages(journal, 60_000)  # > 2 segments of 2 MiB
+    journal.close()
+    with open_store(tmp_path) as store:
+        expected = [store.record(i).line for i in (0, 1234, -1)]
+    caches = list(layout.index.glob("*.idx"))
+    assert caches  # closed segments were cached
+    with open_store(tmp_path) as store:
+        assert [store.record(i).line for i in (0, 1234, -1)] == expected
+    caches[0].write_bytes(b"APIDX001" + b"\xff" * 40)  # a cache that lies is not trusted
+    with open_store(tmp_path) as store:
+        assert [store.record(i).line for i in (0, 1234, -1)] == expected
+
+
+def test_checkpoint_digest_verifies_and_names_the_damaged_segment(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    journal = Journal(layout, segment_bytes=4096)
+    journal.open()
+    write_messages(journal, 100)
+    pos = journal.flush()
+    cp = write_checkpoint(layout, segment=pos.segment, offset=pos.offset, seq=pos.seq,
+                          messages=pos.messages, label="ok", reason="manual")  # fmt: skip
+    write_messages(journal, 10, start=100)  # appending after it keeps it valid
+    journal.close()
+    assert verify_checkpoint(layout, cp).ok
+    victim = sorted(layout.segments.glob("seg-*.jsonl"))[1]
+    data = bytearray(victim.read_bytes())
+    data[100] ^= 0x01
+    victim.write_bytes(bytes(data))
+    result = verify_checkpoint(layout, cp)
+    assert not result.ok and victim.name in result.summary
+
+
+def test_labels_are_sanitised_and_never_paths(tmp_path: Path) -> None:
+    assert sanitize_label("a\x1b[31mb\nc\td") == "a [31mb c d"
+    layout = Layout(tmp_path)
+    journal = Journal(layout)
+    journal.open()
+    write_messages(journal, 1)
+    journal.close()
+    cp = request_checkpoint(layout, "../../../etc/passwd\x00")
+    assert cp.path is not None and cp.path.parent == layout.checkpoints
+    assert cp.label == "../../../etc/passwd"
+    assert [c.id for c in list_checkpoints(layout)] == [cp.id]
+    assert cp.messages == 1
