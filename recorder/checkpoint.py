@@ -262,9 +262,8 @@ def verify_checkpoint(layout: Layout, cp: Checkpoint) -> Verification:
         except ValueError as exc:
             problems.append(str(exc))
             digest = "short"
-        if digest != entry["sha256"]:
-            if digest != "short":
-                problems.append(f"{entry['name']} differs from the checkpoint")
+        if digest not in (entry["sha256"], "short"):
+            problems.append(f"{entry['name']} differs from the checkpoint")
         actual.append({**entry, "sha256": digest})
     if not problems and combine(actual) != cp.digest:
         problems.append("the checkpoint's digest does not match its segment list")

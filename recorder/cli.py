@@ -100,12 +100,13 @@ def cmd_record(args: argparse.Namespace) -> int:
     from .service import run_recorder
 
     def ready(recorder: object) -> None:
-        where = f"embedded broker (publish to {options.embedded_broker})" if (
-            options.embedded_broker
-        ) else options.broker
+        where = (
+            f"embedded broker (publish to {options.embedded_broker})"
+            if (options.embedded_broker)
+            else options.broker
+        )
         print(
-            f"persist: recording {where} into {options.log_dir} (PID {os.getpid()}); "
-            "Ctrl-C stops",
+            f"persist: recording {where} into {options.log_dir} (PID {os.getpid()}); Ctrl-C stops",
             file=sys.stderr,
             flush=True,
         )
@@ -151,8 +152,10 @@ def _detach(args: argparse.Namespace, options: RecorderOptions) -> int:
             return _fail(tail.splitlines()[-1] if tail else f"recorder exited with {code}", code)
         health = assess(layout)
         if health.state == HEALTHY and health.pid == proc.pid:
-            print(f"persist: recorder started in the background (PID {proc.pid}), "
-                  f"log folder {options.log_dir}")
+            print(
+                f"persist: recorder started in the background (PID {proc.pid}), "
+                f"log folder {options.log_dir}"
+            )
             return 0
         time.sleep(0.05)
     return _fail(f"recorder PID {proc.pid} did not report within {args.wait}s; see {layout.log}")
@@ -208,8 +211,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"(fsync {s.get('fsync')}, every {s.get('fsync_interval_ms')} ms)"
         )
         print(
-            f"  gaps         {counts.get('gaps', 0)} ({counts.get('missed', 0)} messages known lost)"
-            f", refused {counts.get('refused', 0)}"
+            f"  gaps         {counts.get('gaps', 0)} "
+            f"({counts.get('missed', 0)} messages known lost), refused {counts.get('refused', 0)}"
         )
         cp = s.get("last_checkpoint")
         if cp:

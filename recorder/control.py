@@ -51,7 +51,9 @@ def _ask_recorder(layout: Layout, label: str, timeout: float) -> Checkpoint:
             reply = orjson.loads(done.read_bytes())
             done.unlink()
             if not reply.get("ok") or not reply.get("checkpoint"):
-                raise CheckpointError(reply.get("error") or "the recorder has nothing to checkpoint")
+                raise CheckpointError(
+                    reply.get("error") or "the recorder has nothing to checkpoint"
+                )
             cp_id = reply["checkpoint"]["id"]
             return next(c for c in list_checkpoints(layout) if c.id == cp_id)
         time.sleep(0.02)

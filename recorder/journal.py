@@ -96,7 +96,9 @@ def last_record(path: Path) -> dict[str, Any] | None:
         os.close(fd)
 
 
-def repair_tail(path: Path, quarantine_dir: Path) -> tuple[Quarantine | None, dict[str, Any] | None]:
+def repair_tail(
+    path: Path, quarantine_dir: Path
+) -> tuple[Quarantine | None, dict[str, Any] | None]:
     """Move a bad tail of `path` into a `.corrupt` file and cut it off.
 
     Returns what was moved (None if the tail was fine) and the last good record.

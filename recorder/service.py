@@ -238,7 +238,9 @@ def run_recorder(
         if options.embedded_broker:
             broker = Broker(options.embedded_broker, options.broker, hwm=DEFAULT_HWM, context=ctx)
             broker.start()
-            log.info("embedded broker: publish to %s, subscribe at %s", broker.frontend, broker.backend)
+            log.info(
+                "embedded broker: publish to %s, subscribe at %s", broker.frontend, broker.backend
+            )
         recorder.open()
         threads = [Writer(recorder), Syncer(recorder), Receiver(recorder, ctx)]
         if options.fsync != "interval":

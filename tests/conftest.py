@@ -55,7 +55,7 @@ class Proc:
     def __init__(self, argv: list[str], log: Path) -> None:
         self.argv = argv
         self.log = log
-        self._out = open(log, "ab")
+        self._out = open(log, "ab")  # noqa: SIM115 - closed in kill()
         self.popen = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT
         )
@@ -119,8 +119,10 @@ class Bus:
         if wait:
             pid = self.recorder.pid
             wait_for(
-                lambda: read_status(self.log_dir).get("pid") == pid
-                and read_status(self.log_dir).get("connection") == "connected",
+                lambda: (
+                    read_status(self.log_dir).get("pid") == pid
+                    and read_status(self.log_dir).get("connection") == "connected"
+                ),
                 what="recorder connected",
             )
         return self.recorder

@@ -130,7 +130,7 @@ def test_write_error_is_survived_and_counted(tmp_path: Path) -> None:
         def __getattr__(self, name: str) -> object:
             return getattr(self.real, name)
 
-    rec.journal._file = FullDisk(rec.journal._file)  # noqa: SLF001
+    rec.journal._file = FullDisk(rec.journal._file)
     rec.submit([(clock.now, env_msg("p", i)) for i in (2, 3)], 100)
     with pytest.raises(OSError):
         rec.drain()
@@ -142,7 +142,10 @@ def test_write_error_is_survived_and_counted(tmp_path: Path) -> None:
     records = journal_records(tmp_path / "logs")  # every line still valid
     gap = [r for r in records if r["kind"] == "gap" and r["cause"] == "write-error"]
     assert gap and gap[0]["missed"] == 2 and "No space" in gap[0]["detail"]
-    assert [r["frames"][1]["json"]["_persist"]["seq"] for r in records if r["kind"] == "msg"] == [1, 4]
+    assert [r["frames"][1]["json"]["_persist"]["seq"] for r in records if r["kind"] == "msg"] == [
+        1,
+        4,
+    ]
     assert rec.journal.messages == 2
 
 

@@ -20,7 +20,11 @@ from .conftest import PYTHON, Bus, journal_records, read_status, wait_for
 
 
 def messages(log_dir: Path) -> list[dict]:
-    return [r for r in journal_records(log_dir) if r["kind"] == "msg" and r["topic"] != "_persist.heartbeat"]
+    return [
+        r
+        for r in journal_records(log_dir)
+        if r["kind"] == "msg" and r["topic"] != "_persist.heartbeat"
+    ]
 
 
 def written(log_dir: Path) -> int:
@@ -105,8 +109,10 @@ def test_sigkill_then_restart_records_gap_and_resumes(bus: Bus) -> None:
         t0 = time.monotonic()
         second = bus.start_recorder(wait=False)
         wait_for(
-            lambda: read_status(bus.log_dir).get("pid") == second.pid
-            and read_status(bus.log_dir).get("connection") == "connected",
+            lambda: (
+                read_status(bus.log_dir).get("pid") == second.pid
+                and read_status(bus.log_dir).get("connection") == "connected"
+            ),
             what="restart",
         )
         restart_seconds = time.monotonic() - t0
@@ -117,8 +123,11 @@ def test_sigkill_then_restart_records_gap_and_resumes(bus: Bus) -> None:
     stop = True
     wait_for(
         lambda: any(
-            r["kind"] == "gap" and r.get("cause") == "publisher-heartbeat"
-            or (r["kind"] == "msg" and r["frames"][-1].get("json", {}).get("_persist", {}).get("bye"))
+            (r["kind"] == "gap" and r.get("cause") == "publisher-heartbeat")
+            or (
+                r["kind"] == "msg"
+                and r["frames"][-1].get("json", {}).get("_persist", {}).get("bye")
+            )
             for r in journal_records(bus.log_dir)
         ),
         what="final heartbeat recorded",
@@ -133,12 +142,7 @@ def test_sigkill_then_restart_records_gap_and_resumes(bus: Bus) -> None:
         for r in records
         if r["kind"] == "msg" and r["topic"] == "agents.steady"
     }
-    missed = {
-        s
-        for g in gaps
-        if g.get("from_seq")
-        for s in range(g["from_seq"], g["to_seq"] + 1)
-    }
+    missed = {s for g in gaps if g.get("from_seq") for s in range(g["from_seq"], g["to_seq"] + 1)}
     # Every message the publisher sent is either in the journal or inside a gap.
     assert seqs | missed == set(range(1, last_seq + 1))
     assert any(r["frames"][1]["json"]["text"] == "after" for r in records if r["kind"] == "msg"
@@ -187,8 +191,14 @@ def test_stale_pid_file_and_status_never_block_a_start(bus: Bus, tmp_path: Path)
     # A lock file naming a dead PID, and one naming a live but unrelated process (us).
     (bus.log_dir / "recorder.lock").write_text(f"{dead.pid}\n")
     (bus.log_dir / "status.json").write_bytes(
-        orjson.dumps({"pid": os.getpid(), "updated": time.time(), "state": "recording",
-                      "process_started": 1.0})  # fmt: skip
+        orjson.dumps(
+            {
+                "pid": os.getpid(),
+                "updated": time.time(),
+                "state": "recording",
+                "process_started": 1.0,
+            }
+        )
     )
     out = subprocess.run(
         [PYTHON, "-m", "recorder.cli", "status", "--log-dir", str(bus.log_dir)],
@@ -288,6 +298,6 @@ def test_ipc_endpoints(procs, tmp_path: Path) -> None:  # type: ignore[no-untype
         assert pub.wait_ready(5)
         pub.send("agents.ipc", {"text": "over ipc"})
     wait_for(lambda: written(log_dir) >= 1, what="written")
-    line = [r for r in journal_records(log_dir) if r["kind"] == "msg"][0]
+    line = next(r for r in journal_records(log_dir) if r["kind"] == "msg")
     assert line["topic"] == "agents.ipc"
     assert line["frames"][1]["json"]["text"] == "over ipc"

@@ -28,7 +28,9 @@ frame = st.one_of(
     st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=8), max_size=4).map(
         lambda d: json.dumps(d).encode()
     ),
-    st.lists(st.integers() | st.floats(allow_nan=False), max_size=5).map(lambda v: json.dumps(v).encode()),
+    st.lists(st.integers() | st.floats(allow_nan=False), max_size=5).map(
+        lambda v: json.dumps(v).encode()
+    ),
 )
 
 
@@ -135,7 +137,7 @@ def test_a_bad_line_in_the_middle_hides_nothing_after_it(tmp_path: Path) -> None
     journal = Journal(layout)
     journal.open()
     write_messages(journal, 3)
-    journal._file.write(b"\x1b[2J garbage in the middle\n")  # noqa: SLF001 - simulate damage
+    journal._file.write(b"\x1b[2J garbage in the middle\n")
     write_messages(journal, 3, start=3)
     journal.close()
     with open_store(tmp_path) as store:
