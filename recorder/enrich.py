@@ -15,8 +15,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 DEFAULT_CHAIN = "message"
 _MAX_TOPIC_CACHE = 4096
+_MAX_META_CACHE = 8192
+_TEXT_KEYS = ("text", "content", "message", "body")
 # Lower-cases ASCII letters and turns everything but [a-z0-9_] into a space, in C.
 _WORDS_TABLE = bytes(
     c + 32 if 65 <= c <= 90 else c if (97 <= c <= 122 or 48 <= c <= 57 or c == 95) else 32
@@ -41,14 +45,14 @@ class Enricher:
     def __init__(self, data: dict[str, Any], source: str = "built-in defaults") -> None:
         settings = data.get("settings") or {}
         self.source = source
-        self.scan_bytes = int(settings.get("scan_bytes", 256))
+        self.scan_bytes = int(settings.get("scan_bytes", 128))
         self.sender_keys = tuple(
             settings.get("sender_keys") or ("sender", "from", "agent", "source", "author")
         )
         self.rules: list[Rule] = []
         self._keys: dict[str, list[int]] = {}
         self._values: dict[tuple[str, Any], list[int]] = {}
-        self._value_fields: set[str] = set()
+        value_fields: set[str] = set()
         self._words: dict[bytes, list[int]] = {}
         self._phrases: list[tuple[bytes, int]] = []
         results = {
@@ -63,7 +67,7 @@ class Enricher:
                 for key in raw.get("keys") or ():
                     self._keys.setdefault(str(key), []).append(rid)
                 for field, accepted in (raw.get("values") or {}).items():
-                    self._value_fields.add(str(field))
+                    value_fields.add(str(field))
                     for value in accepted if isinstance(accepted, list) else [accepted]:
                         self._values.setdefault((str(field), value), []).append(rid)
                 for keyword in raw.get("keywords") or ():
@@ -72,8 +76,14 @@ class Enricher:
                         self._words.setdefault(kw, []).append(rid)
                     else:
                         self._phrases.append((kw, rid))
+        self._value_fields = frozenset(value_fields)
         self._word_set = frozenset(self._words)
+        self._key_set = frozenset(self._keys)
+        self._sender_set = frozenset(self.sender_keys)
+        self._phrases_cased = any(p.lower() != p.upper() for p, _ in self._phrases)
         self._topic_cache: dict[str, tuple[Any, Any, tuple[str, ...]]] = {}
+        self._resolved: dict[frozenset[int], tuple[Any, Any, tuple[str, ...]]] = {}
+        self._meta_cache: dict[tuple[Any, ...], bytes] = {}
 
     @classmethod
     def from_toml(cls, text: str, source: str = "rules") -> Enricher:
@@ -114,47 +124,74 @@ class Enricher:
         return cached
 
     def enrich(self, topic: str, obj: Any, payload: bytes) -> dict[str, Any]:
-        """Metadata for one message. `obj` is the parsed payload or None."""
+        """Metadata for one message, as a dict. `obj` is the parsed payload or None."""
+        return orjson.loads(self.classify(topic, obj, payload)[0])  # type: ignore[no-any-return]
+
+    def classify(self, topic: str, obj: Any, payload: bytes) -> tuple[bytes, str | None]:
+        """Metadata for one message as JSON bytes, and its sender (the hot path)."""
         chain, ace, tags = self._by_topic(topic)
         matched: set[int] = set()
-        if isinstance(obj, dict):
-            keys, values = self._keys, self._values
-            for key in obj:
-                hit = keys.get(key)
-                if hit:
-                    matched.update(hit)
-            for field in self._value_fields:
-                value = obj.get(field)
-                if isinstance(value, str | int):
+        sender = None
+        text = payload
+        if type(obj) is dict:
+            if not self._key_set.isdisjoint(obj):
+                for key in self._key_set.intersection(obj):
+                    matched.update(self._keys[key])
+            values = self._values
+            for field in self._value_fields.intersection(obj):
+                value = obj[field]
+                if type(value) in (str, int):
                     hit = values.get((field, value))
                     if hit:
                         matched.update(hit)
-        head = payload[: self.scan_bytes]
+            if not self._sender_set.isdisjoint(obj):
+                for key in self.sender_keys:
+                    value = obj.get(key)
+                    if value and type(value) is str:
+                        sender = value[:200]
+                        break
+            if sender is None:
+                envelope = obj.get("_persist")
+                if type(envelope) is dict and type(envelope.get("agent")) is str:
+                    sender = envelope["agent"][:200]
+            for key in _TEXT_KEYS:  # keywords are looked for in the message's text
+                value = obj.get(key)
+                if type(value) is str:
+                    text = value[: self.scan_bytes].encode("utf-8", "replace")
+                    break
+        head = text[: self.scan_bytes]
         if self._words:
-            for word in self._word_set.intersection(head.translate(_WORDS_TABLE).split()):
+            found = self._word_set.intersection(head.translate(_WORDS_TABLE).split())
+            for word in found:
                 matched.update(self._words[word])
         if self._phrases:
-            lowered = head.lower()
-            matched.update(rid for phrase, rid in self._phrases if phrase in lowered)
+            lowered = head.lower() if self._phrases_cased else head
+            for phrase, rid in self._phrases:
+                if phrase in lowered:
+                    matched.add(rid)
         if matched:
-            c_chain, c_ace, c_tags = self._resolve(matched)
+            key = frozenset(matched)
+            resolved = self._resolved.get(key)
+            if resolved is None:
+                resolved = self._resolved[key] = self._resolve(key)
+            c_chain, c_ace, c_tags = resolved
             chain = chain or c_chain
             ace = ace or c_ace
-            tags = tags + tuple(t for t in c_tags if t not in tags)
-        meta: dict[str, Any] = {"chain": chain or DEFAULT_CHAIN}
-        if ace is not None:
-            meta["ace"] = ace[0]
-            meta["ace_name"] = ace[1]
-        if tags:
-            meta["tags"] = list(tags)
-        if isinstance(obj, dict):
-            for key in self.sender_keys:
-                value = obj.get(key)
-                if isinstance(value, str) and value:
-                    meta["sender"] = value[:200]
-                    break
-            else:
-                envelope = obj.get("_persist")
-                if isinstance(envelope, dict) and isinstance(envelope.get("agent"), str):
-                    meta["sender"] = envelope["agent"][:200]
-        return meta
+            if c_tags:
+                tags = tags + tuple(t for t in c_tags if t not in tags)
+        meta_key = (chain, ace, tags, sender)
+        meta = self._meta_cache.get(meta_key)
+        if meta is None:
+            fields: dict[str, Any] = {"chain": chain or DEFAULT_CHAIN}
+            if ace is not None:
+                fields["ace"] = ace[0]
+                fields["ace_name"] = ace[1]
+            if tags:
+                fields["tags"] = list(tags)
+            if sender is not None:
+                fields["sender"] = sender
+            meta = orjson.dumps(fields)
+            if len(self._meta_cache) >= _MAX_META_CACHE:
+                self._meta_cache.clear()
+            self._meta_cache[meta_key] = meta
+        return meta, sender

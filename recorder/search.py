@@ -209,7 +209,10 @@ def _word_span(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def index_at_time(store: Store, ts: float, lo: int = 0, hi: int | None = None) -> int:
-    """First index whose record time is >= `ts` (records are in time order)."""
+    """First index whose record time is >= `ts` (records are in time order).
+
+    An unreadable line has no time; a run of them at the end counts as later.
+    """
     hi = len(store) if hi is None else hi
     while lo < hi:
         mid = (lo + hi) // 2
