@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recorder.daemon import Recorder, RecorderOptions
 from recorder.enrich import Enricher
 from recorder.envelope import HEARTBEAT_TOPIC
+from recorder.store import open_store
 
 from .conftest import journal_records
 
@@ -189,3 +193,34 @@ def test_reader_side_never_loads_zmq_or_textual() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.binary(max_size=20) | st.text(max_size=20).map(str.encode),
+            st.binary(max_size=40)
+            | st.text(max_size=40).map(str.encode)
+            | st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=3).map(
+                lambda d: json.dumps(d).encode()
+            ),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_the_fast_path_and_the_general_encoder_both_keep_frames_exact(
+    tmp_path_factory: pytest.TempPathFactory, pairs: list[tuple[bytes, bytes]]
+) -> None:
+    tmp = tmp_path_factory.mktemp("fast")
+    clock = Clock()
+    rec = make(tmp, clock)
+    sent = [[topic, payload] for topic, payload in pairs]
+    feed(rec, clock, *sent)
+    rec.close()
+    with open_store(tmp / "logs") as store:
+        got = [r.frames for r in store.records() if r.is_message]
+        for r in store.records():
+            json.loads(r.line)  # the standard library agrees every line is JSON
+    assert got == sent
