@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from .format import SCHEMA_VERSION, Layout, list_segments, segment_name
+from .format import SCHEMA_VERSION, Layout, list_segments, segment_name, segment_number
 from .fsutil import atomic_write, ensure_private_dir
 
 MAX_LABEL = 200
@@ -84,7 +84,7 @@ class Checkpoint:
             label=str(data.get("label") or ""),
             reason=str(data.get("reason") or ""),
             created=float(data["created"]),
-            segment=int(seg_name[4:10]) if seg_name.startswith("seg-") else int(seg_name),
+            segment=segment_number(seg_name) or int(seg_name),
             offset=int(pos["offset"]),
             seq=int(pos["seq"]),
             messages=int(data.get("messages") or 0),
@@ -164,7 +164,7 @@ class DigestCache:
     def up_to(self, segment: int, offset: int) -> tuple[str, list[dict[str, Any]]]:
         entries: list[dict[str, Any]] = []
         for path in list_segments(self.layout):
-            number = int(path.name[4:10])
+            number = segment_number(path.name) or 0
             if number > segment:
                 break
             closed = number < segment

@@ -50,8 +50,7 @@ DEFAULT_SUBSCRIBE = "tcp://127.0.0.1:5555"  # subscribers connect here (broker X
 FSYNC_MODES = ("interval", "always", "never")
 Clock = Callable[[], float]
 _MSG_PREFIX = (
-    b'{"v":1,"seq":%d,"ts":%.6f,"kind":"msg","topic":%s,"size":%d,"meta":%s,'
-    b'"frames":[%s,{"json":'
+    b'{"v":1,"seq":%d,"ts":%.6f,"kind":"msg","topic":%s,"size":%d,"meta":%s,"frames":[%s,{"json":'
 )
 _MSG_SUFFIX = b'}],"spans":[[%d,%d]]}\n'
 
@@ -119,7 +118,9 @@ class Recorder:
 
     def __post_init__(self) -> None:
         self.layout = Layout(self.options.log_dir)
-        self.journal = Journal(self.layout, segment_bytes=self.options.segment_bytes)
+        self.journal = Journal(
+            self.layout, segment_bytes=self.options.segment_bytes, clock=self.clock
+        )
         rules = self.options.rules or (self.layout.rules if self.layout.rules.exists() else None)
         self.enricher = Enricher.load(rules)
         self.tracker = GapTracker()

@@ -10,6 +10,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,8 +137,15 @@ class Journal:
     make everything flushed so far durable (group commit).
     """
 
-    def __init__(self, layout: Layout, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.layout = layout
+        self.clock = clock
         self.segment_bytes = segment_bytes
         self.next_seq = 1
         self.messages = 0
@@ -216,7 +224,7 @@ class Journal:
     def append(self, head: dict[str, Any], frames: EncodedFrames | None = None) -> int:
         """Write one record (buffered); returns its sequence number."""
         seq = self.next_seq
-        record = {"v": SCHEMA_VERSION, "seq": seq, "ts": head.pop("ts", None) or time.time()}
+        record = {"v": SCHEMA_VERSION, "seq": seq, "ts": head.pop("ts", None) or self.clock()}
         record.update(head)
         self.next_seq = seq + 1
         self.append_line(encode_record(record, frames))

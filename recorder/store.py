@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import os
 import struct
+import threading
 import time
 from array import array
 from collections import OrderedDict
@@ -250,14 +251,15 @@ class Store:
     root: Path
     cache_index: bool = True
     record_cache_size: int = 4096
-    segments: list[SegmentIndex] = field(default_factory=list)
     stats: StoreStats = field(default_factory=StoreStats)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
         self.layout = Layout(self.root)
-        self._totals: list[int] = []  # line count before each segment
+        # (segments, line count before each segment), replaced as a whole by refresh()
+        self._view: tuple[list[SegmentIndex], list[int]] = ([], [])
         self._cache: OrderedDict[int, Record] = OrderedDict()
+        self._lock = threading.RLock()
 
     def __enter__(self) -> Store:
         return self
@@ -276,65 +278,77 @@ class Store:
     # -- indexing ----------------------------------------------------------------
     def refresh(self) -> int:
         """Pick up new segments and new lines; returns the number of new lines."""
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> int:
         t0 = time.perf_counter()
         known = {s.path.name for s in self.segments}
         cache_dir = self.layout.index if self.cache_index else None
+        segments = list(self.segments)
         for path in list_segments(self.layout):
             if path.name not in known:
-                if self.segments:
-                    self.segments[-1].save_cache()
-                self.segments.append(SegmentIndex(path, cache_dir))
+                segments.append(SegmentIndex(path, cache_dir))
         added = 0
         # Closed segments never change; only the last one can grow.
-        for seg in self.segments:
-            if seg.end == 0 or seg is self.segments[-1] or seg.end != seg.size:
+        for seg in segments:
+            if seg.end == 0 or seg is segments[-1] or seg.end != seg.size:
                 added += seg.update()
-        for seg in self.segments[:-1]:
+        for seg in segments[:-1]:
             seg.save_cache()
-        self._totals = [0, *accumulate(len(s) for s in self.segments)][:-1]
+        # Publish the new view in one step, so readers never see counts and
+        # segments that disagree.
+        self._view = (segments, [0, *accumulate(len(s) for s in segments)][:-1])
         self.stats.segments = len(self.segments)
         self.stats.lines = len(self)
         self.stats.bytes = sum(s.end for s in self.segments)
         self.stats.index_seconds += time.perf_counter() - t0
         return added
 
+    @property
+    def segments(self) -> list[SegmentIndex]:
+        return self._view[0]
+
     def __len__(self) -> int:
-        if not self.segments:
-            return 0
-        return self._totals[-1] + len(self.segments[-1])
+        segments, totals = self._view
+        return totals[-1] + len(segments[-1]) if segments else 0
 
     def locate(self, index: int) -> tuple[SegmentIndex, int]:
+        segments, totals = self._view
+        size = totals[-1] + len(segments[-1]) if segments else 0
         if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
+            index += size
+        if not 0 <= index < size:
             raise IndexError(index)
-        k = bisect.bisect_right(self._totals, index) - 1
-        return self.segments[k], index - self._totals[k]
+        k = bisect.bisect_right(totals, index) - 1
+        return segments[k], index - totals[k]
 
     def index_of(self, segment: int, offset: int) -> int:
         """Global index of the first line at or after (segment number, offset)."""
-        for k, seg in enumerate(self.segments):
+        segments, totals = self._view
+        for k, seg in enumerate(segments):
             if seg.number == segment:
-                return self._totals[k] + seg.line_at(offset)
+                return totals[k] + seg.line_at(offset)
             if seg.number > segment:
-                return self._totals[k]
+                return totals[k]
         return len(self)
 
     # -- reading -----------------------------------------------------------------
     def record(self, index: int) -> Record:
         if index < 0:
             index += len(self)
-        cached = self._cache.get(index)
-        if cached is not None:
-            self._cache.move_to_end(index)
-            return cached
-        seg, i = self.locate(index)
-        start, _end = seg.span(i)
-        rec = Record(index, seg.number, start, seg.read(i))
-        self._cache[index] = rec
-        if len(self._cache) > self.record_cache_size:
-            self._cache.popitem(last=False)
-        return rec
+        with self._lock:
+            cached = self._cache.get(index)
+            if cached is not None:
+                self._cache.move_to_end(index)
+                return cached
+            seg, i = self.locate(index)
+            start, _end = seg.span(i)
+            rec = Record(index, seg.number, start, seg.read(i))
+            self._cache[index] = rec
+            if len(self._cache) > self.record_cache_size:
+                self._cache.popitem(last=False)
+            return rec
 
     def records(self, start: int = 0, stop: int | None = None) -> Iterator[Record]:
         """Records in journal order, read in large sequential chunks."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import shutil
+from collections.abc import Awaitable, Callable
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -41,11 +44,38 @@ def make_app(root: Path, **kwargs: Any) -> PersistApp:
     return create_app(root, now=lambda: NOW, tz=UTC, probe=FixedProbe(), **kwargs)
 
 
-async def settle(pilot: Any, rounds: int = 3) -> None:
-    """Wait until workers are done and their messages handled."""
-    for _ in range(rounds):
-        await pilot.pause()
+async def settle(pilot: Any, delay: float = 0.0) -> None:
+    """Let timers up to `delay` fire, then wait until no worker runs and messages are handled."""
+    await pilot.pause(delay or None)
+    for _ in range(50):
         await pilot.app.workers.wait_for_complete()
-        for screen in pilot.app.screen_stack:
-            await screen.workers.wait_for_complete() if hasattr(screen, "workers") else None
+        await pilot.pause()
+        if not any(w.is_running for w in pilot.app.workers):
+            break
     await pilot.pause()
+
+
+def pilot_test(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    """Run an async pilot test in its own event loop (no asyncio plugin needed)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+def plain(widget: Any, width: int = 200) -> str:
+    """What a Static shows, as plain text."""
+    from rich.console import Console
+    from rich.text import Text
+
+    content = widget.content
+    if isinstance(content, Text):
+        return content.plain
+    if isinstance(content, str):
+        return content
+    with open(os.devnull, "w") as sink:
+        console = Console(width=width, record=True, force_terminal=False, file=sink)
+        console.print(content)
+        return console.export_text()

@@ -209,13 +209,13 @@ class PersistApp(App[Selection]):
     def _launch_choice(self, choice: str | None) -> None:
         from .screens.main import MainScreen
 
-        main = self.screen if isinstance(self.screen, MainScreen) else None
+        main = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
         if choice == "fresh":
             self.choose(Selection.fresh(self.log_dir, self.agent))
         elif choice == "quit" or choice is None:
             self.choose(None)
         elif main is not None:
-            main.launch_action(choice)
+            self.call_after_refresh(main.launch_action, choice)
 
     # -- command palette ---------------------------------------------------------
     def get_system_commands(self, screen: Screen[Any]) -> Any:

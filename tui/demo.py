@@ -7,15 +7,16 @@ seeded generator, and checkpoints get fixed creation times.
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from recorder import format as _format
 from recorder.checkpoint import Checkpoint, DigestCache, write_checkpoint
-from recorder.format import Layout
+from recorder.format import Layout, encode_frames
 from recorder.journal import Journal
 
 BASE_TS = 1_715_677_200.0  # 2024-05-14 09:00:00 UTC
@@ -23,16 +24,23 @@ AGENTS = ("planner", "coder", "reviewer", "tester")
 TOPICS = ("chat", "tools", "status")
 CHAINS = ("request", "reply", "broadcast", "tool_call", "tool_result")
 _WORDS = (
-    "deploy migration schema rollback cache latency parser token budget retry "
-    "timeout benchmark refactor database index checkpoint journal agent review "
-    "approve reject patch branch release config secret rotate queue worker"
-).split()
+    "deploy", "migration", "schema", "rollback", "cache", "latency", "parser", "token",
+    "budget", "retry", "timeout", "benchmark", "refactor", "database", "index", "checkpoint",
+    "journal", "agent", "review", "approve", "reject", "patch", "branch", "release", "config",
+    "secret", "rotate", "queue", "worker",
+)
 
 
-def encode(frames: list[bytes]) -> Any:
-    """Frames in the form `Journal.append` takes (encoded, when the format wants it)."""
-    encoder = getattr(_format, "encode_frames", None)
-    return encoder(frames) if encoder else frames
+class DemoClock:
+    """The journal's clock while building demo data, so its own records get demo times."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 
 
 @dataclass
@@ -47,9 +55,14 @@ class DemoWriter:
     last_ts: float | None = None
 
     @classmethod
-    def open(cls, root: Path, segment_bytes: int = 64 * 1024 * 1024) -> DemoWriter:
+    def open(
+        cls,
+        root: Path,
+        segment_bytes: int = 64 * 1024 * 1024,
+        clock: Callable[[], float] = time.time,
+    ) -> DemoWriter:
         layout = Layout(Path(root))
-        journal = Journal(layout, segment_bytes=segment_bytes)
+        journal = Journal(layout, segment_bytes=segment_bytes, clock=clock)
         journal.open()
         return cls(layout, journal, DigestCache(layout), {})
 
@@ -69,7 +82,7 @@ class DemoWriter:
         meta = {"sender": sender, "chain": chain, "ace": ace, "tags": tags or []}
         seq = self.journal.append(
             {"kind": "msg", "ts": ts, "topic": topic, "meta": meta},
-            encode([topic.encode(), orjson.dumps(payload)]),
+            encode_frames([topic.encode(), orjson.dumps(payload)]),
         )
         self.journal.messages += 1
         self.participants[sender] = self.participants.get(sender, 0) + 1
@@ -123,8 +136,12 @@ def _sentence(rng: random.Random, n: int) -> str:
 
 def build_demo(root: Path, *, seed: int = 7) -> Path:
     """A small journal over two days with every kind of record and 7 checkpoints."""
-    rng = random.Random(seed)
-    w = DemoWriter.open(root, segment_bytes=24 * 1024)
+    _build(Path(root), random.Random(seed), DemoClock(BASE_TS))
+    return Path(root)
+
+
+def _build(root: Path, rng: random.Random, clock: DemoClock) -> None:
+    w = DemoWriter.open(root, segment_bytes=24 * 1024, clock=clock)
     t = BASE_TS
     w.record(t, "event", event="recorder-started", detail="broker tcp://127.0.0.1:5555")
     plan = [
@@ -143,6 +160,7 @@ def build_demo(root: Path, *, seed: int = 7) -> Path:
             w.record(t, "event", event="recorder-started", detail="after restart")
         for i in range(count):
             t += rng.uniform(2, 40)
+            clock.now = t
             sender = AGENTS[(i + n) % len(AGENTS)]
             seq_by_sender[sender] += 1
             w.message(
@@ -177,7 +195,6 @@ def build_demo(root: Path, *, seed: int = 7) -> Path:
         t += 7
         w.message(t, AGENTS[i % 4], f"after the last checkpoint: {_sentence(rng, 6)}")
     w.close()
-    return Path(root)
 
 
 def write_status(root: Path, status: dict[str, Any]) -> None:
@@ -206,3 +223,56 @@ def stopped_status(root: Path, updated: float) -> dict[str, Any]:
         "fsync": "interval",
         "fsync_interval_ms": 200,
     }
+
+
+NOW = BASE_TS + 86400 + 3 * 3600  # "now" for demo screens: 2024-05-15 12:00 UTC
+
+
+def healthy_status(root: Path, now: float, pid: int, started: float) -> dict[str, Any]:
+    """A status.json for a live recorder (process `pid` started at `started`)."""
+    status = stopped_status(root, now)
+    status.update(
+        pid=pid,
+        process_started=started,
+        updated=now - 0.4,
+        state="recording",
+        connection="connected",
+        rates={"received_per_s": 412.5, "written_per_s": 412.5},
+        backlog=3,
+        last_error=None,
+    )
+    return status
+
+
+class FixedProbe:
+    """A diagnostics probe with fixed process and disk figures (screenshots, snapshots)."""
+
+    PID = 4242
+
+    def __init__(self) -> None:
+        from .diagnostics import Probe
+
+        self._probe = Probe()
+        self.samples = 0
+
+    def collect(self, log_dir: Path, now: float) -> Any:
+        import math
+
+        from recorder.status import Health
+
+        from .diagnostics import ProcessInfo
+
+        diag = self._probe.collect(log_dir, now)
+        h = diag.health
+        if h.pid:
+            status = {**h.status, "pid": self.PID}
+            reason = h.reason.replace(str(h.pid), str(self.PID))
+            diag.health = Health(h.state, reason, status, h.warnings)
+        if diag.process is not None:
+            diag.process = ProcessInfo(self.PID, 7260.0, 3.2, 48 * 1024 * 1024, 14, 5)
+        if diag.health.running:
+            diag.rate = 400 + 150 * math.sin(self.samples / 3) + 60 * math.sin(self.samples)
+        self.samples += 1
+        if diag.disk_used is not None:
+            diag.disk_used, diag.disk_free, diag.disk_total = 118_784, 85 << 30, 250 << 30
+        return diag

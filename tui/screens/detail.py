@@ -50,7 +50,7 @@ def frame_summary(i: int, raw: bytes, encoded: dict[str, Any]) -> Text:
 
 def render_record(rec: Record, clock: Clock, query: Query | None = None) -> RenderableType:
     head = Text()
-    head.append(f"{rec.kind}", "bold")
+    head.append(f"{rec.kind.upper()}", "bold reverse")
     head.append(f"  seq {rec.seq}  ", "")
     head.append(clock.stamp(rec.ts), "")
     head.append(f"  {segment_name(rec.segment)} @ {rec.offset:,}", "dim")

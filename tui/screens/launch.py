@@ -35,6 +35,8 @@ class LaunchScreen(Screen[str]):
         Binding("question_mark", "app.help", "Help"),
     ]
 
+    _default: int | None = None
+
     @property
     def papp(self) -> PersistApp:
         return self.app  # type: ignore[return-value]
@@ -99,8 +101,11 @@ class LaunchScreen(Screen[str]):
         highlighted = menu.highlighted
         menu.clear_options()
         menu.add_options(self.options())
-        first = 0 if papp.journal.checkpoints else 1
-        menu.highlighted = highlighted if highlighted not in (None, 0) or first == 0 else first
+        default = 0 if papp.journal.checkpoints else 1
+        if highlighted is None or highlighted == self._default:
+            highlighted = default
+        self._default = default
+        menu.highlighted = highlighted
         hint = Text("Enter or the letter chooses · the result is printed for the launcher",
                     style="dim")
         self.query_one("#launch-hint", Static).update(hint)

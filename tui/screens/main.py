@@ -89,7 +89,7 @@ class MainScreen(Screen[None]):
         self.hits: list[int] = []
         self.search_generation = 0
         self.search_state = ""
-        self.query: Query | None = None
+        self.search_query: Query | None = None
         self.context_checkpoint: Checkpoint | None = None
         self._pending_launch: str | None = None
         self._unseen = 0
@@ -121,12 +121,11 @@ class MainScreen(Screen[None]):
             with TabPane("3 Recent", id="recent"):
                 yield Static(id="recent-status", classes="status-line")
                 yield RecordList(clock, id="messages")
-            with TabPane("4 Diagnostics", id="diagnostics"):
-                with VerticalScroll(id="diag-pane"):
-                    yield Static(id="diag")
-                    with Vertical(id="rate-box"):
-                        yield Static("Message rate (received/s, last 2 min)", id="rate-title")
-                        yield Sparkline([], id="rate-graph")
+            with TabPane("4 Diagnostics", id="diagnostics"), VerticalScroll(id="diag-pane"):
+                yield Static(id="diag")
+                with Vertical(id="rate-box"):
+                    yield Static("Message rate (received/s, last 2 min)", id="rate-title")
+                    yield Sparkline([], id="rate-graph")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -134,6 +133,7 @@ class MainScreen(Screen[None]):
         self.query_one("#cp-body").display = False
         self.query_one("#cp-empty").display = False
         self.query_one("#preview-pane").can_focus = True
+        self.query_one("#rate-box").display = False
         self.update_top_bar()
         self.update_recent_status()
         self.update_search_status()
@@ -158,6 +158,7 @@ class MainScreen(Screen[None]):
             cp_list.set_checkpoints(checkpoints)
             has_cps = bool(checkpoints)
             self.query_one("#cp-body").display = has_cps
+            self.query_one("#activity").display = has_cps
             self.query_one("#cp-empty").display = not has_cps
             if not has_cps:
                 self.query_one("#cp-empty", Static).update(self.empty_message())
@@ -172,7 +173,7 @@ class MainScreen(Screen[None]):
             if self._pending_launch:
                 choice, self._pending_launch = self._pending_launch, None
                 self.launch_action(choice)
-            if self.query is not None:
+            if self.search_query is not None:
                 self.start_search()
         elif what == "grew":
             before = messages.row_count
@@ -355,24 +356,24 @@ class MainScreen(Screen[None]):
         try:
             query = parse_query(text, now=papp.clock.now(), fuzzy=self.fuzzy, tz=papp.clock.tz)
         except QueryError as exc:
-            self.query = None
+            self.search_query = None
             self.search_state = f"[error]{exc}"
-            results.query = None
+            results.highlight = None
             results.sync()
             self.update_search_status()
             return
-        self.query = None if query.empty else query
-        results.query = self.query
+        self.search_query = None if query.empty else query
+        results.highlight = self.search_query
         results.sync()
         results.move_to(0)
-        if self.query is None:
+        if self.search_query is None:
             self.search_state = ""
             self.workers.cancel_group(self, "search")
         elif papp.journal.store is None:
             self.search_state = "no journal to search yet"
         else:
             self.search_state = "searching…"
-            self.run_search(self.query, self.search_generation)
+            self.run_search(self.search_query, self.search_generation)
         self.update_search_status()
 
     @work(thread=True, exclusive=True, group="search", exit_on_error=False)
@@ -404,7 +405,7 @@ class MainScreen(Screen[None]):
         state = self.search_state
         if state.startswith("[error]"):
             status.append(state[7:], "bold red")
-        elif self.query is None:
+        elif self.search_query is None:
             status.append("Type to search. Enter: results · Esc: back to the field · "
                           "ctrl+t: fuzzy", "dim")
         else:
@@ -430,7 +431,7 @@ class MainScreen(Screen[None]):
         self.context_checkpoint = before[0] if before else None
         self.action_show_tab("recent")
         messages = self.query_one("#messages", RecordList)
-        messages.query = self.query
+        messages.highlight = self.search_query
         messages.move_to(index, center=True)
         self.update_recent_status(jumped=index)
         self.refresh_bindings()
@@ -461,7 +462,8 @@ class MainScreen(Screen[None]):
         index = messages.record_index(event.row)
         store = self.papp.journal.store
         if index is not None and store is not None:
-            self.app.push_screen(DetailScreen(store.record(index), self.papp.clock, self.query))
+            record = store.record(index)
+            self.app.push_screen(DetailScreen(record, self.papp.clock, messages.highlight))
 
     def action_toggle_follow(self) -> None:
         if self.following:
@@ -475,7 +477,7 @@ class MainScreen(Screen[None]):
         self._unseen = 0
         self.context_checkpoint = None
         messages = self.query_one("#messages", RecordList)
-        messages.query = None
+        messages.highlight = None
         messages.move_to(messages.row_count - 1, -1)
         self.update_recent_status()
         self.refresh_bindings()
@@ -515,6 +517,7 @@ class MainScreen(Screen[None]):
         self.query_one("#diag", Static).update(render_diagnostics(diag, self.papp.clock))
         graph = self.query_one("#rate-graph", Sparkline)
         graph.data = list(self.rates)
+        self.query_one("#rate-box").display = diag.health.running and len(self.rates) > 1
         self.update_top_bar()
         if was_running != diag.health.running and not (self.papp.journal.checkpoints or []):
             self.query_one("#cp-empty", Static).update(self.empty_message())

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Footer, Static
 
 from recorder.checkpoint import Checkpoint, Verification, verify_checkpoint
 from recorder.format import segment_name
@@ -54,6 +54,7 @@ class RestoreScreen(ModalScreen[bool]):
             with Horizontal(classes="buttons"):
                 yield Button("Restore", variant="primary", id="confirm", disabled=True)
                 yield Button("Cancel", id="cancel")
+        yield Footer()
 
     def summary(self) -> Text:
         cp = self.checkpoint

@@ -58,7 +58,8 @@ def render_diagnostics(diag: Diagnostics | None, clock: Clock) -> RenderableType
         ("RSS", val(proc and proc.rss, size), "Received", val(counts.get("received"), count)),
         ("Open files", val(proc and proc.open_files), "Written", val(counts.get("written"), count)),
         ("Threads", val(proc and proc.threads), "Durable", val(counts.get("durable"), count)),
-        ("Fsync", f"{st.get('fsync', '—')} {st.get('fsync_interval_ms', '')}ms".strip(),
+        ("Fsync", f"{st.get('fsync', '—')}" + (f" {st['fsync_interval_ms']} ms"
+                                                if st.get("fsync_interval_ms") else ""),
          "Backlog", val(st.get("backlog"), count)),
         ("Last fsync", _ts_age(clock, st.get("last_fsync")),
          "Gaps", f"{val(counts.get('gaps'), count)} ({val(counts.get('missed'), count)} missed)"),
@@ -67,7 +68,8 @@ def render_diagnostics(diag: Diagnostics | None, clock: Clock) -> RenderableType
     ]
     for row in rows:
         table.add_row(*row)
-    parts.append(table)
+    if st:
+        parts.append(table)
 
     cp = st.get("last_checkpoint")
     cp_text = Text("Last checkpoint: ", style="bold")

@@ -7,11 +7,19 @@ from rich.text import Text
 
 from recorder.checkpoint import Checkpoint
 from recorder.format import segment_name
+from recorder.store import Record
 
 from ..preview import Preview
 from ..text import Clock, count, one_line
 from .checkpoint_list import REASON_STYLES
 from .record_list import describe, record_row, sender_style
+
+
+def _row(rec: Record, clock: Clock) -> Text:
+    row = record_row(rec, clock, sender_width=9, topic_width=6)
+    row.no_wrap = True
+    row.overflow = "ellipsis"
+    return row
 
 
 def rule(title: str) -> Text:
@@ -79,9 +87,9 @@ def render_preview(pv: Preview | None, cp: Checkpoint | None, clock: Clock) -> R
     parts.append(rule("last messages before"))
     if not pv.before:
         parts.append(Text("  (none)", style="dim"))
-    parts.extend(record_row(r, clock) for r in pv.before)
+    parts.extend(_row(r, clock) for r in pv.before)
     parts.append(rule("◆ checkpoint ─ first after"))
     if not pv.after:
         parts.append(Text("  (nothing recorded after it yet)", style="dim"))
-    parts.extend(record_row(r, clock) for r in pv.after)
+    parts.extend(_row(r, clock) for r in pv.after)
     return Group(*parts)

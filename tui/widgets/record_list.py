@@ -102,7 +102,7 @@ class RecordList(VirtualList):
         self.clock = clock
         self.store: Store | None = None
         self.indices: Sequence[int] | None = None
-        self.query: Query | None = None
+        self.highlight: Query | None = None
         self.boundaries: frozenset[int] = frozenset()
 
     def attach(self, store: Store | None, indices: Sequence[int] | None = None) -> None:
@@ -145,7 +145,7 @@ class RecordList(VirtualList):
         return record_row(
             rec,
             self.clock,
-            query=self.query,
+            query=self.highlight,
             marker=marker,
             sender_width=12 if wide else 9,
             topic_width=10 if wide else 6,

@@ -1,0 +1,113 @@
+"""End to end: the real `persist-tui` command in tmux (send-keys, capture-pane)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.tui_fixtures import demo_dir
+from tui.cli import EXIT_CANCELLED, EXIT_CHOSEN
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+BIN = Path(sys.executable).parent / "persist-tui"
+
+
+class Tmux:
+    """One detached tmux session running a command; killed at the end."""
+
+    def __init__(self, command: str, cwd: Path) -> None:
+        self.name = f"persist-tui-{uuid.uuid4().hex[:8]}"
+        env = {**os.environ, "TERM": "xterm-256color"}
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "100", "-y", "30",
+                        "-c", str(cwd), command], check=True, env=env)
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def screen(self) -> str:
+        out = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
+                             capture_output=True, text=True)
+        return out.stdout
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never appeared on screen:\n{screen}")
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def wait_file(path: Path, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().endswith("\n"):
+            return path.read_text()
+        time.sleep(0.1)
+    raise AssertionError(f"{path} was never written")
+
+
+def run_in_tmux(tmp_path: Path, args: str) -> tuple[Tmux, Path, Path]:
+    out, rc = tmp_path / "stdout.json", tmp_path / "rc"
+    cmd = f"{BIN} {args} > {out}; echo $? > {rc}"
+    return Tmux(cmd, tmp_path), out, rc
+
+
+def test_restore_prints_selection_on_stdout(tmp_path: Path) -> None:
+    root = demo_dir(tmp_path)
+    tmux, out, rc = run_in_tmux(tmp_path, f"--log-dir {root} --print")
+    try:
+        screen = tmux.wait_for("release candidate approved")
+        assert "auto #7" in screen and "Checkpoints" in screen
+        tmux.keys("j")
+        tmux.keys("r")
+        tmux.wait_for("journal matches the checkpoint digest")
+        tmux.keys("Enter")
+        assert int(wait_file(rc)) == EXIT_CHOSEN
+    finally:
+        tmux.kill()
+    data = orjson.loads(out.read_bytes())
+    assert data["kind"] == "checkpoint" and data["label"] == "release candidate approved"
+    assert data["verified"] is True and data["log_dir"] == str(root)
+    assert set(data["position"]) == {"segment", "offset", "seq"}
+    assert out.read_text().count("\n") == 1  # one JSON object, nothing else
+
+
+def test_launch_fresh_and_quit(tmp_path: Path) -> None:
+    root = demo_dir(tmp_path)
+    tmux, out, rc = run_in_tmux(tmp_path, f"--log-dir {root} --launch --agent coder --json")
+    try:
+        tmux.wait_for("Welcome back, coder")
+        tmux.wait_for("auto #7")
+        tmux.keys("f")
+        assert int(wait_file(rc)) == EXIT_CHOSEN
+    finally:
+        tmux.kill()
+    assert orjson.loads(out.read_bytes())["kind"] == "fresh"
+
+    sub = tmp_path / "quit"
+    sub.mkdir()
+    tmux, out, rc = run_in_tmux(sub, f"--log-dir {root} --print")
+    try:
+        tmux.wait_for("auto #7")
+        tmux.keys("q")
+        assert int(wait_file(rc)) == EXIT_CANCELLED
+    finally:
+        tmux.kill()
+    assert out.read_bytes() == b""

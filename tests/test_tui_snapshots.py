@@ -1,0 +1,60 @@
+"""Snapshot tests: every screen at a fixed size, on the fixed demo journal and clock.
+
+The scenes are the ones `python -m tui.screenshots` renders for the README.
+Update with `pytest tests/test_tui_snapshots.py --snapshot-update` after looking
+at the report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tui.demo import build_demo
+from tui.screenshots import SCENES, Scene, prepare
+
+pytestmark = pytest.mark.timeout(180)
+BY_NAME = {s.name: s for s in SCENES}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_demo(tmp_path_factory.mktemp("snap") / "demo")
+
+
+def check(snap_compare, scene: Scene, tmp_path: Path, demo: Path) -> None:
+    # A fixed folder name keeps the path shown in the top bar identical between runs.
+    base = Path("/tmp/persist-tui-snapshots")
+    app = prepare(scene, base, demo)
+    assert snap_compare(app, terminal_size=scene.size, run_before=scene.steps)
+
+
+class TestCheckpoints:
+    @pytest.mark.parametrize("name", ["checkpoints", "checkpoints-80x24", "corrupt", "restore"])
+    def test_screen(self, snap_compare, tmp_path: Path, demo: Path, name: str) -> None:
+        check(snap_compare, BY_NAME[name], tmp_path, demo)
+
+
+class TestMessages:
+    @pytest.mark.parametrize("name", ["search", "recent", "detail"])
+    def test_screen(self, snap_compare, tmp_path: Path, demo: Path, name: str) -> None:
+        check(snap_compare, BY_NAME[name], tmp_path, demo)
+
+
+class TestDiagnostics:
+    @pytest.mark.parametrize("name", ["diagnostics", "diagnostics-stopped"])
+    def test_screen(self, snap_compare, tmp_path: Path, demo: Path, name: str) -> None:
+        check(snap_compare, BY_NAME[name], tmp_path, demo)
+
+
+class TestLaunchHelpEmpty:
+    @pytest.mark.parametrize("name", ["launch", "help", "empty"])
+    def test_screen(self, snap_compare, tmp_path: Path, demo: Path, name: str) -> None:
+        check(snap_compare, BY_NAME[name], tmp_path, demo)
+
+
+def test_every_scene_is_snapshotted() -> None:
+    covered = {"checkpoints", "checkpoints-80x24", "corrupt", "restore", "search", "recent",
+               "detail", "diagnostics", "diagnostics-stopped", "launch", "help", "empty"}
+    assert covered == set(BY_NAME)
