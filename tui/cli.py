@@ -14,21 +14,13 @@ The UI is drawn on stderr, so stdout carries only the result.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from recorder.format import default_log_dir
+
 EXIT_CHOSEN = 0
 EXIT_CANCELLED = 1
-DEFAULT_SUBDIR = Path(".local/share/agent-persist/conversation_logs")
-
-
-def default_log_dir() -> Path:
-    """`$PERSIST_LOG_DIR`, else `~/.local/share/agent-persist/conversation_logs`."""
-    env = os.environ.get("PERSIST_LOG_DIR")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / DEFAULT_SUBDIR
 
 
 def build_parser() -> argparse.ArgumentParser:
