@@ -49,8 +49,9 @@ DEFAULT_PUBLISH = "tcp://127.0.0.1:5559"  # publishers connect here (broker XSUB
 DEFAULT_SUBSCRIBE = "tcp://127.0.0.1:5555"  # subscribers connect here (broker XPUB)
 FSYNC_MODES = ("interval", "always", "never")
 Clock = Callable[[], float]
+_JSON_OPENERS = (b"{", b"[")
 _MSG_PREFIX = (
-    b'{"v":1,"seq":%d,"ts":%.6f,"kind":"msg","topic":%s,"size":%d,"meta":%s,"frames":[%s,{"json":'
+    b'{"v":1,"seq":%d,"ts":%s,"kind":"msg","topic":%s,"size":%d,"meta":%s,"frames":[%s,{"json":'
 )
 _MSG_SUFFIX = b'}],"spans":[[%d,%d]]}\n'
 
@@ -249,11 +250,14 @@ class Recorder:
         return position
 
     # -- receiving side (any thread) -----------------------------------------
-    def submit(self, batch: list[tuple[float, list[bytes]]], nbytes: int) -> None:
-        """Queue received messages: (receive time, frames) pairs."""
-        self.inbox.append(batch)
+    def submit(self, ts: float, messages: list[list[bytes]], nbytes: int) -> None:
+        """Queue messages (lists of frames) received at `ts`.
+
+        `nbytes` is what they cost in memory; it bounds the backlog.
+        """
+        self.inbox.append((ts, messages, nbytes))
         c = self.counters
-        c.received += len(batch)
+        c.received += len(messages)
         c.received_bytes += nbytes
         self.wake.set()
 
@@ -301,8 +305,8 @@ class Recorder:
         while inbox:
             item = inbox.popleft()
             wrote = True
-            if type(item) is list:
-                written += self._write_batch(item)
+            if type(item) is tuple:
+                written += self._write_batch(*item)
             elif callable(item):
                 item()
             else:
@@ -319,68 +323,74 @@ class Recorder:
                 self._take_snapshot()
         return written
 
-    def _write_batch(self, batch: list[tuple[float, list[bytes]]]) -> int:
-        journal = self.journal
+    def _write_batch(self, ts: float, messages: list[list[bytes]], nbytes: int) -> int:
         counters = self.counters
         try:
-            written, nbytes, last_ts, done = self._write_messages(batch)
+            written = done = self._write_messages(ts, messages)
         except _WriteFailed as failed:
-            written, nbytes, last_ts, done = failed.progress
+            written, done = failed.progress
             self.broken = failed.error
-            self._unprocessed = len(batch) - done
-        if self.first_ts is None and written:
-            self.first_ts = batch[0][0]
-        self.last_ts = last_ts
-        journal.messages += written
+            self._unprocessed = len(messages) - done
+        if written:
+            if self.first_ts is None:
+                self.first_ts = ts
+            self.last_ts = ts
+        self.journal.messages += written
         counters.written += written
         counters.written_bytes += nbytes
         if self.broken is not None:
             raise self.broken
         return written
 
-    def _write_messages(self, batch: list[tuple[float, list[bytes]]]) -> tuple[int, int, Any, int]:
-        """The hot path. Two-frame messages with a one-line JSON payload (what agents
-        send) are formatted straight into a line; every other shape goes through
-        the general `encode_frames`, which produces the same bytes for them."""
+    def _write_messages(self, ts: float, messages: list[list[bytes]]) -> int:
+        """The hot path; returns how many messages it wrote (refused ones excluded).
+
+        Two-frame messages with a one-line JSON payload (what agents send) are
+        formatted straight into a line; every other shape goes through the general
+        `encode_frames`, which produces the same bytes for them.
+        """
         journal = self.journal
         write = journal.append_line
         classify = self.enricher.classify
         topics = self._topics
         participants = self._participants
+        expected = self.tracker.expected
         limit = self.options.max_message_bytes
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
-        written = nbytes = done = 0
-        last_ts = self.last_ts
+        ts_text = b"%.6f" % ts
+        written = done = 0
         try:
-            for ts, frames in batch:
+            for frames in messages:
                 done += 1
-                size = sum(map(len, frames))
-                nbytes += size
+                if len(frames) == 2:
+                    topic_bytes, payload = frames
+                    size = len(topic_bytes) + len(payload)
+                else:
+                    topic_bytes = frames[0] if len(frames) > 1 else b""
+                    payload = frames[-1]
+                    size = sum(map(len, frames))
                 if size > limit:
                     self._refuse(ts, frames, size)
                     continue
-                two = len(frames) == 2
-                topic_bytes = frames[0] if len(frames) > 1 else b""
                 entry = topics.get(topic_bytes)
                 if entry is None:
                     entry = self._topic_entry(topic_bytes)
                 topic, topic_json, topic_piece = entry
-                payload = frames[-1]
-                fast = (
-                    two
+                encoded = None
+                if (
+                    len(frames) == 2
                     and topic_piece is not None
-                    and payload[:1] in (b"{", b"[")
+                    and payload[:1] in _JSON_OPENERS
                     and b"\n" not in payload
                     and b"\r" not in payload
-                )
-                encoded = None
-                if fast:
+                ):
                     try:
                         obj = loads(payload)
                     except decode_error:
-                        fast = False
-                if not fast:
+                        encoded = encode_frames(frames)
+                        obj = encoded.payload
+                else:
                     encoded = encode_frames(frames)
                     obj = encoded.payload
                 meta, sender = classify(topic, obj, payload)
@@ -392,15 +402,15 @@ class Recorder:
                         and topic != HEARTBEAT_TOPIC
                         and type(env.get("pub")) is str
                         and type(env.get("seq")) is int
-                        and self.tracker.expected.get(env["pub"]) == env["seq"]
+                        and expected.get(env["pub"]) == env["seq"]
                     ):
-                        self.tracker.expected[env["pub"]] = env["seq"] + 1  # in order: no hole
+                        expected[env["pub"]] = env["seq"] + 1  # in order: no hole
                     else:
                         meta = self._track(obj, topic, ts, meta)
                 seq = journal.next_seq
                 journal.next_seq = seq + 1
                 if encoded is None:
-                    prefix = _MSG_PREFIX % (seq, ts, topic_json, size, meta, topic_piece)
+                    prefix = _MSG_PREFIX % (seq, ts_text, topic_json, size, meta, topic_piece)
                     write(prefix + payload + _MSG_SUFFIX % (len(prefix), len(payload)))
                 else:
                     head = {
@@ -419,10 +429,9 @@ class Recorder:
                 elif len(participants) < 1000:
                     participants[who] = 1
                 written += 1
-                last_ts = ts
         except OSError as exc:
-            raise _WriteFailed(exc, (written, nbytes, last_ts, done)) from exc
-        return written, nbytes, last_ts, done
+            raise _WriteFailed(exc, (written, done)) from exc
+        return written
 
     def _topic_entry(self, topic_bytes: bytes) -> tuple[str, bytes, bytes | None]:
         """(topic, topic as JSON, its frame encoding when the fast path may use it)."""
@@ -705,7 +714,7 @@ class Recorder:
 
 
 class _WriteFailed(Exception):
-    def __init__(self, error: OSError, progress: tuple[int, int, Any, int]) -> None:
+    def __init__(self, error: OSError, progress: tuple[int, int]) -> None:
         super().__init__(str(error))
         self.error = error
         self.progress = progress

@@ -21,6 +21,7 @@ DEFAULT_CHAIN = "message"
 _MAX_TOPIC_CACHE = 4096
 _MAX_META_CACHE = 8192
 _TEXT_KEYS = ("text", "content", "message", "body")
+_NONE: frozenset[int] = frozenset()
 # Lower-cases ASCII letters and turns everything but [a-z0-9_] into a space, in C.
 _WORDS_TABLE = bytes(
     c + 32 if 65 <= c <= 90 else c if (97 <= c <= 122 or 48 <= c <= 57 or c == 95) else 32
@@ -45,16 +46,16 @@ class Enricher:
     def __init__(self, data: dict[str, Any], source: str = "built-in defaults") -> None:
         settings = data.get("settings") or {}
         self.source = source
-        self.scan_bytes = int(settings.get("scan_bytes", 128))
+        self.scan_bytes = int(settings.get("scan_bytes", 64))
         self.sender_keys = tuple(
             settings.get("sender_keys") or ("sender", "from", "agent", "source", "author")
         )
         self.rules: list[Rule] = []
-        self._keys: dict[str, list[int]] = {}
-        self._values: dict[tuple[str, Any], list[int]] = {}
+        keys_lists: dict[str, list[int]] = {}
+        values: dict[tuple[str, Any], list[int]] = {}
         value_fields: set[str] = set()
-        self._words: dict[bytes, list[int]] = {}
-        self._phrases: list[tuple[bytes, int]] = []
+        word_lists: dict[bytes, list[int]] = {}
+        phrase_list: list[tuple[bytes, int]] = []
         results = {
             "chain": lambda r: str(r["type"]),
             "ace": lambda r: (int(r["layer"]), str(r.get("name", ""))),
@@ -65,24 +66,29 @@ class Enricher:
                 rid = len(self.rules)
                 self.rules.append(Rule(group, result_of(raw), tuple(raw.get("topics") or ())))
                 for key in raw.get("keys") or ():
-                    self._keys.setdefault(str(key), []).append(rid)
+                    keys_lists.setdefault(str(key), []).append(rid)
                 for field, accepted in (raw.get("values") or {}).items():
                     value_fields.add(str(field))
                     for value in accepted if isinstance(accepted, list) else [accepted]:
-                        self._values.setdefault((str(field), value), []).append(rid)
+                        values.setdefault((str(field), value), []).append(rid)
                 for keyword in raw.get("keywords") or ():
                     kw = str(keyword).lower().encode()
                     if _is_word(kw):
-                        self._words.setdefault(kw, []).append(rid)
+                        word_lists.setdefault(kw, []).append(rid)
                     else:
-                        self._phrases.append((kw, rid))
-        self._value_fields = frozenset(value_fields)
+                        phrase_list.append((kw, rid))
+        self._value_tables = tuple(
+            (f, {v: frozenset(rids) for (ff, v), rids in values.items() if ff == f})
+            for f in sorted(value_fields)
+        )
+        self._keys = {k: frozenset(v) for k, v in keys_lists.items()}
+        self._words = {k: frozenset(v) for k, v in word_lists.items()}
+        self._phrases = [(p, frozenset([rid])) for p, rid in phrase_list]
+        self._scan = bool(self._words or self._phrases)
         self._word_set = frozenset(self._words)
         self._key_set = frozenset(self._keys)
-        self._sender_set = frozenset(self.sender_keys)
-        self._phrases_cased = any(p.lower() != p.upper() for p, _ in self._phrases)
+        self._phrases_cased = any(p.lower() != p.upper() for p, _ in phrase_list)
         self._topic_cache: dict[str, tuple[Any, Any, tuple[str, ...]]] = {}
-        self._resolved: dict[frozenset[int], tuple[Any, Any, tuple[str, ...]]] = {}
         self._meta_cache: dict[tuple[Any, ...], bytes] = {}
 
     @classmethod
@@ -128,70 +134,78 @@ class Enricher:
         return orjson.loads(self.classify(topic, obj, payload)[0])  # type: ignore[no-any-return]
 
     def classify(self, topic: str, obj: Any, payload: bytes) -> tuple[bytes, str | None]:
-        """Metadata for one message as JSON bytes, and its sender (the hot path)."""
-        chain, ace, tags = self._by_topic(topic)
-        matched: set[int] = set()
+        """Metadata for one message as JSON bytes, and its sender (the hot path).
+
+        Everything that can be is looked up rather than computed: the topic's
+        result, the rule ids a field value or key maps to, and the final JSON
+        for each distinct (topic result, matched rules, sender).
+        """
+        by_topic = self._topic_cache.get(topic)
+        if by_topic is None:
+            by_topic = self._by_topic(topic)
+        matched: frozenset[int] = _NONE
         sender = None
         text = payload
         if type(obj) is dict:
+            get = obj.get
+            for field, table in self._value_tables:
+                value = get(field)
+                if value is not None and (type(value) is str or type(value) is int):
+                    hit = table.get(value)
+                    if hit:
+                        matched = matched | hit
             if not self._key_set.isdisjoint(obj):
                 for key in self._key_set.intersection(obj):
-                    matched.update(self._keys[key])
-            values = self._values
-            for field in self._value_fields.intersection(obj):
-                value = obj[field]
-                if type(value) in (str, int):
-                    hit = values.get((field, value))
-                    if hit:
-                        matched.update(hit)
-            if not self._sender_set.isdisjoint(obj):
-                for key in self.sender_keys:
-                    value = obj.get(key)
-                    if value and type(value) is str:
-                        sender = value[:200]
-                        break
-            if sender is None:
-                envelope = obj.get("_persist")
+                    matched = matched | self._keys[key]
+            for key in self.sender_keys:
+                value = get(key)
+                if value and type(value) is str:
+                    sender = value[:200]
+                    break
+            else:
+                envelope = get("_persist")
                 if type(envelope) is dict and type(envelope.get("agent")) is str:
                     sender = envelope["agent"][:200]
-            for key in _TEXT_KEYS:  # keywords are looked for in the message's text
-                value = obj.get(key)
-                if type(value) is str:
-                    text = value[: self.scan_bytes].encode("utf-8", "replace")
-                    break
-        head = text[: self.scan_bytes]
-        if self._words:
-            found = self._word_set.intersection(head.translate(_WORDS_TABLE).split())
-            for word in found:
-                matched.update(self._words[word])
-        if self._phrases:
-            lowered = head.lower() if self._phrases_cased else head
-            for phrase, rid in self._phrases:
-                if phrase in lowered:
-                    matched.add(rid)
-        if matched:
-            key = frozenset(matched)
-            resolved = self._resolved.get(key)
-            if resolved is None:
-                resolved = self._resolved[key] = self._resolve(key)
-            c_chain, c_ace, c_tags = resolved
-            chain = chain or c_chain
-            ace = ace or c_ace
-            if c_tags:
-                tags = tags + tuple(t for t in c_tags if t not in tags)
-        meta_key = (chain, ace, tags, sender)
+            if self._scan:
+                for key in _TEXT_KEYS:  # keywords are looked for in the message's text
+                    value = get(key)
+                    if type(value) is str:
+                        text = value[: self.scan_bytes].encode("utf-8", "replace")
+                        break
+        if self._scan:
+            head = text[: self.scan_bytes]
+            if self._words:
+                for word in self._word_set.intersection(head.translate(_WORDS_TABLE).split()):
+                    matched = matched | self._words[word]
+            if self._phrases:
+                lowered = head.lower() if self._phrases_cased else head
+                for phrase, rids in self._phrases:
+                    if phrase in lowered:
+                        matched = matched | rids
+        meta_key = (by_topic, matched, sender)
         meta = self._meta_cache.get(meta_key)
         if meta is None:
-            fields: dict[str, Any] = {"chain": chain or DEFAULT_CHAIN}
-            if ace is not None:
-                fields["ace"] = ace[0]
-                fields["ace_name"] = ace[1]
-            if tags:
-                fields["tags"] = list(tags)
-            if sender is not None:
-                fields["sender"] = sender
-            meta = orjson.dumps(fields)
+            meta = self._meta_json(by_topic, matched, sender)
             if len(self._meta_cache) >= _MAX_META_CACHE:
                 self._meta_cache.clear()
             self._meta_cache[meta_key] = meta
         return meta, sender
+
+    def _meta_json(
+        self, by_topic: tuple[Any, Any, tuple[str, ...]], matched: frozenset[int], sender: Any
+    ) -> bytes:
+        chain, ace, tags = by_topic
+        if matched:
+            c_chain, c_ace, c_tags = self._resolve(matched)
+            chain = chain or c_chain
+            ace = ace or c_ace
+            tags = tags + tuple(t for t in c_tags if t not in tags)
+        fields: dict[str, Any] = {"chain": chain or DEFAULT_CHAIN}
+        if ace is not None:
+            fields["ace"] = ace[0]
+            fields["ace_name"] = ace[1]
+        if tags:
+            fields["tags"] = list(tags)
+        if sender is not None:
+            fields["sender"] = sender
+        return orjson.dumps(fields)

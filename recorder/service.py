@@ -30,7 +30,8 @@ from .lock import InstanceLock
 
 log = logging.getLogger("agent_persist.recorder")
 
-_BATCH = 2048
+_BATCH = 256
+_MESSAGE_OVERHEAD = 200  # bytes of Python objects per queued message, for the backlog bound
 _DRAIN_ON_STOP = 0.3  # seconds spent taking what zmq still holds when asked to stop
 _MIN_FREE_BYTES = 4 * 1024 * 1024
 
@@ -96,21 +97,31 @@ class Receiver(threading.Thread):
             sub.close()
 
     def _take(self, sub: zmq.Socket) -> int:
-        """Receive everything available now (up to one batch); returns the count."""
-        batch: list[tuple[float, list[bytes]]] = []
+        """Receive what is available now (up to one batch); returns the count.
+
+        One receive time per batch: a batch takes about a millisecond to drain.
+        Frames are taken with copy=False and `.more` because `recv_multipart`
+        costs a socket-option lookup per frame, a third of the receive time.
+        """
+        ts = time.time()
+        batch: list[list[bytes]] = []
         append = batch.append
-        recv = sub.recv_multipart
-        now = time.time
+        recv = sub.recv
         nbytes = 0
         for _ in range(_BATCH):
             try:
-                frames = recv(zmq.NOBLOCK)
+                frame = recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            append((now(), frames))
-            nbytes += sum(map(len, frames))
+            frames = [frame.bytes]
+            nbytes += len(frame) + _MESSAGE_OVERHEAD
+            while frame.more:
+                frame = recv(copy=False)
+                frames.append(frame.bytes)
+                nbytes += len(frame)
+            append(frames)
         if batch:
-            self.recorder.submit(batch, nbytes)
+            self.recorder.submit(ts, batch, nbytes)
         return len(batch)
 
     def _monitor(self, monitor: zmq.Socket, timeout: int) -> None:

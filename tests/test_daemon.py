@@ -44,7 +44,7 @@ def make(tmp_path: Path, clock: Clock, **opts: object) -> Recorder:
 
 
 def feed(rec: Recorder, clock: Clock, *messages: list[bytes]) -> None:
-    rec.submit([(clock.now, m) for m in messages], sum(len(f) for m in messages for f in m))
+    rec.submit(clock.now, list(messages), sum(len(f) for m in messages for f in m))
     rec.drain()
 
 
@@ -135,7 +135,7 @@ def test_write_error_is_survived_and_counted(tmp_path: Path) -> None:
             return getattr(self.real, name)
 
     rec.journal._file = FullDisk(rec.journal._file)
-    rec.submit([(clock.now, env_msg("p", i)) for i in (2, 3)], 100)
+    rec.submit(clock.now, [env_msg("p", i) for i in (2, 3)], 100)
     with pytest.raises(OSError):
         rec.drain()
     assert rec.broken is not None
