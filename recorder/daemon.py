@@ -50,10 +50,12 @@ DEFAULT_SUBSCRIBE = "tcp://127.0.0.1:5555"  # subscribers connect here (broker X
 FSYNC_MODES = ("interval", "always", "never")
 Clock = Callable[[], float]
 _JSON_OPENERS = (b"{", b"[")
+_SHED_AFTER_BATCHES = 2  # queued batches (of up to 256 messages) before keyword rules pause
 _MSG_PREFIX = (
-    b'{"v":1,"seq":%d,"ts":%s,"kind":"msg","topic":%s,"size":%d,"meta":%s,"frames":[%s,{"json":'
+    b'{"v":1,"seq":%d,"ts":%s,"kind":"msg","topic":%s,"size":%d,"meta":%s,'
+    b'"spans":[[%d,%d]],"frames":[%s,{"json":'
 )
-_MSG_SUFFIX = b'}],"spans":[[%d,%d]]}\n'
+_MSG_END = b"}]}\n"
 
 
 @dataclass
@@ -69,7 +71,7 @@ class RecorderOptions:
     checkpoint_interval: float = 300.0  # seconds; 0 = no periodic checkpoints
     status_interval: float = 1.0  # seconds between status.json / state.json writes
     max_backlog_bytes: int = 32 * 1024 * 1024  # receiving pauses beyond this (zmq queues)
-    rcvhwm: int = 100_000  # messages zmq may queue for us before the broker holds them
+    rcvhwm: int = 10_000  # messages zmq queues inside the recorder; beyond, the broker holds them
     zmq_heartbeat_ms: int = 1000  # ZMTP heartbeat interval; the timeout is 3x this
     rules: Path | None = None  # enrichment rules (default: <log_dir>/enrich.toml or built-in)
     embedded_broker: str | None = None  # publisher endpoint of a broker we host, if any
@@ -90,6 +92,7 @@ class Counters:
     missed: int = 0  # messages known to be lost (from publisher sequence holes)
     refused: int = 0
     backlog_pauses: int = 0
+    partial: int = 0  # messages enriched without keyword rules because we were behind
 
 
 @dataclass
@@ -359,6 +362,15 @@ class Recorder:
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
         ts_text = b"%.6f" % ts
+        # Behind by several batches: skip keyword rules until we catch up (capture
+        # comes first; such records say `"partial": true` in their meta).
+        scan = len(self.inbox) < _SHED_AFTER_BATCHES
+        if not scan:
+            self.counters.partial += len(messages)
+        # One search for line breaks over the whole batch instead of one per message.
+        payloads = b"".join([frames[-1] for frames in messages])
+        one_line = b"\n" not in payloads and b"\r" not in payloads
+        del payloads
         written = done = 0
         try:
             for frames in messages:
@@ -382,8 +394,7 @@ class Recorder:
                     len(frames) == 2
                     and topic_piece is not None
                     and payload[:1] in _JSON_OPENERS
-                    and b"\n" not in payload
-                    and b"\r" not in payload
+                    and (one_line or (b"\n" not in payload and b"\r" not in payload))
                 ):
                     try:
                         obj = loads(payload)
@@ -393,7 +404,7 @@ class Recorder:
                 else:
                     encoded = encode_frames(frames)
                     obj = encoded.payload
-                meta, sender = classify(topic, obj, payload)
+                meta, sender = classify(topic, obj, payload, scan)
                 if type(obj) is dict and "_persist" in obj:
                     env = obj["_persist"]
                     if (
@@ -410,8 +421,12 @@ class Recorder:
                 seq = journal.next_seq
                 journal.next_seq = seq + 1
                 if encoded is None:
-                    prefix = _MSG_PREFIX % (seq, ts_text, topic_json, size, meta, topic_piece)
-                    write(prefix + payload + _MSG_SUFFIX % (len(prefix), len(payload)))
+                    n = len(payload)
+                    write(
+                        _MSG_PREFIX % (seq, ts_text, topic_json, size, meta, -4 - n, n, topic_piece)
+                        + payload
+                        + _MSG_END
+                    )
                 else:
                     head = {
                         "v": SCHEMA_VERSION,
@@ -686,6 +701,7 @@ class Recorder:
                 "missed": c.missed,
                 "refused": c.refused,
                 "backlog_pauses": c.backlog_pauses,
+                "partial_enrichment": c.partial,
             },
             "rates": {
                 "received_per_s": round(rate.received_per_s, 1),

@@ -88,7 +88,8 @@ class Enricher:
         self._word_set = frozenset(self._words)
         self._key_set = frozenset(self._keys)
         self._phrases_cased = any(p.lower() != p.upper() for p, _ in phrase_list)
-        self._topic_cache: dict[str, tuple[Any, Any, tuple[str, ...]]] = {}
+        self._topic_cache: dict[str, tuple[int, tuple[Any, Any, tuple[str, ...]]]] = {}
+        self._topic_ids: dict[tuple[Any, Any, tuple[str, ...]], int] = {}
         self._meta_cache: dict[tuple[Any, ...], bytes] = {}
 
     @classmethod
@@ -116,33 +117,40 @@ class Enricher:
                 tags.append(rule.result)
         return chain, ace, tuple(tags)
 
-    def _by_topic(self, topic: str) -> tuple[Any, Any, tuple[str, ...]]:
-        cached = self._topic_cache.get(topic)
-        if cached is None:
-            matched = [
-                rid
-                for rid, rule in enumerate(self.rules)
-                if any(fnmatch.fnmatchcase(topic, p) for p in rule.topics)
-            ]
-            if len(self._topic_cache) >= _MAX_TOPIC_CACHE:
-                self._topic_cache.clear()
-            cached = self._topic_cache[topic] = self._resolve(matched)
-        return cached
+    def _by_topic(self, topic: str) -> tuple[int, tuple[Any, Any, tuple[str, ...]]]:
+        """What the topic rules say, with a small id for it (cheap to hash)."""
+        matched = [
+            rid
+            for rid, rule in enumerate(self.rules)
+            if any(fnmatch.fnmatchcase(topic, p) for p in rule.topics)
+        ]
+        result = self._resolve(matched)
+        result_id = self._topic_ids.setdefault(result, len(self._topic_ids))
+        if len(self._topic_cache) >= _MAX_TOPIC_CACHE:
+            self._topic_cache.clear()
+        self._topic_cache[topic] = (result_id, result)
+        return result_id, result
 
     def enrich(self, topic: str, obj: Any, payload: bytes) -> dict[str, Any]:
         """Metadata for one message, as a dict. `obj` is the parsed payload or None."""
         return orjson.loads(self.classify(topic, obj, payload)[0])  # type: ignore[no-any-return]
 
-    def classify(self, topic: str, obj: Any, payload: bytes) -> tuple[bytes, str | None]:
+    def classify(
+        self, topic: str, obj: Any, payload: bytes, scan: bool = True
+    ) -> tuple[bytes, str | None]:
         """Metadata for one message as JSON bytes, and its sender (the hot path).
 
         Everything that can be is looked up rather than computed: the topic's
         result, the rule ids a field value or key maps to, and the final JSON
-        for each distinct (topic result, matched rules, sender).
+        for each distinct (topic result, matched rules, sender). `scan=False`
+        skips the keyword rules (the recorder does that only while it is behind)
+        and marks the result `"partial": true`.
         """
-        by_topic = self._topic_cache.get(topic)
-        if by_topic is None:
-            by_topic = self._by_topic(topic)
+        scan = scan and self._scan
+        cached = self._topic_cache.get(topic)
+        if cached is None:
+            cached = self._by_topic(topic)
+        topic_id, by_topic = cached
         matched: frozenset[int] = _NONE
         sender = None
         text = payload
@@ -166,13 +174,13 @@ class Enricher:
                 envelope = get("_persist")
                 if type(envelope) is dict and type(envelope.get("agent")) is str:
                     sender = envelope["agent"][:200]
-            if self._scan:
+            if scan:
                 for key in _TEXT_KEYS:  # keywords are looked for in the message's text
                     value = get(key)
                     if type(value) is str:
                         text = value[: self.scan_bytes].encode("utf-8", "replace")
                         break
-        if self._scan:
+        if scan:
             head = text[: self.scan_bytes]
             if self._words:
                 for word in self._word_set.intersection(head.translate(_WORDS_TABLE).split()):
@@ -182,17 +190,22 @@ class Enricher:
                 for phrase, rids in self._phrases:
                     if phrase in lowered:
                         matched = matched | rids
-        meta_key = (by_topic, matched, sender)
+        partial = self._scan and not scan
+        meta_key = (topic_id, matched, sender, partial)
         meta = self._meta_cache.get(meta_key)
         if meta is None:
-            meta = self._meta_json(by_topic, matched, sender)
+            meta = self._meta_json(by_topic, matched, sender, partial)
             if len(self._meta_cache) >= _MAX_META_CACHE:
                 self._meta_cache.clear()
             self._meta_cache[meta_key] = meta
         return meta, sender
 
     def _meta_json(
-        self, by_topic: tuple[Any, Any, tuple[str, ...]], matched: frozenset[int], sender: Any
+        self,
+        by_topic: tuple[Any, Any, tuple[str, ...]],
+        matched: frozenset[int],
+        sender: Any,
+        partial: bool,
     ) -> bytes:
         chain, ace, tags = by_topic
         if matched:
@@ -208,4 +221,6 @@ class Enricher:
             fields["tags"] = list(tags)
         if sender is not None:
             fields["sender"] = sender
+        if partial:
+            fields["partial"] = True
         return orjson.dumps(fields)

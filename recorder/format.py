@@ -32,6 +32,7 @@ KIND_EVENT = "event"
 KIND_REFUSED = "refused"
 KIND_CORRUPT = "corrupt"
 
+_FRAMES_END = b"]}\n"
 _dumps = orjson.dumps
 _loads = orjson.loads
 _b64 = base64.b64encode
@@ -127,6 +128,7 @@ class EncodedFrames:
     parts: list[bytes]
     spans: list[list[int]]
     payload: Any  # the last frame parsed, when it is a JSON object or array; else None
+    length: int  # bytes of all parts
 
 
 def encode_frames(frames: list[bytes]) -> EncodedFrames:
@@ -165,18 +167,21 @@ def encode_frames(frames: list[bytes]) -> EncodedFrames:
             piece = b'{"b64":"' + _b64(raw) + b'"}'
         parts.append(piece)
         pos += len(piece)
-    return EncodedFrames(parts, spans, payload)
+    return EncodedFrames(parts, spans, payload, pos)
 
 
 def encode_record(head: dict[str, Any], frames: EncodedFrames | None = None) -> bytes:
-    """One journal line: `head` fields, then the frames, then their JSON spans."""
+    """One journal line: `head` fields, the JSON frames' spans, then the frames.
+
+    Frames come last, so a span is counted from the end of the line (a negative
+    offset, `line[offset:offset + length]`) and never depends on the head's size.
+    """
     line = _dumps(head)
     if frames is None:
         return line + b"\n"
-    start = line[:-1] + b',"frames":['
-    base = len(start)
-    spans = _dumps([[o + base, n] for o, n in frames.spans])
-    return b"".join((start, *frames.parts, b'],"spans":', spans, b"}\n"))
+    end = frames.length + len(_FRAMES_END)
+    spans = _dumps([[o - end, n] for o, n in frames.spans])
+    return b"".join((line[:-1], b',"spans":', spans, b',"frames":[', *frames.parts, _FRAMES_END))
 
 
 def decode_frames(line: bytes, record: dict[str, Any]) -> list[bytes]:
