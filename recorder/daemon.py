@@ -1,11 +1,12 @@
 """The recorder's core: turns received messages into journal records.
 
-No ZeroMQ here (the transport hands batches in through `submit`), so the whole
-loop can be driven by tests with an injected clock:
+No ZeroMQ here (the transport hands batches in through `record_batch`), so the
+whole loop can be driven by tests with an injected clock:
 
-- `submit()` / `submit_record()` queue work (receiver thread);
-- `drain()` encodes, enriches, tracks gaps and writes (writer thread);
-- `sync()` makes written lines durable (syncer thread, or `drain` in `always` mode);
+- `record_batch()` / `append_record()` encode, enrich, track gaps and hand whole
+  chunks of lines to the journal's sink (the receiving thread);
+- the sink writes them on its own thread, so the disk never stalls receiving;
+- `sync()` makes written lines durable (syncer thread, or the sink in `always` mode);
 - `tick(now)` does the periodic work: status, recovery state, checkpoints, requests.
 """
 
@@ -17,9 +18,7 @@ import hashlib
 import logging
 import os
 import socket
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +49,6 @@ DEFAULT_SUBSCRIBE = "tcp://127.0.0.1:5555"  # subscribers connect here (broker X
 FSYNC_MODES = ("interval", "always", "never")
 Clock = Callable[[], float]
 _JSON_OPENERS = (b"{", b"[")
-_SHED_AFTER_BATCHES = 2  # queued batches (of up to 256 messages) before keyword rules pause
 _MSG_PREFIX = (
     b'{"v":1,"seq":%d,"ts":%s,"kind":"msg","topic":%s,"size":%d,"meta":%s,'
     b'"spans":[[%d,%d]],"frames":[%s,{"json":'
@@ -85,9 +83,7 @@ class RecorderOptions:
 @dataclass
 class Counters:
     received: int = 0
-    received_bytes: int = 0
     written: int = 0
-    written_bytes: int = 0
     gaps: int = 0
     missed: int = 0  # messages known to be lost (from publisher sequence holes)
     refused: int = 0
@@ -125,12 +121,12 @@ class Recorder:
         self.journal = Journal(
             self.layout, segment_bytes=self.options.segment_bytes, clock=self.clock
         )
+        self.journal.sink.on_error = self.error
+        self.journal.sink.sync_every_write = self.options.fsync == "always"
         rules = self.options.rules or (self.layout.rules if self.layout.rules.exists() else None)
         self.enricher = Enricher.load(rules)
         self.tracker = GapTracker()
         self.digests = DigestCache(self.layout)
-        self.inbox: deque[Any] = deque()
-        self.wake = threading.Event()
         self.connection = "connecting"
         self.connection_since: float | None = None
         self.state = "starting"
@@ -145,9 +141,6 @@ class Recorder:
         self._snapshot_due = 0.0
         self._rate = _Rate()
         self._next_status = 0.0
-        self.broken: OSError | None = None  # set when a write failed, until recovered
-        self._unprocessed = 0  # messages of the failed batch that were never written
-        self._written_at_flush = 0
         self._next_control = 0.0
         self._checkpoint_due = 0.0
 
@@ -241,8 +234,7 @@ class Recorder:
         """Drain, make durable, take the shutdown checkpoint and mark a clean stop."""
         now = self.clock()
         self.state = "stopping"
-        self.submit_record({"kind": KIND_EVENT, "event": "stop", "pid": os.getpid()}, now)
-        self.drain()
+        self.append_record({"kind": KIND_EVENT, "event": "stop", "pid": os.getpid()}, now)
         position = self.journal.close()
         with contextlib.suppress(OSError):
             self.checkpoint("shutdown", "shutdown", now, force=True)
@@ -252,32 +244,46 @@ class Recorder:
         self.write_status(now)
         return position
 
-    # -- receiving side (any thread) -----------------------------------------
-    def submit(self, ts: float, messages: list[list[bytes]], nbytes: int) -> None:
-        """Queue messages (lists of frames) received at `ts`.
+    # -- the receiving thread ----------------------------------------------
+    def record_batch(self, ts: float, messages: list[list[bytes]], *, behind: bool = False) -> int:
+        """Journal messages (lists of frames) received at `ts`; returns how many.
 
-        `nbytes` is what they cost in memory; it bounds the backlog.
+        The lines go to the journal's sink as one chunk. `behind` (the receiver
+        keeps finding full batches waiting) skips keyword rules until it catches up.
         """
-        self.inbox.append((ts, messages, nbytes))
-        c = self.counters
-        c.received += len(messages)
-        c.received_bytes += nbytes
-        self.wake.set()
+        self.counters.received += len(messages)
+        if behind:
+            self.counters.partial += len(messages)
+        written = self._write_messages(ts, messages, scan=not behind)
+        if written:
+            if self.first_ts is None:
+                self.first_ts = ts
+            self.last_ts = ts
+        self.journal.messages += written
+        self.counters.written += written
+        self.journal.flush()
+        if time.monotonic() >= self._snapshot_due:
+            self._take_snapshot()
+        return written
 
-    def submit_record(self, head: dict[str, Any], ts: float) -> None:
-        """Queue a non-message record (event, gap) so it keeps its place in order."""
-        self.inbox.append({**head, "ts": ts})
-        self.wake.set()
+    def append_record(self, head: dict[str, Any], ts: float) -> None:
+        """Journal a non-message record (event, gap) right away."""
+        if head.get("kind") == KIND_GAP:
+            self._hole_record(head, ts)
+        else:
+            self.journal.append({**head, "ts": ts})
+        self.journal.flush()
 
     @property
     def backlog_bytes(self) -> int:
-        return self.counters.received_bytes - self.counters.written_bytes
+        """Journal bytes handed to the writer and not yet written."""
+        return self.journal.sink.pending_bytes
 
     def on_connection(self, event: str, ts: float, detail: str = "") -> None:
-        """Called by the transport when the broker connection goes up or down."""
+        """Called by the transport (its thread) when the broker goes up or down."""
         if event == "connected":
             if self.connection == "disconnected" and self.connection_since is not None:
-                self.submit_record(
+                self.append_record(
                     {
                         "kind": KIND_GAP,
                         "cause": "broker-outage",
@@ -293,59 +299,13 @@ class Recorder:
                 return
             self.connection = "disconnected"
         self.connection_since = ts
-        self.submit_record(
+        self.append_record(
             {"kind": KIND_EVENT, "event": event, "broker": self.options.broker, "detail": detail},
             ts,
         )
         log.info("broker %s: %s %s", self.options.broker, event, detail)
 
-    # -- writing side (writer thread) -----------------------------------------
-    def drain(self) -> int:
-        """Write everything queued; flush; returns the number of messages written."""
-        inbox = self.inbox
-        written = 0
-        wrote = False
-        while inbox:
-            item = inbox.popleft()
-            wrote = True
-            if type(item) is tuple:
-                written += self._write_batch(*item)
-            elif callable(item):
-                item()
-            else:
-                if item.get("kind") == KIND_GAP:
-                    self._hole_record(item, item["ts"])
-                else:
-                    self.journal.append(item)
-        if wrote:
-            self.journal.flush()
-            self._written_at_flush = self.counters.written
-            if self.options.fsync == "always":
-                self.journal.sync()
-            if time.monotonic() >= self._snapshot_due:
-                self._take_snapshot()
-        return written
-
-    def _write_batch(self, ts: float, messages: list[list[bytes]], nbytes: int) -> int:
-        counters = self.counters
-        try:
-            written = done = self._write_messages(ts, messages)
-        except _WriteFailed as failed:
-            written, done = failed.progress
-            self.broken = failed.error
-            self._unprocessed = len(messages) - done
-        if written:
-            if self.first_ts is None:
-                self.first_ts = ts
-            self.last_ts = ts
-        self.journal.messages += written
-        counters.written += written
-        counters.written_bytes += nbytes
-        if self.broken is not None:
-            raise self.broken
-        return written
-
-    def _write_messages(self, ts: float, messages: list[list[bytes]]) -> int:
+    def _write_messages(self, ts: float, messages: list[list[bytes]], scan: bool) -> int:
         """The hot path; returns how many messages it wrote (refused ones excluded).
 
         Two-frame messages with a one-line JSON payload (what agents send) are
@@ -362,90 +322,81 @@ class Recorder:
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
         ts_text = b"%.6f" % ts
-        # Behind by several batches: skip keyword rules until we catch up (capture
-        # comes first; such records say `"partial": true` in their meta).
-        scan = len(self.inbox) < _SHED_AFTER_BATCHES
-        if not scan:
-            self.counters.partial += len(messages)
         # One search for line breaks over the whole batch instead of one per message.
         payloads = b"".join([frames[-1] for frames in messages])
         one_line = b"\n" not in payloads and b"\r" not in payloads
         del payloads
-        written = done = 0
-        try:
-            for frames in messages:
-                done += 1
-                if len(frames) == 2:
-                    topic_bytes, payload = frames
-                    size = len(topic_bytes) + len(payload)
-                else:
-                    topic_bytes = frames[0] if len(frames) > 1 else b""
-                    payload = frames[-1]
-                    size = sum(map(len, frames))
-                if size > limit:
-                    self._refuse(ts, frames, size)
-                    continue
-                entry = topics.get(topic_bytes)
-                if entry is None:
-                    entry = self._topic_entry(topic_bytes)
-                topic, topic_json, topic_piece = entry
-                encoded = None
-                if (
-                    len(frames) == 2
-                    and topic_piece is not None
-                    and payload[:1] in _JSON_OPENERS
-                    and (one_line or (b"\n" not in payload and b"\r" not in payload))
-                ):
-                    try:
-                        obj = loads(payload)
-                    except decode_error:
-                        encoded = encode_frames(frames)
-                        obj = encoded.payload
-                else:
+        written = 0
+        for frames in messages:
+            if len(frames) == 2:
+                topic_bytes, payload = frames
+                size = len(topic_bytes) + len(payload)
+            else:
+                topic_bytes = frames[0] if len(frames) > 1 else b""
+                payload = frames[-1]
+                size = sum(map(len, frames))
+            if size > limit:
+                self._refuse(ts, frames, size)
+                continue
+            entry = topics.get(topic_bytes)
+            if entry is None:
+                entry = self._topic_entry(topic_bytes)
+            topic, topic_json, topic_piece = entry
+            encoded = None
+            if (
+                len(frames) == 2
+                and topic_piece is not None
+                and payload[:1] in _JSON_OPENERS
+                and (one_line or (b"\n" not in payload and b"\r" not in payload))
+            ):
+                try:
+                    obj = loads(payload)
+                except decode_error:
                     encoded = encode_frames(frames)
                     obj = encoded.payload
-                meta, sender = classify(topic, obj, payload, scan)
-                if type(obj) is dict and "_persist" in obj:
-                    env = obj["_persist"]
-                    if (
-                        type(env) is dict
-                        and "replay_of" not in env
-                        and topic != HEARTBEAT_TOPIC
-                        and type(env.get("pub")) is str
-                        and type(env.get("seq")) is int
-                        and expected.get(env["pub"]) == env["seq"]
-                    ):
-                        expected[env["pub"]] = env["seq"] + 1  # in order: no hole
-                    else:
-                        meta = self._track(obj, topic, ts, meta)
-                seq = journal.next_seq
-                journal.next_seq = seq + 1
-                if encoded is None:
-                    n = len(payload)
-                    write(
-                        _MSG_PREFIX % (seq, ts_text, topic_json, size, meta, -4 - n, n, topic_piece)
-                        + payload
-                        + _MSG_END
-                    )
+            else:
+                encoded = encode_frames(frames)
+                obj = encoded.payload
+            meta, sender = classify(topic, obj, payload, scan)
+            if type(obj) is dict and "_persist" in obj:
+                env = obj["_persist"]
+                if (
+                    type(env) is dict
+                    and "replay_of" not in env
+                    and topic != HEARTBEAT_TOPIC
+                    and type(env.get("pub")) is str
+                    and type(env.get("seq")) is int
+                    and expected.get(env["pub"]) == env["seq"]
+                ):
+                    expected[env["pub"]] = env["seq"] + 1  # in order: no hole
                 else:
-                    head = {
-                        "v": SCHEMA_VERSION,
-                        "seq": seq,
-                        "ts": round(ts, 6),
-                        "kind": KIND_MESSAGE,
-                        "topic": topic,
-                        "size": size,
-                        "meta": orjson.Fragment(meta),
-                    }
-                    write(encode_record(head, encoded))
-                who = sender or topic
-                if who in participants:
-                    participants[who] += 1
-                elif len(participants) < 1000:
-                    participants[who] = 1
-                written += 1
-        except OSError as exc:
-            raise _WriteFailed(exc, (written, done)) from exc
+                    meta = self._track(obj, topic, ts, meta)
+            seq = journal.next_seq
+            journal.next_seq = seq + 1
+            if encoded is None:
+                n = len(payload)
+                write(
+                    _MSG_PREFIX % (seq, ts_text, topic_json, size, meta, -4 - n, n, topic_piece)
+                    + payload
+                    + _MSG_END
+                )
+            else:
+                head = {
+                    "v": SCHEMA_VERSION,
+                    "seq": seq,
+                    "ts": round(ts, 6),
+                    "kind": KIND_MESSAGE,
+                    "topic": topic,
+                    "size": size,
+                    "meta": orjson.Fragment(meta),
+                }
+                write(encode_record(head, encoded))
+            who = sender or topic
+            if who in participants:
+                participants[who] += 1
+            elif len(participants) < 1000:
+                participants[who] = 1
+            written += 1
         return written
 
     def _topic_entry(self, topic_bytes: bytes) -> tuple[str, bytes, bytes | None]:
@@ -463,41 +414,9 @@ class Recorder:
         self._topics[topic_bytes] = entry
         return entry
 
-    def recover_after_write_error(self) -> int:
-        """Reopen the journal after a failed write; record what was lost as a gap.
-
-        Returns the number of messages lost. Raises OSError if the disk still fails.
-        """
-        before = self.journal.written
-        assigned = self.journal.next_seq - 1
-        on_disk = self.journal.recover()
-        messages = 0
-        from .store import Store
-
-        with Store(self.layout.root, cache_index=False) as store:
-            store.refresh()
-            start = store.index_of(before.segment, before.offset)
-            messages = sum(1 for rec in store.records(start) if rec.is_message)
-        self.journal.messages = before.messages + messages
-        lost = self._unprocessed + (assigned - on_disk.seq)
-        self.counters.written = self._written_at_flush + messages
-        error, self.broken, self._unprocessed = self.broken, None, 0
-        self.inbox.appendleft(
-            {
-                "kind": KIND_GAP,
-                "cause": "write-error",
-                "ts": self.clock(),
-                "missed": lost,
-                "detail": f"journal write failed: {error}",
-            }
-        )
-        self.journal.flush()
-        return lost
-
     def request_reopen(self) -> None:
-        """Ask the writer thread to reopen the active segment (SIGHUP)."""
-        self.inbox.append(self.journal.reopen)
-        self.wake.set()
+        """SIGHUP: the sink reopens the active segment, in order with the writes."""
+        self.journal.reopen()
 
     def _track(self, obj: dict[str, Any], topic: str, ts: float, meta: bytes) -> bytes:
         """Check the envelope's sequence; returns the meta (marked for a replay)."""
@@ -636,10 +555,7 @@ class Recorder:
 
     def drain_wait(self, timeout: float = 1.0) -> None:
         """Let the writer catch up with what was received (for a manual checkpoint)."""
-        deadline = time.monotonic() + timeout
-        self.wake.set()
-        while self.inbox and time.monotonic() < deadline:
-            time.sleep(0.005)
+        self.journal.sink.wait_idle(timeout)
 
     def error(self, message: str) -> None:
         self.last_error = {"time": self.clock(), "message": message}
@@ -707,7 +623,6 @@ class Recorder:
                 "received_per_s": round(rate.received_per_s, 1),
                 "written_per_s": round(rate.written_per_s, 1),
             },
-            "backlog": c.received - c.written - c.refused,
             "backlog_bytes": self.backlog_bytes,
             "last_seq": self.journal.written.seq,
             "last_durable_seq": durable.seq,
@@ -727,13 +642,6 @@ class Recorder:
             atomic_write(self.layout.status, orjson.dumps(self.status(now)), durable=False)
         except OSError as exc:
             self.last_error = {"time": now, "message": f"cannot write status: {exc}"}
-
-
-class _WriteFailed(Exception):
-    def __init__(self, error: OSError, progress: tuple[int, int]) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.progress = progress
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

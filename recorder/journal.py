@@ -10,6 +10,7 @@ import contextlib
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,11 +131,154 @@ def repair_tail(
         os.close(fd)
 
 
-class Journal:
-    """Appends records to the active segment; rotates at `segment_bytes`.
+class Sink:
+    """Does the journal's file I/O, on its own thread once `start()`ed.
 
-    One thread appends and flushes; another may call `sync()` at any time to
-    make everything flushed so far durable (group commit).
+    The journal hands it whole chunks of lines; it writes them in order, retries
+    a failed write (a full disk, say) until it succeeds without losing or tearing
+    anything, switches segments when told to, and tells `sync()` how far it got.
+    Before `start()` (tests, tools) every command runs at once in the caller.
+    """
+
+    def __init__(self, layout: Layout, *, retry_delay: float = 0.5) -> None:
+        self.layout = layout
+        self.retry_delay = retry_delay
+        self.sync_every_write = False  # fsync mode "always"
+        self.on_error: Callable[[str], None] = lambda message: None
+        self.written = Position(0, 0, 0, 0)  # everything up to here is in the kernel
+        self.durable = Position(0, 0, 0, 0)  # ... and up to here on disk
+        self.last_sync_time = 0.0
+        self.pending_bytes = 0
+        self.write = os.write  # replaceable in tests
+        self._queue: deque[tuple[Any, ...]] = deque()
+        self._cond = threading.Condition()
+        self._fd: int | None = None
+        self._segment = 0
+        self._fd_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # -- called by the journal's thread ------------------------------------------
+    def put(self, command: tuple[Any, ...], nbytes: int = 0) -> None:
+        if self._thread is None:
+            self._run(command)
+            return
+        with self._cond:
+            self._queue.append(command)
+            self.pending_bytes += nbytes
+            self._cond.notify()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="persist-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish everything queued, then stop the thread."""
+        if self._thread is None:
+            return
+        self.put(("stop",))
+        self._thread.join(timeout)
+        self._thread = None
+
+    def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._queue or self.pending_bytes:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.05))
+        return True
+
+    # -- the writer thread ---------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                command = self._queue.popleft()
+            if command[0] == "stop":
+                return
+            self._run(command)
+
+    def _run(self, command: tuple[Any, ...]) -> None:
+        kind = command[0]
+        if kind == "write":
+            _, data, end = command
+            self._write(data)
+            self.written = end
+            if self.sync_every_write:
+                self.sync()
+            if self._thread is not None:
+                with self._cond:
+                    self.pending_bytes -= len(data)
+                    self._cond.notify_all()
+        elif kind == "open":
+            self._open(command[1])
+        elif kind == "close":
+            self._close()
+
+    def _write(self, data: bytes | bytearray) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = self.write(self._fd, view)  # type: ignore[arg-type]
+            except OSError as exc:
+                self.on_error(f"journal write failed ({exc}); retrying, nothing is dropped")
+                time.sleep(self.retry_delay)
+                continue
+            view = view[n:]
+
+    def _open(self, number: int) -> None:
+        """Make segment `number` the one written to (closing the previous one)."""
+        path = self.layout.segment_path(number)
+        while True:
+            try:
+                fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+                break
+            except OSError as exc:
+                self.on_error(f"cannot open {path.name} ({exc}); retrying")
+                time.sleep(self.retry_delay)
+        with self._fd_lock:
+            if self._fd is not None:
+                os.fsync(self._fd)
+                os.close(self._fd)
+                self.durable = self.written
+            self._fd, self._segment = fd, number
+        link = self.layout.current
+        tmp = link.with_name(f".{link.name}.tmp")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(os.path.join("segments", path.name), tmp)
+        os.replace(tmp, link)
+        fsync_dir(self.layout.segments)
+        fsync_dir(self.layout.root)
+
+    def _close(self) -> None:
+        with self._fd_lock:
+            if self._fd is not None:
+                os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = None
+                self.durable = self.written
+                self.last_sync_time = time.time()
+
+    def sync(self) -> Position:
+        """Make everything written so far durable (fdatasync); any thread."""
+        with self._fd_lock:
+            pos = self.written
+            if self._fd is not None and pos.segment == self._segment and pos != self.durable:
+                os.fdatasync(self._fd)
+                self.durable = pos
+                self.last_sync_time = time.time()
+        return self.durable
+
+
+class Journal:
+    """The journal's byte stream: sequence numbers, lines, segments.
+
+    It runs on the thread that receives (encoding is cheap and needs no lock),
+    and hands whole chunks to its `Sink`, which does the file I/O elsewhere:
+    disk latency never stalls the receiving thread. `flush()` ends a chunk.
     """
 
     def __init__(
@@ -147,23 +291,33 @@ class Journal:
         self.layout = layout
         self.clock = clock
         self.segment_bytes = segment_bytes
+        self.sink = Sink(layout)
         self.next_seq = 1
         self.messages = 0
         self.quarantined: list[Quarantine] = []
         self._segment = 0
         self._offset = 0
-        self._file: Any = None
-        self._fd_lock = threading.Lock()
-        self.written: Position = Position(0, 0, 0, 0)
-        self.durable: Position = Position(0, 0, 0, 0)
-        self.last_sync_time = 0.0
+        self._buf = bytearray()
+        self.handed = Position(0, 0, 0, 0)  # end of the last chunk given to the sink
+
+    @property
+    def written(self) -> Position:
+        return self.sink.written
+
+    @property
+    def durable(self) -> Position:
+        return self.sink.durable
+
+    @property
+    def last_sync_time(self) -> float:
+        return self.sink.last_sync_time
 
     # -- opening ---------------------------------------------------------------
-    def open(self, messages: int | None = None) -> dict[str, Any] | None:
+    def open(self) -> dict[str, Any] | None:
         """Open the newest segment for appending (repairing its tail).
 
-        `messages` is the message count recovered from the state file; the
-        journal itself only knows sequence numbers. Returns the last good record.
+        Returns the last good record. Message counts are the caller's business:
+        the journal itself only knows sequence numbers.
         """
         for d in (self.layout.root, self.layout.segments, self.layout.recovery):
             ensure_private_dir(d)
@@ -182,12 +336,16 @@ class Journal:
                 last = last_record(older)
         if last is not None:
             self.next_seq = int(last["seq"]) + 1
-        self.messages = messages or 0
         size = segments[-1].stat().st_size if segments else 0
         if segments and size >= self.segment_bytes:
             number += 1
             size = 0
-        self._open_segment(number, fresh=size == 0)
+        self._segment, self._offset = number, size
+        self.sink.written = self.sink.durable = Position(number, size, self.next_seq - 1, 0)
+        self.sink.put(("open", number))
+        if size == 0:
+            prev = segment_name(number - 1) if number > 1 else None
+            self.append({"kind": KIND_SEGMENT, "segment": segment_name(number), "prev": prev})
         for q in self.quarantined:
             self.append(
                 {
@@ -202,27 +360,9 @@ class Journal:
         self.flush()
         return last
 
-    def _open_segment(self, number: int, *, fresh: bool) -> None:
-        path = self.layout.segment_path(number)
-        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-        self._file = os.fdopen(fd, "ab", buffering=1 << 20)
-        self._segment = number
-        self._offset = os.fstat(fd).st_size
-        link = self.layout.current
-        tmp = link.with_name(f".{link.name}.tmp")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        os.symlink(os.path.join("segments", path.name), tmp)
-        os.replace(tmp, link)
-        fsync_dir(self.layout.segments)
-        fsync_dir(self.layout.root)
-        if fresh:
-            prev = segment_name(number - 1) if number > 1 else None
-            self.append({"kind": KIND_SEGMENT, "segment": path.name, "prev": prev})
-
     # -- appending -------------------------------------------------------------
     def append(self, head: dict[str, Any], frames: EncodedFrames | None = None) -> int:
-        """Write one record (buffered); returns its sequence number."""
+        """Add one record to the current chunk; returns its sequence number."""
         seq = self.next_seq
         record = {"v": SCHEMA_VERSION, "seq": seq, "ts": head.pop("ts", None) or self.clock()}
         record.update(head)
@@ -231,73 +371,40 @@ class Journal:
         return seq
 
     def append_line(self, line: bytes) -> None:
-        """Write an encoded line whose seq the caller took (and advanced) already."""
-        self._file.write(line)
+        """Add an encoded line whose seq the caller took (and advanced) already."""
+        self._buf += line
         self._offset += len(line)
         if self._offset >= self.segment_bytes:
             self._rotate()
 
     def flush(self) -> Position:
-        """Hand buffered lines to the kernel; returns the written position."""
-        self._file.flush()
-        self.written = Position(self._segment, self._offset, self.next_seq - 1, self.messages)
-        return self.written
+        """End the current chunk and hand it to the sink; returns where it ends."""
+        end = Position(self._segment, self._offset, self.next_seq - 1, self.messages)
+        if self._buf:
+            data, self._buf = self._buf, bytearray()
+            self.sink.put(("write", data, end), len(data))
+        self.handed = end
+        return end
 
     def sync(self) -> Position:
-        """Make everything flushed so far durable (fdatasync)."""
-        with self._fd_lock:
-            pos = self.written
-            if self._file is not None and pos.segment == self._segment:
-                os.fdatasync(self._file.fileno())
-                self.durable = pos
-                self.last_sync_time = time.time()
-        return self.durable
+        return self.sink.sync()
 
     def _rotate(self) -> None:
-        with self._fd_lock:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self.durable = Position(self._segment, self._offset, self.next_seq - 1, self.messages)
-            self._open_segment(self._segment + 1, fresh=False)
+        self.flush()
+        self._segment += 1
+        self._offset = 0
+        self.sink.put(("open", self._segment))
         prev = segment_name(self._segment - 1)
         self.append({"kind": KIND_SEGMENT, "segment": segment_name(self._segment), "prev": prev})
 
-    def recover(self) -> Position:
-        """After a failed write: drop what was buffered, cut any partial line, reopen.
-
-        Returns the position of the last record that is really on disk.
-        """
-        with self._fd_lock:
-            if self._file is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    self._file.close()
-                self._file = None
-        path = self.layout.segment_path(self._segment)
-        quarantine, last = repair_tail(path, self.layout.recovery)
-        if quarantine:
-            self.quarantined.append(quarantine)
-        if last is not None:
-            self.next_seq = int(last["seq"]) + 1
-        self._open_segment(self._segment, fresh=False)
-        self._file.flush()
-        return Position(self._segment, self._offset, self.next_seq - 1, self.messages)
-
     def reopen(self) -> None:
         """Close and reopen the active segment (SIGHUP)."""
-        with self._fd_lock:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._open_segment(self._segment, fresh=False)
+        self.flush()
+        self.sink.put(("open", self._segment))
 
     def close(self) -> Position:
-        if self._file is None:
-            return self.durable
+        """Hand over what is left, let the sink finish, fsync and close."""
         self.flush()
-        with self._fd_lock:
-            os.fsync(self._file.fileno())
-            self.durable = self.written
-            self._file.close()
-            self._file = None
-        return self.durable
+        self.sink.put(("close",))
+        self.sink.stop()
+        return self.sink.durable

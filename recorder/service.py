@@ -1,10 +1,16 @@
 """The running recorder: the ZeroMQ receiver, the writer and syncer threads, signals.
 
 Threads and who owns what:
-- receiver: the SUB socket and its monitor; hands batches to `Recorder.submit`;
-- writer: the journal (encode, enrich, write, flush);
-- syncer: fdatasync every `fsync_interval`, so disk latency never stalls the writer;
+- receiver: the SUB socket and its monitor; encodes each batch into journal lines
+  (`Recorder.record_batch`) and hands them over as one chunk;
+- writer (the journal's sink): the file descriptors; writes chunks, switches segments;
+- syncer: fdatasync every `fsync_interval`;
 - main: signals, and `Recorder.tick(now)` about 20 times a second.
+
+Encoding runs on the receiving thread on purpose: pyzmq releases the GIL on every
+receive, so a second Python thread busy encoding made each receive wait for the
+GIL (a convoy that halved throughput). The writer thread holds the GIL only for
+a moment per chunk; its time goes to `write()`, which releases it.
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ import contextlib
 import errno
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
@@ -31,9 +36,8 @@ from .lock import InstanceLock
 log = logging.getLogger("agent_persist.recorder")
 
 _BATCH = 256
-_MESSAGE_OVERHEAD = 200  # bytes of Python objects per queued message, for the backlog bound
+_BEHIND_AFTER = 4  # full batches in a row before keyword enrichment pauses
 _DRAIN_ON_STOP = 0.3  # seconds spent taking what zmq still holds when asked to stop
-_MIN_FREE_BYTES = 4 * 1024 * 1024
 
 
 class Receiver(threading.Thread):
@@ -71,9 +75,11 @@ class Receiver(threading.Thread):
         poller.register(monitor, zmq.POLLIN)
         limit = rec.options.max_backlog_bytes
         paused = False
+        full = 0  # consecutive full batches: we are behind the bus
         try:
             while not self.stopping.is_set():
                 if rec.backlog_bytes > limit:
+                    # The disk is slower than the bus: leave messages in zmq's queues.
                     if not paused:
                         rec.counters.backlog_pauses += 1
                         paused = True
@@ -85,9 +91,10 @@ class Receiver(threading.Thread):
                 if monitor in events:
                     self._monitor(monitor, 0)
                 if sub in events:
-                    self._take(sub)
+                    taken = self._take(sub, behind=full >= _BEHIND_AFTER)
+                    full = full + 1 if taken == _BATCH else 0
             deadline = time.monotonic() + _DRAIN_ON_STOP
-            while time.monotonic() < deadline and self._take(sub):
+            while time.monotonic() < deadline and self._take(sub, behind=True):
                 pass
         except zmq.ContextTerminated:
             pass
@@ -96,7 +103,7 @@ class Receiver(threading.Thread):
             monitor.close()
             sub.close()
 
-    def _take(self, sub: zmq.Socket) -> int:
+    def _take(self, sub: zmq.Socket, behind: bool) -> int:
         """Receive what is available now (up to one batch); returns the count.
 
         One receive time per batch: a batch takes about a millisecond to drain.
@@ -107,21 +114,18 @@ class Receiver(threading.Thread):
         batch: list[list[bytes]] = []
         append = batch.append
         recv = sub.recv
-        nbytes = 0
         for _ in range(_BATCH):
             try:
                 frame = recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
             frames = [frame.bytes]
-            nbytes += len(frame) + _MESSAGE_OVERHEAD
             while frame.more:
                 frame = recv(copy=False)
                 frames.append(frame.bytes)
-                nbytes += len(frame)
             append(frames)
         if batch:
-            self.recorder.submit(ts, batch, nbytes)
+            self.recorder.record_batch(ts, batch, behind=behind)
         return len(batch)
 
     def _monitor(self, monitor: zmq.Socket, timeout: int) -> None:
@@ -141,43 +145,6 @@ class Receiver(threading.Thread):
                 self.recorder.connection_since = self.recorder.connection_since or time.time()
 
 
-class Writer(threading.Thread):
-    def __init__(self, recorder: Recorder) -> None:
-        super().__init__(name="persist-writer", daemon=True)
-        self.recorder = recorder
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        rec = self.recorder
-        while not self.stopping.is_set():
-            rec.wake.wait(0.05)
-            rec.wake.clear()
-            self.drain()
-
-    def drain(self) -> None:
-        """Write what is queued; on a disk error, wait and recover instead of dying.
-
-        While the disk is full, received messages wait in memory up to the backlog
-        limit, then in zmq's queues; only the batch being written when the error
-        hit is lost, and it is counted in a gap record.
-        """
-        rec = self.recorder
-        if not rec.inbox:
-            return
-        try:
-            if rec.broken is not None:
-                if _free_bytes(rec.layout.root) < _MIN_FREE_BYTES:
-                    time.sleep(0.5)
-                    return
-                lost = rec.recover_after_write_error()
-                log.error("journal reopened after a write error; %d messages lost", lost)
-            rec.drain()
-        except OSError as exc:
-            rec.broken = rec.broken or exc
-            rec.error(f"journal write failed: {exc}")
-            time.sleep(0.5)
-
-
 class Syncer(threading.Thread):
     def __init__(self, recorder: Recorder) -> None:
         super().__init__(name="persist-syncer", daemon=True)
@@ -190,13 +157,6 @@ class Syncer(threading.Thread):
         while not self.stopping.wait(interval):
             if rec.journal.written != rec.journal.durable:
                 rec.sync()
-
-
-def _free_bytes(path: os.PathLike[str] | str) -> int:
-    try:
-        return shutil.disk_usage(path).free
-    except OSError:
-        return 1 << 62
 
 
 def setup_logging(recorder: Recorder, *, to_stderr: bool) -> logging.Handler:
@@ -253,9 +213,10 @@ def run_recorder(
                 "embedded broker: publish to %s, subscribe at %s", broker.frontend, broker.backend
             )
         recorder.open()
-        threads = [Writer(recorder), Syncer(recorder), Receiver(recorder, ctx)]
+        recorder.journal.sink.start()
+        threads: list[Syncer | Receiver] = [Syncer(recorder), Receiver(recorder, ctx)]
         if options.fsync != "interval":
-            threads.pop(1)
+            threads.pop(0)
         for t in threads:
             t.start()
         log.info(
@@ -276,7 +237,7 @@ def run_recorder(
             recorder.tick(time.time())
         log.info("stopping: draining and taking the shutdown checkpoint")
         for t in reversed(threads):  # receiver first: it drains what zmq holds
-            t.stopping.set()  # type: ignore[attr-defined]
+            t.stopping.set()
             t.join(2.0)
         recorder.close()
         log.info("stopped cleanly (%d messages this run)", recorder.counters.written)

@@ -137,7 +137,7 @@ def test_a_bad_line_in_the_middle_hides_nothing_after_it(tmp_path: Path) -> None
     journal = Journal(layout)
     journal.open()
     write_messages(journal, 3)
-    journal._file.write(b"\x1b[2J garbage in the middle\n")
+    journal.append_line(b"\x1b[2J garbage in the middle\n")  # damage from elsewhere
     write_messages(journal, 3, start=3)
     journal.close()
     with open_store(tmp_path) as store:

@@ -215,7 +215,7 @@ def stopped_status(root: Path, updated: float) -> dict[str, Any]:
         "counts": {"received": 231, "written": 231, "durable": 231, "gaps": 1, "missed": 4,
                    "refused": 1},
         "rates": {"received_per_s": 0.0, "written_per_s": 0.0},
-        "backlog": 0,
+        "backlog_bytes": 0,
         "last_durable_seq": 240,
         "last_fsync": updated - 1,
         "last_checkpoint": {"id": "x", "created": updated - 40, "label": "auto #7"},
@@ -238,7 +238,7 @@ def healthy_status(root: Path, now: float, pid: int, started: float) -> dict[str
         state="recording",
         connection="connected",
         rates={"received_per_s": 412.5, "written_per_s": 412.5},
-        backlog=3,
+        backlog_bytes=3 * 1024,
         last_error=None,
     )
     return status

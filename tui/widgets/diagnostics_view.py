@@ -60,7 +60,7 @@ def render_diagnostics(diag: Diagnostics | None, clock: Clock) -> RenderableType
         ("Threads", val(proc and proc.threads), "Durable", val(counts.get("durable"), count)),
         ("Fsync", f"{st.get('fsync', '—')}" + (f" {st['fsync_interval_ms']} ms"
                                                 if st.get("fsync_interval_ms") else ""),
-         "Backlog", val(st.get("backlog"), count)),
+         "Backlog", val(st.get("backlog_bytes"), size)),
         ("Last fsync", _ts_age(clock, st.get("last_fsync")),
          "Gaps", f"{val(counts.get('gaps'), count)} ({val(counts.get('missed'), count)} missed)"),
         ("Heartbeat", _ts_age(clock, st.get("updated")),
