@@ -15,9 +15,7 @@ import uuid
 
 import zmq
 
-from .daemon import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
-
-DEFAULT_HWM = 100_000  # messages per subscriber (and from each publisher) zmq may queue
+from .daemon import DEFAULT_HWM, DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
 
 
 class Broker:

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import orjson
 
-from .daemon import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE, FSYNC_MODES, RecorderOptions
+from .daemon import DEFAULT_HWM, DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE, FSYNC_MODES, RecorderOptions
 from .format import Layout, default_log_dir
 from .status import HEALTHY, STALE, STOPPED, assess, format_age, process_matches
 
@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("broker", help="run the XSUB/XPUB broker")
     p.add_argument("--frontend", default=DEFAULT_PUBLISH, help="where publishers connect")
     p.add_argument("--backend", default=DEFAULT_SUBSCRIBE, help="where subscribers connect")
-    p.add_argument("--hwm", type=int, default=100_000, help="messages queued per peer")
+    p.add_argument("--hwm", type=int, default=DEFAULT_HWM, help="messages queued per peer")
     p.set_defaults(func=cmd_broker)
 
     p = sub.add_parser("record", help="run the recorder")

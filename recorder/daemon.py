@@ -46,6 +46,10 @@ log = logging.getLogger("agent_persist.recorder")
 
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5559"  # publishers connect here (broker XSUB)
 DEFAULT_SUBSCRIBE = "tcp://127.0.0.1:5555"  # subscribers connect here (broker XPUB)
+# Messages the broker may queue per subscriber (and per publisher): enough for a
+# recorder to fall 3 s behind a 150k msgs/s flood and lose nothing. The memory is
+# only used while a subscriber lags (up to ~150 MB per subscriber at 300 B).
+DEFAULT_HWM = 500_000
 FSYNC_MODES = ("interval", "always", "never")
 Clock = Callable[[], float]
 _JSON_OPENERS = (b"{", b"[")

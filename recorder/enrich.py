@@ -161,10 +161,10 @@ class Enricher:
                 if value is not None and (type(value) is str or type(value) is int):
                     hit = table.get(value)
                     if hit:
-                        matched = matched | hit
+                        matched = matched | hit if matched else hit
             if not self._key_set.isdisjoint(obj):
                 for key in self._key_set.intersection(obj):
-                    matched = matched | self._keys[key]
+                    matched = matched | self._keys[key] if matched else self._keys[key]
             for key in self.sender_keys:
                 value = get(key)
                 if value and type(value) is str:
@@ -184,12 +184,12 @@ class Enricher:
             head = text[: self.scan_bytes]
             if self._words:
                 for word in self._word_set.intersection(head.translate(_WORDS_TABLE).split()):
-                    matched = matched | self._words[word]
+                    matched = matched | self._words[word] if matched else self._words[word]
             if self._phrases:
                 lowered = head.lower() if self._phrases_cased else head
                 for phrase, rids in self._phrases:
                     if phrase in lowered:
-                        matched = matched | rids
+                        matched = matched | rids if matched else rids
         partial = self._scan and not scan
         meta_key = (topic_id, matched, sender, partial)
         meta = self._meta_cache.get(meta_key)
