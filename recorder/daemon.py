@@ -227,7 +227,7 @@ class Recorder:
                 env = read_envelope(rec.payload)
                 if env is not None and "replay_of" not in env:
                     if rec.topic == HEARTBEAT_TOPIC:
-                        self.tracker.heartbeat(env["pub"], env["seq"], bool(env.get("bye")))
+                        self.tracker.heartbeat(env["pub"], env["seq"])
                     else:
                         self.tracker.message(env["pub"], env["seq"])
         self.journal.messages = messages
@@ -430,7 +430,7 @@ class Recorder:
         if "replay_of" in env:
             return orjson.dumps({**orjson.loads(meta), "replay_of": env["replay_of"]})
         if topic == HEARTBEAT_TOPIC:
-            hole = self.tracker.heartbeat(env["pub"], env["seq"], bool(env.get("bye")))
+            hole = self.tracker.heartbeat(env["pub"], env["seq"])
         else:
             hole = self.tracker.message(env["pub"], env["seq"])
         if hole is not None:

@@ -8,7 +8,8 @@ object payloads (the `Publisher` helper does it):
 
 and, on the topic `_persist.heartbeat`, a heartbeat carrying its last sequence
 number (`{"_persist": {"pub": ..., "seq": <last sent>, "hb": true}}`), so that a
-loss at the very end of a burst still shows. `"bye": true` marks its last one.
+loss at the very end of a burst still shows. `"bye": true` marks its last ones
+(sent twice, in case a full queue drops one).
 Messages without the envelope are recorded exactly as they are, untracked.
 """
 
@@ -60,7 +61,8 @@ class GapTracker:
             return Hole(publisher, want, seq - 1, "publisher-sequence")
         return None
 
-    def heartbeat(self, publisher: str, last_sent: int, bye: bool = False) -> Hole | None:
+    def heartbeat(self, publisher: str, last_sent: int) -> Hole | None:
+        """A heartbeat (or a final "bye", which may be repeated) with the last seq sent."""
         want = self.expected.get(publisher)
         hole = None
         if want is None:
@@ -68,9 +70,7 @@ class GapTracker:
                 hole = Hole(publisher, 1, last_sent, "before-first-seen")
         elif last_sent >= want:
             hole = Hole(publisher, want, last_sent, "publisher-heartbeat")
-        if bye:
-            self.expected.pop(publisher, None)
-        elif want is None or last_sent >= want:
+        if want is None or last_sent >= want:
             self._remember(publisher, last_sent + 1)
         return hole
 

@@ -23,6 +23,7 @@ import zmq
 from .daemon import DEFAULT_PUBLISH
 from .envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
 
+_AFTER_BURST = 5  # heartbeats kept up after the last message
 
 class Publisher:
     def __init__(
@@ -95,19 +96,28 @@ class Publisher:
             self._heartbeat_time = time.monotonic()
 
     def _beat(self, interval: float) -> None:
+        """Heartbeat every `interval` while sending and for a few beats after the
+        last message (a heartbeat can be dropped too), then every `idle_heartbeat`."""
+        last_change = time.monotonic()
         while not self._stop.wait(interval):
-            idle = time.monotonic() - self._heartbeat_time >= self._idle
-            if self.seq != self._heartbeat_seq or idle:
+            now = time.monotonic()
+            if self.seq != self._heartbeat_seq:
+                last_change = now
+            recent = now - last_change < _AFTER_BURST * interval
+            if recent or now - self._heartbeat_time >= self._idle:
                 try:
                     self.heartbeat()
                 except zmq.ZMQError:
                     return
 
     def close(self) -> None:
+        """Say goodbye (twice, a moment apart: a full queue may drop one) and close."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2)
         try:
+            self.heartbeat(bye=True)
+            time.sleep(0.05)
             self.heartbeat(bye=True)
         finally:
             self._sock.close()
