@@ -32,6 +32,7 @@ from .envelope import HEARTBEAT_TOPIC, GapTracker, Hole, read_envelope
 from .format import (
     KIND_EVENT,
     KIND_GAP,
+    KIND_HEARTBEAT,
     KIND_MESSAGE,
     KIND_REFUSED,
     SCHEMA_VERSION,
@@ -93,6 +94,7 @@ class Counters:
     refused: int = 0
     backlog_pauses: int = 0
     partial: int = 0  # messages enriched without keyword rules because we were behind
+    heartbeats: int = 0  # publisher heartbeats recorded (not counted as messages)
 
 
 @dataclass
@@ -217,6 +219,11 @@ class Recorder:
             store.refresh()
             start = store.index_of(int(base["segment"]), int(base["offset"])) if base else 0
             for rec in store.records(start):
+                if rec.kind == KIND_HEARTBEAT:
+                    env = read_envelope(rec.payload)
+                    if env is not None:
+                        self.tracker.heartbeat(env["pub"], env["seq"])
+                    continue
                 if not rec.is_message:
                     continue
                 messages += 1
@@ -226,10 +233,7 @@ class Recorder:
                 self.last_ts = ts
                 env = read_envelope(rec.payload)
                 if env is not None and "replay_of" not in env:
-                    if rec.topic == HEARTBEAT_TOPIC:
-                        self.tracker.heartbeat(env["pub"], env["seq"])
-                    else:
-                        self.tracker.message(env["pub"], env["seq"])
+                    self.tracker.message(env["pub"], env["seq"])
         self.journal.messages = messages
         if self.last_ts is None and state:
             self.last_ts = state.get("last_ts")
@@ -346,6 +350,9 @@ class Recorder:
             if entry is None:
                 entry = self._topic_entry(topic_bytes)
             topic, topic_json, topic_piece = entry
+            if topic == HEARTBEAT_TOPIC:
+                self._heartbeat(ts, frames, size)
+                continue
             encoded = None
             if (
                 len(frames) == 2
@@ -367,7 +374,6 @@ class Recorder:
                 if (
                     type(env) is dict
                     and "replay_of" not in env
-                    and topic != HEARTBEAT_TOPIC
                     and type(env.get("pub")) is str
                     and type(env.get("seq")) is int
                     and expected.get(env["pub"]) == env["seq"]
@@ -402,6 +408,16 @@ class Recorder:
                 participants[who] = 1
             written += 1
         return written
+
+    def _heartbeat(self, ts: float, frames: list[bytes], size: int) -> None:
+        """A publisher heartbeat: kept like any message, under its own kind."""
+        encoded = encode_frames(frames)
+        if type(encoded.payload) is dict:
+            self._track(encoded.payload, HEARTBEAT_TOPIC, ts, b"")
+        self.journal.append(
+            {"ts": ts, "kind": KIND_HEARTBEAT, "topic": HEARTBEAT_TOPIC, "size": size}, encoded
+        )
+        self.counters.heartbeats += 1
 
     def _topic_entry(self, topic_bytes: bytes) -> tuple[str, bytes, bytes | None]:
         """(topic, topic as JSON, its frame encoding when the fast path may use it)."""
@@ -622,6 +638,7 @@ class Recorder:
                 "refused": c.refused,
                 "backlog_pauses": c.backlog_pauses,
                 "partial_enrichment": c.partial,
+                "heartbeats": c.heartbeats,
             },
             "rates": {
                 "received_per_s": round(rate.received_per_s, 1),

@@ -26,6 +26,7 @@ SEGMENT_RE = re.compile(r"^seg-(\d{6,})\.jsonl$")
 
 # Record kinds.
 KIND_MESSAGE = "msg"
+KIND_HEARTBEAT = "heartbeat"  # a publisher's envelope heartbeat: bus traffic, not conversation
 KIND_SEGMENT = "segment"
 KIND_GAP = "gap"
 KIND_EVENT = "event"

@@ -22,6 +22,7 @@ KIND_STYLES = {
     "refused": "bold yellow",
     "event": "bold blue",
     "segment": "dim",
+    "heartbeat": "dim",
 }
 HIGHLIGHT = "bold black on yellow"
 
@@ -45,6 +46,13 @@ def describe(rec: Record) -> str:
         return str(get("reason") or rec.text)
     if kind == "corrupt":
         return f"{get('length', '?')} bytes quarantined: {get('reason', '')}"
+    if kind == "heartbeat":
+        payload = rec.payload
+        env = payload.get("_persist") if isinstance(payload, dict) else None
+        if isinstance(env, dict):
+            who = env.get("agent") or env.get("pub") or "?"
+            state = "signing off" if env.get("bye") else "alive"
+            return f"{who} {state}, last sent seq {env.get('seq', '?')}"
     return rec.text
 
 

@@ -1,0 +1,557 @@
+"""Writing a range of the journal out: JSONL (lines as stored), Markdown, CSV or HTML.
+
+No zmq, no textual. Every writer streams: records are read in journal order and
+written in chunks, so a range of any size needs little memory. Recorded content
+is data, never markup: control and bidi characters become visible escapes,
+HTML is escaped (and the page forbids scripts), CSV cells that a spreadsheet
+would run as a formula get a leading quote.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import os
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from .checkpoint import Checkpoint, list_checkpoints
+from .format import Layout
+from .fsutil import fsync_dir, open_private
+from .store import KIND_BAD_LINE, Record, Store
+
+FORMATS = ("jsonl", "md", "csv", "html")
+PROGRESS_EVERY = 2048  # records between progress callbacks
+_CHUNK = 1 << 20
+_TEXT_KEYS = ("text", "content", "message", "body")
+Progress = Callable[[int, int], None]  # (records done, records in range)
+
+
+class ExportError(Exception):
+    pass
+
+
+# -- choosing checkpoints and ranges ------------------------------------------------------
+def resolve_checkpoint(layout: Layout, ref: str) -> Checkpoint:
+    """A checkpoint by id, unique id prefix, exact label, or "latest"."""
+    cps = list_checkpoints(layout)
+    if not cps:
+        raise ExportError(f"no checkpoints in {layout.root}")
+    if ref == "latest":
+        return cps[0]
+    for cp in cps:
+        if cp.id == ref:
+            return cp
+    by_prefix = [cp for cp in cps if cp.id.startswith(ref)]
+    if len(by_prefix) == 1:
+        return by_prefix[0]
+    by_label = [cp for cp in cps if cp.label == ref]
+    if by_label:
+        return by_label[0]  # newest with that label
+    if len(by_prefix) > 1:
+        names = ", ".join(cp.id for cp in by_prefix[:5])
+        raise ExportError(f"{ref!r} matches {len(by_prefix)} checkpoints: {names}")
+    raise ExportError(f"no checkpoint {ref!r} in {layout.root} (try `persist-tui` to browse)")
+
+
+@dataclass(frozen=True)
+class JournalRange:
+    """Records `start` (inclusive) to `stop` (exclusive) of a store, with their ends named."""
+
+    start: int
+    stop: int
+    after: Checkpoint | None = None  # the range begins just after this checkpoint
+    upto: Checkpoint | None = None  # ... and ends with the last record this one covers
+
+    def describe(self) -> str:
+        a = f"after {self.after.id}" if self.after else "from the beginning"
+        b = f"up to {self.upto.id}" if self.upto else "to the end of the journal"
+        return f"{a} {b}"
+
+
+def journal_range(store: Store, after: Checkpoint | None, upto: Checkpoint | None) -> JournalRange:
+    start = store.checkpoint_index(after) if after is not None else 0
+    stop = store.checkpoint_index(upto) if upto is not None else len(store)
+    if after is not None and upto is not None and after.seq > upto.seq:
+        raise ExportError(f"{after.id} comes after {upto.id}")
+    return JournalRange(start, max(start, stop), after, upto)
+
+
+# -- how a record reads -----------------------------------------------------------------
+def clean(text: str, *, newlines: bool = True) -> str:
+    """Control, format (bidi) and unassigned characters as visible escapes."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch == " " or (newlines and ch == "\n"):
+            out.append(ch)
+        elif ch == "\t":
+            out.append("    ")
+        elif unicodedata.category(ch) == "Zs":
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
+
+
+def iso(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+@dataclass
+class View:
+    """A record as people read it: who, where, what."""
+
+    seq: int | None
+    ts: float | None
+    kind: str
+    topic: str
+    sender: str
+    chain: str
+    text: str  # the message text (or a one-line summary for other records)
+    body: str | None  # the payload as pretty JSON when it is not just text
+    replay_of: Any = None
+
+
+def view(rec: Record) -> View:
+    data = rec.data
+    if data is None:
+        raw = rec.line.decode("utf-8", "replace").rstrip("\n")
+        return View(None, None, KIND_BAD_LINE, "", "", "", raw[:500], None)
+    kind = str(data.get("kind"))
+    meta = data.get("meta") or {}
+    if kind != "msg":
+        rest = {k: v for k, v in data.items() if k not in ("v", "seq", "ts", "kind")}
+        text = str(rest.get("detail") or "") or orjson.dumps(rest).decode()
+        return View(data.get("seq"), data.get("ts"), kind, "", "", "", text, None)
+    payload = rec.payload
+    text, body = "", None
+    if isinstance(payload, dict):
+        for key in _TEXT_KEYS:
+            if isinstance(payload.get(key), str):
+                text = payload[key]
+                break
+        rest = {
+            k: v for k, v in payload.items() if k != "_persist" and not (text and v is text)
+        }
+        if rest and not (text and set(rest) <= {"from", "sender", "agent", "to", "type"}):
+            body = orjson.dumps(rest, option=orjson.OPT_INDENT_2).decode()
+    elif isinstance(payload, bytes):
+        text = f"<{len(payload)} bytes of binary data>"
+    elif isinstance(payload, str):
+        text = payload
+    else:
+        body = orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode()
+    return View(
+        data.get("seq"),
+        data.get("ts"),
+        kind,
+        str(data.get("topic") or ""),
+        str(meta.get("sender") or ""),
+        str(meta.get("chain") or ""),
+        text,
+        body,
+        meta.get("replay_of"),
+    )
+
+
+def gap_sentence(data: dict[str, Any]) -> str:
+    cause = data.get("cause") or "unknown cause"
+    who = data.get("agent") or data.get("publisher")
+    missed = data.get("missed")
+    parts = [f"gap ({cause})"]
+    if missed:
+        parts.append(f"{missed} message{'s' if missed != 1 else ''} lost")
+    if who:
+        parts.append(f"from {who}")
+    if data.get("from_seq") is not None:
+        parts.append(f"publisher seq {data.get('from_seq')} to {data.get('to_seq')}")
+    if data.get("from_ts") is not None:
+        parts.append(f"{iso(data.get('from_ts'))} → {iso(data.get('to_ts'))}")
+    if data.get("detail"):
+        parts.append(str(data["detail"]))
+    return ", ".join(parts)
+
+
+# -- writers -------------------------------------------------------------------------------
+@dataclass
+class ExportStats:
+    records: int = 0  # records written (bad lines included where the format shows them)
+    messages: int = 0
+    gaps: int = 0
+    bad_lines: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    bytes: int = 0
+    participants: dict[str, int] = field(default_factory=dict)
+
+    def count(self, rec: Record) -> None:
+        kind = rec.kind
+        if kind == "msg":
+            self.messages += 1
+            ts = rec.ts
+            if self.first_ts is None:
+                self.first_ts = ts
+            self.last_ts = ts
+            who = rec.sender or rec.topic
+            self.participants[who] = self.participants.get(who, 0) + 1
+        elif kind == "gap":
+            self.gaps += 1
+        elif kind == KIND_BAD_LINE:
+            self.bad_lines += 1
+
+
+class Writer:
+    """Receives records in order; `begin`/`end` frame them."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.buf: list[bytes] = []
+        self.size = 0
+        self.bytes = 0
+
+    def emit(self, data: bytes) -> None:
+        self.buf.append(data)
+        self.size += len(data)
+        if self.size >= _CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buf:
+            data = b"".join(self.buf)
+            self.out.write(data)
+            self.bytes += len(data)
+            self.buf.clear()
+            self.size = 0
+
+    def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
+        pass
+
+    def record(self, rec: Record) -> None:
+        raise NotImplementedError
+
+    def end(self) -> None:
+        self.flush()
+
+
+class JsonlWriter(Writer):
+    """Every valid record line exactly as stored (bad lines are left out and counted)."""
+
+    def record(self, rec: Record) -> None:
+        if rec.data is not None:
+            self.emit(rec.line)
+
+
+def _fence(text: str) -> str:
+    run = longest = 0
+    for ch in text:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    return "`" * max(3, longest + 1)
+
+
+class MarkdownWriter(Writer):
+    def __init__(self, out: IO[bytes]) -> None:
+        super().__init__(out)
+        self._day = ""
+
+    def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
+        lines = [f"# {clean(title, newlines=False)}", ""]
+        lines += [f"- **{k}**: {clean(v, newlines=False)}" for k, v in facts]
+        lines += ["", "---", "", ""]
+        self.emit("\n".join(lines).encode())
+
+    def record(self, rec: Record) -> None:
+        v = view(rec)
+        if v.kind == "segment":
+            return  # segment boundaries are bookkeeping
+        out: list[str] = []
+        stamp = iso(v.ts)
+        day = stamp[:10]
+        if day and day != self._day:
+            self._day = day
+            out.append(f"## {day}\n")
+        clock = stamp[11:19]
+        if v.kind == "msg":
+            who = clean(v.sender or "?", newlines=False)
+            head = f"**{who}** · `{clean(v.topic, newlines=False)}` · {clock}"
+            if v.chain and v.chain != "message":
+                head += f" · {v.chain}"
+            if v.replay_of is not None:
+                head += " · replay"
+            out.append(head + f" <sub>#{v.seq}</sub>\n")
+            if v.text:
+                text = clean(v.text)
+                out.append("\n".join(f"> {line}" if line else ">" for line in text.split("\n")))
+                out.append("")
+            if v.body:
+                body = clean(v.body)
+                fence = _fence(body)
+                out.append(f"{fence}json\n{body}\n{fence}\n")
+        elif v.kind == "gap":
+            data = rec.data or {}
+            out.append(f"> ⚠ **{clean(gap_sentence(data), newlines=False)}** ({clock}, #{v.seq})\n")
+        elif v.kind == KIND_BAD_LINE:
+            out.append(
+                f"> ✘ **damaged line** in seg-{rec.segment:06d}.jsonl at byte {rec.offset} "
+                "(not a journal record; left out)\n"
+            )
+        elif v.kind in ("corrupt", "refused"):
+            text = clean(v.text, newlines=False)
+            out.append(f"> ✘ **{v.kind}** ({clock}, #{v.seq}): {text[:300]}\n")
+        else:
+            event = clean(str((rec.data or {}).get("event", v.kind)), newlines=False)
+            out.append(f"*{clock} · recorder {event}*\n")
+        out.append("")
+        self.emit("\n".join(out).encode())
+
+
+def _cell(value: str) -> str:
+    """A spreadsheet must not run a recorded message as a formula (OWASP CSV injection)."""
+    value = clean(value)
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+class CsvWriter(Writer):
+    COLUMNS = ("seq", "time", "ts", "kind", "topic", "sender", "chain", "text", "payload",
+               "replay_of")
+
+    def __init__(self, out: IO[bytes]) -> None:
+        super().__init__(out)
+        self._text = io.StringIO()
+        self._csv = csv.writer(self._text, lineterminator="\r\n")
+
+    def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
+        self._csv.writerow(self.COLUMNS)
+        self._take()
+
+    def _take(self) -> None:
+        self.emit(self._text.getvalue().encode())
+        self._text.seek(0)
+        self._text.truncate()
+
+    def record(self, rec: Record) -> None:
+        v = view(rec)
+        if v.kind == "segment":
+            return
+        payload = ""
+        if v.kind == "msg":
+            value = rec.payload
+            payload = (
+                value if isinstance(value, str)
+                else f"<{len(value)} bytes>" if isinstance(value, bytes)
+                else orjson.dumps(value).decode()
+            )
+        elif v.kind == "gap":
+            v.text = gap_sentence(rec.data or {})
+        replay = orjson.dumps(v.replay_of).decode() if v.replay_of is not None else ""
+        self._csv.writerow(
+            (
+                "" if v.seq is None else v.seq,
+                iso(v.ts),
+                "" if v.ts is None else f"{v.ts:.6f}",
+                v.kind,
+                _cell(v.topic),
+                _cell(v.sender),
+                v.chain,
+                _cell(v.text),
+                _cell(payload),
+                replay,
+            )
+        )
+        if self._text.tell() >= 64 * 1024:
+            self._take()
+
+    def end(self) -> None:
+        self._take()
+        super().end()
+
+
+_HTML_HEAD = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body{{font:15px/1.45 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
+color:#1d1d1f;background:#fff}}
+dl{{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem;color:#444}}
+dt{{font-weight:600}} h2{{margin-top:2rem;border-bottom:1px solid #ddd}}
+.msg{{margin:.7rem 0;padding:.4rem .7rem;border-left:3px solid #8ab4f8;background:#f7f9fc}}
+.head{{font-size:.85rem;color:#555}} .sender{{font-weight:700;color:#1a4d9e}}
+.topic{{font-family:monospace}} .seq{{float:right;color:#999}}
+.text{{white-space:pre-wrap;margin:.3rem 0 0}} pre{{overflow-x:auto;background:#eef1f5;
+padding:.4rem}} .gap,.bad{{margin:.7rem 0;padding:.4rem .7rem;background:#fff4e5;
+border-left:3px solid #f0a020}} .bad{{background:#fdecea;border-color:#d93025}}
+.event{{color:#777;font-size:.85rem;font-style:italic}} .replay{{color:#a0a;font-weight:600}}
+</style></head><body>
+"""
+
+
+def _h(text: str) -> str:
+    return html.escape(clean(text), quote=True)
+
+
+class HtmlWriter(Writer):
+    def __init__(self, out: IO[bytes]) -> None:
+        super().__init__(out)
+        self._day = ""
+
+    def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
+        rows = "".join(f"<dt>{_h(k)}</dt><dd>{_h(v)}</dd>" for k, v in facts)
+        self.emit(
+            (_HTML_HEAD.format(title=_h(title)) + f"<h1>{_h(title)}</h1><dl>{rows}</dl>\n").encode()
+        )
+
+    def record(self, rec: Record) -> None:
+        v = view(rec)
+        if v.kind == "segment":
+            return
+        stamp = iso(v.ts)
+        parts: list[str] = []
+        if stamp[:10] and stamp[:10] != self._day:
+            self._day = stamp[:10]
+            parts.append(f"<h2>{self._day}</h2>")
+        clock = stamp[11:19]
+        if v.kind == "msg":
+            extra = f' · <span class="chain">{_h(v.chain)}</span>' if v.chain else ""
+            if v.replay_of is not None:
+                extra += ' · <span class="replay">replay</span>'
+            parts.append(
+                f'<div class="msg" id="seq-{v.seq}"><div class="head">'
+                f'<span class="seq">#{v.seq}</span><span class="sender">{_h(v.sender or "?")}'
+                f'</span> · <span class="topic">{_h(v.topic)}</span> · {clock}{extra}</div>'
+            )
+            if v.text:
+                parts.append(f'<div class="text">{_h(v.text)}</div>')
+            if v.body:
+                parts.append(f"<pre>{_h(v.body)}</pre>")
+            parts.append("</div>")
+        elif v.kind == "gap":
+            parts.append(f'<div class="gap">⚠ {_h(gap_sentence(rec.data or {}))}</div>')
+        elif v.kind == KIND_BAD_LINE:
+            parts.append(
+                f'<div class="bad">✘ damaged line in seg-{rec.segment:06d}.jsonl at byte '
+                f"{rec.offset} (not a journal record)</div>"
+            )
+        elif v.kind in ("corrupt", "refused"):
+            parts.append(f'<div class="bad">✘ {_h(v.kind)}: {_h(v.text[:300])}</div>')
+        else:
+            event = (rec.data or {}).get("event", v.kind)
+            parts.append(f'<div class="event">{clock} · recorder {_h(str(event))}</div>')
+        self.emit(("".join(parts) + "\n").encode())
+
+    def end(self) -> None:
+        self.emit(b"</body></html>\n")
+        super().end()
+
+
+WRITERS: dict[str, type[Writer]] = {
+    "jsonl": JsonlWriter,
+    "md": MarkdownWriter,
+    "csv": CsvWriter,
+    "html": HtmlWriter,
+}
+
+
+def write_records(
+    records: Iterable[Record],
+    writers: list[Writer],
+    *,
+    total: int = 0,
+    progress: Progress | None = None,
+    on_record: Callable[[Record], None] | None = None,
+) -> ExportStats:
+    """Feed every record to every writer (one pass over the journal)."""
+    stats = ExportStats()
+    done = 0
+    for rec in records:
+        stats.count(rec)
+        if on_record is not None:
+            on_record(rec)
+        for w in writers:
+            w.record(rec)
+        done += 1
+        if progress is not None and done % PROGRESS_EVERY == 0:
+            progress(done, total)
+    stats.records = done
+    if progress is not None:
+        progress(done, total)
+    return stats
+
+
+def range_facts(store: Store, rng: JournalRange) -> list[tuple[str, str]]:
+    facts = [("Log folder", str(store.root)), ("Range", rng.describe())]
+    if rng.upto is not None:
+        cp = rng.upto
+        facts.append(("Checkpoint", f"{cp.label or cp.id} ({cp.reason}, {iso(cp.created)})"))
+    return facts
+
+
+def export_range(
+    store: Store,
+    rng: JournalRange,
+    fmt: str,
+    out: IO[bytes],
+    *,
+    title: str | None = None,
+    progress: Progress | None = None,
+) -> ExportStats:
+    """Write records `rng` of `store` to `out` in `fmt`."""
+    if fmt not in WRITERS:
+        raise ExportError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    writer = WRITERS[fmt](out)
+    writer.begin(title or f"Conversation {rng.describe()}", range_facts(store, rng))
+    stats = write_records(
+        store.records(rng.start, rng.stop), [writer], total=rng.stop - rng.start, progress=progress
+    )
+    writer.end()
+    stats.bytes = writer.bytes
+    return stats
+
+
+class AtomicFile:
+    """A private (0600) temp file beside `path`, renamed over it on `commit()`."""
+
+    def __init__(self, path: Path, *, durable: bool = True) -> None:
+        self.path = Path(path)
+        self.durable = durable
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = open_private(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        self.file = os.fdopen(fd, "wb", buffering=0)
+
+    def commit(self) -> None:
+        self.file.flush()
+        if self.durable:
+            os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.tmp, self.path)
+        if self.durable:
+            fsync_dir(self.path.parent)
+
+    def abort(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self.file.closed:
+            self.commit()

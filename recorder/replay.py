@@ -1,0 +1,205 @@
+"""Republishing a recorded range onto the broker, marked as replays.
+
+Every message goes out with its original frames. The one change is the replay
+mark the recorder and the agents need to tell a replay from a new message: a
+`replay_of` reference inside the `_persist` envelope of the last frame (the
+original journal `seq`, and the original envelope's `mid` when there was one).
+The original envelope fields stay as they were, so agents still see who sent
+what. The recorder records these with `meta.replay_of` and never feeds them to
+the per-publisher sequence tracker, so a replay cannot create gaps or duplicates.
+
+The mark is spliced into the payload's bytes when the envelope is the first key
+(what `Publisher` sends) or absent; the rest of the payload stays byte for byte
+the same. Otherwise the object is re-serialized compactly (same content).
+
+A message whose last frame is not a one-line JSON object cannot carry the mark
+without being altered. Such messages are skipped and counted, unless
+`unmarked_prefix` is given: then they are sent as they are, under the topic
+`<prefix><original topic>`, and recorded as ordinary messages under that topic.
+Heartbeats (`_persist.heartbeat`) are never replayed, and neither are earlier
+replays (records with `meta.replay_of`) unless asked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import zmq
+
+from .daemon import DEFAULT_PUBLISH
+from .envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
+from .store import Record
+
+_ENVELOPE_FIRST = re.compile(rb'^\{\s*"_persist"\s*:\s*')
+_decoder = json.JSONDecoder()
+
+
+class ReplayError(Exception):
+    pass
+
+
+@dataclass
+class ReplayOptions:
+    endpoint: str = DEFAULT_PUBLISH  # the broker's publisher (XSUB) endpoint
+    speed: float | None = None  # None = as fast as possible; N = N times the recorded pace
+    max_pause: float = 10.0  # seconds: the longest recorded silence kept (after speed)
+    topic_prefix: str = ""  # only topics starting with this
+    unmarked_prefix: str | None = None  # send unmarkable messages under this topic prefix
+    include_replays: bool = False  # replay records that were themselves replays
+    wait_subscribers: float = 5.0  # seconds to wait for the broker to forward a subscription
+    hwm: int = 1_000_000  # messages our socket may queue (it blocks beyond, never drops)
+    linger: float = 30.0  # seconds to deliver what is queued when we close
+
+
+@dataclass
+class ReplayStats:
+    sent: int = 0  # messages sent marked as replays
+    unmarked_sent: int = 0  # sent as they are under `unmarked_prefix`
+    skipped_unmarkable: int = 0
+    skipped_heartbeats: int = 0
+    skipped_replays: int = 0
+    skipped_topic: int = 0
+    other_records: int = 0  # gaps, events... (not messages)
+    bad_lines: int = 0
+    unmarkable_topics: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def mark(payload: bytes, ref: dict[str, Any], replayer: str, n: int) -> bytes | None:
+    """`payload` with `replay_of` added to its envelope; None if it cannot carry one."""
+    if payload[:1] != b"{" or b"\n" in payload or b"\r" in payload:
+        return None
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    env = obj.get(ENVELOPE_KEY)
+    if env is None:
+        new_env = {"pub": replayer, "seq": n, "replay_of": ref}
+        inner = payload[1:].lstrip()
+        sep = b"" if inner[:1] == b"}" else b","
+        return b'{"' + ENVELOPE_KEY.encode() + b'":' + orjson.dumps(new_env) + sep + inner
+    if not isinstance(env, dict):
+        return None
+    ref = {**ref, "mid": env["mid"]} if isinstance(env.get("mid"), str) else ref
+    new_env = {**env, "replay_of": ref}
+    if not isinstance(new_env.get("pub"), str):  # the recorder reads a mark only beside these
+        new_env["pub"] = replayer
+    if type(new_env.get("seq")) is not int:
+        new_env["seq"] = n
+    m = _ENVELOPE_FIRST.match(payload)
+    if m is not None:
+        text = payload.decode("utf-8")
+        start = len(payload[: m.end()].decode("utf-8"))
+        try:
+            _value, end = _decoder.raw_decode(text, start)
+        except ValueError:
+            end = -1
+        if end > 0:
+            spliced = text[:start] + orjson.dumps(new_env).decode() + text[end:]
+            return spliced.encode("utf-8")
+    return orjson.dumps({**obj, ENVELOPE_KEY: new_env})
+
+
+def plan(
+    records: Iterable[Record], options: ReplayOptions, stats: ReplayStats, replayer: str
+) -> Iterable[tuple[float | None, list[bytes]]]:
+    """(recorded time, frames to send) for every message to replay."""
+    n = 0
+    for rec in records:
+        kind = rec.kind
+        if kind != "msg":
+            if kind == "bad-line":
+                stats.bad_lines += 1
+            else:
+                stats.other_records += 1
+            continue
+        topic = rec.topic
+        if topic == HEARTBEAT_TOPIC:
+            stats.skipped_heartbeats += 1
+            continue
+        if options.topic_prefix and not topic.startswith(options.topic_prefix):
+            stats.skipped_topic += 1
+            continue
+        if "replay_of" in rec.meta and not options.include_replays:
+            stats.skipped_replays += 1
+            continue
+        frames = rec.frames
+        if not frames:
+            continue
+        n += 1
+        marked = mark(frames[-1], {"seq": rec.seq}, replayer, n)
+        if marked is not None:
+            stats.sent += 1
+            yield rec.ts, [*frames[:-1], marked]
+        elif options.unmarked_prefix is not None:
+            stats.unmarked_sent += 1
+            prefix = options.unmarked_prefix.encode()
+            out = [prefix + frames[0], *frames[1:]] if len(frames) > 1 else [prefix, *frames]
+            yield rec.ts, out
+        else:
+            stats.skipped_unmarkable += 1
+            stats.unmarkable_topics[topic] = stats.unmarkable_topics.get(topic, 0) + 1
+
+
+def replay(
+    records: Iterable[Record],
+    options: ReplayOptions,
+    *,
+    context: zmq.Context | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    on_progress: Callable[[ReplayStats], None] | None = None,
+) -> ReplayStats:
+    """Send the messages of `records` through the broker; returns what was done."""
+    stats = ReplayStats()
+    replayer = f"replay-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    ctx = context or zmq.Context()
+    sock = ctx.socket(zmq.XPUB)
+    sock.sndhwm = options.hwm
+    sock.setsockopt(zmq.XPUB_NODROP, 1)  # block when the queue is full, never drop
+    sock.linger = int(options.linger * 1000)
+    t0 = time.monotonic()
+    try:
+        sock.connect(options.endpoint)
+        if not sock.poll(int(options.wait_subscribers * 1000)):
+            raise ReplayError(
+                f"no subscriber reached us through {options.endpoint} within "
+                f"{options.wait_subscribers:.0f}s: is the broker (and the recorder) running?"
+            )
+        while sock.poll(0):
+            sock.recv()
+        first_ts: float | None = None
+        start = 0.0
+        for ts, frames in plan(records, options, stats, replayer):
+            if options.speed and ts is not None:
+                if first_ts is None:
+                    first_ts, start = ts, time.monotonic()
+                due = start + (ts - first_ts) / options.speed
+                wait = due - time.monotonic()
+                if wait > options.max_pause:  # keep long silences short
+                    start -= wait - options.max_pause
+                    wait = options.max_pause
+                if wait > 0:
+                    sleep(wait)
+            sock.send_multipart(frames)
+            if on_progress is not None and (stats.sent + stats.unmarked_sent) % 1024 == 0:
+                on_progress(stats)
+    finally:
+        sock.close()
+        if context is None:
+            ctx.term()  # returns once everything queued reached the broker (or linger ran out)
+    stats.seconds = time.monotonic() - t0
+    return stats

@@ -1,0 +1,440 @@
+"""Restore bundles: the conversation up to a checkpoint, verified, in `restore/<id>/`.
+
+    bundle = build_bundle(log_dir, "latest")
+    bundle.jsonl        # every record up to the checkpoint, byte for byte as stored
+    bundle.transcript   # the same conversation as readable Markdown
+    bundle.manifest     # checkpoint, counts, time range, integrity, gaps in range
+
+Before anything is written, the journal up to the checkpoint is re-hashed and
+compared with the checkpoint's digest; the one pass that writes the files also
+collects every gap, damaged (bad) line, quarantined tail and refused message in
+the range. None of that stops a restore, and all of it goes into the manifest.
+The bundle is built in a temporary folder and renamed into place, so a reader
+never sees half of one. No zmq, no textual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .checkpoint import Checkpoint, Verification, verify_checkpoint
+from .export import (
+    JournalRange,
+    JsonlWriter,
+    MarkdownWriter,
+    gap_sentence,
+    iso,
+    journal_range,
+    resolve_checkpoint,
+    write_records,
+)
+from .format import Layout, parse_line, segment_name
+from .fsutil import ensure_private_dir, fsync_dir, open_private
+from .store import KIND_BAD_LINE, Record, Store, open_store
+
+RESTORE_DIR = "restore"
+JSONL_NAME = "conversation.jsonl"
+TRANSCRIPT_NAME = "transcript.md"
+MANIFEST_NAME = "manifest.json"
+_CHECKPOINT_FIELDS = ("id", "label", "reason", "created", "position", "messages")
+MAX_LISTED = 1000  # problems listed one by one in a manifest (all are counted)
+
+
+@dataclass
+class RangeIntegrity:
+    """Whether the journal up to a checkpoint is whole: digest, gaps, damage."""
+
+    verification: Verification | None = None
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+    gap_count: int = 0
+    missed: int = 0
+    bad_lines: list[dict[str, Any]] = field(default_factory=list)
+    bad_line_count: int = 0
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    records: int = 0
+    messages: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    expected_messages: int | None = None  # what the checkpoint says
+
+    def add(self, rec: Record) -> None:
+        """Account for one record of the range (called in journal order)."""
+        self.records += 1
+        kind = rec.kind
+        if kind == "msg":
+            self.messages += 1
+            ts = rec.ts
+            if self.first_ts is None:
+                self.first_ts = ts
+            self.last_ts = ts
+            return
+        data = rec.data
+        if kind == "gap":
+            self.gap_count += 1
+            missed = data.get("missed") if data else None
+            self.missed += missed if isinstance(missed, int) else 0
+            if len(self.gaps) < MAX_LISTED and data is not None:
+                self.gaps.append({k: v for k, v in data.items() if k != "v"})
+        elif kind == KIND_BAD_LINE:
+            self.bad_line_count += 1
+            if len(self.bad_lines) < MAX_LISTED:
+                self.bad_lines.append(
+                    {"segment": segment_name(rec.segment), "offset": rec.offset,
+                     "length": len(rec.line), "index": rec.index}
+                )  # fmt: skip
+        elif kind == "corrupt" and data is not None and len(self.quarantined) < MAX_LISTED:
+            self.quarantined.append({k: v for k, v in data.items() if k != "v"})
+        elif kind == "refused" and data is not None and len(self.refused) < MAX_LISTED:
+            self.refused.append({k: v for k, v in data.items() if k not in ("v", "head_b64")})
+
+    @property
+    def verified(self) -> bool:
+        return self.verification is not None and self.verification.ok
+
+    @property
+    def ok(self) -> bool:
+        return self.verified and not self.problems()
+
+    def count_mismatch(self) -> str | None:
+        if self.expected_messages is None or self.expected_messages == self.messages:
+            return None
+        return (
+            f"the checkpoint counts {self.expected_messages} messages, "
+            f"the journal holds {self.messages} up to it"
+        )
+
+    def problems(self) -> list[str]:
+        """Everything wrong in the range except the digest, one sentence each."""
+        out = []
+        if self.gap_count:
+            lost = f", {self.missed} messages known lost" if self.missed else ""
+            out.append(f"{_n(self.gap_count, 'gap')}{lost}")
+        if self.bad_line_count:
+            out.append(f"{_n(self.bad_line_count, 'damaged line')} (not restored)")
+        if self.quarantined:
+            out.append(
+                f"{_n(len(self.quarantined), 'torn tail')} quarantined in recovery/ "
+                "(lost from the journal)"
+            )
+        if self.refused:
+            out.append(f"{_n(len(self.refused), 'refused message')} (too large, not recorded)")
+        mismatch = self.count_mismatch()
+        if mismatch:
+            out.append(mismatch)
+        return out
+
+    def digest_problems(self) -> list[str]:
+        return list(self.verification.problems) if self.verification else ["not verified"]
+
+    def summary(self) -> str:
+        parts = ["digest matches" if self.verified else "; ".join(self.digest_problems())]
+        parts += self.problems() or ["no gaps or damage"]
+        return "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "verified": self.verified,
+            "digest_problems": [] if self.verified else self.digest_problems(),
+            "problems": ([] if self.verified else self.digest_problems()) + self.problems(),
+            "gaps": self.gap_count,
+            "missed": self.missed,
+            "bad_lines": self.bad_line_count,
+            "quarantined": len(self.quarantined),
+            "refused": len(self.refused),
+        }
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _verify(layout: Layout, cp: Checkpoint) -> Verification:
+    try:
+        return verify_checkpoint(layout, cp)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return Verification(False, [f"cannot verify: {exc}"])
+
+
+def check_range(
+    store: Store,
+    cp: Checkpoint,
+    *,
+    verify: bool = True,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> RangeIntegrity | None:
+    """Verify the digest and scan every record up to `cp` (None if cancelled)."""
+    result = RangeIntegrity(expected_messages=cp.messages)
+    if verify:
+        result.verification = _verify(store.layout, cp)
+    for n, rec in enumerate(store.records(0, store.checkpoint_index(cp)), 1):
+        if n % 4096 == 0 and cancelled():
+            return None
+        result.add(rec)
+    return result
+
+
+# -- bundles ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Bundle:
+    """A restore bundle on disk. `messages()` reads the conversation lazily."""
+
+    dir: Path
+    manifest: dict[str, Any]
+
+    @property
+    def jsonl(self) -> Path:
+        return self.dir / JSONL_NAME
+
+    @property
+    def transcript(self) -> Path:
+        return self.dir / TRANSCRIPT_NAME
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dir / MANIFEST_NAME
+
+    @property
+    def checkpoint_id(self) -> str:
+        return str(self.manifest["checkpoint"]["id"])
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.manifest["integrity"]["ok"])
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every record of the bundle, parsed one line at a time."""
+        with open(self.jsonl, "rb") as f:
+            for line in f:
+                rec = parse_line(line)
+                if rec is not None:
+                    yield rec
+
+    def messages(self) -> Iterator[dict[str, Any]]:
+        return (r for r in self.records() if r.get("kind") == "msg")
+
+    @classmethod
+    def load(cls, path: Path) -> Bundle:
+        path = Path(path)
+        return cls(path, orjson.loads((path / MANIFEST_NAME).read_bytes()))
+
+
+class _HashingFile:
+    """A private file that hashes what goes through it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        self.hasher = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.hasher.update(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        self.size += len(data)
+        return len(data)
+
+    def close(self, durable: bool = True) -> None:
+        if self.fd >= 0:
+            if durable:
+                os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+
+    def describe(self, **extra: Any) -> dict[str, Any]:
+        return {"name": self.path.name, "bytes": self.size, "sha256": self.hasher.hexdigest(),
+                **extra}  # fmt: skip
+
+
+def bundle_dir(log_dir: Path, checkpoint_id: str) -> Path:
+    return Path(log_dir) / RESTORE_DIR / checkpoint_id
+
+
+def build_bundle(
+    log_dir: Path | str,
+    checkpoint: Checkpoint | str,
+    *,
+    agent: str | None = None,
+    store: Store | None = None,
+    durable: bool = True,
+    now: float | None = None,
+) -> Bundle:
+    """Verify the journal up to `checkpoint` and write its restore bundle."""
+    layout = Layout(Path(log_dir).expanduser())
+    cp = checkpoint if isinstance(checkpoint, Checkpoint) else resolve_checkpoint(
+        layout, checkpoint
+    )
+    own_store = store is None
+    store = store or open_store(layout.root)
+    try:
+        store.refresh()
+        return _build(layout, store, cp, agent, durable, time.time() if now is None else now)
+    finally:
+        if own_store:
+            store.close()
+
+
+def _build(
+    layout: Layout, store: Store, cp: Checkpoint, agent: str | None, durable: bool, now: float
+) -> Bundle:
+    integrity = RangeIntegrity(verification=_verify(layout, cp), expected_messages=cp.messages)
+    rng = journal_range(store, None, cp)
+    root = ensure_private_dir(layout.root / RESTORE_DIR)
+    work = root / f".building-{cp.id}-{os.getpid()}-{time.monotonic_ns()}"
+    ensure_private_dir(work)
+    try:
+        jsonl = _HashingFile(work / JSONL_NAME)
+        md = _HashingFile(work / TRANSCRIPT_NAME)
+        try:
+            jw, mw = JsonlWriter(jsonl), MarkdownWriter(md)  # type: ignore[arg-type]
+            mw.begin(f"Conversation up to “{cp.label or cp.id}”", _facts(layout, cp, integrity))
+            stats = write_records(
+                store.records(rng.start, rng.stop), [jw, mw], on_record=integrity.add
+            )
+            jw.end()
+            _transcript_footer(mw, integrity)
+            mw.end()
+        finally:
+            jsonl.close(durable)
+            md.close(durable)
+        files = {
+            "jsonl": jsonl.describe(records=stats.records - stats.bad_lines),
+            "markdown": md.describe(),
+        }
+        manifest = _manifest(layout, cp, rng, integrity, stats.participants, files, agent, now)
+        data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
+        out = _HashingFile(work / MANIFEST_NAME)
+        try:
+            out.write(data)
+        finally:
+            out.close(durable)
+        if durable:
+            fsync_dir(work)
+        final = bundle_dir(layout.root, cp.id)
+        _install(work, final, manifest, durable)
+        return Bundle(final, _current_manifest(final, manifest))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _facts(layout: Layout, cp: Checkpoint, integrity: RangeIntegrity) -> list[tuple[str, str]]:
+    digest = (
+        "✔ the journal matches the checkpoint digest"
+        if integrity.verified
+        else "✘ " + "; ".join(integrity.digest_problems())
+    )
+    return [
+        ("Checkpoint", f"{cp.id} ({cp.reason}, {iso(cp.created)})"),
+        ("Messages", f"{cp.messages} ({iso(cp.first_ts)} → {iso(cp.last_ts)})"),
+        ("Log folder", str(layout.root)),
+        ("Digest", digest),
+        ("Gaps and damage", "listed inline and at the end (see also manifest.json)"),
+    ]
+
+
+def _transcript_footer(mw: MarkdownWriter, integrity: RangeIntegrity) -> None:
+    lines = ["---", "", "## Integrity", ""]
+    lines.append(
+        "- ✔ digest matches"
+        if integrity.verified
+        else "- ✘ digest: " + "; ".join(integrity.digest_problems())
+    )
+    problems = integrity.problems()
+    lines += [f"- ⚠ {p}" for p in problems] or ["- ✔ no gaps or damaged lines in range"]
+    for gap in integrity.gaps[:50]:
+        lines.append(f"  - #{gap.get('seq')}: {gap_sentence(gap)}")
+    lines.append("")
+    mw.emit("\n".join(lines).encode())
+
+
+def _manifest(
+    layout: Layout,
+    cp: Checkpoint,
+    rng: JournalRange,
+    integrity: RangeIntegrity,
+    participants: dict[str, int],
+    files: dict[str, Any],
+    agent: str | None,
+    now: float,
+) -> dict[str, Any]:
+    cpj = cp.to_json()
+    return {
+        "v": 1,
+        "kind": "restore-bundle",
+        "created": now,
+        "created_iso": iso(now),
+        "agent": agent,
+        "log_dir": str(layout.root),
+        "checkpoint": {k: cpj[k] for k in _CHECKPOINT_FIELDS} | {"digest": cp.digest},
+        "messages": integrity.messages,
+        "records": integrity.records - integrity.bad_line_count,
+        "range": {"start_index": rng.start, "stop_index": rng.stop},
+        "time_range": {
+            "first": integrity.first_ts,
+            "last": integrity.last_ts,
+            "first_iso": iso(integrity.first_ts),
+            "last_iso": iso(integrity.last_ts),
+        },
+        "participants": participants,
+        "integrity": integrity.to_json(),
+        "gaps": integrity.gaps,
+        "bad_lines": integrity.bad_lines,
+        "quarantined": integrity.quarantined,
+        "refused": integrity.refused,
+        "files": files,
+    }
+
+
+def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = ("checkpoint", "integrity", "gaps", "bad_lines", "quarantined", "refused")
+    return all(a.get(k) == b.get(k) for k in keys) and all(
+        a["files"][f]["sha256"] == b["files"][f]["sha256"] for f in ("jsonl", "markdown")
+    )
+
+
+def _current_manifest(final: Path, built: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return dict(orjson.loads((final / MANIFEST_NAME).read_bytes()))
+    except (OSError, ValueError):
+        return built
+
+
+def _install(work: Path, final: Path, manifest: dict[str, Any], durable: bool) -> None:
+    """Rename the new bundle into place; an identical existing bundle is left alone
+    (an agent may be reading it), a different one is replaced in one rename each."""
+    for _ in range(5):
+        try:
+            os.rename(work, final)
+            break
+        except OSError:
+            if not final.exists():
+                continue
+            try:
+                existing = orjson.loads((final / MANIFEST_NAME).read_bytes())
+                if _same_content(existing, manifest):
+                    return
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            aside = final.with_name(f".old-{final.name}-{os.getpid()}-{time.monotonic_ns()}")
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(final, aside)
+            try:
+                os.rename(work, final)
+            finally:
+                shutil.rmtree(aside, ignore_errors=True)
+            break
+    if durable:
+        fsync_dir(final.parent)
