@@ -185,6 +185,7 @@ def run_recorder(
 
     Raises `AlreadyRunning` if another recorder holds the log folder.
     """
+    os.umask(0o077)  # whatever we create (rotated logs, ipc sockets) is private too
     ensure_private_dir(options.log_dir)
     recorder = Recorder(options)
     lock = InstanceLock(recorder.layout.lock)

@@ -297,3 +297,49 @@ def test_ipc_endpoints(procs, tmp_path: Path) -> None:  # type: ignore[no-untype
     line = next(r for r in journal_records(log_dir) if r["kind"] == "msg")
     assert line["topic"] == "agents.ipc"
     assert line["frames"][1]["json"]["text"] == "over ipc"
+
+
+def test_sighup_reopens_files_and_recording_goes_on(bus: Bus) -> None:
+    bus.start_broker()
+    rec = bus.start_recorder()
+    with Publisher(bus.front, agent="hup", heartbeat_interval=0) as pub:
+        assert pub.wait_ready(5)
+        pub.send("agents.hup", {"text": "before"})
+        wait_for(lambda: written(bus.log_dir) >= 1, what="first message")
+        rec.signal(signal.SIGHUP)
+        wait_for(lambda: "reopened files on SIGHUP" in (bus.log_dir / "recorder.log").read_text(),
+                 what="reopen logged")  # fmt: skip
+        pub.send("agents.hup", {"text": "after"})
+        wait_for(lambda: written(bus.log_dir) >= 2, what="message after SIGHUP")
+    rec.signal(signal.SIGTERM)
+    assert rec.wait(5) == 0
+    texts = [r["frames"][1]["json"]["text"] for r in messages(bus.log_dir)]
+    assert texts == ["before", "after"]
+
+
+def test_store_follows_the_live_journal(bus: Bus) -> None:
+    import threading
+
+    bus.start_broker()
+    bus.start_recorder()
+    store = open_store(bus.log_dir)
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def follow() -> None:
+        for batch in store.follow(poll=0.02, stop=stop):
+            seen.extend(r.payload["text"] for r in batch if r.is_message)
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    try:
+        with Publisher(bus.front, agent="tail", heartbeat_interval=0) as pub:
+            assert pub.wait_ready(5)
+            for i in range(50):
+                pub.send("agents.tail", {"text": f"line {i}"})
+        wait_for(lambda: len(seen) >= 50, what="tail caught up")
+    finally:
+        stop.set()
+        reader.join(5)
+        store.close()
+    assert seen == [f"line {i}" for i in range(50)]
