@@ -44,17 +44,6 @@ def make_app(root: Path, **kwargs: Any) -> PersistApp:
     return create_app(root, now=lambda: NOW, tz=UTC, probe=FixedProbe(), **kwargs)
 
 
-async def settle(pilot: Any, delay: float = 0.0) -> None:
-    """Let timers up to `delay` fire, then wait until no worker runs and messages are handled."""
-    await pilot.pause(delay or None)
-    for _ in range(50):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-        if not any(w.is_running for w in pilot.app.workers):
-            break
-    await pilot.pause()
-
-
 def pilot_test(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
     """Run an async pilot test in its own event loop (no asyncio plugin needed)."""
 
