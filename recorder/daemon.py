@@ -108,7 +108,7 @@ class _Rate:
 
 @dataclass
 class _Snapshot:
-    """Tracker state that matches a written position (taken by the writer)."""
+    """Tracker state that matches a journal position (taken on the receiving thread)."""
 
     position: Position
     publishers: dict[str, int]
@@ -142,7 +142,7 @@ class Recorder:
         self.first_ts: float | None = None
         self.last_ts: float | None = None
         self._participants: dict[str, int] = {}
-        self._topics: dict[bytes, str] = {}
+        self._topics: dict[bytes, tuple[str, bytes, bytes | None]] = {}
         self._snapshot: _Snapshot | None = None
         self._snapshot_due = 0.0
         self._rate = _Rate()
@@ -494,8 +494,9 @@ class Recorder:
         log.warning("refused a %d-byte message on %r", size, topic)
 
     def _take_snapshot(self) -> None:
+        """Publisher sequences as of the end of the chunk just handed to the writer."""
         self._snapshot = _Snapshot(
-            self.journal.written, dict(self.tracker.expected), self.first_ts, self.last_ts
+            self.journal.handed, dict(self.tracker.expected), self.first_ts, self.last_ts
         )
         self._snapshot_due = time.monotonic() + self.options.status_interval
 
@@ -582,10 +583,17 @@ class Recorder:
         log.error(message)
 
     def write_state(self, now: float, *, clean: bool = False) -> None:
+        """Save the recovery state, but only once its position is on disk: a state
+        ahead of the journal would hide, after a power cut, the loss of what the
+        journal did not keep."""
         snap = self._snapshot
         if snap is None:
             return
         pos = snap.position
+        kept = self.journal.written if self.options.fsync == "never" else self.journal.durable
+        if (pos.segment, pos.offset) > (kept.segment, kept.offset):
+            return  # the next tick, after the next group commit
+
         state = {
             "v": SCHEMA_VERSION,
             "pid": os.getpid(),

@@ -28,6 +28,7 @@ from .fsutil import fsync_dir, open_private
 from .store import KIND_BAD_LINE, Record, Store
 
 FORMATS = ("jsonl", "md", "csv", "html")
+BOOKKEEPING = ("segment", "heartbeat")  # left out of the readable formats (kept in JSONL)
 PROGRESS_EVERY = 2048  # records between progress callbacks
 _CHUNK = 1 << 20
 _TEXT_KEYS = ("text", "content", "message", "body")
@@ -276,8 +277,8 @@ class MarkdownWriter(Writer):
 
     def record(self, rec: Record) -> None:
         v = view(rec)
-        if v.kind == "segment":
-            return  # segment boundaries are bookkeeping
+        if v.kind in BOOKKEEPING:
+            return
         out: list[str] = []
         stamp = iso(v.ts)
         day = stamp[:10]
@@ -345,7 +346,7 @@ class CsvWriter(Writer):
 
     def record(self, rec: Record) -> None:
         v = view(rec)
-        if v.kind == "segment":
+        if v.kind in BOOKKEEPING:
             return
         payload = ""
         if v.kind == "msg":
@@ -418,7 +419,7 @@ class HtmlWriter(Writer):
 
     def record(self, rec: Record) -> None:
         v = view(rec)
-        if v.kind == "segment":
+        if v.kind in BOOKKEEPING:
             return
         stamp = iso(v.ts)
         parts: list[str] = []

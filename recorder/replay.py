@@ -121,6 +121,9 @@ def plan(
     n = 0
     for rec in records:
         kind = rec.kind
+        if kind == "heartbeat":
+            stats.skipped_heartbeats += 1
+            continue
         if kind != "msg":
             if kind == "bad-line":
                 stats.bad_lines += 1

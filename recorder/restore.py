@@ -118,7 +118,7 @@ class RangeIntegrity:
         """Everything wrong in the range except the digest, one sentence each."""
         out = []
         if self.gap_count:
-            lost = f", {self.missed} messages known lost" if self.missed else ""
+            lost = f", {_n(self.missed, 'message')} known lost" if self.missed else ""
             out.append(f"{_n(self.gap_count, 'gap')}{lost}")
         if self.bad_line_count:
             out.append(f"{_n(self.bad_line_count, 'damaged line')} (not restored)")

@@ -1,0 +1,287 @@
+"""`persist demo`: the whole product working within seconds, nothing to configure.
+
+A recorder with its embedded broker on free loopback ports (never the default
+ones, so a real bus is left alone) records into a demo folder while four
+simulated agents (planner, coder, reviewer, tester) work on a task through the
+broker: requests, replies, tool calls and results, a failing test run, a lost
+message (shown as a gap) and checkpoints along the way. Then the TUI opens on it;
+without a terminal a summary is printed instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .format import Layout
+
+MARKER = ".persist-demo"
+
+
+def default_demo_dir() -> Path:
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    return Path(data) / "agent-persist" / "demo"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# (agent, topic, payload) lines and ("checkpoint", label) / ("lose", agent) steps.
+Step = tuple[str, ...] | tuple[str, str, dict[str, Any]]
+SCRIPT: list[Any] = [
+    ("planner", "broadcast.tasks", {"type": "broadcast", "to": "*", "text":
+        "New task from the user: rate-limit the public API to 100 requests per minute "
+        "per API key. I'll split it up."}),
+    ("planner", "agents.coder.request", {"type": "request", "to": "coder", "id": "t1", "text":
+        "Please implement a token-bucket limiter as middleware in api/middleware.py; "
+        "the key comes from the X-Api-Key header."}),
+    ("coder", "agents.planner.reply", {"type": "reply", "in_reply_to": "t1", "text":
+        "On it. Token bucket per key in Redis: 100 tokens, refilled at 100/60 per second, "
+        "429 with Retry-After when empty."}),
+    ("planner", "agents.reviewer.request", {"type": "request", "to": "reviewer", "id": "t2",
+        "text": "Please look at coder's design before too much code is written."}),
+    ("reviewer", "agents.coder.reply", {"type": "reply", "in_reply_to": "t2", "text":
+        "Redis is a new dependency: do we have it in staging? Either way keep the backend "
+        "pluggable so tests can use memory."}),
+    ("coder", "agents.reviewer.reply", {"type": "reply", "text":
+        "Staging runs Redis 7. I'll add a Limiter protocol with memory and Redis backends."}),
+    ("checkpoint", "plan agreed"),
+    ("coder", "tools.call", {"type": "tool_call", "tool": "edit_file",
+        "args": {"path": "api/middleware.py", "lines_added": 84}}),
+    ("coder", "tools.result", {"type": "tool_result", "tool": "edit_file", "ok": True,
+        "text": "api/middleware.py: +84 -3"}),
+    ("coder", "tools.call", {"type": "tool_call", "tool": "run_tests",
+        "args": {"cmd": "pytest tests/test_rate_limit.py -q"}}),
+    ("tester", "tools.result", {"type": "tool_result", "tool": "run_tests", "ok": False,
+        "text": "2 failed, 14 passed: test_refill_after_window, test_retry_after_header"}),
+    ("coder", "agents.coder.error", {"type": "error", "error": "AssertionError",
+        "text": "Retry-After was 0, expected 1 (test_retry_after_header)"}),
+    ("coder", "agents.tester.request", {"type": "request", "to": "tester", "id": "t3", "text":
+        "Does the frozen-clock fixture reach the middleware too?"}),
+    ("lose", "tester"),  # one of tester's messages never reaches the broker
+    ("tester", "agents.coder.reply", {"type": "reply", "in_reply_to": "t3", "text":
+        "It patches time.time, but the limiter reads time.monotonic. Inject the clock."}),
+    ("coder", "tools.call", {"type": "tool_call", "tool": "edit_file",
+        "args": {"path": "api/middleware.py", "lines_added": 9, "lines_removed": 4}}),
+    ("coder", "tools.call", {"type": "tool_call", "tool": "run_tests",
+        "args": {"cmd": "pytest tests/test_rate_limit.py -q"}}),
+    ("tester", "tools.result", {"type": "tool_result", "tool": "run_tests", "ok": True,
+        "text": "16 passed in 0.41s"}),
+    ("checkpoint", "tests green"),
+    ("coder", "agents.reviewer.request", {"type": "request", "to": "reviewer", "id": "t4",
+        "text": "PR #482 is ready: token bucket, Redis and memory backends, 429 + Retry-After."}),
+    ("reviewer", "agents.coder.reply", {"type": "reply", "in_reply_to": "t4", "text":
+        "Looks good. One change: the 429 path logs the raw API key. Log a hash instead."}),
+    ("coder", "agents.reviewer.reply", {"type": "reply", "in_reply_to": "t4", "text":
+        "Fixed in 3f9c2e1: keys are logged as the first 8 hex digits of their SHA-256."}),
+    ("reviewer", "agents.planner.reply", {"type": "reply", "text": "Approved and merged."}),
+    ("checkpoint", "review approved"),
+    ("tester", "agents.planner.reply", {"type": "reply", "text":
+        "Load test: 1,000 keys at 120 req/min each: 429s start at 100 as expected, "
+        "p99 latency +0.4 ms."}),
+    ("planner", "broadcast.tasks", {"type": "broadcast", "to": "*", "text":
+        "Rate limiting is live. Next: document the limits in the API guide."}),
+]  # fmt: skip
+AGENTS = ("planner", "coder", "reviewer", "tester")
+
+
+class DemoError(Exception):
+    pass
+
+
+@dataclass
+class DemoSummary:
+    log_dir: Path
+    messages: int = 0
+    checkpoints: list[str] = field(default_factory=list)
+    gaps: int = 0
+    records: int = 0
+    seconds: float = 0.0
+    publish: str = ""
+    subscribe: str = ""
+
+
+def prepare_dir(path: Path) -> Path:
+    """An empty demo folder; only a folder this command made is ever wiped."""
+    path = Path(path).expanduser().absolute()
+    if path.exists() and any(path.iterdir()):
+        if not (path / MARKER).exists():
+            raise DemoError(f"{path} is not empty and is not a demo folder; choose another --dir")
+        from .status import assess
+
+        if assess(Layout(path)).running:
+            raise DemoError(f"a recorder is still recording into {path}: persist stop --log-dir "
+                            f"{path}")  # fmt: skip
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (path / MARKER).write_text("made by `persist demo`; wiped by the next run\n")
+    os.chmod(path / MARKER, 0o600)
+    return path
+
+
+def _wait_recorded(layout: Layout, mids: set[str], timeout: float = 10.0) -> None:
+    """Until every message id in `mids` is in the journal."""
+    from .store import Store
+
+    wanted = {f'"mid":"{m}"'.encode() for m in mids}
+    deadline = time.monotonic() + timeout
+    with Store(layout.root, cache_index=False) as store:
+        seen = 0
+        while wanted and time.monotonic() < deadline:
+            store.refresh()
+            for rec in store.records(seen):
+                wanted = {w for w in wanted if w not in rec.line}
+            seen = len(store)
+            if wanted:
+                time.sleep(0.02)
+    if wanted:
+        raise DemoError(f"the recorder did not record {len(wanted)} demo messages in time")
+
+
+def simulate(
+    layout: Layout,
+    publish: str,
+    *,
+    pace: float = 0.06,
+    say: Callable[[str], None] = lambda _m: None,
+) -> DemoSummary:
+    """Run the scripted conversation through the broker; checkpoints as scripted."""
+    from .control import request_checkpoint
+    from .publisher import Publisher
+
+    summary = DemoSummary(layout.root)
+    t0 = time.monotonic()
+    pubs = {name: Publisher(publish, agent=name, heartbeat_interval=0) for name in AGENTS}
+    try:
+        for pub in pubs.values():
+            if not pub.wait_ready(10):
+                raise DemoError(f"no subscriber reached the demo agents through {publish}")
+        pending: set[str] = set()
+        for step in SCRIPT:
+            if step[0] == "checkpoint":
+                _wait_recorded(layout, pending)
+                pending.clear()
+                cp = request_checkpoint(layout, step[1])
+                summary.checkpoints.append(cp.id)
+                say(f"  ✔ checkpoint “{step[1]}” ({cp.messages} messages)")
+                continue
+            if step[0] == "lose":
+                pubs[step[1]].seq += 1  # a sequence number that never goes out
+                continue
+            agent, topic, payload = step
+            pub = pubs[agent]
+            seq = pub.send(topic, {"from": agent, **payload})
+            pending.add(f"{pub.id}:{seq}")
+            summary.messages += 1
+            text = payload.get("text") or f"{payload.get('tool')} {payload.get('args', '')}"
+            say(f"  {agent:>8} · {topic:<24} {str(text)[:60]}")
+            if pace:
+                time.sleep(pace)
+        _wait_recorded(layout, pending)
+    finally:
+        for pub in pubs.values():
+            pub.close()
+    summary.seconds = time.monotonic() - t0
+    return summary
+
+
+def run_demo(
+    directory: Path | None = None,
+    *,
+    pace: float = 0.06,
+    open_tui: bool | None = None,
+    keep_running: bool = False,
+    out: IO[str] | None = None,
+) -> DemoSummary:
+    """The whole demo; returns what was recorded. The recorder is stopped at the end
+    unless `keep_running`."""
+    from .launcher import PersistenceLauncher, is_interactive
+
+    out = out or sys.stderr
+
+    def say(message: str) -> None:
+        print(message, file=out, flush=True)
+
+    root = prepare_dir(directory or default_demo_dir())
+    layout = Layout(root)
+    publish = f"tcp://127.0.0.1:{_free_port()}"
+    subscribe = f"tcp://127.0.0.1:{_free_port()}"
+    launcher = PersistenceLauncher(
+        root,
+        broker=subscribe,
+        publish_endpoint=publish,
+        embedded="yes",
+        interactive=False,
+        checkpoint_on_exit=False,
+        recorder_args=("--checkpoint-interval", "0"),
+        stderr=out,
+    )
+    t0 = time.monotonic()
+    launcher.ensure_recorder()
+    say(f"persist demo: recorder and broker up in {time.monotonic() - t0:.2f}s "
+        f"(publish to {publish}), recording into {root}")  # fmt: skip
+    try:
+        summary = simulate(layout, publish, pace=pace, say=say)
+        summary.publish, summary.subscribe = publish, subscribe
+        _count(summary)
+        say(
+            f"persist demo: {summary.messages} messages from {len(AGENTS)} agents, "
+            f"{len(summary.checkpoints)} checkpoints, {summary.gaps} gap (a message lost "
+            f"on purpose) in {summary.seconds:.1f}s"
+        )
+        if open_tui is None:
+            open_tui = is_interactive()[0]
+        if open_tui:
+            _open_tui(root, say)
+        else:
+            say(_next_steps(root, publish, keep_running))
+    finally:
+        if not keep_running:
+            launcher.stop_started_recorder()
+    return summary
+
+
+def _count(summary: DemoSummary) -> None:
+    from .store import open_store
+
+    with open_store(summary.log_dir) as store:
+        summary.records = len(store)
+        summary.gaps = sum(1 for r in store.records() if r.kind == "gap")
+
+
+def _open_tui(root: Path, say: Callable[[str], None]) -> None:
+    import tui
+
+    selection = tui.run_picker(root)
+    if selection is None or selection.checkpoint_id is None:
+        say(_next_steps(root, "", False))
+        return
+    from .restore import build_bundle
+
+    bundle = build_bundle(root, selection.checkpoint_id, agent="demo")
+    say(f"persist demo: restored “{selection.label}” into {bundle.dir}")
+    say(f"  {bundle.transcript.name}: the conversation as Markdown; {bundle.jsonl.name}: "
+        f"every record as stored; {bundle.manifest_path.name}: integrity and gaps")  # fmt: skip
+
+
+def _next_steps(root: Path, publish: str, running: bool) -> str:
+    lines = [
+        "Look around:",
+        f"  persist-tui --log-dir {root}                  browse, search, restore",
+        f"  persist export latest --log-dir {root} --format md",
+        f"  persist restore latest --log-dir {root}       write the restore bundle",
+    ]
+    if running and publish:
+        lines.append(f"  persist replay latest --log-dir {root} --endpoint {publish}")
+        lines.append(f"  persist stop --log-dir {root}")
+    return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""A systemd user unit for the recorder, so the system's supervisor keeps it alive.
+
+`persist service install` writes `~/.config/systemd/user/agent-persist-recorder.service`
+and runs `systemctl --user daemon-reload` and `enable --now`; `uninstall` reverses
+it. `Restart=on-failure` restarts a recorder that crashed or was killed, but not
+one stopped cleanly (`persist stop` or `systemctl --user stop`): a clean SIGTERM
+exits 0. No zmq, no textual.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .fsutil import atomic_write
+
+UNIT_NAME = "agent-persist-recorder.service"
+
+
+def unit_dir() -> Path:
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(config) / "systemd" / "user"
+
+
+def quote(arg: str) -> str:
+    """One ExecStart= word: `%` and `$` escaped, quoted when it holds spaces or quotes."""
+    escaped = arg.replace("%", "%%").replace("$", "$$")
+    if escaped and not any(c in escaped for c in " \t\"'\\;"):
+        return escaped
+    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True)
+class UnitConfig:
+    log_dir: Path
+    broker: str  # the broker's subscriber endpoint
+    publish_endpoint: str  # the embedded broker's publisher endpoint
+    embedded: str = "auto"  # "auto" | "yes" | "no"
+    python: str = sys.executable
+    extra: tuple[str, ...] = ()  # more `persist record` options
+    restart_sec: float = 2.0  # seconds before a restart
+
+    def exec_start(self) -> list[str]:
+        return [
+            self.python, "-m", "recorder.cli", "record",
+            "--broker", self.broker,
+            "--log-dir", str(self.log_dir),
+            "--embedded", self.embedded,
+            "--publish-endpoint", self.publish_endpoint,
+            *self.extra,
+        ]  # fmt: skip
+
+
+def unit_text(cfg: UnitConfig) -> str:
+    exec_start = " ".join(quote(a) for a in cfg.exec_start())
+    return f"""\
+# Written by `persist service install`; `persist service uninstall` removes it.
+[Unit]
+Description=agent-persist recorder (journal of the ZeroMQ agent bus into {quote(str(cfg.log_dir))})
+Documentation=man:systemd.service(5)
+StartLimitIntervalSec=60
+StartLimitBurst=10
+
+[Service]
+Type=simple
+ExecStart={exec_start}
+ExecReload=/bin/kill -HUP $MAINPID
+# Crashed or killed: start again. Stopped cleanly (exit 0 after SIGTERM): stay stopped.
+Restart=on-failure
+RestartSec={cfg.restart_sec:g}
+# SIGTERM drains, fsyncs and takes the shutdown checkpoint within 2 s.
+KillSignal=SIGTERM
+TimeoutStopSec=15
+UMask=0077
+Environment=PYTHONUNBUFFERED=1
+NoNewPrivileges=yes
+
+[Install]
+WantedBy=default.target
+"""
+
+
+@dataclass
+class Step:
+    argv: list[str]
+    ran: bool
+    code: int | None = None
+    output: str = ""
+
+    @property
+    def command(self) -> str:
+        return " ".join(self.argv)
+
+
+def systemctl_available() -> bool:
+    if shutil.which("systemctl") is None:
+        return False
+    try:
+        out = subprocess.run(["systemctl", "--user", "is-system-running"], capture_output=True,
+                             text=True, timeout=5, check=False)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return False
+    state = out.stdout.strip()
+    return state not in ("", "offline") and "Failed to connect" not in out.stderr
+
+
+def run_steps(commands: list[list[str]], execute: bool) -> list[Step]:
+    steps = []
+    for argv in commands:
+        if not execute:
+            steps.append(Step(argv, False))
+            continue
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+            steps.append(Step(argv, True, out.returncode, (out.stdout + out.stderr).strip()))
+        except (OSError, subprocess.SubprocessError) as exc:
+            steps.append(Step(argv, True, None, str(exc)))
+            break
+    return steps
+
+
+def install(cfg: UnitConfig, directory: Path | None = None, *, start: bool = True,
+            execute: bool | None = None) -> tuple[Path, list[Step]]:  # fmt: skip
+    """Write the unit; then reload, enable and start it if systemctl can reach the user bus."""
+    directory = directory or unit_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / UNIT_NAME
+    atomic_write(path, unit_text(cfg).encode())
+    os.chmod(path, 0o644)  # systemd reads it; it holds no secret
+    commands = [["systemctl", "--user", "daemon-reload"]]
+    commands.append(["systemctl", "--user", "enable", *(["--now"] if start else []), UNIT_NAME])
+    execute = systemctl_available() if execute is None else execute
+    return path, run_steps(commands, execute)
+
+
+def uninstall(directory: Path | None = None, *, execute: bool | None = None
+              ) -> tuple[Path, bool, list[Step]]:  # fmt: skip
+    directory = directory or unit_dir()
+    path = directory / UNIT_NAME
+    execute = systemctl_available() if execute is None else execute
+    steps = run_steps([["systemctl", "--user", "disable", "--now", UNIT_NAME]], execute)
+    existed = path.exists()
+    path.unlink(missing_ok=True)
+    steps += run_steps([["systemctl", "--user", "daemon-reload"]], execute)
+    return path, existed, steps
+
+
+def status(directory: Path | None = None, *, execute: bool | None = None
+           ) -> tuple[Path, bool, list[Step]]:  # fmt: skip
+    directory = directory or unit_dir()
+    path = directory / UNIT_NAME
+    execute = systemctl_available() if execute is None else execute
+    steps = run_steps(
+        [["systemctl", "--user", "is-enabled", UNIT_NAME],
+         ["systemctl", "--user", "is-active", UNIT_NAME]],
+        execute,
+    )  # fmt: skip
+    return path, path.exists(), steps
