@@ -215,3 +215,24 @@ def test_the_fast_path_and_the_general_encoder_both_keep_frames_exact(
         for r in store.records():
             json.loads(r.line)  # the standard library agrees every line is JSON
     assert got == sent
+
+
+def test_recovery_state_never_gets_ahead_of_what_is_durable(tmp_path: Path) -> None:
+    clock = Clock()
+    rec = make(tmp_path, clock, status_interval=1.0)
+    state_file = rec.layout.state
+    rec.tick(clock.now)
+    before = orjson.loads(state_file.read_bytes())["position"]
+    clock.now += 2
+    feed(rec, clock, env_msg("p", 1), env_msg("p", 2))
+    rec._snapshot_due = 0  # take the snapshot now rather than in a second
+    feed(rec, clock, env_msg("p", 3))
+    rec.tick(clock.now)  # written, not yet fsynced: the state must not move
+    assert orjson.loads(state_file.read_bytes())["position"] == before
+    rec.sync()
+    clock.now += 2
+    rec.tick(clock.now)
+    state = orjson.loads(state_file.read_bytes())
+    assert state["position"]["seq"] == rec.journal.durable.seq
+    assert state["publishers"] == {"p": 4}
+    rec.close()
