@@ -23,7 +23,7 @@ from typing import IO, Any
 import orjson
 
 from .checkpoint import Checkpoint, list_checkpoints
-from .format import Layout
+from .format import Layout, frame_value, parse_line
 from .fsutil import fsync_dir, open_private
 from .store import KIND_BAD_LINE, Record, Store
 
@@ -32,6 +32,9 @@ BOOKKEEPING = ("segment", "heartbeat")  # left out of the readable formats (kept
 PROGRESS_EVERY = 2048  # records between progress callbacks
 _CHUNK = 1 << 20
 _TEXT_KEYS = ("text", "content", "message", "body")
+# Payload keys a transcript leaves out beside a message's text (the envelope, addressing).
+_QUIET = frozenset(("_persist", "from", "sender", "agent", "to", "type"))
+_ENVELOPE_ONLY = frozenset(("_persist",))
 Progress = Callable[[int, int], None]  # (records done, records in range)
 
 
@@ -112,6 +115,19 @@ def iso(ts: float | None) -> str:
     )
 
 
+_second: list[Any] = [None, ""]
+
+
+def iso_second(ts: float | None) -> str:
+    """`iso` to the second ("2024-05-14T09:00:12"), cached for consecutive records."""
+    if ts is None:
+        return ""
+    second = int(ts)
+    if _second[0] != second:
+        _second[0], _second[1] = second, iso(second)[:19]
+    return str(_second[1])
+
+
 @dataclass
 class View:
     """A record as people read it: who, where, what."""
@@ -138,17 +154,17 @@ def view(rec: Record) -> View:
         rest = {k: v for k, v in data.items() if k not in ("v", "seq", "ts", "kind")}
         text = str(rest.get("detail") or "") or orjson.dumps(rest).decode()
         return View(data.get("seq"), data.get("ts"), kind, "", "", "", text, None)
-    payload = rec.payload
+    frames = data.get("frames") or ()
+    payload = frame_value(frames[-1]) if frames else None
     text, body = "", None
     if isinstance(payload, dict):
         for key in _TEXT_KEYS:
             if isinstance(payload.get(key), str):
                 text = payload[key]
                 break
-        rest = {
-            k: v for k, v in payload.items() if k != "_persist" and not (text and v is text)
-        }
-        if rest and not (text and set(rest) <= {"from", "sender", "agent", "to", "type"}):
+        quiet = _QUIET if text else _ENVELOPE_ONLY
+        if any(k not in quiet and payload[k] is not text for k in payload):
+            rest = {k: v for k, v in payload.items() if k != "_persist" and v is not text}
             body = orjson.dumps(rest, option=orjson.OPT_INDENT_2).decode()
     elif isinstance(payload, bytes):
         text = f"<{len(payload)} bytes of binary data>"
@@ -200,19 +216,21 @@ class ExportStats:
     participants: dict[str, int] = field(default_factory=dict)
 
     def count(self, rec: Record) -> None:
-        kind = rec.kind
+        data = rec.data
+        if data is None:
+            self.bad_lines += 1
+            return
+        kind = data.get("kind")
         if kind == "msg":
             self.messages += 1
-            ts = rec.ts
+            ts = data.get("ts")
             if self.first_ts is None:
                 self.first_ts = ts
             self.last_ts = ts
-            who = rec.sender or rec.topic
+            who = (data.get("meta") or {}).get("sender") or data.get("topic") or ""
             self.participants[who] = self.participants.get(who, 0) + 1
         elif kind == "gap":
             self.gaps += 1
-        elif kind == KIND_BAD_LINE:
-            self.bad_lines += 1
 
 
 class Writer:
@@ -268,6 +286,7 @@ class MarkdownWriter(Writer):
     def __init__(self, out: IO[bytes]) -> None:
         super().__init__(out)
         self._day = ""
+        self._out: list[str] = []
 
     def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
         lines = [f"# {clean(title, newlines=False)}", ""]
@@ -279,8 +298,9 @@ class MarkdownWriter(Writer):
         v = view(rec)
         if v.kind in BOOKKEEPING:
             return
-        out: list[str] = []
-        stamp = iso(v.ts)
+        out = self._out
+        out.clear()
+        stamp = iso_second(v.ts)
         day = stamp[:10]
         if day and day != self._day:
             self._day = day
@@ -296,8 +316,11 @@ class MarkdownWriter(Writer):
             out.append(head + f" <sub>#{v.seq}</sub>\n")
             if v.text:
                 text = clean(v.text)
-                out.append("\n".join(f"> {line}" if line else ">" for line in text.split("\n")))
-                out.append("")
+                if "\n" in text:
+                    text = "\n".join(f"> {line}" if line else ">" for line in text.split("\n"))
+                    out.append(text + "\n")
+                else:
+                    out.append(f"> {text}\n")
             if v.body:
                 body = clean(v.body)
                 fence = _fence(body)
@@ -480,6 +503,8 @@ def write_records(
     stats = ExportStats()
     done = 0
     for rec in records:
+        # Parse once, straight into the cached property (its lock costs more than parsing).
+        rec.__dict__["data"] = parse_line(rec.line)
         stats.count(rec)
         if on_record is not None:
             on_record(rec)

@@ -25,7 +25,8 @@ a launcher started it and no other registered agent is still connected: the last
 agent out stops it. A recorder started by hand or by systemd is never stopped.
 
 This module imports neither zmq nor textual; the menu runs as a `persist-tui`
-child process on the same terminal, which is handed back in a clean state.
+child process on the same terminal (started while the recorder starts), which is
+handed back in a clean state.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ KIND_CHECKPOINT, KIND_FRESH, KIND_CANCELLED = "checkpoint", "fresh", "cancelled"
 AGENTS_DIR = "agents"
 OWNER_FILE = "owner.json"
 LOCK_FILE = "launch.lock"
+STOPPED_GRACE = 2.0  # seconds a recorder may linger after reporting a clean stop
 # A picker is a callable (log_dir, agent) -> the `persist-tui --print` JSON object,
 # or None when the user quit without a choice. It may raise PickerFailed.
 Picker = Callable[[Path, str | None], dict[str, Any] | None]
@@ -238,44 +240,80 @@ def is_interactive() -> tuple[bool, str]:
     return True, ""
 
 
-def run_menu(log_dir: Path, agent: str | None) -> dict[str, Any] | None:
-    """Run `persist-tui --launch --print` on this terminal; its JSON, or None if cancelled.
+class Menu:
+    """`persist-tui --launch --print` running on this terminal.
 
     The menu draws on stderr and prints its result on stdout (a pipe to us). The
-    terminal's settings are saved before and put back after, whatever happened.
+    terminal's settings are saved before it starts and put back after it ends,
+    whatever happened; Ctrl-C belongs to the menu meanwhile.
     """
-    argv = [sys.executable, "-m", "tui.cli", "--log-dir", str(log_dir), "--launch", "--print"]
-    if agent:
-        argv += ["--agent", agent]
-    saved = None
-    with contextlib.suppress(Exception):
-        import termios
 
-        saved = termios.tcgetattr(0)
-    previous = signal.signal(signal.SIGINT, lambda *_: None)  # the menu handles Ctrl-C
-    try:
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, check=False)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if saved is not None:
+    def __init__(self, log_dir: Path, agent: str | None) -> None:
+        argv = [sys.executable, "-m", "tui.cli", "--log-dir", str(log_dir), "--launch", "--print"]
+        if agent:
+            argv += ["--agent", agent]
+        self._saved = None
+        with contextlib.suppress(Exception):
+            import termios
+
+            self._saved = termios.tcgetattr(0)
+        self._previous = signal.signal(signal.SIGINT, lambda *_: None)
+        try:
+            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
+        except BaseException:
+            self._restore_terminal()
+            raise
+
+    def _restore_terminal(self) -> None:
+        with contextlib.suppress(Exception):
+            signal.signal(signal.SIGINT, self._previous)
+        if self._saved is not None:
             with contextlib.suppress(Exception):
                 import termios
 
-                termios.tcsetattr(0, termios.TCSADRAIN, saved)
-    if proc.returncode < 0:  # killed: leave the alternate screen, show the cursor
+                termios.tcsetattr(0, termios.TCSADRAIN, self._saved)
+            self._saved = None
+
+    def cancel(self) -> None:
+        """Close the menu without a result (the launch failed meanwhile)."""
         with contextlib.suppress(OSError):
-            os.write(2, b"\x1b[?1049l\x1b[?25h\x1b[0m\r\n")
-    if proc.returncode == 1 and not proc.stdout.strip():
-        return None
-    if proc.returncode != 0:
-        raise PickerFailed(f"the menu exited with code {proc.returncode}")
-    try:
-        data = orjson.loads(proc.stdout)
-    except orjson.JSONDecodeError as exc:
-        raise PickerFailed(f"the menu printed something unexpected: {exc}") from None
-    if not isinstance(data, dict):
-        raise PickerFailed("the menu printed something unexpected")
-    return data
+            self.proc.terminate()
+        try:
+            self.proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+        self._restore_terminal()
+        if self.proc.returncode != 0:
+            with contextlib.suppress(OSError):  # leave the alternate screen, show the cursor
+                os.write(2, b"\x1b[?1049l\x1b[?25h\x1b[0m\r\n")
+
+    def result(self) -> dict[str, Any] | None:
+        """Wait for the choice: the `--print` JSON, or None if the user quit."""
+        try:
+            out, _ = self.proc.communicate()
+        finally:
+            self._restore_terminal()
+        code = self.proc.returncode
+        if code < 0:  # killed: leave the alternate screen, show the cursor
+            with contextlib.suppress(OSError):
+                os.write(2, b"\x1b[?1049l\x1b[?25h\x1b[0m\r\n")
+        if code == 1 and not out.strip():
+            return None
+        if code != 0:
+            raise PickerFailed(f"the menu exited with code {code}")
+        try:
+            data = orjson.loads(out)
+        except orjson.JSONDecodeError as exc:
+            raise PickerFailed(f"the menu printed something unexpected: {exc}") from None
+        if not isinstance(data, dict):
+            raise PickerFailed("the menu printed something unexpected")
+        return data
+
+
+def run_menu(log_dir: Path, agent: str | None) -> dict[str, Any] | None:
+    """Run the launch menu on this terminal; its JSON, or None if cancelled."""
+    return Menu(log_dir, agent).result()
 
 
 class PersistenceLauncher:
@@ -328,12 +366,21 @@ class PersistenceLauncher:
         self.recorder_pid: int | None = None
         self.timings: dict[str, float] = {}  # seconds, for the bench
         self._registration: Path | None = None
+        self._held: list[str] | None = None  # messages kept while the menu is on screen
 
     # -- messages -------------------------------------------------------------------
     def say(self, message: str) -> None:
+        if self._held is not None:  # the menu owns the terminal
+            self._held.append(message)
+            return
         out = self._stderr or sys.stderr
         with contextlib.suppress(OSError, ValueError):
             print(f"persist: {message}", file=out, flush=True)
+
+    def _release_messages(self) -> None:
+        held, self._held = self._held, None
+        for message in held or ():
+            self.say(message)
 
     @property
     def connected(self) -> bool:
@@ -450,23 +497,39 @@ class PersistenceLauncher:
 
     # -- connect ------------------------------------------------------------------------
     def on_agent_connected(self, agent_name: str | None = None) -> LaunchResult:
-        """Recorder running, agent registered, choice made (menu or policy)."""
+        """Recorder running, agent registered, choice made (menu or policy).
+
+        On a terminal the menu starts at once, while the recorder starts: it reads
+        the journal from disk and does not need the recorder to draw. Messages for
+        the user wait until the menu has given the terminal back.
+        """
         t0 = time.perf_counter()
         self.agent = agent_name
-        if not self.connected:
-            self.ensure_recorder()
-            with _launch_lock(self.layout):
-                self._register()
-            atexit.register(self._exit_quietly)
-        self.timings["ready"] = time.perf_counter() - t0
         interactive, why = (
             (self.interactive, "told not to draw") if self.interactive is not None
             else is_interactive()
         )  # fmt: skip
+        menu = None
+        if interactive and self.picker is run_menu and not self.connected:
+            menu = Menu(self.log_dir, self.agent)
+            self._held = []
+        try:
+            if not self.connected:
+                self.ensure_recorder()
+                with _launch_lock(self.layout):
+                    self._register()
+                atexit.register(self._exit_quietly)
+        except BaseException:
+            if menu is not None:
+                menu.cancel()
+            self._release_messages()
+            raise
+        self.timings["ready"] = time.perf_counter() - t0
         if interactive:
             try:
-                result = self._from_menu()
+                result = self._from_menu(menu)
             except PickerFailed as exc:
+                self._release_messages()
                 result = self._from_policy(f"{exc}")
         else:
             result = self._from_policy(why)
@@ -474,8 +537,11 @@ class PersistenceLauncher:
         self.timings["connected"] = time.perf_counter() - t0
         return result
 
-    def _from_menu(self) -> LaunchResult:
-        data = self.picker(self.log_dir, self.agent)
+    def _from_menu(self, menu: Menu | None) -> LaunchResult:
+        try:
+            data = menu.result() if menu is not None else self.picker(self.log_dir, self.agent)
+        finally:
+            self._release_messages()
         if data is None:
             return LaunchResult(KIND_CANCELLED, self.log_dir, self.agent, reason="quit the menu")
         if data.get("kind") == KIND_CHECKPOINT and data.get("checkpoint_id"):
@@ -577,16 +643,28 @@ class PersistenceLauncher:
         return False
 
     def _stop(self, pid: int, started: Any) -> bool:
-        from .status import process_matches
+        from .status import process_matches, read_status
 
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             return True
         deadline = time.monotonic() + self.stop_timeout
+        stopped_at: float | None = None
         while time.monotonic() < deadline:
             if not process_matches(pid, started):
                 return True
+            if stopped_at is None:
+                status = read_status(self.layout) or {}
+                if status.get("pid") == pid and status.get("state") == "stopped":
+                    stopped_at = time.monotonic()
+            elif time.monotonic() - stopped_at > STOPPED_GRACE:
+                # It reported a clean stop (journal closed, fsynced, shutdown checkpoint
+                # taken) but the process lingers: libzmq's context termination can hang.
+                self.say(f"recorder PID {pid} stopped cleanly but did not exit; killing it")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                stopped_at = float("inf")
             time.sleep(0.02)
         self.say(f"recorder PID {pid} did not stop within {self.stop_timeout:.0f}s")
         return False

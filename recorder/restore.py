@@ -71,15 +71,15 @@ class RangeIntegrity:
     def add(self, rec: Record) -> None:
         """Account for one record of the range (called in journal order)."""
         self.records += 1
-        kind = rec.kind
+        data = rec.data
+        kind = KIND_BAD_LINE if data is None else data.get("kind")
         if kind == "msg":
             self.messages += 1
-            ts = rec.ts
+            ts = data.get("ts")  # type: ignore[union-attr]
             if self.first_ts is None:
                 self.first_ts = ts
             self.last_ts = ts
             return
-        data = rec.data
         if kind == "gap":
             self.gap_count += 1
             missed = data.get("missed") if data else None

@@ -15,6 +15,7 @@ from textual.widgets import Button, Footer, Static
 
 from recorder.checkpoint import Checkpoint, Verification, verify_checkpoint
 from recorder.format import segment_name
+from recorder.restore import RangeIntegrity, check_range
 
 from ..text import count, one_line
 
@@ -33,14 +34,17 @@ class RestoreScreen(ModalScreen[bool]):
     ]
 
     class Verified(Message):
-        def __init__(self, verification: Verification) -> None:
+        def __init__(self, verification: Verification, integrity: RangeIntegrity | None) -> None:
             super().__init__()
             self.verification = verification
+            self.integrity = integrity
 
     def __init__(self, checkpoint: Checkpoint) -> None:
         super().__init__()
         self.checkpoint = checkpoint
         self.verification: Verification | None = None
+        self.integrity: RangeIntegrity | None = None
+        """Gaps, damaged lines, quarantined tails and refused messages up to the checkpoint."""
 
     @property
     def papp(self) -> PersistApp:
@@ -86,16 +90,30 @@ class RestoreScreen(ModalScreen[bool]):
             result = verify_checkpoint(self.papp.layout, self.checkpoint)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             result = Verification(False, [f"cannot verify: {exc}"])
-        self.post_message(self.Verified(result))
+        try:
+            integrity = self.papp.with_reader(
+                lambda store: check_range(store, self.checkpoint, verify=False)
+            )
+        except (OSError, IndexError) as exc:
+            integrity = None
+            result = Verification(result.ok, [*result.problems, f"cannot scan the range: {exc}"])
+        self.post_message(self.Verified(result, integrity))
 
     def on_restore_screen_verified(self, message: Verified) -> None:
         self.verification = v = message.verification
+        self.integrity = integrity = message.integrity
         text = Text("Integrity: ", style="bold")
         if v.ok:
             text.append("✔ journal matches the checkpoint digest", "bold green")
         else:
             text.append("✘ " + one_line(v.summary, 400), "bold red")
-            text.append("\nYou can still restore; the result says verified: false.", "dim")
+        problems = integrity.problems() if integrity is not None else []
+        if problems:
+            text.append("\n In range: ", style="bold")
+            text.append("⚠ " + one_line(" · ".join(problems), 400), "bold yellow")
+        if not v.ok or problems:
+            text.append("\nYou can still restore; the restore manifest lists every problem.",
+                        "dim")
         self.query_one("#restore-integrity", Static).update(text)
         button = self.query_one("#confirm", Button)
         button.disabled = False

@@ -1,0 +1,55 @@
+"""`persist demo`: a real recorder, broker and simulated agents, without a terminal."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recorder.format import Layout
+from recorder.status import assess
+from recorder.store import open_store
+from tests.conftest import journal_records
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def demo(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "recorder.cli", "demo", *args],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=90)  # fmt: skip
+
+
+def test_demo_records_a_conversation_with_checkpoints_and_a_gap(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    out = demo("--dir", str(root), "--fast")
+    assert out.returncode == 0, out.stderr
+    assert "22 messages from 4 agents, 3 checkpoints, 1 gap" in out.stderr
+    assert "persist-tui --log-dir" in out.stderr  # no terminal: a summary, not the TUI
+    records = journal_records(root)
+    msgs = [r for r in records if r["kind"] == "msg"]
+    assert len(msgs) == 22
+    assert {r["meta"]["sender"] for r in msgs} == {"planner", "coder", "reviewer", "tester"}
+    chains = {r["meta"]["chain"] for r in msgs}
+    assert {"request", "reply", "tool_call", "tool_result", "error", "broadcast"} <= chains
+    gaps = [r for r in records if r["kind"] == "gap"]
+    assert [(g["cause"], g["agent"], g["missed"]) for g in gaps] == [
+        ("publisher-sequence", "tester", 1)]
+    labels = [cp.label for cp in reversed(open_store(root).checkpoints())]
+    assert labels[:3] == ["plan agreed", "tests green", "review approved"]
+    cps = {cp.label: cp for cp in open_store(root).checkpoints()}
+    assert cps["plan agreed"].messages == 6 and cps["review approved"].messages == 20
+    assert assess(Layout(root)).state == "stopped"  # the demo stops its recorder
+
+    # a second run starts over in its own folder; a folder it did not make is refused
+    again = demo("--dir", str(root), "--fast")
+    assert again.returncode == 0, again.stderr
+    assert len([r for r in journal_records(root) if r["kind"] == "msg"]) == 22
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    refused = demo("--dir", str(other), "--fast")
+    assert refused.returncode == 1 and "not a demo folder" in refused.stderr
+    assert (other / "notes.txt").read_text() == "keep me"

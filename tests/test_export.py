@@ -1,0 +1,153 @@
+"""`persist export`: JSONL equals the stored records; Markdown, CSV, HTML read back right."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recorder.store import open_store
+from tui.demo import DemoClock, DemoWriter
+
+T0 = 1_800_000_000.0
+TEXTS = [
+    "plain words",
+    "=HYPERLINK(\"http://evil\")",
+    "<script>alert(1)</script> & more",
+    "line one\nline two",
+    "escape \x1b[2J and bidi \u202e end",
+    "``` fenced ``` inside",
+]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("export") / "logs"
+    clock = DemoClock(T0)
+    w = DemoWriter.open(root, segment_bytes=2048, clock=clock)
+    t = T0
+    for n, label in enumerate(("first", "second", "third")):
+        for i, text in enumerate(TEXTS):
+            t += 1
+            clock.now = t
+            w.message(t, ("planner", "coder", "reviewer")[i % 3], f"{label}: {text}",
+                      topic=f"agents.{i}", extra={"tool_call": {"name": "run"}} if i == 0 else None)
+        if n == 1:
+            w.gap(t, "coder", 4, 9)
+            w.bad_line()
+        w.checkpoint(t + 0.5, label, "manual")
+    w.message(t + 5, "coder", "after the last checkpoint")
+    w.close()
+    return root
+
+
+def persist(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "recorder.cli", *args], capture_output=True,
+                          timeout=60)  # fmt: skip
+
+
+def stored(root: Path, after: str | None, upto: str | None) -> list[bytes]:
+    store = open_store(root)
+    cps = {cp.label: cp for cp in store.checkpoints()}
+    start = store.checkpoint_index(cps[after]) if after else 0
+    stop = store.checkpoint_index(cps[upto]) if upto else len(store)
+    return [r.line for r in store.records(start, stop) if r.valid]
+
+
+@pytest.mark.parametrize(
+    ("args", "after", "upto"),
+    [
+        (["second"], None, "second"),
+        (["--from", "first", "--to", "third"], "first", "third"),
+        (["--from", "second"], "second", None),
+        (["--all"], None, None),
+    ],
+)
+def test_jsonl_export_equals_the_stored_records(root: Path, args: list[str], after: str | None,
+                                                upto: str | None) -> None:  # fmt: skip
+    out = persist("export", *args, "--format", "jsonl", "--log-dir", str(root))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines(keepends=True) == stored(root, after, upto)
+    assert b"exported" in out.stderr
+
+
+def test_jsonl_to_a_file_with_progress(root: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out.jsonl"
+    out = persist("export", "third", "--format", "jsonl", "-o", str(target), "--progress",
+                  "--log-dir", str(root))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert target.read_bytes().splitlines(keepends=True) == stored(root, None, "third")
+    assert b"100%" in out.stderr and b"damaged lines in range (left out)" in out.stderr
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic: no temp file left
+
+
+def test_csv_reads_back(root: Path) -> None:
+    out = persist("export", "third", "--format", "csv", "--log-dir", str(root))
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout.decode())))
+    msgs = [r for r in rows if r["kind"] == "msg"]
+    assert len(msgs) == 3 * len(TEXTS)
+    store = open_store(root)
+    by_seq = {r.seq: r for r in store.records() if r.kind == "msg"}
+    for row in msgs:
+        rec = by_seq[int(row["seq"])]
+        assert row["sender"] == rec.sender and row["topic"] == rec.topic
+        text = rec.payload["text"]
+        if "\x1b" in text:
+            assert row["text"] == text.replace("\x1b", "\\x1b").replace("\u202e", "\\u202e")
+        else:
+            assert row["text"] == text
+    assert any(r["kind"] == "gap" and "4 to 9" in r["text"] for r in rows)
+    formula = next(r for r in msgs if "HYPERLINK" in r["text"])
+    assert formula["text"].startswith("first: =")  # only a leading = is neutralized
+
+
+def test_csv_neutralizes_formulas_in_cells() -> None:
+    from recorder.export import _cell
+
+    assert _cell("=1+2") == "'=1+2" and _cell("@SUM(A1)") == "'@SUM(A1)" and _cell("ok") == "ok"
+
+
+def test_markdown_and_html(root: Path) -> None:
+    md = persist("export", "--to", "second", "--format", "md", "--log-dir", str(root))
+    assert md.returncode == 0, md.stderr
+    text = md.stdout.decode()
+    assert "**planner** · `agents.0`" in text and "> line two" in text
+    assert "\x1b" not in text and "\u202e" not in text and "\\u202e" in text
+    assert "gap (publisher sequence jumped)" in text and "damaged line" in text
+    assert "\"name\": \"run\"" in text  # a tool call is shown as JSON
+    assert "````" in text or "``` fenced ```" in text
+    page = persist("export", "second", "--format", "html", "--log-dir", str(root))
+    assert page.returncode == 0, page.stderr
+    html = page.stdout.decode()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "Content-Security-Policy" in html and html.rstrip().endswith("</html>")
+    assert html.count('class="msg"') == 2 * len(TEXTS)
+
+
+def test_errors_are_clear(root: Path) -> None:
+    out = persist("export", "no-such", "--log-dir", str(root))
+    assert out.returncode == 1 and b"no checkpoint 'no-such'" in out.stderr
+    out = persist("export", "--log-dir", str(root))
+    assert out.returncode == 2 and b"say what to export" in out.stderr
+    out = persist("export", "third", "--from", "first", "--log-dir", str(root))
+    assert out.returncode == 2
+    out = persist("export", "--from", "third", "--to", "first", "--log-dir", str(root))
+    assert out.returncode == 1 and b"comes after" in out.stderr
+
+
+def test_stats_match(root: Path) -> None:
+    from recorder.export import export_range, journal_range
+
+    store = open_store(root)
+    cps = {cp.label: cp for cp in store.checkpoints()}
+    buf = io.BytesIO()
+    stats = export_range(store, journal_range(store, None, cps["third"]), "jsonl", buf)
+    assert stats.messages == cps["third"].messages == 3 * len(TEXTS)
+    assert stats.gaps == 1 and stats.bad_lines == 1
+    assert next(orjson.loads(x)["seq"] for x in buf.getvalue().splitlines()) == 1

@@ -1,0 +1,295 @@
+"""PersistenceLauncher and `persist launch` against real recorders, brokers and terminals."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from recorder.format import Layout
+from recorder.launcher import PersistenceLauncher, PickerFailed, live_agents, recorder_owner
+from recorder.status import assess
+from recorder.store import open_store
+from tests.conftest import Bus, free_port, read_status, wait_for
+from tests.tui_fixtures import demo_dir
+
+pytestmark = pytest.mark.timeout(120)
+FAKE_AGENT = Path(__file__).with_name("fake_agent.py")
+
+
+def endpoints() -> dict[str, str]:
+    return {"broker": f"tcp://127.0.0.1:{free_port()}",
+            "publish_endpoint": f"tcp://127.0.0.1:{free_port()}"}  # fmt: skip
+
+
+def launcher(log_dir: Path, eps: dict[str, str], **kw: object) -> PersistenceLauncher:
+    kw.setdefault("interactive", False)
+    kw.setdefault("stderr", io.StringIO())
+    return PersistenceLauncher(log_dir, embedded="yes", **eps, **kw)  # type: ignore[arg-type]
+
+
+def healthy(log_dir: Path) -> bool:
+    return assess(Layout(log_dir)).state == "healthy"
+
+
+def test_import_is_light() -> None:
+    code = ("import sys; from recorder.launcher import PersistenceLauncher; "
+            "from recorder import PersistenceLauncher as P; assert P is PersistenceLauncher; "
+            "print(' '.join(sorted(sys.modules)))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = {m.split(".")[0] for m in out.stdout.split()}
+    assert not loaded & {"zmq", "textual", "rich", "psutil"}
+
+
+@pytest.mark.parametrize("module", ["recorder.restore", "recorder.export", "recorder.systemd",
+                                    "recorder.demo_agents"])  # fmt: skip
+def test_restore_export_service_never_load_zmq_or_textual(module: str) -> None:
+    code = f"import sys, {module}; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert not {m.split(".")[0] for m in out.stdout.split()} & {"zmq", "textual"}
+
+
+def test_started_reused_and_stopped_only_when_the_last_agent_leaves(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    eps = endpoints()
+    a = launcher(log_dir, eps)
+    t0 = time.monotonic()
+    ra = a.on_agent_connected(agent_name="alpha")
+    assert time.monotonic() - t0 < 5  # target 2 s; generous for a loaded CI machine
+    assert ra.kind == "fresh" and ra.decided_by == "policy"
+    assert "no-terminal policy 'fresh'" in a._stderr.getvalue()  # type: ignore[union-attr]
+    assert a.started_recorder and healthy(log_dir)
+    status = read_status(log_dir)
+    assert status["state"] == "recording" and status["pid"] == a.recorder_pid
+    owner = recorder_owner(Layout(log_dir))
+    assert owner is not None and owner["launcher_pid"] == os.getpid()
+    assert oct((log_dir / "agents").stat().st_mode & 0o777) == "0o700"
+
+    b = launcher(log_dir, eps)
+    rb = b.on_agent_connected("beta")
+    assert rb.kind == "fresh" and not b.started_recorder and b.recorder_pid == a.recorder_pid
+    assert sorted(x["agent"] for x in live_agents(Layout(log_dir))) == ["alpha", "beta"]
+
+    # the owner leaves first: beta is still connected, so the recorder stays
+    out = a.on_agent_exit()
+    assert not out.stopped and out.reason == "still connected: beta"
+    assert healthy(log_dir)
+    # the last agent out stops the launcher-started recorder, after its exit checkpoint
+    out = b.on_agent_exit()
+    assert out.stopped, out.reason
+    assert assess(Layout(log_dir)).state == "stopped"
+    labels = [cp.label for cp in open_store(log_dir).checkpoints()]
+    assert "alpha exited" in labels and "beta exited" in labels and "shutdown" in labels
+    assert live_agents(Layout(log_dir)) == [] and recorder_owner(Layout(log_dir)) is None
+    assert b.on_agent_exit().reason == "not connected"  # idempotent
+
+
+def test_a_recorder_started_by_hand_is_reused_and_never_stopped(bus: Bus) -> None:
+    bus.start_broker()
+    bus.start_recorder()
+    pl = PersistenceLauncher(bus.log_dir, broker=bus.back, publish_endpoint=bus.front,
+                             embedded="no", interactive=False, stderr=io.StringIO())  # fmt: skip
+    result = pl.on_agent_connected("gamma")
+    assert result.kind == "fresh" and not pl.started_recorder
+    assert pl.recorder_pid == bus.recorder.pid
+    out = pl.on_agent_exit()
+    assert not out.stopped and "not started by a launcher" in out.reason
+    assert bus.recorder.popen.poll() is None and healthy(bus.log_dir)
+    assert out.checkpoint is not None  # the exit checkpoint was still taken
+
+
+def test_stale_registrations_are_ignored(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    agents = log_dir / "agents"
+    agents.mkdir(parents=True)
+    (agents / f"{dead.pid}-ghost-000000.agent.json").write_text(
+        json.dumps({"pid": dead.pid, "started": time.time() - 5, "agent": "ghost"}))
+    # a live PID whose start time does not match (PID reuse) is stale too
+    (agents / f"{os.getpid()}-reused-000000.agent.json").write_text(
+        json.dumps({"pid": os.getpid(), "started": 1.0, "agent": "reused"}))
+    pl = launcher(log_dir, endpoints())
+    pl.on_agent_connected("delta")
+    assert [x["agent"] for x in live_agents(Layout(log_dir))] == ["delta"]
+    assert [p.name.split("-")[1] for p in agents.glob("*.agent.json")] == ["delta"]  # pruned
+    assert pl.on_agent_exit().stopped
+
+
+def test_no_terminal_policies_and_lazy_messages(tmp_path: Path, monkeypatch) -> None:
+    log_dir = demo_dir(tmp_path)  # a journal with 7 checkpoints, no recorder running
+    eps = endpoints()
+    owner = launcher(log_dir, eps, no_tty_policy="cancel")
+    res = owner.on_agent_connected("owner")
+    assert res.cancelled and res.decided_by == "policy" and res.bundle is None
+    try:
+        latest = launcher(log_dir, eps, no_tty_policy="latest")
+        res = latest.on_agent_connected("coder")
+        cps = open_store(log_dir).checkpoints()
+        assert res.kind == "checkpoint" and res.checkpoint is not None
+        assert res.checkpoint.id == cps[0].id
+        assert res.bundle is not None and res.restore_file == res.bundle.jsonl
+        assert res.bundle.manifest["integrity"]["gaps"] == 1  # the demo journal's gap
+        msgs = res.messages()
+        first = next(msgs)  # lazy: a generator over the journal
+        assert first.is_message and 1 + sum(1 for _ in msgs) == res.checkpoint.messages
+        env = res.env()
+        assert env["PERSIST_CHECKPOINT"] == res.checkpoint.id
+        assert env["PERSIST_RESTORE_FILE"] == str(res.bundle.jsonl)
+        assert env["PERSIST_PUBLISH_ENDPOINT"] == eps["publish_endpoint"]
+        assert "restoring" in latest._stderr.getvalue()  # type: ignore[union-attr]
+        latest.on_agent_exit()
+
+        monkeypatch.setenv("PERSIST_NO_TTY_POLICY", "latest")
+        from_env = launcher(log_dir, eps)
+        assert from_env.on_agent_connected("env").kind == "checkpoint"
+        from_env.on_agent_exit()
+
+        # an injected menu: cancelled, chosen, and a failing menu falls back to the policy
+        for picked, kind in ((None, "cancelled"), ({"kind": "fresh"}, "fresh"),
+                             ({"kind": "checkpoint", "checkpoint_id": cps[2].id}, "checkpoint")):
+            pl = launcher(log_dir, eps, interactive=True, picker=lambda *_a, p=picked: p)
+            res = pl.on_agent_connected("menu")
+            assert res.kind == kind and res.decided_by == "user"
+            if kind == "checkpoint":
+                assert res.checkpoint is not None and res.checkpoint.id == cps[2].id
+            pl.on_agent_exit()
+
+        def broken(*_a: object) -> None:
+            raise PickerFailed("the menu exited with code 2")
+
+        pl = launcher(log_dir, eps, interactive=True, picker=broken, no_tty_policy="fresh")
+        res = pl.on_agent_connected("broken")
+        assert res.kind == "fresh" and res.decided_by == "policy"
+        assert "the menu exited with code 2" in pl._stderr.getvalue()  # type: ignore[union-attr]
+        pl.on_agent_exit()
+    finally:
+        assert owner.on_agent_exit().stopped
+
+
+def run_launch(log_dir: Path, eps: dict[str, str], *extra: str, agent_args: list[str],
+               **kw: object) -> subprocess.Popen[str]:  # fmt: skip
+    argv = [sys.executable, "-m", "recorder.cli", "launch", "--log-dir", str(log_dir),
+            "--broker", eps["broker"], "--publish-endpoint", eps["publish_endpoint"],
+            "--embedded", "yes", *extra, "--", sys.executable, str(FAKE_AGENT), *agent_args]
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)  # type: ignore[call-overload]
+
+
+def test_persist_launch_gives_the_agent_its_restore_bundle(tmp_path: Path) -> None:
+    log_dir = demo_dir(tmp_path)
+    report = tmp_path / "report.json"
+    proc = run_launch(log_dir, endpoints(), "--agent", "coder", "--no-tty-policy", "latest",
+                      agent_args=[str(report), "--exit", "3"])  # fmt: skip
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err  # the agent's exit code
+    assert "no-terminal policy 'latest'" in err
+    data = json.loads(report.read_text())
+    env = data["env"]
+    cp = open_store(log_dir).checkpoints()
+    restored = next(c for c in cp if c.id == env["PERSIST_CHECKPOINT"])
+    assert env["PERSIST_LOG_DIR"] == str(log_dir) and env["PERSIST_AGENT"] == "coder"
+    assert env["PERSIST_CHOICE"] == "checkpoint" and env["PERSIST_RESTORE_VERIFIED"] == "1"
+    store = open_store(log_dir)
+    expected = [r.line.decode() for r in store.records(0, store.checkpoint_index(restored))
+                if r.valid]  # fmt: skip
+    assert data["bundle"]["lines"] == expected
+    assert data["bundle"]["messages"] == restored.messages
+    assert data["bundle"]["manifest"]["checkpoint"]["id"] == restored.id
+    assert data["bundle"]["manifest"]["integrity"]["bad_lines"] == 1
+    # the exit step ran: the launcher started the recorder, so it stopped it
+    assert assess(Layout(log_dir)).state == "stopped"
+    assert not list((log_dir / "agents").glob("*.agent.json"))
+
+
+def test_persist_launch_fresh_by_default_and_forwards_signals(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    report, ready = tmp_path / "report.json", tmp_path / "ready"
+    proc = run_launch(log_dir, endpoints(), agent_args=[str(report), "--wait", str(ready)])
+    try:
+        wait_for(ready.exists, timeout=30, what="agent started")
+        assert healthy(log_dir)
+        proc.send_signal(signal.SIGTERM)  # sent to the launcher, forwarded to the agent
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 42, err
+    data = json.loads(report.read_text())
+    assert data["signals"] == [signal.SIGTERM]
+    assert data["env"]["PERSIST_CHECKPOINT"] == "" and data["env"]["PERSIST_RESTORE_FILE"] == ""
+    assert data["env"]["PERSIST_CHOICE"] == "fresh"
+    assert "no-terminal policy 'fresh'" in err and "recorder stopped" in err
+    assert assess(Layout(log_dir)).state == "stopped"
+
+
+def test_persist_launch_cancel_policy_does_not_run_the_agent(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    report = tmp_path / "report.json"
+    proc = run_launch(log_dir, endpoints(), "--no-tty-policy", "cancel",
+                      agent_args=[str(report)])  # fmt: skip
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "not started" in err
+    assert not report.exists()
+    assert assess(Layout(log_dir)).state == "stopped"
+
+
+class Tmux:
+    def __init__(self, command: str, cwd: Path) -> None:
+        self.name = f"persist-launch-{uuid.uuid4().hex[:8]}"
+        env = {**os.environ, "TERM": "xterm-256color"}
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "100", "-y", "30",
+                        "-c", str(cwd), command], check=True, env=env)  # fmt: skip
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
+                              capture_output=True, text=True).stdout  # fmt: skip
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        return str(wait_for(lambda: text in (s := self.screen()) and s, timeout=timeout,
+                            what=f"{text!r} on screen"))  # fmt: skip
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_launch_menu_on_a_terminal_then_the_agent_gets_the_terminal(tmp_path: Path) -> None:
+    log_dir = demo_dir(tmp_path)
+    eps = endpoints()
+    report, rc = tmp_path / "report.json", tmp_path / "rc"
+    persist = Path(sys.executable).parent / "persist"
+    command = (f"{persist} launch --agent coder --log-dir {log_dir} --broker {eps['broker']} "
+               f"--publish-endpoint {eps['publish_endpoint']} --embedded yes -- "
+               f"{sys.executable} {FAKE_AGENT} {report}; echo $? > {rc}")  # fmt: skip
+    tmux = Tmux(command, tmp_path)
+    try:
+        tmux.wait_for("Welcome back, coder")
+        tmux.wait_for("auto #7")
+        assert healthy(log_dir)  # the recorder was started before the menu
+        tmux.keys("c")  # continue from the latest checkpoint
+        tmux.wait_for("In range:")
+        tmux.keys("Enter")
+        wait_for(lambda: rc.exists() and rc.read_text().strip(), timeout=30, what="exit code")
+    finally:
+        tmux.kill()
+    assert rc.read_text().strip() == "0"
+    data = json.loads(report.read_text())
+    latest = open_store(log_dir).checkpoints()
+    assert data["env"]["PERSIST_CHECKPOINT"] in {c.id for c in latest}
+    assert data["env"]["PERSIST_CHOICE"] == "checkpoint"
+    assert data["stdin_tty"] and data["stdout_tty"]  # the terminal was handed over
+    assert data["bundle"]["manifest"]["integrity"]["gaps"] == 1
+    assert assess(Layout(log_dir)).state == "stopped"

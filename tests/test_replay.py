@@ -1,0 +1,168 @@
+"""`persist replay` through a real broker: subscribers get the original frames marked as
+replays, the recorder records them as replays, and nothing loops, duplicates or gaps."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+import zmq
+
+from recorder.publisher import Publisher
+from recorder.replay import mark
+from tests.conftest import Bus, journal_records, read_status, wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def persist(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "recorder.cli", *args], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+
+
+class Subscriber:
+    """A SUB socket on the broker's backend, known to be subscribed before use."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.SUB)
+        self.sock.linger = 0
+        self.sock.subscribe(b"")
+        self.sock.connect(bus.back)
+        with Publisher(bus.front, agent="probe", heartbeat_interval=0, context=self.ctx) as pub:
+            pub.wait_ready(5)
+
+            def probe() -> bool:
+                pub.send("probe", {"text": "probe"})
+                return bool(self.sock.poll(50))
+
+            wait_for(probe, what="subscriber connected")
+        self.drain()
+
+    def drain(self) -> list[list[bytes]]:
+        got = []
+        while self.sock.poll(200):
+            got.append(self.sock.recv_multipart())
+        return got
+
+    def close(self) -> None:
+        self.sock.close()
+        self.ctx.term()
+
+
+def test_replay_marks_messages_and_the_recorder_records_them_as_replays(bus: Bus) -> None:
+    bus.start_broker()
+    bus.start_recorder()
+    sub = Subscriber(bus)
+    try:
+        n = 50
+        with Publisher(bus.front, agent="coder", heartbeat_interval=0) as pub:
+            pub.wait_ready(5)
+            for i in range(n):
+                pub.send("agents.coder", {"text": f"message {i}", "n": i})
+            pub.send_raw([b"raw.topic", b"not json at all"])  # cannot carry the mark
+            wait_for(lambda: sum(1 for r in journal_records(bus.log_dir)
+                                 if r["kind"] == "msg" and r["topic"] == "raw.topic"),
+                     what="messages recorded")  # fmt: skip
+            cp = persist("checkpoint", "--log-dir", str(bus.log_dir), "--label", "before",
+                         "--json")  # fmt: skip
+            assert cp.returncode == 0, cp.stderr
+            cp_id = orjson.loads(cp.stdout)["id"]
+            originals = {
+                r["seq"]: r for r in journal_records(bus.log_dir)
+                if r["kind"] == "msg" and r["topic"] == "agents.coder"
+            }  # fmt: skip
+            sub.drain()
+            gaps_before = read_status(bus.log_dir)["counts"]["gaps"]
+
+            out = persist("replay", cp_id, "--log-dir", str(bus.log_dir), "--endpoint",
+                          bus.front, "--topic-prefix", "agents.", "--json")  # fmt: skip
+            assert out.returncode == 0, out.stderr
+            stats = orjson.loads(out.stdout)
+            assert stats["sent"] == n and stats["skipped_topic"] >= 2  # probe + raw
+
+            # the subscriber sees the original frames with replay_of in the envelope
+            got = []
+            wait_for(lambda: got.extend(sub.drain()) or len(got) >= n, what="replays delivered")
+            assert len(got) == n
+            by_seq = {}
+            for topic, payload in got:
+                assert topic == b"agents.coder"
+                body = orjson.loads(payload)
+                ref = body["_persist"]["replay_of"]
+                by_seq[ref["seq"]] = body
+                original = originals[ref["seq"]]["frames"][1]["json"]
+                assert ref["mid"] == original["_persist"]["mid"]
+                assert {k: v for k, v in body.items() if k != "_persist"} == {
+                    k: v for k, v in original.items() if k != "_persist"}
+                assert {k: v for k, v in body["_persist"].items() if k != "replay_of"} == (
+                    original["_persist"])
+            assert sorted(by_seq) == sorted(originals)
+
+            # the recorder marks them, and sequence tracking is untouched
+            def replays() -> list[dict]:
+                return [r for r in journal_records(bus.log_dir)
+                        if r["kind"] == "msg" and "replay_of" in r["meta"]]  # fmt: skip
+
+            wait_for(lambda: len(replays()) >= n, what="replays recorded")
+            assert len(replays()) == n
+            assert {r["meta"]["replay_of"]["seq"] for r in replays()} == set(originals)
+            # the publisher carries on in sequence: no gap, no duplicate
+            pub.send("agents.coder", {"text": "after the replay"})
+            wait_for(lambda: any(r.get("frames", [{}])[-1].get("json", {}).get("text")
+                                 == "after the replay" for r in journal_records(bus.log_dir)),
+                     what="next message recorded")  # fmt: skip
+        assert not [r for r in journal_records(bus.log_dir) if r["kind"] == "gap"]
+        wait_for(lambda: read_status(bus.log_dir)["counts"]["gaps"] == gaps_before == 0
+                 and read_status(bus.log_dir)["counts"]["messages_total"] >= 2 * n + 2,
+                 what="status counted")  # fmt: skip
+
+        # a second replay of everything skips the earlier replays; the raw message is
+        # refused without a prefix (exit 4) and sent unchanged under one with it
+        cp2 = orjson.loads(persist("checkpoint", "--log-dir", str(bus.log_dir), "--json").stdout)
+        out = persist("replay", cp2["id"], "--from", cp_id, "--log-dir", str(bus.log_dir),
+                      "--endpoint", bus.front, "--json")  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert orjson.loads(out.stdout)["skipped_replays"] == n
+        out = persist("replay", cp_id, "--log-dir", str(bus.log_dir), "--endpoint", bus.front,
+                      "--topic-prefix", "raw.")  # fmt: skip
+        assert out.returncode == 4 and "1 messages were NOT replayed" in out.stderr
+        out = persist("replay", cp_id, "--log-dir", str(bus.log_dir), "--endpoint", bus.front,
+                      "--topic-prefix", "raw.", "--unmarked-prefix", "replay.")  # fmt: skip
+        assert out.returncode == 0 and "1 sent unmarked" in out.stdout
+        wait_for(lambda: [r for r in journal_records(bus.log_dir) if r.get("topic")
+                          == "replay.raw.topic" and r["frames"][1] == {"text": "not json at all"}],
+                 what="unmarked replay recorded")  # fmt: skip
+    finally:
+        sub.close()
+
+
+def test_replay_without_a_broker_fails_clearly(bus: Bus, tmp_path: Path) -> None:
+    bus.start_broker()
+    bus.start_recorder()
+    with Publisher(bus.front, agent="a", heartbeat_interval=0) as pub:
+        pub.wait_ready(5)
+        pub.send("agents.a", {"text": "x"})
+    wait_for(lambda: any(r["kind"] == "msg" for r in journal_records(bus.log_dir)), what="msg")
+    assert persist("checkpoint", "--log-dir", str(bus.log_dir)).returncode == 0
+    out = persist("replay", "latest", "--log-dir", str(bus.log_dir), "--endpoint",
+                  "tcp://127.0.0.1:9", "--wait", "0.3")  # fmt: skip
+    assert out.returncode == 1 and "no subscriber reached us" in out.stderr
+
+
+def test_mark_keeps_the_rest_of_the_payload_byte_for_byte() -> None:
+    raw = b'{"_persist": {"pub":"a","seq":3,"mid":"a:3"}, "text":"hi  there", "n": 1.50}'
+    out = mark(raw, {"seq": 9}, "r", 1)
+    assert out == (b'{"_persist": {"pub":"a","seq":3,"mid":"a:3","replay_of":{"seq":9,'
+                   b'"mid":"a:3"}}, "text":"hi  there", "n": 1.50}')  # fmt: skip
+    assert mark(b'{"text":"x"}', {"seq": 1}, "r", 5) == (
+        b'{"_persist":{"pub":"r","seq":5,"replay_of":{"seq":1}},"text":"x"}')
+    empty = mark(b"{}", {"seq": 1}, "r", 5)
+    assert empty == b'{"_persist":{"pub":"r","seq":5,"replay_of":{"seq":1}}}'
+    later = orjson.loads(mark(b'{"text":"x","_persist":{"pub":"p","seq":2}}', {"seq": 1}, "r", 5))
+    assert later == {"text": "x", "_persist": {"pub": "p", "seq": 2, "replay_of": {"seq": 1}}}
+    assert mark(b"[1,2]", {}, "r", 1) is None and mark(b"text", {}, "r", 1) is None
+    assert mark(b'{"a":\n1}', {}, "r", 1) is None

@@ -1,0 +1,178 @@
+"""Restore bundles: exact records, manifest, integrity problems recorded, atomic install."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recorder.checkpoint import Checkpoint
+from recorder.format import Layout
+from recorder.restore import Bundle, build_bundle, check_range
+from recorder.store import open_store
+from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
+from tui.demo import DemoClock, DemoWriter
+from tui.screens.restore import RestoreScreen
+from tui.screenshots import settle
+
+T0 = 1_800_000_000.0
+
+
+def journal(root: Path, *, gap: bool = False, bad: bool = False) -> tuple[Checkpoint, int]:
+    """Messages, a checkpoint, then messages after it; returns (checkpoint, messages in it)."""
+    clock = DemoClock(T0)
+    w = DemoWriter.open(root, segment_bytes=4096, clock=clock)  # several segments
+    t = T0
+    for i in range(40):
+        t += 1
+        clock.now = t
+        w.message(t, ("planner", "coder")[i % 2], f"message {i} \x1b[31mred\x1b[0m", topic="chat")
+        if gap and i == 10:
+            w.gap(t, "coder", 3, 7)
+        if bad and i == 20:
+            w.bad_line()
+            w.record(t, "corrupt", segment="seg-000002.jsonl", offset=10, length=99,
+                     quarantine="recovery/seg-000002.jsonl.10.corrupt", reason="torn tail")
+    cp = w.checkpoint(t + 1, "half way", "manual")
+    for i in range(5):
+        w.message(t + 10 + i, "coder", f"after the checkpoint {i}")
+    w.close()
+    return cp, 40
+
+
+def stored_lines_upto(root: Path, cp: Checkpoint) -> list[bytes]:
+    store = open_store(root)
+    return [r.line for r in store.records(0, store.checkpoint_index(cp)) if r.valid]
+
+
+def test_bundle_holds_records_exactly_as_stored(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    cp, n = journal(root)
+    bundle = build_bundle(root, cp.id, agent="coder")
+    assert bundle.dir == root / "restore" / cp.id
+    lines = bundle.jsonl.read_bytes().splitlines(keepends=True)
+    assert lines == stored_lines_upto(root, cp)
+    assert len(list(bundle.messages())) == n
+    m = bundle.manifest
+    assert m["checkpoint"]["id"] == cp.id and m["agent"] == "coder"
+    assert m["messages"] == n == cp.messages
+    assert m["time_range"]["first"] == pytest.approx(T0 + 1)
+    assert m["time_range"]["last"] == pytest.approx(T0 + 40)
+    assert m["integrity"] == {"ok": True, "verified": True, "digest_problems": [], "problems": [],
+                              "gaps": 0, "missed": 0, "bad_lines": 0, "quarantined": 0,
+                              "refused": 0}  # fmt: skip
+    assert m["gaps"] == [] and m["bad_lines"] == []
+    import hashlib
+
+    assert m["files"]["jsonl"]["sha256"] == hashlib.sha256(bundle.jsonl.read_bytes()).hexdigest()
+    assert m["files"]["jsonl"]["records"] == len(lines)
+    md = bundle.transcript.read_text()
+    assert "message 39" in md and "after the checkpoint" not in md
+    assert "\x1b" not in md and "\\x1b[31mred" in md  # escapes shown, never sent raw
+    assert "✔ digest matches" in md
+    # private files, private folders, no temp folder left behind
+    assert stat.S_IMODE(bundle.jsonl.stat().st_mode) == 0o600
+    assert stat.S_IMODE(bundle.dir.stat().st_mode) == 0o700
+    assert [p.name for p in (root / "restore").iterdir()] == [cp.id]
+    assert Bundle.load(bundle.dir).manifest == m
+
+
+def test_digest_mismatch_and_gap_are_in_the_manifest(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    _cp, _ = journal(root, gap=True)
+    seg = Layout(root).segment_path(1)
+    raw = bytearray(seg.read_bytes())
+    i = raw.index(b"message 3 ")
+    raw[i : i + 9] = b"MESSAGE 3"  # damage after the checkpoint was taken
+    seg.write_bytes(bytes(raw))
+    m = build_bundle(root, "half way").manifest  # by label
+    integrity = m["integrity"]
+    assert integrity["ok"] is False and integrity["verified"] is False
+    assert any("seg-000001.jsonl differs" in p for p in integrity["digest_problems"])
+    assert any("1 gap, 3 messages known lost" in p for p in integrity["problems"])
+    assert [(g["cause"], g["publisher"], g["missed"]) for g in m["gaps"]] == [
+        ("publisher sequence jumped", "coder", 3)
+    ]
+    md = (root / "restore" / m["checkpoint"]["id"] / "transcript.md").read_text()
+    assert "✘ digest" in md and "gap (publisher sequence jumped)" in md
+
+
+def test_bad_line_and_quarantined_tail_are_in_the_manifest(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    cp, n = journal(root, bad=True)
+    bundle = build_bundle(root, cp)
+    m = bundle.manifest
+    assert m["integrity"]["ok"] is False and m["integrity"]["verified"] is True
+    assert m["integrity"]["bad_lines"] == 1 and m["integrity"]["quarantined"] == 1
+    assert m["bad_lines"][0]["segment"].startswith("seg-")
+    assert m["quarantined"][0]["reason"] == "torn tail"
+    assert b"torn write" not in bundle.jsonl.read_bytes()  # not a record: left out, counted
+    assert m["messages"] == n
+    integrity = check_range(open_store(root), cp)
+    assert integrity is not None and integrity.problems() == [
+        "1 damaged line (not restored)",
+        "1 torn tail quarantined in recovery/ (lost from the journal)",
+    ]
+
+
+def test_rebuild_keeps_an_identical_bundle_and_replaces_a_changed_one(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    cp, _ = journal(root)
+    first = build_bundle(root, cp, now=1.0)
+    inode = first.jsonl.stat().st_ino
+    again = build_bundle(root, cp, now=2.0)
+    assert again.manifest["created"] == 1.0 and again.jsonl.stat().st_ino == inode
+    seg = Layout(root).segment_path(1)
+    raw = bytearray(seg.read_bytes())
+    raw[-30] = ord("#")
+    seg.write_bytes(bytes(raw))
+    changed = build_bundle(root, cp, now=3.0)
+    assert changed.manifest["created"] == 3.0 and changed.manifest["integrity"]["verified"] is False
+    assert sorted(p.name for p in (root / "restore").iterdir()) == [cp.id]
+
+
+def test_persist_restore_command(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "logs"
+    cp, _ = journal(root, gap=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "restore", "latest", "--log-dir", str(root)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert cp.id in out.stdout and "warning: 1 gap, 3 messages known lost" in out.stdout
+    data = json.loads((root / "restore" / cp.id / "manifest.json").read_text())
+    assert data["integrity"]["gaps"] == 1
+
+
+@pilot_test
+async def test_restore_confirmation_shows_gaps_and_damage_in_range(tmp_path: Path) -> None:
+    root = demo_dir(tmp_path)  # the demo journal has a gap, a bad line and a refused message
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("r")  # the newest checkpoint covers all of them
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RestoreScreen)
+        shown = plain(screen.query_one("#restore-integrity"))
+        assert "journal matches the checkpoint digest" in shown
+        assert "1 gap, 4 messages known lost" in shown
+        assert "1 damaged line" in shown and "1 refused message" in shown
+        assert screen.integrity is not None and screen.integrity.bad_line_count == 1
+        assert not screen.query_one("#confirm").disabled
+
+
+def test_manifest_is_json_with_every_field(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    cp, _ = journal(root, gap=True)
+    m = orjson.loads((build_bundle(root, cp).manifest_path).read_bytes())
+    for key in ("checkpoint", "messages", "time_range", "integrity", "gaps", "bad_lines",
+                "quarantined", "refused", "files", "participants"):  # fmt: skip
+        assert key in m
+    assert m["participants"] == {"planner": 20, "coder": 20}

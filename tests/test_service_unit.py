@@ -1,0 +1,119 @@
+"""`persist service`: the generated systemd user unit, checked and actually run."""
+
+from __future__ import annotations
+
+import configparser
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recorder.systemd import UNIT_NAME, UnitConfig, quote, unit_text
+from tests.conftest import Bus, read_status, wait_for
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def persist(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "recorder.cli", *args], capture_output=True,
+                          text=True, timeout=30, env=env)  # fmt: skip
+
+
+def parse(text: str) -> configparser.ConfigParser:
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.optionxform = str  # type: ignore[assignment,method-assign]
+    cp.read_string(text)
+    return cp
+
+
+def exec_argv(unit: configparser.ConfigParser) -> list[str]:
+    """ExecStart= as systemd splits it (quotes, then %% and $$ unescaped)."""
+    words = shlex.split(unit["Service"]["ExecStart"])
+    return [w.replace("%%", "%").replace("$$", "$") for w in words]
+
+
+def test_quoting_follows_systemd_rules() -> None:
+    assert quote("/usr/bin/python3") == "/usr/bin/python3"
+    assert quote("/tmp/with space") == '"/tmp/with space"'
+    assert quote("100%") == "100%%" and quote("$HOME") == "$$HOME"
+    assert quote('say "hi"') == '"say \\"hi\\""'
+
+
+def test_unit_restarts_on_failure_only_and_runs_the_recorder(tmp_path: Path) -> None:
+    log_dir = tmp_path / "log dir with space%"
+    cfg = UnitConfig(log_dir=log_dir, broker="tcp://127.0.0.1:5555",
+                     publish_endpoint="tcp://127.0.0.1:5559", embedded="auto")  # fmt: skip
+    unit = parse(unit_text(cfg))
+    service = unit["Service"]
+    assert service["Restart"] == "on-failure" and service["Type"] == "simple"
+    assert service["KillSignal"] == "SIGTERM" and service["UMask"] == "0077"
+    assert unit["Install"]["WantedBy"] == "default.target"
+    assert exec_argv(unit) == [sys.executable, "-m", "recorder.cli", "record", "--broker",
+                               "tcp://127.0.0.1:5555", "--log-dir", str(log_dir), "--embedded",
+                               "auto", "--publish-endpoint", "tcp://127.0.0.1:5559"]  # fmt: skip
+
+
+def test_install_status_uninstall(tmp_path: Path, bus: Bus) -> None:
+    units = tmp_path / "units"
+    log_dir = tmp_path / "unit-logs"
+    bus.start_broker()
+    out = persist("service", "install", "--unit-dir", str(units), "--print-only", "--log-dir",
+                  str(log_dir), "--broker", bus.back, "--publish-endpoint", bus.front,
+                  "--embedded", "no")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    path = units / UNIT_NAME
+    assert f"wrote {path}" in out.stdout
+    assert "run: systemctl --user daemon-reload" in out.stdout
+    assert f"run: systemctl --user enable --now {UNIT_NAME}" in out.stdout
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+
+    # What systemd would start: the real command line, run here.
+    argv = exec_argv(parse(path.read_text()))
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for(lambda: read_status(log_dir).get("pid") == proc.pid
+                 and read_status(log_dir).get("state") == "recording", what="unit's recorder")
+        status = persist("service", "status", "--unit-dir", str(units), "--print-only",
+                         "--log-dir", str(log_dir))  # fmt: skip
+        assert "(installed)" in status.stdout and "recorder    healthy" in status.stdout
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0  # a clean stop exits 0: Restart=on-failure leaves it stopped
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    out = persist("service", "uninstall", "--unit-dir", str(units), "--print-only")
+    assert out.returncode == 0 and f"removed {path}" in out.stdout
+    assert f"run: systemctl --user disable --now {UNIT_NAME}" in out.stdout
+    assert not path.exists()
+    out = persist("service", "uninstall", "--unit-dir", str(units), "--print-only")
+    assert "was not installed" in out.stdout
+
+
+def test_default_unit_dir_is_the_user_config(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    out = persist("service", "install", "--print-only", "--log-dir", str(tmp_path / "l"), env=env)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "config" / "systemd" / "user" / UNIT_NAME).is_file()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
+    path = tmp_path / UNIT_NAME
+    cfg = UnitConfig(log_dir=tmp_path / "logs", broker="tcp://127.0.0.1:5555",
+                     publish_endpoint="tcp://127.0.0.1:5559")  # fmt: skip
+    path.write_text(unit_text(cfg))
+    out = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True,
+                         text=True, timeout=30)  # fmt: skip
+    if out.returncode != 0 and UNIT_NAME not in out.stderr:
+        pytest.skip(f"systemd-analyze cannot run here: {out.stderr.strip()[:200]}")
+    assert out.returncode == 0, out.stderr
+    assert UNIT_NAME not in out.stderr  # no warning about our unit
