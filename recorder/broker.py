@@ -30,7 +30,10 @@ class Broker:
         self.frontend = frontend
         self.backend = backend
         self.hwm = hwm
-        self.ctx = context or zmq.Context.instance()
+        # Its own context: stopping the broker must never tear down sockets that
+        # another part of the process (the recorder's receiver) still owns.
+        self._own_context = context is None
+        self.ctx = context or zmq.Context()
         self._control = f"inproc://persist-broker-{uuid.uuid4().hex}"
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -75,18 +78,27 @@ class Broker:
             raise self._error
         return self
 
-    def stop(self, timeout: float = 1.0) -> None:
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the proxy and wait for its thread to close its own sockets.
+
+        TERMINATE goes over the control socket (with a linger, so closing our end
+        cannot drop it); if the proxy still runs after `timeout`, terminating its
+        private context ends it (the proxy returns ETERM).
+        """
         if self._thread is None:
             return
         cmd = self.ctx.socket(zmq.PAIR)
-        cmd.linger = 0
+        cmd.linger = 1000
         try:
             cmd.connect(self._control)
             with contextlib.suppress(zmq.ZMQError):
-                cmd.send(b"TERMINATE", zmq.NOBLOCK)
+                cmd.send(b"TERMINATE")
         finally:
             cmd.close()
         self._thread.join(timeout)
+        if self._own_context:
+            self.ctx.term()  # returns once the proxy thread has closed its sockets
+        self._thread.join()
         self._thread = None
 
     @property

@@ -15,7 +15,6 @@ a moment per chunk; its time goes to `write()`, which releases it.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -195,6 +194,7 @@ def run_recorder(
     reopen = threading.Event()
     ctx = zmq.Context()
     broker: Broker | None = None
+    threads: list[Syncer | Receiver] = []
     previous: dict[int, object] = {}
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -208,14 +208,14 @@ def run_recorder(
             previous[sig] = signal.signal(sig, on_signal)
     try:
         if options.embedded_broker:
-            broker = Broker(options.embedded_broker, options.broker, hwm=DEFAULT_HWM, context=ctx)
+            broker = Broker(options.embedded_broker, options.broker, hwm=DEFAULT_HWM)
             broker.start()
             log.info(
                 "embedded broker: publish to %s, subscribe at %s", broker.frontend, broker.backend
             )
         recorder.open()
         recorder.journal.sink.start()
-        threads: list[Syncer | Receiver] = [Syncer(recorder), Receiver(recorder, ctx)]
+        threads = [Syncer(recorder), Receiver(recorder, ctx)]
         if options.fsync != "interval":
             threads.pop(0)
         for t in threads:
@@ -244,15 +244,17 @@ def run_recorder(
         log.info("stopped cleanly (%d messages this run)", recorder.counters.written)
         return 0
     finally:
+        lock.release()  # the journal is closed (or never opened): a successor may start
         if broker is not None:
             broker.stop()
-        with contextlib.suppress(zmq.ZMQError):
-            ctx.destroy(linger=0)
+        if not any(t.is_alive() for t in threads):
+            ctx.term()  # every socket was closed by the thread that owned it
+        else:
+            log.warning("a zmq thread did not stop in time; leaving its context to the OS")
         for sig, old in previous.items():
             signal.signal(sig, old)  # type: ignore[arg-type]
         logging.getLogger("agent_persist").removeHandler(handler)
         handler.close()
-        lock.release()
 
 
 def _reopen(recorder: Recorder, handler: logging.Handler) -> None:
