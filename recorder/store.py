@@ -135,6 +135,7 @@ class SegmentIndex:
         self.size = 0
         self._cache_dir = cache_dir
         self._fd: int | None = None
+        self._saved: tuple[int, int] | None = None  # (end, size) the cache file holds
         if cache_dir is not None:
             self._load_cache()
 
@@ -223,15 +224,20 @@ class SegmentIndex:
             return
         self.starts = starts
         self.end = size
+        if size == st.st_size:
+            self._saved = (size, size)
 
     def save_cache(self) -> None:
         if self._cache_dir is None or self.end < _CACHE_MIN_BYTES or self.end != self.size:
             return
+        if self._saved == (self.end, self.size):
+            return  # already on disk
         try:
             st = self.path.stat()
             ensure_private_dir(self._cache_dir)
             header = _INDEX_HEADER.pack(_INDEX_MAGIC, self.end, st.st_mtime_ns, st.st_ino)
             atomic_write(self._cache_path(), header + self.starts.tobytes(), durable=False)
+            self._saved = (self.end, self.size)
         except OSError:
             pass  # a cache we cannot write is only slower next time
 
@@ -286,13 +292,15 @@ class Store:
         known = {s.path.name for s in self.segments}
         cache_dir = self.layout.index if self.cache_index else None
         segments = list(self.segments)
+        previous_last = segments[-1] if segments else None
         for path in list_segments(self.layout):
             if path.name not in known:
                 segments.append(SegmentIndex(path, cache_dir))
         added = 0
-        # Closed segments never change; only the last one can grow.
+        # Closed segments never change; only the last one grows, and the one that
+        # was last until now may have grown before the recorder moved on.
         for seg in segments:
-            if seg.end == 0 or seg is segments[-1] or seg.end != seg.size:
+            if seg.end == 0 or seg is segments[-1] or seg is previous_last or seg.end != seg.size:
                 added += seg.update()
         for seg in segments[:-1]:
             seg.save_cache()

@@ -214,3 +214,20 @@ def test_labels_are_sanitised_and_never_paths(tmp_path: Path) -> None:
     assert cp.label == "../../../etc/passwd"
     assert [c.id for c in list_checkpoints(layout)] == [cp.id]
     assert cp.messages == 1
+
+
+def test_store_keeps_lines_appended_just_before_a_rotation(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    journal = Journal(layout, segment_bytes=4 * 1024)
+    journal.open()
+    store = Store(tmp_path)
+    for _ in range(30):  # refresh between small appends, across many rotations
+        write_messages(journal, 7)
+        store.refresh()
+    journal.close()
+    store.refresh()
+    assert len(list(layout.segments.glob("seg-*.jsonl"))) > 5
+    on_disk = sum(len(p.read_bytes().splitlines()) for p in layout.segments.glob("*.jsonl"))
+    assert len(store) == on_disk
+    assert [r.seq for r in store.records()] == list(range(1, on_disk + 1))
+    store.close()
