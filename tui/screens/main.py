@@ -82,6 +82,7 @@ class MainScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.following = True
+        self._auto_row: int | None = None  # where following last put the cursor
         self.fuzzy = True
         self.preview: Preview | None = None
         self.diagnostics: Diagnostics | None = None
@@ -168,6 +169,7 @@ class MainScreen(Screen[None]):
             results.attach(state.store, self.hits)
             if state.store is not None and len(state.store):
                 messages.move_to(len(state.store) - 1, -1)
+            self._auto_row = messages.cursor
             if self.papp.ready_at is None:
                 self.papp.ready_at = time.perf_counter()
             if self._pending_launch:
@@ -177,9 +179,12 @@ class MainScreen(Screen[None]):
                 self.start_search()
         elif what == "grew":
             before = messages.row_count
+            if self.following and messages.cursor != self._auto_row:
+                self.following = False  # the user moved since our last move: stay there
             messages.sync()
             if self.following:
                 messages.move_to(messages.row_count - 1, -1)
+                self._auto_row = messages.cursor
             else:
                 self._unseen += messages.row_count - before
         self.update_top_bar()
@@ -447,6 +452,9 @@ class MainScreen(Screen[None]):
     @on(VirtualList.Highlighted, "#messages")
     def message_highlighted(self, event: VirtualList.Highlighted) -> None:
         messages = self.query_one("#messages", RecordList)
+        if event.row != messages.cursor or event.row == self._auto_row:
+            return  # a stale message, or the move following made itself
+        self._auto_row = None
         at_end = event.row >= messages.row_count - 1
         if self.following and not at_end:
             self.following = False
@@ -479,6 +487,7 @@ class MainScreen(Screen[None]):
         messages = self.query_one("#messages", RecordList)
         messages.highlight = None
         messages.move_to(messages.row_count - 1, -1)
+        self._auto_row = messages.cursor
         self.update_recent_status()
         self.refresh_bindings()
 

@@ -46,7 +46,8 @@ class ActivityStrip(Widget):
             line2 = line2[:col] + Text("▲", "bold yellow") + line2[col + 1 :]
         left = self.clock.stamp(act.start)[5:16]
         right = self.clock.stamp(act.end)[5:16]
-        mid = f"{act.total:,} records · peak {peak:,}/col"
+        approx = "" if act.exact else "~"
+        mid = f"{approx}{act.messages:,} messages · peak {peak:,}/col"
         gap = max(1, width - len(left) - len(right) - len(mid))
         axis = Text(left, "dim")
         axis.append(" " * (gap // 2))
