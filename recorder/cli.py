@@ -17,7 +17,7 @@ import orjson
 
 from .daemon import DEFAULT_HWM, DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE, FSYNC_MODES, RecorderOptions
 from .format import Layout, default_log_dir
-from .status import HEALTHY, STALE, STOPPED, assess, format_age, process_matches
+from .status import HEALTHY, STALE, STOPPED, assess, format_age
 
 EXIT_STOPPED = 3  # like `systemctl status` for a unit that is not running
 
@@ -232,14 +232,13 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if health.state == STOPPED or health.pid is None:
         print(f"persist: no recorder running ({health.reason})")
         return 0
-    os.kill(health.pid, signal.SIGTERM)
-    deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline:
-        if not process_matches(health.pid, health.status.get("process_started")):
-            print(f"persist: recorder PID {health.pid} stopped")
-            return 0
-        time.sleep(0.05)
-    return _fail(f"recorder PID {health.pid} did not stop within {args.timeout}s")
+    from .control import stop_recorder
+
+    started = health.status.get("process_started")
+    if stop_recorder(layout, health.pid, started, args.timeout, say=lambda m: _fail(m)):
+        print(f"persist: recorder PID {health.pid} stopped")
+        return 0
+    return 1
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:

@@ -8,9 +8,13 @@ the journal's last valid record.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -107,3 +111,44 @@ def _checkpoint_offline(layout: Layout, label: str) -> Checkpoint:
         first_ts=first_ts,
         last_ts=last_ts if last_ts is not None else (base.last_ts if base else None),
     )
+
+
+STOPPED_GRACE = 2.0  # seconds a recorder may linger after reporting a clean stop
+
+
+def stop_recorder(
+    layout: Layout,
+    pid: int,
+    started: Any,
+    timeout: float,
+    say: Callable[[str], None] = lambda message: None,
+) -> bool:
+    """SIGTERM the recorder and wait for it to exit; True once it is gone.
+
+    A recorder that has written its clean stop (journal closed and fsynced,
+    shutdown checkpoint taken) but still lingers after `STOPPED_GRACE` seconds
+    is killed: nothing it holds can be lost any more.
+    """
+    from .status import process_matches, read_status
+
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout
+    stopped_at: float | None = None
+    while time.monotonic() < deadline:
+        if not process_matches(pid, started):
+            return True
+        if stopped_at is None:
+            status = read_status(layout) or {}
+            if status.get("pid") == pid and status.get("state") == "stopped":
+                stopped_at = time.monotonic()
+        elif time.monotonic() - stopped_at > STOPPED_GRACE:
+            say(f"recorder PID {pid} stopped cleanly but did not exit; killing it")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            stopped_at = float("inf")
+        time.sleep(0.02)
+    say(f"recorder PID {pid} did not stop within {timeout:.0f}s")
+    return False

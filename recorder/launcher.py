@@ -62,7 +62,6 @@ KIND_CHECKPOINT, KIND_FRESH, KIND_CANCELLED = "checkpoint", "fresh", "cancelled"
 AGENTS_DIR = "agents"
 OWNER_FILE = "owner.json"
 LOCK_FILE = "launch.lock"
-STOPPED_GRACE = 2.0  # seconds a recorder may linger after reporting a clean stop
 # A picker is a callable (log_dir, agent) -> the `persist-tui --print` JSON object,
 # or None when the user quit without a choice. It may raise PickerFailed.
 Picker = Callable[[Path, str | None], dict[str, Any] | None]
@@ -643,31 +642,9 @@ class PersistenceLauncher:
         return False
 
     def _stop(self, pid: int, started: Any) -> bool:
-        from .status import process_matches, read_status
+        from .control import stop_recorder
 
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return True
-        deadline = time.monotonic() + self.stop_timeout
-        stopped_at: float | None = None
-        while time.monotonic() < deadline:
-            if not process_matches(pid, started):
-                return True
-            if stopped_at is None:
-                status = read_status(self.layout) or {}
-                if status.get("pid") == pid and status.get("state") == "stopped":
-                    stopped_at = time.monotonic()
-            elif time.monotonic() - stopped_at > STOPPED_GRACE:
-                # It reported a clean stop (journal closed, fsynced, shutdown checkpoint
-                # taken) but the process lingers: libzmq's context termination can hang.
-                self.say(f"recorder PID {pid} stopped cleanly but did not exit; killing it")
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                stopped_at = float("inf")
-            time.sleep(0.02)
-        self.say(f"recorder PID {pid} did not stop within {self.stop_timeout:.0f}s")
-        return False
+        return stop_recorder(self.layout, pid, started, self.stop_timeout, self.say)
 
     def _exit_quietly(self) -> None:
         with contextlib.suppress(Exception):
