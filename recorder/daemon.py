@@ -40,7 +40,7 @@ from .format import (
     encode_frames,
     encode_record,
 )
-from .fsutil import atomic_write, ensure_private_dir
+from .fsutil import atomic_write, ensure_private_dir, read_json_object
 from .journal import DEFAULT_SEGMENT_BYTES, Journal, Position
 
 log = logging.getLogger("agent_persist.recorder")
@@ -157,7 +157,7 @@ class Recorder:
         for sub in (self.layout.checkpoints, self.layout.control, self.layout.index):
             ensure_private_dir(sub)
         now = self.clock()
-        state = _read_json(self.layout.state)
+        state = read_json_object(self.layout.state)
         last = self.journal.open()
         self._recover(state, last)
         checkpoints = list_checkpoints(self.layout)
@@ -673,12 +673,6 @@ class Recorder:
             self.last_error = {"time": now, "message": f"cannot write status: {exc}"}
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _process_start_time() -> float:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -72,3 +75,12 @@ def dir_size(path: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(root, name)).st_size
     return total
+
+
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON object from `path`, or None if it is missing, unreadable or not an object."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -49,7 +49,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from .format import Layout, default_log_dir
-from .fsutil import atomic_write, ensure_private_dir, open_private
+from .fsutil import atomic_write, ensure_private_dir, open_private, read_json_object
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint
@@ -162,12 +162,6 @@ def _alive(pid: Any, started: Any) -> bool:
     return isinstance(pid, int) and pid > 0 and process_matches(pid, started)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def live_agents(layout: Layout, *, prune: bool = True) -> list[dict[str, Any]]:
@@ -179,7 +173,7 @@ def live_agents(layout: Layout, *, prune: bool = True) -> list[dict[str, Any]]:
     except FileNotFoundError:
         return []
     for path in paths:
-        data = _read_json(path)
+        data = read_json_object(path)
         if data is not None and _alive(data.get("pid"), data.get("started")):
             found.append({**data, "file": path.name})
         elif prune:
@@ -192,7 +186,7 @@ def recorder_owner(layout: Layout) -> dict[str, Any] | None:
     """`agents/owner.json` if it names the recorder running now (a launcher started it)."""
     from .status import assess
 
-    owner = _read_json(layout.root / AGENTS_DIR / OWNER_FILE)
+    owner = read_json_object(layout.root / AGENTS_DIR / OWNER_FILE)
     if owner is None:
         return None
     health = assess(layout)

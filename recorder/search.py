@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
+from operator import attrgetter
 from pathlib import Path
 from typing import Protocol
 
@@ -209,23 +210,8 @@ def _word_span(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def index_at_time(store: Store, ts: float, lo: int = 0, hi: int | None = None) -> int:
-    """First index whose record time is >= `ts` (records are in time order).
-
-    An unreadable line has no time; a run of them at the end counts as later.
-    """
-    hi = len(store) if hi is None else hi
-    while lo < hi:
-        mid = (lo + hi) // 2
-        probe = mid
-        t = store.record(probe).ts
-        while t is None and probe + 1 < hi:  # step over a bad line
-            probe += 1
-            t = store.record(probe).ts
-        if t is None or t >= ts:
-            hi = mid
-        else:
-            lo = probe + 1
-    return lo
+    """First index whose record time is >= `ts` (records are in time order)."""
+    return store.bisect(ts, attrgetter("ts"), lo, hi)
 
 
 @dataclass(frozen=True)

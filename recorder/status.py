@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from .format import Layout
+from .fsutil import read_json_object
 
 STALE_AFTER = 5.0
 HEALTHY, STALE, STOPPED = "healthy", "stale", "stopped"
@@ -43,11 +42,7 @@ class Health:
 
 
 def read_status(layout: Layout) -> dict[str, Any] | None:
-    try:
-        data = orjson.loads(layout.status.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json_object(layout.status)
 
 
 def process_matches(pid: int, started: float | None) -> bool:

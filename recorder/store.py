@@ -14,10 +14,11 @@ import threading
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import accumulate
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -382,23 +383,32 @@ class Store:
             index -= 1
             yield self.record(index)
 
-    def by_seq(self, seq: int) -> Record | None:
-        """Find a record by journal sequence number (binary search over lines)."""
-        lo, hi = 0, len(self)
+    def bisect(
+        self, value: Any, key: Callable[[Record], Any], lo: int = 0, hi: int | None = None
+    ) -> int:
+        """First index in [lo, hi) whose `key(record)` is >= `value` (keys ascend).
+
+        A line with no key (unreadable) is stepped over; a run of them at the end
+        counts as later than everything.
+        """
+        hi = len(self) if hi is None else hi
         while lo < hi:
-            mid = (lo + hi) // 2
-            rec = self.record(mid)
-            mseq = rec.seq
-            probe = mid
-            while mseq is None and probe + 1 < hi:  # step over a bad line
+            mid = probe = (lo + hi) // 2
+            k = key(self.record(probe))
+            while k is None and probe + 1 < hi:
                 probe += 1
-                mseq = self.record(probe).seq
-            if mseq is None or mseq >= seq:
+                k = key(self.record(probe))
+            if k is None or k >= value:
                 hi = mid
             else:
                 lo = probe + 1
-        if lo < len(self) and self.record(lo).seq == seq:
-            return self.record(lo)
+        return lo
+
+    def by_seq(self, seq: int) -> Record | None:
+        """Find a record by journal sequence number (binary search over lines)."""
+        i = self.bisect(seq, attrgetter("seq"))
+        if i < len(self) and self.record(i).seq == seq:
+            return self.record(i)
         return None
 
     def checkpoints(self) -> list[Checkpoint]:
