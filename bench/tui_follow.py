@@ -25,8 +25,9 @@ counted and logged (a late Highlighted message flips it).
 
 The journal count is exact even across segment rotation (every known segment is
 brought up to date before `Store.refresh`); the view's is whatever the app has.
-`--with-fixes` patches in the fixes this bench motivated (see apply_suggested_fixes)
-so their effect can be measured; it is off by default.
+The fixes this bench motivated (lines lost at segment rotation, index caches
+rewritten on every poll, following switched off by late cursor messages) are in
+the code now.
 
 The same measurements run first with the stream off (idle baseline: recorder
 running, nothing published), so the ratio shows the cost of following. CPU% and
@@ -93,78 +94,6 @@ pub.close()
 print(json.dumps({"sent": sent, "seconds": elapsed, "rate": sent / elapsed,
                   "max_behind_s": late_max, "last_seq": pub.seq}), flush=True)
 """
-
-
-def apply_suggested_fixes() -> None:
-    """--with-fixes: the changes this bench's report suggests, patched in for a measurement.
-
-    Not used by default. The real fixes belong in recorder/store.py and tui/screens/main.py.
-    """
-    from recorder import store as st
-    from tui.screens import main as sm
-    from tui.widgets.record_list import RecordList
-    from tui.widgets.virtual_list import VirtualList
-
-    real_refresh = st.Store._refresh
-
-    def _refresh(self: Any) -> int:
-        # The previous last segment may have been closed since the last refresh: finish it.
-        extra = self.segments[-1].update() if self.segments else 0
-        return extra + real_refresh(self)
-
-    real_save = st.SegmentIndex.save_cache
-
-    def save_cache(self: Any) -> None:
-        # Write a closed segment's index once, not on every refresh.
-        if getattr(self, "_saved_at", None) != (self.end, self.size):
-            real_save(self)
-            self._saved_at = (self.end, self.size)
-
-    st.Store._refresh = _refresh  # type: ignore[method-assign]
-    st.SegmentIndex.save_cache = save_cache  # type: ignore[method-assign]
-
-    # Highlighted is handled asynchronously: judge it against the cursor now, and
-    # ignore it when it reports the screen's own move (the row it moved to while
-    # following), so a late one neither pauses (rows were added since) nor resumes
-    # (after `p`). A user's move that a poll overtook is caught in on_journal_changed.
-    def message_highlighted(self: Any, event: Any) -> None:
-        messages = self.query_one("#messages", RecordList)
-        if event.row != messages.cursor or event.row == getattr(self, "_auto_row", None):
-            return  # stale (the cursor moved since), or the screen's own move
-        self._auto_row = None
-        at_end = event.row >= messages.row_count - 1
-        if self.following and not at_end:
-            self.following = False
-            self.update_recent_status()
-        elif not self.following and at_end and self.context_checkpoint is None:
-            self.resume_following()
-
-    handlers = sm.MainScreen.__dict__["_decorated_handlers"][VirtualList.Highlighted]
-    for k, (method, selectors) in enumerate(handlers):
-        if method.__name__ == "message_highlighted":
-            handlers[k] = (message_highlighted, selectors)
-
-    real_changed = sm.MainScreen.on_journal_changed
-    real_resume = sm.MainScreen.resume_following
-
-    def on_journal_changed(self: Any, what: str) -> None:
-        messages = self.query_one("#messages", RecordList)
-        if (
-            what == "grew"
-            and self.following
-            and messages.cursor != getattr(self, "_auto_row", messages.cursor)
-        ):
-            self.following = False  # the user moved since our last move: do not jump back
-        real_changed(self, what)
-        if what in ("grew", "loaded") and self.following:
-            self._auto_row = messages.cursor
-
-    def resume_following(self: Any) -> None:
-        real_resume(self)
-        self._auto_row = self.query_one("#messages", RecordList).cursor
-
-    sm.MainScreen.resume_following = resume_following  # type: ignore[method-assign]
-    sm.MainScreen.on_journal_changed = on_journal_changed  # type: ignore[method-assign]
 
 
 def free_port() -> int:
@@ -538,15 +467,7 @@ def main() -> int:
     parser.add_argument("--batch-ms", type=float, default=5.0, help="publisher pacing step")
     parser.add_argument("--out", type=Path, default=HERE / "out" / "tui-follow-latest.json")
     parser.add_argument("--keep", action="store_true", help="keep the temporary log folder")
-    parser.add_argument(
-        "--with-fixes",
-        action="store_true",
-        help="patch in the fixes the report suggests (store rotation, index "
-        "cache rewrite, stale cursor events) to measure their effect",
-    )
     args = parser.parse_args()
-    if args.with_fixes:
-        apply_suggested_fixes()
 
     tmp = Path(tempfile.mkdtemp(prefix="persist-follow-"))
     log_dir = tmp / "logs"
