@@ -421,7 +421,8 @@ def _progress_bar(label: str) -> object:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import AtomicFile, ExportError, export_range, journal_range, resolve_checkpoint
+    from .export import ExportError, export_range, journal_range, resolve_checkpoint
+    from .fsutil import AtomicFile
     from .store import open_store
 
     layout = Layout(Path(args.log_dir))

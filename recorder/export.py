@@ -12,19 +12,16 @@ from __future__ import annotations
 import csv
 import html
 import io
-import os
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
 from .checkpoint import Checkpoint, list_checkpoints
 from .format import Layout, frame_value, parse_line
-from .fsutil import fsync_dir, open_private
 from .store import KIND_BAD_LINE, Record, Store
 
 FORMATS = ("jsonl", "md", "csv", "html")
@@ -110,9 +107,7 @@ def clean(text: str, *, newlines: bool = True) -> str:
 def iso(ts: float | None) -> str:
     if ts is None:
         return ""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 _second: list[Any] = [None, ""]
@@ -350,8 +345,18 @@ def _cell(value: str) -> str:
 
 
 class CsvWriter(Writer):
-    COLUMNS = ("seq", "time", "ts", "kind", "topic", "sender", "chain", "text", "payload",
-               "replay_of")
+    COLUMNS = (
+        "seq",
+        "time",
+        "ts",
+        "kind",
+        "topic",
+        "sender",
+        "chain",
+        "text",
+        "payload",
+        "replay_of",
+    )
 
     def __init__(self, out: IO[bytes]) -> None:
         super().__init__(out)
@@ -375,8 +380,10 @@ class CsvWriter(Writer):
         if v.kind == "msg":
             value = rec.payload
             payload = (
-                value if isinstance(value, str)
-                else f"<{len(value)} bytes>" if isinstance(value, bytes)
+                value
+                if isinstance(value, str)
+                else f"<{len(value)} bytes>"
+                if isinstance(value, bytes)
                 else orjson.dumps(value).decode()
             )
         elif v.kind == "gap":
@@ -547,37 +554,3 @@ def export_range(
     writer.end()
     stats.bytes = writer.bytes
     return stats
-
-
-class AtomicFile:
-    """A private (0600) temp file beside `path`, renamed over it on `commit()`."""
-
-    def __init__(self, path: Path, *, durable: bool = True) -> None:
-        self.path = Path(path)
-        self.durable = durable
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = open_private(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        self.file = os.fdopen(fd, "wb", buffering=0)
-
-    def commit(self) -> None:
-        self.file.flush()
-        if self.durable:
-            os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.tmp, self.path)
-        if self.durable:
-            fsync_dir(self.path.parent)
-
-    def abort(self) -> None:
-        if not self.file.closed:
-            self.file.close()
-        self.tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> AtomicFile:
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if exc_type is not None:
-            self.abort()
-        elif not self.file.closed:
-            self.commit()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -41,40 +40,53 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Replace `path` with `data`: temp file, fsync, rename, fsync of the folder.
+class AtomicFile:
+    """A private (0600) temp file beside `path`, renamed over it on `commit()`.
 
     A reader sees either the old content or the new one, never a mix, even after
-    a power cut. `durable=False` skips both fsyncs (for files that are rewritten
-    every second and only need to be whole, not survive power loss).
+    a power cut. `durable=False` skips the fsyncs (for files rewritten every
+    second that only need to be whole, not survive power loss).
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if durable:
-        fsync_dir(path.parent)
+
+    def __init__(self, path: Path, *, durable: bool = True) -> None:
+        self.path = Path(path)
+        self.durable = durable
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = open_private(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        self.file = os.fdopen(fd, "wb")  # buffered: a write() is always written whole
+
+    def commit(self) -> None:
+        try:
+            self.file.flush()
+            if self.durable:
+                os.fsync(self.file.fileno())
+            self.file.close()
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        if self.durable:
+            fsync_dir(self.path.parent)
+
+    def abort(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self.file.closed:
+            self.commit()
 
 
-def dir_size(path: Path) -> int:
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(root, name)).st_size
-    return total
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace `path` with `data` (temp file, fsync, rename, fsync of the folder)."""
+    with AtomicFile(path, durable=durable) as target:
+        target.file.write(data)
 
 
 def read_json_object(path: Path) -> dict[str, Any] | None:
