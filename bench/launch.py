@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = r"""
 import json, sys, time
 t0 = time.time()
-from recorder.launcher import PersistenceLauncher
+from recorder.launch.launcher import PersistenceLauncher
 log_dir, broker, publish, report = sys.argv[1:5]
 pl = PersistenceLauncher(log_dir, broker=broker, publish_endpoint=publish, embedded="yes")
 with open(report, "w") as f:

@@ -24,8 +24,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from recorder.checkpoint import list_checkpoints  # noqa: E402
-from recorder.restore import build_bundle  # noqa: E402
+from recorder.store.checkpoints import list_checkpoints  # noqa: E402
+from recorder.export.restore import build_bundle  # noqa: E402
+from recorder.store.layout import Layout  # noqa: E402
 from tui.demo import DemoClock, DemoWriter  # noqa: E402
 
 WORDS = ("deploy", "migration", "schema", "rollback", "cache", "latency", "parser", "token",
@@ -83,7 +84,7 @@ def main() -> int:
         shutil.rmtree(root, ignore_errors=True)
         build(root, args.messages, args.size)
     journal_bytes = sum(p.stat().st_size for p in (root / "segments").glob("*.jsonl"))
-    cp = list_checkpoints(__import__("recorder.format").format.Layout(root))[0]
+    cp = list_checkpoints(Layout(root))[0]
 
     def ours() -> None:
         shutil.rmtree(root / "restore", ignore_errors=True)

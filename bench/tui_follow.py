@@ -3,7 +3,7 @@
     .venv/bin/python bench/tui_follow.py [--rate 10000] [--seconds 20] [--idle-seconds 6]
 
 Everything is real: a fresh `persist broker` on free loopback ports, a `persist record`
-into a temporary folder, a publisher in its own process (recorder.publisher.Publisher,
+into a temporary folder, a publisher in its own process (recorder.bus.publisher.Publisher,
 ~300-byte JSON payloads {"text", "sender"} with the envelope, paced in 5 ms batches),
 and the app from `tui.app.create_app(log_dir)` run headless (`run_test`, 120x36) in
 this process, in the Recent view, following live with its normal 250 ms poll.
@@ -63,7 +63,7 @@ KEY_EVERY = 3  # samples between key probes (~300 ms)
 
 PUBLISHER = r"""
 import sys, time, json, orjson
-from recorder.publisher import Publisher
+from recorder.bus.publisher import Publisher
 endpoint = sys.argv[1]
 rate, seconds, batch_ms = (float(a) for a in sys.argv[2:5])
 senders = ("planner", "coder", "reviewer", "tester")
@@ -205,7 +205,7 @@ async def run_app(
 ) -> dict[str, Any]:
     from textual import events
 
-    from recorder.store import Store
+    from recorder.store.reader import Store
     from tui.app import create_app
     from tui.screens.main import MainScreen
     from tui.widgets.record_list import RecordList

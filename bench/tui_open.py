@@ -103,7 +103,7 @@ t0 = time.perf_counter()
 import asyncio, json, psutil
 from textual.app import App
 from textual.widgets import DataTable
-from recorder.store import open_store
+from recorder.store.reader import open_store
 rows = int(sys.argv[2])
 store = open_store(sys.argv[1])
 

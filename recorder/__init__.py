@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .launcher import LaunchResult, PersistenceLauncher
+    from recorder.launch.launcher import LaunchResult, PersistenceLauncher
 
 __all__ = ["LaunchResult", "PersistenceLauncher"]
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from . import launcher
+        from recorder.launch import launcher
 
         return getattr(launcher, name)
     raise AttributeError(f"module 'recorder' has no attribute {name!r}")

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recorder.daemon import Recorder, RecorderOptions
-from recorder.enrich import Enricher
-from recorder.envelope import HEARTBEAT_TOPIC
-from recorder.store import open_store
+from recorder.daemon.core import Recorder
+from recorder.daemon.options import RecorderOptions
+from recorder.daemon.enrich import Enricher
+from recorder.bus.envelope import HEARTBEAT_TOPIC
+from recorder.store.reader import open_store
 
 from .conftest import journal_records
 
@@ -178,7 +179,7 @@ def test_default_rules_classify_common_shapes() -> None:
 
 def test_reader_side_never_loads_zmq_or_textual() -> None:
     code = (
-        "import sys, recorder.store, recorder.checkpoint, recorder.status, recorder.daemon;"
+        "import sys, recorder.store.reader, recorder.store.checkpoints, recorder.store.status, recorder.daemon.core;"
         "bad = [m for m in ('zmq', 'textual') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from recorder.format import Layout
-from recorder.status import assess
-from recorder.store import open_store
+from recorder.store.layout import Layout
+from recorder.store.status import assess
+from recorder.store.reader import open_store
 from tests.conftest import journal_records
 
 pytestmark = pytest.mark.timeout(120)

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from recorder.store import open_store
+from recorder.store.reader import open_store
 from tui.demo import DemoClock, DemoWriter
 
 T0 = 1_800_000_000.0
@@ -108,7 +108,7 @@ def test_csv_reads_back(root: Path) -> None:
 
 
 def test_csv_neutralizes_formulas_in_cells() -> None:
-    from recorder.export import _cell
+    from recorder.export.writers import _cell
 
     assert _cell("=1+2") == "'=1+2" and _cell("@SUM(A1)") == "'@SUM(A1)" and _cell("ok") == "ok"
 
@@ -142,7 +142,8 @@ def test_errors_are_clear(root: Path) -> None:
 
 
 def test_stats_match(root: Path) -> None:
-    from recorder.export import export_range, journal_range
+    from recorder.export.writers import export_range
+    from recorder.store.ranges import journal_range
 
     store = open_store(root)
     cps = {cp.label: cp for cp in store.checkpoints()}

@@ -13,8 +13,8 @@ import orjson
 import pytest
 import zmq
 
-from recorder.publisher import Publisher
-from recorder.store import open_store
+from recorder.bus.publisher import Publisher
+from recorder.store.reader import open_store
 
 from .conftest import PYTHON, Bus, journal_records, read_status, wait_for
 

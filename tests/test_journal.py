@@ -11,16 +11,12 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recorder.checkpoint import (
-    list_checkpoints,
-    sanitize_label,
-    verify_checkpoint,
-    write_checkpoint,
-)
-from recorder.control import request_checkpoint
-from recorder.format import KIND_MESSAGE, Layout, decode_frames, encode_frames, encode_record
-from recorder.journal import Journal
-from recorder.store import KIND_BAD_LINE, Store, open_store
+from recorder.store.checkpoints import list_checkpoints, sanitize_label, verify_checkpoint, write_checkpoint
+from recorder.daemon.control import request_checkpoint
+from recorder.store.records import KIND_MESSAGE, decode_frames, encode_frames, encode_record
+from recorder.store.layout import Layout
+from recorder.store.journal import Journal
+from recorder.store.reader import KIND_BAD_LINE, Store, open_store
 
 frame = st.one_of(
     st.binary(max_size=64),

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from recorder.format import Layout
-from recorder.launcher import PersistenceLauncher, PickerFailed, live_agents, recorder_owner
-from recorder.status import assess
-from recorder.store import open_store
+from recorder.store.layout import Layout
+from recorder.launch.launcher import PersistenceLauncher, PickerFailed
+from recorder.launch.registry import live_agents, recorder_owner
+from recorder.store.status import assess
+from recorder.store.reader import open_store
 from tests.conftest import Bus, free_port, read_status, wait_for
 from tests.tui_fixtures import demo_dir
 
@@ -42,7 +43,7 @@ def healthy(log_dir: Path) -> bool:
 
 
 def test_import_is_light() -> None:
-    code = ("import sys; from recorder.launcher import PersistenceLauncher; "
+    code = ("import sys; from recorder.launch.launcher import PersistenceLauncher; "
             "from recorder import PersistenceLauncher as P; assert P is PersistenceLauncher; "
             "print(' '.join(sorted(sys.modules)))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -50,8 +51,8 @@ def test_import_is_light() -> None:
     assert not loaded & {"zmq", "textual", "rich", "psutil"}
 
 
-@pytest.mark.parametrize("module", ["recorder.restore", "recorder.export", "recorder.systemd",
-                                    "recorder.demo_agents"])  # fmt: skip
+@pytest.mark.parametrize("module", ["recorder.export.restore", "recorder.export.writers", "recorder.daemon.systemd",
+                                    "recorder.launch.demo"])  # fmt: skip
 def test_restore_export_service_never_load_zmq_or_textual(module: str) -> None:
     code = f"import sys, {module}; print(' '.join(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

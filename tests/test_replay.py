@@ -11,8 +11,8 @@ import orjson
 import pytest
 import zmq
 
-from recorder.publisher import Publisher
-from recorder.replay import mark
+from recorder.bus.publisher import Publisher
+from recorder.bus.replay import mark
 from tests.conftest import Bus, journal_records, read_status, wait_for
 
 pytestmark = pytest.mark.timeout(120)

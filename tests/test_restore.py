@@ -9,10 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from recorder.checkpoint import Checkpoint
-from recorder.format import Layout
-from recorder.restore import Bundle, build_bundle, check_range
-from recorder.store import open_store
+from recorder.store.checkpoints import Checkpoint
+from recorder.store.layout import Layout
+from recorder.export.restore import Bundle, build_bundle, check_range
+from recorder.store.reader import open_store
 from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
 from tui.demo import DemoClock, DemoWriter
 from tui.screens.restore import RestoreScreen

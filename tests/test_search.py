@@ -9,16 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recorder.search import (
-    Query,
-    QueryError,
-    ScanSearcher,
-    index_at_time,
-    match_spans,
-    open_searcher,
-    parse_query,
-)
-from recorder.store import open_store
+from recorder.search.query import Query, QueryError, match_spans, parse_query
+from recorder.search.scan import ScanSearcher, index_at_time, open_searcher
+from recorder.store.reader import open_store
 from tui.demo import BASE_TS, NOW, DemoClock, DemoWriter
 
 TS = datetime(2024, 5, 15, 12, 0, tzinfo=UTC).timestamp()

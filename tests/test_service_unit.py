@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.systemd import UNIT_NAME, UnitConfig, quote, unit_text
+from recorder.daemon.systemd import UNIT_NAME, UnitConfig, quote, unit_text
 from tests.conftest import Bus, read_status, wait_for
 
 pytestmark = pytest.mark.timeout(60)

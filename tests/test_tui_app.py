@@ -7,8 +7,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from recorder.format import Layout
-from recorder.store import open_store
+from recorder.store.layout import Layout
+from recorder.store.reader import open_store
 from tests.tui_fixtures import SIZE, SMALL, demo_dir, make_app, pilot_test, plain
 from tui.demo import NOW, DemoClock, DemoWriter
 from tui.screens.detail import DetailScreen

@@ -21,7 +21,7 @@ def test_tui_never_imports_zmq(module: str) -> None:
     assert not {m for m in mods if m == "zmq" or m.startswith("zmq.")}
 
 
-@pytest.mark.parametrize("module", ["recorder.store", "recorder.search", "tui", "tui.demo"])
+@pytest.mark.parametrize("module", ["recorder.store.reader", "recorder.search.scan", "tui", "tui.demo"])
 def test_readers_never_import_textual_or_zmq(module: str) -> None:
     mods = loaded_after(module)
     assert not {m for m in mods if m.split(".")[0] in ("textual", "zmq")}

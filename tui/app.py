@@ -20,11 +20,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.signal import Signal
 
-from recorder.checkpoint import Checkpoint
-from recorder.format import Layout
-from recorder.search import Searcher, open_searcher
-from recorder.status import Health, assess
-from recorder.store import Store, open_store
+from recorder.store.checkpoints import Checkpoint
+from recorder.store.layout import Layout
+from recorder.search.scan import Searcher, open_searcher
+from recorder.store.status import Health, assess
+from recorder.store.reader import Store, open_store
 
 from .diagnostics import Probe
 from .selection import Selection

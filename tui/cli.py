@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from recorder.format import default_log_dir
+from recorder.store.layout import default_log_dir
 
 EXIT_CHOSEN = 0
 EXIT_CANCELLED = 1

@@ -15,9 +15,10 @@ from typing import Any
 
 import orjson
 
-from recorder.checkpoint import Checkpoint, DigestCache, write_checkpoint
-from recorder.format import Layout, encode_frames
-from recorder.journal import Journal
+from recorder.store.checkpoints import Checkpoint, DigestCache, write_checkpoint
+from recorder.store.layout import Layout
+from recorder.store.records import encode_frames
+from recorder.store.journal import Journal
 
 BASE_TS = 1_715_677_200.0  # 2024-05-14 09:00:00 UTC
 AGENTS = ("planner", "coder", "reviewer", "tester")
@@ -258,7 +259,7 @@ class FixedProbe:
     def collect(self, log_dir: Path, now: float) -> Any:
         import math
 
-        from recorder.status import Health
+        from recorder.store.status import Health
 
         from .diagnostics import ProcessInfo
 

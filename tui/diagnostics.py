@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recorder.format import Layout
-from recorder.status import Health, assess
+from recorder.store.layout import Layout
+from recorder.store.status import Health, assess
 
 
 @dataclass

@@ -6,8 +6,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from recorder.checkpoint import Checkpoint
-from recorder.store import KIND_BAD_LINE, Record, Store
+from recorder.store.checkpoints import Checkpoint
+from recorder.store.reader import KIND_BAD_LINE, Record, Store
 
 PROBLEM_KINDS = ("gap", "corrupt", "refused", KIND_BAD_LINE)
 MAX_SCAN = 250_000

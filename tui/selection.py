@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 import orjson
 
-from recorder.checkpoint import Checkpoint
-from recorder.format import segment_name
+from recorder.store.checkpoints import Checkpoint
+from recorder.store.layout import segment_name
 
 KIND_CHECKPOINT = "checkpoint"
 KIND_FRESH = "fresh"

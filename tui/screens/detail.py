@@ -14,9 +14,9 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from recorder.format import segment_name
-from recorder.search import Query, match_spans
-from recorder.store import Record
+from recorder.store.layout import segment_name
+from recorder.search.query import Query, match_spans
+from recorder.store.reader import Record
 
 from ..text import Clock, safe_text
 from ..widgets.record_list import HIGHLIGHT

@@ -17,8 +17,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Sparkline, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from recorder.checkpoint import Checkpoint
-from recorder.search import Query, QueryError, SearchProgress, parse_query
+from recorder.store.checkpoints import Checkpoint
+from recorder.search.query import Query, QueryError, parse_query
+from recorder.search.scan import SearchProgress
 
 from ..activity import Activity, compute_activity
 from ..diagnostics import Diagnostics

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from recorder.checkpoint import Checkpoint
-from recorder.format import segment_name
+from recorder.store.checkpoints import Checkpoint
+from recorder.store.layout import segment_name
 
 from ..text import Clock, one_line
 from .virtual_list import VirtualList

@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from recorder.checkpoint import Checkpoint
-from recorder.format import segment_name
-from recorder.store import Record
+from recorder.store.checkpoints import Checkpoint
+from recorder.store.layout import segment_name
+from recorder.store.reader import Record
 
 from ..preview import Preview
 from ..text import Clock, count, one_line

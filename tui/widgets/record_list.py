@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
-from recorder.search import Query, match_spans
-from recorder.store import Record, Store
+from recorder.search.query import Query, match_spans
+from recorder.store.reader import Record, Store
 
 from ..text import Clock, one_line, safe_text
 from .virtual_list import VirtualList

@@ -5,19 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import orjson
 
-from .daemon import DEFAULT_HWM, DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE, FSYNC_MODES, RecorderOptions
-from .format import Layout, default_log_dir
-from .status import HEALTHY, STALE, STOPPED, assess, format_age
+from recorder.bus.endpoints import DEFAULT_HWM, DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE, endpoint_free
+from recorder.daemon.options import FSYNC_MODES, RecorderOptions
+from recorder.store.layout import Layout, default_log_dir
+from recorder.store.status import HEALTHY, STALE, STOPPED, assess, format_age
 
 EXIT_STOPPED = 3  # like `systemctl status` for a unit that is not running
 
@@ -27,23 +26,13 @@ def _fail(message: str, code: int = 1) -> int:
     return code
 
 
-def _endpoint_free(endpoint: str) -> bool:
-    """True if nothing listens on a tcp:// endpoint (ipc: true if no socket file)."""
-    url = urlparse(endpoint)
-    if url.scheme == "ipc":
-        return not os.path.exists(endpoint[len("ipc://") :])
-    if url.scheme != "tcp" or not url.port:
-        return False
-    with socket.socket() as s:
-        s.settimeout(0.3)
-        return s.connect_ex((url.hostname or "127.0.0.1", url.port)) != 0
 
 
 # -- broker ---------------------------------------------------------------------
 def cmd_broker(args: argparse.Namespace) -> int:
     import zmq
 
-    from .broker import Broker
+    from recorder.bus.broker import Broker
 
     broker = Broker(args.frontend, args.backend, hwm=args.hwm)
     try:
@@ -72,7 +61,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
 def _options(args: argparse.Namespace) -> RecorderOptions:
     embedded = None
     if args.embedded == "yes" or (
-        args.embedded == "auto" and args.broker == DEFAULT_SUBSCRIBE and _endpoint_free(args.broker)
+        args.embedded == "auto" and args.broker == DEFAULT_SUBSCRIBE and endpoint_free(args.broker)
     ):
         embedded = args.publish_endpoint
     return RecorderOptions(
@@ -89,7 +78,7 @@ def _options(args: argparse.Namespace) -> RecorderOptions:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from .lock import AlreadyRunning
+    from recorder.store.lock import AlreadyRunning
 
     try:
         options = _options(args)
@@ -97,7 +86,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         return _fail(str(exc), 2)
     if args.detach:
         return _detach(args, options)
-    from .service import run_recorder
+    from recorder.daemon.runner import run_recorder
 
     def ready(recorder: object) -> None:
         where = (
@@ -127,7 +116,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def _detach(args: argparse.Namespace, options: RecorderOptions) -> int:
     """Start the recorder as a background process and wait until it records."""
-    from .fsutil import ensure_private_dir, open_private
+    from recorder.store.fsutil import ensure_private_dir, open_private
 
     layout = Layout(options.log_dir)
     ensure_private_dir(layout.root)
@@ -232,7 +221,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     if health.state == STOPPED or health.pid is None:
         print(f"persist: no recorder running ({health.reason})")
         return 0
-    from .control import stop_recorder
+    from recorder.daemon.control import stop_recorder
 
     started = health.status.get("process_started")
     if stop_recorder(layout, health.pid, started, args.timeout, say=lambda m: _fail(m)):
@@ -242,7 +231,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
-    from .control import CheckpointError, request_checkpoint
+    from recorder.daemon.control import CheckpointError, request_checkpoint
 
     layout = Layout(Path(args.log_dir))
     try:
@@ -258,7 +247,7 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
 
 def cmd_send(args: argparse.Namespace) -> int:
     """Publish one message through the broker (handy for trying things out)."""
-    from .publisher import Publisher
+    from recorder.bus.publisher import Publisher
 
     try:
         body = orjson.loads(args.message)
@@ -275,7 +264,8 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 # -- launch / restore / replay / export / service / demo --------------------------------
 def cmd_launch(args: argparse.Namespace) -> int:
-    from .launcher import LaunchError, PersistenceLauncher, run_agent
+    from recorder.launch.launcher import LaunchError, PersistenceLauncher
+    from recorder.launch.run_agent import run_agent
 
     command = list(args.command)
     if command and command[0] == "--":
@@ -323,8 +313,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from .export import ExportError
-    from .restore import build_bundle
+    from recorder.export.restore import build_bundle
+    from recorder.export.writers import ExportError
 
     try:
         bundle = build_bundle(args.log_dir, args.checkpoint)
@@ -346,9 +336,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .export import ExportError, journal_range, resolve_checkpoint
-    from .replay import ReplayError, ReplayOptions, replay
-    from .store import open_store
+    from recorder.bus.replay import ReplayError, ReplayOptions, replay
+    from recorder.export.writers import ExportError
+    from recorder.store.checkpoints import resolve_checkpoint
+    from recorder.store.ranges import journal_range
+    from recorder.store.reader import open_store
 
     if args.speed is not None and args.speed <= 0:
         return _fail("--speed must be above 0", 2)
@@ -421,9 +413,11 @@ def _progress_bar(label: str) -> object:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import ExportError, export_range, journal_range, resolve_checkpoint
-    from .fsutil import AtomicFile
-    from .store import open_store
+    from recorder.export.writers import ExportError, export_range
+    from recorder.store.checkpoints import resolve_checkpoint
+    from recorder.store.fsutil import AtomicFile
+    from recorder.store.ranges import journal_range
+    from recorder.store.reader import open_store
 
     layout = Layout(Path(args.log_dir))
     if args.checkpoint and (args.from_checkpoint or args.to_checkpoint):
@@ -464,7 +458,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_service(args: argparse.Namespace) -> int:
-    from . import systemd
+    from recorder.daemon import systemd
 
     directory = Path(args.unit_dir) if args.unit_dir else None
     execute = False if args.print_only else None
@@ -501,8 +495,8 @@ def cmd_service(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo_agents import DemoError, run_demo
-    from .launcher import LaunchError
+    from recorder.launch.demo import DemoError, run_demo
+    from recorder.launch.launcher import LaunchError
 
     try:
         run_demo(

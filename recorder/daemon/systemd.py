@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fsutil import atomic_write
+from recorder.store.fsutil import atomic_write
 
 UNIT_NAME = "agent-persist-recorder.service"
 

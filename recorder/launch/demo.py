@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .format import Layout
+from recorder.errors import PersistError
+from recorder.store.layout import Layout
 
 MARKER = ".persist-demo"
 
@@ -95,7 +96,7 @@ SCRIPT: list[Any] = [
 AGENTS = ("planner", "coder", "reviewer", "tester")
 
 
-class DemoError(Exception):
+class DemoError(PersistError):
     pass
 
 
@@ -117,7 +118,7 @@ def prepare_dir(path: Path) -> Path:
     if path.exists() and any(path.iterdir()):
         if not (path / MARKER).exists():
             raise DemoError(f"{path} is not empty and is not a demo folder; choose another --dir")
-        from .status import assess
+        from recorder.store.status import assess
 
         if assess(Layout(path)).running:
             raise DemoError(f"a recorder is still recording into {path}: persist stop --log-dir "
@@ -131,7 +132,7 @@ def prepare_dir(path: Path) -> Path:
 
 def _wait_recorded(layout: Layout, mids: set[str], timeout: float = 10.0) -> None:
     """Until every message id in `mids` is in the journal."""
-    from .store import Store
+    from recorder.store.reader import Store
 
     wanted = {f'"mid":"{m}"'.encode() for m in mids}
     deadline = time.monotonic() + timeout
@@ -156,8 +157,8 @@ def simulate(
     say: Callable[[str], None] = lambda _m: None,
 ) -> DemoSummary:
     """Run the scripted conversation through the broker; checkpoints as scripted."""
-    from .control import request_checkpoint
-    from .publisher import Publisher
+    from recorder.bus.publisher import Publisher
+    from recorder.daemon.control import request_checkpoint
 
     summary = DemoSummary(layout.root)
     t0 = time.monotonic()
@@ -205,7 +206,8 @@ def run_demo(
 ) -> DemoSummary:
     """The whole demo; returns what was recorded. The recorder is stopped at the end
     unless `keep_running`."""
-    from .launcher import PersistenceLauncher, is_interactive
+    from recorder.launch.launcher import PersistenceLauncher
+    from recorder.launch.menu import is_interactive
 
     out = out or sys.stderr
 
@@ -252,7 +254,7 @@ def run_demo(
 
 
 def _count(summary: DemoSummary) -> None:
-    from .store import open_store
+    from recorder.store.reader import open_store
 
     with open_store(summary.log_dir) as store:
         summary.records = len(store)
@@ -266,7 +268,7 @@ def _open_tui(root: Path, say: Callable[[str], None]) -> None:
     if selection is None or selection.checkpoint_id is None:
         say(_next_steps(root, "", False))
         return
-    from .restore import build_bundle
+    from recorder.export.restore import build_bundle
 
     bundle = build_bundle(root, selection.checkpoint_id, agent="demo")
     say(f"persist demo: restored “{selection.label}” into {bundle.dir}")

@@ -34,15 +34,16 @@ from typing import Any
 import orjson
 import zmq
 
-from .daemon import DEFAULT_PUBLISH
-from .envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
-from .store import Record
+from recorder.bus.endpoints import DEFAULT_PUBLISH
+from recorder.bus.envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
+from recorder.errors import PersistError
+from recorder.store.reader import Record
 
 _ENVELOPE_FIRST = re.compile(rb'^\{\s*"_persist"\s*:\s*')
 _decoder = json.JSONDecoder()
 
 
-class ReplayError(Exception):
+class ReplayError(PersistError):
     pass
 
 

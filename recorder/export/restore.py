@@ -27,20 +27,19 @@ from typing import Any
 
 import orjson
 
-from .checkpoint import Checkpoint, Verification, verify_checkpoint
-from .export import (
-    JournalRange,
-    JsonlWriter,
-    MarkdownWriter,
-    gap_sentence,
-    iso,
-    journal_range,
+from recorder.export.render import gap_sentence, iso
+from recorder.export.writers import JsonlWriter, MarkdownWriter, write_records
+from recorder.store.checkpoints import (
+    Checkpoint,
+    Verification,
     resolve_checkpoint,
-    write_records,
+    verify_checkpoint,
 )
-from .format import Layout, parse_line, segment_name
-from .fsutil import ensure_private_dir, fsync_dir, open_private
-from .store import KIND_BAD_LINE, Record, Store, open_store
+from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private
+from recorder.store.layout import Layout, segment_name
+from recorder.store.ranges import JournalRange, journal_range
+from recorder.store.reader import KIND_BAD_LINE, Record, Store, open_store
+from recorder.store.records import parse_line
 
 RESTORE_DIR = "restore"
 JSONL_NAME = "conversation.jsonl"

@@ -101,7 +101,7 @@ class Enricher:
         """Rules from `path` when given, else the packaged defaults."""
         if path is not None:
             return cls.from_toml(path.read_text(encoding="utf-8"), str(path))
-        text = resources.files("recorder").joinpath("default_rules.toml").read_text("utf-8")
+        text = resources.files("recorder.daemon").joinpath("default_rules.toml").read_text("utf-8")
         return cls.from_toml(text, "built-in defaults")
 
     def _resolve(self, matched: set[int] | list[int]) -> tuple[Any, Any, tuple[str, ...]]:

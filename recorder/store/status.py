@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .format import Layout
-from .fsutil import read_json_object
+from recorder.store.fsutil import read_json_object
+from recorder.store.layout import Layout
 
 STALE_AFTER = 5.0
 HEALTHY, STALE, STOPPED = "healthy", "stale", "stopped"

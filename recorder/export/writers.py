@@ -12,190 +12,47 @@ from __future__ import annotations
 import csv
 import html
 import io
-import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO
 
 import orjson
 
-from .checkpoint import Checkpoint, list_checkpoints
-from .format import Layout, frame_value, parse_line
-from .store import KIND_BAD_LINE, Record, Store
+from recorder.errors import PersistError
+from recorder.export.render import clean, gap_sentence, iso, iso_second, view
+from recorder.store.ranges import JournalRange
+from recorder.store.reader import KIND_BAD_LINE, Record, Store
+from recorder.store.records import parse_line
 
 FORMATS = ("jsonl", "md", "csv", "html")
 BOOKKEEPING = ("segment", "heartbeat")  # left out of the readable formats (kept in JSONL)
 PROGRESS_EVERY = 2048  # records between progress callbacks
 _CHUNK = 1 << 20
-_TEXT_KEYS = ("text", "content", "message", "body")
-# Payload keys a transcript leaves out beside a message's text (the envelope, addressing).
-_QUIET = frozenset(("_persist", "from", "sender", "agent", "to", "type"))
-_ENVELOPE_ONLY = frozenset(("_persist",))
 Progress = Callable[[int, int], None]  # (records done, records in range)
 
 
-class ExportError(Exception):
+class ExportError(PersistError):
     pass
 
 
-# -- choosing checkpoints and ranges ------------------------------------------------------
-def resolve_checkpoint(layout: Layout, ref: str) -> Checkpoint:
-    """A checkpoint by id, unique id prefix, exact label, or "latest"."""
-    cps = list_checkpoints(layout)
-    if not cps:
-        raise ExportError(f"no checkpoints in {layout.root}")
-    if ref == "latest":
-        return cps[0]
-    for cp in cps:
-        if cp.id == ref:
-            return cp
-    by_prefix = [cp for cp in cps if cp.id.startswith(ref)]
-    if len(by_prefix) == 1:
-        return by_prefix[0]
-    by_label = [cp for cp in cps if cp.label == ref]
-    if by_label:
-        return by_label[0]  # newest with that label
-    if len(by_prefix) > 1:
-        names = ", ".join(cp.id for cp in by_prefix[:5])
-        raise ExportError(f"{ref!r} matches {len(by_prefix)} checkpoints: {names}")
-    raise ExportError(f"no checkpoint {ref!r} in {layout.root} (try `persist-tui` to browse)")
 
 
-@dataclass(frozen=True)
-class JournalRange:
-    """Records `start` (inclusive) to `stop` (exclusive) of a store, with their ends named."""
-
-    start: int
-    stop: int
-    after: Checkpoint | None = None  # the range begins just after this checkpoint
-    upto: Checkpoint | None = None  # ... and ends with the last record this one covers
-
-    def describe(self) -> str:
-        a = f"after {self.after.id}" if self.after else "from the beginning"
-        b = f"up to {self.upto.id}" if self.upto else "to the end of the journal"
-        return f"{a} {b}"
 
 
-def journal_range(store: Store, after: Checkpoint | None, upto: Checkpoint | None) -> JournalRange:
-    start = store.checkpoint_index(after) if after is not None else 0
-    stop = store.checkpoint_index(upto) if upto is not None else len(store)
-    if after is not None and upto is not None and after.seq > upto.seq:
-        raise ExportError(f"{after.id} comes after {upto.id}")
-    return JournalRange(start, max(start, stop), after, upto)
 
 
-# -- how a record reads -----------------------------------------------------------------
-def clean(text: str, *, newlines: bool = True) -> str:
-    """Control, format (bidi) and unassigned characters as visible escapes."""
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if ch.isprintable() or ch == " " or (newlines and ch == "\n"):
-            out.append(ch)
-        elif ch == "\t":
-            out.append("    ")
-        elif unicodedata.category(ch) == "Zs":
-            out.append(ch)
-        else:
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-    return "".join(out)
 
 
-def iso(ts: float | None) -> str:
-    if ts is None:
-        return ""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-_second: list[Any] = [None, ""]
 
 
-def iso_second(ts: float | None) -> str:
-    """`iso` to the second ("2024-05-14T09:00:12"), cached for consecutive records."""
-    if ts is None:
-        return ""
-    second = int(ts)
-    if _second[0] != second:
-        _second[0], _second[1] = second, iso(second)[:19]
-    return str(_second[1])
 
 
-@dataclass
-class View:
-    """A record as people read it: who, where, what."""
-
-    seq: int | None
-    ts: float | None
-    kind: str
-    topic: str
-    sender: str
-    chain: str
-    text: str  # the message text (or a one-line summary for other records)
-    body: str | None  # the payload as pretty JSON when it is not just text
-    replay_of: Any = None
 
 
-def view(rec: Record) -> View:
-    data = rec.data
-    if data is None:
-        raw = rec.line.decode("utf-8", "replace").rstrip("\n")
-        return View(None, None, KIND_BAD_LINE, "", "", "", raw[:500], None)
-    kind = str(data.get("kind"))
-    meta = data.get("meta") or {}
-    if kind != "msg":
-        rest = {k: v for k, v in data.items() if k not in ("v", "seq", "ts", "kind")}
-        text = str(rest.get("detail") or "") or orjson.dumps(rest).decode()
-        return View(data.get("seq"), data.get("ts"), kind, "", "", "", text, None)
-    frames = data.get("frames") or ()
-    payload = frame_value(frames[-1]) if frames else None
-    text, body = "", None
-    if isinstance(payload, dict):
-        for key in _TEXT_KEYS:
-            if isinstance(payload.get(key), str):
-                text = payload[key]
-                break
-        quiet = _QUIET if text else _ENVELOPE_ONLY
-        if any(k not in quiet and payload[k] is not text for k in payload):
-            rest = {k: v for k, v in payload.items() if k != "_persist" and v is not text}
-            body = orjson.dumps(rest, option=orjson.OPT_INDENT_2).decode()
-    elif isinstance(payload, bytes):
-        text = f"<{len(payload)} bytes of binary data>"
-    elif isinstance(payload, str):
-        text = payload
-    else:
-        body = orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode()
-    return View(
-        data.get("seq"),
-        data.get("ts"),
-        kind,
-        str(data.get("topic") or ""),
-        str(meta.get("sender") or ""),
-        str(meta.get("chain") or ""),
-        text,
-        body,
-        meta.get("replay_of"),
-    )
 
 
-def gap_sentence(data: dict[str, Any]) -> str:
-    cause = data.get("cause") or "unknown cause"
-    who = data.get("agent") or data.get("publisher")
-    missed = data.get("missed")
-    parts = [f"gap ({cause})"]
-    if missed:
-        parts.append(f"{missed} message{'s' if missed != 1 else ''} lost")
-    if who:
-        parts.append(f"from {who}")
-    if data.get("from_seq") is not None:
-        parts.append(f"publisher seq {data.get('from_seq')} to {data.get('to_seq')}")
-    if data.get("from_ts") is not None:
-        parts.append(f"{iso(data.get('from_ts'))} → {iso(data.get('to_ts'))}")
-    if data.get("detail"):
-        parts.append(str(data["detail"]))
-    return ", ".join(parts)
 
 
 # -- writers -------------------------------------------------------------------------------

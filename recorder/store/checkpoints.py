@@ -18,8 +18,10 @@ from typing import Any
 
 import orjson
 
-from .format import SCHEMA_VERSION, Layout, list_segments, segment_name, segment_number
-from .fsutil import atomic_write, ensure_private_dir
+from recorder.errors import CheckpointError
+from recorder.store.fsutil import atomic_write, ensure_private_dir
+from recorder.store.layout import Layout, list_segments, segment_name, segment_number
+from recorder.store.records import SCHEMA_VERSION
 
 MAX_LABEL = 200
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
@@ -268,3 +270,27 @@ def verify_checkpoint(layout: Layout, cp: Checkpoint) -> Verification:
     if not problems and combine(actual) != cp.digest:
         problems.append("the checkpoint's digest does not match its segment list")
     return Verification(not problems, problems)
+
+
+# -- choosing checkpoints and ranges ------------------------------------------------------
+def resolve_checkpoint(layout: Layout, ref: str) -> Checkpoint:
+    """A checkpoint by id, unique id prefix, exact label, or "latest"."""
+    cps = list_checkpoints(layout)
+    if not cps:
+        raise CheckpointError(f"no checkpoints in {layout.root}")
+    if ref == "latest":
+        return cps[0]
+    for cp in cps:
+        if cp.id == ref:
+            return cp
+    by_prefix = [cp for cp in cps if cp.id.startswith(ref)]
+    if len(by_prefix) == 1:
+        return by_prefix[0]
+    by_label = [cp for cp in cps if cp.label == ref]
+    if by_label:
+        return by_label[0]  # newest with that label
+    if len(by_prefix) > 1:
+        names = ", ".join(cp.id for cp in by_prefix[:5])
+        raise CheckpointError(f"{ref!r} matches {len(by_prefix)} checkpoints: {names}")
+    raise CheckpointError(f"no checkpoint {ref!r} in {layout.root} (try `persist-tui` to browse)")
+

@@ -1,6 +1,6 @@
 """Start persistence when an agent connects; hand control back with the chosen checkpoint.
 
-    from recorder.launcher import PersistenceLauncher
+    from recorder.launch.launcher import PersistenceLauncher
 
     launcher = PersistenceLauncher()                      # default log folder and broker
     result = launcher.on_agent_connected(agent_name="coder")
@@ -33,10 +33,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import os
-import re
-import signal
 import subprocess
 import sys
 import time
@@ -48,31 +45,31 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
-from .format import Layout, default_log_dir
-from .fsutil import atomic_write, ensure_private_dir, open_private, read_json_object
+from recorder.errors import LaunchError
+from recorder.launch.menu import Menu, PickerFailed, is_interactive, run_menu
+from recorder.launch.registry import (
+    AGENTS_DIR,
+    OWNER_FILE,
+    _launch_lock,
+    _proc_started,
+    _slug,
+    live_agents,
+    recorder_owner,
+)
+from recorder.store.fsutil import atomic_write, ensure_private_dir, open_private
+from recorder.store.layout import Layout, default_log_dir
 
 if TYPE_CHECKING:
-    from .checkpoint import Checkpoint
-    from .restore import Bundle
-    from .store import Record
+    from recorder.export.restore import Bundle
+    from recorder.store.checkpoints import Checkpoint
+    from recorder.store.reader import Record
 
 POLICIES = ("fresh", "latest", "cancel")
 POLICY_ENV = "PERSIST_NO_TTY_POLICY"
 KIND_CHECKPOINT, KIND_FRESH, KIND_CANCELLED = "checkpoint", "fresh", "cancelled"
-AGENTS_DIR = "agents"
-OWNER_FILE = "owner.json"
-LOCK_FILE = "launch.lock"
 # A picker is a callable (log_dir, agent) -> the `persist-tui --print` JSON object,
 # or None when the user quit without a choice. It may raise PickerFailed.
 Picker = Callable[[Path, str | None], dict[str, Any] | None]
-
-
-class LaunchError(Exception):
-    """The recorder could not be started (the message says why and what to do)."""
-
-
-class PickerFailed(Exception):
-    pass
 
 
 @dataclass
@@ -112,7 +109,7 @@ class LaunchResult:
         """The messages up to the checkpoint, read lazily from the journal."""
         if self.checkpoint is None:
             return
-        from .store import Store
+        from recorder.store.reader import Store
 
         with Store(self.log_dir) as store:
             store.refresh()
@@ -146,167 +143,24 @@ class ExitResult:
     checkpoint: str | None = None
 
 
-# -- the agents/ folder ---------------------------------------------------------------
-def _proc_started(pid: int) -> float | None:
-    import psutil
-
-    try:
-        return float(psutil.Process(pid).create_time())
-    except (psutil.Error, ValueError):
-        return None
-
-
-def _alive(pid: Any, started: Any) -> bool:
-    from .status import process_matches
-
-    return isinstance(pid, int) and pid > 0 and process_matches(pid, started)
 
 
 
 
-def live_agents(layout: Layout, *, prune: bool = True) -> list[dict[str, Any]]:
-    """Agents registered with this log folder whose process still runs."""
-    folder = layout.root / AGENTS_DIR
-    found = []
-    try:
-        paths = sorted(p for p in folder.iterdir() if p.name.endswith(".agent.json"))
-    except FileNotFoundError:
-        return []
-    for path in paths:
-        data = read_json_object(path)
-        if data is not None and _alive(data.get("pid"), data.get("started")):
-            found.append({**data, "file": path.name})
-        elif prune:
-            with contextlib.suppress(OSError):
-                path.unlink()
-    return found
 
 
-def recorder_owner(layout: Layout) -> dict[str, Any] | None:
-    """`agents/owner.json` if it names the recorder running now (a launcher started it)."""
-    from .status import assess
-
-    owner = read_json_object(layout.root / AGENTS_DIR / OWNER_FILE)
-    if owner is None:
-        return None
-    health = assess(layout)
-    if health.pid != owner.get("recorder_pid") or not _alive(
-        owner.get("recorder_pid"), owner.get("recorder_started")
-    ):
-        return None
-    return owner
 
 
-@contextlib.contextmanager
-def _launch_lock(layout: Layout, timeout: float = 30.0) -> Iterator[None]:
-    """Serializes launchers of one folder while they decide to start or stop the recorder."""
-    folder = ensure_private_dir(layout.root / AGENTS_DIR)
-    fd = open_private(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise LaunchError(f"another launcher holds {folder / LOCK_FILE}") from None
-                time.sleep(0.02)
-        yield
-    finally:
-        os.close(fd)
 
 
-def _slug(name: str | None) -> str:
-    return re.sub(r"[^a-zA-Z0-9_.-]+", "-", name or "agent").strip("-.")[:40] or "agent"
 
 
-def is_interactive() -> tuple[bool, str]:
-    """(True, "") when stdin, stdout and stderr are terminals, else which one is not."""
-    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
-        try:
-            tty = os.isatty(fd)
-        except OSError:
-            tty = False
-        if not tty:
-            return False, f"{name} is not a terminal"
-    return True, ""
 
 
-class Menu:
-    """`persist-tui --launch --print` running on this terminal.
-
-    The menu draws on stderr and prints its result on stdout (a pipe to us). The
-    terminal's settings are saved before it starts and put back after it ends,
-    whatever happened; Ctrl-C belongs to the menu meanwhile.
-    """
-
-    def __init__(self, log_dir: Path, agent: str | None) -> None:
-        argv = [sys.executable, "-m", "tui.cli", "--log-dir", str(log_dir), "--launch", "--print"]
-        if agent:
-            argv += ["--agent", agent]
-        self._saved = None
-        with contextlib.suppress(Exception):
-            import termios
-
-            self._saved = termios.tcgetattr(0)
-        self._previous = signal.signal(signal.SIGINT, lambda *_: None)
-        try:
-            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
-        except BaseException:
-            self._restore_terminal()
-            raise
-
-    def _restore_terminal(self) -> None:
-        with contextlib.suppress(Exception):
-            signal.signal(signal.SIGINT, self._previous)
-        if self._saved is not None:
-            with contextlib.suppress(Exception):
-                import termios
-
-                termios.tcsetattr(0, termios.TCSADRAIN, self._saved)
-            self._saved = None
-
-    def cancel(self) -> None:
-        """Close the menu without a result (the launch failed meanwhile)."""
-        with contextlib.suppress(OSError):
-            self.proc.terminate()
-        try:
-            self.proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
-        self._restore_terminal()
-        if self.proc.returncode != 0:
-            with contextlib.suppress(OSError):  # leave the alternate screen, show the cursor
-                os.write(2, b"\x1b[?1049l\x1b[?25h\x1b[0m\r\n")
-
-    def result(self) -> dict[str, Any] | None:
-        """Wait for the choice: the `--print` JSON, or None if the user quit."""
-        try:
-            out, _ = self.proc.communicate()
-        finally:
-            self._restore_terminal()
-        code = self.proc.returncode
-        if code < 0:  # killed: leave the alternate screen, show the cursor
-            with contextlib.suppress(OSError):
-                os.write(2, b"\x1b[?1049l\x1b[?25h\x1b[0m\r\n")
-        if code == 1 and not out.strip():
-            return None
-        if code != 0:
-            raise PickerFailed(f"the menu exited with code {code}")
-        try:
-            data = orjson.loads(out)
-        except orjson.JSONDecodeError as exc:
-            raise PickerFailed(f"the menu printed something unexpected: {exc}") from None
-        if not isinstance(data, dict):
-            raise PickerFailed("the menu printed something unexpected")
-        return data
 
 
-def run_menu(log_dir: Path, agent: str | None) -> dict[str, Any] | None:
-    """Run the launch menu on this terminal; its JSON, or None if cancelled."""
-    return Menu(log_dir, agent).result()
+
+
 
 
 class PersistenceLauncher:
@@ -333,7 +187,7 @@ class PersistenceLauncher:
         self.log_dir = self.log_dir.absolute()
         self.layout = Layout(self.log_dir)
         if broker is None or publish_endpoint is None:
-            from .daemon import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
+            from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
 
             broker = broker or DEFAULT_SUBSCRIBE
             publish_endpoint = publish_endpoint or DEFAULT_PUBLISH
@@ -382,7 +236,7 @@ class PersistenceLauncher:
     # -- the recorder -----------------------------------------------------------------
     def ensure_recorder(self) -> bool:
         """Make sure a healthy recorder holds the folder; True if we started it."""
-        from .status import HEALTHY, STALE, assess
+        from recorder.store.status import HEALTHY, STALE, assess
 
         t0 = time.perf_counter()
         with _launch_lock(self.layout):
@@ -418,7 +272,7 @@ class PersistenceLauncher:
     def _spawn_recorder(self) -> subprocess.Popen[bytes]:
         embedded = self.embedded
         if embedded == "auto":
-            from .cli import _endpoint_free
+            from recorder.bus.endpoints import _endpoint_free
 
             embedded = "yes" if _endpoint_free(self.broker) else "no"
         argv = [
@@ -442,7 +296,7 @@ class PersistenceLauncher:
             os.close(out)
 
     def _wait_recording(self, proc: subprocess.Popen[bytes]) -> int:
-        from .status import HEALTHY, assess
+        from recorder.store.status import HEALTHY, assess
 
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
@@ -543,7 +397,7 @@ class PersistenceLauncher:
                             selection=data)  # fmt: skip
 
     def _from_policy(self, why: str) -> LaunchResult:
-        from .checkpoint import list_checkpoints
+        from recorder.store.checkpoints import list_checkpoints
 
         what = {
             "fresh": "starting fresh",
@@ -567,12 +421,12 @@ class PersistenceLauncher:
     def _restore(
         self, checkpoint_id: str, decided_by: str, reason: str, data: dict[str, Any] | None = None
     ) -> LaunchResult:
-        from .export import resolve_checkpoint
+        from recorder.store.checkpoints import resolve_checkpoint
 
         cp = resolve_checkpoint(self.layout, checkpoint_id)
         bundle = None
         if self.build_bundle:
-            from .restore import build_bundle
+            from recorder.export.restore import build_bundle
 
             t0 = time.perf_counter()
             bundle = build_bundle(self.log_dir, cp, agent=self.agent)
@@ -590,13 +444,13 @@ class PersistenceLauncher:
     def on_agent_exit(self) -> ExitResult:
         """Checkpoint, unregister, and stop the recorder if we are the last agent out of
         a launcher-started recorder. Safe to call more than once."""
-        from .status import HEALTHY, assess
+        from recorder.store.status import HEALTHY, assess
 
         if not self.connected:
             return ExitResult(False, "not connected")
         cp_id = None
         if self.checkpoint_on_exit and assess(self.layout).state == HEALTHY:
-            from .control import CheckpointError, request_checkpoint
+            from recorder.daemon.control import CheckpointError, request_checkpoint
 
             try:
                 cp_id = request_checkpoint(self.layout, f"{self.agent or 'agent'} exited").id
@@ -636,7 +490,7 @@ class PersistenceLauncher:
         return False
 
     def _stop(self, pid: int, started: Any) -> bool:
-        from .control import stop_recorder
+        from recorder.daemon.control import stop_recorder
 
         return stop_recorder(self.layout, pid, started, self.stop_timeout, self.say)
 
@@ -659,45 +513,5 @@ def _tail(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
-# -- running the agent (persist launch) ------------------------------------------------
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-             signal.SIGUSR2)  # fmt: skip
 
 
-def run_agent(argv: list[str], env: dict[str, str]) -> int:
-    """Run the agent in this terminal and process group; forward signals; its exit code.
-
-    A signal someone sends to us is forwarded to the agent. A signal the terminal
-    sends (Ctrl-C, hang-up) already reaches the agent, which shares our process
-    group, so it is not sent a second time. A signal death becomes 128 + signal.
-    """
-    waited = {*FORWARDED, signal.SIGCHLD}
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
-    try:
-        try:
-            proc = subprocess.Popen(
-                argv,
-                env=env,
-                preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, old_mask),
-            )
-        except FileNotFoundError:
-            print(f"persist: {argv[0]}: command not found", file=sys.stderr)
-            return 127
-        except PermissionError:
-            print(f"persist: {argv[0]}: permission denied", file=sys.stderr)
-            return 126
-        same_group = True
-        with contextlib.suppress(OSError):
-            same_group = os.getpgid(proc.pid) == os.getpgrp()
-        while proc.poll() is None:
-            info = signal.sigtimedwait(waited, 0.25)
-            if info is None or info.si_signo == signal.SIGCHLD:
-                continue
-            from_terminal = info.si_code > 0  # sent by the kernel: tty, hang-up
-            if not (from_terminal and same_group):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, info.si_signo)
-        code = proc.returncode
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-    return 128 - code if code < 0 else code

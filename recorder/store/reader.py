@@ -24,17 +24,10 @@ from typing import Any
 
 import orjson
 
-from .checkpoint import Checkpoint, list_checkpoints
-from .format import (
-    KIND_MESSAGE,
-    Layout,
-    decode_frames,
-    frame_value,
-    list_segments,
-    parse_line,
-    segment_number,
-)
-from .fsutil import atomic_write, ensure_private_dir
+from recorder.store.checkpoints import Checkpoint, list_checkpoints
+from recorder.store.fsutil import atomic_write, ensure_private_dir
+from recorder.store.layout import Layout, list_segments, segment_number
+from recorder.store.records import KIND_MESSAGE, decode_frames, frame_value, parse_line
 
 _SCAN_CHUNK = 8 * 1024 * 1024
 _INDEX_MAGIC = b"APIDX001"

@@ -18,15 +18,13 @@ from typing import Any
 
 import orjson
 
-from .checkpoint import Checkpoint, list_checkpoints, write_checkpoint
-from .format import KIND_MESSAGE, Layout, list_segments, segment_number
-from .fsutil import atomic_write, ensure_private_dir
-from .journal import valid_end
-from .lock import AlreadyRunning, InstanceLock
-
-
-class CheckpointError(Exception):
-    pass
+from recorder.errors import CheckpointError
+from recorder.store.checkpoints import Checkpoint, list_checkpoints, write_checkpoint
+from recorder.store.fsutil import atomic_write, ensure_private_dir
+from recorder.store.journal import valid_end
+from recorder.store.layout import Layout, list_segments, segment_number
+from recorder.store.lock import AlreadyRunning, InstanceLock
+from recorder.store.records import KIND_MESSAGE
 
 
 def request_checkpoint(layout: Layout, label: str, timeout: float = 5.0) -> Checkpoint:
@@ -66,7 +64,7 @@ def _ask_recorder(layout: Layout, label: str, timeout: float) -> Checkpoint:
 
 
 def _checkpoint_offline(layout: Layout, label: str) -> Checkpoint:
-    from .store import Store
+    from recorder.store.reader import Store
 
     segments = list_segments(layout)
     last_record = None
@@ -129,7 +127,7 @@ def stop_recorder(
     shutdown checkpoint taken) but still lingers after `STOPPED_GRACE` seconds
     is killed: nothing it holds can be lost any more.
     """
-    from .status import process_matches, read_status
+    from recorder.store.status import process_matches, read_status
 
     try:
         os.kill(pid, signal.SIGTERM)

@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 import zmq
 
-from .daemon import DEFAULT_PUBLISH
-from .envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
+from recorder.bus.endpoints import DEFAULT_PUBLISH
+from recorder.bus.envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
 
 _AFTER_BURST = 5  # heartbeats kept up after the last message
 

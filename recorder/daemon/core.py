@@ -21,37 +21,30 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .checkpoint import Checkpoint, DigestCache, list_checkpoints, write_checkpoint
-from .enrich import Enricher
-from .envelope import HEARTBEAT_TOPIC, GapTracker, Hole, read_envelope
-from .format import (
+from recorder.bus.envelope import HEARTBEAT_TOPIC, GapTracker, Hole, read_envelope
+from recorder.daemon.enrich import Enricher
+from recorder.daemon.options import RecorderOptions
+from recorder.store.checkpoints import Checkpoint, DigestCache, list_checkpoints, write_checkpoint
+from recorder.store.fsutil import atomic_write, ensure_private_dir, read_json_object
+from recorder.store.journal import Journal, Position
+from recorder.store.layout import Layout
+from recorder.store.records import (
     KIND_EVENT,
     KIND_GAP,
     KIND_HEARTBEAT,
     KIND_MESSAGE,
     KIND_REFUSED,
     SCHEMA_VERSION,
-    Layout,
     encode_frames,
     encode_record,
 )
-from .fsutil import atomic_write, ensure_private_dir, read_json_object
-from .journal import DEFAULT_SEGMENT_BYTES, Journal, Position
 
 log = logging.getLogger("agent_persist.recorder")
 
-DEFAULT_PUBLISH = "tcp://127.0.0.1:5559"  # publishers connect here (broker XSUB)
-DEFAULT_SUBSCRIBE = "tcp://127.0.0.1:5555"  # subscribers connect here (broker XPUB)
-# Messages the broker may queue per subscriber (and per publisher): enough for a
-# recorder to fall 3 s behind a 150k msgs/s flood and lose nothing. The memory is
-# only used while a subscriber lags (up to ~150 MB per subscriber at 300 B).
-DEFAULT_HWM = 500_000
-FSYNC_MODES = ("interval", "always", "never")
 Clock = Callable[[], float]
 _JSON_OPENERS = (b"{", b"[")
 _MSG_PREFIX = (
@@ -61,28 +54,6 @@ _MSG_PREFIX = (
 _MSG_END = b"}]}\n"
 
 
-@dataclass
-class RecorderOptions:
-    """Everything a recorder can be told. Units are in the names or comments."""
-
-    log_dir: Path
-    broker: str = DEFAULT_SUBSCRIBE  # the broker's XPUB (subscriber) endpoint
-    fsync: str = "interval"  # "interval" | "always" (after every write batch) | "never" (OS)
-    fsync_interval: float = 0.2  # seconds between group commits in "interval" mode
-    segment_bytes: int = DEFAULT_SEGMENT_BYTES  # a segment is closed once it reaches this
-    max_message_bytes: int = 16 * 1024 * 1024  # larger messages become "refused" records
-    checkpoint_interval: float = 300.0  # seconds; 0 = no periodic checkpoints
-    status_interval: float = 1.0  # seconds between status.json / state.json writes
-    max_backlog_bytes: int = 32 * 1024 * 1024  # receiving pauses beyond this (zmq queues)
-    rcvhwm: int = 10_000  # messages zmq queues inside the recorder; beyond, the broker holds them
-    zmq_heartbeat_ms: int = 1000  # ZMTP heartbeat interval; the timeout is 3x this
-    rules: Path | None = None  # enrichment rules (default: <log_dir>/enrich.toml or built-in)
-    embedded_broker: str | None = None  # publisher endpoint of a broker we host, if any
-
-    def __post_init__(self) -> None:
-        self.log_dir = Path(self.log_dir).expanduser()
-        if self.fsync not in FSYNC_MODES:
-            raise ValueError(f"fsync must be one of {', '.join(FSYNC_MODES)}")
 
 
 @dataclass
@@ -196,7 +167,7 @@ class Recorder:
 
     def _recover(self, state: dict[str, Any] | None, last: dict[str, Any] | None) -> None:
         """Restore message count and publisher sequences: state file, then journal."""
-        from .store import Store  # the reader side; only needed at start
+        from recorder.store.reader import Store  # the reader side; only needed at start
 
         base: dict[str, Any] | None = None
         publishers: dict[str, int] = {}

@@ -12,10 +12,11 @@ import os
 import time
 from pathlib import Path
 
-from .fsutil import open_private
+from recorder.errors import PersistError
+from recorder.store.fsutil import open_private
 
 
-class AlreadyRunning(Exception):
+class AlreadyRunning(PersistError):
     def __init__(self, path: Path, pid: int | None) -> None:
         self.path = path
         self.pid = pid

@@ -15,7 +15,7 @@ import uuid
 
 import zmq
 
-from .daemon import DEFAULT_HWM, DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
+from recorder.bus.endpoints import DEFAULT_HWM, DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
 
 
 class Broker:

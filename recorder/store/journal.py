@@ -16,19 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .format import (
+from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private
+from recorder.store.layout import Layout, list_segments, segment_name, segment_number
+from recorder.store.records import (
     KIND_CORRUPT,
     KIND_SEGMENT,
     SCHEMA_VERSION,
     EncodedFrames,
-    Layout,
     encode_record,
-    list_segments,
     parse_line,
-    segment_name,
-    segment_number,
 )
-from .fsutil import ensure_private_dir, fsync_dir, open_private
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 _CHUNK = 64 * 1024

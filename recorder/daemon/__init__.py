@@ -1,0 +1,1 @@
+"""The recorder process: its core loop, options, enrichment, control requests, runner, spawning."""

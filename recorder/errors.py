@@ -1,0 +1,20 @@
+"""One base for every error agent-persist reports to a person.
+
+A `PersistError`'s message is the one line the CLI prints (`persist: <message>`),
+so it names the problem and, where there is one, what to do about it. Each
+package raises its own subclass; the CLI catches the base.
+"""
+
+from __future__ import annotations
+
+
+class PersistError(Exception):
+    """A domain error: its message is meant for the person at the terminal."""
+
+
+class CheckpointError(PersistError):
+    """A checkpoint cannot be found, resolved or taken."""
+
+
+class LaunchError(PersistError):
+    """The recorder could not be started (the message says why and what to do)."""

@@ -1,0 +1,1 @@
+"""Turning journal ranges into files: one record renderer, export writers, restore bundles."""

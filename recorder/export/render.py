@@ -1,0 +1,132 @@
+"""One way to turn a record into text: who, where, what, escaped for display."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from recorder.store.reader import KIND_BAD_LINE, Record
+from recorder.store.records import frame_value
+
+_TEXT_KEYS = ("text", "content", "message", "body")
+# Payload keys a transcript leaves out beside a message's text (the envelope, addressing).
+_QUIET = frozenset(("_persist", "from", "sender", "agent", "to", "type"))
+_ENVELOPE_ONLY = frozenset(("_persist",))
+
+
+# -- how a record reads -----------------------------------------------------------------
+def clean(text: str, *, newlines: bool = True) -> str:
+    """Control, format (bidi) and unassigned characters as visible escapes."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch == " " or (newlines and ch == "\n"):
+            out.append(ch)
+        elif ch == "\t":
+            out.append("    ")
+        elif unicodedata.category(ch) == "Zs":
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
+
+
+def iso(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_second: list[Any] = [None, ""]
+
+
+def iso_second(ts: float | None) -> str:
+    """`iso` to the second ("2024-05-14T09:00:12"), cached for consecutive records."""
+    if ts is None:
+        return ""
+    second = int(ts)
+    if _second[0] != second:
+        _second[0], _second[1] = second, iso(second)[:19]
+    return str(_second[1])
+
+
+@dataclass
+class View:
+    """A record as people read it: who, where, what."""
+
+    seq: int | None
+    ts: float | None
+    kind: str
+    topic: str
+    sender: str
+    chain: str
+    text: str  # the message text (or a one-line summary for other records)
+    body: str | None  # the payload as pretty JSON when it is not just text
+    replay_of: Any = None
+
+
+def view(rec: Record) -> View:
+    data = rec.data
+    if data is None:
+        raw = rec.line.decode("utf-8", "replace").rstrip("\n")
+        return View(None, None, KIND_BAD_LINE, "", "", "", raw[:500], None)
+    kind = str(data.get("kind"))
+    meta = data.get("meta") or {}
+    if kind != "msg":
+        rest = {k: v for k, v in data.items() if k not in ("v", "seq", "ts", "kind")}
+        text = str(rest.get("detail") or "") or orjson.dumps(rest).decode()
+        return View(data.get("seq"), data.get("ts"), kind, "", "", "", text, None)
+    frames = data.get("frames") or ()
+    payload = frame_value(frames[-1]) if frames else None
+    text, body = "", None
+    if isinstance(payload, dict):
+        for key in _TEXT_KEYS:
+            if isinstance(payload.get(key), str):
+                text = payload[key]
+                break
+        quiet = _QUIET if text else _ENVELOPE_ONLY
+        if any(k not in quiet and payload[k] is not text for k in payload):
+            rest = {k: v for k, v in payload.items() if k != "_persist" and v is not text}
+            body = orjson.dumps(rest, option=orjson.OPT_INDENT_2).decode()
+    elif isinstance(payload, bytes):
+        text = f"<{len(payload)} bytes of binary data>"
+    elif isinstance(payload, str):
+        text = payload
+    else:
+        body = orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode()
+    return View(
+        data.get("seq"),
+        data.get("ts"),
+        kind,
+        str(data.get("topic") or ""),
+        str(meta.get("sender") or ""),
+        str(meta.get("chain") or ""),
+        text,
+        body,
+        meta.get("replay_of"),
+    )
+
+
+def gap_sentence(data: dict[str, Any]) -> str:
+    cause = data.get("cause") or "unknown cause"
+    who = data.get("agent") or data.get("publisher")
+    missed = data.get("missed")
+    parts = [f"gap ({cause})"]
+    if missed:
+        parts.append(f"{missed} message{'s' if missed != 1 else ''} lost")
+    if who:
+        parts.append(f"from {who}")
+    if data.get("from_seq") is not None:
+        parts.append(f"publisher seq {data.get('from_seq')} to {data.get('to_seq')}")
+    if data.get("from_ts") is not None:
+        parts.append(f"{iso(data.get('from_ts'))} → {iso(data.get('to_ts'))}")
+    if data.get("detail"):
+        parts.append(str(data["detail"]))
+    return ", ".join(parts)
+

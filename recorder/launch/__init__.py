@@ -1,0 +1,1 @@
+"""Connecting an agent: the launcher, its menu, the agents/ registry, running the agent, the demo."""

@@ -1,0 +1,108 @@
+"""The launch menu: `persist-tui --launch --print` on this terminal, handed back clean."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from recorder.errors import PersistError
+
+
+class PickerFailed(PersistError):
+    """The menu ended without a usable answer (crashed, killed, printed nonsense)."""
+
+
+def is_interactive() -> tuple[bool, str]:
+    """(True, "") when stdin, stdout and stderr are terminals, else which one is not."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            tty = os.isatty(fd)
+        except OSError:
+            tty = False
+        if not tty:
+            return False, f"{name} is not a terminal"
+    return True, ""
+
+
+class Menu:
+    """`persist-tui --launch --print` running on this terminal.
+
+    The menu draws on stderr and prints its result on stdout (a pipe to us). The
+    terminal's settings are saved before it starts and put back after it ends,
+    whatever happened; Ctrl-C belongs to the menu meanwhile.
+    """
+
+    def __init__(self, log_dir: Path, agent: str | None) -> None:
+        argv = [sys.executable, "-m", "tui.cli", "--log-dir", str(log_dir), "--launch", "--print"]
+        if agent:
+            argv += ["--agent", agent]
+        self._saved = None
+        with contextlib.suppress(Exception):
+            import termios
+
+            self._saved = termios.tcgetattr(0)
+        self._previous = signal.signal(signal.SIGINT, lambda *_: None)
+        try:
+            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
+        except BaseException:
+            self._restore_terminal()
+            raise
+
+    def _restore_terminal(self) -> None:
+        with contextlib.suppress(Exception):
+            signal.signal(signal.SIGINT, self._previous)
+        if self._saved is not None:
+            with contextlib.suppress(Exception):
+                import termios
+
+                termios.tcsetattr(0, termios.TCSADRAIN, self._saved)
+            self._saved = None
+
+    def cancel(self) -> None:
+        """Close the menu without a result (the launch failed meanwhile)."""
+        with contextlib.suppress(OSError):
+            self.proc.terminate()
+        try:
+            self.proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+        self._restore_terminal()
+        if self.proc.returncode != 0:
+            with contextlib.suppress(OSError):  # leave the alternate screen, show the cursor
+                os.write(2, b"\x1b[?1049l\x1b[?25h\x1b[0m\r\n")
+
+    def result(self) -> dict[str, Any] | None:
+        """Wait for the choice: the `--print` JSON, or None if the user quit."""
+        try:
+            out, _ = self.proc.communicate()
+        finally:
+            self._restore_terminal()
+        code = self.proc.returncode
+        if code < 0:  # killed: leave the alternate screen, show the cursor
+            with contextlib.suppress(OSError):
+                os.write(2, b"\x1b[?1049l\x1b[?25h\x1b[0m\r\n")
+        if code == 1 and not out.strip():
+            return None
+        if code != 0:
+            raise PickerFailed(f"the menu exited with code {code}")
+        try:
+            data = orjson.loads(out)
+        except orjson.JSONDecodeError as exc:
+            raise PickerFailed(f"the menu printed something unexpected: {exc}") from None
+        if not isinstance(data, dict):
+            raise PickerFailed("the menu printed something unexpected")
+        return data
+
+
+def run_menu(log_dir: Path, agent: str | None) -> dict[str, Any] | None:
+    """Run the launch menu on this terminal; its JSON, or None if cancelled."""
+    return Menu(log_dir, agent).result()
+

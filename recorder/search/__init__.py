@@ -1,0 +1,1 @@
+"""Searching the journal: the query language and the searcher."""

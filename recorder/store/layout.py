@@ -1,0 +1,100 @@
+"""Every path of a log folder (see FORMAT.md), and where the folder is by default."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+SEGMENT_PREFIX = "seg-"
+
+
+SEGMENT_SUFFIX = ".jsonl"
+
+
+SEGMENT_RE = re.compile(r"^seg-(\d{6,})\.jsonl$")
+
+
+def default_log_dir() -> Path:
+    """`$PERSIST_LOG_DIR`, else ~/.local/share/agent-persist/conversation_logs."""
+    env = os.environ.get("PERSIST_LOG_DIR")
+    if env:
+        return Path(env).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    return Path(data) / "agent-persist" / "conversation_logs"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything lives under a log folder."""
+
+    root: Path
+
+    @property
+    def segments(self) -> Path:
+        return self.root / "segments"
+
+    @property
+    def current(self) -> Path:
+        """Symlink to the active segment (`current_session.jsonl`)."""
+        return self.root / "current_session.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def recovery(self) -> Path:
+        return self.root / "recovery"
+
+    @property
+    def index(self) -> Path:
+        return self.root / "metadata_index"
+
+    @property
+    def control(self) -> Path:
+        """Requests to a running recorder (on-demand checkpoints)."""
+        return self.root / "control"
+
+    @property
+    def status(self) -> Path:
+        return self.root / "status.json"
+
+    @property
+    def state(self) -> Path:
+        return self.recovery / "state.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "recorder.lock"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "recorder.log"
+
+    @property
+    def rules(self) -> Path:
+        return self.root / "enrich.toml"
+
+    def segment_path(self, number: int) -> Path:
+        return self.segments / segment_name(number)
+
+
+def segment_name(number: int) -> str:
+    return f"{SEGMENT_PREFIX}{number:06d}{SEGMENT_SUFFIX}"
+
+
+def segment_number(name: str) -> int | None:
+    m = SEGMENT_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def list_segments(layout: Layout) -> list[Path]:
+    """Segment files in journal order."""
+    try:
+        names = [(segment_number(p.name), p) for p in layout.segments.iterdir()]
+    except FileNotFoundError:
+        return []
+    return [p for n, p in sorted((n, p) for n, p in names if n is not None)]
+
