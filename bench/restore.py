@@ -24,10 +24,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from recorder.store.checkpoints import list_checkpoints  # noqa: E402
 from recorder.export.restore import build_bundle  # noqa: E402
+from recorder.store.checkpoints import list_checkpoints  # noqa: E402
 from recorder.store.layout import Layout  # noqa: E402
-from tui.demo import DemoClock, DemoWriter  # noqa: E402
+from tests.demo_journal import DemoClock, DemoWriter  # noqa: E402
 
 WORDS = ("deploy", "migration", "schema", "rollback", "cache", "latency", "parser", "token",
          "budget", "retry", "timeout", "benchmark", "refactor", "database", "index", "agent")

@@ -61,7 +61,7 @@ async def main():
             times.append(time.perf_counter() - t)
         times.sort()
         # Follow: append 10k messages, then one poll + one screen render.
-        from tui.demo import DemoWriter
+        from tests.demo_journal import DemoWriter
         w = DemoWriter.open(root)
         for i in range(10_000):
             w.message(time.time(), "bench", "x" * 700 + f" {i}")
@@ -129,7 +129,7 @@ asyncio.run(main())
 
 def build(root: Path, messages: int) -> None:
     """A journal like a busy day: ~900-byte messages, a checkpoint every 10k."""
-    from tui.demo import AGENTS, DemoWriter
+    from tests.demo_journal import AGENTS, DemoWriter
 
     marker = root / ".complete"
     if marker.exists() and int(marker.read_text()) == messages:

@@ -18,3 +18,7 @@ class CheckpointError(PersistError):
 
 class LaunchError(PersistError):
     """The recorder could not be started (the message says why and what to do)."""
+
+
+class BusError(PersistError):
+    """A broker endpoint cannot be bound or connected to."""

@@ -1,84 +1,31 @@
-"""Shared fixtures: real broker and recorder processes on loopback, temp log folders."""
+"""Fixtures (real broker and recorder processes on loopback), and test kinds by folder.
+
+Each folder is a kind with a marker of the same name: `unit` (in-process, no
+child processes), `process` (real broker, recorder and CLI processes), `tui`
+(the real app through `App.run_test()`), `e2e` (tmux: what a person sees).
+`pytest -m unit` runs the fast ones alone.
+"""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 
-PYTHON = sys.executable
+from tests.support import PYTHON, Bus, Proc
+
+KINDS = ("unit", "process", "tui", "e2e")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-
-
-def read_status(log_dir: Path) -> dict:
-    try:
-        return orjson.loads((log_dir / "status.json").read_bytes())
-    except (OSError, ValueError):
-        return {}
-
-
-def journal_records(log_dir: Path) -> list[dict]:
-    """Every line of every segment, parsed (fails the test on an invalid line)."""
-    out = []
-    for seg in sorted((log_dir / "segments").glob("seg-*.jsonl")):
-        for line in seg.read_bytes().splitlines():
-            out.append(orjson.loads(line))
-    return out
-
-
-class Proc:
-    """A child process of ours, killed at the end of the test whatever happens."""
-
-    def __init__(self, argv: list[str], log: Path) -> None:
-        self.argv = argv
-        self.log = log
-        self._out = open(log, "ab")  # noqa: SIM115 - closed in kill()
-        self.popen = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def signal(self, sig: int) -> None:
-        if self.popen.poll() is None:
-            os.kill(self.popen.pid, sig)
-
-    def wait(self, timeout: float = 10.0) -> int:
-        return self.popen.wait(timeout)
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait(5)
-        self._out.close()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = item.path.parts
+        kind = next((k for k in KINDS if k in parts[parts.index("tests") + 1 :]), None)
+        if kind is None:
+            raise pytest.UsageError(f"{item.nodeid}: every test lives in one of {KINDS}")
+        item.add_marker(getattr(pytest.mark, kind))
 
 
 @pytest.fixture
@@ -94,44 +41,6 @@ def procs(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     for proc in started:
         proc.signal(signal.SIGKILL)
         proc.kill()
-
-
-class Bus:
-    def __init__(self, procs: Callable[..., Proc], tmp_path: Path) -> None:
-        self.procs = procs
-        self.front = f"tcp://127.0.0.1:{free_port()}"
-        self.back = f"tcp://127.0.0.1:{free_port()}"
-        self.log_dir = tmp_path / "logs"
-        self.broker: Proc | None = None
-        self.recorder: Proc | None = None
-
-    def start_broker(self) -> Proc:
-        self.broker = self.procs("broker", "--frontend", self.front, "--backend", self.back,
-                                 name="broker")  # fmt: skip
-        wait_for(lambda: _listening(self.back) and _listening(self.front), what="broker")
-        return self.broker
-
-    def start_recorder(self, *extra: str, wait: bool = True) -> Proc:
-        self.recorder = self.procs(
-            "record", "--broker", self.back, "--log-dir", str(self.log_dir), "--embedded", "no",
-            *extra, name="recorder",
-        )  # fmt: skip
-        if wait:
-            pid = self.recorder.pid
-            wait_for(
-                lambda: (
-                    read_status(self.log_dir).get("pid") == pid
-                    and read_status(self.log_dir).get("connection") == "connected"
-                ),
-                what="recorder connected",
-            )
-        return self.recorder
-
-
-def _listening(endpoint: str) -> bool:
-    port = int(endpoint.rsplit(":", 1)[1])
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture

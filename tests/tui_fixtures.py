@@ -11,8 +11,15 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from tests.demo_journal import (
+    NOW,
+    FixedProbe,
+    build_demo,
+    healthy_status,
+    stopped_status,
+    write_status,
+)
 from tui.app import PersistApp, create_app
-from tui.demo import NOW, FixedProbe, build_demo, healthy_status, stopped_status, write_status
 
 SIZE = (100, 30)
 SMALL = (80, 24)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .selection import Selection
+from recorder.launch.selection import Selection
 
 __all__ = ["Selection", "run_picker"]
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from recorder.store.records import KIND_MESSAGE
 from recorder.search.scan import index_at_time
 from recorder.store.reader import Store
+from recorder.store.records import KIND_MESSAGE
 
 BUCKETS = 480
 SAMPLE = 32

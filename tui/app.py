@@ -20,14 +20,14 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.signal import Signal
 
+from recorder.launch.selection import Selection
+from recorder.search.scan import Searcher, open_searcher
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.layout import Layout
-from recorder.search.scan import Searcher, open_searcher
-from recorder.store.status import Health, assess
 from recorder.store.reader import Store, open_store
+from recorder.store.status import Health, assess
 
 from .diagnostics import Probe
-from .selection import Selection
 from .text import Clock
 
 

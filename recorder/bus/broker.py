@@ -16,6 +16,7 @@ import uuid
 import zmq
 
 from recorder.bus.endpoints import DEFAULT_HWM, DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
+from recorder.errors import BusError
 
 
 class Broker:
@@ -75,7 +76,7 @@ class Broker:
         self._thread.start()
         self._ready.wait()
         if self._error is not None:
-            raise self._error
+            raise BusError(f"cannot bind the broker ({self._error}); is another broker running?")
         return self
 
     def stop(self, timeout: float = 2.0) -> None:

@@ -1,66 +1,105 @@
-"""The ZeroMQ edge of the recorder: the SUB socket, its monitor, and batches handed to the core."""
+"""The ZeroMQ edge of the recorder: the SUB socket and its monitor, the embedded
+broker, and the context they share.
+
+The recorder's core knows nothing of zmq: the receiver hands it batches of frames
+through `BatchSink`, and `Transport` owns every zmq object the recorder process
+has, so the daemon's runner never imports zmq.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
+from typing import Protocol
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from recorder.daemon.core import Recorder
+from recorder.bus.broker import Broker
+from recorder.bus.endpoints import DEFAULT_HWM
 
 _BATCH = 256
-
-
 _BEHIND_AFTER = 4  # full batches in a row before keyword enrichment pauses
-
-
 _DRAIN_ON_STOP = 0.3  # seconds spent taking what zmq still holds when asked to stop
 
 
+class BatchSink(Protocol):
+    """What the receiver feeds (the recorder's core)."""
+
+    @property
+    def backlog_bytes(self) -> int:
+        """Bytes handed over and not yet written: receiving pauses above the limit."""
+        ...
+
+    def record_batch(self, ts: float, messages: list[list[bytes]], *, behind: bool = False) -> int:
+        """Journal messages (lists of frames) received at `ts`."""
+        ...
+
+    def on_connection(self, event: str, ts: float, detail: str = "") -> None:
+        """The broker connection went "connected" or "disconnected"."""
+        ...
+
+    def on_connect_retry(self, ts: float) -> None:
+        """A connection attempt failed and will be retried."""
+        ...
+
+    def on_backlog_pause(self) -> None:
+        """Receiving paused because the disk is behind."""
+        ...
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    endpoint: str  # the broker's XPUB (subscriber) endpoint
+    rcvhwm: int = 10_000  # messages zmq queues inside the recorder
+    heartbeat_ms: int = 1000  # ZMTP heartbeat interval; the timeout is 3x this
+    max_backlog_bytes: int = 32 * 1024 * 1024  # receiving pauses beyond this
+
+
 class Receiver(threading.Thread):
-    def __init__(self, recorder: Recorder, ctx: zmq.Context) -> None:
+    def __init__(self, sink: BatchSink, settings: ReceiverSettings, ctx: zmq.Context) -> None:
         super().__init__(name="persist-receiver", daemon=True)
-        self.recorder = recorder
+        self.sink = sink
+        self.settings = settings
         self.ctx = ctx
         self.stopping = threading.Event()
         self.ready = threading.Event()
 
     def _socket(self) -> zmq.Socket:
-        opts = self.recorder.options
+        s = self.settings
         sub = self.ctx.socket(zmq.SUB)
         sub.linger = 0
-        sub.rcvhwm = opts.rcvhwm
+        sub.rcvhwm = s.rcvhwm
         sub.setsockopt(zmq.RCVBUF, 4 * 1024 * 1024)
         sub.setsockopt(zmq.RECONNECT_IVL, 100)
         sub.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-        sub.setsockopt(zmq.HEARTBEAT_IVL, opts.zmq_heartbeat_ms)
-        sub.setsockopt(zmq.HEARTBEAT_TIMEOUT, opts.zmq_heartbeat_ms * 3)
-        sub.setsockopt(zmq.HEARTBEAT_TTL, opts.zmq_heartbeat_ms * 3)
+        sub.setsockopt(zmq.HEARTBEAT_IVL, s.heartbeat_ms)
+        sub.setsockopt(zmq.HEARTBEAT_TIMEOUT, s.heartbeat_ms * 3)
+        sub.setsockopt(zmq.HEARTBEAT_TTL, s.heartbeat_ms * 3)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         return sub
 
     def run(self) -> None:
-        rec = self.recorder
+        sink = self.sink
         sub = self._socket()
         monitor = sub.get_monitor_socket(
             zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
         )
-        sub.connect(rec.options.broker)
+        sub.connect(self.settings.endpoint)
         self.ready.set()
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
         poller.register(monitor, zmq.POLLIN)
-        limit = rec.options.max_backlog_bytes
+        limit = self.settings.max_backlog_bytes
         paused = False
         full = 0  # consecutive full batches: we are behind the bus
         try:
             while not self.stopping.is_set():
-                if rec.backlog_bytes > limit:
+                if sink.backlog_bytes > limit:
                     # The disk is slower than the bus: leave messages in zmq's queues.
                     if not paused:
-                        rec.counters.backlog_pauses += 1
+                        sink.on_backlog_pause()
                         paused = True
                     self._monitor(monitor, 0)
                     time.sleep(0.002)
@@ -104,7 +143,7 @@ class Receiver(threading.Thread):
                 frames.append(frame.bytes)
             append(frames)
         if batch:
-            self.recorder.record_batch(ts, batch, behind=behind)
+            self.sink.record_batch(ts, batch, behind=behind)
         return len(batch)
 
     def _monitor(self, monitor: zmq.Socket, timeout: int) -> None:
@@ -117,9 +156,51 @@ class Receiver(threading.Thread):
             endpoint = msg.get("endpoint", b"")
             detail = endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self.recorder.on_connection("connected", time.time(), detail)
+                self.sink.on_connection("connected", time.time(), detail)
             elif event == zmq.EVENT_DISCONNECTED:
-                self.recorder.on_connection("disconnected", time.time(), detail)
-            elif event == zmq.EVENT_CONNECT_RETRIED and self.recorder.connection == "connecting":
-                self.recorder.connection_since = self.recorder.connection_since or time.time()
+                self.sink.on_connection("disconnected", time.time(), detail)
+            elif event == zmq.EVENT_CONNECT_RETRIED:
+                self.sink.on_connect_retry(time.time())
 
+
+class Transport:
+    """Every zmq object of a recorder process: the context, the receiver, the embedded broker.
+
+    `start_broker()` before the journal opens (so publishers can connect early),
+    `start_receiver()` once the journal can take writes, `stop_receiver()` to
+    drain, then `close()` (always, in a `finally`).
+    """
+
+    def __init__(self, sink: BatchSink, settings: ReceiverSettings) -> None:
+        self.sink = sink
+        self.settings = settings
+        self.ctx = zmq.Context()
+        self.broker: Broker | None = None
+        self.receiver: Receiver | None = None
+
+    def start_broker(self, publish_endpoint: str) -> Broker:
+        """Host the broker: publishers connect at `publish_endpoint`, we subscribe at ours."""
+        self.broker = Broker(publish_endpoint, self.settings.endpoint, hwm=DEFAULT_HWM).start()
+        return self.broker
+
+    def start_receiver(self) -> Receiver:
+        self.receiver = Receiver(self.sink, self.settings, self.ctx)
+        self.receiver.start()
+        return self.receiver
+
+    def stop_receiver(self, timeout: float = 2.0) -> None:
+        """Stop receiving after draining what zmq holds."""
+        if self.receiver is not None:
+            self.receiver.stopping.set()
+            self.receiver.join(timeout)
+
+    def close(self) -> bool:
+        """Stop the broker and end the context; False if the receiver did not stop in time
+        (its context is then left to the OS rather than hanging on it)."""
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+        if self.receiver is not None and self.receiver.is_alive():
+            return False
+        self.ctx.term()  # every socket was closed by the thread that owned it
+        return True

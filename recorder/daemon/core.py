@@ -42,6 +42,7 @@ from recorder.store.records import (
     encode_frames,
     encode_record,
 )
+from recorder.store.status import process_start_time
 
 log = logging.getLogger("agent_persist.recorder")
 
@@ -104,12 +105,13 @@ class Recorder:
         self.enricher = Enricher.load(rules)
         self.tracker = GapTracker()
         self.digests = DigestCache(self.layout)
+        self.embedded_broker: str | None = None  # publisher endpoint of the broker we host
         self.connection = "connecting"
         self.connection_since: float | None = None
         self.state = "starting"
         self.last_error: dict[str, Any] | None = None
         self.last_checkpoint: Checkpoint | None = None
-        self.process_started = _process_start_time()
+        self.process_started = process_start_time(os.getpid())
         self.first_ts: float | None = None
         self.last_ts: float | None = None
         self._participants: dict[str, int] = {}
@@ -405,6 +407,15 @@ class Recorder:
         self._topics[topic_bytes] = entry
         return entry
 
+    def on_connect_retry(self, ts: float) -> None:
+        """Called by the transport when a connection attempt failed (still connecting)."""
+        if self.connection == "connecting":
+            self.connection_since = self.connection_since or ts
+
+    def on_backlog_pause(self) -> None:
+        """Called by the transport when receiving pauses for the disk."""
+        self.counters.backlog_pauses += 1
+
     def request_reopen(self) -> None:
         """SIGHUP: the sink reopens the active segment, in order with the writes."""
         self.journal.reopen()
@@ -603,7 +614,7 @@ class Recorder:
             "updated": now,
             "log_dir": str(self.layout.root),
             "broker": self.options.broker,
-            "embedded_broker": self.options.embedded_broker,
+            "embedded_broker": self.embedded_broker,
             "state": self.state,
             "connection": self.connection,
             "connection_since": self.connection_since,
@@ -642,11 +653,3 @@ class Recorder:
             atomic_write(self.layout.status, orjson.dumps(self.status(now)), durable=False)
         except OSError as exc:
             self.last_error = {"time": now, "message": f"cannot write status: {exc}"}
-
-
-
-
-def _process_start_time() -> float:
-    import psutil
-
-    return psutil.Process().create_time()

@@ -1,14 +1,35 @@
-"""What a recorder can be told: , and the argv that tells a recorder process."""
+"""What a recorder can be told (`RecorderOptions`), and the argv that tells a recorder process.
+
+`recorder_argv()` is the one place that turns options into a `persist record`
+command line: `persist record --detach`, the launcher, the demo and the systemd
+unit all start recorders with it, so a new option reaches all of them at once.
+"""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
-from recorder.bus.endpoints import DEFAULT_SUBSCRIBE
+from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE, endpoint_free
 from recorder.store.journal import DEFAULT_SEGMENT_BYTES
 
-FSYNC_MODES = ("interval", "always", "never")
+MIB = 1024 * 1024
+
+
+class FsyncMode(StrEnum):
+    INTERVAL = "interval"  # group commit every `fsync_interval`
+    ALWAYS = "always"  # after every write batch
+    NEVER = "never"  # leave it to the OS
+
+
+class EmbeddedMode(StrEnum):
+    """Whether the recorder hosts the broker itself."""
+
+    AUTO = "auto"  # only when the default endpoint is free (nothing answers there)
+    YES = "yes"
+    NO = "no"
 
 
 @dataclass
@@ -17,20 +38,67 @@ class RecorderOptions:
 
     log_dir: Path
     broker: str = DEFAULT_SUBSCRIBE  # the broker's XPUB (subscriber) endpoint
-    fsync: str = "interval"  # "interval" | "always" (after every write batch) | "never" (OS)
+    fsync: FsyncMode = FsyncMode.INTERVAL
     fsync_interval: float = 0.2  # seconds between group commits in "interval" mode
     segment_bytes: int = DEFAULT_SEGMENT_BYTES  # a segment is closed once it reaches this
-    max_message_bytes: int = 16 * 1024 * 1024  # larger messages become "refused" records
+    max_message_bytes: int = 16 * MIB  # larger messages become "refused" records
     checkpoint_interval: float = 300.0  # seconds; 0 = no periodic checkpoints
     status_interval: float = 1.0  # seconds between status.json / state.json writes
-    max_backlog_bytes: int = 32 * 1024 * 1024  # receiving pauses beyond this (zmq queues)
+    max_backlog_bytes: int = 32 * MIB  # receiving pauses beyond this (zmq queues)
     rcvhwm: int = 10_000  # messages zmq queues inside the recorder; beyond, the broker holds them
     zmq_heartbeat_ms: int = 1000  # ZMTP heartbeat interval; the timeout is 3x this
     rules: Path | None = None  # enrichment rules (default: <log_dir>/enrich.toml or built-in)
-    embedded_broker: str | None = None  # publisher endpoint of a broker we host, if any
+    embedded: EmbeddedMode = EmbeddedMode.NO  # host the broker (see `EmbeddedMode`)
+    publish_endpoint: str = DEFAULT_PUBLISH  # where publishers connect to a broker we host
 
     def __post_init__(self) -> None:
         self.log_dir = Path(self.log_dir).expanduser()
-        if self.fsync not in FSYNC_MODES:
-            raise ValueError(f"fsync must be one of {', '.join(FSYNC_MODES)}")
+        try:
+            self.fsync = FsyncMode(self.fsync)
+        except ValueError:
+            modes = ", ".join(m.value for m in FsyncMode)
+            raise ValueError(f"fsync must be one of {modes}") from None
+        try:
+            self.embedded = EmbeddedMode(self.embedded)
+        except ValueError:
+            modes = ", ".join(m.value for m in EmbeddedMode)
+            raise ValueError(f"embedded must be one of {modes}") from None
 
+    def embedded_broker(self) -> str | None:
+        """The publisher endpoint of the broker to host, or None; probes the endpoint for AUTO."""
+        if self.embedded is EmbeddedMode.YES:
+            return self.publish_endpoint
+        if (
+            self.embedded is EmbeddedMode.AUTO
+            and self.broker == DEFAULT_SUBSCRIBE
+            and endpoint_free(self.broker)
+        ):
+            return self.publish_endpoint
+        return None
+
+
+def recorder_argv(
+    options: RecorderOptions, *, python: str = sys.executable, extra: tuple[str, ...] = ()
+) -> list[str]:
+    """`python -m recorder.cli record ...` with every option that differs between callers.
+
+    Sizes are given in MiB on the command line; bytes / 2**20 is exact in a float,
+    so every byte count survives the round trip.
+    """
+    flags = [
+        ("--broker", options.broker),
+        ("--log-dir", str(options.log_dir.resolve())),
+        ("--embedded", options.embedded.value),
+        ("--publish-endpoint", options.publish_endpoint),
+        ("--fsync", options.fsync.value),
+        ("--fsync-interval-ms", f"{options.fsync_interval * 1000:g}"),
+        ("--segment-mb", repr(options.segment_bytes / MIB)),
+        ("--max-message-mb", repr(options.max_message_bytes / MIB)),
+        ("--checkpoint-interval", repr(options.checkpoint_interval)),
+    ]
+    if options.rules:
+        flags.append(("--rules", str(Path(options.rules).resolve())))
+    argv = [python, "-m", "recorder.cli", "record"]
+    for flag, value in flags:
+        argv += [flag, value]
+    return [*argv, *extra]

@@ -1,4 +1,4 @@
-"""The running recorder: the ZeroMQ receiver, the writer and syncer threads, signals.
+"""The running recorder: its threads, signals and main loop (zmq stays in `bus.receiver`).
 
 Threads and who owns what:
 - receiver: the SUB socket and its monitor; encodes each batch into journal lines
@@ -15,20 +15,16 @@ a moment per chunk; its time goes to `write()`, which releases it.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from logging.handlers import RotatingFileHandler
 from types import FrameType
 
-import zmq
-
-from recorder.bus.broker import Broker
-from recorder.bus.endpoints import DEFAULT_HWM
-from recorder.bus.receiver import Receiver
+from recorder.bus.receiver import ReceiverSettings, Transport
 from recorder.daemon.core import Recorder
 from recorder.daemon.options import RecorderOptions
 from recorder.store.fsutil import ensure_private_dir, open_private
@@ -72,7 +68,7 @@ def setup_logging(recorder: Recorder, *, to_stderr: bool) -> logging.Handler:
 def run_recorder(
     options: RecorderOptions,
     *,
-    on_ready: object = None,
+    on_ready: Callable[[str | None], None] | None = None,  # given the embedded endpoint
     to_stderr: bool = True,
     stop_event: threading.Event | None = None,
 ) -> int:
@@ -88,9 +84,16 @@ def run_recorder(
     handler = setup_logging(recorder, to_stderr=to_stderr)
     stop = stop_event or threading.Event()
     reopen = threading.Event()
-    ctx = zmq.Context()
-    broker: Broker | None = None
-    threads: list[Syncer | Receiver] = []
+    transport = Transport(
+        recorder,
+        ReceiverSettings(
+            endpoint=options.broker,
+            rcvhwm=options.rcvhwm,
+            heartbeat_ms=options.zmq_heartbeat_ms,
+            max_backlog_bytes=options.max_backlog_bytes,
+        ),
+    )
+    syncer: Syncer | None = None
     previous: dict[int, object] = {}
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -103,19 +106,19 @@ def run_recorder(
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             previous[sig] = signal.signal(sig, on_signal)
     try:
-        if options.embedded_broker:
-            broker = Broker(options.embedded_broker, options.broker, hwm=DEFAULT_HWM)
-            broker.start()
+        embedded = options.embedded_broker()
+        recorder.embedded_broker = embedded
+        if embedded:
+            broker = transport.start_broker(embedded)
             log.info(
                 "embedded broker: publish to %s, subscribe at %s", broker.frontend, broker.backend
             )
         recorder.open()
         recorder.journal.sink.start()
-        threads = [Syncer(recorder), Receiver(recorder, ctx)]
-        if options.fsync != "interval":
-            threads.pop(0)
-        for t in threads:
-            t.start()
+        if options.fsync == "interval":
+            syncer = Syncer(recorder)
+            syncer.start()
+        transport.start_receiver()
         log.info(
             "recording %s into %s (PID %d, fsync %s)",
             options.broker,
@@ -124,8 +127,8 @@ def run_recorder(
             options.fsync,
         )
         recorder.write_status(time.time())
-        if callable(on_ready):
-            on_ready(recorder)
+        if on_ready is not None:
+            on_ready(embedded)
         while not stop.is_set():
             stop.wait(0.05)
             if reopen.is_set():
@@ -133,20 +136,17 @@ def run_recorder(
                 _reopen(recorder, handler)
             recorder.tick(time.time())
         log.info("stopping: draining and taking the shutdown checkpoint")
-        for t in reversed(threads):  # receiver first: it drains what zmq holds
-            t.stopping.set()
-            t.join(2.0)
+        transport.stop_receiver()  # first: it drains what zmq holds
+        if syncer is not None:
+            syncer.stopping.set()
+            syncer.join(2.0)
         recorder.close()
         log.info("stopped cleanly (%d messages this run)", recorder.counters.written)
         return 0
     finally:
         lock.release()  # the journal is closed (or never opened): a successor may start
-        if broker is not None:
-            broker.stop()
-        if not any(t.is_alive() for t in threads):
-            ctx.term()  # every socket was closed by the thread that owned it
-        else:
-            log.warning("a zmq thread did not stop in time; leaving its context to the OS")
+        if not transport.close():
+            log.warning("the receiver did not stop in time; leaving its context to the OS")
         for sig, old in previous.items():
             signal.signal(sig, old)  # type: ignore[arg-type]
         logging.getLogger("agent_persist").removeHandler(handler)
@@ -164,7 +164,3 @@ def _reopen(recorder: Recorder, handler: logging.Handler) -> None:
             handler.release()
     recorder.request_reopen()
     log.info("reopened files on SIGHUP")
-
-
-def is_address_in_use(exc: BaseException) -> bool:
-    return isinstance(exc, zmq.ZMQError) and exc.errno == errno.EADDRINUSE

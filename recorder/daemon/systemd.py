@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from recorder.daemon.options import RecorderOptions, recorder_argv
 from recorder.store.fsutil import atomic_write
 
 UNIT_NAME = "agent-persist-recorder.service"
@@ -36,23 +37,16 @@ def quote(arg: str) -> str:
 
 @dataclass(frozen=True)
 class UnitConfig:
-    log_dir: Path
-    broker: str  # the broker's subscriber endpoint
-    publish_endpoint: str  # the embedded broker's publisher endpoint
-    embedded: str = "auto"  # "auto" | "yes" | "no"
+    options: RecorderOptions  # what the recorder is told (its argv: `recorder_argv`)
     python: str = sys.executable
-    extra: tuple[str, ...] = ()  # more `persist record` options
     restart_sec: float = 2.0  # seconds before a restart
 
+    @property
+    def log_dir(self) -> Path:
+        return self.options.log_dir
+
     def exec_start(self) -> list[str]:
-        return [
-            self.python, "-m", "recorder.cli", "record",
-            "--broker", self.broker,
-            "--log-dir", str(self.log_dir),
-            "--embedded", self.embedded,
-            "--publish-endpoint", self.publish_endpoint,
-            *self.extra,
-        ]  # fmt: skip
+        return recorder_argv(self.options, python=self.python)
 
 
 def unit_text(cfg: UnitConfig) -> str:

@@ -262,16 +262,20 @@ def _count(summary: DemoSummary) -> None:
 
 
 def _open_tui(root: Path, say: Callable[[str], None]) -> None:
-    import tui
+    """The browser on this terminal (a `persist-tui --print` child: we never load Textual)."""
+    from recorder.export.restore import build_bundle
+    from recorder.launch.menu import Menu, PickerFailed
 
-    selection = tui.run_picker(root)
+    try:
+        selection = Menu(root, None, launch=False).result()
+    except PickerFailed as exc:
+        say(f"persist demo: {exc}")
+        selection = None
     if selection is None or selection.checkpoint_id is None:
         say(_next_steps(root, "", False))
         return
-    from recorder.export.restore import build_bundle
-
     bundle = build_bundle(root, selection.checkpoint_id, agent="demo")
-    say(f"persist demo: restored “{selection.label}” into {bundle.dir}")
+    say(f"persist demo: restored “{selection.label or ''}” into {bundle.dir}")
     say(f"  {bundle.transcript.name}: the conversation as Markdown; {bundle.jsonl.name}: "
         f"every record as stored; {bundle.manifest_path.name}: integrity and gaps")  # fmt: skip
 

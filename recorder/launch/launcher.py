@@ -17,9 +17,7 @@ the terminal and returns the choice as a `LaunchResult`. Without a terminal it
 never draws and never waits: it applies the no-terminal policy (`fresh`, `latest`
 or `cancel`; default `fresh`, or `$PERSIST_NO_TTY_POLICY`) and says so on stderr.
 
-Agents register in `<log-dir>/agents/` (one 0600 file per connected agent, named
-after its PID; files of dead processes are ignored and removed). A recorder
-started by a launcher is noted in `agents/owner.json`. `on_agent_exit` takes a
+Agents register in `<log-dir>/agents/` (see `registry`). `on_agent_exit` takes a
 checkpoint labelled after the agent, unregisters, and stops the recorder only if
 a launcher started it and no other registered agent is still connected: the last
 agent out stops it. A recorder started by hand or by systemd is never stopped.
@@ -34,61 +32,58 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Literal
 
-import orjson
-
-from recorder.errors import LaunchError
+from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE, endpoint_free
+from recorder.daemon.control import stop_recorder
+from recorder.daemon.options import EmbeddedMode, RecorderOptions
+from recorder.daemon.spawn import spawn_recorder
 from recorder.launch.menu import Menu, PickerFailed, is_interactive, run_menu
 from recorder.launch.registry import (
-    AGENTS_DIR,
-    OWNER_FILE,
-    _launch_lock,
-    _proc_started,
-    _slug,
+    forget_owner,
+    launch_lock,
     live_agents,
     recorder_owner,
+    register_agent,
+    write_owner,
 )
-from recorder.store.fsutil import atomic_write, ensure_private_dir, open_private
+from recorder.launch.selection import LaunchChoice, NoTtyPolicy, Selection
 from recorder.store.layout import Layout, default_log_dir
+from recorder.store.status import HEALTHY, STALE, assess
 
 if TYPE_CHECKING:
     from recorder.export.restore import Bundle
     from recorder.store.checkpoints import Checkpoint
     from recorder.store.reader import Record
 
-POLICIES = ("fresh", "latest", "cancel")
 POLICY_ENV = "PERSIST_NO_TTY_POLICY"
-KIND_CHECKPOINT, KIND_FRESH, KIND_CANCELLED = "checkpoint", "fresh", "cancelled"
-# A picker is a callable (log_dir, agent) -> the `persist-tui --print` JSON object,
-# or None when the user quit without a choice. It may raise PickerFailed.
-Picker = Callable[[Path, str | None], dict[str, Any] | None]
+# A picker is a callable (log_dir, agent) -> the menu's choice, or None when the
+# user quit without one. It may raise PickerFailed.
+Picker = Callable[[Path, str | None], Selection | None]
 
 
 @dataclass
 class LaunchResult:
     """What the user (or the no-terminal policy) chose for this agent."""
 
-    kind: str  # "checkpoint", "fresh" or "cancelled"
+    kind: LaunchChoice
     log_dir: Path
     agent: str | None = None
     checkpoint: Checkpoint | None = None
     bundle: Bundle | None = None  # the restore bundle, for a checkpoint
-    decided_by: str = "user"  # "user" (the menu) or "policy" (no terminal)
+    decided_by: Literal["user", "policy"] = "user"  # the menu, or the no-terminal policy
     reason: str = ""
-    selection: dict[str, Any] | None = None  # the menu's JSON, as `persist-tui --print`
+    selection: Selection | None = None  # what the menu chose (as `persist-tui --print`)
     endpoints: dict[str, str] = field(default_factory=dict)  # publish / subscribe
 
     @property
     def cancelled(self) -> bool:
-        return self.kind == KIND_CANCELLED
+        return self.kind is LaunchChoice.CANCELLED
 
     @property
     def checkpoint_id(self) -> str | None:
@@ -129,7 +124,7 @@ class LaunchResult:
             "PERSIST_RESTORE_MANIFEST": str(b.manifest_path) if b else "",
             "PERSIST_RESTORE_TRANSCRIPT": str(b.transcript) if b else "",
             "PERSIST_RESTORE_VERIFIED": "" if verified is None else str(int(verified)),
-            "PERSIST_CHOICE": self.kind,
+            "PERSIST_CHOICE": self.kind.value,
             "PERSIST_AGENT": self.agent or "",
             "PERSIST_PUBLISH_ENDPOINT": self.endpoints.get("publish", ""),
             "PERSIST_SUBSCRIBE_ENDPOINT": self.endpoints.get("subscribe", ""),
@@ -143,26 +138,6 @@ class ExitResult:
     checkpoint: str | None = None
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 class PersistenceLauncher:
     """Recorder lifecycle and restore choice for one agent (see the module docstring)."""
 
@@ -172,8 +147,8 @@ class PersistenceLauncher:
         *,
         broker: str | None = None,  # the broker's subscriber endpoint (XPUB)
         publish_endpoint: str | None = None,  # where publishers connect (XSUB)
-        embedded: str = "auto",  # host the broker: "yes", "no", "auto" (when none answers)
-        no_tty_policy: str | None = None,  # "fresh" | "latest" | "cancel"; env, else fresh
+        embedded: EmbeddedMode | str = "auto",  # host the broker; auto: when none answers
+        no_tty_policy: NoTtyPolicy | str | None = None,  # None: $PERSIST_NO_TTY_POLICY or fresh
         interactive: bool | None = None,  # None: decide from the terminal
         picker: Picker | None = None,  # how the menu is shown (tests inject one)
         start_timeout: float = 10.0,  # seconds for a started recorder to say it records
@@ -186,20 +161,18 @@ class PersistenceLauncher:
         self.log_dir = Path(log_dir).expanduser() if log_dir else default_log_dir()
         self.log_dir = self.log_dir.absolute()
         self.layout = Layout(self.log_dir)
-        if broker is None or publish_endpoint is None:
-            from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
-
-            broker = broker or DEFAULT_SUBSCRIBE
-            publish_endpoint = publish_endpoint or DEFAULT_PUBLISH
-        self.broker = broker
-        self.publish_endpoint = publish_endpoint
-        if embedded not in ("auto", "yes", "no"):
-            raise ValueError("embedded must be auto, yes or no")
-        self.embedded = embedded
-        policy = no_tty_policy or os.environ.get(POLICY_ENV) or "fresh"
-        if policy not in POLICIES:
-            raise ValueError(f"no-terminal policy must be one of {', '.join(POLICIES)}")
-        self.policy = policy
+        self.broker = broker or DEFAULT_SUBSCRIBE
+        self.publish_endpoint = publish_endpoint or DEFAULT_PUBLISH
+        try:
+            self.embedded = EmbeddedMode(embedded)
+        except ValueError:
+            raise ValueError("embedded must be auto, yes or no") from None
+        policy = no_tty_policy or os.environ.get(POLICY_ENV) or NoTtyPolicy.FRESH
+        try:
+            self.policy = NoTtyPolicy(policy)
+        except ValueError:
+            names = ", ".join(p.value for p in NoTtyPolicy)
+            raise ValueError(f"no-terminal policy must be one of {names}") from None
         self.interactive = interactive
         self.picker = picker or run_menu
         self.start_timeout = start_timeout
@@ -236,111 +209,44 @@ class PersistenceLauncher:
     # -- the recorder -----------------------------------------------------------------
     def ensure_recorder(self) -> bool:
         """Make sure a healthy recorder holds the folder; True if we started it."""
-        from recorder.store.status import HEALTHY, STALE, assess
-
         t0 = time.perf_counter()
-        with _launch_lock(self.layout):
+        with launch_lock(self.layout):
             health = assess(self.layout)
-            if health.state == HEALTHY or health.state == STALE:
+            if health.state in (HEALTHY, STALE):
                 if health.state == STALE:
                     self.say(f"the recorder is alive but silent ({health.reason}); using it")
                 self.recorder_pid = health.pid
                 self.started_recorder = False
-                self.timings["recorder"] = time.perf_counter() - t0
-                return False
-            proc = self._spawn_recorder()
-            pid = self._wait_recording(proc)
-            if pid == proc.pid:
-                started = _proc_started(proc.pid)
-                atomic_write(
-                    self.layout.root / AGENTS_DIR / OWNER_FILE,
-                    orjson.dumps({
-                        "recorder_pid": proc.pid,
-                        "recorder_started": started,
-                        "launcher_pid": os.getpid(),
-                        "launcher_started": _proc_started(os.getpid()),
-                        "agent": self.agent,
-                        "started": time.time(),
-                    }),
-                    durable=False,
-                )  # fmt: skip
-                self.started_recorder = True
-            self.recorder_pid = pid
+            else:
+                spawned = spawn_recorder(
+                    self._recorder_options(),
+                    timeout=self.start_timeout,
+                    extra=self.recorder_args,
+                    accept_running=True,  # another launcher's recorder won the race
+                )
+                if spawned.ours:
+                    write_owner(self.layout, spawned.pid, self.agent)
+                self.recorder_pid = spawned.pid
+                self.started_recorder = spawned.ours
         self.timings["recorder"] = time.perf_counter() - t0
         return self.started_recorder
 
-    def _spawn_recorder(self) -> subprocess.Popen[bytes]:
+    def _recorder_options(self) -> RecorderOptions:
+        """Our recorder: auto hosts the broker when nothing answers at its endpoint."""
         embedded = self.embedded
-        if embedded == "auto":
-            from recorder.bus.endpoints import _endpoint_free
-
-            embedded = "yes" if _endpoint_free(self.broker) else "no"
-        argv = [
-            sys.executable, "-m", "recorder.cli", "record",
-            "--broker", self.broker, "--log-dir", str(self.log_dir),
-            "--embedded", embedded, "--publish-endpoint", self.publish_endpoint,
-            *self.recorder_args,
-        ]  # fmt: skip
-        ensure_private_dir(self.log_dir)
-        out = open_private(self.log_dir / "recorder.out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        try:
-            return subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                start_new_session=True,  # outlives this terminal; never gets its Ctrl-C
-                close_fds=True,
-            )
-        finally:
-            os.close(out)
-
-    def _wait_recording(self, proc: subprocess.Popen[bytes]) -> int:
-        from recorder.store.status import HEALTHY, assess
-
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            health = assess(self.layout)
-            recording = health.state == HEALTHY and health.status.get("state") == "recording"
-            if recording and health.pid is not None and (
-                health.pid == proc.pid or proc.poll() is not None
-            ):
-                return health.pid  # ours, or one that won a race with ours
-            code = proc.poll()
-            if code is not None and health.state != HEALTHY:
-                time.sleep(0.05)
-                if assess(self.layout).state == HEALTHY:
-                    continue
-                tail = _tail(self.log_dir / "recorder.out")
-                raise LaunchError(
-                    f"the recorder exited with code {code}: {tail or 'no output'} "
-                    f"(see {self.log_dir / 'recorder.out'})"
-                )
-            time.sleep(0.02)
-        with contextlib.suppress(OSError):
-            proc.terminate()
-        raise LaunchError(
-            f"the recorder (PID {proc.pid}) did not report within {self.start_timeout:.0f}s; "
-            f"see {self.layout.log}"
+        if embedded is EmbeddedMode.AUTO:
+            embedded = EmbeddedMode.YES if endpoint_free(self.broker) else EmbeddedMode.NO
+        return RecorderOptions(
+            log_dir=self.log_dir,
+            broker=self.broker,
+            embedded=embedded,
+            publish_endpoint=self.publish_endpoint,
         )
 
     def _register(self) -> None:
-        folder = ensure_private_dir(self.log_dir / AGENTS_DIR)
-        name = f"{os.getpid()}-{_slug(self.agent)}-{uuid.uuid4().hex[:6]}.agent.json"
-        path = folder / name
-        atomic_write(
-            path,
-            orjson.dumps({
-                "pid": os.getpid(),
-                "started": _proc_started(os.getpid()),
-                "agent": self.agent,
-                "connected": time.time(),
-                "recorder_pid": self.recorder_pid,
-                "started_recorder": self.started_recorder,
-            }),
-            durable=False,
-        )  # fmt: skip
-        self._registration = path
+        self._registration = register_agent(
+            self.layout, self.agent, self.recorder_pid, self.started_recorder
+        )
 
     # -- connect ------------------------------------------------------------------------
     def on_agent_connected(self, agent_name: str | None = None) -> LaunchResult:
@@ -363,7 +269,7 @@ class PersistenceLauncher:
         try:
             if not self.connected:
                 self.ensure_recorder()
-                with _launch_lock(self.layout):
+                with launch_lock(self.layout):
                     self._register()
                 atexit.register(self._exit_quietly)
         except BaseException:
@@ -386,25 +292,24 @@ class PersistenceLauncher:
 
     def _from_menu(self, menu: Menu | None) -> LaunchResult:
         try:
-            data = menu.result() if menu is not None else self.picker(self.log_dir, self.agent)
+            chosen = menu.result() if menu is not None else self.picker(self.log_dir, self.agent)
         finally:
             self._release_messages()
-        if data is None:
-            return LaunchResult(KIND_CANCELLED, self.log_dir, self.agent, reason="quit the menu")
-        if data.get("kind") == KIND_CHECKPOINT and data.get("checkpoint_id"):
-            return self._restore(str(data["checkpoint_id"]), "user", "chosen in the menu", data)
-        return LaunchResult(KIND_FRESH, self.log_dir, self.agent, reason="chosen in the menu",
-                            selection=data)  # fmt: skip
+        if chosen is None:
+            return self._result(LaunchChoice.CANCELLED, reason="quit the menu")
+        if chosen.kind is LaunchChoice.CHECKPOINT and chosen.checkpoint_id:
+            return self._restore(chosen.checkpoint_id, "user", "chosen in the menu", chosen)
+        return self._result(LaunchChoice.FRESH, reason="chosen in the menu", selection=chosen)
 
     def _from_policy(self, why: str) -> LaunchResult:
         from recorder.store.checkpoints import list_checkpoints
 
         what = {
-            "fresh": "starting fresh",
-            "latest": "restoring the latest checkpoint",
-            "cancel": "cancelling",
+            NoTtyPolicy.FRESH: "starting fresh",
+            NoTtyPolicy.LATEST: "restoring the latest checkpoint",
+            NoTtyPolicy.CANCEL: "cancelling",
         }[self.policy]
-        if self.policy == "latest":
+        if self.policy is NoTtyPolicy.LATEST:
             cps = list_checkpoints(self.layout)
             if cps:
                 self.say(f"no menu ({why}); no-terminal policy 'latest': {what} ({cps[0].id})")
@@ -414,12 +319,27 @@ class PersistenceLauncher:
             f"no menu ({why}); no-terminal policy '{self.policy}': {what} "
             f"(--no-tty-policy or ${POLICY_ENV}: fresh, latest, cancel)"
         )
-        kind = KIND_CANCELLED if self.policy == "cancel" else KIND_FRESH
-        return LaunchResult(kind, self.log_dir, self.agent, decided_by="policy",
-                            reason=f"no menu ({why}); policy {self.policy}")  # fmt: skip
+        kind = LaunchChoice.CANCELLED if self.policy is NoTtyPolicy.CANCEL else LaunchChoice.FRESH
+        return self._result(kind, decided_by="policy", reason=f"no menu ({why}); policy {self.policy}")
+
+    def _result(
+        self,
+        kind: LaunchChoice,
+        *,
+        decided_by: Literal["user", "policy"] = "user",
+        reason: str = "",
+        selection: Selection | None = None,
+    ) -> LaunchResult:
+        return LaunchResult(
+            kind, self.log_dir, self.agent, decided_by=decided_by, reason=reason, selection=selection
+        )
 
     def _restore(
-        self, checkpoint_id: str, decided_by: str, reason: str, data: dict[str, Any] | None = None
+        self,
+        checkpoint_id: str,
+        decided_by: Literal["user", "policy"],
+        reason: str,
+        selection: Selection | None = None,
     ) -> LaunchResult:
         from recorder.store.checkpoints import resolve_checkpoint
 
@@ -437,26 +357,28 @@ class PersistenceLauncher:
                     f"restoring {cp.id} with problems: {'; '.join(integrity['problems'])} "
                     f"(listed in {bundle.manifest_path})"
                 )
-        return LaunchResult(KIND_CHECKPOINT, self.log_dir, self.agent, cp, bundle, decided_by,
-                            reason, data)  # fmt: skip
+        result = self._result(
+            LaunchChoice.CHECKPOINT, decided_by=decided_by, reason=reason, selection=selection
+        )
+        result.checkpoint, result.bundle = cp, bundle
+        return result
 
     # -- exit ---------------------------------------------------------------------------
     def on_agent_exit(self) -> ExitResult:
         """Checkpoint, unregister, and stop the recorder if we are the last agent out of
         a launcher-started recorder. Safe to call more than once."""
-        from recorder.store.status import HEALTHY, assess
-
         if not self.connected:
             return ExitResult(False, "not connected")
         cp_id = None
         if self.checkpoint_on_exit and assess(self.layout).state == HEALTHY:
-            from recorder.daemon.control import CheckpointError, request_checkpoint
+            from recorder.daemon.control import request_checkpoint
+            from recorder.errors import CheckpointError
 
             try:
                 cp_id = request_checkpoint(self.layout, f"{self.agent or 'agent'} exited").id
             except (CheckpointError, OSError, StopIteration) as exc:
                 self.say(f"no exit checkpoint: {exc}")
-        with _launch_lock(self.layout):
+        with launch_lock(self.layout):
             if self._registration is not None:
                 with contextlib.suppress(OSError):
                     self._registration.unlink()
@@ -473,8 +395,7 @@ class PersistenceLauncher:
                 return ExitResult(False, f"still connected: {names}", cp_id)
             stopped = self._stop(int(owner["recorder_pid"]), owner.get("recorder_started"))
             if stopped:
-                with contextlib.suppress(OSError):
-                    (self.log_dir / AGENTS_DIR / OWNER_FILE).unlink()
+                forget_owner(self.layout)
                 return ExitResult(True, "last agent out: recorder stopped", cp_id)
             return ExitResult(False, "the recorder did not stop in time", cp_id)
 
@@ -484,14 +405,11 @@ class PersistenceLauncher:
         if not self.started_recorder or owner is None or owner["recorder_pid"] != self.recorder_pid:
             return False
         if self._stop(int(owner["recorder_pid"]), owner.get("recorder_started")):
-            with contextlib.suppress(OSError):
-                (self.log_dir / AGENTS_DIR / OWNER_FILE).unlink()
+            forget_owner(self.layout)
             return True
         return False
 
-    def _stop(self, pid: int, started: Any) -> bool:
-        from recorder.daemon.control import stop_recorder
-
+    def _stop(self, pid: int, started: float | None) -> bool:
         return stop_recorder(self.layout, pid, started, self.stop_timeout, self.say)
 
     def _exit_quietly(self) -> None:
@@ -503,15 +421,3 @@ class PersistenceLauncher:
 
     def __exit__(self, *exc: object) -> None:
         self.on_agent_exit()
-
-
-def _tail(path: Path) -> str:
-    try:
-        lines = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return lines[-1] if lines else ""
-
-
-
-

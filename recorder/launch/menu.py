@@ -8,11 +8,11 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from recorder.errors import PersistError
+from recorder.launch.selection import Selection
 
 
 class PickerFailed(PersistError):
@@ -39,8 +39,10 @@ class Menu:
     whatever happened; Ctrl-C belongs to the menu meanwhile.
     """
 
-    def __init__(self, log_dir: Path, agent: str | None) -> None:
-        argv = [sys.executable, "-m", "tui.cli", "--log-dir", str(log_dir), "--launch", "--print"]
+    def __init__(self, log_dir: Path, agent: str | None, *, launch: bool = True) -> None:
+        argv = [sys.executable, "-m", "tui.cli", "--log-dir", str(log_dir), "--print"]
+        if launch:  # the launch menu; without it, the browser picks a checkpoint
+            argv.append("--launch")
         if agent:
             argv += ["--agent", agent]
         self._saved = None
@@ -79,8 +81,8 @@ class Menu:
             with contextlib.suppress(OSError):  # leave the alternate screen, show the cursor
                 os.write(2, b"\x1b[?1049l\x1b[?25h\x1b[0m\r\n")
 
-    def result(self) -> dict[str, Any] | None:
-        """Wait for the choice: the `--print` JSON, or None if the user quit."""
+    def result(self) -> Selection | None:
+        """Wait for the choice (the `--print` JSON, read back), or None if the user quit."""
         try:
             out, _ = self.proc.communicate()
         finally:
@@ -94,15 +96,11 @@ class Menu:
         if code != 0:
             raise PickerFailed(f"the menu exited with code {code}")
         try:
-            data = orjson.loads(out)
-        except orjson.JSONDecodeError as exc:
+            return Selection.from_json(orjson.loads(out))
+        except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
             raise PickerFailed(f"the menu printed something unexpected: {exc}") from None
-        if not isinstance(data, dict):
-            raise PickerFailed("the menu printed something unexpected")
-        return data
 
 
-def run_menu(log_dir: Path, agent: str | None) -> dict[str, Any] | None:
-    """Run the launch menu on this terminal; its JSON, or None if cancelled."""
+def run_menu(log_dir: Path, agent: str | None) -> Selection | None:
+    """Run the launch menu on this terminal; the choice, or None if cancelled."""
     return Menu(log_dir, agent).result()
-

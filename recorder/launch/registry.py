@@ -1,4 +1,11 @@
-"""The agents/ folder: which agents are connected, who started the recorder, the launch lock."""
+"""The agents/ folder: which agents are connected, who started the recorder, the launch lock.
+
+Agents register in `<log-dir>/agents/` (one 0600 file per connected agent, named
+after its PID; files of dead processes, or of reused PIDs, are ignored and
+removed). A recorder started by a launcher is noted in `agents/owner.json`, so
+the last agent out can stop it; a recorder started any other way has no owner
+file and is never stopped by a launcher.
+"""
 
 from __future__ import annotations
 
@@ -7,44 +14,50 @@ import fcntl
 import os
 import re
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import orjson
+
 from recorder.errors import LaunchError
-from recorder.store.fsutil import ensure_private_dir, open_private, read_json_object
+from recorder.store.fsutil import atomic_write, ensure_private_dir, open_private, read_json_object
 from recorder.store.layout import Layout
-
-AGENTS_DIR = "agents"
-
-
-OWNER_FILE = "owner.json"
-
-
-LOCK_FILE = "launch.lock"
-
-
-# -- the agents/ folder ---------------------------------------------------------------
-def _proc_started(pid: int) -> float | None:
-    import psutil
-
-    try:
-        return float(psutil.Process(pid).create_time())
-    except (psutil.Error, ValueError):
-        return None
+from recorder.store.status import assess, process_matches, process_start_time
 
 
 def _alive(pid: Any, started: Any) -> bool:
-    from recorder.store.status import process_matches
-
     return isinstance(pid, int) and pid > 0 and process_matches(pid, started)
+
+
+def _slug(name: str | None) -> str:
+    return re.sub(r"[^a-zA-Z0-9_.-]+", "-", name or "agent").strip("-.")[:40] or "agent"
+
+
+def register_agent(
+    layout: Layout, agent: str | None, recorder_pid: int | None, started_recorder: bool
+) -> Path:
+    """Register this process as a connected agent; returns its registration file."""
+    folder = ensure_private_dir(layout.agents)
+    path = folder / f"{os.getpid()}-{_slug(agent)}-{uuid.uuid4().hex[:6]}.agent.json"
+    record = {
+        "pid": os.getpid(),
+        "started": process_start_time(os.getpid()),
+        "agent": agent,
+        "connected": time.time(),
+        "recorder_pid": recorder_pid,
+        "started_recorder": started_recorder,
+    }
+    atomic_write(path, orjson.dumps(record), durable=False)
+    return path
 
 
 def live_agents(layout: Layout, *, prune: bool = True) -> list[dict[str, Any]]:
     """Agents registered with this log folder whose process still runs."""
-    folder = layout.root / AGENTS_DIR
     found = []
     try:
-        paths = sorted(p for p in folder.iterdir() if p.name.endswith(".agent.json"))
+        paths = sorted(p for p in layout.agents.iterdir() if p.name.endswith(".agent.json"))
     except FileNotFoundError:
         return []
     for path in paths:
@@ -57,11 +70,23 @@ def live_agents(layout: Layout, *, prune: bool = True) -> list[dict[str, Any]]:
     return found
 
 
+def write_owner(layout: Layout, recorder_pid: int, agent: str | None) -> None:
+    """Note that this launcher started the recorder `recorder_pid`."""
+    owner = {
+        "recorder_pid": recorder_pid,
+        "recorder_started": process_start_time(recorder_pid),
+        "launcher_pid": os.getpid(),
+        "launcher_started": process_start_time(os.getpid()),
+        "agent": agent,
+        "started": time.time(),
+    }
+    ensure_private_dir(layout.agents)
+    atomic_write(layout.owner, orjson.dumps(owner), durable=False)
+
+
 def recorder_owner(layout: Layout) -> dict[str, Any] | None:
     """`agents/owner.json` if it names the recorder running now (a launcher started it)."""
-    from recorder.store.status import assess
-
-    owner = read_json_object(layout.root / AGENTS_DIR / OWNER_FILE)
+    owner = read_json_object(layout.owner)
     if owner is None:
         return None
     health = assess(layout)
@@ -72,11 +97,16 @@ def recorder_owner(layout: Layout) -> dict[str, Any] | None:
     return owner
 
 
+def forget_owner(layout: Layout) -> None:
+    with contextlib.suppress(OSError):
+        layout.owner.unlink()
+
+
 @contextlib.contextmanager
-def _launch_lock(layout: Layout, timeout: float = 30.0) -> Iterator[None]:
+def launch_lock(layout: Layout, timeout: float = 30.0) -> Iterator[None]:
     """Serializes launchers of one folder while they decide to start or stop the recorder."""
-    folder = ensure_private_dir(layout.root / AGENTS_DIR)
-    fd = open_private(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    ensure_private_dir(layout.agents)
+    fd = open_private(layout.launch_lock, os.O_RDWR | os.O_CREAT)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -85,13 +115,8 @@ def _launch_lock(layout: Layout, timeout: float = 30.0) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise LaunchError(f"another launcher holds {folder / LOCK_FILE}") from None
+                    raise LaunchError(f"another launcher holds {layout.launch_lock}") from None
                 time.sleep(0.02)
         yield
     finally:
         os.close(fd)
-
-
-def _slug(name: str | None) -> str:
-    return re.sub(r"[^a-zA-Z0-9_.-]+", "-", name or "agent").strip("-.")[:40] or "agent"
-

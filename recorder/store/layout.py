@@ -8,11 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SEGMENT_PREFIX = "seg-"
-
-
 SEGMENT_SUFFIX = ".jsonl"
-
-
 SEGMENT_RE = re.compile(r"^seg-(\d{6,})\.jsonl$")
 
 
@@ -76,6 +72,34 @@ class Layout:
     @property
     def rules(self) -> Path:
         return self.root / "enrich.toml"
+
+    @property
+    def recorder_out(self) -> Path:
+        """Output of a recorder started in the background (its last line says why it exited)."""
+        return self.root / "recorder.out"
+
+    @property
+    def agents(self) -> Path:
+        """One registration file per connected agent (`<pid>-<name>-<id>.agent.json`)."""
+        return self.root / "agents"
+
+    @property
+    def owner(self) -> Path:
+        """Written by the launcher that started the running recorder."""
+        return self.agents / "owner.json"
+
+    @property
+    def launch_lock(self) -> Path:
+        """Serializes launchers of this folder while they start or stop the recorder."""
+        return self.agents / "launch.lock"
+
+    @property
+    def restore(self) -> Path:
+        """Restore bundles, one folder per checkpoint."""
+        return self.root / "restore"
+
+    def bundle(self, checkpoint_id: str) -> Path:
+        return self.restore / checkpoint_id
 
     def segment_path(self, number: int) -> Path:
         return self.segments / segment_name(number)

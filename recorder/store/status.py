@@ -59,6 +59,16 @@ def process_matches(pid: int, started: float | None) -> bool:
     return started is None or abs(created - float(started)) < 1.0
 
 
+def process_start_time(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), or None if it is gone."""
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.Error, ValueError):
+        return None
+
+
 def assess(layout: Layout, now: float | None = None) -> Health:
     now = time.time() if now is None else now
     status = read_status(layout)

@@ -14,8 +14,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from recorder.store.layout import segment_name
 from recorder.search.query import Query, match_spans
+from recorder.store.layout import segment_name
 from recorder.store.reader import Record
 
 from ..text import Clock, safe_text

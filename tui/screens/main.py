@@ -17,14 +17,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Sparkline, Static, TabbedContent, TabPane
 from textual.worker import get_current_worker
 
-from recorder.store.checkpoints import Checkpoint
+from recorder.launch.selection import Selection
 from recorder.search.query import Query, QueryError, parse_query
 from recorder.search.scan import SearchProgress
+from recorder.store.checkpoints import Checkpoint
 
 from ..activity import Activity, compute_activity
 from ..diagnostics import Diagnostics
 from ..preview import Preview, build_preview
-from ..selection import Selection
 from ..text import count, one_line
 from ..widgets.activity_strip import ActivityStrip
 from ..widgets.checkpoint_list import CheckpointList

@@ -13,9 +13,9 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Static
 
+from recorder.export.restore import RangeIntegrity, check_range
 from recorder.store.checkpoints import Checkpoint, Verification, verify_checkpoint
 from recorder.store.layout import segment_name
-from recorder.export.restore import RangeIntegrity, check_range
 
 from ..text import count, one_line
 

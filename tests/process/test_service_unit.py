@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from recorder.daemon.options import RecorderOptions, recorder_argv
 from recorder.daemon.systemd import UNIT_NAME, UnitConfig, quote, unit_text
-from tests.conftest import Bus, read_status, wait_for
+from tests.support import Bus, read_status, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,16 +46,20 @@ def test_quoting_follows_systemd_rules() -> None:
 
 def test_unit_restarts_on_failure_only_and_runs_the_recorder(tmp_path: Path) -> None:
     log_dir = tmp_path / "log dir with space%"
-    cfg = UnitConfig(log_dir=log_dir, broker="tcp://127.0.0.1:5555",
-                     publish_endpoint="tcp://127.0.0.1:5559", embedded="auto")  # fmt: skip
+    options = RecorderOptions(log_dir=log_dir, broker="tcp://127.0.0.1:5555",
+                              publish_endpoint="tcp://127.0.0.1:5559", embedded="auto")
+    cfg = UnitConfig(options)
     unit = parse(unit_text(cfg))
     service = unit["Service"]
     assert service["Restart"] == "on-failure" and service["Type"] == "simple"
     assert service["KillSignal"] == "SIGTERM" and service["UMask"] == "0077"
     assert unit["Install"]["WantedBy"] == "default.target"
-    assert exec_argv(unit) == [sys.executable, "-m", "recorder.cli", "record", "--broker",
-                               "tcp://127.0.0.1:5555", "--log-dir", str(log_dir), "--embedded",
-                               "auto", "--publish-endpoint", "tcp://127.0.0.1:5559"]  # fmt: skip
+    argv = exec_argv(unit)
+    assert argv == recorder_argv(options)  # the one argv every recorder is started with
+    assert argv[:4] == [sys.executable, "-m", "recorder.cli", "record"]
+    flags = dict(zip(argv[4::2], argv[5::2], strict=True))
+    assert flags["--broker"] == "tcp://127.0.0.1:5555" and flags["--log-dir"] == str(log_dir)
+    assert flags["--embedded"] == "auto" and flags["--publish-endpoint"] == "tcp://127.0.0.1:5559"
 
 
 def test_install_status_uninstall(tmp_path: Path, bus: Bus) -> None:
@@ -108,8 +113,8 @@ def test_default_unit_dir_is_the_user_config(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
     path = tmp_path / UNIT_NAME
-    cfg = UnitConfig(log_dir=tmp_path / "logs", broker="tcp://127.0.0.1:5555",
-                     publish_endpoint="tcp://127.0.0.1:5559")  # fmt: skip
+    cfg = UnitConfig(RecorderOptions(log_dir=tmp_path / "logs", broker="tcp://127.0.0.1:5555",
+                                     publish_endpoint="tcp://127.0.0.1:5559"))
     path.write_text(unit_text(cfg))
     out = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True,
                          text=True, timeout=30)  # fmt: skip

@@ -2,45 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import stat
 from pathlib import Path
 
 import orjson
 import pytest
 
+from recorder.export.restore import Bundle, build_bundle, check_range
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.layout import Layout
-from recorder.export.restore import Bundle, build_bundle, check_range
 from recorder.store.reader import open_store
-from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
-from tui.demo import DemoClock, DemoWriter
-from tui.screens.restore import RestoreScreen
-from tui.screenshots import settle
-
-T0 = 1_800_000_000.0
-
-
-def journal(root: Path, *, gap: bool = False, bad: bool = False) -> tuple[Checkpoint, int]:
-    """Messages, a checkpoint, then messages after it; returns (checkpoint, messages in it)."""
-    clock = DemoClock(T0)
-    w = DemoWriter.open(root, segment_bytes=4096, clock=clock)  # several segments
-    t = T0
-    for i in range(40):
-        t += 1
-        clock.now = t
-        w.message(t, ("planner", "coder")[i % 2], f"message {i} \x1b[31mred\x1b[0m", topic="chat")
-        if gap and i == 10:
-            w.gap(t, "coder", 3, 7)
-        if bad and i == 20:
-            w.bad_line()
-            w.record(t, "corrupt", segment="seg-000002.jsonl", offset=10, length=99,
-                     quarantine="recovery/seg-000002.jsonl.10.corrupt", reason="torn tail")
-    cp = w.checkpoint(t + 1, "half way", "manual")
-    for i in range(5):
-        w.message(t + 10 + i, "coder", f"after the checkpoint {i}")
-    w.close()
-    return cp, 40
+from tests.demo_journal import RESTORE_T0 as T0
+from tests.demo_journal import restore_journal as journal
 
 
 def stored_lines_upto(root: Path, cp: Checkpoint) -> list[bytes]:
@@ -134,38 +107,8 @@ def test_rebuild_keeps_an_identical_bundle_and_replaces_a_changed_one(tmp_path: 
     assert sorted(p.name for p in (root / "restore").iterdir()) == [cp.id]
 
 
-def test_persist_restore_command(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    root = tmp_path / "logs"
-    cp, _ = journal(root, gap=True)
-    out = subprocess.run(
-        [sys.executable, "-m", "recorder.cli", "restore", "latest", "--log-dir", str(root)],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert cp.id in out.stdout and "warning: 1 gap, 3 messages known lost" in out.stdout
-    data = json.loads((root / "restore" / cp.id / "manifest.json").read_text())
-    assert data["integrity"]["gaps"] == 1
 
 
-@pilot_test
-async def test_restore_confirmation_shows_gaps_and_damage_in_range(tmp_path: Path) -> None:
-    root = demo_dir(tmp_path)  # the demo journal has a gap, a bad line and a refused message
-    app = make_app(root)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("r")  # the newest checkpoint covers all of them
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, RestoreScreen)
-        shown = plain(screen.query_one("#restore-integrity"))
-        assert "journal matches the checkpoint digest" in shown
-        assert "1 gap, 4 messages known lost" in shown
-        assert "1 damaged line" in shown and "1 refused message" in shown
-        assert screen.integrity is not None and screen.integrity.bad_line_count == 1
-        assert not screen.query_one("#confirm").disabled
 
 
 def test_manifest_is_json_with_every_field(tmp_path: Path) -> None:

@@ -5,31 +5,26 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from recorder.store.layout import Layout
-from recorder.launch.launcher import PersistenceLauncher, PickerFailed
+from recorder.launch.launcher import PersistenceLauncher
+from recorder.launch.menu import PickerFailed
 from recorder.launch.registry import live_agents, recorder_owner
-from recorder.store.status import assess
+from recorder.launch.selection import Selection
+from recorder.store.layout import Layout
 from recorder.store.reader import open_store
-from tests.conftest import Bus, free_port, read_status, wait_for
+from recorder.store.status import assess
+from tests.support import FAKE_AGENT, Bus, endpoints, healthy, read_status, wait_for
 from tests.tui_fixtures import demo_dir
 
 pytestmark = pytest.mark.timeout(120)
-FAKE_AGENT = Path(__file__).with_name("fake_agent.py")
 
-
-def endpoints() -> dict[str, str]:
-    return {"broker": f"tcp://127.0.0.1:{free_port()}",
-            "publish_endpoint": f"tcp://127.0.0.1:{free_port()}"}  # fmt: skip
 
 
 def launcher(log_dir: Path, eps: dict[str, str], **kw: object) -> PersistenceLauncher:
@@ -37,26 +32,6 @@ def launcher(log_dir: Path, eps: dict[str, str], **kw: object) -> PersistenceLau
     kw.setdefault("stderr", io.StringIO())
     return PersistenceLauncher(log_dir, embedded="yes", **eps, **kw)  # type: ignore[arg-type]
 
-
-def healthy(log_dir: Path) -> bool:
-    return assess(Layout(log_dir)).state == "healthy"
-
-
-def test_import_is_light() -> None:
-    code = ("import sys; from recorder.launch.launcher import PersistenceLauncher; "
-            "from recorder import PersistenceLauncher as P; assert P is PersistenceLauncher; "
-            "print(' '.join(sorted(sys.modules)))")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    loaded = {m.split(".")[0] for m in out.stdout.split()}
-    assert not loaded & {"zmq", "textual", "rich", "psutil"}
-
-
-@pytest.mark.parametrize("module", ["recorder.export.restore", "recorder.export.writers", "recorder.daemon.systemd",
-                                    "recorder.launch.demo"])  # fmt: skip
-def test_restore_export_service_never_load_zmq_or_textual(module: str) -> None:
-    code = f"import sys, {module}; print(' '.join(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert not {m.split(".")[0] for m in out.stdout.split()} & {"zmq", "textual"}
 
 
 def test_started_reused_and_stopped_only_when_the_last_agent_leaves(tmp_path: Path) -> None:
@@ -156,8 +131,9 @@ def test_no_terminal_policies_and_lazy_messages(tmp_path: Path, monkeypatch) -> 
         from_env.on_agent_exit()
 
         # an injected menu: cancelled, chosen, and a failing menu falls back to the policy
-        for picked, kind in ((None, "cancelled"), ({"kind": "fresh"}, "fresh"),
-                             ({"kind": "checkpoint", "checkpoint_id": cps[2].id}, "checkpoint")):
+        chosen = Selection.from_json({"kind": "checkpoint", "checkpoint_id": cps[2].id})
+        for picked, kind in ((None, "cancelled"), (Selection.fresh(log_dir), "fresh"),
+                             (chosen, "checkpoint")):
             pl = launcher(log_dir, eps, interactive=True, picker=lambda *_a, p=picked: p)
             res = pl.on_agent_connected("menu")
             assert res.kind == kind and res.decided_by == "user"
@@ -244,53 +220,5 @@ def test_persist_launch_cancel_policy_does_not_run_the_agent(tmp_path: Path) -> 
     assert assess(Layout(log_dir)).state == "stopped"
 
 
-class Tmux:
-    def __init__(self, command: str, cwd: Path) -> None:
-        self.name = f"persist-launch-{uuid.uuid4().hex[:8]}"
-        env = {**os.environ, "TERM": "xterm-256color"}
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "100", "-y", "30",
-                        "-c", str(cwd), command], check=True, env=env)  # fmt: skip
-
-    def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
-
-    def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
-                              capture_output=True, text=True).stdout  # fmt: skip
-
-    def wait_for(self, text: str, timeout: float = 30.0) -> str:
-        return str(wait_for(lambda: text in (s := self.screen()) and s, timeout=timeout,
-                            what=f"{text!r} on screen"))  # fmt: skip
-
-    def kill(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-def test_launch_menu_on_a_terminal_then_the_agent_gets_the_terminal(tmp_path: Path) -> None:
-    log_dir = demo_dir(tmp_path)
-    eps = endpoints()
-    report, rc = tmp_path / "report.json", tmp_path / "rc"
-    persist = Path(sys.executable).parent / "persist"
-    command = (f"{persist} launch --agent coder --log-dir {log_dir} --broker {eps['broker']} "
-               f"--publish-endpoint {eps['publish_endpoint']} --embedded yes -- "
-               f"{sys.executable} {FAKE_AGENT} {report}; echo $? > {rc}")  # fmt: skip
-    tmux = Tmux(command, tmp_path)
-    try:
-        tmux.wait_for("Welcome back, coder")
-        tmux.wait_for("auto #7")
-        assert healthy(log_dir)  # the recorder was started before the menu
-        tmux.keys("c")  # continue from the latest checkpoint
-        tmux.wait_for("In range:")
-        tmux.keys("Enter")
-        wait_for(lambda: rc.exists() and rc.read_text().strip(), timeout=30, what="exit code")
-    finally:
-        tmux.kill()
-    assert rc.read_text().strip() == "0"
-    data = json.loads(report.read_text())
-    latest = open_store(log_dir).checkpoints()
-    assert data["env"]["PERSIST_CHECKPOINT"] in {c.id for c in latest}
-    assert data["env"]["PERSIST_CHOICE"] == "checkpoint"
-    assert data["stdin_tty"] and data["stdout_tty"]  # the terminal was handed over
-    assert data["bundle"]["manifest"]["integrity"]["gaps"] == 1
-    assert assess(Layout(log_dir)).state == "stopped"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from recorder.store.layout import Layout
-from recorder.store.status import assess
 from recorder.store.reader import open_store
-from tests.conftest import journal_records
+from recorder.store.status import assess
+from tests.support import journal_records
 
 pytestmark = pytest.mark.timeout(120)
 

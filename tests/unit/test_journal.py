@@ -11,12 +11,17 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recorder.store.checkpoints import list_checkpoints, sanitize_label, verify_checkpoint, write_checkpoint
 from recorder.daemon.control import request_checkpoint
-from recorder.store.records import KIND_MESSAGE, decode_frames, encode_frames, encode_record
-from recorder.store.layout import Layout
+from recorder.store.checkpoints import (
+    list_checkpoints,
+    sanitize_label,
+    verify_checkpoint,
+    write_checkpoint,
+)
 from recorder.store.journal import Journal
+from recorder.store.layout import Layout
 from recorder.store.reader import KIND_BAD_LINE, Store, open_store
+from recorder.store.records import KIND_MESSAGE, decode_frames, encode_frames, encode_record
 
 frame = st.one_of(
     st.binary(max_size=64),

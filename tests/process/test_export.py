@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from recorder.store.reader import open_store
-from tui.demo import DemoClock, DemoWriter
+from tests.demo_journal import DemoClock, DemoWriter
 
 T0 = 1_800_000_000.0
 TEXTS = [

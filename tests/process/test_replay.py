@@ -13,7 +13,7 @@ import zmq
 
 from recorder.bus.publisher import Publisher
 from recorder.bus.replay import mark
-from tests.conftest import Bus, journal_records, read_status, wait_for
+from tests.support import Bus, journal_records, read_status, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,6 +1,6 @@
 """Snapshot tests: every screen at a fixed size, on the fixed demo journal and clock.
 
-The scenes are the ones `python -m tui.screenshots` renders for the README.
+The scenes are the ones `python -m tests.screenshots` renders for the README.
 Update with `pytest tests/test_tui_snapshots.py --snapshot-update` after looking
 at the report.
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tui.demo import build_demo
-from tui.screenshots import SCENES, Scene, prepare
+from tests.demo_journal import build_demo
+from tests.screenshots import SCENES, Scene, prepare
 
 pytestmark = pytest.mark.timeout(180)
 BY_NAME = {s.name: s for s in SCENES}

@@ -15,8 +15,7 @@ import zmq
 
 from recorder.bus.publisher import Publisher
 from recorder.store.reader import open_store
-
-from .conftest import PYTHON, Bus, journal_records, read_status, wait_for
+from tests.support import PYTHON, Bus, journal_records, read_status, wait_for
 
 
 def messages(log_dir: Path) -> list[dict]:
@@ -346,7 +345,7 @@ def test_store_follows_the_live_journal(bus: Bus) -> None:
 
 
 def test_recorder_with_embedded_broker_stops_cleanly_every_time(procs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from .conftest import free_port
+    from tests.support import free_port
 
     # Stopping the embedded broker once tore down sockets its thread still used
     # (libzmq aborted in about 1 stop out of 7); each stop must now exit 0.

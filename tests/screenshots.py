@@ -1,4 +1,4 @@
-"""Regenerate screenshots/*.svg from the fixed demo journal: `python -m tui.screenshots`.
+"""Regenerate screenshots/*.svg from the fixed demo journal: `python -m tests.screenshots`.
 
 The same scenes drive the snapshot tests, so what the README shows is what is tested.
 """
@@ -15,8 +15,15 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from .app import PersistApp, create_app
-from .demo import NOW, FixedProbe, build_demo, healthy_status, stopped_status, write_status
+from tests.demo_journal import (
+    NOW,
+    FixedProbe,
+    build_demo,
+    healthy_status,
+    stopped_status,
+    write_status,
+)
+from tui.app import PersistApp, create_app
 
 Steps = Callable[[Any], Awaitable[None]]
 
@@ -53,7 +60,7 @@ def diagnostics_history(samples: int) -> Steps:
     async def run(pilot: Any) -> None:
         await settle(pilot)
         await pilot.press("4")
-        from .screens.main import MainScreen
+        from tui.screens.main import MainScreen
 
         main = next(s for s in pilot.app.screen_stack if isinstance(s, MainScreen))
         for _ in range(samples):

@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 
 from recorder.store.checkpoints import Checkpoint, DigestCache, write_checkpoint
+from recorder.store.journal import Journal
 from recorder.store.layout import Layout
 from recorder.store.records import encode_frames
-from recorder.store.journal import Journal
 
 BASE_TS = 1_715_677_200.0  # 2024-05-14 09:00:00 UTC
 AGENTS = ("planner", "coder", "reviewer", "tester")
@@ -251,7 +251,7 @@ class FixedProbe:
     PID = 4242
 
     def __init__(self) -> None:
-        from .diagnostics import Probe
+        from tui.diagnostics import Probe
 
         self._probe = Probe()
         self.samples = 0
@@ -260,8 +260,7 @@ class FixedProbe:
         import math
 
         from recorder.store.status import Health
-
-        from .diagnostics import ProcessInfo
+        from tui.diagnostics import ProcessInfo
 
         diag = self._probe.collect(log_dir, now)
         h = diag.health
@@ -277,3 +276,28 @@ class FixedProbe:
         if diag.disk_used is not None:
             diag.disk_used, diag.disk_free, diag.disk_total = 118_784, 85 << 30, 250 << 30
         return diag
+
+
+RESTORE_T0 = 1_800_000_000.0
+
+
+def restore_journal(root: Path, *, gap: bool = False, bad: bool = False) -> tuple[Checkpoint, int]:
+    """Messages, a checkpoint, then messages after it; returns (checkpoint, messages in it)."""
+    clock = DemoClock(RESTORE_T0)
+    w = DemoWriter.open(root, segment_bytes=4096, clock=clock)  # several segments
+    t = RESTORE_T0
+    for i in range(40):
+        t += 1
+        clock.now = t
+        w.message(t, ("planner", "coder")[i % 2], f"message {i} \x1b[31mred\x1b[0m", topic="chat")
+        if gap and i == 10:
+            w.gap(t, "coder", 3, 7)
+        if bad and i == 20:
+            w.bad_line()
+            w.record(t, "corrupt", segment="seg-000002.jsonl", offset=10, length=99,
+                     quarantine="recovery/seg-000002.jsonl.10.corrupt", reason="torn tail")
+    cp = w.checkpoint(t + 1, "half way", "manual")
+    for i in range(5):
+        w.message(t + 10 + i, "coder", f"after the checkpoint {i}")
+    w.close()
+    return cp, 40

@@ -7,17 +7,17 @@ from pathlib import Path
 import orjson
 import pytest
 
+from recorder.launch.selection import Selection
 from recorder.store.layout import Layout
 from recorder.store.reader import open_store
+from tests.demo_journal import NOW, DemoClock, DemoWriter
+from tests.screenshots import settle
 from tests.tui_fixtures import SIZE, SMALL, demo_dir, make_app, pilot_test, plain
-from tui.demo import NOW, DemoClock, DemoWriter
 from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
 from tui.screens.launch import LaunchScreen
 from tui.screens.main import MainScreen
 from tui.screens.restore import RestoreScreen
-from tui.screenshots import settle
-from tui.selection import Selection
 from tui.widgets.checkpoint_list import CheckpointList
 from tui.widgets.record_list import RecordList
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from recorder.search.query import Query, QueryError, match_spans, parse_query
 from recorder.search.scan import ScanSearcher, index_at_time, open_searcher
 from recorder.store.reader import open_store
-from tui.demo import BASE_TS, NOW, DemoClock, DemoWriter
+from tests.demo_journal import BASE_TS, NOW, DemoClock, DemoWriter
 
 TS = datetime(2024, 5, 15, 12, 0, tzinfo=UTC).timestamp()
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.demo_journal import AGENTS, DemoWriter
+from tests.screenshots import settle
 from tests.tui_fixtures import make_app, pilot_test, plain
-from tui.demo import AGENTS, DemoWriter
 from tui.screens.main import MainScreen
-from tui.screenshots import settle
 from tui.widgets.record_list import RecordList
 
 pytestmark = pytest.mark.timeout(180)

@@ -1,0 +1,1 @@
+"""`persist`: one module per command group; `python -m recorder.cli` runs it."""

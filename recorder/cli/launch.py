@@ -1,0 +1,112 @@
+"""`persist launch` and `persist demo`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
+from recorder.cli.common import fail
+
+
+# -- launch / restore / replay / export / service / demo --------------------------------
+def cmd_launch(args: argparse.Namespace) -> int:
+    from recorder.errors import LaunchError
+    from recorder.launch.launcher import PersistenceLauncher
+    from recorder.launch.run_agent import run_agent
+
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        return fail("nothing to launch: persist launch [--agent NAME] -- COMMAND [ARGS...]", 2)
+    agent = args.agent or os.path.basename(command[0])
+    try:
+        launcher = PersistenceLauncher(
+            args.log_dir,
+            broker=args.broker,
+            publish_endpoint=args.publish_endpoint,
+            embedded=args.embedded,
+            no_tty_policy=args.no_tty_policy,
+            start_timeout=args.wait,
+        )
+    except ValueError as exc:
+        return fail(str(exc), 2)
+
+    def leave(signum: int, _frame: object) -> None:  # before the agent runs: clean exit step
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        try:
+            result = launcher.on_agent_connected(agent)
+        except LaunchError as exc:
+            return fail(f"cannot start persistence: {exc}")
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if result.cancelled:
+            print(f"persist: launch cancelled ({result.reason}); {command[0]} not started",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        if result.bundle is not None:
+            print(f"persist: restoring {result.checkpoint_id} for {agent} "
+                  f"({result.bundle.manifest['messages']} messages, {result.bundle.jsonl})",
+                  file=sys.stderr)  # fmt: skip
+        return run_agent(command, {**os.environ, **result.env()})
+    finally:
+        outcome = launcher.on_agent_exit()
+        if outcome.stopped:
+            print(f"persist: {outcome.reason}", file=sys.stderr)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from recorder.launch.demo import DemoError, run_demo
+    from recorder.errors import LaunchError
+
+    try:
+        run_demo(
+            Path(args.dir) if args.dir else None,
+            pace=0 if args.fast else args.pace,
+            open_tui=False if args.no_tui else None,
+            keep_running=args.keep_running,
+        )
+    except (DemoError, LaunchError, OSError) as exc:
+        return fail(str(exc))
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction, log_dir: dict[str, str]) -> None:
+    p = sub.add_parser(
+        "launch",
+        help="start persistence for an agent, offer its history, then run it",
+        description="Make sure a recorder runs, show the launch menu (or apply the "
+        "no-terminal policy), write the restore bundle, then run COMMAND with "
+        "PERSIST_LOG_DIR, PERSIST_CHECKPOINT and PERSIST_RESTORE_FILE in its environment. "
+        "Signals are forwarded; the exit code is COMMAND's; quitting the menu does not "
+        "run COMMAND (exit 1).",
+    )
+    p.add_argument("--agent", help="the agent's name (default: the command's name)")
+    p.add_argument("--log-dir", **log_dir)
+    p.add_argument("--broker", default=DEFAULT_SUBSCRIBE, help="broker's subscriber endpoint")
+    p.add_argument("--publish-endpoint", default=DEFAULT_PUBLISH,
+                   help="where publishers connect (the embedded broker binds it)")  # fmt: skip
+    p.add_argument("--embedded", choices=("auto", "yes", "no"), default="auto",
+                   help="host the broker in the recorder (auto: when none answers)")
+    p.add_argument("--no-tty-policy", choices=("fresh", "latest", "cancel"), default=None,
+                   help="without a terminal: fresh (default, or $PERSIST_NO_TTY_POLICY), "
+                        "latest checkpoint, or cancel")  # fmt: skip
+    p.add_argument("--wait", type=float, default=10.0, help="seconds for the recorder to start")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    p.set_defaults(func=cmd_launch)
+
+    p = sub.add_parser("demo", help="a recorded multi-agent conversation in seconds")
+    p.add_argument("--dir", help="demo folder (default ~/.local/share/agent-persist/demo)")
+    p.add_argument("--pace", type=float, default=0.06, help="seconds between messages")
+    p.add_argument("--fast", action="store_true", help="no pauses")
+    p.add_argument("--no-tui", action="store_true", help="print a summary instead of the TUI")
+    p.add_argument("--keep-running", action="store_true", help="leave the recorder running")
+    p.set_defaults(func=cmd_demo)

@@ -1,0 +1,190 @@
+"""`persist record`, `status`, `stop` and `checkpoint`: running and asking the recorder."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
+from recorder.cli.common import EXIT_STOPPED, fail
+from recorder.daemon.options import MIB, EmbeddedMode, FsyncMode, RecorderOptions
+from recorder.errors import PersistError
+from recorder.store.layout import Layout
+from recorder.store.status import HEALTHY, STALE, STOPPED, assess, format_age
+
+
+# -- record -----------------------------------------------------------------------
+def _options(args: argparse.Namespace) -> RecorderOptions:
+    return RecorderOptions(
+        log_dir=Path(args.log_dir),
+        broker=args.broker,
+        fsync=args.fsync,
+        fsync_interval=args.fsync_interval_ms / 1000,
+        segment_bytes=int(args.segment_mb * MIB),
+        max_message_bytes=int(args.max_message_mb * MIB),
+        checkpoint_interval=args.checkpoint_interval,
+        rules=Path(args.rules) if args.rules else None,
+        embedded=args.embedded,
+        publish_endpoint=args.publish_endpoint,
+    )
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    try:
+        options = _options(args)
+    except ValueError as exc:
+        return fail(str(exc), 2)
+    if args.detach:
+        return _detach(options, args.wait)
+    from recorder.daemon.runner import run_recorder
+
+    def ready(embedded: str | None) -> None:
+        where = f"embedded broker (publish to {embedded})" if embedded else options.broker
+        print(
+            f"persist: recording {where} into {options.log_dir} (PID {os.getpid()}); Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    try:
+        return run_recorder(options, on_ready=ready, to_stderr=args.verbose)
+    except PersistError as exc:  # another recorder holds the folder, a broker cannot bind
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"cannot record into {options.log_dir}: {exc}")
+
+
+def _detach(options: RecorderOptions, wait: float) -> int:
+    """Start the recorder as a background process and wait until it records."""
+    from recorder.daemon.spawn import SpawnError, spawn_recorder
+
+    try:
+        spawned = spawn_recorder(options, timeout=wait)
+    except SpawnError as exc:
+        return fail(str(exc), exc.exit_code or 1)
+    print(
+        f"persist: recorder started in the background (PID {spawned.pid}), "
+        f"log folder {options.log_dir}"
+    )
+    return 0
+
+
+# -- status / stop / checkpoint -------------------------------------------------------
+def cmd_status(args: argparse.Namespace) -> int:
+    layout = Layout(Path(args.log_dir))
+    health = assess(layout)
+    code = {HEALTHY: 0, STALE: 1, STOPPED: EXIT_STOPPED}[health.state]
+    if args.json:
+        out = {
+            "health": health.state,
+            "reason": health.reason,
+            "warnings": health.warnings,
+            "log_dir": str(layout.root),
+            "status": health.status,
+        }
+        print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+        return code
+    s = health.status
+    print(f"{health.state.upper()}: {health.reason}")
+    if s:
+        counts = s.get("counts") or {}
+        rates = s.get("rates") or {}
+        print(f"  log folder   {layout.root}")
+        print(f"  broker       {s.get('broker')} ({s.get('connection')})")
+        print(
+            f"  messages     {counts.get('messages_total', 0)} in journal, "
+            f"{counts.get('written', 0)} written this run, "
+            f"{rates.get('written_per_s', 0):.0f}/s"
+        )
+        print(
+            f"  durable      up to seq {s.get('last_durable_seq')} "
+            f"(fsync {s.get('fsync')}, every {s.get('fsync_interval_ms')} ms)"
+        )
+        print(
+            f"  gaps         {counts.get('gaps', 0)} "
+            f"({counts.get('missed', 0)} messages known lost), refused {counts.get('refused', 0)}"
+        )
+        cp = s.get("last_checkpoint")
+        if cp:
+            print(f"  checkpoint   {cp['id']} ({format_age(time.time() - cp['created'])} ago)")
+        if s.get("last_error"):
+            print(f"  last error   {s['last_error'].get('message')}")
+    for warning in health.warnings:
+        print(f"  warning: {warning}")
+    if health.state != HEALTHY:
+        print(f"  start it with: {health.start_command(layout.root)}")
+    return code
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    layout = Layout(Path(args.log_dir))
+    health = assess(layout)
+    if health.state == STOPPED or health.pid is None:
+        print(f"persist: no recorder running ({health.reason})")
+        return 0
+    from recorder.daemon.control import stop_recorder
+
+    started = health.status.get("process_started")
+    if stop_recorder(layout, health.pid, started, args.timeout, say=lambda m: fail(m)):
+        print(f"persist: recorder PID {health.pid} stopped")
+        return 0
+    return 1
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    from recorder.daemon.control import CheckpointError, request_checkpoint
+
+    layout = Layout(Path(args.log_dir))
+    try:
+        cp = request_checkpoint(layout, args.label or "")
+    except (CheckpointError, OSError) as exc:
+        return fail(str(exc))
+    if args.json:
+        print(orjson.dumps(cp.to_json()).decode())
+    else:
+        print(f"checkpoint {cp.id}: {cp.messages} messages, up to seq {cp.seq}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction, log_dir: dict[str, str]) -> None:
+    p = sub.add_parser("record", help="run the recorder")
+    p.add_argument("--broker", default=DEFAULT_SUBSCRIBE, help="broker's subscriber endpoint")
+    p.add_argument("--log-dir", **log_dir)
+    p.add_argument("--detach", action="store_true", help="run in the background")
+    p.add_argument("--wait", type=float, default=10.0, help="with --detach: seconds to wait")
+    p.add_argument("--fsync", choices=[m.value for m in FsyncMode], default=FsyncMode.INTERVAL)
+    p.add_argument("--fsync-interval-ms", type=float, default=200)
+    p.add_argument("--segment-mb", type=float, default=64)
+    p.add_argument("--max-message-mb", type=float, default=16)
+    p.add_argument("--checkpoint-interval", type=float, default=300, help="seconds; 0 = off")
+    p.add_argument("--rules", help="enrichment rules (TOML)")
+    p.add_argument(
+        "--embedded",
+        choices=[m.value for m in EmbeddedMode],
+        default=EmbeddedMode.AUTO,
+        help="host the broker in the recorder: auto = when the default endpoint is free",
+    )
+    p.add_argument("--publish-endpoint", default=DEFAULT_PUBLISH, help="embedded broker's XSUB")
+    p.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("status", help="is the recorder healthy, stale or stopped?")
+    p.add_argument("--log-dir", **log_dir)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("stop", help="stop the recorder (SIGTERM, waits for a clean exit)")
+    p.add_argument("--log-dir", **log_dir)
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("checkpoint", help="take a checkpoint now")
+    p.add_argument("--log-dir", **log_dir)
+    p.add_argument("--label", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_checkpoint)

@@ -1,0 +1,62 @@
+"""`persist service`: the recorder as a systemd user unit."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
+from recorder.daemon.options import RecorderOptions
+from recorder.store.layout import Layout
+from recorder.store.status import assess
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    from recorder.daemon import systemd
+
+    directory = Path(args.unit_dir) if args.unit_dir else None
+    execute = False if args.print_only else None
+    if args.action == "install":
+        options = RecorderOptions(
+            log_dir=Path(args.log_dir).expanduser().absolute(),
+            broker=args.broker,
+            publish_endpoint=args.publish_endpoint,
+            embedded=args.embedded,
+        )
+        cfg = systemd.UnitConfig(options)
+        path, steps = systemd.install(cfg, directory, start=not args.no_start, execute=execute)
+        print(f"wrote {path}")
+    elif args.action == "uninstall":
+        path, existed, steps = systemd.uninstall(directory, execute=execute)
+        print(f"removed {path}" if existed else f"{path} was not installed")
+    else:
+        path, exists, steps = systemd.status(directory, execute=execute)
+        print(f"unit file   {path} ({'installed' if exists else 'not installed'})")
+        health = assess(Layout(Path(args.log_dir)))
+        print(f"recorder    {health.state}: {health.reason}")
+    failed = False
+    for step in steps:
+        if step.ran:
+            result = "ok" if step.code == 0 else f"exit {step.code}"
+            print(f"ran: {step.command}  [{result}]{(': ' + step.output) if step.output else ''}")
+            failed |= step.code != 0 and args.action != "status"
+        else:
+            print(f"run: {step.command}")
+    if steps and not steps[0].ran and not args.print_only:
+        print("(systemctl --user cannot reach a user service manager here; run the commands "
+              "above in your login session)")  # fmt: skip
+    return 1 if failed else 0
+
+
+def add_parsers(sub: argparse._SubParsersAction, log_dir: dict[str, str]) -> None:
+    p = sub.add_parser("service", help="install, remove or check a systemd user unit")
+    p.add_argument("action", choices=("install", "uninstall", "status"))
+    p.add_argument("--log-dir", **log_dir)
+    p.add_argument("--broker", default=DEFAULT_SUBSCRIBE)
+    p.add_argument("--publish-endpoint", default=DEFAULT_PUBLISH)
+    p.add_argument("--embedded", choices=("auto", "yes", "no"), default="auto")
+    p.add_argument("--unit-dir", help="where the unit goes (default ~/.config/systemd/user)")
+    p.add_argument("--no-start", action="store_true", help="enable without starting now")
+    p.add_argument("--print-only", action="store_true",
+                   help="write the unit file but only print the systemctl commands")
+    p.set_defaults(func=cmd_service)

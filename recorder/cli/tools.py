@@ -1,0 +1,203 @@
+"""`persist restore`, `replay` and `export`: what was recorded, out again."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+from recorder.bus.endpoints import DEFAULT_PUBLISH
+from recorder.cli.common import fail, progress_bar
+from recorder.store.layout import Layout
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from recorder.export.restore import build_bundle
+    from recorder.export.writers import ExportError
+
+    try:
+        bundle = build_bundle(args.log_dir, args.checkpoint)
+    except (ExportError, OSError) as exc:
+        return fail(str(exc))
+    m = bundle.manifest
+    if args.json:
+        print(orjson.dumps({"dir": str(bundle.dir), **m}).decode())
+        return 0
+    integrity = m["integrity"]
+    print(f"restore bundle for {bundle.checkpoint_id}: {bundle.dir}")
+    print(f"  messages    {m['messages']} ({m['time_range']['first_iso']} → "
+          f"{m['time_range']['last_iso']})")  # fmt: skip
+    print(f"  integrity   {'ok' if integrity['ok'] else 'PROBLEMS'}"
+          f" (digest {'matches' if integrity['verified'] else 'does NOT match'})")  # fmt: skip
+    for problem in integrity["problems"]:
+        print(f"  warning: {problem}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from recorder.bus.replay import ReplayError, ReplayOptions, replay
+    from recorder.export.writers import ExportError
+    from recorder.store.checkpoints import resolve_checkpoint
+    from recorder.store.ranges import journal_range
+    from recorder.store.reader import open_store
+
+    if args.speed is not None and args.speed <= 0:
+        return fail("--speed must be above 0", 2)
+    layout = Layout(Path(args.log_dir))
+    try:
+        upto = resolve_checkpoint(layout, args.checkpoint)
+        after = resolve_checkpoint(layout, args.from_checkpoint) if args.from_checkpoint else None
+        store = open_store(layout.root)
+        rng = journal_range(store, after, upto)
+    except (ExportError, OSError) as exc:
+        return fail(str(exc))
+    options = ReplayOptions(
+        endpoint=args.endpoint,
+        speed=None if args.as_fast_as_possible else args.speed,
+        topic_prefix=args.topic_prefix,
+        unmarked_prefix=args.unmarked_prefix,
+        include_replays=args.include_replays,
+        wait_subscribers=args.wait,
+    )
+    try:
+        with store:
+            stats = replay(store.records(rng.start, rng.stop), options)
+    except ReplayError as exc:
+        return fail(str(exc))
+    if args.json:
+        print(orjson.dumps(stats.to_json()).decode())
+    else:
+        print(f"replayed {stats.sent} messages ({rng.describe()}) to {args.endpoint} "
+              f"in {stats.seconds:.2f}s, marked with replay_of")  # fmt: skip
+        if stats.unmarked_sent:
+            print(f"  {stats.unmarked_sent} sent unmarked under the topic prefix "
+                  f"{args.unmarked_prefix!r}")  # fmt: skip
+        skipped = [
+            (stats.skipped_heartbeats, "heartbeats"),
+            (stats.skipped_replays, "earlier replays (--include-replays sends them)"),
+            (stats.skipped_topic, f"outside --topic-prefix {args.topic_prefix!r}"),
+        ]
+        for n, what in skipped:
+            if n:
+                print(f"  skipped {n} {what}")
+    if stats.skipped_unmarkable:
+        topics = ", ".join(f"{t or '(none)'} ({n})" for t, n in
+                           sorted(stats.unmarkable_topics.items())[:5])  # fmt: skip
+        print(
+            f"persist: {stats.skipped_unmarkable} messages were NOT replayed: their payload is "
+            f"not a one-line JSON object, so it cannot carry the replay mark without being "
+            f"altered (topics: {topics}). --unmarked-prefix P sends them as they are under "
+            f"the topic P<topic>.",
+            file=sys.stderr,
+        )
+        return 4
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from recorder.export.writers import ExportError, export_range
+    from recorder.store.checkpoints import resolve_checkpoint
+    from recorder.store.fsutil import AtomicFile
+    from recorder.store.ranges import journal_range
+    from recorder.store.reader import open_store
+
+    layout = Layout(Path(args.log_dir))
+    if args.checkpoint and (args.from_checkpoint or args.to_checkpoint):
+        return fail("give a CHECKPOINT or --from/--to, not both", 2)
+    if not (args.checkpoint or args.from_checkpoint or args.to_checkpoint or args.all):
+        return fail("say what to export: CHECKPOINT, --from A [--to B], --to B or --all", 2)
+    try:
+        upto_ref = args.checkpoint or args.to_checkpoint
+        upto = resolve_checkpoint(layout, upto_ref) if upto_ref else None
+        after = resolve_checkpoint(layout, args.from_checkpoint) if args.from_checkpoint else None
+        if not layout.segments.is_dir():
+            raise ExportError(f"no journal in {layout.root}")
+        store = open_store(layout.root)
+        rng = journal_range(store, after, upto)
+    except (ExportError, OSError) as exc:
+        return fail(str(exc))
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = progress_bar("exporting") if show else None
+    try:
+        with store:
+            if args.output and args.output != "-":
+                with AtomicFile(Path(args.output), durable=False) as target:
+                    stats = export_range(store, rng, args.format, target.file,
+                                         progress=progress)  # type: ignore[arg-type]
+            else:
+                stats = export_range(store, rng, args.format, sys.stdout.buffer,
+                                     progress=progress)  # type: ignore[arg-type]
+                sys.stdout.flush()
+    except (ExportError, OSError) as exc:
+        return fail(str(exc))
+    where = args.output if args.output and args.output != "-" else "stdout"
+    print(f"persist: exported {stats.messages} messages ({stats.records} records, "
+          f"{rng.describe()}) as {args.format} to {where}", file=sys.stderr)  # fmt: skip
+    if stats.bad_lines:
+        print(f"persist: {stats.bad_lines} damaged lines in range "
+              f"({'left out' if args.format == 'jsonl' else 'marked'})", file=sys.stderr)
+    return 0
+
+
+REPLAY_HELP = """\
+Republish the recorded messages of a range (after --from, up to CHECKPOINT) to the
+broker with their original frames, marked as replays: `replay_of` (the original
+journal seq and message id) is added to the `_persist` envelope of each JSON object
+payload; the recorder records them with meta.replay_of and never sequence-checks
+them. Messages whose payload is not a one-line JSON object cannot carry the mark
+without being altered: they are skipped and counted (exit code 4) unless
+--unmarked-prefix P sends them unchanged under the topic P<topic>. Heartbeats and
+earlier replays are not replayed.
+"""
+
+
+def add_parsers(sub: argparse._SubParsersAction, log_dir: dict[str, str]) -> None:
+    p = sub.add_parser("restore", help="write the restore bundle of a checkpoint")
+    p.add_argument("checkpoint", help="checkpoint id, id prefix, label, or 'latest'")
+    p.add_argument("--log-dir", **log_dir)
+    p.add_argument("--json", action="store_true", help="print the manifest")
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("replay", help="republish a recorded range to the broker",
+                       description=REPLAY_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("checkpoint", help="replay up to this checkpoint (id, prefix, label, latest)")
+    p.add_argument("--from", dest="from_checkpoint", help="start after this checkpoint")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument("--speed", type=float, default=None,
+                      help="N times the recorded pace (silences capped at 10 s)")
+    pace.add_argument("--as-fast-as-possible", action="store_true",
+                      help="no pauses (the default)")
+    p.add_argument("--topic-prefix", default="", help="only topics that start with this")
+    p.add_argument("--unmarked-prefix", default=None,
+                   help="send messages that cannot carry the mark unchanged under this "
+                        "topic prefix (default: skip them)")  # fmt: skip
+    p.add_argument("--include-replays", action="store_true",
+                   help="also replay records that were replays themselves")
+    p.add_argument("--endpoint", default=DEFAULT_PUBLISH, help="broker's publisher endpoint")
+    p.add_argument("--log-dir", **log_dir)
+    p.add_argument("--wait", type=float, default=5.0, help="seconds to wait for subscribers")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser(
+        "export",
+        help="write a range as Markdown, JSONL, CSV or HTML",
+        description="CHECKPOINT exports from the beginning up to it; --from A starts after A; "
+        "--to B ends with B (default: the end of the journal). JSONL lines are exactly as "
+        "stored. CSV cells starting with = + - @ get a leading ' (spreadsheet safety).",
+    )
+    p.add_argument("checkpoint", nargs="?", help="up to this checkpoint")
+    p.add_argument("--from", dest="from_checkpoint", help="start after this checkpoint")
+    p.add_argument("--to", dest="to_checkpoint", help="end with this checkpoint")
+    p.add_argument("--all", action="store_true", help="the whole journal")
+    p.add_argument("--format", choices=("md", "jsonl", "csv", "html"), default="md")
+    p.add_argument("-o", "--output", help="file (written atomically); default stdout")
+    p.add_argument("--log-dir", **log_dir)
+    prog = p.add_mutually_exclusive_group()
+    prog.add_argument("--progress", action="store_true", default=None,
+                      help="progress bar on stderr (default: when stderr is a terminal)")
+    prog.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(func=cmd_export)

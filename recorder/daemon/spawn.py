@@ -1,0 +1,96 @@
+"""Starting a recorder in the background and waiting until it records: one way, for all.
+
+`persist record --detach`, the launcher (and through it the demo) call
+`spawn_recorder`; the systemd unit runs the same argv (`recorder_argv`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+
+from recorder.daemon.options import RecorderOptions, recorder_argv
+from recorder.errors import LaunchError
+from recorder.store.fsutil import ensure_private_dir, open_private
+from recorder.store.layout import Layout
+from recorder.store.status import HEALTHY, assess
+
+
+class SpawnError(LaunchError):
+    """The started recorder exited or never reported; `exit_code` is its code if it exited."""
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Spawned:
+    pid: int  # the recorder now recording into the folder
+    ours: bool  # False: another recorder won a race with ours and holds the folder
+
+
+def spawn_recorder(
+    options: RecorderOptions,
+    *,
+    timeout: float = 10.0,  # seconds for the recorder to say it records
+    extra: tuple[str, ...] = (),  # more `persist record` options, as given by a user
+    accept_running: bool = False,  # a recorder that won a race with ours will do
+) -> Spawned:
+    """Start `persist record` detached (own session, output in `recorder.out`) and wait
+    until the folder's status says a recorder is recording. Raises `SpawnError`."""
+    layout = Layout(options.log_dir)
+    ensure_private_dir(layout.root)
+    out = open_private(layout.recorder_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        proc = subprocess.Popen(
+            recorder_argv(options, extra=extra),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,  # outlives this terminal; never gets its Ctrl-C
+            close_fds=True,
+        )
+    finally:
+        os.close(out)
+    return _wait_recording(layout, proc, timeout, accept_running)
+
+
+def _wait_recording(
+    layout: Layout, proc: subprocess.Popen[bytes], timeout: float, accept_running: bool
+) -> Spawned:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = assess(layout)
+        recording = health.state == HEALTHY and health.status.get("state") == "recording"
+        code = proc.poll()
+        if recording and health.pid == proc.pid:
+            return Spawned(proc.pid, ours=True)
+        if recording and health.pid is not None and code is not None and accept_running:
+            return Spawned(health.pid, ours=False)
+        if code is not None and not (accept_running and health.state == HEALTHY):
+            tail = last_line(layout.recorder_out)
+            raise SpawnError(
+                f"the recorder exited with code {code}: {tail or 'no output'} "
+                f"(see {layout.recorder_out})",
+                code,
+            )
+        time.sleep(0.02)
+    try:
+        proc.terminate()
+    except OSError:
+        pass
+    raise SpawnError(
+        f"the recorder (PID {proc.pid}) did not report within {timeout:g}s; see {layout.log}"
+    )
+
+
+def last_line(path: os.PathLike[str] | str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            lines = f.read().strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""

@@ -1,0 +1,72 @@
+"""The launch menu in a real terminal (tmux): the menu shows, a choice is made, the agent gets the terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from recorder.store.layout import Layout
+from recorder.store.reader import open_store
+from recorder.store.status import assess
+from tests.support import FAKE_AGENT, endpoints, healthy, wait_for
+from tests.tui_fixtures import demo_dir
+
+
+class Tmux:
+    def __init__(self, command: str, cwd: Path) -> None:
+        self.name = f"persist-launch-{uuid.uuid4().hex[:8]}"
+        env = {**os.environ, "TERM": "xterm-256color"}
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "100", "-y", "30",
+                        "-c", str(cwd), command], check=True, env=env)  # fmt: skip
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
+                              capture_output=True, text=True).stdout  # fmt: skip
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        return str(wait_for(lambda: text in (s := self.screen()) and s, timeout=timeout,
+                            what=f"{text!r} on screen"))  # fmt: skip
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_launch_menu_on_a_terminal_then_the_agent_gets_the_terminal(tmp_path: Path) -> None:
+    log_dir = demo_dir(tmp_path)
+    eps = endpoints()
+    report, rc = tmp_path / "report.json", tmp_path / "rc"
+    persist = Path(sys.executable).parent / "persist"
+    command = (f"{persist} launch --agent coder --log-dir {log_dir} --broker {eps['broker']} "
+               f"--publish-endpoint {eps['publish_endpoint']} --embedded yes -- "
+               f"{sys.executable} {FAKE_AGENT} {report}; echo $? > {rc}")  # fmt: skip
+    tmux = Tmux(command, tmp_path)
+    try:
+        tmux.wait_for("Welcome back, coder")
+        tmux.wait_for("auto #7")
+        assert healthy(log_dir)  # the recorder was started before the menu
+        tmux.keys("c")  # continue from the latest checkpoint
+        tmux.wait_for("In range:")
+        tmux.keys("Enter")
+        wait_for(lambda: rc.exists() and rc.read_text().strip(), timeout=30, what="exit code")
+    finally:
+        tmux.kill()
+    assert rc.read_text().strip() == "0"
+    data = json.loads(report.read_text())
+    latest = open_store(log_dir).checkpoints()
+    assert data["env"]["PERSIST_CHECKPOINT"] in {c.id for c in latest}
+    assert data["env"]["PERSIST_CHOICE"] == "checkpoint"
+    assert data["stdin_tty"] and data["stdout_tty"]  # the terminal was handed over
+    assert data["bundle"]["manifest"]["integrity"]["gaps"] == 1
+    assert assess(Layout(log_dir)).state == "stopped"
+

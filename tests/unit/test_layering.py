@@ -1,0 +1,82 @@
+"""The layering contracts: declared in pyproject (import-linter), checked here and in CI.
+
+`lint-imports` checks every import statement, including those inside functions.
+The fresh-interpreter checks below add what a static check cannot see: what
+importing a module really loads.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def loaded_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def tops(modules: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
+
+
+def test_import_contracts_hold() -> None:
+    exe = Path(sys.executable).with_name("lint-imports")
+    if not exe.exists():
+        found = shutil.which("lint-imports")
+        if found is None:
+            pytest.skip("import-linter is not installed (pip install -e '.[test]')")
+        exe = Path(found)
+    out = subprocess.run([str(exe)], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 broken" in out.stdout
+
+
+def test_the_publisher_agents_embed_loads_only_the_bus() -> None:
+    mods = loaded_after("import recorder.bus.publisher")
+    ours = {m for m in mods if m.startswith("recorder.")}
+    assert ours <= {"recorder.bus", "recorder.bus.publisher", "recorder.bus.envelope",
+                    "recorder.bus.endpoints", "recorder.errors"}, ours  # fmt: skip
+    assert not tops(mods) & {"textual", "rich", "tui", "psutil"}
+
+
+def test_the_launcher_is_light() -> None:
+    mods = loaded_after(
+        "from recorder.launch.launcher import PersistenceLauncher; "
+        "from recorder import PersistenceLauncher as P; assert P is PersistenceLauncher"
+    )
+    assert not tops(mods) & {"zmq", "textual", "rich", "tui", "psutil"}
+    assert "recorder.daemon.core" not in mods and "recorder.bus.receiver" not in mods
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "recorder.store.reader",
+        "recorder.store.checkpoints",
+        "recorder.store.status",
+        "recorder.daemon.core",
+        "recorder.search.scan",
+        "recorder.export.restore",
+        "recorder.export.writers",
+        "recorder.daemon.systemd",
+        "recorder.launch.demo",
+        "recorder.cli.main",
+    ],
+)
+def test_store_daemon_core_and_tools_never_load_zmq_or_textual(module: str) -> None:
+    assert not tops(loaded_after(f"import {module}")) & {"zmq", "textual", "rich", "tui"}
+
+
+@pytest.mark.parametrize("module", ["tui.app", "tui.cli", "tui.screens.main"])
+def test_the_tui_never_loads_zmq(module: str) -> None:
+    mods = loaded_after(f"import {module}")
+    assert module == "tui.cli" or "textual" in mods
+    assert "zmq" not in tops(mods)
