@@ -531,6 +531,7 @@ def wait_recording(rec: Child, log_dir: Path, timeout: float = 15.0, poll: float
     while time.monotonic() < deadline:
         if rec.proc.poll() is not None:
             raise BenchError(f"the recorder exited with {rec.proc.returncode}\n{rec.stderr_tail()}")
+    return time.monotonic() - t0
         s = recorder_status(log_dir, rec.pid)
         if s and s.get("state") == "recording" and s.get("connection") == "connected":
             return time.time()
@@ -538,11 +539,13 @@ def wait_recording(rec: Child, log_dir: Path, timeout: float = 15.0, poll: float
     raise BenchError(f"the recorder did not report recording+connected within {timeout:.0f}s")
 
 
-def stop_recorder(rec: Child, timeout: float = 30.0) -> None:
+def stop_recorder(rec: Child, timeout: float = 30.0) -> float:
+    """SIGTERM the recorder and wait for a clean exit; returns the seconds it took."""
     if rec.proc.poll() is not None:
         raise BenchError(
             f"the recorder died during the run ({rec.proc.returncode})\n{rec.stderr_tail()}"
         )
+    t0 = time.monotonic()
     rec.proc.send_signal(signal.SIGTERM)
     try:
         rec.proc.wait(timeout)
@@ -876,7 +879,7 @@ class Bench:
             last_growth = wait_consumed(log_dir, pub, second, 120 + seconds)
             del last_growth
             pres = self._finish_pub(pub, count, size, rate)
-            stop_recorder(second)
+            stopped_in = stop_recorder(second)
         others = load.value
         j = parse_journal(log_dir, count)
         tally: Tally = j["tally"]
@@ -931,6 +934,7 @@ class Bench:
             "fsync_interval_ms": fsync_ms,
             "loss_bound_fsync": int(rate * fsync_ms / 1000),
             "loss_restart_estimate": int(rate * (t_status - t_kill)),
+            "sigterm_to_exit_s": _round(stopped_in),
         }
         if not self.args.keep:
             shutil.rmtree(log_dir, ignore_errors=True)
@@ -1045,6 +1049,8 @@ def build_summary(results: dict[str, Any], meta: dict[str, Any]) -> tuple[str, d
             f"| stream | {fmt_int(int(kill['rate']))} msgs/s, {fmt_int(kill['sent'])} messages |",
             f"| restart spawn -> journal open (start event) | {kill['spawn_to_start_event_s']} s |",
             f"| restart spawn -> broker connected | {kill['spawn_to_connected_event_s']} s |",
+            f"| SIGTERM -> clean exit (drained, fsynced, shutdown checkpoint) | "
+            f"{kill.get('sigterm_to_exit_s')} s |",
             f"| restart spawn -> first new message recorded | "
             f"{kill['spawn_to_first_message_s']} s |",
             f"| restart spawn -> status.json recording+connected | "

@@ -103,6 +103,7 @@ t0 = time.perf_counter()
 import asyncio, json, psutil
 from textual.app import App
 from textual.widgets import DataTable
+from recorder.export.render import record_text
 from recorder.store.reader import open_store
 rows = int(sys.argv[2])
 store = open_store(sys.argv[1])
@@ -114,7 +115,7 @@ class Eager(App):
         t = self.query_one(DataTable)
         t.add_columns("time", "sender", "topic", "text")
         n = len(store)
-        t.add_rows((str(r.ts), r.sender, r.topic, r.text[:200]) for r in store.records(n - rows, n))
+        t.add_rows((str(r.ts), r.sender, r.topic, record_text(r)[:200]) for r in store.records(n - rows, n))
 
 async def main():
     app = Eager()

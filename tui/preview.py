@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from recorder.store.checkpoints import Checkpoint
+from recorder.store.ranges import RangeSummary, summarize
 from recorder.store.reader import KIND_BAD_LINE, Record, Store
 
 PROBLEM_KINDS = ("gap", "corrupt", "refused", KIND_BAD_LINE)
@@ -23,12 +24,28 @@ class Preview:
     range_start: int
     before: list[Record] = field(default_factory=list)
     after: list[Record] = field(default_factory=list)
-    talkers: Counter[str] = field(default_factory=Counter)
-    problems: list[Record] = field(default_factory=list)
-    problem_counts: Counter[str] = field(default_factory=Counter)
-    missed: int = 0
-    scanned: int = 0
-    messages: int = 0
+    summary: RangeSummary = field(default_factory=RangeSummary)  # of the scanned records
+    problems: list[Record] = field(default_factory=list)  # the first few, to show
+
+    @property
+    def scanned(self) -> int:
+        return self.summary.records
+
+    @property
+    def messages(self) -> int:
+        return self.summary.messages
+
+    @property
+    def missed(self) -> int:
+        return self.summary.missed
+
+    @property
+    def talkers(self) -> Counter[str]:
+        return self.summary.participants
+
+    @property
+    def problem_counts(self) -> Counter[str]:
+        return Counter({k: n for k, n in self.summary.kinds.items() if k in PROBLEM_KINDS})
 
     @property
     def truncated(self) -> bool:
@@ -62,21 +79,13 @@ def build_preview(
     pv.before = list(reversed(_messages_near(store, index - 1, -1, CONTEXT)))
     pv.after = _messages_near(store, index, 1, CONTEXT)
     scan_from = max(start, index - MAX_SCAN)
-    n = 0
-    for rec in store.records(scan_from, index):
-        n += 1
-        if n % 4096 == 0 and cancelled():
-            return None
-        kind = rec.kind
-        if kind == "msg":
-            pv.messages += 1
-            pv.talkers[rec.sender or "?"] += 1
-        elif kind in PROBLEM_KINDS:
-            pv.problem_counts[kind] += 1
-            if kind == "gap":
-                missed = rec.get("missed")
-                pv.missed += int(missed) if isinstance(missed, int) else 0
-            if len(pv.problems) < 20:
+
+    def problems(records: Iterator[Record]) -> Iterator[Record]:
+        for rec in records:
+            if len(pv.problems) < 20 and rec.kind in PROBLEM_KINDS:
                 pv.problems.append(rec)
-    pv.scanned = n
+            yield rec
+
+    if summarize(problems(store.records(scan_from, index)), pv.summary, cancelled) is None:
+        return None
     return pv

@@ -64,8 +64,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from recorder.launch.demo import DemoError, run_demo
     from recorder.errors import LaunchError
+    from recorder.launch.demo import DemoError, run_demo
 
     try:
         run_demo(

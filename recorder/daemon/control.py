@@ -24,7 +24,6 @@ from recorder.store.fsutil import atomic_write, ensure_private_dir
 from recorder.store.journal import valid_end
 from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.lock import AlreadyRunning, InstanceLock
-from recorder.store.records import KIND_MESSAGE
 
 
 def request_checkpoint(layout: Layout, label: str, timeout: float = 5.0) -> Checkpoint:
@@ -64,6 +63,7 @@ def _ask_recorder(layout: Layout, label: str, timeout: float) -> Checkpoint:
 
 
 def _checkpoint_offline(layout: Layout, label: str) -> Checkpoint:
+    from recorder.store.ranges import RangeSummary, summarize
     from recorder.store.reader import Store
 
     segments = list_segments(layout)
@@ -81,33 +81,24 @@ def _checkpoint_offline(layout: Layout, label: str) -> Checkpoint:
         raise CheckpointError("the journal has no records yet")
     previous = [c for c in list_checkpoints(layout) if c.seq <= int(last_record["seq"])]
     base = previous[0] if previous else None
-    messages = base.messages if base else 0
-    first_ts = base.first_ts if base else None
-    last_ts = None
-    participants: dict[str, int] = {}
     with Store(layout.root) as store:
         store.refresh()
         start = store.index_of(base.segment, base.offset) if base else 0
         stop = store.index_of(number, end)
-        for rec in store.records(start, stop):
-            if rec.kind != KIND_MESSAGE:
-                continue
-            messages += 1
-            first_ts = first_ts if first_ts is not None else rec.ts
-            last_ts = rec.ts
-            who = rec.sender or rec.topic
-            participants[who] = participants.get(who, 0) + 1
+        since = summarize(store.records(start, stop)) or RangeSummary()
+    first_ts = base.first_ts if base and base.first_ts is not None else since.first_ts
+    last_ts = since.last_ts if since.last_ts is not None else (base.last_ts if base else None)
     return write_checkpoint(
         layout,
         segment=number,
         offset=end,
         seq=int(last_record["seq"]),
-        messages=messages,
+        messages=(base.messages if base else 0) + since.messages,
         label=label,
         reason="manual",
-        participants=participants,
+        participants=dict(since.participants),
         first_ts=first_ts,
-        last_ts=last_ts if last_ts is not None else (base.last_ts if base else None),
+        last_ts=last_ts,
     )
 
 

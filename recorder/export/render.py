@@ -1,4 +1,10 @@
-"""One way to turn a record into text: who, where, what, escaped for display."""
+"""One way to turn a record into text: who, where, what.
+
+`record_text` is the one-line form (lists, search); `view` the transcript form
+(the text plus the rest of the payload as pretty JSON). Both take the message
+text from the same keys of the payload. Escaping for a terminal or a document
+is the caller's (`clean` here, `tui.text.safe_text` in the TUI).
+"""
 
 from __future__ import annotations
 
@@ -71,6 +77,36 @@ class View:
     replay_of: Any = None
 
 
+def _payload_text(payload: dict[str, Any]) -> str | None:
+    """The message text of a JSON object payload (its first text-like string field)."""
+    for key in _TEXT_KEYS:
+        value = payload.get(key)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def record_text(rec: Record) -> str:
+    """A one-line rendering of a record's content, for lists and search."""
+    data = rec.data
+    if data is None:
+        return rec.line.decode("utf-8", "replace").rstrip("\n")
+    if data.get("kind") != "msg":
+        rest = {k: v for k, v in data.items() if k not in ("v", "seq", "ts", "kind")}
+        return orjson.dumps(rest).decode()
+    value = rec.payload
+    if isinstance(value, dict):
+        text = _payload_text(value)
+        if text is not None:
+            return text
+        return orjson.dumps({k: v for k, v in value.items() if k != "_persist"}).decode()
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
 def view(rec: Record) -> View:
     data = rec.data
     if data is None:
@@ -86,10 +122,7 @@ def view(rec: Record) -> View:
     payload = frame_value(frames[-1]) if frames else None
     text, body = "", None
     if isinstance(payload, dict):
-        for key in _TEXT_KEYS:
-            if isinstance(payload.get(key), str):
-                text = payload[key]
-                break
+        text = _payload_text(payload) or ""
         quiet = _QUIET if text else _ENVELOPE_ONLY
         if any(k not in quiet and payload[k] is not text for k in payload):
             rest = {k: v for k, v in payload.items() if k != "_persist" and v is not text}

@@ -37,9 +37,9 @@ from recorder.store.checkpoints import (
 )
 from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private
 from recorder.store.layout import Layout, segment_name
-from recorder.store.ranges import JournalRange, journal_range
+from recorder.store.ranges import JournalRange, RangeSummary, journal_range, summarize
 from recorder.store.reader import KIND_BAD_LINE, Record, Store, open_store
-from recorder.store.records import parse_line
+from recorder.store.records import KIND_MESSAGE, parse_line
 
 RESTORE_DIR = "restore"
 JSONL_NAME = "conversation.jsonl"
@@ -50,51 +50,40 @@ MAX_LISTED = 1000  # problems listed one by one in a manifest (all are counted)
 
 
 @dataclass
-class RangeIntegrity:
-    """Whether the journal up to a checkpoint is whole: digest, gaps, damage."""
+class RangeIntegrity(RangeSummary):
+    """Whether the journal up to a checkpoint is whole: digest, gaps, damage (listed)."""
 
     verification: Verification | None = None
-    gaps: list[dict[str, Any]] = field(default_factory=list)
-    gap_count: int = 0
-    missed: int = 0
-    bad_lines: list[dict[str, Any]] = field(default_factory=list)
-    bad_line_count: int = 0
+    gap_records: list[dict[str, Any]] = field(default_factory=list)
+    bad_line_records: list[dict[str, Any]] = field(default_factory=list)
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     refused: list[dict[str, Any]] = field(default_factory=list)
-    records: int = 0
-    messages: int = 0
-    first_ts: float | None = None
-    last_ts: float | None = None
     expected_messages: int | None = None  # what the checkpoint says
 
     def add(self, rec: Record) -> None:
-        """Account for one record of the range (called in journal order)."""
-        self.records += 1
-        data = rec.data
-        kind = KIND_BAD_LINE if data is None else data.get("kind")
-        if kind == "msg":
-            self.messages += 1
-            ts = data.get("ts")  # type: ignore[union-attr]
-            if self.first_ts is None:
-                self.first_ts = ts
-            self.last_ts = ts
+        """Count one record of the range (in journal order) and list it if it is trouble."""
+        super().add(rec)
+        kind = rec.kind
+        if kind == KIND_MESSAGE:
             return
-        if kind == "gap":
-            self.gap_count += 1
-            missed = data.get("missed") if data else None
-            self.missed += missed if isinstance(missed, int) else 0
-            if len(self.gaps) < MAX_LISTED and data is not None:
-                self.gaps.append({k: v for k, v in data.items() if k != "v"})
-        elif kind == KIND_BAD_LINE:
-            self.bad_line_count += 1
-            if len(self.bad_lines) < MAX_LISTED:
-                self.bad_lines.append(
-                    {"segment": segment_name(rec.segment), "offset": rec.offset,
-                     "length": len(rec.line), "index": rec.index}
-                )  # fmt: skip
-        elif kind == "corrupt" and data is not None and len(self.quarantined) < MAX_LISTED:
+        data = rec.data
+        if kind == KIND_BAD_LINE:
+            if len(self.bad_line_records) < MAX_LISTED:
+                self.bad_line_records.append(
+                    {
+                        "segment": segment_name(rec.segment),
+                        "offset": rec.offset,
+                        "length": len(rec.line),
+                        "index": rec.index,
+                    }
+                )
+        elif data is None:
+            return
+        elif kind == "gap" and len(self.gap_records) < MAX_LISTED:
+            self.gap_records.append({k: v for k, v in data.items() if k != "v"})
+        elif kind == "corrupt" and len(self.quarantined) < MAX_LISTED:
             self.quarantined.append({k: v for k, v in data.items() if k != "v"})
-        elif kind == "refused" and data is not None and len(self.refused) < MAX_LISTED:
+        elif kind == "refused" and len(self.refused) < MAX_LISTED:
             self.refused.append({k: v for k, v in data.items() if k not in ("v", "head_b64")})
 
     @property
@@ -116,11 +105,11 @@ class RangeIntegrity:
     def problems(self) -> list[str]:
         """Everything wrong in the range except the digest, one sentence each."""
         out = []
-        if self.gap_count:
+        if self.gaps:
             lost = f", {_n(self.missed, 'message')} known lost" if self.missed else ""
-            out.append(f"{_n(self.gap_count, 'gap')}{lost}")
-        if self.bad_line_count:
-            out.append(f"{_n(self.bad_line_count, 'damaged line')} (not restored)")
+            out.append(f"{_n(self.gaps, 'gap')}{lost}")
+        if self.bad_lines:
+            out.append(f"{_n(self.bad_lines, 'damaged line')} (not restored)")
         if self.quarantined:
             out.append(
                 f"{_n(len(self.quarantined), 'torn tail')} quarantined in recovery/ "
@@ -147,9 +136,9 @@ class RangeIntegrity:
             "verified": self.verified,
             "digest_problems": [] if self.verified else self.digest_problems(),
             "problems": ([] if self.verified else self.digest_problems()) + self.problems(),
-            "gaps": self.gap_count,
+            "gaps": self.gaps,
             "missed": self.missed,
-            "bad_lines": self.bad_line_count,
+            "bad_lines": self.bad_lines,
             "quarantined": len(self.quarantined),
             "refused": len(self.refused),
         }
@@ -177,10 +166,8 @@ def check_range(
     result = RangeIntegrity(expected_messages=cp.messages)
     if verify:
         result.verification = _verify(store.layout, cp)
-    for n, rec in enumerate(store.records(0, store.checkpoint_index(cp)), 1):
-        if n % 4096 == 0 and cancelled():
-            return None
-        result.add(rec)
+    if summarize(store.records(0, store.checkpoint_index(cp)), result, cancelled) is None:
+        return None
     return result
 
 
@@ -300,9 +287,7 @@ def _build(
         try:
             jw, mw = JsonlWriter(jsonl), MarkdownWriter(md)  # type: ignore[arg-type]
             mw.begin(f"Conversation up to “{cp.label or cp.id}”", _facts(layout, cp, integrity))
-            stats = write_records(
-                store.records(rng.start, rng.stop), [jw, mw], on_record=integrity.add
-            )
+            write_records(store.records(rng.start, rng.stop), [jw, mw], summary=integrity)
             jw.end()
             _transcript_footer(mw, integrity)
             mw.end()
@@ -310,10 +295,10 @@ def _build(
             jsonl.close(durable)
             md.close(durable)
         files = {
-            "jsonl": jsonl.describe(records=stats.records - stats.bad_lines),
+            "jsonl": jsonl.describe(records=integrity.records - integrity.bad_lines),
             "markdown": md.describe(),
         }
-        manifest = _manifest(layout, cp, rng, integrity, stats.participants, files, agent, now)
+        manifest = _manifest(layout, cp, rng, integrity, files, agent, now)
         data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
         out = _HashingFile(work / MANIFEST_NAME)
         try:
@@ -353,7 +338,7 @@ def _transcript_footer(mw: MarkdownWriter, integrity: RangeIntegrity) -> None:
     )
     problems = integrity.problems()
     lines += [f"- ⚠ {p}" for p in problems] or ["- ✔ no gaps or damaged lines in range"]
-    for gap in integrity.gaps[:50]:
+    for gap in integrity.gap_records[:50]:
         lines.append(f"  - #{gap.get('seq')}: {gap_sentence(gap)}")
     lines.append("")
     mw.emit("\n".join(lines).encode())
@@ -364,7 +349,6 @@ def _manifest(
     cp: Checkpoint,
     rng: JournalRange,
     integrity: RangeIntegrity,
-    participants: dict[str, int],
     files: dict[str, Any],
     agent: str | None,
     now: float,
@@ -379,7 +363,7 @@ def _manifest(
         "log_dir": str(layout.root),
         "checkpoint": {k: cpj[k] for k in _CHECKPOINT_FIELDS} | {"digest": cp.digest},
         "messages": integrity.messages,
-        "records": integrity.records - integrity.bad_line_count,
+        "records": integrity.records - integrity.bad_lines,
         "range": {"start_index": rng.start, "stop_index": rng.stop},
         "time_range": {
             "first": integrity.first_ts,
@@ -387,10 +371,10 @@ def _manifest(
             "first_iso": iso(integrity.first_ts),
             "last_iso": iso(integrity.last_ts),
         },
-        "participants": participants,
+        "participants": dict(integrity.participants),
         "integrity": integrity.to_json(),
-        "gaps": integrity.gaps,
-        "bad_lines": integrity.bad_lines,
+        "gaps": integrity.gap_records,
+        "bad_lines": integrity.bad_line_records,
         "quarantined": integrity.quarantined,
         "refused": integrity.refused,
         "files": files,

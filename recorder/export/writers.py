@@ -13,16 +13,15 @@ import csv
 import html
 import io
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO
 
 import orjson
 
 from recorder.errors import PersistError
 from recorder.export.render import clean, gap_sentence, iso, iso_second, view
-from recorder.store.ranges import JournalRange
+from recorder.store.ranges import JournalRange, RangeSummary
 from recorder.store.reader import KIND_BAD_LINE, Record, Store
-from recorder.store.records import parse_line
 
 FORMATS = ("jsonl", "md", "csv", "html")
 BOOKKEEPING = ("segment", "heartbeat")  # left out of the readable formats (kept in JSONL)
@@ -57,32 +56,10 @@ class ExportError(PersistError):
 
 # -- writers -------------------------------------------------------------------------------
 @dataclass
-class ExportStats:
-    records: int = 0  # records written (bad lines included where the format shows them)
-    messages: int = 0
-    gaps: int = 0
-    bad_lines: int = 0
-    first_ts: float | None = None
-    last_ts: float | None = None
-    bytes: int = 0
-    participants: dict[str, int] = field(default_factory=dict)
+class ExportStats(RangeSummary):
+    """The range summary of what was exported, and the bytes written."""
 
-    def count(self, rec: Record) -> None:
-        data = rec.data
-        if data is None:
-            self.bad_lines += 1
-            return
-        kind = data.get("kind")
-        if kind == "msg":
-            self.messages += 1
-            ts = data.get("ts")
-            if self.first_ts is None:
-                self.first_ts = ts
-            self.last_ts = ts
-            who = (data.get("meta") or {}).get("sender") or data.get("topic") or ""
-            self.participants[who] = self.participants.get(who, 0) + 1
-        elif kind == "gap":
-            self.gaps += 1
+    bytes: int = 0
 
 
 class Writer:
@@ -361,23 +338,19 @@ def write_records(
     *,
     total: int = 0,
     progress: Progress | None = None,
-    on_record: Callable[[Record], None] | None = None,
-) -> ExportStats:
-    """Feed every record to every writer (one pass over the journal)."""
-    stats = ExportStats()
+    summary: RangeSummary | None = None,
+) -> RangeSummary:
+    """Feed every record to every writer and to one range summary (one pass)."""
+    stats = summary if summary is not None else ExportStats()
+    add = stats.add
     done = 0
     for rec in records:
-        # Parse once, straight into the cached property (its lock costs more than parsing).
-        rec.__dict__["data"] = parse_line(rec.line)
-        stats.count(rec)
-        if on_record is not None:
-            on_record(rec)
+        add(rec)
         for w in writers:
             w.record(rec)
         done += 1
         if progress is not None and done % PROGRESS_EVERY == 0:
             progress(done, total)
-    stats.records = done
     if progress is not None:
         progress(done, total)
     return stats
@@ -405,8 +378,13 @@ def export_range(
         raise ExportError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     writer = WRITERS[fmt](out)
     writer.begin(title or f"Conversation {rng.describe()}", range_facts(store, rng))
-    stats = write_records(
-        store.records(rng.start, rng.stop), [writer], total=rng.stop - rng.start, progress=progress
+    stats = ExportStats()
+    write_records(
+        store.records(rng.start, rng.stop),
+        [writer],
+        total=rng.stop - rng.start,
+        progress=progress,
+        summary=stats,
     )
     writer.end()
     stats.bytes = writer.bytes

@@ -254,11 +254,13 @@ def run_demo(
 
 
 def _count(summary: DemoSummary) -> None:
+    from recorder.store.ranges import RangeSummary, summarize
     from recorder.store.reader import open_store
 
     with open_store(summary.log_dir) as store:
-        summary.records = len(store)
-        summary.gaps = sum(1 for r in store.records() if r.kind == "gap")
+        counted = summarize(store.records()) or RangeSummary()
+    summary.records = counted.records
+    summary.gaps = counted.gaps
 
 
 def _open_tui(root: Path, say: Callable[[str], None]) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, tzinfo
 from rapidfuzz import fuzz
 
 from recorder.errors import PersistError
+from recorder.export.render import record_text
 from recorder.store.reader import Record
 
 _AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -116,7 +117,7 @@ def _ascii_json_safe(term: str) -> bool:
 
 def record_haystack(rec: Record) -> str:
     """The text a query's words are matched against (lowercased)."""
-    return f"{rec.text} {rec.topic} {rec.sender}".lower()
+    return f"{record_text(rec)} {rec.topic} {rec.sender}".lower()
 
 
 def fuzzy_ok(term: str) -> bool:
@@ -174,7 +175,9 @@ def match_spans(text: str, query: Query) -> list[tuple[int, int]]:
         if not found and query.fuzzy and fuzzy_ok(term):
             al = fuzz.partial_ratio_alignment(term, low, score_cutoff=FUZZY_CUTOFF)
             if al is not None and al.dest_end > al.dest_start:
-                spans.append(_word_span(low, al.dest_start, al.dest_end))
+                s, e = _word_span(low, al.dest_start, al.dest_end)
+                if e > s:  # an alignment on punctuation alone widens to nothing
+                    spans.append((s, e))
     spans.sort()
     merged: list[tuple[int, int]] = []
     for s, e in spans:

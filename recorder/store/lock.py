@@ -31,7 +31,7 @@ class InstanceLock:
 
     def acquire(self) -> None:
         fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
-        for attempt in range(3):  # `is_locked` may hold a shared lock for an instant
+        for attempt in range(3):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
@@ -66,18 +66,3 @@ def holder_pid(path: Path) -> int | None:
         return int(text) if text else None
     except (OSError, ValueError):
         return None
-
-
-def is_locked(path: Path) -> bool:
-    """True if some process holds the recorder lock (checked without taking it for long)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False

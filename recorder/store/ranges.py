@@ -1,12 +1,16 @@
-"""One range of the journal: which records, between which checkpoints, and one pass that summarises it."""
+"""One range of the journal: which records, between which checkpoints, and the one
+pass that summarises it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from recorder.errors import CheckpointError
 from recorder.store.checkpoints import Checkpoint
-from recorder.store.reader import Store
+from recorder.store.reader import KIND_BAD_LINE, Record, Store
+from recorder.store.records import KIND_GAP, KIND_MESSAGE
 
 
 @dataclass(frozen=True)
@@ -31,3 +35,60 @@ def journal_range(store: Store, after: Checkpoint | None, upto: Checkpoint | Non
         raise CheckpointError(f"{after.id} comes after {upto.id}")
     return JournalRange(start, max(start, stop), after, upto)
 
+
+
+@dataclass
+class RangeSummary:
+    """One pass over records in journal order: what every reader of a range counts.
+
+    Used by checkpoints taken offline, export statistics, restore integrity and the
+    TUI's checkpoint preview, so "messages", "participants" and "gaps" mean the same
+    everywhere. Participants are keyed by sender, else topic (as in checkpoints).
+    """
+
+    records: int = 0
+    messages: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    participants: Counter[str] = field(default_factory=Counter)
+    kinds: Counter[str] = field(default_factory=Counter)  # every record kind, bad lines included
+    missed: int = 0  # messages that gap records say were lost
+
+    def add(self, rec: Record) -> None:
+        """Account for one record (call in journal order)."""
+        self.records += 1
+        kind = rec.kind
+        self.kinds[kind] += 1
+        if kind == KIND_MESSAGE:
+            self.messages += 1
+            ts = rec.ts
+            if self.first_ts is None:
+                self.first_ts = ts
+            self.last_ts = ts
+            self.participants[rec.sender or rec.topic] += 1
+        elif kind == KIND_GAP:
+            missed = rec.get("missed")
+            self.missed += missed if isinstance(missed, int) and missed > 0 else 0
+
+    @property
+    def gaps(self) -> int:
+        return self.kinds[KIND_GAP]
+
+    @property
+    def bad_lines(self) -> int:
+        return self.kinds[KIND_BAD_LINE]
+
+
+def summarize(
+    records: Iterable[Record],
+    summary: RangeSummary | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> RangeSummary | None:
+    """Feed `records` to a summary; None if `cancelled()` said so (checked every 4096)."""
+    summary = summary if summary is not None else RangeSummary()
+    add = summary.add
+    for n, rec in enumerate(records, 1):
+        add(rec)
+        if cancelled is not None and n % 4096 == 0 and cancelled():
+            return None
+    return summary

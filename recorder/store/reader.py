@@ -16,13 +16,10 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 from itertools import accumulate
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from recorder.store.checkpoints import Checkpoint, list_checkpoints
 from recorder.store.fsutil import atomic_write, ensure_private_dir
@@ -36,6 +33,9 @@ _CACHE_MIN_BYTES = 1 << 20
 KIND_BAD_LINE = "bad-line"
 
 
+_UNPARSED: Any = object()
+
+
 @dataclass
 class Record:
     """One journal line, parsed on first use."""
@@ -44,10 +44,16 @@ class Record:
     segment: int
     offset: int
     line: bytes
+    _data: Any = field(default=_UNPARSED, repr=False, compare=False)
 
-    @cached_property
+    @property
     def data(self) -> dict[str, Any] | None:
-        return parse_line(self.line)
+        """The parsed line, or None for a damaged one (parsed once; a plain attribute
+        cache because Python 3.11's cached_property takes a lock on every access)."""
+        data = self._data
+        if data is _UNPARSED:
+            data = self._data = parse_line(self.line)
+        return data  # type: ignore[no-any-return]
 
     @property
     def valid(self) -> bool:
@@ -95,27 +101,6 @@ class Record:
         """The last frame as a reader wants it: parsed JSON, text or bytes."""
         frames = self.get("frames") or ()
         return frame_value(frames[-1]) if frames else None
-
-    @property
-    def text(self) -> str:
-        """A one-line text rendering of the content, for lists and search."""
-        if self.data is None:
-            return self.line.decode("utf-8", "replace").rstrip("\n")
-        if self.kind != KIND_MESSAGE:
-            rest = {k: v for k, v in self.data.items() if k not in ("v", "seq", "ts", "kind")}
-            return orjson.dumps(rest).decode()
-        value = self.payload
-        if isinstance(value, dict):
-            for key in ("text", "content", "message", "body"):
-                if isinstance(value.get(key), str):
-                    return value[key]
-            value = {k: v for k, v in value.items() if k != "_persist"}
-            return orjson.dumps(value).decode()
-        if isinstance(value, bytes):
-            return f"<{len(value)} bytes>"
-        if isinstance(value, str):
-            return value
-        return orjson.dumps(value).decode()
 
 
 class SegmentIndex:
@@ -369,12 +354,6 @@ class Store:
                     yield Record(index, seg.number, s, block[s - first_start : e - first_start])
                     index += 1
                 i = j
-
-    def reversed_records(self, stop: int | None = None) -> Iterator[Record]:
-        index = len(self) if stop is None else stop
-        while index > 0:
-            index -= 1
-            yield self.record(index)
 
     def bisect(
         self, value: Any, key: Callable[[Record], Any], lo: int = 0, hi: int | None = None

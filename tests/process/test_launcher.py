@@ -38,9 +38,7 @@ def test_started_reused_and_stopped_only_when_the_last_agent_leaves(tmp_path: Pa
     log_dir = tmp_path / "logs"
     eps = endpoints()
     a = launcher(log_dir, eps)
-    t0 = time.monotonic()
-    ra = a.on_agent_connected(agent_name="alpha")
-    assert time.monotonic() - t0 < 5  # target 2 s; generous for a loaded CI machine
+    ra = a.on_agent_connected(agent_name="alpha")  # its time is measured by bench/launch.py
     assert ra.kind == "fresh" and ra.decided_by == "policy"
     assert "no-terminal policy 'fresh'" in a._stderr.getvalue()  # type: ignore[union-attr]
     assert a.started_recorder and healthy(log_dir)

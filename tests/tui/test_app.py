@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from recorder.export.render import record_text
 from recorder.launch.selection import Selection
 from recorder.store.layout import Layout
 from recorder.store.reader import open_store
@@ -247,7 +248,7 @@ async def test_search_fuzzy_filters_and_jump(tmp_path: Path) -> None:
         store = app.journal.store
         assert main.hits, "fuzzy search found nothing"
         assert all(store.record(i).sender == "coder" for i in main.hits)
-        assert all("migration" in store.record(i).text for i in main.hits)
+        assert all("migration" in record_text(store.record(i)) for i in main.hits)
         assert main.hits == sorted(main.hits, reverse=True)  # newest first
         results = main.query_one("#results", RecordList)
         assert "migration" in results.render_row(0, 100).plain

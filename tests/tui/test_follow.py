@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from recorder.export.render import record_text
 from tests.demo_journal import AGENTS, DemoWriter
 from tests.screenshots import settle
 from tests.tui_fixtures import make_app, pilot_test, plain
@@ -178,7 +179,7 @@ async def follow_scenario(tmp_path: Path, *, segment_bytes: int) -> None:
             assert main.following
             assert messages.cursor == messages.row_count - 1
             last = app.journal.store.record(messages.cursor)
-            assert last.is_message and last.text.startswith(f"live message {sum(PARTS) - 1} ")
+            assert last.is_message and record_text(last).startswith(f"live message {sum(PARTS) - 1} ")
             if segment_bytes < 1024 * 1024:
                 assert len(app.journal.store.segments) > 3
     finally:

@@ -14,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
+from recorder.export.render import record_text
 from recorder.search.query import Query, match_spans
 from recorder.store.layout import segment_name
 from recorder.store.reader import Record
@@ -65,7 +66,7 @@ def render_record(rec: Record, clock: Clock, query: Query | None = None) -> Rend
         parts.append(safe_text(rec.line.decode("utf-8", "replace"), "red"))
         return Group(*parts)
     if rec.is_message:
-        body = safe_text(rec.text, newlines=True)
+        body = safe_text(record_text(rec), newlines=True)
         if query is not None:
             for s, e in match_spans(body.plain, query):
                 body.stylize(HIGHLIGHT, s, e)

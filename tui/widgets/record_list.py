@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
+from recorder.export.render import record_text
 from recorder.search.query import Query, match_spans
 from recorder.store.reader import Record, Store
 
@@ -43,7 +44,7 @@ def describe(rec: Record) -> str:
     if kind == "segment":
         return f"── {get('segment', '')} ──"
     if kind == "refused":
-        return str(get("reason") or rec.text)
+        return str(get("reason") or record_text(rec))
     if kind == "corrupt":
         return f"{get('length', '?')} bytes quarantined: {get('reason', '')}"
     if kind == "heartbeat":
@@ -53,7 +54,7 @@ def describe(rec: Record) -> str:
             who = env.get("agent") or env.get("pub") or "?"
             state = "signing off" if env.get("bye") else "alive"
             return f"{who} {state}, last sent seq {env.get('seq', '?')}"
-    return rec.text
+    return record_text(rec)
 
 
 def record_row(
@@ -74,7 +75,7 @@ def record_row(
         sender = one_line(rec.sender or "?", 40)
         row.append(f"{sender[:sender_width]:<{sender_width}} ", sender_style(sender))
         row.append(f"{one_line(rec.topic, 40)[:topic_width]:<{topic_width}} ", "dim")
-        body = one_line(rec.text)
+        body = one_line(record_text(rec))
     else:
         row.append(f"{kind.upper()[:sender_width]:<{sender_width}} ", KIND_STYLES.get(kind, ""))
         row.append(" " * (topic_width + 1))
