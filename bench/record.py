@@ -531,7 +531,6 @@ def wait_recording(rec: Child, log_dir: Path, timeout: float = 15.0, poll: float
     while time.monotonic() < deadline:
         if rec.proc.poll() is not None:
             raise BenchError(f"the recorder exited with {rec.proc.returncode}\n{rec.stderr_tail()}")
-    return time.monotonic() - t0
         s = recorder_status(log_dir, rec.pid)
         if s and s.get("state") == "recording" and s.get("connection") == "connected":
             return time.time()
@@ -553,6 +552,7 @@ def stop_recorder(rec: Child, timeout: float = 30.0) -> float:
         raise BenchError(f"the recorder did not stop within {timeout:.0f}s of SIGTERM") from exc
     if rec.proc.returncode != 0:
         raise BenchError(f"the recorder exited with {rec.proc.returncode}\n{rec.stderr_tail()}")
+    return time.monotonic() - t0
 
 
 def wait_consumed(log_dir: Path, pub: Child, rec: Child, max_wait: float) -> float:

@@ -26,7 +26,7 @@ class Broker:
         backend: str = DEFAULT_SUBSCRIBE,
         *,
         hwm: int = DEFAULT_HWM,
-        context: zmq.Context | None = None,
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
     ) -> None:
         self.frontend = frontend
         self.backend = backend
@@ -52,8 +52,8 @@ class Broker:
             xsub.bind(self.frontend)
             xpub.bind(self.backend)
             control.bind(self._control)
-            self.frontend = xsub.last_endpoint.decode()
-            self.backend = xpub.last_endpoint.decode()
+            self.frontend = xsub.getsockopt_string(zmq.LAST_ENDPOINT)
+            self.backend = xpub.getsockopt_string(zmq.LAST_ENDPOINT)
         except zmq.ZMQError as exc:
             self._error = exc
             self._ready.set()

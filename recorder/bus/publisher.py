@@ -34,7 +34,7 @@ class Publisher:
         heartbeat_interval: float = 1.0,  # seconds between heartbeats while sending
         idle_heartbeat: float = 30.0,  # seconds between heartbeats when idle
         hwm: int = 100_000,
-        context: zmq.Context | None = None,
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
     ) -> None:
         self.id = f"{agent or 'pub'}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.agent = agent

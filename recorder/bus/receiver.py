@@ -58,7 +58,9 @@ class ReceiverSettings:
 
 
 class Receiver(threading.Thread):
-    def __init__(self, sink: BatchSink, settings: ReceiverSettings, ctx: zmq.Context) -> None:
+    def __init__(
+        self, sink: BatchSink, settings: ReceiverSettings, ctx: zmq.Context[zmq.Socket[bytes]]
+    ) -> None:
         super().__init__(name="persist-receiver", daemon=True)
         self.sink = sink
         self.settings = settings
@@ -66,9 +68,9 @@ class Receiver(threading.Thread):
         self.stopping = threading.Event()
         self.ready = threading.Event()
 
-    def _socket(self) -> zmq.Socket:
+    def _socket(self) -> zmq.Socket[bytes]:
         s = self.settings
-        sub = self.ctx.socket(zmq.SUB)
+        sub: zmq.Socket[bytes] = self.ctx.socket(zmq.SUB)
         sub.linger = 0
         sub.rcvhwm = s.rcvhwm
         sub.setsockopt(zmq.RCVBUF, 4 * 1024 * 1024)
@@ -121,7 +123,7 @@ class Receiver(threading.Thread):
             monitor.close()
             sub.close()
 
-    def _take(self, sub: zmq.Socket, behind: bool) -> int:
+    def _take(self, sub: zmq.Socket[bytes], behind: bool) -> int:
         """Receive what is available now (up to one batch); returns the count.
 
         One receive time per batch: a batch takes about a millisecond to drain.
@@ -146,7 +148,7 @@ class Receiver(threading.Thread):
             self.sink.record_batch(ts, batch, behind=behind)
         return len(batch)
 
-    def _monitor(self, monitor: zmq.Socket, timeout: int) -> None:
+    def _monitor(self, monitor: zmq.Socket[bytes], timeout: int) -> None:
         while monitor.poll(timeout):
             try:
                 msg = recv_monitor_message(monitor, zmq.NOBLOCK)
@@ -174,7 +176,7 @@ class Transport:
     def __init__(self, sink: BatchSink, settings: ReceiverSettings) -> None:
         self.sink = sink
         self.settings = settings
-        self.ctx = zmq.Context()
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.broker: Broker | None = None
         self.receiver: Receiver | None = None
 

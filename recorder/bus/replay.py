@@ -163,7 +163,7 @@ def replay(
     records: Iterable[Record],
     options: ReplayOptions,
     *,
-    context: zmq.Context | None = None,
+    context: zmq.Context[zmq.Socket[bytes]] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     on_progress: Callable[[ReplayStats], None] | None = None,
 ) -> ReplayStats:

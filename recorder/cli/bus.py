@@ -53,7 +53,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction, log_dir: dict[str, str]) -> None:
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     p = sub.add_parser("broker", help="run the XSUB/XPUB broker")
     p.add_argument("--frontend", default=DEFAULT_PUBLISH, help="where publishers connect")
     p.add_argument("--backend", default=DEFAULT_SUBSCRIBE, help="where subscribers connect")

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
+from collections.abc import Callable
+
+from recorder.store.layout import default_log_dir
 
 EXIT_STOPPED = 3  # like `systemctl status` for a unit that is not running
 
 
-def fail(message: str, code: int = 1) -> int:
+def say(message: str) -> None:
+    """One line for the person at the terminal, on stderr."""
     print(f"persist: {message}", file=sys.stderr)
+
+
+def fail(message: str, code: int = 1) -> int:
+    """Say what went wrong; returns the exit code to use."""
+    say(message)
     return code
 
 
-def progress_bar(label: str) -> object:
+def progress_bar(label: str) -> Callable[[int, int], None]:
+    """A progress callback (records done, records in all) drawing a bar on stderr."""
     state = {"last": 0.0}
 
     def show(done: int, total: int) -> None:
@@ -29,3 +40,9 @@ def progress_bar(label: str) -> object:
 
     return show
 
+
+def add_log_dir(parser: argparse.ArgumentParser) -> None:
+    """`--log-dir`, defaulting to `$PERSIST_LOG_DIR` or the XDG data folder."""
+    parser.add_argument(
+        "--log-dir", default=str(default_log_dir()), help="log folder (default: %(default)s)"
+    )

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
-from recorder.cli.common import fail
+from recorder.cli.common import add_log_dir, fail
 
 
 # -- launch / restore / replay / export / service / demo --------------------------------
@@ -79,7 +79,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction, log_dir: dict[str, str]) -> None:
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     p = sub.add_parser(
         "launch",
         help="start persistence for an agent, offer its history, then run it",
@@ -90,7 +92,7 @@ def add_parsers(sub: argparse._SubParsersAction, log_dir: dict[str, str]) -> Non
         "run COMMAND (exit 1).",
     )
     p.add_argument("--agent", help="the agent's name (default: the command's name)")
-    p.add_argument("--log-dir", **log_dir)
+    add_log_dir(p)
     p.add_argument("--broker", default=DEFAULT_SUBSCRIBE, help="broker's subscriber endpoint")
     p.add_argument("--publish-endpoint", default=DEFAULT_PUBLISH,
                    help="where publishers connect (the embedded broker binds it)")  # fmt: skip

@@ -14,7 +14,6 @@ import sys
 from recorder.cli import bus, launch, record, service, tools
 from recorder.cli.common import fail
 from recorder.errors import PersistError
-from recorder.store.layout import default_log_dir
 
 GROUPS = (bus, record, launch, tools, service)
 
@@ -25,9 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Record every message of a ZeroMQ agent bus into a crash-safe journal.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    log_dir = {"default": str(default_log_dir()), "help": "log folder (default: %(default)s)"}
     for group in GROUPS:
-        group.add_parsers(sub, log_dir)
+        group.add_parsers(sub)
     return parser
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
-from recorder.cli.common import EXIT_STOPPED, fail
+from recorder.cli.common import EXIT_STOPPED, add_log_dir, fail
 from recorder.daemon.options import MIB, EmbeddedMode, FsyncMode, RecorderOptions
 from recorder.errors import PersistError
 from recorder.store.layout import Layout
@@ -151,10 +151,12 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction, log_dir: dict[str, str]) -> None:
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     p = sub.add_parser("record", help="run the recorder")
     p.add_argument("--broker", default=DEFAULT_SUBSCRIBE, help="broker's subscriber endpoint")
-    p.add_argument("--log-dir", **log_dir)
+    add_log_dir(p)
     p.add_argument("--detach", action="store_true", help="run in the background")
     p.add_argument("--wait", type=float, default=10.0, help="with --detach: seconds to wait")
     p.add_argument("--fsync", choices=[m.value for m in FsyncMode], default=FsyncMode.INTERVAL)
@@ -174,17 +176,17 @@ def add_parsers(sub: argparse._SubParsersAction, log_dir: dict[str, str]) -> Non
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("status", help="is the recorder healthy, stale or stopped?")
-    p.add_argument("--log-dir", **log_dir)
+    add_log_dir(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("stop", help="stop the recorder (SIGTERM, waits for a clean exit)")
-    p.add_argument("--log-dir", **log_dir)
+    add_log_dir(p)
     p.add_argument("--timeout", type=float, default=5.0)
     p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("checkpoint", help="take a checkpoint now")
-    p.add_argument("--log-dir", **log_dir)
+    add_log_dir(p)
     p.add_argument("--label", default="")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_checkpoint)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
+from recorder.cli.common import add_log_dir
 from recorder.daemon.options import RecorderOptions
 from recorder.store.layout import Layout
 from recorder.store.status import assess
@@ -48,10 +49,12 @@ def cmd_service(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def add_parsers(sub: argparse._SubParsersAction, log_dir: dict[str, str]) -> None:
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     p = sub.add_parser("service", help="install, remove or check a systemd user unit")
     p.add_argument("action", choices=("install", "uninstall", "status"))
-    p.add_argument("--log-dir", **log_dir)
+    add_log_dir(p)
     p.add_argument("--broker", default=DEFAULT_SUBSCRIBE)
     p.add_argument("--publish-endpoint", default=DEFAULT_PUBLISH)
     p.add_argument("--embedded", choices=("auto", "yes", "no"), default="auto")

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH
-from recorder.cli.common import fail, progress_bar
+from recorder.cli.common import add_log_dir, fail, progress_bar
 from recorder.store.layout import Layout
 
 
@@ -124,11 +124,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         with store:
             if args.output and args.output != "-":
                 with AtomicFile(Path(args.output), durable=False) as target:
-                    stats = export_range(store, rng, args.format, target.file,
-                                         progress=progress)  # type: ignore[arg-type]
+                    stats = export_range(store, rng, args.format, target.file, progress=progress)
             else:
-                stats = export_range(store, rng, args.format, sys.stdout.buffer,
-                                     progress=progress)  # type: ignore[arg-type]
+                stats = export_range(store, rng, args.format, sys.stdout.buffer, progress=progress)
                 sys.stdout.flush()
     except (ExportError, OSError) as exc:
         return fail(str(exc))
@@ -153,10 +151,12 @@ earlier replays are not replayed.
 """
 
 
-def add_parsers(sub: argparse._SubParsersAction, log_dir: dict[str, str]) -> None:
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     p = sub.add_parser("restore", help="write the restore bundle of a checkpoint")
     p.add_argument("checkpoint", help="checkpoint id, id prefix, label, or 'latest'")
-    p.add_argument("--log-dir", **log_dir)
+    add_log_dir(p)
     p.add_argument("--json", action="store_true", help="print the manifest")
     p.set_defaults(func=cmd_restore)
 
@@ -177,7 +177,7 @@ def add_parsers(sub: argparse._SubParsersAction, log_dir: dict[str, str]) -> Non
     p.add_argument("--include-replays", action="store_true",
                    help="also replay records that were replays themselves")
     p.add_argument("--endpoint", default=DEFAULT_PUBLISH, help="broker's publisher endpoint")
-    p.add_argument("--log-dir", **log_dir)
+    add_log_dir(p)
     p.add_argument("--wait", type=float, default=5.0, help="seconds to wait for subscribers")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_replay)
@@ -195,7 +195,7 @@ def add_parsers(sub: argparse._SubParsersAction, log_dir: dict[str, str]) -> Non
     p.add_argument("--all", action="store_true", help="the whole journal")
     p.add_argument("--format", choices=("md", "jsonl", "csv", "html"), default="md")
     p.add_argument("-o", "--output", help="file (written atomically); default stdout")
-    p.add_argument("--log-dir", **log_dir)
+    add_log_dir(p)
     prog = p.add_mutually_exclusive_group()
     prog.add_argument("--progress", action="store_true", default=None,
                       help="progress bar on stderr (default: when stderr is a terminal)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import tomllib
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -56,7 +57,7 @@ class Enricher:
         value_fields: set[str] = set()
         word_lists: dict[bytes, list[int]] = {}
         phrase_list: list[tuple[bytes, int]] = []
-        results = {
+        results: dict[str, Callable[[dict[str, Any]], Any]] = {
             "chain": lambda r: str(r["type"]),
             "ace": lambda r: (int(r["layer"]), str(r.get("name", ""))),
             "tags": lambda r: str(r["tag"]),
@@ -104,7 +105,7 @@ class Enricher:
         text = resources.files("recorder.daemon").joinpath("default_rules.toml").read_text("utf-8")
         return cls.from_toml(text, "built-in defaults")
 
-    def _resolve(self, matched: set[int] | list[int]) -> tuple[Any, Any, tuple[str, ...]]:
+    def _resolve(self, matched: Collection[int]) -> tuple[Any, Any, tuple[str, ...]]:
         chain = ace = None
         tags: list[str] = []
         for rid in sorted(matched):

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from logging.handlers import RotatingFileHandler
 from types import FrameType
+from typing import Any
 
 from recorder.bus.receiver import ReceiverSettings, Transport
 from recorder.daemon.core import Recorder
@@ -94,7 +95,7 @@ def run_recorder(
         ),
     )
     syncer: Syncer | None = None
-    previous: dict[int, object] = {}
+    previous: dict[signal.Signals, Any] = {}
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
@@ -148,7 +149,7 @@ def run_recorder(
         if not transport.close():
             log.warning("the receiver did not stop in time; leaving its context to the OS")
         for sig, old in previous.items():
-            signal.signal(sig, old)  # type: ignore[arg-type]
+            signal.signal(sig, old)
         logging.getLogger("agent_persist").removeHandler(handler)
         handler.close()
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -78,10 +79,8 @@ def _wait_recording(
                 code,
             )
         time.sleep(0.02)
-    try:
+    with contextlib.suppress(OSError):
         proc.terminate()
-    except OSError:
-        pass
     raise SpawnError(
         f"the recorder (PID {proc.pid}) did not report within {timeout:g}s; see {layout.log}"
     )

@@ -1,1 +1,2 @@
-"""Connecting an agent: the launcher, its menu, the agents/ registry, running the agent, the demo."""
+"""Connecting an agent: the launcher, its menu, the agents/ registry, running the agent,
+the demo."""

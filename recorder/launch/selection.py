@@ -108,7 +108,7 @@ class Selection:
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         try:
-            kind = LaunchChoice(data.get("kind"))
+            kind = LaunchChoice(str(data.get("kind")))
         except ValueError:
             raise ValueError(f"unknown kind {data.get('kind')!r}") from None
         if kind is LaunchChoice.CANCELLED:

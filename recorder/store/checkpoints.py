@@ -14,7 +14,7 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -99,7 +99,13 @@ class Checkpoint:
         )
 
 
-def _hash_file(path: Path, length: int, hasher: Any = None, start: int = 0) -> Any:
+class _Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+    def copy(self) -> _Hasher: ...
+
+
+def _hash_file(path: Path, length: int, hasher: _Hasher | None = None, start: int = 0) -> _Hasher:
     hasher = hasher or hashlib.sha256()
     with open(path, "rb", buffering=0) as f:
         f.seek(start)

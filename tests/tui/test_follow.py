@@ -179,7 +179,8 @@ async def follow_scenario(tmp_path: Path, *, segment_bytes: int) -> None:
             assert main.following
             assert messages.cursor == messages.row_count - 1
             last = app.journal.store.record(messages.cursor)
-            assert last.is_message and record_text(last).startswith(f"live message {sum(PARTS) - 1} ")
+            expected = f"live message {sum(PARTS) - 1} "
+            assert last.is_message and record_text(last).startswith(expected)
             if segment_bytes < 1024 * 1024:
                 assert len(app.journal.store.segments) > 3
     finally:
