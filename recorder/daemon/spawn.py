@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -15,7 +16,7 @@ from recorder.daemon.options import RecorderOptions, recorder_argv
 from recorder.errors import LaunchError
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout
-from recorder.store.status import HEALTHY, assess
+from recorder.store.status import HEALTHY, RecorderState, assess
 
 
 class SpawnError(LaunchError):
@@ -64,7 +65,11 @@ def _wait_recording(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         health = assess(layout)
-        recording = health.state == HEALTHY and health.status.get("state") == "recording"
+        recording = (
+            health.state == HEALTHY
+            and health.status is not None
+            and health.status.state == RecorderState.RECORDING
+        )
         code = proc.poll()
         if recording and health.pid == proc.pid:
             return Spawned(proc.pid, ours=True)
@@ -78,10 +83,8 @@ def _wait_recording(
                 code,
             )
         time.sleep(0.02)
-    try:
+    with contextlib.suppress(OSError):
         proc.terminate()
-    except OSError:
-        pass
     raise SpawnError(
         f"the recorder (PID {proc.pid}) did not report within {timeout:g}s; see {layout.log}"
     )
