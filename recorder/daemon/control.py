@@ -106,7 +106,7 @@ def reply_path(request: Path) -> Path:
 
 # -- the recorder's end ---------------------------------------------------------------
 def pending_requests(layout: Layout) -> list[Path]:
-    """Request files waiting for an answer, oldest name first ([] if control/ is unreadable)."""
+    """Request files waiting for an answer, by name ([] if control/ cannot be listed)."""
     try:
         return sorted(layout.control.glob(f"*{REQUEST_SUFFIX}"))
     except OSError:
