@@ -257,6 +257,7 @@ class FixedProbe:
         self.samples = 0
 
     def collect(self, log_dir: Path, now: float) -> Any:
+        import dataclasses
         import math
 
         from recorder.store.status import Health
@@ -264,8 +265,8 @@ class FixedProbe:
 
         diag = self._probe.collect(log_dir, now)
         h = diag.health
-        if h.pid:
-            status = {**h.status, "pid": self.PID}
+        if h.pid and h.status is not None:
+            status = dataclasses.replace(h.status, pid=self.PID)
             reason = h.reason.replace(str(h.pid), str(self.PID))
             diag.health = Health(h.state, reason, status, h.warnings)
         if diag.process is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder.store.layout import Layout
-from recorder.store.status import Health, assess
+from recorder.store.status import Health, StatusSnapshot, assess
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Diagnostics:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusSnapshot | None:
         return self.health.status
 
     @property
@@ -93,10 +93,11 @@ class Probe:
         layout = Layout(Path(log_dir))
         health = assess(layout, now)
         diag = Diagnostics(now, Path(log_dir), health)
+        status = health.status
         if health.running and health.pid:
-            diag.process = self._process(health.pid, health.status.get("process_started"), now)
-        rates = health.status.get("rates") or {}
-        diag.rate = rates.get("received_per_s")
+            started = status.process_started if status is not None else None
+            diag.process = self._process(health.pid, started, now)
+        diag.rate = status.rates.received_per_s if status is not None else None
         if layout.root.is_dir():
             diag.disk_used = folder_bytes(layout.root)
             try:

@@ -85,35 +85,34 @@ def cmd_status(args: argparse.Namespace) -> int:
             "reason": health.reason,
             "warnings": health.warnings,
             "log_dir": str(layout.root),
-            "status": health.status,
+            "status": health.status.to_json() if health.status is not None else {},
         }
         print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
         return code
     s = health.status
     print(f"{health.state.upper()}: {health.reason}")
-    if s:
-        counts = s.get("counts") or {}
-        rates = s.get("rates") or {}
+    if s is not None:
+        counts = s.counts
         print(f"  log folder   {layout.root}")
-        print(f"  broker       {s.get('broker')} ({s.get('connection')})")
+        print(f"  broker       {s.broker} ({s.connection})")
         print(
-            f"  messages     {counts.get('messages_total', 0)} in journal, "
-            f"{counts.get('written', 0)} written this run, "
-            f"{rates.get('written_per_s', 0):.0f}/s"
+            f"  messages     {counts.messages_total} in journal, "
+            f"{counts.written} written this run, "
+            f"{s.rates.written_per_s:.0f}/s"
         )
         print(
-            f"  durable      up to seq {s.get('last_durable_seq')} "
-            f"(fsync {s.get('fsync')}, every {s.get('fsync_interval_ms')} ms)"
+            f"  durable      up to seq {s.last_durable_seq} "
+            f"(fsync {s.fsync}, every {s.fsync_interval_ms} ms)"
         )
         print(
-            f"  gaps         {counts.get('gaps', 0)} "
-            f"({counts.get('missed', 0)} messages known lost), refused {counts.get('refused', 0)}"
+            f"  gaps         {counts.gaps} "
+            f"({counts.missed} messages known lost), refused {counts.refused}"
         )
-        cp = s.get("last_checkpoint")
+        cp = s.last_checkpoint
         if cp:
-            print(f"  checkpoint   {cp['id']} ({format_age(time.time() - cp['created'])} ago)")
-        if s.get("last_error"):
-            print(f"  last error   {s['last_error'].get('message')}")
+            print(f"  checkpoint   {cp.id} ({format_age(time.time() - cp.created)} ago)")
+        if s.last_error:
+            print(f"  last error   {s.last_error.message}")
     for warning in health.warnings:
         print(f"  warning: {warning}")
     if health.state != HEALTHY:
@@ -129,7 +128,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
         return 0
     from recorder.daemon.control import stop_recorder
 
-    started = health.status.get("process_started")
+    started = health.status.process_started if health.status is not None else None
     if stop_recorder(layout, health.pid, started, args.timeout, say=lambda m: fail(m)):
         print(f"persist: recorder PID {health.pid} stopped")
         return 0

@@ -1,8 +1,10 @@
-"""Asking for a checkpoint, whether or not a recorder is running.
+"""Asking for a checkpoint, whether or not a recorder is running; both ends of the protocol.
 
-With a recorder holding the folder, the request goes to it (a file in
-`control/`, answered within its next tick) so the checkpoint lines up with what
-it has written. Without one, we take the folder's lock ourselves and checkpoint
+With a recorder holding the folder, the request goes to it so the checkpoint
+lines up with what it has written: `control/<id>.request` holds a
+`CheckpointRequest`; the recorder (`Recorder.handle_requests`, within its next
+tick) answers with a `CheckpointReply` in `control/<id>.done` and removes the
+request. Without a recorder, we take the folder's lock ourselves and checkpoint
 the journal's last valid record.
 """
 
@@ -14,16 +16,119 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from recorder.errors import CheckpointError
+from recorder.errors import CheckpointError, PersistError
 from recorder.store.checkpoints import Checkpoint, list_checkpoints, write_checkpoint
 from recorder.store.fsutil import atomic_write, ensure_private_dir
 from recorder.store.journal import valid_end
 from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.lock import AlreadyRunning, InstanceLock
+
+REQUEST_SUFFIX = ".request"  # control/<id>.request: a CheckpointRequest, from a client
+REPLY_SUFFIX = ".done"  # control/<id>.done: the recorder's CheckpointReply to it
+
+
+class ControlError(PersistError):
+    """A control file is not what the protocol says it is."""
+
+
+@dataclass(frozen=True)
+class CheckpointRequest:
+    """A client asks the running recorder for a checkpoint now."""
+
+    label: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label}
+
+    @classmethod
+    def from_json(cls, data: object) -> CheckpointRequest:
+        if not isinstance(data, dict):
+            raise ControlError("the request is not a JSON object")
+        label = data.get("label")
+        if label is not None and not isinstance(label, str):
+            raise ControlError("the request's label is not a string")
+        return cls(label or "")
+
+
+@dataclass(frozen=True)
+class CheckpointReply:
+    """The recorder's answer: the checkpoint taken (None: nothing to checkpoint), or an error.
+
+    On disk `{"ok": true, "checkpoint": <the checkpoint file's JSON> | null}` or
+    `{"ok": false, "error": "..."}`.
+    """
+
+    ok: bool
+    checkpoint: Checkpoint | None = None
+    error: str | None = None
+
+    @classmethod
+    def taken(cls, checkpoint: Checkpoint | None) -> CheckpointReply:
+        return cls(True, checkpoint)
+
+    @classmethod
+    def failed(cls, error: str) -> CheckpointReply:
+        return cls(False, error=error)
+
+    def to_json(self) -> dict[str, Any]:
+        if self.ok:
+            checkpoint = self.checkpoint.to_json() if self.checkpoint else None
+            return {"ok": True, "checkpoint": checkpoint}
+        return {"ok": False, "error": self.error or ""}
+
+    @classmethod
+    def from_json(cls, data: object) -> CheckpointReply:
+        if not isinstance(data, dict) or type(data.get("ok")) is not bool:
+            raise ControlError("the reply is not an object with a boolean ok")
+        error = data.get("error")
+        if error is not None and not isinstance(error, str):
+            raise ControlError("the reply's error is not a string")
+        checkpoint = None
+        if data.get("checkpoint") is not None:
+            try:
+                checkpoint = Checkpoint.from_json(data["checkpoint"])
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise ControlError("the reply's checkpoint is malformed") from None
+        return cls(data["ok"], checkpoint, error)
+
+
+def reply_path(request: Path) -> Path:
+    """Where the answer to the request file `request` goes."""
+    return request.with_suffix(REPLY_SUFFIX)
+
+
+# -- the recorder's end ---------------------------------------------------------------
+def pending_requests(layout: Layout) -> list[Path]:
+    """Request files waiting for an answer, by name ([] if control/ cannot be listed)."""
+    try:
+        return sorted(layout.control.glob(f"*{REQUEST_SUFFIX}"))
+    except OSError:
+        return []
+
+
+def read_request(path: Path) -> CheckpointRequest:
+    """Raises `ControlError` for a malformed request and OSError if it cannot be read."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError:
+        raise ControlError("the request is not valid JSON") from None
+    return CheckpointRequest.from_json(data)
+
+
+def answer_request(path: Path, reply: CheckpointReply) -> None:
+    """Write the reply, then remove the request; a failure leaves both for the next tick."""
+    with contextlib.suppress(OSError):
+        atomic_write(reply_path(path), orjson.dumps(reply.to_json()), durable=False)
+        path.unlink()
+
+
+# -- the client's end -----------------------------------------------------------------
 
 
 def request_checkpoint(layout: Layout, label: str, timeout: float = 5.0) -> Checkpoint:
@@ -42,21 +147,25 @@ def request_checkpoint(layout: Layout, label: str, timeout: float = 5.0) -> Chec
 
 def _ask_recorder(layout: Layout, label: str, timeout: float) -> Checkpoint:
     ensure_private_dir(layout.control)
-    rid = uuid.uuid4().hex
-    request = layout.control / f"{rid}.request"
-    done = layout.control / f"{rid}.done"
-    atomic_write(request, orjson.dumps({"label": label}), durable=False)
+    request = layout.control / f"{uuid.uuid4().hex}{REQUEST_SUFFIX}"
+    done = reply_path(request)
+    atomic_write(request, orjson.dumps(CheckpointRequest(label).to_json()), durable=False)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if done.exists():
-            reply = orjson.loads(done.read_bytes())
+            raw = done.read_bytes()
             done.unlink()
-            if not reply.get("ok") or not reply.get("checkpoint"):
-                raise CheckpointError(
-                    reply.get("error") or "the recorder has nothing to checkpoint"
-                )
-            cp_id = reply["checkpoint"]["id"]
-            return next(c for c in list_checkpoints(layout) if c.id == cp_id)
+            try:
+                reply = CheckpointReply.from_json(orjson.loads(raw))
+            except (ValueError, ControlError) as exc:
+                raise CheckpointError(f"the recorder's reply is unreadable: {exc}") from None
+            if not reply.ok or reply.checkpoint is None:
+                raise CheckpointError(reply.error or "the recorder has nothing to checkpoint")
+            cp_id = reply.checkpoint.id
+            found = [c for c in list_checkpoints(layout) if c.id == cp_id]  # with its path
+            if not found:
+                raise CheckpointError(f"checkpoint {cp_id} is not in {layout.root}")
+            return found[0]
         time.sleep(0.02)
     request.unlink(missing_ok=True)
     raise CheckpointError(f"the running recorder did not answer within {timeout:.0f}s")
@@ -108,9 +217,9 @@ STOPPED_GRACE = 2.0  # seconds a recorder may linger after reporting a clean sto
 def stop_recorder(
     layout: Layout,
     pid: int,
-    started: Any,
+    started: float | None,
     timeout: float,
-    say: Callable[[str], None] = lambda message: None,
+    say: Callable[[str], object] = lambda message: None,
 ) -> bool:
     """SIGTERM the recorder and wait for it to exit; True once it is gone.
 
@@ -118,7 +227,7 @@ def stop_recorder(
     shutdown checkpoint taken) but still lingers after `STOPPED_GRACE` seconds
     is killed: nothing it holds can be lost any more.
     """
-    from recorder.store.status import process_matches, read_status
+    from recorder.store.status import RecorderState, process_matches, read_status
 
     try:
         os.kill(pid, signal.SIGTERM)
@@ -130,8 +239,8 @@ def stop_recorder(
         if not process_matches(pid, started):
             return True
         if stopped_at is None:
-            status = read_status(layout) or {}
-            if status.get("pid") == pid and status.get("state") == "stopped":
+            status = read_status(layout)
+            if status and status.pid == pid and status.state == RecorderState.STOPPED:
                 stopped_at = time.monotonic()
         elif time.monotonic() - stopped_at > STOPPED_GRACE:
             say(f"recorder PID {pid} stopped cleanly but did not exit; killing it")

@@ -26,6 +26,13 @@ from typing import Any
 import orjson
 
 from recorder.bus.envelope import HEARTBEAT_TOPIC, GapTracker, Hole, read_envelope
+from recorder.daemon.control import (
+    CheckpointReply,
+    ControlError,
+    answer_request,
+    pending_requests,
+    read_request,
+)
 from recorder.daemon.enrich import Enricher
 from recorder.daemon.options import RecorderOptions
 from recorder.store.checkpoints import Checkpoint, DigestCache, list_checkpoints, write_checkpoint
@@ -42,7 +49,16 @@ from recorder.store.records import (
     encode_frames,
     encode_record,
 )
-from recorder.store.status import process_start_time
+from recorder.store.status import (
+    CheckpointRef,
+    Connection,
+    Counts,
+    ErrorNote,
+    Rates,
+    RecorderState,
+    StatusSnapshot,
+    process_start_time,
+)
 
 log = logging.getLogger("agent_persist.recorder")
 
@@ -106,10 +122,10 @@ class Recorder:
         self.tracker = GapTracker()
         self.digests = DigestCache(self.layout)
         self.embedded_broker: str | None = None  # publisher endpoint of the broker we host
-        self.connection = "connecting"
+        self.connection = Connection.CONNECTING
         self.connection_since: float | None = None
-        self.state = "starting"
-        self.last_error: dict[str, Any] | None = None
+        self.state = RecorderState.STARTING
+        self.last_error: ErrorNote | None = None
         self.last_checkpoint: Checkpoint | None = None
         self.process_started = process_start_time(os.getpid())
         self.first_ts: float | None = None
@@ -163,7 +179,7 @@ class Recorder:
             )
         self.journal.flush()
         self.journal.sync()
-        self.state = "recording"
+        self.state = RecorderState.RECORDING
         self._checkpoint_due = now + self.options.checkpoint_interval
         self._take_snapshot()
 
@@ -214,12 +230,12 @@ class Recorder:
     def close(self) -> Position:
         """Drain, make durable, take the shutdown checkpoint and mark a clean stop."""
         now = self.clock()
-        self.state = "stopping"
+        self.state = RecorderState.STOPPING
         self.append_record({"kind": KIND_EVENT, "event": "stop", "pid": os.getpid()}, now)
         position = self.journal.close()
         with contextlib.suppress(OSError):
             self.checkpoint("shutdown", "shutdown", now, force=True)
-        self.state = "stopped"
+        self.state = RecorderState.STOPPED
         self._take_snapshot()
         self.write_state(now, clean=True)
         self.write_status(now)
@@ -263,7 +279,7 @@ class Recorder:
     def on_connection(self, event: str, ts: float, detail: str = "") -> None:
         """Called by the transport (its thread) when the broker goes up or down."""
         if event == "connected":
-            if self.connection == "disconnected" and self.connection_since is not None:
+            if self.connection == Connection.DISCONNECTED and self.connection_since is not None:
                 self.append_record(
                     {
                         "kind": KIND_GAP,
@@ -274,11 +290,11 @@ class Recorder:
                     },
                     ts,
                 )
-            self.connection = "connected"
+            self.connection = Connection.CONNECTED
         elif event == "disconnected":
-            if self.connection != "connected":
+            if self.connection != Connection.CONNECTED:
                 return
-            self.connection = "disconnected"
+            self.connection = Connection.DISCONNECTED
         self.connection_since = ts
         self.append_record(
             {"kind": KIND_EVENT, "event": event, "broker": self.options.broker, "detail": detail},
@@ -409,7 +425,7 @@ class Recorder:
 
     def on_connect_retry(self, ts: float) -> None:
         """Called by the transport when a connection attempt failed (still connecting)."""
-        if self.connection == "connecting":
+        if self.connection == Connection.CONNECTING:
             self.connection_since = self.connection_since or ts
 
     def on_backlog_pause(self) -> None:
@@ -537,31 +553,27 @@ class Recorder:
         return cp
 
     def handle_requests(self, now: float) -> None:
-        """On-demand checkpoints asked for by `persist checkpoint` (files in control/)."""
-        try:
-            requests = sorted(self.layout.control.glob("*.request"))
-        except OSError:
-            return
-        for path in requests:
-            reply: dict[str, Any]
+        """On-demand checkpoints asked for by `persist checkpoint` (see `daemon.control`).
+
+        Every request gets a reply, a malformed one an error reply: a bad file in
+        control/ must never stop the tick.
+        """
+        for path in pending_requests(self.layout):
             try:
-                req = orjson.loads(path.read_bytes())
+                request = read_request(path)
                 self.drain_wait()
-                cp = self.checkpoint(str(req.get("label") or ""), "manual", now, force=True)
-                reply = {"ok": True, "checkpoint": cp.to_json() if cp else None}
-            except (OSError, ValueError) as exc:
-                reply = {"ok": False, "error": str(exc)}
-            done = path.with_suffix(".done")
-            with contextlib.suppress(OSError):
-                atomic_write(done, orjson.dumps(reply), durable=False)
-                path.unlink()
+                cp = self.checkpoint(request.label, "manual", now, force=True)
+                reply = CheckpointReply.taken(cp)
+            except (OSError, ValueError, ControlError) as exc:
+                reply = CheckpointReply.failed(str(exc))
+            answer_request(path, reply)
 
     def drain_wait(self, timeout: float = 1.0) -> None:
         """Let the writer catch up with what was received (for a manual checkpoint)."""
         self.journal.sink.wait_idle(timeout)
 
     def error(self, message: str) -> None:
-        self.last_error = {"time": self.clock(), "message": message}
+        self.last_error = ErrorNote(self.clock(), message)
         log.error(message)
 
     def write_state(self, now: float, *, clean: bool = False) -> None:
@@ -597,7 +609,7 @@ class Recorder:
         except OSError as exc:
             self.error(f"cannot write recovery state: {exc}")
 
-    def status(self, now: float) -> dict[str, Any]:
+    def status(self, now: float) -> StatusSnapshot:
         c = self.counters
         rate = self._rate
         elapsed = now - rate.last_time
@@ -607,49 +619,47 @@ class Recorder:
         rate.last_time, rate.last_received, rate.last_written = now, c.received, c.written
         durable = self.journal.durable
         cp = self.last_checkpoint
-        return {
-            "v": SCHEMA_VERSION,
-            "pid": os.getpid(),
-            "process_started": self.process_started,
-            "updated": now,
-            "log_dir": str(self.layout.root),
-            "broker": self.options.broker,
-            "embedded_broker": self.embedded_broker,
-            "state": self.state,
-            "connection": self.connection,
-            "connection_since": self.connection_since,
-            "counts": {
-                "received": c.received,
-                "written": c.written,
-                "durable": durable.messages,
-                "messages_total": self.journal.written.messages,
-                "gaps": c.gaps,
-                "missed": c.missed,
-                "refused": c.refused,
-                "backlog_pauses": c.backlog_pauses,
-                "partial_enrichment": c.partial,
-                "heartbeats": c.heartbeats,
-            },
-            "rates": {
-                "received_per_s": round(rate.received_per_s, 1),
-                "written_per_s": round(rate.written_per_s, 1),
-            },
-            "backlog_bytes": self.backlog_bytes,
-            "last_seq": self.journal.written.seq,
-            "last_durable_seq": durable.seq,
-            "last_fsync": self.journal.last_sync_time or None,
-            "segment": self.journal.written.segment_name,
-            "last_checkpoint": {"id": cp.id, "created": cp.created, "label": cp.label}
-            if cp
-            else None,
-            "last_error": self.last_error,
-            "fsync": self.options.fsync,
-            "fsync_interval_ms": int(self.options.fsync_interval * 1000),
-            "quarantined": [str(q.path) for q in self.journal.quarantined],
-        }
+        return StatusSnapshot(
+            v=SCHEMA_VERSION,
+            pid=os.getpid(),
+            process_started=self.process_started,
+            updated=now,
+            log_dir=str(self.layout.root),
+            broker=self.options.broker,
+            embedded_broker=self.embedded_broker,
+            state=self.state,
+            connection=self.connection,
+            connection_since=self.connection_since,
+            counts=Counts(
+                received=c.received,
+                written=c.written,
+                durable=durable.messages,
+                messages_total=self.journal.written.messages,
+                gaps=c.gaps,
+                missed=c.missed,
+                refused=c.refused,
+                backlog_pauses=c.backlog_pauses,
+                partial_enrichment=c.partial,
+                heartbeats=c.heartbeats,
+            ),
+            rates=Rates(
+                received_per_s=round(rate.received_per_s, 1),
+                written_per_s=round(rate.written_per_s, 1),
+            ),
+            backlog_bytes=self.backlog_bytes,
+            last_seq=self.journal.written.seq,
+            last_durable_seq=durable.seq,
+            last_fsync=self.journal.last_sync_time or None,
+            segment=self.journal.written.segment_name,
+            last_checkpoint=CheckpointRef(cp.id, cp.created, cp.label) if cp else None,
+            last_error=self.last_error,
+            fsync=self.options.fsync.value,
+            fsync_interval_ms=int(self.options.fsync_interval * 1000),
+            quarantined=tuple(str(q.path) for q in self.journal.quarantined),
+        )
 
     def write_status(self, now: float) -> None:
         try:
-            atomic_write(self.layout.status, orjson.dumps(self.status(now)), durable=False)
+            self.status(now).write(self.layout)
         except OSError as exc:
-            self.last_error = {"time": now, "message": f"cannot write status: {exc}"}
+            self.last_error = ErrorNote(now, f"cannot write status: {exc}")

@@ -16,7 +16,7 @@ from recorder.daemon.options import RecorderOptions, recorder_argv
 from recorder.errors import LaunchError
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout
-from recorder.store.status import HEALTHY, assess
+from recorder.store.status import HEALTHY, RecorderState, assess
 
 
 class SpawnError(LaunchError):
@@ -65,7 +65,11 @@ def _wait_recording(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         health = assess(layout)
-        recording = health.state == HEALTHY and health.status.get("state") == "recording"
+        recording = (
+            health.state == HEALTHY
+            and health.status is not None
+            and health.status.state == RecorderState.RECORDING
+        )
         code = proc.poll()
         if recording and health.pid == proc.pid:
             return Spawned(proc.pid, ours=True)

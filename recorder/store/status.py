@@ -1,48 +1,351 @@
 """The recorder's heartbeat file and what a reader concludes from it.
 
-The recorder rewrites `status.json` about once a second. A reader decides:
+The recorder rewrites `status.json` about once a second from a `StatusSnapshot`;
+every reader gets the same class back (`StatusSnapshot.read`). A reader decides:
 - healthy: the process is alive (same PID *and* same start time) and the file is fresh;
 - stale: the process exists but has not written its heartbeat for `STALE_AFTER` seconds;
-- stopped: no status, a clean stop, or the process is gone (or its PID was reused).
+- stopped: no status, an unreadable one, a clean stop, or the process is gone (or its
+  PID was reused).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from recorder.store.fsutil import read_json_object
+import orjson
+
+from recorder.errors import PersistError
+from recorder.store.fsutil import atomic_write
 from recorder.store.layout import Layout
+from recorder.store.records import SCHEMA_VERSION
 
 STALE_AFTER = 5.0
 HEALTHY, STALE, STOPPED = "healthy", "stale", "stopped"
+DEFAULT_BROKER = "tcp://127.0.0.1:5555"  # what `start_command` suggests when none is known
 
 
+class RecorderState(StrEnum):
+    """The recorder's lifecycle, as `status.json` reports it."""
+
+    STARTING = "starting"
+    RECORDING = "recording"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class Connection(StrEnum):
+    """The recorder's link to the broker."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+
+
+class UnreadableStatus(PersistError):
+    """`status.json` exists but is not a status snapshot; the message names the problem."""
+
+
+# -- strict field readers ---------------------------------------------------------------
+# A derived file can hold anything (a crash, a hand edit, another version): each reader
+# checks one field's type and names it when it is wrong. A missing optional field gets
+# its default, so a file from a recorder that predates a field still reads.
+
+_MISSING: Any = object()  # "no default": the field is required
+T = TypeVar("T")
+
+
+def _get(data: Mapping[str, Any], name: str, prefix: str, default: Any) -> tuple[Any, bool]:
+    """(value, True) if the field is there, else (default, False); raises if required."""
+    if name in data:
+        return data[name], True
+    if default is _MISSING:
+        raise UnreadableStatus(f"{prefix}{name} is missing")
+    return default, False
+
+
+def _int(data: Mapping[str, Any], name: str, prefix: str = "", default: Any = _MISSING) -> Any:
+    value, present = _get(data, name, prefix, default)
+    if present and type(value) is not int:  # bool is not an integer here
+        raise UnreadableStatus(f"{prefix}{name} is not an integer")
+    return value
+
+
+def _number(data: Mapping[str, Any], name: str, prefix: str = "", default: Any = _MISSING) -> Any:
+    """An int or a float, kept as it is so that writing it back gives the same JSON."""
+    value, present = _get(data, name, prefix, default)
+    if present and type(value) not in (int, float):
+        raise UnreadableStatus(f"{prefix}{name} is not a number")
+    return value
+
+
+def _str(data: Mapping[str, Any], name: str, prefix: str = "", default: Any = _MISSING) -> Any:
+    value, present = _get(data, name, prefix, default)
+    if present and not isinstance(value, str):
+        raise UnreadableStatus(f"{prefix}{name} is not a string")
+    return value
+
+
+def _optional(
+    read: Callable[..., T], data: Mapping[str, Any], name: str, prefix: str = ""
+) -> T | None:
+    """A field that may be null (or missing): None, else what `read` makes of it."""
+    if data.get(name) is None:
+        return None
+    return read(data, name, prefix)
+
+
+def _object(data: Mapping[str, Any], name: str, prefix: str = "") -> Mapping[str, Any] | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise UnreadableStatus(f"{prefix}{name} is not an object")
+    return value
+
+
+def _choice(data: Mapping[str, Any], name: str, kind: type[StrEnum], default: Any) -> Any:
+    value = _str(data, name, default=default)
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise UnreadableStatus(f"{name} is not one of {allowed}") from None
+
+
+# -- the snapshot -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Counts:
+    received: int = 0  # messages received this run
+    written: int = 0  # messages written this run
+    durable: int = 0  # messages in the journal known to be on disk
+    messages_total: int = 0  # messages in the journal, all runs
+    gaps: int = 0
+    missed: int = 0  # messages known lost (publisher sequence holes)
+    refused: int = 0
+    backlog_pauses: int = 0
+    partial_enrichment: int = 0  # messages enriched without keyword rules (behind)
+    heartbeats: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "written": self.written,
+            "durable": self.durable,
+            "messages_total": self.messages_total,
+            "gaps": self.gaps,
+            "missed": self.missed,
+            "refused": self.refused,
+            "backlog_pauses": self.backlog_pauses,
+            "partial_enrichment": self.partial_enrichment,
+            "heartbeats": self.heartbeats,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Counts:
+        return cls(**{name: _int(data, name, "counts.", 0) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Rates:
+    received_per_s: float = 0.0
+    written_per_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"received_per_s": self.received_per_s, "written_per_s": self.written_per_s}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Rates:
+        return cls(
+            received_per_s=_number(data, "received_per_s", "rates.", 0.0),
+            written_per_s=_number(data, "written_per_s", "rates.", 0.0),
+        )
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """The last checkpoint, as much of it as the status names."""
+
+    id: str
+    created: float
+    label: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "created": self.created, "label": self.label}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CheckpointRef:
+        prefix = "last_checkpoint."
+        return cls(
+            id=_str(data, "id", prefix),
+            created=_number(data, "created", prefix),
+            label=_str(data, "label", prefix, ""),
+        )
+
+
+@dataclass(frozen=True)
+class ErrorNote:
+    """The recorder's last error: when (seconds since the epoch) and what."""
+
+    time: float
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"time": self.time, "message": self.message}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ErrorNote:
+        return cls(
+            time=_number(data, "time", "last_error."),
+            message=_str(data, "message", "last_error."),
+        )
+
+
+@dataclass(frozen=True)
+class StatusSnapshot:
+    """Everything `status.json` says; `to_json` gives the file's exact shape (FORMAT.md).
+
+    `pid`, `updated` and `state` must be there; any other field may be missing (it
+    then has its default) but never of the wrong type.
+    """
+
+    pid: int
+    updated: float  # seconds since the epoch of this heartbeat
+    state: RecorderState
+    v: int = SCHEMA_VERSION
+    process_started: float | None = None  # tells a reused PID from the recorder
+    log_dir: str = ""
+    broker: str | None = None  # the broker's subscriber endpoint
+    embedded_broker: str | None = None  # publisher endpoint of a broker the recorder hosts
+    connection: Connection = Connection.CONNECTING
+    connection_since: float | None = None
+    counts: Counts = field(default_factory=Counts)
+    rates: Rates = field(default_factory=Rates)
+    backlog_bytes: int = 0  # journal bytes waiting for the disk
+    last_seq: int = 0
+    last_durable_seq: int = 0
+    last_fsync: float | None = None
+    segment: str | None = None  # the segment being written
+    last_checkpoint: CheckpointRef | None = None
+    last_error: ErrorNote | None = None
+    fsync: str | None = None  # "always", "interval" or "never"
+    fsync_interval_ms: int | None = None
+    quarantined: tuple[str, ...] = ()  # paths of torn tails moved aside
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": self.v,
+            "pid": self.pid,
+            "process_started": self.process_started,
+            "updated": self.updated,
+            "log_dir": self.log_dir,
+            "broker": self.broker,
+            "embedded_broker": self.embedded_broker,
+            "state": self.state.value,
+            "connection": self.connection.value,
+            "connection_since": self.connection_since,
+            "counts": self.counts.to_json(),
+            "rates": self.rates.to_json(),
+            "backlog_bytes": self.backlog_bytes,
+            "last_seq": self.last_seq,
+            "last_durable_seq": self.last_durable_seq,
+            "last_fsync": self.last_fsync,
+            "segment": self.segment,
+            "last_checkpoint": self.last_checkpoint.to_json() if self.last_checkpoint else None,
+            "last_error": self.last_error.to_json() if self.last_error else None,
+            "fsync": self.fsync,
+            "fsync_interval_ms": self.fsync_interval_ms,
+            "quarantined": list(self.quarantined),
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> StatusSnapshot:
+        """Check and convert parsed JSON; raises `UnreadableStatus` naming the first problem."""
+        if not isinstance(data, dict):
+            raise UnreadableStatus("it is not a JSON object")
+        counts = _object(data, "counts")
+        rates = _object(data, "rates")
+        checkpoint = _object(data, "last_checkpoint")
+        error = _object(data, "last_error")
+        quarantined = data.get("quarantined") or []
+        if not isinstance(quarantined, list) or not all(isinstance(q, str) for q in quarantined):
+            raise UnreadableStatus("quarantined is not a list of strings")
+        return cls(
+            pid=_int(data, "pid"),
+            updated=_number(data, "updated"),
+            state=_choice(data, "state", RecorderState, _MISSING),
+            v=_int(data, "v", default=SCHEMA_VERSION),
+            process_started=_optional(_number, data, "process_started"),
+            log_dir=_str(data, "log_dir", default=""),
+            broker=_optional(_str, data, "broker"),
+            embedded_broker=_optional(_str, data, "embedded_broker"),
+            connection=_choice(data, "connection", Connection, Connection.CONNECTING.value),
+            connection_since=_optional(_number, data, "connection_since"),
+            counts=Counts.from_json(counts) if counts is not None else Counts(),
+            rates=Rates.from_json(rates) if rates is not None else Rates(),
+            backlog_bytes=_int(data, "backlog_bytes", default=0),
+            last_seq=_int(data, "last_seq", default=0),
+            last_durable_seq=_int(data, "last_durable_seq", default=0),
+            last_fsync=_optional(_number, data, "last_fsync"),
+            segment=_optional(_str, data, "segment"),
+            last_checkpoint=CheckpointRef.from_json(checkpoint) if checkpoint else None,
+            last_error=ErrorNote.from_json(error) if error else None,
+            fsync=_optional(_str, data, "fsync"),
+            fsync_interval_ms=_optional(_int, data, "fsync_interval_ms"),
+            quarantined=tuple(quarantined),
+        )
+
+    def write(self, layout: Layout) -> None:
+        """Replace `status.json` atomically (not fsynced: it is rewritten every second)."""
+        atomic_write(layout.status, orjson.dumps(self.to_json()), durable=False)
+
+    @classmethod
+    def read(cls, layout: Layout) -> StatusSnapshot | None:
+        """The folder's status; None if there is none. Raises `UnreadableStatus`."""
+        try:
+            raw = layout.status.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UnreadableStatus(exc.strerror or str(exc)) from None
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UnreadableStatus("it is not valid JSON") from None
+        return cls.from_json(data)
+
+
+def read_status(layout: Layout) -> StatusSnapshot | None:
+    """The folder's status, or None if there is none or it is unreadable (for polling)."""
+    try:
+        return StatusSnapshot.read(layout)
+    except UnreadableStatus:
+        return None
+
+
+# -- what a reader concludes ------------------------------------------------------------
 @dataclass(frozen=True)
 class Health:
     state: str  # HEALTHY, STALE or STOPPED
     reason: str
-    status: dict[str, Any] = field(default_factory=dict)
+    status: StatusSnapshot | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
     def pid(self) -> int | None:
-        pid = self.status.get("pid")
-        return int(pid) if pid else None
+        return self.status.pid if self.status is not None and self.status.pid else None
 
     @property
     def running(self) -> bool:
         return self.state != STOPPED
 
     def start_command(self, log_dir: Path) -> str:
-        broker = self.status.get("broker") or "tcp://127.0.0.1:5555"
+        broker = (self.status.broker if self.status is not None else None) or DEFAULT_BROKER
         return f"persist record --broker {broker} --log-dir {log_dir} --detach"
-
-
-def read_status(layout: Layout) -> dict[str, Any] | None:
-    return read_json_object(layout.status)
 
 
 def process_matches(pid: int, started: float | None) -> bool:
@@ -71,16 +374,19 @@ def process_start_time(pid: int) -> float | None:
 
 def assess(layout: Layout, now: float | None = None) -> Health:
     now = time.time() if now is None else now
-    status = read_status(layout)
+    try:
+        status = StatusSnapshot.read(layout)
+    except UnreadableStatus as exc:
+        return Health(STOPPED, f"status.json is unreadable: {exc}")
     if status is None:
         if layout.segments.is_dir():
             return Health(STOPPED, "no recorder has written a status file here")
         return Health(STOPPED, "no journal in this folder yet")
-    pid = int(status.get("pid") or 0)
-    age = now - float(status.get("updated") or 0)
-    if status.get("state") == "stopped":
+    pid = status.pid
+    age = now - status.updated
+    if status.state == RecorderState.STOPPED:
         return Health(STOPPED, f"stopped cleanly {format_age(age)} ago", status)
-    if not pid or not process_matches(pid, status.get("process_started")):
+    if pid <= 0 or not process_matches(pid, status.process_started):
         return Health(
             STOPPED,
             f"recorder PID {pid} is gone without a clean stop "
@@ -90,10 +396,10 @@ def assess(layout: Layout, now: float | None = None) -> Health:
     if age > STALE_AFTER:
         return Health(STALE, f"PID {pid} is alive but silent for {format_age(age)}", status)
     warnings = []
-    if status.get("connection") != "connected":
-        warnings.append(f"not connected to the broker at {status.get('broker')}")
-    if status.get("last_error"):
-        warnings.append(f"last error: {status['last_error'].get('message')}")
+    if status.connection != Connection.CONNECTED:
+        warnings.append(f"not connected to the broker at {status.broker}")
+    if status.last_error is not None:
+        warnings.append(f"last error: {status.last_error.message}")
     return Health(HEALTHY, f"recording, PID {pid}", status, warnings)
 
 

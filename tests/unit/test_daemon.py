@@ -138,7 +138,7 @@ def test_a_full_disk_delays_writes_but_loses_and_tears_nothing(tmp_path: Path) -
     records = journal_records(tmp_path / "logs")  # every line is whole and valid
     seqs = [r["frames"][1]["json"]["_persist"]["seq"] for r in records if r["kind"] == "msg"]
     assert seqs == [1, 2, 3]
-    assert "No space left" in rec.last_error["message"]
+    assert rec.last_error is not None and "No space left" in rec.last_error.message
     assert not [r for r in records if r["kind"] == "gap"]
 
 

@@ -8,6 +8,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from recorder.store.status import StatusSnapshot
+
 from ..diagnostics import Diagnostics
 from ..text import Clock, age, count, one_line, size
 
@@ -19,6 +21,11 @@ def _ts_age(clock: Clock, ts: Any) -> str:
     if not isinstance(ts, int | float):
         return "—"
     return f"{clock.stamp(ts)} ({age(clock.now() - ts)} ago)"
+
+
+def val(v: Any, fmt: Any = str) -> str:
+    """`fmt(v)`, or a dash for a figure nobody knows."""
+    return "—" if v is None else fmt(v)
 
 
 def render_diagnostics(diag: Diagnostics | None, clock: Clock) -> RenderableType:
@@ -37,45 +44,13 @@ def render_diagnostics(diag: Diagnostics | None, clock: Clock) -> RenderableType
         cmd.append(f"  {diag.start_command}", "bold cyan")
         parts.append(cmd)
 
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column()
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column()
-    counts = st.get("counts") or {}
-    rates = st.get("rates") or {}
-    proc = diag.process
+    if st is not None:
+        parts.append(_status_table(st, diag, clock))
 
-    def val(v: Any, fmt: Any = str) -> str:
-        return "—" if v is None else fmt(v)
-
-    rows = [
-        ("PID", val(st.get("pid")), "Broker", one_line(str(st.get("broker") or "—"), 60)),
-        ("Uptime", val(proc and proc.uptime, age), "Connection", str(st.get("connection") or "—")),
-        ("CPU", val(proc and proc.cpu_percent, lambda v: f"{v:.1f} %"),
-         "Rate", f"{rates.get('received_per_s', 0) or 0:,.1f} msg/s received, "
-                 f"{rates.get('written_per_s', 0) or 0:,.1f} written"),
-        ("RSS", val(proc and proc.rss, size), "Received", val(counts.get("received"), count)),
-        ("Open files", val(proc and proc.open_files), "Written", val(counts.get("written"), count)),
-        ("Threads", val(proc and proc.threads), "Durable", val(counts.get("durable"), count)),
-        ("Fsync", f"{st.get('fsync', '—')}" + (f" {st['fsync_interval_ms']} ms"
-                                                if st.get("fsync_interval_ms") else ""),
-         "Backlog", val(st.get("backlog_bytes"), size)),
-        ("Last fsync", _ts_age(clock, st.get("last_fsync")),
-         "Gaps", f"{val(counts.get('gaps'), count)} ({val(counts.get('missed'), count)} missed)"),
-        ("Heartbeat", _ts_age(clock, st.get("updated")),
-         "Refused", val(counts.get("refused"), count)),
-    ]
-    for row in rows:
-        table.add_row(*row)
-    if st:
-        parts.append(table)
-
-    cp = st.get("last_checkpoint")
+    cp = st.last_checkpoint if st is not None else None
     cp_text = Text("Last checkpoint: ", style="bold")
-    if isinstance(cp, dict):
-        cp_text.append(f"{one_line(str(cp.get('label') or cp.get('id')), 80)} · "
-                       f"{_ts_age(clock, cp.get('created'))}")
+    if cp is not None:
+        cp_text.append(f"{one_line(cp.label or cp.id, 80)} · {_ts_age(clock, cp.created)}")
     else:
         cp_text.append("none yet", "dim")
     parts.append(cp_text)
@@ -84,12 +59,44 @@ def render_diagnostics(diag: Diagnostics | None, clock: Clock) -> RenderableType
                 f"{val(diag.disk_free, size)} free of {val(diag.disk_total, size)}")
     disk.append(f"\n      {one_line(str(diag.log_dir), 300)}", "dim")
     parts.append(disk)
-    err = st.get("last_error")
+    err = st.last_error if st is not None else None
     err_text = Text("Last error: ", style="bold")
-    if isinstance(err, dict):
-        err_text.append(f"{_ts_age(clock, err.get('time'))}  ", "dim")
-        err_text.append(one_line(str(err.get("message")), 300), "red")
+    if err is not None:
+        err_text.append(f"{_ts_age(clock, err.time)}  ", "dim")
+        err_text.append(one_line(err.message, 300), "red")
     else:
         err_text.append("none", "green")
     parts.append(err_text)
     return Group(*parts)
+
+
+def _status_table(st: StatusSnapshot, diag: Diagnostics, clock: Clock) -> Table:
+    """Process and traffic figures side by side."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    counts = st.counts
+    rates = st.rates
+    proc = diag.process
+
+    rows = [
+        ("PID", val(st.pid), "Broker", one_line(st.broker or "—", 60)),
+        ("Uptime", val(proc and proc.uptime, age), "Connection", str(st.connection)),
+        ("CPU", val(proc and proc.cpu_percent, lambda v: f"{v:.1f} %"),
+         "Rate", f"{rates.received_per_s:,.1f} msg/s received, "
+                 f"{rates.written_per_s:,.1f} written"),
+        ("RSS", val(proc and proc.rss, size), "Received", count(counts.received)),
+        ("Open files", val(proc and proc.open_files), "Written", count(counts.written)),
+        ("Threads", val(proc and proc.threads), "Durable", count(counts.durable)),
+        ("Fsync", (st.fsync or "—") + (f" {st.fsync_interval_ms} ms"
+                                       if st.fsync_interval_ms else ""),
+         "Backlog", size(st.backlog_bytes)),
+        ("Last fsync", _ts_age(clock, st.last_fsync),
+         "Gaps", f"{count(counts.gaps)} ({count(counts.missed)} missed)"),
+        ("Heartbeat", _ts_age(clock, st.updated), "Refused", count(counts.refused)),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    return table

@@ -1,0 +1,125 @@
+"""The control-file protocol: both ends, with a real recorder core and an injected clock."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recorder.daemon.control import (
+    REPLY_SUFFIX,
+    REQUEST_SUFFIX,
+    CheckpointReply,
+    CheckpointRequest,
+    ControlError,
+    pending_requests,
+    request_checkpoint,
+)
+from recorder.daemon.core import Recorder
+from recorder.daemon.options import RecorderOptions
+from recorder.store.checkpoints import Checkpoint, list_checkpoints
+from recorder.store.lock import InstanceLock
+from tests.unit.test_daemon import Clock, env_msg, feed
+
+
+def recording(tmp_path: Path, clock: Clock) -> Recorder:
+    rec = Recorder(RecorderOptions(log_dir=tmp_path / "logs"), clock=clock)
+    rec.open()
+    feed(rec, clock, env_msg("p", 1), env_msg("p", 2))
+    return rec
+
+
+def ask(rec: Recorder, name: str, content: bytes) -> Path:
+    request = rec.layout.control / f"{name}{REQUEST_SUFFIX}"
+    request.write_bytes(content)
+    return request
+
+
+def answer(request: Path) -> CheckpointReply:
+    return CheckpointReply.from_json(orjson.loads(request.with_suffix(REPLY_SUFFIX).read_bytes()))
+
+
+def test_a_request_is_answered_with_the_checkpoint_on_the_next_tick(tmp_path: Path) -> None:
+    clock = Clock()
+    rec = recording(tmp_path, clock)
+    request = ask(rec, "a", orjson.dumps(CheckpointRequest("before the refactor").to_json()))
+    assert pending_requests(rec.layout) == [request]
+    clock.now += 1
+    rec.tick(clock.now)
+    reply = answer(request)
+    assert reply.ok and reply.checkpoint is not None and reply.error is None
+    assert reply.checkpoint.label == "before the refactor" and reply.checkpoint.messages == 2
+    assert reply.checkpoint.reason == "manual" and reply.checkpoint.created == clock.now
+    assert [c.id for c in list_checkpoints(rec.layout)] == [reply.checkpoint.id]
+    assert not request.exists() and pending_requests(rec.layout) == []
+    rec.close()
+
+
+def test_malformed_requests_get_error_replies_and_the_tick_goes_on(tmp_path: Path) -> None:
+    clock = Clock()
+    rec = recording(tmp_path, clock)
+    bad = {
+        "a-not-json": (b"{label", "not valid JSON"),
+        "b-list": (b"[]", "not a JSON object"),
+        "c-number-label": (b'{"label": 5}', "label is not a string"),
+    }
+    requests = {name: ask(rec, name, content) for name, (content, _) in bad.items()}
+    good = ask(rec, "z-good", b'{"label": "fine"}')
+    clock.now += 1
+    rec.tick(clock.now)
+    for name, (_, problem) in bad.items():
+        reply = answer(requests[name])
+        assert not reply.ok and reply.checkpoint is None
+        assert reply.error is not None and problem in reply.error
+        assert not requests[name].exists()
+    reply = answer(good)
+    assert reply.ok and reply.checkpoint is not None and reply.checkpoint.label == "fine"
+    assert orjson.loads(rec.layout.status.read_bytes())["state"] == "recording"  # tick finished
+    rec.close()
+
+
+def test_the_client_gets_its_checkpoint_from_a_running_recorder(tmp_path: Path) -> None:
+    """`request_checkpoint` end to end: the folder is locked, so it asks the recorder."""
+    clock = Clock()
+    rec = recording(tmp_path, clock)
+    lock = InstanceLock(rec.layout.lock)  # what the running recorder's process holds
+    lock.acquire()
+    got: list[Checkpoint] = []
+    seen: list[Path] = []  # request files the recorder found: proof it answered, not the client
+    client = threading.Thread(target=lambda: got.append(request_checkpoint(rec.layout, "live")))
+    client.start()
+    try:
+        while client.is_alive():
+            clock.now += 0.2
+            seen += pending_requests(rec.layout)
+            rec.tick(clock.now)
+            client.join(0.02)
+    finally:
+        lock.release()
+    assert seen and got and got[0].label == "live" and got[0].messages == 2
+    assert got[0].path is not None and got[0].path.parent == rec.layout.checkpoints
+    assert list(rec.layout.control.iterdir()) == []  # request and reply both gone
+    rec.close()
+
+
+def test_request_and_reply_round_trip_through_json() -> None:
+    request = CheckpointRequest("a label")
+    assert CheckpointRequest.from_json(orjson.loads(orjson.dumps(request.to_json()))) == request
+    assert CheckpointRequest.from_json({}) == CheckpointRequest("")
+    failed = CheckpointReply.failed("disk full")
+    assert failed.to_json() == {"ok": False, "error": "disk full"}
+    assert CheckpointReply.from_json(failed.to_json()) == failed
+    nothing = CheckpointReply.taken(None)
+    assert nothing.to_json() == {"ok": True, "checkpoint": None}
+    assert CheckpointReply.from_json(nothing.to_json()) == nothing
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [[], {"ok": "yes"}, {"ok": True, "checkpoint": {"id": "x"}}, {"ok": False, "error": 3}],
+)
+def test_a_malformed_reply_is_a_control_error(reply: object) -> None:
+    with pytest.raises(ControlError):
+        CheckpointReply.from_json(reply)

@@ -1,0 +1,190 @@
+"""status.json: one class writes and reads it, and a wrongly typed file never crashes a reader."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+import pytest
+
+from recorder.cli.record import cmd_status
+from recorder.daemon.core import Recorder
+from recorder.daemon.options import RecorderOptions
+from recorder.store.layout import Layout
+from recorder.store.status import (
+    HEALTHY,
+    STOPPED,
+    Connection,
+    Health,
+    RecorderState,
+    StatusSnapshot,
+    UnreadableStatus,
+    assess,
+    read_status,
+)
+from tests.unit.test_daemon import Clock, env_msg, feed
+
+STATUS_KEYS = [
+    "v", "pid", "process_started", "updated", "log_dir", "broker", "embedded_broker",
+    "state", "connection", "connection_since", "counts", "rates", "backlog_bytes",
+    "last_seq", "last_durable_seq", "last_fsync", "segment", "last_checkpoint",
+    "last_error", "fsync", "fsync_interval_ms", "quarantined",
+]  # fmt: skip
+COUNT_KEYS = [
+    "received", "written", "durable", "messages_total", "gaps", "missed", "refused",
+    "backlog_pauses", "partial_enrichment", "heartbeats",
+]  # fmt: skip
+
+
+def busy_recorder(tmp_path: Path, clock: Clock) -> Recorder:
+    """A recorder with messages, a connection, a checkpoint and an error to report."""
+    rec = Recorder(RecorderOptions(log_dir=tmp_path / "logs"), clock=clock)
+    rec.open()
+    rec.on_connection("connected", clock.now)
+    feed(rec, clock, env_msg("p", 1), env_msg("p", 2), env_msg("p", 5))
+    rec.sync()
+    rec.checkpoint("by hand", "manual", clock.now)
+    rec.error("something went wrong")
+    return rec
+
+
+def test_the_status_the_recorder_writes_reads_back_equal(tmp_path: Path) -> None:
+    clock = Clock()
+    rec = busy_recorder(tmp_path, clock)
+    clock.now += 1
+    rec.tick(clock.now)
+    raw = rec.layout.status.read_bytes()
+    read = StatusSnapshot.read(rec.layout)
+    assert read is not None
+    assert orjson.dumps(read.to_json()) == raw  # writing it back gives the same bytes
+    # The same snapshot the daemon builds (rates are measured between two calls: both 0 here).
+    assert read == rec.status(clock.now)
+    assert read.state == RecorderState.RECORDING and read.connection == Connection.CONNECTED
+    assert read.counts.written == 3 and read.counts.gaps == 1 and read.counts.missed == 2
+    assert read.last_checkpoint is not None and read.last_checkpoint.label == "by hand"
+    assert read.last_error is not None and read.last_error.message == "something went wrong"
+    rec.close()
+    stopped = StatusSnapshot.read(rec.layout)
+    assert stopped is not None and stopped.state == RecorderState.STOPPED
+
+
+def test_the_file_keeps_its_documented_shape(tmp_path: Path) -> None:
+    clock = Clock()
+    rec = busy_recorder(tmp_path, clock)
+    rec.write_status(clock.now)
+    data = orjson.loads(rec.layout.status.read_bytes())
+    assert list(data) == STATUS_KEYS
+    assert list(data["counts"]) == COUNT_KEYS
+    assert list(data["rates"]) == ["received_per_s", "written_per_s"]
+    assert list(data["last_checkpoint"]) == ["id", "created", "label"]
+    assert list(data["last_error"]) == ["time", "message"]
+    assert data["state"] == "recording" and data["connection"] == "connected"
+    assert data["fsync"] == "interval" and data["pid"] == os.getpid()
+    rec.close()
+
+
+def test_status_json_prints_the_file_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = Clock(psutil.Process().create_time() + 5)
+    rec = busy_recorder(tmp_path, clock)
+    rec.write_status(clock.now)
+    raw = orjson.loads(rec.layout.status.read_bytes())
+    args = argparse.Namespace(log_dir=str(rec.layout.root), json=True)
+    cmd_status(args)
+    out = orjson.loads(capsys.readouterr().out)
+    assert out["status"] == raw
+    rec.close()
+
+
+def good_status(**changes: Any) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "v": 1,
+        "pid": 4242,
+        "process_started": 1.0,
+        "updated": 2.0,
+        "state": "recording",
+        "connection": "connected",
+        "counts": {"received": 1, "written": 1},
+        "rates": {"received_per_s": 0.5, "written_per_s": 0},
+        "last_checkpoint": {"id": "x", "created": 1.5, "label": ""},
+        "last_error": {"time": 1.5, "message": "boom"},
+        "quarantined": ["segments/seg-1.torn"],
+    }
+    status.update(changes)
+    return {k: v for k, v in status.items() if v is not ...}
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"not json{", "it is not valid JSON"),
+        (b"[1, 2]", "it is not a JSON object"),
+        (b'"recording"', "it is not a JSON object"),
+        (orjson.dumps(good_status(pid="abc")), "pid is not an integer"),
+        (orjson.dumps(good_status(pid=True)), "pid is not an integer"),
+        (orjson.dumps(good_status(pid=...)), "pid is missing"),
+        (orjson.dumps(good_status(updated=None)), "updated is not a number"),
+        (orjson.dumps(good_status(state="flying")), "state is not one of"),
+        (orjson.dumps(good_status(state=3)), "state is not a string"),
+        (orjson.dumps(good_status(connection=["up"])), "connection is not a string"),
+        (orjson.dumps(good_status(counts=[])), "counts is not an object"),
+        (orjson.dumps(good_status(counts={"written": "1"})), "counts.written is not an integer"),
+        (orjson.dumps(good_status(rates={"written_per_s": "fast"})), "rates.written_per_s"),
+        (orjson.dumps(good_status(broker=5)), "broker is not a string"),
+        (orjson.dumps(good_status(last_checkpoint="x")), "last_checkpoint is not an object"),
+        (orjson.dumps(good_status(last_checkpoint={"id": 1})), "last_checkpoint.id"),
+        (orjson.dumps(good_status(last_error={"time": 1, "message": 5})), "last_error.message"),
+        (orjson.dumps(good_status(quarantined="a")), "quarantined is not a list of strings"),
+        (orjson.dumps(good_status(quarantined=[1])), "quarantined is not a list of strings"),
+    ],
+)
+def test_a_wrongly_typed_status_is_unreadable_never_a_crash(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    layout = Layout(tmp_path)
+    layout.status.write_bytes(content)
+    health = assess(layout)
+    assert health.state == STOPPED and health.status is None
+    assert health.reason.startswith("status.json is unreadable: ")
+    assert problem in health.reason
+    assert read_status(layout) is None
+    with pytest.raises(UnreadableStatus, match=problem.split(":")[0]):
+        StatusSnapshot.read(layout)
+    assert health.pid is None and "--broker tcp://127.0.0.1:5555" in health.start_command(
+        layout.root
+    )
+
+
+def test_a_status_missing_optional_fields_still_reads(tmp_path: Path) -> None:
+    """A file written by a recorder that predates some fields: defaults fill them."""
+    layout = Layout(tmp_path)
+    layout.status.write_bytes(orjson.dumps({"pid": 0, "updated": 1.0, "state": "stopped"}))
+    status = StatusSnapshot.read(layout)
+    assert status is not None and status.counts.written == 0 and status.last_error is None
+    assert status.connection == Connection.CONNECTING and status.quarantined == ()
+    assert assess(layout).reason.startswith("stopped cleanly")
+
+
+def test_a_good_status_of_a_live_process_is_healthy(tmp_path: Path) -> None:
+    me = psutil.Process()
+    layout = Layout(tmp_path)
+    data = good_status(pid=me.pid, process_started=me.create_time(), updated=1000.0)
+    layout.status.write_bytes(orjson.dumps(data))
+    health = assess(layout, now=1001.0)
+    assert health.state == HEALTHY and health.pid == me.pid
+    assert health.warnings == ["last error: boom"]
+    assert health.status is not None and health.status.rates.received_per_s == 0.5
+    assert health.status.to_json()["counts"]["written"] == 1
+
+
+def test_no_status_is_no_snapshot(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    assert StatusSnapshot.read(layout) is None
+    health = assess(layout)
+    assert health == Health(STOPPED, "no journal in this folder yet")
+    assert health.pid is None
