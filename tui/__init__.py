@@ -16,8 +16,9 @@ def run_picker(
     log_dir: Path | str | None = None, *, launch: bool = False, agent: str | None = None
 ) -> Selection | None:
     """Run the full-screen picker; the chosen checkpoint, a fresh start, or None."""
+    from recorder.store.layout import default_log_dir
+
     from .app import create_app
-    from .cli import default_log_dir
 
     app = create_app(Path(log_dir) if log_dir is not None else default_log_dir(), launch=launch,
                      agent=agent)

@@ -136,7 +136,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
-    from recorder.daemon.control import CheckpointError, request_checkpoint
+    from recorder.daemon.control import request_checkpoint
+    from recorder.errors import CheckpointError
 
     layout = Layout(Path(args.log_dir))
     try:

@@ -35,8 +35,9 @@ from recorder.daemon.control import (
 )
 from recorder.daemon.enrich import Enricher
 from recorder.daemon.options import RecorderOptions
+from recorder.daemon.recovery import recover
 from recorder.store.checkpoints import Checkpoint, DigestCache, list_checkpoints, write_checkpoint
-from recorder.store.fsutil import atomic_write, ensure_private_dir, read_json_object
+from recorder.store.fsutil import ensure_private_dir
 from recorder.store.journal import Journal, Position
 from recorder.store.layout import Layout
 from recorder.store.records import (
@@ -49,6 +50,7 @@ from recorder.store.records import (
     encode_frames,
     encode_record,
 )
+from recorder.store.recovery import JournalPoint, RecoveryState
 from recorder.store.status import (
     CheckpointRef,
     Connection,
@@ -146,9 +148,12 @@ class Recorder:
         for sub in (self.layout.checkpoints, self.layout.control, self.layout.index):
             ensure_private_dir(sub)
         now = self.clock()
-        state = read_json_object(self.layout.state)
+        state = RecoveryState.read(self.layout)
         last = self.journal.open()
-        self._recover(state, last)
+        recovered = recover(self.layout, state, last)
+        self.journal.messages = recovered.messages
+        self.first_ts, self.last_ts = recovered.first_ts, recovered.last_ts
+        self.tracker = recovered.tracker
         checkpoints = list_checkpoints(self.layout)
         self.last_checkpoint = checkpoints[0] if checkpoints else None
         self.journal.append(
@@ -164,7 +169,7 @@ class Recorder:
             }
         )
         if last is not None:
-            clean = bool(state and state.get("clean"))
+            clean = state is not None and state.clean
             self._hole_record(
                 {
                     "cause": "recorder-down",
@@ -182,50 +187,6 @@ class Recorder:
         self.state = RecorderState.RECORDING
         self._checkpoint_due = now + self.options.checkpoint_interval
         self._take_snapshot()
-
-    def _recover(self, state: dict[str, Any] | None, last: dict[str, Any] | None) -> None:
-        """Restore message count and publisher sequences: state file, then journal."""
-        from recorder.store.reader import Store  # the reader side; only needed at start
-
-        base: dict[str, Any] | None = None
-        publishers: dict[str, int] = {}
-        if state and isinstance(state.get("position"), dict):
-            base = state["position"]
-            publishers = {str(k): int(v) for k, v in (state.get("publishers") or {}).items()}
-            self.first_ts = state.get("first_ts")
-        elif last is not None:
-            cps = list_checkpoints(self.layout)
-            if cps:
-                cp = cps[0]
-                base = {"segment": cp.segment, "offset": cp.offset, "messages": cp.messages}
-                self.first_ts = cp.first_ts
-        self.tracker = GapTracker(publishers)
-        messages = int(base["messages"]) if base else 0
-        if last is None:
-            self.journal.messages = messages
-            return
-        with Store(self.layout.root, cache_index=False) as store:
-            store.refresh()
-            start = store.index_of(int(base["segment"]), int(base["offset"])) if base else 0
-            for rec in store.records(start):
-                if rec.kind == KIND_HEARTBEAT:
-                    env = read_envelope(rec.payload)
-                    if env is not None:
-                        self.tracker.heartbeat(env["pub"], env["seq"])
-                    continue
-                if not rec.is_message:
-                    continue
-                messages += 1
-                ts = rec.ts
-                if self.first_ts is None:
-                    self.first_ts = ts
-                self.last_ts = ts
-                env = read_envelope(rec.payload)
-                if env is not None and "replay_of" not in env:
-                    self.tracker.message(env["pub"], env["seq"])
-        self.journal.messages = messages
-        if self.last_ts is None and state:
-            self.last_ts = state.get("last_ts")
 
     def close(self) -> Position:
         """Drain, make durable, take the shutdown checkpoint and mark a clean stop."""
@@ -588,24 +549,18 @@ class Recorder:
         if (pos.segment, pos.offset) > (kept.segment, kept.offset):
             return  # the next tick, after the next group commit
 
-        state = {
-            "v": SCHEMA_VERSION,
-            "pid": os.getpid(),
-            "updated": now,
-            "clean": clean,
-            "position": {
-                "segment": pos.segment,
-                "offset": pos.offset,
-                "seq": pos.seq,
-                "messages": pos.messages,
-            },
-            "durable_seq": self.journal.durable.seq,
-            "first_ts": snap.first_ts,
-            "last_ts": snap.last_ts,
-            "publishers": snap.publishers,
-        }
+        state = RecoveryState(
+            position=JournalPoint(pos.segment, pos.offset, pos.seq, pos.messages),
+            updated=now,
+            clean=clean,
+            pid=os.getpid(),
+            durable_seq=self.journal.durable.seq,
+            first_ts=snap.first_ts,
+            last_ts=snap.last_ts,
+            publishers=snap.publishers,
+        )
         try:
-            atomic_write(self.layout.state, orjson.dumps(state))
+            state.write(self.layout)
         except OSError as exc:
             self.error(f"cannot write recovery state: {exc}")
 

@@ -15,6 +15,7 @@ from recorder.daemon.core import Recorder
 from recorder.daemon.enrich import Enricher
 from recorder.daemon.options import RecorderOptions
 from recorder.store.reader import open_store
+from recorder.store.recovery import RecoveryState
 from tests.support import journal_records
 
 
@@ -114,6 +115,40 @@ def test_restart_restores_publisher_sequences_and_records_downtime(tmp_path: Pat
     assert gaps[0]["cause"] == "recorder-down" and gaps[0]["clean_stop"] is False
     assert gaps[0]["to_ts"] - gaps[0]["from_ts"] == pytest.approx(60, abs=1)
     assert [(g["from_seq"], g["to_seq"]) for g in gaps[1:]] == [(5, 6)]
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"",
+        b"{torn",
+        b"[]",
+        b'{"position": {"segment": "1", "offset": 0, "seq": 0, "messages": 0}}',
+        b'{"position": {"segment": 1, "offset": 0, "seq": 0, "messages": -5}}',
+        b'{"position": {"segment": 1, "offset": 0, "seq": 0, "messages": 2}, "publishers": []}',
+        b'{"position": {"segment": 1, "offset": 0, "seq": 0, "messages": 2},'
+        b' "publishers": {"p": "x"}}',
+        b'{"position": {"segment": 1, "offset": 0, "seq": 0, "messages": 2}, "first_ts": "y"}',
+    ],
+)
+def test_a_wrongly_typed_recovery_state_is_ignored_and_the_journal_recounted(
+    tmp_path: Path, garbage: bytes
+) -> None:
+    clock = Clock()
+    rec = make(tmp_path, clock)
+    feed(rec, clock, env_msg("p", 1), env_msg("p", 2), env_msg("p", 3))
+    rec.close()
+    state = RecoveryState.read(rec.layout)
+    assert state is not None and state.clean and state.publishers == {"p": 4}
+    rec.layout.state.write_bytes(garbage)
+    assert RecoveryState.read(rec.layout) is None
+    clock.now += 10
+    again = make(tmp_path, clock)  # starts: the journal and the checkpoints are the truth
+    assert again.journal.messages == 3
+    feed(again, clock, env_msg("p", 4), env_msg("p", 6))
+    again.close()
+    gaps = [r for r in journal_records(tmp_path / "logs") if r["kind"] == "gap"]
+    assert [g.get("from_seq") for g in gaps if g["cause"] == "publisher-sequence"] == [5]
 
 
 def test_a_full_disk_delays_writes_but_loses_and_tears_nothing(tmp_path: Path) -> None:

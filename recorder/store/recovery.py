@@ -1,0 +1,106 @@
+"""`recovery/state.json`: where the recorder had got to, so a restart can catch up.
+
+Written (atomically, fsynced) only once its position is durable in the journal, and
+read back by the same class. It is derived data: a missing, torn or wrongly typed
+file is treated as absent and the recorder rebuilds what it needs from the newest
+checkpoint and the journal itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from recorder.store.fsutil import atomic_write, read_json_object
+from recorder.store.layout import Layout
+from recorder.store.records import SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class JournalPoint:
+    """A place in the journal: just after the record at (segment, offset)."""
+
+    segment: int
+    offset: int
+    seq: int
+    messages: int  # messages in the journal up to here
+
+
+@dataclass(frozen=True)
+class RecoveryState:
+    position: JournalPoint
+    updated: float  # when it was written (seconds since the epoch)
+    clean: bool = False  # written by a clean stop
+    pid: int = 0
+    durable_seq: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    publishers: dict[str, int] = field(default_factory=dict)  # next expected seq per publisher
+
+    def to_json(self) -> dict[str, Any]:
+        p = self.position
+        return {
+            "v": SCHEMA_VERSION,
+            "pid": self.pid,
+            "updated": self.updated,
+            "clean": self.clean,
+            "position": {
+                "segment": p.segment,
+                "offset": p.offset,
+                "seq": p.seq,
+                "messages": p.messages,
+            },
+            "durable_seq": self.durable_seq,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "publishers": self.publishers,
+        }
+
+    def write(self, layout: Layout) -> None:
+        atomic_write(layout.state, orjson.dumps(self.to_json()))
+
+    @classmethod
+    def from_json(cls, data: Any) -> RecoveryState | None:
+        """The state, or None if `data` is not a well-formed one (never raises)."""
+        if not isinstance(data, dict):
+            return None
+        pos = data.get("position")
+        if not isinstance(pos, dict):
+            return None
+        point = [pos.get(k) for k in ("segment", "offset", "seq", "messages")]
+        numbers = [v for v in point if type(v) is int and v >= 0]
+        if len(numbers) != len(point):
+            return None
+        publishers = data.get("publishers")
+        publishers = {} if publishers is None else publishers
+        if not isinstance(publishers, dict) or not all(
+            isinstance(k, str) and _is_int(v) for k, v in publishers.items()
+        ):
+            return None
+        first_ts, last_ts, updated = data.get("first_ts"), data.get("last_ts"), data.get("updated")
+        if not all(v is None or _is_number(v) for v in (first_ts, last_ts, updated)):
+            return None
+        return cls(
+            position=JournalPoint(*numbers),
+            updated=float(updated or 0.0),
+            clean=data.get("clean") is True,
+            pid=data["pid"] if _is_int(data.get("pid")) else 0,
+            durable_seq=data["durable_seq"] if _is_int(data.get("durable_seq")) else 0,
+            first_ts=first_ts,
+            last_ts=last_ts,
+            publishers=dict(publishers),
+        )
+
+    @classmethod
+    def read(cls, layout: Layout) -> RecoveryState | None:
+        return cls.from_json(read_json_object(layout.state))
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float)
