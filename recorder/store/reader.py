@@ -65,11 +65,13 @@ class Record:
 
     @property
     def seq(self) -> int | None:
-        return self.get("seq")
+        seq = self.get("seq")
+        return seq if type(seq) is int else None
 
     @property
     def ts(self) -> float | None:
-        return self.get("ts")
+        ts = self.get("ts")
+        return ts if type(ts) is float or type(ts) is int else None
 
     @property
     def kind(self) -> str:
