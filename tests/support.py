@@ -1,4 +1,5 @@
-"""Helpers for tests that drive real processes: a broker and recorders on loopback, waiting, reading journals."""
+"""Helpers for tests that drive real processes: a broker and recorders on loopback,
+waiting, reading journals."""
 
 from __future__ import annotations
 

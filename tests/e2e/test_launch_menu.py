@@ -1,4 +1,5 @@
-"""The launch menu in a real terminal (tmux): the menu shows, a choice is made, the agent gets the terminal."""
+"""The launch menu in a real terminal (tmux): the menu shows, a choice is made,
+the agent gets the terminal."""
 
 from __future__ import annotations
 
