@@ -42,10 +42,6 @@ class JournalState:
     loaded: bool = False
     error: str | None = None
 
-    @property
-    def empty(self) -> bool:
-        return self.loaded and (self.store is None or len(self.store) == 0)
-
 
 class PersistApp(ShowsWorkerErrors, App[Selection]):
     """Browse checkpoints, search, follow and diagnose; exit with a Selection."""
