@@ -228,9 +228,10 @@ async def run_app(
         while app.ready_at is None and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         main = next(s for s in app.screen_stack if isinstance(s, MainScreen))
+        recent = main.recent_pane
         await pilot.press("3")
         await pilot.pause()
-        assert main.active_tab == "recent" and main.following
+        assert main.active_tab == "recent" and recent.following
         messages = main.query_one("#messages", RecordList)
         driver = app._driver
         assert driver is not None
@@ -248,20 +249,20 @@ async def run_app(
 
         in_key = [False]
         current: list[Phase] = []
-        real_status = main.update_recent_status
-        last_state = [main.following]
+        real_status = recent.update_status
+        last_state = [recent.following]
 
         def status_hook(*a: Any, **k: Any) -> None:
             # Every change of `following` goes through here (pause, resume, cursor moves).
-            if main.following != last_state[0] and current:
-                current[0].flips.append((time.perf_counter(), main.following, in_key[0]))
-            last_state[0] = main.following
+            if recent.following != last_state[0] and current:
+                current[0].flips.append((time.perf_counter(), recent.following, in_key[0]))
+            last_state[0] = recent.following
             real_status(*a, **k)
 
-        main.update_recent_status = status_hook  # type: ignore[method-assign]
+        recent.update_status = status_hook  # type: ignore[method-assign]
 
         async def press_p(phase: Phase) -> None:
-            before = main.following
+            before = recent.following
             n_paint = len(paints)
             phase.presses += 1
             in_key[0] = True
@@ -269,11 +270,11 @@ async def run_app(
             driver.send_message(events.Key("p", "p"))  # as the terminal's input thread does
             limit = t0 + 2.0
             try:
-                while main.following == before and time.perf_counter() < limit:
+                while recent.following == before and time.perf_counter() < limit:
                     await asyncio.sleep(0.0005)
             finally:
                 in_key[0] = False
-            if main.following == before:
+            if recent.following == before:
                 phase.key_not_handled += 1
                 return
             t1 = time.perf_counter()
@@ -321,7 +322,7 @@ async def run_app(
                     age = max(0.0, time.time() - float(ts)) if ts is not None else 0.0
                 phase.lag_records.append(lag)
                 phase.lag_seconds.append(age)
-                if main.following:
+                if recent.following:
                     phase.following_samples += 1
                     if messages.cursor != messages.row_count - 1:
                         phase.not_at_end += 1
@@ -331,7 +332,7 @@ async def run_app(
                 if tick % KEY_EVERY == 0:
                     await press_p(phase)
                     next_at = time.perf_counter()  # the key's wait is not loop delay
-            if not main.following:
+            if not recent.following:
                 await press_p(phase)
             phase.wall = time.perf_counter() - wall0
             phase.cpu_s = sum(me.cpu_times()[:2]) - cpu0
@@ -387,7 +388,7 @@ async def run_app(
         final_lines = sum(
             p.read_bytes().count(b"\n") for p in (log_dir / "segments").glob("seg-*.jsonl")
         )
-        at_end = messages.cursor == messages.row_count - 1 and main.following
+        at_end = messages.cursor == messages.row_count - 1 and recent.following
         out = {
             "idle": idle.result(),
             "stream": stream.result(),

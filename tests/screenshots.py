@@ -26,6 +26,9 @@ from tests.demo_journal import (
 from tui.app import PersistApp, create_app
 
 Steps = Callable[[Any], Awaitable[None]]
+SHOWN_DIR = "~/.local/share/agent-persist/conversation_logs"
+"""What the scenes call their log folder (the real one is a different temporary folder
+each run): the default location, so images are identical between runs."""
 
 
 async def settle(pilot: Any, delay: float = 0.0) -> None:
@@ -64,7 +67,7 @@ def diagnostics_history(samples: int) -> Steps:
 
         main = next(s for s in pilot.app.screen_stack if isinstance(s, MainScreen))
         for _ in range(samples):
-            main.sample_diagnostics()
+            main.diagnostics_pane.sample()
             await settle(pilot)
 
     return run
@@ -99,7 +102,8 @@ SCENES = [
 
 
 def prepare(scene: Scene, base: Path, demo: Path) -> PersistApp:
-    """A log folder for `scene` under `base` and an app on it with the fixed clock."""
+    """A log folder for `scene` under `base` and an app on it with the fixed clock
+    (showing the folder as SHOWN_DIR)."""
     root = base / scene.name / "conversation_logs"
     shutil.rmtree(root.parent, ignore_errors=True)
     root.parent.mkdir(parents=True)
@@ -113,7 +117,7 @@ def prepare(scene: Scene, base: Path, demo: Path) -> PersistApp:
             me = psutil.Process()
             write_status(root, healthy_status(root, NOW, me.pid, me.create_time()))
     return create_app(root, now=lambda: NOW, tz=UTC, probe=FixedProbe(), live=False,
-                      **scene.options)
+                      display_dir=SHOWN_DIR, **scene.options)
 
 
 async def capture(scene: Scene, app: PersistApp) -> str:
@@ -133,8 +137,6 @@ def main(argv: list[str] | None = None) -> int:
         demo = build_demo(base / "demo")
         for scene in SCENES:
             svg = asyncio.run(capture(scene, prepare(scene, base, demo)))
-            # Paths differ per run; show the default location instead.
-            svg = svg.replace(str(base / scene.name), "~/.local/share/agent-persist")
             path = args.out / f"{scene.name}.svg"
             path.write_text(svg)
             if args.png:

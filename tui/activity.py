@@ -5,9 +5,9 @@ difference of two binary searches: a few thousand reads for any journal size.
 
 Only messages (kind "msg") are counted, not heartbeats, events, gaps or segment
 markers. Telling them apart never parses a line: every writer puts `kind` right
-after `v`, `seq` and `ts` (numbers), so the first ~100 bytes of a line, one small
-`pread` at an offset the store's line index already has, say what it is. A bucket
-of up to SAMPLE records is counted exactly; a bigger one is estimated from SAMPLE
+after `v`, `seq` and `ts` (numbers), so the first ~100 bytes of a line (`Store.head`:
+one small read at an offset the store's line index already has) say what it is. A
+bucket of up to SAMPLE records is counted exactly; a bigger one is estimated from SAMPLE
 evenly spaced lines (busy buckets are where non-messages are rarest: a heartbeat a
 second per publisher, a segment marker per 64 MiB). Cost: at most BUCKETS x SAMPLE
 small reads whatever the journal's size (see `Activity.exact`).
@@ -15,7 +15,6 @@ small reads whatever the journal's size (see `Activity.exact`).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from recorder.search.scan import index_at_time
@@ -90,9 +89,7 @@ def last_ts(store: Store) -> float | None:
 
 def is_message(store: Store, index: int) -> bool:
     """Whether record `index` is a message, from the first bytes of its line."""
-    seg, i = store.locate(index)
-    start, end = seg.span(i)
-    head = os.pread(seg.fd, min(end - start, _HEAD_BYTES), start)
+    head = store.head(index, _HEAD_BYTES)
     if head.startswith(b'{"v":'):
         # Only numbers come before `kind`, so the first match is the record's own key
         # (a `"kind":"` inside a string would have its quotes escaped).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,9 @@ from recorder.store.layout import Layout
 from recorder.store.reader import Store, open_store
 from recorder.store.status import Health, assess
 
-from .diagnostics import Probe
+from .diagnostics import Diagnostics, Probe
 from .text import Clock
+from .worker_errors import ShowsWorkerErrors
 
 
 @dataclass
@@ -41,12 +42,8 @@ class JournalState:
     loaded: bool = False
     error: str | None = None
 
-    @property
-    def empty(self) -> bool:
-        return self.loaded and (self.store is None or len(self.store) == 0)
 
-
-class PersistApp(App[Selection]):
+class PersistApp(ShowsWorkerErrors, App[Selection]):
     """Browse checkpoints, search, follow and diagnose; exit with a Selection."""
 
     CSS_PATH = "persist.tcss"
@@ -78,9 +75,12 @@ class PersistApp(App[Selection]):
         poll_interval: float = 0.25,
         diagnostics_interval: float = 1.0,
         live: bool = True,
+        display_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.log_dir = Path(log_dir).expanduser()
+        self.display_dir = display_dir
+        """Shown instead of `log_dir` (screenshots show a stable name, not a temp folder)."""
         self.layout = Layout(self.log_dir)
         self.launch = launch
         self.agent = agent
@@ -137,6 +137,14 @@ class PersistApp(App[Selection]):
         except OSError as exc:
             checkpoints, error = [], f"cannot read {self.log_dir}: {exc}"
         self.post_message(self.JournalLoaded(store, checkpoints, error))
+
+    def worker_failed(self, group: str, problem: str) -> None:
+        if group == "load":  # the main screen shows the error where the checkpoints would be
+            self.on_persist_app_journal_loaded(
+                self.JournalLoaded(None, [], f"cannot read {self.folder}: {problem}")
+            )
+        else:
+            self.notify(f"{group} failed: {problem}", severity="error")
 
     def on_persist_app_journal_loaded(self, message: JournalLoaded) -> None:
         self._loading = False
@@ -198,8 +206,20 @@ class PersistApp(App[Selection]):
     def health(self) -> Health:
         return assess(self.layout, self.clock.now())
 
+    @property
+    def folder(self) -> str:
+        """The log folder as the screens show it."""
+        return self.display_dir or str(self.log_dir)
+
     def start_command(self) -> str:
-        return self.health().start_command(self.log_dir)
+        return self.health().start_command(Path(self.folder))
+
+    def collect_diagnostics(self) -> Diagnostics:
+        """A diagnostics sample (call from a worker thread), naming the folder as shown."""
+        diag = self.probe.collect(self.log_dir, self.clock.now())
+        if self.display_dir is not None:
+            diag = replace(diag, log_dir=Path(self.display_dir))
+        return diag
 
     # -- results -----------------------------------------------------------------
     def choose(self, selection: Selection | None) -> None:
@@ -252,8 +272,10 @@ def create_app(
     probe: Probe | None = None,
     live: bool = True,
     poll_interval: float = 0.25,
+    display_dir: str | None = None,
 ) -> PersistApp:
-    """The app factory used by the CLI, `run_picker`, the tests and the screenshots."""
+    """The app factory used by the CLI, `run_picker`, the tests and the screenshots
+    (`display_dir`: what the screens call the log folder, default its path)."""
     return PersistApp(
         log_dir,
         launch=launch,
@@ -262,4 +284,5 @@ def create_app(
         probe=probe,
         live=live,
         poll_interval=poll_interval,
+        display_dir=display_dir,
     )

@@ -339,6 +339,13 @@ class Store:
                 self._cache.popitem(last=False)
             return rec
 
+    def head(self, index: int, nbytes: int) -> bytes:
+        """The first `nbytes` bytes of record `index`'s line, read but not parsed
+        (one small read: enough to tell a record's kind without decoding it)."""
+        seg, i = self.locate(index)
+        start, end = seg.span(i)
+        return os.pread(seg.fd, min(end - start, nbytes), start)
+
     def records(self, start: int = 0, stop: int | None = None) -> Iterator[Record]:
         """Records in journal order, read in large sequential chunks."""
         stop = len(self) if stop is None else min(stop, len(self))

@@ -45,7 +45,8 @@ async def test_opens_with_checkpoints_and_recent(tmp_path: Path) -> None:
         messages = main.query_one("#messages", RecordList)
         assert messages.row_count == len(app.journal.store)
         assert messages.cursor == messages.row_count - 1
-        assert main.preview is not None and main.preview.checkpoint.label == "auto #7"
+        preview = main.checkpoints_pane.preview
+        assert preview is not None and preview.checkpoint.label == "auto #7"
         assert main.query_one("#activity").activity.total == len(app.journal.store)
         await pilot.press("j")
         assert cps.highlighted.label == "release candidate approved"
@@ -207,7 +208,7 @@ async def test_corrupted_lines_show_escaped_and_flagged(tmp_path: Path) -> None:
         cps = main.query_one("#cp-list", CheckpointList)
         cps.select_id(next(c.id for c in store.checkpoints() if c.label == "ace-6 decision"))
         await settle(pilot)
-        assert main.preview.problem_counts["bad-line"] == 1
+        assert main.checkpoints_pane.preview.problem_counts["bad-line"] == 1
         assert "unreadable line" in plain(main.query_one("#preview"))
         # The detail view of the hostile message never contains a raw escape.
         await pilot.press("3")
@@ -231,7 +232,8 @@ async def test_gap_shows_in_preview(tmp_path: Path) -> None:
         cps.select_id(next(c.id for c in app.journal.checkpoints
                            if c.label == "before schema migration"))
         await settle(pilot)
-        assert main.preview.problem_counts["gap"] == 1 and main.preview.missed == 4
+        preview = main.checkpoints_pane.preview
+        assert preview.problem_counts["gap"] == 1 and preview.missed == 4
         assert "4 messages missed" in plain(main.query_one("#preview"))
 
 
@@ -246,25 +248,25 @@ async def test_search_fuzzy_filters_and_jump(tmp_path: Path) -> None:
         await pilot.press(*"migraton from:coder")
         await settle(pilot, 0.4)
         store = app.journal.store
-        assert main.hits, "fuzzy search found nothing"
-        assert all(store.record(i).sender == "coder" for i in main.hits)
-        assert all("migration" in record_text(store.record(i)) for i in main.hits)
-        assert main.hits == sorted(main.hits, reverse=True)  # newest first
+        assert main.search_pane.hits, "fuzzy search found nothing"
+        assert all(store.record(i).sender == "coder" for i in main.search_pane.hits)
+        assert all("migration" in record_text(store.record(i)) for i in main.search_pane.hits)
+        assert main.search_pane.hits == sorted(main.search_pane.hits, reverse=True)  # newest first
         results = main.query_one("#results", RecordList)
         assert "migration" in results.render_row(0, 100).plain
         # Exact mode: the typo no longer matches.
         await pilot.press("ctrl+t")
         await settle(pilot, 0.4)
-        assert main.hits == []
+        assert main.search_pane.hits == []
         await pilot.press("ctrl+t")
         await settle(pilot, 0.4)
-        first = main.hits[0]
+        first = main.search_pane.hits[0]
         await pilot.press("enter", "enter")  # field -> results -> jump
         await pilot.pause()
-        assert main.active_tab == "recent" and not main.following
+        assert main.active_tab == "recent" and not main.recent_pane.following
         messages = main.query_one("#messages", RecordList)
         assert messages.cursor == first
-        cp = main.context_checkpoint
+        cp = main.recent_pane.context_checkpoint
         assert cp is not None and app.journal.boundaries[cp.id] <= first
         later = [c for c in app.journal.checkpoints if app.journal.boundaries[c.id] <= first]
         assert cp.id == later[0].id
@@ -282,7 +284,8 @@ async def test_search_time_filter_and_bad_time(tmp_path: Path) -> None:
         await pilot.press("slash", *"since:2024-05-15")
         await settle(pilot, 0.4)
         store = app.journal.store
-        assert main.hits and all(store.record(i).ts >= NOW - 12 * 3600 for i in main.hits)
+        hits = main.search_pane.hits
+        assert hits and all(store.record(i).ts >= NOW - 12 * 3600 for i in hits)
         await pilot.press(*" until:tomorrowish")
         await settle(pilot, 0.4)
         assert "cannot read time" in plain(main.query_one("#search-status"))
@@ -310,7 +313,7 @@ async def test_recent_follows_pauses_and_resumes(tmp_path: Path) -> None:
         await pilot.pause()
         assert messages.row_count == n + 3 and messages.cursor == n + 2
         await pilot.press("p")
-        assert not main.following
+        assert not main.recent_pane.following
         append(2)
         app.poll()
         await pilot.pause()
@@ -318,7 +321,7 @@ async def test_recent_follows_pauses_and_resumes(tmp_path: Path) -> None:
         assert "2 new" in plain(main.query_one("#recent-status"))
         await pilot.press("k")
         await pilot.press("G")
-        assert main.following and messages.cursor == messages.row_count - 1
+        assert main.recent_pane.following and messages.cursor == messages.row_count - 1
         # A new checkpoint file appears in the timeline on the next poll.
         w = DemoWriter.open(root, clock=DemoClock(NOW))
         w.checkpoint(NOW + 10, "fresh one", "manual")

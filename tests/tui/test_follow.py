@@ -7,7 +7,7 @@ and the next part then arrives while paused, or while following again. Parts are
 handed over with events, never fixed sleeps, and every wait polls with a deadline,
 so a loaded 2-core machine is only slower.
 
-Why keys are not pressed while lines arrive: `MainScreen.message_highlighted` judges
+Why keys are not pressed while lines arrive: `RecentPane.message_highlighted` judges
 "at the end" by `event.row` when the (asynchronous) Highlighted message is handled;
 if a poll added rows in between, following flips off by itself (and usually back on
 at the next poll). bench/tui_follow.py counts those changes; a test here would be
@@ -135,7 +135,7 @@ async def follow_scenario(tmp_path: Path, *, segment_bytes: int) -> None:
             main = next(s for s in app.screen_stack if isinstance(s, MainScreen))
             messages = main.query_one("#messages", RecordList)
             await pilot.press("3")
-            assert main.active_tab == "recent" and main.following
+            assert main.active_tab == "recent" and main.recent_pane.following
             assert messages.row_count == journal_lines(root)
             assert messages.cursor == messages.row_count - 1
 
@@ -147,25 +147,25 @@ async def follow_scenario(tmp_path: Path, *, segment_bytes: int) -> None:
             lines = journal_lines(root)
             await caught_up(pilot, messages, root, "the view to have all of part 1")
             assert messages.row_count == lines
-            assert main.following and messages.cursor == messages.row_count - 1
+            assert main.recent_pane.following and messages.cursor == messages.row_count - 1
 
             # `p` with the stream parked mid-way; part 2 arrives while paused.
             await pilot.press("p")
-            assert not main.following
+            assert not main.recent_pane.following
             assert "paused" in plain(main.query_one("#recent-status"))
             paused_at = messages.cursor
             writer.go[1].set()
             await until(pilot, writer.wrote[1].is_set, "part 2 to be written")
             assert writer.error is None, writer.error
             await caught_up(pilot, messages, root, "the view to count part 2 while paused")
-            assert not main.following
+            assert not main.recent_pane.following
             assert messages.cursor == paused_at < messages.row_count - 1
             status = plain(main.query_one("#recent-status"))
             assert "paused" in status and "new" in status
 
             # `p` again: following resumes at the newest row; part 3 streams in.
             await pilot.press("p")
-            assert main.following
+            assert main.recent_pane.following
             assert messages.cursor == messages.row_count - 1
             writer.go[2].set()
             await until(pilot, writer.wrote[2].is_set, "part 3 to be written")
@@ -176,7 +176,7 @@ async def follow_scenario(tmp_path: Path, *, segment_bytes: int) -> None:
             await caught_up(pilot, messages, root, "the view to have every line")
             await pilot.pause(0.2)  # a few more polls: nothing changes once caught up
             assert messages.row_count == total == len(app.journal.store)
-            assert main.following
+            assert main.recent_pane.following
             assert messages.cursor == messages.row_count - 1
             last = app.journal.store.record(messages.cursor)
             expected = f"live message {sum(PARTS) - 1} "

@@ -1,8 +1,9 @@
 """Snapshot tests: every screen at a fixed size, on the fixed demo journal and clock.
 
 The scenes are the ones `python -m tests.screenshots` renders for the README.
-Update with `pytest tests/test_tui_snapshots.py --snapshot-update` after looking
-at the report.
+Each scene's log folder is under pytest's tmp_path; the app shows it as
+`SHOWN_DIR`, so the images do not depend on where it is. Update with
+`pytest tests/tui/test_snapshots.py --snapshot-update` after looking at the report.
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def check(snap_compare, scene: Scene, tmp_path: Path, demo: Path) -> None:
-    # A fixed folder name keeps the path shown in the top bar identical between runs.
-    base = Path("/tmp/persist-tui-snapshots")
-    app = prepare(scene, base, demo)
+    app = prepare(scene, tmp_path, demo)
     assert snap_compare(app, terminal_size=scene.size, run_before=scene.steps)
 
 

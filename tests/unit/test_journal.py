@@ -167,6 +167,19 @@ def test_store_indexes_incrementally_and_ignores_partial_lines(tmp_path: Path) -
     store.close()
 
 
+def test_head_reads_the_start_of_a_line_without_parsing_it(tmp_path: Path) -> None:
+    journal = Journal(Layout(tmp_path))
+    journal.open()
+    write_messages(journal, 3)
+    store = Store(tmp_path)
+    store.refresh()
+    for index in range(len(store)):
+        line = store.record(index).line
+        assert store.head(index, 16) == line[:16]
+        assert store.head(index, 1 << 20) == line  # never past the line's end
+    store.close()
+
+
 def test_index_cache_is_used_and_rebuilt_when_stale(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
     journal = Journal(layout, segment_bytes=2 * 1024 * 1024)

@@ -46,6 +46,7 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
     def compose(self) -> ComposeResult:
+        from ..panes import CheckpointsPane, RecentPane, SearchPane
         from .launch import LaunchScreen
         from .main import MainScreen
         from .restore import RestoreScreen
@@ -53,6 +54,9 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help", classes="dialog"):
             yield Static(Text("persist-tui — keys", style="bold"))
             yield Static(binding_table("Everywhere (main screen)", MainScreen.BINDINGS))
+            for title, pane in (("Checkpoints tab", CheckpointsPane), ("Search tab", SearchPane),
+                                ("Recent tab", RecentPane)):
+                yield Static(binding_table(title, pane.BINDINGS))
             yield Static(binding_table("Lists (checkpoints, results, messages)",
                                        VirtualList.BINDINGS))
             queries = Table(title="Search syntax", title_justify="left",

@@ -95,7 +95,7 @@ class LaunchScreen(Screen[str]):
         title.append("persist", "bold reverse")
         greeting = f"  Welcome back, {one_line(papp.agent, 40)}" if papp.agent else "  Welcome"
         title.append(greeting, "bold")
-        title.append(f"\n{one_line(str(papp.log_dir), 200)}", "dim")
+        title.append(f"\n{one_line(papp.folder, 200)}", "dim")
         self.query_one("#launch-title", Static).update(title)
         menu = self.query_one(OptionList)
         highlighted = menu.highlighted

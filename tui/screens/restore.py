@@ -18,12 +18,13 @@ from recorder.store.checkpoints import Checkpoint, Verification, verify_checkpoi
 from recorder.store.layout import segment_name
 
 from ..text import count, one_line
+from ..worker_errors import ShowsWorkerErrors
 
 if TYPE_CHECKING:
     from ..app import PersistApp
 
 
-class RestoreScreen(ModalScreen[bool]):
+class RestoreScreen(ShowsWorkerErrors, ModalScreen[bool]):
     """Dismisses True to restore `checkpoint` (after its integrity check ran)."""
 
     BINDINGS = [
@@ -98,6 +99,12 @@ class RestoreScreen(ModalScreen[bool]):
             integrity = None
             result = Verification(result.ok, [*result.problems, f"cannot scan the range: {exc}"])
         self.post_message(self.Verified(result, integrity))
+
+    def worker_failed(self, group: str, problem: str) -> None:
+        """The check itself failed: say so; restoring stays possible, unverified."""
+        self.on_restore_screen_verified(
+            self.Verified(Verification(False, [f"cannot verify: {problem}"]), None)
+        )
 
     def on_restore_screen_verified(self, message: Verified) -> None:
         self.verification = v = message.verification

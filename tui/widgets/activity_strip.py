@@ -21,6 +21,9 @@ class ActivityStrip(Widget):
     selected: reactive[float | None] = reactive(None)
     """Creation time of the highlighted checkpoint."""
 
+    problem: reactive[str | None] = reactive(None)
+    """Why the activity could not be computed (shown instead of "loading")."""
+
     def __init__(self, clock: Clock, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.clock = clock
@@ -28,6 +31,8 @@ class ActivityStrip(Widget):
     def render(self) -> Text:
         width = self.content_region.width
         act = self.activity
+        if act is None and self.problem is not None:
+            return Text(f"activity: {self.problem}", style="bold red")
         if act is None or width < 10:
             return Text("activity: loading…" if act is None else "", style="dim")
         cols = act.resample(width)

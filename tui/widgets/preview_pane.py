@@ -38,8 +38,10 @@ def checkpoint_header(cp: Checkpoint, clock: Clock) -> Text:
     return head
 
 
-def render_preview(pv: Preview | None, cp: Checkpoint | None, clock: Clock) -> RenderableType:
-    """The preview, or a placeholder while it loads."""
+def render_preview(
+    pv: Preview | None, cp: Checkpoint | None, clock: Clock, *, problem: str | None = None
+) -> RenderableType:
+    """The preview, or a placeholder while it loads, or `problem` if it could not load."""
     if cp is None:
         return Text("No checkpoint selected.", style="dim")
     parts: list[RenderableType] = [checkpoint_header(cp, clock)]
@@ -55,7 +57,10 @@ def render_preview(pv: Preview | None, cp: Checkpoint | None, clock: Clock) -> R
             who.append(f" · +{len(items) - 8} more", "dim")
         parts.append(who)
     if pv is None or pv.checkpoint.id != cp.id:
-        parts.append(Text("reading its range…", style="dim italic"))
+        if problem is not None:
+            parts.append(Text(problem, style="bold red"))
+        else:
+            parts.append(Text("reading its range…", style="dim italic"))
         return Group(*parts)
     since = Text("Since the previous checkpoint: ", style="bold")
     since.append(f"{pv.messages:,} messages")

@@ -136,14 +136,6 @@ class RecordList(VirtualList):
             return row if row < len(self.store) else None
         return self.indices[row] if row < len(self.indices) else None
 
-    def row_of(self, index: int) -> int | None:
-        if self.indices is None:
-            return index
-        try:
-            return list(self.indices).index(index)
-        except ValueError:
-            return None
-
     def render_row(self, row: int, width: int) -> Text:
         index = self.record_index(row)
         if index is None or self.store is None:

@@ -1,0 +1,100 @@
+"""A worker that fails says so in its pane, in one line; nothing waits forever."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.screenshots import settle
+from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
+from tui.screens.main import MainScreen
+from tui.screens.restore import RestoreScreen
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def fail(*args: Any, **kwargs: Any) -> Any:
+    raise OSError("disk went away")
+
+
+def main_screen(app: Any) -> MainScreen:
+    return next(s for s in app.screen_stack if isinstance(s, MainScreen))
+
+
+@pilot_test
+async def test_failed_preview_and_activity_say_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tui.panes.checkpoints.build_preview", fail)
+    monkeypatch.setattr("tui.panes.checkpoints.compute_activity", fail)
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        shown = plain(main.query_one("#preview"))
+        assert "could not read this range: disk went away" in shown
+        assert "reading its range" not in shown and "Traceback" not in shown
+        assert "could not count the messages: disk went away" in str(
+            main.query_one("#activity").render()
+        )
+        # Another checkpoint tries again (and fails the same way, for itself).
+        await pilot.press("j")
+        await settle(pilot)
+        assert "could not read this range: disk went away" in plain(main.query_one("#preview"))
+
+
+@pilot_test
+async def test_failed_search_and_diagnostics_say_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class BrokenSearcher:
+        def search(self, query: Any, cancelled: Any = None) -> Any:
+            yield from fail()
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("tui.app.open_searcher", lambda root: BrokenSearcher())
+    app = make_app(demo_dir(tmp_path))
+
+    class BrokenProbe:
+        def collect(self, log_dir: Path, now: float) -> Any:
+            raise PermissionError("status file unreadable")
+
+    app.probe = BrokenProbe()  # type: ignore[assignment]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        await pilot.press("slash", *"migration")
+        await settle(pilot, 0.4)
+        assert "search failed: disk went away" in plain(main.query_one("#search-status"))
+        await pilot.press("escape", "escape", "4")
+        await settle(pilot)
+        assert "could not read the recorder's state: status file unreadable" in plain(
+            main.query_one("#diag")
+        )
+
+
+@pilot_test
+async def test_failed_integrity_check_still_lets_you_restore(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("unexpected record")
+
+    monkeypatch.setattr("tui.screens.restore.check_range", broken)
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RestoreScreen)
+        shown = plain(screen.query_one("#restore-integrity"))
+        assert "cannot verify: ValueError: unexpected record" in shown
+        assert not screen.query_one("#confirm").disabled
+        await pilot.press("enter")
+        await pilot.pause()
+    assert app.return_value is not None and app.return_value.verified is False

@@ -1,0 +1,203 @@
+"""The checkpoint timeline: activity strip, checkpoint list and the preview of one."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Static
+from textual.worker import get_current_worker
+
+from recorder.launch.selection import Selection
+from recorder.store.checkpoints import Checkpoint
+
+from ..activity import Activity, compute_activity
+from ..preview import Preview, build_preview
+from ..text import count
+from ..widgets.activity_strip import ActivityStrip
+from ..widgets.checkpoint_list import CheckpointList
+from ..widgets.preview_pane import render_preview
+from ..widgets.virtual_list import VirtualList
+from .base import Pane
+
+
+class CheckpointsPane(Pane):
+    """Checkpoints newest first; the highlighted one is previewed and can be restored."""
+
+    BINDINGS = [
+        Binding("r", "restore", "Restore", tooltip="Restore the highlighted checkpoint"),
+    ]
+
+    class PreviewReady(Message):
+        """The preview worker read a checkpoint's range."""
+
+        def __init__(self, preview: Preview) -> None:
+            super().__init__()
+            self.preview = preview
+
+    class ActivityReady(Message):
+        """The activity worker counted messages over time (None: an empty journal)."""
+
+        def __init__(self, activity: Activity | None) -> None:
+            super().__init__()
+            self.activity = activity
+
+    def __init__(self) -> None:
+        super().__init__("1 Checkpoints", id="checkpoints")
+        self.preview: Preview | None = None
+        self.preview_problem: tuple[str, str] | None = None
+        """(checkpoint id, why its preview could not be built)."""
+        self._preview_for: str | None = None  # the checkpoint the preview worker reads
+
+    def compose(self) -> ComposeResult:
+        clock = self.papp.clock
+        yield ActivityStrip(clock, id="activity")
+        with Horizontal(id="cp-body") as body:
+            body.display = False
+            yield CheckpointList(clock, id="cp-list")
+            with VerticalScroll(id="preview-pane") as preview_pane:
+                preview_pane.can_focus = True
+                yield Static(Text("Opening the journal…", style="dim"), id="preview")
+        empty = Static(id="cp-empty", classes="empty")
+        empty.display = False
+        yield empty
+
+    @property
+    def checkpoint_list(self) -> CheckpointList:
+        return self.query_one("#cp-list", CheckpointList)
+
+    def journal_changed(self, what: str) -> None:
+        if what not in ("loaded", "checkpoints"):
+            return
+        checkpoints = self.papp.journal.checkpoints or []
+        self.checkpoint_list.set_checkpoints(checkpoints)
+        has_cps = bool(checkpoints)
+        self.query_one("#cp-body").display = has_cps
+        self.query_one("#activity").display = has_cps
+        self.query_one("#cp-empty").display = not has_cps
+        if not has_cps:
+            self.show_empty()
+        self.compute_activity()
+
+    def select(self, checkpoint_id: str) -> None:
+        self.checkpoint_list.select_id(checkpoint_id)
+
+    # -- no checkpoints ----------------------------------------------------------
+    def show_empty(self) -> None:
+        """Say why there is nothing to show (when the list is empty)."""
+        if not (self.papp.journal.checkpoints or []):
+            self.query_one("#cp-empty", Static).update(self.empty_message())
+
+    def empty_message(self) -> Text:
+        papp = self.papp
+        state = papp.journal
+        text = Text()
+        if state.error:
+            text.append(f"{state.error}\n\n", "bold red")
+        if state.store is None:
+            text.append("No journal here yet\n", "bold")
+            text.append(f"{papp.folder}\n\n", "dim")
+            text.append("Start the recorder, then come back (this view updates by itself):\n\n")
+        else:
+            text.append("No checkpoints yet\n", "bold")
+            text.append(f"{count(len(state.store))} records in {papp.folder}\n\n", "dim")
+            text.append(
+                "The recorder writes one periodically; press 3 to see the recent messages.\n\n"
+            )
+            if papp.health().running:
+                return text
+            text.append("The recorder is not running. Start it with:\n\n")
+        text.append(f"  {papp.start_command()}\n", "bold cyan")
+        return text
+
+    # -- preview -----------------------------------------------------------------
+    @on(VirtualList.Highlighted, "#cp-list")
+    def checkpoint_highlighted(self, event: VirtualList.Highlighted) -> None:
+        cp = self.checkpoint_list.highlighted
+        self.query_one("#activity", ActivityStrip).selected = cp.created if cp else None
+        stale = cp is not None and (self.preview is None or self.preview.checkpoint.id != cp.id)
+        if stale:
+            self.preview_problem = None
+        self.show_preview()
+        if cp is not None and stale:
+            self._preview_for = cp.id
+            self.load_preview(cp, self.previous_checkpoint(cp))
+
+    @on(VirtualList.Selected, "#cp-list")
+    def checkpoint_selected(self, event: VirtualList.Selected) -> None:
+        self.action_restore()
+
+    def previous_checkpoint(self, cp: Checkpoint) -> Checkpoint | None:
+        cps = self.papp.journal.checkpoints or []
+        older = [c for c in cps if c.seq < cp.seq]
+        return older[0] if older else None
+
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def load_preview(self, cp: Checkpoint, previous: Checkpoint | None) -> None:
+        worker = get_current_worker()
+        pv = self.papp.with_reader(
+            lambda store: build_preview(store, cp, previous, lambda: worker.is_cancelled)
+        )
+        if pv is not None and not worker.is_cancelled:
+            self.post_message(self.PreviewReady(pv))
+
+    def on_checkpoints_pane_preview_ready(self, message: PreviewReady) -> None:
+        self.preview = message.preview
+        self.show_preview()
+
+    def show_preview(self) -> None:
+        cp = self.checkpoint_list.highlighted
+        failed = self.preview_problem
+        shown = failed[1] if failed is not None and cp is not None and failed[0] == cp.id else None
+        self.query_one("#preview", Static).update(
+            render_preview(self.preview, cp, self.papp.clock, problem=shown)
+        )
+
+    # -- activity ----------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="activity", exit_on_error=False)
+    def compute_activity(self) -> None:
+        marks = [cp.created for cp in self.papp.journal.checkpoints or []]
+        act = self.papp.with_reader(lambda store: compute_activity(store, marks))
+        self.post_message(self.ActivityReady(act))
+
+    def on_checkpoints_pane_activity_ready(self, message: ActivityReady) -> None:
+        strip = self.query_one("#activity", ActivityStrip)
+        strip.problem = None
+        strip.activity = message.activity
+
+    def worker_failed(self, group: str, problem: str) -> None:
+        if group == "preview" and self._preview_for is not None:
+            self.preview_problem = (self._preview_for, f"could not read this range: {problem}")
+            self.show_preview()
+        elif group == "activity":
+            self.query_one(
+                "#activity", ActivityStrip
+            ).problem = f"could not count the messages: {problem}"
+        else:
+            super().worker_failed(group, problem)
+
+    # -- restore -----------------------------------------------------------------
+    def action_restore(self, checkpoint: Checkpoint | None = None) -> None:
+        """Confirm, then exit with the checkpoint (the highlighted one by default)."""
+        from ..screens.restore import RestoreScreen
+
+        cp = checkpoint or self.checkpoint_list.highlighted
+        if cp is None:
+            self.notify("No checkpoint to restore yet.", severity="warning")
+            return
+        papp = self.papp
+
+        def done(confirmed: bool | None) -> None:
+            if confirmed and screen.verification is not None:
+                v = screen.verification
+                papp.choose(
+                    Selection.from_checkpoint(
+                        cp, papp.log_dir, verified=v.ok, problems=v.problems, agent=papp.agent
+                    )
+                )
+
+        screen = RestoreScreen(cp)
+        self.app.push_screen(screen, done)

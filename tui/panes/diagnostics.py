@@ -1,0 +1,66 @@
+"""Recorder health, sampled by a worker every `diagnostics_interval` seconds."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Sparkline, Static
+
+from ..diagnostics import Diagnostics
+from ..widgets.diagnostics_view import render_diagnostics
+from .base import Pane
+
+RATE_HISTORY = 120
+
+
+class DiagnosticsPane(Pane):
+    """The recorder's state, process, disk and message rate over the last two minutes."""
+
+    class Sampled(Message):
+        """A new sample (from the worker); it bubbles on to the screen's top bar."""
+
+        def __init__(self, diagnostics: Diagnostics) -> None:
+            super().__init__()
+            self.diagnostics = diagnostics
+
+    def __init__(self) -> None:
+        super().__init__("4 Diagnostics", id="diagnostics")
+        self.diagnostics: Diagnostics | None = None
+        self.rates: deque[float] = deque(maxlen=RATE_HISTORY)
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="diag-pane"):
+            yield Static(id="diag")
+            with Vertical(id="rate-box") as rate_box:
+                rate_box.display = False
+                yield Static("Message rate (received/s, last 2 min)", id="rate-title")
+                yield Sparkline([], id="rate-graph")
+
+    def on_mount(self) -> None:
+        self.sample()
+        if self.papp.live:
+            self.set_interval(self.papp.diagnostics_interval, self.sample)
+
+    @work(thread=True, exclusive=True, group="diagnostics", exit_on_error=False)
+    def sample(self) -> None:
+        self.post_message(self.Sampled(self.papp.collect_diagnostics()))
+
+    def on_diagnostics_pane_sampled(self, message: Sampled) -> None:
+        diag = message.diagnostics
+        self.diagnostics = diag
+        self.rates.append(float(diag.rate or 0.0) if diag.health.running else 0.0)
+        self.query_one("#diag", Static).update(render_diagnostics(diag, self.papp.clock))
+        self.query_one("#rate-graph", Sparkline).data = list(self.rates)
+        self.query_one("#rate-box").display = diag.health.running and len(self.rates) > 1
+
+    def worker_failed(self, group: str, problem: str) -> None:
+        if group == "diagnostics":
+            text = Text(f"could not read the recorder's state: {problem}", style="bold red")
+            self.query_one("#diag", Static).update(text)
+        else:
+            super().worker_failed(group, problem)

@@ -1,0 +1,160 @@
+"""The newest messages, followed live like `tail -f`, or paused on one record."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Static
+
+from recorder.search.query import Query
+from recorder.store.checkpoints import Checkpoint
+
+from ..text import count, one_line
+from ..widgets.record_list import RecordList
+from ..widgets.virtual_list import VirtualList
+from .base import Pane
+
+
+class RecentPane(Pane):
+    """Every record; the cursor follows the newest until the user moves it."""
+
+    BINDINGS = [
+        Binding("p", "toggle_follow", "Pause/follow", tooltip="Pause or resume following"),
+        Binding("c", "context_checkpoint", "Checkpoint", tooltip="Show the nearest checkpoint"),
+    ]
+
+    class ShowCheckpoint(Message):
+        """`c`: show `checkpoint` in the timeline (the screen switches tabs)."""
+
+        def __init__(self, checkpoint: Checkpoint) -> None:
+            super().__init__()
+            self.checkpoint = checkpoint
+
+    def __init__(self) -> None:
+        super().__init__("3 Recent", id="recent")
+        self.following = True
+        self.context_checkpoint: Checkpoint | None = None
+        """The nearest checkpoint before a record reached from search."""
+        self._auto_row: int | None = None  # where following last put the cursor
+        self._unseen = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="recent-status", classes="status-line")
+        yield RecordList(self.papp.clock, id="messages")
+
+    def on_mount(self) -> None:
+        self.update_status()
+
+    @property
+    def messages(self) -> RecordList:
+        return self.query_one("#messages", RecordList)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "context_checkpoint":
+            return self.context_checkpoint is not None
+        return True
+
+    def journal_changed(self, what: str) -> None:
+        state = self.papp.journal
+        messages = self.messages
+        if what in ("loaded", "checkpoints"):
+            messages.boundaries = frozenset((state.boundaries or {}).values())
+        if what == "loaded":
+            messages.attach(state.store)
+            if state.store is not None and len(state.store):
+                messages.move_to(len(state.store) - 1, -1)
+            self._auto_row = messages.cursor
+        elif what == "grew":
+            before = messages.row_count
+            if self.following and messages.cursor != self._auto_row:
+                self.following = False  # the user moved since our last move: stay there
+            messages.sync()
+            if self.following:
+                messages.move_to(messages.row_count - 1, -1)
+                self._auto_row = messages.cursor
+            else:
+                self._unseen += messages.row_count - before
+        self.update_status()
+
+    def jump_to(self, index: int, query: Query | None) -> None:
+        """Show record `index` paused, `query` highlighted, with its nearest checkpoint."""
+        state = self.papp.journal
+        self.following = False
+        self._unseen = 0
+        bounds = state.boundaries or {}
+        before = [cp for cp in state.checkpoints or [] if bounds.get(cp.id, 1 << 62) <= index]
+        self.context_checkpoint = before[0] if before else None
+        messages = self.messages
+        messages.highlight = query
+        messages.move_to(index, center=True)
+        self.update_status()
+        self.refresh_bindings()
+
+    def action_context_checkpoint(self) -> None:
+        if self.context_checkpoint is not None:
+            self.post_message(self.ShowCheckpoint(self.context_checkpoint))
+
+    @on(VirtualList.Highlighted, "#messages")
+    def message_highlighted(self, event: VirtualList.Highlighted) -> None:
+        messages = self.messages
+        if event.row != messages.cursor or event.row == self._auto_row:
+            return  # a stale message, or the move following made itself
+        self._auto_row = None
+        at_end = event.row >= messages.row_count - 1
+        if self.following and not at_end:
+            self.following = False
+            self.update_status()
+        elif not self.following and at_end and self.context_checkpoint is None:
+            self.resume_following()
+
+    @on(VirtualList.Selected, "#messages")
+    def message_selected(self, event: VirtualList.Selected) -> None:
+        from ..screens.detail import DetailScreen
+
+        messages = self.messages
+        index = messages.record_index(event.row)
+        store = self.papp.journal.store
+        if index is not None and store is not None:
+            record = store.record(index)
+            self.app.push_screen(DetailScreen(record, self.papp.clock, messages.highlight))
+
+    def action_toggle_follow(self) -> None:
+        if self.following:
+            self.following = False
+            self.update_status()
+        else:
+            self.resume_following()
+
+    def resume_following(self) -> None:
+        self.following = True
+        self._unseen = 0
+        self.context_checkpoint = None
+        messages = self.messages
+        messages.highlight = None
+        messages.move_to(messages.row_count - 1, -1)
+        self._auto_row = messages.cursor
+        self.update_status()
+        self.refresh_bindings()
+
+    def update_status(self) -> None:
+        store = self.papp.journal.store
+        status = Text()
+        if store is None:
+            status.append("No journal yet.", "dim")
+        elif self.following:
+            status.append("● following", "bold green")
+            status.append(f"  {count(len(store))} records · p pauses", "dim")
+        else:
+            status.append("❚❚ paused", "bold yellow")
+            if self._unseen:
+                status.append(f"  {count(self._unseen)} new", "bold")
+            status.append("  p or G follows again", "dim")
+        cp = self.context_checkpoint
+        if cp is not None:
+            status.append("\n◆ nearest checkpoint before: ", "cyan")
+            status.append(f"{one_line(cp.label or cp.id, 60)} ", "bold")
+            status.append(f"{self.papp.clock.stamp(cp.created)} — c shows it", "dim")
+        self.query_one("#recent-status", Static).update(status)
