@@ -23,6 +23,6 @@ async def test_restore_confirmation_shows_gaps_and_damage_in_range(tmp_path: Pat
         assert "journal matches the checkpoint digest" in shown
         assert "1 gap, 4 messages known lost" in shown
         assert "1 damaged line" in shown and "1 refused message" in shown
-        assert screen.integrity is not None and screen.integrity.bad_line_count == 1
+        assert screen.integrity is not None and screen.integrity.bad_lines == 1
         assert not screen.query_one("#confirm").disabled
 
