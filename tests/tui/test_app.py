@@ -6,6 +6,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from textual.widgets._tabbed_content import ContentTabs
 
 from recorder.export.render import record_text
 from recorder.launch.selection import Selection
@@ -77,6 +78,28 @@ async def test_restore_confirm_returns_verified_selection(tmp_path: Path) -> Non
     assert data["position"] == {"segment": f"seg-{cp.segment:06d}.jsonl", "offset": cp.offset,
                                 "seq": cp.seq}
     assert data["messages"] == cp.messages and data["log_dir"] == str(root)
+
+
+@pilot_test
+async def test_pane_keys_work_with_focus_on_the_tab_bar(tmp_path: Path) -> None:
+    root = demo_dir(tmp_path)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        main.query_one(ContentTabs).focus()
+        await pilot.pause()
+        await pilot.press("p")  # Recent's key, but Checkpoints is on show: nothing
+        assert main.recent_pane.following and not isinstance(app.screen, RestoreScreen)
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, RestoreScreen)
+        await pilot.press("escape")
+        await pilot.press("3")
+        main.query_one(ContentTabs).focus()
+        await pilot.pause()
+        await pilot.press("p")
+        assert not main.recent_pane.following
 
 
 @pilot_test

@@ -41,6 +41,12 @@ class MainScreen(Screen[None]):
         Binding("4", "show_tab('diagnostics')", "Diagnostics", tooltip="Recorder health"),
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit", tooltip="Quit without choosing"),
+        # A pane's own keys, for when focus is outside it (on the tab bar, say): they
+        # act on the pane of the tab on show. The pane's bindings are the ones listed.
+        Binding("r", "in_pane('checkpoints', 'restore')", show=False),
+        Binding("p", "in_pane('recent', 'toggle_follow')", show=False),
+        Binding("c", "in_pane('recent', 'context_checkpoint')", show=False),
+        Binding("ctrl+t", "in_pane('search', 'toggle_fuzzy')", show=False),
     ]
 
     def __init__(self) -> None:
@@ -144,6 +150,11 @@ class MainScreen(Screen[None]):
 
     def action_search(self) -> None:
         self.action_show_tab("search")
+
+    def action_in_pane(self, tab: str, action: str) -> None:
+        """Run a pane's action when its tab is on show (else the key does nothing)."""
+        if self.active_tab == tab:
+            getattr(self.query_one(f"#{tab}"), f"action_{action}")()
 
     # -- launch menu and palette -------------------------------------------------
     def launch_action(self, choice: str) -> None:
