@@ -61,11 +61,19 @@ def one_run(log_dir: Path, tmp: Path) -> dict[str, float]:
     report = tmp / "report.json"
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 36, 120, 0, 0))
-    argv = [sys.executable, "-c", CHILD, str(log_dir), f"tcp://127.0.0.1:{free_port()}",
-            f"tcp://127.0.0.1:{free_port()}", str(report)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-c",
+        CHILD,
+        str(log_dir),
+        f"tcp://127.0.0.1:{free_port()}",
+        f"tcp://127.0.0.1:{free_port()}",
+        str(report),
+    ]
     env = {**os.environ, "TERM": "xterm-256color", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                            start_new_session=True, cwd=ROOT)  # fmt: skip
+    proc = subprocess.Popen(
+        argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, cwd=ROOT
+    )
     os.close(slave)
     seen = b""
     drawn = None
@@ -92,8 +100,12 @@ def one_run(log_dir: Path, tmp: Path) -> dict[str, float]:
     data = json.loads(report.read_text())
     if drawn is None:
         raise RuntimeError(f"the menu never appeared: {seen[-400:]!r}")
-    return {"menu": drawn - data["t0"], "recorder": data["recorder"], "kind": data["kind"],
-            "stopped": data["stopped"]}  # fmt: skip
+    return {
+        "menu": drawn - data["t0"],
+        "recorder": data["recorder"],
+        "kind": data["kind"],
+        "stopped": data["stopped"],
+    }
 
 
 def main() -> int:
@@ -113,12 +125,18 @@ def main() -> int:
     rec = [r["recorder"] for r in results]
     what = f"copy of {args.journal}" if args.journal else "empty folder"
     print(f"runs: {len(results)} ({what})")
-    print(f"recorder started and recording: median {statistics.median(rec) * 1000:.0f} ms, "
-          f"worst {max(rec) * 1000:.0f} ms")
-    print(f"on_agent_connected -> menu drawn: median {statistics.median(menu) * 1000:.0f} ms, "
-          f"worst {max(menu) * 1000:.0f} ms")
-    print(f"every run chose fresh and stopped its recorder: "
-          f"{all(r['kind'] == 'fresh' and r['stopped'] for r in results)}")
+    print(
+        f"recorder started and recording: median {statistics.median(rec) * 1000:.0f} ms, "
+        f"worst {max(rec) * 1000:.0f} ms"
+    )
+    print(
+        f"on_agent_connected -> menu drawn: median {statistics.median(menu) * 1000:.0f} ms, "
+        f"worst {max(menu) * 1000:.0f} ms"
+    )
+    print(
+        f"every run chose fresh and stopped its recorder: "
+        f"{all(r['kind'] == 'fresh' and r['stopped'] for r in results)}"
+    )
     return 0
 
 

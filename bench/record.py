@@ -512,9 +512,16 @@ class RssSampler(threading.Thread):
 
 def start_recorder(procs: Procs, backend: str, log_dir: Path, extra: list[str]) -> Child:
     argv = [
-        *persist_argv(), "record", "--broker", backend, "--log-dir", str(log_dir),
-        "--embedded", "no", *extra,
-    ]  # fmt: skip
+        *persist_argv(),
+        "record",
+        "--broker",
+        backend,
+        "--log-dir",
+        str(log_dir),
+        "--embedded",
+        "no",
+        *extra,
+    ]
     return procs.spawn("recorder", argv)
 
 
@@ -1084,8 +1091,10 @@ def build_summary(results: dict[str, Any], meta: dict[str, Any]) -> tuple[str, d
 
 def print_full_speed(fs: dict[str, Any]) -> None:
     print(f"\nFull speed, {fs['messages']:,} messages of {fmt_size(fs['size'])}:")
-    print(f"  {'variant':<8} {'msgs/s':>10} {'lost':>10} {'loss %':>7} {'window s':>9} "
-          f"{'pub msgs/s':>11} {'ours/x':>7} {'others CPU %':>12}")  # fmt: skip
+    print(
+        f"  {'variant':<8} {'msgs/s':>10} {'lost':>10} {'loss %':>7} {'window s':>9} "
+        f"{'pub msgs/s':>11} {'ours/x':>7} {'others CPU %':>12}"
+    )
     ours = (fs["variants"].get("ours") or {}).get("msgs_per_s")
     for variant, row in fs["variants"].items():
         ratio = "" if variant == "ours" else str(_ratio(ours, row["msgs_per_s"]) or "-")
@@ -1137,13 +1146,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--only", default="full,sustain,kill", help="scenarios to run: full,sustain,kill"
     )
     p.add_argument(
-        "--recorder-arg", action="append", default=[],
+        "--recorder-arg",
+        action="append",
+        default=[],
         help="extra argument for `persist record` (repeat; e.g. --recorder-arg=--fsync=always)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--quiet-cpu", type=float, default=25.0,
+        "--quiet-cpu",
+        type=float,
+        default=25.0,
         help="before each run, wait until the machine's CPU use is below this percent",
-    )  # fmt: skip
+    )
     p.add_argument("--quiet-wait", type=float, default=15.0, help="... for at most this long (s)")
     p.add_argument("--keep", action="store_true", help="keep the work folder (journals, logs)")
     p.add_argument("--out", type=Path, default=OUT_DIR / "record-latest.json")
@@ -1176,14 +1189,23 @@ def default_messages(size: int, quick: bool) -> int:
 def metadata(args: argparse.Namespace) -> dict[str, Any]:
     commit = "unknown"
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-            timeout=5,
-        ).stdout.strip() or "unknown"  # fmt: skip
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+            or "unknown"
+        )
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "recorder"], cwd=ROOT, capture_output=True,
-            text=True, timeout=5,
-        ).stdout.strip()  # fmt: skip
+            ["git", "status", "--porcelain", "recorder"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         if dirty:
             commit += "+dirty"
     return {

@@ -29,8 +29,24 @@ from recorder.store.checkpoints import list_checkpoints  # noqa: E402
 from recorder.store.layout import Layout  # noqa: E402
 from tests.demo_journal import DemoClock, DemoWriter  # noqa: E402
 
-WORDS = ("deploy", "migration", "schema", "rollback", "cache", "latency", "parser", "token",
-         "budget", "retry", "timeout", "benchmark", "refactor", "database", "index", "agent")
+WORDS = (
+    "deploy",
+    "migration",
+    "schema",
+    "rollback",
+    "cache",
+    "latency",
+    "parser",
+    "token",
+    "budget",
+    "retry",
+    "timeout",
+    "benchmark",
+    "refactor",
+    "database",
+    "index",
+    "agent",
+)
 
 
 def build(root: Path, messages: int, size: int) -> None:
@@ -42,8 +58,13 @@ def build(root: Path, messages: int, size: int) -> None:
         t += 0.05
         clock.now = t
         text = " ".join(rng.choice(WORDS) for _ in range(size // 7))[:size]
-        w.message(t, ("planner", "coder", "reviewer", "tester")[i % 4], text,
-                  topic=f"agents.{i % 4}", extra={"_persist": {"pub": "p", "seq": i + 1}})
+        w.message(
+            t,
+            ("planner", "coder", "reviewer", "tester")[i % 4],
+            text,
+            topic=f"agents.{i % 4}",
+            extra={"_persist": {"pub": "p", "seq": i + 1}},
+        )
     w.checkpoint(t + 1, "bench", "manual")
     w.close()
 
@@ -59,8 +80,10 @@ def naive(root: Path, out: Path) -> None:
                     jf.write(json.dumps(rec) + "\n")
                     if rec["kind"] == "msg":
                         payload = rec["frames"][-1].get("json") or {}
-                        md.append(f"**{rec['meta']['sender']}** {rec['ts']}\n\n> "
-                                  f"{payload.get('text', '')}\n")  # fmt: skip
+                        md.append(
+                            f"**{rec['meta']['sender']}** {rec['ts']}\n\n> "
+                            f"{payload.get('text', '')}\n"
+                        )
     (out / "transcript.md").write_text("\n".join(md))
 
 
@@ -99,8 +122,11 @@ def main() -> int:
     bundle = build_bundle(root, cp)
     m = bundle.manifest
     print(f"journal: {cp.messages:,} messages, {journal_bytes / 1e6:.1f} MB")
-    print(f"bundle: {m['files']['jsonl']['bytes'] / 1e6:.1f} MB jsonl + "
-          f"{m['files']['markdown']['bytes'] / 1e6:.1f} MB markdown, integrity ok={m['integrity']['ok']}")  # noqa: E501
+    print(
+        f"bundle: {m['files']['jsonl']['bytes'] / 1e6:.1f} MB jsonl + "
+        f"{m['files']['markdown']['bytes'] / 1e6:.1f} MB markdown, "
+        f"integrity ok={m['integrity']['ok']}"
+    )
     print(f"ours (verify + jsonl + md + manifest, fsynced): {t_ours * 1000:.0f} ms")
     print(f"naive (json.loads/json.dumps every line, no verify, no fsync): {t_naive * 1000:.0f} ms")
     print(f"ratio naive/ours: {t_naive / t_ours:.1f}x")

@@ -115,7 +115,9 @@ class Eager(App):
         t = self.query_one(DataTable)
         t.add_columns("time", "sender", "topic", "text")
         n = len(store)
-        t.add_rows((str(r.ts), r.sender, r.topic, record_text(r)[:200]) for r in store.records(n - rows, n))
+        t.add_rows(
+            (str(r.ts), r.sender, r.topic, record_text(r)[:200]) for r in store.records(n - rows, n)
+        )
 
 async def main():
     app = Eager()
@@ -139,29 +141,46 @@ def build(root: Path, messages: int) -> None:
 
     shutil.rmtree(root, ignore_errors=True)
     rng = random.Random(5)
-    words = ["deploy", "migration", "schema", "rollback", "cache", "latency", "parser",
-             "token", "budget", "retry"]
+    words = [
+        "deploy",
+        "migration",
+        "schema",
+        "rollback",
+        "cache",
+        "latency",
+        "parser",
+        "token",
+        "budget",
+        "retry",
+    ]
     filler = [" ".join(rng.choice(words) for _ in range(110)) for _ in range(64)]
     w = DemoWriter.open(root)
     t = time.time() - messages / 50
     t_build = time.perf_counter()
     for i in range(messages):
         t += 0.02
-        w.message(t, AGENTS[i % 4], filler[i % 64][: 700 + i % 90], topic="chat",
-                  tags=["bench"])
+        w.message(t, AGENTS[i % 4], filler[i % 64][: 700 + i % 90], topic="chat", tags=["bench"])
         if i and i % 10_000 == 0:
             w.checkpoint(t, f"periodic {i // 10_000}", "periodic")
     w.checkpoint(t, "end of bench", "manual")
     w.close()
     size = sum(p.stat().st_size for p in (root / "segments").iterdir())
-    print(f"built {messages:,} messages, {size / 2**30:.2f} GiB in "
-          f"{time.perf_counter() - t_build:.0f}s", file=sys.stderr)
+    print(
+        f"built {messages:,} messages, {size / 2**30:.2f} GiB in "
+        f"{time.perf_counter() - t_build:.0f}s",
+        file=sys.stderr,
+    )
     marker.write_text(str(messages))
 
 
 def child(code: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     if out.returncode:
         raise SystemExit(out.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -180,19 +199,27 @@ def main() -> int:
     parse = child(CHILD_PARSE, str(root))
     table = child(CHILD_TABLE, str(root), str(args.rows_baseline))
     size = sum(p.stat().st_size for p in (root / "segments").iterdir())
-    print(f"journal: {tui['records']:,} records, {size / 2**30:.2f} GiB, "
-          f"{tui['checkpoints']} checkpoints")
+    print(
+        f"journal: {tui['records']:,} records, {size / 2**30:.2f} GiB, "
+        f"{tui['checkpoints']} checkpoints"
+    )
     print(f"persist-tui first screen:       {tui['ready_s']:.2f} s   RSS {tui['rss_mb']:.0f} MB")
-    print(f"  screenful at random position: p50 {tui['screen_p50_ms']:.1f} ms, "
-          f"p99 {tui['screen_p99_ms']:.1f} ms")
+    print(
+        f"  screenful at random position: p50 {tui['screen_p50_ms']:.1f} ms, "
+        f"p99 {tui['screen_p99_ms']:.1f} ms"
+    )
     print(f"  follow 10,000 new messages:   {tui['follow_10k_ms']:.0f} ms (poll + repaint)")
     print(f"  RSS after the bench:          {tui['rss_after_mb']:.0f} MB")
-    print(f"baseline: orjson every line:    {parse['parse_all_s']:.2f} s  "
-          f"({parse['parse_all_s'] / tui['ready_s']:.1f}x the TUI's first screen)")
-    print(f"baseline: eager DataTable, {table['datatable_rows']:,} rows: "
-          f"{table['datatable_ready_s']:.2f} s, RSS {table['datatable_rss_mb']:.0f} MB "
-          f"({table['datatable_ready_s'] / tui['ready_s']:.1f}x slower for "
-          f"{table['datatable_rows'] / tui['records']:.0%} of the rows)")
+    print(
+        f"baseline: orjson every line:    {parse['parse_all_s']:.2f} s  "
+        f"({parse['parse_all_s'] / tui['ready_s']:.1f}x the TUI's first screen)"
+    )
+    print(
+        f"baseline: eager DataTable, {table['datatable_rows']:,} rows: "
+        f"{table['datatable_ready_s']:.2f} s, RSS {table['datatable_rss_mb']:.0f} MB "
+        f"({table['datatable_ready_s'] / tui['ready_s']:.1f}x slower for "
+        f"{table['datatable_rows'] / tui['records']:.0%} of the rows)"
+    )
     return 0
 
 

@@ -25,10 +25,35 @@ AGENTS = ("planner", "coder", "reviewer", "tester")
 TOPICS = ("chat", "tools", "status")
 CHAINS = ("request", "reply", "broadcast", "tool_call", "tool_result")
 _WORDS = (
-    "deploy", "migration", "schema", "rollback", "cache", "latency", "parser", "token",
-    "budget", "retry", "timeout", "benchmark", "refactor", "database", "index", "checkpoint",
-    "journal", "agent", "review", "approve", "reject", "patch", "branch", "release", "config",
-    "secret", "rotate", "queue", "worker",
+    "deploy",
+    "migration",
+    "schema",
+    "rollback",
+    "cache",
+    "latency",
+    "parser",
+    "token",
+    "budget",
+    "retry",
+    "timeout",
+    "benchmark",
+    "refactor",
+    "database",
+    "index",
+    "checkpoint",
+    "journal",
+    "agent",
+    "review",
+    "approve",
+    "reject",
+    "patch",
+    "branch",
+    "release",
+    "config",
+    "secret",
+    "rotate",
+    "queue",
+    "worker",
 )
 
 
@@ -40,8 +65,6 @@ class DemoClock:
 
     def __call__(self) -> float:
         return self.now
-
-
 
 
 @dataclass
@@ -213,8 +236,14 @@ def stopped_status(root: Path, updated: float) -> dict[str, Any]:
         "broker": "tcp://127.0.0.1:5555",
         "state": "stopped",
         "connection": "disconnected",
-        "counts": {"received": 231, "written": 231, "durable": 231, "gaps": 1, "missed": 4,
-                   "refused": 1},
+        "counts": {
+            "received": 231,
+            "written": 231,
+            "durable": 231,
+            "gaps": 1,
+            "missed": 4,
+            "refused": 1,
+        },
         "rates": {"received_per_s": 0.0, "written_per_s": 0.0},
         "backlog_bytes": 0,
         "last_durable_seq": 240,
@@ -295,8 +324,15 @@ def restore_journal(root: Path, *, gap: bool = False, bad: bool = False) -> tupl
             w.gap(t, "coder", 3, 7)
         if bad and i == 20:
             w.bad_line()
-            w.record(t, "corrupt", segment="seg-000002.jsonl", offset=10, length=99,
-                     quarantine="recovery/seg-000002.jsonl.10.corrupt", reason="torn tail")
+            w.record(
+                t,
+                "corrupt",
+                segment="seg-000002.jsonl",
+                offset=10,
+                length=99,
+                quarantine="recovery/seg-000002.jsonl.10.corrupt",
+                reason="torn tail",
+            )
     cp = w.checkpoint(t + 1, "half way", "manual")
     for i in range(5):
         w.message(t + 10 + i, "coder", f"after the checkpoint {i}")

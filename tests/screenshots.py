@@ -116,8 +116,15 @@ def prepare(scene: Scene, base: Path, demo: Path) -> PersistApp:
 
             me = psutil.Process()
             write_status(root, healthy_status(root, NOW, me.pid, me.create_time()))
-    return create_app(root, now=lambda: NOW, tz=UTC, probe=FixedProbe(), live=False,
-                      display_dir=SHOWN_DIR, **scene.options)
+    return create_app(
+        root,
+        now=lambda: NOW,
+        tz=UTC,
+        probe=FixedProbe(),
+        live=False,
+        display_dir=SHOWN_DIR,
+        **scene.options,
+    )
 
 
 async def capture(scene: Scene, app: PersistApp) -> str:

@@ -90,16 +90,24 @@ class Bus:
         self.recorder: Proc | None = None
 
     def start_broker(self) -> Proc:
-        self.broker = self.procs("broker", "--frontend", self.front, "--backend", self.back,
-                                 name="broker")  # fmt: skip
+        self.broker = self.procs(
+            "broker", "--frontend", self.front, "--backend", self.back, name="broker"
+        )
         wait_for(lambda: _listening(self.back) and _listening(self.front), what="broker")
         return self.broker
 
     def start_recorder(self, *extra: str, wait: bool = True) -> Proc:
         self.recorder = self.procs(
-            "record", "--broker", self.back, "--log-dir", str(self.log_dir), "--embedded", "no",
-            *extra, name="recorder",
-        )  # fmt: skip
+            "record",
+            "--broker",
+            self.back,
+            "--log-dir",
+            str(self.log_dir),
+            "--embedded",
+            "no",
+            *extra,
+            name="recorder",
+        )
         if wait:
             pid = self.recorder.pid
             wait_for(
@@ -134,4 +142,3 @@ def healthy(log_dir: Path) -> bool:
     from recorder.store.status import assess
 
     return assess(Layout(log_dir)).state == "healthy"
-

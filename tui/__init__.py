@@ -20,6 +20,7 @@ def run_picker(
 
     from .app import create_app
 
-    app = create_app(Path(log_dir) if log_dir is not None else default_log_dir(), launch=launch,
-                     agent=agent)
+    app = create_app(
+        Path(log_dir) if log_dir is not None else default_log_dir(), launch=launch, agent=agent
+    )
     return app.run()

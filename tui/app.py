@@ -245,7 +245,8 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             yield from screen.commands()
         if self.launch:
             yield SystemCommand(
-                "Start fresh", "Exit with a fresh start (no checkpoint restored)",
+                "Start fresh",
+                "Exit with a fresh start (no checkpoint restored)",
                 lambda: self.choose(Selection.fresh(self.log_dir, self.agent)),
             )
         yield SystemCommand("Help", "Show every key binding", self.action_help)

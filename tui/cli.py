@@ -28,16 +28,26 @@ def build_parser() -> argparse.ArgumentParser:
         prog="persist-tui",
         description="Browse the recorded conversation's checkpoints and pick one to restore.",
     )
-    parser.add_argument("--log-dir", type=Path, default=None,
-                        help="log folder (default: $PERSIST_LOG_DIR or "
-                             "~/.local/share/agent-persist/conversation_logs)")
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=None,
+        help="log folder (default: $PERSIST_LOG_DIR or "
+        "~/.local/share/agent-persist/conversation_logs)",
+    )
     out = parser.add_mutually_exclusive_group()
-    out.add_argument("--print", dest="print_json", action="store_true",
-                     help="write the choice as one JSON object on stdout")
-    out.add_argument("--json", dest="print_json", action="store_true",
-                     help="same as --print")
-    parser.add_argument("--launch", action="store_true",
-                        help="start with the launch menu (continue / pick / fresh / ...)")
+    out.add_argument(
+        "--print",
+        dest="print_json",
+        action="store_true",
+        help="write the choice as one JSON object on stdout",
+    )
+    out.add_argument("--json", dest="print_json", action="store_true", help="same as --print")
+    parser.add_argument(
+        "--launch",
+        action="store_true",
+        help="start with the launch menu (continue / pick / fresh / ...)",
+    )
     parser.add_argument("--agent", default=None, help="name of the agent that is launching")
     return parser
 

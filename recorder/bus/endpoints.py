@@ -20,7 +20,6 @@ DEFAULT_SUBSCRIBE = "tcp://127.0.0.1:5555"  # subscribers connect here (broker X
 DEFAULT_HWM = 500_000
 
 
-
 def endpoint_free(endpoint: str) -> bool:
     """True if nothing listens on a tcp:// endpoint (ipc: true if no socket file)."""
     url = urlparse(endpoint)
@@ -31,4 +30,3 @@ def endpoint_free(endpoint: str) -> bool:
     with socket.socket() as s:
         s.settimeout(0.3)
         return s.connect_ex((url.hostname or "127.0.0.1", url.port)) != 0
-

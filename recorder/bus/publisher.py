@@ -25,6 +25,7 @@ from recorder.bus.envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
 
 _AFTER_BURST = 5  # heartbeats kept up after the last message
 
+
 class Publisher:
     def __init__(
         self,

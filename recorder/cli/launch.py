@@ -49,13 +49,17 @@ def cmd_launch(args: argparse.Namespace) -> int:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if result.cancelled:
-            print(f"persist: launch cancelled ({result.reason}); {command[0]} not started",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"persist: launch cancelled ({result.reason}); {command[0]} not started",
+                file=sys.stderr,
+            )
             return 1
         if result.bundle is not None:
-            print(f"persist: restoring {result.checkpoint_id} for {agent} "
-                  f"({result.bundle.manifest['messages']} messages, {result.bundle.jsonl})",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"persist: restoring {result.checkpoint_id} for {agent} "
+                f"({result.bundle.manifest['messages']} messages, {result.bundle.jsonl})",
+                file=sys.stderr,
+            )
         return run_agent(command, {**os.environ, **result.env()})
     finally:
         outcome = launcher.on_agent_exit()
@@ -94,13 +98,24 @@ def add_parsers(
     p.add_argument("--agent", help="the agent's name (default: the command's name)")
     add_log_dir(p)
     p.add_argument("--broker", default=DEFAULT_SUBSCRIBE, help="broker's subscriber endpoint")
-    p.add_argument("--publish-endpoint", default=DEFAULT_PUBLISH,
-                   help="where publishers connect (the embedded broker binds it)")  # fmt: skip
-    p.add_argument("--embedded", choices=("auto", "yes", "no"), default="auto",
-                   help="host the broker in the recorder (auto: when none answers)")
-    p.add_argument("--no-tty-policy", choices=("fresh", "latest", "cancel"), default=None,
-                   help="without a terminal: fresh (default, or $PERSIST_NO_TTY_POLICY), "
-                        "latest checkpoint, or cancel")  # fmt: skip
+    p.add_argument(
+        "--publish-endpoint",
+        default=DEFAULT_PUBLISH,
+        help="where publishers connect (the embedded broker binds it)",
+    )
+    p.add_argument(
+        "--embedded",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="host the broker in the recorder (auto: when none answers)",
+    )
+    p.add_argument(
+        "--no-tty-policy",
+        choices=("fresh", "latest", "cancel"),
+        default=None,
+        help="without a terminal: fresh (default, or $PERSIST_NO_TTY_POLICY), "
+        "latest checkpoint, or cancel",
+    )
     p.add_argument("--wait", type=float, default=10.0, help="seconds for the recorder to start")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=cmd_launch)

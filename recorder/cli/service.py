@@ -44,8 +44,10 @@ def cmd_service(args: argparse.Namespace) -> int:
         else:
             print(f"run: {step.command}")
     if steps and not steps[0].ran and not args.print_only:
-        print("(systemctl --user cannot reach a user service manager here; run the commands "
-              "above in your login session)")  # fmt: skip
+        print(
+            "(systemctl --user cannot reach a user service manager here; run the commands "
+            "above in your login session)"
+        )
     return 1 if failed else 0
 
 
@@ -60,6 +62,9 @@ def add_parsers(
     p.add_argument("--embedded", choices=("auto", "yes", "no"), default="auto")
     p.add_argument("--unit-dir", help="where the unit goes (default ~/.config/systemd/user)")
     p.add_argument("--no-start", action="store_true", help="enable without starting now")
-    p.add_argument("--print-only", action="store_true",
-                   help="write the unit file but only print the systemctl commands")
+    p.add_argument(
+        "--print-only",
+        action="store_true",
+        help="write the unit file but only print the systemctl commands",
+    )
     p.set_defaults(func=cmd_service)

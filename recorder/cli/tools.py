@@ -27,10 +27,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
         return 0
     integrity = m["integrity"]
     print(f"restore bundle for {bundle.checkpoint_id}: {bundle.dir}")
-    print(f"  messages    {m['messages']} ({m['time_range']['first_iso']} → "
-          f"{m['time_range']['last_iso']})")  # fmt: skip
-    print(f"  integrity   {'ok' if integrity['ok'] else 'PROBLEMS'}"
-          f" (digest {'matches' if integrity['verified'] else 'does NOT match'})")  # fmt: skip
+    print(
+        f"  messages    {m['messages']} ({m['time_range']['first_iso']} → "
+        f"{m['time_range']['last_iso']})"
+    )
+    print(
+        f"  integrity   {'ok' if integrity['ok'] else 'PROBLEMS'}"
+        f" (digest {'matches' if integrity['verified'] else 'does NOT match'})"
+    )
     for problem in integrity["problems"]:
         print(f"  warning: {problem}")
     return 0
@@ -69,11 +73,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.json:
         print(orjson.dumps(stats.to_json()).decode())
     else:
-        print(f"replayed {stats.sent} messages ({rng.describe()}) to {args.endpoint} "
-              f"in {stats.seconds:.2f}s, marked with replay_of")  # fmt: skip
+        print(
+            f"replayed {stats.sent} messages ({rng.describe()}) to {args.endpoint} "
+            f"in {stats.seconds:.2f}s, marked with replay_of"
+        )
         if stats.unmarked_sent:
-            print(f"  {stats.unmarked_sent} sent unmarked under the topic prefix "
-                  f"{args.unmarked_prefix!r}")  # fmt: skip
+            print(
+                f"  {stats.unmarked_sent} sent unmarked under the topic prefix "
+                f"{args.unmarked_prefix!r}"
+            )
         skipped = [
             (stats.skipped_heartbeats, "heartbeats"),
             (stats.skipped_replays, "earlier replays (--include-replays sends them)"),
@@ -83,8 +91,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
             if n:
                 print(f"  skipped {n} {what}")
     if stats.skipped_unmarkable:
-        topics = ", ".join(f"{t or '(none)'} ({n})" for t, n in
-                           sorted(stats.unmarkable_topics.items())[:5])  # fmt: skip
+        topics = ", ".join(
+            f"{t or '(none)'} ({n})" for t, n in sorted(stats.unmarkable_topics.items())[:5]
+        )
         print(
             f"persist: {stats.skipped_unmarkable} messages were NOT replayed: their payload is "
             f"not a one-line JSON object, so it cannot carry the replay mark without being "
@@ -131,11 +140,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     except (ExportError, OSError) as exc:
         return fail(str(exc))
     where = args.output if args.output and args.output != "-" else "stdout"
-    print(f"persist: exported {stats.messages} messages ({stats.records} records, "
-          f"{rng.describe()}) as {args.format} to {where}", file=sys.stderr)  # fmt: skip
+    print(
+        f"persist: exported {stats.messages} messages ({stats.records} records, "
+        f"{rng.describe()}) as {args.format} to {where}",
+        file=sys.stderr,
+    )
     if stats.bad_lines:
-        print(f"persist: {stats.bad_lines} damaged lines in range "
-              f"({'left out' if args.format == 'jsonl' else 'marked'})", file=sys.stderr)
+        print(
+            f"persist: {stats.bad_lines} damaged lines in range "
+            f"({'left out' if args.format == 'jsonl' else 'marked'})",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -160,22 +175,34 @@ def add_parsers(
     p.add_argument("--json", action="store_true", help="print the manifest")
     p.set_defaults(func=cmd_restore)
 
-    p = sub.add_parser("replay", help="republish a recorded range to the broker",
-                       description=REPLAY_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = sub.add_parser(
+        "replay",
+        help="republish a recorded range to the broker",
+        description=REPLAY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("checkpoint", help="replay up to this checkpoint (id, prefix, label, latest)")
     p.add_argument("--from", dest="from_checkpoint", help="start after this checkpoint")
     pace = p.add_mutually_exclusive_group()
-    pace.add_argument("--speed", type=float, default=None,
-                      help="N times the recorded pace (silences capped at 10 s)")
-    pace.add_argument("--as-fast-as-possible", action="store_true",
-                      help="no pauses (the default)")
+    pace.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="N times the recorded pace (silences capped at 10 s)",
+    )
+    pace.add_argument("--as-fast-as-possible", action="store_true", help="no pauses (the default)")
     p.add_argument("--topic-prefix", default="", help="only topics that start with this")
-    p.add_argument("--unmarked-prefix", default=None,
-                   help="send messages that cannot carry the mark unchanged under this "
-                        "topic prefix (default: skip them)")  # fmt: skip
-    p.add_argument("--include-replays", action="store_true",
-                   help="also replay records that were replays themselves")
+    p.add_argument(
+        "--unmarked-prefix",
+        default=None,
+        help="send messages that cannot carry the mark unchanged under this "
+        "topic prefix (default: skip them)",
+    )
+    p.add_argument(
+        "--include-replays",
+        action="store_true",
+        help="also replay records that were replays themselves",
+    )
     p.add_argument("--endpoint", default=DEFAULT_PUBLISH, help="broker's publisher endpoint")
     add_log_dir(p)
     p.add_argument("--wait", type=float, default=5.0, help="seconds to wait for subscribers")
@@ -197,7 +224,11 @@ def add_parsers(
     p.add_argument("-o", "--output", help="file (written atomically); default stdout")
     add_log_dir(p)
     prog = p.add_mutually_exclusive_group()
-    prog.add_argument("--progress", action="store_true", default=None,
-                      help="progress bar on stderr (default: when stderr is a terminal)")
+    prog.add_argument(
+        "--progress",
+        action="store_true",
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
     prog.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_export)

@@ -79,8 +79,6 @@ _MSG_PREFIX = (
 _MSG_END = b"}]}\n"
 
 
-
-
 @dataclass
 class Counters:
     received: int = 0

@@ -26,9 +26,7 @@ class Recovered:
     tracker: GapTracker = field(default_factory=GapTracker)
 
 
-def recover(
-    layout: Layout, state: RecoveryState | None, last: dict[str, Any] | None
-) -> Recovered:
+def recover(layout: Layout, state: RecoveryState | None, last: dict[str, Any] | None) -> Recovered:
     """What the journal holds, from `state` (else the newest checkpoint) to its end.
 
     `last` is the journal's last record (None for an empty journal).

@@ -34,9 +34,6 @@ from recorder.store.lock import InstanceLock
 log = logging.getLogger("agent_persist.recorder")
 
 
-
-
-
 class Syncer(threading.Thread):
     def __init__(self, recorder: Recorder) -> None:
         super().__init__(name="persist-syncer", daemon=True)

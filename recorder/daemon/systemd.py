@@ -94,8 +94,13 @@ def systemctl_available() -> bool:
     if shutil.which("systemctl") is None:
         return False
     try:
-        out = subprocess.run(["systemctl", "--user", "is-system-running"], capture_output=True,
-                             text=True, timeout=5, check=False)  # fmt: skip
+        out = subprocess.run(
+            ["systemctl", "--user", "is-system-running"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     state = out.stdout.strip()
@@ -117,8 +122,13 @@ def run_steps(commands: list[list[str]], execute: bool) -> list[Step]:
     return steps
 
 
-def install(cfg: UnitConfig, directory: Path | None = None, *, start: bool = True,
-            execute: bool | None = None) -> tuple[Path, list[Step]]:  # fmt: skip
+def install(
+    cfg: UnitConfig,
+    directory: Path | None = None,
+    *,
+    start: bool = True,
+    execute: bool | None = None,
+) -> tuple[Path, list[Step]]:
     """Write the unit; then reload, enable and start it if systemctl can reach the user bus."""
     directory = directory or unit_dir()
     directory.mkdir(parents=True, exist_ok=True)
@@ -131,8 +141,9 @@ def install(cfg: UnitConfig, directory: Path | None = None, *, start: bool = Tru
     return path, run_steps(commands, execute)
 
 
-def uninstall(directory: Path | None = None, *, execute: bool | None = None
-              ) -> tuple[Path, bool, list[Step]]:  # fmt: skip
+def uninstall(
+    directory: Path | None = None, *, execute: bool | None = None
+) -> tuple[Path, bool, list[Step]]:
     directory = directory or unit_dir()
     path = directory / UNIT_NAME
     execute = systemctl_available() if execute is None else execute
@@ -143,14 +154,17 @@ def uninstall(directory: Path | None = None, *, execute: bool | None = None
     return path, existed, steps
 
 
-def status(directory: Path | None = None, *, execute: bool | None = None
-           ) -> tuple[Path, bool, list[Step]]:  # fmt: skip
+def status(
+    directory: Path | None = None, *, execute: bool | None = None
+) -> tuple[Path, bool, list[Step]]:
     directory = directory or unit_dir()
     path = directory / UNIT_NAME
     execute = systemctl_available() if execute is None else execute
     steps = run_steps(
-        [["systemctl", "--user", "is-enabled", UNIT_NAME],
-         ["systemctl", "--user", "is-active", UNIT_NAME]],
+        [
+            ["systemctl", "--user", "is-enabled", UNIT_NAME],
+            ["systemctl", "--user", "is-active", UNIT_NAME],
+        ],
         execute,
-    )  # fmt: skip
+    )
     return path, path.exists(), steps

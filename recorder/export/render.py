@@ -162,4 +162,3 @@ def gap_sentence(data: dict[str, Any]) -> str:
     if data.get("detail"):
         parts.append(str(data["detail"]))
     return ", ".join(parts)
-

@@ -241,8 +241,12 @@ class _HashingFile:
             self.fd = -1
 
     def describe(self, **extra: Any) -> dict[str, Any]:
-        return {"name": self.path.name, "bytes": self.size, "sha256": self.hasher.hexdigest(),
-                **extra}  # fmt: skip
+        return {
+            "name": self.path.name,
+            "bytes": self.size,
+            "sha256": self.hasher.hexdigest(),
+            **extra,
+        }
 
 
 def bundle_dir(log_dir: Path, checkpoint_id: str) -> Path:
@@ -260,8 +264,8 @@ def build_bundle(
 ) -> Bundle:
     """Verify the journal up to `checkpoint` and write its restore bundle."""
     layout = Layout(Path(log_dir).expanduser())
-    cp = checkpoint if isinstance(checkpoint, Checkpoint) else resolve_checkpoint(
-        layout, checkpoint
+    cp = (
+        checkpoint if isinstance(checkpoint, Checkpoint) else resolve_checkpoint(layout, checkpoint)
     )
     own_store = store is None
     store = store or open_store(layout.root)

@@ -34,26 +34,6 @@ class ExportError(PersistError):
     pass
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # -- writers -------------------------------------------------------------------------------
 @dataclass
 class ExportStats(RangeSummary):

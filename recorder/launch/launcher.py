@@ -259,9 +259,10 @@ class PersistenceLauncher:
         t0 = time.perf_counter()
         self.agent = agent_name
         interactive, why = (
-            (self.interactive, "told not to draw") if self.interactive is not None
+            (self.interactive, "told not to draw")
+            if self.interactive is not None
             else is_interactive()
-        )  # fmt: skip
+        )
         menu = None
         if interactive and self.picker is run_menu and not self.connected:
             menu = Menu(self.log_dir, self.agent)
@@ -320,7 +321,9 @@ class PersistenceLauncher:
             f"(--no-tty-policy or ${POLICY_ENV}: fresh, latest, cancel)"
         )
         kind = LaunchChoice.CANCELLED if self.policy is NoTtyPolicy.CANCEL else LaunchChoice.FRESH
-        return self._result(kind, decided_by="policy", reason=f"no menu ({why}); policy {self.policy}")
+        return self._result(
+            kind, decided_by="policy", reason=f"no menu ({why}); policy {self.policy}"
+        )
 
     def _result(
         self,
@@ -331,7 +334,12 @@ class PersistenceLauncher:
         selection: Selection | None = None,
     ) -> LaunchResult:
         return LaunchResult(
-            kind, self.log_dir, self.agent, decided_by=decided_by, reason=reason, selection=selection
+            kind,
+            self.log_dir,
+            self.agent,
+            decided_by=decided_by,
+            reason=reason,
+            selection=selection,
         )
 
     def _restore(

@@ -9,8 +9,14 @@ import subprocess
 import sys
 
 # -- running the agent (persist launch) ------------------------------------------------
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-             signal.SIGUSR2)  # fmt: skip
+FORWARDED = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
 
 
 def run_agent(argv: list[str], env: dict[str, str]) -> int:
@@ -50,4 +56,3 @@ def run_agent(argv: list[str], env: dict[str, str]) -> int:
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     return 128 - code if code < 0 else code
-

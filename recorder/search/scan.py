@@ -28,26 +28,6 @@ DEFAULT_LIMIT = 50_000
 _BLOCK = 2048
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def index_at_time(store: Store, ts: float, lo: int = 0, hi: int | None = None) -> int:
     """First index whose record time is >= `ts` (records are in time order)."""
     return store.bisect(ts, attrgetter("ts"), lo, hi)

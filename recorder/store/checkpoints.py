@@ -299,4 +299,3 @@ def resolve_checkpoint(layout: Layout, ref: str) -> Checkpoint:
         names = ", ".join(cp.id for cp in by_prefix[:5])
         raise CheckpointError(f"{ref!r} matches {len(by_prefix)} checkpoints: {names}")
     raise CheckpointError(f"no checkpoint {ref!r} in {layout.root} (try `persist-tui` to browse)")
-

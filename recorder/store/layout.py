@@ -121,4 +121,3 @@ def list_segments(layout: Layout) -> list[Path]:
     except FileNotFoundError:
         return []
     return [p for n, p in sorted((n, p) for n, p in names if n is not None)]
-

@@ -36,7 +36,6 @@ def journal_range(store: Store, after: Checkpoint | None, upto: Checkpoint | Non
     return JournalRange(start, max(start, stop), after, upto)
 
 
-
 @dataclass
 class RangeSummary:
     """One pass over records in journal order: what every reader of a range counts.

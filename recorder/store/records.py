@@ -33,16 +33,6 @@ _loads = orjson.loads
 _b64 = base64.b64encode
 
 
-
-
-
-
-
-
-
-
-
-
 @dataclass(frozen=True)
 class EncodedFrames:
     """Frames encoded for a journal line; spans are relative to the frames' start."""

@@ -24,19 +24,41 @@ class Tmux:
     def __init__(self, command: str, cwd: Path) -> None:
         self.name = f"persist-launch-{uuid.uuid4().hex[:8]}"
         env = {**os.environ, "TERM": "xterm-256color"}
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "100", "-y", "30",
-                        "-c", str(cwd), command], check=True, env=env)  # fmt: skip
+        subprocess.run(
+            [
+                "tmux",
+                "new-session",
+                "-d",
+                "-s",
+                self.name,
+                "-x",
+                "100",
+                "-y",
+                "30",
+                "-c",
+                str(cwd),
+                command,
+            ],
+            check=True,
+            env=env,
+        )
 
     def keys(self, *keys: str) -> None:
         subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
 
     def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
-                              capture_output=True, text=True).stdout  # fmt: skip
+        return subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
+        ).stdout
 
     def wait_for(self, text: str, timeout: float = 30.0) -> str:
-        return str(wait_for(lambda: text in (s := self.screen()) and s, timeout=timeout,
-                            what=f"{text!r} on screen"))  # fmt: skip
+        return str(
+            wait_for(
+                lambda: text in (s := self.screen()) and s,
+                timeout=timeout,
+                what=f"{text!r} on screen",
+            )
+        )
 
     def kill(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
@@ -48,9 +70,11 @@ def test_launch_menu_on_a_terminal_then_the_agent_gets_the_terminal(tmp_path: Pa
     eps = endpoints()
     report, rc = tmp_path / "report.json", tmp_path / "rc"
     persist = Path(sys.executable).parent / "persist"
-    command = (f"{persist} launch --agent coder --log-dir {log_dir} --broker {eps['broker']} "
-               f"--publish-endpoint {eps['publish_endpoint']} --embedded yes -- "
-               f"{sys.executable} {FAKE_AGENT} {report}; echo $? > {rc}")  # fmt: skip
+    command = (
+        f"{persist} launch --agent coder --log-dir {log_dir} --broker {eps['broker']} "
+        f"--publish-endpoint {eps['publish_endpoint']} --embedded yes -- "
+        f"{sys.executable} {FAKE_AGENT} {report}; echo $? > {rc}"
+    )
     tmux = Tmux(command, tmp_path)
     try:
         tmux.wait_for("Welcome back, coder")
@@ -70,4 +94,3 @@ def test_launch_menu_on_a_terminal_then_the_agent_gets_the_terminal(tmp_path: Pa
     assert data["stdin_tty"] and data["stdout_tty"]  # the terminal was handed over
     assert data["bundle"]["manifest"]["integrity"]["gaps"] == 1
     assert assess(Layout(log_dir)).state == "stopped"
-

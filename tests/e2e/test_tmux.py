@@ -29,15 +29,32 @@ class Tmux:
     def __init__(self, command: str, cwd: Path) -> None:
         self.name = f"persist-tui-{uuid.uuid4().hex[:8]}"
         env = {**os.environ, "TERM": "xterm-256color"}
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "100", "-y", "30",
-                        "-c", str(cwd), command], check=True, env=env)
+        subprocess.run(
+            [
+                "tmux",
+                "new-session",
+                "-d",
+                "-s",
+                self.name,
+                "-x",
+                "100",
+                "-y",
+                "30",
+                "-c",
+                str(cwd),
+                command,
+            ],
+            check=True,
+            env=env,
+        )
 
     def keys(self, *keys: str) -> None:
         subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
 
     def screen(self) -> str:
-        out = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
+        )
         return out.stdout
 
     def wait_for(self, text: str, timeout: float = 30.0) -> str:

@@ -17,9 +17,13 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def demo(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "recorder.cli", "demo", *args],
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=90)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "demo", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
 
 
 def test_demo_records_a_conversation_with_checkpoints_and_a_gap(tmp_path: Path) -> None:
@@ -36,7 +40,8 @@ def test_demo_records_a_conversation_with_checkpoints_and_a_gap(tmp_path: Path) 
     assert {"request", "reply", "tool_call", "tool_result", "error", "broadcast"} <= chains
     gaps = [r for r in records if r["kind"] == "gap"]
     assert [(g["cause"], g["agent"], g["missed"]) for g in gaps] == [
-        ("publisher-sequence", "tester", 1)]
+        ("publisher-sequence", "tester", 1)
+    ]
     labels = [cp.label for cp in reversed(open_store(root).checkpoints())]
     assert labels[:3] == ["plan agreed", "tests green", "review approved"]
     cps = {cp.label: cp for cp in open_store(root).checkpoints()}

@@ -17,7 +17,7 @@ from tests.demo_journal import DemoClock, DemoWriter
 T0 = 1_800_000_000.0
 TEXTS = [
     "plain words",
-    "=HYPERLINK(\"http://evil\")",
+    '=HYPERLINK("http://evil")',
     "<script>alert(1)</script> & more",
     "line one\nline two",
     "escape \x1b[2J and bidi \u202e end",
@@ -35,8 +35,13 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for i, text in enumerate(TEXTS):
             t += 1
             clock.now = t
-            w.message(t, ("planner", "coder", "reviewer")[i % 3], f"{label}: {text}",
-                      topic=f"agents.{i}", extra={"tool_call": {"name": "run"}} if i == 0 else None)
+            w.message(
+                t,
+                ("planner", "coder", "reviewer")[i % 3],
+                f"{label}: {text}",
+                topic=f"agents.{i}",
+                extra={"tool_call": {"name": "run"}} if i == 0 else None,
+            )
         if n == 1:
             w.gap(t, "coder", 4, 9)
             w.bad_line()
@@ -47,8 +52,9 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def persist(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "recorder.cli", *args], capture_output=True,
-                          timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *args], capture_output=True, timeout=60
+    )
 
 
 def stored(root: Path, after: str | None, upto: str | None) -> list[bytes]:
@@ -68,8 +74,9 @@ def stored(root: Path, after: str | None, upto: str | None) -> list[bytes]:
         (["--all"], None, None),
     ],
 )
-def test_jsonl_export_equals_the_stored_records(root: Path, args: list[str], after: str | None,
-                                                upto: str | None) -> None:  # fmt: skip
+def test_jsonl_export_equals_the_stored_records(
+    root: Path, args: list[str], after: str | None, upto: str | None
+) -> None:
     out = persist("export", *args, "--format", "jsonl", "--log-dir", str(root))
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines(keepends=True) == stored(root, after, upto)
@@ -78,8 +85,17 @@ def test_jsonl_export_equals_the_stored_records(root: Path, args: list[str], aft
 
 def test_jsonl_to_a_file_with_progress(root: Path, tmp_path: Path) -> None:
     target = tmp_path / "out.jsonl"
-    out = persist("export", "third", "--format", "jsonl", "-o", str(target), "--progress",
-                  "--log-dir", str(root))  # fmt: skip
+    out = persist(
+        "export",
+        "third",
+        "--format",
+        "jsonl",
+        "-o",
+        str(target),
+        "--progress",
+        "--log-dir",
+        str(root),
+    )
     assert out.returncode == 0, out.stderr
     assert target.read_bytes().splitlines(keepends=True) == stored(root, None, "third")
     assert b"100%" in out.stderr and b"damaged lines in range (left out)" in out.stderr
@@ -120,7 +136,7 @@ def test_markdown_and_html(root: Path) -> None:
     assert "**planner** · `agents.0`" in text and "> line two" in text
     assert "\x1b" not in text and "\u202e" not in text and "\\u202e" in text
     assert "gap (publisher sequence jumped)" in text and "damaged line" in text
-    assert "\"name\": \"run\"" in text  # a tool call is shown as JSON
+    assert '"name": "run"' in text  # a tool call is shown as JSON
     assert "````" in text or "``` fenced ```" in text
     page = persist("export", "second", "--format", "html", "--log-dir", str(root))
     assert page.returncode == 0, page.stderr

@@ -26,12 +26,10 @@ from tests.tui_fixtures import demo_dir
 pytestmark = pytest.mark.timeout(120)
 
 
-
 def launcher(log_dir: Path, eps: dict[str, str], **kw: object) -> PersistenceLauncher:
     kw.setdefault("interactive", False)
     kw.setdefault("stderr", io.StringIO())
     return PersistenceLauncher(log_dir, embedded="yes", **eps, **kw)  # type: ignore[arg-type]
-
 
 
 def test_started_reused_and_stopped_only_when_the_last_agent_leaves(tmp_path: Path) -> None:
@@ -70,8 +68,14 @@ def test_started_reused_and_stopped_only_when_the_last_agent_leaves(tmp_path: Pa
 def test_a_recorder_started_by_hand_is_reused_and_never_stopped(bus: Bus) -> None:
     bus.start_broker()
     bus.start_recorder()
-    pl = PersistenceLauncher(bus.log_dir, broker=bus.back, publish_endpoint=bus.front,
-                             embedded="no", interactive=False, stderr=io.StringIO())  # fmt: skip
+    pl = PersistenceLauncher(
+        bus.log_dir,
+        broker=bus.back,
+        publish_endpoint=bus.front,
+        embedded="no",
+        interactive=False,
+        stderr=io.StringIO(),
+    )
     result = pl.on_agent_connected("gamma")
     assert result.kind == "fresh" and not pl.started_recorder
     assert pl.recorder_pid == bus.recorder.pid
@@ -88,10 +92,12 @@ def test_stale_registrations_are_ignored(tmp_path: Path) -> None:
     agents = log_dir / "agents"
     agents.mkdir(parents=True)
     (agents / f"{dead.pid}-ghost-000000.agent.json").write_text(
-        json.dumps({"pid": dead.pid, "started": time.time() - 5, "agent": "ghost"}))
+        json.dumps({"pid": dead.pid, "started": time.time() - 5, "agent": "ghost"})
+    )
     # a live PID whose start time does not match (PID reuse) is stale too
     (agents / f"{os.getpid()}-reused-000000.agent.json").write_text(
-        json.dumps({"pid": os.getpid(), "started": 1.0, "agent": "reused"}))
+        json.dumps({"pid": os.getpid(), "started": 1.0, "agent": "reused"})
+    )
     pl = launcher(log_dir, endpoints())
     pl.on_agent_connected("delta")
     assert [x["agent"] for x in live_agents(Layout(log_dir))] == ["delta"]
@@ -130,8 +136,11 @@ def test_no_terminal_policies_and_lazy_messages(tmp_path: Path, monkeypatch) -> 
 
         # an injected menu: cancelled, chosen, and a failing menu falls back to the policy
         chosen = Selection.from_json({"kind": "checkpoint", "checkpoint_id": cps[2].id})
-        for picked, kind in ((None, "cancelled"), (Selection.fresh(log_dir), "fresh"),
-                             (chosen, "checkpoint")):
+        for picked, kind in (
+            (None, "cancelled"),
+            (Selection.fresh(log_dir), "fresh"),
+            (chosen, "checkpoint"),
+        ):
             pl = launcher(log_dir, eps, interactive=True, picker=lambda *_a, p=picked: p)
             res = pl.on_agent_connected("menu")
             assert res.kind == kind and res.decided_by == "user"
@@ -151,20 +160,50 @@ def test_no_terminal_policies_and_lazy_messages(tmp_path: Path, monkeypatch) -> 
         assert owner.on_agent_exit().stopped
 
 
-def run_launch(log_dir: Path, eps: dict[str, str], *extra: str, agent_args: list[str],
-               **kw: object) -> subprocess.Popen[str]:  # fmt: skip
-    argv = [sys.executable, "-m", "recorder.cli", "launch", "--log-dir", str(log_dir),
-            "--broker", eps["broker"], "--publish-endpoint", eps["publish_endpoint"],
-            "--embedded", "yes", *extra, "--", sys.executable, str(FAKE_AGENT), *agent_args]
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)  # type: ignore[call-overload]
+def run_launch(
+    log_dir: Path, eps: dict[str, str], *extra: str, agent_args: list[str], **kw: object
+) -> subprocess.Popen[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "recorder.cli",
+        "launch",
+        "--log-dir",
+        str(log_dir),
+        "--broker",
+        eps["broker"],
+        "--publish-endpoint",
+        eps["publish_endpoint"],
+        "--embedded",
+        "yes",
+        *extra,
+        "--",
+        sys.executable,
+        str(FAKE_AGENT),
+        *agent_args,
+    ]
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )  # type: ignore[call-overload]
 
 
 def test_persist_launch_gives_the_agent_its_restore_bundle(tmp_path: Path) -> None:
     log_dir = demo_dir(tmp_path)
     report = tmp_path / "report.json"
-    proc = run_launch(log_dir, endpoints(), "--agent", "coder", "--no-tty-policy", "latest",
-                      agent_args=[str(report), "--exit", "3"])  # fmt: skip
+    proc = run_launch(
+        log_dir,
+        endpoints(),
+        "--agent",
+        "coder",
+        "--no-tty-policy",
+        "latest",
+        agent_args=[str(report), "--exit", "3"],
+    )
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, err  # the agent's exit code
     assert "no-terminal policy 'latest'" in err
@@ -175,8 +214,9 @@ def test_persist_launch_gives_the_agent_its_restore_bundle(tmp_path: Path) -> No
     assert env["PERSIST_LOG_DIR"] == str(log_dir) and env["PERSIST_AGENT"] == "coder"
     assert env["PERSIST_CHOICE"] == "checkpoint" and env["PERSIST_RESTORE_VERIFIED"] == "1"
     store = open_store(log_dir)
-    expected = [r.line.decode() for r in store.records(0, store.checkpoint_index(restored))
-                if r.valid]  # fmt: skip
+    expected = [
+        r.line.decode() for r in store.records(0, store.checkpoint_index(restored)) if r.valid
+    ]
     assert data["bundle"]["lines"] == expected
     assert data["bundle"]["messages"] == restored.messages
     assert data["bundle"]["manifest"]["checkpoint"]["id"] == restored.id
@@ -210,13 +250,8 @@ def test_persist_launch_fresh_by_default_and_forwards_signals(tmp_path: Path) ->
 def test_persist_launch_cancel_policy_does_not_run_the_agent(tmp_path: Path) -> None:
     log_dir = tmp_path / "logs"
     report = tmp_path / "report.json"
-    proc = run_launch(log_dir, endpoints(), "--no-tty-policy", "cancel",
-                      agent_args=[str(report)])  # fmt: skip
+    proc = run_launch(log_dir, endpoints(), "--no-tty-policy", "cancel", agent_args=[str(report)])
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "not started" in err
     assert not report.exists()
     assert assess(Layout(log_dir)).state == "stopped"
-
-
-
-

@@ -19,11 +19,7 @@ from tests.support import PYTHON, Bus, journal_records, read_status, wait_for
 
 
 def messages(log_dir: Path) -> list[dict]:
-    return [
-        r
-        for r in journal_records(log_dir)
-        if r["kind"] == "msg"
-    ]
+    return [r for r in journal_records(log_dir) if r["kind"] == "msg"]
 
 
 def written(log_dir: Path) -> int:
@@ -81,9 +77,11 @@ def test_frames_of_any_shape_round_trip_exactly(bus: Bus) -> None:
     # Every line is plain JSON that jq can read.
     seg = next((bus.log_dir / "segments").glob("seg-*.jsonl"))
     out = subprocess.run(
-        ["jq", "-c", 'select(.kind=="msg") | .frames[-1]'], input=seg.read_bytes(),
-        capture_output=True, check=True,
-    )  # fmt: skip
+        ["jq", "-c", 'select(.kind=="msg") | .frames[-1]'],
+        input=seg.read_bytes(),
+        capture_output=True,
+        check=True,
+    )
     assert out.stdout.count(b"\n") == len(sent)
 
 
@@ -136,8 +134,11 @@ def test_sigkill_then_restart_records_gap_and_resumes(bus: Bus) -> None:
     missed = {s for g in gaps if g.get("from_seq") for s in range(g["from_seq"], g["to_seq"] + 1)}
     # Every message the publisher sent is either in the journal or inside a gap.
     assert seqs | missed == set(range(1, last_seq + 1))
-    assert any(r["frames"][1]["json"]["text"] == "after" for r in records if r["kind"] == "msg"
-               and r["topic"] == "agents.steady")  # fmt: skip
+    assert any(
+        r["frames"][1]["json"]["text"] == "after"
+        for r in records
+        if r["kind"] == "msg" and r["topic"] == "agents.steady"
+    )
 
 
 def test_broker_restart_is_recorded_as_outage_and_recording_resumes(bus: Bus) -> None:
@@ -145,8 +146,9 @@ def test_broker_restart_is_recorded_as_outage_and_recording_resumes(bus: Bus) ->
     bus.start_recorder()
     broker.signal(signal.SIGKILL)
     broker.wait(5)
-    wait_for(lambda: read_status(bus.log_dir).get("connection") == "disconnected",
-             what="disconnect seen")  # fmt: skip
+    wait_for(
+        lambda: read_status(bus.log_dir).get("connection") == "disconnected", what="disconnect seen"
+    )
     bus.start_broker()
     wait_for(lambda: read_status(bus.log_dir).get("connection") == "connected", what="reconnect")
     with Publisher(bus.front, agent="late", heartbeat_interval=0) as pub:
@@ -191,8 +193,9 @@ def test_stale_pid_file_and_status_never_block_a_start(bus: Bus, tmp_path: Path)
     )
     out = subprocess.run(
         [PYTHON, "-m", "recorder.cli", "status", "--log-dir", str(bus.log_dir)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 3 and "gone" in out.stdout  # PID reuse is not mistaken for life
     bus.start_broker()
     bus.start_recorder()
@@ -216,8 +219,9 @@ def test_sigterm_stops_cleanly_with_a_shutdown_checkpoint(bus: Bus) -> None:
     assert cps and orjson.loads(cps[-1].read_bytes())["messages"] >= 1000
     out = subprocess.run(
         [PYTHON, "-m", "recorder.cli", "status", "--log-dir", str(bus.log_dir)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 3 and "stopped cleanly" in out.stdout
 
 
@@ -232,10 +236,21 @@ def test_checkpoint_command_with_and_without_a_running_recorder(bus: Bus) -> Non
 
     def checkpoint(label: str) -> dict:
         out = subprocess.run(
-            [PYTHON, "-m", "recorder.cli", "checkpoint", "--log-dir", str(bus.log_dir),
-             "--label", label, "--json"],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            [
+                PYTHON,
+                "-m",
+                "recorder.cli",
+                "checkpoint",
+                "--log-dir",
+                str(bus.log_dir),
+                "--label",
+                label,
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return orjson.loads(out.stdout)
 
     live = checkpoint("while running")
@@ -250,25 +265,40 @@ def test_checkpoint_command_with_and_without_a_running_recorder(bus: Bus) -> Non
 def test_detach_starts_a_background_recorder(bus: Bus) -> None:
     bus.start_broker()
     out = subprocess.run(
-        [PYTHON, "-m", "recorder.cli", "record", "--broker", bus.back, "--log-dir",
-         str(bus.log_dir), "--embedded", "no", "--detach"],
-        capture_output=True, text=True, timeout=20,
-    )  # fmt: skip
+        [
+            PYTHON,
+            "-m",
+            "recorder.cli",
+            "record",
+            "--broker",
+            bus.back,
+            "--log-dir",
+            str(bus.log_dir),
+            "--embedded",
+            "no",
+            "--detach",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     assert out.returncode == 0, out.stderr
     pid = read_status(bus.log_dir)["pid"]
     try:
         assert f"PID {pid}" in out.stdout
         status = subprocess.run(
             [PYTHON, "-m", "recorder.cli", "status", "--log-dir", str(bus.log_dir), "--json"],
-            capture_output=True, text=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+        )
         assert status.returncode == 0
         assert orjson.loads(status.stdout)["health"] == "healthy"
     finally:
         stop = subprocess.run(
             [PYTHON, "-m", "recorder.cli", "stop", "--log-dir", str(bus.log_dir)],
-            capture_output=True, text=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+        )
     assert stop.returncode == 0
     assert read_status(bus.log_dir)["state"] == "stopped"
 
@@ -299,8 +329,10 @@ def test_sighup_reopens_files_and_recording_goes_on(bus: Bus) -> None:
         pub.send("agents.hup", {"text": "before"})
         wait_for(lambda: written(bus.log_dir) >= 1, what="first message")
         rec.signal(signal.SIGHUP)
-        wait_for(lambda: "reopened files on SIGHUP" in (bus.log_dir / "recorder.log").read_text(),
-                 what="reopen logged")  # fmt: skip
+        wait_for(
+            lambda: "reopened files on SIGHUP" in (bus.log_dir / "recorder.log").read_text(),
+            what="reopen logged",
+        )
         pub.send("agents.hup", {"text": "after"})
         wait_for(lambda: written(bus.log_dir) >= 2, what="message after SIGHUP")
     rec.signal(signal.SIGTERM)
@@ -345,12 +377,21 @@ def test_recorder_with_embedded_broker_stops_cleanly_every_time(procs, tmp_path:
     for i in range(6):
         log_dir = tmp_path / f"logs{i}"
         rec = procs(
-            "record", "--log-dir", str(log_dir), "--embedded", "yes",
-            "--broker", f"tcp://127.0.0.1:{free_port()}",
-            "--publish-endpoint", f"tcp://127.0.0.1:{free_port()}", name="embedded",
-        )  # fmt: skip
-        wait_for(lambda d=log_dir: read_status(d).get("connection") == "connected",
-                 what="embedded broker connected")  # fmt: skip
+            "record",
+            "--log-dir",
+            str(log_dir),
+            "--embedded",
+            "yes",
+            "--broker",
+            f"tcp://127.0.0.1:{free_port()}",
+            "--publish-endpoint",
+            f"tcp://127.0.0.1:{free_port()}",
+            name="embedded",
+        )
+        wait_for(
+            lambda d=log_dir: read_status(d).get("connection") == "connected",
+            what="embedded broker connected",
+        )
         rec.signal(signal.SIGTERM)
         assert rec.wait(5) == 0, rec.output()
         assert read_status(log_dir)["state"] == "stopped"

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def persist(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "recorder.cli", *args], capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 class Subscriber:
@@ -64,22 +65,36 @@ def test_replay_marks_messages_and_the_recorder_records_them_as_replays(bus: Bus
             for i in range(n):
                 pub.send("agents.coder", {"text": f"message {i}", "n": i})
             pub.send_raw([b"raw.topic", b"not json at all"])  # cannot carry the mark
-            wait_for(lambda: sum(1 for r in journal_records(bus.log_dir)
-                                 if r["kind"] == "msg" and r["topic"] == "raw.topic"),
-                     what="messages recorded")  # fmt: skip
-            cp = persist("checkpoint", "--log-dir", str(bus.log_dir), "--label", "before",
-                         "--json")  # fmt: skip
+            wait_for(
+                lambda: sum(
+                    1
+                    for r in journal_records(bus.log_dir)
+                    if r["kind"] == "msg" and r["topic"] == "raw.topic"
+                ),
+                what="messages recorded",
+            )
+            cp = persist("checkpoint", "--log-dir", str(bus.log_dir), "--label", "before", "--json")
             assert cp.returncode == 0, cp.stderr
             cp_id = orjson.loads(cp.stdout)["id"]
             originals = {
-                r["seq"]: r for r in journal_records(bus.log_dir)
+                r["seq"]: r
+                for r in journal_records(bus.log_dir)
                 if r["kind"] == "msg" and r["topic"] == "agents.coder"
-            }  # fmt: skip
+            }
             sub.drain()
             gaps_before = read_status(bus.log_dir)["counts"]["gaps"]
 
-            out = persist("replay", cp_id, "--log-dir", str(bus.log_dir), "--endpoint",
-                          bus.front, "--topic-prefix", "agents.", "--json")  # fmt: skip
+            out = persist(
+                "replay",
+                cp_id,
+                "--log-dir",
+                str(bus.log_dir),
+                "--endpoint",
+                bus.front,
+                "--topic-prefix",
+                "agents.",
+                "--json",
+            )
             assert out.returncode == 0, out.stderr
             stats = orjson.loads(out.stdout)
             assert stats["sent"] == n and stats["skipped_topic"] >= 2  # probe + raw
@@ -97,45 +112,91 @@ def test_replay_marks_messages_and_the_recorder_records_them_as_replays(bus: Bus
                 original = originals[ref["seq"]]["frames"][1]["json"]
                 assert ref["mid"] == original["_persist"]["mid"]
                 assert {k: v for k, v in body.items() if k != "_persist"} == {
-                    k: v for k, v in original.items() if k != "_persist"}
+                    k: v for k, v in original.items() if k != "_persist"
+                }
                 assert {k: v for k, v in body["_persist"].items() if k != "replay_of"} == (
-                    original["_persist"])
+                    original["_persist"]
+                )
             assert sorted(by_seq) == sorted(originals)
 
             # the recorder marks them, and sequence tracking is untouched
             def replays() -> list[dict]:
-                return [r for r in journal_records(bus.log_dir)
-                        if r["kind"] == "msg" and "replay_of" in r["meta"]]  # fmt: skip
+                return [
+                    r
+                    for r in journal_records(bus.log_dir)
+                    if r["kind"] == "msg" and "replay_of" in r["meta"]
+                ]
 
             wait_for(lambda: len(replays()) >= n, what="replays recorded")
             assert len(replays()) == n
             assert {r["meta"]["replay_of"]["seq"] for r in replays()} == set(originals)
             # the publisher carries on in sequence: no gap, no duplicate
             pub.send("agents.coder", {"text": "after the replay"})
-            wait_for(lambda: any(r.get("frames", [{}])[-1].get("json", {}).get("text")
-                                 == "after the replay" for r in journal_records(bus.log_dir)),
-                     what="next message recorded")  # fmt: skip
+            wait_for(
+                lambda: any(
+                    r.get("frames", [{}])[-1].get("json", {}).get("text") == "after the replay"
+                    for r in journal_records(bus.log_dir)
+                ),
+                what="next message recorded",
+            )
         assert not [r for r in journal_records(bus.log_dir) if r["kind"] == "gap"]
-        wait_for(lambda: read_status(bus.log_dir)["counts"]["gaps"] == gaps_before == 0
-                 and read_status(bus.log_dir)["counts"]["messages_total"] >= 2 * n + 2,
-                 what="status counted")  # fmt: skip
+        wait_for(
+            lambda: (
+                read_status(bus.log_dir)["counts"]["gaps"] == gaps_before == 0
+                and read_status(bus.log_dir)["counts"]["messages_total"] >= 2 * n + 2
+            ),
+            what="status counted",
+        )
 
         # a second replay of everything skips the earlier replays; the raw message is
         # refused without a prefix (exit 4) and sent unchanged under one with it
         cp2 = orjson.loads(persist("checkpoint", "--log-dir", str(bus.log_dir), "--json").stdout)
-        out = persist("replay", cp2["id"], "--from", cp_id, "--log-dir", str(bus.log_dir),
-                      "--endpoint", bus.front, "--json")  # fmt: skip
+        out = persist(
+            "replay",
+            cp2["id"],
+            "--from",
+            cp_id,
+            "--log-dir",
+            str(bus.log_dir),
+            "--endpoint",
+            bus.front,
+            "--json",
+        )
         assert out.returncode == 0, out.stderr
         assert orjson.loads(out.stdout)["skipped_replays"] == n
-        out = persist("replay", cp_id, "--log-dir", str(bus.log_dir), "--endpoint", bus.front,
-                      "--topic-prefix", "raw.")  # fmt: skip
+        out = persist(
+            "replay",
+            cp_id,
+            "--log-dir",
+            str(bus.log_dir),
+            "--endpoint",
+            bus.front,
+            "--topic-prefix",
+            "raw.",
+        )
         assert out.returncode == 4 and "1 messages were NOT replayed" in out.stderr
-        out = persist("replay", cp_id, "--log-dir", str(bus.log_dir), "--endpoint", bus.front,
-                      "--topic-prefix", "raw.", "--unmarked-prefix", "replay.")  # fmt: skip
+        out = persist(
+            "replay",
+            cp_id,
+            "--log-dir",
+            str(bus.log_dir),
+            "--endpoint",
+            bus.front,
+            "--topic-prefix",
+            "raw.",
+            "--unmarked-prefix",
+            "replay.",
+        )
         assert out.returncode == 0 and "1 sent unmarked" in out.stdout
-        wait_for(lambda: [r for r in journal_records(bus.log_dir) if r.get("topic")
-                          == "replay.raw.topic" and r["frames"][1] == {"text": "not json at all"}],
-                 what="unmarked replay recorded")  # fmt: skip
+        wait_for(
+            lambda: [
+                r
+                for r in journal_records(bus.log_dir)
+                if r.get("topic") == "replay.raw.topic"
+                and r["frames"][1] == {"text": "not json at all"}
+            ],
+            what="unmarked replay recorded",
+        )
     finally:
         sub.close()
 
@@ -148,18 +209,29 @@ def test_replay_without_a_broker_fails_clearly(bus: Bus, tmp_path: Path) -> None
         pub.send("agents.a", {"text": "x"})
     wait_for(lambda: any(r["kind"] == "msg" for r in journal_records(bus.log_dir)), what="msg")
     assert persist("checkpoint", "--log-dir", str(bus.log_dir)).returncode == 0
-    out = persist("replay", "latest", "--log-dir", str(bus.log_dir), "--endpoint",
-                  "tcp://127.0.0.1:9", "--wait", "0.3")  # fmt: skip
+    out = persist(
+        "replay",
+        "latest",
+        "--log-dir",
+        str(bus.log_dir),
+        "--endpoint",
+        "tcp://127.0.0.1:9",
+        "--wait",
+        "0.3",
+    )
     assert out.returncode == 1 and "no subscriber reached us" in out.stderr
 
 
 def test_mark_keeps_the_rest_of_the_payload_byte_for_byte() -> None:
     raw = b'{"_persist": {"pub":"a","seq":3,"mid":"a:3"}, "text":"hi  there", "n": 1.50}'
     out = mark(raw, {"seq": 9}, "r", 1)
-    assert out == (b'{"_persist": {"pub":"a","seq":3,"mid":"a:3","replay_of":{"seq":9,'
-                   b'"mid":"a:3"}}, "text":"hi  there", "n": 1.50}')  # fmt: skip
+    assert out == (
+        b'{"_persist": {"pub":"a","seq":3,"mid":"a:3","replay_of":{"seq":9,'
+        b'"mid":"a:3"}}, "text":"hi  there", "n": 1.50}'
+    )
     assert mark(b'{"text":"x"}', {"seq": 1}, "r", 5) == (
-        b'{"_persist":{"pub":"r","seq":5,"replay_of":{"seq":1}},"text":"x"}')
+        b'{"_persist":{"pub":"r","seq":5,"replay_of":{"seq":1}},"text":"x"}'
+    )
     empty = mark(b"{}", {"seq": 1}, "r", 5)
     assert empty == b'{"_persist":{"pub":"r","seq":5,"replay_of":{"seq":1}}}'
     later = orjson.loads(mark(b'{"text":"x","_persist":{"pub":"p","seq":2}}', {"seq": 1}, "r", 5))

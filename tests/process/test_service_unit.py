@@ -20,8 +20,13 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def persist(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "recorder.cli", *args], capture_output=True,
-                          text=True, timeout=30, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
 
 
 def parse(text: str) -> configparser.ConfigParser:
@@ -46,8 +51,12 @@ def test_quoting_follows_systemd_rules() -> None:
 
 def test_unit_restarts_on_failure_only_and_runs_the_recorder(tmp_path: Path) -> None:
     log_dir = tmp_path / "log dir with space%"
-    options = RecorderOptions(log_dir=log_dir, broker="tcp://127.0.0.1:5555",
-                              publish_endpoint="tcp://127.0.0.1:5559", embedded="auto")
+    options = RecorderOptions(
+        log_dir=log_dir,
+        broker="tcp://127.0.0.1:5555",
+        publish_endpoint="tcp://127.0.0.1:5559",
+        embedded="auto",
+    )
     cfg = UnitConfig(options)
     unit = parse(unit_text(cfg))
     service = unit["Service"]
@@ -66,9 +75,21 @@ def test_install_status_uninstall(tmp_path: Path, bus: Bus) -> None:
     units = tmp_path / "units"
     log_dir = tmp_path / "unit-logs"
     bus.start_broker()
-    out = persist("service", "install", "--unit-dir", str(units), "--print-only", "--log-dir",
-                  str(log_dir), "--broker", bus.back, "--publish-endpoint", bus.front,
-                  "--embedded", "no")  # fmt: skip
+    out = persist(
+        "service",
+        "install",
+        "--unit-dir",
+        str(units),
+        "--print-only",
+        "--log-dir",
+        str(log_dir),
+        "--broker",
+        bus.back,
+        "--publish-endpoint",
+        bus.front,
+        "--embedded",
+        "no",
+    )
     assert out.returncode == 0, out.stderr
     path = units / UNIT_NAME
     assert f"wrote {path}" in out.stdout
@@ -78,13 +99,20 @@ def test_install_status_uninstall(tmp_path: Path, bus: Bus) -> None:
 
     # What systemd would start: the real command line, run here.
     argv = exec_argv(parse(path.read_text()))
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
-        wait_for(lambda: read_status(log_dir).get("pid") == proc.pid
-                 and read_status(log_dir).get("state") == "recording", what="unit's recorder")
-        status = persist("service", "status", "--unit-dir", str(units), "--print-only",
-                         "--log-dir", str(log_dir))  # fmt: skip
+        wait_for(
+            lambda: (
+                read_status(log_dir).get("pid") == proc.pid
+                and read_status(log_dir).get("state") == "recording"
+            ),
+            what="unit's recorder",
+        )
+        status = persist(
+            "service", "status", "--unit-dir", str(units), "--print-only", "--log-dir", str(log_dir)
+        )
         assert "(installed)" in status.stdout and "recorder    healthy" in status.stdout
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0  # a clean stop exits 0: Restart=on-failure leaves it stopped
@@ -113,11 +141,17 @@ def test_default_unit_dir_is_the_user_config(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
     path = tmp_path / UNIT_NAME
-    cfg = UnitConfig(RecorderOptions(log_dir=tmp_path / "logs", broker="tcp://127.0.0.1:5555",
-                                     publish_endpoint="tcp://127.0.0.1:5559"))
+    cfg = UnitConfig(
+        RecorderOptions(
+            log_dir=tmp_path / "logs",
+            broker="tcp://127.0.0.1:5555",
+            publish_endpoint="tcp://127.0.0.1:5559",
+        )
+    )
     path.write_text(unit_text(cfg))
-    out = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True,
-                         text=True, timeout=30)  # fmt: skip
+    out = subprocess.run(
+        ["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=30
+    )
     if out.returncode != 0 and UNIT_NAME not in out.stderr:
         pytest.skip(f"systemd-analyze cannot run here: {out.stderr.strip()[:200]}")
     assert out.returncode == 0, out.stderr

@@ -75,8 +75,11 @@ async def test_restore_confirm_returns_verified_selection(tmp_path: Path) -> Non
     assert sel.verified is True
     data = sel.to_json()
     cp = next(c for c in open_store(root).checkpoints() if c.id == sel.checkpoint_id)
-    assert data["position"] == {"segment": f"seg-{cp.segment:06d}.jsonl", "offset": cp.offset,
-                                "seq": cp.seq}
+    assert data["position"] == {
+        "segment": f"seg-{cp.segment:06d}.jsonl",
+        "offset": cp.offset,
+        "seq": cp.seq,
+    }
     assert data["messages"] == cp.messages and data["log_dir"] == str(root)
 
 
@@ -252,8 +255,9 @@ async def test_gap_shows_in_preview(tmp_path: Path) -> None:
         await settle(pilot)
         main = main_screen(app)
         cps = main.query_one("#cp-list", CheckpointList)
-        cps.select_id(next(c.id for c in app.journal.checkpoints
-                           if c.label == "before schema migration"))
+        cps.select_id(
+            next(c.id for c in app.journal.checkpoints if c.label == "before schema migration")
+        )
         await settle(pilot)
         preview = main.checkpoints_pane.preview
         assert preview.problem_counts["gap"] == 1 and preview.missed == 4
@@ -391,9 +395,18 @@ async def test_help_and_palette_commands(tmp_path: Path) -> None:
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for title in ("Checkpoints", "Search", "Recent messages", "Diagnostics",
-                      "Restore checkpoint", "Pause / resume following",
-                      "Toggle fuzzy matching", "Start fresh", "Help", "Quit"):
+        for title in (
+            "Checkpoints",
+            "Search",
+            "Recent messages",
+            "Diagnostics",
+            "Restore checkpoint",
+            "Pause / resume following",
+            "Toggle fuzzy matching",
+            "Start fresh",
+            "Help",
+            "Quit",
+        ):
             assert title in titles
         fresh = next(c for c in app.get_system_commands(app.screen) if c.title == "Start fresh")
         fresh.callback()

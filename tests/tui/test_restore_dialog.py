@@ -25,4 +25,3 @@ async def test_restore_confirmation_shows_gaps_and_damage_in_range(tmp_path: Pat
         assert "1 damaged line" in shown and "1 refused message" in shown
         assert screen.integrity is not None and screen.integrity.bad_lines == 1
         assert not screen.query_one("#confirm").disabled
-

@@ -54,6 +54,18 @@ class TestLaunchHelpEmpty:
 
 
 def test_every_scene_is_snapshotted() -> None:
-    covered = {"checkpoints", "checkpoints-80x24", "corrupt", "restore", "search", "recent",
-               "detail", "diagnostics", "diagnostics-stopped", "launch", "help", "empty"}
+    covered = {
+        "checkpoints",
+        "checkpoints-80x24",
+        "corrupt",
+        "restore",
+        "search",
+        "recent",
+        "detail",
+        "diagnostics",
+        "diagnostics-stopped",
+        "launch",
+        "help",
+        "empty",
+    }
     assert covered == set(BY_NAME)

@@ -191,9 +191,12 @@ def test_enrichment_adds_meta_and_never_touches_the_message(tmp_path: Path) -> N
     rec.close()
     msg = next(r for r in journal_records(tmp_path / "logs") if r["kind"] == "msg")
     assert msg["meta"] == {
-        "chain": "vote", "ace": 2, "ace_name": "global strategy", "tags": ["urgent"],
+        "chain": "vote",
+        "ace": 2,
+        "ace_name": "global strategy",
+        "tags": ["urgent"],
         "sender": "gemini",
-    }  # fmt: skip
+    }
     line = next((tmp_path / "logs/segments").glob("*.jsonl")).read_bytes()
     assert body in line  # spliced byte for byte
 

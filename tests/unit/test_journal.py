@@ -47,8 +47,9 @@ def test_any_frames_round_trip_exactly_on_one_json_line(frames: list[bytes]) -> 
 def write_messages(journal: Journal, n: int, start: int = 0) -> None:
     for i in range(start, start + n):
         body = orjson.dumps({"id": i, "text": f"message {i}"})
-        journal.append({"kind": KIND_MESSAGE, "topic": "t", "meta": {}},
-                       encode_frames([b"t", body]))  # fmt: skip
+        journal.append(
+            {"kind": KIND_MESSAGE, "topic": "t", "meta": {}}, encode_frames([b"t", body])
+        )
         journal.messages += 1
     journal.flush()
 
@@ -203,8 +204,15 @@ def test_checkpoint_digest_verifies_and_names_the_damaged_segment(tmp_path: Path
     journal.open()
     write_messages(journal, 100)
     pos = journal.flush()
-    cp = write_checkpoint(layout, segment=pos.segment, offset=pos.offset, seq=pos.seq,
-                          messages=pos.messages, label="ok", reason="manual")  # fmt: skip
+    cp = write_checkpoint(
+        layout,
+        segment=pos.segment,
+        offset=pos.offset,
+        seq=pos.seq,
+        messages=pos.messages,
+        label="ok",
+        reason="manual",
+    )
     write_messages(journal, 10, start=100)  # appending after it keeps it valid
     journal.close()
     assert verify_checkpoint(layout, cp).ok

@@ -42,8 +42,13 @@ def test_import_contracts_hold() -> None:
 def test_the_publisher_agents_embed_loads_only_the_bus() -> None:
     mods = loaded_after("import recorder.bus.publisher")
     ours = {m for m in mods if m.startswith("recorder.")}
-    assert ours <= {"recorder.bus", "recorder.bus.publisher", "recorder.bus.envelope",
-                    "recorder.bus.endpoints", "recorder.errors"}, ours  # fmt: skip
+    assert ours <= {
+        "recorder.bus",
+        "recorder.bus.publisher",
+        "recorder.bus.envelope",
+        "recorder.bus.endpoints",
+        "recorder.errors",
+    }, ours
     assert not tops(mods) & {"textual", "rich", "tui", "psutil"}
 
 

@@ -34,9 +34,17 @@ def test_bundle_holds_records_exactly_as_stored(tmp_path: Path) -> None:
     assert m["messages"] == n == cp.messages
     assert m["time_range"]["first"] == pytest.approx(T0 + 1)
     assert m["time_range"]["last"] == pytest.approx(T0 + 40)
-    assert m["integrity"] == {"ok": True, "verified": True, "digest_problems": [], "problems": [],
-                              "gaps": 0, "missed": 0, "bad_lines": 0, "quarantined": 0,
-                              "refused": 0}  # fmt: skip
+    assert m["integrity"] == {
+        "ok": True,
+        "verified": True,
+        "digest_problems": [],
+        "problems": [],
+        "gaps": 0,
+        "missed": 0,
+        "bad_lines": 0,
+        "quarantined": 0,
+        "refused": 0,
+    }
     assert m["gaps"] == [] and m["bad_lines"] == []
     import hashlib
 
@@ -107,15 +115,21 @@ def test_rebuild_keeps_an_identical_bundle_and_replaces_a_changed_one(tmp_path: 
     assert sorted(p.name for p in (root / "restore").iterdir()) == [cp.id]
 
 
-
-
-
-
 def test_manifest_is_json_with_every_field(tmp_path: Path) -> None:
     root = tmp_path / "logs"
     cp, _ = journal(root, gap=True)
     m = orjson.loads((build_bundle(root, cp).manifest_path).read_bytes())
-    for key in ("checkpoint", "messages", "time_range", "integrity", "gaps", "bad_lines",
-                "quarantined", "refused", "files", "participants"):  # fmt: skip
+    for key in (
+        "checkpoint",
+        "messages",
+        "time_range",
+        "integrity",
+        "gaps",
+        "bad_lines",
+        "quarantined",
+        "refused",
+        "files",
+        "participants",
+    ):
         assert key in m
     assert m["participants"] == {"planner": 20, "coder": 20}

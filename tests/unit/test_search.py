@@ -19,14 +19,17 @@ TS = datetime(2024, 5, 15, 12, 0, tzinfo=UTC).timestamp()
 
 
 def test_parse_query_terms_phrases_and_filters() -> None:
-    q = parse_query('Deploy "schema migration" from:Coder topic:tools since:2h until:11:30',
-                    now=TS, tz=UTC)
+    q = parse_query(
+        'Deploy "schema migration" from:Coder topic:tools since:2h until:11:30', now=TS, tz=UTC
+    )
     assert q.terms == ("deploy", "schema migration")
     assert q.senders == ("coder",) and q.topics == ("tools",)
     assert q.since == TS - 7200
     assert q.until == datetime(2024, 5, 15, 11, 30, tzinfo=UTC).timestamp()
-    assert parse_query("since:2024-05-14", now=TS, tz=UTC).since == datetime(
-        2024, 5, 14, tzinfo=UTC).timestamp()
+    assert (
+        parse_query("since:2024-05-14", now=TS, tz=UTC).since
+        == datetime(2024, 5, 14, tzinfo=UTC).timestamp()
+    )
     assert parse_query("until:13:00", now=TS, tz=UTC).until == TS + 3600 - 86400  # yesterday
     assert parse_query('unclosed "quo', now=TS).terms == ("unclosed", "quo")
     assert parse_query("from:", now=TS).empty
@@ -87,8 +90,9 @@ def test_scan_finds_newest_first_with_filters(journal: Path) -> None:
     assert len(run(journal, "deploymnet")) == 12  # typo tolerated
     assert run(journal, "deploymnet", fuzzy=False) == []
     bob = run(journal, "from:bob topic:ops")
-    assert bob and all(store.record(i).sender == "bob" and store.record(i).topic == "ops"
-                       for i in bob)
+    assert bob and all(
+        store.record(i).sender == "bob" and store.record(i).topic == "ops" for i in bob
+    )
     assert len(bob) == 100
     recent = run(journal, "since:60m")
     assert {store.record(i).ts for i in recent} == {BASE_TS + k * 60 for k in range(540, 600)}

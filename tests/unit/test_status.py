@@ -29,15 +29,41 @@ from recorder.store.status import (
 from tests.unit.test_daemon import Clock, env_msg, feed
 
 STATUS_KEYS = [
-    "v", "pid", "process_started", "updated", "log_dir", "broker", "embedded_broker",
-    "state", "connection", "connection_since", "counts", "rates", "backlog_bytes",
-    "last_seq", "last_durable_seq", "last_fsync", "segment", "last_checkpoint",
-    "last_error", "fsync", "fsync_interval_ms", "quarantined",
-]  # fmt: skip
+    "v",
+    "pid",
+    "process_started",
+    "updated",
+    "log_dir",
+    "broker",
+    "embedded_broker",
+    "state",
+    "connection",
+    "connection_since",
+    "counts",
+    "rates",
+    "backlog_bytes",
+    "last_seq",
+    "last_durable_seq",
+    "last_fsync",
+    "segment",
+    "last_checkpoint",
+    "last_error",
+    "fsync",
+    "fsync_interval_ms",
+    "quarantined",
+]
 COUNT_KEYS = [
-    "received", "written", "durable", "messages_total", "gaps", "missed", "refused",
-    "backlog_pauses", "partial_enrichment", "heartbeats",
-]  # fmt: skip
+    "received",
+    "written",
+    "durable",
+    "messages_total",
+    "gaps",
+    "missed",
+    "refused",
+    "backlog_pauses",
+    "partial_enrichment",
+    "heartbeats",
+]
 
 
 def busy_recorder(tmp_path: Path, clock: Clock) -> Recorder:

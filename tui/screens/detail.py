@@ -87,8 +87,10 @@ def render_record(rec: Record, clock: Clock, query: Query | None = None) -> Rend
     else:
         fields = {k: v for k, v in rec.data.items() if k not in ("v",)}
         parts += [section("fields"), safe_text(pretty(fields), newlines=True)]
-    parts += [section("raw line"), safe_text(rec.line.decode("utf-8", "replace").rstrip("\n"),
-                                             "dim")]
+    parts += [
+        section("raw line"),
+        safe_text(rec.line.decode("utf-8", "replace").rstrip("\n"), "dim"),
+    ]
     return Group(*parts)
 
 
@@ -119,8 +121,12 @@ class DetailScreen(ModalScreen[None]):
 
     def action_scroll(self, where: str) -> None:
         view = self.query_one("#detail", VerticalScroll)
-        {"down": view.scroll_down, "up": view.scroll_up, "home": view.scroll_home,
-         "end": view.scroll_end}[where](animate=False)
+        {
+            "down": view.scroll_down,
+            "up": view.scroll_up,
+            "home": view.scroll_home,
+            "end": view.scroll_end,
+        }[where](animate=False)
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(None)

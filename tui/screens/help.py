@@ -21,8 +21,13 @@ QUERY_HELP = (
     ("until:WHEN", "up to WHEN (also before:)"),
 )
 
-KEY_NAMES = {"question_mark": "?", "slash": "/", "escape": "esc", "pageup": "PgUp",
-             "pagedown": "PgDn"}
+KEY_NAMES = {
+    "question_mark": "?",
+    "slash": "/",
+    "escape": "esc",
+    "pageup": "PgUp",
+    "pagedown": "PgDn",
+}
 
 
 def keys(binding: Binding) -> str:
@@ -30,12 +35,18 @@ def keys(binding: Binding) -> str:
 
 
 def binding_table(title: str, bindings: list[BindingType]) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold cyan", show_header=False,
-                  box=None, padding=(0, 2))
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold cyan",
+        show_header=False,
+        box=None,
+        padding=(0, 2),
+    )
     table.add_column(style="bold", no_wrap=True, min_width=14)
     table.add_column()
     for b in bindings:
-        if isinstance(b, Binding):
+        if isinstance(b, Binding) and (b.tooltip or b.description):  # not the hidden fallbacks
             table.add_row(keys(b), b.tooltip or b.description)
     return table
 
@@ -54,13 +65,23 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help", classes="dialog"):
             yield Static(Text("persist-tui — keys", style="bold"))
             yield Static(binding_table("Everywhere (main screen)", MainScreen.BINDINGS))
-            for title, pane in (("Checkpoints tab", CheckpointsPane), ("Search tab", SearchPane),
-                                ("Recent tab", RecentPane)):
+            for title, pane in (
+                ("Checkpoints tab", CheckpointsPane),
+                ("Search tab", SearchPane),
+                ("Recent tab", RecentPane),
+            ):
                 yield Static(binding_table(title, pane.BINDINGS))
-            yield Static(binding_table("Lists (checkpoints, results, messages)",
-                                       VirtualList.BINDINGS))
-            queries = Table(title="Search syntax", title_justify="left",
-                            title_style="bold cyan", show_header=False, box=None, padding=(0, 2))
+            yield Static(
+                binding_table("Lists (checkpoints, results, messages)", VirtualList.BINDINGS)
+            )
+            queries = Table(
+                title="Search syntax",
+                title_justify="left",
+                title_style="bold cyan",
+                show_header=False,
+                box=None,
+                padding=(0, 2),
+            )
             queries.add_column(style="bold", no_wrap=True, min_width=14)
             queries.add_column()
             for k, v in QUERY_HELP:
@@ -68,8 +89,13 @@ class HelpScreen(ModalScreen[None]):
             yield Static(queries)
             yield Static(binding_table("Restore dialog", RestoreScreen.BINDINGS))
             yield Static(binding_table("Launch menu", LaunchScreen.BINDINGS))
-            yield Static(Text("Tab / shift+Tab move between panes · ctrl+p opens the command "
-                              "palette · Esc closes this", style="dim"))
+            yield Static(
+                Text(
+                    "Tab / shift+Tab move between panes · ctrl+p opens the command "
+                    "palette · Esc closes this",
+                    style="dim",
+                )
+            )
 
     def on_mount(self) -> None:
         self.query_one("#help").focus()

@@ -79,10 +79,19 @@ class LaunchScreen(Screen[str]):
             return t
 
         return [
-            Option(item("c", "Continue from the latest checkpoint", detail), id="continue",
-                   disabled=not can_continue),
-            Option(item("p", "Pick another checkpoint",
-                        f"{len(state.checkpoints or [])} checkpoints, newest first"), id="pick"),
+            Option(
+                item("c", "Continue from the latest checkpoint", detail),
+                id="continue",
+                disabled=not can_continue,
+            ),
+            Option(
+                item(
+                    "p",
+                    "Pick another checkpoint",
+                    f"{len(state.checkpoints or [])} checkpoints, newest first",
+                ),
+                id="pick",
+            ),
             Option(item("f", "Start fresh", "no history restored"), id="fresh"),
             Option(item("s", "Search the conversation", "keyword and fuzzy"), id="search"),
             Option(item("d", "Diagnostics", "is the recorder healthy?"), id="diagnostics"),
@@ -106,8 +115,9 @@ class LaunchScreen(Screen[str]):
             highlighted = default
         self._default = default
         menu.highlighted = highlighted
-        hint = Text("Enter or the letter chooses · the result is printed for the launcher",
-                    style="dim")
+        hint = Text(
+            "Enter or the letter chooses · the result is printed for the launcher", style="dim"
+        )
         self.query_one("#launch-hint", Static).update(hint)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

@@ -20,8 +20,12 @@ if TYPE_CHECKING:
     from ..app import PersistApp
 
 TABS = ("checkpoints", "search", "recent", "diagnostics")
-FOCUS = {"checkpoints": "#cp-list", "search": "#search-input", "recent": "#messages",
-         "diagnostics": "#diag-pane"}
+FOCUS = {
+    "checkpoints": "#cp-list",
+    "search": "#search-input",
+    "recent": "#messages",
+    "diagnostics": "#diag-pane",
+}
 """What gets the focus when a tab is shown."""
 
 
@@ -175,18 +179,37 @@ class MainScreen(Screen[None]):
             self.action_show_tab(choice)
 
     def commands(self) -> Iterator[SystemCommand]:
-        yield SystemCommand("Checkpoints", "Show the checkpoint timeline (1)",
-                            lambda: self.action_show_tab("checkpoints"))
+        yield SystemCommand(
+            "Checkpoints",
+            "Show the checkpoint timeline (1)",
+            lambda: self.action_show_tab("checkpoints"),
+        )
         yield SystemCommand("Search", "Search the journal (/)", self.action_search)
-        yield SystemCommand("Recent messages", "Follow the newest messages (3)",
-                            lambda: self.action_show_tab("recent"))
-        yield SystemCommand("Diagnostics", "Recorder health (4)",
-                            lambda: self.action_show_tab("diagnostics"))
-        yield SystemCommand("Restore checkpoint", "Restore the highlighted checkpoint (r)",
-                            lambda: self.checkpoints_pane.action_restore())
-        yield SystemCommand("Restore latest checkpoint", "Confirm and restore the newest one",
-                            lambda: self.launch_action("continue"))
-        yield SystemCommand("Pause / resume following", "Toggle tail -f in Recent (p)",
-                            self.recent_pane.action_toggle_follow)
-        yield SystemCommand("Toggle fuzzy matching", "Typo-tolerant search on/off (ctrl+t)",
-                            self.search_pane.action_toggle_fuzzy)
+        yield SystemCommand(
+            "Recent messages",
+            "Follow the newest messages (3)",
+            lambda: self.action_show_tab("recent"),
+        )
+        yield SystemCommand(
+            "Diagnostics", "Recorder health (4)", lambda: self.action_show_tab("diagnostics")
+        )
+        yield SystemCommand(
+            "Restore checkpoint",
+            "Restore the highlighted checkpoint (r)",
+            lambda: self.checkpoints_pane.action_restore(),
+        )
+        yield SystemCommand(
+            "Restore latest checkpoint",
+            "Confirm and restore the newest one",
+            lambda: self.launch_action("continue"),
+        )
+        yield SystemCommand(
+            "Pause / resume following",
+            "Toggle tail -f in Recent (p)",
+            self.recent_pane.action_toggle_follow,
+        )
+        yield SystemCommand(
+            "Toggle fuzzy matching",
+            "Typo-tolerant search on/off (ctrl+t)",
+            self.search_pane.action_toggle_fuzzy,
+        )

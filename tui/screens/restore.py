@@ -119,8 +119,7 @@ class RestoreScreen(ShowsWorkerErrors, ModalScreen[bool]):
             text.append("\n In range: ", style="bold")
             text.append("⚠ " + one_line(" · ".join(problems), 400), "bold yellow")
         if not v.ok or problems:
-            text.append("\nYou can still restore; the restore manifest lists every problem.",
-                        "dim")
+            text.append("\nYou can still restore; the restore manifest lists every problem.", "dim")
         self.query_one("#restore-integrity", Static).update(text)
         button = self.query_one("#confirm", Button)
         button.disabled = False

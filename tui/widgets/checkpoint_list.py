@@ -108,8 +108,10 @@ class CheckpointList(VirtualList):
         text.append(self.clock.hms(cp.created), "bold")
         text.append(" ")
         text.append(f"{label:<{label_w}} ", "" if cp.label else "dim")
-        text.append(f"{one_line(cp.reason, 20)[:reason_w - 1]:<{reason_w}}",
-                    REASON_STYLES.get(cp.reason, "italic"))
+        text.append(
+            f"{one_line(cp.reason, 20)[: reason_w - 1]:<{reason_w}}",
+            REASON_STYLES.get(cp.reason, "italic"),
+        )
         text.append(f"{count:>{len(count)}}", "cyan")
         if people_w:
             text.append("  ")

@@ -55,8 +55,10 @@ def render_diagnostics(diag: Diagnostics | None, clock: Clock) -> RenderableType
         cp_text.append("none yet", "dim")
     parts.append(cp_text)
     disk = Text("Disk: ", style="bold")
-    disk.append(f"log folder uses {val(diag.disk_used, size)}, "
-                f"{val(diag.disk_free, size)} free of {val(diag.disk_total, size)}")
+    disk.append(
+        f"log folder uses {val(diag.disk_used, size)}, "
+        f"{val(diag.disk_free, size)} free of {val(diag.disk_total, size)}"
+    )
     disk.append(f"\n      {one_line(str(diag.log_dir), 300)}", "dim")
     parts.append(disk)
     err = st.last_error if st is not None else None
@@ -84,17 +86,27 @@ def _status_table(st: StatusSnapshot, diag: Diagnostics, clock: Clock) -> Table:
     rows = [
         ("PID", val(st.pid), "Broker", one_line(st.broker or "—", 60)),
         ("Uptime", val(proc and proc.uptime, age), "Connection", str(st.connection)),
-        ("CPU", val(proc and proc.cpu_percent, lambda v: f"{v:.1f} %"),
-         "Rate", f"{rates.received_per_s:,.1f} msg/s received, "
-                 f"{rates.written_per_s:,.1f} written"),
+        (
+            "CPU",
+            val(proc and proc.cpu_percent, lambda v: f"{v:.1f} %"),
+            "Rate",
+            f"{rates.received_per_s:,.1f} msg/s received, {rates.written_per_s:,.1f} written",
+        ),
         ("RSS", val(proc and proc.rss, size), "Received", count(counts.received)),
         ("Open files", val(proc and proc.open_files), "Written", count(counts.written)),
         ("Threads", val(proc and proc.threads), "Durable", count(counts.durable)),
-        ("Fsync", (st.fsync or "—") + (f" {st.fsync_interval_ms} ms"
-                                       if st.fsync_interval_ms else ""),
-         "Backlog", size(st.backlog_bytes)),
-        ("Last fsync", _ts_age(clock, st.last_fsync),
-         "Gaps", f"{count(counts.gaps)} ({count(counts.missed)} missed)"),
+        (
+            "Fsync",
+            (st.fsync or "—") + (f" {st.fsync_interval_ms} ms" if st.fsync_interval_ms else ""),
+            "Backlog",
+            size(st.backlog_bytes),
+        ),
+        (
+            "Last fsync",
+            _ts_age(clock, st.last_fsync),
+            "Gaps",
+            f"{count(counts.gaps)} ({count(counts.missed)} missed)",
+        ),
         ("Heartbeat", _ts_age(clock, st.updated), "Refused", count(counts.refused)),
     ]
     for row in rows:

@@ -33,8 +33,10 @@ def checkpoint_header(cp: Checkpoint, clock: Clock) -> Text:
     head.append(f"[{one_line(cp.reason, 30)}]", REASON_STYLES.get(cp.reason, "italic"))
     head.append("\n")
     head.append(f"{clock.stamp(cp.created)} · {clock.ago(cp.created)}", "")
-    head.append(f"\n{count(cp.messages)} messages · seq {cp.seq} · "
-                f"{segment_name(cp.segment)}@{cp.offset}", "dim")
+    head.append(
+        f"\n{count(cp.messages)} messages · seq {cp.seq} · {segment_name(cp.segment)}@{cp.offset}",
+        "dim",
+    )
     return head
 
 
@@ -73,8 +75,12 @@ def render_preview(
         trouble.append("no gaps, no corruption", "green")
     else:
         bits = []
-        for kind, label in (("gap", "gap"), ("corrupt", "corrupt tail"),
-                            ("bad-line", "unreadable line"), ("refused", "refused")):
+        for kind, label in (
+            ("gap", "gap"),
+            ("corrupt", "corrupt tail"),
+            ("bad-line", "unreadable line"),
+            ("refused", "refused"),
+        ):
             n = pv.problem_counts.get(kind, 0)
             if n:
                 bits.append(f"{n} {label}{'s' if n != 1 else ''}")

@@ -14,8 +14,18 @@ from recorder.store.reader import Record, Store
 from ..text import Clock, one_line, safe_text
 from .virtual_list import VirtualList
 
-SENDER_COLORS = ("cyan", "green", "yellow", "magenta", "blue", "bright_cyan", "bright_green",
-                 "bright_magenta", "bright_blue", "orange1")
+SENDER_COLORS = (
+    "cyan",
+    "green",
+    "yellow",
+    "magenta",
+    "blue",
+    "bright_cyan",
+    "bright_green",
+    "bright_magenta",
+    "bright_blue",
+    "orange1",
+)
 KIND_STYLES = {
     "gap": "bold red",
     "corrupt": "bold red",
@@ -37,8 +47,10 @@ def describe(rec: Record) -> str:
     kind = rec.kind
     get = rec.get
     if kind == "gap":
-        return (f"{get('missed', '?')} missed from {get('publisher', '?')} "
-                f"(seq {get('from_seq', '?')}→{get('to_seq', '?')}): {get('cause', '')}")
+        return (
+            f"{get('missed', '?')} missed from {get('publisher', '?')} "
+            f"(seq {get('from_seq', '?')}→{get('to_seq', '?')}): {get('cause', '')}"
+        )
     if kind == "event":
         return f"{get('event', '')}: {get('detail', '')}"
     if kind == "segment":
