@@ -1,5 +1,8 @@
 """Restore bundles: the conversation up to a checkpoint, verified, in `restore/<id>/`.
 
+(A little over 400 lines: the integrity report and the bundle it goes into are one
+feature; the writers and the range summary they use live elsewhere.)
+
     bundle = build_bundle(log_dir, "latest")
     bundle.jsonl        # every record up to the checkpoint, byte for byte as stored
     bundle.transcript   # the same conversation as readable Markdown
@@ -41,7 +44,6 @@ from recorder.store.ranges import JournalRange, RangeSummary, journal_range, sum
 from recorder.store.reader import KIND_BAD_LINE, Record, Store, open_store
 from recorder.store.records import KIND_MESSAGE, parse_line
 
-RESTORE_DIR = "restore"
 JSONL_NAME = "conversation.jsonl"
 TRANSCRIPT_NAME = "transcript.md"
 MANIFEST_NAME = "manifest.json"
@@ -249,10 +251,6 @@ class _HashingFile:
         }
 
 
-def bundle_dir(log_dir: Path, checkpoint_id: str) -> Path:
-    return Path(log_dir) / RESTORE_DIR / checkpoint_id
-
-
 def build_bundle(
     log_dir: Path | str,
     checkpoint: Checkpoint | str,
@@ -282,7 +280,7 @@ def _build(
 ) -> Bundle:
     integrity = RangeIntegrity(verification=_verify(layout, cp), expected_messages=cp.messages)
     rng = journal_range(store, None, cp)
-    root = ensure_private_dir(layout.root / RESTORE_DIR)
+    root = ensure_private_dir(layout.restore)
     work = root / f".building-{cp.id}-{os.getpid()}-{time.monotonic_ns()}"
     ensure_private_dir(work)
     try:
@@ -311,7 +309,7 @@ def _build(
             out.close(durable)
         if durable:
             fsync_dir(work)
-        final = bundle_dir(layout.root, cp.id)
+        final = layout.bundle(cp.id)
         _install(work, final, manifest, durable)
         return Bundle(final, _current_manifest(final, manifest))
     finally:

@@ -6,6 +6,9 @@ every reader gets the same class back (`StatusSnapshot.read`). A reader decides:
 - stale: the process exists but has not written its heartbeat for `STALE_AFTER` seconds;
 - stopped: no status, an unreadable one, a clean stop, or the process is gone (or its
   PID was reused).
+
+A little over 400 lines because each field of the file is spelled out twice, once
+to write it and once to read it strictly (a wrongly typed field names itself).
 """
 
 from __future__ import annotations
