@@ -47,7 +47,10 @@ def recover(layout: Layout, state: RecoveryState | None, last: dict[str, Any] | 
     if last is None:
         return out
     tracker = out.tracker
-    with Store(layout.root, cache_index=False) as store:
+    # Only the segments from the starting point on are indexed: start-up time does not
+    # grow with the journal (a journal with no state and no checkpoint is read whole).
+    first = base.segment if base else 0
+    with Store(layout.root, cache_index=False, first_segment=first) as store:
         store.refresh()
         start = store.index_of(base.segment, base.offset) if base else 0
         for rec in store.records(start):

@@ -241,6 +241,7 @@ class Store:
     root: Path
     cache_index: bool = True
     record_cache_size: int = 4096
+    first_segment: int = 0  # segments numbered below this are left out (a tail view)
     stats: StoreStats = field(default_factory=StoreStats)
 
     def __post_init__(self) -> None:
@@ -278,7 +279,7 @@ class Store:
         segments = list(self.segments)
         previous_last = segments[-1] if segments else None
         for path in list_segments(self.layout):
-            if path.name not in known:
+            if path.name not in known and (segment_number(path.name) or 0) >= self.first_segment:
                 segments.append(SegmentIndex(path, cache_dir))
         added = 0
         # Closed segments never change; only the last one grows, and the one that

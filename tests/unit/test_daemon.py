@@ -11,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recorder.bus.envelope import HEARTBEAT_TOPIC
+from recorder.daemon import recovery
 from recorder.daemon.core import Recorder
 from recorder.daemon.enrich import Enricher
 from recorder.daemon.options import RecorderOptions
-from recorder.store.reader import open_store
+from recorder.store.reader import Store, open_store
 from recorder.store.recovery import RecoveryState
 from tests.support import journal_records
 
@@ -149,6 +150,40 @@ def test_a_wrongly_typed_recovery_state_is_ignored_and_the_journal_recounted(
     again.close()
     gaps = [r for r in journal_records(tmp_path / "logs") if r["kind"] == "gap"]
     assert [g.get("from_seq") for g in gaps if g["cause"] == "publisher-sequence"] == [5]
+
+
+def test_a_restart_indexes_only_the_segments_after_the_recovery_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    rec = make(tmp_path, clock, segment_bytes=4096)
+    for i in range(200):  # about 17 segments
+        feed(rec, clock, env_msg("p", i + 1, text="x" * 100))
+    rec.journal.flush()
+    rec.sync()
+    rec._take_snapshot()
+    rec.write_state(clock.now)
+    state = RecoveryState.read(rec.layout)
+    assert state is not None and state.position.segment > 10
+    feed(rec, clock, env_msg("p", 201), env_msg("p", 202))  # after the state: read back
+    rec.journal.close()  # killed
+
+    opened: list[Store] = []
+
+    class Spy(Store):
+        def refresh(self) -> int:
+            opened.append(self)
+            return super().refresh()
+
+    monkeypatch.setattr(recovery, "Store", Spy)
+    again = make(tmp_path, clock, segment_bytes=4096)
+    assert again.journal.messages == 202
+    total = len(list(again.layout.segments.iterdir()))
+    assert len(opened) == 1 and 0 < len(opened[0].segments) <= total - 10
+    feed(again, clock, env_msg("p", 203))
+    again.close()
+    gaps = [r for r in journal_records(tmp_path / "logs") if r["kind"] == "gap"]
+    assert [g["cause"] for g in gaps] == ["recorder-down"]  # no invented sequence hole
 
 
 def test_a_full_disk_delays_writes_but_loses_and_tears_nothing(tmp_path: Path) -> None:
