@@ -11,6 +11,12 @@ number (`{"_persist": {"pub": ..., "seq": <last sent>, "hb": true}}`), so that a
 loss at the very end of a burst still shows. `"bye": true` marks its last ones
 (sent twice, in case a full queue drops one).
 Messages without the envelope are recorded exactly as they are, untracked.
+
+Only a well-formed, plausible envelope is trusted: known fields only, a publisher id
+of 1 to 128 printable characters, a sequence number from 1 to 2**53 and, for a
+publisher already seen, no jump of more than `MAX_JUMP`. Anything else is a foreign
+payload that happens to use the key: recorded like any message, never allowed to
+invent a gap or change a count (the recorder counts them as `implausible`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from typing import Any
 ENVELOPE_KEY = "_persist"
 HEARTBEAT_TOPIC = "_persist.heartbeat"
 MAX_PUBLISHERS = 10_000
+MAX_SEQ = 2**53  # sequence numbers at or above this are not believed
+MAX_JUMP = 10_000_000  # a hole wider than this (a forged seq, say) is not believed
+_FIELDS = frozenset(("pub", "seq", "mid", "agent", "hb", "bye", "replay_of"))
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,7 @@ class GapTracker:
 
     def __init__(self, expected: dict[str, int] | None = None) -> None:
         self.expected: dict[str, int] = dict(expected or {})
+        self.implausible = 0  # sequence jumps not believed (no hole, nothing changed)
 
     def _remember(self, publisher: str, next_seq: int) -> None:
         expected = self.expected
@@ -51,10 +61,15 @@ class GapTracker:
         want = self.expected.get(publisher)
         if want is None:
             self._remember(publisher, seq + 1)
-            if seq > 1:
+            if seq > MAX_JUMP:
+                self.implausible += 1  # followed from here, but no hole before it
+            elif seq > 1:
                 return Hole(publisher, 1, seq - 1, "before-first-seen")
             return None
         if seq < want:  # duplicate or reordered: recorded, never a hole
+            return None
+        if seq - want > MAX_JUMP:
+            self.implausible += 1
             return None
         self.expected[publisher] = seq + 1
         if seq > want:
@@ -65,8 +80,13 @@ class GapTracker:
         """A heartbeat (or a final "bye", which may be repeated) with the last seq sent."""
         want = self.expected.get(publisher)
         hole = None
+        if want is not None and last_sent - want >= MAX_JUMP:
+            self.implausible += 1
+            return None
         if want is None:
-            if last_sent >= 1:
+            if last_sent > MAX_JUMP:
+                self.implausible += 1
+            elif last_sent >= 1:
                 hole = Hole(publisher, 1, last_sent, "before-first-seen")
         elif last_sent >= want:
             hole = Hole(publisher, want, last_sent, "publisher-heartbeat")
@@ -76,15 +96,30 @@ class GapTracker:
 
 
 def read_envelope(obj: Any) -> dict[str, Any] | None:
-    """The envelope of a parsed payload, if it carries a usable one."""
-    if not isinstance(obj, dict):
+    """The envelope of a parsed payload, if it carries a well-formed one (see above)."""
+    if type(obj) is not dict:
         return None
     env = obj.get(ENVELOPE_KEY)
-    if (
-        isinstance(env, dict)
-        and isinstance(env.get("pub"), str)
-        and isinstance(env.get("seq"), int)
-        and not isinstance(env.get("seq"), bool)
-    ):
-        return env
-    return None
+    if type(env) is not dict or not _FIELDS.issuperset(env):
+        return None
+    pub, seq = env.get("pub"), env.get("seq")
+    if type(pub) is not str or type(seq) is not int or not 1 <= seq < MAX_SEQ:
+        return None
+    if not 1 <= len(pub) <= 128 or not pub.isprintable():
+        return None
+    for name, kind, limit in (("mid", str, 300), ("agent", str, 200)):
+        value = env.get(name)
+        if value is not None and (type(value) is not kind or len(value) > limit):
+            return None
+    for flag in ("hb", "bye"):
+        if flag in env and type(env[flag]) is not bool:
+            return None
+    if "replay_of" in env and type(env["replay_of"]) is not dict:
+        return None
+    return env
+
+
+def read_heartbeat(obj: Any) -> dict[str, Any] | None:
+    """A publisher heartbeat's envelope (`"hb": true`), or None for anything else."""
+    env = read_envelope(obj)
+    return env if env is not None and env.get("hb") is True and "replay_of" not in env else None

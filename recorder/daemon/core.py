@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from recorder.bus.envelope import HEARTBEAT_TOPIC, GapTracker, Hole, read_envelope
+from recorder.bus.envelope import HEARTBEAT_TOPIC, GapTracker, Hole, read_envelope, read_heartbeat
 from recorder.daemon.control import (
     CheckpointReply,
     ControlError,
@@ -46,6 +46,7 @@ from recorder.store.checkpoints import Checkpoint, DigestCache, list_checkpoints
 from recorder.store.fsutil import ensure_private_dir
 from recorder.store.journal import Journal, Position
 from recorder.store.layout import Layout
+from recorder.store.ranges import MAX_KEY_CHARS, MAX_PARTICIPANTS, OTHERS
 from recorder.store.records import (
     KIND_EVENT,
     KIND_GAP,
@@ -89,6 +90,7 @@ class Counters:
     backlog_pauses: int = 0
     partial: int = 0  # messages enriched without keyword rules because we were behind
     heartbeats: int = 0  # publisher heartbeats recorded (not counted as messages)
+    implausible: int = 0  # `_persist` envelopes not believed (malformed, impossible jumps)
 
 
 @dataclass
@@ -304,9 +306,8 @@ class Recorder:
             if entry is None:
                 entry = self._topic_entry(topic_bytes)
             topic, topic_json, topic_piece = entry
-            if topic == HEARTBEAT_TOPIC:
-                self._heartbeat(ts, frames, size)
-                continue
+            if topic == HEARTBEAT_TOPIC and self._heartbeat(ts, frames, size):
+                continue  # a well-formed heartbeat; anything else on its topic is a message
             encoded = None
             if (
                 len(frames) == 2
@@ -355,23 +356,38 @@ class Recorder:
                     "meta": orjson.Fragment(meta),
                 }
                 write(encode_record(head, encoded))
-            who = sender or topic
+            who = sender or topic[:MAX_KEY_CHARS]
             if who in participants:
                 participants[who] += 1
-            elif len(participants) < 1000:
+            elif len(participants) < MAX_PARTICIPANTS:
                 participants[who] = 1
+            else:
+                participants[OTHERS] = participants.get(OTHERS, 0) + 1
             written += 1
         return written
 
-    def _heartbeat(self, ts: float, frames: list[bytes], size: int) -> None:
-        """A publisher heartbeat: kept like any message, under its own kind."""
+    def _heartbeat(self, ts: float, frames: list[bytes], size: int) -> bool:
+        """A publisher heartbeat: kept like any message, under its own kind.
+
+        False (nothing written) when the payload is not a well-formed heartbeat: a
+        foreign message on the topic is recorded and counted as a message.
+        """
+        if len(frames) != 2:
+            return False
         encoded = encode_frames(frames)
-        if type(encoded.payload) is dict:
-            self._track(encoded.payload, HEARTBEAT_TOPIC, ts, b"")
+        env = read_heartbeat(encoded.payload)
+        if env is None:
+            return False
+        before = self.tracker.implausible
+        hole = self.tracker.heartbeat(env["pub"], env["seq"])
+        self.counters.implausible += self.tracker.implausible - before
+        if hole is not None:
+            self._publisher_hole(hole, ts, env.get("agent"))
         self.journal.append(
             {"ts": ts, "kind": KIND_HEARTBEAT, "topic": HEARTBEAT_TOPIC, "size": size}, encoded
         )
         self.counters.heartbeats += 1
+        return True
 
     def _topic_entry(self, topic_bytes: bytes) -> tuple[str, bytes, bytes | None]:
         """(topic, topic as JSON, its frame encoding when the fast path may use it)."""
@@ -383,9 +399,10 @@ class Recorder:
             plain = False
         topic_json = orjson.dumps(topic)
         entry = (topic, topic_json, b'{"text":' + topic_json + b"}" if plain else None)
-        if len(self._topics) > 4096:
-            self._topics.clear()
-        self._topics[topic_bytes] = entry
+        if len(topic_bytes) <= MAX_KEY_CHARS:  # hostile megabyte topics are never kept
+            if len(self._topics) > 4096:
+                self._topics.clear()
+            self._topics[topic_bytes] = entry
         return entry
 
     def on_connect_retry(self, ts: float) -> None:
@@ -402,16 +419,20 @@ class Recorder:
         self.journal.reopen()
 
     def _track(self, obj: dict[str, Any], topic: str, ts: float, meta: bytes) -> bytes:
-        """Check the envelope's sequence; returns the meta (marked for a replay)."""
+        """Check the envelope's sequence; returns the meta (marked for a replay).
+
+        A `_persist` key that is not a well-formed envelope, or a sequence jump too
+        large to believe, changes nothing but the `implausible` count.
+        """
         env = read_envelope(obj)
         if env is None:
+            self.counters.implausible += 1
             return meta
         if "replay_of" in env:
             return orjson.dumps({**orjson.loads(meta), "replay_of": env["replay_of"]})
-        if topic == HEARTBEAT_TOPIC:
-            hole = self.tracker.heartbeat(env["pub"], env["seq"])
-        else:
-            hole = self.tracker.message(env["pub"], env["seq"])
+        before = self.tracker.implausible
+        hole = self.tracker.message(env["pub"], env["seq"])
+        self.counters.implausible += self.tracker.implausible - before
         if hole is not None:
             self._publisher_hole(hole, ts, env.get("agent"))
         return meta
@@ -600,6 +621,7 @@ class Recorder:
                 backlog_pauses=c.backlog_pauses,
                 partial_enrichment=c.partial,
                 heartbeats=c.heartbeats,
+                implausible=c.implausible,
             ),
             rates=Rates(
                 received_per_s=round(rate.received_per_s, 1),

@@ -18,8 +18,12 @@ from typing import Any
 
 import orjson
 
+from recorder.store.ranges import MAX_KEY_CHARS
+
 DEFAULT_CHAIN = "message"
 _MAX_TOPIC_CACHE = 4096
+# Per-key memory is bounded by key count *and* key length: longer topics are looked
+# up every time instead of cached, and senders are cut to MAX_KEY_CHARS.
 _MAX_META_CACHE = 8192
 _TEXT_KEYS = ("text", "content", "message", "body")
 _NONE: frozenset[int] = frozenset()
@@ -127,9 +131,10 @@ class Enricher:
         ]
         result = self._resolve(matched)
         result_id = self._topic_ids.setdefault(result, len(self._topic_ids))
-        if len(self._topic_cache) >= _MAX_TOPIC_CACHE:
-            self._topic_cache.clear()
-        self._topic_cache[topic] = (result_id, result)
+        if len(topic) <= MAX_KEY_CHARS:  # a hostile topic of megabytes is never kept
+            if len(self._topic_cache) >= _MAX_TOPIC_CACHE:
+                self._topic_cache.clear()
+            self._topic_cache[topic] = (result_id, result)
         return result_id, result
 
     def enrich(self, topic: str, obj: Any, payload: bytes) -> dict[str, Any]:
@@ -169,12 +174,12 @@ class Enricher:
             for key in self.sender_keys:
                 value = get(key)
                 if value and type(value) is str:
-                    sender = value[:200]
+                    sender = value[:MAX_KEY_CHARS]
                     break
             else:
                 envelope = get("_persist")
                 if type(envelope) is dict and type(envelope.get("agent")) is str:
-                    sender = envelope["agent"][:200]
+                    sender = envelope["agent"][:MAX_KEY_CHARS]
             if scan:
                 for key in _TEXT_KEYS:  # keywords are looked for in the message's text
                     value = get(key)

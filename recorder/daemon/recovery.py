@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from recorder.bus.envelope import GapTracker, read_envelope
+from recorder.bus.envelope import GapTracker, read_envelope, read_heartbeat
 from recorder.store.checkpoints import list_checkpoints
 from recorder.store.layout import Layout
 from recorder.store.reader import Store
@@ -55,7 +55,7 @@ def recover(layout: Layout, state: RecoveryState | None, last: dict[str, Any] | 
         start = store.index_of(base.segment, base.offset) if base else 0
         for rec in store.records(start):
             if rec.kind == KIND_HEARTBEAT:
-                env = read_envelope(rec.payload)
+                env = read_heartbeat(rec.payload)
                 if env is not None:
                     tracker.heartbeat(env["pub"], env["seq"])
                 continue

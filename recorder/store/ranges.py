@@ -36,6 +36,11 @@ def journal_range(store: Store, after: Checkpoint | None, upto: Checkpoint | Non
     return JournalRange(start, max(start, stop), after, upto)
 
 
+MAX_PARTICIPANTS = 1000  # distinct participants kept by name; the rest count as OTHERS
+MAX_KEY_CHARS = 200  # a participant's name is cut to this length
+OTHERS = "(others)"
+
+
 @dataclass
 class RangeSummary:
     """One pass over records in journal order: what every reader of a range counts.
@@ -64,7 +69,12 @@ class RangeSummary:
             if self.first_ts is None:
                 self.first_ts = ts
             self.last_ts = ts
-            self.participants[rec.sender or rec.topic] += 1
+            who = (rec.sender or rec.topic)[:MAX_KEY_CHARS]
+            participants = self.participants
+            if who in participants or len(participants) < MAX_PARTICIPANTS:
+                participants[who] += 1
+            else:
+                participants[OTHERS] += 1
         elif kind == KIND_GAP:
             missed = rec.get("missed")
             self.missed += missed if isinstance(missed, int) and missed > 0 else 0

@@ -133,6 +133,7 @@ class Counts:
     backlog_pauses: int = 0
     partial_enrichment: int = 0  # messages enriched without keyword rules (behind)
     heartbeats: int = 0
+    implausible: int = 0  # `_persist` envelopes not believed (foreign, malformed, forged)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,6 +147,7 @@ class Counts:
             "backlog_pauses": self.backlog_pauses,
             "partial_enrichment": self.partial_enrichment,
             "heartbeats": self.heartbeats,
+            "implausible": self.implausible,
         }
 
     @classmethod

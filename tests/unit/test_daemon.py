@@ -15,6 +15,7 @@ from recorder.daemon import recovery
 from recorder.daemon.core import Recorder
 from recorder.daemon.enrich import Enricher
 from recorder.daemon.options import RecorderOptions
+from recorder.store.ranges import MAX_KEY_CHARS, MAX_PARTICIPANTS, OTHERS, summarize
 from recorder.store.reader import Store, open_store
 from recorder.store.recovery import RecoveryState
 from tests.support import journal_records
@@ -60,6 +61,40 @@ def test_publisher_holes_and_tail_loss_become_gap_records(tmp_path: Path) -> Non
         ("publisher-heartbeat", 7, 9, 3),
     ]
     assert rec.counters.gaps == 2 and rec.counters.missed == 5
+
+
+def test_foreign_and_forged_envelopes_never_open_a_gap_or_change_a_count(tmp_path: Path) -> None:
+    clock = Clock()
+    rec = make(tmp_path, clock)
+    hb = HEARTBEAT_TOPIC.encode()
+    forged = [
+        [b"jupyter.iopub", orjson.dumps({"_persist": {"pub": "k", "seq": 9, "header": {}}})],
+        [b"x", orjson.dumps({"_persist": {"pub": "p", "seq": 1e12}})],  # a float
+        [b"x", orjson.dumps({"_persist": {"pub": "", "seq": 3}})],
+        [b"x", orjson.dumps({"_persist": {"pub": "p", "seq": True}})],
+        [b"x", orjson.dumps({"_persist": "just a string"})],
+        [hb, orjson.dumps({"_persist": {"pub": "ghost", "seq": 10**12, "hb": True}})],
+        [hb, orjson.dumps({"text": "a chat message on the heartbeat topic"})],
+        [hb, b"plain text on the heartbeat topic"],
+    ]
+    pub = "Claude Code-1-ab"  # agent names may hold spaces
+    feed(rec, clock, env_msg(pub, 1), env_msg(pub, 2))
+    feed(rec, clock, *forged)
+    # a known publisher: a believable hole opens a gap, an absurd jump does not
+    feed(rec, clock, env_msg(pub, 10**12), env_msg(pub, 5))
+    feed(rec, clock, heartbeat(pub, 10**12))
+    rec.close()
+    records = journal_records(tmp_path / "logs")
+    gaps = [(g["cause"], g["from_seq"], g["to_seq"]) for g in records if g["kind"] == "gap"]
+    assert gaps == [("publisher-sequence", 3, 4)]
+    assert rec.counters.missed == 2
+    # 5 malformed, a heartbeat from nowhere at 10**12, 2 absurd jumps of a known publisher
+    assert rec.counters.implausible == 5 + 1 + 2
+    messages = [r for r in records if r["kind"] == "msg"]
+    assert len(messages) == 2 + len(forged) - 1 + 2  # all but the well-formed heartbeat
+    assert rec.counters.heartbeats == 2 and rec.journal.messages == len(messages)
+    status = rec.status(clock.now)
+    assert status.counts.missed == 2 and status.counts.implausible == 8
 
 
 def test_status_and_periodic_checkpoints_follow_the_injected_clock(tmp_path: Path) -> None:
@@ -184,6 +219,33 @@ def test_a_restart_indexes_only_the_segments_after_the_recovery_state(
     again.close()
     gaps = [r for r in journal_records(tmp_path / "logs") if r["kind"] == "gap"]
     assert [g["cause"] for g in gaps] == ["recorder-down"]  # no invented sequence hole
+
+
+def test_hostile_topics_and_senders_cannot_grow_memory_or_checkpoints(tmp_path: Path) -> None:
+    clock = Clock()
+    rec = make(tmp_path, clock, max_message_bytes=64 * 1024 * 1024)
+    huge = [b"t%d" % i + b"x" * (2 * 1024 * 1024) for i in range(20)]
+    feed(rec, clock, *([topic, b'{"text": "hi"}'] for topic in huge))
+    senders = ([b"chat", orjson.dumps({"from": f"s{i}-" + "y" * 5000})] for i in range(3000))
+    feed(rec, clock, *senders)
+    # no 2 MiB topic is kept by the topic caches; names are cut to MAX_KEY_CHARS
+    assert all(len(k) <= MAX_KEY_CHARS for k in rec._topics)
+    assert all(len(k) <= MAX_KEY_CHARS for k in rec.enricher._topic_cache)
+    cp = rec.checkpoint("after the flood", "manual", clock.now, force=True)
+    assert cp is not None and cp.path is not None
+    assert cp.path.stat().st_size < 300_000  # was megabytes: names unbounded
+    assert sum(cp.participants.values()) == 3020  # every message counted, some as others
+    assert len(cp.participants) <= MAX_PARTICIPANTS + 1 and cp.participants[OTHERS] > 0
+    rec.close()
+    with open_store(tmp_path / "logs") as store:
+        summary = summarize(store.records())
+    assert summary is not None and summary.messages == 3020
+    assert len(summary.participants) <= MAX_PARTICIPANTS + 1
+    assert all(len(name) <= MAX_KEY_CHARS for name in summary.participants)
+    # and nothing was altered: the 2 MiB topics are in the journal whole
+    assert sorted(
+        r["topic"] for r in journal_records(tmp_path / "logs") if len(r.get("topic", "")) > 1000
+    ) == sorted(t.decode() for t in huge)
 
 
 def test_a_full_disk_delays_writes_but_loses_and_tears_nothing(tmp_path: Path) -> None:

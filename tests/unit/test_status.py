@@ -63,6 +63,7 @@ COUNT_KEYS = [
     "backlog_pauses",
     "partial_enrichment",
     "heartbeats",
+    "implausible",
 ]
 
 
