@@ -209,3 +209,15 @@ def test_every_export_format_writes_deep_records(deep_store, fmt: str) -> None: 
         assert out.getvalue() == b"".join(r.line for r in store.records())
     else:
         assert TOO_DEEP in text and text.count("leaf") >= 3
+
+
+def test_replay_marks_deep_payloads_or_leaves_them_unmarked() -> None:
+    from recorder.bus.replay import mark
+
+    deep = b"[" * 300 + b"]" * 300
+    body = b'{"text":"x","deep":' + deep + b"}"
+    marked = mark(body, {"seq": 1}, "r", 1)
+    assert marked is not None and marked.endswith(b'"text":"x","deep":' + deep + b"}")
+    # An envelope nested too deep to write back cannot carry the mark: None, no exception.
+    envelope = b'{"_persist":{"pub":"p","seq":1,"deep":' + deep + b'},"text":"x"}'
+    assert mark(envelope, {"seq": 1}, "r", 1) is None
