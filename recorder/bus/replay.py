@@ -78,7 +78,15 @@ class ReplayStats:
 
 
 def mark(payload: bytes, ref: dict[str, Any], replayer: str, n: int) -> bytes | None:
-    """`payload` with `replay_of` added to its envelope; None if it cannot carry one."""
+    """`payload` with `replay_of` added to its envelope; None if it cannot carry one
+    (not a JSON object, or nested too deep to write back: orjson stops at 255 levels)."""
+    try:
+        return _mark(payload, ref, replayer, n)
+    except (TypeError, RecursionError):
+        return None
+
+
+def _mark(payload: bytes, ref: dict[str, Any], replayer: str, n: int) -> bytes | None:
     if payload[:1] != b"{" or b"\n" in payload or b"\r" in payload:
         return None
     try:

@@ -43,11 +43,12 @@ from recorder.daemon.enrich import Enricher
 from recorder.daemon.options import RecorderOptions
 from recorder.daemon.recovery import recover
 from recorder.store.checkpoints import Checkpoint, DigestCache, list_checkpoints, write_checkpoint
-from recorder.store.fsutil import ensure_private_dir
+from recorder.store.fsutil import ensure_private_dir, remove_stale_temp_files
 from recorder.store.journal import Journal, Position
 from recorder.store.layout import Layout
 from recorder.store.ranges import MAX_KEY_CHARS, MAX_PARTICIPANTS, OTHERS
 from recorder.store.records import (
+    DEEP_BYTES,
     KIND_EVENT,
     KIND_GAP,
     KIND_HEARTBEAT,
@@ -56,6 +57,7 @@ from recorder.store.records import (
     SCHEMA_VERSION,
     encode_frames,
     encode_record,
+    splice_value,
 )
 from recorder.store.recovery import JournalPoint, RecoveryState
 from recorder.store.status import (
@@ -78,6 +80,7 @@ _MSG_PREFIX = (
     b'"spans":[[%d,%d]],"frames":[%s,{"json":'
 )
 _MSG_END = b"}]}\n"
+_REPLAY_TOO_DEEP = "(nested too deep to copy: see the payload's _persist.replay_of)"
 
 
 @dataclass
@@ -153,6 +156,7 @@ class Recorder:
         ensure_private_dir(self.layout.root)
         for sub in (self.layout.checkpoints, self.layout.control, self.layout.index):
             ensure_private_dir(sub)
+        self._remove_stale_temp_files()
         now = self.clock()
         state = RecoveryState.read(self.layout)
         last = self.journal.open()
@@ -193,6 +197,14 @@ class Recorder:
         self.state = RecorderState.RECORDING
         self._checkpoint_due = now + self.options.checkpoint_interval
         self._take_snapshot()
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temp files of atomic writes whose process died before the rename (a kill)."""
+        layout = self.layout
+        folders = (layout.root, layout.recovery, layout.checkpoints, layout.control, layout.index)
+        for folder in folders:
+            for path in remove_stale_temp_files(folder):
+                log.info("removed %s, left by a process that ended before renaming it", path)
 
     def close(self) -> Position:
         """Drain, make durable, take the shutdown checkpoint and mark a clean stop."""
@@ -274,7 +286,9 @@ class Recorder:
 
         Two-frame messages with a one-line JSON payload (what agents send) are
         formatted straight into a line; every other shape goes through the general
-        `encode_frames`, which produces the same bytes for them.
+        `encode_frames`, which produces the same bytes for them. A payload long
+        enough to be nested too deep for its line (`DEEP_BYTES`) is parsed with
+        that nesting added, and goes to `encode_frames` (as text) when it fails.
         """
         journal = self.journal
         write = journal.append_line
@@ -285,6 +299,7 @@ class Recorder:
         limit = self.options.max_message_bytes
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
+        deep, splice = DEEP_BYTES, splice_value
         ts_text = b"%.6f" % ts
         # One search for line breaks over the whole batch instead of one per message.
         payloads = b"".join([frames[-1] for frames in messages])
@@ -316,7 +331,7 @@ class Recorder:
                 and (one_line or (b"\n" not in payload and b"\r" not in payload))
             ):
                 try:
-                    obj = loads(payload)
+                    obj = loads(payload) if len(payload) < deep else splice(payload)
                 except decode_error:
                     encoded = encode_frames(frames)
                     obj = encoded.payload
@@ -429,7 +444,10 @@ class Recorder:
             self.counters.implausible += 1
             return meta
         if "replay_of" in env:
-            return orjson.dumps({**orjson.loads(meta), "replay_of": env["replay_of"]})
+            try:
+                return orjson.dumps({**orjson.loads(meta), "replay_of": env["replay_of"]})
+            except TypeError:  # nested too deep to serialise: the payload still holds it
+                return orjson.dumps({**orjson.loads(meta), "replay_of": _REPLAY_TOO_DEEP})
         before = self.tracker.implausible
         hole = self.tracker.message(env["pub"], env["seq"])
         self.counters.implausible += self.tracker.implausible - before

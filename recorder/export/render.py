@@ -4,11 +4,16 @@
 (the text plus the rest of the payload as pretty JSON). Both take the message
 text from the same keys of the payload. Escaping for a terminal or a document
 is the caller's (`clean` here, `tui.text.safe_text` in the TUI).
+
+Rendering never fails on a stored record: a value nested deeper than orjson can
+write (255 levels; a frame may hold up to about 1,020) is shown as the raw text it
+was stored as, marked `TOO_DEEP` (`json_text`, the one place that falls back).
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +27,24 @@ _TEXT_KEYS = ("text", "content", "message", "body")
 # Payload keys a transcript leaves out beside a message's text (the envelope, addressing).
 _QUIET = frozenset(("_persist", "from", "sender", "agent", "to", "type"))
 _ENVELOPE_ONLY = frozenset(("_persist",))
+TOO_DEEP = "(shown as text: nested too deep to render)"
+
+
+# -- JSON for display, with the one fallback --------------------------------------------
+def json_text(value: Any, raw: Callable[[], bytes], *, indent: bool = False) -> str:
+    """`value` as JSON text; when it cannot be written (nested too deep), the raw
+    bytes it was read from as text, marked `TOO_DEEP`. Never raises."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else None).decode()
+    except TypeError:  # orjson.JSONEncodeError: "Recursion limit reached"
+        text = raw().decode("utf-8", "replace").rstrip("\n")
+        return f"{TOO_DEEP}{chr(10) if indent else ' '}{text}"
+
+
+def payload_bytes(rec: Record) -> bytes:
+    """The original bytes of a message's last frame (its payload), else the whole line."""
+    frames = rec.frames
+    return frames[-1] if frames else rec.line
 
 
 # -- how a record reads -----------------------------------------------------------------
@@ -93,18 +116,19 @@ def record_text(rec: Record) -> str:
         return rec.line.decode("utf-8", "replace").rstrip("\n")
     if data.get("kind") != "msg":
         rest = {k: v for k, v in data.items() if k not in ("v", "seq", "ts", "kind")}
-        return orjson.dumps(rest).decode()
+        return json_text(rest, lambda: rec.line)
     value = rec.payload
     if isinstance(value, dict):
         text = _payload_text(value)
         if text is not None:
             return text
-        return orjson.dumps({k: v for k, v in value.items() if k != "_persist"}).decode()
+        rest = {k: v for k, v in value.items() if k != "_persist"}
+        return json_text(rest, lambda: payload_bytes(rec))
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     if isinstance(value, str):
         return value
-    return orjson.dumps(value).decode()
+    return json_text(value, lambda: payload_bytes(rec))
 
 
 def view(rec: Record) -> View:
@@ -116,7 +140,7 @@ def view(rec: Record) -> View:
     meta = data.get("meta") or {}
     if kind != "msg":
         rest = {k: v for k, v in data.items() if k not in ("v", "seq", "ts", "kind")}
-        text = str(rest.get("detail") or "") or orjson.dumps(rest).decode()
+        text = str(rest.get("detail") or "") or json_text(rest, lambda: rec.line)
         return View(data.get("seq"), data.get("ts"), kind, "", "", "", text, None)
     frames = data.get("frames") or ()
     payload = frame_value(frames[-1]) if frames else None
@@ -126,13 +150,13 @@ def view(rec: Record) -> View:
         quiet = _QUIET if text else _ENVELOPE_ONLY
         if any(k not in quiet and payload[k] is not text for k in payload):
             rest = {k: v for k, v in payload.items() if k != "_persist" and v is not text}
-            body = orjson.dumps(rest, option=orjson.OPT_INDENT_2).decode()
+            body = json_text(rest, lambda: payload_bytes(rec), indent=True)
     elif isinstance(payload, bytes):
         text = f"<{len(payload)} bytes of binary data>"
     elif isinstance(payload, str):
         text = payload
     else:
-        body = orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode()
+        body = json_text(payload, lambda: payload_bytes(rec), indent=True)
     return View(
         data.get("seq"),
         data.get("ts"),

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from recorder.export.render import gap_sentence, iso
-from recorder.export.writers import JsonlWriter, MarkdownWriter, write_records
+from recorder.export.writers import JsonlWriter, MarkdownWriter, md_text, write_records
 from recorder.store.checkpoints import (
     Checkpoint,
     Verification,
@@ -336,12 +336,14 @@ def _transcript_footer(mw: MarkdownWriter, integrity: RangeIntegrity) -> None:
     lines.append(
         "- ✔ digest matches"
         if integrity.verified
-        else "- ✘ digest: " + "; ".join(integrity.digest_problems())
+        else "- ✘ digest: " + md_text("; ".join(integrity.digest_problems()), newlines=False)
     )
     problems = integrity.problems()
-    lines += [f"- ⚠ {p}" for p in problems] or ["- ✔ no gaps or damaged lines in range"]
+    lines += [f"- ⚠ {md_text(p, newlines=False)}" for p in problems] or [
+        "- ✔ no gaps or damaged lines in range"
+    ]
     for gap in integrity.gap_records[:50]:
-        lines.append(f"  - #{gap.get('seq')}: {gap_sentence(gap)}")
+        lines.append(f"  - #{gap.get('seq')}: {md_text(gap_sentence(gap), newlines=False)}")
     lines.append("")
     mw.emit("\n".join(lines).encode())
 

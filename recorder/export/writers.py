@@ -3,8 +3,10 @@
 No zmq, no textual. Every writer streams: records are read in journal order and
 written in chunks, so a range of any size needs little memory. Recorded content
 is data, never markup: control and bidi characters become visible escapes,
-HTML is escaped (and the page forbids scripts), CSV cells that a spreadsheet
-would run as a formula get a leading quote.
+HTML is escaped (and the page forbids scripts), Markdown gets `& < > ]` as
+entities outside code (no raw HTML, no links) and code spans and fences longer than
+any run of backticks inside them, CSV cells that a spreadsheet would run as a
+formula get a leading quote.
 """
 
 from __future__ import annotations
@@ -16,10 +18,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO
 
-import orjson
-
 from recorder.errors import PersistError
-from recorder.export.render import clean, gap_sentence, iso, iso_second, view
+from recorder.export.render import (
+    clean,
+    gap_sentence,
+    iso,
+    iso_second,
+    json_text,
+    payload_bytes,
+    view,
+)
 from recorder.store.ranges import JournalRange, RangeSummary
 from recorder.store.reader import KIND_BAD_LINE, Record, Store
 
@@ -83,12 +91,34 @@ class JsonlWriter(Writer):
             self.emit(rec.line)
 
 
-def _fence(text: str) -> str:
+def _backtick_run(text: str) -> int:
     run = longest = 0
     for ch in text:
         run = run + 1 if ch == "`" else 0
         longest = max(longest, run)
-    return "`" * max(3, longest + 1)
+    return longest
+
+
+def _fence(text: str) -> str:
+    """A code fence that no line of `text` can close."""
+    return "`" * max(3, _backtick_run(text) + 1)
+
+
+_MD_INERT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "]": "&#93;"})
+
+
+def md_text(text: str, *, newlines: bool = True) -> str:
+    """Recorded text for Markdown outside code: escapes shown (`clean`), and `& < > ]`
+    as entities, so that no raw HTML, autolink or link is ever made of it."""
+    return clean(text, newlines=newlines).translate(_MD_INERT)
+
+
+def md_code(text: str) -> str:
+    """Recorded text as an inline code span that its own backticks cannot close."""
+    text = clean(text, newlines=False)
+    ticks = "`" * (_backtick_run(text) + 1)
+    pad = " " if text[:1] == "`" or text[-1:] == "`" else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
 class MarkdownWriter(Writer):
@@ -98,8 +128,8 @@ class MarkdownWriter(Writer):
         self._out: list[str] = []
 
     def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
-        lines = [f"# {clean(title, newlines=False)}", ""]
-        lines += [f"- **{k}**: {clean(v, newlines=False)}" for k, v in facts]
+        lines = [f"# {md_text(title, newlines=False)}", ""]
+        lines += [f"- **{md_text(k)}**: {md_text(v, newlines=False)}" for k, v in facts]
         lines += ["", "---", "", ""]
         self.emit("\n".join(lines).encode())
 
@@ -116,15 +146,15 @@ class MarkdownWriter(Writer):
             out.append(f"## {day}\n")
         clock = stamp[11:19]
         if v.kind == "msg":
-            who = clean(v.sender or "?", newlines=False)
-            head = f"**{who}** · `{clean(v.topic, newlines=False)}` · {clock}"
+            who = md_text(v.sender or "?", newlines=False)
+            head = f"**{who}** · {md_code(v.topic)} · {clock}"
             if v.chain and v.chain != "message":
-                head += f" · {v.chain}"
+                head += f" · {md_text(v.chain, newlines=False)}"
             if v.replay_of is not None:
                 head += " · replay"
             out.append(head + f" <sub>#{v.seq}</sub>\n")
             if v.text:
-                text = clean(v.text)
+                text = md_text(v.text)
                 if "\n" in text:
                     text = "\n".join(f"> {line}" if line else ">" for line in text.split("\n"))
                     out.append(text + "\n")
@@ -136,17 +166,19 @@ class MarkdownWriter(Writer):
                 out.append(f"{fence}json\n{body}\n{fence}\n")
         elif v.kind == "gap":
             data = rec.data or {}
-            out.append(f"> ⚠ **{clean(gap_sentence(data), newlines=False)}** ({clock}, #{v.seq})\n")
+            out.append(
+                f"> ⚠ **{md_text(gap_sentence(data), newlines=False)}** ({clock}, #{v.seq})\n"
+            )
         elif v.kind == KIND_BAD_LINE:
             out.append(
                 f"> ✘ **damaged line** in seg-{rec.segment:06d}.jsonl at byte {rec.offset} "
                 "(not a journal record; left out)\n"
             )
         elif v.kind in ("corrupt", "refused"):
-            text = clean(v.text, newlines=False)
-            out.append(f"> ✘ **{v.kind}** ({clock}, #{v.seq}): {text[:300]}\n")
+            text = md_text(v.text[:300], newlines=False)
+            out.append(f"> ✘ **{md_text(v.kind)}** ({clock}, #{v.seq}): {text}\n")
         else:
-            event = clean(str((rec.data or {}).get("event", v.kind)), newlines=False)
+            event = md_text(str((rec.data or {}).get("event", v.kind)), newlines=False)
             out.append(f"*{clock} · recorder {event}*\n")
         out.append("")
         self.emit("\n".join(out).encode())
@@ -198,11 +230,11 @@ class CsvWriter(Writer):
                 if isinstance(value, str)
                 else f"<{len(value)} bytes>"
                 if isinstance(value, bytes)
-                else orjson.dumps(value).decode()
+                else json_text(value, lambda: payload_bytes(rec))
             )
         elif v.kind == "gap":
             v.text = gap_sentence(rec.data or {})
-        replay = orjson.dumps(v.replay_of).decode() if v.replay_of is not None else ""
+        replay = json_text(v.replay_of, lambda: rec.line) if v.replay_of is not None else ""
         self._csv.writerow(
             (
                 "" if v.seq is None else v.seq,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,55 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_TEMP_NAME = re.compile(r"\A\..+\.(\d+)\.tmp\Z", re.DOTALL)
+
+
+def _writer_may_live(pid: int, written: float) -> bool:
+    """Whether process `pid` may still be writing a temp file last changed at `written`."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process, or a number we cannot judge: leave it
+    import psutil
+
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True
+    return started <= written + 1.0  # a process started after the file is a reused PID
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Remove the `.<name>.<pid>.tmp` files (from `AtomicFile`) of processes that died
+    before renaming them; a live process's file is never touched. Returns the removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if _writer_may_live(int(match.group(1)), st.st_mtime):
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
 
 
 class AtomicFile:

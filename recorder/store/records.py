@@ -28,6 +28,14 @@ KIND_REFUSED = "refused"
 KIND_CORRUPT = "corrupt"
 
 _FRAMES_END = b"]}\n"
+# orjson reads at most this many levels of nesting; a spliced frame sits three levels
+# down in its line ({"frames":[{"json": ...}]}), so deeper frames are kept as text.
+READ_DEPTH = 1024
+FRAME_DEPTH = READ_DEPTH - 3
+# Nesting n takes at least 2n bytes: a shorter frame always reads back spliced.
+DEEP_BYTES = 2 * (FRAME_DEPTH + 1)
+_WRAP_OPEN = b"[[["
+_WRAP_CLOSE = b"]]]"
 _dumps = orjson.dumps
 _loads = orjson.loads
 _b64 = base64.b64encode
@@ -39,7 +47,8 @@ class EncodedFrames:
 
     parts: list[bytes]
     spans: list[list[int]]
-    payload: Any  # the last frame parsed, when it is a JSON object or array; else None
+    payload: Any  # the last frame parsed, when it is a JSON object or array (spliced or
+    # kept as text for its depth); else None
     length: int  # bytes of all parts
 
 
@@ -47,7 +56,9 @@ def encode_frames(frames: list[bytes]) -> EncodedFrames:
     """Encode every frame; the last one's parsed value is kept for enrichment.
 
     Only objects and arrays on a single line are spliced as JSON: they are what
-    agents send, and keeping their bytes verbatim makes the record exact.
+    agents send, and keeping their bytes verbatim makes the record exact. A frame
+    nested deeper than `FRAME_DEPTH` would make its line unreadable, so it is kept
+    as text (its parsed value still goes to enrichment).
     """
     parts: list[bytes] = []
     spans: list[list[int]] = []
@@ -61,9 +72,10 @@ def encode_frames(frames: list[bytes]) -> EncodedFrames:
         value: Any = None
         if raw[:1] in (b"{", b"[") and b"\n" not in raw and b"\r" not in raw:
             try:
-                value = _loads(raw)
+                value = _loads(raw) if len(raw) < DEEP_BYTES else splice_value(raw)
             except orjson.JSONDecodeError:
-                pass
+                if i == last and len(raw) >= DEEP_BYTES:
+                    payload = _deep_value(raw)
             else:
                 spans.append([pos + 8, len(raw)])
                 parts.append(b'{"json":')
@@ -80,6 +92,19 @@ def encode_frames(frames: list[bytes]) -> EncodedFrames:
         parts.append(piece)
         pos += len(piece)
     return EncodedFrames(parts, spans, payload, pos)
+
+
+def splice_value(raw: bytes) -> Any:
+    """`raw` parsed, with the nesting its line adds: raises JSONDecodeError when the
+    frame is not JSON or is nested too deep to read back once spliced into a line."""
+    return _loads(_WRAP_OPEN + raw + _WRAP_CLOSE)[0][0][0]
+
+
+def _deep_value(raw: bytes) -> Any:
+    try:
+        return _loads(raw)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def encode_record(head: dict[str, Any], frames: EncodedFrames | None = None) -> bytes:

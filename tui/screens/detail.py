@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-import orjson
 from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,7 +15,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from recorder.export.render import record_text
+from recorder.export.render import json_text, payload_bytes, record_text
 from recorder.search.query import Query, match_spans
 from recorder.store.layout import segment_name
 from recorder.store.reader import Record
@@ -25,11 +26,9 @@ from ..widgets.record_list import HIGHLIGHT
 ENRICH_KEYS = ("_persist", "_enrich", "enrichment")
 
 
-def pretty(value: Any) -> str:
-    try:
-        return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:
-        return repr(value)
+def pretty(value: Any, raw: Callable[[], bytes]) -> str:
+    """Indented JSON, or the stored text it came from (marked) when nested too deep."""
+    return json_text(value, raw, indent=True)
 
 
 def section(title: str) -> Text:
@@ -71,14 +70,17 @@ def render_record(rec: Record, clock: Clock, query: Query | None = None) -> Rend
             for s, e in match_spans(body.plain, query):
                 body.stylize(HIGHLIGHT, s, e)
         parts += [section("text"), body]
-        parts += [section("metadata (enrichment)"), safe_text(pretty(rec.meta), newlines=True)]
+        stored = partial(payload_bytes, rec)
+        meta = pretty(rec.meta, lambda: rec.line)
+        parts += [section("metadata (enrichment)"), safe_text(meta, newlines=True)]
         payload = rec.payload
         if isinstance(payload, dict):
             extra = {k: payload[k] for k in ENRICH_KEYS if k in payload}
             if extra:
-                parts += [section("payload enrichment"), safe_text(pretty(extra), newlines=True)]
+                shown_extra = pretty(extra, stored)
+                parts += [section("payload enrichment"), safe_text(shown_extra, newlines=True)]
         shown = base64.b16encode(payload).decode() if isinstance(payload, bytes) else payload
-        parts += [section("payload"), safe_text(pretty(shown), newlines=True)]
+        parts += [section("payload"), safe_text(pretty(shown, stored), newlines=True)]
         frames = rec.frames
         encoded = rec.get("frames") or []
         parts.append(section(f"frames ({len(frames)})"))
@@ -86,7 +88,8 @@ def render_record(rec: Record, clock: Clock, query: Query | None = None) -> Rend
             parts.append(frame_summary(i, raw, enc))
     else:
         fields = {k: v for k, v in rec.data.items() if k not in ("v",)}
-        parts += [section("fields"), safe_text(pretty(fields), newlines=True)]
+        fields_text = pretty(fields, lambda: rec.line)
+        parts += [section("fields"), safe_text(fields_text, newlines=True)]
     parts += [
         section("raw line"),
         safe_text(rec.line.decode("utf-8", "replace").rstrip("\n"), "dim"),
