@@ -9,18 +9,29 @@ from pathlib import Path
 import orjson
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH
-from recorder.cli.common import add_log_dir, fail, progress_bar
+from recorder.cli.common import add_log_dir, fail, progress_bar, say
 from recorder.store.layout import Layout
+
+
+def _warn(warnings: list[str]) -> None:
+    """Derived files found wrong and ignored: one warning line each on stderr."""
+    for warning in warnings:
+        say(f"warning: {warning}")
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from recorder.export.restore import build_bundle
     from recorder.export.writers import ExportError
+    from recorder.store.reader import Store
 
+    store = Store(Path(args.log_dir))
     try:
-        bundle = build_bundle(args.log_dir, args.checkpoint)
+        with store:
+            bundle = build_bundle(args.log_dir, args.checkpoint, store=store)
     except (ExportError, OSError) as exc:
         return fail(str(exc))
+    finally:
+        _warn(store.warnings)
     m = bundle.manifest
     if args.json:
         print(orjson.dumps({"dir": str(bundle.dir), **m}).decode())
@@ -124,6 +135,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if not layout.segments.is_dir():
             raise ExportError(f"no journal in {layout.root}")
         store = open_store(layout.root)
+        _warn(store.warnings)
         rng = journal_range(store, after, upto)
     except (ExportError, OSError) as exc:
         return fail(str(exc))
