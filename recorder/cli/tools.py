@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH
-from recorder.cli.common import add_log_dir, fail, progress_bar, say
+from recorder.cli.common import EXIT_DAMAGE, add_log_dir, fail, progress_bar, say
 from recorder.store.layout import Layout
 
 
@@ -33,10 +33,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
     finally:
         _warn(store.warnings)
     m = bundle.manifest
+    integrity = m["integrity"]
+    code = _damage_exit(args, bool(integrity.get("damaged", not integrity.get("ok"))))
     if args.json:
         print(orjson.dumps({"dir": str(bundle.dir), **m}).decode())
-        return 0
-    integrity = m["integrity"]
+        return code
     print(f"restore bundle for {bundle.checkpoint_id}: {bundle.dir}")
     print(
         f"  messages    {m['messages']} ({m['time_range']['first_iso']} → "
@@ -48,7 +49,18 @@ def cmd_restore(args: argparse.Namespace) -> int:
     )
     for problem in integrity["problems"]:
         print(f"  warning: {problem}")
-    return 0
+    return code
+
+
+def _damage_exit(args: argparse.Namespace, damaged: bool) -> int:
+    """EXIT_DAMAGE (with a line on stderr saying so) unless --allow-damage."""
+    if not damaged:
+        return 0
+    if args.allow_damage:
+        say("the journal is damaged in range (--allow-damage: exit 0)")
+        return 0
+    say(f"the journal is damaged in range; output written anyway (exit {EXIT_DAMAGE})")
+    return EXIT_DAMAGE
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -120,8 +132,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from recorder.export.writers import ExportError, export_range
     from recorder.store.checkpoints import resolve_checkpoint
     from recorder.store.fsutil import AtomicFile
-    from recorder.store.ranges import journal_range
+    from recorder.store.ranges import journal_damage, journal_range
     from recorder.store.reader import open_store
+    from recorder.store.status import assess
 
     layout = Layout(Path(args.log_dir))
     if args.checkpoint and (args.from_checkpoint or args.to_checkpoint):
@@ -163,7 +176,13 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"({'left out' if args.format == 'jsonl' else 'marked'})",
             file=sys.stderr,
         )
-    return 0
+    try:
+        damage = journal_damage(store, rng, writer_running=assess(layout).running)
+    except OSError as exc:
+        damage = [f"cannot read the end of the journal ({exc})"]
+    for sentence in damage:
+        say(f"damage: {sentence}")
+    return _damage_exit(args, bool(stats.bad_lines or damage))
 
 
 REPLAY_HELP = """\
@@ -185,6 +204,7 @@ def add_parsers(
     p.add_argument("checkpoint", help="checkpoint id, id prefix, label, or 'latest'")
     add_log_dir(p)
     p.add_argument("--json", action="store_true", help="print the manifest")
+    _add_allow_damage(p)
     p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser(
@@ -243,4 +263,14 @@ def add_parsers(
         help="progress bar on stderr (default: when stderr is a terminal)",
     )
     prog.add_argument("--no-progress", dest="progress", action="store_false")
+    _add_allow_damage(p)
     p.set_defaults(func=cmd_export)
+
+
+def _add_allow_damage(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-damage",
+        action="store_true",
+        help=f"exit 0 even when the journal is damaged in range (default: exit {EXIT_DAMAGE}; "
+        "the damage is reported on stderr either way)",
+    )

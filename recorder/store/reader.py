@@ -126,6 +126,7 @@ class SegmentIndex:
         self._fd: int | None = None
         self._saved: tuple[int, int] | None = None  # (end, size) the cache file holds
         self.warning: str | None = None  # why the cache was not used, if it was wrong
+        self.torn_tail = 0  # bytes of an unterminated last line, indexed as one (closed only)
         if cache_dir is not None:
             self._load_cache()
 
@@ -152,6 +153,7 @@ class SegmentIndex:
         if st.st_size < self.end:  # truncated (tail repair): start over
             self.starts = array("Q")
             self.end = 0
+            self.torn_tail = 0
         self.size = st.st_size
         before = len(self.starts)
         pos = self.end
@@ -176,6 +178,21 @@ class SegmentIndex:
             self.end = base + last_nl + 1
             carry = data[last_nl + 1 :]
         return len(self.starts) - before
+
+    def close_tail(self) -> None:
+        """This segment is closed (a later one exists), so nothing will ever complete
+        its unterminated last line: index that torn tail as a line of its own, which
+        readers then see as a damaged (`bad-line`) record instead of never at all."""
+        if self.end < self.size:
+            self.torn_tail = self.size - self.end
+            self.starts.append(self.end)
+            self.end = self.size
+
+    def tail(self, limit: int = 1 << 16) -> bytes:
+        """The bytes after the last newline (the first `limit` of them)."""
+        if self.torn_tail:
+            return os.pread(self.fd, min(self.torn_tail, limit), self.end - self.torn_tail)
+        return os.pread(self.fd, min(self.size - self.end, limit), self.end)
 
     def span(self, i: int) -> tuple[int, int]:
         start = self.starts[i]
@@ -272,6 +289,8 @@ class SegmentIndex:
     def save_cache(self) -> None:
         if self._cache_dir is None or self.end < _CACHE_MIN_BYTES or self.end != self.size:
             return
+        if self.torn_tail:
+            return  # the journal itself is damaged: always index it afresh
         if self._saved == (self.end, self.size):
             return  # already on disk
         try:
@@ -358,6 +377,7 @@ class Store:
             if seg.end == 0 or seg is segments[-1] or seg is previous_last or seg.end != seg.size:
                 added += seg.update()
         for seg in segments[:-1]:
+            seg.close_tail()
             seg.save_cache()
         # Publish the new view in one step, so readers never see counts and
         # segments that disagree.
