@@ -19,19 +19,30 @@ def _warn(warnings: list[str]) -> None:
         say(f"warning: {warning}")
 
 
+def _skipped_checkpoints(layout: Layout) -> list[str]:
+    from recorder.store.checkpoints import list_checkpoints
+
+    skipped: list[str] = []
+    list_checkpoints(layout, skipped)
+    return skipped
+
+
 def cmd_restore(args: argparse.Namespace) -> int:
     from recorder.export.restore import build_bundle
     from recorder.export.writers import ExportError
+    from recorder.store.checkpoints import resolve_checkpoint
     from recorder.store.reader import Store
 
     store = Store(Path(args.log_dir))
+    skipped: list[str] = []
     try:
         with store:
-            bundle = build_bundle(args.log_dir, args.checkpoint, store=store)
+            cp = resolve_checkpoint(Layout(Path(args.log_dir)), args.checkpoint, skipped)
+            bundle = build_bundle(args.log_dir, cp, store=store)
     except (ExportError, OSError) as exc:
         return fail(str(exc))
     finally:
-        _warn(store.warnings)
+        _warn(skipped + store.warnings)
     m = bundle.manifest
     integrity = m["integrity"]
     code = _damage_exit(args, bool(integrity.get("damaged", not integrity.get("ok"))))
@@ -73,13 +84,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.speed is not None and args.speed <= 0:
         return fail("--speed must be above 0", 2)
     layout = Layout(Path(args.log_dir))
+    bad_checkpoints: list[str] = []
     try:
-        upto = resolve_checkpoint(layout, args.checkpoint)
+        upto = resolve_checkpoint(layout, args.checkpoint, bad_checkpoints)
         after = resolve_checkpoint(layout, args.from_checkpoint) if args.from_checkpoint else None
         store = open_store(layout.root)
         rng = journal_range(store, after, upto)
     except (ExportError, OSError) as exc:
         return fail(str(exc))
+    finally:
+        _warn(bad_checkpoints)
     options = ReplayOptions(
         endpoint=args.endpoint,
         speed=None if args.as_fast_as_possible else args.speed,
@@ -141,9 +155,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         return fail("give a CHECKPOINT or --from/--to, not both", 2)
     if not (args.checkpoint or args.from_checkpoint or args.to_checkpoint or args.all):
         return fail("say what to export: CHECKPOINT, --from A [--to B], --to B or --all", 2)
+    skipped: list[str] = []
     try:
         upto_ref = args.checkpoint or args.to_checkpoint
-        upto = resolve_checkpoint(layout, upto_ref) if upto_ref else None
+        upto = resolve_checkpoint(layout, upto_ref, skipped) if upto_ref else None
+        skipped = skipped or ([] if upto_ref else _skipped_checkpoints(layout))
         after = resolve_checkpoint(layout, args.from_checkpoint) if args.from_checkpoint else None
         if not layout.segments.is_dir():
             raise ExportError(f"no journal in {layout.root}")
@@ -152,6 +168,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         rng = journal_range(store, after, upto)
     except (ExportError, OSError) as exc:
         return fail(str(exc))
+    finally:
+        _warn(skipped)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = progress_bar("exporting") if show else None
     try:

@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 
 from recorder.export.render import gap_sentence, iso
-from recorder.export.writers import JsonlWriter, MarkdownWriter, write_records
+from recorder.export.writers import ExportError, JsonlWriter, MarkdownWriter, write_records
 from recorder.store.checkpoints import (
     Checkpoint,
     Verification,
@@ -238,8 +238,15 @@ class Bundle:
 
     @classmethod
     def load(cls, path: Path) -> Bundle:
+        """Raises ExportError for a manifest that is not a bundle's (wrong types too)."""
         path = Path(path)
-        return cls(path, orjson.loads((path / MANIFEST_NAME).read_bytes()))
+        try:
+            data = orjson.loads((path / MANIFEST_NAME).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ExportError(f"{path / MANIFEST_NAME} cannot be read ({exc})") from None
+        if not _well_formed(data):
+            raise ExportError(f"{path / MANIFEST_NAME} is not a restore bundle manifest")
+        return cls(path, data)
 
 
 class _HashingFile:
@@ -408,18 +415,41 @@ def _manifest(
     }
 
 
+def _well_formed(m: Any) -> bool:
+    """The fields readers of a manifest use, with their types."""
+    try:
+        return (
+            isinstance(m, dict)
+            and isinstance(m["checkpoint"]["id"], str)
+            and isinstance(m["integrity"]["ok"], bool)
+            and isinstance(m["integrity"]["problems"], list)
+            and type(m["messages"]) is int
+            and isinstance(m["time_range"], dict)
+            and all(isinstance(m["files"][f]["sha256"], str) for f in ("jsonl", "markdown"))
+        )
+    except (KeyError, TypeError):
+        return False
+
+
 def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
     keys = ("checkpoint", "integrity", "gaps", "bad_lines", "quarantined", "refused")
-    return all(a.get(k) == b.get(k) for k in keys) and all(
-        a["files"][f]["sha256"] == b["files"][f]["sha256"] for f in ("jsonl", "markdown")
+    return (
+        _well_formed(a)
+        and all(a.get(k) == b.get(k) for k in keys)
+        and all(a["files"][f]["sha256"] == b["files"][f]["sha256"] for f in ("jsonl", "markdown"))
     )
 
 
 def _current_manifest(final: Path, built: dict[str, Any]) -> dict[str, Any]:
+    """The manifest in place (an identical bundle may have been left there), if it is
+    well formed and says what `built` says; else `built` (the files are ours)."""
     try:
-        return dict(orjson.loads((final / MANIFEST_NAME).read_bytes()))
-    except (OSError, ValueError):
-        return built
+        current = orjson.loads((final / MANIFEST_NAME).read_bytes())
+        if isinstance(current, dict) and _same_content(current, built):
+            return current
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return built
 
 
 def _install(work: Path, final: Path, manifest: dict[str, Any], durable: bool) -> None:

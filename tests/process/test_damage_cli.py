@@ -142,3 +142,15 @@ def test_gaps_alone_are_not_damage(tmp_path: Path) -> None:
     restore_journal(root, gap=True)
     out = persist("restore", "latest", "--log-dir", str(root))
     assert out.returncode == 0 and "1 gap" in out.stdout, out.stderr
+
+
+def test_garbage_checkpoint_files_are_named_not_silently_skipped(root: Path) -> None:
+    (root / "checkpoints" / "zz-garbage.json").write_bytes(b"\x00\x01 not json")
+    (root / "checkpoints" / "zz-typed.json").write_bytes(b'{"id": 5, "position": "x"}')
+    for args in (["export", "--all"], ["restore", "latest"]):
+        out = persist(*args, "--log-dir", str(root))
+        assert out.returncode == 0, out.stderr
+        assert "warning: checkpoints/zz-garbage.json is not a valid checkpoint (not JSON)" in (
+            out.stderr
+        )
+        assert "warning: checkpoints/zz-typed.json is not a valid checkpoint" in out.stderr
