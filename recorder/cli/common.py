@@ -10,6 +10,7 @@ from collections.abc import Callable
 from recorder.store.layout import default_log_dir
 
 EXIT_STOPPED = 3  # like `systemctl status` for a unit that is not running
+EXIT_DAMAGE = 5  # export/restore wrote their output, but the journal is damaged in range
 
 
 def say(message: str) -> None:

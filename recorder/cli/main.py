@@ -2,8 +2,11 @@
 
 Exit codes: 0 done; 1 failed (one line on stderr says why); 2 bad options;
 3 `persist status` found no recorder running; 4 `persist replay` skipped messages
-it could not mark; `persist launch` returns the agent's own code (126/127 when
-it cannot be run).
+it could not mark; 5 `persist export` / `persist restore` wrote their output but found
+the journal damaged in range (damaged lines, torn or NUL-filled tails, missing
+segments; for restore also a failed digest or fewer messages than the checkpoint
+counts), each named on stderr (`--allow-damage` makes it 0); `persist launch`
+returns the agent's own code (126/127 when it cannot be run).
 """
 
 from __future__ import annotations

@@ -9,23 +9,46 @@ from pathlib import Path
 import orjson
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH
-from recorder.cli.common import add_log_dir, fail, progress_bar
+from recorder.cli.common import EXIT_DAMAGE, add_log_dir, fail, progress_bar, say
 from recorder.store.layout import Layout
+
+
+def _warn(warnings: list[str]) -> None:
+    """Derived files found wrong and ignored: one warning line each on stderr."""
+    for warning in warnings:
+        say(f"warning: {warning}")
+
+
+def _skipped_checkpoints(layout: Layout) -> list[str]:
+    from recorder.store.checkpoints import list_checkpoints
+
+    skipped: list[str] = []
+    list_checkpoints(layout, skipped)
+    return skipped
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from recorder.export.restore import build_bundle
     from recorder.export.writers import ExportError
+    from recorder.store.checkpoints import resolve_checkpoint
+    from recorder.store.reader import Store
 
+    store = Store(Path(args.log_dir))
+    skipped: list[str] = []
     try:
-        bundle = build_bundle(args.log_dir, args.checkpoint)
+        with store:
+            cp = resolve_checkpoint(Layout(Path(args.log_dir)), args.checkpoint, skipped)
+            bundle = build_bundle(args.log_dir, cp, store=store)
     except (ExportError, OSError) as exc:
         return fail(str(exc))
+    finally:
+        _warn(skipped + store.warnings)
     m = bundle.manifest
+    integrity = m["integrity"]
+    code = _damage_exit(args, bool(integrity.get("damaged", not integrity.get("ok"))))
     if args.json:
         print(orjson.dumps({"dir": str(bundle.dir), **m}).decode())
-        return 0
-    integrity = m["integrity"]
+        return code
     print(f"restore bundle for {bundle.checkpoint_id}: {bundle.dir}")
     print(
         f"  messages    {m['messages']} ({m['time_range']['first_iso']} → "
@@ -37,7 +60,18 @@ def cmd_restore(args: argparse.Namespace) -> int:
     )
     for problem in integrity["problems"]:
         print(f"  warning: {problem}")
-    return 0
+    return code
+
+
+def _damage_exit(args: argparse.Namespace, damaged: bool) -> int:
+    """EXIT_DAMAGE (with a line on stderr saying so) unless --allow-damage."""
+    if not damaged:
+        return 0
+    if args.allow_damage:
+        say("the journal is damaged in range (--allow-damage: exit 0)")
+        return 0
+    say(f"the journal is damaged in range; output written anyway (exit {EXIT_DAMAGE})")
+    return EXIT_DAMAGE
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -50,13 +84,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.speed is not None and args.speed <= 0:
         return fail("--speed must be above 0", 2)
     layout = Layout(Path(args.log_dir))
+    bad_checkpoints: list[str] = []
     try:
-        upto = resolve_checkpoint(layout, args.checkpoint)
+        upto = resolve_checkpoint(layout, args.checkpoint, bad_checkpoints)
         after = resolve_checkpoint(layout, args.from_checkpoint) if args.from_checkpoint else None
         store = open_store(layout.root)
         rng = journal_range(store, after, upto)
     except (ExportError, OSError) as exc:
         return fail(str(exc))
+    finally:
+        _warn(bad_checkpoints)
     options = ReplayOptions(
         endpoint=args.endpoint,
         speed=None if args.as_fast_as_possible else args.speed,
@@ -109,24 +146,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     from recorder.export.writers import ExportError, export_range
     from recorder.store.checkpoints import resolve_checkpoint
     from recorder.store.fsutil import AtomicFile
-    from recorder.store.ranges import journal_range
+    from recorder.store.ranges import journal_damage, journal_range
     from recorder.store.reader import open_store
+    from recorder.store.status import assess
 
     layout = Layout(Path(args.log_dir))
     if args.checkpoint and (args.from_checkpoint or args.to_checkpoint):
         return fail("give a CHECKPOINT or --from/--to, not both", 2)
     if not (args.checkpoint or args.from_checkpoint or args.to_checkpoint or args.all):
         return fail("say what to export: CHECKPOINT, --from A [--to B], --to B or --all", 2)
+    skipped: list[str] = []
     try:
         upto_ref = args.checkpoint or args.to_checkpoint
-        upto = resolve_checkpoint(layout, upto_ref) if upto_ref else None
+        upto = resolve_checkpoint(layout, upto_ref, skipped) if upto_ref else None
+        skipped = skipped or ([] if upto_ref else _skipped_checkpoints(layout))
         after = resolve_checkpoint(layout, args.from_checkpoint) if args.from_checkpoint else None
         if not layout.segments.is_dir():
             raise ExportError(f"no journal in {layout.root}")
         store = open_store(layout.root)
+        _warn(store.warnings)
         rng = journal_range(store, after, upto)
     except (ExportError, OSError) as exc:
         return fail(str(exc))
+    finally:
+        _warn(skipped)
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = progress_bar("exporting") if show else None
     try:
@@ -151,7 +194,13 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"({'left out' if args.format == 'jsonl' else 'marked'})",
             file=sys.stderr,
         )
-    return 0
+    try:
+        damage = journal_damage(store, rng, writer_running=assess(layout).running)
+    except OSError as exc:
+        damage = [f"cannot read the end of the journal ({exc})"]
+    for sentence in damage:
+        say(f"damage: {sentence}")
+    return _damage_exit(args, bool(stats.bad_lines or damage))
 
 
 REPLAY_HELP = """\
@@ -173,6 +222,7 @@ def add_parsers(
     p.add_argument("checkpoint", help="checkpoint id, id prefix, label, or 'latest'")
     add_log_dir(p)
     p.add_argument("--json", action="store_true", help="print the manifest")
+    _add_allow_damage(p)
     p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser(
@@ -231,4 +281,14 @@ def add_parsers(
         help="progress bar on stderr (default: when stderr is a terminal)",
     )
     prog.add_argument("--no-progress", dest="progress", action="store_false")
+    _add_allow_damage(p)
     p.set_defaults(func=cmd_export)
+
+
+def _add_allow_damage(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-damage",
+        action="store_true",
+        help=f"exit 0 even when the journal is damaged in range (default: exit {EXIT_DAMAGE}; "
+        "the damage is reported on stderr either way)",
+    )

@@ -554,6 +554,9 @@ class Recorder:
             raise
         self.last_checkpoint = cp
         log.info("checkpoint %s (%s, %d messages)", cp.id, reason, cp.messages)
+        for warning in self.digests.warnings:
+            log.warning("%s", warning)
+        self.digests.warnings.clear()
         return cp
 
     def handle_requests(self, now: float) -> None:

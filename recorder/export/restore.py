@@ -12,8 +12,9 @@ Before anything is written, the journal up to the checkpoint is re-hashed and
 compared with the checkpoint's digest; the one pass that writes the files also
 collects every gap, damaged (bad) line, quarantined tail and refused message in
 the range. None of that stops a restore, and all of it goes into the manifest.
-The bundle is built in a temporary folder and renamed into place, so a reader
-never sees half of one. No zmq, no textual.
+A damaged journal (see `RangeIntegrity.damaged`) makes `persist restore`
+exit 5 after writing the bundle. The bundle is built in a temporary folder and
+renamed into place, so a reader never sees half of one. No zmq, no textual.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ from typing import Any
 import orjson
 
 from recorder.export.render import gap_sentence, iso
-from recorder.export.writers import JsonlWriter, MarkdownWriter, md_text, write_records
+from recorder.export.writers import (
+    ExportError,
+    JsonlWriter,
+    MarkdownWriter,
+    md_text,
+    write_records,
+)
 from recorder.store.checkpoints import (
     Checkpoint,
     Verification,
@@ -40,7 +47,13 @@ from recorder.store.checkpoints import (
 )
 from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private
 from recorder.store.layout import Layout, segment_name
-from recorder.store.ranges import JournalRange, RangeSummary, journal_range, summarize
+from recorder.store.ranges import (
+    JournalRange,
+    RangeSummary,
+    journal_damage,
+    journal_range,
+    summarize,
+)
 from recorder.store.reader import KIND_BAD_LINE, Record, Store, open_store
 from recorder.store.records import KIND_MESSAGE, parse_line
 
@@ -61,6 +74,7 @@ class RangeIntegrity(RangeSummary):
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     refused: list[dict[str, Any]] = field(default_factory=list)
     expected_messages: int | None = None  # what the checkpoint says
+    damage: list[str] = field(default_factory=list)  # missing segments, torn tails
 
     def add(self, rec: Record) -> None:
         """Count one record of the range (in journal order) and list it if it is trouble."""
@@ -96,6 +110,19 @@ class RangeIntegrity(RangeSummary):
     def ok(self) -> bool:
         return self.verified and not self.problems()
 
+    @property
+    def damaged(self) -> bool:
+        """The journal itself is damaged in range (digest, damaged lines, missing segments,
+        torn tails, fewer messages than the checkpoint counts): what makes `persist
+        restore` exit 5. Gaps, quarantined tails and refused messages are recorded
+        losses, reported but not damage."""
+        return (
+            not self.verified
+            or bool(self.bad_lines)
+            or bool(self.damage)
+            or self.count_mismatch() is not None
+        )
+
     def count_mismatch(self) -> str | None:
         if self.expected_messages is None or self.expected_messages == self.messages:
             return None
@@ -106,7 +133,7 @@ class RangeIntegrity(RangeSummary):
 
     def problems(self) -> list[str]:
         """Everything wrong in the range except the digest, one sentence each."""
-        out = []
+        out = list(self.damage)
         if self.gaps:
             lost = f", {_n(self.missed, 'message')} known lost" if self.missed else ""
             out.append(f"{_n(self.gaps, 'gap')}{lost}")
@@ -135,6 +162,7 @@ class RangeIntegrity(RangeSummary):
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "damaged": self.damaged,
             "verified": self.verified,
             "digest_problems": [] if self.verified else self.digest_problems(),
             "problems": ([] if self.verified else self.digest_problems()) + self.problems(),
@@ -168,7 +196,9 @@ def check_range(
     result = RangeIntegrity(expected_messages=cp.messages)
     if verify:
         result.verification = _verify(store.layout, cp)
-    if summarize(store.records(0, store.checkpoint_index(cp)), result, cancelled) is None:
+    rng = journal_range(store, None, cp)
+    result.damage = journal_damage(store, rng, writer_running=True)
+    if summarize(store.records(rng.start, rng.stop), result, cancelled) is None:
         return None
     return result
 
@@ -214,8 +244,15 @@ class Bundle:
 
     @classmethod
     def load(cls, path: Path) -> Bundle:
+        """Raises ExportError for a manifest that is not a bundle's (wrong types too)."""
         path = Path(path)
-        return cls(path, orjson.loads((path / MANIFEST_NAME).read_bytes()))
+        try:
+            data = orjson.loads((path / MANIFEST_NAME).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ExportError(f"{path / MANIFEST_NAME} cannot be read ({exc})") from None
+        if not _well_formed(data):
+            raise ExportError(f"{path / MANIFEST_NAME} is not a restore bundle manifest")
+        return cls(path, data)
 
 
 class _HashingFile:
@@ -280,6 +317,7 @@ def _build(
 ) -> Bundle:
     integrity = RangeIntegrity(verification=_verify(layout, cp), expected_messages=cp.messages)
     rng = journal_range(store, None, cp)
+    integrity.damage = journal_damage(store, rng, writer_running=True)  # ends at a checkpoint
     root = ensure_private_dir(layout.restore)
     work = root / f".building-{cp.id}-{os.getpid()}-{time.monotonic_ns()}"
     ensure_private_dir(work)
@@ -385,18 +423,41 @@ def _manifest(
     }
 
 
+def _well_formed(m: Any) -> bool:
+    """The fields readers of a manifest use, with their types."""
+    try:
+        return (
+            isinstance(m, dict)
+            and isinstance(m["checkpoint"]["id"], str)
+            and isinstance(m["integrity"]["ok"], bool)
+            and isinstance(m["integrity"]["problems"], list)
+            and type(m["messages"]) is int
+            and isinstance(m["time_range"], dict)
+            and all(isinstance(m["files"][f]["sha256"], str) for f in ("jsonl", "markdown"))
+        )
+    except (KeyError, TypeError):
+        return False
+
+
 def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
     keys = ("checkpoint", "integrity", "gaps", "bad_lines", "quarantined", "refused")
-    return all(a.get(k) == b.get(k) for k in keys) and all(
-        a["files"][f]["sha256"] == b["files"][f]["sha256"] for f in ("jsonl", "markdown")
+    return (
+        _well_formed(a)
+        and all(a.get(k) == b.get(k) for k in keys)
+        and all(a["files"][f]["sha256"] == b["files"][f]["sha256"] for f in ("jsonl", "markdown"))
     )
 
 
 def _current_manifest(final: Path, built: dict[str, Any]) -> dict[str, Any]:
+    """The manifest in place (an identical bundle may have been left there), if it is
+    well formed and says what `built` says; else `built` (the files are ours)."""
     try:
-        return dict(orjson.loads((final / MANIFEST_NAME).read_bytes()))
-    except (OSError, ValueError):
-        return built
+        current = orjson.loads((final / MANIFEST_NAME).read_bytes())
+        if isinstance(current, dict) and _same_content(current, built):
+            return current
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return built
 
 
 def _install(work: Path, final: Path, manifest: dict[str, Any], durable: bool) -> None:

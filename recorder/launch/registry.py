@@ -28,7 +28,54 @@ from recorder.store.status import assess, process_matches, process_start_time
 
 
 def _alive(pid: Any, started: Any) -> bool:
-    return isinstance(pid, int) and pid > 0 and process_matches(pid, started)
+    return (
+        type(pid) is int
+        and pid > 0
+        and (started is None or type(started) in (int, float))
+        and process_matches(pid, started)
+    )
+
+
+# field -> accepted types; a registration or owner file with another type is ignored
+_AGENT_FIELDS: dict[str, tuple[type, ...]] = {
+    "pid": (int,),
+    "started": (int, float, type(None)),
+    "agent": (str, type(None)),
+    "connected": (int, float),
+    "recorder_pid": (int, type(None)),
+    "started_recorder": (bool,),
+}
+_OWNER_FIELDS: dict[str, tuple[type, ...]] = {
+    "recorder_pid": (int,),
+    "recorder_started": (int, float, type(None)),
+    "launcher_pid": (int,),
+    "launcher_started": (int, float, type(None)),
+    "agent": (str, type(None)),
+    "started": (int, float),
+}
+
+
+def _typed_file(
+    path: Path, fields: dict[str, tuple[type, ...]], warnings: list[str] | None
+) -> dict[str, Any] | None:
+    """The JSON object in `path` if every field has its type (bool is no int here);
+    else None, and a sentence in `warnings` unless the file is simply missing."""
+    if not path.exists():
+        return None
+    data = read_json_object(path)
+    wrong = (
+        ["the file"]
+        if data is None
+        else [k for k, kinds in fields.items() if type(data.get(k)) not in kinds]
+    )
+    if wrong:
+        if warnings is not None:
+            warnings.append(
+                f"{path.parent.name}/{path.name}: {', '.join(wrong)} "
+                "missing or wrongly typed; ignored"
+            )
+        return None
+    return data
 
 
 def _slug(name: str | None) -> str:
@@ -53,15 +100,18 @@ def register_agent(
     return path
 
 
-def live_agents(layout: Layout, *, prune: bool = True) -> list[dict[str, Any]]:
-    """Agents registered with this log folder whose process still runs."""
+def live_agents(
+    layout: Layout, *, prune: bool = True, warnings: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Agents registered with this log folder whose process still runs (a malformed
+    registration is ignored, pruned, and named in `warnings`)."""
     found = []
     try:
         paths = sorted(p for p in layout.agents.iterdir() if p.name.endswith(".agent.json"))
     except FileNotFoundError:
         return []
     for path in paths:
-        data = read_json_object(path)
+        data = _typed_file(path, _AGENT_FIELDS, warnings)
         if data is not None and _alive(data.get("pid"), data.get("started")):
             found.append({**data, "file": path.name})
         elif prune:
@@ -84,9 +134,11 @@ def write_owner(layout: Layout, recorder_pid: int, agent: str | None) -> None:
     atomic_write(layout.owner, orjson.dumps(owner), durable=False)
 
 
-def recorder_owner(layout: Layout) -> dict[str, Any] | None:
-    """`agents/owner.json` if it names the recorder running now (a launcher started it)."""
-    owner = read_json_object(layout.owner)
+def recorder_owner(layout: Layout, warnings: list[str] | None = None) -> dict[str, Any] | None:
+    """`agents/owner.json` if it names the recorder running now (a launcher started it);
+    a malformed one is ignored (no owner: the recorder is never stopped by a launcher)
+    and named in `warnings`."""
+    owner = _typed_file(layout.owner, _OWNER_FIELDS, warnings)
     if owner is None:
         return None
     health = assess(layout)

@@ -78,25 +78,74 @@ class Checkpoint:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], path: Path | None = None) -> Checkpoint:
-        pos = data["position"]
-        seg_name = str(pos["segment"])
+    def from_json(cls, data: Any, path: Path | None = None) -> Checkpoint:
+        """Raises ValueError naming the first field that is missing or wrongly typed."""
+        data = _obj(data, "the checkpoint")
+        pos = _obj(data.get("position"), "position")
+        digest = _obj(data.get("digest"), "digest")
+        seg_name = _typed(pos, "segment", str, "position.")
+        segment = segment_number(seg_name)
+        if segment is None:
+            raise ValueError(f"position.segment {seg_name!r} is not a segment name")
+        entries = digest.get("segments") or []
+        if not isinstance(entries, list) or not all(
+            isinstance(e, dict)
+            and isinstance(e.get("name"), str)
+            and _is_int(e.get("size"))
+            and isinstance(e.get("sha256"), str)
+            for e in entries
+        ):
+            raise ValueError("digest.segments is not a list of {name, size, sha256}")
+        participants = data.get("participants") or {}
+        if not isinstance(participants, dict) or not all(_is_int(v) for v in participants.values()):
+            raise ValueError("participants is not an object of counts")
+        for name in ("first_ts", "last_ts"):
+            if data.get(name) is not None:
+                _typed(data, name, float)
         return cls(
-            id=str(data["id"]),
-            label=str(data.get("label") or ""),
-            reason=str(data.get("reason") or ""),
-            created=float(data["created"]),
-            segment=segment_number(seg_name) or int(seg_name),
-            offset=int(pos["offset"]),
-            seq=int(pos["seq"]),
-            messages=int(data.get("messages") or 0),
-            digest=str(data["digest"]["value"]),
-            segments=list(data["digest"].get("segments") or []),
-            participants=dict(data.get("participants") or {}),
+            id=_typed(data, "id", str),
+            label=str(_typed(data, "label", str, default="") or ""),
+            reason=str(_typed(data, "reason", str, default="") or ""),
+            created=float(_typed(data, "created", float)),
+            segment=segment,
+            offset=_typed(pos, "offset", int, "position."),
+            seq=_typed(pos, "seq", int, "position."),
+            messages=_typed(data, "messages", int, default=0) or 0,
+            digest=_typed(digest, "value", str, "digest."),
+            segments=list(entries),
+            participants=dict(participants),
             first_ts=data.get("first_ts"),
             last_ts=data.get("last_ts"),
             path=path,
         )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _obj(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is not a JSON object")
+    return value
+
+
+def _typed(data: dict[str, Any], name: str, kind: type, prefix: str = "", **kw: Any) -> Any:
+    """`data[name]` if it has type `kind` (int: not bool; float: any number), else
+    ValueError; `default=` makes a missing or null field take that value."""
+    value = data.get(name)
+    if value is None and "default" in kw:
+        return kw["default"]
+    ok = (
+        _is_int(value)
+        if kind is int
+        else (_is_int(value) or isinstance(value, float))
+        if kind is float
+        else isinstance(value, kind)
+    )
+    if not ok:
+        raise ValueError(f"{prefix}{name} is {'missing' if value is None else 'wrongly typed'}")
+    return value
 
 
 class _Hasher(Protocol):
@@ -134,6 +183,31 @@ class DigestCache:
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
         self._prefix: tuple[str, int, Any] | None = None
+        self.warnings: list[str] = []  # caches found wrong (ignored and rewritten)
+
+    def _cached(self, cache: Path, st: os.stat_result) -> str | None:
+        """The cached digest if the cache is well formed and describes this file as it
+        is; a cache that is not (wrong types, not JSON) is noted in `warnings`."""
+        try:
+            data = orjson.loads(cache.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            self.warnings.append(f"{self.layout.index.name}/{cache.name} unreadable ({exc})")
+            return None
+        if not (
+            isinstance(data, dict)
+            and all(_is_int(data.get(k)) for k in ("size", "ino", "mtime_ns"))
+            and isinstance(data.get("sha256"), str)
+            and re.fullmatch(r"[0-9a-f]{64}", data["sha256"])
+        ):
+            self.warnings.append(
+                f"{self.layout.index.name}/{cache.name} is malformed; ignored and rewritten"
+            )
+            return None
+        if (data["size"], data["ino"], data["mtime_ns"]) != (st.st_size, st.st_ino, st.st_mtime_ns):
+            return None  # an older version of the segment: hashed again
+        return str(data["sha256"])
 
     def _closed_cache(self, path: Path) -> Path:
         return self.layout.index / f"{path.name}.sha256"
@@ -142,16 +216,9 @@ class DigestCache:
         st = path.stat()
         if closed:
             cache = self._closed_cache(path)
-            try:
-                data = orjson.loads(cache.read_bytes())
-                if (data["size"], data["ino"], data["mtime_ns"]) == (
-                    st.st_size,
-                    st.st_ino,
-                    st.st_mtime_ns,
-                ):
-                    return str(data["sha256"])
-            except (OSError, ValueError, KeyError, TypeError):
-                pass
+            cached = self._cached(cache, st)
+            if cached is not None:
+                return cached
             digest = _hash_file(path, st.st_size).hexdigest()
             ensure_private_dir(self.layout.index)
             record = {
@@ -229,20 +296,30 @@ def write_checkpoint(
     return Checkpoint(**{**cp.__dict__, "path": path})
 
 
-def list_checkpoints(layout: Layout) -> list[Checkpoint]:
-    """Valid checkpoints, newest first; unreadable files are skipped."""
+def list_checkpoints(layout: Layout, skipped: list[str] | None = None) -> list[Checkpoint]:
+    """Valid checkpoints, newest first. A file that cannot be read as one is left out
+    and, if `skipped` is given, named there with the reason (for the caller to warn)."""
     found: list[Checkpoint] = []
     try:
-        paths = [p for p in layout.checkpoints.iterdir() if p.suffix == ".json"]
+        paths = sorted(p for p in layout.checkpoints.iterdir() if p.suffix == ".json")
     except FileNotFoundError:
         return []
     for path in paths:
         try:
             found.append(Checkpoint.from_json(orjson.loads(path.read_bytes()), path))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
+        except orjson.JSONDecodeError:
+            _skip(skipped, path, "not JSON")
+        except OSError as exc:
+            _skip(skipped, path, f"cannot be read ({exc.strerror})")
+        except ValueError as exc:
+            _skip(skipped, path, str(exc))
     found.sort(key=lambda c: (c.seq, c.created), reverse=True)
     return found
+
+
+def _skip(skipped: list[str] | None, path: Path, why: str) -> None:
+    if skipped is not None:
+        skipped.append(f"{path.parent.name}/{path.name} is not a valid checkpoint ({why}); skipped")
 
 
 @dataclass(frozen=True)
@@ -279,9 +356,10 @@ def verify_checkpoint(layout: Layout, cp: Checkpoint) -> Verification:
 
 
 # -- choosing checkpoints and ranges ------------------------------------------------------
-def resolve_checkpoint(layout: Layout, ref: str) -> Checkpoint:
-    """A checkpoint by id, unique id prefix, exact label, or "latest"."""
-    cps = list_checkpoints(layout)
+def resolve_checkpoint(layout: Layout, ref: str, skipped: list[str] | None = None) -> Checkpoint:
+    """A checkpoint by id, unique id prefix, exact label, or "latest" (`skipped`: see
+    `list_checkpoints`)."""
+    cps = list_checkpoints(layout, skipped)
     if not cps:
         raise CheckpointError(f"no checkpoints in {layout.root}")
     if ref == "latest":

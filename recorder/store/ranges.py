@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from recorder.errors import CheckpointError
 from recorder.store.checkpoints import Checkpoint
+from recorder.store.layout import segment_name, segment_number
 from recorder.store.reader import KIND_BAD_LINE, Record, Store
 from recorder.store.records import KIND_GAP, KIND_MESSAGE
 
@@ -101,3 +102,52 @@ def summarize(
         if cancelled is not None and n % 4096 == 0 and cancelled():
             return None
     return summary
+
+
+def _tail_words(tail: bytes) -> str:
+    if tail and not tail.strip(b"\x00"):
+        return "NUL bytes (a power cut or a disk that lost the write)"
+    if b"\x00" in tail:
+        return "a torn line with NUL bytes"
+    return "a torn line"
+
+
+def journal_damage(store: Store, rng: JournalRange, *, writer_running: bool) -> list[str]:
+    """Damage to the journal's files in `rng`, one sentence each: segments that are gone
+    (a hole in the numbers, or named in the range's checkpoint digest) and torn tails.
+
+    Damaged lines inside segments are counted by the range summary (a torn tail of a
+    closed segment is one of them); this names what no record can show. The last
+    segment's unterminated tail is damage when it holds NUL bytes or nobody is writing
+    it (`writer_running` False); otherwise it is a write in progress.
+    """
+    segments = store.segments
+    present = {seg.number for seg in segments}
+    first = rng.after.segment if rng.after is not None else 1
+    last = rng.upto.segment if rng.upto is not None else max(present, default=0)
+    out: list[str] = []
+    missing = sorted(n for n in range(first, last + 1) if n not in present)
+    if rng.upto is not None:
+        for entry in rng.upto.segments:
+            number = segment_number(str(entry.get("name", ""))) if isinstance(entry, dict) else None
+            if number is not None and number not in present and number not in missing:
+                missing.append(number)
+    for number in missing:
+        out.append(f"{segment_name(number)} is missing from segments/ (its records are lost)")
+    for k, seg in enumerate(segments):
+        if not first <= seg.number <= last:
+            continue
+        if seg.torn_tail:
+            out.append(
+                f"{seg.path.name} (closed) ends with {seg.torn_tail} bytes of "
+                f"{_tail_words(seg.tail(4096))}, counted as a damaged line"
+            )
+        elif k == len(segments) - 1 and rng.upto is None and seg.size > seg.end:
+            tail = seg.tail(4096)
+            if b"\x00" in tail or not writer_running:
+                out.append(
+                    f"{seg.path.name} ends with {seg.size - seg.end} bytes of "
+                    f"{_tail_words(tail)}, not part of any record (the recorder "
+                    "moves it to recovery/ when it next starts)"
+                )
+    return out

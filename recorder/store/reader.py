@@ -15,12 +15,13 @@ import os
 import struct
 import threading
 import time
+import zlib
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate
-from operator import attrgetter
+from operator import attrgetter, lt
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,12 @@ from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.records import KIND_MESSAGE, decode_frames, frame_value, parse_line
 
 _SCAN_CHUNK = 8 * 1024 * 1024
-_INDEX_MAGIC = b"APIDX001"
-_INDEX_HEADER = struct.Struct("<8sQQQ")  # magic, file size, mtime_ns, inode
+_INDEX_MAGIC = b"APIDX002"
+_INDEX_OLD_MAGICS = (b"APIDX001",)  # earlier cache formats: rebuilt without a warning
+# magic, segment size covered, segment mtime_ns, inode, line count, CRC-32 of the offsets
+_INDEX_HEADER = struct.Struct("<8sQQQQI")
+_INDEX_CHECK_LAST = 8  # the last cached line starts are always checked against the file
+_INDEX_CHECK_SAMPLES = 32  # ... and this many others, evenly spread
 _CACHE_MIN_BYTES = 1 << 20
 KIND_BAD_LINE = "bad-line"
 
@@ -120,6 +125,8 @@ class SegmentIndex:
         self._cache_dir = cache_dir
         self._fd: int | None = None
         self._saved: tuple[int, int] | None = None  # (end, size) the cache file holds
+        self.warning: str | None = None  # why the cache was not used, if it was wrong
+        self.torn_tail = 0  # bytes of an unterminated last line, indexed as one (closed only)
         if cache_dir is not None:
             self._load_cache()
 
@@ -146,6 +153,7 @@ class SegmentIndex:
         if st.st_size < self.end:  # truncated (tail repair): start over
             self.starts = array("Q")
             self.end = 0
+            self.torn_tail = 0
         self.size = st.st_size
         before = len(self.starts)
         pos = self.end
@@ -171,6 +179,21 @@ class SegmentIndex:
             carry = data[last_nl + 1 :]
         return len(self.starts) - before
 
+    def close_tail(self) -> None:
+        """This segment is closed (a later one exists), so nothing will ever complete
+        its unterminated last line: index that torn tail as a line of its own, which
+        readers then see as a damaged (`bad-line`) record instead of never at all."""
+        if self.end < self.size:
+            self.torn_tail = self.size - self.end
+            self.starts.append(self.end)
+            self.end = self.size
+
+    def tail(self, limit: int = 1 << 16) -> bytes:
+        """The bytes after the last newline (the first `limit` of them)."""
+        if self.torn_tail:
+            return os.pread(self.fd, min(self.torn_tail, limit), self.end - self.torn_tail)
+        return os.pread(self.fd, min(self.size - self.end, limit), self.end)
+
     def span(self, i: int) -> tuple[int, int]:
         start = self.starts[i]
         end = self.starts[i + 1] if i + 1 < len(self.starts) else self.end
@@ -190,37 +213,99 @@ class SegmentIndex:
         return self._cache_dir / f"{self.path.name}.idx"
 
     def _load_cache(self) -> None:
+        """Use the cache if it describes this file as it is; else leave the index empty
+        (it is rebuilt from the segment) and say why in `self.warning`."""
         try:
             raw = self._cache_path().read_bytes()
             st = self.path.stat()
         except OSError:
             return
+        problem = self._check_cache(raw, st)
+        if problem:
+            self.warning = (
+                f"{self._cache_dir.name if self._cache_dir else ''}/{self._cache_path().name}: "
+                f"{problem}; rebuilt from {self.path.name}"
+            )
+            self.starts = array("Q")
+            self.end = 0
+
+    def _check_cache(self, raw: bytes, st: os.stat_result) -> str | None:
+        """Why the cache cannot be used (None: it was loaded into the index).
+
+        Checked: the header (magic, inode; the size it covers is at most the file's,
+        and its mtime matches if the file has not grown since), the body's length
+        against the line count the header claims, the body's CRC-32, the first start
+        is 0, every start strictly above the one before, the last start inside the
+        covered size; then the last 8 cached lines and 32 others spread evenly are
+        read (one pread each): each must be exactly one line (its only newline is its
+        last byte, so no line is hidden inside it) and follow a newline.
+        """
+        if len(raw) < 8 or raw[:8] in _INDEX_OLD_MAGICS:
+            return None  # an older cache format: rebuilt, nothing wrong with the journal
         if len(raw) < _INDEX_HEADER.size:
-            return
-        magic, size, mtime_ns, ino = _INDEX_HEADER.unpack_from(raw)
-        if magic != _INDEX_MAGIC or ino != st.st_ino or size > st.st_size:
-            return
-        if size == st.st_size and mtime_ns != st.st_mtime_ns:
-            return
+            return "shorter than its header"
+        magic, size, mtime_ns, ino, count, crc = _INDEX_HEADER.unpack_from(raw)
+        if magic != _INDEX_MAGIC:
+            return "not an index cache"
+        if (
+            ino != st.st_ino
+            or size > st.st_size
+            or (size == st.st_size and mtime_ns != st.st_mtime_ns)
+        ):
+            return "describes another version of the segment"
+        body = memoryview(raw)[_INDEX_HEADER.size :]
+        if len(body) != count * 8:
+            return f"holds {len(body) // 8} line starts, its header says {count}"
+        if zlib.crc32(body) != crc:
+            return "its checksum does not match"
         starts = array("Q")
-        starts.frombytes(raw[_INDEX_HEADER.size :])
+        starts.frombytes(body)
+        if (size == 0) != (count == 0) or (starts and starts[0] != 0):
+            return "does not begin at the start of the segment"
+        if not all(map(lt, starts, starts[1:])):
+            return "line starts out of order"
         if starts and starts[-1] >= size:
-            return
+            return "a line start lies beyond the part it covers"
+        if count:
+            step = max(1, count // _INDEX_CHECK_SAMPLES)
+            check = {*range(0, count, step), *range(max(0, count - _INDEX_CHECK_LAST), count)}
+            try:
+                for k in sorted(check):
+                    start = starts[k]
+                    end = starts[k + 1] if k + 1 < count else size
+                    line = os.pread(self.fd, end - start, start)
+                    if line.find(b"\n") != len(line) - 1 or (
+                        k and os.pread(self.fd, 1, start - 1) != b"\n"
+                    ):
+                        return "its line starts do not match the segment's lines"
+            except OSError as exc:
+                return f"cannot be checked ({exc.strerror})"
         self.starts = starts
         self.end = size
         if size == st.st_size:
             self._saved = (size, size)
+        return None
 
     def save_cache(self) -> None:
         if self._cache_dir is None or self.end < _CACHE_MIN_BYTES or self.end != self.size:
             return
+        if self.torn_tail:
+            return  # the journal itself is damaged: always index it afresh
         if self._saved == (self.end, self.size):
             return  # already on disk
         try:
             st = self.path.stat()
             ensure_private_dir(self._cache_dir)
-            header = _INDEX_HEADER.pack(_INDEX_MAGIC, self.end, st.st_mtime_ns, st.st_ino)
-            atomic_write(self._cache_path(), header + self.starts.tobytes(), durable=False)
+            body = self.starts.tobytes()
+            header = _INDEX_HEADER.pack(
+                _INDEX_MAGIC,
+                self.end,
+                st.st_mtime_ns,
+                st.st_ino,
+                len(self.starts),
+                zlib.crc32(body),
+            )
+            atomic_write(self._cache_path(), header + body, durable=False)
             self._saved = (self.end, self.size)
         except OSError:
             pass  # a cache we cannot write is only slower next time
@@ -243,6 +328,8 @@ class Store:
     record_cache_size: int = 4096
     first_segment: int = 0  # segments numbered below this are left out (a tail view)
     stats: StoreStats = field(default_factory=StoreStats)
+    # derived files found wrong and ignored (one sentence each, for the reader to show)
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -280,7 +367,10 @@ class Store:
         previous_last = segments[-1] if segments else None
         for path in list_segments(self.layout):
             if path.name not in known and (segment_number(path.name) or 0) >= self.first_segment:
-                segments.append(SegmentIndex(path, cache_dir))
+                seg = SegmentIndex(path, cache_dir)
+                if seg.warning:
+                    self.warnings.append(seg.warning)
+                segments.append(seg)
         added = 0
         # Closed segments never change; only the last one grows, and the one that
         # was last until now may have grown before the recorder moved on.
@@ -288,6 +378,7 @@ class Store:
             if seg.end == 0 or seg is segments[-1] or seg is previous_last or seg.end != seg.size:
                 added += seg.update()
         for seg in segments[:-1]:
+            seg.close_tail()
             seg.save_cache()
         # Publish the new view in one step, so readers never see counts and
         # segments that disagree.

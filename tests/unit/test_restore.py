@@ -36,6 +36,7 @@ def test_bundle_holds_records_exactly_as_stored(tmp_path: Path) -> None:
     assert m["time_range"]["last"] == pytest.approx(T0 + 40)
     assert m["integrity"] == {
         "ok": True,
+        "damaged": False,
         "verified": True,
         "digest_problems": [],
         "problems": [],
