@@ -94,6 +94,7 @@ class Counters:
     partial: int = 0  # messages enriched without keyword rules because we were behind
     heartbeats: int = 0  # publisher heartbeats recorded (not counted as messages)
     implausible: int = 0  # `_persist` envelopes not believed (malformed, impossible jumps)
+    unsequenced: int = 0  # messages without a believed envelope: their loss is undetectable
 
 
 @dataclass
@@ -133,6 +134,7 @@ class Recorder:
         self.tracker = GapTracker()
         self.digests = DigestCache(self.layout)
         self.embedded_broker: str | None = None  # publisher endpoint of the broker we host
+        self._outage_from: float | None = None  # when the current broker outage began
         self.connection = Connection.CONNECTING
         self.connection_since: float | None = None
         self.state = RecorderState.STARTING
@@ -263,7 +265,7 @@ class Recorder:
                     {
                         "kind": KIND_GAP,
                         "cause": "broker-outage",
-                        "from_ts": self.connection_since,
+                        "from_ts": self._outage_from or self.connection_since,
                         "to_ts": ts,
                         "detail": f"no connection to {self.options.broker}",
                     },
@@ -274,6 +276,12 @@ class Recorder:
             if self.connection != Connection.CONNECTED:
                 return
             self.connection = Connection.DISCONNECTED
+            # The outage began before it was noticed: a frozen or unplugged broker is
+            # seen only when ZMTP heartbeats time out (3 intervals). It began at the
+            # last message received, or at most that long before now.
+            noticed_after = 3 * self.options.zmq_heartbeat_ms / 1000
+            last = self.last_ts if self.last_ts is not None else ts
+            self._outage_from = max(min(last, ts), ts - noticed_after)
         self.connection_since = ts
         self.append_record(
             {"kind": KIND_EVENT, "event": event, "broker": self.options.broker, "detail": detail},
@@ -305,7 +313,7 @@ class Recorder:
         payloads = b"".join([frames[-1] for frames in messages])
         one_line = b"\n" not in payloads and b"\r" not in payloads
         del payloads
-        written = 0
+        written = unsequenced = 0
         for frames in messages:
             if len(frames) == 2:
                 topic_bytes, payload = frames
@@ -351,6 +359,8 @@ class Recorder:
                     expected[env["pub"]] = env["seq"] + 1  # in order: no hole
                 else:
                     meta = self._track(obj, topic, ts, meta)
+            else:
+                unsequenced += 1
             seq = journal.next_seq
             journal.next_seq = seq + 1
             if encoded is None:
@@ -379,6 +389,7 @@ class Recorder:
             else:
                 participants[OTHERS] = participants.get(OTHERS, 0) + 1
             written += 1
+        self.counters.unsequenced += unsequenced
         return written
 
     def _heartbeat(self, ts: float, frames: list[bytes], size: int) -> bool:
@@ -442,6 +453,7 @@ class Recorder:
         env = read_envelope(obj)
         if env is None:
             self.counters.implausible += 1
+            self.counters.unsequenced += 1
             return meta
         if "replay_of" in env:
             try:
@@ -643,6 +655,7 @@ class Recorder:
                 partial_enrichment=c.partial,
                 heartbeats=c.heartbeats,
                 implausible=c.implausible,
+                unsequenced=c.unsequenced,
             ),
             rates=Rates(
                 received_per_s=round(rate.received_per_s, 1),

@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from recorder.bus.envelope import read_envelope
 from recorder.export.render import gap_sentence, iso
 from recorder.export.writers import (
     ExportError,
@@ -75,12 +76,15 @@ class RangeIntegrity(RangeSummary):
     refused: list[dict[str, Any]] = field(default_factory=list)
     expected_messages: int | None = None  # what the checkpoint says
     damage: list[str] = field(default_factory=list)  # missing segments, torn tails
+    unsequenced: int = 0  # messages without a publisher envelope: their loss is undetectable
 
     def add(self, rec: Record) -> None:
         """Count one record of the range (in journal order) and list it if it is trouble."""
         super().add(rec)
         kind = rec.kind
         if kind == KIND_MESSAGE:
+            if read_envelope(rec.payload) is None:
+                self.unsequenced += 1
             return
         data = rec.data
         if kind == KIND_BAD_LINE:
@@ -151,13 +155,22 @@ class RangeIntegrity(RangeSummary):
             out.append(mismatch)
         return out
 
+    def caveats(self) -> list[str]:
+        """What the journal cannot tell: not a problem found, a limit of what was checked."""
+        if not self.unsequenced:
+            return []
+        return [
+            f"{_n(self.unsequenced, 'message')} from publishers without sequence numbers: "
+            "loss not detectable"
+        ]
+
     def digest_problems(self) -> list[str]:
         return list(self.verification.problems) if self.verification else ["not verified"]
 
     def summary(self) -> str:
         parts = ["digest matches" if self.verified else "; ".join(self.digest_problems())]
         parts += self.problems() or ["no gaps or damage"]
-        return "; ".join(parts)
+        return "; ".join(parts + self.caveats())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -171,6 +184,8 @@ class RangeIntegrity(RangeSummary):
             "bad_lines": self.bad_lines,
             "quarantined": len(self.quarantined),
             "refused": len(self.refused),
+            "unsequenced": self.unsequenced,
+            "caveats": self.caveats(),
         }
 
 

@@ -134,6 +134,7 @@ class Counts:
     partial_enrichment: int = 0  # messages enriched without keyword rules (behind)
     heartbeats: int = 0
     implausible: int = 0  # `_persist` envelopes not believed (foreign, malformed, forged)
+    unsequenced: int = 0  # messages this run without a believed envelope (loss undetectable)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -148,6 +149,7 @@ class Counts:
             "partial_enrichment": self.partial_enrichment,
             "heartbeats": self.heartbeats,
             "implausible": self.implausible,
+            "unsequenced": self.unsequenced,
         }
 
     @classmethod

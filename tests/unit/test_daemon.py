@@ -97,6 +97,47 @@ def test_foreign_and_forged_envelopes_never_open_a_gap_or_change_a_count(tmp_pat
     assert status.counts.missed == 2 and status.counts.implausible == 8
 
 
+def test_a_broker_outage_gap_starts_at_the_outage_not_when_it_was_noticed(
+    tmp_path: Path,
+) -> None:
+    clock = Clock(1000.0)
+    rec = make(tmp_path, clock)
+    rec.on_connection("connected", 1000.0)
+    clock.now = 1001.0
+    feed(rec, clock, [b"jupyter.iopub", b'{"msg_type": "stream"}'])  # no envelope
+    # frozen broker: heartbeats time out 3 s later; reconnected at 1012
+    rec.on_connection("disconnected", 1004.5)
+    rec.on_connection("connected", 1012.0)
+    # a lively bus: the disconnect is seen right after the last message
+    clock.now = 1020.0
+    feed(rec, clock, env_msg("p", 1))
+    rec.on_connection("disconnected", 1020.2)
+    rec.on_connection("connected", 1021.0)
+    rec.close()
+    gaps = [g for g in journal_records(tmp_path / "logs") if g["kind"] == "gap"]
+    outages = [(g["from_ts"], g["to_ts"]) for g in gaps if g["cause"] == "broker-outage"]
+    assert outages == [(1001.5, 1012.0), (1020.0, 1021.0)]
+    assert rec.counters.unsequenced == 1
+
+
+def test_messages_without_an_envelope_are_reported_as_undetectable_loss(tmp_path: Path) -> None:
+    from recorder.export.restore import build_bundle
+
+    clock = Clock()
+    rec = make(tmp_path, clock)
+    feed(rec, clock, env_msg("p", 1), [b"jupyter.iopub", b'{"msg_type": "stream"}'])
+    feed(rec, clock, [b"raw", b"\x00\x01binary"], [b"x", b'{"_persist": "foreign"}'])
+    assert rec.status(clock.now).counts.unsequenced == 3
+    rec.checkpoint("now", "manual", clock.now, force=True)
+    rec.close()
+    bundle = build_bundle(tmp_path / "logs", "latest")
+    integrity = bundle.manifest["integrity"]
+    assert integrity["unsequenced"] == 3
+    assert integrity["caveats"] == [
+        "3 messages from publishers without sequence numbers: loss not detectable"
+    ]
+
+
 def test_status_and_periodic_checkpoints_follow_the_injected_clock(tmp_path: Path) -> None:
     clock = Clock()
     rec = make(tmp_path, clock, checkpoint_interval=300.0, status_interval=1.0)

@@ -64,6 +64,7 @@ COUNT_KEYS = [
     "partial_enrichment",
     "heartbeats",
     "implausible",
+    "unsequenced",
 ]
 
 

@@ -118,6 +118,8 @@ class RestoreScreen(ShowsWorkerErrors, ModalScreen[bool]):
         if problems:
             text.append("\n In range: ", style="bold")
             text.append("⚠ " + one_line(" · ".join(problems), 400), "bold yellow")
+        for caveat in integrity.caveats() if integrity is not None else []:
+            text.append("\n Note: " + one_line(caveat, 400), "yellow")
         if not v.ok or problems:
             text.append("\nYou can still restore; the restore manifest lists every problem.", "dim")
         self.query_one("#restore-integrity", Static).update(text)
