@@ -387,6 +387,20 @@ async def test_healthy_recorder_diagnostics(tmp_path: Path) -> None:
 
 
 @pilot_test
+async def test_diagnostics_say_which_loss_cannot_be_detected(tmp_path: Path) -> None:
+    root = demo_dir(tmp_path, status="healthy")
+    status = orjson.loads((root / "status.json").read_bytes())
+    status["counts"].update(unsequenced=1234, implausible=3)
+    (root / "status.json").write_bytes(orjson.dumps(status))
+    app = make_app(root)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        text = plain(main_screen(app).query_one("#diag"))
+        assert "1,234 without sequence numbers: loss not detectable" in text
+        assert "3 envelopes not believed" in text
+
+
+@pilot_test
 async def test_help_and_palette_commands(tmp_path: Path) -> None:
     app = make_app(demo_dir(tmp_path), launch=True)
     async with app.run_test(size=SIZE) as pilot:

@@ -109,6 +109,11 @@ def _status_table(st: StatusSnapshot, diag: Diagnostics, clock: Clock) -> Table:
         ),
         ("Heartbeat", _ts_age(clock, st.updated), "Refused", count(counts.refused)),
     ]
+    if counts.unsequenced or counts.implausible:
+        undetectable = f"{count(counts.unsequenced)} without sequence numbers: loss not detectable"
+        if counts.implausible:
+            undetectable += f"; {count(counts.implausible)} envelopes not believed"
+        rows.append(("", "", "Unchecked", undetectable))
     for row in rows:
         table.add_row(*row)
     return table
