@@ -10,7 +10,7 @@ import threading
 import orjson
 
 from recorder.bus.endpoints import DEFAULT_HWM, DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
-from recorder.cli.common import fail
+from recorder.cli.common import endpoint, fail, positive, positive_int
 
 
 # -- broker ---------------------------------------------------------------------
@@ -57,15 +57,19 @@ def add_parsers(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
     p = sub.add_parser("broker", help="run the XSUB/XPUB broker")
-    p.add_argument("--frontend", default=DEFAULT_PUBLISH, help="where publishers connect")
-    p.add_argument("--backend", default=DEFAULT_SUBSCRIBE, help="where subscribers connect")
-    p.add_argument("--hwm", type=int, default=DEFAULT_HWM, help="messages queued per peer")
+    p.add_argument(
+        "--frontend", type=endpoint, default=DEFAULT_PUBLISH, help="where publishers connect"
+    )
+    p.add_argument(
+        "--backend", type=endpoint, default=DEFAULT_SUBSCRIBE, help="where subscribers connect"
+    )
+    p.add_argument("--hwm", type=positive_int, default=DEFAULT_HWM, help="messages queued per peer")
     p.set_defaults(func=cmd_broker)
 
     p = sub.add_parser("send", help="publish one message (JSON object or text)")
     p.add_argument("topic")
     p.add_argument("message")
-    p.add_argument("--endpoint", default=DEFAULT_PUBLISH)
+    p.add_argument("--endpoint", type=endpoint, default=DEFAULT_PUBLISH)
     p.add_argument("--agent", default="cli")
-    p.add_argument("--wait", type=float, default=1.0, help="seconds to wait for subscribers")
+    p.add_argument("--wait", type=positive, default=1.0, help="seconds to wait for subscribers")
     p.set_defaults(func=cmd_send)

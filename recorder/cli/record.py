@@ -11,7 +11,14 @@ from pathlib import Path
 import orjson
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
-from recorder.cli.common import EXIT_STOPPED, add_log_dir, fail
+from recorder.cli.common import (
+    EXIT_STOPPED,
+    add_log_dir,
+    endpoint,
+    fail,
+    non_negative,
+    positive,
+)
 from recorder.daemon.options import MIB, EmbeddedMode, FsyncMode, RecorderOptions
 from recorder.errors import PersistError
 from recorder.store.layout import Layout
@@ -155,15 +162,17 @@ def add_parsers(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
     p = sub.add_parser("record", help="run the recorder")
-    p.add_argument("--broker", default=DEFAULT_SUBSCRIBE, help="broker's subscriber endpoint")
+    p.add_argument(
+        "--broker", type=endpoint, default=DEFAULT_SUBSCRIBE, help="broker's subscriber endpoint"
+    )
     add_log_dir(p)
     p.add_argument("--detach", action="store_true", help="run in the background")
-    p.add_argument("--wait", type=float, default=10.0, help="with --detach: seconds to wait")
+    p.add_argument("--wait", type=positive, default=10.0, help="with --detach: seconds to wait")
     p.add_argument("--fsync", choices=[m.value for m in FsyncMode], default=FsyncMode.INTERVAL)
-    p.add_argument("--fsync-interval-ms", type=float, default=200)
-    p.add_argument("--segment-mb", type=float, default=64)
-    p.add_argument("--max-message-mb", type=float, default=16)
-    p.add_argument("--checkpoint-interval", type=float, default=300, help="seconds; 0 = off")
+    p.add_argument("--fsync-interval-ms", type=positive, default=200)
+    p.add_argument("--segment-mb", type=positive, default=64)
+    p.add_argument("--max-message-mb", type=positive, default=16)
+    p.add_argument("--checkpoint-interval", type=non_negative, default=300, help="seconds; 0 = off")
     p.add_argument("--rules", help="enrichment rules (TOML)")
     p.add_argument(
         "--embedded",
@@ -171,7 +180,9 @@ def add_parsers(
         default=EmbeddedMode.AUTO,
         help="host the broker in the recorder: auto = when the default endpoint is free",
     )
-    p.add_argument("--publish-endpoint", default=DEFAULT_PUBLISH, help="embedded broker's XSUB")
+    p.add_argument(
+        "--publish-endpoint", type=endpoint, default=DEFAULT_PUBLISH, help="embedded broker's XSUB"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")
     p.set_defaults(func=cmd_record)
 
@@ -182,7 +193,7 @@ def add_parsers(
 
     p = sub.add_parser("stop", help="stop the recorder (SIGTERM, waits for a clean exit)")
     add_log_dir(p)
-    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--timeout", type=positive, default=5.0)
     p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("checkpoint", help="take a checkpoint now")

@@ -42,7 +42,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
 
-from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE, endpoint_free
+from recorder.bus.endpoints import (
+    DEFAULT_PUBLISH,
+    DEFAULT_SUBSCRIBE,
+    check_endpoint,
+    endpoint_free,
+)
 from recorder.daemon.control import stop_recorder
 from recorder.daemon.options import EmbeddedMode, RecorderOptions
 from recorder.daemon.spawn import spawn_recorder
@@ -164,8 +169,10 @@ class PersistenceLauncher:
         self.log_dir = Path(log_dir).expanduser() if log_dir else default_log_dir()
         self.log_dir = self.log_dir.absolute()
         self.layout = Layout(self.log_dir)
-        self.broker = broker or DEFAULT_SUBSCRIBE
-        self.publish_endpoint = publish_endpoint or DEFAULT_PUBLISH
+        self.broker = check_endpoint(broker or DEFAULT_SUBSCRIBE, "--broker")
+        self.publish_endpoint = check_endpoint(
+            publish_endpoint or DEFAULT_PUBLISH, "--publish-endpoint"
+        )
         try:
             self.embedded = EmbeddedMode(embedded)
         except ValueError:
