@@ -14,7 +14,7 @@ pytestmark = pytest.mark.timeout(120)
 
 USAGE, FAILED = 2, 1  # recorder/cli/main.py
 
-# (argv, exit code, what the line must name); {tmp} is the test's folder, {file} a file in it
+# (argv, exit code, what the line must name); {file} is a file in the test's folder
 BAD = [
     (["record", "--segment-mb", "0"], USAGE, "--segment-mb"),
     (["record", "--segment-mb", "0.0001"], USAGE, "--segment-mb"),
@@ -29,6 +29,7 @@ BAD = [
     (["checkpoint", "--log-dir", "{file}"], USAGE, "--log-dir"),
     (["send", "agents.x", "hi", "--endpoint", "garbage://x"], USAGE, "--endpoint"),
     (["send", "agents.x", "hi", "--wait", "-1"], USAGE, "--wait"),
+    (["send", "agents.x", "{bad json"], USAGE, "MESSAGE"),
     (["replay", "latest", "--endpoint", "garbage://x"], USAGE, "--endpoint"),
     (["replay", "latest", "--speed", "0"], USAGE, "--speed"),
     (["broker", "--frontend", "garbage://x"], USAGE, "--frontend"),
@@ -62,7 +63,7 @@ def test_bad_invocation_is_one_line_naming_the_option(
 ) -> None:
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder")
-    args = [a.format(tmp=tmp_path, file=a_file) for a in argv]
+    args = [a.replace("{file}", str(a_file)) for a in argv]
     out = run(args, tmp_path)
     lines = out.stderr.splitlines()
     assert "Traceback" not in out.stderr
