@@ -12,6 +12,7 @@ import orjson
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
 from recorder.cli.common import (
+    EXIT_DEGRADED,
     EXIT_STOPPED,
     add_log_dir,
     endpoint,
@@ -22,7 +23,7 @@ from recorder.cli.common import (
 from recorder.daemon.options import MIB, EmbeddedMode, FsyncMode, RecorderOptions
 from recorder.errors import PersistError
 from recorder.store.layout import Layout
-from recorder.store.status import HEALTHY, STALE, STOPPED, assess, format_age
+from recorder.store.status import DEGRADED, HEALTHY, STALE, STOPPED, assess, format_age
 
 
 # -- record -----------------------------------------------------------------------
@@ -85,7 +86,7 @@ def _detach(options: RecorderOptions, wait: float) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     layout = Layout(Path(args.log_dir))
     health = assess(layout)
-    code = {HEALTHY: 0, STALE: 1, STOPPED: EXIT_STOPPED}[health.state]
+    code = {HEALTHY: 0, STALE: 1, STOPPED: EXIT_STOPPED, DEGRADED: EXIT_DEGRADED}[health.state]
     if args.json:
         out = {
             "health": health.state,
@@ -122,7 +123,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  last error   {s.last_error.message}")
     for warning in health.warnings:
         print(f"  warning: {warning}")
-    if health.state != HEALTHY:
+    if health.state in (STALE, STOPPED):
         print(f"  start it with: {health.start_command(layout.root)}")
     return code
 
@@ -186,7 +187,10 @@ def add_parsers(
     p.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")
     p.set_defaults(func=cmd_record)
 
-    p = sub.add_parser("status", help="is the recorder healthy, stale or stopped?")
+    p = sub.add_parser(
+        "status",
+        help="is the recorder healthy (exit 0), stale (1), stopped (3) or degraded (6)?",
+    )
     add_log_dir(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
