@@ -49,7 +49,14 @@ def cmd_record(args: argparse.Namespace) -> int:
         return fail(str(exc), 2)
     if args.detach:
         return _detach(options, args.wait)
+    import faulthandler
+    import signal
+
     from recorder.daemon.runner import run_recorder
+
+    # `persist stop` sends SIGUSR1 before killing a recorder that lingers after its
+    # clean stop: every thread's stack goes to stderr (recorder.out when detached).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def ready(embedded: str | None) -> None:
         where = f"embedded broker (publish to {embedded})" if embedded else options.broker
