@@ -22,3 +22,7 @@ class LaunchError(PersistError):
 
 class BusError(PersistError):
     """A broker endpoint cannot be bound or connected to."""
+
+
+class BadOption(PersistError, ValueError):
+    """An option or argument is invalid; the message names it (the CLI exits 2)."""

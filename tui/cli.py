@@ -8,12 +8,15 @@ Exit codes:
      messages, verified)
   1  quit without a choice (nothing is written to stdout)
   2  usage error (argparse)
-The UI is drawn on stderr, so stdout carries only the result.
+  3  no terminal: stdin or stderr is not a terminal (one line on stderr says which)
+The UI is drawn on stderr and reads keys from stdin, so stdout carries only the
+result and may be a pipe (the launcher reads `--print` from one).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +24,20 @@ from recorder.store.layout import default_log_dir
 
 EXIT_CHOSEN = 0
 EXIT_CANCELLED = 1
+EXIT_NO_TERMINAL = 3
+
+
+def missing_terminal() -> str | None:
+    """Which of the streams the UI needs (stdin for keys, stderr to draw) is not a
+    terminal, or None. Without them Textual would wait for input that never comes."""
+    for fd, name in ((0, "stdin"), (2, "stderr")):
+        try:
+            tty = os.isatty(fd)
+        except OSError:
+            tty = False
+        if not tty:
+            return name
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = missing_terminal()
+    if missing is not None:
+        print(
+            f"persist-tui: {missing} is not a terminal; the browser needs one to draw on "
+            "(stderr) and read keys from (stdin). Without a terminal use persist export, "
+            "persist restore or persist status.",
+            file=sys.stderr,
+        )
+        return EXIT_NO_TERMINAL
     from .app import create_app
 
     log_dir = (args.log_dir or default_log_dir()).expanduser()

@@ -5,8 +5,11 @@ Pure Python: publishers, the CLI and the launcher read these without loading zmq
 from __future__ import annotations
 
 import os
+import re
 import socket
 from urllib.parse import urlparse
+
+from recorder.errors import BadOption
 
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5559"  # publishers connect here (broker XSUB)
 
@@ -18,6 +21,28 @@ DEFAULT_SUBSCRIBE = "tcp://127.0.0.1:5555"  # subscribers connect here (broker X
 # recorder to fall 3 s behind a 150k msgs/s flood and lose nothing. The memory is
 # only used while a subscriber lags (up to ~150 MB per subscriber at 300 B).
 DEFAULT_HWM = 500_000
+
+
+ENDPOINT_FORMS = "tcp://HOST:PORT, ipc://PATH or inproc://NAME"
+_TCP = re.compile(r"tcp://(?:[^\s;]+;)?(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\];]+):(\*|\d{1,5})")
+
+
+def check_endpoint(endpoint: str, option: str = "endpoint") -> str:
+    """`endpoint` if it is a ZeroMQ endpoint we can bind or connect, else `BadOption`
+    naming `option` (the flag or field it came from). The one check for every command."""
+    text = str(endpoint)
+    ok = False
+    if text.startswith("tcp://"):
+        match = _TCP.fullmatch(text)
+        ok = match is not None and (match[2] == "*" or int(match[2]) <= 65535)
+    elif text.startswith(("ipc://", "inproc://")):
+        rest = text.split("://", 1)[1]
+        ok = bool(rest.strip()) and "\0" not in rest
+    if not ok:
+        raise BadOption(
+            f"{option} {text!r} is not a ZeroMQ endpoint (use {ENDPOINT_FORMS})".lstrip()
+        )
+    return text
 
 
 def endpoint_free(endpoint: str) -> bool:

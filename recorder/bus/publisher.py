@@ -50,6 +50,7 @@ class Publisher:
         self._heartbeat_seq = -1
         self._heartbeat_time = 0.0
         self._idle = idle_heartbeat
+        self.ready = False  # a subscriber's subscription has reached us
         self._thread: threading.Thread | None = None
         if heartbeat_interval > 0:
             self._thread = threading.Thread(
@@ -58,11 +59,15 @@ class Publisher:
             self._thread.start()
 
     def wait_ready(self, timeout: float = 5.0) -> bool:
-        """Wait until some subscriber's subscription has reached us through the broker."""
+        """Wait until some subscriber's subscription has reached us through the broker.
+
+        False means nobody would hear a message sent now (no broker at the endpoint,
+        or no subscriber on it): zmq drops such messages without a word."""
         with self._lock:
             if self._sock.poll(int(timeout * 1000)):
                 while self._sock.poll(0):
                     self._sock.recv()
+                self.ready = True
                 return True
         return False
 
@@ -112,10 +117,17 @@ class Publisher:
                     return
 
     def close(self) -> None:
-        """Say goodbye (twice, a moment apart: a full queue may drop one) and close."""
+        """Say goodbye (twice, a moment apart: a full queue may drop one) and close.
+
+        A publisher that never sent and never saw a subscriber has nobody to say
+        goodbye to: it closes at once instead of lingering on an unreachable broker."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2)
+        if not self.ready and self.seq == 0:
+            self._sock.linger = 0
+            self._sock.close()
+            return
         try:
             self.heartbeat(bye=True)
             time.sleep(0.05)

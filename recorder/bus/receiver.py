@@ -48,6 +48,10 @@ class BatchSink(Protocol):
         """Receiving paused because the disk is behind."""
         ...
 
+    def on_receiver_failed(self, message: str) -> None:
+        """The receiving thread ended on an error: nothing is recorded any more."""
+        ...
+
 
 @dataclass(frozen=True)
 class ReceiverSettings:
@@ -83,12 +87,30 @@ class Receiver(threading.Thread):
         return sub
 
     def run(self) -> None:
+        """Receive until asked to stop; an error that ends the thread reaches the sink
+        (`on_receiver_failed`) instead of dying unseen with the thread."""
+        try:
+            self._run()
+        except Exception as exc:  # whatever it is, the recorder must know
+            message = f"{type(exc).__name__}: {exc}"
+            try:
+                self.sink.on_receiver_failed(message)
+            finally:
+                self.ready.set()  # nobody waits for a receiver that will never be ready
+
+    def _run(self) -> None:
         sink = self.sink
         sub = self._socket()
         monitor = sub.get_monitor_socket(
             zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
         )
-        sub.connect(self.settings.endpoint)
+        try:
+            sub.connect(self.settings.endpoint)
+        except zmq.ZMQError:
+            sub.disable_monitor()
+            monitor.close()
+            sub.close()
+            raise
         self.ready.set()
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)

@@ -10,7 +10,8 @@ import threading
 import orjson
 
 from recorder.bus.endpoints import DEFAULT_HWM, DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
-from recorder.cli.common import fail
+from recorder.cli.common import EXIT_NO_SUBSCRIBER, endpoint, fail, positive, positive_int
+from recorder.errors import BadOption
 
 
 # -- broker ---------------------------------------------------------------------
@@ -36,18 +37,40 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def message_body(message: str, *, text: bool = False) -> dict[str, object]:
+    """What `persist send` publishes: a JSON object as it is, other JSON values under
+    "value", plain words under "text". Something that starts like JSON (`{` or `[`)
+    but is not JSON is refused rather than sent as a string (`--text` sends it so)."""
+    if text:
+        return {"text": message}
+    opener = message.lstrip()[:1]
+    try:
+        body = orjson.loads(message)
+    except orjson.JSONDecodeError as exc:
+        if opener in ("{", "["):
+            raise BadOption(
+                f"MESSAGE starts with {opener!r} but is not valid JSON ({exc}); "
+                "--text sends it as plain text"
+            ) from None
+        return {"text": message}
+    return body if isinstance(body, dict) else {"value": body}
+
+
 def cmd_send(args: argparse.Namespace) -> int:
-    """Publish one message through the broker (handy for trying things out)."""
+    """Publish one message through the broker (handy for trying things out).
+
+    "sent" only once a subscriber's subscription has reached us through the broker:
+    with no broker or nobody subscribed, zmq would drop the message without a word."""
     from recorder.bus.publisher import Publisher
 
-    try:
-        body = orjson.loads(args.message)
-    except orjson.JSONDecodeError:
-        body = {"text": args.message}
-    if not isinstance(body, dict):
-        body = {"value": body}
+    body = message_body(args.message, text=args.text)  # BadOption: exit 2
     with Publisher(args.endpoint, agent=args.agent, heartbeat_interval=0) as pub:
-        pub.wait_ready(args.wait)
+        if not pub.wait_ready(args.wait):
+            return fail(
+                f"nothing sent: no subscriber reached {args.endpoint} within {args.wait:g}s "
+                "(is the broker running, with a recorder subscribed? --wait waits longer)",
+                EXIT_NO_SUBSCRIBER,
+            )
         seq = pub.send(args.topic, body)
     print(f"sent {args.topic} seq {seq} as {pub.id}")
     return 0
@@ -57,15 +80,27 @@ def add_parsers(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
     p = sub.add_parser("broker", help="run the XSUB/XPUB broker")
-    p.add_argument("--frontend", default=DEFAULT_PUBLISH, help="where publishers connect")
-    p.add_argument("--backend", default=DEFAULT_SUBSCRIBE, help="where subscribers connect")
-    p.add_argument("--hwm", type=int, default=DEFAULT_HWM, help="messages queued per peer")
+    p.add_argument(
+        "--frontend", type=endpoint, default=DEFAULT_PUBLISH, help="where publishers connect"
+    )
+    p.add_argument(
+        "--backend", type=endpoint, default=DEFAULT_SUBSCRIBE, help="where subscribers connect"
+    )
+    p.add_argument("--hwm", type=positive_int, default=DEFAULT_HWM, help="messages queued per peer")
     p.set_defaults(func=cmd_broker)
 
-    p = sub.add_parser("send", help="publish one message (JSON object or text)")
+    p = sub.add_parser(
+        "send",
+        help="publish one message (JSON object or text)",
+        description="Publish one message. MESSAGE is a JSON object, another JSON value, or "
+        'plain words (sent as {"text": ...}); one that starts with { or [ must be valid '
+        "JSON unless --text is given. Exits 5 and sends nothing when no subscriber is "
+        "there within --wait.",
+    )
     p.add_argument("topic")
     p.add_argument("message")
-    p.add_argument("--endpoint", default=DEFAULT_PUBLISH)
+    p.add_argument("--text", action="store_true", help="send MESSAGE as plain text, never JSON")
+    p.add_argument("--endpoint", type=endpoint, default=DEFAULT_PUBLISH)
     p.add_argument("--agent", default="cli")
-    p.add_argument("--wait", type=float, default=1.0, help="seconds to wait for subscribers")
+    p.add_argument("--wait", type=positive, default=1.0, help="seconds to wait for subscribers")
     p.set_defaults(func=cmd_send)

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
 
+from recorder.bus.endpoints import check_endpoint
+from recorder.errors import BadOption
 from recorder.store.layout import default_log_dir
 
+EXIT_FAILED = 1
+EXIT_USAGE = 2  # bad options or arguments
 EXIT_STOPPED = 3  # like `systemctl status` for a unit that is not running
 EXIT_DAMAGE = 5  # export/restore wrote their output, but the journal is damaged in range
+EXIT_DEGRADED = 6  # `persist status`: running but not recording (receiver dead, no broker)
+EXIT_NO_SUBSCRIBER = 7  # `persist send`: nobody subscribed within --wait, nothing was sent
 
 
 def say(message: str) -> None:
@@ -22,6 +31,67 @@ def fail(message: str, code: int = 1) -> int:
     """Say what went wrong; returns the exit code to use."""
     say(message)
     return code
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors as one `persist:` line (exit 2) instead of usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        say(f"{message} (see {self.prog} --help)")
+        sys.exit(EXIT_USAGE)
+
+
+# -- argparse types: each names the bad value; argparse adds the option ------------------
+def _number(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a finite number")
+    return number
+
+
+def positive(value: str) -> float:
+    """A number above 0."""
+    number = _number(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0 (got {value})")
+    return number
+
+
+def non_negative(value: str) -> float:
+    """A number of 0 or more."""
+    number = _number(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {value})")
+    return number
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0 (got {value})")
+    return number
+
+
+def endpoint(value: str) -> str:
+    """A ZeroMQ endpoint (tcp://HOST:PORT, ipc://PATH, inproc://NAME)."""
+    try:
+        return check_endpoint(value, "")
+    except BadOption as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def folder(value: str) -> str:
+    """A folder that exists or can be made: not an existing file."""
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} exists and is not a folder")
+    return value
 
 
 def progress_bar(label: str) -> Callable[[int, int], None]:
@@ -45,5 +115,8 @@ def progress_bar(label: str) -> Callable[[int, int], None]:
 def add_log_dir(parser: argparse.ArgumentParser) -> None:
     """`--log-dir`, defaulting to `$PERSIST_LOG_DIR` or the XDG data folder."""
     parser.add_argument(
-        "--log-dir", default=str(default_log_dir()), help="log folder (default: %(default)s)"
+        "--log-dir",
+        type=folder,
+        default=str(default_log_dir()),
+        help="log folder (default: %(default)s)",
     )

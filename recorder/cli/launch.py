@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
-from recorder.cli.common import add_log_dir, fail
+from recorder.cli.common import add_log_dir, endpoint, fail, non_negative, positive
 
 
 # -- launch / restore / replay / export / service / demo --------------------------------
@@ -97,9 +97,12 @@ def add_parsers(
     )
     p.add_argument("--agent", help="the agent's name (default: the command's name)")
     add_log_dir(p)
-    p.add_argument("--broker", default=DEFAULT_SUBSCRIBE, help="broker's subscriber endpoint")
+    p.add_argument(
+        "--broker", type=endpoint, default=DEFAULT_SUBSCRIBE, help="broker's subscriber endpoint"
+    )
     p.add_argument(
         "--publish-endpoint",
+        type=endpoint,
         default=DEFAULT_PUBLISH,
         help="where publishers connect (the embedded broker binds it)",
     )
@@ -116,13 +119,13 @@ def add_parsers(
         help="without a terminal: fresh (default, or $PERSIST_NO_TTY_POLICY), "
         "latest checkpoint, or cancel",
     )
-    p.add_argument("--wait", type=float, default=10.0, help="seconds for the recorder to start")
+    p.add_argument("--wait", type=positive, default=10.0, help="seconds for the recorder to start")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=cmd_launch)
 
     p = sub.add_parser("demo", help="a recorded multi-agent conversation in seconds")
     p.add_argument("--dir", help="demo folder (default ~/.local/share/agent-persist/demo)")
-    p.add_argument("--pace", type=float, default=0.06, help="seconds between messages")
+    p.add_argument("--pace", type=non_negative, default=0.06, help="seconds between messages")
     p.add_argument("--fast", action="store_true", help="no pauses")
     p.add_argument("--no-tui", action="store_true", help="print a summary instead of the TUI")
     p.add_argument("--keep-running", action="store_true", help="leave the recorder running")

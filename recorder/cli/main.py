@@ -1,28 +1,33 @@
 """`persist`: the broker, the recorder, and the tools around them.
 
-Exit codes: 0 done; 1 failed (one line on stderr says why); 2 bad options;
-3 `persist status` found no recorder running; 4 `persist replay` skipped messages
-it could not mark; 5 `persist export` / `persist restore` wrote their output but found
-the journal damaged in range (damaged lines, torn or NUL-filled tails, missing
-segments; for restore also a failed digest or fewer messages than the checkpoint
-counts), each named on stderr (`--allow-damage` makes it 0); `persist launch`
-returns the agent's own code (126/127 when it cannot be run).
+Exit codes: 0 done; 1 failed (one line on stderr says why; also when stdout is
+closed early, `persist status | head -1`); 2 bad options (one line naming the
+option); 3 `persist status` found no recorder running; 4 `persist replay` skipped
+messages it could not mark; 5 `persist export` / `persist restore` wrote their output
+but found the journal damaged in range (damaged lines, torn or NUL-filled tails,
+missing segments; for restore also a failed digest or fewer messages than the
+checkpoint counts), each named on stderr (`--allow-damage` makes it 0); 6 `persist
+status`: the recorder runs but is not recording (its receiver died, or the broker has
+been unreachable for a while); 7 `persist send` found no subscriber within --wait
+(nothing was sent); `persist launch` returns the agent's own code (126/127 when it
+cannot be run).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from recorder.cli import bus, launch, record, service, tools
-from recorder.cli.common import fail
-from recorder.errors import PersistError
+from recorder.cli.common import EXIT_USAGE, Parser, fail
+from recorder.errors import BadOption, PersistError
 
 GROUPS = (bus, record, launch, tools, service)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="persist",
         description="Record every message of a ZeroMQ agent bus into a crash-safe journal.",
     )
@@ -35,9 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
+        return code
+    except BadOption as exc:
+        return fail(str(exc), EXIT_USAGE)
     except PersistError as exc:  # every domain error is one clear line, never a traceback
         return fail(str(exc))
+    except BrokenPipeError:
+        # The reader went away (`persist status | head -1`): say so once and make
+        # sure the interpreter's last flush of stdout cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return fail("stdout was closed before all output was written (broken pipe)")
     except KeyboardInterrupt:
         return 130
 

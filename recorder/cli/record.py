@@ -11,11 +11,19 @@ from pathlib import Path
 import orjson
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
-from recorder.cli.common import EXIT_STOPPED, add_log_dir, fail
+from recorder.cli.common import (
+    EXIT_DEGRADED,
+    EXIT_STOPPED,
+    add_log_dir,
+    endpoint,
+    fail,
+    non_negative,
+    positive,
+)
 from recorder.daemon.options import MIB, EmbeddedMode, FsyncMode, RecorderOptions
 from recorder.errors import PersistError
 from recorder.store.layout import Layout
-from recorder.store.status import HEALTHY, STALE, STOPPED, assess, format_age
+from recorder.store.status import DEGRADED, HEALTHY, STALE, STOPPED, assess, format_age
 
 
 # -- record -----------------------------------------------------------------------
@@ -41,7 +49,14 @@ def cmd_record(args: argparse.Namespace) -> int:
         return fail(str(exc), 2)
     if args.detach:
         return _detach(options, args.wait)
+    import faulthandler
+    import signal
+
     from recorder.daemon.runner import run_recorder
+
+    # `persist stop` sends SIGUSR1 before killing a recorder that lingers after its
+    # clean stop: every thread's stack goes to stderr (recorder.out when detached).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def ready(embedded: str | None) -> None:
         where = f"embedded broker (publish to {embedded})" if embedded else options.broker
@@ -78,7 +93,7 @@ def _detach(options: RecorderOptions, wait: float) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     layout = Layout(Path(args.log_dir))
     health = assess(layout)
-    code = {HEALTHY: 0, STALE: 1, STOPPED: EXIT_STOPPED}[health.state]
+    code = {HEALTHY: 0, STALE: 1, STOPPED: EXIT_STOPPED, DEGRADED: EXIT_DEGRADED}[health.state]
     if args.json:
         out = {
             "health": health.state,
@@ -115,7 +130,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  last error   {s.last_error.message}")
     for warning in health.warnings:
         print(f"  warning: {warning}")
-    if health.state != HEALTHY:
+    if health.state in (STALE, STOPPED):
         print(f"  start it with: {health.start_command(layout.root)}")
     return code
 
@@ -155,15 +170,17 @@ def add_parsers(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
     p = sub.add_parser("record", help="run the recorder")
-    p.add_argument("--broker", default=DEFAULT_SUBSCRIBE, help="broker's subscriber endpoint")
+    p.add_argument(
+        "--broker", type=endpoint, default=DEFAULT_SUBSCRIBE, help="broker's subscriber endpoint"
+    )
     add_log_dir(p)
     p.add_argument("--detach", action="store_true", help="run in the background")
-    p.add_argument("--wait", type=float, default=10.0, help="with --detach: seconds to wait")
+    p.add_argument("--wait", type=positive, default=10.0, help="with --detach: seconds to wait")
     p.add_argument("--fsync", choices=[m.value for m in FsyncMode], default=FsyncMode.INTERVAL)
-    p.add_argument("--fsync-interval-ms", type=float, default=200)
-    p.add_argument("--segment-mb", type=float, default=64)
-    p.add_argument("--max-message-mb", type=float, default=16)
-    p.add_argument("--checkpoint-interval", type=float, default=300, help="seconds; 0 = off")
+    p.add_argument("--fsync-interval-ms", type=positive, default=200)
+    p.add_argument("--segment-mb", type=positive, default=64)
+    p.add_argument("--max-message-mb", type=positive, default=16)
+    p.add_argument("--checkpoint-interval", type=non_negative, default=300, help="seconds; 0 = off")
     p.add_argument("--rules", help="enrichment rules (TOML)")
     p.add_argument(
         "--embedded",
@@ -171,18 +188,23 @@ def add_parsers(
         default=EmbeddedMode.AUTO,
         help="host the broker in the recorder: auto = when the default endpoint is free",
     )
-    p.add_argument("--publish-endpoint", default=DEFAULT_PUBLISH, help="embedded broker's XSUB")
+    p.add_argument(
+        "--publish-endpoint", type=endpoint, default=DEFAULT_PUBLISH, help="embedded broker's XSUB"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")
     p.set_defaults(func=cmd_record)
 
-    p = sub.add_parser("status", help="is the recorder healthy, stale or stopped?")
+    p = sub.add_parser(
+        "status",
+        help="is the recorder healthy (exit 0), stale (1), stopped (3) or degraded (6)?",
+    )
     add_log_dir(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("stop", help="stop the recorder (SIGTERM, waits for a clean exit)")
     add_log_dir(p)
-    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--timeout", type=positive, default=5.0)
     p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("checkpoint", help="take a checkpoint now")

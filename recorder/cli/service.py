@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
-from recorder.cli.common import add_log_dir
+from recorder.cli.common import add_log_dir, endpoint, fail
 from recorder.daemon.options import RecorderOptions
 from recorder.store.layout import Layout
 from recorder.store.status import assess
@@ -25,10 +25,18 @@ def cmd_service(args: argparse.Namespace) -> int:
             embedded=args.embedded,
         )
         cfg = systemd.UnitConfig(options)
-        path, steps = systemd.install(cfg, directory, start=not args.no_start, execute=execute)
+        target = directory or systemd.unit_dir()
+        try:
+            path, steps = systemd.install(cfg, directory, start=not args.no_start, execute=execute)
+        except OSError as exc:
+            return fail(f"--unit-dir {target}: cannot write the unit file ({exc.strerror or exc})")
         print(f"wrote {path}")
     elif args.action == "uninstall":
-        path, existed, steps = systemd.uninstall(directory, execute=execute)
+        try:
+            path, existed, steps = systemd.uninstall(directory, execute=execute)
+        except OSError as exc:
+            target = directory or systemd.unit_dir()
+            return fail(f"--unit-dir {target}: cannot remove the unit file ({exc.strerror or exc})")
         print(f"removed {path}" if existed else f"{path} was not installed")
     else:
         path, exists, steps = systemd.status(directory, execute=execute)
@@ -57,8 +65,8 @@ def add_parsers(
     p = sub.add_parser("service", help="install, remove or check a systemd user unit")
     p.add_argument("action", choices=("install", "uninstall", "status"))
     add_log_dir(p)
-    p.add_argument("--broker", default=DEFAULT_SUBSCRIBE)
-    p.add_argument("--publish-endpoint", default=DEFAULT_PUBLISH)
+    p.add_argument("--broker", type=endpoint, default=DEFAULT_SUBSCRIBE)
+    p.add_argument("--publish-endpoint", type=endpoint, default=DEFAULT_PUBLISH)
     p.add_argument("--embedded", choices=("auto", "yes", "no"), default="auto")
     p.add_argument("--unit-dir", help="where the unit goes (default ~/.config/systemd/user)")
     p.add_argument("--no-start", action="store_true", help="enable without starting now")

@@ -9,7 +9,15 @@ from pathlib import Path
 import orjson
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH
-from recorder.cli.common import EXIT_DAMAGE, add_log_dir, fail, progress_bar, say
+from recorder.cli.common import (
+    EXIT_DAMAGE,
+    add_log_dir,
+    endpoint,
+    fail,
+    positive,
+    progress_bar,
+    say,
+)
 from recorder.store.layout import Layout
 
 
@@ -236,7 +244,7 @@ def add_parsers(
     pace = p.add_mutually_exclusive_group()
     pace.add_argument(
         "--speed",
-        type=float,
+        type=positive,
         default=None,
         help="N times the recorded pace (silences capped at 10 s)",
     )
@@ -253,9 +261,11 @@ def add_parsers(
         action="store_true",
         help="also replay records that were replays themselves",
     )
-    p.add_argument("--endpoint", default=DEFAULT_PUBLISH, help="broker's publisher endpoint")
+    p.add_argument(
+        "--endpoint", type=endpoint, default=DEFAULT_PUBLISH, help="broker's publisher endpoint"
+    )
     add_log_dir(p)
-    p.add_argument("--wait", type=float, default=5.0, help="seconds to wait for subscribers")
+    p.add_argument("--wait", type=positive, default=5.0, help="seconds to wait for subscribers")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_replay)
 

@@ -243,7 +243,15 @@ def stop_recorder(
             if status and status.pid == pid and status.state == RecorderState.STOPPED:
                 stopped_at = time.monotonic()
         elif time.monotonic() - stopped_at > STOPPED_GRACE:
-            say(f"recorder PID {pid} stopped cleanly but did not exit; killing it")
+            # SIGUSR1 first: the recorder dumps its threads' stacks into recorder.out
+            # (faulthandler, see `persist record`), so a linger can be diagnosed.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+                time.sleep(0.2)
+            say(
+                f"recorder PID {pid} stopped cleanly but did not exit; killing it "
+                f"(its threads' stacks are in {layout.recorder_out})"
+            )
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             stopped_at = float("inf")

@@ -139,6 +139,7 @@ class Recorder:
         self.connection_since: float | None = None
         self.state = RecorderState.STARTING
         self.last_error: ErrorNote | None = None
+        self.receiver_error: str | None = None  # the receiving thread died of this
         self.last_checkpoint: Checkpoint | None = None
         self.process_started = process_start_time(os.getpid())
         self.first_ts: float | None = None
@@ -440,6 +441,22 @@ class Recorder:
         """Called by the transport when receiving pauses for the disk."""
         self.counters.backlog_pauses += 1
 
+    def on_receiver_failed(self, message: str) -> None:
+        """Called by the transport (its dying thread): nothing is received any more.
+
+        An event record, `last_error` and the status's `receiver_error` say so, and
+        `persist status` reports the recorder degraded instead of healthy."""
+        now = self.clock()
+        self.receiver_error = message
+        self.error(f"the receiver stopped, nothing is being recorded: {message}")
+        try:
+            self.append_record(
+                {"kind": KIND_EVENT, "event": "receiver-failed", "detail": message}, now
+            )
+        except Exception as exc:  # the status still says it
+            log.error("cannot journal the receiver failure: %s", exc)
+        self.write_status(now)
+
     def request_reopen(self) -> None:
         """SIGHUP: the sink reopens the active segment, in order with the writes."""
         self.journal.reopen()
@@ -671,6 +688,7 @@ class Recorder:
             fsync=self.options.fsync.value,
             fsync_interval_ms=int(self.options.fsync_interval * 1000),
             quarantined=tuple(str(q.path) for q in self.journal.quarantined),
+            receiver_error=self.receiver_error,
         )
 
     def write_status(self, now: float) -> None:

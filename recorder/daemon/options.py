@@ -12,10 +12,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE, endpoint_free
+from recorder.bus.endpoints import (
+    DEFAULT_PUBLISH,
+    DEFAULT_SUBSCRIBE,
+    check_endpoint,
+    endpoint_free,
+)
+from recorder.errors import BadOption
 from recorder.store.journal import DEFAULT_SEGMENT_BYTES
 
 MIB = 1024 * 1024
+MIN_SEGMENT_BYTES = 4096  # smaller segments would rotate on almost every line
 
 
 class FsyncMode(StrEnum):
@@ -52,17 +59,45 @@ class RecorderOptions:
     publish_endpoint: str = DEFAULT_PUBLISH  # where publishers connect to a broker we host
 
     def __post_init__(self) -> None:
+        """Every option checked in one place; `BadOption` (a ValueError) names the
+        command-line flag it comes from."""
         self.log_dir = Path(self.log_dir).expanduser()
+        if self.log_dir.exists() and not self.log_dir.is_dir():
+            raise BadOption(f"--log-dir {self.log_dir} exists and is not a folder")
         try:
             self.fsync = FsyncMode(self.fsync)
         except ValueError:
             modes = ", ".join(m.value for m in FsyncMode)
-            raise ValueError(f"fsync must be one of {modes}") from None
+            raise BadOption(f"--fsync must be one of {modes}") from None
         try:
             self.embedded = EmbeddedMode(self.embedded)
         except ValueError:
             modes = ", ".join(m.value for m in EmbeddedMode)
-            raise ValueError(f"embedded must be one of {modes}") from None
+            raise BadOption(f"--embedded must be one of {modes}") from None
+        check_endpoint(self.broker, "--broker")
+        check_endpoint(self.publish_endpoint, "--publish-endpoint")
+        # `not x > 0` rather than `x <= 0`: NaN is refused too.
+        if not self.fsync_interval > 0:
+            raise BadOption(
+                f"--fsync-interval-ms must be above 0 (got {self.fsync_interval * 1000:g})"
+            )
+        if not self.segment_bytes >= MIN_SEGMENT_BYTES:
+            raise BadOption(
+                f"--segment-mb must be at least {MIN_SEGMENT_BYTES / MIB:.4f} "
+                f"({MIN_SEGMENT_BYTES} bytes; got {self.segment_bytes} bytes)"
+            )
+        if not self.max_message_bytes > 0:
+            raise BadOption(
+                f"--max-message-mb must be above 0 (got {self.max_message_bytes} bytes)"
+            )
+        if not self.checkpoint_interval >= 0:
+            raise BadOption(
+                f"--checkpoint-interval must be 0 (off) or a number of seconds "
+                f"(got {self.checkpoint_interval:g})"
+            )
+        for name in ("status_interval", "max_backlog_bytes", "rcvhwm", "zmq_heartbeat_ms"):
+            if not getattr(self, name) > 0:
+                raise BadOption(f"{name} must be above 0")
 
     def embedded_broker(self) -> str | None:
         """The publisher endpoint of the broker to host, or None; probes the endpoint for AUTO."""

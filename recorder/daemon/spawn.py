@@ -16,7 +16,7 @@ from recorder.daemon.options import RecorderOptions, recorder_argv
 from recorder.errors import LaunchError
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout
-from recorder.store.status import HEALTHY, RecorderState, assess
+from recorder.store.status import DEGRADED, HEALTHY, RecorderState, assess
 
 
 class SpawnError(LaunchError):
@@ -73,6 +73,10 @@ def _wait_recording(
         code = proc.poll()
         if recording and health.pid == proc.pid:
             return Spawned(proc.pid, ours=True)
+        if health.state == DEGRADED and health.pid == proc.pid and code is None:
+            with contextlib.suppress(OSError):
+                proc.terminate()
+            raise SpawnError(f"the recorder started but {health.reason}; see {layout.log}")
         if recording and health.pid is not None and code is not None and accept_running:
             return Spawned(health.pid, ours=False)
         if code is not None and not (accept_running and health.state == HEALTHY):

@@ -42,7 +42,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
 
-from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE, endpoint_free
+from recorder.bus.endpoints import (
+    DEFAULT_PUBLISH,
+    DEFAULT_SUBSCRIBE,
+    check_endpoint,
+    endpoint_free,
+)
 from recorder.daemon.control import stop_recorder
 from recorder.daemon.options import EmbeddedMode, RecorderOptions
 from recorder.daemon.spawn import spawn_recorder
@@ -57,7 +62,7 @@ from recorder.launch.registry import (
 )
 from recorder.launch.selection import LaunchChoice, NoTtyPolicy, Selection
 from recorder.store.layout import Layout, default_log_dir
-from recorder.store.status import HEALTHY, STALE, assess
+from recorder.store.status import DEGRADED, HEALTHY, STALE, assess
 
 if TYPE_CHECKING:
     from recorder.export.restore import Bundle
@@ -164,8 +169,10 @@ class PersistenceLauncher:
         self.log_dir = Path(log_dir).expanduser() if log_dir else default_log_dir()
         self.log_dir = self.log_dir.absolute()
         self.layout = Layout(self.log_dir)
-        self.broker = broker or DEFAULT_SUBSCRIBE
-        self.publish_endpoint = publish_endpoint or DEFAULT_PUBLISH
+        self.broker = check_endpoint(broker or DEFAULT_SUBSCRIBE, "--broker")
+        self.publish_endpoint = check_endpoint(
+            publish_endpoint or DEFAULT_PUBLISH, "--publish-endpoint"
+        )
         try:
             self.embedded = EmbeddedMode(embedded)
         except ValueError:
@@ -215,9 +222,9 @@ class PersistenceLauncher:
         t0 = time.perf_counter()
         with launch_lock(self.layout):
             health = assess(self.layout)
-            if health.state in (HEALTHY, STALE):
-                if health.state == STALE:
-                    self.say(f"the recorder is alive but silent ({health.reason}); using it")
+            if health.state in (HEALTHY, STALE, DEGRADED):
+                if health.state != HEALTHY:  # it holds the folder: a second one cannot start
+                    self.say(f"the recorder is {health.state} ({health.reason}); using it")
                 self.recorder_pid = health.pid
                 self.started_recorder = False
             else:
@@ -381,7 +388,7 @@ class PersistenceLauncher:
         if not self.connected:
             return ExitResult(False, "not connected")
         cp_id = None
-        if self.checkpoint_on_exit and assess(self.layout).state == HEALTHY:
+        if self.checkpoint_on_exit and assess(self.layout).state in (HEALTHY, DEGRADED):
             from recorder.daemon.control import request_checkpoint
             from recorder.errors import CheckpointError
 

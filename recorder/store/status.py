@@ -5,7 +5,10 @@ every reader gets the same class back (`StatusSnapshot.read`). A reader decides:
 - healthy: the process is alive (same PID *and* same start time) and the file is fresh;
 - stale: the process exists but has not written its heartbeat for `STALE_AFTER` seconds;
 - stopped: no status, an unreadable one, a clean stop, or the process is gone (or its
-  PID was reused).
+  PID was reused);
+- degraded: the process is alive and writes its heartbeat but records nothing: its
+  receiving thread died (`receiver_error`), or the broker has been unreachable for
+  more than `UNREACHABLE_AFTER` seconds (no broker, or a frozen one).
 
 A little over 400 lines because each field of the file is spelled out twice, once
 to write it and once to read it strictly (a wrongly typed field names itself).
@@ -28,7 +31,8 @@ from recorder.store.layout import Layout
 from recorder.store.records import SCHEMA_VERSION
 
 STALE_AFTER = 5.0
-HEALTHY, STALE, STOPPED = "healthy", "stale", "stopped"
+UNREACHABLE_AFTER = 5.0  # seconds without a broker connection before "degraded"
+HEALTHY, STALE, STOPPED, DEGRADED = "healthy", "stale", "stopped", "degraded"
 DEFAULT_BROKER = "tcp://127.0.0.1:5555"  # what `start_command` suggests when none is known
 
 
@@ -242,6 +246,7 @@ class StatusSnapshot:
     fsync: str | None = None  # "always", "interval" or "never"
     fsync_interval_ms: int | None = None
     quarantined: tuple[str, ...] = ()  # paths of torn tails moved aside
+    receiver_error: str | None = None  # the receiving thread died of this: nothing is recorded
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -267,6 +272,7 @@ class StatusSnapshot:
             "fsync": self.fsync,
             "fsync_interval_ms": self.fsync_interval_ms,
             "quarantined": list(self.quarantined),
+            "receiver_error": self.receiver_error,
         }
 
     @classmethod
@@ -304,6 +310,7 @@ class StatusSnapshot:
             fsync=_optional(_str, data, "fsync"),
             fsync_interval_ms=_optional(_int, data, "fsync_interval_ms"),
             quarantined=tuple(quarantined),
+            receiver_error=_optional(_str, data, "receiver_error"),
         )
 
     def write(self, layout: Layout) -> None:
@@ -337,7 +344,7 @@ def read_status(layout: Layout) -> StatusSnapshot | None:
 # -- what a reader concludes ------------------------------------------------------------
 @dataclass(frozen=True)
 class Health:
-    state: str  # HEALTHY, STALE or STOPPED
+    state: str  # HEALTHY, STALE, DEGRADED or STOPPED
     reason: str
     status: StatusSnapshot | None = None
     warnings: list[str] = field(default_factory=list)
@@ -403,10 +410,28 @@ def assess(layout: Layout, now: float | None = None) -> Health:
     if age > STALE_AFTER:
         return Health(STALE, f"PID {pid} is alive but silent for {format_age(age)}", status)
     warnings = []
-    if status.connection != Connection.CONNECTED:
-        warnings.append(f"not connected to the broker at {status.broker}")
     if status.last_error is not None:
         warnings.append(f"last error: {status.last_error.message}")
+    if status.receiver_error is not None:
+        return Health(
+            DEGRADED,
+            f"PID {pid} runs but records nothing: its receiver stopped ({status.receiver_error})",
+            status,
+            warnings,
+        )
+    if status.connection != Connection.CONNECTED:
+        since = status.connection_since or status.process_started
+        down = now - since if since is not None else 0.0
+        if down > UNREACHABLE_AFTER and status.state == RecorderState.RECORDING:
+            what = "lost" if status.connection == Connection.DISCONNECTED else "never reached"
+            return Health(
+                DEGRADED,
+                f"PID {pid} runs but records nothing: the broker at {status.broker} "
+                f"is unreachable ({what} for {format_age(down)}; is it running, or frozen?)",
+                status,
+                warnings,
+            )
+        warnings.insert(0, f"not connected to the broker at {status.broker}")
     return Health(HEALTHY, f"recording, PID {pid}", status, warnings)
 
 

@@ -401,6 +401,21 @@ async def test_diagnostics_say_which_loss_cannot_be_detected(tmp_path: Path) -> 
 
 
 @pilot_test
+async def test_a_degraded_recorder_shows_as_degraded_with_its_reason(tmp_path: Path) -> None:
+    root = demo_dir(tmp_path, status="healthy")
+    status = orjson.loads((root / "status.json").read_bytes())
+    status["receiver_error"] = "the receiving thread died: invalid endpoint"
+    (root / "status.json").write_bytes(orjson.dumps(status))
+    app = make_app(root)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        assert "◑ degraded" in plain(main.query_one("#top-bar"))
+        text = plain(main.query_one("#diag"))
+        assert "DEGRADED" in text and "invalid endpoint" in text
+
+
+@pilot_test
 async def test_help_and_palette_commands(tmp_path: Path) -> None:
     app = make_app(demo_dir(tmp_path), launch=True)
     async with app.run_test(size=SIZE) as pilot:

@@ -51,6 +51,7 @@ STATUS_KEYS = [
     "fsync",
     "fsync_interval_ms",
     "quarantined",
+    "receiver_error",
 ]
 COUNT_KEYS = [
     "received",

@@ -13,8 +13,13 @@ from recorder.store.status import StatusSnapshot
 from ..diagnostics import Diagnostics
 from ..text import Clock, age, count, one_line, size
 
-STATE_STYLES = {"healthy": "bold green", "stale": "bold yellow", "stopped": "bold red"}
-STATE_ICONS = {"healthy": "●", "stale": "◐", "stopped": "○"}
+STATE_STYLES = {
+    "healthy": "bold green",
+    "degraded": "bold yellow",
+    "stale": "bold yellow",
+    "stopped": "bold red",
+}
+STATE_ICONS = {"healthy": "●", "degraded": "◑", "stale": "◐", "stopped": "○"}
 
 
 def _ts_age(clock: Clock, ts: Any) -> str:

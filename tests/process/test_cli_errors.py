@@ -1,0 +1,86 @@
+"""Bad invocations of the real CLI: one `persist:` line naming the problem, the
+documented exit code, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+USAGE, FAILED = 2, 1  # recorder/cli/main.py
+
+# (argv, exit code, what the line must name); {file} is a file in the test's folder
+BAD = [
+    (["record", "--segment-mb", "0"], USAGE, "--segment-mb"),
+    (["record", "--segment-mb", "0.0001"], USAGE, "--segment-mb"),
+    (["record", "--segment-mb", "nan"], USAGE, "--segment-mb"),
+    (["record", "--max-message-mb", "-1"], USAGE, "--max-message-mb"),
+    (["record", "--checkpoint-interval", "-5"], USAGE, "--checkpoint-interval"),
+    (["record", "--fsync-interval-ms", "-200"], USAGE, "--fsync-interval-ms"),
+    (["record", "--broker", "garbage://x"], USAGE, "--broker"),
+    (["record", "--publish-endpoint", "tcp://nope"], USAGE, "--publish-endpoint"),
+    (["record", "--log-dir", "{file}"], USAGE, "--log-dir"),
+    (["status", "--log-dir", "{file}"], USAGE, "--log-dir"),
+    (["checkpoint", "--log-dir", "{file}"], USAGE, "--log-dir"),
+    (["send", "agents.x", "hi", "--endpoint", "garbage://x"], USAGE, "--endpoint"),
+    (["send", "agents.x", "hi", "--wait", "-1"], USAGE, "--wait"),
+    (["send", "agents.x", "{bad json"], USAGE, "MESSAGE"),
+    (["replay", "latest", "--endpoint", "garbage://x"], USAGE, "--endpoint"),
+    (["replay", "latest", "--speed", "0"], USAGE, "--speed"),
+    (["broker", "--frontend", "garbage://x"], USAGE, "--frontend"),
+    (["broker", "--hwm", "0"], USAGE, "--hwm"),
+    (["launch", "--broker", "garbage://x", "--", "true"], USAGE, "--broker"),
+    (["demo", "--pace", "-1"], USAGE, "--pace"),
+    (["stop", "--timeout", "-1"], USAGE, "--timeout"),
+    (["service", "install", "--unit-dir", "/proc/nope", "--print-only"], FAILED, "--unit-dir"),
+    (["service", "install", "--broker", "garbage://x", "--print-only"], USAGE, "--broker"),
+    (["record", "--no-such-option"], USAGE, "--no-such-option"),
+]
+
+
+def run(args: list[str], tmp: Path, **kw: object) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PERSIST_LOG_DIR": str(tmp / "logs"), "XDG_CONFIG_HOME": str(tmp)}
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output="stdout" not in kw,
+        stderr=subprocess.PIPE if "stdout" in kw else None,
+        text=True,
+        timeout=60,
+        env=env,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(("argv", "code", "names"), BAD, ids=[" ".join(b[0]) for b in BAD])
+def test_bad_invocation_is_one_line_naming_the_option(
+    tmp_path: Path, argv: list[str], code: int, names: str
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    args = [a.replace("{file}", str(a_file)) for a in argv]
+    out = run(args, tmp_path)
+    lines = out.stderr.splitlines()
+    assert "Traceback" not in out.stderr
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("persist: ") and names in lines[0], lines[0]
+    assert out.returncode == code, out.stderr
+
+
+def test_a_closed_stdout_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before we write: `persist status | head -0`
+    try:
+        out = run(["status", "--log-dir", str(tmp_path)], tmp_path, stdout=write)
+    finally:
+        os.close(write)
+    assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr
+    assert out.stderr.splitlines() == [
+        "persist: stdout was closed before all output was written (broken pipe)"
+    ]
+    assert out.returncode == FAILED

@@ -1,0 +1,64 @@
+"""`persist send` through the real CLI: "sent" only when a subscriber heard it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from recorder.cli.common import EXIT_NO_SUBSCRIBER
+from tests.support import Bus, free_port, journal_records, wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+NO_SUBSCRIBER = EXIT_NO_SUBSCRIBER  # 7, documented in recorder/cli/main.py
+
+
+def send(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "send", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def texts(bus: Bus) -> list[object]:
+    return [
+        r["frames"][1]["json"].get("text")
+        for r in journal_records(bus.log_dir)
+        if r["kind"] == "msg"
+    ]
+
+
+def test_send_without_broker_or_subscriber_says_nothing_was_sent(bus: Bus) -> None:
+    nobody = f"tcp://127.0.0.1:{free_port()}"
+    out = send("agents.x", "hello", "--endpoint", nobody, "--wait", "0.5")
+    assert out.returncode == NO_SUBSCRIBER and "sent" not in out.stdout
+    assert out.stderr.startswith("persist: nothing sent: no subscriber reached")
+    assert len(out.stderr.splitlines()) == 1
+
+    bus.start_broker()  # a broker, but nobody subscribed to it
+    out = send("agents.x", "hello", "--endpoint", bus.front, "--wait", "0.5")
+    assert out.returncode == NO_SUBSCRIBER and out.stdout == ""
+
+
+def test_send_text_json_and_refused_json(bus: Bus) -> None:
+    bus.start_broker()
+    bus.start_recorder()
+    out = send("agents.x", "plain words", "--endpoint", bus.front)
+    assert out.returncode == 0 and out.stdout.startswith("sent agents.x seq 1"), out.stderr
+    out = send("agents.x", '{"text": "an object"}', "--endpoint", bus.front)
+    assert out.returncode == 0, out.stderr
+
+    bad = send("agents.x", "{bad json", "--endpoint", bus.front)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.startswith("persist: MESSAGE starts with '{' but is not valid JSON")
+    assert "--text" in bad.stderr and len(bad.stderr.splitlines()) == 1
+
+    out = send("agents.x", "{bad json", "--text", "--endpoint", bus.front)
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: len(texts(bus)) == 3, what="three messages recorded")
+    assert texts(bus) == ["plain words", "an object", "{bad json"]

@@ -1,0 +1,30 @@
+"""`persist-tui` without a terminal refuses at once (it used to spin a core forever)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tui.cli import EXIT_NO_TERMINAL
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.mark.parametrize("args", [[], ["--print"], ["--launch", "--print"]])
+def test_persist_tui_without_a_terminal_is_one_line_and_exit_3(
+    tmp_path: Path, args: list[str]
+) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "--log-dir", str(tmp_path), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert out.returncode == EXIT_NO_TERMINAL
+    assert out.stdout == ""
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("persist-tui: stdin is not a terminal")
