@@ -18,6 +18,15 @@ without being altered. Such messages are skipped and counted, unless
 `<prefix><original topic>`, and recorded as ordinary messages under that topic.
 Heartbeats (`_persist.heartbeat`) are never replayed, and neither are earlier
 replays (records with `meta.replay_of`) unless asked.
+
+`verbatim` sends every message exactly as recorded instead: no mark, no rewrite,
+every frame byte for byte (foreign traffic such as Jupyter's HMAC-signed messages
+stays valid). Meant for another broker: on the recorder's own bus, verbatim
+copies are recorded as new messages. `retopic` then prepends a prefix to the
+topic frame, and only there; a single-frame message has no topic frame to prefix
+without altering its content, so with `retopic` it is skipped and counted.
+Single-frame messages under `unmarked_prefix` are skipped and counted likewise
+(they used to gain a frame).
 """
 
 from __future__ import annotations
@@ -55,6 +64,8 @@ class ReplayOptions:
     topic_prefix: str = ""  # only topics starting with this
     unmarked_prefix: str | None = None  # send unmarkable messages under this topic prefix
     include_replays: bool = False  # replay records that were themselves replays
+    verbatim: bool = False  # frames exactly as recorded: no replay mark, nothing rewritten
+    retopic: str = ""  # with verbatim: prepended to the topic frame of multi-frame messages
     wait_subscribers: float = 5.0  # seconds to wait for the broker to forward a subscription
     hwm: int = 1_000_000  # messages our socket may queue (it blocks beyond, never drops)
     linger: float = 30.0  # seconds to deliver what is queued when we close
@@ -64,6 +75,8 @@ class ReplayOptions:
 class ReplayStats:
     sent: int = 0  # messages sent marked as replays
     unmarked_sent: int = 0  # sent as they are under `unmarked_prefix`
+    verbatim_sent: int = 0  # sent exactly as recorded (`verbatim`)
+    skipped_single_frame: int = 0  # one frame: no topic frame a prefix could go on
     skipped_unmarkable: int = 0
     skipped_heartbeats: int = 0
     skipped_replays: int = 0
@@ -152,16 +165,26 @@ def plan(
         frames = rec.frames
         if not frames:
             continue
+        if options.verbatim:
+            if options.retopic:
+                if len(frames) < 2:
+                    stats.skipped_single_frame += 1
+                    continue
+                frames = [options.retopic.encode() + frames[0], *frames[1:]]
+            stats.verbatim_sent += 1
+            yield rec.ts, frames
+            continue
         n += 1
         marked = mark(frames[-1], {"seq": rec.seq}, replayer, n)
         if marked is not None:
             stats.sent += 1
             yield rec.ts, [*frames[:-1], marked]
         elif options.unmarked_prefix is not None:
+            if len(frames) < 2:
+                stats.skipped_single_frame += 1
+                continue
             stats.unmarked_sent += 1
-            prefix = options.unmarked_prefix.encode()
-            out = [prefix + frames[0], *frames[1:]] if len(frames) > 1 else [prefix, *frames]
-            yield rec.ts, out
+            yield rec.ts, [options.unmarked_prefix.encode() + frames[0], *frames[1:]]
         else:
             stats.skipped_unmarkable += 1
             stats.unmarkable_topics[topic] = stats.unmarkable_topics.get(topic, 0) + 1
@@ -207,7 +230,8 @@ def replay(
                 if wait > 0:
                     sleep(wait)
             sock.send_multipart(frames)
-            if on_progress is not None and (stats.sent + stats.unmarked_sent) % 1024 == 0:
+            done = stats.sent + stats.unmarked_sent + stats.verbatim_sent
+            if on_progress is not None and done % 1024 == 0:
                 on_progress(stats)
     finally:
         sock.close()

@@ -91,6 +91,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     if args.speed is not None and args.speed <= 0:
         return fail("--speed must be above 0", 2)
+    if args.retopic and not args.verbatim:
+        return fail("--retopic goes with --verbatim (marked replays keep their topics)", 2)
+    if args.verbatim and args.unmarked_prefix is not None:
+        return fail("--unmarked-prefix does not apply with --verbatim (nothing is marked)", 2)
     layout = Layout(Path(args.log_dir))
     bad_checkpoints: list[str] = []
     try:
@@ -108,6 +112,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         topic_prefix=args.topic_prefix,
         unmarked_prefix=args.unmarked_prefix,
         include_replays=args.include_replays,
+        verbatim=args.verbatim,
+        retopic=args.retopic or "",
         wait_subscribers=args.wait,
     )
     try:
@@ -117,6 +123,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return fail(str(exc))
     if args.json:
         print(orjson.dumps(stats.to_json()).decode())
+    elif args.verbatim:
+        where = f" under the topic prefix {args.retopic!r}" if args.retopic else ""
+        print(
+            f"replayed {stats.verbatim_sent} messages ({rng.describe()}) to {args.endpoint} "
+            f"in {stats.seconds:.2f}s, verbatim (frames exactly as recorded){where}"
+        )
     else:
         print(
             f"replayed {stats.sent} messages ({rng.describe()}) to {args.endpoint} "
@@ -135,6 +147,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for n, what in skipped:
             if n:
                 print(f"  skipped {n} {what}")
+    if stats.skipped_single_frame:
+        print(
+            f"persist: {stats.skipped_single_frame} single-frame messages were NOT replayed: "
+            "they have no topic frame to put the prefix on without altering them",
+            file=sys.stderr,
+        )
+        return 4
     if stats.skipped_unmarkable:
         topics = ", ".join(
             f"{t or '(none)'} ({n})" for t, n in sorted(stats.unmarkable_topics.items())[:5]
@@ -220,6 +239,13 @@ them. Messages whose payload is not a one-line JSON object cannot carry the mark
 without being altered: they are skipped and counted (exit code 4) unless
 --unmarked-prefix P sends them unchanged under the topic P<topic>. Heartbeats and
 earlier replays are not replayed.
+
+--verbatim sends every message exactly as recorded instead (no mark, every frame
+byte for byte, so signed foreign traffic stays valid), meant for another broker
+(--endpoint): on the recorder's own bus the copies are recorded as new messages.
+--retopic P prepends P to the topic frame only; single-frame messages cannot take
+it without being altered and are skipped and counted (exit code 4), as they are
+under --unmarked-prefix.
 """
 
 
@@ -260,6 +286,16 @@ def add_parsers(
         "--include-replays",
         action="store_true",
         help="also replay records that were replays themselves",
+    )
+    p.add_argument(
+        "--verbatim",
+        action="store_true",
+        help="send every message exactly as recorded, unmarked (to another broker)",
+    )
+    p.add_argument(
+        "--retopic",
+        default=None,
+        help="with --verbatim: prepend this to each message's topic frame",
     )
     p.add_argument(
         "--endpoint", type=endpoint, default=DEFAULT_PUBLISH, help="broker's publisher endpoint"

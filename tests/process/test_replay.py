@@ -3,8 +3,11 @@ replays, the recorder records them as replays, and nothing loops, duplicates or 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -13,7 +16,7 @@ import zmq
 
 from recorder.bus.publisher import Publisher
 from recorder.bus.replay import mark
-from tests.support import Bus, journal_records, read_status, wait_for
+from tests.support import Bus, Proc, journal_records, read_status, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -238,3 +241,56 @@ def test_mark_keeps_the_rest_of_the_payload_byte_for_byte() -> None:
     assert later == {"text": "x", "_persist": {"pub": "p", "seq": 2, "replay_of": {"seq": 1}}}
     assert mark(b"[1,2]", {}, "r", 1) is None and mark(b"text", {}, "r", 1) is None
     assert mark(b'{"a":\n1}', {}, "r", 1) is None
+
+
+def signed(key: bytes, topic: bytes, n: int) -> list[bytes]:
+    """A Jupyter-style message: HMAC over the JSON frames, which keep their own spacing."""
+    parts = [
+        b'{"msg_id": "m%d", "msg_type": "stream",  "session": "s1"}' % n,
+        b"{}",
+        b'{ "started": "2024-05-14T09:00:00Z" }',
+        b'{"name": "stdout", "text": "line %d\\n"}' % n,
+    ]
+    mac = hmac.new(key, b"".join(parts), hashlib.sha256).hexdigest().encode()
+    return [topic, b"<IDS|MSG>", mac, *parts]
+
+
+def test_verbatim_replay_sends_every_frame_exactly_as_recorded(
+    bus: Bus, procs: Callable[..., Proc], tmp_path: Path
+) -> None:
+    key = b"secret-kernel-key"
+    bus.start_broker()
+    bus.start_recorder()
+    sent = [signed(key, b"kernel.k1.iopub", i) for i in range(20)]
+    sent.append([b"a single frame, no topic"])
+    with Publisher(bus.front, agent="kernel", heartbeat_interval=0) as pub:
+        pub.wait_ready(5)
+        for frames in sent:
+            pub.send_raw(frames)
+    wait_for(
+        lambda: sum(1 for r in journal_records(bus.log_dir) if r["kind"] == "msg") >= len(sent),
+        what="messages recorded",
+    )
+    assert persist("checkpoint", "--log-dir", str(bus.log_dir)).returncode == 0
+    other = Bus(procs, tmp_path / "other")  # another broker: nobody records there
+    other.start_broker()
+    sub = Subscriber(other)
+    try:
+        args = ["replay", "latest", "--log-dir", str(bus.log_dir), "--endpoint", other.front]
+        out = persist(*args, "--verbatim")
+        assert out.returncode == 0, out.stderr
+        assert f"replayed {len(sent)} messages" in out.stdout and "verbatim" in out.stdout
+        got = sub.drain()
+        assert got == sent  # every frame byte for byte, in order
+        for frames in got[:-1]:
+            mac = hmac.new(key, b"".join(frames[3:]), hashlib.sha256).hexdigest().encode()
+            assert frames[2] == mac  # the signatures still verify
+        # A topic prefix goes on the topic frame only; a single frame cannot take it.
+        out = persist(*args, "--verbatim", "--retopic", "test.")
+        assert out.returncode == 4 and "1 single-frame messages were NOT replayed" in out.stderr
+        got = sub.drain()
+        assert got == [[b"test." + f[0], *f[1:]] for f in sent[:-1]]
+        bad = persist(*args, "--retopic", "test.")
+        assert bad.returncode == 2 and "--retopic goes with --verbatim" in bad.stderr
+    finally:
+        sub.close()
