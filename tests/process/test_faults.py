@@ -1,0 +1,166 @@
+"""The fault suite: faults provoked for real under a steady stream, with every loss accounted.
+
+Quick variants run in CI; `PERSIST_FAULT_ROUNDS` makes them longer (e.g. 100 kills).
+What each one proves is listed in RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recorder.bus.publisher import Publisher
+from tests.support import Bus, read_status, wait_for
+
+ROUNDS = int(os.environ.get("PERSIST_FAULT_ROUNDS", "10"))
+pytestmark = pytest.mark.timeout(120 + 12 * ROUNDS)
+
+
+class SteadyPublisher(threading.Thread):
+    """Publishes with the envelope at about `rate` messages a second until stopped."""
+
+    def __init__(self, endpoint: str, rate: float) -> None:
+        super().__init__(name="steady-publisher", daemon=True)
+        self.endpoint = endpoint
+        self.rate = rate
+        self.stopping = threading.Event()
+        self.last_seq = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with Publisher(self.endpoint, agent="steady", heartbeat_interval=0.2) as pub:
+                pub.wait_ready(5)
+                interval = 1 / self.rate
+                due = time.monotonic()
+                while not self.stopping.is_set():
+                    pub.send("agents.steady", {"text": "tick"})
+                    self.last_seq = pub.seq
+                    due += interval
+                    time.sleep(max(0.0, due - time.monotonic()))
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+
+def every_line(log_dir: Path) -> tuple[list[dict], int]:
+    """Every complete line of every segment parsed; the count of those that did not parse."""
+    records, bad = [], 0
+    for seg in sorted((log_dir / "segments").glob("seg-*.jsonl")):
+        for line in seg.read_bytes().split(b"\n")[:-1]:  # the text after the last \n is torn
+            try:
+                records.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                bad += 1
+    return records, bad
+
+
+def test_sigkill_storm_under_a_steady_stream_loses_nothing_unaccounted(bus: Bus) -> None:
+    bus.start_broker()
+    recorder = bus.start_recorder()
+    publisher = SteadyPublisher(bus.front, rate=2000)
+    publisher.start()
+    restarts = []
+    try:
+        for _ in range(ROUNDS):
+            time.sleep(0.3)
+            recorder.signal(signal.SIGKILL)
+            recorder.wait(5)
+            t0 = time.monotonic()
+            recorder = bus.start_recorder(wait=False)
+            pid = recorder.pid
+            wait_for(
+                lambda p=pid: (
+                    read_status(bus.log_dir).get("pid") == p
+                    and read_status(bus.log_dir).get("connection") == "connected"
+                ),
+                what="recorder restarted",
+            )
+            restarts.append(time.monotonic() - t0)
+        time.sleep(0.5)
+    finally:
+        publisher.stopping.set()
+        publisher.join(10)
+    assert publisher.error is None, publisher.error
+    last_seq = publisher.last_seq
+    wait_for(
+        lambda: any(
+            r["kind"] == "heartbeat" and r["frames"][-1]["json"]["_persist"].get("bye")
+            for r in every_line(bus.log_dir)[0]
+        ),
+        what="the publisher's last heartbeat recorded",
+    )
+    recorder.signal(signal.SIGTERM)
+    assert recorder.wait(10) == 0
+
+    records, unparsable = every_line(bus.log_dir)
+    assert unparsable == 0  # a kill never leaves a broken complete line
+    seqs = [
+        r["frames"][-1]["json"]["_persist"]["seq"]
+        for r in records
+        if r["kind"] == "msg" and r["topic"] == "agents.steady"
+    ]
+    assert len(seqs) == len(set(seqs))  # no duplicates
+    gaps = [r for r in records if r["kind"] == "gap"]
+    in_gaps = {s for g in gaps if g.get("from_seq") for s in range(g["from_seq"], g["to_seq"] + 1)}
+    # every message sent is in the journal, or inside a gap record that says it was lost
+    assert set(seqs) | in_gaps == set(range(1, last_seq + 1))
+    assert sum(1 for g in gaps if g["cause"] == "recorder-down") == ROUNDS
+    assert len(restarts) == ROUNDS
+    restarts.sort()  # a figure to read with -s (bench/record.py measures it), not an assert
+    median, worst = restarts[ROUNDS // 2], restarts[-1]
+    print(f"\n{ROUNDS} SIGKILL restarts: median {median:.2f} s, worst {worst:.2f} s")
+
+
+def test_broker_killed_and_restarted_repeatedly_every_loss_is_in_a_gap(bus: Bus) -> None:
+    rounds = max(3, ROUNDS // 2)
+    broker = bus.start_broker()
+    recorder = bus.start_recorder()
+    publisher = SteadyPublisher(bus.front, rate=1000)
+    publisher.start()
+    try:
+        for _ in range(rounds):
+            time.sleep(0.4)
+            broker.signal(signal.SIGKILL)
+            broker.wait(5)
+            wait_for(
+                lambda: read_status(bus.log_dir).get("connection") == "disconnected",
+                what="the recorder noticed the outage",
+            )
+            broker = bus.start_broker()
+            wait_for(
+                lambda: read_status(bus.log_dir).get("connection") == "connected",
+                what="the recorder reconnected",
+            )
+        time.sleep(1.5)  # the publisher reconnects too, and its next messages show the hole
+    finally:
+        publisher.stopping.set()
+        publisher.join(10)
+    assert publisher.error is None, publisher.error
+    last_seq = publisher.last_seq
+    wait_for(
+        lambda: any(
+            r["kind"] == "heartbeat" and r["frames"][-1]["json"]["_persist"].get("bye")
+            for r in every_line(bus.log_dir)[0]
+        ),
+        what="the publisher's last heartbeat recorded",
+    )
+    recorder.signal(signal.SIGTERM)
+    assert recorder.wait(10) == 0
+    records, unparsable = every_line(bus.log_dir)
+    assert unparsable == 0
+    seqs = [
+        r["frames"][-1]["json"]["_persist"]["seq"]
+        for r in records
+        if r["kind"] == "msg" and r["topic"] == "agents.steady"
+    ]
+    assert len(seqs) == len(set(seqs))
+    gaps = [r for r in records if r["kind"] == "gap"]
+    in_gaps = {s for g in gaps if g.get("from_seq") for s in range(g["from_seq"], g["to_seq"] + 1)}
+    assert set(seqs) | in_gaps == set(range(1, last_seq + 1))
+    assert sum(1 for g in gaps if g["cause"] == "broker-outage") == rounds
