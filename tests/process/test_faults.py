@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -164,3 +167,84 @@ def test_broker_killed_and_restarted_repeatedly_every_loss_is_in_a_gap(bus: Bus)
     in_gaps = {s for g in gaps if g.get("from_seq") for s in range(g["from_seq"], g["to_seq"] + 1)}
     assert set(seqs) | in_gaps == set(range(1, last_seq + 1))
     assert sum(1 for g in gaps if g["cause"] == "broker-outage") == rounds
+
+
+def test_many_simultaneous_starts_one_recorder_holds_the_folder(bus: Bus) -> None:
+    starts = max(20, ROUNDS * 2)
+    bus.start_broker()
+    procs = [bus.start_recorder(wait=False) for _ in range(starts)]
+    winners = wait_for(
+        lambda: (
+            [p for p in procs if p.popen.poll() is None]
+            if sum(p.popen.poll() is not None for p in procs) == starts - 1
+            else None
+        ),
+        timeout=60,
+        what="all but one recorder to give up",
+    )
+    assert isinstance(winners, list) and len(winners) == 1
+    winner = winners[0]
+    wait_for(
+        lambda: (
+            read_status(bus.log_dir).get("pid") == winner.pid
+            and read_status(bus.log_dir).get("connection") == "connected"
+        ),
+        what="the one recorder recording",
+    )
+    for p in procs:
+        if p is winner:
+            continue
+        assert p.popen.returncode == 1
+        lines = [line for line in p.output().splitlines() if line.strip()]
+        assert lines and lines[-1].startswith("persist: a recorder is already recording into")
+        assert "Traceback" not in p.output()
+    with Publisher(bus.front, agent="after", heartbeat_interval=0) as pub:
+        assert pub.wait_ready(5)
+        pub.send("agents.after", {"text": "recorded once"})
+    wait_for(
+        lambda: sum(1 for r in every_line(bus.log_dir)[0] if r.get("topic") == "agents.after"),
+        what="the message recorded",
+    )
+    winner.signal(signal.SIGTERM)
+    assert winner.wait(10) == 0
+    records, unparsable = every_line(bus.log_dir)
+    assert unparsable == 0
+    assert sum(1 for r in records if r.get("topic") == "agents.after") == 1
+    assert sum(1 for r in records if r["kind"] == "event" and r.get("event") == "start") == 1
+
+
+def test_files_stay_private_under_umask_000(bus: Bus, tmp_path: Path) -> None:
+    bus.start_broker()
+    log = tmp_path / "umask.out"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "recorder.cli", "record", "--broker", bus.back),
+                *("--log-dir", str(bus.log_dir), "--embedded", "no"),
+                *("--checkpoint-interval", "0.5"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: os.umask(0),
+        )
+    try:
+        wait_for(
+            lambda: read_status(bus.log_dir).get("connection") == "connected",
+            what="recorder connected",
+        )
+        with Publisher(bus.front, agent="u", heartbeat_interval=0) as pub:
+            assert pub.wait_ready(5)
+            for i in range(50):
+                pub.send("agents.u", {"text": f"m{i}"})
+        wait_for(lambda: list((bus.log_dir / "checkpoints").glob("*.json")), what="a checkpoint")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0, log.read_text()
+    loose = []
+    for path in [bus.log_dir, *bus.log_dir.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if path.is_symlink():
+            continue
+        if (path.is_dir() and mode != 0o700) or (path.is_file() and mode != 0o600):
+            loose.append(f"{path.relative_to(bus.log_dir)} {mode:o}")
+    assert not loose, loose
