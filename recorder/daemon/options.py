@@ -44,7 +44,9 @@ class RecorderOptions:
     max_message_bytes: int = 16 * MIB  # larger messages become "refused" records
     checkpoint_interval: float = 300.0  # seconds; 0 = no periodic checkpoints
     status_interval: float = 1.0  # seconds between status.json / state.json writes
-    max_backlog_bytes: int = 32 * MIB  # receiving pauses beyond this (zmq queues)
+    # Journal bytes waiting for the disk, in memory; beyond, received messages are
+    # dropped (a `recorder-backlog` gap). 256 MiB is about 55 s at 10k msgs/s of 300 B.
+    max_backlog_bytes: int = 256 * MIB
     rcvhwm: int = 10_000  # messages zmq queues inside the recorder; beyond, the broker holds them
     zmq_heartbeat_ms: int = 1000  # ZMTP heartbeat interval; the timeout is 3x this
     rules: Path | None = None  # enrichment rules (default: <log_dir>/enrich.toml or built-in)
