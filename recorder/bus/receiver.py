@@ -29,7 +29,7 @@ class BatchSink(Protocol):
 
     @property
     def backlog_bytes(self) -> int:
-        """Bytes handed over and not yet written: receiving pauses above the limit."""
+        """Bytes handed over and not yet written: above the limit, messages are dropped."""
         ...
 
     def record_batch(self, ts: float, messages: list[list[bytes]], *, behind: bool = False) -> int:
