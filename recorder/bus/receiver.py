@@ -29,7 +29,7 @@ class BatchSink(Protocol):
 
     @property
     def backlog_bytes(self) -> int:
-        """Bytes handed over and not yet written: receiving pauses above the limit."""
+        """Bytes handed over and not yet written: above the limit, messages are dropped."""
         ...
 
     def record_batch(self, ts: float, messages: list[list[bytes]], *, behind: bool = False) -> int:
@@ -44,8 +44,9 @@ class BatchSink(Protocol):
         """A connection attempt failed and will be retried."""
         ...
 
-    def on_backlog_pause(self) -> None:
-        """Receiving paused because the disk is behind."""
+    def drop_batch(self, ts: float, messages: list[list[bytes]]) -> None:
+        """Messages received at `ts` while the backlog is over its budget: not kept,
+        but accounted for (a gap record once the backlog is back under it)."""
         ...
 
     def on_receiver_failed(self, message: str) -> None:
@@ -58,7 +59,7 @@ class ReceiverSettings:
     endpoint: str  # the broker's XPUB (subscriber) endpoint
     rcvhwm: int = 10_000  # messages zmq queues inside the recorder
     heartbeat_ms: int = 1000  # ZMTP heartbeat interval; the timeout is 3x this
-    max_backlog_bytes: int = 32 * 1024 * 1024  # receiving pauses beyond this
+    max_backlog_bytes: int = 256 * 1024 * 1024  # beyond this, received messages are dropped
 
 
 class Receiver(threading.Thread):
@@ -81,8 +82,13 @@ class Receiver(threading.Thread):
         sub.setsockopt(zmq.RECONNECT_IVL, 100)
         sub.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         sub.setsockopt(zmq.HEARTBEAT_IVL, s.heartbeat_ms)
-        sub.setsockopt(zmq.HEARTBEAT_TIMEOUT, s.heartbeat_ms * 3)
-        sub.setsockopt(zmq.HEARTBEAT_TTL, s.heartbeat_ms * 3)
+        sub.setsockopt(zmq.HEARTBEAT_TIMEOUT, s.heartbeat_ms * 3)  # how we see a dead broker
+        # No TTL: a TTL asks the *broker* to drop us (and the messages it queues for
+        # us) after that long without a word from us, and a stopped recorder (SIGSTOP,
+        # a paused VM, swapping) says nothing. Without it the broker keeps queueing
+        # up to its limit (500k), and a dead recorder is still seen at once (its
+        # kernel closes the connection).
+        sub.setsockopt(zmq.HEARTBEAT_TTL, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         return sub
 
@@ -116,24 +122,22 @@ class Receiver(threading.Thread):
         poller.register(sub, zmq.POLLIN)
         poller.register(monitor, zmq.POLLIN)
         limit = self.settings.max_backlog_bytes
-        paused = False
         full = 0  # consecutive full batches: we are behind the bus
         try:
             while not self.stopping.is_set():
-                if sink.backlog_bytes > limit:
-                    # The disk is slower than the bus: leave messages in zmq's queues.
-                    if not paused:
-                        sink.on_backlog_pause()
-                        paused = True
-                    self._monitor(monitor, 0)
-                    time.sleep(0.002)
-                    continue
-                paused = False
+                # Never stop reading, even when the disk is behind: once zmq's queue in
+                # this process is full, libzmq stops reading the connection, and with it
+                # the ZMTP heartbeats (no more PINGs, PONGs never read): our heartbeat
+                # timeout then drops a healthy broker, the broker drops what it queued
+                # for us, and libzmq 4.3 can abort on the reconnect (`_input_stopped`,
+                # stream_engine_base.cpp). Beyond the backlog budget, messages are
+                # received and dropped instead, and the drop becomes a gap record.
                 events = dict(poller.poll(100))
                 if monitor in events:
                     self._monitor(monitor, 0)
                 if sub in events:
-                    taken = self._take(sub, behind=full >= _BEHIND_AFTER)
+                    drop = sink.backlog_bytes > limit
+                    taken = self._take(sub, behind=full >= _BEHIND_AFTER, drop=drop)
                     full = full + 1 if taken == _BATCH else 0
             deadline = time.monotonic() + _DRAIN_ON_STOP
             while time.monotonic() < deadline and self._take(sub, behind=True):
@@ -145,7 +149,7 @@ class Receiver(threading.Thread):
             monitor.close()
             sub.close()
 
-    def _take(self, sub: zmq.Socket[bytes], behind: bool) -> int:
+    def _take(self, sub: zmq.Socket[bytes], behind: bool, drop: bool = False) -> int:
         """Receive what is available now (up to one batch); returns the count.
 
         One receive time per batch: a batch takes about a millisecond to drain.
@@ -167,7 +171,10 @@ class Receiver(threading.Thread):
                 frames.append(frame.bytes)
             append(frames)
         if batch:
-            self.sink.record_batch(ts, batch, behind=behind)
+            if drop:
+                self.sink.drop_batch(ts, batch)
+            else:
+                self.sink.record_batch(ts, batch, behind=behind)
         return len(batch)
 
     def _monitor(self, monitor: zmq.Socket[bytes], timeout: int) -> None:

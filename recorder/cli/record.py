@@ -36,6 +36,7 @@ def _options(args: argparse.Namespace) -> RecorderOptions:
         segment_bytes=int(args.segment_mb * MIB),
         max_message_bytes=int(args.max_message_mb * MIB),
         checkpoint_interval=args.checkpoint_interval,
+        max_backlog_bytes=int(args.max_backlog_mb * MIB),
         rules=Path(args.rules) if args.rules else None,
         embedded=args.embedded,
         publish_endpoint=args.publish_endpoint,
@@ -182,6 +183,12 @@ def add_parsers(
     p.add_argument("--max-message-mb", type=positive, default=16)
     p.add_argument("--checkpoint-interval", type=non_negative, default=300, help="seconds; 0 = off")
     p.add_argument("--rules", help="enrichment rules (TOML)")
+    p.add_argument(
+        "--max-backlog-mb",
+        type=float,
+        default=256,
+        help="lines held in memory while the disk is behind; beyond, messages are dropped",
+    )
     p.add_argument(
         "--embedded",
         choices=[m.value for m in EmbeddedMode],

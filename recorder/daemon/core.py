@@ -90,7 +90,7 @@ class Counters:
     gaps: int = 0
     missed: int = 0  # messages known to be lost (from publisher sequence holes)
     refused: int = 0
-    backlog_pauses: int = 0
+    backlog_pauses: int = 0  # times the writer's backlog went over its budget (messages dropped)
     partial: int = 0  # messages enriched without keyword rules because we were behind
     heartbeats: int = 0  # publisher heartbeats recorded (not counted as messages)
     implausible: int = 0  # `_persist` envelopes not believed (malformed, impossible jumps)
@@ -104,6 +104,15 @@ class _Rate:
     last_written: int = 0
     received_per_s: float = 0.0
     written_per_s: float = 0.0
+
+
+@dataclass
+class _Overflow:
+    """Messages received and dropped while the writer's backlog was over its budget."""
+
+    from_ts: float
+    to_ts: float
+    dropped: int = 0
 
 
 @dataclass
@@ -147,6 +156,7 @@ class Recorder:
         self._participants: dict[str, int] = {}
         self._topics: dict[bytes, tuple[str, bytes, bytes | None]] = {}
         self._snapshot: _Snapshot | None = None
+        self._overflow: _Overflow | None = None
         self._snapshot_due = 0.0
         self._rate = _Rate()
         self._next_status = 0.0
@@ -213,6 +223,7 @@ class Recorder:
         """Drain, make durable, take the shutdown checkpoint and mark a clean stop."""
         now = self.clock()
         self.state = RecorderState.STOPPING
+        self._end_overflow(now)
         self.append_record({"kind": KIND_EVENT, "event": "stop", "pid": os.getpid()}, now)
         position = self.journal.close()
         with contextlib.suppress(OSError):
@@ -230,6 +241,8 @@ class Recorder:
         The lines go to the journal's sink as one chunk. `behind` (the receiver
         keeps finding full batches waiting) skips keyword rules until it catches up.
         """
+        if self._overflow is not None:
+            self._end_overflow(ts)
         self.counters.received += len(messages)
         if behind:
             self.counters.partial += len(messages)
@@ -437,9 +450,59 @@ class Recorder:
         if self.connection == Connection.CONNECTING:
             self.connection_since = self.connection_since or ts
 
-    def on_backlog_pause(self) -> None:
-        """Called by the transport when receiving pauses for the disk."""
-        self.counters.backlog_pauses += 1
+    def drop_batch(self, ts: float, messages: list[list[bytes]]) -> None:
+        """Messages received while the writer's backlog is over `max_backlog_bytes`.
+
+        The transport keeps reading (a reader that stops makes libzmq stop its
+        heartbeats and lose the connection, see `bus.receiver`), so beyond the budget
+        messages are not kept. Their envelopes still move the publishers' expected
+        sequences on, so the loss is one `recorder-backlog` gap, written when the
+        backlog is back under the budget, rather than holes in every sequence.
+        """
+        ov = self._overflow
+        if ov is None:
+            ov = self._overflow = _Overflow(ts, ts)
+            self.counters.backlog_pauses += 1
+            self.error(
+                f"the disk is behind by more than {self.options.max_backlog_bytes} bytes; "
+                "messages are dropped (and written down as a gap) until it catches up"
+            )
+        ov.to_ts = ts
+        tracker = self.tracker
+        heartbeat_topic = HEARTBEAT_TOPIC.encode()
+        for frames in messages:
+            if len(frames) > 1 and frames[0] == heartbeat_topic:
+                continue
+            ov.dropped += 1
+            payload = frames[-1]
+            if b'"_persist"' not in payload:
+                continue
+            try:
+                env = read_envelope(orjson.loads(payload))
+            except orjson.JSONDecodeError:
+                continue
+            if env is None or "replay_of" in env or env.get("hb"):
+                continue
+            hole = tracker.message(env["pub"], env["seq"])
+            if hole is not None:
+                self._publisher_hole(hole, ts, env.get("agent"))
+
+    def _end_overflow(self, ts: float) -> None:
+        ov, self._overflow = self._overflow, None
+        if ov is None:
+            return
+        self._hole_record(
+            {
+                "cause": "recorder-backlog",
+                "from_ts": ov.from_ts,
+                "to_ts": ov.to_ts,
+                "missed": ov.dropped,
+                "detail": f"the disk was behind by more than {self.options.max_backlog_bytes} "
+                "bytes; messages received meanwhile were dropped",
+            },
+            ts,
+        )
+        self.journal.flush()
 
     def on_receiver_failed(self, message: str) -> None:
         """Called by the transport (its dying thread): nothing is received any more.

@@ -51,7 +51,9 @@ class RecorderOptions:
     max_message_bytes: int = 16 * MIB  # larger messages become "refused" records
     checkpoint_interval: float = 300.0  # seconds; 0 = no periodic checkpoints
     status_interval: float = 1.0  # seconds between status.json / state.json writes
-    max_backlog_bytes: int = 32 * MIB  # receiving pauses beyond this (zmq queues)
+    # Journal bytes waiting for the disk, in memory; beyond, received messages are
+    # dropped (a `recorder-backlog` gap). 256 MiB is about 55 s at 10k msgs/s of 300 B.
+    max_backlog_bytes: int = 256 * MIB
     rcvhwm: int = 10_000  # messages zmq queues inside the recorder; beyond, the broker holds them
     zmq_heartbeat_ms: int = 1000  # ZMTP heartbeat interval; the timeout is 3x this
     rules: Path | None = None  # enrichment rules (default: <log_dir>/enrich.toml or built-in)
@@ -129,6 +131,7 @@ def recorder_argv(
         ("--fsync-interval-ms", f"{options.fsync_interval * 1000:g}"),
         ("--segment-mb", repr(options.segment_bytes / MIB)),
         ("--max-message-mb", repr(options.max_message_bytes / MIB)),
+        ("--max-backlog-mb", repr(options.max_backlog_bytes / MIB)),
         ("--checkpoint-interval", repr(options.checkpoint_interval)),
     ]
     if options.rules:

@@ -315,6 +315,33 @@ def test_a_full_disk_delays_writes_but_loses_and_tears_nothing(tmp_path: Path) -
     assert not [r for r in records if r["kind"] == "gap"]
 
 
+def test_messages_dropped_beyond_the_backlog_budget_are_one_gap_not_sequence_holes(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    rec = make(tmp_path, clock)
+    feed(rec, clock, env_msg("p", 1), env_msg("p", 2))
+    clock.now += 1
+    rec.drop_batch(clock.now, [env_msg("p", 3), heartbeat("p", 3), [b"t", b"no envelope"]])
+    clock.now += 2
+    rec.drop_batch(clock.now, [env_msg("p", 4), env_msg("p", 7)])  # 5..6 never reached us
+    clock.now += 1
+    feed(rec, clock, env_msg("p", 8))  # back under the budget: the drop is written down
+    rec.drop_batch(clock.now, [env_msg("p", 9)])  # a second episode, ended by the close
+    rec.close()
+    records = journal_records(tmp_path / "logs")
+    gaps = [r for r in records if r["kind"] == "gap"]
+    assert [(g["cause"], g.get("from_seq"), g["missed"]) for g in gaps] == [
+        ("publisher-sequence", 5, 2),
+        ("recorder-backlog", None, 4),  # 3, the unsequenced one, 4 and 7; not the heartbeat
+        ("recorder-backlog", None, 1),
+    ]
+    assert gaps[1]["from_ts"] == 1_800_000_001.0 and gaps[1]["to_ts"] == 1_800_000_003.0
+    seqs = [r["frames"][1]["json"]["_persist"]["seq"] for r in records if r["kind"] == "msg"]
+    assert seqs == [1, 2, 8]
+    assert rec.counters.missed == 7 and rec.counters.backlog_pauses == 2
+
+
 def test_enrichment_adds_meta_and_never_touches_the_message(tmp_path: Path) -> None:
     clock = Clock()
     rules = tmp_path / "rules.toml"
