@@ -44,7 +44,7 @@ from recorder.daemon.options import RecorderOptions
 from recorder.daemon.recovery import recover
 from recorder.store.checkpoints import Checkpoint, DigestCache, list_checkpoints, write_checkpoint
 from recorder.store.fsutil import ensure_private_dir, remove_stale_temp_files
-from recorder.store.journal import Journal, Position
+from recorder.store.journal import Journal, Position, UnwrittenData
 from recorder.store.layout import Layout
 from recorder.store.ranges import MAX_KEY_CHARS, MAX_PARTICIPANTS, OTHERS
 from recorder.store.records import (
@@ -69,6 +69,7 @@ from recorder.store.status import (
     RecorderState,
     StatusSnapshot,
     process_start_time,
+    reserve_status_space,
 )
 
 log = logging.getLogger("agent_persist.recorder")
@@ -137,6 +138,7 @@ class Recorder:
             self.layout, segment_bytes=self.options.segment_bytes, clock=self.clock
         )
         self.journal.sink.on_error = self.error
+        self.journal.sink.on_recovered = self._disk_recovered
         self.journal.sink.sync_every_write = self.options.fsync == "always"
         rules = self.options.rules or (self.layout.rules if self.layout.rules.exists() else None)
         self.enricher = Enricher.load(rules)
@@ -167,6 +169,7 @@ class Recorder:
     def open(self) -> None:
         """Open the journal, recover from the previous run and record the start."""
         ensure_private_dir(self.layout.root)
+        reserve_status_space(self.layout)  # while there is room: see StatusSnapshot.write
         for sub in (self.layout.checkpoints, self.layout.control, self.layout.index):
             ensure_private_dir(sub)
         self._remove_stale_temp_files()
@@ -225,7 +228,15 @@ class Recorder:
         self.state = RecorderState.STOPPING
         self._end_overflow(now)
         self.append_record({"kind": KIND_EVENT, "event": "stop", "pid": os.getpid()}, now)
-        position = self.journal.close()
+        try:
+            position = self.journal.close()
+        except UnwrittenData as exc:
+            # Not a clean stop: no shutdown checkpoint, no clean state; the next start
+            # writes the recorder-down gap. The status says why (in its reserve).
+            self.error(f"stopped without writing everything: {exc}")
+            self.state = RecorderState.STOPPED
+            self.write_status(now)
+            raise
         with contextlib.suppress(OSError):
             self.checkpoint("shutdown", "shutdown", now, force=True)
         self.state = RecorderState.STOPPED
@@ -671,6 +682,14 @@ class Recorder:
         """Let the writer catch up with what was received (for a manual checkpoint)."""
         self.journal.sink.wait_idle(timeout)
 
+    def _disk_recovered(self) -> None:
+        """The writer's thread: journal writes work again; the error is no longer current."""
+        if self.last_error is not None and self.last_error.message.startswith(
+            ("journal write failed", "cannot open ")
+        ):
+            self.last_error = None
+        log.info("journal writes resumed")
+
     def error(self, message: str) -> None:
         self.last_error = ErrorNote(self.clock(), message)
         log.error(message)
@@ -752,6 +771,7 @@ class Recorder:
             fsync_interval_ms=int(self.options.fsync_interval * 1000),
             quarantined=tuple(str(q.path) for q in self.journal.quarantined),
             receiver_error=self.receiver_error,
+            disk_error=self.journal.sink.stalled,
         )
 
     def write_status(self, now: float) -> None:

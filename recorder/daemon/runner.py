@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from recorder.bus.receiver import ReceiverSettings, Transport
 from recorder.daemon.core import Recorder
 from recorder.daemon.options import RecorderOptions
 from recorder.store.fsutil import ensure_private_dir, open_private
+from recorder.store.journal import UnwrittenData
 from recorder.store.lock import InstanceLock
 
 log = logging.getLogger("agent_persist.recorder")
@@ -138,7 +140,13 @@ def run_recorder(
         if syncer is not None:
             syncer.stopping.set()
             syncer.join(2.0)
-        recorder.close()
+        try:
+            recorder.close()
+        except UnwrittenData as exc:
+            message = f"NOT a clean stop: {exc} (lost; the next start records the gap)"
+            log.error(message)  # the log may be on the full disk too: stderr says it as well
+            print(f"persist: {message}", file=sys.stderr, flush=True)
+            return 1  # systemd's Restart=on-failure starts it again
         log.info("stopped cleanly (%d messages this run)", recorder.counters.written)
         return 0
     finally:

@@ -128,6 +128,14 @@ def repair_tail(
         os.close(fd)
 
 
+class UnwrittenData(Exception):
+    """Lines the writer still held when the journal had to close (the disk refused them)."""
+
+    def __init__(self, nbytes: int, reason: str) -> None:
+        super().__init__(f"{nbytes} bytes of journal lines could not be written: {reason}")
+        self.nbytes = nbytes
+
+
 class Sink:
     """Does the journal's file I/O, on its own thread once `start()`ed.
 
@@ -142,6 +150,8 @@ class Sink:
         self.retry_delay = retry_delay
         self.sync_every_write = False  # fsync mode "always"
         self.on_error: Callable[[str], None] = lambda message: None
+        self.on_recovered: Callable[[], None] = lambda: None
+        self.stalled: str | None = None  # why writing fails right now (a full disk, say)
         self.written = Position(0, 0, 0, 0)  # everything up to here is in the kernel
         self.durable = Position(0, 0, 0, 0)  # ... and up to here on disk
         self.last_sync_time = 0.0
@@ -220,10 +230,22 @@ class Sink:
             try:
                 n = self.write(self._fd, view)  # type: ignore[arg-type]
             except OSError as exc:
-                self.on_error(f"journal write failed ({exc}); retrying, nothing is dropped")
+                self._stall(f"journal write failed ({exc.strerror or exc})")
                 time.sleep(self.retry_delay)
                 continue
             view = view[n:]
+        self._resume()
+
+    def _stall(self, reason: str) -> None:
+        """Say once per episode that writing fails (it is retried until it works)."""
+        if self.stalled is None:
+            self.stalled = reason
+            self.on_error(f"{reason}; retrying, nothing is dropped")
+
+    def _resume(self) -> None:
+        if self.stalled is not None:
+            self.stalled = None
+            self.on_recovered()
 
     def _open(self, number: int) -> None:
         """Make segment `number` the one written to (closing the previous one)."""
@@ -233,7 +255,7 @@ class Sink:
                 fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
                 break
             except OSError as exc:
-                self.on_error(f"cannot open {path.name} ({exc}); retrying")
+                self._stall(f"cannot open {path.name} ({exc.strerror or exc})")
                 time.sleep(self.retry_delay)
         with self._fd_lock:
             if self._fd is not None:
@@ -399,9 +421,15 @@ class Journal:
         self.flush()
         self.sink.put(("open", self._segment))
 
-    def close(self) -> Position:
-        """Hand over what is left, let the sink finish, fsync and close."""
+    def close(self, timeout: float = 5.0) -> Position:
+        """Hand over what is left, let the sink finish, fsync and close.
+
+        Raises `UnwrittenData` when the writer could not finish within `timeout`
+        (a disk still full): what it held is lost, and the caller must say so.
+        """
         self.flush()
         self.sink.put(("close",))
-        self.sink.stop()
+        self.sink.stop(timeout)
+        if self.sink.pending_bytes and self.sink.stalled:
+            raise UnwrittenData(self.sink.pending_bytes, self.sink.stalled)
         return self.sink.durable

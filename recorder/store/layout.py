@@ -58,6 +58,11 @@ class Layout:
         return self.root / "status.json"
 
     @property
+    def status_reserve(self) -> Path:
+        """Space for the status while the disk is full (see `StatusSnapshot.write`)."""
+        return self.root / "status.reserve"
+
+    @property
     def state(self) -> Path:
         return self.recovery / "state.json"
 

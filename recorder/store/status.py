@@ -16,6 +16,7 @@ to write it and once to read it strictly (a wrongly typed field names itself).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 import orjson
 
 from recorder.errors import PersistError
-from recorder.store.fsutil import atomic_write
+from recorder.store.fsutil import atomic_write, open_private
 from recorder.store.layout import Layout
 from recorder.store.records import SCHEMA_VERSION
 
@@ -247,6 +248,7 @@ class StatusSnapshot:
     fsync_interval_ms: int | None = None
     quarantined: tuple[str, ...] = ()  # paths of torn tails moved aside
     receiver_error: str | None = None  # the receiving thread died of this: nothing is recorded
+    disk_error: str | None = None  # journal writes fail right now (a full disk): held in memory
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -273,6 +275,7 @@ class StatusSnapshot:
             "fsync_interval_ms": self.fsync_interval_ms,
             "quarantined": list(self.quarantined),
             "receiver_error": self.receiver_error,
+            "disk_error": self.disk_error,
         }
 
     @classmethod
@@ -311,17 +314,40 @@ class StatusSnapshot:
             fsync_interval_ms=_optional(_int, data, "fsync_interval_ms"),
             quarantined=tuple(quarantined),
             receiver_error=_optional(_str, data, "receiver_error"),
+            disk_error=_optional(_str, data, "disk_error"),
         )
 
     def write(self, layout: Layout) -> None:
-        """Replace `status.json` atomically (not fsynced: it is rewritten every second)."""
-        atomic_write(layout.status, orjson.dumps(self.to_json()), durable=False)
+        """Replace `status.json` atomically (not fsynced: it is rewritten every second).
+
+        When that fails (the disk is full: it is the journal's disk), the snapshot goes
+        into `status.reserve`, written in place into space reserved at start-up, so
+        a full disk is reported rather than seen as a silent, stale recorder.
+        """
+        data = orjson.dumps(self.to_json())
+        try:
+            atomic_write(layout.status, data, durable=False)
+        except OSError:
+            if not _write_reserved(layout, data):
+                raise
 
     @classmethod
     def read(cls, layout: Layout) -> StatusSnapshot | None:
-        """The folder's status; None if there is none. Raises `UnreadableStatus`."""
+        """The folder's newest status (status.json, or the reserve written while the disk
+        was full); None if there is none. Raises `UnreadableStatus`."""
+        main = cls._read_file(layout.status)
         try:
-            raw = layout.status.read_bytes()
+            reserved = cls._read_file(layout.status_reserve)
+        except UnreadableStatus:
+            reserved = None  # being rewritten in place, or blank: status.json decides
+        if reserved is not None and (main is None or reserved.updated > main.updated):
+            return reserved
+        return main
+
+    @classmethod
+    def _read_file(cls, path: Path) -> StatusSnapshot | None:
+        try:
+            raw = path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -412,6 +438,14 @@ def assess(layout: Layout, now: float | None = None) -> Health:
     warnings = []
     if status.last_error is not None:
         warnings.append(f"last error: {status.last_error.message}")
+    if status.disk_error is not None and status.state == RecorderState.RECORDING:
+        return Health(
+            DEGRADED,
+            f"PID {pid} cannot write its journal: {status.disk_error} "
+            f"({status.backlog_bytes:,} bytes wait in memory; free some space)",
+            status,
+            warnings,
+        )
     if status.receiver_error is not None:
         return Health(
             DEGRADED,
@@ -444,3 +478,34 @@ def format_age(seconds: float) -> str:
     if seconds < 86400:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f}d"
+
+
+RESERVE_BYTES = 64 * 1024  # room kept for a status written while the disk is full
+
+
+def reserve_status_space(layout: Layout) -> None:
+    """Allocate `status.reserve` now, while there is room (blank: nothing to read)."""
+    fd = open_private(layout.status_reserve, os.O_RDWR | os.O_CREAT)
+    try:
+        if os.fstat(fd).st_size != RESERVE_BYTES:
+            os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            os.pwrite(fd, b" " * RESERVE_BYTES, 0)
+    finally:
+        os.close(fd)
+
+
+def _write_reserved(layout: Layout, data: bytes) -> bool:
+    """Overwrite the reserve in place (no new blocks needed); False if it cannot be."""
+    if len(data) >= RESERVE_BYTES:
+        return False
+    try:
+        fd = os.open(layout.status_reserve, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        os.pwrite(fd, data + b" " * (RESERVE_BYTES - len(data)), 0)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

@@ -306,12 +306,16 @@ def test_a_full_disk_delays_writes_but_loses_and_tears_nothing(tmp_path: Path) -
         return real_write(fd, data)
 
     sink.write = full_then_half  # type: ignore[method-assign]
+    said: list[str] = []
+    sink.on_error = lambda message: (said.append(message), rec.error(message))  # type: ignore[func-returns-value]
     feed(rec, clock, env_msg("p", 1), env_msg("p", 2), env_msg("p", 3))
     rec.close()
     records = journal_records(tmp_path / "logs")  # every line is whole and valid
     seqs = [r["frames"][1]["json"]["_persist"]["seq"] for r in records if r["kind"] == "msg"]
     assert seqs == [1, 2, 3]
-    assert rec.last_error is not None and "No space left" in rec.last_error.message
+    # said once per episode (not once per retry), and no longer current once writes work
+    assert len(said) == 1 and "No space left" in said[0]
+    assert rec.last_error is None and sink.stalled is None
     assert not [r for r in records if r["kind"] == "gap"]
 
 

@@ -52,6 +52,7 @@ STATUS_KEYS = [
     "fsync_interval_ms",
     "quarantined",
     "receiver_error",
+    "disk_error",
 ]
 COUNT_KEYS = [
     "received",
