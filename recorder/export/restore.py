@@ -1,7 +1,7 @@
 """Restore bundles: the conversation up to a checkpoint, verified, in `restore/<id>/`.
 
-(A little over 400 lines: the integrity report and the bundle it goes into are one
-feature; the writers and the range summary they use live elsewhere.)
+(Over 400 lines: the integrity report, its damage checks and the bundle they go into
+are one feature; the writers and the range summary they use live elsewhere.)
 
     bundle = build_bundle(log_dir, "latest")
     bundle.jsonl        # every record up to the checkpoint, byte for byte as stored

@@ -10,7 +10,7 @@
     ...                                                   # the agent does its work
     launcher.on_agent_exit()
 
-(A little over 400 lines: `LaunchResult` and the launcher that fills it; the menu,
+(Over 400 lines: `LaunchResult` and the launcher that fills it; the menu,
 the agents/ registry, spawning and running the agent are in their own modules.)
 
 `on_agent_connected` makes sure a healthy recorder holds the log folder (starting

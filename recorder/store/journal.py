@@ -2,6 +2,9 @@
 
 The journal is the only source of truth. This module knows nothing about ZeroMQ:
 it is handed records and turns them into whole, durable lines.
+
+Over 400 lines: the writer thread (`Sink`), tail repair and the `Journal` that hands
+lines to the writer share positions and the file layout, and stay together.
 """
 
 from __future__ import annotations

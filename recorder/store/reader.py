@@ -4,8 +4,8 @@ Opening a journal never parses it: each segment gets a newline-offset index
 (built in C-speed chunks, cached in `metadata_index/` for closed segments) and
 a record is read by position with one `pread`, through a small LRU cache.
 
-A little over 400 lines: the record, the per-segment index and the store that
-stitches segments together share the offset arithmetic and stay together.
+Over 400 lines: the record, the per-segment index with its checked cache, and the
+store that stitches segments together share the offset arithmetic and stay together.
 """
 
 from __future__ import annotations

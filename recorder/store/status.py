@@ -10,8 +10,9 @@ every reader gets the same class back (`StatusSnapshot.read`). A reader decides:
   receiving thread died (`receiver_error`), or the broker has been unreachable for
   more than `UNREACHABLE_AFTER` seconds (no broker, or a frozen one).
 
-A little over 400 lines because each field of the file is spelled out twice, once
-to write it and once to read it strictly (a wrongly typed field names itself).
+Over 400 lines because each field of the file is spelled out twice, once to write it
+and once to read it strictly (a wrongly typed field names itself), and `assess`
+decides four states, each with its reason.
 """
 
 from __future__ import annotations
