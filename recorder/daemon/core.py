@@ -169,7 +169,9 @@ class Recorder:
     def open(self) -> None:
         """Open the journal, recover from the previous run and record the start."""
         ensure_private_dir(self.layout.root)
-        reserve_status_space(self.layout)  # while there is room: see StatusSnapshot.write
+        problem = reserve_status_space(self.layout)  # while there is room (see its doc)
+        if problem:
+            log.warning(problem)
         for sub in (self.layout.checkpoints, self.layout.control, self.layout.index):
             ensure_private_dir(sub)
         self._remove_stale_temp_files()

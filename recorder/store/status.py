@@ -484,13 +484,22 @@ def format_age(seconds: float) -> str:
 RESERVE_BYTES = 64 * 1024  # room kept for a status written while the disk is full
 
 
-def reserve_status_space(layout: Layout) -> None:
-    """Allocate `status.reserve` now, while there is room (blank: nothing to read)."""
-    fd = open_private(layout.status_reserve, os.O_RDWR | os.O_CREAT)
+def reserve_status_space(layout: Layout) -> str | None:
+    """Allocate `status.reserve` now, while there is room (blank: nothing to read).
+
+    Best effort: returns why it could not be done (the recorder still starts; only
+    the report of a later full disk is lost)."""
+    try:
+        fd = open_private(layout.status_reserve, os.O_RDWR | os.O_CREAT)
+    except OSError as exc:
+        return f"cannot reserve {layout.status_reserve.name}: {exc.strerror or exc}"
     try:
         if os.fstat(fd).st_size != RESERVE_BYTES:
-            os.posix_fallocate(fd, 0, RESERVE_BYTES)
-            os.pwrite(fd, b" " * RESERVE_BYTES, 0)
+            os.pwrite(fd, b" " * RESERVE_BYTES, 0)  # real blocks, on every file system
+            os.fsync(fd)
+        return None
+    except OSError as exc:
+        return f"cannot reserve {layout.status_reserve.name}: {exc.strerror or exc}"
     finally:
         os.close(fd)
 
