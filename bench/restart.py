@@ -16,10 +16,7 @@ Runs alternate between the two; medians and worst are printed, with the ratio.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -57,16 +54,9 @@ print(json.dumps({"open_s": opened - imported, "messages": rec.journal.messages}
 
 
 def run(root: Path, variant: str) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(root), variant],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    if out.returncode:
-        raise SystemExit(out.stderr)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    from tui_open import child  # one way to run a measurement in a fresh interpreter
+
+    return child(CHILD, str(root), variant)
 
 
 def main() -> int:

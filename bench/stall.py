@@ -140,17 +140,7 @@ def run_stop(
         log_dir = work / f"stop-{variant}"
         rec = start_recorder(procs, variant, tree, broker.backend, log_dir)
         rb.wait_recording(rec, log_dir)
-        pub = procs.child(
-            "pub",
-            {
-                "frontend": broker.frontend,
-                "count": count,
-                "size": args.size,
-                "rate": rate,
-                "heartbeat": 1.0,
-            },
-        )
-        start = json.loads(pub.readline(30))["start"]
+        pub, start = start_publisher(procs, broker.frontend, count, rate, args.size)
         time.sleep(max(0.0, start + before - time.time()))
         rec.proc.send_signal(signal.SIGSTOP)
         time.sleep(stop_s)
@@ -158,6 +148,17 @@ def run_stop(
         wait_done(log_dir, pub, rec, 120 + count / rate)
         pub.result(60)
         return finish(rec, log_dir, count, {"scenario": "stop", "variant": variant})
+
+
+def start_publisher(
+    procs: rb.Procs, frontend: str, count: int, rate: float, size: int
+) -> tuple[rb.Child, float]:
+    """The enveloped publisher child at `rate`; returns it and the time it started sending."""
+    pub = procs.child(
+        "pub",
+        {"frontend": frontend, "count": count, "size": size, "rate": rate, "heartbeat": 1.0},
+    )
+    return pub, float(json.loads(pub.readline(30))["start"])
 
 
 def fill(path: Path) -> int:
@@ -192,17 +193,7 @@ def run_disk(
             rb.wait_recording(rec, log_dir)
             rss = rb.RssSampler(rec.pid)
             rss.start()
-            pub = procs.child(
-                "pub",
-                {
-                    "frontend": broker.frontend,
-                    "count": count,
-                    "size": args.size,
-                    "rate": rate,
-                    "heartbeat": 1.0,
-                },
-            )
-            start = json.loads(pub.readline(30))["start"]
+            pub, start = start_publisher(procs, broker.frontend, count, rate, args.size)
             time.sleep(max(0.0, start + before - time.time()))
             filler = mnt / "filler"
             full_until = time.monotonic() + full_s

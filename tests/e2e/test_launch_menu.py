@@ -4,11 +4,8 @@ gets the terminal."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -16,52 +13,8 @@ import pytest
 from recorder.store.layout import Layout
 from recorder.store.reader import open_store
 from recorder.store.status import assess
-from tests.support import FAKE_AGENT, endpoints, healthy, wait_for
+from tests.support import FAKE_AGENT, Tmux, endpoints, healthy, wait_for
 from tests.tui_fixtures import demo_dir
-
-
-class Tmux:
-    def __init__(self, command: str, cwd: Path) -> None:
-        self.name = f"persist-launch-{uuid.uuid4().hex[:8]}"
-        env = {**os.environ, "TERM": "xterm-256color"}
-        subprocess.run(
-            [
-                "tmux",
-                "new-session",
-                "-d",
-                "-s",
-                self.name,
-                "-x",
-                "100",
-                "-y",
-                "30",
-                "-c",
-                str(cwd),
-                command,
-            ],
-            check=True,
-            env=env,
-        )
-
-    def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
-
-    def screen(self) -> str:
-        return subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
-        ).stdout
-
-    def wait_for(self, text: str, timeout: float = 30.0) -> str:
-        return str(
-            wait_for(
-                lambda: text in (s := self.screen()) and s,
-                timeout=timeout,
-                what=f"{text!r} on screen",
-            )
-        )
-
-    def kill(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")

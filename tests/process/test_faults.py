@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from recorder.bus.publisher import Publisher
-from tests.support import Bus, read_status, wait_for
+from tests.support import Bus, Proc, read_status, wait_for
 
 ROUNDS = int(os.environ.get("PERSIST_FAULT_ROUNDS", "10"))
 pytestmark = pytest.mark.timeout(120 + 12 * ROUNDS)
@@ -63,6 +63,35 @@ def every_line(log_dir: Path) -> tuple[list[dict], int]:
     return records, bad
 
 
+def stop_and_account(bus: Bus, recorder: Proc, publisher: SteadyPublisher) -> list[dict]:
+    """Stop cleanly once the publisher's last heartbeat is in; check that every complete
+    line parses, nothing is duplicated and every message sent is in the journal or
+    inside a gap record that says it was lost. Returns the gap records."""
+    assert publisher.error is None, publisher.error
+    last_seq = publisher.last_seq
+    wait_for(
+        lambda: any(
+            r["kind"] == "heartbeat" and r["frames"][-1]["json"]["_persist"].get("bye")
+            for r in every_line(bus.log_dir)[0]
+        ),
+        what="the publisher's last heartbeat recorded",
+    )
+    recorder.signal(signal.SIGTERM)
+    assert recorder.wait(10) == 0
+    records, unparsable = every_line(bus.log_dir)
+    assert unparsable == 0  # a kill never leaves a broken complete line
+    seqs = [
+        r["frames"][-1]["json"]["_persist"]["seq"]
+        for r in records
+        if r["kind"] == "msg" and r["topic"] == "agents.steady"
+    ]
+    assert len(seqs) == len(set(seqs))  # no duplicates
+    gaps = [r for r in records if r["kind"] == "gap"]
+    in_gaps = {s for g in gaps if g.get("from_seq") for s in range(g["from_seq"], g["to_seq"] + 1)}
+    assert set(seqs) | in_gaps == set(range(1, last_seq + 1))
+    return gaps
+
+
 def test_sigkill_storm_under_a_steady_stream_loses_nothing_unaccounted(bus: Bus) -> None:
     bus.start_broker()
     recorder = bus.start_recorder()
@@ -89,30 +118,7 @@ def test_sigkill_storm_under_a_steady_stream_loses_nothing_unaccounted(bus: Bus)
     finally:
         publisher.stopping.set()
         publisher.join(10)
-    assert publisher.error is None, publisher.error
-    last_seq = publisher.last_seq
-    wait_for(
-        lambda: any(
-            r["kind"] == "heartbeat" and r["frames"][-1]["json"]["_persist"].get("bye")
-            for r in every_line(bus.log_dir)[0]
-        ),
-        what="the publisher's last heartbeat recorded",
-    )
-    recorder.signal(signal.SIGTERM)
-    assert recorder.wait(10) == 0
-
-    records, unparsable = every_line(bus.log_dir)
-    assert unparsable == 0  # a kill never leaves a broken complete line
-    seqs = [
-        r["frames"][-1]["json"]["_persist"]["seq"]
-        for r in records
-        if r["kind"] == "msg" and r["topic"] == "agents.steady"
-    ]
-    assert len(seqs) == len(set(seqs))  # no duplicates
-    gaps = [r for r in records if r["kind"] == "gap"]
-    in_gaps = {s for g in gaps if g.get("from_seq") for s in range(g["from_seq"], g["to_seq"] + 1)}
-    # every message sent is in the journal, or inside a gap record that says it was lost
-    assert set(seqs) | in_gaps == set(range(1, last_seq + 1))
+    gaps = stop_and_account(bus, recorder, publisher)
     assert sum(1 for g in gaps if g["cause"] == "recorder-down") == ROUNDS
     assert len(restarts) == ROUNDS
     restarts.sort()  # a figure to read with -s (bench/record.py measures it), not an assert
@@ -144,28 +150,7 @@ def test_broker_killed_and_restarted_repeatedly_every_loss_is_in_a_gap(bus: Bus)
     finally:
         publisher.stopping.set()
         publisher.join(10)
-    assert publisher.error is None, publisher.error
-    last_seq = publisher.last_seq
-    wait_for(
-        lambda: any(
-            r["kind"] == "heartbeat" and r["frames"][-1]["json"]["_persist"].get("bye")
-            for r in every_line(bus.log_dir)[0]
-        ),
-        what="the publisher's last heartbeat recorded",
-    )
-    recorder.signal(signal.SIGTERM)
-    assert recorder.wait(10) == 0
-    records, unparsable = every_line(bus.log_dir)
-    assert unparsable == 0
-    seqs = [
-        r["frames"][-1]["json"]["_persist"]["seq"]
-        for r in records
-        if r["kind"] == "msg" and r["topic"] == "agents.steady"
-    ]
-    assert len(seqs) == len(set(seqs))
-    gaps = [r for r in records if r["kind"] == "gap"]
-    in_gaps = {s for g in gaps if g.get("from_seq") for s in range(g["from_seq"], g["to_seq"] + 1)}
-    assert set(seqs) | in_gaps == set(range(1, last_seq + 1))
+    gaps = stop_and_account(bus, recorder, publisher)
     assert sum(1 for g in gaps if g["cause"] == "broker-outage") == rounds
 
 
