@@ -194,6 +194,7 @@ def read_transcript(path: Path, project_path: str = "") -> Transcript:
     record = load_record(path, report)
     sid = str(record.get("sessionId") or path.stem)
     messages: list[SessionMessage] = []
+    kept: list[dict[str, Any]] = []  # the records behind `messages`, one each
     raw = record.get("messages")
     for m in raw if isinstance(raw, list) else []:
         msg = _message(m, sid, len(messages)) if isinstance(m, dict) else None
@@ -202,6 +203,7 @@ def read_transcript(path: Path, project_path: str = "") -> Transcript:
             report.unknown_types[kind] = report.unknown_types.get(kind, 0) + 1
         else:
             messages.append(msg)
+            kept.append(m)
     conv = [m for m in messages if m.sender is not Sender.SYSTEM]
     prompt = next(
         (" ".join(m.text.split())[:200] for m in conv if m.sender is Sender.USER and not m.note), ""
@@ -264,7 +266,8 @@ def read_transcript(path: Path, project_path: str = "") -> Transcript:
         resumable=bool(conv) and record.get("kind") != "subagent",
         skipped=report.skipped,
     )
-    return Transcript(session, messages, [], report)
+    meta = {k: v for k, v in record.items() if k != "messages"}
+    return Transcript(session, messages, [], report, kept, raw_meta=meta)
 
 
 def read_project(project: GeminiProject) -> list[Transcript]:

@@ -134,6 +134,13 @@ class Session:
     def key(self) -> str:
         return f"{self.source.value}:{self.id}"
 
+    def resume_shell(self) -> str:
+        """The command to type: resume is scoped to the project, so it starts there."""
+        import shlex
+
+        line = shlex.join(self.resume_command())
+        return f"cd {shlex.quote(self.project_path)} && {line}" if self.project_path else line
+
     def resume_command(self) -> list[str]:
         if self.source is Source.CLAUDE:
             return ["claude", "--resume", self.id]
@@ -150,8 +157,9 @@ class Transcript:
     messages: list[SessionMessage]
     sidechain: list[SessionMessage] = field(default_factory=list)
     report: ReadReport = field(default_factory=ReadReport)
-    raw_chain: list[dict[str, Any]] = field(default_factory=list)  # Claude: lines of the chain
+    raw_chain: list[dict[str, Any]] = field(default_factory=list)  # Claude lines / Gemini records
     summaries: dict[str, str] = field(default_factory=dict)  # Claude: leafUuid -> summary
+    raw_meta: dict[str, Any] = field(default_factory=dict)  # Gemini: the session's metadata
 
 
 _PATH_FIELDS = ("path",)
