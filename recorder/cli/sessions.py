@@ -4,6 +4,8 @@ CLI, Codex CLI), read-only except for the explicit fork."""
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from recorder.cli.common import add_log_dir, positive, say
+from recorder.cli.common import add_log_dir, non_negative, positive, say
 from recorder.errors import BadOption, PersistError
 from recorder.sources.discover import Roots
 from recorder.sources.listing import GitState, SessionRow, list_sessions
@@ -47,7 +49,11 @@ def add_roots(p: argparse.ArgumentParser) -> None:
 def load_rows(args: argparse.Namespace, *, git: bool = False) -> list[SessionRow]:
     source = Source(args.source) if args.source else None
     rows, problems = list_sessions(
-        roots_from(args), Layout(Path(args.log_dir)), git=GitState() if git else None, source=source
+        roots_from(args),
+        Layout(Path(args.log_dir)),
+        git=GitState() if git else None,
+        source=source,
+        workers=os.cpu_count() or 1,
     )
     for problem in problems:
         say(f"warning: {problem}")
@@ -239,6 +245,39 @@ def cmd_fork(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from recorder.sources.monitor import Monitor, MonitorSettings
+
+    layout = Layout(Path(args.log_dir))
+    config = Path(args.config) if args.config else layout.sessions / "monitor.toml"
+    settings = MonitorSettings.load(
+        config,
+        interval_minutes=args.interval,
+        time_hours=args.time_hours,
+        files_changed=args.files,
+        context_fraction=None if args.context is None else args.context / 100,
+        idle_minutes=args.idle,
+        cooldown_minutes=args.cooldown,
+    )
+    roots = roots_from(args).only(Source(args.source) if args.source else None)
+    monitor = Monitor(roots, layout, settings)
+    while True:
+        result = monitor.tick(time.time())
+        for problem in result.problems:
+            say(f"warning: {problem}")
+        for d in result.decisions:
+            if args.explain:
+                print(d.explain())
+        for cp in result.taken:
+            ref = cp.session
+            assert ref is not None
+            print(f"checkpoint {cp.id}: {ref.key}, {ref.messages} messages, {cp.reason}")
+        sys.stdout.flush()
+        if args.once:
+            return 0
+        time.sleep(settings.interval_minutes * 60)
+
+
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("sessions", help="list Claude Code, Gemini CLI and Codex sessions")
     add_roots(p)
@@ -268,3 +307,20 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--at", metavar="MESSAGE", help="message number or agent uuid (default: last)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_fork)
+
+    p = sub.add_parser(
+        "monitor", help="checkpoint agent sessions when time, activity, context or idleness say so"
+    )
+    add_roots(p)
+    p.add_argument("--once", action="store_true", help="one round, then exit")
+    p.add_argument("--interval", type=positive, metavar="MIN", help="minutes between rounds (5)")
+    p.add_argument("--explain", action="store_true", help="print every decision with its scores")
+    p.add_argument("--config", help="TOML settings (default: <log-dir>/sessions/monitor.toml)")
+    p.add_argument(
+        "--time-hours", type=positive, help="time trigger (2 h since the last checkpoint)"
+    )
+    p.add_argument("--files", type=positive, help="activity trigger (15 files changed)")
+    p.add_argument("--context", type=positive, metavar="PERCENT", help="context trigger (75 %%)")
+    p.add_argument("--idle", type=positive, metavar="MIN", help="idle trigger (30 min)")
+    p.add_argument("--cooldown", type=non_negative, metavar="MIN", help="between checkpoints (30)")
+    p.set_defaults(func=cmd_monitor)

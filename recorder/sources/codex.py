@@ -123,6 +123,7 @@ def read_transcript(path: Path, names: dict[str, str] | None = None) -> Transcri
             pending = {"uuid": uuid, "ts": ts, "text": [], "calls": [], "thinking": []}
         return pending
 
+    stem = path.stem
     for number, line in iter_objects(data, report):
         kind = line.get("type")
         payload = line.get("payload")
@@ -134,7 +135,7 @@ def read_transcript(path: Path, names: dict[str, str] | None = None) -> Transcri
             key = str(kind)
             report.unknown_types[key] = report.unknown_types.get(key, 0) + 1
             continue
-        uuid = f"{path.stem}:{number}"
+        uuid = f"{stem}:{number}"
         if kind == "session_meta":
             meta = payload
             sid = str(payload.get("id") or sid)

@@ -42,6 +42,10 @@ class CopyResult:
     new_versions: int = 0
     files: int = 0
     missing: list[str] = field(default_factory=list)  # originals gone (copy kept as is)
+    version: int = 0  # the main file's current version: its number, bytes, lines, digest
+    size: int = 0
+    lines: int = 0
+    digest: str = ""
 
 
 def copies_dir(layout: Layout) -> Path:
@@ -163,6 +167,11 @@ def protect(layout: Layout, session: Session) -> CopyResult:
         entry = files.setdefault(name, {"original": str(path)})
         entry["original"] = str(path)
         _copy_file(folder, name, path, entry, result)
+    main = (files.get("main") or {}).get("versions") or []
+    if main:
+        last = main[-1]
+        result.version, result.size, result.lines = last["n"], last["size"], last["lines"]
+        result.digest = str(last.get("digest") or "")
     if session.path.exists():
         manifest["session"] = session_to_json(session)
         manifest["deleted"] = None

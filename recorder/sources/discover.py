@@ -167,8 +167,26 @@ class ScanCache:
         )
 
 
-def scan(roots: Roots, cache_path: Path | None = None) -> ScanResult:
-    """Every session of every root, newest activity first."""
+def _entry(read: Callable[[], Transcript]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """A file's listing entry (what a worker process sends back: no message bodies)."""
+    t = read()
+    return session_to_json(t.session), t.summaries, t.report.errors
+
+
+def _read_all(
+    todo: list[Unit], workers: int
+) -> list[tuple[dict[str, Any], dict[str, str], list[str]]]:
+    if workers <= 1 or len(todo) < 8:
+        return [_entry(u.read) for u in todo]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_entry, [u.read for u in todo], chunksize=4))
+
+
+def scan(roots: Roots, cache_path: Path | None = None, *, workers: int = 1) -> ScanResult:
+    """Every session of every root, newest activity first. `workers` > 1 reads changed
+    files in that many processes (only from a single-threaded caller: it forks)."""
     cache = ScanCache(cache_path)
     result = ScanResult([])
     if cache.problem:
@@ -176,28 +194,30 @@ def scan(roots: Roots, cache_path: Path | None = None) -> ScanResult:
     fresh: dict[str, dict[str, Any]] = {}
     summaries: dict[str, dict[str, str]] = {}  # Claude project folder -> leafUuid -> summary
     found: list[tuple[Unit, Session]] = []
+    todo: list[Unit] = []
     for unit in units(roots):
-        key = str(unit.path)
-        entry = cache.entries.get(key)
-        session: Session | None = None
+        entry = cache.entries.get(str(unit.path))
         if isinstance(entry, dict) and entry.get("key") == unit.key:
             try:
                 session = session_from_json(entry["session"])
                 own = entry.get("summaries") or {}
-                result.cached += 1
             except (KeyError, ValueError, TypeError):
-                session = None
-        if session is None:
-            t = unit.read()
-            session, own = t.session, t.summaries
-            entry = {"key": unit.key, "session": session_to_json(session), "summaries": own}
-            result.read += 1
-            if t.report.errors:
-                result.problems.extend(t.report.errors)
-        fresh[key] = entry  # type: ignore[assignment]
-        if own and isinstance(own, dict):
+                todo.append(unit)
+                continue
+            result.cached += 1
+            fresh[str(unit.path)] = entry
+            if own and isinstance(own, dict):
+                summaries.setdefault(unit.project, {}).update(own)
+            found.append((unit, session))
+        else:
+            todo.append(unit)
+    for unit, (data, own, errors) in zip(todo, _read_all(todo, workers), strict=True):
+        fresh[str(unit.path)] = {"key": unit.key, "session": data, "summaries": own}
+        result.read += 1
+        result.problems.extend(errors)
+        if own:
             summaries.setdefault(unit.project, {}).update(own)
-        found.append((unit, session))
+        found.append((unit, session_from_json(data)))
     sessions = _dedupe(found)
     for unit, s in found:
         project = summaries.get(unit.project)

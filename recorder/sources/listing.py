@@ -115,11 +115,12 @@ def list_sessions(
     now: float | None = None,
     git: GitState | None = None,
     source: Source | None = None,
+    workers: int = 1,
 ) -> tuple[list[SessionRow], list[str]]:
     """Every session newest first (deleted ones we hold included), and the problems met."""
     now = time.time() if now is None else now
     roots = roots.only(source)
-    result = scan(roots, layout.sessions / "scan-cache.json")
+    result = scan(roots, layout.sessions / "scan-cache.json", workers=workers)
     retention = Retention.read(roots)
     copies = {c.session.key: c for c in list_copies(layout)}
     rows: list[SessionRow] = []
