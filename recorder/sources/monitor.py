@@ -202,7 +202,26 @@ class Monitor:
                     if d.checkpoint:
                         out.taken.append(self.checkpoint(session, d, now))
             out.decisions.append(d)
+        self.log(now, out.decisions)
         return out
+
+    def log(self, now: float, decisions: list[Decision]) -> None:
+        """Every decision with its scores, appended to `sessions/monitor.log` (0600)."""
+        if not decisions:
+            return
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        lines = "".join(f"{stamp} {d.explain()}\n" for d in decisions).encode()
+        try:
+            ensure_private_dir(self.layout.sessions)
+            fd = open_private(
+                self.layout.sessions / "monitor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+            )
+            try:
+                os.write(fd, lines)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # the decisions were still taken; `--explain` prints them
 
     def checkpoint(self, session: Session, d: Decision, now: float) -> Checkpoint:
         copy = protect(self.layout, session)

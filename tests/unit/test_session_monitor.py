@@ -133,3 +133,7 @@ def test_monitor_rounds_with_an_injected_clock(tmp_path: Path) -> None:
     r = m.tick(t0 + 3 * 3600)
     assert len(r.taken) == 1 and r.taken[0].session.lines == 5  # type: ignore[union-attr]
     assert len(latest_session_checkpoints(layout)) == 1 and len(list_checkpoints(layout)) == 2
+    log = (layout.sessions / "monitor.log").read_text().splitlines()
+    assert len(log) == 5 and "CHECKPOINT (idle reached its threshold)" in log[1]
+    assert "time=" in log[0] and "weighted=" in log[0]
+    assert (layout.sessions / "monitor.log").stat().st_mode & 0o777 == 0o600
