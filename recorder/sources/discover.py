@@ -260,8 +260,11 @@ def read_session(session: Session) -> Transcript:
         return claude.read_transcript(session.path, flat_agents=flat)
     if session.source is Source.GEMINI:
         return gemini.read_transcript(session.path, session.project_path)
-    names = codex.thread_names(session.path.parents[3]) if len(session.path.parents) > 3 else {}
-    return codex.read_transcript(session.path, names)
+    root = next(
+        (p.parent for p in session.path.parents if p.name in ("sessions", "archived_sessions")),
+        None,
+    )
+    return codex.read_transcript(session.path, codex.thread_names(root) if root else {})
 
 
 def iter_messages(roots: Roots) -> Iterator[SessionMessage]:

@@ -109,6 +109,7 @@ def test_codex_rollout_and_thread_name(tmp_path: Path) -> None:
     assert s.files_modified == ("file0.txt", "file1.txt", "file2.txt")
     assert s.git_branch == "dev" and s.context_tokens == 1052 and s.skipped == 2
     t = read_session(s)
+    assert t.session.title == "Renamed thread"  # the index is found from the rollout's path
     assert t.messages[0].note == "meta"
     call, reply = [m for m in t.messages if m.sender is Sender.ASSISTANT][:2]
     assert call.thinking == "plan 0" and call.tool_calls[0].name == "apply_patch"

@@ -252,3 +252,19 @@ def test_scan_finds_every_real_session(tmp_path: Path) -> None:
     again = scan(roots, tmp_path / "cache.json")
     assert again.read == 0 and again.cached == 13  # 13 files: 12 sessions + 1 sub-agent
     assert [s.title for s in again.sessions] == [s.title for s in result.sessions]
+
+
+@pytest.mark.parametrize("name", sorted(CLAUDE))
+def test_fork_every_real_claude_session_halfway(name: str, tmp_path: Path) -> None:
+    """A fork at the middle message reads back as exactly that prefix (compaction
+    boundaries, broken lines, parallel tool results and branches included)."""
+    from recorder.sources.fork import fork
+
+    t = claude.read_transcript(C / name)
+    half = len(t.messages) // 2
+    result = fork(t, str(half), target_dir=tmp_path)
+    back = claude.read_transcript(result.path)
+    assert back.session.id == result.new_id and not back.report.skipped
+    assert [(m.sender, m.text) for m in back.messages] == [
+        (m.sender, m.text) for m in t.messages[: half + 1]
+    ]
