@@ -131,7 +131,7 @@ def read_transcript(path: Path, names: dict[str, str] | None = None) -> Transcri
         if ts is not None:
             first_ts = ts if first_ts is None else min(first_ts, ts)
             last_ts = ts if last_ts is None else max(last_ts, ts)
-        if not isinstance(payload, dict) or kind not in KNOWN:
+        if not isinstance(payload, dict) or not isinstance(kind, str) or kind not in KNOWN:
             key = str(kind)
             report.unknown_types[key] = report.unknown_types.get(key, 0) + 1
             continue

@@ -20,7 +20,14 @@ from typing import Any
 
 import orjson
 
-from recorder.sources.jsonl import estimate_tokens, iter_objects, parse_time, read_bytes, text_of
+from recorder.sources.jsonl import (
+    as_list,
+    estimate_tokens,
+    iter_objects,
+    parse_time,
+    read_bytes,
+    text_of,
+)
 from recorder.sources.model import (
     ReadReport,
     Sender,
@@ -107,7 +114,7 @@ def load_record(path: Path, report: ReadReport) -> dict[str, Any]:
     for _, obj in iter_objects(data, report):
         if "$rewindTo" in obj:
             target = obj["$rewindTo"]
-            if target in messages:
+            if isinstance(target, str) and target in messages:
                 cut = order.index(target)
                 for mid in order[cut:]:
                     messages.pop(mid, None)
@@ -148,7 +155,7 @@ def _message(record: dict[str, Any], sid: str, seq: int) -> SessionMessage | Non
     if kind == "gemini":
         calls = []
         results = []
-        for call in record.get("toolCalls") or ():
+        for call in as_list(record.get("toolCalls")):
             if not isinstance(call, dict):
                 continue
             args = call.get("args")
@@ -165,7 +172,7 @@ def _message(record: dict[str, Any], sid: str, seq: int) -> SessionMessage | Non
                 )
         thoughts = [
             f"{t.get('subject', '')}: {t.get('description', '')}".strip(": ")
-            for t in record.get("thoughts") or ()
+            for t in as_list(record.get("thoughts"))
             if isinstance(t, dict)
         ]
         text = text_of(content)

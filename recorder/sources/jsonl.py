@@ -128,6 +128,11 @@ def text_of(value: Any, limit: int = 1 << 20) -> str:
         return str(value)[:limit]
 
 
+def as_list(value: Any) -> list[Any]:
+    """`value` if it is a list, else [] (a field another version typed differently)."""
+    return value if isinstance(value, list) else []
+
+
 def estimate_tokens(chars: int) -> int:
     """About four characters per token, the rule of thumb for English and code."""
     return (chars + 3) // 4
