@@ -104,6 +104,8 @@ def row_json(r: SessionRow) -> dict[str, Any]:
         "deleted_by_agent": r.deleted,
         "agent_cleanup_at": _iso(r.expires),
         "resume": s.resume_shell(),
+        "live_pid": r.live_pid,
+        "extra_paths": [str(p) for p in s.extra_paths],
         "skipped_lines": s.skipped,
     }
 
@@ -133,6 +135,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         s = r.session
         last = datetime.fromtimestamp(s.last_ts or s.mtime).strftime("%Y-%m-%d %H:%M")
         idle = "" if r.idle_minutes is None else _idle(r.idle_minutes)
+        if r.live_pid:
+            idle = "live"
         git = _short(s.git_branch or "-", 12) + ("*" if r.dirty else "")
         copy = "deleted" if r.deleted else ("kept" if r.protected else "-")
         cleanup = "-" if r.expires is None else _until(r.expires - now)
@@ -234,6 +238,8 @@ def cmd_fork(args: argparse.Namespace) -> int:
             ).decode()
         )
         return 0
+    if row.live_pid:
+        say(f"warning: Claude Code (PID {row.live_pid}) is running this session now")
     if result.latest:
         print(f"{row.session.key}: the latest point is the session itself; resume it with:")
     else:

@@ -76,9 +76,6 @@ KNOWN = CONVERSATION | frozenset(
 )
 EDIT_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path"}
 EDIT_TOOLS["NotebookEdit"] = "notebook_path"
-_SESSION_NAME = re.compile(
-    r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\.jsonl\Z"
-)
 _AGENT_NAME = re.compile(r"\Aagent-[A-Za-z0-9_-]+\.jsonl\Z")
 
 
@@ -133,7 +130,7 @@ def projects(root: Path) -> Iterator[ProjectFiles]:
                 continue
             if _AGENT_NAME.match(entry.name):
                 found.flat_agents.append(Path(entry.path))
-            elif _SESSION_NAME.match(entry.name) or entry.is_file():
+            elif entry.is_file():  # `<sessionId>.jsonl`, or any name: the id is in the lines
                 found.sessions.append(Path(entry.path))
         yield found
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -67,6 +68,36 @@ def _json(path: Path) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
+def live_claude_sessions(root: Path | None) -> dict[str, int]:
+    """Session id -> PID of the Claude Code processes running now, from the registry it
+    keeps in `<root>/sessions/<pid>.json` (a session running there is not resumed twice)."""
+    found: dict[str, int] = {}
+    if root is None:
+        return found
+    try:
+        entries = list((root / "sessions").glob("*.json"))
+    except OSError:
+        return found
+    for path in entries:
+        data = _json(path)
+        pid, sid = data.get("pid"), data.get("sessionId")
+        if (
+            not isinstance(pid, int)
+            or isinstance(pid, bool)
+            or pid <= 0
+            or not isinstance(sid, str)
+        ):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue  # a registry file left by a process that died
+        except (PermissionError, OverflowError):
+            pass
+        found[sid] = pid
+    return found
+
+
 class GitState:
     """Whether a project has uncommitted changes: `git status` with a timeout per project
     and a total budget, each project asked once (None: unknown, not a repo, too slow)."""
@@ -106,6 +137,7 @@ class SessionRow:
     copy_size: int  # bytes of the main file our copy covers
     deleted: bool  # the agent deleted it: only our copy is left
     dirty: bool | None
+    live_pid: int | None = None  # the agent process running this session now
 
 
 def list_sessions(
@@ -135,6 +167,10 @@ def list_sessions(
         if c.session.path.exists():
             continue  # still there, but not under the roots asked about
         rows.append(_row(c.session, now, None, git, True, c.size, True))
+    live = live_claude_sessions(roots.claude)
+    for r in rows:
+        if r.session.source is Source.CLAUDE:
+            r.live_pid = live.get(r.session.id)
     rows.sort(key=lambda r: r.session.last_ts or r.session.mtime, reverse=True)
     return rows, result.problems
 

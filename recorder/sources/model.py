@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,8 +137,6 @@ class Session:
 
     def resume_shell(self) -> str:
         """The command to type: resume is scoped to the project, so it starts there."""
-        import shlex
-
         line = shlex.join(self.resume_command())
         return f"cd {shlex.quote(self.project_path)} && {line}" if self.project_path else line
 
@@ -160,9 +159,6 @@ class Transcript:
     raw_chain: list[dict[str, Any]] = field(default_factory=list)  # Claude lines / Gemini records
     summaries: dict[str, str] = field(default_factory=dict)  # Claude: leafUuid -> summary
     raw_meta: dict[str, Any] = field(default_factory=dict)  # Gemini: the session's metadata
-
-
-_PATH_FIELDS = ("path",)
 
 
 def session_to_json(s: Session) -> dict[str, Any]:

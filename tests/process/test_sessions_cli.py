@@ -106,6 +106,14 @@ def test_sessions_lists_every_source_with_its_facts(tmp_path: Path) -> None:
     assert c["agent_cleanup_at"] == due + "Z"
     assert rows[gid]["messages"] == 4 and rows[gid]["project_path"] == "/home/me/gem"
     assert rows[tid]["agent_cleanup_at"] is None and rows[tid]["git_branch"] == "dev"
+    assert c["live_pid"] is None
+    # Claude Code's registry of running sessions: a live PID marks it, a dead one not
+    registry = tmp_path / "claude" / "sessions"
+    registry.mkdir()
+    (registry / "2.json").write_text(json.dumps({"pid": 2**22 + 7, "sessionId": s.session_id}))
+    assert listed(tmp_path)[s.session_id]["live_pid"] is None  # that process is gone
+    (registry / "1.json").write_text(json.dumps({"pid": os.getpid(), "sessionId": s.session_id}))
+    assert listed(tmp_path)[s.session_id]["live_pid"] == os.getpid()
     # --expiring: the Claude session (10 days) within 11 days, not within 5
     assert set(listed(tmp_path, "--expiring", "11")) >= {s.session_id}
     assert s.session_id not in listed(tmp_path, "--expiring", "5")
