@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -214,7 +215,7 @@ def cmd_fork(args: argparse.Namespace) -> int:
             session = row.session
             if row.deleted:  # only our copy is left: read it from there, write it back
                 copy = restore_to(session_dir(layout, session.key), Path(tmp))
-                session = type(session)(**{**session.__dict__, "path": copy, "extra_paths": ()})
+                session = replace(session, path=copy, extra_paths=())
             transcript = read_session(session)
             target = row.session.path.parent if row.deleted else None
             result = fork(transcript, args.at, target_dir=target, always=row.deleted)
