@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,13 +86,15 @@ def default_root() -> Path:
 
 
 def encode_project(cwd: str) -> str:
-    """The folder name Claude Code gives a cwd (lossy: read the real one from `cwd`)."""
-    name = re.sub(r"[^a-zA-Z0-9]", "-", cwd)
+    """The folder name Claude Code gives a cwd (lossy: read the real one from `cwd`).
+    JavaScript works on UTF-16 code units: a character outside the BMP is two dashes."""
+    units = struct.unpack(f"<{len(cwd.encode('utf-16-le')) // 2}H", cwd.encode("utf-16-le"))
+    name = "".join(chr(u) if chr(u).isascii() and chr(u).isalnum() else "-" for u in units)
     if len(name) <= 200:
         return name
     h = 0
-    for ch in cwd:
-        h = ((h << 5) - h + ord(ch)) & 0xFFFFFFFF
+    for u in units:  # (h << 5) - h + code, kept to a signed 32-bit integer
+        h = ((h << 5) - h + u) & 0xFFFFFFFF
     h = abs(h - (1 << 32) if h & 0x80000000 else h)
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""

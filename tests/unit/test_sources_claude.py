@@ -288,6 +288,8 @@ def test_missing_or_unreadable_file_is_reported(tmp_path: Path) -> None:
 def test_encode_project_matches_claude_code() -> None:
     assert claude.encode_project("/Users/me/.cfg") == "-Users-me--cfg"
     assert claude.encode_project("C:\\Users\\x") == "C--Users-x"
-    long = "/" + "a" * 250
-    encoded = claude.encode_project(long)
-    assert encoded.startswith("-" + "a" * 199 + "-") and len(encoded) > 201
+    assert claude.encode_project("/tmp/a\U0001f600b é") == "-tmp-a--b--"  # UTF-16 units
+    # over 200 characters: the value Claude Code's own function (2.1.110 `J$`, run in
+    # node) gives for this path
+    long = "/" + "a" * 250 + "/é\U0001f600"
+    assert claude.encode_project(long) == "-" + "a" * 199 + "-ltwk50"
