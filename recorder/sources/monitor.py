@@ -127,7 +127,7 @@ def decide(
 
 def latest_session_checkpoints(layout: Layout) -> dict[str, Checkpoint]:
     found: dict[str, Checkpoint] = {}
-    for cp in list_checkpoints(layout):
+    for cp in list_checkpoints(layout, sessions=True):
         if cp.session is not None:
             other = found.get(cp.session.key)
             if other is None or cp.created > other.created:

@@ -339,9 +339,13 @@ def write_checkpoint(
     return Checkpoint(**{**cp.__dict__, "path": path})
 
 
-def list_checkpoints(layout: Layout, skipped: list[str] | None = None) -> list[Checkpoint]:
+def list_checkpoints(
+    layout: Layout, skipped: list[str] | None = None, *, sessions: bool = False
+) -> list[Checkpoint]:
     """Valid checkpoints, newest first. A file that cannot be read as one is left out
-    and, if `skipped` is given, named there with the reason (for the caller to warn)."""
+    and, if `skipped` is given, named there with the reason (for the caller to warn).
+    Checkpoints of agent sessions (`session` set: no journal range) only with `sessions`;
+    then they are all there is, journal checkpoints left out."""
     found: list[Checkpoint] = []
     try:
         paths = sorted(p for p in layout.checkpoints.iterdir() if p.suffix == ".json")
@@ -349,7 +353,9 @@ def list_checkpoints(layout: Layout, skipped: list[str] | None = None) -> list[C
         return []
     for path in paths:
         try:
-            found.append(Checkpoint.from_json(orjson.loads(path.read_bytes()), path))
+            cp = Checkpoint.from_json(orjson.loads(path.read_bytes()), path)
+            if (cp.session is not None) == sessions:
+                found.append(cp)
         except orjson.JSONDecodeError:
             _skip(skipped, path, "not JSON")
         except OSError as exc:

@@ -61,7 +61,7 @@ def test_two_monitors_racing_checkpoint_each_session_once(tmp_path: Path) -> Non
         outs = [p.communicate(timeout=120) for p in procs]
         assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
         assert all("Traceback" not in o[1] for o in outs)
-    cps = [cp for cp in list_checkpoints(Layout(tmp_path / "log")) if cp.session]
+    cps = [cp for cp in list_checkpoints(Layout(tmp_path / "log"), sessions=True) if cp.session]
     per_session = Counter(cp.session.key for cp in cps if cp.session)
     assert per_session == Counter({f"claude:{i}": 1 for i in ids})
     assert set(latest_session_checkpoints(Layout(tmp_path / "log"))) == {f"claude:{i}" for i in ids}
@@ -91,7 +91,7 @@ def test_a_killed_lock_holder_does_not_block(tmp_path: Path) -> None:
         )
         time.sleep(1.5)
         assert waiting.poll() is None
-        assert list_checkpoints(Layout(tmp_path / "log")) == []
+        assert list_checkpoints(Layout(tmp_path / "log"), sessions=True) == []
         holder.send_signal(signal.SIGKILL)  # dies holding the lock
         out, err = waiting.communicate(timeout=60)
         assert waiting.returncode == 0, err

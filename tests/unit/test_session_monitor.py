@@ -121,7 +121,7 @@ def test_monitor_rounds_with_an_injected_clock(tmp_path: Path) -> None:
     assert not r.taken and r.decisions[0].reason == "below every threshold"
     r = m.tick(t0 + 29 * 60)  # idle 30 min
     assert len(r.taken) == 1 and r.taken[0].session is not None
-    cp = list_checkpoints(layout)[0]
+    cp = list_checkpoints(layout, sessions=True)[0]
     assert cp.session == r.taken[0].session and cp.session.lines == 4 and cp.session.messages == 3
     assert cp.reason == "session monitor: idle reached its threshold"
     assert not m.tick(t0 + 3 * 3600).taken  # nothing changed
@@ -132,7 +132,11 @@ def test_monitor_rounds_with_an_injected_clock(tmp_path: Path) -> None:
     assert not r.taken and r.decisions[0].reason.startswith("cooldown")
     r = m.tick(t0 + 3 * 3600)
     assert len(r.taken) == 1 and r.taken[0].session.lines == 5  # type: ignore[union-attr]
-    assert len(latest_session_checkpoints(layout)) == 1 and len(list_checkpoints(layout)) == 2
+    assert (
+        len(latest_session_checkpoints(layout)) == 1
+        and len(list_checkpoints(layout, sessions=True)) == 2
+    )
+    assert list_checkpoints(layout) == []  # journal readers never see them
     log = (layout.sessions / "monitor.log").read_text().splitlines()
     assert len(log) == 5 and "CHECKPOINT (idle reached its threshold)" in log[1]
     assert "time=" in log[0] and "weighted=" in log[0]
