@@ -79,3 +79,34 @@ async def test_sessions_screen_lists_every_source_with_a_preview(
         assert keys[1] in str(preview.render())
         await pilot.press("escape")
         assert not isinstance(app.screen, SessionsScreen)
+
+
+@pilot_test
+async def test_a_session_the_agent_deleted_is_shown_from_our_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recorder.sources.copies import protect
+    from recorder.sources.discover import Roots, scan
+    from recorder.store.layout import Layout
+
+    ids = agent_homes(tmp_path, monkeypatch)
+    root = demo_dir(tmp_path)
+    [claude_session] = [s for s in scan(Roots.default()).sessions if s.id == ids["claude"]]
+    protect(Layout(root), claude_session)
+    claude_session.path.unlink()  # the agent's cleanup
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("S")
+        screen = app.screen
+        assert isinstance(screen, SessionsScreen)
+        sessions = await wait_rows(pilot, screen)
+        row = sessions.rows[0]
+        assert row.session.id == ids["claude"] and row.deleted and row.protected
+        preview = screen.query_one("#sessions-preview")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if "I will profile the page." in str(preview.render()):
+                break
+        shown = str(preview.render())
+        assert "shown from our copy" in shown and "I will profile the page." in shown
+        assert "deleted" in str(sessions.render_row(0, 80))

@@ -4,7 +4,10 @@ that resumes it. A screen of its own (`S` from anywhere) while the tabs are rewo
 
 from __future__ import annotations
 
+import tempfile
+from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
@@ -16,9 +19,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from recorder.export.render import view
+from recorder.sources.copies import restore_to, session_dir
 from recorder.sources.discover import Roots, read_session
 from recorder.sources.journal_view import to_records
 from recorder.sources.listing import SessionRow, list_sessions
+from recorder.sources.model import Transcript
 from recorder.store.layout import Layout
 
 from ..text import one_line
@@ -135,21 +140,28 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
         text.append(f"{s.title or '(untitled)'}\n", "bold")
         text.append(f"{s.key}\n{s.project_path}  {s.git_branch}\n", "dim")
         if row.deleted:
-            text.append("deleted by the agent: only our copy is left\n", "bold red")
-        else:
-            transcript = read_session(s)
-            messages = transcript.messages
-            shown = messages if self.full else messages[:PREVIEW_MESSAGES]
-            for rec in to_records(shown):
-                v = view(rec)
-                style = "bold cyan" if v.sender == "user" else "bold"
-                text.append(f"\n{v.seq} {v.sender}", style)
-                if rec.meta.get("thinking"):
-                    text.append(" (thinking folded)", "dim")
-                text.append(f"\n{one_line(v.text, 2000) if not self.full else v.text}\n")
-            if len(shown) < len(messages):
-                text.append(f"\n… {len(messages) - len(shown)} more (Enter shows all)", "dim")
+            text.append("deleted by the agent: shown from our copy\n", "bold red")
+        transcript = self.read(row)
+        messages = transcript.messages
+        shown = messages if self.full else messages[:PREVIEW_MESSAGES]
+        for rec in to_records(shown):
+            v = view(rec)
+            style = "bold cyan" if v.sender == "user" else "bold"
+            text.append(f"\n{v.seq} {v.sender}", style)
+            if rec.meta.get("thinking"):
+                text.append(" (thinking folded)", "dim")
+            text.append(f"\n{one_line(v.text, 2000) if not self.full else v.text}\n")
+        if len(shown) < len(messages):
+            text.append(f"\n… {len(messages) - len(shown)} more (Enter shows all)", "dim")
         self.post_message(self.Previewed(s.key, text))
+
+    def read(self, row: SessionRow) -> Transcript:
+        """The session in full, from our copy when the agent deleted it."""
+        if not row.deleted:
+            return read_session(row.session)
+        with tempfile.TemporaryDirectory(prefix="persist-tui-") as tmp:
+            copy = restore_to(session_dir(self.log_layout, row.session.key), Path(tmp))
+            return read_session(replace(row.session, path=copy, extra_paths=()))
 
     @on(Previewed)
     def previewed(self, event: Previewed) -> None:
