@@ -499,7 +499,8 @@ def _first_prompt(messages: list[SessionMessage]) -> str:
     return command[:200]
 
 
-def _context_tokens(chain: list[dict[str, Any]], messages: list[SessionMessage]) -> int:
+def _usage_tokens(chain: list[dict[str, Any]]) -> int | None:
+    """The tokens of the last request with recorded usage (None: none recorded)."""
     for e in reversed(chain):
         msg = e.get("message")
         usage = msg.get("usage") if isinstance(msg, dict) and e["type"] == "assistant" else None
@@ -508,6 +509,13 @@ def _context_tokens(chain: list[dict[str, Any]], messages: list[SessionMessage])
             total = sum(v for k in (*keys, "output_tokens") if isinstance(v := usage.get(k), int))
             if total:
                 return total
+    return None
+
+
+def _context_tokens(chain: list[dict[str, Any]], messages: list[SessionMessage]) -> int:
+    tokens = _usage_tokens(chain)
+    if tokens is not None:
+        return tokens
     chars = 0
     for m in reversed(messages):
         if m.note == "compact-boundary":
@@ -527,19 +535,72 @@ def files_modified(messages: list[SessionMessage]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+@dataclass
+class _Counts:
+    """What a listing needs of the chain, without building the messages (the same rules
+    as `build_messages`, checked equal by tests)."""
+
+    conversation: int = 0
+    first_prompt: str = ""
+    files: dict[str, None] = field(default_factory=dict)
+
+
+def _edit_paths(e: dict[str, Any], files: dict[str, None]) -> None:
+    for b in _blocks(e):
+        if isinstance(b, dict) and b.get("type") == "tool_use":
+            key = EDIT_TOOLS.get(str(b.get("name") or "?"))
+            args = b.get("input")
+            value = args.get(key) if key and isinstance(args, dict) else None
+            if isinstance(value, str) and value:
+                files[value] = None
+
+
+def _count(lines: list[dict[str, Any]], sid: str) -> _Counts:
+    counts = _Counts()
+    last_mid: str | None = None  # message.id of the last message when it is an answer
+    users: list[SessionMessage] = []  # user messages up to the first typed prompt
+    found = False
+    for e in lines:
+        kind = e["type"]
+        if kind == "assistant":
+            mid = _message_id(e)
+            if not (mid and last_mid == mid):
+                counts.conversation += 1
+            last_mid = mid
+            _edit_paths(e, counts.files)
+        elif kind == "user":
+            counts.conversation += 1
+            last_mid = None
+            if not found and not _is_tool_result(e):
+                m = build_messages([e], sid)[0]
+                users.append(m)
+                found = m.sender is Sender.USER and not m.note and bool(m.text.strip())
+        elif kind == "system" and e.get("subtype") in SYSTEM_NOTES:
+            last_mid = None
+    counts.first_prompt = _first_prompt(users)
+    return counts
+
+
+SYSTEM_NOTES = ("compact_boundary", "api_error", "local_command")
+
+
 def read_transcript(
     path: Path,
     *,
     flat_agents: list[Path] | None = None,
     project_summaries: dict[str, str] | None = None,
     limit: int | None = None,
+    listing: bool = False,
 ) -> Transcript:
     """One session in full. `flat_agents`: the project's 2.0-layout agent files (those
     naming this session are attached); `project_summaries`: leafUuid -> summary from the
-    project's other files (a title may live there)."""
+    project's other files (a title may live there). `listing`: only the `Session` is
+    wanted (no messages are built; the same figures)."""
     parsed = parse_file(path, limit)
     chain = active_chain(parsed.entries, parsed.explicit_leaf)
     sid = parsed.session_id
+    if listing:
+        return _listing(path, parsed, chain, flat_agents, project_summaries)
     messages = build_messages(chain.lines, sid)
     report = parsed.report
     side_lines = [e for e in parsed.entries if _is_sidechain(e) and e["type"] != "progress"]
@@ -585,6 +646,66 @@ def read_transcript(
         subagent=bool(parsed.entries) and all(_is_sidechain(e) for e in parsed.entries),
     )
     return Transcript(session, messages, sidechain, report, chain.lines, parsed.summaries)
+
+
+def _listing(
+    path: Path,
+    parsed: ParsedFile,
+    chain: Chain,
+    flat_agents: list[Path] | None,
+    project_summaries: dict[str, str] | None,
+) -> Transcript:
+    """`read_transcript(..., listing=True)`: the Session alone, from counts."""
+    sid = parsed.session_id
+    report = parsed.report
+    counts = _count(chain.lines, sid)
+    extra: list[Path] = []
+    for e in parsed.entries:
+        if _is_sidechain(e) and e["type"] == "assistant":
+            _edit_paths(e, counts.files)
+    nested = subagent_files(path)
+    for agent_path in [*nested, *(flat_agents or [])]:
+        agent = parse_file(agent_path)
+        if agent_path not in nested and agent.session_id != sid:
+            continue
+        extra.append(agent_path)
+        report.merge(agent.report)
+        for e in agent.entries:
+            if e["type"] == "assistant":
+                _edit_paths(e, counts.files)
+    title, title_kind = _title(parsed, chain, project_summaries or {})
+    if not title and counts.first_prompt:
+        title, title_kind = counts.first_prompt, "first-prompt"
+    tokens = _usage_tokens(chain.lines)
+    if tokens is None:  # no usage recorded: estimated from the text (messages needed)
+        tokens = _context_tokens(chain.lines, build_messages(chain.lines, sid))
+    last: dict[str, Any] = chain.lines[-1] if chain.lines else {}
+    session = Session(
+        source=Source.CLAUDE,
+        id=sid,
+        path=path,
+        title=title,
+        title_kind=title_kind,
+        project_path=str(last.get("cwd") or _first_field(parsed.entries, "cwd")),
+        extra_paths=tuple(extra),
+        first_ts=parsed.first_ts,
+        last_ts=parsed.last_ts,
+        message_count=counts.conversation,
+        git_branch=_last_field(chain.lines, "gitBranch"),
+        files_modified=tuple(counts.files),
+        context_tokens=tokens,
+        branches=chain.branches,
+        version=_last_field(chain.lines, "version"),
+        model=_model(chain.lines),
+        first_prompt=counts.first_prompt,
+        size=parsed.size,
+        mtime=parsed.mtime,
+        resumable=counts.conversation > 0,
+        leaf_uuids=tuple(chain.leaves),
+        skipped=report.skipped,
+        subagent=bool(parsed.entries) and all(_is_sidechain(e) for e in parsed.entries),
+    )
+    return Transcript(session, [], [], report, chain.lines, parsed.summaries)
 
 
 def _title(parsed: ParsedFile, chain: Chain, project: dict[str, str]) -> tuple[str, str]:

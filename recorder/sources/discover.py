@@ -92,7 +92,9 @@ def units(roots: Roots) -> Iterator[Unit]:
                     Source.CLAUDE,
                     path,
                     [sig, nested, flat],
-                    partial(claude.read_transcript, path, flat_agents=proj.flat_agents),
+                    partial(
+                        claude.read_transcript, path, flat_agents=proj.flat_agents, listing=True
+                    ),
                     str(proj.folder),
                 )
     if roots.gemini is not None:

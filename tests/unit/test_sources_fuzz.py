@@ -13,6 +13,7 @@ import pytest
 
 from recorder.sources import claude, codex, gemini
 from recorder.sources.discover import Roots, scan
+from recorder.sources.model import session_to_json
 from tests.session_fixtures import (
     ClaudeSession,
     codex_rollout,
@@ -80,7 +81,9 @@ def test_damaged_files_never_raise(seed: int, tmp_path: Path) -> None:
     c.meta("summary", summary="S", leafUuid=c.last)
     path = c.write()
     path.write_bytes(damaged(path.read_bytes(), rng))
-    claude.read_transcript(path)
+    full = claude.read_transcript(path)
+    quick = claude.read_transcript(path, listing=True)  # the scan's mode: the same figures
+    assert session_to_json(quick.session) == session_to_json(full.session)
     chats = gemini_project(tmp_path / "gemini", "/p")
     m = gemini_messages(2)
     g1 = gemini_jsonl(

@@ -268,3 +268,14 @@ def test_fork_every_real_claude_session_halfway(name: str, tmp_path: Path) -> No
     assert [(m.sender, m.text) for m in back.messages] == [
         (m.sender, m.text) for m in t.messages[: half + 1]
     ]
+
+
+@pytest.mark.parametrize("name", sorted(CLAUDE))
+def test_listing_mode_gives_the_same_session(name: str) -> None:
+    """The scan's listing mode (counts, no messages) agrees with the full read."""
+    from recorder.sources.model import session_to_json
+
+    flat = sorted(C.glob("agent-*.jsonl")) if "/" not in name else []
+    full = claude.read_transcript(C / name, flat_agents=flat)
+    quick = claude.read_transcript(C / name, flat_agents=flat, listing=True)
+    assert session_to_json(quick.session) == session_to_json(full.session)
