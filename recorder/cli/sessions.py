@@ -47,6 +47,13 @@ def add_roots(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", choices=[s.value for s in Source], help="only this agent's sessions")
 
 
+def scan_workers() -> int:
+    """Processes for a first scan: one per core from 4 cores up; on 2 cores the pool
+    cost more than it saved in `bench/sessions.py` (three runs out of three)."""
+    cores = os.cpu_count() or 1
+    return cores if cores >= 4 else 1
+
+
 def load_rows(args: argparse.Namespace, *, git: bool = False) -> list[SessionRow]:
     source = Source(args.source) if args.source else None
     rows, problems = list_sessions(
@@ -54,7 +61,7 @@ def load_rows(args: argparse.Namespace, *, git: bool = False) -> list[SessionRow
         Layout(Path(args.log_dir)),
         git=GitState() if git else None,
         source=source,
-        workers=os.cpu_count() or 1,
+        workers=scan_workers(),
     )
     for problem in problems:
         say(f"warning: {problem}")

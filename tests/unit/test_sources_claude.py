@@ -293,3 +293,17 @@ def test_encode_project_matches_claude_code() -> None:
     # node) gives for this path
     long = "/" + "a" * 250 + "/é\U0001f600"
     assert claude.encode_project(long) == "-" + "a" * 199 + "-ltwk50"
+
+
+def test_scan_in_worker_processes_gives_the_same_sessions(tmp_path: Path) -> None:
+    from recorder.sources.model import session_to_json
+
+    for i in range(10):
+        s = ClaudeSession(tmp_path, cwd=f"/p/{i % 3}")
+        s.user(f"q{i}")
+        s.assistant(text("a"), tool_use("Write", {"file_path": f"/f{i}"}))
+        s.write()
+    one = scan(Roots(tmp_path, None, None))
+    two = scan(Roots(tmp_path, None, None), workers=2)
+    assert one.read == two.read == 10
+    assert [session_to_json(s) for s in one.sessions] == [session_to_json(s) for s in two.sessions]
