@@ -3,13 +3,13 @@
 The file is a tree of lines linked by `parentUuid`; the conversation is the chain from
 the active leaf up to the root (rewinds and edits leave other branches behind), bridged
 over compaction boundaries by `logicalParentUuid`, with `progress` lines transparent and
-parallel tool results put back (see /work/shared/agent-session-formats.md, 1.4). An
-assistant reply streamed one content block per line (same `message.id`) is one message.
-Sub-agents live inline (`isSidechain`, <= 1.0), in `agent-<id>.jsonl` beside the
-sessions (2.0 - 2.1.1) or in `<sessionId>/subagents/` (>= 2.1.2).
+parallel tool results put back, as Claude Code's own loader does (the format notes of
+issue 9, section 1.4). How lines become messages is in `claude_messages`. Sub-agents
+live inline (`isSidechain`, <= 1.0), in `agent-<id>.jsonl` beside the sessions
+(2.0 - 2.1.1) or in `<sessionId>/subagents/` (>= 2.1.2).
 
-Over 400 lines: discovery, the chain rules and the message builder share the line
-model and are easier to check side by side.
+A little over 400 lines: discovery, reading a file, the chain rules and the two ways
+of reading a session (in full, or for a listing) share the line model.
 """
 
 from __future__ import annotations
@@ -22,14 +22,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recorder.sources.jsonl import estimate_tokens, iter_objects, parse_time, read_bytes, text_of
+from recorder.sources.claude_messages import (
+    build_messages,
+    context_tokens,
+    count_chain,
+    edit_paths,
+    files_modified,
+    first_user_prompt,
+    is_conversation,
+    is_sidechain,
+    is_tool_result,
+    message_id,
+    usage_tokens,
+)
+from recorder.sources.jsonl import iter_objects, parse_time, read_bytes
 from recorder.sources.model import (
     ReadReport,
-    Sender,
     Session,
-    SessionMessage,
     Source,
-    ToolCall,
     Transcript,
 )
 
@@ -75,8 +85,6 @@ KNOWN = CONVERSATION | frozenset(
         "resume-head-vouch",
     ]
 )
-EDIT_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path"}
-EDIT_TOOLS["NotebookEdit"] = "notebook_path"
 _AGENT_NAME = re.compile(r"\Aagent-[A-Za-z0-9_-]+\.jsonl\Z")
 
 
@@ -213,10 +221,6 @@ class Chain:
     branches: int  # leaves off the active chain, plus one
 
 
-def _is_sidechain(e: dict[str, Any]) -> bool:
-    return e.get("isSidechain") is True
-
-
 def active_chain(entries: list[dict[str, Any]], explicit_leaf: str | None = None) -> Chain:
     """The conversation Claude Code would resume, by its own rules."""
     by_uuid: dict[str, int] = {}
@@ -246,7 +250,7 @@ def active_chain(entries: list[dict[str, Any]], explicit_leaf: str | None = None
     for p in parents:
         if p is not None and p >= 0:
             has_child[p] = True
-    main = [i for i, e in enumerate(entries) if not _is_sidechain(e) and e["type"] != "progress"]
+    main = [i for i, e in enumerate(entries) if not is_sidechain(e) and e["type"] != "progress"]
     if not main:
         return Chain([], [], 0)
     explicit = by_uuid.get(explicit_leaf) if explicit_leaf else None
@@ -264,19 +268,17 @@ def active_chain(entries: list[dict[str, Any]], explicit_leaf: str | None = None
         at = up
     on_chain = set(chain)
     # Parallel tool calls: sibling assistant lines and their results off the walked chain.
-    ids = {_message_id(entries[j]) for j in chain if entries[j]["type"] == "assistant"}
+    ids = {message_id(entries[j]) for j in chain if entries[j]["type"] == "assistant"}
     ids.discard("")
     extra = {
         j
         for j in main
-        if j not in on_chain
-        and entries[j]["type"] == "assistant"
-        and _message_id(entries[j]) in ids
+        if j not in on_chain and entries[j]["type"] == "assistant" and message_id(entries[j]) in ids
     }
     anchor = on_chain | extra
     for j in main:
         p = parents[j]
-        if j not in anchor and p is not None and p in anchor and _is_tool_result(entries[j]):
+        if j not in anchor and p is not None and p in anchor and is_tool_result(entries[j]):
             extra.add(j)
     chosen = sorted(on_chain | extra)
     taken = set(chosen)
@@ -291,297 +293,6 @@ def active_chain(entries: list[dict[str, Any]], explicit_leaf: str | None = None
         if not has_child[j] and entries[j]["type"] in ("user", "assistant") and j not in taken
     )
     return Chain([entries[j] for j in chosen], leaves, off + 1)
-
-
-def _message_id(e: dict[str, Any]) -> str:
-    msg = e.get("message")
-    mid = msg.get("id") if isinstance(msg, dict) else None
-    return mid if isinstance(mid, str) else ""
-
-
-def _blocks(e: dict[str, Any]) -> list[Any]:
-    msg = e.get("message")
-    content = msg.get("content") if isinstance(msg, dict) else None
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    return content if isinstance(content, list) else []
-
-
-def _is_tool_result(e: dict[str, Any]) -> bool:
-    blocks = _blocks(e)
-    return (
-        e.get("type") == "user"
-        and bool(blocks)
-        and all(isinstance(b, dict) and b.get("type") == "tool_result" for b in blocks)
-    )
-
-
-# -- messages -----------------------------------------------------------------------------
-def _image_placeholder(block: dict[str, Any]) -> str:
-    raw = block.get("source")
-    src: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    media = str(src.get("media_type") or "image")
-    data = src.get("data")
-    size = f", {len(data) * 3 // 4} bytes" if isinstance(data, str) else ""
-    return f"[image: {media}{size}]"
-
-
-def _user_parts(e: dict[str, Any]) -> tuple[Sender, str]:
-    texts: list[str] = []
-    results = 0
-    blocks = _blocks(e)
-    for b in blocks:
-        if not isinstance(b, dict):
-            continue
-        kind = b.get("type")
-        if kind == "text":
-            texts.append(text_of(b.get("text")))
-        elif kind == "tool_result":
-            results += 1
-            body = b.get("content")
-            if isinstance(body, list):
-                body = "\n".join(
-                    _image_placeholder(x)
-                    if isinstance(x, dict) and x.get("type") == "image"
-                    else text_of(x)
-                    for x in body
-                )
-            texts.append(text_of(body))
-        elif kind == "image":
-            texts.append(_image_placeholder(b))
-        elif kind == "document":
-            texts.append("[document]")
-    sender = Sender.TOOL if results and results == len(blocks) else Sender.USER
-    return sender, "\n".join(t for t in texts if t)
-
-
-@dataclass
-class _Pending:
-    uuid: str
-    ts: float | None
-    sender: Sender
-    texts: list[str]
-    thinking: list[str]
-    calls: list[ToolCall]
-    sidechain: bool
-    agent_id: str
-    note: str
-    message_id: str = ""
-
-
-def build_messages(lines: list[dict[str, Any]], session_id: str) -> list[SessionMessage]:
-    """Lines of a chain (or a sidechain) as messages: streamed blocks merged by message.id."""
-    out: list[_Pending] = []
-    for e in lines:
-        kind = e["type"]
-        side = _is_sidechain(e)
-        agent = str(e.get("agentId") or "")
-        if kind == "assistant":
-            mid = _message_id(e)
-            last = out[-1] if out else None
-            if last is not None and mid and last.message_id == mid:
-                cur = last
-                cur.uuid = e["uuid"]
-            else:
-                note = "api-error" if e.get("isApiErrorMessage") else ""
-                cur = _Pending(
-                    e["uuid"], e["_ts"], Sender.ASSISTANT, [], [], [], side, agent, note, mid
-                )
-                out.append(cur)
-            for b in _blocks(e):
-                if not isinstance(b, dict):
-                    continue
-                bt = b.get("type")
-                if bt == "text":
-                    cur.texts.append(text_of(b.get("text")))
-                elif bt == "thinking":
-                    cur.thinking.append(text_of(b.get("thinking")))
-                elif bt == "redacted_thinking":
-                    cur.thinking.append("[redacted thinking]")
-                elif bt == "tool_use":
-                    args = b.get("input")
-                    cur.calls.append(
-                        ToolCall(
-                            str(b.get("name") or "?"),
-                            args if isinstance(args, dict) else {"input": args},
-                            str(b.get("id") or ""),
-                        )
-                    )
-        elif kind == "user":
-            sender, text = _user_parts(e)
-            note = ""
-            if e.get("isCompactSummary"):
-                note = "compact-summary"
-            elif e.get("isMeta"):
-                note = "meta"
-            elif text.startswith(("<command-name>", "<local-command-stdout>", "<command-message>")):
-                note = "command"
-            out.append(_Pending(e["uuid"], e["_ts"], sender, [text], [], [], side, agent, note))
-        elif kind == "system":
-            sub = e.get("subtype")
-            if sub == "compact_boundary":
-                text = text_of(e.get("content")) or "Conversation compacted"
-                out.append(
-                    _Pending(
-                        e["uuid"],
-                        e["_ts"],
-                        Sender.SYSTEM,
-                        [text],
-                        [],
-                        [],
-                        side,
-                        agent,
-                        "compact-boundary",
-                    )
-                )
-            elif sub == "api_error":
-                n, m = e.get("retryAttempt"), e.get("maxRetries")
-                text = f"API error, retry {n} of {m}" if n else "API error"
-                out.append(
-                    _Pending(
-                        e["uuid"], e["_ts"], Sender.SYSTEM, [text], [], [], side, agent, "api-error"
-                    )
-                )
-            elif sub == "local_command":
-                out.append(
-                    _Pending(
-                        e["uuid"],
-                        e["_ts"],
-                        Sender.SYSTEM,
-                        [text_of(e.get("content"))],
-                        [],
-                        [],
-                        side,
-                        agent,
-                        "command",
-                    )
-                )
-    return [
-        SessionMessage(
-            Source.CLAUDE,
-            session_id,
-            seq,
-            p.uuid,
-            p.ts,
-            p.sender,
-            "\n".join(t for t in p.texts if t),
-            tuple(p.calls),
-            "\n".join(p.thinking),
-            p.sidechain,
-            p.agent_id,
-            p.note,
-        )
-        for seq, p in enumerate(out)
-    ]
-
-
-def is_conversation(m: SessionMessage) -> bool:
-    return m.sender is not Sender.SYSTEM
-
-
-_COMMAND = re.compile(r"<command-name>(.*?)</command-name>", re.DOTALL)
-_COMMAND_ARGS = re.compile(r"<command-args>(.*?)</command-args>", re.DOTALL)
-
-
-def _first_prompt(messages: list[SessionMessage]) -> str:
-    """The first thing the person typed; a slash command ("/review args") when the
-    session holds nothing else."""
-    command = ""
-    for m in messages:
-        if m.sender is not Sender.USER or not m.text.strip():
-            continue
-        if not m.note:
-            return " ".join(m.text.split())[:200]
-        found = _COMMAND.search(m.text) if m.note == "command" and not command else None
-        if found:
-            args = _COMMAND_ARGS.search(m.text)
-            command = " ".join(f"{found.group(1)} {args.group(1) if args else ''}".split())
-    return command[:200]
-
-
-def _usage_tokens(chain: list[dict[str, Any]]) -> int | None:
-    """The tokens of the last request with recorded usage (None: none recorded)."""
-    for e in reversed(chain):
-        msg = e.get("message")
-        usage = msg.get("usage") if isinstance(msg, dict) and e["type"] == "assistant" else None
-        if isinstance(usage, dict):
-            keys = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-            total = sum(v for k in (*keys, "output_tokens") if isinstance(v := usage.get(k), int))
-            if total:
-                return total
-    return None
-
-
-def _context_tokens(chain: list[dict[str, Any]], messages: list[SessionMessage]) -> int:
-    tokens = _usage_tokens(chain)
-    if tokens is not None:
-        return tokens
-    chars = 0
-    for m in reversed(messages):
-        if m.note == "compact-boundary":
-            break
-        chars += len(m.text) + len(m.thinking)
-    return estimate_tokens(chars)
-
-
-def files_modified(messages: list[SessionMessage]) -> tuple[str, ...]:
-    seen: dict[str, None] = {}
-    for m in messages:
-        for call in m.tool_calls:
-            key = EDIT_TOOLS.get(call.name)
-            path = call.arguments.get(key) if key else None
-            if isinstance(path, str) and path:
-                seen[path] = None
-    return tuple(seen)
-
-
-@dataclass
-class _Counts:
-    """What a listing needs of the chain, without building the messages (the same rules
-    as `build_messages`, checked equal by tests)."""
-
-    conversation: int = 0
-    first_prompt: str = ""
-    files: dict[str, None] = field(default_factory=dict)
-
-
-def _edit_paths(e: dict[str, Any], files: dict[str, None]) -> None:
-    for b in _blocks(e):
-        if isinstance(b, dict) and b.get("type") == "tool_use":
-            key = EDIT_TOOLS.get(str(b.get("name") or "?"))
-            args = b.get("input")
-            value = args.get(key) if key and isinstance(args, dict) else None
-            if isinstance(value, str) and value:
-                files[value] = None
-
-
-def _count(lines: list[dict[str, Any]], sid: str) -> _Counts:
-    counts = _Counts()
-    last_mid: str | None = None  # message.id of the last message when it is an answer
-    users: list[SessionMessage] = []  # user messages up to the first typed prompt
-    found = False
-    for e in lines:
-        kind = e["type"]
-        if kind == "assistant":
-            mid = _message_id(e)
-            if not (mid and last_mid == mid):
-                counts.conversation += 1
-            last_mid = mid
-            _edit_paths(e, counts.files)
-        elif kind == "user":
-            counts.conversation += 1
-            last_mid = None
-            if not found and not _is_tool_result(e):
-                m = build_messages([e], sid)[0]
-                users.append(m)
-                found = m.sender is Sender.USER and not m.note and bool(m.text.strip())
-        elif kind == "system" and e.get("subtype") in SYSTEM_NOTES:
-            last_mid = None
-    counts.first_prompt = _first_prompt(users)
-    return counts
-
-
-SYSTEM_NOTES = ("compact_boundary", "api_error", "local_command")
 
 
 def read_transcript(
@@ -603,7 +314,7 @@ def read_transcript(
         return _listing(path, parsed, chain, flat_agents, project_summaries)
     messages = build_messages(chain.lines, sid)
     report = parsed.report
-    side_lines = [e for e in parsed.entries if _is_sidechain(e) and e["type"] != "progress"]
+    side_lines = [e for e in parsed.entries if is_sidechain(e) and e["type"] != "progress"]
     extra: list[Path] = []
     nested = subagent_files(path)
     for agent_path in [*nested, *(flat_agents or [])]:
@@ -616,7 +327,7 @@ def read_transcript(
     sidechain = build_messages(side_lines, sid)
     title, title_kind = _title(parsed, chain, project_summaries or {})
     conv = [m for m in messages if is_conversation(m)]
-    first_prompt = _first_prompt(messages)
+    first_prompt = first_user_prompt(messages)
     if not title and first_prompt:
         title, title_kind = first_prompt, "first-prompt"
     last: dict[str, Any] = chain.lines[-1] if chain.lines else {}
@@ -633,7 +344,7 @@ def read_transcript(
         message_count=len(conv),
         git_branch=_last_field(chain.lines, "gitBranch"),
         files_modified=files_modified(messages + sidechain),
-        context_tokens=_context_tokens(chain.lines, messages),
+        context_tokens=context_tokens(chain.lines, messages),
         branches=chain.branches,
         version=_last_field(chain.lines, "version"),
         model=_model(chain.lines),
@@ -643,7 +354,7 @@ def read_transcript(
         resumable=bool(conv),
         leaf_uuids=tuple(chain.leaves),
         skipped=report.skipped,
-        subagent=bool(parsed.entries) and all(_is_sidechain(e) for e in parsed.entries),
+        subagent=bool(parsed.entries) and all(is_sidechain(e) for e in parsed.entries),
     )
     return Transcript(session, messages, sidechain, report, chain.lines, parsed.summaries)
 
@@ -658,11 +369,11 @@ def _listing(
     """`read_transcript(..., listing=True)`: the Session alone, from counts."""
     sid = parsed.session_id
     report = parsed.report
-    counts = _count(chain.lines, sid)
+    counts = count_chain(chain.lines, sid)
     extra: list[Path] = []
     for e in parsed.entries:
-        if _is_sidechain(e) and e["type"] == "assistant":
-            _edit_paths(e, counts.files)
+        if is_sidechain(e) and e["type"] == "assistant":
+            edit_paths(e, counts.files)
     nested = subagent_files(path)
     for agent_path in [*nested, *(flat_agents or [])]:
         agent = parse_file(agent_path)
@@ -672,13 +383,13 @@ def _listing(
         report.merge(agent.report)
         for e in agent.entries:
             if e["type"] == "assistant":
-                _edit_paths(e, counts.files)
+                edit_paths(e, counts.files)
     title, title_kind = _title(parsed, chain, project_summaries or {})
     if not title and counts.first_prompt:
         title, title_kind = counts.first_prompt, "first-prompt"
-    tokens = _usage_tokens(chain.lines)
+    tokens = usage_tokens(chain.lines)
     if tokens is None:  # no usage recorded: estimated from the text (messages needed)
-        tokens = _context_tokens(chain.lines, build_messages(chain.lines, sid))
+        tokens = context_tokens(chain.lines, build_messages(chain.lines, sid))
     last: dict[str, Any] = chain.lines[-1] if chain.lines else {}
     session = Session(
         source=Source.CLAUDE,
@@ -703,7 +414,7 @@ def _listing(
         resumable=counts.conversation > 0,
         leaf_uuids=tuple(chain.leaves),
         skipped=report.skipped,
-        subagent=bool(parsed.entries) and all(_is_sidechain(e) for e in parsed.entries),
+        subagent=bool(parsed.entries) and all(is_sidechain(e) for e in parsed.entries),
     )
     return Transcript(session, [], [], report, chain.lines, parsed.summaries)
 
