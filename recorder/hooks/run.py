@@ -1,0 +1,224 @@
+"""`persist hook EVENT --agent A`: what Claude Code and Gemini CLI run at each event.
+
+The agent writes a JSON object on our stdin (`session_id`, `transcript_path`, `cwd`,
+`hook_event_name` and the event's own fields). Whatever happens we exit 0, and stdout
+carries nothing but the JSON answer the agent reads (only a SessionStart offering a
+checkpoint has one); stderr stays empty too (Gemini CLI reads it when stdout is
+empty). A failure is written to `<log-dir>/hooks/failures.jsonl` (or the fallback
+file, see `failures`) and shows in `persist status` and `persist hooks status`.
+
+Turn hooks run on every prompt and reply, so this module and what it imports first
+are kept small: no Textual, no SQLite, zmq only when there is something to send.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from recorder.hooks.agents import EVENTS, Agent, Role
+from recorder.hooks.failures import record_failure
+from recorder.hooks.state import SessionState, load_state, save_state, session_lock, state_path
+
+MAX_PAYLOAD = 64 << 20  # bytes of stdin read; an agent sends a few hundred
+
+
+@dataclass
+class HookArgs:
+    event: str
+    agent: Agent
+    log_dir: Path
+    publish_endpoint: str | None = None
+    broker: str | None = None
+    restore: str | None = None  # the no-terminal policy for restore: latest, fresh, cancel
+
+
+@dataclass
+class Payload:
+    """The agent's stdin, the fields we use (others are ignored)."""
+
+    session: str
+    transcript: str
+    cwd: str
+    event: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, data: bytes, event: str) -> Payload:
+        obj = orjson.loads(data) if data.strip() else None
+        if not isinstance(obj, dict):
+            raise ValueError("the hook's stdin is not a JSON object")
+        session = obj.get("session_id")
+        if not isinstance(session, str) or not session:
+            raise ValueError("the hook's stdin has no session_id")
+        transcript = obj.get("transcript_path")
+        cwd = obj.get("cwd")
+        name = obj.get("hook_event_name")
+        return cls(
+            session,
+            transcript if isinstance(transcript, str) else "",
+            cwd if isinstance(cwd, str) else "",
+            name if isinstance(name, str) and name else event,
+            obj,
+        )
+
+    def text(self, key: str) -> str:
+        value = self.raw.get(key)
+        return value if isinstance(value, str) else ""
+
+
+def parse_args(argv: list[str]) -> HookArgs:
+    """A small parser of our own (argparse and the CLI groups cost start-up time).
+    Raises ValueError naming the bad argument."""
+    from recorder.store.layout import default_log_dir
+
+    values: dict[str, str] = {}
+    flags = set()
+    positional = []
+    it = iter(argv)
+    for arg in it:
+        if arg in ("--agent", "--log-dir", "--publish-endpoint", "--broker"):
+            value = next(it, None)
+            if value is None:
+                raise ValueError(f"{arg} needs a value")
+            values[arg] = value
+        elif arg == "--restore":
+            flags.add(arg)
+        elif arg.startswith("--restore="):
+            values["--restore"] = arg.split("=", 1)[1]
+        elif arg.startswith("--"):
+            raise ValueError(f"unknown option {arg}")
+        else:
+            positional.append(arg)
+    if len(positional) != 1:
+        raise ValueError("persist hook takes one EVENT")
+    try:
+        agent = Agent(values.get("--agent", ""))
+    except ValueError:
+        raise ValueError("--agent must be claude or gemini") from None
+    restore = values.get("--restore") or ("latest" if "--restore" in flags else None)
+    log_dir = Path(values["--log-dir"]).expanduser() if "--log-dir" in values else None
+    return HookArgs(
+        positional[0],
+        agent,
+        (log_dir or default_log_dir()).absolute(),
+        values.get("--publish-endpoint"),
+        values.get("--broker"),
+        restore,
+    )
+
+
+def main(argv: list[str]) -> int:
+    """Run one hook; always 0 (see the module docstring)."""
+    real_err = sys.stderr
+    sys.stderr = captured = io.StringIO()  # nothing of ours reaches the agent
+    args: HookArgs | None = None
+    payload: Payload | None = None
+    try:
+        args = parse_args(argv)
+        data = sys.stdin.buffer.read(MAX_PAYLOAD)
+        payload = Payload.parse(data, args.event)
+        answer = handle(args, payload)
+        if answer:
+            out = sys.stdout
+            out.write(orjson.dumps(answer).decode() + "\n")
+            out.flush()
+    except BaseException as exc:  # a hook never breaks the agent, whatever went wrong
+        _fail(args, payload, argv, f"{type(exc).__name__}: {exc}")
+    finally:
+        notes = captured.getvalue().strip()
+        sys.stderr = real_err
+        if notes and args is not None:
+            _fail(args, payload, argv, f"said: {notes[-1000:]}")
+    return 0
+
+
+def _fail(args: HookArgs | None, payload: Payload | None, argv: list[str], error: str) -> None:
+    from recorder.store.layout import default_log_dir
+
+    log_dir = args.log_dir if args is not None else default_log_dir()
+    event = args.event if args is not None else " ".join(argv[:1])
+    agent = args.agent.value if args is not None else "?"
+    session = payload.session if payload is not None else ""
+    record_failure(log_dir, event, agent, session, error)
+
+
+def handle(args: HookArgs, payload: Payload) -> dict[str, Any] | None:
+    role = EVENTS[args.agent].get(args.event)
+    if role is None:
+        raise ValueError(f"{args.event} is not a {args.agent.value} event persist handles")
+    if role is Role.TURN:
+        turn(args, payload)
+        return None
+    from recorder.hooks import lifecycle
+
+    return lifecycle.handle(role, args, payload)
+
+
+def publish_endpoint(args: HookArgs) -> str:
+    """The hosted broker's publisher endpoint if the recorder hosts one, else ours."""
+    from recorder.bus.endpoints import DEFAULT_PUBLISH
+    from recorder.store.layout import Layout
+    from recorder.store.status import StatusSnapshot, UnreadableStatus
+
+    try:
+        status = StatusSnapshot.read(Layout(args.log_dir))
+    except (UnreadableStatus, OSError):
+        status = None
+    if status is not None and status.embedded_broker:
+        return status.embedded_broker
+    return args.publish_endpoint or DEFAULT_PUBLISH
+
+
+def transcript_messages(
+    args: HookArgs, state: SessionState, path: Path, *, final: bool = False
+) -> bool:
+    """Publish what `path` gained since `state`; updates `state` only for what was
+    sent. Returns False (nothing sent, nothing lost) when nobody was subscribed."""
+    from recorder.hooks.publish import Outgoing, message_body, send, topic_for
+    from recorder.hooks.transcript import read_new
+
+    delta = read_new(args.agent, path, state, final=final)
+    out = [Outgoing(m.uuid, message_body(args.agent.value, m, str(path))) for m in delta.messages]
+    if out:
+        state.seq = send(  # raises NotDelivered: the state stays, the next call retries
+            publish_endpoint(args),
+            state.publisher,
+            state.seq,
+            args.agent.value,
+            topic_for(args.agent.value, state.session),
+            out,
+        )
+        state.published.extend(m.uuid for m in delta.messages)
+    if delta.rewritten:
+        state.rewrites += 1
+    state.transcript = str(path)
+    state.offset, state.anchor, state.inode = delta.offset, delta.anchor, delta.inode
+    return True
+
+
+def turn(args: HookArgs, payload: Payload) -> None:
+    if not payload.transcript:
+        raise ValueError(f"{args.event} without a transcript_path")
+    sessions = [(payload.session, Path(payload.transcript))]
+    sub = payload.text("agent_transcript_path")  # Claude Code SubagentStop
+    if sub and payload.text("agent_id"):
+        sessions.append((f"{payload.session}.{payload.text('agent_id')}", Path(sub)))
+    for session, path in sessions:
+        if not path.exists():
+            continue  # Claude Code creates the file at the first message
+        spath = state_path(args.log_dir, args.agent.value, session)
+        with session_lock(spath):
+            state = load_state(spath, args.agent.value, session)
+            before = (state.offset, state.seq, len(state.published))
+            transcript_messages(args, state, path)
+            if (state.offset, state.seq, len(state.published)) != before or not os.path.exists(
+                spath
+            ):
+                save_state(spath, state)
