@@ -15,18 +15,19 @@ cannot be run).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from recorder.cli.common import EXIT_USAGE, Parser, fail
-from recorder.errors import BadOption, PersistError
+if TYPE_CHECKING:
+    import argparse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # The groups are imported here, not at the top: `persist hook` (run by Claude Code
-    # and Gemini CLI on every turn) must not pay for them.
+    # Imported here, not at the top: `persist hook` (run by Claude Code and Gemini CLI
+    # on every turn) must not pay for argparse and the command groups.
     from recorder.cli import bus, hooks, launch, record, service, sessions, tools
+    from recorder.cli.common import Parser
 
     parser = Parser(
         prog="persist",
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         from recorder.hooks.run import main as hook_main
 
         return hook_main(argv[1:])
+    from recorder.cli.common import EXIT_USAGE, fail
+    from recorder.errors import BadOption, PersistError
+
     args = build_parser().parse_args(argv)
     try:
         code = int(args.func(args))
