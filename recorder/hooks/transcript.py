@@ -16,12 +16,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recorder.hooks.agents import Agent
 from recorder.hooks.state import ANCHOR_BYTES, SessionState, anchor_of
-from recorder.sources.jsonl import iter_objects, parse_time
-from recorder.sources.model import ReadReport, SessionMessage
+
+if TYPE_CHECKING:  # imported when there is something to parse (a turn hook's start-up)
+    from recorder.sources.model import SessionMessage
 
 MAX_READ = 16 << 20  # bytes read per call; the rest waits for the next one
 
@@ -78,6 +79,14 @@ def read_new(agent: Agent, path: Path, state: SessionState, *, final: bool = Fal
             end = start + len(data)
             cut = data.rfind(b"\n") + 1
         tail = data[cut:]
+        if not data[:cut].strip() and not (final and tail.strip()):
+            delta.offset, delta.torn = start + cut, len(data) - cut
+            keep = min(ANCHOR_BYTES, delta.offset)
+            delta.anchor = anchor_of(_pread_all(fd, keep, delta.offset - keep))
+            return delta  # nothing new: no reader is imported
+        from recorder.sources.jsonl import iter_objects
+        from recorder.sources.model import ReadReport
+
         report = ReadReport()
         # at the end a last line without a newline counts if it parses
         lines = data if final and tail.strip() else data[:cut]
@@ -94,6 +103,8 @@ def read_new(agent: Agent, path: Path, state: SessionState, *, final: bool = Fal
         delta.anchor = anchor_of(before)
     finally:
         os.close(fd)
+    if not objects:
+        return delta  # nothing new: the readers are not even imported
     messages = _claude(objects, state.session) if agent is Agent.CLAUDE else _gemini(objects, state)
     seen = set(state.published)
     delta.messages = [m for m in messages if m.uuid and m.uuid not in seen]
@@ -102,6 +113,7 @@ def read_new(agent: Agent, path: Path, state: SessionState, *, final: bool = Fal
 
 def _claude(objects: list[dict[str, Any]], session: str) -> list[SessionMessage]:
     from recorder.sources.claude import CONVERSATION, build_messages
+    from recorder.sources.jsonl import parse_time
 
     entries = []
     for number, obj in enumerate(objects, 1):
