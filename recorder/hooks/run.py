@@ -177,15 +177,18 @@ def publish_endpoint(args: HookArgs) -> str:
 
 def transcript_messages(
     args: HookArgs, state: SessionState, path: Path, *, final: bool = False
-) -> bool:
-    """Publish what `path` gained since `state`; updates `state` only for what was
-    sent. Returns False (nothing sent, nothing lost) when nobody was subscribed."""
-    from recorder.hooks.publish import Outgoing, message_body, send, topic_for
+) -> None:
+    """Publish what `path` gained since `state`, and move `state` past it. Raises
+    NotDelivered (`state` unchanged: the next call sends it) when nobody listens."""
     from recorder.hooks.transcript import read_new
 
     delta = read_new(args.agent, path, state, final=final)
-    out = [Outgoing(m.uuid, message_body(args.agent.value, m, str(path))) for m in delta.messages]
-    if out:
+    if delta.messages:  # the publisher (and zmq) only when there is something to send
+        from recorder.hooks.publish import Outgoing, message_body, send, topic_for
+
+        out = [
+            Outgoing(m.uuid, message_body(args.agent.value, m, str(path))) for m in delta.messages
+        ]
         state.seq = send(  # raises NotDelivered: the state stays, the next call retries
             publish_endpoint(args),
             state.publisher,
@@ -199,7 +202,6 @@ def transcript_messages(
         state.rewrites += 1
     state.transcript = str(path)
     state.offset, state.anchor, state.inode = delta.offset, delta.anchor, delta.inode
-    return True
 
 
 def turn(args: HookArgs, payload: Payload) -> None:
