@@ -3,7 +3,10 @@
     .venv/bin/python bench/hooks.py [--turns 40] [--starts 5]
 
 A real `persist broker` and `persist record` run on free loopback ports in a temp
-folder. Each turn appends a real-shaped turn to a transcript (Claude Code: a prompt,
+folder. The package is byte-compiled first, as `pip install` leaves it (this machine
+sets PYTHONDONTWRITEBYTECODE, so an editable checkout would otherwise compile every
+module from source on every hook; `--source` measures that). Each turn appends a
+real-shaped turn to a transcript (Claude Code: a prompt,
 a reply streamed as two lines with a tool call, the tool's result, the final reply,
 a file-history line; Gemini CLI: a prompt, a reply written twice by id with its tool
 result) and runs the hook exactly as the agent does (`sh -c "<installed command>"`,
@@ -109,7 +112,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=40)
     parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--source", action="store_true", help="no byte-compiling first")
     args = parser.parse_args()
+    if not args.source:
+        import compileall
+
+        compileall.compile_dir(ROOT / "recorder", quiet=1)
     tmp = Path(tempfile.mkdtemp(prefix="bench-hooks-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
