@@ -110,6 +110,7 @@ def _launcher(args: HookArgs) -> Any:
         broker=args.broker,
         publish_endpoint=args.publish_endpoint,
         interactive=False,
+        start_timeout=20.0,  # within the 30 s the agents give a SessionStart hook
         stderr=io.StringIO(),
     )
 

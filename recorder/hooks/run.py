@@ -114,10 +114,28 @@ def parse_args(argv: list[str]) -> HookArgs:
     )
 
 
+USAGE = """usage: persist hook EVENT --agent claude|gemini [--log-dir DIR]
+                    [--publish-endpoint EP] [--broker EP] [--restore[=latest|fresh|cancel]]
+
+Run by Claude Code and Gemini CLI (see `persist hooks install`): reads the agent's JSON
+on stdin, always exits 0, prints nothing but the SessionStart answer; failures go to
+<log-dir>/hooks/failures.jsonl and `persist status`.
+"""
+
+
 def main(argv: list[str]) -> int:
     """Run one hook; always 0 (see the module docstring)."""
+    if "-h" in argv or "--help" in argv:
+        sys.stdout.write(USAGE)
+        return 0
     real_err = sys.stderr
     sys.stderr = captured = io.StringIO()  # nothing of ours reaches the agent
+    try:  # nor anything written below Python (libzmq, interpreter shutdown)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        pass
     args: HookArgs | None = None
     payload: Payload | None = None
     try:
