@@ -58,8 +58,12 @@ class HookCommand:
         return f"{shlex.join(argv)}  {MARKER}"
 
 
-def is_ours(hook: Any) -> bool:
-    return isinstance(hook, dict) and MARKER in str(hook.get("command") or "")
+def is_ours(hook: Any, agent: Agent) -> bool:
+    """An entry we installed for `agent` (one file may hold both agents' entries)."""
+    if not isinstance(hook, dict):
+        return False
+    command = str(hook.get("command") or "")
+    return MARKER in command and f" --agent {agent.value} " in command
 
 
 @dataclass
@@ -148,13 +152,13 @@ def _entry(agent: Agent, event: str, role: Role, command: str, note: str) -> dic
     return hook
 
 
-def _ours_in(groups: list[Any]) -> list[tuple[dict[str, Any], int]]:
+def _ours_in(groups: list[Any], agent: Agent) -> list[tuple[dict[str, Any], int]]:
     """(group, index in its hooks) of every entry of ours under one event."""
     found = []
     for group in groups:
         if isinstance(group, dict) and isinstance(group.get("hooks"), list):
             for i, hook in enumerate(group["hooks"]):
-                if is_ours(hook):
+                if is_ours(hook, agent):
                     found.append((group, i))
     return found
 
@@ -165,7 +169,8 @@ def we_enabled_hooks(data: dict[str, Any]) -> bool:
     if not isinstance(groups, list):
         return False
     return any(
-        ENABLED_NOTE in str(g["hooks"][i].get("description") or "") for g, i in _ours_in(groups)
+        ENABLED_NOTE in str(g["hooks"][i].get("description") or "")
+        for g, i in _ours_in(groups, Agent.GEMINI)
     )
 
 
@@ -188,7 +193,7 @@ def merge(agent: Agent, data: dict[str, Any], command: HookCommand, change: Chan
         note = ENABLED_NOTE if enable and role is Role.START else ""
         wanted = _entry(agent, event, role, command.line(agent, event, role), note)
         groups = hooks.setdefault(event, [])
-        ours = _ours_in(groups)
+        ours = _ours_in(groups, agent)
         if not ours:
             groups.append({"hooks": [wanted]})
             change.added.append(event)
@@ -218,7 +223,7 @@ def unmerge(agent: Agent, data: dict[str, Any], change: Change) -> None:
         groups = hooks[event]
         if not isinstance(groups, list):
             continue
-        ours = _ours_in(groups)
+        ours = _ours_in(groups, agent)
         if not ours:
             continue
         for group, i in reversed(ours):
@@ -331,7 +336,7 @@ def inspect(agent: Agent, path: Path) -> Installed:
     events, commands, log_dirs = [], [], []
     for event in EVENTS[agent]:
         groups = hooks.get(event)
-        ours = _ours_in(groups) if isinstance(groups, list) else []
+        ours = _ours_in(groups, agent) if isinstance(groups, list) else []
         if ours:
             events.append(event)
         for group, i in ours:

@@ -202,3 +202,19 @@ def test_settings_paths_follow_the_agents_environment(
         settings_path(Agent.GEMINI, Scope.PROJECT, tmp_path)
         == tmp_path / ".gemini" / "settings.json"
     )
+
+
+def test_one_file_with_both_agents_keeps_them_apart(tmp_path: Path) -> None:
+    path = write(tmp_path / "settings.json", "{}")
+    install(Agent.CLAUDE, path, COMMAND)
+    install(Agent.GEMINI, path, COMMAND)
+    data = json.loads(path.read_text())
+    both = ours(data, "SessionStart")
+    assert sorted(" --agent claude " in h["command"] for h in both) == [False, True]
+    assert inspect(Agent.CLAUDE, path).missing == ()
+    assert inspect(Agent.GEMINI, path).missing == ()
+    uninstall(Agent.CLAUDE, path)
+    after = json.loads(path.read_text())
+    assert all(" --agent gemini " in h["command"] for h in ours(after, "SessionStart"))
+    assert set(after["hooks"]) == set(EVENTS[Agent.GEMINI])
+    assert inspect(Agent.CLAUDE, path).events == ()
