@@ -154,8 +154,10 @@ def start(args: HookArgs, payload: Payload, state: SessionState) -> dict[str, An
             source=source,
             cwd=payload.cwd,
             transcript=payload.transcript,
-            model=payload.raw.get("model"),
             recorder_started=launcher.started_recorder,
+            **(
+                {"model": payload.raw["model"]} if isinstance(payload.raw.get("model"), str) else {}
+            ),
         )
     except Exception as exc:
         _note(args, payload, f"session-started message not sent: {exc}")
