@@ -104,9 +104,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"log folder {log_dir}: recorder {health.state} ({health.reason})")
         healthy = healthy and health.state == HEALTHY
         failures = read_failures(log_dir)
-        if failures.count:
+        if failures.total:
             age = format_age(time.time() - (failures.last_time or time.time()))
-            print(f"  hook failures: {failures.count}, last {age} ago: {failures.last}")
+            print(f"  hook failures: {failures.total}, last {age} ago: {failures.last}")
             print(f"  (in {', '.join(str(f) for f in failures.files)})")
     if not found_any:
         print("no agent-persist hooks installed (persist hooks install claude|gemini)")

@@ -106,7 +106,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "log_dir": str(layout.root),
             "status": health.status.to_json() if health.status is not None else {},
             "hook_failures": {
-                "count": hook_failures.count,
+                "count": hook_failures.total,
                 "last": hook_failures.last or None,
                 "last_time": hook_failures.last_time,
                 "files": [str(f) for f in hook_failures.files],
@@ -140,9 +140,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  last error   {s.last_error.message}")
     for warning in health.warnings:
         print(f"  warning: {warning}")
-    if hook_failures.count:
+    if hook_failures.total:
         age = format_age(time.time() - (hook_failures.last_time or time.time()))
-        print(f"  hook failures {hook_failures.count}, last {age} ago: {hook_failures.last}")
+        print(f"  hook failures {hook_failures.total}, last {age} ago: {hook_failures.last}")
         print(f"               (in {', '.join(str(f) for f in hook_failures.files)})")
     if health.state in (STALE, STOPPED):
         print(f"  start it with: {health.start_command(layout.root)}")

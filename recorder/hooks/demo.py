@@ -173,6 +173,6 @@ def _summarize(root: Path) -> dict[str, Any]:
         "messages": messages,
         "topics": topics,
         "checkpoints": len(list_checkpoints(Layout(root))),
-        "failures": read_failures(root).count,
+        "failures": read_failures(root).total,
         "shell": shlex.join(["persist-tui", "--log-dir", str(root)]),
     }

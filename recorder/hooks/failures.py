@@ -9,12 +9,11 @@ with the log folder named in it, so `persist status --log-dir DIR` still finds i
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-
-import orjson
+from typing import NamedTuple
 
 FAILURES = "failures.jsonl"
 TAIL_BYTES = 64 * 1024  # what status reads of a failure file: the last lines are enough
@@ -50,7 +49,7 @@ def record_failure(log_dir: Path, event: str, agent: str, session: str, error: s
         "error": error[:2000],
         "log_dir": str(log_dir),
     }
-    line = orjson.dumps(entry) + b"\n"
+    line = json.dumps(entry).encode() + b"\n"
     for path in (hooks_dir(log_dir) / FAILURES, fallback_file()):
         with contextlib.suppress(OSError):
             _append(path, line)
@@ -58,9 +57,8 @@ def record_failure(log_dir: Path, event: str, agent: str, session: str, error: s
     return None
 
 
-@dataclass(frozen=True)
-class HookFailures:
-    count: int  # failures in the last TAIL_BYTES of the files
+class HookFailures(NamedTuple):  # no dataclass: this module loads with every hook
+    total: int  # failures in the last TAIL_BYTES of the files
     last_time: float | None
     last: str  # "<event> (<agent> <session>): <error>"
     files: tuple[Path, ...]
@@ -95,8 +93,8 @@ def read_failures(log_dir: Path) -> HookFailures:
         mine = []
         for line in lines:
             try:
-                entry = orjson.loads(line)
-            except orjson.JSONDecodeError:
+                entry = json.loads(line)
+            except ValueError:
                 continue
             if isinstance(entry, dict) and entry.get("log_dir") in (want, None):
                 mine.append(entry)

@@ -8,19 +8,19 @@ empty). A failure is written to `<log-dir>/hooks/failures.jsonl` (or the fallbac
 file, see `failures`) and shows in `persist status` and `persist hooks status`.
 
 Turn hooks run on every prompt and reply, so this module and what it imports first
-are kept small: no Textual, no SQLite, zmq only when there is something to send.
+are kept small: no Textual, no SQLite, zmq only when there is something to send, and
+the stdlib json for the payload and the state (orjson loads dataclasses, uuid and
+datetime with it: most of a start-up; it comes with the readers when lines are new).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from recorder.hooks.agents import EVENTS, Agent, Role
 from recorder.hooks.failures import record_failure
@@ -28,30 +28,47 @@ from recorder.hooks.state import SessionState, load_state, save_state, session_l
 
 MAX_PAYLOAD = 64 << 20  # bytes of stdin read; an agent sends a few hundred
 
+# The classes of the turn path are plain classes with __slots__, not dataclasses:
+# importing dataclasses (and inspect with it) is a fifth of a turn hook's start-up.
 
-@dataclass
+
 class HookArgs:
-    event: str
-    agent: Agent
-    log_dir: Path
-    publish_endpoint: str | None = None
-    broker: str | None = None
-    restore: str | None = None  # the no-terminal policy for restore: latest, fresh, cancel
+    __slots__ = ("agent", "broker", "event", "log_dir", "publish_endpoint", "restore")
+
+    def __init__(
+        self,
+        event: str,
+        agent: Agent,
+        log_dir: Path,
+        publish_endpoint: str | None = None,
+        broker: str | None = None,
+        restore: str | None = None,  # the no-terminal policy for restore: latest, fresh, cancel
+    ) -> None:
+        self.event = event
+        self.agent = agent
+        self.log_dir = log_dir
+        self.publish_endpoint = publish_endpoint
+        self.broker = broker
+        self.restore = restore
 
 
-@dataclass
 class Payload:
-    """The agent's stdin, the fields we use (others are ignored)."""
+    """The agent's stdin, the fields we use (`raw` holds all of it)."""
 
-    session: str
-    transcript: str
-    cwd: str
-    event: str
-    raw: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("cwd", "event", "raw", "session", "transcript")
+
+    def __init__(
+        self, session: str, transcript: str, cwd: str, event: str, raw: dict[str, Any]
+    ) -> None:
+        self.session = session
+        self.transcript = transcript
+        self.cwd = cwd
+        self.event = event
+        self.raw = raw
 
     @classmethod
     def parse(cls, data: bytes, event: str) -> Payload:
-        obj = orjson.loads(data) if data.strip() else None
+        obj = json.loads(data) if data.strip() else None
         if not isinstance(obj, dict):
             raise ValueError("the hook's stdin is not a JSON object")
         session = obj.get("session_id")
@@ -76,8 +93,6 @@ class Payload:
 def parse_args(argv: list[str]) -> HookArgs:
     """A small parser of our own (argparse and the CLI groups cost start-up time).
     Raises ValueError naming the bad argument."""
-    from recorder.store.layout import default_log_dir
-
     values: dict[str, str] = {}
     flags = set()
     positional = []
@@ -103,11 +118,16 @@ def parse_args(argv: list[str]) -> HookArgs:
     except ValueError:
         raise ValueError("--agent must be claude or gemini") from None
     restore = values.get("--restore") or ("latest" if "--restore" in flags else None)
-    log_dir = Path(values["--log-dir"]).expanduser() if "--log-dir" in values else None
+    if "--log-dir" in values:  # always, in the installed commands
+        log_dir = Path(values["--log-dir"]).expanduser()
+    else:
+        from recorder.store.layout import default_log_dir
+
+        log_dir = default_log_dir()
     return HookArgs(
         positional[0],
         agent,
-        (log_dir or default_log_dir()).absolute(),
+        log_dir.absolute(),
         values.get("--publish-endpoint"),
         values.get("--broker"),
         restore,
@@ -145,7 +165,7 @@ def main(argv: list[str]) -> int:
         answer = handle(args, payload)
         if answer:
             out = sys.stdout
-            out.write(orjson.dumps(answer).decode() + "\n")
+            out.write(json.dumps(answer) + "\n")
             out.flush()
     except BaseException as exc:  # a hook never breaks the agent, whatever went wrong
         _fail(args, payload, argv, f"{type(exc).__name__}: {exc}")

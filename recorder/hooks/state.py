@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import re
 import zlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from recorder.hooks.failures import hooks_dir
 from recorder.store.fsutil import atomic_write, ensure_private_dir, open_private
@@ -36,20 +34,40 @@ def anchor_of(data: bytes) -> str:
     return f"{len(tail)}:{zlib.crc32(tail):08x}"
 
 
-@dataclass
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "agent": (str,),
+    "session": (str,),
+    "publisher": (str,),  # envelope publisher id, the same for every call of this session
+    "seq": (int,),  # last sequence number sent
+    "transcript": (str,),
+    "offset": (int,),  # bytes of the transcript read (up to the end of a complete line)
+    "anchor": (str,),  # anchor_of(the bytes before offset)
+    "inode": (int,),
+    "published": (list,),  # agent message ids sent, in order
+    "registration": (str,),  # agents/<file> of this session's agent
+    "started": (float, int),
+    "rewrites": (int,),  # times the transcript was found rewritten or truncated
+}
+
+
 class SessionState:
-    agent: str
-    session: str
-    publisher: str  # envelope publisher id, the same for every call of this session
-    seq: int = 0  # last sequence number sent
-    transcript: str = ""
-    offset: int = 0  # bytes of the transcript read (up to the end of a complete line)
-    anchor: str = ""  # anchor_of(the bytes before offset)
-    inode: int = 0
-    published: list[str] = field(default_factory=list)  # agent message ids sent, in order
-    registration: str = ""  # agents/<file> of this session's agent
-    started: float = 0.0
-    rewrites: int = 0  # times the transcript was found rewritten or truncated
+    """One session's memory between hook calls (a plain class: see run.py)."""
+
+    __slots__ = tuple(_FIELDS)
+
+    def __init__(self, agent: str, session: str, publisher: str) -> None:
+        self.agent = agent
+        self.session = session
+        self.publisher = publisher
+        self.seq = 0
+        self.transcript = ""
+        self.offset = 0
+        self.anchor = ""
+        self.inode = 0
+        self.published: list[str] = []
+        self.registration = ""
+        self.started = 0.0
+        self.rewrites = 0
 
     @classmethod
     def new(cls, agent: str, session: str) -> SessionState:
@@ -57,21 +75,30 @@ class SessionState:
 
     @classmethod
     def from_json(cls, data: Any) -> SessionState | None:
+        """The state in `data`, or None if any field is missing or wrongly typed."""
         if not isinstance(data, dict):
             return None
-        try:
-            state = cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-        except TypeError:
+        for name, kinds in _FIELDS.items():
+            value = data.get(name)
+            if type(value) not in kinds or (type(value) is int and value < 0):
+                return None
+        if not all(isinstance(u, str) for u in data["published"]):
             return None
-        ints = (state.seq, state.offset, state.inode, state.rewrites)
-        if not all(type(v) is int and v >= 0 for v in ints):
-            return None
-        if not isinstance(state.published, list) or not isinstance(state.publisher, str):
-            return None
+        state = cls(data["agent"], data["session"], data["publisher"])
+        for name in _FIELDS:
+            setattr(state, name, data[name])
         return state
 
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _FIELDS}
+
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return json.dumps(self.to_dict()).encode()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SessionState) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def state_path(log_dir: Path, agent: str, session: str) -> Path:
@@ -82,8 +109,8 @@ def state_path(log_dir: Path, agent: str, session: str) -> Path:
 def load_state(path: Path, agent: str, session: str) -> SessionState:
     """The saved state, or a new one (a missing or unreadable file starts afresh)."""
     try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
         return SessionState.new(agent, session)
     state = SessionState.from_json(data)
     if state is None or state.agent != agent or state.session != session:

@@ -14,7 +14,6 @@ read whole every time).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,16 +26,20 @@ if TYPE_CHECKING:  # imported when there is something to parse (a turn hook's st
 MAX_READ = 16 << 20  # bytes read per call; the rest waits for the next one
 
 
-@dataclass
 class Delta:
-    messages: list[SessionMessage] = field(default_factory=list)
-    offset: int = 0
-    anchor: str = ""
-    inode: int = 0
-    rewritten: bool = False
-    torn: int = 0  # bytes of an unfinished last line, left for the next call
-    bad_lines: int = 0
-    more: bool = False  # MAX_READ was reached: more waits in the file
+    """What one call found (a plain class: see run.py)."""
+
+    __slots__ = ("anchor", "bad_lines", "inode", "messages", "more", "offset", "rewritten", "torn")
+
+    def __init__(self, inode: int = 0) -> None:
+        self.messages: list[SessionMessage] = []
+        self.offset = 0
+        self.anchor = ""
+        self.inode = inode
+        self.rewritten = False
+        self.torn = 0  # bytes of an unfinished last line, left for the next call
+        self.bad_lines = 0
+        self.more = False  # MAX_READ was reached: more waits in the file
 
 
 def _pread_all(fd: int, length: int, offset: int) -> bytes:

@@ -4,6 +4,7 @@ real files in each agent's shape: torn lines, rewrites, Gemini records rewritten
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -138,15 +139,16 @@ def test_a_turn_hook_with_nothing_new_loads_no_zmq_textual_or_sqlite(tmp_path: P
     transcript.write_bytes(b"")
     payload = {"session_id": "s", "transcript_path": str(transcript), "cwd": "/"}
     code = (
-        "import io, json, sys\n"
+        "import io, sys\n"
         f"sys.stdin = io.TextIOWrapper(io.BytesIO({orjson.dumps(payload)!r}))\n"
         "from recorder.cli.main import main\n"
         f"main(['hook', 'Stop', '--agent', 'claude', '--log-dir', {str(tmp_path / 'logs')!r}])\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
+        "print(repr(sorted(sys.modules)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    loaded = set(json.loads(out.stdout))
+    loaded = set(ast.literal_eval(out.stdout))
     assert "recorder.hooks.run" in loaded
-    for heavy in ("zmq", "textual", "sqlite3", "argparse", "recorder.sources.claude", "psutil"):
+    heavy_modules = ("zmq", "textual", "sqlite3", "argparse", "dataclasses", "psutil", "orjson")
+    for heavy in (*heavy_modules, "recorder.sources.claude"):
         assert heavy not in loaded, heavy
     assert not (tmp_path / "logs" / "hooks" / "failures.jsonl").exists()
