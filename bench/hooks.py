@@ -11,7 +11,8 @@ a reply streamed as two lines with a tool call, the tool's result, the final rep
 a file-history line; Gemini CLI: a prompt, a reply written twice by id with its tool
 result) and runs the hook exactly as the agent does (`sh -c "<installed command>"`,
 the payload on stdin), timing it from spawn to exit. Baselines in the same run:
-`true` and `python -c pass` through the same `sh -c`. Session starts run in fresh
+`true`, `python -c pass` and `python -c 'import zmq, orjson'` (the floor of any Python
+publisher) through the same `sh -c`. Session starts run in fresh
 folders where the hook has to start the recorder (embedded broker), each followed by
 the SessionEnd that stops it. At the end the journal is checked: every message once.
 """
@@ -42,6 +43,7 @@ _script = Path(sys.executable).parent / "persist"
 if _script.exists():
     PERSIST = [str(_script)]
 PROMPT = "Please fix the failing test in tests/test_parser.py and explain the cause. " * 3
+FLOOR = "python -c 'import zmq, orjson'"  # what any Python publisher pays
 REPLY = "The parser dropped the last token when the input ended without a newline. " * 12
 
 
@@ -140,7 +142,7 @@ def main() -> None:
         )
         wait_recording(log_dir)
         ends = (front, back)
-        results: dict[str, list[float]] = {"true": [], "python -c pass": []}
+        results: dict[str, list[float]] = {"true": [], "python -c pass": [], FLOOR: []}
         c = ClaudeSession(transcript=str(tmp / "claude.jsonl"))
         g = GeminiSession(transcript=str(tmp / "gemini.jsonl"))
         Path(g.transcript).write_bytes(b"".join(g.start()))
@@ -153,6 +155,8 @@ def main() -> None:
             results["true"].append(timed("true", name="true")[0])
             python = shlex.join([sys.executable, "-c", "pass"])
             results["python -c pass"].append(timed(python, name="python -c pass")[0])
+            floor = shlex.join([sys.executable, "-c", "import zmq, orjson"])
+            results[FLOOR].append(timed(floor, name=FLOOR)[0])
             with open(c.transcript, "ab") as f:
                 f.write(b"".join(claude_turn(c, n)))
             expected += 4
