@@ -10,9 +10,8 @@ new file replaces the old atomically, after a copy of the old one is kept beside
 
 Gemini CLI runs hooks only while `hooksConfig.enabled` is true (default true in
 0.61.0; older versions may default to false, see docs/hooks.md): when it is absent we
-set it, and say so in our
-SessionStart entry's description (`ENABLED_NOTE`), so uninstall takes out exactly
-what install put in. An explicit `false` is left alone and reported.
+set it, and say so in our SessionStart entry's description (`ENABLED_NOTE`), so
+uninstall takes out exactly what install put in. An explicit `false` is left alone and reported.
 """
 
 from __future__ import annotations
