@@ -391,3 +391,31 @@ def test_a_broken_log_folder_exits_0_quickly_and_shows_in_status(tmp_path: Path)
     assert "hook failures" in status.stdout, status.stdout + status.stderr
     assert "not a JSON object" in status.stdout or "JSONDecodeError" in status.stdout
     assert str(fallback) in status.stdout
+
+
+def test_subagent_stop_publishes_the_sub_agents_own_transcript(bus: Bus, tmp_path: Path) -> None:
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))
+    append(Path(c.transcript), c.user("delegate the search"))
+    sub = ClaudeSession(session=c.session, transcript=str(tmp_path / "agent-a1b2c3d4.jsonl"))
+    append(Path(sub.transcript), sub.user("find the parser") + sub.assistant("in src/parse.py"))
+    payload = c.payload(
+        "SubagentStop",
+        agent_id="a1b2c3d4",
+        agent_type="Explore",
+        agent_transcript_path=sub.transcript,
+    )
+    quiet(run_hook(bus.log_dir, "claude", payload, endpoints=ends))
+    quiet(run_hook(bus.log_dir, "claude", payload, endpoints=ends))  # nothing new
+    wait_for(lambda: len(bus_messages(bus.log_dir)) >= 3, what="three messages")
+    time.sleep(0.5)
+    by_topic: dict[str, list[str]] = {}
+    for r in journal_records(bus.log_dir):
+        if r["kind"] == "msg" and str(r.get("topic", "")).startswith("agents.claude."):
+            by_topic.setdefault(r["topic"], []).append(r["frames"][-1]["json"]["text"])
+    assert by_topic == {
+        f"agents.claude.{c.session}": ["delegate the search"],
+        f"agents.claude.{c.session}.a1b2c3d4": ["find the parser", "in src/parse.py"],
+    }
