@@ -115,7 +115,8 @@ def read_new(agent: Agent, path: Path, state: SessionState, *, final: bool = Fal
 
 
 def _claude(objects: list[dict[str, Any]], session: str) -> list[SessionMessage]:
-    from recorder.sources.claude import CONVERSATION, build_messages
+    from recorder.sources.claude import CONVERSATION
+    from recorder.sources.claude_messages import build_messages
     from recorder.sources.jsonl import parse_time
 
     entries = []
