@@ -150,11 +150,11 @@ def _gemini_records(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _gemini(objects: list[dict[str, Any]], state: SessionState) -> list[SessionMessage]:
     # the one reader that turns a Gemini record into a message (private there: no copy here)
-    from recorder.sources.gemini import _message
+    from recorder.sources.gemini import message_of
 
     out: list[SessionMessage] = []
     for record in _gemini_records(objects):
-        msg = _message(record, state.session, len(state.published) + len(out))
+        msg = message_of(record, state.session, len(state.published) + len(out))
         if msg is not None:
             out.append(msg)
     return out
