@@ -31,7 +31,14 @@ from typing import Any
 
 import orjson
 
-from recorder.bus.envelope import HEARTBEAT_TOPIC, GapTracker, Hole, read_envelope, read_heartbeat
+from recorder.bus.envelope import (
+    HEARTBEAT_TOPIC,
+    NOT_SUBSCRIBED,
+    GapTracker,
+    Hole,
+    read_envelope,
+    read_heartbeat,
+)
 from recorder.daemon.control import (
     CheckpointReply,
     ControlError,
@@ -40,6 +47,7 @@ from recorder.daemon.control import (
     read_request,
 )
 from recorder.daemon.enrich import Enricher
+from recorder.daemon.links import Links
 from recorder.daemon.options import RecorderOptions
 from recorder.daemon.recovery import recover
 from recorder.store.checkpoints import Checkpoint, DigestCache, list_checkpoints, write_checkpoint
@@ -96,6 +104,8 @@ class Counters:
     heartbeats: int = 0  # publisher heartbeats recorded (not counted as messages)
     implausible: int = 0  # `_persist` envelopes not believed (malformed, impossible jumps)
     unsequenced: int = 0  # messages without a believed envelope: their loss is undetectable
+    not_subscribed: int = 0  # sent by publishers before we subscribed (first seen past seq 1)
+    not_subscribed_publishers: int = 0
 
 
 @dataclass
@@ -145,9 +155,8 @@ class Recorder:
         self.tracker = GapTracker()
         self.digests = DigestCache(self.layout)
         self.embedded_broker: str | None = None  # publisher endpoint of the broker we host
-        self._outage_from: float | None = None  # when the current broker outage began
-        self.connection = Connection.CONNECTING
-        self.connection_since: float | None = None
+        self.links = Links(self.options.connects, self.options.bind, self.options.zmq_heartbeat_ms)
+        self._late_publishers: set[str] = set()  # first seen past seq 1 (bounded below)
         self.state = RecorderState.STARTING
         self.last_error: ErrorNote | None = None
         self.receiver_error: str | None = None  # the receiving thread died of this
@@ -192,6 +201,8 @@ class Recorder:
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
                 "broker": self.options.broker,
+                **({"brokers": list(self.options.connects)} if self.options.more_brokers else {}),
+                **({"bind": list(self.options.bind)} if self.options.bind else {}),
                 "fsync": self.options.fsync,
                 "rules": self.enricher.source,
             }
@@ -284,37 +295,21 @@ class Recorder:
         """Journal bytes handed to the writer and not yet written."""
         return self.journal.sink.pending_bytes
 
+    @property
+    def connection(self) -> Connection:
+        """The worst link to a broker (see `Links.overall`)."""
+        return self.links.overall()[0]
+
+    @property
+    def connection_since(self) -> float | None:
+        return self.links.overall()[1]
+
     def on_connection(self, event: str, ts: float, detail: str = "") -> None:
-        """Called by the transport (its thread) when the broker goes up or down."""
-        if event == "connected":
-            if self.connection == Connection.DISCONNECTED and self.connection_since is not None:
-                self.append_record(
-                    {
-                        "kind": KIND_GAP,
-                        "cause": "broker-outage",
-                        "from_ts": self._outage_from or self.connection_since,
-                        "to_ts": ts,
-                        "detail": f"no connection to {self.options.broker}",
-                    },
-                    ts,
-                )
-            self.connection = Connection.CONNECTED
-        elif event == "disconnected":
-            if self.connection != Connection.CONNECTED:
-                return
-            self.connection = Connection.DISCONNECTED
-            # The outage began before it was noticed: a frozen or unplugged broker is
-            # seen only when ZMTP heartbeats time out (3 intervals). It began at the
-            # last message received, or at most that long before now.
-            noticed_after = 3 * self.options.zmq_heartbeat_ms / 1000
-            last = self.last_ts if self.last_ts is not None else ts
-            self._outage_from = max(min(last, ts), ts - noticed_after)
-        self.connection_since = ts
-        self.append_record(
-            {"kind": KIND_EVENT, "event": event, "broker": self.options.broker, "detail": detail},
-            ts,
-        )
-        log.info("broker %s: %s %s", self.options.broker, event, detail)
+        """Called by the transport (its thread) when a link goes up or down; `detail`
+        names the endpoint. A broker back after an outage is a `broker-outage` gap."""
+        for head in self.links.event(event, ts, detail, self.last_ts):
+            self.append_record(head, ts)
+        log.info("%s: %s", detail or self.options.broker, event)
 
     def _write_messages(self, ts: float, messages: list[list[bytes]], scan: bool) -> int:
         """The hot path; returns how many messages it wrote (refused ones excluded).
@@ -458,10 +453,9 @@ class Recorder:
             self._topics[topic_bytes] = entry
         return entry
 
-    def on_connect_retry(self, ts: float) -> None:
+    def on_connect_retry(self, ts: float, detail: str = "") -> None:
         """Called by the transport when a connection attempt failed (still connecting)."""
-        if self.connection == Connection.CONNECTING:
-            self.connection_since = self.connection_since or ts
+        self.links.retry(ts, detail)
 
     def drop_batch(self, ts: float, messages: list[list[bytes]]) -> None:
         """Messages received while the writer's backlog is over `max_backlog_bytes`.
@@ -561,6 +555,9 @@ class Recorder:
         return meta
 
     def _publisher_hole(self, hole: Hole, ts: float, agent: Any) -> None:
+        if hole.cause == NOT_SUBSCRIBED:
+            self._not_subscribed(hole, ts, agent)
+            return
         self._hole_record(
             {
                 "cause": hole.cause,
@@ -572,6 +569,30 @@ class Recorder:
             },
             ts,
         )
+
+    def _not_subscribed(self, hole: Hole, ts: float, agent: Any) -> None:
+        """A publisher first seen past seq 1: what it sent before we subscribed.
+
+        Written down like a gap (readers show it), but counted apart: it is not a
+        loss of ours, and a recorder that starts after its publishers is normal."""
+        self.journal.append(
+            {
+                "ts": ts,
+                "kind": KIND_GAP,
+                "cause": NOT_SUBSCRIBED,
+                "publisher": hole.publisher,
+                "agent": agent if isinstance(agent, str) else None,
+                "from_seq": hole.first,
+                "to_seq": hole.last,
+                "missed": hole.missed,
+                "detail": "sent before the recorder subscribed",
+            }
+        )
+        self.counters.not_subscribed += hole.missed
+        if len(self._late_publishers) < MAX_PARTICIPANTS:
+            self._late_publishers.add(hole.publisher)
+        self.counters.not_subscribed_publishers = len(self._late_publishers)
+        log.info("%d messages from %s were sent before we subscribed", hole.missed, hole.publisher)
 
     def _hole_record(self, fields: dict[str, Any], ts: float) -> None:
         head = {k: v for k, v in fields.items() if k not in ("kind", "ts")}
@@ -757,6 +778,8 @@ class Recorder:
                 heartbeats=c.heartbeats,
                 implausible=c.implausible,
                 unsequenced=c.unsequenced,
+                not_subscribed=c.not_subscribed,
+                not_subscribed_publishers=c.not_subscribed_publishers,
             ),
             rates=Rates(
                 received_per_s=round(rate.received_per_s, 1),
@@ -774,6 +797,7 @@ class Recorder:
             quarantined=tuple(str(q.path) for q in self.journal.quarantined),
             receiver_error=self.receiver_error,
             disk_error=self.journal.sink.stalled,
+            endpoints=self.links.states(),
         )
 
     def write_status(self, now: float) -> None:

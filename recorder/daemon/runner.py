@@ -88,12 +88,15 @@ def run_recorder(
         recorder,
         ReceiverSettings(
             endpoint=options.broker,
+            also_connect=options.more_brokers,
+            bind=options.bind,
             rcvhwm=options.rcvhwm,
             heartbeat_ms=options.zmq_heartbeat_ms,
             max_backlog_bytes=options.max_backlog_bytes,
         ),
     )
     syncer: Syncer | None = None
+    failed: str | None = None  # the receiver could not start: stop at once, say why
     previous: dict[signal.Signals, Any] = {}
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -118,16 +121,21 @@ def run_recorder(
         if options.fsync == "interval":
             syncer = Syncer(recorder)
             syncer.start()
-        transport.start_receiver()
-        log.info(
-            "recording %s into %s (PID %d, fsync %s)",
-            options.broker,
-            options.log_dir,
-            os.getpid(),
-            options.fsync,
-        )
+        receiver = transport.start_receiver()
+        receiver.ready.wait(10.0)
+        if receiver.setup_error is not None:  # a bind refused (port taken), say
+            stop.set()
+            failed = f"cannot record: {receiver.setup_error}"
+        else:
+            log.info(
+                "recording %s into %s (PID %d, fsync %s)",
+                options.describe_endpoints(),
+                options.log_dir,
+                os.getpid(),
+                options.fsync,
+            )
         recorder.write_status(time.time())
-        if on_ready is not None:
+        if on_ready is not None and failed is None:
             on_ready(embedded)
         while not stop.is_set():
             stop.wait(0.05)
@@ -147,6 +155,10 @@ def run_recorder(
             log.error(message)  # the log may be on the full disk too: stderr says it as well
             print(f"persist: {message}", file=sys.stderr, flush=True)
             return 1  # systemd's Restart=on-failure starts it again
+        if failed is not None:
+            log.error(failed)
+            print(f"persist: {failed}", file=sys.stderr, flush=True)
+            return 1
         log.info("stopped cleanly (%d messages this run)", recorder.counters.written)
         return 0
     finally:
