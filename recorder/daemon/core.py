@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,12 +84,15 @@ from recorder.store.status import (
 log = logging.getLogger("agent_persist.recorder")
 
 Clock = Callable[[], float]
+TICK = 0.5  # seconds between the main thread's wake-ups when nothing asks for it sooner
+CONTROL_INTERVAL = 0.5  # seconds between looks for `persist checkpoint` requests
 _JSON_OPENERS = (b"{", b"[")
 _MSG_PREFIX = (
     b'{"v":1,"seq":%d,"ts":%s,"kind":"msg","topic":%s,"size":%d,"meta":%s,'
     b'"spans":[[%d,%d]],"frames":[%s,{"json":'
 )
 _MSG_END = b"}]}\n"
+_STATE_FAILED = "cannot write recovery state"
 _REPLAY_TOO_DEEP = "(nested too deep to copy: see the payload's _persist.replay_of)"
 
 
@@ -172,6 +176,10 @@ class Recorder:
         self._rate = _Rate()
         self._next_status = 0.0
         self._next_control = 0.0
+        self.attention = threading.Event()  # wakes the main loop early (see `status_soon`)
+        self._state_key: tuple[Any, ...] | None = None  # what the last recovery state said
+        self._state_publishers: dict[str, int] = {}
+        self._status_received = -1  # counters.received at the last status written
         self._checkpoint_due = 0.0
 
     # -- lifecycle -------------------------------------------------------------
@@ -309,6 +317,7 @@ class Recorder:
         names the endpoint. A broker back after an outage is a `broker-outage` gap."""
         for head in self.links.event(event, ts, detail, self.last_ts):
             self.append_record(head, ts)
+        self.status_soon()
         log.info("%s: %s", detail or self.options.broker, event)
 
     def _write_messages(self, ts: float, messages: list[list[bytes]], scan: bool) -> int:
@@ -639,13 +648,20 @@ class Recorder:
     # -- periodic work (main thread) ------------------------------------------
     def tick(self, now: float) -> None:
         if now >= self._next_control:
-            self._next_control = now + 0.1
+            self._next_control = now + CONTROL_INTERVAL
             self.handle_requests(now)
         if self.options.checkpoint_interval and now >= self._checkpoint_due:
             self._checkpoint_due = now + self.options.checkpoint_interval
             self.checkpoint("", "periodic", now)
         if now >= self._next_status:
-            self._next_status = now + self.options.status_interval
+            # Idle (nothing received since the last one): every other second. The
+            # heartbeat only has to beat well within `STALE_AFTER`, and replacing the
+            # file (a rename) is most of an idle recorder's CPU.
+            received = self.counters.received
+            idle = received == self._status_received
+            self._status_received = received
+            interval = self.options.status_interval
+            self._next_status = now + (2 * interval if idle else interval)
             self.write_state(now)
             self.write_status(now)
 
@@ -716,6 +732,14 @@ class Recorder:
     def error(self, message: str) -> None:
         self.last_error = ErrorNote(self.clock(), message)
         log.error(message)
+        self.status_soon()
+
+    def status_soon(self) -> None:
+        """Something a reader must know (an error, a link lost): the main thread writes
+        the status at its next wake-up, which this brings forward, instead of up to
+        `status_interval` later."""
+        self._next_status = 0.0
+        self.attention.set()
 
     def write_state(self, now: float, *, clean: bool = False) -> None:
         """Save the recovery state, but only once its position is on disk: a state
@@ -729,6 +753,9 @@ class Recorder:
         if (pos.segment, pos.offset) > (kept.segment, kept.offset):
             return  # the next tick, after the next group commit
 
+        key = (pos, clean, self.journal.durable.seq, snap.first_ts, snap.last_ts)
+        if key == self._state_key and snap.publishers == self._state_publishers:
+            return  # nothing new (idle): two fsyncs a second saved
         state = RecoveryState(
             position=JournalPoint(pos.segment, pos.offset, pos.seq, pos.messages),
             updated=now,
@@ -742,7 +769,11 @@ class Recorder:
         try:
             state.write(self.layout)
         except OSError as exc:
-            self.error(f"cannot write recovery state: {exc}")
+            self.error(f"{_STATE_FAILED}: {exc}")
+            return
+        self._state_key, self._state_publishers = key, snap.publishers
+        if self.last_error is not None and self.last_error.message.startswith(_STATE_FAILED):
+            self.last_error = None  # written again: no longer current
 
     def status(self, now: float) -> StatusSnapshot:
         c = self.counters

@@ -90,7 +90,7 @@ class Links:
             link.outage_from = max(min(last, ts), ts - self.noticed_after)
         else:
             return []
-        link.since = ts
+        link.since = link.outage_from if event == "disconnected" else ts
         records.append(
             {"kind": KIND_EVENT, "event": event, "broker": link.endpoint, "detail": endpoint}
         )

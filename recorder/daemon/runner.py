@@ -27,7 +27,7 @@ from types import FrameType
 from typing import Any
 
 from recorder.bus.receiver import ReceiverSettings, Transport
-from recorder.daemon.core import Recorder
+from recorder.daemon.core import TICK, Recorder
 from recorder.daemon.options import RecorderOptions
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.journal import UnwrittenData
@@ -43,11 +43,23 @@ class Syncer(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        """Group commit: once something is written, wait `fsync_interval` (gathering
+        more), then fdatasync it all. Idle, it sleeps until the next write."""
         rec = self.recorder
+        wrote = rec.journal.sink.wrote
         interval = rec.options.fsync_interval
-        while not self.stopping.wait(interval):
+        while True:
+            wrote.wait()
+            if self.stopping.wait(interval):
+                return
+            wrote.clear()  # what is written after this wakes us again
             if rec.journal.written != rec.journal.durable:
                 rec.sync()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self.stopping.set()
+        self.recorder.journal.sink.wrote.set()
+        self.join(timeout)
 
 
 def setup_logging(recorder: Recorder, *, to_stderr: bool) -> logging.Handler:
@@ -104,6 +116,7 @@ def run_recorder(
             reopen.set()
         else:
             stop.set()
+        recorder.attention.set()
 
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -138,7 +151,10 @@ def run_recorder(
         if on_ready is not None and failed is None:
             on_ready(embedded)
         while not stop.is_set():
-            stop.wait(0.05)
+            # Not a busy loop: the recorder wakes it for what cannot wait (an error, a
+            # link lost), signals wake it too; else four wake-ups a second.
+            recorder.attention.wait(TICK)
+            recorder.attention.clear()
             if reopen.is_set():
                 reopen.clear()
                 _reopen(recorder, handler)
@@ -146,8 +162,7 @@ def run_recorder(
         log.info("stopping: draining and taking the shutdown checkpoint")
         transport.stop_receiver()  # first: it drains what zmq holds
         if syncer is not None:
-            syncer.stopping.set()
-            syncer.join(2.0)
+            syncer.stop()
         try:
             recorder.close()
         except UnwrittenData as exc:

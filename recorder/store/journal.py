@@ -159,6 +159,7 @@ class Sink:
         self.durable = Position(0, 0, 0, 0)  # ... and up to here on disk
         self.last_sync_time = 0.0
         self.pending_bytes = 0
+        self.wrote = threading.Event()  # set after each write: a syncer sleeps until then
         self.write = os.write  # replaceable in tests
         self._queue: deque[tuple[Any, ...]] = deque()
         self._cond = threading.Condition()
@@ -216,6 +217,7 @@ class Sink:
             _, data, end = command
             self._write(data)
             self.written = end
+            self.wrote.set()
             if self.sync_every_write:
                 self.sync()
             if self._thread is not None:

@@ -7,8 +7,9 @@ every reader gets the same class back (`StatusSnapshot.read`). A reader decides:
 - stopped: no status, an unreadable one, a clean stop, or the process is gone (or its
   PID was reused);
 - degraded: the process is alive and writes its heartbeat but records nothing: its
-  receiving thread died (`receiver_error`), or the broker has been unreachable for
-  more than `UNREACHABLE_AFTER` seconds (no broker, or a frozen one).
+  receiving thread died (`receiver_error`), a broker it follows was lost more than
+  `LOST_AFTER` seconds ago (killed, or frozen) or never reached in `UNREACHABLE_AFTER`
+  seconds, or it cannot write its journal (`disk_error`).
 
 Over 400 lines because each field of the file is spelled out twice, once to write it
 and once to read it strictly (a wrongly typed field names itself), and `assess`
@@ -33,7 +34,11 @@ from recorder.store.layout import Layout
 from recorder.store.records import SCHEMA_VERSION
 
 STALE_AFTER = 5.0
-UNREACHABLE_AFTER = 5.0  # seconds without a broker connection before "degraded"
+UNREACHABLE_AFTER = 5.0  # seconds a broker is never reached (starting up) before "degraded"
+# Seconds since a broker connection was lost (its outage began: the last message, or
+# the heartbeat timeout before it was noticed) before "degraded": a frozen broker is
+# noticed 3 s after it froze, and is then reported at once.
+LOST_AFTER = 1.0
 HEALTHY, STALE, STOPPED, DEGRADED = "healthy", "stale", "stopped", "degraded"
 DEFAULT_BROKER = "tcp://127.0.0.1:5555"  # what `start_command` suggests when none is known
 
@@ -529,8 +534,11 @@ def assess(layout: Layout, now: float | None = None) -> Health:
     for link in down_links:
         since = link.since or status.process_started
         down = now - since if since is not None else 0.0
-        if down > UNREACHABLE_AFTER and status.state == RecorderState.RECORDING:
-            what = "lost" if link.connection == Connection.DISCONNECTED else "never reached"
+        lost = link.connection == Connection.DISCONNECTED
+        if down > (LOST_AFTER if lost else UNREACHABLE_AFTER) and (
+            status.state == RecorderState.RECORDING
+        ):
+            what = "lost" if lost else "never reached"
             nothing = "nothing" if len(links) == 1 else "nothing from it"
             return Health(
                 DEGRADED,

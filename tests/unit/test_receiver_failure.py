@@ -61,7 +61,9 @@ def test_a_broker_out_of_reach_for_a_while_is_degraded(tmp_path: Path) -> None:
         return h.state, h.reason
 
     assert health(Connection.CONNECTED, now - 60)[0] == HEALTHY
-    assert health(Connection.DISCONNECTED, now - 1)[0] == HEALTHY  # a blip: a warning only
+    assert health(Connection.DISCONNECTED, now - 0.5)[0] == HEALTHY  # a blip: a warning only
+    assert health(Connection.DISCONNECTED, now - 2)[0] == DEGRADED  # lost: reported at once
+    assert health(Connection.CONNECTING, now - 2)[0] == HEALTHY  # still starting up
     state, reason = health(Connection.DISCONNECTED, now - 30)
     assert state == DEGRADED and "unreachable (lost for 30.0s" in reason
     state, reason = health(Connection.CONNECTING, now - 30)
@@ -85,7 +87,7 @@ def test_one_broker_of_several_out_of_reach_is_degraded_and_named(tmp_path: Path
     assert "--broker tcp://127.0.0.1:1 --broker tcp://127.0.0.1:2 --bind ipc://x" in (
         health.start_command(tmp_path)
     )
-    rec.on_connection("disconnected", now - 2, b)
+    rec.on_connection("disconnected", now - 0.5, b)
     rec.write_status(now)
     health = assess(rec.layout, now)
     assert health.state == HEALTHY and health.warnings[0] == f"not connected to the broker at {b}"
