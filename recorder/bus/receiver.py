@@ -28,7 +28,7 @@ _IDLE_POLL_MS = 500  # an idle receiver wakes this often (to see `stopping`), no
 # a write() per line) cost 3-5x a bare SUB. It delays nothing that matters (lines
 # are made durable every 200 ms) and keeps one receive time per batch within it. At
 # higher rates batches are not small and are taken back to back.
-_GATHER = 0.025
+_GATHER = 0.05
 _SMALL_BATCH = _BATCH // 8
 
 

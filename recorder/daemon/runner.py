@@ -4,8 +4,9 @@ Threads and who owns what:
 - receiver: the SUB socket and its monitor; encodes each batch into journal lines
   (`Recorder.record_batch`) and hands them over as one chunk;
 - writer (the journal's sink): the file descriptors; writes chunks, switches segments;
-- syncer: fdatasync every `fsync_interval`;
-- main: signals, and `Recorder.tick(now)` about 20 times a second.
+- syncer: fdatasync `fsync_interval` after something was written (asleep when idle);
+- main: signals, and `Recorder.tick(now)` twice a second, or at once when the
+  recorder asks (`Recorder.status_soon`: an error, a link lost).
 
 Encoding runs on the receiving thread on purpose: pyzmq releases the GIL on every
 receive, so a second Python thread busy encoding made each receive wait for the
