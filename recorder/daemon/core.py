@@ -51,6 +51,7 @@ from recorder.daemon.enrich import Enricher
 from recorder.daemon.links import Links
 from recorder.daemon.options import RecorderOptions
 from recorder.daemon.recovery import recover
+from recorder.daemon.warm import IndexWarmer
 from recorder.store.checkpoints import Checkpoint, DigestCache, list_checkpoints, write_checkpoint
 from recorder.store.fsutil import ensure_private_dir, remove_stale_temp_files
 from recorder.store.journal import Journal, Position, UnwrittenData
@@ -158,6 +159,7 @@ class Recorder:
         self.enricher = Enricher.load(rules)
         self.tracker = GapTracker()
         self.digests = DigestCache(self.layout)
+        self.warmer = IndexWarmer(self.layout)  # line index caches of closed segments
         self.embedded_broker: str | None = None  # publisher endpoint of the broker we host
         self.links = Links(self.options.connects, self.options.bind, self.options.zmq_heartbeat_ms)
         self._late_publishers: set[str] = set()  # first seen past seq 1 (bounded below)
@@ -247,6 +249,7 @@ class Recorder:
         """Drain, make durable, take the shutdown checkpoint and mark a clean stop."""
         now = self.clock()
         self.state = RecorderState.STOPPING
+        self.warmer.stop()
         self._end_overflow(now)
         self.append_record({"kind": KIND_EVENT, "event": "stop", "pid": os.getpid()}, now)
         try:
@@ -647,6 +650,7 @@ class Recorder:
 
     # -- periodic work (main thread) ------------------------------------------
     def tick(self, now: float) -> None:
+        self.warmer.start(self.journal.written.segment)  # once per newly closed segment
         if now >= self._next_control:
             self._next_control = now + CONTROL_INTERVAL
             self.handle_requests(now)
