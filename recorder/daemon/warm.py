@@ -69,7 +69,9 @@ class IndexWarmer:
         except Exception as exc:  # a cache is only an optimisation: say it, go on
             log.warning("could not index closed segments: %s", exc)
 
-    def stop(self, timeout: float = 1.0) -> None:
+    def stop(self, timeout: float = 0.2) -> None:
+        """Ask the thread to stop after the segment it is on; a stop never waits long
+        for it (a cache left half-written is a temp file, removed at the next start)."""
         self.stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
