@@ -694,6 +694,7 @@ class Recorder:
                 first_ts=self.first_ts,
                 last_ts=self.last_ts,
                 created=now,
+                base=self.last_checkpoint,
             )
         except OSError as exc:
             self.error(f"checkpoint failed: {exc}")
