@@ -4,6 +4,7 @@ Pure Python: publishers, the CLI and the launcher read these without loading zmq
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -43,6 +44,39 @@ def check_endpoint(endpoint: str, option: str = "endpoint") -> str:
             f"{option} {text!r} is not a ZeroMQ endpoint (use {ENDPOINT_FORMS})".lstrip()
         )
     return text
+
+
+_LOOPBACK_NAMES = ("localhost", "ip6-localhost", "ip6-loopback")
+
+
+def is_local_endpoint(endpoint: str) -> bool:
+    """True if binding `endpoint` can only be reached from this machine: ipc, inproc,
+    or tcp on a loopback address (127.0.0.0/8, ::1, localhost). A wildcard (`*`,
+    0.0.0.0, ::), an interface name or any other host is not local."""
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return True
+    match = _TCP.fullmatch(endpoint)
+    if match is None or ";" in endpoint:  # a source address: connect-only syntax
+        return False
+    host = match[1].strip("[]").lower()
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # an interface name, a host name, `*`
+
+
+def check_bind_endpoint(endpoint: str, option: str, *, allow_public: bool = False) -> str:
+    """`check_endpoint`, and refuse one that would listen beyond this machine unless
+    `allow_public` (private by default: publishers elsewhere must be let in on purpose)."""
+    check_endpoint(endpoint, option)
+    if not allow_public and not is_local_endpoint(endpoint):
+        raise BadOption(
+            f"{option} {endpoint} would listen beyond this machine; bind a loopback "
+            "address (tcp://127.0.0.1:PORT) or ipc://PATH, or add --bind-public to mean it"
+        )
+    return endpoint
 
 
 def endpoint_free(endpoint: str) -> bool:

@@ -29,6 +29,7 @@ HEARTBEAT_TOPIC = "_persist.heartbeat"
 MAX_PUBLISHERS = 10_000
 MAX_SEQ = 2**53  # sequence numbers at or above this are not believed
 MAX_JUMP = 10_000_000  # a hole wider than this (a forged seq, say) is not believed
+NOT_SUBSCRIBED = "before-first-seen"  # the hole cause of messages sent before we subscribed
 _FIELDS = frozenset(("pub", "seq", "mid", "agent", "hb", "bye", "replay_of"))
 
 
@@ -64,7 +65,7 @@ class GapTracker:
             if seq > MAX_JUMP:
                 self.implausible += 1  # followed from here, but no hole before it
             elif seq > 1:
-                return Hole(publisher, 1, seq - 1, "before-first-seen")
+                return Hole(publisher, 1, seq - 1, NOT_SUBSCRIBED)
             return None
         if seq < want:  # duplicate or reordered: recorded, never a hole
             return None
@@ -87,7 +88,7 @@ class GapTracker:
             if last_sent > MAX_JUMP:
                 self.implausible += 1
             elif last_sent >= 1:
-                hole = Hole(publisher, 1, last_sent, "before-first-seen")
+                hole = Hole(publisher, 1, last_sent, NOT_SUBSCRIBED)
         elif last_sent >= want:
             hole = Hole(publisher, want, last_sent, "publisher-heartbeat")
         if want is None or last_sent >= want:

@@ -23,14 +23,26 @@ from recorder.cli.common import (
 from recorder.daemon.options import MIB, EmbeddedMode, FsyncMode, RecorderOptions
 from recorder.errors import PersistError
 from recorder.store.layout import Layout
-from recorder.store.status import DEGRADED, HEALTHY, STALE, STOPPED, assess, format_age
+from recorder.store.status import (
+    DEGRADED,
+    HEALTHY,
+    STALE,
+    STOPPED,
+    LinkMode,
+    assess,
+    format_age,
+)
 
 
 # -- record -----------------------------------------------------------------------
 def _options(args: argparse.Namespace) -> RecorderOptions:
+    brokers = args.broker or ([] if args.bind else [DEFAULT_SUBSCRIBE])
     return RecorderOptions(
         log_dir=Path(args.log_dir),
-        broker=args.broker,
+        broker=brokers[0] if brokers else None,
+        more_brokers=tuple(brokers[1:]),
+        bind=tuple(args.bind or ()),
+        bind_public=args.bind_public,
         fsync=args.fsync,
         fsync_interval=args.fsync_interval_ms / 1000,
         segment_bytes=int(args.segment_mb * MIB),
@@ -60,7 +72,9 @@ def cmd_record(args: argparse.Namespace) -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def ready(embedded: str | None) -> None:
-        where = f"embedded broker (publish to {embedded})" if embedded else options.broker
+        where = options.describe_endpoints()
+        if embedded:
+            where = f"embedded broker (publish to {embedded})"
         print(
             f"persist: recording {where} into {options.log_dir} (PID {os.getpid()}); Ctrl-C stops",
             file=sys.stderr,
@@ -119,7 +133,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     if s is not None:
         counts = s.counts
         print(f"  log folder   {layout.root}")
-        print(f"  broker       {s.broker} ({s.connection})")
+        if len(s.endpoints) > 1 or any(e.mode is LinkMode.BIND for e in s.endpoints):
+            for e in s.endpoints:
+                label = "broker" if e.mode is LinkMode.CONNECT else "bound at"
+                peers = f", {e.peers} publishers" if e.mode is LinkMode.BIND else ""
+                print(f"  {label:<12} {e.endpoint} ({e.connection}{peers})")
+        else:
+            print(f"  broker       {s.broker} ({s.connection})")
         print(
             f"  messages     {counts.messages_total} in journal, "
             f"{counts.written} written this run, "
@@ -133,6 +153,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  gaps         {counts.gaps} "
             f"({counts.missed} messages known lost), refused {counts.refused}"
         )
+        if counts.not_subscribed:
+            print(
+                f"  not subscribed yet  {counts.not_subscribed} messages from "
+                f"{counts.not_subscribed_publishers} publishers were sent before the recorder "
+                "listened (not in the journal, not counted as gaps)"
+            )
         cp = s.last_checkpoint
         if cp:
             print(f"  checkpoint   {cp.id} ({format_age(time.time() - cp.created)} ago)")
@@ -185,7 +211,22 @@ def add_parsers(
 ) -> None:
     p = sub.add_parser("record", help="run the recorder")
     p.add_argument(
-        "--broker", type=endpoint, default=DEFAULT_SUBSCRIBE, help="broker's subscriber endpoint"
+        "--broker",
+        type=endpoint,
+        action="append",
+        help=f"a broker's subscriber endpoint to connect to; repeat to follow several "
+        f"(default {DEFAULT_SUBSCRIBE} unless --bind is given)",
+    )
+    p.add_argument(
+        "--bind",
+        type=endpoint,
+        action="append",
+        help="listen here for publishers that connect out (loopback or ipc); repeatable",
+    )
+    p.add_argument(
+        "--bind-public",
+        action="store_true",
+        help="allow --bind on addresses other machines can reach",
     )
     add_log_dir(p)
     p.add_argument("--detach", action="store_true", help="run in the background")

@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +32,14 @@ from typing import Any
 
 import orjson
 
-from recorder.bus.envelope import HEARTBEAT_TOPIC, GapTracker, Hole, read_envelope, read_heartbeat
+from recorder.bus.envelope import (
+    HEARTBEAT_TOPIC,
+    NOT_SUBSCRIBED,
+    GapTracker,
+    Hole,
+    read_envelope,
+    read_heartbeat,
+)
 from recorder.daemon.control import (
     CheckpointReply,
     ControlError,
@@ -40,8 +48,10 @@ from recorder.daemon.control import (
     read_request,
 )
 from recorder.daemon.enrich import Enricher
+from recorder.daemon.links import Links
 from recorder.daemon.options import RecorderOptions
 from recorder.daemon.recovery import recover
+from recorder.daemon.warm import IndexWarmer
 from recorder.store.checkpoints import Checkpoint, DigestCache, list_checkpoints, write_checkpoint
 from recorder.store.fsutil import ensure_private_dir, remove_stale_temp_files
 from recorder.store.journal import Journal, Position, UnwrittenData
@@ -75,12 +85,15 @@ from recorder.store.status import (
 log = logging.getLogger("agent_persist.recorder")
 
 Clock = Callable[[], float]
+TICK = 0.5  # seconds between the main thread's wake-ups when nothing asks for it sooner
+CONTROL_INTERVAL = 0.5  # seconds between looks for `persist checkpoint` requests
 _JSON_OPENERS = (b"{", b"[")
 _MSG_PREFIX = (
     b'{"v":1,"seq":%d,"ts":%s,"kind":"msg","topic":%s,"size":%d,"meta":%s,'
     b'"spans":[[%d,%d]],"frames":[%s,{"json":'
 )
 _MSG_END = b"}]}\n"
+_STATE_FAILED = "cannot write recovery state"
 _REPLAY_TOO_DEEP = "(nested too deep to copy: see the payload's _persist.replay_of)"
 
 
@@ -96,6 +109,8 @@ class Counters:
     heartbeats: int = 0  # publisher heartbeats recorded (not counted as messages)
     implausible: int = 0  # `_persist` envelopes not believed (malformed, impossible jumps)
     unsequenced: int = 0  # messages without a believed envelope: their loss is undetectable
+    not_subscribed: int = 0  # sent by publishers before we subscribed (first seen past seq 1)
+    not_subscribed_publishers: int = 0
 
 
 @dataclass
@@ -144,10 +159,10 @@ class Recorder:
         self.enricher = Enricher.load(rules)
         self.tracker = GapTracker()
         self.digests = DigestCache(self.layout)
+        self.warmer = IndexWarmer(self.layout)  # line index caches of closed segments
         self.embedded_broker: str | None = None  # publisher endpoint of the broker we host
-        self._outage_from: float | None = None  # when the current broker outage began
-        self.connection = Connection.CONNECTING
-        self.connection_since: float | None = None
+        self.links = Links(self.options.connects, self.options.bind, self.options.zmq_heartbeat_ms)
+        self._late_publishers: set[str] = set()  # first seen past seq 1 (bounded below)
         self.state = RecorderState.STARTING
         self.last_error: ErrorNote | None = None
         self.receiver_error: str | None = None  # the receiving thread died of this
@@ -163,6 +178,10 @@ class Recorder:
         self._rate = _Rate()
         self._next_status = 0.0
         self._next_control = 0.0
+        self.attention = threading.Event()  # wakes the main loop early (see `status_soon`)
+        self._state_key: tuple[Any, ...] | None = None  # what the last recovery state said
+        self._state_publishers: dict[str, int] = {}
+        self._status_received = -1  # counters.received at the last status written
         self._checkpoint_due = 0.0
 
     # -- lifecycle -------------------------------------------------------------
@@ -192,6 +211,8 @@ class Recorder:
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
                 "broker": self.options.broker,
+                **({"brokers": list(self.options.connects)} if self.options.more_brokers else {}),
+                **({"bind": list(self.options.bind)} if self.options.bind else {}),
                 "fsync": self.options.fsync,
                 "rules": self.enricher.source,
             }
@@ -228,6 +249,7 @@ class Recorder:
         """Drain, make durable, take the shutdown checkpoint and mark a clean stop."""
         now = self.clock()
         self.state = RecorderState.STOPPING
+        self.warmer.stop()
         self._end_overflow(now)
         self.append_record({"kind": KIND_EVENT, "event": "stop", "pid": os.getpid()}, now)
         try:
@@ -284,37 +306,22 @@ class Recorder:
         """Journal bytes handed to the writer and not yet written."""
         return self.journal.sink.pending_bytes
 
+    @property
+    def connection(self) -> Connection:
+        """The worst link to a broker (see `Links.overall`)."""
+        return self.links.overall()[0]
+
+    @property
+    def connection_since(self) -> float | None:
+        return self.links.overall()[1]
+
     def on_connection(self, event: str, ts: float, detail: str = "") -> None:
-        """Called by the transport (its thread) when the broker goes up or down."""
-        if event == "connected":
-            if self.connection == Connection.DISCONNECTED and self.connection_since is not None:
-                self.append_record(
-                    {
-                        "kind": KIND_GAP,
-                        "cause": "broker-outage",
-                        "from_ts": self._outage_from or self.connection_since,
-                        "to_ts": ts,
-                        "detail": f"no connection to {self.options.broker}",
-                    },
-                    ts,
-                )
-            self.connection = Connection.CONNECTED
-        elif event == "disconnected":
-            if self.connection != Connection.CONNECTED:
-                return
-            self.connection = Connection.DISCONNECTED
-            # The outage began before it was noticed: a frozen or unplugged broker is
-            # seen only when ZMTP heartbeats time out (3 intervals). It began at the
-            # last message received, or at most that long before now.
-            noticed_after = 3 * self.options.zmq_heartbeat_ms / 1000
-            last = self.last_ts if self.last_ts is not None else ts
-            self._outage_from = max(min(last, ts), ts - noticed_after)
-        self.connection_since = ts
-        self.append_record(
-            {"kind": KIND_EVENT, "event": event, "broker": self.options.broker, "detail": detail},
-            ts,
-        )
-        log.info("broker %s: %s %s", self.options.broker, event, detail)
+        """Called by the transport (its thread) when a link goes up or down; `detail`
+        names the endpoint. A broker back after an outage is a `broker-outage` gap."""
+        for head in self.links.event(event, ts, detail, self.last_ts):
+            self.append_record(head, ts)
+        self.status_soon()
+        log.info("%s: %s", detail or self.options.broker, event)
 
     def _write_messages(self, ts: float, messages: list[list[bytes]], scan: bool) -> int:
         """The hot path; returns how many messages it wrote (refused ones excluded).
@@ -458,10 +465,9 @@ class Recorder:
             self._topics[topic_bytes] = entry
         return entry
 
-    def on_connect_retry(self, ts: float) -> None:
+    def on_connect_retry(self, ts: float, detail: str = "") -> None:
         """Called by the transport when a connection attempt failed (still connecting)."""
-        if self.connection == Connection.CONNECTING:
-            self.connection_since = self.connection_since or ts
+        self.links.retry(ts, detail)
 
     def drop_batch(self, ts: float, messages: list[list[bytes]]) -> None:
         """Messages received while the writer's backlog is over `max_backlog_bytes`.
@@ -561,6 +567,9 @@ class Recorder:
         return meta
 
     def _publisher_hole(self, hole: Hole, ts: float, agent: Any) -> None:
+        if hole.cause == NOT_SUBSCRIBED:
+            self._not_subscribed(hole, ts, agent)
+            return
         self._hole_record(
             {
                 "cause": hole.cause,
@@ -572,6 +581,30 @@ class Recorder:
             },
             ts,
         )
+
+    def _not_subscribed(self, hole: Hole, ts: float, agent: Any) -> None:
+        """A publisher first seen past seq 1: what it sent before we subscribed.
+
+        Written down like a gap (readers show it), but counted apart: it is not a
+        loss of ours, and a recorder that starts after its publishers is normal."""
+        self.journal.append(
+            {
+                "ts": ts,
+                "kind": KIND_GAP,
+                "cause": NOT_SUBSCRIBED,
+                "publisher": hole.publisher,
+                "agent": agent if isinstance(agent, str) else None,
+                "from_seq": hole.first,
+                "to_seq": hole.last,
+                "missed": hole.missed,
+                "detail": "sent before the recorder subscribed",
+            }
+        )
+        self.counters.not_subscribed += hole.missed
+        if len(self._late_publishers) < MAX_PARTICIPANTS:
+            self._late_publishers.add(hole.publisher)
+        self.counters.not_subscribed_publishers = len(self._late_publishers)
+        log.info("%d messages from %s were sent before we subscribed", hole.missed, hole.publisher)
 
     def _hole_record(self, fields: dict[str, Any], ts: float) -> None:
         head = {k: v for k, v in fields.items() if k not in ("kind", "ts")}
@@ -617,14 +650,22 @@ class Recorder:
 
     # -- periodic work (main thread) ------------------------------------------
     def tick(self, now: float) -> None:
+        self.warmer.start(self.journal.written.segment)  # once per newly closed segment
         if now >= self._next_control:
-            self._next_control = now + 0.1
+            self._next_control = now + CONTROL_INTERVAL
             self.handle_requests(now)
         if self.options.checkpoint_interval and now >= self._checkpoint_due:
             self._checkpoint_due = now + self.options.checkpoint_interval
             self.checkpoint("", "periodic", now)
         if now >= self._next_status:
-            self._next_status = now + self.options.status_interval
+            # Idle (nothing received since the last one): every other second. The
+            # heartbeat only has to beat well within `STALE_AFTER`, and replacing the
+            # file (a rename) is most of an idle recorder's CPU.
+            received = self.counters.received
+            idle = received == self._status_received
+            self._status_received = received
+            interval = self.options.status_interval
+            self._next_status = now + (2 * interval if idle else interval)
             self.write_state(now)
             self.write_status(now)
 
@@ -653,6 +694,7 @@ class Recorder:
                 first_ts=self.first_ts,
                 last_ts=self.last_ts,
                 created=now,
+                base=self.last_checkpoint,
             )
         except OSError as exc:
             self.error(f"checkpoint failed: {exc}")
@@ -695,6 +737,14 @@ class Recorder:
     def error(self, message: str) -> None:
         self.last_error = ErrorNote(self.clock(), message)
         log.error(message)
+        self.status_soon()
+
+    def status_soon(self) -> None:
+        """Something a reader must know (an error, a link lost): the main thread writes
+        the status at its next wake-up, which this brings forward, instead of up to
+        `status_interval` later."""
+        self._next_status = 0.0
+        self.attention.set()
 
     def write_state(self, now: float, *, clean: bool = False) -> None:
         """Save the recovery state, but only once its position is on disk: a state
@@ -708,6 +758,9 @@ class Recorder:
         if (pos.segment, pos.offset) > (kept.segment, kept.offset):
             return  # the next tick, after the next group commit
 
+        key = (pos, clean, self.journal.durable.seq, snap.first_ts, snap.last_ts)
+        if key == self._state_key and snap.publishers == self._state_publishers:
+            return  # nothing new (idle): two fsyncs a second saved
         state = RecoveryState(
             position=JournalPoint(pos.segment, pos.offset, pos.seq, pos.messages),
             updated=now,
@@ -721,7 +774,11 @@ class Recorder:
         try:
             state.write(self.layout)
         except OSError as exc:
-            self.error(f"cannot write recovery state: {exc}")
+            self.error(f"{_STATE_FAILED}: {exc}")
+            return
+        self._state_key, self._state_publishers = key, snap.publishers
+        if self.last_error is not None and self.last_error.message.startswith(_STATE_FAILED):
+            self.last_error = None  # written again: no longer current
 
     def status(self, now: float) -> StatusSnapshot:
         c = self.counters
@@ -757,6 +814,8 @@ class Recorder:
                 heartbeats=c.heartbeats,
                 implausible=c.implausible,
                 unsequenced=c.unsequenced,
+                not_subscribed=c.not_subscribed,
+                not_subscribed_publishers=c.not_subscribed_publishers,
             ),
             rates=Rates(
                 received_per_s=round(rate.received_per_s, 1),
@@ -774,6 +833,7 @@ class Recorder:
             quarantined=tuple(str(q.path) for q in self.journal.quarantined),
             receiver_error=self.receiver_error,
             disk_error=self.journal.sink.stalled,
+            endpoints=self.links.states(),
         )
 
     def write_status(self, now: float) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from recorder.bus.endpoints import (
     DEFAULT_PUBLISH,
     DEFAULT_SUBSCRIBE,
+    check_bind_endpoint,
     check_endpoint,
     endpoint_free,
 )
@@ -44,7 +45,10 @@ class RecorderOptions:
     """Everything a recorder can be told. Units are in the names or comments."""
 
     log_dir: Path
-    broker: str = DEFAULT_SUBSCRIBE  # the broker's XPUB (subscriber) endpoint
+    broker: str | None = DEFAULT_SUBSCRIBE  # the broker's XPUB endpoint; None: only `bind`
+    more_brokers: tuple[str, ...] = ()  # further brokers followed (`--broker` repeated)
+    bind: tuple[str, ...] = ()  # endpoints we listen on, for publishers that connect out
+    bind_public: bool = False  # allow `bind` endpoints beyond loopback and ipc
     fsync: FsyncMode = FsyncMode.INTERVAL
     fsync_interval: float = 0.2  # seconds between group commits in "interval" mode
     segment_bytes: int = DEFAULT_SEGMENT_BYTES  # a segment is closed once it reaches this
@@ -76,7 +80,7 @@ class RecorderOptions:
         except ValueError:
             modes = ", ".join(m.value for m in EmbeddedMode)
             raise BadOption(f"--embedded must be one of {modes}") from None
-        check_endpoint(self.broker, "--broker")
+        self._check_endpoints()
         check_endpoint(self.publish_endpoint, "--publish-endpoint")
         # `not x > 0` rather than `x <= 0`: NaN is refused too.
         if not self.fsync_interval > 0:
@@ -101,6 +105,40 @@ class RecorderOptions:
             if not getattr(self, name) > 0:
                 raise BadOption(f"{name} must be above 0")
 
+    def _check_endpoints(self) -> None:
+        self.more_brokers = tuple(self.more_brokers)
+        self.bind = tuple(self.bind)
+        if self.broker is None and self.more_brokers:
+            self.broker, self.more_brokers = self.more_brokers[0], self.more_brokers[1:]
+        if self.broker is None and not self.bind:
+            raise BadOption("nothing to record: give --broker ENDPOINT or --bind ENDPOINT")
+        seen: dict[str, str] = {}
+        for option, endpoint in [
+            *(("--broker", ep) for ep in self.connects),
+            *(("--bind", ep) for ep in self.bind),
+        ]:
+            if option == "--bind":
+                check_bind_endpoint(endpoint, option, allow_public=self.bind_public)
+            else:
+                check_endpoint(endpoint, option)
+            if endpoint in seen:
+                twice = "twice" if seen[endpoint] == option else f"to {seen[endpoint]} and {option}"
+                raise BadOption(f"{option} {endpoint} is given {twice}")
+            seen[endpoint] = option
+        if self.embedded is EmbeddedMode.YES and self.broker is None:
+            raise BadOption("--embedded yes needs a --broker (where the recorder subscribes)")
+
+    @property
+    def connects(self) -> tuple[str, ...]:
+        """Every broker endpoint the recorder connects to, the first one first."""
+        return (self.broker, *self.more_brokers) if self.broker is not None else ()
+
+    def describe_endpoints(self) -> str:
+        """What the recorder follows, for people: "tcp://a, tcp://b, bound at ipc://c"."""
+        parts = list(self.connects)
+        parts += [f"bound at {ep}" for ep in self.bind]
+        return ", ".join(parts)
+
     def embedded_broker(self) -> str | None:
         """The publisher endpoint of the broker to host, or None; probes the endpoint for AUTO."""
         if self.embedded is EmbeddedMode.YES:
@@ -123,7 +161,8 @@ def recorder_argv(
     so every byte count survives the round trip.
     """
     flags = [
-        ("--broker", options.broker),
+        *(("--broker", ep) for ep in options.connects),
+        *(("--bind", ep) for ep in options.bind),
         ("--log-dir", str(options.log_dir.resolve())),
         ("--embedded", options.embedded.value),
         ("--publish-endpoint", options.publish_endpoint),
@@ -139,4 +178,6 @@ def recorder_argv(
     argv = [python, "-m", "recorder.cli", "record"]
     for flag, value in flags:
         argv += [flag, value]
+    if options.bind_public:
+        argv.append("--bind-public")
     return [*argv, *extra]

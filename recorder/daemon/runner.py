@@ -4,8 +4,9 @@ Threads and who owns what:
 - receiver: the SUB socket and its monitor; encodes each batch into journal lines
   (`Recorder.record_batch`) and hands them over as one chunk;
 - writer (the journal's sink): the file descriptors; writes chunks, switches segments;
-- syncer: fdatasync every `fsync_interval`;
-- main: signals, and `Recorder.tick(now)` about 20 times a second.
+- syncer: fdatasync `fsync_interval` after something was written (asleep when idle);
+- main: signals, and `Recorder.tick(now)` twice a second, or at once when the
+  recorder asks (`Recorder.status_soon`: an error, a link lost).
 
 Encoding runs on the receiving thread on purpose: pyzmq releases the GIL on every
 receive, so a second Python thread busy encoding made each receive wait for the
@@ -27,7 +28,7 @@ from types import FrameType
 from typing import Any
 
 from recorder.bus.receiver import ReceiverSettings, Transport
-from recorder.daemon.core import Recorder
+from recorder.daemon.core import TICK, Recorder
 from recorder.daemon.options import RecorderOptions
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.journal import UnwrittenData
@@ -43,11 +44,23 @@ class Syncer(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        """Group commit: once something is written, wait `fsync_interval` (gathering
+        more), then fdatasync it all. Idle, it sleeps until the next write."""
         rec = self.recorder
+        wrote = rec.journal.sink.wrote
         interval = rec.options.fsync_interval
-        while not self.stopping.wait(interval):
+        while True:
+            wrote.wait()
+            if self.stopping.wait(interval):
+                return
+            wrote.clear()  # what is written after this wakes us again
             if rec.journal.written != rec.journal.durable:
                 rec.sync()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self.stopping.set()
+        self.recorder.journal.sink.wrote.set()
+        self.join(timeout)
 
 
 def setup_logging(recorder: Recorder, *, to_stderr: bool) -> logging.Handler:
@@ -88,12 +101,15 @@ def run_recorder(
         recorder,
         ReceiverSettings(
             endpoint=options.broker,
+            also_connect=options.more_brokers,
+            bind=options.bind,
             rcvhwm=options.rcvhwm,
             heartbeat_ms=options.zmq_heartbeat_ms,
             max_backlog_bytes=options.max_backlog_bytes,
         ),
     )
     syncer: Syncer | None = None
+    failed: str | None = None  # the receiver could not start: stop at once, say why
     previous: dict[signal.Signals, Any] = {}
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -101,6 +117,7 @@ def run_recorder(
             reopen.set()
         else:
             stop.set()
+        recorder.attention.set()
 
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -118,19 +135,27 @@ def run_recorder(
         if options.fsync == "interval":
             syncer = Syncer(recorder)
             syncer.start()
-        transport.start_receiver()
-        log.info(
-            "recording %s into %s (PID %d, fsync %s)",
-            options.broker,
-            options.log_dir,
-            os.getpid(),
-            options.fsync,
-        )
+        receiver = transport.start_receiver()
+        receiver.ready.wait(10.0)
+        if receiver.setup_error is not None:  # a bind refused (port taken), say
+            stop.set()
+            failed = f"cannot record: {receiver.setup_error}"
+        else:
+            log.info(
+                "recording %s into %s (PID %d, fsync %s)",
+                options.describe_endpoints(),
+                options.log_dir,
+                os.getpid(),
+                options.fsync,
+            )
         recorder.write_status(time.time())
-        if on_ready is not None:
+        if on_ready is not None and failed is None:
             on_ready(embedded)
         while not stop.is_set():
-            stop.wait(0.05)
+            # Not a busy loop: the recorder wakes it for what cannot wait (an error, a
+            # link lost), signals wake it too; else four wake-ups a second.
+            recorder.attention.wait(TICK)
+            recorder.attention.clear()
             if reopen.is_set():
                 reopen.clear()
                 _reopen(recorder, handler)
@@ -138,8 +163,7 @@ def run_recorder(
         log.info("stopping: draining and taking the shutdown checkpoint")
         transport.stop_receiver()  # first: it drains what zmq holds
         if syncer is not None:
-            syncer.stopping.set()
-            syncer.join(2.0)
+            syncer.stop()
         try:
             recorder.close()
         except UnwrittenData as exc:
@@ -147,6 +171,10 @@ def run_recorder(
             log.error(message)  # the log may be on the full disk too: stderr says it as well
             print(f"persist: {message}", file=sys.stderr, flush=True)
             return 1  # systemd's Restart=on-failure starts it again
+        if failed is not None:
+            log.error(failed)
+            print(f"persist: {failed}", file=sys.stderr, flush=True)
+            return 1
         log.info("stopped cleanly (%d messages this run)", recorder.counters.written)
         return 0
     finally:

@@ -3,6 +3,16 @@
 A checkpoint's digest is SHA-256 over one line per segment up to its point
 ("name size sha256-of-those-bytes"), so a reader can verify the whole journal
 before it and say which segment was damaged.
+
+Closed segments are named once, not again in every later checkpoint: a checkpoint
+may say that its first N segment entries are those of an earlier checkpoint (its
+`base`, a chain at most `MAX_BASE_DEPTH` long) and list only the entries after them.
+`list_checkpoints` joins the chain, so every reader sees the whole list; a base
+that is missing or does not fit is a problem `verify_checkpoint` reports. Files
+written before (every entry listed) read as they always did.
+
+Over 400 lines: the file's two forms, their strict reading and the chain between
+checkpoints belong together.
 """
 
 from __future__ import annotations
@@ -12,7 +22,7 @@ import os
 import re
 import time
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +36,7 @@ from recorder.store.records import SCHEMA_VERSION
 MAX_LABEL = 200
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
 _HASH_CHUNK = 1 << 20
+MAX_BASE_DEPTH = 16  # checkpoints in a chain of bases before one lists every segment again
 
 
 def sanitize_label(label: str) -> str:
@@ -95,9 +106,20 @@ class Checkpoint:
     last_ts: float | None = None
     path: Path | None = None
     session: SessionRef | None = None  # a checkpoint of an agent session (no journal range)
+    base: str | None = None  # id of the checkpoint whose first `base_count` entries we share
+    base_count: int = 0
+    depth: int = 0  # bases in the chain behind this one
+    base_problem: str | None = None  # the base could not be joined (see `list_checkpoints`)
 
     def to_json(self) -> dict[str, Any]:
         extra = {"session": self.session.to_json()} if self.session else {}
+        digest: dict[str, Any] = {
+            "algorithm": "sha256",
+            "value": self.digest,
+            "segments": self.segments[self.base_count :] if self.base else self.segments,
+        }
+        if self.base:
+            digest["base"] = {"id": self.base, "segments": self.base_count, "depth": self.depth}
         return {
             "v": SCHEMA_VERSION,
             "id": self.id,
@@ -113,7 +135,7 @@ class Checkpoint:
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
             "participants": self.participants,
-            "digest": {"algorithm": "sha256", "value": self.digest, "segments": self.segments},
+            "digest": digest,
             **extra,
         }
 
@@ -136,6 +158,13 @@ class Checkpoint:
             for e in entries
         ):
             raise ValueError("digest.segments is not a list of {name, size, sha256}")
+        base = digest.get("base")
+        if base is not None:
+            base = _obj(base, "digest.base")
+            _typed(base, "id", str, "digest.base.")
+            for name in ("segments", "depth"):
+                if not _is_int(base.get(name)) or base[name] < 0:
+                    raise ValueError(f"digest.base.{name} is not a count")
         participants = data.get("participants") or {}
         if not isinstance(participants, dict) or not all(_is_int(v) for v in participants.values()):
             raise ValueError("participants is not an object of counts")
@@ -158,6 +187,10 @@ class Checkpoint:
             last_ts=data.get("last_ts"),
             path=path,
             session=None if data.get("session") is None else SessionRef.from_json(data["session"]),
+            base=base["id"] if base else None,
+            base_count=base["segments"] if base else 0,
+            depth=base["depth"] if base else 0,
+            base_problem="its base checkpoint was not joined" if base else None,
         )
 
 
@@ -312,11 +345,14 @@ def write_checkpoint(
     last_ts: float | None = None,
     created: float | None = None,
     session: SessionRef | None = None,
+    base: Checkpoint | None = None,
 ) -> Checkpoint:
-    """Compute the digest and write the checkpoint file atomically."""
+    """Compute the digest and write the checkpoint file atomically; the closed
+    segments it shares with `base` (an earlier checkpoint) are named by reference."""
     created = time.time() if created is None else created
     label = sanitize_label(label)
     digest, entries = (digests or DigestCache(layout)).up_to(segment, offset)
+    shared = _shared_closed(base, entries)
     cp = Checkpoint(
         id=checkpoint_id(created, seq, label),
         label=label,
@@ -332,11 +368,61 @@ def write_checkpoint(
         first_ts=first_ts,
         last_ts=last_ts,
         session=session,
+        base=base.id if shared and base is not None else None,
+        base_count=shared,
+        depth=base.depth + 1 if shared and base is not None else 0,
     )
     ensure_private_dir(layout.checkpoints)
     path = layout.checkpoints / f"{cp.id}.json"
     atomic_write(path, orjson.dumps(cp.to_json(), option=orjson.OPT_INDENT_2))
     return Checkpoint(**{**cp.__dict__, "path": path})
+
+
+def _shared_closed(base: Checkpoint | None, entries: list[dict[str, Any]]) -> int:
+    """How many leading entries can be named by reference to `base`: its closed
+    segments, as it listed them, when ours are the same (0: list them all)."""
+    if base is None or base.base_problem or base.depth >= MAX_BASE_DEPTH:
+        return 0
+    shared = 0
+    for ours, theirs in zip(entries, base.segments, strict=False):
+        if ours != theirs or segment_number(str(theirs["name"])) in (None, base.segment):
+            break
+        shared += 1
+    return shared
+
+
+def _join_bases(found: list[Checkpoint]) -> list[Checkpoint]:
+    """Every checkpoint with its whole segment list (those that name a base joined
+    to it), or with `base_problem` saying why it could not be."""
+    by_id = {cp.id: cp for cp in found}
+    done: dict[str, Checkpoint] = {}
+
+    def join(cp: Checkpoint, seen: frozenset[str]) -> Checkpoint:
+        if cp.id in done:
+            return done[cp.id]
+        result = cp
+        if cp.base is not None:
+            base = by_id.get(cp.base)
+            problem = None
+            if base is None:
+                problem = f"its base checkpoint {cp.base} is missing"
+            elif cp.base in seen:
+                problem = f"its base checkpoint {cp.base} is part of a loop"
+            else:
+                whole = join(base, seen | {cp.id})
+                if whole.base_problem:
+                    problem = f"its base checkpoint {whole.id}: {whole.base_problem}"
+                elif len(whole.segments) < cp.base_count:
+                    problem = f"its base checkpoint {whole.id} lists too few segments"
+                else:
+                    segments = whole.segments[: cp.base_count] + cp.segments
+                    result = replace(cp, segments=segments, base_problem=None)
+            if problem is not None:
+                result = replace(cp, base_problem=problem)
+        done[cp.id] = result
+        return result
+
+    return [join(cp, frozenset()) for cp in found]
 
 
 def list_checkpoints(
@@ -362,6 +448,7 @@ def list_checkpoints(
             _skip(skipped, path, f"cannot be read ({exc.strerror})")
         except ValueError as exc:
             _skip(skipped, path, str(exc))
+    found = _join_bases(found)
     found.sort(key=lambda c: (c.seq, c.created), reverse=True)
     return found
 
@@ -383,7 +470,7 @@ class Verification:
 
 def verify_checkpoint(layout: Layout, cp: Checkpoint) -> Verification:
     """Re-hash the journal up to the checkpoint and compare with its digest."""
-    problems: list[str] = []
+    problems: list[str] = [cp.base_problem] if cp.base_problem else []
     actual: list[dict[str, Any]] = []
     for entry in cp.segments:
         path = layout.segments / str(entry["name"])

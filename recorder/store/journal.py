@@ -13,6 +13,7 @@ import contextlib
 import os
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -139,6 +140,9 @@ class UnwrittenData(Exception):
         self.nbytes = nbytes
 
 
+COMPRESS_AFTER = 4 * 1024 * 1024
+
+
 class Sink:
     """Does the journal's file I/O, on its own thread once `start()`ed.
 
@@ -159,6 +163,8 @@ class Sink:
         self.durable = Position(0, 0, 0, 0)  # ... and up to here on disk
         self.last_sync_time = 0.0
         self.pending_bytes = 0
+        self.wrote = threading.Event()  # set after each write: a syncer sleeps until then
+        self.compress_after = COMPRESS_AFTER  # bytes waiting beyond which chunks are compressed
         self.write = os.write  # replaceable in tests
         self._queue: deque[tuple[Any, ...]] = deque()
         self._cond = threading.Condition()
@@ -172,6 +178,11 @@ class Sink:
         if self._thread is None:
             self._run(command)
             return
+        if command[0] == "write" and self.pending_bytes > self.compress_after:
+            # The disk is behind (full, say): what waits is kept compressed, about
+            # 10x smaller, so a long stall fits in memory (zlib releases the GIL).
+            _, data, end = command
+            command = ("zwrite", zlib.compress(data, 1), end, len(data))
         with self._cond:
             self._queue.append(command)
             self.pending_bytes += nbytes
@@ -212,10 +223,14 @@ class Sink:
 
     def _run(self, command: tuple[Any, ...]) -> None:
         kind = command[0]
+        if kind == "zwrite":
+            _, packed, end, size = command
+            kind, command = "write", ("write", zlib.decompress(packed, bufsize=size), end)
         if kind == "write":
             _, data, end = command
             self._write(data)
             self.written = end
+            self.wrote.set()
             if self.sync_every_write:
                 self.sync()
             if self._thread is not None:

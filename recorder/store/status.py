@@ -7,8 +7,9 @@ every reader gets the same class back (`StatusSnapshot.read`). A reader decides:
 - stopped: no status, an unreadable one, a clean stop, or the process is gone (or its
   PID was reused);
 - degraded: the process is alive and writes its heartbeat but records nothing: its
-  receiving thread died (`receiver_error`), or the broker has been unreachable for
-  more than `UNREACHABLE_AFTER` seconds (no broker, or a frozen one).
+  receiving thread died (`receiver_error`), a broker it follows was lost more than
+  `LOST_AFTER` seconds ago (killed, or frozen) or never reached in `UNREACHABLE_AFTER`
+  seconds, or it cannot write its journal (`disk_error`).
 
 Over 400 lines because each field of the file is spelled out twice, once to write it
 and once to read it strictly (a wrongly typed field names itself), and `assess`
@@ -33,7 +34,11 @@ from recorder.store.layout import Layout
 from recorder.store.records import SCHEMA_VERSION
 
 STALE_AFTER = 5.0
-UNREACHABLE_AFTER = 5.0  # seconds without a broker connection before "degraded"
+UNREACHABLE_AFTER = 5.0  # seconds a broker is never reached (starting up) before "degraded"
+# Seconds since a broker connection was lost (its outage began: the last message, or
+# the heartbeat timeout before it was noticed) before "degraded": a frozen broker is
+# noticed 3 s after it froze, and is then reported at once.
+LOST_AFTER = 1.0
 HEALTHY, STALE, STOPPED, DEGRADED = "healthy", "stale", "stopped", "degraded"
 DEFAULT_BROKER = "tcp://127.0.0.1:5555"  # what `start_command` suggests when none is known
 
@@ -53,6 +58,14 @@ class Connection(StrEnum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
     DISCONNECTED = "disconnected"
+    LISTENING = "listening"  # a bound endpoint, ready for publishers to connect
+
+
+class LinkMode(StrEnum):
+    """How the recorder's socket reaches an endpoint."""
+
+    CONNECT = "connect"  # a broker's XPUB (`--broker`)
+    BIND = "bind"  # we listen; publishers connect to us (`--bind`)
 
 
 class UnreadableStatus(PersistError):
@@ -141,6 +154,10 @@ class Counts:
     heartbeats: int = 0
     implausible: int = 0  # `_persist` envelopes not believed (foreign, malformed, forged)
     unsequenced: int = 0  # messages this run without a believed envelope (loss undetectable)
+    # A publisher first seen at seq N > 1 sent N - 1 messages before we subscribed:
+    # not in the journal, but not a loss of ours either (a "before-first-seen" record).
+    not_subscribed: int = 0
+    not_subscribed_publishers: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -156,6 +173,8 @@ class Counts:
             "heartbeats": self.heartbeats,
             "implausible": self.implausible,
             "unsequenced": self.unsequenced,
+            "not_subscribed": self.not_subscribed,
+            "not_subscribed_publishers": self.not_subscribed_publishers,
         }
 
     @classmethod
@@ -219,6 +238,42 @@ class ErrorNote:
 
 
 @dataclass(frozen=True)
+class EndpointState:
+    """One endpoint of the recorder's socket: a broker it follows or an endpoint it binds."""
+
+    endpoint: str
+    mode: LinkMode
+    connection: Connection
+    since: float | None = None  # when `connection` began
+    subscribed_since: float | None = None  # first connected/listening: earlier messages missed
+    peers: int = 0  # publishers connected (bound endpoints)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "mode": self.mode.value,
+            "connection": self.connection.value,
+            "since": self.since,
+            "subscribed_since": self.subscribed_since,
+            "peers": self.peers,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> EndpointState:
+        if not isinstance(data, dict):
+            raise UnreadableStatus("endpoints holds something that is not an object")
+        prefix = "endpoints."
+        return cls(
+            endpoint=_str(data, "endpoint", prefix),
+            mode=_choice(data, "mode", LinkMode, LinkMode.CONNECT.value),
+            connection=_choice(data, "connection", Connection, Connection.CONNECTING.value),
+            since=_optional(_number, data, "since", prefix),
+            subscribed_since=_optional(_number, data, "subscribed_since", prefix),
+            peers=_int(data, "peers", prefix, 0),
+        )
+
+
+@dataclass(frozen=True)
 class StatusSnapshot:
     """Everything `status.json` says; `to_json` gives the file's exact shape (FORMAT.md).
 
@@ -250,6 +305,7 @@ class StatusSnapshot:
     quarantined: tuple[str, ...] = ()  # paths of torn tails moved aside
     receiver_error: str | None = None  # the receiving thread died of this: nothing is recorded
     disk_error: str | None = None  # journal writes fail right now (a full disk): held in memory
+    endpoints: tuple[EndpointState, ...] = ()  # every broker followed and endpoint bound
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -277,6 +333,7 @@ class StatusSnapshot:
             "quarantined": list(self.quarantined),
             "receiver_error": self.receiver_error,
             "disk_error": self.disk_error,
+            "endpoints": [e.to_json() for e in self.endpoints],
         }
 
     @classmethod
@@ -291,6 +348,10 @@ class StatusSnapshot:
         quarantined = data.get("quarantined") or []
         if not isinstance(quarantined, list) or not all(isinstance(q, str) for q in quarantined):
             raise UnreadableStatus("quarantined is not a list of strings")
+        endpoints = data.get("endpoints")
+        endpoints = [] if endpoints is None else endpoints
+        if not isinstance(endpoints, list):
+            raise UnreadableStatus("endpoints is not a list")
         return cls(
             pid=_int(data, "pid"),
             updated=_number(data, "updated"),
@@ -316,6 +377,7 @@ class StatusSnapshot:
             quarantined=tuple(quarantined),
             receiver_error=_optional(_str, data, "receiver_error"),
             disk_error=_optional(_str, data, "disk_error"),
+            endpoints=tuple(EndpointState.from_json(e) for e in endpoints),
         )
 
     def write(self, layout: Layout) -> None:
@@ -385,8 +447,15 @@ class Health:
         return self.state != STOPPED
 
     def start_command(self, log_dir: Path) -> str:
-        broker = (self.status.broker if self.status is not None else None) or DEFAULT_BROKER
-        return f"persist record --broker {broker} --log-dir {log_dir} --detach"
+        status = self.status
+        if status is not None and status.endpoints:
+            flags = " ".join(
+                f"--{e.mode.value.replace('connect', 'broker')} {e.endpoint}"
+                for e in status.endpoints
+            )
+        else:
+            flags = f"--broker {(status.broker if status is not None else None) or DEFAULT_BROKER}"
+        return f"persist record {flags} --log-dir {log_dir} --detach"
 
 
 def process_matches(pid: int, started: float | None) -> bool:
@@ -454,19 +523,32 @@ def assess(layout: Layout, now: float | None = None) -> Health:
             status,
             warnings,
         )
-    if status.connection != Connection.CONNECTED:
-        since = status.connection_since or status.process_started
+    links = [e for e in status.endpoints if e.mode is LinkMode.CONNECT]
+    if not status.endpoints:  # a status from before `endpoints`: its one broker
+        links = [
+            EndpointState(
+                status.broker or "", LinkMode.CONNECT, status.connection, status.connection_since
+            )
+        ]
+    down_links = [e for e in links if e.connection != Connection.CONNECTED]
+    for link in down_links:
+        since = link.since or status.process_started
         down = now - since if since is not None else 0.0
-        if down > UNREACHABLE_AFTER and status.state == RecorderState.RECORDING:
-            what = "lost" if status.connection == Connection.DISCONNECTED else "never reached"
+        lost = link.connection == Connection.DISCONNECTED
+        if down > (LOST_AFTER if lost else UNREACHABLE_AFTER) and (
+            status.state == RecorderState.RECORDING
+        ):
+            what = "lost" if lost else "never reached"
+            nothing = "nothing" if len(links) == 1 else "nothing from it"
             return Health(
                 DEGRADED,
-                f"PID {pid} runs but records nothing: the broker at {status.broker} "
+                f"PID {pid} runs but records {nothing}: the broker at {link.endpoint} "
                 f"is unreachable ({what} for {format_age(down)}; is it running, or frozen?)",
                 status,
                 warnings,
             )
-        warnings.insert(0, f"not connected to the broker at {status.broker}")
+    for link in reversed(down_links):
+        warnings.insert(0, f"not connected to the broker at {link.endpoint}")
     return Health(HEALTHY, f"recording, PID {pid}", status, warnings)
 
 

@@ -432,3 +432,25 @@ def test_recovery_state_never_gets_ahead_of_what_is_durable(tmp_path: Path) -> N
     assert state["position"]["seq"] == rec.journal.durable.seq
     assert state["publishers"] == {"p": 4}
     rec.close()
+
+
+def test_the_recorder_keeps_line_indexes_of_closed_segments_warm(tmp_path: Path) -> None:
+    from recorder.store.reader import SegmentIndex
+
+    clock = Clock()
+    rec = make(tmp_path, clock, segment_bytes=1 << 20)
+    body = b'{"text": "' + b"x" * 2000 + b'"}'
+    for _chunk in range(14):
+        feed(rec, clock, *[[b"agents.t", body] for _ in range(100)])
+    segments = sorted(rec.layout.segments.glob("seg-*.jsonl"))
+    assert len(segments) >= 3
+    current = rec.journal.written.segment
+    assert rec.warmer.warm(current) == len(segments) - 1  # every closed one, not the open one
+    for path in segments[:-1]:
+        assert (rec.layout.index / f"{path.name}.idx").exists()
+        cached = SegmentIndex(path, rec.layout.index)  # what a reader finds: used as it is
+        assert cached.warning is None and len(cached) > 0 and cached.update() == 0
+        cached.close()
+    assert not (rec.layout.index / f"{segments[-1].name}.idx").exists()
+    assert rec.warmer.warm(current) == 0  # done once
+    rec.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 
 import orjson
@@ -253,3 +254,36 @@ def test_store_keeps_lines_appended_just_before_a_rotation(tmp_path: Path) -> No
     assert len(store) == on_disk
     assert [r.seq for r in store.records()] == list(range(1, on_disk + 1))
     store.close()
+
+
+def test_chunks_waiting_for_a_stalled_disk_are_kept_compressed_and_written_exactly(
+    tmp_path: Path,
+) -> None:
+    layout = Layout(tmp_path)
+    journal = Journal(layout)
+    journal.open()
+    sink = journal.sink
+    sink.compress_after = 64 * 1024  # the first 64 KiB wait as they are, the rest compressed
+    sink.retry_delay = 0.01
+    disk_back = threading.Event()
+    real_write = sink.write
+
+    def full_until_freed(fd: int, data: memoryview) -> int:
+        if not disk_back.is_set():
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    sink.write = full_until_freed  # type: ignore[method-assign]
+    sink.start()
+    for i in range(0, 2000, 20):
+        write_messages(journal, 20, start=i)  # a chunk of 20 lines each
+    waiting = list(sink._queue)  # the writer holds one chunk; the rest wait here
+    packed = [c for c in waiting if c[0] == "zwrite"]
+    assert len(packed) > len(waiting) / 3  # all but the first 64 KiB
+    assert sum(len(c[1]) for c in packed) * 4 < sum(c[3] for c in packed)
+    assert sink.pending_bytes > 100_000  # counted as lines (the budget means lines)
+    disk_back.set()
+    journal.close()
+    with open_store(tmp_path) as store:
+        ids = [r.payload["id"] for r in store.records() if r.is_message]
+    assert ids == list(range(2000))

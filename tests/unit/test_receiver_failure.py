@@ -52,15 +52,60 @@ def test_a_broker_out_of_reach_for_a_while_is_degraded(tmp_path: Path) -> None:
     assert base.pid == os.getpid() and base.process_started == process_start_time(os.getpid())
 
     def health(connection: Connection, since: float | None) -> tuple[str, str]:
-        snap = dataclasses.replace(base, connection=connection, connection_since=since)
+        # a status file from before `endpoints` (one broker): its top-level fields decide
+        snap = dataclasses.replace(
+            base, connection=connection, connection_since=since, endpoints=()
+        )
         StatusSnapshot.write(snap, rec.layout)
         h = assess(rec.layout, now)
         return h.state, h.reason
 
     assert health(Connection.CONNECTED, now - 60)[0] == HEALTHY
-    assert health(Connection.DISCONNECTED, now - 1)[0] == HEALTHY  # a blip: a warning only
+    assert health(Connection.DISCONNECTED, now - 0.5)[0] == HEALTHY  # a blip: a warning only
+    assert health(Connection.DISCONNECTED, now - 2)[0] == DEGRADED  # lost: reported at once
+    assert health(Connection.CONNECTING, now - 2)[0] == HEALTHY  # still starting up
     state, reason = health(Connection.DISCONNECTED, now - 30)
     assert state == DEGRADED and "unreachable (lost for 30.0s" in reason
     state, reason = health(Connection.CONNECTING, now - 30)
     assert state == DEGRADED and "never reached" in reason
     rec.close()
+
+
+def test_one_broker_of_several_out_of_reach_is_degraded_and_named(tmp_path: Path) -> None:
+    a, b = "tcp://127.0.0.1:1", "tcp://127.0.0.1:2"
+    rec = Recorder(
+        RecorderOptions(log_dir=tmp_path / "logs", broker=a, more_brokers=(b,), bind=("ipc://x",))
+    )
+    rec.open()
+    now = time.time()
+    rec.on_connection("listening", now - 60, "ipc://x")
+    rec.on_connection("connected", now - 60, a)
+    rec.on_connection("connected", now - 60, b)
+    rec.write_status(now)
+    health = assess(rec.layout, now)
+    assert health.state == HEALTHY, health
+    assert "--broker tcp://127.0.0.1:1 --broker tcp://127.0.0.1:2 --bind ipc://x" in (
+        health.start_command(tmp_path)
+    )
+    rec.on_connection("disconnected", now - 0.5, b)
+    rec.write_status(now)
+    health = assess(rec.layout, now)
+    assert health.state == HEALTHY and health.warnings[0] == f"not connected to the broker at {b}"
+    rec.on_connection("connected", now - 1, b)
+    rec.on_connection("disconnected", now - 30, a)  # the first one, for 30 s
+    rec.write_status(now)
+    health = assess(rec.layout, now)
+    assert health.state == DEGRADED, health
+    assert f"records nothing from it: the broker at {a} is unreachable (lost for 30.0s" in (
+        health.reason
+    )
+    status = health.status
+    assert status is not None
+    assert [(e.endpoint, e.mode.value, e.connection.value) for e in status.endpoints] == [
+        (a, "connect", "disconnected"),
+        (b, "connect", "connected"),
+        ("ipc://x", "bind", "listening"),
+    ]
+    rec.close()
+    gaps = [r for r in journal_records(tmp_path / "logs") if r["kind"] == "gap"]
+    assert [(g["cause"], g["broker"]) for g in gaps] == [("broker-outage", b)]  # one per broker

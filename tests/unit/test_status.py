@@ -53,6 +53,7 @@ STATUS_KEYS = [
     "quarantined",
     "receiver_error",
     "disk_error",
+    "endpoints",
 ]
 COUNT_KEYS = [
     "received",
@@ -67,6 +68,8 @@ COUNT_KEYS = [
     "heartbeats",
     "implausible",
     "unsequenced",
+    "not_subscribed",
+    "not_subscribed_publishers",
 ]
 
 
@@ -171,6 +174,13 @@ def good_status(**changes: Any) -> dict[str, Any]:
         (orjson.dumps(good_status(last_error={"time": 1, "message": 5})), "last_error.message"),
         (orjson.dumps(good_status(quarantined="a")), "quarantined is not a list of strings"),
         (orjson.dumps(good_status(quarantined=[1])), "quarantined is not a list of strings"),
+        (orjson.dumps(good_status(endpoints={})), "endpoints is not a list"),
+        (orjson.dumps(good_status(endpoints=["tcp://x:1"])), "endpoints holds something"),
+        (orjson.dumps(good_status(endpoints=[{"endpoint": 1}])), "endpoints.endpoint is not"),
+        (
+            orjson.dumps(good_status(endpoints=[{"endpoint": "a", "mode": "dance"}])),
+            "mode is not one of",
+        ),
     ],
 )
 def test_a_wrongly_typed_status_is_unreadable_never_a_crash(

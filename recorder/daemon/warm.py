@@ -1,0 +1,77 @@
+"""Line index caches of closed segments, kept warm by the recorder.
+
+Readers (the TUI, export, restore) index each segment's line starts and save the
+index beside it (`index/seg-NNNNNN.jsonl.idx`, see `store.reader.SegmentIndex`).
+Before, only readers wrote those caches, so the first open after a week of
+recording indexed a week of segments. Now the recorder indexes each segment once
+it is closed, on a background thread at the lowest CPU priority, so a reader only
+indexes the segment being written. The caches are derived: wrong or missing ones
+are rebuilt by readers as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+
+from recorder.store.layout import Layout, list_segments, segment_number
+from recorder.store.reader import SegmentIndex
+
+log = logging.getLogger("agent_persist.recorder")
+
+
+class IndexWarmer:
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.done: set[int] = set()  # segments indexed (or found cached) by this process
+        self.below = 0  # segments under this number have been asked for
+        self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def warm(self, below: int) -> int:
+        """Index and cache every closed segment numbered under `below` not done yet;
+        returns how many were looked at. Stops early when asked to."""
+        looked = 0
+        for path in list_segments(self.layout):
+            number = segment_number(path.name) or 0
+            if number >= below or number in self.done:
+                continue
+            if self.stopping.is_set():
+                break
+            seg = SegmentIndex(path, self.layout.index)  # loads a cache that is right
+            try:
+                seg.update()  # nothing to do when the cache was right
+                seg.close_tail()
+                seg.save_cache()  # a no-op when it is already on disk
+            finally:
+                seg.close()
+            self.done.add(number)
+            looked += 1
+        return looked
+
+    def start(self, below: int) -> None:
+        """Warm segments under `below` in the background (one thread at a time)."""
+        if below <= self.below or (self._thread is not None and self._thread.is_alive()):
+            return
+        self.below = below
+        self._thread = threading.Thread(
+            target=self._run, args=(below,), name="persist-indexer", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, below: int) -> None:
+        with contextlib.suppress(OSError, AttributeError):  # Linux: per-thread priority
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        try:
+            self.warm(below)
+        except Exception as exc:  # a cache is only an optimisation: say it, go on
+            log.warning("could not index closed segments: %s", exc)
+
+    def stop(self, timeout: float = 0.2) -> None:
+        """Ask the thread to stop after the segment it is on; a stop never waits long
+        for it (a cache left half-written is a temp file, removed at the next start)."""
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

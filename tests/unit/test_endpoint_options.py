@@ -1,0 +1,68 @@
+"""Options for several brokers and bound endpoints: checked once, and carried whole by
+the argv every recorder is started with (`recorder_argv`: detach, launcher, unit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recorder.bus.endpoints import is_local_endpoint
+from recorder.cli.main import build_parser
+from recorder.cli.record import _options
+from recorder.daemon.options import RecorderOptions, recorder_argv
+from recorder.errors import BadOption
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "local"),
+    [
+        ("tcp://127.0.0.1:5555", True),
+        ("tcp://127.8.9.1:*", True),
+        ("tcp://localhost:1", True),
+        ("tcp://[::1]:1", True),
+        ("ipc:///tmp/x", True),
+        ("inproc://x", True),
+        ("tcp://0.0.0.0:1", False),
+        ("tcp://*:1", False),
+        ("tcp://[::]:1", False),
+        ("tcp://eth0:1", False),
+        ("tcp://192.168.1.4:1", False),
+        ("tcp://example.com:1", False),
+        ("tcp://127.0.0.1;10.0.0.1:1", False),
+    ],
+)
+def test_what_counts_as_loopback_for_a_bind(endpoint: str, local: bool) -> None:
+    assert is_local_endpoint(endpoint) is local
+
+
+def test_a_public_bind_needs_the_flag(tmp_path: Path) -> None:
+    with pytest.raises(BadOption, match=r"--bind tcp://0\.0\.0\.0:7000 would listen beyond"):
+        RecorderOptions(log_dir=tmp_path, broker=None, bind=("tcp://0.0.0.0:7000",))
+    opts = RecorderOptions(
+        log_dir=tmp_path, broker=None, bind=("tcp://0.0.0.0:7000",), bind_public=True
+    )
+    assert opts.connects == () and opts.describe_endpoints() == "bound at tcp://0.0.0.0:7000"
+
+
+def test_nothing_to_record_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BadOption, match="nothing to record"):
+        RecorderOptions(log_dir=tmp_path, broker=None)
+
+
+def test_every_endpoint_survives_the_argv_every_recorder_is_started_with(tmp_path: Path) -> None:
+    options = RecorderOptions(
+        log_dir=tmp_path,
+        broker="tcp://127.0.0.1:5001",
+        more_brokers=("ipc:///tmp/b", "tcp://127.0.0.1:5002"),
+        bind=("tcp://0.0.0.0:6000", "ipc:///tmp/c"),
+        bind_public=True,
+    )
+    argv = recorder_argv(options)
+    args = build_parser().parse_args(argv[3:])
+    back = _options(args)
+    assert back.connects == options.connects and back.bind == options.bind
+    assert back.bind_public and back.broker == "tcp://127.0.0.1:5001"
+    only_bind = RecorderOptions(log_dir=tmp_path, broker=None, bind=("ipc:///tmp/d",))
+    back = _options(build_parser().parse_args(recorder_argv(only_bind)[3:]))
+    assert back.broker is None and back.bind == ("ipc:///tmp/d",)
