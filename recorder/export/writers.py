@@ -92,11 +92,21 @@ class JsonlWriter(Writer):
 
 
 def _backtick_run(text: str) -> int:
-    run = longest = 0
-    for ch in text:
-        run = run + 1 if ch == "`" else 0
-        longest = max(longest, run)
-    return longest
+    """The longest run of backticks in `text`: a run of n exists iff "`" * n is a
+    substring, so double n, then bisect (a few C substring searches, never a
+    character at a time in Python)."""
+    if "`" not in text:
+        return 0
+    have, lacking = 1, 2
+    while "`" * lacking in text:
+        have, lacking = lacking, lacking * 2
+    while lacking - have > 1:
+        mid = (have + lacking) // 2
+        if "`" * mid in text:
+            have = mid
+        else:
+            lacking = mid
+    return have
 
 
 def _fence(text: str) -> str:
@@ -104,13 +114,54 @@ def _fence(text: str) -> str:
     return "`" * max(3, _backtick_run(text) + 1)
 
 
-_MD_INERT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "]": "&#93;"})
-
-
 def md_text(text: str, *, newlines: bool = True) -> str:
     """Recorded text for Markdown outside code: escapes shown (`clean`), and `& < > ]`
-    as entities, so that no raw HTML, autolink or link is ever made of it."""
-    return clean(text, newlines=newlines).translate(_MD_INERT)
+    as entities, so that no raw HTML, autolink or link is ever made of it. (Four
+    `str.replace` passes in C: each returns its input untouched when the character is
+    absent, which is the common case; `&` goes first so no entity is escaped twice.)"""
+    return (
+        clean(text, newlines=newlines)
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("]", "&#93;")
+    )
+
+
+_MEMO_MAX_CHARS = 200  # short fields (senders, topics, chains) repeat: each is escaped once
+_MEMO_ENTRIES = 4096
+
+
+def _memo(fn: Callable[[str], str]) -> Callable[[str], str]:
+    """`fn` remembered for short texts (a bounded table, emptied when full)."""
+    table: dict[str, str] = {}
+
+    def memoised(text: str) -> str:
+        out = table.get(text)
+        if out is None:
+            out = fn(text)
+            if len(text) <= _MEMO_MAX_CHARS:
+                if len(table) >= _MEMO_ENTRIES:
+                    table.clear()
+                table[text] = out
+        return out
+
+    return memoised
+
+
+def md_quote(text: str) -> str:
+    """Every line of `text` as a Markdown block quote line: `> line`, or `>` alone
+    for an empty line (so no line ends with a space)."""
+    quoted = "> " + text.replace("\n", "\n> ")
+    if "> \n" in quoted or quoted.endswith("> "):
+        # Empty lines came out as "> ": each replace pass skips the line right after
+        # one it fixed (the newline between them is consumed), so two passes fix all.
+        quoted = quoted.replace("\n> \n", "\n>\n").replace("\n> \n", "\n>\n")
+        if quoted.startswith("> \n") or quoted == "> ":
+            quoted = ">" + quoted[2:]
+        if quoted.endswith("\n> "):
+            quoted = quoted[:-1]
+    return quoted
 
 
 def md_code(text: str) -> str:
@@ -119,6 +170,11 @@ def md_code(text: str) -> str:
     ticks = "`" * (_backtick_run(text) + 1)
     pad = " " if text[:1] == "`" or text[-1:] == "`" else ""
     return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+md_field = _memo(lambda text: md_text(text, newlines=False))
+md_field.__doc__ = "`md_text` on one line, remembered for short repeated fields."
+md_code_field = _memo(md_code)
 
 
 class MarkdownWriter(Writer):
@@ -146,20 +202,15 @@ class MarkdownWriter(Writer):
             out.append(f"## {day}\n")
         clock = stamp[11:19]
         if v.kind == "msg":
-            who = md_text(v.sender or "?", newlines=False)
-            head = f"**{who}** · {md_code(v.topic)} · {clock}"
+            who = md_field(v.sender or "?")
+            head = f"**{who}** · {md_code_field(v.topic)} · {clock}"
             if v.chain and v.chain != "message":
-                head += f" · {md_text(v.chain, newlines=False)}"
+                head += f" · {md_field(v.chain)}"
             if v.replay_of is not None:
                 head += " · replay"
             out.append(head + f" <sub>#{v.seq}</sub>\n")
             if v.text:
-                text = md_text(v.text)
-                if "\n" in text:
-                    text = "\n".join(f"> {line}" if line else ">" for line in text.split("\n"))
-                    out.append(text + "\n")
-                else:
-                    out.append(f"> {text}\n")
+                out.append(md_quote(md_text(v.text)) + "\n")
             if v.body:
                 body = clean(v.body)
                 fence = _fence(body)
