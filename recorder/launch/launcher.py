@@ -66,6 +66,7 @@ from recorder.store.status import DEGRADED, HEALTHY, STALE, assess
 
 if TYPE_CHECKING:
     from recorder.export.restore import Bundle
+    from recorder.export.scope import BundleScope
     from recorder.store.checkpoints import Checkpoint
     from recorder.store.reader import Record
 
@@ -132,11 +133,31 @@ class LaunchResult:
             "PERSIST_RESTORE_MANIFEST": str(b.manifest_path) if b else "",
             "PERSIST_RESTORE_TRANSCRIPT": str(b.transcript) if b else "",
             "PERSIST_RESTORE_VERIFIED": "" if verified is None else str(int(verified)),
+            # what the bundle holds: its scope, its records' seq range, and whether it
+            # starts at the beginning (else the rest is in the journal at PERSIST_LOG_DIR)
+            "PERSIST_RESTORE_SCOPE": _scope_env(b.manifest) if b else "",
+            "PERSIST_RESTORE_FIRST_SEQ": _seq_env(b.manifest, "first") if b else "",
+            "PERSIST_RESTORE_LAST_SEQ": _seq_env(b.manifest, "last") if b else "",
+            "PERSIST_RESTORE_COMPLETE": (str(int(b.complete)) if b else ""),
             "PERSIST_CHOICE": self.kind.value,
             "PERSIST_AGENT": self.agent or "",
             "PERSIST_PUBLISH_ENDPOINT": self.endpoints.get("publish", ""),
             "PERSIST_SUBSCRIBE_ENDPOINT": self.endpoints.get("subscribe", ""),
         }
+
+
+def _scope_env(manifest: dict[str, object]) -> str:
+    scope = manifest.get("scope")
+    if not isinstance(scope, dict):
+        return "full"
+    kind = str(scope.get("kind", "full"))
+    return kind if kind == "full" else f"{kind} {scope.get(kind)}"
+
+
+def _seq_env(manifest: dict[str, object], end: str) -> str:
+    seqs = manifest.get("seq_range")
+    value = seqs.get(end) if isinstance(seqs, dict) else None
+    return "" if value is None else str(value)
 
 
 @dataclass
@@ -164,6 +185,7 @@ class PersistenceLauncher:
         checkpoint_on_exit: bool = True,  # a checkpoint labelled after the agent at exit
         recorder_args: tuple[str, ...] = (),  # more `persist record` options
         build_bundle: bool = True,  # write restore/<checkpoint>/ for a chosen checkpoint
+        restore_scope: BundleScope | None = None,  # what it holds (default: the last 1000)
         stderr: IO[str] | None = None,
     ) -> None:
         self.log_dir = Path(log_dir).expanduser() if log_dir else default_log_dir()
@@ -190,6 +212,7 @@ class PersistenceLauncher:
         self.checkpoint_on_exit = checkpoint_on_exit
         self.recorder_args = tuple(recorder_args)
         self.build_bundle = build_bundle
+        self.restore_scope = restore_scope
         self._stderr = stderr
         self.agent: str | None = None
         self.started_recorder = False  # this launcher started the recorder
@@ -367,7 +390,7 @@ class PersistenceLauncher:
             from recorder.export.restore import build_bundle
 
             t0 = time.perf_counter()
-            bundle = build_bundle(self.log_dir, cp, agent=self.agent)
+            bundle = build_bundle(self.log_dir, cp, agent=self.agent, scope=self.restore_scope)
             self.timings["bundle"] = time.perf_counter() - t0
             integrity = bundle.manifest["integrity"]
             if not integrity["ok"]:
