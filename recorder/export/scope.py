@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recorder.errors import CheckpointError
+from recorder.export.writers import block_kinds
 from recorder.store.checkpoints import (
     Checkpoint,
     DigestCache,
@@ -91,7 +92,7 @@ def bundle_start(store: Store, cp: Checkpoint, scope: BundleScope) -> tuple[int,
     lo, found, start = stop, 0, None
     while lo > 0:
         a = max(0, lo - _BACK_STEP)
-        kinds = [rec.kind for rec in store.records(a, lo)]
+        kinds = _kinds(store, a, lo)
         for k in range(len(kinds) - 1, -1, -1):
             if kinds[k] == KIND_MESSAGE:
                 if start is not None:
@@ -101,6 +102,19 @@ def bundle_start(store: Store, cp: Checkpoint, scope: BundleScope) -> tuple[int,
                     start = a + k
         lo = a
     return 0, stop  # no message before the Nth (or fewer than N): from the beginning
+
+
+def _kinds(store: Store, start: int, stop: int) -> list[str]:
+    """The kind of each record from `start` to `stop`, read from the line heads (one
+    regex pass per block); a block that fails that check is parsed line by line."""
+    out: list[str] = []
+    for block in store.blocks(start, stop):
+        kinds = block_kinds(block.data, block.count)
+        if kinds is None:
+            out += [rec.kind for rec in block.lines()]
+        else:
+            out += [kind.decode() for kind in kinds]
+    return out
 
 
 @dataclass(frozen=True)

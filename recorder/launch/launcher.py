@@ -36,6 +36,7 @@ import atexit
 import contextlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -160,6 +161,37 @@ def _seq_env(manifest: dict[str, object], end: str) -> str:
     return "" if value is None else str(value)
 
 
+class _BundleJob:
+    """A restore bundle built on a thread (see `PersistenceLauncher._prefetch_latest`)."""
+
+    def __init__(self, launcher: PersistenceLauncher, cp: Checkpoint) -> None:
+        self.checkpoint_id = cp.id
+        self.seconds = 0.0
+        self._bundle: Bundle | None = None
+        self._error: BaseException | None = None
+        self._args = (launcher.log_dir, cp, launcher.agent, launcher.restore_scope)
+        self.thread = threading.Thread(target=self._run, name="persist-bundle", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from recorder.export.restore import build_bundle
+
+        log_dir, cp, agent, scope = self._args
+        t0 = time.perf_counter()
+        try:
+            self._bundle = build_bundle(log_dir, cp, agent=agent, scope=scope)
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+        self.seconds = time.perf_counter() - t0
+
+    def result(self) -> Bundle:
+        self.thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._bundle is not None
+        return self._bundle
+
+
 @dataclass
 class ExitResult:
     stopped: bool
@@ -220,6 +252,7 @@ class PersistenceLauncher:
         self.timings: dict[str, float] = {}  # seconds, for the bench
         self._registration: Path | None = None
         self._held: list[str] | None = None  # messages kept while the menu is on screen
+        self._prefetch: _BundleJob | None = None  # the "latest" bundle, built meanwhile
 
     # -- messages -------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -300,6 +333,8 @@ class PersistenceLauncher:
         if interactive and self.picker is run_menu and not self.connected:
             menu = Menu(self.log_dir, self.agent)
             self._held = []
+        if not interactive and self.policy is NoTtyPolicy.LATEST and not self.connected:
+            self._prefetch_latest()
         try:
             if not self.connected:
                 self.ensure_recorder()
@@ -310,6 +345,9 @@ class PersistenceLauncher:
             if menu is not None:
                 menu.cancel()
             self._release_messages()
+            if self._prefetch is not None:
+                self._prefetch.thread.join()
+                self._prefetch = None
             raise
         self.timings["ready"] = time.perf_counter() - t0
         if interactive:
@@ -386,9 +424,17 @@ class PersistenceLauncher:
 
         cp = resolve_checkpoint(self.layout, checkpoint_id)
         bundle = None
-        if self.build_bundle:
+        job, self._prefetch = self._prefetch, None
+        if job is not None and job.checkpoint_id == cp.id:
+            t0 = time.perf_counter()
+            bundle = job.result()
+            self.timings["bundle_wait"] = time.perf_counter() - t0
+            self.timings["bundle"] = job.seconds
+        elif self.build_bundle:
             from recorder.export.restore import build_bundle
 
+            if job is not None:
+                job.thread.join()  # a newer checkpoint appeared meanwhile: not that one
             t0 = time.perf_counter()
             bundle = build_bundle(self.log_dir, cp, agent=self.agent, scope=self.restore_scope)
             self.timings["bundle"] = time.perf_counter() - t0
@@ -403,6 +449,19 @@ class PersistenceLauncher:
         )
         result.checkpoint, result.bundle = cp, bundle
         return result
+
+    def _prefetch_latest(self) -> None:
+        """Without a menu and with the policy "latest", the choice is known before the
+        recorder runs: build that bundle on a thread while the recorder starts (it
+        reads the journal only up to the checkpoint, which the recorder never changes),
+        so connecting costs the longer of the two instead of their sum."""
+        if not self.build_bundle:
+            return
+        from recorder.store.checkpoints import list_checkpoints
+
+        cps = list_checkpoints(self.layout)
+        if cps:
+            self._prefetch = _BundleJob(self, cps[0])
 
     # -- exit ---------------------------------------------------------------------------
     def on_agent_exit(self) -> ExitResult:
