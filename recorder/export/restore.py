@@ -58,7 +58,7 @@ from recorder.store.ranges import (
     summarize,
 )
 from recorder.store.reader import KIND_BAD_LINE, Record, Store, open_store
-from recorder.store.records import KIND_MESSAGE, parse_line
+from recorder.store.records import KIND_MESSAGE, frame_value, parse_line
 
 JSONL_NAME = "conversation.jsonl"
 TRANSCRIPT_NAME = "transcript.md"
@@ -85,17 +85,20 @@ class RangeIntegrity(RangeSummary):
     def add(self, rec: Record) -> None:
         """Count one record of the range (in journal order) and list it if it is trouble."""
         super().add(rec)
-        seq = rec.seq
-        if seq is not None:
-            if self.first_seq is None:
-                self.first_seq = seq
-            self.last_seq = seq
-        kind = rec.kind
+        data = rec.data  # parsed once; read directly (the same values as rec.seq, .kind, ...)
+        if data is not None:
+            seq = data.get("seq")
+            if type(seq) is int:
+                if self.first_seq is None:
+                    self.first_seq = seq
+                self.last_seq = seq
+        kind = KIND_BAD_LINE if data is None else str(data.get("kind"))
         if kind == KIND_MESSAGE:
-            if read_envelope(rec.payload) is None:
+            frames = data.get("frames") if data is not None else None
+            payload = frame_value(frames[-1]) if frames else None
+            if read_envelope(payload) is None:
                 self.unsequenced += 1
             return
-        data = rec.data
         if kind == KIND_BAD_LINE:
             if len(self.bad_line_records) < MAX_LISTED:
                 self.bad_line_records.append(
