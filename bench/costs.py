@@ -227,8 +227,8 @@ def measure(root: Path, out: Path, runs: int, skip: set[str]) -> None:
         ours = best(lambda: fresh([*restore, "--full"]), runs)
         row('restore "latest" --full', ours, baseline, "cat + naive md")
         shutil.rmtree(root / "restore", ignore_errors=True)
-    if "md" not in skip:
-        for fmt in ("md", "html", "csv"):
+    for fmt in ("md", "html", "csv"):
+        if fmt not in skip:
             row(f"export {fmt}", best(lambda f=fmt: exported(f), runs), t_naive, "naive md loop")
     if "jsonl" not in skip:
         row("export jsonl", best(lambda: exported("jsonl"), runs), t_cat, "cat")
@@ -254,7 +254,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="1M,3M", help="e.g. 100k,1M,3M")
     parser.add_argument("--runs", type=int, default=1, help="best of N for each variant")
     parser.add_argument(
-        "--skip", default="", help="rows to leave out: restore,full,md,jsonl,launch"
+        "--skip", default="", help="rows to leave out: restore,full,md,html,csv,jsonl,launch"
     )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
