@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 
 from recorder.bus.envelope import read_envelope
+from recorder.export.continuation import Earlier, StaleBundle, copy_checked, find_earlier
 from recorder.export.render import gap_sentence, iso
 from recorder.export.scope import BundleScope, RangeVerification, bundle_start, verify_range
 from recorder.export.writers import (
@@ -117,6 +118,37 @@ class RangeIntegrity(RangeSummary):
             self.quarantined.append({k: v for k, v in data.items() if k != "v"})
         elif kind == "refused" and len(self.refused) < MAX_LISTED:
             self.refused.append({k: v for k, v in data.items() if k not in ("v", "head_b64")})
+
+    def state_json(self) -> dict[str, Any]:
+        """The counters, so that a later bundle can go on from this one's end."""
+        return {
+            "records": self.records,
+            "messages": self.messages,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "kinds": dict(self.kinds),
+            "missed": self.missed,
+            "unsequenced": self.unsequenced,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+        }
+
+    def go_on_from(self, manifest: dict[str, Any]) -> None:
+        """Take over the counts and lists of an earlier bundle of the same records
+        (raises KeyError/TypeError/ValueError for a manifest without them)."""
+        state = manifest["summary"]
+        self.records = int(state["records"])
+        self.messages = int(state["messages"])
+        self.first_ts, self.last_ts = state["first_ts"], state["last_ts"]
+        self.kinds.update({str(k): int(v) for k, v in dict(state["kinds"]).items()})
+        self.missed = int(state["missed"])
+        self.unsequenced = int(state["unsequenced"])
+        self.first_seq, self.last_seq = state["first_seq"], state["last_seq"]
+        self.participants.update({str(k): int(v) for k, v in manifest["participants"].items()})
+        self.gap_records = list(manifest["gaps"])
+        self.bad_line_records = list(manifest["bad_lines"])
+        self.quarantined = list(manifest["quarantined"])
+        self.refused = list(manifest["refused"])
 
     @property
     def verified(self) -> bool:
@@ -311,8 +343,20 @@ class _HashingFile:
         self.hasher = hashlib.sha256()
         self.size = 0
 
+    body: tuple[int, int, Any] | None = None  # (start, end, hasher) of the part marked
+
+    def start_body(self) -> None:
+        """Hash what is written from now on separately too (up to `end_body`)."""
+        self.body = (self.size, -1, hashlib.sha256())
+
+    def end_body(self) -> None:
+        if self.body is not None:
+            self.body = (self.body[0], self.size, self.body[2])
+
     def write(self, data: bytes) -> int:
         self.hasher.update(data)
+        if self.body is not None and self.body[1] < 0:
+            self.body[2].update(data)
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
@@ -327,12 +371,11 @@ class _HashingFile:
             self.fd = -1
 
     def describe(self, **extra: Any) -> dict[str, Any]:
-        return {
-            "name": self.path.name,
-            "bytes": self.size,
-            "sha256": self.hasher.hexdigest(),
-            **extra,
-        }
+        out = {"name": self.path.name, "bytes": self.size, "sha256": self.hasher.hexdigest()}
+        if self.body is not None:
+            start, end, hasher = self.body
+            out["body"] = {"start": start, "end": end, "sha256": hasher.hexdigest()}
+        return out | extra
 
 
 def build_bundle(
@@ -389,27 +432,28 @@ def _build(
     if kept is not None:
         return kept
     root = ensure_private_dir(layout.restore)
+    earlier = find_earlier(layout, store, cp, stop) if start == 0 and integrity.verified else None
     work = root / f".building-{cp.id}-{os.getpid()}-{time.monotonic_ns()}"
-    ensure_private_dir(work)
     try:
-        jsonl = _HashingFile(work / JSONL_NAME)
-        md = _HashingFile(work / TRANSCRIPT_NAME)
         try:
-            jw, mw = JsonlWriter(jsonl), MarkdownWriter(md)  # type: ignore[arg-type]
-            title = f"Conversation up to “{cp.label or cp.id}”"
-            mw.begin(title, _facts(layout, cp, scope, start, integrity))
-            write_records(store.records(start, stop), [jw, mw], summary=integrity)
-            jw.end()
-            _transcript_footer(mw, integrity, start)
-            mw.end()
-        finally:
-            jsonl.close(durable)
-            md.close(durable)
-        files = {
-            "jsonl": jsonl.describe(records=integrity.records - integrity.bad_lines),
-            "markdown": md.describe(),
-        }
+            files = _write_files(
+                work, layout, store, (start, stop), cp, scope, integrity, earlier, durable
+            )
+        except StaleBundle:  # the earlier bundle's files changed: build it all
+            shutil.rmtree(work, ignore_errors=True)
+            integrity = RangeIntegrity(
+                verification=verification, expected_messages=integrity.expected_messages
+            )
+            integrity.damage = journal_damage(store, rng, writer_running=True)
+            integrity.damage += [
+                p for p in verification.history_problems if not p.endswith("missing")
+            ]
+            files = _write_files(
+                work, layout, store, (start, stop), cp, scope, integrity, None, durable
+            )
         manifest = _manifest(layout, cp, scope, position, integrity, files, agent, now)
+        if earlier is not None and files.get("reused_from") is not None:
+            manifest["reused"] = files.pop("reused_from")
         data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
         out = _HashingFile(work / MANIFEST_NAME)
         try:
@@ -422,6 +466,82 @@ def _build(
         return Bundle(final, _current_manifest(final, manifest))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _write_files(
+    work: Path,
+    layout: Layout,
+    store: Store,
+    span: tuple[int, int],
+    cp: Checkpoint,
+    scope: BundleScope,
+    integrity: RangeIntegrity,
+    earlier: Earlier | None,
+    durable: bool = True,
+) -> dict[str, Any]:
+    """Write conversation.jsonl and transcript.md of records `span` into `work`, going
+    on from `earlier` (its files copied, checked) when given; returns their descriptions."""
+    first, stop = span
+    start = earlier.stop if earlier is not None else first
+    ensure_private_dir(work)
+    jsonl = _HashingFile(work / JSONL_NAME)
+    md = _HashingFile(work / TRANSCRIPT_NAME)
+    try:
+        jw, mw = JsonlWriter(jsonl), MarkdownWriter(md)  # type: ignore[arg-type]
+        title = f"Conversation up to “{cp.label or cp.id}”"
+        mw.begin(title, _facts(layout, cp, scope, first, integrity))
+        mw.flush()
+        md.start_body()
+        if earlier is not None:
+            _go_on_from(earlier, jsonl, md, mw, integrity)
+        write_records(store.records(start, stop), [jw, mw], summary=integrity)
+        jw.end()
+        mw.flush()
+        md.end_body()
+        _transcript_footer(mw, integrity, first)
+        mw.end()
+    finally:
+        jsonl.close(durable)
+        md.close(durable)
+    markdown = md.describe(last_day=mw.day)
+    files = {
+        "jsonl": jsonl.describe(records=integrity.records - integrity.bad_lines),
+        "markdown": markdown,
+    }
+    if earlier is not None:
+        files["reused_from"] = {
+            "bundle": earlier.dir.name,
+            "records": earlier.stop,
+            "rendered": stop - earlier.stop,
+        }
+    return files
+
+
+def _go_on_from(
+    earlier: Earlier,
+    jsonl: _HashingFile,
+    md: _HashingFile,
+    mw: MarkdownWriter,
+    integrity: RangeIntegrity,
+) -> None:
+    """Copy the earlier bundle's records (JSONL whole, the transcript's body) and take
+    over its counts; StaleBundle if its files are not what its manifest says."""
+    m = earlier.manifest
+    try:
+        j, body = m["files"]["jsonl"], m["files"]["markdown"]["body"]
+        integrity.go_on_from(m)
+        day = str(m["files"]["markdown"].get("last_day") or "")
+        copy_checked(earlier.dir / JSONL_NAME, 0, int(j["bytes"]), str(j["sha256"]), jsonl.write)
+        copy_checked(
+            earlier.dir / TRANSCRIPT_NAME,
+            int(body["start"]),
+            int(body["end"]),
+            str(body["sha256"]),
+            md.write,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StaleBundle(f"the earlier manifest cannot be used ({exc})") from None
+    mw.continue_after(day)
 
 
 def _position(store: Store, start: int, stop: int, cp: Checkpoint) -> dict[str, Any]:
@@ -579,6 +699,7 @@ def _manifest(
         },
         "participants": dict(integrity.participants),
         "integrity": integrity.to_json(),
+        "summary": integrity.state_json(),
         "gaps": integrity.gap_records,
         "bad_lines": integrity.bad_line_records,
         "quarantined": integrity.quarantined,

@@ -275,6 +275,15 @@ class MarkdownWriter(Writer):
         self._day = ""
         self._out: list[str] = []
 
+    @property
+    def day(self) -> str:
+        """The day of the last day heading written ("" before the first)."""
+        return self._day
+
+    def continue_after(self, day: str) -> None:
+        """Go on after records another writer rendered, whose last heading was `day`."""
+        self._day = day
+
     def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
         lines = [f"# {md_text(title, newlines=False)}", ""]
         lines += [f"- **{md_text(k)}**: {md_text(v, newlines=False)}" for k, v in facts]

@@ -212,3 +212,60 @@ def test_any_n(tmp_path: Path, last: int) -> None:
     assert m["messages"] == min(last, MESSAGES)
     assert m["range"]["complete"] is (last >= MESSAGES)
     assert Layout(root).bundle(end.id).is_dir()
+
+
+def scratch(root: Path, cp: Checkpoint, tmp: Path) -> tuple[bytes, bytes, dict]:  # type: ignore[type-arg]
+    """The full bundle of `cp` built with no earlier bundle around."""
+    import shutil
+
+    copy = tmp / "scratch"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("restore"))
+    b = build_bundle(copy, cp.id, scope=BundleScope.whole(), durable=False)
+    return (
+        b.jsonl.read_bytes(),
+        b.transcript.read_bytes().replace(bytes(copy), bytes(root)),
+        b.manifest,
+    )
+
+
+def test_a_full_bundle_goes_on_from_an_earlier_one(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    half, end = journal(root, bad_at=10)
+    earlier = build_bundle(root, half, scope=BundleScope.whole(), durable=False)
+    assert "reused" not in earlier.manifest
+    later = build_bundle(root, end, scope=BundleScope.whole(), durable=False)
+    m = later.manifest
+    assert m["reused"]["bundle"] == half.id
+    assert m["reused"]["records"] == earlier.manifest["range"]["stop_index"]
+    assert m["reused"]["rendered"] == m["range"]["stop_index"] - m["reused"]["records"]
+    # exactly what building it from scratch gives, counts and damage included
+    jsonl, md, fresh = scratch(root, end, tmp_path)
+    assert later.jsonl.read_bytes() == jsonl and later.transcript.read_bytes() == md
+    for key in ("messages", "records", "participants", "summary", "gaps", "bad_lines"):
+        assert m[key] == fresh[key], key
+    assert m["integrity"] == fresh["integrity"] and m["integrity"]["bad_lines"] == 1
+
+
+def test_an_earlier_bundle_that_changed_is_not_reused(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    half, end = journal(root)
+    earlier = build_bundle(root, half, scope=BundleScope.whole(), durable=False)
+    body = earlier.manifest["files"]["markdown"]["body"]
+    raw = bytearray(earlier.transcript.read_bytes())
+    raw[(body["start"] + body["end"]) // 2] ^= 1  # inside the records' part
+    earlier.transcript.write_bytes(bytes(raw))
+    later = build_bundle(root, end, scope=BundleScope.whole(), durable=False)
+    assert "reused" not in later.manifest  # built from scratch instead
+    jsonl, md, _fresh = scratch(root, end, tmp_path)
+    assert later.jsonl.read_bytes() == jsonl and later.transcript.read_bytes() == md
+
+
+def test_a_damaged_journal_is_never_covered_by_an_earlier_bundle(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    half, end = journal(root)
+    build_bundle(root, half, scope=BundleScope.whole(), durable=False)
+    first = segments(root)[0]
+    first.write_bytes(first.read_bytes().replace(b'"message 1"', b'"massage 1"', 1))
+    later = build_bundle(root, end, scope=BundleScope.whole(), durable=False).manifest
+    assert "reused" not in later and later["integrity"]["verified"] is False
+    assert later["integrity"]["damaged"] is True
