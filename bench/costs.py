@@ -45,6 +45,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.costs_journal import build  # noqa: E402
+from recorder.store.checkpoints import list_checkpoints  # noqa: E402
+from recorder.store.layout import Layout  # noqa: E402
 from recorder.store.reader import open_store  # noqa: E402
 
 CACHE = Path(os.environ.get("PERSIST_COSTS_DIR", "/tmp/persist-costs"))
@@ -230,6 +232,12 @@ def measure(root: Path, out: Path, runs: int, skip: set[str]) -> None:
     if "full" not in skip:
         ours = best(lambda: fresh([*restore, "--full"]), runs)
         row('restore "latest" --full', ours, baseline, "cat + naive md")
+        # an earlier full bundle in place (the checkpoint before): the rest is rendered
+        earlier = list_checkpoints(Layout(root))[1].id
+        shutil.rmtree(root / "restore", ignore_errors=True)
+        timed([*restore[:2], earlier, *restore[3:], "--full"], stdout=subprocess.DEVNULL)
+        ours = timed([*restore, "--full"], stdout=subprocess.DEVNULL)
+        row("  --full after the previous one's", ours, baseline, "cat + naive md")
         shutil.rmtree(root / "restore", ignore_errors=True)
     for fmt in ("md", "html", "csv"):
         if fmt not in skip:

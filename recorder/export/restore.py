@@ -1,20 +1,26 @@
-"""Restore bundles: the conversation up to a checkpoint, verified, in `restore/<id>/`.
+"""Restore bundles: a range of the conversation up to a checkpoint, verified, in
+`restore/<id>/`.
 
-(Over 400 lines: the integrity report, its damage checks and the bundle they go into
-are one feature; the writers and the range summary they use live elsewhere.)
+(Over 400 lines, about 750: the integrity report, its damage checks, the bundle they
+go into and keeping or continuing an earlier bundle are one feature; choosing and
+verifying the range is in `scope`, copying an earlier bundle in `continuation`, the
+writers and the range summary elsewhere.)
 
-    bundle = build_bundle(log_dir, "latest")
-    bundle.jsonl        # every record up to the checkpoint, byte for byte as stored
+    bundle = build_bundle(log_dir, "latest")              # the last 1000 messages
+    bundle = build_bundle(log_dir, "latest", scope=BundleScope.whole())
+    bundle.jsonl        # the range's records, byte for byte as stored
     bundle.transcript   # the same conversation as readable Markdown
-    bundle.manifest     # checkpoint, counts, time range, integrity, gaps in range
+    bundle.manifest     # checkpoint, scope, range, counts, integrity, history, gaps
+    bundle.history()    # the records before the range, lazily from the journal
 
-Before anything is written, the journal up to the checkpoint is re-hashed and
-compared with the checkpoint's digest; the one pass that writes the files also
-collects every gap, damaged (bad) line, quarantined tail and refused message in
-the range. None of that stops a restore, and all of it goes into the manifest.
-A damaged journal (see `RangeIntegrity.damaged`) makes `persist restore`
+Before anything is written, every segment the range touches is re-hashed and
+compared with the checkpoint's digest (see `scope`); the one pass that writes the
+files also collects every gap, damaged (bad) line, quarantined tail and refused
+message in the range. None of that stops a restore, and all of it goes into the
+manifest. A damaged journal (see `RangeIntegrity.damaged`) makes `persist restore`
 exit 5 after writing the bundle. The bundle is built in a temporary folder and
-renamed into place, so a reader never sees half of one. No zmq, no textual.
+renamed into place, so a reader never sees half of one; one in place that holds the
+same range, intact, is kept. No zmq, no textual.
 """
 
 from __future__ import annotations

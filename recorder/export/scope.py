@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recorder.errors import CheckpointError
-from recorder.export.writers import block_kinds
+from recorder.export.jsonl_copy import block_kinds
 from recorder.store.checkpoints import (
     Checkpoint,
     DigestCache,

@@ -101,7 +101,9 @@ class LaunchResult:
 
     @property
     def restore_file(self) -> Path | None:
-        """The conversation up to the checkpoint (JSONL, records as stored)."""
+        """The bundle's conversation (JSONL, records as stored): the range it holds,
+        by default the last 1000 messages up to the checkpoint (`bundle.complete`
+        says whether that is all of it; `messages()` reads everything lazily)."""
         return self.bundle.jsonl if self.bundle is not None else None
 
     @property

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from recorder.export.writers import ExportStats, JsonlWriter, block_kinds, copy_jsonl
+from recorder.export.jsonl_copy import block_kinds, copy_jsonl
+from recorder.export.writers import ExportStats, JsonlWriter
 from recorder.store.reader import open_store
 from tests.demo_journal import DemoClock, DemoWriter
 
