@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,13 +209,14 @@ def row(name: str, ours: float, base: float | None, base_name: str, note: str = 
 
 
 def measure(root: Path, out: Path, runs: int, skip: set[str]) -> None:
-    """Every row for one journal (`out`: a scratch folder)."""
-    t_cat = best(lambda: cat(root, out / "cat.jsonl"), runs)
-    t_naive = best(lambda: naive_md(root, out / "naive.md"), runs)
-    baseline = t_cat + t_naive
+    """Every row for one journal (`out`: a scratch folder). The machine is shared, so
+    each row measures its baseline right before ours (best of `runs` each)."""
     restore = [*PERSIST, "restore", "latest", "--log-dir", str(root), "--allow-damage"]
     export = [*PERSIST, "export", "--all", "--allow-damage", "--no-progress"]
     export += ["--log-dir", str(root)]
+
+    def base_restore() -> float:
+        return cat(root, out / "cat.jsonl") + naive_md(root, out / "naive.md")
 
     def fresh(argv: list[str]) -> float:
         shutil.rmtree(root / "restore", ignore_errors=True)
@@ -224,41 +226,55 @@ def measure(root: Path, out: Path, runs: int, skip: set[str]) -> None:
         argv = [*export, "--format", fmt, "-o", str(out / f"x.{fmt}")]
         return timed(argv, stderr=subprocess.DEVNULL)
 
+    def pair(name: str, ours: Callable[[], float], base: Callable[[], float], what: str) -> None:
+        b = best(base, runs)
+        row(name, best(ours, runs), b, what)
+
     if "restore" not in skip:
-        ours = best(lambda: fresh(restore), runs)
-        row('restore "latest" (last 1000)', ours, baseline, "cat + naive md")
-        ours = best(lambda: timed(restore, stdout=subprocess.DEVNULL), runs)
-        row("  again (kept, re-verified)", ours, baseline, "cat + naive md")
+        pair('restore "latest" (last 1000)', lambda: fresh(restore), base_restore, "cat + naive md")
+        again = best(lambda: timed(restore, stdout=subprocess.DEVNULL), runs)
+        row("  again (kept, re-verified)", again, None, "")
     if "full" not in skip:
-        ours = best(lambda: fresh([*restore, "--full"]), runs)
-        row('restore "latest" --full', ours, baseline, "cat + naive md")
+        pair(
+            'restore "latest" --full',
+            lambda: fresh([*restore, "--full"]),
+            base_restore,
+            "cat + naive md",
+        )
         # an earlier full bundle in place (the checkpoint before): the rest is rendered
         earlier = list_checkpoints(Layout(root))[1].id
-        shutil.rmtree(root / "restore", ignore_errors=True)
-        timed([*restore[:2], earlier, *restore[3:], "--full"], stdout=subprocess.DEVNULL)
-        ours = timed([*restore, "--full"], stdout=subprocess.DEVNULL)
-        row("  --full after the previous one's", ours, baseline, "cat + naive md")
+
+        def after_previous() -> float:
+            fresh([*PERSIST, "restore", earlier, *restore[len(PERSIST) + 2 :], "--full"])
+            return timed([*restore, "--full"], stdout=subprocess.DEVNULL)
+
+        pair("  --full after the previous one's", after_previous, base_restore, "cat + naive md")
         shutil.rmtree(root / "restore", ignore_errors=True)
     for fmt in ("md", "html", "csv"):
         if fmt not in skip:
-            row(f"export {fmt}", best(lambda f=fmt: exported(f), runs), t_naive, "naive md loop")
+            pair(
+                f"export {fmt}",
+                lambda f=fmt: exported(f),
+                lambda: naive_md(root, out / "naive.md"),
+                "naive md loop",
+            )
     if "jsonl" not in skip:
-        row("export jsonl", best(lambda: exported("jsonl"), runs), t_cat, "cat")
+        pair("export jsonl", lambda: exported("jsonl"), lambda: cat(root, out / "cat.jsonl"), "cat")
         same = (out / "x.jsonl").read_bytes() == (out / "cat.jsonl").read_bytes()
         print(f"  (the JSONL export is byte for byte the cat of the segments: {same})")
     if "launch" not in skip:
         for scope in ("last", "full"):
             if scope in skip:
                 continue
+            base_time = base_restore() if scope == "full" else None
             r = min((launch_once(root, scope) for _ in range(runs)), key=lambda x: x.agent_read)
             note = (
                 f"connect {r.connected:.2f} s: recorder {r.timings.get('recorder', 0):.2f} s, "
                 f"bundle {r.timings.get('bundle', 0):.2f} s (built meanwhile); "
                 f"{r.messages} msgs, ok={r.ok}"
             )
-            base = baseline if scope == "full" else None
             name = f"on_agent_connected → agent ({scope})"
-            row(name, r.agent_read, base, "cat + naive md" if base else "", note)
+            row(name, r.agent_read, base_time, "cat + naive md" if base_time else "", note)
 
 
 def main() -> int:

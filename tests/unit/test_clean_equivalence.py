@@ -4,13 +4,15 @@ control characters, backticks, escape sequences, bidi marks and markup."""
 
 from __future__ import annotations
 
+import csv
+import io
 import unicodedata
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from recorder.export.render import clean
-from recorder.export.writers import _backtick_run, _fence, md_code, md_quote, md_text
+from recorder.export.writers import _backtick_run, _fence, csv_row, md_code, md_quote, md_text
 
 
 # -- the implementations as they were before (reference, kept verbatim) -------------------
@@ -126,3 +128,13 @@ def test_a_fence_cannot_be_closed_by_the_text_inside() -> None:
     body = clean('{"x": "```\\n````\\n`````"}\n`````` six')
     fence = _fence(body)
     assert len(fence) == 7 and all(line.strip() != fence for line in body.split("\n"))
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(texts, min_size=2, max_size=10))
+@example(["", "", ""])
+@example(['a "quoted", word', "line\r\nbreak", "=1+2", " lead", "tab\there"])
+def test_csv_rows_match_the_csv_module(fields: list[str]) -> None:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow(fields)
+    assert csv_row(fields) == out.getvalue()
