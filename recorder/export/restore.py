@@ -422,7 +422,10 @@ def _build(
     scope: BundleScope,
 ) -> Bundle:
     start, stop = bundle_start(store, cp, scope)
-    first_segment = store.locate(start)[0].number if start < stop else cp.segment
+    # a complete range owns every segment the checkpoint names, even a missing first one
+    first_segment = (
+        0 if start == 0 else store.locate(start)[0].number if start < stop else cp.segment
+    )
     verification = verify_range(layout, cp, first_segment)
     integrity = RangeIntegrity(
         verification=verification, expected_messages=cp.messages if start == 0 else None

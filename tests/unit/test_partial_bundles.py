@@ -269,3 +269,13 @@ def test_a_damaged_journal_is_never_covered_by_an_earlier_bundle(tmp_path: Path)
     later = build_bundle(root, end, scope=BundleScope.whole(), durable=False).manifest
     assert "reused" not in later and later["integrity"]["verified"] is False
     assert later["integrity"]["damaged"] is True
+
+
+def test_a_complete_bundle_with_its_first_segment_gone_is_not_verified(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    _half, end = journal(root)
+    segments(root)[0].unlink()
+    m = build_bundle(root, end, scope=BundleScope.whole(), durable=False).manifest
+    assert m["range"]["complete"] is True
+    assert m["integrity"]["verified"] is False and m["integrity"]["damaged"] is True
+    assert "seg-000001.jsonl is missing" in m["integrity"]["digest_problems"]
