@@ -4,8 +4,9 @@
 
 Builds a journal once under bench/out/ (Journal + encode_frames, the recorder's own
 encoder; a checkpoint at the end) and times, in the same run:
-- ours: `build_bundle` (digest check of the range, conversation.jsonl with every
-  record byte for byte, transcript.md, manifest.json, fsyncs, atomic rename);
+- ours: `build_bundle` of the whole conversation (`--full`: digest check of the
+  range, conversation.jsonl with every record byte for byte, transcript.md,
+  manifest.json, fsyncs, atomic rename);
 - baseline: the naive way: `json.loads` every line, `json.dumps` each record back
   into a JSONL file and format a Markdown line per message (no digest, no fsync).
 Best of `--runs` for both (each run rebuilds from scratch), and the ratio.
@@ -25,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from recorder.export.restore import build_bundle  # noqa: E402
+from recorder.export.scope import BundleScope  # noqa: E402
 from recorder.store.checkpoints import list_checkpoints  # noqa: E402
 from recorder.store.layout import Layout  # noqa: E402
 from tests.demo_journal import DemoClock, DemoWriter  # noqa: E402
@@ -111,7 +113,7 @@ def main() -> int:
 
     def ours() -> None:
         shutil.rmtree(root / "restore", ignore_errors=True)
-        build_bundle(root, cp)
+        build_bundle(root, cp, scope=BundleScope.whole())
 
     def baseline() -> None:
         shutil.rmtree(root / "naive", ignore_errors=True)
@@ -119,7 +121,7 @@ def main() -> int:
 
     t_ours = best(ours, args.runs)
     t_naive = best(baseline, args.runs)
-    bundle = build_bundle(root, cp)
+    bundle = build_bundle(root, cp, scope=BundleScope.whole())
     m = bundle.manifest
     print(f"journal: {cp.messages:,} messages, {journal_bytes / 1e6:.1f} MB")
     print(

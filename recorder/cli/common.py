@@ -120,3 +120,25 @@ def add_log_dir(parser: argparse.ArgumentParser) -> None:
         default=str(default_log_dir()),
         help="log folder (default: %(default)s)",
     )
+
+
+def add_scope(parser: argparse.ArgumentParser, *, since: bool = True) -> None:
+    """What a restore bundle holds: --last N (default 1000), --since CHECKPOINT, --full."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--last",
+        type=positive_int,
+        default=1000,
+        metavar="N",
+        help="the bundle holds the last N messages up to the checkpoint (default 1000); "
+        "earlier records stay in the journal",
+    )
+    if since:
+        group.add_argument(
+            "--since", metavar="CHECKPOINT", help="everything after this earlier checkpoint"
+        )
+    group.add_argument(
+        "--full",
+        action="store_true",
+        help="the whole conversation from the beginning of the journal, every segment verified",
+    )

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
-from recorder.cli.common import add_log_dir, endpoint, fail, non_negative, positive
+from recorder.cli.common import add_log_dir, add_scope, endpoint, fail, non_negative, positive
 
 
 # -- launch / restore / replay / export / service / demo --------------------------------
@@ -24,6 +24,9 @@ def cmd_launch(args: argparse.Namespace) -> int:
     if not command:
         return fail("nothing to launch: persist launch [--agent NAME] -- COMMAND [ARGS...]", 2)
     agent = args.agent or os.path.basename(command[0])
+    from recorder.export.scope import BundleScope
+
+    scope = BundleScope.whole() if args.full else BundleScope(last=args.last)
     try:
         launcher = PersistenceLauncher(
             args.log_dir,
@@ -32,6 +35,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
             embedded=args.embedded,
             no_tty_policy=args.no_tty_policy,
             start_timeout=args.wait,
+            restore_scope=scope,
         )
     except ValueError as exc:
         return fail(str(exc), 2)
@@ -130,6 +134,7 @@ def add_parsers(
         "latest checkpoint, or cancel",
     )
     p.add_argument("--wait", type=positive, default=10.0, help="seconds for the recorder to start")
+    add_scope(p, since=False)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=cmd_launch)
 

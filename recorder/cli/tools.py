@@ -12,6 +12,7 @@ from recorder.bus.endpoints import DEFAULT_PUBLISH
 from recorder.cli.common import (
     EXIT_DAMAGE,
     add_log_dir,
+    add_scope,
     endpoint,
     fail,
     positive,
@@ -37,6 +38,7 @@ def _skipped_checkpoints(layout: Layout) -> list[str]:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from recorder.export.restore import build_bundle
+    from recorder.export.scope import BundleScope
     from recorder.export.writers import ExportError
     from recorder.store.checkpoints import resolve_checkpoint
     from recorder.store.reader import Store
@@ -45,8 +47,15 @@ def cmd_restore(args: argparse.Namespace) -> int:
     skipped: list[str] = []
     try:
         with store:
-            cp = resolve_checkpoint(Layout(Path(args.log_dir)), args.checkpoint, skipped)
-            bundle = build_bundle(args.log_dir, cp, store=store)
+            layout = Layout(Path(args.log_dir))
+            cp = resolve_checkpoint(layout, args.checkpoint, skipped)
+            if args.full:
+                scope = BundleScope.whole()
+            elif args.since:
+                scope = BundleScope(last=None, since=resolve_checkpoint(layout, args.since))
+            else:
+                scope = BundleScope(last=args.last)
+            bundle = build_bundle(args.log_dir, cp, store=store, scope=scope)
     except (ExportError, OSError) as exc:
         return fail(str(exc))
     finally:
@@ -62,13 +71,38 @@ def cmd_restore(args: argparse.Namespace) -> int:
         f"  messages    {m['messages']} ({m['time_range']['first_iso']} → "
         f"{m['time_range']['last_iso']})"
     )
+    seqs, history = m["seq_range"], m["history"]
+    print(f"  holds       {_scope_words(m['scope'])} (seq {seqs['first']} to {seqs['last']})")
     print(
         f"  integrity   {'ok' if integrity['ok'] else 'PROBLEMS'}"
-        f" (digest {'matches' if integrity['verified'] else 'does NOT match'})"
+        f" (digest {'matches' if integrity['verified'] else 'does NOT match'} for "
+        f"{_n(len(integrity['segments_verified'] or []), 'segment')} re-hashed)"
     )
+    if not history["read"]:
+        cached, unchecked = history["verified_by_cache"], history["not_checked"]
+        known = [f"{_n(len(cached), 'earlier segment')} verified by the digest cache"] * bool(
+            cached
+        ) + [f"{_n(len(unchecked), 'earlier segment')} not checked"] * bool(unchecked)
+        print(
+            f"  history     {history['records']} earlier records not read"
+            f"{': ' if known else ''}{', '.join(known)} (--full reads and verifies them)"
+        )
     for problem in integrity["problems"]:
         print(f"  warning: {problem}")
     return code
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _scope_words(scope: dict[str, object]) -> str:
+    kind = scope.get("kind")
+    if kind == "last":
+        return f"the last {scope.get('last')} messages"
+    if kind == "since":
+        return f"everything after {scope.get('since')}"
+    return "the whole conversation"
 
 
 def _damage_exit(args: argparse.Namespace, damaged: bool) -> int:
@@ -256,6 +290,7 @@ def add_parsers(
     p.add_argument("checkpoint", help="checkpoint id, id prefix, label, or 'latest'")
     add_log_dir(p)
     p.add_argument("--json", action="store_true", help="print the manifest")
+    add_scope(p)
     _add_allow_damage(p)
     p.set_defaults(func=cmd_restore)
 

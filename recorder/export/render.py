@@ -48,22 +48,49 @@ def payload_bytes(rec: Record) -> bytes:
 
 
 # -- how a record reads -----------------------------------------------------------------
+class _Escapes(dict[int, str]):
+    """`str.translate` table: a character as `clean` shows it, filled on first sight.
+
+    Printable characters and spaces (Zs) map to themselves, a tab to four spaces,
+    anything else (control, format/bidi, line and paragraph separators, surrogates,
+    private use, unassigned) to a visible `\\xNN` or `\\uNNNN` escape. At most
+    `_ESCAPES_KEPT` characters are remembered, so hostile text cannot grow it without
+    bound (the rest are worked out again each time)."""
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        if ch.isprintable() or unicodedata.category(ch) == "Zs":
+            out = ch
+        elif ch == "\t":
+            out = "    "
+        else:
+            out = f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+        if len(self) < _ESCAPES_KEPT:
+            self[code] = out
+        return out
+
+
+_ESCAPES_KEPT = 1 << 16
+_ESCAPES = _Escapes()
+
+
 def clean(text: str, *, newlines: bool = True) -> str:
-    """Control, format (bidi) and unassigned characters as visible escapes."""
+    """Control, format (bidi) and unassigned characters as visible escapes.
+
+    Vectorised: whole lines are tested with `str.isprintable` and only lines that
+    fail it go through `str.translate` (one table lookup per character, in C); a
+    tab becomes four spaces, newlines stay when `newlines` (else `\\x0a`).
+    """
     if text.isprintable():
         return text
-    out = []
-    for ch in text:
-        if ch.isprintable() or ch == " " or (newlines and ch == "\n"):
-            out.append(ch)
-        elif ch == "\t":
-            out.append("    ")
-        elif unicodedata.category(ch) == "Zs":
-            out.append(ch)
-        else:
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-    return "".join(out)
+    if "\t" in text:
+        text = text.replace("\t", "    ")
+    if not newlines or "\n" not in text:
+        return text if text.isprintable() else text.translate(_ESCAPES)
+    if text.replace("\n", " ").isprintable():
+        return text
+    lines = text.split("\n")
+    return "\n".join(line if line.isprintable() else line.translate(_ESCAPES) for line in lines)
 
 
 def iso(ts: float | None) -> str:

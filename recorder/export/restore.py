@@ -1,20 +1,26 @@
-"""Restore bundles: the conversation up to a checkpoint, verified, in `restore/<id>/`.
+"""Restore bundles: a range of the conversation up to a checkpoint, verified, in
+`restore/<id>/`.
 
-(Over 400 lines: the integrity report, its damage checks and the bundle they go into
-are one feature; the writers and the range summary they use live elsewhere.)
+(Over 400 lines, about 750: the integrity report, its damage checks, the bundle they
+go into and keeping or continuing an earlier bundle are one feature; choosing and
+verifying the range is in `scope`, copying an earlier bundle in `continuation`, the
+writers and the range summary elsewhere.)
 
-    bundle = build_bundle(log_dir, "latest")
-    bundle.jsonl        # every record up to the checkpoint, byte for byte as stored
+    bundle = build_bundle(log_dir, "latest")              # the last 1000 messages
+    bundle = build_bundle(log_dir, "latest", scope=BundleScope.whole())
+    bundle.jsonl        # the range's records, byte for byte as stored
     bundle.transcript   # the same conversation as readable Markdown
-    bundle.manifest     # checkpoint, counts, time range, integrity, gaps in range
+    bundle.manifest     # checkpoint, scope, range, counts, integrity, history, gaps
+    bundle.history()    # the records before the range, lazily from the journal
 
-Before anything is written, the journal up to the checkpoint is re-hashed and
-compared with the checkpoint's digest; the one pass that writes the files also
-collects every gap, damaged (bad) line, quarantined tail and refused message in
-the range. None of that stops a restore, and all of it goes into the manifest.
-A damaged journal (see `RangeIntegrity.damaged`) makes `persist restore`
+Before anything is written, every segment the range touches is re-hashed and
+compared with the checkpoint's digest (see `scope`); the one pass that writes the
+files also collects every gap, damaged (bad) line, quarantined tail and refused
+message in the range. None of that stops a restore, and all of it goes into the
+manifest. A damaged journal (see `RangeIntegrity.damaged`) makes `persist restore`
 exit 5 after writing the bundle. The bundle is built in a temporary folder and
-renamed into place, so a reader never sees half of one. No zmq, no textual.
+renamed into place, so a reader never sees half of one; one in place that holds the
+same range, intact, is kept. No zmq, no textual.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ from typing import Any
 import orjson
 
 from recorder.bus.envelope import read_envelope
+from recorder.export.continuation import Earlier, StaleBundle, copy_checked, find_earlier
 from recorder.export.render import gap_sentence, iso
+from recorder.export.scope import BundleScope, RangeVerification, bundle_start, verify_range
 from recorder.export.writers import (
     ExportError,
     JsonlWriter,
@@ -44,10 +52,11 @@ from recorder.store.checkpoints import (
     Checkpoint,
     Verification,
     resolve_checkpoint,
+    segment_digest,
     verify_checkpoint,
 )
 from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private
-from recorder.store.layout import Layout, segment_name
+from recorder.store.layout import Layout, segment_name, segment_number
 from recorder.store.ranges import (
     JournalRange,
     RangeSummary,
@@ -56,7 +65,7 @@ from recorder.store.ranges import (
     summarize,
 )
 from recorder.store.reader import KIND_BAD_LINE, Record, Store, open_store
-from recorder.store.records import KIND_MESSAGE, parse_line
+from recorder.store.records import KIND_MESSAGE, frame_value, parse_line
 
 JSONL_NAME = "conversation.jsonl"
 TRANSCRIPT_NAME = "transcript.md"
@@ -77,16 +86,26 @@ class RangeIntegrity(RangeSummary):
     expected_messages: int | None = None  # what the checkpoint says
     damage: list[str] = field(default_factory=list)  # missing segments, torn tails
     unsequenced: int = 0  # messages without a publisher envelope: their loss is undetectable
+    first_seq: int | None = None  # the range's first and last record sequence numbers
+    last_seq: int | None = None
 
     def add(self, rec: Record) -> None:
         """Count one record of the range (in journal order) and list it if it is trouble."""
         super().add(rec)
-        kind = rec.kind
+        data = rec.data  # parsed once; read directly (the same values as rec.seq, .kind, ...)
+        if data is not None:
+            seq = data.get("seq")
+            if type(seq) is int:
+                if self.first_seq is None:
+                    self.first_seq = seq
+                self.last_seq = seq
+        kind = KIND_BAD_LINE if data is None else str(data.get("kind"))
         if kind == KIND_MESSAGE:
-            if read_envelope(rec.payload) is None:
+            frames = data.get("frames") if data is not None else None
+            payload = frame_value(frames[-1]) if frames else None
+            if read_envelope(payload) is None:
                 self.unsequenced += 1
             return
-        data = rec.data
         if kind == KIND_BAD_LINE:
             if len(self.bad_line_records) < MAX_LISTED:
                 self.bad_line_records.append(
@@ -105,6 +124,37 @@ class RangeIntegrity(RangeSummary):
             self.quarantined.append({k: v for k, v in data.items() if k != "v"})
         elif kind == "refused" and len(self.refused) < MAX_LISTED:
             self.refused.append({k: v for k, v in data.items() if k not in ("v", "head_b64")})
+
+    def state_json(self) -> dict[str, Any]:
+        """The counters, so that a later bundle can go on from this one's end."""
+        return {
+            "records": self.records,
+            "messages": self.messages,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "kinds": dict(self.kinds),
+            "missed": self.missed,
+            "unsequenced": self.unsequenced,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+        }
+
+    def go_on_from(self, manifest: dict[str, Any]) -> None:
+        """Take over the counts and lists of an earlier bundle of the same records
+        (raises KeyError/TypeError/ValueError for a manifest without them)."""
+        state = manifest["summary"]
+        self.records = int(state["records"])
+        self.messages = int(state["messages"])
+        self.first_ts, self.last_ts = state["first_ts"], state["last_ts"]
+        self.kinds.update({str(k): int(v) for k, v in dict(state["kinds"]).items()})
+        self.missed = int(state["missed"])
+        self.unsequenced = int(state["unsequenced"])
+        self.first_seq, self.last_seq = state["first_seq"], state["last_seq"]
+        self.participants.update({str(k): int(v) for k, v in manifest["participants"].items()})
+        self.gap_records = list(manifest["gaps"])
+        self.bad_line_records = list(manifest["bad_lines"])
+        self.quarantined = list(manifest["quarantined"])
+        self.refused = list(manifest["refused"])
 
     @property
     def verified(self) -> bool:
@@ -173,7 +223,11 @@ class RangeIntegrity(RangeSummary):
         return "; ".join(parts + self.caveats())
 
     def to_json(self) -> dict[str, Any]:
+        v = self.verification
         return {
+            "scope": "range",  # what was checked: the records handed over (see "history")
+            "segments_verified": v.segments if isinstance(v, RangeVerification) else None,
+            "damage": list(self.damage),
             "ok": self.ok,
             "damaged": self.damaged,
             "verified": self.verified,
@@ -257,6 +311,22 @@ class Bundle:
     def messages(self) -> Iterator[dict[str, Any]]:
         return (r for r in self.records() if r.get("kind") == "msg")
 
+    @property
+    def complete(self) -> bool:
+        """The bundle holds the conversation from the beginning of the journal."""
+        return bool(self.manifest.get("range", {}).get("complete", True))
+
+    def history(self) -> Iterator[Record]:
+        """The records before the bundle's range, read lazily from the journal (as
+        stored: bad lines come as records whose `data` is None)."""
+        start = self.manifest.get("range", {}).get("start") or {}
+        number = segment_number(str(start.get("segment", "")))
+        if number is None:
+            return
+        with Store(Path(self.manifest["log_dir"])) as store:
+            store.refresh()
+            yield from store.records(0, store.index_of(number, int(start.get("offset", 0))))
+
     @classmethod
     def load(cls, path: Path) -> Bundle:
         """Raises ExportError for a manifest that is not a bundle's (wrong types too)."""
@@ -279,8 +349,20 @@ class _HashingFile:
         self.hasher = hashlib.sha256()
         self.size = 0
 
+    body: tuple[int, int, Any] | None = None  # (start, end, hasher) of the part marked
+
+    def start_body(self) -> None:
+        """Hash what is written from now on separately too (up to `end_body`)."""
+        self.body = (self.size, -1, hashlib.sha256())
+
+    def end_body(self) -> None:
+        if self.body is not None:
+            self.body = (self.body[0], self.size, self.body[2])
+
     def write(self, data: bytes) -> int:
         self.hasher.update(data)
+        if self.body is not None and self.body[1] < 0:
+            self.body[2].update(data)
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
@@ -295,12 +377,11 @@ class _HashingFile:
             self.fd = -1
 
     def describe(self, **extra: Any) -> dict[str, Any]:
-        return {
-            "name": self.path.name,
-            "bytes": self.size,
-            "sha256": self.hasher.hexdigest(),
-            **extra,
-        }
+        out = {"name": self.path.name, "bytes": self.size, "sha256": self.hasher.hexdigest()}
+        if self.body is not None:
+            start, end, hasher = self.body
+            out["body"] = {"start": start, "end": end, "sha256": hasher.hexdigest()}
+        return out | extra
 
 
 def build_bundle(
@@ -311,8 +392,11 @@ def build_bundle(
     store: Store | None = None,
     durable: bool = True,
     now: float | None = None,
+    scope: BundleScope | None = None,
 ) -> Bundle:
-    """Verify the journal up to `checkpoint` and write its restore bundle."""
+    """Verify the range `scope` picks (default: the last `DEFAULT_LAST` messages) up to
+    `checkpoint` and write its restore bundle, or keep the one in place when it holds
+    exactly that, intact."""
     layout = Layout(Path(log_dir).expanduser())
     cp = (
         checkpoint if isinstance(checkpoint, Checkpoint) else resolve_checkpoint(layout, checkpoint)
@@ -321,39 +405,64 @@ def build_bundle(
     store = store or open_store(layout.root)
     try:
         store.refresh()
-        return _build(layout, store, cp, agent, durable, time.time() if now is None else now)
+        when = time.time() if now is None else now
+        return _build(layout, store, cp, agent, durable, when, scope or BundleScope())
     finally:
         if own_store:
             store.close()
 
 
 def _build(
-    layout: Layout, store: Store, cp: Checkpoint, agent: str | None, durable: bool, now: float
+    layout: Layout,
+    store: Store,
+    cp: Checkpoint,
+    agent: str | None,
+    durable: bool,
+    now: float,
+    scope: BundleScope,
 ) -> Bundle:
-    integrity = RangeIntegrity(verification=_verify(layout, cp), expected_messages=cp.messages)
-    rng = journal_range(store, None, cp)
-    integrity.damage = journal_damage(store, rng, writer_running=True)  # ends at a checkpoint
+    start, stop = bundle_start(store, cp, scope)
+    # a complete range owns every segment the checkpoint names, even a missing first one
+    first_segment = (
+        0 if start == 0 else store.locate(start)[0].number if start < stop else cp.segment
+    )
+    verification = verify_range(layout, cp, first_segment)
+    integrity = RangeIntegrity(
+        verification=verification, expected_messages=cp.messages if start == 0 else None
+    )
+    rng = JournalRange(start, stop, None, cp)
+    # Missing segments and torn tails anywhere up to the checkpoint are known without
+    # reading (the index has them), so they are reported even outside the range.
+    integrity.damage = journal_damage(store, rng, writer_running=True)
+    integrity.damage += [p for p in verification.history_problems if not p.endswith("missing")]
+    final = layout.bundle(cp.id)
+    position = _position(store, start, stop, cp)
+    kept = _reusable(final, cp, scope, position, integrity)
+    if kept is not None:
+        return kept
     root = ensure_private_dir(layout.restore)
+    earlier = find_earlier(layout, store, cp, stop) if start == 0 and integrity.verified else None
     work = root / f".building-{cp.id}-{os.getpid()}-{time.monotonic_ns()}"
-    ensure_private_dir(work)
     try:
-        jsonl = _HashingFile(work / JSONL_NAME)
-        md = _HashingFile(work / TRANSCRIPT_NAME)
         try:
-            jw, mw = JsonlWriter(jsonl), MarkdownWriter(md)  # type: ignore[arg-type]
-            mw.begin(f"Conversation up to “{cp.label or cp.id}”", _facts(layout, cp, integrity))
-            write_records(store.records(rng.start, rng.stop), [jw, mw], summary=integrity)
-            jw.end()
-            _transcript_footer(mw, integrity)
-            mw.end()
-        finally:
-            jsonl.close(durable)
-            md.close(durable)
-        files = {
-            "jsonl": jsonl.describe(records=integrity.records - integrity.bad_lines),
-            "markdown": md.describe(),
-        }
-        manifest = _manifest(layout, cp, rng, integrity, files, agent, now)
+            files = _write_files(
+                work, layout, store, (start, stop), cp, scope, integrity, earlier, durable
+            )
+        except StaleBundle:  # the earlier bundle's files changed: build it all
+            shutil.rmtree(work, ignore_errors=True)
+            integrity = RangeIntegrity(
+                verification=verification, expected_messages=integrity.expected_messages
+            )
+            integrity.damage = journal_damage(store, rng, writer_running=True)
+            integrity.damage += [
+                p for p in verification.history_problems if not p.endswith("missing")
+            ]
+            files = _write_files(
+                work, layout, store, (start, stop), cp, scope, integrity, None, durable
+            )
+        manifest = _manifest(layout, cp, scope, position, integrity, files, agent, now)
+        if earlier is not None and files.get("reused_from") is not None:
+            manifest["reused"] = files.pop("reused_from")
         data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
         out = _HashingFile(work / MANIFEST_NAME)
         try:
@@ -362,29 +471,180 @@ def _build(
             out.close(durable)
         if durable:
             fsync_dir(work)
-        final = layout.bundle(cp.id)
         _install(work, final, manifest, durable)
         return Bundle(final, _current_manifest(final, manifest))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _facts(layout: Layout, cp: Checkpoint, integrity: RangeIntegrity) -> list[tuple[str, str]]:
+def _write_files(
+    work: Path,
+    layout: Layout,
+    store: Store,
+    span: tuple[int, int],
+    cp: Checkpoint,
+    scope: BundleScope,
+    integrity: RangeIntegrity,
+    earlier: Earlier | None,
+    durable: bool = True,
+) -> dict[str, Any]:
+    """Write conversation.jsonl and transcript.md of records `span` into `work`, going
+    on from `earlier` (its files copied, checked) when given; returns their descriptions."""
+    first, stop = span
+    start = earlier.stop if earlier is not None else first
+    ensure_private_dir(work)
+    jsonl = _HashingFile(work / JSONL_NAME)
+    md = _HashingFile(work / TRANSCRIPT_NAME)
+    try:
+        jw, mw = JsonlWriter(jsonl), MarkdownWriter(md)  # type: ignore[arg-type]
+        title = f"Conversation up to “{cp.label or cp.id}”"
+        mw.begin(title, _facts(layout, cp, scope, first, integrity))
+        mw.flush()
+        md.start_body()
+        if earlier is not None:
+            _go_on_from(earlier, jsonl, md, mw, integrity)
+        write_records(store.records(start, stop), [jw, mw], summary=integrity)
+        jw.end()
+        mw.flush()
+        md.end_body()
+        _transcript_footer(mw, integrity, first)
+        mw.end()
+    finally:
+        jsonl.close(durable)
+        md.close(durable)
+    markdown = md.describe(last_day=mw.day)
+    files = {
+        "jsonl": jsonl.describe(records=integrity.records - integrity.bad_lines),
+        "markdown": markdown,
+    }
+    if earlier is not None:
+        files["reused_from"] = {
+            "bundle": earlier.dir.name,
+            "records": earlier.stop,
+            "rendered": stop - earlier.stop,
+        }
+    return files
+
+
+def _go_on_from(
+    earlier: Earlier,
+    jsonl: _HashingFile,
+    md: _HashingFile,
+    mw: MarkdownWriter,
+    integrity: RangeIntegrity,
+) -> None:
+    """Copy the earlier bundle's records (JSONL whole, the transcript's body) and take
+    over its counts; StaleBundle if its files are not what its manifest says."""
+    m = earlier.manifest
+    try:
+        j, body = m["files"]["jsonl"], m["files"]["markdown"]["body"]
+        integrity.go_on_from(m)
+        day = str(m["files"]["markdown"].get("last_day") or "")
+        copy_checked(earlier.dir / JSONL_NAME, 0, int(j["bytes"]), str(j["sha256"]), jsonl.write)
+        copy_checked(
+            earlier.dir / TRANSCRIPT_NAME,
+            int(body["start"]),
+            int(body["end"]),
+            str(body["sha256"]),
+            md.write,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StaleBundle(f"the earlier manifest cannot be used ({exc})") from None
+    mw.continue_after(day)
+
+
+def _position(store: Store, start: int, stop: int, cp: Checkpoint) -> dict[str, Any]:
+    """Where the range lies in the journal: indexes, and (segment, offset) of its start
+    and end, which stay true as the journal grows."""
+    if start < stop:
+        seg, i = store.locate(start)
+        first = {"segment": seg.path.name, "offset": seg.span(i)[0]}
+    else:
+        first = {"segment": segment_name(cp.segment), "offset": cp.offset}
+    return {
+        "start_index": start,
+        "stop_index": stop,
+        "start": first,
+        "stop": {"segment": segment_name(cp.segment), "offset": cp.offset, "seq": cp.seq},
+        "complete": start == 0,
+    }
+
+
+def _reusable(
+    final: Path,
+    cp: Checkpoint,
+    scope: BundleScope,
+    position: dict[str, Any],
+    integrity: RangeIntegrity,
+) -> Bundle | None:
+    """The bundle in place, if it was built for this checkpoint, scope and range from a
+    journal that matched the digest then and matches it now (so the same records),
+    reports the same damage outside the records, and its files hash as its manifest
+    says. Then nothing is rebuilt: the range was re-hashed, the files are re-hashed."""
+    if not integrity.verified:
+        return None
+    try:
+        m = orjson.loads((final / MANIFEST_NAME).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not (
+        _well_formed(m)
+        and m["checkpoint"].get("id") == cp.id
+        and m["checkpoint"].get("digest") == cp.digest
+        and m.get("scope") == scope.to_json()
+        and m.get("range") == position
+        and m["integrity"].get("verified") is True
+        and m["integrity"].get("damage") == integrity.damage
+        and m.get("history") == _history(integrity, position)
+        and _files_intact(final, m)
+    ):
+        return None
+    return Bundle(final, m)
+
+
+def _files_intact(folder: Path, manifest: dict[str, Any]) -> bool:
+    """The bundle's files are as its manifest describes them (size and SHA-256)."""
+    for name in ("jsonl", "markdown"):
+        try:
+            entry = manifest["files"][name]
+            path = folder / str(entry["name"])
+            if path.stat().st_size != entry["bytes"]:
+                return False
+            if segment_digest(path, int(entry["bytes"])) != entry["sha256"]:
+                return False
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+    return True
+
+
+def _facts(
+    layout: Layout, cp: Checkpoint, scope: BundleScope, start: int, integrity: RangeIntegrity
+) -> list[tuple[str, str]]:
+    v = integrity.verification
+    names = v.segments if isinstance(v, RangeVerification) else []
+    where = f" ({names[0]} to {names[-1]})" if len(names) > 1 else f" ({names[0]})" if names else ""
     digest = (
-        "✔ the journal matches the checkpoint digest"
+        f"✔ the segments of this range{where} match the checkpoint digest"
         if integrity.verified
         else "✘ " + "; ".join(integrity.digest_problems())
     )
+    held = scope.describe()
+    if start:
+        held += (
+            f"; the {start} records before them are in the journal "
+            f"(persist export --to {cp.id} --format jsonl)"
+        )
     return [
         ("Checkpoint", f"{cp.id} ({cp.reason}, {iso(cp.created)})"),
         ("Messages", f"{cp.messages} ({iso(cp.first_ts)} → {iso(cp.last_ts)})"),
+        ("In this bundle", held),
         ("Log folder", str(layout.root)),
         ("Digest", digest),
         ("Gaps and damage", "listed inline and at the end (see also manifest.json)"),
     ]
 
 
-def _transcript_footer(mw: MarkdownWriter, integrity: RangeIntegrity) -> None:
+def _transcript_footer(mw: MarkdownWriter, integrity: RangeIntegrity, start: int) -> None:
     lines = ["---", "", "## Integrity", ""]
     lines.append(
         "- ✔ digest matches"
@@ -397,14 +657,29 @@ def _transcript_footer(mw: MarkdownWriter, integrity: RangeIntegrity) -> None:
     ]
     for gap in integrity.gap_records[:50]:
         lines.append(f"  - #{gap.get('seq')}: {md_text(gap_sentence(gap), newlines=False)}")
+    if start:
+        lines.append(f"- the {start} records before this range were not read (see manifest.json)")
     lines.append("")
     mw.emit("\n".join(lines).encode())
+
+
+def _history(integrity: RangeIntegrity, position: dict[str, Any]) -> dict[str, Any]:
+    """What is known about the records before the range (not read unless it is empty)."""
+    v = integrity.verification
+    known = v.history_json() if isinstance(v, RangeVerification) else {}
+    return {
+        "records": position["start_index"],
+        "read": position["start_index"] == 0,
+        **known,
+        "problems": [p for p in known.get("problems", []) if not p.endswith("missing")],
+    }
 
 
 def _manifest(
     layout: Layout,
     cp: Checkpoint,
-    rng: JournalRange,
+    scope: BundleScope,
+    position: dict[str, Any],
     integrity: RangeIntegrity,
     files: dict[str, Any],
     agent: str | None,
@@ -419,9 +694,12 @@ def _manifest(
         "agent": agent,
         "log_dir": str(layout.root),
         "checkpoint": {k: cpj[k] for k in _CHECKPOINT_FIELDS} | {"digest": cp.digest},
+        "scope": scope.to_json(),
         "messages": integrity.messages,
         "records": integrity.records - integrity.bad_lines,
-        "range": {"start_index": rng.start, "stop_index": rng.stop},
+        "range": position,
+        "seq_range": {"first": integrity.first_seq, "last": integrity.last_seq},
+        "history": _history(integrity, position),
         "time_range": {
             "first": integrity.first_ts,
             "last": integrity.last_ts,
@@ -430,6 +708,7 @@ def _manifest(
         },
         "participants": dict(integrity.participants),
         "integrity": integrity.to_json(),
+        "summary": integrity.state_json(),
         "gaps": integrity.gap_records,
         "bad_lines": integrity.bad_line_records,
         "quarantined": integrity.quarantined,
@@ -455,7 +734,17 @@ def _well_formed(m: Any) -> bool:
 
 
 def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    keys = ("checkpoint", "integrity", "gaps", "bad_lines", "quarantined", "refused")
+    keys = (
+        "checkpoint",
+        "scope",
+        "range",
+        "history",
+        "integrity",
+        "gaps",
+        "bad_lines",
+        "quarantined",
+        "refused",
+    )
     return (
         _well_formed(a)
         and all(a.get(k) == b.get(k) for k in keys)
@@ -469,7 +758,7 @@ def _current_manifest(final: Path, built: dict[str, Any]) -> dict[str, Any]:
     try:
         current = orjson.loads((final / MANIFEST_NAME).read_bytes())
         if isinstance(current, dict) and _same_content(current, built):
-            return current
+            return current  # `_install` kept it: its files were checked there
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return built
@@ -487,7 +776,7 @@ def _install(work: Path, final: Path, manifest: dict[str, Any], durable: bool) -
                 continue
             try:
                 existing = orjson.loads((final / MANIFEST_NAME).read_bytes())
-                if _same_content(existing, manifest):
+                if _same_content(existing, manifest) and _files_intact(final, existing):
                     return
             except (OSError, ValueError, KeyError, TypeError):
                 pass

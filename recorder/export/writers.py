@@ -6,19 +6,19 @@ is data, never markup: control and bidi characters become visible escapes,
 HTML is escaped (and the page forbids scripts), Markdown gets `& < > ]` as
 entities outside code (no raw HTML, no links) and code spans and fences longer than
 any run of backticks inside them, CSV cells that a spreadsheet would run as a
-formula get a leading quote. (Just over 400 lines: four writers sharing one pass.)
+formula get a leading quote. JSONL is copied in checked blocks (`jsonl_copy`).
+(Just over 400 lines: four writers sharing one pass.)
 """
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO
 
 from recorder.errors import PersistError
+from recorder.export.jsonl_copy import copy_jsonl
 from recorder.export.render import (
     clean,
     gap_sentence,
@@ -92,11 +92,21 @@ class JsonlWriter(Writer):
 
 
 def _backtick_run(text: str) -> int:
-    run = longest = 0
-    for ch in text:
-        run = run + 1 if ch == "`" else 0
-        longest = max(longest, run)
-    return longest
+    """The longest run of backticks in `text`: a run of n exists iff "`" * n is a
+    substring, so double n, then bisect (a few C substring searches, never a
+    character at a time in Python)."""
+    if "`" not in text:
+        return 0
+    have, lacking = 1, 2
+    while "`" * lacking in text:
+        have, lacking = lacking, lacking * 2
+    while lacking - have > 1:
+        mid = (have + lacking) // 2
+        if "`" * mid in text:
+            have = mid
+        else:
+            lacking = mid
+    return have
 
 
 def _fence(text: str) -> str:
@@ -104,13 +114,54 @@ def _fence(text: str) -> str:
     return "`" * max(3, _backtick_run(text) + 1)
 
 
-_MD_INERT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "]": "&#93;"})
-
-
 def md_text(text: str, *, newlines: bool = True) -> str:
     """Recorded text for Markdown outside code: escapes shown (`clean`), and `& < > ]`
-    as entities, so that no raw HTML, autolink or link is ever made of it."""
-    return clean(text, newlines=newlines).translate(_MD_INERT)
+    as entities, so that no raw HTML, autolink or link is ever made of it. (Four
+    `str.replace` passes in C: each returns its input untouched when the character is
+    absent, which is the common case; `&` goes first so no entity is escaped twice.)"""
+    return (
+        clean(text, newlines=newlines)
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("]", "&#93;")
+    )
+
+
+_MEMO_MAX_CHARS = 200  # short fields (senders, topics, chains) repeat: each is escaped once
+_MEMO_ENTRIES = 4096
+
+
+def _memo(fn: Callable[[str], str]) -> Callable[[str], str]:
+    """`fn` remembered for short texts (a bounded table, emptied when full)."""
+    table: dict[str, str] = {}
+
+    def memoised(text: str) -> str:
+        out = table.get(text)
+        if out is None:
+            out = fn(text)
+            if len(text) <= _MEMO_MAX_CHARS:
+                if len(table) >= _MEMO_ENTRIES:
+                    table.clear()
+                table[text] = out
+        return out
+
+    return memoised
+
+
+def md_quote(text: str) -> str:
+    """Every line of `text` as a Markdown block quote line: `> line`, or `>` alone
+    for an empty line (so no line ends with a space)."""
+    quoted = "> " + text.replace("\n", "\n> ")
+    if "> \n" in quoted or quoted.endswith("> "):
+        # Empty lines came out as "> ": each replace pass skips the line right after
+        # one it fixed (the newline between them is consumed), so two passes fix all.
+        quoted = quoted.replace("\n> \n", "\n>\n").replace("\n> \n", "\n>\n")
+        if quoted.startswith("> \n") or quoted == "> ":
+            quoted = ">" + quoted[2:]
+        if quoted.endswith("\n> "):
+            quoted = quoted[:-1]
+    return quoted
 
 
 def md_code(text: str) -> str:
@@ -121,11 +172,25 @@ def md_code(text: str) -> str:
     return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
+md_field = _memo(lambda text: md_text(text, newlines=False))
+md_field.__doc__ = "`md_text` on one line, remembered for short repeated fields."
+md_code_field = _memo(md_code)
+
+
 class MarkdownWriter(Writer):
     def __init__(self, out: IO[bytes]) -> None:
         super().__init__(out)
         self._day = ""
         self._out: list[str] = []
+
+    @property
+    def day(self) -> str:
+        """The day of the last day heading written ("" before the first)."""
+        return self._day
+
+    def continue_after(self, day: str) -> None:
+        """Go on after records another writer rendered, whose last heading was `day`."""
+        self._day = day
 
     def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
         lines = [f"# {md_text(title, newlines=False)}", ""]
@@ -146,20 +211,15 @@ class MarkdownWriter(Writer):
             out.append(f"## {day}\n")
         clock = stamp[11:19]
         if v.kind == "msg":
-            who = md_text(v.sender or "?", newlines=False)
-            head = f"**{who}** · {md_code(v.topic)} · {clock}"
+            who = md_field(v.sender or "?")
+            head = f"**{who}** · {md_code_field(v.topic)} · {clock}"
             if v.chain and v.chain != "message":
-                head += f" · {md_text(v.chain, newlines=False)}"
+                head += f" · {md_field(v.chain)}"
             if v.replay_of is not None:
                 head += " · replay"
             out.append(head + f" <sub>#{v.seq}</sub>\n")
             if v.text:
-                text = md_text(v.text)
-                if "\n" in text:
-                    text = "\n".join(f"> {line}" if line else ">" for line in text.split("\n"))
-                    out.append(text + "\n")
-                else:
-                    out.append(f"> {text}\n")
+                out.append(md_quote(md_text(v.text)) + "\n")
             if v.body:
                 body = clean(v.body)
                 fence = _fence(body)
@@ -190,6 +250,21 @@ def _cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
+def csv_field(value: str) -> str:
+    """One CSV field as `csv.writer` (excel dialect, QUOTE_MINIMAL) writes it: quoted,
+    with its quotes doubled, when it holds a comma, a quote, CR or LF (a few C
+    substring tests and one replace, instead of the csv module's loop per character)."""
+    if '"' in value:
+        return '"' + value.replace('"', '""') + '"'
+    if "," in value or "\n" in value or "\r" in value:
+        return '"' + value + '"'
+    return value
+
+
+def csv_row(fields: Iterable[str]) -> str:
+    return ",".join(map(csv_field, fields)) + "\r\n"
+
+
 class CsvWriter(Writer):
     COLUMNS = (
         "seq",
@@ -204,19 +279,8 @@ class CsvWriter(Writer):
         "replay_of",
     )
 
-    def __init__(self, out: IO[bytes]) -> None:
-        super().__init__(out)
-        self._text = io.StringIO()
-        self._csv = csv.writer(self._text, lineterminator="\r\n")
-
     def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
-        self._csv.writerow(self.COLUMNS)
-        self._take()
-
-    def _take(self) -> None:
-        self.emit(self._text.getvalue().encode())
-        self._text.seek(0)
-        self._text.truncate()
+        self.emit(csv_row(self.COLUMNS).encode())
 
     def record(self, rec: Record) -> None:
         v = view(rec)
@@ -235,9 +299,9 @@ class CsvWriter(Writer):
         elif v.kind == "gap":
             v.text = gap_sentence(rec.data or {})
         replay = json_text(v.replay_of, lambda: rec.line) if v.replay_of is not None else ""
-        self._csv.writerow(
+        row = csv_row(
             (
-                "" if v.seq is None else v.seq,
+                "" if v.seq is None else str(v.seq),
                 iso(v.ts),
                 "" if v.ts is None else f"{v.ts:.6f}",
                 v.kind,
@@ -249,12 +313,7 @@ class CsvWriter(Writer):
                 replay,
             )
         )
-        if self._text.tell() >= 64 * 1024:
-            self._take()
-
-    def end(self) -> None:
-        self._take()
-        super().end()
+        self.emit(row.encode())
 
 
 _HTML_HEAD = """<!doctype html>
@@ -388,9 +447,12 @@ def export_range(
     """Write records `rng` of `store` to `out` in `fmt`."""
     if fmt not in WRITERS:
         raise ExportError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    stats = ExportStats()
+    if fmt == "jsonl":
+        stats.bytes = copy_jsonl(store, rng.start, rng.stop, out, stats, progress)
+        return stats
     writer = WRITERS[fmt](out)
     writer.begin(title or f"Conversation {rng.describe()}", range_facts(store, rng))
-    stats = ExportStats()
     write_records(
         store.records(rng.start, rng.stop),
         [writer],

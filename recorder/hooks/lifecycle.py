@@ -203,7 +203,13 @@ def restore_context(cp: Any, bundle: Any) -> str:
         f"{m.get('messages', cp.messages)} messages; participants: {names}.",
         f"Integrity: {'verified' if integrity.get('verified') else 'NOT verified'}"
         + (f" ({'; '.join(integrity.get('problems') or [])})" if not integrity.get("ok") else ""),
-        f"The conversation up to it, readable: {bundle.transcript}",
+        (
+            "The conversation up to it"
+            if bundle.complete
+            else "The latest part of the conversation up to it (earlier messages stay in the"
+            " journal; `persist restore --full` writes them all)"
+        )
+        + f", readable: {bundle.transcript}",
         f"As JSONL records: {bundle.jsonl}",
         "Read the transcript when the user wants to continue from where it left off.",
     ]

@@ -225,7 +225,7 @@ def open_browser(root: Path, say: Callable[[str], None]) -> None:
     say(f"persist demo: restored “{selection.label or ''}” into {bundle.dir}")
     say(
         f"  {bundle.transcript.name}: the conversation as Markdown; {bundle.jsonl.name}: "
-        f"every record as stored; {bundle.manifest_path.name}: integrity and gaps"
+        f"its records as stored; {bundle.manifest_path.name}: range, integrity and gaps"
     )
 
 

@@ -36,6 +36,7 @@ import atexit
 import contextlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ from recorder.store.status import DEGRADED, HEALTHY, STALE, assess
 
 if TYPE_CHECKING:
     from recorder.export.restore import Bundle
+    from recorder.export.scope import BundleScope
     from recorder.store.checkpoints import Checkpoint
     from recorder.store.reader import Record
 
@@ -99,7 +101,9 @@ class LaunchResult:
 
     @property
     def restore_file(self) -> Path | None:
-        """The conversation up to the checkpoint (JSONL, records as stored)."""
+        """The bundle's conversation (JSONL, records as stored): the range it holds,
+        by default the last 1000 messages up to the checkpoint (`bundle.complete`
+        says whether that is all of it; `messages()` reads everything lazily)."""
         return self.bundle.jsonl if self.bundle is not None else None
 
     @property
@@ -132,11 +136,62 @@ class LaunchResult:
             "PERSIST_RESTORE_MANIFEST": str(b.manifest_path) if b else "",
             "PERSIST_RESTORE_TRANSCRIPT": str(b.transcript) if b else "",
             "PERSIST_RESTORE_VERIFIED": "" if verified is None else str(int(verified)),
+            # what the bundle holds: its scope, its records' seq range, and whether it
+            # starts at the beginning (else the rest is in the journal at PERSIST_LOG_DIR)
+            "PERSIST_RESTORE_SCOPE": _scope_env(b.manifest) if b else "",
+            "PERSIST_RESTORE_FIRST_SEQ": _seq_env(b.manifest, "first") if b else "",
+            "PERSIST_RESTORE_LAST_SEQ": _seq_env(b.manifest, "last") if b else "",
+            "PERSIST_RESTORE_COMPLETE": (str(int(b.complete)) if b else ""),
             "PERSIST_CHOICE": self.kind.value,
             "PERSIST_AGENT": self.agent or "",
             "PERSIST_PUBLISH_ENDPOINT": self.endpoints.get("publish", ""),
             "PERSIST_SUBSCRIBE_ENDPOINT": self.endpoints.get("subscribe", ""),
         }
+
+
+def _scope_env(manifest: dict[str, object]) -> str:
+    scope = manifest.get("scope")
+    if not isinstance(scope, dict):
+        return "full"
+    kind = str(scope.get("kind", "full"))
+    return kind if kind == "full" else f"{kind} {scope.get(kind)}"
+
+
+def _seq_env(manifest: dict[str, object], end: str) -> str:
+    seqs = manifest.get("seq_range")
+    value = seqs.get(end) if isinstance(seqs, dict) else None
+    return "" if value is None else str(value)
+
+
+class _BundleJob:
+    """A restore bundle built on a thread (see `PersistenceLauncher._prefetch_latest`)."""
+
+    def __init__(self, launcher: PersistenceLauncher, cp: Checkpoint) -> None:
+        self.checkpoint_id = cp.id
+        self.seconds = 0.0
+        self._bundle: Bundle | None = None
+        self._error: BaseException | None = None
+        self._args = (launcher.log_dir, cp, launcher.agent, launcher.restore_scope)
+        self.thread = threading.Thread(target=self._run, name="persist-bundle", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from recorder.export.restore import build_bundle
+
+        log_dir, cp, agent, scope = self._args
+        t0 = time.perf_counter()
+        try:
+            self._bundle = build_bundle(log_dir, cp, agent=agent, scope=scope)
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+        self.seconds = time.perf_counter() - t0
+
+    def result(self) -> Bundle:
+        self.thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._bundle is not None
+        return self._bundle
 
 
 @dataclass
@@ -164,6 +219,7 @@ class PersistenceLauncher:
         checkpoint_on_exit: bool = True,  # a checkpoint labelled after the agent at exit
         recorder_args: tuple[str, ...] = (),  # more `persist record` options
         build_bundle: bool = True,  # write restore/<checkpoint>/ for a chosen checkpoint
+        restore_scope: BundleScope | None = None,  # what it holds (default: the last 1000)
         stderr: IO[str] | None = None,
     ) -> None:
         self.log_dir = Path(log_dir).expanduser() if log_dir else default_log_dir()
@@ -190,6 +246,7 @@ class PersistenceLauncher:
         self.checkpoint_on_exit = checkpoint_on_exit
         self.recorder_args = tuple(recorder_args)
         self.build_bundle = build_bundle
+        self.restore_scope = restore_scope
         self._stderr = stderr
         self.agent: str | None = None
         self.started_recorder = False  # this launcher started the recorder
@@ -197,6 +254,7 @@ class PersistenceLauncher:
         self.timings: dict[str, float] = {}  # seconds, for the bench
         self._registration: Path | None = None
         self._held: list[str] | None = None  # messages kept while the menu is on screen
+        self._prefetch: _BundleJob | None = None  # the "latest" bundle, built meanwhile
 
     # -- messages -------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -277,6 +335,8 @@ class PersistenceLauncher:
         if interactive and self.picker is run_menu and not self.connected:
             menu = Menu(self.log_dir, self.agent)
             self._held = []
+        if not interactive and self.policy is NoTtyPolicy.LATEST and not self.connected:
+            self._prefetch_latest()
         try:
             if not self.connected:
                 self.ensure_recorder()
@@ -287,6 +347,9 @@ class PersistenceLauncher:
             if menu is not None:
                 menu.cancel()
             self._release_messages()
+            if self._prefetch is not None:
+                self._prefetch.thread.join()
+                self._prefetch = None
             raise
         self.timings["ready"] = time.perf_counter() - t0
         if interactive:
@@ -363,11 +426,19 @@ class PersistenceLauncher:
 
         cp = resolve_checkpoint(self.layout, checkpoint_id)
         bundle = None
-        if self.build_bundle:
+        job, self._prefetch = self._prefetch, None
+        if job is not None and job.checkpoint_id == cp.id:
+            t0 = time.perf_counter()
+            bundle = job.result()
+            self.timings["bundle_wait"] = time.perf_counter() - t0
+            self.timings["bundle"] = job.seconds
+        elif self.build_bundle:
             from recorder.export.restore import build_bundle
 
+            if job is not None:
+                job.thread.join()  # a newer checkpoint appeared meanwhile: not that one
             t0 = time.perf_counter()
-            bundle = build_bundle(self.log_dir, cp, agent=self.agent)
+            bundle = build_bundle(self.log_dir, cp, agent=self.agent, scope=self.restore_scope)
             self.timings["bundle"] = time.perf_counter() - t0
             integrity = bundle.manifest["integrity"]
             if not integrity["ok"]:
@@ -380,6 +451,19 @@ class PersistenceLauncher:
         )
         result.checkpoint, result.bundle = cp, bundle
         return result
+
+    def _prefetch_latest(self) -> None:
+        """Without a menu and with the policy "latest", the choice is known before the
+        recorder runs: build that bundle on a thread while the recorder starts (it
+        reads the journal only up to the checkpoint, which the recorder never changes),
+        so connecting costs the longer of the two instead of their sum."""
+        if not self.build_bundle:
+            return
+        from recorder.store.checkpoints import list_checkpoints
+
+        cps = list_checkpoints(self.layout)
+        if cps:
+            self._prefetch = _BundleJob(self, cps[0])
 
     # -- exit ---------------------------------------------------------------------------
     def on_agent_exit(self) -> ExitResult:

@@ -242,6 +242,11 @@ def _hash_file(path: Path, length: int, hasher: _Hasher | None = None, start: in
     return hasher
 
 
+def segment_digest(path: Path, length: int) -> str:
+    """SHA-256 of the first `length` bytes of `path` (ValueError if it is shorter)."""
+    return _hash_file(path, length).hexdigest()
+
+
 def combine(segments: list[dict[str, Any]]) -> str:
     lines = "".join(f"{s['name']} {s['size']} {s['sha256']}\n" for s in segments)
     return hashlib.sha256(lines.encode()).hexdigest()
@@ -282,6 +287,11 @@ class DigestCache:
         if (data["size"], data["ino"], data["mtime_ns"]) != (st.st_size, st.st_ino, st.st_mtime_ns):
             return None  # an older version of the segment: hashed again
         return str(data["sha256"])
+
+    def cached_digest(self, path: Path, st: os.stat_result) -> str | None:
+        """The digest cached for a closed segment, if the cache describes the file as
+        `st` says it is now (size, inode, mtime); None otherwise. Never hashes."""
+        return self._cached(self._closed_cache(path), st)
 
     def _closed_cache(self, path: Path) -> Path:
         return self.layout.index / f"{path.name}.sha256"

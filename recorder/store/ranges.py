@@ -60,24 +60,31 @@ class RangeSummary:
     missed: int = 0  # messages that gap records say were lost
 
     def add(self, rec: Record) -> None:
-        """Account for one record (call in journal order)."""
+        """Account for one record (call in journal order). Reads the parsed line once
+        (the same values as `Record.kind`, `.ts`, `.sender`, `.topic`)."""
         self.records += 1
-        kind = rec.kind
+        data = rec.data
+        kind = KIND_BAD_LINE if data is None else str(data.get("kind"))
         self.kinds[kind] += 1
         if kind == KIND_MESSAGE:
+            assert data is not None
             self.messages += 1
-            ts = rec.ts
+            ts = data.get("ts")
+            ts = ts if type(ts) is float or type(ts) is int else None
             if self.first_ts is None:
                 self.first_ts = ts
             self.last_ts = ts
-            who = (rec.sender or rec.topic)[:MAX_KEY_CHARS]
+            meta = data.get("meta") or {}
+            who = str(meta.get("sender") or "") or str(data.get("topic") or "")
+            who = who[:MAX_KEY_CHARS]
             participants = self.participants
             if who in participants or len(participants) < MAX_PARTICIPANTS:
                 participants[who] += 1
             else:
                 participants[OTHERS] += 1
         elif kind == KIND_GAP:
-            missed = rec.get("missed")
+            assert data is not None
+            missed = data.get("missed")
             self.missed += missed if isinstance(missed, int) and missed > 0 else 0
 
     @property

@@ -113,6 +113,27 @@ class Record:
         return frame_value(frames[-1]) if frames else None
 
 
+@dataclass(frozen=True)
+class LineBlock:
+    """Consecutive whole lines of one segment, as stored (see `Store.blocks`)."""
+
+    segment: SegmentIndex
+    index: int  # global index of the first line
+    line: int  # its index within the segment
+    count: int  # lines in `data`
+    data: bytes
+
+    def record(self, k: int) -> Record:
+        """Line `k` of the block as a record (unparsed until asked)."""
+        seg = self.segment
+        base = seg.starts[self.line]
+        s, e = seg.span(self.line + k)
+        return Record(self.index + k, seg.number, s, self.data[s - base : e - base])
+
+    def lines(self) -> Iterator[Record]:
+        return (self.record(k) for k in range(self.count))
+
+
 class SegmentIndex:
     """Line start offsets of one segment file, extended as the file grows."""
 
@@ -458,6 +479,25 @@ class Store:
                     yield Record(index, seg.number, s, block[s - first_start : e - first_start])
                     index += 1
                 i = j
+
+    def blocks(
+        self, start: int = 0, stop: int | None = None, max_bytes: int = _SCAN_CHUNK
+    ) -> Iterator[LineBlock]:
+        """Records `start` to `stop` as raw bytes, whole lines only, in reads of about
+        `max_bytes` (at least one line), never across a segment boundary: for copying
+        the journal without parsing it."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        index = start
+        while index < stop:
+            seg, i = self.locate(index)
+            last = min(len(seg), i + (stop - index))
+            first_start = seg.starts[i]
+            # the first line starting at or beyond the byte budget ends this block
+            j = min(last, max(i + 1, bisect.bisect_left(seg.starts, first_start + max_bytes)))
+            end = seg.span(j - 1)[1]
+            data = os.pread(seg.fd, end - first_start, first_start)
+            yield LineBlock(seg, index, i, j - i, data)
+            index += j - i
 
     def bisect(
         self, value: Any, key: Callable[[Record], Any], lo: int = 0, hi: int | None = None

@@ -189,7 +189,7 @@ def test_wrong_cache_is_rebuilt_and_every_record_is_seen(
     again.close()
 
     idx.write_bytes(damaged)
-    out = persist("restore", "latest", "--json", "--log-dir", str(root))
+    out = persist("restore", "latest", "--full", "--json", "--log-dir", str(root))
     # older_version rewrote the segment itself: the checkpoint's digest rightly fails (exit 5)
     assert out.returncode == (5 if damage == "older_version" else 0), out.stderr
     manifest = orjson.loads(out.stdout)

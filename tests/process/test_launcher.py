@@ -127,6 +127,8 @@ def test_no_terminal_policies_and_lazy_messages(tmp_path: Path, monkeypatch) -> 
         assert env["PERSIST_RESTORE_FILE"] == str(res.bundle.jsonl)
         assert env["PERSIST_PUBLISH_ENDPOINT"] == eps["publish_endpoint"]
         assert "restoring" in latest._stderr.getvalue()  # type: ignore[union-attr]
+        # no menu and policy latest: the bundle was built while the recorder started
+        assert "bundle_wait" in latest.timings and latest.timings["bundle"] > 0
         latest.on_agent_exit()
 
         monkeypatch.setenv("PERSIST_NO_TTY_POLICY", "latest")
@@ -213,6 +215,14 @@ def test_persist_launch_gives_the_agent_its_restore_bundle(tmp_path: Path) -> No
     restored = next(c for c in cp if c.id == env["PERSIST_CHECKPOINT"])
     assert env["PERSIST_LOG_DIR"] == str(log_dir) and env["PERSIST_AGENT"] == "coder"
     assert env["PERSIST_CHOICE"] == "checkpoint" and env["PERSIST_RESTORE_VERIFIED"] == "1"
+    # what the bundle holds: the default scope, all of this small journal
+    assert env["PERSIST_RESTORE_SCOPE"] == "last 1000" and env["PERSIST_RESTORE_COMPLETE"] == "1"
+    seqs = data["bundle"]["manifest"]["seq_range"]
+    assert (env["PERSIST_RESTORE_FIRST_SEQ"], env["PERSIST_RESTORE_LAST_SEQ"]) == (
+        str(seqs["first"]),
+        str(seqs["last"]),
+    )
+    assert json.loads(data["bundle"]["lines"][-1])["seq"] == seqs["last"]
     store = open_store(log_dir)
     expected = [
         r.line.decode() for r in store.records(0, store.checkpoint_index(restored)) if r.valid

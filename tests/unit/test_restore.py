@@ -35,6 +35,9 @@ def test_bundle_holds_records_exactly_as_stored(tmp_path: Path) -> None:
     assert m["time_range"]["first"] == pytest.approx(T0 + 1)
     assert m["time_range"]["last"] == pytest.approx(T0 + 40)
     assert m["integrity"] == {
+        "scope": "range",
+        "segments_verified": ["seg-000001.jsonl", "seg-000002.jsonl", "seg-000003.jsonl"],
+        "damage": [],
         "ok": True,
         "damaged": False,
         "verified": True,
@@ -50,6 +53,9 @@ def test_bundle_holds_records_exactly_as_stored(tmp_path: Path) -> None:
         "caveats": ["40 messages from publishers without sequence numbers: loss not detectable"],
     }
     assert m["gaps"] == [] and m["bad_lines"] == []
+    # fewer messages than the default scope: the whole conversation, nothing left behind
+    assert m["scope"] == {"kind": "last", "last": 1000} and m["range"]["complete"] is True
+    assert m["history"]["records"] == 0 and m["history"]["read"] is True
     import hashlib
 
     assert m["files"]["jsonl"]["sha256"] == hashlib.sha256(bundle.jsonl.read_bytes()).hexdigest()

@@ -1,0 +1,305 @@
+"""Costs that should not grow with the journal: restore, exports, continuing an agent.
+
+    .venv/bin/python bench/costs.py [--sizes 100k,1M,3M] [--runs 1] [--skip launch,full]
+
+For each size, a journal of that many messages (about 2 KB each: prose, code, tool
+calls and results; a checkpoint every 10,000) is built once with the recorder's own
+journal writer (`bench/costs_journal.py`) and cached under the folder printed first
+(`$PERSIST_COSTS_DIR`, default /tmp/persist-costs). Its segments are read once so
+that every variant runs from the page cache. Then, ours next to a baseline in the
+same run, each in its own process (interpreter start included, both sides):
+
+- restore "latest" (`persist restore latest`, default: the last 1000 messages) and
+  restore latest `--full` (the whole transcript), against `cat` of every segment into
+  a JSONL file plus a naive Markdown loop (orjson.loads each line, one f-string per
+  message), the baseline the issue names;
+- a repeated restore of the same checkpoint (the bundle in place is verified and kept);
+- export md (`persist export --all --format md`) against the naive Markdown loop;
+- export jsonl (`persist export --all --format jsonl`) against `cat`;
+- `on_agent_connected` → the agent running with the checkpoint: a child process
+  makes a `PersistenceLauncher` (its recorder starts on free loopback ports, with the
+  embedded broker; no terminal, policy "latest"), calls `on_agent_connected`, starts
+  an agent process that reads its `PERSIST_RESTORE_FILE`, and reports the times.
+  It runs on a fresh folder whose closed segments are hard links to the cached
+  journal (never modified) and whose last segment is a copy.
+
+Each row prints the machine's load average, which other agents share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.costs_journal import build  # noqa: E402
+from recorder.store.checkpoints import list_checkpoints  # noqa: E402
+from recorder.store.layout import Layout  # noqa: E402
+from recorder.store.reader import open_store  # noqa: E402
+
+CACHE = Path(os.environ.get("PERSIST_COSTS_DIR", "/tmp/persist-costs"))
+PERSIST = [sys.executable, "-m", "recorder.cli"]
+
+NAIVE_MD = r"""
+import sys, orjson
+from pathlib import Path
+root, out_path = Path(sys.argv[1]), sys.argv[2]
+with open(out_path, "w") as out:
+    for seg in sorted((root / "segments").glob("seg-*.jsonl")):
+        with open(seg, "rb") as f:
+            for line in f:
+                rec = orjson.loads(line)
+                if rec.get("kind") != "msg":
+                    continue
+                payload = rec["frames"][-1].get("json") or {}
+                out.write(f"**{rec['meta'].get('sender')}** · {rec['topic']} · {rec['ts']}"
+                          f"\n\n> {payload.get('text', '')}\n\n")
+"""
+
+CHILD_LAUNCH = r"""
+import json, os, subprocess, sys, time
+t0 = time.perf_counter()
+from recorder.export.scope import BundleScope
+from recorder.launch.launcher import PersistenceLauncher
+log_dir, broker, publish, scope = sys.argv[1:5]
+pl = PersistenceLauncher(log_dir, broker=broker, publish_endpoint=publish, embedded="yes",
+                         no_tty_policy="latest", interactive=False,
+                         restore_scope=BundleScope.whole() if scope == "full" else None)
+t1 = time.perf_counter()
+res = pl.on_agent_connected("bench")
+t2 = time.perf_counter()
+agent = subprocess.run(
+    [sys.executable, "-c", "import os, time; n = len(open(os.environ['PERSIST_RESTORE_FILE'],"
+     " 'rb').read()); print(time.perf_counter(), n)"],
+    env={**os.environ, **res.env()}, capture_output=True, text=True, check=True)
+t3 = time.perf_counter()
+gone = pl.on_agent_exit()
+m = res.bundle.manifest if res.bundle else {}
+print(json.dumps({"import": t1 - t0, "connected": t2 - t1, "agent_read": t3 - t1,
+                  "timings": pl.timings, "kind": str(res.kind), "messages": m.get("messages"),
+                  "bundle_bytes": int(agent.stdout.split()[1]),
+                  "ok": m.get("integrity", {}).get("ok"), "stopped": gone.stopped}))
+"""
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    return int(float(text.rstrip("km")) * scale)
+
+
+def label(n: int) -> str:
+    return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k"
+
+
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def timed(argv: list[str], **kw: object) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=False, cwd=ROOT, **kw)  # type: ignore[call-overload]
+    return time.perf_counter() - t0
+
+
+def cat(root: Path, out: Path) -> float:
+    segs = sorted(str(p) for p in (root / "segments").glob("seg-*.jsonl"))
+    with open(out, "wb") as f:
+        return timed(["cat", *segs], stdout=f)
+
+
+def naive_md(root: Path, out: Path) -> float:
+    return timed([sys.executable, "-c", NAIVE_MD, str(root), str(out)])
+
+
+def best(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
+    return min(fn() for _ in range(runs))
+
+
+def journal(n: int) -> Path:
+    root = CACHE / f"j{n}"
+    if not (root / "checkpoints").is_dir():
+        building = CACHE / f"j{n}.building"
+        shutil.rmtree(building, ignore_errors=True)
+        print(f"building a journal of {n:,} messages in {root} (once)", file=sys.stderr)
+        build(building, n)
+        building.rename(root)
+    return root
+
+
+def warm(root: Path) -> None:
+    """Segments in the page cache, and their line-index caches written (a reader writes
+    them on its first open; keeping them warm is the recorder's job, issue 13 item 3)."""
+    for seg in sorted((root / "segments").glob("seg-*.jsonl")):
+        with open(seg, "rb") as f:
+            while f.read(1 << 24):
+                pass
+    open_store(root).close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def launch_copy(root: Path, into: Path) -> Path:
+    """A log folder sharing the journal's closed segments (hard links, never written)."""
+    log = into / "logs"
+    (log / "segments").mkdir(parents=True)
+    segs = sorted((root / "segments").glob("seg-*.jsonl"))
+    for seg in segs[:-1]:
+        os.link(seg, log / "segments" / seg.name)
+    shutil.copy2(segs[-1], log / "segments" / segs[-1].name)
+    for sub in ("checkpoints", "metadata_index", "recovery"):
+        if (root / sub).is_dir():
+            shutil.copytree(root / sub, log / sub)
+    os.symlink(f"segments/{segs[-1].name}", log / "current_session.jsonl")
+    for path in [log, *log.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o700 if path.is_dir() else 0o600)
+    return log
+
+
+@dataclass
+class LaunchRun:
+    connected: float  # on_agent_connected, seconds
+    agent_read: float  # from the call to the agent having read its bundle
+    timings: dict[str, float]
+    messages: int | None
+    ok: bool | None
+
+
+def launch_once(root: Path, scope: str) -> LaunchRun:
+    with tempfile.TemporaryDirectory(prefix="persist-costs-launch-", dir=CACHE) as tmp:
+        log = launch_copy(root, Path(tmp))
+        argv = [sys.executable, "-c", CHILD_LAUNCH, str(log)]
+        argv += [f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}", scope]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        out = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+        if out.returncode != 0:
+            raise RuntimeError(f"launch child failed: {out.stderr[-2000:]}")
+        data = json.loads(out.stdout.strip().splitlines()[-1])
+        return LaunchRun(
+            data["connected"], data["agent_read"], data["timings"], data["messages"], data["ok"]
+        )
+
+
+def row(name: str, ours: float, base: float | None, base_name: str, note: str = "") -> None:
+    ratio = f"{ours / base:5.2f}x" if base else "     "
+    base_text = f"{base:8.2f} s" if base is not None else " " * 10
+    print(
+        f"| {name:<36} | {ours:8.2f} s | {base_text} {base_name:<22} | {ratio} | {load():>14} |"
+        f" {note}",
+        flush=True,
+    )
+
+
+def measure(root: Path, out: Path, runs: int, skip: set[str]) -> None:
+    """Every row for one journal (`out`: a scratch folder). The machine is shared, so
+    each row measures its baseline right before ours (best of `runs` each)."""
+    restore = [*PERSIST, "restore", "latest", "--log-dir", str(root), "--allow-damage"]
+    export = [*PERSIST, "export", "--all", "--allow-damage", "--no-progress"]
+    export += ["--log-dir", str(root)]
+
+    def base_restore() -> float:
+        return cat(root, out / "cat.jsonl") + naive_md(root, out / "naive.md")
+
+    def fresh(argv: list[str]) -> float:
+        shutil.rmtree(root / "restore", ignore_errors=True)
+        return timed(argv, stdout=subprocess.DEVNULL)
+
+    def exported(fmt: str) -> float:
+        argv = [*export, "--format", fmt, "-o", str(out / f"x.{fmt}")]
+        return timed(argv, stderr=subprocess.DEVNULL)
+
+    def pair(name: str, ours: Callable[[], float], base: Callable[[], float], what: str) -> None:
+        b = best(base, runs)
+        row(name, best(ours, runs), b, what)
+
+    if "restore" not in skip:
+        pair('restore "latest" (last 1000)', lambda: fresh(restore), base_restore, "cat + naive md")
+        again = best(lambda: timed(restore, stdout=subprocess.DEVNULL), runs)
+        row("  again (kept, re-verified)", again, None, "")
+    if "full" not in skip:
+        pair(
+            'restore "latest" --full',
+            lambda: fresh([*restore, "--full"]),
+            base_restore,
+            "cat + naive md",
+        )
+        # an earlier full bundle in place (the checkpoint before): the rest is rendered
+        earlier = list_checkpoints(Layout(root))[1].id
+
+        def after_previous() -> float:
+            fresh([*PERSIST, "restore", earlier, *restore[len(PERSIST) + 2 :], "--full"])
+            return timed([*restore, "--full"], stdout=subprocess.DEVNULL)
+
+        pair("  --full after the previous one's", after_previous, base_restore, "cat + naive md")
+        shutil.rmtree(root / "restore", ignore_errors=True)
+    for fmt in ("md", "html", "csv"):
+        if fmt not in skip:
+            pair(
+                f"export {fmt}",
+                lambda f=fmt: exported(f),
+                lambda: naive_md(root, out / "naive.md"),
+                "naive md loop",
+            )
+    if "jsonl" not in skip:
+        pair("export jsonl", lambda: exported("jsonl"), lambda: cat(root, out / "cat.jsonl"), "cat")
+        same = (out / "x.jsonl").read_bytes() == (out / "cat.jsonl").read_bytes()
+        print(f"  (the JSONL export is byte for byte the cat of the segments: {same})")
+    if "launch" not in skip:
+        for scope in ("last", "full"):
+            if scope in skip:
+                continue
+            base_time = base_restore() if scope == "full" else None
+            r = min((launch_once(root, scope) for _ in range(runs)), key=lambda x: x.agent_read)
+            note = (
+                f"connect {r.connected:.2f} s: recorder {r.timings.get('recorder', 0):.2f} s, "
+                f"bundle {r.timings.get('bundle', 0):.2f} s (built meanwhile); "
+                f"{r.messages} msgs, ok={r.ok}"
+            )
+            name = f"on_agent_connected → agent ({scope})"
+            row(name, r.agent_read, base_time, "cat + naive md" if base_time else "", note)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1M,3M", help="e.g. 100k,1M,3M")
+    parser.add_argument("--runs", type=int, default=1, help="best of N for each variant")
+    parser.add_argument(
+        "--skip", default="", help="rows to leave out: restore,full,md,html,csv,jsonl,launch"
+    )
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    print(f"journals cached in {CACHE}; {os.cpu_count()} cores; load {load()} (1/5/15 min)")
+    for n in (parse_size(s) for s in args.sizes.split(",")):
+        root = journal(n)
+        warm(root)
+        size = sum(p.stat().st_size for p in (root / "segments").glob("seg-*.jsonl"))
+        segs = len(list((root / "segments").glob("seg-*.jsonl")))
+        print(f"\n## {label(n)} messages: {size / 2**30:.2f} GiB in {segs} segments ({root})\n")
+        print(f"| {'operation':<36} | {'ours':>10} | {'baseline':>10} {'':<22} | ratio  | load")
+        print(f"|{'-' * 38}|{'-' * 12}|{'-' * 35}|--------|----------------|")
+        with tempfile.TemporaryDirectory(prefix="persist-costs-", dir=CACHE) as tmp:
+            measure(root, Path(tmp), max(1, args.runs), skip)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""JSONL export copies byte ranges, checked cheaply: it writes exactly what parsing every
+line writes, counts the same, and finds the same damaged lines."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from recorder.export.jsonl_copy import block_kinds, copy_jsonl
+from recorder.export.writers import ExportStats, JsonlWriter
+from recorder.store.reader import open_store
+from tests.demo_journal import DemoClock, DemoWriter
+
+T0 = 1_800_000_000.0
+DAMAGE = [
+    b'{"v":1,"seq":\x00\x00 torn write\n',  # NUL bytes
+    b"not json at all\n",  # garbage
+    b'{"v":1,"seq":77,"ts":1.5,"kind":"msg","topic":"x"\n',  # cut short
+    b'{"seq":5,"kind":"msg"}\n',  # valid JSON, not the recorder's head: parsed, kept
+    b"}\n",
+    b'{"v":1,"seq":9,"ts":1.0,"kind":"msg","frames":[]} trailing garbage\n',
+]
+# Damage that keeps a record's shape (its head, its closing brace, its newline) with
+# the middle broken: the cheap check cannot see it, so the copy keeps the line as it
+# is (nothing altered); the checkpoint digest is what finds it (`persist restore`).
+SHAPED = b'{"v":1,"seq":9,"ts":1.0,"kind":"msg","topic":"a" GARBAGE "frames":[]}\n'
+
+
+def build(root: Path, damage: bytes | None, *, segment_bytes: int = 64 << 20) -> None:
+    clock = DemoClock(T0)
+    w = DemoWriter.open(root, segment_bytes=segment_bytes, clock=clock)
+    for i in range(300):
+        clock.now = T0 + i
+        w.message(T0 + i, ("a", "b")[i % 2], f"message {i}\nline two `x` \x1b[0m")
+        if i == 100:
+            w.gap(T0 + i, "a", 3, 9)
+        if i == 150 and damage is not None:
+            w.bad_line(damage)
+        if i == 200:
+            w.record(T0 + i, "event", event="connected", broker="tcp://x", detail="ok")
+    w.checkpoint(T0 + 400, "end", "manual")
+    w.close()
+
+
+def reference(root: Path, start: int = 0, stop: int | None = None) -> tuple[bytes, ExportStats]:
+    """The way JSONL was exported before: every line parsed."""
+    out = io.BytesIO()
+    stats = ExportStats()
+    writer = JsonlWriter(out)
+    with open_store(root) as store:
+        for rec in store.records(start, stop):
+            stats.add(rec)
+            writer.record(rec)
+    writer.end()
+    return out.getvalue(), stats
+
+
+def fast(
+    root: Path, start: int = 0, stop: int | None = None, max_bytes: int | None = None
+) -> tuple[bytes, ExportStats]:
+    out = io.BytesIO()
+    stats = ExportStats()
+    with open_store(root) as store:
+        stop = len(store) if stop is None else stop
+        if max_bytes is not None:  # small blocks: every block boundary case
+            blocks = store.blocks
+
+            def small(a: int = 0, b: int | None = None, m: int = max_bytes):  # type: ignore[no-untyped-def]
+                return blocks(a, b, m)
+
+            store.blocks = small  # type: ignore[method-assign]
+        stats.bytes = copy_jsonl(store, start, stop, out, stats)
+    return out.getvalue(), stats
+
+
+def same_counts(a: ExportStats, b: ExportStats) -> None:
+    assert (a.records, a.messages, a.missed, a.gaps, a.bad_lines) == (
+        b.records,
+        b.messages,
+        b.missed,
+        b.gaps,
+        b.bad_lines,
+    )
+    assert dict(a.kinds) == dict(b.kinds)
+    assert (a.first_ts, a.last_ts) == (b.first_ts, b.last_ts)
+
+
+@pytest.mark.parametrize("damage", [None, *DAMAGE])
+@pytest.mark.parametrize("max_bytes", [None, 700, 5000])
+def test_copy_equals_parsing_every_line(
+    tmp_path: Path, damage: bytes | None, max_bytes: int | None
+) -> None:
+    root = tmp_path / "logs"
+    build(root, damage, segment_bytes=16 << 10)
+    expected, expected_stats = reference(root)
+    got, stats = fast(root, max_bytes=max_bytes)
+    assert got == expected and stats.bytes == len(got)
+    same_counts(stats, expected_stats)
+    if damage is not None and damage.startswith(b'{"seq"'):
+        assert stats.bad_lines == 0  # valid JSON with seq and kind: a record, kept
+    elif damage is not None:
+        assert stats.bad_lines == 1  # found and left out, as before
+
+
+def test_damage_that_keeps_the_shape_is_copied_unchanged(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    build(root, SHAPED, segment_bytes=16 << 10)
+    expected, expected_stats = reference(root)
+    got, stats = fast(root)
+    assert expected_stats.bad_lines == 1 and SHAPED not in expected  # parsing finds it
+    assert SHAPED in got and got.replace(SHAPED, b"") == expected  # the copy keeps it
+    assert stats.bad_lines == 0 and stats.records == expected_stats.records
+
+
+def test_partial_ranges_and_torn_closed_tail(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    build(root, None, segment_bytes=16 << 10)
+    first = sorted((root / "segments").glob("seg-*.jsonl"))[0]
+    with open(first, "ab") as f:
+        f.write(b'{"v":1,"seq":999,"ts":1800000000.5,"kind":"msg","top')
+    for start, stop in ((0, 10), (5, 140), (37, None), (0, None)):
+        expected, expected_stats = reference(root, start, stop)
+        got, stats = fast(root, start, stop, max_bytes=3000)
+        assert got == expected
+        same_counts(stats, expected_stats)
+    assert fast(root)[1].bad_lines == 1  # the torn tail
+
+
+def test_block_kinds_rejects_what_is_not_whole_records() -> None:
+    line = b'{"v":1,"seq":3,"ts":1.25,"kind":"msg","frames":[]}\n'
+    gap = b'{"v":1,"seq":4,"ts":2,"kind":"gap","missed":1}\n'
+    assert block_kinds(line + gap, 2) == [b"msg", b"gap"]
+    assert block_kinds(line + gap, 3) is None  # the index expected another line
+    assert block_kinds(line + b"x" + gap, 2) is None
+    assert block_kinds(line + gap[:-2] + b"\n", 2) is None
+    assert block_kinds(line.replace(b"1.25", b"\x00.25"), 1) is None
+    assert block_kinds(line[:-1], 1) is None  # no newline: torn

@@ -1,0 +1,281 @@
+"""Restore bundles hold only the range asked for (default: the last N messages), verify
+what they hand over every time, keep an identical bundle in place, and never call a
+damaged range healthy; `full` reads and verifies everything."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recorder.export.restore import build_bundle
+from recorder.export.scope import BundleScope
+from recorder.store.checkpoints import Checkpoint
+from recorder.store.layout import Layout
+from recorder.store.reader import open_store
+from tests.demo_journal import DemoClock, DemoWriter
+
+T0 = 1_800_000_000.0
+MESSAGES = 60
+
+
+def journal(root: Path, *, bad_at: int | None = None) -> tuple[Checkpoint, Checkpoint]:
+    """60 messages over many small segments, a checkpoint after 30 and one at the end,
+    then messages after it; a damaged line after message `bad_at` if given."""
+    clock = DemoClock(T0)
+    w = DemoWriter.open(root, segment_bytes=2048, clock=clock)
+    half = None
+    for i in range(MESSAGES):
+        clock.now = T0 + i
+        w.message(T0 + i, ("planner", "coder")[i % 2], f"message {i}", topic="chat")
+        if i == bad_at:
+            w.bad_line(b"garbage written over a line\n")
+        if i == 29:
+            half = w.checkpoint(T0 + i + 0.5, "half", "manual")
+    end = w.checkpoint(T0 + MESSAGES, "end", "manual")
+    for i in range(3):
+        w.message(T0 + 100 + i, "coder", f"after the checkpoint {i}")
+    w.close()
+    assert half is not None
+    return half, end
+
+
+def stored(root: Path, cp: Checkpoint) -> list[bytes]:
+    with open_store(root) as store:
+        return [r.line for r in store.records(0, store.checkpoint_index(cp))]
+
+
+def segments(root: Path) -> list[Path]:
+    return sorted((root / "segments").glob("seg-*.jsonl"))
+
+
+def test_last_n_holds_exactly_the_tail_and_the_rest_is_readable(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    _half, end = journal(root)
+    bundle = build_bundle(root, end, scope=BundleScope(last=10), durable=False)
+    lines = stored(root, end)
+    got = bundle.jsonl.read_bytes().splitlines(keepends=True)
+    m = bundle.manifest
+    assert got == lines[m["range"]["start_index"] :]  # byte for byte, up to the checkpoint
+    assert orjson.loads(got[0])["kind"] == "msg"  # it starts with the 10th message from the end
+    assert sum(orjson.loads(x)["kind"] == "msg" for x in got) == 10
+    assert m["messages"] == 10 and m["scope"] == {"kind": "last", "last": 10}
+    assert m["range"]["complete"] is False and not bundle.complete
+    assert m["seq_range"] == {
+        "first": orjson.loads(got[0])["seq"],
+        "last": orjson.loads(got[-1])["seq"],
+    }
+    assert m["history"]["records"] == m["range"]["start_index"] and not m["history"]["read"]
+    # the range's segments were re-hashed; earlier ones were not read
+    assert m["integrity"]["verified"] and m["integrity"]["ok"]
+    assert (
+        m["integrity"]["segments_verified"] == [segments(root)[-1].name]
+        or len(m["integrity"]["segments_verified"]) <= 2
+    )
+    # the rest, lazily from the journal: together they are the whole conversation
+    history = [r.line for r in bundle.history()]
+    assert history + got == lines
+    md = bundle.transcript.read_text()
+    assert "message 59" in md and "message 49" not in md.replace("message 59", "")
+    assert "message 50" in md and "the last 10 messages" in md
+
+
+def test_since_a_checkpoint_and_full(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    half, end = journal(root)
+    lines = stored(root, end)
+    since = build_bundle(root, end, scope=BundleScope(last=None, since=half), durable=False)
+    assert since.manifest["messages"] == MESSAGES - 30
+    assert since.jsonl.read_bytes().splitlines(keepends=True) == lines[len(stored(root, half)) :]
+    full = build_bundle(root, end, scope=BundleScope.whole(), durable=False)
+    assert full.jsonl.read_bytes().splitlines(keepends=True) == lines
+    m = full.manifest
+    assert m["range"]["complete"] and m["history"] == {
+        "records": 0,
+        "read": True,
+        "verified_by_cache": [],
+        "not_checked": [],
+        "problems": [],
+    }
+    assert (
+        m["integrity"]["segments_verified"]
+        == [p.name for p in segments(root)][: len(m["integrity"]["segments_verified"])]
+    )
+    assert len(m["integrity"]["segments_verified"]) == len(end.segments)
+    assert m["messages"] == end.messages == MESSAGES
+    assert list(full.history()) == []
+
+
+def test_an_identical_bundle_is_kept_and_a_damaged_range_is_not(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    _half, end = journal(root)
+    scope = BundleScope(last=10)
+    first = build_bundle(root, end, scope=scope, now=1.0, durable=False)
+    inode = first.jsonl.stat().st_ino
+    again = build_bundle(root, end, scope=scope, now=2.0, durable=False)
+    assert again.manifest["created"] == 1.0 and again.jsonl.stat().st_ino == inode  # reused
+    # a bundle file changed on disk: rebuilt
+    with open(first.transcript, "ab") as f:
+        f.write(b"edited")
+    third = build_bundle(root, end, scope=scope, now=3.0, durable=False)
+    assert third.manifest["created"] == 3.0
+    assert (
+        hashlib.sha256(third.transcript.read_bytes()).hexdigest()
+        == (third.manifest["files"]["markdown"]["sha256"])
+    )
+    # another scope for the same checkpoint: rebuilt
+    wider = build_bundle(root, end, scope=BundleScope(last=20), now=4.0, durable=False)
+    assert wider.manifest["created"] == 4.0 and wider.manifest["messages"] == 20
+    # the range damaged since: never the old healthy bundle
+    last = segments(root)[-2 if end.segment < int(segments(root)[-1].stem[4:]) else -1]
+    raw = bytearray(last.read_bytes())
+    i = raw.index(b"message 5")
+    raw[i : i + 9] = b"MESSAGE 5"
+    last.write_bytes(bytes(raw))
+    damaged = build_bundle(root, end, scope=BundleScope(last=20), now=5.0, durable=False)
+    assert damaged.manifest["created"] == 5.0
+    assert damaged.manifest["integrity"]["verified"] is False
+    assert damaged.manifest["integrity"]["ok"] is False
+    assert damaged.manifest["integrity"]["damaged"] is True
+
+
+def test_damage_outside_the_range_is_not_claimed_checked_and_full_finds_it(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "logs"
+    _half, end = journal(root, bad_at=3)  # a damaged line early in the journal
+    partial = build_bundle(root, end, scope=BundleScope(last=10), durable=False).manifest
+    assert partial["integrity"]["bad_lines"] == 0 and not partial["integrity"]["damaged"]
+    assert partial["history"]["read"] is False and partial["history"]["records"] > 0
+    full = build_bundle(root, end, scope=BundleScope.whole(), durable=False).manifest
+    assert full["integrity"]["bad_lines"] == 1 and full["integrity"]["damaged"] is True
+    assert full["bad_lines"][0]["segment"] == "seg-000001.jsonl"
+
+
+def test_damage_inside_the_range_is_reported(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    _half, end = journal(root, bad_at=55)
+    m = build_bundle(root, end, scope=BundleScope(last=10), durable=False).manifest
+    assert m["integrity"]["bad_lines"] == 1 and m["integrity"]["damaged"] is True
+    assert m["integrity"]["ok"] is False
+    assert "1 damaged line (not restored)" in m["integrity"]["problems"]
+
+
+def test_history_segments_changed_or_missing(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    _half, end = journal(root)
+    first = segments(root)[0]
+    # the recorder's digest cache vouches for unchanged closed segments before the range
+    m = build_bundle(root, end, scope=BundleScope(last=5), durable=False).manifest
+    cached = m["history"]["verified_by_cache"]
+    assert first.name in cached and m["history"]["not_checked"] == []
+    # changed after its digest was cached (its mtime moved): no longer claimed checked
+    raw = bytearray(first.read_bytes())
+    raw[-30] = ord("#")
+    first.write_bytes(bytes(raw))
+    os.utime(first, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns + 10**9))
+    m = build_bundle(root, end, scope=BundleScope(last=5), durable=False).manifest
+    assert first.name in m["history"]["not_checked"]
+    assert first.name not in m["history"]["verified_by_cache"]
+    full = build_bundle(root, end, scope=BundleScope.whole(), durable=False).manifest
+    assert full["integrity"]["verified"] is False  # --full re-hashes it: the change is found
+    assert f"{first.name} differs from the checkpoint" in full["integrity"]["digest_problems"]
+    # a segment before the range deleted: damage, whatever the scope
+    segments(root)[1].unlink()
+    m = build_bundle(root, end, scope=BundleScope(last=5), durable=False).manifest
+    assert m["integrity"]["damaged"] is True
+    assert any("seg-000002.jsonl is missing" in p for p in m["integrity"]["problems"])
+
+
+def test_last_counts_messages_not_records(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    clock = DemoClock(T0)
+    w = DemoWriter.open(root, clock=clock)
+    for i in range(10):
+        w.message(T0 + i, "a", f"m{i}")
+        w.gap(T0 + i, "a", 1, 3)  # a record between every two messages
+    cp = w.checkpoint(T0 + 20, "end", "manual")
+    w.close()
+    m = build_bundle(root, cp, scope=BundleScope(last=3), durable=False).manifest
+    assert m["messages"] == 3 and m["records"] == 6 and m["integrity"]["gaps"] == 3
+    assert BundleScope(last=3).env() == "last 3" and BundleScope.whole().env() == "full"
+
+
+@pytest.mark.parametrize("last", [1, 59, 60, 500])
+def test_any_n(tmp_path: Path, last: int) -> None:
+    root = tmp_path / "logs"
+    _half, end = journal(root)
+    m = build_bundle(root, end, scope=BundleScope(last=last), durable=False).manifest
+    assert m["messages"] == min(last, MESSAGES)
+    assert m["range"]["complete"] is (last >= MESSAGES)
+    assert Layout(root).bundle(end.id).is_dir()
+
+
+def scratch(root: Path, cp: Checkpoint, tmp: Path) -> tuple[bytes, bytes, dict]:  # type: ignore[type-arg]
+    """The full bundle of `cp` built with no earlier bundle around."""
+    import shutil
+
+    copy = tmp / "scratch"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("restore"))
+    b = build_bundle(copy, cp.id, scope=BundleScope.whole(), durable=False)
+    return (
+        b.jsonl.read_bytes(),
+        b.transcript.read_bytes().replace(bytes(copy), bytes(root)),
+        b.manifest,
+    )
+
+
+def test_a_full_bundle_goes_on_from_an_earlier_one(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    half, end = journal(root, bad_at=10)
+    earlier = build_bundle(root, half, scope=BundleScope.whole(), durable=False)
+    assert "reused" not in earlier.manifest
+    later = build_bundle(root, end, scope=BundleScope.whole(), durable=False)
+    m = later.manifest
+    assert m["reused"]["bundle"] == half.id
+    assert m["reused"]["records"] == earlier.manifest["range"]["stop_index"]
+    assert m["reused"]["rendered"] == m["range"]["stop_index"] - m["reused"]["records"]
+    # exactly what building it from scratch gives, counts and damage included
+    jsonl, md, fresh = scratch(root, end, tmp_path)
+    assert later.jsonl.read_bytes() == jsonl and later.transcript.read_bytes() == md
+    for key in ("messages", "records", "participants", "summary", "gaps", "bad_lines"):
+        assert m[key] == fresh[key], key
+    assert m["integrity"] == fresh["integrity"] and m["integrity"]["bad_lines"] == 1
+
+
+def test_an_earlier_bundle_that_changed_is_not_reused(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    half, end = journal(root)
+    earlier = build_bundle(root, half, scope=BundleScope.whole(), durable=False)
+    body = earlier.manifest["files"]["markdown"]["body"]
+    raw = bytearray(earlier.transcript.read_bytes())
+    raw[(body["start"] + body["end"]) // 2] ^= 1  # inside the records' part
+    earlier.transcript.write_bytes(bytes(raw))
+    later = build_bundle(root, end, scope=BundleScope.whole(), durable=False)
+    assert "reused" not in later.manifest  # built from scratch instead
+    jsonl, md, _fresh = scratch(root, end, tmp_path)
+    assert later.jsonl.read_bytes() == jsonl and later.transcript.read_bytes() == md
+
+
+def test_a_damaged_journal_is_never_covered_by_an_earlier_bundle(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    half, end = journal(root)
+    build_bundle(root, half, scope=BundleScope.whole(), durable=False)
+    first = segments(root)[0]
+    first.write_bytes(first.read_bytes().replace(b'"message 1"', b'"massage 1"', 1))
+    later = build_bundle(root, end, scope=BundleScope.whole(), durable=False).manifest
+    assert "reused" not in later and later["integrity"]["verified"] is False
+    assert later["integrity"]["damaged"] is True
+
+
+def test_a_complete_bundle_with_its_first_segment_gone_is_not_verified(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    _half, end = journal(root)
+    segments(root)[0].unlink()
+    m = build_bundle(root, end, scope=BundleScope.whole(), durable=False).manifest
+    assert m["range"]["complete"] is True
+    assert m["integrity"]["verified"] is False and m["integrity"]["damaged"] is True
+    assert "seg-000001.jsonl is missing" in m["integrity"]["digest_problems"]
