@@ -1,0 +1,487 @@
+"""The one search engine behind the CLI, the TUI and the Python API.
+
+`SearchEngine(root).search("query")` catches the index up with the journal (a
+bounded slice of work unless told otherwise), then answers from the index:
+
+- Exact matches first. The newest `RANK_WINDOW` matches (after filters) are
+  fetched newest first with `ORDER BY rowid DESC LIMIT` (FTS5 walks its doclist
+  backwards and stops), ranked by bm25 with recency breaking ties, and the best
+  `limit` returned. A common word therefore never costs a bm25 over all its hits:
+  beyond the window, newer wins over more relevant.
+- Fuzzy (typo-tolerant) matches when asked (`fuzzy=True`), or by default when
+  exact found fewer than `FEW`: each word of 4+ letters is widened to the
+  vocabulary terms within edit distance 1 (2 for 8+ letters, rapidfuzz over the
+  `terms` snapshot); those hits are marked fuzzy and listed after the exact ones.
+- Each hit is read back from the journal for its snippet (the index keeps no
+  text), with exact and fuzzy match spans, and names the nearest checkpoint
+  at or before it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
+from recorder.export.render import record_text
+from recorder.search.index import IndexDamaged, SearchIndex
+from recorder.search.indexer import CatchUp, Indexer, Progress
+from recorder.search.query import Query, Span, TermKind, find_spans, fold, parse_query
+from recorder.store.checkpoints import Checkpoint, list_checkpoints
+from recorder.store.layout import Layout, segment_name
+from recorder.store.reader import Record
+
+DEFAULT_LIMIT = 20
+RANK_WINDOW = 1000  # the newest matches ranked by relevance; older ones only by time
+FEW = 5  # fewer exact hits than this: try fuzzy too (when fuzzy is on)
+MIN_FUZZY_LEN = 4
+FUZZY_TERMS = 24  # vocabulary terms one typo-tolerant word may stand for
+SNIPPET_CHARS = 160
+CATCH_UP_BUDGET = 2.0  # seconds a search spends catching up before it answers
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One matching record."""
+
+    doc: int  # the index's id (journal order)
+    seq: int | None
+    ts: float | None
+    kind: str
+    sender: str
+    topic: str
+    source: str
+    segment: int | None
+    offset: int | None
+    snippet: str
+    spans: tuple[Span, ...]  # within `snippet`; `fuzzy` marks typo-tolerant ones
+    fuzzy: bool
+    score: float  # bm25 (lower is better), 0.0 outside the ranked window
+    checkpoint: str | None  # id of the nearest checkpoint at or before the record
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "time": self.ts,
+            "kind": self.kind,
+            "sender": self.sender,
+            "topic": self.topic,
+            "source": self.source,
+            "segment": segment_name(self.segment) if self.segment is not None else None,
+            "offset": self.offset,
+            "snippet": self.snippet,
+            "spans": [[s.start, s.end, "fuzzy" if s.fuzzy else "exact"] for s in self.spans],
+            "fuzzy": self.fuzzy,
+            "checkpoint": self.checkpoint,
+        }
+
+
+@dataclass
+class SearchResult:
+    query: Query
+    hits: list[SearchHit] = field(default_factory=list)
+    total: int = 0  # exact matches counted (all of them when `total_exact`)
+    total_exact: bool = True  # False: at least `total` (the count stopped at the window)
+    fuzzy_terms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    took_ms: float = 0.0  # the query itself, without catching up
+    catch_up: CatchUp | None = None
+
+    @property
+    def behind(self) -> int:
+        return self.catch_up.behind if self.catch_up else 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "query": self.query.text,
+            "took_ms": round(self.took_ms, 2),
+            "total": self.total,
+            "total_exact": self.total_exact,
+            "fuzzy_terms": {k: list(v) for k, v in self.fuzzy_terms.items()},
+            "behind_bytes": self.behind,
+            "hits": [h.as_json() for h in self.hits],
+        }
+
+
+@dataclass
+class _Row:
+    doc: int
+    segment: int | None
+    offset: int | None
+    length: int | None
+    seq: int | None
+    ts: float | None
+    kind: str
+    sender: str
+    topic: str
+    source: str
+    text: str | None
+    score: float = 0.0
+    fuzzy: bool = False
+
+
+_ROW = (
+    "d.id, d.segment, d.offset, d.length, d.seq, d.ts, d.kind, d.sender, d.topic, d.source, d.text"
+)
+
+
+class SearchEngine:
+    """Search one log folder (thread-safe: one query at a time per engine)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.layout = Layout(self.root)
+        self.index = SearchIndex(self.root)
+        self.indexer = Indexer(self.root)
+        self._lock = threading.Lock()
+        self._terms: tuple[int, dict[int, list[str]]] | None = None
+        self._fds: dict[int, int] = {}
+
+    def close(self) -> None:
+        self.index.close()
+        self.indexer.close()
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+
+    def __enter__(self) -> SearchEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- keeping up --------------------------------------------------------------
+    def catch_up(
+        self,
+        *,
+        budget: float | None = None,
+        wait: float | None = None,
+        progress: Progress | None = None,
+        rebuild: bool = False,
+    ) -> CatchUp:
+        return self.indexer.catch_up(budget=budget, wait=wait, progress=progress, rebuild=rebuild)
+
+    # -- searching ---------------------------------------------------------------
+    def search(
+        self,
+        query: Query | str,
+        *,
+        limit: int = DEFAULT_LIMIT,
+        fuzzy: bool | None = None,
+        all_kinds: bool = False,
+        count: bool = False,
+        catch_up: bool = True,
+        budget: float | None = CATCH_UP_BUDGET,
+        wait: float | None = 30.0,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> SearchResult:
+        """Hits for `query`, best first. `fuzzy`: None = when exact finds few,
+        True = always add typo-tolerant hits, False = never. `count` counts every
+        exact match (else the count stops at the ranked window)."""
+        if isinstance(query, str):
+            query = parse_query(query)
+        done = self.catch_up(budget=budget, wait=wait) if catch_up else None
+        with self._lock:
+            try:
+                result = self._search(query, limit, fuzzy, all_kinds, count, cancelled)
+            except (sqlite3.DatabaseError, IndexDamaged):
+                # Damaged under us: rebuild from the journal, then answer.
+                self.index.close()
+                done = self.catch_up(rebuild=True, wait=wait)
+                result = self._search(query, limit, fuzzy, all_kinds, count, cancelled)
+            except FileNotFoundError:  # nothing indexed yet (catch_up=False)
+                result = SearchResult(query)
+        result.catch_up = done
+        return result
+
+    def _search(
+        self,
+        query: Query,
+        limit: int,
+        fuzzy: bool | None,
+        all_kinds: bool,
+        count: bool,
+        cancelled: Callable[[], bool] | None,
+    ) -> SearchResult:
+        t0 = time.perf_counter()
+        result = SearchResult(query)
+        if query.empty:
+            return result
+        where, params = self._filters(query, all_kinds)
+        match = query.fts()
+        rows = self._ranked(match, where, params, limit)
+        if count:
+            result.total = self._count(match, where, params)
+        else:
+            result.total = len(rows[1])
+            result.total_exact = len(rows[1]) <= RANK_WINDOW
+            result.total = min(result.total, RANK_WINDOW)
+        hits_rows = rows[0]
+        use_fuzzy = query.fuzzy if fuzzy is None else fuzzy
+        want_fuzzy = fuzzy is True or (use_fuzzy and fuzzy is None and len(hits_rows) < FEW)
+        if want_fuzzy and match is not None and not (cancelled and cancelled()):
+            fuzzy_query, result.fuzzy_terms = self._fuzzy_query(query)
+            if fuzzy_query is not None:
+                seen = {r.doc for r in hits_rows}
+                more, _all = self._ranked(fuzzy_query, where, params, limit + len(seen))
+                for r in more:
+                    if r.doc not in seen and len(hits_rows) < limit:
+                        r.fuzzy = True
+                        hits_rows.append(r)
+        result.took_ms = (time.perf_counter() - t0) * 1000
+        stand_ins = frozenset(t for terms in result.fuzzy_terms.values() for t in terms)
+        checkpoints = _CheckpointFinder(self.layout)
+        result.hits = [self._hit(r, query, stand_ins, checkpoints) for r in hits_rows]
+        result.took_ms = (time.perf_counter() - t0) * 1000
+        return result
+
+    def _filters(self, query: Query, all_kinds: bool) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        record_kinds = [v for v in query.values("kind")]
+        if not all_kinds and not record_kinds:
+            where.append("d.msg = 1")
+        for key in ("sender", "recipient", "topic", "chain", "tag", "source", "session", "tier"):
+            for negated in (False, True):
+                col_key = "kind" if key == "chain" else key
+                values = query.values(col_key, negated=negated)
+                if not values:
+                    continue
+                ors = []
+                for v in values:
+                    clause, args = _field_clause(col_key, v)
+                    ors.append(clause)
+                    params.extend(args)
+                joined = " OR ".join(ors)
+                where.append(f"NOT ({joined})" if negated else f"({joined})")
+        if query.since is not None:
+            where.append("d.ts >= ?")
+            params.append(query.since)
+        if query.until is not None:
+            where.append("d.ts <= ?")
+            params.append(query.until)
+        return where, params
+
+    def _ranked(
+        self, match: str | None, where: list[str], params: list[Any], limit: int
+    ) -> tuple[list[_Row], list[_Row]]:
+        """(the best `limit`, every candidate in the window) for `match` + filters."""
+        cond = " AND ".join(where) or "1"
+        if match is None:
+            sql = (
+                f"SELECT {_ROW}, 0.0 FROM docs d WHERE {cond} "
+                f"ORDER BY d.id DESC LIMIT {RANK_WINDOW + 1}"
+            )
+            rows = [_Row(*r) for r in self.index.query(sql, params)]
+            return rows[:limit], rows
+        sql = (
+            f"SELECT {_ROW}, bm25(fts) FROM fts JOIN docs d ON d.id = fts.rowid "
+            f"WHERE fts MATCH ? AND {cond} ORDER BY fts.rowid DESC LIMIT {RANK_WINDOW + 1}"
+        )
+        rows = [_Row(*r) for r in self.index.query(sql, [match, *params])]
+        window = rows[:RANK_WINDOW]
+        # bm25 is negative, more negative is better; ties (to 0.01) go to the newer.
+        best = sorted(window, key=lambda r: (round(r.score, 2), -r.doc))
+        return best[:limit], rows
+
+    def _count(self, match: str | None, where: list[str], params: list[Any]) -> int:
+        cond = " AND ".join(where) or "1"
+        if match is None:
+            sql = f"SELECT count(*) FROM docs d WHERE {cond}"
+            return int(self.index.query(sql, params)[0][0])
+        sql = (
+            f"SELECT count(*) FROM fts JOIN docs d ON d.id = fts.rowid WHERE fts MATCH ? AND {cond}"
+        )
+        return int(self.index.query(sql, [match, *params])[0][0])
+
+    # -- fuzzy -------------------------------------------------------------------
+    def _vocabulary(self) -> dict[int, list[str]]:
+        """The `terms` snapshot by length, cached until the snapshot changes."""
+        stamp = self.index.meta("terms_docs")
+        stamp = stamp if type(stamp) is int else -1
+        if self._terms is None or self._terms[0] != stamp:
+            by_len: dict[int, list[str]] = {}
+            for (term,) in self.index.query("SELECT term FROM terms"):
+                by_len.setdefault(len(term), []).append(term)
+            self._terms = (stamp, by_len)
+        return self._terms[1]
+
+    def similar_terms(self, word: str) -> tuple[str, ...]:
+        """Vocabulary terms within one typo of `word` (two for 8+ letters), best first."""
+        word = fold(word)
+        if len(word) < MIN_FUZZY_LEN:
+            return ()
+        k = 1 if len(word) < 8 else 2
+        vocab = self._vocabulary()
+        found: list[tuple[int, str]] = []
+        for n in range(len(word) - k, len(word) + k + 1):
+            choices = vocab.get(n)
+            if not choices:
+                continue
+            for term, dist, _i in process.extract(
+                word, choices, scorer=Levenshtein.distance, score_cutoff=k, limit=FUZZY_TERMS
+            ):
+                if term != word:
+                    found.append((int(dist), term))
+        found.sort()
+        return tuple(t for _d, t in found[:FUZZY_TERMS])
+
+    def _fuzzy_query(self, query: Query) -> tuple[str | None, dict[str, tuple[str, ...]]]:
+        """`query` with each plain word widened to its typo-tolerant stand-ins."""
+        from recorder.search.query import fts_string
+
+        stand_ins: dict[str, tuple[str, ...]] = {}
+        parts = []
+        widened = False
+        for group in query.groups:
+            alts = []
+            for term in group:
+                alts.append(term.fts())
+                if term.kind is TermKind.WORD and len(term.tokens) == 1:
+                    similar = self.similar_terms(term.tokens[0])
+                    if similar:
+                        stand_ins[term.text] = similar
+                        alts.extend(fts_string(t) for t in similar)
+                        widened = True
+            parts.append("(" + " OR ".join(alts) + ")")
+        if not widened:
+            return None, {}
+        expr = " AND ".join(parts)
+        excluded = query.excluded_fts()
+        if excluded:
+            expr = f"({expr}) NOT ({excluded})"
+        return expr, stand_ins
+
+    # -- hits --------------------------------------------------------------------
+    def _line(self, segment: int, offset: int, length: int) -> bytes:
+        fd = self._fds.get(segment)
+        if fd is None:
+            fd = os.open(self.layout.segment_path(segment), os.O_RDONLY | os.O_CLOEXEC)
+            self._fds[segment] = fd
+        return os.pread(fd, length, offset)
+
+    def _hit(
+        self, r: _Row, query: Query, stand_ins: frozenset[str], cps: _CheckpointFinder
+    ) -> SearchHit:
+        sender, topic = r.sender, r.topic
+        if r.segment is not None and r.offset is not None and r.length is not None:
+            try:
+                rec = Record(0, r.segment, r.offset, self._line(r.segment, r.offset, r.length))
+                text = record_text(rec)
+                sender, topic = rec.sender, rec.topic
+            except OSError as exc:
+                text = f"(cannot read the journal: {exc.strerror})"
+        else:
+            text = r.text or ""
+        spans = find_spans(text, query, stand_ins if r.fuzzy else frozenset())
+        snippet, shifted = make_snippet(text, spans)
+        checkpoint = (
+            cps.before(r.segment, r.offset)
+            if r.segment is not None and r.offset is not None
+            else None
+        )
+        return SearchHit(
+            r.doc,
+            r.seq,
+            r.ts,
+            r.kind,
+            sender,
+            topic,
+            r.source,
+            r.segment,
+            r.offset,
+            snippet,
+            tuple(shifted),
+            r.fuzzy,
+            r.score,
+            checkpoint,
+        )
+
+
+def _glob_escape(value: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in value)
+
+
+def _field_clause(key: str, value: str) -> tuple[str, list[Any]]:
+    """SQL for one `key:value` (values are stored lowercased)."""
+    prefix = value.endswith("*")
+    bare = value.rstrip("*")
+    if key == "tier":
+        return "d.tier = ?", [int(bare)]
+    if key == "tag":
+        if prefix:
+            return "d.tags GLOB ?", [f"* {_glob_escape(bare)}*"]
+        return "instr(d.tags, ?) > 0", [f" {bare} "]
+    if key == "recipient":
+        if prefix:
+            return "(' ' || d.recipient) GLOB ?", [f"* {_glob_escape(bare)}*"]
+        return "instr(' ' || d.recipient || ' ', ?) > 0", [f" {bare} "]
+    if key == "kind":
+        if prefix:
+            return "(d.chain GLOB ? OR d.kind GLOB ?)", [f"{_glob_escape(bare)}*"] * 2
+        return "(d.chain = ? OR d.kind = ?)", [bare, bare]
+    col = f"d.{key}"
+    if prefix:
+        return f"{col} GLOB ?", [f"{_glob_escape(bare)}*"]
+    if key == "topic":
+        return f"({col} = ? OR {col} GLOB ?)", [bare, f"{_glob_escape(bare)}.*"]
+    return f"{col} = ?", [bare]
+
+
+def make_snippet(
+    text: str, spans: Sequence[Span], width: int = SNIPPET_CHARS
+) -> tuple[str, list[Span]]:
+    """About `width` characters of `text` on one line around the first match."""
+    flat = text.replace("\r", " ").replace("\n", " ").replace("\t", " ")
+    if len(flat) <= width:
+        return flat, list(spans)
+    first = spans[0].start if spans else 0
+    start = max(0, first - width // 3)
+    end = min(len(flat), start + width)
+    start = max(0, end - width)
+    if start > 0:
+        space = flat.rfind(" ", start, first) if spans else -1
+        if space >= 0 and first - space < width // 2:
+            start = space + 1
+    body = flat[start:end]
+    lead = "…" if start > 0 else ""
+    tail = "…" if end < len(flat) else ""
+    shift = len(lead) - start
+    kept = [
+        Span(max(s.start, start) + shift, min(s.end, end) + shift, s.fuzzy)
+        for s in spans
+        if s.end > start and s.start < end
+    ]
+    return lead + body + tail, kept
+
+
+class _CheckpointFinder:
+    """The nearest checkpoint at or before a journal position (loaded once per search)."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self._cps: list[Checkpoint] | None = None
+        self._keys: list[tuple[int, int]] = []
+
+    def before(self, segment: int, offset: int) -> str | None:
+        if self._cps is None:
+            self._cps = sorted(list_checkpoints(self.layout), key=lambda c: (c.segment, c.offset))
+            self._keys = [(c.segment, c.offset) for c in self._cps]
+        k = bisect.bisect_right(self._keys, (segment, offset))
+        return self._cps[k - 1].id if k else None
+
+
+def search(log_dir: Path | str, query: str, **options: Any) -> SearchResult:
+    """The Python API: search a log folder once (see `SearchEngine.search`)."""
+    with SearchEngine(log_dir) as engine:
+        return engine.search(query, **options)
