@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -107,9 +112,91 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+FOLLOW_POLL = 1.0  # seconds between catch-ups when nothing new arrived
+FOLLOW_SLICE = 2.0  # seconds of indexing before the lock is let go (searches get a turn)
+
+
+class WarmIndexer:
+    """`persist record` keeps the search index level with its journal through a child
+    process at idle CPU and I/O priority (`persist reindex --follow`), so indexing never
+    takes the GIL, the CPU or the disk from the recorder's receive path. The daemon
+    never imports the search package; the child stops when its recorder does."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = Path(log_dir)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        from recorder.store.fsutil import ensure_private_dir, open_private
+        from recorder.store.layout import Layout
+
+        layout = Layout(self.log_dir)
+        try:
+            ensure_private_dir(layout.search)
+            err = open_private(
+                layout.search / "indexer.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+            )
+        except OSError as exc:
+            say(f"search index not kept warm: {exc}")
+            return
+        argv = [sys.executable, "-m", "recorder.cli", "reindex", "--catch-up", "--follow"]
+        argv += ["--log-dir", str(self.log_dir), "--parent", str(os.getpid())]
+        try:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+            )
+        except OSError as exc:
+            say(f"search index not kept warm: {exc}")
+        finally:
+            os.close(err)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(OSError):
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+def _idle_priority() -> None:
+    """Run only when the CPU and the disk have nothing better to do."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    with contextlib.suppress(OSError):
+        os.nice(19)
+    with contextlib.suppress(Exception):
+        import psutil
+
+        psutil.Process().ionice(psutil.IOPRIO_CLASS_IDLE)
+
+
+def _follow(log_dir: str, parent: int | None) -> int:
+    """Catch up, then keep up, until the parent (the recorder) is gone or SIGTERM."""
+    from recorder.search.engine import SearchEngine
+
+    _idle_priority()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with SearchEngine(log_dir) as engine:
+        while not stop.is_set():
+            if parent is not None and os.getppid() != parent:
+                break
+            done = engine.catch_up(budget=FOLLOW_SLICE, wait=FOLLOW_POLL)
+            if not done.behind or done.busy:
+                stop.wait(FOLLOW_POLL)
+    return 0
+
+
 def cmd_reindex(args: argparse.Namespace) -> int:
     from recorder.search.engine import SearchEngine
 
+    if args.follow:
+        return _follow(args.log_dir, args.parent)
     if _no_journal(args.log_dir):
         return fail(f"no journal in {args.log_dir}")
     t = time.perf_counter()
@@ -207,6 +294,12 @@ def add_parsers(
     p.add_argument(
         "--catch-up", action="store_true", help="only index what is new (rebuild if damaged)"
     )
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep indexing what arrives, at idle priority (what persist record runs)",
+    )
+    p.add_argument("--parent", type=positive_int, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_reindex)
 
     p = sub.add_parser("stats", help="counts per sender, topic, chain type and ACE tier")
