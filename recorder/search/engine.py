@@ -19,14 +19,13 @@ bounded slice of work unless told otherwise), then answers from the index:
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,82 +33,21 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from recorder.export.render import record_text
+from recorder.search.hits import CheckpointFinder, SearchHit, SearchResult, make_snippet
 from recorder.search.index import IndexDamaged, SearchIndex
 from recorder.search.indexer import CatchUp, Indexer, Progress
-from recorder.search.query import Query, Span, TermKind, find_spans, fold, parse_query
-from recorder.store.checkpoints import Checkpoint, list_checkpoints
-from recorder.store.layout import Layout, segment_name
+from recorder.search.query import Query, TermKind, find_spans, fold, fts_string, parse_query
+from recorder.store.layout import Layout
 from recorder.store.reader import Record
+
+__all__ = ["SearchEngine", "SearchHit", "SearchResult", "search"]
 
 DEFAULT_LIMIT = 20
 RANK_WINDOW = 1000  # the newest matches ranked by relevance; older ones only by time
 FEW = 5  # fewer exact hits than this: try fuzzy too (when fuzzy is on)
 MIN_FUZZY_LEN = 4
 FUZZY_TERMS = 24  # vocabulary terms one typo-tolerant word may stand for
-SNIPPET_CHARS = 160
 CATCH_UP_BUDGET = 2.0  # seconds a search spends catching up before it answers
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """One matching record."""
-
-    doc: int  # the index's id (journal order)
-    seq: int | None
-    ts: float | None
-    kind: str
-    sender: str
-    topic: str
-    source: str
-    segment: int | None
-    offset: int | None
-    snippet: str
-    spans: tuple[Span, ...]  # within `snippet`; `fuzzy` marks typo-tolerant ones
-    fuzzy: bool
-    score: float  # bm25 (lower is better), 0.0 outside the ranked window
-    checkpoint: str | None  # id of the nearest checkpoint at or before the record
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "time": self.ts,
-            "kind": self.kind,
-            "sender": self.sender,
-            "topic": self.topic,
-            "source": self.source,
-            "segment": segment_name(self.segment) if self.segment is not None else None,
-            "offset": self.offset,
-            "snippet": self.snippet,
-            "spans": [[s.start, s.end, "fuzzy" if s.fuzzy else "exact"] for s in self.spans],
-            "fuzzy": self.fuzzy,
-            "checkpoint": self.checkpoint,
-        }
-
-
-@dataclass
-class SearchResult:
-    query: Query
-    hits: list[SearchHit] = field(default_factory=list)
-    total: int = 0  # exact matches counted (all of them when `total_exact`)
-    total_exact: bool = True  # False: at least `total` (the count stopped at the window)
-    fuzzy_terms: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    took_ms: float = 0.0  # the query itself, without catching up
-    catch_up: CatchUp | None = None
-
-    @property
-    def behind(self) -> int:
-        return self.catch_up.behind if self.catch_up else 0
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "query": self.query.text,
-            "took_ms": round(self.took_ms, 2),
-            "total": self.total,
-            "total_exact": self.total_exact,
-            "fuzzy_terms": {k: list(v) for k, v in self.fuzzy_terms.items()},
-            "behind_bytes": self.behind,
-            "hits": [h.as_json() for h in self.hits],
-        }
 
 
 @dataclass
@@ -240,7 +178,7 @@ class SearchEngine:
                         hits_rows.append(r)
         result.took_ms = (time.perf_counter() - t0) * 1000
         stand_ins = frozenset(t for terms in result.fuzzy_terms.values() for t in terms)
-        checkpoints = _CheckpointFinder(self.layout)
+        checkpoints = CheckpointFinder(self.layout)
         result.hits = [self._hit(r, query, stand_ins, checkpoints) for r in hits_rows]
         result.took_ms = (time.perf_counter() - t0) * 1000
         return result
@@ -338,8 +276,6 @@ class SearchEngine:
 
     def _fuzzy_query(self, query: Query) -> tuple[str | None, dict[str, tuple[str, ...]]]:
         """`query` with each plain word widened to its typo-tolerant stand-ins."""
-        from recorder.search.query import fts_string
-
         stand_ins: dict[str, tuple[str, ...]] = {}
         parts = []
         widened = False
@@ -371,7 +307,7 @@ class SearchEngine:
         return os.pread(fd, length, offset)
 
     def _hit(
-        self, r: _Row, query: Query, stand_ins: frozenset[str], cps: _CheckpointFinder
+        self, r: _Row, query: Query, stand_ins: frozenset[str], cps: CheckpointFinder
     ) -> SearchHit:
         sender, topic = r.sender, r.topic
         if r.segment is not None and r.offset is not None and r.length is not None:
@@ -436,49 +372,6 @@ def _field_clause(key: str, value: str) -> tuple[str, list[Any]]:
     if key == "topic":
         return f"({col} = ? OR {col} GLOB ?)", [bare, f"{_glob_escape(bare)}.*"]
     return f"{col} = ?", [bare]
-
-
-def make_snippet(
-    text: str, spans: Sequence[Span], width: int = SNIPPET_CHARS
-) -> tuple[str, list[Span]]:
-    """About `width` characters of `text` on one line around the first match."""
-    flat = text.replace("\r", " ").replace("\n", " ").replace("\t", " ")
-    if len(flat) <= width:
-        return flat, list(spans)
-    first = spans[0].start if spans else 0
-    start = max(0, first - width // 3)
-    end = min(len(flat), start + width)
-    start = max(0, end - width)
-    if start > 0:
-        space = flat.rfind(" ", start, first) if spans else -1
-        if space >= 0 and first - space < width // 2:
-            start = space + 1
-    body = flat[start:end]
-    lead = "…" if start > 0 else ""
-    tail = "…" if end < len(flat) else ""
-    shift = len(lead) - start
-    kept = [
-        Span(max(s.start, start) + shift, min(s.end, end) + shift, s.fuzzy)
-        for s in spans
-        if s.end > start and s.start < end
-    ]
-    return lead + body + tail, kept
-
-
-class _CheckpointFinder:
-    """The nearest checkpoint at or before a journal position (loaded once per search)."""
-
-    def __init__(self, layout: Layout) -> None:
-        self.layout = layout
-        self._cps: list[Checkpoint] | None = None
-        self._keys: list[tuple[int, int]] = []
-
-    def before(self, segment: int, offset: int) -> str | None:
-        if self._cps is None:
-            self._cps = sorted(list_checkpoints(self.layout), key=lambda c: (c.segment, c.offset))
-            self._keys = [(c.segment, c.offset) for c in self._cps]
-        k = bisect.bisect_right(self._keys, (segment, offset))
-        return self._cps[k - 1].id if k else None
 
 
 def search(log_dir: Path | str, query: str, **options: Any) -> SearchResult:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from recorder.search.engine import SearchEngine, SearchHit, search
+from recorder.search.engine import SearchEngine, search
+from recorder.search.hits import SearchHit
 from recorder.search.index import Document, SearchIndex
 from recorder.search.query import parse_query
 from recorder.store.reader import open_store

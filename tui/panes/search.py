@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
-from recorder.search.engine import SearchHit, SearchResult
+from recorder.search.hits import SearchHit, SearchResult
 from recorder.search.query import Query, QueryError, parse_query
 
 from ..text import count, one_line
