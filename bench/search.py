@@ -472,10 +472,16 @@ def main() -> int:
     if not (args.no_rebuild and index_path.exists()):
         with SearchEngine(root) as engine:
             t = time.perf_counter()
+            cpu = time.process_time()
             done = engine.catch_up(rebuild=True)
             build_s = time.perf_counter() - t
+            cpu_s = time.process_time() - cpu
         rate = done.added / build_s
-        print(f"rebuild: {done.added:,} records in {build_s:.1f} s = {rate:,.0f} records/s")
+        print(
+            f"rebuild: {done.added:,} records in {build_s:.1f} s = {rate:,.0f} records/s "
+            f"({cpu_s:.1f} CPU s = {done.added / cpu_s:,.0f} records per CPU second; "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+        )
     with SearchEngine(root) as engine:
         engine.catch_up()
         index_bytes = engine.index.size_bytes()

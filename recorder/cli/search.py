@@ -257,9 +257,9 @@ SEARCH_HELP = """query language:
   kind:K (chain type or record kind)  tier:N  tag:T  source:S  session:ID
   since:/after:WHEN  until:/before:WHEN   WHEN = 2024-05-14, 2024-05-14T10:30, 10:30, 2h, 3d
 
-Exact matches come first, ranked by relevance (the newest 1,000 of them; older
-ones by time), then typo-tolerant ones marked ~ (by default only when exact
-matches are few). A bad query is one line on stderr, exit 2."""
+Exact matches come first: ranked by relevance when the query matches at most 200
+records, else the newest first; then typo-tolerant ones marked ~ (by default only
+when exact matches are few). A bad query is one line on stderr, exit 2."""
 
 
 def add_parsers(

@@ -141,6 +141,23 @@ class Indexer:
     def __init__(self, root: Path) -> None:
         self.layout = Layout(Path(root))
         self.index = SearchIndex(self.layout.root, writable=True)
+        self._level: tuple[Any, ...] | None = None  # `_signature()` when last found level
+
+    def _signature(self) -> tuple[Any, ...]:
+        """What the journal and the index files look like (stat only): while it stays
+        the same, a catch-up has nothing to do and skips the lock and the checks."""
+        parts: list[Any] = []
+        for path in (*list_segments(self.layout), self.index.path):
+            try:
+                st = path.stat()
+                parts.append((path.name, st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError:
+                parts.append((path.name, None))
+        wal = Path(f"{self.index.path}-wal")
+        with contextlib.suppress(OSError):
+            st = wal.stat()
+            parts.append((wal.name, st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(parts)
 
     def close(self) -> None:
         self.index.close()
@@ -176,11 +193,15 @@ class Indexer:
         seconds (the rest is `behind`); `wait` is how long to wait for another
         writer (None: as long as it takes), after which nothing is done (`busy`).
         """
+        if not rebuild and self._level is not None and self._signature() == self._level:
+            return CatchUp()
         lock = IndexLock(self.layout)
         if not lock.acquire(wait):
             return CatchUp(behind=self.behind(), busy=True)
         try:
-            return self._catch_up(rebuild, budget, progress)
+            result = self._catch_up(rebuild, budget, progress)
+            self._level = None if result.behind else self._signature()
+            return result
         finally:
             lock.release()
 
