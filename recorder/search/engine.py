@@ -6,11 +6,11 @@ bounded slice of work unless told otherwise), then answers from the index:
 - Exact matches first. Their ids are fetched newest first with `ORDER BY rowid
   DESC LIMIT RANK_WINDOW + 1` (FTS5 walks its doclists backwards and stops: about
   a millisecond even for a word in every other record). When the whole query
-  matches at most `RANK_WINDOW` records, they are ranked by bm25, newer first among
-  equals; when it matches more, the newest come first and bm25 is never asked:
-  bm25 counts every record holding each word or phrase (its IDF), which for a
-  common word is a scan of its whole doclist (30 ms for a word in 7 % of 1M
-  records, 180 ms for a phrase of common words, measured).
+  matches at most `RANK_WINDOW` records, they are ranked by BM25 over their own
+  texts (`rank.py`), newer first among equals; when it matches more, the newest
+  come first. FTS5's bm25() is never called: it counts every record holding each
+  word or phrase first (its IDF), a scan of a common word's whole doclist (30-180 ms
+  on 1M messages, measured).
 - Fuzzy (typo-tolerant) matches when asked (`fuzzy=True`), or by default when
   exact found fewer than `FEW`: each word of 4+ letters is widened to the
   vocabulary terms within edit distance 1 (2 for 8+ letters, rapidfuzz over the
@@ -40,13 +40,14 @@ from recorder.search.hits import CheckpointFinder, SearchHit, SearchResult, make
 from recorder.search.index import IndexDamaged, SearchIndex
 from recorder.search.indexer import CatchUp, Indexer, Progress
 from recorder.search.query import Query, TermKind, find_spans, fold, fts_string, parse_query
+from recorder.search.rank import bm25
 from recorder.store.layout import Layout
 from recorder.store.reader import Record
 
 __all__ = ["SearchEngine", "SearchHit", "SearchResult", "search"]
 
 DEFAULT_LIMIT = 20
-RANK_WINDOW = 200  # a query matching at most this many is ranked by bm25; more: newest first
+RANK_WINDOW = 200  # a query matching at most this many is ranked by relevance; more: newest
 FEW = 5  # fewer exact hits than this: try fuzzy too (when fuzzy is on)
 MIN_FUZZY_LEN = 4
 FUZZY_TERMS = 24  # vocabulary terms one typo-tolerant word may stand for
@@ -68,6 +69,7 @@ class _Row:
     text: str | None
     score: float = 0.0
     fuzzy: bool = False
+    body: str | None = None  # the text shown, once read (`SearchEngine._load`)
 
 
 _ROW = (
@@ -160,7 +162,7 @@ class SearchEngine:
             return result
         where, params = self._filters(query, all_kinds)
         match = query.fts()
-        hits_rows, matched = self._ranked(match, where, params, limit)
+        hits_rows, matched = self._ranked(match, where, params, limit, query)
         if count:
             result.total = self._count(match, where, params)
         else:
@@ -213,13 +215,17 @@ class SearchEngine:
         return where, params
 
     def _ranked(
-        self, match: str | None, where: list[str], params: list[Any], limit: int
+        self,
+        match: str | None,
+        where: list[str],
+        params: list[Any],
+        limit: int,
+        query: Query | None = None,
     ) -> tuple[list[_Row], int]:
         """(the best `limit` rows, how many matched: exact when below the fetch limit,
         max(limit, RANK_WINDOW + 1))."""
         cond = " AND ".join(where) or "1"
         window = max(limit, RANK_WINDOW + 1)
-        scores: dict[int, float] = {}
         if match is None:
             sql = f"SELECT d.id FROM docs d WHERE {cond} ORDER BY d.id DESC LIMIT {window}"
             ids = [r[0] for r in self.index.query(sql, params)]
@@ -230,24 +236,44 @@ class SearchEngine:
                 f"WHERE fts MATCH ? AND {cond} ORDER BY fts.rowid DESC LIMIT {window}"
             )
             ids = [r[0] for r in self.index.query(sql, [match, *params])]
-            if 1 < len(ids) <= RANK_WINDOW:
-                sql = (
-                    "SELECT fts.rowid, bm25(fts) FROM fts CROSS JOIN docs d ON d.id = fts.rowid "
-                    f"WHERE fts MATCH ? AND {cond}"
-                )
-                scores = dict(self.index.query(sql, [match, *params]))
-                # bm25 is negative, lower is better; ties (to 0.01) go to the newer.
-                ids.sort(key=lambda i: (round(scores.get(i, 0.0), 2), -i))
-        best = ids[:limit]
-        if not best:
-            return [], len(ids)
-        marks = ",".join("?" * len(best))
-        rows: dict[int, _Row] = {}
-        for r in self.index.query(f"SELECT {_ROW} FROM docs d WHERE d.id IN ({marks})", best):
-            row = _Row(*r)
-            row.score = scores.get(row.doc, 0.0)
-            rows[row.doc] = row
-        return [rows[i] for i in best if i in rows], len(ids)
+            if 1 < len(ids) <= RANK_WINDOW and query is not None:
+                return self._relevant(ids, query, limit), len(ids)
+        return self._rows(ids[:limit]), len(ids)
+
+    def _rows(self, ids: list[int]) -> list[_Row]:
+        """The docs rows of `ids`, in that order."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = {
+            r[0]: _Row(*r)
+            for r in self.index.query(f"SELECT {_ROW} FROM docs d WHERE d.id IN ({marks})", ids)
+        }
+        return [rows[i] for i in ids if i in rows]
+
+    def _relevant(self, ids: list[int], query: Query, limit: int) -> list[_Row]:
+        """The best `limit` of a few candidates by BM25 (`rank.py`), newer among equals."""
+        rows = self._rows(ids)
+        for r in rows:
+            self._load(r)
+        words = sorted({t.tokens[0] for g in query.groups for t in g if len(t.tokens) == 1})
+        doc_freq: dict[str, int] = {}
+        if words:
+            marks = ",".join("?" * len(words))
+            doc_freq = dict(
+                self.index.query(f"SELECT term, docs FROM terms WHERE term IN ({marks})", words)
+            )
+        scores = bm25(
+            {r.doc: r.body or "" for r in rows},
+            query,
+            total_docs=self.index.doc_count(),
+            doc_freq=doc_freq,
+            matched=len(ids),
+        )
+        for r in rows:
+            r.score = scores.get(r.doc, 0.0)
+        rows.sort(key=lambda r: (-round(r.score, 3), -r.doc))
+        return rows[:limit]
 
     def _count(self, match: str | None, where: list[str], params: list[Any]) -> int:
         cond = " AND ".join(where) or "1"
@@ -324,19 +350,26 @@ class SearchEngine:
             self._fds[segment] = fd
         return os.pread(fd, length, offset)
 
+    def _load(self, r: _Row) -> None:
+        """Read `r`'s text (and the sender and topic as stored) back from the journal."""
+        if r.body is not None:
+            return
+        if r.segment is None or r.offset is None or r.length is None:
+            r.body = r.text or ""
+            return
+        try:
+            rec = Record(0, r.segment, r.offset, self._line(r.segment, r.offset, r.length))
+            r.body = record_text(rec)
+            r.sender, r.topic = rec.sender, rec.topic
+        except OSError as exc:
+            r.body = f"(cannot read the journal: {exc.strerror})"
+
     def _hit(
         self, r: _Row, query: Query, stand_ins: frozenset[str], cps: CheckpointFinder
     ) -> SearchHit:
+        self._load(r)
+        text = r.body or ""
         sender, topic = r.sender, r.topic
-        if r.segment is not None and r.offset is not None and r.length is not None:
-            try:
-                rec = Record(0, r.segment, r.offset, self._line(r.segment, r.offset, r.length))
-                text = record_text(rec)
-                sender, topic = rec.sender, rec.topic
-            except OSError as exc:
-                text = f"(cannot read the journal: {exc.strerror})"
-        else:
-            text = r.text or ""
         spans = find_spans(text, query, stand_ins if r.fuzzy else frozenset())
         snippet, shifted = make_snippet(text, spans)
         checkpoint = (

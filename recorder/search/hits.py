@@ -31,7 +31,7 @@ class SearchHit:
     snippet: str
     spans: tuple[Span, ...]  # within `snippet`; `fuzzy` marks typo-tolerant ones
     fuzzy: bool
-    score: float  # bm25 (lower is better), 0.0 outside the ranked window
+    score: float  # relevance (BM25, higher is better); 0.0 when newest-first
     checkpoint: str | None  # id of the nearest checkpoint at or before the record
 
     def as_json(self) -> dict[str, Any]:

@@ -359,11 +359,15 @@ class SearchIndex:
         db.execute("INSERT OR REPLACE INTO segments VALUES (?,?,?,?,?,?,?,?,?)", state.values())
 
     def refresh_terms(self) -> None:
-        """Snapshot the vocabulary (every distinct term and its document count) into
-        `terms`, which fuzzy lookups read; one pass over the index."""
+        """Snapshot the vocabulary (every distinct word without digits and its document
+        count) into `terms`, which fuzzy lookups and ranking read; one pass over the index."""
         with self.transaction() as db:
             db.execute("DELETE FROM terms")
-            db.execute("INSERT INTO terms SELECT term, doc FROM vocab")
+            # Words with digits (ids, hashes, numbers) are left out: a typo in an id is
+            # not what fuzzy matching is for, and they are most of a large vocabulary.
+            db.execute(
+                "INSERT INTO terms SELECT term, doc FROM vocab WHERE term NOT GLOB '*[0-9]*'"
+            )
             db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('terms_docs', "
                 "(SELECT coalesce(max(id), 0) FROM docs))"

@@ -106,7 +106,10 @@ async def test_bad_query_is_one_line_and_progress_while_indexing(tmp_path: Path)
         assert any("indexing the journal" in s or "catching up" in s for s in seen), seen
         await settle(pilot)
         assert main.search_pane.result is not None
-        assert main.search_pane.result.total == 300
+        result = main.search_pane.result
+        assert (result.total, result.total_exact) == (200, False)  # 300 match: "200+"
+        assert len(result.hits) == 200 and all("marker7" in h.snippet for h in result.hits)
+        assert "200+ exact matches" in plain(main.query_one("#search-status"))
         await pilot.press("space", *"OR")
         await settle(pilot, 0.3)
         status = plain(main.query_one("#search-status"))

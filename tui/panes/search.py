@@ -207,12 +207,7 @@ class SearchPane(Pane):
         if message.generation != self.search_generation:
             return
         self._show(message.result)
-        r = message.result
-        took = f"{r.took_ms:.0f} ms"
-        if r.behind:
-            self.search_state = f"{took} · index catching up…"
-        else:
-            self.search_state = took
+        self.search_state = "index catching up…" if message.result.behind else "done"
         self.update_status()
 
     def on_search_pane_indexing(self, message: Indexing) -> None:
@@ -265,10 +260,13 @@ class SearchPane(Pane):
             if r is not None:
                 exact = sum(1 for h in r.hits if not h.fuzzy)
                 total = f"{count(r.total)}{'' if r.total_exact else '+'}"
-                status.append(f"{total} matches", "bold")
+                status.append(f"{total} exact matches", "bold")
                 if exact < len(r.hits):
-                    status.append(f" · {len(r.hits) - exact} fuzzy (~)", "cyan")
-            status.append(f" · {state}", "dim")
+                    status.append(f" · {len(r.hits) - exact} typo-tolerant (~)", "cyan")
+                if len(r.hits) < r.total:
+                    status.append(f" · {len(r.hits)} shown", "dim")
+                status.append(" · ", "dim")
+            status.append(state, "dim")
         status.append(f"   fuzzy {'on' if self.fuzzy else 'off'}", "cyan" if self.fuzzy else "dim")
         self.query_one("#search-status", Static).update(status)
 
