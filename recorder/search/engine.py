@@ -287,16 +287,23 @@ class SearchEngine:
         return int(self.index.query(sql, [match, *params])[0][0])
 
     # -- fuzzy -------------------------------------------------------------------
-    def _vocabulary(self) -> dict[int, list[str]]:
-        """The `terms` snapshot by length, cached until the snapshot changes."""
+    def _vocabulary(self, lengths: range) -> dict[int, list[str]]:
+        """The `terms` snapshot's words of these lengths (only those are read, in one
+        pass), cached by length until the snapshot changes."""
         stamp = self.index.meta("terms_docs")
         stamp = stamp if type(stamp) is int else -1
         if self._terms is None or self._terms[0] != stamp:
-            by_len: dict[int, list[str]] = {}
-            for (term,) in self.index.query("SELECT term FROM terms"):
-                by_len.setdefault(len(term), []).append(term)
-            self._terms = (stamp, by_len)
-        return self._terms[1]
+            self._terms = (stamp, {})
+        by_len = self._terms[1]
+        missing = [n for n in lengths if n not in by_len]
+        if missing:
+            for n in missing:
+                by_len[n] = []
+            marks = ",".join("?" * len(missing))
+            sql = f"SELECT term FROM terms WHERE length(term) IN ({marks})"
+            for (term,) in self.index.query(sql, missing):
+                by_len[len(term)].append(term)
+        return by_len
 
     def similar_terms(self, word: str) -> tuple[str, ...]:
         """Vocabulary terms within one typo of `word` (two for 8+ letters), best first."""
@@ -304,9 +311,10 @@ class SearchEngine:
         if len(word) < MIN_FUZZY_LEN:
             return ()
         k = 1 if len(word) < 8 else 2
-        vocab = self._vocabulary()
+        lengths = range(len(word) - k, len(word) + k + 1)
+        vocab = self._vocabulary(lengths)
         found: list[tuple[int, str]] = []
-        for n in range(len(word) - k, len(word) + k + 1):
+        for n in lengths:
             choices = vocab.get(n)
             if not choices:
                 continue
