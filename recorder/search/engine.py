@@ -32,14 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
-
 from recorder.export.render import record_text
+from recorder.search.fuzzy import Vocabulary
 from recorder.search.hits import CheckpointFinder, SearchHit, SearchResult, make_snippet
 from recorder.search.index import IndexDamaged, SearchIndex
 from recorder.search.indexer import CatchUp, Indexer, Progress
-from recorder.search.query import Query, TermKind, find_spans, fold, fts_string, parse_query
+from recorder.search.query import Query, find_spans, parse_query
 from recorder.search.rank import bm25
 from recorder.store.layout import Layout
 from recorder.store.reader import Record
@@ -49,8 +47,6 @@ __all__ = ["SearchEngine", "SearchHit", "SearchResult", "search"]
 DEFAULT_LIMIT = 20
 RANK_WINDOW = 200  # a query matching at most this many is ranked by relevance; more: newest
 FEW = 5  # fewer exact hits than this: try fuzzy too (when fuzzy is on)
-MIN_FUZZY_LEN = 4
-FUZZY_TERMS = 24  # vocabulary terms one typo-tolerant word may stand for
 CATCH_UP_BUDGET = 2.0  # seconds a search spends catching up before it answers
 
 
@@ -86,7 +82,7 @@ class SearchEngine:
         self.index = SearchIndex(self.root)
         self.indexer = Indexer(self.root)
         self._lock = threading.Lock()
-        self._terms: tuple[int, dict[int, list[str]]] | None = None
+        self.vocabulary = Vocabulary(self.index)
         self._fds: dict[int, int] = {}
 
     def close(self) -> None:
@@ -138,10 +134,17 @@ class SearchEngine:
             try:
                 result = self._search(query, limit, fuzzy, all_kinds, count, cancelled)
             except (sqlite3.DatabaseError, IndexDamaged):
-                # Damaged under us: rebuild from the journal, then answer.
+                # Replaced or damaged under us. A catch-up waits for another writer's
+                # rebuild and rebuilds if the checks find damage; damage they cannot
+                # see (deep in the file) gets a rebuild of its own on a second failure.
                 self.index.close()
-                done = self.catch_up(rebuild=True, wait=wait)
-                result = self._search(query, limit, fuzzy, all_kinds, count, cancelled)
+                done = self.catch_up(wait=wait)
+                try:
+                    result = self._search(query, limit, fuzzy, all_kinds, count, cancelled)
+                except (sqlite3.DatabaseError, IndexDamaged):
+                    self.index.close()
+                    done = self.catch_up(rebuild=True, wait=wait)
+                    result = self._search(query, limit, fuzzy, all_kinds, count, cancelled)
             except FileNotFoundError:  # nothing indexed yet (catch_up=False)
                 result = SearchResult(query)
         result.catch_up = done
@@ -172,7 +175,7 @@ class SearchEngine:
         use_fuzzy = query.fuzzy if fuzzy is None else fuzzy
         want_fuzzy = fuzzy is True or (use_fuzzy and fuzzy is None and len(hits_rows) < FEW)
         if want_fuzzy and match is not None and not (cancelled and cancelled()):
-            fuzzy_query, result.fuzzy_terms = self._fuzzy_query(query)
+            fuzzy_query, result.fuzzy_terms = self.vocabulary.widen(query)
             if fuzzy_query is not None:
                 seen = {r.doc for r in hits_rows}
                 more, _n = self._ranked(fuzzy_query, where, params, limit + len(seen))
@@ -285,70 +288,6 @@ class SearchEngine:
             f"WHERE fts MATCH ? AND {cond}"
         )
         return int(self.index.query(sql, [match, *params])[0][0])
-
-    # -- fuzzy -------------------------------------------------------------------
-    def _vocabulary(self, lengths: range) -> dict[int, list[str]]:
-        """The `terms` snapshot's words of these lengths (only those are read, in one
-        pass), cached by length until the snapshot changes."""
-        stamp = self.index.meta("terms_docs")
-        stamp = stamp if type(stamp) is int else -1
-        if self._terms is None or self._terms[0] != stamp:
-            self._terms = (stamp, {})
-        by_len = self._terms[1]
-        missing = [n for n in lengths if n not in by_len]
-        if missing:
-            for n in missing:
-                by_len[n] = []
-            marks = ",".join("?" * len(missing))
-            sql = f"SELECT term FROM terms WHERE length(term) IN ({marks})"
-            for (term,) in self.index.query(sql, missing):
-                by_len[len(term)].append(term)
-        return by_len
-
-    def similar_terms(self, word: str) -> tuple[str, ...]:
-        """Vocabulary terms within one typo of `word` (two for 8+ letters), best first."""
-        word = fold(word)
-        if len(word) < MIN_FUZZY_LEN:
-            return ()
-        k = 1 if len(word) < 8 else 2
-        lengths = range(len(word) - k, len(word) + k + 1)
-        vocab = self._vocabulary(lengths)
-        found: list[tuple[int, str]] = []
-        for n in lengths:
-            choices = vocab.get(n)
-            if not choices:
-                continue
-            for term, dist, _i in process.extract(
-                word, choices, scorer=Levenshtein.distance, score_cutoff=k, limit=FUZZY_TERMS
-            ):
-                if term != word:
-                    found.append((int(dist), term))
-        found.sort()
-        return tuple(t for _d, t in found[:FUZZY_TERMS])
-
-    def _fuzzy_query(self, query: Query) -> tuple[str | None, dict[str, tuple[str, ...]]]:
-        """`query` with each plain word widened to its typo-tolerant stand-ins."""
-        stand_ins: dict[str, tuple[str, ...]] = {}
-        parts = []
-        widened = False
-        for group in query.groups:
-            alts = []
-            for term in group:
-                alts.append(term.fts())
-                if term.kind is TermKind.WORD and len(term.tokens) == 1:
-                    similar = self.similar_terms(term.tokens[0])
-                    if similar:
-                        stand_ins[term.text] = similar
-                        alts.extend(fts_string(t) for t in similar)
-                        widened = True
-            parts.append("(" + " OR ".join(alts) + ")")
-        if not widened:
-            return None, {}
-        expr = " AND ".join(parts)
-        excluded = query.excluded_fts()
-        if excluded:
-            expr = f"({expr}) NOT ({excluded})"
-        return expr, stand_ins
 
     # -- hits --------------------------------------------------------------------
     def _line(self, segment: int, offset: int, length: int) -> bytes:
