@@ -58,6 +58,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
 
     BINDINGS = [
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("S", "sessions", "Agent sessions", show=False),
     ]
 
     class JournalLoaded(Message):
@@ -255,9 +256,18 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
                 "Exit with a fresh start (no checkpoint restored)",
                 lambda: self.choose(Selection.fresh(self.log_dir, self.agent)),
             )
+        yield SystemCommand(
+            "Agent sessions", "Claude Code, Gemini CLI and Codex sessions", self.action_sessions
+        )
         yield SystemCommand("Help", "Show every key binding", self.action_help)
         yield SystemCommand("Quit", "Quit without choosing a checkpoint", self.action_quit)
         yield from super().get_system_commands(screen)
+
+    def action_sessions(self) -> None:
+        from .panes.sessions import SessionsScreen
+
+        if not isinstance(self.screen, SessionsScreen):
+            self.push_screen(SessionsScreen(Layout(self.log_dir)))
 
     def action_help(self) -> None:
         from .screens.help import HelpScreen

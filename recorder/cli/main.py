@@ -19,11 +19,11 @@ import argparse
 import os
 import sys
 
-from recorder.cli import bus, launch, record, search, service, tools
+from recorder.cli import bus, launch, record, search, service, sessions, tools
 from recorder.cli.common import EXIT_USAGE, Parser, fail
 from recorder.errors import BadOption, PersistError
 
-GROUPS = (bus, record, launch, tools, search, service)
+GROUPS = (bus, record, launch, tools, search, service, sessions)
 
 
 def build_parser() -> argparse.ArgumentParser:
