@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from recorder.search.scan import index_at_time
-from recorder.store.reader import Store
+from recorder.store.reader import Store, index_at_time
 from recorder.store.records import KIND_MESSAGE
 
 BUCKETS = 480

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.signal import Signal
 
 from recorder.launch.selection import Selection
-from recorder.search.scan import Searcher, open_searcher
+from recorder.search.engine import SearchEngine
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.layout import Layout
 from recorder.store.reader import Store, open_store
@@ -30,6 +30,11 @@ from recorder.store.status import Health, assess
 from .diagnostics import Diagnostics, Probe
 from .text import Clock
 from .worker_errors import ShowsWorkerErrors
+
+
+def open_searcher(root: Path) -> SearchEngine:
+    """The one search engine for a log folder (tests replace it)."""
+    return SearchEngine(root)
 
 
 @dataclass
@@ -95,7 +100,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         """Published with "loaded", "grew" or "checkpoints"."""
         self._reader: Store | None = None
         self._reader_lock = threading.Lock()
-        self._searcher: Searcher | None = None
+        self._searcher: SearchEngine | None = None
         self._loading = False
         self._cp_mtime: int | None = None
         self.ready_at: float | None = None
@@ -199,7 +204,8 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             return fn(self._reader)
 
     @property
-    def searcher(self) -> Searcher:
+    def searcher(self) -> SearchEngine:
+        """The search engine (its own index connections and journal reads)."""
         if self._searcher is None:
             self._searcher = open_searcher(self.log_dir)
         return self._searcher

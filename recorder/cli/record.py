@@ -52,6 +52,7 @@ def _options(args: argparse.Namespace) -> RecorderOptions:
         rules=Path(args.rules) if args.rules else None,
         embedded=args.embedded,
         publish_endpoint=args.publish_endpoint,
+        search_index=args.search_index == "on",
     )
 
 
@@ -71,6 +72,10 @@ def cmd_record(args: argparse.Namespace) -> int:
     # clean stop: every thread's stack goes to stderr (recorder.out when detached).
     faulthandler.register(signal.SIGUSR1, all_threads=True)
 
+    from recorder.cli.search import WarmIndexer
+
+    warm = WarmIndexer(options.log_dir)
+
     def ready(embedded: str | None) -> None:
         where = options.describe_endpoints()
         if embedded:
@@ -80,6 +85,8 @@ def cmd_record(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+        if options.search_index:
+            warm.start()
 
     try:
         return run_recorder(options, on_ready=ready, to_stderr=args.verbose)
@@ -87,6 +94,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         return fail(str(exc))
     except OSError as exc:
         return fail(f"cannot record into {options.log_dir}: {exc}")
+    finally:
+        warm.stop()
 
 
 def _detach(options: RecorderOptions, wait: float) -> int:
@@ -251,6 +260,12 @@ def add_parsers(
     )
     p.add_argument(
         "--publish-endpoint", type=endpoint, default=DEFAULT_PUBLISH, help="embedded broker's XSUB"
+    )
+    p.add_argument(
+        "--search-index",
+        choices=("on", "off"),
+        default="on",
+        help="keep the search index warm in an idle-priority child process (default on)",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")
     p.set_defaults(func=cmd_record)

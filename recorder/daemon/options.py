@@ -63,6 +63,8 @@ class RecorderOptions:
     rules: Path | None = None  # enrichment rules (default: <log_dir>/enrich.toml or built-in)
     embedded: EmbeddedMode = EmbeddedMode.NO  # host the broker (see `EmbeddedMode`)
     publish_endpoint: str = DEFAULT_PUBLISH  # where publishers connect to a broker we host
+    search_index: bool = True  # `persist record` keeps the search index warm (an idle-priority
+    # child process; the daemon itself never touches the index)
 
     def __post_init__(self) -> None:
         """Every option checked in one place; `BadOption` (a ValueError) names the
@@ -175,6 +177,8 @@ def recorder_argv(
     ]
     if options.rules:
         flags.append(("--rules", str(Path(options.rules).resolve())))
+    if not options.search_index:
+        flags.append(("--search-index", "off"))
     argv = [python, "-m", "recorder.cli", "record"]
     for flag, value in flags:
         argv += [flag, value]

@@ -1,57 +1,171 @@
-"""The search query language: parsing a query, scoring a record, match spans."""
+"""The search query language: one parser for every surface, and match spans.
+
+    words             every word must match (AND)
+    "exact phrase"    the words together, in this order
+    prefix*           any word starting with `prefix`
+    -word, -"phrase"  leave out records that match
+    a OR b            either (binds tighter than the implicit AND: `x a OR b` = x AND (a OR b))
+    from:/sender:NAME to:NAME topic:T kind:K tier:N tag:T source:S session:ID
+    after:/since:WHEN before:/until:WHEN   (2024-05-14, 2024-05-14T10:30, 10:30, 2h, 3d)
+
+Field values match case-insensitively and whole (`from:cod*` for a prefix; a topic
+also matches its dotted children, `topic:agents` matches `agents.claude`). Repeated
+values of one field are alternatives (`from:a from:b`), different fields all apply,
+`-from:a` leaves a field value out. A query that cannot be understood raises
+`QueryError` (one line saying why); user text reaches FTS5 only as quoted strings
+(`fts_string`), never as query syntax.
+"""
 
 from __future__ import annotations
 
 import re
-import shlex
 import time
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
+from enum import Enum
 
-from rapidfuzz import fuzz
-
-from recorder.errors import PersistError
-from recorder.export.render import record_text
-from recorder.store.reader import Record
+from recorder.errors import BadOption
 
 _AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-
-
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# What the FTS5 unicode61 tokenizer calls a token: runs of letters, digits (and marks).
+_TOKEN_RE = re.compile(r"[^\W_]+")
 
-
-_FILTER_KEYS = {
+FIELD_KEYS = {
     "from": "sender",
     "sender": "sender",
+    "to": "recipient",
     "topic": "topic",
-    "since": "since",
-    "after": "since",
-    "until": "until",
-    "before": "until",
+    "kind": "kind",
+    "tier": "tier",
+    "tag": "tag",
+    "source": "source",
+    "session": "session",
 }
-FUZZY_CUTOFF = 80.0
-MIN_FUZZY_LEN = 4
+TIME_KEYS = {"after": "since", "since": "since", "before": "until", "until": "until"}
+
+QUERY_SYNTAX = (
+    ("words", "every word must match; typos tolerated when exact finds few (fuzzy)"),
+    ('"a phrase"', "the words together, in this order"),
+    ("pre*", "any word starting with pre"),
+    ("-word", 'leave out records with word (also -"a phrase", -from:NAME)'),
+    ("a OR b", "either word (x a OR b: x and one of a, b)"),
+    ("from:NAME", "sent by NAME (also sender:); NAME* for a prefix"),
+    ("to:NAME", "addressed to NAME (the payload's to)"),
+    ("topic:T", "topic T or below it (topic:agents matches agents.claude)"),
+    ("kind:K", "chain type (request, reply, tool_call, error...) or record kind (gap...)"),
+    ("tier:N", "ACE tier 1-6"),
+    ("tag:T", "tagged T"),
+    ("source:S", "where it came from (bus)"),
+    ("session:ID", "the payload's session id"),
+    ("since:WHEN", "WHEN = 2024-05-14, 2024-05-14T10:30, 10:30 or 2h / 3d ago (also after:)"),
+    ("until:WHEN", "up to WHEN (also before:)"),
+)
 
 
-class QueryError(PersistError, ValueError):
-    """A filter value that cannot be understood (the message says why)."""
+class QueryError(BadOption):
+    """A query that cannot be understood; the message says why in one line (exit 2)."""
+
+
+class TermKind(Enum):
+    WORD = "word"
+    PHRASE = "phrase"
+    PREFIX = "prefix"
+
+
+@dataclass(frozen=True)
+class Term:
+    """One word, phrase or prefix as typed (lowercased), with its FTS tokens."""
+
+    text: str
+    kind: TermKind = TermKind.WORD
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return tokenize(self.text)
+
+    def fts(self) -> str:
+        """This term as an FTS5 expression: always a quoted string (plus `*`)."""
+        quoted = fts_string(" ".join(self.tokens))
+        return quoted + " *" if self.kind is TermKind.PREFIX else quoted
+
+
+@dataclass(frozen=True)
+class FieldFilter:
+    """`key:value` (key is the canonical field: sender, topic, ...)."""
+
+    key: str
+    value: str
+    negated: bool = False
+
+    @property
+    def prefix(self) -> bool:
+        return self.value.endswith("*")
 
 
 @dataclass(frozen=True)
 class Query:
-    """A parsed search: lowercase terms plus filters."""
+    """A parsed search: groups of terms (AND of ORs), exclusions, fields, a time range."""
 
     text: str = ""
-    terms: tuple[str, ...] = ()
-    senders: tuple[str, ...] = ()
-    topics: tuple[str, ...] = ()
+    groups: tuple[tuple[Term, ...], ...] = ()
+    excluded: tuple[Term, ...] = ()
+    fields: tuple[FieldFilter, ...] = ()
     since: float | None = None
     until: float | None = None
     fuzzy: bool = True
 
     @property
+    def terms(self) -> tuple[str, ...]:
+        """Every positive word and phrase (lowercase), for highlighting."""
+        return tuple(t.text for group in self.groups for t in group)
+
+    @property
     def empty(self) -> bool:
-        return not (self.terms or self.senders or self.topics or self.since or self.until)
+        return not (self.groups or self.fields or self.since or self.until or self.excluded)
+
+    def values(self, key: str, *, negated: bool = False) -> tuple[str, ...]:
+        return tuple(f.value for f in self.fields if f.key == key and f.negated == negated)
+
+    def fts(self) -> str | None:
+        """The whole text part as one FTS5 MATCH expression (None: no words)."""
+        if not self.groups:
+            return None
+        parts = []
+        for group in self.groups:
+            if len(group) == 1:
+                parts.append(group[0].fts())
+            else:
+                parts.append("(" + " OR ".join(t.fts() for t in group) + ")")
+        expr = " AND ".join(parts)
+        if self.excluded:
+            expr = f"({expr}) NOT (" + " OR ".join(t.fts() for t in self.excluded) + ")"
+        return expr
+
+    def excluded_fts(self) -> str | None:
+        if not self.excluded:
+            return None
+        return " OR ".join(t.fts() for t in self.excluded)
+
+
+def fts_string(text: str) -> str:
+    """`text` as an FTS5 string literal: quoted, inner quotes doubled (never syntax)."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def fold(text: str) -> str:
+    """Lowercase without diacritics, as the index's tokenizer sees words."""
+    text = text.lower()
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def tokenize(text: str) -> tuple[str, ...]:
+    """The index's tokens of `text` (letters and digits, folded)."""
+    return tuple(_TOKEN_RE.findall(fold(text)))
 
 
 def parse_time(value: str, now: float, tz: tzinfo | None = None) -> float:
@@ -78,122 +192,191 @@ def parse_time(value: str, now: float, tz: tzinfo | None = None) -> float:
     raise QueryError(f"cannot read time {value!r} (try 2024-05-14, 10:30 or 2h)")
 
 
+@dataclass
+class _Piece:
+    """One whitespace-separated piece of the query, quotes resolved."""
+
+    text: str
+    quoted: bool = False
+    negated: bool = False
+    key: str = ""  # `key:` before the value, when there was one
+
+
+def _pieces(text: str) -> list[_Piece]:
+    """Split on whitespace outside quotes; an unclosed quote runs to the end."""
+    out: list[_Piece] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        piece = _Piece("")
+        if text[i] == "-" and i + 1 < n and not text[i + 1].isspace():
+            piece.negated = True
+            i += 1
+        m = re.match(r"([A-Za-z]+):", text[i:])
+        if m and m.group(1).lower() in FIELD_KEYS.keys() | TIME_KEYS.keys():
+            piece.key = m.group(1).lower()
+            i += m.end()
+        if i < n and text[i] == '"':
+            end = text.find('"', i + 1)
+            end = n if end < 0 else end
+            piece.text, piece.quoted = text[i + 1 : end], True
+            i = end + 1
+        else:
+            start = i
+            while i < n and not text[i].isspace():
+                i += 1
+            piece.text = text[start:i]
+        out.append(piece)
+    return out
+
+
 def parse_query(
     text: str, *, now: float | None = None, fuzzy: bool = True, tz: tzinfo | None = None
 ) -> Query:
-    """Split `text` into terms and filters; raises QueryError on a bad filter value."""
+    """Parse `text` (see the module docstring); raises QueryError saying what is wrong."""
     now = time.time() if now is None else now
-    try:
-        words = shlex.split(text)
-    except ValueError:  # an unclosed quote while typing
-        words = text.replace('"', " ").split()
-    terms: list[str] = []
-    senders: list[str] = []
-    topics: list[str] = []
+    groups: list[list[Term]] = []
+    excluded: list[Term] = []
+    fields: list[FieldFilter] = []
     since = until = None
-    for word in words:
-        key, sep, value = word.partition(":")
-        kind = _FILTER_KEYS.get(key.lower()) if sep else None
-        if kind is None:
-            if word.strip():
-                terms.append(word.lower())
+    pending_or = False
+    for piece in _pieces(text):
+        if piece.text == "OR" and not (piece.quoted or piece.key or piece.negated):
+            if not groups or pending_or:
+                raise QueryError("OR needs a word or phrase on each side")
+            pending_or = True
             continue
-        if not value:
+        if piece.text == "AND" and not (piece.quoted or piece.key or piece.negated):
+            continue  # the default
+        if piece.key:
+            if pending_or:
+                raise QueryError(f"OR joins words or phrases, not {piece.key}: (repeat the field)")
+            if not piece.text:
+                raise QueryError(f"{piece.key}: needs a value (for example {piece.key}:2h)")
+            if piece.key in TIME_KEYS:
+                if piece.negated:
+                    raise QueryError(f"-{piece.key}: cannot be negated (use the other bound)")
+                when = parse_time(piece.text, now, tz)
+                if TIME_KEYS[piece.key] == "since":
+                    since = when if since is None else max(since, when)
+                else:
+                    until = when if until is None else min(until, when)
+                continue
+            key = FIELD_KEYS[piece.key]
+            value = piece.text.lower()
+            if key == "tier" and not value.isdigit():
+                raise QueryError(f"tier:{piece.text} is not a tier number (ACE tiers are 1-6)")
+            fields.append(FieldFilter(key, value, piece.negated))
             continue
-        if kind == "sender":
-            senders.append(value.lower())
-        elif kind == "topic":
-            topics.append(value.lower())
-        elif kind == "since":
-            since = parse_time(value, now, tz)
+        term = _term(piece)
+        if term is None:
+            continue
+        if piece.negated:
+            if pending_or:
+                raise QueryError("OR joins words or phrases, not an exclusion")
+            excluded.append(term)
+        elif pending_or:
+            groups[-1].append(term)
+            pending_or = False
         else:
-            until = parse_time(value, now, tz)
-    return Query(text, tuple(terms), tuple(senders), tuple(topics), since, until, fuzzy)
+            groups.append([term])
+    if pending_or:
+        raise QueryError("OR needs a word or phrase on each side")
+    if excluded and not (groups or fields or since is not None or until is not None):
+        raise QueryError("nothing to search for besides the exclusions: add a word or a field")
+    if since is not None and until is not None and since > until:
+        raise QueryError("the time range is empty (since/after is later than until/before)")
+    return Query(
+        text,
+        tuple(tuple(g) for g in groups),
+        tuple(excluded),
+        tuple(fields),
+        since,
+        until,
+        fuzzy,
+    )
 
 
-def _ascii_json_safe(term: str) -> bool:
-    return term.isascii() and '"' not in term and "\\" not in term and term.isprintable()
+def _term(piece: _Piece) -> Term | None:
+    raw = piece.text.lower()
+    if not raw.strip():
+        if piece.quoted:
+            return None  # `""` while typing
+        raise QueryError("empty word in the query")
+    if piece.quoted:
+        kind = TermKind.PHRASE
+    elif raw.endswith("*") and len(raw) > 1:
+        kind, raw = TermKind.PREFIX, raw.rstrip("*")
+    else:
+        kind = TermKind.WORD
+    if not tokenize(raw):
+        raise QueryError(f"{piece.text!r} has no letters or digits to search for")
+    if kind is TermKind.WORD and len(tokenize(raw)) > 1:
+        kind = TermKind.PHRASE  # `foo-bar`, `/usr/bin`: its tokens together
+    return Term(raw, kind)
 
 
-def record_haystack(rec: Record) -> str:
-    """The text a query's words are matched against (lowercased)."""
-    return f"{record_text(rec)} {rec.topic} {rec.sender}".lower()
+# -- match spans -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Span:
+    """Characters [start, end) of a text that match; `fuzzy` when by a typo-tolerant term."""
+
+    start: int
+    end: int
+    fuzzy: bool = False
 
 
-def fuzzy_ok(term: str) -> bool:
-    return len(term) >= MIN_FUZZY_LEN
+@dataclass
+class _Matcher:
+    exact: list[tuple[tuple[str, ...], bool]] = field(default_factory=list)  # tokens, prefix
+    fuzzy: set[str] = field(default_factory=set)
 
 
-def score_record(rec: Record, query: Query) -> float | None:
-    """Score 0-100 if `rec` matches `query`, else None."""
-    if query.senders or query.topics:
-        if not rec.valid:
-            return None
-        sender = rec.sender.lower()
-        topic = rec.topic.lower()
-        if query.senders and not any(s in sender for s in query.senders):
-            return None
-        if query.topics and not any(t in topic for t in query.topics):
-            return None
-    if query.since is not None or query.until is not None:
-        ts = rec.ts
-        if ts is None:
-            return None
-        if query.since is not None and ts < query.since:
-            return None
-        if query.until is not None and ts > query.until:
-            return None
-    if not query.terms:
-        return 100.0
-    hay = record_haystack(rec)
-    total = 0.0
-    for term in query.terms:
-        if term in hay:
-            total += 100.0
-            continue
-        if not (query.fuzzy and fuzzy_ok(term)):
-            return None
-        score = fuzz.partial_ratio(term, hay, score_cutoff=FUZZY_CUTOFF)
-        if not score:
-            return None
-        total += score
-    return total / len(query.terms)
+def token_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, folded token) of every token of `text`."""
+    return [(m.start(), m.end(), fold(m.group())) for m in _TOKEN_RE.finditer(text)]
 
 
-def match_spans(text: str, query: Query) -> list[tuple[int, int]]:
-    """Character spans of `text` to highlight for `query` (exact, then fuzzy)."""
-    if not query.terms or not text:
+def find_spans(text: str, query: Query, fuzzy_terms: frozenset[str] = frozenset()) -> list[Span]:
+    """Where `query`'s words and phrases match in `text`, plus the fuzzy stand-ins."""
+    matcher = _Matcher()
+    for group in query.groups:
+        for term in group:
+            matcher.exact.append((term.tokens, term.kind is TermKind.PREFIX))
+    matcher.fuzzy = set(fuzzy_terms)
+    if not matcher.exact and not matcher.fuzzy:
         return []
-    low = text.lower()
-    spans: list[tuple[int, int]] = []
-    for term in query.terms:
-        start = low.find(term)
-        found = start >= 0
-        while start >= 0:
-            spans.append((start, start + len(term)))
-            start = low.find(term, start + len(term))
-        if not found and query.fuzzy and fuzzy_ok(term):
-            al = fuzz.partial_ratio_alignment(term, low, score_cutoff=FUZZY_CUTOFF)
-            if al is not None and al.dest_end > al.dest_start:
-                s, e = _word_span(low, al.dest_start, al.dest_end)
-                if e > s:  # an alignment on punctuation alone widens to nothing
-                    spans.append((s, e))
-    spans.sort()
-    merged: list[tuple[int, int]] = []
-    for s, e in spans:
-        if merged and s <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
+    toks = token_spans(text)
+    words = [t[2] for t in toks]
+    spans: list[Span] = []
+    for tokens, prefix in matcher.exact:
+        n = len(tokens)
+        if not n:
+            continue
+        for i in range(len(words) - n + 1):
+            if words[i : i + n - 1] != list(tokens[:-1]):
+                continue
+            last = words[i + n - 1]
+            if last == tokens[-1] or (prefix and last.startswith(tokens[-1])):
+                spans.append(Span(toks[i][0], toks[i + n - 1][1]))
+    if matcher.fuzzy:
+        for start, end, word in toks:
+            if word in matcher.fuzzy:
+                spans.append(Span(start, end, True))
+    spans.sort(key=lambda s: (s.start, -s.end))
+    merged: list[Span] = []
+    for s in spans:
+        if merged and s.start < merged[-1].end:
+            last_span = merged[-1]
+            if s.end > last_span.end:
+                merged[-1] = Span(last_span.start, s.end, last_span.fuzzy and s.fuzzy)
         else:
-            merged.append((s, e))
+            merged.append(s)
     return merged
 
 
-def _word_span(text: str, start: int, end: int) -> tuple[int, int]:
-    """Widen a fuzzy alignment to whole words, so `migraton` lights up `migration`."""
-    while start > 0 and text[start - 1].isalnum():
-        start -= 1
-    while start < end and not text[start].isalnum():
-        start += 1
-    while end < len(text) and text[end].isalnum():
-        end += 1
-    return start, end
+def match_spans(text: str, query: Query) -> list[tuple[int, int]]:
+    """Character spans of `text` to highlight for `query` (its exact words and phrases)."""
+    return [(s.start, s.end) for s in find_spans(text, query)]

@@ -49,6 +49,21 @@ class Layout:
         return self.root / "metadata_index"
 
     @property
+    def search(self) -> Path:
+        """The derived search index (rebuildable from the journal at any time)."""
+        return self.root / "search"
+
+    @property
+    def search_index(self) -> Path:
+        """SQLite FTS5 file of `recorder.search.index` (its -wal/-shm files beside it)."""
+        return self.search / "index.sqlite3"
+
+    @property
+    def search_lock(self) -> Path:
+        """flock held by whoever writes the search index (one writer at a time)."""
+        return self.search / "index.lock"
+
+    @property
     def control(self) -> Path:
         """Requests to a running recorder (on-demand checkpoints)."""
         return self.root / "control"

@@ -547,6 +547,11 @@ class Store:
                 time.sleep(poll)
 
 
+def index_at_time(store: Store, ts: float, lo: int = 0, hi: int | None = None) -> int:
+    """First index whose record time is >= `ts` (records are in time order)."""
+    return store.bisect(ts, attrgetter("ts"), lo, hi)
+
+
 def open_store(root: Path | str) -> Store:
     store = Store(Path(root))
     store.refresh()

@@ -40,6 +40,16 @@ BAD = [
     (["service", "install", "--unit-dir", "/proc/nope", "--print-only"], FAILED, "--unit-dir"),
     (["service", "install", "--broker", "garbage://x", "--print-only"], USAGE, "--broker"),
     (["record", "--no-such-option"], USAGE, "--no-such-option"),
+    (["search", "deploy OR"], USAGE, "bad query: OR needs a word"),
+    (["search", "tier:high"], USAGE, "not a tier number"),
+    (["search", "-only -exclusions"], USAGE, "besides the exclusions"),
+    (["search", "since:someday x"], USAGE, "cannot read time"),
+    (["search", "--limit", "0", "x"], USAGE, "--limit"),
+    (["search", "--fuzzy", "--no-fuzzy", "x"], USAGE, "--no-fuzzy"),
+    (["search", "x", "--log-dir", "{file}"], USAGE, "--log-dir"),
+    (["search", "x"], FAILED, "no journal"),
+    (["stats", "--since", "someday"], USAGE, "cannot read time"),
+    (["reindex"], FAILED, "no journal"),
 ]
 
 

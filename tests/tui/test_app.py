@@ -15,6 +15,7 @@ from recorder.store.reader import open_store
 from tests.demo_journal import NOW, DemoClock, DemoWriter
 from tests.screenshots import settle
 from tests.tui_fixtures import SIZE, SMALL, demo_dir, make_app, pilot_test, plain
+from tui.panes.search import ResultList
 from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
 from tui.screens.launch import LaunchScreen
@@ -278,17 +279,22 @@ async def test_search_fuzzy_filters_and_jump(tmp_path: Path) -> None:
         assert main.search_pane.hits, "fuzzy search found nothing"
         assert all(store.record(i).sender == "coder" for i in main.search_pane.hits)
         assert all("migration" in record_text(store.record(i)) for i in main.search_pane.hits)
-        assert main.search_pane.hits == sorted(main.search_pane.hits, reverse=True)  # newest first
-        results = main.query_one("#results", RecordList)
-        assert "migration" in results.render_row(0, 100).plain
+        assert all(h.fuzzy for h in main.search_pane.result_hits)  # a typo: marked fuzzy
+        results = main.query_one("#results", ResultList)
+        row = results.render_row(0, 100).plain
+        assert "migration" in row and " ~ " in row
         # Exact mode: the typo no longer matches.
         await pilot.press("ctrl+t")
         await settle(pilot, 0.4)
         assert main.search_pane.hits == []
         await pilot.press("ctrl+t")
         await settle(pilot, 0.4)
-        first = main.search_pane.hits[0]
-        await pilot.press("enter", "enter")  # field -> results -> jump
+        # The first hit (by relevance) that has a checkpoint before it.
+        pick = next(k for k, h in enumerate(main.search_pane.result_hits) if h.checkpoint)
+        first = main.search_pane.hits[pick]
+        await pilot.press("enter")  # field -> results
+        results.move_to(pick)
+        await pilot.press("enter")  # jump
         await pilot.pause()
         assert main.active_tab == "recent" and not main.recent_pane.following
         messages = main.query_one("#messages", RecordList)
@@ -296,7 +302,7 @@ async def test_search_fuzzy_filters_and_jump(tmp_path: Path) -> None:
         cp = main.recent_pane.context_checkpoint
         assert cp is not None and app.journal.boundaries[cp.id] <= first
         later = [c for c in app.journal.checkpoints if app.journal.boundaries[c.id] <= first]
-        assert cp.id == later[0].id
+        assert cp.id == later[0].id == main.search_pane.result_hits[pick].checkpoint
         await pilot.press("c")
         assert main.active_tab == "checkpoints"
         assert main.query_one("#cp-list", CheckpointList).highlighted.id == cp.id

@@ -50,8 +50,8 @@ async def test_failed_search_and_diagnostics_say_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class BrokenSearcher:
-        def search(self, query: Any, cancelled: Any = None) -> Any:
-            yield from fail()
+        def search(self, query: Any, **options: Any) -> Any:
+            fail()
 
         def close(self) -> None:
             pass

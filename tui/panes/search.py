@@ -1,4 +1,11 @@
-"""Search the journal: a query field, its status line and the matching records."""
+"""Search the journal: a query field, its status line and the ranked hits.
+
+The search engine (`recorder.search.engine`, the same one as `persist search`)
+runs in a thread worker: results as you type (debounced), exact hits first and
+fuzzy ones after them (marked ~), each row a snippet around its match. While the
+index is behind the journal, the worker searches what is indexed, keeps catching
+up in slices and shows a progress line, then searches again.
+"""
 
 from __future__ import annotations
 
@@ -12,32 +19,72 @@ from textual.message import Message
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
+from recorder.search.hits import SearchHit, SearchResult
 from recorder.search.query import Query, QueryError, parse_query
-from recorder.search.scan import SearchProgress
 
-from ..text import count
-from ..widgets.record_list import RecordList
+from ..text import count, one_line
+from ..widgets.record_list import HIGHLIGHT, sender_style
 from ..widgets.virtual_list import VirtualList
 from .base import Pane
 
 SEARCH_DEBOUNCE = 0.12
+RESULT_LIMIT = 200
+CATCH_UP_SLICE = 0.25  # seconds of indexing between progress updates
+FUZZY_STYLE = "bold black on bright_cyan"
+
+
+class ResultList(VirtualList):
+    """Search hits: `HH:MM:SS ~ sender topic …snippet…` with the matches highlighted."""
+
+    def __init__(self, pane: SearchPane, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.pane = pane
+
+    def render_row(self, row: int, width: int) -> Text:
+        hits = self.pane.result_hits
+        if not 0 <= row < len(hits):
+            return Text()
+        hit = hits[row]
+        clock = self.pane.papp.clock
+        wide = width >= 100
+        sw, tw = (12, 10) if wide else (9, 6)
+        line = Text()
+        line.append(clock.hms(hit.ts), "dim")
+        line.append(" ~ " if hit.fuzzy else "   ", "bold cyan")
+        who = one_line(hit.sender or hit.kind.upper(), 40)
+        line.append(f"{who[:sw]:<{sw}} ", sender_style(who) if hit.sender else "dim")
+        line.append(f"{one_line(hit.topic, 40)[:tw]:<{tw}} ", "dim")
+        body = Text(hit.snippet)
+        for span in hit.spans:
+            body.stylize(FUZZY_STYLE if span.fuzzy else HIGHLIGHT, span.start, span.end)
+        line.append_text(body)
+        return line
 
 
 class SearchPane(Pane):
-    """Results stream in newest first while the search worker scans; Enter jumps to one."""
+    """Results while you type; Enter on one shows it in context (Recent)."""
 
     BINDINGS = [
         Binding("ctrl+t", "toggle_fuzzy", "Fuzzy", tooltip="Typo-tolerant matching on/off"),
         Binding("escape", "leave_search", "Back", show=False),
     ]
 
-    class Batch(Message):
-        """More of the search `generation` was scanned (from the search worker)."""
+    class Results(Message):
+        """The search `generation` answered (from the search worker)."""
 
-        def __init__(self, generation: int, progress: SearchProgress) -> None:
+        def __init__(self, generation: int, result: SearchResult) -> None:
             super().__init__()
             self.generation = generation
-            self.progress = progress
+            self.result = result
+
+    class Indexing(Message):
+        """The index is catching up: `behind` journal bytes left of `total`."""
+
+        def __init__(self, generation: int, behind: int, total: int) -> None:
+            super().__init__()
+            self.generation = generation
+            self.behind = behind
+            self.total = total
 
     class ResultChosen(Message):
         """Enter on a result: show record `index` with `query` highlighted (the screen does)."""
@@ -50,8 +97,11 @@ class SearchPane(Pane):
     def __init__(self) -> None:
         super().__init__("2 Search", id="search")
         self.fuzzy = True
+        self.result_hits: list[SearchHit] = []
+        """The current search's hits, best first (exact, then fuzzy)."""
         self.hits: list[int] = []
-        """Record indices of the current search's matches, newest first."""
+        """The same hits as record indices of the app's store."""
+        self.result: SearchResult | None = None
         self.search_generation = 0
         self.search_state = ""
         self.search_query: Query | None = None
@@ -59,27 +109,22 @@ class SearchPane(Pane):
 
     def compose(self) -> ComposeResult:
         yield Input(
-            placeholder='words  "a phrase"  from:NAME  topic:NAME  since:2h  until:10:30',
+            placeholder='words  "a phrase"  pre*  -not  a OR b  from:NAME  topic:T  since:2h',
             id="search-input",
         )
         yield Static(id="search-status", classes="status-line")
-        yield RecordList(self.papp.clock, id="results")
+        yield ResultList(self, id="results")
 
     def on_mount(self) -> None:
         self.update_status()
 
     @property
-    def results(self) -> RecordList:
-        return self.query_one("#results", RecordList)
+    def results(self) -> ResultList:
+        return self.query_one("#results", ResultList)
 
     def journal_changed(self, what: str) -> None:
-        state = self.papp.journal
-        if what in ("loaded", "checkpoints"):
-            self.results.boundaries = frozenset((state.boundaries or {}).values())
-        if what == "loaded":
-            self.results.attach(state.store, self.hits)
-            if self.search_query is not None:
-                self.start_search()
+        if what == "loaded" and self.search_query is not None:
+            self.start_search()
 
     # -- the field ---------------------------------------------------------------
     @on(Input.Changed, "#search-input")
@@ -93,10 +138,9 @@ class SearchPane(Pane):
         self.results.focus()
 
     def action_leave_search(self) -> None:
+        """Esc: out of the field to the results, the query kept; from the results, back."""
         inp = self.query_one("#search-input", Input)
-        if inp.has_focus and inp.value:
-            inp.value = ""
-        elif inp.has_focus:
+        if inp.has_focus:
             self.results.focus()
         else:
             inp.focus()
@@ -112,24 +156,19 @@ class SearchPane(Pane):
         papp = self.papp
         text = self.query_one("#search-input", Input).value
         self.search_generation += 1
-        self.hits.clear()
-        results = self.results
         try:
             query = parse_query(text, now=papp.clock.now(), fuzzy=self.fuzzy, tz=papp.clock.tz)
         except QueryError as exc:
             self.search_query = None
+            self._show(None)
             self.search_state = f"[error]{exc}"
-            results.highlight = None
-            results.sync()
             self.update_status()
             return
         self.search_query = None if query.empty else query
-        results.highlight = self.search_query
-        results.sync()
-        results.move_to(0)
         if self.search_query is None:
             self.search_state = ""
             self.workers.cancel_group(self, "search")
+            self._show(None)
         elif papp.journal.store is None:
             self.search_state = "no journal to search yet"
         else:
@@ -139,27 +178,65 @@ class SearchPane(Pane):
 
     @work(thread=True, exclusive=True, group="search", exit_on_error=False)
     def run_search(self, query: Query, generation: int) -> None:
+        """Search what is indexed now (after a short catch-up), then, while the index
+        is behind, index more in slices (progress) and search again when level."""
         worker = get_current_worker()
-        for progress in self.papp.searcher.search(query, cancelled=lambda: worker.is_cancelled):
-            if worker.is_cancelled:
-                return
-            self.post_message(self.Batch(generation, progress))
+        engine = self.papp.searcher
+        fuzzy = None if self.fuzzy else False
+        result = engine.search(
+            query, limit=RESULT_LIMIT, fuzzy=fuzzy, budget=CATCH_UP_SLICE, wait=0.0
+        )
+        if worker.is_cancelled:
+            return
+        self.post_message(self.Results(generation, result))
+        behind = result.behind
+        if not behind:
+            return
+        total = behind
+        while behind and not worker.is_cancelled:
+            done = engine.catch_up(budget=CATCH_UP_SLICE, wait=CATCH_UP_SLICE)
+            behind = done.behind if not done.busy else engine.indexer.behind()
+            self.post_message(self.Indexing(generation, behind, max(total, behind)))
+        if worker.is_cancelled:
+            return
+        result = engine.search(query, limit=RESULT_LIMIT, fuzzy=fuzzy, catch_up=False)
+        if not worker.is_cancelled:
+            self.post_message(self.Results(generation, result))
 
-    def on_search_pane_batch(self, message: Batch) -> None:
+    def on_search_pane_results(self, message: Results) -> None:
         if message.generation != self.search_generation:
             return
-        p = message.progress
-        self.hits.extend(h.index for h in p.hits)
-        results = self.results
-        results.sync()
-        if results.cursor < 0 and self.hits:
-            results.move_to(0)
-        pct = 100 * p.scanned // p.total if p.total else 100
-        if p.done:
-            self.search_state = "done" + (" (result limit reached)" if p.limited else "")
-        else:
-            self.search_state = f"searching… {pct}% of {count(p.total)} records"
+        self._show(message.result)
+        self.search_state = "index catching up…" if message.result.behind else "done"
         self.update_status()
+
+    def on_search_pane_indexing(self, message: Indexing) -> None:
+        if message.generation != self.search_generation:
+            return
+        pct = 100 - 100 * message.behind // message.total if message.total else 100
+        self.search_state = (
+            f"indexing the journal {pct}% ({message.behind / 2**20:,.0f} MiB to go)"
+            if message.behind
+            else "index caught up"
+        )
+        self.update_status()
+
+    def _show(self, result: SearchResult | None) -> None:
+        self.result = result
+        self.result_hits = list(result.hits) if result else []
+        store = self.papp.journal.store
+        self.hits = []
+        if store is not None:
+            store.refresh()
+            self.hits = [
+                store.index_of(h.segment, h.offset)
+                for h in self.result_hits
+                if h.segment is not None and h.offset is not None
+            ]
+        results = self.results
+        results.set_row_count(len(self.result_hits))
+        results.move_to(0)
+        results.refresh()
 
     def worker_failed(self, group: str, problem: str) -> None:
         if group == "search":
@@ -171,20 +248,29 @@ class SearchPane(Pane):
     def update_status(self) -> None:
         status = Text()
         state = self.search_state
+        r = self.result
         if state.startswith("[error]"):
             status.append(state[7:], "bold red")
         elif self.search_query is None:
             status.append(
-                "Type to search. Enter: results · Esc: back to the field · ctrl+t: fuzzy", "dim"
+                "Type to search. Enter: results · Esc: to the results and back · ctrl+t: fuzzy",
+                "dim",
             )
         else:
-            status.append(f"{count(len(self.hits))} matches", "bold")
-            status.append(f" · {state}", "dim")
+            if r is not None:
+                exact = sum(1 for h in r.hits if not h.fuzzy)
+                total = f"{count(r.total)}{'' if r.total_exact else '+'}"
+                status.append(f"{total} exact matches", "bold")
+                if exact < len(r.hits):
+                    status.append(f" · {len(r.hits) - exact} typo-tolerant (~)", "cyan")
+                if len(r.hits) < r.total:
+                    status.append(f" · {len(r.hits)} shown", "dim")
+                status.append(" · ", "dim")
+            status.append(state, "dim")
         status.append(f"   fuzzy {'on' if self.fuzzy else 'off'}", "cyan" if self.fuzzy else "dim")
         self.query_one("#search-status", Static).update(status)
 
     @on(VirtualList.Selected, "#results")
     def result_selected(self, event: VirtualList.Selected) -> None:
-        index = self.results.record_index(event.row)
-        if index is not None:
-            self.post_message(self.ResultChosen(index, self.search_query))
+        if 0 <= event.row < len(self.hits):
+            self.post_message(self.ResultChosen(self.hits[event.row], self.search_query))

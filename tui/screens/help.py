@@ -10,16 +10,11 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from recorder.search.query import QUERY_SYNTAX
+
 from ..widgets.virtual_list import VirtualList
 
-QUERY_HELP = (
-    ("words", "every word must match (typos tolerated when fuzzy is on)"),
-    ('"a phrase"', "match the words together"),
-    ("from:NAME", "sender contains NAME (also sender:)"),
-    ("topic:NAME", "topic contains NAME"),
-    ("since:WHEN", "WHEN = 2024-05-14, 2024-05-14T10:30, 10:30 or 2h / 3d ago (also after:)"),
-    ("until:WHEN", "up to WHEN (also before:)"),
-)
+QUERY_HELP = QUERY_SYNTAX  # one table for the help screen and the docs
 
 KEY_NAMES = {
     "question_mark": "?",

@@ -1,0 +1,312 @@
+"""`persist search`, `persist reindex` and `persist stats`: the search index from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from recorder.cli.common import EXIT_USAGE, add_log_dir, fail, positive_int, say
+
+
+def _bytes_bar(label: str) -> Callable[[int, int], None] | None:
+    """A progress bar on stderr (journal bytes indexed) when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    state = {"last": 0.0, "drawn": False}
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - state["last"] < 0.1:
+            return
+        if total == 0 or (done >= total and not state["drawn"]):
+            return
+        state["last"], state["drawn"] = now, True
+        frac = done / total
+        bar = "#" * int(frac * 30)
+        end = "\n" if done >= total else ""
+        sys.stderr.write(
+            f"\r{label} [{bar:<30}] {frac:4.0%} {done / 2**20:,.0f}/{total / 2**20:,.0f} MiB{end}"
+        )
+        sys.stderr.flush()
+
+    return show
+
+
+def _no_journal(log_dir: str) -> bool:
+    return not (Path(log_dir) / "segments").is_dir()
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from recorder.export.render import clean, iso
+    from recorder.search.engine import SearchEngine
+    from recorder.search.query import QueryError, parse_query
+
+    text = " ".join(args.query)
+    try:
+        query = parse_query(text)
+    except QueryError as exc:
+        return fail(f"bad query: {exc}", EXIT_USAGE)
+    if query.empty:
+        return fail("empty query: give words, a phrase or a field (see persist search --help)", 2)
+    if _no_journal(args.log_dir):
+        return fail(f"no journal in {args.log_dir}")
+    fuzzy = None if args.fuzzy is None else args.fuzzy
+    with SearchEngine(args.log_dir) as engine:
+        done = engine.catch_up(progress=_bytes_bar("indexing"), wait=60.0)
+        if done.busy:
+            say("another process is updating the search index; searching what it holds so far")
+        result = engine.search(
+            query,
+            limit=args.limit,
+            fuzzy=fuzzy,
+            all_kinds=args.all_kinds,
+            count=args.count,
+            catch_up=False,
+        )
+    result.catch_up = done
+    if args.json:
+        print(orjson.dumps(result.as_json()).decode())
+        return 0
+    color = sys.stdout.isatty()
+    for hit in result.hits:
+        snippet = clean(hit.snippet, newlines=False)
+        if color and len(snippet) == len(hit.snippet):
+            out = []
+            pos = 0
+            for s in hit.spans:
+                style = "\x1b[4;33m" if s.fuzzy else "\x1b[1;33m"
+                out += [snippet[pos : s.start], style, snippet[s.start : s.end], "\x1b[0m"]
+                pos = s.end
+            out.append(snippet[pos:])
+            snippet = "".join(out)
+        mark = "~" if hit.fuzzy else " "
+        who = clean(hit.sender or hit.kind, newlines=False)
+        print(
+            f"{mark}{hit.seq if hit.seq is not None else '-':>9}  {iso(hit.ts)[:19]}  "
+            f"{who[:12]:<12} {clean(hit.topic, newlines=False)[:18]:<18} {snippet}"
+        )
+        if args.checkpoints and hit.checkpoint:
+            print(f"{'':12}checkpoint before: {hit.checkpoint}")
+    total = f"{result.total:,}" + ("" if result.total_exact else "+")
+    fuzzy_note = ""
+    if result.fuzzy_terms:
+        fuzzy_note = " · fuzzy (~): " + ", ".join(
+            f"{k} → {' '.join(v[:4])}" for k, v in result.fuzzy_terms.items()
+        )
+    if not result.hits:
+        say(f"no matches for {text!r} ({result.took_ms:.1f} ms){fuzzy_note}")
+    else:
+        say(
+            f"{total} exact matches, {len(result.hits)} shown ({result.took_ms:.1f} ms){fuzzy_note}"
+        )
+    return 0
+
+
+FOLLOW_POLL = 1.0  # seconds between catch-ups when nothing new arrived
+FOLLOW_SLICE = 2.0  # seconds of indexing before the lock is let go (searches get a turn)
+
+
+class WarmIndexer:
+    """`persist record` keeps the search index level with its journal through a child
+    process at idle CPU and I/O priority (`persist reindex --follow`), so indexing never
+    takes the GIL, the CPU or the disk from the recorder's receive path. The daemon
+    never imports the search package; the child stops when its recorder does."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = Path(log_dir)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        from recorder.store.fsutil import ensure_private_dir, open_private
+        from recorder.store.layout import Layout
+
+        layout = Layout(self.log_dir)
+        try:
+            ensure_private_dir(layout.search)
+            err = open_private(
+                layout.search / "indexer.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+            )
+        except OSError as exc:
+            say(f"search index not kept warm: {exc}")
+            return
+        argv = [sys.executable, "-m", "recorder.cli", "reindex", "--catch-up", "--follow"]
+        argv += ["--log-dir", str(self.log_dir), "--parent", str(os.getpid())]
+        try:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+            )
+        except OSError as exc:
+            say(f"search index not kept warm: {exc}")
+        finally:
+            os.close(err)
+
+    def stop(self) -> None:
+        """SIGKILL: the index is consistent after any kill (one transaction per chunk),
+        and a SIGTERM would wait for an idle-priority process to be scheduled, which on
+        a busy machine delayed the recorder's own exit by seconds."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=1)
+        self.proc = None
+
+
+def _idle_priority() -> None:
+    """Run only when the CPU and the disk have nothing better to do."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    with contextlib.suppress(OSError):
+        os.nice(19)
+    with contextlib.suppress(Exception):
+        import psutil
+
+        psutil.Process().ionice(psutil.IOPRIO_CLASS_IDLE)
+
+
+def _follow(log_dir: str, parent: int | None) -> int:
+    """Catch up, then keep up, until the parent (the recorder) is gone or SIGTERM."""
+    from recorder.search.engine import SearchEngine
+
+    _idle_priority()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with SearchEngine(log_dir) as engine:
+        while not stop.is_set():
+            if parent is not None and os.getppid() != parent:
+                break
+            done = engine.catch_up(budget=FOLLOW_SLICE, wait=FOLLOW_POLL)
+            if not done.behind or done.busy:
+                stop.wait(FOLLOW_POLL)
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from recorder.search.engine import SearchEngine
+
+    if args.follow:
+        return _follow(args.log_dir, args.parent)
+    if _no_journal(args.log_dir):
+        return fail(f"no journal in {args.log_dir}")
+    t = time.perf_counter()
+    with SearchEngine(args.log_dir) as engine:
+        done = engine.catch_up(rebuild=not args.catch_up, progress=_bytes_bar("indexing"))
+        seconds = time.perf_counter() - t
+        size = engine.index.size_bytes()
+        docs = engine.index.doc_count()
+    journal = sum(p.stat().st_size for p in (Path(args.log_dir) / "segments").glob("seg-*.jsonl"))
+    ratio = size / journal if journal else 0.0
+    what = "caught up" if args.catch_up and not done.rebuilt else "rebuilt"
+    print(
+        f"search index {what}: {done.added:,} records in {seconds:.1f} s "
+        f"({done.added / seconds if seconds else 0:,.0f}/s); {docs:,} records indexed, "
+        f"{size / 2**20:,.1f} MiB ({ratio:.2f}x the journal)"
+    )
+    if done.rebuilt and args.catch_up:
+        say(f"rebuilt because {done.rebuilt}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from recorder.export.render import clean, iso
+    from recorder.search.engine import SearchEngine
+    from recorder.search.query import QueryError, parse_time
+    from recorder.search.stats import collect_stats
+
+    now = time.time()
+    try:
+        since = parse_time(args.since, now) if args.since else None
+        until = parse_time(args.until, now) if args.until else None
+    except QueryError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    if _no_journal(args.log_dir):
+        return fail(f"no journal in {args.log_dir}")
+    with SearchEngine(args.log_dir) as engine:
+        engine.catch_up(progress=_bytes_bar("indexing"), wait=60.0)
+        stats = collect_stats(engine.index, since=since, until=until, all_kinds=args.all_kinds)
+    if args.json:
+        print(orjson.dumps(stats.as_json()).decode())
+        return 0
+    what = "records" if args.all_kinds else "messages"
+    print(f"{stats.records:,} {what}, {iso(stats.first_ts)[:19]} → {iso(stats.last_ts)[:19]}")
+    for key, rows in stats.by.items():
+        print(f"\nby {key}:")
+        for value, n in rows[: args.top]:
+            print(f"  {n:>10,}  {clean(value, newlines=False)}")
+        if len(rows) > args.top:
+            rest = sum(n for _v, n in rows[args.top :])
+            print(f"  {rest:>10,}  ({len(rows) - args.top} more)")
+    return 0
+
+
+SEARCH_HELP = """query language:
+  words               every word must match        "a phrase"   the words in order
+  pre*                a word starting with pre     -word        leave out (-"phrase", -from:x)
+  a OR b              either word                  from:/sender:NAME  to:NAME  topic:T
+  kind:K (chain type or record kind)  tier:N  tag:T  source:S  session:ID
+  since:/after:WHEN  until:/before:WHEN   WHEN = 2024-05-14, 2024-05-14T10:30, 10:30, 2h, 3d
+
+Exact matches come first: ranked by relevance when the query matches at most 200
+records, else the newest first; then typo-tolerant ones marked ~ (by default only
+when exact matches are few). A bad query is one line on stderr, exit 2."""
+
+
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    p = sub.add_parser(
+        "search",
+        help="search the journal (through its index, caught up first)",
+        description=SEARCH_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("query", nargs="+", help="the query (quote it for the shell)")
+    add_log_dir(p)
+    p.add_argument("--json", action="store_true", help="one JSON object: took_ms, total, hits")
+    p.add_argument("--limit", type=positive_int, default=20, help="hits to show (default 20)")
+    fz = p.add_mutually_exclusive_group()
+    fz.add_argument(
+        "--fuzzy", dest="fuzzy", action="store_true", default=None, help="always add typo matches"
+    )
+    fz.add_argument("--no-fuzzy", dest="fuzzy", action="store_false", help="exact matches only")
+    p.add_argument(
+        "--all-kinds", action="store_true", help="also heartbeats, events, gaps and other records"
+    )
+    p.add_argument("--count", action="store_true", help="count every exact match (slower)")
+    p.add_argument(
+        "--checkpoints", action="store_true", help="show each hit's nearest checkpoint before it"
+    )
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("reindex", help="rebuild the search index from the journal")
+    add_log_dir(p)
+    p.add_argument(
+        "--catch-up", action="store_true", help="only index what is new (rebuild if damaged)"
+    )
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep indexing what arrives, at idle priority (what persist record runs)",
+    )
+    p.add_argument("--parent", type=positive_int, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_reindex)
+
+    p = sub.add_parser("stats", help="counts per sender, topic, chain type and ACE tier")
+    add_log_dir(p)
+    p.add_argument("--since", help="from WHEN (2024-05-14, 10:30, 2h, 3d)")
+    p.add_argument("--until", help="up to WHEN")
+    p.add_argument("--all-kinds", action="store_true", help="count every record, not messages")
+    p.add_argument("--top", type=positive_int, default=10, help="rows per group (default 10)")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=cmd_stats)

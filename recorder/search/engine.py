@@ -1,0 +1,378 @@
+"""The one search engine behind the CLI, the TUI and the Python API.
+
+`SearchEngine(root).search("query")` catches the index up with the journal (a
+bounded slice of work unless told otherwise), then answers from the index:
+
+- Exact matches first. Their ids are fetched newest first with `ORDER BY rowid
+  DESC LIMIT RANK_WINDOW + 1` (FTS5 walks its doclists backwards and stops: about
+  a millisecond even for a word in every other record). When the whole query
+  matches at most `RANK_WINDOW` records, they are ranked by BM25 over their own
+  texts (`rank.py`), newer first among equals; when it matches more, the newest
+  come first. FTS5's bm25() is never called: it counts every record holding each
+  word or phrase first (its IDF), a scan of a common word's whole doclist (30-180 ms
+  on 1M messages, measured).
+- Fuzzy (typo-tolerant) matches when asked (`fuzzy=True`), or by default when
+  exact found fewer than `FEW`: each word of 4+ letters is widened to the
+  vocabulary terms within edit distance 1 (2 for 8+ letters, rapidfuzz over the
+  `terms` snapshot); those hits are marked fuzzy and listed after the exact ones.
+- Each hit is read back from the journal for its snippet (the index keeps no
+  text), with exact and fuzzy match spans, and names the nearest checkpoint
+  at or before it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recorder.export.render import record_text
+from recorder.search.fuzzy import Vocabulary
+from recorder.search.hits import CheckpointFinder, SearchHit, SearchResult, make_snippet
+from recorder.search.index import IndexDamaged, SearchIndex
+from recorder.search.indexer import CatchUp, Indexer, Progress
+from recorder.search.query import Query, find_spans, parse_query
+from recorder.search.rank import bm25
+from recorder.store.layout import Layout
+from recorder.store.reader import Record
+
+__all__ = ["SearchEngine", "SearchHit", "SearchResult", "search"]
+
+DEFAULT_LIMIT = 20
+RANK_WINDOW = 200  # a query matching at most this many is ranked by relevance; more: newest
+FEW = 5  # fewer exact hits than this: try fuzzy too (when fuzzy is on)
+CATCH_UP_BUDGET = 2.0  # seconds a search spends catching up before it answers
+
+
+@dataclass
+class _Row:
+    doc: int
+    segment: int | None
+    offset: int | None
+    length: int | None
+    seq: int | None
+    ts: float | None
+    kind: str
+    sender: str
+    topic: str
+    source: str
+    text: str | None
+    score: float = 0.0
+    fuzzy: bool = False
+    body: str | None = None  # the text shown, once read (`SearchEngine._load`)
+
+
+_ROW = (
+    "d.id, d.segment, d.offset, d.length, d.seq, d.ts, d.kind, d.sender, d.topic, d.source, d.text"
+)
+
+
+class SearchEngine:
+    """Search one log folder (thread-safe: one query at a time per engine)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.layout = Layout(self.root)
+        self.index = SearchIndex(self.root)
+        self.indexer = Indexer(self.root)
+        self._lock = threading.Lock()
+        self.vocabulary = Vocabulary(self.index)
+        self._fds: dict[int, int] = {}
+
+    def close(self) -> None:
+        self.index.close()
+        self.indexer.close()
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+
+    def __enter__(self) -> SearchEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- keeping up --------------------------------------------------------------
+    def catch_up(
+        self,
+        *,
+        budget: float | None = None,
+        wait: float | None = None,
+        progress: Progress | None = None,
+        rebuild: bool = False,
+    ) -> CatchUp:
+        return self.indexer.catch_up(budget=budget, wait=wait, progress=progress, rebuild=rebuild)
+
+    # -- searching ---------------------------------------------------------------
+    def search(
+        self,
+        query: Query | str,
+        *,
+        limit: int = DEFAULT_LIMIT,
+        fuzzy: bool | None = None,
+        all_kinds: bool = False,
+        count: bool = False,
+        catch_up: bool = True,
+        budget: float | None = CATCH_UP_BUDGET,
+        wait: float | None = 30.0,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> SearchResult:
+        """Hits for `query`, best first. `fuzzy`: None = when exact finds few,
+        True = always add typo-tolerant hits, False = never. `count` counts every
+        exact match (else the count stops at the ranked window)."""
+        if isinstance(query, str):
+            query = parse_query(query)
+        done = self.catch_up(budget=budget, wait=wait) if catch_up else None
+        with self._lock:
+            try:
+                result = self._search(query, limit, fuzzy, all_kinds, count, cancelled)
+            except (sqlite3.DatabaseError, IndexDamaged):
+                # Replaced or damaged under us. A catch-up waits for another writer's
+                # rebuild and rebuilds if the checks find damage; damage they cannot
+                # see (deep in the file) gets a rebuild of its own on a second failure.
+                self.index.close()
+                done = self.catch_up(wait=wait)
+                try:
+                    result = self._search(query, limit, fuzzy, all_kinds, count, cancelled)
+                except (sqlite3.DatabaseError, IndexDamaged):
+                    self.index.close()
+                    done = self.catch_up(rebuild=True, wait=wait)
+                    result = self._search(query, limit, fuzzy, all_kinds, count, cancelled)
+            except FileNotFoundError:  # nothing indexed yet (catch_up=False)
+                result = SearchResult(query)
+        result.catch_up = done
+        return result
+
+    def _search(
+        self,
+        query: Query,
+        limit: int,
+        fuzzy: bool | None,
+        all_kinds: bool,
+        count: bool,
+        cancelled: Callable[[], bool] | None,
+    ) -> SearchResult:
+        t0 = time.perf_counter()
+        result = SearchResult(query)
+        if query.empty:
+            return result
+        where, params = self._filters(query, all_kinds)
+        match = query.fts()
+        hits_rows, matched = self._ranked(match, where, params, limit, query)
+        if count:
+            result.total = self._count(match, where, params)
+        else:
+            fetched = max(limit, RANK_WINDOW + 1)
+            result.total = min(matched, fetched - 1)
+            result.total_exact = matched < fetched
+        use_fuzzy = query.fuzzy if fuzzy is None else fuzzy
+        want_fuzzy = fuzzy is True or (use_fuzzy and fuzzy is None and len(hits_rows) < FEW)
+        if want_fuzzy and match is not None and not (cancelled and cancelled()):
+            fuzzy_query, result.fuzzy_terms = self.vocabulary.widen(query)
+            if fuzzy_query is not None:
+                seen = {r.doc for r in hits_rows}
+                more, _n = self._ranked(fuzzy_query, where, params, limit + len(seen))
+                for r in more:
+                    if r.doc not in seen and len(hits_rows) < limit:
+                        r.fuzzy = True
+                        hits_rows.append(r)
+        result.took_ms = (time.perf_counter() - t0) * 1000
+        stand_ins = frozenset(t for terms in result.fuzzy_terms.values() for t in terms)
+        checkpoints = CheckpointFinder(self.layout)
+        result.hits = [self._hit(r, query, stand_ins, checkpoints) for r in hits_rows]
+        result.took_ms = (time.perf_counter() - t0) * 1000
+        return result
+
+    def _filters(self, query: Query, all_kinds: bool) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        record_kinds = [v for v in query.values("kind")]
+        if not all_kinds and not record_kinds:
+            where.append("d.msg = 1")
+        for key in ("sender", "recipient", "topic", "chain", "tag", "source", "session", "tier"):
+            for negated in (False, True):
+                col_key = "kind" if key == "chain" else key
+                values = query.values(col_key, negated=negated)
+                if not values:
+                    continue
+                ors = []
+                for v in values:
+                    clause, args = _field_clause(col_key, v)
+                    ors.append(clause)
+                    params.extend(args)
+                joined = " OR ".join(ors)
+                where.append(f"NOT ({joined})" if negated else f"({joined})")
+        if query.since is not None:
+            where.append("d.ts >= ?")
+            params.append(query.since)
+        if query.until is not None:
+            where.append("d.ts <= ?")
+            params.append(query.until)
+        return where, params
+
+    def _ranked(
+        self,
+        match: str | None,
+        where: list[str],
+        params: list[Any],
+        limit: int,
+        query: Query | None = None,
+    ) -> tuple[list[_Row], int]:
+        """(the best `limit` rows, how many matched: exact when below the fetch limit,
+        max(limit, RANK_WINDOW + 1))."""
+        cond = " AND ".join(where) or "1"
+        window = max(limit, RANK_WINDOW + 1)
+        if match is None:
+            sql = f"SELECT d.id FROM docs d WHERE {cond} ORDER BY d.id DESC LIMIT {window}"
+            ids = [r[0] for r in self.index.query(sql, params)]
+        else:
+            # CROSS JOIN keeps FTS the outer loop: never one MATCH per row of docs.
+            sql = (
+                "SELECT fts.rowid FROM fts CROSS JOIN docs d ON d.id = fts.rowid "
+                f"WHERE fts MATCH ? AND {cond} ORDER BY fts.rowid DESC LIMIT {window}"
+            )
+            ids = [r[0] for r in self.index.query(sql, [match, *params])]
+            if 1 < len(ids) <= RANK_WINDOW and query is not None:
+                return self._relevant(ids, query, limit), len(ids)
+        return self._rows(ids[:limit]), len(ids)
+
+    def _rows(self, ids: list[int]) -> list[_Row]:
+        """The docs rows of `ids`, in that order."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = {
+            r[0]: _Row(*r)
+            for r in self.index.query(f"SELECT {_ROW} FROM docs d WHERE d.id IN ({marks})", ids)
+        }
+        return [rows[i] for i in ids if i in rows]
+
+    def _relevant(self, ids: list[int], query: Query, limit: int) -> list[_Row]:
+        """The best `limit` of a few candidates by BM25 (`rank.py`), newer among equals."""
+        rows = self._rows(ids)
+        for r in rows:
+            self._load(r)
+        words = sorted({t.tokens[0] for g in query.groups for t in g if len(t.tokens) == 1})
+        doc_freq: dict[str, int] = {}
+        if words:
+            marks = ",".join("?" * len(words))
+            doc_freq = dict(
+                self.index.query(f"SELECT term, docs FROM terms WHERE term IN ({marks})", words)
+            )
+        scores = bm25(
+            {r.doc: r.body or "" for r in rows},
+            query,
+            total_docs=self.index.doc_count(),
+            doc_freq=doc_freq,
+            matched=len(ids),
+        )
+        for r in rows:
+            r.score = scores.get(r.doc, 0.0)
+        rows.sort(key=lambda r: (-round(r.score, 3), -r.doc))
+        return rows[:limit]
+
+    def _count(self, match: str | None, where: list[str], params: list[Any]) -> int:
+        cond = " AND ".join(where) or "1"
+        if match is None:
+            sql = f"SELECT count(*) FROM docs d WHERE {cond}"
+            return int(self.index.query(sql, params)[0][0])
+        sql = (
+            "SELECT count(*) FROM fts CROSS JOIN docs d ON d.id = fts.rowid "
+            f"WHERE fts MATCH ? AND {cond}"
+        )
+        return int(self.index.query(sql, [match, *params])[0][0])
+
+    # -- hits --------------------------------------------------------------------
+    def _line(self, segment: int, offset: int, length: int) -> bytes:
+        fd = self._fds.get(segment)
+        if fd is None:
+            fd = os.open(self.layout.segment_path(segment), os.O_RDONLY | os.O_CLOEXEC)
+            self._fds[segment] = fd
+        return os.pread(fd, length, offset)
+
+    def _load(self, r: _Row) -> None:
+        """Read `r`'s text (and the sender and topic as stored) back from the journal."""
+        if r.body is not None:
+            return
+        if r.segment is None or r.offset is None or r.length is None:
+            r.body = r.text or ""
+            return
+        try:
+            rec = Record(0, r.segment, r.offset, self._line(r.segment, r.offset, r.length))
+            r.body = record_text(rec)
+            r.sender, r.topic = rec.sender, rec.topic
+        except OSError as exc:
+            r.body = f"(cannot read the journal: {exc.strerror})"
+
+    def _hit(
+        self, r: _Row, query: Query, stand_ins: frozenset[str], cps: CheckpointFinder
+    ) -> SearchHit:
+        self._load(r)
+        text = r.body or ""
+        sender, topic = r.sender, r.topic
+        spans = find_spans(text, query, stand_ins if r.fuzzy else frozenset())
+        snippet, shifted = make_snippet(text, spans)
+        checkpoint = (
+            cps.before(r.segment, r.offset)
+            if r.segment is not None and r.offset is not None
+            else None
+        )
+        return SearchHit(
+            r.doc,
+            r.seq,
+            r.ts,
+            r.kind,
+            sender,
+            topic,
+            r.source,
+            r.segment,
+            r.offset,
+            snippet,
+            tuple(shifted),
+            r.fuzzy,
+            r.score,
+            checkpoint,
+        )
+
+
+def _glob_escape(value: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in value)
+
+
+def _field_clause(key: str, value: str) -> tuple[str, list[Any]]:
+    """SQL for one `key:value` (values are stored lowercased)."""
+    prefix = value.endswith("*")
+    bare = value.rstrip("*")
+    if key == "tier":
+        return "d.tier = ?", [int(bare)]
+    if key == "tag":
+        if prefix:
+            return "d.tags GLOB ?", [f"* {_glob_escape(bare)}*"]
+        return "instr(d.tags, ?) > 0", [f" {bare} "]
+    if key == "recipient":
+        if prefix:
+            return "(' ' || d.recipient) GLOB ?", [f"* {_glob_escape(bare)}*"]
+        return "instr(' ' || d.recipient || ' ', ?) > 0", [f" {bare} "]
+    if key == "kind":
+        if prefix:
+            return "(d.chain GLOB ? OR d.kind GLOB ?)", [f"{_glob_escape(bare)}*"] * 2
+        return "(d.chain = ? OR d.kind = ?)", [bare, bare]
+    col = f"d.{key}"
+    if prefix:
+        return f"{col} GLOB ?", [f"{_glob_escape(bare)}*"]
+    if key == "topic":
+        return f"({col} = ? OR {col} GLOB ?)", [bare, f"{_glob_escape(bare)}.*"]
+    return f"{col} = ?", [bare]
+
+
+def search(log_dir: Path | str, query: str, **options: Any) -> SearchResult:
+    """The Python API: search a log folder once (see `SearchEngine.search`)."""
+    with SearchEngine(log_dir) as engine:
+        return engine.search(query, **options)

@@ -1,0 +1,377 @@
+"""Keeping the search index level with the journal: catch up, or rebuild from scratch.
+
+One writer at a time (an flock on `search/index.lock`); readers never wait for it.
+Each segment is read from where its indexing stopped, in large sequential chunks;
+only whole lines are indexed (a line still being written waits for its newline).
+A closed segment's torn tail is indexed as one unreadable line, as the reader
+shows it. Before going on, every indexed segment is checked against its
+fingerprint; anything that does not match (a segment rewritten, replaced,
+truncated or gone, a segment older than the newest indexed one appearing, an
+index from another journal, a damaged or foreign file) makes it rebuild.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recorder.export.render import record_text
+from recorder.search.index import (
+    Document,
+    IndexDamaged,
+    SearchIndex,
+    SegmentState,
+)
+from recorder.store.fsutil import ensure_private_dir, open_private
+from recorder.store.layout import Layout, list_segments, segment_number
+from recorder.store.reader import KIND_BAD_LINE, Record
+
+_CHUNK = 16 << 20  # journal bytes per transaction (FTS5 flushes its terms at each commit)
+_FINGER = 4096
+MAX_TEXT = 1 << 20  # characters of one record's text that are indexed (a 16 MiB payload: 1 M)
+TERMS_REFRESH_RATIO = 0.02  # re-snapshot the vocabulary when this share of docs is new
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes to do)
+
+
+@dataclass
+class CatchUp:
+    """What one catch-up did."""
+
+    added: int = 0  # documents indexed
+    behind: int = 0  # journal bytes still not indexed (time budget ran out, or busy)
+    rebuilt: str | None = None  # why the index was rebuilt from scratch, if it was
+    busy: bool = False  # another process was writing the index
+
+
+def journal_document(line: bytes, segment: int, offset: int) -> Document:
+    """The index's view of one journal line."""
+    rec = Record(0, segment, offset, line)
+    text = record_text(rec)
+    if len(text) > MAX_TEXT:
+        text = text[:MAX_TEXT]
+    data = rec.data
+    if data is None:
+        return Document(text, None, KIND_BAD_LINE, None, segment, offset, len(line))
+    ts = data.get("ts")
+    seq = data.get("seq")
+    kind = str(data.get("kind"))
+    meta = data.get("meta")
+    if not isinstance(meta, dict):
+        meta = {}
+    payload = rec.payload if kind == "msg" else None
+    recipient = session = ""
+    if isinstance(payload, dict):
+        to = payload.get("to")
+        if isinstance(to, str):
+            recipient = to
+        elif isinstance(to, list):
+            recipient = " ".join(x for x in to if isinstance(x, str))
+        sid = payload.get("session") or payload.get("session_id") or meta.get("session")
+        session = sid if isinstance(sid, str) else ""
+    tags = meta.get("tags")
+    tier = meta.get("ace")
+    return Document(
+        text=text,
+        ts=float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None,
+        kind=kind,
+        seq=seq if type(seq) is int else None,
+        segment=segment,
+        offset=offset,
+        length=len(line),
+        sender=_str(meta.get("sender")),
+        recipient=recipient,
+        topic=_str(data.get("topic")),
+        chain=_str(meta.get("chain")),
+        tier=tier if type(tier) is int else None,
+        tags=tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else (),
+        session=session,
+    )
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _sha(fd: int, start: int, end: int) -> bytes:
+    return hashlib.sha1(os.pread(fd, end - start, start)).digest()
+
+
+class IndexLock:
+    """The writers' flock (threads and processes alike: one open file each)."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.path = layout.search_lock
+        self.layout = layout
+        self._fd: int | None = None
+
+    def acquire(self, wait: float | None) -> bool:
+        """Take the lock, waiting up to `wait` seconds (None: as long as it takes)."""
+        ensure_private_dir(self.layout.search)
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
+                self._fd = fd
+                return True
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.02)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class Indexer:
+    """Brings the index of `root` level with its journal (its own connection)."""
+
+    def __init__(self, root: Path) -> None:
+        self.layout = Layout(Path(root))
+        self.index = SearchIndex(self.layout.root, writable=True)
+        self._level: tuple[Any, ...] | None = None  # `_signature()` when last found level
+
+    def _signature(self) -> tuple[Any, ...]:
+        """What the journal and the index files look like (stat only): while it stays
+        the same, a catch-up has nothing to do and skips the lock and the checks."""
+        parts: list[Any] = []
+        for path in (*list_segments(self.layout), self.index.path):
+            try:
+                st = path.stat()
+                parts.append((path.name, st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError:
+                parts.append((path.name, None))
+        wal = Path(f"{self.index.path}-wal")
+        with contextlib.suppress(OSError):
+            st = wal.stat()
+            parts.append((wal.name, st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(parts)
+
+    def close(self) -> None:
+        self.index.close()
+
+    def behind(self) -> int:
+        """Journal bytes not indexed yet (a cheap estimate from the progress rows)."""
+        try:
+            if not self.index.path.exists():
+                return sum(p.stat().st_size for p in list_segments(self.layout))
+            states = self.index.segment_states()
+        except (sqlite3.DatabaseError, IndexDamaged, OSError):
+            return sum(p.stat().st_size for p in list_segments(self.layout))
+        total = 0
+        for path in list_segments(self.layout):
+            number = segment_number(path.name) or 0
+            with contextlib.suppress(OSError):
+                size = path.stat().st_size
+                done = states[number].end if number in states else 0
+                total += max(0, size - done)
+        return total
+
+    def catch_up(
+        self,
+        *,
+        rebuild: bool = False,
+        budget: float | None = None,
+        wait: float | None = None,
+        progress: Progress | None = None,
+    ) -> CatchUp:
+        """Index what the journal has that the index has not.
+
+        `rebuild` starts from nothing; `budget` stops after about that many
+        seconds (the rest is `behind`); `wait` is how long to wait for another
+        writer (None: as long as it takes), after which nothing is done (`busy`).
+        """
+        if not rebuild and self._level is not None and self._signature() == self._level:
+            return CatchUp()
+        lock = IndexLock(self.layout)
+        if not lock.acquire(wait):
+            return CatchUp(behind=self.behind(), busy=True)
+        try:
+            result = self._catch_up(rebuild, budget, progress)
+            self._level = None if result.behind else self._signature()
+            return result
+        finally:
+            lock.release()
+
+    def _catch_up(self, rebuild: bool, budget: float | None, progress: Progress | None) -> CatchUp:
+        result = CatchUp()
+        index = self.index
+        states: dict[int, SegmentState] = {}
+        if rebuild:
+            result.rebuilt = "asked for"
+        else:
+            try:
+                index.check()
+                states = index.segment_states()
+                problem = self._stale(states)
+            except (IndexDamaged, sqlite3.DatabaseError) as exc:
+                problem = f"the index file is unusable ({exc})"
+            if problem:
+                result.rebuilt = problem
+        if result.rebuilt:
+            index.reset()
+            states = {}
+        deadline = None if budget is None else time.monotonic() + budget
+        paths = list_segments(self.layout)
+        todo = 0
+        for path in paths:
+            number = segment_number(path.name) or 0
+            with contextlib.suppress(OSError):
+                todo += max(0, path.stat().st_size - states.get(number, SegmentState(number)).end)
+        done = 0
+        if progress:
+            progress(0, todo)
+        try:
+            for k, path in enumerate(paths):
+                number = segment_number(path.name) or 0
+                state = states.get(number) or SegmentState(number)
+                closed = k < len(paths) - 1
+                for added, nbytes in self._segment(path, state, closed):
+                    result.added += added
+                    done += nbytes
+                    if progress:
+                        progress(done, todo)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        result.behind = max(0, todo - done)
+                        return result
+        except sqlite3.DatabaseError as exc:
+            if result.rebuilt:
+                raise
+            index.reset()  # damage found while writing: start again, once
+            again = self._catch_up(False, budget, progress)
+            again.rebuilt = f"the index file is unusable ({exc})"
+            return again
+        if progress:
+            progress(todo, todo)
+        if result.added or result.rebuilt:
+            self._maybe_refresh_terms(bool(result.rebuilt))
+            index.checkpoint()
+        return result
+
+    def _maybe_refresh_terms(self, force: bool) -> None:
+        docs = self.index.doc_count()
+        snap = self.index.meta("terms_docs")
+        snap = snap if type(snap) is int else 0
+        if force or (docs > snap and docs - snap >= max(1, int(docs * TERMS_REFRESH_RATIO))):
+            self.index.refresh_terms()
+
+    def _stale(self, states: dict[int, SegmentState]) -> str | None:
+        """Why the index no longer describes this journal (None: it does, maybe behind)."""
+        on_disk = {segment_number(p.name) or 0: p for p in list_segments(self.layout)}
+        newest = max(states, default=0)
+        for number in on_disk:
+            if number < newest and number not in states:
+                return f"segment {number} appeared below indexed ones"
+        for number, state in states.items():
+            path = on_disk.get(number)
+            if path is None:
+                return f"segment {number} is gone"
+            try:
+                st = path.stat()
+            except OSError:
+                return f"segment {number} cannot be read"
+            if st.st_size < state.end:
+                return f"segment {number} is shorter than what was indexed"
+            if (st.st_size, st.st_mtime_ns, st.st_ino) == (state.size, state.mtime_ns, state.inode):
+                continue
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if (
+                    _sha(fd, 0, state.head_len) != state.head_sha
+                    or _sha(fd, max(0, state.end - _FINGER), state.end) != state.tail_sha
+                ):
+                    return f"segment {number} was rewritten"
+            finally:
+                os.close(fd)
+        return None
+
+    def _segment(self, path: Path, state: SegmentState, closed: bool) -> Any:
+        """Index `path` from `state.end`; yields (documents, bytes) per committed chunk."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            st = os.fstat(fd)
+            size = st.st_size
+            pos = state.end
+            while pos < size:
+                chunk = os.pread(fd, min(_CHUNK, size - pos), pos)
+                if not chunk:
+                    break
+                last_nl = chunk.rfind(b"\n")
+                if last_nl < 0:
+                    if len(chunk) < _CHUNK and not closed:
+                        break  # a line still being written
+                    if len(chunk) == _CHUNK:
+                        chunk = self._whole_line(fd, pos, size)
+                        last_nl = chunk.rfind(b"\n")
+                if last_nl >= 0:
+                    body = chunk[: last_nl + 1]
+                elif closed:
+                    body = chunk  # a closed segment's torn tail: one unreadable line
+                else:
+                    break
+                docs = self._documents(body, state.number, pos)
+                end = pos + len(body)
+                with self.index.transaction() as db:
+                    self.index.add_documents(docs, db)
+                    self._advance(fd, state, end, len(docs), st)
+                    self.index.save_segment(db, state)
+                yield len(docs), len(body)
+                pos = end
+        finally:
+            os.close(fd)
+
+    def _whole_line(self, fd: int, pos: int, size: int) -> bytes:
+        """One line longer than a chunk (a large payload), read whole."""
+        parts = []
+        at = pos
+        while at < size:
+            piece = os.pread(fd, min(_CHUNK, size - at), at)
+            if not piece:
+                break
+            nl = piece.find(b"\n")
+            if nl >= 0:
+                parts.append(piece[: nl + 1])
+                break
+            parts.append(piece)
+            at += len(piece)
+        return b"".join(parts)
+
+    @staticmethod
+    def _documents(body: bytes, segment: int, base: int) -> list[Document]:
+        docs = []
+        offset = base
+        start = 0
+        n = len(body)
+        while start < n:
+            nl = body.find(b"\n", start)
+            end = n if nl < 0 else nl + 1
+            line = body[start:end]
+            docs.append(journal_document(line, segment, offset))
+            offset += end - start
+            start = end
+        return docs
+
+    @staticmethod
+    def _advance(fd: int, state: SegmentState, end: int, added: int, st: os.stat_result) -> None:
+        if state.head_len == 0 or state.head_len < _FINGER:
+            state.head_len = min(_FINGER, end)
+            state.head_sha = _sha(fd, 0, state.head_len)
+        state.end = end
+        state.docs += added
+        state.tail_sha = _sha(fd, max(0, end - _FINGER), end)
+        state.size, state.mtime_ns, state.inode = st.st_size, st.st_mtime_ns, st.st_ino

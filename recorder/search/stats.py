@@ -1,0 +1,63 @@
+"""Metadata counts from the search index: per sender, topic, chain type and ACE tier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from recorder.search.index import SearchIndex
+
+GROUPS = (("sender", "sender"), ("topic", "topic"), ("kind", "chain"), ("tier", "tier"))
+
+
+@dataclass
+class Stats:
+    """Counts of indexed records in [since, until] (messages only unless all_kinds)."""
+
+    since: float | None
+    until: float | None
+    records: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    by: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # most first
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "since": self.since,
+            "until": self.until,
+            "records": self.records,
+            "first_time": self.first_ts,
+            "last_time": self.last_ts,
+            **{key: dict(rows) for key, rows in self.by.items()},
+        }
+
+
+def collect_stats(
+    index: SearchIndex,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    all_kinds: bool = False,
+) -> Stats:
+    where = ["1"] if all_kinds else ["msg = 1"]
+    params: list[Any] = []
+    if since is not None:
+        where.append("ts >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("ts <= ?")
+        params.append(until)
+    cond = " AND ".join(where)
+    stats = Stats(since, until)
+    n, first, last = index.query(
+        f"SELECT count(*), min(ts), max(ts) FROM docs WHERE {cond}", params
+    )[0]
+    stats.records, stats.first_ts, stats.last_ts = int(n), first, last
+    for key, column in GROUPS:
+        rows = index.query(
+            f"SELECT coalesce({column}, ''), count(*) FROM docs WHERE {cond} "
+            f"GROUP BY 1 ORDER BY 2 DESC, 1",
+            params,
+        )
+        stats.by[key] = [(str(v) if v != "" else "(none)", int(c)) for v, c in rows]
+    return stats

@@ -1,0 +1,77 @@
+"""`persist search`, `persist reindex` and `persist stats` as a person runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recorder.store.reader import open_store
+from tests.demo_journal import build_demo
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def persist(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "PERSIST_LOG_DIR": "/nonexistent"},
+    )
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    return build_demo(tmp_path / "logs")
+
+
+def test_search_json_text_and_no_match(demo: Path) -> None:
+    out = persist("search", "--json", "--log-dir", str(demo), '"schema migration"')
+    assert out.returncode == 0, out.stderr
+    result = orjson.loads(out.stdout)
+    assert result["took_ms"] > 0 and result["total"] == len(result["hits"]) > 0
+    store = open_store(demo)
+    for hit in result["hits"]:
+        assert {"seq", "time", "sender", "topic", "snippet", "checkpoint", "spans"} <= hit.keys()
+        rec = store.by_seq(hit["seq"])
+        assert rec is not None and rec.sender == hit["sender"] and rec.ts == hit["time"]
+        start, end, how = hit["spans"][0]
+        assert hit["snippet"][start:end].lower() == "schema migration" and how == "exact"
+    text = persist("search", "--log-dir", str(demo), "--checkpoints", "migraton from:coder")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines and all("coder" in ln for ln in lines if not ln.startswith(" " * 12))
+    assert lines[0].startswith("~")  # a typo: the hits are marked fuzzy
+    assert "checkpoint before:" in text.stdout
+    assert "fuzzy (~): migraton → migration" in text.stderr
+    none = persist("search", "--log-dir", str(demo), "--no-fuzzy", "zzyzx")
+    assert none.returncode == 0 and none.stdout == ""
+    assert none.stderr.startswith("persist: no matches for 'zzyzx'")
+
+
+def test_reindex_and_stats(demo: Path) -> None:
+    out = persist("reindex", "--log-dir", str(demo))
+    assert out.returncode == 0, out.stderr
+    n = len(open_store(demo))
+    assert out.stdout.startswith(f"search index rebuilt: {n:,} records in ")
+    again = persist("reindex", "--catch-up", "--log-dir", str(demo))
+    assert again.stdout.startswith("search index caught up: 0 records")
+    stats = persist("stats", "--json", "--log-dir", str(demo))
+    assert stats.returncode == 0, stats.stderr
+    got = orjson.loads(stats.stdout)
+    messages = [r for r in open_store(demo).records() if r.is_message]
+    assert got["records"] == len(messages)
+    senders: dict[str, int] = {}
+    for r in messages:
+        senders[r.sender] = senders.get(r.sender, 0) + 1
+    assert got["sender"] == senders
+    assert sum(got["tier"].values()) == sum(got["kind"].values()) == len(messages)
+    human = persist("stats", "--log-dir", str(demo), "--since", "2024-05-15")
+    assert human.returncode == 0 and "by sender:" in human.stdout

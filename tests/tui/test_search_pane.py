@@ -1,0 +1,119 @@
+"""The search pane: one engine for every surface (same hits as the CLI and the API),
+typing never lost to shortcuts, Esc keeps the query, progress while indexing."""
+
+from __future__ import annotations
+
+import io
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import orjson
+import pytest
+from textual.widgets import Input
+
+from recorder.cli.main import main as persist
+from recorder.search.engine import search
+from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
+from tests.screenshots import settle
+from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
+from tui.panes.search import RESULT_LIMIT
+from tui.screens.main import MainScreen
+
+QUERIES = [
+    "migration",
+    '"schema migration"',
+    "deploy OR rollback -cache",
+    "migraton from:coder",  # a typo: fuzzy hits
+    "mig* topic:chat",
+    "kind:gap",
+]
+
+
+def main_screen(app: object) -> MainScreen:
+    return next(s for s in app.screen_stack if isinstance(s, MainScreen))  # type: ignore[attr-defined]
+
+
+def cli_seqs(root: Path, query: str) -> list[int]:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = persist(
+            ["search", "--json", "--log-dir", str(root), "--limit", str(RESULT_LIMIT), query]
+        )
+    assert code == 0
+    return [h["seq"] for h in orjson.loads(out.getvalue())["hits"]]
+
+
+@pilot_test
+async def test_cli_api_and_tui_give_the_same_hits(tmp_path: Path) -> None:
+    root = demo_dir(tmp_path)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        await pilot.press("slash")
+        field = main.query_one("#search-input", Input)
+        for query in QUERIES:
+            field.value = ""
+            await pilot.press(*query)
+            await settle(pilot, 0.4)
+            tui = [h.seq for h in main.search_pane.result_hits]
+            api = [h.seq for h in search(root, query, limit=RESULT_LIMIT).hits]
+            assert tui, f"{query!r} found nothing"
+            assert tui == api == cli_seqs(root, query), query
+
+
+@pilot_test
+async def test_typing_never_loses_keys_and_esc_keeps_the_query(tmp_path: Path) -> None:
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        await pilot.press("slash")
+        typed = "1234 /c?q jkgG rp from:x"  # every one a shortcut somewhere
+        await pilot.press(
+            *[{" ": "space", "/": "slash", "?": "question_mark"}.get(c, c) for c in typed]
+        )
+        await settle(pilot, 0.3)
+        field = main.query_one("#search-input", Input)
+        assert field.value == typed and main.active_tab == "search"
+        await pilot.press("escape")  # one Esc: out of the field, the query kept
+        assert not field.has_focus and field.value == typed
+        assert main.query_one("#results").has_focus
+        await pilot.press("escape")
+        assert field.has_focus and field.value == typed
+
+
+@pilot_test
+async def test_bad_query_is_one_line_and_progress_while_indexing(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, segment_bytes=256 * 1024, clock=DemoClock(BASE_TS))
+    for i in range(30_000):
+        w.message(BASE_TS + i, "bob", f"line {i} with some words to index, marker{i % 100}")
+    w.close()
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        await pilot.press("slash", *"marker7")
+        seen: set[str] = set()
+        for _ in range(400):
+            await pilot.pause(0.05)
+            status = plain(main.query_one("#search-status"))
+            seen.add(status)
+            result = main.search_pane.result
+            if "indexing" not in status and result is not None and not result.behind:
+                break
+        assert any("indexing the journal" in s or "catching up" in s for s in seen), seen
+        await settle(pilot)
+        assert main.search_pane.result is not None
+        result = main.search_pane.result
+        assert (result.total, result.total_exact) == (200, False)  # 300 match: "200+"
+        assert len(result.hits) == 200 and all("marker7" in h.snippet for h in result.hits)
+        assert "200+ exact matches" in plain(main.query_one("#search-status"))
+        await pilot.press("space", *"OR")
+        await settle(pilot, 0.3)
+        status = plain(main.query_one("#search-status"))
+        assert "OR needs a word or phrase on each side" in status
+
+
+pytestmark = pytest.mark.timeout(300)

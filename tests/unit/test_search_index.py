@@ -1,0 +1,296 @@
+"""The search index: equal to the journal, caught up when stale, rebuilt when damaged,
+filters, ranking (a relevance set), fuzzy hits, snippets and checkpoints."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import stat
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recorder.search.engine import SearchEngine, search
+from recorder.search.hits import SearchHit
+from recorder.search.index import Document, SearchIndex
+from recorder.search.query import parse_query
+from recorder.store.reader import open_store
+from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
+
+NOW = BASE_TS + 10 * 86400
+
+RELEVANCE = [  # (query, the text that must be in the top 3)
+    ("redis connection refused", "redis connection refused on port 6379"),
+    ("flaky test", "the flaky test in test_parser is flaky again: flaky"),
+    ('"rollback plan"', "rollback plan: revert the schema, then redeploy"),
+    ("kubernetes oom", "pod killed by kubernetes: OOM at 2 GiB"),
+    ("deadline friday", "the deadline is friday"),
+]
+NOISE = (
+    "we looked at the redis cache and the connection pool while the test ran",
+    "a test of the plan, the schema and the deploy, nothing about deadlines",
+    "the pod restarted; kubernetes said nothing; connection fine; refused nothing",
+    "friday we deploy, the flaky build is fixed, the rollback is not needed",
+)
+
+
+def write_journal(root: Path, n: int = 400, *, segment_bytes: int = 16 * 1024) -> DemoWriter:
+    clock = DemoClock(BASE_TS)
+    w = DemoWriter.open(root, segment_bytes=segment_bytes, clock=clock)
+    add_messages(w, 0, n)
+    return w
+
+
+def add_messages(w: DemoWriter, start: int, n: int) -> None:
+    senders = ("alice", "bob", "carol")
+    for i in range(start, start + n):
+        t = BASE_TS + i * 60
+        sender = senders[i % 3]
+        text = f"message {i} about " + NOISE[i % len(NOISE)]
+        if i % 50 == 7:
+            text = f"message {i}: the deployment of release {i}"
+        w.message(
+            t,
+            sender,
+            text,
+            topic="agents.ops" if i % 2 else "chat",
+            chain="request" if i % 4 == 0 else "reply",
+            ace=1 + i % 6,
+            tags=["question"] if i % 5 == 0 else [],
+            extra={"to": senders[(i + 1) % 3], "session": f"S{i % 2}"},
+        )
+        if i == start + n // 2:
+            w.checkpoint(t, f"mid-{start}", "manual")
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Path:
+    root = tmp_path / "logs"
+    w = write_journal(root)
+    w.gap(BASE_TS + 401 * 60, "pub-1", 3, 9)
+    w.record(BASE_TS + 402 * 60, "heartbeat", topic="_persist.heartbeat", frames=[])
+    for _query, text in RELEVANCE:
+        w.message(BASE_TS + 403 * 60, "dave", text, topic="chat")
+    w.bad_line(b"not json at all {deployment}\n")
+    w.close()
+    return root
+
+
+def doc_positions(root: Path) -> list[tuple[int, int, int]]:
+    with SearchIndex(root) as index:
+        return [
+            (r[0], r[1], r[2])
+            for r in index.query("SELECT id, segment, offset FROM docs ORDER BY id")
+        ]
+
+
+def assert_index_equals_journal(root: Path) -> None:
+    """One document per journal line, in journal order, pointing at that line."""
+    store = open_store(root)
+    want = [(i + 1, r.segment, r.offset) for i, r in enumerate(store.records())]
+    assert doc_positions(root) == want
+    with SearchIndex(root) as index:
+        kinds = [k for (k,) in index.query("SELECT kind FROM docs ORDER BY id")]
+    assert kinds == [r.kind for r in store.records()]
+    fts = SearchIndex(root).query("SELECT count(*) FROM fts WHERE fts MATCH 'message'")[0][0]
+    assert fts == sum(1 for r in store.records() if b"message" in r.line.lower())
+
+
+def run(root: Path, text: str, **kw: object) -> list[str]:
+    with SearchEngine(root) as engine:
+        result = engine.search(parse_query(text, now=NOW), **kw)  # type: ignore[arg-type]
+    return [h.snippet for h in result.hits]
+
+
+def test_index_equals_journal_and_files_are_private(journal: Path) -> None:
+    with SearchEngine(journal) as engine:
+        done = engine.catch_up()
+    assert done.rebuilt and done.added == len(open_store(journal))
+    assert_index_equals_journal(journal)
+    folder = journal / "search"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for f in folder.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+
+
+def test_stale_index_catches_up_on_search(journal: Path) -> None:
+    assert len(run(journal, "release", limit=100)) == 8
+    w = DemoWriter.open(journal, segment_bytes=16 * 1024, clock=DemoClock(BASE_TS))
+    add_messages(w, 1000, 100)
+    w.close()
+    assert len(run(journal, "release", limit=100)) == 10  # two new ones, found at once
+    assert_index_equals_journal(journal)
+    with SearchEngine(journal) as engine:
+        assert engine.catch_up().added == 0  # nothing new: nothing redone
+
+
+def _garbage(p: Path) -> None:
+    p.write_bytes(b"this is not a database at all" * 100)
+
+
+def _truncate(p: Path) -> None:
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+
+
+def _sql(statement: str) -> object:
+    def damage(p: Path) -> None:
+        db = sqlite3.connect(p)
+        db.execute(statement)
+        db.commit()
+        db.close()
+
+    return damage
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _garbage,
+        _truncate,
+        lambda p: p.write_bytes(b""),
+        _sql("UPDATE meta SET value = 99 WHERE key = 'schema'"),
+        _sql("UPDATE meta SET value = '1' WHERE key = 'schema'"),  # wrongly typed
+        _sql("UPDATE segments SET bytes = 'many'"),  # wrongly typed progress
+        _sql("DROP TABLE docs"),
+        _sql("DROP TABLE terms"),
+    ],
+    ids=[
+        "garbage",
+        "truncated",
+        "empty",
+        "schema",
+        "typed-meta",
+        "typed-progress",
+        "docs",
+        "terms",
+    ],
+)
+def test_damaged_index_is_detected_and_rebuilt(journal: Path, damage: object) -> None:
+    before = run(journal, "deployment OR redis", limit=50)
+    index_file = journal / "search" / "index.sqlite3"
+    damage(index_file)  # type: ignore[operator]
+    with SearchEngine(journal) as engine:
+        done = engine.catch_up()
+        assert done.rebuilt, "the damage went unnoticed"
+    assert run(journal, "deployment OR redis", limit=50) == before
+    assert_index_equals_journal(journal)
+
+
+def test_rewritten_segment_and_foreign_index_are_rebuilt(journal: Path, tmp_path: Path) -> None:
+    run(journal, "x")
+    # Another folder's journal with this index copied in.
+    other = tmp_path / "other"
+    write_journal(other, 50).close()
+    (other / "search").mkdir(mode=0o700)
+    shutil.copy(journal / "search" / "index.sqlite3", other / "search" / "index.sqlite3")
+    with SearchEngine(other) as engine:
+        assert "segment" in (engine.catch_up().rebuilt or "")
+    assert_index_equals_journal(other)
+    # A closed segment rewritten in place (same length, other bytes).
+    seg = sorted((journal / "segments").iterdir())[1]
+    data = bytearray(seg.read_bytes())
+    at = data.rfind(b"message", 0, len(data) - 10)
+    data[at : at + 7] = b"MASSAGE"
+    seg.write_bytes(bytes(data))
+    with SearchEngine(journal) as engine:
+        assert "rewritten" in (engine.catch_up().rebuilt or "")
+    assert_index_equals_journal(journal)
+
+
+@pytest.mark.parametrize(("query", "text"), RELEVANCE)
+def test_relevance_set(journal: Path, query: str, text: str) -> None:
+    top = run(journal, query, limit=3)
+    assert text in top, top
+
+
+def test_filters_and_kinds(journal: Path) -> None:
+    with SearchEngine(journal) as engine:
+
+        def hits(text: str, **kw: Any) -> list[SearchHit]:
+            return engine.search(parse_query(text, now=NOW, tz=UTC), limit=1000, **kw).hits
+
+        assert {h.sender for h in hits("from:bob message")} == {"bob"}
+        assert {h.sender for h in hits("from:BO* message")} == {"bob"}
+        assert {h.sender for h in hits("-from:bob message")} == {"alice", "carol"}
+        assert {h.topic for h in hits("topic:agents message")} == {"agents.ops"}
+        assert len(hits("topic:agent message")) == 0  # a dotted parent, not a prefix
+        assert len(hits("kind:request message")) == 100
+        assert len(hits("tier:3 message")) == 67
+        assert len(hits("tag:question message")) == 80
+        assert {h.sender for h in hits("to:alice message")} == {"carol"}
+        assert len(hits("session:s1 message")) == 200
+        assert len(hits("source:bus message")) == 400
+        assert hits("source:claude message") == []
+        assert [h.kind for h in hits("kind:gap")] == ["gap"]
+        assert hits("publisher") == [] and hits("publisher", all_kinds=True)
+        timed = hits("message since:2024-05-14T14:00 until:2024-05-14T14:20")
+        assert len(timed) == 21
+        assert all(BASE_TS + 300 * 60 <= (h.ts or 0) <= BASE_TS + 320 * 60 for h in timed)
+        assert hits('"not json"', all_kinds=True)  # unreadable lines are searchable too
+
+
+def test_fuzzy_hits_come_after_exact_and_are_marked(journal: Path) -> None:
+    with SearchEngine(journal) as engine:
+        typo = engine.search(parse_query("deploymnet", now=NOW), limit=5)
+        assert typo.hits and all(h.fuzzy for h in typo.hits)
+        assert typo.fuzzy_terms == {"deploymnet": ("deployment",)}
+        assert all(s.fuzzy for h in typo.hits for s in h.spans)
+        assert engine.search(parse_query("deploymnet", now=NOW), fuzzy=False).hits == []
+        both = engine.search(parse_query("deploymen", now=NOW), fuzzy=True, limit=100).hits
+        assert both and all(h.fuzzy for h in both)  # nothing exact, all stand-ins
+        mixed = engine.search(parse_query("relase", now=NOW), fuzzy=True, limit=100).hits
+        assert mixed and all(h.fuzzy for h in mixed)
+        exact = engine.search(parse_query("release", now=NOW), fuzzy=True, limit=100).hits
+        flags = [h.fuzzy for h in exact]
+        assert flags == sorted(flags)  # exact ones (False) first
+
+
+def test_hit_snippet_spans_and_checkpoint(journal: Path) -> None:
+    result = search(journal, "deployment", limit=50)
+    assert result.took_ms > 0 and result.total == 8 and result.total_exact
+    store = open_store(journal)
+    cps = sorted(store.checkpoints(), key=lambda c: (c.segment, c.offset))
+    for hit in result.hits:
+        assert [hit.snippet[s.start : s.end].lower() for s in hit.spans] == ["deployment"]
+        rec = store.by_seq(hit.seq)  # type: ignore[arg-type]
+        assert rec is not None and rec.sender == hit.sender and rec.ts == hit.ts
+        before = [c.id for c in cps if (c.segment, c.offset) <= (rec.segment, rec.offset)]
+        assert hit.checkpoint == (before[-1] if before else None)
+    assert any(h.checkpoint for h in result.hits) and any(not h.checkpoint for h in result.hits)
+    as_json = result.as_json()
+    assert {"took_ms", "hits", "total"} <= as_json.keys()
+    assert {"seq", "time", "sender", "topic", "snippet", "checkpoint"} <= as_json["hits"][0].keys()
+
+
+def test_long_text_snippet_shows_the_match(tmp_path: Path) -> None:
+    w = DemoWriter.open(tmp_path / "logs", clock=DemoClock(BASE_TS))
+    w.message(BASE_TS, "eve", "filler " * 500 + "the needle is here " + "filler " * 500)
+    w.close()
+    hit = search(tmp_path / "logs", "needle").hits[0]
+    assert len(hit.snippet) < 200
+    s = hit.spans[0]
+    assert hit.snippet[s.start : s.end] == "needle"
+
+
+def test_other_sources_through_add_documents(journal: Path) -> None:
+    run(journal, "x")
+    with SearchIndex(journal, writable=True) as index:
+        index.add_documents(
+            [
+                Document(
+                    "an agent session says zanzibar",
+                    BASE_TS,
+                    sender="claude",
+                    source="claude-code",
+                    origin="~/.claude/projects/x.jsonl:12",
+                )
+            ]
+        )
+    hits = search(journal, "zanzibar source:claude-code").hits
+    assert [(h.snippet, h.source, h.segment) for h in hits] == [
+        ("an agent session says zanzibar", "claude-code", None)
+    ]
+    assert search(journal, "zanzibar source:bus").hits == []

@@ -1,0 +1,166 @@
+"""The query language: words, phrases, prefixes, exclusions, OR, fields, dates, errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from recorder.search.query import (
+    FieldFilter,
+    Query,
+    QueryError,
+    Term,
+    TermKind,
+    find_spans,
+    fts_string,
+    match_spans,
+    parse_query,
+    tokenize,
+)
+
+pytestmark = pytest.mark.unit
+TS = datetime(2024, 5, 15, 12, 0, tzinfo=UTC).timestamp()
+
+
+def q(text: str) -> Query:
+    return parse_query(text, now=TS, tz=UTC)
+
+
+def test_words_phrases_prefixes_and_case() -> None:
+    query = q('Deploy "Schema  Migration" mig* foo-bar')
+    assert query.groups == (
+        (Term("deploy"),),
+        (Term("schema  migration", TermKind.PHRASE),),
+        (Term("mig", TermKind.PREFIX),),
+        (Term("foo-bar", TermKind.PHRASE),),  # several tokens: kept together
+    )
+    assert query.terms == ("deploy", "schema  migration", "mig", "foo-bar")
+    assert query.fts() == '"deploy" AND "schema migration" AND "mig" * AND "foo bar"'
+
+
+def test_or_binds_tighter_than_and_and_exclusions() -> None:
+    query = q('cache a OR b OR "c d" -slow -"very old"')
+    assert [tuple(t.text for t in g) for g in query.groups] == [("cache",), ("a", "b", "c d")]
+    assert [t.text for t in query.excluded] == ["slow", "very old"]
+    assert query.fts() == '("cache" AND ("a" OR "b" OR "c d")) NOT ("slow" OR "very old")'
+    assert q("x AND y").fts() == '"x" AND "y"'  # AND is the default, accepted
+    assert q("x or y").terms == ("x", "or", "y")  # lowercase or is a word
+
+
+def test_fields_all_keys_negation_and_alternatives() -> None:
+    query = q(
+        "from:Coder sender:bob to:reviewer topic:agents.claude kind:tool_call tier:4 "
+        "tag:question source:bus session:S-1 -from:ops words"
+    )
+    assert query.fields == (
+        FieldFilter("sender", "coder"),
+        FieldFilter("sender", "bob"),
+        FieldFilter("recipient", "reviewer"),
+        FieldFilter("topic", "agents.claude"),
+        FieldFilter("kind", "tool_call"),
+        FieldFilter("tier", "4"),
+        FieldFilter("tag", "question"),
+        FieldFilter("source", "bus"),
+        FieldFilter("session", "s-1"),
+        FieldFilter("sender", "ops", negated=True),
+    )
+    assert query.values("sender") == ("coder", "bob")
+    assert query.values("sender", negated=True) == ("ops",)
+    assert q('topic:"with space"').values("topic") == ("with space",)
+    assert q("from:cod*").fields[0].prefix
+    # Not a field: a word with a colon (URLs, paths) stays a word.
+    assert q("http://example.com").terms == ("http://example.com",)
+
+
+def test_dates_and_ages() -> None:
+    query = q("since:2h until:11:30")
+    assert query.since == TS - 7200
+    assert query.until == datetime(2024, 5, 15, 11, 30, tzinfo=UTC).timestamp()
+    assert q("after:2024-05-14").since == datetime(2024, 5, 14, tzinfo=UTC).timestamp()
+    assert (
+        q("before:2024-05-14T10:30").until == datetime(2024, 5, 14, 10, 30, tzinfo=UTC).timestamp()
+    )
+    assert q("until:13:00").until == TS + 3600 - 86400  # a time later than now: yesterday
+    assert q("since:3d").since == TS - 3 * 86400
+    assert q("since:1w since:2d").since == TS - 2 * 86400  # the later bound wins
+    assert q("since:2h").empty is False
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("since:someday", "cannot read time"),
+        ("from:", "needs a value"),
+        ("OR cache", "OR needs a word"),
+        ("cache OR", "OR needs a word"),
+        ("a OR OR b", "OR needs a word"),
+        ("a OR from:x", "OR joins words"),
+        ("-cache", "nothing to search for besides the exclusions"),
+        ("tier:high", "not a tier number"),
+        ("!!! ???", "has no letters or digits"),
+        ("since:1h until:2h", "the time range is empty"),
+        ("-since:2h x", "cannot be negated"),
+    ],
+)
+def test_bad_queries_say_why_in_one_line(text: str, says: str) -> None:
+    with pytest.raises(QueryError) as err:
+        q(text)
+    assert says in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unclosed_quote_and_empty_query() -> None:
+    assert q('"unclosed phr').groups == ((Term("unclosed phr", TermKind.PHRASE),),)
+    assert q("").empty and q('""').empty
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['a"b', "NEAR(a b)", "a:b", "^start", "col:x", "x AND", "{body}: y", '"" x', "a*b", "*"],
+)
+def test_user_text_never_becomes_fts_syntax(text: str) -> None:
+    """Every term reaches FTS5 as a quoted string: operators and quotes are inert."""
+    try:
+        expr = q(text).fts()
+    except QueryError:
+        return
+    assert expr is not None
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING fts5(body)")
+    db.execute("INSERT INTO t VALUES ('near a b start col x body y')")
+    db.execute("SELECT * FROM t WHERE t MATCH ?", (expr,)).fetchall()  # never a syntax error
+
+
+def test_fts_string_and_tokenize() -> None:
+    assert fts_string('say "hi"') == '"say ""hi"""'
+    assert tokenize("Café_au-lait 42x") == ("cafe", "au", "lait", "42x")
+
+
+def test_spans_exact_prefix_phrase_and_fuzzy() -> None:
+    text = "Rolled back the Migration, retry later; migrations done"
+    assert [text[s:e] for s, e in match_spans(text, q("migration retry"))] == [
+        "Migration",
+        "retry",
+    ]
+    assert [text[s:e] for s, e in match_spans(text, q("migr*"))] == ["Migration", "migrations"]
+    assert [text[s:e] for s, e in match_spans(text, q('"back the migration"'))] == [
+        "back the Migration"
+    ]
+    spans = find_spans(text, q("retyr"), frozenset({"retry"}))
+    assert [(text[s.start : s.end], s.fuzzy) for s in spans] == [("retry", True)]
+
+
+@example(text=":", terms=["000"])
+@given(st.text(max_size=60), st.lists(st.text(min_size=1, max_size=8), max_size=3))
+def test_spans_are_ordered_and_in_bounds(text: str, terms: list[str]) -> None:
+    words = [t for t in terms if tokenize(t)]
+    query = Query(groups=tuple((Term(w.lower()),) for w in words))
+    spans = find_spans(text, query, frozenset(tokenize(" ".join(terms))))
+    for s, nxt in zip(spans, [*spans[1:], None], strict=False):
+        assert 0 <= s.start < s.end <= len(text)
+        if nxt is not None:
+            assert s.end <= nxt.start
