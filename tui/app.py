@@ -207,6 +207,11 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         return assess(self.layout, self.clock.now())
 
     @property
+    def exports_dir(self) -> Path:
+        """Where records and ranges saved from the UI go (private, beside the journal)."""
+        return self.log_dir / "exports"
+
+    @property
     def folder(self) -> str:
         """The log folder as the screens show it."""
         return self.display_dir or str(self.log_dir)

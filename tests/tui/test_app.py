@@ -242,7 +242,7 @@ async def test_corrupted_lines_show_escaped_and_flagged(tmp_path: Path) -> None:
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, DetailScreen)
-        out = plain(app.screen.query_one("#detail Static"), 120)
+        out = app.screen.view.plain_text()
         assert "\x1b" not in out and "\\x1b]0;owned\\x07" in out and "\\u202e" in out
         await pilot.press("escape")
         assert isinstance(app.screen, MainScreen)

@@ -9,7 +9,7 @@ import pytest
 from recorder.export.render import TOO_DEEP
 from tests.process.test_deep_cli import deep_journal
 from tests.screenshots import settle
-from tests.tui_fixtures import SIZE, make_app, pilot_test, plain
+from tests.tui_fixtures import SIZE, make_app, pilot_test
 from tui.screens.detail import DetailScreen
 from tui.screens.main import MainScreen
 from tui.widgets.record_list import RecordList
@@ -39,7 +39,7 @@ async def test_opens_and_shows_deep_messages(tmp_path: Path) -> None:
             await pilot.press("enter")
             await pilot.pause()
             assert isinstance(app.screen, DetailScreen)
-            out = plain(app.screen.query_one("#detail Static"), 120)
+            out = app.screen.view.plain_text()
             assert "payload" in out and "raw line" in out
             assert payloads[sender][:40].decode() in out.replace("\n", "")
             if sender == "deep-300":

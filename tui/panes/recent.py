@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 from recorder.search.query import Query
 from recorder.store.checkpoints import Checkpoint
+from recorder.store.reader import Record
 
 from ..text import count, one_line
 from ..widgets.record_list import RecordList
@@ -119,7 +120,28 @@ class RecentPane(Pane):
         store = self.papp.journal.store
         if index is not None and store is not None:
             record = store.record(index)
-            self.app.push_screen(DetailScreen(record, self.papp.clock, messages.highlight))
+            self.app.push_screen(
+                DetailScreen(
+                    record,
+                    self.papp.clock,
+                    messages.highlight,
+                    navigate=self.neighbour,
+                    save_dir=self.papp.exports_dir,
+                )
+            )
+
+    def neighbour(self, index: int, step: int) -> Record | None:
+        """The record after (step 1) or before (-1) record `index` in this list."""
+        messages = self.messages
+        store = self.papp.journal.store
+        row = messages.row_of(index)
+        if row is None or store is None:
+            return None
+        found = messages.record_index(row + step) if row + step >= 0 else None
+        if found is None:
+            return None
+        messages.move_to(row + step, step)
+        return store.record(found)
 
     def action_toggle_follow(self) -> None:
         if self.following:

@@ -148,6 +148,17 @@ class RecordList(VirtualList):
             return row if row < len(self.store) else None
         return self.indices[row] if row < len(self.indices) else None
 
+    def row_of(self, index: int) -> int | None:
+        """The row showing record `index` (None if this list does not show it)."""
+        if self.store is None:
+            return None
+        if self.indices is None:
+            return index if 0 <= index < len(self.store) else None
+        try:
+            return self.indices.index(index)
+        except ValueError:
+            return None
+
     def render_row(self, row: int, width: int) -> Text:
         index = self.record_index(row)
         if index is None or self.store is None:
