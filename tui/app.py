@@ -16,6 +16,7 @@ from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.message import Message
 from textual.screen import Screen
 from textual.signal import Signal
@@ -99,6 +100,11 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         self._cp_mtime: int | None = None
         self.ready_at: float | None = None
         """perf_counter() when the first screen had its data (for the bench)."""
+
+    def get_driver_class(self) -> type[Driver]:
+        from .terminal import sized_driver
+
+        return sized_driver(super().get_driver_class())
 
     # -- lifecycle ---------------------------------------------------------------
     def on_mount(self) -> None:
