@@ -112,9 +112,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
 
         self.push_screen(MainScreen())
         if self.launch:
-            from .screens.launch import LaunchScreen
-
-            self.push_screen(LaunchScreen(), self._launch_choice)
+            self.show_launch_menu()
         self.start_loading()
         if self.live:
             self.set_interval(self.poll_interval, self.poll, name="poll")
@@ -237,12 +235,22 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         """Exit with a selection (None: quit without a choice)."""
         self.exit(selection)
 
+    def show_launch_menu(self) -> None:
+        """The launch menu (again, when the user comes back to it)."""
+        from .screens.launch import LaunchScreen
+
+        if not isinstance(self.screen, LaunchScreen):
+            self.push_screen(LaunchScreen(), self._launch_choice)
+
+    def start_fresh(self) -> None:
+        self.choose(Selection.fresh(self.log_dir, self.agent))
+
     def _launch_choice(self, choice: str | None) -> None:
         from .screens.main import MainScreen
 
         main = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
         if choice == "fresh":
-            self.choose(Selection.fresh(self.log_dir, self.agent))
+            self.start_fresh()
         elif choice == "quit" or choice is None:
             self.choose(None)
         elif main is not None:
@@ -258,7 +266,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             yield SystemCommand(
                 "Start fresh",
                 "Exit with a fresh start (no checkpoint restored)",
-                lambda: self.choose(Selection.fresh(self.log_dir, self.agent)),
+                self.start_fresh,
             )
         yield SystemCommand("Help", "Show every key binding", self.action_help)
         yield SystemCommand("Quit", "Quit without choosing a checkpoint", self.action_quit)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -131,7 +133,12 @@ class CheckpointsPane(Pane):
         self.action_restore()
 
     def previous_checkpoint(self, cp: Checkpoint) -> Checkpoint | None:
+        """The checkpoint taken just before `cp` (the next one in the newest-first list),
+        even at the same position: then nothing happened since, and the preview says 0."""
         cps = self.papp.journal.checkpoints or []
+        for i, c in enumerate(cps):
+            if c.id == cp.id:
+                return cps[i + 1] if i + 1 < len(cps) else None
         older = [c for c in cps if c.seq < cp.seq]
         return older[0] if older else None
 
@@ -180,8 +187,11 @@ class CheckpointsPane(Pane):
             super().worker_failed(group, problem)
 
     # -- restore -----------------------------------------------------------------
-    def action_restore(self, checkpoint: Checkpoint | None = None) -> None:
-        """Confirm, then exit with the checkpoint (the highlighted one by default)."""
+    def action_restore(
+        self, checkpoint: Checkpoint | None = None, on_cancel: Callable[[], None] | None = None
+    ) -> None:
+        """Confirm, then exit with the checkpoint (the highlighted one by default);
+        `on_cancel` runs when the user backs out (the launch menu comes back)."""
         from ..screens.restore import RestoreScreen
 
         cp = checkpoint or self.checkpoint_list.highlighted
@@ -198,6 +208,8 @@ class CheckpointsPane(Pane):
                         cp, papp.log_dir, verified=v.ok, problems=v.problems, agent=papp.agent
                     )
                 )
+            elif not confirmed and on_cancel is not None:
+                on_cancel()
 
         screen = RestoreScreen(cp)
         self.app.push_screen(screen, done)

@@ -45,6 +45,8 @@ class MainScreen(Screen[None]):
         Binding("4", "show_tab('diagnostics')", "Diagnostics", tooltip="Recorder health"),
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit", tooltip="Quit without choosing"),
+        Binding("escape", "launch_menu", "Menu", tooltip="Back to the launch menu"),
+        Binding("f", "fresh", "Start fresh", tooltip="Start the agent with no history"),
         # A pane's own keys, for when focus is outside it (on the tab bar, say): they
         # act on the pane of the tab on show. The pane's bindings are the ones listed.
         Binding("r", "in_pane('checkpoints', 'restore')", show=False),
@@ -161,6 +163,17 @@ class MainScreen(Screen[None]):
             getattr(self.query_one(f"#{tab}"), f"action_{action}")()
 
     # -- launch menu and palette -------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("launch_menu", "fresh"):
+            return self.papp.launch  # only when an agent is being launched
+        return True
+
+    def action_launch_menu(self) -> None:
+        self.papp.show_launch_menu()
+
+    def action_fresh(self) -> None:
+        self.papp.start_fresh()
+
     def launch_action(self, choice: str) -> None:
         """Act on a launch-menu choice other than fresh/quit."""
         if choice == "continue":
@@ -170,7 +183,9 @@ class MainScreen(Screen[None]):
                 return
             if state.checkpoints:
                 self.action_show_tab("checkpoints")
-                self.checkpoints_pane.action_restore(state.checkpoints[0])
+                self.checkpoints_pane.action_restore(
+                    state.checkpoints[0], on_cancel=self.papp.show_launch_menu
+                )
             else:
                 self.notify("There is no checkpoint yet.", severity="warning")
         elif choice in ("pick", "checkpoints"):
