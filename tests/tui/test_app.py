@@ -372,6 +372,9 @@ async def test_stopped_recorder_diagnostics(tmp_path: Path) -> None:
         assert "STOPPED" in text and "stopped cleanly" in text
         assert f"persist record --broker tcp://127.0.0.1:5555 --log-dir {root} --detach" in text
         assert "broker restarted (ECONNRESET)" in text
+        connection = next(line for line in text.splitlines() if "Connection" in line)
+        assert "connected" not in connection.replace("not running", "")
+        assert "none (recorder not running)" in connection
 
 
 @pilot_test

@@ -25,6 +25,9 @@ from ..widgets.preview_pane import render_preview
 from ..widgets.virtual_list import VirtualList
 from .base import Pane
 
+AGE_TICK = 1.0
+"""Seconds between redraws of the preview's ages."""
+
 
 class CheckpointsPane(Pane):
     """Checkpoints newest first; the highlighted one is previewed and can be restored."""
@@ -66,6 +69,10 @@ class CheckpointsPane(Pane):
         empty = Static(id="cp-empty", classes="empty")
         empty.display = False
         yield empty
+
+    def on_mount(self) -> None:
+        if self.papp.live:  # "15s ago" keeps counting
+            self.set_interval(AGE_TICK, self.show_preview, name="age-tick")
 
     @property
     def checkpoint_list(self) -> CheckpointList:

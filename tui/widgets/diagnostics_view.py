@@ -77,6 +77,14 @@ def render_diagnostics(diag: Diagnostics | None, clock: Clock) -> RenderableType
     return Group(*parts)
 
 
+def _connection(st: StatusSnapshot, diag: Diagnostics) -> str:
+    """The broker connection, as of now: a stopped recorder has none, whatever its
+    last heartbeat said."""
+    if not diag.health.running:
+        return "none (recorder not running)"
+    return str(st.connection)
+
+
 def _status_table(st: StatusSnapshot, diag: Diagnostics, clock: Clock) -> Table:
     """Process and traffic figures side by side."""
     table = Table.grid(padding=(0, 2))
@@ -90,7 +98,7 @@ def _status_table(st: StatusSnapshot, diag: Diagnostics, clock: Clock) -> Table:
 
     rows = [
         ("PID", val(st.pid), "Broker", one_line(st.broker or "—", 60)),
-        ("Uptime", val(proc and proc.uptime, age), "Connection", str(st.connection)),
+        ("Uptime", val(proc and proc.uptime, age), "Connection", _connection(st, diag)),
         (
             "CPU",
             val(proc and proc.cpu_percent, lambda v: f"{v:.1f} %"),
