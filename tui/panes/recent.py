@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Static
+from textual.worker import get_current_worker
 
 from recorder.search.query import Query
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.reader import Record
 
-from ..text import count, one_line
+from ..record_filter import RecordFilter
+from ..text import count, one_line, plural
 from ..widgets.record_list import RecordList
 from ..widgets.virtual_list import VirtualList
 from .base import Pane
@@ -24,6 +26,12 @@ class RecentPane(Pane):
 
     BINDINGS = [
         Binding("p", "toggle_follow", "Pause/follow", tooltip="Pause or resume following"),
+        Binding(
+            "h",
+            "toggle_bookkeeping",
+            "Heartbeats",
+            tooltip="Show or hide heartbeats and the recorder's own events",
+        ),
         Binding("c", "context_checkpoint", "Checkpoint", tooltip="Show the nearest checkpoint"),
     ]
 
@@ -34,8 +42,18 @@ class RecentPane(Pane):
             super().__init__()
             self.checkpoint = checkpoint
 
+    class FilterReady(Message):
+        """The worker found which records to show (bookkeeping hidden)."""
+
+        def __init__(self, record_filter: RecordFilter) -> None:
+            super().__init__()
+            self.record_filter = record_filter
+
     def __init__(self) -> None:
         super().__init__("3 Recent", id="recent")
+        self.record_filter: RecordFilter | None = None
+        """The records shown when bookkeeping is hidden (None until the worker is done)."""
+        self.show_bookkeeping = False
         self.following = True
         self.context_checkpoint: Checkpoint | None = None
         """The nearest checkpoint before a record reached from search."""
@@ -64,14 +82,18 @@ class RecentPane(Pane):
         if what in ("loaded", "checkpoints"):
             messages.boundaries = frozenset((state.boundaries or {}).values())
         if what == "loaded":
+            self.record_filter = None
             messages.attach(state.store)
             if state.store is not None and len(state.store):
                 messages.move_to(len(state.store) - 1, -1)
+                self.build_filter()
             self._auto_row = messages.cursor
         elif what == "grew":
             before = messages.row_count
             if self.following and messages.cursor != self._auto_row:
                 self.following = False  # the user moved since our last move: stay there
+            if self.record_filter is not None and state.store is not None:
+                self.record_filter.extend(state.store)
             messages.sync()
             if self.following:
                 messages.move_to(messages.row_count - 1, -1)
@@ -79,6 +101,59 @@ class RecentPane(Pane):
             else:
                 self._unseen += messages.row_count - before
         self.update_status()
+
+    # -- bookkeeping hidden or shown -------------------------------------------------
+    @work(thread=True, exclusive=True, group="recent-filter", exit_on_error=False)
+    def build_filter(self) -> None:
+        worker = get_current_worker()
+        found = RecordFilter()
+        done = self.papp.with_reader(lambda store: found.extend(store, lambda: worker.is_cancelled))
+        if done and not worker.is_cancelled:
+            self.post_message(self.FilterReady(found))
+
+    def on_recent_pane_filter_ready(self, message: FilterReady) -> None:
+        store = self.papp.journal.store
+        if store is None:
+            return
+        message.record_filter.extend(store)  # what arrived meanwhile
+        self.record_filter = message.record_filter
+        self._show_rows()
+        self.update_status()
+
+    def action_toggle_bookkeeping(self) -> None:
+        self.show_bookkeeping = not self.show_bookkeeping
+        self._show_rows()
+        self.update_status()
+
+    def _show_rows(self) -> None:
+        """Attach all records or the filtered ones, the cursor on the same record."""
+        messages = self.messages
+        store = self.papp.journal.store
+        current = messages.record_index(messages.cursor)
+        f = self.record_filter
+        if f is None:
+            messages.attach(store)
+        else:
+            messages.attach(
+                store, f.everything if self.show_bookkeeping else f.indices, ascending=True
+            )
+        if self.following or current is None:
+            messages.move_to(messages.row_count - 1, -1)
+            self._auto_row = messages.cursor
+        else:
+            row = messages.row_of(current)
+            if row is None and f is not None:
+                row = f.row_of(current)
+            messages.move_to(row or 0, center=True)
+
+    def row_for(self, index: int) -> int:
+        """The row of record `index`; bookkeeping is shown when it is one (a search hit)."""
+        row = self.messages.row_of(index)
+        if row is None and not self.show_bookkeeping:
+            self.show_bookkeeping = True
+            self._show_rows()
+            row = self.messages.row_of(index)
+        return index if row is None else row
 
     def jump_to(self, index: int, query: Query | None) -> None:
         """Show record `index` paused, `query` highlighted, with its nearest checkpoint."""
@@ -90,7 +165,7 @@ class RecentPane(Pane):
         self.context_checkpoint = before[0] if before else None
         messages = self.messages
         messages.highlight = query
-        messages.move_to(index, center=True)
+        messages.move_to(self.row_for(index), center=True)
         self.update_status()
         self.refresh_bindings()
 
@@ -174,6 +249,15 @@ class RecentPane(Pane):
             if self._unseen:
                 status.append(f"  {count(self._unseen)} new", "bold")
             status.append("  p or G follows again", "dim")
+        if store is not None and self.record_filter is not None:
+            hidden = self.record_filter.scanned - len(self.record_filter)
+            if self.show_bookkeeping:
+                status.append("  · h hides heartbeats and events", "dim")
+            elif hidden:
+                status.append(
+                    f"  · {plural(hidden, 'heartbeat or event', 'heartbeats and events')} hidden (h shows)",
+                    "dim",
+                )
         cp = self.context_checkpoint
         if cp is not None:
             status.append("\n◆ nearest checkpoint before: ", "cyan")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from bisect import bisect_left
 from collections.abc import Sequence
 
 from rich.text import Text
@@ -125,11 +126,15 @@ class RecordList(VirtualList):
         self.indices: Sequence[int] | None = None
         self.highlight: Query | None = None
         self.boundaries: frozenset[int] = frozenset()
+        self.ascending = False
 
-    def attach(self, store: Store | None, indices: Sequence[int] | None = None) -> None:
-        """Show `store` (all records, or only `indices`)."""
+    def attach(
+        self, store: Store | None, indices: Sequence[int] | None = None, *, ascending: bool = False
+    ) -> None:
+        """Show `store` (all records, or only `indices`; `ascending`: in journal order)."""
         self.store = store
         self.indices = indices
+        self.ascending = ascending
         self.sync()
 
     def sync(self, *, keep_end: bool = False) -> None:
@@ -154,6 +159,9 @@ class RecordList(VirtualList):
             return None
         if self.indices is None:
             return index if 0 <= index < len(self.store) else None
+        if self.ascending:
+            row = bisect_left(self.indices, index)
+            return row if row < len(self.indices) and self.indices[row] == index else None
         try:
             return self.indices.index(index)
         except ValueError:
