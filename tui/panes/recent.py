@@ -254,10 +254,8 @@ class RecentPane(Pane):
             if self.show_bookkeeping:
                 status.append("  · h hides heartbeats and events", "dim")
             elif hidden:
-                status.append(
-                    f"  · {plural(hidden, 'heartbeat or event', 'heartbeats and events')} hidden (h shows)",
-                    "dim",
-                )
+                what = plural(hidden, "heartbeat or event", "heartbeats and events")
+                status.append(f"  · {what} hidden (h shows)", "dim")
         cp = self.context_checkpoint
         if cp is not None:
             status.append("\n◆ nearest checkpoint before: ", "cyan")
