@@ -29,6 +29,7 @@ from recorder.store.reader import Store, open_store
 from recorder.store.status import Health, assess
 
 from .diagnostics import Diagnostics, Probe
+from .reading import ReadingRules
 from .text import Clock
 from .worker_errors import ShowsWorkerErrors
 
@@ -98,6 +99,8 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         self._searcher: Searcher | None = None
         self._loading = False
         self._cp_mtime: int | None = None
+        self.reading = ReadingRules.load(self.log_dir)
+        """How messages without an enriched sender read (Jupyter, `reading.toml`)."""
         self.ready_at: float | None = None
         """perf_counter() when the first screen had its data (for the bench)."""
 
@@ -114,6 +117,8 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         if self.launch:
             self.show_launch_menu()
         self.start_loading()
+        if self.reading.problem:
+            self.notify(f"reading rules not used: {self.reading.problem}", severity="warning")
         if self.live:
             self.set_interval(self.poll_interval, self.poll, name="poll")
 

@@ -167,7 +167,9 @@ class CheckpointsPane(Pane):
         failed = self.preview_problem
         shown = failed[1] if failed is not None and cp is not None and failed[0] == cp.id else None
         self.query_one("#preview", Static).update(
-            render_preview(self.preview, cp, self.papp.clock, problem=shown)
+            render_preview(
+                self.preview, cp, self.papp.clock, problem=shown, rules=self.papp.reading
+            )
         )
 
     # -- activity ----------------------------------------------------------------

@@ -62,7 +62,9 @@ class RecentPane(Pane):
 
     def compose(self) -> ComposeResult:
         yield Static(id="recent-status", classes="status-line")
-        yield RecordList(self.papp.clock, id="messages")
+        messages = RecordList(self.papp.clock, id="messages")
+        messages.rules = self.papp.reading
+        yield messages
 
     def on_mount(self) -> None:
         self.update_status()

@@ -12,6 +12,7 @@ from recorder.export.render import record_text
 from recorder.search.query import Query, match_spans
 from recorder.store.reader import Record, Store
 
+from ..reading import ReadingRules
 from ..text import Clock, one_line, safe_text
 from .virtual_list import VirtualList
 
@@ -78,17 +79,23 @@ def record_row(
     marker: str = " ",
     sender_width: int = 10,
     topic_width: int = 7,
+    rules: ReadingRules | None = None,
 ) -> Text:
-    """`HH:MM:SS ◆ sender topic text`, with search matches highlighted."""
+    """`HH:MM:SS ◆ sender topic text`, with search matches highlighted; `rules` name
+    the sender and kind of messages the recorder's enrichment did not."""
     row = Text()
     row.append(clock.hms(rec.ts), "dim")
     row.append(f" {marker} ", "bold green")
     kind = rec.kind
     if kind == "msg":
-        sender = one_line(rec.sender or "?", 40)
+        reading = rules.read(rec) if rules is not None else None
+        sender = one_line(rec.sender or (reading.sender if reading else "") or "?", 40)
         row.append(f"{sender[:sender_width]:<{sender_width}} ", sender_style(sender))
         row.append(f"{one_line(rec.topic, 40)[:topic_width]:<{topic_width}} ", "dim")
-        body = one_line(record_text(rec))
+        if reading is not None and reading.kind:
+            row.append(f"[{one_line(reading.kind, 40)}] ", "italic")
+        read_text = reading.text if reading is not None else None
+        body = one_line(record_text(rec) if read_text is None else read_text)
     else:
         row.append(f"{kind.upper()[:sender_width]:<{sender_width}} ", KIND_STYLES.get(kind, ""))
         row.append(" " * (topic_width + 1))
@@ -127,6 +134,7 @@ class RecordList(VirtualList):
         self.highlight: Query | None = None
         self.boundaries: frozenset[int] = frozenset()
         self.ascending = False
+        self.rules: ReadingRules | None = None
 
     def attach(
         self, store: Store | None, indices: Sequence[int] | None = None, *, ascending: bool = False
@@ -181,4 +189,5 @@ class RecordList(VirtualList):
             marker=marker,
             sender_width=12 if wide else 9,
             topic_width=10 if wide else 6,
+            rules=self.rules,
         )
