@@ -66,7 +66,7 @@ async def test_restore_confirm_returns_verified_selection(tmp_path: Path) -> Non
     app = make_app(root)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("j", "enter")
+        await pilot.press("j", "r")  # Enter opens the conversation; r restores
         await settle(pilot)
         assert isinstance(app.screen, RestoreScreen)
         assert app.screen.verification is not None and app.screen.verification.ok

@@ -34,6 +34,7 @@ class CheckpointsPane(Pane):
 
     BINDINGS = [
         Binding("r", "restore", "Restore", tooltip="Restore the highlighted checkpoint"),
+        Binding("enter", "conversation", "Conversation", tooltip="Read the conversation here"),
     ]
 
     class PreviewReady(Message):
@@ -137,7 +138,19 @@ class CheckpointsPane(Pane):
 
     @on(VirtualList.Selected, "#cp-list")
     def checkpoint_selected(self, event: VirtualList.Selected) -> None:
-        self.action_restore()
+        self.action_conversation()
+
+    def action_conversation(self) -> None:
+        """The conversation around the highlighted checkpoint (its last record selected)."""
+        from ..screens.conversation import ConversationScreen
+
+        cp = self.checkpoint_list.highlighted
+        store = self.papp.journal.store
+        if cp is None or store is None or not len(store):
+            self.notify("Nothing recorded to show yet.", severity="warning")
+            return
+        index = max(0, store.checkpoint_index(cp) - 1)
+        self.app.push_screen(ConversationScreen(index, cp))
 
     def previous_checkpoint(self, cp: Checkpoint) -> Checkpoint | None:
         """The checkpoint taken just before `cp` (the next one in the newest-first list),

@@ -33,6 +33,7 @@ class RecentPane(Pane):
             tooltip="Show or hide heartbeats and the recorder's own events",
         ),
         Binding("c", "context_checkpoint", "Checkpoint", tooltip="Show the nearest checkpoint"),
+        Binding("o", "conversation", "Conversation", tooltip="Read the conversation here"),
     ]
 
     class ShowCheckpoint(Message):
@@ -170,6 +171,13 @@ class RecentPane(Pane):
         messages.move_to(self.row_for(index), center=True)
         self.update_status()
         self.refresh_bindings()
+
+    def action_conversation(self) -> None:
+        from ..screens.conversation import ConversationScreen
+
+        index = self.messages.record_index(self.messages.cursor)
+        if index is not None and self.papp.journal.store is not None:
+            self.app.push_screen(ConversationScreen(index))
 
     def action_context_checkpoint(self) -> None:
         if self.context_checkpoint is not None:
