@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent
 
 from ..panes import CheckpointsPane, DiagnosticsPane, RecentPane, SearchPane
-from ..text import count, one_line
+from ..text import one_line, plural
 from ..widgets.diagnostics_view import STATE_ICONS, STATE_STYLES
 
 if TYPE_CHECKING:
@@ -112,21 +112,21 @@ class MainScreen(Screen[None]):
 
     def update_top_bar(self) -> None:
         papp = self.papp
-        bar = Text()
+        bar = Text(no_wrap=True, overflow="ellipsis")
         bar.append(" persist ", "bold reverse")
-        if papp.agent:
-            bar.append(f" {one_line(papp.agent, 40)} ·", "bold")
-        bar.append(f" {one_line(papp.folder, 200)}", "dim")
         diag = self.diagnostics_pane.diagnostics
-        if diag is not None:
+        if diag is not None:  # first: it must survive a narrow terminal
             state = diag.health.state
-            bar.append(f"  {STATE_ICONS[state]} {state}", STATE_STYLES[state])
+            bar.append(f" {STATE_ICONS[state]} {state}", STATE_STYLES[state])
+        if papp.agent:
+            bar.append(f"  {one_line(papp.agent, 40)}", "bold")
         store = papp.journal.store
         if store is not None:
-            bar.append(f"  {count(len(store))} records", "")
+            bar.append(f"  {plural(len(store), 'record')}", "")
         cps = papp.journal.checkpoints
         if cps is not None:
-            bar.append(f" · {len(cps)} checkpoints", "")
+            bar.append(f" · {plural(len(cps), 'checkpoint')}", "")
+        bar.append(f"  {one_line(papp.folder, 200)}", "dim")
         self.query_one("#top-bar", Static).update(bar)
 
     # -- between panes -----------------------------------------------------------
