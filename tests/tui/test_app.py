@@ -391,7 +391,7 @@ async def test_healthy_recorder_diagnostics(tmp_path: Path) -> None:
         main = main_screen(app)
         text = plain(main.query_one("#diag"))
         assert "HEALTHY" in text and "persist record" not in text
-        assert "412.5 msg/s" in text and "48.0 MB" in text
+        assert "412.5/s received" in text and "48.0 MB" in text
 
 
 @pilot_test
