@@ -273,9 +273,23 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
                 "Exit with a fresh start (no checkpoint restored)",
                 self.start_fresh,
             )
+        yield SystemCommand(
+            "Checkpoint now", "Ask the recorder for a checkpoint", self.checkpoint_now
+        )
         yield SystemCommand("Help", "Show every key binding", self.action_help)
         yield SystemCommand("Quit", "Quit without choosing a checkpoint", self.action_quit)
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if command.title != "Quit":  # ours says what quitting means here
+                yield command
+
+    def checkpoint_now(self) -> None:
+        self.run_worker(self._checkpoint_now, thread=True, group="checkpoint", exit_on_error=False)
+
+    def _checkpoint_now(self) -> None:
+        from recorder.daemon.control import request_checkpoint
+
+        cp = request_checkpoint(self.layout, "from persist-tui")
+        self.call_from_thread(self.notify, f"Checkpoint {cp.id} taken", timeout=6)
 
     def action_help(self) -> None:
         from .screens.help import HelpScreen

@@ -46,24 +46,43 @@ def missing_terminal() -> str | None:
     return None
 
 
+def version() -> str:
+    """The installed version (as `persist --version`; not imported from it: that loads zmq)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("agent-persist")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="persist-tui",
         description="Browse the recorded conversation's checkpoints and pick one to restore.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  persist-tui                                 browse the default log folder\n"
+        "  persist-tui --log-dir ~/logs                another folder\n"
+        "  persist-tui --print > choice.json           the choice as JSON (no bundle)\n"
+        "  persist-tui --launch --agent claude --print the launch menu, as persist launch shows it",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument(
         "--log-dir",
         type=Path,
         default=None,
         help="log folder (default: $PERSIST_LOG_DIR or "
-        "~/.local/share/agent-persist/conversation_logs)",
+        "~/.local/share/agent-persist/conversation_logs), e.g. ~/logs",
     )
     out = parser.add_mutually_exclusive_group()
     out.add_argument(
         "--print",
         dest="print_json",
         action="store_true",
-        help="write the choice as one JSON object on stdout",
+        help="write the choice as one JSON object on stdout (and no restore bundle), "
+        "e.g. persist-tui --print | jq .checkpoint_id",
     )
     out.add_argument("--json", dest="print_json", action="store_true", help="same as --print")
     parser.add_argument(
@@ -71,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start with the launch menu (continue / pick / fresh / ...)",
     )
-    parser.add_argument("--agent", default=None, help="name of the agent that is launching")
+    parser.add_argument(
+        "--agent", default=None, help="name of the agent that is launching, e.g. claude"
+    )
     return parser
 
 

@@ -24,6 +24,42 @@ from recorder.cli.common import EXIT_USAGE, Parser, fail
 from recorder.errors import BadOption, PersistError
 
 GROUPS = (bus, record, launch, tools, service)
+EXAMPLES = {
+    "broker": ["persist broker", "persist broker --frontend ipc:///tmp/bus.pub --hwm 500000"],
+    "send": [
+        'persist send agents.claude \'{"text": "hello", "sender": "claude"}\'',
+        "persist send notes --text remember the migration",
+    ],
+    "record": [
+        "persist record --detach",
+        "persist record --log-dir ~/logs --fsync always --checkpoint-interval 60",
+    ],
+    "status": ["persist status", "persist status --json | jq .counts"],
+    "stop": ["persist stop --timeout 10"],
+    "checkpoint": ['persist checkpoint --label "before the refactor"'],
+    "launch": [
+        "persist launch --agent claude -- claude",
+        "persist launch --no-tty-policy latest -- ./agent.sh",
+    ],
+    "demo": ["persist demo", "persist demo --fast --no-tui"],
+    "restore": ["persist restore latest", "persist restore 20240514T092553Z --allow-damage"],
+    "replay": ["persist replay latest --speed 10", "persist replay latest --from auto-1 --json"],
+    "export": [
+        "persist export latest --format md -o chat.md",
+        "persist export --all --format jsonl | jq -c .topic",
+    ],
+    "service": ["persist service install --log-dir ~/logs", "persist service status"],
+}
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("agent-persist")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,9 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="persist",
         description="Record every message of a ZeroMQ agent bus into a crash-safe journal.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.add_parsers(sub)
+    for name, command in sub.choices.items():
+        examples = EXAMPLES.get(name)
+        if examples:
+            command.formatter_class = argparse.RawDescriptionHelpFormatter
+            command.epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
     return parser
 
 

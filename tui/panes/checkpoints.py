@@ -18,7 +18,7 @@ from recorder.store.checkpoints import Checkpoint
 
 from ..activity import Activity, compute_activity
 from ..preview import Preview, build_preview
-from ..text import count
+from ..text import count, plural
 from ..widgets.activity_strip import ActivityStrip
 from ..widgets.checkpoint_list import CheckpointList
 from ..widgets.preview_pane import render_preview
@@ -196,6 +196,27 @@ class CheckpointsPane(Pane):
         strip = self.query_one("#activity", ActivityStrip)
         strip.problem = None
         strip.activity = message.activity
+
+    # -- export ------------------------------------------------------------------
+    def export_highlighted(self) -> None:
+        """The highlighted checkpoint's range as Markdown, in the exports folder."""
+        cp = self.checkpoint_list.highlighted
+        if cp is None:
+            self.notify("No checkpoint to export yet.", severity="warning")
+            return
+        self.export(cp, self.previous_checkpoint(cp))
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def export(self, cp: Checkpoint, previous: Checkpoint | None) -> None:
+        from ..records_io import export_checkpoint
+
+        folder = self.papp.exports_dir
+        path, n = self.papp.with_reader(
+            lambda store: export_checkpoint(store, folder, cp, previous)
+        )
+        self.app.call_from_thread(
+            self.notify, f"Exported {plural(n, 'record')} to {path}", timeout=10
+        )
 
     def worker_failed(self, group: str, problem: str) -> None:
         if group == "preview" and self._preview_for is not None:

@@ -179,6 +179,24 @@ class RecentPane(Pane):
         if index is not None and self.papp.journal.store is not None:
             self.app.push_screen(ConversationScreen(index))
 
+    def copy_highlighted(self) -> None:
+        """The highlighted record: its stored line to the clipboard (OSC 52) and a file."""
+        from ..records_io import save_records
+
+        index = self.messages.record_index(self.messages.cursor)
+        store = self.papp.journal.store
+        if index is None or store is None:
+            self.notify("No record to copy.", severity="warning")
+            return
+        rec = store.record(index)
+        try:
+            path = save_records(self.papp.exports_dir, [rec], f"record-{rec.seq}")
+        except OSError as exc:
+            self.notify(f"Could not save the record: {exc}", severity="error")
+            return
+        self.app.copy_to_clipboard(rec.line.decode("utf-8", "replace"))
+        self.notify(f"Record copied (OSC 52); also saved to {path}", timeout=10)
+
     def action_context_checkpoint(self) -> None:
         if self.context_checkpoint is not None:
             self.post_message(self.ShowCheckpoint(self.context_checkpoint))

@@ -26,10 +26,9 @@ from textual.widgets import Footer, Input, Static
 
 from recorder.export.writers import MarkdownWriter
 from recorder.store.checkpoints import Checkpoint
-from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.reader import Record
 
-from ..records_io import save_records
+from ..records_io import new_file, save_records
 from ..text import one_line, plural
 from ..widgets.conversation_view import ConversationView
 
@@ -269,14 +268,7 @@ class ConversationScreen(Screen[None]):
         return out.getvalue().decode("utf-8", "replace")
 
     def _write_markdown(self, records: list[Record]) -> Path:
-        folder = ensure_private_dir(self.papp.exports_dir)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = folder / f"conversation-{stamp}.md"
-        n = 1
-        while path.exists():
-            n += 1
-            path = folder / f"conversation-{stamp}-{n}.md"
-        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        path, fd = new_file(self.papp.exports_dir, "conversation", ".md")
         with os.fdopen(fd, "wb") as out:
             writer = MarkdownWriter(out)
             writer.begin(

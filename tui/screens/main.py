@@ -219,6 +219,21 @@ class MainScreen(Screen[None]):
             lambda: self.launch_action("continue"),
         )
         yield SystemCommand(
+            "Conversation",
+            "Read the conversation around the highlighted checkpoint (Enter)",
+            lambda: self.checkpoints_pane.action_conversation(),
+        )
+        yield SystemCommand(
+            "Export checkpoint range",
+            "The highlighted checkpoint's range as Markdown, in the exports folder",
+            lambda: self.checkpoints_pane.export_highlighted(),
+        )
+        yield SystemCommand(
+            "Copy record",
+            "The highlighted record in Recent to the clipboard and a file",
+            lambda: self.recent_pane.copy_highlighted(),
+        )
+        yield SystemCommand(
             "Pause / resume following",
             "Toggle tail -f in Recent (p)",
             self.recent_pane.action_toggle_follow,
