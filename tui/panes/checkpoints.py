@@ -34,7 +34,9 @@ class CheckpointsPane(Pane):
 
     BINDINGS = [
         Binding("r", "restore", "Restore", tooltip="Restore the highlighted checkpoint"),
-        Binding("enter", "conversation", "Conversation", tooltip="Read the conversation here"),
+        Binding(
+            "enter", "conversation", "Conversation", show=False, tooltip="Read the conversation"
+        ),
     ]
 
     class PreviewReady(Message):

@@ -33,7 +33,9 @@ class RecentPane(Pane):
             tooltip="Show or hide heartbeats and the recorder's own events",
         ),
         Binding("c", "context_checkpoint", "Checkpoint", tooltip="Show the nearest checkpoint"),
-        Binding("o", "conversation", "Conversation", tooltip="Read the conversation here"),
+        Binding(
+            "o", "conversation", "Conversation", show=False, tooltip="Read the conversation here"
+        ),
     ]
 
     class ShowCheckpoint(Message):

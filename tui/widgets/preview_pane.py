@@ -94,6 +94,7 @@ def render_preview(
     if cp is None:
         return Text("No checkpoint selected.", style="dim")
     parts: list[RenderableType] = [checkpoint_header(cp, clock)]
+    parts.append(Text("Enter reads the conversation here · r restores it", style="dim italic"))
     if cp.participants:
         who = Text("Participants, from the start of the journal: ", style="bold")
         items = sorted(cp.participants.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -72,7 +72,11 @@ class Block:
 def _split(block: Block) -> list[str | Text]:
     shown = block.shown()
     if isinstance(shown, Text):
-        return list(shown.split("\n", allow_blank=True)) or [Text()]
+        styled = shown.copy()
+        if styled.style:  # the base style as a span, so that every piece keeps it
+            styled.stylize(styled.style, 0, len(styled))
+            styled.style = ""
+        return list(styled.split("\n", allow_blank=True)) or [Text()]
     return list(shown.split("\n"))
 
 
