@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -22,16 +22,20 @@ from textual.screen import Screen
 from textual.signal import Signal
 
 from recorder.launch.selection import Selection
+from recorder.search.query import Query
 from recorder.search.scan import Searcher, open_searcher
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.layout import Layout
-from recorder.store.reader import Store, open_store
+from recorder.store.reader import Record, Store, open_store
 from recorder.store.status import Health, assess
 
 from .diagnostics import Diagnostics, Probe
 from .reading import ReadingRules
 from .text import Clock
 from .worker_errors import ShowsWorkerErrors
+
+if TYPE_CHECKING:
+    from .screens.detail import DetailScreen, Navigate
 
 
 @dataclass
@@ -99,6 +103,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         self._searcher: Searcher | None = None
         self._loading = False
         self._cp_mtime: int | None = None
+        self._detail_screen: DetailScreen | None = None
         self.reading = ReadingRules.load(self.log_dir)
         """How messages without an enriched sender read (Jupyter, `reading.toml`)."""
         self.ready_at: float | None = None
@@ -214,6 +219,27 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
 
     def health(self) -> Health:
         return assess(self.layout, self.clock.now())
+
+    def show_record(
+        self,
+        record: Record,
+        query: Query | None = None,
+        *,
+        navigate: Navigate | None = None,
+    ) -> None:
+        """The record view, one screen reused (composing and styling a new one each
+        time is most of the cost of opening it)."""
+        from .screens.detail import DetailScreen
+
+        screen = self._detail_screen
+        if screen is None:
+            screen = self._detail_screen = DetailScreen(
+                record, self.clock, query, navigate=navigate, save_dir=self.exports_dir
+            )
+            self.install_screen(screen, "detail")
+        else:
+            screen.prepare(record, query, navigate, self.exports_dir)
+        self.push_screen("detail")
 
     @property
     def exports_dir(self) -> Path:

@@ -218,22 +218,12 @@ class RecentPane(Pane):
 
     @on(VirtualList.Selected, "#messages")
     def message_selected(self, event: VirtualList.Selected) -> None:
-        from ..screens.detail import DetailScreen
-
         messages = self.messages
         index = messages.record_index(event.row)
         store = self.papp.journal.store
         if index is not None and store is not None:
             record = store.record(index)
-            self.app.push_screen(
-                DetailScreen(
-                    record,
-                    self.papp.clock,
-                    messages.highlight,
-                    navigate=self.neighbour,
-                    save_dir=self.papp.exports_dir,
-                )
-            )
+            self.papp.show_record(record, messages.highlight, navigate=self.neighbour)
 
     def neighbour(self, index: int, step: int) -> Record | None:
         """The record after (step 1) or before (-1) record `index` in this list."""

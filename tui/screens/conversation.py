@@ -163,8 +163,6 @@ class ConversationScreen(Screen[None]):
         self.dismiss(None)
 
     def action_open_record(self) -> None:
-        from .detail import DetailScreen
-
         view = self.view
         store = view.store
 
@@ -175,14 +173,7 @@ class ConversationScreen(Screen[None]):
             view.select(found)
             return store.record(found)
 
-        self.app.push_screen(
-            DetailScreen(
-                store.record(view.selected),
-                self.papp.clock,
-                navigate=neighbour,
-                save_dir=self.papp.exports_dir,
-            )
-        )
+        self.papp.show_record(store.record(view.selected), navigate=neighbour)
 
     def action_jump_time(self) -> None:
         view = self.view

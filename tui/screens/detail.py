@@ -14,7 +14,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import ModalScreen
+from textual.screen import Screen
 from textual.widgets import Footer
 
 from recorder.export.render import TOO_DEEP, json_text, record_text
@@ -111,7 +111,7 @@ def record_blocks(rec: Record, clock: Clock) -> list[Block]:
     return blocks
 
 
-class DetailScreen(ModalScreen[None]):
+class DetailScreen(Screen[None]):
     """The full record; Esc goes back, ] and [ step to the next and previous record."""
 
     BINDINGS = [
@@ -145,15 +145,37 @@ class DetailScreen(ModalScreen[None]):
         self.save_dir = save_dir
 
     def compose(self) -> ComposeResult:
-        yield TextView(id="detail", classes="dialog")
+        yield TextView(id="detail")
         yield Footer()
 
     @property
     def view(self) -> TextView:
         return self.query_one("#detail", TextView)
 
+    def prepare(
+        self,
+        record: Record,
+        query: Query | None,
+        navigate: Navigate | None,
+        save_dir: Path | None,
+    ) -> None:
+        """Show another record the next time this (installed, reused) screen is pushed."""
+        self.record = record
+        self.search_query = query
+        self.navigate = navigate
+        self.save_dir = save_dir
+        self._shown = False
+
     def on_mount(self) -> None:
         self.show(self.record)
+        self._shown = True
+        self.view.focus()
+
+    def on_screen_resume(self) -> None:
+        if not getattr(self, "_shown", False):
+            self.show(self.record)
+            self._shown = True
+            self.refresh_bindings()
         self.view.focus()
 
     def show(self, record: Record) -> None:
