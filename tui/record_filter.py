@@ -10,6 +10,7 @@ the journal, like every record).
 
 from __future__ import annotations
 
+import time
 from array import array
 from collections.abc import Callable, Iterable
 
@@ -49,8 +50,10 @@ class RecordFilter:
         keep = self.indices.append
         keep_all = self.everything.append
         for n, rec in enumerate(records):
-            if n & 4095 == 0 and cancelled():
-                return False
+            if n & 4095 == 0:
+                if cancelled():
+                    return False
+                time.sleep(0)  # let the UI thread run between chunks (the GIL)
             line = rec.line
             kind = line_kind(line)
             self.scanned = rec.index + 1
