@@ -64,7 +64,7 @@ def test_restore_without_print_writes_the_bundle_and_says_where(tmp_path: Path) 
         tmux.wait_for("release candidate approved")
         tmux.keys("j")
         tmux.keys("Enter")  # the conversation around it
-        tmux.wait_for("conversation")
+        tmux.wait_for("conversation  ◆")  # its status line (the preview names it too)
         tmux.keys("r")  # restore the checkpoint it was opened from
         tmux.wait_for("journal matches the checkpoint digest")
         tmux.keys("Enter")
