@@ -59,6 +59,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
 
     BINDINGS = [
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("S", "sessions", "Agent sessions", show=False),
     ]
 
     class JournalLoaded(Message):
@@ -302,6 +303,9 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         yield SystemCommand(
             "Checkpoint now", "Ask the recorder for a checkpoint", self.checkpoint_now
         )
+        yield SystemCommand(
+            "Agent sessions", "Claude Code, Gemini CLI and Codex sessions", self.action_sessions
+        )
         yield SystemCommand("Help", "Show every key binding", self.action_help)
         yield SystemCommand("Quit", "Quit without choosing a checkpoint", self.action_quit)
         for command in super().get_system_commands(screen):
@@ -316,6 +320,12 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
 
         cp = request_checkpoint(self.layout, "from persist-tui")
         self.call_from_thread(self.notify, f"Checkpoint {cp.id} taken", timeout=6)
+
+    def action_sessions(self) -> None:
+        from .panes.sessions import SessionsScreen
+
+        if not isinstance(self.screen, SessionsScreen):
+            self.push_screen(SessionsScreen(Layout(self.log_dir)))
 
     def action_help(self) -> None:
         from .screens.help import HelpScreen

@@ -19,11 +19,11 @@ import argparse
 import os
 import sys
 
-from recorder.cli import bus, launch, record, service, tools
+from recorder.cli import bus, launch, record, service, sessions, tools
 from recorder.cli.common import EXIT_USAGE, Parser, fail
 from recorder.errors import BadOption, PersistError
 
-GROUPS = (bus, record, launch, tools, service)
+GROUPS = (bus, record, launch, tools, service, sessions)
 EXAMPLES = {
     "broker": ["persist broker", "persist broker --frontend ipc:///tmp/bus.pub --hwm 500000"],
     "send": [
@@ -49,6 +49,10 @@ EXAMPLES = {
         "persist export --all --format jsonl | jq -c .topic",
     ],
     "service": ["persist service install --log-dir ~/logs", "persist service status"],
+    "sessions": ["persist sessions", "persist sessions --source claude --json"],
+    "protect": ["persist protect --all", "persist protect claude:1f2e3d4c"],
+    "fork": ["persist fork 1f2e3d4c", "persist fork 1f2e3d4c --at 12 --json"],
+    "monitor": ["persist monitor --once --explain", "persist monitor --interval 10"],
 }
 
 

@@ -42,6 +42,43 @@ def slugify(label: str) -> str:
 
 
 @dataclass(frozen=True)
+class SessionRef:
+    """What a checkpoint of another agent's session names: our protected copy of it, up
+    to `size` bytes of its transcript (see `recorder.sources.copies`)."""
+
+    key: str  # "<source>:<session id>"
+    path: str  # the agent's own file
+    copy_version: int
+    size: int
+    lines: int
+    digest: str  # of the copy's members (`recorder.sources.copies`)
+    messages: int
+    files_modified: list[str] = field(default_factory=list)
+    context_tokens: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: Any) -> SessionRef:
+        data = _obj(data, "session")
+        files = data.get("files_modified") or []
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise ValueError("session.files_modified is not a list of paths")
+        return cls(
+            key=_typed(data, "key", str, "session."),
+            path=_typed(data, "path", str, "session."),
+            copy_version=_typed(data, "copy_version", int, "session."),
+            size=_typed(data, "size", int, "session."),
+            lines=_typed(data, "lines", int, "session."),
+            digest=_typed(data, "digest", str, "session."),
+            messages=_typed(data, "messages", int, "session."),
+            files_modified=list(files),
+            context_tokens=_typed(data, "context_tokens", int, "session.", default=0) or 0,
+        )
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     id: str
     label: str
@@ -57,8 +94,10 @@ class Checkpoint:
     first_ts: float | None = None
     last_ts: float | None = None
     path: Path | None = None
+    session: SessionRef | None = None  # a checkpoint of an agent session (no journal range)
 
     def to_json(self) -> dict[str, Any]:
+        extra = {"session": self.session.to_json()} if self.session else {}
         return {
             "v": SCHEMA_VERSION,
             "id": self.id,
@@ -75,6 +114,7 @@ class Checkpoint:
             "last_ts": self.last_ts,
             "participants": self.participants,
             "digest": {"algorithm": "sha256", "value": self.digest, "segments": self.segments},
+            **extra,
         }
 
     @classmethod
@@ -117,6 +157,7 @@ class Checkpoint:
             first_ts=data.get("first_ts"),
             last_ts=data.get("last_ts"),
             path=path,
+            session=None if data.get("session") is None else SessionRef.from_json(data["session"]),
         )
 
 
@@ -270,6 +311,7 @@ def write_checkpoint(
     first_ts: float | None = None,
     last_ts: float | None = None,
     created: float | None = None,
+    session: SessionRef | None = None,
 ) -> Checkpoint:
     """Compute the digest and write the checkpoint file atomically."""
     created = time.time() if created is None else created
@@ -289,6 +331,7 @@ def write_checkpoint(
         participants=dict(participants or {}),
         first_ts=first_ts,
         last_ts=last_ts,
+        session=session,
     )
     ensure_private_dir(layout.checkpoints)
     path = layout.checkpoints / f"{cp.id}.json"
@@ -296,9 +339,13 @@ def write_checkpoint(
     return Checkpoint(**{**cp.__dict__, "path": path})
 
 
-def list_checkpoints(layout: Layout, skipped: list[str] | None = None) -> list[Checkpoint]:
+def list_checkpoints(
+    layout: Layout, skipped: list[str] | None = None, *, sessions: bool = False
+) -> list[Checkpoint]:
     """Valid checkpoints, newest first. A file that cannot be read as one is left out
-    and, if `skipped` is given, named there with the reason (for the caller to warn)."""
+    and, if `skipped` is given, named there with the reason (for the caller to warn).
+    Checkpoints of agent sessions (`session` set: no journal range) only with `sessions`;
+    then they are all there is, journal checkpoints left out."""
     found: list[Checkpoint] = []
     try:
         paths = sorted(p for p in layout.checkpoints.iterdir() if p.suffix == ".json")
@@ -306,7 +353,9 @@ def list_checkpoints(layout: Layout, skipped: list[str] | None = None) -> list[C
         return []
     for path in paths:
         try:
-            found.append(Checkpoint.from_json(orjson.loads(path.read_bytes()), path))
+            cp = Checkpoint.from_json(orjson.loads(path.read_bytes()), path)
+            if (cp.session is not None) == sessions:
+                found.append(cp)
         except orjson.JSONDecodeError:
             _skip(skipped, path, "not JSON")
         except OSError as exc:

@@ -103,6 +103,11 @@ class Layout:
         """Restore bundles, one folder per checkpoint."""
         return self.root / "restore"
 
+    @property
+    def sessions(self) -> Path:
+        """Other agents' sessions: the scan cache, protected copies, the monitor's state."""
+        return self.root / "sessions"
+
     def bundle(self, checkpoint_id: str) -> Path:
         return self.restore / checkpoint_id
 

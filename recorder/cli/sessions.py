@@ -1,0 +1,340 @@
+"""`persist sessions`, `protect`, `fork`: other agents' sessions (Claude Code, Gemini
+CLI, Codex CLI), read-only except for the explicit fork."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from recorder.cli.common import add_log_dir, non_negative, positive, say
+from recorder.errors import BadOption, PersistError
+from recorder.sources.discover import Roots
+from recorder.sources.listing import GitState, SessionRow, list_sessions
+from recorder.sources.model import Source, session_to_json
+from recorder.store.layout import Layout
+
+
+class SessionNotFound(PersistError):
+    """No session, or more than one, answers to a reference."""
+
+
+def roots_from(args: argparse.Namespace) -> Roots:
+    base = Roots.default()
+    return Roots(
+        Path(args.claude_root).expanduser() if args.claude_root else base.claude,
+        Path(args.gemini_root).expanduser() if args.gemini_root else base.gemini,
+        Path(args.codex_root).expanduser() if args.codex_root else base.codex,
+    )
+
+
+def add_roots(p: argparse.ArgumentParser) -> None:
+    add_log_dir(p)
+    p.add_argument(
+        "--claude-root", help="Claude Code folder (default: $CLAUDE_CONFIG_DIR or ~/.claude)"
+    )
+    p.add_argument(
+        "--gemini-root", help="Gemini CLI folder (default: $GEMINI_CLI_HOME/.gemini or ~/.gemini)"
+    )
+    p.add_argument("--codex-root", help="Codex CLI folder (default: $CODEX_HOME or ~/.codex)")
+    p.add_argument("--source", choices=[s.value for s in Source], help="only this agent's sessions")
+
+
+def scan_workers() -> int:
+    """Processes for a first scan: one per core from 4 cores up; on 2 cores the pool
+    cost more than it saved in `bench/sessions.py` (three runs out of three)."""
+    cores = os.cpu_count() or 1
+    return cores if cores >= 4 else 1
+
+
+def load_rows(args: argparse.Namespace, *, git: bool = False) -> list[SessionRow]:
+    source = Source(args.source) if args.source else None
+    rows, problems = list_sessions(
+        roots_from(args),
+        Layout(Path(args.log_dir)),
+        git=GitState() if git else None,
+        source=source,
+        workers=scan_workers(),
+    )
+    for problem in problems:
+        say(f"warning: {problem}")
+    return rows
+
+
+def resolve(rows: list[SessionRow], ref: str) -> SessionRow:
+    """A session by id, `source:id`, or a unique id prefix."""
+    exact = [r for r in rows if ref in (r.session.id, r.session.key)]
+    if len(exact) == 1:
+        return exact[0]
+    src, _, rest = ref.partition(":")
+    prefix = [
+        r
+        for r in rows
+        if r.session.id.startswith(ref) or (rest and r.session.key.startswith(f"{src}:{rest}"))
+    ]
+    if len(prefix) == 1:
+        return prefix[0]
+    if not prefix and not exact:
+        raise SessionNotFound(f"no session {ref!r} (see `persist sessions`)")
+    names = ", ".join(r.session.key for r in (exact or prefix)[:5])
+    raise SessionNotFound(f"{ref!r} matches {len(exact or prefix)} sessions: {names}")
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def row_json(r: SessionRow) -> dict[str, Any]:
+    s = r.session
+    data = session_to_json(s)
+    return {
+        "key": s.key,
+        **{k: data[k] for k in ("source", "id", "title", "title_kind", "project_path", "path")},
+        "messages": s.message_count,
+        "first_activity": _iso(s.first_ts),
+        "last_activity": _iso(s.last_ts),
+        "idle_minutes": None if r.idle_minutes is None else round(r.idle_minutes, 1),
+        "files_modified": list(s.files_modified),
+        "context_tokens": s.context_tokens,
+        "git_branch": s.git_branch,
+        "uncommitted_changes": r.dirty,
+        "branches": s.branches,
+        "protected": r.protected,
+        "deleted_by_agent": r.deleted,
+        "agent_cleanup_at": _iso(r.expires),
+        "resume": s.resume_shell(),
+        "live_pid": r.live_pid,
+        "extra_paths": [str(p) for p in s.extra_paths],
+        "skipped_lines": s.skipped,
+    }
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    rows = load_rows(args, git=True)
+    now = time.time()
+    if args.expiring is not None:
+        horizon = now + args.expiring * 86400
+        rows = [r for r in rows if r.expires is not None and r.expires <= horizon]
+    if args.json:
+        print(orjson.dumps([row_json(r) for r in rows]).decode())
+        return 0
+    if not rows:
+        print("no sessions found" + (" expiring in that time" if args.expiring is not None else ""))
+        return 0
+    print(
+        f"{'SOURCE':<7} {'ID':<9} {'LAST ACTIVITY':<17} {'IDLE':>6} {'MSGS':>5} {'TOKENS':>7} "
+        f"{'FILES':>5} {'GIT':<14} {'COPY':<8} {'CLEANUP':<11} TITLE / PROJECT"
+    )
+    for r in rows:
+        s = r.session
+        last = datetime.fromtimestamp(s.last_ts or s.mtime).strftime("%Y-%m-%d %H:%M")
+        idle = "" if r.idle_minutes is None else _idle(r.idle_minutes)
+        if r.live_pid:
+            idle = "live"
+        git = _short(s.git_branch or "-", 12) + ("*" if r.dirty else "")
+        copy = "deleted" if r.deleted else ("kept" if r.protected else "-")
+        cleanup = "-" if r.expires is None else _until(r.expires - now)
+        print(
+            f"{s.source.value:<7} {s.id[:8]:<9} {last:<17} {idle:>6} {s.message_count:>5} "
+            f"{s.context_tokens:>7} {len(s.files_modified):>5} {git:<14} {copy:<8} {cleanup:<11} "
+            f"{_short(s.title or '(untitled)', 60)}  [{_short(s.project_path or '?', 40)}]"
+        )
+    return 0
+
+
+def _idle(minutes: float) -> str:
+    if minutes < 60:
+        return f"{minutes:.0f}m"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.0f}h"
+    return f"{minutes / 1440:.0f}d"
+
+
+def _until(seconds: float) -> str:
+    if seconds <= 0:
+        return "due"
+    return f"in {_idle(seconds / 60)}"
+
+
+def cmd_protect(args: argparse.Namespace) -> int:
+    from recorder.sources.copies import protect, session_dir, verify
+
+    if not args.sessions and not args.all:
+        raise BadOption("name one or more sessions, or --all")
+    rows = load_rows(args)
+    chosen = rows if args.all else [resolve(rows, ref) for ref in args.sessions]
+    layout = Layout(Path(args.log_dir))
+    failed = 0
+    for r in chosen:
+        result = protect(layout, r.session)
+        problems = verify(session_dir(layout, r.session.key))
+        state = (
+            "deleted by the agent, copy kept" if r.deleted else f"{result.copied_bytes:,} new bytes"
+        )
+        if result.new_versions and not r.deleted:
+            state += f", {result.new_versions} new version(s)"
+        if problems:
+            failed += 1
+            say(f"{r.session.key}: the copy does not verify: {'; '.join(problems)}")
+        elif args.json:
+            print(
+                orjson.dumps(
+                    {
+                        "key": r.session.key,
+                        "copied_bytes": result.copied_bytes,
+                        "new_versions": result.new_versions,
+                        "verified": True,
+                        "deleted_by_agent": r.deleted,
+                    }
+                ).decode()
+            )
+        else:
+            print(f"protected {r.session.key}: {state}, verified")
+    return 1 if failed else 0
+
+
+def cmd_fork(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from recorder.sources.copies import CopyError, restore_to, session_dir
+    from recorder.sources.discover import read_session
+    from recorder.sources.fork import ForkError, fork
+
+    rows = load_rows(args)
+    row = resolve(rows, args.session)
+    layout = Layout(Path(args.log_dir))
+    try:
+        with tempfile.TemporaryDirectory(prefix="persist-fork-") as tmp:
+            session = row.session
+            if row.deleted:  # only our copy is left: read it from there, write it back
+                copy = restore_to(session_dir(layout, session.key), Path(tmp))
+                session = replace(session, path=copy, extra_paths=())
+            transcript = read_session(session)
+            target = row.session.path.parent if row.deleted else None
+            result = fork(transcript, args.at, target_dir=target, always=row.deleted)
+    except (ForkError, CopyError) as exc:
+        raise PersistError(str(exc)) from None
+    except OSError as exc:
+        raise PersistError(f"the fork could not be written: {exc}") from None
+    if args.json:
+        print(
+            orjson.dumps(
+                {
+                    "source": row.session.source.value,
+                    "from": row.session.id,
+                    "id": result.new_id,
+                    "path": str(result.path),
+                    "at": {"seq": result.at.seq, "uuid": result.at.uuid},
+                    "messages": result.messages,
+                    "forked": not result.latest,
+                    "resume": result.command,
+                }
+            ).decode()
+        )
+        return 0
+    if row.live_pid:
+        say(f"warning: Claude Code (PID {row.live_pid}) is running this session now")
+    if result.latest:
+        print(f"{row.session.key}: the latest point is the session itself; resume it with:")
+    else:
+        print(
+            f"forked {row.session.key} at message {result.at.seq} into {result.path} "
+            f"({result.messages} messages, read back); resume it with:"
+        )
+    print(result.command)
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from recorder.sources.monitor import Monitor, MonitorSettings
+
+    layout = Layout(Path(args.log_dir))
+    config = Path(args.config) if args.config else layout.sessions / "monitor.toml"
+    settings = MonitorSettings.load(
+        config,
+        interval_minutes=args.interval,
+        time_hours=args.time_hours,
+        files_changed=args.files,
+        context_fraction=None if args.context is None else args.context / 100,
+        idle_minutes=args.idle,
+        cooldown_minutes=args.cooldown,
+    )
+    roots = roots_from(args).only(Source(args.source) if args.source else None)
+    monitor = Monitor(roots, layout, settings)
+    while True:
+        result = monitor.tick(time.time())
+        for problem in result.problems:
+            say(f"warning: {problem}")
+        for d in result.decisions:
+            if args.explain:
+                print(d.explain())
+        for cp in result.taken:
+            ref = cp.session
+            assert ref is not None
+            print(f"checkpoint {cp.id}: {ref.key}, {ref.messages} messages, {cp.reason}")
+        sys.stdout.flush()
+        if args.once:
+            return 0
+        time.sleep(settings.interval_minutes * 60)
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sessions", help="list Claude Code, Gemini CLI and Codex sessions")
+    add_roots(p)
+    p.add_argument("--json", action="store_true", help="one JSON document instead of text")
+    p.add_argument(
+        "--expiring",
+        type=positive,
+        nargs="?",
+        const=7.0,
+        metavar="DAYS",
+        help="only sessions the agent's own cleanup deletes within DAYS (default 7)",
+    )
+    p.set_defaults(func=cmd_sessions)
+
+    p = sub.add_parser("protect", help="keep a verified copy of sessions in the log folder")
+    add_roots(p)
+    p.add_argument("sessions", nargs="*", metavar="SESSION", help="id, source:id or id prefix")
+    p.add_argument("--all", action="store_true", help="every session found")
+    p.add_argument("--json", action="store_true", help="one JSON document instead of text")
+    p.set_defaults(func=cmd_protect)
+
+    p = sub.add_parser(
+        "fork", help="resume a session, or fork it at an earlier message into a new one"
+    )
+    add_roots(p)
+    p.add_argument("session", metavar="SESSION", help="id, source:id or id prefix")
+    p.add_argument("--at", metavar="MESSAGE", help="message number or agent uuid (default: last)")
+    p.add_argument("--json", action="store_true", help="one JSON document instead of text")
+    p.set_defaults(func=cmd_fork)
+
+    p = sub.add_parser(
+        "monitor", help="checkpoint agent sessions when time, activity, context or idleness say so"
+    )
+    add_roots(p)
+    p.add_argument("--once", action="store_true", help="one round, then exit")
+    p.add_argument("--interval", type=positive, metavar="MIN", help="minutes between rounds (5)")
+    p.add_argument("--explain", action="store_true", help="print every decision with its scores")
+    p.add_argument("--config", help="TOML settings (default: <log-dir>/sessions/monitor.toml)")
+    p.add_argument(
+        "--time-hours", type=positive, help="time trigger (2 h since the last checkpoint)"
+    )
+    p.add_argument("--files", type=positive, help="activity trigger (15 files changed)")
+    p.add_argument("--context", type=positive, metavar="PERCENT", help="context trigger (75 %%)")
+    p.add_argument("--idle", type=positive, metavar="MIN", help="idle trigger (30 min)")
+    p.add_argument("--cooldown", type=non_negative, metavar="MIN", help="between checkpoints (30)")
+    p.set_defaults(func=cmd_monitor)

@@ -1,0 +1,483 @@
+"""Claude Code transcripts: `<root>/projects/<encoded cwd>/<sessionId>.jsonl`.
+
+The file is a tree of lines linked by `parentUuid`; the conversation is the chain from
+the active leaf up to the root (rewinds and edits leave other branches behind), bridged
+over compaction boundaries by `logicalParentUuid`, with `progress` lines transparent and
+parallel tool results put back, as Claude Code's own loader does (the format notes of
+issue 9, section 1.4). How lines become messages is in `claude_messages`. Sub-agents
+live inline (`isSidechain`, <= 1.0), in `agent-<id>.jsonl` beside the sessions
+(2.0 - 2.1.1) or in `<sessionId>/subagents/` (>= 2.1.2).
+
+A little over 400 lines: discovery, reading a file, the chain rules and the two ways
+of reading a session (in full, or for a listing) share the line model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recorder.sources.claude_messages import (
+    build_messages,
+    context_tokens,
+    count_chain,
+    edit_paths,
+    files_modified,
+    first_user_prompt,
+    is_conversation,
+    is_sidechain,
+    is_tool_result,
+    message_id,
+    usage_tokens,
+)
+from recorder.sources.jsonl import iter_objects, parse_time, read_bytes
+from recorder.sources.model import (
+    ReadReport,
+    Session,
+    Source,
+    Transcript,
+)
+
+CONVERSATION = frozenset(("user", "assistant", "system", "attachment", "progress"))
+KNOWN = CONVERSATION | frozenset(
+    [
+        "summary",
+        "custom-title",
+        "ai-title",
+        "last-prompt",
+        "tag",
+        "agent-name",
+        "agent-color",
+        "agent-setting",
+        "pr-link",
+        "file-history-snapshot",
+        "attribution-snapshot",
+        "speculation-accept",
+        "mode",
+        "permission-mode",
+        "worktree-state",
+        "queue-operation",
+        "marble-origami-commit",
+        "marble-origami-snapshot",
+        "content-replacement",
+        "checkpoint",
+        "ended-by-model",
+        "continued-in",
+        "relocated",
+        "frame-link",
+        "bridge-session",
+        "history-suppression",
+        "file-history-delta",
+        "isolation-latch",
+        "session-owner",
+        "dev-mods",
+        "memory-mode",
+        "tools-used",
+        "derived-from",
+        "cost-state",
+        "fork-context-ref",
+        "observer-ref",
+        "resume-head-vouch",
+    ]
+)
+_AGENT_NAME = re.compile(r"\Aagent-[A-Za-z0-9_-]+\.jsonl\Z")
+
+
+def default_root() -> Path:
+    env = os.environ.get("CLAUDE_CONFIG_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".claude"
+
+
+def encode_project(cwd: str) -> str:
+    """The folder name Claude Code gives a cwd (lossy: read the real one from `cwd`).
+    JavaScript works on UTF-16 code units: a character outside the BMP is two dashes."""
+    units = struct.unpack(f"<{len(cwd.encode('utf-16-le')) // 2}H", cwd.encode("utf-16-le"))
+    name = "".join(chr(u) if chr(u).isascii() and chr(u).isalnum() else "-" for u in units)
+    if len(name) <= 200:
+        return name
+    h = 0
+    for u in units:  # (h << 5) - h + code, kept to a signed 32-bit integer
+        h = ((h << 5) - h + u) & 0xFFFFFFFF
+    h = abs(h - (1 << 32) if h & 0x80000000 else h)
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        h, r = divmod(h, 36)
+        out = digits[r] + out
+        if not h:
+            break
+    return f"{name[:200]}-{out}"
+
+
+# -- discovery ----------------------------------------------------------------------------
+@dataclass
+class ProjectFiles:
+    folder: Path
+    sessions: list[Path] = field(default_factory=list)
+    flat_agents: list[Path] = field(default_factory=list)  # 2.0.x `agent-<id>.jsonl`
+
+
+def projects(root: Path) -> Iterator[ProjectFiles]:
+    """Each project folder with its session files (none when the root is absent)."""
+    try:
+        folders = sorted(os.scandir(root / "projects"), key=lambda e: e.name)
+    except OSError:
+        return
+    for folder in folders:
+        try:
+            if not folder.is_dir():
+                continue
+            entries = sorted(os.scandir(folder.path), key=lambda e: e.name)
+        except OSError:
+            continue
+        found = ProjectFiles(Path(folder.path))
+        for entry in entries:
+            if not entry.name.endswith(".jsonl"):
+                continue
+            if _AGENT_NAME.match(entry.name):
+                found.flat_agents.append(Path(entry.path))
+            elif entry.is_file():  # `<sessionId>.jsonl`, or any name: the id is in the lines
+                found.sessions.append(Path(entry.path))
+        yield found
+
+
+def subagent_files(session_file: Path) -> list[Path]:
+    """The >= 2.1.2 sub-agent transcripts of a session (`<sid>/subagents/**/agent-*.jsonl`)."""
+    base = session_file.with_suffix("") / "subagents"
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.rglob("agent-*.jsonl") if p.is_file())
+
+
+# -- reading one file ---------------------------------------------------------------------
+@dataclass
+class ParsedFile:
+    """The lines of one transcript file, sorted into what the chain rules need."""
+
+    path: Path
+    entries: list[dict[str, Any]] = field(default_factory=list)  # lines with a uuid
+    custom_title: str = ""
+    ai_title: str = ""
+    summaries: dict[str, str] = field(default_factory=dict)  # leafUuid -> summary
+    explicit_leaf: str | None = None
+    session_id: str = ""
+    report: ReadReport = field(default_factory=ReadReport)
+    size: int = 0
+    mtime: float = 0.0
+    first_ts: float | None = None
+    last_ts: float | None = None
+
+
+def parse_file(path: Path, limit: int | None = None) -> ParsedFile:
+    parsed = ParsedFile(path)
+    report = parsed.report
+    data, state = read_bytes(path, report, limit)
+    parsed.size = state.size
+    parsed.mtime = state.mtime_ns / 1e9
+    for number, obj in iter_objects(data, report):
+        kind = obj.get("type")
+        if not isinstance(kind, str):
+            kind = "?"
+        ts = parse_time(obj.get("timestamp"))
+        if ts is not None:
+            if parsed.first_ts is None or ts < parsed.first_ts:
+                parsed.first_ts = ts
+            if parsed.last_ts is None or ts > parsed.last_ts:
+                parsed.last_ts = ts
+        if kind in CONVERSATION and isinstance(obj.get("uuid"), str):
+            obj["_line"] = number
+            obj["_ts"] = ts
+            parsed.entries.append(obj)
+            if not parsed.session_id and isinstance(obj.get("sessionId"), str):
+                parsed.session_id = obj["sessionId"]
+        elif kind == "custom-title" and isinstance(obj.get("customTitle"), str):
+            parsed.custom_title = obj["customTitle"]
+        elif kind == "ai-title" and isinstance(obj.get("aiTitle"), str):
+            parsed.ai_title = obj["aiTitle"]
+        elif kind == "summary":
+            if isinstance(obj.get("summary"), str) and isinstance(obj.get("leafUuid"), str):
+                parsed.summaries[obj["leafUuid"]] = obj["summary"]
+        elif kind == "last-prompt":
+            leaf = obj.get("leafUuid")
+            if obj.get("explicit") is True or obj.get("rewound") is True:
+                parsed.explicit_leaf = leaf if isinstance(leaf, str) else None
+        elif kind not in KNOWN:
+            report.unknown_types[kind] = report.unknown_types.get(kind, 0) + 1
+    if not parsed.session_id:
+        parsed.session_id = path.stem
+    return parsed
+
+
+# -- the chain ----------------------------------------------------------------------------
+@dataclass
+class Chain:
+    lines: list[dict[str, Any]]  # the active conversation, in file order
+    leaves: list[str]  # uuids of user/assistant lines nobody continues
+    branches: int  # leaves off the active chain, plus one
+
+
+def active_chain(entries: list[dict[str, Any]], explicit_leaf: str | None = None) -> Chain:
+    """The conversation Claude Code would resume, by its own rules."""
+    by_uuid: dict[str, int] = {}
+    for i, e in enumerate(entries):
+        by_uuid.setdefault(e["uuid"], i)
+
+    def parent(i: int) -> int | None:
+        """The index of line i's parent, skipping progress lines; -1 when it is missing."""
+        seen = 0
+        e = entries[i]
+        while True:
+            p = e.get("parentUuid")
+            if p is None and e.get("subtype") == "compact_boundary":
+                p = e.get("logicalParentUuid")
+            if not isinstance(p, str):
+                return None
+            j = by_uuid.get(p)
+            if j is None:
+                return -1
+            if entries[j].get("type") != "progress" or seen > len(entries):
+                return j
+            e = entries[j]
+            seen += 1
+
+    parents = [parent(i) for i in range(len(entries))]
+    has_child = [False] * len(entries)
+    for p in parents:
+        if p is not None and p >= 0:
+            has_child[p] = True
+    main = [i for i, e in enumerate(entries) if not is_sidechain(e) and e["type"] != "progress"]
+    if not main:
+        return Chain([], [], 0)
+    explicit = by_uuid.get(explicit_leaf) if explicit_leaf else None
+    start = main[-1] if explicit is None else explicit
+    chain: list[int] = []
+    seen_set: set[int] = set()
+    at: int | None = start
+    while at is not None and at not in seen_set:
+        seen_set.add(at)
+        chain.append(at)
+        up = parents[at]
+        if up == -1:  # parent line lost (cut off, unreadable): the nearest earlier line
+            earlier = [j for j in main if j < at and j not in seen_set]
+            up = earlier[-1] if earlier else None
+        at = up
+    on_chain = set(chain)
+    # Parallel tool calls: sibling assistant lines and their results off the walked chain.
+    ids = {message_id(entries[j]) for j in chain if entries[j]["type"] == "assistant"}
+    ids.discard("")
+    extra = {
+        j
+        for j in main
+        if j not in on_chain and entries[j]["type"] == "assistant" and message_id(entries[j]) in ids
+    }
+    anchor = on_chain | extra
+    for j in main:
+        p = parents[j]
+        if j not in anchor and p is not None and p in anchor and is_tool_result(entries[j]):
+            extra.add(j)
+    chosen = sorted(on_chain | extra)
+    taken = set(chosen)
+    leaves = [
+        entries[j]["uuid"]
+        for j in main
+        if not has_child[j] and entries[j]["type"] in ("user", "assistant")
+    ]
+    off = sum(
+        1
+        for j in main
+        if not has_child[j] and entries[j]["type"] in ("user", "assistant") and j not in taken
+    )
+    return Chain([entries[j] for j in chosen], leaves, off + 1)
+
+
+def read_transcript(
+    path: Path,
+    *,
+    flat_agents: list[Path] | None = None,
+    project_summaries: dict[str, str] | None = None,
+    limit: int | None = None,
+    listing: bool = False,
+) -> Transcript:
+    """One session in full. `flat_agents`: the project's 2.0-layout agent files (those
+    naming this session are attached); `project_summaries`: leafUuid -> summary from the
+    project's other files (a title may live there). `listing`: only the `Session` is
+    wanted (no messages are built; the same figures)."""
+    parsed = parse_file(path, limit)
+    chain = active_chain(parsed.entries, parsed.explicit_leaf)
+    sid = parsed.session_id
+    if listing:
+        return _listing(path, parsed, chain, flat_agents, project_summaries)
+    messages = build_messages(chain.lines, sid)
+    report = parsed.report
+    side_lines = [e for e in parsed.entries if is_sidechain(e) and e["type"] != "progress"]
+    extra: list[Path] = []
+    nested = subagent_files(path)
+    for agent_path in [*nested, *(flat_agents or [])]:
+        agent = parse_file(agent_path)
+        if agent_path not in nested and agent.session_id != sid:
+            continue  # a 2.0.x agent file of another session of this project
+        extra.append(agent_path)
+        report.merge(agent.report)
+        side_lines.extend(e for e in agent.entries if e["type"] != "progress")
+    sidechain = build_messages(side_lines, sid)
+    title, title_kind = _title(parsed, chain, project_summaries or {})
+    conv = [m for m in messages if is_conversation(m)]
+    first_prompt = first_user_prompt(messages)
+    if not title and first_prompt:
+        title, title_kind = first_prompt, "first-prompt"
+    last: dict[str, Any] = chain.lines[-1] if chain.lines else {}
+    session = Session(
+        source=Source.CLAUDE,
+        id=sid,
+        path=path,
+        title=title,
+        title_kind=title_kind,
+        project_path=str(last.get("cwd") or _first_field(parsed.entries, "cwd")),
+        extra_paths=tuple(extra),
+        first_ts=parsed.first_ts,
+        last_ts=parsed.last_ts,
+        message_count=len(conv),
+        git_branch=_last_field(chain.lines, "gitBranch"),
+        files_modified=files_modified(messages + sidechain),
+        context_tokens=context_tokens(chain.lines, messages),
+        branches=chain.branches,
+        version=_last_field(chain.lines, "version"),
+        model=_model(chain.lines),
+        first_prompt=first_prompt,
+        size=parsed.size,
+        mtime=parsed.mtime,
+        resumable=bool(conv),
+        leaf_uuids=tuple(chain.leaves),
+        skipped=report.skipped,
+        subagent=bool(parsed.entries) and all(is_sidechain(e) for e in parsed.entries),
+    )
+    return Transcript(session, messages, sidechain, report, chain.lines, parsed.summaries)
+
+
+def _listing(
+    path: Path,
+    parsed: ParsedFile,
+    chain: Chain,
+    flat_agents: list[Path] | None,
+    project_summaries: dict[str, str] | None,
+) -> Transcript:
+    """`read_transcript(..., listing=True)`: the Session alone, from counts."""
+    sid = parsed.session_id
+    report = parsed.report
+    counts = count_chain(chain.lines, sid)
+    extra: list[Path] = []
+    for e in parsed.entries:
+        if is_sidechain(e) and e["type"] == "assistant":
+            edit_paths(e, counts.files)
+    nested = subagent_files(path)
+    for agent_path in [*nested, *(flat_agents or [])]:
+        agent = parse_file(agent_path)
+        if agent_path not in nested and agent.session_id != sid:
+            continue
+        extra.append(agent_path)
+        report.merge(agent.report)
+        for e in agent.entries:
+            if e["type"] == "assistant":
+                edit_paths(e, counts.files)
+    title, title_kind = _title(parsed, chain, project_summaries or {})
+    if not title and counts.first_prompt:
+        title, title_kind = counts.first_prompt, "first-prompt"
+    tokens = usage_tokens(chain.lines)
+    if tokens is None:  # no usage recorded: estimated from the text (messages needed)
+        tokens = context_tokens(chain.lines, build_messages(chain.lines, sid))
+    last: dict[str, Any] = chain.lines[-1] if chain.lines else {}
+    session = Session(
+        source=Source.CLAUDE,
+        id=sid,
+        path=path,
+        title=title,
+        title_kind=title_kind,
+        project_path=str(last.get("cwd") or _first_field(parsed.entries, "cwd")),
+        extra_paths=tuple(extra),
+        first_ts=parsed.first_ts,
+        last_ts=parsed.last_ts,
+        message_count=counts.conversation,
+        git_branch=_last_field(chain.lines, "gitBranch"),
+        files_modified=tuple(counts.files),
+        context_tokens=tokens,
+        branches=chain.branches,
+        version=_last_field(chain.lines, "version"),
+        model=_model(chain.lines),
+        first_prompt=counts.first_prompt,
+        size=parsed.size,
+        mtime=parsed.mtime,
+        resumable=counts.conversation > 0,
+        leaf_uuids=tuple(chain.leaves),
+        skipped=report.skipped,
+        subagent=bool(parsed.entries) and all(is_sidechain(e) for e in parsed.entries),
+    )
+    return Transcript(session, [], [], report, chain.lines, parsed.summaries)
+
+
+def _title(parsed: ParsedFile, chain: Chain, project: dict[str, str]) -> tuple[str, str]:
+    if parsed.custom_title:
+        return parsed.custom_title, "custom-title"
+    if parsed.ai_title:
+        return parsed.ai_title, "ai-title"
+    summaries = {**project, **parsed.summaries}
+    for e in reversed(chain.lines):
+        found = summaries.get(e["uuid"])
+        if found:
+            return found, "summary"
+    return "", ""
+
+
+def _first_field(entries: list[dict[str, Any]], key: str) -> str:
+    for e in entries:
+        v = e.get(key)
+        if isinstance(v, str) and v:
+            return v
+    return ""
+
+
+def _last_field(entries: list[dict[str, Any]], key: str) -> str:
+    for e in reversed(entries):
+        v = e.get(key)
+        if isinstance(v, str) and v:
+            return v
+    return ""
+
+
+def _model(entries: list[dict[str, Any]]) -> str:
+    for e in reversed(entries):
+        msg = e.get("message")
+        if e["type"] == "assistant" and isinstance(msg, dict) and isinstance(msg.get("model"), str):
+            model = msg["model"]
+            if model != "<synthetic>":
+                return str(model)
+    return ""
+
+
+def apply_summaries(transcripts: list[Transcript]) -> None:
+    """Titles from `summary` lines held by other files of the same project: a summary
+    names the leaf it summarises, which may sit in any session file of the folder."""
+    project: dict[str, str] = {}
+    for t in transcripts:
+        project.update(t.summaries)
+    for t in transcripts:
+        s = t.session
+        if s.title_kind in ("custom-title", "ai-title", "summary"):
+            continue
+        uuids = [*s.leaf_uuids, *(e["uuid"] for e in reversed(t.raw_chain))]
+        for uuid in uuids:
+            found = project.get(uuid)
+            if found:
+                s.title, s.title_kind = found, "summary"
+                break
+
+
+def read_project(folder: ProjectFiles) -> list[Transcript]:
+    """Every session of one project folder, titles resolved across its files."""
+    transcripts = [read_transcript(p, flat_agents=folder.flat_agents) for p in folder.sessions]
+    apply_summaries(transcripts)
+    return transcripts

@@ -1,0 +1,249 @@
+"""Codex CLI rollouts: `<root>/sessions/YYYY/MM/DD/rollout-<time>-<id>.jsonl` (older:
+flat `sessions/rollout-*.jsonl`), plus `archived_sessions/`. Each line is
+`{timestamp, type, payload}`; the conversation is in the `response_item` lines (the
+`event_msg` lines repeat it for the UI). Names come from `session_index.jsonl`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from recorder.sources.jsonl import estimate_tokens, iter_objects, parse_time, read_bytes, text_of
+from recorder.sources.model import (
+    ReadReport,
+    Sender,
+    Session,
+    SessionMessage,
+    Source,
+    ToolCall,
+    Transcript,
+)
+
+KNOWN = frozenset(
+    ("session_meta", "response_item", "compacted", "turn_context", "event_msg", "world_state")
+)
+_PATCH_FILE = re.compile(r"^\*\*\* (?:Add|Update|Delete) File: (.+)$", re.MULTILINE)
+_INJECTED = ("<environment_context>", "<user_instructions>", "# AGENTS.md", "<permissions")
+
+
+def default_root() -> Path:
+    env = os.environ.get("CODEX_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".codex"
+
+
+def rollouts(root: Path) -> Iterator[Path]:
+    for sub in ("sessions", "archived_sessions"):
+        base = root / sub
+        if not base.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if name.startswith("rollout-") and name.endswith(".jsonl"):
+                    yield Path(dirpath, name)
+
+
+def thread_names(root: Path) -> dict[str, str]:
+    """id -> name from session_index.jsonl (the last entry for an id wins)."""
+    report = ReadReport()
+    data, _ = read_bytes(root / "session_index.jsonl", report)
+    names: dict[str, str] = {}
+    for _, obj in iter_objects(data, report):
+        if isinstance(obj.get("id"), str) and isinstance(obj.get("thread_name"), str):
+            names[obj["id"]] = obj["thread_name"]
+    return names
+
+
+def _content_text(content: Any) -> str:
+    if not isinstance(content, list):
+        return text_of(content)
+    out = []
+    for part in content:
+        if isinstance(part, dict):
+            if part.get("type") in ("input_image", "image"):
+                out.append("[image]")
+            else:
+                out.append(text_of(part.get("text")))
+    return "\n".join(p for p in out if p)
+
+
+def _arguments(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, str):
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return {"input": raw}
+        return value if isinstance(value, dict) else {"input": value}
+    return {"input": raw}
+
+
+def read_transcript(path: Path, names: dict[str, str] | None = None) -> Transcript:
+    report = ReadReport()
+    data, state = read_bytes(path, report)
+    meta: dict[str, Any] = {}
+    messages: list[SessionMessage] = []
+    pending: dict[str, Any] | None = None  # the assistant turn being gathered
+    sid = ""
+    tokens = 0
+    model = ""
+    cwd = ""
+    first_ts: float | None = None
+    last_ts: float | None = None
+    files: dict[str, None] = {}
+
+    def flush() -> None:
+        nonlocal pending
+        if pending is not None:
+            messages.append(
+                SessionMessage(
+                    Source.CODEX,
+                    sid,
+                    len(messages),
+                    pending["uuid"],
+                    pending["ts"],
+                    Sender.ASSISTANT,
+                    "\n".join(pending["text"]),
+                    tuple(pending["calls"]),
+                    "\n".join(pending["thinking"]),
+                )
+            )
+            pending = None
+
+    def turn(ts: float | None, uuid: str) -> dict[str, Any]:
+        nonlocal pending
+        if pending is None:
+            pending = {"uuid": uuid, "ts": ts, "text": [], "calls": [], "thinking": []}
+        return pending
+
+    stem = path.stem
+    for number, line in iter_objects(data, report):
+        kind = line.get("type")
+        payload = line.get("payload")
+        ts = parse_time(line.get("timestamp"))
+        if ts is not None:
+            first_ts = ts if first_ts is None else min(first_ts, ts)
+            last_ts = ts if last_ts is None else max(last_ts, ts)
+        if not isinstance(payload, dict) or not isinstance(kind, str) or kind not in KNOWN:
+            key = str(kind)
+            report.unknown_types[key] = report.unknown_types.get(key, 0) + 1
+            continue
+        uuid = f"{stem}:{number}"
+        if kind == "session_meta":
+            meta = payload
+            sid = str(payload.get("id") or sid)
+            cwd = str(payload.get("cwd") or cwd)
+        elif kind == "turn_context":
+            model = str(payload.get("model") or model)
+            cwd = cwd or str(payload.get("cwd") or "")
+        elif kind == "event_msg" and payload.get("type") == "token_count":
+            info = payload.get("info")
+            last = info.get("last_token_usage") if isinstance(info, dict) else None
+            if isinstance(last, dict) and isinstance(last.get("input_tokens"), int):
+                tokens = last["input_tokens"] + int(last.get("output_tokens") or 0)
+        elif kind == "compacted":
+            flush()
+            messages.append(
+                SessionMessage(
+                    Source.CODEX,
+                    sid,
+                    len(messages),
+                    uuid,
+                    ts,
+                    Sender.SYSTEM,
+                    text_of(payload.get("message")) or "Conversation compacted",
+                    note="compact-boundary",
+                )
+            )
+        elif kind == "response_item":
+            ptype = payload.get("type")
+            if ptype == "message":
+                text = _content_text(payload.get("content"))
+                if payload.get("role") == "assistant":
+                    turn(ts, uuid)["text"].append(text)
+                    if pending is not None:
+                        pending["uuid"] = uuid
+                elif payload.get("role") == "user":
+                    flush()
+                    note = "meta" if text.lstrip().startswith(_INJECTED) else ""
+                    messages.append(
+                        SessionMessage(
+                            Source.CODEX, sid, len(messages), uuid, ts, Sender.USER, text, note=note
+                        )
+                    )
+                # developer/system messages are instructions, not conversation
+            elif ptype == "reasoning":
+                summary = payload.get("summary")
+                turn(ts, uuid)["thinking"].append(text_of(summary) or "[encrypted reasoning]")
+            elif ptype in (
+                "function_call",
+                "custom_tool_call",
+                "local_shell_call",
+                "web_search_call",
+            ):
+                raw = payload.get("arguments", payload.get("input", payload.get("action")))
+                args = _arguments(raw)
+                name = str(payload.get("name") or ptype)
+                cur = turn(ts, uuid)
+                cur["calls"].append(ToolCall(name, args, str(payload.get("call_id") or "")))
+                cur["uuid"] = uuid
+                patch = raw if isinstance(raw, str) else text_of(args)
+                if name == "apply_patch" or "*** Begin Patch" in patch:
+                    for f in _PATCH_FILE.findall(patch):
+                        files[f.strip()] = None
+            elif ptype in ("function_call_output", "custom_tool_call_output"):
+                flush()
+                out = payload.get("output")
+                if isinstance(out, str):
+                    parsed = _arguments(out)
+                    out = parsed.get("output", out) if "input" not in parsed else out
+                messages.append(
+                    SessionMessage(
+                        Source.CODEX, sid, len(messages), uuid, ts, Sender.TOOL, text_of(out)
+                    )
+                )
+    flush()
+    sid = sid or path.stem[-36:]
+    messages = [m if m.session_id == sid else _with_sid(m, sid) for m in messages]
+    conv = [m for m in messages if m.sender is not Sender.SYSTEM]
+    prompt = next(
+        (" ".join(m.text.split())[:200] for m in conv if m.sender is Sender.USER and not m.note), ""
+    )
+    name = (names or {}).get(sid, "")
+    git_meta = meta.get("git")
+    git: dict[str, Any] = git_meta if isinstance(git_meta, dict) else {}
+    session = Session(
+        source=Source.CODEX,
+        id=sid,
+        path=path,
+        title=name or prompt,
+        title_kind="thread-name" if name else ("first-prompt" if prompt else ""),
+        project_path=cwd,
+        first_ts=first_ts,
+        last_ts=last_ts,
+        message_count=len(conv),
+        git_branch=str(git.get("branch") or ""),
+        files_modified=tuple(files),
+        context_tokens=tokens or estimate_tokens(sum(len(m.text) for m in messages)),
+        version=str(meta.get("cli_version") or ""),
+        model=model,
+        first_prompt=prompt,
+        size=state.size,
+        mtime=state.mtime_ns / 1e9,
+        resumable=bool(conv),
+        skipped=report.skipped,
+    )
+    return Transcript(session, messages, [], report)
+
+
+def _with_sid(m: SessionMessage, sid: str) -> SessionMessage:
+    from dataclasses import replace
+
+    return replace(m, session_id=sid)

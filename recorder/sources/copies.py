@@ -1,0 +1,299 @@
+"""Protected copies of agent sessions in our log folder (`sessions/copies/`).
+
+Each file of a session (the transcript, its sub-agent files) is kept as versions of
+gzip data, 0600 in 0700 folders. A version grows by appended gzip members holding only
+the new bytes, while the original only grows; when the bytes already copied changed (the
+file was rewritten: a Gemini legacy document, a Claude tail rewrite), a new version
+starts and the old one stays. Every member records its size, line count and SHA-256, so
+`verify` re-reads the copy and checks each. The manifest also keeps the listing entry,
+so a session the agent deleted stays listed, readable and forkable from the copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from recorder.errors import PersistError
+from recorder.sources.model import Session, session_from_json, session_to_json
+from recorder.store.fsutil import atomic_write, ensure_private_dir, open_private
+from recorder.store.layout import Layout
+
+_ANCHOR = 1 << 16  # bytes hashed at the start and before the end to detect a rewrite
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class CopyError(PersistError):
+    """A protected copy cannot be made, found or verified."""
+
+
+@dataclass
+class CopyResult:
+    key: str
+    copied_bytes: int = 0  # new bytes taken from the originals this time
+    new_versions: int = 0
+    files: int = 0
+    missing: list[str] = field(default_factory=list)  # originals gone (copy kept as is)
+    version: int = 0  # the main file's current version: its number, bytes, lines, digest
+    size: int = 0
+    lines: int = 0
+    digest: str = ""
+
+
+def copies_dir(layout: Layout) -> Path:
+    return layout.sessions / "copies"
+
+
+def session_dir(layout: Layout, key: str) -> Path:
+    source, _, sid = key.partition(":")
+    return copies_dir(layout) / _SAFE.sub("_", source) / _SAFE.sub("_", sid)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_range(path: Path, start: int, end: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(start)
+        return f.read(end - start)
+
+
+def load_manifest(folder: Path) -> dict[str, Any] | None:
+    try:
+        data = orjson.loads((folder / "manifest.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _anchors(path: Path, size: int) -> tuple[str, str]:
+    head = _read_range(path, 0, min(size, _ANCHOR))
+    tail = _read_range(path, max(0, size - _ANCHOR), size)
+    return _sha(head), _sha(tail)
+
+
+def _copy_file(
+    folder: Path, name: str, source: Path, entry: dict[str, Any], result: CopyResult
+) -> None:
+    """Bring the copy of one file up to date (entry: its manifest part, updated in place)."""
+    try:
+        st = os.stat(source)
+    except OSError:
+        result.missing.append(str(source))
+        return
+    versions: list[dict[str, Any]] = entry.setdefault("versions", [])
+    current = versions[-1] if versions else None
+    size = st.st_size
+    start = 0
+    if current is not None:
+        covered = int(current["size"])
+        same = (
+            size >= covered
+            and covered > 0
+            and _anchors(source, covered) == (current["head_sha"], current["anchor_sha"])
+        )
+        if same and size == covered:
+            return
+        if same:
+            start = covered
+        else:
+            current = None  # rewritten (or shrunk): a new version, the old one kept
+    data = _read_range(source, start, size)
+    if source.suffix == ".jsonl" and not data.endswith(b"\n"):
+        # a line being written: copied once it is whole (next time)
+        data = data[: data.rfind(b"\n") + 1]
+        if not data:
+            return
+    end = start + len(data)
+    if current is None:
+        n = len(versions) + 1
+        current = {
+            "n": n,
+            "file": f"{_SAFE.sub('_', name)}.v{n}.gz",
+            "created": time.time(),
+            "size": 0,
+            "lines": 0,
+            "members": [],
+        }
+        versions.append(current)
+        result.new_versions += 1
+    target = folder / str(current["file"])
+    member = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip member
+    blob = member.compress(data) + member.flush()
+    fd = open_private(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        offset = os.fstat(fd).st_size
+        os.write(fd, blob)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    lines = data.count(b"\n")
+    current["members"].append(
+        {
+            "offset": offset,
+            "length": len(blob),
+            "size": len(data),
+            "lines": lines,
+            "sha256": _sha(data),
+        }
+    )
+    current["size"] = end
+    current["lines"] = int(current["lines"]) + lines
+    current["updated"] = time.time()
+    current["head_sha"], current["anchor_sha"] = _anchors(source, end)
+    current["digest"] = _sha("".join(m["sha256"] + "\n" for m in current["members"]).encode())
+    result.copied_bytes += len(data)
+    result.files += 1
+
+
+def protect(layout: Layout, session: Session) -> CopyResult:
+    """Copy what is new of a session's files; returns what was done."""
+    folder = ensure_private_dir(session_dir(layout, session.key))
+    manifest = load_manifest(folder) or {"v": 1, "key": session.key, "files": {}}
+    result = CopyResult(session.key)
+    files = manifest.setdefault("files", {})
+    paths = [session.path, *session.extra_paths]
+    for i, path in enumerate(paths):
+        name = "main" if i == 0 else f"extra-{path.name}"
+        entry = files.setdefault(name, {"original": str(path)})
+        entry["original"] = str(path)
+        _copy_file(folder, name, path, entry, result)
+    main = (files.get("main") or {}).get("versions") or []
+    if main:
+        last = main[-1]
+        result.version, result.size, result.lines = last["n"], last["size"], last["lines"]
+        result.digest = str(last.get("digest") or "")
+    if session.path.exists():
+        manifest["session"] = session_to_json(session)
+        manifest["deleted"] = None
+    elif manifest.get("session") is not None and not manifest.get("deleted"):
+        manifest["deleted"] = time.time()
+    manifest.setdefault("session", session_to_json(session))
+    manifest["updated"] = time.time()
+    atomic_write(folder / "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    return result
+
+
+def read_copy(folder: Path, name: str = "main", version: int | None = None) -> bytes:
+    """The bytes a version of a copied file holds, each member checked."""
+    manifest = load_manifest(folder)
+    if manifest is None:
+        raise CopyError(f"{folder} holds no readable copy manifest")
+    entry = (manifest.get("files") or {}).get(name)
+    if not entry or not entry.get("versions"):
+        raise CopyError(f"the copy in {folder} has no file {name!r}")
+    versions = entry["versions"]
+    chosen = (
+        versions[-1] if version is None else next((v for v in versions if v["n"] == version), None)
+    )
+    if chosen is None:
+        raise CopyError(f"the copy in {folder} has no version {version} of {name!r}")
+    try:
+        blob = (folder / str(chosen["file"])).read_bytes()
+    except OSError as exc:
+        raise CopyError(f"{folder / str(chosen['file'])} cannot be read ({exc.strerror})") from None
+    parts = []
+    for i, m in enumerate(chosen["members"]):
+        raw = blob[m["offset"] : m["offset"] + m["length"]]
+        try:
+            data = zlib.decompress(raw, 31)
+        except zlib.error:
+            raise CopyError(f"{chosen['file']} member {i} is damaged (not gzip data)") from None
+        if len(data) != m["size"] or _sha(data) != m["sha256"] or data.count(b"\n") != m["lines"]:
+            raise CopyError(f"{chosen['file']} member {i} does not match its recorded SHA-256")
+        parts.append(data)
+    return b"".join(parts)
+
+
+@dataclass
+class ProtectedSession:
+    """A session as our copy knows it."""
+
+    session: Session
+    folder: Path
+    deleted: float | None  # when we noticed the agent deleted the original
+    versions: int
+    size: int
+    lines: int
+    updated: float
+
+
+def list_copies(layout: Layout) -> list[ProtectedSession]:
+    found: list[ProtectedSession] = []
+    base = copies_dir(layout)
+    try:
+        sources = sorted(base.iterdir())
+    except OSError:
+        return found
+    for source in sources:
+        try:
+            folders = sorted(source.iterdir())
+        except OSError:
+            continue
+        for folder in folders:
+            m = load_manifest(folder)
+            if m is None:
+                continue
+            try:
+                session = session_from_json(m["session"])
+                main = m["files"]["main"]["versions"]
+            except (KeyError, TypeError, ValueError):
+                continue
+            deleted = m.get("deleted")
+            if not deleted and not session.path.exists():
+                deleted = -1.0  # gone, not noticed by a protect run yet
+            found.append(
+                ProtectedSession(
+                    session,
+                    folder,
+                    float(deleted) if deleted else None,
+                    len(main),
+                    int(main[-1]["size"]),
+                    int(main[-1]["lines"]),
+                    float(m.get("updated") or 0.0),
+                )
+            )
+    return found
+
+
+def restore_to(folder: Path, target_dir: Path, name: str = "main") -> Path:
+    """Write a copied file back out (for reading or forking a deleted session): the
+    file keeps its original name in `target_dir`."""
+    manifest = load_manifest(folder) or {}
+    original = Path(
+        str(((manifest.get("files") or {}).get(name) or {}).get("original") or "session.jsonl")
+    )
+    data = read_copy(folder, name)
+    ensure_private_dir(target_dir)
+    out = target_dir / original.name
+    fd = open_private(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return out
+
+
+def verify(folder: Path) -> list[str]:
+    """Problems found re-reading every version of every file of a copy ([] = intact)."""
+    manifest = load_manifest(folder)
+    if manifest is None:
+        return [f"{folder}: no readable manifest"]
+    problems = []
+    for name, entry in (manifest.get("files") or {}).items():
+        for v in entry.get("versions") or ():
+            try:
+                data = read_copy(folder, name, v["n"])
+            except CopyError as exc:
+                problems.append(str(exc))
+                continue
+            if len(data) != v["size"] or data.count(b"\n") != v["lines"]:
+                problems.append(f"{v['file']}: size or line count differs from the manifest")
+    return problems

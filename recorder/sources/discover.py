@@ -1,0 +1,276 @@
+"""Finding every session of every agent, with an incremental cache.
+
+The cache (`<log folder>/sessions/scan-cache.json`, 0600, derived: deleting it only
+costs a full scan) keeps each file's listing entry under its size, mtime and inode;
+a rescan stats every file and reads again only those that changed. A cache that
+cannot be read is rebuilt.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from recorder.sources import claude, codex, gemini
+from recorder.sources.model import (
+    Session,
+    SessionMessage,
+    Source,
+    Transcript,
+    session_from_json,
+    session_to_json,
+)
+from recorder.store.fsutil import atomic_write, ensure_private_dir
+
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Roots:
+    """Where each agent keeps its sessions (None: do not look)."""
+
+    claude: Path | None
+    gemini: Path | None
+    codex: Path | None
+
+    @classmethod
+    def default(cls) -> Roots:
+        """The agents' own defaults and environment overrides (`CLAUDE_CONFIG_DIR`,
+        `GEMINI_CLI_HOME`, `CODEX_HOME`)."""
+        return cls(claude.default_root(), gemini.default_root(), codex.default_root())
+
+    def only(self, source: Source | None) -> Roots:
+        if source is None:
+            return self
+        return Roots(
+            self.claude if source is Source.CLAUDE else None,
+            self.gemini if source is Source.GEMINI else None,
+            self.codex if source is Source.CODEX else None,
+        )
+
+    def root(self, source: Source) -> Path | None:
+        return {Source.CLAUDE: self.claude, Source.GEMINI: self.gemini, Source.CODEX: self.codex}[
+            source
+        ]
+
+
+@dataclass
+class Unit:
+    """One session's files and how to read them."""
+
+    source: Source
+    path: Path
+    key: list[Any]  # the stat signature the cache entry must match
+    read: Callable[[], Transcript]
+    project: str = ""  # project folder (Claude titles across files, Gemini duplicates)
+
+
+def _sig(path: Path) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def units(roots: Roots) -> Iterator[Unit]:
+    if roots.claude is not None:
+        for proj in claude.projects(roots.claude):
+            flat = [s for s in (_sig(p) for p in proj.flat_agents) if s]
+            for path in proj.sessions:
+                sig = _sig(path)
+                if sig is None:
+                    continue
+                nested = [_sig(p) for p in claude.subagent_files(path)]
+                yield Unit(
+                    Source.CLAUDE,
+                    path,
+                    [sig, nested, flat],
+                    partial(
+                        claude.read_transcript, path, flat_agents=proj.flat_agents, listing=True
+                    ),
+                    str(proj.folder),
+                )
+    if roots.gemini is not None:
+        for gp in gemini.projects(roots.gemini):
+            for path in gp.chats:
+                sig = _sig(path)
+                if sig is not None:
+                    yield Unit(
+                        Source.GEMINI,
+                        path,
+                        [sig, gp.project_path],
+                        partial(gemini.read_transcript, path, gp.project_path),
+                        str(gp.folder),
+                    )
+    if roots.codex is not None:
+        names_sig = _sig(roots.codex / "session_index.jsonl")
+        names = _LazyNames(roots.codex)
+        for path in codex.rollouts(roots.codex):
+            sig = _sig(path)
+            if sig is not None:
+                yield Unit(Source.CODEX, path, [sig, names_sig], partial(names.read, path))
+
+
+class _LazyNames:
+    """Codex thread names, read once and only if a rollout has to be read."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.names: dict[str, str] | None = None
+
+    def read(self, path: Path) -> Transcript:
+        if self.names is None:
+            self.names = codex.thread_names(self.root)
+        return codex.read_transcript(path, self.names)
+
+
+@dataclass
+class ScanResult:
+    sessions: list[Session]
+    read: int = 0  # files read this time
+    cached: int = 0  # files whose cached entry was still valid
+    problems: list[str] = field(default_factory=list)
+
+
+class ScanCache:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.problem = ""
+        if path is None:
+            return
+        try:
+            data = orjson.loads(path.read_bytes())
+        except FileNotFoundError:
+            return
+        except (OSError, orjson.JSONDecodeError) as exc:
+            self.problem = f"the session scan cache {path} was unreadable ({exc}); rebuilt"
+            return
+        if not isinstance(data, dict) or data.get("v") != CACHE_VERSION:
+            self.problem = f"the session scan cache {path} had another format; rebuilt"
+            return
+        entries = data.get("entries")
+        if isinstance(entries, dict):
+            self.entries = entries
+
+    def save(self, entries: dict[str, dict[str, Any]]) -> None:
+        if self.path is None:
+            return
+        ensure_private_dir(self.path.parent)
+        atomic_write(
+            self.path, orjson.dumps({"v": CACHE_VERSION, "entries": entries}), durable=False
+        )
+
+
+def _entry(read: Callable[[], Transcript]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """A file's listing entry (what a worker process sends back: no message bodies)."""
+    t = read()
+    return session_to_json(t.session), t.summaries, t.report.errors
+
+
+def _read_all(
+    todo: list[Unit], workers: int
+) -> list[tuple[dict[str, Any], dict[str, str], list[str]]]:
+    if workers <= 1 or len(todo) < 8:
+        return [_entry(u.read) for u in todo]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_entry, [u.read for u in todo], chunksize=4))
+
+
+def scan(roots: Roots, cache_path: Path | None = None, *, workers: int = 1) -> ScanResult:
+    """Every session of every root, newest activity first. `workers` > 1 reads changed
+    files in that many processes (only from a single-threaded caller: it forks)."""
+    cache = ScanCache(cache_path)
+    result = ScanResult([])
+    if cache.problem:
+        result.problems.append(cache.problem)
+    fresh: dict[str, dict[str, Any]] = {}
+    summaries: dict[str, dict[str, str]] = {}  # Claude project folder -> leafUuid -> summary
+    found: list[tuple[Unit, Session]] = []
+    todo: list[Unit] = []
+    for unit in units(roots):
+        entry = cache.entries.get(str(unit.path))
+        if isinstance(entry, dict) and entry.get("key") == unit.key:
+            try:
+                session = session_from_json(entry["session"])
+                own = entry.get("summaries") or {}
+            except (KeyError, ValueError, TypeError):
+                todo.append(unit)
+                continue
+            result.cached += 1
+            fresh[str(unit.path)] = entry
+            if own and isinstance(own, dict):
+                summaries.setdefault(unit.project, {}).update(own)
+            found.append((unit, session))
+        else:
+            todo.append(unit)
+    for unit, (data, own, errors) in zip(todo, _read_all(todo, workers), strict=True):
+        fresh[str(unit.path)] = {"key": unit.key, "session": data, "summaries": own}
+        result.read += 1
+        result.problems.extend(errors)
+        if own:
+            summaries.setdefault(unit.project, {}).update(own)
+        found.append((unit, session_from_json(data)))
+    sessions = _dedupe(found)
+    for unit, s in found:
+        project = summaries.get(unit.project)
+        if project and s.source is Source.CLAUDE and s.title_kind in ("first-prompt", ""):
+            for uuid in s.leaf_uuids:
+                if uuid in project:
+                    s.title, s.title_kind = project[uuid], "summary"
+                    break
+    if fresh != cache.entries:
+        try:
+            cache.save(fresh)
+        except OSError as exc:
+            result.problems.append(f"the session scan cache could not be written ({exc})")
+    sessions.sort(key=lambda s: s.last_ts or s.mtime, reverse=True)
+    result.sessions = sessions
+    return result
+
+
+def _dedupe(found: list[tuple[Unit, Session]]) -> list[Session]:
+    """One entry per session: a Gemini legacy `.json` and its `.jsonl` share an id (the
+    later one wins); a Claude sub-agent never appears as a session of its own."""
+    best: dict[str, Session] = {}
+    for _, s in found:
+        if not s.id or s.subagent:
+            continue
+        other = best.get(s.key)
+        if other is None:
+            best[s.key] = s
+            continue
+        newer, older = (s, other) if (s.last_ts or 0) >= (other.last_ts or 0) else (other, s)
+        newer.extra_paths = (*newer.extra_paths, older.path)
+        best[s.key] = newer
+    return list(best.values())
+
+
+def read_session(session: Session) -> Transcript:
+    """A listed session in full."""
+    if session.source is Source.CLAUDE:
+        flat = sorted(session.path.parent.glob("agent-*.jsonl"))
+        return claude.read_transcript(session.path, flat_agents=flat)
+    if session.source is Source.GEMINI:
+        return gemini.read_transcript(session.path, session.project_path)
+    root = next(
+        (p.parent for p in session.path.parents if p.name in ("sessions", "archived_sessions")),
+        None,
+    )
+    return codex.read_transcript(session.path, codex.thread_names(root) if root else {})
+
+
+def iter_messages(roots: Roots) -> Iterator[SessionMessage]:
+    """Every message of every session (for the search index): `stable_id` stays the
+    same across rescans of a growing session."""
+    for s in scan(roots).sessions:
+        yield from read_session(s).messages

@@ -1,0 +1,192 @@
+"""Forking a session at an earlier message: a new session file the agent can resume.
+
+Claude Code: a new `<newId>.jsonl` in the same project folder holding the active chain
+up to the chosen message, every line's `sessionId` rewritten and `forkedFrom` added (as
+Claude Code's own `/branch` does), parents re-linked where the original chain had a gap,
+and a `custom-title` naming it a fork. Gemini CLI: a new session document (the legacy
+`.json` shape, which every version reads) with a new `sessionId` in the same `chats/`.
+Codex CLI: the rollout's lines up to the chosen message with a new id and
+`forked_from_id` in `session_meta`. The original file is never touched; the new file
+is read back with our own parser before the resume command is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import time
+import uuid as uuidlib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from recorder.errors import PersistError
+from recorder.sources import claude, codex, gemini
+from recorder.sources.jsonl import iter_objects, read_bytes
+from recorder.sources.model import ReadReport, Session, SessionMessage, Source, Transcript
+from recorder.store.fsutil import open_private
+
+
+class ForkError(PersistError):
+    """A fork cannot be written or does not read back as the chosen conversation."""
+
+
+@dataclass(frozen=True)
+class ForkResult:
+    new_id: str
+    path: Path
+    messages: int  # messages of the fork as our parser reads it back
+    at: SessionMessage
+    command: str  # what to type to resume the fork
+    latest: bool  # the chosen point was the end: nothing written, resume the original
+
+
+def choose(t: Transcript, at: str | None) -> SessionMessage:
+    """The message to fork at: its seq number, its agent uuid (or a unique prefix of
+    it); None = the last message."""
+    if not t.messages:
+        raise ForkError(f"{t.session.key} holds no messages to fork from")
+    if at is None:
+        return t.messages[-1]
+    if at.isdigit() and int(at) < len(t.messages):
+        return t.messages[int(at)]
+    found = [m for m in t.messages if m.uuid == at] or [
+        m for m in t.messages if m.uuid.startswith(at)
+    ]
+    if len(found) != 1:
+        what = "no" if not found else f"{len(found)}"
+        last = len(t.messages) - 1
+        raise ForkError(
+            f"{what} message of {t.session.key} matches {at!r} "
+            f"(give its number 0..{last} or its uuid)"
+        )
+    return found[0]
+
+
+def _write_new(path: Path, lines: list[bytes]) -> None:
+    """Create `path` (never replacing anything) with the given lines."""
+    fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    with os.fdopen(fd, "wb") as f:
+        f.write(b"".join(lines))
+
+
+def _shell(cwd: str, argv: list[str]) -> str:
+    line = shlex.join(argv)
+    return f"cd {shlex.quote(cwd)} && {line}" if cwd else line
+
+
+def fork(
+    t: Transcript,
+    at: str | None,
+    *,
+    target_dir: Path | None = None,
+    new_id: str | None = None,
+    always: bool = False,
+) -> ForkResult:
+    """Fork `t` at message `at`. At the last message nothing is written and the original
+    is resumed, unless `always` (a session that only survives in our copy).
+    `target_dir`: where the new file goes (default: beside the original)."""
+    msg = choose(t, at)
+    s = t.session
+    if msg is t.messages[-1] and not always:
+        return ForkResult(s.id, s.path, len(t.messages), msg, s.resume_shell(), True)
+    folder = target_dir or s.path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    new_id = new_id or str(uuidlib.uuid4())
+    if s.source is Source.CLAUDE:
+        path = _fork_claude(t, msg, folder, new_id)
+        back = claude.read_transcript(path)
+        command = _shell(s.project_path, ["claude", "--resume", new_id])
+    elif s.source is Source.GEMINI:
+        path = _fork_gemini(t, msg, folder, new_id)
+        back = gemini.read_transcript(path, s.project_path)
+        command = _shell(s.project_path, ["gemini", "--resume", new_id])
+    else:
+        path = _fork_codex(t, msg, folder, new_id)
+        back = codex.read_transcript(path)
+        command = _shell(s.project_path, ["codex", "resume", new_id])
+    _check(back, t, msg, new_id, path)
+    return ForkResult(new_id, path, len(back.messages), msg, command, False)
+
+
+def _check(back: Transcript, t: Transcript, msg: SessionMessage, new_id: str, path: Path) -> None:
+    want = [(m.sender, m.text) for m in t.messages[: msg.seq + 1]]
+    got = [(m.sender, m.text) for m in back.messages]
+    if back.session.id != new_id or got != want or back.report.skipped:
+        raise ForkError(
+            f"the fork {path} does not read back as the first {msg.seq + 1} messages "
+            f"(read {len(got)}); it was left in place for inspection"
+        )
+
+
+def _fork_claude(t: Transcript, msg: SessionMessage, folder: Path, new_id: str) -> Path:
+    cut = next(i for i, e in enumerate(t.raw_chain) if e["uuid"] == msg.uuid)
+    chain = t.raw_chain[: cut + 1]
+    written: set[str] = set()
+    out: list[bytes] = []
+    previous: str | None = None
+    for e in chain:
+        line = {k: v for k, v in e.items() if not k.startswith("_")}
+        line["sessionId"] = new_id
+        line["forkedFrom"] = {"sessionId": t.session.id, "messageUuid": e["uuid"]}
+        boundary = line.get("subtype") == "compact_boundary" and line.get("parentUuid") is None
+        if boundary:
+            if line.get("logicalParentUuid") not in written:
+                line["logicalParentUuid"] = previous
+        elif line.get("parentUuid") not in written:
+            line["parentUuid"] = previous  # the original chain had a gap (a lost line)
+        out.append(orjson.dumps(line) + b"\n")
+        written.add(e["uuid"])
+        previous = e["uuid"]
+    title = t.session.title or t.session.first_prompt or "session"
+    meta = {"type": "custom-title", "customTitle": f"{title} (fork)", "sessionId": new_id}
+    out.append(orjson.dumps(meta) + b"\n")
+    path = folder / f"{new_id}.jsonl"
+    _write_new(path, out)
+    return path
+
+
+def _fork_gemini(t: Transcript, msg: SessionMessage, folder: Path, new_id: str) -> Path:
+    records = t.raw_chain[: msg.seq + 1]
+    first = t.session.first_ts or time.time()
+    stamp = datetime.fromtimestamp(time.time()).strftime("%Y-%m-%dT%H-%M")
+    doc = {
+        "sessionId": new_id,
+        "projectHash": hashlib.sha256(t.session.project_path.encode()).hexdigest()
+        if t.session.project_path
+        else t.raw_meta.get("projectHash", ""),
+        "startTime": datetime.fromtimestamp(first).astimezone().isoformat(),
+        "lastUpdated": records[-1].get("timestamp") if records else None,
+        "kind": "main",
+        "messages": records,
+    }
+    path = folder / f"session-{stamp}-{new_id[:8]}.json"
+    _write_new(path, [orjson.dumps(doc, option=orjson.OPT_INDENT_2)])
+    return path
+
+
+def _fork_codex(t: Transcript, msg: SessionMessage, folder: Path, new_id: str) -> Path:
+    report = ReadReport()
+    data, _ = read_bytes(t.session.path, report)
+    cut_line = int(msg.uuid.rsplit(":", 1)[1])
+    out: list[bytes] = []
+    for number, obj in iter_objects(data, report):
+        if number > cut_line:
+            break
+        if obj.get("type") == "session_meta" and isinstance(obj.get("payload"), dict):
+            obj["payload"] = {**obj["payload"], "id": new_id, "forked_from_id": t.session.id}
+        out.append(orjson.dumps(obj) + b"\n")
+    stamp = datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+    path = folder / f"rollout-{stamp}-{new_id}.jsonl"
+    _write_new(path, out)
+    return path
+
+
+def session_folder_for(s: Session, agent_root: Path) -> Path:
+    """Where a session restored from our copy goes back to in the agent's folder."""
+    if s.source is Source.CLAUDE:
+        return agent_root / "projects" / claude.encode_project(s.project_path or "unknown")
+    return s.path.parent

@@ -1,0 +1,296 @@
+"""Gemini CLI chats: `<root>/tmp/<projectId>/chats/session-<time>-<id8>.json[l]`.
+
+Before v0.39 a session is one JSON document rewritten on every update; from v0.39 it is
+JSONL: a metadata line, message records (the last line for an `id` wins, keeping its
+first position), `{"$set": {...}}` updates (`$set.messages` replaces the whole list) and
+`{"$rewindTo": id}` (drops that message and all after it). A resumed legacy file leaves
+the old `.json` beside the new `.jsonl`: the later `lastUpdated` wins. Project folders
+are sha256(root) before v0.29 and a slug after; the project path comes from
+`.project_root`, then `projects.json`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from recorder.sources.jsonl import (
+    as_list,
+    estimate_tokens,
+    iter_objects,
+    parse_time,
+    read_bytes,
+    text_of,
+)
+from recorder.sources.model import (
+    ReadReport,
+    Sender,
+    Session,
+    SessionMessage,
+    Source,
+    ToolCall,
+    Transcript,
+)
+
+EDIT_TOOLS = {"write_file": "file_path", "replace": "file_path", "edit": "file_path"}
+_IGNORED_PROMPTS = ("<session_context>", "<hook_context>")
+
+
+def default_root() -> Path:
+    home = os.environ.get("GEMINI_CLI_HOME")
+    return (Path(home).expanduser() if home else Path.home()) / ".gemini"
+
+
+@dataclass
+class GeminiProject:
+    folder: Path
+    project_path: str  # "" when neither .project_root nor projects.json names it
+    chats: list[Path] = field(default_factory=list)
+
+
+def _project_paths(root: Path) -> dict[str, str]:
+    """folder name -> absolute project path, from projects.json (slug folders)."""
+    try:
+        data = orjson.loads((root / "projects.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    found: dict[str, str] = {}
+    projects = data.get("projects") if isinstance(data, dict) else None
+    if isinstance(projects, dict):
+        for path, slug in projects.items():
+            if isinstance(slug, str) and isinstance(path, str):
+                found[slug] = path
+                found[hashlib.sha256(path.encode()).hexdigest()] = path
+    return found
+
+
+def projects(root: Path) -> Iterator[GeminiProject]:
+    try:
+        folders = sorted(os.scandir(root / "tmp"), key=lambda e: e.name)
+    except OSError:
+        return
+    known = _project_paths(root)
+    for folder in folders:
+        try:
+            chats = sorted(os.scandir(os.path.join(folder.path, "chats")), key=lambda e: e.name)
+        except OSError:
+            continue
+        path = known.get(folder.name, "")
+        try:
+            marker = Path(folder.path, ".project_root").read_text(encoding="utf-8").strip()
+            path = marker or path
+        except (OSError, UnicodeDecodeError):
+            pass
+        found = GeminiProject(Path(folder.path), path)
+        for entry in chats:
+            if entry.name.startswith("session-") and entry.name.endswith((".json", ".jsonl")):
+                found.chats.append(Path(entry.path))
+        yield found
+
+
+def load_record(path: Path, report: ReadReport) -> dict[str, Any]:
+    """The ConversationRecord a file holds, by Gemini CLI's own loading rules."""
+    data, _ = read_bytes(path, report)
+    if path.suffix == ".json":
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            report.errors.append(f"{path.name} is not a JSON document ({exc})")
+            return {}
+        if not isinstance(doc, dict):
+            report.errors.append(f"{path.name} does not hold a session object")
+            return {}
+        report.lines += 1
+        return doc
+    meta: dict[str, Any] = {}
+    order: list[str] = []
+    messages: dict[str, dict[str, Any]] = {}
+    for _, obj in iter_objects(data, report):
+        if "$rewindTo" in obj:
+            target = obj["$rewindTo"]
+            if isinstance(target, str) and target in messages:
+                cut = order.index(target)
+                for mid in order[cut:]:
+                    messages.pop(mid, None)
+                del order[cut:]
+        elif isinstance(obj.get("$set"), dict):
+            update = obj["$set"]
+            if isinstance(update.get("messages"), list):
+                order, messages = [], {}
+                for m in update["messages"]:
+                    if isinstance(m, dict) and isinstance(m.get("id"), str):
+                        order.append(m["id"])
+                        messages[m["id"]] = m
+            meta.update({k: v for k, v in update.items() if k != "messages"})
+        elif "sessionId" in obj and "projectHash" in obj and "id" not in obj:
+            meta.update(obj)
+        elif isinstance(obj.get("id"), str):
+            if obj["id"] not in messages:
+                order.append(obj["id"])
+            messages[obj["id"]] = obj
+        else:
+            keys = ",".join(sorted(obj)[:3]) or "{}"
+            report.unknown_types[keys] = report.unknown_types.get(keys, 0) + 1
+    return {**meta, "messages": [messages[i] for i in order]}
+
+
+def _message(record: dict[str, Any], sid: str, seq: int) -> SessionMessage | None:
+    kind = record.get("type")
+    content = record.get("displayContent") or record.get("content")
+    ts = parse_time(record.get("timestamp"))
+    uuid = str(record.get("id") or "")
+    if kind == "user":
+        parts = content if isinstance(content, list) else [content]
+        if parts and all(isinstance(p, dict) and "functionResponse" in p for p in parts):
+            return SessionMessage(Source.GEMINI, sid, seq, uuid, ts, Sender.TOOL, text_of(parts))
+        text = text_of(content)
+        note = "meta" if text.lstrip().startswith(_IGNORED_PROMPTS) else ""
+        return SessionMessage(Source.GEMINI, sid, seq, uuid, ts, Sender.USER, text, note=note)
+    if kind == "gemini":
+        calls = []
+        results = []
+        for call in as_list(record.get("toolCalls")):
+            if not isinstance(call, dict):
+                continue
+            args = call.get("args")
+            calls.append(
+                ToolCall(
+                    str(call.get("name") or "?"),
+                    args if isinstance(args, dict) else {"args": args},
+                    str(call.get("id") or ""),
+                )
+            )
+            if call.get("result") is not None:
+                results.append(
+                    f"[{call.get('name')}: {call.get('status', '')}] {text_of(call['result'])}"
+                )
+        thoughts = [
+            f"{t.get('subject', '')}: {t.get('description', '')}".strip(": ")
+            for t in as_list(record.get("thoughts"))
+            if isinstance(t, dict)
+        ]
+        text = text_of(content)
+        if results:
+            text = "\n".join([text, *results]).strip()
+        return SessionMessage(
+            Source.GEMINI,
+            sid,
+            seq,
+            uuid,
+            ts,
+            Sender.ASSISTANT,
+            text,
+            tuple(calls),
+            "\n".join(thoughts),
+        )
+    if kind in ("info", "error", "warning"):
+        return SessionMessage(
+            Source.GEMINI, sid, seq, uuid, ts, Sender.SYSTEM, text_of(content), note=str(kind)
+        )
+    return None
+
+
+def read_transcript(path: Path, project_path: str = "") -> Transcript:
+    report = ReadReport()
+    record = load_record(path, report)
+    sid = str(record.get("sessionId") or path.stem)
+    messages: list[SessionMessage] = []
+    kept: list[dict[str, Any]] = []  # the records behind `messages`, one each
+    raw = record.get("messages")
+    for m in raw if isinstance(raw, list) else []:
+        msg = _message(m, sid, len(messages)) if isinstance(m, dict) else None
+        if msg is None:
+            kind = str(m.get("type")) if isinstance(m, dict) else "not an object"
+            report.unknown_types[kind] = report.unknown_types.get(kind, 0) + 1
+        else:
+            messages.append(msg)
+            kept.append(m)
+    conv = [m for m in messages if m.sender is not Sender.SYSTEM]
+    prompt = next(
+        (" ".join(m.text.split())[:200] for m in conv if m.sender is Sender.USER and not m.note), ""
+    )
+    summary = record.get("summary")
+    title, kind = (
+        (summary, "summary") if isinstance(summary, str) and summary else (prompt, "first-prompt")
+    )
+    if not title:
+        kind = ""
+    files: dict[str, None] = {}
+    tokens = 0
+    for m in messages:
+        for c in m.tool_calls:
+            key = EDIT_TOOLS.get(c.name)
+            value = c.arguments.get(key) if key else None
+            if not isinstance(value, str):
+                value = c.arguments.get("absolute_path") if key else None
+            if isinstance(value, str) and value:
+                files[value] = None
+    for m in reversed(raw if isinstance(raw, list) else []):
+        usage = m.get("tokens") if isinstance(m, dict) else None
+        if isinstance(usage, dict) and isinstance(usage.get("total"), int) and usage["total"]:
+            tokens = usage["total"]
+            break
+    if not tokens:
+        tokens = estimate_tokens(sum(len(m.text) for m in messages))
+    try:
+        st = path.stat()
+        size, mtime = st.st_size, st.st_mtime
+    except OSError:
+        size, mtime = 0, 0.0
+    times = [m.ts for m in messages if m.ts is not None]
+    start = parse_time(record.get("startTime"))
+    updated = parse_time(record.get("lastUpdated"))
+    model = next(
+        (
+            str(m.get("model"))
+            for m in reversed(raw or [])
+            if isinstance(m, dict) and m.get("model")
+        ),
+        "",
+    )
+    session = Session(
+        source=Source.GEMINI,
+        id=sid,
+        path=path,
+        title=title,
+        title_kind=kind,
+        project_path=project_path,
+        first_ts=start if start is not None else (min(times) if times else None),
+        last_ts=max(t for t in (updated, *times) if t is not None) if (times or updated) else None,
+        message_count=len(conv),
+        files_modified=tuple(files),
+        context_tokens=tokens,
+        model=model,
+        first_prompt=prompt,
+        size=size,
+        mtime=mtime,
+        resumable=bool(conv) and record.get("kind") != "subagent",
+        skipped=report.skipped,
+    )
+    meta = {k: v for k, v in record.items() if k != "messages"}
+    return Transcript(session, messages, [], report, kept, raw_meta=meta)
+
+
+def read_project(project: GeminiProject) -> list[Transcript]:
+    """Every session of a project; a legacy `.json` and its migrated `.jsonl` (same
+    sessionId) count once, the later `lastUpdated` winning, the other kept as extra."""
+    best: dict[str, Transcript] = {}
+    for path in project.chats:
+        t = read_transcript(path, project.project_path)
+        sid = t.session.id
+        other = best.get(sid)
+        if other is None:
+            best[sid] = t
+            continue
+        newer, older = (
+            (t, other) if (t.session.last_ts or 0) >= (other.session.last_ts or 0) else (other, t)
+        )
+        newer.session.extra_paths = (*newer.session.extra_paths, older.session.path)
+        best[sid] = newer
+    return list(best.values())

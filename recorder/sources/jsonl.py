@@ -1,0 +1,138 @@
+"""Reading a file some other program is writing: every good line, the rest counted.
+
+The size is taken once at the start, so a file appended while it is read yields the
+lines that were complete then (the rest is read next time); bytes after the last
+newline are an unfinished line unless they parse on their own (a file written
+without a final newline).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from recorder.sources.model import ReadReport
+
+_loads = orjson.loads
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What identifies a version of a file for the scan cache."""
+
+    size: int
+    mtime_ns: int
+    ino: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileState:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def read_bytes(path: Path, report: ReadReport, limit: int | None = None) -> tuple[bytes, FileState]:
+    """The file's bytes up to its size when opened (or `limit`); b"" when it cannot be
+    read (named in `report.errors`)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        report.errors.append(f"{path} cannot be read ({exc.strerror})")
+        return b"", FileState(0, 0, 0)
+    try:
+        st = os.fstat(fd)
+        size = st.st_size if limit is None else min(st.st_size, limit)
+        chunks = []
+        pos = 0
+        while pos < size:
+            chunk = os.pread(fd, min(size - pos, 1 << 24), pos)
+            if not chunk:
+                break  # truncated while reading: keep what was there
+            chunks.append(chunk)
+            pos += len(chunk)
+        return b"".join(chunks), FileState(pos, st.st_mtime_ns, st.st_ino)
+    except OSError as exc:
+        report.errors.append(f"{path} cannot be read ({exc.strerror})")
+        return b"", FileState(0, 0, 0)
+    finally:
+        os.close(fd)
+
+
+def iter_objects(data: bytes, report: ReadReport) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(1-based line number, object) for every line of `data` that is a JSON object."""
+    end = data.rfind(b"\n") + 1
+    tail = data[end:]
+    number = 0
+    for number, line in enumerate(data[:end].split(b"\n")[:-1], 1):
+        if not line or line.isspace():
+            continue
+        try:
+            obj = _loads(line)
+        except orjson.JSONDecodeError:
+            report.bad_lines.append(number)
+            continue
+        if isinstance(obj, dict):
+            report.lines += 1
+            yield number, obj
+        else:
+            report.bad_lines.append(number)
+    if tail.strip():
+        try:
+            obj = _loads(tail)
+        except orjson.JSONDecodeError:
+            report.torn_tail = len(tail)
+            return
+        if isinstance(obj, dict):
+            report.lines += 1
+            yield number + 1, obj
+        else:
+            report.bad_lines.append(number + 1)
+
+
+def parse_time(value: Any) -> float | None:
+    """An ISO-8601 timestamp ("2026-01-10T23:53:42.214Z") or epoch number as epoch seconds."""
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) / 1000.0 if value > 1e11 else float(value)
+    return None
+
+
+def text_of(value: Any, limit: int = 1 << 20) -> str:
+    """Readable text out of a string, a list of parts/blocks, or anything else."""
+    if isinstance(value, str):
+        return value[:limit]
+    if isinstance(value, list):
+        parts = [text_of(v, limit) for v in value]
+        return "\n".join(p for p in parts if p)[:limit]
+    if isinstance(value, dict):
+        for key in ("text", "output", "content", "error", "message"):
+            if key in value:
+                return text_of(value[key], limit)
+        if "functionResponse" in value:
+            return text_of(value["functionResponse"], limit)
+        if "response" in value:
+            return text_of(value["response"], limit)
+    if value is None:
+        return ""
+    try:
+        return orjson.dumps(value).decode()[:limit]
+    except TypeError:
+        return str(value)[:limit]
+
+
+def as_list(value: Any) -> list[Any]:
+    """`value` if it is a list, else [] (a field another version typed differently)."""
+    return value if isinstance(value, list) else []
+
+
+def estimate_tokens(chars: int) -> int:
+    """About four characters per token, the rule of thumb for English and code."""
+    return (chars + 3) // 4

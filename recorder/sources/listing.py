@@ -1,0 +1,196 @@
+"""What `persist sessions` shows: each session with what the agent would do to it
+(cleanup), what we hold of it (a protected copy), and the state of its project."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from recorder.sources.copies import list_copies
+from recorder.sources.discover import Roots, scan
+from recorder.sources.model import Session, Source
+from recorder.store.layout import Layout
+
+CLAUDE_CLEANUP_DAYS = 30  # Claude Code's default cleanupPeriodDays
+GEMINI_MAX_AGE_DAYS = 30.0  # Gemini CLI's default sessionRetention.maxAge since v0.33
+_AGE = re.compile(r"\A\s*(\d+)\s*([hdwm])\s*\Z")
+_UNIT_DAYS = {"h": 1 / 24, "d": 1.0, "w": 7.0, "m": 30.0}
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How many days after its last change the agent deletes a session (None: never)."""
+
+    claude_days: float | None
+    gemini_days: float | None
+
+    @classmethod
+    def read(cls, roots: Roots) -> Retention:
+        claude_days: float | None = CLAUDE_CLEANUP_DAYS
+        gemini_days: float | None = GEMINI_MAX_AGE_DAYS
+        if roots.claude is not None:
+            settings = _json(roots.claude / "settings.json")
+            days = settings.get("cleanupPeriodDays")
+            if isinstance(days, int | float) and not isinstance(days, bool) and days > 0:
+                claude_days = float(days)
+        if roots.gemini is not None:
+            general = _json(roots.gemini / "settings.json").get("general")
+            policy = general.get("sessionRetention") if isinstance(general, dict) else None
+            if isinstance(policy, dict):
+                if policy.get("enabled") is False:
+                    gemini_days = None
+                else:
+                    match = _AGE.match(str(policy.get("maxAge") or "30d"))
+                    if match:
+                        gemini_days = int(match.group(1)) * _UNIT_DAYS[match.group(2)]
+        return cls(claude_days, gemini_days)
+
+    def expires(self, s: Session) -> float | None:
+        """When the agent's own cleanup would delete this session (epoch seconds)."""
+        if s.source is Source.CLAUDE and self.claude_days is not None:
+            return s.mtime + self.claude_days * 86400  # by modification time
+        if s.source is Source.GEMINI and self.gemini_days is not None:
+            return (s.last_ts or s.mtime) + self.gemini_days * 86400  # by lastUpdated
+        return None
+
+
+def _json(path: Path) -> dict[str, object]:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def live_claude_sessions(root: Path | None) -> dict[str, int]:
+    """Session id -> PID of the Claude Code processes running now, from the registry it
+    keeps in `<root>/sessions/<pid>.json` (a session running there is not resumed twice)."""
+    found: dict[str, int] = {}
+    if root is None:
+        return found
+    try:
+        entries = list((root / "sessions").glob("*.json"))
+    except OSError:
+        return found
+    for path in entries:
+        data = _json(path)
+        pid, sid = data.get("pid"), data.get("sessionId")
+        if (
+            not isinstance(pid, int)
+            or isinstance(pid, bool)
+            or pid <= 0
+            or not isinstance(sid, str)
+        ):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue  # a registry file left by a process that died
+        except (PermissionError, OverflowError):
+            pass
+        found[sid] = pid
+    return found
+
+
+class GitState:
+    """Whether a project has uncommitted changes: `git status` with a timeout per project
+    and a total budget, each project asked once (None: unknown, not a repo, too slow)."""
+
+    def __init__(self, per_call: float = 1.0, budget: float = 3.0) -> None:
+        self.per_call = per_call
+        self.deadline = time.monotonic() + budget
+        self.known: dict[str, bool | None] = {}
+
+    def dirty(self, project: str) -> bool | None:
+        if not project or project in self.known:
+            return self.known.get(project)
+        answer: bool | None = None
+        left = self.deadline - time.monotonic()
+        if left > 0 and Path(project).is_dir():
+            try:
+                out = subprocess.run(
+                    ["git", "-C", project, "status", "--porcelain", "--untracked-files=no"],
+                    capture_output=True,
+                    timeout=min(self.per_call, left),
+                    check=False,
+                )
+                if out.returncode == 0:
+                    answer = bool(out.stdout.strip())
+            except (OSError, subprocess.TimeoutExpired):
+                answer = None
+        self.known[project] = answer
+        return answer
+
+
+@dataclass
+class SessionRow:
+    session: Session
+    idle_minutes: float | None
+    expires: float | None
+    protected: bool  # we hold a copy
+    copy_size: int  # bytes of the main file our copy covers
+    deleted: bool  # the agent deleted it: only our copy is left
+    dirty: bool | None
+    live_pid: int | None = None  # the agent process running this session now
+
+
+def list_sessions(
+    roots: Roots,
+    layout: Layout,
+    *,
+    now: float | None = None,
+    git: GitState | None = None,
+    source: Source | None = None,
+    workers: int = 1,
+) -> tuple[list[SessionRow], list[str]]:
+    """Every session newest first (deleted ones we hold included), and the problems met."""
+    now = time.time() if now is None else now
+    roots = roots.only(source)
+    result = scan(roots, layout.sessions / "scan-cache.json", workers=workers)
+    retention = Retention.read(roots)
+    copies = {c.session.key: c for c in list_copies(layout)}
+    rows: list[SessionRow] = []
+    seen: set[str] = set()
+    for s in result.sessions:
+        seen.add(s.key)
+        c = copies.get(s.key)
+        rows.append(_row(s, now, retention, git, c is not None, c.size if c else 0, False))
+    for key, c in copies.items():
+        if key in seen or (source is not None and c.session.source is not source):
+            continue
+        if c.session.path.exists():
+            continue  # still there, but not under the roots asked about
+        rows.append(_row(c.session, now, None, git, True, c.size, True))
+    live = live_claude_sessions(roots.claude)
+    for r in rows:
+        if r.session.source is Source.CLAUDE:
+            r.live_pid = live.get(r.session.id)
+    rows.sort(key=lambda r: r.session.last_ts or r.session.mtime, reverse=True)
+    return rows, result.problems
+
+
+def _row(
+    s: Session,
+    now: float,
+    retention: Retention | None,
+    git: GitState | None,
+    protected: bool,
+    size: int,
+    deleted: bool,
+) -> SessionRow:
+    last = s.last_ts or s.mtime or None
+    return SessionRow(
+        s,
+        max(0.0, (now - last) / 60) if last else None,
+        retention.expires(s) if retention else None,
+        protected,
+        size,
+        deleted,
+        git.dirty(s.project_path) if git else None,
+    )

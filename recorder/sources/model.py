@@ -1,0 +1,218 @@
+"""The typed shapes every session reader returns, whatever the agent."""
+
+from __future__ import annotations
+
+import enum
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class Source(enum.StrEnum):
+    CLAUDE = "claude"
+    GEMINI = "gemini"
+    CODEX = "codex"
+
+
+class Sender(enum.StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"  # a tool's result, sent back to the model
+    SYSTEM = "system"  # notes the agent wrote itself: compaction, API errors, warnings
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class SessionMessage:
+    """One message of a session, merged from however many lines the agent wrote it in.
+
+    `seq` is the message's position in its session's main chain (0-based, stable while
+    the session only grows); `uuid` is the agent's own id for it (for Claude Code the
+    uuid of its last line, the one a child names as parent).
+    """
+
+    source: Source
+    session_id: str
+    seq: int
+    uuid: str
+    ts: float | None
+    sender: Sender
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    thinking: str = ""  # the model's reasoning, kept whole; shown folded
+    sidechain: bool = False
+    agent_id: str = ""  # the sub-agent that wrote it, if any
+    note: str = ""  # "compact-boundary", "compact-summary", "api-error", "meta", ...
+
+    @property
+    def has_thinking(self) -> bool:
+        return bool(self.thinking)
+
+    @property
+    def topic(self) -> str:
+        """The topic a journal record of this message would carry: the session."""
+        return f"{self.source.value}:{self.session_id}"
+
+    @property
+    def stable_id(self) -> str:
+        """An id that stays the same across rescans of a growing session."""
+        return f"{self.topic}#{self.seq}"
+
+
+@dataclass
+class ReadReport:
+    """What a reader could not use, so nothing is dropped silently."""
+
+    lines: int = 0  # complete lines read
+    bad_lines: list[int] = field(default_factory=list)  # 1-based numbers of unparsable lines
+    unknown_types: dict[str, int] = field(default_factory=dict)
+    torn_tail: int = 0  # bytes after the last newline (being written, or cut off)
+    errors: list[str] = field(default_factory=list)  # whole files that could not be read
+
+    @property
+    def skipped(self) -> int:
+        return len(self.bad_lines) + sum(self.unknown_types.values())
+
+    def summary(self) -> str:
+        parts = []
+        if self.bad_lines:
+            head = ", ".join(str(n) for n in self.bad_lines[:5])
+            more = "..." if len(self.bad_lines) > 5 else ""
+            parts.append(f"{len(self.bad_lines)} unreadable line(s) ({head}{more})")
+        if self.unknown_types:
+            kinds = ", ".join(f"{k} x{n}" for k, n in sorted(self.unknown_types.items()))
+            parts.append(f"unknown record types skipped: {kinds}")
+        if self.torn_tail:
+            parts.append(f"{self.torn_tail} bytes of an unfinished last line")
+        parts.extend(self.errors)
+        return "; ".join(parts)
+
+    def merge(self, other: ReadReport) -> None:
+        self.lines += other.lines
+        self.bad_lines.extend(other.bad_lines)
+        for k, n in other.unknown_types.items():
+            self.unknown_types[k] = self.unknown_types.get(k, 0) + n
+        self.torn_tail += other.torn_tail
+        self.errors.extend(other.errors)
+
+
+@dataclass
+class Session:
+    """A session as a listing shows it (cheap to cache: no message bodies)."""
+
+    source: Source
+    id: str
+    path: Path  # the main file
+    title: str = ""
+    title_kind: str = ""  # "custom-title", "ai-title", "summary", "first-prompt", ""
+    project_path: str = ""  # the agent's cwd, as the agent recorded it
+    extra_paths: tuple[Path, ...] = ()  # sub-agent files, a migrated legacy file...
+    first_ts: float | None = None
+    last_ts: float | None = None
+    message_count: int = 0
+    git_branch: str = ""
+    files_modified: tuple[str, ...] = ()
+    context_tokens: int = 0  # an estimate of what the next request would send
+    branches: int = 1  # leaves of the conversation tree (rewinds, edits)
+    version: str = ""  # the agent's version as last recorded
+    model: str = ""
+    first_prompt: str = ""
+    size: int = 0  # bytes of the main file
+    mtime: float = 0.0
+    resumable: bool = True
+    leaf_uuids: tuple[str, ...] = ()  # for titles held by other files (Claude summaries)
+    skipped: int = 0  # lines or records skipped while reading (see the ReadReport)
+    subagent: bool = False  # a sub-agent's transcript under another name: not a session
+
+    @property
+    def key(self) -> str:
+        return f"{self.source.value}:{self.id}"
+
+    def resume_shell(self) -> str:
+        """The command to type: resume is scoped to the project, so it starts there."""
+        line = shlex.join(self.resume_command())
+        return f"cd {shlex.quote(self.project_path)} && {line}" if self.project_path else line
+
+    def resume_command(self) -> list[str]:
+        if self.source is Source.CLAUDE:
+            return ["claude", "--resume", self.id]
+        if self.source is Source.GEMINI:
+            return ["gemini", "--resume", self.id]
+        return ["codex", "resume", self.id]
+
+
+@dataclass
+class Transcript:
+    """A session read in full: its listing entry, its messages, what was skipped."""
+
+    session: Session
+    messages: list[SessionMessage]
+    sidechain: list[SessionMessage] = field(default_factory=list)
+    report: ReadReport = field(default_factory=ReadReport)
+    raw_chain: list[dict[str, Any]] = field(default_factory=list)  # Claude lines / Gemini records
+    summaries: dict[str, str] = field(default_factory=dict)  # Claude: leafUuid -> summary
+    raw_meta: dict[str, Any] = field(default_factory=dict)  # Gemini: the session's metadata
+
+
+def session_to_json(s: Session) -> dict[str, Any]:
+    return {
+        "source": s.source.value,
+        "id": s.id,
+        "path": str(s.path),
+        "title": s.title,
+        "title_kind": s.title_kind,
+        "project_path": s.project_path,
+        "extra_paths": [str(p) for p in s.extra_paths],
+        "first_ts": s.first_ts,
+        "last_ts": s.last_ts,
+        "message_count": s.message_count,
+        "git_branch": s.git_branch,
+        "files_modified": list(s.files_modified),
+        "context_tokens": s.context_tokens,
+        "branches": s.branches,
+        "version": s.version,
+        "model": s.model,
+        "first_prompt": s.first_prompt,
+        "size": s.size,
+        "mtime": s.mtime,
+        "resumable": s.resumable,
+        "leaf_uuids": list(s.leaf_uuids),
+        "skipped": s.skipped,
+        "subagent": s.subagent,
+    }
+
+
+def session_from_json(d: dict[str, Any]) -> Session:
+    """Raises KeyError/ValueError/TypeError on a malformed entry (the cache is rebuilt)."""
+    return Session(
+        source=Source(d["source"]),
+        id=str(d["id"]),
+        path=Path(d["path"]),
+        title=str(d["title"]),
+        title_kind=str(d["title_kind"]),
+        project_path=str(d["project_path"]),
+        extra_paths=tuple(Path(p) for p in d["extra_paths"]),
+        first_ts=None if d["first_ts"] is None else float(d["first_ts"]),
+        last_ts=None if d["last_ts"] is None else float(d["last_ts"]),
+        message_count=int(d["message_count"]),
+        git_branch=str(d["git_branch"]),
+        files_modified=tuple(str(f) for f in d["files_modified"]),
+        context_tokens=int(d["context_tokens"]),
+        branches=int(d["branches"]),
+        version=str(d["version"]),
+        model=str(d["model"]),
+        first_prompt=str(d["first_prompt"]),
+        size=int(d["size"]),
+        mtime=float(d["mtime"]),
+        resumable=bool(d["resumable"]),
+        leaf_uuids=tuple(str(u) for u in d["leaf_uuids"]),
+        skipped=int(d["skipped"]),
+        subagent=bool(d["subagent"]),
+    )

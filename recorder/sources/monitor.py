@@ -1,0 +1,251 @@
+"""The checkpoint monitor: when to take a checkpoint of an agent session, and taking it.
+
+`decide` is pure (the clock is a parameter): four factors, each 1.0 at its threshold:
+time since the last checkpoint (2 h), files changed since then (15), context fullness
+(75 % of the model's window) and idle time (30 min). A session is checkpointed when any
+factor reaches 1.0 or the weighted sum (0.3, 0.4, 0.5, 0.2) does, unless its last
+checkpoint is younger than the cooldown (30 min) or nothing changed since. Sessions
+with the oldest checkpoint go first. A checkpoint is a protected copy up to that point
+plus a checkpoint record naming it (`SessionRef`); the monitor's memory is those
+records, so it needs no state file. Monitors of one log folder take one lock
+(`sessions/monitor.lock`, an OS lock the kernel releases when its holder dies) and
+decide again under it, so two monitors never checkpoint a session twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from recorder.errors import BadOption
+from recorder.sources.copies import protect
+from recorder.sources.discover import Roots, scan
+from recorder.sources.model import Session, Source
+from recorder.store.checkpoints import Checkpoint, SessionRef, list_checkpoints, write_checkpoint
+from recorder.store.fsutil import ensure_private_dir, open_private
+from recorder.store.layout import Layout
+
+CONTEXT_WINDOWS = {Source.CLAUDE: 200_000, Source.GEMINI: 1_000_000, Source.CODEX: 272_000}
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    time_hours: float = 2.0  # since the last checkpoint (or the session's start)
+    files_changed: int = 15  # distinct files modified since the last checkpoint
+    context_fraction: float = 0.75  # of the model's context window
+    idle_minutes: float = 30.0
+    weight_time: float = 0.3
+    weight_activity: float = 0.4
+    weight_context: float = 0.5
+    weight_idle: float = 0.2
+    cooldown_minutes: float = 30.0
+    interval_minutes: float = 5.0  # between rounds of `persist monitor`
+
+    @classmethod
+    def load(cls, path: Path | None, **overrides: Any) -> MonitorSettings:
+        """Defaults, then the `[monitor]` table of a TOML file, then flags (not None)."""
+        values: dict[str, Any] = {}
+        if path is not None:
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                data = {}
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                raise BadOption(f"monitor settings {path} cannot be read: {exc}") from None
+            table = data.get("monitor", data)
+            known = {f.name: f.type for f in fields(cls)}
+            for key, value in table.items():
+                if key not in known:
+                    raise BadOption(f"{path}: unknown monitor setting {key!r}")
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                    raise BadOption(f"{path}: {key} must be a number of 0 or more")
+                values[key] = value
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        if min(settings.time_hours, settings.files_changed, settings.context_fraction) <= 0:
+            raise BadOption("monitor thresholds must be above 0")
+        return settings
+
+
+@dataclass(frozen=True)
+class Decision:
+    key: str
+    checkpoint: bool
+    reason: str
+    scores: dict[str, float] = field(default_factory=dict)  # factor -> fraction of threshold
+    total: float = 0.0  # the weighted sum
+
+    def explain(self) -> str:
+        parts = " ".join(f"{k}={v:.2f}" for k, v in self.scores.items())
+        verdict = "CHECKPOINT" if self.checkpoint else "wait"
+        return f"{self.key}: {verdict} ({self.reason}) {parts} weighted={self.total:.2f}"
+
+
+def decide(
+    session: Session, last: SessionRef | None, last_at: float | None, s: MonitorSettings, now: float
+) -> Decision:
+    """Whether to checkpoint `session` now, given its last checkpoint (`last`, taken at
+    `last_at`)."""
+    key = session.key
+    if last is not None and last.size == session.size and last.path == str(session.path):
+        return Decision(key, False, "nothing changed since the last checkpoint")
+    since = last_at if last_at is not None else (session.first_ts or session.mtime)
+    before = set(last.files_modified) if last else set()
+    changed = len(set(session.files_modified) - before)
+    window = CONTEXT_WINDOWS[session.source] * s.context_fraction
+    idle = max(0.0, now - (session.last_ts or session.mtime)) / 60
+    scores = {
+        "time": max(0.0, now - since) / 3600 / s.time_hours,
+        "activity": changed / s.files_changed,
+        "context": session.context_tokens / window,
+        "idle": idle / s.idle_minutes if s.idle_minutes else 0.0,
+    }
+    weights = {
+        "time": s.weight_time,
+        "activity": s.weight_activity,
+        "context": s.weight_context,
+        "idle": s.weight_idle,
+    }
+    total = sum(min(scores[k], 1.0) * weights[k] for k in scores)
+    if last_at is not None and now - last_at < s.cooldown_minutes * 60:
+        left = s.cooldown_minutes - (now - last_at) / 60
+        return Decision(key, False, f"cooldown, {left:.0f} min left", scores, total)
+    top = max(scores, key=lambda k: scores[k])
+    if scores[top] >= 1.0:
+        return Decision(key, True, f"{top} reached its threshold", scores, total)
+    if total >= 1.0:
+        return Decision(key, True, "weighted sum reached 1.0", scores, total)
+    return Decision(key, False, "below every threshold", scores, total)
+
+
+def latest_session_checkpoints(layout: Layout) -> dict[str, Checkpoint]:
+    found: dict[str, Checkpoint] = {}
+    for cp in list_checkpoints(layout, sessions=True):
+        if cp.session is not None:
+            other = found.get(cp.session.key)
+            if other is None or cp.created > other.created:
+                found[cp.session.key] = cp
+    return found
+
+
+@contextmanager
+def monitor_lock(layout: Layout, timeout: float = 30.0) -> Iterator[None]:
+    """The monitors' lock of a log folder. The OS drops it when its holder dies, so a
+    crashed monitor never blocks the next one; the file (pid, time) only names the
+    holder."""
+    ensure_private_dir(layout.sessions)
+    fd = open_private(layout.sessions / "monitor.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("another monitor holds the lock") from None
+                time.sleep(0.02)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {time.time():.3f}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class RoundResult:
+    decisions: list[Decision]
+    taken: list[Checkpoint]
+    problems: list[str]
+
+
+class Monitor:
+    """One round per `tick(now)`: scan, decide, checkpoint (the loop lives in the CLI)."""
+
+    def __init__(self, roots: Roots, layout: Layout, settings: MonitorSettings) -> None:
+        self.roots = roots
+        self.layout = layout
+        self.settings = settings
+
+    def tick(self, now: float) -> RoundResult:
+        result = scan(self.roots, self.layout.sessions / "scan-cache.json")
+        latest = latest_session_checkpoints(self.layout)
+        # sessions with the oldest (or no) checkpoint first
+        order = sorted(
+            result.sessions,
+            key=lambda s: latest[s.key].created if s.key in latest else float("-inf"),
+        )
+        out = RoundResult([], [], list(result.problems))
+        for session in order:
+            cp = latest.get(session.key)
+            d = decide(
+                session, cp.session if cp else None, cp.created if cp else None, self.settings, now
+            )
+            if d.checkpoint:
+                with monitor_lock(self.layout):
+                    # decided again under the lock: another monitor may have just taken it
+                    cp = latest_session_checkpoints(self.layout).get(session.key)
+                    d = decide(
+                        session,
+                        cp.session if cp else None,
+                        cp.created if cp else None,
+                        self.settings,
+                        now,
+                    )
+                    if d.checkpoint:
+                        out.taken.append(self.checkpoint(session, d, now))
+            out.decisions.append(d)
+        self.log(now, out.decisions)
+        return out
+
+    def log(self, now: float, decisions: list[Decision]) -> None:
+        """Every decision with its scores, appended to `sessions/monitor.log` (0600)."""
+        if not decisions:
+            return
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        lines = "".join(f"{stamp} {d.explain()}\n" for d in decisions).encode()
+        try:
+            ensure_private_dir(self.layout.sessions)
+            fd = open_private(
+                self.layout.sessions / "monitor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+            )
+            try:
+                os.write(fd, lines)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # the decisions were still taken; `--explain` prints them
+
+    def checkpoint(self, session: Session, d: Decision, now: float) -> Checkpoint:
+        copy = protect(self.layout, session)
+        ref = SessionRef(
+            key=session.key,
+            path=str(session.path),
+            copy_version=copy.version,
+            size=copy.size,
+            lines=copy.lines,
+            digest=copy.digest,
+            messages=session.message_count,
+            files_modified=list(session.files_modified),
+            context_tokens=session.context_tokens,
+        )
+        return write_checkpoint(
+            self.layout,
+            segment=0,
+            offset=0,
+            seq=0,
+            messages=session.message_count,
+            label=f"{session.source.value} {session.id[:8]} {session.title}"[:80],
+            reason=f"session monitor: {d.reason}",
+            first_ts=session.first_ts,
+            last_ts=session.last_ts,
+            created=now,
+            session=ref,
+        )

@@ -1,0 +1,228 @@
+"""`persist sessions`, `protect` and `fork` as a person runs them, on agent folders
+written at test time (the agents' folders are only read, except by `fork`)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from recorder.sources import claude
+from tests.session_fixtures import (
+    ClaudeSession,
+    codex_rollout,
+    gemini_legacy,
+    gemini_messages,
+    gemini_project,
+    new_uuid,
+    text,
+    tool_use,
+)
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def persist(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    roots = [
+        "--claude-root",
+        str(tmp / "claude"),
+        "--gemini-root",
+        str(tmp / "gemini"),
+        "--codex-root",
+        str(tmp / "codex"),
+        "--log-dir",
+        str(tmp / "log"),
+    ]
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *args, *roots],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def listed(tmp: Path, *extra: str) -> dict[str, dict]:
+    out = persist(tmp, "sessions", "--json", *extra)
+    assert out.returncode == 0, out.stderr
+    return {row["id"]: row for row in json.loads(out.stdout)}
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def make_claude(tmp: Path, n: int = 3) -> ClaudeSession:
+    s = ClaudeSession(tmp / "claude", cwd=str(tmp / "proj"))
+    for i in range(n):
+        s.user(f"question {i}")
+        s.assistant(
+            text(f"answer {i}"),
+            tool_use("Write", {"file_path": f"/p/f{i}.py", "content": "x"}, f"w{i}"),
+        )
+        s.tool_result(f"w{i}", "written")
+    s.write()
+    return s
+
+
+def test_sessions_lists_every_source_with_its_facts(tmp_path: Path) -> None:
+    s = make_claude(tmp_path)
+    (tmp_path / "claude" / "settings.json").write_text(json.dumps({"cleanupPeriodDays": 10}))
+    chats = gemini_project(tmp_path / "gemini", "/home/me/gem")
+    gid = new_uuid()
+    gemini_legacy(chats, gid, gemini_messages(2))
+    tid = "019a085e-0000-7000-8000-00000000abcd"
+    codex_rollout(tmp_path / "codex", tid, 2)
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    subprocess.run(["git", "init", "-q", str(proj)], check=True)
+    (proj / "a.txt").write_text("x")
+    subprocess.run(["git", "-C", str(proj), "add", "a.txt"], check=True)
+    rows = listed(tmp_path)
+    assert set(rows) == {s.session_id, gid, tid}
+    c = rows[s.session_id]
+    assert (c["source"], c["messages"], c["title"], c["git_branch"]) == (
+        "claude",
+        9,
+        "question 0",
+        "main",
+    )
+    assert c["files_modified"] == ["/p/f0.py", "/p/f1.py", "/p/f2.py"]
+    assert c["uncommitted_changes"] is True and c["protected"] is False
+    assert c["resume"] == f"cd {proj} && claude --resume {s.session_id}"
+    assert s.path is not None
+    mtime = s.path.stat().st_mtime
+    due = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(mtime + 10 * 86400))
+    assert c["agent_cleanup_at"] == due + "Z"
+    assert rows[gid]["messages"] == 4 and rows[gid]["project_path"] == "/home/me/gem"
+    assert rows[tid]["agent_cleanup_at"] is None and rows[tid]["git_branch"] == "dev"
+    assert c["live_pid"] is None
+    # Claude Code's registry of running sessions: a live PID marks it, a dead one not
+    registry = tmp_path / "claude" / "sessions"
+    registry.mkdir()
+    (registry / "2.json").write_text(json.dumps({"pid": 2**22 + 7, "sessionId": s.session_id}))
+    assert listed(tmp_path)[s.session_id]["live_pid"] is None  # that process is gone
+    (registry / "1.json").write_text(json.dumps({"pid": os.getpid(), "sessionId": s.session_id}))
+    assert listed(tmp_path)[s.session_id]["live_pid"] == os.getpid()
+    # --expiring: the Claude session (10 days) within 11 days, not within 5
+    assert set(listed(tmp_path, "--expiring", "11")) >= {s.session_id}
+    assert s.session_id not in listed(tmp_path, "--expiring", "5")
+    assert set(listed(tmp_path, "--source", "codex")) == {tid}
+    out = persist(tmp_path, "sessions")
+    assert out.returncode == 0 and "question 0" in out.stdout and "claude" in out.stdout
+    # the scan cache is private, and a corrupt one is rebuilt with a warning
+    cache = tmp_path / "log" / "sessions" / "scan-cache.json"
+    assert cache.stat().st_mode & 0o777 == 0o600
+    cache.write_text("{nope")
+    out = persist(tmp_path, "sessions", "--json")
+    assert out.returncode == 0 and "rebuilt" in out.stderr and len(json.loads(out.stdout)) == 3
+
+
+def test_protect_copies_incrementally_and_survives_deletion(tmp_path: Path) -> None:
+    s = make_claude(tmp_path)
+    assert s.path is not None
+    before = tree_digest(tmp_path / "claude")
+    out = persist(tmp_path, "protect", "--all", "--json")
+    assert out.returncode == 0, out.stderr
+    first = json.loads(out.stdout)
+    assert first["copied_bytes"] == s.path.stat().st_size and first["verified"]
+    assert tree_digest(tmp_path / "claude") == before  # the agent's folder untouched
+    folder = next((tmp_path / "log" / "sessions" / "copies" / "claude").iterdir())
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in folder.iterdir())
+    # the session grows: only the new bytes are copied, into the same version
+    size = s.path.stat().st_size
+    s.lines.clear()
+    s.user("one more")
+    s.append_lines(s.lines)
+    with open(s.path, "ab") as f:
+        f.write(b'{"type":"user","unfinished')  # a line being written: not copied yet
+    again = json.loads(persist(tmp_path, "protect", s.session_id[:8], "--json").stdout)
+    assert again["copied_bytes"] == s.path.stat().st_size - size - len(
+        b'{"type":"user","unfinished'
+    )
+    assert again["new_versions"] == 0
+    manifest = json.loads((folder / "manifest.json").read_text())
+    version = manifest["files"]["main"]["versions"][0]
+    assert len(version["members"]) == 2 and version["lines"] == 13  # 12 lines + 1
+    # rewritten in place (Claude's tail rewrite): a new version, the old one kept
+    data = s.path.read_bytes()
+    s.path.write_bytes(data.replace(b"question 0", b"QUESTION 0"))
+    third = json.loads(persist(tmp_path, "protect", s.session_id, "--json").stdout)
+    assert third["new_versions"] == 1
+    manifest = json.loads((folder / "manifest.json").read_text())
+    v1, v2 = manifest["files"]["main"]["versions"]
+    with gzip.open(folder / v1["file"]) as f:
+        assert b"question 0" in f.read()
+    with gzip.open(folder / v2["file"]) as f:
+        assert f.read() == s.path.read_bytes()[: v2["size"]]
+    # the agent's cleanup deletes the original: still listed, marked, and readable
+    s.path.unlink()
+    rows = listed(tmp_path)
+    row = rows[s.session_id]
+    assert row["deleted_by_agent"] and row["protected"] and row["messages"] == 10
+    out = persist(tmp_path, "protect", "--all", "--json")
+    assert json.loads(out.stdout)["deleted_by_agent"] is True
+    # ... and forkable back from the copy into the agent's folder
+    out = persist(tmp_path, "fork", s.session_id, "--json")
+    assert out.returncode == 0, out.stderr
+    forked = json.loads(out.stdout)
+    back = claude.read_transcript(Path(forked["path"]))
+    assert forked["forked"] and back.session.id == forked["id"] != s.session_id
+    assert back.session.message_count == 10 and back.messages[0].text == "QUESTION 0"
+    assert Path(forked["path"]).parent == s.path.parent
+    assert forked["resume"].endswith(f"claude --resume {forked['id']}")
+
+
+def test_fork_at_an_earlier_message(tmp_path: Path) -> None:
+    s = make_claude(tmp_path)
+    assert s.path is not None
+    original = s.path.read_bytes()
+    out = persist(tmp_path, "fork", s.session_id, "--at", "4", "--json")
+    assert out.returncode == 0, out.stderr
+    forked = json.loads(out.stdout)
+    assert s.path.read_bytes() == original  # never modified
+    back = claude.read_transcript(Path(forked["path"]))
+    assert [m.text for m in back.messages][-1] == "answer 1" and len(back.messages) == 5
+    assert back.raw_chain[-1]["uuid"] == forked["at"]["uuid"]
+    assert all(e["sessionId"] == forked["id"] for e in back.raw_chain)
+    assert back.session.title == "question 0 (fork)"
+    assert os.stat(forked["path"]).st_mode & 0o777 == 0o600
+    # the latest point resumes the original, for every agent
+    latest = json.loads(persist(tmp_path, "fork", s.session_id, "--json").stdout)
+    assert not latest["forked"] and latest["resume"].endswith(f"claude --resume {s.session_id}")
+    tid = "019a085e-0000-7000-8000-00000000abcd"
+    codex_rollout(tmp_path / "codex", tid, 2)
+    latest = json.loads(persist(tmp_path, "fork", tid, "--json").stdout)
+    assert latest["resume"].endswith(f"codex resume {tid}")
+    # Gemini and Codex forks at an earlier point read back too
+    chats = gemini_project(tmp_path / "gemini", "/home/me/gem")
+    gid = new_uuid()
+    gemini_legacy(chats, gid, gemini_messages(3))
+    g = json.loads(persist(tmp_path, "fork", gid, "--at", "2", "--json").stdout)
+    assert g["forked"] and g["messages"] == 3 and g["resume"].endswith(f"gemini --resume {g['id']}")
+    c = json.loads(persist(tmp_path, "fork", tid, "--at", "3", "--json").stdout)
+    assert c["forked"] and c["messages"] == 4 and c["resume"].endswith(f"codex resume {c['id']}")
+    assert len(listed(tmp_path)) == 6
+
+
+def test_bad_references_are_one_line_errors(tmp_path: Path) -> None:
+    make_claude(tmp_path)
+    out = persist(tmp_path, "fork", "nope")
+    assert out.returncode == 1 and out.stderr.startswith("persist: no session 'nope'")
+    assert "Traceback" not in out.stderr
+    out = persist(tmp_path, "protect")
+    assert out.returncode == 2 and "--all" in out.stderr
+    s_id = next(iter(listed(tmp_path)))
+    out = persist(tmp_path, "fork", s_id, "--at", "zzz")
+    assert out.returncode == 1 and "matches 'zzz'" in out.stderr

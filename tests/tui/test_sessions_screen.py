@@ -1,0 +1,112 @@
+"""The agent sessions screen: every source, newest first, a transcript preview."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.session_fixtures import (
+    ClaudeSession,
+    codex_rollout,
+    gemini_legacy,
+    gemini_messages,
+    gemini_project,
+    new_uuid,
+    text,
+    thinking,
+)
+from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test
+from tui.panes.sessions import SessionList, SessionsScreen
+
+
+def agent_homes(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp / "claude"))
+    monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp / "ghome"))
+    monkeypatch.setenv("CODEX_HOME", str(tmp / "codex"))
+    c = ClaudeSession(tmp / "claude", cwd="/home/me/web")
+    c.t += 86400 * 30  # the newest
+    c.user("make the page load faster")
+    c.assistant(thinking("profile first"), text("I will profile the page."))
+    c.write()
+    gid = new_uuid()
+    gemini_legacy(
+        gemini_project(tmp / "ghome" / ".gemini", "/home/me/gem"), gid, gemini_messages(2)
+    )
+    tid = "019a085e-0000-7000-8000-0000000000aa"
+    codex_rollout(tmp / "codex", tid, 1)
+    return {"claude": c.session_id, "gemini": gid, "codex": tid}
+
+
+async def wait_rows(pilot, screen: SessionsScreen) -> SessionList:  # type: ignore[no-untyped-def]
+    sessions = screen.query_one(SessionList)
+    for _ in range(200):
+        await pilot.pause(0.02)
+        if sessions.rows:
+            break
+    return sessions
+
+
+@pilot_test
+async def test_sessions_screen_lists_every_source_with_a_preview(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = agent_homes(tmp_path, monkeypatch)
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("S")
+        screen = app.screen
+        assert isinstance(screen, SessionsScreen)
+        sessions = await wait_rows(pilot, screen)
+        keys = [r.session.key for r in sessions.rows]
+        assert keys[0] == f"claude:{ids['claude']}"  # newest first
+        assert sorted(k.split(":")[0] for k in keys) == ["claude", "codex", "gemini"]
+        status = str(screen.query_one("#sessions-status").render())
+        assert "3 agent sessions (1 claude, 1 codex, 1 gemini)" in status
+        preview = screen.query_one("#sessions-preview")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if "I will profile the page." in str(preview.render()):
+                break
+        shown = str(preview.render())
+        assert "make the page load faster" in shown and "(thinking folded)" in shown
+        assert "profile first" not in shown  # thinking is folded
+        await pilot.press("j")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if keys[1].split(":")[1] in str(preview.render()):
+                break
+        assert keys[1] in str(preview.render())
+        await pilot.press("escape")
+        assert not isinstance(app.screen, SessionsScreen)
+
+
+@pilot_test
+async def test_a_session_the_agent_deleted_is_shown_from_our_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recorder.sources.copies import protect
+    from recorder.sources.discover import Roots, scan
+    from recorder.store.layout import Layout
+
+    ids = agent_homes(tmp_path, monkeypatch)
+    root = demo_dir(tmp_path)
+    [claude_session] = [s for s in scan(Roots.default()).sessions if s.id == ids["claude"]]
+    protect(Layout(root), claude_session)
+    claude_session.path.unlink()  # the agent's cleanup
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("S")
+        screen = app.screen
+        assert isinstance(screen, SessionsScreen)
+        sessions = await wait_rows(pilot, screen)
+        row = sessions.rows[0]
+        assert row.session.id == ids["claude"] and row.deleted and row.protected
+        preview = screen.query_one("#sessions-preview")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if "I will profile the page." in str(preview.render()):
+                break
+        shown = str(preview.render())
+        assert "shown from our copy" in shown and "I will profile the page." in shown
+        assert "deleted" in str(sessions.render_row(0, 80))

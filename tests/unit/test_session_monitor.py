@@ -1,0 +1,143 @@
+"""The checkpoint monitor's decision engine (pure, clock injected) and its settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recorder.errors import BadOption
+from recorder.sources.discover import Roots
+from recorder.sources.model import Session, Source
+from recorder.sources.monitor import Monitor, MonitorSettings, decide, latest_session_checkpoints
+from recorder.store.checkpoints import SessionRef, list_checkpoints
+from recorder.store.layout import Layout
+from tests.session_fixtures import ClaudeSession, text, tool_use
+
+NOW = 1_800_000_000.0
+S = MonitorSettings()
+
+
+def session(**kw: object) -> Session:
+    base = dict(
+        source=Source.CLAUDE,
+        id="abc",
+        path=Path("/x/abc.jsonl"),
+        size=1000,
+        first_ts=NOW - 600,
+        last_ts=NOW - 60,
+        mtime=NOW - 60,
+    )
+    base.update(kw)
+    return Session(**base)  # type: ignore[arg-type]
+
+
+def ref(size: int = 500, files: list[str] | None = None) -> SessionRef:
+    return SessionRef("claude:abc", "/x/abc.jsonl", 1, size, 10, "d" * 64, 5, files or [], 0)
+
+
+def test_quiet_young_session_waits() -> None:
+    d = decide(session(), None, None, S, NOW)
+    assert not d.checkpoint and d.reason == "below every threshold"
+    # 10 min old (time 1/12), 1 min idle (1/30): weighted 0.3/12 + 0.2/30
+    assert d.scores["time"] == pytest.approx(600 / 7200)
+    assert d.scores["idle"] == pytest.approx(1 / 30)
+    assert d.total == pytest.approx(0.3 * 600 / 7200 + 0.2 / 30)
+
+
+@pytest.mark.parametrize(
+    ("kw", "factor"),
+    [
+        ({"first_ts": NOW - 2 * 3600}, "time"),
+        ({"files_modified": tuple(f"/f{i}" for i in range(15))}, "activity"),
+        ({"context_tokens": 150_000}, "context"),  # 75 % of Claude's 200k window
+        ({"last_ts": NOW - 30 * 60}, "idle"),
+    ],
+)
+def test_each_factor_alone_triggers_at_its_threshold(kw: dict, factor: str) -> None:
+    d = decide(session(**kw), None, None, S, NOW)
+    assert d.checkpoint and d.reason == f"{factor} reached its threshold"
+    assert d.scores[factor] == pytest.approx(1.0)
+
+
+def test_just_below_a_threshold_does_not_trigger() -> None:
+    d = decide(session(files_modified=tuple(f"/f{i}" for i in range(14))), None, None, S, NOW)
+    assert not d.checkpoint and d.scores["activity"] == pytest.approx(14 / 15)
+
+
+def test_weighted_sum_triggers_when_no_factor_does() -> None:
+    # time 0.9 (x0.3) + activity 0.8 (x0.4) + context 0.8 (x0.5) = 0.27 + 0.32 + 0.4 = 0.99
+    # + idle 1/30 x0.2 = 0.9967: not yet; idle 3 min (0.1 x 0.2 = 0.02) tips it over
+    files = tuple(f"/f{i}" for i in range(12))
+    base = dict(first_ts=NOW - 0.9 * 7200, files_modified=files, context_tokens=120_000)
+    d = decide(session(**base), None, None, S, NOW)
+    assert not d.checkpoint and d.total == pytest.approx(0.99 + 0.2 / 30)
+    d = decide(session(**base, last_ts=NOW - 180), None, None, S, NOW)
+    assert d.checkpoint and d.reason == "weighted sum reached 1.0"
+    assert d.total == pytest.approx(1.01)
+
+
+def test_activity_counts_files_changed_since_the_last_checkpoint() -> None:
+    files = tuple(f"/f{i}" for i in range(20))
+    d = decide(
+        session(files_modified=files), ref(files=[f"/f{i}" for i in range(10)]), NOW - 3600, S, NOW
+    )
+    assert d.scores["activity"] == pytest.approx(10 / 15) and d.scores["time"] == 0.5
+
+
+def test_cooldown_and_nothing_changed() -> None:
+    hot = session(context_tokens=190_000)
+    d = decide(hot, ref(), NOW - 29 * 60, S, NOW)
+    assert not d.checkpoint and d.reason.startswith("cooldown, 1 min left")
+    assert decide(hot, ref(), NOW - 31 * 60, S, NOW).checkpoint
+    same = decide(hot, ref(size=1000), NOW - 10 * 3600, S, NOW)
+    assert not same.checkpoint and same.reason == "nothing changed since the last checkpoint"
+
+
+def test_settings_from_toml_and_flags(tmp_path: Path) -> None:
+    path = tmp_path / "monitor.toml"
+    path.write_text("[monitor]\nfiles_changed = 5\nweight_idle = 0.6\n")
+    s = MonitorSettings.load(path, idle_minutes=10, files_changed=None)
+    assert (s.files_changed, s.weight_idle, s.idle_minutes, s.time_hours) == (5, 0.6, 10, 2.0)
+    path.write_text("[monitor]\nfile_changed = 5\n")
+    with pytest.raises(BadOption, match="unknown monitor setting 'file_changed'"):
+        MonitorSettings.load(path)
+    path.write_text("[monitor\n")
+    with pytest.raises(BadOption, match="cannot be read"):
+        MonitorSettings.load(path)
+    assert MonitorSettings.load(tmp_path / "absent.toml") == MonitorSettings()
+
+
+def test_monitor_rounds_with_an_injected_clock(tmp_path: Path) -> None:
+    s = ClaudeSession(tmp_path / "claude")
+    s.user("go")
+    s.assistant(text("ok"), tool_use("Write", {"file_path": "/p/a"}, "w1"))
+    s.tool_result("w1", "written")
+    s.write()
+    layout = Layout(tmp_path / "log")
+    m = Monitor(Roots(tmp_path / "claude", None, None), layout, MonitorSettings())
+    t0 = s.t + 60  # one minute after the last line: nothing due yet
+    r = m.tick(t0)
+    assert not r.taken and r.decisions[0].reason == "below every threshold"
+    r = m.tick(t0 + 29 * 60)  # idle 30 min
+    assert len(r.taken) == 1 and r.taken[0].session is not None
+    cp = list_checkpoints(layout, sessions=True)[0]
+    assert cp.session == r.taken[0].session and cp.session.lines == 4 and cp.session.messages == 3
+    assert cp.reason == "session monitor: idle reached its threshold"
+    assert not m.tick(t0 + 3 * 3600).taken  # nothing changed
+    s.lines.clear()
+    s.user("more")
+    s.append_lines(s.lines)
+    r = m.tick(t0 + 29 * 60 + 10 * 60)
+    assert not r.taken and r.decisions[0].reason.startswith("cooldown")
+    r = m.tick(t0 + 3 * 3600)
+    assert len(r.taken) == 1 and r.taken[0].session.lines == 5  # type: ignore[union-attr]
+    assert (
+        len(latest_session_checkpoints(layout)) == 1
+        and len(list_checkpoints(layout, sessions=True)) == 2
+    )
+    assert list_checkpoints(layout) == []  # journal readers never see them
+    log = (layout.sessions / "monitor.log").read_text().splitlines()
+    assert len(log) == 5 and "CHECKPOINT (idle reached its threshold)" in log[1]
+    assert "time=" in log[0] and "weighted=" in log[0]
+    assert (layout.sessions / "monitor.log").stat().st_mode & 0o777 == 0o600

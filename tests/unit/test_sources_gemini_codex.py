@@ -1,0 +1,118 @@
+"""Gemini CLI chats (legacy JSON, JSONL with $set / $rewindTo, slug and hashed project
+folders) and Codex rollouts, written at test time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from recorder.sources import codex, gemini
+from recorder.sources.discover import Roots, read_session, scan
+from recorder.sources.model import Sender, Source
+from tests.session_fixtures import (
+    codex_rollout,
+    gemini_jsonl,
+    gemini_legacy,
+    gemini_messages,
+    gemini_project,
+    new_uuid,
+)
+
+
+def test_gemini_jsonl_rewrites_set_and_rewind(tmp_path: Path) -> None:
+    chats = gemini_project(tmp_path, "/home/me/My App")
+    m = gemini_messages(3)
+    sid = new_uuid()
+    updated = {**m[1], "content": "answer 0, revised", "tokens": {"total": 999}}
+    lines = [
+        m[0],
+        m[1],
+        m[2],
+        m[3],
+        updated,  # the same id again: the last line wins, the first position stays
+        {"$set": {"summary": "Gemini's summary", "lastUpdated": "2026-01-10T13:00:00Z"}},
+        m[4],
+        m[5],
+        {"$rewindTo": m[4]["id"]},  # drops question 2 and its answer
+        {"unexpected": True},
+    ]
+    path = gemini_jsonl(chats, sid, lines)
+    with open(path, "a") as f:
+        f.write('{"id": "torn", "type": "us')
+    t = gemini.read_transcript(path, "/home/me/My App")
+    assert [x.text.split("\n")[0] for x in t.messages] == [
+        "question 0",
+        "answer 0, revised",
+        "question 1",
+        "answer 1",
+    ]
+    s = t.session
+    assert (s.title, s.title_kind) == ("Gemini's summary", "summary")
+    assert s.message_count == 4 and s.context_tokens == 111
+    assert t.messages[1].has_thinking and t.messages[1].tool_calls[0].name == "write_file"
+    assert s.files_modified == ("/p/f0.txt", "/p/f1.txt")
+    assert t.report.torn_tail > 0 and t.report.unknown_types == {"unexpected": 1}
+
+
+def test_gemini_set_messages_replaces_the_list(tmp_path: Path) -> None:
+    chats = gemini_project(tmp_path, "/x/proj")
+    m = gemini_messages(2)
+    path = gemini_jsonl(chats, new_uuid(), [m[0], m[1], {"$set": {"messages": [m[2], m[3]]}}])
+    t = gemini.read_transcript(path)
+    assert [x.text.split("\n")[0] for x in t.messages] == ["question 1", "answer 1"]
+
+
+def test_gemini_legacy_and_migrated_jsonl_count_once(tmp_path: Path) -> None:
+    chats = gemini_project(tmp_path, "/home/me/app")
+    sid = new_uuid()
+    m = gemini_messages(2)
+    gemini_legacy(chats, sid, m[:2])
+    gemini_jsonl(chats, sid, [*m, {"$set": {"lastUpdated": "2026-02-01T00:00:00Z"}}])
+    sessions = scan(Roots(None, tmp_path, None)).sessions
+    assert len(sessions) == 1
+    s = sessions[0]
+    assert s.path.suffix == ".jsonl" and s.message_count == 4 and len(s.extra_paths) == 1
+    assert s.project_path == "/home/me/app" and s.source is Source.GEMINI
+
+
+def test_gemini_hashed_folder_takes_its_path_from_projects_json(tmp_path: Path) -> None:
+    project = "/home/me/old"
+    chats = gemini_project(tmp_path, project, slug=False)
+    assert chats.parent.name == hashlib.sha256(project.encode()).hexdigest()
+    (tmp_path / "projects.json").write_text(json.dumps({"projects": {project: "old"}}))
+    gemini_legacy(chats, new_uuid(), gemini_messages(1))
+    gemini_legacy(chats, "b" * 36, [], kind="subagent")  # not resumable, still listed
+    (chats / "session-broken.json").write_text("{not json")
+    result = scan(Roots(None, tmp_path, None))
+    good = [s for s in result.sessions if s.message_count]
+    assert [s.project_path for s in good] == [project]
+    assert any("session-broken.json is not a JSON document" in p for p in result.problems)
+
+
+def test_codex_rollout_and_thread_name(tmp_path: Path) -> None:
+    tid = "019a085e-0000-7000-8000-000000000001"
+    path = codex_rollout(tmp_path, tid, 3)
+    with open(tmp_path / "session_index.jsonl", "w") as f:
+        f.write(json.dumps({"id": tid, "thread_name": "old", "updated_at": "x"}) + "\n")
+        f.write(json.dumps({"id": tid, "thread_name": "Renamed thread", "updated_at": "y"}) + "\n")
+    with open(path, "a") as f:
+        f.write(
+            json.dumps({"timestamp": "2026-01-10T13:00:00Z", "type": "future_kind", "payload": {}})
+            + "\n"
+        )
+        f.write("garbage\n")
+    [s] = scan(Roots(None, None, tmp_path)).sessions
+    assert (s.id, s.title, s.title_kind) == (tid, "Renamed thread", "thread-name")
+    # 1 injected context + 3 x (task, reasoning + call, tool output, reply)
+    assert s.message_count == 13
+    assert s.files_modified == ("file0.txt", "file1.txt", "file2.txt")
+    assert s.git_branch == "dev" and s.context_tokens == 1052 and s.skipped == 2
+    t = read_session(s)
+    assert t.session.title == "Renamed thread"  # the index is found from the rollout's path
+    assert t.messages[0].note == "meta"
+    call, reply = [m for m in t.messages if m.sender is Sender.ASSISTANT][:2]
+    assert call.thinking == "plan 0" and call.tool_calls[0].name == "apply_patch"
+    assert reply.text == "done 0" and not reply.tool_calls
+    assert next(m.text for m in t.messages if m.sender is Sender.TOOL) == "Success"
+    assert codex.thread_names(tmp_path / "absent") == {}

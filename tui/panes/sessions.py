@@ -1,0 +1,181 @@
+"""Agent sessions (Claude Code, Gemini CLI, Codex): one row per conversation, newest
+first, with a transcript preview; Enter shows the whole transcript, `r` the command
+that resumes it. A screen of its own (`S` from anywhere) while the tabs are reworked."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from recorder.export.render import view
+from recorder.sources.copies import restore_to, session_dir
+from recorder.sources.discover import Roots, read_session
+from recorder.sources.journal_view import to_records
+from recorder.sources.listing import SessionRow, list_sessions
+from recorder.sources.model import Transcript
+from recorder.store.layout import Layout
+
+from ..text import one_line
+from ..widgets.virtual_list import VirtualList
+from ..worker_errors import ShowsWorkerErrors
+
+SOURCE_STYLES = {"claude": "bold #d97757", "gemini": "bold #4285f4", "codex": "bold #10a37f"}
+PREVIEW_MESSAGES = 40
+
+
+class SessionList(VirtualList):
+    """Sessions, newest first; only the rows on screen are drawn."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.rows: list[SessionRow] = []
+
+    def show(self, rows: list[SessionRow]) -> None:
+        self.rows = rows
+        self.set_row_count(len(rows))
+        if rows and self.cursor < 0:
+            self.move_to(0)
+
+    def render_row(self, row: int, width: int) -> Text:
+        r = self.rows[row]
+        s = r.session
+        last = datetime.fromtimestamp(s.last_ts or s.mtime).strftime("%m-%d %H:%M")
+        text = Text()
+        text.append(f"{s.source.value:<7}", SOURCE_STYLES.get(s.source.value, "bold"))
+        text.append(f"{last}  {s.message_count:>4} ", "dim")
+        if r.deleted:
+            text.append("deleted ", "bold red")
+        elif r.protected:
+            text.append("kept ", "green")
+        text.append(one_line(s.title or "(untitled)", max(10, width)))
+        text.truncate(width)
+        return text
+
+
+class SessionsScreen(ShowsWorkerErrors, Screen[None]):
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("r", "resume", "Resume command", tooltip="Show how to resume this session"),
+    ]
+
+    class Listed(Message):
+        def __init__(self, rows: list[SessionRow], problems: list[str]) -> None:
+            super().__init__()
+            self.rows = rows
+            self.problems = problems
+
+    class Previewed(Message):
+        def __init__(self, key: str, text: Text) -> None:
+            super().__init__()
+            self.key = key
+            self.text = text
+
+    def __init__(self, layout: Layout, roots: Roots | None = None) -> None:
+        super().__init__()
+        self.log_layout = layout
+        self.roots = roots or Roots.default()
+        self.full = False  # Enter: the whole transcript instead of its start
+
+    def compose(self) -> ComposeResult:
+        yield Static("Reading agent sessions…", id="sessions-status", classes="status-line")
+        with Horizontal():
+            yield SessionList(id="sessions-list")
+            with VerticalScroll(id="sessions-preview-scroll"):
+                yield Static(id="sessions-preview")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(SessionList).focus()
+        self.load()
+
+    @work(thread=True, group="sessions", exclusive=True, exit_on_error=False)
+    def load(self) -> None:
+        rows, problems = list_sessions(self.roots, self.log_layout)
+        self.post_message(self.Listed(rows, problems))
+
+    @on(Listed)
+    def listed(self, event: Listed) -> None:
+        sessions = self.query_one(SessionList)
+        sessions.show(event.rows)
+        by_source: dict[str, int] = {}
+        for r in event.rows:
+            by_source[r.session.source.value] = by_source.get(r.session.source.value, 0) + 1
+        counts = ", ".join(f"{n} {src}" for src, n in sorted(by_source.items())) or "none"
+        status = f"{len(event.rows)} agent sessions ({counts}), newest first"
+        if event.problems:
+            status += f" · {len(event.problems)} problem(s): {one_line(event.problems[0], 80)}"
+        self.query_one("#sessions-status", Static).update(status)
+        if event.rows:
+            self.preview(event.rows[sessions.cursor])
+
+    @on(VirtualList.Highlighted, "#sessions-list")
+    def highlighted(self, event: VirtualList.Highlighted) -> None:
+        rows = self.query_one(SessionList).rows
+        if 0 <= event.row < len(rows):
+            self.full = False
+            self.preview(rows[event.row])
+
+    @on(VirtualList.Selected, "#sessions-list")
+    def selected(self, event: VirtualList.Selected) -> None:
+        rows = self.query_one(SessionList).rows
+        if 0 <= event.row < len(rows):
+            self.full = True
+            self.preview(rows[event.row])
+
+    @work(thread=True, group="preview", exclusive=True, exit_on_error=False)
+    def preview(self, row: SessionRow) -> None:
+        s = row.session
+        text = Text()
+        text.append(f"{s.title or '(untitled)'}\n", "bold")
+        text.append(f"{s.key}\n{s.project_path}  {s.git_branch}\n", "dim")
+        if row.deleted:
+            text.append("deleted by the agent: shown from our copy\n", "bold red")
+        transcript = self.read(row)
+        messages = transcript.messages
+        shown = messages if self.full else messages[:PREVIEW_MESSAGES]
+        for rec in to_records(shown):
+            v = view(rec)
+            style = "bold cyan" if v.sender == "user" else "bold"
+            text.append(f"\n{v.seq} {v.sender}", style)
+            if rec.meta.get("thinking"):
+                text.append(" (thinking folded)", "dim")
+            text.append(f"\n{one_line(v.text, 2000) if not self.full else v.text}\n")
+        if len(shown) < len(messages):
+            text.append(f"\n… {len(messages) - len(shown)} more (Enter shows all)", "dim")
+        self.post_message(self.Previewed(s.key, text))
+
+    def read(self, row: SessionRow) -> Transcript:
+        """The session in full, from our copy when the agent deleted it."""
+        if not row.deleted:
+            return read_session(row.session)
+        with tempfile.TemporaryDirectory(prefix="persist-tui-") as tmp:
+            copy = restore_to(session_dir(self.log_layout, row.session.key), Path(tmp))
+            return read_session(replace(row.session, path=copy, extra_paths=()))
+
+    @on(Previewed)
+    def previewed(self, event: Previewed) -> None:
+        self.query_one("#sessions-preview", Static).update(event.text)
+
+    def action_resume(self) -> None:
+        sessions = self.query_one(SessionList)
+        if 0 <= sessions.cursor < len(sessions.rows):
+            r = sessions.rows[sessions.cursor]
+            if r.deleted:
+                self.notify(f"persist fork {r.session.key}  (writes it back from our copy)")
+            else:
+                self.notify(r.session.resume_shell(), title="Resume with")
+
+    def worker_failed(self, group: str, problem: str) -> None:
+        target = "#sessions-status" if group == "sessions" else "#sessions-preview"
+        self.query_one(target, Static).update(Text(f"{group} failed: {problem}", "bold red"))
