@@ -71,17 +71,22 @@ class Publisher:
                 return True
         return False
 
-    def envelope(self) -> dict[str, Any]:
+    def envelope(self, mid: str | None = None) -> dict[str, Any]:
         self.seq += 1
-        env: dict[str, Any] = {"pub": self.id, "seq": self.seq, "mid": f"{self.id}:{self.seq}"}
+        env: dict[str, Any] = {
+            "pub": self.id,
+            "seq": self.seq,
+            "mid": mid or f"{self.id}:{self.seq}",
+        }
         if self.agent:
             env["agent"] = self.agent
         return env
 
-    def send(self, topic: str, message: dict[str, Any]) -> int:
-        """Send a JSON object with the envelope stamped in; returns its sequence number."""
+    def send(self, topic: str, message: dict[str, Any], mid: str | None = None) -> int:
+        """Send a JSON object with the envelope stamped in; returns its sequence number.
+        `mid`: the message's own id (an agent's uuid), else `<publisher id>:<seq>`."""
         with self._lock:
-            body = {ENVELOPE_KEY: self.envelope(), **message}
+            body = {ENVELOPE_KEY: self.envelope(mid), **message}
             self._sock.send_multipart([topic.encode(), orjson.dumps(body)])
             return self.seq
 
@@ -116,17 +121,25 @@ class Publisher:
                 except zmq.ZMQError:
                     return
 
-    def close(self) -> None:
+    def close(self, bye: bool = True) -> None:
         """Say goodbye (twice, a moment apart: a full queue may drop one) and close.
 
         A publisher that never sent and never saw a subscriber has nobody to say
-        goodbye to: it closes at once instead of lingering on an unreachable broker."""
+        goodbye to: it closes at once instead of lingering on an unreachable broker.
+        `bye=False` (a publisher id that goes on in another process, as the agent
+        hooks' do) sends one plain heartbeat with the last sequence and closes."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2)
         if not self.ready and self.seq == 0:
             self._sock.linger = 0
             self._sock.close()
+            return
+        if not bye:
+            try:
+                self.heartbeat()
+            finally:
+                self._sock.close()
             return
         try:
             self.heartbeat(bye=True)

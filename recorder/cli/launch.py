@@ -71,6 +71,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from recorder.errors import LaunchError
     from recorder.launch.demo import DemoError, run_demo
 
+    if args.agents:
+        from recorder.hooks.demo import run_agents_demo
+
+        try:
+            run_agents_demo(
+                Path(args.dir) if args.dir else None, open_tui=False if args.no_tui else None
+            )
+        except (DemoError, LaunchError, OSError) as exc:
+            return fail(str(exc))
+        return 0
     try:
         run_demo(
             Path(args.dir) if args.dir else None,
@@ -129,4 +139,10 @@ def add_parsers(
     p.add_argument("--fast", action="store_true", help="no pauses")
     p.add_argument("--no-tui", action="store_true", help="print a summary instead of the TUI")
     p.add_argument("--keep-running", action="store_true", help="leave the recorder running")
+    p.add_argument(
+        "--agents",
+        action="store_true",
+        help="Claude Code and Gemini CLI through their hooks, with sample payloads "
+        "(default folder ~/.local/share/agent-persist/demo-agents)",
+    )
     p.set_defaults(func=cmd_demo)

@@ -15,15 +15,13 @@ cannot be run).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from recorder.cli import bus, launch, record, service, sessions, tools
-from recorder.cli.common import EXIT_USAGE, Parser, fail
-from recorder.errors import BadOption, PersistError
+if TYPE_CHECKING:
+    import argparse
 
-GROUPS = (bus, record, launch, tools, service, sessions)
 EXAMPLES = {
     "broker": ["persist broker", "persist broker --frontend ipc:///tmp/bus.pub --hwm 500000"],
     "send": [
@@ -53,6 +51,8 @@ EXAMPLES = {
     "protect": ["persist protect --all", "persist protect claude:1f2e3d4c"],
     "fork": ["persist fork 1f2e3d4c", "persist fork 1f2e3d4c --at 12 --json"],
     "monitor": ["persist monitor --once --explain", "persist monitor --interval 10"],
+    "hooks": ["persist hooks install claude --restore latest", "persist hooks status"],
+    "hook": ["persist hook SessionStart --agent claude < event.json"],
 }
 
 
@@ -67,13 +67,20 @@ def version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Imported here, not at the top: `persist hook` (run by Claude Code and Gemini CLI
+    # on every turn) must not pay for argparse and the command groups.
+    from recorder.cli import bus, hooks, launch, record, service, sessions, tools
+    from recorder.cli.common import Parser
+
     parser = Parser(
         prog="persist",
         description="Record every message of a ZeroMQ agent bus into a crash-safe journal.",
     )
+    import argparse
+
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in GROUPS:
+    for group in (bus, record, launch, tools, service, sessions, hooks):
         group.add_parsers(sub)
     for name, command in sub.choices.items():
         examples = EXAMPLES.get(name)
@@ -84,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["hook"]:  # the agents' hook: its own small parser, never fails
+        from recorder.hooks.run import main as hook_main
+
+        return hook_main(argv[1:])
+    from recorder.cli.common import EXIT_USAGE, fail
+    from recorder.errors import BadOption, PersistError
+
     args = build_parser().parse_args(argv)
     try:
         code = int(args.func(args))

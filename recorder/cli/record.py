@@ -95,6 +95,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     layout = Layout(Path(args.log_dir))
     health = assess(layout)
     code = {HEALTHY: 0, STALE: 1, STOPPED: EXIT_STOPPED, DEGRADED: EXIT_DEGRADED}[health.state]
+    from recorder.hooks.failures import read_failures
+
+    hook_failures = read_failures(layout.root)
     if args.json:
         out = {
             "health": health.state,
@@ -102,6 +105,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             "warnings": health.warnings,
             "log_dir": str(layout.root),
             "status": health.status.to_json() if health.status is not None else {},
+            "hook_failures": {
+                "count": hook_failures.total,
+                "last": hook_failures.last or None,
+                "last_time": hook_failures.last_time,
+                "files": [str(f) for f in hook_failures.files],
+            },
         }
         print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
         return code
@@ -131,6 +140,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  last error   {s.last_error.message}")
     for warning in health.warnings:
         print(f"  warning: {warning}")
+    if hook_failures.total:
+        age = format_age(time.time() - (hook_failures.last_time or time.time()))
+        print(f"  hook failures {hook_failures.total}, last {age} ago: {hook_failures.last}")
+        print(f"               (in {', '.join(str(f) for f in hook_failures.files)})")
     if health.state in (STALE, STOPPED):
         print(f"  start it with: {health.start_command(layout.root)}")
     return code

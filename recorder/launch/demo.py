@@ -189,9 +189,9 @@ def run_demo(
         if open_tui is None:
             open_tui = is_interactive()[0]
         if open_tui:
-            _open_tui(root, say)
+            open_browser(root, say)
         else:
-            say(_next_steps(root, publish, keep_running))
+            say(next_steps(root, publish, keep_running))
     finally:
         if not keep_running:
             launcher.stop_started_recorder()
@@ -208,7 +208,7 @@ def _count(summary: DemoSummary) -> None:
     summary.gaps = counted.gaps
 
 
-def _open_tui(root: Path, say: Callable[[str], None]) -> None:
+def open_browser(root: Path, say: Callable[[str], None]) -> None:
     """The browser on this terminal (a `persist-tui --print` child: we never load Textual)."""
     from recorder.export.restore import build_bundle
     from recorder.launch.menu import Menu, PickerFailed
@@ -219,7 +219,7 @@ def _open_tui(root: Path, say: Callable[[str], None]) -> None:
         say(f"persist demo: {exc}")
         selection = None
     if selection is None or selection.checkpoint_id is None:
-        say(_next_steps(root, "", False))
+        say(next_steps(root, "", False))
         return
     bundle = build_bundle(root, selection.checkpoint_id, agent="demo")
     say(f"persist demo: restored “{selection.label or ''}” into {bundle.dir}")
@@ -229,7 +229,7 @@ def _open_tui(root: Path, say: Callable[[str], None]) -> None:
     )
 
 
-def _next_steps(root: Path, publish: str, running: bool) -> str:
+def next_steps(root: Path, publish: str, running: bool) -> str:
     lines = [
         "Look around:",
         f"  persist-tui --log-dir {root}                  browse, search, restore",

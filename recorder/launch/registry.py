@@ -83,14 +83,22 @@ def _slug(name: str | None) -> str:
 
 
 def register_agent(
-    layout: Layout, agent: str | None, recorder_pid: int | None, started_recorder: bool
+    layout: Layout,
+    agent: str | None,
+    recorder_pid: int | None,
+    started_recorder: bool,
+    *,
+    pid: int | None = None,  # the agent's process, if not this one (a hook's parent)
+    key: str | None = None,  # a stable name part: registering again replaces the file
 ) -> Path:
-    """Register this process as a connected agent; returns its registration file."""
+    """Register this process (or `pid`) as a connected agent; returns its registration file."""
     folder = ensure_private_dir(layout.agents)
-    path = folder / f"{os.getpid()}-{_slug(agent)}-{uuid.uuid4().hex[:6]}.agent.json"
+    pid = os.getpid() if pid is None else pid
+    tail = _slug(key) if key else uuid.uuid4().hex[:6]
+    path = folder / f"{pid}-{_slug(agent)}-{tail}.agent.json"
     record = {
-        "pid": os.getpid(),
-        "started": process_start_time(os.getpid()),
+        "pid": pid,
+        "started": process_start_time(pid),
         "agent": agent,
         "connected": time.time(),
         "recorder_pid": recorder_pid,

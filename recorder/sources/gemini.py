@@ -140,7 +140,8 @@ def load_record(path: Path, report: ReadReport) -> dict[str, Any]:
     return {**meta, "messages": [messages[i] for i in order]}
 
 
-def _message(record: dict[str, Any], sid: str, seq: int) -> SessionMessage | None:
+def message_of(record: dict[str, Any], sid: str, seq: int) -> SessionMessage | None:
+    """One Gemini CLI message record as a `SessionMessage` (None when it is not one)."""
     kind = record.get("type")
     content = record.get("displayContent") or record.get("content")
     ts = parse_time(record.get("timestamp"))
@@ -204,7 +205,7 @@ def read_transcript(path: Path, project_path: str = "") -> Transcript:
     kept: list[dict[str, Any]] = []  # the records behind `messages`, one each
     raw = record.get("messages")
     for m in raw if isinstance(raw, list) else []:
-        msg = _message(m, sid, len(messages)) if isinstance(m, dict) else None
+        msg = message_of(m, sid, len(messages)) if isinstance(m, dict) else None
         if msg is None:
             kind = str(m.get("type")) if isinstance(m, dict) else "not an object"
             report.unknown_types[kind] = report.unknown_types.get(kind, 0) + 1

@@ -7,8 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -142,6 +140,8 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
 def read_json_object(path: Path) -> dict[str, Any] | None:
     """A JSON object from `path`, or None if it is missing, unreadable or not an object."""
     try:
+        import orjson  # here: the agents' turn hooks use this module without it
+
         data = orjson.loads(path.read_bytes())
     except (OSError, ValueError):
         return None

@@ -1,0 +1,185 @@
+"""`persist hooks install|uninstall|status` and `persist hook EVENT` (see recorder.hooks)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from recorder.cli.common import add_log_dir, endpoint, say
+from recorder.hooks.agents import Agent, Scope, settings_path
+from recorder.hooks.settings import Change, HookCommand, inspect, install, uninstall
+
+
+def _program() -> tuple[str, ...]:
+    """How the agent should run us: the `persist` beside this interpreter, else -m."""
+    script = Path(sys.executable).parent / "persist"
+    if script.is_file() and os.access(script, os.X_OK):
+        return (str(script),)
+    return (sys.executable, "-m", "recorder.cli")
+
+
+def _targets(args: argparse.Namespace) -> list[tuple[Agent, Path]]:
+    agents = _agents(args)
+    if args.settings:
+        return [(a, Path(args.settings).expanduser()) for a in agents]
+    scope = Scope(args.scope)
+    return [(a, settings_path(a, scope)) for a in agents]
+
+
+def _report(verb: str, agent: Agent, change: Change) -> None:
+    done = change.added or change.updated or change.removed
+    if not change.changed:
+        print(f"{agent.value}: {change.path}: nothing to change ({verb} already done)")
+    else:
+        parts = []
+        if change.added:
+            parts.append(f"added {', '.join(change.added)}")
+        if change.updated:
+            parts.append(f"updated {', '.join(change.updated)}")
+        if change.removed:
+            parts.append(f"removed {', '.join(change.removed)}")
+        if change.enabled_hooks:
+            parts.append(
+                "set hooksConfig.enabled" if verb == "install" else "unset hooksConfig.enabled"
+            )
+        backup = f" (previous file kept as {change.backup})" if change.backup else ""
+        print(f"{agent.value}: {change.path}: {'; '.join(parts) or done}{backup}")
+    for warning in change.warnings:
+        say(f"warning: {warning}")
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    command = HookCommand(
+        _program(),
+        Path(args.log_dir).expanduser().absolute(),
+        restore=args.restore,
+        publish_endpoint=args.publish_endpoint,
+        broker=args.broker,
+    )
+    for agent, path in _targets(args):
+        _report("install", agent, install(agent, path, command))
+    return 0
+
+
+def cmd_uninstall(args: argparse.Namespace) -> int:
+    for agent, path in _targets(args):
+        _report("uninstall", agent, uninstall(agent, path))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from recorder.hooks.failures import read_failures
+    from recorder.store.layout import Layout
+    from recorder.store.status import HEALTHY, assess, format_age
+
+    if args.settings:
+        places = [(a, Path(args.settings).expanduser()) for a in _agents(args)]
+    else:
+        places = [(a, settings_path(a, s)) for a in _agents(args) for s in Scope]
+    found_any = False
+    healthy = True
+    log_dirs: list[Path] = []
+    for agent, path in places:
+        found = inspect(agent, path)
+        if not found.exists and not found.events and not found.problems:
+            print(f"{agent.value}: {path}: no settings file")
+            continue
+        if found.events:
+            found_any = True
+            complete = "all events" if not found.missing else f"missing {', '.join(found.missing)}"
+            print(f"{agent.value}: {path}: installed ({complete})")
+        else:
+            print(f"{agent.value}: {path}: not installed")
+        for problem in found.problems:
+            print(f"  problem: {problem}")
+            healthy = False
+        for log_dir in found.log_dirs:
+            if log_dir not in log_dirs:
+                log_dirs.append(log_dir)
+    for log_dir in log_dirs:
+        health = assess(Layout(log_dir))
+        print(f"log folder {log_dir}: recorder {health.state} ({health.reason})")
+        healthy = healthy and health.state == HEALTHY
+        failures = read_failures(log_dir)
+        if failures.total:
+            age = format_age(time.time() - (failures.last_time or time.time()))
+            print(f"  hook failures: {failures.total}, last {age} ago: {failures.last}")
+            print(f"  (in {', '.join(str(f) for f in failures.files)})")
+    if not found_any:
+        print("no agent-persist hooks installed (persist hooks install claude|gemini)")
+        return 3
+    return 0 if healthy else 1
+
+
+def _agents(args: argparse.Namespace) -> list[Agent]:
+    return [Agent(args.agent)] if args.agent else list(Agent)
+
+
+def cmd_hook(args: argparse.Namespace) -> int:
+    from recorder.hooks.run import main
+
+    return main(args.hook_args)
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hooks = sub.add_parser(
+        "hooks", help="Claude Code / Gemini CLI hooks that put their sessions on the bus"
+    )
+    verbs = hooks.add_subparsers(dest="verb", required=True)
+    agents = [a.value for a in Agent]
+
+    def where(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--scope",
+            choices=[s.value for s in Scope],
+            default=Scope.USER.value,
+            help="user: ~/.claude or ~/.gemini; project: .claude/ or .gemini/ here",
+        )
+        p.add_argument("--settings", help="this settings.json instead (tests, other homes)")
+
+    p = verbs.add_parser("install", help="add our hook entries to the agent's settings.json")
+    p.add_argument("agent", choices=agents, help="e.g. claude")
+    where(p)
+    add_log_dir(p)
+    p.add_argument(
+        "--restore",
+        nargs="?",
+        const="latest",
+        choices=["latest", "fresh", "cancel"],
+        help="offer a checkpoint at session start (the no-terminal policy; default latest; "
+        "$PERSIST_NO_TTY_POLICY overrides it per run)",
+    )
+    p.add_argument(
+        "--publish-endpoint",
+        type=endpoint,
+        help="where the hooks publish when the recorder does not host the broker",
+    )
+    p.add_argument(
+        "--broker",
+        type=endpoint,
+        help="the broker's subscriber endpoint, for a recorder the start hook launches",
+    )
+    p.set_defaults(func=cmd_install)
+
+    p = verbs.add_parser("uninstall", help="remove our hook entries, and only those")
+    p.add_argument("agent", choices=agents, help="e.g. gemini")
+    where(p)
+    p.set_defaults(func=cmd_uninstall)
+
+    p = verbs.add_parser("status", help="where our hooks are installed, and their recorder")
+    p.add_argument("agent", nargs="?", choices=agents, help="only this agent (default: both)")
+    p.add_argument("--settings", help="look at this settings.json only")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "hook",
+        help="run by the agents: EVENT --agent claude|gemini, JSON on stdin; always exits 0",
+        add_help=False,
+    )
+    p.add_argument(
+        "hook_args", nargs=argparse.REMAINDER, help="EVENT --agent AGENT (what the agent passes)"
+    )
+    p.set_defaults(func=cmd_hook)

@@ -1,0 +1,112 @@
+"""Where a hook's failures go: never to the agent, always somewhere `persist status` looks.
+
+Each failure is one JSON line in `<log-dir>/hooks/failures.jsonl` (0600). When the
+log folder itself is unusable (a file, unwritable, on a full disk), the line goes to
+`$XDG_STATE_HOME/agent-persist/hook-failures.jsonl` (default ~/.local/state/...)
+with the log folder named in it, so `persist status --log-dir DIR` still finds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+FAILURES = "failures.jsonl"
+TAIL_BYTES = 64 * 1024  # what status reads of a failure file: the last lines are enough
+
+
+def hooks_dir(log_dir: Path) -> Path:
+    return log_dir / "hooks"
+
+
+def fallback_file() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local/state"
+    )
+    return Path(state) / "agent-persist" / "hook-failures.jsonl"
+
+
+def _append(path: Path, line: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def record_failure(log_dir: Path, event: str, agent: str, session: str, error: str) -> Path | None:
+    """Write the failure down; returns where, or None if nowhere would take it. Never raises."""
+    entry = {
+        "time": time.time(),
+        "event": event,
+        "agent": agent,
+        "session": session,
+        "error": error[:2000],
+        "log_dir": str(log_dir),
+    }
+    line = json.dumps(entry).encode() + b"\n"
+    for path in (hooks_dir(log_dir) / FAILURES, fallback_file()):
+        with contextlib.suppress(OSError):
+            _append(path, line)
+            return path
+    return None
+
+
+class HookFailures(NamedTuple):  # no dataclass: this module loads with every hook
+    total: int  # failures in the last TAIL_BYTES of the files
+    last_time: float | None
+    last: str  # "<event> (<agent> <session>): <error>"
+    files: tuple[Path, ...]
+
+
+def _tail(path: Path) -> list[bytes]:
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - TAIL_BYTES))
+            data = f.read()
+    except OSError:
+        return []
+    lines = data.split(b"\n")
+    if size > TAIL_BYTES:
+        lines = lines[1:]  # the first may be cut
+    return [line for line in lines if line.strip()]
+
+
+def _time_of(entry: dict[str, object]) -> float:
+    when = entry.get("time")
+    return float(when) if isinstance(when, int | float) else 0.0
+
+
+def read_failures(log_dir: Path) -> HookFailures:
+    """What the hooks of this log folder could not do (from both places)."""
+    want = str(log_dir)
+    found: list[dict[str, object]] = []
+    files = []
+    for path in (hooks_dir(log_dir) / FAILURES, fallback_file()):
+        lines = _tail(path)
+        mine = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("log_dir") in (want, None):
+                mine.append(entry)
+        if mine:
+            files.append(path)
+            found.extend(mine)
+    if not found:
+        return HookFailures(0, None, "", ())
+    found.sort(key=_time_of)
+    e = found[-1]
+    when = e.get("time")
+    last = f"{e.get('event')} ({e.get('agent')} {str(e.get('session'))[:8]}): {e.get('error')}"
+    return HookFailures(
+        len(found), float(when) if isinstance(when, int | float) else None, last, tuple(files)
+    )

@@ -1,0 +1,89 @@
+"""Putting a session's messages on the bus from a short-lived hook process.
+
+One publisher id per session (`SessionState.publisher`) and sequence numbers that
+carry on from the last call, so the recorder tracks it like one long-lived
+publisher: no false gap between hook processes, a real loss still shows. Each call
+ends with a heartbeat naming the last sequence number (a loss at the end of a burst
+shows too). zmq is imported here only, when there is something to send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from recorder.errors import PersistError
+from recorder.sources.model import Sender, SessionMessage
+
+READY_TIMEOUT = 1.0  # seconds to wait for the broker to pass on a subscription
+
+
+class NotDelivered(PersistError):
+    """Nobody was subscribed (no broker, or no recorder behind it): nothing was sent."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    mid: str  # the message id in the envelope (the agent's own uuid)
+    body: dict[str, Any]
+
+
+def topic_for(agent: str, session: str) -> str:
+    return f"agents.{agent}.{session}"
+
+
+def message_body(agent: str, msg: SessionMessage, transcript: str) -> dict[str, Any]:
+    """A session message as the bus sees it: who, the text first, then the rest."""
+    sender = {Sender.USER: "user", Sender.TOOL: f"{agent}:tool"}.get(msg.sender, agent)
+    body: dict[str, Any] = {
+        "type": "agent.message",
+        "sender": sender,
+        "role": msg.sender.value,
+        "text": msg.text,
+        "agent": agent,
+        "session": msg.session_id,
+        "uuid": msg.uuid,
+    }
+    if msg.ts is not None:
+        body["time"] = msg.ts
+    if msg.tool_calls:
+        body["tool_calls"] = [
+            {"name": c.name, "id": c.id, "arguments": c.arguments} for c in msg.tool_calls
+        ]
+    if msg.thinking:
+        body["thinking"] = msg.thinking
+    if msg.note:
+        body["note"] = msg.note
+    if msg.sidechain:
+        body["sidechain"] = msg.agent_id or True
+    body["transcript"] = transcript
+    return body
+
+
+def send(
+    endpoint: str,
+    publisher_id: str,
+    last_seq: int,
+    agent: str,
+    topic: str,
+    messages: list[Outgoing],
+    ready_timeout: float = READY_TIMEOUT,
+) -> int:
+    """Send `messages` in order with sequence numbers after `last_seq`; returns the last
+    one sent. Raises NotDelivered (nothing sent) when no subscriber answers in time."""
+    from recorder.bus.publisher import Publisher
+
+    pub = Publisher(endpoint, agent=agent, heartbeat_interval=0)
+    pub.id = publisher_id
+    pub.seq = last_seq
+    try:
+        if not pub.wait_ready(ready_timeout):
+            raise NotDelivered(
+                f"no subscriber at {endpoint} within {ready_timeout:g}s "
+                f"({len(messages)} message(s) wait for the next hook)"
+            )
+        for item in messages:
+            pub.send(topic, item.body, mid=item.mid)
+    finally:
+        pub.close(bye=False)
+    return pub.seq

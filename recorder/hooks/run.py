@@ -1,0 +1,263 @@
+"""`persist hook EVENT --agent A`: what Claude Code and Gemini CLI run at each event.
+
+The agent writes a JSON object on our stdin (`session_id`, `transcript_path`, `cwd`,
+`hook_event_name` and the event's own fields). Whatever happens we exit 0, and stdout
+carries nothing but the JSON answer the agent reads (only a SessionStart offering a
+checkpoint has one); stderr stays empty too (Gemini CLI reads it when stdout is
+empty). A failure is written to `<log-dir>/hooks/failures.jsonl` (or the fallback
+file, see `failures`) and shows in `persist status` and `persist hooks status`.
+
+Turn hooks run on every prompt and reply, so this module and what it imports first
+are kept small: no Textual, no SQLite, zmq only when there is something to send, and
+the stdlib json for the payload and the state (orjson loads dataclasses, uuid and
+datetime with it: most of a start-up; it comes with the readers when lines are new).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from recorder.hooks.agents import EVENTS, Agent, Role
+from recorder.hooks.failures import record_failure
+from recorder.hooks.state import SessionState, load_state, save_state, session_lock, state_path
+
+MAX_PAYLOAD = 64 << 20  # bytes of stdin read; an agent sends a few hundred
+
+# The classes of the turn path are plain classes with __slots__, not dataclasses:
+# importing dataclasses (and inspect with it) is a fifth of a turn hook's start-up.
+
+
+class HookArgs:
+    __slots__ = ("agent", "broker", "event", "log_dir", "publish_endpoint", "restore")
+
+    def __init__(
+        self,
+        event: str,
+        agent: Agent,
+        log_dir: Path,
+        publish_endpoint: str | None = None,
+        broker: str | None = None,
+        restore: str | None = None,  # the no-terminal policy for restore: latest, fresh, cancel
+    ) -> None:
+        self.event = event
+        self.agent = agent
+        self.log_dir = log_dir
+        self.publish_endpoint = publish_endpoint
+        self.broker = broker
+        self.restore = restore
+
+
+class Payload:
+    """The agent's stdin, the fields we use (`raw` holds all of it)."""
+
+    __slots__ = ("cwd", "event", "raw", "session", "transcript")
+
+    def __init__(
+        self, session: str, transcript: str, cwd: str, event: str, raw: dict[str, Any]
+    ) -> None:
+        self.session = session
+        self.transcript = transcript
+        self.cwd = cwd
+        self.event = event
+        self.raw = raw
+
+    @classmethod
+    def parse(cls, data: bytes, event: str) -> Payload:
+        obj = json.loads(data) if data.strip() else None
+        if not isinstance(obj, dict):
+            raise ValueError("the hook's stdin is not a JSON object")
+        session = obj.get("session_id")
+        if not isinstance(session, str) or not session:
+            raise ValueError("the hook's stdin has no session_id")
+        transcript = obj.get("transcript_path")
+        cwd = obj.get("cwd")
+        name = obj.get("hook_event_name")
+        return cls(
+            session,
+            transcript if isinstance(transcript, str) else "",
+            cwd if isinstance(cwd, str) else "",
+            name if isinstance(name, str) and name else event,
+            obj,
+        )
+
+    def text(self, key: str) -> str:
+        value = self.raw.get(key)
+        return value if isinstance(value, str) else ""
+
+
+def parse_args(argv: list[str]) -> HookArgs:
+    """A small parser of our own (argparse and the CLI groups cost start-up time).
+    Raises ValueError naming the bad argument."""
+    values: dict[str, str] = {}
+    flags = set()
+    positional = []
+    it = iter(argv)
+    for arg in it:
+        if arg in ("--agent", "--log-dir", "--publish-endpoint", "--broker"):
+            value = next(it, None)
+            if value is None:
+                raise ValueError(f"{arg} needs a value")
+            values[arg] = value
+        elif arg == "--restore":
+            flags.add(arg)
+        elif arg.startswith("--restore="):
+            values["--restore"] = arg.split("=", 1)[1]
+        elif arg.startswith("--"):
+            raise ValueError(f"unknown option {arg}")
+        else:
+            positional.append(arg)
+    if len(positional) != 1:
+        raise ValueError("persist hook takes one EVENT")
+    try:
+        agent = Agent(values.get("--agent", ""))
+    except ValueError:
+        raise ValueError("--agent must be claude or gemini") from None
+    restore = values.get("--restore") or ("latest" if "--restore" in flags else None)
+    if "--log-dir" in values:  # always, in the installed commands
+        log_dir = Path(values["--log-dir"]).expanduser()
+    else:
+        from recorder.store.layout import default_log_dir
+
+        log_dir = default_log_dir()
+    return HookArgs(
+        positional[0],
+        agent,
+        log_dir.absolute(),
+        values.get("--publish-endpoint"),
+        values.get("--broker"),
+        restore,
+    )
+
+
+USAGE = """usage: persist hook EVENT --agent claude|gemini [--log-dir DIR]
+                    [--publish-endpoint EP] [--broker EP] [--restore[=latest|fresh|cancel]]
+
+Run by Claude Code and Gemini CLI (see `persist hooks install`): reads the agent's JSON
+on stdin, always exits 0, prints nothing but the SessionStart answer; failures go to
+<log-dir>/hooks/failures.jsonl and `persist status`.
+"""
+
+
+def main(argv: list[str]) -> int:
+    """Run one hook; always 0 (see the module docstring)."""
+    if "-h" in argv or "--help" in argv:
+        sys.stdout.write(USAGE)
+        return 0
+    real_err = sys.stderr
+    sys.stderr = captured = io.StringIO()  # nothing of ours reaches the agent
+    try:  # nor anything written below Python (libzmq, interpreter shutdown)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        pass
+    args: HookArgs | None = None
+    payload: Payload | None = None
+    try:
+        args = parse_args(argv)
+        data = sys.stdin.buffer.read(MAX_PAYLOAD)
+        payload = Payload.parse(data, args.event)
+        answer = handle(args, payload)
+        if answer:
+            out = sys.stdout
+            out.write(json.dumps(answer) + "\n")
+            out.flush()
+    except BaseException as exc:  # a hook never breaks the agent, whatever went wrong
+        _fail(args, payload, argv, f"{type(exc).__name__}: {exc}")
+    finally:
+        notes = captured.getvalue().strip()
+        sys.stderr = real_err
+        if notes and args is not None:
+            _fail(args, payload, argv, f"said: {notes[-1000:]}")
+    return 0
+
+
+def _fail(args: HookArgs | None, payload: Payload | None, argv: list[str], error: str) -> None:
+    from recorder.store.layout import default_log_dir
+
+    log_dir = args.log_dir if args is not None else default_log_dir()
+    event = args.event if args is not None else " ".join(argv[:1])
+    agent = args.agent.value if args is not None else "?"
+    session = payload.session if payload is not None else ""
+    record_failure(log_dir, event, agent, session, error)
+
+
+def handle(args: HookArgs, payload: Payload) -> dict[str, Any] | None:
+    role = EVENTS[args.agent].get(args.event)
+    if role is None:
+        raise ValueError(f"{args.event} is not a {args.agent.value} event persist handles")
+    if role is Role.TURN:
+        turn(args, payload)
+        return None
+    from recorder.hooks import lifecycle
+
+    return lifecycle.handle(role, args, payload)
+
+
+def publish_endpoint(args: HookArgs) -> str:
+    """The hosted broker's publisher endpoint if the recorder hosts one, else ours.
+    (status.json read as a plain object: `StatusSnapshot` costs a turn hook ~10 ms.)"""
+    from recorder.bus.endpoints import DEFAULT_PUBLISH  # loaded by the publisher anyway
+    from recorder.store.fsutil import read_json_object
+    from recorder.store.layout import Layout
+
+    status = read_json_object(Layout(args.log_dir).status) or {}
+    hosted = status.get("embedded_broker")
+    if isinstance(hosted, str) and hosted:
+        return hosted
+    return args.publish_endpoint or DEFAULT_PUBLISH
+
+
+def transcript_messages(
+    args: HookArgs, state: SessionState, path: Path, *, final: bool = False
+) -> None:
+    """Publish what `path` gained since `state`, and move `state` past it. Raises
+    NotDelivered (`state` unchanged: the next call sends it) when nobody listens."""
+    from recorder.hooks.transcript import read_new
+
+    delta = read_new(args.agent, path, state, final=final)
+    if delta.messages:  # the publisher (and zmq) only when there is something to send
+        from recorder.hooks.publish import Outgoing, message_body, send, topic_for
+
+        out = [
+            Outgoing(m.uuid, message_body(args.agent.value, m, str(path))) for m in delta.messages
+        ]
+        state.seq = send(  # raises NotDelivered: the state stays, the next call retries
+            publish_endpoint(args),
+            state.publisher,
+            state.seq,
+            args.agent.value,
+            topic_for(args.agent.value, state.session),
+            out,
+        )
+        state.published.extend(m.uuid for m in delta.messages)
+    if delta.rewritten:
+        state.rewrites += 1
+    state.transcript = str(path)
+    state.offset, state.anchor, state.inode = delta.offset, delta.anchor, delta.inode
+
+
+def turn(args: HookArgs, payload: Payload) -> None:
+    if not payload.transcript:
+        raise ValueError(f"{args.event} without a transcript_path")
+    sessions = [(payload.session, Path(payload.transcript))]
+    sub = payload.text("agent_transcript_path")  # Claude Code SubagentStop
+    if sub and payload.text("agent_id"):
+        sessions.append((f"{payload.session}.{payload.text('agent_id')}", Path(sub)))
+    for session, path in sessions:
+        if not path.exists():
+            continue  # Claude Code creates the file at the first message
+        spath = state_path(args.log_dir, args.agent.value, session)
+        with session_lock(spath):
+            state = load_state(spath, args.agent.value, session)
+            before = (state.offset, state.seq, len(state.published))
+            transcript_messages(args, state, path)
+            if (state.offset, state.seq, len(state.published)) != before or not os.path.exists(
+                spath
+            ):
+                save_state(spath, state)

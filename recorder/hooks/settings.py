@@ -1,0 +1,380 @@
+"""Our entries in an agent's settings.json: merged in, found, taken out, nothing else touched.
+
+Both agents read `{"hooks": {"<Event>": [{"matcher"?, "hooks": [{"type": "command",
+"command": ..., "timeout": ...}]}]}}`. Our entries are recognised by `MARKER`, a shell
+comment at the end of the command; everything else in the file (other settings,
+other hooks, key order) is written back as it was read. A file that is not a JSON
+object, or whose `hooks` has the wrong shape, is refused and never rewritten. The
+new file replaces the old atomically, after a copy of the old one is kept beside it
+(`settings.json.persist-backup`); a symlinked settings file is written through the link.
+
+Gemini CLI runs hooks only while `hooksConfig.enabled` is true (default true in
+0.61.0; older versions may default to false, see docs/hooks.md): when it is absent we
+set it, and say so in our SessionStart entry's description (`ENABLED_NOTE`), so
+uninstall takes out exactly what install put in. An explicit `false` is left alone and reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recorder.errors import BadOption
+from recorder.hooks.agents import EVENTS, Agent, Role, timeout_value
+
+MARKER = "# agent-persist hook"
+ENABLED_NOTE = "(set hooksConfig.enabled)"
+BACKUP_SUFFIX = ".persist-backup"
+
+
+class SettingsError(BadOption):
+    """The settings file cannot be used as it is (the CLI exits 2; nothing is written)."""
+
+
+@dataclass(frozen=True)
+class HookCommand:
+    """How the agent runs us: `persist hook EVENT --agent A [--log-dir ...]`."""
+
+    program: tuple[str, ...]  # the persist executable (or python -m recorder.cli)
+    log_dir: Path
+    restore: str | None = None  # SessionStart offers a checkpoint (no-terminal policy)
+    publish_endpoint: str | None = None  # None: the default, or the hosted broker's
+    broker: str | None = None  # the subscriber endpoint a started recorder uses
+
+    def line(self, agent: Agent, event: str, role: Role) -> str:
+        argv = [*self.program, "hook", event, "--agent", agent.value]
+        argv += ["--log-dir", str(self.log_dir)]
+        if self.publish_endpoint:
+            argv += ["--publish-endpoint", self.publish_endpoint]
+        if self.broker:
+            argv += ["--broker", self.broker]
+        if self.restore and role is Role.START:
+            argv.append(f"--restore={self.restore}")
+        return f"{shlex.join(argv)}  {MARKER}"
+
+
+def is_ours(hook: Any, agent: Agent) -> bool:
+    """An entry we installed for `agent` (one file may hold both agents' entries)."""
+    if not isinstance(hook, dict):
+        return False
+    command = str(hook.get("command") or "")
+    return MARKER in command and f" --agent {agent.value} " in command
+
+
+@dataclass
+class Loaded:
+    path: Path  # where it is written (a symlink resolved)
+    data: dict[str, Any]
+    raw: bytes | None  # None: the file does not exist
+    indent: int | str = 2
+
+
+@dataclass
+class Change:
+    """What install or uninstall did (or would do) to one settings file."""
+
+    path: Path
+    added: list[str] = field(default_factory=list)  # events
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    enabled_hooks: bool = False  # Gemini: hooksConfig.enabled set by us
+    written: bool = False
+    backup: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed or self.enabled_hooks)
+
+
+def _indent_of(raw: bytes) -> int | str:
+    for line in raw.decode("utf-8", "replace").splitlines()[1:]:
+        stripped = line.lstrip(" \t")
+        if stripped and len(stripped) < len(line):
+            lead = line[: len(line) - len(stripped)]
+            return "\t" if lead.startswith("\t") else len(lead)
+    return 2
+
+
+def load(path: Path) -> Loaded:
+    """Read and check a settings file; raises SettingsError naming what is wrong."""
+    target = Path(os.path.realpath(path))
+    try:
+        raw = target.read_bytes()
+    except FileNotFoundError:
+        return Loaded(target, {}, None)
+    except OSError as exc:
+        raise SettingsError(f"{path} cannot be read ({exc.strerror})") from None
+    if not raw.strip():
+        return Loaded(target, {}, raw)
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SettingsError(
+            f"{path} is not valid JSON ({exc}); fix it or use --settings FILE, nothing was written"
+        ) from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path} does not hold a JSON object; nothing was written")
+    _check_shape(path, data)
+    return Loaded(target, data, raw, _indent_of(raw))
+
+
+def _check_shape(path: Path, data: dict[str, Any]) -> None:
+    hooks = data.get("hooks")
+    if hooks is not None and not isinstance(hooks, dict):
+        kind = type(hooks).__name__
+        raise SettingsError(
+            f'{path}: "hooks" is a {kind}, an object of events was expected; nothing was written'
+        )
+    for event, groups in (hooks or {}).items():
+        if not isinstance(groups, list):
+            raise SettingsError(
+                f'{path}: "hooks.{event}" is a {type(groups).__name__}, a list was expected; '
+                "nothing was written"
+            )
+    config = data.get("hooksConfig")
+    if config is not None and not isinstance(config, dict):
+        raise SettingsError(f'{path}: "hooksConfig" is not an object; nothing was written')
+
+
+def _entry(agent: Agent, event: str, role: Role, command: str, note: str) -> dict[str, Any]:
+    hook: dict[str, Any] = {"type": "command", "command": command}
+    if agent is Agent.GEMINI:
+        hook["name"] = f"agent-persist-{event}"
+        description = f"agent-persist: {role.value} (persist hook)"
+        hook["description"] = f"{description} {note}".strip()
+    hook["timeout"] = timeout_value(agent, role)
+    return hook
+
+
+def _ours_in(groups: list[Any], agent: Agent) -> list[tuple[dict[str, Any], int]]:
+    """(group, index in its hooks) of every entry of ours under one event."""
+    found = []
+    for group in groups:
+        if isinstance(group, dict) and isinstance(group.get("hooks"), list):
+            for i, hook in enumerate(group["hooks"]):
+                if is_ours(hook, agent):
+                    found.append((group, i))
+    return found
+
+
+def we_enabled_hooks(data: dict[str, Any]) -> bool:
+    """Gemini: whether our SessionStart entry says install set hooksConfig.enabled."""
+    groups = (data.get("hooks") or {}).get("SessionStart")
+    if not isinstance(groups, list):
+        return False
+    return any(
+        ENABLED_NOTE in str(g["hooks"][i].get("description") or "")
+        for g, i in _ours_in(groups, Agent.GEMINI)
+    )
+
+
+def merge(agent: Agent, data: dict[str, Any], command: HookCommand, change: Change) -> None:
+    """Put our entries into `data` (in place); existing ones are updated where they differ."""
+    enable = False
+    if agent is Agent.GEMINI:
+        config = data.get("hooksConfig")
+        enabled = config.get("enabled") if isinstance(config, dict) else None
+        if enabled is None:
+            enable = True
+        elif enabled is False:
+            change.warnings.append(
+                f"{change.path}: hooksConfig.enabled is false, Gemini CLI runs no hooks "
+                "until it is true (left as it is)"
+            )
+        enable = enable or we_enabled_hooks(data)
+    hooks = data.setdefault("hooks", {})
+    for event, role in EVENTS[agent].items():
+        note = ENABLED_NOTE if enable and role is Role.START else ""
+        wanted = _entry(agent, event, role, command.line(agent, event, role), note)
+        groups = hooks.setdefault(event, [])
+        ours = _ours_in(groups, agent)
+        if not ours:
+            groups.append({"hooks": [wanted]})
+            change.added.append(event)
+            continue
+        group, i = ours[0]
+        if group["hooks"][i] != wanted:
+            group["hooks"][i] = wanted
+            change.updated.append(event)
+        for extra_group, j in reversed(ours[1:]):  # duplicates of ours: keep one
+            del extra_group["hooks"][j]
+            if not extra_group["hooks"] and set(extra_group) <= {"hooks", "matcher"}:
+                groups.remove(extra_group)
+    if agent is Agent.GEMINI and enable:
+        config = data.setdefault("hooksConfig", {})
+        if config.get("enabled") is None:
+            config["enabled"] = True
+            change.enabled_hooks = True
+
+
+def unmerge(agent: Agent, data: dict[str, Any], change: Change) -> None:
+    """Take our entries out of `data` (in place), and what install added around them."""
+    hooks = data.get("hooks")
+    if not isinstance(hooks, dict):
+        return
+    enabled_by_us = agent is Agent.GEMINI and we_enabled_hooks(data)
+    for event in list(hooks):
+        groups = hooks[event]
+        if not isinstance(groups, list):
+            continue
+        ours = _ours_in(groups, agent)
+        if not ours:
+            continue
+        for group, i in reversed(ours):
+            del group["hooks"][i]
+            if not group["hooks"] and set(group) <= {"hooks", "matcher"}:
+                groups.remove(group)
+        change.removed.append(event)
+        if not groups:
+            del hooks[event]
+    if not hooks and change.removed:
+        del data["hooks"]
+    config = data.get("hooksConfig")
+    if enabled_by_us and isinstance(config, dict) and config.get("enabled") is True:
+        del config["enabled"]
+        change.enabled_hooks = True
+        if not config:
+            del data["hooksConfig"]
+
+
+def dump(data: dict[str, Any], indent: int | str = 2) -> bytes:
+    return (json.dumps(data, indent=indent, ensure_ascii=False) + "\n").encode()
+
+
+def write(loaded: Loaded, data: dict[str, Any], change: Change, exact: bytes | None = None) -> None:
+    """Back up the old file beside it, then replace it atomically (mode kept).
+    `exact`: bytes that hold `data` as they should be written (a backup given back)."""
+    path = loaded.path
+    new = exact if exact is not None else dump(data, loaded.indent)
+    if loaded.raw is not None and new == loaded.raw:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = 0o600
+    if loaded.raw is not None:
+        backup = path.with_name(path.name + BACKUP_SUFFIX)
+        shutil.copy2(path, backup)
+        change.backup = backup
+        mode = path.stat().st_mode & 0o777
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.persist-tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(new)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dirfd)
+    finally:
+        os.close(dirfd)
+    change.written = True
+
+
+def install(agent: Agent, path: Path, command: HookCommand) -> Change:
+    loaded = load(path)
+    data = json.loads(json.dumps(loaded.data))  # a copy: the loaded data stays as read
+    change = Change(loaded.path)
+    merge(agent, data, command, change)
+    if change.changed or loaded.raw is None:
+        write(loaded, data, change)
+    return change
+
+
+def uninstall(agent: Agent, path: Path) -> Change:
+    loaded = load(path)
+    change = Change(loaded.path)
+    if loaded.raw is None:
+        return change
+    data = json.loads(json.dumps(loaded.data))
+    unmerge(agent, data, change)
+    if change.changed:
+        write(loaded, data, change, _same_as_backup(loaded.path, data))
+    return change
+
+
+def _same_as_backup(path: Path, data: dict[str, Any]) -> bytes | None:
+    """The backup's bytes if it holds exactly `data` (the file as it was before we
+    installed): then uninstall gives back the very bytes, formatting included."""
+    try:
+        raw = path.with_name(path.name + BACKUP_SUFFIX).read_bytes()
+        return raw if json.loads(raw) == data else None
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class Installed:
+    """What `status` finds in one settings file."""
+
+    path: Path
+    exists: bool
+    events: tuple[str, ...]  # events that have an entry of ours
+    missing: tuple[str, ...]  # events of ours without one
+    commands: tuple[str, ...]  # our distinct command lines
+    log_dirs: tuple[Path, ...]  # the log folders they point at
+    problems: tuple[str, ...] = ()
+
+
+def inspect(agent: Agent, path: Path) -> Installed:
+    """Our entries in `path`; a malformed file is reported, not raised."""
+    try:
+        loaded = load(path)
+    except SettingsError as exc:
+        return Installed(path, path.exists(), (), tuple(EVENTS[agent]), (), (), (str(exc),))
+    hooks = loaded.data.get("hooks") or {}
+    events, commands, log_dirs = [], [], []
+    for event in EVENTS[agent]:
+        groups = hooks.get(event)
+        ours = _ours_in(groups, agent) if isinstance(groups, list) else []
+        if ours:
+            events.append(event)
+        for group, i in ours:
+            line = str(group["hooks"][i].get("command"))
+            if line not in commands:
+                commands.append(line)
+                log_dir = _log_dir_of(line)
+                if log_dir is not None and log_dir not in log_dirs:
+                    log_dirs.append(log_dir)
+    problems = []
+    if agent is Agent.GEMINI:
+        config = loaded.data.get("hooksConfig")
+        if isinstance(config, dict) and config.get("enabled") is False:
+            problems.append("hooksConfig.enabled is false: Gemini CLI runs no hooks")
+        disabled = config.get("disabled") if isinstance(config, dict) else None
+        if isinstance(disabled, list):
+            names = [n for n in disabled if isinstance(n, str) and n.startswith("agent-persist")]
+            if names:
+                problems.append(f"disabled in hooksConfig.disabled: {', '.join(names)}")
+    missing = tuple(e for e in EVENTS[agent] if e not in events)
+    return Installed(
+        path,
+        loaded.raw is not None,
+        tuple(events),
+        missing,
+        tuple(commands),
+        tuple(log_dirs),
+        tuple(problems),
+    )
+
+
+def _log_dir_of(line: str) -> Path | None:
+    try:
+        argv = shlex.split(line.split(MARKER, 1)[0])
+    except ValueError:
+        return None
+    if "--log-dir" in argv:
+        i = argv.index("--log-dir")
+        if i + 1 < len(argv):
+            return Path(argv[i + 1])
+    return None

@@ -1,0 +1,146 @@
+"""What a hook remembers of a session between calls: `<log-dir>/hooks/sessions/*.json`.
+
+The transcript offset read so far (with a fingerprint of the bytes before it, so a
+rewritten or truncated file is noticed), the publisher id and last sequence number
+(so the recorder sees one publisher with no false gaps across hook processes), the
+ids already published (so a re-read never publishes a message twice), and the
+agent's registration. One file per session, 0600, replaced atomically; calls for
+the same session are serialized by an flock on `<file>.lock`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from recorder.hooks.failures import hooks_dir
+from recorder.store.fsutil import atomic_write, ensure_private_dir, open_private
+
+ANCHOR_BYTES = 256  # bytes before the offset whose hash must not change
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def anchor_of(data: bytes) -> str:
+    """A fingerprint of the last ANCHOR_BYTES of `data` (with the size and inode, enough
+    to notice a rewrite; crc32 because hashlib alone costs a turn hook ~5 ms to import)."""
+    tail = data[-ANCHOR_BYTES:]
+    return f"{len(tail)}:{zlib.crc32(tail):08x}"
+
+
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "agent": (str,),
+    "session": (str,),
+    "publisher": (str,),  # envelope publisher id, the same for every call of this session
+    "seq": (int,),  # last sequence number sent
+    "transcript": (str,),
+    "offset": (int,),  # bytes of the transcript read (up to the end of a complete line)
+    "anchor": (str,),  # anchor_of(the bytes before offset)
+    "inode": (int,),
+    "published": (list,),  # agent message ids sent, in order
+    "registration": (str,),  # agents/<file> of this session's agent
+    "started": (float, int),
+    "rewrites": (int,),  # times the transcript was found rewritten or truncated
+}
+
+
+class SessionState:
+    """One session's memory between hook calls (a plain class: see run.py)."""
+
+    __slots__ = tuple(_FIELDS)
+
+    def __init__(self, agent: str, session: str, publisher: str) -> None:
+        self.agent = agent
+        self.session = session
+        self.publisher = publisher
+        self.seq = 0
+        self.transcript = ""
+        self.offset = 0
+        self.anchor = ""
+        self.inode = 0
+        self.published: list[str] = []
+        self.registration = ""
+        self.started = 0.0
+        self.rewrites = 0
+
+    @classmethod
+    def new(cls, agent: str, session: str) -> SessionState:
+        return cls(agent, session, f"{agent}-{_SAFE.sub('_', session)[:100]}")
+
+    @classmethod
+    def from_json(cls, data: Any) -> SessionState | None:
+        """The state in `data`, or None if any field is missing or wrongly typed."""
+        if not isinstance(data, dict):
+            return None
+        for name, kinds in _FIELDS.items():
+            value = data.get(name)
+            if type(value) not in kinds or (type(value) is int and value < 0):
+                return None
+        if not all(isinstance(u, str) for u in data["published"]):
+            return None
+        state = cls(data["agent"], data["session"], data["publisher"])
+        for name in _FIELDS:
+            setattr(state, name, data[name])
+        return state
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _FIELDS}
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict()).encode()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SessionState) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def state_path(log_dir: Path, agent: str, session: str) -> Path:
+    name = f"{_SAFE.sub('_', agent)}-{_SAFE.sub('_', session)[:120]}.json"
+    return hooks_dir(log_dir) / "sessions" / name
+
+
+def load_state(path: Path, agent: str, session: str) -> SessionState:
+    """The saved state, or a new one (a missing or unreadable file starts afresh)."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return SessionState.new(agent, session)
+    state = SessionState.from_json(data)
+    if state is None or state.agent != agent or state.session != session:
+        return SessionState.new(agent, session)
+    return state
+
+
+def save_state(path: Path, state: SessionState) -> None:
+    # not fsynced: a hook runs on every turn; after a power cut the worst is one
+    # turn published again (same message ids, sequence numbers seen as duplicates)
+    atomic_write(path, state.to_json(), durable=False)
+
+
+@contextlib.contextmanager
+def session_lock(path: Path, timeout: float = 5.0) -> Iterator[None]:
+    """Serialize the hooks of one session (Stop and SubagentStop may overlap)."""
+    import time
+
+    ensure_private_dir(path.parent)
+    fd = open_private(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another hook holds {path.name}.lock") from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,178 @@
+"""What a transcript gained since the last hook call, as session messages.
+
+Read from the remembered offset to the end of the last complete line (a torn last
+line waits for the next call; at session end a last line that parses on its own is
+taken). If the bytes before the offset changed, the file shrank or was replaced, it
+is read again from the start and the ids already published are skipped: a rewrite
+never publishes a message twice. Lines are turned into messages by the session
+readers of `recorder.sources` (Claude Code: streamed blocks merged by message id, the
+uuid of the last line is the message's id; Gemini CLI: the last version of each
+record id wins, `$set.messages` checkpoints included; a legacy `.json` document is
+read whole every time).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from recorder.hooks.agents import Agent
+from recorder.hooks.state import ANCHOR_BYTES, SessionState, anchor_of
+
+if TYPE_CHECKING:  # imported when there is something to parse (a turn hook's start-up)
+    from recorder.sources.model import SessionMessage
+
+MAX_READ = 16 << 20  # bytes read per call; the rest waits for the next one
+
+
+class Delta:
+    """What one call found (a plain class: see run.py)."""
+
+    __slots__ = ("anchor", "bad_lines", "inode", "messages", "more", "offset", "rewritten", "torn")
+
+    def __init__(self, inode: int = 0) -> None:
+        self.messages: list[SessionMessage] = []
+        self.offset = 0
+        self.anchor = ""
+        self.inode = inode
+        self.rewritten = False
+        self.torn = 0  # bytes of an unfinished last line, left for the next call
+        self.bad_lines = 0
+        self.more = False  # MAX_READ was reached: more waits in the file
+
+
+def _pread_all(fd: int, length: int, offset: int) -> bytes:
+    chunks = []
+    while length > 0:
+        chunk = os.pread(fd, min(length, 1 << 24), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+        length -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_new(agent: Agent, path: Path, state: SessionState, *, final: bool = False) -> Delta:
+    """New messages of `path` after `state` (not yet published). Raises OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        delta = Delta(inode=st.st_ino)
+        if agent is Agent.GEMINI and path.suffix == ".json":
+            return _legacy_gemini(fd, st.st_size, state, delta)
+        start = state.offset
+        if start and state.transcript == str(path):
+            if st.st_ino != state.inode or st.st_size < start:
+                delta.rewritten = True
+            else:
+                keep = min(ANCHOR_BYTES, start)
+                if anchor_of(_pread_all(fd, keep, start - keep)) != state.anchor:
+                    delta.rewritten = True
+        elif state.transcript != str(path):
+            start = 0  # a new transcript file for the session (first call, or moved)
+        if delta.rewritten:
+            start = 0
+        end = min(st.st_size, start + MAX_READ)
+        data = _pread_all(fd, end - start, start)
+        cut = data.rfind(b"\n") + 1
+        if cut == 0 and end < st.st_size:  # one line longer than MAX_READ: read it whole
+            data = _pread_all(fd, st.st_size - start, start)
+            end = start + len(data)
+            cut = data.rfind(b"\n") + 1
+        tail = data[cut:]
+        if not data[:cut].strip() and not (final and tail.strip()):
+            delta.offset, delta.torn = start + cut, len(data) - cut
+            keep = min(ANCHOR_BYTES, delta.offset)
+            delta.anchor = anchor_of(_pread_all(fd, keep, delta.offset - keep))
+            return delta  # nothing new: no reader is imported
+        from recorder.sources.jsonl import iter_objects
+        from recorder.sources.model import ReadReport
+
+        report = ReadReport()
+        # at the end a last line without a newline counts if it parses
+        lines = data if final and tail.strip() else data[:cut]
+        objects = [obj for _, obj in iter_objects(lines, report)]
+        used = len(data) if final and tail.strip() and not report.torn_tail else cut
+        delta.torn = len(data) - used
+        delta.bad_lines = len(report.bad_lines)
+        delta.offset = start + used
+        delta.more = end < st.st_size and delta.offset < st.st_size - delta.torn
+        keep = min(ANCHOR_BYTES, delta.offset)
+        before = (
+            lines[used - keep : used] if used >= keep else _pread_all(fd, keep, delta.offset - keep)
+        )
+        delta.anchor = anchor_of(before)
+    finally:
+        os.close(fd)
+    if not objects:
+        return delta  # nothing new: the readers are not even imported
+    messages = _claude(objects, state.session) if agent is Agent.CLAUDE else _gemini(objects, state)
+    seen = set(state.published)
+    delta.messages = [m for m in messages if m.uuid and m.uuid not in seen]
+    return delta
+
+
+def _claude(objects: list[dict[str, Any]], session: str) -> list[SessionMessage]:
+    from recorder.sources.claude import CONVERSATION
+    from recorder.sources.claude_messages import build_messages
+    from recorder.sources.jsonl import parse_time
+
+    entries = []
+    for number, obj in enumerate(objects, 1):
+        if obj.get("type") in CONVERSATION and isinstance(obj.get("uuid"), str):
+            obj["_line"] = number
+            obj["_ts"] = parse_time(obj.get("timestamp"))
+            entries.append(obj)
+    return build_messages(entries, session)
+
+
+def _gemini_records(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    order: list[str] = []
+    records: dict[str, dict[str, Any]] = {}
+
+    def put(record: Any) -> None:
+        if isinstance(record, dict) and isinstance(record.get("id"), str):
+            if record["id"] not in records:
+                order.append(record["id"])
+            records[record["id"]] = record
+
+    for obj in objects:
+        update = obj.get("$set")
+        if isinstance(update, dict):
+            for record in update.get("messages") or ():
+                put(record)
+        elif "$rewindTo" not in obj and not ("sessionId" in obj and "id" not in obj):
+            put(obj)
+    return [records[i] for i in order]
+
+
+def _gemini(objects: list[dict[str, Any]], state: SessionState) -> list[SessionMessage]:
+    # the one reader that turns a Gemini record into a message (private there: no copy here)
+    from recorder.sources.gemini import message_of
+
+    out: list[SessionMessage] = []
+    for record in _gemini_records(objects):
+        msg = message_of(record, state.session, len(state.published) + len(out))
+        if msg is not None:
+            out.append(msg)
+    return out
+
+
+def _legacy_gemini(fd: int, size: int, state: SessionState, delta: Delta) -> Delta:
+    import orjson
+
+    data = _pread_all(fd, size, 0)
+    delta.offset = len(data)
+    delta.anchor = anchor_of(data)
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        delta.torn = len(data)  # being rewritten: the next call reads it whole again
+        return delta
+    raw = doc.get("messages") if isinstance(doc, dict) else None
+    records = [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
+    seen = set(state.published)
+    delta.messages = [m for m in _gemini(records, state) if m.uuid and m.uuid not in seen]
+    return delta

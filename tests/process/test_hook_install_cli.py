@@ -1,0 +1,74 @@
+"""`persist hooks install/uninstall/status` through the real CLI in a temp HOME (user and
+project scope); malformed files refused with one line and exit 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.unit.test_hook_settings import CLAUDE_SETTINGS, GEMINI_SETTINGS, write
+
+pytestmark = pytest.mark.process
+
+
+def persist(home: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("CLAUDE_CONFIG_DIR", "GEMINI_CLI_HOME")}
+    env["HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_user_and_project_scope(tmp_path: Path) -> None:
+    home, project = tmp_path / "home", tmp_path / "project"
+    project.mkdir()
+    user_claude = write(home / ".claude" / "settings.json", CLAUDE_SETTINGS)
+    project_gemini = write(project / ".gemini" / "settings.json", GEMINI_SETTINGS)
+    logs = tmp_path / "logs"
+
+    out = persist(home, project, "hooks", "install", "claude", "--log-dir", str(logs))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"claude: {user_claude}: added SessionStart")
+    out = persist(
+        home, project, "hooks", "install", "gemini", "--scope", "project", "--log-dir", str(logs)
+    )
+    assert out.returncode == 0, out.stderr
+    assert "set hooksConfig.enabled" in out.stdout
+    assert not (home / ".gemini").exists()  # the user scope of the other agent untouched
+    assert not (project / ".claude").exists()
+
+    status = persist(home, project, "hooks", "status")
+    assert f"claude: {user_claude}: installed (all events)" in status.stdout
+    assert f"gemini: {project_gemini}: installed (all events)" in status.stdout
+    assert f"log folder {logs.absolute()}: recorder stopped" in status.stdout
+    assert status.returncode == 1  # installed, but the recorder is not running
+
+    again = persist(home, project, "hooks", "install", "claude", "--log-dir", str(logs))
+    assert "nothing to change" in again.stdout
+
+    persist(home, project, "hooks", "uninstall", "claude")
+    persist(home, project, "hooks", "uninstall", "gemini", "--scope", "project")
+    assert user_claude.read_text() == CLAUDE_SETTINGS
+    assert project_gemini.read_text() == GEMINI_SETTINGS
+    none = persist(home, project, "hooks", "status")
+    assert none.returncode == 3 and "no agent-persist hooks installed" in none.stdout
+
+
+def test_cli_refuses_malformed_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    path = write(home / ".claude" / "settings.json", '{"hooks": ["x"]}')
+    out = persist(home, tmp_path, "hooks", "install", "claude")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and '"hooks" is a list' in out.stderr
+    assert path.read_text() == '{"hooks": ["x"]}'
+    status = persist(home, tmp_path, "hooks", "status", "claude")
+    assert "problem:" in status.stdout and '"hooks" is a list' in status.stdout

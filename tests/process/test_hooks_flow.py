@@ -1,0 +1,421 @@
+"""`persist hook EVENT` fed the agents' payloads against transcripts that grow between
+calls, with a real broker and recorder: every new message once on the bus and in the
+journal, in order, with the agent's ids; torn lines, rewrites, compaction, start, end,
+restore, and a broken log folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import zmq
+
+from recorder.hooks.samples import ClaudeSession, GeminiSession
+from tests.support import Bus, free_port, journal_records, read_status, wait_for
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def run_hook(
+    log_dir: Path,
+    agent: str,
+    payload: dict[str, Any],
+    *extra: str,
+    endpoints: tuple[str, str] | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    argv = [sys.executable, "-m", "recorder.cli", "hook", payload["hook_event_name"]]
+    argv += ["--agent", agent, "--log-dir", str(log_dir)]
+    if endpoints is not None:
+        argv += ["--publish-endpoint", endpoints[0], "--broker", endpoints[1]]
+    return subprocess.run(
+        [*argv, *extra],
+        input=orjson.dumps(payload),
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def quiet(out: subprocess.CompletedProcess[bytes]) -> None:
+    """A hook exits 0 and says nothing the agent would read."""
+    assert out.returncode == 0
+    assert out.stdout == b"" and out.stderr == b"", (out.stdout, out.stderr)
+
+
+def append(path: Path, lines: list[bytes]) -> None:
+    with open(path, "ab") as f:
+        f.write(b"".join(lines))
+
+
+def bus_messages(log_dir: Path, topic_prefix: str = "agents.") -> list[dict[str, Any]]:
+    out = []
+    for r in journal_records(log_dir):
+        topic = str(r.get("topic", ""))
+        probe = topic.startswith("agents.probe")  # the listener's own
+        if r["kind"] == "msg" and topic.startswith(topic_prefix) and not probe:
+            out.append(r["frames"][-1]["json"])
+    return out
+
+
+def failures(log_dir: Path) -> list[dict[str, Any]]:
+    path = log_dir / "hooks" / "failures.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+class Listener:
+    """Another agent on the bus: a SUB socket on the broker's subscriber side."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.SUB)
+        self.sock.linger = 0
+        self.sock.subscribe(b"agents.")
+        self.sock.connect(bus.back)
+        from recorder.bus.publisher import Publisher
+
+        with Publisher(bus.front, agent="probe", heartbeat_interval=0) as probe:
+            probe.wait_ready()
+
+            def heard() -> bool:
+                probe.send("agents.probe", {"text": "probe"})
+                return bool(self.sock.poll(100))
+
+            wait_for(heard, what="the listener's subscription")
+        self.drain()
+
+    def drain(self) -> list[dict[str, Any]]:
+        got = []
+        while self.sock.poll(200):
+            topic, body = self.sock.recv_multipart()
+            if not topic.startswith(b"agents.probe"):
+                got.append(orjson.loads(body))
+        return got
+
+    def close(self) -> None:
+        self.sock.close()
+        self.ctx.term()
+
+
+def test_claude_turns_publish_every_new_message_once_in_order(bus: Bus, tmp_path: Path) -> None:
+    bus.start_broker()
+    bus.start_recorder()
+    listener = Listener(bus)
+    ends = (bus.front, bus.back)
+    c = ClaudeSession(transcript=str(tmp_path / "session.jsonl"))
+    path = Path(c.transcript)
+    try:
+        quiet(run_hook(bus.log_dir, "claude", c.payload("SessionStart"), endpoints=ends))
+        # UserPromptSubmit before the transcript exists (Claude creates it lazily)
+        quiet(run_hook(bus.log_dir, "claude", c.payload("UserPromptSubmit"), endpoints=ends))
+
+        expected: list[tuple[str, str]] = []  # (uuid, text)
+        append(path, c.user("fix the failing test"))
+        expected.append((c.last or "", "fix the failing test"))
+        append(path, c.assistant("Running the tests.", ("Bash", {"command": "pytest -q"})))
+        expected.append((c.last or "", "Running the tests."))  # two lines, one message
+        quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+
+        append(path, c.tool_result("toolu_1", "1 failed, 41 passed"))
+        expected.append((c.last or "", "1 failed, 41 passed"))
+        append(path, c.metadata())  # not messages
+        # a torn last line: half of the next reply
+        reply = c.assistant("Fixed the off-by-one.")[0]
+        append(path, [reply[:40]])
+        quiet(run_hook(bus.log_dir, "claude", c.payload("UserPromptSubmit"), endpoints=ends))
+        got = wait_for(lambda: len(bus_messages(bus.log_dir)) >= 4, what="three messages")
+        assert got
+        assert [m.get("text") for m in bus_messages(bus.log_dir)][1:] == [t for _, t in expected]
+
+        append(path, [reply[40:]])  # the line completed
+        expected.append((c.last or "", "Fixed the off-by-one."))
+        quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+        quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))  # nothing new
+
+        wait_for(lambda: len(bus_messages(bus.log_dir)) >= 5, what="four messages")
+        time.sleep(0.5)  # anything duplicated would have arrived by now
+        messages = bus_messages(bus.log_dir)
+        started, turns = messages[0], messages[1:]
+        assert started["type"] == "session.started" and started["session"] == c.session
+        assert [(m["uuid"], m["text"]) for m in turns] == expected
+        assert [m["_persist"]["mid"] for m in turns] == [u for u, _ in expected]
+        assert [m["sender"] for m in turns] == ["user", "claude", "claude:tool", "claude"]
+        assert turns[1]["tool_calls"][0]["name"] == "Bash"
+        envs = [m["_persist"] for m in messages]
+        assert {e["pub"] for e in envs} == {f"claude-{c.session}"}
+        assert [e["seq"] for e in envs] == list(range(1, len(messages) + 1))
+        assert {m["_persist"]["pub"] for m in messages} == {f"claude-{c.session}"}
+        assert not [r for r in journal_records(bus.log_dir) if r["kind"] == "gap"]
+        live = listener.drain()
+        assert [m.get("uuid") for m in live if m.get("type") == "agent.message"] == [
+            u for u, _ in expected
+        ]
+        assert not failures(bus.log_dir)
+    finally:
+        listener.close()
+
+
+def test_a_rewritten_transcript_does_not_duplicate(bus: Bus, tmp_path: Path) -> None:
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    c = ClaudeSession(transcript=str(tmp_path / "session.jsonl"))
+    path = Path(c.transcript)
+    first = c.user("one") + c.assistant("two")
+    second = c.user("three")
+    append(path, first + second)
+    quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+    wait_for(lambda: len(bus_messages(bus.log_dir)) == 3, what="three messages")
+    # Claude rewrites its tail (removeMessageByUuid): "three" dropped, a new line after
+    path.write_bytes(b"".join(first))
+    append(path, c.user("four"))
+    quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+    # a file replaced by a longer one with the same start (another inode)
+    tmp = path.with_suffix(".new")
+    tmp.write_bytes(path.read_bytes() + b"".join(c.assistant("five")))
+    tmp.replace(path)
+    quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+    wait_for(lambda: len(bus_messages(bus.log_dir)) >= 5, what="five messages")
+    time.sleep(0.5)
+    assert [m["text"] for m in bus_messages(bus.log_dir)] == ["one", "two", "three", "four", "five"]
+    state = json.loads(next((bus.log_dir / "hooks" / "sessions").glob("claude-*.json")).read_text())
+    assert state["rewrites"] == 2 and state["seq"] == 5
+
+
+def test_gemini_turns_publish_the_final_version_of_each_record_once(
+    bus: Bus, tmp_path: Path
+) -> None:
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    g = GeminiSession(transcript=str(tmp_path / "session-2026-12-02T07-00-abcd1234.jsonl"))
+    path = Path(g.transcript)
+    quiet(run_hook(bus.log_dir, "gemini", g.payload("SessionStart"), endpoints=ends))
+    append(path, g.start())
+    u1, lines = g.user("list the files")
+    append(path, lines)
+    quiet(run_hook(bus.log_dir, "gemini", g.payload("BeforeAgent"), endpoints=ends))
+    m1, lines = g.gemini("Here they are.", ("list_directory", {"path": "."}, "a.py b.py"))
+    append(path, lines)
+    quiet(run_hook(bus.log_dir, "gemini", g.payload("AfterAgent"), endpoints=ends))
+    # Gemini writes the reply again later (a $set checkpoint after masking): no duplicate
+    record = json.loads(lines[1])
+    append(path, [orjson.dumps({"$set": {"messages": [record]}}) + b"\n"])
+    u2, lines = g.user("thanks")
+    append(path, lines)
+    quiet(run_hook(bus.log_dir, "gemini", g.payload("BeforeAgent"), endpoints=ends))
+    wait_for(lambda: len(bus_messages(bus.log_dir)) >= 4, what="four messages")
+    time.sleep(0.5)
+    messages = bus_messages(bus.log_dir)
+    turns = [m for m in messages if m.get("type") == "agent.message"]
+    assert [m["uuid"] for m in turns] == [u1, m1, u2]
+    assert [m["_persist"]["mid"] for m in turns] == [u1, m1, u2]
+    assert "a.py b.py" in turns[1]["text"]  # the final version, with the tool result
+    assert turns[1]["tool_calls"][0]["name"] == "list_directory"
+    assert {m["_persist"]["pub"] for m in messages} == {f"gemini-{g.session}"}
+    assert [m["_persist"]["seq"] for m in messages] == list(range(1, len(messages) + 1))
+    assert all(
+        r["topic"] == f"agents.gemini.{g.session}"
+        for r in journal_records(bus.log_dir)
+        if r["kind"] == "msg"
+    )
+
+
+def test_session_start_starts_the_recorder_and_end_stops_it(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    ends = (f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}")
+    c = ClaudeSession(transcript=str(tmp_path / "session.jsonl"))
+    try:
+        t0 = time.monotonic()
+        quiet(run_hook(log_dir, "claude", c.payload("SessionStart"), endpoints=ends))
+        took = time.monotonic() - t0
+        status = read_status(log_dir)
+        assert status.get("state") == "recording" and status.get("embedded_broker") == ends[0]
+        owner = json.loads((log_dir / "agents" / "owner.json").read_text())
+        assert owner["recorder_pid"] == status["pid"]
+        (registration,) = (log_dir / "agents").glob("*.agent.json")
+        assert json.loads(registration.read_text())["pid"] == os.getpid()  # the agent: us
+        labels = [
+            json.loads(p.read_text())["label"] for p in (log_dir / "checkpoints").glob("*.json")
+        ]
+        assert f"claude {c.session[:8]} started" in labels
+        wait_for(lambda: bus_messages(log_dir), what="the session-started message")
+        assert bus_messages(log_dir)[0]["type"] == "session.started"
+        assert took < 30
+
+        append(Path(c.transcript), c.user("hello") + c.assistant("hi"))
+        quiet(run_hook(log_dir, "claude", c.payload("SessionEnd"), endpoints=ends))
+        assert not list((log_dir / "agents").glob("*.agent.json"))
+        assert read_status(log_dir).get("state") == "stopped"
+        texts = [m.get("type") or m.get("text") for m in bus_messages(log_dir)]
+        assert texts == ["session.started", "agent.message", "agent.message", "session.ended"]
+        labels = [
+            json.loads(p.read_text())["label"] for p in (log_dir / "checkpoints").glob("*.json")
+        ]
+        assert f"claude {c.session[:8]} ended" in labels
+        assert not failures(log_dir)
+    finally:
+        pid = read_status(log_dir).get("pid")
+        if isinstance(pid, int) and read_status(log_dir).get("state") != "stopped":
+            os.kill(pid, 9)
+
+
+def test_precompact_leaves_a_checkpoint_with_a_verified_transcript_copy(
+    bus: Bus, tmp_path: Path
+) -> None:
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    c = ClaudeSession(transcript=str(tmp_path / "session.jsonl"))
+    path = Path(c.transcript)
+    append(path, c.user("a long conversation") + c.assistant("with detail"))
+    before = path.read_bytes()
+    quiet(
+        run_hook(bus.log_dir, "claude", c.payload("PreCompact", trigger="manual"), endpoints=ends)
+    )
+    (note,) = (bus.log_dir / "hooks" / "compactions").glob("*.json")
+    copy = json.loads(note.read_text())
+    cps = {json.loads(p.read_text())["id"]: p for p in (bus.log_dir / "checkpoints").glob("*.json")}
+    assert copy["checkpoint"] in cps and copy["copy_verified"] is True
+    assert json.loads(cps[copy["checkpoint"]].read_text())["label"].endswith("before compaction")
+    from recorder.sources.copies import read_copy, verify
+
+    assert verify(Path(copy["copy"])) == []
+    assert read_copy(Path(copy["copy"])) == before  # the transcript as it was
+    messages = bus_messages(bus.log_dir)
+    assert [m.get("text") for m in messages[:2]] == ["a long conversation", "with detail"]
+    assert messages[2]["type"] == "session.compacting" and messages[2]["copy"] == copy["copy"]
+
+
+def test_restore_offers_the_latest_checkpoint_as_context(bus: Bus, tmp_path: Path) -> None:
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    first = ClaudeSession(transcript=str(tmp_path / "first.jsonl"))
+    append(Path(first.transcript), first.user("remember the plan") + first.assistant("noted"))
+    quiet(run_hook(bus.log_dir, "claude", first.payload("SessionEnd"), endpoints=ends))
+    cp_label = f"claude {first.session[:8]} ended"
+
+    second = ClaudeSession(transcript=str(tmp_path / "second.jsonl"))
+    out = run_hook(
+        bus.log_dir, "claude", second.payload("SessionStart"), "--restore=latest", endpoints=ends
+    )
+    assert out.returncode == 0 and out.stderr == b""
+    answer = json.loads(out.stdout)
+    context = answer["hookSpecificOutput"]["additionalContext"]
+    assert answer["hookSpecificOutput"]["hookEventName"] == "SessionStart"
+    assert cp_label in context and "Integrity: verified" in context
+    transcript = Path(context.split("readable: ", 1)[1].splitlines()[0])
+    assert "remember the plan" in transcript.read_text()
+
+    # $PERSIST_NO_TTY_POLICY overrides the installed policy; a resume never restores
+    fresh = run_hook(
+        bus.log_dir,
+        "claude",
+        second.payload("SessionStart"),
+        "--restore=latest",
+        endpoints=ends,
+        env={"PERSIST_NO_TTY_POLICY": "fresh"},
+    )
+    quiet(fresh)
+    resumed = second.payload("SessionStart", source="resume")
+    quiet(run_hook(bus.log_dir, "claude", resumed, "--restore=latest", endpoints=ends))
+
+
+def test_turns_wait_while_no_recorder_listens_and_nothing_is_lost(bus: Bus, tmp_path: Path) -> None:
+    bus.start_broker()  # a broker, no recorder yet
+    ends = (bus.front, bus.back)
+    c = ClaudeSession(transcript=str(tmp_path / "session.jsonl"))
+    append(Path(c.transcript), c.user("first") + c.assistant("second"))
+    quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+    (failure,) = failures(bus.log_dir)
+    assert "no subscriber" in failure["error"] and failure["event"] == "Stop"
+    bus.start_recorder()
+    append(Path(c.transcript), c.user("third"))
+    quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+    wait_for(lambda: len(bus_messages(bus.log_dir)) >= 3, what="three messages")
+    assert [m["text"] for m in bus_messages(bus.log_dir)] == ["first", "second", "third"]
+    assert [m["_persist"]["seq"] for m in bus_messages(bus.log_dir)] == [1, 2, 3]
+
+
+def test_a_broken_log_folder_exits_0_quickly_and_shows_in_status(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    env = {"XDG_STATE_HOME": str(state)}
+    c = ClaudeSession(transcript=str(tmp_path / "session.jsonl"))
+    append(Path(c.transcript), c.user("hello"))
+    # a log folder that is a file, and one whose hooks/ is a file
+    as_file = tmp_path / "not-a-folder"
+    as_file.write_text("a file where the log folder should be")
+    blocked = tmp_path / "logs"
+    blocked.mkdir()
+    (blocked / "hooks").write_text("in the way")
+    for log_dir in (as_file, blocked):
+        for event in ("SessionStart", "Stop", "PreCompact", "SessionEnd"):
+            t0 = time.monotonic()
+            quiet(run_hook(log_dir, "claude", c.payload(event), env=env))
+            assert time.monotonic() - t0 < 10, event
+    garbage = subprocess.run(
+        [
+            *(sys.executable, "-m", "recorder.cli", "hook", "Stop"),
+            *("--agent", "claude"),
+            "--log-dir",
+            str(blocked),
+        ],
+        input=b"{not json",
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+    quiet(garbage)
+    fallback = state / "agent-persist" / "hook-failures.jsonl"
+    logged = [json.loads(x) for x in fallback.read_text().splitlines()]
+    for log_dir in (as_file, blocked):
+        events = {e["event"] for e in logged if e["log_dir"] == str(log_dir)}
+        assert events >= {"SessionStart", "Stop", "PreCompact", "SessionEnd"}, events
+    status = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "status", "--log-dir", str(blocked)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+    assert "hook failures" in status.stdout, status.stdout + status.stderr
+    assert "not a JSON object" in status.stdout or "JSONDecodeError" in status.stdout
+    assert str(fallback) in status.stdout
+
+
+def test_subagent_stop_publishes_the_sub_agents_own_transcript(bus: Bus, tmp_path: Path) -> None:
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))
+    append(Path(c.transcript), c.user("delegate the search"))
+    sub = ClaudeSession(session=c.session, transcript=str(tmp_path / "agent-a1b2c3d4.jsonl"))
+    append(Path(sub.transcript), sub.user("find the parser") + sub.assistant("in src/parse.py"))
+    payload = c.payload(
+        "SubagentStop",
+        agent_id="a1b2c3d4",
+        agent_type="Explore",
+        agent_transcript_path=sub.transcript,
+    )
+    quiet(run_hook(bus.log_dir, "claude", payload, endpoints=ends))
+    quiet(run_hook(bus.log_dir, "claude", payload, endpoints=ends))  # nothing new
+    wait_for(lambda: len(bus_messages(bus.log_dir)) >= 3, what="three messages")
+    time.sleep(0.5)
+    by_topic: dict[str, list[str]] = {}
+    for r in journal_records(bus.log_dir):
+        if r["kind"] == "msg" and str(r.get("topic", "")).startswith("agents.claude."):
+            by_topic.setdefault(r["topic"], []).append(r["frames"][-1]["json"]["text"])
+    assert by_topic == {
+        f"agents.claude.{c.session}": ["delegate the search"],
+        f"agents.claude.{c.session}.a1b2c3d4": ["find the parser", "in src/parse.py"],
+    }
