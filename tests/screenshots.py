@@ -92,6 +92,8 @@ SCENES = [
     Scene("search", keys("slash", *"migraton from:coder", delay=0.4)),
     Scene("recent", keys("3", "k", "k")),
     Scene("detail", keys("3", *"kkkkkkkk", "enter")),
+    Scene("conversation", keys("j", "enter", "k")),
+    Scene("conversation-80x24", keys("j", "enter", "k"), size=(80, 24)),
     Scene("corrupt", keys("1", "G", "k", "k")),
     Scene("restore", keys("r")),
     Scene("diagnostics", diagnostics_history(40)),

@@ -148,7 +148,7 @@ def healthy(log_dir: Path) -> bool:
 class Tmux:
     """One detached tmux session running a command; killed at the end."""
 
-    def __init__(self, command: str, cwd: Path) -> None:
+    def __init__(self, command: str, cwd: Path, *, width: int = 100, height: int = 30) -> None:
         self.name = f"persist-e2e-{uuid.uuid4().hex[:8]}"
         env = {**os.environ, "TERM": "xterm-256color"}
         subprocess.run(
@@ -159,9 +159,9 @@ class Tmux:
                 "-s",
                 self.name,
                 "-x",
-                "100",
+                str(width),
                 "-y",
-                "30",
+                str(height),
                 "-c",
                 str(cwd),
                 command,

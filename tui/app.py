@@ -12,24 +12,30 @@ import threading
 from dataclasses import dataclass, replace
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.message import Message
 from textual.screen import Screen
 from textual.signal import Signal
 
 from recorder.launch.selection import Selection
 from recorder.search.engine import SearchEngine
+from recorder.search.query import Query
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.layout import Layout
-from recorder.store.reader import Store, open_store
+from recorder.store.reader import Record, Store, open_store
 from recorder.store.status import Health, assess
 
 from .diagnostics import Diagnostics, Probe
+from .reading import ReadingRules
 from .text import Clock
 from .worker_errors import ShowsWorkerErrors
+
+if TYPE_CHECKING:
+    from .screens.detail import DetailScreen, Navigate
 
 
 def open_searcher(root: Path) -> SearchEngine:
@@ -103,8 +109,16 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         self._searcher: SearchEngine | None = None
         self._loading = False
         self._cp_mtime: int | None = None
+        self._detail_screen: DetailScreen | None = None
+        self.reading = ReadingRules.load(self.log_dir)
+        """How messages without an enriched sender read (Jupyter, `reading.toml`)."""
         self.ready_at: float | None = None
         """perf_counter() when the first screen had its data (for the bench)."""
+
+    def get_driver_class(self) -> type[Driver]:
+        from .terminal import sized_driver
+
+        return sized_driver(super().get_driver_class())
 
     # -- lifecycle ---------------------------------------------------------------
     def on_mount(self) -> None:
@@ -112,10 +126,10 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
 
         self.push_screen(MainScreen())
         if self.launch:
-            from .screens.launch import LaunchScreen
-
-            self.push_screen(LaunchScreen(), self._launch_choice)
+            self.show_launch_menu()
         self.start_loading()
+        if self.reading.problem:
+            self.notify(f"reading rules not used: {self.reading.problem}", severity="warning")
         if self.live:
             self.set_interval(self.poll_interval, self.poll, name="poll")
 
@@ -213,6 +227,32 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
     def health(self) -> Health:
         return assess(self.layout, self.clock.now())
 
+    def show_record(
+        self,
+        record: Record,
+        query: Query | None = None,
+        *,
+        navigate: Navigate | None = None,
+    ) -> None:
+        """The record view, one screen reused (composing and styling a new one each
+        time is most of the cost of opening it)."""
+        from .screens.detail import DetailScreen
+
+        screen = self._detail_screen
+        if screen is None:
+            screen = self._detail_screen = DetailScreen(
+                record, self.clock, query, navigate=navigate, save_dir=self.exports_dir
+            )
+            self.install_screen(screen, "detail")
+        else:
+            screen.prepare(record, query, navigate, self.exports_dir)
+        self.push_screen("detail")
+
+    @property
+    def exports_dir(self) -> Path:
+        """Where records and ranges saved from the UI go (private, beside the journal)."""
+        return self.log_dir / "exports"
+
     @property
     def folder(self) -> str:
         """The log folder as the screens show it."""
@@ -233,12 +273,22 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         """Exit with a selection (None: quit without a choice)."""
         self.exit(selection)
 
+    def show_launch_menu(self) -> None:
+        """The launch menu (again, when the user comes back to it)."""
+        from .screens.launch import LaunchScreen
+
+        if not isinstance(self.screen, LaunchScreen):
+            self.push_screen(LaunchScreen(), self._launch_choice)
+
+    def start_fresh(self) -> None:
+        self.choose(Selection.fresh(self.log_dir, self.agent))
+
     def _launch_choice(self, choice: str | None) -> None:
         from .screens.main import MainScreen
 
         main = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
         if choice == "fresh":
-            self.choose(Selection.fresh(self.log_dir, self.agent))
+            self.start_fresh()
         elif choice == "quit" or choice is None:
             self.choose(None)
         elif main is not None:
@@ -254,14 +304,28 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             yield SystemCommand(
                 "Start fresh",
                 "Exit with a fresh start (no checkpoint restored)",
-                lambda: self.choose(Selection.fresh(self.log_dir, self.agent)),
+                self.start_fresh,
             )
+        yield SystemCommand(
+            "Checkpoint now", "Ask the recorder for a checkpoint", self.checkpoint_now
+        )
         yield SystemCommand(
             "Agent sessions", "Claude Code, Gemini CLI and Codex sessions", self.action_sessions
         )
         yield SystemCommand("Help", "Show every key binding", self.action_help)
         yield SystemCommand("Quit", "Quit without choosing a checkpoint", self.action_quit)
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if command.title != "Quit":  # ours says what quitting means here
+                yield command
+
+    def checkpoint_now(self) -> None:
+        self.run_worker(self._checkpoint_now, thread=True, group="checkpoint", exit_on_error=False)
+
+    def _checkpoint_now(self) -> None:
+        from recorder.daemon.control import request_checkpoint
+
+        cp = request_checkpoint(self.layout, "from persist-tui")
+        self.call_from_thread(self.notify, f"Checkpoint {cp.id} taken", timeout=6)
 
     def action_sessions(self) -> None:
         from .panes.sessions import SessionsScreen

@@ -7,8 +7,11 @@ Exit codes:
      kind "checkpoint" or "fresh", checkpoint_id, label, time, log_dir, position,
      messages, verified)
   1  quit without a choice (nothing is written to stdout)
+     Without --print a chosen checkpoint's restore bundle is written
+     (restore/<id>/ in the log folder) and stdout says where, and how an agent uses it.
   2  usage error (argparse)
   3  no terminal: stdin or stderr is not a terminal (one line on stderr says which)
+  4  the restore bundle could not be written (one line on stderr says why)
 The UI is drawn on stderr and reads keys from stdin, so stdout carries only the
 result and may be a pipe (the launcher reads `--print` from one).
 """
@@ -17,13 +20,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
+from recorder.launch.selection import LaunchChoice, Selection
 from recorder.store.layout import default_log_dir
 
 EXIT_CHOSEN = 0
 EXIT_CANCELLED = 1
+EXIT_FAILED = 4
 EXIT_NO_TERMINAL = 3
 
 
@@ -40,24 +46,43 @@ def missing_terminal() -> str | None:
     return None
 
 
+def version() -> str:
+    """The installed version (as `persist --version`; not imported from it: that loads zmq)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("agent-persist")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="persist-tui",
         description="Browse the recorded conversation's checkpoints and pick one to restore.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  persist-tui                                 browse the default log folder\n"
+        "  persist-tui --log-dir ~/logs                another folder\n"
+        "  persist-tui --print > choice.json           the choice as JSON (no bundle)\n"
+        "  persist-tui --launch --agent claude --print the launch menu, as persist launch shows it",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument(
         "--log-dir",
         type=Path,
         default=None,
         help="log folder (default: $PERSIST_LOG_DIR or "
-        "~/.local/share/agent-persist/conversation_logs)",
+        "~/.local/share/agent-persist/conversation_logs), e.g. ~/logs",
     )
     out = parser.add_mutually_exclusive_group()
     out.add_argument(
         "--print",
         dest="print_json",
         action="store_true",
-        help="write the choice as one JSON object on stdout",
+        help="write the choice as one JSON object on stdout (and no restore bundle), "
+        "e.g. persist-tui --print | jq .checkpoint_id",
     )
     out.add_argument("--json", dest="print_json", action="store_true", help="same as --print")
     parser.add_argument(
@@ -65,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start with the launch menu (continue / pick / fresh / ...)",
     )
-    parser.add_argument("--agent", default=None, help="name of the agent that is launching")
+    parser.add_argument(
+        "--agent", default=None, help="name of the agent that is launching, e.g. claude"
+    )
     return parser
 
 
@@ -90,6 +117,49 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_json:
         sys.stdout.write(selection.dumps() + "\n")
         sys.stdout.flush()
+        return EXIT_CHOSEN
+    return restore(selection, log_dir, args.agent)
+
+
+def restore(selection: Selection, log_dir: Path, agent: str | None) -> int:
+    """Without --print nobody reads the choice: write the restore bundle, say where,
+    and how an agent continues from it."""
+    if selection.kind is not LaunchChoice.CHECKPOINT or selection.checkpoint_id is None:
+        print("persist-tui: fresh start, nothing restored.")
+        return EXIT_CHOSEN
+    from recorder.errors import PersistError
+    from recorder.export.restore import build_bundle
+
+    try:
+        bundle = build_bundle(log_dir, selection.checkpoint_id, agent=agent)
+    except (PersistError, OSError) as exc:
+        print(f"persist-tui: cannot write the restore bundle: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    m = bundle.manifest
+    integrity = m["integrity"]
+    messages = int(m["messages"])
+    print(
+        f"Restored checkpoint {bundle.checkpoint_id} ({messages:,} "
+        f"message{'' if messages == 1 else 's'}, "
+        f"{'verified' if integrity['verified'] else 'NOT verified: see the manifest'}) into\n"
+        f"  {bundle.dir}/\n"
+        f"    {bundle.jsonl.name:<20} every record up to the checkpoint, as stored\n"
+        f"    {bundle.transcript.name:<20} the same conversation, readable\n"
+        f"    {bundle.manifest_path.name:<20} checkpoint, counts, integrity, gaps"
+    )
+    for problem in integrity.get("problems") or []:
+        print(f"  warning: {problem}")
+    env = {
+        "PERSIST_LOG_DIR": str(log_dir),
+        "PERSIST_CHECKPOINT": bundle.checkpoint_id,
+        "PERSIST_RESTORE_FILE": str(bundle.jsonl),
+        "PERSIST_RESTORE_TRANSCRIPT": str(bundle.transcript),
+    }
+    assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    print(
+        "An agent continues from it with these in its environment (what persist launch "
+        f"gives it), e.g.:\n  {assignments} YOUR-AGENT-COMMAND"
+    )
     return EXIT_CHOSEN
 
 

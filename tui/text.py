@@ -137,3 +137,8 @@ def size(n: float) -> str:
 
 def count(n: int) -> str:
     return f"{n:,}"
+
+
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """`1 message`, `2 messages`, `1,024 checkpoints`."""
+    return f"{n:,} {noun if n == 1 else many or noun + 's'}"

@@ -97,10 +97,19 @@ def add_parsers(
         "JSON unless --text is given. Exits 5 and sends nothing when no subscriber is "
         "there within --wait.",
     )
-    p.add_argument("topic")
-    p.add_argument("message")
+    p.add_argument("topic", help="the topic frame, e.g. agents.claude")
+    p.add_argument(
+        "message", help='a JSON object, e.g. \'{"text": "hi"}\', or plain words with --text'
+    )
     p.add_argument("--text", action="store_true", help="send MESSAGE as plain text, never JSON")
-    p.add_argument("--endpoint", type=endpoint, default=DEFAULT_PUBLISH)
-    p.add_argument("--agent", default="cli")
+    p.add_argument(
+        "--endpoint",
+        type=endpoint,
+        default=DEFAULT_PUBLISH,
+        help="where publishers connect (default %(default)s), e.g. ipc:///tmp/bus.pub",
+    )
+    p.add_argument(
+        "--agent", default="cli", help="the sender named in the envelope, e.g. claude (default cli)"
+    )
     p.add_argument("--wait", type=positive, default=1.0, help="seconds to wait for subscribers")
     p.set_defaults(func=cmd_send)

@@ -141,7 +141,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         p.add_argument("--settings", help="this settings.json instead (tests, other homes)")
 
     p = verbs.add_parser("install", help="add our hook entries to the agent's settings.json")
-    p.add_argument("agent", choices=agents)
+    p.add_argument("agent", choices=agents, help="e.g. claude")
     where(p)
     add_log_dir(p)
     p.add_argument(
@@ -165,12 +165,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.set_defaults(func=cmd_install)
 
     p = verbs.add_parser("uninstall", help="remove our hook entries, and only those")
-    p.add_argument("agent", choices=agents)
+    p.add_argument("agent", choices=agents, help="e.g. gemini")
     where(p)
     p.set_defaults(func=cmd_uninstall)
 
     p = verbs.add_parser("status", help="where our hooks are installed, and their recorder")
-    p.add_argument("agent", nargs="?", choices=agents)
+    p.add_argument("agent", nargs="?", choices=agents, help="only this agent (default: both)")
     p.add_argument("--settings", help="look at this settings.json only")
     p.set_defaults(func=cmd_status)
 
@@ -179,5 +179,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="run by the agents: EVENT --agent claude|gemini, JSON on stdin; always exits 0",
         add_help=False,
     )
-    p.add_argument("hook_args", nargs=argparse.REMAINDER)
+    p.add_argument(
+        "hook_args", nargs=argparse.REMAINDER, help="EVENT --agent AGENT (what the agent passes)"
+    )
     p.set_defaults(func=cmd_hook)

@@ -22,10 +22,61 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import argparse
 
+EXAMPLES = {
+    "search": [
+        "persist search 'redis timeout from:coder since:3d'",
+        "persist search --json '\"schema migration\" -rollback' --limit 5",
+    ],
+    "reindex": ["persist reindex", "persist reindex --catch-up"],
+    "stats": ["persist stats --since 24h", "persist stats --json --all-kinds"],
+    "broker": ["persist broker", "persist broker --frontend ipc:///tmp/bus.pub --hwm 500000"],
+    "send": [
+        'persist send agents.claude \'{"text": "hello", "sender": "claude"}\'',
+        "persist send notes --text remember the migration",
+    ],
+    "record": [
+        "persist record --detach",
+        "persist record --log-dir ~/logs --fsync always --checkpoint-interval 60",
+    ],
+    "status": ["persist status", "persist status --json | jq .counts"],
+    "stop": ["persist stop --timeout 10"],
+    "checkpoint": ['persist checkpoint --label "before the refactor"'],
+    "launch": [
+        "persist launch --agent claude -- claude",
+        "persist launch --no-tty-policy latest -- ./agent.sh",
+    ],
+    "demo": ["persist demo", "persist demo --fast --no-tui"],
+    "restore": ["persist restore latest", "persist restore 20240514T092553Z --allow-damage"],
+    "replay": ["persist replay latest --speed 10", "persist replay latest --from auto-1 --json"],
+    "export": [
+        "persist export latest --format md -o chat.md",
+        "persist export --all --format jsonl | jq -c .topic",
+    ],
+    "service": ["persist service install --log-dir ~/logs", "persist service status"],
+    "sessions": ["persist sessions", "persist sessions --source claude --json"],
+    "protect": ["persist protect --all", "persist protect claude:1f2e3d4c"],
+    "fork": ["persist fork 1f2e3d4c", "persist fork 1f2e3d4c --at 12 --json"],
+    "monitor": ["persist monitor --once --explain", "persist monitor --interval 10"],
+    "hooks": ["persist hooks install claude --restore latest", "persist hooks status"],
+    "hook": ["persist hook SessionStart --agent claude < event.json"],
+}
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("agent-persist")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
 
 def build_parser() -> argparse.ArgumentParser:
     # Imported here, not at the top: `persist hook` (run by Claude Code and Gemini CLI
     # on every turn) must not pay for argparse and the command groups.
+    import argparse
+
     from recorder.cli import bus, hooks, launch, record, search, service, sessions, tools
     from recorder.cli.common import Parser
 
@@ -33,9 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="persist",
         description="Record every message of a ZeroMQ agent bus into a crash-safe journal.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in (bus, record, launch, tools, search, service, sessions, hooks):
         group.add_parsers(sub)
+    for name, command in sub.choices.items():
+        examples = EXAMPLES.get(name)
+        if examples:
+            command.formatter_class = argparse.RawDescriptionHelpFormatter
+            command.epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
     return parser
 
 

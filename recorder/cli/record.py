@@ -240,10 +240,27 @@ def add_parsers(
     add_log_dir(p)
     p.add_argument("--detach", action="store_true", help="run in the background")
     p.add_argument("--wait", type=positive, default=10.0, help="with --detach: seconds to wait")
-    p.add_argument("--fsync", choices=[m.value for m in FsyncMode], default=FsyncMode.INTERVAL)
-    p.add_argument("--fsync-interval-ms", type=positive, default=200)
-    p.add_argument("--segment-mb", type=positive, default=64)
-    p.add_argument("--max-message-mb", type=positive, default=16)
+    p.add_argument(
+        "--fsync",
+        choices=[m.value for m in FsyncMode],
+        default=FsyncMode.INTERVAL,
+        help="when lines reach the disk: interval (group commit, default), always, never",
+    )
+    p.add_argument(
+        "--fsync-interval-ms",
+        type=positive,
+        default=200,
+        help="group commit period in ms (default 200), e.g. 50",
+    )
+    p.add_argument(
+        "--segment-mb", type=positive, default=64, help="close a segment at this size (MB), e.g. 16"
+    )
+    p.add_argument(
+        "--max-message-mb",
+        type=positive,
+        default=16,
+        help="larger messages are refused and recorded as such (MB, default 16)",
+    )
     p.add_argument("--checkpoint-interval", type=non_negative, default=300, help="seconds; 0 = off")
     p.add_argument("--rules", help="enrichment rules (TOML)")
     p.add_argument(
@@ -275,16 +292,18 @@ def add_parsers(
         help="is the recorder healthy (exit 0), stale (1), stopped (3) or degraded (6)?",
     )
     add_log_dir(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("stop", help="stop the recorder (SIGTERM, waits for a clean exit)")
     add_log_dir(p)
-    p.add_argument("--timeout", type=positive, default=5.0)
+    p.add_argument(
+        "--timeout", type=positive, default=5.0, help="seconds to wait for a clean exit, e.g. 10"
+    )
     p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("checkpoint", help="take a checkpoint now")
     add_log_dir(p)
-    p.add_argument("--label", default="")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--label", default="", help='a name for it, e.g. "before the refactor"')
+    p.add_argument("--json", action="store_true", help="print the checkpoint as JSON")
     p.set_defaults(func=cmd_checkpoint)

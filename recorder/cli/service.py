@@ -63,11 +63,30 @@ def add_parsers(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
     p = sub.add_parser("service", help="install, remove or check a systemd user unit")
-    p.add_argument("action", choices=("install", "uninstall", "status"))
+    p.add_argument(
+        "action",
+        choices=("install", "uninstall", "status"),
+        help="e.g. install (then enable --now)",
+    )
     add_log_dir(p)
-    p.add_argument("--broker", type=endpoint, default=DEFAULT_SUBSCRIBE)
-    p.add_argument("--publish-endpoint", type=endpoint, default=DEFAULT_PUBLISH)
-    p.add_argument("--embedded", choices=("auto", "yes", "no"), default="auto")
+    p.add_argument(
+        "--broker",
+        type=endpoint,
+        default=DEFAULT_SUBSCRIBE,
+        help="broker's subscriber endpoint, e.g. tcp://127.0.0.1:5555",
+    )
+    p.add_argument(
+        "--publish-endpoint",
+        type=endpoint,
+        default=DEFAULT_PUBLISH,
+        help="where publishers connect (the embedded broker binds it)",
+    )
+    p.add_argument(
+        "--embedded",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="host the broker in the recorder (auto: when none answers)",
+    )
     p.add_argument("--unit-dir", help="where the unit goes (default ~/.config/systemd/user)")
     p.add_argument("--no-start", action="store_true", help="enable without starting now")
     p.add_argument(

@@ -295,7 +295,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("sessions", help="list Claude Code, Gemini CLI and Codex sessions")
     add_roots(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON document instead of text")
     p.add_argument(
         "--expiring",
         type=positive,
@@ -310,7 +310,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add_roots(p)
     p.add_argument("sessions", nargs="*", metavar="SESSION", help="id, source:id or id prefix")
     p.add_argument("--all", action="store_true", help="every session found")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON document instead of text")
     p.set_defaults(func=cmd_protect)
 
     p = sub.add_parser(
@@ -319,7 +319,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add_roots(p)
     p.add_argument("session", metavar="SESSION", help="id, source:id or id prefix")
     p.add_argument("--at", metavar="MESSAGE", help="message number or agent uuid (default: last)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON document instead of text")
     p.set_defaults(func=cmd_fork)
 
     p = sub.add_parser(

@@ -337,7 +337,7 @@ def add_parsers(
     )
     add_log_dir(p)
     p.add_argument("--wait", type=positive, default=5.0, help="seconds to wait for subscribers")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="a summary as one JSON object at the end")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser(
@@ -351,7 +351,12 @@ def add_parsers(
     p.add_argument("--from", dest="from_checkpoint", help="start after this checkpoint")
     p.add_argument("--to", dest="to_checkpoint", help="end with this checkpoint")
     p.add_argument("--all", action="store_true", help="the whole journal")
-    p.add_argument("--format", choices=("md", "jsonl", "csv", "html"), default="md")
+    p.add_argument(
+        "--format",
+        choices=("md", "jsonl", "csv", "html"),
+        default="md",
+        help="md (default), jsonl (lines as stored), csv or html",
+    )
     p.add_argument("-o", "--output", help="file (written atomically); default stdout")
     add_log_dir(p)
     prog = p.add_mutually_exclusive_group()
@@ -361,7 +366,9 @@ def add_parsers(
         default=None,
         help="progress bar on stderr (default: when stderr is a terminal)",
     )
-    prog.add_argument("--no-progress", dest="progress", action="store_false")
+    prog.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar on stderr"
+    )
     _add_allow_damage(p)
     p.set_defaults(func=cmd_export)
 

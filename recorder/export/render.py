@@ -47,6 +47,56 @@ def payload_bytes(rec: Record) -> bytes:
     return frames[-1] if frames else rec.line
 
 
+# -- every frame, as sent ---------------------------------------------------------------
+MAX_FRAMES_TEXT = 2000  # characters of a multi-frame message's one-line form
+
+
+def _frame_text(encoded: dict[str, Any], raw: bytes) -> str:
+    """One frame as text: its stored bytes for JSON (exact: duplicate keys, big
+    integers), the text itself, or a size for binary data."""
+    if "json" in encoded:
+        value = encoded["json"]
+        text = _payload_text(value) if isinstance(value, dict) else None
+        return text if text is not None else raw.decode("utf-8", "replace")
+    if "text" in encoded:
+        return str(encoded["text"])
+    return f"<{len(raw):,} bytes>"
+
+
+def frames_text(rec: Record) -> str | None:
+    """A message of several payload frames (after the topic frame) on one line, every
+    frame in turn (` │ ` between, cut at `MAX_FRAMES_TEXT`); None for one payload frame."""
+    encoded = (rec.data or {}).get("frames") or ()
+    if len(encoded) <= 2:
+        return None
+    raws = rec.frames
+    out: list[str] = []
+    length = 0
+    for n, (enc, raw) in enumerate(zip(encoded[1:], raws[1:], strict=False)):
+        if length > MAX_FRAMES_TEXT:
+            out.append(f"… +{len(encoded) - 1 - n:,} more frames")
+            break
+        piece = _frame_text(enc, raw)
+        out.append(piece)
+        length += len(piece) + 3
+    return " │ ".join(out)
+
+
+def frames_body(rec: Record) -> str | None:
+    """Every payload frame of a multi-frame message, one after another, as sent
+    (for transcripts); None for one payload frame."""
+    encoded = (rec.data or {}).get("frames") or ()
+    if len(encoded) <= 2:
+        return None
+    parts = []
+    for n, (enc, raw) in enumerate(zip(encoded[1:], rec.frames[1:], strict=False), 1):
+        kind = "json" if "json" in enc else "text" if "text" in enc else "binary"
+        shown = raw.decode("utf-8", "replace") if kind != "binary" else raw[:64].hex(" ", 4)
+        more = f" … ({len(raw) - 64:,} more bytes)" if kind == "binary" and len(raw) > 64 else ""
+        parts.append(f"// frame {n} ({kind}, {len(raw):,} bytes)\n{shown}{more}")
+    return "\n".join(parts)
+
+
 # -- how a record reads -----------------------------------------------------------------
 class _Escapes(dict[int, str]):
     """`str.translate` table: a character as `clean` shows it, filled on first sight.
@@ -144,18 +194,22 @@ def record_text(rec: Record) -> str:
     if data.get("kind") != "msg":
         rest = {k: v for k, v in data.items() if k not in ("v", "seq", "ts", "kind")}
         return json_text(rest, lambda: rec.line)
+    multi = frames_text(rec)
+    if multi is not None:
+        return multi
     value = rec.payload
     if isinstance(value, dict):
         text = _payload_text(value)
         if text is not None:
             return text
-        rest = {k: v for k, v in value.items() if k != "_persist"}
-        return json_text(rest, lambda: payload_bytes(rec))
+        if "_persist" in value:  # our envelope (written by orjson): leave it out
+            rest = {k: v for k, v in value.items() if k != "_persist"}
+            return json_text(rest, lambda: payload_bytes(rec))
     if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
+        return f"<{len(value):,} bytes>"
     if isinstance(value, str):
         return value
-    return json_text(value, lambda: payload_bytes(rec))
+    return payload_bytes(rec).decode("utf-8", "replace")  # as sent, not re-serialised
 
 
 def view(rec: Record) -> View:
@@ -172,7 +226,10 @@ def view(rec: Record) -> View:
     frames = data.get("frames") or ()
     payload = frame_value(frames[-1]) if frames else None
     text, body = "", None
-    if isinstance(payload, dict):
+    every = frames_body(rec)
+    if every is not None:
+        text, body = frames_text(rec) or "", every
+    elif isinstance(payload, dict):
         text = _payload_text(payload) or ""
         quiet = _QUIET if text else _ENVELOPE_ONLY
         if any(k not in quiet and payload[k] is not text for k in payload):

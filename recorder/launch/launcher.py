@@ -194,6 +194,21 @@ class _BundleJob:
         return self._bundle
 
 
+def messages_since_last_checkpoint(layout: Layout) -> bool:
+    """Whether a message was recorded after the newest checkpoint (or there is none and
+    the journal holds one). The recorder's own records (start, stop, connected, gaps
+    over its downtime) are not news: an exit with nothing new takes no checkpoint, so
+    launches that only open the menu do not pile up identical ones."""
+    from recorder.store.checkpoints import list_checkpoints
+    from recorder.store.reader import Store
+
+    cps = list_checkpoints(layout)
+    with Store(layout.root) as store:
+        store.refresh()
+        start = store.checkpoint_index(cps[0]) if cps else 0
+        return any(rec.is_message for rec in store.records(start))
+
+
 @dataclass
 class ExitResult:
     stopped: bool
@@ -477,7 +492,9 @@ class PersistenceLauncher:
             from recorder.errors import CheckpointError
 
             try:
-                cp_id = request_checkpoint(self.layout, f"{self.agent or 'agent'} exited").id
+                if messages_since_last_checkpoint(self.layout):
+                    label = f"{self.agent or 'agent'} exited"
+                    cp_id = request_checkpoint(self.layout, label).id
             except (CheckpointError, OSError, StopIteration) as exc:
                 self.say(f"no exit checkpoint: {exc}")
         with launch_lock(self.layout):

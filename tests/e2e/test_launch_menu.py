@@ -47,3 +47,31 @@ def test_launch_menu_on_a_terminal_then_the_agent_gets_the_terminal(tmp_path: Pa
     assert data["stdin_tty"] and data["stdout_tty"]  # the terminal was handed over
     assert data["bundle"]["manifest"]["integrity"]["gaps"] == 1
     assert assess(Layout(log_dir)).state == "stopped"
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_launch_menu_uses_the_whole_terminal(tmp_path: Path) -> None:
+    """stdout is a pipe to the launcher: the menu still measures the real terminal
+    (it drew at 80x24 in a 120x36 pane, its footer cut to "? Hel")."""
+    log_dir = demo_dir(tmp_path)
+    eps = endpoints()
+    persist = Path(sys.executable).parent / "persist"
+    command = (
+        f"{persist} launch --agent coder --log-dir {log_dir} --broker {eps['broker']} "
+        f"--publish-endpoint {eps['publish_endpoint']} --embedded yes -- true"
+    )
+    tmux = Tmux(command, tmp_path, width=120, height=36)
+    try:
+        tmux.wait_for("auto #7")
+        screen = tmux.wait_for("Quit")
+        lines = screen.split("\n")
+        footer = next(line for line in reversed(lines) if line.strip())
+        assert lines.index(footer) == 35, screen  # the footer is on the last line
+        assert "Help" in footer, footer
+        assert max(len(line.rstrip()) for line in lines) > 80, screen
+        tmux.keys("p")  # the browser, with its checkpoints, at the same size
+        screen = tmux.wait_for("1 Checkpoints")
+        assert any(len(line.rstrip()) > 100 for line in screen.split("\n")), screen
+        tmux.keys("q")
+    finally:
+        tmux.kill()

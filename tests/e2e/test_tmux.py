@@ -56,6 +56,32 @@ def test_restore_prints_selection_on_stdout(tmp_path: Path) -> None:
     assert out.read_text().count("\n") == 1  # one JSON object, nothing else
 
 
+def test_restore_without_print_writes_the_bundle_and_says_where(tmp_path: Path) -> None:
+    """The README says Enter restores: without --print that wrote nothing (exit 0)."""
+    root = demo_dir(tmp_path)
+    tmux, out, rc = run_in_tmux(tmp_path, f"--log-dir {root}")
+    try:
+        tmux.wait_for("release candidate approved")
+        tmux.keys("j")
+        tmux.keys("Enter")  # the conversation around it
+        tmux.wait_for("conversation  ◆")  # its status line (the preview names it too)
+        tmux.keys("r")  # restore the checkpoint it was opened from
+        tmux.wait_for("journal matches the checkpoint digest")
+        tmux.keys("Enter")
+        assert int(wait_file(rc)) == EXIT_CHOSEN
+    finally:
+        tmux.kill()
+    text = out.read_text()
+    bundles = list((root / "restore").iterdir())
+    assert len(bundles) == 1, text
+    bundle = bundles[0]
+    manifest = orjson.loads((bundle / "manifest.json").read_bytes())
+    assert manifest["checkpoint"]["label"] == "release candidate approved"
+    assert f"{bundle}/" in text and "verified" in text
+    assert f"PERSIST_RESTORE_FILE={bundle / 'conversation.jsonl'}" in text
+    assert (bundle / "conversation.jsonl").stat().st_size > 0
+
+
 def test_launch_fresh_and_quit(tmp_path: Path) -> None:
     root = demo_dir(tmp_path)
     tmux, out, rc = run_in_tmux(tmp_path, f"--log-dir {root} --launch --agent coder --json")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from recorder.bus.publisher import Publisher
 from recorder.launch.launcher import PersistenceLauncher
 from recorder.launch.menu import PickerFailed
 from recorder.launch.registry import live_agents, recorder_owner
@@ -20,7 +21,15 @@ from recorder.launch.selection import Selection
 from recorder.store.layout import Layout
 from recorder.store.reader import open_store
 from recorder.store.status import assess
-from tests.support import FAKE_AGENT, Bus, endpoints, healthy, read_status, wait_for
+from tests.support import (
+    FAKE_AGENT,
+    Bus,
+    endpoints,
+    healthy,
+    journal_records,
+    read_status,
+    wait_for,
+)
 from tests.tui_fixtures import demo_dir
 
 pytestmark = pytest.mark.timeout(120)
@@ -51,16 +60,24 @@ def test_started_reused_and_stopped_only_when_the_last_agent_leaves(tmp_path: Pa
     assert rb.kind == "fresh" and not b.started_recorder and b.recorder_pid == a.recorder_pid
     assert sorted(x["agent"] for x in live_agents(Layout(log_dir))) == ["alpha", "beta"]
 
-    # the owner leaves first: beta is still connected, so the recorder stays
+    # the owner leaves first: beta is still connected, so the recorder stays; nothing was
+    # said since the last checkpoint (there is none), so alpha's exit takes none
     out = a.on_agent_exit()
     assert not out.stopped and out.reason == "still connected: beta"
+    assert out.checkpoint is None
     assert healthy(log_dir)
+    with Publisher(eps["publish_endpoint"], agent="beta") as pub:
+        pub.wait_ready()
+        pub.send("agents.beta", {"text": "something new"})
+    wait_for(
+        lambda: any(r.get("kind") == "msg" for r in journal_records(log_dir)), what="the message"
+    )
     # the last agent out stops the launcher-started recorder, after its exit checkpoint
     out = b.on_agent_exit()
     assert out.stopped, out.reason
     assert assess(Layout(log_dir)).state == "stopped"
     labels = [cp.label for cp in open_store(log_dir).checkpoints()]
-    assert "alpha exited" in labels and "beta exited" in labels and "shutdown" in labels
+    assert "alpha exited" not in labels and "beta exited" in labels and "shutdown" in labels
     assert live_agents(Layout(log_dir)) == [] and recorder_owner(Layout(log_dir)) is None
     assert b.on_agent_exit().reason == "not connected"  # idempotent
 
@@ -79,10 +96,29 @@ def test_a_recorder_started_by_hand_is_reused_and_never_stopped(bus: Bus) -> Non
     result = pl.on_agent_connected("gamma")
     assert result.kind == "fresh" and not pl.started_recorder
     assert pl.recorder_pid == bus.recorder.pid
+    with Publisher(bus.front, agent="gamma") as pub:
+        pub.wait_ready()
+        pub.send("agents.gamma", {"text": "worth a checkpoint"})
+    wait_for(
+        lambda: any(r.get("kind") == "msg" for r in journal_records(bus.log_dir)),
+        what="the message",
+    )
     out = pl.on_agent_exit()
     assert not out.stopped and "not started by a launcher" in out.reason
     assert bus.recorder.popen.poll() is None and healthy(bus.log_dir)
     assert out.checkpoint is not None  # the exit checkpoint was still taken
+    # A second agent that leaves with nothing new adds no identical checkpoint.
+    again = PersistenceLauncher(
+        bus.log_dir,
+        broker=bus.back,
+        publish_endpoint=bus.front,
+        embedded="no",
+        interactive=False,
+        stderr=io.StringIO(),
+    )
+    again.on_agent_connected("gamma")
+    assert again.on_agent_exit().checkpoint is None
+    assert [cp.label for cp in open_store(bus.log_dir).checkpoints()].count("gamma exited") == 1
 
 
 def test_stale_registrations_are_ignored(tmp_path: Path) -> None:

@@ -36,7 +36,9 @@ class TestCheckpoints:
 
 
 class TestMessages:
-    @pytest.mark.parametrize("name", ["search", "recent", "detail"])
+    @pytest.mark.parametrize(
+        "name", ["search", "recent", "detail", "conversation", "conversation-80x24"]
+    )
     def test_screen(self, snap_compare, tmp_path: Path, demo: Path, name: str) -> None:
         check(snap_compare, BY_NAME[name], tmp_path, demo)
 
@@ -62,6 +64,8 @@ def test_every_scene_is_snapshotted() -> None:
         "search",
         "recent",
         "detail",
+        "conversation",
+        "conversation-80x24",
         "diagnostics",
         "diagnostics-stopped",
         "launch",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -16,12 +18,15 @@ from recorder.store.checkpoints import Checkpoint
 
 from ..activity import Activity, compute_activity
 from ..preview import Preview, build_preview
-from ..text import count
+from ..text import count, plural
 from ..widgets.activity_strip import ActivityStrip
 from ..widgets.checkpoint_list import CheckpointList
 from ..widgets.preview_pane import render_preview
 from ..widgets.virtual_list import VirtualList
 from .base import Pane
+
+AGE_TICK = 1.0
+"""Seconds between redraws of the preview's ages."""
 
 
 class CheckpointsPane(Pane):
@@ -29,6 +34,9 @@ class CheckpointsPane(Pane):
 
     BINDINGS = [
         Binding("r", "restore", "Restore", tooltip="Restore the highlighted checkpoint"),
+        Binding(
+            "enter", "conversation", "Conversation", show=False, tooltip="Read the conversation"
+        ),
     ]
 
     class PreviewReady(Message):
@@ -64,6 +72,10 @@ class CheckpointsPane(Pane):
         empty = Static(id="cp-empty", classes="empty")
         empty.display = False
         yield empty
+
+    def on_mount(self) -> None:
+        if self.papp.live:  # "15s ago" keeps counting
+            self.set_interval(AGE_TICK, self.show_preview, name="age-tick")
 
     @property
     def checkpoint_list(self) -> CheckpointList:
@@ -128,10 +140,27 @@ class CheckpointsPane(Pane):
 
     @on(VirtualList.Selected, "#cp-list")
     def checkpoint_selected(self, event: VirtualList.Selected) -> None:
-        self.action_restore()
+        self.action_conversation()
+
+    def action_conversation(self) -> None:
+        """The conversation around the highlighted checkpoint (its last record selected)."""
+        from ..screens.conversation import ConversationScreen
+
+        cp = self.checkpoint_list.highlighted
+        store = self.papp.journal.store
+        if cp is None or store is None or not len(store):
+            self.notify("Nothing recorded to show yet.", severity="warning")
+            return
+        index = max(0, store.checkpoint_index(cp) - 1)
+        self.app.push_screen(ConversationScreen(index, cp))
 
     def previous_checkpoint(self, cp: Checkpoint) -> Checkpoint | None:
+        """The checkpoint taken just before `cp` (the next one in the newest-first list),
+        even at the same position: then nothing happened since, and the preview says 0."""
         cps = self.papp.journal.checkpoints or []
+        for i, c in enumerate(cps):
+            if c.id == cp.id:
+                return cps[i + 1] if i + 1 < len(cps) else None
         older = [c for c in cps if c.seq < cp.seq]
         return older[0] if older else None
 
@@ -153,7 +182,9 @@ class CheckpointsPane(Pane):
         failed = self.preview_problem
         shown = failed[1] if failed is not None and cp is not None and failed[0] == cp.id else None
         self.query_one("#preview", Static).update(
-            render_preview(self.preview, cp, self.papp.clock, problem=shown)
+            render_preview(
+                self.preview, cp, self.papp.clock, problem=shown, rules=self.papp.reading
+            )
         )
 
     # -- activity ----------------------------------------------------------------
@@ -168,6 +199,27 @@ class CheckpointsPane(Pane):
         strip.problem = None
         strip.activity = message.activity
 
+    # -- export ------------------------------------------------------------------
+    def export_highlighted(self) -> None:
+        """The highlighted checkpoint's range as Markdown, in the exports folder."""
+        cp = self.checkpoint_list.highlighted
+        if cp is None:
+            self.notify("No checkpoint to export yet.", severity="warning")
+            return
+        self.export(cp, self.previous_checkpoint(cp))
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def export(self, cp: Checkpoint, previous: Checkpoint | None) -> None:
+        from ..records_io import export_checkpoint
+
+        folder = self.papp.exports_dir
+        path, n = self.papp.with_reader(
+            lambda store: export_checkpoint(store, folder, cp, previous)
+        )
+        self.app.call_from_thread(
+            self.notify, f"Exported {plural(n, 'record')} to {path}", timeout=10
+        )
+
     def worker_failed(self, group: str, problem: str) -> None:
         if group == "preview" and self._preview_for is not None:
             self.preview_problem = (self._preview_for, f"could not read this range: {problem}")
@@ -180,8 +232,11 @@ class CheckpointsPane(Pane):
             super().worker_failed(group, problem)
 
     # -- restore -----------------------------------------------------------------
-    def action_restore(self, checkpoint: Checkpoint | None = None) -> None:
-        """Confirm, then exit with the checkpoint (the highlighted one by default)."""
+    def action_restore(
+        self, checkpoint: Checkpoint | None = None, on_cancel: Callable[[], None] | None = None
+    ) -> None:
+        """Confirm, then exit with the checkpoint (the highlighted one by default);
+        `on_cancel` runs when the user backs out (the launch menu comes back)."""
         from ..screens.restore import RestoreScreen
 
         cp = checkpoint or self.checkpoint_list.highlighted
@@ -198,6 +253,8 @@ class CheckpointsPane(Pane):
                         cp, papp.log_dir, verified=v.ok, problems=v.problems, agent=papp.agent
                     )
                 )
+            elif not confirmed and on_cancel is not None:
+                on_cancel()
 
         screen = RestoreScreen(cp)
         self.app.push_screen(screen, done)

@@ -54,9 +54,30 @@ class DiagnosticsPane(Pane):
         diag = message.diagnostics
         self.diagnostics = diag
         self.rates.append(float(diag.rate or 0.0) if diag.health.running else 0.0)
-        self.query_one("#diag", Static).update(render_diagnostics(diag, self.papp.clock))
-        self.query_one("#rate-graph", Sparkline).data = list(self.rates)
-        self.query_one("#rate-box").display = diag.health.running and len(self.rates) > 1
+        self.show()
+
+    def show(self) -> None:
+        diag = self.diagnostics
+        narrow = 0 < self.size.width < 100
+        self.query_one("#diag", Static).update(
+            render_diagnostics(diag, self.papp.clock, narrow=narrow)
+        )
+        rates = list(self.rates)
+        self.query_one("#rate-graph", Sparkline).data = rates
+        running = diag is not None and diag.health.running
+        self.query_one("#rate-box").display = running and len(rates) > 1
+        if rates:
+            title = Text("Message rate", style="bold")
+            title.append(
+                f"  received/s, last {len(rates)} s · top {max(rates):,.0f}/s · "
+                f"bottom {min(rates):,.0f}/s · now {rates[-1]:,.0f}/s",
+                "dim",
+            )
+            self.query_one("#rate-title", Static).update(title)
+
+    def on_resize(self) -> None:
+        if self.diagnostics is not None:
+            self.show()
 
     def worker_failed(self, group: str, problem: str) -> None:
         if group == "diagnostics":

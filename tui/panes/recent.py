@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Static
+from textual.worker import get_current_worker
 
 from recorder.search.query import Query
 from recorder.store.checkpoints import Checkpoint
+from recorder.store.reader import Record
 
-from ..text import count, one_line
+from ..record_filter import RecordFilter
+from ..text import count, one_line, plural
 from ..widgets.record_list import RecordList
 from ..widgets.virtual_list import VirtualList
 from .base import Pane
@@ -23,7 +26,16 @@ class RecentPane(Pane):
 
     BINDINGS = [
         Binding("p", "toggle_follow", "Pause/follow", tooltip="Pause or resume following"),
+        Binding(
+            "h",
+            "toggle_bookkeeping",
+            "Heartbeats",
+            tooltip="Show or hide heartbeats and the recorder's own events",
+        ),
         Binding("c", "context_checkpoint", "Checkpoint", tooltip="Show the nearest checkpoint"),
+        Binding(
+            "o", "conversation", "Conversation", show=False, tooltip="Read the conversation here"
+        ),
     ]
 
     class ShowCheckpoint(Message):
@@ -33,8 +45,18 @@ class RecentPane(Pane):
             super().__init__()
             self.checkpoint = checkpoint
 
+    class FilterReady(Message):
+        """The worker found which records to show (bookkeeping hidden)."""
+
+        def __init__(self, record_filter: RecordFilter) -> None:
+            super().__init__()
+            self.record_filter = record_filter
+
     def __init__(self) -> None:
         super().__init__("3 Recent", id="recent")
+        self.record_filter: RecordFilter | None = None
+        """The records shown when bookkeeping is hidden (None until the worker is done)."""
+        self.show_bookkeeping = False
         self.following = True
         self.context_checkpoint: Checkpoint | None = None
         """The nearest checkpoint before a record reached from search."""
@@ -43,7 +65,9 @@ class RecentPane(Pane):
 
     def compose(self) -> ComposeResult:
         yield Static(id="recent-status", classes="status-line")
-        yield RecordList(self.papp.clock, id="messages")
+        messages = RecordList(self.papp.clock, id="messages")
+        messages.rules = self.papp.reading
+        yield messages
 
     def on_mount(self) -> None:
         self.update_status()
@@ -63,14 +87,18 @@ class RecentPane(Pane):
         if what in ("loaded", "checkpoints"):
             messages.boundaries = frozenset((state.boundaries or {}).values())
         if what == "loaded":
+            self.record_filter = None
             messages.attach(state.store)
             if state.store is not None and len(state.store):
                 messages.move_to(len(state.store) - 1, -1)
+                self.build_filter()
             self._auto_row = messages.cursor
         elif what == "grew":
             before = messages.row_count
             if self.following and messages.cursor != self._auto_row:
                 self.following = False  # the user moved since our last move: stay there
+            if self.record_filter is not None and state.store is not None:
+                self.record_filter.extend(state.store)
             messages.sync()
             if self.following:
                 messages.move_to(messages.row_count - 1, -1)
@@ -78,6 +106,59 @@ class RecentPane(Pane):
             else:
                 self._unseen += messages.row_count - before
         self.update_status()
+
+    # -- bookkeeping hidden or shown -------------------------------------------------
+    @work(thread=True, exclusive=True, group="recent-filter", exit_on_error=False)
+    def build_filter(self) -> None:
+        worker = get_current_worker()
+        found = RecordFilter()
+        done = self.papp.with_reader(lambda store: found.extend(store, lambda: worker.is_cancelled))
+        if done and not worker.is_cancelled:
+            self.post_message(self.FilterReady(found))
+
+    def on_recent_pane_filter_ready(self, message: FilterReady) -> None:
+        store = self.papp.journal.store
+        if store is None:
+            return
+        message.record_filter.extend(store)  # what arrived meanwhile
+        self.record_filter = message.record_filter
+        self._show_rows()
+        self.update_status()
+
+    def action_toggle_bookkeeping(self) -> None:
+        self.show_bookkeeping = not self.show_bookkeeping
+        self._show_rows()
+        self.update_status()
+
+    def _show_rows(self) -> None:
+        """Attach all records or the filtered ones, the cursor on the same record."""
+        messages = self.messages
+        store = self.papp.journal.store
+        current = messages.record_index(messages.cursor)
+        f = self.record_filter
+        if f is None:
+            messages.attach(store)
+        else:
+            messages.attach(
+                store, f.everything if self.show_bookkeeping else f.indices, ascending=True
+            )
+        if self.following or current is None:
+            messages.move_to(messages.row_count - 1, -1)
+            self._auto_row = messages.cursor
+        else:
+            row = messages.row_of(current)
+            if row is None and f is not None:
+                row = f.row_of(current)
+            messages.move_to(row or 0, center=True)
+
+    def row_for(self, index: int) -> int:
+        """The row of record `index`; bookkeeping is shown when it is one (a search hit)."""
+        row = self.messages.row_of(index)
+        if row is None and not self.show_bookkeeping:
+            self.show_bookkeeping = True
+            self._show_rows()
+            row = self.messages.row_of(index)
+        return index if row is None else row
 
     def jump_to(self, index: int, query: Query | None) -> None:
         """Show record `index` paused, `query` highlighted, with its nearest checkpoint."""
@@ -89,9 +170,34 @@ class RecentPane(Pane):
         self.context_checkpoint = before[0] if before else None
         messages = self.messages
         messages.highlight = query
-        messages.move_to(index, center=True)
+        messages.move_to(self.row_for(index), center=True)
         self.update_status()
         self.refresh_bindings()
+
+    def action_conversation(self) -> None:
+        from ..screens.conversation import ConversationScreen
+
+        index = self.messages.record_index(self.messages.cursor)
+        if index is not None and self.papp.journal.store is not None:
+            self.app.push_screen(ConversationScreen(index))
+
+    def copy_highlighted(self) -> None:
+        """The highlighted record: its stored line to the clipboard (OSC 52) and a file."""
+        from ..records_io import save_records
+
+        index = self.messages.record_index(self.messages.cursor)
+        store = self.papp.journal.store
+        if index is None or store is None:
+            self.notify("No record to copy.", severity="warning")
+            return
+        rec = store.record(index)
+        try:
+            path = save_records(self.papp.exports_dir, [rec], f"record-{rec.seq}")
+        except OSError as exc:
+            self.notify(f"Could not save the record: {exc}", severity="error")
+            return
+        self.app.copy_to_clipboard(rec.line.decode("utf-8", "replace"))
+        self.notify(f"Record copied (OSC 52); also saved to {path}", timeout=10)
 
     def action_context_checkpoint(self) -> None:
         if self.context_checkpoint is not None:
@@ -112,14 +218,25 @@ class RecentPane(Pane):
 
     @on(VirtualList.Selected, "#messages")
     def message_selected(self, event: VirtualList.Selected) -> None:
-        from ..screens.detail import DetailScreen
-
         messages = self.messages
         index = messages.record_index(event.row)
         store = self.papp.journal.store
         if index is not None and store is not None:
             record = store.record(index)
-            self.app.push_screen(DetailScreen(record, self.papp.clock, messages.highlight))
+            self.papp.show_record(record, messages.highlight, navigate=self.neighbour)
+
+    def neighbour(self, index: int, step: int) -> Record | None:
+        """The record after (step 1) or before (-1) record `index` in this list."""
+        messages = self.messages
+        store = self.papp.journal.store
+        row = messages.row_of(index)
+        if row is None or store is None:
+            return None
+        found = messages.record_index(row + step) if row + step >= 0 else None
+        if found is None:
+            return None
+        messages.move_to(row + step, step)
+        return store.record(found)
 
     def action_toggle_follow(self) -> None:
         if self.following:
@@ -152,6 +269,13 @@ class RecentPane(Pane):
             if self._unseen:
                 status.append(f"  {count(self._unseen)} new", "bold")
             status.append("  p or G follows again", "dim")
+        if store is not None and self.record_filter is not None:
+            hidden = self.record_filter.scanned - len(self.record_filter)
+            if self.show_bookkeeping:
+                status.append("  · h hides heartbeats and events", "dim")
+            elif hidden:
+                what = plural(hidden, "heartbeat or event", "heartbeats and events")
+                status.append(f"  · {what} hidden (h shows)", "dim")
         cp = self.context_checkpoint
         if cp is not None:
             status.append("\n◆ nearest checkpoint before: ", "cyan")

@@ -1,29 +1,38 @@
-"""One record in full: header, metadata, enrichment, payload, frames and the raw line."""
+"""One record in full: header, metadata, enrichment, payload, frames and the raw line.
+
+The record is shown in a `TextView` (virtual: only the rows on screen are cut and
+drawn, each long block up to a budget with "show more"), so a record of the
+recorder's full size limit opens as fast as a small one.
+"""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
-from functools import partial
+from pathlib import Path
 from typing import Any
 
-from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.screen import Screen
+from textual.widgets import Footer
 
-from recorder.export.render import json_text, payload_bytes, record_text
+from recorder.export.render import TOO_DEEP, json_text, record_text
 from recorder.search.query import Query, match_spans
 from recorder.store.layout import segment_name
 from recorder.store.reader import Record
 
+from ..jsontext import reindent
+from ..records_io import save_records
 from ..text import Clock, safe_text
-from ..widgets.record_list import HIGHLIGHT
+from ..widgets.text_view import Block, TextView
 
 ENRICH_KEYS = ("_persist", "_enrich", "enrichment")
+HEX_BYTES = 4096
+"""Bytes of a binary frame shown in hex (the rest can be saved)."""
+
+Navigate = Callable[[int, int], Record | None]
+"""(record index, +1 or -1) → the next or previous record, or None at an end."""
 
 
 def pretty(value: Any, raw: Callable[[], bytes]) -> str:
@@ -31,24 +40,31 @@ def pretty(value: Any, raw: Callable[[], bytes]) -> str:
     return json_text(value, raw, indent=True)
 
 
-def section(title: str) -> Text:
-    return Text(f"\n── {title} ", style="bold cyan")
+def section(title: str) -> Block:
+    return Block(Text(f"\n── {title} ", style="bold cyan"), limit=None)
 
 
-def frame_summary(i: int, raw: bytes, encoded: dict[str, Any]) -> Text:
+def _hex(raw: bytes) -> str:
+    rows = []
+    for at in range(0, min(len(raw), HEX_BYTES), 32):
+        chunk = raw[at : at + 32]
+        rows.append(f"{at:08x}  {chunk.hex(' ', 4)}")
+    if len(raw) > HEX_BYTES:
+        rows.append(f"… {len(raw) - HEX_BYTES:,} more bytes (s saves the record)")
+    return "\n".join(rows)
+
+
+def frame_blocks(i: int, raw: bytes, encoded: dict[str, Any]) -> list[Block]:
     kind = "json" if "json" in encoded else "text" if "text" in encoded else "binary"
-    t = Text(f"#{i} ", style="bold")
-    t.append(f"{kind}, {len(raw):,} bytes\n", "dim")
+    head = Text(f"#{i} ", style="bold")
+    head.append(f"{kind}, {len(raw):,} bytes", "dim")
     if kind == "binary":
-        t.append(base64.b16encode(raw[:48]).decode().lower(), "magenta")
-        if len(raw) > 48:
-            t.append(" …", "dim")
-    else:
-        t.append_text(safe_text(raw[:4000].decode("utf-8", "replace"), newlines=True))
-    return t
+        return [Block(head, limit=None), Block(_hex(raw), "magenta", limit=None)]
+    return [Block(head, limit=None), Block(raw)]
 
 
-def render_record(rec: Record, clock: Clock, query: Query | None = None) -> RenderableType:
+def record_blocks(rec: Record, clock: Clock) -> list[Block]:
+    """The record as blocks for a `TextView` (nothing here is cut or wrapped yet)."""
     head = Text()
     head.append(f"{rec.kind.upper()}", "bold reverse")
     head.append(f"  seq {rec.seq}  ", "")
@@ -59,77 +75,164 @@ def render_record(rec: Record, clock: Clock, query: Query | None = None) -> Rend
         head.append_text(safe_text(rec.sender or "?", "bold"))
         head.append("  topic ", "dim")
         head.append_text(safe_text(rec.topic))
-    parts: list[RenderableType] = [head]
+    blocks = [Block(head, limit=None)]
     if rec.data is None:
-        parts.append(section("unreadable line (shown escaped)"))
-        parts.append(safe_text(rec.line.decode("utf-8", "replace"), "red"))
-        return Group(*parts)
+        blocks.append(section("unreadable line (shown escaped)"))
+        blocks.append(Block(rec.line, "red"))
+        return blocks
     if rec.is_message:
-        body = safe_text(record_text(rec), newlines=True)
-        if query is not None:
-            for s, e in match_spans(body.plain, query):
-                body.stylize(HIGHLIGHT, s, e)
-        parts += [section("text"), body]
-        stored = partial(payload_bytes, rec)
+        blocks += [section("text"), Block(record_text(rec), highlight=True)]
         meta = pretty(rec.meta, lambda: rec.line)
-        parts += [section("metadata (enrichment)"), safe_text(meta, newlines=True)]
+        blocks += [section("metadata (enrichment)"), Block(meta)]
         payload = rec.payload
+        frames = rec.frames
         if isinstance(payload, dict):
             extra = {k: payload[k] for k in ENRICH_KEYS if k in payload}
             if extra:
-                shown_extra = pretty(extra, stored)
-                parts += [section("payload enrichment"), safe_text(shown_extra, newlines=True)]
-        shown = base64.b16encode(payload).decode() if isinstance(payload, bytes) else payload
-        parts += [section("payload"), safe_text(pretty(shown, stored), newlines=True)]
-        frames = rec.frames
+                shown_extra = pretty(extra, lambda: frames[-1])
+                blocks += [section("payload enrichment"), Block(shown_extra)]
+        if frames:
+            last = frames[-1]
+            if isinstance(payload, bytes):
+                shown = Block(_hex(last), "magenta", limit=None)
+            elif last[:1] in (b"{", b"[") or isinstance(payload, dict | list):
+                shown = Block(last, transform=reindent)  # indented, tokens as sent
+            else:
+                shown = Block(last)
+            blocks += [section("payload (last frame)"), shown]
         encoded = rec.get("frames") or []
-        parts.append(section(f"frames ({len(frames)})"))
+        blocks.append(section(f"frames ({len(frames):,})"))
         for i, (raw, enc) in enumerate(zip(frames, encoded, strict=False)):
-            parts.append(frame_summary(i, raw, enc))
+            blocks += frame_blocks(i, raw, enc)
     else:
         fields = {k: v for k, v in rec.data.items() if k not in ("v",)}
-        fields_text = pretty(fields, lambda: rec.line)
-        parts += [section("fields"), safe_text(fields_text, newlines=True)]
-    parts += [
-        section("raw line"),
-        safe_text(rec.line.decode("utf-8", "replace").rstrip("\n"), "dim"),
-    ]
-    return Group(*parts)
+        blocks += [section("fields"), Block(pretty(fields, lambda: rec.line))]
+    blocks += [section("raw line"), Block(rec.line.rstrip(b"\n"), "dim")]
+    return blocks
 
 
-class DetailScreen(ModalScreen[None]):
-    """The full record; Esc goes back."""
+class DetailScreen(Screen[None]):
+    """The full record; Esc goes back, ] and [ step to the next and previous record."""
 
     BINDINGS = [
         Binding("escape,q,enter", "dismiss", "Back"),
+        Binding("right_square_bracket", "step(1)", "Next record"),
+        Binding("left_square_bracket", "step(-1)", "Previous record"),
+        Binding("m", "show_more", "Show more"),
+        Binding("s", "save", "Save record"),
         Binding("j,down", "scroll('down')", "Down", show=False),
         Binding("k,up", "scroll('up')", "Up", show=False),
         Binding("g,home", "scroll('home')", "Top", show=False),
         Binding("G,end", "scroll('end')", "Bottom", show=False),
+        Binding("pageup,ctrl+b", "scroll('page_up')", "Page up", show=False),
+        Binding("pagedown,ctrl+f,space", "scroll('page_down')", "Page down", show=False),
     ]
 
-    def __init__(self, record: Record, clock: Clock, query: Query | None = None) -> None:
+    def __init__(
+        self,
+        record: Record,
+        clock: Clock,
+        query: Query | None = None,
+        *,
+        navigate: Navigate | None = None,
+        save_dir: Path | None = None,
+    ) -> None:
         super().__init__()
         self.record = record
         self.clock = clock
         self.search_query = query
+        self.navigate = navigate
+        self.save_dir = save_dir
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="detail", classes="dialog"):
-            yield Static(render_record(self.record, self.clock, self.search_query))
+        yield TextView(id="detail")
         yield Footer()
 
+    @property
+    def view(self) -> TextView:
+        return self.query_one("#detail", TextView)
+
+    def prepare(
+        self,
+        record: Record,
+        query: Query | None,
+        navigate: Navigate | None,
+        save_dir: Path | None,
+    ) -> None:
+        """Show another record the next time this (installed, reused) screen is pushed."""
+        self.record = record
+        self.search_query = query
+        self.navigate = navigate
+        self.save_dir = save_dir
+        self._shown = False
+
     def on_mount(self) -> None:
-        self.query_one("#detail").focus()
+        self.show(self.record)
+        self._shown = True
+        self.view.focus()
+
+    def on_screen_resume(self) -> None:
+        if not getattr(self, "_shown", False):
+            self.show(self.record)
+            self._shown = True
+            self.refresh_bindings()
+        self.view.focus()
+
+    def show(self, record: Record) -> None:
+        self.record = record
+        view = self.view
+        query = self.search_query
+        view.set_highlighter(
+            (lambda line: match_spans(line, query)) if query is not None and query.terms else None
+        )
+        view.set_blocks(record_blocks(record, self.clock))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "step":
+            return self.navigate is not None
+        if action == "save":
+            return self.save_dir is not None
+        if action == "show_more" and self.is_mounted:
+            return bool(self.view.hidden())
+        return True
+
+    def action_step(self, step: int) -> None:
+        if self.navigate is None:
+            return
+        found = self.navigate(self.record.index, step)
+        if found is None:
+            self.notify("No more records that way.", timeout=2)
+            return
+        self.show(found)
+        self.refresh_bindings()
+
+    def action_show_more(self) -> None:
+        if self.view.show_more():
+            self.refresh_bindings()
+
+    def action_save(self) -> None:
+        if self.save_dir is None:
+            return
+        try:
+            path = save_records(self.save_dir, [self.record], f"record-{self.record.seq}")
+        except OSError as exc:
+            self.notify(f"Could not save the record: {exc}", severity="error")
+            return
+        self.notify(f"Saved the record as stored to {path}", timeout=8)
 
     def action_scroll(self, where: str) -> None:
-        view = self.query_one("#detail", VerticalScroll)
+        view = self.view
         {
             "down": view.scroll_down,
             "up": view.scroll_up,
             "home": view.scroll_home,
             "end": view.scroll_end,
+            "page_up": view.scroll_page_up,
+            "page_down": view.scroll_page_down,
         }[where](animate=False)
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(None)
+
+
+__all__ = ["TOO_DEEP", "DetailScreen", "record_blocks"]

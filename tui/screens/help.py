@@ -22,6 +22,8 @@ KEY_NAMES = {
     "escape": "esc",
     "pageup": "PgUp",
     "pagedown": "PgDn",
+    "right_square_bracket": "]",
+    "left_square_bracket": "[",
 }
 
 
@@ -53,6 +55,9 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         from ..panes import CheckpointsPane, RecentPane, SearchPane
+        from ..widgets.conversation_view import ConversationView
+        from .conversation import ConversationScreen
+        from .detail import DetailScreen
         from .launch import LaunchScreen
         from .main import MainScreen
         from .restore import RestoreScreen
@@ -82,6 +87,13 @@ class HelpScreen(ModalScreen[None]):
             for k, v in QUERY_HELP:
                 queries.add_row(k, v)
             yield Static(queries)
+            yield Static(
+                binding_table(
+                    "Conversation (Enter on a checkpoint, o in Recent)",
+                    [*ConversationScreen.BINDINGS, *ConversationView.BINDINGS],
+                )
+            )
+            yield Static(binding_table("Record detail", DetailScreen.BINDINGS))
             yield Static(binding_table("Restore dialog", RestoreScreen.BINDINGS))
             yield Static(binding_table("Launch menu", LaunchScreen.BINDINGS))
             yield Static(

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from ..text import count, one_line
+from ..text import one_line, plural
 
 if TYPE_CHECKING:
     from ..app import PersistApp
@@ -65,7 +65,7 @@ class LaunchScreen(Screen[str]):
         else:
             detail = Text(
                 f"{one_line(latest.label or 'no label', 50)} · {clock.stamp(latest.created)} "
-                f"({clock.ago(latest.created)}) · {count(latest.messages)} msgs",
+                f"({clock.ago(latest.created)}) · {plural(latest.messages, 'message')}",
                 "dim",
             )
             can_continue = True
@@ -87,10 +87,13 @@ class LaunchScreen(Screen[str]):
             Option(
                 item(
                     "p",
-                    "Pick another checkpoint",
-                    f"{len(state.checkpoints or [])} checkpoints, newest first",
+                    "Pick another checkpoint" if can_continue else "Pick a checkpoint",
+                    f"{plural(len(state.checkpoints or []), 'checkpoint')}, newest first"
+                    if state.checkpoints
+                    else "none yet",
                 ),
                 id="pick",
+                disabled=state.loaded and not state.checkpoints,
             ),
             Option(item("f", "Start fresh", "no history restored"), id="fresh"),
             Option(item("s", "Search the conversation", "keyword and fuzzy"), id="search"),
@@ -102,16 +105,21 @@ class LaunchScreen(Screen[str]):
         papp = self.papp
         title = Text()
         title.append("persist", "bold reverse")
-        greeting = f"  Welcome back, {one_line(papp.agent, 40)}" if papp.agent else "  Welcome"
-        title.append(greeting, "bold")
+        state = papp.journal
+        history = bool(state.checkpoints) or (state.store is not None and len(state.store) > 0)
+        greeting = "Welcome back" if history else "Welcome"
+        name = f", {one_line(papp.agent, 40)}" if papp.agent else ""
+        title.append(f"  {greeting}{name}", "bold")
+        if state.loaded and not history:
+            title.append("  · nothing recorded in this folder yet", "dim")
         title.append(f"\n{one_line(papp.folder, 200)}", "dim")
         self.query_one("#launch-title", Static).update(title)
         menu = self.query_one(OptionList)
         highlighted = menu.highlighted
         menu.clear_options()
         menu.add_options(self.options())
-        default = 0 if papp.journal.checkpoints else 1
-        if highlighted is None or highlighted == self._default:
+        default = 0 if papp.journal.checkpoints else CHOICES.index("fresh")
+        if highlighted is None or self._default is None or highlighted == self._default:
             highlighted = default
         self._default = default
         menu.highlighted = highlighted
@@ -125,10 +133,10 @@ class LaunchScreen(Screen[str]):
             self.action_choose(event.option.id)
 
     def action_choose(self, choice: str) -> None:
-        if choice == "continue":
+        if choice in ("continue", "pick"):
             state = self.papp.journal
             if state.loaded and not state.checkpoints:
-                self.notify("There is no checkpoint yet.", severity="warning")
+                self.notify("There is no checkpoint yet: start fresh (f).", severity="warning")
                 return
         self.dismiss(choice)
 

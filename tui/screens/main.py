@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent
 
 from ..panes import CheckpointsPane, DiagnosticsPane, RecentPane, SearchPane
-from ..text import count, one_line
+from ..text import one_line, plural
 from ..widgets.diagnostics_view import STATE_ICONS, STATE_STYLES
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ class MainScreen(Screen[None]):
         Binding("4", "show_tab('diagnostics')", "Diagnostics", tooltip="Recorder health"),
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit", tooltip="Quit without choosing"),
+        Binding("escape", "launch_menu", "Menu", tooltip="Back to the launch menu"),
+        Binding("f", "fresh", "Start fresh", tooltip="Start the agent with no history"),
         # A pane's own keys, for when focus is outside it (on the tab bar, say): they
         # act on the pane of the tab on show. The pane's bindings are the ones listed.
         Binding("r", "in_pane('checkpoints', 'restore')", show=False),
@@ -110,21 +112,21 @@ class MainScreen(Screen[None]):
 
     def update_top_bar(self) -> None:
         papp = self.papp
-        bar = Text()
+        bar = Text(no_wrap=True, overflow="ellipsis")
         bar.append(" persist ", "bold reverse")
-        if papp.agent:
-            bar.append(f" {one_line(papp.agent, 40)} ·", "bold")
-        bar.append(f" {one_line(papp.folder, 200)}", "dim")
         diag = self.diagnostics_pane.diagnostics
-        if diag is not None:
+        if diag is not None:  # first: it must survive a narrow terminal
             state = diag.health.state
-            bar.append(f"  {STATE_ICONS[state]} {state}", STATE_STYLES[state])
+            bar.append(f" {STATE_ICONS[state]} {state}", STATE_STYLES[state])
+        if papp.agent:
+            bar.append(f"  {one_line(papp.agent, 40)}", "bold")
         store = papp.journal.store
         if store is not None:
-            bar.append(f"  {count(len(store))} records", "")
+            bar.append(f"  {plural(len(store), 'record')}", "")
         cps = papp.journal.checkpoints
         if cps is not None:
-            bar.append(f" · {len(cps)} checkpoints", "")
+            bar.append(f" · {plural(len(cps), 'checkpoint')}", "")
+        bar.append(f"  {one_line(papp.folder, 200)}", "dim")
         self.query_one("#top-bar", Static).update(bar)
 
     # -- between panes -----------------------------------------------------------
@@ -161,6 +163,17 @@ class MainScreen(Screen[None]):
             getattr(self.query_one(f"#{tab}"), f"action_{action}")()
 
     # -- launch menu and palette -------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("launch_menu", "fresh"):
+            return self.papp.launch  # only when an agent is being launched
+        return True
+
+    def action_launch_menu(self) -> None:
+        self.papp.show_launch_menu()
+
+    def action_fresh(self) -> None:
+        self.papp.start_fresh()
+
     def launch_action(self, choice: str) -> None:
         """Act on a launch-menu choice other than fresh/quit."""
         if choice == "continue":
@@ -170,7 +183,9 @@ class MainScreen(Screen[None]):
                 return
             if state.checkpoints:
                 self.action_show_tab("checkpoints")
-                self.checkpoints_pane.action_restore(state.checkpoints[0])
+                self.checkpoints_pane.action_restore(
+                    state.checkpoints[0], on_cancel=self.papp.show_launch_menu
+                )
             else:
                 self.notify("There is no checkpoint yet.", severity="warning")
         elif choice in ("pick", "checkpoints"):
@@ -202,6 +217,21 @@ class MainScreen(Screen[None]):
             "Restore latest checkpoint",
             "Confirm and restore the newest one",
             lambda: self.launch_action("continue"),
+        )
+        yield SystemCommand(
+            "Conversation",
+            "Read the conversation around the highlighted checkpoint (Enter)",
+            lambda: self.checkpoints_pane.action_conversation(),
+        )
+        yield SystemCommand(
+            "Export checkpoint range",
+            "The highlighted checkpoint's range as Markdown, in the exports folder",
+            lambda: self.checkpoints_pane.export_highlighted(),
+        )
+        yield SystemCommand(
+            "Copy record",
+            "The highlighted record in Recent to the clipboard and a file",
+            lambda: self.recent_pane.copy_highlighted(),
         )
         yield SystemCommand(
             "Pause / resume following",

@@ -98,7 +98,7 @@ class CheckpointList(VirtualList):
         cp = item.checkpoint
         assert cp is not None
         reason_w = 9
-        count = f"{cp.messages:,} msgs"
+        count = f"{cp.messages:,} msg{'' if cp.messages == 1 else 's'}"
         people_w = 22 if width >= 90 else 0
         label_w = max(8, width - 2 - 9 - reason_w - len(count) - 2 - people_w - 1)
         label = one_line(cp.label or "(no label)", 200)

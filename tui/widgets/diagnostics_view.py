@@ -11,7 +11,7 @@ from rich.text import Text
 from recorder.store.status import StatusSnapshot
 
 from ..diagnostics import Diagnostics
-from ..text import Clock, age, count, one_line, size
+from ..text import Clock, age, count, one_line, plural, size
 
 STATE_STYLES = {
     "healthy": "bold green",
@@ -33,7 +33,10 @@ def val(v: Any, fmt: Any = str) -> str:
     return "—" if v is None else fmt(v)
 
 
-def render_diagnostics(diag: Diagnostics | None, clock: Clock) -> RenderableType:
+def render_diagnostics(
+    diag: Diagnostics | None, clock: Clock, *, narrow: bool = False
+) -> RenderableType:
+    """The diagnostics; `narrow` (under 100 columns) puts the figures in one column."""
     if diag is None:
         return Text("Reading the recorder's status…", style="dim")
     h = diag.health
@@ -50,7 +53,10 @@ def render_diagnostics(diag: Diagnostics | None, clock: Clock) -> RenderableType
         parts.append(cmd)
 
     if st is not None:
-        parts.append(_status_table(st, diag, clock))
+        parts.append(_status_table(st, diag, clock, narrow=narrow))
+        difference = _received_vs_written(st)
+        if difference is not None:
+            parts.append(difference)
 
     cp = st.last_checkpoint if st is not None else None
     cp_text = Text("Last checkpoint: ", style="bold")
@@ -77,25 +83,59 @@ def render_diagnostics(diag: Diagnostics | None, clock: Clock) -> RenderableType
     return Group(*parts)
 
 
-def _status_table(st: StatusSnapshot, diag: Diagnostics, clock: Clock) -> Table:
-    """Process and traffic figures side by side."""
+def _connection(st: StatusSnapshot, diag: Diagnostics) -> str:
+    """The broker connection, as of now: a stopped recorder has none, whatever its
+    last heartbeat said."""
+    if not diag.health.running:
+        return "none (recorder not running)"
+    return str(st.connection)
+
+
+def _received_vs_written(st: StatusSnapshot) -> Text | None:
+    """Why received and written differ: heartbeats and refused messages are journalled
+    as records of their own kind, not as messages; the rest is dropped (a gap says so)
+    or still on its way to the disk."""
+    c = st.counts
+    if c.received == c.written:
+        return None
+    rest = c.received - c.written - c.heartbeats - c.refused
+    text = Text("Received but not written as messages: ", style="bold")
+    bits = [plural(c.heartbeats, "heartbeat")] if c.heartbeats else []
+    if c.refused:
+        bits.append(f"{plural(c.refused, 'message')} refused (too big)")
+    if rest > 0:
+        bits.append(f"{count(rest)} dropped or not yet written (gaps name any loss)")
+    text.append(f"{count(c.received - c.written)} = " + " + ".join(bits or ["0"]))
+    text.append(
+        "\n  heartbeats and refused messages are kept as records of their own kind, "
+        "not counted as messages",
+        "dim",
+    )
+    return text
+
+
+def _status_table(
+    st: StatusSnapshot, diag: Diagnostics, clock: Clock, *, narrow: bool = False
+) -> Table:
+    """Process and traffic figures side by side (one pair per line when `narrow`)."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
-    table.add_column()
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column()
+    table.add_column(overflow="ellipsis", no_wrap=narrow)
+    if not narrow:
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
     counts = st.counts
     rates = st.rates
     proc = diag.process
 
     rows = [
         ("PID", val(st.pid), "Broker", one_line(st.broker or "—", 60)),
-        ("Uptime", val(proc and proc.uptime, age), "Connection", str(st.connection)),
+        ("Uptime", val(proc and proc.uptime, age), "Connection", _connection(st, diag)),
         (
             "CPU",
             val(proc and proc.cpu_percent, lambda v: f"{v:.1f} %"),
             "Rate",
-            f"{rates.received_per_s:,.1f} msg/s received, {rates.written_per_s:,.1f} written",
+            f"{rates.received_per_s:,.1f}/s received, {rates.written_per_s:,.1f}/s written",
         ),
         ("RSS", val(proc and proc.rss, size), "Received", count(counts.received)),
         ("Open files", val(proc and proc.open_files), "Written", count(counts.written)),
@@ -119,6 +159,12 @@ def _status_table(st: StatusSnapshot, diag: Diagnostics, clock: Clock) -> Table:
         if counts.implausible:
             undetectable += f"; {count(counts.implausible)} envelopes not believed"
         rows.append(("", "", "Unchecked", undetectable))
+    if narrow:
+        left = [(a, b) for a, b, _, _ in rows if a]
+        right = [(c, d) for _, _, c, d in rows if c]
+        for pair in left + right:
+            table.add_row(*pair)
+        return table
     for row in rows:
         table.add_row(*row)
     return table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.text import Text
 
 from recorder.store.checkpoints import Checkpoint
@@ -10,16 +11,56 @@ from recorder.store.layout import segment_name
 from recorder.store.reader import Record
 
 from ..preview import Preview
-from ..text import Clock, count, one_line
+from ..reading import ReadingRules
+from ..text import Clock, one_line, plural, safe_text
+from ..transcript import Turn, turn_of
 from .checkpoint_list import REASON_STYLES
-from .record_list import describe, record_row, sender_style
+from .record_list import KIND_STYLES, describe, sender_style
+
+PREVIEW_CHARS = 400
+"""Characters of a message's text in the preview (the conversation view has it all)."""
 
 
-def _row(rec: Record, clock: Clock) -> Text:
-    row = record_row(rec, clock, sender_width=9, topic_width=6)
-    row.no_wrap = True
-    row.overflow = "ellipsis"
-    return row
+def turn_parts(turn: Turn, clock: Clock, limit: int = PREVIEW_CHARS) -> tuple[Text, Text | None]:
+    """A turn as a head line `HH:MM:SS speaker  topic [kind]` and a body: a tool call
+    as `⚙ name(arguments)`, thinking folded to one line, then the text (cut at `limit`)."""
+    head = Text()
+    head.append(clock.hms(turn.ts), "dim")
+    head.append(" ")
+    if not turn.is_message:
+        head.append(turn.speaker, KIND_STYLES.get(turn.kind, "bold"))
+        head.append(" ")
+        head.append_text(safe_text(turn.text[:limit]))
+        return head, None
+    speaker = one_line(turn.speaker, 40)
+    head.append(speaker, f"bold {sender_style(speaker)}")
+    if turn.topic:
+        head.append(f"  {one_line(turn.topic, 120)}", "dim")
+    if turn.kind != "message":
+        head.append(f"  [{one_line(turn.kind, 40)}]", "italic")
+    body = Text()
+    if turn.tool is not None or turn.args:
+        body.append("⚙ ", "bold magenta")
+        body.append(one_line(turn.tool or "?", 80), "bold")
+        if turn.args is not None:
+            body.append("(")
+            body.append_text(safe_text(turn.args[:limit]))
+            body.append(")")
+    if turn.thinking:
+        if body:
+            body.append("\n")
+        body.append(f"▸ thinking ({len(turn.thinking):,} characters, folded)", "dim italic")
+    if turn.text:
+        if body:
+            body.append("\n")
+        text = turn.text if len(turn.text) <= limit else turn.text[:limit] + " …"
+        body.append_text(safe_text(text, newlines=True))
+    return head, body if body else None
+
+
+def _row(rec: Record, clock: Clock, rules: ReadingRules | None = None) -> RenderableType:
+    head, body = turn_parts(turn_of(rec, rules), clock)
+    return head if body is None else Group(head, Padding(body, (0, 0, 0, 2)))
 
 
 def rule(title: str) -> Text:
@@ -34,21 +75,28 @@ def checkpoint_header(cp: Checkpoint, clock: Clock) -> Text:
     head.append("\n")
     head.append(f"{clock.stamp(cp.created)} · {clock.ago(cp.created)}", "")
     head.append(
-        f"\n{count(cp.messages)} messages · seq {cp.seq} · {segment_name(cp.segment)}@{cp.offset}",
+        f"\n{plural(cp.messages, 'message')} · seq {cp.seq:,} · "
+        f"{segment_name(cp.segment)}@{cp.offset:,}",
         "dim",
     )
     return head
 
 
 def render_preview(
-    pv: Preview | None, cp: Checkpoint | None, clock: Clock, *, problem: str | None = None
+    pv: Preview | None,
+    cp: Checkpoint | None,
+    clock: Clock,
+    *,
+    problem: str | None = None,
+    rules: ReadingRules | None = None,
 ) -> RenderableType:
     """The preview, or a placeholder while it loads, or `problem` if it could not load."""
     if cp is None:
         return Text("No checkpoint selected.", style="dim")
     parts: list[RenderableType] = [checkpoint_header(cp, clock)]
+    parts.append(Text("Enter reads the conversation here · r restores it", style="dim italic"))
     if cp.participants:
-        who = Text("Participants: ", style="bold")
+        who = Text("Participants, from the start of the journal: ", style="bold")
         items = sorted(cp.participants.items(), key=lambda kv: (-kv[1], kv[0]))
         for i, (name, n) in enumerate(items[:8]):
             if i:
@@ -65,7 +113,7 @@ def render_preview(
             parts.append(Text("reading its range…", style="dim italic"))
         return Group(*parts)
     since = Text("Since the previous checkpoint: ", style="bold")
-    since.append(f"{pv.messages:,} messages")
+    since.append(plural(pv.messages, "message"))
     if pv.talkers:
         top = ", ".join(f"{one_line(n, 20)} {c:,}" for n, c in pv.talkers.most_common(3))
         since.append(f" ({top})", "dim")
@@ -98,9 +146,9 @@ def render_preview(
     parts.append(rule("last messages before"))
     if not pv.before:
         parts.append(Text("  (none)", style="dim"))
-    parts.extend(_row(r, clock) for r in pv.before)
+    parts.extend(_row(r, clock, rules) for r in pv.before)
     parts.append(rule("◆ checkpoint ─ first after"))
     if not pv.after:
         parts.append(Text("  (nothing recorded after it yet)", style="dim"))
-    parts.extend(_row(r, clock) for r in pv.after)
+    parts.extend(_row(r, clock, rules) for r in pv.after)
     return Group(*parts)

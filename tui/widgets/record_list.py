@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from bisect import bisect_left
 from collections.abc import Sequence
 
 from rich.text import Text
@@ -11,6 +12,7 @@ from recorder.export.render import record_text
 from recorder.search.query import Query, match_spans
 from recorder.store.reader import Record, Store
 
+from ..reading import ReadingRules
 from ..text import Clock, one_line, safe_text
 from .virtual_list import VirtualList
 
@@ -77,17 +79,23 @@ def record_row(
     marker: str = " ",
     sender_width: int = 10,
     topic_width: int = 7,
+    rules: ReadingRules | None = None,
 ) -> Text:
-    """`HH:MM:SS ◆ sender topic text`, with search matches highlighted."""
+    """`HH:MM:SS ◆ sender topic text`, with search matches highlighted; `rules` name
+    the sender and kind of messages the recorder's enrichment did not."""
     row = Text()
     row.append(clock.hms(rec.ts), "dim")
     row.append(f" {marker} ", "bold green")
     kind = rec.kind
     if kind == "msg":
-        sender = one_line(rec.sender or "?", 40)
+        reading = rules.read(rec) if rules is not None else None
+        sender = one_line(rec.sender or (reading.sender if reading else "") or "?", 40)
         row.append(f"{sender[:sender_width]:<{sender_width}} ", sender_style(sender))
         row.append(f"{one_line(rec.topic, 40)[:topic_width]:<{topic_width}} ", "dim")
-        body = one_line(record_text(rec))
+        if reading is not None and reading.kind:
+            row.append(f"[{one_line(reading.kind, 40)}] ", "italic")
+        read_text = reading.text if reading is not None else None
+        body = one_line(record_text(rec) if read_text is None else read_text)
     else:
         row.append(f"{kind.upper()[:sender_width]:<{sender_width}} ", KIND_STYLES.get(kind, ""))
         row.append(" " * (topic_width + 1))
@@ -125,11 +133,16 @@ class RecordList(VirtualList):
         self.indices: Sequence[int] | None = None
         self.highlight: Query | None = None
         self.boundaries: frozenset[int] = frozenset()
+        self.ascending = False
+        self.rules: ReadingRules | None = None
 
-    def attach(self, store: Store | None, indices: Sequence[int] | None = None) -> None:
-        """Show `store` (all records, or only `indices`)."""
+    def attach(
+        self, store: Store | None, indices: Sequence[int] | None = None, *, ascending: bool = False
+    ) -> None:
+        """Show `store` (all records, or only `indices`; `ascending`: in journal order)."""
         self.store = store
         self.indices = indices
+        self.ascending = ascending
         self.sync()
 
     def sync(self, *, keep_end: bool = False) -> None:
@@ -148,6 +161,20 @@ class RecordList(VirtualList):
             return row if row < len(self.store) else None
         return self.indices[row] if row < len(self.indices) else None
 
+    def row_of(self, index: int) -> int | None:
+        """The row showing record `index` (None if this list does not show it)."""
+        if self.store is None:
+            return None
+        if self.indices is None:
+            return index if 0 <= index < len(self.store) else None
+        if self.ascending:
+            row = bisect_left(self.indices, index)
+            return row if row < len(self.indices) and self.indices[row] == index else None
+        try:
+            return self.indices.index(index)
+        except ValueError:
+            return None
+
     def render_row(self, row: int, width: int) -> Text:
         index = self.record_index(row)
         if index is None or self.store is None:
@@ -162,4 +189,5 @@ class RecordList(VirtualList):
             marker=marker,
             sender_width=12 if wide else 9,
             topic_width=10 if wide else 6,
+            rules=self.rules,
         )

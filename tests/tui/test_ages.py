@@ -1,0 +1,26 @@
+"""Ages ("15s ago") keep counting while the app is open."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+from pathlib import Path
+
+from tests.demo_journal import NOW, FixedProbe
+from tests.screenshots import settle
+from tests.tui_fixtures import SIZE, demo_dir, pilot_test, plain
+from tui.app import create_app
+
+
+@pilot_test
+async def test_the_preview_age_ticks(tmp_path: Path) -> None:
+    now = [NOW]
+    app = create_app(demo_dir(tmp_path), now=lambda: now[0], tz=UTC, probe=FixedProbe(), live=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        first = re.findall(r"· ([0-9hms ]+) ago", plain(app.screen.query_one("#preview")))
+        assert first, plain(app.screen.query_one("#preview"))
+        now[0] += 3 * 3600
+        await pilot.pause(1.5)
+        later = re.findall(r"· ([0-9hms ]+) ago", plain(app.screen.query_one("#preview")))
+        assert later and later != first

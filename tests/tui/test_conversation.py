@@ -1,0 +1,150 @@
+"""The conversation view: Enter on a checkpoint opens the transcript around it; j/k per
+message, t jumps to a time, Enter shows the record ( ] steps on), v/y/e copy and export
+a range, n/N step through matches plugged in with `set_matches`; only what is on
+screen is read."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from recorder.store.records import encode_frames
+from tests.demo_journal import BASE_TS, DemoWriter
+from tests.screenshots import settle
+from tests.tui_fixtures import SIZE, make_app, pilot_test
+from tui.screens.conversation import ConversationScreen
+from tui.screens.detail import DetailScreen
+from tui.screens.main import MainScreen
+from tui.widgets.conversation_view import ConversationView
+
+MESSAGES = 30_000
+
+
+def long_journal(root: Path) -> None:
+    """30,000 messages, a minute apart, a heartbeat after every one, checkpoints."""
+    w = DemoWriter.open(root)
+    beat = encode_frames(
+        [b"_persist.heartbeat", orjson.dumps({"_persist": {"pub": "p", "seq": 1, "hb": True}})]
+    )
+    for i in range(MESSAGES):
+        ts = BASE_TS + 60 * i
+        extra = {"thinking": "let me think " * 50} if i == 15_001 else None
+        w.message(ts, ("planner", "coder")[i % 2], f"message number {i}", extra=extra)
+        w.journal.append({"kind": "heartbeat", "ts": ts + 1, "topic": "_persist.heartbeat"}, beat)
+        if i in (10_000, 15_000):
+            w.checkpoint(ts + 2, f"after {i}", "manual")
+    w.close()
+
+
+def screen_text(view: ConversationView) -> str:
+    return "\n".join(
+        "".join(seg.text for seg in view.render_line(y)) for y in range(view.size.height)
+    )
+
+
+@pilot_test
+async def test_conversation_around_a_checkpoint(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    long_journal(root)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        store = app.journal.store
+        assert store is not None
+        reads = [0]
+        record = store.record
+
+        def counting(index: int):  # type: ignore[no-untyped-def]
+            reads[0] += 1
+            return record(index)
+
+        store.record = counting  # type: ignore[method-assign]
+        await pilot.press("enter")  # the newest checkpoint: "after 15000"
+        await settle(pilot)
+        conv = app.screen
+        assert isinstance(conv, ConversationScreen)
+        view = conv.view
+        assert reads[0] < 400, reads[0]  # a screenful, not 60,000 records
+        text = screen_text(view)
+        assert "message number 15000" in text and "◆ checkpoint: after 15000" in text
+        assert "HEARTBEAT" not in text
+        assert store.record(view.selected).get("kind") == "msg"
+        assert "15000" in store.record(view.selected).payload["text"]
+        # j: the next message (the heartbeat between is skipped); thinking is folded.
+        await pilot.press("j")
+        assert store.record(view.selected).payload["text"] == "message number 15001"
+        assert "▸ thinking (650 characters, folded)" in screen_text(view)
+        await pilot.press("z")
+        assert "let me think let me think" in screen_text(view)
+        await pilot.press("k", "k")
+        assert store.record(view.selected).payload["text"] == "message number 14999"
+        # t: jump to a time.
+        target = datetime.fromtimestamp(BASE_TS + 60 * 20_000, UTC).strftime("%Y-%m-%d %H:%M")
+        await pilot.press("t")
+        await pilot.pause()
+        for ch in target:
+            await pilot.press("space" if ch == " " else ch)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert store.record(view.selected).payload["text"] == "message number 20000"
+        # Enter: the record in full; ] steps to the next turn, and the view follows.
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen)
+        await pilot.press("right_square_bracket")
+        await pilot.pause()
+        assert app.screen.record.payload["text"] == "message number 20001"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is conv and store.record(view.selected).payload["text"].endswith("20001")
+        # v marks, j j extends, y copies (clipboard and a file), e exports the range.
+        await pilot.press("v", "j", "j", "y")
+        await pilot.pause()
+        assert app.clipboard.count("message number 2000") == 3
+        copies = list((root / "exports").glob("copy-*.jsonl"))
+        assert len(copies) == 1
+        lines = copies[0].read_bytes().splitlines()
+        assert [orjson.loads(x)["frames"][1]["json"]["text"] for x in lines] == [
+            "message number 20001",
+            "message number 20002",
+            "message number 20003",
+        ]
+        assert copies[0].stat().st_mode & 0o777 == 0o600
+        await pilot.press("e")
+        await pilot.pause()
+        (md,) = list((root / "exports").glob("conversation-*.md"))
+        assert md.read_text().count("message number 2000") == 3
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+
+
+@pilot_test
+async def test_search_matches_plug_in(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    long_journal(root)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        conv = app.screen
+        assert isinstance(conv, ConversationScreen)
+        view = conv.view
+        store = app.journal.store
+        assert store is not None
+        hits = [
+            r.index for r in store.records(29_000) if r.is_message and "2999" in r.payload["text"]
+        ]
+        view.set_matches(hits, lambda text: [m.span() for m in re.finditer("2999", text)])
+        await pilot.press("n")
+        assert view.selected == hits[0]
+        await pilot.press("n")
+        assert view.selected == hits[1]
+        await pilot.press("N")
+        assert view.selected == hits[0]

@@ -1,0 +1,78 @@
+"""Polish: one Quit in the palette, palette entries that act (export, copy, checkpoint
+now), --version on both commands, help text for every option and examples."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.screenshots import settle
+from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test
+from tui.cli import build_parser as tui_parser
+from tui.screens.main import MainScreen
+
+
+@pilot_test
+async def test_palette_has_one_quit_and_working_entries(tmp_path: Path) -> None:
+    root = demo_dir(tmp_path)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        commands = {c.title: c for c in app.get_system_commands(main)}
+        titles = [c.title for c in app.get_system_commands(main)]
+        assert titles.count("Quit") == 1
+        for title in ("Checkpoint now", "Export checkpoint range", "Copy record", "Conversation"):
+            assert title in commands
+        commands["Export checkpoint range"].callback()
+        await settle(pilot)
+        (md,) = list((root / "exports").glob("checkpoint-*.md"))
+        assert "# Conversation up to auto #7" in md.read_text()
+        await pilot.press("3")
+        commands["Copy record"].callback()
+        await pilot.pause()
+        (saved,) = list((root / "exports").glob("record-*.jsonl"))
+        assert app.clipboard.encode() == saved.read_bytes()  # the stored line, newline too
+        before = len(app.journal.checkpoints or [])
+        commands["Checkpoint now"].callback()  # no recorder runs: taken offline
+        await settle(pilot)
+        app.poll()
+        await settle(pilot)
+        assert len(app.journal.checkpoints or []) == before + 1
+
+
+def _options(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.Action]]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += [(f"{name} {n}", a) for n, a in _options(sub)]
+        elif not isinstance(action, argparse._HelpAction | argparse._VersionAction):
+            found.append(("/".join(action.option_strings) or action.dest, action))
+    return found
+
+
+def test_every_option_has_help_and_every_command_examples() -> None:
+    from recorder.cli.main import build_parser
+
+    for parser in (build_parser(), tui_parser()):
+        missing = [name for name, action in _options(parser) if not action.help]
+        assert missing == []
+    assert "examples:" in (tui_parser().epilog or "")
+    persist = build_parser()
+    sub = next(a for a in persist._actions if isinstance(a, argparse._SubParsersAction))
+    no_examples = [name for name, p in sub.choices.items() if "examples:" not in (p.epilog or "")]
+    assert no_examples == []
+
+
+def test_version_on_both_commands() -> None:
+    bindir = Path(sys.executable).parent
+    for command in ("persist", "persist-tui"):
+        out = subprocess.run(
+            [str(bindir / command), "--version"], capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0
+        assert out.stdout.startswith(f"{command} 0.") or out.stdout.startswith(f"{command} 1.")

@@ -1,0 +1,53 @@
+"""JSON as it was sent, re-indented for reading without being parsed.
+
+Parsing and writing JSON again changes what was sent: duplicate keys collapse,
+big integers become floats, key order and escapes may change. `reindent` only
+moves whitespace, token by token, so every key and number reads exactly as in
+the stored bytes, and it works on a prefix (a cut string runs to the end).
+"""
+
+from __future__ import annotations
+
+import re
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|"[^\n]*|[{}\[\],:]|[^\s{}\[\],:"]+|\s+', re.S)
+
+
+def reindent(text: str, indent: str = "  ") -> str:
+    """`text` (JSON, or the start of it) with one member per line."""
+    out: list[str] = []
+    depth = 0
+    opened = False  # the previous token opened an object or array
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        first = token[0]
+        if first.isspace():
+            continue
+        if first in "{[":
+            out.append(token)
+            depth += 1
+            out.append("\n" + indent * depth)
+            opened = True
+            continue
+        if first in "}]":
+            depth = max(0, depth - 1)
+            if opened:
+                out.pop()  # {} and [] stay on one line
+                out.append(token)
+            else:
+                out.append("\n" + indent * depth + token)
+        elif first == ",":
+            out.append(",\n" + indent * depth)
+        elif first == ":":
+            out.append(": ")
+        else:
+            out.append(token)
+        opened = False
+    return "".join(out)
+
+
+def compact(text: str) -> str:
+    """`text` (JSON) on one line: whitespace between tokens removed, tokens as sent."""
+    if "\n" not in text and "  " not in text:
+        return text
+    return "".join(m.group() for m in _TOKEN.finditer(text) if not m.group()[0].isspace())

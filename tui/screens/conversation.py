@@ -1,0 +1,272 @@
+"""The conversation around a checkpoint or a record, as a readable transcript.
+
+Keys: j/k per message, t jumps to a time, Enter shows the record in full (] and [
+step on from there), v marks one end of a range, y copies the turn or the range
+(OSC 52 to the terminal's clipboard, and always a file: terminals may refuse it),
+e exports what is on screen (or the range) as Markdown, r restores the checkpoint
+the view was opened from.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Input, Static
+
+from recorder.export.writers import MarkdownWriter
+from recorder.store.checkpoints import Checkpoint
+from recorder.store.reader import Record
+
+from ..records_io import new_file, save_records
+from ..text import one_line, plural
+from ..widgets.conversation_view import ConversationView
+
+if TYPE_CHECKING:
+    from ..app import PersistApp
+
+OSC52_LIMIT = 256 * 1024
+"""Bytes copied to the terminal's clipboard at most (terminals cap OSC 52); a file always."""
+
+
+def parse_time(text: str, around: float | None, clock_dt: datetime | None) -> float | None:
+    """`HH:MM`, `HH:MM:SS` (on the day of `clock_dt`) or `YYYY-MM-DD HH:MM[:SS]`."""
+    text = text.strip()
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            parsed = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        tz = clock_dt.tzinfo if clock_dt is not None else None
+        return parsed.replace(tzinfo=tz).timestamp()
+    for fmt in ("%H:%M:%S", "%H:%M"):
+        try:
+            clock = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        base = clock_dt or datetime.fromtimestamp(around or time.time())
+        return base.replace(
+            hour=clock.hour, minute=clock.minute, second=clock.second, microsecond=0
+        ).timestamp()
+    return None
+
+
+class TimePrompt(ModalScreen[str | None]):
+    """Asks for a time; dismisses with the text, or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="time-dialog", classes="dialog"):
+            yield Static(
+                "Jump to a time: HH:MM, HH:MM:SS or YYYY-MM-DD HH:MM", classes="dialog-title"
+            )
+            yield Input(placeholder="09:30", id="time-input")
+
+    @on(Input.Submitted)
+    def submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConversationScreen(Screen[None]):
+    """A transcript around record `index` (from `checkpoint`, when opened from one)."""
+
+    BINDINGS = [
+        Binding("escape,q", "back", "Back"),
+        Binding("enter", "open_record", "Record"),
+        Binding("t", "jump_time", "Time"),
+        Binding("v", "mark", "Mark"),
+        Binding("y", "copy", "Copy"),
+        Binding("e", "export", "Export"),
+        Binding("r", "restore", "Restore", tooltip="Restore the checkpoint this view is at"),
+    ]
+
+    def __init__(self, index: int, checkpoint: Checkpoint | None = None) -> None:
+        super().__init__()
+        self.index = index
+        self.checkpoint = checkpoint
+
+    @property
+    def papp(self) -> PersistApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def view(self) -> ConversationView:
+        return self.query_one(ConversationView)
+
+    def compose(self) -> ComposeResult:
+        store = self.papp.journal.store
+        assert store is not None
+        yield Static(id="conversation-status", classes="status-line")
+        yield ConversationView(
+            store, self.papp.clock, self.index, rules=self.papp.reading, id="conversation"
+        )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        view = self.view
+        state = self.papp.journal
+        bounds = state.boundaries or {}
+        labels: dict[int, str] = {}
+        for cp in reversed(state.checkpoints or []):  # oldest first: the newest label wins
+            at = bounds.get(cp.id)
+            if at:
+                labels[view.nearest_turn(at - 1)] = one_line(cp.label or cp.id, 80)
+        view.checkpoint_after = labels
+        view.refresh_layout()
+        view.focus()
+        self.update_status()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "restore":
+            return self.checkpoint is not None
+        return True
+
+    @on(ConversationView.Moved)
+    def moved(self, _event: ConversationView.Moved) -> None:
+        self.update_status()
+
+    def update_status(self) -> None:
+        view = self.view
+        store = view.store
+        rec = store.record(view.selected) if len(store) else None
+        status = Text()
+        status.append(" conversation ", "bold reverse")
+        if self.checkpoint is not None:
+            status.append(
+                f" ◆ {one_line(self.checkpoint.label or self.checkpoint.id, 40)}", "green"
+            )
+        if rec is not None:
+            status.append(f"  {self.papp.clock.stamp(rec.ts)}")
+            status.append(f"  {view.selected + 1:,}/{len(store):,}", "dim")
+        if view.mark is not None:
+            first, last = view.selection_range()
+            turns = plural(len(list(view.records(first, last))), "turn")
+            status.append(f"  range: {turns}", "cyan")
+        self.query_one("#conversation-status", Static).update(status)
+
+    # -- actions ----------------------------------------------------------------
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+    def action_open_record(self) -> None:
+        view = self.view
+        store = view.store
+
+        def neighbour(index: int, step: int) -> Record | None:
+            found = view._next(index, step)
+            if found is None:
+                return None
+            view.select(found)
+            return store.record(found)
+
+        self.papp.show_record(store.record(view.selected), navigate=neighbour)
+
+    def action_jump_time(self) -> None:
+        view = self.view
+        store = view.store
+        current = store.record(view.selected).ts if len(store) else None
+
+        def jump(answer: str | None) -> None:
+            if not answer:
+                return
+            dt = self.papp.clock.dt(current) if current is not None else None
+            ts = parse_time(answer, current, dt)
+            if ts is None:
+                self.notify(f"Not a time: {one_line(answer, 40)} (try 09:30)", severity="warning")
+                return
+            index = store.bisect(ts, lambda r: r.ts)
+            view.select(min(index, len(store) - 1))
+            self.notify(f"At {self.papp.clock.stamp(ts)}", timeout=2)
+
+        self.app.push_screen(TimePrompt(), jump)
+
+    def action_mark(self) -> None:
+        view = self.view
+        view.mark = None if view.mark == view.selected else view.selected
+        view._cache.clear()
+        view.refresh_layout()
+        self.update_status()
+
+    def action_copy(self) -> None:
+        """The turn (or the marked range) as Markdown to the clipboard, and as the
+        stored lines to a file (the fallback that always works)."""
+        view = self.view
+        first, last = view.selection_range()
+        records = list(view.records(first, last))
+        markdown = self._markdown(records)
+        try:
+            path = save_records(self.papp.exports_dir, records, "copy")
+        except OSError as exc:
+            self.notify(f"Could not save the copy: {exc}", severity="error")
+            path = None
+        copied = len(markdown.encode()) <= OSC52_LIMIT
+        if copied:
+            self.app.copy_to_clipboard(markdown)
+        what = plural(len(records), "turn")
+        where = f"; stored lines in {path}" if path is not None else ""
+        clip = "copied to the clipboard (OSC 52)" if copied else "too big for the clipboard"
+        self.notify(f"{what} {clip}{where}", timeout=10)
+
+    def action_export(self) -> None:
+        """What is on screen (or the marked range) as a Markdown transcript file."""
+        view = self.view
+        if view.mark is not None:
+            first, last = view.selection_range()
+        elif view.shown:
+            first, last = view.shown[0], view.shown[-1]
+        else:
+            return
+        records = list(view.records(first, last))
+        try:
+            path = self._write_markdown(records)
+        except OSError as exc:
+            self.notify(f"Could not export: {exc}", severity="error")
+            return
+        self.notify(f"Exported {plural(len(records), 'turn')} to {path}", timeout=10)
+
+    def action_restore(self) -> None:
+        if self.checkpoint is None:
+            return
+        from .main import MainScreen
+
+        cp = self.checkpoint
+        self.dismiss(None)
+        main = next((s for s in self.app.screen_stack if isinstance(s, MainScreen)), None)
+        if main is not None:
+            main.checkpoints_pane.action_restore(cp)
+
+    # -- files ------------------------------------------------------------------
+    def _markdown(self, records: list[Record]) -> str:
+        out = io.BytesIO()
+        writer = MarkdownWriter(out)
+        for rec in records:
+            writer.record(rec)
+        writer.end()
+        return out.getvalue().decode("utf-8", "replace")
+
+    def _write_markdown(self, records: list[Record]) -> Path:
+        path, fd = new_file(self.papp.exports_dir, "conversation", ".md")
+        with os.fdopen(fd, "wb") as out:
+            writer = MarkdownWriter(out)
+            writer.begin(
+                "Conversation",
+                [("log folder", self.papp.folder), ("records", plural(len(records), "turn"))],
+            )
+            for rec in records:
+                writer.record(rec)
+            writer.end()
+        return path
