@@ -329,7 +329,11 @@ def main() -> int:
         print(f"{len(first.sessions)} sessions, {size / 1e6:,.0f} MB, {lines:,} lines")
         print(f"baseline (stdlib json, every line):    {t_naive:7.3f} s")
         print(f"floor (orjson.loads of every line):     {t_floor:7.3f} s")
-        print(f"ours, first scan, one process:         {t_one_proc:7.3f} s")
+        print(
+            f"ours, first scan, one process:         {t_one_proc:7.3f} s "
+            f"({t_naive / t_one_proc:.2f}x the baseline's speed, "
+            f"{t_one_proc / t_floor:.2f}x the floor's time)"
+        )
         print(
             f"ours, first scan, {workers} processes:        {t_first:7.3f} s "
             f"({t_naive / t_first:.2f}x the baseline's speed)"
@@ -339,6 +343,8 @@ def main() -> int:
             f"({t_naive / t_warm:.0f}x faster than the baseline)"
         )
         print(f"ours, rescan after one file grew:      {t_one:7.3f} s")
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"load average at the end (1, 5, 15 min): {load} on {os.cpu_count()} cores")
     finally:
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)

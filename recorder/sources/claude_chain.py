@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from recorder.sources.claude_messages import is_sidechain, is_tool_result, message_id
+from recorder.sources.claude_messages import is_tool_result, message_id
 
 
 @dataclass
@@ -44,7 +44,11 @@ def active_chain(entries: list[dict[str, Any]], explicit_leaf: str | None = None
     for p in parents:
         if p is not None and p >= 0:
             has_child[p] = True
-    main = [i for i, e in enumerate(entries) if kinds[i] != "progress" and not is_sidechain(e)]
+    main = [
+        i
+        for i, e in enumerate(entries)
+        if kinds[i] != "progress" and e.get("isSidechain") is not True  # not is_sidechain(e)
+    ]
     if not main:
         return Chain([], [], 0)
     explicit = by_uuid.get(explicit_leaf) if explicit_leaf else None
