@@ -7,7 +7,8 @@ line is counted and skipped, never raised (see `model.ReadReport`).
 Entry points:
 - `claude.read_transcript(path)`, `gemini.read_transcript(path)`,
   `codex.read_transcript(path)` -> `model.Transcript` (`session`, `messages`,
-  `sidechain`, `report`); `claude.parse_file` + `claude.active_chain` for the raw lines.
+  `sidechain`, `report`); `claude.parse_file` + `claude.active_chain`
+  (from `claude_chain`) for the raw lines.
 - `discover.Roots.default()`, `discover.scan(roots, cache_path)` -> every `model.Session`
   newest first; `discover.read_session(session)`; `discover.iter_messages(roots)`.
 - `journal_view.to_records(messages)` -> `recorder.store.reader.Record`s that

@@ -4,12 +4,13 @@ The file is a tree of lines linked by `parentUuid`; the conversation is the chai
 the active leaf up to the root (rewinds and edits leave other branches behind), bridged
 over compaction boundaries by `logicalParentUuid`, with `progress` lines transparent and
 parallel tool results put back, as Claude Code's own loader does (the format notes of
-issue 9, section 1.4). How lines become messages is in `claude_messages`. Sub-agents
+issue 9, section 1.4); those rules are in `claude_chain`, how lines become messages in
+`claude_messages`. Sub-agents
 live inline (`isSidechain`, <= 1.0), in `agent-<id>.jsonl` beside the sessions
 (2.0 - 2.1.1) or in `<sessionId>/subagents/` (>= 2.1.2).
 
-A little over 400 lines: discovery, reading a file, the chain rules and the two ways
-of reading a session (in full, or for a listing) share the line model.
+A little over 400 lines: discovery, reading a file and the two ways of reading a
+session (in full, or for a listing) share the line model.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from recorder.sources.claude_chain import Chain, active_chain
 from recorder.sources.claude_messages import (
     build_messages,
     context_tokens,
@@ -31,8 +34,6 @@ from recorder.sources.claude_messages import (
     first_user_prompt,
     is_conversation,
     is_sidechain,
-    is_tool_result,
-    message_id,
     usage_tokens,
 )
 from recorder.sources.jsonl import iter_objects, parse_time, read_bytes
@@ -85,6 +86,7 @@ KNOWN = CONVERSATION | frozenset(
         "resume-head-vouch",
     ]
 )
+_fromiso = datetime.fromisoformat
 _AGENT_NAME = re.compile(r"\Aagent-[A-Za-z0-9_-]+\.jsonl\Z")
 
 
@@ -179,20 +181,30 @@ def parse_file(path: Path, limit: int | None = None) -> ParsedFile:
     data, state = read_bytes(path, report, limit)
     parsed.size = state.size
     parsed.mtime = state.mtime_ns / 1e9
+    entries = parsed.entries
+    first_ts: float | None = None
+    last_ts: float | None = None
     for number, obj in iter_objects(data, report):
         kind = obj.get("type")
         if not isinstance(kind, str):
             kind = "?"
-        ts = parse_time(obj.get("timestamp"))
+        stamp = obj.get("timestamp")
+        if type(stamp) is str:  # the usual case, inlined (parse_time's rule for a string)
+            try:
+                ts: float | None = _fromiso(stamp).timestamp()
+            except ValueError:
+                ts = None
+        else:
+            ts = parse_time(stamp)
         if ts is not None:
-            if parsed.first_ts is None or ts < parsed.first_ts:
-                parsed.first_ts = ts
-            if parsed.last_ts is None or ts > parsed.last_ts:
-                parsed.last_ts = ts
+            if first_ts is None or ts < first_ts:
+                first_ts = ts
+            if last_ts is None or ts > last_ts:
+                last_ts = ts
         if kind in CONVERSATION and isinstance(obj.get("uuid"), str):
             obj["_line"] = number
             obj["_ts"] = ts
-            parsed.entries.append(obj)
+            entries.append(obj)
             if not parsed.session_id and isinstance(obj.get("sessionId"), str):
                 parsed.session_id = obj["sessionId"]
         elif kind == "custom-title" and isinstance(obj.get("customTitle"), str):
@@ -208,91 +220,10 @@ def parse_file(path: Path, limit: int | None = None) -> ParsedFile:
                 parsed.explicit_leaf = leaf if isinstance(leaf, str) else None
         elif kind not in KNOWN:
             report.unknown_types[kind] = report.unknown_types.get(kind, 0) + 1
+    parsed.first_ts, parsed.last_ts = first_ts, last_ts
     if not parsed.session_id:
         parsed.session_id = path.stem
     return parsed
-
-
-# -- the chain ----------------------------------------------------------------------------
-@dataclass
-class Chain:
-    lines: list[dict[str, Any]]  # the active conversation, in file order
-    leaves: list[str]  # uuids of user/assistant lines nobody continues
-    branches: int  # leaves off the active chain, plus one
-
-
-def active_chain(entries: list[dict[str, Any]], explicit_leaf: str | None = None) -> Chain:
-    """The conversation Claude Code would resume, by its own rules."""
-    by_uuid: dict[str, int] = {}
-    for i, e in enumerate(entries):
-        by_uuid.setdefault(e["uuid"], i)
-
-    def parent(i: int) -> int | None:
-        """The index of line i's parent, skipping progress lines; -1 when it is missing."""
-        seen = 0
-        e = entries[i]
-        while True:
-            p = e.get("parentUuid")
-            if p is None and e.get("subtype") == "compact_boundary":
-                p = e.get("logicalParentUuid")
-            if not isinstance(p, str):
-                return None
-            j = by_uuid.get(p)
-            if j is None:
-                return -1
-            if entries[j].get("type") != "progress" or seen > len(entries):
-                return j
-            e = entries[j]
-            seen += 1
-
-    parents = [parent(i) for i in range(len(entries))]
-    has_child = [False] * len(entries)
-    for p in parents:
-        if p is not None and p >= 0:
-            has_child[p] = True
-    main = [i for i, e in enumerate(entries) if not is_sidechain(e) and e["type"] != "progress"]
-    if not main:
-        return Chain([], [], 0)
-    explicit = by_uuid.get(explicit_leaf) if explicit_leaf else None
-    start = main[-1] if explicit is None else explicit
-    chain: list[int] = []
-    seen_set: set[int] = set()
-    at: int | None = start
-    while at is not None and at not in seen_set:
-        seen_set.add(at)
-        chain.append(at)
-        up = parents[at]
-        if up == -1:  # parent line lost (cut off, unreadable): the nearest earlier line
-            earlier = [j for j in main if j < at and j not in seen_set]
-            up = earlier[-1] if earlier else None
-        at = up
-    on_chain = set(chain)
-    # Parallel tool calls: sibling assistant lines and their results off the walked chain.
-    ids = {message_id(entries[j]) for j in chain if entries[j]["type"] == "assistant"}
-    ids.discard("")
-    extra = {
-        j
-        for j in main
-        if j not in on_chain and entries[j]["type"] == "assistant" and message_id(entries[j]) in ids
-    }
-    anchor = on_chain | extra
-    for j in main:
-        p = parents[j]
-        if j not in anchor and p is not None and p in anchor and is_tool_result(entries[j]):
-            extra.add(j)
-    chosen = sorted(on_chain | extra)
-    taken = set(chosen)
-    leaves = [
-        entries[j]["uuid"]
-        for j in main
-        if not has_child[j] and entries[j]["type"] in ("user", "assistant")
-    ]
-    off = sum(
-        1
-        for j in main
-        if not has_child[j] and entries[j]["type"] in ("user", "assistant") and j not in taken
-    )
-    return Chain([entries[j] for j in chosen], leaves, off + 1)
 
 
 def read_transcript(

@@ -28,7 +28,9 @@ from recorder.sources.model import (
 KNOWN = frozenset(
     ("session_meta", "response_item", "compacted", "turn_context", "event_msg", "world_state")
 )
-_PATCH_FILE = re.compile(r"^\*\*\* (?:Add|Update|Delete) File: (.+)$", re.MULTILINE)
+# Searched without `^` (a literal start is found much faster); a match counts only at
+# the start of a line, which gives what `^...$` with re.MULTILINE gives.
+_PATCH_FILE = re.compile(r"\*\*\* (?:Add|Update|Delete) File: (.+)$", re.MULTILINE)
 _INJECTED = ("<environment_context>", "<user_instructions>", "# AGENTS.md", "<permissions")
 
 
@@ -83,6 +85,14 @@ def _arguments(raw: Any) -> dict[str, Any]:
             return {"input": raw}
         return value if isinstance(value, dict) else {"input": value}
     return {"input": raw}
+
+
+def _patch_files(patch: str) -> Iterator[str]:
+    """The files an apply_patch input names (`*** Update File: <path>` lines)."""
+    for found in _PATCH_FILE.finditer(patch):
+        at = found.start()
+        if at == 0 or patch[at - 1] == "\n":
+            yield found.group(1).strip()
 
 
 def read_transcript(path: Path, names: dict[str, str] | None = None) -> Transcript:
@@ -196,8 +206,8 @@ def read_transcript(path: Path, names: dict[str, str] | None = None) -> Transcri
                 cur["uuid"] = uuid
                 patch = raw if isinstance(raw, str) else text_of(args)
                 if name == "apply_patch" or "*** Begin Patch" in patch:
-                    for f in _PATCH_FILE.findall(patch):
-                        files[f.strip()] = None
+                    for f in _patch_files(patch):
+                        files[f] = None
             elif ptype in ("function_call_output", "custom_tool_call_output"):
                 flush()
                 out = payload.get("output")

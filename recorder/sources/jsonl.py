@@ -63,23 +63,32 @@ def read_bytes(path: Path, report: ReadReport, limit: int | None = None) -> tupl
 
 
 def iter_objects(data: bytes, report: ReadReport) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(1-based line number, object) for every line of `data` that is a JSON object."""
-    end = data.rfind(b"\n") + 1
-    tail = data[end:]
+    """(1-based line number, object) for every line of `data` that is a JSON object.
+    Lines are parsed in place (memoryview slices: no copy of each line)."""
+    view = memoryview(data)
+    find = data.find
     number = 0
-    for number, line in enumerate(data[:end].split(b"\n")[:-1], 1):
-        if not line or line.isspace():
-            continue
-        try:
-            obj = _loads(line)
-        except orjson.JSONDecodeError:
-            report.bad_lines.append(number)
-            continue
-        if isinstance(obj, dict):
-            report.lines += 1
-            yield number, obj
-        else:
-            report.bad_lines.append(number)
+    pos = 0
+    while True:
+        nl = find(b"\n", pos)
+        if nl < 0:
+            break
+        number += 1
+        if nl > pos:
+            try:
+                obj = _loads(view[pos:nl])
+            except orjson.JSONDecodeError:
+                if not data[pos:nl].isspace():
+                    report.bad_lines.append(number)
+                obj = None
+            else:
+                if isinstance(obj, dict):
+                    report.lines += 1
+                    yield number, obj
+                else:
+                    report.bad_lines.append(number)
+        pos = nl + 1
+    tail = data[pos:]
     if tail.strip():
         try:
             obj = _loads(tail)

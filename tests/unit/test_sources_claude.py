@@ -4,13 +4,47 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from recorder.sources import claude
 from recorder.sources.discover import Roots, scan
 from recorder.sources.jsonl import read_bytes
-from recorder.sources.model import ReadReport, Sender
+from recorder.sources.model import ReadReport, Sender, Transcript, session_to_json
 from tests.session_fixtures import ClaudeSession, text, thinking, tool_use
+
+LISTING_CHECKS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def listing_equals_full_read(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[None]:
+    """Every full read in this module (every fixture shape it writes) is also read in
+    the scan's listing mode, which must give exactly the same `Session` (unless the file
+    changed between the two reads). Not in the worker-process test: it pickles the
+    reader."""
+    if "worker_processes" in request.node.name:
+        yield
+        return
+    full_read = claude.read_transcript
+
+    def checked(path: Path, **kw: Any) -> Transcript:
+        before = path.stat()
+        full = full_read(path, **kw)
+        if not kw.get("listing"):
+            quick = full_read(path, **{**kw, "listing": True})
+            after = path.stat()
+            if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns):
+                assert session_to_json(quick.session) == session_to_json(full.session), path
+                LISTING_CHECKS.append(str(path))
+        return full
+
+    monkeypatch.setattr(claude, "read_transcript", checked)
+    yield
 
 
 def test_rewind_branch_follows_the_last_written_line(tmp_path: Path) -> None:
@@ -307,3 +341,15 @@ def test_scan_in_worker_processes_gives_the_same_sessions(tmp_path: Path) -> Non
     two = scan(Roots(tmp_path, None, None), workers=2)
     assert one.read == two.read == 10
     assert [session_to_json(s) for s in one.sessions] == [session_to_json(s) for s in two.sessions]
+
+
+def test_the_listing_check_runs_on_every_full_read(tmp_path: Path) -> None:
+    """The autouse check compares the two modes on each file a test here reads in full."""
+    s = ClaudeSession(tmp_path)
+    s.user("q")
+    s.assistant(text("a"), tool_use("Write", {"file_path": "/w"}, "t1"))
+    s.tool_result("t1", "written")
+    path = s.write()
+    before = len(LISTING_CHECKS)
+    claude.read_transcript(path)
+    assert LISTING_CHECKS[before:] == [str(path)]

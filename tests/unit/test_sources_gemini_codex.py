@@ -116,3 +116,24 @@ def test_codex_rollout_and_thread_name(tmp_path: Path) -> None:
     assert reply.text == "done 0" and not reply.tool_calls
     assert next(m.text for m in t.messages if m.sender is Sender.TOOL) == "Success"
     assert codex.thread_names(tmp_path / "absent") == {}
+
+
+def test_patch_files_match_the_line_anchored_rule() -> None:
+    """`_patch_files` (searched without `^` for speed) finds exactly the lines that
+    `^\\*\\*\\* (Add|Update|Delete) File: (.+)$` (re.MULTILINE) finds, on random texts."""
+    import random
+    import re
+
+    from recorder.sources.codex import _patch_files
+
+    anchored = re.compile(r"^\*\*\* (?:Add|Update|Delete) File: (.+)$", re.MULTILINE)
+    parts = ["*** ", "Update File: ", "Add File: ", "Delete File: ", "\n", "\r\n", "x"]
+    parts += [" a/b.py", "*", "** ", "Move to: "]
+    rng = random.Random(5)
+    matched = 0
+    for _ in range(5000):
+        patch = "".join(rng.choice(parts) for _ in range(rng.randint(0, 24)))
+        expected = [f.strip() for f in anchored.findall(patch)]
+        assert list(_patch_files(patch)) == expected, repr(patch)
+        matched += bool(expected)
+    assert matched > 100  # the random texts do name files

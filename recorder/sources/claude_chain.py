@@ -1,0 +1,98 @@
+"""The active chain of a Claude Code transcript: the conversation Claude Code would
+resume from the lines of a file (`parentUuid` tree, compaction boundaries bridged by
+`logicalParentUuid`, progress lines transparent, parallel tool calls put back)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from recorder.sources.claude_messages import is_tool_result, message_id
+
+
+@dataclass
+class Chain:
+    lines: list[dict[str, Any]]  # the active conversation, in file order
+    leaves: list[str]  # uuids of user/assistant lines nobody continues
+    branches: int  # leaves off the active chain, plus one
+
+
+def active_chain(entries: list[dict[str, Any]], explicit_leaf: str | None = None) -> Chain:
+    """The conversation Claude Code would resume, by its own rules. (Each line's fields
+    are looked up once: this runs on every line of every file a scan reads.)"""
+    n = len(entries)
+    by_uuid: dict[str, int] = {}
+    for i, e in enumerate(entries):
+        by_uuid.setdefault(e["uuid"], i)
+    kinds = [e["type"] for e in entries]
+    # raw[i]: the index of the line named as line i's parent; None: none named; -1: lost
+    raw: list[int | None] = []
+    for e in entries:
+        p = e.get("parentUuid")
+        if p is None and e.get("subtype") == "compact_boundary":
+            p = e.get("logicalParentUuid")
+        raw.append(by_uuid.get(p, -1) if isinstance(p, str) else None)
+    parents: list[int | None] = []
+    for i in range(n):  # progress lines are transparent (a loop of them is cut off)
+        j = raw[i]
+        seen = 0
+        while j is not None and j >= 0 and kinds[j] == "progress" and seen <= n:
+            j = raw[j]
+            seen += 1
+        parents.append(j)
+    has_child = [False] * n
+    for p in parents:
+        if p is not None and p >= 0:
+            has_child[p] = True
+    main = [
+        i
+        for i, e in enumerate(entries)
+        if kinds[i] != "progress" and e.get("isSidechain") is not True  # not is_sidechain(e)
+    ]
+    if not main:
+        return Chain([], [], 0)
+    explicit = by_uuid.get(explicit_leaf) if explicit_leaf else None
+    start = main[-1] if explicit is None else explicit
+    chain: list[int] = []
+    seen_set: set[int] = set()
+    at: int | None = start
+    while at is not None and at not in seen_set:
+        seen_set.add(at)
+        chain.append(at)
+        up = parents[at]
+        if up == -1:  # parent line lost (cut off, unreadable): the nearest earlier line
+            earlier = [j for j in main if j < at and j not in seen_set]
+            up = earlier[-1] if earlier else None
+        at = up
+    on_chain = set(chain)
+    # Parallel tool calls: sibling assistant lines and their results off the walked chain.
+    ids = {message_id(entries[j]) for j in chain if kinds[j] == "assistant"}
+    ids.discard("")
+    extra: set[int] = set()
+    if ids:
+        extra = {
+            j
+            for j in main
+            if kinds[j] == "assistant" and j not in on_chain and message_id(entries[j]) in ids
+        }
+    anchor = on_chain | extra
+    for j in main:
+        p = parents[j]
+        if (
+            p is not None
+            and j not in anchor
+            and p in anchor
+            and kinds[j] == "user"
+            and is_tool_result(entries[j])
+        ):
+            extra.add(j)
+    chosen = sorted(on_chain | extra)
+    taken = set(chosen)
+    leaves: list[str] = []
+    off = 0
+    for j in main:
+        if not has_child[j] and kinds[j] in ("user", "assistant"):
+            leaves.append(entries[j]["uuid"])
+            if j not in taken:
+                off += 1
+    return Chain([entries[j] for j in chosen], leaves, off + 1)
