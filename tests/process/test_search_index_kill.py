@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +28,29 @@ def reindex(root: Path, *extra: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+def committed(root: Path) -> int:
+    """Documents the indexer has committed so far (read-only: never starts a catch-up)."""
+    path = root / "search" / "index.sqlite3"
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return int(db.execute("SELECT count(*) FROM docs").fetchone()[0])
+    except sqlite3.Error:
+        return 0  # not created yet, or its schema not written yet
+
+
+def kill_after(proc: subprocess.Popen[bytes], root: Path, documents: int) -> bool:
+    """SIGKILL `proc` as soon as `documents` are committed; False if it finished first."""
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if committed(root) >= documents:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.005)
+    proc.wait()
+    return False
 
 
 def assert_prefix_of_journal(root: Path) -> int:
@@ -49,19 +74,18 @@ def test_sigkill_during_indexing_leaves_a_consistent_index(tmp_path: Path) -> No
         w.message(BASE_TS + i, ("a", "b", "c")[i % 3], f"{text} n{i}")
     w.close()
     kills = 0
-    progress = []
-    # A full rebuild killed once, then catch-ups killed at random moments.
-    for k, extra in enumerate([(), ("--catch-up",), ("--catch-up",), ("--catch-up",)]):
+    progress = [0]
+    # A full rebuild killed once, then catch-ups killed at random moments: each
+    # is killed once it has committed a random number of documents beyond what the
+    # previous one left (timing-free: however fast or loaded the machine is).
+    for extra in [(), ("--catch-up",), ("--catch-up",), ("--catch-up",)]:
         proc = reindex(root, *extra)
-        time.sleep(rng.uniform(1.0, 3.0) if k else 2.0)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if kill_after(proc, root, progress[-1] + rng.randint(1, 12_000)):
             kills += 1
         if (root / "search" / "index.sqlite3").exists():
             progress.append(assert_prefix_of_journal(root))
-    assert kills >= 2, "the indexer finished before it could be killed: make the journal bigger"
-    assert any(progress), progress
+    assert kills >= 2, f"the indexer finished before it could be killed ({progress})"
+    assert progress == sorted(progress) and progress[-1] > 0, progress
     # The next search (or catch-up) finishes the job from where it stopped.
     with SearchEngine(root) as engine:
         done = engine.catch_up()
