@@ -18,6 +18,7 @@ from tests.screenshots import settle
 from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
 from tui.panes.search import RESULT_LIMIT
 from tui.screens.main import MainScreen
+from tui.widgets.conversation_view import ConversationView
 
 QUERIES = [
     "migration",
@@ -114,6 +115,37 @@ async def test_bad_query_is_one_line_and_progress_while_indexing(tmp_path: Path)
         await settle(pilot, 0.3)
         status = plain(main.query_one("#search-status"))
         assert "OR needs a word or phrase on each side" in status
+
+
+@pilot_test
+async def test_n_and_N_step_through_the_hits_in_the_conversation(tmp_path: Path) -> None:
+    """Enter on a hit shows it in Recent; `o` opens the conversation there, where n/N
+    move to the next and previous hit of the same search, in journal order."""
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        await pilot.press("slash", *"migration")
+        await settle(pilot, 0.4)
+        hits = sorted(main.search_pane.hits)
+        assert len(hits) >= 3
+        middle = hits[len(hits) // 2]
+        results = main.query_one("#results")
+        results.focus()
+        results.move_to(main.search_pane.hits.index(middle))  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await settle(pilot)
+        assert main.active_tab == "recent"
+        await pilot.press("o")
+        await settle(pilot)
+        view = app.screen.query_one(ConversationView)
+        assert view.selected == middle
+        await pilot.press("n")
+        await settle(pilot)
+        assert view.selected == hits[hits.index(middle) + 1]
+        await pilot.press("N", "N")
+        await settle(pilot)
+        assert view.selected == hits[hits.index(middle) - 1]
 
 
 pytestmark = pytest.mark.timeout(300)

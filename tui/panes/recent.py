@@ -60,6 +60,8 @@ class RecentPane(Pane):
         self.following = True
         self.context_checkpoint: Checkpoint | None = None
         """The nearest checkpoint before a record reached from search."""
+        self.search_matches: list[int] = []
+        """Every hit of the search that led here (record indices, journal order)."""
         self._auto_row: int | None = None  # where following last put the cursor
         self._unseen = 0
 
@@ -160,8 +162,10 @@ class RecentPane(Pane):
             row = self.messages.row_of(index)
         return index if row is None else row
 
-    def jump_to(self, index: int, query: Query | None) -> None:
-        """Show record `index` paused, `query` highlighted, with its nearest checkpoint."""
+    def jump_to(self, index: int, query: Query | None, matches: list[int] | None = None) -> None:
+        """Show record `index` paused, `query` highlighted, with its nearest checkpoint;
+        the conversation opened from here steps through `matches` with n/N."""
+        self.search_matches = matches or []
         state = self.papp.journal
         self.following = False
         self._unseen = 0
@@ -179,7 +183,9 @@ class RecentPane(Pane):
 
         index = self.messages.record_index(self.messages.cursor)
         if index is not None and self.papp.journal.store is not None:
-            self.app.push_screen(ConversationScreen(index))
+            query = self.messages.highlight
+            matches = self.search_matches if query is not None else []
+            self.app.push_screen(ConversationScreen(index, matches=matches, query=query))
 
     def copy_highlighted(self) -> None:
         """The highlighted record: its stored line to the clipboard (OSC 52) and a file."""

@@ -87,12 +87,14 @@ class SearchPane(Pane):
             self.total = total
 
     class ResultChosen(Message):
-        """Enter on a result: show record `index` with `query` highlighted (the screen does)."""
+        """Enter on a result: show record `index` with `query` highlighted (the screen does);
+        `matches` are every hit's record index in journal order (for n/N further on)."""
 
-        def __init__(self, index: int, query: Query | None) -> None:
+        def __init__(self, index: int, query: Query | None, matches: list[int]) -> None:
             super().__init__()
             self.index = index
             self.query = query
+            self.matches = matches
 
     def __init__(self) -> None:
         super().__init__("2 Search", id="search")
@@ -273,4 +275,5 @@ class SearchPane(Pane):
     @on(VirtualList.Selected, "#results")
     def result_selected(self, event: VirtualList.Selected) -> None:
         if 0 <= event.row < len(self.hits):
-            self.post_message(self.ResultChosen(self.hits[event.row], self.search_query))
+            chosen = self.ResultChosen(self.hits[event.row], self.search_query, sorted(self.hits))
+            self.post_message(chosen)

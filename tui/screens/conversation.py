@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Static
 
 from recorder.export.writers import MarkdownWriter
+from recorder.search.query import Query, match_spans
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.reader import Record
 
@@ -94,10 +96,20 @@ class ConversationScreen(Screen[None]):
         Binding("r", "restore", "Restore", tooltip="Restore the checkpoint this view is at"),
     ]
 
-    def __init__(self, index: int, checkpoint: Checkpoint | None = None) -> None:
+    def __init__(
+        self,
+        index: int,
+        checkpoint: Checkpoint | None = None,
+        *,
+        matches: Sequence[int] = (),
+        query: Query | None = None,
+    ) -> None:
         super().__init__()
         self.index = index
         self.checkpoint = checkpoint
+        self.matches = matches
+        """Search hits (record indices, journal order) that n/N step through."""
+        self.search_query = query
 
     @property
     def papp(self) -> PersistApp:
@@ -126,6 +138,9 @@ class ConversationScreen(Screen[None]):
             if at:
                 labels[view.nearest_turn(at - 1)] = one_line(cp.label or cp.id, 80)
         view.checkpoint_after = labels
+        query = self.search_query
+        if query is not None and self.matches:
+            view.set_matches(self.matches, lambda text: match_spans(text, query))
         view.refresh_layout()
         view.focus()
         self.update_status()

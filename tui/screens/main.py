@@ -139,7 +139,7 @@ class MainScreen(Screen[None]):
 
     def on_search_pane_result_chosen(self, message: SearchPane.ResultChosen) -> None:
         self.action_show_tab("recent")
-        self.recent_pane.jump_to(message.index, message.query)
+        self.recent_pane.jump_to(message.index, message.query, message.matches)
 
     def on_recent_pane_show_checkpoint(self, message: RecentPane.ShowCheckpoint) -> None:
         self.action_show_tab("checkpoints")
