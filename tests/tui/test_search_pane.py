@@ -148,4 +148,30 @@ async def test_n_and_N_step_through_the_hits_in_the_conversation(tmp_path: Path)
         assert view.selected == hits[hits.index(middle) - 1]
 
 
+@pilot_test
+async def test_recent_lists_only_the_hits_in_filter_mode(tmp_path: Path) -> None:
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        await pilot.press("slash", *"migration")
+        await settle(pilot, 0.4)
+        hits = sorted(main.search_pane.hits)
+        results = main.query_one("#results")
+        results.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        recent = main.recent_pane
+        everything = recent.messages.row_count
+        assert everything > len(hits)
+        await pilot.press("m")
+        await settle(pilot)
+        listed = [recent.messages.record_index(r) for r in range(recent.messages.row_count)]
+        assert listed == hits
+        assert f"only the {len(hits)} search hits" in plain(main.query_one("#recent-status"))
+        await pilot.press("m")
+        await settle(pilot)
+        assert recent.messages.row_count == everything
+
+
 pytestmark = pytest.mark.timeout(300)

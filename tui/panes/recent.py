@@ -34,6 +34,12 @@ class RecentPane(Pane):
         ),
         Binding("c", "context_checkpoint", "Checkpoint", tooltip="Show the nearest checkpoint"),
         Binding(
+            "m",
+            "toggle_matches_only",
+            "Matches only",
+            tooltip="Show only the hits of the search that led here, or every record again",
+        ),
+        Binding(
             "o", "conversation", "Conversation", show=False, tooltip="Read the conversation here"
         ),
     ]
@@ -62,6 +68,8 @@ class RecentPane(Pane):
         """The nearest checkpoint before a record reached from search."""
         self.search_matches: list[int] = []
         """Every hit of the search that led here (record indices, journal order)."""
+        self.matches_only = False
+        """Filter mode: only `search_matches` are listed."""
         self._auto_row: int | None = None  # where following last put the cursor
         self._unseen = 0
 
@@ -81,6 +89,8 @@ class RecentPane(Pane):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "context_checkpoint":
             return self.context_checkpoint is not None
+        if action == "toggle_matches_only":
+            return bool(self.search_matches)
         return True
 
     def journal_changed(self, what: str) -> None:
@@ -127,6 +137,11 @@ class RecentPane(Pane):
         self._show_rows()
         self.update_status()
 
+    def action_toggle_matches_only(self) -> None:
+        self.matches_only = not self.matches_only and bool(self.search_matches)
+        self._show_rows()
+        self.update_status()
+
     def action_toggle_bookkeeping(self) -> None:
         self.show_bookkeeping = not self.show_bookkeeping
         self._show_rows()
@@ -138,7 +153,9 @@ class RecentPane(Pane):
         store = self.papp.journal.store
         current = messages.record_index(messages.cursor)
         f = self.record_filter
-        if f is None:
+        if self.matches_only:
+            messages.attach(store, self.search_matches, ascending=True)
+        elif f is None:
             messages.attach(store)
         else:
             messages.attach(
@@ -166,6 +183,8 @@ class RecentPane(Pane):
         """Show record `index` paused, `query` highlighted, with its nearest checkpoint;
         the conversation opened from here steps through `matches` with n/N."""
         self.search_matches = matches or []
+        if self.matches_only:
+            self._show_rows()  # the new search's hits
         state = self.papp.journal
         self.following = False
         self._unseen = 0
@@ -255,6 +274,9 @@ class RecentPane(Pane):
         self.following = True
         self._unseen = 0
         self.context_checkpoint = None
+        if self.matches_only:
+            self.matches_only = False
+            self._show_rows()
         messages = self.messages
         messages.highlight = None
         messages.move_to(messages.row_count - 1, -1)
@@ -282,6 +304,11 @@ class RecentPane(Pane):
             elif hidden:
                 what = plural(hidden, "heartbeat or event", "heartbeats and events")
                 status.append(f"  · {what} hidden (h shows)", "dim")
+        if self.matches_only:
+            shown = plural(len(self.search_matches), "search hit", "search hits")
+            status.append(f"  · only the {shown} (m shows every record)", "bold cyan")
+        elif self.search_matches:
+            status.append("  · m lists only the search's hits", "dim")
         cp = self.context_checkpoint
         if cp is not None:
             status.append("\n◆ nearest checkpoint before: ", "cyan")
