@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/search.py [--messages 1000000] [--dir /tmp/persist-bench-search]
                                      [--runs 5] [--no-rebuild] [--scan-queries 1]
+                                     [--baseline-ref main]
 
 Generates once (cached under --dir, printed) a journal in the real format, written
 by the real `recorder.store.journal.Journal`: message texts of 50-2,000 characters
@@ -9,7 +10,9 @@ from a Zipf vocabulary (very common words down to words seen in a few messages,
 plus hex ids), eight senders, several topics, one message in eight a tool call or
 a tool result, heartbeats; and 400 planted rare words, each in 1-3 known messages.
 
-Then, in one run: a full rebuild of the index (msgs/s, size against the journal),
+Then, in one run: a full rebuild of the index by the code at `--baseline-ref` (a
+git ref, extracted to a temporary folder) and by ours, each in a fresh process, on
+the same journal (msgs/s, CPU, the ratio; size against the journal),
 a fixed query set by class (common words, two-word ANDs, phrases, field filters,
 rare words, one-typo rare words), each timed `--runs` times in a fresh searching
 process (p50/p99 per class, RSS), ripgrep over the same segments (the ground
@@ -27,6 +30,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -444,6 +448,49 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+REBUILD = """
+import json, sys, time
+from pathlib import Path
+from recorder.search.indexer import Indexer
+indexer = Indexer(Path(sys.argv[1]))
+t, cpu = time.perf_counter(), time.process_time()
+done = indexer.catch_up(rebuild=True)
+wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+indexer.close()
+print(json.dumps({"added": done.added, "wall": wall, "cpu": cpu}))
+"""
+
+
+def rebuild(code: Path, root: Path, label: str) -> float:
+    """A full rebuild by the `recorder` package under `code`, in a fresh process;
+    prints its figures and returns its records per second (wall)."""
+    out = subprocess.run(
+        [sys.executable, "-c", REBUILD, str(root)],
+        capture_output=True,
+        text=True,
+        cwd=code,
+        env={**os.environ, "PYTHONPATH": str(code)},
+        check=True,
+    )
+    r = json.loads(out.stdout)
+    rate = r["added"] / r["wall"]
+    print(
+        f"rebuild ({label}): {r['added']:,} records in {r['wall']:.1f} s = {rate:,.0f} records/s "
+        f"({r['cpu']:.1f} CPU s = {r['added'] / r['cpu']:,.0f} records per CPU second; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
+    return float(rate)
+
+
+def baseline_code(ref: str, into: Path) -> Path:
+    """The `recorder` package as it is at git `ref`, extracted under `into`."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "recorder"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=1_000_000)
@@ -451,6 +498,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--no-rebuild", action="store_true", help="reuse the index if present")
     ap.add_argument("--scan-queries", type=int, default=1)
+    ap.add_argument("--baseline-ref", default="main", help="git ref whose rebuild is compared")
     args = ap.parse_args()
     if not shutil.which("rg"):
         print("ripgrep (rg) is needed: apt-get install -y ripgrep", file=sys.stderr)
@@ -470,18 +518,10 @@ def main() -> int:
 
     index_path = root / "search" / "index.sqlite3"
     if not (args.no_rebuild and index_path.exists()):
-        with SearchEngine(root) as engine:
-            t = time.perf_counter()
-            cpu = time.process_time()
-            done = engine.catch_up(rebuild=True)
-            build_s = time.perf_counter() - t
-            cpu_s = time.process_time() - cpu
-        rate = done.added / build_s
-        print(
-            f"rebuild: {done.added:,} records in {build_s:.1f} s = {rate:,.0f} records/s "
-            f"({cpu_s:.1f} CPU s = {done.added / cpu_s:,.0f} records per CPU second; "
-            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
-        )
+        with tempfile.TemporaryDirectory(prefix="persist-bench-base-") as tmp:
+            base = rebuild(baseline_code(args.baseline_ref, Path(tmp)), root, args.baseline_ref)
+        ours = rebuild(ROOT, root, "ours")
+        print(f"rebuild speed-up: {ours / base:.2f}x")
     with SearchEngine(root) as engine:
         engine.catch_up()
         index_bytes = engine.index.size_bytes()

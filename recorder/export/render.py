@@ -23,7 +23,8 @@ import orjson
 from recorder.store.reader import KIND_BAD_LINE, Record
 from recorder.store.records import frame_value
 
-_TEXT_KEYS = ("text", "content", "message", "body")
+TEXT_KEYS = ("text", "content", "message", "body")
+_TEXT_KEYS = TEXT_KEYS
 # Payload keys a transcript leaves out beside a message's text (the envelope, addressing).
 _QUIET = frozenset(("_persist", "from", "sender", "agent", "to", "type"))
 _ENVELOPE_ONLY = frozenset(("_persist",))

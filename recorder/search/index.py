@@ -30,6 +30,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -332,15 +333,18 @@ class SearchIndex:
         if db is None:
             with self.transaction() as tx:
                 return self.add_documents(docs, tx)
+        return self.add_rows([doc.row() for doc in docs], [doc.text for doc in docs], db)
+
+    def add_rows(
+        self, rows: Sequence[tuple[Any, ...]], texts: Sequence[str], db: sqlite3.Connection
+    ) -> int:
+        """`add_documents` for rows already made (`Document.row()`, and their texts)."""
         first = int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM docs").fetchone()[0])
         db.executemany(
             "INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            ((first + k, *doc.row()) for k, doc in enumerate(docs)),
+            ((k, *row) for k, row in enumerate(rows, first)),
         )
-        db.executemany(
-            "INSERT INTO fts (rowid, body) VALUES (?, ?)",
-            ((first + k, doc.text) for k, doc in enumerate(docs)),
-        )
+        db.executemany("INSERT INTO fts (rowid, body) VALUES (?, ?)", zip(count(first), texts))
         return first
 
     def segment_states(self) -> dict[int, SegmentState]:

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recorder.export.render import TEXT_KEYS as _TEXT_KEYS
 from recorder.export.render import record_text
 from recorder.search.index import (
+    SOURCE_BUS,
     Document,
     IndexDamaged,
     SearchIndex,
@@ -33,6 +35,7 @@ from recorder.search.index import (
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.reader import KIND_BAD_LINE, Record
+from recorder.store.records import parse_line
 
 _CHUNK = 16 << 20  # journal bytes per transaction (FTS5 flushes its terms at each commit)
 _FINGER = 4096
@@ -99,6 +102,88 @@ def journal_document(line: bytes, segment: int, offset: int) -> Document:
 
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def journal_row(line: bytes, segment: int, offset: int) -> tuple[tuple[Any, ...], str]:
+    """`journal_document(...).row()` and its text, without the objects between: the
+    common shape (a message whose last frame is JSON with a text field, or text) is
+    read straight from the parsed line; any other goes through `journal_document`.
+    Same result either way (a test compares them over every documented shape)."""
+    data = parse_line(line)
+    if data is None or data.get("kind") != "msg":
+        return _slow_row(line, segment, offset)
+    frames = data.get("frames")
+    if not frames:
+        return _slow_row(line, segment, offset)
+    frame = frames[-1]
+    if "json" in frame:
+        payload = frame["json"]
+        if not isinstance(payload, dict):
+            return _slow_row(line, segment, offset)
+        for key in _TEXT_KEYS:
+            text = payload.get(key)
+            if isinstance(text, str):
+                break
+        else:
+            return _slow_row(line, segment, offset)
+        to = payload.get("to")
+        if isinstance(to, str):
+            recipient = to
+        elif isinstance(to, list):
+            recipient = " ".join(x for x in to if isinstance(x, str))
+        else:
+            recipient = ""
+        meta = data.get("meta")
+        if not isinstance(meta, dict):
+            meta = {}
+        sid = payload.get("session") or payload.get("session_id") or meta.get("session")
+        session = sid if isinstance(sid, str) else ""
+    elif "text" in frame and isinstance(frame["text"], str):
+        text = frame["text"]
+        recipient = session = ""
+        meta = data.get("meta")
+        if not isinstance(meta, dict):
+            meta = {}
+    else:
+        return _slow_row(line, segment, offset)
+    if len(text) > MAX_TEXT:
+        text = text[:MAX_TEXT]
+    ts = data.get("ts")
+    seq = data.get("seq")
+    tier = meta.get("ace")
+    tags = meta.get("tags")
+    joined = ""
+    if isinstance(tags, list):
+        kept = [t for t in tags if isinstance(t, str)]
+        joined = f" {' '.join(kept)} " if kept else ""
+    sender = meta.get("sender")
+    topic = data.get("topic")
+    chain = meta.get("chain")
+    row = (
+        segment,
+        offset,
+        len(line),
+        seq if type(seq) is int else None,
+        float(ts) if isinstance(ts, (int, float)) and not isinstance(ts, bool) else None,
+        "msg",
+        1,
+        sender.lower() if isinstance(sender, str) else "",
+        recipient.lower(),
+        topic.lower() if isinstance(topic, str) else "",
+        chain.lower() if isinstance(chain, str) else "",
+        tier if type(tier) is int else None,
+        joined.lower(),
+        session.lower(),
+        SOURCE_BUS,
+        None,
+        None,
+    )
+    return row, text
+
+
+def _slow_row(line: bytes, segment: int, offset: int) -> tuple[tuple[Any, ...], str]:
+    doc = journal_document(line, segment, offset)
+    return doc.row(), doc.text
 
 
 def _sha(fd: int, start: int, end: int) -> bytes:
@@ -223,6 +308,10 @@ class Indexer:
         if result.rebuilt:
             index.reset()
             states = {}
+        # A rebuild starts from nothing, so it need not survive a power cut, only a kill
+        # (WAL without syncs does: the log is in the OS's cache): no fsync at each of its
+        # checkpoints; the last one, after `synchronous = NORMAL` again, syncs it all.
+        index.db.execute(f"PRAGMA synchronous = {'OFF' if result.rebuilt else 'NORMAL'}")
         deadline = None if budget is None else time.monotonic() + budget
         paths = list_segments(self.layout)
         todo = 0
@@ -257,6 +346,8 @@ class Indexer:
             progress(todo, todo)
         if result.added or result.rebuilt:
             self._maybe_refresh_terms(bool(result.rebuilt))
+        index.db.execute("PRAGMA synchronous = NORMAL")
+        if result.added or result.rebuilt:
             index.checkpoint()
         return result
 
@@ -324,13 +415,13 @@ class Indexer:
                     body = chunk  # a closed segment's torn tail: one unreadable line
                 else:
                     break
-                docs = self._documents(body, state.number, pos)
+                rows, texts = self._rows(body, state.number, pos)
                 end = pos + len(body)
                 with self.index.transaction() as db:
-                    self.index.add_documents(docs, db)
-                    self._advance(fd, state, end, len(docs), st)
+                    self.index.add_rows(rows, texts, db)
+                    self._advance(fd, state, end, len(rows), st)
                     self.index.save_segment(db, state)
-                yield len(docs), len(body)
+                yield len(rows), len(body)
                 pos = end
         finally:
             os.close(fd)
@@ -352,19 +443,22 @@ class Indexer:
         return b"".join(parts)
 
     @staticmethod
-    def _documents(body: bytes, segment: int, base: int) -> list[Document]:
-        docs = []
+    def _rows(body: bytes, segment: int, base: int) -> tuple[list[tuple[Any, ...]], list[str]]:
+        """The `docs` rows (no id yet) and texts of the whole lines in `body`."""
+        rows = []
+        texts = []
         offset = base
         start = 0
         n = len(body)
         while start < n:
             nl = body.find(b"\n", start)
             end = n if nl < 0 else nl + 1
-            line = body[start:end]
-            docs.append(journal_document(line, segment, offset))
-            offset += end - start
+            row, text = journal_row(body[start:end], segment, offset)
+            rows.append(row)
+            texts.append(text)
+            offset = base + end
             start = end
-        return docs
+        return rows, texts
 
     @staticmethod
     def _advance(fd: int, state: SegmentState, end: int, added: int, st: os.stat_result) -> None:
