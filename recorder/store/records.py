@@ -122,17 +122,22 @@ def encode_record(head: dict[str, Any], frames: EncodedFrames | None = None) -> 
 
 
 def decode_frames(line: bytes, record: dict[str, Any]) -> list[bytes]:
-    """The original frames of a message record, byte for byte."""
+    """The original frames of a message record, byte for byte. A frame the recorder
+    could not have written (wrongly typed, a bad base64, no span: a hand-edited or
+    damaged line) comes back as its stored JSON, so every reader can still show it."""
     spans = iter(record.get("spans") or ())
     frames: list[bytes] = []
     for frame in record.get("frames") or ():
-        if "json" in frame:
-            start, length = next(spans)
-            frames.append(bytes(line[start : start + length]))
-        elif "text" in frame:
-            frames.append(frame["text"].encode("utf-8"))
-        else:
-            frames.append(base64.b64decode(frame["b64"]))
+        try:
+            if "json" in frame:
+                start, length = next(spans)
+                frames.append(bytes(line[start : start + length]))
+            elif isinstance(frame.get("text"), str):
+                frames.append(frame["text"].encode("utf-8"))
+            else:
+                frames.append(base64.b64decode(frame["b64"], validate=True))
+        except (TypeError, ValueError, KeyError, AttributeError, StopIteration):
+            frames.append(_dumps(frame))
     return frames
 
 
