@@ -43,6 +43,7 @@ FIELD_KEYS = {
     "source": "source",
     "session": "session",
 }
+SOURCES = ("bus", "claude", "gemini", "codex")  # the journal, then `recorder.sources.Source`
 TIME_KEYS = {"after": "since", "since": "since", "before": "until", "until": "until"}
 
 QUERY_SYNTAX = (
@@ -57,8 +58,8 @@ QUERY_SYNTAX = (
     ("kind:K", "chain type (request, reply, tool_call, error...) or record kind (gap...)"),
     ("tier:N", "ACE tier 1-6"),
     ("tag:T", "tagged T"),
-    ("source:S", "where it came from (bus)"),
-    ("session:ID", "the payload's session id"),
+    ("source:S", "where it came from: bus (the journal), claude, gemini or codex (sessions)"),
+    ("session:ID", "the payload's session id, or an agent session's id"),
     ("since:WHEN", "WHEN = 2024-05-14, 2024-05-14T10:30, 10:30 or 2h / 3d ago (also after:)"),
     ("until:WHEN", "up to WHEN (also before:)"),
 )
@@ -268,6 +269,10 @@ def parse_query(
             value = piece.text.lower()
             if key == "tier" and not value.isdigit():
                 raise QueryError(f"tier:{piece.text} is not a tier number (ACE tiers are 1-6)")
+            if key == "source" and not value.endswith("*") and value not in SOURCES:
+                raise QueryError(
+                    f"source:{piece.text} is not a source (one of {', '.join(SOURCES)})"
+                )
             fields.append(FieldFilter(key, value, piece.negated))
             continue
         term = _term(piece)
