@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import sqlite3
 import tempfile
 import time
@@ -94,6 +95,31 @@ def _digest(messages: Sequence[SessionMessage]) -> bytes:
     return h.digest()
 
 
+def _walk(path: str, out: list[Any]) -> None:
+    """(path, size, mtime, inode) of `path` and, for a folder, of everything below it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        out.append((path, None))
+        return
+    out.append((path, st.st_size, st.st_mtime_ns, st.st_ino))
+    stack = [path] if os.path.isdir(path) else []
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            out.append((entry.path, st.st_size, st.st_mtime_ns, st.st_ino))
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+
+
 def _read(source: Source, path: Path, unit: Unit | None, project_path: str = "") -> Transcript:
     """A session file in full (a Claude listing read has no messages: read it again)."""
     if source is Source.CLAUDE:
@@ -117,15 +143,21 @@ class SessionIndexer:
         self._seen: tuple[Any, ...] | None = None
 
     def signature(self) -> tuple[Any, ...]:
-        """Every session file's fingerprint and every copy manifest's stat (stat only)."""
-        parts: list[Any] = [(str(u.path), orjson.dumps(u.key)) for u in units(self.roots)]
-        base = copies_dir(self.layout)
-        with contextlib.suppress(OSError):
-            for source in sorted(base.iterdir()):
-                for folder in sorted(source.iterdir()):
-                    with contextlib.suppress(OSError):
-                        st = (folder / "manifest.json").stat()
-                        parts.append((str(folder), st.st_size, st.st_mtime_ns, st.st_ino))
+        """The stat of every file and folder where sessions and our copies live (stat
+        only, one `scandir` per folder: a superset of what the scan reads, so any change
+        a catch-up could find changes it)."""
+        parts: list[Any] = []
+        roots = self.roots
+        places: list[Path] = [copies_dir(self.layout)]
+        if roots.claude is not None:
+            places.append(roots.claude / "projects")
+        if roots.gemini is not None:
+            places += [roots.gemini / "tmp", roots.gemini / "projects.json"]
+        if roots.codex is not None:
+            places += [roots.codex / n for n in ("sessions", "archived_sessions")]
+            places.append(roots.codex / "session_index.jsonl")
+        for place in places:
+            _walk(str(place), parts)
         return tuple(parts)
 
     def level(self) -> bool:
