@@ -53,6 +53,7 @@ class CatchUp:
     rebuilt: str | None = None  # why the index was rebuilt from scratch, if it was
     busy: bool = False  # another process was writing the index
     sessions: int = 0  # of `added`, documents from agent sessions
+    sessions_pending: int = 0  # changed session files not read yet (time budget ran out)
     problems: tuple[str, ...] = ()  # session files that could not be read (kept as they were)
 
 
@@ -210,18 +211,23 @@ class Indexer:
         if not lock.acquire(wait):
             return CatchUp(behind=self.behind(), busy=True)
         try:
+            started = time.monotonic()
             result = self._catch_up(rebuild, budget, progress)
+            spent = time.monotonic() - started
             if result.rebuilt:
                 self.sessions.forget()
             if not result.behind:
-                done = self.sessions.catch_up()
+                done = self.sessions.catch_up(
+                    None if budget is None else time.monotonic() + max(0.0, budget - spent)
+                )
                 result.added += done.added
                 result.sessions = done.added
+                result.sessions_pending = done.pending
                 result.problems = done.problems
                 if done.added:
                     self._maybe_refresh_terms(bool(result.rebuilt))
                     self.index.checkpoint()
-            self._level = None if result.behind else self._signature()
+            self._level = None if result.behind or result.sessions_pending else self._signature()
             return result
         finally:
             lock.release()

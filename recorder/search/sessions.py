@@ -57,6 +57,7 @@ class SessionCatchUp:
     added: int = 0  # documents indexed
     removed: int = 0  # documents deleted (rewritten sessions, originals gone without a copy)
     read: int = 0  # session files read (the others were unchanged: stat only)
+    pending: int = 0  # changed files left for the next catch-up (the time budget ran out)
     problems: tuple[str, ...] = ()  # files that could not be read (kept as they were)
 
 
@@ -177,7 +178,9 @@ class SessionIndexer:
         )
         return {r[0]: _Progress(*r[1:]) for r in rows}
 
-    def catch_up(self) -> SessionCatchUp:
+    def catch_up(self, deadline: float | None = None) -> SessionCatchUp:
+        """Index what changed; stops reading files at `deadline` (`time.monotonic()`),
+        the rest (`pending`) waits for the next catch-up."""
         seen = self._seen if self._seen is not None else self.signature()
         self._seen = None
         result = SessionCatchUp()
@@ -191,12 +194,16 @@ class SessionIndexer:
             row = stored.get(path)
             if row is not None and row.fingerprint == fingerprint and row.deleted is None:
                 continue
+            if deadline is not None and time.monotonic() >= deadline:
+                result.pending += 1
+                continue
             try:
                 transcript = _read(unit.source, unit.path, unit)
             except (OSError, ValueError) as exc:
                 problems.append(f"{path}: {exc}")
                 continue
             result.read += 1
+            problems.extend(f"{path}: {e}" for e in transcript.report.errors)
             self._apply(path, fingerprint, transcript, row, None, result)
         gone = {p: r for p, r in stored.items() if p not in present}
         copies = {str(c.session.path): c for c in list_copies(self.layout)}
@@ -215,6 +222,9 @@ class SessionIndexer:
         for path, copy in copies.items():
             if path in present or path in stored or copy.session.subagent:
                 continue
+            if deadline is not None and time.monotonic() >= deadline:
+                result.pending += 1
+                continue
             try:
                 transcript = self._read_copy(
                     copy.folder, copy.session.source, copy.session.project_path
@@ -225,7 +235,8 @@ class SessionIndexer:
             result.read += 1
             self._apply(path, "", transcript, None, time.time(), result)
         result.problems = tuple(problems)
-        self._level = seen if not problems else None
+        # A file that could not be read is tried again when it changes (not every search).
+        self._level = None if result.pending else seen
         return result
 
     def _read_copy(self, folder: Path, source: Source, project_path: str) -> Transcript:

@@ -197,3 +197,16 @@ def test_real_claude_project_is_searchable(tmp_path: Path) -> None:
     result = search(log, f"source:claude {word}", roots=Roots(tmp_path / "claude", None, None))
     assert result.hits and all(h.source == "claude" for h in result.hits)
     assert any(word in h.snippet.lower() for h in result.hits)
+
+
+def test_a_time_budget_leaves_sessions_for_the_next_catch_up(tmp_path: Path) -> None:
+    log = make_journal(tmp_path / "logs")
+    for i in range(3):
+        claude_session(tmp_path / "claude", f"word{i}x")
+    with SearchEngine(log, Roots(tmp_path / "claude", None, None)) as engine:
+        first = engine.catch_up(budget=0.0)
+        assert first.sessions_pending == 3 and first.sessions == 0
+        rest = engine.catch_up()
+        assert rest.sessions_pending == 0 and rest.sessions == 6
+        assert engine.catch_up().sessions == 0
+        assert len(engine.search("source:claude quarry").hits) == 3
