@@ -209,7 +209,7 @@ def _follow(log_dir: str, parent: int | None) -> int:
             if parent is not None and os.getppid() != parent:
                 break
             done = engine.catch_up(budget=FOLLOW_SLICE, wait=FOLLOW_POLL)
-            if not done.behind or done.busy:
+            if not (done.behind or done.sessions_pending) or done.busy:
                 stop.wait(FOLLOW_POLL)
     return 0
 
