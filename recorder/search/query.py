@@ -58,8 +58,8 @@ QUERY_SYNTAX = (
     ("kind:K", "chain type (request, reply, tool_call, error...) or record kind (gap...)"),
     ("tier:N", "ACE tier 1-6"),
     ("tag:T", "tagged T"),
-    ("source:S", "where it came from: bus (the journal), claude, gemini or codex (sessions)"),
-    ("session:ID", "the payload's session id, or an agent session's id"),
+    ("source:S", "where it came from (bus)"),
+    ("session:ID", "the payload's session id"),
     ("since:WHEN", "WHEN = 2024-05-14, 2024-05-14T10:30, 10:30 or 2h / 3d ago (also after:)"),
     ("until:WHEN", "up to WHEN (also before:)"),
 )
