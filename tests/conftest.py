@@ -28,6 +28,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(getattr(pytest.mark, kind))
 
 
+@pytest.fixture(autouse=True)
+def no_agent_sessions(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Searches index the agents' sessions: point every agent root at an empty folder so
+    no test (nor its child processes) reads this machine's own ~/.claude, ~/.gemini or
+    ~/.codex. A test wanting sessions passes its roots or sets these again."""
+    empty = tmp_path_factory.mktemp("no-agents")
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(empty / "claude"))
+    monkeypatch.setenv("GEMINI_CLI_HOME", str(empty / "gemini"))
+    monkeypatch.setenv("CODEX_HOME", str(empty / "codex"))
+
+
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     started: list[Proc] = []

@@ -12,10 +12,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from recorder.cli.common import EXIT_USAGE, add_log_dir, fail, positive_int, say
+
+if TYPE_CHECKING:
+    from recorder.sources.discover import Roots
 
 
 def _bytes_bar(label: str) -> Callable[[int, int], None] | None:
@@ -42,6 +46,19 @@ def _bytes_bar(label: str) -> Callable[[int, int], None] | None:
     return show
 
 
+def _roots(args: argparse.Namespace) -> Roots:
+    """The agents' session folders, as `persist sessions` finds them."""
+    from recorder.cli.sessions import roots_from
+
+    return roots_from(args)
+
+
+def _add_roots(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--claude-root", help="Claude Code sessions (default: as persist sessions)")
+    p.add_argument("--gemini-root", help="Gemini CLI sessions (default: as persist sessions)")
+    p.add_argument("--codex-root", help="Codex CLI sessions (default: as persist sessions)")
+
+
 def _no_journal(log_dir: str) -> bool:
     return not (Path(log_dir) / "segments").is_dir()
 
@@ -61,10 +78,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     if _no_journal(args.log_dir):
         return fail(f"no journal in {args.log_dir}")
     fuzzy = None if args.fuzzy is None else args.fuzzy
-    with SearchEngine(args.log_dir) as engine:
+    with SearchEngine(args.log_dir, _roots(args)) as engine:
         done = engine.catch_up(progress=_bytes_bar("indexing"), wait=60.0)
         if done.busy:
             say("another process is updating the search index; searching what it holds so far")
+        for problem in done.problems:
+            say(f"session not indexed: {problem}")
         result = engine.search(
             query,
             limit=args.limit,
@@ -95,6 +114,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             f"{mark}{hit.seq if hit.seq is not None else '-':>9}  {iso(hit.ts)[:19]}  "
             f"{who[:12]:<12} {clean(hit.topic, newlines=False)[:18]:<18} {snippet}"
         )
+        if hit.origin is not None:
+            gone = "  (deleted by the agent: from our protected copy)" if hit.deleted else ""
+            print(f"{'':12}{hit.source} session message {hit.origin}{gone}")
         if args.checkpoints and hit.checkpoint:
             print(f"{'':12}checkpoint before: {hit.checkpoint}")
     total = f"{result.total:,}" + ("" if result.total_exact else "+")
@@ -187,7 +209,7 @@ def _follow(log_dir: str, parent: int | None) -> int:
             if parent is not None and os.getppid() != parent:
                 break
             done = engine.catch_up(budget=FOLLOW_SLICE, wait=FOLLOW_POLL)
-            if not done.behind or done.busy:
+            if not (done.behind or done.sessions_pending) or done.busy:
                 stop.wait(FOLLOW_POLL)
     return 0
 
@@ -200,7 +222,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     if _no_journal(args.log_dir):
         return fail(f"no journal in {args.log_dir}")
     t = time.perf_counter()
-    with SearchEngine(args.log_dir) as engine:
+    with SearchEngine(args.log_dir, _roots(args)) as engine:
         done = engine.catch_up(rebuild=not args.catch_up, progress=_bytes_bar("indexing"))
         seconds = time.perf_counter() - t
         size = engine.index.size_bytes()
@@ -213,6 +235,8 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         f"({done.added / seconds if seconds else 0:,.0f}/s); {docs:,} records indexed, "
         f"{size / 2**20:,.1f} MiB ({ratio:.2f}x the journal)"
     )
+    for problem in done.problems:
+        say(f"session not indexed: {problem}")
     if done.rebuilt and args.catch_up:
         say(f"rebuilt because {done.rebuilt}")
     return 0
@@ -254,7 +278,8 @@ SEARCH_HELP = """query language:
   words               every word must match        "a phrase"   the words in order
   pre*                a word starting with pre     -word        leave out (-"phrase", -from:x)
   a OR b              either word                  from:/sender:NAME  to:NAME  topic:T
-  kind:K (chain type or record kind)  tier:N  tag:T  source:S  session:ID
+  kind:K (chain type or record kind)  tier:N  tag:T  session:ID
+  source:S            bus (the journal), claude, gemini or codex (agent sessions)
   since:/after:WHEN  until:/before:WHEN   WHEN = 2024-05-14, 2024-05-14T10:30, 10:30, 2h, 3d
 
 Exact matches come first: ranked by relevance when the query matches at most 200
@@ -287,6 +312,7 @@ def add_parsers(
     p.add_argument(
         "--checkpoints", action="store_true", help="show each hit's nearest checkpoint before it"
     )
+    _add_roots(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("reindex", help="rebuild the search index from the journal")
@@ -300,6 +326,7 @@ def add_parsers(
         help="keep indexing what arrives, at idle priority (what persist record runs)",
     )
     p.add_argument("--parent", type=positive_int, help=argparse.SUPPRESS)
+    _add_roots(p)
     p.set_defaults(func=cmd_reindex)
 
     p = sub.add_parser("stats", help="counts per sender, topic, chain type and ACE tier")

@@ -28,17 +28,18 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from recorder.export.render import record_text
 from recorder.search.fuzzy import Vocabulary
 from recorder.search.hits import CheckpointFinder, SearchHit, SearchResult, make_snippet
-from recorder.search.index import IndexDamaged, SearchIndex
+from recorder.search.index import SOURCE_BUS, IndexDamaged, SearchIndex
 from recorder.search.indexer import CatchUp, Indexer, Progress
 from recorder.search.query import Query, find_spans, parse_query
 from recorder.search.rank import bm25
+from recorder.sources.discover import Roots
 from recorder.store.layout import Layout
 from recorder.store.reader import Record
 
@@ -62,6 +63,8 @@ class _Row:
     sender: str
     topic: str
     source: str
+    session: str
+    origin: str | None
     text: str | None
     score: float = 0.0
     fuzzy: bool = False
@@ -69,18 +72,21 @@ class _Row:
 
 
 _ROW = (
-    "d.id, d.segment, d.offset, d.length, d.seq, d.ts, d.kind, d.sender, d.topic, d.source, d.text"
+    "d.id, d.segment, d.offset, d.length, d.seq, d.ts, d.kind, d.sender, d.topic, d.source, "
+    "d.session, d.origin, d.text"
 )
 
 
 class SearchEngine:
     """Search one log folder (thread-safe: one query at a time per engine)."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, roots: Roots | None = None) -> None:
+        """`roots`: the agents' session folders to search too (None: as `persist
+        sessions` finds them; `Roots(None, None, None)`: the journal alone)."""
         self.root = Path(root)
         self.layout = Layout(self.root)
         self.index = SearchIndex(self.root)
-        self.indexer = Indexer(self.root)
+        self.indexer = Indexer(self.root, roots)
         self._lock = threading.Lock()
         self.vocabulary = Vocabulary(self.index)
         self._fds: dict[int, int] = {}
@@ -187,6 +193,11 @@ class SearchEngine:
         stand_ins = frozenset(t for terms in result.fuzzy_terms.values() for t in terms)
         checkpoints = CheckpointFinder(self.layout)
         result.hits = [self._hit(r, query, stand_ins, checkpoints) for r in hits_rows]
+        gone = self.indexer.sessions.deleted_sessions(h.topic for h in result.hits if h.origin)
+        if gone:
+            result.hits = [
+                replace(h, deleted=True) if h.topic.lower() in gone else h for h in result.hits
+            ]
         result.took_ms = (time.perf_counter() - t0) * 1000
         return result
 
@@ -339,6 +350,8 @@ class SearchEngine:
             r.fuzzy,
             r.score,
             checkpoint,
+            r.session if r.source != SOURCE_BUS else "",
+            r.origin,
         )
 
 
@@ -372,7 +385,10 @@ def _field_clause(key: str, value: str) -> tuple[str, list[Any]]:
     return f"{col} = ?", [bare]
 
 
-def search(log_dir: Path | str, query: str, **options: Any) -> SearchResult:
-    """The Python API: search a log folder once (see `SearchEngine.search`)."""
-    with SearchEngine(log_dir) as engine:
+def search(
+    log_dir: Path | str, query: str, *, roots: Roots | None = None, **options: Any
+) -> SearchResult:
+    """The Python API: search a log folder and the agents' sessions once (see
+    `SearchEngine.search`)."""
+    with SearchEngine(log_dir, roots) as engine:
         return engine.search(query, **options)

@@ -33,8 +33,26 @@ class SearchHit:
     fuzzy: bool
     score: float  # relevance (BM25, higher is better); 0.0 when newest-first
     checkpoint: str | None  # id of the nearest checkpoint at or before the record
+    session: str = ""  # an agent session's id (session hits only)
+    origin: str | None = None  # a session message's stable id, `source:session#n`
+    deleted: bool = False  # the agent deleted the session: the hit comes from our copy
 
     def as_json(self) -> dict[str, Any]:
+        if self.origin is not None:
+            return {
+                "seq": None,
+                "time": self.ts,
+                "kind": self.kind,
+                "sender": self.sender,
+                "topic": self.topic,
+                "source": self.source,
+                "session": self.session,
+                "origin": self.origin,
+                "deleted": self.deleted,
+                "snippet": self.snippet,
+                "spans": [[s.start, s.end, "fuzzy" if s.fuzzy else "exact"] for s in self.spans],
+                "fuzzy": self.fuzzy,
+            }
         return {
             "seq": self.seq,
             "time": self.ts,

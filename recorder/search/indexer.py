@@ -32,6 +32,8 @@ from recorder.search.index import (
     SearchIndex,
     SegmentState,
 )
+from recorder.search.sessions import SessionIndexer
+from recorder.sources.discover import Roots
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.reader import KIND_BAD_LINE, Record
@@ -53,6 +55,9 @@ class CatchUp:
     behind: int = 0  # journal bytes still not indexed (time budget ran out, or busy)
     rebuilt: str | None = None  # why the index was rebuilt from scratch, if it was
     busy: bool = False  # another process was writing the index
+    sessions: int = 0  # of `added`, documents from agent sessions
+    sessions_pending: int = 0  # changed session files not read yet (time budget ran out)
+    problems: tuple[str, ...] = ()  # session files that could not be read (kept as they were)
 
 
 def journal_document(line: bytes, segment: int, offset: int) -> Document:
@@ -223,10 +228,15 @@ class IndexLock:
 class Indexer:
     """Brings the index of `root` level with its journal (its own connection)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, roots: Roots | None = None) -> None:
+        """`roots`: where the agents' sessions are (None: as `persist sessions` finds
+        them; `Roots(None, None, None)`: the journal alone)."""
         self.layout = Layout(Path(root))
         self.index = SearchIndex(self.layout.root, writable=True)
         self._level: tuple[Any, ...] | None = None  # `_signature()` when last found level
+        self.sessions = SessionIndexer(
+            self.index, self.layout, Roots.default() if roots is None else roots
+        )
 
     def _signature(self) -> tuple[Any, ...]:
         """What the journal and the index files look like (stat only): while it stays
@@ -278,14 +288,31 @@ class Indexer:
         seconds (the rest is `behind`); `wait` is how long to wait for another
         writer (None: as long as it takes), after which nothing is done (`busy`).
         """
-        if not rebuild and self._level is not None and self._signature() == self._level:
+        journal_level = self._level is not None and self._signature() == self._level
+        sessions_level = self.sessions.level()
+        if not rebuild and journal_level and sessions_level:
             return CatchUp()
         lock = IndexLock(self.layout)
         if not lock.acquire(wait):
             return CatchUp(behind=self.behind(), busy=True)
         try:
+            started = time.monotonic()
             result = self._catch_up(rebuild, budget, progress)
-            self._level = None if result.behind else self._signature()
+            spent = time.monotonic() - started
+            if result.rebuilt:
+                self.sessions.forget()
+            if not result.behind:
+                done = self.sessions.catch_up(
+                    None if budget is None else time.monotonic() + max(0.0, budget - spent)
+                )
+                result.added += done.added
+                result.sessions = done.added
+                result.sessions_pending = done.pending
+                result.problems = done.problems
+                if done.added:
+                    self._maybe_refresh_terms(bool(result.rebuilt))
+                    self.index.checkpoint()
+            self._level = None if result.behind or result.sessions_pending else self._signature()
             return result
         finally:
             lock.release()

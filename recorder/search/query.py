@@ -43,6 +43,7 @@ FIELD_KEYS = {
     "source": "source",
     "session": "session",
 }
+SOURCES = ("bus", "claude", "gemini", "codex")  # the journal, then `recorder.sources.Source`
 TIME_KEYS = {"after": "since", "since": "since", "before": "until", "until": "until"}
 
 QUERY_SYNTAX = (
@@ -268,6 +269,10 @@ def parse_query(
             value = piece.text.lower()
             if key == "tier" and not value.isdigit():
                 raise QueryError(f"tier:{piece.text} is not a tier number (ACE tiers are 1-6)")
+            if key == "source" and not value.endswith("*") and value not in SOURCES:
+                raise QueryError(
+                    f"source:{piece.text} is not a source (one of {', '.join(SOURCES)})"
+                )
             fields.append(FieldFilter(key, value, piece.negated))
             continue
         term = _term(piece)

@@ -75,3 +75,45 @@ def test_reindex_and_stats(demo: Path) -> None:
     assert sum(got["tier"].values()) == sum(got["kind"].values()) == len(messages)
     human = persist("stats", "--log-dir", str(demo), "--since", "2024-05-15")
     assert human.returncode == 0 and "by sender:" in human.stdout
+
+
+def test_session_hits_from_the_cli_match_the_python_api(tmp_path: Path) -> None:
+    from recorder.search.engine import search
+    from recorder.sources.discover import Roots
+    from tests.session_fixtures import ClaudeSession, codex_rollout, text
+
+    demo = build_demo(tmp_path / "logs")
+    s = ClaudeSession(tmp_path / "claude")
+    s.user("is the schema migration finished")
+    s.assistant(text("the schema migration is done"))
+    s.write()
+    codex_rollout(tmp_path / "codex", "0199aaaa-bbbb-7ccc-8ddd-eeeeffff0002", 2)
+    roots = ["--claude-root", str(tmp_path / "claude"), "--codex-root", str(tmp_path / "codex")]
+    query = '"schema migration" OR task'
+    out = persist("search", "--json", "--log-dir", str(demo), *roots, "--limit", "50", query)
+    assert out.returncode == 0, out.stderr
+    hits = orjson.loads(out.stdout)["hits"]
+    assert {h["source"] for h in hits} == {"bus", "claude", "codex"}
+    api = search(
+        demo, query, roots=Roots(tmp_path / "claude", None, tmp_path / "codex"), limit=50
+    ).hits
+    assert [h.as_json() for h in api] == hits
+    for hit in hits:
+        if hit["source"] == "bus":
+            assert type(hit["seq"]) is int
+        else:
+            assert hit["seq"] is None and hit["origin"].startswith(f"{hit['source']}:")
+            assert hit["origin"].startswith(f"{hit['source']}:{hit['session']}#")
+    claude_hits = [h for h in hits if h["source"] == "claude"]
+    assert [h["sender"] for h in sorted(claude_hits, key=lambda h: h["time"])] == [
+        "user",
+        "assistant",
+    ]
+    shown = persist("search", "--log-dir", str(demo), *roots, "source:claude schema")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("claude session message claude:") == 2
+    bad = persist("search", "--log-dir", str(demo), "source:nope schema")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == [
+        "persist: bad query: source:nope is not a source (one of bus, claude, gemini, codex)"
+    ]

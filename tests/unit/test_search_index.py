@@ -284,13 +284,13 @@ def test_other_sources_through_add_documents(journal: Path) -> None:
                     "an agent session says zanzibar",
                     BASE_TS,
                     sender="claude",
-                    source="claude-code",
+                    source="claude",
                     origin="~/.claude/projects/x.jsonl:12",
                 )
             ]
         )
-    hits = search(journal, "zanzibar source:claude-code").hits
+    hits = search(journal, "zanzibar source:claude").hits
     assert [(h.snippet, h.source, h.segment) for h in hits] == [
-        ("an agent session says zanzibar", "claude-code", None)
+        ("an agent session says zanzibar", "claude", None)
     ]
     assert search(journal, "zanzibar source:bus").hits == []

@@ -1,0 +1,309 @@
+"""Agent sessions (Claude Code, Gemini CLI, Codex) in the search index, next to the journal.
+
+Each session file found under the agents' roots (as `persist sessions` finds them) has a
+progress row in `session_files`: its stat fingerprint (the scan's own key: size, mtime,
+inode of the file and its sub-agent files), how many of its messages are indexed and a
+SHA-1 over those messages (stable id and text). A catch-up stats every file; only a file
+whose fingerprint changed is read again. When the messages already indexed are still the
+first ones (the session grew), only the new ones are added; otherwise (rewritten, a
+Claude branch changed) the session's documents are replaced. A file that disappeared
+keeps its documents when we hold a protected copy of it (marked `deleted`), else they
+go. After a rebuild (the index file starts empty) every session is indexed again; a
+session whose original is gone is read back from its copy. Nothing is written in the
+agents' folders: sessions are only read.
+
+Session documents keep their text in the index (there is no journal line to read it
+back from, and a contentless FTS5 row can only be deleted with its original text).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from recorder.export.render import record_text
+from recorder.search.index import Document, SearchIndex
+from recorder.sources import claude, codex, gemini
+from recorder.sources.copies import copies_dir, list_copies, restore_to
+from recorder.sources.discover import Roots, Unit, units
+from recorder.sources.journal_view import to_record
+from recorder.sources.model import SessionMessage, Source, Transcript
+from recorder.store.fsutil import ensure_private_dir
+from recorder.store.layout import Layout
+
+SESSION_SOURCES = tuple(s.value for s in Source)
+MAX_TEXT = 1 << 20  # characters of one message's text that are indexed (as for the journal)
+
+_TABLE = (
+    "CREATE TABLE IF NOT EXISTS session_files (path TEXT PRIMARY KEY, key TEXT, "
+    "fingerprint TEXT, messages INTEGER, digest BLOB, deleted REAL) WITHOUT ROWID"
+)
+
+
+@dataclass
+class SessionCatchUp:
+    """What one catch-up of the sessions did."""
+
+    added: int = 0  # documents indexed
+    removed: int = 0  # documents deleted (rewritten sessions, originals gone without a copy)
+    read: int = 0  # session files read (the others were unchanged: stat only)
+    pending: int = 0  # changed files left for the next catch-up (the time budget ran out)
+    problems: tuple[str, ...] = ()  # files that could not be read (kept as they were)
+
+
+@dataclass
+class _Progress:
+    key: str
+    fingerprint: str
+    messages: int
+    digest: bytes
+    deleted: float | None
+
+
+def message_document(msg: SessionMessage) -> Document:
+    """The index's view of one session message (the text a journal record of it shows)."""
+    text = record_text(to_record(msg))
+    return Document(
+        text=text[:MAX_TEXT],
+        ts=msg.ts,
+        kind="msg",
+        seq=None,
+        sender=msg.sender.value,
+        topic=msg.topic,
+        session=msg.session_id,
+        source=msg.source.value,
+        origin=msg.stable_id,
+    )
+
+
+def _digest(messages: Sequence[SessionMessage]) -> bytes:
+    h = hashlib.sha1()
+    for m in messages:
+        h.update(m.stable_id.encode())
+        h.update(b"\0")
+        h.update(m.text.encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+    return h.digest()
+
+
+def _walk(path: str, out: list[Any]) -> None:
+    """(path, size, mtime, inode) of `path` and, for a folder, of everything below it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        out.append((path, None))
+        return
+    out.append((path, st.st_size, st.st_mtime_ns, st.st_ino))
+    stack = [path] if os.path.isdir(path) else []
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            out.append((entry.path, st.st_size, st.st_mtime_ns, st.st_ino))
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+
+
+def _read(source: Source, path: Path, unit: Unit | None, project_path: str = "") -> Transcript:
+    """A session file in full (a Claude listing read has no messages: read it again)."""
+    if source is Source.CLAUDE:
+        return claude.read_transcript(path, flat_agents=sorted(path.parent.glob("agent-*.jsonl")))
+    if unit is not None:
+        return unit.read()
+    if source is Source.GEMINI:
+        return gemini.read_transcript(path, project_path)
+    return codex.read_transcript(path, {})
+
+
+class SessionIndexer:
+    """Keeps the sessions' documents level with the agents' files (the journal indexer's
+    writer calls it under its lock)."""
+
+    def __init__(self, index: SearchIndex, layout: Layout, roots: Roots) -> None:
+        self.index = index
+        self.layout = layout
+        self.roots = roots
+        self._level: tuple[Any, ...] | None = None
+        self._seen: tuple[Any, ...] | None = None
+
+    def signature(self) -> tuple[Any, ...]:
+        """The stat of every file and folder where sessions and our copies live (stat
+        only, one `scandir` per folder: a superset of what the scan reads, so any change
+        a catch-up could find changes it)."""
+        parts: list[Any] = []
+        roots = self.roots
+        places: list[Path] = [copies_dir(self.layout)]
+        if roots.claude is not None:
+            places.append(roots.claude / "projects")
+        if roots.gemini is not None:
+            places += [roots.gemini / "tmp", roots.gemini / "projects.json"]
+        if roots.codex is not None:
+            places += [roots.codex / n for n in ("sessions", "archived_sessions")]
+            places.append(roots.codex / "session_index.jsonl")
+        for place in places:
+            _walk(str(place), parts)
+        return tuple(parts)
+
+    def level(self) -> bool:
+        """True when nothing changed since the last catch-up (remembers what it saw)."""
+        self._seen = self.signature()
+        return self._level is not None and self._seen == self._level
+
+    def forget(self) -> None:
+        """The index was rebuilt: the next catch-up looks at every file."""
+        self._level = None
+
+    def _progress(self) -> dict[str, _Progress]:
+        with self.index.transaction() as db:
+            db.execute(_TABLE)
+        rows = self.index.query(
+            "SELECT path, key, fingerprint, messages, digest, deleted FROM session_files"
+        )
+        return {r[0]: _Progress(*r[1:]) for r in rows}
+
+    def catch_up(self, deadline: float | None = None) -> SessionCatchUp:
+        """Index what changed; stops reading files at `deadline` (`time.monotonic()`),
+        the rest (`pending`) waits for the next catch-up."""
+        seen = self._seen if self._seen is not None else self.signature()
+        self._seen = None
+        result = SessionCatchUp()
+        problems: list[str] = []
+        stored = self._progress()
+        present: set[str] = set()
+        for unit in units(self.roots):
+            path = str(unit.path)
+            present.add(path)
+            fingerprint = orjson.dumps(unit.key).decode()
+            row = stored.get(path)
+            if row is not None and row.fingerprint == fingerprint and row.deleted is None:
+                continue
+            if deadline is not None and time.monotonic() >= deadline:
+                result.pending += 1
+                continue
+            try:
+                transcript = _read(unit.source, unit.path, unit)
+            except (OSError, ValueError) as exc:
+                problems.append(f"{path}: {exc}")
+                continue
+            result.read += 1
+            problems.extend(f"{path}: {e}" for e in transcript.report.errors)
+            self._apply(path, fingerprint, transcript, row, None, result)
+        gone = {p: r for p, r in stored.items() if p not in present}
+        copies = {str(c.session.path): c for c in list_copies(self.layout)}
+        for path, row in gone.items():
+            if path in copies:
+                if row.deleted is None:
+                    with self.index.transaction() as db:
+                        db.execute(
+                            "UPDATE session_files SET deleted = ? WHERE path = ?",
+                            (time.time(), path),
+                        )
+                continue
+            with self.index.transaction() as db:
+                result.removed += self._remove(db, row.key)
+                db.execute("DELETE FROM session_files WHERE path = ?", (path,))
+        for path, copy in copies.items():
+            if path in present or path in stored or copy.session.subagent:
+                continue
+            if deadline is not None and time.monotonic() >= deadline:
+                result.pending += 1
+                continue
+            try:
+                transcript = self._read_copy(
+                    copy.folder, copy.session.source, copy.session.project_path
+                )
+            except (OSError, ValueError) as exc:
+                problems.append(f"the copy in {copy.folder}: {exc}")
+                continue
+            result.read += 1
+            self._apply(path, "", transcript, None, time.time(), result)
+        result.problems = tuple(problems)
+        # A file that could not be read is tried again when it changes (not every search).
+        self._level = None if result.pending else seen
+        return result
+
+    def _read_copy(self, folder: Path, source: Source, project_path: str) -> Transcript:
+        ensure_private_dir(self.layout.search)
+        with tempfile.TemporaryDirectory(dir=self.layout.search, prefix="copy-") as tmp:
+            path = restore_to(folder, Path(tmp))
+            return _read(source, path, None, project_path)
+
+    def _apply(
+        self,
+        path: str,
+        fingerprint: str,
+        transcript: Transcript,
+        row: _Progress | None,
+        deleted: float | None,
+        result: SessionCatchUp,
+    ) -> None:
+        """Index what is new of one file's messages (or replace them), with its progress."""
+        session = transcript.session
+        messages = [] if session.subagent or not session.id else transcript.messages
+        key = session.key
+        start = 0
+        with self.index.transaction() as db:
+            if (
+                row is not None
+                and row.key == key
+                and row.messages <= len(messages)
+                and _digest(messages[: row.messages]) == row.digest
+            ):
+                start = row.messages
+            if row is not None and start == 0 and row.messages:
+                result.removed += self._remove(db, row.key)
+            docs = [message_document(m) for m in messages[start:]]
+            if docs:
+                self.index.add_documents(docs, db)
+            result.added += len(docs)
+            db.execute(
+                "INSERT OR REPLACE INTO session_files VALUES (?,?,?,?,?,?)",
+                (path, key, fingerprint, len(messages), _digest(messages), deleted),
+            )
+
+    @staticmethod
+    def _remove(db: sqlite3.Connection, key: str) -> int:
+        """Delete one session's documents (FTS5 rows of a contentless table go by their text)."""
+        source, _, sid = key.partition(":")
+        rows = db.execute(
+            "SELECT id, text FROM docs WHERE source = ? AND session = ? AND segment IS NULL",
+            (source.lower(), sid.lower()),
+        ).fetchall()
+        db.executemany(
+            "INSERT INTO fts (fts, rowid, body) VALUES ('delete', ?, ?)",
+            ((i, t or "") for i, t in rows),
+        )
+        db.executemany("DELETE FROM docs WHERE id = ?", ((i,) for i, _ in rows))
+        return len(rows)
+
+    def deleted_sessions(self, keys: Iterable[str]) -> set[str]:
+        """Which of these session keys live on only in a protected copy."""
+        wanted = list({k.lower() for k in keys})
+        if not wanted:
+            return set()
+        marks = ",".join("?" * len(wanted))
+        with contextlib.suppress(sqlite3.OperationalError):  # no session indexed yet
+            rows = self.index.query(
+                "SELECT lower(key) FROM session_files "
+                f"WHERE deleted IS NOT NULL AND lower(key) IN ({marks})",
+                wanted,
+            )
+            return {r[0] for r in rows}
+        return set()
