@@ -102,7 +102,9 @@ class SearchPane(Pane):
         self.result_hits: list[SearchHit] = []
         """The current search's hits, best first (exact, then fuzzy)."""
         self.hits: list[int] = []
-        """The same hits as record indices of the app's store."""
+        """The journal's hits as record indices of the app's store."""
+        self.rows: list[int | None] = []
+        """Per result row, its record index (None: a message of an agent session)."""
         self.result: SearchResult | None = None
         self.search_generation = 0
         self.search_state = ""
@@ -227,14 +229,16 @@ class SearchPane(Pane):
         self.result = result
         self.result_hits = list(result.hits) if result else []
         store = self.papp.journal.store
-        self.hits = []
+        self.rows = [None] * len(self.result_hits)
         if store is not None:
             store.refresh()
-            self.hits = [
-                store.index_of(h.segment, h.offset)
+            self.rows = [
+                None
+                if h.segment is None or h.offset is None
+                else store.index_of(h.segment, h.offset)
                 for h in self.result_hits
-                if h.segment is not None and h.offset is not None
             ]
+        self.hits = [i for i in self.rows if i is not None]
         results = self.results
         results.set_row_count(len(self.result_hits))
         results.move_to(0)
@@ -274,6 +278,15 @@ class SearchPane(Pane):
 
     @on(VirtualList.Selected, "#results")
     def result_selected(self, event: VirtualList.Selected) -> None:
-        if 0 <= event.row < len(self.hits):
-            chosen = self.ResultChosen(self.hits[event.row], self.search_query, sorted(self.hits))
-            self.post_message(chosen)
+        if not 0 <= event.row < len(self.rows):
+            return
+        index = self.rows[event.row]
+        if index is None:
+            hit = self.result_hits[event.row]
+            self.notify(
+                f"A {hit.source} session message ({hit.origin}): open it in Sessions (S).",
+                timeout=4,
+            )
+            return
+        chosen = self.ResultChosen(index, self.search_query, sorted(self.hits))
+        self.post_message(chosen)
