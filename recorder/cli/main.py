@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def build_parser() -> argparse.ArgumentParser:
     # Imported here, not at the top: `persist hook` (run by Claude Code and Gemini CLI
     # on every turn) must not pay for argparse and the command groups.
-    from recorder.cli import bus, hooks, launch, record, search, service, sessions, tools
+    from recorder.cli import bus, hooks, keys, launch, record, search, service, sessions, tools
     from recorder.cli.common import Parser
 
     parser = Parser(
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Record every message of a ZeroMQ agent bus into a crash-safe journal.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (bus, record, launch, tools, search, service, sessions, hooks):
+    for group in (bus, record, launch, tools, search, service, sessions, hooks, keys):
         group.add_parsers(sub)
     return parser
 
