@@ -18,15 +18,16 @@ import os
 import threading
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import zmq
 
-from recorder.bus.curve import connect_as_client
 from recorder.bus.endpoints import DEFAULT_PUBLISH
 from recorder.bus.envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
-from recorder.bus.keys import ClientKeys
+
+if TYPE_CHECKING:  # loaded only when CURVE is used: an agent's import stays small
+    from recorder.bus.keys import ClientKeys
 
 _AFTER_BURST = 5  # heartbeats kept up after the last message
 
@@ -51,6 +52,8 @@ class Publisher:
         self._sock.linger = 2000
         self._sock.sndhwm = hwm
         if curve is not None:
+            from recorder.bus.curve import connect_as_client
+
             connect_as_client(self._sock, curve)
         self._sock.connect(endpoint)
         self._lock = threading.Lock()

@@ -176,6 +176,22 @@ def test_embedded_broker_with_curve(procs: Callable[..., Proc], tmp_path: Path) 
     )
     assert not any(r.get("topic") == "intruder.nokey" for r in journal_records(log_dir))
 
+    # `persist replay --curve` gets in; the same replay without keys does not.
+    assert persist("checkpoint", "--log-dir", str(log_dir)).returncode == 0
+    common = ("replay", "latest", "--endpoint", front, "--log-dir", str(log_dir))
+    refused = persist(*common, "--no-curve", "--wait", "1.5")
+    assert refused.returncode == 1 and "no subscriber" in refused.stderr
+    replayed = persist(*common, "--curve", "--keys", str(keys), "--wait", "10")
+    assert replayed.returncode == 0, replayed.stderr
+
+    def replays() -> int:
+        return sum(
+            r["kind"] == "msg" and "replay_of" in r.get("meta", {})
+            for r in journal_records(log_dir)
+        )
+
+    wait_for(lambda: replays() == 50, timeout=20, what="50 replayed messages journaled")
+
 
 def test_keys_and_curve_errors_are_one_line(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
