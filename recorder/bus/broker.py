@@ -12,11 +12,17 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
+from typing import TYPE_CHECKING
 
 import zmq
 
+from recorder.bus.curve import serve, start_authenticator
 from recorder.bus.endpoints import DEFAULT_HWM, DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
+from recorder.bus.keys import ServerKeys
 from recorder.errors import BusError
+
+if TYPE_CHECKING:
+    from zmq.auth.thread import ThreadAuthenticator
 
 
 class Broker:
@@ -27,6 +33,7 @@ class Broker:
         *,
         hwm: int = DEFAULT_HWM,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        curve: ServerKeys | None = None,  # both sides CURVE servers, allow-listed clients only
     ) -> None:
         self.frontend = frontend
         self.backend = backend
@@ -39,6 +46,8 @@ class Broker:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self.curve = curve
+        self._auth: ThreadAuthenticator | None = None
 
     def _run(self) -> None:
         xsub = self.ctx.socket(zmq.XSUB)
@@ -48,6 +57,9 @@ class Broker:
             for sock in (xsub, xpub, control):
                 sock.linger = 0
             xsub.rcvhwm = self.hwm
+            if self.curve is not None:
+                serve(xsub, self.curve)
+                serve(xpub, self.curve)
             xpub.sndhwm = self.hwm
             xsub.bind(self.frontend)
             xpub.bind(self.backend)
@@ -72,10 +84,13 @@ class Broker:
 
     def start(self) -> Broker:
         """Bind both endpoints and start proxying; raises if an endpoint is taken."""
+        if self.curve is not None:
+            self._auth = start_authenticator(self.ctx, self.curve)
         self._thread = threading.Thread(target=self._run, name="persist-broker", daemon=True)
         self._thread.start()
         self._ready.wait()
         if self._error is not None:
+            self._stop_auth()
             raise BusError(f"cannot bind the broker ({self._error}); is another broker running?")
         return self
 
@@ -100,10 +115,16 @@ class Broker:
             self._thread.join(timeout)
         finally:
             cmd.close()
+        self._stop_auth()
         if self._own_context:
             self.ctx.term()  # returns once the proxy thread has closed its sockets
         self._thread.join()
         self._thread = None
+
+    def _stop_auth(self) -> None:
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
 
     @property
     def running(self) -> bool:

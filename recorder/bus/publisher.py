@@ -5,6 +5,9 @@
     pub.send("agents.claude", {"text": "hi"})
     pub.close()                               # final heartbeat with "bye"
 
+With CURVE: `Publisher(endpoint, curve=load_client(Path("~/.local/share/agent-persist/keys")))`
+(`recorder.bus.keys.load_client`: this machine's client keys and the server's public key).
+
 It uses an XPUB socket rather than PUB so it can see subscriptions arrive and
 not lose its first messages to zmq's slow-joiner effect.
 """
@@ -15,13 +18,16 @@ import os
 import threading
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import zmq
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH
 from recorder.bus.envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
+
+if TYPE_CHECKING:  # loaded only when CURVE is used: an agent's import stays small
+    from recorder.bus.keys import ClientKeys
 
 _AFTER_BURST = 5  # heartbeats kept up after the last message
 
@@ -36,6 +42,7 @@ class Publisher:
         idle_heartbeat: float = 30.0,  # seconds between heartbeats when idle
         hwm: int = 100_000,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        curve: ClientKeys | None = None,  # CURVE client keys (`recorder.bus.keys.load_client`)
     ) -> None:
         self.id = f"{agent or 'pub'}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.agent = agent
@@ -44,6 +51,10 @@ class Publisher:
         self._sock = self._ctx.socket(zmq.XPUB)
         self._sock.linger = 2000
         self._sock.sndhwm = hwm
+        if curve is not None:
+            from recorder.bus.curve import connect_as_client
+
+            connect_as_client(self._sock, curve)
         self._sock.connect(endpoint)
         self._lock = threading.Lock()
         self._stop = threading.Event()

@@ -11,13 +11,18 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from recorder.bus.broker import Broker
+from recorder.bus.curve import connect_as_client, serve, start_authenticator
 from recorder.bus.endpoints import DEFAULT_HWM
+from recorder.bus.keys import ClientKeys, ServerKeys
+
+if TYPE_CHECKING:
+    from zmq.auth.thread import ThreadAuthenticator
 
 _BATCH = 256
 _BEHIND_AFTER = 4  # full batches in a row before keyword enrichment pauses
@@ -71,6 +76,10 @@ class ReceiverSettings:
     max_backlog_bytes: int = 256 * 1024 * 1024  # beyond this, received messages are dropped
     also_connect: tuple[str, ...] = ()  # further brokers, on the same socket
     bind: tuple[str, ...] = ()  # endpoints the socket listens on (publishers connect to us)
+    # CURVE: as a server (we bind; allow-listed publishers only) or as a client of the
+    # brokers we connect to. One socket has one role, so never both.
+    curve_server: ServerKeys | None = None
+    curve_client: ClientKeys | None = None
 
     @property
     def connects(self) -> tuple[str, ...]:
@@ -107,6 +116,10 @@ class Receiver(threading.Thread):
         # up to its limit (500k), and a dead recorder is still seen at once (its
         # kernel closes the connection).
         sub.setsockopt(zmq.HEARTBEAT_TTL, 0)
+        if s.curve_server is not None:
+            serve(sub, s.curve_server)
+        elif s.curve_client is not None:
+            connect_as_client(sub, s.curve_client)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         return sub
 
@@ -242,15 +255,21 @@ class Transport:
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.broker: Broker | None = None
         self.receiver: Receiver | None = None
+        self._auth: ThreadAuthenticator | None = None
 
-    def start_broker(self, publish_endpoint: str) -> Broker:
-        """Host the broker: publishers connect at `publish_endpoint`, we subscribe at ours."""
+    def start_broker(self, publish_endpoint: str, curve: ServerKeys | None = None) -> Broker:
+        """Host the broker: publishers connect at `publish_endpoint`, we subscribe at ours
+        (with `curve`, both sides allow-listed CURVE; we are then its CURVE client)."""
         if self.settings.endpoint is None:
             raise ValueError("an embedded broker needs the endpoint we subscribe at")
-        self.broker = Broker(publish_endpoint, self.settings.endpoint, hwm=DEFAULT_HWM).start()
+        self.broker = Broker(
+            publish_endpoint, self.settings.endpoint, hwm=DEFAULT_HWM, curve=curve
+        ).start()
         return self.broker
 
     def start_receiver(self) -> Receiver:
+        if self.settings.curve_server is not None and self._auth is None:
+            self._auth = start_authenticator(self.ctx, self.settings.curve_server)
         self.receiver = Receiver(self.sink, self.settings, self.ctx)
         self.receiver.start()
         return self.receiver
@@ -269,5 +288,8 @@ class Transport:
             self.broker = None
         if self.receiver is not None and self.receiver.is_alive():
             return False
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
         self.ctx.term()  # every socket was closed by the thread that owned it
         return True

@@ -43,8 +43,10 @@ from typing import Any
 import orjson
 import zmq
 
+from recorder.bus.curve import connect_as_client
 from recorder.bus.endpoints import DEFAULT_PUBLISH
 from recorder.bus.envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
+from recorder.bus.keys import ClientKeys
 from recorder.errors import PersistError
 from recorder.store.reader import Record
 
@@ -69,6 +71,7 @@ class ReplayOptions:
     wait_subscribers: float = 5.0  # seconds to wait for the broker to forward a subscription
     hwm: int = 1_000_000  # messages our socket may queue (it blocks beyond, never drops)
     linger: float = 30.0  # seconds to deliver what is queued when we close
+    curve: ClientKeys | None = None  # connect as a CURVE client with these keys
 
 
 @dataclass
@@ -206,6 +209,8 @@ def replay(
     sock.sndhwm = options.hwm
     sock.setsockopt(zmq.XPUB_NODROP, 1)  # block when the queue is full, never drop
     sock.linger = int(options.linger * 1000)
+    if options.curve is not None:
+        connect_as_client(sock, options.curve)
     t0 = time.monotonic()
     try:
         sock.connect(options.endpoint)

@@ -9,22 +9,42 @@ import threading
 
 import orjson
 
-from recorder.bus.endpoints import DEFAULT_HWM, DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
-from recorder.cli.common import EXIT_NO_SUBSCRIBER, endpoint, fail, positive, positive_int
+from recorder.bus.endpoints import (
+    DEFAULT_HWM,
+    DEFAULT_PUBLISH,
+    DEFAULT_SUBSCRIBE,
+    check_bind_endpoint,
+)
+from recorder.cli.common import (
+    EXIT_NO_SUBSCRIBER,
+    add_curve,
+    add_log_dir,
+    curve_keys_folder,
+    endpoint,
+    fail,
+    positive,
+    positive_int,
+)
 from recorder.errors import BadOption
 
 
 # -- broker ---------------------------------------------------------------------
 def cmd_broker(args: argparse.Namespace) -> int:
     from recorder.bus.broker import Broker
+    from recorder.bus.keys import load_server
 
-    broker = Broker(args.frontend, args.backend, hwm=args.hwm).start()  # BusError: one line
+    for option, where in (("--frontend", args.frontend), ("--backend", args.backend)):
+        check_bind_endpoint(where, option, allow_public=args.bind_public)  # BadOption: exit 2
+    folder = curve_keys_folder(args, [args.frontend, args.backend])
+    keys = load_server(folder) if folder is not None else None  # KeyFileError: exit 1
+    broker = Broker(args.frontend, args.backend, hwm=args.hwm, curve=keys).start()  # BusError
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     print(
         f"persist broker: publishers connect to {broker.frontend}, "
-        f"subscribers to {broker.backend} (queue limit {args.hwm})",
+        f"subscribers to {broker.backend} (queue limit {args.hwm}"
+        + (f"; CURVE, clients allowed by {keys.allowed})" if keys else ")"),
         file=sys.stderr,
         flush=True,
     )
@@ -61,10 +81,13 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     "sent" only once a subscriber's subscription has reached us through the broker:
     with no broker or nobody subscribed, zmq would drop the message without a word."""
+    from recorder.bus.keys import load_client
     from recorder.bus.publisher import Publisher
 
     body = message_body(args.message, text=args.text)  # BadOption: exit 2
-    with Publisher(args.endpoint, agent=args.agent, heartbeat_interval=0) as pub:
+    folder = curve_keys_folder(args, [args.endpoint])
+    keys = load_client(folder) if folder is not None else None  # KeyFileError: exit 1
+    with Publisher(args.endpoint, agent=args.agent, heartbeat_interval=0, curve=keys) as pub:
         if not pub.wait_ready(args.wait):
             return fail(
                 f"nothing sent: no subscriber reached {args.endpoint} within {args.wait:g}s "
@@ -87,6 +110,13 @@ def add_parsers(
         "--backend", type=endpoint, default=DEFAULT_SUBSCRIBE, help="where subscribers connect"
     )
     p.add_argument("--hwm", type=positive_int, default=DEFAULT_HWM, help="messages queued per peer")
+    p.add_argument(
+        "--bind-public",
+        action="store_true",
+        help="allow endpoints other machines can reach (default: loopback and ipc only)",
+    )
+    add_curve(p)
+    add_log_dir(p)
     p.set_defaults(func=cmd_broker)
 
     p = sub.add_parser(
@@ -112,4 +142,6 @@ def add_parsers(
         "--agent", default="cli", help="the sender named in the envelope, e.g. claude (default cli)"
     )
     p.add_argument("--wait", type=positive, default=1.0, help="seconds to wait for subscribers")
+    add_curve(p)
+    add_log_dir(p)
     p.set_defaults(func=cmd_send)

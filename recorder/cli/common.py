@@ -142,3 +142,30 @@ def add_scope(parser: argparse.ArgumentParser, *, since: bool = True) -> None:
         action="store_true",
         help="the whole conversation from the beginning of the journal, every segment verified",
     )
+
+
+def add_curve(parser: argparse.ArgumentParser) -> None:
+    """`--curve` / `--no-curve` and `--keys FOLDER` (see README, "Security: CURVE")."""
+    parser.add_argument(
+        "--curve",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ZeroMQ CURVE encryption and an allow-list of client keys (default: on when "
+        "keys exist and an endpoint is beyond loopback; --no-curve refuses it)",
+    )
+    parser.add_argument(
+        "--keys",
+        type=folder,
+        default=None,
+        metavar="FOLDER",
+        help="CURVE keys folder (default: <log folder>/keys, made by `persist keys init`)",
+    )
+
+
+def curve_keys_folder(args: argparse.Namespace, endpoints: list[str]) -> Path | None:
+    """The keys folder to use if CURVE is on for these endpoints, else None."""
+    from recorder.bus.keys import curve_wanted, keys_folder
+
+    log_dir = getattr(args, "log_dir", None) or str(default_log_dir())
+    folder_path = keys_folder(Path(log_dir), args.keys)
+    return folder_path if curve_wanted(args.curve, folder_path, endpoints) else None

@@ -27,6 +27,11 @@ EXAMPLES = {
         "persist search 'redis timeout from:coder since:3d'",
         "persist search --json '\"schema migration\" -rollback' --limit 5",
     ],
+    "keys": [
+        "persist keys init",
+        "persist keys allow /path/to/other-machine-client.key",
+        "persist keys list",
+    ],
     "reindex": ["persist reindex", "persist reindex --catch-up"],
     "stats": ["persist stats --since 24h", "persist stats --json --all-kinds"],
     "broker": ["persist broker", "persist broker --frontend ipc:///tmp/bus.pub --hwm 500000"],
@@ -77,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     # on every turn) must not pay for argparse and the command groups.
     import argparse
 
-    from recorder.cli import bus, hooks, launch, record, search, service, sessions, tools
+    from recorder.cli import bus, hooks, keys, launch, record, search, service, sessions, tools
     from recorder.cli.common import Parser
 
     parser = Parser(
@@ -86,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (bus, record, launch, tools, search, service, sessions, hooks):
+    for group in (bus, record, launch, tools, search, service, sessions, hooks, keys):
         group.add_parsers(sub)
     for name, command in sub.choices.items():
         examples = EXAMPLES.get(name)

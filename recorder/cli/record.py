@@ -14,6 +14,7 @@ from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
 from recorder.cli.common import (
     EXIT_DEGRADED,
     EXIT_STOPPED,
+    add_curve,
     add_log_dir,
     endpoint,
     fail,
@@ -53,6 +54,8 @@ def _options(args: argparse.Namespace) -> RecorderOptions:
         embedded=args.embedded,
         publish_endpoint=args.publish_endpoint,
         search_index=args.search_index == "on",
+        curve=args.curve,
+        keys=Path(args.keys) if args.keys else None,
     )
 
 
@@ -284,6 +287,7 @@ def add_parsers(
         default="on",
         help="keep the search index warm in an idle-priority child process (default on)",
     )
+    add_curve(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")
     p.set_defaults(func=cmd_record)
 

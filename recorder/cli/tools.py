@@ -11,8 +11,10 @@ import orjson
 from recorder.bus.endpoints import DEFAULT_PUBLISH
 from recorder.cli.common import (
     EXIT_DAMAGE,
+    add_curve,
     add_log_dir,
     add_scope,
+    curve_keys_folder,
     endpoint,
     fail,
     positive,
@@ -140,8 +142,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return fail(str(exc))
     finally:
         _warn(bad_checkpoints)
+    from recorder.bus.keys import load_client
+
+    folder = curve_keys_folder(args, [args.endpoint])
+    keys = load_client(folder) if folder is not None else None  # KeyFileError: exit 1
     options = ReplayOptions(
         endpoint=args.endpoint,
+        curve=keys,
         speed=None if args.as_fast_as_possible else args.speed,
         topic_prefix=args.topic_prefix,
         unmarked_prefix=args.unmarked_prefix,
@@ -338,6 +345,7 @@ def add_parsers(
     add_log_dir(p)
     p.add_argument("--wait", type=positive, default=5.0, help="seconds to wait for subscribers")
     p.add_argument("--json", action="store_true", help="a summary as one JSON object at the end")
+    add_curve(p)
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser(

@@ -8,7 +8,7 @@ unit all start recorders with it, so a new option reaches all of them at once.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from recorder.bus.endpoints import (
     check_endpoint,
     endpoint_free,
 )
+from recorder.bus.keys import curve_wanted, keys_folder
 from recorder.errors import BadOption
 from recorder.store.journal import DEFAULT_SEGMENT_BYTES
 
@@ -65,6 +66,9 @@ class RecorderOptions:
     publish_endpoint: str = DEFAULT_PUBLISH  # where publishers connect to a broker we host
     search_index: bool = True  # `persist record` keeps the search index warm (an idle-priority
     # child process; the daemon itself never touches the index)
+    curve: bool | None = None  # `--curve` / `--no-curve`; None: on with keys + a public endpoint
+    keys: Path | None = None  # CURVE keys folder (default `<log_dir>/keys`)
+    use_curve: bool = field(init=False, default=False)  # `curve` decided (see `curve_wanted`)
 
     def __post_init__(self) -> None:
         """Every option checked in one place; `BadOption` (a ValueError) names the
@@ -83,7 +87,13 @@ class RecorderOptions:
             modes = ", ".join(m.value for m in EmbeddedMode)
             raise BadOption(f"--embedded must be one of {modes}") from None
         self._check_endpoints()
-        check_endpoint(self.publish_endpoint, "--publish-endpoint")
+        if self.embedded is EmbeddedMode.NO:
+            check_endpoint(self.publish_endpoint, "--publish-endpoint")
+        else:  # a broker we host listens there: private unless asked
+            check_bind_endpoint(
+                self.publish_endpoint, "--publish-endpoint", allow_public=self.bind_public
+            )
+        self._check_curve()
         # `not x > 0` rather than `x <= 0`: NaN is refused too.
         if not self.fsync_interval > 0:
             raise BadOption(
@@ -129,6 +139,20 @@ class RecorderOptions:
             seen[endpoint] = option
         if self.embedded is EmbeddedMode.YES and self.broker is None:
             raise BadOption("--embedded yes needs a --broker (where the recorder subscribes)")
+
+    @property
+    def keys_folder(self) -> Path:
+        return keys_folder(self.log_dir, self.keys)
+
+    def _check_curve(self) -> None:
+        hosted = () if self.embedded is EmbeddedMode.NO else (self.publish_endpoint,)
+        endpoints = (*self.connects, *self.bind, *hosted)
+        self.use_curve = curve_wanted(self.curve, self.keys_folder, endpoints)
+        if self.use_curve and self.bind and self.connects:
+            raise BadOption(
+                "--curve with both --bind and --broker: one socket is either a CURVE server "
+                "(--bind) or a client (--broker); run two recorders, or refuse it with --no-curve"
+            )
 
     @property
     def connects(self) -> tuple[str, ...]:
@@ -184,4 +208,8 @@ def recorder_argv(
         argv += [flag, value]
     if options.bind_public:
         argv.append("--bind-public")
+    if options.curve is not None:
+        argv.append("--curve" if options.curve else "--no-curve")
+    if options.keys is not None:
+        argv += ["--keys", str(Path(options.keys).expanduser().resolve())]
     return [*argv, *extra]

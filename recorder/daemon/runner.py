@@ -27,9 +27,10 @@ from logging.handlers import RotatingFileHandler
 from types import FrameType
 from typing import Any
 
+from recorder.bus.keys import ClientKeys, ServerKeys, load_client, load_server
 from recorder.bus.receiver import ReceiverSettings, Transport
 from recorder.daemon.core import TICK, Recorder
-from recorder.daemon.options import RecorderOptions
+from recorder.daemon.options import EmbeddedMode, RecorderOptions
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.journal import UnwrittenData
 from recorder.store.lock import InstanceLock
@@ -89,6 +90,16 @@ def run_recorder(
 
     Raises `AlreadyRunning` if another recorder holds the log folder.
     """
+    # CURVE keys first: a missing or unsafe key is one line before anything starts.
+    server_keys: ServerKeys | None = None
+    client_keys: ClientKeys | None = None
+    if options.use_curve:
+        if options.bind:
+            server_keys = load_server(options.keys_folder)
+        else:
+            client_keys = load_client(options.keys_folder)
+        if options.embedded is not EmbeddedMode.NO:
+            server_keys = server_keys or load_server(options.keys_folder)
     os.umask(0o077)  # whatever we create (rotated logs, ipc sockets) is private too
     ensure_private_dir(options.log_dir)
     recorder = Recorder(options)
@@ -106,6 +117,8 @@ def run_recorder(
             rcvhwm=options.rcvhwm,
             heartbeat_ms=options.zmq_heartbeat_ms,
             max_backlog_bytes=options.max_backlog_bytes,
+            curve_server=server_keys if options.bind else None,
+            curve_client=client_keys,
         ),
     )
     syncer: Syncer | None = None
@@ -126,7 +139,7 @@ def run_recorder(
         embedded = options.embedded_broker()
         recorder.embedded_broker = embedded
         if embedded:
-            broker = transport.start_broker(embedded)
+            broker = transport.start_broker(embedded, curve=server_keys)
             log.info(
                 "embedded broker: publish to %s, subscribe at %s", broker.frontend, broker.backend
             )

@@ -1,0 +1,210 @@
+"""The CURVE keys folder: where the keys live, reading them, and when CURVE is on.
+
+Pure Python (no zmq): the CLI and the daemon's options decide and check here;
+`recorder.bus.curve` makes keys and sets sockets up. The files are ZeroMQ
+certificates (the format pyzmq's `zmq.auth` reads):
+
+    KEYS/server.key          the server's public key (give it to clients)
+    KEYS/server.key_secret   the server's public + secret key (0600)
+    KEYS/client.key          this machine's client public key
+    KEYS/client.key_secret   this machine's client public + secret key (0600)
+    KEYS/allowed/*.key       client public keys the server lets in (the allow-list)
+
+The folder is 0700; a secret file readable by anyone but its owner is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from recorder.bus.endpoints import is_local_endpoint
+from recorder.errors import PersistError
+
+SERVER = "server"
+CLIENT = "client"
+ALLOWED = "allowed"
+PUBLIC_SUFFIX = ".key"
+SECRET_SUFFIX = ".key_secret"
+_Z85_LEN = 40  # a 32-byte key in Z85
+
+
+class KeyFileError(PersistError):
+    """A CURVE key is missing, unreadable, malformed or not private enough."""
+
+
+@dataclass(frozen=True)
+class CurvePair:
+    public: bytes  # Z85, 40 bytes
+    secret: bytes
+
+
+@dataclass(frozen=True)
+class ServerKeys:
+    """What a listening socket needs: its own pair and the folder of allowed client keys."""
+
+    pair: CurvePair
+    allowed: Path
+
+
+@dataclass(frozen=True)
+class ClientKeys:
+    """What a connecting socket needs: its own pair and the server's public key."""
+
+    pair: CurvePair
+    server_public: bytes
+
+
+def keys_folder(log_dir: Path, keys: str | Path | None = None) -> Path:
+    """`--keys` if given, else `<log folder>/keys`."""
+    return Path(keys).expanduser() if keys else Path(log_dir).expanduser() / "keys"
+
+
+def keys_present(folder: Path) -> bool:
+    """True once `persist keys init` has made keys in `folder`."""
+    return (folder / f"{SERVER}{SECRET_SUFFIX}").exists() or (
+        folder / f"{CLIENT}{SECRET_SUFFIX}"
+    ).exists()
+
+
+def curve_wanted(choice: bool | None, folder: Path, endpoints: Iterable[str]) -> bool:
+    """`--curve` / `--no-curve` as given; unset: on when keys exist in `folder` and an
+    endpoint reaches beyond this machine (off the loopback, not ipc)."""
+    if choice is not None:
+        return choice
+    return keys_present(folder) and any(not is_local_endpoint(ep) for ep in endpoints)
+
+
+def _field(text: str, name: str) -> bytes | None:
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith(name):
+            value = line.split("=", 1)[1].strip(" \t'\"") if "=" in line else ""
+            return value.encode()
+    return None
+
+
+def read_key_file(path: Path, *, secret: bool) -> CurvePair:
+    """The key pair in a certificate file (`secret=False`: the public key only, the
+    secret left empty). A secret file must be private (no group or other bits)."""
+    try:
+        info = path.stat()
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise KeyFileError(
+            f"no CURVE key at {path}: run `persist keys init` (or pass --keys FOLDER)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read CURVE key {path}: {exc}") from None
+    if secret and info.st_mode & 0o077:
+        mode = stat.S_IMODE(info.st_mode)
+        raise KeyFileError(
+            f"private key {path} is readable by others (mode {mode:04o}); run: chmod 600 {path}"
+        )
+    public = _field(text, "public-key")
+    private = _field(text, "secret-key") if secret else b""
+    if public is None or len(public) != _Z85_LEN:
+        raise KeyFileError(f"{path} holds no CURVE public key (not a ZeroMQ certificate)")
+    if secret and (private is None or len(private) != _Z85_LEN):
+        raise KeyFileError(f"{path} holds no CURVE secret key (not a *.key_secret file)")
+    return CurvePair(public, private or b"")
+
+
+def load_server(folder: Path) -> ServerKeys:
+    """The server's keys and its allow-list folder, checked."""
+    pair = read_key_file(folder / f"{SERVER}{SECRET_SUFFIX}", secret=True)
+    allowed = folder / ALLOWED
+    if not allowed.is_dir():
+        raise KeyFileError(
+            f"no allow-list folder {allowed}: run `persist keys init` or `persist keys allow FILE`"
+        )
+    return ServerKeys(pair, allowed)
+
+
+def load_client(folder: Path) -> ClientKeys:
+    """This machine's client keys and the server's public key, checked."""
+    pair = read_key_file(folder / f"{CLIENT}{SECRET_SUFFIX}", secret=True)
+    server = read_key_file(folder / f"{SERVER}{PUBLIC_SUFFIX}", secret=False)
+    return ClientKeys(pair, server.public)
+
+
+def certificate_text(pair: CurvePair, *, secret: bool, what: str) -> str:
+    """A ZeroMQ certificate file (the format `zmq.auth.load_certificate` reads)."""
+    kind = "Secret" if secret else "Public"
+    lines = [
+        f"#   ****  agent-persist CURVE {what}  ****",
+        f"#   ZeroMQ CURVE **{kind}** Certificate",
+        "#   DO NOT PROVIDE THIS FILE TO OTHER USERS nor change its permissions."
+        if secret
+        else "#   Exchange securely, or use a secure mechanism to verify the contents",
+        "",
+        "metadata",
+        "curve",
+        f'    public-key = "{pair.public.decode()}"',
+    ]
+    if secret:
+        lines.append(f'    secret-key = "{pair.secret.decode()}"')
+    return "\n".join(lines) + "\n"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Create `path` 0600 (never overwrite: O_EXCL)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(path, 0o600)  # whatever the umask was
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    role: str  # "server", "client" or "allowed"
+    path: Path
+    public: str
+    has_secret: bool
+
+
+def list_keys(folder: Path) -> list[KeyInfo]:
+    """Every key in `folder`: the server's, the client's, then the allow-list."""
+    out: list[KeyInfo] = []
+    for role in (SERVER, CLIENT):
+        path = folder / f"{role}{PUBLIC_SUFFIX}"
+        if path.exists():
+            secret = folder / f"{role}{SECRET_SUFFIX}"
+            out.append(
+                KeyInfo(
+                    role, path, read_key_file(path, secret=False).public.decode(), secret.exists()
+                )
+            )
+    allowed = folder / ALLOWED
+    if allowed.is_dir():
+        for path in sorted(allowed.glob(f"*{PUBLIC_SUFFIX}")):
+            out.append(
+                KeyInfo(ALLOWED, path, read_key_file(path, secret=False).public.decode(), False)
+            )
+    return out
+
+
+def allow_key(folder: Path, source: Path) -> Path:
+    """Copy the public key in `source` into the allow-list (only its public part)."""
+    pair = read_key_file(source, secret=False)
+    allowed = folder / ALLOWED
+    if not allowed.is_dir():
+        raise KeyFileError(f"no keys folder at {folder}: run `persist keys init` first")
+    for existing in allowed.glob(f"*{PUBLIC_SUFFIX}"):
+        if read_key_file(existing, secret=False).public == pair.public:
+            return existing
+    name = source.name if source.name.endswith(PUBLIC_SUFFIX) else f"{source.stem}{PUBLIC_SUFFIX}"
+    target = allowed / name
+    n = 1
+    while target.exists():
+        n += 1
+        target = allowed / f"{Path(name).stem}-{n}{PUBLIC_SUFFIX}"
+    write_private(
+        target, certificate_text(CurvePair(pair.public, b""), secret=False, what="allowed client")
+    )
+    return target

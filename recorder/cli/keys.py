@@ -1,0 +1,70 @@
+"""`persist keys init|list|allow`: the CURVE keys folder (see `recorder.bus.keys`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from recorder.cli.common import add_log_dir, folder
+
+
+def _folder(args: argparse.Namespace) -> Path:
+    from recorder.bus.keys import keys_folder
+
+    return keys_folder(Path(args.log_dir), args.keys)
+
+
+def cmd_keys_init(args: argparse.Namespace) -> int:
+    from recorder.bus.curve import init_keys
+
+    keys = _folder(args)
+    made = init_keys(keys)  # KeyFileError (keys already there, cannot write): exit 1
+    print(f"CURVE keys made in {keys} (secret files 0600, folder 0700):")
+    for path in made:
+        print(f"  {path}")
+    print(
+        "Give server.key to clients on other machines; add their client.key with "
+        "`persist keys allow FILE`; then use --curve on broker, record, send and replay."
+    )
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    from recorder.bus.keys import KeyFileError, list_keys
+
+    keys = _folder(args)
+    found = list_keys(keys)
+    if not found:
+        raise KeyFileError(f"no CURVE keys in {keys}: run `persist keys init`")
+    for info in found:
+        secret = " (+ secret)" if info.has_secret else ""
+        print(f"{info.role:<8} {info.public}  {info.path}{secret}")
+    return 0
+
+
+def cmd_keys_allow(args: argparse.Namespace) -> int:
+    from recorder.bus.keys import allow_key
+
+    target = allow_key(_folder(args), Path(args.file).expanduser())
+    print(f"allowed: {target} (brokers and recorders started from now on let it in)")
+    return 0
+
+
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    p = sub.add_parser("keys", help="CURVE keys: init, list, allow a client's public key")
+    ksub = p.add_subparsers(dest="keys_command", required=True)
+    for name, func, helptext in (
+        ("init", cmd_keys_init, "make a server and a client key pair (and allow the client)"),
+        ("list", cmd_keys_list, "show the keys and the allow-list"),
+        ("allow", cmd_keys_allow, "add a client's public key file to the allow-list"),
+    ):
+        q = ksub.add_parser(name, help=helptext)
+        if name == "allow":
+            q.add_argument("file", help="a client's public key file (client.key)")
+        add_log_dir(q)
+        q.add_argument(
+            "--keys", type=folder, default=None, metavar="FOLDER", help="default <log folder>/keys"
+        )
+        q.set_defaults(func=func)

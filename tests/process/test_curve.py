@@ -1,0 +1,258 @@
+"""CURVE (`persist keys`, `--curve`): a client with no key or a key not on the allow-list
+can neither read nor inject, while an allowed one works end to end. Real broker and
+recorder processes, over tcp on 127.0.0.1 and over ipc; the counts are printed (-s)
+and quoted in RELIABILITY.md."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import zmq
+
+from recorder.bus.keys import ClientKeys, load_client
+from recorder.bus.publisher import Publisher
+from tests.support import PYTHON, Proc, free_port, journal_records, read_status, wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+ATTEMPTS = 200  # messages each intruder publisher tries to inject
+
+
+def persist(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "-m", "recorder.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def keys_init(folder: Path) -> None:
+    out = persist("keys", "init", "--keys", str(folder))
+    assert out.returncode == 0, out.stderr
+
+
+def endpoints(kind: str, tmp_path: Path) -> tuple[str, str]:
+    if kind == "tcp":
+        return f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    return f"ipc://{tmp_path}/front.ipc", f"ipc://{tmp_path}/back.ipc"
+
+
+def subscriber(ctx: zmq.Context, endpoint: str, keys: ClientKeys | None) -> zmq.Socket:
+    sock = ctx.socket(zmq.SUB)
+    sock.linger = 0
+    if keys is not None:
+        sock.curve_secretkey = keys.pair.secret
+        sock.curve_publickey = keys.pair.public
+        sock.curve_serverkey = keys.server_public
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.connect(endpoint)
+    return sock
+
+
+def drain(sock: zmq.Socket, seconds: float) -> list[list[bytes]]:
+    got: list[list[bytes]] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if sock.poll(int(left * 1000) + 1):
+            got.append(sock.recv_multipart())
+    return got
+
+
+@pytest.mark.parametrize("kind", ["tcp", "ipc"])
+def test_no_key_and_wrong_key_clients_neither_read_nor_inject(
+    procs: Callable[..., Proc], tmp_path: Path, kind: str
+) -> None:
+    keys, other = tmp_path / "keys", tmp_path / "other-keys"
+    keys_init(keys)
+    keys_init(other)  # a real key pair, not on our allow-list
+    allowed = load_client(keys)
+    # The wrong client even knows our server's public key: only the allow-list stops it.
+    wrong = ClientKeys(load_client(other).pair, allowed.server_public)
+    log_dir = tmp_path / "logs"
+    front, back = endpoints(kind, tmp_path)
+    broker = procs(
+        "broker", "--frontend", front, "--backend", back, "--curve", "--keys", str(keys),
+        name="broker",
+    )  # fmt: skip
+    wait_for(lambda: "CURVE" in broker.output(), what="broker up with CURVE")
+    rec = procs(
+        "record", "--broker", back, "--log-dir", str(log_dir), "--embedded", "no",
+        "--curve", "--keys", str(keys), "--search-index", "off",
+        name="recorder",
+    )  # fmt: skip
+    wait_for(
+        lambda: read_status(log_dir).get("connection") == "connected",
+        timeout=20,
+        what="the recorder's CURVE handshake",
+    )
+
+    ctx = zmq.Context()
+    try:
+        readers = {
+            "no key": subscriber(ctx, back, None),
+            "wrong key": subscriber(ctx, back, wrong),
+            "allowed": subscriber(ctx, back, allowed),
+        }
+        intruders = {
+            "no key": Publisher(front, agent="nokey", heartbeat_interval=0, context=ctx),
+            "wrong key": Publisher(
+                front, agent="wrongkey", heartbeat_interval=0, context=ctx, curve=wrong
+            ),
+        }
+        # An intruder never sees a subscription: its handshake is refused.
+        for name, pub in intruders.items():
+            assert not pub.wait_ready(2), f"{name} publisher saw a subscriber"
+            for i in range(ATTEMPTS):
+                pub.send(f"intruder.{name.replace(' ', '-')}", {"i": i})
+
+        # The allowed client, through the CLI and through the helper.
+        sent = persist(
+            "send", "agents.cli", "hello", "--endpoint", front, "--curve", "--keys", str(keys),
+            "--wait", "10",
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        with Publisher(front, agent="ok", heartbeat_interval=0, curve=allowed, context=ctx) as pub:
+            assert pub.wait_ready(10)
+            for i in range(ATTEMPTS):
+                pub.send("agents.ok", {"i": i})
+
+        wait_for(
+            lambda: (
+                sum(r.get("topic") == "agents.ok" for r in journal_records(log_dir)) == ATTEMPTS
+            ),
+            timeout=30,
+            what="the allowed publisher's messages in the journal",
+        )
+        received = {name: drain(sock, 1.5) for name, sock in readers.items()}
+        for pub in intruders.values():
+            pub.close(bye=False)
+    finally:
+        for sock in readers.values():
+            sock.close()
+        ctx.term()
+
+    msgs = [r for r in journal_records(log_dir) if r["kind"] == "msg"]
+    injected = sum(r["topic"].startswith("intruder.") for r in msgs)
+    topics = {r["topic"] for r in msgs}
+    print(
+        f"\nCURVE over {kind}: received by no-key subscriber {len(received['no key'])}, "
+        f"by wrong-key subscriber {len(received['wrong key'])}; injected into the journal "
+        f"{injected} of {2 * ATTEMPTS} intruder messages; allowed subscriber received "
+        f"{sum(f[0] == b'agents.ok' for f in received['allowed'])} of {ATTEMPTS}"
+    )
+    assert received["no key"] == [] and received["wrong key"] == []
+    assert injected == 0
+    assert {"agents.cli", "agents.ok"} <= topics
+    assert sum(f[0] == b"agents.ok" for f in received["allowed"]) == ATTEMPTS
+    assert rec.popen.poll() is None and broker.popen.poll() is None
+
+
+def test_embedded_broker_with_curve(procs: Callable[..., Proc], tmp_path: Path) -> None:
+    """`persist record --curve --embedded yes`: the recorder hosts a CURVE broker and
+    is its allowed client; a publisher without keys injects nothing."""
+    keys = tmp_path / "keys"
+    keys_init(keys)
+    log_dir = tmp_path / "logs"
+    front, back = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    procs(
+        "record", "--broker", back, "--publish-endpoint", front, "--embedded", "yes",
+        "--log-dir", str(log_dir), "--curve", "--keys", str(keys), "--search-index", "off",
+        name="recorder",
+    )  # fmt: skip
+    wait_for(lambda: read_status(log_dir).get("connection") == "connected", timeout=20)
+    with Publisher(front, agent="nokey", heartbeat_interval=0) as bad:
+        assert not bad.wait_ready(1.5)
+        for i in range(50):
+            bad.send("intruder.nokey", {"i": i})
+    with Publisher(front, agent="ok", heartbeat_interval=0, curve=load_client(keys)) as pub:
+        assert pub.wait_ready(10)
+        for i in range(50):
+            pub.send("agents.ok", {"i": i})
+    wait_for(
+        lambda: sum(r.get("topic") == "agents.ok" for r in journal_records(log_dir)) == 50,
+        timeout=20,
+    )
+    assert not any(r.get("topic") == "intruder.nokey" for r in journal_records(log_dir))
+
+    # `persist replay --curve` gets in; the same replay without keys does not.
+    assert persist("checkpoint", "--log-dir", str(log_dir)).returncode == 0
+    common = ("replay", "latest", "--endpoint", front, "--log-dir", str(log_dir))
+    refused = persist(*common, "--no-curve", "--wait", "1.5")
+    assert refused.returncode == 1 and "no subscriber" in refused.stderr
+    replayed = persist(*common, "--curve", "--keys", str(keys), "--wait", "10")
+    assert replayed.returncode == 0, replayed.stderr
+
+    def replays() -> int:
+        return sum(
+            r["kind"] == "msg" and "replay_of" in r.get("meta", {})
+            for r in journal_records(log_dir)
+        )
+
+    wait_for(lambda: replays() == 50, timeout=20, what="50 replayed messages journaled")
+
+
+def test_keys_and_curve_errors_are_one_line(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys_init(keys)
+    assert (keys.stat().st_mode & 0o777) == 0o700
+    for secret in keys.glob("*.key_secret"):
+        assert (secret.stat().st_mode & 0o777) == 0o600
+    again = persist("keys", "init", "--keys", str(keys))
+    assert again.returncode == 1 and "already exist" in again.stderr
+
+    listed = persist("keys", "list", "--keys", str(keys))
+    assert listed.returncode == 0
+    roles = [line.split()[0] for line in listed.stdout.splitlines()]
+    assert roles == ["server", "client", "allowed"]
+
+    other = tmp_path / "other"
+    keys_init(other)
+    allowed = persist("keys", "allow", str(other / "client.key"), "--keys", str(keys))
+    assert allowed.returncode == 0, allowed.stderr
+    assert len(list((keys / "allowed").glob("*.key"))) == 2
+    bad = tmp_path / "bad.key"
+    bad.write_text("not a certificate\n")
+    refused = persist("keys", "allow", str(bad), "--keys", str(keys))
+    assert refused.returncode == 1 and "holds no CURVE public key" in refused.stderr
+
+    port = f"tcp://127.0.0.1:{free_port()}"
+    missing = persist(
+        "send", "t", "x", "--curve", "--keys", str(tmp_path / "none"), "--endpoint", port
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.count("\n") == 1 and "persist keys init" in missing.stderr
+
+    (keys / "client.key_secret").chmod(0o644)
+    loose = persist("send", "t", "x", "--curve", "--keys", str(keys), "--endpoint", port)
+    assert loose.returncode == 1
+    assert loose.stderr.count("\n") == 1 and "chmod 600" in loose.stderr
+    (keys / "client.key_secret").chmod(0o600)
+
+    both = persist(
+        "record", "--broker", port, "--bind", f"ipc://{tmp_path}/r.ipc", "--curve",
+        "--keys", str(keys), "--log-dir", str(tmp_path / "logs"),
+    )  # fmt: skip
+    assert both.returncode == 2 and "--curve with both --bind and --broker" in both.stderr
+
+    public = persist("broker", "--frontend", "tcp://0.0.0.0:1", "--backend", port)
+    assert public.returncode == 2 and "--bind-public" in public.stderr
+
+
+def test_keys_and_a_public_endpoint_turn_curve_on_unless_refused(
+    procs: Callable[..., Proc], tmp_path: Path
+) -> None:
+    log_dir = tmp_path / "logs"
+    assert persist("keys", "init", "--log-dir", str(log_dir)).returncode == 0
+    for choice, expect in (((), True), (("--no-curve",), False)):
+        front = f"tcp://0.0.0.0:{free_port()}"
+        back = f"tcp://127.0.0.1:{free_port()}"
+        proc = procs(
+            "broker", "--frontend", front, "--backend", back, "--bind-public",
+            "--log-dir", str(log_dir), *choice, name="broker",
+        )  # fmt: skip
+        wait_for(lambda p=proc: "publishers connect" in p.output(), what="broker up")
+        assert ("CURVE" in proc.output()) is expect, proc.output()
+        proc.signal(15)
+        assert proc.wait(10) == 0
