@@ -11,7 +11,6 @@ the same session are serialized by an flock on `<file>.lock`.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder.hooks.failures import hooks_dir
-from recorder.store.fsutil import atomic_write, ensure_private_dir, open_private
+from recorder.store.fsutil import atomic_write, ensure_private_dir, flock_within, open_private
 
 ANCHOR_BYTES = 256  # bytes before the offset whose hash must not change
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -127,20 +126,12 @@ def save_state(path: Path, state: SessionState) -> None:
 @contextlib.contextmanager
 def session_lock(path: Path, timeout: float = 5.0) -> Iterator[None]:
     """Serialize the hooks of one session (Stop and SubagentStop may overlap)."""
-    import time
 
     ensure_private_dir(path.parent)
     fd = open_private(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"another hook holds {path.name}.lock") from None
-                time.sleep(0.01)
+        if not flock_within(fd, timeout, poll=0.01):
+            raise TimeoutError(f"another hook holds {path.name}.lock")
         yield
     finally:
         os.close(fd)

@@ -10,7 +10,6 @@ file and is never stopped by a launcher.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import time
@@ -22,7 +21,13 @@ from typing import Any
 import orjson
 
 from recorder.errors import LaunchError
-from recorder.store.fsutil import atomic_write, ensure_private_dir, open_private, read_json_object
+from recorder.store.fsutil import (
+    atomic_write,
+    ensure_private_dir,
+    flock_within,
+    open_private,
+    read_json_object,
+)
 from recorder.store.layout import Layout
 from recorder.store.status import assess, process_matches, process_start_time
 
@@ -168,15 +173,8 @@ def launch_lock(layout: Layout, timeout: float = 30.0) -> Iterator[None]:
     ensure_private_dir(layout.agents)
     fd = open_private(layout.launch_lock, os.O_RDWR | os.O_CREAT)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise LaunchError(f"another launcher holds {layout.launch_lock}") from None
-                time.sleep(0.02)
+        if not flock_within(fd, timeout):
+            raise LaunchError(f"another launcher holds {layout.launch_lock}")
         yield
     finally:
         os.close(fd)

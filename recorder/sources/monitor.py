@@ -14,7 +14,6 @@ decide again under it, so two monitors never checkpoint a session twice.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 import tomllib
@@ -29,7 +28,7 @@ from recorder.sources.copies import protect
 from recorder.sources.discover import Roots, scan
 from recorder.sources.model import Session, Source
 from recorder.store.checkpoints import Checkpoint, SessionRef, list_checkpoints, write_checkpoint
-from recorder.store.fsutil import ensure_private_dir, open_private
+from recorder.store.fsutil import ensure_private_dir, flock_within, open_private
 from recorder.store.layout import Layout
 
 CONTEXT_WINDOWS = {Source.CLAUDE: 200_000, Source.GEMINI: 1_000_000, Source.CODEX: 272_000}
@@ -143,15 +142,8 @@ def monitor_lock(layout: Layout, timeout: float = 30.0) -> Iterator[None]:
     ensure_private_dir(layout.sessions)
     fd = open_private(layout.sessions / "monitor.lock", os.O_RDWR | os.O_CREAT)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("another monitor holds the lock") from None
-                time.sleep(0.02)
+        if not flock_within(fd, timeout):
+            raise TimeoutError("another monitor holds the lock")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {time.time():.3f}\n".encode(), 0)
         yield

@@ -146,3 +146,21 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def flock_within(fd: int, timeout: float, poll: float = 0.02) -> bool:
+    """Take an exclusive `flock` on `fd`, retrying every `poll` seconds; False if another
+    process still holds it after `timeout` (the caller says who and raises). The OS
+    drops the lock when its holder dies, so a crashed holder never blocks for long."""
+    import fcntl
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(poll)
