@@ -261,31 +261,18 @@ def read_transcript(
     first_prompt = first_user_prompt(messages)
     if not title and first_prompt:
         title, title_kind = first_prompt, "first-prompt"
-    last: dict[str, Any] = chain.lines[-1] if chain.lines else {}
-    session = Session(
-        source=Source.CLAUDE,
-        id=sid,
-        path=path,
-        title=title,
-        title_kind=title_kind,
-        project_path=str(last.get("cwd") or _first_field(parsed.entries, "cwd")),
-        extra_paths=tuple(extra),
-        first_ts=parsed.first_ts,
-        last_ts=parsed.last_ts,
-        message_count=len(conv),
-        git_branch=_last_field(chain.lines, "gitBranch"),
-        files_modified=files_modified(messages + sidechain),
-        context_tokens=context_tokens(chain.lines, messages),
-        branches=chain.branches,
-        version=_last_field(chain.lines, "version"),
-        model=_model(chain.lines),
+    session = _session(
+        path,
+        sid,
+        parsed,
+        chain,
+        extra,
+        report,
+        title=(title, title_kind),
         first_prompt=first_prompt,
-        size=parsed.size,
-        mtime=parsed.mtime,
-        resumable=bool(conv),
-        leaf_uuids=tuple(chain.leaves),
-        skipped=report.skipped,
-        subagent=bool(parsed.entries) and all(is_sidechain(e) for e in parsed.entries),
+        conversation=len(conv),
+        files=files_modified(messages + sidechain),
+        tokens=context_tokens(chain.lines, messages),
     )
     return Transcript(session, messages, sidechain, report, chain.lines, parsed.summaries)
 
@@ -321,33 +308,64 @@ def _listing(
     tokens = usage_tokens(chain.lines)
     if tokens is None:  # no usage recorded: estimated from the text (messages needed)
         tokens = context_tokens(chain.lines, build_messages(chain.lines, sid))
+    session = _session(
+        path,
+        sid,
+        parsed,
+        chain,
+        extra,
+        report,
+        title=(title, title_kind),
+        first_prompt=counts.first_prompt,
+        conversation=counts.conversation,
+        files=tuple(counts.files),
+        tokens=tokens,
+    )
+    return Transcript(session, [], [], report, chain.lines, parsed.summaries)
+
+
+def _session(
+    path: Path,
+    sid: str,
+    parsed: ParsedFile,
+    chain: Chain,
+    extra: list[Path],
+    report: ReadReport,
+    *,
+    title: tuple[str, str],
+    first_prompt: str,
+    conversation: int,
+    files: tuple[str, ...],
+    tokens: int,
+) -> Session:
+    """The Session of a transcript, from the full read or the listing's counts (the
+    two must agree: tests compare them on every fixture and real file)."""
     last: dict[str, Any] = chain.lines[-1] if chain.lines else {}
-    session = Session(
+    return Session(
         source=Source.CLAUDE,
         id=sid,
         path=path,
-        title=title,
-        title_kind=title_kind,
+        title=title[0],
+        title_kind=title[1],
         project_path=str(last.get("cwd") or _first_field(parsed.entries, "cwd")),
         extra_paths=tuple(extra),
         first_ts=parsed.first_ts,
         last_ts=parsed.last_ts,
-        message_count=counts.conversation,
+        message_count=conversation,
         git_branch=_last_field(chain.lines, "gitBranch"),
-        files_modified=tuple(counts.files),
+        files_modified=files,
         context_tokens=tokens,
         branches=chain.branches,
         version=_last_field(chain.lines, "version"),
         model=_model(chain.lines),
-        first_prompt=counts.first_prompt,
+        first_prompt=first_prompt,
         size=parsed.size,
         mtime=parsed.mtime,
-        resumable=counts.conversation > 0,
+        resumable=conversation > 0,
         leaf_uuids=tuple(chain.leaves),
         skipped=report.skipped,
         subagent=bool(parsed.entries) and all(is_sidechain(e) for e in parsed.entries),
     )
-    return Transcript(session, [], [], report, chain.lines, parsed.summaries)
 
 
 def _title(parsed: ParsedFile, chain: Chain, project: dict[str, str]) -> tuple[str, str]:
