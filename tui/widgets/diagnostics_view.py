@@ -8,7 +8,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from recorder.store.status import StatusSnapshot
+from recorder.store.status import Connection, LinkMode, StatusSnapshot
 
 from ..diagnostics import Diagnostics
 from ..text import Clock, age, count, one_line, plural, size
@@ -54,9 +54,22 @@ def render_diagnostics(
 
     if st is not None:
         parts.append(_status_table(st, diag, clock, narrow=narrow))
+        links = _endpoints(st, diag, clock)
+        if links is not None:
+            parts.append(links)
         difference = _received_vs_written(st)
         if difference is not None:
             parts.append(difference)
+        if st.counts.not_subscribed:
+            c = st.counts
+            late = Text("Not subscribed yet: ", style="bold")
+            publishers = plural(c.not_subscribed_publishers, "publisher")
+            late.append(
+                f"{count(c.not_subscribed)} messages from {publishers} "
+                "were sent before the recorder listened"
+            )
+            late.append("\n  not in the journal, and not a loss: no gap counts them", "dim")
+            parts.append(late)
 
     cp = st.last_checkpoint if st is not None else None
     cp_text = Text("Last checkpoint: ", style="bold")
@@ -89,6 +102,26 @@ def _connection(st: StatusSnapshot, diag: Diagnostics) -> str:
     if not diag.health.running:
         return "none (recorder not running)"
     return str(st.connection)
+
+
+def _endpoints(st: StatusSnapshot, diag: Diagnostics, clock: Clock) -> Text | None:
+    """Every broker followed and endpoint bound, when there is more than the one broker
+    the table shows."""
+    if len(st.endpoints) < 2 and all(e.mode is LinkMode.CONNECT for e in st.endpoints):
+        return None
+    text = Text("Endpoints:", style="bold")
+    for e in st.endpoints:
+        connect = e.mode is LinkMode.CONNECT
+        text.append(f"\n  {'broker' if connect else 'bound at':<9}", "dim")
+        text.append(f"{one_line(e.endpoint, 80)}  ")
+        state = str(e.connection) if diag.health.running else "none (recorder not running)"
+        good = e.connection == Connection.CONNECTED or not connect
+        text.append(state, "green" if good and diag.health.running else "yellow")
+        if not connect:
+            text.append(f", {plural(e.peers, 'publisher')} connected", "dim")
+        if e.since is not None and diag.health.running:
+            text.append(f" since {_ts_age(clock, e.since)}", "dim")
+    return text
 
 
 def _received_vs_written(st: StatusSnapshot) -> Text | None:
