@@ -8,6 +8,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from recorder.search.stats import Stats
 from recorder.store.status import Connection, LinkMode, StatusSnapshot
 
 from ..diagnostics import Diagnostics
@@ -201,3 +202,34 @@ def _status_table(
     for row in rows:
         table.add_row(*row)
     return table
+
+
+BREAKDOWN_TOP = 4  # values shown per group; the rest are summed
+
+
+def render_breakdown(stats: Stats | None, clock: Clock) -> RenderableType:
+    """The last day's messages per sender, topic, chain type and tier, most first."""
+    title = Text("Last 24 hours: ", style="bold")
+    if stats is None:
+        title.append("counting…", "dim")
+        return title
+    if not stats.records:
+        title.append("no messages", "dim")
+        return title
+    title.append(f"{plural(stats.records, 'message')}")
+    title.append(f"  {clock.stamp(stats.first_ts)} → {clock.stamp(stats.last_ts)}", "dim")
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="ellipsis", no_wrap=True)
+    for key, rows in stats.by.items():
+        line = Text()
+        for value, n in rows[:BREAKDOWN_TOP]:
+            if line:
+                line.append(" · ", "dim")
+            line.append(one_line(value, 24))
+            line.append(f" {count(n)} ({100 * n / stats.records:.0f} %)", "dim")
+        if len(rows) > BREAKDOWN_TOP:
+            rest = sum(n for _v, n in rows[BREAKDOWN_TOP:])
+            line.append(f" · {len(rows) - BREAKDOWN_TOP} more {count(rest)}", "dim")
+        table.add_row(f"  {key}", line)
+    return Group(title, table)
