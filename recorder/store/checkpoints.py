@@ -463,6 +463,61 @@ def list_checkpoints(
     return found
 
 
+_ID_SEQ = re.compile(r"^\d{8}T\d{6}Z-(\d{9,})")  # `checkpoint_id`: the stamp, then the seq
+
+
+def newest_checkpoint(layout: Layout) -> Checkpoint | None:
+    """`list_checkpoints(layout)[0]` (None when there is none), reading only the files
+    that can be it, and its bases: the seq is in each file's name (`checkpoint_id`), so
+    the recorder's start does not grow with the number of checkpoints (one a minute for
+    a year is half a million). A name we did not write, or a file whose content does not
+    match its name, and every checkpoint is read after all."""
+    try:
+        names = [p.name for p in layout.checkpoints.iterdir() if p.suffix == ".json"]
+    except FileNotFoundError:
+        return None
+    by_seq: dict[int, list[str]] = {}
+    for name in names:
+        m = _ID_SEQ.match(name)
+        if m is None:
+            return _first(list_checkpoints(layout))
+        by_seq.setdefault(int(m.group(1)), []).append(name)
+    for seq in sorted(by_seq, reverse=True):
+        found = []
+        for name in by_seq[seq]:
+            cp = _read_checkpoint(layout.checkpoints / name)
+            if cp is not None and cp.seq != seq:
+                return _first(list_checkpoints(layout))
+            if cp is not None and cp.session is None:
+                found.append(cp)
+        if found:
+            newest = max(found, key=lambda c: c.created)
+            return _join_bases(_with_bases(layout, newest))[0]
+    return None
+
+
+def _first(cps: list[Checkpoint]) -> Checkpoint | None:
+    return cps[0] if cps else None
+
+
+def _read_checkpoint(path: Path) -> Checkpoint | None:
+    try:
+        return Checkpoint.from_json(orjson.loads(path.read_bytes()), path)
+    except (OSError, ValueError):  # orjson.JSONDecodeError is a ValueError
+        return None
+
+
+def _with_bases(layout: Layout, cp: Checkpoint) -> list[Checkpoint]:
+    """`cp` and the chain of bases behind it, as far as they can be read."""
+    chain = [cp]
+    while chain[-1].base is not None and len(chain) <= MAX_BASE_DEPTH:
+        base = _read_checkpoint(layout.checkpoints / f"{chain[-1].base}.json")
+        if base is None or base.id in {c.id for c in chain}:
+            break
+        chain.append(base)
+    return chain
+
+
 def _skip(skipped: list[str] | None, path: Path, why: str) -> None:
     if skipped is not None:
         skipped.append(f"{path.parent.name}/{path.name} is not a valid checkpoint ({why}); skipped")
