@@ -13,9 +13,10 @@ the search index, `metadata_index/` caches, restore bundles, status and lock fil
 the recorder's log, `recovery/state.json`, control requests, agent registrations,
 hook state of running sessions. CURVE secret keys only with `secret_keys=True`.
 
-Every object is written to a temp file, fsynced, read back and checked against the
-SHA-256 taken while copying, then renamed into place; the manifest is replaced last,
-in one rename, so an interrupted backup leaves the previous one valid.
+Every object is written to a temp file, fsynced, dropped from the page cache and read
+back from the disk, checked against the SHA-256 taken while copying, then renamed into
+place; the manifest is replaced last, in one rename, so an interrupted backup leaves
+the previous one valid.
 """
 
 from __future__ import annotations
@@ -285,6 +286,9 @@ def _copy_verified(fd: int, size: int, path: Path, dest: Path, result: BackupRes
             os.write(out, data)
             pos += len(data)
         os.fsync(out)
+        # Drop the written pages from the cache, so reading the copy back reads the disk.
+        with contextlib.suppress(OSError, AttributeError):
+            os.posix_fadvise(out, 0, 0, os.POSIX_FADV_DONTNEED)
     except BaseException:
         os.close(out)
         tmp.unlink(missing_ok=True)

@@ -254,6 +254,8 @@ def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> li
     digests = DigestCache(layout)
     out: list[Finding] = []
     checked = 0
+    # (kind, problem, severity) -> the cache files it was found in: one finding each
+    groups: dict[tuple[str, str, Severity], list[Path]] = {}
     for name in names:
         match = _CACHE_NAME.match(name)
         if match is None:
@@ -261,7 +263,6 @@ def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> li
         stem = match.group(1) or match.group(3)
         kind = match.group(2) or match.group(4)
         scan = by_number.get(segment_number(f"{stem}.jsonl"))
-        path = layout.index / name
         problem: str | None
         severity = Severity.WARNING
         if scan is None:
@@ -274,16 +275,24 @@ def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> li
             problem, severity = _digest_cache_problem(digests, scan, scan is last)
         checked += 1
         if problem is not None:
-            out.append(
-                Finding(
-                    Area.CACHES,
-                    f"caches.{kind}",
-                    severity,
-                    f"metadata_index/{name} {problem} (derived: moved aside and rebuilt by --fix)",
-                    fix_command,
-                    Repair(RepairKind.REBUILD_CACHES, (path,)),
-                )
+            groups.setdefault((kind, problem, severity), []).append(layout.index / name)
+    for (kind, problem, severity), paths in groups.items():
+        if len(paths) == 1:
+            what = f"metadata_index/{paths[0].name} {problem}"
+        else:
+            names_shown = ", ".join(p.name for p in paths[:3])
+            more = ", ..." if len(paths) > 3 else ""
+            what = f"{len(paths)} caches in metadata_index/ ({names_shown}{more}): each {problem}"
+        out.append(
+            Finding(
+                Area.CACHES,
+                f"caches.{kind}",
+                severity,
+                f"{what} (derived: moved aside and rebuilt by --fix)",
+                fix_command,
+                Repair(RepairKind.REBUILD_CACHES, tuple(paths)),
             )
+        )
     if not out:
         out.append(
             Finding(
