@@ -42,7 +42,7 @@ from recorder.backup.manifest import (
 )
 from recorder.errors import BadOption, PersistError
 from recorder.store.fsutil import AtomicFile, ensure_private_dir, fsync_dir, open_private
-from recorder.store.layout import Layout, list_segments, segment_number
+from recorder.store.layout import Layout, list_segments, segment_name, segment_number
 from recorder.store.records import parse_line
 
 _CHUNK = 1 << 20
@@ -157,8 +157,7 @@ def _backup(layout: Layout, dest: Path, secret_keys: bool, result: BackupResult)
     segments = list_segments(layout)
     cut = _journal_end(segments[-1]) if segments else None
     if segments and cut is not None:
-        result.position = JournalPosition(segments[-1].name, cut[0], cut[1])
-    wanted = {p.name for p in segments}
+        result.position = JournalPosition(_plain_name(segments[-1]), cut[0], cut[1])
     manifest = Manifest(time.time(), str(layout.root.resolve()), result.position)
     manifest.secret_keys = secret_keys
     manifest.left_out = [f"{p}: {why}" for p, why in LEFT_OUT]
@@ -171,24 +170,61 @@ def _backup(layout: Layout, dest: Path, secret_keys: bool, result: BackupResult)
         if _excluded(rel, secret_keys):
             continue
         top, _, name = rel.partition("/")
-        if top == "segments" and name not in wanted:
-            continue  # begun after the journal's end was fixed
+        if top == "segments" and not path.is_symlink():
+            continue  # below, by segment number
         if top == "checkpoints" and name not in checkpoints:
-            continue  # written after it: may name bytes the backup does not hold
+            continue  # written after the journal's end was fixed: may name bytes past it
         if path.is_symlink():
             with contextlib.suppress(OSError):
                 target = os.readlink(path)
                 if not target.startswith("/") and ".." not in Path(target).parts:
                     manifest.links[rel] = target
             continue
-        limit = cut[0] if cut is not None and path == segments[-1] else None
-        entry = _store(path, rel, limit, dest, previous.get(rel), result)
+        if not path.is_file():
+            continue  # a socket or a pipe: nothing to copy
+        try:
+            manifest.files.append(_store(path, rel, None, dest, previous.get(rel), result))
+        except FileNotFoundError:
+            result.vanished.append(rel)
+    for k, first in enumerate(segments):
+        limit = cut[0] if cut is not None and k == len(segments) - 1 else None
+        entry = _store_segment(layout, first, limit, dest, previous, result)
         if entry is not None:
             manifest.files.append(entry)
     with AtomicFile(dest / MANIFEST) as out:
         out.file.write(manifest.dumps())
     result.files = len(manifest.files)
     _collect_garbage(dest, {e.sha256 for e in manifest.files})
+
+
+def _plain_name(path: Path) -> str:
+    """The name checkpoints give a segment (`seg-N.jsonl`), whatever form its file has."""
+    return segment_name(segment_number(path.name) or 0)
+
+
+def _store_segment(
+    layout: Layout,
+    path: Path,
+    limit: int | None,
+    dest: Path,
+    previous: dict[str, Entry],
+    result: BackupResult,
+) -> Entry | None:
+    """A segment's file as it is when it is read: a closed segment may be replaced by
+    another form of itself while the backup runs (the same records), so it is looked
+    up again by number when its file went away."""
+    number = segment_number(path.name)
+    for _attempt in range(5):
+        rel = f"segments/{path.name}"
+        try:
+            return _store(path, rel, limit, dest, previous.get(rel), result)
+        except FileNotFoundError:
+            again = [p for p in list_segments(layout) if segment_number(p.name) == number]
+            if not again:
+                break
+            path = again[0]
+    result.vanished.append(f"segments/{path.name}")
+    return None
 
 
 def _walk(root: Path) -> list[tuple[str, Path]]:
@@ -240,13 +276,13 @@ def _store(
     dest: Path,
     before: Entry | None,
     result: BackupResult,
-) -> Entry | None:
-    """Put one file's bytes (the first `limit` of them, if given) into the object store."""
+) -> Entry:
+    """Put one file's bytes (the first `limit` of them, if given) into the object store
+    (FileNotFoundError if it went away)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
-        result.vanished.append(rel)
-        return None
+        raise
     except OSError as exc:
         raise BackupError(f"{path} cannot be read ({exc.strerror})") from None
     try:
@@ -332,4 +368,4 @@ def _collect_garbage(dest: Path, keep: set[str]) -> None:
         shutil.rmtree(objects / "tmp")
 
 
-__all__ = ["BackupError", "BackupResult", "make_backup", "segment_number"]
+__all__ = ["BackupError", "BackupResult", "make_backup"]

@@ -24,7 +24,7 @@ from recorder.errors import BadOption
 from recorder.sources.copies import copies_dir, verify
 from recorder.store.checkpoints import list_checkpoints, prefix_digests, verify_checkpoint
 from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private
-from recorder.store.layout import Layout, list_segments
+from recorder.store.layout import Layout, list_segments, segment_name, segment_number
 
 _CHUNK = 1 << 20
 
@@ -160,8 +160,9 @@ def _verify_restored(layout: Layout, result: RestoreResult) -> None:
                 sizes.setdefault(str(entry.get("name")), []).append(size)
     known: dict[tuple[str, int], str] = {}
     for path in list_segments(layout):
-        for size, digest in prefix_digests(path, sizes.get(path.name, [])).items():
-            known[(path.name, size)] = digest
+        name = segment_name(segment_number(path.name) or 0)  # as checkpoints name it
+        for size, digest in prefix_digests(path, sizes.get(name, [])).items():
+            known[(name, size)] = digest
     for cp in checkpoints:
         check = verify_checkpoint(layout, cp, known)
         if check.ok:

@@ -41,7 +41,8 @@ class JournalScan:
     skipped: list[str]  # checkpoint files that are not checkpoints
 
     def digests(self) -> dict[tuple[str, int], str]:
-        return {(s.path.name, n): d for s in self.scans for n, d in s.digests.items()}
+        """By (segment name as checkpoints give it, size)."""
+        return {(s.name, n): d for s in self.scans for n, d in s.digests.items()}
 
 
 def scan_journal(layout: Layout) -> JournalScan:
@@ -53,10 +54,14 @@ def scan_journal(layout: Layout) -> JournalScan:
             sizes.setdefault(str(entry.get("name")), set()).add(_int(entry.get("size")))
     paths = list_segments(layout)
     scans = [
-        scan_segment(path, k < len(paths) - 1, sizes.get(path.name, ()))
+        scan_segment(path, k < len(paths) - 1, sizes.get(_plain_name(path), ()))
         for k, path in enumerate(paths)
     ]
     return JournalScan(scans, checkpoints, skipped)
+
+
+def _plain_name(path: Path) -> str:
+    return segment_name(segment_number(path.name) or 0)
 
 
 def _int(value: object) -> int:

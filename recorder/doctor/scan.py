@@ -6,6 +6,9 @@ Nothing is written. Lines are checked in 8 MiB blocks by the export's one-regex 
 The SHA-256 of the segment's first N bytes is taken on the way for every N asked for
 (the sizes the checkpoints name, and the whole file for a closed segment), so every
 checkpoint is verified with one read of the journal instead of one per checkpoint.
+Digests are keyed by the name checkpoints give a segment (`seg-N.jsonl`). The file is
+read as it is stored (`_read`): a segment stored in another form (compressed) must be
+read through the store's segment reader there.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.export.jsonl_copy import block_kinds
+from recorder.store.layout import segment_name, segment_number
 from recorder.store.records import parse_line
 
 _CHUNK = 8 << 20
@@ -36,6 +40,11 @@ class SegmentScan:
     tail_nul: bool = False  # ... some of them NUL (a power cut)
     digests: dict[int, str] = field(default_factory=dict)  # SHA-256 of the first N bytes
     error: str | None = None  # the file could not be read
+
+    @property
+    def name(self) -> str:
+        """The segment's name as checkpoints give it (`seg-N.jsonl`)."""
+        return segment_name(segment_number(self.path.name) or 0)
 
     @property
     def full_digest(self) -> str | None:
