@@ -47,7 +47,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for f in report.findings:
         print(f"{f.severity.label:<8} {f.area.value:<12} {f.summary}")
         if f.fix and f.severity is not Severity.OK:
-            auto = "  (or: persist doctor --fix)" if f.repair is not None and not args.fix else ""
+            auto = (
+                "  (or: persist doctor --fix)"
+                if f.repair is not None and not args.fix and "doctor --fix" not in f.fix
+                else ""
+            )
             print(f"{'':<21} fix: {f.fix}{auto}")
     counts = {s: sum(f.severity is s for f in report.findings) for s in Severity}
     print(

@@ -10,7 +10,6 @@ session copies are never deleted or rewritten.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shlex
 import stat
@@ -26,7 +25,12 @@ from recorder.doctor.journal import (
     scan_journal,
 )
 from recorder.doctor.model import Finding, FixResult, RepairKind, Report
-from recorder.doctor.system import disk_findings, permission_findings, service_findings
+from recorder.doctor.system import (
+    disk_findings,
+    permission_findings,
+    recorder_holds,
+    service_findings,
+)
 from recorder.errors import PersistError
 from recorder.store.checkpoints import DigestCache
 from recorder.store.fsutil import DIR_MODE, FILE_MODE, ensure_private_dir
@@ -52,15 +56,16 @@ def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = No
     flag = _log_flag(layout)
     start = health.start_command(layout.root)
     journal = scan_journal(layout)
+    doctor_fix = f"persist doctor --fix{flag}"
     findings: list[Finding] = [
         *journal_findings(layout, journal, health.state != STOPPED, start),
         *checkpoint_findings(layout, journal),
-        *cache_findings(layout, journal, f"persist doctor --fix{flag}"),
+        *cache_findings(layout, journal, doctor_fix),
         *search_findings(layout, flag),
         *session_findings(layout),
         *permission_findings(layout),
         *disk_findings(layout, now),
-        *service_findings(layout, health, now, unit_dir),
+        *service_findings(layout, health, now, doctor_fix, unit_dir),
     ]
     return Report(layout.root, findings, time.monotonic() - started)
 
@@ -128,22 +133,8 @@ def _chmod(layout: Layout, aside: Path, group: list[Finding]) -> str:
     return f"modes set to 0600 / 0700 on {changed} path(s)"
 
 
-def _recorder_holds(layout: Layout) -> bool:
-    try:
-        fd = os.open(layout.lock, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # drops the probe's lock at once
-
-
 def _quarantine_status(layout: Layout, aside: Path, group: list[Finding]) -> str:
-    if _recorder_holds(layout):
+    if recorder_holds(layout):
         raise DoctorError("a recorder holds the folder: it rewrites status.json itself")
     moved = [m for p in _paths(group) if (m := _move_aside(layout, aside, p)) is not None]
     return f"moved aside to {moved[0]}" if moved else "already gone"

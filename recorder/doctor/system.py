@@ -4,6 +4,7 @@ concludes, and the systemd unit). Read only."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shlex
@@ -264,8 +265,28 @@ def disk_findings(layout: Layout, now: float) -> list[Finding]:
 
 
 # -- the service -------------------------------------------------------------------------
+def recorder_holds(layout: Layout) -> bool:
+    """Whether a recorder holds the folder's lock (probed with a shared lock, dropped at
+    once; a recorder starting at that instant retries)."""
+    try:
+        fd = os.open(layout.lock, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def service_findings(
-    layout: Layout, health: Health, now: float, unit_dir: Path | None = None
+    layout: Layout,
+    health: Health,
+    now: float,
+    fix_command: str,
+    unit_dir: Path | None = None,
 ) -> list[Finding]:
     """What `persist status` concludes (`assess`), and whether a systemd unit keeps the
     recorder of this folder running."""
@@ -300,16 +321,36 @@ def service_findings(
                 restart,
             )
         )
-    else:
-        unreadable = health.reason.startswith("status.json is unreadable")
+    elif health.reason.startswith("status.json is unreadable"):
         out.append(
             Finding(
                 Area.SERVICE,
-                "service.status-file" if unreadable else "service.stopped",
+                "service.status-file",
+                Severity.WARNING,
+                f"{health.reason} (derived: --fix moves it aside when no recorder holds the "
+                "folder; a running recorder rewrites it every second)",
+                fix_command,
+                Repair(RepairKind.QUARANTINE, (layout.status,)),
+            )
+        )
+        if not recorder_holds(layout):
+            out.append(
+                Finding(
+                    Area.SERVICE,
+                    "service.stopped",
+                    Severity.WARNING,
+                    "no recorder is recording this folder (none holds recorder.lock)",
+                    start,
+                )
+            )
+    else:
+        out.append(
+            Finding(
+                Area.SERVICE,
+                "service.stopped",
                 Severity.WARNING,
                 f"no recorder is recording this folder ({health.reason})",
                 start,
-                Repair(RepairKind.QUARANTINE, (layout.status,)) if unreadable else None,
             )
         )
     if unit_folder is None and unit_path.exists():

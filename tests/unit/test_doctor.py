@@ -233,9 +233,16 @@ def test_garbage_everywhere_is_reported_never_raised(
     (folder.layout.index / "seg-000001.jsonl.idx").write_bytes(b"APIDX002short")
     (folder.layout.index / "seg-000009.jsonl.sha256").write_bytes(b"{}")
     (folder.layout.recovery / "seg-000001.jsonl.5.corrupt").write_bytes(b"torn")
+    (folder.layout.checkpoints / "folder.json").mkdir()  # a folder where a file should be
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{folder.layout.search_index}{suffix}").unlink(missing_ok=True)
+    folder.layout.search_index.mkdir()
     code = main(["doctor", "--log-dir", str(folder.root)])
     out = capsys.readouterr().out
     assert code == 9
+    assert "checkpoints/folder.json is not a valid checkpoint (cannot be read" in out
+    assert "search index would be rebuilt: the index file is unusable" in out
+    assert "status.json is unreadable" in out
     assert "problem  sessions     protected copy claude:" in out
     assert "shorter than its header" in out
     assert "describes a segment that is not there" in out
