@@ -5,6 +5,7 @@ concludes, and the systemd unit). Read only."""
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import re
 import shlex
@@ -196,33 +197,51 @@ def _first_ts(path: Path) -> float | None:
 
 
 def _bytes_after(path: Path, ts: float, size: int) -> int | None:
-    """Bytes of `path` from the first line whose time is at or after `ts` (bisection
-    over byte offsets, one small read per step); None if its lines cannot be read."""
+    """Bytes of `path` from the first line whose time is at or after `ts`: a bisection
+    over byte offsets (one small read per step), then the last stretch line by line;
+    None if its lines cannot be read."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        lo, hi = 0, size
+        lo, hi = 0, size  # the answer's line starts in [lo, hi]; lo is a line start
         while hi - lo > _PROBE:
-            mid = (lo + hi) // 2
-            found = _line_ts(fd, mid)
+            found = _line_ts(fd, (lo + hi) // 2)
             if found is None:
                 return None
-            if found[1] >= ts:
-                hi = mid
+            start, t = found
+            if start >= hi:
+                break
+            if t >= ts:
+                hi = start
             else:
-                lo = found[0] if found[0] > lo else mid
-        return size - lo
+                lo = start
+        data = os.pread(fd, hi - lo + _PROBE, lo)
+        pos = 0
+        while lo + pos < hi:
+            m = _HEAD_TS.match(data, pos)
+            if m is None:
+                return None
+            if float(m.group(1)) >= ts:
+                return size - (lo + pos)
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                return None
+            pos = nl + 1
+        return size - hi
     finally:
         os.close(fd)
 
 
 def _line_ts(fd: int, offset: int) -> tuple[int, float] | None:
+    """(start, time) of the first line starting after `offset`."""
     data = os.pread(fd, _PROBE, offset)
     nl = data.find(b"\n")
     if nl < 0:
         return None
+    if nl + 1 == len(data) and len(data) < _PROBE:
+        return offset + nl + 1, math.inf  # the end of the file: no line starts after it
     m = _HEAD_TS.match(data, nl + 1)
     return (offset + nl + 1, float(m.group(1))) if m else None
 

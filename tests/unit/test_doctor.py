@@ -16,7 +16,7 @@ import pytest
 from recorder.cli.main import main
 from recorder.doctor.model import Report, Severity
 from recorder.doctor.run import diagnose, fix
-from recorder.store.layout import list_segments
+from recorder.store.layout import Layout, list_segments
 from recorder.store.status import StatusSnapshot
 from tests.demo_journal import healthy_status
 from tests.log_folder import Folder, healthy_folder, mark_running
@@ -251,3 +251,52 @@ def test_garbage_everywhere_is_reported_never_raised(
     shutil.rmtree(folder.layout.segments)
     assert main(["doctor", "--log-dir", str(folder.root / "nowhere")]) == 1
     assert "is not a log folder" in capsys.readouterr().err
+
+
+def test_disk_headroom_from_the_journals_rate_over_the_last_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two days of records at 100 per hour: the rate is taken over the last day only."""
+    import recorder.doctor.system as system
+    from tests.demo_journal import DemoWriter
+
+    now = time.time()
+    clock = [now - 2 * 86400]
+    w = DemoWriter.open(tmp_path / "logs", segment_bytes=200_000, clock=lambda: clock[0])
+    t = now - 2 * 86400
+    sizes = []
+    while t < now:
+        clock[0] = t
+        w.message(t, "coder", "x" * 900)
+        sizes.append(t)
+        t += 36  # 100 records an hour
+    w.close()
+    layout = Layout(tmp_path / "logs")
+    growth = system.journal_growth(layout, now)
+    assert growth is not None and 86000 < growth.window <= 86400
+    per_record = sum(p.stat().st_size for p in list_segments(layout)) / len(sizes)
+    assert growth.per_hour == pytest.approx(100 * per_record, rel=0.1)
+
+    class Full:
+        f_bavail, f_frsize = 10, 4096 * 1024  # 40 MiB free
+
+    monkeypatch.setattr(system.os, "statvfs", lambda path: Full)
+    [disk] = system.disk_findings(layout, now)
+    assert disk.severity is Severity.PROBLEM
+    assert "40.0 MB free" in disk.summary and "full in" in disk.summary
+    assert disk.fix == f"du -sh {layout.root}/* | sort -h"
+
+
+def test_the_systemd_unit_of_this_folder_is_recognised(folder: Folder) -> None:
+    from recorder.daemon import systemd
+    from recorder.daemon.options import RecorderOptions
+
+    systemd.install(
+        systemd.UnitConfig(RecorderOptions(log_dir=folder.root)), folder.units, execute=False
+    )
+    (folder.root / "status.json").unlink()
+    report = run(folder)
+    unit = next(f for f in report.findings if f.check == "service.unit")
+    assert unit.summary.startswith("systemd user unit installed for this folder")
+    stopped = finding(report, "service.stopped")
+    assert stopped.fix == "systemctl --user start agent-persist-recorder.service"
