@@ -109,6 +109,13 @@ def _excluded(rel: str, secret_keys: bool) -> bool:
     return any(rel == p or rel.startswith(p + "/") for p in _LEFT_OUT)
 
 
+def _ours(name: str) -> bool:
+    """A name a backup folder holds (an interrupted run may leave a temp manifest)."""
+    return name in (MANIFEST, OBJECTS, LOCK) or (
+        name.startswith(f".{MANIFEST}.") and name.endswith(".tmp")
+    )
+
+
 def _inside(a: Path, b: Path) -> bool:
     a, b = a.resolve(), b.resolve()
     return a == b or b in a.parents
@@ -123,6 +130,13 @@ def make_backup(root: Path, dest: Path, *, secret_keys: bool = False) -> BackupR
         raise BadOption(f"DEST {dest} exists and is not a folder")
     if _inside(dest, layout.root) or _inside(layout.root, dest):
         raise BadOption(f"DEST {dest} and the log folder {layout.root} must not hold each other")
+    if dest.is_dir():
+        foreign = [p.name for p in dest.iterdir() if not _ours(p.name)]
+        if foreign:
+            raise BadOption(
+                f"DEST {dest} holds other files ({', '.join(sorted(foreign)[:3])}): give an "
+                "empty or new folder, or one persist backup made"
+            )
     ensure_private_dir(dest)
     lock_fd = open_private(dest / LOCK, os.O_RDWR | os.O_CREAT)
     try:

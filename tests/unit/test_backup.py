@@ -152,6 +152,9 @@ def test_a_non_empty_target_is_refused(
     assert "is not empty" in capsys.readouterr().err
     assert (target / "mine.txt").read_text() == "keep me"
     assert main(["backup", str(folder.root / "inside"), "--log-dir", str(folder.root)]) == 2
+    capsys.readouterr()
+    assert main(["backup", str(target), "--log-dir", str(folder.root)]) == 2
+    assert "holds other files (mine.txt)" in capsys.readouterr().err
     assert main(["restore-backup", str(tmp_path / "no-backup"), str(tmp_path / "x")]) == 5
     assert "is not a backup (no manifest.json)" in capsys.readouterr().err
 
