@@ -25,12 +25,8 @@ from recorder.doctor.journal import (
     scan_journal,
 )
 from recorder.doctor.model import Finding, FixResult, RepairKind, Report
-from recorder.doctor.system import (
-    disk_findings,
-    permission_findings,
-    recorder_holds,
-    service_findings,
-)
+from recorder.doctor.service import recorder_holds, service_findings
+from recorder.doctor.system import disk_findings, permission_findings
 from recorder.errors import PersistError
 from recorder.store.checkpoints import DigestCache
 from recorder.store.fsutil import DIR_MODE, FILE_MODE, ensure_private_dir
