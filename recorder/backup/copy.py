@@ -27,6 +27,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,6 +302,8 @@ def _store(
         raise BackupError(f"{path} cannot be read ({exc.strerror})") from None
     try:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise BackupError(f"{path} is not a regular file; move it out of the log folder")
         size = st.st_size if limit is None else min(limit, st.st_size)
         if (
             before is not None

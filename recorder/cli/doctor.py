@@ -24,7 +24,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from recorder.doctor.run import diagnose, fix
 
     root = _log_dir(args)
-    report = diagnose(root)
+    try:
+        report = diagnose(root)
+    except OSError as exc:
+        return fail(f"cannot examine {root}: {exc.strerror or exc} ({exc.filename or root})")
     if args.fix:
         fixed = fix(report)
         if fixed:
@@ -64,9 +67,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_backup(args: argparse.Namespace) -> int:
     from recorder.backup.copy import make_backup
 
-    result = make_backup(
-        _log_dir(args), Path(args.dest).expanduser(), secret_keys=args.include_secret_keys
-    )
+    dest = Path(args.dest).expanduser()
+    try:
+        result = make_backup(_log_dir(args), dest, secret_keys=args.include_secret_keys)
+    except OSError as exc:  # DEST full or failing: nothing replaced the previous manifest
+        where = f" ({exc.filename})" if exc.filename else ""
+        return fail(
+            f"backup into {dest} failed: {exc.strerror or exc}{where}; the previous backup "
+            "there (if any) is intact"
+        )
     if args.json:
         sys.stdout.write(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
@@ -90,6 +99,9 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
         result = restore_backup(Path(args.src).expanduser(), Path(args.dest_dir).expanduser())
     except BackupDamaged as exc:
         return fail(str(exc), EXIT_DAMAGE)
+    except OSError as exc:  # DEST_DIR full or failing: what was written is removed
+        where = f" ({exc.filename})" if exc.filename else ""
+        return fail(f"restore failed: {exc.strerror or exc}{where}; nothing was restored")
     if args.json:
         sys.stdout.write(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,12 +57,16 @@ def scan_segment(path: Path, closed: bool, sizes: Iterable[int] = ()) -> Segment
     whole size is always added)."""
     scan = SegmentScan(path, closed)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         scan.error = exc.strerror or str(exc)
         return scan
     try:
-        scan.size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            scan.error = "not a regular file"
+            return scan
+        scan.size = st.st_size
         wanted = sorted({s for s in sizes if 0 <= s <= scan.size} | {scan.size})
         _read(fd, scan, wanted)
     except OSError as exc:

@@ -185,10 +185,15 @@ def journal_growth(layout: Layout, now: float) -> Growth | None:
 
 def _first_ts(path: Path) -> float | None:
     try:
-        with open(path, "rb") as f:
-            head = f.read(_PROBE)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return None
+    try:
+        head = os.pread(fd, _PROBE, 0) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     m = _HEAD_TS.match(head)
     return float(m.group(1)) if m else None
 
@@ -198,10 +203,12 @@ def _bytes_after(path: Path, ts: float, size: int) -> int | None:
     over byte offsets (one small read per step), then the last stretch line by line;
     None if its lines cannot be read."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         lo, hi = 0, size  # the answer's line starts in [lo, hi]; lo is a line start
         while hi - lo > _PROBE:
             found = _line_ts(fd, (lo + hi) // 2)

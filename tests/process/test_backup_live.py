@@ -76,3 +76,33 @@ def test_backup_while_recording_restores_a_verified_prefix(bus: Bus, tmp_path: P
             assert live[path.name] == data  # closed: the whole segment
     assert ours[-1].stat().st_size == two["position"]["offset"]
     assert sent[0] > 3000 and one["files"] > 2
+
+
+def test_a_full_backup_disk_fails_in_one_line_and_keeps_the_previous_backup(
+    tmp_path: Path,
+) -> None:
+    from recorder.backup.manifest import Manifest
+    from tests.demo_journal import DemoWriter
+    from tests.log_folder import add_messages, healthy_folder
+    from tests.process.test_stalls import small_disk
+
+    folder = healthy_folder(tmp_path, session=False)
+    with small_disk(tmp_path / "disk", 4) as disk:
+        dest = disk / "backup"
+        first = persist("backup", str(dest), "--log-dir", str(folder.root))
+        assert first.returncode == 0, first.stderr
+        before = Manifest.read(dest)
+        w = DemoWriter.open(folder.root, segment_bytes=1_100_000)
+        add_messages(w, 1500, 1_800_000_000.0, 10_000)
+        w.close()
+        second = persist("backup", str(dest), "--log-dir", str(folder.root))
+        assert second.returncode == 1
+        [line] = second.stderr.strip().splitlines()
+        assert "No space left on device" in line and "previous backup there" in line
+        assert Manifest.read(dest) == before
+        back = persist("restore-backup", str(dest), str(tmp_path / "restored"))
+        assert back.returncode == 0, back.stderr
+        restored = tmp_path / "restored" / "segments"
+        assert sorted(p.name for p in restored.iterdir()) == sorted(
+            e.path.split("/")[1] for e in before.files if e.path.startswith("segments/")
+        )

@@ -237,12 +237,14 @@ def test_garbage_everywhere_is_reported_never_raised(
     for suffix in ("", "-wal", "-shm"):
         Path(f"{folder.layout.search_index}{suffix}").unlink(missing_ok=True)
     folder.layout.search_index.mkdir()
+    os.mkfifo(folder.layout.segments / "seg-000004.jsonl")  # opening it to read would block
     code = main(["doctor", "--log-dir", str(folder.root)])
     out = capsys.readouterr().out
     assert code == 9
     assert "checkpoints/folder.json is not a valid checkpoint (cannot be read" in out
     assert "search index would be rebuilt: the index file is unusable" in out
     assert "status.json is unreadable" in out
+    assert "segments/seg-000004.jsonl cannot be read (not a regular file)" in out
     assert "problem  sessions     protected copy claude:" in out
     assert "shorter than its header" in out
     assert "describes a segment that is not there" in out
