@@ -3,7 +3,7 @@
 Every object is hashed while it is copied and compared with the manifest; the first
 that differs (or is missing, or of another size) stops the restore, everything
 written is removed, and the error names the file. Once every file is in place,
-every restored file is read back against the manifest, every checkpoint is verified
+every restored file is read back from the disk against the manifest, every checkpoint is verified
 against the restored journal (one read of each segment for all of them), and every
 protected session copy is re-read member by member.
 """
@@ -116,6 +116,8 @@ def _restore_file(src: Path, dest: Path, entry: Entry) -> None:
                 f"{damaged} does not match its SHA-256 in the manifest; nothing was restored"
             )
         os.fsync(out)
+        with contextlib.suppress(OSError, AttributeError):  # the read-back reads the disk
+            os.posix_fadvise(out, 0, 0, os.POSIX_FADV_DONTNEED)
     except BaseException:
         os.close(out)
         tmp.unlink(missing_ok=True)
