@@ -29,6 +29,7 @@ import secrets
 import shutil
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,12 @@ def _inside(a: Path, b: Path) -> bool:
     return a == b or b in a.parents
 
 
-def make_backup(root: Path, dest: Path, *, secret_keys: bool = False) -> BackupResult:
+Progress = Callable[[int, int], None]  # (bytes done, bytes to do)
+
+
+def make_backup(
+    root: Path, dest: Path, *, secret_keys: bool = False, progress: Progress | None = None
+) -> BackupResult:
     started = time.monotonic()
     layout = Layout(Path(root))
     if not layout.segments.is_dir():
@@ -146,14 +152,20 @@ def make_backup(root: Path, dest: Path, *, secret_keys: bool = False) -> BackupR
         except BlockingIOError:
             raise BackupError(f"another persist backup is writing into {dest}") from None
         result = BackupResult(layout.root, dest)
-        _backup(layout, dest, secret_keys, result)
+        _backup(layout, dest, secret_keys, result, progress)
     finally:
         os.close(lock_fd)
     result.took = time.monotonic() - started
     return result
 
 
-def _backup(layout: Layout, dest: Path, secret_keys: bool, result: BackupResult) -> None:
+def _backup(
+    layout: Layout,
+    dest: Path,
+    secret_keys: bool,
+    result: BackupResult,
+    progress: Progress | None,
+) -> None:
     try:
         previous = {e.path: e for e in Manifest.read(dest).files}
     except BackupDamaged:
@@ -181,9 +193,15 @@ def _backup(layout: Layout, dest: Path, secret_keys: bool, result: BackupResult)
             f"keys/*{SECRET_SUFFIX}: CURVE secret keys (--include-secret-keys)"
         )
     result.left_out = [p for p, _ in LEFT_OUT] + ([] if secret_keys else ["secret keys"])
-    for rel, path in _walk(layout.root):
-        if _excluded(rel, secret_keys):
-            continue
+    walked = [(rel, path) for rel, path in _walk(layout.root) if not _excluded(rel, secret_keys)]
+    todo = sum(_size(p) for r, p in walked if not r.startswith("segments/") and not p.is_symlink())
+    todo += sum(_size(p) for p in segments[:-1]) + (cut[0] if cut is not None else 0)
+
+    def advance() -> None:
+        if progress is not None:
+            progress(result.copied_bytes + result.reused_bytes, todo)
+
+    for rel, path in walked:
         top, _, name = rel.partition("/")
         if top == "segments" and not path.is_symlink():
             continue  # below, by segment number
@@ -201,15 +219,26 @@ def _backup(layout: Layout, dest: Path, secret_keys: bool, result: BackupResult)
             manifest.files.append(_store(path, rel, None, dest, previous.get(rel), result))
         except FileNotFoundError:
             result.vanished.append(rel)
+        advance()
     for k, first in enumerate(segments):
         limit = cut[0] if cut is not None and k == len(segments) - 1 else None
         entry = _store_segment(layout, first, limit, dest, previous, result)
         if entry is not None:
             manifest.files.append(entry)
+        advance()
+    if progress is not None:
+        progress(todo, todo)
     with AtomicFile(dest / MANIFEST) as out:
         out.file.write(manifest.dumps())
     result.files = len(manifest.files)
     _collect_garbage(dest, {e.sha256 for e in manifest.files})
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _plain_name(path: Path) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -69,7 +71,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     dest = Path(args.dest).expanduser()
     try:
-        result = make_backup(_log_dir(args), dest, secret_keys=args.include_secret_keys)
+        result = make_backup(
+            _log_dir(args),
+            dest,
+            secret_keys=args.include_secret_keys,
+            progress=_bytes_bar("backing up") if sys.stderr.isatty() else None,
+        )
     except OSError as exc:  # DEST full or failing: nothing replaced the previous manifest
         where = f" ({exc.filename})" if exc.filename else ""
         return fail(
@@ -115,6 +122,27 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
     if result.problems:
         return fail(f"{len(result.problems)} checkpoint(s) or copies do not verify", EXIT_DAMAGE)
     return 0
+
+
+def _bytes_bar(label: str) -> Callable[[int, int], None]:
+    """A progress callback (bytes done, bytes in all) drawing a bar on stderr."""
+    last = [0.0]
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < 0.1:
+            return
+        last[0] = now
+        frac = min(1.0, done / total) if total else 1.0
+        end = "\n" if done >= total else ""
+        mib = 1 << 20
+        sys.stderr.write(
+            f"\r{label} [{'#' * int(frac * 30):<30}] {frac:4.0%} "
+            f"{done // mib:,}/{total // mib:,} MiB{end}"
+        )
+        sys.stderr.flush()
+
+    return show
 
 
 def _add_dir(p: argparse.ArgumentParser) -> None:

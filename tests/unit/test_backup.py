@@ -78,7 +78,10 @@ def test_secret_keys_only_when_asked(folder: Folder, tmp_path: Path) -> None:
 
 def test_later_runs_reuse_what_is_there(folder: Folder, tmp_path: Path) -> None:
     dest = tmp_path / "backup"
-    first = make_backup(folder.root, dest)
+    calls: list[tuple[int, int]] = []
+    first = make_backup(folder.root, dest, progress=lambda done, todo: calls.append((done, todo)))
+    assert calls[-1] == (first.copied_bytes, first.copied_bytes)  # the bar ends full
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
     again = make_backup(folder.root, dest)
     assert again.copied_bytes == 0 and again.reused_bytes == first.copied_bytes
     w = DemoWriter.open(folder.root, segment_bytes=1_100_000)
