@@ -19,6 +19,7 @@ from recorder.store.checkpoints import (
 )
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
 from recorder.store.reader import SegmentIndex
+from recorder.store.recovery import RecoveryState
 
 _MAX_NAMED = 5  # findings of one kind named one by one; the rest are counted
 _CACHE_NAME = re.compile(r"\A(seg-\d{6,})\..*\.(idx|sha256)\Z|\A(seg-\d{6,})\.(idx|sha256)\Z")
@@ -161,6 +162,29 @@ def journal_findings(
 
 def _more(area: Area, check: str, count: int) -> Finding:
     return Finding(area, check, Severity.PROBLEM, f"... and {count} more like this")
+
+
+def recovery_state_finding(layout: Layout, fix_command: str) -> Finding:
+    """`recovery/state.json`: derived (a restart without it recounts from the newest
+    checkpoint), so a file that is not a recovery state is only a warning."""
+    if not layout.state.exists() or RecoveryState.read(layout) is not None:
+        return Finding(
+            Area.CACHES,
+            "caches.recovery-state",
+            Severity.OK,
+            "recovery/state.json is readable"
+            if layout.state.exists()
+            else "no recovery/state.json (a running recorder writes it)",
+        )
+    return Finding(
+        Area.CACHES,
+        "caches.recovery-state",
+        Severity.WARNING,
+        "recovery/state.json is not a recovery state (a restart ignores it and recounts the "
+        "journal from the newest checkpoint; --fix moves it aside when no recorder runs)",
+        fix_command,
+        Repair(RepairKind.QUARANTINE, (layout.state,)),
+    )
 
 
 def _quarantined(layout: Layout) -> Finding:

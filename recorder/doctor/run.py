@@ -22,6 +22,7 @@ from recorder.doctor.journal import (
     cache_findings,
     checkpoint_findings,
     journal_findings,
+    recovery_state_finding,
     scan_journal,
 )
 from recorder.doctor.model import Finding, FixResult, RepairKind, Report
@@ -57,6 +58,7 @@ def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = No
         *journal_findings(layout, journal, health.state != STOPPED, start),
         *checkpoint_findings(layout, journal),
         *cache_findings(layout, journal, doctor_fix),
+        recovery_state_finding(layout, doctor_fix),
         *search_findings(layout, flag),
         *session_findings(layout),
         *permission_findings(layout),
@@ -130,10 +132,11 @@ def _chmod(layout: Layout, aside: Path, group: list[Finding]) -> str:
 
 
 def _quarantine_status(layout: Layout, aside: Path, group: list[Finding]) -> str:
+    """Files a running recorder rewrites itself (`status.json`, `recovery/state.json`)."""
     if recorder_holds(layout):
-        raise DoctorError("a recorder holds the folder: it rewrites status.json itself")
+        raise DoctorError("a recorder holds the folder: it rewrites these files itself")
     moved = [m for p in _paths(group) if (m := _move_aside(layout, aside, p)) is not None]
-    return f"moved aside to {moved[0]}" if moved else "already gone"
+    return f"moved aside to {', '.join(str(m) for m in moved)}" if moved else "already gone"
 
 
 def _rebuild_caches(layout: Layout, aside: Path, group: list[Finding]) -> str:

@@ -216,12 +216,18 @@ def test_stale_and_unreadable_status(folder: Folder) -> None:
     status["counts"] = "many"
     folder.layout.status.write_bytes(orjson.dumps(status))
     os.chmod(folder.layout.status, 0o600)
+    folder.layout.state.write_bytes(b'{"position": {"segment": "one"}}')
+    os.chmod(folder.layout.state, 0o600)
     report = run(folder)
     unreadable = finding(report, "service.status-file")
     assert "counts is not an object" in unreadable.summary
-    [done] = fix(report)
-    assert done.ok and not folder.layout.status.exists()
+    state = finding(report, "caches.recovery-state")
+    assert state.fix == f"persist doctor --fix --log-dir {folder.root}"
+    done = fix(report)
+    assert [d.ok for d in done] == [True, True]
+    assert not folder.layout.status.exists() and not folder.layout.state.exists()
     assert StatusSnapshot.read(folder.layout) is None
+    assert "caches.recovery-state" not in bad(run(folder))
 
 
 def test_garbage_everywhere_is_reported_never_raised(
