@@ -57,6 +57,8 @@ class RestoreResult:
 def restore_backup(src: Path, dest: Path) -> RestoreResult:
     started = time.monotonic()
     manifest = Manifest.read(src)
+    if dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents:
+        raise BadOption(f"DEST_DIR {dest} is inside the backup {src}: restore it elsewhere")
     if dest.exists():
         if not dest.is_dir():
             raise BadOption(f"DEST_DIR {dest} exists and is not a folder")

@@ -158,6 +158,8 @@ def test_a_non_empty_target_is_refused(
     capsys.readouterr()
     assert main(["backup", str(target), "--log-dir", str(folder.root)]) == 2
     assert "holds other files (mine.txt)" in capsys.readouterr().err
+    assert main(["restore-backup", str(dest), str(dest / "inside")]) == 2
+    assert "is inside the backup" in capsys.readouterr().err
     assert main(["restore-backup", str(tmp_path / "no-backup"), str(tmp_path / "x")]) == 5
     assert "is not a backup (no manifest.json)" in capsys.readouterr().err
 
