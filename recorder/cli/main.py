@@ -9,7 +9,11 @@ missing segments; for restore also a failed digest or fewer messages than the
 checkpoint counts), each named on stderr (`--allow-damage` makes it 0); 6 `persist
 status`: the recorder runs but is not recording (its receiver died, or the broker has
 been unreachable for a while); 7 `persist send` found no subscriber within --wait
-(nothing was sent); `persist launch` returns the agent's own code (126/127 when it
+(nothing was sent); 8 `persist doctor` found warnings (and no problem), 9 it found
+at least one problem (each finding names the command that fixes it); `persist
+restore-backup` exits 5 when the backup is damaged or tampered with (one line names
+the file; nothing is restored) or a restored checkpoint does not verify, and 2 when
+DEST_DIR is not empty; `persist launch` returns the agent's own code (126/127 when it
 cannot be run).
 """
 
@@ -64,10 +68,24 @@ EXAMPLES = {
     "monitor": ["persist monitor --once --explain", "persist monitor --interval 10"],
     "hooks": ["persist hooks install claude --restore latest", "persist hooks status"],
     "hook": ["persist hook SessionStart --agent claude < event.json"],
+    "doctor": ["persist doctor", "persist doctor --fix", "persist doctor --json | jq .findings"],
+    "backup": ["persist backup /mnt/backup/agent-persist", "persist backup ~/bk --dir ~/logs"],
+    "restore-backup": ["persist restore-backup /mnt/backup/agent-persist ~/logs-restored"],
 }
 
 
-GROUPS = ("bus", "record", "launch", "tools", "search", "service", "sessions", "hooks", "keys")
+GROUPS = (
+    "bus",
+    "record",
+    "launch",
+    "tools",
+    "search",
+    "service",
+    "sessions",
+    "hooks",
+    "keys",
+    "doctor",
+)
 """The modules of `recorder.cli` that add commands, in the order `persist --help` lists them."""
 
 COMMAND_GROUP = {
@@ -93,6 +111,9 @@ COMMAND_GROUP = {
     "hooks": "hooks",
     "hook": "hooks",
     "keys": "keys",
+    "doctor": "doctor",
+    "backup": "doctor",
+    "restore-backup": "doctor",
 }
 """Which group adds each command: `persist record` imports the record group alone (the
 recorder, the launcher and the hooks start sooner); anything else builds them all."""

@@ -247,6 +247,23 @@ def segment_digest(path: Path, length: int) -> str:
     return _hash_file(path, length).hexdigest()
 
 
+def prefix_digests(path: Path, sizes: list[int]) -> dict[int, str]:
+    """SHA-256 of the first `size` bytes of `path` for each of `sizes`, in one read of
+    the file (for checking many checkpoints at once); a size beyond the file's end is
+    left out of the result."""
+    found: dict[int, str] = {}
+    hasher: _Hasher | None = None
+    done = 0
+    for size in sorted(set(sizes)):
+        try:
+            hasher = _hash_file(path, size, hasher, done)
+        except ValueError:
+            break
+        done = size
+        found[size] = hasher.hexdigest()
+    return found
+
+
 def combine(segments: list[dict[str, Any]]) -> str:
     lines = "".join(f"{s['name']} {s['size']} {s['sha256']}\n" for s in segments)
     return hashlib.sha256(lines.encode()).hexdigest()
@@ -533,8 +550,11 @@ class Verification:
         return "intact" if self.ok else "; ".join(self.problems)
 
 
-def verify_checkpoint(layout: Layout, cp: Checkpoint) -> Verification:
-    """Re-hash the journal up to the checkpoint and compare with its digest."""
+def verify_checkpoint(
+    layout: Layout, cp: Checkpoint, known: dict[tuple[str, int], str] | None = None
+) -> Verification:
+    """Re-hash the journal up to the checkpoint and compare with its digest. `known`:
+    digests already computed, by (segment name, size) (see `prefix_digests`)."""
     problems: list[str] = [cp.base_problem] if cp.base_problem else []
     actual: list[dict[str, Any]] = []
     for entry in cp.segments:
@@ -544,7 +564,9 @@ def verify_checkpoint(layout: Layout, cp: Checkpoint) -> Verification:
             actual.append({**entry, "sha256": "missing"})
             continue
         try:
-            digest = _hash_file(path, int(entry["size"])).hexdigest()
+            digest = (known or {}).get((str(entry["name"]), int(entry["size"])))
+            if digest is None:
+                digest = _hash_file(path, int(entry["size"])).hexdigest()
         except ValueError as exc:
             problems.append(str(exc))
             digest = "short"
