@@ -9,8 +9,9 @@ missing segments; for restore also a failed digest or fewer messages than the
 checkpoint counts), each named on stderr (`--allow-damage` makes it 0); 6 `persist
 status`: the recorder runs but is not recording (its receiver died, or the broker has
 been unreachable for a while); 7 `persist send` found no subscriber within --wait
-(nothing was sent); `persist launch` returns the agent's own code (126/127 when it
-cannot be run).
+(nothing was sent); `persist prune` and `persist trash` use 0, 1 and 2 only (2: no
+policy given, a bad AGE or SIZE; 1: a trash entry missing or not restorable, retention
+busy); `persist launch` returns the agent's own code (126/127 when it cannot be run).
 """
 
 from __future__ import annotations
@@ -64,6 +65,18 @@ EXAMPLES = {
     "monitor": ["persist monitor --once --explain", "persist monitor --interval 10"],
     "hooks": ["persist hooks install claude --restore latest", "persist hooks status"],
     "hook": ["persist hook SessionStart --agent claude < event.json"],
+    "checkpoints": ["persist checkpoints", "persist checkpoints --json | jq '.checkpoints[0]'"],
+    "pin": ['persist pin "before the refactor"', "persist pin latest"],
+    "unpin": ["persist unpin 20261202T101500Z"],
+    "prune": [
+        "persist prune --older-than 90d --dry-run",
+        "persist prune --max-size 20G --json",
+    ],
+    "trash": [
+        "persist trash list",
+        "persist trash restore 20261202T101500Z-1a2b3c",
+        "persist trash empty --older-than 0",
+    ],
 }
 
 
@@ -82,7 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     # on every turn) must not pay for argparse and the command groups.
     import argparse
 
-    from recorder.cli import bus, hooks, keys, launch, record, search, service, sessions, tools
+    from recorder.cli import (
+        bus,
+        hooks,
+        keys,
+        launch,
+        record,
+        retention,
+        search,
+        service,
+        sessions,
+        tools,
+    )
     from recorder.cli.common import Parser
 
     parser = Parser(
@@ -91,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (bus, record, launch, tools, search, service, sessions, hooks, keys):
+    for group in (bus, record, launch, tools, retention, search, service, sessions, hooks, keys):
         group.add_parsers(sub)
     for name, command in sub.choices.items():
         examples = EXAMPLES.get(name)

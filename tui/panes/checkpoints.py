@@ -85,7 +85,7 @@ class CheckpointsPane(Pane):
         if what not in ("loaded", "checkpoints"):
             return
         checkpoints = self.papp.journal.checkpoints or []
-        self.checkpoint_list.set_checkpoints(checkpoints)
+        self.checkpoint_list.set_checkpoints(checkpoints, self.papp.journal.pins)
         has_cps = bool(checkpoints)
         self.query_one("#cp-body").display = has_cps
         self.query_one("#activity").display = has_cps
