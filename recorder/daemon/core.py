@@ -300,7 +300,6 @@ class Recorder:
             if self.first_ts is None:
                 self.first_ts = ts
             self.last_ts = ts
-        self.journal.messages += written
         self.counters.written += written
         self.journal.flush()
         if time.monotonic() >= self._snapshot_due:
@@ -412,6 +411,10 @@ class Recorder:
                 unsequenced += 1
             seq = journal.next_seq
             journal.next_seq = seq + 1
+            # counted before the line is handed over: a segment rotation inside `write`
+            # hands the sink a position whose message count must include this batch's
+            # messages so far (a checkpoint taken there counted too few otherwise)
+            journal.messages += 1
             if encoded is None:
                 n = len(payload)
                 write(

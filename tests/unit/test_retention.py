@@ -296,3 +296,29 @@ class _nothing:
 
     def __exit__(self, *exc: object) -> bool:
         return False
+
+
+def test_every_position_handed_to_the_writer_counts_the_messages_before_it(
+    tmp_path: Path,
+) -> None:
+    """A segment rotation inside a batch hands the writer a position; a checkpoint taken
+    there must count the batch's messages before it (it counted none of them before)."""
+    clock = Clock()
+    rec = make(tmp_path, clock, segment_bytes=8 * 1024)
+    handed: list[tuple[bytes, int]] = []
+    put = rec.journal.sink.put
+
+    def spy(item: tuple, nbytes: int = 0) -> None:  # type: ignore[type-arg]
+        if item[0] == "write":
+            handed.append((bytes(item[1]), item[2].messages))
+        put(item, nbytes)
+
+    rec.journal.sink.put = spy  # type: ignore[method-assign]
+    for _ in range(3):
+        feed(rec, clock, *[[b"agents.t", b'{"text": "' + b"y" * 500 + b'"}'] for _ in range(40)])
+    rec.close()
+    seen = 0
+    for data, messages in handed:
+        seen += data.count(b'"kind":"msg"')
+        assert messages == seen
+    assert len(handed) > 6  # rotations happened inside batches
