@@ -112,7 +112,10 @@ class CheckpointList(VirtualList):
         if len(label) > label_w:
             label = label[: label_w - 1] + "…"
         text = Text(" ")
-        text.append(PIN_MARK if cp.id in self.pins else " ", "bold yellow")
+        if cp.id in self.pins:
+            text.append(PIN_MARK, "bold yellow")
+        else:
+            text.append(" ")
         text.append(self.clock.hms(cp.created), "bold")
         text.append(" ")
         text.append(f"{label:<{label_w}} ", "" if cp.label else "dim")
