@@ -90,7 +90,7 @@ def test_options_win_over_the_folder_file_and_a_bad_file_is_one_clear_error(
         ("[retention\n", "cannot be read as TOML"),
     ]:
         (log / "retention.toml").write_text(body)
-        with pytest.raises(BadOption, match="retention.toml") as caught:
+        with pytest.raises(BadOption, match=r"retention\.toml") as caught:
             RecorderOptions(log_dir=log)
         assert words in str(caught.value)
         capsys.readouterr()
