@@ -195,6 +195,11 @@ def prune(
         if event is not None:
             append_offline(layout, event)
         return result
+    except OSError as exc:
+        raise MaintenanceError(
+            f"the prune stopped: {exc}; `persist trash list` shows what was moved and "
+            "`persist trash restore ID` puts it back"
+        ) from None
     finally:
         lock.release()
 
@@ -202,7 +207,10 @@ def prune(
 def restore(layout: Layout, ref: str) -> Restored:
     """`persist trash restore ID`: the files back, then the journal record."""
     with retention_lock(layout):
-        restored = restore_entry(layout, find_entry(layout, ref))
+        try:
+            restored = restore_entry(layout, find_entry(layout, ref))
+        except OSError as exc:
+            raise MaintenanceError(f"the restore stopped: {exc}") from None
     log_event(
         layout,
         {
@@ -220,7 +228,10 @@ def restore(layout: Layout, ref: str) -> Restored:
 def empty(layout: Layout, older_than: float, now: float | None = None) -> list[TrashEntry]:
     """`persist trash empty`: entries past `older_than` deleted, then the journal record."""
     with retention_lock(layout):
-        gone = empty_trash(layout, older_than, now)
+        try:
+            gone = empty_trash(layout, older_than, now)
+        except OSError as exc:
+            raise MaintenanceError(f"emptying the trash stopped: {exc}") from None
     if gone:
         log_event(layout, empty_event(gone, older_than))
     return gone

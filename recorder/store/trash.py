@@ -86,7 +86,8 @@ class Restored:
 
 def restore_entry(layout: Layout, entry: TrashEntry) -> Restored:
     """Put every file of `entry` back where it was; refuses (changing nothing) if any
-    is missing from the trash, differs in size, or its place is taken."""
+    is missing from the trash, differs in size, or its place is taken. A file an
+    interrupted prune (manifest `state` "moving") never moved is left where it is."""
     assert entry.path is not None
     folder = entry.path
     plan: list[tuple[Path, Path]] = []
@@ -99,6 +100,8 @@ def restore_entry(layout: Layout, entry: TrashEntry) -> Restored:
         except FileNotFoundError:
             if f["kind"] == "cache":
                 continue  # derived: rebuilt when needed
+            if _still_home(dst, int(f["size"])):
+                continue  # an interrupted prune never moved it
             raise TrashError(
                 f"trash/{entry.id}: {f['name']} is missing; nothing restored"
             ) from None
@@ -127,11 +130,16 @@ def restore_entry(layout: Layout, entry: TrashEntry) -> Restored:
     for sub in (layout.segments, layout.checkpoints):
         fsync_dir(sub)
     notes = read_pruned(layout)
-    for name in out.moved:
-        notes.pop(name, None)
-    write_pruned(layout, notes)
+    write_pruned(layout, {k: v for k, v in notes.items() if v.trash != entry.id})
     shutil.rmtree(folder)
     return out
+
+
+def _still_home(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
 
 
 def empty_trash(layout: Layout, older_than: float, now: float | None = None) -> list[TrashEntry]:

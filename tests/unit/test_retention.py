@@ -322,3 +322,48 @@ def test_every_position_handed_to_the_writer_counts_the_messages_before_it(
         seen += data.count(b'"kind":"msg"')
         assert messages == seen
     assert len(handed) > 6  # rotations happened inside batches
+
+
+def test_a_prune_interrupted_midway_is_undone_by_trash_restore(
+    journal: tuple[Layout, list[Checkpoint]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A prune killed between two renames (simulated: the 8th rename fails) leaves a
+    trash entry in state "moving"; restoring it puts everything back as it was."""
+    import os
+
+    from recorder.store import retention
+
+    layout, _ = journal
+    segs, cps = digests(layout.segments), digests(layout.checkpoints)
+    calls = {"n": 0}
+    real_rename = os.rename
+
+    def failing(src: object, dst: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise OSError("killed")
+        real_rename(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(retention.os, "rename", failing)
+    code, _, err = run(capsys, "prune", "--older-than", "5d", "--log-dir", str(layout.root))
+    assert code == 1 and "killed" in err
+    monkeypatch.setattr(retention.os, "rename", real_rename)
+    (entry,) = layout.trash.iterdir()
+    assert orjson.loads((entry / "manifest.json").read_bytes())["state"] == "moving"
+    code, _, err = run(capsys, "trash", "restore", entry.name, "--log-dir", str(layout.root))
+    assert code == 0, err
+    assert _same_but_active(layout, segs)
+    assert digests(layout.checkpoints) == cps
+    assert read_pruned(layout) == {} and list(layout.trash.iterdir()) == []
+    for cp in list_checkpoints(layout):
+        assert verify_checkpoint(layout, cp).ok
+
+
+def _same_but_active(layout: Layout, before: dict[str, str]) -> bool:
+    active = list_segments(layout)[-1].name
+    after = digests(layout.segments)
+    return {k: v for k, v in after.items() if k != active} == {
+        k: v for k, v in before.items() if k != active
+    }
