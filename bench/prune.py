@@ -42,7 +42,7 @@ from recorder.export.restore import build_bundle  # noqa: E402
 from recorder.store.checkpoints import list_checkpoints, verify_checkpoint  # noqa: E402
 from recorder.store.layout import Layout, list_segments  # noqa: E402
 from recorder.store.pins import set_pin  # noqa: E402
-from recorder.store.retention import Policy  # noqa: E402
+from recorder.store.retention_config import Policy  # noqa: E402
 
 DAY = 86400.0
 WORDS = [

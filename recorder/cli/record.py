@@ -37,7 +37,7 @@ from recorder.store.status import (
 
 # -- record -----------------------------------------------------------------------
 def _options(args: argparse.Namespace) -> RecorderOptions:
-    from recorder.store.retention import Policy, parse_duration, parse_size
+    from recorder.store.retention_config import Policy, parse_duration, parse_size
 
     brokers = args.broker or ([] if args.bind else [DEFAULT_SUBSCRIBE])
     older, size = args.retention_older_than, args.retention_max_size

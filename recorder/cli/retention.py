@@ -94,7 +94,7 @@ def cmd_unpin(args: argparse.Namespace) -> int:
 # -- prune ---------------------------------------------------------------------------------
 def cmd_prune(args: argparse.Namespace) -> int:
     from recorder.daemon.maintenance import prune
-    from recorder.store.retention import Policy, parse_duration, parse_size
+    from recorder.store.retention_config import Policy, parse_duration, parse_size
 
     policy = Policy(
         None if args.older_than is None else parse_duration(args.older_than, "--older-than"),
@@ -150,7 +150,7 @@ def describe_plan(plan: dict[str, Any], dry_run: bool, trash: str | None) -> str
 # -- trash ---------------------------------------------------------------------------------
 def cmd_trash(args: argparse.Namespace) -> int:
     from recorder.daemon import maintenance
-    from recorder.store.retention import DEFAULT_GRACE, parse_duration
+    from recorder.store.retention_config import DEFAULT_GRACE, parse_duration
     from recorder.store.trash import list_trash
 
     layout = Layout(Path(args.log_dir))

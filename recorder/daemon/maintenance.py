@@ -27,7 +27,8 @@ from recorder.store.layout import Layout
 from recorder.store.lock import AlreadyRunning, InstanceLock
 from recorder.store.pruned import retention_lock
 from recorder.store.records import KIND_EVENT
-from recorder.store.retention import Policy, PrunePlan, TrashEntry, execute, plan_prune
+from recorder.store.retention import PrunePlan, TrashEntry, execute, plan_prune
+from recorder.store.retention_config import Policy
 from recorder.store.trash import Restored, empty_trash, find_entry, restore_entry
 
 REQUEST_SUFFIX = ".maint"

@@ -23,7 +23,7 @@ from recorder.bus.keys import curve_wanted, keys_folder
 from recorder.errors import BadOption
 from recorder.store.journal import DEFAULT_SEGMENT_BYTES
 from recorder.store.layout import Layout
-from recorder.store.retention import DEFAULT_GRACE, DEFAULT_INTERVAL, Policy, load_config
+from recorder.store.retention_config import DEFAULT_GRACE, DEFAULT_INTERVAL, Policy, load_config
 
 MIB = 1024 * 1024
 MIN_SEGMENT_BYTES = 4096  # smaller segments would rotate on almost every line

@@ -10,7 +10,7 @@ from recorder.store.checkpoints import list_checkpoints
 from recorder.store.layout import Layout
 from recorder.store.pins import set_pin
 from tests.screenshots import settle
-from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test
+from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
 from tui.widgets.checkpoint_list import PIN_MARK, CheckpointList
 
 pytestmark = pytest.mark.timeout(120)
@@ -35,7 +35,12 @@ async def test_pinned_checkpoints_are_flagged_in_the_timeline(tmp_path: Path) ->
             ]
 
         assert flagged() == ["release candidate approved"]
+        cps.select_id(pinned.id)
+        await settle(pilot)
+        preview = app.screen.query_one("#preview")
+        assert "pinned: kept through pruning" in plain(preview)
         set_pin(layout, pinned.id, False)  # `persist unpin` while the TUI is open
         app.poll()
-        await pilot.pause()
+        await settle(pilot)
         assert flagged() == []
+        assert "pinned" not in plain(preview)

@@ -20,7 +20,8 @@ from recorder.store.layout import Layout, list_segments
 from recorder.store.pins import read_pins, set_pin
 from recorder.store.pruned import read_pruned
 from recorder.store.reader import Store
-from recorder.store.retention import PIN_KEEPS_LAST, Policy, needed_segments, plan_prune
+from recorder.store.retention import PIN_KEEPS_LAST, needed_segments, plan_prune
+from recorder.store.retention_config import Policy
 from tests.support import journal_records
 from tests.unit.test_daemon import Clock, feed, make
 

@@ -13,7 +13,7 @@ from recorder.daemon.options import RecorderOptions
 from recorder.errors import BadOption
 from recorder.store.layout import list_segments
 from recorder.store.pruned import read_pruned
-from recorder.store.retention import DEFAULT_GRACE, DEFAULT_INTERVAL, Policy
+from recorder.store.retention_config import DEFAULT_GRACE, DEFAULT_INTERVAL, Policy
 from recorder.store.trash import list_trash
 from tests.support import journal_records
 from tests.unit.test_daemon import Clock, feed, make
