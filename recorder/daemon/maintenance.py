@@ -67,6 +67,9 @@ def prune_event(plan: PrunePlan, entry: TrashEntry, by: str) -> dict[str, Any]:
         "checkpoints": j["checkpoints"],
         "restated": j["restated"],
         "policy": j["policy"],
+        "detail": f"pruned {len(j['segments'])} segments ({j['bytes']:,} bytes, seq "
+        f"{j['from_seq']}-{j['to_seq']}) and {len(j['checkpoints'])} checkpoints into "
+        f"trash/{entry.id}",
     }
 
 
@@ -221,6 +224,7 @@ def restore(layout: Layout, ref: str) -> Restored:
             "segments": [f["name"] for f in restored.entry.files if f["kind"] == "segment"],
             "checkpoints": restored.entry.plan.get("checkpoints", []),
             "bytes": restored.entry.bytes,
+            "detail": f"restored trash/{restored.entry.id}: {len(restored.moved)} files back",
         },
     )
     return restored
@@ -246,4 +250,5 @@ def empty_event(gone: list[TrashEntry], older_than: float) -> dict[str, Any]:
         "segments": [f["name"] for e in gone for f in e.files if f["kind"] == "segment"],
         "bytes": sum(e.bytes for e in gone),
         "older_than_s": older_than,
+        "detail": f"emptied {len(gone)} trash entries ({sum(e.bytes for e in gone):,} bytes)",
     }

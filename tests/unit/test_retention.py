@@ -125,6 +125,7 @@ def test_dry_run_lists_exactly_what_the_real_run_removes_and_pins_keep_their_ran
     events = [r for r in journal_records(layout.root) if r.get("event") == "prune"]
     assert len(events) == 1 and events[0]["segments"] == [s["name"] for s in real["segments"]]
     assert events[0]["offline"] is True and events[0]["bytes"] == real["bytes"]
+    assert events[0]["detail"].startswith(f"pruned {len(removed)} segments (")
 
 
 def test_trash_restore_puts_back_the_same_bytes_and_digests_verify(
