@@ -35,7 +35,7 @@ from recorder.store.checkpoints import (
     segment_digest,
 )
 from recorder.store.layout import Layout, segment_number
-from recorder.store.pruned import read_pruned
+from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import Store
 from recorder.store.records import KIND_MESSAGE
 
@@ -144,7 +144,7 @@ def verify_range(layout: Layout, cp: Checkpoint, first_segment: int) -> RangeVer
     unchecked: list[str] = []
     history: list[str] = []
     cache = DigestCache(layout)
-    notes = read_pruned(layout)
+    notes = pruned_by_number(layout)
     pruned: list[str] = []  # taken out by retention on purpose: neither range nor damage
     for entry in cp.segments:
         name = str(entry["name"])
@@ -157,8 +157,8 @@ def verify_range(layout: Layout, cp: Checkpoint, first_segment: int) -> RangeVer
         try:
             st = path.stat()
         except OSError:
-            if name in notes:
-                pruned.append(f"{name} {notes[name].describe()}")
+            if number in notes:
+                pruned.append(f"{name} {notes[number].describe()}")
                 continue
             (problems if in_range else history).append(f"{name} is missing")
             continue

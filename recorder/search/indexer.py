@@ -35,8 +35,8 @@ from recorder.search.index import (
 from recorder.search.sessions import SessionIndexer
 from recorder.sources.discover import Roots
 from recorder.store.fsutil import ensure_private_dir, open_private
-from recorder.store.layout import Layout, list_segments, segment_name, segment_number
-from recorder.store.pruned import read_pruned
+from recorder.store.layout import Layout, list_segments, segment_number
+from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import KIND_BAD_LINE, Record
 from recorder.store.records import parse_line
 
@@ -395,13 +395,13 @@ class Indexer:
         trash and reads back to exactly the rows indexed (same offsets and seqs: then
         its texts are the ones indexed); otherwise only `docs` rows go, and the words
         left behind match nothing (every search joins `docs`) until a rebuild."""
-        notes = read_pruned(self.layout)
+        notes = pruned_by_number(self.layout)
         on_disk = {segment_number(p.name) for p in list_segments(self.layout)}
         for number in sorted(states):
-            name = segment_name(number)
-            if number in on_disk or name not in notes:
+            note = notes.get(number)
+            if number in on_disk or note is None:
                 continue
-            trashed = self.layout.trash / notes[name].trash / "segments" / name
+            trashed = self.layout.trash / note.trash / "segments" / note.segment
             with self.index.transaction() as db:
                 docs = db.execute(
                     "SELECT id, offset, seq FROM docs WHERE segment = ? AND source = ? ORDER BY id",

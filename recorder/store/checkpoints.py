@@ -495,16 +495,16 @@ def verify_checkpoint(layout: Layout, cp: Checkpoint) -> Verification:
     """Re-hash the journal up to the checkpoint and compare with its digest. A segment
     retention pruned (see `store.pruned`) is reported as such, never as damage: its
     entry's own digest stands in for it in the whole-list check."""
-    from recorder.store.pruned import read_pruned
+    from recorder.store.pruned import pruned_by_number
 
     problems: list[str] = [cp.base_problem] if cp.base_problem else []
     pruned: list[str] = []
-    notes = read_pruned(layout)
+    notes = pruned_by_number(layout)
     actual: list[dict[str, Any]] = []
     for entry in cp.segments:
         path = layout.segments / str(entry["name"])
         if os.sep in str(entry["name"]) or not path.is_file():
-            note = notes.get(str(entry["name"]))
+            note = notes.get(segment_number(str(entry["name"])) or -1)
             if note is not None:
                 pruned.append(f"{entry['name']} {note.describe()}")
                 actual.append(entry)

@@ -20,7 +20,7 @@ import orjson
 
 from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write, ensure_private_dir, flock_within, open_private
-from recorder.store.layout import Layout
+from recorder.store.layout import Layout, segment_number
 
 LOCK_WAIT = 30.0  # seconds a retention change waits for another one
 
@@ -74,6 +74,17 @@ def read_pruned(layout: Layout) -> dict[str, PrunedNote]:
             emptied = float(emptied) if isinstance(emptied, (int, float)) else None
             notes[name] = PrunedNote(name, float(pruned), trash, emptied)
     return notes
+
+
+def pruned_by_number(layout: Layout) -> dict[int, PrunedNote]:
+    """`read_pruned` keyed by segment number: how readers look a segment up, whatever
+    its file is called now or was called then (a compressed segment may be renamed)."""
+    out: dict[int, PrunedNote] = {}
+    for name, note in read_pruned(layout).items():
+        number = segment_number(name)
+        if number is not None:
+            out[number] = note
+    return out
 
 
 def write_pruned(layout: Layout, notes: dict[str, PrunedNote]) -> None:

@@ -28,7 +28,7 @@ import orjson
 
 from recorder.store.checkpoints import Checkpoint, list_checkpoints
 from recorder.store.fsutil import atomic_write, ensure_private_dir, fsync_dir
-from recorder.store.layout import Layout, segment_name
+from recorder.store.layout import Layout
 from recorder.store.pins import read_pins
 from recorder.store.pruned import PrunedNote, read_pruned, write_pruned
 from recorder.store.reader import SegmentIndex, Store
@@ -177,6 +177,7 @@ def plan_prune(layout: Layout, policy: Policy, now: float | None = None) -> Prun
         if segs:
             protected[segs[-1].path.name] = "the active segment"
         by_number = {seg.number: seg.path.name for seg in segs}
+        numbers = {seg.path.name: seg.number for seg in segs}
         if cps and cps[0].segment in by_number:
             protected.setdefault(
                 by_number[cps[0].segment], f"holds the newest checkpoint {cps[0].id}"
@@ -216,8 +217,8 @@ def plan_prune(layout: Layout, policy: Policy, now: float | None = None) -> Prun
     order = {i.name: k for k, i in enumerate(infos)}
     chosen.sort(key=lambda i: order[i.name])
     kept.sort(key=lambda item: order[item[0]])
-    going = {i.name for i in chosen}
-    gone_cps = [cp for cp in cps if _segment_name(cp) in going]
+    going = {numbers[i.name] for i in chosen}
+    gone_cps = [cp for cp in cps if cp.segment in going]
     gone_ids = {cp.id for cp in gone_cps}
     restated = [
         cp.id
@@ -234,10 +235,6 @@ def plan_prune(layout: Layout, policy: Policy, now: float | None = None) -> Prun
         total,
         over_by,
     )
-
-
-def _segment_name(cp: Checkpoint) -> str:
-    return segment_name(cp.segment)
 
 
 # -- the trash -------------------------------------------------------------------------
