@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from pathlib import Path
 
@@ -65,9 +66,20 @@ def digests(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    layout, cps = build(tmp_path_factory.mktemp("retention"))
+    return layout.root, [cp.id for cp in cps]
+
+
 @pytest.fixture
-def journal(tmp_path: Path) -> tuple[Layout, list[Checkpoint]]:
-    return build(tmp_path)
+def journal(tmp_path: Path, built: tuple[Path, list[str]]) -> tuple[Layout, list[Checkpoint]]:
+    """A fresh copy of the 12-day journal (built once per module)."""
+    root = tmp_path / "logs"
+    shutil.copytree(built[0], root, symlinks=True)
+    layout = Layout(root)
+    by_id = {cp.id: cp for cp in list_checkpoints(layout)}
+    return layout, [by_id[i] for i in built[1]]
 
 
 def test_dry_run_lists_exactly_what_the_real_run_removes_and_pins_keep_their_range(
@@ -245,13 +257,31 @@ def test_readers_cope_with_a_journal_whose_first_segments_are_gone(
     assert bundle.ok, bundle.manifest["integrity"]
 
 
-def test_pins_and_their_file(journal: tuple[Layout, list[Checkpoint]]) -> None:
+def test_pins_and_their_file(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
     layout, cps = journal
+    log = str(layout.root)
     assert set_pin(layout, cps[2].id, True) and not set_pin(layout, cps[2].id, True)
     assert set(read_pins(layout)) == {cps[2].id}
     assert layout.pins.stat().st_mode & 0o777 == 0o600
     assert set_pin(layout, cps[2].id, False) and read_pins(layout) == {}
     assert PIN_KEEPS_LAST == DEFAULT_LAST
+    # by label through the CLI, shown in the list; a pin whose checkpoint was deleted
+    # by hand is shown as such and can still be removed
+    assert run(capsys, "pin", "day 4", "--log-dir", log)[1].strip() == f"pinned {cps[4].id}"
+    code, out, _ = run(capsys, "pin", "day 4", "--log-dir", log)
+    assert code == 0 and out.strip() == f"{cps[4].id} was already pinned"
+    listed = orjson.loads(run(capsys, "checkpoints", "--json", "--log-dir", log)[1])
+    marks = {c["id"]: c["pinned"] is not None for c in listed["checkpoints"]}
+    assert [k for k, v in marks.items() if v] == [cps[4].id] and len(marks) == DAYS + 1
+    assert cps[4].path is not None
+    cps[4].path.unlink()
+    listed = orjson.loads(run(capsys, "checkpoints", "--json", "--log-dir", log)[1])
+    assert listed["pins_without_checkpoint"] == [cps[4].id]
+    assert "checkpoint no longer exists" in run(capsys, "checkpoints", "--log-dir", log)[1]
+    code, out, _ = run(capsys, "unpin", cps[4].id, "--log-dir", log)
+    assert code == 0 and out.strip() == f"unpinned {cps[4].id}" and read_pins(layout) == {}
 
 
 @pytest.mark.parametrize(
