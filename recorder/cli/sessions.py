@@ -7,7 +7,6 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -208,24 +207,13 @@ def cmd_protect(args: argparse.Namespace) -> int:
 
 
 def cmd_fork(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from recorder.sources.copies import CopyError, restore_to, session_dir
-    from recorder.sources.discover import read_session
-    from recorder.sources.fork import ForkError, fork
+    from recorder.sources.copies import CopyError
+    from recorder.sources.fork import ForkError, fork_row
 
     rows = load_rows(args)
     row = resolve(rows, args.session)
-    layout = Layout(Path(args.log_dir))
     try:
-        with tempfile.TemporaryDirectory(prefix="persist-fork-") as tmp:
-            session = row.session
-            if row.deleted:  # only our copy is left: read it from there, write it back
-                copy = restore_to(session_dir(layout, session.key), Path(tmp))
-                session = replace(session, path=copy, extra_paths=())
-            transcript = read_session(session)
-            target = row.session.path.parent if row.deleted else None
-            result = fork(transcript, args.at, target_dir=target, always=row.deleted)
+        result = fork_row(Layout(Path(args.log_dir)), row, args.at)
     except (ForkError, CopyError) as exc:
         raise PersistError(str(exc)) from None
     except OSError as exc:
