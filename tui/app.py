@@ -24,6 +24,8 @@ from textual.signal import Signal
 from recorder.launch.selection import Selection
 from recorder.search.engine import SearchEngine
 from recorder.search.query import Query
+from recorder.sources.discover import Roots
+from recorder.sources.listing import SessionRow
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.layout import Layout
 from recorder.store.reader import Record, Store, open_store
@@ -88,6 +90,9 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         diagnostics_interval: float = 1.0,
         live: bool = True,
         display_dir: str | None = None,
+        agent_command: list[str] | None = None,
+        project: str | None = None,
+        roots: Roots | None = None,
     ) -> None:
         super().__init__()
         self.log_dir = Path(log_dir).expanduser()
@@ -96,6 +101,14 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         self.layout = Layout(self.log_dir)
         self.launch = launch
         self.agent = agent
+        self.agent_command = list(agent_command or [])
+        """The agent's command line (`persist launch -- claude ...`): its sessions are offered."""
+        self.project = project or os.getcwd()
+        """The project the agent starts in: the sessions offered are this folder's."""
+        self.roots = roots
+        """Where the agents keep their sessions (None: their defaults)."""
+        self.project_sessions: list[SessionRow] = []
+        """The agent's sessions of `project`, as the launch menu listed them."""
         self.clock = clock or Clock()
         self.probe = probe or Probe()
         self.poll_interval = poll_interval
@@ -291,6 +304,13 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             self.start_fresh()
         elif choice == "quit" or choice is None:
             self.choose(None)
+        elif choice.startswith("session:"):
+            key = choice.removeprefix("session:")
+            row = next((r for r in self.project_sessions if r.session.key == key), None)
+            if row is not None:
+                self.resume_session(row)
+        elif choice == "sessions":
+            self.show_project_sessions()
         elif main is not None:
             self.call_after_refresh(main.launch_action, choice)
 
@@ -331,7 +351,31 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         from .panes.sessions import SessionsScreen
 
         if not isinstance(self.screen, SessionsScreen):
-            self.push_screen(SessionsScreen(Layout(self.log_dir)))
+            self.push_screen(SessionsScreen(Layout(self.log_dir), self.roots))
+
+    def resume_session(self, row: SessionRow, *, back_to_menu: bool = True) -> None:
+        """The points of an agent session to resume from; a confirmed one is the result."""
+        from .screens.resume import SessionPointsScreen
+
+        def done(selection: Selection | None) -> None:
+            if selection is not None:
+                self.choose(selection)
+            elif back_to_menu:
+                self.show_launch_menu()
+
+        self.push_screen(SessionPointsScreen(row), done)
+
+    def show_project_sessions(self) -> None:
+        """Every session of the launching agent in this project (the launch menu's `a`)."""
+        from recorder.launch.sessions import agent_source
+
+        from .panes.sessions import SessionsScreen
+
+        source = agent_source(self.agent_command)
+        screen = SessionsScreen(
+            Layout(self.log_dir), self.roots, source=source, project=self.project, picking=True
+        )
+        self.push_screen(screen, lambda _: self.show_launch_menu())
 
     def action_help(self) -> None:
         from .screens.help import HelpScreen
@@ -354,6 +398,9 @@ def create_app(
     live: bool = True,
     poll_interval: float = 0.25,
     display_dir: str | None = None,
+    agent_command: list[str] | None = None,
+    project: str | None = None,
+    roots: Roots | None = None,
 ) -> PersistApp:
     """The app factory used by the CLI, `run_picker`, the tests and the screenshots
     (`display_dir`: what the screens call the log folder, default its path)."""
@@ -366,4 +413,7 @@ def create_app(
         live=live,
         poll_interval=poll_interval,
         display_dir=display_dir,
+        agent_command=agent_command,
+        project=project,
+        roots=roots,
     )

@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--agent", default=None, help="name of the agent that is launching, e.g. claude"
     )
+    parser.add_argument(
+        "--agent-command",
+        default=None,
+        metavar="COMMAND",
+        help="the agent's command line (what persist launch runs); for claude, gemini or "
+        "codex the launch menu offers its sessions of this folder, resumed with it",
+    )
     return parser
 
 
@@ -110,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     from .app import create_app
 
     log_dir = (args.log_dir or default_log_dir()).expanduser()
-    app = create_app(log_dir, launch=args.launch, agent=args.agent)
+    command = shlex.split(args.agent_command) if args.agent_command else None
+    app = create_app(log_dir, launch=args.launch, agent=args.agent, agent_command=command)
     selection = app.run()
     if selection is None:
         return EXIT_CANCELLED
@@ -124,6 +132,14 @@ def main(argv: list[str] | None = None) -> int:
 def restore(selection: Selection, log_dir: Path, agent: str | None) -> int:
     """Without --print nobody reads the choice: write the restore bundle, say where,
     and how an agent continues from it."""
+    if selection.kind is LaunchChoice.SESSION and selection.command:
+        print(  # nobody carries it out here: say what to type
+            "persist-tui: resume it with: persist launch --session "
+            f"{shlex.quote(selection.session or '')}"
+            + (f" --at {selection.at}" if selection.at is not None else "")
+            + f" -- {shlex.join(selection.command[:1])}"
+        )
+        return EXIT_CHOSEN
     if selection.kind is not LaunchChoice.CHECKPOINT or selection.checkpoint_id is None:
         print("persist-tui: fresh start, nothing restored.")
         return EXIT_CHOSEN
