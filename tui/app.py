@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,7 @@ from recorder.search.engine import SearchEngine
 from recorder.search.query import Query
 from recorder.sources.discover import Roots
 from recorder.sources.listing import SessionRow
-from recorder.store.checkpoints import Checkpoint
+from recorder.store.checkpoints import Checkpoint, list_checkpoints
 from recorder.store.layout import Layout
 from recorder.store.reader import Record, Store, open_store
 from recorder.store.status import Health, assess
@@ -40,9 +40,9 @@ if TYPE_CHECKING:
     from .screens.detail import DetailScreen, Navigate
 
 
-def open_searcher(root: Path) -> SearchEngine:
-    """The one search engine for a log folder (tests replace it)."""
-    return SearchEngine(root)
+def open_searcher(root: Path, roots: Roots | None = None) -> SearchEngine:
+    """The one search engine for a log folder and the agents' sessions (tests replace it)."""
+    return SearchEngine(root, roots)
 
 
 @dataclass
@@ -51,6 +51,8 @@ class JournalState:
 
     store: Store | None = None
     checkpoints: list[Checkpoint] | None = None
+    session_checkpoints: list[Checkpoint] = field(default_factory=list)
+    """Checkpoints of agent sessions (the monitor's): in the timeline, no journal range."""
     boundaries: dict[str, int] | None = None
     loaded: bool = False
     error: str | None = None
@@ -72,11 +74,18 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
     class JournalLoaded(Message):
         """The store finished opening (in a thread)."""
 
-        def __init__(self, store: Store | None, checkpoints: list[Checkpoint], error: str | None):
+        def __init__(
+            self,
+            store: Store | None,
+            checkpoints: list[Checkpoint],
+            error: str | None,
+            session_checkpoints: list[Checkpoint] | None = None,
+        ):
             super().__init__()
             self.store = store
             self.checkpoints = checkpoints
             self.error = error
+            self.session_checkpoints = session_checkpoints or []
 
     def __init__(
         self,
@@ -167,9 +176,10 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             if self.layout.segments.is_dir():
                 store = open_store(self.log_dir)
             checkpoints = Store(self.log_dir).checkpoints()
+            sessions = list_checkpoints(self.layout, sessions=True)
         except OSError as exc:
-            checkpoints, error = [], f"cannot read {self.log_dir}: {exc}"
-        self.post_message(self.JournalLoaded(store, checkpoints, error))
+            checkpoints, sessions, error = [], [], f"cannot read {self.log_dir}: {exc}"
+        self.post_message(self.JournalLoaded(store, checkpoints, error, sessions))
 
     def worker_failed(self, group: str, problem: str) -> None:
         if group == "load":  # the main screen shows the error where the checkpoints would be
@@ -187,6 +197,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         state.store = message.store
         state.error = message.error
         state.loaded = True
+        state.session_checkpoints = message.session_checkpoints
         self._set_checkpoints(message.checkpoints)
         self.journal_changed.publish("loaded")
 
@@ -216,6 +227,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         except OSError:
             mtime = None
         if mtime != self._cp_mtime:
+            state.session_checkpoints = list_checkpoints(self.layout, sessions=True)
             self._set_checkpoints(state.store.checkpoints())
             self.journal_changed.publish("checkpoints")
         if added:
@@ -234,7 +246,11 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
     def searcher(self) -> SearchEngine:
         """The search engine (its own index connections and journal reads)."""
         if self._searcher is None:
-            self._searcher = open_searcher(self.log_dir)
+            self._searcher = (
+                open_searcher(self.log_dir)
+                if self.roots is None
+                else open_searcher(self.log_dir, self.roots)
+            )
         return self._searcher
 
     def health(self) -> Health:

@@ -190,7 +190,8 @@ class ResumeScreen(ModalScreen[bool]):
     def summary(self) -> Text:
         s, p, m = self.row.session, self.plan, self.message
         rows = [
-            ("Session", f"{one_line(s.title or '(untitled)', 120)}  ({s.key})"),
+            ("Session", one_line(s.title or "(untitled)", 120)),
+            ("Id", s.key),
             (
                 "From",
                 f"message {m.seq} of {self.total} ({m.sender.value}): "
