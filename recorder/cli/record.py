@@ -23,6 +23,7 @@ from recorder.cli.common import (
 )
 from recorder.daemon.options import MIB, EmbeddedMode, FsyncMode, RecorderOptions
 from recorder.errors import PersistError
+from recorder.sources.monitor_status import MonitorStatus
 from recorder.store.layout import Layout
 from recorder.store.status import (
     DEGRADED,
@@ -37,6 +38,8 @@ from recorder.store.status import (
 
 # -- record -----------------------------------------------------------------------
 def _options(args: argparse.Namespace) -> RecorderOptions:
+    if args.monitor not in ("on", "off"):
+        raise ValueError(f"$PERSIST_MONITOR must be on or off (got {args.monitor!r})")
     brokers = args.broker or ([] if args.bind else [DEFAULT_SUBSCRIBE])
     return RecorderOptions(
         log_dir=Path(args.log_dir),
@@ -54,6 +57,7 @@ def _options(args: argparse.Namespace) -> RecorderOptions:
         embedded=args.embedded,
         publish_endpoint=args.publish_endpoint,
         search_index=args.search_index == "on",
+        monitor=args.monitor == "on",
         curve=args.curve,
         keys=Path(args.keys) if args.keys else None,
     )
@@ -76,8 +80,10 @@ def cmd_record(args: argparse.Namespace) -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     from recorder.cli.search import WarmIndexer
+    from recorder.cli.sessions import MonitorChild
 
     warm = WarmIndexer(options.log_dir)
+    monitor = MonitorChild(options.log_dir)
 
     def ready(embedded: str | None) -> None:
         where = options.describe_endpoints()
@@ -90,6 +96,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         )
         if options.search_index:
             warm.start()
+        if options.monitor:
+            monitor.start()
 
     try:
         return run_recorder(options, on_ready=ready, to_stderr=args.verbose)
@@ -99,6 +107,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         return fail(f"cannot record into {options.log_dir}: {exc}")
     finally:
         warm.stop()
+        monitor.stop()
 
 
 def _detach(options: RecorderOptions, wait: float) -> int:
@@ -124,6 +133,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     from recorder.hooks.failures import read_failures
 
     hook_failures = read_failures(layout.root)
+    from recorder.sources.monitor_status import read_status
+
+    monitor = read_status(layout)
+    monitor_line = _monitor_line(monitor, health.pid if health.running else None)
     if args.json:
         out = {
             "health": health.state,
@@ -136,6 +149,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "last": hook_failures.last or None,
                 "last_time": hook_failures.last_time,
                 "files": [str(f) for f in hook_failures.files],
+            },
+            "monitor": {
+                **(monitor.to_json() if monitor is not None else {}),
+                "running": bool(monitor and monitor.alive),
+                "summary": monitor_line,
             },
         }
         print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
@@ -176,6 +194,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  checkpoint   {cp.id} ({format_age(time.time() - cp.created)} ago)")
         if s.last_error:
             print(f"  last error   {s.last_error.message}")
+    print(f"  sessions     {monitor_line}")
     for warning in health.warnings:
         print(f"  warning: {warning}")
     if hook_failures.total:
@@ -185,6 +204,34 @@ def cmd_status(args: argparse.Namespace) -> int:
     if health.state in (STALE, STOPPED):
         print(f"  start it with: {health.start_command(layout.root)}")
     return code
+
+
+def _monitor_line(m: MonitorStatus | None, recorder_pid: int | None) -> str:
+    """The session monitor in one line: where it runs and what its last round did."""
+    if m is None:
+        if recorder_pid is None:
+            return "monitor not running (persist record runs it; or persist monitor)"
+        return "monitor starting, or off (persist record --monitor on)"
+    if not m.alive:
+        where = "monitor not running"
+        if recorder_pid is not None:
+            where += " (the recorder was started with --monitor off?)"
+    elif m.parent is not None and m.parent == recorder_pid:
+        where = f"monitor in the recorder (PID {m.pid}, every {m.interval_minutes:g} min)"
+    else:
+        where = f"monitor PID {m.pid} (every {m.interval_minutes:g} min)"
+    if m.last_round is None:
+        return f"{where}; no round yet"
+    age = format_age(time.time() - m.last_round)
+    line = (
+        f"{where}; last round {age} ago over {m.sessions} sessions; "
+        f"{m.taken} checkpoints since it started"
+    )
+    if m.last_taken:
+        line += f" (newest {m.last_taken.get('key')})"
+    if m.problems:
+        line += f"; problem: {m.problems[0]}"
+    return line
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -286,6 +333,14 @@ def add_parsers(
         choices=("on", "off"),
         default="on",
         help="keep the search index warm in an idle-priority child process (default on)",
+    )
+    p.add_argument(
+        "--monitor",
+        choices=("on", "off"),
+        default=os.environ.get("PERSIST_MONITOR") or "on",
+        help="checkpoint Claude Code, Gemini CLI and Codex sessions by the session monitor's "
+        "policy, in an idle-priority child process (default on, or $PERSIST_MONITOR; "
+        "settings in <log-dir>/sessions/monitor.toml)",
     )
     add_curve(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")
