@@ -46,6 +46,7 @@ def test_the_recorder_checkpoints_sessions_with_standalone_monitors_racing(
     tmp_path: Path, procs: Callable[..., Proc], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    monkeypatch.delenv("PERSIST_MONITOR")  # the default: on
     sessions = []
     for n in range(2):
         c = ClaudeSession(tmp_path / "claude", cwd=f"/home/me/p{n}")
