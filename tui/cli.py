@@ -1,11 +1,13 @@
 """`persist-tui`: browse checkpoints and hand the chosen one back.
 
-Usage: persist-tui [--log-dir DIR] [--print | --json] [--launch [--agent NAME]]
+Usage: persist-tui [--log-dir DIR] [--print | --json] [--launch [--agent NAME]
+                   [--agent-command COMMAND]]
 
 Exit codes:
   0  a choice was made (with --print/--json it is written to stdout as one JSON object:
      kind "checkpoint" or "fresh", checkpoint_id, label, time, log_dir, position,
-     messages, verified)
+     messages, verified; or kind "session" (with --agent-command): session, at,
+     new_id, command, cwd: the agent session to resume, or to fork at `at` first)
   1  quit without a choice (nothing is written to stdout)
      Without --print a chosen checkpoint's restore bundle is written
      (restore/<id>/ in the log folder) and stdout says where, and how an agent uses it.

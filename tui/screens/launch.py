@@ -222,6 +222,8 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
             if state.loaded and not state.checkpoints:
                 self.notify("There is no checkpoint yet: start fresh (f).", severity="warning")
                 return
+        if choice == "sessions" and not self.sessions:  # not an agent's launch, or none here
+            return
         self.dismiss(choice)
 
     def action_session(self, index: int) -> None:
