@@ -137,6 +137,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     monitor = read_status(layout)
     monitor_line = _monitor_line(monitor, health.pid if health.running else None)
+    other = read_status(layout, standalone=True)
+    if other is not None and other.alive:
+        monitor_line += f"; a standalone persist monitor runs too (PID {other.pid})"
     if args.json:
         out = {
             "health": health.state,

@@ -1,7 +1,7 @@
-"""What the session monitor last did, for `persist status`: `sessions/monitor-status.json`.
-
-Written (atomically, 0600) by every monitor after each round, the one the recorder runs
-and a standalone `persist monitor` alike; derived and disposable like every status file.
+"""What the session monitor last did, for `persist status`: `sessions/monitor-status.json`
+(the one the recorder runs) and `sessions/monitor-standalone.json` (the last standalone
+`persist monitor`). Written atomically, 0600, after each round; derived and disposable
+like every status file.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from recorder.store.fsutil import atomic_write, ensure_private_dir
 from recorder.store.layout import Layout
 
 STATUS_NAME = "monitor-status.json"
+STANDALONE_NAME = "monitor-standalone.json"
 
 
 @dataclass
@@ -48,13 +49,16 @@ class MonitorStatus:
 
 def write_status(layout: Layout, status: MonitorStatus) -> None:
     ensure_private_dir(layout.sessions)
-    atomic_write(layout.sessions / STATUS_NAME, orjson.dumps(status.to_json()), durable=False)
+    name = STATUS_NAME if status.parent is not None else STANDALONE_NAME
+    atomic_write(layout.sessions / name, orjson.dumps(status.to_json()), durable=False)
 
 
-def read_status(layout: Layout) -> MonitorStatus | None:
-    """The last status a monitor wrote, or None (none yet, or unreadable: it is derived)."""
+def read_status(layout: Layout, *, standalone: bool = False) -> MonitorStatus | None:
+    """The last status the recorder's monitor (or a standalone one) wrote, or None (none
+    yet, or unreadable: it is derived)."""
     try:
-        data = orjson.loads((layout.sessions / STATUS_NAME).read_bytes())
+        name = STANDALONE_NAME if standalone else STATUS_NAME
+        data = orjson.loads((layout.sessions / name).read_bytes())
         return MonitorStatus(**data)
     except (OSError, orjson.JSONDecodeError, TypeError):
         return None

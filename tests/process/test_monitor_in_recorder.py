@@ -57,10 +57,10 @@ def test_the_recorder_checkpoints_sessions_with_standalone_monitors_racing(
     log_dir = tmp_path / "log"
     layout = Layout(log_dir)
     layout.sessions.mkdir(parents=True)
-    # a round every 0.6 s, no cooldown: only "nothing changed" keeps a session from
+    # a round every 0.3 s, no cooldown: only "nothing changed" keeps a session from
     # being checkpointed again, so a double checkpoint would show at once
     (layout.sessions / "monitor.toml").write_text(
-        "[monitor]\ninterval_minutes = 0.01\ncooldown_minutes = 0\n"
+        "[monitor]\ninterval_minutes = 0.005\ncooldown_minutes = 0\n"
     )
     rec = recorder(procs, log_dir)
     standalone = [
@@ -100,7 +100,7 @@ def test_the_recorder_checkpoints_sessions_with_standalone_monitors_racing(
 
     out = persist(log_dir, "status")
     assert out.returncode == 0, out.stderr
-    assert f"monitor in the recorder (PID {status.pid}, every 0.01 min)" in out.stdout
+    assert f"monitor in the recorder (PID {status.pid}, every 0.005 min)" in out.stdout
     assert re.search(r"last round \S+ ago over 2 sessions; [0-3] checkpoints since", out.stdout)
     data = json.loads(persist(log_dir, "status", "--json").stdout)
     assert data["monitor"]["running"] and data["monitor"]["parent"] == rec.pid
@@ -112,16 +112,17 @@ def test_the_recorder_checkpoints_sessions_with_standalone_monitors_racing(
     assert "sessions     monitor not running" in out.stdout
 
 
-def test_monitor_off_starts_no_child(
-    tmp_path: Path, procs: Callable[..., Proc], monkeypatch: pytest.MonkeyPatch
+def test_monitor_off_is_passed_on_and_a_bad_default_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log_dir = tmp_path / "log"
-    monkeypatch.setenv("PERSIST_MONITOR", "off")
-    rec = recorder(procs, log_dir)
-    assert not psutil.Process(rec.pid).children()
-    out = persist(log_dir, "status")
-    assert "sessions     monitor starting, or off (persist record --monitor on)" in out.stdout
+    """A recorder spawned with monitor=False gets `--monitor off` (the child is only
+    started when it is on: `cmd_record`); a bad $PERSIST_MONITOR is one line, exit 2."""
+    from recorder.daemon.options import RecorderOptions, recorder_argv
+
+    argv = recorder_argv(RecorderOptions(log_dir=tmp_path, monitor=False))
+    assert argv[argv.index("--monitor") + 1] == "off"
+    assert "--monitor" not in recorder_argv(RecorderOptions(log_dir=tmp_path))
     monkeypatch.setenv("PERSIST_MONITOR", "maybe")
-    out = persist(log_dir, "record")
+    out = persist(tmp_path / "log", "record")
     assert out.returncode == 2
     assert out.stderr.strip() == "persist: $PERSIST_MONITOR must be on or off (got 'maybe')"
