@@ -117,7 +117,7 @@ async def test_menu_offers_the_projects_sessions_and_confirms_the_exact_command(
 @pilot_test
 async def test_more_sessions_than_the_menu_shows_are_one_key_away(tmp_path: Path) -> None:
     proj = tmp_path / "proj"
-    made = sessions(tmp_path, proj, 7)
+    made = sessions(tmp_path, proj, 6)
     roots = Roots(tmp_path / "claude", None, None)
     app = make_app(
         tmp_path / "empty", launch=True, agent_command=["claude"], project=str(proj), roots=roots
@@ -131,7 +131,7 @@ async def test_more_sessions_than_the_menu_shows_are_one_key_away(tmp_path: Path
         ids = [menu.get_option_at_index(i).id for i in range(menu.option_count)]
         assert sum(1 for i in ids if i and i.startswith("session:")) == 5
         prompt = str(menu.get_option("sessions").prompt)
-        assert "All Claude Code sessions\n     7 sessions of /" in prompt
+        assert "All Claude Code sessions\n     6 sessions of /" in prompt
         await pilot.press("a")
         await pilot.pause()
         listing = app.screen
@@ -152,4 +152,4 @@ async def test_more_sessions_than_the_menu_shows_are_one_key_away(tmp_path: Path
         await pilot.press("5")  # the fifth newest, by its number
         await pilot.pause()
         assert isinstance(app.screen, SessionPointsScreen)
-        assert app.screen.row.session.id == made[2].session_id
+        assert app.screen.row.session.id == made[1].session_id
