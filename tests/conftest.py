@@ -39,6 +39,9 @@ def no_agent_sessions(
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(empty / "claude"))
     monkeypatch.setenv("GEMINI_CLI_HOME", str(empty / "gemini"))
     monkeypatch.setenv("CODEX_HOME", str(empty / "codex"))
+    # recorders started by tests run no session monitor child (nothing to monitor, and one
+    # more process per recorder on a loaded machine); its own tests turn it back on
+    monkeypatch.setenv("PERSIST_MONITOR", "off")
 
 
 @pytest.fixture

@@ -83,6 +83,7 @@ class Scene:
     status: str | None = "healthy"
     journal: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    sessions: bool = False  # Claude Code sessions of /home/me/web, offered to `claude`
 
 
 SCENES = [
@@ -100,7 +101,44 @@ SCENES = [
     Scene("diagnostics-stopped", keys("4"), status="stopped"),
     Scene("empty", keys(), journal=False, status=None, size=(80, 24)),
     Scene("help", keys("question_mark")),
+    Scene("launch-claude", keys(), options={"launch": True, "agent": "claude"}, sessions=True),
+    Scene(
+        "resume",
+        keys("enter", "enter"),
+        options={"launch": True, "agent": "claude"},
+        sessions=True,
+        size=(100, 30),
+    ),
 ]
+
+PROJECT = "/home/me/web"
+
+
+def claude_sessions(root: Path) -> None:
+    """Three Claude Code sessions of PROJECT and one of another project (fixed ids)."""
+    import uuid
+
+    from tests.session_fixtures import ClaudeSession, text, tool_use
+
+    talks = [
+        ["make the landing page load faster", "Profiled it: the hero image is 4 MB."],
+        ["fix the flaky login test", "The test raced the session cookie; it waits now."],
+        ["add dark mode to the settings page", "Added a theme toggle and the CSS variables."],
+    ]
+    for n, (ask, answer) in enumerate(talks):
+        sid = str(uuid.UUID(int=(0x3F2A9C1E + 0x1111 * n) << 96 | 0xC0DE, version=4))
+        c = ClaudeSession(root, cwd=PROJECT, session_id=sid, t=NOW - 86400 * (3 - n) - 600)
+        for turn in range(3 + 2 * n):
+            c.user(ask if turn == 0 else f"go on with step {turn}")
+            c.assistant(
+                text(answer if turn == 0 else f"Step {turn} done."),
+                tool_use("Edit", {"file_path": f"src/page{turn}.tsx"}, f"t{n}-{turn}"),
+            )
+            c.tool_result(f"t{n}-{turn}", "ok")
+        c.write()
+    other = ClaudeSession(root, cwd="/home/me/other", t=NOW - 3600)
+    other.user("not this project")
+    other.write()
 
 
 def prepare(scene: Scene, base: Path, demo: Path) -> PersistApp:
@@ -118,6 +156,16 @@ def prepare(scene: Scene, base: Path, demo: Path) -> PersistApp:
 
             me = psutil.Process()
             write_status(root, healthy_status(root, NOW, me.pid, me.create_time()))
+    options = dict(scene.options)
+    if scene.sessions:
+        from recorder.sources.discover import Roots
+
+        claude_sessions(base / scene.name / "claude")
+        options.update(
+            agent_command=["claude"],
+            project=PROJECT,
+            roots=Roots(base / scene.name / "claude", None, None),
+        )
     return create_app(
         root,
         now=lambda: NOW,
@@ -125,7 +173,7 @@ def prepare(scene: Scene, base: Path, demo: Path) -> PersistApp:
         probe=FixedProbe(),
         live=False,
         display_dir=SHOWN_DIR,
-        **scene.options,
+        **options,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,9 @@ from textual.signal import Signal
 from recorder.launch.selection import Selection
 from recorder.search.engine import SearchEngine
 from recorder.search.query import Query
-from recorder.store.checkpoints import Checkpoint
+from recorder.sources.discover import Roots
+from recorder.sources.listing import SessionRow
+from recorder.store.checkpoints import Checkpoint, list_checkpoints
 from recorder.store.layout import Layout
 from recorder.store.pins import read_pins
 from recorder.store.reader import Record, Store, open_store
@@ -39,9 +41,9 @@ if TYPE_CHECKING:
     from .screens.detail import DetailScreen, Navigate
 
 
-def open_searcher(root: Path) -> SearchEngine:
-    """The one search engine for a log folder (tests replace it)."""
-    return SearchEngine(root)
+def open_searcher(root: Path, roots: Roots | None = None) -> SearchEngine:
+    """The one search engine for a log folder and the agents' sessions (tests replace it)."""
+    return SearchEngine(root, roots)
 
 
 @dataclass
@@ -50,6 +52,8 @@ class JournalState:
 
     store: Store | None = None
     checkpoints: list[Checkpoint] | None = None
+    session_checkpoints: list[Checkpoint] = field(default_factory=list)
+    """Checkpoints of agent sessions (the monitor's): in the timeline, no journal range."""
     boundaries: dict[str, int] | None = None
     pins: frozenset[str] = frozenset()  # ids of pinned checkpoints (`persist pin`)
     loaded: bool = False
@@ -72,11 +76,18 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
     class JournalLoaded(Message):
         """The store finished opening (in a thread)."""
 
-        def __init__(self, store: Store | None, checkpoints: list[Checkpoint], error: str | None):
+        def __init__(
+            self,
+            store: Store | None,
+            checkpoints: list[Checkpoint],
+            error: str | None,
+            session_checkpoints: list[Checkpoint] | None = None,
+        ):
             super().__init__()
             self.store = store
             self.checkpoints = checkpoints
             self.error = error
+            self.session_checkpoints = session_checkpoints or []
 
     def __init__(
         self,
@@ -90,6 +101,9 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         diagnostics_interval: float = 1.0,
         live: bool = True,
         display_dir: str | None = None,
+        agent_command: list[str] | None = None,
+        project: str | None = None,
+        roots: Roots | None = None,
     ) -> None:
         super().__init__()
         self.log_dir = Path(log_dir).expanduser()
@@ -98,6 +112,14 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         self.layout = Layout(self.log_dir)
         self.launch = launch
         self.agent = agent
+        self.agent_command = list(agent_command or [])
+        """The agent's command line (`persist launch -- claude ...`): its sessions are offered."""
+        self.project = project or os.getcwd()
+        """The project the agent starts in: the sessions offered are this folder's."""
+        self.roots = roots
+        """Where the agents keep their sessions (None: their defaults)."""
+        self.project_sessions: list[SessionRow] = []
+        """The agent's sessions of `project`, as the launch menu listed them."""
         self.clock = clock or Clock()
         self.probe = probe or Probe()
         self.poll_interval = poll_interval
@@ -156,9 +178,10 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             if self.layout.segments.is_dir():
                 store = open_store(self.log_dir)
             checkpoints = Store(self.log_dir).checkpoints()
+            sessions = list_checkpoints(self.layout, sessions=True)
         except OSError as exc:
-            checkpoints, error = [], f"cannot read {self.log_dir}: {exc}"
-        self.post_message(self.JournalLoaded(store, checkpoints, error))
+            checkpoints, sessions, error = [], [], f"cannot read {self.log_dir}: {exc}"
+        self.post_message(self.JournalLoaded(store, checkpoints, error, sessions))
 
     def worker_failed(self, group: str, problem: str) -> None:
         if group == "load":  # the main screen shows the error where the checkpoints would be
@@ -176,6 +199,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         state.store = message.store
         state.error = message.error
         state.loaded = True
+        state.session_checkpoints = message.session_checkpoints
         self._set_checkpoints(message.checkpoints)
         self.journal_changed.publish("loaded")
 
@@ -209,6 +233,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             return
         added = state.store.refresh()
         if self._checkpoints_mtime() != self._cp_mtime:
+            state.session_checkpoints = list_checkpoints(self.layout, sessions=True)
             self._set_checkpoints(state.store.checkpoints())
             self.journal_changed.publish("checkpoints")
         if added:
@@ -227,7 +252,11 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
     def searcher(self) -> SearchEngine:
         """The search engine (its own index connections and journal reads)."""
         if self._searcher is None:
-            self._searcher = open_searcher(self.log_dir)
+            self._searcher = (
+                open_searcher(self.log_dir)
+                if self.roots is None
+                else open_searcher(self.log_dir, self.roots)
+            )
         return self._searcher
 
     def health(self) -> Health:
@@ -297,6 +326,13 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             self.start_fresh()
         elif choice == "quit" or choice is None:
             self.choose(None)
+        elif choice.startswith("session:"):
+            key = choice.removeprefix("session:")
+            row = next((r for r in self.project_sessions if r.session.key == key), None)
+            if row is not None:
+                self.resume_session(row)
+        elif choice == "sessions":
+            self.show_project_sessions()
         elif main is not None:
             self.call_after_refresh(main.launch_action, choice)
 
@@ -337,7 +373,31 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         from .panes.sessions import SessionsScreen
 
         if not isinstance(self.screen, SessionsScreen):
-            self.push_screen(SessionsScreen(Layout(self.log_dir)))
+            self.push_screen(SessionsScreen(Layout(self.log_dir), self.roots))
+
+    def resume_session(self, row: SessionRow, *, back_to_menu: bool = True) -> None:
+        """The points of an agent session to resume from; a confirmed one is the result."""
+        from .screens.resume import SessionPointsScreen
+
+        def done(selection: Selection | None) -> None:
+            if selection is not None:
+                self.choose(selection)
+            elif back_to_menu:
+                self.show_launch_menu()
+
+        self.push_screen(SessionPointsScreen(row), done)
+
+    def show_project_sessions(self) -> None:
+        """Every session of the launching agent in this project (the launch menu's `a`)."""
+        from recorder.launch.sessions import agent_source
+
+        from .panes.sessions import SessionsScreen
+
+        source = agent_source(self.agent_command)
+        screen = SessionsScreen(
+            Layout(self.log_dir), self.roots, source=source, project=self.project, picking=True
+        )
+        self.push_screen(screen, lambda _: self.show_launch_menu())
 
     def action_help(self) -> None:
         from .screens.help import HelpScreen
@@ -360,6 +420,9 @@ def create_app(
     live: bool = True,
     poll_interval: float = 0.25,
     display_dir: str | None = None,
+    agent_command: list[str] | None = None,
+    project: str | None = None,
+    roots: Roots | None = None,
 ) -> PersistApp:
     """The app factory used by the CLI, `run_picker`, the tests and the screenshots
     (`display_dir`: what the screens call the log folder, default its path)."""
@@ -372,4 +435,7 @@ def create_app(
         live=live,
         poll_interval=poll_interval,
         display_dir=display_dir,
+        agent_command=agent_command,
+        project=project,
+        roots=roots,
     )

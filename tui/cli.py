@@ -1,11 +1,13 @@
 """`persist-tui`: browse checkpoints and hand the chosen one back.
 
-Usage: persist-tui [--log-dir DIR] [--print | --json] [--launch [--agent NAME]]
+Usage: persist-tui [--log-dir DIR] [--print | --json] [--launch [--agent NAME]
+                   [--agent-command COMMAND]]
 
 Exit codes:
   0  a choice was made (with --print/--json it is written to stdout as one JSON object:
      kind "checkpoint" or "fresh", checkpoint_id, label, time, log_dir, position,
-     messages, verified)
+     messages, verified; or kind "session" (with --agent-command): session, at,
+     new_id, command, cwd: the agent session to resume, or to fork at `at` first)
   1  quit without a choice (nothing is written to stdout)
      Without --print a chosen checkpoint's restore bundle is written
      (restore/<id>/ in the log folder) and stdout says where, and how an agent uses it.
@@ -93,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--agent", default=None, help="name of the agent that is launching, e.g. claude"
     )
+    parser.add_argument(
+        "--agent-command",
+        default=None,
+        metavar="COMMAND",
+        help="the agent's command line (what persist launch runs); for claude, gemini or "
+        "codex the launch menu offers its sessions of this folder, resumed with it",
+    )
     return parser
 
 
@@ -110,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     from .app import create_app
 
     log_dir = (args.log_dir or default_log_dir()).expanduser()
-    app = create_app(log_dir, launch=args.launch, agent=args.agent)
+    command = shlex.split(args.agent_command) if args.agent_command else None
+    app = create_app(log_dir, launch=args.launch, agent=args.agent, agent_command=command)
     selection = app.run()
     if selection is None:
         return EXIT_CANCELLED
@@ -124,6 +134,14 @@ def main(argv: list[str] | None = None) -> int:
 def restore(selection: Selection, log_dir: Path, agent: str | None) -> int:
     """Without --print nobody reads the choice: write the restore bundle, say where,
     and how an agent continues from it."""
+    if selection.kind is LaunchChoice.SESSION and selection.command:
+        print(  # nobody carries it out here: say what to type
+            "persist-tui: resume it with: persist launch --session "
+            f"{shlex.quote(selection.session or '')}"
+            + (f" --at {selection.at}" if selection.at is not None else "")
+            + f" -- {shlex.join(selection.command[:1])}"
+        )
+        return EXIT_CHOSEN
     if selection.kind is not LaunchChoice.CHECKPOINT or selection.checkpoint_id is None:
         print("persist-tui: fresh start, nothing restored.")
         return EXIT_CHOSEN

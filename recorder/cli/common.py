@@ -78,6 +78,17 @@ def positive_int(value: str) -> int:
     return number
 
 
+def count(value: str) -> int:
+    """A whole number of 0 or more (a message number)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {value})")
+    return number
+
+
 def endpoint(value: str) -> str:
     """A ZeroMQ endpoint (tcp://HOST:PORT, ipc://PATH, inproc://NAME)."""
     try:

@@ -9,7 +9,15 @@ import sys
 from pathlib import Path
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
-from recorder.cli.common import add_log_dir, add_scope, endpoint, fail, non_negative, positive
+from recorder.cli.common import (
+    add_log_dir,
+    add_scope,
+    count,
+    endpoint,
+    fail,
+    non_negative,
+    positive,
+)
 
 
 # -- launch / restore / replay / export / service / demo --------------------------------
@@ -25,8 +33,19 @@ def cmd_launch(args: argparse.Namespace) -> int:
         return fail("nothing to launch: persist launch [--agent NAME] -- COMMAND [ARGS...]", 2)
     agent = args.agent or os.path.basename(command[0])
     from recorder.export.scope import BundleScope
+    from recorder.launch.selection import Selection
+    from recorder.launch.sessions import ResumeError, agent_source
 
     scope = BundleScope.whole() if args.full else BundleScope(last=args.last)
+    source = agent_source(command)
+    if args.session is not None and source is None:
+        return fail("--session resumes claude, gemini or codex: name one as COMMAND", 2)
+    if args.at is not None and args.session is None:
+        return fail("--at needs --session", 2)
+    chosen = None
+    if args.session is not None:  # the choice is made: no menu, no policy
+        key = args.session if ":" in args.session else f"{source}:{args.session}"
+        chosen = Selection.resume(args.log_dir, key, [], "", at=args.at, agent=agent)
     try:
         launcher = PersistenceLauncher(
             args.log_dir,
@@ -36,6 +55,9 @@ def cmd_launch(args: argparse.Namespace) -> int:
             no_tty_policy=args.no_tty_policy,
             start_timeout=args.wait,
             restore_scope=scope,
+            agent_command=command if source is not None else None,
+            interactive=True if chosen is not None else None,
+            picker=(lambda _dir, _agent: chosen) if chosen is not None else None,
         )
     except ValueError as exc:
         return fail(str(exc), 2)
@@ -47,6 +69,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
     try:
         try:
             result = launcher.on_agent_connected(agent)
+        except ResumeError as exc:
+            return fail(f"cannot resume: {exc}")
         except LaunchError as exc:
             return fail(f"cannot start persistence: {exc}")
         finally:
@@ -64,6 +88,16 @@ def cmd_launch(args: argparse.Namespace) -> int:
                 f"({result.bundle.manifest['messages']} messages, {result.bundle.jsonl})",
                 file=sys.stderr,
             )
+        if result.resumed is not None:
+            plan, fork = result.resumed.plan, result.resumed.fork
+            if fork is not None:
+                print(
+                    f"persist: forked {plan.key} at message {fork.at.seq} into {fork.path} "
+                    f"({fork.messages} messages, read back)",
+                    file=sys.stderr,
+                )
+            print(f"persist: running {plan.shell}", file=sys.stderr)
+            return run_agent(plan.argv, {**os.environ, **result.env()}, plan.cwd)
         return run_agent(command, {**os.environ, **result.env()})
     finally:
         outcome = launcher.on_agent_exit()
@@ -135,6 +169,18 @@ def add_parsers(
     )
     p.add_argument("--wait", type=positive, default=10.0, help="seconds for the recorder to start")
     add_scope(p, since=False)
+    p.add_argument(
+        "--session",
+        metavar="SESSION",
+        help="claude/gemini/codex: resume this session of the agent without the menu "
+        "(id, source:id or id prefix)",
+    )
+    p.add_argument(
+        "--at",
+        type=count,
+        metavar="MESSAGE",
+        help="with --session: fork it at this message number first, then resume the fork",
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=cmd_launch)
 

@@ -54,6 +54,8 @@ EXAMPLES = {
     "launch": [
         "persist launch --agent claude -- claude",
         "persist launch --no-tty-policy latest -- ./agent.sh",
+        "persist launch -- claude                      (the menu offers this project's sessions)",
+        "persist launch --session 3f2a --at 12 -- claude   (fork at message 12, resume the fork)",
     ],
     "demo": ["persist demo", "persist demo --fast --no-tui"],
     "restore": ["persist restore latest", "persist restore 20240514T092553Z --allow-damage"],

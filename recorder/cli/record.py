@@ -23,6 +23,7 @@ from recorder.cli.common import (
 )
 from recorder.daemon.options import MIB, EmbeddedMode, FsyncMode, RecorderOptions
 from recorder.errors import PersistError
+from recorder.sources.monitor_status import MonitorStatus
 from recorder.store.layout import Layout
 from recorder.store.status import (
     DEGRADED,
@@ -39,6 +40,8 @@ from recorder.store.status import (
 def _options(args: argparse.Namespace) -> RecorderOptions:
     from recorder.store.retention_config import Policy, parse_duration, parse_size
 
+    if args.monitor not in ("on", "off"):
+        raise ValueError(f"$PERSIST_MONITOR must be on or off (got {args.monitor!r})")
     brokers = args.broker or ([] if args.bind else [DEFAULT_SUBSCRIBE])
     older, size = args.retention_older_than, args.retention_max_size
     interval, grace = args.retention_interval, args.trash_grace
@@ -58,6 +61,7 @@ def _options(args: argparse.Namespace) -> RecorderOptions:
         embedded=args.embedded,
         publish_endpoint=args.publish_endpoint,
         search_index=args.search_index == "on",
+        monitor=args.monitor == "on",
         curve=args.curve,
         keys=Path(args.keys) if args.keys else None,
         retention=Policy(
@@ -88,8 +92,10 @@ def cmd_record(args: argparse.Namespace) -> int:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     from recorder.cli.search import WarmIndexer
+    from recorder.cli.sessions import MonitorChild
 
     warm = WarmIndexer(options.log_dir)
+    monitor = MonitorChild(options.log_dir)
 
     def ready(embedded: str | None) -> None:
         where = options.describe_endpoints()
@@ -102,6 +108,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         )
         if options.search_index:
             warm.start()
+        if options.monitor:
+            monitor.start()
 
     try:
         return run_recorder(options, on_ready=ready, to_stderr=args.verbose)
@@ -111,6 +119,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         return fail(f"cannot record into {options.log_dir}: {exc}")
     finally:
         warm.stop()
+        monitor.stop()
 
 
 def _detach(options: RecorderOptions, wait: float) -> int:
@@ -136,6 +145,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     from recorder.hooks.failures import read_failures
 
     hook_failures = read_failures(layout.root)
+    from recorder.sources.monitor_status import read_status
+
+    monitor = read_status(layout)
+    monitor_line = _monitor_line(monitor, health.pid if health.running else None)
+    other = read_status(layout, standalone=True)
+    if other is not None and other.alive:
+        monitor_line += f"; a standalone persist monitor runs too (PID {other.pid})"
     if args.json:
         out = {
             "health": health.state,
@@ -148,6 +164,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "last": hook_failures.last or None,
                 "last_time": hook_failures.last_time,
                 "files": [str(f) for f in hook_failures.files],
+            },
+            "monitor": {
+                **(monitor.to_json() if monitor is not None else {}),
+                "running": bool(monitor and monitor.alive),
+                "summary": monitor_line,
             },
         }
         print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
@@ -188,6 +209,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  checkpoint   {cp.id} ({format_age(time.time() - cp.created)} ago)")
         if s.last_error:
             print(f"  last error   {s.last_error.message}")
+    print(f"  sessions     {monitor_line}")
     for warning in health.warnings:
         print(f"  warning: {warning}")
     if hook_failures.total:
@@ -197,6 +219,34 @@ def cmd_status(args: argparse.Namespace) -> int:
     if health.state in (STALE, STOPPED):
         print(f"  start it with: {health.start_command(layout.root)}")
     return code
+
+
+def _monitor_line(m: MonitorStatus | None, recorder_pid: int | None) -> str:
+    """The session monitor in one line: where it runs and what its last round did."""
+    if m is None:
+        if recorder_pid is None:
+            return "monitor not running (persist record runs it; or persist monitor)"
+        return "monitor starting, or off (persist record --monitor on)"
+    if not m.alive:
+        where = "monitor not running"
+        if recorder_pid is not None:
+            where += " (the recorder was started with --monitor off?)"
+    elif m.parent is not None and m.parent == recorder_pid:
+        where = f"monitor in the recorder (PID {m.pid}, every {m.interval_minutes:g} min)"
+    else:
+        where = f"monitor PID {m.pid} (every {m.interval_minutes:g} min)"
+    if m.last_round is None:
+        return f"{where}; no round yet"
+    age = format_age(time.time() - m.last_round)
+    line = (
+        f"{where}; last round {age} ago over {m.sessions} sessions; "
+        f"{m.taken} checkpoints since it started"
+    )
+    if m.last_taken:
+        line += f" (newest {m.last_taken.get('key')})"
+    if m.problems:
+        line += f"; problem: {m.problems[0]}"
+    return line
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -319,6 +369,14 @@ def add_parsers(
         "--trash-grace",
         metavar="AGE",
         help="with retention on, trash entries older than AGE are emptied (default 14d)",
+    )
+    p.add_argument(
+        "--monitor",
+        choices=("on", "off"),
+        default=os.environ.get("PERSIST_MONITOR") or "on",
+        help="checkpoint Claude Code, Gemini CLI and Codex sessions by the session monitor's "
+        "policy, in an idle-priority child process (default on, or $PERSIST_MONITOR; "
+        "settings in <log-dir>/sessions/monitor.toml)",
     )
     add_curve(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")

@@ -4,10 +4,11 @@ CLI, Codex CLI), read-only except for the explicit fork."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import subprocess
 import sys
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -208,24 +209,13 @@ def cmd_protect(args: argparse.Namespace) -> int:
 
 
 def cmd_fork(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from recorder.sources.copies import CopyError, restore_to, session_dir
-    from recorder.sources.discover import read_session
-    from recorder.sources.fork import ForkError, fork
+    from recorder.sources.copies import CopyError
+    from recorder.sources.fork import ForkError, fork_row
 
     rows = load_rows(args)
     row = resolve(rows, args.session)
-    layout = Layout(Path(args.log_dir))
     try:
-        with tempfile.TemporaryDirectory(prefix="persist-fork-") as tmp:
-            session = row.session
-            if row.deleted:  # only our copy is left: read it from there, write it back
-                copy = restore_to(session_dir(layout, session.key), Path(tmp))
-                session = replace(session, path=copy, extra_paths=())
-            transcript = read_session(session)
-            target = row.session.path.parent if row.deleted else None
-            result = fork(transcript, args.at, target_dir=target, always=row.deleted)
+        result = fork_row(Layout(Path(args.log_dir)), row, args.at)
     except (ForkError, CopyError) as exc:
         raise PersistError(str(exc)) from None
     except OSError as exc:
@@ -261,6 +251,7 @@ def cmd_fork(args: argparse.Namespace) -> int:
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     from recorder.sources.monitor import Monitor, MonitorSettings
+    from recorder.sources.monitor_status import MonitorStatus, write_status
 
     layout = Layout(Path(args.log_dir))
     config = Path(args.config) if args.config else layout.sessions / "monitor.toml"
@@ -273,10 +264,16 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         idle_minutes=args.idle,
         cooldown_minutes=args.cooldown,
     )
+    if args.parent is not None:  # the recorder's own monitor: only when nothing else runs
+        from recorder.cli.search import _idle_priority
+
+        _idle_priority()
     roots = roots_from(args).only(Source(args.source) if args.source else None)
     monitor = Monitor(roots, layout, settings)
+    status = MonitorStatus(os.getpid(), args.parent, time.time(), settings.interval_minutes)
     while True:
-        result = monitor.tick(time.time())
+        t0 = time.time()
+        result = monitor.tick(t0)
         for problem in result.problems:
             say(f"warning: {problem}")
         for d in result.decisions:
@@ -286,10 +283,78 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             ref = cp.session
             assert ref is not None
             print(f"checkpoint {cp.id}: {ref.key}, {ref.messages} messages, {cp.reason}")
+            status.last_taken = {"id": cp.id, "key": ref.key, "time": cp.created}
         sys.stdout.flush()
+        status.rounds += 1
+        status.last_round, status.round_seconds = time.time(), time.time() - t0
+        status.sessions, status.taken = len(result.decisions), status.taken + len(result.taken)
+        status.problems = list(result.problems[:3])
+        try:
+            write_status(layout, status)
+        except OSError as exc:
+            say(f"warning: the monitor's status cannot be written: {exc}")
         if args.once:
             return 0
-        time.sleep(settings.interval_minutes * 60)
+        if not _wait_round(settings.interval_minutes * 60, args.parent):
+            return 0
+
+
+def _wait_round(seconds: float, parent: int | None) -> bool:
+    """Sleep until the next round; False when the recorder we run for is gone."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if parent is not None and os.getppid() != parent:
+            return False
+        time.sleep(min(1.0, left))
+    return parent is None or os.getppid() == parent
+
+
+class MonitorChild:
+    """`persist record --monitor on`: the monitor's policy while the recorder runs, as a
+    child process at idle CPU and I/O priority (`persist monitor --parent PID`). Reading
+    session files is JSON parsing: in the recorder it would hold the GIL its receiving
+    thread needs (see WarmIndexer). Rounds are coordinated with any standalone
+    `persist monitor` by the monitors' lock; the child ends when its recorder does."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = Path(log_dir)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        from recorder.store.fsutil import ensure_private_dir, open_private
+
+        layout = Layout(self.log_dir)
+        try:
+            ensure_private_dir(layout.sessions)
+            err = open_private(
+                layout.sessions / "monitor.err", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+            )
+        except OSError as exc:
+            say(f"session monitor not started: {exc}")
+            return
+        argv = [sys.executable, "-m", "recorder.cli", "monitor", "--log-dir", str(self.log_dir)]
+        argv += ["--parent", str(os.getpid())]
+        try:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+            )
+        except OSError as exc:
+            say(f"session monitor not started: {exc}")
+        finally:
+            os.close(err)
+
+    def stop(self) -> None:
+        """SIGKILL, as for the indexer: a round copies (members the manifest names only
+        once its atomic rewrite is done), then writes the checkpoint file by rename, so a
+        kill mid-round leaves at worst copied bytes no checkpoint names yet; the next
+        round takes that checkpoint."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=1)
+        self.proc = None
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -337,4 +402,5 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--context", type=positive, metavar="PERCENT", help="context trigger (75 %%)")
     p.add_argument("--idle", type=positive, metavar="MIN", help="idle trigger (30 min)")
     p.add_argument("--cooldown", type=non_negative, metavar="MIN", help="between checkpoints (30)")
+    p.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # the recorder it runs for
     p.set_defaults(func=cmd_monitor)

@@ -68,6 +68,8 @@ class RecorderOptions:
     publish_endpoint: str = DEFAULT_PUBLISH  # where publishers connect to a broker we host
     search_index: bool = True  # `persist record` keeps the search index warm (an idle-priority
     # child process; the daemon itself never touches the index)
+    monitor: bool = True  # `persist record` runs the session monitor's policy (an idle-priority
+    # child process, `persist monitor --parent`; the daemon itself never reads agent sessions)
     curve: bool | None = None  # `--curve` / `--no-curve`; None: on with keys + a public endpoint
     keys: Path | None = None  # CURVE keys folder (default `<log_dir>/keys`)
     use_curve: bool = field(init=False, default=False)  # `curve` decided (see `curve_wanted`)
@@ -236,6 +238,8 @@ def recorder_argv(
         flags.append(("--retention-interval", f"{options.retention_interval!r}s"))
     if options.trash_grace is not None:
         flags.append(("--trash-grace", f"{options.trash_grace!r}s"))
+    if not options.monitor:
+        flags.append(("--monitor", "off"))
     argv = [python, "-m", "recorder.cli", "record"]
     for flag, value in flags:
         argv += [flag, value]

@@ -14,6 +14,7 @@ stops the recorder), then a new Claude session is offered the latest checkpoint.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -57,7 +58,11 @@ class AgentsDemo:
         command = self.commands[(agent, event)]
         t0 = time.perf_counter()
         out = subprocess.run(
-            ["sh", "-c", command], input=orjson.dumps(payload), capture_output=True, timeout=60
+            ["sh", "-c", command],
+            input=orjson.dumps(payload),
+            capture_output=True,
+            timeout=60,
+            env={**os.environ, "PERSIST_MONITOR": "off"},  # the demo's recorder: not your sessions
         )
         took = time.perf_counter() - t0
         self.timings.append(took)

@@ -168,7 +168,7 @@ def run_demo(
         embedded="yes",
         interactive=False,
         checkpoint_on_exit=False,
-        recorder_args=("--checkpoint-interval", "0"),
+        recorder_args=("--checkpoint-interval", "0", "--monitor", "off"),  # the demo only
         stderr=out,
     )
     t0 = time.monotonic()

@@ -38,7 +38,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
@@ -68,6 +68,8 @@ from recorder.store.status import DEGRADED, HEALTHY, STALE, assess
 if TYPE_CHECKING:
     from recorder.export.restore import Bundle
     from recorder.export.scope import BundleScope
+    from recorder.launch.sessions import Resumed
+    from recorder.sources.discover import Roots
     from recorder.store.checkpoints import Checkpoint
     from recorder.store.reader import Record
 
@@ -90,6 +92,7 @@ class LaunchResult:
     reason: str = ""
     selection: Selection | None = None  # what the menu chose (as `persist-tui --print`)
     endpoints: dict[str, str] = field(default_factory=dict)  # publish / subscribe
+    resumed: Resumed | None = None  # SESSION: the agent's session to resume, fork written
 
     @property
     def cancelled(self) -> bool:
@@ -143,10 +146,18 @@ class LaunchResult:
             "PERSIST_RESTORE_LAST_SEQ": _seq_env(b.manifest, "last") if b else "",
             "PERSIST_RESTORE_COMPLETE": (str(int(b.complete)) if b else ""),
             "PERSIST_CHOICE": self.kind.value,
+            "PERSIST_SESSION": self._session_env(),
             "PERSIST_AGENT": self.agent or "",
             "PERSIST_PUBLISH_ENDPOINT": self.endpoints.get("publish", ""),
             "PERSIST_SUBSCRIBE_ENDPOINT": self.endpoints.get("subscribe", ""),
         }
+
+    def _session_env(self) -> str:
+        """The agent session resumed (`claude:<id>`; a fork's new id), or ""."""
+        if self.resumed is None:
+            return ""
+        p = self.resumed.plan
+        return f"{p.source.value}:{p.new_id}" if p.new_id else p.key
 
 
 def _scope_env(manifest: dict[str, object]) -> str:
@@ -234,6 +245,8 @@ class PersistenceLauncher:
         checkpoint_on_exit: bool = True,  # a checkpoint labelled after the agent at exit
         recorder_args: tuple[str, ...] = (),  # more `persist record` options
         build_bundle: bool = True,  # write restore/<checkpoint>/ for a chosen checkpoint
+        agent_command: Sequence[str] | None = None,  # claude/gemini/codex: offer its sessions
+        roots: Roots | None = None,  # where the agents keep them (default: theirs)
         restore_scope: BundleScope | None = None,  # what it holds (default: the last 1000)
         stderr: IO[str] | None = None,
     ) -> None:
@@ -262,6 +275,8 @@ class PersistenceLauncher:
         self.recorder_args = tuple(recorder_args)
         self.build_bundle = build_bundle
         self.restore_scope = restore_scope
+        self.agent_command = list(agent_command or ())
+        self._roots = roots
         self._stderr = stderr
         self.agent: str | None = None
         self.started_recorder = False  # this launcher started the recorder
@@ -348,7 +363,7 @@ class PersistenceLauncher:
         )
         menu = None
         if interactive and self.picker is run_menu and not self.connected:
-            menu = Menu(self.log_dir, self.agent)
+            menu = Menu(self.log_dir, self.agent, command=self.agent_command)
             self._held = []
         if not interactive and self.policy is NoTtyPolicy.LATEST and not self.connected:
             self._prefetch_latest()
@@ -388,6 +403,8 @@ class PersistenceLauncher:
             return self._result(LaunchChoice.CANCELLED, reason="quit the menu")
         if chosen.kind is LaunchChoice.CHECKPOINT and chosen.checkpoint_id:
             return self._restore(chosen.checkpoint_id, "user", "chosen in the menu", chosen)
+        if chosen.kind is LaunchChoice.SESSION and chosen.session:
+            return self._resume_session(chosen)
         return self._result(LaunchChoice.FRESH, reason="chosen in the menu", selection=chosen)
 
     def _from_policy(self, why: str) -> LaunchResult:
@@ -465,6 +482,28 @@ class PersistenceLauncher:
             LaunchChoice.CHECKPOINT, decided_by=decided_by, reason=reason, selection=selection
         )
         result.checkpoint, result.bundle = cp, bundle
+        return result
+
+    def _resume_session(self, chosen: Selection) -> LaunchResult:
+        """Find the chosen agent session again, write the fork it needs, and say what
+        runs. Raises `ResumeError` (one line) when it cannot."""
+        from recorder.launch.sessions import ResumeError, carry_out, find_row, plan
+        from recorder.sources.discover import Roots
+
+        assert chosen.session is not None
+        command = self.agent_command or chosen.command
+        if not command:
+            raise ResumeError(f"no agent command to resume {chosen.session} with")
+        roots = self._roots or Roots.default()
+        row = find_row(roots, self.layout, chosen.session)
+        wanted = plan(row, command, chosen.at, chosen.new_id)
+        if chosen.command is not None and chosen.command != wanted.argv:
+            self.say(f"the menu showed {chosen.command}, running {wanted.argv}")
+        if row.live_pid:
+            self.say(f"warning: {row.session.source} (PID {row.live_pid}) runs this session now")
+        resumed = carry_out(self.layout, row, wanted)
+        result = self._result(LaunchChoice.SESSION, reason="chosen in the menu", selection=chosen)
+        result.resumed = resumed
         return result
 
     def _prefetch_latest(self) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
@@ -39,12 +41,21 @@ class Menu:
     whatever happened; Ctrl-C belongs to the menu meanwhile.
     """
 
-    def __init__(self, log_dir: Path, agent: str | None, *, launch: bool = True) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        agent: str | None,
+        *,
+        launch: bool = True,
+        command: Sequence[str] = (),
+    ) -> None:
         argv = [sys.executable, "-m", "tui.cli", "--log-dir", str(log_dir), "--print"]
         if launch:  # the launch menu; without it, the browser picks a checkpoint
             argv.append("--launch")
         if agent:
             argv += ["--agent", agent]
+        if command:  # claude/gemini/codex: the menu offers its sessions, resumed with it
+            argv += ["--agent-command", shlex.join(command)]
         self._saved = None
         with contextlib.suppress(Exception):
             import termios

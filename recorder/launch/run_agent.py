@@ -19,7 +19,7 @@ FORWARDED = (
 )
 
 
-def run_agent(argv: list[str], env: dict[str, str]) -> int:
+def run_agent(argv: list[str], env: dict[str, str], cwd: str | None = None) -> int:
     """Run the agent in this terminal and process group; forward signals; its exit code.
 
     A signal someone sends to us is forwarded to the agent. A signal the terminal
@@ -33,10 +33,14 @@ def run_agent(argv: list[str], env: dict[str, str]) -> int:
             proc = subprocess.Popen(
                 argv,
                 env=env,
+                cwd=cwd or None,
                 preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, old_mask),
             )
-        except FileNotFoundError:
-            print(f"persist: {argv[0]}: command not found", file=sys.stderr)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            if cwd and exc.filename == cwd:
+                print(f"persist: {cwd}: no such folder to run {argv[0]} in", file=sys.stderr)
+            else:
+                print(f"persist: {argv[0]}: command not found", file=sys.stderr)
             return 127
         except PermissionError:
             print(f"persist: {argv[0]}: permission denied", file=sys.stderr)

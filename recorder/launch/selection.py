@@ -22,6 +22,7 @@ class LaunchChoice(StrEnum):
     """What an agent starts from."""
 
     CHECKPOINT = "checkpoint"  # a checkpoint, restored
+    SESSION = "session"  # an agent's own session, resumed (or forked at an earlier message)
     FRESH = "fresh"  # nothing restored
     CANCELLED = "cancelled"  # the user quit the menu (or the policy said cancel)
 
@@ -49,6 +50,11 @@ class Selection:
     verified: bool | None = None
     problems: list[str] = field(default_factory=list)
     agent: str | None = None
+    session: str | None = None  # SESSION: the session's key (`claude:<id>`)
+    at: int | None = None  # SESSION: the message to fork at (None: the latest point)
+    new_id: str | None = None  # SESSION: the fork's id, chosen before the confirmation
+    command: list[str] | None = None  # SESSION: the command the confirmation showed
+    cwd: str | None = None  # SESSION: where it runs (the session's project)
 
     @classmethod
     def from_checkpoint(
@@ -78,6 +84,29 @@ class Selection:
     def fresh(cls, log_dir: Path, agent: str | None = None) -> Selection:
         return cls(kind=LaunchChoice.FRESH, log_dir=Path(log_dir), agent=agent)
 
+    @classmethod
+    def resume(
+        cls,
+        log_dir: Path,
+        session: str,
+        command: list[str],
+        cwd: str,
+        *,
+        at: int | None = None,
+        new_id: str | None = None,
+        agent: str | None = None,
+    ) -> Selection:
+        return cls(
+            kind=LaunchChoice.SESSION,
+            log_dir=Path(log_dir),
+            agent=agent,
+            session=session,
+            at=at,
+            new_id=new_id,
+            command=list(command),
+            cwd=cwd,
+        )
+
     def to_json(self) -> dict[str, Any]:
         iso = (
             datetime.fromtimestamp(self.time, UTC).isoformat(timespec="seconds")
@@ -97,6 +126,11 @@ class Selection:
             "verified": self.verified,
             "problems": self.problems,
             "agent": self.agent,
+            "session": self.session,
+            "at": self.at,
+            "new_id": self.new_id,
+            "command": self.command,
+            "cwd": self.cwd,
         }
 
     def dumps(self) -> str:
@@ -116,6 +150,15 @@ class Selection:
         checkpoint_id = data.get("checkpoint_id")
         if kind is LaunchChoice.CHECKPOINT and not isinstance(checkpoint_id, str):
             raise ValueError("a checkpoint choice without a checkpoint id")
+        session = data.get("session")
+        if kind is LaunchChoice.SESSION and not isinstance(session, str):
+            raise ValueError("a session choice without a session")
+        command = data.get("command")
+        if command is not None and not (
+            isinstance(command, list) and all(isinstance(a, str) for a in command)
+        ):
+            raise ValueError("command is not a list of strings")
+        at = data.get("at")
         created = data.get("created")
         messages = data.get("messages")
         return cls(
@@ -130,6 +173,11 @@ class Selection:
             verified=data.get("verified") if isinstance(data.get("verified"), bool) else None,
             problems=[str(p) for p in data.get("problems") or [] if isinstance(p, str)],
             agent=_str_or_none(data.get("agent")),
+            session=session if isinstance(session, str) else None,
+            at=at if isinstance(at, int) and not isinstance(at, bool) and at >= 0 else None,
+            new_id=_str_or_none(data.get("new_id")),
+            command=command,
+            cwd=_str_or_none(data.get("cwd")),
         )
 
 

@@ -126,7 +126,7 @@ def _read(source: Source, path: Path, unit: Unit | None, project_path: str = "")
     if source is Source.CLAUDE:
         return claude.read_transcript(path, flat_agents=sorted(path.parent.glob("agent-*.jsonl")))
     if unit is not None:
-        return unit.read()
+        return unit.read_all()
     if source is Source.GEMINI:
         return gemini.read_transcript(path, project_path)
     return codex.read_transcript(path, {})

@@ -95,7 +95,12 @@ def _patch_files(patch: str) -> Iterator[str]:
             yield found.group(1).strip()
 
 
-def read_transcript(path: Path, names: dict[str, str] | None = None) -> Transcript:
+def read_transcript(
+    path: Path, names: dict[str, str] | None = None, *, listing: bool = False
+) -> Transcript:
+    """One rollout in full; `listing`: only its `Session` matters (the same figures):
+    tool outputs, the bulk of the bytes, are not turned into text, unless the rollout
+    records no token usage (then the estimate needs them: read in full)."""
     report = ReadReport()
     data, state = read_bytes(path, report)
     meta: dict[str, Any] = {}
@@ -199,7 +204,8 @@ def read_transcript(path: Path, names: dict[str, str] | None = None) -> Transcri
                 "web_search_call",
             ):
                 raw = payload.get("arguments", payload.get("input", payload.get("action")))
-                args = _arguments(raw)
+                # the listing needs no arguments: a string (JSON or a patch) is not parsed
+                args = {} if listing and isinstance(raw, str) else _arguments(raw)
                 name = str(payload.get("name") or ptype)
                 cur = turn(ts, uuid)
                 cur["calls"].append(ToolCall(name, args, str(payload.get("call_id") or "")))
@@ -211,7 +217,9 @@ def read_transcript(path: Path, names: dict[str, str] | None = None) -> Transcri
             elif ptype in ("function_call_output", "custom_tool_call_output"):
                 flush()
                 out = payload.get("output")
-                if isinstance(out, str):
+                if listing:
+                    out = ""  # a tool's output: counted, its text not needed
+                elif isinstance(out, str):
                     parsed = _arguments(out)
                     out = parsed.get("output", out) if "input" not in parsed else out
                 messages.append(
@@ -220,6 +228,8 @@ def read_transcript(path: Path, names: dict[str, str] | None = None) -> Transcri
                     )
                 )
     flush()
+    if listing and not tokens:
+        return read_transcript(path, names)
     sid = sid or path.stem[-36:]
     messages = [m if m.session_id == sid else _with_sid(m, sid) for m in messages]
     conv = [m for m in messages if m.sender is not Sender.SYSTEM]

@@ -67,8 +67,13 @@ class Unit:
     source: Source
     path: Path
     key: list[Any]  # the stat signature the cache entry must match
-    read: Callable[[], Transcript]
+    read: Callable[[], Transcript]  # for the listing (no messages, where a reader can)
     project: str = ""  # project folder (Claude titles across files, Gemini duplicates)
+    full: Callable[[], Transcript] | None = None  # with its messages (default: `read`)
+
+    def read_all(self) -> Transcript:
+        """The session with its messages (for the search index)."""
+        return (self.full or self.read)()
 
 
 def _sig(path: Path) -> list[int] | None:
@@ -106,8 +111,9 @@ def units(roots: Roots) -> Iterator[Unit]:
                         Source.GEMINI,
                         path,
                         [sig, gp.project_path],
-                        partial(gemini.read_transcript, path, gp.project_path),
+                        partial(gemini.read_transcript, path, gp.project_path, listing=True),
                         str(gp.folder),
+                        partial(gemini.read_transcript, path, gp.project_path),
                     )
     if roots.codex is not None:
         names_sig = _sig(roots.codex / "session_index.jsonl")
@@ -115,7 +121,13 @@ def units(roots: Roots) -> Iterator[Unit]:
         for path in codex.rollouts(roots.codex):
             sig = _sig(path)
             if sig is not None:
-                yield Unit(Source.CODEX, path, [sig, names_sig], partial(names.read, path))
+                yield Unit(
+                    Source.CODEX,
+                    path,
+                    [sig, names_sig],
+                    partial(names.read, path, listing=True),
+                    full=partial(names.read, path),
+                )
 
 
 class _LazyNames:
@@ -125,10 +137,10 @@ class _LazyNames:
         self.root = root
         self.names: dict[str, str] | None = None
 
-    def read(self, path: Path) -> Transcript:
+    def read(self, path: Path, *, listing: bool = False) -> Transcript:
         if self.names is None:
             self.names = codex.thread_names(self.root)
-        return codex.read_transcript(path, self.names)
+        return codex.read_transcript(path, self.names, listing=listing)
 
 
 @dataclass

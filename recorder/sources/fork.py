@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import tempfile
 import time
 import uuid as uuidlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -25,9 +26,13 @@ import orjson
 
 from recorder.errors import PersistError
 from recorder.sources import claude, codex, gemini
+from recorder.sources.copies import restore_to, session_dir
+from recorder.sources.discover import read_session
 from recorder.sources.jsonl import iter_objects, read_bytes
+from recorder.sources.listing import SessionRow
 from recorder.sources.model import ReadReport, Session, SessionMessage, Source, Transcript
 from recorder.store.fsutil import open_private
+from recorder.store.layout import Layout
 
 
 class ForkError(PersistError):
@@ -183,6 +188,20 @@ def _fork_codex(t: Transcript, msg: SessionMessage, folder: Path, new_id: str) -
     path = folder / f"rollout-{stamp}-{new_id}.jsonl"
     _write_new(path, out)
     return path
+
+
+def fork_row(
+    layout: Layout, row: SessionRow, at: str | None, *, new_id: str | None = None
+) -> ForkResult:
+    """Fork a listed session (see `fork`); one the agent deleted is read from our copy
+    and always written back as a new session beside where it was."""
+    session = row.session
+    if not row.deleted:
+        return fork(read_session(session), at, new_id=new_id)
+    with tempfile.TemporaryDirectory(prefix="persist-fork-") as tmp:
+        copy = restore_to(session_dir(layout, session.key), Path(tmp))
+        transcript = read_session(replace(session, path=copy, extra_paths=()))
+        return fork(transcript, at, target_dir=session.path.parent, new_id=new_id, always=True)
 
 
 def session_folder_for(s: Session, agent_root: Path) -> Path:

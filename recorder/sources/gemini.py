@@ -197,13 +197,102 @@ def message_of(record: dict[str, Any], sid: str, seq: int) -> SessionMessage | N
     return None
 
 
-def read_transcript(path: Path, project_path: str = "") -> Transcript:
+def _sender_of(record: dict[str, Any]) -> Sender | None:
+    """What `message_of` would make of a record, without building its text."""
+    kind = record.get("type")
+    if kind == "user":
+        content = record.get("displayContent") or record.get("content")
+        parts = content if isinstance(content, list) else [content]
+        if parts and all(isinstance(p, dict) and "functionResponse" in p for p in parts):
+            return Sender.TOOL
+        return Sender.USER
+    if kind == "gemini":
+        return Sender.ASSISTANT
+    if kind in ("info", "error", "warning"):
+        return Sender.SYSTEM
+    return None
+
+
+def _last_usage(raw: list[Any]) -> int:
+    for m in reversed(raw):
+        usage = m.get("tokens") if isinstance(m, dict) else None
+        if isinstance(usage, dict) and isinstance(usage.get("total"), int) and usage["total"]:
+            return int(usage["total"])
+    return 0
+
+
+def _listing(
+    path: Path, project_path: str, record: dict[str, Any], report: ReadReport
+) -> Transcript:
+    """`read_transcript(..., listing=True)` when the session records its token usage:
+    the same Session from counts, only the first prompt's text built (tool results,
+    the bulk of the bytes, are never turned into text)."""
+    sid = str(record.get("sessionId") or path.stem)
+    raw = record.get("messages")
+    conv = 0
+    prompt: str | None = None  # the first user message that is not an injected one
+    times: list[float] = []
+    files: dict[str, None] = {}
+    for m in raw if isinstance(raw, list) else []:
+        sender = _sender_of(m) if isinstance(m, dict) else None
+        if sender is None:
+            kind = str(m.get("type")) if isinstance(m, dict) else "not an object"
+            report.unknown_types[kind] = report.unknown_types.get(kind, 0) + 1
+            continue
+        ts = parse_time(m.get("timestamp"))
+        if ts is not None:
+            times.append(ts)
+        if sender is Sender.SYSTEM:
+            continue
+        conv += 1
+        if sender is Sender.USER and prompt is None:
+            text = text_of(m.get("displayContent") or m.get("content"))
+            if not text.lstrip().startswith(_IGNORED_PROMPTS):
+                prompt = " ".join(text.split())[:200]
+        elif sender is Sender.ASSISTANT:
+            for call in as_list(m.get("toolCalls")):
+                if isinstance(call, dict):
+                    args = call.get("args")
+                    _edit_path(
+                        str(call.get("name") or "?"),
+                        args if isinstance(args, dict) else {"args": args},
+                        files,
+                    )
+    session = _session(
+        path,
+        project_path,
+        record,
+        sid,
+        conv,
+        prompt or "",
+        files,
+        _last_usage(raw if isinstance(raw, list) else []),
+        times,
+        report,
+    )
+    return Transcript(session, [], [], report)
+
+
+def _edit_path(name: str, arguments: dict[str, Any], files: dict[str, None]) -> None:
+    key = EDIT_TOOLS.get(name)
+    value = arguments.get(key) if key else None
+    if not isinstance(value, str):
+        value = arguments.get("absolute_path") if key else None
+    if isinstance(value, str) and value:
+        files[value] = None
+
+
+def read_transcript(path: Path, project_path: str = "", *, listing: bool = False) -> Transcript:
+    """One session in full; `listing`: only its `Session` (the same figures, no
+    messages built), unless it records no token usage (then the estimate needs them)."""
     report = ReadReport()
     record = load_record(path, report)
+    raw = record.get("messages")
+    if listing and _last_usage(raw if isinstance(raw, list) else []):
+        return _listing(path, project_path, record, report)
     sid = str(record.get("sessionId") or path.stem)
     messages: list[SessionMessage] = []
     kept: list[dict[str, Any]] = []  # the records behind `messages`, one each
-    raw = record.get("messages")
     for m in raw if isinstance(raw, list) else []:
         msg = message_of(m, sid, len(messages)) if isinstance(m, dict) else None
         if msg is None:
@@ -216,46 +305,58 @@ def read_transcript(path: Path, project_path: str = "") -> Transcript:
     prompt = next(
         (" ".join(m.text.split())[:200] for m in conv if m.sender is Sender.USER and not m.note), ""
     )
+    files: dict[str, None] = {}
+    for m in messages:
+        for c in m.tool_calls:
+            _edit_path(c.name, c.arguments, files)
+    tokens = _last_usage(raw if isinstance(raw, list) else [])
+    if not tokens:
+        tokens = estimate_tokens(sum(len(m.text) for m in messages))
+    times = [m.ts for m in messages if m.ts is not None]
+    session = _session(
+        path, project_path, record, sid, len(conv), prompt, files, tokens, times, report
+    )
+    meta = {k: v for k, v in record.items() if k != "messages"}
+    return Transcript(session, messages, [], report, kept, raw_meta=meta)
+
+
+def _session(
+    path: Path,
+    project_path: str,
+    record: dict[str, Any],
+    sid: str,
+    conversation: int,
+    prompt: str,
+    files: dict[str, None],
+    tokens: int,
+    times: list[float],
+    report: ReadReport,
+) -> Session:
+    """The Session of a chat, from the full read or the listing's counts (the two must
+    agree: tests compare them)."""
+    raw = record.get("messages")
     summary = record.get("summary")
     title, kind = (
         (summary, "summary") if isinstance(summary, str) and summary else (prompt, "first-prompt")
     )
     if not title:
         kind = ""
-    files: dict[str, None] = {}
-    tokens = 0
-    for m in messages:
-        for c in m.tool_calls:
-            key = EDIT_TOOLS.get(c.name)
-            value = c.arguments.get(key) if key else None
-            if not isinstance(value, str):
-                value = c.arguments.get("absolute_path") if key else None
-            if isinstance(value, str) and value:
-                files[value] = None
-    for m in reversed(raw if isinstance(raw, list) else []):
-        usage = m.get("tokens") if isinstance(m, dict) else None
-        if isinstance(usage, dict) and isinstance(usage.get("total"), int) and usage["total"]:
-            tokens = usage["total"]
-            break
-    if not tokens:
-        tokens = estimate_tokens(sum(len(m.text) for m in messages))
     try:
         st = path.stat()
         size, mtime = st.st_size, st.st_mtime
     except OSError:
         size, mtime = 0, 0.0
-    times = [m.ts for m in messages if m.ts is not None]
     start = parse_time(record.get("startTime"))
     updated = parse_time(record.get("lastUpdated"))
     model = next(
         (
             str(m.get("model"))
-            for m in reversed(raw or [])
+            for m in reversed(raw if isinstance(raw, list) else [])
             if isinstance(m, dict) and m.get("model")
         ),
         "",
     )
-    session = Session(
+    return Session(
         source=Source.GEMINI,
         id=sid,
         path=path,
@@ -264,18 +365,16 @@ def read_transcript(path: Path, project_path: str = "") -> Transcript:
         project_path=project_path,
         first_ts=start if start is not None else (min(times) if times else None),
         last_ts=max(t for t in (updated, *times) if t is not None) if (times or updated) else None,
-        message_count=len(conv),
+        message_count=conversation,
         files_modified=tuple(files),
         context_tokens=tokens,
         model=model,
         first_prompt=prompt,
         size=size,
         mtime=mtime,
-        resumable=bool(conv) and record.get("kind") != "subagent",
+        resumable=bool(conversation) and record.get("kind") != "subagent",
         skipped=report.skipped,
     )
-    meta = {k: v for k, v in record.items() if k != "messages"}
-    return Transcript(session, messages, [], report, kept, raw_meta=meta)
 
 
 def read_project(project: GeminiProject) -> list[Transcript]:

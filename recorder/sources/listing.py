@@ -6,15 +6,16 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
 
-from recorder.sources.copies import list_copies
-from recorder.sources.discover import Roots, scan
-from recorder.sources.model import Session, Source
+from recorder.sources.copies import list_copies, restore_to, session_dir
+from recorder.sources.discover import Roots, read_session, scan
+from recorder.sources.model import Session, Source, Transcript
 from recorder.store.layout import Layout
 
 CLAUDE_CLEANUP_DAYS = 30  # Claude Code's default cleanupPeriodDays
@@ -194,3 +195,12 @@ def _row(
         deleted,
         git.dirty(s.project_path) if git else None,
     )
+
+
+def read_row(layout: Layout, row: SessionRow) -> Transcript:
+    """A listed session in full, from our copy when the agent deleted it."""
+    if not row.deleted:
+        return read_session(row.session)
+    with tempfile.TemporaryDirectory(prefix="persist-read-") as tmp:
+        copy = restore_to(session_dir(layout, row.session.key), Path(tmp))
+        return read_session(replace(row.session, path=copy, extra_paths=()))

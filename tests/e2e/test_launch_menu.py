@@ -75,3 +75,44 @@ def test_launch_menu_uses_the_whole_terminal(tmp_path: Path) -> None:
         tmux.keys("q")
     finally:
         tmux.kill()
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_launch_menu_resumes_a_claude_session_with_the_command_it_showed(tmp_path: Path) -> None:
+    """`persist launch -- claude` in a project: its session on the menu, the command shown
+    in the confirmation, then that command run (a fake `claude` records its argv)."""
+    from tests.process.test_launch_sessions import fake_agents
+    from tests.session_fixtures import ClaudeSession, text
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    c = ClaudeSession(tmp_path / "claude", cwd=str(proj))
+    c.user("fix the flaky test")
+    c.assistant(text("done"))
+    c.write()
+    eps = endpoints()
+    rc, log = tmp_path / "rc", tmp_path / "agent.log"
+    persist = Path(sys.executable).parent / "persist"
+    command = (
+        f"CLAUDE_CONFIG_DIR={tmp_path / 'claude'} FAKE_AGENT_LOG={log} "
+        f"PATH={fake_agents(tmp_path)}:$PATH {persist} launch --log-dir {tmp_path / 'logs'} "
+        f"--broker {eps['broker']} --publish-endpoint {eps['publish_endpoint']} --embedded yes "
+        f"-- claude --verbose; echo $? > {rc}"
+    )
+    tmux = Tmux(command, proj, width=120, height=36)
+    try:
+        tmux.wait_for("Resume Claude Code: fix the flaky test")
+        tmux.keys("Enter")  # the newest session is the default
+        tmux.wait_for("resume  done")
+        tmux.keys("Enter")  # its latest point
+        shown = tmux.wait_for("Runs  cd")
+        flat = "".join(line.strip(" │") for line in shown.splitlines()).replace(" ", "")
+        assert f"&&claude--resume{c.session_id}--verbose" in flat, shown  # wrapped in the box
+        tmux.keys("y")
+        wait_for(lambda: rc.exists() and rc.read_text().strip(), timeout=30, what="exit code")
+    finally:
+        tmux.kill()
+    assert rc.read_text().strip() == "3"  # the fake agent's exit code
+    assert (tmp_path / "agent.log.claude").read_text().splitlines() == [
+        str(proj), "--resume", c.session_id, "--verbose",
+    ]  # fmt: skip

@@ -33,6 +33,9 @@ async def test_empty_folder_offers_a_fresh_start(tmp_path: Path) -> None:
         await pilot.press("p")  # nothing to pick: the menu stays
         await pilot.pause()
         assert app.screen is menu_screen
+        await pilot.press("a", "1")  # not an agent with sessions: nothing happens
+        await pilot.pause()
+        assert app.screen is menu_screen
         await pilot.press("enter")  # the highlighted item: start fresh
         await pilot.pause()
     assert app.return_value is not None and app.return_value.kind == "fresh"

@@ -55,8 +55,16 @@ class TestLaunchHelpEmpty:
         check(snap_compare, BY_NAME[name], tmp_path, demo)
 
 
+class TestAgentSessions:
+    @pytest.mark.parametrize("name", ["launch-claude", "resume"])
+    def test_screen(self, snap_compare, tmp_path: Path, demo: Path, name: str) -> None:
+        check(snap_compare, BY_NAME[name], tmp_path, demo)
+
+
 def test_every_scene_is_snapshotted() -> None:
     covered = {
+        "launch-claude",
+        "resume",
         "checkpoints",
         "checkpoints-80x24",
         "corrupt",

@@ -137,3 +137,40 @@ def test_patch_files_match_the_line_anchored_rule() -> None:
         assert list(_patch_files(patch)) == expected, repr(patch)
         matched += bool(expected)
     assert matched > 100  # the random texts do name files
+
+
+def test_listing_mode_gives_the_full_reads_session(tmp_path: Path) -> None:
+    """The scan reads Gemini chats and Codex rollouts in listing mode (tool outputs and
+    arguments not turned into text): the same `Session` as a full read, every shape; a
+    file recording no token usage is read in full (its estimate needs the text)."""
+    from recorder.sources.model import session_to_json
+
+    chats = gemini_project(tmp_path / "g", "/home/me/app")
+    m = gemini_messages(3)
+    injected = {**m[0], "id": "inj", "content": [{"text": "<session_context> x"}]}
+    empty = {**m[0], "id": "empty", "content": ""}
+    tool = {**m[0], "id": "fr", "content": [{"functionResponse": {"response": {"x": 1}}}]}
+    info = {"id": "i", "type": "info", "content": "Switched model", "timestamp": m[0]["timestamp"]}
+    shapes = {
+        "injected and empty prompts": [injected, empty, *m],
+        "tool response, info, odd": [tool, info, {"id": "o", "type": "odd"}, *m],
+        "no token usage": [{k: v for k, v in x.items() if k != "tokens"} for x in m],
+    }
+    for n, (name, records) in enumerate(shapes.items()):
+        path = gemini_legacy(chats, new_uuid(n + 1), records)
+        full = gemini.read_transcript(path, "/home/me/app")
+        quick = gemini.read_transcript(path, "/home/me/app", listing=True)
+        assert session_to_json(quick.session) == session_to_json(full.session), name
+        assert quick.report.summary() == full.report.summary(), name
+        assert bool(quick.messages) == (name == "no token usage"), name  # full read: fallback
+    assert full.session.first_prompt == "question 0"
+    path = codex_rollout(tmp_path / "c", "019a085e-0000-7000-8000-0000000000cc", 3)
+    full, quick = codex.read_transcript(path), codex.read_transcript(path, listing=True)
+    assert session_to_json(quick.session) == session_to_json(full.session)
+    assert full.session.files_modified == ("file0.txt", "file1.txt", "file2.txt")
+    assert [m.text for m in quick.messages if m.sender is Sender.TOOL] == ["", "", ""]
+    lines = [x for x in path.read_text().splitlines() if "token_count" not in x]
+    path.write_text("\n".join(lines) + "\n")
+    full, quick = codex.read_transcript(path), codex.read_transcript(path, listing=True)
+    assert session_to_json(quick.session) == session_to_json(full.session)
+    assert all(m.text for m in quick.messages if m.sender is Sender.TOOL)  # read in full

@@ -279,3 +279,20 @@ def test_listing_mode_gives_the_same_session(name: str) -> None:
     full = claude.read_transcript(C / name, flat_agents=flat)
     quick = claude.read_transcript(C / name, flat_agents=flat, listing=True)
     assert session_to_json(quick.session) == session_to_json(full.session)
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((REAL / "gemini").glob("*.json")) + sorted((REAL / "codex").glob("*.jsonl")),
+    ids=lambda p: p.name,
+)
+def test_gemini_and_codex_listing_mode_gives_the_same_session(path: Path) -> None:
+    """Their listing mode (no tool output turned into text) agrees with the full read."""
+    from recorder.sources.model import session_to_json
+
+    if path.suffix == ".json":
+        full, quick = (gemini.read_transcript(path, "/p", listing=x) for x in (False, True))
+    else:
+        full, quick = (codex.read_transcript(path, listing=x) for x in (False, True))
+    assert session_to_json(quick.session) == session_to_json(full.session)
+    assert quick.report.summary() == full.report.summary()

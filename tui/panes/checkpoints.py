@@ -18,12 +18,38 @@ from recorder.store.checkpoints import Checkpoint
 
 from ..activity import Activity, compute_activity
 from ..preview import Preview, build_preview
-from ..text import count, plural
+from ..text import Clock, count, plural
 from ..widgets.activity_strip import ActivityStrip
-from ..widgets.checkpoint_list import CheckpointList
+from ..widgets.checkpoint_list import CheckpointList, timeline
 from ..widgets.preview_pane import render_preview
 from ..widgets.virtual_list import VirtualList
 from .base import Pane
+
+
+def session_preview(cp: Checkpoint, clock: Clock) -> Text:
+    """What a checkpoint of an agent session holds (the monitor's protected copy)."""
+    ref = cp.session
+    assert ref is not None
+    t = Text()
+    t.append(f"{cp.label or ref.key}\n", "bold")
+    t.append(f"{ref.key}\n{ref.path}\n\n", "dim")
+    rows = [
+        ("Taken", f"{clock.stamp(cp.created)} ({clock.ago(cp.created)})"),
+        ("Why", cp.reason),
+        ("Messages", f"{ref.messages:,}"),
+        ("Context", f"about {ref.context_tokens:,} tokens"),
+        ("Copy", f"version {ref.copy_version}, {ref.size:,} bytes, {ref.lines:,} lines"),
+        (
+            "Files",
+            ", ".join(ref.files_modified[:8]) + (" …" if len(ref.files_modified) > 8 else ""),
+        ),
+    ]
+    for key, value in rows:
+        t.append(f"{key:>9}  ", "bold")
+        t.append(f"{value or '-'}\n")
+    t.append("\nEnter reads the session there; r: the command that continues from it.", "dim")
+    return t
+
 
 AGE_TICK = 1.0
 """Seconds between redraws of the preview's ages."""
@@ -84,8 +110,9 @@ class CheckpointsPane(Pane):
     def journal_changed(self, what: str) -> None:
         if what not in ("loaded", "checkpoints"):
             return
-        checkpoints = self.papp.journal.checkpoints or []
-        self.checkpoint_list.set_checkpoints(checkpoints, self.papp.journal.pins)
+        state = self.papp.journal
+        checkpoints = timeline(state.checkpoints or [], state.session_checkpoints)
+        self.checkpoint_list.set_checkpoints(checkpoints, state.pins)
         self.show_preview()  # a pin or unpin shows at once
         has_cps = bool(checkpoints)
         self.query_one("#cp-body").display = has_cps
@@ -135,7 +162,7 @@ class CheckpointsPane(Pane):
         if stale:
             self.preview_problem = None
         self.show_preview()
-        if cp is not None and stale:
+        if cp is not None and stale and cp.session is None:
             self._preview_for = cp.id
             self.load_preview(cp, self.previous_checkpoint(cp))
 
@@ -149,6 +176,12 @@ class CheckpointsPane(Pane):
 
         cp = self.checkpoint_list.highlighted
         store = self.papp.journal.store
+        if cp is not None and cp.session is not None:
+            from ..screens.session_conversation import SessionConversationScreen
+
+            at = max(0, cp.session.messages - 1)
+            self.app.push_screen(SessionConversationScreen(cp.session.key, at))
+            return
         if cp is None or store is None or not len(store):
             self.notify("Nothing recorded to show yet.", severity="warning")
             return
@@ -159,6 +192,8 @@ class CheckpointsPane(Pane):
         """The checkpoint taken just before `cp` (the next one in the newest-first list),
         even at the same position: then nothing happened since, and the preview says 0."""
         cps = self.papp.journal.checkpoints or []
+        if cp.session is not None:
+            return None
         for i, c in enumerate(cps):
             if c.id == cp.id:
                 return cps[i + 1] if i + 1 < len(cps) else None
@@ -180,6 +215,9 @@ class CheckpointsPane(Pane):
 
     def show_preview(self) -> None:
         cp = self.checkpoint_list.highlighted
+        if cp is not None and cp.session is not None:
+            self.query_one("#preview", Static).update(session_preview(cp, self.papp.clock))
+            return
         failed = self.preview_problem
         shown = failed[1] if failed is not None and cp is not None and failed[0] == cp.id else None
         self.query_one("#preview", Static).update(
@@ -211,6 +249,9 @@ class CheckpointsPane(Pane):
         cp = self.checkpoint_list.highlighted
         if cp is None:
             self.notify("No checkpoint to export yet.", severity="warning")
+            return
+        if cp.session is not None:
+            self.notify("An agent session: persist export covers the journal only.")
             return
         self.export(cp, self.previous_checkpoint(cp))
 
@@ -248,6 +289,10 @@ class CheckpointsPane(Pane):
         cp = checkpoint or self.checkpoint_list.highlighted
         if cp is None:
             self.notify("No checkpoint to restore yet.", severity="warning")
+            return
+        if cp.session is not None:  # the agent's own session, at that point: a fork
+            at = max(0, cp.session.messages - 1)
+            self.notify(f"persist fork {cp.session.key} --at {at}", title="Continue it with")
             return
         papp = self.papp
 

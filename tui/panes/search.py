@@ -9,6 +9,7 @@ up in slices and shows a progress line, then searches again.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rich.text import Text
@@ -31,6 +32,25 @@ SEARCH_DEBOUNCE = 0.05  # seconds of quiet typing before a search starts
 RESULT_LIMIT = 200
 CATCH_UP_SLICE = 0.25  # seconds of indexing between progress updates
 FUZZY_STYLE = "bold black on bright_cyan"
+SOURCES = ("bus", "claude", "gemini", "codex")  # what ctrl+o cycles the `source:` filter through
+SOURCE_STYLES = {"claude": "bold #d97757", "gemini": "bold #4285f4", "codex": "bold #10a37f"}
+SHORT_SOURCES = {"claude": "cla", "gemini": "gem", "codex": "cdx", "bus": "bus"}
+_SOURCE_TERM = re.compile(r"(?<!\S)-?source:\S*")
+
+
+def cycle_source(text: str) -> tuple[str, str]:
+    """The query with its `source:` filter moved on to the next source (after the last:
+    none), and that source ("" for none)."""
+    current = [
+        m.group().removeprefix("-").removeprefix("source:") for m in _SOURCE_TERM.finditer(text)
+    ]
+    order = ["", *SOURCES]
+    now = current[0] if len(current) == 1 and current[0] in order else ""
+    following = order[(order.index(now) + 1) % len(order)]
+    rest = " ".join(_SOURCE_TERM.sub("", text).split())
+    if not following:
+        return rest, ""
+    return (f"source:{following} {rest}" if rest else f"source:{following} "), following
 
 
 class ResultList(VirtualList):
@@ -51,6 +71,9 @@ class ResultList(VirtualList):
         line = Text()
         line.append(clock.hms(hit.ts), "dim")
         line.append(" ~ " if hit.fuzzy else "   ", "bold cyan")
+        source = hit.source or "bus"
+        label = f"{source:<7}" if wide else f"{SHORT_SOURCES.get(source, source[:3]):<4}"
+        line.append(label, SOURCE_STYLES.get(source, "dim"))
         who = one_line(hit.sender or hit.kind.upper(), 40)
         line.append(f"{who[:sw]:<{sw}} ", sender_style(who) if hit.sender else "dim")
         line.append(f"{one_line(hit.topic, 40)[:tw]:<{tw}} ", "dim")
@@ -66,6 +89,12 @@ class SearchPane(Pane):
 
     BINDINGS = [
         Binding("ctrl+t", "toggle_fuzzy", "Fuzzy", tooltip="Typo-tolerant matching on/off"),
+        Binding(
+            "ctrl+o",
+            "cycle_source",
+            "Source",
+            tooltip="Only the journal (bus), or one agent's sessions, or everything",
+        ),
         Binding("escape", "leave_search", "Back", show=False),
     ]
 
@@ -153,6 +182,13 @@ class SearchPane(Pane):
         self.fuzzy = not self.fuzzy
         self.notify(f"Fuzzy matching {'on' if self.fuzzy else 'off'}", timeout=2)
         self.start_search()
+
+    def action_cycle_source(self) -> None:
+        """ctrl+o: the `source:` filter in the query, bus → claude → gemini → codex → all."""
+        inp = self.query_one("#search-input", Input)
+        inp.value, source = cycle_source(inp.value)
+        inp.cursor_position = len(inp.value)
+        self.notify(f"Source: {source or 'everything'}", timeout=2)
 
     # -- searching ---------------------------------------------------------------
     def start_search(self) -> None:
@@ -287,17 +323,31 @@ class SearchPane(Pane):
         status.append(f"   fuzzy {'on' if self.fuzzy else 'off'}", "cyan" if self.fuzzy else "dim")
         self.query_one("#search-status", Static).update(status)
 
+    def open_session_hit(self, hit: SearchHit) -> None:
+        """A message of an agent session: its conversation there, the session's other
+        hits a n/N away."""
+        from ..screens.session_conversation import SessionConversationScreen
+
+        def seq_of(h: SearchHit) -> int | None:
+            tail = (h.origin or "").rpartition("#")[2]
+            return int(tail) if tail.isdigit() else None
+
+        seq = seq_of(hit)
+        if seq is None:
+            self.notify(f"A {hit.source} session message without a position: {hit.origin}")
+            return
+        same = [seq_of(h) for h in self.result_hits if h.origin and h.topic == hit.topic]
+        matches = sorted({m for m in same if m is not None})
+        screen = SessionConversationScreen(hit.topic, seq, matches=matches, query=self.search_query)
+        self.app.push_screen(screen)
+
     @on(VirtualList.Selected, "#results")
     def result_selected(self, event: VirtualList.Selected) -> None:
         if not 0 <= event.row < len(self.rows):
             return
         index = self.rows[event.row]
         if index is None:
-            hit = self.result_hits[event.row]
-            self.notify(
-                f"A {hit.source} session message ({hit.origin}): open it in Sessions (S).",
-                timeout=4,
-            )
+            self.open_session_hit(self.result_hits[event.row])
             return
         chosen = self.ResultChosen(index, self.search_query, sorted(self.hits))
         self.post_message(chosen)

@@ -4,10 +4,8 @@ that resumes it. A screen of its own (`S` from anywhere) while the tabs are rewo
 
 from __future__ import annotations
 
-import tempfile
-from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -19,16 +17,19 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from recorder.export.render import view
-from recorder.sources.copies import restore_to, session_dir
-from recorder.sources.discover import Roots, read_session
+from recorder.launch.sessions import project_sessions
+from recorder.sources.discover import Roots
 from recorder.sources.journal_view import to_records
-from recorder.sources.listing import SessionRow, list_sessions
-from recorder.sources.model import Transcript
+from recorder.sources.listing import SessionRow, list_sessions, read_row
+from recorder.sources.model import Source, Transcript
 from recorder.store.layout import Layout
 
 from ..text import one_line
 from ..widgets.virtual_list import VirtualList
 from ..worker_errors import ShowsWorkerErrors
+
+if TYPE_CHECKING:
+    from ..app import PersistApp
 
 SOURCE_STYLES = {"claude": "bold #d97757", "gemini": "bold #4285f4", "codex": "bold #10a37f"}
 PREVIEW_MESSAGES = 40
@@ -64,8 +65,11 @@ class SessionList(VirtualList):
 
 
 class SessionsScreen(ShowsWorkerErrors, Screen[None]):
+    """Every agent session; `picking` (from the launch menu: one agent, one project):
+    Enter chooses the point to resume from instead of showing the whole transcript."""
+
     BINDINGS = [
-        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("escape,q", "back", "Back"),
         Binding("r", "resume", "Resume command", tooltip="Show how to resume this session"),
     ]
 
@@ -81,10 +85,21 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
             self.key = key
             self.text = text
 
-    def __init__(self, layout: Layout, roots: Roots | None = None) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        roots: Roots | None = None,
+        *,
+        source: Source | None = None,
+        project: str | None = None,
+        picking: bool = False,
+    ) -> None:
         super().__init__()
         self.log_layout = layout
         self.roots = roots or Roots.default()
+        self.source = source
+        self.project = project
+        self.picking = picking
         self.full = False  # Enter: the whole transcript instead of its start
 
     def compose(self) -> ComposeResult:
@@ -101,7 +116,12 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
 
     @work(thread=True, group="sessions", exclusive=True, exit_on_error=False)
     def load(self) -> None:
-        rows, problems = list_sessions(self.roots, self.log_layout)
+        if self.project is not None and self.source is not None:
+            rows, problems = project_sessions(
+                self.roots, self.log_layout, self.source, self.project
+            )
+        else:
+            rows, problems = list_sessions(self.roots, self.log_layout, source=self.source)
         self.post_message(self.Listed(rows, problems))
 
     @on(Listed)
@@ -130,6 +150,9 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
     def selected(self, event: VirtualList.Selected) -> None:
         rows = self.query_one(SessionList).rows
         if 0 <= event.row < len(rows):
+            if self.picking:
+                self.papp.resume_session(rows[event.row], back_to_menu=False)
+                return
             self.full = True
             self.preview(rows[event.row])
 
@@ -157,18 +180,24 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
 
     def read(self, row: SessionRow) -> Transcript:
         """The session in full, from our copy when the agent deleted it."""
-        if not row.deleted:
-            return read_session(row.session)
-        with tempfile.TemporaryDirectory(prefix="persist-tui-") as tmp:
-            copy = restore_to(session_dir(self.log_layout, row.session.key), Path(tmp))
-            return read_session(replace(row.session, path=copy, extra_paths=()))
+        return read_row(self.log_layout, row)
 
     @on(Previewed)
     def previewed(self, event: Previewed) -> None:
         self.query_one("#sessions-preview", Static).update(event.text)
 
+    @property
+    def papp(self) -> PersistApp:
+        return self.app  # type: ignore[return-value]
+
+    def action_back(self) -> None:
+        self.dismiss(None)
+
     def action_resume(self) -> None:
         sessions = self.query_one(SessionList)
+        if self.picking and 0 <= sessions.cursor < len(sessions.rows):
+            self.papp.resume_session(sessions.rows[sessions.cursor], back_to_menu=False)
+            return
         if 0 <= sessions.cursor < len(sessions.rows):
             r = sessions.rows[sessions.cursor]
             if r.deleted:

@@ -192,7 +192,8 @@ class ConversationScreen(Screen[None]):
 
     def action_jump_time(self) -> None:
         view = self.view
-        store = view.store
+        store = self.papp.journal.store
+        assert store is not None
         current = store.record(view.selected).ts if len(store) else None
 
         def jump(answer: str | None) -> None:

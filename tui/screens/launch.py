@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from recorder.launch.sessions import agent_source, project_sessions
+from recorder.sources.discover import Roots
+from recorder.sources.listing import SessionRow
+from recorder.sources.model import Source
+
 from ..text import one_line, plural
+from ..worker_errors import ShowsWorkerErrors
 
 if TYPE_CHECKING:
     from ..app import PersistApp
 
 CHOICES = ("continue", "pick", "fresh", "search", "diagnostics", "quit")
+SESSIONS_SHOWN = 5  # the newest sessions offered in the menu; `a` lists them all
+AGENT_NAMES = {"claude": "Claude Code", "gemini": "Gemini CLI", "codex": "Codex"}
 
 
-class LaunchScreen(Screen[str]):
-    """Dismisses with one of `CHOICES`."""
+class LaunchScreen(ShowsWorkerErrors, Screen[str]):
+    """Dismisses with one of `CHOICES`, `sessions` (all of them) or `session:<key>`."""
 
     BINDINGS = [
         Binding("c", "choose('continue')", "Continue"),
@@ -33,9 +44,19 @@ class LaunchScreen(Screen[str]):
         Binding("j", "cursor('down')", "Down", show=False),
         Binding("k", "cursor('up')", "Up", show=False),
         Binding("question_mark", "app.help", "Help"),
+        Binding("a", "choose('sessions')", "All sessions", show=False),
+        *(Binding(str(n), f"session({n - 1})", show=False) for n in range(1, SESSIONS_SHOWN + 1)),
     ]
 
     _default: int | None = None
+    sessions: list[SessionRow] | None = None  # the agent's sessions of this project
+    sessions_problem = ""
+
+    class SessionsListed(Message):
+        def __init__(self, rows: list[SessionRow], problems: list[str]) -> None:
+            super().__init__()
+            self.rows = rows
+            self.problems = problems
 
     @property
     def papp(self) -> PersistApp:
@@ -48,10 +69,68 @@ class LaunchScreen(Screen[str]):
             yield Static(id="launch-hint")
         yield Footer()
 
+    @property
+    def source(self) -> Source | None:
+        """The agent whose sessions the menu offers (claude, gemini, codex), or None."""
+        return agent_source(self.papp.agent_command)
+
     def on_mount(self) -> None:
         self.papp.journal_changed.subscribe(self, self.refresh_menu)
         self.refresh_menu("mount")
         self.query_one(OptionList).focus()
+        if self.source is not None and self.sessions is None:
+            self.list_sessions()
+
+    @work(thread=True, group="sessions", exclusive=True, exit_on_error=False)
+    def list_sessions(self) -> None:
+        papp = self.papp
+        assert self.source is not None
+        roots = papp.roots or Roots.default()
+        rows, problems = project_sessions(roots, papp.layout, self.source, papp.project)
+        self.post_message(self.SessionsListed(rows, problems))
+
+    @on(SessionsListed)
+    def sessions_listed(self, event: SessionsListed) -> None:
+        self.sessions = self.papp.project_sessions = event.rows
+        self.sessions_problem = event.problems[0] if event.problems else ""
+        self._default = None  # the newest session becomes the default choice
+        self.refresh_menu("sessions")
+
+    def worker_failed(self, group: str, problem: str) -> None:
+        self.sessions, self.sessions_problem = [], f"cannot list sessions: {problem}"
+        self.refresh_menu("sessions")
+
+    def session_options(self, item: Callable[[str, str, Text | str], Text]) -> list[Option]:
+        source = self.source
+        if source is None:
+            return []
+        name = AGENT_NAMES[source.value]
+        if self.sessions is None:
+            return [Option(item(" ", f"{name} sessions", "reading…"), id="sessions", disabled=True)]
+        clock = self.papp.clock
+        options = []
+        for n, r in enumerate(self.sessions[:SESSIONS_SHOWN], 1):
+            s = r.session
+            last = s.last_ts or s.mtime
+            mark = " · deleted by the agent, from our copy" if r.deleted else ""
+            detail = Text(
+                f"{clock.ago(last)} · {plural(s.message_count, 'message')} · {s.id[:8]}{mark}",
+                "dim",
+            )
+            title = f"Resume {name}: {one_line(s.title or '(untitled)', 60)}"
+            options.append(Option(item(str(n), title, detail), id=f"session:{s.key}"))
+        total = len(self.sessions)
+        where = one_line(self.papp.project, 60)
+        if total > SESSIONS_SHOWN or not total:
+            sub = (
+                f"{total} sessions of {where}, newest first"
+                if total
+                else self.sessions_problem or f"none in {where}"
+            )
+            options.append(
+                Option(item("a", f"All {name} sessions", sub), id="sessions", disabled=not total)
+            )
+        return options
 
     def options(self) -> list[Option]:
         papp = self.papp
@@ -95,6 +174,7 @@ class LaunchScreen(Screen[str]):
                 id="pick",
                 disabled=state.loaded and not state.checkpoints,
             ),
+            *self.session_options(item),
             Option(item("f", "Start fresh", "no history restored"), id="fresh"),
             Option(item("s", "Search the conversation", "keyword and fuzzy"), id="search"),
             Option(item("d", "Diagnostics", "is the recorder healthy?"), id="diagnostics"),
@@ -118,7 +198,11 @@ class LaunchScreen(Screen[str]):
         highlighted = menu.highlighted
         menu.clear_options()
         menu.add_options(self.options())
-        default = 0 if papp.journal.checkpoints else CHOICES.index("fresh")
+        ids = [menu.get_option_at_index(i).id for i in range(menu.option_count)]
+        if self.sessions:
+            default = ids.index(f"session:{self.sessions[0].session.key}")
+        else:
+            default = 0 if papp.journal.checkpoints else ids.index("fresh")
         if highlighted is None or self._default is None or highlighted == self._default:
             highlighted = default
         self._default = default
@@ -138,7 +222,13 @@ class LaunchScreen(Screen[str]):
             if state.loaded and not state.checkpoints:
                 self.notify("There is no checkpoint yet: start fresh (f).", severity="warning")
                 return
+        if choice == "sessions" and not self.sessions:  # not an agent's launch, or none here
+            return
         self.dismiss(choice)
+
+    def action_session(self, index: int) -> None:
+        if self.sessions and index < min(len(self.sessions), SESSIONS_SHOWN):
+            self.dismiss(f"session:{self.sessions[index].session.key}")
 
     def action_cursor(self, direction: str) -> None:
         menu = self.query_one(OptionList)

@@ -12,6 +12,7 @@ from recorder.store.layout import segment_name
 from ..text import Clock, one_line
 from .virtual_list import VirtualList
 
+SOURCE_STYLES = {"claude": "bold #d97757", "gemini": "bold #4285f4", "codex": "bold #10a37f"}
 REASON_STYLES = {
     "periodic": "dim",
     "manual": "bold cyan",
@@ -36,8 +37,23 @@ def participants_text(participants: dict[str, int], limit: int = 2) -> str:
     return shown + (f" +{len(names) - limit}" if len(names) > limit else "")
 
 
+def source_of(cp: Checkpoint) -> str:
+    """Where a checkpoint's conversation is: "bus" (the journal) or an agent's name."""
+    return cp.session.key.partition(":")[0] if cp.session is not None else "bus"
+
+
+def timeline(journal: list[Checkpoint], sessions: list[Checkpoint]) -> list[Checkpoint]:
+    """Journal checkpoints (in their order) and agent session checkpoints, newest first."""
+    if not sessions:
+        return journal
+    merged = [*journal, *sessions]
+    merged.sort(key=lambda cp: cp.created, reverse=True)
+    return merged
+
+
 def group_rows(checkpoints: list[Checkpoint], clock: Clock) -> list[Row]:
-    """Day headers, segment sub-headers and checkpoint rows, newest first."""
+    """Day headers, segment sub-headers and checkpoint rows, newest first (an agent
+    session's checkpoint has no journal segment: it sits under the current one)."""
     rows: list[Row] = []
     day = None
     segment = None
@@ -51,7 +67,7 @@ def group_rows(checkpoints: list[Checkpoint], clock: Clock) -> list[Row]:
             n = per_day[d]
             rows.append(Row("day", f"{d} · {n} checkpoint{'s' if n != 1 else ''}"))
             day, segment = d, None
-        if cp.segment != segment:
+        if cp.session is None and cp.segment != segment:
             rows.append(Row("segment", segment_name(cp.segment)))
             segment = cp.segment
         rows.append(Row("checkpoint", checkpoint=cp))
@@ -107,7 +123,8 @@ class CheckpointList(VirtualList):
         reason_w = 9
         count = f"{cp.messages:,} msg{'' if cp.messages == 1 else 's'}"
         people_w = 22 if width >= 90 else 0
-        label_w = max(8, width - 2 - 9 - reason_w - len(count) - 2 - people_w - 1)
+        source_w = 7 if width >= 90 else 4
+        label_w = max(8, width - 2 - 9 - source_w - reason_w - len(count) - 2 - people_w - 1)
         label = one_line(cp.label or "(no label)", 200)
         if len(label) > label_w:
             label = label[: label_w - 1] + "…"
@@ -118,13 +135,22 @@ class CheckpointList(VirtualList):
             text.append(" ")
         text.append(self.clock.hms(cp.created), "bold")
         text.append(" ")
+        source = source_of(cp)
+        text.append(f"{source[: source_w - 1]:<{source_w}}", SOURCE_STYLES.get(source, "dim"))
         text.append(f"{label:<{label_w}} ", "" if cp.label else "dim")
+        reason = "monitor" if cp.session is not None else cp.reason
         text.append(
-            f"{one_line(cp.reason, 20)[: reason_w - 1]:<{reason_w}}",
+            f"{one_line(reason, 20)[: reason_w - 1]:<{reason_w}}",
             REASON_STYLES.get(cp.reason, "italic"),
         )
         text.append(f"{count:>{len(count)}}", "cyan")
         if people_w:
             text.append("  ")
-            text.append(participants_text(cp.participants)[:people_w], "dim")
+            ref = cp.session
+            who = (
+                f"{len(ref.files_modified)} files, {ref.context_tokens / 1000:.0f}k tokens"
+                if ref is not None
+                else participants_text(cp.participants)
+            )
+            text.append(who[:people_w], "dim")
         return text

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 from rich.console import Group
 from rich.padding import Padding
@@ -23,7 +24,7 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
-from recorder.store.reader import Record, Store
+from recorder.store.reader import Record
 
 from ..reading import ReadingRules
 from ..record_filter import BOOKKEEPING, line_kind
@@ -38,6 +39,16 @@ MAX_SKIP = 20_000
 """Bookkeeping records stepped over looking for the next turn before showing one anyway."""
 
 SELECTED = Style.parse("on #283848")
+
+
+class RecordSource(Protocol):
+    """What the view reads: the journal's `Store`, or an agent session's messages."""
+
+    def record(self, index: int) -> Record: ...
+
+    def __len__(self) -> int: ...
+
+
 Highlighter = Callable[[str], Iterable[tuple[int, int]]]
 
 
@@ -65,7 +76,7 @@ class ConversationView(Widget, can_focus=True):
 
     def __init__(
         self,
-        store: Store,
+        store: RecordSource,
         clock: Clock,
         index: int,
         *,

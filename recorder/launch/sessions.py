@@ -1,0 +1,138 @@
+"""Resuming an agent's own session from `persist launch -- claude|gemini|codex`.
+
+The launch menu offers the sessions the agent keeps for this project (its cwd), newest
+first. The latest point of a session resumes it as it is (`claude --resume <id>`,
+`gemini --resume <id>`, `codex resume <id>`); an earlier point, or a session that only
+survives in our copy, is forked first (`recorder.sources.fork`: a new session file,
+read back with our parser) and the fork is resumed. The fork's id is chosen before the
+confirmation, so the command the confirmation shows is the one that runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import uuid as uuidlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from recorder.errors import PersistError
+from recorder.sources.discover import Roots
+from recorder.sources.fork import ForkResult, fork_row
+from recorder.sources.listing import SessionRow, list_sessions
+from recorder.sources.model import Source
+from recorder.store.layout import Layout
+
+AGENT_COMMANDS = {"claude": Source.CLAUDE, "gemini": Source.GEMINI, "codex": Source.CODEX}
+
+
+class ResumeError(PersistError):
+    """The chosen session cannot be found, forked or resumed."""
+
+
+def agent_source(command: Sequence[str]) -> Source | None:
+    """The agent whose sessions a command resumes (by the executable's name), or None."""
+    return AGENT_COMMANDS.get(os.path.basename(command[0])) if command else None
+
+
+def same_project(recorded: str, project: str) -> bool:
+    """Whether the project an agent recorded is this folder (symlinks resolved)."""
+    if not recorded:
+        return False
+    if recorded == project:
+        return True
+    try:
+        return os.path.realpath(recorded) == os.path.realpath(project)
+    except (OSError, ValueError):
+        return False
+
+
+def project_sessions(
+    roots: Roots, layout: Layout, source: Source, project: str, *, now: float | None = None
+) -> tuple[list[SessionRow], list[str]]:
+    """The agent's sessions of this project, newest first (ours-only copies included),
+    and the problems met while scanning."""
+    rows, problems = list_sessions(roots, layout, source=source, now=now)
+    return [r for r in rows if same_project(r.session.project_path, project)], problems
+
+
+def resume_argv(command: Sequence[str], source: Source, session_id: str) -> list[str]:
+    """The user's command with the agent's resume arguments after the executable."""
+    exe, rest = command[0], list(command[1:])
+    if source is Source.CODEX:
+        return [exe, "resume", session_id, *rest]
+    return [exe, "--resume", session_id, *rest]
+
+
+def needs_fork(row: SessionRow, at: int | None) -> bool:
+    """An earlier point (`at` not None), or a session only our copy holds."""
+    return at is not None or row.deleted
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """What choosing a point of a session does: the command shown, then run."""
+
+    key: str
+    source: Source
+    at: int | None  # the message forked at (None: the latest point)
+    new_id: str | None  # the fork's id (None: no fork, the session itself is resumed)
+    argv: list[str]
+    cwd: str  # the session's project: resume looks for the session there
+    command: tuple[str, ...] = ()  # the user's command the resume arguments went into
+
+    @property
+    def shell(self) -> str:
+        line = shlex.join(self.argv)
+        return f"cd {shlex.quote(self.cwd)} && {line}" if self.cwd else line
+
+
+def plan(
+    row: SessionRow, command: Sequence[str], at: int | None, new_id: str | None = None
+) -> ResumePlan:
+    """The plan for a point of a listed session (`at` None: the latest point)."""
+    s = row.session
+    fork_id = (new_id or str(uuidlib.uuid4())) if needs_fork(row, at) else None
+    argv = resume_argv(command, s.source, fork_id or s.id)
+    return ResumePlan(s.key, s.source, at, fork_id, argv, s.project_path, tuple(command))
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A plan carried out: what to run, where, and the fork written for it if any."""
+
+    plan: ResumePlan
+    fork: ForkResult | None
+
+
+def carry_out(layout: Layout, row: SessionRow, p: ResumePlan) -> Resumed:
+    """Write the fork the plan needs (read back before anything runs), or nothing."""
+    if p.new_id is None:
+        return Resumed(p, None)
+    from recorder.sources.copies import CopyError
+    from recorder.sources.fork import ForkError
+
+    try:
+        result = fork_row(layout, row, None if p.at is None else str(p.at), new_id=p.new_id)
+    except (ForkError, CopyError) as exc:
+        raise ResumeError(str(exc)) from None
+    except OSError as exc:
+        raise ResumeError(f"the fork of {p.key} could not be written: {exc}") from None
+    if result.latest:  # `at` was the last message after all: resume the session itself
+        s = row.session
+        argv = resume_argv(p.command or p.argv[:1], s.source, s.id)
+        return Resumed(ResumePlan(p.key, p.source, None, None, argv, p.cwd, p.command), None)
+    return Resumed(p, result)
+
+
+def find_row(roots: Roots, layout: Layout, key: str) -> SessionRow:
+    """A listed session by `source:id`, an id, or a unique id prefix."""
+    source_name, _, _ = key.partition(":")
+    source = AGENT_COMMANDS.get(source_name)
+    rows, _ = list_sessions(roots, layout, source=source)
+    exact = [r for r in rows if key in (r.session.key, r.session.id)]
+    found = exact or [r for r in rows if r.session.id.startswith(key.partition(":")[2] or key)]
+    if len(found) != 1:
+        what = "no session" if not found else f"{len(found)} sessions"
+        raise ResumeError(f"{what} matches {key!r} (see `persist sessions`)")
+    return found[0]

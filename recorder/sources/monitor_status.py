@@ -1,0 +1,64 @@
+"""What the session monitor last did, for `persist status`: `sessions/monitor-status.json`
+(the one the recorder runs) and `sessions/monitor-standalone.json` (the last standalone
+`persist monitor`). Written atomically, 0600, after each round; derived and disposable
+like every status file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+from recorder.store.fsutil import atomic_write, ensure_private_dir
+from recorder.store.layout import Layout
+
+STATUS_NAME = "monitor-status.json"
+STANDALONE_NAME = "monitor-standalone.json"
+
+
+@dataclass
+class MonitorStatus:
+    pid: int
+    parent: int | None  # the recorder it runs for (None: a standalone `persist monitor`)
+    started: float
+    interval_minutes: float
+    rounds: int = 0
+    last_round: float | None = None  # when the last round ended
+    round_seconds: float = 0.0  # how long it took
+    sessions: int = 0  # sessions decided on in the last round
+    taken: int = 0  # checkpoints taken since this monitor started
+    last_taken: dict[str, Any] | None = None  # {"id", "key", "time"} of the newest one
+    problems: list[str] = field(default_factory=list)  # of the last round (first few)
+
+    @property
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except (PermissionError, OverflowError):
+            return True
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def write_status(layout: Layout, status: MonitorStatus) -> None:
+    ensure_private_dir(layout.sessions)
+    name = STATUS_NAME if status.parent is not None else STANDALONE_NAME
+    atomic_write(layout.sessions / name, orjson.dumps(status.to_json()), durable=False)
+
+
+def read_status(layout: Layout, *, standalone: bool = False) -> MonitorStatus | None:
+    """The last status the recorder's monitor (or a standalone one) wrote, or None (none
+    yet, or unreadable: it is derived)."""
+    try:
+        name = STANDALONE_NAME if standalone else STATUS_NAME
+        data = orjson.loads((layout.sessions / name).read_bytes())
+        return MonitorStatus(**data)
+    except (OSError, orjson.JSONDecodeError, TypeError):
+        return None

@@ -1,0 +1,130 @@
+"""`persist record` runs the session monitor's policy (an idle-priority child process),
+alongside standalone `persist monitor` runs: every session checkpointed once per change,
+never twice; visible in `persist status`; gone with the recorder; off with --monitor off."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from recorder.sources.monitor_status import read_status
+from recorder.store.checkpoints import list_checkpoints
+from recorder.store.layout import Layout
+from tests.session_fixtures import ClaudeSession, text
+from tests.support import Proc, endpoints, healthy, wait_for
+
+pytestmark = pytest.mark.timeout(400)
+
+
+def recorder(procs: Callable[..., Proc], log_dir: Path, *extra: str) -> Proc:
+    eps = endpoints()
+    proc = procs(
+        "record", "--log-dir", str(log_dir), "--broker", eps["broker"], "--embedded", "yes",
+        "--publish-endpoint", eps["publish_endpoint"], "--search-index", "off", *extra,
+        name="recorder",
+    )  # fmt: skip
+    wait_for(lambda: healthy(log_dir), timeout=60, what="recorder")
+    return proc
+
+
+def persist(log_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *args, "--log-dir", str(log_dir)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_the_recorder_checkpoints_sessions_with_standalone_monitors_racing(
+    tmp_path: Path, procs: Callable[..., Proc], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    monkeypatch.delenv("PERSIST_MONITOR")  # the default: on
+    sessions = []
+    for n in range(2):
+        c = ClaudeSession(tmp_path / "claude", cwd=f"/home/me/p{n}")
+        c.user(f"task {n}")
+        c.assistant(text("on it"))
+        c.write()
+        sessions.append(c)
+    log_dir = tmp_path / "log"
+    layout = Layout(log_dir)
+    layout.sessions.mkdir(parents=True)
+    # a round every 0.3 s, no cooldown: only "nothing changed" keeps a session from
+    # being checkpointed again, so a double checkpoint would show at once
+    (layout.sessions / "monitor.toml").write_text(
+        "[monitor]\ninterval_minutes = 0.005\ncooldown_minutes = 0\n"
+    )
+    rec = recorder(procs, log_dir)
+    standalone = [
+        subprocess.Popen(
+            [sys.executable, "-m", "recorder.cli", "monitor", "--once", "--log-dir", str(log_dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+
+    def taken() -> list[tuple[str, int]]:
+        return [
+            (cp.session.key, cp.session.size)
+            for cp in list_checkpoints(layout, sessions=True)
+            if cp.session is not None
+        ]
+
+    wait_for(lambda: len(taken()) == 2, timeout=60, what="a checkpoint of each session")
+    for p in standalone:
+        assert p.wait(60) == 0
+    # the child runs at idle priority: on a busy machine its first round comes late
+    wait_for(lambda: read_status(layout) is not None, timeout=120, what="the child's round")
+    status = read_status(layout)
+    assert status is not None and status.parent == rec.pid and status.alive
+    child = psutil.Process(status.pid)
+    assert child.ppid() == rec.pid and child.nice() == 19  # idle priority
+    sessions[0].user("one more thing")
+    sessions[0].append_lines(sessions[0].lines[-1:])
+    wait_for(lambda: len(taken()) == 3, timeout=120, what="the grown session checkpointed")
+    rounds = read_status(layout).rounds  # type: ignore[union-attr]
+    wait_for(
+        lambda: read_status(layout).rounds >= rounds + 2,  # type: ignore[union-attr]
+        timeout=120,
+        what="two more rounds",
+    )
+    assert sorted(taken()) == sorted(set(taken()))  # never the same point twice
+    assert len(taken()) == 3
+
+    out = persist(log_dir, "status")
+    assert out.returncode == 0, out.stderr
+    assert f"monitor in the recorder (PID {status.pid}, every 0.005 min)" in out.stdout
+    assert re.search(r"last round \S+ ago over 2 sessions; [0-3] checkpoints since", out.stdout)
+    data = json.loads(persist(log_dir, "status", "--json").stdout)
+    assert data["monitor"]["running"] and data["monitor"]["parent"] == rec.pid
+
+    rec.signal(signal.SIGTERM)
+    assert rec.wait(30) == 0
+    wait_for(lambda: not child.is_running() or child.status() == "zombie", what="child gone")
+    out = persist(log_dir, "status")
+    assert "sessions     monitor not running" in out.stdout
+
+
+def test_monitor_off_is_passed_on_and_a_bad_default_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recorder spawned with monitor=False gets `--monitor off` (the child is only
+    started when it is on: `cmd_record`); a bad $PERSIST_MONITOR is one line, exit 2."""
+    from recorder.daemon.options import RecorderOptions, recorder_argv
+
+    argv = recorder_argv(RecorderOptions(log_dir=tmp_path, monitor=False))
+    assert argv[argv.index("--monitor") + 1] == "off"
+    assert "--monitor" not in recorder_argv(RecorderOptions(log_dir=tmp_path))
+    monkeypatch.setenv("PERSIST_MONITOR", "maybe")
+    out = persist(tmp_path / "log", "record")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "persist: $PERSIST_MONITOR must be on or off (got 'maybe')"

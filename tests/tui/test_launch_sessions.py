@@ -1,0 +1,155 @@
+"""The launch menu for `persist launch -- claude`: this project's sessions, newest first;
+the latest point resumes, an earlier one forks; the confirmation shows the exact command,
+and the launcher runs that command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from textual.widgets import OptionList
+
+from recorder.launch.selection import LaunchChoice, Selection
+from recorder.launch.sessions import carry_out, find_row, plan
+from recorder.sources import claude
+from recorder.sources.discover import Roots
+from recorder.store.layout import Layout
+from tests.screenshots import settle
+from tests.session_fixtures import ClaudeSession, text
+from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
+from tui.panes.sessions import SessionList, SessionsScreen
+from tui.screens.launch import LaunchScreen
+from tui.screens.resume import PointList, ResumeScreen, SessionPointsScreen
+
+
+def sessions(tmp: Path, proj: Path, n: int) -> list[ClaudeSession]:
+    made = []
+    for k in range(n):
+        c = ClaudeSession(tmp / "claude", cwd=str(proj))
+        c.t += 3600 * k  # the last one is the newest
+        for i in range(2):
+            c.user(f"s{k} question {i}")
+            c.assistant(text(f"s{k} answer {i}"))
+        c.write()
+        made.append(c)
+    other = ClaudeSession(tmp / "claude", cwd=str(tmp / "other"))  # another project: not offered
+    other.user("elsewhere")
+    other.write()
+    return made
+
+
+async def wait_until(pilot, predicate, what: str) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(300):
+        await pilot.pause(0.02)
+        if predicate():
+            return
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pilot_test
+async def test_menu_offers_the_projects_sessions_and_confirms_the_exact_command(
+    tmp_path: Path,
+) -> None:
+    proj = tmp_path / "proj"
+    made = sessions(tmp_path, proj, 2)
+    newest = made[-1]
+    roots = Roots(tmp_path / "claude", None, None)
+    log_dir = demo_dir(tmp_path)
+    command = ["claude", "--model", "opus"]
+    app = make_app(
+        log_dir, launch=True, agent="claude", agent_command=command, project=str(proj), roots=roots
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        menu_screen = app.screen
+        assert isinstance(menu_screen, LaunchScreen)
+        menu = menu_screen.query_one(OptionList)
+        await wait_until(pilot, lambda: menu_screen.sessions is not None, "the sessions")
+        ids = [menu.get_option_at_index(i).id for i in range(menu.option_count)]
+        keys = [f"session:claude:{c.session_id}" for c in reversed(made)]
+        assert [i for i in ids if i and i.startswith("session:")] == keys  # newest first
+        assert ids.index(keys[0]) == menu.highlighted  # the newest is the default
+        assert "Resume Claude Code: s1 question 0" in str(menu.get_option(keys[0]).prompt)
+        assert "sessions" not in ids  # all of them are on the menu already
+
+        # Enter: the newest session's points; Enter on the latest resumes it as it is
+        await pilot.press("enter")
+        points_screen = app.screen
+        assert isinstance(points_screen, SessionPointsScreen)
+        points = points_screen.query_one(PointList)
+        await wait_until(pilot, lambda: points.messages, "the messages")
+        assert points.message_at(0).text == "s1 answer 1"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ResumeScreen)
+        summary = plain(app.screen.query_one("#resume-summary"))
+        assert f"Runs  cd {proj} && claude --resume {newest.session_id} --model opus" in summary
+        assert "Writes" not in summary
+        await pilot.press("escape")  # not that one: an earlier point
+        await pilot.pause()
+        await pilot.press("j", "j", "enter")  # message 1: "s1 answer 0"
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ResumeScreen) and dialog.plan.new_id
+        new_id = dialog.plan.new_id
+        summary = plain(dialog.query_one("#resume-summary"))
+        assert "message 1 of 4 (assistant): s1 answer 0" in summary
+        assert f"a new session {new_id} from it, messages 0-1" in summary
+        assert f"Runs  cd {proj} && claude --resume {new_id} --model opus" in summary
+        await pilot.press("y")
+        await pilot.pause()
+    chosen = app.return_value
+    assert chosen is not None and chosen.kind is LaunchChoice.SESSION
+    shown = ["claude", "--resume", new_id, "--model", "opus"]
+    assert chosen.command == shown and chosen.at == 1 and chosen.cwd == str(proj)
+
+    # what the launcher does with the printed choice: the fork, then that very command
+    back = Selection.from_json(orjson.loads(chosen.dumps()))
+    assert back.session is not None
+    row = find_row(roots, Layout(log_dir), back.session)
+    done = carry_out(Layout(log_dir), row, plan(row, command, back.at, back.new_id))
+    assert done.plan.argv == shown and done.fork is not None
+    forked = claude.read_transcript(done.fork.path)
+    assert forked.session.id == new_id
+    assert [m.text for m in forked.messages] == ["s1 question 0", "s1 answer 0"]
+
+
+@pilot_test
+async def test_more_sessions_than_the_menu_shows_are_one_key_away(tmp_path: Path) -> None:
+    proj = tmp_path / "proj"
+    made = sessions(tmp_path, proj, 6)
+    roots = Roots(tmp_path / "claude", None, None)
+    app = make_app(
+        tmp_path / "empty", launch=True, agent_command=["claude"], project=str(proj), roots=roots
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        menu_screen = app.screen
+        assert isinstance(menu_screen, LaunchScreen)
+        await wait_until(pilot, lambda: menu_screen.sessions is not None, "the sessions")
+        menu = menu_screen.query_one(OptionList)
+        ids = [menu.get_option_at_index(i).id for i in range(menu.option_count)]
+        assert sum(1 for i in ids if i and i.startswith("session:")) == 5
+        prompt = str(menu.get_option("sessions").prompt)
+        assert "All Claude Code sessions\n     6 sessions of /" in prompt
+        await pilot.press("a")
+        await pilot.pause()
+        listing = app.screen
+        assert isinstance(listing, SessionsScreen)
+        rows = listing.query_one(SessionList)
+        await wait_until(pilot, lambda: rows.rows, "the list")
+        assert [r.session.id for r in rows.rows] == [c.session_id for c in reversed(made)]
+        await pilot.press("G", "enter")  # the oldest: its points
+        await pilot.pause()
+        assert isinstance(app.screen, SessionPointsScreen)
+        assert app.screen.row.session.id == made[0].session_id
+        await pilot.press("escape")  # back to the list, then back to the menu
+        await pilot.pause()
+        assert app.screen is listing
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, LaunchScreen)
+        await pilot.press("5")  # the fifth newest, by its number
+        await pilot.pause()
+        assert isinstance(app.screen, SessionPointsScreen)
+        assert app.screen.row.session.id == made[1].session_id

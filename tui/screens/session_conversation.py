@@ -1,0 +1,146 @@
+"""An agent session's conversation, opened at a message (a search hit in the session).
+
+The same transcript view as the journal's, over the session's messages turned into
+journal-shaped records as they are drawn (`recorder.sources.journal_view`); `n/N` step
+through the search's hits in this session, each match highlighted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from recorder.launch.sessions import find_row
+from recorder.search.query import Query, match_spans
+from recorder.sources.discover import Roots
+from recorder.sources.journal_view import to_record
+from recorder.sources.listing import SessionRow, read_row
+from recorder.sources.model import SessionMessage
+from recorder.store.reader import Record
+
+from ..text import one_line
+from ..widgets.conversation_view import ConversationView
+from ..worker_errors import ShowsWorkerErrors
+
+if TYPE_CHECKING:
+    from ..app import PersistApp
+
+
+class SessionRecords:
+    """A session's messages as records, made when drawn (a `RecordSource`)."""
+
+    def __init__(self, messages: list[SessionMessage]) -> None:
+        self.messages = messages
+        self.record = lru_cache(maxsize=256)(self._record)
+
+    def _record(self, index: int) -> Record:
+        return to_record(self.messages[index], index)
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+
+class SessionConversationScreen(ShowsWorkerErrors, Screen[None]):
+    """Session `key` (`claude:<id>`) around message `seq`."""
+
+    BINDINGS = [
+        Binding("escape,q", "back", "Back"),
+        Binding("r", "resume", "Resume command", tooltip="How to resume this session"),
+    ]
+
+    class Read(Message):
+        def __init__(self, row: SessionRow, messages: list[SessionMessage]) -> None:
+            super().__init__()
+            self.row = row
+            self.messages = messages
+
+    def __init__(
+        self, key: str, seq: int, *, matches: Sequence[int] = (), query: Query | None = None
+    ) -> None:
+        super().__init__()
+        self.key = key
+        self.seq = seq
+        self.matches = sorted(matches)
+        """The search's hits in this session (message numbers) that n/N step through."""
+        self.search_query = query
+        self.row: SessionRow | None = None
+
+    @property
+    def papp(self) -> PersistApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(
+            f"Reading {self.key}…", id="session-conversation-status", classes="status-line"
+        )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    @work(thread=True, group="session", exclusive=True, exit_on_error=False)
+    def load(self) -> None:
+        papp = self.papp
+        row = find_row(papp.roots or Roots.default(), papp.layout, self.key)
+        self.post_message(self.Read(row, read_row(papp.layout, row).messages))
+
+    @on(Read)
+    def read(self, event: Read) -> None:
+        self.row = event.row
+        records = SessionRecords(event.messages)
+        at = max(0, min(self.seq, len(records) - 1))
+        view = ConversationView(
+            records, self.papp.clock, at, rules=self.papp.reading, id="session-conversation"
+        )
+        self.mount(view, before=self.query_one(Footer))
+        query = self.search_query
+        if query is not None and self.matches:
+            view.set_matches(self.matches, lambda text: match_spans(text, query))
+        view.focus()
+        self.update_status()
+
+    @on(ConversationView.Moved)
+    def moved(self, _event: ConversationView.Moved) -> None:
+        self.update_status()
+
+    def update_status(self) -> None:
+        row = self.row
+        if row is None:
+            return
+        s = row.session
+        view = self.query_one(ConversationView)
+        status = Text()
+        status.append(f" {s.source.value} session ", "bold reverse")
+        status.append(f" {one_line(s.title or '(untitled)', 50)}", "bold")
+        if row.deleted:
+            status.append("  deleted by the agent: from our copy", "bold red")
+        status.append(f"  message {view.selected + 1:,}/{len(view.store):,}", "dim")
+        if self.matches:
+            status.append(f"  {len(self.matches)} hits (n/N)", "cyan")
+        self.query_one("#session-conversation-status", Static).update(status)
+
+    def worker_failed(self, group: str, problem: str) -> None:
+        self.query_one("#session-conversation-status", Static).update(
+            Text(f"cannot open {self.key}: {problem}", "bold red")
+        )
+
+    def action_back(self) -> None:
+        self.dismiss(None)
+
+    def action_resume(self) -> None:
+        row = self.row
+        if row is None:
+            return
+        if row.deleted:
+            self.notify(f"persist fork {row.session.key}  (writes it back from our copy)")
+        else:
+            self.notify(row.session.resume_shell(), title="Resume with")
