@@ -54,6 +54,7 @@ def _options(args: argparse.Namespace) -> RecorderOptions:
         embedded=args.embedded,
         publish_endpoint=args.publish_endpoint,
         search_index=args.search_index == "on",
+        secrets=args.secrets == "on",
         curve=args.curve,
         keys=Path(args.keys) if args.keys else None,
     )
@@ -286,6 +287,13 @@ def add_parsers(
         choices=("on", "off"),
         default="on",
         help="keep the search index warm in an idle-priority child process (default on)",
+    )
+    p.add_argument(
+        "--secrets",
+        choices=("on", "off"),
+        default="on",
+        help="detect secrets (API keys, tokens, private keys, passwords) and name their kind "
+        "and place in each record's meta, never altering the message (default on)",
     )
     add_curve(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")

@@ -22,6 +22,7 @@ from recorder.bus.endpoints import (
 from recorder.bus.keys import curve_wanted, keys_folder
 from recorder.errors import BadOption
 from recorder.store.journal import DEFAULT_SEGMENT_BYTES
+from recorder.store.secrets import DEFAULT_SCAN_CAP
 
 MIB = 1024 * 1024
 MIN_SEGMENT_BYTES = 4096  # smaller segments would rotate on almost every line
@@ -68,6 +69,8 @@ class RecorderOptions:
     # child process; the daemon itself never touches the index)
     curve: bool | None = None  # `--curve` / `--no-curve`; None: on with keys + a public endpoint
     keys: Path | None = None  # CURVE keys folder (default `<log_dir>/keys`)
+    secrets: bool = True  # detect secrets in messages (meta.secrets: kinds and spans)
+    secret_scan_bytes: int = DEFAULT_SCAN_CAP  # bytes of one message scanned for secrets
     use_curve: bool = field(init=False, default=False)  # `curve` decided (see `curve_wanted`)
 
     def __post_init__(self) -> None:
@@ -113,7 +116,13 @@ class RecorderOptions:
                 f"--checkpoint-interval must be 0 (off) or a number of seconds "
                 f"(got {self.checkpoint_interval:g})"
             )
-        for name in ("status_interval", "max_backlog_bytes", "rcvhwm", "zmq_heartbeat_ms"):
+        for name in (
+            "status_interval",
+            "max_backlog_bytes",
+            "rcvhwm",
+            "zmq_heartbeat_ms",
+            "secret_scan_bytes",
+        ):
             if not getattr(self, name) > 0:
                 raise BadOption(f"{name} must be above 0")
 
@@ -203,6 +212,8 @@ def recorder_argv(
         flags.append(("--rules", str(Path(options.rules).resolve())))
     if not options.search_index:
         flags.append(("--search-index", "off"))
+    if not options.secrets:
+        flags.append(("--secrets", "off"))
     argv = [python, "-m", "recorder.cli", "record"]
     for flag, value in flags:
         argv += [flag, value]
