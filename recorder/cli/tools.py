@@ -244,9 +244,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         with store:
             if args.output and args.output != "-":
                 with AtomicFile(Path(args.output), durable=False) as target:
-                    stats = export_range(store, rng, args.format, target.file, progress=progress)
+                    stats = export_range(
+                        store, rng, args.format, target.file, progress=progress, redact=args.redact
+                    )
             else:
-                stats = export_range(store, rng, args.format, sys.stdout.buffer, progress=progress)
+                stats = export_range(
+                    store,
+                    rng,
+                    args.format,
+                    sys.stdout.buffer,
+                    progress=progress,
+                    redact=args.redact,
+                )
                 sys.stdout.flush()
     except (ExportError, OSError) as exc:
         return fail(str(exc))
@@ -366,6 +375,14 @@ def add_parsers(
         help="md (default), jsonl (lines as stored), csv or html",
     )
     p.add_argument("-o", "--output", help="file (written atomically); default stdout")
+    p.add_argument(
+        "--redact",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="replace secrets (API keys, tokens, private keys, passwords) by [REDACTED:kind] "
+        "in the output; default on for md, html and csv (meant to be shared), off for jsonl "
+        "(a byte-exact copy); the journal is never changed",
+    )
     add_log_dir(p)
     prog = p.add_mutually_exclusive_group()
     prog.add_argument(

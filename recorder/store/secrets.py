@@ -83,9 +83,9 @@ _FIND = re.compile(
     rb"|(?P<private_key>-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
     rb"(?:[\s\S]{0,32768}?-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
     rb"|(?:[A-Za-z0-9+/=\s:,.\-]|\\[nrt])*))"
-    rb"|[Bb]earer[ \t]+(?P<bearer>[A-Za-z0-9._~+/\-]{16,}=*)"
+    rb"|[Bb]earer[ \t]+(?P<bearer>[A-Za-z0-9._~+/\-]{15,}[A-Za-z0-9_~+/\-]=*)"
     rb"|(?P<jwt>(?<![" + _T + rb"])eyJ[" + _T + rb"]{8,}\.[" + _T + rb"]{2,}\.[" + _T + rb"]*)"
-    rb"|(?i:\b(?:password|passwd|pwd))=(?P<password>[^\s&\"'<>;,\\]{3,256})"
+    rb"|(?i:(?<![A-Za-z0-9])(?:[a-z0-9]*_)?(?:password|passwd|pwd))=(?P<password>[^\s&\"'<>;,\\]{3,256})"
     rb"|[A-Za-z][A-Za-z0-9+.\-]{0,20}://[^\s/:@\"'<>\\]{1,128}:"
     rb"(?P<url_password>[^\s/@\"'<>\\]{1,256})@"
 )
@@ -106,7 +106,12 @@ _PASSES: tuple[tuple[bytes, re.Pattern[bytes]], ...] = (
     (b"D=", re.compile(rb"D=" + _PW % (b"D=", b"D=", b"D="))),
     (b"@", re.compile(rb"://[^\s/@]{1,400}@")),
 )
-_PLACEHOLDER = re.compile(rb"^(?:\$|%|\{|<|\*{3}|x{3,}$|\.\.\.)", re.IGNORECASE)
+# Values that stand for a password rather than being one: $VAR, ${VAR}, %s, {name}, <...>.
+_PLACEHOLDER = re.compile(
+    rb"(?:\$\{[^}]*\}|\$[A-Za-z_]\w*|\$\(.*\)|%(?:\(\w+\))?[sdr]|\{\{?[^}]*\}?\}|<[^>]*>"
+    rb"|\*+|x{3,}|\.\.\.|\[\w*\])[.,;:)]?",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -153,7 +158,7 @@ def _plausible(kind: str, value: bytes) -> bool:
     if kind == JWT:
         return _jwt_header_ok(value)
     if kind in (PASSWORD, URL_PASSWORD):
-        return _PLACEHOLDER.match(value) is None
+        return _PLACEHOLDER.fullmatch(value) is None
     return True
 
 
