@@ -9,7 +9,15 @@ import sys
 from pathlib import Path
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
-from recorder.cli.common import add_log_dir, add_scope, endpoint, fail, non_negative, positive
+from recorder.cli.common import (
+    add_log_dir,
+    add_redact,
+    add_scope,
+    endpoint,
+    fail,
+    non_negative,
+    positive,
+)
 
 
 # -- launch / restore / replay / export / service / demo --------------------------------
@@ -36,6 +44,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
             no_tty_policy=args.no_tty_policy,
             start_timeout=args.wait,
             restore_scope=scope,
+            redact=args.redact,
         )
     except ValueError as exc:
         return fail(str(exc), 2)
@@ -135,6 +144,7 @@ def add_parsers(
     )
     p.add_argument("--wait", type=positive, default=10.0, help="seconds for the recorder to start")
     add_scope(p, since=False)
+    add_redact(p)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=cmd_launch)
 

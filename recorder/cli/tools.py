@@ -13,6 +13,7 @@ from recorder.cli.common import (
     EXIT_DAMAGE,
     add_curve,
     add_log_dir,
+    add_redact,
     add_scope,
     curve_keys_folder,
     endpoint,
@@ -57,7 +58,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 scope = BundleScope(last=None, since=resolve_checkpoint(layout, args.since))
             else:
                 scope = BundleScope(last=args.last)
-            bundle = build_bundle(args.log_dir, cp, store=store, scope=scope)
+            bundle = build_bundle(args.log_dir, cp, store=store, scope=scope, redact=args.redact)
     except (ExportError, OSError) as exc:
         return fail(str(exc))
     finally:
@@ -307,6 +308,7 @@ def add_parsers(
     add_log_dir(p)
     p.add_argument("--json", action="store_true", help="print the manifest")
     add_scope(p)
+    add_redact(p)
     _add_allow_damage(p)
     p.set_defaults(func=cmd_restore)
 

@@ -186,3 +186,26 @@ def test_records_written_before_detection_are_redacted_too(tmp_path: Path) -> No
     out = io.BytesIO()
     export_range(store, journal_range(store, None, None), "html", out)
     assert key.encode() not in out.getvalue()
+
+
+def test_restore_bundles_redact_only_when_asked(tmp_path: Path) -> None:
+    from recorder.export.restore import build_bundle
+
+    root = tmp_path / "logs"
+    key = make(S.PRIVATE_KEY, RND).secret
+    rec = recorder(root)
+    rec.record_batch(1.0, [[b"agents.a", orjson.dumps({"text": f"use\n{key}\nthanks"})]])
+    cp = rec.checkpoint("with a key", "manual", 2.0, force=True)
+    rec.close()
+    assert cp is not None
+    escaped = orjson.dumps(key)[1:-1]
+    plain = build_bundle(root, cp.id, durable=False)
+    assert plain.manifest["redacted"] is False
+    assert escaped in plain.jsonl.read_bytes()  # the hand-back is byte for byte by default
+    red = build_bundle(root, cp.id, durable=False, redact=True)  # not the plain one kept
+    assert red.manifest["redacted"] is True
+    for path in (red.jsonl, red.transcript):
+        data = path.read_bytes()
+        assert b"PRIVATE KEY" not in data and b"[REDACTED:private-key" in data
+    again = build_bundle(root, cp.id, durable=False)
+    assert escaped in again.jsonl.read_bytes()
