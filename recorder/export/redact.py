@@ -21,9 +21,9 @@ from recorder.store.secrets import SecretSpan, redact_frames, scan_frames, spans
 REDACT_BY_DEFAULT = {"md": True, "html": True, "csv": True, "jsonl": False}
 
 
-def record_secrets(rec: Record) -> list[SecretSpan]:
+def record_secrets(rec: Record, cap: int | None = None) -> list[SecretSpan]:
     """The secrets of one record: named by its meta when the recorder scanned all of
-    it and found some, else found now (a full scan, no cap)."""
+    it and found some, else found now (a full scan, or the first `cap` bytes)."""
     data = rec.data
     if data is None or data.get("kind") not in (KIND_MESSAGE, KIND_HEARTBEAT):
         return []
@@ -31,13 +31,20 @@ def record_secrets(rec: Record) -> list[SecretSpan]:
     spans = spans_from_meta(meta)
     if spans is not None and isinstance(meta, dict) and not meta.get("secrets_capped"):
         return spans
-    return list(scan_frames(rec.frames, cap=None).spans)
+    return list(scan_frames(rec.frames, cap=cap).spans)
 
 
-def redact_record(rec: Record) -> Record:
+def scanned_by_recorder(rec: Record) -> bool:
+    """Whether the recorder named this record's secrets (else they were found now)."""
+    meta = rec.get("meta")
+    return isinstance(meta, dict) and isinstance(meta.get("secrets"), list)
+
+
+def redact_record(rec: Record, spans: list[SecretSpan] | None = None) -> Record:
     """`rec` itself when it holds no secret, else a copy whose line has each secret
-    replaced by `[REDACTED:kind]` (and `meta.redacted`: how many)."""
-    spans = record_secrets(rec)
+    replaced by `[REDACTED:kind]` (and `meta.redacted`: how many). `spans`: the
+    record's secrets when already known."""
+    spans = record_secrets(rec) if spans is None else spans
     if not spans:
         return rec
     data = rec.data

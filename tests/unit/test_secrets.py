@@ -49,6 +49,7 @@ NEAR_MISSES = [
     b"eyJub3RoaW5nIjoxfQ.eyJzdWIiOjF9.c2lnbmF0dXJl",  # a JWT shape without "alg"
     b"eyJhbGciOiJIUzI1NiJ9 alone is only a header",
     b"password= password==x password=${DB_PASSWORD} password=%s pwd=$(pwd) passwords",
+    b"login(user=None, password=None) open(name, pwd=pwd) auth(password=self.password)",
     b"https://user@host/path git@github.com:org/repo.git http://host:8080/a@b",
     b"550e8400-e29b-41d4-a716-446655440000 da39a3ee5e6b4b0d3255bfef95601890afd80709",
     b"aGVsbG8gd29ybGQgdGhpcyBpcyBhIGJhc2U2NCBibG9iIG9mIHNvbWUgbGVuZ3Ro==",

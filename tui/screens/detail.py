@@ -17,10 +17,12 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from recorder.export.redact import record_secrets, scanned_by_recorder
 from recorder.export.render import TOO_DEEP, json_text, record_text
 from recorder.search.query import Query, match_spans
 from recorder.store.layout import segment_name
 from recorder.store.reader import Record
+from recorder.store.secrets import SecretSpan
 
 from ..jsontext import reindent
 from ..records_io import save_records
@@ -63,6 +65,21 @@ def frame_blocks(i: int, raw: bytes, encoded: dict[str, Any]) -> list[Block]:
     return [Block(head, limit=None), Block(raw)]
 
 
+def secrets_line(rec: Record, secrets: list[SecretSpan]) -> Text:
+    """`⚠ 2 secrets: openai-key (frame 1, bytes 19-55), …`: kinds and places, never the
+    values (those are in the frames below, as recorded)."""
+    line = Text()
+    noun = "secret" if len(secrets) == 1 else "secrets"
+    line.append(f"⚠ {len(secrets)} {noun}: ", "bold red")
+    line.append(
+        ", ".join(f"{s.kind} (frame {s.frame}, bytes {s.start}-{s.end})" for s in secrets), "red"
+    )
+    if not scanned_by_recorder(rec):
+        line.append("  found now: the recorder did not scan this record", "dim")
+    line.append("\n  shown below as recorded; exports replace them by [REDACTED:kind]", "dim")
+    return line
+
+
 def record_blocks(rec: Record, clock: Clock) -> list[Block]:
     """The record as blocks for a `TextView` (nothing here is cut or wrapped yet)."""
     head = Text()
@@ -76,6 +93,10 @@ def record_blocks(rec: Record, clock: Clock) -> list[Block]:
         head.append("  topic ", "dim")
         head.append_text(safe_text(rec.topic))
     blocks = [Block(head, limit=None)]
+    if rec.is_message:
+        secrets = record_secrets(rec)
+        if secrets:
+            blocks.append(Block(secrets_line(rec, secrets), limit=None))
     if rec.data is None:
         blocks.append(section("unreadable line (shown escaped)"))
         blocks.append(Block(rec.line, "red"))
