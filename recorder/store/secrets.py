@@ -25,7 +25,7 @@ from itertools import accumulate
 
 import orjson
 
-DEFAULT_SCAN_CAP = 256 * 1024  # bytes of one message scanned at record time
+DEFAULT_SCAN_CAP = 64 * 1024  # bytes of one message scanned at record time (and in TUI rows)
 
 # Kinds, as written in the journal (`meta.secrets[].kind`) and in `[REDACTED:kind]`.
 OPENAI = "openai-key"
@@ -83,7 +83,7 @@ _FIND = re.compile(
     rb"|(?P<private_key>-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
     rb"(?:[\s\S]{0,32768}?-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
     rb"|(?:[A-Za-z0-9+/=\s:,.\-]|\\[nrt])*))"
-    rb"|[Bb]earer[ \t]+(?P<bearer>[A-Za-z0-9._~+/\-]{15,}[A-Za-z0-9_~+/\-]=*)"
+    rb"|Bearer[ \t]+(?P<bearer>[A-Za-z0-9._~+/\-]{15,}[A-Za-z0-9_~+/\-]=*)"
     rb"|(?P<jwt>(?<![" + _T + rb"])eyJ[" + _T + rb"]{8,}\.[" + _T + rb"]{2,}\.[" + _T + rb"]*)"
     rb"|(?i:(?<![A-Za-z0-9])(?:[a-z0-9]*_)?(?:password|passwd|pwd))=(?P<password>[^\s&\"'<>;,\\]{3,256})"
     rb"|[A-Za-z][A-Za-z0-9+.\-]{0,20}://[^\s/:@\"'<>\\]{1,128}:"
@@ -94,13 +94,13 @@ _FIND = re.compile(
 # costs about one read of the data). Every secret `_FIND` matches contains a hit of one.
 _PW = rb"(?:(?<=[Pp][Aa][Ss][Ss][Ww][Oo][Rr]%s)|(?<=[Pp][Aa][Ss][Ss][Ww]%s)|(?<=[Pp][Ww]%s))"
 _PASSES: tuple[tuple[bytes, re.Pattern[bytes]], ...] = (
-    (b"", re.compile(rb"sk-")),
-    (b"", re.compile(rb"gh[pousr]_")),
-    (b"_", re.compile(rb"github_pat_")),
-    (b"A", re.compile(rb"A(?:KIA|SIA|Iza)")),
-    (b"x", re.compile(rb"xox[baprs]-")),
+    (b"k-", re.compile(rb"sk-")),
+    (b"_h", re.compile(rb"gh[pousr]_")),
+    (b"_p", re.compile(rb"github_pat_")),
+    (b"AI", re.compile(rb"A(?:KIA|SIA|Iza)")),
+    (b"x-", re.compile(rb"xox[baprs]-")),
     (b"V", re.compile(rb"PRIVATE KEY")),
-    (b"", re.compile(rb"earer[ \t]")),
+    (b"B", re.compile(rb"Bearer[ \t]")),
     (b"J", re.compile(rb"eyJ")),
     (b"=", re.compile(rb"d=" + _PW % (b"d=", b"d=", b"d="))),
     (b"D=", re.compile(rb"D=" + _PW % (b"D=", b"D=", b"D="))),
