@@ -355,9 +355,11 @@ class Recorder:
         payloads = b"".join(lasts)
         one_line = b"\n" not in payloads and b"\r" not in payloads
         # Behind a flood the secret scan waits for the readers, as keyword rules do:
-        # those records say `"secrets_unscanned": true` and every reader scans them.
+        # those records say `"partial": true` (or `"secrets_unscanned": true` when there
+        # are no keyword rules to say it) and every reader scans them.
         scanner = self.scanner if scan else None
         unscanned = self.scanner is not None and not scan
+        mark = unscanned and not self.enricher.has_keyword_rules
         cap = scanner.cap if scanner is not None else 0
         suspects = self._secret_suspects(messages, lasts, payloads) if scanner is not None else ()
         del payloads, lasts
@@ -409,7 +411,7 @@ class Recorder:
                     meta = self._track(obj, topic, ts, meta)
             else:
                 unsequenced += 1
-            if unscanned:
+            if mark:
                 meta = meta[:-1] + b',"secrets_unscanned":true}'
             elif scanner is not None and (
                 topic_suspect or size > cap or len(frames) > 2 or id(frames) in suspects

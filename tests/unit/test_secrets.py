@@ -135,7 +135,7 @@ def test_a_flood_leaves_the_scan_to_the_readers_and_says_so(tmp_path: Path) -> N
     assert rec.counters.secrets_unscanned == 1 and rec.counters.secrets == 0
     rec.close()
     (msg,) = [r for r in journal_records(root) if r["kind"] == "msg"]
-    assert msg["meta"]["secrets_unscanned"] is True and "secrets" not in msg["meta"]
+    assert msg["meta"]["partial"] is True and "secrets" not in msg["meta"]
     store = open_store(root)
     (record,) = [r for r in store.records(0, len(store)) if r.kind == "msg"]
     assert [s.kind for s in record_secrets(record)] == [S.AWS]  # found at read time
@@ -210,3 +210,13 @@ def test_restore_bundles_redact_only_when_asked(tmp_path: Path) -> None:
         assert b"PRIVATE KEY" not in data and b"[REDACTED:private-key" in data
     again = build_bundle(root, cp.id, durable=False)
     assert escaped in again.jsonl.read_bytes()
+
+
+def test_without_keyword_rules_an_unscanned_record_says_so_itself(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[chain]]\ntype = "request"\ntopics = ["asks.*"]\n')
+    rec = recorder(tmp_path / "logs", rules=rules)
+    rec.record_batch(1.0, [[b"asks.x", b'{"text":"hi"}']], behind=True)
+    rec.close()
+    (msg,) = [r for r in journal_records(tmp_path / "logs") if r["kind"] == "msg"]
+    assert msg["meta"] == {"chain": "request", "secrets_unscanned": True}
