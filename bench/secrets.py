@@ -13,6 +13,8 @@
 2. e2e: real `persist broker` + `persist record` processes at full speed through
    `bench/record.py` (`--recorder-arg=--secrets=off` vs on), alternating, msgs/s each,
    and how many messages the recorder left unscanned because it was behind.
+   cpu: the same recorder at fixed rates (below a flood: every message scanned) through
+   `bench/cpu.py`, its CPU (% of one core) with detection on and off.
 3. accuracy: recall on generated real-format keys (`tests/secret_samples.py`: every
    kind, in prose, code, URLs, punctuation, each also inside a JSON message), and false
    positives on realistic messages that hold no secret: Python standard library source
@@ -256,6 +258,35 @@ def e2e(repeat: int, sizes: list[int], messages: int | None) -> dict[str, Any]:
     return results
 
 
+# -- 2b. recorder CPU at fixed rates -------------------------------------------------------
+def cpu(repeat: int, rates: str, window: float, size: int) -> dict[str, Any]:
+    print(f"\n2b. recorder CPU at fixed rates (bench/cpu.py, {size} B; load {load()})")
+    rows: dict[str, list[float]] = {}
+    for r in range(repeat):
+        for on in (r % 2 == 0, r % 2 == 1):
+            with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+                out = Path(f.name)
+            argv = [
+                sys.executable, str(HERE / "cpu.py"), "--rates", rates, "--window", str(window),
+                "--size", str(size), "--out", str(out),
+                f"--recorder-arg=--secrets={'on' if on else 'off'}",
+            ]  # fmt: skip
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+            for row in json.loads(out.read_text())["rows"]:
+                key = f"{row['phase']} {'on' if on else 'off'}"
+                rows.setdefault(key, []).append(row["ours"])
+                print(f"  run {r + 1}: {key:<12} ours {row['ours']:6.2f} % of a core "
+                      f"(others {row['others']:.0f} %)")  # fmt: skip
+            out.unlink()
+    results: dict[str, Any] = {}
+    for phase in dict.fromkeys(k.rsplit(" ", 1)[0] for k in rows):
+        off = statistics.median(rows[f"{phase} off"])
+        on = statistics.median(rows[f"{phase} on"])
+        results[phase] = {"off_pct": round(off, 2), "on_pct": round(on, 2), "runs": rows}
+        print(f"  {phase}: off {off:.2f} %, on {on:.2f} % of a core (medians)")
+    return results
+
+
 # -- 3. accuracy ---------------------------------------------------------------------------
 def accuracy(per_kind: int, negatives: int) -> dict[str, Any]:
     print(f"\n3. accuracy (load {load()})")
@@ -283,10 +314,11 @@ def accuracy(per_kind: int, negatives: int) -> dict[str, Any]:
         spans = S.scan_frames([payload], cap=None).spans
         if spans:
             flagged[src] += 1
-            if len(examples) < 15:
-                s = spans[0]
-                around = payload[max(0, s.start - 30) : s.end + 10].decode("utf-8", "replace")
-                examples.append(f"{src}: {s.kind}: …{around}…")
+            s = spans[0]
+            around = payload[max(0, s.start - 30) : s.end + 10].decode("utf-8", "replace")
+            example = f"{src}: {s.kind}: …{around}…"
+            if len(examples) < 15 and example not in examples:
+                examples.append(example)
     seconds = time.perf_counter() - t0
     fp = sum(flagged.values())
     volume = sum(len(p) for _, p in msgs)
@@ -312,7 +344,9 @@ def accuracy(per_kind: int, negatives: int) -> dict[str, Any]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", default="cost,e2e,accuracy", help="parts: cost,e2e,accuracy")
+    p.add_argument("--only", default="cost,e2e,cpu,accuracy", help="parts: cost,e2e,cpu,accuracy")
+    p.add_argument("--rates", default="1000,5000", help="cpu: fixed rates, msgs/s")
+    p.add_argument("--window", type=float, default=10.0, help="cpu: seconds per phase")
     p.add_argument("--rounds", type=int, default=6, help="cost: rounds per setting")
     p.add_argument("--sizes", default="300,2048", help="message sizes in bytes")
     p.add_argument("--repeat", type=int, default=4, help="e2e: runs per setting")
@@ -328,6 +362,8 @@ def main() -> int:
         results["cost"] = cost(args.rounds, sizes)
     if "e2e" in parts:
         results["e2e"] = e2e(args.repeat, sizes, args.messages)
+    if "cpu" in parts:
+        results["cpu"] = cpu(args.repeat, args.rates, args.window, max(sizes))
     if "accuracy" in parts:
         results["accuracy"] = accuracy(args.per_kind, args.negatives)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -413,10 +413,12 @@ class Recorder:
                 unsequenced += 1
             if mark:
                 meta = meta[:-1] + b',"secrets_unscanned":true}'
-            elif scanner is not None and (
-                topic_suspect or size > cap or len(frames) > 2 or id(frames) in suspects
-            ):
-                meta = self._secrets_meta(frames, meta)
+            elif scanner is not None:
+                if topic_suspect or len(frames) > 2 or id(frames) in suspects:
+                    meta = self._secrets_meta(frames, meta)
+                elif size > cap:  # its first `cap` bytes passed the batch prefilter
+                    self.counters.secrets_capped += 1
+                    meta = meta[:-1] + b',"secrets_capped":true}'
             seq = journal.next_seq
             journal.next_seq = seq + 1
             if encoded is None:

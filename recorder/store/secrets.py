@@ -107,10 +107,12 @@ _PASSES: tuple[tuple[bytes, re.Pattern[bytes]], ...] = (
     (b"@", re.compile(rb"://[^\s/@]{1,400}@")),
 )
 # Values that stand for a password rather than being one: $VAR, ${VAR}, %s, {name}, <...>,
-# and code passing one along: password=None, pwd=pwd, password=self.password.
+# `user:pass@host` in docs, and code passing one along: password=None, pwd=pwd,
+# password=self.password.
 _PLACEHOLDER = re.compile(
     rb"(?:\$\{[^}]*\}|\$[A-Za-z_]\w*|\$\(.*\)|%(?:\(\w+\))?[sdr]|\{\{?[^}]*\}?\}|<[^>]*>"
-    rb"|\*+|x{3,}|\.\.\.|\[\w*\]|none|null|nil|true|false|undefined|pwd|passw(?:or)?d"
+    rb"|\*+|x{3,}|\.\.\.|\[\w*\]|none|null|nil|true|false|undefined|pwd|pass(?:w(?:or)?d)?"
+    rb"|secret|changeme"
     rb"|[a-z_]\w*\.[a-z_][\w.]*)[.,;:)\]]*",
     re.IGNORECASE,
 )

@@ -51,6 +51,7 @@ NEAR_MISSES = [
     b"password= password==x password=${DB_PASSWORD} password=%s pwd=$(pwd) passwords",
     b"login(user=None, password=None) open(name, pwd=pwd) auth(password=self.password)",
     b"https://user@host/path git@github.com:org/repo.git http://host:8080/a@b",
+    b"the password of `scheme://user:pass@host` and postgres://app:secret@db",
     b"550e8400-e29b-41d4-a716-446655440000 da39a3ee5e6b4b0d3255bfef95601890afd80709",
     b"aGVsbG8gd29ybGQgdGhpcyBpcyBhIGJhc2U2NCBibG9iIG9mIHNvbWUgbGVuZ3Ro==",
 ]
@@ -220,3 +221,23 @@ def test_without_keyword_rules_an_unscanned_record_says_so_itself(tmp_path: Path
     rec.close()
     (msg,) = [r for r in journal_records(tmp_path / "logs") if r["kind"] == "msg"]
     assert msg["meta"] == {"chain": "request", "secrets_unscanned": True}
+
+
+def test_a_message_over_the_budget_is_marked_capped_and_scanned_in_full_on_export(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "logs"
+    early, late = make(S.OPENAI, RND).secret, make(S.GOOGLE, RND).secret
+    rec = recorder(root, secret_scan_bytes=1024)
+    big_early = orjson.dumps({"text": f"{early} " + "word " * 400})
+    big_late = orjson.dumps({"text": "word " * 400 + late})
+    rec.record_batch(1.0, [[b"t", big_early], [b"t", big_late], [b"t", b'{"text":"small"}']])
+    assert rec.counters.secrets_capped == 2 and rec.counters.secrets == 1
+    rec.close()
+    metas = [r["meta"] for r in journal_records(root) if r["kind"] == "msg"]
+    assert [m.get("secrets_capped") for m in metas] == [True, True, None]
+    assert [s["kind"] for s in metas[0]["secrets"]] == [S.OPENAI] and "secrets" not in metas[1]
+    store = open_store(root)
+    out = io.BytesIO()
+    export_range(store, journal_range(store, None, None), "md", out)
+    assert early.encode() not in out.getvalue() and late.encode() not in out.getvalue()
