@@ -21,7 +21,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, pairwise
 
 import orjson
 
@@ -79,7 +79,7 @@ _FIND = re.compile(
     rb"|(?P<github>(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{36,255})(?![A-Za-z0-9_])"
     rb"|(?P<aws>(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z2-7]{16})(?![A-Za-z0-9])"
     rb"|(?P<google>(?<![" + _T + rb"])AIza[" + _T + rb"]{35})(?![" + _T + rb"])"
-    rb"|(?P<slack>(?<![" + _T + rb"])xox[baprs]-[A-Za-z0-9-]{10,250})"
+    rb"|(?P<slack>(?<![" + _T + rb"])xox[baprs]-[0-9]+-[A-Za-z0-9-]{8,250})"
     rb"|(?P<private_key>-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
     rb"(?:[\s\S]{0,32768}?-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
     rb"|(?:[A-Za-z0-9+/=\s:,.\-]|\\[nrt])*))"
@@ -137,13 +137,41 @@ class ScanResult:
     capped: bool  # only the first `scan_cap` bytes of the message's text were scanned
 
 
-def _random_enough(token: bytes) -> bool:
-    """A key body, not words: a digit and a letter, or both cases (base62/base64url
-    noise has both with overwhelming odds; `sk-my-long-kebab-name` has neither)."""
-    digit = any(48 <= c <= 57 for c in token)
-    upper = any(65 <= c <= 90 for c in token)
-    lower = any(97 <= c <= 122 for c in token)
-    return (digit and (upper or lower)) or (upper and lower)
+def _classes(token: bytes) -> tuple[bool, bool, bool]:
+    """(has a digit, an upper case letter, a lower case letter)."""
+    return (
+        any(48 <= c <= 57 for c in token),
+        any(65 <= c <= 90 for c in token),
+        any(97 <= c <= 122 for c in token),
+    )
+
+
+def _sequential(token: bytes, run: int = 6) -> bool:
+    """`abcdef`, `UVWXYZ`, `123456` inside: a made-up test key (odds of six ascending
+    characters in a row in a random base62 body of 100: about 1 in 10^7)."""
+    count = 1
+    for a, b in pairwise(token):
+        count = count + 1 if b == a + 1 else 1
+        if count >= run:
+            return True
+    return False
+
+
+def _mixed(token: bytes) -> bool:
+    """A base62/base64url key body, not words: digits and both cases (random bodies of
+    20+ characters have all three with overwhelming odds; `sk-my-kebab-name-v2` not),
+    and not a made-up sequence."""
+    return all(_classes(token)) and not _sequential(token)
+
+
+def _opaque(token: bytes) -> bool:
+    """A token that may be hex (bearer tokens, Slack's last part): a digit, a letter,
+    and at least ten distinct characters."""
+    digit, upper, lower = _classes(token)
+    return digit and (upper or lower) and len(set(token)) >= 10 and not _sequential(token)
+
+
+_KEY_BODY = re.compile(rb"[A-Za-z0-9+/]{40}")
 
 
 def _jwt_header_ok(token: bytes) -> bool:
@@ -156,9 +184,13 @@ def _jwt_header_ok(token: bytes) -> bool:
 
 
 def _plausible(kind: str, value: bytes) -> bool:
-    if kind in (OPENAI, ANTHROPIC, GITHUB, GITHUB_PAT, SLACK, BEARER):
+    if kind in (OPENAI, ANTHROPIC, GITHUB, GITHUB_PAT):
         body = value.split(b"_", 2)[-1] if kind in (GITHUB, GITHUB_PAT) else value
-        return len(body) >= 16 and _random_enough(body)
+        return len(body) >= 16 and _mixed(body)
+    if kind in (SLACK, BEARER):
+        return _opaque(value)
+    if kind == PRIVATE_KEY:  # a header alone (in a regex, a test) is not a key
+        return _KEY_BODY.search(value) is not None
     if kind == JWT:
         return _jwt_header_ok(value)
     if kind in (PASSWORD, URL_PASSWORD):

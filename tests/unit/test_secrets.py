@@ -47,6 +47,10 @@ NEAR_MISSES = [
     b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
     b"the bearer of bad news; Bearer token_here_please; Bearer <token>; Bearer ${TOKEN}",
     b"eyJub3RoaW5nIjoxfQ.eyJzdWIiOjF9.c2lnbmF0dXJl",  # a JWT shape without "alg"
+    b'API_KEY = "sk-ant-api03-real-key-here" xoxb-TEST-token-value-here sk-proj-v2-beta-build',
+    b're.compile(r"-----BEGIN RSA PRIVATE KEY-----.*?-----END RSA PRIVATE KEY-----")',
+    b"-----BEGIN OPENSSH PRIVATE KEY----- (the header alone)",
+    b"ANTHROPIC_API_KEY=sk-ant-api03-test1234abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
     b"eyJhbGciOiJIUzI1NiJ9 alone is only a header",
     b"password= password==x password=${DB_PASSWORD} password=%s pwd=$(pwd) passwords",
     b"login(user=None, password=None) open(name, pwd=pwd) auth(password=self.password)",
@@ -81,7 +85,7 @@ def test_batch_candidates_name_exactly_the_messages_with_a_hit() -> None:
 
 
 def test_redaction_replaces_only_the_secret_bytes() -> None:
-    frame = b'{"text":"key sk-proj-AbCdEf1234567890abcdefGHIJKL, ok"}'
+    frame = b'{"text":"key sk-proj-Qm3xT9vLw2ZpR7kNc4HsY8bJdF, ok"}'
     spans = S.scan_frames([b"topic", frame]).spans
     assert [(s.kind, s.frame) for s in spans] == [(S.OPENAI, 1)]
     out = S.redact_frames([b"topic", frame], spans)
