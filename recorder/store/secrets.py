@@ -184,9 +184,12 @@ def _jwt_header_ok(token: bytes) -> bool:
 
 
 def _plausible(kind: str, value: bytes) -> bool:
-    if kind in (OPENAI, ANTHROPIC, GITHUB, GITHUB_PAT):
-        body = value.split(b"_", 2)[-1] if kind in (GITHUB, GITHUB_PAT) else value
+    if kind in (OPENAI, ANTHROPIC, GITHUB_PAT):
+        body = value.split(b"_", 2)[-1] if kind == GITHUB_PAT else value
         return len(body) >= 16 and _mixed(body)
+    if kind == GITHUB:  # 36 characters: one in 500 random ones has no digit
+        _, upper, lower = _classes(value[4:])
+        return upper and lower and not _sequential(value)
     if kind in (SLACK, BEARER):
         return _opaque(value)
     if kind == PRIVATE_KEY:  # a header alone (in a regex, a test) is not a key
