@@ -172,6 +172,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"{counts.not_subscribed_publishers} publishers were sent before the recorder "
                 "listened (not in the journal, not counted as gaps)"
             )
+        if counts.secrets or counts.secrets_capped or counts.secrets_unscanned:
+            print(
+                f"  secrets      {counts.secrets} messages hold some (named in meta.secrets); "
+                f"{counts.secrets_unscanned} left to the readers (behind a flood), "
+                f"{counts.secrets_capped} scanned in part (too large)"
+            )
         cp = s.last_checkpoint
         if cp:
             print(f"  checkpoint   {cp.id} ({format_age(time.time() - cp.created)} ago)")

@@ -51,6 +51,8 @@ def test_recorded_byte_for_byte_named_in_meta_and_redacted_on_export(bus: Bus) -
         pub.close()
         ctx.term()
     assert (read_status(bus.log_dir).get("counts") or {}).get("secrets") == 4
+    status = persist("status", "--log-dir", str(bus.log_dir))
+    assert b"secrets      4 messages hold some" in status.stdout, status.stdout
     assert bus.recorder is not None
     bus.recorder.signal(signal.SIGTERM)
     assert bus.recorder.wait(5) == 0
