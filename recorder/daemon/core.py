@@ -70,7 +70,13 @@ from recorder.store.records import (
     splice_value,
 )
 from recorder.store.recovery import JournalPoint, RecoveryState
-from recorder.store.secrets import SecretScanner, maybe_secret, meta_field, scan_frames
+from recorder.store.secrets import (
+    DEFAULT_SCAN_CAP,
+    SecretScanner,
+    maybe_secret,
+    meta_field,
+    scan_frames,
+)
 from recorder.store.status import (
     CheckpointRef,
     Connection,
@@ -512,7 +518,7 @@ class Recorder:
             plain = False
         topic_json = orjson.dumps(topic)
         piece = b'{"text":' + topic_json + b"}" if plain else None
-        entry = (topic, topic_json, piece, maybe_secret(topic_bytes))
+        entry = (topic, topic_json, piece, maybe_secret(topic_bytes[:DEFAULT_SCAN_CAP]))
         if len(topic_bytes) <= MAX_KEY_CHARS:  # hostile megabyte topics are never kept
             if len(self._topics) > 4096:
                 self._topics.clear()
