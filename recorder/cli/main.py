@@ -9,7 +9,11 @@ missing segments; for restore also a failed digest or fewer messages than the
 checkpoint counts), each named on stderr (`--allow-damage` makes it 0); 6 `persist
 status`: the recorder runs but is not recording (its receiver died, or the broker has
 been unreachable for a while); 7 `persist send` found no subscriber within --wait
-(nothing was sent); `persist launch` returns the agent's own code (126/127 when it
+(nothing was sent); 8 `persist doctor` found warnings (and no problem), 9 it found
+at least one problem (each finding names the command that fixes it); `persist
+restore-backup` exits 5 when the backup is damaged or tampered with (one line names
+the file; nothing is restored) or a restored checkpoint does not verify, and 2 when
+DEST_DIR is not empty; `persist launch` returns the agent's own code (126/127 when it
 cannot be run).
 """
 
@@ -70,7 +74,55 @@ EXAMPLES = {
     "monitor": ["persist monitor --once --explain", "persist monitor --interval 10"],
     "hooks": ["persist hooks install claude --restore latest", "persist hooks status"],
     "hook": ["persist hook SessionStart --agent claude < event.json"],
+    "doctor": ["persist doctor", "persist doctor --fix", "persist doctor --json | jq .findings"],
+    "backup": ["persist backup /mnt/backup/agent-persist", "persist backup ~/bk --dir ~/logs"],
+    "restore-backup": ["persist restore-backup /mnt/backup/agent-persist ~/logs-restored"],
 }
+
+
+GROUPS = (
+    "bus",
+    "record",
+    "launch",
+    "tools",
+    "search",
+    "service",
+    "sessions",
+    "hooks",
+    "keys",
+    "doctor",
+)
+"""The modules of `recorder.cli` that add commands, in the order `persist --help` lists them."""
+
+COMMAND_GROUP = {
+    "broker": "bus",
+    "send": "bus",
+    "record": "record",
+    "status": "record",
+    "stop": "record",
+    "checkpoint": "record",
+    "launch": "launch",
+    "demo": "launch",
+    "restore": "tools",
+    "replay": "tools",
+    "export": "tools",
+    "search": "search",
+    "reindex": "search",
+    "stats": "search",
+    "service": "service",
+    "sessions": "sessions",
+    "protect": "sessions",
+    "fork": "sessions",
+    "monitor": "sessions",
+    "hooks": "hooks",
+    "hook": "hooks",
+    "keys": "keys",
+    "doctor": "doctor",
+    "backup": "doctor",
+    "restore-backup": "doctor",
+}
+"""Which group adds each command: `persist record` imports the record group alone (the
+recorder, the launcher and the hooks start sooner); anything else builds them all."""
 
 
 def version() -> str:
@@ -83,27 +135,36 @@ def version() -> str:
         return "unknown (not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of `command` alone when it is one we know."""
     # Imported here, not at the top: `persist hook` (run by Claude Code and Gemini CLI
     # on every turn) must not pay for argparse and the command groups.
     import argparse
+    import importlib
 
-    from recorder.cli import bus, hooks, keys, launch, record, search, service, sessions, tools
     from recorder.cli.common import Parser
+
+    class Version(argparse.Action):
+        """--version, looked up only when asked (importlib.metadata takes a tenth of a second)."""
+
+        def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+            print(f"{parser.prog} {version()}")
+            parser.exit()
 
     parser = Parser(
         prog="persist",
         description="Record every message of a ZeroMQ agent bus into a crash-safe journal.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--version", action=Version, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (bus, record, launch, tools, search, service, sessions, hooks, keys):
-        group.add_parsers(sub)
-    for name, command in sub.choices.items():
+    groups = (COMMAND_GROUP[command],) if command in COMMAND_GROUP else GROUPS
+    for name in groups:
+        importlib.import_module(f"recorder.cli.{name}").add_parsers(sub)
+    for name, command_parser in sub.choices.items():
         examples = EXAMPLES.get(name)
         if examples:
-            command.formatter_class = argparse.RawDescriptionHelpFormatter
-            command.epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+            command_parser.formatter_class = argparse.RawDescriptionHelpFormatter
+            command_parser.epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
     return parser
 
 
@@ -116,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     from recorder.cli.common import EXIT_USAGE, fail
     from recorder.errors import BadOption, PersistError
 
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit

@@ -52,7 +52,7 @@ from recorder.daemon.links import Links
 from recorder.daemon.options import RecorderOptions
 from recorder.daemon.recovery import recover
 from recorder.daemon.warm import IndexWarmer
-from recorder.store.checkpoints import Checkpoint, DigestCache, list_checkpoints, write_checkpoint
+from recorder.store.checkpoints import Checkpoint, DigestCache, newest_checkpoint, write_checkpoint
 from recorder.store.fsutil import ensure_private_dir, remove_stale_temp_files
 from recorder.store.journal import Journal, Position, UnwrittenData
 from recorder.store.layout import Layout
@@ -214,8 +214,7 @@ class Recorder:
         self.journal.messages = recovered.messages
         self.first_ts, self.last_ts = recovered.first_ts, recovered.last_ts
         self.tracker = recovered.tracker
-        checkpoints = list_checkpoints(self.layout)
-        self.last_checkpoint = checkpoints[0] if checkpoints else None
+        self.last_checkpoint = newest_checkpoint(self.layout)
         self.journal.append(
             {
                 "ts": now,

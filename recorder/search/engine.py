@@ -51,6 +51,10 @@ FEW = 5  # fewer exact hits than this: try fuzzy too (when fuzzy is on)
 CATCH_UP_BUDGET = 2.0  # seconds a search spends catching up before it answers
 
 
+class SearchCancelled(Exception):
+    """The search was abandoned (its `cancelled()` turned true): a newer one replaces it."""
+
+
 @dataclass
 class _Row:
     doc: int
@@ -138,8 +142,11 @@ class SearchEngine:
         done = self.catch_up(budget=budget, wait=wait) if catch_up else None
         with self._lock:
             try:
-                result = self._search(query, limit, fuzzy, all_kinds, count, cancelled)
+                with self.index.interruptible(cancelled):
+                    result = self._search(query, limit, fuzzy, all_kinds, count, cancelled)
             except (sqlite3.DatabaseError, IndexDamaged):
+                if cancelled is not None and cancelled():
+                    raise SearchCancelled from None
                 # Replaced or damaged under us. A catch-up waits for another writer's
                 # rebuild and rebuilds if the checks find damage; damage they cannot
                 # see (deep in the file) gets a rebuild of its own on a second failure.
@@ -190,6 +197,8 @@ class SearchEngine:
                         r.fuzzy = True
                         hits_rows.append(r)
         result.took_ms = (time.perf_counter() - t0) * 1000
+        if cancelled is not None and cancelled():
+            raise SearchCancelled
         stand_ins = frozenset(t for terms in result.fuzzy_terms.values() for t in terms)
         checkpoints = CheckpointFinder(self.layout)
         result.hits = [self._hit(r, query, stand_ins, checkpoints) for r in hits_rows]

@@ -28,7 +28,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
@@ -39,6 +39,9 @@ from recorder.store.layout import Layout
 
 SCHEMA_VERSION = 1
 TOKENIZER = "unicode61 remove_diacritics 2"
+PROGRESS_STEPS = (
+    100_000  # SQLite VM steps between cancellation checks (a few ms; each takes the GIL)
+)
 SOURCE_BUS = "bus"
 HASH_BYTES = 16 << 20
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -383,6 +386,20 @@ class SearchIndex:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- reading -----------------------------------------------------------------
+    @contextlib.contextmanager
+    def interruptible(self, cancelled: Callable[[], bool] | None) -> Iterator[None]:
+        """Queries inside abort (sqlite3.OperationalError) soon after `cancelled()` is true."""
+        if cancelled is None:
+            yield
+            return
+        with self.lock:
+            db = self.db
+            db.set_progress_handler(lambda: int(cancelled()), PROGRESS_STEPS)
+            try:
+                yield
+            finally:
+                db.set_progress_handler(None, 0)
+
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         with self.lock:
             return self.db.execute(sql, tuple(params)).fetchall()

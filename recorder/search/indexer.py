@@ -386,34 +386,7 @@ class Indexer:
             self.index.refresh_terms()
 
     def _stale(self, states: dict[int, SegmentState]) -> str | None:
-        """Why the index no longer describes this journal (None: it does, maybe behind)."""
-        on_disk = {segment_number(p.name) or 0: p for p in list_segments(self.layout)}
-        newest = max(states, default=0)
-        for number in on_disk:
-            if number < newest and number not in states:
-                return f"segment {number} appeared below indexed ones"
-        for number, state in states.items():
-            path = on_disk.get(number)
-            if path is None:
-                return f"segment {number} is gone"
-            try:
-                st = path.stat()
-            except OSError:
-                return f"segment {number} cannot be read"
-            if st.st_size < state.end:
-                return f"segment {number} is shorter than what was indexed"
-            if (st.st_size, st.st_mtime_ns, st.st_ino) == (state.size, state.mtime_ns, state.inode):
-                continue
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if (
-                    _sha(fd, 0, state.head_len) != state.head_sha
-                    or _sha(fd, max(0, state.end - _FINGER), state.end) != state.tail_sha
-                ):
-                    return f"segment {number} was rewritten"
-            finally:
-                os.close(fd)
-        return None
+        return stale_reason(self.layout, states)
 
     def _segment(self, path: Path, state: SegmentState, closed: bool) -> Any:
         """Index `path` from `state.end`; yields (documents, bytes) per committed chunk."""
@@ -496,3 +469,73 @@ class Indexer:
         state.docs += added
         state.tail_sha = _sha(fd, max(0, end - _FINGER), end)
         state.size, state.mtime_ns, state.inode = st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def stale_reason(layout: Layout, states: dict[int, SegmentState]) -> str | None:
+    """Why the index no longer describes this journal (None: it does, maybe behind)."""
+    on_disk = {segment_number(p.name) or 0: p for p in list_segments(layout)}
+    newest = max(states, default=0)
+    for number in on_disk:
+        if number < newest and number not in states:
+            return f"segment {number} appeared below indexed ones"
+    for number, state in states.items():
+        path = on_disk.get(number)
+        if path is None:
+            return f"segment {number} is gone"
+        try:
+            st = path.stat()
+        except OSError:
+            return f"segment {number} cannot be read"
+        if st.st_size < state.end:
+            return f"segment {number} is shorter than what was indexed"
+        if (st.st_size, st.st_mtime_ns, st.st_ino) == (state.size, state.mtime_ns, state.inode):
+            continue
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if (
+                _sha(fd, 0, state.head_len) != state.head_sha
+                or _sha(fd, max(0, state.end - _FINGER), state.end) != state.tail_sha
+            ):
+                return f"segment {number} was rewritten"
+        finally:
+            os.close(fd)
+    return None
+
+
+@dataclass(frozen=True)
+class IndexHealth:
+    """What the search index looks like, found without writing anything (`persist doctor`)."""
+
+    present: bool
+    problem: str | None  # why the next catch-up would rebuild it (None: it is usable)
+    behind: int  # journal bytes not indexed yet
+    docs: int = 0
+    size: int = 0  # bytes of the file and its write-ahead log
+
+
+def index_health(root: Path) -> IndexHealth:
+    """The index of `root` checked as a catch-up would, read only."""
+    layout = Layout(Path(root))
+    journal = 0
+    sizes: dict[int, int] = {}
+    for path in list_segments(layout):
+        with contextlib.suppress(OSError):
+            sizes[segment_number(path.name) or 0] = path.stat().st_size
+            journal += sizes[segment_number(path.name) or 0]
+    if not layout.search_index.exists():
+        return IndexHealth(False, None, journal)
+    index = SearchIndex(layout.root, writable=False)
+    try:
+        index.check()
+        states = index.segment_states()
+        problem = stale_reason(layout, states)
+        docs = index.doc_count()
+        size = index.size_bytes()
+    except (IndexDamaged, sqlite3.DatabaseError, OSError) as exc:
+        return IndexHealth(True, f"the index file is unusable ({exc})", journal)
+    finally:
+        index.close()
+    behind = sum(
+        max(0, size_now - (states[n].end if n in states else 0)) for n, size_now in sizes.items()
+    )
+    return IndexHealth(True, problem, behind, docs, size)

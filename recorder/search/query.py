@@ -18,10 +18,11 @@ values of one field are alternatives (`from:a from:b`), different fields all app
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from enum import Enum
 
@@ -333,43 +334,78 @@ class Span:
     fuzzy: bool = False
 
 
-@dataclass
-class _Matcher:
-    exact: list[tuple[tuple[str, ...], bool]] = field(default_factory=list)  # tokens, prefix
-    fuzzy: set[str] = field(default_factory=set)
-
-
 def token_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, folded token) of every token of `text`."""
     return [(m.start(), m.end(), fold(m.group())) for m in _TOKEN_RE.finditer(text)]
 
 
+_Terms = tuple[tuple[tuple[str, ...], bool], ...]  # (tokens, prefix) of each exact term
+
+
 def find_spans(text: str, query: Query, fuzzy_terms: frozenset[str] = frozenset()) -> list[Span]:
-    """Where `query`'s words and phrases match in `text`, plus the fuzzy stand-ins."""
-    matcher = _Matcher()
-    for group in query.groups:
-        for term in group:
-            matcher.exact.append((term.tokens, term.kind is TermKind.PREFIX))
-    matcher.fuzzy = set(fuzzy_terms)
-    if not matcher.exact and not matcher.fuzzy:
+    """Where `query`'s words and phrases match in `text`, plus the fuzzy stand-ins.
+
+    A term matches where its tokens follow one another (anything that is not a
+    token between them), as the index sees them. ASCII text (folding it keeps every
+    offset) is matched by one compiled pattern per term; other text token by token."""
+    terms: _Terms = tuple(
+        (term.tokens, term.kind is TermKind.PREFIX)
+        for group in query.groups
+        for term in group
+        if term.tokens
+    )
+    if not terms and not fuzzy_terms:
         return []
+    if text.isascii():
+        spans = _ascii_spans(text.lower(), _term_patterns(terms, fuzzy_terms))
+    else:
+        spans = _token_spans(text, terms, fuzzy_terms)
+    return _merged(spans)
+
+
+@functools.lru_cache(maxsize=64)
+def _term_patterns(
+    terms: _Terms, fuzzy_terms: frozenset[str]
+) -> tuple[tuple[re.Pattern[str], bool], ...]:
+    """One lookahead pattern per term (finding overlapping occurrences too), and
+    whether it is a fuzzy stand-in."""
+    patterns = []
+    for tokens, prefix in terms:
+        body = r"[\W_]+".join(re.escape(t) for t in tokens)
+        tail = r"[^\W_]*" if prefix else r"(?![^\W_])"
+        patterns.append((re.compile(rf"(?<![^\W_])(?=({body}{tail}))"), False))
+    for word in sorted(fuzzy_terms):
+        patterns.append((re.compile(rf"(?<![^\W_])(?=({re.escape(word)})(?![^\W_]))"), True))
+    return tuple(patterns)
+
+
+def _ascii_spans(folded: str, patterns: tuple[tuple[re.Pattern[str], bool], ...]) -> list[Span]:
+    spans: list[Span] = []
+    for pattern, fuzzy in patterns:
+        spans.extend(Span(m.start(1), m.end(1), fuzzy) for m in pattern.finditer(folded))
+    return spans
+
+
+def _token_spans(text: str, terms: _Terms, fuzzy_terms: frozenset[str]) -> list[Span]:
     toks = token_spans(text)
     words = [t[2] for t in toks]
     spans: list[Span] = []
-    for tokens, prefix in matcher.exact:
+    for tokens, prefix in terms:
         n = len(tokens)
-        if not n:
-            continue
         for i in range(len(words) - n + 1):
             if words[i : i + n - 1] != list(tokens[:-1]):
                 continue
             last = words[i + n - 1]
             if last == tokens[-1] or (prefix and last.startswith(tokens[-1])):
                 spans.append(Span(toks[i][0], toks[i + n - 1][1]))
-    if matcher.fuzzy:
+    if fuzzy_terms:
         for start, end, word in toks:
-            if word in matcher.fuzzy:
+            if word in fuzzy_terms:
                 spans.append(Span(start, end, True))
+    return spans
+
+
+def _merged(spans: list[Span]) -> list[Span]:
     spans.sort(key=lambda s: (s.start, -s.end))
     merged: list[Span] = []
     for s in spans:

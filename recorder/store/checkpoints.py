@@ -247,6 +247,23 @@ def segment_digest(path: Path, length: int) -> str:
     return _hash_file(path, length).hexdigest()
 
 
+def prefix_digests(path: Path, sizes: list[int]) -> dict[int, str]:
+    """SHA-256 of the first `size` bytes of `path` for each of `sizes`, in one read of
+    the file (for checking many checkpoints at once); a size beyond the file's end is
+    left out of the result."""
+    found: dict[int, str] = {}
+    hasher: _Hasher | None = None
+    done = 0
+    for size in sorted(set(sizes)):
+        try:
+            hasher = _hash_file(path, size, hasher, done)
+        except ValueError:
+            break
+        done = size
+        found[size] = hasher.hexdigest()
+    return found
+
+
 def combine(segments: list[dict[str, Any]]) -> str:
     lines = "".join(f"{s['name']} {s['size']} {s['sha256']}\n" for s in segments)
     return hashlib.sha256(lines.encode()).hexdigest()
@@ -463,6 +480,61 @@ def list_checkpoints(
     return found
 
 
+_ID_SEQ = re.compile(r"^\d{8}T\d{6}Z-(\d{9,})")  # `checkpoint_id`: the stamp, then the seq
+
+
+def newest_checkpoint(layout: Layout) -> Checkpoint | None:
+    """`list_checkpoints(layout)[0]` (None when there is none), reading only the files
+    that can be it, and its bases: the seq is in each file's name (`checkpoint_id`), so
+    the recorder's start does not grow with the number of checkpoints (one a minute for
+    a year is half a million). A name we did not write, or a file whose content does not
+    match its name, and every checkpoint is read after all."""
+    try:
+        names = [p.name for p in layout.checkpoints.iterdir() if p.suffix == ".json"]
+    except FileNotFoundError:
+        return None
+    by_seq: dict[int, list[str]] = {}
+    for name in names:
+        m = _ID_SEQ.match(name)
+        if m is None:
+            return _first(list_checkpoints(layout))
+        by_seq.setdefault(int(m.group(1)), []).append(name)
+    for seq in sorted(by_seq, reverse=True):
+        found = []
+        for name in by_seq[seq]:
+            cp = _read_checkpoint(layout.checkpoints / name)
+            if cp is not None and cp.seq != seq:
+                return _first(list_checkpoints(layout))
+            if cp is not None and cp.session is None:
+                found.append(cp)
+        if found:
+            newest = max(found, key=lambda c: c.created)
+            return _join_bases(_with_bases(layout, newest))[0]
+    return None
+
+
+def _first(cps: list[Checkpoint]) -> Checkpoint | None:
+    return cps[0] if cps else None
+
+
+def _read_checkpoint(path: Path) -> Checkpoint | None:
+    try:
+        return Checkpoint.from_json(orjson.loads(path.read_bytes()), path)
+    except (OSError, ValueError):  # orjson.JSONDecodeError is a ValueError
+        return None
+
+
+def _with_bases(layout: Layout, cp: Checkpoint) -> list[Checkpoint]:
+    """`cp` and the chain of bases behind it, as far as they can be read."""
+    chain = [cp]
+    while chain[-1].base is not None and len(chain) <= MAX_BASE_DEPTH:
+        base = _read_checkpoint(layout.checkpoints / f"{chain[-1].base}.json")
+        if base is None or base.id in {c.id for c in chain}:
+            break
+        chain.append(base)
+    return chain
+
+
 def _skip(skipped: list[str] | None, path: Path, why: str) -> None:
     if skipped is not None:
         skipped.append(f"{path.parent.name}/{path.name} is not a valid checkpoint ({why}); skipped")
@@ -478,8 +550,11 @@ class Verification:
         return "intact" if self.ok else "; ".join(self.problems)
 
 
-def verify_checkpoint(layout: Layout, cp: Checkpoint) -> Verification:
-    """Re-hash the journal up to the checkpoint and compare with its digest."""
+def verify_checkpoint(
+    layout: Layout, cp: Checkpoint, known: dict[tuple[str, int], str] | None = None
+) -> Verification:
+    """Re-hash the journal up to the checkpoint and compare with its digest. `known`:
+    digests already computed, by (segment name, size) (see `prefix_digests`)."""
     problems: list[str] = [cp.base_problem] if cp.base_problem else []
     actual: list[dict[str, Any]] = []
     for entry in cp.segments:
@@ -489,7 +564,9 @@ def verify_checkpoint(layout: Layout, cp: Checkpoint) -> Verification:
             actual.append({**entry, "sha256": "missing"})
             continue
         try:
-            digest = _hash_file(path, int(entry["size"])).hexdigest()
+            digest = (known or {}).get((str(entry["name"]), int(entry["size"])))
+            if digest is None:
+                digest = _hash_file(path, int(entry["size"])).hexdigest()
         except ValueError as exc:
             problems.append(str(exc))
             digest = "short"

@@ -43,3 +43,32 @@ async def test_diagnostics_at_80x24(tmp_path: Path) -> None:
         assert "received" in rate and "written" in rate  # one line, not wrapped
         title = plain(main.query_one("#rate-title"))
         assert "top " in title and "bottom " in title and "/s" in title
+
+
+@pilot_test
+async def test_diagnostics_list_every_endpoint_and_the_not_subscribed_window(
+    tmp_path: Path,
+) -> None:
+    root = demo_dir(tmp_path, status=None)
+    me = psutil.Process()
+    status = healthy_status(root, NOW, me.pid, me.create_time())
+    status["counts"].update(not_subscribed=41, not_subscribed_publishers=2)
+    status["endpoints"] = [
+        {"endpoint": "tcp://127.0.0.1:5556", "mode": "connect", "connection": "connected"},
+        {"endpoint": "ipc:///tmp/b.pub", "mode": "connect", "connection": "disconnected"},
+        {"endpoint": "tcp://127.0.0.1:7000", "mode": "bind", "connection": "listening", "peers": 3},
+    ]
+    write_status(root, status)
+    app = make_app(root)
+    async with app.run_test(size=(120, 48)) as pilot:
+        await settle(pilot)
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        await pilot.press("4")
+        await settle(pilot)
+        diag = main.query_one("#diag")
+        text = "\n".join(diag.render_line(y).text.rstrip() for y in range(diag.size.height))
+    assert "broker   tcp://127.0.0.1:5556  connected" in text
+    assert "broker   ipc:///tmp/b.pub  disconnected" in text
+    assert "bound at tcp://127.0.0.1:7000  listening, 3 publishers connected" in text
+    assert "Not subscribed yet: 41 messages from 2 publishers were sent before" in text

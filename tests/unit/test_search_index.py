@@ -294,3 +294,30 @@ def test_other_sources_through_add_documents(journal: Path) -> None:
         ("an agent session says zanzibar", "claude", None)
     ]
     assert search(journal, "zanzibar source:bus").hits == []
+
+
+def test_a_cancelled_search_stops_inside_sqlite_and_the_index_is_not_rebuilt(
+    journal: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recorder.search.engine import SearchCancelled
+
+    # Checks every 100 SQLite steps: this small journal's query takes thousands.
+    monkeypatch.setattr("recorder.search.index.PROGRESS_STEPS", 100)
+
+    with SearchEngine(journal) as engine:
+        engine.catch_up()
+        built = engine.index.path.stat().st_ino
+        asked: list[str] = []
+
+        def cancelled() -> bool:
+            asked.append("?")
+            return True
+
+        # The first to ask is SQLite's progress handler, in the middle of the FTS query
+        # ("message" matches every message): the query stops there and then.
+        with pytest.raises(SearchCancelled):
+            engine.search("message", limit=200, cancelled=cancelled)
+        assert asked == ["?", "?"]  # the progress handler; then telling it from damage
+        # The interruption is not mistaken for damage, and the engine answers again.
+        assert engine.index.path.stat().st_ino == built
+        assert engine.search("message", cancelled=lambda: False).hits

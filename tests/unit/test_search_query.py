@@ -164,3 +164,32 @@ def test_spans_are_ordered_and_in_bounds(text: str, terms: list[str]) -> None:
         assert 0 <= s.start < s.end <= len(text)
         if nxt is not None:
             assert s.end <= nxt.start
+
+
+ASCII_WORDS = st.sampled_from(["a", "ab", "retry", "Retry", "x1", "42", "migr", "migration"])
+ASCII_GAPS = st.sampled_from([" ", "-", "_", ", ", "/", "\n", "'", ""])
+
+
+@given(
+    st.lists(st.tuples(ASCII_WORDS, ASCII_GAPS), max_size=25),
+    st.lists(
+        st.sampled_from(["a", "retry", "migr*", '"a a"', '"retry migration"', "x1"]),
+        min_size=1,
+        max_size=3,
+    ),
+    st.frozensets(st.sampled_from(["ab", "retry", "42"]), max_size=2),
+)
+def test_the_pattern_path_for_ascii_text_finds_what_the_token_path_finds(
+    pieces: list[tuple[str, str]], terms: list[str], fuzzy: frozenset[str]
+) -> None:
+    # ASCII text goes through compiled patterns (fast); other text token by token.
+    # Both must agree: same spans, same fuzzy marks.
+    from recorder.search.query import _merged, _token_spans
+
+    text = "".join(w + g for w, g in pieces)
+    query = q(" ".join(terms))
+    ours = find_spans(text, query, fuzzy)
+    exact = tuple(
+        (t.tokens, t.kind is TermKind.PREFIX) for g in query.groups for t in g if t.tokens
+    )
+    assert ours == _merged(_token_spans(text, exact, fuzzy))

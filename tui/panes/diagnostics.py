@@ -11,15 +11,26 @@ from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Sparkline, Static
 
+from recorder.search.stats import Stats, collect_stats
+
 from ..diagnostics import Diagnostics
-from ..widgets.diagnostics_view import render_diagnostics
+from ..widgets.diagnostics_view import render_breakdown, render_diagnostics
 from .base import Pane
 
 RATE_HISTORY = 120
+BREAKDOWN_WINDOW = 24 * 3600.0  # the breakdown counts the messages of the last day
+BREAKDOWN_INTERVAL = 60.0  # seconds between recounts while the app runs
 
 
 class DiagnosticsPane(Pane):
     """The recorder's state, process, disk and message rate over the last two minutes."""
+
+    class Counted(Message):
+        """The breakdown of the last day's messages (from the search index)."""
+
+        def __init__(self, stats: Stats) -> None:
+            super().__init__()
+            self.stats = stats
 
     class Sampled(Message):
         """A new sample (from the worker); it bubbles on to the screen's top bar."""
@@ -40,15 +51,35 @@ class DiagnosticsPane(Pane):
                 rate_box.display = False
                 yield Static("Message rate (received/s, last 2 min)", id="rate-title")
                 yield Sparkline([], id="rate-graph")
+            yield Static(render_breakdown(None, self.papp.clock), id="breakdown")
 
     def on_mount(self) -> None:
         self.sample()
+        self.count()
         if self.papp.live:
             self.set_interval(self.papp.diagnostics_interval, self.sample)
+            self.set_interval(BREAKDOWN_INTERVAL, self.count)
 
     @work(thread=True, exclusive=True, group="diagnostics", exit_on_error=False)
     def sample(self) -> None:
         self.post_message(self.Sampled(self.papp.collect_diagnostics()))
+
+    @work(thread=True, exclusive=True, group="breakdown", exit_on_error=False)
+    def count(self) -> None:
+        """Messages of the last day per sender, topic, chain and tier, from the search
+        index (caught up first, for at most a few seconds)."""
+        since = self.papp.clock.now() - BREAKDOWN_WINDOW
+        if not self.papp.layout.segments.is_dir():  # no journal: nothing to index or count
+            self.post_message(self.Counted(Stats(since, None)))
+            return
+        engine = self.papp.searcher
+        engine.catch_up(budget=5.0, wait=0.0)
+        self.post_message(self.Counted(collect_stats(engine.index, since=since)))
+
+    def on_diagnostics_pane_counted(self, message: Counted) -> None:
+        self.query_one("#breakdown", Static).update(
+            render_breakdown(message.stats, self.papp.clock)
+        )
 
     def on_diagnostics_pane_sampled(self, message: Sampled) -> None:
         diag = message.diagnostics
@@ -80,7 +111,10 @@ class DiagnosticsPane(Pane):
             self.show()
 
     def worker_failed(self, group: str, problem: str) -> None:
-        if group == "diagnostics":
+        if group == "breakdown":
+            text = Text(f"could not count the last day's messages: {problem}", style="red")
+            self.query_one("#breakdown", Static).update(text)
+        elif group == "diagnostics":
             text = Text(f"could not read the recorder's state: {problem}", style="bold red")
             self.query_one("#diag", Static).update(text)
         else:

@@ -27,7 +27,7 @@ from ..widgets.record_list import HIGHLIGHT, sender_style
 from ..widgets.virtual_list import VirtualList
 from .base import Pane
 
-SEARCH_DEBOUNCE = 0.12
+SEARCH_DEBOUNCE = 0.05  # seconds of quiet typing before a search starts
 RESULT_LIMIT = 200
 CATCH_UP_SLICE = 0.25  # seconds of indexing between progress updates
 FUZZY_STYLE = "bold black on bright_cyan"
@@ -187,8 +187,17 @@ class SearchPane(Pane):
         worker = get_current_worker()
         engine = self.papp.searcher
         fuzzy = None if self.fuzzy else False
+
+        def cancelled() -> bool:  # a newer search replaced this one
+            return worker.is_cancelled
+
         result = engine.search(
-            query, limit=RESULT_LIMIT, fuzzy=fuzzy, budget=CATCH_UP_SLICE, wait=0.0
+            query,
+            limit=RESULT_LIMIT,
+            fuzzy=fuzzy,
+            budget=CATCH_UP_SLICE,
+            wait=0.0,
+            cancelled=cancelled,
         )
         if worker.is_cancelled:
             return
@@ -203,7 +212,9 @@ class SearchPane(Pane):
             self.post_message(self.Indexing(generation, behind, max(total, behind)))
         if worker.is_cancelled:
             return
-        result = engine.search(query, limit=RESULT_LIMIT, fuzzy=fuzzy, catch_up=False)
+        result = engine.search(
+            query, limit=RESULT_LIMIT, fuzzy=fuzzy, catch_up=False, cancelled=cancelled
+        )
         if not worker.is_cancelled:
             self.post_message(self.Results(generation, result))
 

@@ -8,7 +8,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from recorder.store.status import StatusSnapshot
+from recorder.search.stats import Stats
+from recorder.store.status import Connection, LinkMode, StatusSnapshot
 
 from ..diagnostics import Diagnostics
 from ..text import Clock, age, count, one_line, plural, size
@@ -54,9 +55,22 @@ def render_diagnostics(
 
     if st is not None:
         parts.append(_status_table(st, diag, clock, narrow=narrow))
+        links = _endpoints(st, diag, clock)
+        if links is not None:
+            parts.append(links)
         difference = _received_vs_written(st)
         if difference is not None:
             parts.append(difference)
+        if st.counts.not_subscribed:
+            c = st.counts
+            late = Text("Not subscribed yet: ", style="bold")
+            publishers = plural(c.not_subscribed_publishers, "publisher")
+            late.append(
+                f"{count(c.not_subscribed)} messages from {publishers} "
+                "were sent before the recorder listened"
+            )
+            late.append("\n  not in the journal, and not a loss: no gap counts them", "dim")
+            parts.append(late)
 
     cp = st.last_checkpoint if st is not None else None
     cp_text = Text("Last checkpoint: ", style="bold")
@@ -89,6 +103,26 @@ def _connection(st: StatusSnapshot, diag: Diagnostics) -> str:
     if not diag.health.running:
         return "none (recorder not running)"
     return str(st.connection)
+
+
+def _endpoints(st: StatusSnapshot, diag: Diagnostics, clock: Clock) -> Text | None:
+    """Every broker followed and endpoint bound, when there is more than the one broker
+    the table shows."""
+    if len(st.endpoints) < 2 and all(e.mode is LinkMode.CONNECT for e in st.endpoints):
+        return None
+    text = Text("Endpoints:", style="bold")
+    for e in st.endpoints:
+        connect = e.mode is LinkMode.CONNECT
+        text.append(f"\n  {'broker' if connect else 'bound at':<9}", "dim")
+        text.append(f"{one_line(e.endpoint, 80)}  ")
+        state = str(e.connection) if diag.health.running else "none (recorder not running)"
+        good = e.connection == Connection.CONNECTED or not connect
+        text.append(state, "green" if good and diag.health.running else "yellow")
+        if not connect:
+            text.append(f", {plural(e.peers, 'publisher')} connected", "dim")
+        if e.since is not None and diag.health.running:
+            text.append(f" since {_ts_age(clock, e.since)}", "dim")
+    return text
 
 
 def _received_vs_written(st: StatusSnapshot) -> Text | None:
@@ -168,3 +202,34 @@ def _status_table(
     for row in rows:
         table.add_row(*row)
     return table
+
+
+BREAKDOWN_TOP = 4  # values shown per group; the rest are summed
+
+
+def render_breakdown(stats: Stats | None, clock: Clock) -> RenderableType:
+    """The last day's messages per sender, topic, chain type and tier, most first."""
+    title = Text("Last 24 hours: ", style="bold")
+    if stats is None:
+        title.append("counting…", "dim")
+        return title
+    if not stats.records:
+        title.append("no messages", "dim")
+        return title
+    title.append(f"{plural(stats.records, 'message')}")
+    title.append(f"  {clock.stamp(stats.first_ts)} → {clock.stamp(stats.last_ts)}", "dim")
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="ellipsis", no_wrap=True)
+    for key, rows in stats.by.items():
+        line = Text()
+        for value, n in rows[:BREAKDOWN_TOP]:
+            if line:
+                line.append(" · ", "dim")
+            line.append(one_line(value, 24))
+            line.append(f" {count(n)} ({100 * n / stats.records:.0f} %)", "dim")
+        if len(rows) > BREAKDOWN_TOP:
+            rest = sum(n for _v, n in rows[BREAKDOWN_TOP:])
+            line.append(f" · {len(rows) - BREAKDOWN_TOP} more {count(rest)}", "dim")
+        table.add_row(f"  {key}", line)
+    return Group(title, table)
