@@ -13,8 +13,9 @@ been unreachable for a while); 7 `persist send` found no subscriber within --wai
 at least one problem (each finding names the command that fixes it); `persist
 restore-backup` exits 5 when the backup is damaged or tampered with (one line names
 the file; nothing is restored) or a restored checkpoint does not verify, and 2 when
-DEST_DIR is not empty; `persist launch` returns the agent's own code (126/127 when it
-cannot be run).
+DEST_DIR is not empty; `persist prune` and `persist trash` use 0, 1 and 2 only (2: no
+policy given, a bad AGE or SIZE; 1: a trash entry missing or not restorable, retention
+busy); `persist launch` returns the agent's own code (126/127 when it cannot be run).
 """
 
 from __future__ import annotations
@@ -77,6 +78,18 @@ EXAMPLES = {
     "doctor": ["persist doctor", "persist doctor --fix", "persist doctor --json | jq .findings"],
     "backup": ["persist backup /mnt/backup/agent-persist", "persist backup ~/bk --dir ~/logs"],
     "restore-backup": ["persist restore-backup /mnt/backup/agent-persist ~/logs-restored"],
+    "checkpoints": ["persist checkpoints", "persist checkpoints --json | jq '.checkpoints[0]'"],
+    "pin": ['persist pin "before the refactor"', "persist pin latest"],
+    "unpin": ["persist unpin 20261202T101500Z"],
+    "prune": [
+        "persist prune --older-than 90d --dry-run",
+        "persist prune --max-size 20G --json",
+    ],
+    "trash": [
+        "persist trash list",
+        "persist trash restore 20261202T101500Z-1a2b3c",
+        "persist trash empty --older-than 0",
+    ],
 }
 
 
@@ -85,6 +98,7 @@ GROUPS = (
     "record",
     "launch",
     "tools",
+    "retention",
     "search",
     "service",
     "sessions",
@@ -106,6 +120,11 @@ COMMAND_GROUP = {
     "restore": "tools",
     "replay": "tools",
     "export": "tools",
+    "checkpoints": "retention",
+    "pin": "retention",
+    "unpin": "retention",
+    "prune": "retention",
+    "trash": "retention",
     "search": "search",
     "reindex": "search",
     "stats": "search",

@@ -18,6 +18,7 @@ from recorder.store.checkpoints import (
     verify_checkpoint,
 )
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
+from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import SegmentIndex
 from recorder.store.recovery import RecoveryState
 
@@ -77,7 +78,20 @@ def journal_findings(
     if not scans:
         return [Finding(Area.JOURNAL, "journal.segments", Severity.OK, "no journal here yet")]
     numbers = [segment_number(s.path.name) or 0 for s in scans]
-    missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+    absent = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+    pruned = pruned_by_number(layout)  # moved to the trash by retention: not lost
+    missing = [n for n in absent if n not in pruned]
+    if len(absent) > len(missing):
+        gone = [n for n in absent if n in pruned]
+        out.append(
+            Finding(
+                Area.JOURNAL,
+                "journal.pruned",
+                Severity.OK,
+                f"{len(gone)} segment(s) between the first and the last were pruned by "
+                f"retention ({segment_name(gone[0])}: {pruned[gone[0]].describe()})",
+            )
+        )
     for number in missing[:_MAX_NAMED]:
         out.append(
             Finding(

@@ -36,6 +36,7 @@ from recorder.search.sessions import SessionIndexer
 from recorder.sources.discover import Roots
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout, list_segments, segment_number
+from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import KIND_BAD_LINE, Record
 from recorder.store.records import parse_line
 
@@ -327,6 +328,7 @@ class Indexer:
             try:
                 index.check()
                 states = index.segment_states()
+                self._drop_pruned(states)
                 problem = self._stale(states)
             except (IndexDamaged, sqlite3.DatabaseError) as exc:
                 problem = f"the index file is unusable ({exc})"
@@ -384,6 +386,50 @@ class Indexer:
         snap = snap if type(snap) is int else 0
         if force or (docs > snap and docs - snap >= max(1, int(docs * TERMS_REFRESH_RATIO))):
             self.index.refresh_terms()
+
+    def _drop_pruned(self, states: dict[int, SegmentState]) -> None:
+        """Rows of segments retention pruned (named in `retention/pruned.json`) leave the
+        index, instead of the whole index being rebuilt for a segment that is gone.
+
+        Their words leave the full-text table too when the pruned file is still in the
+        trash and reads back to exactly the rows indexed (same offsets and seqs: then
+        its texts are the ones indexed); otherwise only `docs` rows go, and the words
+        left behind match nothing (every search joins `docs`) until a rebuild."""
+        notes = pruned_by_number(self.layout)
+        on_disk = {segment_number(p.name) for p in list_segments(self.layout)}
+        for number in sorted(states):
+            note = notes.get(number)
+            if number in on_disk or note is None:
+                continue
+            trashed = self.layout.trash / note.trash / "segments" / note.segment
+            with self.index.transaction() as db:
+                docs = db.execute(
+                    "SELECT id, offset, seq FROM docs WHERE segment = ? AND source = ? ORDER BY id",
+                    (number, SOURCE_BUS),
+                ).fetchall()
+                texts = self._texts_of(trashed, number, docs)
+                if texts is not None:
+                    db.executemany(
+                        "INSERT INTO fts (fts, rowid, body) VALUES ('delete', ?, ?)",
+                        [(doc[0], text) for doc, text in zip(docs, texts, strict=True)],
+                    )
+                db.execute(
+                    "DELETE FROM docs WHERE segment = ? AND source = ?", (number, SOURCE_BUS)
+                )
+                db.execute("DELETE FROM segments WHERE number = ?", (number,))
+            del states[number]
+
+    def _texts_of(self, path: Path, number: int, docs: list[Any]) -> list[str] | None:
+        """The indexed texts of `docs` (id, offset, seq), recomputed from the segment
+        file at `path`, or None if it is gone or does not read back to the same rows."""
+        try:
+            body = path.read_bytes()
+        except OSError:
+            return None
+        rows, texts = self._rows(body, number, 0)
+        if [(r[1], r[3]) for r in rows] != [(d[1], d[2]) for d in docs]:
+            return None
+        return texts
 
     def _stale(self, states: dict[int, SegmentState]) -> str | None:
         return stale_reason(self.layout, states)

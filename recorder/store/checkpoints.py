@@ -544,22 +544,46 @@ def _skip(skipped: list[str] | None, path: Path, why: str) -> None:
 class Verification:
     ok: bool
     problems: list[str]
+    # segments the checkpoint names that retention pruned on purpose: not damage
+    pruned: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
-        return "intact" if self.ok else "; ".join(self.problems)
+        if not self.ok:
+            return "; ".join(self.problems)
+        return "intact" + (f" ({pruned_summary(self.pruned)})" if self.pruned else "")
+
+
+def pruned_summary(notes: list[str]) -> str:
+    """ "seg-000001.jsonl to seg-000004.jsonl pruned on 2026-12-02 (in trash ...)" from the
+    per-segment notes ("<name> pruned on ..."), the first and last named."""
+    if len(notes) == 1:
+        return notes[0]
+    first, last = notes[0].split(" ", 1)[0], notes[-1]
+    return f"{len(notes)} segments, {first} to {last}"
 
 
 def verify_checkpoint(
     layout: Layout, cp: Checkpoint, known: dict[tuple[str, int], str] | None = None
 ) -> Verification:
     """Re-hash the journal up to the checkpoint and compare with its digest. `known`:
-    digests already computed, by (segment name, size) (see `prefix_digests`)."""
+    digests already computed, by (segment name, size) (see `prefix_digests`). A segment
+    retention pruned (see `store.pruned`) is reported as such, never as damage: its
+    entry's own digest stands in for it in the whole-list check."""
+    from recorder.store.pruned import pruned_by_number
+
     problems: list[str] = [cp.base_problem] if cp.base_problem else []
+    pruned: list[str] = []
+    notes = pruned_by_number(layout)
     actual: list[dict[str, Any]] = []
     for entry in cp.segments:
         path = layout.segments / str(entry["name"])
         if os.sep in str(entry["name"]) or not path.is_file():
+            note = notes.get(segment_number(str(entry["name"])) or -1)
+            if note is not None:
+                pruned.append(f"{entry['name']} {note.describe()}")
+                actual.append(entry)
+                continue
             problems.append(f"{entry['name']} is missing")
             actual.append({**entry, "sha256": "missing"})
             continue
@@ -575,7 +599,7 @@ def verify_checkpoint(
         actual.append({**entry, "sha256": digest})
     if not problems and combine(actual) != cp.digest:
         problems.append("the checkpoint's digest does not match its segment list")
-    return Verification(not problems, problems)
+    return Verification(not problems, problems, pruned)
 
 
 # -- choosing checkpoints and ranges ------------------------------------------------------

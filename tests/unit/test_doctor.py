@@ -308,3 +308,20 @@ def test_the_systemd_unit_of_this_folder_is_recognised(folder: Folder) -> None:
     assert unit.summary.startswith("systemd user unit installed for this folder")
     stopped = finding(report, "service.stopped")
     assert stopped.fix == "systemctl --user start agent-persist-recorder.service"
+
+
+def test_segments_pruned_by_retention_are_not_lost(tmp_path: Path) -> None:
+    from recorder.store.pruned import PrunedNote, write_pruned
+
+    f = healthy_folder(tmp_path, messages=4000, session=False)
+    segments = list_segments(f.layout)
+    assert len(segments) >= 4
+    gone, lost = segments[1], segments[2]
+    gone.unlink()  # as if retention moved it to the trash (its ledger says so)
+    write_pruned(f.layout, {gone.name: PrunedNote(gone.name, time.time(), "20261202T000000Z-abc")})
+    lost.unlink()  # deleted by hand: the ledger knows nothing of it
+    report = run(f)
+    missing = finding(report, "journal.missing-segment")
+    assert lost.name in missing.summary and gone.name not in missing.summary
+    [pruned] = [x for x in report.findings if x.check == "journal.pruned"]
+    assert pruned.severity is Severity.OK and gone.name in pruned.summary
