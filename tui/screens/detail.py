@@ -32,6 +32,9 @@ from ..widgets.text_view import Block, TextView
 ENRICH_KEYS = ("_persist", "_enrich", "enrichment")
 HEX_BYTES = 4096
 """Bytes of a binary frame shown in hex (the rest can be saved)."""
+VIEW_SCAN_BYTES = 1 << 20
+"""Bytes of a record the view scans for secrets the recorder did not name (a 16 MB one
+would take half a second; exports and bundles scan all of it)."""
 
 Navigate = Callable[[int, int], Record | None]
 """(record index, +1 or -1) → the next or previous record, or None at an end."""
@@ -94,7 +97,7 @@ def record_blocks(rec: Record, clock: Clock) -> list[Block]:
         head.append_text(safe_text(rec.topic))
     blocks = [Block(head, limit=None)]
     if rec.is_message:
-        secrets = record_secrets(rec)
+        secrets = record_secrets(rec, VIEW_SCAN_BYTES)
         if secrets:
             blocks.append(Block(secrets_line(rec, secrets), limit=None))
     if rec.data is None:
