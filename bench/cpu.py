@@ -114,7 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=float, default=20.0, help="seconds measured per phase")
     ap.add_argument("--size", type=int, default=2048, help="message size in bytes")
     ap.add_argument("--rates", default="0,100,1000", help="msgs/s per phase (0 = idle)")
+    ap.add_argument(
+        "--recorder-arg",
+        action="append",
+        default=[],
+        help="extra argument for `persist record` (repeat; e.g. --recorder-arg=--secrets=off)",
+    )
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
+    extra = [a for arg in args.recorder_arg for a in arg.split("=", 1)]
     py = sys.executable
     front, back = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     tmp = Path(tempfile.mkdtemp(prefix="persist-cpu-"))
@@ -134,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         log_dir = tmp / "logs"
         rec = start(
             py, "-m", "recorder.cli", "record", "--broker", back, "--log-dir", str(log_dir),
-            "--embedded", "no",
+            "--embedded", "no", *extra,
         )  # fmt: skip
         bare = start(py, "-c", BARE_SUB, back)
         pub.sndhwm = 100_000
@@ -182,10 +190,11 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    OUT.parent.mkdir(exist_ok=True)
-    meta = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count()}
-    OUT.write_text(json.dumps({"meta": meta, "window": args.window, "rows": results}, indent=2))
-    print(f"wrote {OUT}")
+    args.out.parent.mkdir(exist_ok=True)
+    meta = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(), "extra": extra}
+    data = {"meta": meta, "window": args.window, "rows": results}
+    args.out.write_text(json.dumps(data, indent=2))
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -793,6 +793,7 @@ class Bench:
             status_gaps=counts.get("gaps"),
             status_missed=counts.get("missed"),
             backlog_pauses=counts.get("backlog_pauses"),
+            secrets_unscanned=counts.get("secrets_unscanned"),
             journal_gaps=len(j["gaps"]),
             journal_missed=sum(int(g.get("missed") or 0) for g in j["gaps"]),
             duplicates=tally.duplicates,

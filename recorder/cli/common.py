@@ -155,6 +155,18 @@ def add_scope(parser: argparse.ArgumentParser, *, since: bool = True) -> None:
     )
 
 
+def add_redact(parser: argparse.ArgumentParser) -> None:
+    """`--redact` / `--no-redact` for what hands a conversation back (off by default)."""
+    parser.add_argument(
+        "--redact",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="replace secrets (API keys, tokens, private keys, passwords) by [REDACTED:kind] "
+        "in the bundle (default off: the agent continues with what was said, byte for byte; "
+        "the journal is never changed)",
+    )
+
+
 def add_curve(parser: argparse.ArgumentParser) -> None:
     """`--curve` / `--no-curve` and `--keys FOLDER` (see README, "Security: CURVE")."""
     parser.add_argument(

@@ -11,6 +11,7 @@ from pathlib import Path
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
 from recorder.cli.common import (
     add_log_dir,
+    add_redact,
     add_scope,
     count,
     endpoint,
@@ -58,6 +59,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
             agent_command=command if source is not None else None,
             interactive=True if chosen is not None else None,
             picker=(lambda _dir, _agent: chosen) if chosen is not None else None,
+            redact=args.redact,
         )
     except ValueError as exc:
         return fail(str(exc), 2)
@@ -181,6 +183,7 @@ def add_parsers(
         metavar="MESSAGE",
         help="with --session: fork it at this message number first, then resume the fork",
     )
+    add_redact(p)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(func=cmd_launch)
 

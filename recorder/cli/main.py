@@ -47,6 +47,7 @@ EXAMPLES = {
     "record": [
         "persist record --detach",
         "persist record --log-dir ~/logs --fsync always --checkpoint-interval 60",
+        "persist record --secrets off",
     ],
     "status": ["persist status", "persist status --json | jq .counts"],
     "stop": ["persist stop --timeout 10"],
@@ -58,11 +59,16 @@ EXAMPLES = {
         "persist launch --session 3f2a --at 12 -- claude   (fork at message 12, resume the fork)",
     ],
     "demo": ["persist demo", "persist demo --fast --no-tui"],
-    "restore": ["persist restore latest", "persist restore 20240514T092553Z --allow-damage"],
+    "restore": [
+        "persist restore latest",
+        "persist restore 20240514T092553Z --allow-damage",
+        "persist restore latest --full --redact",
+    ],
     "replay": ["persist replay latest --speed 10", "persist replay latest --from auto-1 --json"],
     "export": [
         "persist export latest --format md -o chat.md",
         "persist export --all --format jsonl | jq -c .topic",
+        "persist export --all --format jsonl --redact -o shared.jsonl",
     ],
     "service": ["persist service install --log-dir ~/logs", "persist service status"],
     "sessions": ["persist sessions", "persist sessions --source claude --json"],

@@ -62,6 +62,7 @@ def _options(args: argparse.Namespace) -> RecorderOptions:
         publish_endpoint=args.publish_endpoint,
         search_index=args.search_index == "on",
         monitor=args.monitor == "on",
+        secrets=args.secrets == "on",
         curve=args.curve,
         keys=Path(args.keys) if args.keys else None,
         retention=Policy(
@@ -203,6 +204,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"  not subscribed yet  {counts.not_subscribed} messages from "
                 f"{counts.not_subscribed_publishers} publishers were sent before the recorder "
                 "listened (not in the journal, not counted as gaps)"
+            )
+        if counts.secrets or counts.secrets_capped or counts.secrets_unscanned:
+            print(
+                f"  secrets      {counts.secrets} messages hold some (named in meta.secrets); "
+                f"{counts.secrets_unscanned} left to the readers (behind a flood), "
+                f"{counts.secrets_capped} scanned in part (too large)"
             )
         cp = s.last_checkpoint
         if cp:
@@ -348,6 +355,13 @@ def add_parsers(
         choices=("on", "off"),
         default="on",
         help="keep the search index warm in an idle-priority child process (default on)",
+    )
+    p.add_argument(
+        "--secrets",
+        choices=("on", "off"),
+        default="on",
+        help="detect secrets (API keys, tokens, private keys, passwords) and name their kind "
+        "and place in each record's meta, never altering the message (default on)",
     )
     p.add_argument(
         "--retention-older-than",

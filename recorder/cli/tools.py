@@ -13,6 +13,7 @@ from recorder.cli.common import (
     EXIT_DAMAGE,
     add_curve,
     add_log_dir,
+    add_redact,
     add_scope,
     curve_keys_folder,
     endpoint,
@@ -57,7 +58,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 scope = BundleScope(last=None, since=resolve_checkpoint(layout, args.since))
             else:
                 scope = BundleScope(last=args.last)
-            bundle = build_bundle(args.log_dir, cp, store=store, scope=scope)
+            bundle = build_bundle(args.log_dir, cp, store=store, scope=scope, redact=args.redact)
     except (ExportError, OSError) as exc:
         return fail(str(exc))
     finally:
@@ -244,9 +245,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         with store:
             if args.output and args.output != "-":
                 with AtomicFile(Path(args.output), durable=False) as target:
-                    stats = export_range(store, rng, args.format, target.file, progress=progress)
+                    stats = export_range(
+                        store, rng, args.format, target.file, progress=progress, redact=args.redact
+                    )
             else:
-                stats = export_range(store, rng, args.format, sys.stdout.buffer, progress=progress)
+                stats = export_range(
+                    store,
+                    rng,
+                    args.format,
+                    sys.stdout.buffer,
+                    progress=progress,
+                    redact=args.redact,
+                )
                 sys.stdout.flush()
     except (ExportError, OSError) as exc:
         return fail(str(exc))
@@ -298,6 +308,7 @@ def add_parsers(
     add_log_dir(p)
     p.add_argument("--json", action="store_true", help="print the manifest")
     add_scope(p)
+    add_redact(p)
     _add_allow_damage(p)
     p.set_defaults(func=cmd_restore)
 
@@ -366,6 +377,14 @@ def add_parsers(
         help="md (default), jsonl (lines as stored), csv or html",
     )
     p.add_argument("-o", "--output", help="file (written atomically); default stdout")
+    p.add_argument(
+        "--redact",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="replace secrets (API keys, tokens, private keys, passwords) by [REDACTED:kind] "
+        "in the output; default on for md, html and csv (meant to be shared), off for jsonl "
+        "(a byte-exact copy); the journal is never changed",
+    )
     add_log_dir(p)
     prog = p.add_mutually_exclusive_group()
     prog.add_argument(

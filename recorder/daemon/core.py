@@ -71,6 +71,13 @@ from recorder.store.records import (
     splice_value,
 )
 from recorder.store.recovery import JournalPoint, RecoveryState
+from recorder.store.secrets import (
+    DEFAULT_SCAN_CAP,
+    SecretScanner,
+    maybe_secret,
+    meta_field,
+    scan_frames,
+)
 from recorder.store.status import (
     CheckpointRef,
     Connection,
@@ -112,6 +119,9 @@ class Counters:
     unsequenced: int = 0  # messages without a believed envelope: their loss is undetectable
     not_subscribed: int = 0  # sent by publishers before we subscribed (first seen past seq 1)
     not_subscribed_publishers: int = 0
+    secrets: int = 0  # messages with a secret detected (named in meta.secrets)
+    secrets_capped: int = 0  # messages larger than the scan cap: scanned in part
+    secrets_unscanned: int = 0  # written while behind a flood: left to the readers to scan
 
 
 @dataclass
@@ -158,6 +168,9 @@ class Recorder:
         self.journal.sink.sync_every_write = self.options.fsync == "always"
         rules = self.options.rules or (self.layout.rules if self.layout.rules.exists() else None)
         self.enricher = Enricher.load(rules)
+        self.scanner = (
+            SecretScanner(self.options.secret_scan_bytes) if self.options.secrets else None
+        )
         self.tracker = GapTracker()
         self.digests = DigestCache(self.layout)
         self.warmer = IndexWarmer(self.layout)  # line index caches of closed segments
@@ -172,7 +185,7 @@ class Recorder:
         self.first_ts: float | None = None
         self.last_ts: float | None = None
         self._participants: dict[str, int] = {}
-        self._topics: dict[bytes, tuple[str, bytes, bytes | None]] = {}
+        self._topics: dict[bytes, tuple[str, bytes, bytes | None, bool]] = {}
         self._snapshot: _Snapshot | None = None
         self._overflow: _Overflow | None = None
         self._snapshot_due = 0.0
@@ -357,9 +370,18 @@ class Recorder:
         deep, splice = DEEP_BYTES, splice_value
         ts_text = b"%.6f" % ts
         # One search for line breaks over the whole batch instead of one per message.
-        payloads = b"".join([frames[-1] for frames in messages])
+        lasts = [frames[-1] for frames in messages]
+        payloads = b"".join(lasts)
         one_line = b"\n" not in payloads and b"\r" not in payloads
-        del payloads
+        # Behind a flood the secret scan waits for the readers, as keyword rules do:
+        # those records say `"partial": true` (or `"secrets_unscanned": true` when there
+        # are no keyword rules to say it) and every reader scans them.
+        scanner = self.scanner if scan else None
+        unscanned = self.scanner is not None and not scan
+        mark = unscanned and not self.enricher.has_keyword_rules
+        cap = scanner.cap if scanner is not None else 0
+        suspects = self._secret_suspects(messages, lasts, payloads) if scanner is not None else ()
+        del payloads, lasts
         written = unsequenced = 0
         for frames in messages:
             if len(frames) == 2:
@@ -375,7 +397,7 @@ class Recorder:
             entry = topics.get(topic_bytes)
             if entry is None:
                 entry = self._topic_entry(topic_bytes)
-            topic, topic_json, topic_piece = entry
+            topic, topic_json, topic_piece, topic_suspect = entry
             if topic == HEARTBEAT_TOPIC and self._heartbeat(ts, frames, size):
                 continue  # a well-formed heartbeat; anything else on its topic is a message
             encoded = None
@@ -408,6 +430,14 @@ class Recorder:
                     meta = self._track(obj, topic, ts, meta)
             else:
                 unsequenced += 1
+            if mark:
+                meta = meta[:-1] + b',"secrets_unscanned":true}'
+            elif scanner is not None:
+                if topic_suspect or len(frames) > 2 or id(frames) in suspects:
+                    meta = self._secrets_meta(frames, meta)
+                elif size > cap:  # its first `cap` bytes passed the batch prefilter
+                    self.counters.secrets_capped += 1
+                    meta = meta[:-1] + b',"secrets_capped":true}'
             seq = journal.next_seq
             journal.next_seq = seq + 1
             # counted before the line is handed over: a segment rotation inside `write`
@@ -441,7 +471,35 @@ class Recorder:
                 participants[OTHERS] = participants.get(OTHERS, 0) + 1
             written += 1
         self.counters.unsequenced += unsequenced
+        if unscanned:
+            self.counters.secrets_unscanned += written
         return written
+
+    def _secret_suspects(
+        self, messages: list[list[bytes]], lasts: list[bytes], joined: bytes
+    ) -> set[int]:
+        """ids of the messages (frame lists) whose last frame a secret prefilter hits.
+
+        One set of prefilter passes over the whole batch (the joined last frames);
+        a frame over the scan cap takes part with its first `cap` bytes only.
+        """
+        assert self.scanner is not None
+        cap = self.scanner.cap
+        if len(joined) > cap and max(map(len, lasts)) > cap:
+            lasts = [p[:cap] for p in lasts]
+            joined = b"".join(lasts)
+        return {id(messages[i]) for i in self.scanner.candidates(joined, map(len, lasts))}
+
+    def _secrets_meta(self, frames: list[bytes], meta: bytes) -> bytes:
+        """`meta` with the secrets found in `frames` (kinds and spans) added."""
+        assert self.scanner is not None
+        result = scan_frames(frames, self.scanner.cap)
+        if result.spans:
+            self.counters.secrets += 1
+        if result.capped:
+            self.counters.secrets_capped += 1
+        extra = meta_field(result)
+        return meta[:-1] + extra + b"}" if extra else meta
 
     def _heartbeat(self, ts: float, frames: list[bytes], size: int) -> bool:
         """A publisher heartbeat: kept like any message, under its own kind.
@@ -466,8 +524,9 @@ class Recorder:
         self.counters.heartbeats += 1
         return True
 
-    def _topic_entry(self, topic_bytes: bytes) -> tuple[str, bytes, bytes | None]:
-        """(topic, topic as JSON, its frame encoding when the fast path may use it)."""
+    def _topic_entry(self, topic_bytes: bytes) -> tuple[str, bytes, bytes | None, bool]:
+        """(topic, topic as JSON, its frame encoding when the fast path may use it,
+        whether it may hold a secret)."""
         try:
             topic = topic_bytes.decode("utf-8")
             plain = topic_bytes[:1] not in (b"{", b"[")
@@ -475,7 +534,8 @@ class Recorder:
             topic = topic_bytes.decode("utf-8", "replace")
             plain = False
         topic_json = orjson.dumps(topic)
-        entry = (topic, topic_json, b'{"text":' + topic_json + b"}" if plain else None)
+        piece = b'{"text":' + topic_json + b"}" if plain else None
+        entry = (topic, topic_json, piece, maybe_secret(topic_bytes[:DEFAULT_SCAN_CAP]))
         if len(topic_bytes) <= MAX_KEY_CHARS:  # hostile megabyte topics are never kept
             if len(self._topics) > 4096:
                 self._topics.clear()
@@ -884,6 +944,9 @@ class Recorder:
                 refused=c.refused,
                 backlog_pauses=c.backlog_pauses,
                 partial_enrichment=c.partial,
+                secrets=c.secrets,
+                secrets_capped=c.secrets_capped,
+                secrets_unscanned=c.secrets_unscanned,
                 heartbeats=c.heartbeats,
                 implausible=c.implausible,
                 unsequenced=c.unsequenced,

@@ -97,6 +97,11 @@ class Enricher:
         self._topic_ids: dict[tuple[Any, Any, tuple[str, ...]], int] = {}
         self._meta_cache: dict[tuple[Any, ...], bytes] = {}
 
+    @property
+    def has_keyword_rules(self) -> bool:
+        """Whether `classify(scan=False)` marks its result `"partial": true`."""
+        return self._scan
+
     @classmethod
     def from_toml(cls, text: str, source: str = "rules") -> Enricher:
         return cls(tomllib.loads(text), source)

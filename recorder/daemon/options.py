@@ -24,6 +24,7 @@ from recorder.errors import BadOption
 from recorder.store.journal import DEFAULT_SEGMENT_BYTES
 from recorder.store.layout import Layout
 from recorder.store.retention_config import DEFAULT_GRACE, DEFAULT_INTERVAL, Policy, load_config
+from recorder.store.secrets import DEFAULT_SCAN_CAP
 
 MIB = 1024 * 1024
 MIN_SEGMENT_BYTES = 4096  # smaller segments would rotate on almost every line
@@ -72,6 +73,8 @@ class RecorderOptions:
     # child process, `persist monitor --parent`; the daemon itself never reads agent sessions)
     curve: bool | None = None  # `--curve` / `--no-curve`; None: on with keys + a public endpoint
     keys: Path | None = None  # CURVE keys folder (default `<log_dir>/keys`)
+    secrets: bool = True  # detect secrets in messages (meta.secrets: kinds and spans)
+    secret_scan_bytes: int = DEFAULT_SCAN_CAP  # bytes of one message scanned for secrets
     use_curve: bool = field(init=False, default=False)  # `curve` decided (see `curve_wanted`)
     # Retention (off by default): options win over `<log_dir>/retention.toml`.
     retention: Policy = field(default_factory=Policy)  # what may be pruned
@@ -122,7 +125,13 @@ class RecorderOptions:
                 f"(got {self.checkpoint_interval:g})"
             )
         self._merge_retention()
-        for name in ("status_interval", "max_backlog_bytes", "rcvhwm", "zmq_heartbeat_ms"):
+        for name in (
+            "status_interval",
+            "max_backlog_bytes",
+            "rcvhwm",
+            "zmq_heartbeat_ms",
+            "secret_scan_bytes",
+        ):
             if not getattr(self, name) > 0:
                 raise BadOption(f"{name} must be above 0")
 
@@ -230,6 +239,8 @@ def recorder_argv(
         flags.append(("--rules", str(Path(options.rules).resolve())))
     if not options.search_index:
         flags.append(("--search-index", "off"))
+    if not options.secrets:
+        flags.append(("--secrets", "off"))
     if options.retention.older_than is not None:
         flags.append(("--retention-older-than", f"{options.retention.older_than!r}s"))
     if options.retention.max_size is not None:

@@ -39,6 +39,7 @@ import orjson
 
 from recorder.bus.envelope import read_envelope
 from recorder.export.continuation import Earlier, StaleBundle, copy_checked, find_earlier
+from recorder.export.redact import redacted
 from recorder.export.render import gap_sentence, iso
 from recorder.export.scope import BundleScope, RangeVerification, bundle_start, verify_range
 from recorder.export.writers import (
@@ -395,10 +396,12 @@ def build_bundle(
     durable: bool = True,
     now: float | None = None,
     scope: BundleScope | None = None,
+    redact: bool = False,
 ) -> Bundle:
     """Verify the range `scope` picks (default: the last `DEFAULT_LAST` messages) up to
     `checkpoint` and write its restore bundle, or keep the one in place when it holds
-    exactly that, intact."""
+    exactly that, intact. `redact`: secrets replaced by `[REDACTED:kind]` in both files
+    (off by default: the agent continues with what was said, byte for byte)."""
     layout = Layout(Path(log_dir).expanduser())
     cp = (
         checkpoint if isinstance(checkpoint, Checkpoint) else resolve_checkpoint(layout, checkpoint)
@@ -408,7 +411,7 @@ def build_bundle(
     try:
         store.refresh()
         when = time.time() if now is None else now
-        return _build(layout, store, cp, agent, durable, when, scope or BundleScope())
+        return _build(layout, store, cp, agent, durable, when, scope or BundleScope(), redact)
     finally:
         if own_store:
             store.close()
@@ -422,6 +425,7 @@ def _build(
     durable: bool,
     now: float,
     scope: BundleScope,
+    redact: bool = False,
 ) -> Bundle:
     start, stop = bundle_start(store, cp, scope)
     # a complete range owns every segment the checkpoint names, even a missing first one
@@ -441,16 +445,18 @@ def _build(
     integrity.damage += [p for p in verification.history_problems if not p.endswith("missing")]
     final = layout.bundle(cp.id)
     position = _position(store, start, stop, cp)
-    kept = _reusable(final, cp, scope, position, integrity)
+    kept = _reusable(final, cp, scope, position, integrity, redact)
     if kept is not None:
         return kept
     root = ensure_private_dir(layout.restore)
     earlier = find_earlier(layout, store, cp, stop) if start == 0 and integrity.verified else None
+    if earlier is not None and bool(earlier.manifest.get("redacted")) != redact:
+        earlier = None  # its files hold the other kind of copy
     work = root / f".building-{cp.id}-{os.getpid()}-{time.monotonic_ns()}"
     try:
         try:
             files = _write_files(
-                work, layout, store, (start, stop), cp, scope, integrity, earlier, durable
+                work, layout, store, (start, stop), cp, scope, integrity, earlier, durable, redact
             )
         except StaleBundle:  # the earlier bundle's files changed: build it all
             shutil.rmtree(work, ignore_errors=True)
@@ -462,9 +468,10 @@ def _build(
                 p for p in verification.history_problems if not p.endswith("missing")
             ]
             files = _write_files(
-                work, layout, store, (start, stop), cp, scope, integrity, None, durable
+                work, layout, store, (start, stop), cp, scope, integrity, None, durable, redact
             )
         manifest = _manifest(layout, cp, scope, position, integrity, files, agent, now)
+        manifest["redacted"] = redact
         if earlier is not None and files.get("reused_from") is not None:
             manifest["reused"] = files.pop("reused_from")
         data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
@@ -491,6 +498,7 @@ def _write_files(
     integrity: RangeIntegrity,
     earlier: Earlier | None,
     durable: bool = True,
+    redact: bool = False,
 ) -> dict[str, Any]:
     """Write conversation.jsonl and transcript.md of records `span` into `work`, going
     on from `earlier` (its files copied, checked) when given; returns their descriptions."""
@@ -507,7 +515,8 @@ def _write_files(
         md.start_body()
         if earlier is not None:
             _go_on_from(earlier, jsonl, md, mw, integrity)
-        write_records(store.records(start, stop), [jw, mw], summary=integrity)
+        records = store.records(start, stop)
+        write_records(redacted(records) if redact else records, [jw, mw], summary=integrity)
         jw.end()
         mw.flush()
         md.end_body()
@@ -580,6 +589,7 @@ def _reusable(
     scope: BundleScope,
     position: dict[str, Any],
     integrity: RangeIntegrity,
+    redact: bool = False,
 ) -> Bundle | None:
     """The bundle in place, if it was built for this checkpoint, scope and range from a
     journal that matched the digest then and matches it now (so the same records),
@@ -596,6 +606,7 @@ def _reusable(
         and m["checkpoint"].get("id") == cp.id
         and m["checkpoint"].get("digest") == cp.digest
         and m.get("scope") == scope.to_json()
+        and bool(m.get("redacted")) == redact
         and m.get("range") == position
         and m["integrity"].get("verified") is True
         and m["integrity"].get("damage") == integrity.damage

@@ -19,6 +19,7 @@ from typing import IO
 
 from recorder.errors import PersistError
 from recorder.export.jsonl_copy import copy_jsonl
+from recorder.export.redact import REDACT_BY_DEFAULT, redacted
 from recorder.export.render import (
     clean,
     gap_sentence,
@@ -443,18 +444,23 @@ def export_range(
     *,
     title: str | None = None,
     progress: Progress | None = None,
+    redact: bool | None = None,
 ) -> ExportStats:
-    """Write records `rng` of `store` to `out` in `fmt`."""
+    """Write records `rng` of `store` to `out` in `fmt`; `redact` replaces secrets by
+    `[REDACTED:kind]` (None: the format's default, `REDACT_BY_DEFAULT`)."""
     if fmt not in WRITERS:
         raise ExportError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    if redact is None:
+        redact = REDACT_BY_DEFAULT[fmt]
     stats = ExportStats()
-    if fmt == "jsonl":
+    if fmt == "jsonl" and not redact:
         stats.bytes = copy_jsonl(store, rng.start, rng.stop, out, stats, progress)
         return stats
     writer = WRITERS[fmt](out)
     writer.begin(title or f"Conversation {rng.describe()}", range_facts(store, rng))
+    records = store.records(rng.start, rng.stop)
     write_records(
-        store.records(rng.start, rng.stop),
+        redacted(records) if redact else records,
         [writer],
         total=rng.stop - rng.start,
         progress=progress,

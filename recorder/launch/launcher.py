@@ -183,6 +183,7 @@ class _BundleJob:
         self._bundle: Bundle | None = None
         self._error: BaseException | None = None
         self._args = (launcher.log_dir, cp, launcher.agent, launcher.restore_scope)
+        self._redact = launcher.redact
         self.thread = threading.Thread(target=self._run, name="persist-bundle", daemon=True)
         self.thread.start()
 
@@ -192,7 +193,7 @@ class _BundleJob:
         log_dir, cp, agent, scope = self._args
         t0 = time.perf_counter()
         try:
-            self._bundle = build_bundle(log_dir, cp, agent=agent, scope=scope)
+            self._bundle = build_bundle(log_dir, cp, agent=agent, scope=scope, redact=self._redact)
         except BaseException as exc:  # handed to the caller by result()
             self._error = exc
         self.seconds = time.perf_counter() - t0
@@ -248,6 +249,7 @@ class PersistenceLauncher:
         agent_command: Sequence[str] | None = None,  # claude/gemini/codex: offer its sessions
         roots: Roots | None = None,  # where the agents keep them (default: theirs)
         restore_scope: BundleScope | None = None,  # what it holds (default: the last 1000)
+        redact: bool = False,  # secrets replaced by [REDACTED:kind] in the bundle handed over
         stderr: IO[str] | None = None,
     ) -> None:
         self.log_dir = Path(log_dir).expanduser() if log_dir else default_log_dir()
@@ -277,6 +279,7 @@ class PersistenceLauncher:
         self.restore_scope = restore_scope
         self.agent_command = list(agent_command or ())
         self._roots = roots
+        self.redact = redact
         self._stderr = stderr
         self.agent: str | None = None
         self.started_recorder = False  # this launcher started the recorder
@@ -470,7 +473,9 @@ class PersistenceLauncher:
             if job is not None:
                 job.thread.join()  # a newer checkpoint appeared meanwhile: not that one
             t0 = time.perf_counter()
-            bundle = build_bundle(self.log_dir, cp, agent=self.agent, scope=self.restore_scope)
+            bundle = build_bundle(
+                self.log_dir, cp, agent=self.agent, scope=self.restore_scope, redact=self.redact
+            )
             self.timings["bundle"] = time.perf_counter() - t0
             integrity = bundle.manifest["integrity"]
             if not integrity["ok"]:

@@ -158,6 +158,9 @@ class Counts:
     # not in the journal, but not a loss of ours either (a "before-first-seen" record).
     not_subscribed: int = 0
     not_subscribed_publishers: int = 0
+    secrets: int = 0  # messages this run with a secret detected (meta.secrets)
+    secrets_capped: int = 0  # messages this run scanned for secrets only in part (too large)
+    secrets_unscanned: int = 0  # messages this run left unscanned (behind a flood): readers scan
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -175,6 +178,9 @@ class Counts:
             "unsequenced": self.unsequenced,
             "not_subscribed": self.not_subscribed,
             "not_subscribed_publishers": self.not_subscribed_publishers,
+            "secrets": self.secrets,
+            "secrets_capped": self.secrets_capped,
+            "secrets_unscanned": self.secrets_unscanned,
         }
 
     @classmethod

@@ -70,6 +70,9 @@ COUNT_KEYS = [
     "unsequenced",
     "not_subscribed",
     "not_subscribed_publishers",
+    "secrets",
+    "secrets_capped",
+    "secrets_unscanned",
 ]
 
 

@@ -25,6 +25,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Static
 
+from recorder.export.redact import redact_record
 from recorder.export.writers import MarkdownWriter
 from recorder.search.query import Query, match_spans
 from recorder.store.checkpoints import Checkpoint
@@ -270,7 +271,7 @@ class ConversationScreen(Screen[None]):
         out = io.BytesIO()
         writer = MarkdownWriter(out)
         for rec in records:
-            writer.record(rec)
+            writer.record(redact_record(rec))  # Markdown is meant to be shared
         writer.end()
         return out.getvalue().decode("utf-8", "replace")
 
@@ -283,6 +284,6 @@ class ConversationScreen(Screen[None]):
                 [("log folder", self.papp.folder), ("records", plural(len(records), "turn"))],
             )
             for rec in records:
-                writer.record(rec)
+                writer.record(redact_record(rec))  # Markdown is meant to be shared
             writer.end()
         return path

@@ -17,10 +17,12 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from recorder.export.redact import record_secrets, scanned_by_recorder
 from recorder.export.render import TOO_DEEP, json_text, record_text
 from recorder.search.query import Query, match_spans
 from recorder.store.layout import segment_name
 from recorder.store.reader import Record
+from recorder.store.secrets import SecretSpan
 
 from ..jsontext import reindent
 from ..records_io import save_records
@@ -30,6 +32,9 @@ from ..widgets.text_view import Block, TextView
 ENRICH_KEYS = ("_persist", "_enrich", "enrichment")
 HEX_BYTES = 4096
 """Bytes of a binary frame shown in hex (the rest can be saved)."""
+VIEW_SCAN_BYTES = 1 << 20
+"""Bytes of a record the view scans for secrets the recorder did not name (a 16 MB one
+would take half a second; exports and bundles scan all of it)."""
 
 Navigate = Callable[[int, int], Record | None]
 """(record index, +1 or -1) → the next or previous record, or None at an end."""
@@ -63,6 +68,21 @@ def frame_blocks(i: int, raw: bytes, encoded: dict[str, Any]) -> list[Block]:
     return [Block(head, limit=None), Block(raw)]
 
 
+def secrets_line(rec: Record, secrets: list[SecretSpan]) -> Text:
+    """`⚠ 2 secrets: openai-key (frame 1, bytes 19-55), …`: kinds and places, never the
+    values (those are in the frames below, as recorded)."""
+    line = Text()
+    noun = "secret" if len(secrets) == 1 else "secrets"
+    line.append(f"⚠ {len(secrets)} {noun}: ", "bold red")
+    line.append(
+        ", ".join(f"{s.kind} (frame {s.frame}, bytes {s.start}-{s.end})" for s in secrets), "red"
+    )
+    if not scanned_by_recorder(rec):
+        line.append("  found now: the recorder did not scan this record", "dim")
+    line.append("\n  shown below as recorded; exports replace them by [REDACTED:kind]", "dim")
+    return line
+
+
 def record_blocks(rec: Record, clock: Clock) -> list[Block]:
     """The record as blocks for a `TextView` (nothing here is cut or wrapped yet)."""
     head = Text()
@@ -76,6 +96,10 @@ def record_blocks(rec: Record, clock: Clock) -> list[Block]:
         head.append("  topic ", "dim")
         head.append_text(safe_text(rec.topic))
     blocks = [Block(head, limit=None)]
+    if rec.is_message:
+        secrets = record_secrets(rec, VIEW_SCAN_BYTES)
+        if secrets:
+            blocks.append(Block(secrets_line(rec, secrets), limit=None))
     if rec.data is None:
         blocks.append(section("unreadable line (shown escaped)"))
         blocks.append(Block(rec.line, "red"))

@@ -8,9 +8,11 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
+from recorder.export.redact import record_secrets, redact_record
 from recorder.export.render import record_text
 from recorder.search.query import Query, match_spans
 from recorder.store.reader import Record, Store
+from recorder.store.secrets import DEFAULT_SCAN_CAP
 
 from ..reading import ReadingRules
 from ..text import Clock, one_line, safe_text
@@ -38,6 +40,8 @@ KIND_STYLES = {
     "heartbeat": "dim",
 }
 HIGHLIGHT = "bold black on yellow"
+SECRET_BADGE = "[secret] "
+SECRET_STYLE = "bold red"
 
 
 def sender_style(name: str) -> str:
@@ -82,7 +86,9 @@ def record_row(
     rules: ReadingRules | None = None,
 ) -> Text:
     """`HH:MM:SS ◆ sender topic text`, with search matches highlighted; `rules` name
-    the sender and kind of messages the recorder's enrichment did not."""
+    the sender and kind of messages the recorder's enrichment did not. A message with
+    secrets is marked `[secret]` and its text shows them as `[REDACTED:kind]` (the
+    record view, Enter, shows the record as stored)."""
     row = Text()
     row.append(clock.hms(rec.ts), "dim")
     row.append(f" {marker} ", "bold green")
@@ -94,6 +100,11 @@ def record_row(
         row.append(f"{one_line(rec.topic, 40)[:topic_width]:<{topic_width}} ", "dim")
         if reading is not None and reading.kind:
             row.append(f"[{one_line(reading.kind, 40)}] ", "italic")
+        secrets = record_secrets(rec, DEFAULT_SCAN_CAP)
+        if secrets:
+            row.append(SECRET_BADGE, SECRET_STYLE)
+            rec = redact_record(rec, secrets)
+            reading = rules.read(rec) if rules is not None else None
         read_text = reading.text if reading is not None else None
         body = one_line(record_text(rec) if read_text is None else read_text)
     else:

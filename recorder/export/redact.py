@@ -1,0 +1,64 @@
+"""Redaction of secrets in what leaves the journal (exports, bundles, hand-backs).
+
+The journal is never changed: a record with secrets is re-encoded for the output only,
+each secret's bytes replaced by `[REDACTED:kind]`. Where a secret is comes from the
+record's `meta.secrets` (the recorder's scan); a record the recorder did not scan in
+full (written before detection existed, with `--secrets off`, behind a flood, larger
+than the scan cap), or scanned and found clean (the two cannot be told apart), is
+scanned here, in full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from recorder.store.reader import Record
+from recorder.store.records import KIND_HEARTBEAT, KIND_MESSAGE, encode_frames, encode_record
+from recorder.store.secrets import SecretSpan, redact_frames, scan_frames, spans_from_meta
+
+# Formats meant to be read and shared redact by default; JSONL is a byte-exact copy.
+REDACT_BY_DEFAULT = {"md": True, "html": True, "csv": True, "jsonl": False}
+
+
+def record_secrets(rec: Record, cap: int | None = None) -> list[SecretSpan]:
+    """The secrets of one record: named by its meta when the recorder scanned all of
+    it and found some, else found now (a full scan, or the first `cap` bytes)."""
+    data = rec.data
+    if data is None or data.get("kind") not in (KIND_MESSAGE, KIND_HEARTBEAT):
+        return []
+    meta = data.get("meta")
+    spans = spans_from_meta(meta)
+    if spans is not None and isinstance(meta, dict) and not meta.get("secrets_capped"):
+        return spans
+    return list(scan_frames(rec.frames, cap=cap).spans)
+
+
+def scanned_by_recorder(rec: Record) -> bool:
+    """Whether the recorder named this record's secrets (else they were found now)."""
+    meta = rec.get("meta")
+    return isinstance(meta, dict) and isinstance(meta.get("secrets"), list)
+
+
+def redact_record(rec: Record, spans: list[SecretSpan] | None = None) -> Record:
+    """`rec` itself when it holds no secret, else a copy whose line has each secret
+    replaced by `[REDACTED:kind]` (and `meta.redacted`: how many). `spans`: the
+    record's secrets when already known."""
+    spans = record_secrets(rec) if spans is None else spans
+    if not spans:
+        return rec
+    data = rec.data
+    assert data is not None
+    frames = redact_frames(rec.frames, spans)
+    head: dict[str, Any] = {k: v for k, v in data.items() if k not in ("spans", "frames")}
+    if len(frames) > 1 and isinstance(head.get("topic"), str):
+        head["topic"] = frames[0].decode("utf-8", "replace")
+    meta = head.get("meta")
+    head["meta"] = {**(meta if isinstance(meta, dict) else {}), "redacted": len(spans)}
+    line = encode_record(head, encode_frames(frames))
+    return Record(rec.index, rec.segment, rec.offset, line)
+
+
+def redacted(records: Iterable[Record]) -> Iterator[Record]:
+    for rec in records:
+        yield redact_record(rec)

@@ -1,0 +1,334 @@
+"""Secrets in messages: where they are (kind and span, never the value), and redaction.
+
+The recorder calls `SecretScanner.scan_batch` on its hot path, so detection is in two
+stages. The prefilter runs over a whole batch of payloads joined into one buffer (the
+buffer the recorder already builds): a handful of regex passes, each with a literal
+prefix (the one form `re` searches with a tight byte loop), some skipped when a
+byte they need is absent (`in` on one byte is a memchr). Only the messages a pass
+hits go to `find_secrets`, one combined regex with a named group per kind plus a
+plausibility check (token bodies must look random: kebab-case words are not keys).
+
+A span is `(frame, start, end)` in the frame's original bytes: `frames[frame][start:end]`
+is the secret. Only text frames are scanned (valid UTF-8; a JSON frame is text), and
+at most `scan_cap` bytes per message (the record says when it was capped).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import accumulate, pairwise
+
+import orjson
+
+DEFAULT_SCAN_CAP = 64 * 1024  # bytes of one message scanned at record time (and in TUI rows)
+
+# Kinds, as written in the journal (`meta.secrets[].kind`) and in `[REDACTED:kind]`.
+OPENAI = "openai-key"
+ANTHROPIC = "anthropic-key"
+GITHUB = "github-token"
+GITHUB_PAT = "github-pat"
+AWS = "aws-access-key-id"
+GOOGLE = "google-api-key"
+SLACK = "slack-token"
+PRIVATE_KEY = "private-key"
+BEARER = "bearer-token"
+JWT = "jwt"
+PASSWORD = "password"
+URL_PASSWORD = "url-password"
+KINDS = (
+    OPENAI,
+    ANTHROPIC,
+    GITHUB,
+    GITHUB_PAT,
+    AWS,
+    GOOGLE,
+    SLACK,
+    PRIVATE_KEY,
+    BEARER,
+    JWT,
+    PASSWORD,
+    URL_PASSWORD,
+)
+
+_T = rb"A-Za-z0-9_\-"  # token characters (base64url and friends)
+_GROUPS = {
+    "anthropic": ANTHROPIC,
+    "openai": OPENAI,
+    "github_pat": GITHUB_PAT,
+    "github": GITHUB,
+    "aws": AWS,
+    "google": GOOGLE,
+    "slack": SLACK,
+    "private_key": PRIVATE_KEY,
+    "bearer": BEARER,
+    "jwt": JWT,
+    "password": PASSWORD,
+    "url_password": URL_PASSWORD,
+}
+# One regex, one named group per kind; a group is the secret itself (for a bearer
+# token, a password, a URL's password: the value only, not the words around it).
+_FIND = re.compile(
+    rb"(?P<anthropic>(?<![" + _T + rb"])sk-ant-[" + _T + rb"]{32,})"
+    rb"|(?P<openai>(?<![" + _T + rb"])sk-(?:proj-|svcacct-|admin-)?[" + _T + rb"]{20,})"
+    rb"|(?P<github_pat>(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9_]{40,255})"
+    rb"|(?P<github>(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{36,255})(?![A-Za-z0-9_])"
+    rb"|(?P<aws>(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z2-7]{16})(?![A-Za-z0-9])"
+    rb"|(?P<google>(?<![" + _T + rb"])AIza[" + _T + rb"]{35})(?![" + _T + rb"])"
+    rb"|(?P<slack>(?<![" + _T + rb"])xox[baprs]-[0-9]+-[A-Za-z0-9-]{8,250})"
+    rb"|(?P<private_key>-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+    rb"(?:[\s\S]{0,32768}?-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+    rb"|(?:[A-Za-z0-9+/=\s:,.\-]|\\[nrt])*))"
+    rb"|Bearer[ \t]+(?P<bearer>[A-Za-z0-9._~+/\-]{15,}[A-Za-z0-9_~+/\-]=*)"
+    rb"|(?P<jwt>(?<![" + _T + rb"])eyJ[" + _T + rb"]{8,}\.[" + _T + rb"]{2,}\.[" + _T + rb"]*)"
+    rb"|(?i:(?<![A-Za-z0-9])(?:[a-z0-9]*_)?(?:password|passwd|pwd))=(?P<password>[^\s&\"'<>;,\\]{3,256})"
+    rb"|[A-Za-z][A-Za-z0-9+.\-]{0,20}://[^\s/:@\"'<>\\]{1,128}:"
+    rb"(?P<url_password>[^\s/@\"'<>\\]{1,256})@"
+)
+# Prefilter passes: (bytes the pass needs, each found by memchr, or b""; a regex with a
+# literal prefix, which `re` finds with a tight byte loop and checks inline, so a pass
+# costs about one read of the data). Every secret `_FIND` matches contains a hit of one.
+_PW = rb"(?:(?<=[Pp][Aa][Ss][Ss][Ww][Oo][Rr]%s)|(?<=[Pp][Aa][Ss][Ss][Ww]%s)|(?<=[Pp][Ww]%s))"
+_PASSES: tuple[tuple[bytes, re.Pattern[bytes]], ...] = (
+    (b"k-", re.compile(rb"sk-")),
+    (b"_h", re.compile(rb"gh[pousr]_")),
+    (b"_p", re.compile(rb"github_pat_")),
+    (b"AI", re.compile(rb"A(?:KIA|SIA|Iza)")),
+    (b"x-", re.compile(rb"xox[baprs]-")),
+    (b"V", re.compile(rb"PRIVATE KEY")),
+    (b"B", re.compile(rb"Bearer[ \t]")),
+    (b"J", re.compile(rb"eyJ")),
+    (b"=", re.compile(rb"d=" + _PW % (b"d=", b"d=", b"d="))),
+    (b"D=", re.compile(rb"D=" + _PW % (b"D=", b"D=", b"D="))),
+    (b"@", re.compile(rb"://[^\s/@]{1,400}@")),
+)
+# The same, each needed byte on its own (what `in` looks for with memchr).
+_GATED = tuple((tuple(need[i : i + 1] for i in range(len(need))), rx) for need, rx in _PASSES)
+# Values that stand for a password rather than being one: $VAR, ${VAR}, %s, {name}, <...>,
+# `user:pass@host` in docs, and code passing one along: password=None, pwd=pwd,
+# password=self.password.
+_PLACEHOLDER = re.compile(
+    rb"(?:\$\{[^}]*\}|\$[A-Za-z_]\w*|\$\(.*\)|%(?:\(\w+\))?[sdr]|\{\{?[^}]*\}?\}|<[^>]*>"
+    rb"|\*+|x{3,}|\.\.\.|\[\w*\]|none|null|nil|true|false|undefined|pwd|pass(?:w(?:or)?d)?"
+    rb"|secret|changeme"
+    rb"|[a-z_]\w*\.[a-z_][\w.]*)[.,;:)\]]*",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class SecretSpan:
+    """One secret: its kind and where its bytes are (never the bytes themselves)."""
+
+    kind: str
+    frame: int  # index of the frame (0 = the topic frame of a multi-frame message)
+    start: int  # byte offsets in that frame's original bytes
+    end: int
+
+    def as_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "frame": self.frame, "start": self.start, "end": self.end}
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    spans: tuple[SecretSpan, ...]
+    capped: bool  # only the first `scan_cap` bytes of the message's text were scanned
+
+
+def _classes(token: bytes) -> tuple[bool, bool, bool]:
+    """(has a digit, an upper case letter, a lower case letter)."""
+    return (
+        any(48 <= c <= 57 for c in token),
+        any(65 <= c <= 90 for c in token),
+        any(97 <= c <= 122 for c in token),
+    )
+
+
+def _sequential(token: bytes, run: int = 6) -> bool:
+    """`abcdef`, `UVWXYZ`, `123456` inside: a made-up test key (odds of six ascending
+    characters in a row in a random base62 body of 100: about 1 in 10^7)."""
+    count = 1
+    for a, b in pairwise(token):
+        count = count + 1 if b == a + 1 else 1
+        if count >= run:
+            return True
+    return False
+
+
+def _mixed(token: bytes) -> bool:
+    """A base62/base64url key body, not words: digits and both cases (random bodies of
+    20+ characters have all three with overwhelming odds; `sk-my-kebab-name-v2` not),
+    and not a made-up sequence."""
+    return all(_classes(token)) and not _sequential(token)
+
+
+def _opaque(token: bytes) -> bool:
+    """A token that may be hex (bearer tokens, Slack's last part): a digit, a letter,
+    and at least ten distinct characters."""
+    digit, upper, lower = _classes(token)
+    return digit and (upper or lower) and len(set(token)) >= 10 and not _sequential(token)
+
+
+_KEY_BODY = re.compile(rb"[A-Za-z0-9+/]{40}")
+
+
+def _jwt_header_ok(token: bytes) -> bool:
+    head = token.split(b".", 1)[0]
+    try:
+        value = orjson.loads(base64.urlsafe_b64decode(head + b"=" * (-len(head) % 4)))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        return False
+    return isinstance(value, dict) and "alg" in value
+
+
+def _plausible(kind: str, value: bytes) -> bool:
+    if kind in (OPENAI, ANTHROPIC, GITHUB_PAT):
+        body = value.split(b"_", 2)[-1] if kind == GITHUB_PAT else value
+        return len(body) >= 16 and _mixed(body)
+    if kind == GITHUB:  # 36 characters: one in 500 random ones has no digit
+        _, upper, lower = _classes(value[4:])
+        return upper and lower and not _sequential(value)
+    if kind in (SLACK, BEARER):
+        return _opaque(value)
+    if kind == PRIVATE_KEY:  # a header alone (in a regex, a test) is not a key
+        return _KEY_BODY.search(value) is not None
+    if kind == JWT:
+        return _jwt_header_ok(value)
+    if kind in (PASSWORD, URL_PASSWORD):
+        return _PLACEHOLDER.fullmatch(value) is None
+    return True
+
+
+def find_secrets(data: bytes, frame: int = 0) -> list[SecretSpan]:
+    """Every secret in one frame's bytes (the full regex: use after a prefilter hit)."""
+    found: list[SecretSpan] = []
+    for m in _FIND.finditer(data):
+        group = m.lastgroup
+        if group is None:
+            continue
+        kind = _GROUPS[group]
+        start, end = m.span(group)
+        if _plausible(kind, data[start:end]):
+            found.append(SecretSpan(kind, frame, start, end))
+    return found
+
+
+def maybe_secret(data: bytes) -> bool:
+    """The prefilter: False means `find_secrets(data)` finds nothing."""
+    return any(all(b in data for b in need) and rx.search(data) is not None for need, rx in _GATED)
+
+
+def scan_frames(frames: Sequence[bytes], cap: int | None = DEFAULT_SCAN_CAP) -> ScanResult:
+    """Secrets in one message's text frames, at most `cap` bytes in all (None: no cap)."""
+    spans: list[SecretSpan] = []
+    budget = cap
+    capped = False
+    for i, raw in enumerate(frames):
+        if budget is not None:
+            if budget <= 0:
+                capped = capped or bool(raw)
+                continue
+            if len(raw) > budget:
+                raw = raw[:budget]
+                capped = True
+        if budget is not None:
+            budget -= len(raw)
+        if not maybe_secret(raw) or not _is_text_prefix(raw):
+            continue
+        spans.extend(find_secrets(raw, i))
+    return ScanResult(tuple(spans), capped)
+
+
+def _is_text_prefix(raw: bytes) -> bool:
+    """Valid UTF-8, allowing a character cut at the end by the scan cap."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start >= len(raw) - 3 and e.reason == "unexpected end of data"
+    return True
+
+
+class SecretScanner:
+    """What the recorder runs per batch; `cap` bytes per message at most."""
+
+    def __init__(self, cap: int = DEFAULT_SCAN_CAP) -> None:
+        self.cap = cap
+
+    def candidates(self, joined: bytes, lengths: Iterable[int]) -> list[int]:
+        """Indexes of the messages whose part of `joined` (their last frames, one
+        after the other, `lengths` bytes each) a prefilter pass hits; usually none."""
+        hits: list[int] = []
+        ends: list[int] | None = None
+        for need, rx in _GATED:
+            if not all(b in joined for b in need):
+                continue
+            pos = 0
+            while (m := rx.search(joined, pos)) is not None:
+                if ends is None:
+                    ends = list(accumulate(lengths))
+                i = bisect_right(ends, m.start())
+                hits.append(i)
+                pos = ends[i] if i < len(ends) else len(joined)
+        return sorted(set(hits))
+
+
+def meta_field(result: ScanResult) -> bytes:
+    """The JSON members the recorder adds to `meta` (b"" when there is nothing to say)."""
+    parts = b""
+    if result.spans:
+        parts += b',"secrets":' + orjson.dumps([s.as_json() for s in result.spans])
+    if result.capped:
+        parts += b',"secrets_capped":true'
+    return parts
+
+
+def spans_from_meta(meta: object) -> list[SecretSpan] | None:
+    """The spans a record's `meta` names; None when it names none (not scanned,
+    or scanned and clean: a reader that must be sure scans the record itself)."""
+    if not isinstance(meta, dict):
+        return None
+    raw = meta.get("secrets")
+    if not isinstance(raw, list):
+        return None
+    spans: list[SecretSpan] = []
+    for item in raw:
+        if not isinstance(item, dict):
+            continue
+        kind, frame, start, end = (item.get(k) for k in ("kind", "frame", "start", "end"))
+        if (
+            isinstance(kind, str)
+            and type(frame) is int
+            and type(start) is int
+            and type(end) is int
+            and 0 <= start <= end
+            and frame >= 0
+        ):
+            spans.append(SecretSpan(kind, frame, start, end))
+    return spans
+
+
+def redact_frames(frames: Sequence[bytes], spans: Iterable[SecretSpan]) -> list[bytes]:
+    """`frames` with each span's bytes replaced by `[REDACTED:kind]` (out of range
+    spans are ignored: a hand-edited record never breaks an export)."""
+    out = list(frames)
+    by_frame: dict[int, list[SecretSpan]] = {}
+    for s in spans:
+        if s.frame < len(out) and s.end <= len(out[s.frame]):
+            by_frame.setdefault(s.frame, []).append(s)
+    for i, items in by_frame.items():
+        data = out[i]
+        pieces: list[bytes] = []
+        pos = 0
+        for s in sorted(items, key=lambda s: s.start):
+            if s.start < pos:  # overlapping spans: the earlier one already covers it
+                continue
+            pieces.append(data[pos : s.start])
+            pieces.append(b"[REDACTED:" + s.kind.encode() + b"]")
+            pos = s.end
+        pieces.append(data[pos:])
+        out[i] = b"".join(pieces)
+    return out

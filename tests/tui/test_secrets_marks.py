@@ -1,0 +1,97 @@
+"""The Recent list marks messages holding secrets (`[secret]`, values shown redacted) and
+the record view names their kinds and places; records the recorder never scanned are
+scanned when shown."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import orjson
+
+from recorder.store import secrets as S
+from recorder.store.records import encode_frames
+from tests.demo_journal import BASE_TS, DemoWriter
+from tests.screenshots import settle
+from tests.secret_samples import make
+from tests.tui_fixtures import SIZE, make_app, pilot_test
+from tui.screens.detail import DetailScreen
+from tui.screens.main import MainScreen
+
+RND = random.Random(5)
+
+
+def journal(root: Path) -> tuple[str, str]:
+    """A clean message, one with a key named by the recorder's meta, one without meta."""
+    key = make(S.GITHUB, RND).secret
+    old = make(S.AWS, RND).secret
+    w = DemoWriter.open(root)
+    w.message(BASE_TS, "coder", "nothing secret here")
+    payload = orjson.dumps({"text": f"token {key} works", "from": "coder"})
+    start = payload.index(key.encode())
+    w.journal.append(
+        {
+            "kind": "msg",
+            "ts": BASE_TS + 1,
+            "topic": "chat",
+            "meta": {
+                "sender": "coder",
+                "chain": "message",
+                "secrets": [
+                    {"kind": S.GITHUB, "frame": 1, "start": start, "end": start + len(key)}
+                ],
+            },
+        },
+        encode_frames([b"chat", payload]),
+    )
+    w.message(BASE_TS + 2, "ops", f"aws id {old} (from before detection)")
+    w.checkpoint(BASE_TS + 3, "end", "manual")
+    w.close()
+    return key, old
+
+
+def row_text(messages: object, row: int) -> str:
+    return str(messages.render_row(row, 160).plain)  # type: ignore[attr-defined]
+
+
+@pilot_test
+async def test_recent_rows_and_the_record_view_mark_secrets(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    key, old = journal(root)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        await pilot.pause()
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        messages = main.recent_pane.messages
+        store = app.journal.store
+        assert store is not None
+        rows = {}
+        for rec in store.records():
+            row = messages.row_of(rec.index)
+            if rec.kind == "msg" and row is not None:
+                rows[rec.index] = row_text(messages, row)
+        texts = list(rows.values())
+        assert len(texts) == 3
+        assert "[secret]" not in texts[0] and "nothing secret here" in texts[0]
+        assert "[secret]" in texts[1] and "[REDACTED:github-token]" in texts[1]
+        assert key not in texts[1]
+        assert "[secret]" in texts[2] and "[REDACTED:aws-access-key-id]" in texts[2]
+        assert old not in texts[2]
+        # The record view names kind and place; the frames below are as recorded.
+        index = list(rows)[1]
+        messages.move_to(messages.row_of(index) or 0)
+        await pilot.press("enter")
+        await pilot.pause()
+        detail = app.screen
+        assert isinstance(detail, DetailScreen)
+        shown = detail.view.plain_text()
+        assert f"⚠ 1 secret: {S.GITHUB} (frame 1, bytes" in shown
+        assert "found now" not in shown
+        assert key in shown  # the raw record, opened on purpose
+        await pilot.press("right_square_bracket")
+        await pilot.pause()
+        shown = detail.view.plain_text()
+        assert f"⚠ 1 secret: {S.AWS} (frame 1" in shown and "found now" in shown

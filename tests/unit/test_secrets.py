@@ -1,0 +1,247 @@
+"""Secrets: the detector per kind (and near misses that must not match), the recorder's
+meta (kind and span, the message untouched), and redaction on export."""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recorder.daemon.core import Recorder
+from recorder.daemon.options import RecorderOptions
+from recorder.export.redact import record_secrets, redact_record
+from recorder.export.writers import export_range
+from recorder.store import secrets as S
+from recorder.store.ranges import journal_range
+from recorder.store.reader import open_store
+from tests.secret_samples import CONTEXTS, cases, found, make
+from tests.support import journal_records
+
+RND = random.Random(3)
+
+
+@pytest.mark.parametrize("kind", S.KINDS)
+def test_every_kind_is_found_in_every_context_with_its_exact_span(kind: str) -> None:
+    tried = 0
+    for case in cases(per_kind=3, seed=11):
+        if case.kind != kind:
+            continue
+        tried += 1
+        assert S.maybe_secret(case.frame), case  # the prefilter never hides one
+        spans = list(S.scan_frames([case.frame]).spans)
+        assert found(case, spans), (case, spans)
+    assert tried == 3 * len(CONTEXTS) * 2
+
+
+NEAR_MISSES = [
+    b"the task-runner uses sk-learn and risk-free defaults",
+    b"sk-this-is-a-very-long-kebab-case-identifier-name",  # no digit, one case
+    b"ghp_short and gho_ and ghp_" + b"a" * 36,  # too short; one case, no digit
+    b"AKIAIOSFODNN7EXAMPL is 19 characters; AKIA" + b"a" * 16 + b" is lower case",
+    b"AIzaTooShort123",
+    b"xoxb- xoxb-short xoxq-123456789012-1234567890123",
+    b"-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkq\n-----END PUBLIC KEY-----",
+    b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+    b"the bearer of bad news; Bearer token_here_please; Bearer <token>; Bearer ${TOKEN}",
+    b"eyJub3RoaW5nIjoxfQ.eyJzdWIiOjF9.c2lnbmF0dXJl",  # a JWT shape without "alg"
+    b'API_KEY = "sk-ant-api03-real-key-here" xoxb-TEST-token-value-here sk-proj-v2-beta-build',
+    b're.compile(r"-----BEGIN RSA PRIVATE KEY-----.*?-----END RSA PRIVATE KEY-----")',
+    b"-----BEGIN OPENSSH PRIVATE KEY----- (the header alone)",
+    b"ANTHROPIC_API_KEY=sk-ant-api03-test1234abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    b"eyJhbGciOiJIUzI1NiJ9 alone is only a header",
+    b"password= password==x password=${DB_PASSWORD} password=%s pwd=$(pwd) passwords",
+    b"login(user=None, password=None) open(name, pwd=pwd) auth(password=self.password)",
+    b"https://user@host/path git@github.com:org/repo.git http://host:8080/a@b",
+    b"the password of `scheme://user:pass@host` and postgres://app:secret@db",
+    b"550e8400-e29b-41d4-a716-446655440000 da39a3ee5e6b4b0d3255bfef95601890afd80709",
+    b"aGVsbG8gd29ybGQgdGhpcyBpcyBhIGJhc2U2NCBibG9iIG9mIHNvbWUgbGVuZ3Ro==",
+]
+
+
+@pytest.mark.parametrize("text", NEAR_MISSES)
+def test_near_misses_are_not_secrets(text: str) -> None:
+    assert S.scan_frames([text]).spans == ()
+    assert S.scan_frames([orjson.dumps({"text": text.decode()})]).spans == ()
+
+
+def test_binary_frames_are_not_scanned_and_the_cap_is_said() -> None:
+    key = make(S.OPENAI, RND).secret.encode()
+    assert S.scan_frames([b"\xff\xfe " + key]).spans == ()  # not text
+    big = b"x " * 1000 + key
+    capped = S.scan_frames([big], cap=1000)
+    assert capped.spans == () and capped.capped
+    full = S.scan_frames([big], cap=None)
+    assert [s.kind for s in full.spans] == [S.OPENAI] and not full.capped
+
+
+def test_batch_candidates_name_exactly_the_messages_with_a_hit() -> None:
+    key = make(S.GITHUB, RND).secret.encode()
+    lasts = [b'{"text":"hello"}', b'{"text":"' + key + b'"}', b"plain", b"end " + key]
+    hits = S.SecretScanner().candidates(b"".join(lasts), map(len, lasts))
+    assert hits == [1, 3]
+
+
+def test_redaction_replaces_only_the_secret_bytes() -> None:
+    frame = b'{"text":"key sk-proj-Qm3xT9vLw2ZpR7kNc4HsY8bJdF, ok"}'
+    spans = S.scan_frames([b"topic", frame]).spans
+    assert [(s.kind, s.frame) for s in spans] == [(S.OPENAI, 1)]
+    out = S.redact_frames([b"topic", frame], spans)
+    assert out == [b"topic", b'{"text":"key [REDACTED:openai-key], ok"}']
+    assert orjson.loads(out[1])  # still JSON
+
+
+def recorder(root: Path, **opts: object) -> Recorder:
+    rec = Recorder(RecorderOptions(log_dir=root, fsync="never", search_index=False, **opts))  # type: ignore[arg-type]
+    rec.open()
+    return rec
+
+
+def test_the_recorder_names_kind_and_span_and_keeps_the_message_byte_for_byte(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "logs"
+    samples = {kind: make(kind, RND) for kind in S.KINDS}
+    payloads = [
+        orjson.dumps({"text": f"see {s.text} there", "sender": "coder"}) for s in samples.values()
+    ]
+    rec = recorder(root)
+    messages = [[b"agents.coder", p] for p in payloads]
+    messages.append([b"agents.coder", b'{"text":"nothing to see"}'])
+    messages.append([b"multi", b"frame 1 " + samples[S.SLACK].text.encode(), b"\xff binary"])
+    rec.record_batch(1.0, messages)
+    assert rec.counters.secrets == len(S.KINDS) + 1
+    rec.close()
+    msgs = [r for r in journal_records(root) if r["kind"] == "msg"]
+    store = open_store(root)
+    records = [r for r in store.records(0, len(store)) if r.kind == "msg"]
+    for kind, rec_json, record in zip(samples, msgs, records, strict=False):
+        assert record.frames == [b"agents.coder", payloads[list(samples).index(kind)]]
+        named = rec_json["meta"]["secrets"]
+        assert [s["kind"] for s in named] == [kind]
+        s = named[0]
+        assert (
+            record.frames[s["frame"]][s["start"] : s["end"]]
+            == orjson.dumps(samples[kind].secret)[1:-1]
+        )
+        assert samples[kind].secret.encode()[:12] not in orjson.dumps(named)  # never the value
+    assert "secrets" not in msgs[len(S.KINDS)]["meta"]
+    multi = msgs[-1]["meta"]["secrets"]
+    assert [(s["kind"], s["frame"]) for s in multi] == [(S.SLACK, 1)]
+
+
+def test_a_flood_leaves_the_scan_to_the_readers_and_says_so(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    key = make(S.AWS, RND).secret
+    rec = recorder(root)
+    rec.record_batch(1.0, [[b"t", orjson.dumps({"text": key})]], behind=True)
+    assert rec.counters.secrets_unscanned == 1 and rec.counters.secrets == 0
+    rec.close()
+    (msg,) = [r for r in journal_records(root) if r["kind"] == "msg"]
+    assert msg["meta"]["partial"] is True and "secrets" not in msg["meta"]
+    store = open_store(root)
+    (record,) = [r for r in store.records(0, len(store)) if r.kind == "msg"]
+    assert [s.kind for s in record_secrets(record)] == [S.AWS]  # found at read time
+
+
+def test_export_redacts_md_by_default_and_jsonl_stays_byte_exact(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    key = make(S.ANTHROPIC, RND).secret
+    rec = recorder(root)
+    rec.record_batch(1.0, [[b"agents.a", orjson.dumps({"text": f"key {key}", "sender": "a"})]])
+    rec.close()
+    store = open_store(root)
+    rng = journal_range(store, None, None)
+    outputs = {}
+    for fmt in ("md", "html", "csv", "jsonl"):
+        out = io.BytesIO()
+        export_range(store, rng, fmt, out)
+        outputs[fmt] = out.getvalue()
+    for fmt in ("md", "html", "csv"):
+        assert key.encode() not in outputs[fmt]
+        assert b"[REDACTED:anthropic-key" in outputs[fmt]  # `]` is `&#93;` in Markdown
+    assert outputs["jsonl"] == b"".join(r.line for r in store.records(0, len(store)))
+    assert key.encode() in outputs["jsonl"]
+    md = io.BytesIO()
+    export_range(store, rng, "md", md, redact=False)
+    assert key.encode() in md.getvalue()
+    redacted = io.BytesIO()
+    export_range(store, rng, "jsonl", redacted, redact=True)
+    lines = [orjson.loads(line) for line in redacted.getvalue().splitlines()]
+    (msg,) = [r for r in lines if r["kind"] == "msg"]
+    assert msg["frames"][1]["json"]["text"] == "key [REDACTED:anthropic-key]"
+    assert msg["meta"]["redacted"] == 1
+    assert (root / "segments").is_dir() and key.encode() in b"".join(
+        p.read_bytes() for p in (root / "segments").iterdir()
+    )  # the journal is never changed
+
+
+def test_records_written_before_detection_are_redacted_too(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    key = make(S.JWT, RND).secret
+    rec = recorder(root, secrets=False)  # as a journal from before detection existed
+    rec.record_batch(1.0, [[b"agents.a", orjson.dumps({"text": f"Authorization: {key}"})]])
+    rec.close()
+    (msg,) = [r for r in journal_records(root) if r["kind"] == "msg"]
+    assert "secrets" not in msg["meta"] and "secrets_unscanned" not in msg["meta"]
+    store = open_store(root)
+    (record,) = [r for r in store.records(0, len(store)) if r.kind == "msg"]
+    assert b"[REDACTED:jwt]" in redact_record(record).line
+    out = io.BytesIO()
+    export_range(store, journal_range(store, None, None), "html", out)
+    assert key.encode() not in out.getvalue()
+
+
+def test_restore_bundles_redact_only_when_asked(tmp_path: Path) -> None:
+    from recorder.export.restore import build_bundle
+
+    root = tmp_path / "logs"
+    key = make(S.PRIVATE_KEY, RND).secret
+    rec = recorder(root)
+    rec.record_batch(1.0, [[b"agents.a", orjson.dumps({"text": f"use\n{key}\nthanks"})]])
+    cp = rec.checkpoint("with a key", "manual", 2.0, force=True)
+    rec.close()
+    assert cp is not None
+    escaped = orjson.dumps(key)[1:-1]
+    plain = build_bundle(root, cp.id, durable=False)
+    assert plain.manifest["redacted"] is False
+    assert escaped in plain.jsonl.read_bytes()  # the hand-back is byte for byte by default
+    red = build_bundle(root, cp.id, durable=False, redact=True)  # not the plain one kept
+    assert red.manifest["redacted"] is True
+    for path in (red.jsonl, red.transcript):
+        data = path.read_bytes()
+        assert b"PRIVATE KEY" not in data and b"[REDACTED:private-key" in data
+    again = build_bundle(root, cp.id, durable=False)
+    assert escaped in again.jsonl.read_bytes()
+
+
+def test_without_keyword_rules_an_unscanned_record_says_so_itself(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[chain]]\ntype = "request"\ntopics = ["asks.*"]\n')
+    rec = recorder(tmp_path / "logs", rules=rules)
+    rec.record_batch(1.0, [[b"asks.x", b'{"text":"hi"}']], behind=True)
+    rec.close()
+    (msg,) = [r for r in journal_records(tmp_path / "logs") if r["kind"] == "msg"]
+    assert msg["meta"] == {"chain": "request", "secrets_unscanned": True}
+
+
+def test_a_message_over_the_budget_is_marked_capped_and_scanned_in_full_on_export(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "logs"
+    early, late = make(S.OPENAI, RND).secret, make(S.GOOGLE, RND).secret
+    rec = recorder(root, secret_scan_bytes=1024)
+    big_early = orjson.dumps({"text": f"{early} " + "word " * 400})
+    big_late = orjson.dumps({"text": "word " * 400 + late})
+    rec.record_batch(1.0, [[b"t", big_early], [b"t", big_late], [b"t", b'{"text":"small"}']])
+    assert rec.counters.secrets_capped == 2 and rec.counters.secrets == 1
+    rec.close()
+    metas = [r["meta"] for r in journal_records(root) if r["kind"] == "msg"]
+    assert [m.get("secrets_capped") for m in metas] == [True, True, None]
+    assert [s["kind"] for s in metas[0]["secrets"]] == [S.OPENAI] and "secrets" not in metas[1]
+    store = open_store(root)
+    out = io.BytesIO()
+    export_range(store, journal_range(store, None, None), "md", out)
+    assert early.encode() not in out.getvalue() and late.encode() not in out.getvalue()
