@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -179,6 +180,11 @@ def test_beyond_the_backlog_budget_messages_are_dropped_into_a_gap_and_reading_g
     assert len(set(seqs)) == len(seqs)
     missing = sent - len(seqs)
     assert missing > 0
-    assert [g["cause"] for g in gaps] == ["recorder-backlog"]
-    assert gaps[0]["missed"] == missing
+    # One gap per time the budget was exceeded (the disk may catch up a little in
+    # between, on a loaded machine): their windows never overlap, and together they
+    # count every message missing from the journal, once.
+    assert gaps and {g["cause"] for g in gaps} == {"recorder-backlog"}
+    assert sum(g["missed"] for g in gaps) == missing
+    windows = sorted((g["from_ts"], g["to_ts"]) for g in gaps)
+    assert all(a[1] <= b[0] for a, b in pairwise(windows))
     assert [e for e in events if e["event"] == "disconnected"] == []
