@@ -28,8 +28,9 @@ from ..widgets.record_list import HIGHLIGHT, sender_style
 from ..widgets.virtual_list import VirtualList
 from .base import Pane
 
-SEARCH_DEBOUNCE = 0.05  # seconds of quiet typing before a search starts
+SEARCH_DEBOUNCE = 0.03  # seconds of quiet typing before a search starts
 RESULT_LIMIT = 200
+FIRST_PAGE = 50  # hits shown first (a screenful); the rest up to RESULT_LIMIT right after
 CATCH_UP_SLICE = 0.25  # seconds of indexing between progress updates
 FUZZY_STYLE = "bold black on bright_cyan"
 SOURCES = ("bus", "claude", "gemini", "codex")  # what ctrl+o cycles the `source:` filter through
@@ -136,6 +137,7 @@ class SearchPane(Pane):
         """Per result row, its record index (None: a message of an agent session)."""
         self.result: SearchResult | None = None
         self.search_generation = 0
+        self._shown_generation = -1  # the search whose hits the list shows
         self.search_state = ""
         self.search_query: Query | None = None
         self._search_timer: Any = None
@@ -229,7 +231,7 @@ class SearchPane(Pane):
 
         result = engine.search(
             query,
-            limit=RESULT_LIMIT,
+            limit=FIRST_PAGE,
             fuzzy=fuzzy,
             budget=CATCH_UP_SLICE,
             wait=0.0,
@@ -240,6 +242,12 @@ class SearchPane(Pane):
         self.post_message(self.Results(generation, result))
         behind = result.behind
         if not behind:
+            if len(result.hits) == FIRST_PAGE:  # a screenful now, the rest of the list next
+                more = engine.search(
+                    query, limit=RESULT_LIMIT, fuzzy=fuzzy, catch_up=False, cancelled=cancelled
+                )
+                if not worker.is_cancelled:
+                    self.post_message(self.Results(generation, more))
             return
         total = behind
         while behind and not worker.is_cancelled:
@@ -257,7 +265,8 @@ class SearchPane(Pane):
     def on_search_pane_results(self, message: Results) -> None:
         if message.generation != self.search_generation:
             return
-        self._show(message.result)
+        self._show(message.result, keep_cursor=message.generation == self._shown_generation)
+        self._shown_generation = message.generation
         self.search_state = "index catching up…" if message.result.behind else "done"
         self.update_status()
 
@@ -272,7 +281,9 @@ class SearchPane(Pane):
         )
         self.update_status()
 
-    def _show(self, result: SearchResult | None) -> None:
+    def _show(self, result: SearchResult | None, *, keep_cursor: bool = False) -> None:
+        """Show `result`'s hits; `keep_cursor`: more hits of the search already shown
+        (the same ranking, longer), so the highlighted row stays where the user put it."""
         self.result = result
         self.result_hits = list(result.hits) if result else []
         store = self.papp.journal.store
@@ -287,8 +298,9 @@ class SearchPane(Pane):
             ]
         self.hits = [i for i in self.rows if i is not None]
         results = self.results
+        row = max(0, results.cursor) if keep_cursor else 0
         results.set_row_count(len(self.result_hits))
-        results.move_to(0)
+        results.move_to(min(row, max(0, len(self.result_hits) - 1)))
         results.refresh()
 
     def worker_failed(self, group: str, problem: str) -> None:
