@@ -33,6 +33,7 @@ EXAMPLES = {
         "persist keys list",
     ],
     "reindex": ["persist reindex", "persist reindex --catch-up"],
+    "compact": ["persist compact --dry-run", "persist compact --log-dir /var/lib/bus-logs"],
     "stats": ["persist stats --since 24h", "persist stats --json --all-kinds"],
     "broker": ["persist broker", "persist broker --frontend ipc:///tmp/bus.pub --hwm 500000"],
     "send": [
@@ -67,7 +68,18 @@ EXAMPLES = {
 }
 
 
-GROUPS = ("bus", "record", "launch", "tools", "search", "service", "sessions", "hooks", "keys")
+GROUPS = (
+    "bus",
+    "record",
+    "launch",
+    "tools",
+    "storage",
+    "search",
+    "service",
+    "sessions",
+    "hooks",
+    "keys",
+)
 """The modules of `recorder.cli` that add commands, in the order `persist --help` lists them."""
 
 COMMAND_GROUP = {
@@ -82,6 +94,7 @@ COMMAND_GROUP = {
     "restore": "tools",
     "replay": "tools",
     "export": "tools",
+    "compact": "storage",
     "search": "search",
     "reindex": "search",
     "stats": "search",

@@ -54,6 +54,7 @@ def _options(args: argparse.Namespace) -> RecorderOptions:
         embedded=args.embedded,
         publish_endpoint=args.publish_endpoint,
         search_index=args.search_index == "on",
+        compress=args.compress == "on",
         curve=args.curve,
         keys=Path(args.keys) if args.keys else None,
     )
@@ -286,6 +287,12 @@ def add_parsers(
         choices=("on", "off"),
         default="on",
         help="keep the search index warm in an idle-priority child process (default on)",
+    )
+    p.add_argument(
+        "--compress",
+        choices=("on", "off"),
+        default="on",
+        help="compress closed segments in the background (default on; see persist compact)",
     )
     add_curve(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")

@@ -66,6 +66,7 @@ class RecorderOptions:
     publish_endpoint: str = DEFAULT_PUBLISH  # where publishers connect to a broker we host
     search_index: bool = True  # `persist record` keeps the search index warm (an idle-priority
     # child process; the daemon itself never touches the index)
+    compress: bool = True  # compress closed segments on the background indexing thread
     curve: bool | None = None  # `--curve` / `--no-curve`; None: on with keys + a public endpoint
     keys: Path | None = None  # CURVE keys folder (default `<log_dir>/keys`)
     use_curve: bool = field(init=False, default=False)  # `curve` decided (see `curve_wanted`)
@@ -203,6 +204,8 @@ def recorder_argv(
         flags.append(("--rules", str(Path(options.rules).resolve())))
     if not options.search_index:
         flags.append(("--search-index", "off"))
+    if not options.compress:
+        flags.append(("--compress", "off"))
     argv = [python, "-m", "recorder.cli", "record"]
     for flag, value in flags:
         argv += [flag, value]
