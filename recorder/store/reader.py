@@ -164,6 +164,12 @@ class SegmentIndex:
             self._file = open_segment(self.path)
         return self._file
 
+    @property
+    def damaged_frames(self) -> list[int]:
+        """Compressed frames found damaged so far (read as NUL bytes: damaged lines)."""
+        damaged = getattr(self._file, "damaged", None)
+        return sorted(damaged) if damaged else []
+
     def read_at(self, offset: int, n: int) -> bytes:
         return self.file.read(offset, n) if n > 0 else b""
 
@@ -425,6 +431,8 @@ class Store:
         for seg in segments:
             if seg.end == 0 or seg is segments[-1] or seg is previous_last or seg.end != seg.size:
                 added += seg.update()
+                if seg.unreadable and seg.unreadable not in self.warnings:
+                    self.warnings.append(seg.unreadable)
         for seg in segments[:-1]:
             seg.close_tail()
             seg.save_cache()
