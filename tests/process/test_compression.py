@@ -76,3 +76,40 @@ def test_recorder_compresses_closed_segments_while_recording(bus: Bus) -> None:
     bus.recorder.signal(signal.SIGTERM)
     assert bus.recorder.wait(10) == 0
     assert "compaction" not in (bus.log_dir / "recorder.log").read_text()  # no problem logged
+
+
+def test_persist_compact_killed_at_any_moment_leaves_one_readable_copy(tmp_path: Path) -> None:
+    """SIGKILL `persist compact` at spread moments: after each kill every segment is
+    listed once and the journal reads the same; the next run cleans up and finishes."""
+    from tests.demo_journal import DemoClock, DemoWriter
+
+    root = tmp_path / "logs"
+    clock = DemoClock(1_800_000_000.0)
+    w = DemoWriter.open(root, segment_bytes=1 << 20, clock=clock)
+    for i in range(12_000):
+        clock.now += 0.1
+        w.message(clock.now, "coder", f"step {i}: " + "ran the tests and they passed " * 30)
+    w.close()
+    layout = Layout(root)
+    with open_store(root) as store:
+        want = [r.line for r in store.records()]
+    numbers = [p.name[:10] for p in list_segments(layout)]
+    assert len(numbers) > 10
+    argv = [PYTHON, "-m", "recorder.cli", "compact", "--log-dir", str(root)]
+    for delay in (0.25, 0.35, 0.45, 0.55, 0.7, 0.9):
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(delay)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        assert [p.name[:10] for p in list_segments(layout)] == numbers
+        with open_store(root) as store:
+            assert [r.line for r in store.records()] == want
+            assert store.warnings == []
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in layout.segments.iterdir())
+    assert len(names) == len(numbers) and all(n.endswith(".zst") for n in names[:-1])
+    with open_store(root) as store:
+        assert [r.line for r in store.records()] == want

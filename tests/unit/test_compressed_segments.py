@@ -323,3 +323,27 @@ def test_journal_reopens_after_its_closed_segments_were_compressed(journal: Path
     assert list_segments(layout)[-1].name == f"seg-{int(last.name[4:10]) + 1:06d}.jsonl"
     seqs = [r.seq for r in open_store(journal).records()]
     assert seqs == list(range(1, len(seqs) + 1)) and seq in seqs
+
+
+def test_a_copy_that_does_not_read_back_keeps_the_original(journal: Path, monkeypatch) -> None:
+    """The read-back check is what lets the original go: a copy spoiled between the
+    write and the check is removed, the original kept, the segment named."""
+    import recorder.store.compact as compact_module
+
+    real = compact_module.compress_file
+
+    def spoiled(src: Path, dst: Path, level: int = 3) -> tuple[int, str]:
+        result = real(src, dst, level)
+        raw = bytearray(dst.read_bytes())
+        raw[40] ^= 0x01  # inside the first frame
+        dst.write_bytes(bytes(raw))
+        return result
+
+    monkeypatch.setattr(compact_module, "compress_file", spoiled)
+    before = everything(journal)
+    report = compact(Layout(journal))
+    assert report.done == [] and len(report.problems) == len(compactable(Layout(journal)))
+    assert "seg-000001.jsonl not compressed: " in report.problems[0]
+    assert "compressed frame 0" in report.problems[0]
+    assert not [p for p in Layout(journal).segments.iterdir() if ".zst" in p.name]
+    assert everything(journal) == before
