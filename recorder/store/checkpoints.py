@@ -31,6 +31,7 @@ import orjson
 from recorder.errors import CheckpointError
 from recorder.store.fsutil import atomic_write, ensure_private_dir
 from recorder.store.layout import (
+    COMPRESSED_SUFFIX,
     Layout,
     find_segment,
     is_compressed,
@@ -311,6 +312,8 @@ class DigestCache:
         return self.layout.index / f"{path.name}.sha256"
 
     def segment(self, path: Path, length: int, closed: bool) -> str:
+        if not is_compressed(path) and closed and not path.exists():
+            path = path.with_name(path.name + COMPRESSED_SUFFIX)  # compressed since listed
         if is_compressed(path):
             # closed, and verified against the plain bytes when it was compressed: its
             # trailer holds their digest (a read-back hashes the frames themselves)

@@ -162,6 +162,7 @@ class SegmentIndex:
         """The open file (OSError if it is gone, `SegmentDamaged` if it is unreadable)."""
         if self._file is None:
             self._file = open_segment(self.path)
+            self.path = self._file.path  # compressed since it was listed: the new file
         return self._file
 
     @property
@@ -267,9 +268,9 @@ class SegmentIndex:
         """Use the cache if it describes this file as it is; else leave the index empty
         (it is rebuilt from the segment) and say why in `self.warning`."""
         try:
-            raw = self._cache_path().read_bytes()
             ino, mtime_ns = self.file.identity()
             size = self.file.size
+            raw = self._cache_path().read_bytes()
         except (OSError, SegmentDamaged):
             return
         problem = self._check_cache(raw, ino, mtime_ns, size)

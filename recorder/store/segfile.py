@@ -17,6 +17,7 @@ held then read as damaged lines, every other line as before) and remembered in
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import os
 import struct
@@ -256,18 +257,28 @@ class CompressedSegment(SegmentFile):
 
 def open_segment(path: Path) -> SegmentFile:
     """Open a segment whichever its form (OSError if it is gone, `SegmentDamaged` if a
-    compressed one has no readable frame table)."""
+    compressed one has no readable frame table). A plain segment compressed since it
+    was listed (its file removed a moment ago) is opened in its new form: `.path`
+    says which file was opened."""
     if path.name.endswith(COMPRESSED_SUFFIX):
         return CompressedSegment(path)
-    return PlainSegment(path)
+    try:
+        return PlainSegment(path)
+    except FileNotFoundError:
+        try:
+            return CompressedSegment(path.with_name(path.name + COMPRESSED_SUFFIX))
+        except FileNotFoundError:
+            pass
+        raise
 
 
 def segment_size(path: Path) -> int:
     """A segment's size in uncompressed bytes (what checkpoints name; OSError if it is
     gone, `SegmentDamaged` if it is compressed and has no readable frame table)."""
     if not path.name.endswith(COMPRESSED_SUFFIX):
-        return path.stat().st_size
-    with CompressedSegment(path) as seg:
+        with contextlib.suppress(FileNotFoundError):
+            return path.stat().st_size
+    with open_segment(path) as seg:  # compressed, or compressed since it was listed
         return seg.size
 
 

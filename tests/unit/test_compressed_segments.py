@@ -347,3 +347,30 @@ def test_a_copy_that_does_not_read_back_keeps_the_original(journal: Path, monkey
     assert "compressed frame 0" in report.problems[0]
     assert not [p for p in Layout(journal).segments.iterdir() if ".zst" in p.name]
     assert everything(journal) == before
+
+
+def test_a_segment_compressed_between_listing_and_opening_is_read_in_its_new_form(
+    journal: Path,
+) -> None:
+    """A reader lists `seg-N.jsonl`, the compactor swaps it, the reader opens it: the
+    `.zst` file is opened instead (no lost segment, no stale-cache warning)."""
+    from recorder.store.checkpoints import DigestCache
+    from recorder.store.reader import SegmentIndex
+    from recorder.store.segfile import segment_size
+
+    layout = Layout(journal)
+    listed = list_segments(layout)[0]
+    data = listed.read_bytes()
+    compact_segment(layout, listed)
+    assert not listed.exists()
+    with open_segment(listed) as seg:
+        assert seg.compressed and seg.read(0, seg.size) == data
+    assert segment_size(listed) == len(data)
+    digest = DigestCache(layout).segment(listed, len(data), closed=True)
+    assert digest == hashlib.sha256(data).hexdigest()
+    index = SegmentIndex(listed, layout.index)
+    try:
+        assert index.update() == data.count(b"\n") and index.warning is None
+        assert index.path == compressed_path(listed)
+    finally:
+        index.close()
