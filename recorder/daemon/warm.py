@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 
-from recorder.store.compact import compact
+from recorder.store.compact import compact, compact_lock, repair
 from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.reader import SegmentIndex
 
@@ -43,7 +43,11 @@ class IndexWarmer:
         returns how many were looked at. Stops early when asked to. With `compress`,
         plain closed segments are compressed instead (which writes their cache)."""
         looked = 0
-        if self.compress:
+        if not self.compress:  # leftovers of an interrupted `persist compact` all the same
+            with compact_lock(self.layout) as held:
+                for line in repair(self.layout) if held else ():
+                    log.warning("compaction: %s", line)
+        else:
             report = compact(self.layout, below=below, stop=self.stopping)
             for line in (*report.repaired, *report.problems):
                 log.warning("compaction: %s", line)

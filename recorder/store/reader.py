@@ -318,8 +318,15 @@ class SegmentIndex:
         if starts and starts[-1] >= size:
             return "a line start lies beyond the part it covers"
         if count:
-            step = max(1, count // _INDEX_CHECK_SAMPLES)
-            check = {*range(0, count, step), *range(max(0, count - _INDEX_CHECK_LAST), count)}
+            check = set(range(max(0, count - _INDEX_CHECK_LAST), count))
+            if self.file.compressed:
+                # as many lines, in 4 runs of 8: a run costs one frame to decompress
+                # (sometimes two), 32 lines spread out would cost 32 frames
+                for run in range(_INDEX_CHECK_SAMPLES // 8):
+                    first = run * count // (_INDEX_CHECK_SAMPLES // 8)
+                    check.update(range(first, min(count, first + 8)))
+            else:
+                check.update(range(0, count, max(1, count // _INDEX_CHECK_SAMPLES)))
             try:
                 for k in sorted(check):
                     start = starts[k]

@@ -374,3 +374,42 @@ def test_a_segment_compressed_between_listing_and_opening_is_read_in_its_new_for
         assert index.path == compressed_path(listed)
     finally:
         index.close()
+
+
+def test_a_wrong_line_index_cache_of_a_compressed_segment_is_caught(tmp_path: Path) -> None:
+    """The compactor writes the `.zst.idx` cache; one whose line starts are off from a
+    third of the way on is reported and rebuilt, like a plain segment's."""
+    import struct
+    import zlib
+    from array import array
+
+    from recorder.store.reader import SegmentIndex
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, segment_bytes=1_500_000)
+    for i in range(2_500):
+        w.message(T0 + i, "coder", f"message {i} " + "about the release " * 50)
+    w.close()
+    layout = Layout(root)
+    (first,) = compact(layout).done[:1]
+    path = layout.segments / (first.name + ".zst")
+    cache = layout.index / f"{path.name}.idx"
+    raw = cache.read_bytes()
+    head = struct.calcsize("<8sQQQQI")
+    header, body = raw[:head], array("Q", raw[head:])
+    good = SegmentIndex(path, layout.index)
+    assert good.warning is None and len(good) == len(body)  # the compactor's cache is used
+    good.close()
+    for k in range(len(body) // 3, len(body)):
+        body[k] += 1
+    magic, size, mtime, ino, count, _crc = struct.unpack("<8sQQQQI", header)
+    data = body.tobytes()
+    cache.write_bytes(
+        struct.pack("<8sQQQQI", magic, size, mtime, ino, count, zlib.crc32(data)) + data
+    )
+    bad = SegmentIndex(path, layout.index)
+    try:
+        assert bad.warning is not None and "do not match" in bad.warning
+        assert bad.update() == len(body)  # rebuilt from the compressed segment
+    finally:
+        bad.close()
