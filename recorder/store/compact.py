@@ -17,6 +17,7 @@ one the recorder writes, when it says so).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import threading
@@ -144,8 +145,8 @@ def compact_segment(layout: Layout, path: Path, level: int = LEVEL) -> Compacted
     try:
         original.update()
         original.close_tail()
-        size, sha = compress_file(path, tmp, level)
-        try:
+        try:  # a copy that cannot be finished or checked never stays (a full disk)
+            size, sha = compress_file(path, tmp, level)
             _verify(tmp, size, sha)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -223,4 +224,6 @@ def compact(
                 continue  # compressed by an earlier pass, or removed
             except (OSError, SegmentDamaged) as exc:
                 report.problems.append(f"{path.name} not compressed: {exc}")
+                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                    break  # the next ones would fail the same way: try again next pass
     return report

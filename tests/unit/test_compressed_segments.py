@@ -413,3 +413,29 @@ def test_a_wrong_line_index_cache_of_a_compressed_segment_is_caught(tmp_path: Pa
         assert bad.update() == len(body)  # rebuilt from the compressed segment
     finally:
         bad.close()
+
+
+def test_a_copy_that_cannot_be_written_leaves_nothing_behind(journal: Path, monkeypatch) -> None:
+    """A full disk while compressing: the half-written copy is removed at once (it
+    would hold space the disk lacks), the original kept, the segment named."""
+    import errno
+
+    import recorder.store.segfile as segfile
+
+    real = segfile._write_all
+    written = {"n": 0}
+
+    def full_after_a_while(fd: int, data: bytes) -> None:
+        written["n"] += 1
+        if written["n"] > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd, data)
+
+    monkeypatch.setattr(segfile, "_write_all", full_after_a_while)
+    before = everything(journal)
+    report = compact(Layout(journal))
+    assert report.done == [] and len(report.problems) == 1  # the pass stops there
+    assert "seg-000001.jsonl not compressed: " in report.problems[0]
+    assert "No space left on device" in report.problems[0]
+    assert not [p for p in Layout(journal).segments.iterdir() if ".zst" in p.name]
+    assert everything(journal) == before
