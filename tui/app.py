@@ -26,6 +26,7 @@ from recorder.search.engine import SearchEngine
 from recorder.search.query import Query
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.layout import Layout
+from recorder.store.pins import read_pins
 from recorder.store.reader import Record, Store, open_store
 from recorder.store.status import Health, assess
 
@@ -50,6 +51,7 @@ class JournalState:
     store: Store | None = None
     checkpoints: list[Checkpoint] | None = None
     boundaries: dict[str, int] | None = None
+    pins: frozenset[str] = frozenset()  # ids of pinned checkpoints (`persist pin`)
     loaded: bool = False
     error: str | None = None
 
@@ -108,7 +110,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         self._reader_lock = threading.Lock()
         self._searcher: SearchEngine | None = None
         self._loading = False
-        self._cp_mtime: int | None = None
+        self._cp_mtime: tuple[int | None, int | None] | None = None
         self._detail_screen: DetailScreen | None = None
         self.reading = ReadingRules.load(self.log_dir)
         """How messages without an enriched sender read (Jupyter, `reading.toml`)."""
@@ -183,10 +185,18 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         self.journal.boundaries = (
             {cp.id: store.checkpoint_index(cp) for cp in checkpoints} if store else {}
         )
-        try:
-            self._cp_mtime = os.stat(self.layout.checkpoints).st_mtime_ns
-        except OSError:
-            self._cp_mtime = None
+        self.journal.pins = frozenset(read_pins(self.layout))
+        self._cp_mtime = self._checkpoints_mtime()
+
+    def _checkpoints_mtime(self) -> tuple[int | None, int | None]:
+        """When the checkpoints folder and the pins file last changed."""
+        out: list[int | None] = []
+        for path in (self.layout.checkpoints, self.layout.pins):
+            try:
+                out.append(os.stat(path).st_mtime_ns)
+            except OSError:
+                out.append(None)
+        return out[0], out[1]
 
     def poll(self) -> None:
         """Follow the journal: new lines, new segments, new checkpoints."""
@@ -198,11 +208,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
                 self.start_loading()
             return
         added = state.store.refresh()
-        try:
-            mtime: int | None = os.stat(self.layout.checkpoints).st_mtime_ns
-        except OSError:
-            mtime = None
-        if mtime != self._cp_mtime:
+        if self._checkpoints_mtime() != self._cp_mtime:
             self._set_checkpoints(state.store.checkpoints())
             self.journal_changed.publish("checkpoints")
         if added:

@@ -9,8 +9,13 @@ missing segments; for restore also a failed digest or fewer messages than the
 checkpoint counts), each named on stderr (`--allow-damage` makes it 0); 6 `persist
 status`: the recorder runs but is not recording (its receiver died, or the broker has
 been unreachable for a while); 7 `persist send` found no subscriber within --wait
-(nothing was sent); `persist launch` returns the agent's own code (126/127 when it
-cannot be run).
+(nothing was sent); 8 `persist doctor` found warnings (and no problem), 9 it found
+at least one problem (each finding names the command that fixes it); `persist
+restore-backup` exits 5 when the backup is damaged or tampered with (one line names
+the file; nothing is restored) or a restored checkpoint does not verify, and 2 when
+DEST_DIR is not empty; `persist prune` and `persist trash` use 0, 1 and 2 only (2: no
+policy given, a bad AGE or SIZE; 1: a trash entry missing or not restorable, retention
+busy); `persist launch` returns the agent's own code (126/127 when it cannot be run).
 """
 
 from __future__ import annotations
@@ -65,6 +70,21 @@ EXAMPLES = {
     "monitor": ["persist monitor --once --explain", "persist monitor --interval 10"],
     "hooks": ["persist hooks install claude --restore latest", "persist hooks status"],
     "hook": ["persist hook SessionStart --agent claude < event.json"],
+    "doctor": ["persist doctor", "persist doctor --fix", "persist doctor --json | jq .findings"],
+    "backup": ["persist backup /mnt/backup/agent-persist", "persist backup ~/bk --dir ~/logs"],
+    "restore-backup": ["persist restore-backup /mnt/backup/agent-persist ~/logs-restored"],
+    "checkpoints": ["persist checkpoints", "persist checkpoints --json | jq '.checkpoints[0]'"],
+    "pin": ['persist pin "before the refactor"', "persist pin latest"],
+    "unpin": ["persist unpin 20261202T101500Z"],
+    "prune": [
+        "persist prune --older-than 90d --dry-run",
+        "persist prune --max-size 20G --json",
+    ],
+    "trash": [
+        "persist trash list",
+        "persist trash restore 20261202T101500Z-1a2b3c",
+        "persist trash empty --older-than 0",
+    ],
 }
 
 
@@ -74,11 +94,13 @@ GROUPS = (
     "launch",
     "tools",
     "storage",
+    "retention",
     "search",
     "service",
     "sessions",
     "hooks",
     "keys",
+    "doctor",
 )
 """The modules of `recorder.cli` that add commands, in the order `persist --help` lists them."""
 
@@ -95,6 +117,11 @@ COMMAND_GROUP = {
     "replay": "tools",
     "export": "tools",
     "compact": "storage",
+    "checkpoints": "retention",
+    "pin": "retention",
+    "unpin": "retention",
+    "prune": "retention",
+    "trash": "retention",
     "search": "search",
     "reindex": "search",
     "stats": "search",
@@ -106,6 +133,9 @@ COMMAND_GROUP = {
     "hooks": "hooks",
     "hook": "hooks",
     "keys": "keys",
+    "doctor": "doctor",
+    "backup": "doctor",
+    "restore-backup": "doctor",
 }
 """Which group adds each command: `persist record` imports the record group alone (the
 recorder, the launcher and the hooks start sooner); anything else builds them all."""

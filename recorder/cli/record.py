@@ -37,7 +37,11 @@ from recorder.store.status import (
 
 # -- record -----------------------------------------------------------------------
 def _options(args: argparse.Namespace) -> RecorderOptions:
+    from recorder.store.retention_config import Policy, parse_duration, parse_size
+
     brokers = args.broker or ([] if args.bind else [DEFAULT_SUBSCRIBE])
+    older, size = args.retention_older_than, args.retention_max_size
+    interval, grace = args.retention_interval, args.trash_grace
     return RecorderOptions(
         log_dir=Path(args.log_dir),
         broker=brokers[0] if brokers else None,
@@ -57,6 +61,14 @@ def _options(args: argparse.Namespace) -> RecorderOptions:
         compress=args.compress == "on",
         curve=args.curve,
         keys=Path(args.keys) if args.keys else None,
+        retention=Policy(
+            None if older is None else parse_duration(older, "--retention-older-than"),
+            None if size is None else parse_size(size, "--retention-max-size"),
+        ),
+        retention_interval=None
+        if interval is None
+        else parse_duration(interval, "--retention-interval"),
+        trash_grace=None if grace is None else parse_duration(grace, "--trash-grace"),
     )
 
 
@@ -293,6 +305,27 @@ def add_parsers(
         choices=("on", "off"),
         default="on",
         help="compress closed segments in the background (default on; see persist compact)",
+    )
+    p.add_argument(
+        "--retention-older-than",
+        metavar="AGE",
+        help="prune closed segments whose last record is older than AGE (90d, 12h); off by "
+        "default; also `older_than` in <log folder>/retention.toml",
+    )
+    p.add_argument(
+        "--retention-max-size",
+        metavar="SIZE",
+        help="prune the oldest closed segments while the journal is over SIZE (20G, 500M)",
+    )
+    p.add_argument(
+        "--retention-interval",
+        metavar="EVERY",
+        help="how often retention runs (default 10m); pruned files go to the trash",
+    )
+    p.add_argument(
+        "--trash-grace",
+        metavar="AGE",
+        help="with retention on, trash entries older than AGE are emptied (default 14d)",
     )
     add_curve(p)
     p.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")

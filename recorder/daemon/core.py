@@ -52,7 +52,8 @@ from recorder.daemon.links import Links
 from recorder.daemon.options import RecorderOptions
 from recorder.daemon.recovery import recover
 from recorder.daemon.warm import IndexWarmer
-from recorder.store.checkpoints import Checkpoint, DigestCache, list_checkpoints, write_checkpoint
+from recorder.errors import PersistError
+from recorder.store.checkpoints import Checkpoint, DigestCache, newest_checkpoint, write_checkpoint
 from recorder.store.fsutil import ensure_private_dir, remove_stale_temp_files
 from recorder.store.journal import Journal, Position, UnwrittenData
 from recorder.store.layout import Layout
@@ -184,6 +185,10 @@ class Recorder:
         self._state_publishers: dict[str, int] = {}
         self._status_received = -1  # counters.received at the last status written
         self._checkpoint_due = 0.0
+        # Journal appends come from the receiving thread, and from the main thread only
+        # for retention events (`maintenance`): one lock, taken once per batch.
+        self._appending = threading.RLock()
+        self._retention_due = 0.0
 
     # -- lifecycle -------------------------------------------------------------
     def open(self) -> None:
@@ -202,8 +207,7 @@ class Recorder:
         self.journal.messages = recovered.messages
         self.first_ts, self.last_ts = recovered.first_ts, recovered.last_ts
         self.tracker = recovered.tracker
-        checkpoints = list_checkpoints(self.layout)
-        self.last_checkpoint = checkpoints[0] if checkpoints else None
+        self.last_checkpoint = newest_checkpoint(self.layout)
         self.journal.append(
             {
                 "ts": now,
@@ -223,7 +227,11 @@ class Recorder:
             self._hole_record(
                 {
                     "cause": "recorder-down",
-                    "from_ts": last.get("ts"),
+                    # an offline retention event (`persist prune` with no recorder)
+                    # came after the stop: the state says when the recorder was last up
+                    "from_ts": state.updated
+                    if state is not None and last.get("offline")
+                    else last.get("ts"),
                     "to_ts": now,
                     "clean_stop": clean,
                     "detail": "the previous recorder stopped cleanly"
@@ -236,6 +244,7 @@ class Recorder:
         self.journal.sync()
         self.state = RecorderState.RECORDING
         self._checkpoint_due = now + self.options.checkpoint_interval
+        self._retention_due = now + min(30.0, self.options.retention_interval or 30.0)
         self._take_snapshot()
 
     def _remove_stale_temp_files(self) -> None:
@@ -277,6 +286,10 @@ class Recorder:
         The lines go to the journal's sink as one chunk. `behind` (the receiver
         keeps finding full batches waiting) skips keyword rules until it catches up.
         """
+        with self._appending:
+            return self._record_batch(ts, messages, behind)
+
+    def _record_batch(self, ts: float, messages: list[list[bytes]], behind: bool) -> int:
         if self._overflow is not None:
             self._end_overflow(ts)
         self.counters.received += len(messages)
@@ -287,7 +300,6 @@ class Recorder:
             if self.first_ts is None:
                 self.first_ts = ts
             self.last_ts = ts
-        self.journal.messages += written
         self.counters.written += written
         self.journal.flush()
         if time.monotonic() >= self._snapshot_due:
@@ -295,12 +307,13 @@ class Recorder:
         return written
 
     def append_record(self, head: dict[str, Any], ts: float) -> None:
-        """Journal a non-message record (event, gap) right away."""
-        if head.get("kind") == KIND_GAP:
-            self._hole_record(head, ts)
-        else:
-            self.journal.append({**head, "ts": ts})
-        self.journal.flush()
+        """Journal a non-message record (event, gap) right away (any thread)."""
+        with self._appending:
+            if head.get("kind") == KIND_GAP:
+                self._hole_record(head, ts)
+            else:
+                self.journal.append({**head, "ts": ts})
+            self.journal.flush()
 
     @property
     def backlog_bytes(self) -> int:
@@ -398,6 +411,10 @@ class Recorder:
                 unsequenced += 1
             seq = journal.next_seq
             journal.next_seq = seq + 1
+            # counted before the line is handed over: a segment rotation inside `write`
+            # hands the sink a position whose message count must include this batch's
+            # messages so far (a checkpoint taken there counted too few otherwise)
+            journal.messages += 1
             if encoded is None:
                 n = len(payload)
                 write(
@@ -479,6 +496,10 @@ class Recorder:
         sequences on, so the loss is one `recorder-backlog` gap, written when the
         backlog is back under the budget, rather than holes in every sequence.
         """
+        with self._appending:
+            self._drop_batch(ts, messages)
+
+    def _drop_batch(self, ts: float, messages: list[list[bytes]]) -> None:
         ov = self._overflow
         if ov is None:
             ov = self._overflow = _Overflow(ts, ts)
@@ -655,9 +676,13 @@ class Recorder:
         if now >= self._next_control:
             self._next_control = now + CONTROL_INTERVAL
             self.handle_requests(now)
+            self.handle_maintenance(now)
         if self.options.checkpoint_interval and now >= self._checkpoint_due:
             self._checkpoint_due = now + self.options.checkpoint_interval
             self.checkpoint("", "periodic", now)
+        if self.options.retention.active and now >= self._retention_due:
+            self._retention_due = now + (self.options.retention_interval or 600.0)
+            self.retention_pass(now)
         if now >= self._next_status:
             # Idle (nothing received since the last one): every other second. The
             # heartbeat only has to beat well within `STALE_AFTER`, and replacing the
@@ -722,6 +747,54 @@ class Recorder:
             except (OSError, ValueError, ControlError) as exc:
                 reply = CheckpointReply.failed(str(exc))
             answer_request(path, reply)
+
+    def retention_pass(self, now: float) -> None:
+        """Prune what the policy says (closed segments only), then empty trash entries
+        past their grace; each change is an event record. Failures are logged."""
+        from recorder.daemon.maintenance import empty_event, recorder_prune
+        from recorder.store.pruned import retention_lock
+        from recorder.store.trash import empty_trash
+
+        try:
+            _result, event = recorder_prune(self.layout, self.options.retention, "recorder", now)
+            if event is not None:
+                self.append_record(event, now)
+                log.info("pruned %s (trash %s)", ", ".join(event["segments"]), event["trash"])
+            grace = self.options.trash_grace
+            if grace is not None:
+                with retention_lock(self.layout, wait=0.0):
+                    gone = empty_trash(self.layout, grace, now)
+                if gone:
+                    self.append_record(empty_event(gone, grace), now)
+        except (OSError, ValueError, PersistError) as exc:
+            log.warning("retention pass skipped: %s", exc)
+
+    def handle_maintenance(self, now: float) -> None:
+        """`persist prune` / `persist trash` asking the running recorder (see
+        `daemon.maintenance`): every request gets a reply."""
+        from recorder.daemon import maintenance as m
+
+        for path in m.pending_requests(self.layout):
+            try:
+                request = m.read_request(path)
+                if request["kind"] == "event":
+                    event = request.get("event")
+                    if not isinstance(event, dict) or event.get("kind") != KIND_EVENT:
+                        raise m.MaintenanceError("the event is not an event record")
+                    self.append_record(
+                        {k: v for k, v in event.items() if k not in ("v", "seq", "ts")}, now
+                    )
+                    reply: dict[str, Any] = {"ok": True}
+                else:
+                    policy = m.policy_from_json(request.get("policy"))
+                    by = str(request.get("by") or "persist prune")
+                    result, event = m.recorder_prune(self.layout, policy, by, now)
+                    if event is not None:
+                        self.append_record(event, now)
+                    reply = {"ok": True, "plan": result.plan_json(), "trash": result.trash}
+            except (OSError, ValueError, PersistError) as exc:
+                reply = {"ok": False, "error": str(exc)}
+            m.answer(path, reply)
 
     def drain_wait(self, timeout: float = 1.0) -> None:
         """Let the writer catch up with what was received (for a manual checkpoint)."""

@@ -22,6 +22,8 @@ from recorder.bus.endpoints import (
 from recorder.bus.keys import curve_wanted, keys_folder
 from recorder.errors import BadOption
 from recorder.store.journal import DEFAULT_SEGMENT_BYTES
+from recorder.store.layout import Layout
+from recorder.store.retention_config import DEFAULT_GRACE, DEFAULT_INTERVAL, Policy, load_config
 
 MIB = 1024 * 1024
 MIN_SEGMENT_BYTES = 4096  # smaller segments would rotate on almost every line
@@ -70,6 +72,10 @@ class RecorderOptions:
     curve: bool | None = None  # `--curve` / `--no-curve`; None: on with keys + a public endpoint
     keys: Path | None = None  # CURVE keys folder (default `<log_dir>/keys`)
     use_curve: bool = field(init=False, default=False)  # `curve` decided (see `curve_wanted`)
+    # Retention (off by default): options win over `<log_dir>/retention.toml`.
+    retention: Policy = field(default_factory=Policy)  # what may be pruned
+    retention_interval: float | None = None  # seconds between passes (None: file, else 600)
+    trash_grace: float | None = None  # seconds before the recorder empties a trash entry
 
     def __post_init__(self) -> None:
         """Every option checked in one place; `BadOption` (a ValueError) names the
@@ -114,9 +120,28 @@ class RecorderOptions:
                 f"--checkpoint-interval must be 0 (off) or a number of seconds "
                 f"(got {self.checkpoint_interval:g})"
             )
+        self._merge_retention()
         for name in ("status_interval", "max_backlog_bytes", "rcvhwm", "zmq_heartbeat_ms"):
             if not getattr(self, name) > 0:
                 raise BadOption(f"{name} must be above 0")
+
+    def _merge_retention(self) -> None:
+        config = load_config(Layout(self.log_dir))  # BadOption names the file and key
+        policy = self.retention
+        self.retention = Policy(
+            policy.older_than if policy.older_than is not None else config.older_than,
+            policy.max_size if policy.max_size is not None else config.max_size,
+        )
+        if self.retention_interval is None:
+            self.retention_interval = config.interval or DEFAULT_INTERVAL
+        if self.trash_grace is None:
+            self.trash_grace = (
+                config.trash_grace if config.trash_grace is not None else DEFAULT_GRACE
+            )
+        if not self.retention_interval > 0:
+            raise BadOption(
+                f"--retention-interval must be above 0 (got {self.retention_interval:g})"
+            )
 
     def _check_endpoints(self) -> None:
         self.more_brokers = tuple(self.more_brokers)
@@ -206,6 +231,14 @@ def recorder_argv(
         flags.append(("--search-index", "off"))
     if not options.compress:
         flags.append(("--compress", "off"))
+    if options.retention.older_than is not None:
+        flags.append(("--retention-older-than", f"{options.retention.older_than!r}s"))
+    if options.retention.max_size is not None:
+        flags.append(("--retention-max-size", str(options.retention.max_size)))
+    if options.retention_interval is not None:
+        flags.append(("--retention-interval", f"{options.retention_interval!r}s"))
+    if options.trash_grace is not None:
+        flags.append(("--trash-grace", f"{options.trash_grace!r}s"))
     argv = [python, "-m", "recorder.cli", "record"]
     for flag, value in flags:
         argv += [flag, value]

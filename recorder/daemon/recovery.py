@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recorder.bus.envelope import GapTracker, read_envelope, read_heartbeat
-from recorder.store.checkpoints import list_checkpoints
+from recorder.store.checkpoints import newest_checkpoint
 from recorder.store.layout import Layout
 from recorder.store.reader import Store
 from recorder.store.records import KIND_HEARTBEAT
@@ -38,9 +38,8 @@ def recover(layout: Layout, state: RecoveryState | None, last: dict[str, Any] | 
         out.tracker = GapTracker(state.publishers)
         out.first_ts = state.first_ts
     elif last is not None:
-        cps = list_checkpoints(layout)
-        if cps:
-            cp = cps[0]
+        cp = newest_checkpoint(layout)
+        if cp is not None:
             base = JournalPoint(cp.segment, cp.offset, cp.seq, cp.messages)
             out.first_ts = cp.first_ts
     out.messages = base.messages if base else 0

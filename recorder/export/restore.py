@@ -265,6 +265,8 @@ def check_range(
     result = RangeIntegrity(expected_messages=cp.messages)
     if verify:
         result.verification = _verify(store.layout, cp)
+        if result.verification.pruned:  # the journal no longer holds every message counted
+            result.expected_messages = None
     rng = journal_range(store, None, cp)
     result.damage = journal_damage(store, rng, writer_running=True)
     if summarize(store.records(rng.start, rng.stop), result, cancelled) is None:
@@ -427,8 +429,10 @@ def _build(
         0 if start == 0 else store.locate(start)[0].number if start < stop else cp.segment
     )
     verification = verify_range(layout, cp, first_segment)
+    # with segments pruned before it, the journal no longer holds every message counted
+    whole = start == 0 and not verification.pruned
     integrity = RangeIntegrity(
-        verification=verification, expected_messages=cp.messages if start == 0 else None
+        verification=verification, expected_messages=cp.messages if whole else None
     )
     rng = JournalRange(start, stop, None, cp)
     # Missing segments and torn tails anywhere up to the checkpoint are known without

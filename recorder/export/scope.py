@@ -35,6 +35,7 @@ from recorder.store.checkpoints import (
     segment_digest,
 )
 from recorder.store.layout import Layout, find_segment, segment_number
+from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import Store
 from recorder.store.records import KIND_MESSAGE
 from recorder.store.segfile import segment_size
@@ -144,15 +145,20 @@ def verify_range(layout: Layout, cp: Checkpoint, first_segment: int) -> RangeVer
     unchecked: list[str] = []
     history: list[str] = []
     cache = DigestCache(layout)
+    notes = pruned_by_number(layout)
+    pruned: list[str] = []  # taken out by retention on purpose: neither range nor damage
     for entry in cp.segments:
         name = str(entry["name"])
         number = segment_number(name)
         if os.sep in name or number is None:
             problems.append(f"{name} is not a segment name")
             continue
-        path = find_segment(layout, name)
+        path = find_segment(layout, name)  # plain or compressed
         in_range = number >= first_segment
         if path is None:
+            if number in notes:
+                pruned.append(f"{name} {notes[number].describe()}")
+                continue
             (problems if in_range else history).append(f"{name} is missing")
             continue
         try:
@@ -181,6 +187,14 @@ def verify_range(layout: Layout, cp: Checkpoint, first_segment: int) -> RangeVer
                 history.append(f"{name} differs from the checkpoint (digest cache)")
     if not problems and combine(cp.segments) != cp.digest:
         problems.append("the checkpoint's digest does not match its segment list")
-    if not hashed and not problems:
+    if not hashed and not problems and not pruned:
         problems.append(f"the checkpoint names no segment from {first_segment} on")
-    return RangeVerification(not problems, problems, hashed, cached_ok, unchecked, history)
+    return RangeVerification(
+        not problems,
+        problems,
+        pruned,
+        segments=hashed,
+        history_cached=cached_ok,
+        history_unchecked=unchecked,
+        history_problems=history,
+    )

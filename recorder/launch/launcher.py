@@ -199,13 +199,13 @@ def messages_since_last_checkpoint(layout: Layout) -> bool:
     the journal holds one). The recorder's own records (start, stop, connected, gaps
     over its downtime) are not news: an exit with nothing new takes no checkpoint, so
     launches that only open the menu do not pile up identical ones."""
-    from recorder.store.checkpoints import list_checkpoints
+    from recorder.store.checkpoints import newest_checkpoint
     from recorder.store.reader import Store
 
-    cps = list_checkpoints(layout)
+    newest = newest_checkpoint(layout)
     with Store(layout.root) as store:
         store.refresh()
-        start = store.checkpoint_index(cps[0]) if cps else 0
+        start = store.checkpoint_index(newest) if newest else 0
         return any(rec.is_message for rec in store.records(start))
 
 

@@ -36,6 +36,7 @@ from recorder.search.sessions import SessionIndexer
 from recorder.sources.discover import Roots
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout, list_segments, segment_number
+from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import KIND_BAD_LINE, Record
 from recorder.store.records import parse_line
 from recorder.store.segfile import SegmentFile, open_segment, segment_size
@@ -334,6 +335,7 @@ class Indexer:
             try:
                 index.check()
                 states = index.segment_states()
+                self._drop_pruned(states)
                 problem = self._stale(states)
             except (IndexDamaged, sqlite3.DatabaseError) as exc:
                 problem = f"the index file is unusable ({exc})"
@@ -391,41 +393,59 @@ class Indexer:
         if force or (docs > snap and docs - snap >= max(1, int(docs * TERMS_REFRESH_RATIO))):
             self.index.refresh_terms()
 
+    def _drop_pruned(self, states: dict[int, SegmentState]) -> None:
+        """Rows of segments retention pruned (named in `retention/pruned.json`) leave the
+        index, instead of the whole index being rebuilt for a segment that is gone.
+
+        Their words leave the full-text table too when the pruned file is still in the
+        trash and reads back to exactly the rows indexed (same offsets and seqs: then
+        its texts are the ones indexed); otherwise only `docs` rows go, and the words
+        left behind match nothing (every search joins `docs`) until a rebuild."""
+        notes = pruned_by_number(self.layout)
+        on_disk = {segment_number(p.name) for p in list_segments(self.layout)}
+        for number in sorted(states):
+            note = notes.get(number)
+            if number in on_disk or note is None:
+                continue
+            trashed = self.layout.trash / note.trash / "segments" / note.segment
+            with self.index.transaction() as db:
+                docs = db.execute(
+                    "SELECT id, offset, seq FROM docs WHERE segment = ? AND source = ? ORDER BY id",
+                    (number, SOURCE_BUS),
+                ).fetchall()
+                texts = self._texts_of(trashed, number, docs)
+                if texts is not None:
+                    db.executemany(
+                        "INSERT INTO fts (fts, rowid, body) VALUES ('delete', ?, ?)",
+                        [(doc[0], text) for doc, text in zip(docs, texts, strict=True)],
+                    )
+                db.execute(
+                    "DELETE FROM docs WHERE segment = ? AND source = ?", (number, SOURCE_BUS)
+                )
+                db.execute("DELETE FROM segments WHERE number = ?", (number,))
+            del states[number]
+
+    def _texts_of(self, path: Path, number: int, docs: list[Any]) -> list[str] | None:
+        """The indexed texts of `docs` (id, offset, seq), recomputed from the segment
+        file at `path`, or None if it is gone or does not read back to the same rows."""
+        try:
+            with open_segment(path) as seg:  # plain or compressed
+                body = seg.read_strict(0, seg.size)
+        except (OSError, ValueError):
+            return None
+        rows, texts = self._rows(body, number, 0)
+        if [(r[1], r[3]) for r in rows] != [(d[1], d[2]) for d in docs]:
+            return None
+        return texts
+
     def _stale(self, states: dict[int, SegmentState]) -> str | None:
-        """Why the index no longer describes this journal (None: it does, maybe behind)."""
-        on_disk = {segment_number(p.name) or 0: p for p in list_segments(self.layout)}
-        newest = max(states, default=0)
-        for number in on_disk:
-            if number < newest and number not in states:
-                return f"segment {number} appeared below indexed ones"
         moved: list[SegmentState] = []  # the same bytes in a new file (compressed since)
-        for number, state in states.items():
-            path = on_disk.get(number)
-            if path is None:
-                return f"segment {number} is gone"
-            try:
-                seg = open_segment(path)
-            except (OSError, ValueError):
-                return f"segment {number} cannot be read"
-            with seg:
-                ino, mtime_ns = seg.identity()
-                if seg.size < state.end:
-                    return f"segment {number} is shorter than what was indexed"
-                if (seg.size, mtime_ns, ino) == (state.size, state.mtime_ns, state.inode):
-                    continue
-                if (
-                    _sha(seg, 0, state.head_len) != state.head_sha
-                    or _sha(seg, max(0, state.end - _FINGER), state.end) != state.tail_sha
-                ):
-                    return f"segment {number} was rewritten"
-                if seg.compressed and seg.size == state.size:
-                    state.mtime_ns, state.inode = mtime_ns, ino
-                    moved.append(state)
-        if moved:
+        reason = stale_reason(self.layout, states, moved)
+        if moved and reason is None:
             with self.index.transaction() as db:
                 for state in moved:
                     self.index.save_segment(db, state)
-        return None
+        return reason
 
     def _segment(self, path: Path, state: SegmentState, closed: bool) -> Any:
         """Index `path` from `state.end`; yields (documents, bytes) per committed chunk."""
@@ -511,3 +531,77 @@ class Indexer:
         state.docs += added
         state.tail_sha = _sha(seg, max(0, end - _FINGER), end)
         state.size, state.inode, state.mtime_ns = ident
+
+
+def stale_reason(
+    layout: Layout, states: dict[int, SegmentState], moved: list[SegmentState] | None = None
+) -> str | None:
+    """Why the index no longer describes this journal (None: it does, maybe behind).
+    `moved` collects the states of segments compressed since they were indexed (the
+    same bytes, checked by their fingerprints), updated to the new file."""
+    on_disk = {segment_number(p.name) or 0: p for p in list_segments(layout)}
+    newest = max(states, default=0)
+    for number in on_disk:
+        if number < newest and number not in states:
+            return f"segment {number} appeared below indexed ones"
+    for number, state in states.items():
+        path = on_disk.get(number)
+        if path is None:
+            return f"segment {number} is gone"
+        try:
+            seg = open_segment(path)
+        except (OSError, ValueError):
+            return f"segment {number} cannot be read"
+        with seg:
+            ino, mtime_ns = seg.identity()
+            if seg.size < state.end:
+                return f"segment {number} is shorter than what was indexed"
+            if (seg.size, mtime_ns, ino) == (state.size, state.mtime_ns, state.inode):
+                continue
+            if (
+                _sha(seg, 0, state.head_len) != state.head_sha
+                or _sha(seg, max(0, state.end - _FINGER), state.end) != state.tail_sha
+            ):
+                return f"segment {number} was rewritten"
+            if seg.compressed and seg.size == state.size and moved is not None:
+                state.mtime_ns, state.inode = mtime_ns, ino
+                moved.append(state)
+    return None
+
+
+@dataclass(frozen=True)
+class IndexHealth:
+    """What the search index looks like, found without writing anything (`persist doctor`)."""
+
+    present: bool
+    problem: str | None  # why the next catch-up would rebuild it (None: it is usable)
+    behind: int  # journal bytes not indexed yet
+    docs: int = 0
+    size: int = 0  # bytes of the file and its write-ahead log
+
+
+def index_health(root: Path) -> IndexHealth:
+    """The index of `root` checked as a catch-up would, read only."""
+    layout = Layout(Path(root))
+    journal = 0
+    sizes: dict[int, int] = {}
+    for path in list_segments(layout):
+        sizes[segment_number(path.name) or 0] = _size(path)  # uncompressed
+        journal += sizes[segment_number(path.name) or 0]
+    if not layout.search_index.exists():
+        return IndexHealth(False, None, journal)
+    index = SearchIndex(layout.root, writable=False)
+    try:
+        index.check()
+        states = index.segment_states()
+        problem = stale_reason(layout, states)
+        docs = index.doc_count()
+        size = index.size_bytes()
+    except (IndexDamaged, sqlite3.DatabaseError, OSError) as exc:
+        return IndexHealth(True, f"the index file is unusable ({exc})", journal)
+    finally:
+        index.close()
+    behind = sum(
+        max(0, size_now - (states[n].end if n in states else 0)) for n, size_now in sizes.items()
+    )
+    return IndexHealth(True, problem, behind, docs, size)

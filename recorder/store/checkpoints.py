@@ -255,6 +255,23 @@ def segment_digest(path: Path, length: int) -> str:
     return _hash_file(path, length).hexdigest()
 
 
+def prefix_digests(path: Path, sizes: list[int]) -> dict[int, str]:
+    """SHA-256 of the first `size` bytes of `path` for each of `sizes`, in one read of
+    the file (for checking many checkpoints at once); a size beyond the file's end is
+    left out of the result."""
+    found: dict[int, str] = {}
+    hasher: _Hasher | None = None
+    done = 0
+    for size in sorted(set(sizes)):
+        try:
+            hasher = _hash_file(path, size, hasher, done)
+        except ValueError:
+            break
+        done = size
+        found[size] = hasher.hexdigest()
+    return found
+
+
 def combine(segments: list[dict[str, Any]]) -> str:
     lines = "".join(f"{s['name']} {s['size']} {s['sha256']}\n" for s in segments)
     return hashlib.sha256(lines.encode()).hexdigest()
@@ -491,6 +508,61 @@ def list_checkpoints(
     return found
 
 
+_ID_SEQ = re.compile(r"^\d{8}T\d{6}Z-(\d{9,})")  # `checkpoint_id`: the stamp, then the seq
+
+
+def newest_checkpoint(layout: Layout) -> Checkpoint | None:
+    """`list_checkpoints(layout)[0]` (None when there is none), reading only the files
+    that can be it, and its bases: the seq is in each file's name (`checkpoint_id`), so
+    the recorder's start does not grow with the number of checkpoints (one a minute for
+    a year is half a million). A name we did not write, or a file whose content does not
+    match its name, and every checkpoint is read after all."""
+    try:
+        names = [p.name for p in layout.checkpoints.iterdir() if p.suffix == ".json"]
+    except FileNotFoundError:
+        return None
+    by_seq: dict[int, list[str]] = {}
+    for name in names:
+        m = _ID_SEQ.match(name)
+        if m is None:
+            return _first(list_checkpoints(layout))
+        by_seq.setdefault(int(m.group(1)), []).append(name)
+    for seq in sorted(by_seq, reverse=True):
+        found = []
+        for name in by_seq[seq]:
+            cp = _read_checkpoint(layout.checkpoints / name)
+            if cp is not None and cp.seq != seq:
+                return _first(list_checkpoints(layout))
+            if cp is not None and cp.session is None:
+                found.append(cp)
+        if found:
+            newest = max(found, key=lambda c: c.created)
+            return _join_bases(_with_bases(layout, newest))[0]
+    return None
+
+
+def _first(cps: list[Checkpoint]) -> Checkpoint | None:
+    return cps[0] if cps else None
+
+
+def _read_checkpoint(path: Path) -> Checkpoint | None:
+    try:
+        return Checkpoint.from_json(orjson.loads(path.read_bytes()), path)
+    except (OSError, ValueError):  # orjson.JSONDecodeError is a ValueError
+        return None
+
+
+def _with_bases(layout: Layout, cp: Checkpoint) -> list[Checkpoint]:
+    """`cp` and the chain of bases behind it, as far as they can be read."""
+    chain = [cp]
+    while chain[-1].base is not None and len(chain) <= MAX_BASE_DEPTH:
+        base = _read_checkpoint(layout.checkpoints / f"{chain[-1].base}.json")
+        if base is None or base.id in {c.id for c in chain}:
+            break
+        chain.append(base)
+    return chain
+
+
 def _skip(skipped: list[str] | None, path: Path, why: str) -> None:
     if skipped is not None:
         skipped.append(f"{path.parent.name}/{path.name} is not a valid checkpoint ({why}); skipped")
@@ -500,24 +572,53 @@ def _skip(skipped: list[str] | None, path: Path, why: str) -> None:
 class Verification:
     ok: bool
     problems: list[str]
+    # segments the checkpoint names that retention pruned on purpose: not damage
+    pruned: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
-        return "intact" if self.ok else "; ".join(self.problems)
+        if not self.ok:
+            return "; ".join(self.problems)
+        return "intact" + (f" ({pruned_summary(self.pruned)})" if self.pruned else "")
 
 
-def verify_checkpoint(layout: Layout, cp: Checkpoint) -> Verification:
-    """Re-hash the journal up to the checkpoint and compare with its digest."""
+def pruned_summary(notes: list[str]) -> str:
+    """ "seg-000001.jsonl to seg-000004.jsonl pruned on 2026-12-02 (in trash ...)" from the
+    per-segment notes ("<name> pruned on ..."), the first and last named."""
+    if len(notes) == 1:
+        return notes[0]
+    first, last = notes[0].split(" ", 1)[0], notes[-1]
+    return f"{len(notes)} segments, {first} to {last}"
+
+
+def verify_checkpoint(
+    layout: Layout, cp: Checkpoint, known: dict[tuple[str, int], str] | None = None
+) -> Verification:
+    """Re-hash the journal up to the checkpoint and compare with its digest. `known`:
+    digests already computed, by (segment name, size) (see `prefix_digests`). A segment
+    retention pruned (see `store.pruned`) is reported as such, never as damage: its
+    entry's own digest stands in for it in the whole-list check."""
+    from recorder.store.pruned import pruned_by_number
+
     problems: list[str] = [cp.base_problem] if cp.base_problem else []
+    pruned: list[str] = []
+    notes = pruned_by_number(layout)
     actual: list[dict[str, Any]] = []
     for entry in cp.segments:
         path = None if os.sep in str(entry["name"]) else find_segment(layout, str(entry["name"]))
-        if path is None:
+        if path is None:  # neither plain nor compressed
+            note = notes.get(segment_number(str(entry["name"])) or -1)
+            if note is not None:
+                pruned.append(f"{entry['name']} {note.describe()}")
+                actual.append(entry)
+                continue
             problems.append(f"{entry['name']} is missing")
             actual.append({**entry, "sha256": "missing"})
             continue
         try:
-            digest = _hash_file(path, int(entry["size"])).hexdigest()
+            digest = (known or {}).get((str(entry["name"]), int(entry["size"])))
+            if digest is None:
+                digest = _hash_file(path, int(entry["size"])).hexdigest()
         except (ValueError, SegmentDamaged) as exc:
             problems.append(str(exc))
             digest = "short"
@@ -526,7 +627,7 @@ def verify_checkpoint(layout: Layout, cp: Checkpoint) -> Verification:
         actual.append({**entry, "sha256": digest})
     if not problems and combine(actual) != cp.digest:
         problems.append("the checkpoint's digest does not match its segment list")
-    return Verification(not problems, problems)
+    return Verification(not problems, problems, pruned)
 
 
 # -- choosing checkpoints and ranges ------------------------------------------------------

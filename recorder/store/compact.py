@@ -9,7 +9,9 @@ list the plain file while both exist (`layout.list_segments`), so a crash at any
 point leaves one complete, readable copy; the next pass (`repair`) removes a `.tmp`
 and, when both forms are left, the compressed one (the plain file is the original).
 
-One compactor at a time per folder: `compact.lock` (flock). The active segment is
+One compactor at a time per folder: `compact.lock` (flock); each segment is compressed
+under retention's lock too, so a prune never moves a segment while it is swapped. The
+active segment is
 never compressed: only segments below the last one on disk (and below `below`, the
 one the recorder writes, when it says so).
 """
@@ -35,10 +37,12 @@ from recorder.store.layout import (
     list_segments,
     segment_number,
 )
+from recorder.store.pruned import RetentionBusy, retention_lock
 from recorder.store.reader import SegmentIndex
 from recorder.store.segfile import LEVEL, CompressedSegment, SegmentDamaged, compress_file
 
 TMP_SUFFIX = ".tmp"
+_RETENTION_WAIT = 5.0  # seconds to wait for a prune or pin before leaving it to the next pass
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,13 @@ def compact(
             if stop is not None and stop.is_set():
                 break
             try:
-                report.done.append(compact_segment(layout, path, level))
+                # retention moves segments to the trash under this lock: never both at once
+                with retention_lock(layout, wait=_RETENTION_WAIT):
+                    if not path.exists():
+                        continue  # pruned meanwhile
+                    report.done.append(compact_segment(layout, path, level))
+            except RetentionBusy:
+                break  # a prune, pin or trash restore is at work: the next pass goes on
             except FileNotFoundError:
                 continue  # compressed by an earlier pass, or removed
             except (OSError, SegmentDamaged) as exc:

@@ -129,6 +129,36 @@ class Layout:
         """Other agents' sessions: the scan cache, protected copies, the monitor's state."""
         return self.root / "sessions"
 
+    @property
+    def retention(self) -> Path:
+        """Retention's own files: pins, the ledger of pruned segments, its lock."""
+        return self.root / "retention"
+
+    @property
+    def pins(self) -> Path:
+        """Pinned checkpoints (`persist pin`): never pruned, nor the range they need."""
+        return self.retention / "pins.json"
+
+    @property
+    def pruned(self) -> Path:
+        """Ledger of pruned segments: when, into which trash entry, emptied or not."""
+        return self.retention / "pruned.json"
+
+    @property
+    def retention_lock(self) -> Path:
+        """flock of whoever changes pins, prunes, restores or empties the trash."""
+        return self.retention / "retention.lock"
+
+    @property
+    def retention_config(self) -> Path:
+        """The recorder's retention policy (`[retention]` in TOML), optional."""
+        return self.root / "retention.toml"
+
+    @property
+    def trash(self) -> Path:
+        """Pruned segments and checkpoints, one folder per prune, until emptied."""
+        return self.root / "trash"
+
     def bundle(self, checkpoint_id: str) -> Path:
         return self.restore / checkpoint_id
 

@@ -128,6 +128,8 @@ def journal_damage(store: Store, rng: JournalRange, *, writer_running: bool) -> 
     segment's unterminated tail is damage when it holds NUL bytes or nobody is writing
     it (`writer_running` False); otherwise it is a write in progress.
     """
+    from recorder.store.pruned import pruned_by_number
+
     segments = store.segments
     present = {seg.number for seg in segments}
     first = rng.after.segment if rng.after is not None else 1
@@ -139,7 +141,10 @@ def journal_damage(store: Store, rng: JournalRange, *, writer_running: bool) -> 
             number = segment_number(str(entry.get("name", ""))) if isinstance(entry, dict) else None
             if number is not None and number not in present and number not in missing:
                 missing.append(number)
+    pruned = pruned_by_number(store.layout)  # taken out by retention on purpose: not damage
     for number in missing:
+        if number in pruned:
+            continue
         out.append(f"{segment_name(number)} is missing from segments/ (its records are lost)")
     for k, seg in enumerate(segments):
         if not first <= seg.number <= last:

@@ -433,6 +433,9 @@ class Store:
                 if seg.warning:
                     self.warnings.append(seg.warning)
                 segments.append(seg)
+        # a segment put back from the trash (`persist trash restore`) comes before the
+        # ones already open: keep journal order
+        segments.sort(key=attrgetter("number"))
         added = 0
         # Closed segments never change; only the last one grows, and the one that
         # was last until now may have grown before the recorder moved on.

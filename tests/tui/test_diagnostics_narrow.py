@@ -72,3 +72,19 @@ async def test_diagnostics_list_every_endpoint_and_the_not_subscribed_window(
     assert "broker   ipc:///tmp/b.pub  disconnected" in text
     assert "bound at tcp://127.0.0.1:7000  listening, 3 publishers connected" in text
     assert "Not subscribed yet: 41 messages from 2 publishers were sent before" in text
+
+
+@pilot_test
+async def test_the_breakdown_counts_when_its_tab_is_shown_not_at_open(tmp_path: Path) -> None:
+    root = demo_dir(tmp_path)
+    index = root / "search" / "index.sqlite3"
+    app = make_app(root)
+    async with app.run_test(size=(120, 48)) as pilot:
+        await settle(pilot)
+        assert not index.exists()  # opening the app indexes nothing
+        await pilot.press("4")
+        await settle(pilot)
+        text = plain(app.screen.query_one("#breakdown"))
+    assert index.exists()
+    assert text.startswith("Last 24 hours: ") and "sender" in text and "tier" in text
+    assert "catching up" not in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from recorder.store.checkpoints import (
     MAX_BASE_DEPTH,
@@ -73,3 +74,46 @@ def test_a_missing_base_is_reported_and_a_file_listing_everything_still_reads(
     broken = verify_checkpoint(rec.layout, by_id[third.id])
     assert not broken.ok
     assert f"its base checkpoint {second.id} is missing" in broken.summary
+
+
+def test_the_newest_checkpoint_is_found_without_reading_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recorder.store.checkpoints import newest_checkpoint
+
+    clock = Clock()
+    rec = make(tmp_path, clock, segment_bytes=64 * 1024)
+    assert newest_checkpoint(rec.layout) is None
+    for i in range(45):  # more checkpoints than a chain of bases is long
+        grow(rec, clock, 8)
+        rec.checkpoint(f"cp {i}", "manual", clock.now, force=True)
+    rec.close()
+    layout = rec.layout
+
+    def same() -> None:
+        newest = newest_checkpoint(layout)
+        assert newest is not None and newest == list_checkpoints(layout)[0]
+        assert newest.base_problem is None and verify_checkpoint(layout, newest).ok
+
+    same()
+    # garbage under a newer seq's name is skipped, as list_checkpoints does
+    (layout.checkpoints / "20990101T000000Z-999999999-garbage.json").write_bytes(b"{not json")
+    same()
+    opened: list[str] = []
+    real_read = Path.read_bytes
+
+    def counting(path: Path) -> bytes:
+        opened.append(path.name)
+        return real_read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    assert newest_checkpoint(layout) is not None
+    monkeypatch.undo()
+    files = len(list(layout.checkpoints.iterdir()))
+    # the garbage, the newest and its bases: not every file
+    assert files >= 46 and len(opened) <= 1 + 1 + MAX_BASE_DEPTH, (files, opened)
+    # a file named by hand: every checkpoint is read, and the answer stays right
+    newest = list_checkpoints(layout)[0]
+    assert newest.path is not None
+    newest.path.rename(layout.checkpoints / "mine.json")
+    assert newest_checkpoint(layout) == list_checkpoints(layout)[0]

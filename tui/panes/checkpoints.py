@@ -85,7 +85,8 @@ class CheckpointsPane(Pane):
         if what not in ("loaded", "checkpoints"):
             return
         checkpoints = self.papp.journal.checkpoints or []
-        self.checkpoint_list.set_checkpoints(checkpoints)
+        self.checkpoint_list.set_checkpoints(checkpoints, self.papp.journal.pins)
+        self.show_preview()  # a pin or unpin shows at once
         has_cps = bool(checkpoints)
         self.query_one("#cp-body").display = has_cps
         self.query_one("#activity").display = has_cps
@@ -183,7 +184,12 @@ class CheckpointsPane(Pane):
         shown = failed[1] if failed is not None and cp is not None and failed[0] == cp.id else None
         self.query_one("#preview", Static).update(
             render_preview(
-                self.preview, cp, self.papp.clock, problem=shown, rules=self.papp.reading
+                self.preview,
+                cp,
+                self.papp.clock,
+                problem=shown,
+                rules=self.papp.reading,
+                pinned=cp is not None and cp.id in self.papp.journal.pins,
             )
         )
 

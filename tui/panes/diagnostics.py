@@ -19,7 +19,8 @@ from .base import Pane
 
 RATE_HISTORY = 120
 BREAKDOWN_WINDOW = 24 * 3600.0  # the breakdown counts the messages of the last day
-BREAKDOWN_INTERVAL = 60.0  # seconds between recounts while the app runs
+BREAKDOWN_INTERVAL = 60.0  # seconds between recounts while the tab is shown
+BREAKDOWN_CATCH_UP = 2.0  # seconds of indexing before counting (the rest at the next count)
 
 
 class DiagnosticsPane(Pane):
@@ -28,9 +29,10 @@ class DiagnosticsPane(Pane):
     class Counted(Message):
         """The breakdown of the last day's messages (from the search index)."""
 
-        def __init__(self, stats: Stats) -> None:
+        def __init__(self, stats: Stats, behind: bool) -> None:
             super().__init__()
             self.stats = stats
+            self.behind = behind  # the index is still catching up: counts so far
 
     class Sampled(Message):
         """A new sample (from the worker); it bubbles on to the screen's top bar."""
@@ -55,10 +57,17 @@ class DiagnosticsPane(Pane):
 
     def on_mount(self) -> None:
         self.sample()
-        self.count()
         if self.papp.live:
             self.set_interval(self.papp.diagnostics_interval, self.sample)
-            self.set_interval(BREAKDOWN_INTERVAL, self.count)
+            self.set_interval(BREAKDOWN_INTERVAL, self.recount)
+
+    def on_show(self) -> None:
+        """The tab is shown: count (not before, so opening the app indexes nothing)."""
+        self.count()
+
+    def recount(self) -> None:
+        if self.display:
+            self.count()
 
     @work(thread=True, exclusive=True, group="diagnostics", exit_on_error=False)
     def sample(self) -> None:
@@ -70,11 +79,12 @@ class DiagnosticsPane(Pane):
         index (caught up first, for at most a few seconds)."""
         since = self.papp.clock.now() - BREAKDOWN_WINDOW
         if not self.papp.layout.segments.is_dir():  # no journal: nothing to index or count
-            self.post_message(self.Counted(Stats(since, None)))
+            self.post_message(self.Counted(Stats(since, None), behind=False))
             return
         engine = self.papp.searcher
-        engine.catch_up(budget=5.0, wait=0.0)
-        self.post_message(self.Counted(collect_stats(engine.index, since=since)))
+        done = engine.catch_up(budget=BREAKDOWN_CATCH_UP, wait=0.0)
+        stats = collect_stats(engine.index, since=since)
+        self.post_message(self.Counted(stats, behind=done.behind > 0))
 
     def on_diagnostics_pane_counted(self, message: Counted) -> None:
         self.query_one("#breakdown", Static).update(

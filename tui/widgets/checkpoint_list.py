@@ -20,6 +20,9 @@ REASON_STYLES = {
 }
 
 
+PIN_MARK = "⚑"  # a pinned checkpoint (`persist pin`): kept through any pruning
+
+
 @dataclass(frozen=True)
 class Row:
     kind: str  # "day", "segment" or "checkpoint"
@@ -62,9 +65,13 @@ class CheckpointList(VirtualList):
         super().__init__(id=id, classes=classes)
         self.clock = clock
         self.rows: list[Row] = []
+        self.pins: frozenset[str] = frozenset()  # pinned checkpoints get a flag
 
-    def set_checkpoints(self, checkpoints: list[Checkpoint]) -> None:
+    def set_checkpoints(
+        self, checkpoints: list[Checkpoint], pins: frozenset[str] = frozenset()
+    ) -> None:
         """Replace the list, keeping the cursor on the same checkpoint if it is still there."""
+        self.pins = pins
         current = self.highlighted
         self.rows = group_rows(checkpoints, self.clock)
         self.set_row_count(len(self.rows))
@@ -104,7 +111,11 @@ class CheckpointList(VirtualList):
         label = one_line(cp.label or "(no label)", 200)
         if len(label) > label_w:
             label = label[: label_w - 1] + "…"
-        text = Text("  ")
+        text = Text(" ")
+        if cp.id in self.pins:
+            text.append(PIN_MARK, "bold yellow")
+        else:
+            text.append(" ")
         text.append(self.clock.hms(cp.created), "bold")
         text.append(" ")
         text.append(f"{label:<{label_w}} ", "" if cp.label else "dim")

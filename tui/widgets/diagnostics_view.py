@@ -207,17 +207,20 @@ def _status_table(
 BREAKDOWN_TOP = 4  # values shown per group; the rest are summed
 
 
-def render_breakdown(stats: Stats | None, clock: Clock) -> RenderableType:
-    """The last day's messages per sender, topic, chain type and tier, most first."""
+def render_breakdown(stats: Stats | None, clock: Clock, *, behind: bool = False) -> RenderableType:
+    """The last day's messages per sender, topic, chain type and tier, most first
+    (`behind`: the search index has not caught up with the journal yet)."""
     title = Text("Last 24 hours: ", style="bold")
     if stats is None:
         title.append("counting…", "dim")
         return title
     if not stats.records:
-        title.append("no messages", "dim")
+        title.append("no messages" + (" indexed yet" if behind else ""), "dim")
         return title
     title.append(f"{plural(stats.records, 'message')}")
     title.append(f"  {clock.stamp(stats.first_ts)} → {clock.stamp(stats.last_ts)}", "dim")
+    if behind:
+        title.append("  (indexed so far: the index is catching up)", "yellow")
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="ellipsis", no_wrap=True)

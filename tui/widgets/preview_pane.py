@@ -89,11 +89,16 @@ def render_preview(
     *,
     problem: str | None = None,
     rules: ReadingRules | None = None,
+    pinned: bool = False,
 ) -> RenderableType:
     """The preview, or a placeholder while it loads, or `problem` if it could not load."""
     if cp is None:
         return Text("No checkpoint selected.", style="dim")
     parts: list[RenderableType] = [checkpoint_header(cp, clock)]
+    if pinned:
+        parts.append(
+            Text("⚑ pinned: kept through pruning, with its last 1,000 messages", "bold yellow")
+        )
     parts.append(Text("Enter reads the conversation here · r restores it", style="dim italic"))
     if cp.participants:
         who = Text("Participants, from the start of the journal: ", style="bold")

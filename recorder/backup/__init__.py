@@ -1,0 +1,1 @@
+"""`persist backup` and `persist restore-backup` (see README)."""

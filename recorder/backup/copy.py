@@ -1,0 +1,417 @@
+"""`persist backup DEST`: a consistent, verified, incremental copy of a log folder,
+taken while the recorder writes to it.
+
+Consistent: the checkpoint files are listed first, then the journal's end is fixed
+(the active segment up to its last complete line); only segments up to that end and
+checkpoints listed before it are copied, so every checkpoint in the backup names
+bytes the backup holds. Closed segments never change (copied once, by content).
+A session copy's `manifest.json` is copied before its data files, which only grow,
+so the backup never names bytes it lacks.
+
+Left out, because they are rebuilt from the journal or describe a running process:
+the search index, `metadata_index/` caches, restore bundles, status and lock files,
+the recorder's log, `recovery/state.json`, control requests, agent registrations,
+hook state of running sessions. CURVE secret keys only with `secret_keys=True`.
+
+Every object is written to a temp file, fsynced, dropped from the page cache and read
+back from the disk, checked against the SHA-256 taken while copying, then renamed into
+place; the manifest is replaced last, in one rename, so an interrupted backup leaves
+the previous one valid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import secrets
+import shutil
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recorder.backup.manifest import (
+    MANIFEST,
+    OBJECTS,
+    BackupDamaged,
+    Entry,
+    JournalPosition,
+    Manifest,
+)
+from recorder.errors import BadOption, PersistError
+from recorder.store.fsutil import AtomicFile, ensure_private_dir, fsync_dir, open_private
+from recorder.store.layout import Layout, list_segments, segment_name, segment_number
+from recorder.store.records import parse_line
+
+_CHUNK = 1 << 20
+LOCK = "backup.lock"
+
+# (relative path or folder, why) left out of every backup
+LEFT_OUT = (
+    ("search", "search index (rebuilt from the journal: persist reindex)"),
+    ("metadata_index", "line-index and digest caches (rebuilt on first read)"),
+    ("restore", "restore bundles (persist restore writes them again)"),
+    ("control", "requests to a running recorder"),
+    ("agents", "registrations of running agents"),
+    ("hooks/sessions", "hook state of running agent sessions"),
+    ("recovery/state.json", "crash-recovery state (rebuilt from the journal)"),
+    ("recovery/doctor", "derived files persist doctor --fix moved aside"),
+    ("status.json", "heartbeat of the running recorder"),
+    ("status.reserve", "space kept for the heartbeat"),
+    ("recorder.lock", "lock of the running recorder"),
+    ("recorder.out", "output of a recorder started in the background"),
+    ("sessions/scan-cache.json", "listing cache of agent sessions"),
+)
+_LEFT_OUT = dict(LEFT_OUT)
+SECRET_SUFFIX = ".key_secret"
+
+
+class BackupError(PersistError):
+    """The backup could not be made (the message says why; the previous one is intact)."""
+
+
+@dataclass
+class BackupResult:
+    log_dir: Path
+    dest: Path
+    files: int = 0
+    copied_bytes: int = 0  # written into DEST this time
+    reused_bytes: int = 0  # already in DEST (same digest), not copied again
+    position: JournalPosition | None = None
+    took: float = 0.0
+    left_out: list[str] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)  # deleted while the backup ran
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "log_dir": str(self.log_dir),
+            "dest": str(self.dest),
+            "files": self.files,
+            "copied_bytes": self.copied_bytes,
+            "reused_bytes": self.reused_bytes,
+            "position": self.position.to_json() if self.position else None,
+            "took_s": round(self.took, 3),
+            "left_out": self.left_out,
+            "vanished": self.vanished,
+        }
+
+
+def _excluded(rel: str, secret_keys: bool) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    if name.endswith(".lock") or (name.startswith(".") and name.endswith(".tmp")):
+        return True
+    if name.startswith("recorder.log"):
+        return True
+    if not secret_keys and rel.startswith("keys/") and name.endswith(SECRET_SUFFIX):
+        return True
+    return any(rel == p or rel.startswith(p + "/") for p in _LEFT_OUT)
+
+
+def _ours(name: str) -> bool:
+    """A name a backup folder holds (an interrupted run may leave a temp manifest)."""
+    return name in (MANIFEST, OBJECTS, LOCK) or (
+        name.startswith(f".{MANIFEST}.") and name.endswith(".tmp")
+    )
+
+
+def _inside(a: Path, b: Path) -> bool:
+    a, b = a.resolve(), b.resolve()
+    return a == b or b in a.parents
+
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes to do)
+
+
+def make_backup(
+    root: Path, dest: Path, *, secret_keys: bool = False, progress: Progress | None = None
+) -> BackupResult:
+    started = time.monotonic()
+    layout = Layout(Path(root))
+    if not layout.segments.is_dir():
+        raise BackupError(f"{layout.root} holds no journal (no segments/ folder)")
+    if dest.exists() and not dest.is_dir():
+        raise BadOption(f"DEST {dest} exists and is not a folder")
+    if _inside(dest, layout.root) or _inside(layout.root, dest):
+        raise BadOption(f"DEST {dest} and the log folder {layout.root} must not hold each other")
+    if dest.is_dir():
+        foreign = [p.name for p in dest.iterdir() if not _ours(p.name)]
+        if foreign:
+            raise BadOption(
+                f"DEST {dest} holds other files ({', '.join(sorted(foreign)[:3])}): give an "
+                "empty or new folder, or one persist backup made"
+            )
+    ensure_private_dir(dest)
+    lock_fd = open_private(dest / LOCK, os.O_RDWR | os.O_CREAT)
+    try:
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BackupError(f"another persist backup is writing into {dest}") from None
+        result = BackupResult(layout.root, dest)
+        _backup(layout, dest, secret_keys, result, progress)
+    finally:
+        os.close(lock_fd)
+    result.took = time.monotonic() - started
+    return result
+
+
+def _backup(
+    layout: Layout,
+    dest: Path,
+    secret_keys: bool,
+    result: BackupResult,
+    progress: Progress | None,
+) -> None:
+    try:
+        previous = {e.path: e for e in Manifest.read(dest).files}
+    except BackupDamaged:
+        previous = {}  # none yet, or unreadable: objects already there are still reused
+    ensure_private_dir(dest / OBJECTS)
+    tmp = ensure_private_dir(dest / OBJECTS / "tmp")
+    for stale in tmp.iterdir():
+        with contextlib.suppress(OSError):
+            stale.unlink()
+    # 1. the checkpoints that exist now, 2. the journal's end: every checkpoint listed
+    # names a position at or before that end.
+    try:
+        checkpoints = {p.name for p in layout.checkpoints.iterdir() if p.is_file()}
+    except FileNotFoundError:
+        checkpoints = set()
+    segments = list_segments(layout)
+    cut = _journal_end(segments[-1]) if segments else None
+    if segments and cut is not None:
+        result.position = JournalPosition(_plain_name(segments[-1]), cut[0], cut[1])
+    manifest = Manifest(time.time(), str(layout.root.resolve()), result.position)
+    manifest.secret_keys = secret_keys
+    manifest.left_out = [f"{p}: {why}" for p, why in LEFT_OUT]
+    if not secret_keys:
+        manifest.left_out.append(
+            f"keys/*{SECRET_SUFFIX}: CURVE secret keys (--include-secret-keys)"
+        )
+    result.left_out = [p for p, _ in LEFT_OUT] + ([] if secret_keys else ["secret keys"])
+    walked = [(rel, path) for rel, path in _walk(layout.root) if not _excluded(rel, secret_keys)]
+    todo = sum(_size(p) for r, p in walked if not r.startswith("segments/") and not p.is_symlink())
+    todo += sum(_size(p) for p in segments[:-1]) + (cut[0] if cut is not None else 0)
+
+    def advance() -> None:
+        if progress is not None:
+            progress(result.copied_bytes + result.reused_bytes, todo)
+
+    for rel, path in walked:
+        top, _, name = rel.partition("/")
+        if top == "segments" and not path.is_symlink():
+            continue  # below, by segment number
+        if top == "checkpoints" and name not in checkpoints:
+            continue  # written after the journal's end was fixed: may name bytes past it
+        if path.is_symlink():
+            with contextlib.suppress(OSError):
+                target = os.readlink(path)
+                if not target.startswith("/") and ".." not in Path(target).parts:
+                    manifest.links[rel] = target
+            continue
+        if not path.is_file():
+            continue  # a socket or a pipe: nothing to copy
+        try:
+            manifest.files.append(_store(path, rel, None, dest, previous.get(rel), result))
+        except FileNotFoundError:
+            result.vanished.append(rel)
+        advance()
+    for k, first in enumerate(segments):
+        limit = cut[0] if cut is not None and k == len(segments) - 1 else None
+        entry = _store_segment(layout, first, limit, dest, previous, result)
+        if entry is not None:
+            manifest.files.append(entry)
+        advance()
+    if progress is not None:
+        progress(todo, todo)
+    with AtomicFile(dest / MANIFEST) as out:
+        out.file.write(manifest.dumps())
+    result.files = len(manifest.files)
+    _collect_garbage(dest, {e.sha256 for e in manifest.files})
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _plain_name(path: Path) -> str:
+    """The name checkpoints give a segment (`seg-N.jsonl`), whatever form its file has."""
+    return segment_name(segment_number(path.name) or 0)
+
+
+def _store_segment(
+    layout: Layout,
+    path: Path,
+    limit: int | None,
+    dest: Path,
+    previous: dict[str, Entry],
+    result: BackupResult,
+) -> Entry | None:
+    """A segment's file as it is when it is read: a closed segment may be replaced by
+    another form of itself while the backup runs (the same records), so it is looked
+    up again by number when its file went away."""
+    number = segment_number(path.name)
+    for _attempt in range(5):
+        rel = f"segments/{path.name}"
+        try:
+            return _store(path, rel, limit, dest, previous.get(rel), result)
+        except FileNotFoundError:
+            again = [p for p in list_segments(layout) if segment_number(p.name) == number]
+            if not again:
+                break
+            path = again[0]
+    result.vanished.append(f"segments/{path.name}")
+    return None
+
+
+def _walk(root: Path) -> list[tuple[str, Path]]:
+    """Every file and symlink under `root` as (relative path, path), sorted, with each
+    folder's `manifest.json` before its other files (see the module's docstring)."""
+    found: list[tuple[str, Path]] = []
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        base = Path(folder)
+        names = sorted(files, key=lambda n: (n != "manifest.json", n))
+        names += [d for d in dirs if (base / d).is_symlink()]
+        for name in names:
+            path = base / name
+            found.append((path.relative_to(root).as_posix(), path))
+    return found
+
+
+def _journal_end(path: Path) -> tuple[int, int | None] | None:
+    """(offset just after the active segment's last complete line, that line's seq)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        end = os.fstat(fd).st_size
+        while end > 0:
+            start = max(0, end - _CHUNK)
+            block = os.pread(fd, end - start, start)
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                end = start + nl + 1
+                break
+            end = start
+        if end <= 0:
+            return 0, None
+        head = os.pread(fd, min(end, _CHUNK), max(0, end - _CHUNK))
+        prev = head.rfind(b"\n", 0, len(head) - 1)
+        record = parse_line(head[prev + 1 :])
+        seq = record.get("seq") if record is not None else None
+        return end, seq if type(seq) is int else None
+    finally:
+        os.close(fd)
+
+
+def _store(
+    path: Path,
+    rel: str,
+    limit: int | None,
+    dest: Path,
+    before: Entry | None,
+    result: BackupResult,
+) -> Entry:
+    """Put one file's bytes (the first `limit` of them, if given) into the object store
+    (FileNotFoundError if it went away)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise BackupError(f"{path} cannot be read ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise BackupError(f"{path} is not a regular file; move it out of the log folder")
+        size = st.st_size if limit is None else min(limit, st.st_size)
+        if (
+            before is not None
+            and (before.size, before.mtime_ns, before.ino) == (size, st.st_mtime_ns, st.st_ino)
+            and _object_size(dest, before.sha256) == size
+        ):
+            result.reused_bytes += size
+            return before
+        digest = _copy_verified(fd, size, path, dest, result)
+    finally:
+        os.close(fd)
+    return Entry(rel, size, digest, st.st_mtime_ns, st.st_ino)
+
+
+def _object_size(dest: Path, sha: str) -> int | None:
+    try:
+        return (dest / OBJECTS / sha[:2] / sha).stat().st_size
+    except OSError:
+        return None
+
+
+def _copy_verified(fd: int, size: int, path: Path, dest: Path, result: BackupResult) -> str:
+    tmp = dest / OBJECTS / "tmp" / secrets.token_hex(8)
+    out = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    hasher = hashlib.sha256()
+    try:
+        pos = 0
+        while pos < size:
+            data = os.pread(fd, min(_CHUNK, size - pos), pos)
+            if not data:
+                raise BackupError(f"{path} shrank while it was copied")
+            hasher.update(data)
+            os.write(out, data)
+            pos += len(data)
+        os.fsync(out)
+        # Drop the written pages from the cache, so reading the copy back reads the disk.
+        with contextlib.suppress(OSError, AttributeError):
+            os.posix_fadvise(out, 0, 0, os.POSIX_FADV_DONTNEED)
+    except BaseException:
+        os.close(out)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(out)
+    digest = hasher.hexdigest()
+    if _object_size(dest, digest) == size:  # the same bytes are there already
+        tmp.unlink()
+        result.reused_bytes += size
+        return digest
+    if _sha_file(tmp) != digest:
+        tmp.unlink()
+        raise BackupError(f"the copy of {path} read back differently (a failing disk at DEST?)")
+    target = dest / OBJECTS / digest[:2] / digest
+    ensure_private_dir(target.parent)
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
+    result.copied_bytes += size
+    return digest
+
+
+def _sha_file(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _collect_garbage(dest: Path, keep: set[str]) -> None:
+    """Objects the new manifest does not name (an old copy of the active segment)."""
+    objects = dest / OBJECTS
+    for sub in objects.iterdir():
+        if sub.name == "tmp" or not sub.is_dir():
+            continue
+        for obj in sub.iterdir():
+            if obj.name not in keep:
+                with contextlib.suppress(OSError):
+                    obj.unlink()
+    with contextlib.suppress(OSError):
+        shutil.rmtree(objects / "tmp")
+
+
+__all__ = ["BackupError", "BackupResult", "make_backup"]

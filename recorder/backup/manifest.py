@@ -1,0 +1,195 @@
+"""The manifest of a backup folder (`DEST/manifest.json`), written and read by one class.
+
+A backup folder holds `manifest.json` and `objects/<aa>/<sha256>`: each file of the log
+folder is stored once under the SHA-256 of its bytes as stored, so a later backup
+reuses every object already there, and the manifest of an earlier backup stays valid
+until a new manifest replaces it in one rename (objects it names are never changed).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import orjson
+
+from recorder.errors import PersistError
+
+FORMAT = "agent-persist-backup"
+VERSION = 1
+MANIFEST = "manifest.json"
+OBJECTS = "objects"
+_SHA = re.compile(r"\A[0-9a-f]{64}\Z")
+
+
+class BackupDamaged(PersistError):
+    """A backup whose manifest or files do not match: the message names the file."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file: where it goes in the log folder, its bytes as stored, and the source's
+    stat when it was copied (a later backup reuses the object without reading the
+    file again when size, mtime and inode are the same)."""
+
+    path: str  # relative, with "/" (e.g. "segments/seg-000001.jsonl")
+    size: int
+    sha256: str
+    mtime_ns: int = 0
+    ino: int = 0
+
+    @property
+    def object(self) -> str:
+        return f"{OBJECTS}/{self.sha256[:2]}/{self.sha256}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "size": self.size,
+            "sha256": self.sha256,
+            "object": self.object,
+            "mtime_ns": self.mtime_ns,
+            "ino": self.ino,
+        }
+
+
+@dataclass(frozen=True)
+class JournalPosition:
+    """The backup holds the journal up to here: every segment before `segment`, and
+    `offset` bytes (whole lines) of it; `seq` is the last record's."""
+
+    segment: str
+    offset: int
+    seq: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"segment": self.segment, "offset": self.offset, "seq": self.seq}
+
+
+@dataclass
+class Manifest:
+    created: float
+    source: str
+    position: JournalPosition | None
+    files: list[Entry] = field(default_factory=list)
+    links: dict[str, str] = field(default_factory=dict)  # symlink -> its target
+    left_out: list[str] = field(default_factory=list)  # what was not copied, and why
+    secret_keys: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "v": VERSION,
+            "created": self.created,
+            "source": self.source,
+            "position": self.position.to_json() if self.position else None,
+            "secret_keys": self.secret_keys,
+            "left_out": self.left_out,
+            "links": self.links,
+            "files": [e.to_json() for e in self.files],
+        }
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def read(cls, folder: Path) -> Manifest:
+        """The manifest of a backup folder; BackupDamaged naming what is wrong."""
+        path = folder / MANIFEST
+        try:
+            data = orjson.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise BackupDamaged(f"{folder} is not a backup (no {MANIFEST})") from None
+        except OSError as exc:
+            raise BackupDamaged(f"{path} cannot be read ({exc.strerror})") from None
+        except orjson.JSONDecodeError:
+            raise BackupDamaged(f"{path} is not JSON") from None
+        try:
+            return cls.from_json(data)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise BackupDamaged(f"{path}: {exc}") from None
+
+    @classmethod
+    def from_json(cls, data: Any) -> Manifest:
+        """Raises ValueError naming the first field that is missing or wrongly typed."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} manifest")
+        if data.get("v") != VERSION:
+            raise ValueError(f"version {data.get('v')!r}, this persist reads {VERSION}")
+        files = []
+        seen: set[str] = set()
+        for k, item in enumerate(_typed(data, "files", list)):
+            where = f"files[{k}]"
+            if not isinstance(item, dict):
+                raise ValueError(f"{where} is not an object")
+            entry = Entry(
+                _safe_path(_typed(item, "path", str, where), where),
+                _count(item, "size", where),
+                _typed(item, "sha256", str, where),
+                _count(item, "mtime_ns", where),
+                _count(item, "ino", where),
+            )
+            if not _SHA.match(entry.sha256):
+                raise ValueError(f"{where}.sha256 is not a SHA-256")
+            if entry.path in seen:
+                raise ValueError(f"{where}.path {entry.path} is listed twice")
+            seen.add(entry.path)
+            files.append(entry)
+        links = _typed(data, "links", dict)
+        for name, target in links.items():
+            _safe_path(name, "links")
+            if not isinstance(target, str):
+                raise ValueError(f"links.{name} is not a string")
+            _safe_path(target, "links")
+        pos = data.get("position")
+        position = None
+        if pos is not None:
+            if not isinstance(pos, dict):
+                raise ValueError("position is not an object")
+            seq = pos.get("seq")
+            if seq is not None and type(seq) is not int:
+                raise ValueError("position.seq is not an integer")
+            position = JournalPosition(
+                _typed(pos, "segment", str, "position"), _count(pos, "offset", "position"), seq
+            )
+        left_out = _typed(data, "left_out", list)
+        created = data.get("created")
+        if not isinstance(created, int | float) or isinstance(created, bool):
+            raise ValueError("created is not a number")
+        return cls(
+            float(created),
+            _typed(data, "source", str),
+            position,
+            files,
+            dict(links),
+            [str(x) for x in left_out],
+            data.get("secret_keys") is True,
+        )
+
+
+def _typed(data: dict[str, Any], name: str, kind: type, where: str = "") -> Any:
+    value = data.get(name)
+    if not isinstance(value, kind):
+        raise ValueError(
+            f"{where + '.' if where else ''}{name} is missing or not a {kind.__name__}"
+        )
+    return value
+
+
+def _count(data: dict[str, Any], name: str, where: str) -> int:
+    value = data.get(name)
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{where}.{name} is not a whole number")
+    return value
+
+
+def _safe_path(value: str, where: str) -> str:
+    """A relative path inside the folder: no `..`, not absolute, no empty parts."""
+    parts = PurePosixPath(value).parts
+    if not parts or value.startswith("/") or any(p in ("..", ".", "") for p in parts):
+        raise ValueError(f"{where} names {value!r}, outside the folder")
+    if "\x00" in value:
+        raise ValueError(f"{where} names a path with a NUL byte")
+    return value

@@ -1,0 +1,201 @@
+"""`persist doctor`, `persist backup`, `persist restore-backup`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from recorder.cli.common import EXIT_DAMAGE, EXIT_USAGE, fail, folder
+from recorder.store.layout import default_log_dir
+
+EXIT_WARNINGS = 8  # `persist doctor`: warnings, no problem
+EXIT_PROBLEMS = 9  # `persist doctor`: at least one problem
+
+
+def _log_dir(args: argparse.Namespace) -> Path:
+    return Path(args.log_dir).expanduser()
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from recorder.doctor.model import Severity
+    from recorder.doctor.run import diagnose, fix
+
+    root = _log_dir(args)
+    try:
+        report = diagnose(root)
+    except OSError as exc:
+        return fail(f"cannot examine {root}: {exc.strerror or exc} ({exc.filename or root})")
+    if args.fix:
+        fixed = fix(report)
+        if fixed:
+            report = diagnose(root)
+            report.fixed = fixed
+    code = {Severity.OK: 0, Severity.WARNING: EXIT_WARNINGS, Severity.PROBLEM: EXIT_PROBLEMS}[
+        report.result
+    ]
+    if args.json:
+        out = report.to_json()
+        out["exit_code"] = code
+        sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return code
+    for done in report.fixed:
+        mark = "fixed" if done.ok else "NOT FIXED"
+        print(f"{mark:<9} {done.finding.check}: {done.done}")
+    if report.fixed:
+        print()
+    print(f"persist doctor: {report.log_dir} ({report.took:.1f}s)")
+    for f in report.findings:
+        print(f"{f.severity.label:<8} {f.area.value:<12} {f.summary}")
+        if f.fix and f.severity is not Severity.OK:
+            auto = (
+                "  (or: persist doctor --fix)"
+                if f.repair is not None and not args.fix and "doctor --fix" not in f.fix
+                else ""
+            )
+            print(f"{'':<21} fix: {f.fix}{auto}")
+    counts = {s: sum(f.severity is s for f in report.findings) for s in Severity}
+    print(
+        f"result: {report.result.label} ({counts[Severity.PROBLEM]} problem(s), "
+        f"{counts[Severity.WARNING]} warning(s), {counts[Severity.OK]} ok)"
+    )
+    return code
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from recorder.backup.copy import make_backup
+
+    dest = Path(args.dest).expanduser()
+    try:
+        result = make_backup(
+            _log_dir(args),
+            dest,
+            secret_keys=args.include_secret_keys,
+            progress=_bytes_bar("backing up") if sys.stderr.isatty() else None,
+        )
+    except OSError as exc:  # DEST full or failing: nothing replaced the previous manifest
+        where = f" ({exc.filename})" if exc.filename else ""
+        return fail(
+            f"backup into {dest} failed: {exc.strerror or exc}{where}; the previous backup "
+            "there (if any) is intact"
+        )
+    if args.json:
+        sys.stdout.write(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+        return 0
+    pos = result.position
+    print(
+        f"backed up {result.log_dir} to {result.dest} in {result.took:.1f}s: "
+        f"{result.files} files, {result.copied_bytes:,} bytes copied, "
+        f"{result.reused_bytes:,} bytes reused (already there), every copy verified"
+    )
+    if pos is not None:
+        print(f"consistent at {pos.segment} byte {pos.offset:,} (record seq {pos.seq})")
+    print(f"left out (rebuildable or private): {', '.join(result.left_out)}")
+    return 0
+
+
+def cmd_restore_backup(args: argparse.Namespace) -> int:
+    from recorder.backup.restore import BackupDamaged, restore_backup
+
+    try:
+        result = restore_backup(Path(args.src).expanduser(), Path(args.dest_dir).expanduser())
+    except BackupDamaged as exc:
+        return fail(str(exc), EXIT_DAMAGE)
+    except OSError as exc:  # DEST_DIR full or failing: what was written is removed
+        where = f" ({exc.filename})" if exc.filename else ""
+        return fail(f"restore failed: {exc.strerror or exc}{where}; nothing was restored")
+    if args.json:
+        sys.stdout.write(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+    else:
+        print(
+            f"restored {result.files} files ({result.bytes:,} bytes) into {result.dest}, "
+            f"every file matching the manifest; {result.checkpoints} checkpoint(s) verified"
+        )
+        for problem in result.problems:
+            print(f"  damaged: {problem}")
+    if result.problems:
+        return fail(f"{len(result.problems)} checkpoint(s) or copies do not verify", EXIT_DAMAGE)
+    return 0
+
+
+def _bytes_bar(label: str) -> Callable[[int, int], None]:
+    """A progress callback (bytes done, bytes in all) drawing a bar on stderr."""
+    last = [0.0]
+
+    def show(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < 0.1:
+            return
+        last[0] = now
+        frac = min(1.0, done / total) if total else 1.0
+        end = "\n" if done >= total else ""
+        mib = 1 << 20
+        sys.stderr.write(
+            f"\r{label} [{'#' * int(frac * 30):<30}] {frac:4.0%} "
+            f"{done // mib:,}/{total // mib:,} MiB{end}"
+        )
+        sys.stderr.flush()
+
+    return show
+
+
+def _add_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-dir",
+        "--dir",
+        dest="log_dir",
+        type=folder,
+        default=str(default_log_dir()),
+        help="log folder (default: %(default)s)",
+    )
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "doctor",
+        help="check journals, caches, checkpoints, the index, copies, modes, disk, service",
+        description="Check the log folder; each finding: ok, warning or problem, why, and "
+        f"the command that fixes it. Exit 0 all ok, {EXIT_WARNINGS} warnings, "
+        f"{EXIT_PROBLEMS} problems.",
+    )
+    _add_dir(p)
+    p.add_argument("--json", action="store_true", help="one JSON object (stable fields)")
+    p.add_argument(
+        "--fix",
+        action="store_true",
+        help="move wrong derived files (caches, search index, an unreadable status.json) to "
+        "recovery/doctor/ and rebuild them, set modes to 0600/0700; never touches journal data",
+    )
+    p.set_defaults(func=cmd_doctor)
+
+    b = sub.add_parser(
+        "backup",
+        help="a consistent, verified, incremental copy of the log folder (while it records)",
+    )
+    b.add_argument("dest", metavar="DEST", help="backup folder (made if missing, 0700)")
+    _add_dir(b)
+    b.add_argument(
+        "--include-secret-keys",
+        action="store_true",
+        help="also copy the CURVE secret keys (keys/*.key_secret); left out by default",
+    )
+    b.add_argument("--json", action="store_true", help="what was done, as one JSON object")
+    b.set_defaults(func=cmd_backup)
+
+    r = sub.add_parser(
+        "restore-backup",
+        help="restore a backup into an empty folder, every file and checkpoint verified",
+    )
+    r.add_argument("src", metavar="SRC", help="a folder made by persist backup")
+    r.add_argument("dest_dir", metavar="DEST_DIR", help="an empty or new folder")
+    r.add_argument("--json", action="store_true", help="the result as one JSON object")
+    r.set_defaults(func=cmd_restore_backup)
+
+
+__all__ = ["EXIT_PROBLEMS", "EXIT_USAGE", "EXIT_WARNINGS", "add_parsers"]

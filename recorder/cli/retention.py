@@ -1,0 +1,241 @@
+"""`persist checkpoints`, `pin`, `unpin`, `prune` and `trash`: what is kept, and for how long."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from recorder.cli.common import EXIT_USAGE, add_log_dir, fail, say
+from recorder.store.layout import Layout
+
+
+def _iso(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):,.1f} MiB"
+
+
+def _json(value: Any) -> None:
+    print(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+# -- checkpoints, pin, unpin ---------------------------------------------------------------
+def cmd_checkpoints(args: argparse.Namespace) -> int:
+    from recorder.store.checkpoints import list_checkpoints
+    from recorder.store.pins import read_pins
+
+    layout = Layout(Path(args.log_dir))
+    skipped: list[str] = []
+    cps = list_checkpoints(layout, skipped)
+    pins = read_pins(layout)
+    for line in skipped:
+        say(f"warning: {line}")
+    known = {cp.id for cp in cps}
+    if args.json:
+        _json(
+            {
+                "checkpoints": [
+                    {
+                        "id": cp.id,
+                        "label": cp.label,
+                        "reason": cp.reason,
+                        "created": cp.created,
+                        "seq": cp.seq,
+                        "segment": cp.to_json()["position"]["segment"],
+                        "messages": cp.messages,
+                        "pinned": pins[cp.id].pinned if cp.id in pins else None,
+                    }
+                    for cp in cps
+                ],
+                "pins_without_checkpoint": sorted(set(pins) - known),
+            }
+        )
+        return 0
+    if not cps:
+        print(f"no checkpoints in {layout.root}")
+    for cp in cps:
+        mark = "pinned" if cp.id in pins else "      "
+        label = f"  {cp.label}" if cp.label else ""
+        print(f"{mark}  {cp.id}  seq {cp.seq:>9}  {cp.messages:>8} msgs  {_iso(cp.created)}{label}")
+    for cp_id in sorted(set(pins) - known):
+        print(f"pinned  {cp_id}  (checkpoint no longer exists; `persist unpin` it)")
+    return 0
+
+
+def _set_pin(args: argparse.Namespace, pinned: bool) -> int:
+    from recorder.store.checkpoints import resolve_checkpoint
+    from recorder.store.pins import read_pins, set_pin
+
+    layout = Layout(Path(args.log_dir))
+    if not pinned and args.checkpoint in read_pins(layout):
+        cp_id = args.checkpoint  # a pin whose checkpoint is gone can still be removed
+    else:
+        cp_id = resolve_checkpoint(layout, args.checkpoint).id
+    changed = set_pin(layout, cp_id, pinned)
+    word = "pinned" if pinned else "unpinned"
+    print(f"{word} {cp_id}" if changed else f"{cp_id} was already {word}")
+    return 0
+
+
+def cmd_pin(args: argparse.Namespace) -> int:
+    return _set_pin(args, True)
+
+
+def cmd_unpin(args: argparse.Namespace) -> int:
+    return _set_pin(args, False)
+
+
+# -- prune ---------------------------------------------------------------------------------
+def cmd_prune(args: argparse.Namespace) -> int:
+    from recorder.daemon.maintenance import prune
+    from recorder.store.retention_config import Policy, parse_duration, parse_size
+
+    policy = Policy(
+        None if args.older_than is None else parse_duration(args.older_than, "--older-than"),
+        None if args.max_size is None else parse_size(args.max_size, "--max-size"),
+    )
+    if not policy.active:
+        return fail("nothing to prune by: give --older-than AGE and/or --max-size SIZE", EXIT_USAGE)
+    layout = Layout(Path(args.log_dir))
+    result = prune(layout, policy, dry_run=args.dry_run)
+    plan = result.plan_json()
+    if args.json:
+        _json({"dry_run": args.dry_run, "via": result.via, "trash": result.trash, **plan})
+        return 0
+    print(describe_plan(plan, args.dry_run, result.trash))
+    return 0
+
+
+def describe_plan(plan: dict[str, Any], dry_run: bool, trash: str | None) -> str:
+    """The plan for people: every segment with its bytes, seq and time range."""
+    segments = plan.get("segments") or []
+    lines: list[str] = []
+    if not segments:
+        lines.append("nothing to prune" + (" (dry run)" if dry_run else ""))
+    else:
+        head = "would prune" if dry_run else "pruned"
+        into = f" into trash/{trash}" if trash else ""
+        lines.append(f"{head} {len(segments)} segments, {_mib(int(plan['bytes']))}{into}:")
+        for s in segments:
+            lines.append(
+                f"  {s['name']}  {s['bytes']:>12,} bytes  seq {s['first_seq']}-{s['last_seq']}  "
+                f"{_iso(s['first_ts'])} -> {_iso(s['last_ts'])}"
+            )
+        lines.append(
+            f"  messages seq {plan['from_seq']} to {plan['to_seq']}, "
+            f"{_iso(plan['from_ts'])} -> {_iso(plan['to_ts'])}"
+        )
+        cps = plan.get("checkpoints") or []
+        lines.append(f"  checkpoints ({len(cps)}): " + (", ".join(cps) if cps else "none"))
+        if plan.get("restated"):
+            lines.append(
+                "  re-stated with their whole segment list: " + ", ".join(plan["restated"])
+            )
+    for kept in plan.get("kept") or []:
+        lines.append(f"  kept {kept['segment']}: {kept['why']}")
+    lines.append(
+        f"  journal {_mib(int(plan['journal_bytes']))} -> {_mib(int(plan['journal_bytes_after']))}"
+    )
+    if plan.get("over_by"):
+        lines.append(f"  still {_mib(int(plan['over_by']))} over --max-size (kept segments above)")
+    return "\n".join(lines)
+
+
+# -- trash ---------------------------------------------------------------------------------
+def cmd_trash(args: argparse.Namespace) -> int:
+    from recorder.daemon import maintenance
+    from recorder.store.retention_config import DEFAULT_GRACE, parse_duration
+    from recorder.store.trash import list_trash
+
+    layout = Layout(Path(args.log_dir))
+    if args.action == "list":
+        problems: list[str] = []
+        entries = list_trash(layout, problems)
+        for p in problems:
+            say(f"warning: {p}")
+        if args.json:
+            _json([{**e.to_json(), "bytes": e.bytes} for e in entries])
+            return 0
+        if not entries:
+            print("the trash is empty")
+        for e in entries:
+            plan = e.plan
+            print(
+                f"{e.id}  {_iso(e.created)}  {len(plan.get('segments') or [])} segments  "
+                f"{_mib(e.bytes)}  seq {plan.get('from_seq')}-{plan.get('to_seq')}  "
+                f"{len(plan.get('checkpoints') or [])} checkpoints  by {e.by}"
+            )
+        return 0
+    if args.action == "restore":
+        if not args.id:
+            return fail("trash restore needs the ID of an entry (see `persist trash list`)", 2)
+        restored = maintenance.restore(layout, args.id)
+        if args.json:
+            _json({"trash": restored.entry.id, "restored": restored.moved})
+            return 0
+        print(f"restored trash/{restored.entry.id}: {len(restored.moved)} files back in place")
+        for cp_id in restored.kept_restated:
+            say(f"warning: {cp_id} changed since it was re-stated; kept as it is now")
+        return 0
+    if args.id:
+        return fail(f"trash empty takes no ID (got {args.id!r}); use --older-than", EXIT_USAGE)
+    older = (
+        DEFAULT_GRACE
+        if args.older_than is None
+        else parse_duration(args.older_than, "--older-than")
+    )
+    gone = maintenance.empty(layout, older)
+    if args.json:
+        _json({"emptied": [e.id for e in gone], "bytes": sum(e.bytes for e in gone)})
+        return 0
+    if not gone:
+        print(f"nothing in the trash older than {older / 86400:g} days")
+    for e in gone:
+        print(f"emptied trash/{e.id} ({_mib(e.bytes)})")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("checkpoints", help="list checkpoints, newest first, pinned ones marked")
+    add_log_dir(p)
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    p.set_defaults(func=cmd_checkpoints)
+
+    for name, func, what in (
+        ("pin", cmd_pin, "keep a checkpoint and the journal range it needs through any pruning"),
+        ("unpin", cmd_unpin, "let retention take a checkpoint again"),
+    ):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("checkpoint", help="id, unique id prefix, exact label, or latest")
+        add_log_dir(p)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser(
+        "prune", help="move old closed segments and their checkpoints to the trash (retention)"
+    )
+    p.add_argument("--older-than", metavar="AGE", help="segments whose last record is older (90d)")
+    p.add_argument("--max-size", metavar="SIZE", help="oldest segments go until the journal fits")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print exactly what would go; change nothing"
+    )
+    p.add_argument("--json", action="store_true", help="the plan as one JSON object")
+    add_log_dir(p)
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("trash", help="what pruning moved aside: list, restore ID, empty")
+    p.add_argument("action", choices=("list", "restore", "empty"), help="what to do")
+    p.add_argument("id", nargs="?", help="for restore: the trash entry (id or unique prefix)")
+    p.add_argument(
+        "--older-than",
+        metavar="AGE",
+        help="for empty: entries older than AGE (default 14d, the grace period; 0 = all)",
+    )
+    p.add_argument("--json", action="store_true", help="JSON instead of text")
+    add_log_dir(p)
+    p.set_defaults(func=cmd_trash)

@@ -1,0 +1,254 @@
+"""Retention changes (prune, trash restore and empty) and the journal records that log them.
+
+Every change is logged as an `event` record in the journal, written by the one
+journal writer there is: with a recorder holding the folder, a request goes to it
+(`control/<id>.maint`, answered in `control/<id>.maint-done`, like checkpoint
+requests) and the recorder prunes on its main thread, between its checkpoints,
+and appends the record; without one, we take the folder's lock ourselves, do
+the change and append the record to the journal's last segment (marked
+`"offline": true`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from recorder.errors import PersistError
+from recorder.store.fsutil import atomic_write, ensure_private_dir
+from recorder.store.journal import Journal
+from recorder.store.layout import Layout
+from recorder.store.lock import AlreadyRunning, InstanceLock
+from recorder.store.pruned import retention_lock
+from recorder.store.records import KIND_EVENT
+from recorder.store.retention import PrunePlan, TrashEntry, execute, plan_prune
+from recorder.store.retention_config import Policy
+from recorder.store.trash import Restored, empty_trash, find_entry, restore_entry
+
+REQUEST_SUFFIX = ".maint"
+REPLY_SUFFIX = ".maint-done"
+ANSWER_WAIT = 60.0  # seconds a client waits for the recorder to prune
+
+
+class MaintenanceError(PersistError):
+    """The recorder refused or failed a retention request, or did not answer."""
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    plan: PrunePlan | dict[str, Any]  # a plan (here) or its JSON (from the recorder)
+    trash: str | None  # the trash entry made (None: nothing went, or a dry run)
+    via: str  # "recorder", "offline" or "dry-run"
+
+    def plan_json(self) -> dict[str, Any]:
+        return self.plan.to_json() if isinstance(self.plan, PrunePlan) else self.plan
+
+
+def prune_event(plan: PrunePlan, entry: TrashEntry, by: str) -> dict[str, Any]:
+    """The journal record of one prune (without seq/ts: the writer adds them)."""
+    j = plan.to_json()
+    return {
+        "kind": KIND_EVENT,
+        "event": "prune",
+        "by": by,
+        "trash": entry.id,
+        "segments": [s["name"] for s in j["segments"]],
+        "bytes": j["bytes"],
+        "from_seq": j["from_seq"],
+        "to_seq": j["to_seq"],
+        "from_ts": j["from_ts"],
+        "to_ts": j["to_ts"],
+        "checkpoints": j["checkpoints"],
+        "restated": j["restated"],
+        "policy": j["policy"],
+        "detail": f"pruned {len(j['segments'])} segments ({j['bytes']:,} bytes, seq "
+        f"{j['from_seq']}-{j['to_seq']}) and {len(j['checkpoints'])} checkpoints into "
+        f"trash/{entry.id}",
+    }
+
+
+def _prune_here(
+    layout: Layout, policy: Policy, by: str, now: float | None, wait: float = 30.0
+) -> tuple[PruneResult, dict[str, Any] | None]:
+    with retention_lock(layout, wait):
+        plan = plan_prune(layout, policy, now)
+        if plan.empty:
+            return PruneResult(plan, None, "offline"), None
+        entry = execute(layout, plan, by, now)
+        return PruneResult(plan, entry.id, "offline"), prune_event(plan, entry, by)
+
+
+# -- the recorder's end ------------------------------------------------------------------
+def recorder_prune(
+    layout: Layout, policy: Policy, by: str, now: float | None = None
+) -> tuple[PruneResult, dict[str, Any] | None]:
+    """For the recorder: prune now; returns the result and the event to journal."""
+    result, event = _prune_here(layout, policy, by, now, wait=1.0)  # never hold up a tick
+    return PruneResult(result.plan, result.trash, "recorder"), event
+
+
+def pending_requests(layout: Layout) -> list[Path]:
+    try:
+        return sorted(layout.control.glob(f"*{REQUEST_SUFFIX}"))
+    except OSError:
+        return []
+
+
+def read_request(path: Path) -> dict[str, Any]:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise MaintenanceError(f"the request is unreadable ({exc})") from None
+    if not isinstance(data, dict) or data.get("kind") not in ("prune", "event"):
+        raise MaintenanceError("the request is not a prune or event request")
+    return data
+
+
+def policy_from_json(data: Any) -> Policy:
+    if not isinstance(data, dict):
+        raise MaintenanceError("the request's policy is not an object")
+    older, size = data.get("older_than_s"), data.get("max_size_bytes")
+    if older is not None and not isinstance(older, (int, float)):
+        raise MaintenanceError("the request's older_than_s is not a number")
+    if size is not None and not isinstance(size, int):
+        raise MaintenanceError("the request's max_size_bytes is not a whole number")
+    return Policy(None if older is None else float(older), size)
+
+
+def answer(path: Path, reply: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):
+        atomic_write(path.with_suffix(REPLY_SUFFIX), orjson.dumps(reply), durable=False)
+        path.unlink()
+
+
+# -- the client's end --------------------------------------------------------------------
+def _ask(layout: Layout, request: dict[str, Any], timeout: float = ANSWER_WAIT) -> dict[str, Any]:
+    ensure_private_dir(layout.control)
+    path = layout.control / f"{uuid.uuid4().hex}{REQUEST_SUFFIX}"
+    done = path.with_suffix(REPLY_SUFFIX)
+    atomic_write(path, orjson.dumps(request), durable=False)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done.exists():
+            raw = done.read_bytes()
+            done.unlink()
+            try:
+                reply = orjson.loads(raw)
+            except ValueError:
+                raise MaintenanceError("the recorder's reply is not JSON") from None
+            if not isinstance(reply, dict) or reply.get("ok") is not True:
+                error = reply.get("error") if isinstance(reply, dict) else None
+                raise MaintenanceError(f"the recorder refused: {error or 'no reason given'}")
+            return reply
+        time.sleep(0.05)
+    path.unlink(missing_ok=True)
+    raise MaintenanceError(f"the running recorder did not answer within {timeout:.0f}s")
+
+
+def _offline_lock(layout: Layout) -> InstanceLock | None:
+    """The folder's lock if no recorder holds it (then we write the journal), else None."""
+    lock = InstanceLock(layout.lock)
+    try:
+        lock.acquire()
+    except AlreadyRunning:
+        return None
+    return lock
+
+
+def append_offline(layout: Layout, event: dict[str, Any]) -> None:
+    """Append `event` to the journal while holding the folder's lock (no recorder)."""
+    journal = Journal(layout)
+    journal.open()
+    journal.append({**event, "ts": time.time(), "offline": True})
+    journal.close()
+
+
+def log_event(layout: Layout, event: dict[str, Any]) -> str:
+    """Journal a retention event: through the running recorder, or ourselves."""
+    lock = _offline_lock(layout)
+    if lock is None:
+        _ask(layout, {"kind": "event", "event": event})
+        return "recorder"
+    try:
+        append_offline(layout, event)
+        return "offline"
+    finally:
+        lock.release()
+
+
+def prune(
+    layout: Layout, policy: Policy, *, dry_run: bool, by: str = "persist prune"
+) -> PruneResult:
+    """`persist prune`: the plan (dry run), or the prune itself and its journal record."""
+    if not layout.segments.is_dir():
+        raise MaintenanceError(f"no journal in {layout.root}")
+    if dry_run:
+        return PruneResult(plan_prune(layout, policy), None, "dry-run")
+    lock = _offline_lock(layout)
+    if lock is None:
+        reply = _ask(layout, {"kind": "prune", "policy": policy.to_json(), "by": by})
+        return PruneResult(dict(reply.get("plan") or {}), reply.get("trash"), "recorder")
+    try:
+        result, event = _prune_here(layout, policy, by, None)
+        if event is not None:
+            append_offline(layout, event)
+        return result
+    except OSError as exc:
+        raise MaintenanceError(
+            f"the prune stopped: {exc}; `persist trash list` shows what was moved and "
+            "`persist trash restore ID` puts it back"
+        ) from None
+    finally:
+        lock.release()
+
+
+def restore(layout: Layout, ref: str) -> Restored:
+    """`persist trash restore ID`: the files back, then the journal record."""
+    with retention_lock(layout):
+        try:
+            restored = restore_entry(layout, find_entry(layout, ref))
+        except OSError as exc:
+            raise MaintenanceError(f"the restore stopped: {exc}") from None
+    log_event(
+        layout,
+        {
+            "kind": KIND_EVENT,
+            "event": "trash-restore",
+            "trash": restored.entry.id,
+            "segments": [f["name"] for f in restored.entry.files if f["kind"] == "segment"],
+            "checkpoints": restored.entry.plan.get("checkpoints", []),
+            "bytes": restored.entry.bytes,
+            "detail": f"restored trash/{restored.entry.id}: {len(restored.moved)} files back",
+        },
+    )
+    return restored
+
+
+def empty(layout: Layout, older_than: float, now: float | None = None) -> list[TrashEntry]:
+    """`persist trash empty`: entries past `older_than` deleted, then the journal record."""
+    with retention_lock(layout):
+        try:
+            gone = empty_trash(layout, older_than, now)
+        except OSError as exc:
+            raise MaintenanceError(f"emptying the trash stopped: {exc}") from None
+    if gone:
+        log_event(layout, empty_event(gone, older_than))
+    return gone
+
+
+def empty_event(gone: list[TrashEntry], older_than: float) -> dict[str, Any]:
+    return {
+        "kind": KIND_EVENT,
+        "event": "trash-empty",
+        "trash": [e.id for e in gone],
+        "segments": [f["name"] for e in gone for f in e.files if f["kind"] == "segment"],
+        "bytes": sum(e.bytes for e in gone),
+        "older_than_s": older_than,
+        "detail": f"emptied {len(gone)} trash entries ({sum(e.bytes for e in gone):,} bytes)",
+    }

@@ -1,0 +1,111 @@
+"""Doctor checks of the search index and of the protected agent-session copies."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from recorder.doctor.journal import mb
+from recorder.doctor.model import Area, Finding, Repair, RepairKind, Severity
+from recorder.search.indexer import index_health
+from recorder.sources.copies import copies_dir, verify
+from recorder.store.layout import Layout
+
+BEHIND_WARNING = 16 << 20  # journal bytes not indexed before "behind" is a warning
+
+
+def search_findings(layout: Layout, log_flag: str) -> list[Finding]:
+    health = index_health(layout.root)
+    reindex = f"persist reindex{log_flag}"
+    if not health.present:
+        if health.behind == 0:
+            return [Finding(Area.SEARCH, "search.index", Severity.OK, "no journal to index yet")]
+        return [
+            Finding(
+                Area.SEARCH,
+                "search.missing",
+                Severity.WARNING,
+                f"no search index yet ({mb(health.behind)} of journal to index; the next "
+                "search builds it)",
+                reindex,
+                Repair(RepairKind.REBUILD_INDEX),
+            )
+        ]
+    if health.problem is not None:
+        return [
+            Finding(
+                Area.SEARCH,
+                "search.damaged",
+                Severity.PROBLEM,
+                f"search index would be rebuilt: {health.problem} (derived: --fix moves it "
+                "aside and builds it again)",
+                reindex,
+                Repair(RepairKind.REBUILD_INDEX, (layout.search_index,)),
+            )
+        ]
+    text = f"search index: {health.docs:,} documents, {mb(health.size)}"
+    if health.behind > BEHIND_WARNING:
+        return [
+            Finding(
+                Area.SEARCH,
+                "search.behind",
+                Severity.WARNING,
+                f"{text}, behind the journal by {mb(health.behind)} (a search catches up first)",
+                f"persist reindex --catch-up{log_flag}",
+                Repair(RepairKind.CATCH_UP_INDEX),
+            )
+        ]
+    behind = f"behind by {mb(health.behind)}" if health.behind else "level with the journal"
+    return [Finding(Area.SEARCH, "search.index", Severity.OK, f"{text}, {behind}")]
+
+
+def session_findings(layout: Layout) -> list[Finding]:
+    """Every protected copy re-read and checked member by member (`copies.verify`)."""
+    base = copies_dir(layout)
+    folders: list[Path] = []
+    try:
+        for source in sorted(os.scandir(base), key=lambda e: e.name):
+            if source.is_dir(follow_symlinks=False):
+                folders += sorted(
+                    Path(e.path) for e in os.scandir(source.path) if e.is_dir(follow_symlinks=False)
+                )
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        return [
+            Finding(
+                Area.SESSIONS,
+                "sessions.copies",
+                Severity.PROBLEM,
+                f"sessions/copies/ cannot be read ({exc.strerror})",
+                f"ls -la {base}",
+            )
+        ]
+    out: list[Finding] = []
+    for folder in folders:
+        try:
+            problems = verify(folder)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            problems = [f"its manifest is malformed ({type(exc).__name__}: {exc})"]
+        except OSError as exc:
+            problems = [f"cannot be read ({exc.strerror})"]
+        if problems:
+            key = f"{folder.parent.name}:{folder.name}"
+            out.append(
+                Finding(
+                    Area.SESSIONS,
+                    "sessions.copy",
+                    Severity.PROBLEM,
+                    f"protected copy {key} is damaged: {problems[0]}"
+                    + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
+                    + "; journal data and the other copies are not affected",
+                )
+            )
+    if not out:
+        text = (
+            f"{len(folders)} protected session copies, every member verified"
+            if folders
+            else "no protected session copies"
+        )
+        out.append(Finding(Area.SESSIONS, "sessions.copy", Severity.OK, text))
+    return out

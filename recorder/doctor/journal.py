@@ -1,0 +1,382 @@
+"""Doctor checks of the journal and what hangs off it: segments (lines, tails, holes),
+quarantined tails, checkpoints (every digest, every base chain) and the caches in
+`metadata_index/` (line-index and digest caches against their segments). Read only."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from recorder.doctor.model import Area, Finding, Repair, RepairKind, Severity
+from recorder.doctor.scan import SegmentScan, scan_segment
+from recorder.store.checkpoints import (
+    Checkpoint,
+    DigestCache,
+    list_checkpoints,
+    verify_checkpoint,
+)
+from recorder.store.layout import Layout, list_segments, segment_name, segment_number
+from recorder.store.pruned import pruned_by_number
+from recorder.store.reader import SegmentIndex
+from recorder.store.recovery import RecoveryState
+
+_MAX_NAMED = 5  # findings of one kind named one by one; the rest are counted
+_CACHE_NAME = re.compile(r"\A(seg-\d{6,})\..*\.(idx|sha256)\Z|\A(seg-\d{6,})\.(idx|sha256)\Z")
+
+
+def mb(nbytes: float) -> str:
+    if nbytes < 1 << 20:
+        return f"{nbytes / 1024:.1f} KB"
+    if nbytes < 1 << 30:
+        return f"{nbytes / (1 << 20):.1f} MB"
+    return f"{nbytes / (1 << 30):.2f} GB"
+
+
+@dataclass
+class JournalScan:
+    """Every segment read once, plus the checkpoints whose digests it took."""
+
+    scans: list[SegmentScan]
+    checkpoints: list[Checkpoint]
+    skipped: list[str]  # checkpoint files that are not checkpoints
+
+    def digests(self) -> dict[tuple[str, int], str]:
+        """By (segment name as checkpoints give it, size)."""
+        return {(s.name, n): d for s in self.scans for n, d in s.digests.items()}
+
+
+def scan_journal(layout: Layout) -> JournalScan:
+    skipped: list[str] = []
+    checkpoints = list_checkpoints(layout, skipped)
+    sizes: dict[str, set[int]] = {}
+    for cp in checkpoints:
+        for entry in cp.segments:
+            sizes.setdefault(str(entry.get("name")), set()).add(_int(entry.get("size")))
+    paths = list_segments(layout)
+    scans = [
+        scan_segment(path, k < len(paths) - 1, sizes.get(_plain_name(path), ()))
+        for k, path in enumerate(paths)
+    ]
+    return JournalScan(scans, checkpoints, skipped)
+
+
+def _plain_name(path: Path) -> str:
+    return segment_name(segment_number(path.name) or 0)
+
+
+def _int(value: object) -> int:
+    return value if type(value) is int else -1
+
+
+def journal_findings(
+    layout: Layout, journal: JournalScan, writer_running: bool, start_command: str
+) -> list[Finding]:
+    out: list[Finding] = []
+    scans = journal.scans
+    if not scans:
+        return [Finding(Area.JOURNAL, "journal.segments", Severity.OK, "no journal here yet")]
+    numbers = [segment_number(s.path.name) or 0 for s in scans]
+    absent = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+    pruned = pruned_by_number(layout)  # moved to the trash by retention: not lost
+    missing = [n for n in absent if n not in pruned]
+    if len(absent) > len(missing):
+        gone = [n for n in absent if n in pruned]
+        out.append(
+            Finding(
+                Area.JOURNAL,
+                "journal.pruned",
+                Severity.OK,
+                f"{len(gone)} segment(s) between the first and the last were pruned by "
+                f"retention ({segment_name(gone[0])}: {pruned[gone[0]].describe()})",
+            )
+        )
+    for number in missing[:_MAX_NAMED]:
+        out.append(
+            Finding(
+                Area.JOURNAL,
+                "journal.missing-segment",
+                Severity.PROBLEM,
+                f"{segment_name(number)} is missing from segments/: its records are lost "
+                "(restore the folder from a backup: persist restore-backup)",
+            )
+        )
+    if len(missing) > _MAX_NAMED:
+        out.append(_more(Area.JOURNAL, "journal.missing-segment", len(missing) - _MAX_NAMED))
+    for scan in scans:
+        name = f"segments/{scan.path.name}"
+        if scan.error is not None:
+            out.append(
+                Finding(
+                    Area.JOURNAL,
+                    "journal.unreadable",
+                    Severity.PROBLEM,
+                    f"{name} cannot be read ({scan.error})",
+                    f"ls -l {layout.segments / scan.path.name}",
+                )
+            )
+            continue
+        repaired_at_start = not scan.closed and (scan.tail or scan.trailing_bad)
+        inner_bad = scan.bad_lines - (scan.trailing_bad if not scan.closed else 0)
+        if inner_bad:
+            out.append(
+                Finding(
+                    Area.JOURNAL,
+                    "journal.bad-lines",
+                    Severity.PROBLEM,
+                    f"{name} holds {inner_bad} damaged line(s) (the first at byte "
+                    f"{scan.first_bad}); every other record reads, and journal data is never "
+                    "rewritten: a backup (persist restore-backup) has the lines as written",
+                )
+            )
+        if scan.closed and scan.tail:
+            out.append(
+                Finding(
+                    Area.JOURNAL,
+                    "journal.torn-tail",
+                    Severity.PROBLEM,
+                    f"{name} (closed) ends with {scan.tail} bytes of "
+                    f"{'NUL bytes' if scan.tail_nul else 'a torn line'}, read as a damaged line",
+                )
+            )
+        if repaired_at_start and (scan.tail_nul or scan.trailing_bad or not writer_running):
+            what = []
+            if scan.trailing_bad:
+                what.append(f"{scan.trailing_bad} unreadable line(s)")
+            if scan.tail:
+                what.append(
+                    f"{scan.tail} bytes of {'NUL bytes' if scan.tail_nul else 'a torn line'}"
+                )
+            fix = start_command if not writer_running else None
+            out.append(
+                Finding(
+                    Area.JOURNAL,
+                    "journal.torn-tail",
+                    Severity.WARNING,
+                    f"{name} ends with {' and '.join(what)}: the recorder moves them to "
+                    "recovery/ (and writes a `corrupt` record) when it next starts",
+                    fix,
+                )
+            )
+    if not out:
+        lines = sum(s.lines for s in scans)
+        size = sum(s.size for s in scans)
+        out.append(
+            Finding(
+                Area.JOURNAL,
+                "journal.segments",
+                Severity.OK,
+                f"{len(scans)} segment(s), {mb(size)}, {lines:,} lines, every line whole",
+            )
+        )
+    out.append(_quarantined(layout))
+    return out
+
+
+def _more(area: Area, check: str, count: int) -> Finding:
+    return Finding(area, check, Severity.PROBLEM, f"... and {count} more like this")
+
+
+def recovery_state_finding(layout: Layout, fix_command: str) -> Finding:
+    """`recovery/state.json`: derived (a restart without it recounts from the newest
+    checkpoint), so a file that is not a recovery state is only a warning."""
+    if not layout.state.exists() or RecoveryState.read(layout) is not None:
+        return Finding(
+            Area.CACHES,
+            "caches.recovery-state",
+            Severity.OK,
+            "recovery/state.json is readable"
+            if layout.state.exists()
+            else "no recovery/state.json (a running recorder writes it)",
+        )
+    return Finding(
+        Area.CACHES,
+        "caches.recovery-state",
+        Severity.WARNING,
+        "recovery/state.json is not a recovery state (a restart ignores it and recounts the "
+        "journal from the newest checkpoint; --fix moves it aside when no recorder runs)",
+        fix_command,
+        Repair(RepairKind.QUARANTINE, (layout.state,)),
+    )
+
+
+def _quarantined(layout: Layout) -> Finding:
+    try:
+        found = [
+            (e.name, e.stat().st_size)
+            for e in os.scandir(layout.recovery)
+            if e.name.endswith(".corrupt") and e.is_file(follow_symlinks=False)
+        ]
+    except FileNotFoundError:
+        found = []
+    except OSError as exc:
+        return Finding(
+            Area.JOURNAL,
+            "journal.quarantine",
+            Severity.PROBLEM,
+            f"recovery/ cannot be read ({exc.strerror})",
+            f"ls -ld {layout.recovery}",
+        )
+    if not found:
+        return Finding(Area.JOURNAL, "journal.quarantine", Severity.OK, "nothing quarantined")
+    total = sum(size for _, size in found)
+    names = ", ".join(sorted(name for name, _ in found)[:3])
+    return Finding(
+        Area.JOURNAL,
+        "journal.quarantine",
+        Severity.OK,
+        f"{len(found)} torn tail(s) quarantined in recovery/ ({mb(total)}: {names}), kept "
+        "for inspection; each has a `corrupt` record in the journal",
+    )
+
+
+def checkpoint_findings(layout: Layout, journal: JournalScan) -> list[Finding]:
+    out: list[Finding] = []
+    for line in journal.skipped[:_MAX_NAMED]:
+        name = line.split(" ", 1)[0]
+        out.append(
+            Finding(
+                Area.CHECKPOINTS,
+                "checkpoints.unreadable",
+                Severity.WARNING,
+                line,
+                f"mv {layout.root / name} {layout.recovery}/",
+            )
+        )
+    known = journal.digests()
+    failed = 0
+    for cp in journal.checkpoints:
+        result = verify_checkpoint(layout, cp, known)
+        if result.ok:
+            continue
+        failed += 1
+        if failed <= _MAX_NAMED:
+            out.append(
+                Finding(
+                    Area.CHECKPOINTS,
+                    "checkpoints.digest",
+                    Severity.PROBLEM,
+                    f"checkpoint {cp.id} does not verify: {result.summary}",
+                    f"persist restore {cp.id} --full",
+                )
+            )
+    if failed > _MAX_NAMED:
+        out.append(_more(Area.CHECKPOINTS, "checkpoints.digest", failed - _MAX_NAMED))
+    if not out:
+        count = len(journal.checkpoints)
+        chained = sum(cp.base is not None for cp in journal.checkpoints)
+        text = (
+            f"{count} checkpoint(s), every digest verified ({chained} named by a base chain, "
+            "every chain intact)"
+            if count
+            else "no checkpoints yet"
+        )
+        out.append(Finding(Area.CHECKPOINTS, "checkpoints.digest", Severity.OK, text))
+    return out
+
+
+def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> list[Finding]:
+    """Line-index (`.idx`) and digest (`.sha256`) caches in `metadata_index/`."""
+    try:
+        names = sorted(e.name for e in os.scandir(layout.index) if e.is_file())
+    except FileNotFoundError:
+        names = []
+    except OSError as exc:
+        return [
+            Finding(
+                Area.CACHES,
+                "caches.unreadable",
+                Severity.WARNING,
+                f"metadata_index/ cannot be read ({exc.strerror})",
+                f"ls -ld {layout.index}",
+            )
+        ]
+    by_number = {segment_number(s.path.name): s for s in journal.scans}
+    last = journal.scans[-1] if journal.scans else None
+    digests = DigestCache(layout)
+    out: list[Finding] = []
+    checked = 0
+    # (kind, problem, severity) -> the cache files it was found in: one finding each
+    groups: dict[tuple[str, str, Severity], list[Path]] = {}
+    for name in names:
+        match = _CACHE_NAME.match(name)
+        if match is None:
+            continue
+        stem = match.group(1) or match.group(3)
+        kind = match.group(2) or match.group(4)
+        scan = by_number.get(segment_number(f"{stem}.jsonl"))
+        problem: str | None
+        severity = Severity.WARNING
+        if scan is None:
+            problem = "describes a segment that is not there"
+        elif kind == "idx":
+            index = SegmentIndex(scan.path, layout.index)
+            index.close()
+            problem = index.warning.split(": ", 1)[1].rsplit(";", 1)[0] if index.warning else None
+        else:
+            problem, severity = _digest_cache_problem(digests, scan, scan is last)
+        checked += 1
+        if problem is not None:
+            groups.setdefault((kind, problem, severity), []).append(layout.index / name)
+    for (kind, problem, severity), paths in groups.items():
+        if len(paths) == 1:
+            what = f"metadata_index/{paths[0].name} {problem}"
+        else:
+            names_shown = ", ".join(p.name for p in paths[:3])
+            more = ", ..." if len(paths) > 3 else ""
+            what = f"{len(paths)} caches in metadata_index/ ({names_shown}{more}): each {problem}"
+        out.append(
+            Finding(
+                Area.CACHES,
+                f"caches.{kind}",
+                severity,
+                f"{what} (derived: moved aside and rebuilt by --fix)",
+                fix_command,
+                Repair(RepairKind.REBUILD_CACHES, tuple(paths)),
+            )
+        )
+    if not out:
+        out.append(
+            Finding(
+                Area.CACHES,
+                "caches.idx",
+                Severity.OK,
+                f"{checked} cache file(s) in metadata_index/ match their segments",
+            )
+        )
+    return out
+
+
+def _digest_cache_problem(
+    digests: DigestCache, scan: SegmentScan, active: bool
+) -> tuple[str | None, Severity]:
+    cache = digests.layout.index / f"{scan.path.name}.sha256"
+    try:
+        st = scan.path.stat()
+    except OSError:
+        return "describes a segment that cannot be read", Severity.WARNING
+    before = len(digests.warnings)
+    cached = digests.cached_digest(scan.path, st)
+    if len(digests.warnings) > before:
+        return "is not a digest cache (malformed)", Severity.WARNING
+    if not cache.exists():
+        return None, Severity.OK
+    if cached is None:
+        if active:
+            return None, Severity.OK  # the active segment's cache is rewritten when it closes
+        return "describes another version of its segment (stale)", Severity.WARNING
+    if scan.full_digest is not None and cached != scan.full_digest:
+        return (
+            "holds a wrong SHA-256 for the segment as it is (a restore would trust it)",
+            Severity.PROBLEM,
+        )
+    return None, Severity.OK
+
+
+def cache_paths(layout: Layout) -> list[Path]:
+    """Every cache file in `metadata_index/` (for --fix)."""
+    try:
+        return [Path(e.path) for e in os.scandir(layout.index) if _CACHE_NAME.match(e.name)]
+    except OSError:
+        return []

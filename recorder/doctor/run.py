@@ -1,0 +1,190 @@
+"""`persist doctor`: every check in one report, and `--fix` for what may be repaired.
+
+`--fix` only touches derived files and file modes: a wrong cache or search index is
+moved into `recovery/doctor/<time>/` (kept for inspection, safe to delete) and built
+again from the journal; an unreadable `status.json` is moved aside when no recorder
+holds the folder; modes become 0600 / 0700. Journal segments, checkpoints and
+session copies are never deleted or rewritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from recorder.doctor.derived import search_findings, session_findings
+from recorder.doctor.journal import (
+    cache_findings,
+    checkpoint_findings,
+    journal_findings,
+    recovery_state_finding,
+    scan_journal,
+)
+from recorder.doctor.model import Finding, FixResult, RepairKind, Report
+from recorder.doctor.service import recorder_holds, service_findings
+from recorder.doctor.system import disk_findings, permission_findings
+from recorder.errors import PersistError
+from recorder.store.checkpoints import DigestCache
+from recorder.store.fsutil import DIR_MODE, FILE_MODE, ensure_private_dir
+from recorder.store.layout import Layout, default_log_dir, list_segments
+from recorder.store.reader import Store
+from recorder.store.status import STOPPED, assess
+
+INDEX_LOCK_WAIT = 30.0  # seconds to wait for another writer of the search index
+
+
+class DoctorError(PersistError):
+    """The folder cannot be examined at all (the message says why)."""
+
+
+def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = None) -> Report:
+    """Check everything; read only."""
+    started = time.monotonic()
+    layout = Layout(Path(root))
+    if not layout.root.is_dir():
+        raise DoctorError(f"{layout.root} is not a log folder (it does not exist)")
+    now = time.time() if now is None else now
+    health = assess(layout, now)
+    flag = _log_flag(layout)
+    start = health.start_command(layout.root)
+    journal = scan_journal(layout)
+    doctor_fix = f"persist doctor --fix{flag}"
+    findings: list[Finding] = [
+        *journal_findings(layout, journal, health.state != STOPPED, start),
+        *checkpoint_findings(layout, journal),
+        *cache_findings(layout, journal, doctor_fix),
+        recovery_state_finding(layout, doctor_fix),
+        *search_findings(layout, flag),
+        *session_findings(layout),
+        *permission_findings(layout),
+        *disk_findings(layout, now),
+        *service_findings(layout, health, now, doctor_fix, unit_dir),
+    ]
+    return Report(layout.root, findings, time.monotonic() - started)
+
+
+def _log_flag(layout: Layout) -> str:
+    """` --log-dir DIR` unless DIR is the default folder (for the fix commands)."""
+    if layout.root.resolve() == default_log_dir().resolve():
+        return ""
+    return f" --log-dir {shlex.quote(str(layout.root))}"
+
+
+# -- --fix --------------------------------------------------------------------------------
+def fix(report: Report, *, stamp: float | None = None) -> list[FixResult]:
+    """Repair what the report marks as automatic; one result per finding repaired."""
+    layout = Layout(report.log_dir)
+    aside = layout.recovery / "doctor" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(stamp))
+    results: list[FixResult] = []
+    pending = [f for f in report.findings if f.repair is not None]
+    steps: dict[RepairKind, Callable[[Layout, Path, list[Finding]], str]] = {
+        RepairKind.CHMOD: _chmod,
+        RepairKind.QUARANTINE: _quarantine_status,
+        RepairKind.REBUILD_CACHES: _rebuild_caches,
+        RepairKind.REBUILD_INDEX: _rebuild_index,
+        RepairKind.CATCH_UP_INDEX: _catch_up_index,
+    }
+    for kind, step in steps.items():
+        group = [f for f in pending if f.repair is not None and f.repair.kind is kind]
+        if not group:
+            continue
+        try:
+            done, ok = step(layout, aside, group), True
+        except (OSError, PersistError) as exc:
+            done, ok = f"failed: {getattr(exc, 'strerror', None) or exc}", False
+        except Exception as exc:  # a derived file we could not rebuild: say so, go on
+            done, ok = f"failed: {type(exc).__name__}: {exc}", False
+        results += [FixResult(f, ok, done) for f in group]
+    return results
+
+
+def _paths(group: list[Finding]) -> list[Path]:
+    return [p for f in group if f.repair is not None for p in f.repair.paths]
+
+
+def _move_aside(layout: Layout, aside: Path, path: Path) -> Path | None:
+    if not path.exists():
+        return None
+    target = aside / path.relative_to(layout.root)
+    ensure_private_dir(target.parent)
+    os.replace(path, target)
+    return target
+
+
+def _chmod(layout: Layout, aside: Path, group: list[Finding]) -> str:
+    changed = 0
+    for path in _paths(group):
+        with contextlib.suppress(FileNotFoundError):
+            st = path.lstat()
+            if stat.S_ISDIR(st.st_mode):
+                os.chmod(path, DIR_MODE)
+            elif stat.S_ISREG(st.st_mode):
+                os.chmod(path, FILE_MODE)
+            else:
+                continue
+            changed += 1
+    return f"modes set to 0600 / 0700 on {changed} path(s)"
+
+
+def _quarantine_status(layout: Layout, aside: Path, group: list[Finding]) -> str:
+    """Files a running recorder rewrites itself (`status.json`, `recovery/state.json`)."""
+    if recorder_holds(layout):
+        raise DoctorError("a recorder holds the folder: it rewrites these files itself")
+    moved = [m for p in _paths(group) if (m := _move_aside(layout, aside, p)) is not None]
+    return f"moved aside to {', '.join(str(m) for m in moved)}" if moved else "already gone"
+
+
+def _rebuild_caches(layout: Layout, aside: Path, group: list[Finding]) -> str:
+    moved = [p for p in _paths(group) if _move_aside(layout, aside, p) is not None]
+    segments = list_segments(layout)
+    digests = DigestCache(layout)
+    rebuilt = 0
+    for path in segments[:-1]:  # closed segments: their digest caches
+        if not (layout.index / f"{path.name}.sha256").exists():
+            digests.segment(path, path.stat().st_size, closed=True)
+            rebuilt += 1
+    with Store(layout.root) as store:  # line-index caches of closed segments
+        store.refresh()
+    return (
+        f"moved {len(moved)} cache file(s) to {aside}; rebuilt {rebuilt} digest cache(s) "
+        "and the line-index caches"
+    )
+
+
+def _rebuild_index(layout: Layout, aside: Path, group: list[Finding]) -> str:
+    from recorder.search.indexer import Indexer, IndexLock
+
+    lock = IndexLock(layout)
+    if not lock.acquire(INDEX_LOCK_WAIT):
+        raise DoctorError("another process keeps writing the search index; try again later")
+    try:
+        moved = [
+            m
+            for suffix in ("", "-wal", "-shm")
+            if (m := _move_aside(layout, aside, Path(f"{layout.search_index}{suffix}")))
+        ]
+    finally:
+        lock.release()
+    indexer = Indexer(layout.root)
+    try:
+        result = indexer.catch_up(rebuild=True, wait=INDEX_LOCK_WAIT)
+    finally:
+        indexer.close()
+    where = f"old index moved to {aside}; " if moved else ""
+    return f"{where}rebuilt from the journal ({result.added:,} documents)"
+
+
+def _catch_up_index(layout: Layout, aside: Path, group: list[Finding]) -> str:
+    from recorder.search.indexer import Indexer
+
+    indexer = Indexer(layout.root)
+    try:
+        result = indexer.catch_up(wait=INDEX_LOCK_WAIT)
+    finally:
+        indexer.close()
+    return f"{result.added:,} documents indexed"

@@ -1,0 +1,139 @@
+"""Doctor checks of the service: what `persist status` concludes (the same `assess`:
+running, heartbeat fresh, degraded, stale, stopped, `status.json` unreadable), whether a
+recorder holds the folder's lock, and whether the systemd user unit records this folder."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shlex
+from pathlib import Path
+
+from recorder.daemon import systemd
+from recorder.doctor.model import Area, Finding, Repair, RepairKind, Severity
+from recorder.store.layout import Layout
+from recorder.store.status import DEGRADED, HEALTHY, STALE, Health, format_age
+
+
+def recorder_holds(layout: Layout) -> bool:
+    """Whether a recorder holds the folder's lock (probed with a shared lock, dropped at
+    once; a recorder starting at that instant retries)."""
+    try:
+        fd = os.open(layout.lock, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def service_findings(
+    layout: Layout,
+    health: Health,
+    now: float,
+    fix_command: str,
+    unit_dir: Path | None = None,
+) -> list[Finding]:
+    """What `persist status` concludes (`assess`), and whether a systemd unit keeps the
+    recorder of this folder running."""
+    unit_path = (unit_dir or systemd.unit_dir()) / systemd.UNIT_NAME
+    unit_folder = _unit_log_dir(unit_path)
+    ours = unit_folder is not None and _same(unit_folder, layout.root)
+    start = (
+        f"systemctl --user start {systemd.UNIT_NAME}" if ours else health.start_command(layout.root)
+    )
+    restart = f"persist stop --log-dir {shlex.quote(str(layout.root))} && {start}"
+    out: list[Finding] = []
+    status = health.status
+    if health.state == HEALTHY:
+        age = now - status.updated if status is not None else 0.0
+        out.append(
+            Finding(
+                Area.SERVICE,
+                "service.recorder",
+                Severity.OK,
+                f"{health.reason}, heartbeat {format_age(age)} ago",
+            )
+        )
+        for warning in health.warnings:
+            out.append(Finding(Area.SERVICE, "service.warning", Severity.WARNING, warning))
+    elif health.state in (STALE, DEGRADED):
+        out.append(
+            Finding(
+                Area.SERVICE,
+                f"service.{health.state}",
+                Severity.PROBLEM,
+                f"recorder {health.state}: {health.reason}",
+                restart,
+            )
+        )
+    elif health.reason.startswith("status.json is unreadable"):
+        out.append(
+            Finding(
+                Area.SERVICE,
+                "service.status-file",
+                Severity.WARNING,
+                f"{health.reason} (derived: --fix moves it aside when no recorder holds the "
+                "folder; a running recorder rewrites it every second)",
+                fix_command,
+                Repair(RepairKind.QUARANTINE, (layout.status,)),
+            )
+        )
+        if not recorder_holds(layout):
+            out.append(
+                Finding(
+                    Area.SERVICE,
+                    "service.stopped",
+                    Severity.WARNING,
+                    "no recorder is recording this folder (none holds recorder.lock)",
+                    start,
+                )
+            )
+    else:
+        out.append(
+            Finding(
+                Area.SERVICE,
+                "service.stopped",
+                Severity.WARNING,
+                f"no recorder is recording this folder ({health.reason})",
+                start,
+            )
+        )
+    if unit_folder is None and unit_path.exists():
+        text = f"{unit_path} exists but names no log folder"
+    elif unit_folder is None:
+        text = "no systemd user unit (`persist service install` keeps the recorder running)"
+    elif ours:
+        text = f"systemd user unit installed for this folder ({unit_path})"
+    else:
+        text = f"the systemd user unit records another folder ({unit_folder})"
+    out.append(Finding(Area.SERVICE, "service.unit", Severity.OK, text))
+    return out
+
+
+def _unit_log_dir(path: Path) -> Path | None:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("ExecStart="):
+            try:
+                words = shlex.split(line[len("ExecStart=") :])
+            except ValueError:
+                return None
+            for k, word in enumerate(words[:-1]):
+                if word == "--log-dir":
+                    return Path(words[k + 1].replace("%%", "%").replace("$$", "$"))
+    return None
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False

@@ -1,0 +1,110 @@
+"""What retention took out of the journal, and the lock every retention change holds.
+
+`retention/pruned.json` names each segment pruned: when, into which trash entry,
+and when that entry was emptied. Readers use it to tell a segment that is gone on
+purpose ("pruned on 2026-12-02, in the trash") from one that is damaged or lost.
+The journal says the same in its `prune` / `trash-restore` / `trash-empty` event
+records; this file is the quick way to look it up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from recorder.errors import PersistError
+from recorder.store.fsutil import atomic_write, ensure_private_dir, flock_within, open_private
+from recorder.store.layout import Layout, segment_number
+
+LOCK_WAIT = 30.0  # seconds a retention change waits for another one
+
+
+class RetentionBusy(PersistError):
+    """Another process is pruning, restoring or emptying the trash of this folder."""
+
+
+@dataclass(frozen=True)
+class PrunedNote:
+    """One pruned segment, as the ledger remembers it."""
+
+    segment: str
+    pruned: float  # when (seconds since the epoch)
+    trash: str  # the trash entry that holds (or held) it
+    emptied: float | None = None  # when that entry was emptied; None: still in the trash
+
+    def describe(self) -> str:
+        """`pruned on 2026-12-02 (in trash <id>)`, or `(trash emptied on ...)`."""
+        where = (
+            f"trash emptied on {_day(self.emptied)}"
+            if self.emptied is not None
+            else f"in trash {self.trash}"
+        )
+        return f"pruned on {_day(self.pruned)} ({where})"
+
+    def to_json(self) -> dict[str, object]:
+        return {"pruned": self.pruned, "trash": self.trash, "emptied": self.emptied}
+
+
+def _day(ts: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
+def read_pruned(layout: Layout) -> dict[str, PrunedNote]:
+    """Segment name -> its note; {} when nothing was ever pruned. A ledger that cannot
+    be read counts as empty: a pruned segment then shows as missing, never the reverse."""
+    try:
+        data = orjson.loads(layout.pruned.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    notes: dict[str, PrunedNote] = {}
+    segments = data.get("segments") if isinstance(data, dict) else None
+    if not isinstance(segments, dict):
+        return {}
+    for name, note in segments.items():
+        if not isinstance(note, dict):
+            continue
+        pruned, trash, emptied = note.get("pruned"), note.get("trash"), note.get("emptied")
+        if isinstance(pruned, (int, float)) and isinstance(trash, str):
+            emptied = float(emptied) if isinstance(emptied, (int, float)) else None
+            notes[name] = PrunedNote(name, float(pruned), trash, emptied)
+    return notes
+
+
+def pruned_by_number(layout: Layout) -> dict[int, PrunedNote]:
+    """`read_pruned` keyed by segment number: how readers look a segment up, whatever
+    its file is called now or was called then (a compressed segment may be renamed)."""
+    out: dict[int, PrunedNote] = {}
+    for name, note in read_pruned(layout).items():
+        number = segment_number(name)
+        if number is not None:
+            out[number] = note
+    return out
+
+
+def write_pruned(layout: Layout, notes: dict[str, PrunedNote]) -> None:
+    ensure_private_dir(layout.retention)
+    body = {"v": 1, "segments": {name: notes[name].to_json() for name in sorted(notes)}}
+    atomic_write(layout.pruned, orjson.dumps(body, option=orjson.OPT_INDENT_2))
+
+
+@contextlib.contextmanager
+def retention_lock(layout: Layout, wait: float = LOCK_WAIT) -> Iterator[None]:
+    """Hold `retention/retention.lock`: one pin, prune, restore or empty at a time.
+    Raises `RetentionBusy` if another holder keeps it past `wait` seconds."""
+    ensure_private_dir(layout.retention)
+    fd = open_private(layout.retention_lock, os.O_RDWR | os.O_CREAT)
+    try:
+        if not flock_within(fd, wait):
+            raise RetentionBusy(
+                f"another process is changing retention in {layout.root} "
+                f"(holds {Path(layout.retention_lock).name}); try again"
+            )
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,160 @@
+"""The trash of pruned segments and checkpoints: listing, restoring, emptying.
+
+A trash entry (`trash/<id>/`, made by `retention.execute`) holds the files one
+prune took out, moved there by rename: restoring renames them back, so they are
+the same bytes (and the same inodes) they were, and the checkpoints' digests
+verify again. Emptying deletes an entry once it is older than the grace period.
+The caller holds the retention lock and journals what was done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from recorder.errors import PersistError
+from recorder.store.fsutil import atomic_write, fsync_dir
+from recorder.store.layout import Layout
+from recorder.store.pruned import read_pruned, write_pruned
+from recorder.store.retention import TrashEntry
+
+_HOMES = {"segment": "segments", "checkpoint": "checkpoints", "cache": "metadata_index"}
+
+
+class TrashError(PersistError):
+    """A trash entry that does not exist, cannot be read, or cannot be put back."""
+
+
+def list_trash(layout: Layout, problems: list[str] | None = None) -> list[TrashEntry]:
+    """Trash entries, oldest first; an unreadable manifest is named in `problems`."""
+    try:
+        folders = sorted(p for p in layout.trash.iterdir() if p.is_dir())
+    except FileNotFoundError:
+        return []
+    out = []
+    for folder in folders:
+        try:
+            out.append(read_entry(folder))
+        except TrashError as exc:
+            if problems is not None:
+                problems.append(str(exc))
+    return out
+
+
+def read_entry(folder: Path) -> TrashEntry:
+    try:
+        data = orjson.loads((folder / "manifest.json").read_bytes())
+        return TrashEntry(
+            id=str(data["id"]),
+            created=float(data["created"]),
+            plan=dict(data["plan"]),
+            by=str(data.get("by") or ""),
+            files=list(data.get("files") or []),
+            restated=list(data.get("restated") or []),
+            path=folder,
+        )
+    except FileNotFoundError:
+        raise TrashError(f"trash/{folder.name} has no manifest.json") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TrashError(f"trash/{folder.name}/manifest.json is unreadable ({exc})") from None
+
+
+def find_entry(layout: Layout, ref: str) -> TrashEntry:
+    """An entry by id or unique id prefix."""
+    entries = list_trash(layout)
+    exact = [e for e in entries if e.id == ref] or [e for e in entries if e.id.startswith(ref)]
+    if len(exact) == 1:
+        return exact[0]
+    if not exact:
+        raise TrashError(f"no trash entry {ref!r} in {layout.trash} (see `persist trash list`)")
+    raise TrashError(
+        f"{ref!r} matches {len(exact)} trash entries: " + ", ".join(e.id for e in exact)
+    )
+
+
+@dataclass
+class Restored:
+    entry: TrashEntry
+    moved: list[str] = field(default_factory=list)  # file names put back
+    kept_restated: list[str] = field(default_factory=list)  # changed since: left as they are
+
+
+def restore_entry(layout: Layout, entry: TrashEntry) -> Restored:
+    """Put every file of `entry` back where it was; refuses (changing nothing) if any
+    is missing from the trash, differs in size, or its place is taken. A file an
+    interrupted prune (manifest `state` "moving") never moved is left where it is."""
+    assert entry.path is not None
+    folder = entry.path
+    plan: list[tuple[Path, Path]] = []
+    for f in entry.files:
+        src = folder / _HOMES[str(f["kind"])] / str(f["name"])
+        home = {"segment": layout.segments, "checkpoint": layout.checkpoints}
+        dst = home.get(str(f["kind"]), layout.index) / str(f["name"])
+        try:
+            size = src.stat().st_size
+        except FileNotFoundError:
+            if f["kind"] == "cache":
+                continue  # derived: rebuilt when needed
+            if _still_home(dst, int(f["size"])):
+                continue  # an interrupted prune never moved it
+            raise TrashError(
+                f"trash/{entry.id}: {f['name']} is missing; nothing restored"
+            ) from None
+        if size != int(f["size"]):
+            raise TrashError(
+                f"trash/{entry.id}: {f['name']} is {size} bytes, was {f['size']}; nothing restored"
+            )
+        if dst.exists():
+            raise TrashError(f"{dst} exists already; nothing restored")
+        plan.append((src, dst))
+    out = Restored(entry)
+    for src, dst in plan:
+        src.rename(dst)
+        out.moved.append(dst.name)
+    for item in entry.restated:
+        original = folder / "restated" / f"{item['id']}.json"
+        current = layout.checkpoints / original.name
+        try:
+            now = hashlib.sha256(current.read_bytes()).hexdigest()
+        except FileNotFoundError:
+            now = None
+        if now == item.get("sha256_now") and original.exists():
+            atomic_write(current, original.read_bytes())
+        else:
+            out.kept_restated.append(str(item["id"]))
+    for sub in (layout.segments, layout.checkpoints):
+        fsync_dir(sub)
+    notes = read_pruned(layout)
+    write_pruned(layout, {k: v for k, v in notes.items() if v.trash != entry.id})
+    shutil.rmtree(folder)
+    return out
+
+
+def _still_home(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
+
+
+def empty_trash(layout: Layout, older_than: float, now: float | None = None) -> list[TrashEntry]:
+    """Delete the entries made more than `older_than` seconds ago; returns them."""
+    now = time.time() if now is None else now
+    gone = [e for e in list_trash(layout) if e.created <= now - older_than]
+    if not gone:
+        return []
+    notes = read_pruned(layout)
+    ids = {e.id for e in gone}
+    for name, note in list(notes.items()):
+        if note.trash in ids and note.emptied is None:
+            notes[name] = type(note)(name, note.pruned, note.trash, now)
+    write_pruned(layout, notes)  # first: a reader never finds a segment gone unexplained
+    for entry in gone:
+        assert entry.path is not None
+        shutil.rmtree(entry.path)
+    return gone

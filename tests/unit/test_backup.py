@@ -1,0 +1,192 @@
+"""`persist backup` / `persist restore-backup` on real folders: the round trip verifies,
+later runs reuse what is there, an interrupted run leaves the previous backup valid, a
+tampered backup and a non-empty target are refused with one line."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import orjson
+import pytest
+
+import recorder.backup.copy as backup_copy
+from recorder.backup.copy import BackupError, make_backup
+from recorder.backup.manifest import Manifest
+from recorder.backup.restore import restore_backup
+from recorder.cli.main import main
+from recorder.store.layout import Layout, list_segments
+from tests.demo_journal import DemoWriter
+from tests.log_folder import Folder, add_messages, healthy_folder
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Folder:
+    f = healthy_folder(tmp_path)
+    keys = f.root / "keys"
+    keys.mkdir(mode=0o700)
+    for name in ("server.key", "server.key_secret"):
+        (keys / name).write_bytes(b"curve key " + name.encode())
+    return f
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+def test_round_trip_restores_the_source_of_truth_and_verifies(
+    folder: Folder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = tmp_path / "backup"
+    assert main(["backup", str(dest), "--log-dir", str(folder.root), "--json"]) == 0
+    done = orjson.loads(capsys.readouterr().out)
+    source = files_under(folder.root)
+    assert done["reused_bytes"] == 0 and done["copied_bytes"] > 2_000_000
+    last = list_segments(folder.layout)[-1]
+    assert done["position"]["segment"] == last.name
+    assert done["position"]["offset"] == last.stat().st_size
+    for path in dest.rglob("*"):  # private: 0600 files in 0700 folders
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), path
+    restored = tmp_path / "restored"
+    assert main(["restore-backup", str(dest), str(restored), "--json"]) == 0
+    result = orjson.loads(capsys.readouterr().out)
+    assert result["ok"] and result["checkpoints_verified"] == 3
+    assert result["session_copies_verified"] == 1
+    back = files_under(restored)
+    kept = {k for k in source if k.split("/")[0] in ("segments", "checkpoints", "sessions", "keys")}
+    kept -= {"keys/server.key_secret", "sessions/scan-cache.json"}
+    assert set(back) == kept  # nothing derived: no search index, caches, status
+    assert all(back[k] == source[k] for k in back)
+    assert os.readlink(restored / "current_session.jsonl") == os.readlink(
+        folder.root / "current_session.jsonl"
+    )
+    manifest = Manifest.read(dest)
+    assert {e.path for e in manifest.files} == kept
+    assert any("secret keys" in line for line in manifest.left_out)
+
+
+def test_secret_keys_only_when_asked(folder: Folder, tmp_path: Path) -> None:
+    make_backup(folder.root, tmp_path / "b", secret_keys=True)
+    assert "keys/server.key_secret" in {e.path for e in Manifest.read(tmp_path / "b").files}
+
+
+def test_later_runs_reuse_what_is_there(folder: Folder, tmp_path: Path) -> None:
+    dest = tmp_path / "backup"
+    calls: list[tuple[int, int]] = []
+    first = make_backup(folder.root, dest, progress=lambda done, todo: calls.append((done, todo)))
+    assert calls[-1] == (first.copied_bytes, first.copied_bytes)  # the bar ends full
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    again = make_backup(folder.root, dest)
+    assert again.copied_bytes == 0 and again.reused_bytes == first.copied_bytes
+    w = DemoWriter.open(folder.root, segment_bytes=1_100_000)
+    add_messages(w, 50, 1_800_000_000.0, 10_000)
+    w.close()
+    active = list_segments(folder.layout)[-1].stat().st_size
+    third = make_backup(folder.root, dest)
+    # only the active segment and the session scan state changed: copied again
+    assert active <= third.copied_bytes < active + 4096
+    objects = [p for p in (dest / "objects").rglob("*") if p.is_file()]
+    assert len(objects) == len(Manifest.read(dest).files)  # the old active copy is gone
+
+
+def test_an_interrupted_backup_leaves_the_previous_one_valid(
+    folder: Folder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest = tmp_path / "backup"
+    make_backup(folder.root, dest)
+    before = Manifest.read(dest)
+    w = DemoWriter.open(folder.root, segment_bytes=1_100_000)
+    add_messages(w, 50, 1_800_000_000.0, 10_000)
+    w.close()
+
+    def dies(*args: object) -> str:
+        raise BackupError("the power went out")
+
+    monkeypatch.setattr(backup_copy, "_copy_verified", dies)
+    with pytest.raises(BackupError):
+        make_backup(folder.root, dest)
+    assert Manifest.read(dest) == before
+    restore_backup(dest, tmp_path / "restored")  # verifies every file: still whole
+
+
+def test_a_tampered_backup_is_refused_naming_the_file(
+    folder: Folder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = tmp_path / "backup"
+    make_backup(folder.root, dest)
+    entry = next(e for e in Manifest.read(dest).files if e.path.endswith("seg-000002.jsonl"))
+    obj = dest / entry.object
+    data = bytearray(obj.read_bytes())
+    data[1000] ^= 1
+    obj.write_bytes(bytes(data))
+    target = tmp_path / "restored"
+    assert main(["restore-backup", str(dest), str(target)]) == 5
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "the backup is damaged: segments/seg-000002.jsonl" in err[0]
+    assert "does not match its SHA-256" in err[0] and "nothing was restored" in err[0]
+    assert not target.exists()
+    obj.unlink()
+    target.mkdir()
+    assert main(["restore-backup", str(dest), str(target)]) == 5
+    assert "seg-000002.jsonl" in capsys.readouterr().err and list(target.iterdir()) == []
+    manifest = orjson.loads((dest / "manifest.json").read_bytes())
+    manifest["files"][0]["path"] = "../outside"
+    (dest / "manifest.json").write_bytes(orjson.dumps(manifest))
+    assert main(["restore-backup", str(dest), str(target)]) == 5
+    assert "outside the folder" in capsys.readouterr().err
+
+
+def test_a_non_empty_target_is_refused(
+    folder: Folder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = tmp_path / "backup"
+    make_backup(folder.root, dest)
+    target = tmp_path / "busy"
+    target.mkdir()
+    (target / "mine.txt").write_text("keep me")
+    assert main(["restore-backup", str(dest), str(target)]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    assert (target / "mine.txt").read_text() == "keep me"
+    assert main(["backup", str(folder.root / "inside"), "--log-dir", str(folder.root)]) == 2
+    capsys.readouterr()
+    assert main(["backup", str(target), "--log-dir", str(folder.root)]) == 2
+    assert "holds other files (mine.txt)" in capsys.readouterr().err
+    assert main(["restore-backup", str(dest), str(dest / "inside")]) == 2
+    assert "is inside the backup" in capsys.readouterr().err
+    assert main(["restore-backup", str(tmp_path / "no-backup"), str(tmp_path / "x")]) == 5
+    assert "is not a backup (no manifest.json)" in capsys.readouterr().err
+
+
+def test_checkpoints_written_after_the_journal_end_are_left_out(
+    folder: Folder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint that appears while the backup runs names bytes past its end."""
+    from tests.log_folder import checkpoint
+
+    real_end = backup_copy._journal_end
+
+    def end_then_more(path: Path) -> tuple[int, int | None] | None:
+        end = real_end(path)
+        w = DemoWriter.open(folder.root, segment_bytes=1_100_000)
+        add_messages(w, 20, 1_800_000_000.0, 20_000)
+        checkpoint(w, "late", None)
+        w.close()
+        return end
+
+    monkeypatch.setattr(backup_copy, "_journal_end", end_then_more)
+    dest = tmp_path / "backup"
+    make_backup(folder.root, dest)
+    names = {e.path for e in Manifest.read(dest).files}
+    assert not any("late" in n for n in names)
+    result = restore_backup(dest, tmp_path / "restored")
+    assert result.problems == [] and result.checkpoints == 3
+    restored = list_segments(Layout(tmp_path / "restored"))[-1].read_bytes()
+    live = list_segments(folder.layout)[-1].read_bytes()
+    assert live.startswith(restored) and len(live) > len(restored)

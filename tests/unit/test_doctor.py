@@ -1,0 +1,327 @@
+"""`persist doctor` on real log folders: healthy says ok (exit 0); each injected fault is
+found with the command that fixes it; `--fix` repairs the derived ones (a re-run shows
+them fixed) and never touches journal data; garbage never makes a traceback."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recorder.cli.main import main
+from recorder.doctor.model import Report, Severity
+from recorder.doctor.run import diagnose, fix
+from recorder.store.layout import Layout, list_segments
+from recorder.store.status import StatusSnapshot
+from tests.demo_journal import healthy_status
+from tests.log_folder import Folder, healthy_folder, mark_running
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Folder:
+    return healthy_folder(tmp_path)
+
+
+def run(f: Folder) -> Report:
+    return diagnose(f.root, unit_dir=f.units)
+
+
+def bad(report: Report) -> dict[str, list[str]]:
+    """check -> summaries of every finding that is not ok."""
+    out: dict[str, list[str]] = {}
+    for finding in report.findings:
+        if finding.severity is not Severity.OK:
+            out.setdefault(finding.check, []).append(finding.summary)
+    return out
+
+
+def finding(report: Report, check: str):  # type: ignore[no-untyped-def]
+    [found] = [f for f in report.findings if f.check == check and f.severity is not Severity.OK]
+    return found
+
+
+def journal_bytes(f: Folder) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in list_segments(f.layout)}
+
+
+def test_a_healthy_folder_is_ok_and_exits_0(
+    folder: Folder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = run(folder)
+    assert bad(report) == {}
+    areas = {f.area.value for f in report.findings}
+    assert areas == {
+        "journal",
+        "checkpoints",
+        "caches",
+        "search",
+        "sessions",
+        "permissions",
+        "disk",
+        "service",
+    }
+    text = {f.check: f.summary for f in report.findings}
+    assert (
+        "3 checkpoint(s), every digest verified (1 named by a base chain"
+        in text["checkpoints.digest"]
+    )
+    assert "1 protected session copies, every member verified" in text["sessions.copy"]
+    mark_running(folder.root)
+    assert main(["doctor", "--log-dir", str(folder.root), "--json"]) == 0
+    out = orjson.loads(capsys.readouterr().out)
+    assert out["result"] == "ok" and out["exit_code"] == 0 and out["v"] == 1
+    assert set(out["findings"][0]) == {"area", "check", "severity", "summary", "fix", "auto_fix"}
+
+
+def test_torn_tails_are_found_with_their_fix(folder: Folder) -> None:
+    segments = list_segments(folder.layout)
+    with open(segments[-1], "ab") as f:
+        f.write(b'{"v":1,"seq":99999,"ts":1')  # a torn write at the end of the active segment
+    # With the recorder running this is a write in progress: nothing to say.
+    assert bad(run(folder)) == {}
+    (folder.root / "status.json").unlink()
+    report = run(folder)
+    torn = finding(report, "journal.torn-tail")
+    assert torn.severity is Severity.WARNING
+    assert "moves them to recovery/" in torn.summary
+    assert torn.fix is not None and torn.fix.startswith("persist record ")
+    assert f"--log-dir {folder.root}" in torn.fix
+    # A closed segment that ends in NUL bytes (a power cut) is damage: a problem.
+    with open(segments[0], "ab") as f:
+        f.write(b"\x00" * 100)
+    report = run(folder)
+    closed = [
+        x for x in report.findings if x.check == "journal.torn-tail" and "closed" in x.summary
+    ]
+    assert closed[0].severity is Severity.PROBLEM and "100 bytes of NUL bytes" in closed[0].summary
+    # ... which also breaks no checkpoint (they cover the bytes before it).
+    assert "checkpoints.digest" not in bad(report)
+
+
+def test_a_damaged_line_and_a_changed_segment_break_their_checkpoints(folder: Folder) -> None:
+    first = list_segments(folder.layout)[0]
+    data = bytearray(first.read_bytes())
+    at = data.index(b"message 5 ")
+    data[at : at + 9] = b"MESSAGE 5"  # keeps the line's shape: only the digest sees it
+    lines = bytes(data).split(b"\n")
+    lines[30] = b"garbage, not a record".ljust(len(lines[30]), b"#")  # same size
+    first.write_bytes(b"\n".join(lines))
+    report = run(folder)
+    found = bad(report)
+    assert "holds 1 damaged line(s)" in found["journal.bad-lines"][0]
+    assert len(found["checkpoints.digest"]) == 3  # every checkpoint names the first segment
+    assert all(
+        "seg-000001.jsonl differs from the checkpoint" in s for s in found["checkpoints.digest"]
+    )
+    fixes = [x.fix for x in report.findings if x.check == "checkpoints.digest"]
+    assert all(x and x.startswith("persist restore ") and x.endswith(" --full") for x in fixes)
+
+
+def test_a_broken_base_chain_and_a_garbage_checkpoint_are_named(folder: Folder) -> None:
+    base = folder.checkpoints[1]  # the base of the last one
+    assert base.path is not None
+    base.path.unlink()
+    (folder.layout.checkpoints / "garbage.json").write_bytes(b"\x00not json")
+    os.chmod(folder.layout.checkpoints / "garbage.json", 0o600)
+    report = run(folder)
+    found = bad(report)
+    assert any(
+        f"its base checkpoint {base.id} is missing" in s for s in found["checkpoints.digest"]
+    )
+    unreadable = finding(report, "checkpoints.unreadable")
+    assert "garbage.json is not a valid checkpoint (not JSON)" in unreadable.summary
+    assert (
+        unreadable.fix
+        == f"mv {folder.layout.checkpoints / 'garbage.json'} {folder.layout.recovery}/"
+    )
+
+
+def test_bad_caches_are_found_and_fix_rebuilds_them(folder: Folder) -> None:
+    before = journal_bytes(folder)
+    idx = sorted(folder.layout.index.glob("*.idx"))[0]
+    raw = bytearray(idx.read_bytes())
+    raw[60:68] = b"\xff" * 8  # a line start in the body: the CRC no longer matches
+    idx.write_bytes(bytes(raw))
+    sha = sorted(folder.layout.index.glob("*.sha256"))
+    wrong = orjson.loads(sha[0].read_bytes())
+    wrong["sha256"] = "0" * 64  # matches the file's stat, not its bytes
+    sha[0].write_bytes(orjson.dumps(wrong))
+    sha[1].write_bytes(b"{not json")
+    report = run(folder)
+    found = bad(report)
+    assert found["caches.idx"] == [
+        f"metadata_index/{idx.name} its checksum does not match (derived: moved aside and "
+        "rebuilt by --fix)"
+    ]
+    assert "a restore would trust it" in " ".join(found["caches.sha256"])
+    assert "malformed" in " ".join(found["caches.sha256"])
+    assert finding(report, "caches.idx").fix == f"persist doctor --fix --log-dir {folder.root}"
+    assert report.result is Severity.PROBLEM
+    results = fix(report)
+    assert results and all(r.ok for r in results)
+    assert bad(run(folder)) == {}
+    aside = list((folder.layout.recovery / "doctor").rglob("*"))
+    assert {p.name for p in aside if p.is_file()} == {idx.name, sha[0].name, sha[1].name}
+    assert journal_bytes(folder) == before
+
+
+def test_wrong_modes_are_found_and_fixed(folder: Folder) -> None:
+    cp = folder.checkpoints[1].path
+    assert cp is not None
+    os.chmod(cp, 0o644)
+    os.chmod(folder.layout.segments, 0o755)
+    report = run(folder)
+    files = finding(report, "permissions.files")
+    assert files.fix == f"chmod 600 {cp}"
+    assert finding(report, "permissions.folders").fix == f"chmod 700 {folder.layout.segments}"
+    fix(report)
+    assert cp.stat().st_mode & 0o777 == 0o600
+    assert folder.layout.segments.stat().st_mode & 0o777 == 0o700
+    assert bad(run(folder)) == {}
+
+
+def test_a_corrupt_search_index_is_rebuilt_by_fix(folder: Folder) -> None:
+    index = folder.layout.search_index
+    for suffix in ("-wal", "-shm"):
+        Path(f"{index}{suffix}").unlink(missing_ok=True)
+    with open(index, "r+b") as f:
+        f.write(b"garbage" * 20)
+    report = run(folder)
+    damaged = finding(report, "search.damaged")
+    assert damaged.severity is Severity.PROBLEM and "not an SQLite file" in damaged.summary
+    assert damaged.fix == f"persist reindex --log-dir {folder.root}"
+    [done] = fix(report)
+    assert done.ok and "rebuilt from the journal" in done.done
+    report = run(folder)
+    assert bad(report) == {}
+    assert "level with the journal" in next(
+        x.summary for x in report.findings if x.check == "search.index"
+    )
+
+
+def test_stale_and_unreadable_status(folder: Folder) -> None:
+    mark_running(folder.root, age=60)
+    report = run(folder)
+    stale = finding(report, "service.stale")
+    assert stale.severity is Severity.PROBLEM and "silent for" in stale.summary
+    assert stale.fix is not None
+    assert stale.fix.startswith(f"persist stop --log-dir {folder.root} && persist record ")
+    # a wrongly typed status.json: reported, and moved aside by --fix (no recorder holds it)
+    status = healthy_status(folder.root, time.time(), os.getpid(), 0.0)
+    status["counts"] = "many"
+    folder.layout.status.write_bytes(orjson.dumps(status))
+    os.chmod(folder.layout.status, 0o600)
+    folder.layout.state.write_bytes(b'{"position": {"segment": "one"}}')
+    os.chmod(folder.layout.state, 0o600)
+    report = run(folder)
+    unreadable = finding(report, "service.status-file")
+    assert "counts is not an object" in unreadable.summary
+    state = finding(report, "caches.recovery-state")
+    assert state.fix == f"persist doctor --fix --log-dir {folder.root}"
+    done = fix(report)
+    assert [d.ok for d in done] == [True, True]
+    assert not folder.layout.status.exists() and not folder.layout.state.exists()
+    assert StatusSnapshot.read(folder.layout) is None
+    assert "caches.recovery-state" not in bad(run(folder))
+
+
+def test_garbage_everywhere_is_reported_never_raised(
+    folder: Folder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder.layout.status.write_bytes(b"[1, 2")
+    manifest = next((folder.layout.sessions / "copies").rglob("manifest.json"))
+    manifest.write_bytes(orjson.dumps({"files": {"main": {"versions": [{"n": "x"}]}}}))
+    (folder.layout.index / "seg-000001.jsonl.idx").write_bytes(b"APIDX002short")
+    (folder.layout.index / "seg-000009.jsonl.sha256").write_bytes(b"{}")
+    (folder.layout.recovery / "seg-000001.jsonl.5.corrupt").write_bytes(b"torn")
+    (folder.layout.checkpoints / "folder.json").mkdir()  # a folder where a file should be
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{folder.layout.search_index}{suffix}").unlink(missing_ok=True)
+    folder.layout.search_index.mkdir()
+    os.mkfifo(folder.layout.segments / "seg-000004.jsonl")  # opening it to read would block
+    code = main(["doctor", "--log-dir", str(folder.root)])
+    out = capsys.readouterr().out
+    assert code == 9
+    assert "checkpoints/folder.json is not a valid checkpoint (cannot be read" in out
+    assert "search index would be rebuilt: the index file is unusable" in out
+    assert "status.json is unreadable" in out
+    assert "segments/seg-000004.jsonl cannot be read (not a regular file)" in out
+    assert "problem  sessions     protected copy claude:" in out
+    assert "shorter than its header" in out
+    assert "describes a segment that is not there" in out
+    assert "1 torn tail(s) quarantined in recovery/" in out
+    assert "result: problem" in out
+    shutil.rmtree(folder.layout.segments)
+    assert main(["doctor", "--log-dir", str(folder.root / "nowhere")]) == 1
+    assert "is not a log folder" in capsys.readouterr().err
+
+
+def test_disk_headroom_from_the_journals_rate_over_the_last_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two days of records at 100 per hour: the rate is taken over the last day only."""
+    import recorder.doctor.system as system
+    from tests.demo_journal import DemoWriter
+
+    now = time.time()
+    clock = [now - 2 * 86400]
+    w = DemoWriter.open(tmp_path / "logs", segment_bytes=200_000, clock=lambda: clock[0])
+    t = now - 2 * 86400
+    sizes = []
+    while t < now:
+        clock[0] = t
+        w.message(t, "coder", "x" * 900)
+        sizes.append(t)
+        t += 36  # 100 records an hour
+    w.close()
+    layout = Layout(tmp_path / "logs")
+    growth = system.journal_growth(layout, now)
+    assert growth is not None and 86000 < growth.window <= 86400
+    per_record = sum(p.stat().st_size for p in list_segments(layout)) / len(sizes)
+    assert growth.per_hour == pytest.approx(100 * per_record, rel=0.1)
+
+    class Full:
+        f_bavail, f_frsize = 10, 4096 * 1024  # 40 MiB free
+
+    monkeypatch.setattr(system.os, "statvfs", lambda path: Full)
+    [disk] = system.disk_findings(layout, now)
+    assert disk.severity is Severity.PROBLEM
+    assert "40.0 MB free" in disk.summary and "full in" in disk.summary
+    assert disk.fix == f"du -sh {layout.root}/* | sort -h"
+
+
+def test_the_systemd_unit_of_this_folder_is_recognised(folder: Folder) -> None:
+    from recorder.daemon import systemd
+    from recorder.daemon.options import RecorderOptions
+
+    systemd.install(
+        systemd.UnitConfig(RecorderOptions(log_dir=folder.root)), folder.units, execute=False
+    )
+    (folder.root / "status.json").unlink()
+    report = run(folder)
+    unit = next(f for f in report.findings if f.check == "service.unit")
+    assert unit.summary.startswith("systemd user unit installed for this folder")
+    stopped = finding(report, "service.stopped")
+    assert stopped.fix == "systemctl --user start agent-persist-recorder.service"
+
+
+def test_segments_pruned_by_retention_are_not_lost(tmp_path: Path) -> None:
+    from recorder.store.pruned import PrunedNote, write_pruned
+
+    f = healthy_folder(tmp_path, messages=4000, session=False)
+    segments = list_segments(f.layout)
+    assert len(segments) >= 4
+    gone, lost = segments[1], segments[2]
+    gone.unlink()  # as if retention moved it to the trash (its ledger says so)
+    write_pruned(f.layout, {gone.name: PrunedNote(gone.name, time.time(), "20261202T000000Z-abc")})
+    lost.unlink()  # deleted by hand: the ledger knows nothing of it
+    report = run(f)
+    missing = finding(report, "journal.missing-segment")
+    assert lost.name in missing.summary and gone.name not in missing.summary
+    [pruned] = [x for x in report.findings if x.check == "journal.pruned"]
+    assert pruned.severity is Severity.OK and gone.name in pruned.summary

@@ -1,0 +1,401 @@
+"""Retention on real journals: pins, what a pin keeps, dry run = real run, the trash
+(bit-identical restore, grace), age and size policies, readers after a prune, bad options."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recorder.cli.main import main
+from recorder.export.restore import build_bundle
+from recorder.export.scope import DEFAULT_LAST
+from recorder.search.indexer import Indexer
+from recorder.sources.discover import Roots
+from recorder.store.checkpoints import Checkpoint, list_checkpoints, verify_checkpoint
+from recorder.store.layout import Layout, list_segments
+from recorder.store.pins import read_pins, set_pin
+from recorder.store.pruned import read_pruned
+from recorder.store.reader import Store
+from recorder.store.retention import PIN_KEEPS_LAST, needed_segments, plan_prune
+from recorder.store.retention_config import Policy
+from tests.support import journal_records
+from tests.unit.test_daemon import Clock, feed, make
+
+DAY = 86400.0
+DAYS = 12
+PER_DAY = 300
+
+
+def build(tmp_path: Path) -> tuple[Layout, list[Checkpoint]]:
+    """A journal of 12 days (the last one ending a few hours ago), 300 messages a day in segments of
+    16 KiB (about 5 a day), a checkpoint at the end of each day."""
+    clock = Clock(time.time() - DAYS * DAY)
+    rec = make(tmp_path, clock, segment_bytes=16 * 1024, checkpoint_interval=0)
+    cps = []
+    n = 0
+    for day in range(DAYS):
+        for _ in range(PER_DAY // 50):
+            batch = []
+            for _ in range(50):
+                n += 1
+                body = {"text": f"day {day} message {n} zebra{n}", "sender": "coder"}
+                batch.append([b"agents.coder", orjson.dumps(body)])
+            feed(rec, clock, *batch)
+            clock.now += 60
+        cp = rec.checkpoint(f"day {day}", "manual", clock.now, force=True)
+        assert cp is not None
+        cps.append(cp)
+        clock.now += DAY - PER_DAY // 50 * 60
+    rec.close()
+    return rec.layout, cps
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    layout, cps = build(tmp_path_factory.mktemp("retention"))
+    return layout.root, [cp.id for cp in cps]
+
+
+@pytest.fixture
+def journal(tmp_path: Path, built: tuple[Path, list[str]]) -> tuple[Layout, list[Checkpoint]]:
+    """A fresh copy of the 12-day journal (built once per module)."""
+    root = tmp_path / "logs"
+    shutil.copytree(built[0], root, symlinks=True)
+    layout = Layout(root)
+    by_id = {cp.id: cp for cp in list_checkpoints(layout)}
+    return layout, [by_id[i] for i in built[1]]
+
+
+def test_dry_run_lists_exactly_what_the_real_run_removes_and_pins_keep_their_range(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout, cps = journal
+    log = str(layout.root)
+    pinned = cps[7]
+    code, out, _ = run(capsys, "pin", pinned.id, "--log-dir", log)
+    assert code == 0 and out.strip() == f"pinned {pinned.id}"
+    code, out, _ = run(capsys, "checkpoints", "--log-dir", log)
+    assert code == 0
+    assert [line.startswith("pinned") for line in out.splitlines()].count(True) == 1
+    assert f"pinned  {pinned.id}" in out
+
+    segments_before = {p.name for p in list_segments(layout)}
+    checkpoints_before = {cp.id for cp in list_checkpoints(layout)}
+    with Store(layout.root) as store:
+        store.refresh()
+        needed = {f"seg-{n:06d}.jsonl" for n in needed_segments(store, pinned)}
+    code, out, _ = run(
+        capsys, "prune", "--older-than", "3d", "--dry-run", "--json", "--log-dir", log
+    )
+    assert code == 0
+    dry = orjson.loads(out)
+    assert dry["dry_run"] is True and dry["trash"] is None
+    assert list_segments(layout) and {p.name for p in list_segments(layout)} == segments_before
+    assert not layout.trash.exists()
+
+    code, out, _ = run(capsys, "prune", "--older-than", "3d", "--json", "--log-dir", log)
+    assert code == 0
+    real = orjson.loads(out)
+    for key in ("dry_run", "via", "trash"):
+        dry.pop(key), real.pop(key)
+    assert dry == real  # exactly the same plan
+    removed = segments_before - {p.name for p in list_segments(layout)}
+    assert removed == {s["name"] for s in real["segments"]}
+    assert len(removed) > 20
+    assert checkpoints_before - {cp.id for cp in list_checkpoints(layout)} == set(
+        real["checkpoints"]
+    )
+    assert real["restated"]  # the first kept checkpoint lost its base and was re-stated
+    # the pinned checkpoint and every segment of its default bundle are still there
+    assert pinned.id in {cp.id for cp in list_checkpoints(layout)}
+    assert needed <= {p.name for p in list_segments(layout)}
+    assert any(k["why"] == f"needed by pinned checkpoint {pinned.id}" for k in real["kept"])
+    bundle = build_bundle(layout.root, pinned.id, durable=False)
+    assert bundle.ok and bundle.manifest["messages"] == PIN_KEEPS_LAST
+    # every checkpoint left verifies; pruned segments are named as such, not as damage
+    for cp in list_checkpoints(layout):
+        v = verify_checkpoint(layout, cp)
+        assert v.ok, (cp.id, v.problems)
+    latest = verify_checkpoint(layout, list_checkpoints(layout)[0])
+    assert latest.pruned and "pruned on" in latest.summary and "in trash" in latest.summary
+    events = [r for r in journal_records(layout.root) if r.get("event") == "prune"]
+    assert len(events) == 1 and events[0]["segments"] == [s["name"] for s in real["segments"]]
+    assert events[0]["offline"] is True and events[0]["bytes"] == real["bytes"]
+    assert events[0]["detail"].startswith(f"pruned {len(removed)} segments (")
+
+
+def test_trash_restore_puts_back_the_same_bytes_and_digests_verify(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout, _ = journal
+    log = str(layout.root)
+    segs, cps = digests(layout.segments), digests(layout.checkpoints)
+    code, out, _ = run(capsys, "prune", "--max-size", "100K", "--json", "--log-dir", log)
+    assert code == 0
+    plan = orjson.loads(out)
+    assert plan["journal_bytes_after"] <= 100 * 1024 < plan["journal_bytes"]
+    assert digests(layout.checkpoints) != cps  # some went, and re-stated ones changed
+    code, out, _ = run(capsys, "trash", "list", "--log-dir", log)
+    assert code == 0 and plan["trash"] in out
+    code, out, _ = run(capsys, "trash", "restore", plan["trash"][:12], "--log-dir", log)
+    assert code == 0, out
+    after = digests(layout.segments)
+    last = list_segments(layout)[-1].name  # the active segment got the journal's events
+    assert {k: v for k, v in after.items() if k != last} == {
+        k: v for k, v in segs.items() if k != last
+    }
+    assert digests(layout.checkpoints) == cps
+    assert read_pruned(layout) == {} and list(layout.trash.iterdir()) == []
+    for cp in list_checkpoints(layout):
+        v = verify_checkpoint(layout, cp)
+        assert v.ok and not v.pruned
+    events = [r["event"] for r in journal_records(layout.root) if r["kind"] == "event"]
+    assert events[-2:] == ["prune", "trash-restore"]
+
+
+def test_empty_respects_the_grace_period(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout, _ = journal
+    log = str(layout.root)
+    assert run(capsys, "prune", "--older-than", "6d", "--log-dir", log)[0] == 0
+    code, out, _ = run(capsys, "trash", "empty", "--log-dir", log)
+    assert code == 0 and "nothing in the trash older than 14 days" in out
+    assert len(list(layout.trash.iterdir())) == 1
+    code, out, _ = run(capsys, "trash", "empty", "--older-than", "0", "--json", "--log-dir", log)
+    assert code == 0 and len(orjson.loads(out)["emptied"]) == 1
+    assert list(layout.trash.iterdir()) == []
+    notes = read_pruned(layout)
+    assert notes and all(n.emptied is not None for n in notes.values())
+    v = verify_checkpoint(layout, list_checkpoints(layout)[0])
+    assert v.ok and "trash emptied on" in v.summary
+    assert [r["event"] for r in journal_records(layout.root) if r["kind"] == "event"][-1] == (
+        "trash-empty"
+    )
+
+
+def test_age_and_size_policies_take_the_oldest_closed_segments_only(
+    journal: tuple[Layout, list[Checkpoint]],
+) -> None:
+    layout, _ = journal
+    now = time.time()
+    by_age = plan_prune(layout, Policy(older_than=4.5 * DAY), now)
+    assert by_age.segments
+    assert all(s.last_ts is not None and s.last_ts < now - 4.5 * DAY for s in by_age.segments)
+    kept = {s.name for s in by_age.segments}
+    with Store(layout.root) as store:
+        store.refresh()
+        for seg in store.segments:
+            last = store.record(store.index_of(seg.number + 1, 0) - 1)
+            old = last.ts is not None and last.ts < now - 4.5 * DAY
+            assert (seg.path.name in kept) == old or seg is store.segments[-1]
+    total = by_age.journal_bytes
+    by_size = plan_prune(layout, Policy(max_size=total // 3), now)
+    names = [p.name for p in list_segments(layout)]
+    assert [s.name for s in by_size.segments] == names[: len(by_size.segments)]  # oldest first
+    assert total - by_size.bytes <= total // 3 < total - by_size.bytes + by_size.segments[-1].bytes
+    both = plan_prune(layout, Policy(older_than=4.5 * DAY, max_size=total // 3), now)
+    assert {s.name for s in both.segments} == kept | {s.name for s in by_size.segments}
+    everything = plan_prune(layout, Policy(older_than=0.0), now)
+    assert names[-1] not in {s.name for s in everything.segments}  # never the active one
+    assert ("the active segment" in why for _, why in everything.kept)
+
+
+def test_readers_cope_with_a_journal_whose_first_segments_are_gone(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout, cps = journal
+    indexer = Indexer(layout.root, Roots(None, None, None))
+    indexer.catch_up()
+    assert run(capsys, "prune", "--older-than", "6d", "--log-dir", str(layout.root))[0] == 0
+    result = indexer.catch_up()
+    assert result.rebuilt is None  # pruned segments' rows dropped, no rebuild
+    pruned = {int(n[4:10]) for n in read_pruned(layout)}
+    rows = indexer.index.query("SELECT DISTINCT segment FROM docs")
+    assert pruned and not pruned & {r[0] for r in rows}
+    # the words of pruned records left the full-text index as well
+    gone = indexer.index.query("SELECT count(*) FROM fts WHERE fts MATCH 'zebra5'")[0][0]
+    kept = indexer.index.query("SELECT count(*) FROM fts WHERE fts MATCH 'zebra3600'")[0][0]
+    assert (gone, kept) == (0, 1)
+    indexer.close()
+    with Store(layout.root) as store:
+        store.refresh()
+        first = next(r for r in store.records() if r.seq is not None)
+        assert first.seq is not None and first.seq > 1
+    # a recorder starting on it counts on from its state: no jump, no new loss
+    clock = Clock()
+    rec = make(layout.root.parent, clock, segment_bytes=16 * 1024)
+    assert rec.journal.messages == DAYS * PER_DAY
+    assert rec.counters.gaps == 1 and rec.counters.missed == 0  # its own downtime only
+    rec.close()
+    gaps = [r for r in journal_records(layout.root) if r["kind"] == "gap"]
+    assert [g["cause"] for g in gaps] == ["recorder-down"]
+    # the offline prune event came after the stop: the downtime starts at the stop
+    assert gaps[0]["from_ts"] < next(
+        r["ts"] for r in journal_records(layout.root) if r.get("event") == "prune"
+    )
+    # an unpinned checkpoint whose last 1000 messages reach into pruned segments
+    # restores what is left, without calling it damage
+    survivor = [cp for cp in list_checkpoints(layout) if cp.id in {c.id for c in cps}][-1]
+    bundle = build_bundle(layout.root, survivor.id, durable=False)
+    assert bundle.ok, bundle.manifest["integrity"]
+
+
+def test_pins_and_their_file(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout, cps = journal
+    log = str(layout.root)
+    assert set_pin(layout, cps[2].id, True) and not set_pin(layout, cps[2].id, True)
+    assert set(read_pins(layout)) == {cps[2].id}
+    assert layout.pins.stat().st_mode & 0o777 == 0o600
+    assert set_pin(layout, cps[2].id, False) and read_pins(layout) == {}
+    assert PIN_KEEPS_LAST == DEFAULT_LAST
+    # by label through the CLI, shown in the list; a pin whose checkpoint was deleted
+    # by hand is shown as such and can still be removed
+    assert run(capsys, "pin", "day 4", "--log-dir", log)[1].strip() == f"pinned {cps[4].id}"
+    code, out, _ = run(capsys, "pin", "day 4", "--log-dir", log)
+    assert code == 0 and out.strip() == f"{cps[4].id} was already pinned"
+    listed = orjson.loads(run(capsys, "checkpoints", "--json", "--log-dir", log)[1])
+    marks = {c["id"]: c["pinned"] is not None for c in listed["checkpoints"]}
+    assert [k for k, v in marks.items() if v] == [cps[4].id] and len(marks) == DAYS + 1
+    assert cps[4].path is not None
+    cps[4].path.unlink()
+    listed = orjson.loads(run(capsys, "checkpoints", "--json", "--log-dir", log)[1])
+    assert listed["pins_without_checkpoint"] == [cps[4].id]
+    assert "checkpoint no longer exists" in run(capsys, "checkpoints", "--log-dir", log)[1]
+    code, out, _ = run(capsys, "unpin", cps[4].id, "--log-dir", log)
+    assert code == 0 and out.strip() == f"unpinned {cps[4].id}" and read_pins(layout) == {}
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["prune"], "nothing to prune by"),
+        (["prune", "--older-than", "9x"], "--older-than '9x' is not a duration"),
+        (["prune", "--max-size", "lots"], "--max-size 'lots' is not a size"),
+        (["prune", "--max-size", "0"], "--max-size must be above 0"),
+        (["trash", "empty", "--older-than", "soon"], "--older-than 'soon' is not a duration"),
+        (["trash", "restore"], "trash restore needs the ID"),
+        (["trash", "empty", "some-id"], "trash empty takes no ID"),
+        (["trash", "clean"], "invalid choice: 'clean'"),
+    ],
+)
+def test_bad_options_are_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], words: str
+) -> None:
+    (tmp_path / "segments").mkdir()
+    with pytest.raises(SystemExit) if argv[-1] == "clean" else _nothing() as caught:
+        code, _, err = run(capsys, *argv, "--log-dir", str(tmp_path))
+    if caught is not None:
+        code, err = int(caught.value.code or 0), capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and words in err and "Traceback" not in err
+
+
+def test_failures_are_one_line_and_exit_1(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout, _ = journal
+    log = str(layout.root)
+    code, _, err = run(capsys, "trash", "restore", "20991231", "--log-dir", log)
+    assert code == 1 and "no trash entry '20991231'" in err and len(err.splitlines()) == 1
+    code, _, err = run(capsys, "pin", "no-such-checkpoint", "--log-dir", log)
+    assert code == 1 and "no checkpoint 'no-such-checkpoint'" in err
+
+
+class _nothing:
+    value = None
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return False
+
+
+def test_every_position_handed_to_the_writer_counts_the_messages_before_it(
+    tmp_path: Path,
+) -> None:
+    """A segment rotation inside a batch hands the writer a position; a checkpoint taken
+    there must count the batch's messages before it (it counted none of them before)."""
+    clock = Clock()
+    rec = make(tmp_path, clock, segment_bytes=8 * 1024)
+    handed: list[tuple[bytes, int]] = []
+    put = rec.journal.sink.put
+
+    def spy(item: tuple, nbytes: int = 0) -> None:  # type: ignore[type-arg]
+        if item[0] == "write":
+            handed.append((bytes(item[1]), item[2].messages))
+        put(item, nbytes)
+
+    rec.journal.sink.put = spy  # type: ignore[method-assign]
+    for _ in range(3):
+        feed(rec, clock, *[[b"agents.t", b'{"text": "' + b"y" * 500 + b'"}'] for _ in range(40)])
+    rec.close()
+    seen = 0
+    for data, messages in handed:
+        seen += data.count(b'"kind":"msg"')
+        assert messages == seen
+    assert len(handed) > 6  # rotations happened inside batches
+
+
+def test_a_prune_interrupted_midway_is_undone_by_trash_restore(
+    journal: tuple[Layout, list[Checkpoint]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A prune killed between two renames (simulated: the 8th rename fails) leaves a
+    trash entry in state "moving"; restoring it puts everything back as it was."""
+    import os
+
+    from recorder.store import retention
+
+    layout, _ = journal
+    segs, cps = digests(layout.segments), digests(layout.checkpoints)
+    calls = {"n": 0}
+    real_rename = os.rename
+
+    def failing(src: object, dst: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise OSError("killed")
+        real_rename(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(retention.os, "rename", failing)
+    code, _, err = run(capsys, "prune", "--older-than", "5d", "--log-dir", str(layout.root))
+    assert code == 1 and "killed" in err
+    monkeypatch.setattr(retention.os, "rename", real_rename)
+    (entry,) = layout.trash.iterdir()
+    assert orjson.loads((entry / "manifest.json").read_bytes())["state"] == "moving"
+    code, _, err = run(capsys, "trash", "restore", entry.name, "--log-dir", str(layout.root))
+    assert code == 0, err
+    assert _same_but_active(layout, segs)
+    assert digests(layout.checkpoints) == cps
+    assert read_pruned(layout) == {} and list(layout.trash.iterdir()) == []
+    for cp in list_checkpoints(layout):
+        assert verify_checkpoint(layout, cp).ok
+
+
+def _same_but_active(layout: Layout, before: dict[str, str]) -> bool:
+    active = list_segments(layout)[-1].name
+    after = digests(layout.segments)
+    return {k: v for k, v in after.items() if k != active} == {
+        k: v for k, v in before.items() if k != active
+    }

@@ -1,0 +1,104 @@
+"""The recorder's own retention: its periodic pass driven by an injected clock, the
+trash emptied after its grace, and its configuration (options over retention.toml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recorder.cli.main import main
+from recorder.daemon.options import RecorderOptions
+from recorder.errors import BadOption
+from recorder.store.layout import list_segments
+from recorder.store.pruned import read_pruned
+from recorder.store.retention_config import DEFAULT_GRACE, DEFAULT_INTERVAL, Policy
+from recorder.store.trash import list_trash
+from tests.support import journal_records
+from tests.unit.test_daemon import Clock, feed, make
+
+BODY = orjson.dumps({"text": "y" * 400, "sender": "coder"})
+
+
+def test_the_recorder_prunes_on_its_interval_and_empties_the_trash_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    rec = make(
+        tmp_path,
+        clock,
+        segment_bytes=8 * 1024,
+        retention=Policy(max_size=40 * 1024),
+        retention_interval=60.0,
+        trash_grace=3600.0,
+        compress=False,  # sizes on disk asserted below: no compression under them
+    )
+    for _ in range(10):
+        feed(rec, clock, *[[b"agents.coder", BODY] for _ in range(40)])
+        rec.drain_wait()
+    assert sum(p.stat().st_size for p in list_segments(rec.layout)) > 150 * 1024
+    rec.tick(clock.now)  # before its first pass is due (30 s after the start): nothing
+    assert not rec.layout.trash.exists()
+    clock.now += 31
+    first_pass = clock.now
+    rec.tick(clock.now)
+    rec.drain_wait()
+    assert sum(p.stat().st_size for p in list_segments(rec.layout)[:-1]) <= 40 * 1024
+    (entry,) = list_trash(rec.layout)
+    assert entry.by == "recorder"
+    feed(rec, clock, *[[b"agents.coder", BODY] for _ in range(200)])
+    rec.drain_wait()
+    clock.now += 30
+    rec.tick(clock.now)  # not due again yet
+    assert len(list_trash(rec.layout)) == 1
+    clock.now += 31
+    rec.tick(clock.now)
+    assert len(list_trash(rec.layout)) == 2
+    clock.now = first_pass + 3600  # the first entry is an hour old: past its grace
+    rec.tick(clock.now)
+    (second,) = list_trash(rec.layout)
+    assert second.id != entry.id
+    clock.now += 120  # and now the second
+    rec.tick(clock.now)
+    assert list_trash(rec.layout) == []
+    assert all(n.emptied is not None for n in read_pruned(rec.layout).values())
+    written = rec.counters.written
+    rec.close()
+    events = [r for r in journal_records(rec.layout.root) if r["kind"] == "event"]
+    assert [e["event"] for e in events][-3:] == ["trash-empty", "trash-empty", "stop"]
+    assert written == 600 and rec.counters.gaps == 0 and rec.counters.missed == 0
+
+
+def test_options_win_over_the_folder_file_and_a_bad_file_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "logs"
+    log.mkdir()
+    defaults = RecorderOptions(log_dir=log)
+    assert not defaults.retention.active
+    assert (defaults.retention_interval, defaults.trash_grace) == (DEFAULT_INTERVAL, DEFAULT_GRACE)
+    (log / "retention.toml").write_text(
+        '[retention]\nolder_than = "90d"\nmax_size = "20G"\ninterval = "5m"\n'
+    )
+    options = RecorderOptions(log_dir=log, retention=Policy(max_size=1024))
+    assert options.retention == Policy(older_than=90 * 86400.0, max_size=1024)
+    assert options.retention_interval == 300.0
+    for body, words in [
+        ('[retention]\nolder_than = "ninety days"\n', "retention.older_than 'ninety days' is not"),
+        ("[retention]\nmax_size = true\n", "retention.max_size must be a string"),
+        ("[retention]\nkeep = 3\n", "unknown key 'keep'"),
+        ("[retention\n", "cannot be read as TOML"),
+    ]:
+        (log / "retention.toml").write_text(body)
+        with pytest.raises(BadOption, match=r"retention\.toml") as caught:
+            RecorderOptions(log_dir=log)
+        assert words in str(caught.value)
+        capsys.readouterr()
+        assert main(["record", "--log-dir", str(log), "--embedded", "no"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and words in err
+    (log / "retention.toml").unlink()
+    capsys.readouterr()
+    assert main(["record", "--log-dir", str(log), "--retention-max-size", "big"]) == 2
+    assert "--retention-max-size 'big' is not a size" in capsys.readouterr().err
