@@ -462,3 +462,21 @@ def test_doctor_reads_compressed_segments_and_finds_a_damaged_frame(journal: Pat
     problems = [f["summary"] for f in doctor()["findings"] if f["severity"] == "problem"]
     assert any("seg-000002.jsonl.zst" in p and "damaged line" in p for p in problems), problems
     assert any("does not verify" in p and "seg-000002.jsonl" in p for p in problems), problems
+
+
+def test_prune_and_trash_restore_carry_compressed_segments(journal: Path, capsys) -> None:
+    """Retention moves `.zst` files to the trash and back; the journal reads the same."""
+    layout = Layout(journal)
+    compact(layout)
+    before = [line for _s, _o, line in everything(journal)]
+    assert persist(["prune", "--max-size", "20K", "--log-dir", str(journal)]) == 0
+    capsys.readouterr()
+    (entry,) = list(layout.trash.iterdir())
+    trashed = sorted(p.name for p in (entry / "segments").iterdir())
+    assert trashed and all(name.endswith(".jsonl.zst") for name in trashed)
+    assert persist(["trash", "restore", entry.name, "--log-dir", str(journal)]) == 0
+    capsys.readouterr()
+    after = [line for _s, _o, line in everything(journal)]
+    assert after[: len(before)] == before  # then the prune and restore events
+    assert all(b'"kind":"event"' in line for line in after[len(before) :])
+    assert compact(layout).problems == []
