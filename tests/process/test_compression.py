@@ -86,7 +86,7 @@ def test_persist_compact_killed_at_any_moment_leaves_one_readable_copy(tmp_path:
     root = tmp_path / "logs"
     clock = DemoClock(1_800_000_000.0)
     w = DemoWriter.open(root, segment_bytes=1 << 20, clock=clock)
-    for i in range(12_000):
+    for i in range(30_000):
         clock.now += 0.1
         w.message(clock.now, "coder", f"step {i}: " + "ran the tests and they passed " * 30)
     w.close()
@@ -94,19 +94,30 @@ def test_persist_compact_killed_at_any_moment_leaves_one_readable_copy(tmp_path:
     with open_store(root) as store:
         want = [r.line for r in store.records()]
     numbers = [p.name[:10] for p in list_segments(layout)]
-    assert len(numbers) > 10
+    assert len(numbers) > 25
     argv = [PYTHON, "-m", "recorder.cli", "compact", "--log-dir", str(root)]
-    for delay in (0.25, 0.35, 0.45, 0.55, 0.7, 0.9):
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = torn = 0  # runs killed; of them, killed while writing a copy (a .tmp left)
+    # zstd level 19 is slow enough that every kill lands in the middle of a run (most
+    # inside a segment's write); then level 3 runs, cut short between segments
+    rounds = [("19", d) for d in (0.4, 0.6, 0.8, 1.0)] + [("3", d) for d in (0.25, 0.3)]
+    for level, delay in rounds:
+        if all(p.name.endswith(".zst") for p in list_segments(layout)[:-1]):
+            break
+        proc = subprocess.Popen(
+            [*argv, "--level", level], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             proc.wait(delay)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
+            killed += 1
+            torn += any(p.name.endswith(".tmp") for p in layout.segments.iterdir())
         assert [p.name[:10] for p in list_segments(layout)] == numbers
         with open_store(root) as store:
             assert [r.line for r in store.records()] == want
             assert store.warnings == []
+    assert killed >= 4 and torn >= 1  # cut short mid-way, some inside a segment's write
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     names = sorted(p.name for p in layout.segments.iterdir())
