@@ -42,9 +42,14 @@ def read_status(log_dir: Path) -> dict:
 
 def journal_records(log_dir: Path) -> list[dict]:
     """Every line of every segment, parsed (fails the test on an invalid line)."""
+    from recorder.store.layout import Layout, list_segments
+    from recorder.store.segfile import open_segment
+
     out = []
-    for seg in sorted((log_dir / "segments").glob("seg-*.jsonl")):
-        for line in seg.read_bytes().splitlines():
+    for path in list_segments(Layout(log_dir)):  # plain or compressed
+        with open_segment(path) as seg:
+            data = seg.read_strict(0, seg.size)
+        for line in data.splitlines():
             out.append(orjson.loads(line))
     return out
 

@@ -38,6 +38,7 @@ EXAMPLES = {
         "persist keys list",
     ],
     "reindex": ["persist reindex", "persist reindex --catch-up"],
+    "compact": ["persist compact --dry-run", "persist compact --log-dir /var/lib/bus-logs"],
     "stats": ["persist stats --since 24h", "persist stats --json --all-kinds"],
     "broker": ["persist broker", "persist broker --frontend ipc:///tmp/bus.pub --hwm 500000"],
     "send": [
@@ -100,6 +101,7 @@ GROUPS = (
     "record",
     "launch",
     "tools",
+    "storage",
     "retention",
     "search",
     "service",
@@ -122,6 +124,7 @@ COMMAND_GROUP = {
     "restore": "tools",
     "replay": "tools",
     "export": "tools",
+    "compact": "storage",
     "checkpoints": "retention",
     "pin": "retention",
     "unpin": "retention",

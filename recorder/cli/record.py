@@ -63,6 +63,7 @@ def _options(args: argparse.Namespace) -> RecorderOptions:
         search_index=args.search_index == "on",
         monitor=args.monitor == "on",
         secrets=args.secrets == "on",
+        compress=args.compress == "on",
         curve=args.curve,
         keys=Path(args.keys) if args.keys else None,
         retention=Policy(
@@ -362,6 +363,12 @@ def add_parsers(
         default="on",
         help="detect secrets (API keys, tokens, private keys, passwords) and name their kind "
         "and place in each record's meta, never altering the message (default on)",
+    )
+    p.add_argument(
+        "--compress",
+        choices=("on", "off"),
+        default="on",
+        help="compress closed segments in the background (default on; see persist compact)",
     )
     p.add_argument(
         "--retention-older-than",

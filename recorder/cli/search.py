@@ -216,6 +216,8 @@ def _follow(log_dir: str, parent: int | None) -> int:
 
 def cmd_reindex(args: argparse.Namespace) -> int:
     from recorder.search.engine import SearchEngine
+    from recorder.store.layout import Layout, list_segments
+    from recorder.store.segfile import segment_size
 
     if args.follow:
         return _follow(args.log_dir, args.parent)
@@ -227,7 +229,10 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - t
         size = engine.index.size_bytes()
         docs = engine.index.doc_count()
-    journal = sum(p.stat().st_size for p in (Path(args.log_dir) / "segments").glob("seg-*.jsonl"))
+    journal = 0  # uncompressed bytes, whatever form each segment has
+    for path in list_segments(Layout(Path(args.log_dir))):
+        with contextlib.suppress(OSError, ValueError):
+            journal += segment_size(path)
     ratio = size / journal if journal else 0.0
     what = "caught up" if args.catch_up and not done.rebuilt else "rebuilt"
     print(

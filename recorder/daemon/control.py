@@ -28,6 +28,7 @@ from recorder.store.fsutil import atomic_write, ensure_private_dir
 from recorder.store.journal import valid_end
 from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.lock import AlreadyRunning, InstanceLock
+from recorder.store.segfile import open_segment
 
 REQUEST_SUFFIX = ".request"  # control/<id>.request: a CheckpointRequest, from a client
 REPLY_SUFFIX = ".done"  # control/<id>.done: the recorder's CheckpointReply to it
@@ -178,11 +179,11 @@ def _checkpoint_offline(layout: Layout, label: str) -> Checkpoint:
     segments = list_segments(layout)
     last_record = None
     for path in reversed(segments):
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            end, last_record = valid_end(fd, os.fstat(fd).st_size)
-        finally:
-            os.close(fd)
+            with open_segment(path) as seg:
+                end, last_record = valid_end(seg.read, seg.size)
+        except ValueError as exc:  # a compressed segment with no readable frame table
+            raise CheckpointError(str(exc)) from None
         if last_record is not None:
             number = segment_number(path.name) or 0
             break

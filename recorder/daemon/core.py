@@ -173,7 +173,8 @@ class Recorder:
         )
         self.tracker = GapTracker()
         self.digests = DigestCache(self.layout)
-        self.warmer = IndexWarmer(self.layout)  # line index caches of closed segments
+        # line index caches of closed segments, and their compression
+        self.warmer = IndexWarmer(self.layout, compress=self.options.compress)
         self.embedded_broker: str | None = None  # publisher endpoint of the broker we host
         self.links = Links(self.options.connects, self.options.bind, self.options.zmq_heartbeat_ms)
         self._late_publishers: set[str] = set()  # first seen past seq 1 (bounded below)

@@ -71,6 +71,7 @@ class RecorderOptions:
     # child process; the daemon itself never touches the index)
     monitor: bool = True  # `persist record` runs the session monitor's policy (an idle-priority
     # child process, `persist monitor --parent`; the daemon itself never reads agent sessions)
+    compress: bool = True  # compress closed segments on the background indexing thread
     curve: bool | None = None  # `--curve` / `--no-curve`; None: on with keys + a public endpoint
     keys: Path | None = None  # CURVE keys folder (default `<log_dir>/keys`)
     secrets: bool = True  # detect secrets in messages (meta.secrets: kinds and spans)
@@ -241,6 +242,8 @@ def recorder_argv(
         flags.append(("--search-index", "off"))
     if not options.secrets:
         flags.append(("--secrets", "off"))
+    if not options.compress:
+        flags.append(("--compress", "off"))
     if options.retention.older_than is not None:
         flags.append(("--retention-older-than", f"{options.retention.older_than!r}s"))
     if options.retention.max_size is not None:

@@ -7,6 +7,12 @@ recording indexed a week of segments. Now the recorder indexes each segment once
 it is closed, on a background thread at the lowest CPU priority, so a reader only
 indexes the segment being written. The caches are derived: wrong or missing ones
 are rebuilt by readers as before.
+
+The same thread compresses each closed segment (`store.compact`, on by default,
+`--compress off`): a thread rather than a child process because it is told exactly
+which segment is being written (never compressed) without guessing from the folder,
+and because zstd and SHA-256 do their work in C without the GIL, so the receive
+path does not wait on them; at the lowest CPU priority it takes only idle time.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import logging
 import os
 import threading
 
+from recorder.store.compact import compact, compact_lock, repair
 from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.reader import SegmentIndex
 
@@ -23,8 +30,9 @@ log = logging.getLogger("agent_persist.recorder")
 
 
 class IndexWarmer:
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, *, compress: bool = False) -> None:
         self.layout = layout
+        self.compress = compress
         self.done: set[int] = set()  # segments indexed (or found cached) by this process
         self.below = 0  # segments under this number have been asked for
         self.stopping = threading.Event()
@@ -32,8 +40,24 @@ class IndexWarmer:
 
     def warm(self, below: int) -> int:
         """Index and cache every closed segment numbered under `below` not done yet;
-        returns how many were looked at. Stops early when asked to."""
+        returns how many were looked at. Stops early when asked to. With `compress`,
+        plain closed segments are compressed instead (which writes their cache)."""
         looked = 0
+        if not self.compress:  # leftovers of an interrupted `persist compact` all the same
+            with compact_lock(self.layout) as held:
+                for line in repair(self.layout) if held else ():
+                    log.warning("compaction: %s", line)
+        else:
+            report = compact(self.layout, below=below, stop=self.stopping)
+            for line in (*report.repaired, *report.problems):
+                log.warning("compaction: %s", line)
+            if report.done:
+                log.info(
+                    "compressed %d segments: %d -> %d bytes",
+                    len(report.done),
+                    report.size,
+                    report.stored,
+                )
         for path in list_segments(self.layout):
             number = segment_number(path.name) or 0
             if number >= below or number in self.done:

@@ -31,7 +31,7 @@ from recorder.doctor.system import disk_findings, permission_findings
 from recorder.errors import PersistError
 from recorder.store.checkpoints import DigestCache
 from recorder.store.fsutil import DIR_MODE, FILE_MODE, ensure_private_dir
-from recorder.store.layout import Layout, default_log_dir, list_segments
+from recorder.store.layout import Layout, default_log_dir, is_compressed, list_segments
 from recorder.store.reader import Store
 from recorder.store.status import STOPPED, assess
 
@@ -144,7 +144,9 @@ def _rebuild_caches(layout: Layout, aside: Path, group: list[Finding]) -> str:
     segments = list_segments(layout)
     digests = DigestCache(layout)
     rebuilt = 0
-    for path in segments[:-1]:  # closed segments: their digest caches
+    for path in segments[:-1]:  # closed plain segments: their digest caches
+        if is_compressed(path):
+            continue  # its digest is in its trailer
         if not (layout.index / f"{path.name}.sha256").exists():
             digests.segment(path, path.stat().st_size, closed=True)
             rebuilt += 1

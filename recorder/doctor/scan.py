@@ -6,9 +6,10 @@ Nothing is written. Lines are checked in 8 MiB blocks by the export's one-regex 
 The SHA-256 of the segment's first N bytes is taken on the way for every N asked for
 (the sizes the checkpoints name, and the whole file for a closed segment), so every
 checkpoint is verified with one read of the journal instead of one per checkpoint.
-Digests are keyed by the name checkpoints give a segment (`seg-N.jsonl`). The file is
-read as it is stored (`_read`): a segment stored in another form (compressed) must be
-read through the store's segment reader there.
+Digests are keyed by the name checkpoints give a segment (`seg-N.jsonl`). A compressed
+segment (`seg-N.jsonl.zst`) is read through the store's segment reader: its
+uncompressed bytes are checked and hashed, a damaged frame reads as NUL bytes (damaged
+lines) and an unreadable frame table is the scan's error.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.export.jsonl_copy import block_kinds
-from recorder.store.layout import segment_name, segment_number
+from recorder.store.layout import is_compressed, segment_name, segment_number
 from recorder.store.records import parse_line
+from recorder.store.segfile import CompressedSegment, SegmentDamaged
 
 _CHUNK = 8 << 20
 
@@ -66,9 +68,12 @@ def scan_segment(path: Path, closed: bool, sizes: Iterable[int] = ()) -> Segment
         if not stat.S_ISREG(st.st_mode):
             scan.error = "not a regular file"
             return scan
+        if is_compressed(path):
+            _read_compressed(path, scan, sizes)
+            return scan
         scan.size = st.st_size
         wanted = sorted({s for s in sizes if 0 <= s <= scan.size} | {scan.size})
-        _read(fd, scan, wanted)
+        _read(lambda n: os.read(fd, n), scan, wanted)
     except OSError as exc:
         scan.error = exc.strerror or str(exc)
     finally:
@@ -76,7 +81,27 @@ def scan_segment(path: Path, closed: bool, sizes: Iterable[int] = ()) -> Segment
     return scan
 
 
-def _read(fd: int, scan: SegmentScan, wanted: list[int]) -> None:
+def _read_compressed(path: Path, scan: SegmentScan, sizes: Iterable[int]) -> None:
+    try:
+        seg = CompressedSegment(path)
+    except SegmentDamaged as exc:
+        scan.error = str(exc).split(": ", 1)[-1]
+        return
+    with seg:
+        scan.size = seg.size
+        wanted = sorted({s for s in sizes if 0 <= s <= scan.size} | {scan.size})
+        at = 0
+
+        def read(n: int) -> bytes:
+            nonlocal at
+            data = seg.read(at, n)
+            at += len(data)
+            return data
+
+        _read(read, scan, wanted)
+
+
+def _read(read: Callable[[int], bytes], scan: SegmentScan, wanted: list[int]) -> None:
     hasher = hashlib.sha256()
     pos = 0
     carry = b""
@@ -85,7 +110,7 @@ def _read(fd: int, scan: SegmentScan, wanted: list[int]) -> None:
         scan.digests[0] = hasher.hexdigest()
         k += 1
     while pos < scan.size:
-        chunk = os.read(fd, min(_CHUNK, scan.size - pos))
+        chunk = read(min(_CHUNK, scan.size - pos))
         if not chunk:
             scan.size = pos  # shrank while read
             break

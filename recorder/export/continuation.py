@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from recorder.store.checkpoints import Checkpoint, list_checkpoints, segment_digest
-from recorder.store.layout import Layout
+from recorder.store.layout import Layout, find_segment
 from recorder.store.reader import Store
 
 _COPY_CHUNK = 8 << 20
@@ -70,7 +70,10 @@ def _agrees(layout: Layout, earlier: Checkpoint, cp: Checkpoint) -> bool:
         if now == entry:
             continue
         try:
-            digest = segment_digest(layout.segments / str(entry["name"]), int(entry["size"]))
+            path = find_segment(layout, str(entry["name"]))
+            if path is None:
+                return False
+            digest = segment_digest(path, int(entry["size"]))
         except (OSError, ValueError):
             return False
         if digest != entry["sha256"]:

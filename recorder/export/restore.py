@@ -571,7 +571,7 @@ def _position(store: Store, start: int, stop: int, cp: Checkpoint) -> dict[str, 
     and end, which stay true as the journal grows."""
     if start < stop:
         seg, i = store.locate(start)
-        first = {"segment": seg.path.name, "offset": seg.span(i)[0]}
+        first = {"segment": seg.name, "offset": seg.span(i)[0]}  # plain name, whatever form
     else:
         first = {"segment": segment_name(cp.segment), "offset": cp.offset}
     return {

@@ -34,10 +34,11 @@ from recorder.store.checkpoints import (
     combine,
     segment_digest,
 )
-from recorder.store.layout import Layout, segment_number
+from recorder.store.layout import Layout, find_segment, segment_number
 from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import Store
 from recorder.store.records import KIND_MESSAGE
+from recorder.store.segfile import segment_size
 
 DEFAULT_LAST = 1000  # messages a bundle holds unless asked otherwise
 _BACK_STEP = 4096  # records read at a time while counting messages backwards
@@ -152,15 +153,19 @@ def verify_range(layout: Layout, cp: Checkpoint, first_segment: int) -> RangeVer
         if os.sep in name or number is None:
             problems.append(f"{name} is not a segment name")
             continue
-        path = layout.segments / name
+        path = find_segment(layout, name)  # plain or compressed
         in_range = number >= first_segment
-        try:
-            st = path.stat()
-        except OSError:
+        if path is None:
             if number in notes:
                 pruned.append(f"{name} {notes[number].describe()}")
                 continue
             (problems if in_range else history).append(f"{name} is missing")
+            continue
+        try:
+            st = path.stat()
+            have = segment_size(path)  # uncompressed, whatever the file's form
+        except (OSError, ValueError) as exc:
+            (problems if in_range else history).append(str(exc))
             continue
         size = int(entry["size"])
         if in_range:
@@ -170,10 +175,10 @@ def verify_range(layout: Layout, cp: Checkpoint, first_segment: int) -> RangeVer
                     problems.append(f"{name} differs from the checkpoint")
             except (OSError, ValueError) as exc:
                 problems.append(str(exc))
-        elif st.st_size < size:
+        elif have < size:
             history.append(f"{name} is shorter than the {size} bytes the checkpoint names")
         else:
-            cached = cache.cached_digest(path, st) if st.st_size == size else None
+            cached = cache.cached_digest(path, st) if have == size else None
             if cached is None:
                 unchecked.append(name)
             elif cached == entry["sha256"]:

@@ -163,11 +163,15 @@ def run_agents_demo(
 def _summarize(root: Path) -> dict[str, Any]:
     from recorder.hooks.failures import read_failures
     from recorder.store.checkpoints import list_checkpoints
+    from recorder.store.layout import list_segments
+    from recorder.store.segfile import open_segment
 
     topics: dict[str, int] = {}
     messages = 0
-    for seg in sorted((root / "segments").glob("seg-*.jsonl")):
-        for line in seg.read_bytes().splitlines():
+    for path in list_segments(Layout(root)):  # plain or compressed
+        with open_segment(path) as seg:
+            data = seg.read(0, seg.size)
+        for line in data.splitlines():
             rec = orjson.loads(line)
             topic = str(rec.get("topic", ""))
             if rec.get("kind") == "msg" and topic.startswith("agents."):

@@ -23,7 +23,6 @@ bounded slice of work unless told otherwise), then answers from the index:
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import threading
 import time
@@ -40,8 +39,9 @@ from recorder.search.indexer import CatchUp, Indexer, Progress
 from recorder.search.query import Query, find_spans, parse_query
 from recorder.search.rank import bm25
 from recorder.sources.discover import Roots
-from recorder.store.layout import Layout
+from recorder.store.layout import Layout, find_segment, segment_name
 from recorder.store.reader import Record
+from recorder.store.segfile import SegmentFile, open_segment
 
 __all__ = ["SearchEngine", "SearchHit", "SearchResult", "search"]
 
@@ -93,15 +93,15 @@ class SearchEngine:
         self.indexer = Indexer(self.root, roots)
         self._lock = threading.Lock()
         self.vocabulary = Vocabulary(self.index)
-        self._fds: dict[int, int] = {}
+        self._files: dict[int, SegmentFile] = {}
 
     def close(self) -> None:
         self.index.close()
         self.indexer.close()
-        for fd in self._fds.values():
+        for seg in self._files.values():
             with contextlib.suppress(OSError):
-                os.close(fd)
-        self._fds.clear()
+                seg.close()
+        self._files.clear()
 
     def __enter__(self) -> SearchEngine:
         return self
@@ -311,11 +311,16 @@ class SearchEngine:
 
     # -- hits --------------------------------------------------------------------
     def _line(self, segment: int, offset: int, length: int) -> bytes:
-        fd = self._fds.get(segment)
-        if fd is None:
-            fd = os.open(self.layout.segment_path(segment), os.O_RDONLY | os.O_CLOEXEC)
-            self._fds[segment] = fd
-        return os.pread(fd, length, offset)
+        seg = self._files.get(segment)
+        if seg is not None and not seg.compressed and not seg.path.exists():
+            seg.close()  # compressed since: let go of the old file
+            seg = None
+        if seg is None:
+            path = find_segment(self.layout, segment_name(segment))
+            if path is None:
+                raise FileNotFoundError(2, "No such file or directory", segment_name(segment))
+            seg = self._files[segment] = open_segment(path)
+        return seg.read(offset, length)
 
     def _load(self, r: _Row) -> None:
         """Read `r`'s text (and the sender and topic as stored) back from the journal."""
@@ -330,6 +335,8 @@ class SearchEngine:
             r.sender, r.topic = rec.sender, rec.topic
         except OSError as exc:
             r.body = f"(cannot read the journal: {exc.strerror})"
+        except ValueError as exc:  # a compressed segment with no readable frame table
+            r.body = f"(cannot read the journal: {exc})"
 
     def _hit(
         self, r: _Row, query: Query, stand_ins: frozenset[str], cps: CheckpointFinder

@@ -39,6 +39,7 @@ from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import KIND_BAD_LINE, Record
 from recorder.store.records import parse_line
+from recorder.store.segfile import SegmentFile, open_segment, segment_size
 
 _CHUNK = 16 << 20  # journal bytes per transaction (FTS5 flushes its terms at each commit)
 _FINGER = 4096
@@ -192,8 +193,16 @@ def _slow_row(line: bytes, segment: int, offset: int) -> tuple[tuple[Any, ...], 
     return doc.row(), doc.text
 
 
-def _sha(fd: int, start: int, end: int) -> bytes:
-    return hashlib.sha1(os.pread(fd, end - start, start)).digest()
+def _sha(seg: SegmentFile, start: int, end: int) -> bytes:
+    return hashlib.sha1(seg.read(start, end - start)).digest()
+
+
+def _size(path: Path) -> int:
+    """Uncompressed bytes of a segment (0 if it cannot be read)."""
+    try:
+        return segment_size(path)
+    except (OSError, ValueError):
+        return 0
 
 
 class IndexLock:
@@ -262,17 +271,15 @@ class Indexer:
         """Journal bytes not indexed yet (a cheap estimate from the progress rows)."""
         try:
             if not self.index.path.exists():
-                return sum(p.stat().st_size for p in list_segments(self.layout))
+                return sum(map(_size, list_segments(self.layout)))
             states = self.index.segment_states()
         except (sqlite3.DatabaseError, IndexDamaged, OSError):
-            return sum(p.stat().st_size for p in list_segments(self.layout))
+            return sum(map(_size, list_segments(self.layout)))
         total = 0
         for path in list_segments(self.layout):
             number = segment_number(path.name) or 0
-            with contextlib.suppress(OSError):
-                size = path.stat().st_size
-                done = states[number].end if number in states else 0
-                total += max(0, size - done)
+            done = states[number].end if number in states else 0
+            total += max(0, _size(path) - done)
         return total
 
     def catch_up(
@@ -346,8 +353,7 @@ class Indexer:
         todo = 0
         for path in paths:
             number = segment_number(path.name) or 0
-            with contextlib.suppress(OSError):
-                todo += max(0, path.stat().st_size - states.get(number, SegmentState(number)).end)
+            todo += max(0, _size(path) - states.get(number, SegmentState(number)).end)
         done = 0
         if progress:
             progress(0, todo)
@@ -423,8 +429,9 @@ class Indexer:
         """The indexed texts of `docs` (id, offset, seq), recomputed from the segment
         file at `path`, or None if it is gone or does not read back to the same rows."""
         try:
-            body = path.read_bytes()
-        except OSError:
+            with open_segment(path) as seg:  # plain or compressed
+                body = seg.read_strict(0, seg.size)
+        except (OSError, ValueError):
             return None
         rows, texts = self._rows(body, number, 0)
         if [(r[1], r[3]) for r in rows] != [(d[1], d[2]) for d in docs]:
@@ -432,20 +439,26 @@ class Indexer:
         return texts
 
     def _stale(self, states: dict[int, SegmentState]) -> str | None:
-        return stale_reason(self.layout, states)
+        moved: list[SegmentState] = []  # the same bytes in a new file (compressed since)
+        reason = stale_reason(self.layout, states, moved)
+        if moved and reason is None:
+            with self.index.transaction() as db:
+                for state in moved:
+                    self.index.save_segment(db, state)
+        return reason
 
     def _segment(self, path: Path, state: SegmentState, closed: bool) -> Any:
         """Index `path` from `state.end`; yields (documents, bytes) per committed chunk."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return
+            seg = open_segment(path)
+        except (OSError, ValueError):
+            return  # gone, or a compressed file with no frame table (`persist doctor`)
         try:
-            st = os.fstat(fd)
-            size = st.st_size
+            size = seg.refresh()
+            ident = (size, *seg.identity())
             pos = state.end
             while pos < size:
-                chunk = os.pread(fd, min(_CHUNK, size - pos), pos)
+                chunk = seg.read(pos, min(_CHUNK, size - pos))
                 if not chunk:
                     break
                 last_nl = chunk.rfind(b"\n")
@@ -453,7 +466,7 @@ class Indexer:
                     if len(chunk) < _CHUNK and not closed:
                         break  # a line still being written
                     if len(chunk) == _CHUNK:
-                        chunk = self._whole_line(fd, pos, size)
+                        chunk = self._whole_line(seg, pos, size)
                         last_nl = chunk.rfind(b"\n")
                 if last_nl >= 0:
                     body = chunk[: last_nl + 1]
@@ -465,19 +478,19 @@ class Indexer:
                 end = pos + len(body)
                 with self.index.transaction() as db:
                     self.index.add_rows(rows, texts, db)
-                    self._advance(fd, state, end, len(rows), st)
+                    self._advance(seg, state, end, len(rows), ident)
                     self.index.save_segment(db, state)
                 yield len(rows), len(body)
                 pos = end
         finally:
-            os.close(fd)
+            seg.close()
 
-    def _whole_line(self, fd: int, pos: int, size: int) -> bytes:
+    def _whole_line(self, seg: SegmentFile, pos: int, size: int) -> bytes:
         """One line longer than a chunk (a large payload), read whole."""
         parts = []
         at = pos
         while at < size:
-            piece = os.pread(fd, min(_CHUNK, size - at), at)
+            piece = seg.read(at, min(_CHUNK, size - at))
             if not piece:
                 break
             nl = piece.find(b"\n")
@@ -507,18 +520,25 @@ class Indexer:
         return rows, texts
 
     @staticmethod
-    def _advance(fd: int, state: SegmentState, end: int, added: int, st: os.stat_result) -> None:
+    def _advance(
+        seg: SegmentFile, state: SegmentState, end: int, added: int, ident: tuple[int, int, int]
+    ) -> None:
+        """`ident`: the segment's (uncompressed size, inode, mtime_ns) when it was read."""
         if state.head_len == 0 or state.head_len < _FINGER:
             state.head_len = min(_FINGER, end)
-            state.head_sha = _sha(fd, 0, state.head_len)
+            state.head_sha = _sha(seg, 0, state.head_len)
         state.end = end
         state.docs += added
-        state.tail_sha = _sha(fd, max(0, end - _FINGER), end)
-        state.size, state.mtime_ns, state.inode = st.st_size, st.st_mtime_ns, st.st_ino
+        state.tail_sha = _sha(seg, max(0, end - _FINGER), end)
+        state.size, state.inode, state.mtime_ns = ident
 
 
-def stale_reason(layout: Layout, states: dict[int, SegmentState]) -> str | None:
-    """Why the index no longer describes this journal (None: it does, maybe behind)."""
+def stale_reason(
+    layout: Layout, states: dict[int, SegmentState], moved: list[SegmentState] | None = None
+) -> str | None:
+    """Why the index no longer describes this journal (None: it does, maybe behind).
+    `moved` collects the states of segments compressed since they were indexed (the
+    same bytes, checked by their fingerprints), updated to the new file."""
     on_disk = {segment_number(p.name) or 0: p for p in list_segments(layout)}
     newest = max(states, default=0)
     for number in on_disk:
@@ -529,22 +549,23 @@ def stale_reason(layout: Layout, states: dict[int, SegmentState]) -> str | None:
         if path is None:
             return f"segment {number} is gone"
         try:
-            st = path.stat()
-        except OSError:
+            seg = open_segment(path)
+        except (OSError, ValueError):
             return f"segment {number} cannot be read"
-        if st.st_size < state.end:
-            return f"segment {number} is shorter than what was indexed"
-        if (st.st_size, st.st_mtime_ns, st.st_ino) == (state.size, state.mtime_ns, state.inode):
-            continue
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
+        with seg:
+            ino, mtime_ns = seg.identity()
+            if seg.size < state.end:
+                return f"segment {number} is shorter than what was indexed"
+            if (seg.size, mtime_ns, ino) == (state.size, state.mtime_ns, state.inode):
+                continue
             if (
-                _sha(fd, 0, state.head_len) != state.head_sha
-                or _sha(fd, max(0, state.end - _FINGER), state.end) != state.tail_sha
+                _sha(seg, 0, state.head_len) != state.head_sha
+                or _sha(seg, max(0, state.end - _FINGER), state.end) != state.tail_sha
             ):
                 return f"segment {number} was rewritten"
-        finally:
-            os.close(fd)
+            if seg.compressed and seg.size == state.size and moved is not None:
+                state.mtime_ns, state.inode = mtime_ns, ino
+                moved.append(state)
     return None
 
 
@@ -565,9 +586,8 @@ def index_health(root: Path) -> IndexHealth:
     journal = 0
     sizes: dict[int, int] = {}
     for path in list_segments(layout):
-        with contextlib.suppress(OSError):
-            sizes[segment_number(path.name) or 0] = path.stat().st_size
-            journal += sizes[segment_number(path.name) or 0]
+        sizes[segment_number(path.name) or 0] = _size(path)  # uncompressed
+        journal += sizes[segment_number(path.name) or 0]
     if not layout.search_index.exists():
         return IndexHealth(False, None, journal)
     index = SearchIndex(layout.root, writable=False)

@@ -30,8 +30,17 @@ import orjson
 
 from recorder.errors import CheckpointError
 from recorder.store.fsutil import atomic_write, ensure_private_dir
-from recorder.store.layout import Layout, list_segments, segment_name, segment_number
+from recorder.store.layout import (
+    COMPRESSED_SUFFIX,
+    Layout,
+    find_segment,
+    is_compressed,
+    list_segments,
+    segment_name,
+    segment_number,
+)
 from recorder.store.records import SCHEMA_VERSION
+from recorder.store.segfile import CompressedSegment, SegmentDamaged, open_segment, segment_size
 
 MAX_LABEL = 200
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
@@ -229,21 +238,20 @@ class _Hasher(Protocol):
 
 
 def _hash_file(path: Path, length: int, hasher: _Hasher | None = None, start: int = 0) -> _Hasher:
+    """Hash the uncompressed bytes `start` to `length` of a segment, plain or compressed
+    (ValueError if it is shorter, `SegmentDamaged` if a compressed frame is damaged)."""
     hasher = hasher or hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        f.seek(start)
-        remaining = length - start
-        while remaining > 0:
-            chunk = f.read(min(_HASH_CHUNK, remaining))
-            if not chunk:
-                raise ValueError(f"{path.name} is shorter than {length} bytes")
+    with open_segment(path) as seg:
+        if seg.size < length:
+            raise ValueError(f"{path.name} is shorter than {length} bytes")
+        for chunk in seg.chunks(start, length):
             hasher.update(chunk)
-            remaining -= len(chunk)
     return hasher
 
 
 def segment_digest(path: Path, length: int) -> str:
-    """SHA-256 of the first `length` bytes of `path` (ValueError if it is shorter)."""
+    """SHA-256 of the first `length` uncompressed bytes of `path` (ValueError if it is
+    shorter, `SegmentDamaged` if it is compressed and damaged)."""
     return _hash_file(path, length).hexdigest()
 
 
@@ -307,13 +315,29 @@ class DigestCache:
 
     def cached_digest(self, path: Path, st: os.stat_result) -> str | None:
         """The digest cached for a closed segment, if the cache describes the file as
-        `st` says it is now (size, inode, mtime); None otherwise. Never hashes."""
+        `st` says it is now (size, inode, mtime); None otherwise. Never hashes. A
+        compressed segment's is the one in its trailer."""
+        if is_compressed(path):
+            try:
+                with CompressedSegment(path) as seg:
+                    return seg.sha256
+            except (OSError, SegmentDamaged):
+                return None
         return self._cached(self._closed_cache(path), st)
 
     def _closed_cache(self, path: Path) -> Path:
         return self.layout.index / f"{path.name}.sha256"
 
     def segment(self, path: Path, length: int, closed: bool) -> str:
+        if not is_compressed(path) and closed and not path.exists():
+            path = path.with_name(path.name + COMPRESSED_SUFFIX)  # compressed since listed
+        if is_compressed(path):
+            # closed, and verified against the plain bytes when it was compressed: its
+            # trailer holds their digest (a read-back hashes the frames themselves)
+            with CompressedSegment(path) as seg:
+                if length == seg.size:
+                    return seg.sha256
+            return _hash_file(path, length).hexdigest()
         st = path.stat()
         if closed:
             cache = self._closed_cache(path)
@@ -344,9 +368,13 @@ class DigestCache:
             if number > segment:
                 break
             closed = number < segment
-            size = path.stat().st_size if closed else offset
+            size = segment_size(path) if closed else offset
             entries.append(
-                {"name": path.name, "size": size, "sha256": self.segment(path, size, closed)}
+                {
+                    "name": segment_name(number),
+                    "size": size,
+                    "sha256": self.segment(path, size, closed),
+                }
             )
         return combine(entries), entries
 
@@ -577,8 +605,8 @@ def verify_checkpoint(
     notes = pruned_by_number(layout)
     actual: list[dict[str, Any]] = []
     for entry in cp.segments:
-        path = layout.segments / str(entry["name"])
-        if os.sep in str(entry["name"]) or not path.is_file():
+        path = None if os.sep in str(entry["name"]) else find_segment(layout, str(entry["name"]))
+        if path is None:  # neither plain nor compressed
             note = notes.get(segment_number(str(entry["name"])) or -1)
             if note is not None:
                 pruned.append(f"{entry['name']} {note.describe()}")
@@ -591,7 +619,7 @@ def verify_checkpoint(
             digest = (known or {}).get((str(entry["name"]), int(entry["size"])))
             if digest is None:
                 digest = _hash_file(path, int(entry["size"])).hexdigest()
-        except ValueError as exc:
+        except (ValueError, SegmentDamaged) as exc:
             problems.append(str(exc))
             digest = "short"
         if digest not in (entry["sha256"], "short"):

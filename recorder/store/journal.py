@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private
-from recorder.store.layout import Layout, list_segments, segment_name, segment_number
+from recorder.store.layout import (
+    Layout,
+    is_compressed,
+    list_segments,
+    segment_name,
+    segment_number,
+)
 from recorder.store.records import (
     KIND_CORRUPT,
     KIND_SEGMENT,
@@ -30,6 +36,7 @@ from recorder.store.records import (
     encode_record,
     parse_line,
 )
+from recorder.store.segfile import open_segment
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 _CHUNK = 64 * 1024
@@ -59,12 +66,15 @@ class Quarantine:
     path: Path
 
 
-def _prev_newline(fd: int, before: int) -> int:
+Read = Callable[[int, int], bytes]  # (offset, length) -> bytes of a segment
+
+
+def _prev_newline(read: Read, before: int) -> int:
     """Offset of the last b'\\n' strictly before `before`, or -1."""
     end = before
     while end > 0:
         start = max(0, end - _CHUNK)
-        chunk = os.pread(fd, end - start, start)
+        chunk = read(start, end - start)
         i = chunk.rfind(b"\n")
         if i >= 0:
             return start + i
@@ -72,7 +82,7 @@ def _prev_newline(fd: int, before: int) -> int:
     return -1
 
 
-def valid_end(fd: int, size: int) -> tuple[int, dict[str, Any] | None]:
+def valid_end(read: Read, size: int) -> tuple[int, dict[str, Any] | None]:
     """Where the valid part of a segment ends, and its last record.
 
     Everything after the last line that parses as a record is a torn write or
@@ -80,11 +90,11 @@ def valid_end(fd: int, size: int) -> tuple[int, dict[str, Any] | None]:
     are not looked at: a bad line there never hides the ones after it.
     """
     cut = size
-    if size and os.pread(fd, 1, size - 1) != b"\n":
-        cut = _prev_newline(fd, size) + 1
+    if size and read(size - 1, 1) != b"\n":
+        cut = _prev_newline(read, size) + 1
     while cut > 0:
-        start = _prev_newline(fd, cut - 1) + 1
-        record = parse_line(os.pread(fd, cut - start, start))
+        start = _prev_newline(read, cut - 1) + 1
+        record = parse_line(read(start, cut - start))
         if record is not None:
             return cut, record
         cut = start
@@ -92,11 +102,13 @@ def valid_end(fd: int, size: int) -> tuple[int, dict[str, Any] | None]:
 
 
 def last_record(path: Path) -> dict[str, Any] | None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    """The last good record of a segment, plain or compressed (None if it has none or
+    cannot be read)."""
     try:
-        return valid_end(fd, os.fstat(fd).st_size)[1]
-    finally:
-        os.close(fd)
+        with open_segment(path) as seg:
+            return valid_end(seg.read, seg.size)[1]
+    except (OSError, ValueError):
+        return None
 
 
 def repair_tail(
@@ -109,7 +121,7 @@ def repair_tail(
     fd = open_private(path, os.O_RDWR)
     try:
         size = os.fstat(fd).st_size
-        cut, record = valid_end(fd, size)
+        cut, record = valid_end(lambda offset, n: os.pread(fd, n, offset), size)
         if cut == size:
             return None, record
         ensure_private_dir(quarantine_dir)
@@ -361,19 +373,24 @@ class Journal:
         segments = list_segments(self.layout)
         last: dict[str, Any] | None = None
         number = 1
+        size = 0
         if segments:
             path = segments[-1]
             number = segment_number(path.name) or 1
-            quarantine, last = repair_tail(path, self.layout.recovery)
-            if quarantine:
-                self.quarantined.append(quarantine)
+            if is_compressed(path):  # never written to again: the next one is opened
+                last = last_record(path)
+                size = self.segment_bytes
+            else:
+                quarantine, last = repair_tail(path, self.layout.recovery)
+                if quarantine:
+                    self.quarantined.append(quarantine)
+                size = path.stat().st_size
             for older in reversed(segments[:-1]):
                 if last is not None:
                     break
                 last = last_record(older)
         if last is not None:
             self.next_seq = int(last["seq"]) + 1
-        size = segments[-1].stat().st_size if segments else 0
         if segments and size >= self.segment_bytes:
             number += 1
             size = 0

@@ -9,7 +9,8 @@ from pathlib import Path
 
 SEGMENT_PREFIX = "seg-"
 SEGMENT_SUFFIX = ".jsonl"
-SEGMENT_RE = re.compile(r"^seg-(\d{6,})\.jsonl$")
+COMPRESSED_SUFFIX = ".zst"  # a closed segment compressed (`store.segfile`, FORMAT.md)
+SEGMENT_RE = re.compile(r"^seg-(\d{6,})\.jsonl(?:\.zst)?$")
 
 
 def default_log_dir() -> Path:
@@ -62,6 +63,11 @@ class Layout:
     def search_lock(self) -> Path:
         """flock held by whoever writes the search index (one writer at a time)."""
         return self.search / "index.lock"
+
+    @property
+    def compact_lock(self) -> Path:
+        """flock held by whoever compresses closed segments (`store.compact`)."""
+        return self.root / "compact.lock"
 
     @property
     def control(self) -> Path:
@@ -165,14 +171,41 @@ def segment_name(number: int) -> str:
 
 
 def segment_number(name: str) -> int | None:
+    """The number of a segment file, plain or compressed (None for any other name)."""
     m = SEGMENT_RE.match(name)
     return int(m.group(1)) if m else None
 
 
+def is_compressed(path: Path) -> bool:
+    return path.name.endswith(COMPRESSED_SUFFIX)
+
+
+def compressed_path(path: Path) -> Path:
+    """Where a plain segment's compressed form goes (`seg-N.jsonl.zst`)."""
+    return path.with_name(segment_name(segment_number(path.name) or 0) + COMPRESSED_SUFFIX)
+
+
+def find_segment(layout: Layout, name: str) -> Path | None:
+    """The file that holds segment `name` (`seg-N.jsonl`, as checkpoints name it), plain
+    or compressed; None if neither exists or `name` is not a segment's."""
+    if segment_number(name) is None or name.endswith(COMPRESSED_SUFFIX):
+        return None
+    for path in (layout.segments / name, layout.segments / (name + COMPRESSED_SUFFIX)):
+        if path.is_file():
+            return path
+    return None
+
+
 def list_segments(layout: Layout) -> list[Path]:
-    """Segment files in journal order."""
+    """Segment files in journal order, one per segment whatever its form. While a
+    segment is being compressed both forms exist for a moment: the plain one is
+    listed until it is removed (the compressed one is complete by then)."""
     try:
-        names = [(segment_number(p.name), p) for p in layout.segments.iterdir()]
+        found = [(segment_number(p.name), is_compressed(p), p) for p in layout.segments.iterdir()]
     except FileNotFoundError:
         return []
-    return [p for n, p in sorted((n, p) for n, p in names if n is not None)]
+    chosen: dict[int, Path] = {}
+    for number, _compressed, path in sorted((t for t in found if t[0] is not None), reverse=True):
+        assert number is not None
+        chosen[number] = path  # plain (False) sorts last in reverse order: it wins
+    return [chosen[n] for n in sorted(chosen)]

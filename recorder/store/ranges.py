@@ -149,6 +149,13 @@ def journal_damage(store: Store, rng: JournalRange, *, writer_running: bool) -> 
     for k, seg in enumerate(segments):
         if not first <= seg.number <= last:
             continue
+        if seg.unreadable:
+            out.append(f"{seg.unreadable} (none of its records can be read)")
+        if seg.damaged_frames:
+            out.append(
+                f"{seg.path.name}: compressed frames {seg.damaged_frames} are damaged "
+                "(their lines are counted as damaged lines)"
+            )
         if seg.torn_tail:
             out.append(
                 f"{seg.path.name} (closed) ends with {seg.torn_tail} bytes of "

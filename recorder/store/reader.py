@@ -11,7 +11,6 @@ store that stitches segments together share the offset arithmetic and stay toget
 from __future__ import annotations
 
 import bisect
-import os
 import struct
 import threading
 import time
@@ -27,8 +26,9 @@ from typing import Any
 
 from recorder.store.checkpoints import Checkpoint, list_checkpoints
 from recorder.store.fsutil import atomic_write, ensure_private_dir
-from recorder.store.layout import Layout, list_segments, segment_number
+from recorder.store.layout import Layout, list_segments, segment_name, segment_number
 from recorder.store.records import KIND_MESSAGE, decode_frames, frame_value, parse_line
+from recorder.store.segfile import SegmentDamaged, SegmentFile, open_segment
 
 _SCAN_CHUNK = 8 * 1024 * 1024
 _INDEX_MAGIC = b"APIDX002"
@@ -135,16 +135,19 @@ class LineBlock:
 
 
 class SegmentIndex:
-    """Line start offsets of one segment file, extended as the file grows."""
+    """Line start offsets of one segment file, extended as the file grows. Offsets are
+    in the uncompressed bytes, so they hold whichever form the file has."""
 
     def __init__(self, path: Path, cache_dir: Path | None = None) -> None:
         self.path = path
         self.number = segment_number(path.name) or 0
+        self.name = segment_name(self.number)  # its name in checkpoints, whatever its form
         self.starts = array("Q")
         self.end = 0  # bytes indexed so far (always just after a newline)
         self.size = 0
         self._cache_dir = cache_dir
-        self._fd: int | None = None
+        self._file: SegmentFile | None = None
+        self.unreadable: str | None = None  # why a compressed file cannot be read at all
         self._saved: tuple[int, int] | None = None  # (end, size) the cache file holds
         self.warning: str | None = None  # why the cache was not used, if it was wrong
         self.torn_tail = 0  # bytes of an unterminated last line, indexed as one (closed only)
@@ -155,32 +158,60 @@ class SegmentIndex:
         return len(self.starts)
 
     @property
-    def fd(self) -> int:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        return self._fd
+    def file(self) -> SegmentFile:
+        """The open file (OSError if it is gone, `SegmentDamaged` if it is unreadable)."""
+        if self._file is None:
+            self._file = open_segment(self.path)
+            self.path = self._file.path  # compressed since it was listed: the new file
+        return self._file
+
+    @property
+    def damaged_frames(self) -> list[int]:
+        """Compressed frames found damaged so far (read as NUL bytes: damaged lines)."""
+        damaged = getattr(self._file, "damaged", None)
+        return sorted(damaged) if damaged else []
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        return self.file.read(offset, n) if n > 0 else b""
+
+    def swap(self, path: Path) -> None:
+        """The segment now lives at `path` (compressed after it was closed): read from
+        there if it opens and holds what was indexed; else go on with the old file
+        (an unlinked file stays readable while it is open). The old file object closes
+        once no reader in progress holds it."""
+        try:
+            new = open_segment(path)
+        except (OSError, SegmentDamaged):
+            return
+        if new.size < self.end:
+            new.close()
+            return
+        self.path, self._file = path, new
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def update(self) -> int:
         """Index lines appended since the last call; returns how many."""
         try:
-            st = os.fstat(self.fd)
+            size = self.file.refresh()
+        except SegmentDamaged as exc:
+            self.unreadable = str(exc)
+            return 0
         except OSError:
             return 0
-        if st.st_size < self.end:  # truncated (tail repair): start over
+        if size < self.end:  # truncated (tail repair): start over
             self.starts = array("Q")
             self.end = 0
             self.torn_tail = 0
-        self.size = st.st_size
+        self.size = size
         before = len(self.starts)
         pos = self.end
         carry = b""
         while pos < self.size:
-            chunk = os.pread(self.fd, min(_SCAN_CHUNK, self.size - pos), pos)
+            chunk = self.read_at(pos, min(_SCAN_CHUNK, self.size - pos))
             if not chunk:
                 break
             base = pos - len(carry)
@@ -212,8 +243,8 @@ class SegmentIndex:
     def tail(self, limit: int = 1 << 16) -> bytes:
         """The bytes after the last newline (the first `limit` of them)."""
         if self.torn_tail:
-            return os.pread(self.fd, min(self.torn_tail, limit), self.end - self.torn_tail)
-        return os.pread(self.fd, min(self.size - self.end, limit), self.end)
+            return self.read_at(self.end - self.torn_tail, min(self.torn_tail, limit))
+        return self.read_at(self.end, min(self.size - self.end, limit))
 
     def span(self, i: int) -> tuple[int, int]:
         start = self.starts[i]
@@ -222,7 +253,7 @@ class SegmentIndex:
 
     def read(self, i: int) -> bytes:
         start, end = self.span(i)
-        return os.pread(self.fd, end - start, start)
+        return self.read_at(start, end - start)
 
     def line_at(self, offset: int) -> int:
         """Index of the first line starting at or after `offset`."""
@@ -237,11 +268,12 @@ class SegmentIndex:
         """Use the cache if it describes this file as it is; else leave the index empty
         (it is rebuilt from the segment) and say why in `self.warning`."""
         try:
+            ino, mtime_ns = self.file.identity()
+            size = self.file.size
             raw = self._cache_path().read_bytes()
-            st = self.path.stat()
-        except OSError:
+        except (OSError, SegmentDamaged):
             return
-        problem = self._check_cache(raw, st)
+        problem = self._check_cache(raw, ino, mtime_ns, size)
         if problem:
             self.warning = (
                 f"{self._cache_dir.name if self._cache_dir else ''}/{self._cache_path().name}: "
@@ -250,7 +282,9 @@ class SegmentIndex:
             self.starts = array("Q")
             self.end = 0
 
-    def _check_cache(self, raw: bytes, st: os.stat_result) -> str | None:
+    def _check_cache(
+        self, raw: bytes, file_ino: int, file_mtime_ns: int, file_size: int
+    ) -> str | None:
         """Why the cache cannot be used (None: it was loaded into the index).
 
         Checked: the header (magic, inode; the size it covers is at most the file's,
@@ -268,11 +302,7 @@ class SegmentIndex:
         magic, size, mtime_ns, ino, count, crc = _INDEX_HEADER.unpack_from(raw)
         if magic != _INDEX_MAGIC:
             return "not an index cache"
-        if (
-            ino != st.st_ino
-            or size > st.st_size
-            or (size == st.st_size and mtime_ns != st.st_mtime_ns)
-        ):
+        if ino != file_ino or size > file_size or (size == file_size and mtime_ns != file_mtime_ns):
             return "describes another version of the segment"
         body = memoryview(raw)[_INDEX_HEADER.size :]
         if len(body) != count * 8:
@@ -288,22 +318,29 @@ class SegmentIndex:
         if starts and starts[-1] >= size:
             return "a line start lies beyond the part it covers"
         if count:
-            step = max(1, count // _INDEX_CHECK_SAMPLES)
-            check = {*range(0, count, step), *range(max(0, count - _INDEX_CHECK_LAST), count)}
+            check = set(range(max(0, count - _INDEX_CHECK_LAST), count))
+            if self.file.compressed:
+                # as many lines, in 4 runs of 8: a run costs one frame to decompress
+                # (sometimes two), 32 lines spread out would cost 32 frames
+                for run in range(_INDEX_CHECK_SAMPLES // 8):
+                    first = run * count // (_INDEX_CHECK_SAMPLES // 8)
+                    check.update(range(first, min(count, first + 8)))
+            else:
+                check.update(range(0, count, max(1, count // _INDEX_CHECK_SAMPLES)))
             try:
                 for k in sorted(check):
                     start = starts[k]
                     end = starts[k + 1] if k + 1 < count else size
-                    line = os.pread(self.fd, end - start, start)
+                    line = self.read_at(start, end - start)
                     if line.find(b"\n") != len(line) - 1 or (
-                        k and os.pread(self.fd, 1, start - 1) != b"\n"
+                        k and self.read_at(start - 1, 1) != b"\n"
                     ):
                         return "its line starts do not match the segment's lines"
             except OSError as exc:
                 return f"cannot be checked ({exc.strerror})"
         self.starts = starts
         self.end = size
-        if size == st.st_size:
+        if size == file_size:
             self._saved = (size, size)
         return None
 
@@ -315,20 +352,20 @@ class SegmentIndex:
         if self._saved == (self.end, self.size):
             return  # already on disk
         try:
-            st = self.path.stat()
+            ino, mtime_ns = self.file.identity()
             ensure_private_dir(self._cache_dir)
             body = self.starts.tobytes()
             header = _INDEX_HEADER.pack(
                 _INDEX_MAGIC,
                 self.end,
-                st.st_mtime_ns,
-                st.st_ino,
+                mtime_ns,
+                ino,
                 len(self.starts),
                 zlib.crc32(body),
             )
             atomic_write(self._cache_path(), header + body, durable=False)
             self._saved = (self.end, self.size)
-        except OSError:
+        except (OSError, SegmentDamaged):
             pass  # a cache we cannot write is only slower next time
 
 
@@ -382,12 +419,16 @@ class Store:
 
     def _refresh(self) -> int:
         t0 = time.perf_counter()
-        known = {s.path.name for s in self.segments}
+        known = {s.number: s for s in self.segments}
         cache_dir = self.layout.index if self.cache_index else None
         segments = list(self.segments)
         previous_last = segments[-1] if segments else None
         for path in list_segments(self.layout):
-            if path.name not in known and (segment_number(path.name) or 0) >= self.first_segment:
+            number = segment_number(path.name) or 0
+            seen = known.get(number)
+            if seen is not None and seen.path != path:
+                seen.swap(path)  # compressed since: same bytes, read from the new file
+            elif seen is None and number >= self.first_segment:
                 seg = SegmentIndex(path, cache_dir)
                 if seg.warning:
                     self.warnings.append(seg.warning)
@@ -401,6 +442,8 @@ class Store:
         for seg in segments:
             if seg.end == 0 or seg is segments[-1] or seg is previous_last or seg.end != seg.size:
                 added += seg.update()
+                if seg.unreadable and seg.unreadable not in self.warnings:
+                    self.warnings.append(seg.unreadable)
         for seg in segments[:-1]:
             seg.close_tail()
             seg.save_cache()
@@ -463,7 +506,7 @@ class Store:
         (one small read: enough to tell a record's kind without decoding it)."""
         seg, i = self.locate(index)
         start, end = seg.span(i)
-        return os.pread(seg.fd, min(end - start, nbytes), start)
+        return seg.read_at(start, min(end - start, nbytes))
 
     def records(self, start: int = 0, stop: int | None = None) -> Iterator[Record]:
         """Records in journal order, read in large sequential chunks."""
@@ -476,7 +519,7 @@ class Store:
                 j = min(last, i + 4096)
                 first_start = seg.starts[i]
                 block_end = seg.span(j - 1)[1]
-                block = os.pread(seg.fd, block_end - first_start, first_start)
+                block = seg.read_at(first_start, block_end - first_start)
                 for k in range(i, j):
                     s, e = seg.span(k)
                     yield Record(index, seg.number, s, block[s - first_start : e - first_start])
@@ -498,7 +541,7 @@ class Store:
             # the first line starting at or beyond the byte budget ends this block
             j = min(last, max(i + 1, bisect.bisect_left(seg.starts, first_start + max_bytes)))
             end = seg.span(j - 1)[1]
-            data = os.pread(seg.fd, end - first_start, first_start)
+            data = seg.read_at(first_start, end - first_start)
             yield LineBlock(seg, index, i, j - i, data)
             index += j - i
 

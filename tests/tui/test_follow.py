@@ -24,6 +24,9 @@ from pathlib import Path
 import pytest
 
 from recorder.export.render import record_text
+from recorder.store.compact import compact
+from recorder.store.layout import Layout, list_segments
+from recorder.store.segfile import open_segment
 from tests.demo_journal import AGENTS, DemoWriter
 from tests.screenshots import settle
 from tests.tui_fixtures import make_app, pilot_test, plain
@@ -40,12 +43,12 @@ def journal_lines(root: Path) -> int:
     """Lines on disk in every segment that Recent lists (heartbeats, recorder events and
     segment starts are hidden by default), counted without the Store the app uses."""
     hidden = (b'"kind":"heartbeat"', b'"kind":"event"', b'"kind":"segment"')
-    return sum(
-        1
-        for p in (root / "segments").glob("seg-*.jsonl")
-        for line in p.read_bytes().splitlines()
-        if not any(h in line for h in hidden)
-    )
+    count = 0
+    for path in list_segments(Layout(root)):  # plain or compressed
+        with open_segment(path) as seg:
+            data = seg.read(0, seg.refresh())
+        count += sum(1 for line in data.splitlines() if not any(h in line for h in hidden))
+    return count
 
 
 async def until(
@@ -78,9 +81,10 @@ async def caught_up(pilot, messages: RecordList, root: Path, what: str) -> None:
 class Writer(threading.Thread):
     """Appends PARTS[0] records, then waits for `go[1]`, appends PARTS[1], and so on."""
 
-    def __init__(self, w: DemoWriter) -> None:
+    def __init__(self, w: DemoWriter, compress: bool = False) -> None:
         super().__init__(name="journal-writer", daemon=True)
         self.w = w
+        self.compress = compress  # compress closed segments as the recorder does
         self.go = [threading.Event() for _ in PARTS]
         self.wrote = [threading.Event() for _ in PARTS]
         self.error: BaseException | None = None
@@ -101,6 +105,8 @@ class Writer(threading.Thread):
                     n += 1
                     if n % 50 == 0:
                         self.w.journal.flush()  # chunks reach the file while the app polls
+                    if self.compress and n % 400 == 0:
+                        compact(self.w.layout)  # swapped under the app as it follows
                 self.w.journal.flush()  # no sink thread here: flushed means in the file
                 if part == len(PARTS) - 1:
                     self.closed = True
@@ -127,13 +133,18 @@ async def test_recent_view_follows_across_segment_rotation(tmp_path: Path) -> No
     await follow_scenario(tmp_path, segment_bytes=128 * 1024)  # ~12 segments
 
 
-async def follow_scenario(tmp_path: Path, *, segment_bytes: int) -> None:
+@pilot_test
+async def test_recent_view_follows_while_closed_segments_are_compressed(tmp_path: Path) -> None:
+    await follow_scenario(tmp_path, segment_bytes=128 * 1024, compress=True)
+
+
+async def follow_scenario(tmp_path: Path, *, segment_bytes: int, compress: bool = False) -> None:
     root = tmp_path / "logs"
     w = DemoWriter.open(root, segment_bytes=segment_bytes)
     for i in range(20):
         w.message(time.time(), AGENTS[i % 4], f"before the app opened {i}")
     w.journal.flush()
-    writer = Writer(w)
+    writer = Writer(w, compress)
     app = make_app(root, live=True)  # the real 250 ms poll
     try:
         async with app.run_test(size=(100, 30)) as pilot:
@@ -193,6 +204,10 @@ async def follow_scenario(tmp_path: Path, *, segment_bytes: int) -> None:
             assert last.is_message and record_text(last).startswith(expected)
             if segment_bytes < 1024 * 1024:
                 assert len(app.journal.store.segments) > 3
+            if compress:
+                swapped = [s for s in app.journal.store.segments if s.path.name.endswith(".zst")]
+                assert len(swapped) >= len(app.journal.store.segments) - 2
+                assert app.journal.store.warnings == []
     finally:
         if writer.is_alive():
             writer.stop()

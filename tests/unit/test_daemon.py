@@ -434,18 +434,26 @@ def test_recovery_state_never_gets_ahead_of_what_is_durable(tmp_path: Path) -> N
     rec.close()
 
 
-def test_the_recorder_keeps_line_indexes_of_closed_segments_warm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compress", [False, True])
+def test_the_recorder_keeps_line_indexes_of_closed_segments_warm(
+    tmp_path: Path, compress: bool
+) -> None:
+    """Closed segments get their line index cache; with compression on (the default)
+    they are compressed too, and the cache describes the compressed file."""
+    from recorder.store.layout import list_segments
     from recorder.store.reader import SegmentIndex
 
     clock = Clock()
-    rec = make(tmp_path, clock, segment_bytes=1 << 20)
+    rec = make(tmp_path, clock, segment_bytes=1 << 20, compress=compress)
     body = b'{"text": "' + b"x" * 2000 + b'"}'
     for _chunk in range(14):
         feed(rec, clock, *[[b"agents.t", body] for _ in range(100)])
-    segments = sorted(rec.layout.segments.glob("seg-*.jsonl"))
-    assert len(segments) >= 3
+    plain = sorted(rec.layout.segments.glob("seg-*.jsonl"))
+    assert len(plain) >= 3
     current = rec.journal.written.segment
-    assert rec.warmer.warm(current) == len(segments) - 1  # every closed one, not the open one
+    assert rec.warmer.warm(current) == len(plain) - 1  # every closed one, not the open one
+    segments = list_segments(rec.layout)
+    assert [p.name.endswith(".zst") for p in segments] == [compress] * (len(plain) - 1) + [False]
     for path in segments[:-1]:
         assert (rec.layout.index / f"{path.name}.idx").exists()
         cached = SegmentIndex(path, rec.layout.index)  # what a reader finds: used as it is
