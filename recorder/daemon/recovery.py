@@ -46,10 +46,11 @@ def recover(layout: Layout, state: RecoveryState | None, last: dict[str, Any] | 
     if last is None:
         return out
     tracker = out.tracker
-    # Only the segments from the starting point on are indexed: start-up time does not
+    # Only the journal from the starting point on is indexed: start-up time does not
     # grow with the journal (a journal with no state and no checkpoint is read whole).
-    first = base.segment if base else 0
-    with Store(layout.root, cache_index=False, first_segment=first) as store:
+    # Indexing starts at the recovery position itself (not at its segment's start).
+    first, offset = (base.segment, base.offset) if base else (0, 0)
+    with Store(layout.root, cache_index=False, first_segment=first, first_offset=offset) as store:
         store.refresh()
         start = store.index_of(base.segment, base.offset) if base else 0
         for rec in store.records(start):

@@ -138,20 +138,24 @@ class SegmentIndex:
     """Line start offsets of one segment file, extended as the file grows. Offsets are
     in the uncompressed bytes, so they hold whichever form the file has."""
 
-    def __init__(self, path: Path, cache_dir: Path | None = None) -> None:
+    def __init__(self, path: Path, cache_dir: Path | None = None, start: int = 0) -> None:
+        """`start`: index from this byte offset on (a line start), leaving out the lines
+        before it (recovery reads only what follows its last saved position); such a
+        partial index is never cached."""
         self.path = path
+        self.start = start
         self.number = segment_number(path.name) or 0
         self.name = segment_name(self.number)  # its name in checkpoints, whatever its form
         self.starts = array("Q")
-        self.end = 0  # bytes indexed so far (always just after a newline)
+        self.end = start  # bytes indexed so far (always just after a newline)
         self.size = 0
-        self._cache_dir = cache_dir
+        self._cache_dir = None if start else cache_dir
         self._file: SegmentFile | None = None
         self.unreadable: str | None = None  # why a compressed file cannot be read at all
         self._saved: tuple[int, int] | None = None  # (end, size) the cache file holds
         self.warning: str | None = None  # why the cache was not used, if it was wrong
         self.torn_tail = 0  # bytes of an unterminated last line, indexed as one (closed only)
-        if cache_dir is not None:
+        if self._cache_dir is not None:
             self._load_cache()
 
     def __len__(self) -> int:
@@ -202,9 +206,10 @@ class SegmentIndex:
             return 0
         except OSError:
             return 0
-        if size < self.end:  # truncated (tail repair): start over
+        if size < self.end or (self.start and not self.starts and not self._after_newline()):
+            # truncated (tail repair), or a start that is no line start: start over
             self.starts = array("Q")
-            self.end = 0
+            self.end = self.start = 0
             self.torn_tail = 0
         self.size = size
         before = len(self.starts)
@@ -230,6 +235,13 @@ class SegmentIndex:
             self.end = base + last_nl + 1
             carry = data[last_nl + 1 :]
         return len(self.starts) - before
+
+    def _after_newline(self) -> bool:
+        """Whether `end` is a line start (a newline just before it)."""
+        try:
+            return self.read_at(self.end - 1, 1) == b"\n"
+        except (OSError, SegmentDamaged):
+            return False
 
     def close_tail(self) -> None:
         """This segment is closed (a later one exists), so nothing will ever complete
@@ -385,6 +397,7 @@ class Store:
     cache_index: bool = True
     record_cache_size: int = 4096
     first_segment: int = 0  # segments numbered below this are left out (a tail view)
+    first_offset: int = 0  # and in that segment, the lines before this byte offset
     stats: StoreStats = field(default_factory=StoreStats)
     # derived files found wrong and ignored (one sentence each, for the reader to show)
     warnings: list[str] = field(default_factory=list)
@@ -429,7 +442,8 @@ class Store:
             if seen is not None and seen.path != path:
                 seen.swap(path)  # compressed since: same bytes, read from the new file
             elif seen is None and number >= self.first_segment:
-                seg = SegmentIndex(path, cache_dir)
+                start = self.first_offset if number == self.first_segment else 0
+                seg = SegmentIndex(path, cache_dir, start)
                 if seg.warning:
                     self.warnings.append(seg.warning)
                 segments.append(seg)

@@ -256,6 +256,11 @@ def test_a_restart_indexes_only_the_segments_after_the_recovery_state(
     assert again.journal.messages == 202
     total = len(list(again.layout.segments.iterdir()))
     assert len(opened) == 1 and 0 < len(opened[0].segments) <= total - 10
+    # and within the state's segment, only what follows its position
+    first = opened[0].segments[0]
+    assert first.number == state.position.segment
+    assert first.start == state.position.offset > 0
+    assert all(offset >= state.position.offset for offset in first.starts)
     feed(again, clock, env_msg("p", 203))
     again.close()
     gaps = [r for r in journal_records(tmp_path / "logs") if r["kind"] == "gap"]
@@ -462,3 +467,16 @@ def test_the_recorder_keeps_line_indexes_of_closed_segments_warm(
     assert not (rec.layout.index / f"{segments[-1].name}.idx").exists()
     assert rec.warmer.warm(current) == 0  # done once
     rec.close()
+
+
+def test_a_partial_segment_index_starts_at_a_line_start_or_not_at_all(tmp_path: Path) -> None:
+    from recorder.store.reader import SegmentIndex
+
+    path = tmp_path / "seg-000001.jsonl"
+    path.write_bytes(b'{"a":1}\n{"b":2}\n{"c":3}\n')
+    tail = SegmentIndex(path, start=8)  # just after the first newline
+    assert tail.update() == 2 and list(tail.starts) == [8, 16]
+    mid_line = SegmentIndex(path, start=5)  # inside the first line: indexed whole instead
+    assert mid_line.update() == 3 and list(mid_line.starts) == [0, 8, 16]
+    beyond = SegmentIndex(path, start=100)  # past the end (a repaired tail): whole again
+    assert beyond.update() == 3
