@@ -93,11 +93,10 @@ def cmd_record(args: argparse.Namespace) -> int:
     # clean stop: every thread's stack goes to stderr (recorder.out when detached).
     faulthandler.register(signal.SIGUSR1, all_threads=True)
 
-    from recorder.cli.search import WarmIndexer
-    from recorder.cli.sessions import MonitorChild
+    from recorder.cli.children import search_indexer, session_monitor, stop_children
 
-    warm = WarmIndexer(options.log_dir)
-    monitor = MonitorChild(options.log_dir)
+    warm = search_indexer(options.log_dir)
+    monitor = session_monitor(options.log_dir)
 
     def ready(embedded: str | None) -> None:
         where = options.describe_endpoints()
@@ -120,8 +119,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     except OSError as exc:
         return fail(f"cannot record into {options.log_dir}: {exc}")
     finally:
-        warm.stop()
-        monitor.stop()
+        stop_children([warm, monitor])
 
 
 def _detach(options: RecorderOptions, wait: float) -> int:

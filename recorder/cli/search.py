@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -136,53 +135,6 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 FOLLOW_POLL = 1.0  # seconds between catch-ups when nothing new arrived
 FOLLOW_SLICE = 2.0  # seconds of indexing before the lock is let go (searches get a turn)
-
-
-class WarmIndexer:
-    """`persist record` keeps the search index level with its journal through a child
-    process at idle CPU and I/O priority (`persist reindex --follow`), so indexing never
-    takes the GIL, the CPU or the disk from the recorder's receive path. The daemon
-    never imports the search package; the child stops when its recorder does."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = Path(log_dir)
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        from recorder.store.fsutil import ensure_private_dir, open_private
-        from recorder.store.layout import Layout
-
-        layout = Layout(self.log_dir)
-        try:
-            ensure_private_dir(layout.search)
-            err = open_private(
-                layout.search / "indexer.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND
-            )
-        except OSError as exc:
-            say(f"search index not kept warm: {exc}")
-            return
-        argv = [sys.executable, "-m", "recorder.cli", "reindex", "--catch-up", "--follow"]
-        argv += ["--log-dir", str(self.log_dir), "--parent", str(os.getpid())]
-        try:
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
-            )
-        except OSError as exc:
-            say(f"search index not kept warm: {exc}")
-        finally:
-            os.close(err)
-
-    def stop(self) -> None:
-        """SIGKILL: the index is consistent after any kill (one transaction per chunk),
-        and a SIGTERM would wait for an idle-priority process to be scheduled, which on
-        a busy machine delayed the recorder's own exit by seconds."""
-        if self.proc is None:
-            return
-        with contextlib.suppress(OSError):
-            self.proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=1)
-        self.proc = None
 
 
 def _idle_priority() -> None:

@@ -4,9 +4,7 @@ CLI, Codex CLI), read-only except for the explicit fork."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -307,54 +305,6 @@ def _wait_round(seconds: float, parent: int | None) -> bool:
             return False
         time.sleep(min(1.0, left))
     return parent is None or os.getppid() == parent
-
-
-class MonitorChild:
-    """`persist record --monitor on`: the monitor's policy while the recorder runs, as a
-    child process at idle CPU and I/O priority (`persist monitor --parent PID`). Reading
-    session files is JSON parsing: in the recorder it would hold the GIL its receiving
-    thread needs (see WarmIndexer). Rounds are coordinated with any standalone
-    `persist monitor` by the monitors' lock; the child ends when its recorder does."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = Path(log_dir)
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        from recorder.store.fsutil import ensure_private_dir, open_private
-
-        layout = Layout(self.log_dir)
-        try:
-            ensure_private_dir(layout.sessions)
-            err = open_private(
-                layout.sessions / "monitor.err", os.O_WRONLY | os.O_CREAT | os.O_APPEND
-            )
-        except OSError as exc:
-            say(f"session monitor not started: {exc}")
-            return
-        argv = [sys.executable, "-m", "recorder.cli", "monitor", "--log-dir", str(self.log_dir)]
-        argv += ["--parent", str(os.getpid())]
-        try:
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
-            )
-        except OSError as exc:
-            say(f"session monitor not started: {exc}")
-        finally:
-            os.close(err)
-
-    def stop(self) -> None:
-        """SIGKILL, as for the indexer: a round copies (members the manifest names only
-        once its atomic rewrite is done), then writes the checkpoint file by rename, so a
-        kill mid-round leaves at worst copied bytes no checkpoint names yet; the next
-        round takes that checkpoint."""
-        if self.proc is None:
-            return
-        with contextlib.suppress(OSError):
-            self.proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=1)
-        self.proc = None
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

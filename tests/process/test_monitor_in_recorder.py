@@ -88,6 +88,14 @@ def test_the_recorder_checkpoints_sessions_with_standalone_monitors_racing(
     assert status is not None and status.parent == rec.pid and status.alive
     child = psutil.Process(status.pid)
     assert child.ppid() == rec.pid and child.nice() == 19  # idle priority
+    # two more rounds first: a round still copying session 0 would copy the growth too
+    # (its checkpoint then already holds it, and no third one is due)
+    first = status.rounds
+    wait_for(
+        lambda: read_status(layout).rounds >= first + 2,  # type: ignore[union-attr]
+        timeout=120,
+        what="two rounds before the growth",
+    )
     sessions[0].user("one more thing")
     sessions[0].append_lines(sessions[0].lines[-1:])
     wait_for(lambda: len(taken()) == 3, timeout=120, what="the grown session checkpointed")
