@@ -146,30 +146,43 @@ def request_checkpoint(layout: Layout, label: str, timeout: float = 5.0) -> Chec
         lock.release()
 
 
-def _ask_recorder(layout: Layout, label: str, timeout: float) -> Checkpoint:
+def exchange(
+    layout: Layout, body: bytes, timeout: float, request_suffix: str, reply_suffix: str
+) -> bytes | None:
+    """Leave a request in `control/` for the running recorder and wait for its reply:
+    the reply's bytes, or None when none came within `timeout` (the request is then
+    withdrawn). One protocol for checkpoints and maintenance, told apart by suffix."""
     ensure_private_dir(layout.control)
-    request = layout.control / f"{uuid.uuid4().hex}{REQUEST_SUFFIX}"
-    done = reply_path(request)
-    atomic_write(request, orjson.dumps(CheckpointRequest(label).to_json()), durable=False)
+    request = layout.control / f"{uuid.uuid4().hex}{request_suffix}"
+    done = request.with_suffix(reply_suffix)
+    atomic_write(request, body, durable=False)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if done.exists():
             raw = done.read_bytes()
             done.unlink()
-            try:
-                reply = CheckpointReply.from_json(orjson.loads(raw))
-            except (ValueError, ControlError) as exc:
-                raise CheckpointError(f"the recorder's reply is unreadable: {exc}") from None
-            if not reply.ok or reply.checkpoint is None:
-                raise CheckpointError(reply.error or "the recorder has nothing to checkpoint")
-            cp_id = reply.checkpoint.id
-            found = [c for c in list_checkpoints(layout) if c.id == cp_id]  # with its path
-            if not found:
-                raise CheckpointError(f"checkpoint {cp_id} is not in {layout.root}")
-            return found[0]
+            return raw
         time.sleep(0.02)
     request.unlink(missing_ok=True)
-    raise CheckpointError(f"the running recorder did not answer within {timeout:.0f}s")
+    return None
+
+
+def _ask_recorder(layout: Layout, label: str, timeout: float) -> Checkpoint:
+    body = orjson.dumps(CheckpointRequest(label).to_json())
+    raw = exchange(layout, body, timeout, REQUEST_SUFFIX, REPLY_SUFFIX)
+    if raw is None:
+        raise CheckpointError(f"the running recorder did not answer within {timeout:.0f}s")
+    try:
+        reply = CheckpointReply.from_json(orjson.loads(raw))
+    except (ValueError, ControlError) as exc:
+        raise CheckpointError(f"the recorder's reply is unreadable: {exc}") from None
+    if not reply.ok or reply.checkpoint is None:
+        raise CheckpointError(reply.error or "the recorder has nothing to checkpoint")
+    cp_id = reply.checkpoint.id
+    found = [c for c in list_checkpoints(layout) if c.id == cp_id]  # with its path
+    if not found:
+        raise CheckpointError(f"checkpoint {cp_id} is not in {layout.root}")
+    return found[0]
 
 
 def _checkpoint_offline(layout: Layout, label: str) -> Checkpoint:

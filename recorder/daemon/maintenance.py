@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from recorder.daemon.control import exchange
 from recorder.errors import PersistError
-from recorder.store.fsutil import atomic_write, ensure_private_dir
+from recorder.store.fsutil import atomic_write
 from recorder.store.journal import Journal
 from recorder.store.layout import Layout
 from recorder.store.lock import AlreadyRunning, InstanceLock
@@ -129,26 +129,17 @@ def answer(path: Path, reply: dict[str, Any]) -> None:
 
 # -- the client's end --------------------------------------------------------------------
 def _ask(layout: Layout, request: dict[str, Any], timeout: float = ANSWER_WAIT) -> dict[str, Any]:
-    ensure_private_dir(layout.control)
-    path = layout.control / f"{uuid.uuid4().hex}{REQUEST_SUFFIX}"
-    done = path.with_suffix(REPLY_SUFFIX)
-    atomic_write(path, orjson.dumps(request), durable=False)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if done.exists():
-            raw = done.read_bytes()
-            done.unlink()
-            try:
-                reply = orjson.loads(raw)
-            except ValueError:
-                raise MaintenanceError("the recorder's reply is not JSON") from None
-            if not isinstance(reply, dict) or reply.get("ok") is not True:
-                error = reply.get("error") if isinstance(reply, dict) else None
-                raise MaintenanceError(f"the recorder refused: {error or 'no reason given'}")
-            return reply
-        time.sleep(0.05)
-    path.unlink(missing_ok=True)
-    raise MaintenanceError(f"the running recorder did not answer within {timeout:.0f}s")
+    raw = exchange(layout, orjson.dumps(request), timeout, REQUEST_SUFFIX, REPLY_SUFFIX)
+    if raw is None:
+        raise MaintenanceError(f"the running recorder did not answer within {timeout:.0f}s")
+    try:
+        reply = orjson.loads(raw)
+    except ValueError:
+        raise MaintenanceError("the recorder's reply is not JSON") from None
+    if not isinstance(reply, dict) or reply.get("ok") is not True:
+        error = reply.get("error") if isinstance(reply, dict) else None
+        raise MaintenanceError(f"the recorder refused: {error or 'no reason given'}")
+    return reply
 
 
 def _offline_lock(layout: Layout) -> InstanceLock | None:

@@ -57,6 +57,13 @@ class SegmentFile:
     path: Path
     size: int
     compressed: bool = False
+    _fd: int | None = None
+
+    @property
+    def fd(self) -> int:
+        if self._fd is None:
+            raise OSError(9, f"{self.path.name} is closed")
+        return self._fd
 
     def read(self, offset: int, n: int) -> bytes:
         raise NotImplementedError
@@ -71,10 +78,13 @@ class SegmentFile:
 
     def identity(self) -> tuple[int, int]:
         """(inode, mtime_ns) of the file, for caches that describe it."""
-        raise NotImplementedError
+        st = os.fstat(self.fd)
+        return st.st_ino, st.st_mtime_ns
 
     def close(self) -> None:
-        raise NotImplementedError
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
     def chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The bytes from `start` to `end` in pieces of about 1 MiB (strict)."""
@@ -103,27 +113,12 @@ class PlainSegment(SegmentFile):
         self._fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         self.size = os.fstat(self._fd).st_size
 
-    @property
-    def fd(self) -> int:
-        if self._fd is None:
-            raise OSError(9, f"{self.path.name} is closed")
-        return self._fd
-
     def read(self, offset: int, n: int) -> bytes:
         return os.pread(self.fd, n, offset)
 
     def refresh(self) -> int:
         self.size = os.fstat(self.fd).st_size
         return self.size
-
-    def identity(self) -> tuple[int, int]:
-        st = os.fstat(self.fd)
-        return st.st_ino, st.st_mtime_ns
-
-    def close(self) -> None:
-        fd, self._fd = getattr(self, "_fd", None), None
-        if fd is not None:
-            os.close(fd)
 
 
 class CompressedSegment(SegmentFile):
@@ -188,12 +183,6 @@ class CompressedSegment(SegmentFile):
         self.frame_bytes = frame_bytes
 
     @property
-    def fd(self) -> int:
-        if self._fd is None:
-            raise OSError(9, f"{self.path.name} is closed")
-        return self._fd
-
-    @property
     def frames(self) -> int:
         return len(self.starts) - 1
 
@@ -244,15 +233,6 @@ class CompressedSegment(SegmentFile):
 
     def read_strict(self, offset: int, n: int) -> bytes:
         return self._read(offset, n, True)
-
-    def identity(self) -> tuple[int, int]:
-        st = os.fstat(self.fd)
-        return st.st_ino, st.st_mtime_ns
-
-    def close(self) -> None:
-        fd, self._fd = getattr(self, "_fd", None), None
-        if fd is not None:
-            os.close(fd)
 
 
 def open_segment(path: Path) -> SegmentFile:
