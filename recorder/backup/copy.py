@@ -41,6 +41,7 @@ from recorder.backup.manifest import (
     Entry,
     JournalPosition,
     Manifest,
+    file_sha256,
 )
 from recorder.errors import BadOption, PersistError
 from recorder.store.fsutil import AtomicFile, ensure_private_dir, fsync_dir, open_private
@@ -381,7 +382,7 @@ def _copy_verified(fd: int, size: int, path: Path, dest: Path, result: BackupRes
         tmp.unlink()
         result.reused_bytes += size
         return digest
-    if _sha_file(tmp) != digest:
+    if file_sha256(tmp) != digest:
         tmp.unlink()
         raise BackupError(f"the copy of {path} read back differently (a failing disk at DEST?)")
     target = dest / OBJECTS / digest[:2] / digest
@@ -390,14 +391,6 @@ def _copy_verified(fd: int, size: int, path: Path, dest: Path, result: BackupRes
     fsync_dir(target.parent)
     result.copied_bytes += size
     return digest
-
-
-def _sha_file(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        while chunk := f.read(_CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 def _collect_garbage(dest: Path, keep: set[str]) -> None:

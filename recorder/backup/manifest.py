@@ -8,6 +8,7 @@ until a new manifest replaces it in one rename (objects it names are never chang
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -193,3 +194,9 @@ def _safe_path(value: str, where: str) -> str:
     if "\x00" in value:
         raise ValueError(f"{where} names a path with a NUL byte")
     return value
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a whole file, read in large chunks (verifying what was written)."""
+    with open(path, "rb", buffering=0) as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

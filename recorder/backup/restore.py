@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recorder.backup.manifest import BackupDamaged, Entry, Manifest
+from recorder.backup.manifest import BackupDamaged, Entry, Manifest, file_sha256
 from recorder.errors import BadOption
 from recorder.sources.copies import copies_dir, verify
 from recorder.store.checkpoints import list_checkpoints, prefix_digests, verify_checkpoint
@@ -79,7 +79,7 @@ def restore_backup(src: Path, dest: Path) -> RestoreResult:
             ensure_private_dir(link.parent)
             os.symlink(target, link)
         for entry in manifest.files:  # read back what was written
-            if _sha(dest / entry.path) != entry.sha256:
+            if file_sha256(dest / entry.path) != entry.sha256:
                 raise BackupDamaged(f"{dest / entry.path} reads back differently after restoring")
     except BaseException:
         _undo(dest, created)
@@ -142,14 +142,6 @@ def _undo(dest: Path, created: bool) -> None:
                 shutil.rmtree(child)
             else:
                 child.unlink()
-
-
-def _sha(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        while chunk := f.read(_CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 def _verify_restored(layout: Layout, result: RestoreResult) -> None:
