@@ -55,9 +55,14 @@ class SteadyPublisher(threading.Thread):
 
 def every_line(log_dir: Path) -> tuple[list[dict], int]:
     """Every complete line of every segment parsed; the count of those that did not parse."""
+    from recorder.store.layout import Layout, list_segments
+    from recorder.store.segfile import open_segment
+
     records, bad = [], 0
-    for seg in sorted((log_dir / "segments").glob("seg-*.jsonl")):
-        for line in seg.read_bytes().split(b"\n")[:-1]:  # the text after the last \n is torn
+    for path in list_segments(Layout(log_dir)):  # plain or compressed (closed ones are)
+        with open_segment(path) as seg:
+            data = seg.read_strict(0, seg.size)
+        for line in data.split(b"\n")[:-1]:  # the text after the last \n is torn
             try:
                 records.append(orjson.loads(line))
             except orjson.JSONDecodeError:
