@@ -17,8 +17,12 @@ def test_sigusr1_dumps_the_recorders_threads_and_it_keeps_recording(bus: Bus) ->
     bus.start_broker()
     recorder = bus.start_recorder()
     recorder.signal(signal.SIGUSR1)  # what `persist stop` sends before killing a lingerer
-    wait_for(lambda: "receiver.py" in recorder.output(), what="the threads' stacks")
-    assert "runner.py" in recorder.output() and recorder.popen.poll() is None
+    # (the dump is read while faulthandler writes it: wait for the main thread's part too)
+    wait_for(
+        lambda: "receiver.py" in recorder.output() and "runner.py" in recorder.output(),
+        what="the threads' stacks",
+    )
+    assert recorder.popen.poll() is None
     recorder.signal(signal.SIGTERM)
     assert recorder.wait(10) == 0
 
