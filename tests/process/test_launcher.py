@@ -280,7 +280,7 @@ def test_persist_launch_fresh_by_default_and_forwards_signals(tmp_path: Path) ->
         wait_for(ready.exists, timeout=30, what="agent started")
         assert healthy(log_dir)
         proc.send_signal(signal.SIGTERM)  # sent to the launcher, forwarded to the agent
-        _out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
