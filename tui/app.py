@@ -3,6 +3,9 @@
 The app owns the journal reader (used only on the UI thread), a second reader
 for background work, and the searcher (which has its own). Thread workers never
 touch widgets: they post messages, handled here or on the screen that asked.
+
+Just over 400 lines: the app's state, its workers and the exit contract belong
+together; everything pane-specific lives in `panes/`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""`persist record`, `status`, `stop` and `checkpoint`: running and asking the recorder."""
+"""`persist record`, `status`, `stop` and `checkpoint`: running and asking the recorder.
+
+Just over 400 lines: one command group, whose options and their validation are most of it.
+"""
 
 from __future__ import annotations
 

@@ -8,6 +8,9 @@ shows it. Before going on, every indexed segment is checked against its
 fingerprint; anything that does not match (a segment rewritten, replaced,
 truncated or gone, a segment older than the newest indexed one appearing, an
 index from another journal, a damaged or foreign file) makes it rebuild.
+
+Over 400 lines: the catch-up, the fingerprint checks and the rebuild share one
+connection, one lock and the progress rows, and stay together.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ values of one field are alternatives (`from:a from:b`), different fields all app
 `-from:a` leaves a field value out. A query that cannot be understood raises
 `QueryError` (one line saying why); user text reaches FTS5 only as quoted strings
 (`fts_string`), never as query syntax.
+
+Just over 400 lines: the tokenizer, the parser and the match spans must agree on
+every term, so they stay in one module.
 """
 
 from __future__ import annotations
