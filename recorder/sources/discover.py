@@ -71,6 +71,12 @@ class Unit:
     project: str = ""  # project folder (Claude titles across files, Gemini duplicates)
     full: Callable[[], Transcript] | None = None  # with its messages (default: `read`)
 
+    @property
+    def size(self) -> int:
+        """The session file's size in bytes (from the stat signature)."""
+        sig = self.key[0]
+        return int(sig[0]) if isinstance(sig, list) and sig else 0
+
     def read_all(self) -> Transcript:
         """The session with its messages (for the search index)."""
         return (self.full or self.read)()
@@ -194,8 +200,15 @@ def _read_all(
         return [_entry(u.read) for u in todo]
     from concurrent.futures import ProcessPoolExecutor
 
+    # Largest files first, handed out one at a time, so the workers finish together
+    # (one big session last would leave the other cores idle while it is read).
+    order = sorted(range(len(todo)), key=lambda i: todo[i].size, reverse=True)
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_entry, [u.read for u in todo], chunksize=4))
+        done = list(pool.map(_entry, [todo[i].read for i in order], chunksize=1))
+    entries: list[tuple[dict[str, Any], dict[str, str], list[str]]] = [done[0]] * len(todo)
+    for i, entry in zip(order, done, strict=True):
+        entries[i] = entry
+    return entries
 
 
 def scan(roots: Roots, cache_path: Path | None = None, *, workers: int = 1) -> ScanResult:
