@@ -42,6 +42,10 @@ def no_agent_sessions(
     # recorders started by tests run no session monitor child (nothing to monitor, and one
     # more process per recorder on a loaded machine); its own tests turn it back on
     monkeypatch.setenv("PERSIST_MONITOR", "off")
+    # the recorder's helper processes at normal priority: at idle priority they are not
+    # scheduled while both cores run tests (`-n 2`), and tests waiting on them time out;
+    # tests/process/test_background_priority.py checks the idle default
+    monkeypatch.setenv("PERSIST_BACKGROUND_PRIORITY", "normal")
 
 
 @pytest.fixture

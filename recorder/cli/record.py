@@ -41,10 +41,12 @@ from recorder.store.status import (
 
 # -- record -----------------------------------------------------------------------
 def _options(args: argparse.Namespace) -> RecorderOptions:
+    from recorder.daemon.priority import background_priority
     from recorder.store.retention_config import Policy, parse_duration, parse_size
 
     if args.monitor not in ("on", "off"):
         raise ValueError(f"$PERSIST_MONITOR must be on or off (got {args.monitor!r})")
+    background_priority()  # $PERSIST_BACKGROUND_PRIORITY: refused here, not in a child
     brokers = args.broker or ([] if args.bind else [DEFAULT_SUBSCRIBE])
     older, size = args.retention_older_than, args.retention_max_size
     interval, grace = args.retention_interval, args.trash_grace

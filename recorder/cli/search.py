@@ -137,23 +137,12 @@ FOLLOW_POLL = 1.0  # seconds between catch-ups when nothing new arrived
 FOLLOW_SLICE = 2.0  # seconds of indexing before the lock is let go (searches get a turn)
 
 
-def _idle_priority() -> None:
-    """Run only when the CPU and the disk have nothing better to do."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    with contextlib.suppress(OSError):
-        os.nice(19)
-    with contextlib.suppress(Exception):
-        import psutil
-
-        psutil.Process().ionice(psutil.IOPRIO_CLASS_IDLE)
-
-
 def _follow(log_dir: str, parent: int | None) -> int:
     """Catch up, then keep up, until the parent (the recorder) is gone or SIGTERM."""
+    from recorder.daemon.priority import lower_process_priority
     from recorder.search.engine import SearchEngine
 
-    _idle_priority()
+    lower_process_priority()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with SearchEngine(log_dir) as engine:

@@ -263,9 +263,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         cooldown_minutes=args.cooldown,
     )
     if args.parent is not None:  # the recorder's own monitor: only when nothing else runs
-        from recorder.cli.search import _idle_priority
+        from recorder.daemon.priority import lower_process_priority
 
-        _idle_priority()
+        lower_process_priority()
     roots = roots_from(args).only(Source(args.source) if args.source else None)
     monitor = Monitor(roots, layout, settings)
     status = MonitorStatus(os.getpid(), args.parent, time.time(), settings.interval_minutes)

@@ -17,11 +17,10 @@ path does not wait on them; at the lowest CPU priority it takes only idle time.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import threading
 
+from recorder.daemon.priority import lower_thread_priority
 from recorder.store.compact import compact, compact_lock, repair
 from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.reader import SegmentIndex
@@ -86,8 +85,7 @@ class IndexWarmer:
         self._thread.start()
 
     def _run(self, below: int) -> None:
-        with contextlib.suppress(OSError, AttributeError):  # Linux: per-thread priority
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        lower_thread_priority()
         try:
             self.warm(below)
         except Exception as exc:  # a cache is only an optimisation: say it, go on

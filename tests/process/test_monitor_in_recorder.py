@@ -82,12 +82,11 @@ def test_the_recorder_checkpoints_sessions_with_standalone_monitors_racing(
     wait_for(lambda: len(taken()) == 2, timeout=60, what="a checkpoint of each session")
     for p in standalone:
         assert p.wait(60) == 0
-    # the child runs at idle priority: on a busy machine its first round comes late
     wait_for(lambda: read_status(layout) is not None, timeout=120, what="the child's round")
     status = read_status(layout)
     assert status is not None and status.parent == rec.pid and status.alive
     child = psutil.Process(status.pid)
-    assert child.ppid() == rec.pid and child.nice() == 19  # idle priority
+    assert child.ppid() == rec.pid  # its priority: test_background_priority.py
     # two more rounds first: a round still copying session 0 would copy the growth too
     # (its checkpoint then already holds it, and no third one is due)
     first = status.rounds

@@ -1,0 +1,70 @@
+"""The recorder's helper processes run at idle priority by default, and at the normal
+priority with `$PERSIST_BACKGROUND_PRIORITY=normal` (the rest of the suite sets it, so
+tests on two busy workers do not wait on children that are never scheduled)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.support import Bus, wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def helpers(pid: int) -> dict[str, psutil.Process]:
+    found: dict[str, psutil.Process] = {}
+    for child in psutil.Process(pid).children():
+        argv = child.cmdline()
+        if "reindex" in argv:
+            found["indexer"] = child
+        elif "monitor" in argv:
+            found["monitor"] = child
+    return found
+
+
+def settled(pid: int, idle: bool) -> Callable[[], dict[str, psutil.Process] | None]:
+    """Both helpers there, each having set its own priority (they do it first thing:
+    CPU, then I/O)."""
+
+    def at_priority(p: psutil.Process) -> bool:
+        if not idle:
+            return p.nice() == 0
+        return p.nice() == 19 and p.ionice().ioclass == psutil.IOPRIO_CLASS_IDLE
+
+    def check() -> dict[str, psutil.Process] | None:
+        found = helpers(pid)
+        return found if len(found) == 2 and all(map(at_priority, found.values())) else None
+
+    return check
+
+
+@pytest.mark.parametrize("setting", ["default", "normal"])
+def test_helper_processes_priority(
+    bus: Bus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    monkeypatch.setenv("PERSIST_MONITOR", "on")
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    if setting == "default":
+        monkeypatch.delenv("PERSIST_BACKGROUND_PRIORITY")
+    bus.start_broker()
+    rec = bus.start_recorder()
+    idle = setting == "default"
+    found = wait_for(settled(rec.pid, idle), what=f"both helpers at {setting} priority")
+    assert found is not None
+    for child in found.values():
+        policy = os.sched_getscheduler(child.pid)
+        assert policy == (os.SCHED_IDLE if idle else os.SCHED_OTHER)
+
+
+def test_a_bad_setting_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch, bus: Bus) -> None:
+    monkeypatch.setenv("PERSIST_BACKGROUND_PRIORITY", "low")
+    proc = bus.start_recorder(wait=False)
+    assert proc.wait(30) == 2
+    assert proc.output().strip() == (
+        "persist: $PERSIST_BACKGROUND_PRIORITY must be idle or normal (got 'low')"
+    )
