@@ -211,11 +211,12 @@ def test_at_stops_at_a_message(agents: Path) -> None:
     out = persist(agents, "export", "--session", CLAUDE_ID, "--at", uuid[:13], "--format", "jsonl")
     assert out.returncode == 0, out.stderr
     assert [said(r) for r in jsonl(out.stdout)] == CLAUDE[:2]
-    target = agents / "at-5.md"
-    out = persist(agents, "export", "--session", CLAUDE_ID, "--at", "5", "-o", str(target))
+    # past the end (9 digits: no uuid prefix either, its 9th character is a dash)
+    target = agents / "past-the-end.md"
+    out = persist(agents, "export", "--session", CLAUDE_ID, "--at", "500000000", "-o", str(target))
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr == (
-        f"persist: no message of claude:{CLAUDE_ID} matches '5' (give its number 0..4 "
+        f"persist: no message of claude:{CLAUDE_ID} matches '500000000' (give its number 0..4 "
         "or its uuid)\n"
     )
     assert not target.exists()
