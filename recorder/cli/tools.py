@@ -1,4 +1,8 @@
-"""`persist restore`, `replay` and `export`: what was recorded, out again."""
+"""`persist restore`, `replay` and `export`: what was recorded, out again.
+
+About 500 lines: the three commands share the checkpoint lookup, the damage exit and
+the warnings, and `export --session` writes through the same output path as a range.
+"""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ HTML is escaped (and the page forbids scripts), Markdown gets `& < > ]` as
 entities outside code (no raw HTML, no links) and code spans and fences longer than
 any run of backticks inside them, CSV cells that a spreadsheet would run as a
 formula get a leading quote. JSONL is copied in checked blocks (`jsonl_copy`).
-(Just over 400 lines: four writers sharing one pass.)
+(About 500 lines: four writers sharing one pass, and what feeds them.)
 """
 
 from __future__ import annotations
