@@ -133,6 +133,18 @@ def add_log_dir(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_agent_roots(parser: argparse.ArgumentParser) -> None:
+    """`--claude-root`, `--gemini-root`, `--codex-root`: where agent sessions are read
+    (`recorder.cli.sessions.roots_from` turns them into `Roots`)."""
+    parser.add_argument(
+        "--claude-root", help="Claude Code folder (default: $CLAUDE_CONFIG_DIR or ~/.claude)"
+    )
+    parser.add_argument(
+        "--gemini-root", help="Gemini CLI folder (default: $GEMINI_CLI_HOME/.gemini or ~/.gemini)"
+    )
+    parser.add_argument("--codex-root", help="Codex CLI folder (default: $CODEX_HOME or ~/.codex)")
+
+
 def add_scope(parser: argparse.ArgumentParser, *, since: bool = True) -> None:
     """What a restore bundle holds: --last N (default 1000), --since CHECKPOINT, --full."""
     group = parser.add_mutually_exclusive_group()

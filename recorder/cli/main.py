@@ -70,6 +70,8 @@ EXAMPLES = {
         "persist export latest --format md -o chat.md",
         "persist export --all --format jsonl | jq -c .topic",
         "persist export --all --format jsonl --redact -o shared.jsonl",
+        "persist export --session 3f2a --format html -o session.html",
+        "persist export --session claude:3f2a --at 12 --format jsonl | jq -r .meta.sender",
     ],
     "service": ["persist service install --log-dir ~/logs", "persist service status"],
     "sessions": ["persist sessions", "persist sessions --source claude --json"],

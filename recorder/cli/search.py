@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from recorder.cli.common import EXIT_USAGE, add_log_dir, fail, positive_int, say
+from recorder.cli.common import EXIT_USAGE, add_agent_roots, add_log_dir, fail, positive_int, say
 
 if TYPE_CHECKING:
     from recorder.sources.discover import Roots
@@ -50,12 +50,6 @@ def _roots(args: argparse.Namespace) -> Roots:
     from recorder.cli.sessions import roots_from
 
     return roots_from(args)
-
-
-def _add_roots(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--claude-root", help="Claude Code sessions (default: as persist sessions)")
-    p.add_argument("--gemini-root", help="Gemini CLI sessions (default: as persist sessions)")
-    p.add_argument("--codex-root", help="Codex CLI sessions (default: as persist sessions)")
 
 
 def _no_journal(log_dir: str) -> bool:
@@ -258,7 +252,7 @@ def add_parsers(
     p.add_argument(
         "--checkpoints", action="store_true", help="show each hit's nearest checkpoint before it"
     )
-    _add_roots(p)
+    add_agent_roots(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("reindex", help="rebuild the search index from the journal")
@@ -272,7 +266,7 @@ def add_parsers(
         help="keep indexing what arrives, at idle priority (what persist record runs)",
     )
     p.add_argument("--parent", type=positive_int, help=argparse.SUPPRESS)
-    _add_roots(p)
+    add_agent_roots(p)
     p.set_defaults(func=cmd_reindex)
 
     p = sub.add_parser("stats", help="counts per sender, topic, chain type and ACE tier")

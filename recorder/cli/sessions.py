@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from recorder.cli.common import add_log_dir, non_negative, positive, say
+from recorder.cli.common import add_agent_roots, add_log_dir, non_negative, positive, say
 from recorder.errors import BadOption, PersistError
 from recorder.sources.discover import Roots
 from recorder.sources.listing import GitState, SessionRow, list_sessions
@@ -36,13 +36,7 @@ def roots_from(args: argparse.Namespace) -> Roots:
 
 def add_roots(p: argparse.ArgumentParser) -> None:
     add_log_dir(p)
-    p.add_argument(
-        "--claude-root", help="Claude Code folder (default: $CLAUDE_CONFIG_DIR or ~/.claude)"
-    )
-    p.add_argument(
-        "--gemini-root", help="Gemini CLI folder (default: $GEMINI_CLI_HOME/.gemini or ~/.gemini)"
-    )
-    p.add_argument("--codex-root", help="Codex CLI folder (default: $CODEX_HOME or ~/.codex)")
+    add_agent_roots(p)
     p.add_argument("--source", choices=[s.value for s in Source], help="only this agent's sessions")
 
 

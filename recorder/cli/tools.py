@@ -1,16 +1,23 @@
-"""`persist restore`, `replay` and `export`: what was recorded, out again."""
+"""`persist restore`, `replay` and `export`: what was recorded, out again.
+
+About 500 lines: the three commands share the checkpoint lookup, the damage exit and
+the warnings, and `export --session` writes through the same output path as a range.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import orjson
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH
 from recorder.cli.common import (
     EXIT_DAMAGE,
+    add_agent_roots,
     add_curve,
     add_log_dir,
     add_redact,
@@ -23,6 +30,9 @@ from recorder.cli.common import (
     say,
 )
 from recorder.store.layout import Layout
+
+if TYPE_CHECKING:
+    from recorder.export.writers import ExportStats, Progress
 
 
 def _warn(warnings: list[str]) -> None:
@@ -211,19 +221,43 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_output(
+    args: argparse.Namespace, write: Callable[[IO[bytes], Progress | None], ExportStats]
+) -> tuple[ExportStats, str]:
+    """Run `write` into -o FILE (atomically: the old content or the new, never a mix)
+    or stdout, with a progress bar when asked (default: on a terminal); returns its
+    statistics and where the output went."""
+    from recorder.store.fsutil import AtomicFile
+
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = progress_bar("exporting") if show else None
+    if args.output and args.output != "-":
+        with AtomicFile(Path(args.output), durable=False) as target:
+            stats = write(target.file, progress)
+        return stats, args.output
+    stats = write(sys.stdout.buffer, progress)
+    sys.stdout.flush()
+    return stats, "stdout"
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from recorder.export.writers import ExportError, export_range
     from recorder.store.checkpoints import resolve_checkpoint
-    from recorder.store.fsutil import AtomicFile
     from recorder.store.ranges import journal_damage, journal_range
     from recorder.store.reader import open_store
     from recorder.store.status import assess
 
+    if args.session is not None:
+        return _export_session(args)
+    if args.at is not None:
+        return fail("--at goes with --session (a message of an agent session)", 2)
     layout = Layout(Path(args.log_dir))
     if args.checkpoint and (args.from_checkpoint or args.to_checkpoint):
         return fail("give a CHECKPOINT or --from/--to, not both", 2)
     if not (args.checkpoint or args.from_checkpoint or args.to_checkpoint or args.all):
-        return fail("say what to export: CHECKPOINT, --from A [--to B], --to B or --all", 2)
+        return fail(
+            "say what to export: CHECKPOINT, --from A [--to B], --to B, --all or --session S", 2
+        )
     skipped: list[str] = []
     try:
         upto_ref = args.checkpoint or args.to_checkpoint
@@ -239,38 +273,24 @@ def cmd_export(args: argparse.Namespace) -> int:
         return fail(str(exc))
     finally:
         _warn(skipped)
-    show = args.progress if args.progress is not None else sys.stderr.isatty()
-    progress = progress_bar("exporting") if show else None
     try:
         with store:
-            if args.output and args.output != "-":
-                with AtomicFile(Path(args.output), durable=False) as target:
-                    stats = export_range(
-                        store, rng, args.format, target.file, progress=progress, redact=args.redact
-                    )
-            else:
-                stats = export_range(
-                    store,
-                    rng,
-                    args.format,
-                    sys.stdout.buffer,
-                    progress=progress,
-                    redact=args.redact,
-                )
-                sys.stdout.flush()
+            stats, where = _write_output(
+                args,
+                lambda out, progress: export_range(
+                    store, rng, args.format, out, progress=progress, redact=args.redact
+                ),
+            )
     except (ExportError, OSError) as exc:
         return fail(str(exc))
-    where = args.output if args.output and args.output != "-" else "stdout"
-    print(
-        f"persist: exported {stats.messages} messages ({stats.records} records, "
-        f"{rng.describe()}) as {args.format} to {where}",
-        file=sys.stderr,
+    say(
+        f"exported {stats.messages} messages ({stats.records} records, "
+        f"{rng.describe()}) as {args.format} to {where}"
     )
     if stats.bad_lines:
-        print(
-            f"persist: {stats.bad_lines} damaged lines in range "
-            f"({'left out' if args.format == 'jsonl' else 'marked'})",
-            file=sys.stderr,
+        say(
+            f"{stats.bad_lines} damaged lines in range "
+            f"({'left out' if args.format == 'jsonl' else 'marked'})"
         )
     try:
         damage = journal_damage(store, rng, writer_running=assess(layout).running)
@@ -279,6 +299,64 @@ def cmd_export(args: argparse.Namespace) -> int:
     for sentence in damage:
         say(f"damage: {sentence}")
     return _damage_exit(args, bool(stats.bad_lines or damage))
+
+
+def _export_session(args: argparse.Namespace) -> int:
+    """`persist export --session S`: the session `persist fork S` would fork, read from
+    the agent's file or, when the agent deleted it, from our protected copy."""
+    from recorder.cli.sessions import load_rows, resolve
+    from recorder.export.session import export_session, messages_up_to, which_messages
+    from recorder.export.writers import ExportError
+    from recorder.sources.copies import CopyError
+    from recorder.sources.listing import read_row
+
+    if args.checkpoint or args.from_checkpoint or args.to_checkpoint or args.all:
+        return fail("--session exports an agent session: no CHECKPOINT, --from, --to or --all", 2)
+    row = resolve(load_rows(args), args.session)  # SessionNotFound: one line, exit 1
+    key = row.session.key
+    try:
+        transcript = read_row(Layout(Path(args.log_dir)), row)
+    except (CopyError, OSError) as exc:
+        return fail(f"{key} cannot be read: {exc}")
+    if transcript.report.summary():
+        say(f"warning: {key}: {transcript.report.summary()}")
+    shown = messages_up_to(transcript, args.at)  # a bad --at: ForkError, one line, exit 1
+    try:
+        stats, where = _write_output(
+            args,
+            lambda out, progress: export_session(
+                transcript,
+                shown,
+                args.format,
+                out,
+                from_copy=row.deleted,
+                progress=progress,
+                redact=args.redact,
+            ),
+        )
+    except (ExportError, OSError) as exc:
+        return fail(str(exc))
+    which = which_messages(shown, len(transcript.messages))
+    say(f"exported {stats.messages} messages ({key}, {which}) as {args.format} to {where}")
+    return 0
+
+
+EXPORT_HELP = """\
+A journal range: CHECKPOINT exports from the beginning up to it; --from A starts
+after A; --to B ends with B (default: the end of the journal); --all is everything.
+JSONL lines are exactly as stored.
+
+An agent session: --session S (Claude Code, Gemini CLI or Codex; found as `persist
+fork S` finds it, also when only our protected copy is left) exports its main
+conversation, up to message --at N if given, through the same writers: one
+journal-shaped record per message (topic = source:id, meta.sender = user, assistant,
+tool or system; the text first, then tool calls and thinking). With --format jsonl
+these records are written, not the agent's own lines: to keep those, copy the
+session's file (its path is in `persist sessions --json`) with cp.
+
+Secrets are [REDACTED:kind] by default in md, html and csv, kept in jsonl. CSV cells
+starting with = + - @ get a leading ' (spreadsheet safety).
+"""
 
 
 REPLAY_HELP = """\
@@ -361,20 +439,32 @@ def add_parsers(
 
     p = sub.add_parser(
         "export",
-        help="write a range as Markdown, JSONL, CSV or HTML",
-        description="CHECKPOINT exports from the beginning up to it; --from A starts after A; "
-        "--to B ends with B (default: the end of the journal). JSONL lines are exactly as "
-        "stored. CSV cells starting with = + - @ get a leading ' (spreadsheet safety).",
+        help="write a journal range or an agent session as Markdown, JSONL, CSV or HTML",
+        description=EXPORT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("checkpoint", nargs="?", help="up to this checkpoint")
     p.add_argument("--from", dest="from_checkpoint", help="start after this checkpoint")
     p.add_argument("--to", dest="to_checkpoint", help="end with this checkpoint")
     p.add_argument("--all", action="store_true", help="the whole journal")
     p.add_argument(
+        "--session",
+        metavar="SESSION",
+        help="a Claude Code, Gemini CLI or Codex session instead of the journal: id, "
+        "source:id or id prefix, as `persist fork` takes it",
+    )
+    p.add_argument(
+        "--at",
+        metavar="MESSAGE",
+        help="with --session: stop at this message (number or agent uuid, as `persist fork "
+        "--at`; default: the last)",
+    )
+    p.add_argument(
         "--format",
         choices=("md", "jsonl", "csv", "html"),
         default="md",
-        help="md (default), jsonl (lines as stored), csv or html",
+        help="md (default), jsonl (journal lines as stored; with --session one "
+        "journal-shaped record per message), csv or html",
     )
     p.add_argument("-o", "--output", help="file (written atomically); default stdout")
     p.add_argument(
@@ -383,8 +473,10 @@ def add_parsers(
         default=None,
         help="replace secrets (API keys, tokens, private keys, passwords) by [REDACTED:kind] "
         "in the output; default on for md, html and csv (meant to be shared), off for jsonl "
-        "(a byte-exact copy); the journal is never changed",
+        "(a byte-exact copy); the journal and the agent's files are never changed",
     )
+    add_agent_roots(p)
+    p.set_defaults(source=None)  # `persist fork`'s lookup, over every agent's sessions
     add_log_dir(p)
     prog = p.add_mutually_exclusive_group()
     prog.add_argument(

@@ -1,4 +1,5 @@
-"""Writing a range of the journal out: JSONL (lines as stored), Markdown, CSV or HTML.
+"""Writing a range of the journal (or an agent session's journal-shaped records,
+`recorder.export.session`) out: JSONL (lines as stored), Markdown, CSV or HTML.
 
 No zmq, no textual. Every writer streams: records are read in journal order and
 written in chunks, so a range of any size needs little memory. Recorded content
@@ -7,7 +8,7 @@ HTML is escaped (and the page forbids scripts), Markdown gets `& < > ]` as
 entities outside code (no raw HTML, no links) and code spans and fences longer than
 any run of backticks inside them, CSV cells that a spreadsheet would run as a
 formula get a leading quote. JSONL is copied in checked blocks (`jsonl_copy`).
-(Just over 400 lines: four writers sharing one pass.)
+(About 500 lines: four writers sharing one pass, and what feeds them.)
 """
 
 from __future__ import annotations
@@ -436,6 +437,43 @@ def range_facts(store: Store, rng: JournalRange) -> list[tuple[str, str]]:
     return facts
 
 
+def export_redact(fmt: str, redact: bool | None) -> bool:
+    """Whether an export in `fmt` redacts: `redact`, else the format's default
+    (`REDACT_BY_DEFAULT`). Raises ExportError for a format we do not write."""
+    if fmt not in WRITERS:
+        raise ExportError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    return REDACT_BY_DEFAULT[fmt] if redact is None else redact
+
+
+def write_export(
+    records: Iterable[Record],
+    fmt: str,
+    out: IO[bytes],
+    *,
+    title: str,
+    facts: list[tuple[str, str]],
+    total: int = 0,
+    progress: Progress | None = None,
+    redact: bool | None = None,
+) -> ExportStats:
+    """Records (the journal's, or journal-shaped ones) to `out` through `fmt`'s writer,
+    under a header of `title` and `facts`; `redact` as in `export_redact`."""
+    redact = export_redact(fmt, redact)
+    writer = WRITERS[fmt](out)
+    writer.begin(title, facts)
+    stats = ExportStats()
+    write_records(
+        redacted(records) if redact else records,
+        [writer],
+        total=total,
+        progress=progress,
+        summary=stats,
+    )
+    writer.end()
+    stats.bytes = writer.bytes
+    return stats
+
+
 def export_range(
     store: Store,
     rng: JournalRange,
@@ -448,24 +486,17 @@ def export_range(
 ) -> ExportStats:
     """Write records `rng` of `store` to `out` in `fmt`; `redact` replaces secrets by
     `[REDACTED:kind]` (None: the format's default, `REDACT_BY_DEFAULT`)."""
-    if fmt not in WRITERS:
-        raise ExportError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
-    if redact is None:
-        redact = REDACT_BY_DEFAULT[fmt]
-    stats = ExportStats()
-    if fmt == "jsonl" and not redact:
+    if fmt == "jsonl" and not export_redact(fmt, redact):
+        stats = ExportStats()
         stats.bytes = copy_jsonl(store, rng.start, rng.stop, out, stats, progress)
         return stats
-    writer = WRITERS[fmt](out)
-    writer.begin(title or f"Conversation {rng.describe()}", range_facts(store, rng))
-    records = store.records(rng.start, rng.stop)
-    write_records(
-        redacted(records) if redact else records,
-        [writer],
+    return write_export(
+        store.records(rng.start, rng.stop),
+        fmt,
+        out,
+        title=title or f"Conversation {rng.describe()}",
+        facts=range_facts(store, rng),
         total=rng.stop - rng.start,
         progress=progress,
-        summary=stats,
+        redact=redact,
     )
-    writer.end()
-    stats.bytes = writer.bytes
-    return stats

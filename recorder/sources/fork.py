@@ -50,10 +50,10 @@ class ForkResult:
 
 
 def choose(t: Transcript, at: str | None) -> SessionMessage:
-    """The message to fork at: its seq number, its agent uuid (or a unique prefix of
-    it); None = the last message."""
+    """The message to fork (or export) up to: its seq number, its agent uuid (or a
+    unique prefix of it); None = the last message."""
     if not t.messages:
-        raise ForkError(f"{t.session.key} holds no messages to fork from")
+        raise ForkError(f"{t.session.key} holds no messages")
     if at is None:
         return t.messages[-1]
     if at.isdigit() and int(at) < len(t.messages):

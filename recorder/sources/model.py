@@ -14,6 +14,14 @@ class Source(enum.StrEnum):
     GEMINI = "gemini"
     CODEX = "codex"
 
+    @property
+    def agent_name(self) -> str:
+        """The agent as people name it ("Claude Code")."""
+        return _AGENT_NAMES[self]
+
+
+_AGENT_NAMES = {Source.CLAUDE: "Claude Code", Source.GEMINI: "Gemini CLI", Source.CODEX: "Codex"}
+
 
 class Sender(enum.StrEnum):
     USER = "user"

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 CHOICES = ("continue", "pick", "fresh", "search", "diagnostics", "quit")
 SESSIONS_SHOWN = 5  # the newest sessions offered in the menu; `a` lists them all
-AGENT_NAMES = {"claude": "Claude Code", "gemini": "Gemini CLI", "codex": "Codex"}
 
 
 class LaunchScreen(ShowsWorkerErrors, Screen[str]):
@@ -104,7 +103,7 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
         source = self.source
         if source is None:
             return []
-        name = AGENT_NAMES[source.value]
+        name = source.agent_name
         if self.sessions is None:
             return [Option(item(" ", f"{name} sessions", "reading…"), id="sessions", disabled=True)]
         clock = self.papp.clock
