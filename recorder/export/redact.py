@@ -15,21 +15,38 @@ from typing import Any
 
 from recorder.store.reader import Record
 from recorder.store.records import KIND_HEARTBEAT, KIND_MESSAGE, encode_frames, encode_record
-from recorder.store.secrets import SecretSpan, redact_frames, scan_frames, spans_from_meta
+from recorder.store.secrets import (
+    SecretScanner,
+    SecretSpan,
+    redact_frames,
+    scan_frames,
+    spans_from_meta,
+)
+
+_SCANNER = SecretScanner()  # its batch prefilter only (no cap: readers scan in full)
 
 # Formats meant to be read and shared redact by default; JSONL is a byte-exact copy.
 REDACT_BY_DEFAULT = {"md": True, "html": True, "csv": True, "jsonl": False}
 
 
-def record_secrets(rec: Record, cap: int | None = None) -> list[SecretSpan]:
-    """The secrets of one record: named by its meta when the recorder scanned all of
-    it and found some, else found now (a full scan, or the first `cap` bytes)."""
+def named_secrets(rec: Record) -> list[SecretSpan] | None:
+    """The secrets a record's meta names when the recorder scanned all of it and found
+    some ([] for a record that is not a message); None when it must be scanned now."""
     data = rec.data
     if data is None or data.get("kind") not in (KIND_MESSAGE, KIND_HEARTBEAT):
         return []
     meta = data.get("meta")
     spans = spans_from_meta(meta)
     if spans is not None and isinstance(meta, dict) and not meta.get("secrets_capped"):
+        return spans
+    return None
+
+
+def record_secrets(rec: Record, cap: int | None = None) -> list[SecretSpan]:
+    """The secrets of one record: named by its meta when the recorder scanned all of
+    it and found some, else found now (a full scan, or the first `cap` bytes)."""
+    spans = named_secrets(rec)
+    if spans is not None:
         return spans
     return list(scan_frames(rec.frames, cap=cap).spans)
 
@@ -59,6 +76,32 @@ def redact_record(rec: Record, spans: list[SecretSpan] | None = None) -> Record:
     return Record(rec.index, rec.segment, rec.offset, line)
 
 
+REDACT_BATCH = 256  # records sharing one set of prefilter passes
+
+
 def redacted(records: Iterable[Record]) -> Iterator[Record]:
+    """`records` with their secrets redacted, in order. Records are taken in batches:
+    one set of prefilter passes over the frames of every record the batch must scan
+    (as the recorder does per receive batch), so a full scan runs only on the few a
+    pass hits; a pass over joined frames can only add candidates, never lose one."""
+    batch: list[Record] = []
     for rec in records:
-        yield redact_record(rec)
+        batch.append(rec)
+        if len(batch) == REDACT_BATCH:
+            yield from _redact_batch(batch)
+            batch = []
+    yield from _redact_batch(batch)
+
+
+def _redact_batch(batch: list[Record]) -> Iterator[Record]:
+    named = [named_secrets(rec) for rec in batch]
+    todo = [i for i, spans in enumerate(named) if spans is None]
+    hit: set[int] = set()
+    if todo:
+        parts = [b"".join(batch[i].frames) for i in todo]
+        hit = {todo[k] for k in _SCANNER.candidates(b"".join(parts), map(len, parts))}
+    for i, rec in enumerate(batch):
+        spans = named[i]
+        if spans is None:
+            spans = list(scan_frames(rec.frames, cap=None).spans) if i in hit else []
+        yield redact_record(rec, spans)

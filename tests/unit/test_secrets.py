@@ -12,7 +12,7 @@ import pytest
 
 from recorder.daemon.core import Recorder
 from recorder.daemon.options import RecorderOptions
-from recorder.export.redact import record_secrets, redact_record
+from recorder.export.redact import REDACT_BATCH, record_secrets, redact_record, redacted
 from recorder.export.writers import export_range
 from recorder.store import secrets as S
 from recorder.store.ranges import journal_range
@@ -245,3 +245,27 @@ def test_a_message_over_the_budget_is_marked_capped_and_scanned_in_full_on_expor
     out = io.BytesIO()
     export_range(store, journal_range(store, None, None), "md", out)
     assert early.encode() not in out.getvalue() and late.encode() not in out.getvalue()
+
+
+def test_batched_redaction_equals_redacting_each_record_alone(tmp_path: Path) -> None:
+    """`redacted` shares one prefilter per batch: every sample of every kind, scattered
+    among clean messages across several batches, is redacted exactly as alone."""
+    root = tmp_path / "logs"
+    rec = recorder(root, secrets=False)  # nothing named by the recorder: all scanned now
+    frames = [c.frame for c in cases(1)]
+    rnd = random.Random(3)
+    clean = [
+        orjson.dumps({"text": f"plain talk {i} about pass=words, A tasks and sk-etches"})
+        for i in range(600)
+    ]
+    mixed = clean + frames
+    rnd.shuffle(mixed)
+    rec.record_batch(1.0, [[b"agents.a", frame] for frame in mixed])
+    rec.close()
+    store = open_store(root)
+    records = list(store.records(0, len(store)))
+    assert len(records) > 2 * REDACT_BATCH
+    together = [r.line for r in redacted(records)]
+    alone = [redact_record(r).line for r in records]
+    assert together == alone
+    assert sum(b"[REDACTED:" in line for line in together) == len(frames)
