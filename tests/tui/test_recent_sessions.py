@@ -9,6 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from recorder.search.feed import SessionFeed
 from recorder.sources.discover import Roots
 from tests.screenshots import settle
 from tests.session_fixtures import (
@@ -191,3 +194,33 @@ async def test_no_sessions_is_said_in_one_line(tmp_path: Path) -> None:
         await pilot.press("enter", "o")  # nothing to open: nothing breaks
         await pilot.pause()
         assert app.screen.query_one(RecentPane) is pane
+
+
+@pilot_test
+async def test_a_failed_read_says_why_in_the_pane(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claude_session(tmp_path / "claude", 2)
+    roots = Roots(tmp_path / "claude", None, None)
+
+    def fail(*args: Any) -> Any:
+        raise OSError("disk went away")
+
+    app = make_app(demo_dir(tmp_path), roots=roots)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        pane = app.screen.query_one(RecentPane)
+        with monkeypatch.context() as patch:
+            patch.setattr(SessionFeed, "load", fail)  # the order
+            await pilot.press("3", "ctrl+o")
+            await settle(pilot)
+            status = plain(pane.query_one("#recent-status"))
+            assert "cannot read the claude sessions: disk went away" in status
+        monkeypatch.setattr(SessionFeed, "documents", fail)  # the rows on screen
+        await pilot.press(*["ctrl+o"] * 5)  # round to claude again
+        await wait_until(pilot, lambda: pane.feed_rows is not None, "the order")
+        await settle(pilot)
+        assert pane.query_one(RecordList).row_count == 4
+        status = plain(pane.query_one("#recent-status"))
+        assert "cannot read the claude sessions: disk went away" in status
+        assert "Traceback" not in status

@@ -18,7 +18,7 @@ from textual.message import Message
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
-from recorder.search.feed import FEED_SOURCES, FeedDocument, SessionFeed
+from recorder.search.feed import AGENTS, FEED_SOURCES, FeedDocument, SessionFeed
 from recorder.search.index import SOURCE_BUS
 from recorder.search.indexer import CatchUp
 from recorder.search.query import Query
@@ -439,7 +439,7 @@ class RecentPane(Pane):
         order = RECENT_SOURCES
         source = order[(order.index(self.source) + 1) % len(order)]
         self.show_source(source)
-        what = {SOURCE_BUS: "the journal (bus)", "agents": "every agent's sessions"}
+        what = {SOURCE_BUS: "the journal (bus)", AGENTS: "every agent's sessions"}
         self.notify(f"Recent: {what.get(source, f'{source} sessions')}", timeout=2)
 
     def show_source(self, source: str) -> None:
@@ -512,13 +512,17 @@ class RecentPane(Pane):
             messages.move_to(len(rows) - 1 if row is None else row)
             # Scrolled once the list has its new height (a scroll now stops at the old one).
             messages.call_after_refresh(messages.scroll_to_cursor, center=row is not None)
-        self.feed_state = "" if message.done else "catching the search index up…"
-        self.update_status()
+        self._set_feed_state("" if message.done else "catching the search index up…")
 
     def on_recent_pane_feed_indexing(self, message: FeedIndexing) -> None:
         if message.generation == self._feed_generation:
-            self.feed_state = message.state
-            self.update_status()
+            self._set_feed_state(message.state)
+
+    def _set_feed_state(self, state: str) -> None:
+        """Progress for the status line; a failure stays until another source is shown."""
+        if not self.feed_state.startswith("[error]"):
+            self.feed_state = state
+        self.update_status()
 
     def _want_row(self, row: int) -> None:
         """Row `row` was drawn unread: read the rows on screen (once per refresh)."""
@@ -610,7 +614,7 @@ class RecentPane(Pane):
     def feed_status(self) -> Text:
         """The status line of an agent source: what is listed, or why nothing is."""
         source = self.source
-        who = "agent" if source == "agents" else source
+        who = "agent" if source == AGENTS else source
         status = Text()
         status.append(f"◆ {who} sessions", "bold cyan")
         state = self.feed_state
