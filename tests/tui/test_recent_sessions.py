@@ -5,7 +5,6 @@ and the journal comes back as it was left."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,40 +13,19 @@ import pytest
 from recorder.search.feed import SessionFeed
 from recorder.sources.discover import Roots
 from tests.screenshots import settle
-from tests.session_fixtures import (
-    BASE,
-    ClaudeSession,
-    codex_rollout,
-    gemini_jsonl,
-    gemini_messages,
-    gemini_project,
-    text,
+from tests.session_fixtures import claude_steps, every_agent
+from tests.tui_fixtures import (
+    SIZE,
+    demo_dir,
+    make_app,
+    pilot_test,
+    plain,
+    wait_for_session_conversation,
+    wait_until,
 )
-from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
 from tui.panes.recent import RecentPane
-from tui.screens.session_conversation import SessionConversationScreen
 from tui.widgets.conversation_view import ConversationView
 from tui.widgets.record_list import RecordList
-
-CODEX_ID = "0199a0b0-0000-7000-8000-000000000001"
-GEMINI_ID = "5f0e0000-0000-4000-8000-000000000002"
-
-
-def claude_session(root: Path, turns: int, t: float = BASE) -> ClaudeSession:
-    c = ClaudeSession(root, cwd="/home/me/web", t=t)
-    for i in range(turns):
-        c.user(f"step {i}: carry on")
-        c.assistant(text(f"done with step {i}"))
-    c.write()
-    return c
-
-
-async def wait_until(pilot: Any, predicate: Callable[[], Any], what: str) -> None:
-    for _ in range(300):
-        await pilot.pause(0.02)
-        if predicate():
-            return
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def listed(pane: RecentPane) -> list[str]:
@@ -71,10 +49,7 @@ async def show(pilot: Any, pane: RecentPane, source: str) -> None:
 async def test_ctrl_o_lists_each_agent_in_time_order_and_the_journal_comes_back(
     tmp_path: Path,
 ) -> None:
-    claude = claude_session(tmp_path / "claude", 3)  # 6 messages from BASE + 1.5 s
-    codex_rollout(tmp_path / "codex", CODEX_ID, 2)  # 9 messages from BASE + 2 s
-    chats = gemini_project(tmp_path / "gemini", "/home/me/g")
-    gemini_jsonl(chats, GEMINI_ID, gemini_messages(2))  # 4 messages from BASE + 10 s
+    claude = every_agent(tmp_path)  # 6 Claude, 9 Codex, 4 Gemini messages
     roots = Roots(tmp_path / "claude", tmp_path / "gemini", tmp_path / "codex")
     app = make_app(demo_dir(tmp_path), roots=roots)
     async with app.run_test(size=SIZE) as pilot:
@@ -136,7 +111,7 @@ async def test_ctrl_o_lists_each_agent_in_time_order_and_the_journal_comes_back(
 async def test_only_the_rows_on_screen_are_read_and_enter_opens_the_session_there(
     tmp_path: Path,
 ) -> None:
-    claude = claude_session(tmp_path / "claude", 150)  # 300 messages
+    claude = claude_steps(tmp_path / "claude", 150)  # 300 messages
     roots = Roots(tmp_path / "claude", None, None)
     app = make_app(demo_dir(tmp_path), roots=roots)
     async with app.run_test(size=SIZE) as pilot:
@@ -158,15 +133,7 @@ async def test_only_the_rows_on_screen_are_read_and_enter_opens_the_session_ther
         assert listed(pane)[0].endswith("step 0: carry on")
         await pilot.press("j", "j", "j")  # row 3: "done with step 1", message 3
         await pilot.press("enter")
-        await wait_until(
-            pilot,
-            lambda: (
-                isinstance(app.screen, SessionConversationScreen)
-                and app.screen.query(ConversationView)
-            ),
-            "the session's conversation",
-        )
-        screen = app.screen
+        screen = await wait_for_session_conversation(pilot)
         view = screen.query_one(ConversationView)
         assert screen.key == f"claude:{claude.session_id}"  # type: ignore[attr-defined]
         assert view.selected == 3
@@ -200,7 +167,7 @@ async def test_no_sessions_is_said_in_one_line(tmp_path: Path) -> None:
 async def test_a_failed_read_says_why_in_the_pane(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    claude_session(tmp_path / "claude", 2)
+    claude_steps(tmp_path / "claude", 2)
     roots = Roots(tmp_path / "claude", None, None)
 
     def fail(*args: Any) -> Any:

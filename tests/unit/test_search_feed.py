@@ -12,26 +12,7 @@ from recorder.search.feed import AGENTS, SessionFeed
 from recorder.search.index import SearchIndex
 from recorder.sources.discover import Roots
 from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
-from tests.session_fixtures import (
-    ClaudeSession,
-    codex_rollout,
-    gemini_jsonl,
-    gemini_messages,
-    gemini_project,
-    text,
-)
-
-CODEX_ID = "0199a0b0-0000-7000-8000-000000000001"
-GEMINI_ID = "5f0e0000-0000-4000-8000-000000000002"
-
-
-def claude_session(root: Path, words: list[str], session_id: str | None = None) -> ClaudeSession:
-    c = ClaudeSession(root) if session_id is None else ClaudeSession(root, session_id=session_id)
-    for w in words:
-        c.user(f"say {w}")
-        c.assistant(text(f"{w} said"))
-    c.write()
-    return c
+from tests.session_fixtures import ClaudeSession, claude_steps, every_agent
 
 
 @pytest.fixture
@@ -40,11 +21,17 @@ def world(tmp_path: Path) -> tuple[Path, Roots, ClaudeSession]:
     w = DemoWriter.open(log, clock=DemoClock(BASE_TS))
     w.message(BASE_TS, "alice", "a bus message, not a session's", topic="claude:not-a-session")
     w.close()
-    claude = claude_session(tmp_path / "claude", ["one", "two", "three"])  # 6, from +1.5 s
-    codex_rollout(tmp_path / "codex", CODEX_ID, 2)  # 9, from +2 s
-    gemini_jsonl(gemini_project(tmp_path / "gemini", "/p/g"), GEMINI_ID, gemini_messages(2))
+    claude = every_agent(tmp_path)  # 6 Claude, 9 Codex, 4 Gemini messages
     roots = Roots(tmp_path / "claude", tmp_path / "gemini", tmp_path / "codex")
     return log, roots, claude
+
+
+def caught_up(engine: SearchEngine, source: str) -> SessionFeed:
+    """`source`'s feed, loaded once the index has caught up."""
+    engine.catch_up()
+    feed = SessionFeed(engine.index, source)
+    feed.load()
+    return feed
 
 
 def read_all(feed: SessionFeed) -> list[tuple[float | None, str, str]]:
@@ -67,7 +54,7 @@ def test_counts_order_and_ranges(world: tuple[Path, Roots, ClaudeSession]) -> No
         rows = {s: read_all(f) for s, f in feeds.items()}
     topic = f"claude:{claude.session_id}"
     assert [o for _, o, _ in rows["claude"]] == [f"{topic}#{n}" for n in range(6)]
-    assert [t for _, _, t in rows["claude"]][:2] == ["say one", "one said"]
+    assert [t for _, _, t in rows["claude"]][:2] == ["step 0: carry on", "done with step 0"]
     for source, listed in rows.items():
         times = [ts for ts, _, _ in listed]
         assert times == sorted(times), source  # oldest first
@@ -89,16 +76,14 @@ def test_a_document_becomes_a_journal_shaped_record(
 ) -> None:
     log, roots, claude = world
     with SearchEngine(log, roots) as engine:
-        engine.catch_up()
-        feed = SessionFeed(engine.index, "claude")
-        feed.load()
+        feed = caught_up(engine, "claude")
         doc = feed.documents(3, 4)[0]
     assert doc is not None and doc.seq == 3
     rec = doc.record(3)
     assert (rec.index, rec.kind, rec.seq, rec.ts) == (3, "msg", 3, doc.ts)
     assert rec.topic == f"claude:{claude.session_id}"
     assert rec.meta == {"sender": "assistant", "source": "claude", "id": doc.origin}
-    assert rec.payload == {"text": "two said"}
+    assert rec.payload == {"text": "done with step 1"}
 
 
 def test_missing_index_no_sessions_and_unknown_source(tmp_path: Path) -> None:
@@ -123,18 +108,16 @@ def test_a_rewritten_session_reads_as_gone_until_loaded_again(
 ) -> None:
     log, roots, claude = world
     with SearchEngine(log, roots) as engine:
-        engine.catch_up()
-        feed = SessionFeed(engine.index, "claude")
-        feed.load()
+        feed = caught_up(engine, "claude")
         assert claude.path is not None
         claude.path.unlink()  # the agent rewrote it: its messages are indexed anew
-        claude_session(claude.root, ["four", "five"], session_id=claude.session_id)
+        claude_steps(claude.root, 2, start=7, session_id=claude.session_id)
         assert engine.catch_up().sessions == 4
         assert feed.documents(0, 6) == [None] * 6  # the ids listed hold nothing of it now
         assert feed.load() == 4
         assert [t for _, _, t in read_all(feed)] == [
-            "say four",
-            "four said",
-            "say five",
-            "five said",
+            "step 7: carry on",
+            "done with step 7",
+            "step 8: carry on",
+            "done with step 8",
         ]
