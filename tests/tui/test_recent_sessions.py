@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import Input
 
 from recorder.search.feed import SessionFeed
 from recorder.sources.discover import Roots
@@ -24,6 +25,7 @@ from tests.tui_fixtures import (
     wait_until,
 )
 from tui.panes.recent import RecentPane
+from tui.panes.search import SearchPane
 from tui.widgets.conversation_view import ConversationView
 from tui.widgets.record_list import RecordList
 
@@ -145,7 +147,9 @@ async def test_only_the_rows_on_screen_are_read_and_enter_opens_the_session_ther
 
 
 @pilot_test
-async def test_no_sessions_is_said_in_one_line(tmp_path: Path) -> None:
+async def test_no_sessions_is_said_in_one_line_and_a_search_hit_shows_the_journal(
+    tmp_path: Path,
+) -> None:
     roots = Roots(tmp_path / "no-claude", tmp_path / "no-gemini", tmp_path / "no-codex")
     app = make_app(demo_dir(tmp_path), roots=roots)
     async with app.run_test(size=SIZE) as pilot:
@@ -161,6 +165,17 @@ async def test_no_sessions_is_said_in_one_line(tmp_path: Path) -> None:
         await pilot.press("enter", "o")  # nothing to open: nothing breaks
         await pilot.pause()
         assert app.screen.query_one(RecentPane) is pane
+        # Enter on a journal hit in search: Recent shows it, in the journal again.
+        await pilot.press("slash")
+        search = app.screen.query_one(SearchPane)
+        search.query_one("#search-input", Input).value = "migration"
+        await wait_until(pilot, lambda: search.search_state == "done", "the search")
+        assert search.hits
+        await pilot.press("enter", "enter")
+        await pilot.pause()
+        messages = pane.query_one(RecordList)
+        assert pane.source == "bus" and not messages.show_source
+        assert messages.record_index(messages.cursor) == search.rows[0]
 
 
 @pilot_test

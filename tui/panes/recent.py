@@ -626,7 +626,7 @@ class RecentPane(Pane):
             status.append(f"  {state}", "dim")
         elif len(rows):
             status.append(f"  {plural(len(rows), 'message')}, oldest first", "bold")
-            status.append(" · Enter opens the session there · ctrl+o next source", "dim")
+            status.append(" · Enter opens its session", "dim")
             if state:
                 status.append(f" · {state}", "dim")
         elif state:
