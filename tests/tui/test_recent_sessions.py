@@ -134,6 +134,8 @@ async def test_only_the_rows_on_screen_are_read_and_enter_opens_the_session_ther
         await wait_until(pilot, lambda: rows.has(0), "the first rows")
         assert listed(pane)[0].endswith("step 0: carry on")
         await pilot.press("j", "j", "j")  # row 3: "done with step 1", message 3
+        copied = pane.highlighted_record()  # what the palette's "Copy record" copies
+        assert copied is not None and copied.payload == {"text": "done with step 1"}
         await pilot.press("enter")
         screen = await wait_for_session_conversation(pilot)
         view = screen.query_one(ConversationView)

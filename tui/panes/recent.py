@@ -458,6 +458,7 @@ class RecentPane(Pane):
         self.feed_rows = None
         self._rows_pending = None
         messages.show_source = source != SOURCE_BUS
+        messages.attach(None)  # the row under the cursor is of the other source
         if source == SOURCE_BUS:
             messages.highlight = self._bus_highlight
             messages.boundaries = frozenset((self.papp.journal.boundaries or {}).values())
@@ -467,7 +468,6 @@ class RecentPane(Pane):
         else:
             messages.highlight = None
             messages.boundaries = frozenset()
-            messages.attach(None)
             self.feed_state = "reading the search index…"
             self.load_feed(source, self._feed_generation)
         self.update_status()
