@@ -162,6 +162,17 @@ def thinking(t: str) -> dict[str, Any]:
     return {"type": "thinking", "thinking": t, "signature": "sig"}
 
 
+def claude_steps(root: Path, turns: int, *, start: int = 0, **fields: Any) -> ClaudeSession:
+    """A Claude Code session of `turns` exchanges, "step N: carry on" / "done with step
+    N" from N = `start`, written (`fields`: ClaudeSession's, e.g. session_id, t)."""
+    c = ClaudeSession(root, **fields)
+    for i in range(start, start + turns):
+        c.user(f"step {i}: carry on")
+        c.assistant(text(f"done with step {i}"))
+    c.write()
+    return c
+
+
 # -- Gemini CLI ------------------------------------------------------------------------
 def gemini_project(root: Path, project: str, *, slug: bool = True) -> Path:
     """`<root>/tmp/<slug or sha256>/chats/`; a slug folder gets its `.project_root`."""
@@ -355,3 +366,17 @@ def codex_rollout(root: Path, thread_id: str, turns: int, cwd: str = "/home/me/c
         )
     path.write_text("\n".join(out) + "\n")
     return path
+
+
+CODEX_ID = "0199a0b0-0000-7000-8000-000000000001"
+GEMINI_ID = "5f0e0000-0000-4000-8000-000000000002"
+
+
+def every_agent(root: Path) -> ClaudeSession:
+    """One small session of each agent under `root`/claude, gemini and codex, their
+    messages interleaved in time: Claude Code 6 (from BASE + 1.5 s, 1.5 s apart), Codex
+    9 (from BASE + 2 s), Gemini 4 (from BASE + 10 s; the newest). Returns the Claude one."""
+    claude = claude_steps(root / "claude", 3)
+    codex_rollout(root / "codex", CODEX_ID, 2)
+    gemini_jsonl(gemini_project(root / "gemini", "/home/me/g"), GEMINI_ID, gemini_messages(2))
+    return claude

@@ -75,3 +75,28 @@ def plain(widget: Any, width: int = 200) -> str:
         console = Console(width=width, record=True, force_terminal=False, file=sink)
         console.print(content)
         return console.export_text()
+
+
+async def wait_until(pilot: Any, predicate: Callable[[], Any], what: str) -> None:
+    """Poll `predicate` every 20 ms (up to 8 s): a worker's result without a fixed sleep."""
+    for _ in range(400):
+        await pilot.pause(0.02)
+        if predicate():
+            return
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def wait_for_session_conversation(pilot: Any) -> Any:
+    """The agent session's conversation screen, once its transcript is shown."""
+    from tui.screens.session_conversation import SessionConversationScreen
+    from tui.widgets.conversation_view import ConversationView
+
+    app = pilot.app
+    await wait_until(
+        pilot,
+        lambda: (
+            isinstance(app.screen, SessionConversationScreen) and app.screen.query(ConversationView)
+        ),
+        "the session's conversation",
+    )
+    return app.screen

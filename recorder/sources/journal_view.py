@@ -40,18 +40,32 @@ def to_record(msg: SessionMessage, index: int = 0) -> Record:
         meta["thinking"] = True
     if msg.sidechain:
         meta["sidechain"] = msg.agent_id or True
+    return session_record(msg.topic, msg.seq, msg.ts, meta, payload(msg), {"text": msg.text}, index)
+
+
+def session_record(
+    topic: str,
+    seq: int | None,
+    ts: float | None,
+    meta: dict[str, Any],
+    body: dict[str, Any],
+    fallback: dict[str, Any],
+    index: int = 0,
+) -> Record:
+    """A message record in memory: `body` as its one frame (`fallback` when `body` is
+    nested deeper than orjson writes)."""
     head = {
         "v": SCHEMA_VERSION,
-        "seq": msg.seq,
-        "ts": msg.ts,
+        "seq": seq,
+        "ts": ts,
         "kind": KIND_MESSAGE,
-        "topic": msg.topic,
+        "topic": topic,
         "meta": meta,
     }
     try:
-        frame = orjson.dumps(payload(msg))
-    except TypeError:  # nested deeper than orjson writes: the text alone
-        frame = orjson.dumps({"text": msg.text})
+        frame = orjson.dumps(body)
+    except TypeError:
+        frame = orjson.dumps(fallback)
     line = encode_record(head, encode_frames([frame]))
     return Record(index, -1, 0, line)
 

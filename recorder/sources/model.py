@@ -74,6 +74,12 @@ class SessionMessage:
         return f"{self.topic}#{self.seq}"
 
 
+def seq_of(stable_id: str | None) -> int | None:
+    """The message's place in its session, from its `stable_id` (`<topic>#<seq>`)."""
+    tail = (stable_id or "").rpartition("#")[2]
+    return int(tail) if tail.isdigit() else None
+
+
 @dataclass
 class ReadReport:
     """What a reader could not use, so nothing is dropped silently."""

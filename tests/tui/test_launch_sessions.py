@@ -16,7 +16,7 @@ from recorder.sources.discover import Roots
 from recorder.store.layout import Layout
 from tests.screenshots import settle
 from tests.session_fixtures import ClaudeSession, text
-from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
+from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain, wait_until
 from tui.panes.sessions import SessionList, SessionsScreen
 from tui.screens.launch import LaunchScreen
 from tui.screens.resume import PointList, ResumeScreen, SessionPointsScreen
@@ -36,14 +36,6 @@ def sessions(tmp: Path, proj: Path, n: int) -> list[ClaudeSession]:
     other.user("elsewhere")
     other.write()
     return made
-
-
-async def wait_until(pilot, predicate, what: str) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(300):
-        await pilot.pause(0.02)
-        if predicate():
-            return
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pilot_test

@@ -14,7 +14,15 @@ from recorder.sources.monitor import Decision, Monitor, MonitorSettings
 from recorder.store.layout import Layout
 from tests.screenshots import settle
 from tests.session_fixtures import ClaudeSession, text
-from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
+from tests.tui_fixtures import (
+    SIZE,
+    demo_dir,
+    make_app,
+    pilot_test,
+    plain,
+    wait_for_session_conversation,
+    wait_until,
+)
 from tui.panes.search import ResultList, SearchPane, cycle_source
 from tui.screens.session_conversation import SessionConversationScreen
 from tui.widgets.checkpoint_list import CheckpointList
@@ -31,14 +39,6 @@ def claude_home(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> ClaudeSession:
         c.assistant(text(f"done with step {i}"))
     c.write()
     return c
-
-
-async def wait_until(pilot, predicate, what: str) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(400):
-        await pilot.pause(0.02)
-        if predicate():
-            return
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_ctrl_o_cycles_the_source_filter_in_the_query() -> None:
@@ -82,15 +82,7 @@ async def test_a_session_hit_opens_its_conversation_at_the_hit(
         assert first.topic == f"claude:{c.session_id}"
         hit_seq = int((first.origin or "").rpartition("#")[2])
         await pilot.press("enter", "enter")  # to the results, then open the first one
-        await wait_until(
-            pilot,
-            lambda: (
-                isinstance(app.screen, SessionConversationScreen)
-                and app.screen.query(ConversationView)
-            ),
-            "the session's conversation",
-        )
-        screen = app.screen
+        screen = await wait_for_session_conversation(pilot)
         view = screen.query_one(ConversationView)
         assert view.selected == hit_seq
         assert "tune the zeppelin cache" in view.store.record(view.selected).line.decode()
@@ -133,12 +125,5 @@ async def test_session_checkpoints_sit_in_the_timeline_with_their_source(
         preview = plain(app.screen.query_one("#preview"))
         assert f"claude:{c.session_id}" in preview and "Messages  12" in preview
         await pilot.press("enter")
-        await wait_until(
-            pilot,
-            lambda: (
-                isinstance(app.screen, SessionConversationScreen)
-                and app.screen.query(ConversationView)
-            ),
-            "the session at the checkpoint",
-        )
-        assert app.screen.query_one(ConversationView).selected == 11
+        screen = await wait_for_session_conversation(pilot)
+        assert screen.query_one(ConversationView).selected == 11

@@ -1,4 +1,6 @@
-"""The newest messages, followed live like `tail -f`, or paused on one record."""
+"""The newest messages, followed live like `tail -f`, or paused on one record; or,
+`ctrl+o`, an agent's session messages in time order (`agent_sources.py`), the journal
+kept as it was left for when it shows again."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from textual.message import Message
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
+from recorder.search.feed import AGENTS, FEED_SOURCES
+from recorder.search.index import SOURCE_BUS
 from recorder.search.query import Query
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.reader import Record
@@ -18,10 +22,13 @@ from ..record_filter import RecordFilter
 from ..text import count, one_line, plural
 from ..widgets.record_list import RecordList
 from ..widgets.virtual_list import VirtualList
-from .base import Pane
+from .agent_sources import AgentSourcesPane
+
+RECENT_SOURCES = (SOURCE_BUS, *FEED_SOURCES)
+"""What ctrl+o cycles through: the journal, each agent's sessions, all of them."""
 
 
-class RecentPane(Pane):
+class RecentPane(AgentSourcesPane):
     """Every record; the cursor follows the newest until the user moves it."""
 
     BINDINGS = [
@@ -42,6 +49,12 @@ class RecentPane(Pane):
         Binding(
             "o", "conversation", "Conversation", show=False, tooltip="Read the conversation here"
         ),
+        Binding(
+            "ctrl+o",
+            "cycle_source",
+            "Source",
+            tooltip="The journal (bus), one agent's session messages, or every agent's",
+        ),
     ]
 
     class ShowCheckpoint(Message):
@@ -60,6 +73,9 @@ class RecentPane(Pane):
 
     def __init__(self) -> None:
         super().__init__("3 Recent", id="recent")
+        self._bus_at: int | None = None  # the journal's record under the cursor, away from it
+        self._bus_rows = 0
+        self._bus_highlight: Query | None = None
         self.record_filter: RecordFilter | None = None
         """The records shown when bookkeeping is hidden (None until the worker is done)."""
         self.show_bookkeeping = False
@@ -82,10 +98,6 @@ class RecentPane(Pane):
     def on_mount(self) -> None:
         self.update_status()
 
-    @property
-    def messages(self) -> RecordList:
-        return self.query_one("#messages", RecordList)
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "context_checkpoint":
             return self.context_checkpoint is not None
@@ -96,6 +108,16 @@ class RecentPane(Pane):
     def journal_changed(self, what: str) -> None:
         state = self.papp.journal
         messages = self.messages
+        if self.source != SOURCE_BUS:  # kept up to date for when the journal shows again
+            if what == "loaded":
+                self.record_filter = None
+                self._bus_at = None
+                if state.store is not None and len(state.store):
+                    self.build_filter()
+            elif what == "grew" and self.record_filter is not None and state.store is not None:
+                self.record_filter.extend(state.store)
+            self.update_status()
+            return
         if what in ("loaded", "checkpoints"):
             messages.boundaries = frozenset((state.boundaries or {}).values())
         if what == "loaded":
@@ -134,24 +156,30 @@ class RecentPane(Pane):
             return
         message.record_filter.extend(store)  # what arrived meanwhile
         self.record_filter = message.record_filter
-        self._show_rows()
+        if self.source == SOURCE_BUS:
+            self._show_rows()
         self.update_status()
 
     def action_toggle_matches_only(self) -> None:
+        if self._not_for_agents("m"):
+            return
         self.matches_only = not self.matches_only and bool(self.search_matches)
         self._show_rows()
         self.update_status()
 
     def action_toggle_bookkeeping(self) -> None:
+        if self._not_for_agents("h"):
+            return
         self.show_bookkeeping = not self.show_bookkeeping
         self._show_rows()
         self.update_status()
 
-    def _show_rows(self) -> None:
-        """Attach all records or the filtered ones, the cursor on the same record."""
+    def _show_rows(self, at: int | None = None) -> None:
+        """Attach all records or the filtered ones, the cursor on the same record (or
+        record `at`)."""
         messages = self.messages
         store = self.papp.journal.store
-        current = messages.record_index(messages.cursor)
+        current = messages.record_index(messages.cursor) if at is None else at
         f = self.record_filter
         if self.matches_only:
             messages.attach(store, self.search_matches, ascending=True)
@@ -182,6 +210,7 @@ class RecentPane(Pane):
     def jump_to(self, index: int, query: Query | None, matches: list[int] | None = None) -> None:
         """Show record `index` paused, `query` highlighted, with its nearest checkpoint;
         the conversation opened from here steps through `matches` with n/N."""
+        self.show_source(SOURCE_BUS)
         self.search_matches = matches or []
         if self.matches_only:
             self._show_rows()  # the new search's hits
@@ -200,6 +229,9 @@ class RecentPane(Pane):
     def action_conversation(self) -> None:
         from ..screens.conversation import ConversationScreen
 
+        if self.source != SOURCE_BUS:
+            self.open_feed_message(self.messages.cursor)
+            return
         index = self.messages.record_index(self.messages.cursor)
         if index is not None and self.papp.journal.store is not None:
             query = self.messages.highlight
@@ -210,12 +242,10 @@ class RecentPane(Pane):
         """The highlighted record: its stored line to the clipboard (OSC 52) and a file."""
         from ..records_io import save_records
 
-        index = self.messages.record_index(self.messages.cursor)
-        store = self.papp.journal.store
-        if index is None or store is None:
+        rec = self.highlighted_record()
+        if rec is None:
             self.notify("No record to copy.", severity="warning")
             return
-        rec = store.record(index)
         try:
             path = save_records(self.papp.exports_dir, [rec], f"record-{rec.seq}")
         except OSError as exc:
@@ -224,13 +254,26 @@ class RecentPane(Pane):
         self.app.copy_to_clipboard(rec.line.decode("utf-8", "replace"))
         self.notify(f"Record copied (OSC 52); also saved to {path}", timeout=10)
 
+    def highlighted_record(self) -> Record | None:
+        """The record under the cursor (an agent's message once read), if any."""
+        messages = self.messages
+        if self.source != SOURCE_BUS:
+            return self.feed_record(messages.cursor)
+        index = messages.record_index(messages.cursor)
+        store = self.papp.journal.store
+        return None if index is None or store is None else store.record(index)
+
     def action_context_checkpoint(self) -> None:
+        if self._not_for_agents("c"):
+            return
         if self.context_checkpoint is not None:
             self.post_message(self.ShowCheckpoint(self.context_checkpoint))
 
     @on(VirtualList.Highlighted, "#messages")
     def message_highlighted(self, event: VirtualList.Highlighted) -> None:
         messages = self.messages
+        if self.source != SOURCE_BUS:
+            return  # an agent source is not followed
         if event.row != messages.cursor or event.row == self._auto_row:
             return  # a stale message, or the move following made itself
         self._auto_row = None
@@ -243,6 +286,9 @@ class RecentPane(Pane):
 
     @on(VirtualList.Selected, "#messages")
     def message_selected(self, event: VirtualList.Selected) -> None:
+        if self.source != SOURCE_BUS:
+            self.open_feed_message(event.row)
+            return
         messages = self.messages
         index = messages.record_index(event.row)
         store = self.papp.journal.store
@@ -264,6 +310,8 @@ class RecentPane(Pane):
         return store.record(found)
 
     def action_toggle_follow(self) -> None:
+        if self._not_for_agents("p"):
+            return
         if self.following:
             self.following = False
             self.update_status()
@@ -284,7 +332,39 @@ class RecentPane(Pane):
         self.update_status()
         self.refresh_bindings()
 
+    # -- agent sources ------------------------------------------------------------
+    def action_cycle_source(self) -> None:
+        """ctrl+o: bus → claude → gemini → codex → every agent → bus."""
+        order = RECENT_SOURCES
+        source = order[(order.index(self.source) + 1) % len(order)]
+        self.show_source(source)
+        what = {SOURCE_BUS: "the journal (bus)", AGENTS: "every agent's sessions"}
+        self.notify(f"Recent: {what.get(source, f'{source} sessions')}", timeout=2)
+
+    def show_source(self, source: str) -> None:
+        """List `source`; back on the journal, as it was left (following or on the
+        same record, filters as they were)."""
+        if source == self.source:
+            return
+        messages = self.messages
+        if self.source == SOURCE_BUS:
+            self._bus_at = None if self.following else messages.record_index(messages.cursor)
+            self._bus_rows = messages.row_count
+            self._bus_highlight = messages.highlight
+        self.list_source(source)
+        if source == SOURCE_BUS:
+            messages.highlight = self._bus_highlight
+            messages.boundaries = frozenset((self.papp.journal.boundaries or {}).values())
+            self._show_rows(self._bus_at)
+            if not self.following:
+                self._unseen += max(0, messages.row_count - self._bus_rows)
+        self.update_status()
+        self.refresh_bindings()
+
     def update_status(self) -> None:
+        if self.source != SOURCE_BUS:
+            self.query_one("#recent-status", Static).update(self.feed_status())
+            return
         store = self.papp.journal.store
         status = Text()
         if store is None:

@@ -22,9 +22,10 @@ from textual.worker import get_current_worker
 
 from recorder.search.hits import SearchHit, SearchResult
 from recorder.search.query import Query, QueryError, parse_query
+from recorder.sources.model import seq_of
 
 from ..text import count, one_line
-from ..widgets.record_list import HIGHLIGHT, sender_style
+from ..widgets.record_list import HIGHLIGHT, sender_style, source_label
 from ..widgets.virtual_list import VirtualList
 from .base import Pane
 
@@ -34,8 +35,6 @@ FIRST_PAGE = 50  # hits shown first (a screenful); the rest up to RESULT_LIMIT r
 CATCH_UP_SLICE = 0.25  # seconds of indexing between progress updates
 FUZZY_STYLE = "bold black on bright_cyan"
 SOURCES = ("bus", "claude", "gemini", "codex")  # what ctrl+o cycles the `source:` filter through
-SOURCE_STYLES = {"claude": "bold #d97757", "gemini": "bold #4285f4", "codex": "bold #10a37f"}
-SHORT_SOURCES = {"claude": "cla", "gemini": "gem", "codex": "cdx", "bus": "bus"}
 _SOURCE_TERM = re.compile(r"(?<!\S)-?source:\S*")
 
 
@@ -72,9 +71,7 @@ class ResultList(VirtualList):
         line = Text()
         line.append(clock.hms(hit.ts), "dim")
         line.append(" ~ " if hit.fuzzy else "   ", "bold cyan")
-        source = hit.source or "bus"
-        label = f"{source:<7}" if wide else f"{SHORT_SOURCES.get(source, source[:3]):<4}"
-        line.append(label, SOURCE_STYLES.get(source, "dim"))
+        line.append_text(source_label(hit.source or "bus", wide=wide))
         who = one_line(hit.sender or hit.kind.upper(), 40)
         line.append(f"{who[:sw]:<{sw}} ", sender_style(who) if hit.sender else "dim")
         line.append(f"{one_line(hit.topic, 40)[:tw]:<{tw}} ", "dim")
@@ -338,20 +335,11 @@ class SearchPane(Pane):
     def open_session_hit(self, hit: SearchHit) -> None:
         """A message of an agent session: its conversation there, the session's other
         hits a n/N away."""
-        from ..screens.session_conversation import SessionConversationScreen
+        from ..screens.session_conversation import open_session_message
 
-        def seq_of(h: SearchHit) -> int | None:
-            tail = (h.origin or "").rpartition("#")[2]
-            return int(tail) if tail.isdigit() else None
-
-        seq = seq_of(hit)
-        if seq is None:
-            self.notify(f"A {hit.source} session message without a position: {hit.origin}")
-            return
-        same = [seq_of(h) for h in self.result_hits if h.origin and h.topic == hit.topic]
+        same = (seq_of(h.origin) for h in self.result_hits if h.origin and h.topic == hit.topic)
         matches = sorted({m for m in same if m is not None})
-        screen = SessionConversationScreen(hit.topic, seq, matches=matches, query=self.search_query)
-        self.app.push_screen(screen)
+        open_session_message(self, hit.topic, hit.origin, matches=matches, query=self.search_query)
 
     @on(VirtualList.Selected, "#results")
     def result_selected(self, event: VirtualList.Selected) -> None:

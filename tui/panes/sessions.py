@@ -25,13 +25,13 @@ from recorder.sources.model import Source, Transcript
 from recorder.store.layout import Layout
 
 from ..text import one_line
+from ..widgets.record_list import SOURCE_STYLES
 from ..widgets.virtual_list import VirtualList
 from ..worker_errors import ShowsWorkerErrors
 
 if TYPE_CHECKING:
     from ..app import PersistApp
 
-SOURCE_STYLES = {"claude": "bold #d97757", "gemini": "bold #4285f4", "codex": "bold #10a37f"}
 PREVIEW_MESSAGES = 40
 
 

@@ -17,6 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from recorder.launch.sessions import find_row
@@ -24,7 +25,7 @@ from recorder.search.query import Query, match_spans
 from recorder.sources.discover import Roots
 from recorder.sources.journal_view import to_record
 from recorder.sources.listing import SessionRow, read_row
-from recorder.sources.model import SessionMessage
+from recorder.sources.model import SessionMessage, seq_of
 from recorder.store.reader import Record
 
 from ..text import one_line
@@ -144,3 +145,20 @@ class SessionConversationScreen(ShowsWorkerErrors, Screen[None]):
             self.notify(f"persist fork {row.session.key}  (writes it back from our copy)")
         else:
             self.notify(row.session.resume_shell(), title="Resume with")
+
+
+def open_session_message(
+    node: Widget,
+    topic: str,
+    origin: str | None,
+    *,
+    matches: Sequence[int] = (),
+    query: Query | None = None,
+) -> None:
+    """Session `topic`'s conversation at the message `origin` names (`<topic>#<seq>`),
+    `matches` (message numbers) a n/N away; a line when `origin` names no position."""
+    seq = seq_of(origin)
+    if seq is None:
+        node.notify(f"A message of {topic} without a position in it: {origin}")
+        return
+    node.app.push_screen(SessionConversationScreen(topic, seq, matches=matches, query=query))

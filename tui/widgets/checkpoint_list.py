@@ -10,9 +10,9 @@ from recorder.store.checkpoints import Checkpoint
 from recorder.store.layout import segment_name
 
 from ..text import Clock, one_line
+from .record_list import SOURCE_STYLES
 from .virtual_list import VirtualList
 
-SOURCE_STYLES = {"claude": "bold #d97757", "gemini": "bold #4285f4", "codex": "bold #10a37f"}
 REASON_STYLES = {
     "periodic": "dim",
     "manual": "bold cyan",

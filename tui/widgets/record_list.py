@@ -5,18 +5,22 @@ from __future__ import annotations
 import zlib
 from bisect import bisect_left
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from recorder.export.redact import record_secrets, redact_record
 from recorder.export.render import record_text
 from recorder.search.query import Query, match_spans
-from recorder.store.reader import Record, Store
+from recorder.store.reader import Record
 from recorder.store.secrets import DEFAULT_SCAN_CAP
 
 from ..reading import ReadingRules
 from ..text import Clock, one_line, safe_text
 from .virtual_list import VirtualList
+
+if TYPE_CHECKING:
+    from .conversation_view import RecordSource
 
 SENDER_COLORS = (
     "cyan",
@@ -39,6 +43,8 @@ KIND_STYLES = {
     "segment": "dim",
     "heartbeat": "dim",
 }
+SOURCE_STYLES = {"claude": "bold #d97757", "gemini": "bold #4285f4", "codex": "bold #10a37f"}
+SHORT_SOURCES = {"claude": "cla", "gemini": "gem", "codex": "cdx", "bus": "bus"}
 HIGHLIGHT = "bold black on yellow"
 SECRET_BADGE = "[secret] "
 SECRET_STYLE = "bold red"
@@ -46,6 +52,13 @@ SECRET_STYLE = "bold red"
 
 def sender_style(name: str) -> str:
     return SENDER_COLORS[zlib.crc32(name.encode()) % len(SENDER_COLORS)]
+
+
+def source_label(source: str, *, wide: bool) -> Text:
+    """Where a message comes from (`bus` or an agent), padded: the whole name when
+    `wide`, else three letters; agents in their colour."""
+    label = f"{source:<7}" if wide else f"{SHORT_SOURCES.get(source, source[:3]):<4}"
+    return Text(label, SOURCE_STYLES.get(source, "dim"))
 
 
 def describe(rec: Record) -> str:
@@ -84,20 +97,27 @@ def record_row(
     sender_width: int = 10,
     topic_width: int = 7,
     rules: ReadingRules | None = None,
+    source: Text | None = None,
 ) -> Text:
-    """`HH:MM:SS ◆ sender topic text`, with search matches highlighted; `rules` name
+    """`HH:MM:SS ◆ sender topic text`, with search matches highlighted; `source`: a
+    source column before the sender (`source_label`), the topic then shown without its
+    `<meta.source>:` prefix (an agent session's id); `rules` name
     the sender and kind of messages the recorder's enrichment did not. A message with
     secrets is marked `[secret]` and its text shows them as `[REDACTED:kind]` (the
     record view, Enter, shows the record as stored)."""
     row = Text()
     row.append(clock.hms(rec.ts), "dim")
     row.append(f" {marker} ", "bold green")
+    topic = rec.topic
+    if source is not None:
+        row.append_text(source)
+        topic = topic.removeprefix(f"{rec.meta.get('source')}:")
     kind = rec.kind
     if kind == "msg":
         reading = rules.read(rec) if rules is not None else None
         sender = one_line(rec.sender or (reading.sender if reading else "") or "?", 40)
         row.append(f"{sender[:sender_width]:<{sender_width}} ", sender_style(sender))
-        row.append(f"{one_line(rec.topic, 40)[:topic_width]:<{topic_width}} ", "dim")
+        row.append(f"{one_line(topic, 40)[:topic_width]:<{topic_width}} ", "dim")
         if reading is not None and reading.kind:
             row.append(f"[{one_line(reading.kind, 40)}] ", "italic")
         secrets = record_secrets(rec, DEFAULT_SCAN_CAP)
@@ -135,20 +155,26 @@ def _mark_escapes(text: Text, body: str) -> None:
 
 
 class RecordList(VirtualList):
-    """Records of a store, either all of them or a list of indices (hits)."""
+    """Records of a store, either all of them or a list of indices (hits); `show_source`:
+    with a source column (agent sessions' messages)."""
 
     def __init__(self, clock: Clock, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.clock = clock
-        self.store: Store | None = None
+        self.store: RecordSource | None = None
         self.indices: Sequence[int] | None = None
         self.highlight: Query | None = None
         self.boundaries: frozenset[int] = frozenset()
         self.ascending = False
         self.rules: ReadingRules | None = None
+        self.show_source = False
 
     def attach(
-        self, store: Store | None, indices: Sequence[int] | None = None, *, ascending: bool = False
+        self,
+        store: RecordSource | None,
+        indices: Sequence[int] | None = None,
+        *,
+        ascending: bool = False,
     ) -> None:
         """Show `store` (all records, or only `indices`; `ascending`: in journal order)."""
         self.store = store
@@ -193,6 +219,7 @@ class RecordList(VirtualList):
         rec = self.store.record(index)
         marker = "◆" if index + 1 in self.boundaries else " "
         wide = width >= 100
+        source = str(rec.meta.get("source") or "bus") if self.show_source else None
         return record_row(
             rec,
             self.clock,
@@ -201,4 +228,5 @@ class RecordList(VirtualList):
             sender_width=12 if wide else 9,
             topic_width=10 if wide else 6,
             rules=self.rules,
+            source=None if source is None else source_label(source, wide=wide),
         )
