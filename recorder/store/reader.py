@@ -350,6 +350,8 @@ class SegmentIndex:
                         return "its line starts do not match the segment's lines"
             except OSError as exc:
                 return f"cannot be checked ({exc.strerror})"
+            finally:
+                self.file.forget()  # most segments are not read again soon: keep no frames
         self.starts = starts
         self.end = size
         if size == file_size:

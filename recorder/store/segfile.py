@@ -76,6 +76,9 @@ class SegmentFile:
         """The size now (a plain segment being written grows)."""
         return self.size
 
+    def forget(self) -> None:
+        """Drop what reading kept in memory (a compressed segment's frames)."""
+
     def identity(self) -> tuple[int, int]:
         """(inode, mtime_ns) of the file, for caches that describe it."""
         st = os.fstat(self.fd)
@@ -135,7 +138,9 @@ class CompressedSegment(SegmentFile):
         self._fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         self.damaged: set[int] = set()
         self._lock = threading.RLock()
-        self._last: tuple[int, bytes] | None = None  # the frame decompressed last
+        # the two frames decompressed last, newest first: a line across a frame boundary
+        # and the byte before it would otherwise decompress both frames in turn
+        self._recent: list[tuple[int, bytes]] = []
         self._dctx = zstandard.ZstdDecompressor()
         try:
             self._read_table()
@@ -188,9 +193,11 @@ class CompressedSegment(SegmentFile):
 
     def frame(self, k: int, strict: bool = False) -> bytes:
         """Frame `k` uncompressed (NUL bytes for a damaged one unless `strict`)."""
-        last = self._last
-        if last is not None and last[0] == k:
-            return last[1]
+        for i, (number, kept) in enumerate(self._recent):
+            if number == k:
+                if i:
+                    self._recent.reverse()
+                return kept
         at, length = self.compressed_at[k], self.compressed_at[k + 1] - self.compressed_at[k]
         want = self.starts[k + 1] - self.starts[k]
         raw = os.pread(self.fd, length, at)
@@ -206,9 +213,13 @@ class CompressedSegment(SegmentFile):
                     f"{self.path.name}: compressed frame {k} (bytes {self.starts[k]}-"
                     f"{self.starts[k + 1]} of the segment) is damaged ({exc})"
                 ) from None
-            data = bytes(want)
-        self._last = (k, data)
+            return bytes(want)  # never kept: a strict read must find the damage again
+        self._recent = [(k, data), *self._recent[:1]]
         return data
+
+    def forget(self) -> None:
+        with self._lock:
+            self._recent = []
 
     def _read(self, offset: int, n: int, strict: bool) -> bytes:
         end = min(self.size, offset + n)
