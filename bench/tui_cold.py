@@ -12,7 +12,9 @@ copies of its folder are made under --work (segments hard-linked, never written)
   priority) ran on the folder until that work was done, then stopped.
 
 Each run opens the real app headless at 120x36 in a fresh interpreter and times from
-interpreter start to the first screen with checkpoints and recent messages (RSS then);
+interpreter start to the first screen with checkpoints and recent messages (RSS then;
+the harness waits with plain sleeps, since `pilot.pause` runs a refresh cycle each
+time and that competes with the opening for the GIL, which no terminal does);
 the baseline's caches are removed before each of its runs (its first open writes
 them). Runs alternate baseline / ours.
 """
@@ -45,8 +47,8 @@ from tui.app import create_app
 async def main():
     app = create_app(Path(sys.argv[1]), live=False)
     async with app.run_test(size=(120, 36)) as pilot:
-        while app.ready_at is None:
-            await pilot.pause(0.005)
+        while app.ready_at is None:  # a plain sleep: pilot.pause would run a refresh
+            await asyncio.sleep(0.005)  # cycle each time, competing with the opening
         ready = app.ready_at - t0
         rss = psutil.Process().memory_info().rss
         records = len(app.journal.store) if app.journal.store is not None else 0
