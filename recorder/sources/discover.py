@@ -193,10 +193,13 @@ def _entry(read: Callable[[], Transcript]) -> tuple[dict[str, Any], dict[str, st
     return session_to_json(t.session), t.summaries, t.report.errors
 
 
+POOL_MIN_BYTES = 32 << 20  # less to read than this: starting processes costs more than it saves
+
+
 def _read_all(
     todo: list[Unit], workers: int
 ) -> list[tuple[dict[str, Any], dict[str, str], list[str]]]:
-    if workers <= 1 or len(todo) < 8:
+    if workers <= 1 or len(todo) < 8 or sum(u.size for u in todo) < POOL_MIN_BYTES:
         return [_entry(u.read) for u in todo]
     from concurrent.futures import ProcessPoolExecutor
 

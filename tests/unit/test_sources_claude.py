@@ -329,12 +329,16 @@ def test_encode_project_matches_claude_code() -> None:
     assert claude.encode_project(long) == "-" + "a" * 199 + "-ltwk50"
 
 
-def test_scan_in_worker_processes_gives_the_same_sessions(tmp_path: Path) -> None:
+def test_scan_in_worker_processes_gives_the_same_sessions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recorder.sources import discover
     from recorder.sources.model import session_to_json
 
+    monkeypatch.setattr(discover, "POOL_MIN_BYTES", 0)  # small files, through the pool all the same
     for i in range(10):
         s = ClaudeSession(tmp_path, cwd=f"/p/{i % 3}")
-        s.user(f"q{i}")
+        s.user(f"q{i}" + " longer" * i)  # sizes differ: the largest go first, order kept
         s.assistant(text("a"), tool_use("Write", {"file_path": f"/f{i}"}))
         s.write()
     one = scan(Roots(tmp_path, None, None))
