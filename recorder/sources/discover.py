@@ -8,6 +8,7 @@ cannot be read is rebuilt.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -188,8 +189,18 @@ class ScanCache:
 
 
 def _entry(read: Callable[[], Transcript]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
-    """A file's listing entry (what a worker process sends back: no message bodies)."""
-    t = read()
+    """A file's listing entry (what a worker process sends back: no message bodies).
+
+    The cyclic garbage collector is paused while the file is read: its parsed lines are
+    hundreds of thousands of dicts and lists with no cycles among them (reference
+    counting frees them), which the collector would otherwise walk again and again."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        t = read()
+    finally:
+        if paused:
+            gc.enable()
     return session_to_json(t.session), t.summaries, t.report.errors
 
 
