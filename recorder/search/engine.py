@@ -18,6 +18,9 @@ bounded slice of work unless told otherwise), then answers from the index:
 - Each hit is read back from the journal for its snippet (the index keeps no
   text), with exact and fuzzy match spans, and names the nearest checkpoint
   at or before it.
+
+Just over 400 lines: the catch-up, the exact and fuzzy passes and the hits they
+share one engine object.
 """
 
 from __future__ import annotations

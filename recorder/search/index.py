@@ -20,6 +20,8 @@ Every batch of documents and the progress that covers them commit in one
 transaction, so a SIGKILL leaves an index that is consistent and simply behind.
 Documents from elsewhere than the journal (agent sessions, later) go through
 `add_documents` with `Document.text` kept, since there is no journal to read it from.
+
+Just over 400 lines: the schema, its checks and the writes that must match it.
 """
 
 from __future__ import annotations
