@@ -76,7 +76,8 @@ def redact_record(rec: Record, spans: list[SecretSpan] | None = None) -> Record:
     return Record(rec.index, rec.segment, rec.offset, line)
 
 
-REDACT_BATCH = 256  # records sharing one set of prefilter passes
+REDACT_BATCH = 256  # records sharing one set of prefilter passes ...
+REDACT_BATCH_BYTES = 8 << 20  # ... and at most about this many bytes of them (big records)
 
 
 def redacted(records: Iterable[Record]) -> Iterator[Record]:
@@ -85,11 +86,13 @@ def redacted(records: Iterable[Record]) -> Iterator[Record]:
     (as the recorder does per receive batch), so a full scan runs only on the few a
     pass hits; a pass over joined frames can only add candidates, never lose one."""
     batch: list[Record] = []
+    size = 0
     for rec in records:
         batch.append(rec)
-        if len(batch) == REDACT_BATCH:
+        size += len(rec.line)
+        if len(batch) == REDACT_BATCH or size >= REDACT_BATCH_BYTES:
             yield from _redact_batch(batch)
-            batch = []
+            batch, size = [], 0
     yield from _redact_batch(batch)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from recorder.daemon.core import Recorder
 from recorder.daemon.options import RecorderOptions
+from recorder.export import redact
 from recorder.export.redact import REDACT_BATCH, record_secrets, redact_record, redacted
 from recorder.export.writers import export_range
 from recorder.store import secrets as S
@@ -247,9 +248,14 @@ def test_a_message_over_the_budget_is_marked_capped_and_scanned_in_full_on_expor
     assert early.encode() not in out.getvalue() and late.encode() not in out.getvalue()
 
 
-def test_batched_redaction_equals_redacting_each_record_alone(tmp_path: Path) -> None:
-    """`redacted` shares one prefilter per batch: every sample of every kind, scattered
-    among clean messages across several batches, is redacted exactly as alone."""
+@pytest.mark.parametrize("batch_bytes", [8 << 20, 3000])
+def test_batched_redaction_equals_redacting_each_record_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_bytes: int
+) -> None:
+    """`redacted` shares one prefilter per batch (of 256 records, or fewer when they are
+    big): every sample of every kind, scattered among clean messages across several
+    batches, is redacted exactly as alone."""
+    monkeypatch.setattr(redact, "REDACT_BATCH_BYTES", batch_bytes)
     root = tmp_path / "logs"
     rec = recorder(root, secrets=False)  # nothing named by the recorder: all scanned now
     frames = [c.frame for c in cases(1)]
