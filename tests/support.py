@@ -3,6 +3,7 @@ waiting, reading journals."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -17,10 +18,27 @@ import orjson
 PYTHON = sys.executable
 
 
+# Ports for test brokers: below Linux's ephemeral range (32768-60999), where every
+# outgoing connection takes its source port (a port picked with bind(0) and freed could
+# be taken that way before the broker binds it), and a block of its own per xdist
+# worker, so two workers never pick the same one.
+_PORT_BLOCK = 2000
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_PORT_FIRST = 20000 + _PORT_BLOCK * (_WORKER % 6)
+_next_port = itertools.cycle(range(_PORT_FIRST, _PORT_FIRST + _PORT_BLOCK))
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback TCP port nothing listens on now (see above)."""
+    for _ in range(_PORT_BLOCK):
+        port = next(_next_port)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_PORT_FIRST}-{_PORT_FIRST + _PORT_BLOCK - 1}")
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> object:
