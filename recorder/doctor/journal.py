@@ -311,7 +311,7 @@ def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> li
         if scan is None:
             problem = "describes a segment that is not there"
         elif kind == "idx":
-            index = SegmentIndex(scan.path, layout.index)
+            index = SegmentIndex(scan.path, layout.index, recheck=True)
             index.close()
             problem = index.warning.split(": ", 1)[1].rsplit(";", 1)[0] if index.warning else None
         else:

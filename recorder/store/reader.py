@@ -11,6 +11,7 @@ store that stitches segments together share the offset arithmetic and stay toget
 from __future__ import annotations
 
 import bisect
+import os
 import struct
 import threading
 import time
@@ -23,6 +24,8 @@ from itertools import accumulate
 from operator import attrgetter, lt
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from recorder.store.checkpoints import Checkpoint, list_checkpoints
 from recorder.store.fsutil import atomic_write, ensure_private_dir
@@ -134,14 +137,55 @@ class LineBlock:
         return (self.record(k) for k in range(self.count))
 
 
+VERIFIED_CACHES = "verified.json"
+
+
+def read_verified(cache_dir: Path) -> dict[str, list[int]]:
+    """`metadata_index/verified.json`: for each line-index cache checked in full against
+    its segment (or written from the segment), that cache file's size, mtime_ns, inode
+    and CRC-32. Derived and optional: missing, unreadable or wrongly typed, it reads as
+    empty and every cache is checked in full."""
+    try:
+        value = orjson.loads((cache_dir / VERIFIED_CACHES).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {
+        name: stamp
+        for name, stamp in value.items()
+        if isinstance(stamp, list) and len(stamp) == 4 and all(type(x) is int for x in stamp)
+    }
+
+
+def mark_verified(cache_dir: Path, name: str, stamp: list[int]) -> None:
+    """Record that cache `name` as `stamp` describes it was checked in full (entries of
+    caches no longer there are dropped; a lost race between two writers only means a
+    cache is checked in full once more)."""
+    entries = read_verified(cache_dir)
+    if entries.get(name) == stamp:
+        return
+    try:
+        present = set(os.listdir(cache_dir))
+        entries = {k: v for k, v in entries.items() if k in present}
+        entries[name] = stamp
+        atomic_write(cache_dir / VERIFIED_CACHES, orjson.dumps(entries), durable=False)
+    except OSError:
+        pass  # only slower next time
+
+
 class SegmentIndex:
     """Line start offsets of one segment file, extended as the file grows. Offsets are
     in the uncompressed bytes, so they hold whichever form the file has."""
 
-    def __init__(self, path: Path, cache_dir: Path | None = None, start: int = 0) -> None:
+    def __init__(
+        self, path: Path, cache_dir: Path | None = None, start: int = 0, *, recheck: bool = False
+    ) -> None:
         """`start`: index from this byte offset on (a line start), leaving out the lines
         before it (recovery reads only what follows its last saved position); such a
-        partial index is never cached."""
+        partial index is never cached. `recheck`: check a cache in full even when it
+        was checked before (`persist doctor`)."""
+        self.recheck = recheck
         self.path = path
         self.start = start
         self.number = segment_number(path.name) or 0
@@ -279,25 +323,43 @@ class SegmentIndex:
     def _load_cache(self) -> None:
         """Use the cache if it describes this file as it is; else leave the index empty
         (it is rebuilt from the segment) and say why in `self.warning`."""
+        assert self._cache_dir is not None
         try:
             ino, mtime_ns = self.file.identity()
             size = self.file.size
-            raw = self._cache_path().read_bytes()
+            with open(self._cache_path(), "rb") as f:
+                st = os.fstat(f.fileno())
+                raw = f.read()
         except (OSError, SegmentDamaged):
             return
-        problem = self._check_cache(raw, ino, mtime_ns, size)
+        own = (st.st_size, st.st_mtime_ns, st.st_ino)
+        known = (
+            None if self.recheck else read_verified(self._cache_dir).get(self._cache_path().name)
+        )
+        problem = self._check_cache(raw, ino, mtime_ns, size, own, known)
         if problem:
             self.warning = (
-                f"{self._cache_dir.name if self._cache_dir else ''}/{self._cache_path().name}: "
+                f"{self._cache_dir.name}/{self._cache_path().name}: "
                 f"{problem}; rebuilt from {self.path.name}"
             )
             self.starts = array("Q")
             self.end = 0
 
     def _check_cache(
-        self, raw: bytes, file_ino: int, file_mtime_ns: int, file_size: int
+        self,
+        raw: bytes,
+        file_ino: int,
+        file_mtime_ns: int,
+        file_size: int,
+        own: tuple[int, int, int],
+        known: list[int] | None,
     ) -> str | None:
         """Why the cache cannot be used (None: it was loaded into the index).
+
+        `own`: the cache file's (size, mtime_ns, inode); `known`: what `verified.json`
+        says of it. When the file is exactly the one checked in full before (same stat,
+        same CRC), the order and read-back checks below are not repeated: a cache that
+        was damaged or rewritten since has another stat or CRC and is checked again.
 
         Checked: the header (magic, inode; the size it covers is at most the file's,
         and its mtime matches if the file has not grown since), the body's length
@@ -321,15 +383,16 @@ class SegmentIndex:
             return f"holds {len(body) // 8} line starts, its header says {count}"
         if zlib.crc32(body) != crc:
             return "its checksum does not match"
+        checked_before = known == [*own, crc]
         starts = array("Q")
         starts.frombytes(body)
         if (size == 0) != (count == 0) or (starts and starts[0] != 0):
             return "does not begin at the start of the segment"
-        if not all(map(lt, starts, starts[1:])):
+        if not checked_before and not all(map(lt, starts, starts[1:])):
             return "line starts out of order"
         if starts and starts[-1] >= size:
             return "a line start lies beyond the part it covers"
-        if count:
+        if count and not checked_before:
             check = set(range(max(0, count - _INDEX_CHECK_LAST), count))
             if self.file.compressed:
                 # as many lines, in 4 runs of 8: a run costs one frame to decompress
@@ -352,6 +415,8 @@ class SegmentIndex:
                 return f"cannot be checked ({exc.strerror})"
             finally:
                 self.file.forget()  # most segments are not read again soon: keep no frames
+            assert self._cache_dir is not None
+            mark_verified(self._cache_dir, self._cache_path().name, [*own, crc])
         self.starts = starts
         self.end = size
         if size == file_size:
@@ -369,16 +434,15 @@ class SegmentIndex:
             ino, mtime_ns = self.file.identity()
             ensure_private_dir(self._cache_dir)
             body = self.starts.tobytes()
+            crc = zlib.crc32(body)
             header = _INDEX_HEADER.pack(
-                _INDEX_MAGIC,
-                self.end,
-                mtime_ns,
-                ino,
-                len(self.starts),
-                zlib.crc32(body),
+                _INDEX_MAGIC, self.end, mtime_ns, ino, len(self.starts), crc
             )
-            atomic_write(self._cache_path(), header + body, durable=False)
+            path = self._cache_path()
+            atomic_write(path, header + body, durable=False)
             self._saved = (self.end, self.size)
+            st = os.stat(path)  # written from line starts found in the segment itself
+            mark_verified(self._cache_dir, path.name, [st.st_size, st.st_mtime_ns, st.st_ino, crc])
         except (OSError, SegmentDamaged):
             pass  # a cache we cannot write is only slower next time
 

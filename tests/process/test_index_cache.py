@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from recorder.store.reader import open_store
+from recorder.store.reader import SegmentIndex, open_store
 from tests.demo_journal import DemoClock, DemoWriter
 
 T0 = 1_800_000_000.0
@@ -196,3 +196,50 @@ def test_wrong_cache_is_rebuilt_and_every_record_is_seen(
     conversation = root / "restore" / manifest["checkpoint"]["id"] / "conversation.jsonl"
     assert conversation.read_bytes().splitlines(keepends=True) == expected
     assert manifest["records"] == len(expected)
+
+
+def test_a_cache_checked_in_full_once_is_not_read_back_again_until_it_changes(
+    pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`metadata_index/verified.json` names each cache checked in full (by its stat and
+    CRC): a later open skips the order and read-back checks for it, a cache changed in
+    any way is checked in full again, and a garbage file means every cache is checked."""
+    root = tmp_path / "logs"
+    shutil.copytree(pristine, root, copy_function=shutil.copy2)
+    index = root / "metadata_index"
+    open_store(root).close()  # caches of the copies (new inodes), written and marked
+    caches = sorted(index.glob("*.idx"))
+    marks = orjson.loads((index / "verified.json").read_bytes())
+    for idx in caches:
+        st = idx.stat()
+        assert marks[idx.name][:3] == [st.st_size, st.st_mtime_ns, st.st_ino]
+
+    reads: list[Path] = []
+    real = SegmentIndex.read_at
+
+    def counted(self: SegmentIndex, offset: int, n: int) -> bytes:
+        reads.append(self.path)
+        return real(self, offset, n)
+
+    monkeypatch.setattr(SegmentIndex, "read_at", counted)
+    closed = {root / "segments" / idx.name.removesuffix(".idx") for idx in caches}
+
+    def read_back() -> set[Path]:
+        reads.clear()
+        store = open_store(root)
+        assert store.warnings == []
+        store.close()
+        return set(reads) & closed
+
+    assert read_back() == set()  # every closed segment's cache was checked before
+    (index / "verified.json").write_bytes(b"[not, json")
+    assert read_back() == closed  # no trustworthy marks: all checked in full, marked again
+    assert read_back() == set()
+    first = caches[0]
+    os.utime(first, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns + 1))
+    assert read_back() == {root / "segments" / first.name.removesuffix(".idx")}
+    reads.clear()
+    segment = root / "segments" / first.name.removesuffix(".idx")
+    doctor_view = SegmentIndex(segment, index, recheck=True)
+    doctor_view.close()
+    assert set(reads) == {segment} and doctor_view.warning is None  # doctor always reads back
