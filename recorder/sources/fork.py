@@ -56,14 +56,15 @@ def choose(t: Transcript, at: str | None) -> SessionMessage:
         raise ForkError(f"{t.session.key} holds no messages")
     if at is None:
         return t.messages[-1]
-    if at.isdigit() and int(at) < len(t.messages):
-        return t.messages[int(at)]
-    found = [m for m in t.messages if m.uuid == at] or [
-        m for m in t.messages if m.uuid.startswith(at)
-    ]
+    last = len(t.messages) - 1
+    exact = [m for m in t.messages if m.uuid == at]
+    if at.isdigit() and not exact:  # a number is a message number, never a uuid prefix
+        if int(at) <= last:
+            return t.messages[int(at)]
+        raise ForkError(f"{t.session.key} has no message {at} (its messages are 0..{last})")
+    found = exact or [m for m in t.messages if m.uuid.startswith(at)]
     if len(found) != 1:
         what = "no" if not found else f"{len(found)}"
-        last = len(t.messages) - 1
         raise ForkError(
             f"{what} message of {t.session.key} matches {at!r} "
             f"(give its number 0..{last} or its uuid)"

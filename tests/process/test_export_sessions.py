@@ -211,14 +211,11 @@ def test_at_stops_at_a_message(agents: Path) -> None:
     out = persist(agents, "export", "--session", CLAUDE_ID, "--at", uuid[:13], "--format", "jsonl")
     assert out.returncode == 0, out.stderr
     assert [said(r) for r in jsonl(out.stdout)] == CLAUDE[:2]
-    # past the end (9 digits: no uuid prefix either, its 9th character is a dash)
+    # past the end: a number is a message number, never a uuid prefix
     target = agents / "past-the-end.md"
-    out = persist(agents, "export", "--session", CLAUDE_ID, "--at", "500000000", "-o", str(target))
+    out = persist(agents, "export", "--session", CLAUDE_ID, "--at", "5", "-o", str(target))
     assert out.returncode == 1 and out.stdout == ""
-    assert out.stderr == (
-        f"persist: no message of claude:{CLAUDE_ID} matches '500000000' (give its number 0..4 "
-        "or its uuid)\n"
-    )
+    assert out.stderr == (f"persist: claude:{CLAUDE_ID} has no message 5 (its messages are 0..4)\n")
     assert not target.exists()
 
 
