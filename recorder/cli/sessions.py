@@ -16,13 +16,9 @@ import orjson
 from recorder.cli.common import add_agent_roots, add_log_dir, non_negative, positive, say
 from recorder.errors import BadOption, PersistError
 from recorder.sources.discover import Roots
-from recorder.sources.listing import GitState, SessionRow, list_sessions
+from recorder.sources.listing import GitState, SessionRow, find_session, list_sessions
 from recorder.sources.model import Source, session_to_json
 from recorder.store.layout import Layout
-
-
-class SessionNotFound(PersistError):
-    """No session, or more than one, answers to a reference."""
 
 
 def roots_from(args: argparse.Namespace) -> Roots:
@@ -58,25 +54,6 @@ def load_rows(args: argparse.Namespace, *, git: bool = False) -> list[SessionRow
     for problem in problems:
         say(f"warning: {problem}")
     return rows
-
-
-def resolve(rows: list[SessionRow], ref: str) -> SessionRow:
-    """A session by id, `source:id`, or a unique id prefix."""
-    exact = [r for r in rows if ref in (r.session.id, r.session.key)]
-    if len(exact) == 1:
-        return exact[0]
-    src, _, rest = ref.partition(":")
-    prefix = [
-        r
-        for r in rows
-        if r.session.id.startswith(ref) or (rest and r.session.key.startswith(f"{src}:{rest}"))
-    ]
-    if len(prefix) == 1:
-        return prefix[0]
-    if not prefix and not exact:
-        raise SessionNotFound(f"no session {ref!r} (see `persist sessions`)")
-    names = ", ".join(r.session.key for r in (exact or prefix)[:5])
-    raise SessionNotFound(f"{ref!r} matches {len(exact or prefix)} sessions: {names}")
 
 
 def _iso(ts: float | None) -> str | None:
@@ -168,7 +145,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
     if not args.sessions and not args.all:
         raise BadOption("name one or more sessions, or --all")
     rows = load_rows(args)
-    chosen = rows if args.all else [resolve(rows, ref) for ref in args.sessions]
+    chosen = rows if args.all else [find_session(rows, ref) for ref in args.sessions]
     layout = Layout(Path(args.log_dir))
     failed = 0
     for r in chosen:
@@ -204,7 +181,7 @@ def cmd_fork(args: argparse.Namespace) -> int:
     from recorder.sources.fork import ForkError, fork_row
 
     rows = load_rows(args)
-    row = resolve(rows, args.session)
+    row = find_session(rows, args.session)
     try:
         result = fork_row(Layout(Path(args.log_dir)), row, args.at)
     except (ForkError, CopyError) as exc:

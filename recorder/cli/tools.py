@@ -304,15 +304,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _export_session(args: argparse.Namespace) -> int:
     """`persist export --session S`: the session `persist fork S` would fork, read from
     the agent's file or, when the agent deleted it, from our protected copy."""
-    from recorder.cli.sessions import load_rows, resolve
+    from recorder.cli.sessions import load_rows
     from recorder.export.session import export_session, messages_up_to, which_messages
     from recorder.export.writers import ExportError
     from recorder.sources.copies import CopyError
-    from recorder.sources.listing import read_row
+    from recorder.sources.listing import find_session, read_row
 
     if args.checkpoint or args.from_checkpoint or args.to_checkpoint or args.all:
         return fail("--session exports an agent session: no CHECKPOINT, --from, --to or --all", 2)
-    row = resolve(load_rows(args), args.session)  # SessionNotFound: one line, exit 1
+    row = find_session(load_rows(args), args.session)  # SessionNotFound: one line, exit 1
     key = row.session.key
     try:
         transcript = read_row(Layout(Path(args.log_dir)), row)

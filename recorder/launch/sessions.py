@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from recorder.errors import PersistError
 from recorder.sources.discover import Roots
 from recorder.sources.fork import ForkResult, fork_row
-from recorder.sources.listing import SessionRow, list_sessions
+from recorder.sources.listing import SessionNotFound, SessionRow, find_session, list_sessions
 from recorder.sources.model import Source
 from recorder.store.layout import Layout
 
@@ -126,13 +126,10 @@ def carry_out(layout: Layout, row: SessionRow, p: ResumePlan) -> Resumed:
 
 
 def find_row(roots: Roots, layout: Layout, key: str) -> SessionRow:
-    """A listed session by `source:id`, an id, or a unique id prefix."""
-    source_name, _, _ = key.partition(":")
-    source = AGENT_COMMANDS.get(source_name)
+    """A listed session by `source:id`, an id, or a unique prefix (`find_session`)."""
+    source = AGENT_COMMANDS.get(key.partition(":")[0])
     rows, _ = list_sessions(roots, layout, source=source)
-    exact = [r for r in rows if key in (r.session.key, r.session.id)]
-    found = exact or [r for r in rows if r.session.id.startswith(key.partition(":")[2] or key)]
-    if len(found) != 1:
-        what = "no session" if not found else f"{len(found)} sessions"
-        raise ResumeError(f"{what} matches {key!r} (see `persist sessions`)")
-    return found[0]
+    try:
+        return find_session(rows, key)
+    except SessionNotFound as exc:
+        raise ResumeError(str(exc)) from None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 
+from recorder.errors import PersistError
 from recorder.sources.copies import list_copies, restore_to, session_dir
 from recorder.sources.discover import Roots, read_session, scan
 from recorder.sources.model import Session, Source, Transcript
@@ -195,6 +196,31 @@ def _row(
         deleted,
         git.dirty(s.project_path) if git else None,
     )
+
+
+class SessionNotFound(PersistError):
+    """No session, or more than one, answers to a reference."""
+
+
+def find_session(rows: list[SessionRow], ref: str) -> SessionRow:
+    """The one session `ref` names: its id, `source:id`, or a unique prefix of either
+    (`claude:3f2a` looks only at Claude Code sessions). The one resolver behind `persist
+    fork|protect|export --session|launch --session` and the TUI."""
+    exact = [r for r in rows if ref in (r.session.id, r.session.key)]
+    if len(exact) == 1:
+        return exact[0]
+    src, _, rest = ref.partition(":")
+    prefix = [
+        r
+        for r in rows
+        if r.session.id.startswith(ref) or (rest and r.session.key.startswith(f"{src}:{rest}"))
+    ]
+    if len(prefix) == 1:
+        return prefix[0]
+    if not prefix and not exact:
+        raise SessionNotFound(f"no session {ref!r} (see `persist sessions`)")
+    names = ", ".join(r.session.key for r in (exact or prefix)[:5])
+    raise SessionNotFound(f"{ref!r} matches {len(exact or prefix)} sessions: {names}")
 
 
 def read_row(layout: Layout, row: SessionRow) -> Transcript:

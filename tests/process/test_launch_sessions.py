@@ -143,7 +143,7 @@ def test_launch_resumes_and_forks_each_agents_sessions(
     (tmp_path / "agent.log.claude").unlink()
     out = launch("--session", "nope", "--", "claude")
     assert out.returncode == 1 and out.stderr.strip() == (
-        "persist: cannot resume: no session matches 'claude:nope' (see `persist sessions`)"
+        "persist: cannot resume: no session 'claude:nope' (see `persist sessions`)"
     )
     out = launch("--session", c.session_id, "--", "./agent.sh")
     assert out.returncode == 2 and "--session resumes claude, gemini or codex" in out.stderr
