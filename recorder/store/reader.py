@@ -416,7 +416,8 @@ class SegmentIndex:
             finally:
                 self.file.forget()  # most segments are not read again soon: keep no frames
             assert self._cache_dir is not None
-            mark_verified(self._cache_dir, self._cache_path().name, [*own, crc])
+            if not self.recheck:  # doctor only reads
+                mark_verified(self._cache_dir, self._cache_path().name, [*own, crc])
         self.starts = starts
         self.end = size
         if size == file_size:

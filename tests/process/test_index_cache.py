@@ -240,6 +240,9 @@ def test_a_cache_checked_in_full_once_is_not_read_back_again_until_it_changes(
     assert read_back() == {root / "segments" / first.name.removesuffix(".idx")}
     reads.clear()
     segment = root / "segments" / first.name.removesuffix(".idx")
+    os.utime(first, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns + 1))
+    before = (index / "verified.json").read_bytes()
     doctor_view = SegmentIndex(segment, index, recheck=True)
     doctor_view.close()
     assert set(reads) == {segment} and doctor_view.warning is None  # doctor always reads back
+    assert (index / "verified.json").read_bytes() == before  # and writes nothing
