@@ -68,8 +68,8 @@ def free_port() -> int:
 def link_copy(src: Path, dst: Path) -> None:
     """The folder with its segments hard-linked (a reader never writes them)."""
     shutil.rmtree(dst, ignore_errors=True)
-    shutil.copytree(src, dst, copy_function=os.link, ignore=shutil.ignore_patterns("*.idx"))
-    shutil.rmtree(dst / "metadata_index", ignore_errors=True)
+    shutil.copytree(src, dst, copy_function=os.link)
+    shutil.rmtree(dst / "metadata_index", ignore_errors=True)  # no cache of any kind
 
 
 def recorder_leaves(folder: Path, timeout: float = 900) -> float:

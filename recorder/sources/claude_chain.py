@@ -87,7 +87,6 @@ def active_chain(entries: list[dict[str, Any]], explicit_leaf: str | None = None
                 and is_tool_result(entries[j])
             ):
                 extra.add(j)
-    chosen = sorted(on_chain | extra) if extra else sorted(on_chain)
     taken = on_chain | extra
     leaves: list[str] = []
     off = 0
@@ -96,4 +95,4 @@ def active_chain(entries: list[dict[str, Any]], explicit_leaf: str | None = None
             leaves.append(uuids[j])
             if j not in taken:
                 off += 1
-    return Chain([entries[j] for j in chosen], leaves, off + 1)
+    return Chain([entries[j] for j in sorted(taken)], leaves, off + 1)
