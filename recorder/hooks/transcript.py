@@ -117,14 +117,10 @@ def read_new(agent: Agent, path: Path, state: SessionState, *, final: bool = Fal
 def _claude(objects: list[dict[str, Any]], session: str) -> list[SessionMessage]:
     from recorder.sources.claude import CONVERSATION
     from recorder.sources.claude_messages import build_messages
-    from recorder.sources.jsonl import parse_time
 
-    entries = []
-    for number, obj in enumerate(objects, 1):
-        if obj.get("type") in CONVERSATION and isinstance(obj.get("uuid"), str):
-            obj["_line"] = number
-            obj["_ts"] = parse_time(obj.get("timestamp"))
-            entries.append(obj)
+    entries = [
+        o for o in objects if o.get("type") in CONVERSATION and isinstance(o.get("uuid"), str)
+    ]
     return build_messages(entries, session)
 
 

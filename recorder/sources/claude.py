@@ -20,7 +20,6 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from recorder.sources.claude_messages import (
     is_sidechain,
     usage_tokens,
 )
-from recorder.sources.jsonl import iter_objects, parse_time, read_bytes
+from recorder.sources.jsonl import iter_objects, read_bytes, time_span
 from recorder.sources.model import (
     ReadReport,
     Session,
@@ -86,7 +85,6 @@ KNOWN = CONVERSATION | frozenset(
         "resume-head-vouch",
     ]
 )
-_fromiso = datetime.fromisoformat
 _AGENT_NAME = re.compile(r"\Aagent-[A-Za-z0-9_-]+\.jsonl\Z")
 
 
@@ -182,28 +180,14 @@ def parse_file(path: Path, limit: int | None = None) -> ParsedFile:
     parsed.size = state.size
     parsed.mtime = state.mtime_ns / 1e9
     entries = parsed.entries
-    first_ts: float | None = None
-    last_ts: float | None = None
-    for number, obj in iter_objects(data, report):
+    stamps: list[Any] = []
+    stamp = stamps.append
+    for _, obj in iter_objects(data, report):
         kind = obj.get("type")
         if not isinstance(kind, str):
             kind = "?"
-        stamp = obj.get("timestamp")
-        if type(stamp) is str:  # the usual case, inlined (parse_time's rule for a string)
-            try:
-                ts: float | None = _fromiso(stamp).timestamp()
-            except ValueError:
-                ts = None
-        else:
-            ts = parse_time(stamp)
-        if ts is not None:
-            if first_ts is None or ts < first_ts:
-                first_ts = ts
-            if last_ts is None or ts > last_ts:
-                last_ts = ts
+        stamp(obj.get("timestamp"))
         if kind in CONVERSATION and isinstance(obj.get("uuid"), str):
-            obj["_line"] = number
-            obj["_ts"] = ts
             entries.append(obj)
             if not parsed.session_id and isinstance(obj.get("sessionId"), str):
                 parsed.session_id = obj["sessionId"]
@@ -220,7 +204,7 @@ def parse_file(path: Path, limit: int | None = None) -> ParsedFile:
                 parsed.explicit_leaf = leaf if isinstance(leaf, str) else None
         elif kind not in KNOWN:
             report.unknown_types[kind] = report.unknown_types.get(kind, 0) + 1
-    parsed.first_ts, parsed.last_ts = first_ts, last_ts
+    parsed.first_ts, parsed.last_ts = time_span(stamps)
     if not parsed.session_id:
         parsed.session_id = path.stem
     return parsed

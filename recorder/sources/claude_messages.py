@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from recorder.sources.jsonl import estimate_tokens, text_of
+from recorder.sources.jsonl import estimate_tokens, parse_time, text_of
 from recorder.sources.model import Sender, SessionMessage, Source, ToolCall
 
 EDIT_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path"}
@@ -103,6 +103,7 @@ def build_messages(lines: list[dict[str, Any]], session_id: str) -> list[Session
         kind = e["type"]
         side = is_sidechain(e)
         agent = str(e.get("agentId") or "")
+        ts = parse_time(e.get("timestamp"))
         if kind == "assistant":
             mid = message_id(e)
             last = out[-1] if out else None
@@ -111,9 +112,7 @@ def build_messages(lines: list[dict[str, Any]], session_id: str) -> list[Session
                 cur.uuid = e["uuid"]
             else:
                 note = "api-error" if e.get("isApiErrorMessage") else ""
-                cur = _Pending(
-                    e["uuid"], e["_ts"], Sender.ASSISTANT, [], [], [], side, agent, note, mid
-                )
+                cur = _Pending(e["uuid"], ts, Sender.ASSISTANT, [], [], [], side, agent, note, mid)
                 out.append(cur)
             for b in content_blocks(e):
                 if not isinstance(b, dict):
@@ -143,7 +142,7 @@ def build_messages(lines: list[dict[str, Any]], session_id: str) -> list[Session
                 note = "meta"
             elif text.startswith(("<command-name>", "<local-command-stdout>", "<command-message>")):
                 note = "command"
-            out.append(_Pending(e["uuid"], e["_ts"], sender, [text], [], [], side, agent, note))
+            out.append(_Pending(e["uuid"], ts, sender, [text], [], [], side, agent, note))
         elif kind == "system":
             sub = e.get("subtype")
             if sub == "compact_boundary":
@@ -151,7 +150,7 @@ def build_messages(lines: list[dict[str, Any]], session_id: str) -> list[Session
                 out.append(
                     _Pending(
                         e["uuid"],
-                        e["_ts"],
+                        ts,
                         Sender.SYSTEM,
                         [text],
                         [],
@@ -165,15 +164,13 @@ def build_messages(lines: list[dict[str, Any]], session_id: str) -> list[Session
                 n, m = e.get("retryAttempt"), e.get("maxRetries")
                 text = f"API error, retry {n} of {m}" if n else "API error"
                 out.append(
-                    _Pending(
-                        e["uuid"], e["_ts"], Sender.SYSTEM, [text], [], [], side, agent, "api-error"
-                    )
+                    _Pending(e["uuid"], ts, Sender.SYSTEM, [text], [], [], side, agent, "api-error")
                 )
             elif sub == "local_command":
                 out.append(
                     _Pending(
                         e["uuid"],
-                        e["_ts"],
+                        ts,
                         Sender.SYSTEM,
                         [text_of(e.get("content"))],
                         [],

@@ -9,12 +9,21 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from recorder.sources.jsonl import estimate_tokens, iter_objects, parse_time, read_bytes, text_of
+from recorder.sources.jsonl import (
+    FileState,
+    estimate_tokens,
+    iter_objects,
+    parse_time,
+    read_bytes,
+    text_of,
+    time_span,
+)
 from recorder.sources.model import (
     ReadReport,
     Sender,
@@ -31,6 +40,8 @@ KNOWN = frozenset(
 # Searched without `^` (a literal start is found much faster); a match counts only at
 # the start of a line, which gives what `^...$` with re.MULTILINE gives.
 _PATCH_FILE = re.compile(r"\*\*\* (?:Add|Update|Delete) File: (.+)$", re.MULTILINE)
+_CALLS = frozenset(("function_call", "custom_tool_call", "local_shell_call", "web_search_call"))
+_OUTPUTS = frozenset(("function_call_output", "custom_tool_call_output"))
 _INJECTED = ("<environment_context>", "<user_instructions>", "# AGENTS.md", "<permissions")
 
 
@@ -98,9 +109,11 @@ def _patch_files(patch: str) -> Iterator[str]:
 def read_transcript(
     path: Path, names: dict[str, str] | None = None, *, listing: bool = False
 ) -> Transcript:
-    """One rollout in full; `listing`: only its `Session` matters (the same figures):
-    tool outputs, the bulk of the bytes, are not turned into text, unless the rollout
-    records no token usage (then the estimate needs them: read in full)."""
+    """One rollout in full; `listing`: only its `Session` matters (see `_listing`)."""
+    if listing:
+        found = _listing(path, names)
+        if found is not None:
+            return found
     report = ReadReport()
     data, state = read_bytes(path, report)
     meta: dict[str, Any] = {}
@@ -197,15 +210,9 @@ def read_transcript(
             elif ptype == "reasoning":
                 summary = payload.get("summary")
                 turn(ts, uuid)["thinking"].append(text_of(summary) or "[encrypted reasoning]")
-            elif ptype in (
-                "function_call",
-                "custom_tool_call",
-                "local_shell_call",
-                "web_search_call",
-            ):
+            elif ptype in _CALLS:
                 raw = payload.get("arguments", payload.get("input", payload.get("action")))
-                # the listing needs no arguments: a string (JSON or a patch) is not parsed
-                args = {} if listing and isinstance(raw, str) else _arguments(raw)
+                args = _arguments(raw)
                 name = str(payload.get("name") or ptype)
                 cur = turn(ts, uuid)
                 cur["calls"].append(ToolCall(name, args, str(payload.get("call_id") or "")))
@@ -214,12 +221,10 @@ def read_transcript(
                 if name == "apply_patch" or "*** Begin Patch" in patch:
                     for f in _patch_files(patch):
                         files[f] = None
-            elif ptype in ("function_call_output", "custom_tool_call_output"):
+            elif ptype in _OUTPUTS:
                 flush()
                 out = payload.get("output")
-                if listing:
-                    out = ""  # a tool's output: counted, its text not needed
-                elif isinstance(out, str):
+                if isinstance(out, str):
                     parsed = _arguments(out)
                     out = parsed.get("output", out) if "input" not in parsed else out
                 messages.append(
@@ -228,39 +233,134 @@ def read_transcript(
                     )
                 )
     flush()
-    if listing and not tokens:
-        return read_transcript(path, names)
     sid = sid or path.stem[-36:]
     messages = [m if m.session_id == sid else _with_sid(m, sid) for m in messages]
     conv = [m for m in messages if m.sender is not Sender.SYSTEM]
-    prompt = next(
-        (" ".join(m.text.split())[:200] for m in conv if m.sender is Sender.USER and not m.note), ""
-    )
+    prompt = next((m.text for m in conv if m.sender is Sender.USER and not m.note), None)
+    facts = _Facts(meta, sid, cwd, model, first_ts, last_ts, files, len(conv), prompt)
+    tokens = tokens or estimate_tokens(sum(len(m.text) for m in messages))
+    return Transcript(_session(path, state, names, facts, tokens, report), messages, [], report)
+
+
+@dataclass
+class _Facts:
+    """What a rollout's `Session` is made of, from the full read or the listing's loop."""
+
+    meta: dict[str, Any]
+    sid: str
+    cwd: str
+    model: str
+    first_ts: float | None
+    last_ts: float | None
+    files: dict[str, None]
+    conversation: int  # user prompts, answers (one per turn) and tool outputs
+    prompt: str | None  # the text of the first user message that is not injected context
+
+
+def _session(
+    path: Path,
+    state: FileState,
+    names: dict[str, str] | None,
+    facts: _Facts,
+    tokens: int,
+    report: ReadReport,
+) -> Session:
+    sid, meta = facts.sid, facts.meta
+    prompt = " ".join(facts.prompt.split())[:200] if facts.prompt is not None else ""
     name = (names or {}).get(sid, "")
     git_meta = meta.get("git")
     git: dict[str, Any] = git_meta if isinstance(git_meta, dict) else {}
-    session = Session(
+    return Session(
         source=Source.CODEX,
         id=sid,
         path=path,
         title=name or prompt,
         title_kind="thread-name" if name else ("first-prompt" if prompt else ""),
-        project_path=cwd,
-        first_ts=first_ts,
-        last_ts=last_ts,
-        message_count=len(conv),
+        project_path=facts.cwd,
+        first_ts=facts.first_ts,
+        last_ts=facts.last_ts,
+        message_count=facts.conversation,
         git_branch=str(git.get("branch") or ""),
-        files_modified=tuple(files),
-        context_tokens=tokens or estimate_tokens(sum(len(m.text) for m in messages)),
+        files_modified=tuple(facts.files),
+        context_tokens=tokens,
         version=str(meta.get("cli_version") or ""),
-        model=model,
+        model=facts.model,
         first_prompt=prompt,
         size=state.size,
         mtime=state.mtime_ns / 1e9,
-        resumable=bool(conv),
+        resumable=facts.conversation > 0,
         skipped=report.skipped,
     )
-    return Transcript(session, messages, [], report)
+
+
+def _listing(path: Path, names: dict[str, str] | None) -> Transcript | None:
+    """The `Session` of a rollout without its messages, by the full read's rules (tests
+    compare the two): turns and outputs counted, no text built but the first prompt's,
+    tool arguments looked at only for the files a patch names. None when the rollout
+    records no token usage (the estimate needs every message's text: read in full)."""
+    report = ReadReport()
+    data, state = read_bytes(path, report)
+    meta: dict[str, Any] = {}
+    sid = cwd = model = ""
+    tokens = conversation = 0
+    in_turn = False  # an answer is being gathered (counted once, when it opens)
+    prompt: str | None = None
+    files: dict[str, None] = {}
+    stamps: list[Any] = []
+    for _, line in iter_objects(data, report):
+        kind = line.get("type")
+        payload = line.get("payload")
+        stamps.append(line.get("timestamp"))
+        if not isinstance(payload, dict) or not isinstance(kind, str) or kind not in KNOWN:
+            key = str(kind)
+            report.unknown_types[key] = report.unknown_types.get(key, 0) + 1
+            continue
+        if kind == "response_item":
+            ptype = payload.get("type")
+            if ptype == "message":
+                role = payload.get("role")
+                if role == "assistant":
+                    conversation += not in_turn
+                    in_turn = True
+                elif role == "user":
+                    in_turn = False
+                    conversation += 1
+                    if prompt is None:
+                        text = _content_text(payload.get("content"))
+                        prompt = None if text.lstrip().startswith(_INJECTED) else text
+            elif ptype == "reasoning" or ptype in _CALLS:
+                conversation += not in_turn
+                in_turn = True
+                if ptype in _CALLS:
+                    raw = payload.get("arguments", payload.get("input", payload.get("action")))
+                    name = str(payload.get("name") or ptype)
+                    patch = raw if isinstance(raw, str) else text_of(_arguments(raw))
+                    if name == "apply_patch" or "*** Begin Patch" in patch:
+                        for f in _patch_files(patch):
+                            files[f] = None
+            elif ptype in _OUTPUTS:
+                in_turn = False
+                conversation += 1
+        elif kind == "event_msg" and payload.get("type") == "token_count":
+            info = payload.get("info")
+            last = info.get("last_token_usage") if isinstance(info, dict) else None
+            if isinstance(last, dict) and isinstance(last.get("input_tokens"), int):
+                tokens = last["input_tokens"] + int(last.get("output_tokens") or 0)
+        elif kind == "session_meta":
+            meta = payload
+            sid = str(payload.get("id") or sid)
+            cwd = str(payload.get("cwd") or cwd)
+        elif kind == "turn_context":
+            model = str(payload.get("model") or model)
+            cwd = cwd or str(payload.get("cwd") or "")
+        elif kind == "compacted":
+            in_turn = False
+    if not tokens:
+        return None
+    first_ts, last_ts = time_span(stamps)
+    sid = sid or path.stem[-36:]
+    facts = _Facts(meta, sid, cwd, model, first_ts, last_ts, files, conversation, prompt)
+    return Transcript(_session(path, state, names, facts, tokens, report), [], [], report)
 
 
 def _with_sid(m: SessionMessage, sid: str) -> SessionMessage:

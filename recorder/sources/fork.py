@@ -135,7 +135,7 @@ def _fork_claude(t: Transcript, msg: SessionMessage, folder: Path, new_id: str) 
     out: list[bytes] = []
     previous: str | None = None
     for e in chain:
-        line = {k: v for k, v in e.items() if not k.startswith("_")}
+        line = dict(e)
         line["sessionId"] = new_id
         line["forkedFrom"] = {"sessionId": t.session.id, "messageUuid": e["uuid"]}
         boundary = line.get("subtype") == "compact_boundary" and line.get("parentUuid") is None

@@ -27,6 +27,7 @@ from recorder.sources.jsonl import (
     parse_time,
     read_bytes,
     text_of,
+    time_span,
 )
 from recorder.sources.model import (
     ReadReport,
@@ -231,7 +232,7 @@ def _listing(
     raw = record.get("messages")
     conv = 0
     prompt: str | None = None  # the first user message that is not an injected one
-    times: list[float] = []
+    stamps: list[Any] = []
     files: dict[str, None] = {}
     for m in raw if isinstance(raw, list) else []:
         sender = _sender_of(m) if isinstance(m, dict) else None
@@ -239,9 +240,7 @@ def _listing(
             kind = str(m.get("type")) if isinstance(m, dict) else "not an object"
             report.unknown_types[kind] = report.unknown_types.get(kind, 0) + 1
             continue
-        ts = parse_time(m.get("timestamp"))
-        if ts is not None:
-            times.append(ts)
+        stamps.append(m.get("timestamp"))
         if sender is Sender.SYSTEM:
             continue
         conv += 1
@@ -267,7 +266,7 @@ def _listing(
         prompt or "",
         files,
         _last_usage(raw if isinstance(raw, list) else []),
-        times,
+        [t for t in time_span(stamps) if t is not None],  # what `_session` uses of them
         report,
     )
     return Transcript(session, [], [], report)

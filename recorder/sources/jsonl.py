@@ -9,6 +9,7 @@ without a final newline).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -112,6 +113,31 @@ def parse_time(value: Any) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value) / 1000.0 if value > 1e11 else float(value)
     return None
+
+
+# "2026-01-10T23:53:42.214Z", the shape every agent here writes: such strings sort as
+# the times they name, so the span of many needs only two of them parsed.
+_USUAL_STAMPS = re.compile(rb"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)*")
+
+
+def time_span(stamps: list[Any]) -> tuple[float | None, float | None]:
+    """The earliest and latest of `stamps` by `parse_time` (values that do not parse
+    are left out), as if each were parsed: the usual UTC strings are compared as text
+    (one regular-expression pass checks their shape) and only the first and the last
+    are parsed; anything else, or a usual-looking one that does not parse at the ends,
+    is parsed one by one."""
+    usual = [s for s in stamps if type(s) is str and len(s) == 24]
+    times: list[float] = []
+    if usual and _USUAL_STAMPS.fullmatch("".join(usual).encode("ascii", "replace")):
+        lo, hi = parse_time(min(usual)), parse_time(max(usual))
+        if lo is not None and hi is not None:
+            times += (lo, hi)
+            stamps = [s for s in stamps if not (type(s) is str and len(s) == 24)]
+    for s in stamps:
+        t = parse_time(s)
+        if t is not None:
+            times.append(t)
+    return (min(times), max(times)) if times else (None, None)
 
 
 def text_of(value: Any, limit: int = 1 << 20) -> str:

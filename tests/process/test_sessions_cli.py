@@ -187,6 +187,10 @@ def test_protect_copies_incrementally_and_survives_deletion(tmp_path: Path) -> N
 def test_fork_at_an_earlier_message(tmp_path: Path) -> None:
     s = make_claude(tmp_path)
     assert s.path is not None
+    lines = [json.loads(x) for x in s.path.read_text().splitlines()]
+    for x in lines:
+        x["_note"] = "kept"  # a field of any name is copied into the fork, never dropped
+    s.path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     original = s.path.read_bytes()
     out = persist(tmp_path, "fork", s.session_id, "--at", "4", "--json")
     assert out.returncode == 0, out.stderr
@@ -196,6 +200,11 @@ def test_fork_at_an_earlier_message(tmp_path: Path) -> None:
     assert [m.text for m in back.messages][-1] == "answer 1" and len(back.messages) == 5
     assert back.raw_chain[-1]["uuid"] == forked["at"]["uuid"]
     assert all(e["sessionId"] == forked["id"] for e in back.raw_chain)
+    by_uuid = {x["uuid"]: x for x in lines if "uuid" in x}
+    own = ("sessionId", "forkedFrom", "parentUuid")  # what a fork rewrites
+    for e in back.raw_chain:
+        kept = {k: v for k, v in by_uuid[e["uuid"]].items() if k not in own}
+        assert {k: v for k, v in e.items() if k not in own} == kept
     assert back.session.title == "question 0 (fork)"
     assert os.stat(forked["path"]).st_mode & 0o777 == 0o600
     # the latest point resumes the original, for every agent
