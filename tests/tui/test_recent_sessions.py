@@ -14,7 +14,7 @@ from textual.widgets import Input
 from recorder.search.feed import SessionFeed
 from recorder.sources.discover import Roots
 from tests.screenshots import settle
-from tests.session_fixtures import claude_steps, every_agent
+from tests.session_fixtures import claude_steps, every_agent, text
 from tests.tui_fixtures import (
     SIZE,
     demo_dir,
@@ -24,6 +24,8 @@ from tests.tui_fixtures import (
     wait_for_session_conversation,
     wait_until,
 )
+from tui.panes import agent_sources
+from tui.panes.agent_sources import FeedRows
 from tui.panes.recent import RecentPane
 from tui.panes.search import SearchPane
 from tui.widgets.conversation_view import ConversationView
@@ -146,6 +148,55 @@ async def test_only_the_rows_on_screen_are_read_and_enter_opens_the_session_ther
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen.query_one(RecentPane) is pane and messages.cursor == 3
+
+
+@pilot_test
+async def test_a_listed_agent_source_follows_new_messages_as_the_agent_writes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While an agent source is listed it looks for new messages every few seconds:
+    the cursor on the newest follows them; one moved up stays on its message; the rows
+    already read stay read; the journal listed again stops the looking."""
+    monkeypatch.setattr(agent_sources, "FEED_FOLLOW_SECONDS", 0.1)
+    claude = claude_steps(tmp_path / "claude", 2)  # 4 messages
+    roots = Roots(tmp_path / "claude", None, None)
+    app = make_app(demo_dir(tmp_path), roots=roots)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        pane = app.screen.query_one(RecentPane)
+        messages = pane.query_one(RecordList)
+        await show(pilot, pane, "claude")
+        assert len(listed(pane)) == 4 and messages.cursor == 3
+
+        def written(step: int) -> None:
+            new = len(claude.lines)
+            claude.user(f"step {step}: carry on")
+            claude.assistant(text(f"done with step {step}"))
+            claude.append_lines(claude.lines[new:])
+
+        written(2)  # the agent goes on: the cursor on the newest follows
+        old_rows = pane.feed_rows
+        await wait_until(pilot, lambda: len(listed(pane)) == 6, "the new messages")
+        await wait_until(pilot, lambda: all_read(pane), "the new rows")
+        # What was read is taken over by the new order (not drawn "reading…" again):
+        new_rows = pane.feed_rows
+        assert old_rows is not None and new_rows is not None and new_rows is not old_rows
+        fresh = FeedRows(new_rows.feed, lambda row: None)
+        fresh.take_over(old_rows)
+        assert [fresh.has(r) for r in range(6)] == [True] * 4 + [False] * 2
+        assert [fresh.record(r).payload for r in range(4)] == [
+            new_rows.record(r).payload for r in range(4)
+        ]
+        assert messages.cursor == 5 and listed(pane)[-1].endswith("done with step 2")
+        await pilot.press("k", "k")
+        await pilot.pause()
+        assert messages.cursor == 3
+        written(3)
+        await wait_until(pilot, lambda: len(listed(pane)) == 8 and all_read(pane), "more")
+        assert messages.cursor == 3 and listed(pane)[3].endswith("done with step 1")
+        await pilot.press(*["ctrl+o"] * 4)  # gemini, codex, every agent, the journal
+        assert pane.source == "bus" and pane._follow_timer is None  # nothing looked at
 
 
 @pilot_test

@@ -1,11 +1,12 @@
 """An agent's session messages listed in a pane, in time order, from the search index:
 the Recent pane's `ctrl+o` sources (claude, gemini, codex, every agent).
 
-A source's order (ids and times) is read once by a thread worker
-(`recorder.search.feed`), which then catches the index up in slices as a search does
-and reads the order again if sessions came in; the rows on screen are read by another
-worker as they are drawn (`FeedRows` says which it lacks). Failures are shown in the
-status line.
+A source's order (ids and times) is read by a thread worker (`recorder.search.feed`),
+which then catches the index up in slices as a search does and reads the order again if
+sessions came in; a timer does that again every `FEED_FOLLOW_SECONDS` while the source
+is listed (an agent writing its session shows up like the journal's newest records);
+the rows on screen are read by another worker as they are drawn (`FeedRows` says which
+it lacks). Failures are shown in the status line.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from rich.text import Text
 from textual import work
 from textual.message import Message
+from textual.timer import Timer
 from textual.worker import get_current_worker
 
 from recorder.search.feed import AGENTS, FeedDocument, SessionFeed
@@ -30,6 +32,7 @@ from .search import CATCH_UP_SLICE
 
 FEED_MARGIN = 60  # rows read above and below the screen with the rows on it
 FEED_KEPT = 3000  # rows of an agent source kept read (more: the old ones are let go)
+FEED_FOLLOW_SECONDS = 2.0  # how often a listed agent source looks for new messages
 
 
 class FeedRows:
@@ -60,6 +63,15 @@ class FeedRows:
         meta = {"sender": "…", "source": self.feed.source}
         ts = self.feed.times[row] if 0 <= row < len(self.feed) else None
         return session_record("", None, ts, meta, {"text": text}, {"text": text}, row)
+
+    def take_over(self, old: FeedRows) -> None:
+        """Keep the rows `old` read that this order still holds (at their new rows), so
+        a source read again after new messages came in is not drawn unread."""
+        rows = {doc_id: row for row, doc_id in enumerate(self.feed.ids)}
+        for doc in old.documents.values():
+            row = rows.get(doc.id) if doc is not None else None
+            if row is not None:
+                self.add(row, [doc])
 
     def add(self, start: int, documents: list[FeedDocument | None]) -> None:
         if len(self._records) + len(documents) > FEED_KEPT:
@@ -115,6 +127,7 @@ class AgentSourcesPane(Pane):
         """The agent source's loading state for the status line ("[error]…" on failure)."""
         self._feed_generation = 0
         self._rows_pending: tuple[int, int] | None = None  # rows being read
+        self._follow_timer: Timer | None = None
         self._rows_asked = False
 
     @property
@@ -136,11 +149,15 @@ class AgentSourcesPane(Pane):
         messages = self.messages
         messages.show_source = source != SOURCE_BUS
         messages.attach(None)  # the row under the cursor is of the other source
+        if self._follow_timer is not None:
+            self._follow_timer.stop()
+            self._follow_timer = None
         if source != SOURCE_BUS:
             messages.highlight = None
             messages.boundaries = frozenset()
             self.feed_state = "reading the search index…"
             self.load_feed(source, self._feed_generation)
+            self._follow_timer = self.set_interval(FEED_FOLLOW_SECONDS, self._look_for_new_messages)
 
     def _not_for_agents(self, key: str) -> bool:
         """True (and says so) when an agent source is listed: `key` is for the journal."""
@@ -161,24 +178,49 @@ class AgentSourcesPane(Pane):
     def load_feed(self, source: str, generation: int) -> None:
         """What the index holds of `source` now; then the index caught up in slices
         (sessions are indexed after the journal) and read again if anything came in."""
-        worker = get_current_worker()
         engine = self.papp.searcher
         feed = SessionFeed(engine.index, source)
         feed.load()
         self.post_message(self.FeedLoaded(generation, feed, False))
-        added = 0
-        while not worker.is_cancelled:
-            done = engine.catch_up(budget=CATCH_UP_SLICE, wait=CATCH_UP_SLICE)
-            added += done.added
-            if not (done.behind or done.sessions_pending or done.busy):
-                break
-            self.post_message(self.FeedIndexing(generation, indexing_state(done)))
-        if worker.is_cancelled:
+        added = self._catch_up(generation)
+        if added is None:
             return
         if added or feed.missing:
             feed = SessionFeed(engine.index, source)
             feed.load()
         self.post_message(self.FeedLoaded(generation, feed, True))
+
+    @work(thread=True, exclusive=True, group="recent-feed", exit_on_error=False)
+    def follow_feed(self, source: str, generation: int) -> None:
+        """The index caught up (session files that grew are read again) and, if new
+        messages came in, `source` read again."""
+        added = self._catch_up(generation)
+        if added:
+            feed = SessionFeed(self.papp.searcher.index, source)
+            feed.load()
+            self.post_message(self.FeedLoaded(generation, feed, True))
+
+    def _catch_up(self, generation: int) -> int | None:
+        """In a worker: the index caught up in slices, progress posted; how many
+        documents came in (None: cancelled)."""
+        worker = get_current_worker()
+        engine = self.papp.searcher
+        added = 0
+        while not worker.is_cancelled:
+            done = engine.catch_up(budget=CATCH_UP_SLICE, wait=CATCH_UP_SLICE)
+            added += done.added
+            if not (done.behind or done.sessions_pending or done.busy):
+                return added
+            self.post_message(self.FeedIndexing(generation, indexing_state(done)))
+        return None
+
+    def _look_for_new_messages(self) -> None:
+        """Every `FEED_FOLLOW_SECONDS` while an agent source is listed (and read)."""
+        if self.source == SOURCE_BUS or self.feed_rows is None:
+            return
+        running = (w for w in self.workers if w.node is self and not w.is_finished)
+        if not any(w.group == "recent-feed" for w in running):
+            self.follow_feed(self.source, self._feed_generation)
 
     def on_agent_sources_pane_feed_loaded(self, message: FeedLoaded) -> None:
         if message.generation != self._feed_generation:
@@ -190,6 +232,8 @@ class AgentSourcesPane(Pane):
             doc = old.documents.get(messages.cursor) if old is not None else None
             at_end = messages.cursor >= messages.row_count - 1
             rows = self.feed_rows = FeedRows(message.feed, self._want_row)
+            if old is not None:
+                rows.take_over(old)
             self._rows_pending = None
             messages.attach(rows)
             row = None if at_end or doc is None else message.feed.row_of(doc.id)
