@@ -25,10 +25,7 @@ from textual.screen import Screen
 from textual.signal import Signal
 
 from recorder.launch.selection import Selection
-from recorder.search.engine import SearchEngine
 from recorder.search.query import Query
-from recorder.sources.discover import Roots
-from recorder.sources.listing import SessionRow
 from recorder.store.checkpoints import Checkpoint, list_checkpoints
 from recorder.store.layout import Layout
 from recorder.store.pins import read_pins
@@ -41,11 +38,19 @@ from .text import Clock
 from .worker_errors import ShowsWorkerErrors
 
 if TYPE_CHECKING:
+    from recorder.search.engine import SearchEngine
+    from recorder.sources.discover import Roots
+    from recorder.sources.listing import SessionRow
+
     from .screens.detail import DetailScreen, Navigate
 
 
 def open_searcher(root: Path, roots: Roots | None = None) -> SearchEngine:
-    """The one search engine for a log folder and the agents' sessions (tests replace it)."""
+    """The one search engine for a log folder and the agents' sessions (tests replace it).
+    Imported here, when first searched: the index and the agents' readers are not needed
+    for the first screen."""
+    from recorder.search.engine import SearchEngine
+
     return SearchEngine(root, roots)
 
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from recorder.search.index import SearchIndex
-from recorder.search.sessions import SESSION_SOURCES
 from recorder.sources.journal_view import session_record
-from recorder.sources.model import seq_of
+from recorder.sources.model import SESSION_SOURCES, seq_of
 from recorder.store.reader import Record
 
 AGENTS = "agents"

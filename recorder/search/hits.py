@@ -5,12 +5,14 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from recorder.search.indexer import CatchUp
 from recorder.search.query import Query, Span
 from recorder.store.checkpoints import Checkpoint, list_checkpoints
 from recorder.store.layout import Layout, segment_name
+
+if TYPE_CHECKING:
+    from recorder.search.indexer import CatchUp
 
 SNIPPET_CHARS = 160
 

@@ -41,7 +41,6 @@ from recorder.sources.model import SessionMessage, Source, Transcript
 from recorder.store.fsutil import ensure_private_dir
 from recorder.store.layout import Layout
 
-SESSION_SOURCES = tuple(s.value for s in Source)
 MAX_TEXT = 1 << 20  # characters of one message's text that are indexed (as for the journal)
 
 _TABLE = (

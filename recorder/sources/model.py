@@ -21,6 +21,8 @@ class Source(enum.StrEnum):
 
 
 _AGENT_NAMES = {Source.CLAUDE: "Claude Code", Source.GEMINI: "Gemini CLI", Source.CODEX: "Codex"}
+SESSION_SOURCES = tuple(s.value for s in Source)
+"""The agents' sources by name, as the search index's `source` column holds them."""
 
 
 class Sender(enum.StrEnum):

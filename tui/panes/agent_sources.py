@@ -12,6 +12,7 @@ it lacks). Failures are shown in the status line.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -21,7 +22,6 @@ from textual.worker import get_current_worker
 
 from recorder.search.feed import AGENTS, FeedDocument, SessionFeed
 from recorder.search.index import SOURCE_BUS
-from recorder.search.indexer import CatchUp
 from recorder.sources.journal_view import session_record
 from recorder.store.reader import Record
 
@@ -29,6 +29,9 @@ from ..text import plural
 from ..widgets.record_list import RecordList
 from .base import Pane
 from .search import CATCH_UP_SLICE
+
+if TYPE_CHECKING:
+    from recorder.search.indexer import CatchUp
 
 FEED_MARGIN = 60  # rows read above and below the screen with the rows on it
 FEED_KEPT = 3000  # rows of an agent source kept read (more: the old ones are let go)

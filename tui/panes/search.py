@@ -10,7 +10,7 @@ up in slices and shows a progress line, then searches again.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -20,7 +20,6 @@ from textual.message import Message
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
-from recorder.search.hits import SearchHit, SearchResult
 from recorder.search.query import Query, QueryError, parse_query
 from recorder.sources.model import seq_of
 
@@ -28,6 +27,9 @@ from ..text import count, one_line
 from ..widgets.record_list import HIGHLIGHT, sender_style, source_label
 from ..widgets.virtual_list import VirtualList
 from .base import Pane
+
+if TYPE_CHECKING:
+    from recorder.search.hits import SearchHit, SearchResult
 
 SEARCH_DEBOUNCE = 0.03  # seconds of quiet typing before a search starts
 RESULT_LIMIT = 200
