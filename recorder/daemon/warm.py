@@ -5,8 +5,10 @@ index beside it (`index/seg-NNNNNN.jsonl.idx`, see `store.reader.SegmentIndex`).
 Before, only readers wrote those caches, so the first open after a week of
 recording indexed a week of segments. Now the recorder indexes each segment once
 it is closed, on a background thread at the lowest CPU priority, so a reader only
-indexes the segment being written. The caches are derived: wrong or missing ones
-are rebuilt by readers as before.
+indexes the segment being written; with the index it writes the segment's marks
+(which lines are bookkeeping, `store.marks`), so a list that hides them reads none of
+the closed segments either. The caches are derived: wrong or missing ones are rebuilt
+by readers as before.
 
 The same thread compresses each closed segment (`store.compact`, on by default,
 `--compress off`): a thread rather than a child process because it is told exactly
@@ -23,6 +25,7 @@ import threading
 from recorder.daemon.priority import lower_thread_priority
 from recorder.store.compact import compact, compact_lock, repair
 from recorder.store.layout import Layout, list_segments, segment_number
+from recorder.store.marks import segment_marks
 from recorder.store.reader import SegmentIndex
 
 log = logging.getLogger("agent_persist.recorder")
@@ -68,6 +71,7 @@ class IndexWarmer:
                 seg.update()  # nothing to do when the cache was right
                 seg.close_tail()
                 seg.save_cache()  # a no-op when it is already on disk
+                segment_marks(seg, self.layout.index)  # read only when not cached yet
             finally:
                 seg.close()
             self.done.add(number)

@@ -24,10 +24,10 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
+from recorder.store.marks import BOOKKEEPING, line_kind
 from recorder.store.reader import Record
 
 from ..reading import ReadingRules
-from ..record_filter import BOOKKEEPING, line_kind
 from ..text import Clock
 from ..transcript import Turn, turn_of
 from .preview_pane import turn_parts
