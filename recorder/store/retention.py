@@ -28,7 +28,7 @@ import orjson
 
 from recorder.store.checkpoints import Checkpoint, list_checkpoints
 from recorder.store.fsutil import atomic_write, ensure_private_dir, fsync_dir
-from recorder.store.layout import Layout
+from recorder.store.layout import Layout, segment_name, segment_number
 from recorder.store.pins import read_pins
 from recorder.store.pruned import PrunedNote, read_pruned, write_pruned
 from recorder.store.reader import SegmentIndex, Store
@@ -284,8 +284,9 @@ def execute(layout: Layout, plan: PrunePlan, by: str, now: float | None = None) 
     moves: list[tuple[str, Path, Path]] = []
     for info in plan.segments:
         moves.append(("segment", layout.segments / info.name, folder / "segments" / info.name))
-        for suffix in (".idx", ".sha256"):
-            name = info.name + suffix
+        names = [info.name + suffix for suffix in (".idx", ".sha256")]
+        names.append(segment_name(segment_number(info.name) or 0) + ".marks")  # either form
+        for name in names:
             moves.append(("cache", layout.index / name, folder / "metadata_index" / name))
     for cp_id in plan.checkpoints:
         name = f"{cp_id}.json"
