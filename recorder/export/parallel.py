@@ -181,6 +181,8 @@ class WorkerFailed(Exception):
 
 def piece_records(piece: Piece) -> Iterator[Record]:
     """The piece's lines as records, read in large blocks at the parent's line starts."""
+    from recorder.export.writers import ExportError
+
     starts = array("Q")
     starts.frombytes(piece.starts)
     count = len(starts)
@@ -191,6 +193,11 @@ def piece_records(piece: Piece) -> Iterator[Record]:
             first = starts[k]
             block_end = starts[j] if j < count else piece.end
             block = seg.read(first, block_end - first)
+            if len(block) != block_end - first:
+                raise ExportError(
+                    f"{Path(piece.path).name} is shorter than when the export began "
+                    "(changed while it was being read)"
+                )
             for m in range(k, j):
                 s = starts[m]
                 e = starts[m + 1] if m + 1 < count else piece.end
