@@ -144,7 +144,7 @@ def use_parallel(store: Store, start: int, stop: int, parallel: Parallel | None)
     """How many workers render records `start` to `stop` (0: one pass here)."""
     parallel = parallel or Parallel()
     workers = parallel.worker_count()
-    if workers < 2 or stop - start < 2:
+    if workers < 2 or stop - start < 2 or not sys.executable:
         return 0
     if range_bytes(store, start, stop) < parallel.min_bytes:
         return 0
@@ -339,6 +339,7 @@ class _Workers:
                 [sys.executable, "-c", _BOOT, json.dumps(sys.path)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,  # never over a TUI; errors come back as results
             )
             for _ in range(count)
         ]
@@ -432,11 +433,13 @@ def render_parallel(
     scratch = tempfile.mkdtemp(prefix=".persist-pieces-", dir=folder)
     job = Job(formats, redact, type(summary), scratch)
     tasks = []
-    for piece in pieces:
+    days, floor = initial, start
+    for piece in pieces:  # each scan stops where the one before began: linear
         days = [
-            None if d is None else _day_before(store, w, piece.index, start, d)
-            for w, d in zip(writers, initial, strict=True)
+            None if d is None else _day_before(store, w, piece.index, floor, d)
+            for w, d in zip(writers, days, strict=True)
         ]
+        floor = piece.index
         tasks.append((job, piece, days))
     overflow = False
     before = Counter(summary.participants)

@@ -11,6 +11,8 @@ import io
 import random
 import resource
 import signal
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -218,3 +220,34 @@ def test_a_full_disk_in_a_worker_is_the_serial_error(
         signal.signal(signal.SIGXFSZ, old)
     assert errors == ["[Errno 27] File too large"] * 2
     assert sorted(p.name for p in out.iterdir()) == ["serial.md"]
+
+
+UNGUARDED = """
+import io, sys
+from recorder.export.parallel import Parallel
+from recorder.export.writers import export_range
+from recorder.store.ranges import JournalRange
+from recorder.store.reader import open_store
+print("main module ran", file=sys.stderr)
+store = open_store(sys.argv[1])
+out = io.BytesIO()
+export_range(store, JournalRange(0, len(store)), "md", out,
+             parallel=Parallel(workers=2, min_bytes=0, piece_bytes=1))
+sys.stdout.buffer.write(out.getvalue())
+"""
+
+
+def test_a_script_without_a_main_guard_is_not_run_again(
+    logs: tuple[Path, Checkpoint], tmp_path: Path
+) -> None:
+    """Workers are fresh interpreters that import only the renderer: a caller's main
+    module (here a script with no `if __name__ == "__main__"`) runs once."""
+    root, _cp = logs
+    script = tmp_path / "export_script.py"
+    script.write_text(UNGUARDED)
+    done = subprocess.run(
+        [sys.executable, str(script), str(root)], capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stderr.decode().count("main module ran") == 1
+    assert done.stdout == export(root, "md", True, SERIAL)[0]
