@@ -22,10 +22,13 @@ removed whatever happens.
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import os
 import pickle
 import shutil
+import stat
 import struct
 import subprocess
 import sys
@@ -483,9 +486,11 @@ def render_parallel(
 
 
 def _append(path: str, out: Any, size: int) -> None:
-    """Copy a piece's file to `out` (a file object, or anything with `write`)."""
+    """Copy a piece's file to `out`: inside the kernel when `out` is a plain file
+    (`copy_file_range`, no bytes through Python), else read and written in blocks
+    (a pipe, a file that hashes what it is given, memory)."""
     with open(path, "rb") as f:
-        copied = 0
+        copied = _copy_in_kernel(f, out, size) if isinstance(out, io.BufferedWriter) else 0
         while True:
             data = f.read(_COPY)
             if not data:
@@ -494,3 +499,28 @@ def _append(path: str, out: Any, size: int) -> None:
             copied += len(data)
     if copied != size:
         raise OSError(f"a rendered piece ({path}) holds {copied} bytes, not {size}")
+
+
+def _copy_in_kernel(src: IO[bytes], out: io.BufferedWriter, size: int) -> int:
+    """Bytes of `src` copied to `out`'s file by `copy_file_range` (0 when the file
+    system cannot: the caller copies the rest; `src` is left where this stopped)."""
+    out.flush()
+    copied = 0
+    try:
+        fd = out.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return 0
+        while copied < size:
+            n = os.copy_file_range(src.fileno(), fd, size - copied)
+            if n == 0:
+                break
+            copied += n
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            src.seek(copied)  # the rest through Python
+            return copied
+        raise
+    except (AttributeError, io.UnsupportedOperation):  # no fd, or no copy_file_range
+        return 0
+    src.seek(copied)
+    return copied
