@@ -14,7 +14,9 @@ same run, each in its own process (interpreter start included, both sides):
   a JSONL file plus a naive Markdown loop (orjson.loads each line, one f-string per
   message), the baseline the issue names;
 - a repeated restore of the same checkpoint (the bundle in place is verified and kept);
-- export md (`persist export --all --format md`) against the naive Markdown loop;
+- export md, html and csv (`persist export --all --format FMT`) against the naive
+  Markdown loop; each also "in one process" (`Parallel(workers=1)`, the path a range
+  under 64 MiB takes), checked to be the same bytes; restore `--full` likewise;
 - export jsonl (`persist export --all --format jsonl`) against `cat`;
 - `on_agent_connected` → the agent running with the checkpoint: a child process
   makes a `PersistenceLauncher` (its recorder starts on free loopback ports, with the
@@ -23,7 +25,8 @@ same run, each in its own process (interpreter start included, both sides):
   It runs on a fresh folder whose closed segments are hard links to the cached
   journal (never modified) and whose last segment is a copy.
 
-Each row prints the machine's load average, which other agents share.
+Each row prints the machine's load average, which other agents share, and the CPU
+seconds (user + system, every process of the row) of ours and of the baseline.
 """
 
 from __future__ import annotations
