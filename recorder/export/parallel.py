@@ -172,6 +172,7 @@ class PieceResult:
     sizes: list[int]
     days: list[str | None]  # each writer's day after the piece (None: it keeps none)
     summary: RangeSummary
+    damaged: list[int]  # compressed frames of its segment found damaged
 
 
 class WorkerFailed(Exception):
@@ -182,8 +183,10 @@ class WorkerFailed(Exception):
         self.kind, self.message, self.errno = kind, message, errno
 
 
-def piece_records(piece: Piece) -> Iterator[Record]:
-    """The piece's lines as records, read in large blocks at the parent's line starts."""
+def piece_records(piece: Piece, damaged: set[int]) -> Iterator[Record]:
+    """The piece's lines as records, read in large blocks at the parent's line starts;
+    the compressed frames found damaged on the way (read as NUL bytes, as the one
+    pass reads them) are added to `damaged`."""
     from recorder.export.writers import ExportError
 
     starts = array("Q")
@@ -206,6 +209,7 @@ def piece_records(piece: Piece) -> Iterator[Record]:
                 e = starts[m + 1] if m + 1 < count else piece.end
                 yield Record(piece.index + m, piece.segment, s, block[s - first : e - first])
             k = j
+        damaged.update(getattr(seg, "damaged", ()))
 
 
 def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
@@ -227,7 +231,8 @@ def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
                 w.continue_after(day)
         summary = job.summary()
         summary.participants_cap = PIECE_PARTICIPANTS
-        records = piece_records(piece)
+        damaged: set[int] = set()
+        records = piece_records(piece, damaged)
         write_records(redacted(records) if job.redact else records, writers, summary=summary)
         for w in writers:
             w.flush()
@@ -247,6 +252,7 @@ def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
         [w.bytes for w in writers],
         [w.day if isinstance(w, DayWriter) else None for w in writers],
         summary,
+        sorted(damaged),
     )
 
 
@@ -468,6 +474,8 @@ def render_parallel(
                 if isinstance(w, DayWriter) and day is not None:
                     w.continue_after(day)
                 os.unlink(path)
+            if result.damaged:  # known to the parent's index, as if it had read them
+                _note_damaged(store, piece.segment, result.damaged)
             overflow = overflow or len(result.summary.participants) > PIECE_PARTICIPANTS
             summary.merge(result.summary)
             done += piece.count
@@ -483,6 +491,17 @@ def render_parallel(
         exact.participants = before
         summarize(store.records(start, stop), exact)
         summary.participants = exact.participants
+
+
+def _note_damaged(store: Store, number: int, frames: list[int]) -> None:
+    """Frames of segment `number` a worker read as damaged: the parent's index names
+    them (`journal_damage`) as it does the frames its own reads found damaged."""
+    for seg in store.segments:
+        if seg.number == number:
+            with contextlib.suppress(OSError, PersistError):
+                known = getattr(seg.file, "damaged", None)
+                if isinstance(known, set):
+                    known.update(frames)
 
 
 def _append(path: str, out: Any, size: int) -> None:

@@ -26,7 +26,9 @@ from recorder.export.scope import BundleScope
 from recorder.export.writers import ExportError, ExportStats, export_range
 from recorder.store import secrets
 from recorder.store.checkpoints import Checkpoint
-from recorder.store.ranges import OTHERS, JournalRange, RangeSummary
+from recorder.store.compact import compact
+from recorder.store.layout import Layout, list_segments
+from recorder.store.ranges import OTHERS, JournalRange, RangeSummary, journal_damage
 from recorder.store.reader import Record, open_store
 from tests.demo_journal import DemoClock, DemoWriter
 from tests.secret_samples import make
@@ -257,3 +259,38 @@ def test_a_script_without_a_main_guard_is_not_run_again(
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert done.stderr.decode().count("main module ran") == 1
     assert done.stdout == export(root, "md", True, SERIAL)[0]
+
+
+def test_a_damaged_compressed_frame_reads_and_is_named_the_same(tmp_path: Path) -> None:
+    """A compressed segment of several frames, one in the middle damaged: the same
+    bytes either way, and the parent's index names the frame only a worker read
+    (the parent reads just the record before each piece), as one pass's index does."""
+    root = tmp_path / "logs"
+    clock = DemoClock(T0)
+    w = DemoWriter.open(root, segment_bytes=1 << 20, clock=clock)
+    rnd = random.Random(1)
+    for i in range(700):
+        clock.now = T0 + i * 600
+        text = " ".join(
+            rnd.choice(("alpha", "beta", "gamma", "delta", "x" * 9)) for _ in range(300)
+        )
+        w.message(T0 + i * 600, "planner", text)
+    w.close()
+    layout = Layout(root)
+    compact(layout)
+    victim = list_segments(layout)[0]
+    assert victim.name.endswith(".zst")
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 3] ^= 0xFF  # a frame in the middle
+    victim.write_bytes(bytes(raw))
+    seen = []
+    for parallel in (SERIAL, Parallel(workers=2, min_bytes=0, piece_bytes=1 << 20)):
+        out = io.BytesIO()
+        with open_store(root) as store:
+            rng = JournalRange(0, len(store))
+            stats = export_range(store, rng, "md", out, parallel=parallel)
+            damage = journal_damage(store, rng, writer_running=False)
+        seen.append((out.getvalue(), stats, damage))
+    assert seen[0] == seen[1]
+    assert seen[0][1].bad_lines >= 1
+    assert any("compressed frames [" in d for d in seen[0][2]), seen[0][2]
