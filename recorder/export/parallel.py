@@ -1,13 +1,14 @@
 """Rendering a large range of the journal on every core: the same bytes as one pass.
 
 The range is cut into pieces (whole lines of one segment, about `Parallel.piece_bytes`
-each). Worker processes (fresh interpreters, `serve`: callers run threads, so never
-`fork`) each
-read a piece's lines straight from its segment, at the line starts the parent's index
-gave them, redact them if asked, and render them with the formats' own writers into
-private files in a scratch folder beside the output. The parent copies the pieces into
-the real outputs in journal order, between the header it wrote and the footer it
-writes, and merges each piece's range summary into its own.
+each). Worker processes (fresh interpreters running `serve`, fed pickled tasks on
+their stdin: callers run threads, so never `fork`, and a caller's main module is never
+imported again, as multiprocessing's spawn would) each read a piece's lines straight
+from its segment, at the line starts the parent's index gave them, redact them if
+asked, and render them with the formats' own writers into private files in a scratch
+folder beside the output. The parent copies the pieces into the real outputs in
+journal order, between the header it wrote and the footer it writes, and merges each
+piece's range summary into its own.
 
 Writers carry one thing from record to record: the day of the last day heading
 (Markdown, HTML). A piece's writers start with the day the parent works out for its
