@@ -14,7 +14,9 @@ same run, each in its own process (interpreter start included, both sides):
   a JSONL file plus a naive Markdown loop (orjson.loads each line, one f-string per
   message), the baseline the issue names;
 - a repeated restore of the same checkpoint (the bundle in place is verified and kept);
-- export md (`persist export --all --format md`) against the naive Markdown loop;
+- export md, html and csv (`persist export --all --format FMT`) against the naive
+  Markdown loop; each also "in one process" (`Parallel(workers=1)`, the path a range
+  under 64 MiB takes), checked to be the same bytes; restore `--full` likewise;
 - export jsonl (`persist export --all --format jsonl`) against `cat`;
 - `on_agent_connected` → the agent running with the checkpoint: a child process
   makes a `PersistenceLauncher` (its recorder starts on free loopback ports, with the
@@ -23,7 +25,8 @@ same run, each in its own process (interpreter start included, both sides):
   It runs on a fresh folder whose closed segments are hard links to the cached
   journal (never modified) and whose last segment is a copy.
 
-Each row prints the machine's load average, which other agents share.
+Each row prints the machine's load average, which other agents share, and the CPU
+seconds (user + system, every process of the row) of ours and of the baseline.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -67,6 +71,29 @@ with open(out_path, "w") as out:
                 payload = rec["frames"][-1].get("json") or {}
                 out.write(f"**{rec['meta'].get('sender')}** · {rec['topic']} · {rec['ts']}"
                           f"\n\n> {payload.get('text', '')}\n\n")
+"""
+
+ONE_PROCESS = r"""
+import shutil, sys
+from pathlib import Path
+from recorder.export.parallel import SERIAL
+from recorder.store.reader import open_store
+root, what, out_path = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+if what == "full":  # `persist restore latest --full --allow-damage`, one process
+    from recorder.export.restore import build_bundle
+    from recorder.export.scope import BundleScope
+    from recorder.store.checkpoints import resolve_checkpoint
+    from recorder.store.layout import Layout
+    shutil.rmtree(root / "restore", ignore_errors=True)
+    cp = resolve_checkpoint(Layout(root), "latest")
+    build_bundle(root, cp, scope=BundleScope.whole(), parallel=SERIAL)
+else:  # `persist export --all --format FMT -o OUT`, one process
+    from recorder.export.writers import export_range
+    from recorder.store.ranges import JournalRange
+    from recorder.store.fsutil import AtomicFile
+    store = open_store(root)
+    with AtomicFile(Path(out_path), durable=False) as target:
+        export_range(store, JournalRange(0, len(store)), what, target.file, parallel=SERIAL)
 """
 
 CHILD_LAUNCH = r"""
@@ -109,10 +136,22 @@ def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+CPU: list[float] = []  # CPU seconds (user + system) of each `timed` run, children included
+
+
 def timed(argv: list[str], **kw: object) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(argv, check=False, cwd=ROOT, **kw)  # type: ignore[call-overload]
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall
+
+
+def cpu_since(mark: int) -> float:
+    """CPU seconds of the `timed` runs since `len(CPU)` was `mark`."""
+    return sum(CPU[mark:])
 
 
 def cat(root: Path, out: Path) -> float:
@@ -125,8 +164,14 @@ def naive_md(root: Path, out: Path) -> float:
     return timed([sys.executable, "-c", NAIVE_MD, str(root), str(out)])
 
 
-def best(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
-    return min(fn() for _ in range(runs))
+def best(fn, runs: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """The fastest of `runs` runs of `fn`: (wall seconds, its CPU seconds)."""
+    out = []
+    for _ in range(runs):
+        mark = len(CPU)
+        wall = fn()
+        out.append((wall, cpu_since(mark)))
+    return min(out)
 
 
 def journal(n: int) -> Path:
@@ -198,12 +243,23 @@ def launch_once(root: Path, scope: str) -> LaunchRun:
         )
 
 
-def row(name: str, ours: float, base: float | None, base_name: str, note: str = "") -> None:
+def row(
+    name: str,
+    ours: float,
+    base: float | None,
+    base_name: str,
+    note: str = "",
+    cpu: tuple[float, float] | None = None,
+) -> None:
+    """One table row; `cpu`: (ours, baseline) CPU seconds, shown with their ratio."""
     ratio = f"{ours / base:5.2f}x" if base else "     "
     base_text = f"{base:8.2f} s" if base is not None else " " * 10
+    cpu_text = ""
+    if cpu is not None:
+        cpu_text = f"cpu {cpu[0]:.2f} s vs {cpu[1]:.2f} s ({cpu[0] / max(cpu[1], 1e-9):.2f}x) "
     print(
         f"| {name:<36} | {ours:8.2f} s | {base_text} {base_name:<22} | {ratio} | {load():>14} |"
-        f" {note}",
+        f" {cpu_text}{note}",
         flush=True,
     )
 
@@ -226,13 +282,19 @@ def measure(root: Path, out: Path, runs: int, skip: set[str]) -> None:
         argv = [*export, "--format", fmt, "-o", str(out / f"x.{fmt}")]
         return timed(argv, stderr=subprocess.DEVNULL)
 
+    def one_process(what: str) -> float:
+        if what == "full":
+            shutil.rmtree(root / "restore", ignore_errors=True)
+        return timed([sys.executable, "-c", ONE_PROCESS, str(root), what, str(out / f"y.{what}")])
+
     def pair(name: str, ours: Callable[[], float], base: Callable[[], float], what: str) -> None:
-        b = best(base, runs)
-        row(name, best(ours, runs), b, what)
+        b, b_cpu = best(base, runs)
+        o, o_cpu = best(ours, runs)
+        row(name, o, b, what, cpu=(o_cpu, b_cpu))
 
     if "restore" not in skip:
         pair('restore "latest" (last 1000)', lambda: fresh(restore), base_restore, "cat + naive md")
-        again = best(lambda: timed(restore, stdout=subprocess.DEVNULL), runs)
+        again, _cpu = best(lambda: timed(restore, stdout=subprocess.DEVNULL), runs)
         row("  again (kept, re-verified)", again, None, "")
     if "full" not in skip:
         pair(
@@ -241,6 +303,7 @@ def measure(root: Path, out: Path, runs: int, skip: set[str]) -> None:
             base_restore,
             "cat + naive md",
         )
+        pair("  --full in one process", lambda: one_process("full"), base_restore, "cat + naive md")
         # an earlier full bundle in place (the checkpoint before): the rest is rendered
         earlier = list_checkpoints(Layout(root))[1].id
 
@@ -258,6 +321,14 @@ def measure(root: Path, out: Path, runs: int, skip: set[str]) -> None:
                 lambda: naive_md(root, out / "naive.md"),
                 "naive md loop",
             )
+            pair(
+                f"  {fmt} in one process",
+                lambda f=fmt: one_process(f),
+                lambda: naive_md(root, out / "naive.md"),
+                "naive md loop",
+            )
+            same = (out / f"x.{fmt}").read_bytes() == (out / f"y.{fmt}").read_bytes()
+            print(f"  (the {fmt} export is byte for byte the one-process one: {same})")
     if "jsonl" not in skip:
         pair("export jsonl", lambda: exported("jsonl"), lambda: cat(root, out / "cat.jsonl"), "cat")
         same = (out / "x.jsonl").read_bytes() == (out / "cat.jsonl").read_bytes()

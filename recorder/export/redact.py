@@ -11,6 +11,7 @@ scanned here, in full.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 from recorder.store.reader import Record
@@ -84,27 +85,37 @@ def redacted(records: Iterable[Record]) -> Iterator[Record]:
     """`records` with their secrets redacted, in order. Records are taken in batches:
     one set of prefilter passes over the frames of every record the batch must scan
     (as the recorder does per receive batch), so a full scan runs only on the few a
-    pass hits; a pass over joined frames can only add candidates, never lose one."""
-    batch: list[Record] = []
-    size = 0
-    for rec in records:
-        batch.append(rec)
-        size += len(rec.line)
-        if len(batch) == REDACT_BATCH or size >= REDACT_BATCH_BYTES:
+    pass hits; a pass over joined frames can only add candidates, never lose one
+    (so where batches begin never changes the result)."""
+    it = iter(records)
+    while batch := list(islice(it, REDACT_BATCH)):
+        if sum(len(rec.line) for rec in batch) < REDACT_BATCH_BYTES:
             yield from _redact_batch(batch)
-            batch, size = [], 0
-    yield from _redact_batch(batch)
+            continue
+        part: list[Record] = []  # large records: batches of about REDACT_BATCH_BYTES
+        size = 0
+        for rec in batch:
+            part.append(rec)
+            size += len(rec.line)
+            if size >= REDACT_BATCH_BYTES:
+                yield from _redact_batch(part)
+                part, size = [], 0
+        yield from _redact_batch(part)
 
 
-def _redact_batch(batch: list[Record]) -> Iterator[Record]:
+def _redact_batch(batch: list[Record]) -> list[Record]:
     named = [named_secrets(rec) for rec in batch]
     todo = [i for i, spans in enumerate(named) if spans is None]
     hit: set[int] = set()
     if todo:
         parts = [b"".join(batch[i].frames) for i in todo]
         hit = {todo[k] for k in _SCANNER.candidates(b"".join(parts), map(len, parts))}
+    if not hit and not any(named):
+        return batch  # nothing to redact (the common case)
+    out = []
     for i, rec in enumerate(batch):
         spans = named[i]
         if spans is None:
             spans = list(scan_frames(rec.frames, cap=None).spans) if i in hit else []
-        yield redact_record(rec, spans)
+        out.append(redact_record(rec, spans) if spans else rec)
+    return out

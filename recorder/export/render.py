@@ -227,15 +227,21 @@ def view(rec: Record) -> View:
     frames = data.get("frames") or ()
     payload = frame_value(frames[-1]) if frames else None
     text, body = "", None
-    every = frames_body(rec)
+    every = frames_body(rec) if len(frames) > 2 else None  # several payload frames
     if every is not None:
         text, body = frames_text(rec) or "", every
     elif isinstance(payload, dict):
-        text = _payload_text(payload) or ""
+        for key in _TEXT_KEYS:  # `_payload_text`, inline: once per message
+            value = payload.get(key)
+            if isinstance(value, str):
+                text = value
+                break
         quiet = _QUIET if text else _ENVELOPE_ONLY
-        if any(k not in quiet and payload[k] is not text for k in payload):
-            rest = {k: v for k, v in payload.items() if k != "_persist" and v is not text}
-            body = json_text(rest, lambda: payload_bytes(rec), indent=True)
+        for k, v in payload.items():
+            if k not in quiet and v is not text:
+                rest = {k: v for k, v in payload.items() if k != "_persist" and v is not text}
+                body = json_text(rest, lambda: payload_bytes(rec), indent=True)
+                break
     elif isinstance(payload, bytes):
         text = f"<{len(payload)} bytes of binary data>"
     elif isinstance(payload, str):

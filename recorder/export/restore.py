@@ -39,6 +39,7 @@ import orjson
 
 from recorder.bus.envelope import read_envelope
 from recorder.export.continuation import Earlier, StaleBundle, copy_checked, find_earlier
+from recorder.export.parallel import Parallel, render_parallel, use_parallel
 from recorder.export.redact import redacted
 from recorder.export.render import gap_sentence, iso
 from recorder.export.scope import BundleScope, RangeVerification, bundle_start, verify_range
@@ -125,6 +126,24 @@ class RangeIntegrity(RangeSummary):
             self.quarantined.append({k: v for k, v in data.items() if k != "v"})
         elif kind == "refused" and len(self.refused) < MAX_LISTED:
             self.refused.append({k: v for k, v in data.items() if k not in ("v", "head_b64")})
+
+    def merge(self, later: RangeSummary) -> None:
+        """`RangeSummary.merge`, and the lists and sequence numbers of `later` too."""
+        super().merge(later)
+        if not isinstance(later, RangeIntegrity):
+            raise TypeError("a range integrity merges only another one")
+        if self.first_seq is None:
+            self.first_seq = later.first_seq
+        if later.last_seq is not None:
+            self.last_seq = later.last_seq
+        self.unsequenced += later.unsequenced
+        for mine, theirs in (
+            (self.gap_records, later.gap_records),
+            (self.bad_line_records, later.bad_line_records),
+            (self.quarantined, later.quarantined),
+            (self.refused, later.refused),
+        ):
+            mine.extend(theirs[: max(0, MAX_LISTED - len(mine))])
 
     def state_json(self) -> dict[str, Any]:
         """The counters, so that a later bundle can go on from this one's end."""
@@ -397,11 +416,13 @@ def build_bundle(
     now: float | None = None,
     scope: BundleScope | None = None,
     redact: bool = False,
+    parallel: Parallel | None = None,
 ) -> Bundle:
     """Verify the range `scope` picks (default: the last `DEFAULT_LAST` messages) up to
     `checkpoint` and write its restore bundle, or keep the one in place when it holds
     exactly that, intact. `redact`: secrets replaced by `[REDACTED:kind]` in both files
-    (off by default: the agent continues with what was said, byte for byte)."""
+    (off by default: the agent continues with what was said, byte for byte). A large
+    range is rendered on every core (`parallel`; the same bytes as one pass)."""
     layout = Layout(Path(log_dir).expanduser())
     cp = (
         checkpoint if isinstance(checkpoint, Checkpoint) else resolve_checkpoint(layout, checkpoint)
@@ -411,7 +432,9 @@ def build_bundle(
     try:
         store.refresh()
         when = time.time() if now is None else now
-        return _build(layout, store, cp, agent, durable, when, scope or BundleScope(), redact)
+        return _build(
+            layout, store, cp, agent, durable, when, scope or BundleScope(), redact, parallel
+        )
     finally:
         if own_store:
             store.close()
@@ -426,6 +449,7 @@ def _build(
     now: float,
     scope: BundleScope,
     redact: bool = False,
+    parallel: Parallel | None = None,
 ) -> Bundle:
     start, stop = bundle_start(store, cp, scope)
     # a complete range owns every segment the checkpoint names, even a missing first one
@@ -456,7 +480,17 @@ def _build(
     try:
         try:
             files = _write_files(
-                work, layout, store, (start, stop), cp, scope, integrity, earlier, durable, redact
+                work,
+                layout,
+                store,
+                (start, stop),
+                cp,
+                scope,
+                integrity,
+                earlier,
+                durable,
+                redact,
+                parallel,
             )
         except StaleBundle:  # the earlier bundle's files changed: build it all
             shutil.rmtree(work, ignore_errors=True)
@@ -468,7 +502,17 @@ def _build(
                 p for p in verification.history_problems if not p.endswith("missing")
             ]
             files = _write_files(
-                work, layout, store, (start, stop), cp, scope, integrity, None, durable, redact
+                work,
+                layout,
+                store,
+                (start, stop),
+                cp,
+                scope,
+                integrity,
+                None,
+                durable,
+                redact,
+                parallel,
             )
         manifest = _manifest(layout, cp, scope, position, integrity, files, agent, now)
         manifest["redacted"] = redact
@@ -499,6 +543,7 @@ def _write_files(
     earlier: Earlier | None,
     durable: bool = True,
     redact: bool = False,
+    parallel: Parallel | None = None,
 ) -> dict[str, Any]:
     """Write conversation.jsonl and transcript.md of records `span` into `work`, going
     on from `earlier` (its files copied, checked) when given; returns their descriptions."""
@@ -515,8 +560,21 @@ def _write_files(
         md.start_body()
         if earlier is not None:
             _go_on_from(earlier, jsonl, md, mw, integrity)
-        records = store.records(start, stop)
-        write_records(redacted(records) if redact else records, [jw, mw], summary=integrity)
+        workers = use_parallel(store, start, stop, parallel)
+        if workers:
+            render_parallel(
+                store,
+                start,
+                stop,
+                [jw, mw],
+                integrity,
+                workers=workers,
+                redact=redact,
+                parallel=parallel,
+            )
+        else:
+            records = store.records(start, stop)
+            write_records(redacted(records) if redact else records, [jw, mw], summary=integrity)
         jw.end()
         mw.flush()
         md.end_body()

@@ -20,6 +20,7 @@ from typing import IO
 
 from recorder.errors import PersistError
 from recorder.export.jsonl_copy import copy_jsonl
+from recorder.export.parallel import Parallel, render_parallel, use_parallel
 from recorder.export.redact import REDACT_BY_DEFAULT, redacted
 from recorder.export.render import (
     clean,
@@ -179,11 +180,13 @@ md_field.__doc__ = "`md_text` on one line, remembered for short repeated fields.
 md_code_field = _memo(md_code)
 
 
-class MarkdownWriter(Writer):
+class DayWriter(Writer):
+    """A writer that puts a heading before the first record of each day: the one
+    state it carries from record to record."""
+
     def __init__(self, out: IO[bytes]) -> None:
         super().__init__(out)
         self._day = ""
-        self._out: list[str] = []
 
     @property
     def day(self) -> str:
@@ -193,6 +196,27 @@ class MarkdownWriter(Writer):
     def continue_after(self, day: str) -> None:
         """Go on after records another writer rendered, whose last heading was `day`."""
         self._day = day
+
+    @staticmethod
+    def day_of(rec: Record) -> str:
+        """The day heading `rec` would need ("" for a record that shows none)."""
+        data = rec.data
+        if data is None or data.get("kind") in BOOKKEEPING:
+            return ""
+        return iso(data.get("ts"))[:10]
+
+
+class MarkdownWriter(DayWriter):
+    def __init__(self, out: IO[bytes]) -> None:
+        super().__init__(out)
+        self._out: list[str] = []
+
+    @staticmethod
+    def day_of(rec: Record) -> str:
+        data = rec.data
+        if data is None or data.get("kind") in BOOKKEEPING:
+            return ""
+        return iso_second(data.get("ts"))[:10]
 
     def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
         lines = [f"# {md_text(title, newlines=False)}", ""]
@@ -343,11 +367,7 @@ def _h(text: str) -> str:
     return html.escape(clean(text), quote=True)
 
 
-class HtmlWriter(Writer):
-    def __init__(self, out: IO[bytes]) -> None:
-        super().__init__(out)
-        self._day = ""
-
+class HtmlWriter(DayWriter):
     def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
         rows = "".join(f"<dt>{_h(k)}</dt><dd>{_h(v)}</dd>" for k, v in facts)
         self.emit(
@@ -483,12 +503,35 @@ def export_range(
     title: str | None = None,
     progress: Progress | None = None,
     redact: bool | None = None,
+    parallel: Parallel | None = None,
 ) -> ExportStats:
     """Write records `rng` of `store` to `out` in `fmt`; `redact` replaces secrets by
-    `[REDACTED:kind]` (None: the format's default, `REDACT_BY_DEFAULT`)."""
-    if fmt == "jsonl" and not export_redact(fmt, redact):
+    `[REDACTED:kind]` (None: the format's default, `REDACT_BY_DEFAULT`). A large range
+    is rendered on every core (`parallel`; the same bytes as one pass)."""
+    redact = export_redact(fmt, redact)
+    if fmt == "jsonl" and not redact:
         stats = ExportStats()
         stats.bytes = copy_jsonl(store, rng.start, rng.stop, out, stats, progress)
+        return stats
+    workers = use_parallel(store, rng.start, rng.stop, parallel)
+    if workers:
+        writer = WRITERS[fmt](out)
+        writer.begin(title or f"Conversation {rng.describe()}", range_facts(store, rng))
+        stats = ExportStats()
+        render_parallel(
+            store,
+            rng.start,
+            rng.stop,
+            [writer],
+            stats,
+            workers=workers,
+            redact=redact,
+            parallel=parallel,
+            progress=progress,
+            total=rng.stop - rng.start,
+        )
+        writer.end()
+        stats.bytes = writer.bytes
         return stats
     return write_export(
         store.records(rng.start, rng.stop),

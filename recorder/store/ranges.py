@@ -58,6 +58,7 @@ class RangeSummary:
     participants: Counter[str] = field(default_factory=Counter)
     kinds: Counter[str] = field(default_factory=Counter)  # every record kind, bad lines included
     missed: int = 0  # messages that gap records say were lost
+    participants_cap: int = field(default=MAX_PARTICIPANTS, repr=False, compare=False)
 
     def add(self, rec: Record) -> None:
         """Account for one record (call in journal order). Reads the parsed line once
@@ -78,7 +79,7 @@ class RangeSummary:
             who = str(meta.get("sender") or "") or str(data.get("topic") or "")
             who = who[:MAX_KEY_CHARS]
             participants = self.participants
-            if who in participants or len(participants) < MAX_PARTICIPANTS:
+            if who in participants or len(participants) < self.participants_cap:
                 participants[who] += 1
             else:
                 participants[OTHERS] += 1
@@ -86,6 +87,25 @@ class RangeSummary:
             assert data is not None
             missed = data.get("missed")
             self.missed += missed if isinstance(missed, int) and missed > 0 else 0
+
+    def merge(self, later: RangeSummary) -> None:
+        """Take in the summary of the records right after these (counted without the
+        participant cap): the same result as adding those records here one by one."""
+        self.records += later.records
+        self.messages += later.messages
+        if self.first_ts is None:
+            self.first_ts = later.first_ts
+        if later.messages:
+            self.last_ts = later.last_ts
+        participants = self.participants
+        cap = self.participants_cap
+        for who, count in later.participants.items():  # in order of first appearance
+            if who in participants or len(participants) < cap:
+                participants[who] += count
+            else:
+                participants[OTHERS] += count
+        self.kinds.update(later.kinds)
+        self.missed += later.missed
 
     @property
     def gaps(self) -> int:

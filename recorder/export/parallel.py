@@ -1,0 +1,546 @@
+"""Rendering a large range of the journal on every core: the same bytes as one pass.
+
+The range is cut into pieces (whole lines of one segment, about `Parallel.piece_bytes`
+each). Worker processes (fresh interpreters running `serve`, fed pickled tasks on
+their stdin: callers run threads, so never `fork`, and a caller's main module is never
+imported again, as multiprocessing's spawn would) each read a piece's lines straight
+from its segment, at the line starts the parent's index gave them, redact them if
+asked, and render them with the formats' own writers into private files in a scratch
+folder beside the output. The parent copies the pieces into the real outputs in
+journal order, between the header it wrote and the footer it writes, and merges each
+piece's range summary into its own.
+
+Writers carry one thing from record to record: the day of the last day heading
+(Markdown, HTML). A piece's writers start with the day the parent works out for its
+first record (the day of the last dated record before it, read from the journal), so
+headings come out exactly where one pass puts them. Range summaries merge exactly
+(`RangeSummary.merge`): pieces count participants without the cap and the merge
+applies it in journal order. A failure in a worker (a damaged segment, a full disk)
+is raised in the parent as the same error the one pass gives; the scratch folder is
+removed whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import json
+import os
+import pickle
+import shutil
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+from array import array
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from recorder.errors import PersistError
+from recorder.store.ranges import RangeSummary, summarize
+from recorder.store.reader import Record, Store
+from recorder.store.segfile import open_segment
+
+PARALLEL_MIN_BYTES = 64 << 20  # smaller ranges are rendered in one pass
+PIECE_BYTES = 16 << 20  # of journal per piece (progress moves once per piece)
+MAX_WORKERS = 4
+PIECE_PARTICIPANTS = 100_000  # distinct participants a piece counts before it gives up
+_READ_LINES = 4096  # lines read from a segment at a time
+_COPY = 1 << 20
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """How a range is rendered: `workers` processes (None: one per core, at most
+    `MAX_WORKERS`; 1: one pass in this process) when it holds at least `min_bytes`
+    of journal, in pieces of about `piece_bytes`. Tests pass small sizes."""
+
+    workers: int | None = None
+    min_bytes: int = PARALLEL_MIN_BYTES
+    piece_bytes: int = PIECE_BYTES
+
+    def worker_count(self) -> int:
+        if self.workers is not None:
+            return max(1, self.workers)
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cores = os.cpu_count() or 1
+        return min(cores, MAX_WORKERS)
+
+
+SERIAL = Parallel(workers=1)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Lines `line` to `line + count` of one segment, record `index` on in the range."""
+
+    n: int
+    path: str
+    segment: int
+    line: int
+    index: int
+    starts: bytes  # the lines' start offsets (array "Q"), the parent's index of them
+    end: int  # where the last line ends
+
+    @property
+    def count(self) -> int:
+        return len(self.starts) // 8
+
+
+def plan(store: Store, start: int, stop: int, piece_bytes: int) -> list[Piece]:
+    """Records `start` to `stop` as pieces of whole lines, none across a segment."""
+    pieces: list[Piece] = []
+    index = start
+    while index < stop:
+        seg, i = store.locate(index)
+        last = min(len(seg), i + (stop - index))
+        while i < last:
+            target = seg.starts[i] + piece_bytes
+            j = i + 1
+            if j < last:
+                j = max(j, min(last, _first_at_or_after(seg.starts, target, j, last)))
+            pieces.append(
+                Piece(
+                    len(pieces),
+                    str(seg.path),
+                    seg.number,
+                    i,
+                    index,
+                    seg.starts[i:j].tobytes(),
+                    seg.span(j - 1)[1],
+                )
+            )
+            index += j - i
+            i = j
+    return pieces
+
+
+def _first_at_or_after(starts: array[int], offset: int, lo: int, hi: int) -> int:
+    import bisect
+
+    return bisect.bisect_left(starts, offset, lo, hi)
+
+
+def range_bytes(store: Store, start: int, stop: int) -> int:
+    """Bytes of journal that records `start` to `stop` take (from the index, no reads)."""
+    if start >= stop:
+        return 0
+    total = 0
+    index = start
+    while index < stop:
+        seg, i = store.locate(index)
+        last = min(len(seg), i + (stop - index))
+        total += seg.span(last - 1)[1] - seg.starts[i]
+        index += last - i
+    return total
+
+
+def use_parallel(store: Store, start: int, stop: int, parallel: Parallel | None) -> int:
+    """How many workers render records `start` to `stop` (0: one pass here)."""
+    parallel = parallel or Parallel()
+    workers = parallel.worker_count()
+    if workers < 2 or stop - start < 2 or not sys.executable:
+        return 0
+    if range_bytes(store, start, stop) < parallel.min_bytes:
+        return 0
+    return workers
+
+
+# -- in a worker ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Job:
+    """What every piece of one rendering shares."""
+
+    formats: tuple[str, ...]
+    redact: bool
+    summary: type[RangeSummary]
+    scratch: str
+
+
+@dataclass
+class PieceResult:
+    n: int
+    files: list[str]
+    sizes: list[int]
+    days: list[str | None]  # each writer's day after the piece (None: it keeps none)
+    summary: RangeSummary
+    damaged: list[int]  # compressed frames of its segment found damaged
+
+
+class WorkerFailed(Exception):
+    """A piece could not be rendered: `kind` says which error the parent raises."""
+
+    def __init__(self, kind: str, message: str, errno: int | None = None) -> None:
+        super().__init__(kind, message, errno)
+        self.kind, self.message, self.errno = kind, message, errno
+
+
+def piece_records(piece: Piece, damaged: set[int]) -> Iterator[Record]:
+    """The piece's lines as records, read in large blocks at the parent's line starts;
+    the compressed frames found damaged on the way (read as NUL bytes, as the one
+    pass reads them) are added to `damaged`."""
+    from recorder.export.writers import ExportError
+
+    starts = array("Q")
+    starts.frombytes(piece.starts)
+    count = len(starts)
+    with open_segment(Path(piece.path)) as seg:
+        k = 0
+        while k < count:
+            j = min(count, k + _READ_LINES)
+            first = starts[k]
+            block_end = starts[j] if j < count else piece.end
+            block = seg.read(first, block_end - first)
+            if len(block) != block_end - first:
+                raise ExportError(
+                    f"{Path(piece.path).name} is shorter than when the export began "
+                    "(changed while it was being read)"
+                )
+            for m in range(k, j):
+                s = starts[m]
+                e = starts[m + 1] if m + 1 < count else piece.end
+                yield Record(piece.index + m, piece.segment, s, block[s - first : e - first])
+            k = j
+        damaged.update(getattr(seg, "damaged", ()))
+
+
+def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
+    """Render one piece into private files in the scratch folder (run in a worker)."""
+    from recorder.export.redact import redacted
+    from recorder.export.writers import WRITERS, DayWriter, write_records
+
+    files: list[str] = []
+    outs: list[IO[bytes]] = []
+    try:
+        for k in range(len(job.formats)):
+            path = os.path.join(job.scratch, f"piece-{piece.n:06d}-{k}")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            files.append(path)
+            outs.append(os.fdopen(fd, "wb"))
+        writers = [WRITERS[fmt](out) for fmt, out in zip(job.formats, outs, strict=True)]
+        for w, day in zip(writers, days, strict=True):
+            if isinstance(w, DayWriter) and day is not None:
+                w.continue_after(day)
+        summary = job.summary()
+        summary.participants_cap = PIECE_PARTICIPANTS
+        damaged: set[int] = set()
+        records = piece_records(piece, damaged)
+        write_records(redacted(records) if job.redact else records, writers, summary=summary)
+        for w in writers:
+            w.flush()
+        for out in outs:
+            out.close()
+    except PersistError as exc:
+        raise WorkerFailed("persist", str(exc)) from None
+    except OSError as exc:
+        raise WorkerFailed("os", exc.strerror or str(exc), exc.errno) from None
+    finally:
+        for out in outs:
+            if not out.closed:
+                out.close()
+    return PieceResult(
+        piece.n,
+        files,
+        [w.bytes for w in writers],
+        [w.day if isinstance(w, DayWriter) else None for w in writers],
+        summary,
+        sorted(damaged),
+    )
+
+
+_SIZE = struct.Struct("<Q")
+
+
+def _send(out: IO[bytes], value: object) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(_SIZE.pack(len(data)) + data)
+    out.flush()
+
+
+def _receive(src: IO[bytes]) -> Any:
+    """The next message (None at the end of the stream)."""
+    head = src.read(_SIZE.size)
+    if len(head) < _SIZE.size:
+        return None
+    (size,) = _SIZE.unpack(head)
+    data = src.read(size)
+    if len(data) < size:
+        return None
+    return pickle.loads(data)
+
+
+def serve() -> None:
+    """A worker's loop: a task in on stdin, its result out, until stdin closes. What
+    the rendering code prints goes to stderr, so nothing mixes with the results."""
+    results = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    tasks = sys.stdin.buffer
+    while True:
+        task = _receive(tasks)
+        if task is None:
+            return
+        try:
+            reply: tuple[str, Any] = ("ok", render_piece(*task))
+        except WorkerFailed as exc:
+            reply = ("failed", exc)
+        except Exception:  # a bug: its traceback goes back, shown as one line
+            reply = ("crashed", traceback.format_exc())
+        _send(results, reply)
+
+
+# -- in the parent ----------------------------------------------------------------------
+def scratch_folder(outs: list[IO[bytes]]) -> str:
+    """Where the pieces go: beside the first output that is a file, else the temp dir."""
+    for out in outs:
+        name = getattr(out, "name", None)
+        if isinstance(name, int):  # opened from a descriptor (`AtomicFile`): its path
+            try:
+                name = os.readlink(f"/proc/self/fd/{name}")
+            except OSError:
+                name = None
+        if isinstance(name, str) and os.path.isdir(os.path.dirname(os.path.abspath(name))):
+            return os.path.dirname(os.path.abspath(name))
+        path = getattr(out, "path", None)
+        if isinstance(path, Path) and path.parent.is_dir():
+            return str(path.parent)
+    return tempfile.gettempdir()
+
+
+def _day_before(store: Store, writer: Any, index: int, floor: int, initial: str) -> str:
+    """The day `writer` holds after records `floor` to `index` (it held `initial`
+    before them): that of the last record before `index` that sets it."""
+    day_of = writer.day_of
+    for j in range(index - 1, floor - 1, -1):
+        day = day_of(store.record(j))
+        if day:
+            return str(day)
+    return initial
+
+
+_BOOT = (
+    "import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
+    "from recorder.export.parallel import serve; serve()"
+)
+
+
+class _Workers:
+    """`count` worker processes (`serve`), fed the tasks in turn by one thread each;
+    results are taken in task order. Plain child processes (`python -c`), never a
+    fork, and never a re-import of the caller's main module (which multiprocessing's
+    spawn does, so a caller without a `__main__` guard would run again)."""
+
+    def __init__(self, count: int, tasks: list[tuple[Job, Piece, list[str | None]]]) -> None:
+        self.tasks = tasks
+        self.next = 0
+        self.results: dict[int, tuple[str, Any]] = {}
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _BOOT, json.dumps(sys.path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,  # never over a TUI; errors come back as results
+            )
+            for _ in range(count)
+        ]
+        self.threads = [
+            threading.Thread(target=self._feed, args=(p,), daemon=True, name="export-piece")
+            for p in self.procs
+        ]
+        for t in self.threads:
+            t.start()
+
+    def _feed(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdin is not None and proc.stdout is not None
+        while True:
+            with self.cond:
+                if self.stopping or self.next >= len(self.tasks):
+                    break
+                n = self.next
+                self.next += 1
+            try:
+                _send(proc.stdin, self.tasks[n])
+                reply = _receive(proc.stdout)
+            except Exception:  # a broken pipe, a closed file, a torn message
+                reply = None
+            if reply is None:
+                code = proc.poll()
+                reply = ("stopped", f"a rendering worker stopped (exit code {code})")
+            with self.cond:
+                self.results[n] = reply
+                self.cond.notify_all()
+            if reply[0] != "ok":
+                break
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+
+    def result(self, n: int) -> tuple[str, Any]:
+        with self.cond:
+            while n not in self.results:
+                self.cond.wait()
+            return self.results.pop(n)
+
+    def close(self, abort: bool) -> None:
+        """Stop the workers (they are ours): at once when `abort`, else once their
+        input ends; all are reaped and every thread joined."""
+        with self.cond:
+            self.stopping = True
+        for p in self.procs:
+            if abort:
+                p.kill()
+            with contextlib.suppress(OSError, ValueError):
+                p.stdin.close()  # type: ignore[union-attr]
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for t in self.threads:
+            t.join()
+        for p in self.procs:
+            if p.stdout is not None:
+                p.stdout.close()
+
+
+def render_parallel(
+    store: Store,
+    start: int,
+    stop: int,
+    writers: list[Any],
+    summary: RangeSummary,
+    *,
+    workers: int,
+    redact: bool,
+    parallel: Parallel | None = None,
+    progress: Any = None,
+    total: int = 0,
+) -> None:
+    """Records `start` to `stop` through `writers` (begun, not ended) and into
+    `summary`, rendered by `workers` processes: the same bytes and the same summary
+    as `write_records` over them. Raises what the one pass would (ExportError for a
+    journal error, OSError for a file error)."""
+    from recorder.export.writers import WRITERS, DayWriter, ExportError
+
+    parallel = parallel or Parallel()
+    kinds = {cls: name for name, cls in WRITERS.items()}
+    formats = tuple(kinds[type(w)] for w in writers)
+    pieces = plan(store, start, stop, parallel.piece_bytes)
+    initial = [w.day if isinstance(w, DayWriter) else None for w in writers]
+    for w in writers:
+        w.flush()
+    folder = scratch_folder([w.out for w in writers])
+    scratch = tempfile.mkdtemp(prefix=".persist-pieces-", dir=folder)
+    job = Job(formats, redact, type(summary), scratch)
+    tasks = []
+    days, floor = initial, start
+    for piece in pieces:  # each scan stops where the one before began: linear
+        days = [
+            None if d is None else _day_before(store, w, piece.index, floor, d)
+            for w, d in zip(writers, days, strict=True)
+        ]
+        floor = piece.index
+        tasks.append((job, piece, days))
+    overflow = False
+    before = Counter(summary.participants)
+    done = 0
+    pool: _Workers | None = None
+    finished = False
+    try:
+        pool = _Workers(min(workers, len(pieces)), tasks)
+        for piece in pieces:
+            status, result = pool.result(piece.n)
+            if status == "failed":
+                if result.kind == "os":
+                    raise OSError(result.errno, result.message)
+                raise ExportError(result.message)
+            if status != "ok":
+                lines = str(result).strip().splitlines()
+                raise ExportError(lines[-1] if lines else "a rendering worker failed")
+            for w, path, size, day in zip(
+                writers, result.files, result.sizes, result.days, strict=True
+            ):
+                _append(path, w.out, size)
+                w.bytes += size
+                if isinstance(w, DayWriter) and day is not None:
+                    w.continue_after(day)
+                os.unlink(path)
+            if result.damaged:  # known to the parent's index, as if it had read them
+                _note_damaged(store, piece.segment, result.damaged)
+            overflow = overflow or len(result.summary.participants) > PIECE_PARTICIPANTS
+            summary.merge(result.summary)
+            done += piece.count
+            if progress is not None:
+                progress(done, total)
+        finished = True
+    finally:
+        if pool is not None:
+            pool.close(abort=not finished)
+        shutil.rmtree(scratch, ignore_errors=True)
+    if overflow:  # a piece gave up counting participants: count them in one pass
+        exact = RangeSummary()
+        exact.participants = before
+        summarize(store.records(start, stop), exact)
+        summary.participants = exact.participants
+
+
+def _note_damaged(store: Store, number: int, frames: list[int]) -> None:
+    """Frames of segment `number` a worker read as damaged: the parent's index names
+    them (`journal_damage`) as it does the frames its own reads found damaged."""
+    for seg in store.segments:
+        if seg.number == number:
+            with contextlib.suppress(OSError, PersistError):
+                known = getattr(seg.file, "damaged", None)
+                if isinstance(known, set):
+                    known.update(frames)
+
+
+def _append(path: str, out: Any, size: int) -> None:
+    """Copy a piece's file to `out`: inside the kernel when `out` is a plain file
+    (`copy_file_range`, no bytes through Python), else read and written in blocks
+    (a pipe, a file that hashes what it is given, memory)."""
+    with open(path, "rb") as f:
+        copied = _copy_in_kernel(f, out, size) if isinstance(out, io.BufferedWriter) else 0
+        while True:
+            data = f.read(_COPY)
+            if not data:
+                break
+            out.write(data)
+            copied += len(data)
+    if copied != size:
+        raise OSError(f"a rendered piece ({path}) holds {copied} bytes, not {size}")
+
+
+def _copy_in_kernel(src: IO[bytes], out: io.BufferedWriter, size: int) -> int:
+    """Bytes of `src` copied to `out`'s file by `copy_file_range` (0 when the file
+    system cannot: the caller copies the rest; `src` is left where this stopped)."""
+    out.flush()
+    copied = 0
+    try:
+        fd = out.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return 0
+        while copied < size:
+            n = os.copy_file_range(src.fileno(), fd, size - copied)
+            if n == 0:
+                break
+            copied += n
+    except OSError as exc:
+        if exc.errno in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            src.seek(copied)  # the rest through Python
+            return copied
+        raise
+    except (AttributeError, io.UnsupportedOperation):  # no fd, or no copy_file_range
+        return 0
+    src.seek(copied)
+    return copied

@@ -1,0 +1,296 @@
+"""A range rendered by worker processes (`recorder.export.parallel`) is byte for byte
+what one pass writes: exports in md, html and csv (redacted or not), restore bundles
+with `--full`, and their summaries; a failing worker gives the one-line error and
+leaves no file behind. Parallel rendering is forced with a tiny piece size (one
+line a piece: every record boundary is a piece boundary, so day changes and same-day
+runs both cross one)."""
+
+from __future__ import annotations
+
+import io
+import random
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recorder.export.parallel import SERIAL, Parallel
+from recorder.export.restore import build_bundle
+from recorder.export.scope import BundleScope
+from recorder.export.writers import ExportError, ExportStats, export_range
+from recorder.store import secrets
+from recorder.store.checkpoints import Checkpoint
+from recorder.store.compact import compact
+from recorder.store.layout import Layout, list_segments
+from recorder.store.ranges import OTHERS, JournalRange, RangeSummary, journal_damage
+from recorder.store.reader import Record, open_store
+from tests.demo_journal import DemoClock, DemoWriter
+from tests.secret_samples import make
+
+T0 = 1_800_000_000.0
+DAY = 86_400.0
+FORCED = Parallel(workers=2, min_bytes=0, piece_bytes=1)
+SECRET = make(secrets.GITHUB, random.Random(3)).secret
+HOSTILE = (
+    "```\n</div><script>alert(1)</script> ]](javascript:x) &amp;\n"
+    "=cmd|' /C calc'!A0, \"quoted\"\r\n\t tab \x1b[31m red \u202e bidi \x00 nul"
+)
+
+
+def journal(root: Path) -> Checkpoint:
+    """Messages over several small segments and four days (a day changes every few
+    records), with hostile text, secrets, gaps, heartbeats and a damaged line."""
+    clock = DemoClock(T0)
+    w = DemoWriter.open(root, segment_bytes=3000, clock=clock)
+    senders = ("planner", "coder", "reviewer")
+    for i in range(48):
+        ts = T0 + (i // 5) * DAY / 2 + i
+        clock.now = ts
+        text = f"message {i}"
+        if i % 7 == 3:
+            text += "\n" + HOSTILE
+        if i % 11 == 5:
+            text += f" token {SECRET} end"
+        w.message(
+            ts, senders[i % 3], text, topic=f"chat/{i % 2}", extra={"n": i} if i % 2 else None
+        )
+        if i == 20:
+            w.gap(ts + 0.5, "planner", 4, 9)
+        if i == 30:
+            w.record(ts + 0.5, "heartbeat")
+            w.bad_line()
+    end = w.checkpoint(T0 + 30 * DAY, "end", "manual")
+    w.close()
+    return end
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Checkpoint]]:
+    root = tmp_path_factory.mktemp("parallel") / "logs"
+    cp = journal(root)
+    yield root, cp
+
+
+def export(
+    root: Path, fmt: str, redact: bool, parallel: Parallel, to: Path | None = None
+) -> tuple[bytes, ExportStats]:
+    """The export in memory, or in file `to` (pieces are copied in the kernel)."""
+    with open_store(root) as store, open(to, "wb") if to else io.BytesIO() as out:
+        assert len(store.segments) >= 4
+        stats = export_range(
+            store, JournalRange(0, len(store)), fmt, out, redact=redact, parallel=parallel
+        )
+        data = out.getvalue() if isinstance(out, io.BytesIO) else b""
+    return (to.read_bytes() if to else data), stats
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "csv"])
+def test_parallel_export_is_the_serial_bytes(
+    logs: tuple[Path, Checkpoint], fmt: str, tmp_path: Path
+) -> None:
+    root, _cp = logs
+    for redact in (True, False):
+        serial, serial_stats = export(root, fmt, redact, SERIAL)
+        parallel, parallel_stats = export(root, fmt, redact, FORCED)
+        in_file, _ = export(root, fmt, redact, FORCED, tmp_path / f"out.{fmt}")
+        assert parallel == serial and in_file == serial
+        assert parallel_stats == serial_stats  # counts, participants, kinds, bytes
+        assert (b"[REDACTED:" in serial) is redact and (SECRET.encode() in serial) is not redact
+    assert serial_stats.bad_lines == 1 and serial_stats.gaps == 1
+    if fmt == "md":  # one heading per day, though days change inside and across pieces
+        assert serial.count(b"\n## ") == 5 and b"<script>" not in serial
+
+
+def test_parallel_redacted_jsonl_is_the_serial_bytes(logs: tuple[Path, Checkpoint]) -> None:
+    root, _cp = logs
+    serial, _ = export(root, "jsonl", True, SERIAL)
+    parallel, _ = export(root, "jsonl", True, FORCED)
+    assert parallel == serial and b"[REDACTED:" in serial
+
+
+def bundle_files(root: Path, cp: Checkpoint, redact: bool, parallel: Parallel) -> list[bytes]:
+    bundle = build_bundle(
+        root,
+        cp,
+        scope=BundleScope.whole(),
+        durable=False,
+        now=T0,
+        redact=redact,
+        parallel=parallel,
+    )
+    out = [bundle.jsonl.read_bytes(), bundle.transcript.read_bytes()]
+    out.append(bundle.manifest_path.read_bytes())
+    assert not [p for p in bundle.dir.parent.rglob("*") if ".persist-pieces-" in str(p)]
+    return out
+
+
+def test_parallel_full_restore_is_the_serial_bundle(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    cp = journal(root)
+    for redact in (False, True):
+        serial = bundle_files(root, cp, redact, SERIAL)
+        (root / "restore" / cp.id / "manifest.json").unlink()  # not kept: built again
+        parallel = bundle_files(root, cp, redact, FORCED)
+        assert parallel == serial  # conversation.jsonl, transcript.md, manifest.json
+        manifest = orjson.loads(serial[2])
+        assert manifest["integrity"]["gaps"] == 1 and manifest["integrity"]["bad_lines"] == 1
+        (root / "restore" / cp.id / "manifest.json").unlink()
+
+
+def test_progress_moves_to_the_end(logs: tuple[Path, Checkpoint]) -> None:
+    root, _cp = logs
+    seen: list[tuple[int, int]] = []
+    with open_store(root) as store:
+        total = len(store)
+        export_range(
+            store,
+            JournalRange(0, total),
+            "md",
+            io.BytesIO(),
+            progress=lambda done, of: seen.append((done, of)),
+            parallel=Parallel(workers=2, min_bytes=0, piece_bytes=2000),
+        )
+    assert len(seen) > 3 and seen[-1] == (total, total)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_merged_summaries_keep_the_participant_cap_in_journal_order() -> None:
+    """Pieces count participants without the cap; the merge applies it as one pass."""
+    lines = [
+        orjson.dumps({"v": 1, "seq": i, "ts": T0 + i, "kind": "msg", "meta": {"sender": s}})
+        for i, s in enumerate("aabcbdeafgbhaig")
+    ]
+    records = [Record(i, 1, 0, line) for i, line in enumerate(lines)]
+    serial = RangeSummary(participants_cap=4)
+    for rec in records:
+        serial.add(rec)
+    merged = RangeSummary(participants_cap=4)
+    for part in (records[:3], records[3:4], records[4:10], records[10:]):
+        piece = RangeSummary()
+        for rec in part:
+            piece.add(rec)
+        merged.merge(piece)
+    assert list(merged.participants.items()) == list(serial.participants.items())
+    assert merged == serial and serial.participants[OTHERS] == 6
+
+
+def test_a_segment_that_shrinks_under_a_worker_is_one_clear_error(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    journal(root)
+    out = tmp_path / "out"
+    out.mkdir()
+    with open_store(root) as store, open(out / "x.md", "wb") as f:
+        victim = store.segments[2].path
+        with open(victim, "r+b") as seg:
+            seg.truncate(100)
+        with pytest.raises(ExportError) as err:
+            export_range(store, JournalRange(0, len(store)), "md", f, parallel=FORCED)
+    assert str(err.value) == (
+        f"{victim.name} is shorter than when the export began (changed while it was being read)"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["x.md"]  # no pieces left behind
+
+
+def test_a_full_disk_in_a_worker_is_the_serial_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files beyond 1 KiB fail as on a full disk (RLIMIT_FSIZE: EFBIG), in this process
+    and in the workers it starts: a worker's piece fails as the one pass's output does,
+    with the same one line, and its folder of pieces is gone."""
+    root = tmp_path / "logs"
+    journal(root)
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(out))  # pieces of an export to memory
+    errors: list[str] = []
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # inherited: EFBIG, not a kill
+    try:
+        with open_store(root) as store, open(out / "serial.md", "wb") as f:
+            rng = JournalRange(0, len(store))
+            whole_segments = Parallel(workers=2, min_bytes=0, piece_bytes=1 << 20)
+            for target, parallel in ((f, SERIAL), (io.BytesIO(), whole_segments)):
+                resource.setrlimit(resource.RLIMIT_FSIZE, (1024, hard))
+                try:
+                    with pytest.raises(OSError) as err:
+                        export_range(store, rng, "md", target, parallel=parallel)
+                        target.flush()  # as `AtomicFile.commit` does
+                finally:
+                    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+                errors.append(str(err.value))
+    finally:
+        signal.signal(signal.SIGXFSZ, old)
+    assert errors == ["[Errno 27] File too large"] * 2
+    assert sorted(p.name for p in out.iterdir()) == ["serial.md"]
+
+
+UNGUARDED = """
+import io, sys
+from recorder.export.parallel import Parallel
+from recorder.export.writers import export_range
+from recorder.store.ranges import JournalRange
+from recorder.store.reader import open_store
+print("main module ran", file=sys.stderr)
+store = open_store(sys.argv[1])
+out = io.BytesIO()
+export_range(store, JournalRange(0, len(store)), "md", out,
+             parallel=Parallel(workers=2, min_bytes=0, piece_bytes=1))
+sys.stdout.buffer.write(out.getvalue())
+"""
+
+
+def test_a_script_without_a_main_guard_is_not_run_again(
+    logs: tuple[Path, Checkpoint], tmp_path: Path
+) -> None:
+    """Workers are fresh interpreters that import only the renderer: a caller's main
+    module (here a script with no `if __name__ == "__main__"`) runs once."""
+    root, _cp = logs
+    script = tmp_path / "export_script.py"
+    script.write_text(UNGUARDED)
+    done = subprocess.run(
+        [sys.executable, str(script), str(root)], capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stderr.decode().count("main module ran") == 1
+    assert done.stdout == export(root, "md", True, SERIAL)[0]
+
+
+def test_a_damaged_compressed_frame_reads_and_is_named_the_same(tmp_path: Path) -> None:
+    """A compressed segment of several frames, one in the middle damaged: the same
+    bytes either way, and the parent's index names the frame only a worker read
+    (the parent reads just the record before each piece), as one pass's index does."""
+    root = tmp_path / "logs"
+    clock = DemoClock(T0)
+    w = DemoWriter.open(root, segment_bytes=1 << 20, clock=clock)
+    rnd = random.Random(1)
+    for i in range(700):
+        clock.now = T0 + i * 600
+        text = " ".join(
+            rnd.choice(("alpha", "beta", "gamma", "delta", "x" * 9)) for _ in range(300)
+        )
+        w.message(T0 + i * 600, "planner", text)
+    w.close()
+    layout = Layout(root)
+    compact(layout)
+    victim = list_segments(layout)[0]
+    assert victim.name.endswith(".zst")
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 3] ^= 0xFF  # a frame in the middle
+    victim.write_bytes(bytes(raw))
+    seen = []
+    for parallel in (SERIAL, Parallel(workers=2, min_bytes=0, piece_bytes=1 << 20)):
+        out = io.BytesIO()
+        with open_store(root) as store:
+            rng = JournalRange(0, len(store))
+            stats = export_range(store, rng, "md", out, parallel=parallel)
+            damage = journal_damage(store, rng, writer_running=False)
+        seen.append((out.getvalue(), stats, damage))
+    assert seen[0] == seen[1]
+    assert seen[0][1].bad_lines >= 1
+    assert any("compressed frames [" in d for d in seen[0][2]), seen[0][2]
