@@ -144,18 +144,30 @@ def read_verified(cache_dir: Path) -> dict[str, list[int]]:
     """`metadata_index/verified.json`: for each line-index cache checked in full against
     its segment (or written from the segment), that cache file's size, mtime_ns, inode
     and CRC-32. Derived and optional: missing, unreadable or wrongly typed, it reads as
-    empty and every cache is checked in full."""
+    empty and every cache is checked in full. Read once per version of the file (its
+    size, mtime and inode), not once per segment of a store being opened."""
+    path = cache_dir / VERIFIED_CACHES
     try:
-        value = orjson.loads((cache_dir / VERIFIED_CACHES).read_bytes())
+        st = os.stat(path)
+        version = (st.st_size, st.st_mtime_ns, st.st_ino)
+        known = _VERIFIED_READ.get(path)
+        if known is not None and known[0] == version:
+            return dict(known[1])
+        value = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError):
         return {}
     if not isinstance(value, dict):
         return {}
-    return {
+    entries = {
         name: stamp
         for name, stamp in value.items()
         if isinstance(stamp, list) and len(stamp) == 4 and all(type(x) is int for x in stamp)
     }
+    _VERIFIED_READ[path] = (version, entries)
+    return dict(entries)
+
+
+_VERIFIED_READ: dict[Path, tuple[tuple[int, int, int], dict[str, list[int]]]] = {}
 
 
 def mark_verified(cache_dir: Path, name: str, stamp: list[int]) -> None:
