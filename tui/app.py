@@ -26,7 +26,10 @@ from textual.signal import Signal
 
 from recorder.launch.selection import Selection
 from recorder.search.query import Query
-from recorder.store.checkpoints import Checkpoint, list_checkpoints
+from recorder.store.checkpoints import (
+    Checkpoint,
+    journal_and_session_checkpoints,
+)
 from recorder.store.layout import Layout
 from recorder.store.pins import read_pins
 from recorder.store.reader import Record, Store, open_store
@@ -185,8 +188,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         try:
             if self.layout.segments.is_dir():
                 store = open_store(self.log_dir)
-            checkpoints = Store(self.log_dir).checkpoints()
-            sessions = list_checkpoints(self.layout, sessions=True)
+            checkpoints, sessions = journal_and_session_checkpoints(self.layout)
         except OSError as exc:
             checkpoints, sessions, error = [], [], f"cannot read {self.log_dir}: {exc}"
         self.post_message(self.JournalLoaded(store, checkpoints, error, sessions))
@@ -241,8 +243,8 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             return
         added = state.store.refresh()
         if self._checkpoints_mtime() != self._cp_mtime:
-            state.session_checkpoints = list_checkpoints(self.layout, sessions=True)
-            self._set_checkpoints(state.store.checkpoints())
+            checkpoints, state.session_checkpoints = journal_and_session_checkpoints(self.layout)
+            self._set_checkpoints(checkpoints)
             self.journal_changed.publish("checkpoints")
         if added:
             self.journal_changed.publish("grew")

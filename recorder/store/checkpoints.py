@@ -487,25 +487,36 @@ def list_checkpoints(
     and, if `skipped` is given, named there with the reason (for the caller to warn).
     Checkpoints of agent sessions (`session` set: no journal range) only with `sessions`;
     then they are all there is, journal checkpoints left out."""
-    found: list[Checkpoint] = []
+    journal, of_sessions = journal_and_session_checkpoints(layout, skipped)
+    return of_sessions if sessions else journal
+
+
+def journal_and_session_checkpoints(
+    layout: Layout, skipped: list[str] | None = None
+) -> tuple[list[Checkpoint], list[Checkpoint]]:
+    """`list_checkpoints` without and with `sessions`, every file read once."""
+    journal: list[Checkpoint] = []
+    of_sessions: list[Checkpoint] = []
     try:
         paths = sorted(p for p in layout.checkpoints.iterdir() if p.suffix == ".json")
     except FileNotFoundError:
-        return []
+        return [], []
     for path in paths:
         try:
             cp = Checkpoint.from_json(orjson.loads(path.read_bytes()), path)
-            if (cp.session is not None) == sessions:
-                found.append(cp)
+            (journal if cp.session is None else of_sessions).append(cp)
         except orjson.JSONDecodeError:
             _skip(skipped, path, "not JSON")
         except OSError as exc:
             _skip(skipped, path, f"cannot be read ({exc.strerror})")
         except ValueError as exc:
             _skip(skipped, path, str(exc))
-    found = _join_bases(found)
-    found.sort(key=lambda c: (c.seq, c.created), reverse=True)
-    return found
+    out = []
+    for found in (journal, of_sessions):
+        found = _join_bases(found)
+        found.sort(key=lambda c: (c.seq, c.created), reverse=True)
+        out.append(found)
+    return out[0], out[1]
 
 
 _ID_SEQ = re.compile(r"^\d{8}T\d{6}Z-(\d{9,})")  # `checkpoint_id`: the stamp, then the seq
