@@ -11,8 +11,11 @@ import pytest
 from recorder.store.checkpoints import (
     MAX_BASE_DEPTH,
     DigestCache,
+    SessionRef,
+    journal_and_session_checkpoints,
     list_checkpoints,
     verify_checkpoint,
+    write_checkpoint,
 )
 from tests.unit.test_daemon import Clock, feed, make
 
@@ -74,6 +77,27 @@ def test_a_missing_base_is_reported_and_a_file_listing_everything_still_reads(
     broken = verify_checkpoint(rec.layout, by_id[third.id])
     assert not broken.ok
     assert f"its base checkpoint {second.id} is missing" in broken.summary
+    # Journal and session checkpoints in one reading (the TUI's): what the two lists give.
+    ref = SessionRef("claude:s1", "/home/me/s1.jsonl", 1, 10, 2, "d", 2)
+    write_checkpoint(
+        rec.layout,
+        segment=0,
+        offset=0,
+        seq=0,
+        messages=2,
+        label="s",
+        reason="session monitor: test",
+        created=clock.now,
+        session=ref,
+    )
+    (rec.layout.checkpoints / "garbage.json").write_bytes(b"{")
+    skipped: list[str] = []
+    journal, sessions = journal_and_session_checkpoints(rec.layout, skipped)
+    assert journal == list_checkpoints(rec.layout) and len(journal) == 3  # with shutdown
+    assert sessions == list_checkpoints(rec.layout, sessions=True) and len(sessions) == 1
+    assert sessions[0].session == ref and skipped == [
+        "checkpoints/garbage.json is not a valid checkpoint (not JSON); skipped"
+    ]
 
 
 def test_the_newest_checkpoint_is_found_without_reading_them_all(
