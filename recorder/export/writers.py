@@ -197,13 +197,16 @@ class DayWriter(Writer):
         """Go on after records another writer rendered, whose last heading was `day`."""
         self._day = day
 
-    @staticmethod
-    def day_of(rec: Record) -> str:
+    @classmethod
+    def day_of(cls, rec: Record) -> str:
         """The day heading `rec` would need ("" for a record that shows none)."""
         data = rec.data
         if data is None or data.get("kind") in BOOKKEEPING:
             return ""
-        return iso(data.get("ts"))[:10]
+        return cls.stamp(data.get("ts"))[:10]
+
+    stamp = staticmethod(iso)
+    """How the writer writes a record's time (its day heading is the first 10 characters)."""
 
 
 class MarkdownWriter(DayWriter):
@@ -211,12 +214,7 @@ class MarkdownWriter(DayWriter):
         super().__init__(out)
         self._out: list[str] = []
 
-    @staticmethod
-    def day_of(rec: Record) -> str:
-        data = rec.data
-        if data is None or data.get("kind") in BOOKKEEPING:
-            return ""
-        return iso_second(data.get("ts"))[:10]
+    stamp = staticmethod(iso_second)
 
     def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
         lines = [f"# {md_text(title, newlines=False)}", ""]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -116,13 +116,9 @@ def read_transcript(
             return found
     report = ReadReport()
     data, state = read_bytes(path, report)
-    meta: dict[str, Any] = {}
+    head = _Head()
     messages: list[SessionMessage] = []
     pending: dict[str, Any] | None = None  # the assistant turn being gathered
-    sid = ""
-    tokens = 0
-    model = ""
-    cwd = ""
     first_ts: float | None = None
     last_ts: float | None = None
     files: dict[str, None] = {}
@@ -133,7 +129,7 @@ def read_transcript(
             messages.append(
                 SessionMessage(
                     Source.CODEX,
-                    sid,
+                    head.sid,
                     len(messages),
                     pending["uuid"],
                     pending["ts"],
@@ -163,25 +159,15 @@ def read_transcript(
             key = str(kind)
             report.unknown_types[key] = report.unknown_types.get(key, 0) + 1
             continue
+        if head.take(kind, payload):
+            continue
         uuid = f"{stem}:{number}"
-        if kind == "session_meta":
-            meta = payload
-            sid = str(payload.get("id") or sid)
-            cwd = str(payload.get("cwd") or cwd)
-        elif kind == "turn_context":
-            model = str(payload.get("model") or model)
-            cwd = cwd or str(payload.get("cwd") or "")
-        elif kind == "event_msg" and payload.get("type") == "token_count":
-            info = payload.get("info")
-            last = info.get("last_token_usage") if isinstance(info, dict) else None
-            if isinstance(last, dict) and isinstance(last.get("input_tokens"), int):
-                tokens = last["input_tokens"] + int(last.get("output_tokens") or 0)
-        elif kind == "compacted":
+        if kind == "compacted":
             flush()
             messages.append(
                 SessionMessage(
                     Source.CODEX,
-                    sid,
+                    head.sid,
                     len(messages),
                     uuid,
                     ts,
@@ -203,7 +189,14 @@ def read_transcript(
                     note = "meta" if text.lstrip().startswith(_INJECTED) else ""
                     messages.append(
                         SessionMessage(
-                            Source.CODEX, sid, len(messages), uuid, ts, Sender.USER, text, note=note
+                            Source.CODEX,
+                            head.sid,
+                            len(messages),
+                            uuid,
+                            ts,
+                            Sender.USER,
+                            text,
+                            note=note,
                         )
                     )
                 # developer/system messages are instructions, not conversation
@@ -229,27 +222,54 @@ def read_transcript(
                     out = parsed.get("output", out) if "input" not in parsed else out
                 messages.append(
                     SessionMessage(
-                        Source.CODEX, sid, len(messages), uuid, ts, Sender.TOOL, text_of(out)
+                        Source.CODEX, head.sid, len(messages), uuid, ts, Sender.TOOL, text_of(out)
                     )
                 )
     flush()
-    sid = sid or path.stem[-36:]
+    sid = head.sid = head.sid or path.stem[-36:]
     messages = [m if m.session_id == sid else _with_sid(m, sid) for m in messages]
     conv = [m for m in messages if m.sender is not Sender.SYSTEM]
     prompt = next((m.text for m in conv if m.sender is Sender.USER and not m.note), None)
-    facts = _Facts(meta, sid, cwd, model, first_ts, last_ts, files, len(conv), prompt)
-    tokens = tokens or estimate_tokens(sum(len(m.text) for m in messages))
+    facts = _Facts(head, first_ts, last_ts, files, len(conv), prompt)
+    tokens = head.tokens or estimate_tokens(sum(len(m.text) for m in messages))
     return Transcript(_session(path, state, names, facts, tokens, report), messages, [], report)
+
+
+@dataclass
+class _Head:
+    """What a rollout says of itself, in the lines that are not conversation (the same
+    rules for the full read and the listing)."""
+
+    meta: dict[str, Any] = field(default_factory=dict)
+    sid: str = ""
+    cwd: str = ""
+    model: str = ""
+    tokens: int = 0  # of the last request that recorded its usage
+
+    def take(self, kind: str, payload: dict[str, Any]) -> bool:
+        """Learn from a line of `kind` if it is one of those; True if it was."""
+        if kind == "session_meta":
+            self.meta = payload
+            self.sid = str(payload.get("id") or self.sid)
+            self.cwd = str(payload.get("cwd") or self.cwd)
+        elif kind == "turn_context":
+            self.model = str(payload.get("model") or self.model)
+            self.cwd = self.cwd or str(payload.get("cwd") or "")
+        elif kind == "event_msg" and payload.get("type") == "token_count":
+            info = payload.get("info")
+            last = info.get("last_token_usage") if isinstance(info, dict) else None
+            if isinstance(last, dict) and isinstance(last.get("input_tokens"), int):
+                self.tokens = last["input_tokens"] + int(last.get("output_tokens") or 0)
+        else:
+            return False
+        return True
 
 
 @dataclass
 class _Facts:
     """What a rollout's `Session` is made of, from the full read or the listing's loop."""
 
-    meta: dict[str, Any]
-    sid: str
-    cwd: str
-    model: str
+    head: _Head
     first_ts: float | None
     last_ts: float | None
     files: dict[str, None]
@@ -265,7 +285,7 @@ def _session(
     tokens: int,
     report: ReadReport,
 ) -> Session:
-    sid, meta = facts.sid, facts.meta
+    sid, meta = facts.head.sid, facts.head.meta
     prompt = " ".join(facts.prompt.split())[:200] if facts.prompt is not None else ""
     name = (names or {}).get(sid, "")
     git_meta = meta.get("git")
@@ -276,7 +296,7 @@ def _session(
         path=path,
         title=name or prompt,
         title_kind="thread-name" if name else ("first-prompt" if prompt else ""),
-        project_path=facts.cwd,
+        project_path=facts.head.cwd,
         first_ts=facts.first_ts,
         last_ts=facts.last_ts,
         message_count=facts.conversation,
@@ -284,7 +304,7 @@ def _session(
         files_modified=tuple(facts.files),
         context_tokens=tokens,
         version=str(meta.get("cli_version") or ""),
-        model=facts.model,
+        model=facts.head.model,
         first_prompt=prompt,
         size=state.size,
         mtime=state.mtime_ns / 1e9,
@@ -300,9 +320,8 @@ def _listing(path: Path, names: dict[str, str] | None) -> Transcript | None:
     records no token usage (the estimate needs every message's text: read in full)."""
     report = ReadReport()
     data, state = read_bytes(path, report)
-    meta: dict[str, Any] = {}
-    sid = cwd = model = ""
-    tokens = conversation = 0
+    head = _Head()
+    conversation = 0
     in_turn = False  # an answer is being gathered (counted once, when it opens)
     prompt: str | None = None
     files: dict[str, None] = {}
@@ -314,6 +333,8 @@ def _listing(path: Path, names: dict[str, str] | None) -> Transcript | None:
         if not isinstance(payload, dict) or not isinstance(kind, str) or kind not in KNOWN:
             key = str(kind)
             report.unknown_types[key] = report.unknown_types.get(key, 0) + 1
+            continue
+        if head.take(kind, payload):
             continue
         if kind == "response_item":
             ptype = payload.get("type")
@@ -341,26 +362,14 @@ def _listing(path: Path, names: dict[str, str] | None) -> Transcript | None:
             elif ptype in _OUTPUTS:
                 in_turn = False
                 conversation += 1
-        elif kind == "event_msg" and payload.get("type") == "token_count":
-            info = payload.get("info")
-            last = info.get("last_token_usage") if isinstance(info, dict) else None
-            if isinstance(last, dict) and isinstance(last.get("input_tokens"), int):
-                tokens = last["input_tokens"] + int(last.get("output_tokens") or 0)
-        elif kind == "session_meta":
-            meta = payload
-            sid = str(payload.get("id") or sid)
-            cwd = str(payload.get("cwd") or cwd)
-        elif kind == "turn_context":
-            model = str(payload.get("model") or model)
-            cwd = cwd or str(payload.get("cwd") or "")
         elif kind == "compacted":
             in_turn = False
-    if not tokens:
+    if not head.tokens:
         return None
     first_ts, last_ts = time_span(stamps)
-    sid = sid or path.stem[-36:]
-    facts = _Facts(meta, sid, cwd, model, first_ts, last_ts, files, conversation, prompt)
-    return Transcript(_session(path, state, names, facts, tokens, report), [], [], report)
+    head.sid = head.sid or path.stem[-36:]
+    facts = _Facts(head, first_ts, last_ts, files, conversation, prompt)
+    return Transcript(_session(path, state, names, facts, head.tokens, report), [], [], report)
 
 
 def _with_sid(m: SessionMessage, sid: str) -> SessionMessage:
