@@ -155,11 +155,7 @@ def read_transcript(
         if ts is not None:
             first_ts = ts if first_ts is None else min(first_ts, ts)
             last_ts = ts if last_ts is None else max(last_ts, ts)
-        if not isinstance(payload, dict) or not isinstance(kind, str) or kind not in KNOWN:
-            key = str(kind)
-            report.unknown_types[key] = report.unknown_types.get(key, 0) + 1
-            continue
-        if head.take(kind, payload):
+        if head.take(kind, payload, report):
             continue
         uuid = f"{stem}:{number}"
         if kind == "compacted":
@@ -246,9 +242,13 @@ class _Head:
     model: str = ""
     tokens: int = 0  # of the last request that recorded its usage
 
-    def take(self, kind: str, payload: dict[str, Any]) -> bool:
-        """Learn from a line of `kind` if it is one of those; True if it was."""
-        if kind == "session_meta":
+    def take(self, kind: Any, payload: Any, report: ReadReport) -> bool:
+        """True when a line (its `type` and `payload`) is not conversation: one of an
+        unknown kind or shape (counted in `report`), or one of those learnt from."""
+        if not isinstance(payload, dict) or not isinstance(kind, str) or kind not in KNOWN:
+            key = str(kind)
+            report.unknown_types[key] = report.unknown_types.get(key, 0) + 1
+        elif kind == "session_meta":
             self.meta = payload
             self.sid = str(payload.get("id") or self.sid)
             self.cwd = str(payload.get("cwd") or self.cwd)
@@ -330,11 +330,7 @@ def _listing(path: Path, names: dict[str, str] | None) -> Transcript | None:
         kind = line.get("type")
         payload = line.get("payload")
         stamps.append(line.get("timestamp"))
-        if not isinstance(payload, dict) or not isinstance(kind, str) or kind not in KNOWN:
-            key = str(kind)
-            report.unknown_types[key] = report.unknown_types.get(key, 0) + 1
-            continue
-        if head.take(kind, payload):
+        if head.take(kind, payload, report):
             continue
         if kind == "response_item":
             ptype = payload.get("type")
