@@ -150,12 +150,12 @@ def read_transcript(
     stem = path.stem
     for number, line in iter_objects(data, report):
         kind = line.get("type")
-        payload = line.get("payload")
         ts = parse_time(line.get("timestamp"))
         if ts is not None:
             first_ts = ts if first_ts is None else min(first_ts, ts)
             last_ts = ts if last_ts is None else max(last_ts, ts)
-        if head.take(kind, payload, report):
+        payload = head.payload_of(line, report)
+        if payload is None:
             continue
         uuid = f"{stem}:{number}"
         if kind == "compacted":
@@ -242,9 +242,10 @@ class _Head:
     model: str = ""
     tokens: int = 0  # of the last request that recorded its usage
 
-    def take(self, kind: Any, payload: Any, report: ReadReport) -> bool:
-        """True when a line (its `type` and `payload`) is not conversation: one of an
-        unknown kind or shape (counted in `report`), or one of those learnt from."""
+    def payload_of(self, line: dict[str, Any], report: ReadReport) -> dict[str, Any] | None:
+        """The payload of a conversation line; None for any other: one of an unknown
+        kind or shape (counted in `report`), or one this learns from."""
+        kind, payload = line.get("type"), line.get("payload")
         if not isinstance(payload, dict) or not isinstance(kind, str) or kind not in KNOWN:
             key = str(kind)
             report.unknown_types[key] = report.unknown_types.get(key, 0) + 1
@@ -261,8 +262,8 @@ class _Head:
             if isinstance(last, dict) and isinstance(last.get("input_tokens"), int):
                 self.tokens = last["input_tokens"] + int(last.get("output_tokens") or 0)
         else:
-            return False
-        return True
+            return payload
+        return None
 
 
 @dataclass
@@ -328,9 +329,9 @@ def _listing(path: Path, names: dict[str, str] | None) -> Transcript | None:
     stamps: list[Any] = []
     for _, line in iter_objects(data, report):
         kind = line.get("type")
-        payload = line.get("payload")
         stamps.append(line.get("timestamp"))
-        if head.take(kind, payload, report):
+        payload = head.payload_of(line, report)
+        if payload is None:
             continue
         if kind == "response_item":
             ptype = payload.get("type")
