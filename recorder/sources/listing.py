@@ -8,6 +8,7 @@ import re
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -102,32 +103,50 @@ def live_claude_sessions(root: Path | None) -> dict[str, int]:
 
 class GitState:
     """Whether a project has uncommitted changes: `git status` with a timeout per project
-    and a total budget, each project asked once (None: unknown, not a repo, too slow)."""
+    and a total budget counted from the first question, each project asked once (None:
+    unknown, not a repo, too slow). `prefetch` asks about many at once."""
+
+    WORKERS = 8  # git statuses at a time (each is its own process: the threads only wait)
 
     def __init__(self, per_call: float = 1.0, budget: float = 3.0) -> None:
         self.per_call = per_call
-        self.deadline = time.monotonic() + budget
+        self.budget = budget
+        self.deadline: float | None = None
         self.known: dict[str, bool | None] = {}
+
+    def prefetch(self, projects: Iterable[str]) -> None:
+        """Ask about every project in `projects` at once, not one after another."""
+        todo = sorted({p for p in projects if p and p not in self.known})
+        if len(todo) < 2:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(self.WORKERS, len(todo))) as pool:
+            for project, answer in zip(todo, pool.map(self._ask, todo), strict=True):
+                self.known[project] = answer
 
     def dirty(self, project: str) -> bool | None:
         if not project or project in self.known:
             return self.known.get(project)
-        answer: bool | None = None
-        left = self.deadline - time.monotonic()
-        if left > 0 and Path(project).is_dir():
-            try:
-                out = subprocess.run(
-                    ["git", "-C", project, "status", "--porcelain", "--untracked-files=no"],
-                    capture_output=True,
-                    timeout=min(self.per_call, left),
-                    check=False,
-                )
-                if out.returncode == 0:
-                    answer = bool(out.stdout.strip())
-            except (OSError, subprocess.TimeoutExpired):
-                answer = None
-        self.known[project] = answer
+        answer = self.known[project] = self._ask(project)
         return answer
+
+    def _ask(self, project: str) -> bool | None:
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.budget
+        left = self.deadline - time.monotonic()
+        if left <= 0 or not Path(project).is_dir():
+            return None
+        try:
+            out = subprocess.run(
+                ["git", "-C", project, "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                timeout=min(self.per_call, left),
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return bool(out.stdout.strip()) if out.returncode == 0 else None
 
 
 @dataclass
@@ -157,6 +176,8 @@ def list_sessions(
     result = scan(roots, layout.sessions / "scan-cache.json", workers=workers)
     retention = Retention.read(roots)
     copies = {c.session.key: c for c in list_copies(layout)}
+    if git is not None:
+        git.prefetch([s.project_path for s in result.sessions])
     rows: list[SessionRow] = []
     seen: set[str] = set()
     for s in result.sessions:

@@ -235,3 +235,36 @@ def test_bad_references_are_one_line_errors(tmp_path: Path) -> None:
     s_id = next(iter(listed(tmp_path)))
     out = persist(tmp_path, "fork", s_id, "--at", "zzz")
     assert out.returncode == 1 and "matches 'zzz'" in out.stderr
+
+
+def test_uncommitted_changes_are_asked_of_git_for_every_project(tmp_path: Path) -> None:
+    """`uncommitted_changes`: true, false, or null for a folder that is not a repository
+    or no longer there; the projects' `git status` run side by side, each once."""
+
+    def git(folder: Path, *args: str) -> None:
+        subprocess.run(
+            ["git", "-c", "user.email=t@t", "-c", "user.name=t", "-C", str(folder), *args],
+            check=True,
+            capture_output=True,
+        )
+
+    states = {"clean": False, "changed": True, "plain": None, "gone": None}
+    ids = {}
+    for n, name in enumerate(states):
+        project = tmp_path / name
+        project.mkdir()
+        if name in ("clean", "changed"):
+            git(project, "init", "-q")
+            (project / "a.txt").write_text("one\n")
+            git(project, "add", "a.txt")
+            git(project, "commit", "-q", "-m", "first")
+            if name == "changed":
+                (project / "a.txt").write_text("two\n")
+        s = ClaudeSession(tmp_path / "claude", cwd=str(project), session_id=new_uuid(n + 1))
+        s.user(f"work in {name}")
+        s.write()
+        ids[s.session_id] = name
+        if name == "gone":
+            project.rmdir()
+    rows = listed(tmp_path)
+    assert {ids[i]: row["uncommitted_changes"] for i, row in rows.items()} == states
