@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -237,6 +238,7 @@ def test_bad_references_are_one_line_errors(tmp_path: Path) -> None:
     assert out.returncode == 1 and "matches 'zzz'" in out.stderr
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed (CI installs it)")
 def test_uncommitted_changes_are_asked_of_git_for_every_project(tmp_path: Path) -> None:
     """`uncommitted_changes`: true, false, or null for a folder that is not a repository
     or no longer there; the projects' `git status` run side by side, each once."""
