@@ -119,5 +119,6 @@ class RecordFilter:
 
     def row_of(self, index: int) -> int:
         """The row of record `index`, or of the nearest shown record before it (0 if none)."""
+        index = min(index, self.scanned - 1)  # one not looked at yet: the last shown
         shown_upto = index + 1 - bisect_right(self.hidden, index)  # shown in [0, index]
         return max(0, shown_upto - 1)

@@ -81,6 +81,8 @@ def check(store: Store, f: RecordFilter, rng: random.Random) -> None:
         assert (index in f.indices) == (index in shown)
         if index in shown:
             assert f.indices.index(index) == shown.index(index)
+        beyond = len(store) + rng.randrange(3)  # not looked at yet: the last shown row
+        assert f.row_of(beyond) == len(shown) - 1
         row = rng.randrange(len(shown))
         assert f.indices[row] == shown[row] and f.indices[-1] == shown[-1]
 
