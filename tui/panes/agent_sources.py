@@ -185,10 +185,10 @@ class AgentSourcesPane(Pane):
         feed = SessionFeed(engine.index, source)
         feed.load()
         self.post_message(self.FeedLoaded(generation, feed, False))
-        added = self._catch_up(generation)
-        if added is None:
+        caught_up = self._catch_up(generation)
+        if caught_up is None:
             return
-        if added or feed.missing:
+        if caught_up[0] or feed.missing:
             feed = SessionFeed(engine.index, source)
             feed.load()
         self.post_message(self.FeedLoaded(generation, feed, True))
@@ -197,24 +197,25 @@ class AgentSourcesPane(Pane):
     def follow_feed(self, source: str, generation: int) -> None:
         """The index caught up (session files that grew are read again) and, if new
         messages came in, `source` read again."""
-        added = self._catch_up(generation)
-        if added:
+        caught_up = self._catch_up(generation)
+        if caught_up is not None and any(caught_up):  # new documents, or progress shown
             feed = SessionFeed(self.papp.searcher.index, source)
             feed.load()
             self.post_message(self.FeedLoaded(generation, feed, True))
 
-    def _catch_up(self, generation: int) -> int | None:
+    def _catch_up(self, generation: int) -> tuple[int, bool] | None:
         """In a worker: the index caught up in slices, progress posted; how many
-        documents came in (None: cancelled)."""
+        documents came in and whether progress was shown (None: cancelled)."""
         worker = get_current_worker()
         engine = self.papp.searcher
-        added = 0
+        added, shown = 0, False
         while not worker.is_cancelled:
             done = engine.catch_up(budget=CATCH_UP_SLICE, wait=CATCH_UP_SLICE)
             added += done.added
             if not (done.behind or done.sessions_pending or done.busy):
-                return added
+                return added, shown
             self.post_message(self.FeedIndexing(generation, indexing_state(done)))
+            shown = True
         return None
 
     def _look_for_new_messages(self) -> None:
