@@ -48,6 +48,13 @@ if TYPE_CHECKING:
     from .screens.detail import DetailScreen, Navigate
 
 
+def _import_search() -> None:
+    """The search engine and the agents' readers, imported on a thread once the first
+    screen is up, so the first search does not wait for them (they are left out of
+    the first screen's imports)."""
+    import recorder.search.engine  # noqa: F401
+
+
 def open_searcher(root: Path, roots: Roots | None = None) -> SearchEngine:
     """The one search engine for a log folder and the agents' sessions (tests replace it).
     Imported here, when first searched: the index and the agents' readers are not needed
@@ -142,6 +149,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         self._reader: Store | None = None
         self._reader_lock = threading.Lock()
         self._searcher: SearchEngine | None = None
+        self._search_imported = False
         self._loading = False
         self._cp_mtime: tuple[int | None, int | None] | None = None
         self._detail_screen: DetailScreen | None = None
@@ -212,6 +220,9 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         state.session_checkpoints = message.session_checkpoints
         self._set_checkpoints(message.checkpoints)
         self.journal_changed.publish("loaded")
+        if not self._search_imported:  # after the first screen, before the first search
+            self._search_imported = True
+            self.run_worker(_import_search, thread=True, group="import", exit_on_error=False)
 
     def _set_checkpoints(self, checkpoints: list[Checkpoint]) -> None:
         store = self.journal.store

@@ -97,3 +97,24 @@ def test_the_tuis_first_screen_loads_no_search_engine_or_agent_reader() -> None:
     heavy |= {"recorder.sources.claude", "recorder.sources.gemini", "recorder.sources.codex"}
     assert not mods & heavy
     assert "tui.panes.search" in mods and "tui.panes.agent_sources" in mods
+
+
+def test_the_search_engine_is_imported_once_the_first_screen_is_up(tmp_path: Path) -> None:
+    """...on a thread, so the first search does not wait for the import either."""
+    code = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from tui.app import create_app\n"
+        "async def main():\n"
+        f"    app = create_app(Path({str(tmp_path)!r}), live=False)\n"
+        "    async with app.run_test(size=(80, 24)) as pilot:\n"
+        "        while app.ready_at is None:\n"
+        "            await asyncio.sleep(0.01)\n"
+        "        await app.workers.wait_for_complete()\n"
+        "        print('recorder.search.engine' in sys.modules)\n"
+        "        app.exit()\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "True"
