@@ -1,6 +1,7 @@
 """Scanning agent sessions: 300 sessions, about 1 GB, first scan and warm rescan.
 
     .venv/bin/python bench/sessions.py [--sessions 300] [--mb 1024] [--keep DIR]
+                                          [--baseline-ref REF]
 
 Generates Claude Code transcripts (80 %), Gemini CLI JSONL chats (10 %) and Codex
 rollouts (10 %) of realistic shape (streamed assistant blocks, thinking, tool calls,
@@ -12,7 +13,8 @@ large tool results) under a temporary home, then times, in the same run:
   read: orjson, chain rules, titles, metrics), writing the cache;
 * ours, warm rescan: the same call again, nothing changed (stat only);
 * ours, one session appended: rescan after one file grew (that file is read again);
-* `persist sessions` as a user runs it, with no scan cache (median of --cli-runs).
+* `persist sessions` as a user runs it, with no scan cache (median of --cli-runs);
+  with --baseline-ref, alternating with the same command at REF (a `git archive`).
 
 The files are in the page cache after generation in every case (a listing right after
 the agents wrote them); a cold disk adds its read time to the first scan only.
@@ -299,16 +301,18 @@ def timed(fn, name: str = ""):  # type: ignore[no-untyped-def]
     return time.perf_counter() - t, value
 
 
-def persist_sessions(home: Path) -> float:
+def persist_sessions(home: Path, code: Path = ROOT) -> float:
     """`persist sessions` as a user runs it, in a fresh log folder (no scan cache):
-    interpreter start, the scan (one process per core), the table; wall seconds."""
+    interpreter start, the scan (one process per core), the table; wall seconds. `code`:
+    the tree whose code runs (another ref's, from `git archive`)."""
     log = home / "log-cli"
     shutil.rmtree(log, ignore_errors=True)
     roots = [f"--{n}-root={home / n}" for n in ("claude", "gemini", "codex")]
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "recorder.cli", "sessions", *roots, "--log-dir", str(log)],
-        check=True, stdout=subprocess.DEVNULL, cwd=ROOT,
+        check=True, stdout=subprocess.DEVNULL, cwd=code,
+        env={**os.environ, "PYTHONPATH": str(code)},
     )  # fmt: skip
     return time.perf_counter() - t0
 
@@ -319,6 +323,10 @@ def main() -> int:
     ap.add_argument("--mb", type=float, default=1024)
     ap.add_argument("--keep", help="generate into (or reuse) this folder and keep it")
     ap.add_argument("--cli-runs", type=int, default=5, help="`persist sessions` runs (median)")
+    ap.add_argument(
+        "--baseline-ref",
+        help="also run `persist sessions` with the code at this git ref, alternating",
+    )
     args = ap.parse_args()
     home = (
         Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="persist-bench-sessions-"))
@@ -347,7 +355,21 @@ def main() -> int:
                 + "\n"
             )
         t_one, one = timed(lambda: scan(roots, cache))
-        t_cli = [persist_sessions(home) for _ in range(args.cli_runs)]
+        ref_code = None
+        if args.baseline_ref:
+            ref_code = home / "ref-code"
+            shutil.rmtree(ref_code, ignore_errors=True)
+            ref_code.mkdir()
+            archive = subprocess.run(
+                ["git", "archive", args.baseline_ref], cwd=ROOT, capture_output=True, check=True
+            )
+            subprocess.run(["tar", "-x", "-C", str(ref_code)], input=archive.stdout, check=True)
+        t_cli: list[float] = []
+        t_ref: list[float] = []
+        for _ in range(args.cli_runs):
+            if ref_code is not None:
+                t_ref.append(persist_sessions(home, ref_code))
+            t_cli.append(persist_sessions(home))
         assert len(first.sessions) == len(warm.sessions) == args.sessions
         assert warm.read == 0 and one.read == 1
         print(f"{len(first.sessions)} sessions, {size / 1e6:,.0f} MB, {lines:,} lines")
@@ -372,6 +394,14 @@ def main() -> int:
             print(
                 f"`persist sessions`, first scan, whole command: median "
                 f"{statistics.median(t_cli):.2f} s (runs {runs}; {os.cpu_count()} processes)"
+            )
+        if t_ref:
+            runs = ", ".join(f"{t:.2f}" for t in t_ref)
+            ratio = statistics.median(t_ref) / statistics.median(t_cli)
+            print(
+                f"the same with {args.baseline_ref}, alternating: median "
+                f"{statistics.median(t_ref):.2f} s (runs {runs}); "
+                f"{args.baseline_ref} / ours {ratio:.2f}x"
             )
         cpu = ", ".join(f"{k} {v:.3f} s" for k, v in CPU.items())
         print(f"CPU time, one process: {cpu} (ours {CPU['ours'] / CPU['floor']:.2f}x the floor)")

@@ -1,6 +1,6 @@
 """persist-tui's first screen on a big journal that no reader has opened before.
 
-    .venv/bin/python bench/tui_cold.py --journal DIR [--runs 3] [--work DIR]
+    .venv/bin/python bench/tui_cold.py --journal DIR [--runs 3] [--work DIR] [--baseline-ref REF]
 
 DIR is a journal built by `bench/costs_journal.py` (e.g. 3,000,000 messages). Two
 copies of its folder are made under --work (segments hard-linked, never written):
@@ -10,6 +10,9 @@ copies of its folder are made under --work (segments hard-linked, never written)
 * ours, "as the recorder leaves it": a real `persist record` (defaults: closed segments
   compressed and their line index caches written by its background thread, at idle
   priority) ran on the folder until that work was done, then stopped.
+
+With --baseline-ref, each run also opens the recorder's folder with the code at REF
+(a `git archive` of it): the same folder, this code against that one, same minutes.
 
 Each run opens the real app headless at 120x36 in a fresh interpreter and times from
 interpreter start to the first screen with checkpoints and recent messages (RSS then;
@@ -101,11 +104,12 @@ def recorder_leaves(folder: Path, timeout: float = 900) -> float:
     return time.perf_counter() - t0
 
 
-def first_screen(folder: Path) -> dict[str, float]:
+def first_screen(folder: Path, code: Path = ROOT) -> dict[str, float]:
+    """One run of the app in a fresh interpreter, with the code in `code`."""
     out = subprocess.run(
         [sys.executable, "-c", CHILD, str(folder)],
-        capture_output=True, text=True, cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, cwd=code,
+        env={**os.environ, "PYTHONPATH": str(code)},
     )  # fmt: skip
     if out.returncode:
         raise SystemExit(out.stderr)
@@ -117,6 +121,10 @@ def main() -> int:
     parser.add_argument("--journal", type=Path, required=True)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/persist-bench-tui-cold"))
+    parser.add_argument(
+        "--baseline-ref",
+        help="also open the recorder's folder with the code at this git ref, in the same runs",
+    )
     args = parser.parse_args()
     base, ours = args.work / "no-cache", args.work / "recorded"
     args.work.mkdir(parents=True, exist_ok=True)
@@ -129,10 +137,22 @@ def main() -> int:
     size = sum(p.stat().st_size for p in (base / "segments").iterdir())
     print(f"journal: {size / 2**30:.2f} GiB in {len(segs)} segments")
     results: dict[str, list[dict[str, float]]] = {"baseline": [], "ours": []}
+    ref_code = None
+    if args.baseline_ref:
+        ref_code = args.work / "ref-code"
+        shutil.rmtree(ref_code, ignore_errors=True)
+        ref_code.mkdir()
+        archive = subprocess.run(
+            ["git", "archive", args.baseline_ref], cwd=ROOT, capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(ref_code)], input=archive.stdout, check=True)
+        results[args.baseline_ref] = []
     for _ in range(args.runs):
         shutil.rmtree(base / "metadata_index", ignore_errors=True)
         results["baseline"].append(first_screen(base))
         results["ours"].append(first_screen(ours))
+        if ref_code is not None:  # the same folder as ours, opened by the code at the ref
+            results[str(args.baseline_ref)].append(first_screen(ours, ref_code))
     for name, runs in results.items():
         times = [r["ready_s"] for r in runs]
         print(
@@ -143,6 +163,9 @@ def main() -> int:
     b = statistics.median(r["ready_s"] for r in results["baseline"])
     o = statistics.median(r["ready_s"] for r in results["ours"])
     print(f"baseline / ours: {b / o:.1f}x; load average {os.getloadavg()[0]:.1f} on 2 cores")
+    if args.baseline_ref:
+        r = statistics.median(x["ready_s"] for x in results[args.baseline_ref])
+        print(f"{args.baseline_ref} / ours, the recorder's folder: {r / o:.2f}x")
     return 0
 
 
