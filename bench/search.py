@@ -38,6 +38,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.baseline import extract  # noqa: E402
+
 BASE_TS = 1_767_225_600.0  # 2026-01-01 UTC
 SENDERS = ("planner", "coder", "reviewer", "tester", "claude", "gemini", "codex", "ops")
 COMMON = [
@@ -482,15 +484,6 @@ def rebuild(code: Path, root: Path, label: str) -> float:
     return float(rate)
 
 
-def baseline_code(ref: str, into: Path) -> Path:
-    """The `recorder` package as it is at git `ref`, extracted under `into`."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref, "recorder"], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=1_000_000)
@@ -519,7 +512,9 @@ def main() -> int:
     index_path = root / "search" / "index.sqlite3"
     if not (args.no_rebuild and index_path.exists()):
         with tempfile.TemporaryDirectory(prefix="persist-bench-base-") as tmp:
-            base = rebuild(baseline_code(args.baseline_ref, Path(tmp)), root, args.baseline_ref)
+            base = rebuild(
+                extract(args.baseline_ref, Path(tmp), "recorder"), root, args.baseline_ref
+            )
         ours = rebuild(ROOT, root, "ours")
         print(f"rebuild speed-up: {ours / base:.2f}x")
     with SearchEngine(root) as engine:

@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.baseline import extract  # noqa: E402
 from recorder.sources.discover import Roots, scan  # noqa: E402
 from tests.session_fixtures import iso, new_uuid  # noqa: E402
 
@@ -357,13 +358,8 @@ def main() -> int:
         t_one, one = timed(lambda: scan(roots, cache))
         ref_code = None
         if args.baseline_ref:
-            ref_code = home / "ref-code"
-            shutil.rmtree(ref_code, ignore_errors=True)
-            ref_code.mkdir()
-            archive = subprocess.run(
-                ["git", "archive", args.baseline_ref], cwd=ROOT, capture_output=True, check=True
-            )
-            subprocess.run(["tar", "-x", "-C", str(ref_code)], input=archive.stdout, check=True)
+            shutil.rmtree(home / "ref-code", ignore_errors=True)
+            ref_code = extract(args.baseline_ref, home / "ref-code")
         t_cli: list[float] = []
         t_ref: list[float] = []
         for _ in range(args.cli_runs):

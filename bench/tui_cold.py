@@ -38,6 +38,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.baseline import extract  # noqa: E402
 
 CHILD = r"""
 import time, sys
@@ -139,13 +142,8 @@ def main() -> int:
     results: dict[str, list[dict[str, float]]] = {"baseline": [], "ours": []}
     ref_code = None
     if args.baseline_ref:
-        ref_code = args.work / "ref-code"
-        shutil.rmtree(ref_code, ignore_errors=True)
-        ref_code.mkdir()
-        archive = subprocess.run(
-            ["git", "archive", args.baseline_ref], cwd=ROOT, capture_output=True, check=True
-        )
-        subprocess.run(["tar", "-x", "-C", str(ref_code)], input=archive.stdout, check=True)
+        shutil.rmtree(args.work / "ref-code", ignore_errors=True)
+        ref_code = extract(args.baseline_ref, args.work / "ref-code")
         results[args.baseline_ref] = []
     for _ in range(args.runs):
         shutil.rmtree(base / "metadata_index", ignore_errors=True)

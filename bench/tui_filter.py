@@ -29,6 +29,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.baseline import extract  # noqa: E402
 
 CHILD = r"""
 import time, sys
@@ -84,12 +87,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="persist-bench-filter-") as tmp:
         work = Path(tmp)
-        base_code = work / "baseline-code"
-        base_code.mkdir()
-        archive = subprocess.run(
-            ["git", "archive", args.baseline_ref], cwd=ROOT, capture_output=True, check=True
-        )
-        subprocess.run(["tar", "-x", "-C", str(base_code)], input=archive.stdout, check=True)
+        base_code = extract(args.baseline_ref, work / "baseline-code")
         results: dict[str, list[dict[str, float]]] = {}
         for n in range(args.runs):
             for name, code in (("baseline", base_code), ("ours, first open", ROOT)):

@@ -29,6 +29,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.baseline import extract  # noqa: E402
+
 QUERIES = [
     "deploy",
     "error database",
@@ -136,17 +138,6 @@ def run(code: Path, root: Path, gap: float) -> dict[str, list[float]]:
     return result
 
 
-def extract(ref: str, into: Path) -> Path:
-    """`recorder` and `tui` as they are at git `ref`, under `into`."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref, "recorder", "tui", "tests"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
-
-
 def report(label: str, r: dict[str, list[float]]) -> tuple[float, float]:
     lat = [x * 1000 for x in r["latency"]]
     busy = [x * 1000 for x in r["busy_keys"]]
@@ -185,7 +176,10 @@ def main() -> int:
     print(f"journal: {root}; queries typed {args.gap * 1000:.0f} ms per key: {QUERIES}")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="persist-bench-tui-search-") as tmp:
-        base = report(args.baseline_ref, run(extract(args.baseline_ref, Path(tmp)), root, args.gap))
+        base = report(
+            args.baseline_ref,
+            run(extract(args.baseline_ref, Path(tmp), "recorder", "tui", "tests"), root, args.gap),
+        )
     ours = report("ours", run(ROOT, root, args.gap))
     print(
         f"ratios (baseline / ours): latency p50 {base[0] / ours[0]:.2f}x, "
