@@ -477,21 +477,25 @@ def _build(
     if earlier is not None and bool(earlier.manifest.get("redacted")) != redact:
         earlier = None  # its files hold the other kind of copy
     work = root / f".building-{cp.id}-{os.getpid()}-{time.monotonic_ns()}"
+
+    def write(earlier: Earlier | None) -> dict[str, Any]:
+        return _write_files(
+            work,
+            layout,
+            store,
+            (start, stop),
+            cp,
+            scope,
+            integrity,
+            earlier,
+            durable,
+            redact,
+            parallel,
+        )
+
     try:
         try:
-            files = _write_files(
-                work,
-                layout,
-                store,
-                (start, stop),
-                cp,
-                scope,
-                integrity,
-                earlier,
-                durable,
-                redact,
-                parallel,
-            )
+            files = write(earlier)
         except StaleBundle:  # the earlier bundle's files changed: build it all
             shutil.rmtree(work, ignore_errors=True)
             integrity = RangeIntegrity(
@@ -501,19 +505,7 @@ def _build(
             integrity.damage += [
                 p for p in verification.history_problems if not p.endswith("missing")
             ]
-            files = _write_files(
-                work,
-                layout,
-                store,
-                (start, stop),
-                cp,
-                scope,
-                integrity,
-                None,
-                durable,
-                redact,
-                parallel,
-            )
+            files = write(None)
         manifest = _manifest(layout, cp, scope, position, integrity, files, agent, now)
         manifest["redacted"] = redact
         if earlier is not None and files.get("reused_from") is not None:
