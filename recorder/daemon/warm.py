@@ -25,7 +25,7 @@ import threading
 from recorder.daemon.priority import lower_thread_priority
 from recorder.store.compact import compact, compact_lock, repair
 from recorder.store.layout import Layout, list_segments, segment_number
-from recorder.store.marks import segment_marks
+from recorder.store.marks import write_marks
 from recorder.store.reader import SegmentIndex
 
 log = logging.getLogger("agent_persist.recorder")
@@ -71,7 +71,7 @@ class IndexWarmer:
                 seg.update()  # nothing to do when the cache was right
                 seg.close_tail()
                 seg.save_cache()  # a no-op when it is already on disk
-                segment_marks(seg, self.layout.index)  # read only when not cached yet
+                write_marks(seg, self.layout.index)
             finally:
                 seg.close()
             self.done.add(number)

@@ -92,7 +92,7 @@ def segment_marks(seg: SegmentIndex, cache_dir: Path | None) -> Marks:
     n = len(seg)
     if cache_dir is None or seg.start or n == 0:
         return scan_lines(seg, 0, n)
-    path = cache_dir / f"{seg.name}.marks"
+    path = marks_path(seg, cache_dir)
     try:
         identity = [n, seg.end, zlib.crc32(seg.read(n - 1))]
     except (OSError, SegmentDamaged):
@@ -110,6 +110,18 @@ def segment_marks(seg: SegmentIndex, cache_dir: Path | None) -> Marks:
     except OSError:
         pass  # a cache we cannot write is only slower next time
     return marks
+
+
+def marks_path(seg: SegmentIndex, cache_dir: Path) -> Path:
+    return cache_dir / f"{seg.name}.marks"
+
+
+def write_marks(seg: SegmentIndex, cache_dir: Path) -> None:
+    """The recorder's part: a closed segment's marks written once. A file already there
+    is left as it is (not read again at every start): readers check it when they use
+    it, and write it again when it is wrong."""
+    if not marks_path(seg, cache_dir).exists():
+        segment_marks(seg, cache_dir)
 
 
 def _load(path: Path, identity: list[int]) -> Marks | None:
