@@ -149,6 +149,15 @@ def _follow(log_dir: str, parent: int | None) -> int:
     return 0
 
 
+def _workers(value: str) -> int:
+    from recorder.search.shards import MAX_SHARDS
+
+    n = positive_int(value)
+    if n > MAX_SHARDS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_SHARDS}, got {n}")
+    return n
+
+
 def cmd_reindex(args: argparse.Namespace) -> int:
     from recorder.search.engine import SearchEngine
     from recorder.store.layout import Layout, list_segments
@@ -160,10 +169,12 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         return fail(f"no journal in {args.log_dir}")
     t = time.perf_counter()
     with SearchEngine(args.log_dir, _roots(args)) as engine:
+        engine.indexer.workers = args.workers
         done = engine.catch_up(rebuild=not args.catch_up, progress=_bytes_bar("indexing"))
         seconds = time.perf_counter() - t
         size = engine.index.size_bytes()
         docs = engine.index.doc_count()
+        shard_problem = engine.indexer.shard_problem
     journal = 0  # uncompressed bytes, whatever form each segment has
     for path in list_segments(Layout(Path(args.log_dir))):
         with contextlib.suppress(OSError, ValueError):
@@ -177,6 +188,8 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     )
     for problem in done.problems:
         say(f"session not indexed: {problem}")
+    if shard_problem:
+        say(f"part of the journal was indexed by one process: a worker failed ({shard_problem})")
     if done.rebuilt and args.catch_up:
         say(f"rebuilt because {done.rebuilt}")
     return 0
@@ -264,6 +277,12 @@ def add_parsers(
         "--follow",
         action="store_true",
         help="keep indexing what arrives, at idle priority (what persist record runs)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        help="processes a full rebuild uses, 1 to 4 (default: one per core, up to 4, "
+        "for a journal of 64 MiB or more; else 1)",
     )
     p.add_argument("--parent", type=positive_int, help=argparse.SUPPRESS)
     add_agent_roots(p)

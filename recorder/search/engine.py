@@ -256,12 +256,16 @@ class SearchEngine:
             sql = f"SELECT d.id FROM docs d WHERE {cond} ORDER BY d.id DESC LIMIT {window}"
             ids = [r[0] for r in self.index.query(sql, params)]
         else:
-            # CROSS JOIN keeps FTS the outer loop: never one MATCH per row of docs.
-            sql = (
-                "SELECT fts.rowid FROM fts CROSS JOIN docs d ON d.id = fts.rowid "
-                f"WHERE fts MATCH ? AND {cond} ORDER BY fts.rowid DESC LIMIT {window}"
-            )
-            ids = [r[0] for r in self.index.query(sql, [match, *params])]
+            ids = []
+            for schema, offset in self.index.match_sources():
+                # CROSS JOIN keeps FTS the outer loop: never one MATCH per row of docs.
+                sql = (
+                    f"SELECT f.rowid + {offset} FROM {schema}.fts(?) AS f CROSS JOIN docs d "
+                    f"ON d.id = f.rowid + {offset} WHERE {cond} "
+                    f"ORDER BY f.rowid DESC LIMIT {window}"
+                )
+                ids += [r[0] for r in self.index.query(sql, [match, *params])]
+            ids = sorted(ids, reverse=True)[:window]  # the newest `window` of every table
             if 1 < len(ids) <= RANK_WINDOW and query is not None:
                 return self._relevant(ids, query, limit), len(ids)
         return self._rows(ids[:limit]), len(ids)
@@ -306,11 +310,14 @@ class SearchEngine:
         if match is None:
             sql = f"SELECT count(*) FROM docs d WHERE {cond}"
             return int(self.index.query(sql, params)[0][0])
-        sql = (
-            "SELECT count(*) FROM fts CROSS JOIN docs d ON d.id = fts.rowid "
-            f"WHERE fts MATCH ? AND {cond}"
-        )
-        return int(self.index.query(sql, [match, *params])[0][0])
+        total = 0
+        for schema, offset in self.index.match_sources():
+            sql = (
+                f"SELECT count(*) FROM {schema}.fts(?) AS f CROSS JOIN docs d "
+                f"ON d.id = f.rowid + {offset} WHERE {cond}"
+            )
+            total += int(self.index.query(sql, [match, *params])[0][0])
+        return total
 
     # -- hits --------------------------------------------------------------------
     def _line(self, segment: int, offset: int, length: int) -> bytes:

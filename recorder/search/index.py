@@ -14,7 +14,11 @@ finds it missing, from another journal, or damaged). What it holds:
 - `segments`: how far each segment is indexed, with a fingerprint (size, mtime,
   inode, SHA-1 of its first and last indexed 4 KiB) so a rewritten, replaced or
   truncated segment, or another folder's journal, is noticed;
-- `meta`: the schema version and tokenizer, checked on every open.
+- `meta`: the schema version and tokenizer, checked on every open;
+- `shards`: the full-text tables a parallel rebuild wrote in files of their own
+  (`search/shard-*.sqlite3`, one per worker process, never written again), each with
+  the offset between its rowids and `docs.id`. They are attached to every connection
+  and every full-text query runs over `fts` and each of them (`match_sources`).
 
 Every batch of documents and the progress that covers them commit in one
 transaction, so a SIGKILL leaves an index that is consistent and simply behind.
@@ -35,11 +39,12 @@ from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from recorder.store.fsutil import FILE_MODE, ensure_private_dir, open_private
 from recorder.store.layout import Layout
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the `shards` table
 TOKENIZER = "unicode61 remove_diacritics 2"
 PROGRESS_STEPS = (
     100_000  # SQLite VM steps between cancellation checks (a few ms; each takes the GIL)
@@ -80,11 +85,19 @@ _SEGMENT_COLUMNS = (
     ("tail_sha", "BLOB"),
 )
 
+
+def rows_schema(schema: str) -> str:
+    """The `segments` and `docs` tables (without `docs`' indexes) in `schema`."""
+    return f"""
+CREATE TABLE {schema}.segments ({", ".join(f"{n} {t}" for n, t in _SEGMENT_COLUMNS)},
+    PRIMARY KEY (number)) WITHOUT ROWID;
+CREATE TABLE {schema}.docs ({", ".join(f"{n} {t}" for n, t in _DOC_COLUMNS)}, PRIMARY KEY (id));
+"""
+
+
 _SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
-CREATE TABLE segments ({", ".join(f"{n} {t}" for n, t in _SEGMENT_COLUMNS)},
-    PRIMARY KEY (number)) WITHOUT ROWID;
-CREATE TABLE docs ({", ".join(f"{n} {t}" for n, t in _DOC_COLUMNS)}, PRIMARY KEY (id));
+{rows_schema("main")}
 CREATE INDEX docs_sender ON docs (sender);
 CREATE INDEX docs_topic ON docs (topic);
 CREATE INDEX docs_chain ON docs (chain);
@@ -92,7 +105,14 @@ CREATE INDEX docs_ts ON docs (ts);
 CREATE VIRTUAL TABLE fts USING fts5 (body, content='', detail=full, tokenize='{TOKENIZER}');
 CREATE VIRTUAL TABLE vocab USING fts5vocab (fts, row);
 CREATE TABLE terms (term TEXT PRIMARY KEY, docs INTEGER) WITHOUT ROWID;
+CREATE TABLE shards (name TEXT PRIMARY KEY, first INTEGER, docs INTEGER) WITHOUT ROWID;
 """
+# What a shard file holds: the full-text table alone (its rows' `docs` live in the index).
+SHARD_SCHEMA = f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE VIRTUAL TABLE fts USING fts5 (body, content='', detail=full, tokenize='{TOKENIZER}');
+"""
+SHARD_PREFIX = "shard-"
 
 
 @dataclass(frozen=True)
@@ -182,7 +202,7 @@ class IndexDamaged(Exception):
     """The file is not a usable index of ours (garbage, truncated, other schema)."""
 
 
-def _private_file(path: Path) -> None:
+def private_file(path: Path) -> None:
     """Create `path` 0600 if missing (SQLite gives its -wal/-shm files the same mode)."""
     os.close(open_private(path, os.O_RDWR | os.O_CREAT))
 
@@ -201,6 +221,7 @@ class SearchIndex:
         self.lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._inode = 0
+        self._shards: tuple[Shard, ...] = ()  # attached to `_db` as s1, s2...
 
     # -- opening -----------------------------------------------------------------
     @property
@@ -221,11 +242,11 @@ class SearchIndex:
     def _connect(self) -> sqlite3.Connection:
         if self.writable:
             ensure_private_dir(self.layout.search)
-            _private_file(self.path)
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        else:
-            uri = f"file:{self.path}?mode=rw"
-            db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+            private_file(self.path)
+        # A URI either way, so that shards attach by URI too (never created by ATTACH).
+        db = sqlite3.connect(
+            sqlite_uri(self.path), uri=True, check_same_thread=False, isolation_level=None
+        )
         self._inode = os.stat(self.path).st_ino
         try:
             db.execute("PRAGMA busy_timeout = 10000")
@@ -238,7 +259,47 @@ class SearchIndex:
         except sqlite3.DatabaseError:
             db.close()
             raise
+        self._shards = ()
         return db
+
+    def shard_path(self, name: str) -> Path:
+        return self.layout.search / name
+
+    def shards(self) -> tuple[Shard, ...]:
+        """The shard files this index names, attached to the connection (again when
+        the list changed: a rebuild elsewhere)."""
+        with self.lock:
+            db = self.db
+            try:
+                rows = db.execute("SELECT name, first, docs FROM shards ORDER BY first").fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return ()  # an empty file, or a schema the check will refuse
+                raise
+            found = tuple(Shard(f"s{k}", *row) for k, row in enumerate(rows, 1))
+            if found != self._shards:
+                for shard in self._shards:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute(f"DETACH DATABASE {shard.alias}")
+                self._shards = ()
+                for shard in found:
+                    if not (
+                        type(shard.name) is str
+                        and shard.name.startswith(SHARD_PREFIX)
+                        and "/" not in shard.name
+                        and type(shard.first) is int
+                        and type(shard.docs) is int
+                    ):
+                        raise IndexDamaged(f"shard row {shard.name!r} is wrongly typed")
+                    uri = sqlite_uri(self.shard_path(shard.name))
+                    db.execute(f"ATTACH DATABASE ? AS {shard.alias}", (uri,))
+                self._shards = found
+            return found
+
+    def match_sources(self) -> list[tuple[str, int]]:
+        """Every full-text table as (schema, what to add to its rowids to get `docs.id`):
+        `main` first, then the shards in `docs.id` order."""
+        return [("main", 0), *((s.alias, s.first - 1) for s in self.shards())]
 
     def close(self) -> None:
         with self.lock:
@@ -261,23 +322,7 @@ class SearchIndex:
         Damage deeper inside shows as a DatabaseError when it is read, which the
         callers treat the same way.
         """
-        try:
-            with open(self.path, "rb") as f:
-                header = f.read(100)
-                size = os.fstat(f.fileno()).st_size
-        except FileNotFoundError:
-            raise IndexDamaged("missing") from None
-        if size == 0:
-            raise IndexDamaged("empty")
-        if len(header) < 100 or header[:16] != _SQLITE_MAGIC:
-            raise IndexDamaged("not an SQLite file")
-        page_size = int.from_bytes(header[16:18], "big")
-        page_size = 65536 if page_size == 1 else page_size
-        pages = int.from_bytes(header[28:32], "big")
-        valid_for = int.from_bytes(header[92:96], "big")
-        changes = int.from_bytes(header[24:28], "big")
-        if valid_for == changes and size < pages * page_size:
-            raise IndexDamaged(f"truncated ({size} bytes, its header says {pages * page_size})")
+        _check_header(self.path, "")
         try:
             db = self.db
             rows = dict(
@@ -295,6 +340,27 @@ class SearchIndex:
             db.execute("SELECT term FROM terms LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
             raise IndexDamaged(str(exc)) from None
+        for name in self._shard_names():
+            _check_header(self.shard_path(name), f"shard {name}: ")
+        shard = None
+        try:
+            for shard in self.shards():
+                tokenizer = db.execute(
+                    f"SELECT value FROM {shard.alias}.meta WHERE key = 'tokenizer'"
+                ).fetchall()
+                if tokenizer != [(TOKENIZER,)]:
+                    raise IndexDamaged(f"shard {shard.name}: another tokenizer")
+                db.execute(f"SELECT rowid FROM {shard.alias}.fts('x') LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as exc:
+            where = "a shard" if shard is None else f"shard {shard.name}"
+            raise IndexDamaged(f"{where}: {exc}") from None
+
+    def _shard_names(self) -> list[str]:
+        try:
+            rows = self.query("SELECT name FROM shards")
+        except sqlite3.DatabaseError as exc:
+            raise IndexDamaged(str(exc)) from None
+        return [str(name) for (name,) in rows]
 
     def reset(self) -> None:
         """Delete the file (and its -wal/-shm) and create an empty index (writers only)."""
@@ -304,6 +370,7 @@ class SearchIndex:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(f"{self.path}{suffix}")
+            remove_shard_files(self.layout.search, keep=())
             db = self.db
             db.executescript(f"BEGIN;{_SCHEMA}COMMIT;")
             db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
@@ -344,13 +411,7 @@ class SearchIndex:
         self, rows: Sequence[tuple[Any, ...]], texts: Sequence[str], db: sqlite3.Connection
     ) -> int:
         """`add_documents` for rows already made (`Document.row()`, and their texts)."""
-        first = int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM docs").fetchone()[0])
-        db.executemany(
-            "INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            ((k, *row) for k, row in enumerate(rows, first)),
-        )
-        db.executemany("INSERT INTO fts (rowid, body) VALUES (?, ?)", zip(count(first), texts))
-        return first
+        return insert_rows(db, rows, texts)
 
     def segment_states(self) -> dict[int, SegmentState]:
         with self.lock:
@@ -365,11 +426,47 @@ class SearchIndex:
         return states
 
     def save_segment(self, db: sqlite3.Connection, state: SegmentState) -> None:
-        db.execute("INSERT OR REPLACE INTO segments VALUES (?,?,?,?,?,?,?,?,?)", state.values())
+        save_segment(db, state)
+
+    def adopt_shard(self, name: str) -> list[SegmentState]:
+        """Make the shard `name` (built by `shards.build_shard`) part of the index: its
+        scratch rows copied after the index's own, ids moved up, with their progress
+        rows and the `shards` row, in one transaction; the scratch file is deleted.
+        Returns the progress of the segments it holds. Raises IndexDamaged if the
+        scratch rows are not what a shard build writes."""
+        scratch = self.shard_path(scratch_name(name))
+        columns = ", ".join(n for n, _t in _DOC_COLUMNS[1:])
+        with self.lock:
+            db = self.db
+            db.execute("ATTACH DATABASE ? AS build", (sqlite_uri(scratch),))
+            try:
+                n, low, high = db.execute(
+                    "SELECT count(*), min(id), max(id) FROM build.docs"
+                ).fetchone()
+                if n and (low, high) != (1, n):
+                    raise IndexDamaged(f"shard {name}: its rows are not numbered 1 to {n}")
+                with self.transaction() as tx:
+                    first = int(
+                        tx.execute("SELECT coalesce(max(id), 0) + 1 FROM docs").fetchone()[0]
+                    )
+                    tx.execute(
+                        f"INSERT INTO docs SELECT id + {first - 1}, {columns} "
+                        "FROM build.docs ORDER BY id"
+                    )
+                    tx.execute("INSERT OR REPLACE INTO segments SELECT * FROM build.segments")
+                    tx.execute("INSERT INTO shards VALUES (?, ?, ?)", (name, first, n))
+                rows = db.execute("SELECT * FROM build.segments ORDER BY number").fetchall()
+            finally:
+                db.execute("DETACH DATABASE build")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(scratch)
+        return [SegmentState(*row) for row in rows]
 
     def refresh_terms(self) -> None:
         """Snapshot the vocabulary (every distinct word without digits and its document
-        count) into `terms`, which fuzzy lookups and ranking read; one pass over the index."""
+        count) into `terms`, which fuzzy lookups and ranking read; one pass over the index
+        and its shards."""
+        shards = self.shards()
         with self.transaction() as db:
             db.execute("DELETE FROM terms")
             # Words with digits (ids, hashes, numbers) are left out: a typo in an id is
@@ -377,6 +474,18 @@ class SearchIndex:
             db.execute(
                 "INSERT INTO terms SELECT term, doc FROM vocab WHERE term NOT GLOB '*[0-9]*'"
             )
+            for shard in shards:
+                vocab = f"temp.vocab_{shard.alias}"
+                db.execute(
+                    f"CREATE VIRTUAL TABLE IF NOT EXISTS {vocab} "
+                    f"USING fts5vocab({shard.alias}, fts, row)"
+                )
+                db.execute(
+                    f"INSERT INTO terms SELECT term, doc FROM {vocab} "
+                    "WHERE term NOT GLOB '*[0-9]*' AND true "
+                    "ON CONFLICT (term) DO UPDATE SET docs = docs + excluded.docs"
+                )
+                db.execute(f"DROP TABLE {vocab}")
             db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('terms_docs', "
                 "(SELECT coalesce(max(id), 0) FROM docs))"
@@ -414,8 +523,83 @@ class SearchIndex:
         return int(self.query("SELECT coalesce(max(id), 0) FROM docs")[0][0])
 
     def size_bytes(self) -> int:
+        """Bytes of the file, its write-ahead log and its shards."""
+        paths = [self.path, Path(f"{self.path}-wal")]
+        paths += [self.shard_path(s.name) for s in self.shards()]
         total = 0
-        for suffix in ("", "-wal"):
+        for path in paths:
             with contextlib.suppress(FileNotFoundError):
-                total += os.stat(f"{self.path}{suffix}").st_size
+                total += os.stat(path).st_size
         return total
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A full-text table in a file of its own: its rowid r is `docs.id` r + first - 1."""
+
+    alias: str
+    name: str
+    first: int
+    docs: int
+
+
+def scratch_name(shard: str) -> str:
+    """The file a shard's rows are built in until they are adopted."""
+    return shard.removesuffix(".sqlite3") + ".rows.sqlite3"
+
+
+def save_segment(db: sqlite3.Connection, state: SegmentState) -> None:
+    """Write one segment's progress row (in the `segments` the connection sees)."""
+    db.execute("INSERT OR REPLACE INTO segments VALUES (?,?,?,?,?,?,?,?,?)", state.values())
+
+
+def insert_rows(
+    db: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], texts: Sequence[str]
+) -> int:
+    """Append `rows` to the `docs` and `texts` to the `fts` the connection sees (an
+    index, or a shard being built); returns the first new id."""
+    first = int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM docs").fetchone()[0])
+    db.executemany(
+        "INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        ((k, *row) for k, row in enumerate(rows, first)),
+    )
+    db.executemany("INSERT INTO fts (rowid, body) VALUES (?, ?)", zip(count(first), texts))
+    return first
+
+
+def remove_shard_files(folder: Path, keep: Iterable[str]) -> None:
+    """Delete the shard files (and their SQLite companions) in `folder` not named in `keep`."""
+    kept = set(keep)
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            name = entry.name
+            base = name.removesuffix("-wal").removesuffix("-shm").removesuffix("-journal")
+            if name.startswith(SHARD_PREFIX) and base not in kept:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+
+
+def sqlite_uri(path: Path, mode: str = "rw") -> str:
+    """`path` as an SQLite URI (`mode=rw`: never creates the file)."""
+    return f"file:{quote(str(path))}?mode={mode}"
+
+
+def _check_header(path: Path, what: str) -> None:
+    """Raise IndexDamaged unless `path` starts like a whole SQLite file."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+            size = os.fstat(f.fileno()).st_size
+    except FileNotFoundError:
+        raise IndexDamaged(f"{what}missing") from None
+    if size == 0:
+        raise IndexDamaged(f"{what}empty")
+    if len(header) < 100 or header[:16] != _SQLITE_MAGIC:
+        raise IndexDamaged(f"{what}not an SQLite file")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    valid_for = int.from_bytes(header[92:96], "big")
+    changes = int.from_bytes(header[24:28], "big")
+    if valid_for == changes and size < pages * page_size:
+        raise IndexDamaged(f"{what}truncated ({size} bytes, its header says {pages * page_size})")

@@ -21,10 +21,10 @@ import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from recorder.export.render import TEXT_KEYS as _TEXT_KEYS
 from recorder.export.render import record_text
@@ -34,8 +34,15 @@ from recorder.search.index import (
     IndexDamaged,
     SearchIndex,
     SegmentState,
+    remove_shard_files,
 )
 from recorder.search.sessions import SessionIndexer
+from recorder.search.shards import (
+    ShardBuild,
+    new_shard_names,
+    plan_runs,
+    shard_workers,
+)
 from recorder.sources.discover import Roots
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout, list_segments, segment_number
@@ -247,6 +254,8 @@ class Indexer:
         self.layout = Layout(Path(root))
         self.index = SearchIndex(self.layout.root, writable=True)
         self._level: tuple[Any, ...] | None = None  # `_signature()` when last found level
+        self.shard_problem: str | None = None  # why the last rebuild's workers did not all help
+        self.workers: int | None = None  # processes for a full rebuild (None: `shard_workers`)
         self.sessions = SessionIndexer(
             self.index, self.layout, Roots.default() if roots is None else roots
         )
@@ -340,6 +349,8 @@ class Indexer:
                 states = index.segment_states()
                 self._drop_pruned(states)
                 problem = self._stale(states)
+                # A rebuild killed before it adopted its shards leaves their files.
+                remove_shard_files(self.layout.search, [s.name for s in index.shards()])
             except (IndexDamaged, sqlite3.DatabaseError) as exc:
                 problem = f"the index file is unusable ({exc})"
             if problem:
@@ -360,19 +371,38 @@ class Indexer:
         done = 0
         if progress:
             progress(0, todo)
+        builds: list[ShardBuild] = []
         try:
-            for k, path in enumerate(paths):
+            own = paths
+            if result.rebuilt and budget is None:
+                own, builds = self._start_shards(paths)
+            for path in own:
                 number = segment_number(path.name) or 0
-                state = states.get(number) or SegmentState(number)
-                closed = k < len(paths) - 1
-                for added, nbytes in self._segment(path, state, closed):
+                state = states.setdefault(number, SegmentState(number))
+                closed = path != paths[-1]
+                for added, nbytes in index_segment(index, path, state, closed):
                     result.added += added
                     done += nbytes
                     if progress:
-                        progress(done, todo)
+                        progress(done + sum(b.done for b in builds), todo)
                     if deadline is not None and time.monotonic() >= deadline:
                         result.behind = max(0, todo - done)
                         return result
+            if builds:
+                added, nbytes = self._adopt(builds, states, lambda: done, todo, progress)
+                result.added += added
+                done += nbytes
+                builds = []
+                # What no shard took (a worker failed), and what the open segment grew
+                # by meanwhile, one segment at a time.
+                for path in paths:
+                    number = segment_number(path.name) or 0
+                    state = states.setdefault(number, SegmentState(number))
+                    for added, nbytes in index_segment(index, path, state, path != paths[-1]):
+                        result.added += added
+                        done += nbytes
+                        if progress:
+                            progress(min(done, todo), todo)
         except sqlite3.DatabaseError as exc:
             if result.rebuilt:
                 raise
@@ -380,6 +410,9 @@ class Indexer:
             again = self._catch_up(False, budget, progress)
             again.rebuilt = f"the index file is unusable ({exc})"
             return again
+        finally:
+            for build in builds:
+                build.kill()
         if progress:
             progress(todo, todo)
         if result.added or result.rebuilt:
@@ -388,6 +421,63 @@ class Indexer:
         if result.added or result.rebuilt:
             index.checkpoint()
         return result
+
+    def _start_shards(self, paths: list[Path]) -> tuple[list[Path], list[ShardBuild]]:
+        """For a rebuild: the segments this process indexes itself (the first run),
+        and the workers started on the other runs (none for a small journal)."""
+        sizes = [_size(p) for p in paths]
+        workers = shard_workers(sum(sizes)) if self.workers is None else self.workers
+        runs = plan_runs(sizes, workers) if workers > 1 else []
+        if len(runs) < 2:
+            return paths, []
+        builds = []
+        try:
+            for name, run in zip(new_shard_names(len(runs) - 1), runs[1:], strict=True):
+                segments = [(paths[i], i < len(paths) - 1) for i in run]
+                builds.append(ShardBuild(self.layout.search, name, segments))
+        except OSError:
+            for build in builds:
+                build.kill()
+            return paths, []  # no worker could start: one process does it all
+        return [paths[i] for i in runs[0]], builds
+
+    def _adopt(
+        self,
+        builds: list[ShardBuild],
+        states: dict[int, SegmentState],
+        own: Callable[[], int],
+        todo: int,
+        progress: Progress | None,
+    ) -> tuple[int, int]:
+        """Wait for each worker in journal order and adopt its shard; returns the
+        documents and journal bytes adopted. A failed worker's segments stay
+        unindexed (the caller indexes them); the shards after it are dropped too,
+        since a shard's rows must follow everything before them (`shard_problem`
+        says what went wrong)."""
+
+        def tick() -> None:
+            if progress:
+                progress(min(todo, own() + sum(b.done for b in builds)), todo)
+
+        added = nbytes = 0
+        for k, build in enumerate(builds):
+            problem = build.wait(tick)
+            if problem is None:
+                try:
+                    adopted = self.index.adopt_shard(build.name)
+                except (IndexDamaged, sqlite3.Error) as exc:
+                    problem = str(exc)
+            if problem is not None:
+                self.shard_problem = f"{build.name}: {problem}"
+                for later in builds[k:]:
+                    later.kill()
+                remove_shard_files(self.layout.search, [s.name for s in self.index.shards()])
+                break
+            for state in adopted:
+                states[state.number] = state
+                added += state.docs
+                nbytes += state.end
+        return added, nbytes
 
     def _maybe_refresh_terms(self, force: bool) -> None:
         docs = self.index.doc_count()
@@ -402,9 +492,13 @@ class Indexer:
 
         Their words leave the full-text table too when the pruned file is still in the
         trash and reads back to exactly the rows indexed (same offsets and seqs: then
-        its texts are the ones indexed); otherwise only `docs` rows go, and the words
-        left behind match nothing (every search joins `docs`) until a rebuild."""
+        its texts are the ones indexed) and they are in the index's own `fts`;
+        otherwise only `docs` rows go, and the words left behind match nothing (every
+        search joins `docs`) until a rebuild."""
         notes = pruned_by_number(self.layout)
+        # Words in a shard stay there (shards are never written again): like the words
+        # of a pruned file no longer in the trash, they match no `docs` row.
+        sharded = [(s.first, s.first + s.docs) for s in self.index.shards()]
         on_disk = {segment_number(p.name) for p in list_segments(self.layout)}
         for number in sorted(states):
             note = notes.get(number)
@@ -420,7 +514,11 @@ class Indexer:
                 if texts is not None:
                     db.executemany(
                         "INSERT INTO fts (fts, rowid, body) VALUES ('delete', ?, ?)",
-                        [(doc[0], text) for doc, text in zip(docs, texts, strict=True)],
+                        [
+                            (doc[0], text)
+                            for doc, text in zip(docs, texts, strict=True)
+                            if not any(a <= doc[0] < b for a, b in sharded)
+                        ],
                     )
                 db.execute(
                     "DELETE FROM docs WHERE segment = ? AND source = ?", (number, SOURCE_BUS)
@@ -436,7 +534,7 @@ class Indexer:
                 body = seg.read_strict(0, seg.size)
         except (OSError, ValueError):
             return None
-        rows, texts = self._rows(body, number, 0)
+        rows, texts = journal_rows(body, number, 0)
         if [(r[1], r[3]) for r in rows] != [(d[1], d[2]) for d in docs]:
             return None
         return texts
@@ -450,90 +548,106 @@ class Indexer:
                     self.index.save_segment(db, state)
         return reason
 
-    def _segment(self, path: Path, state: SegmentState, closed: bool) -> Any:
-        """Index `path` from `state.end`; yields (documents, bytes) per committed chunk."""
-        try:
-            seg = open_segment(path)
-        except (OSError, ValueError):
-            return  # gone, or a compressed file with no frame table (`persist doctor`)
-        try:
-            size = seg.refresh()
-            ident = (size, *seg.identity())
-            pos = state.end
-            while pos < size:
-                chunk = seg.read(pos, min(_CHUNK, size - pos))
-                if not chunk:
-                    break
-                last_nl = chunk.rfind(b"\n")
-                if last_nl < 0:
-                    if len(chunk) < _CHUNK and not closed:
-                        break  # a line still being written
-                    if len(chunk) == _CHUNK:
-                        chunk = self._whole_line(seg, pos, size)
-                        last_nl = chunk.rfind(b"\n")
-                if last_nl >= 0:
-                    body = chunk[: last_nl + 1]
-                elif closed:
-                    body = chunk  # a closed segment's torn tail: one unreadable line
-                else:
-                    break
-                rows, texts = self._rows(body, state.number, pos)
-                end = pos + len(body)
-                with self.index.transaction() as db:
-                    self.index.add_rows(rows, texts, db)
-                    self._advance(seg, state, end, len(rows), ident)
-                    self.index.save_segment(db, state)
-                yield len(rows), len(body)
-                pos = end
-        finally:
-            seg.close()
 
-    def _whole_line(self, seg: SegmentFile, pos: int, size: int) -> bytes:
-        """One line longer than a chunk (a large payload), read whole."""
-        parts = []
-        at = pos
-        while at < size:
-            piece = seg.read(at, min(_CHUNK, size - at))
-            if not piece:
+class RowTarget(Protocol):
+    """Where `index_segment` writes: the index, or a shard being built."""
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
+
+    def add_rows(
+        self, rows: Sequence[tuple[Any, ...]], texts: Sequence[str], db: sqlite3.Connection
+    ) -> int: ...
+
+    def save_segment(self, db: sqlite3.Connection, state: SegmentState) -> None: ...
+
+
+def index_segment(
+    target: RowTarget, path: Path, state: SegmentState, closed: bool
+) -> Iterator[tuple[int, int]]:
+    """Index `path` from `state.end`; yields (documents, bytes) per committed chunk."""
+    try:
+        seg = open_segment(path)
+    except (OSError, ValueError):
+        return  # gone, or a compressed file with no frame table (`persist doctor`)
+    try:
+        size = seg.refresh()
+        ident = (size, *seg.identity())
+        pos = state.end
+        while pos < size:
+            chunk = seg.read(pos, min(_CHUNK, size - pos))
+            if not chunk:
                 break
-            nl = piece.find(b"\n")
-            if nl >= 0:
-                parts.append(piece[: nl + 1])
+            last_nl = chunk.rfind(b"\n")
+            if last_nl < 0:
+                if len(chunk) < _CHUNK and not closed:
+                    break  # a line still being written
+                if len(chunk) == _CHUNK:
+                    chunk = _whole_line(seg, pos, size)
+                    last_nl = chunk.rfind(b"\n")
+            if last_nl >= 0:
+                body = chunk[: last_nl + 1]
+            elif closed:
+                body = chunk  # a closed segment's torn tail: one unreadable line
+            else:
                 break
-            parts.append(piece)
-            at += len(piece)
-        return b"".join(parts)
+            rows, texts = journal_rows(body, state.number, pos)
+            end = pos + len(body)
+            with target.transaction() as db:
+                target.add_rows(rows, texts, db)
+                _advance(seg, state, end, len(rows), ident)
+                target.save_segment(db, state)
+            yield len(rows), len(body)
+            pos = end
+    finally:
+        seg.close()
 
-    @staticmethod
-    def _rows(body: bytes, segment: int, base: int) -> tuple[list[tuple[Any, ...]], list[str]]:
-        """The `docs` rows (no id yet) and texts of the whole lines in `body`."""
-        rows = []
-        texts = []
-        offset = base
-        start = 0
-        n = len(body)
-        while start < n:
-            nl = body.find(b"\n", start)
-            end = n if nl < 0 else nl + 1
-            row, text = journal_row(body[start:end], segment, offset)
-            rows.append(row)
-            texts.append(text)
-            offset = base + end
-            start = end
-        return rows, texts
 
-    @staticmethod
-    def _advance(
-        seg: SegmentFile, state: SegmentState, end: int, added: int, ident: tuple[int, int, int]
-    ) -> None:
-        """`ident`: the segment's (uncompressed size, inode, mtime_ns) when it was read."""
-        if state.head_len == 0 or state.head_len < _FINGER:
-            state.head_len = min(_FINGER, end)
-            state.head_sha = _sha(seg, 0, state.head_len)
-        state.end = end
-        state.docs += added
-        state.tail_sha = _sha(seg, max(0, end - _FINGER), end)
-        state.size, state.inode, state.mtime_ns = ident
+def _whole_line(seg: SegmentFile, pos: int, size: int) -> bytes:
+    """One line longer than a chunk (a large payload), read whole."""
+    parts = []
+    at = pos
+    while at < size:
+        piece = seg.read(at, min(_CHUNK, size - at))
+        if not piece:
+            break
+        nl = piece.find(b"\n")
+        if nl >= 0:
+            parts.append(piece[: nl + 1])
+            break
+        parts.append(piece)
+        at += len(piece)
+    return b"".join(parts)
+
+
+def journal_rows(body: bytes, segment: int, base: int) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """The `docs` rows (no id yet) and texts of the whole lines in `body`."""
+    rows = []
+    texts = []
+    offset = base
+    start = 0
+    n = len(body)
+    while start < n:
+        nl = body.find(b"\n", start)
+        end = n if nl < 0 else nl + 1
+        row, text = journal_row(body[start:end], segment, offset)
+        rows.append(row)
+        texts.append(text)
+        offset = base + end
+        start = end
+    return rows, texts
+
+
+def _advance(
+    seg: SegmentFile, state: SegmentState, end: int, added: int, ident: tuple[int, int, int]
+) -> None:
+    """`ident`: the segment's (uncompressed size, inode, mtime_ns) when it was read."""
+    if state.head_len == 0 or state.head_len < _FINGER:
+        state.head_len = min(_FINGER, end)
+        state.head_sha = _sha(seg, 0, state.head_len)
+    state.end = end
+    state.docs += added
+    state.tail_sha = _sha(seg, max(0, end - _FINGER), end)
+    state.size, state.inode, state.mtime_ns = ident
 
 
 def stale_reason(

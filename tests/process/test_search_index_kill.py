@@ -64,7 +64,11 @@ def assert_prefix_of_journal(root: Path) -> int:
     return len(docs)
 
 
-def test_sigkill_during_indexing_leaves_a_consistent_index(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_during_indexing_leaves_a_consistent_index(tmp_path: Path, workers: int) -> None:
+    """With `workers=2` the full rebuild runs a worker building a shard beside the
+    rebuilding process, which is killed late in its own run (the worker, orphaned,
+    stops by itself) or right after it adopted the shard."""
     root = tmp_path / "logs"
     w = DemoWriter.open(root, segment_bytes=512 * 1024, clock=DemoClock(BASE_TS))
     rng = random.Random(3)
@@ -78,9 +82,13 @@ def test_sigkill_during_indexing_leaves_a_consistent_index(tmp_path: Path) -> No
     # A full rebuild killed once, then catch-ups killed at random moments: each
     # is killed once it has committed a random number of documents beyond what the
     # previous one left (timing-free: however fast or loaded the machine is).
-    for extra in [(), ("--catch-up",), ("--catch-up",), ("--catch-up",)]:
+    first = ("--workers", str(workers))
+    for extra in [first, ("--catch-up",), ("--catch-up",), ("--catch-up",)]:
+        # The rebuilding process's own run is about the first 30,000 records; beyond
+        # that, the kill comes right after it adopted the shard.
+        low, high = (25_000, 59_000) if extra == first and workers > 1 else (1, 12_000)
         proc = reindex(root, *extra)
-        if kill_after(proc, root, progress[-1] + rng.randint(1, 12_000)):
+        if kill_after(proc, root, progress[-1] + rng.randint(low, high)):
             kills += 1
         if (root / "search" / "index.sqlite3").exists():
             progress.append(assert_prefix_of_journal(root))
