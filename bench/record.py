@@ -50,6 +50,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ import zmq
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
 OUT_DIR = HERE / "out"
 DATA_TOPIC = b"agents.bench"
 END_TOPIC = b"bench.end"
@@ -439,6 +441,19 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def segment_lines(log_dir: Path) -> Iterator[bytes]:
+    """Every line of the journal in order, from plain and compressed segments alike
+    (the recorder compresses closed segments: reading only `seg-*.jsonl` would count
+    every message in a compressed one as lost)."""
+    from recorder.store.layout import Layout, list_segments
+    from recorder.store.segfile import open_segment
+
+    for path in list_segments(Layout(log_dir)):
+        with open_segment(path) as seg:
+            data = seg.read(0, seg.size)
+        yield from data.splitlines(keepends=True)
+
+
 def journal_bytes(log_dir: Path) -> int:
     total = 0
     with contextlib.suppress(FileNotFoundError), os.scandir(log_dir / "segments") as it:
@@ -633,40 +648,38 @@ def parse_journal(log_dir: Path, max_seq: int) -> dict[str, Any]:
     order = 0
     first_msg_after: dict[int, float] = {}  # start-event order -> first message ts after it
     starts: list[tuple[int, dict[str, Any]]] = []
-    for seg in sorted((log_dir / "segments").glob("seg-*.jsonl")):
-        with open(seg, "rb") as f:
-            for line in f:
-                try:
-                    rec = loads(line)
-                except orjson.JSONDecodeError:
-                    bad_lines += 1
-                    continue
-                order += 1
-                kind = rec.get("kind")
-                if kind == "msg":
-                    frames = rec.get("frames") or ()
-                    body = frames[-1].get("json") if frames else None
-                    env = body.get("_persist") if isinstance(body, dict) else None
-                    if not isinstance(env, dict):
-                        continue  # the end marker
-                    if env.get("hb"):
-                        heartbeats += 1
-                        continue
-                    tally.add(env["pub"], env["seq"])
-                    ts = rec["ts"]
-                    if first_ts is None:
-                        first_ts = ts
-                    last_ts = ts
-                    if starts and starts[-1][0] not in first_msg_after:
-                        first_msg_after[starts[-1][0]] = ts
-                elif kind == "gap":
-                    gaps.append(rec)
-                elif kind == "event":
-                    events.append({k: rec.get(k) for k in ("ts", "event", "pid", "detail")})
-                    if rec.get("event") == "start":
-                        starts.append((order, rec))
-                elif kind == "corrupt":
-                    corrupt += 1
+    for line in segment_lines(log_dir):
+        try:
+            rec = loads(line)
+        except orjson.JSONDecodeError:
+            bad_lines += 1
+            continue
+        order += 1
+        kind = rec.get("kind")
+        if kind == "msg":
+            frames = rec.get("frames") or ()
+            body = frames[-1].get("json") if frames else None
+            env = body.get("_persist") if isinstance(body, dict) else None
+            if not isinstance(env, dict):
+                continue  # the end marker
+            if env.get("hb"):
+                heartbeats += 1
+                continue
+            tally.add(env["pub"], env["seq"])
+            ts = rec["ts"]
+            if first_ts is None:
+                first_ts = ts
+            last_ts = ts
+            if starts and starts[-1][0] not in first_msg_after:
+                first_msg_after[starts[-1][0]] = ts
+        elif kind == "gap":
+            gaps.append(rec)
+        elif kind == "event":
+            events.append({k: rec.get(k) for k in ("ts", "event", "pid", "detail")})
+            if rec.get("event") == "start":
+                starts.append((order, rec))
+        elif kind == "corrupt":
+            corrupt += 1
     return {
         "tally": tally,
         "gaps": gaps,
@@ -957,15 +970,13 @@ class Bench:
 def _last_msg_before(log_dir: Path, t: float) -> float | None:
     """The receive time of the last message recorded before time `t` (scans the journal)."""
     last = None
-    for seg in sorted((log_dir / "segments").glob("seg-*.jsonl")):
-        with open(seg, "rb") as f:
-            for line in f:
-                if b'"kind":"msg"' not in line:
-                    continue
-                with contextlib.suppress(orjson.JSONDecodeError):
-                    ts = orjson.loads(line)["ts"]
-                    if ts < t:
-                        last = ts if last is None else max(last, ts)
+    for line in segment_lines(log_dir):
+        if b'"kind":"msg"' not in line:
+            continue
+        with contextlib.suppress(orjson.JSONDecodeError):
+            ts = orjson.loads(line)["ts"]
+            if ts < t:
+                last = ts if last is None else max(last, ts)
     return last
 
 
