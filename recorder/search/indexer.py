@@ -358,6 +358,7 @@ class Indexer:
         if result.rebuilt:
             index.reset()
             states = {}
+            self.shard_problem = None
         # A rebuild starts from nothing, so it need not survive a power cut, only a kill
         # (WAL without syncs does: the log is in the OS's cache): no fsync at each of its
         # checkpoints; the last one, after `synchronous = NORMAL` again, syncs it all.

@@ -50,6 +50,8 @@ BAD = [
     (["search", "x"], FAILED, "no journal"),
     (["stats", "--since", "someday"], USAGE, "cannot read time"),
     (["reindex"], FAILED, "no journal"),
+    (["reindex", "--workers", "0"], USAGE, "--workers"),
+    (["reindex", "--workers", "5"], USAGE, "at most 4"),
 ]
 
 

@@ -56,6 +56,14 @@ def test_search_json_text_and_no_match(demo: Path) -> None:
     assert none.stderr.startswith("persist: no matches for 'zzyzx'")
 
 
+def _without_took(text: str) -> object:
+    got = orjson.loads(text)
+    got.pop("took_ms")
+    for hit in got["hits"]:
+        hit.pop("doc", None)
+    return got
+
+
 def test_reindex_and_stats(demo: Path) -> None:
     out = persist("reindex", "--log-dir", str(demo))
     assert out.returncode == 0, out.stderr
@@ -63,6 +71,13 @@ def test_reindex_and_stats(demo: Path) -> None:
     assert out.stdout.startswith(f"search index rebuilt: {n:,} records in ")
     again = persist("reindex", "--catch-up", "--log-dir", str(demo))
     assert again.stdout.startswith("search index caught up: 0 records")
+    before = persist("search", "--json", "--count", "--log-dir", str(demo), "deploy OR cache")
+    two = persist("reindex", "--workers", "2", "--log-dir", str(demo))
+    assert two.returncode == 0 and two.stderr == "", two.stderr
+    assert two.stdout.startswith(f"search index rebuilt: {n:,} records in ")
+    assert len(list((demo / "search").glob("shard-*.sqlite3"))) == 1
+    after = persist("search", "--json", "--count", "--log-dir", str(demo), "deploy OR cache")
+    assert _without_took(after.stdout) == _without_took(before.stdout)
     stats = persist("stats", "--json", "--log-dir", str(demo))
     assert stats.returncode == 0, stats.stderr
     got = orjson.loads(stats.stdout)
