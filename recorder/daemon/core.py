@@ -95,6 +95,11 @@ log = logging.getLogger("agent_persist.recorder")
 Clock = Callable[[], float]
 TICK = 0.5  # seconds between the main thread's wake-ups when nothing asks for it sooner
 CONTROL_INTERVAL = 0.5  # seconds between looks for `persist checkpoint` requests
+# A batch this large means messages arrive faster than the receiver takes them (about
+# 2,500 msgs/s and up, since small batches gather for 50 ms): background work on closed
+# segments (compression, line indexes) waits until none has come for QUIET_AFTER s.
+BUSY_BATCH = 128
+QUIET_AFTER = 2.0
 _JSON_OPENERS = (b"{", b"[")
 _MSG_PREFIX = (
     b'{"v":1,"seq":%d,"ts":%s,"kind":"msg","topic":%s,"size":%d,"meta":%s,'
@@ -174,7 +179,8 @@ class Recorder:
         self.tracker = GapTracker()
         self.digests = DigestCache(self.layout)
         # line index caches of closed segments, and their compression
-        self.warmer = IndexWarmer(self.layout, compress=self.options.compress)
+        self._busy_until = 0.0  # the clock's time until which background work waits
+        self.warmer = IndexWarmer(self.layout, compress=self.options.compress, busy=self.busy)
         self.embedded_broker: str | None = None  # publisher endpoint of the broker we host
         self.links = Links(self.options.connects, self.options.bind, self.options.zmq_heartbeat_ms)
         self._late_publishers: set[str] = set()  # first seen past seq 1 (bounded below)
@@ -306,6 +312,8 @@ class Recorder:
         if self._overflow is not None:
             self._end_overflow(ts)
         self.counters.received += len(messages)
+        if len(messages) >= BUSY_BATCH:
+            self._busy_until = ts + QUIET_AFTER
         if behind:
             self.counters.partial += len(messages)
         written = self._write_messages(ts, messages, scan=not behind)
@@ -318,6 +326,11 @@ class Recorder:
         if time.monotonic() >= self._snapshot_due:
             self._take_snapshot()
         return written
+
+    def busy(self) -> bool:
+        """Whether a flood is coming in (a large batch less than QUIET_AFTER s ago, by
+        the recorder's clock; a clock set back cannot make it wait longer)."""
+        return 0.0 < self._busy_until - self.clock() <= QUIET_AFTER
 
     def append_record(self, head: dict[str, Any], ts: float) -> None:
         """Journal a non-message record (event, gap) right away (any thread)."""
@@ -556,6 +569,7 @@ class Recorder:
         sequences on, so the loss is one `recorder-backlog` gap, written when the
         backlog is back under the budget, rather than holes in every sequence.
         """
+        self._busy_until = ts + QUIET_AFTER
         with self._appending:
             self._drop_batch(ts, messages)
 

@@ -15,12 +15,20 @@ The same thread compresses each closed segment (`store.compact`, on by default,
 which segment is being written (never compressed) without guessing from the folder,
 and because zstd and SHA-256 do their work in C without the GIL, so the receive
 path does not wait on them; at the lowest CPU priority it takes only idle time.
+
+It waits while the recorder is busy (`busy()`: a flood is coming in) and starts or
+goes on only after it has been quiet for a while. A thread at the lowest priority
+that holds the GIL for its Python parts, on a machine whose cores the flood keeps
+busy, is scheduled late and the receive thread waits for it: with compression
+running, a 2 KB flood on 2 cores was recorded at 51k msgs/s, against 76k without.
+Closed segments are not urgent: they wait for the flood to end.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from recorder.daemon.priority import lower_thread_priority
 from recorder.store.compact import compact, compact_lock, repair
@@ -31,26 +39,39 @@ from recorder.store.reader import SegmentIndex
 log = logging.getLogger("agent_persist.recorder")
 
 
+BUSY_POLL = 0.5  # seconds between looks at `busy()` while waiting for quiet
+
+
 class IndexWarmer:
-    def __init__(self, layout: Layout, *, compress: bool = False) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        compress: bool = False,
+        busy: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """`busy()`: whether background work should wait (the recorder is in a flood)."""
         self.layout = layout
         self.compress = compress
+        self.busy = busy
         self.done: set[int] = set()  # segments indexed (or found cached) by this process
         self.below = 0  # segments under this number have been asked for
         self.stopping = threading.Event()
+        self._pause = _Pause(self.stopping, busy)
         self._thread: threading.Thread | None = None
 
     def warm(self, below: int) -> int:
         """Index and cache every closed segment numbered under `below` not done yet;
-        returns how many were looked at. Stops early when asked to. With `compress`,
-        plain closed segments are compressed instead (which writes their cache)."""
+        returns how many were looked at. Stops early when asked to, or when `busy()`
+        (after the segment it is on). With `compress`, plain closed segments are
+        compressed first (which writes their cache)."""
         looked = 0
         if not self.compress:  # leftovers of an interrupted `persist compact` all the same
             with compact_lock(self.layout) as held:
                 for line in repair(self.layout) if held else ():
                     log.warning("compaction: %s", line)
         else:
-            report = compact(self.layout, below=below, stop=self.stopping)
+            report = compact(self.layout, below=below, stop=self._pause)
             for line in (*report.repaired, *report.problems):
                 log.warning("compaction: %s", line)
             if report.done:
@@ -64,7 +85,7 @@ class IndexWarmer:
             number = segment_number(path.name) or 0
             if number >= below or number in self.done:
                 continue
-            if self.stopping.is_set():
+            if self._pause.is_set():
                 break
             seg = SegmentIndex(path, self.layout.index)  # loads a cache that is right
             try:
@@ -91,7 +112,13 @@ class IndexWarmer:
     def _run(self, below: int) -> None:
         lower_thread_priority()
         try:
-            self.warm(below)
+            while not self.stopping.is_set():
+                if self.busy():
+                    self.stopping.wait(BUSY_POLL)
+                    continue
+                self.warm(below)
+                if not self.busy():
+                    return  # done (a pass a flood cut short is taken again once quiet)
         except Exception as exc:  # a cache is only an optimisation: say it, go on
             log.warning("could not index closed segments: %s", exc)
 
@@ -101,3 +128,14 @@ class IndexWarmer:
         self.stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+class _Pause:
+    """Set while the warmer should not start another segment: stopping, or busy."""
+
+    def __init__(self, stopping: threading.Event, busy: Callable[[], bool]) -> None:
+        self.stopping = stopping
+        self.busy = busy
+
+    def is_set(self) -> bool:
+        return self.stopping.is_set() or self.busy()

@@ -22,11 +22,11 @@ import contextlib
 import errno
 import fcntl
 import os
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private
 from recorder.store.layout import (
@@ -197,13 +197,19 @@ def _save_index(layout: Layout, final: Path, original: SegmentIndex) -> None:
         index.close()
 
 
+class Stop(Protocol):
+    """What tells a pass to stop early (a `threading.Event`, or anything like it)."""
+
+    def is_set(self) -> bool: ...
+
+
 def compact(
     layout: Layout,
     *,
     dry_run: bool = False,
     below: int | None = None,
     level: int = LEVEL,
-    stop: threading.Event | None = None,
+    stop: Stop | None = None,
 ) -> CompactReport:
     """Compress every closed plain segment (`below`: only segments under this number).
     A pass stops early when `stop` is set (after the segment it is on)."""

@@ -469,6 +469,47 @@ def test_the_recorder_keeps_line_indexes_of_closed_segments_warm(
     rec.close()
 
 
+def test_background_work_on_closed_segments_waits_while_a_flood_comes_in(tmp_path: Path) -> None:
+    """Batches of BUSY_BATCH messages or more (a flood) keep compression and line
+    indexes of closed segments waiting until none came for QUIET_AFTER s (by the
+    recorder's clock); then the background thread does them all."""
+    import time
+
+    from recorder.daemon.core import BUSY_BATCH, QUIET_AFTER
+    from recorder.store.layout import list_segments
+
+    clock = Clock()
+    rec = make(tmp_path, clock, segment_bytes=1 << 20, compress=True)
+    body = b'{"text": "' + b"x" * 2000 + b'"}'
+    for _chunk in range(6):
+        feed(rec, clock, *[[b"agents.t", body] for _ in range(BUSY_BATCH - 1)])
+    assert not rec.busy()  # small batches: no flood
+    for _chunk in range(4):
+        feed(rec, clock, *[[b"agents.t", body] for _ in range(BUSY_BATCH)])
+    closed = len(list_segments(rec.layout)) - 1
+    assert closed >= 2 and rec.busy()
+    rec.warmer.start(rec.journal.written.segment)  # what the main loop does at each tick
+    time.sleep(1.5)  # three looks at busy()
+    assert not any(p.name.endswith(".zst") for p in list_segments(rec.layout))
+    assert not any(rec.layout.index.glob("*.idx"))
+    clock.now += QUIET_AFTER * 0.9
+    assert rec.busy()
+    clock.now += QUIET_AFTER * 0.2  # quiet for QUIET_AFTER now
+    assert not rec.busy()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if sum(p.name.endswith(".zst") for p in list_segments(rec.layout)) == closed:
+            break
+        time.sleep(0.05)
+    rec.warmer.stop(timeout=30)
+    segments = list_segments(rec.layout)
+    assert [p.name.endswith(".zst") for p in segments] == [True] * closed + [False]
+    assert all((rec.layout.index / f"{p.name}.idx").exists() for p in segments[:-1])
+    clock.now -= 3600  # a clock set back an hour does not make it wait an hour
+    assert not rec.busy()
+    rec.close()
+
+
 def test_a_partial_segment_index_starts_at_a_line_start_or_not_at_all(tmp_path: Path) -> None:
     from recorder.store.reader import SegmentIndex
 
