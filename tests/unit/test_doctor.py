@@ -204,6 +204,27 @@ def test_a_corrupt_search_index_is_rebuilt_by_fix(folder: Folder) -> None:
     )
 
 
+def test_a_damaged_shard_of_the_search_index_is_found_and_fix_rebuilds(folder: Folder) -> None:
+    from recorder.search.indexer import Indexer
+    from recorder.sources.discover import Roots
+
+    indexer = Indexer(folder.root, Roots(None, None, None))
+    indexer.workers = 2  # a parallel rebuild: one shard file beside the index
+    assert indexer.catch_up(rebuild=True).rebuilt
+    [shard] = indexer.index.shards()
+    indexer.close()
+    assert bad(run(folder)) == {}
+    (folder.layout.search / shard.name).write_bytes(b"garbage" * 20)
+    report = run(folder)
+    damaged = finding(report, "search.damaged")
+    assert damaged.severity is Severity.PROBLEM
+    assert f"shard {shard.name}: not an SQLite file" in damaged.summary
+    [done] = fix(report)
+    assert done.ok and "rebuilt from the journal" in done.done
+    assert bad(run(folder)) == {}
+    assert not (folder.layout.search / shard.name).exists()
+
+
 def test_stale_and_unreadable_status(folder: Folder) -> None:
     mark_running(folder.root, age=60)
     report = run(folder)
