@@ -510,6 +510,39 @@ def test_background_work_on_closed_segments_waits_while_a_flood_comes_in(tmp_pat
     rec.close()
 
 
+def test_background_work_waits_for_quiet_only_so_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Traffic that never lets up still gets its closed segments compressed: after
+    MAX_DEFER s of waiting the work goes on regardless."""
+    import time
+
+    from recorder.daemon import warm
+    from recorder.daemon.core import BUSY_BATCH
+    from recorder.store.layout import list_segments
+
+    monkeypatch.setattr(warm, "MAX_DEFER", 1.0)
+    clock = Clock()
+    rec = make(tmp_path, clock, segment_bytes=1 << 20, compress=True)
+    body = b'{"text": "' + b"x" * 2000 + b'"}'
+    for _chunk in range(10):
+        feed(rec, clock, *[[b"agents.t", body] for _ in range(BUSY_BATCH)])
+    closed = len(list_segments(rec.layout)) - 1
+    assert closed >= 2 and rec.busy()  # and it stays busy: the clock does not move
+    started = time.monotonic()
+    rec.warmer.start(rec.journal.written.segment)
+    while time.monotonic() - started < 30:
+        if sum(p.name.endswith(".zst") for p in list_segments(rec.layout)) == closed:
+            break
+        time.sleep(0.05)
+    waited = time.monotonic() - started
+    rec.warmer.stop(timeout=30)
+    assert rec.busy()
+    assert sum(p.name.endswith(".zst") for p in list_segments(rec.layout)) == closed
+    assert waited >= 1.0
+    rec.close()
+
+
 def test_a_partial_segment_index_starts_at_a_line_start_or_not_at_all(tmp_path: Path) -> None:
     from recorder.store.reader import SegmentIndex
 
