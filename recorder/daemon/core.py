@@ -106,6 +106,9 @@ _MSG_PREFIX = (
     b'"spans":[[%d,%d]],"frames":[%s,{"json":'
 )
 _MSG_END = b"}]}\n"
+# The end of `meta` for a message scanned in full and found clean: readers then need
+# not scan it again (a record without `secrets` may never have been scanned).
+_SCANNED_CLEAN = b',"secrets":[]}'
 _STATE_FAILED = "cannot write recovery state"
 _REPLAY_TOO_DEEP = "(nested too deep to copy: see the payload's _persist.replay_of)"
 
@@ -452,6 +455,8 @@ class Recorder:
                 elif size > cap:  # its first `cap` bytes passed the batch prefilter
                     self.counters.secrets_capped += 1
                     meta = meta[:-1] + b',"secrets_capped":true}'
+                else:  # all of it passed the prefilter, which never misses a secret
+                    meta = meta[:-1] + _SCANNED_CLEAN
             seq = journal.next_seq
             journal.next_seq = seq + 1
             # counted before the line is handed over: a segment rotation inside `write`
@@ -512,8 +517,8 @@ class Recorder:
             self.counters.secrets += 1
         if result.capped:
             self.counters.secrets_capped += 1
-        extra = meta_field(result)
-        return meta[:-1] + extra + b"}" if extra else meta
+        extra = meta_field(result) or _SCANNED_CLEAN[:-1]
+        return meta[:-1] + extra + b"}"
 
     def _heartbeat(self, ts: float, frames: list[bytes], size: int) -> bool:
         """A publisher heartbeat: kept like any message, under its own kind.

@@ -2,10 +2,10 @@
 
 The journal is never changed: a record with secrets is re-encoded for the output only,
 each secret's bytes replaced by `[REDACTED:kind]`. Where a secret is comes from the
-record's `meta.secrets` (the recorder's scan); a record the recorder did not scan in
-full (written before detection existed, with `--secrets off`, behind a flood, larger
-than the scan cap), or scanned and found clean (the two cannot be told apart), is
-scanned here, in full.
+record's `meta.secrets` (the recorder's scan: `[]` for a message it scanned in full and
+found clean); a record the recorder did not scan in full (written before detection or
+before the `[]` marker existed, with `--secrets off`, behind a flood, larger than the
+scan cap) is scanned here, in full.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ REDACT_BY_DEFAULT = {"md": True, "html": True, "csv": True, "jsonl": False}
 
 
 def named_secrets(rec: Record) -> list[SecretSpan] | None:
-    """The secrets a record's meta names when the recorder scanned all of it and found
-    some ([] for a record that is not a message); None when it must be scanned now."""
+    """The secrets a record's meta names when the recorder scanned all of it ([] when
+    it found none, and for a record that is not a message); None when it must be
+    scanned now."""
     data = rec.data
     if data is None or data.get("kind") not in (KIND_MESSAGE, KIND_HEARTBEAT):
         return []

@@ -295,8 +295,9 @@ def meta_field(result: ScanResult) -> bytes:
 
 
 def spans_from_meta(meta: object) -> list[SecretSpan] | None:
-    """The spans a record's `meta` names; None when it names none (not scanned,
-    or scanned and clean: a reader that must be sure scans the record itself)."""
+    """The spans a record's `meta` names ([] when the recorder scanned it and found
+    none); None when it has no `secrets` (not known to be scanned: a reader that must
+    be sure scans the record itself)."""
     if not isinstance(meta, dict):
         return None
     raw = meta.get("secrets")

@@ -370,6 +370,7 @@ def test_enrichment_adds_meta_and_never_touches_the_message(tmp_path: Path) -> N
         "ace_name": "global strategy",
         "tags": ["urgent"],
         "sender": "gemini",
+        "secrets": [],  # scanned in full and clean
     }
     line = next((tmp_path / "logs/segments").glob("*.jsonl")).read_bytes()
     assert body in line  # spliced byte for byte

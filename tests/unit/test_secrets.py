@@ -128,7 +128,7 @@ def test_the_recorder_names_kind_and_span_and_keeps_the_message_byte_for_byte(
             == orjson.dumps(samples[kind].secret)[1:-1]
         )
         assert samples[kind].secret.encode()[:12] not in orjson.dumps(named)  # never the value
-    assert "secrets" not in msgs[len(S.KINDS)]["meta"]
+    assert msgs[len(S.KINDS)]["meta"]["secrets"] == []  # scanned in full, clean
     multi = msgs[-1]["meta"]["secrets"]
     assert [(s["kind"], s["frame"]) for s in multi] == [(S.SLACK, 1)]
 
@@ -145,6 +145,36 @@ def test_a_flood_leaves_the_scan_to_the_readers_and_says_so(tmp_path: Path) -> N
     store = open_store(root)
     (record,) = [r for r in store.records(0, len(store)) if r.kind == "msg"]
     assert [s.kind for s in record_secrets(record)] == [S.AWS]  # found at read time
+
+
+def test_a_message_scanned_clean_says_so_and_readers_do_not_scan_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`"secrets": []` only where the recorder scanned all of a message: clean ones,
+    whether the batch prefilter passed them or the full scan found nothing; never on
+    one over the scan budget or left to the readers behind a flood. Readers take it
+    as it is (no scan of their own), and scan every other."""
+
+    root = tmp_path / "logs"
+    rec = recorder(root, secret_scan_bytes=4096)
+    clean = orjson.dumps({"text": "nothing to see here"})
+    near_miss = orjson.dumps({"text": "the sk- prefix and Bearer words, but no key"})
+    big = orjson.dumps({"text": "x" * 5000})
+    rec.record_batch(1.0, [[b"a.t", clean], [b"a.t", near_miss], [b"a.t", big]])
+    rec.record_batch(2.0, [[b"a.t", clean]], behind=True)
+    rec.close()
+    metas = [r["meta"] for r in journal_records(root) if r["kind"] == "msg"]
+    assert [m.get("secrets") for m in metas] == [[], [], None, None]
+    assert metas[2]["secrets_capped"] is True and metas[3]["partial"] is True
+    scanned: list[int] = []
+    real = redact.scan_frames
+    monkeypatch.setattr(
+        redact, "scan_frames", lambda frames, cap: scanned.append(len(frames)) or real(frames, cap)
+    )
+    store = open_store(root)
+    records = [r for r in store.records(0, len(store)) if r.kind == "msg"]
+    assert [redact.record_secrets(r) for r in records] == [[], [], [], []]
+    assert len(scanned) == 2  # the capped one and the flood's one
 
 
 def test_export_redacts_md_by_default_and_jsonl_stays_byte_exact(tmp_path: Path) -> None:
