@@ -3,7 +3,9 @@
     .venv/bin/python bench/costs.py [--sizes 100k,1M,3M] [--runs 1] [--skip launch,full]
 
 For each size, a journal of that many messages (about 2 KB each: prose, code, tool
-calls and results; a checkpoint every 10,000) is built once with the recorder's own
+calls and results; a checkpoint every 10,000; each message's meta with the secret
+scan's result as the recorder writes it, or without with `--unscanned`, as older
+recorders wrote clean messages) is built once with the recorder's own
 journal writer (`bench/costs_journal.py`) and cached under the folder printed first
 (`$PERSIST_COSTS_DIR`, default /tmp/persist-costs). Its segments are read once so
 that every variant runs from the page cache. Then, ours next to a baseline in the
@@ -176,13 +178,16 @@ def best(fn, runs: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     return min(out)
 
 
-def journal(n: int) -> Path:
-    root = CACHE / f"j{n}"
+def journal(n: int, scanned: bool = True) -> Path:
+    """The cached journal of `n` messages (`scanned`: with the recorder's scan result
+    in each message's meta, as recorders write them since 2026-12-02; else as before)."""
+    name = f"j{n}-scanned" if scanned else f"j{n}"
+    root = CACHE / name
     if not (root / "checkpoints").is_dir():
-        building = CACHE / f"j{n}.building"
+        building = CACHE / f"{name}.building"
         shutil.rmtree(building, ignore_errors=True)
         print(f"building a journal of {n:,} messages in {root} (once)", file=sys.stderr)
-        build(building, n)
+        build(building, n, scanned=scanned)
         building.rename(root)
     return root
 
@@ -363,12 +368,17 @@ def main() -> int:
     parser.add_argument(
         "--skip", default="", help="rows to leave out: restore,full,md,html,csv,jsonl,launch"
     )
+    parser.add_argument(
+        "--unscanned",
+        action="store_true",
+        help="journals without the recorder's scan result in meta (every reader scans)",
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     CACHE.mkdir(parents=True, exist_ok=True)
     print(f"journals cached in {CACHE}; {os.cpu_count()} cores; load {load()} (1/5/15 min)")
     for n in (parse_size(s) for s in args.sizes.split(",")):
-        root = journal(n)
+        root = journal(n, scanned=not args.unscanned)
         warm(root)
         size = sum(p.stat().st_size for p in (root / "segments").glob("seg-*.jsonl"))
         segs = len(list((root / "segments").glob("seg-*.jsonl")))

@@ -8,7 +8,9 @@ checkpoint every 10,000 messages, each payload about 2 KB: prose with several
 lines and Markdown, code blocks with backticks and tabs, tool calls with JSON
 arguments, tool results with long output, all with a publisher envelope; one
 message in 5,000 holds control characters or bidi marks (as real terminals' output
-does). The content is seeded, so a journal of N messages is always the same.
+does). Each message's `meta` carries the secret scan's result as the recorder writes
+it (`--unscanned`: without, as recorders before 2026-12-02 wrote clean messages). The
+content is seeded, so a journal of N messages is always the same.
 """
 
 from __future__ import annotations
@@ -81,8 +83,12 @@ def message_pool(size: int = 512, seed: int = 1) -> list[tuple[str, str, dict[st
 HOSTILE = "colour \x1b[31mred\x1b[0m, bidi \u202eevil\u202c, bell \x07 and a tab\tend"
 
 
-def build(root: Path, messages: int, *, progress: bool = True) -> None:
-    """Write `messages` messages into a new journal at `root`, checkpoints along the way."""
+def build(root: Path, messages: int, *, progress: bool = True, scanned: bool = True) -> None:
+    """Write `messages` messages into a new journal at `root`, checkpoints along the way.
+
+    `scanned`: each message's `meta` names its secrets as the recorder writes them
+    (`"secrets": []` when it holds none, since 2026-12-02), so readers take the scan as
+    done; without it, every reader scans every message (journals of older recorders)."""
     pool = message_pool()
     clock = DemoClock(T0)
     w = DemoWriter.open(root, clock=clock)
@@ -103,6 +109,7 @@ def build(root: Path, messages: int, *, progress: bool = True) -> None:
             topic=f"agents.{sender}",
             chain=chain,
             extra={**extra, **envelope},
+            scan=scanned,
         )
         if (i + 1) % CHECKPOINT_EVERY == 0 or i + 1 == messages:
             w.checkpoint(t + 0.1, f"after {i + 1} messages", "periodic")
@@ -118,8 +125,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument(
+        "--unscanned", action="store_true", help="no scan result in meta (older recorders)"
+    )
     args = parser.parse_args()
-    build(args.root, args.messages)
+    build(args.root, args.messages, scanned=not args.unscanned)
     return 0
 
 

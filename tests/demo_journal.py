@@ -19,6 +19,7 @@ from recorder.store.checkpoints import Checkpoint, DigestCache, write_checkpoint
 from recorder.store.journal import Journal
 from recorder.store.layout import Layout
 from recorder.store.records import encode_frames
+from recorder.store.secrets import scan_frames
 
 BASE_TS = 1_715_677_200.0  # 2024-05-14 09:00:00 UTC
 AGENTS = ("planner", "coder", "reviewer", "tester")
@@ -101,12 +102,22 @@ class DemoWriter:
         ace: int = 3,
         tags: list[str] | None = None,
         extra: dict[str, Any] | None = None,
+        scan: bool = False,
     ) -> int:
+        """`scan`: name the message's secrets in `meta` as the recorder does (`[]` when
+        it holds none), so readers take the scan as done."""
         payload = {"text": text, "from": sender, **(extra or {})}
-        meta = {"sender": sender, "chain": chain, "ace": ace, "tags": tags or []}
+        meta: dict[str, Any] = {"sender": sender, "chain": chain, "ace": ace, "tags": tags or []}
+        frames = [topic.encode(), orjson.dumps(payload)]
+        if scan:  # what the recorder adds (`_secrets_meta`)
+            found = scan_frames(frames)
+            if found.spans or not found.capped:
+                meta["secrets"] = [span.as_json() for span in found.spans]
+            if found.capped:
+                meta["secrets_capped"] = True
         seq = self.journal.append(
             {"kind": "msg", "ts": ts, "topic": topic, "meta": meta},
-            encode_frames([topic.encode(), orjson.dumps(payload)]),
+            encode_frames(frames),
         )
         self.journal.messages += 1
         self.participants[sender] = self.participants.get(sender, 0) + 1
