@@ -29,6 +29,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -90,9 +91,9 @@ class ShardBuild:
     def __init__(self, folder: Path, name: str, segments: list[tuple[Path, bool]]) -> None:
         self.folder = folder
         self.name = name
-        self.scratch = scratch_name(name)
         self.done = 0  # journal bytes the worker says it indexed
         self.finished = False  # it said so
+        self.errors: deque[str] = deque(maxlen=20)  # the last lines of its stderr
         task = {
             "folder": str(folder),
             "name": name,
@@ -109,8 +110,13 @@ class ShardBuild:
         with contextlib.suppress(OSError):
             self.proc.stdin.write(json.dumps(task).encode())
             self.proc.stdin.close()
-        self._reader = threading.Thread(target=self._read, daemon=True, name="shard-progress")
-        self._reader.start()
+        # Both pipes are drained as they come, so a worker that says a lot never blocks.
+        self._readers = [
+            threading.Thread(target=self._read, daemon=True, name="shard-progress"),
+            threading.Thread(target=self._read_errors, daemon=True, name="shard-errors"),
+        ]
+        for reader in self._readers:
+            reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -121,6 +127,11 @@ class ShardBuild:
             elif text.isdigit():
                 self.done += int(text)
 
+    def _read_errors(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.errors.append(line.decode(errors="replace").strip())
+
     def wait(self, tick: Callable[[], None], every: float = 0.2) -> str | None:
         """Wait for the worker, calling `tick` now and then; None if it built its
         shard, else what went wrong (one line)."""
@@ -130,20 +141,20 @@ class ShardBuild:
                 break
             except subprocess.TimeoutExpired:
                 tick()
-        self._reader.join()
-        err = b""
-        if self.proc.stderr is not None:
-            err = self.proc.stderr.read()
-            self.proc.stderr.close()
+        for reader in self._readers:
+            reader.join()
         if code == 0 and self.finished:
             return None
-        lines = err.decode(errors="replace").strip().splitlines()
+        lines = [line for line in self.errors if line]
         return lines[-1] if lines else f"an indexing worker stopped (exit code {code})"
 
     def kill(self) -> None:
+        """Stop the worker (if it still runs) and let go of its pipes."""
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        for reader in self._readers:
+            reader.join(timeout=1.0)  # at the end of their pipes once the worker is gone
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 with contextlib.suppress(OSError):

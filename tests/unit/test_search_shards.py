@@ -132,9 +132,9 @@ def test_a_failed_worker_leaves_its_run_to_the_rebuilding_process(
 ) -> None:
     rebuild(journal, 1).close()
     one = answers(journal)
-    monkeypatch.setattr(
-        shards, "_BOOT", "import sys; sys.stderr.write('no space left\\n'); sys.exit(1)"
-    )
+    # It says a lot first (more than a pipe holds): the rebuild must not wait on it.
+    boot = "import sys; sys.stderr.write('noise\\n' * 40000 + 'no space left\\n'); sys.exit(1)"
+    monkeypatch.setattr(shards, "_BOOT", boot)
     indexer = rebuild(journal, 3)
     assert indexer.shard_problem is not None and "no space left" in indexer.shard_problem
     indexer.close()
