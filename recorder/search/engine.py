@@ -256,16 +256,18 @@ class SearchEngine:
             sql = f"SELECT d.id FROM docs d WHERE {cond} ORDER BY d.id DESC LIMIT {window}"
             ids = [r[0] for r in self.index.query(sql, params)]
         else:
-            ids = []
-            for schema, offset in self.index.match_sources():
+
+            def newest(schema: str, offset: int) -> str:
                 # CROSS JOIN keeps FTS the outer loop: never one MATCH per row of docs.
-                sql = (
+                return (
                     f"SELECT f.rowid + {offset} FROM {schema}.fts(?) AS f CROSS JOIN docs d "
                     f"ON d.id = f.rowid + {offset} WHERE {cond} "
                     f"ORDER BY f.rowid DESC LIMIT {window}"
                 )
-                ids += [r[0] for r in self.index.query(sql, [match, *params])]
-            ids = sorted(ids, reverse=True)[:window]  # the newest `window` of every table
+
+            tables = self.index.query_each_table(newest, [match, *params])
+            # the newest `window` of every table
+            ids = sorted((r[0] for rows in tables for r in rows), reverse=True)[:window]
             if 1 < len(ids) <= RANK_WINDOW and query is not None:
                 return self._relevant(ids, query, limit), len(ids)
         return self._rows(ids[:limit]), len(ids)
@@ -310,14 +312,14 @@ class SearchEngine:
         if match is None:
             sql = f"SELECT count(*) FROM docs d WHERE {cond}"
             return int(self.index.query(sql, params)[0][0])
-        total = 0
-        for schema, offset in self.index.match_sources():
-            sql = (
+
+        def count(schema: str, offset: int) -> str:
+            return (
                 f"SELECT count(*) FROM {schema}.fts(?) AS f CROSS JOIN docs d "
                 f"ON d.id = f.rowid + {offset} WHERE {cond}"
             )
-            total += int(self.index.query(sql, [match, *params])[0][0])
-        return total
+
+        return sum(int(rows[0][0]) for rows in self.index.query_each_table(count, [match, *params]))
 
     # -- hits --------------------------------------------------------------------
     def _line(self, segment: int, offset: int, length: int) -> bytes:

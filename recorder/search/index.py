@@ -301,6 +301,21 @@ class SearchIndex:
         `main` first, then the shards in `docs.id` order."""
         return [("main", 0), *((s.alias, s.first - 1) for s in self.shards())]
 
+    def query_each_table(
+        self, make_sql: Callable[[str, int], str], params: Iterable[Any] = ()
+    ) -> list[list[Any]]:
+        """The rows of `make_sql(schema, offset)` for every full-text table
+        (`match_sources`), all on one connection: a rebuild elsewhere between two of
+        them cannot pair one index's table names with another's offsets."""
+        args = tuple(params)
+        with self.lock:
+            sources = self.match_sources()  # reopens and attaches if need be
+            db = self._db
+            assert db is not None
+            return [
+                db.execute(make_sql(schema, offset), args).fetchall() for schema, offset in sources
+            ]
+
     def close(self) -> None:
         with self.lock:
             if self._db is not None:

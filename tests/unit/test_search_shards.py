@@ -174,3 +174,18 @@ def test_files_of_a_rebuild_that_never_adopted_them_are_removed(journal: Path) -
     with SearchEngine(journal, JOURNAL_ONLY) as engine:
         assert not engine.catch_up().rebuilt
     assert shard_files(journal) == []
+
+
+def test_a_reader_follows_a_rebuild_elsewhere_to_its_new_shards(journal: Path) -> None:
+    """A searching process keeps its connection; another rebuilds the index with other
+    shards (a new file): the reader's next search opens it and its shards, same hits."""
+    rebuild(journal, 2).close()
+    with SearchEngine(journal, JOURNAL_ONLY) as reader:
+        query = parse_query("message", now=NOW)
+        before = reader.search(query, limit=40, count=True, catch_up=False)
+        first = [s.name for s in reader.index.shards()]
+        rebuild(journal, 3).close()  # another indexer: new file, new shard names
+        after = reader.search(query, limit=40, count=True, catch_up=False)
+        assert [s.name for s in reader.index.shards()] != first
+    assert after.total == before.total > 1000
+    assert [h.seq for h in after.hits] == [h.seq for h in before.hits]
