@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from recorder.hooks.samples import ClaudeSession, GeminiSession  # noqa: E402
+from recorder.store.layout import Layout, list_segments  # noqa: E402
+from recorder.store.segfile import open_segment  # noqa: E402
 
 PERSIST = [sys.executable, "-m", "recorder.cli"]
 _script = Path(sys.executable).parent / "persist"
@@ -209,8 +211,10 @@ def main() -> None:
 
         time.sleep(1.0)
         seen: dict[str, int] = {}
-        for seg in sorted((log_dir / "segments").glob("seg-*.jsonl")):
-            for line in seg.read_bytes().splitlines():
+        for seg in list_segments(Layout(log_dir)):  # plain or compressed by the recorder
+            with open_segment(seg) as f:
+                lines = f.read(0, f.size).splitlines()
+            for line in lines:
                 rec = orjson.loads(line)
                 if rec.get("kind") == "msg" and str(rec.get("topic", "")).startswith("agents."):
                     mid = rec["frames"][-1]["json"]["_persist"]["mid"]
