@@ -1,10 +1,18 @@
 """JSONL at disk speed: the journal's bytes are already the format, so a range is
 copied in blocks of whole lines, each checked by one regex pass instead of parsing
-every line (see `block_kinds`). No zmq, no textual."""
+every line (see `block_kinds`). No zmq, no textual.
+
+The writes go on a thread of their own while the next block is read and checked (the
+regex holds the GIL, a write does not), in slices of `WRITE_SLICE`: on Linux, one
+8 MiB write() of a block cost two to five times the system time of the same bytes
+in 128 KiB writes, and varied with the page cache from run to run.
+"""
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
 from collections.abc import Callable
 from typing import IO
 
@@ -20,6 +28,8 @@ _HEAD = rb'\{"v":\d+,"seq":-?\d+,"ts":-?[0-9][0-9.eE+-]*,"kind":"([a-z-]+)"'
 _FIRST_HEAD = re.compile(_HEAD)
 _NEXT_HEADS = re.compile(b"}\n" + _HEAD)
 _PLAIN_KINDS = (b"msg", b"heartbeat", b"segment")  # counted; any other kind is parsed
+WRITE_SLICE = 128 << 10  # bytes per write() call
+_QUEUED = 2  # blocks read ahead of the writer at most
 
 
 def block_kinds(data: bytes, count: int) -> list[bytes] | None:
@@ -64,24 +74,66 @@ def copy_jsonl(
     (`JsonlWriter`, every line parsed). Participants are not counted here."""
     written = 0
     done = 0
-    for block in store.blocks(start, stop):
-        kinds = block_kinds(block.data, block.count)
-        if kinds is None:
-            for rec in block.lines():
-                stats.add(rec)
-                if rec.data is not None:
-                    out.write(rec.line)
-                    written += len(rec.line)
-        else:
-            out.write(block.data)
-            written += len(block.data)
-            _count_block(block, kinds, stats)
-        done += block.count
-        if progress is not None:
-            progress(done, stop - start)
+    with _Writer(out) as write:
+        for block in store.blocks(start, stop):
+            kinds = block_kinds(block.data, block.count)
+            if kinds is None:
+                for rec in block.lines():
+                    stats.add(rec)
+                    if rec.data is not None:
+                        write(rec.line)
+                        written += len(rec.line)
+            else:
+                write(block.data)
+                written += len(block.data)
+                _count_block(block, kinds, stats)
+            done += block.count
+            if progress is not None:
+                progress(done, stop - start)
     if progress is not None and not done:
         progress(0, 0)
     return written
+
+
+class _Writer:
+    """Writes to `out` in order on a thread, in `WRITE_SLICE` pieces. A write error
+    (a full disk) is raised in the caller at its next write or at the end."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.todo: queue.Queue[bytes | None] = queue.Queue(_QUEUED)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="jsonl-writer", daemon=True)
+
+    def __enter__(self) -> Callable[[bytes], None]:
+        self.thread.start()
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.todo.put(data)
+
+    def _run(self) -> None:
+        write = self.out.write
+        while (data := self.todo.get()) is not None:
+            if self.error is not None:
+                continue  # drain what is queued: the caller raises the error
+            try:
+                if len(data) <= WRITE_SLICE:
+                    write(data)
+                else:
+                    view = memoryview(data)
+                    for at in range(0, len(data), WRITE_SLICE):
+                        write(view[at : at + WRITE_SLICE])
+            except BaseException as exc:  # given to the caller
+                self.error = exc
+
+    def __exit__(self, *exc: object) -> None:
+        self.todo.put(None)
+        self.thread.join()
+        if self.error is not None and exc[0] is None:
+            raise self.error
 
 
 def _count_block(block: LineBlock, kinds: list[bytes], stats: RangeSummary) -> None:

@@ -137,3 +137,42 @@ def test_block_kinds_rejects_what_is_not_whole_records() -> None:
     assert block_kinds(line + gap[:-2] + b"\n", 2) is None
     assert block_kinds(line.replace(b"1.25", b"\x00.25"), 1) is None
     assert block_kinds(line[:-1], 1) is None  # no newline: torn
+
+
+class _FillsUp(io.BytesIO):
+    """A file that takes `room` bytes, then fails as a full disk does."""
+
+    def __init__(self, room: int) -> None:
+        super().__init__()
+        self.room = room
+        self.calls: list[int] = []
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.calls.append(len(data))
+        if self.tell() + len(data) > self.room:
+            raise OSError(28, "No space left on device")
+        return super().write(data)
+
+
+@pytest.mark.parametrize("room", [0, 5000, 40_000])
+def test_a_write_error_reaches_the_caller_and_writes_are_sliced(
+    tmp_path: Path, room: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks are written on a thread in slices of at most WRITE_SLICE; a failing write
+    (a full disk) is raised in the caller, never swallowed, and nothing after it is
+    written."""
+    from recorder.export import jsonl_copy
+
+    monkeypatch.setattr(jsonl_copy, "WRITE_SLICE", 4096)
+    root = tmp_path / "logs"
+    build(root, None)
+    expected, _stats = reference(root)
+    out = _FillsUp(room)
+    with open_store(root) as store, pytest.raises(OSError, match="No space left"):
+        copy_jsonl(store, 0, len(store), out, ExportStats())
+    assert out.getvalue() == expected[: len(out.getvalue())] and len(out.getvalue()) <= room
+    whole = _FillsUp(len(expected))
+    with open_store(root) as store:
+        assert copy_jsonl(store, 0, len(store), whole, ExportStats()) == len(expected)
+    assert whole.getvalue() == expected
+    assert max(whole.calls) <= jsonl_copy.WRITE_SLICE and len(expected) > jsonl_copy.WRITE_SLICE
