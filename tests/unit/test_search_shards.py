@@ -189,3 +189,19 @@ def test_a_reader_follows_a_rebuild_elsewhere_to_its_new_shards(journal: Path) -
         assert [s.name for s in reader.index.shards()] != first
     assert after.total == before.total > 1000
     assert [h.seq for h in after.hits] == [h.seq for h in before.hits]
+
+
+def test_a_parallel_rebuild_reports_progress_up_to_the_whole_journal(journal: Path) -> None:
+    """The bar (`persist reindex`) counts the workers' bytes too: it only moves forward
+    and ends at the whole journal."""
+    seen: list[tuple[int, int]] = []
+    indexer = Indexer(journal, JOURNAL_ONLY)
+    indexer.workers = 3
+    result = indexer.catch_up(rebuild=True, progress=lambda d, t: seen.append((d, t)))
+    assert result.rebuilt and len(indexer.index.shards()) == 2
+    indexer.close()
+    todo = seen[0][1]
+    assert todo > 0 and all(t == todo for _d, t in seen)
+    done = [d for d, _t in seen]
+    assert done == sorted(done) and done[0] == 0 and done[-1] == todo
+    assert len(set(done)) > 2  # it moved along the way, not only at the end
