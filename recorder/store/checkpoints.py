@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import orjson
 
 from recorder.errors import CheckpointError
-from recorder.store.fsutil import atomic_write, ensure_private_dir
+from recorder.store.fsutil import atomic_write, create_new, ensure_private_dir
 from recorder.store.layout import (
     COMPRESSED_SUFFIX,
     Layout,
@@ -379,6 +379,9 @@ class DigestCache:
         return combine(entries), entries
 
 
+MAX_SAME_ID = 1000  # checkpoints that may share one id (each gets its own suffix)
+
+
 def checkpoint_id(created: float, seq: int, label: str) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created))
     slug = slugify(label)
@@ -428,9 +431,17 @@ def write_checkpoint(
         depth=base.depth + 1 if shared and base is not None else 0,
     )
     ensure_private_dir(layout.checkpoints)
-    path = layout.checkpoints / f"{cp.id}.json"
-    atomic_write(path, orjson.dumps(cp.to_json(), option=orjson.OPT_INDENT_2))
-    return Checkpoint(**{**cp.__dict__, "path": path})
+    # Two checkpoints can get the same id (the same second, position and label: a
+    # session checkpointed twice within a second, two writers racing): the later one
+    # takes the next free `-2`, `-3`... instead of replacing the earlier one's file.
+    first = cp.id
+    for n in range(1, MAX_SAME_ID + 1):
+        if n > 1:
+            cp = replace(cp, id=f"{first}-{n}")
+        path = layout.checkpoints / f"{cp.id}.json"
+        if create_new(path, orjson.dumps(cp.to_json(), option=orjson.OPT_INDENT_2)):
+            return Checkpoint(**{**cp.__dict__, "path": path})
+    raise CheckpointError(f"{MAX_SAME_ID} checkpoints already have the id {first}")
 
 
 def _shared_closed(base: Checkpoint | None, entries: list[dict[str, Any]]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,27 @@ class AtomicFile:
             self.abort()
         elif not self.file.closed:
             self.commit()
+
+
+def create_new(path: Path, data: bytes) -> bool:
+    """Write `data` as `path` only if no file is there: a private temp file, fsynced,
+    then hard-linked to `path` (which fails if it exists, whoever made it, however
+    close in time) and the folder fsynced. Returns False, writing nothing, when
+    `path` exists. A reader sees no file or the whole one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return True
 
 
 def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:

@@ -141,3 +141,37 @@ def test_the_newest_checkpoint_is_found_without_reading_them_all(
     assert newest.path is not None
     newest.path.rename(layout.checkpoints / "mine.json")
     assert newest_checkpoint(layout) == list_checkpoints(layout)[0]
+
+
+def test_checkpoints_with_the_same_id_each_keep_their_own_file(tmp_path: Path) -> None:
+    """The same second, position and label (a session checkpointed twice within a
+    second, writers racing): each gets a file, `-2`, `-3`... after the first; none is
+    replaced, every one verifies."""
+    import threading
+
+    from recorder.store.checkpoints import list_checkpoints, verify_checkpoint
+    from tests.demo_journal import DemoClock, DemoWriter
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(1_800_000_000.0))
+    w.message(1_800_000_000.0, "a", "hello")
+    made = [w.checkpoint(1_800_000_000.0, "same", "manual") for _ in range(2)]
+    racing: list[str] = []
+
+    def write() -> None:
+        racing.append(w.checkpoint(1_800_000_000.0, "same", "manual").id)
+
+    threads = [threading.Thread(target=write) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    w.close()
+    first = made[0].id
+    assert made[1].id == f"{first}-2"
+    ids = [made[0].id, made[1].id, *racing]
+    assert len(set(ids)) == 8 and set(ids) == {first, *(f"{first}-{n}" for n in range(2, 9))}
+    listed = {cp.id: cp for cp in list_checkpoints(w.layout)}
+    assert set(listed) == set(ids)
+    assert all(verify_checkpoint(w.layout, listed[i]).ok for i in ids)
+    assert not [p for p in w.layout.checkpoints.iterdir() if p.name.startswith(".")]
