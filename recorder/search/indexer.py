@@ -373,22 +373,29 @@ class Indexer:
         if progress:
             progress(0, todo)
         builds: list[ShardBuild] = []
+
+        def index_run(run: list[Path]) -> bool:
+            """Index the segments of `run`; False when the time budget ran out."""
+            nonlocal done
+            for path in run:
+                number = segment_number(path.name) or 0
+                state = states.setdefault(number, SegmentState(number))
+                for added, nbytes in index_segment(index, path, state, path != paths[-1]):
+                    result.added += added
+                    done += nbytes
+                    if progress:
+                        progress(min(todo, done + sum(b.done for b in builds)), todo)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        result.behind = max(0, todo - done)
+                        return False
+            return True
+
         try:
             own = paths
             if result.rebuilt and budget is None:
                 own, builds = self._start_shards(paths)
-            for path in own:
-                number = segment_number(path.name) or 0
-                state = states.setdefault(number, SegmentState(number))
-                closed = path != paths[-1]
-                for added, nbytes in index_segment(index, path, state, closed):
-                    result.added += added
-                    done += nbytes
-                    if progress:
-                        progress(done + sum(b.done for b in builds), todo)
-                    if deadline is not None and time.monotonic() >= deadline:
-                        result.behind = max(0, todo - done)
-                        return result
+            if not index_run(own):
+                return result
             if builds:
                 added, nbytes = self._adopt(builds, states, lambda: done, todo, progress)
                 result.added += added
@@ -396,14 +403,7 @@ class Indexer:
                 builds = []
                 # What no shard took (a worker failed), and what the open segment grew
                 # by meanwhile, one segment at a time.
-                for path in paths:
-                    number = segment_number(path.name) or 0
-                    state = states.setdefault(number, SegmentState(number))
-                    for added, nbytes in index_segment(index, path, state, path != paths[-1]):
-                        result.added += added
-                        done += nbytes
-                        if progress:
-                            progress(min(done, todo), todo)
+                index_run(paths)
         except sqlite3.DatabaseError as exc:
             if result.rebuilt:
                 raise

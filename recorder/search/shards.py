@@ -78,11 +78,11 @@ def plan_runs(sizes: Sequence[int], workers: int) -> list[range]:
     return [range(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
-def shard_workers(todo: int, cores: int | None = None) -> int:
+def shard_workers(todo: int) -> int:
     """How many processes a rebuild of `todo` bytes uses (1: no shards)."""
     if todo < PARALLEL_MIN_BYTES:
         return 1
-    return max(1, min(MAX_SHARDS, cores if cores is not None else os.cpu_count() or 1))
+    return max(1, min(MAX_SHARDS, os.cpu_count() or 1))
 
 
 class ShardBuild:
