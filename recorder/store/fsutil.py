@@ -105,13 +105,19 @@ class AtomicFile:
 
     A reader sees either the old content or the new one, never a mix, even after
     a power cut. `durable=False` skips the fsyncs (for files rewritten every
-    second that only need to be whole, not survive power loss).
+    second that only need to be whole, not survive power loss). `exclusive`:
+    never replace a file, `commit()` hard-links the temp file to `path` instead,
+    which raises FileExistsError if `path` exists, however close in time it came.
+    The temp file's name ends `.<thread>.<pid>.tmp`: unique to its writer, and the
+    pid is what `remove_stale_temp_files` reads.
     """
 
-    def __init__(self, path: Path, *, durable: bool = True) -> None:
+    def __init__(self, path: Path, *, durable: bool = True, exclusive: bool = False) -> None:
         self.path = Path(path)
         self.durable = durable
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self.exclusive = exclusive
+        writer = f"{threading.get_ident()}.{os.getpid()}"
+        self.tmp = self.path.with_name(f".{self.path.name}.{writer}.tmp")
         fd = open_private(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         self.file = os.fdopen(fd, "wb")  # buffered: a write() is always written whole
 
@@ -121,7 +127,11 @@ class AtomicFile:
             if self.durable:
                 os.fsync(self.file.fileno())
             self.file.close()
-            os.replace(self.tmp, self.path)
+            if self.exclusive:
+                os.link(self.tmp, self.path)
+                self.tmp.unlink()
+            else:
+                os.replace(self.tmp, self.path)
         except BaseException:
             self.abort()
             raise
@@ -144,23 +154,13 @@ class AtomicFile:
 
 
 def create_new(path: Path, data: bytes) -> bool:
-    """Write `data` as `path` only if no file is there: a private temp file, fsynced,
-    then hard-linked to `path` (which fails if it exists, whoever made it, however
-    close in time) and the folder fsynced. Returns False, writing nothing, when
-    `path` exists. A reader sees no file or the whole one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
-    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    """Write `data` as `path` (an exclusive, durable `AtomicFile`) unless a file is
+    there; False, writing nothing, when there is."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(tmp, path)
+        with AtomicFile(path, exclusive=True) as target:
+            target.file.write(data)
     except FileExistsError:
         return False
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
     return True
 
 
