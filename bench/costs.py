@@ -52,8 +52,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.costs_journal import build  # noqa: E402
+from recorder.daemon.warm import IndexWarmer  # noqa: E402
 from recorder.store.checkpoints import list_checkpoints  # noqa: E402
-from recorder.store.layout import Layout  # noqa: E402
+from recorder.store.layout import Layout, list_segments, segment_number  # noqa: E402
 from recorder.store.reader import open_store  # noqa: E402
 
 CACHE = Path(os.environ.get("PERSIST_COSTS_DIR", "/tmp/persist-costs"))
@@ -193,12 +194,17 @@ def journal(n: int, scanned: bool = True) -> Path:
 
 
 def warm(root: Path) -> None:
-    """Segments in the page cache, and their line-index caches written (a reader writes
-    them on its first open; keeping them warm is the recorder's job, issue 13 item 3)."""
+    """Segments in the page cache, and their derived files as the recorder leaves them:
+    each closed segment's line index, marks and check, written by the recorder's
+    background thread (`IndexWarmer`, issue 13 item 3; without compression, as the
+    journal is plain)."""
     for seg in sorted((root / "segments").glob("seg-*.jsonl")):
         with open(seg, "rb") as f:
             while f.read(1 << 24):
                 pass
+    layout = Layout(root)
+    last = max(segment_number(p.name) or 0 for p in list_segments(layout))
+    IndexWarmer(layout).warm(below=last)
     open_store(root).close()
 
 

@@ -7,8 +7,9 @@ recording indexed a week of segments. Now the recorder indexes each segment once
 it is closed, on a background thread at the lowest CPU priority, so a reader only
 indexes the segment being written; with the index it writes the segment's marks
 (which lines are bookkeeping, `store.marks`), so a list that hides them reads none of
-the closed segments either. The caches are derived: wrong or missing ones are rebuilt
-by readers as before.
+the closed segments either, and its check (every line has a record's shape,
+`store.linecheck`), so a JSONL export copies it without reading it. The caches are
+derived: wrong or missing ones are rebuilt by readers as before.
 
 The same thread compresses each closed segment (`store.compact`, on by default,
 `--compress off`): a thread rather than a child process because it is told exactly
@@ -35,6 +36,7 @@ from collections.abc import Callable
 from recorder.daemon.priority import lower_thread_priority
 from recorder.store.compact import compact, compact_lock, repair
 from recorder.store.layout import Layout, list_segments, segment_number
+from recorder.store.linecheck import write_check
 from recorder.store.marks import write_marks
 from recorder.store.reader import SegmentIndex
 
@@ -97,6 +99,7 @@ class IndexWarmer:
                 seg.close_tail()
                 seg.save_cache()  # a no-op when it is already on disk
                 write_marks(seg, self.layout.index)
+                write_check(seg, self.layout.index)
             finally:
                 seg.close()
             self.done.add(number)

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recorder.export.jsonl_copy import block_kinds
 from recorder.store.layout import is_compressed, segment_name, segment_number
+from recorder.store.linecheck import block_kinds
 from recorder.store.records import parse_line
 from recorder.store.segfile import CompressedSegment, SegmentDamaged
 

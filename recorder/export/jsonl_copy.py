@@ -1,61 +1,76 @@
 """JSONL at disk speed: the journal's bytes are already the format, so a range is
-copied in blocks of whole lines, each checked by one regex pass instead of parsing
-every line (see `block_kinds`). No zmq, no textual.
+copied as it is stored, never parsed line by line. No zmq, no textual.
 
-The writes go on a thread of their own while the next block is read and checked (the
-regex holds the GIL, a write does not), in slices of `WRITE_SLICE`: on Linux, one
-8 MiB write() of a block cost two to five times the system time of the same bytes
-in 128 KiB writes, and varied with the page cache from run to run.
+A closed segment that the recorder (or an earlier export) found whole, every line
+with a record's shape, has a `SegmentCheck` (`store.linecheck`): its lines are
+"validated by the index", so its bytes go from the segment file to the output in
+the kernel (`os.sendfile`, plain segments) or are decompressed and written without
+a check (compressed ones), and it is counted from the check's list of lines that
+are not messages. Any other part (the segment being written, a segment never
+checked, one changed since) is read in blocks of whole lines, each checked by one
+regex pass (`block_kinds`); a block that fails is gone through line by line.
+
+The writes go on a thread of their own while the next block is read and checked
+(the regex holds the GIL, a write does not), in slices of `WRITE_SLICE`: on Linux,
+one 8 MiB write() of a block cost two to five times the system time of the same
+bytes in 128 KiB writes, and varied with the page cache from run to run.
 """
 
 from __future__ import annotations
 
+import bisect
+import errno
+import io
+import os
 import queue
-import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
+from recorder.store.linecheck import (
+    MESSAGE,
+    SegmentCheck,
+    block_kinds,
+    cached_check,
+    other_kinds,
+    save_check,
+)
 from recorder.store.ranges import RangeSummary
-from recorder.store.reader import LineBlock, Store
+from recorder.store.reader import LineBlock, SegmentIndex, Store
 
 Progress = Callable[[int, int], None]  # (records done, records in range)
 
-
-# The head every record line starts with (FORMAT.md: v, seq, ts, kind, first and in
-# this order); after the first line, with the `}` and newline that end the line before.
-_HEAD = rb'\{"v":\d+,"seq":-?\d+,"ts":-?[0-9][0-9.eE+-]*,"kind":"([a-z-]+)"'
-_FIRST_HEAD = re.compile(_HEAD)
-_NEXT_HEADS = re.compile(b"}\n" + _HEAD)
-_PLAIN_KINDS = (b"msg", b"heartbeat", b"segment")  # counted; any other kind is parsed
+_COUNTED = ("heartbeat", "segment")  # other kinds that are only counted; the rest parsed
+_PLAIN_KINDS = (MESSAGE, *(kind.encode() for kind in _COUNTED))
 WRITE_SLICE = 128 << 10  # bytes per write() call
 _QUEUED = 2  # blocks read ahead of the writer at most
 
 
-def block_kinds(data: bytes, count: int) -> list[bytes] | None:
-    """The kind of each of the `count` lines of `data`, if every line passes the cheap
-    check, else None (then each line is parsed to find the bad ones).
+@dataclass
+class _Part:
+    """Lines `line` to `stop` of one segment, the first at global index `index`."""
 
-    The check is one regex pass in C plus two O(1)/memchr tests: no NUL byte, the
-    block starts with a record's head (`{"v":N,"seq":N,"ts":T,"kind":"K"`), ends with
-    `}` and a newline, and holds exactly `count - 1` boundaries where a `}`, a newline
-    and the next record's head meet. So every line the index knows is whole, and
-    begins and ends as the recorder writes records: a torn line, a NUL-filled or
-    garbage region, a line cut or glued by a wrong index all fail it. What it cannot
-    see is a byte changed inside a line that keeps this shape (JSON broken in the
-    middle, invalid UTF-8 inside a string): the checkpoint digest is what finds those
-    (`persist restore` re-hashes every segment it hands over).
-    """
-    if b"\x00" in data or not data.endswith(b"}\n"):
-        return None
-    first = _FIRST_HEAD.match(data)
-    if first is None:
-        return None
-    kinds = _NEXT_HEADS.findall(data)
-    if len(kinds) != count - 1:
-        return None
-    kinds.insert(0, first.group(1))
-    return kinds
+    seg: SegmentIndex
+    index: int
+    line: int
+    stop: int
+    closed: bool  # a later segment exists: this one never changes
+
+    @property
+    def whole(self) -> bool:
+        return self.closed and self.line == 0 and self.stop == len(self.seg)
+
+
+def _parts(store: Store, start: int, stop: int) -> Iterator[_Part]:
+    last = store.segments[-1] if store.segments else None
+    index = start
+    while index < stop:
+        seg, i = store.locate(index)
+        end = min(len(seg), i + (stop - index))
+        yield _Part(seg, index, i, end, seg is not last)
+        index += end - i
 
 
 def copy_jsonl(
@@ -67,27 +82,18 @@ def copy_jsonl(
     progress: Progress | None = None,
 ) -> int:
     """Copy records `start` to `stop` to `out` as stored, leaving out damaged lines;
-    returns the bytes written. Blocks that pass `block_kinds` are written in one
-    piece and counted from their heads (records, kinds, messages; gaps and other rare
-    records, and the first and last message of a block for the time range, are
-    parsed); a block that does not is gone through line by line exactly as before
-    (`JsonlWriter`, every line parsed). Participants are not counted here."""
+    returns the bytes written. Participants are not counted here."""
     written = 0
     done = 0
-    with _Writer(out) as write:
-        for block in store.blocks(start, stop):
-            kinds = block_kinds(block.data, block.count)
-            if kinds is None:
-                for rec in block.lines():
-                    stats.add(rec)
-                    if rec.data is not None:
-                        write(rec.line)
-                        written += len(rec.line)
+    cache_dir = store.layout.index if store.cache_index else None
+    with _Writer(out) as writer:
+        for part in _parts(store, start, stop):
+            check = cached_check(part.seg, cache_dir) if part.closed else None
+            if check is not None:
+                written += _copy_checked(store, part, check, writer, stats)
             else:
-                write(block.data)
-                written += len(block.data)
-                _count_block(block, kinds, stats)
-            done += block.count
+                written += _copy_blocks(store, part, writer, stats, cache_dir)
+            done += part.stop - part.line
             if progress is not None:
                 progress(done, stop - start)
     if progress is not None and not done:
@@ -95,39 +101,163 @@ def copy_jsonl(
     return written
 
 
+def _copy_checked(
+    store: Store, part: _Part, check: SegmentCheck, writer: _Writer, stats: RangeSummary
+) -> int:
+    """A part of a checked segment: its bytes copied whole, counted from the check."""
+    seg = part.seg
+    written = 0
+    if seg.file.compressed:
+        for block in store.blocks(part.index, part.index + part.stop - part.line):
+            if b"\x00" in block.data:  # a frame found damaged since: its lines are bad
+                written += _copy_lines(block, writer, stats)
+            else:
+                writer.write(block.data)
+                written += len(block.data)
+    else:
+        begin = seg.starts[part.line]
+        written = seg.span(part.stop - 1)[1] - begin
+        writer.send(seg.file.fd, begin, written)
+    numbers = [line for line, _ in check.others]
+    lo = bisect.bisect_left(numbers, part.line)
+    hi = bisect.bisect_left(numbers, part.stop)
+    for line, kind in check.others[lo:hi]:
+        if kind in _COUNTED:
+            stats.records += 1
+            stats.kinds[kind] += 1
+        else:
+            stats.add(store.record(part.index + line - part.line))
+    messages = part.stop - part.line - (hi - lo)
+    if messages:
+        stats.records += messages
+        stats.messages += messages
+        stats.kinds[MESSAGE.decode()] += messages
+        skip = set(numbers[lo:hi])
+        first = next(n for n in range(part.line, part.stop) if n not in skip)
+        last = next(n for n in range(part.stop - 1, part.line - 1, -1) if n not in skip)
+        if stats.first_ts is None:
+            stats.first_ts = store.record(part.index + first - part.line).ts
+        stats.last_ts = store.record(part.index + last - part.line).ts
+    return written
+
+
+def _copy_blocks(
+    store: Store, part: _Part, writer: _Writer, stats: RangeSummary, cache_dir: Path | None
+) -> int:
+    """A part of a segment without a check: each block checked by `block_kinds`
+    (line by line where that fails). A whole closed segment that passes everywhere
+    gets its check kept, so the next copy of it needs none."""
+    written = 0
+    others: list[tuple[int, str]] | None = [] if part.whole else None
+    for block in store.blocks(part.index, part.index + part.stop - part.line):
+        kinds = block_kinds(block.data, block.count)
+        if kinds is None:
+            others = None
+            written += _copy_lines(block, writer, stats)
+        else:
+            writer.write(block.data)
+            written += len(block.data)
+            _count_block(block, kinds, stats)
+            if others is not None:
+                others += other_kinds(kinds, block.line)
+    if others is not None and cache_dir is not None:
+        save_check(part.seg, cache_dir, others)
+    return written
+
+
+def _copy_lines(block: LineBlock, writer: _Writer, stats: RangeSummary) -> int:
+    """A block that failed the cheap check: every line parsed, damaged ones left out."""
+    written = 0
+    for rec in block.lines():
+        stats.add(rec)
+        if rec.data is not None:
+            writer.write(rec.line)
+            written += len(rec.line)
+    return written
+
+
+_Span = tuple[int, int, int]  # a file descriptor of our own, offset, bytes
+
+
 class _Writer:
-    """Writes to `out` in order on a thread, in `WRITE_SLICE` pieces. A write error
-    (a full disk) is raised in the caller at its next write or at the end."""
+    """Writes to `out` in order on a thread: bytes in `WRITE_SLICE` pieces, spans of a
+    segment file with `os.sendfile` (the bytes never enter Python) when `out` is a
+    plain file or pipe, else read and written. A write error (a full disk) is raised in
+    the caller at its next write or at the end."""
 
     def __init__(self, out: IO[bytes]) -> None:
         self.out = out
-        self.todo: queue.Queue[bytes | None] = queue.Queue(_QUEUED)
+        self.todo: queue.Queue[bytes | _Span | None] = queue.Queue(_QUEUED)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="jsonl-writer", daemon=True)
+        # only our own kinds of file objects: a wrapper's fileno() (gzip, say) is the
+        # file under it, which must not get the bytes unwrapped
+        self.fd = out.fileno() if type(out) in (io.BufferedWriter, io.FileIO) else None
 
-    def __enter__(self) -> Callable[[bytes], None]:
+    def __enter__(self) -> _Writer:
         self.thread.start()
-        return self.write
+        return self
 
     def write(self, data: bytes) -> None:
         if self.error is not None:
             raise self.error
         self.todo.put(data)
 
+    def send(self, fd: int, offset: int, count: int) -> None:
+        """Copy `count` bytes of file `fd` from `offset` (the file may be closed by
+        its owner meanwhile: the writer reads from a duplicate)."""
+        if self.error is not None:
+            raise self.error
+        if count > 0:
+            self.todo.put((os.dup(fd), offset, count))
+
     def _run(self) -> None:
-        write = self.out.write
-        while (data := self.todo.get()) is not None:
+        while (item := self.todo.get()) is not None:
             if self.error is not None:
+                if isinstance(item, tuple):
+                    os.close(item[0])
                 continue  # drain what is queued: the caller raises the error
             try:
-                if len(data) <= WRITE_SLICE:
-                    write(data)
+                if isinstance(item, tuple):
+                    self._send(*item)
                 else:
-                    view = memoryview(data)
-                    for at in range(0, len(data), WRITE_SLICE):
-                        write(view[at : at + WRITE_SLICE])
+                    self._write(item)
             except BaseException as exc:  # given to the caller
                 self.error = exc
+
+    def _write(self, data: bytes | memoryview) -> None:
+        if len(data) <= WRITE_SLICE:
+            self.out.write(data)
+        else:
+            view = memoryview(data)
+            for at in range(0, len(data), WRITE_SLICE):
+                self.out.write(view[at : at + WRITE_SLICE])
+
+    def _send(self, fd: int, offset: int, count: int) -> None:
+        try:
+            end = offset + count
+            if self.fd is not None:
+                self.out.flush()
+                try:
+                    while offset < end:
+                        sent = os.sendfile(self.fd, fd, offset, end - offset)
+                        if not sent:
+                            raise OSError(f"the segment ended {end - offset} bytes early")
+                        offset += sent
+                except OSError as exc:
+                    if exc.errno not in _NO_SENDFILE:
+                        raise
+                    self.fd = None  # not for this output: read and write from here on
+                if self.out.seekable():
+                    self.out.seek(0, io.SEEK_CUR)  # the buffer learns where the file is
+            while offset < end:
+                data = os.pread(fd, min(8 << 20, end - offset), offset)
+                if not data:
+                    raise OSError(f"the segment ended {end - offset} bytes early")
+                self._write(data)
+                offset += len(data)
+        finally:
+            os.close(fd)
 
     def __exit__(self, *exc: object) -> None:
         self.todo.put(None)
@@ -136,9 +266,12 @@ class _Writer:
             raise self.error
 
 
+_NO_SENDFILE = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP)
+
+
 def _count_block(block: LineBlock, kinds: list[bytes], stats: RangeSummary) -> None:
     """Account for a checked block in `stats` without parsing its plain lines."""
-    plain = {kind: kinds.count(kind) for kind in _PLAIN_KINDS}
+    plain = {kind: kinds.count(kind) for kind in _PLAIN_KINDS}  # counted; the rest parsed
     if len(kinds) > sum(plain.values()):
         for k, kind in enumerate(kinds):
             if kind not in _PLAIN_KINDS:

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recorder.errors import CheckpointError
-from recorder.export.jsonl_copy import block_kinds
 from recorder.store.checkpoints import (
     Checkpoint,
     DigestCache,
@@ -35,6 +34,7 @@ from recorder.store.checkpoints import (
     segment_digest,
 )
 from recorder.store.layout import Layout, find_segment, segment_number
+from recorder.store.linecheck import block_kinds
 from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import Store
 from recorder.store.records import KIND_MESSAGE

@@ -285,7 +285,8 @@ def execute(layout: Layout, plan: PrunePlan, by: str, now: float | None = None) 
     for info in plan.segments:
         moves.append(("segment", layout.segments / info.name, folder / "segments" / info.name))
         names = [info.name + suffix for suffix in (".idx", ".sha256")]
-        names.append(segment_name(segment_number(info.name) or 0) + ".marks")  # either form
+        name = segment_name(segment_number(info.name) or 0)  # either form
+        names += [name + ".marks", name + ".check"]
         for name in names:
             moves.append(("cache", layout.index / name, folder / "metadata_index" / name))
     for cp_id in plan.checkpoints:

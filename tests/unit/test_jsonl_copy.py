@@ -6,10 +6,12 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import orjson
 import pytest
 
-from recorder.export.jsonl_copy import block_kinds, copy_jsonl
+from recorder.export.jsonl_copy import copy_jsonl
 from recorder.export.writers import ExportStats, JsonlWriter
+from recorder.store.linecheck import block_kinds
 from recorder.store.reader import open_store
 from tests.demo_journal import DemoClock, DemoWriter
 
@@ -176,3 +178,178 @@ def test_a_write_error_reaches_the_caller_and_writes_are_sliced(
         assert copy_jsonl(store, 0, len(store), whole, ExportStats()) == len(expected)
     assert whole.getvalue() == expected
     assert max(whole.calls) <= jsonl_copy.WRITE_SLICE and len(expected) > jsonl_copy.WRITE_SLICE
+
+
+def checks(root: Path) -> list[Path]:
+    return sorted((root / "metadata_index").glob("*.check"))
+
+
+def to_file(root: Path, path: Path, start: int = 0, stop: int | None = None) -> ExportStats:
+    """Export into a real file (the path `persist export -o` takes: sendfile)."""
+    stats = ExportStats()
+    with open_store(root) as store, open(path, "wb") as out:
+        stop = len(store) if stop is None else stop
+        stats.bytes = copy_jsonl(store, start, stop, out, stats)
+        out.write(b"after\n")  # the buffer writes where the file ends
+    return stats
+
+
+@pytest.mark.parametrize("damage", [None, *DAMAGE, SHAPED])
+def test_a_checked_segment_is_copied_and_counted_from_its_check(
+    tmp_path: Path, damage: bytes | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first copy checks each closed segment and keeps the check; later copies
+    (bytes sent by the kernel, counts from the check) give the same bytes and counts,
+    whole or in part, and the segment holding damage never gets a check."""
+    sent = count_sendfile(monkeypatch)
+    root = tmp_path / "logs"
+    build(root, damage, segment_bytes=16 << 10)
+    segments = sorted((root / "segments").glob("seg-*.jsonl"))
+    assert len(segments) > 4
+    first, first_stats = fast(root)
+    assert len(checks(root)) == len(segments) - (2 if damage not in (None, SHAPED) else 1)
+    for start, stop in ((0, None), (0, 10), (5, 140), (37, 280), (120, None)):
+        expected, expected_stats = fast(root, start, stop, max_bytes=3000)  # no checks used
+        for _ in range(2):
+            got, stats = fast(root, start, stop)
+            assert got == expected and stats.bytes == len(got)
+            same_counts(stats, expected_stats)
+            file_stats = to_file(root, tmp_path / "out.jsonl", start, stop)
+            assert (tmp_path / "out.jsonl").read_bytes() == expected + b"after\n"
+            same_counts(file_stats, expected_stats)
+    assert first == fast(root, 0, None, max_bytes=3000)[0]
+    same_counts(first_stats, fast(root)[1])
+    assert sent, "the kernel copied the checked segments into the file"
+
+
+def count_sendfile(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Bytes of each `os.sendfile` call from now on."""
+    import os
+
+    sent: list[int] = []
+    real = os.sendfile
+
+    def counted(out: int, in_: int, offset: int | None, count: int) -> int:
+        n = real(out, in_, offset, count)
+        sent.append(n)
+        return n
+
+    monkeypatch.setattr(os, "sendfile", counted)
+    return sent
+
+
+def test_checks_are_used_only_when_they_describe_the_segment(tmp_path: Path) -> None:
+    """A check that is not a well-formed check of the segment as it is now (another
+    version of the file, garbage, wrong types, lines out of range) is ignored: the
+    segment is checked again, and a damaged line in it is found and left out."""
+    from recorder.store.linecheck import cached_check
+    from recorder.store.reader import SegmentIndex
+
+    root = tmp_path / "logs"
+    build(root, None, segment_bytes=16 << 10)
+    expected, _ = reference(root)
+    fast(root)
+    path = checks(root)[1]
+    segment = root / "segments" / path.name.removesuffix(".check")
+    good = orjson.loads(path.read_bytes())
+    assert good["others"], "the second segment holds a gap or an event"
+
+    def usable() -> bool:
+        seg = SegmentIndex(segment)
+        seg.update()
+        try:
+            return cached_check(seg, root / "metadata_index") is not None
+        finally:
+            seg.close()
+
+    assert usable()
+    wrong = [
+        b"not json",
+        b"[]",
+        orjson.dumps({**good, "v": 99}),
+        orjson.dumps({**good, "segment": [*good["segment"][:3], good["segment"][3] + 1]}),
+        orjson.dumps({**good, "others": [[10_000, "gap"]]}),
+        orjson.dumps({**good, "others": [["1", "gap"]]}),
+        orjson.dumps({**good, "others": [[3, "gap"], [2, "gap"]]}),
+        orjson.dumps({**good, "others": [[3, "GAP!"]]}),
+        orjson.dumps({**good, "others": {"3": "gap"}}),
+    ]
+    for doc in wrong:
+        path.write_bytes(doc)
+        assert not usable(), doc
+        got, _ = fast(root)
+        assert got == expected
+        assert orjson.loads(path.read_bytes()) == good  # checked again and kept
+    # the segment changed after it was checked (a line damaged in place): the check
+    # names the old version, so the damage is found as if there were no check
+    data = bytearray(segment.read_bytes())
+    at = data.index(b'{"v":', 100)
+    data[at : at + 5] = b"\x00" * 5
+    segment.write_bytes(bytes(data))
+    assert not usable()
+    got, stats = fast(root)
+    assert stats.bad_lines == 1 and len(got) < len(expected)
+    assert got == reference(root)[0]
+
+
+def test_checked_compressed_segments_and_a_pipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compressed segments are decompressed and written without a check once they
+    have one; an output that is a pipe gets the kernel copy too."""
+    import subprocess
+    import sys
+
+    from recorder.store.compact import compact
+    from recorder.store.layout import Layout
+
+    root = tmp_path / "logs"
+    build(root, None, segment_bytes=16 << 10)
+    expected, expected_stats = reference(root)
+    assert compact(Layout(root)).done
+    fast(root)  # checks the compressed segments (new files: new checks)
+    assert len(checks(root)) == len(list((root / "segments").glob("*.zst")))
+    got, stats = fast(root)
+    assert got == expected
+    same_counts(stats, expected_stats)
+    root = tmp_path / "plain"
+    build(root, None, segment_bytes=16 << 10)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert reader.stdin is not None and reader.stdout is not None
+    fast(root)
+    sent = count_sendfile(monkeypatch)
+    with open_store(root) as store:
+        stats = ExportStats()
+        copy_jsonl(store, 0, len(store), reader.stdin, stats)
+    reader.stdin.close()
+    assert reader.stdout.read() == expected
+    assert reader.wait(10) == 0
+    assert sum(sent) > len(expected) // 2  # every closed segment went through the kernel
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_the_recorder_checks_closed_segments(tmp_path: Path, compress: bool) -> None:
+    """`IndexWarmer` (the recorder's background thread) keeps a check of each closed
+    segment, compressed or not, so that no export has to check one; the segment being
+    written never gets one."""
+    from recorder.daemon.warm import IndexWarmer
+    from recorder.store.layout import Layout, list_segments, segment_number
+
+    root = tmp_path / "logs"
+    build(root, None, segment_bytes=16 << 10)
+    expected, expected_stats = reference(root)
+    layout = Layout(root)
+    segments = list_segments(layout)
+    last = segment_number(segments[-1].name) or 0
+    IndexWarmer(layout, compress=compress).warm(below=last)
+    closed = [f"seg-{segment_number(p.name):06d}.jsonl.check" for p in segments[:-1]]
+    assert [p.name for p in checks(root)] == closed
+    before = {p.name: p.read_bytes() for p in checks(root)}
+    got, stats = fast(root)
+    assert got == expected
+    same_counts(stats, expected_stats)
+    assert {p.name: p.read_bytes() for p in checks(root)} == before  # used as they were
