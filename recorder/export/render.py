@@ -122,18 +122,28 @@ class _Escapes(dict[int, str]):
 
 
 _ESCAPES_KEPT = 1 << 16
+_ASCII_SHOWN = bytes(range(0x20, 0x7F))  # printable ASCII: `bytes.translate` deletes these
+_ASCII_SHOWN_NL = _ASCII_SHOWN + b"\n"
 _ESCAPES = _Escapes()
 
 
 def clean(text: str, *, newlines: bool = True) -> str:
     """Control, format (bidi) and unassigned characters as visible escapes.
 
-    Vectorised: whole lines are tested with `str.isprintable` and only lines that
-    fail it go through `str.translate` (one table lookup per character, in C); a
-    tab becomes four spaces, newlines stay when `newlines` (else `\\x0a`).
+    Vectorised: ASCII text (most) is tested in one `bytes.translate` pass that
+    leaves only what is not printable; other text, whole lines with
+    `str.isprintable`, and only lines that fail it go through `str.translate` (one
+    table lookup per character, in C); a tab becomes four spaces, newlines stay when
+    `newlines` (else `\\x0a`).
     """
     if text.isprintable():
         return text
+    if text.isascii():  # O(1): most text; one bytes pass finds what is not plain
+        odd = text.encode("ascii").translate(None, _ASCII_SHOWN_NL if newlines else _ASCII_SHOWN)
+        if not odd:
+            return text
+        if not odd.replace(b"\t", b""):
+            return text.replace("\t", "    ")
     if "\t" in text:
         text = text.replace("\t", "    ")
     if not newlines or "\n" not in text:

@@ -12,7 +12,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from recorder.export.render import clean
-from recorder.export.writers import _backtick_run, _fence, csv_row, md_code, md_quote, md_text
+from recorder.export.writers import (
+    _backtick_run,
+    _fence,
+    csv_row,
+    md_code,
+    md_quote,
+    md_quoted_text,
+    md_text,
+)
 
 
 # -- the implementations as they were before (reference, kept verbatim) -------------------
@@ -94,11 +102,24 @@ pieces = st.one_of(
     st.text(alphabet="`\n \t<>", max_size=12),
 )
 texts = st.lists(pieces, max_size=12).map("".join)
+# ASCII text takes its own fast paths (one bytes pass): plain, tabs only, escapes needed
+ascii_texts = st.one_of(
+    st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=60),
+    st.lists(
+        st.sampled_from(
+            ["ab", " ", "\n", "\n\n", "\t", "&", "<", ">", "]", "\x00", "\x7f", "\x1b"]
+        ),
+        max_size=30,
+    ).map("".join),
+)
 
 
 @settings(max_examples=600, deadline=None)
-@given(texts, st.booleans())
+@given(st.one_of(texts, ascii_texts), st.booleans())
 @example("a\tb\nc\x1b[0m", True)
+@example("a\tb\nc", True)
+@example("a\tb\nc", False)
+@example("plain\nlines", False)
 @example("\n", False)
 @example("", True)
 def test_clean_matches_the_character_loop(text: str, newlines: bool) -> None:
@@ -116,12 +137,17 @@ def test_fences_and_code_spans_match(text: str) -> None:
 
 
 @settings(max_examples=600, deadline=None)
-@given(texts, st.booleans())
+@given(st.one_of(texts, ascii_texts), st.booleans())
 @example("\n\n\n\nx\n\n", True)
 @example("<script>\n\n</script>", True)
+@example("a > \nb", True)
+@example("", True)
+@example("x\n", True)
 def test_markdown_text_and_quotes_match(text: str, newlines: bool) -> None:
     assert md_text(text, newlines=newlines) == old_md_text(text, newlines=newlines)
     assert md_quote(md_text(text)) == old_quote(old_md_text(text))
+    assert md_quoted_text(text) == old_quote(old_md_text(text))
+    assert md_quote(text) == old_quote(text)
 
 
 def test_a_fence_cannot_be_closed_by_the_text_inside() -> None:
