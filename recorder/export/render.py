@@ -12,6 +12,7 @@ was stored as, marked `TOO_DEEP` (`json_text`, the one place that falls back).
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -124,6 +125,14 @@ class _Escapes(dict[int, str]):
 _ESCAPES_KEPT = 1 << 16
 _ASCII_SHOWN = bytes(range(0x20, 0x7F))  # printable ASCII: `bytes.translate` deletes these
 _ASCII_SHOWN_NL = _ASCII_SHOWN + b"\n"
+
+
+def plain_bytes(special: str) -> bytes:
+    """Printable ASCII and the newline, less `special`: `text.encode().translate(None,
+    plain_bytes(s))` is empty when ASCII `text` holds nothing that needs escaping."""
+    return _ASCII_SHOWN_NL.translate(None, special.encode("ascii"))
+
+
 _ESCAPES = _Escapes()
 
 
@@ -136,14 +145,14 @@ def clean(text: str, *, newlines: bool = True) -> str:
     table lookup per character, in C); a tab becomes four spaces, newlines stay when
     `newlines` (else `\\x0a`).
     """
-    if text.isprintable():
-        return text
-    if text.isascii():  # O(1): most text; one bytes pass finds what is not plain
+    if text.isascii():  # O(1): most text; one bytes pass (3x `isprintable`'s speed)
         odd = text.encode("ascii").translate(None, _ASCII_SHOWN_NL if newlines else _ASCII_SHOWN)
         if not odd:
             return text
         if not odd.replace(b"\t", b""):
             return text.replace("\t", "    ")
+    elif text.isprintable():
+        return text
     if "\t" in text:
         text = text.replace("\t", "    ")
     if not newlines or "\n" not in text:
@@ -155,22 +164,39 @@ def clean(text: str, *, newlines: bool = True) -> str:
 
 
 def iso(ts: float | None) -> str:
+    """UTC time to the millisecond ("2024-05-14T09:00:12.345Z") exactly as
+    `datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")` writes it
+    (microseconds rounded half-even, carried into the second, then cut to
+    milliseconds), with the text up to the second kept for consecutive records."""
     if ts is None:
         return ""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    frac, whole = math.modf(ts)
+    us = round(frac * 1e6)
+    if us >= 1_000_000:
+        us -= 1_000_000
+        whole += 1
+    elif us < 0:
+        us += 1_000_000
+        whole -= 1
+    return f"{_second_text(int(whole))}.{us // 1000:03d}Z"
 
 
-_second: list[Any] = [None, ""]
+_last_second: list[tuple[int, str]] = [(0, "1970-01-01T00:00:00")]  # replaced whole
+
+
+def _second_text(second: int) -> str:
+    known, text = _last_second[0]
+    if known != second:
+        text = datetime.fromtimestamp(second, UTC).isoformat()[:19]
+        _last_second[0] = (second, text)
+    return text
 
 
 def iso_second(ts: float | None) -> str:
     """`iso` to the second ("2024-05-14T09:00:12"), cached for consecutive records."""
     if ts is None:
         return ""
-    second = int(ts)
-    if _second[0] != second:
-        _second[0], _second[1] = second, iso(second)[:19]
-    return str(_second[1])
+    return _second_text(int(ts))
 
 
 @dataclass

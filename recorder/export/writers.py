@@ -30,6 +30,7 @@ from recorder.export.render import (
     iso_second,
     json_text,
     payload_bytes,
+    plain_bytes,
     view,
 )
 from recorder.store.ranges import JournalRange, RangeSummary
@@ -169,7 +170,7 @@ def md_quote(text: str) -> str:
 
 
 _BLANK_LINE = re.compile("\n\n")  # a compiled search: `in` is slow on text full of newlines
-_MD_PLAIN = bytes(range(0x20, 0x7F)).translate(None, b"&<>]") + b"\n"
+_MD_PLAIN = plain_bytes("&<>]")
 
 
 def md_quoted_text(text: str) -> str:
@@ -279,7 +280,8 @@ class MarkdownWriter(DayWriter):
             event = md_text(str((rec.data or {}).get("event", v.kind)), newlines=False)
             out.append(f"*{clock} · recorder {event}*\n")
         out.append("")
-        self.emit("\n".join(out).encode())
+        # each piece on its own: the text is mostly ASCII (a copy), the head is not (·)
+        self.emit(b"\n".join([piece.encode() for piece in out]))
 
 
 def _cell(value: str) -> str:
@@ -375,7 +377,14 @@ border-left:3px solid #f0a020}} .bad{{background:#fdecea;border-color:#d93025}}
 """
 
 
+_HTML_PLAIN = plain_bytes("&<>\"'")
+
+
 def _h(text: str) -> str:
+    """Recorded text as HTML text: escapes shown (`clean`), markup characters as
+    entities (`html.escape`); ASCII text with neither is found so in one pass."""
+    if text.isascii() and not text.encode("ascii").translate(None, _HTML_PLAIN):
+        return text
     return html.escape(clean(text), quote=True)
 
 
@@ -422,7 +431,8 @@ class HtmlWriter(DayWriter):
         else:
             event = (rec.data or {}).get("event", v.kind)
             parts.append(f'<div class="event">{clock} · recorder {_h(str(event))}</div>')
-        self.emit(("".join(parts) + "\n").encode())
+        parts.append("\n")
+        self.emit(b"".join([piece.encode() for piece in parts]))  # as in MarkdownWriter
 
     def end(self) -> None:
         self.emit(b"</body></html>\n")

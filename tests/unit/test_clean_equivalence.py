@@ -5,16 +5,18 @@ control characters, backticks, escape sequences, bidi marks and markup."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import unicodedata
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from recorder.export.render import clean
+from recorder.export.render import clean, iso
 from recorder.export.writers import (
     _backtick_run,
     _fence,
+    _h,
     csv_row,
     md_code,
     md_quote,
@@ -164,3 +166,42 @@ def test_csv_rows_match_the_csv_module(fields: list[str]) -> None:
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n").writerow(fields)
     assert csv_row(fields) == out.getvalue()
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(texts, ascii_texts, st.text(alphabet="ab \n&<>\"'", max_size=20)))
+@example("plain text\nwith lines")
+@example('it\'s "quoted"')
+def test_html_text_matches_escaping_the_cleaned_text(text: str) -> None:
+    assert _h(text) == html.escape(old_clean(text), quote=True)
+
+
+def old_iso(ts: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(min_value=-5e10, max_value=2.5e11, allow_nan=False),
+        st.integers(min_value=0, max_value=4_102_444_800).map(lambda s: s + 0.9999995),
+        st.integers(min_value=0, max_value=4_102_444_800).map(lambda s: s - 0.0000005),
+        st.sampled_from(
+            [0.0, -0.0, 1e-7, -1e-7, 1_800_000_000.0005, 1_800_000_000.9995, 3e11, 1e300, 1e20]
+        ),
+    )
+)
+def test_iso_matches_datetime(ts: float) -> None:
+    """`iso` (the second's text kept, the milliseconds worked out) writes what
+    datetime does, rounding and carrying included; both fail alike out of range."""
+    try:
+        expected: str | type[Exception] = old_iso(ts)
+    except (OverflowError, ValueError, OSError) as exc:
+        expected = type(exc)
+    try:
+        got: str | type[Exception] = iso(ts)
+    except (OverflowError, ValueError, OSError) as exc:
+        got = type(exc)
+    assert got == expected
