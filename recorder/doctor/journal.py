@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 from recorder.doctor.model import Area, Finding, Repair, RepairKind, Severity
 from recorder.doctor.scan import SegmentScan, scan_segment
 from recorder.store.checkpoints import (
@@ -18,12 +20,16 @@ from recorder.store.checkpoints import (
     verify_checkpoint,
 )
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
+from recorder.store.linecheck import CHECK_VERSION, cached_check, check_segment, identity_of
 from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import SegmentIndex
 from recorder.store.recovery import RecoveryState
+from recorder.store.segfile import SegmentDamaged
 
 _MAX_NAMED = 5  # findings of one kind named one by one; the rest are counted
-_CACHE_NAME = re.compile(r"\A(seg-\d{6,})\..*\.(idx|sha256)\Z|\A(seg-\d{6,})\.(idx|sha256)\Z")
+_CACHE_NAME = re.compile(
+    r"\A(seg-\d{6,})\..*\.(idx|sha256|check)\Z|\A(seg-\d{6,})\.(idx|sha256|check)\Z"
+)
 
 
 def mb(nbytes: float) -> str:
@@ -277,7 +283,8 @@ def checkpoint_findings(layout: Layout, journal: JournalScan) -> list[Finding]:
 
 
 def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> list[Finding]:
-    """Line-index (`.idx`) and digest (`.sha256`) caches in `metadata_index/`."""
+    """Line-index (`.idx`), digest (`.sha256`) and line-check (`.check`) caches in
+    `metadata_index/`."""
     try:
         names = sorted(e.name for e in os.scandir(layout.index) if e.is_file())
     except FileNotFoundError:
@@ -314,6 +321,8 @@ def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> li
             index = SegmentIndex(scan.path, layout.index, recheck=True)
             index.close()
             problem = index.warning.split(": ", 1)[1].rsplit(";", 1)[0] if index.warning else None
+        elif kind == "check":
+            problem = _line_check_problem(layout, scan, layout.index / name)
         else:
             problem, severity = _digest_cache_problem(digests, scan, scan is last)
         checked += 1
@@ -346,6 +355,41 @@ def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> li
             )
         )
     return out
+
+
+def _line_check_problem(layout: Layout, scan: SegmentScan, path: Path) -> str | None:
+    """A line check (`store.linecheck`) that describes the segment as it is must be
+    true, since a JSONL export then copies the segment unread: checked again here. One
+    that describes another version of the file is only out of date (ignored by readers,
+    written again by the recorder); one that is not a check at all is reported."""
+    seg = SegmentIndex(scan.path, layout.index)
+    try:
+        seg.update()
+        seg.close_tail()
+        if cached_check(seg, layout.index) is None:
+            return None if _out_of_date_check(path, identity_of(seg)) else "is not a line check"
+        if check_segment(seg) is None:
+            return "says every line of its segment has a record's shape, and one does not"
+        return None
+    except (OSError, SegmentDamaged) as exc:
+        return f"cannot be checked ({exc})"
+    finally:
+        seg.close()
+
+
+def _out_of_date_check(path: Path, identity: tuple[int, int, int, int] | None) -> bool:
+    """Whether `path` is a well-formed line check of another version of its segment."""
+    try:
+        doc = orjson.loads(path.read_bytes())
+        return (
+            doc["v"] == CHECK_VERSION
+            and isinstance(doc["others"], list)
+            and isinstance(doc["segment"], list)
+            and len(doc["segment"]) == 4
+            and doc["segment"] != list(identity or ())
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _digest_cache_problem(

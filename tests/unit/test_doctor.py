@@ -346,3 +346,44 @@ def test_segments_pruned_by_retention_are_not_lost(tmp_path: Path) -> None:
     assert lost.name in missing.summary and gone.name not in missing.summary
     [pruned] = [x for x in report.findings if x.check == "journal.pruned"]
     assert pruned.severity is Severity.OK and gone.name in pruned.summary
+
+
+def test_line_checks_that_lie_or_are_garbage_are_found_and_moved_aside(folder: Folder) -> None:
+    """A `.check` lets a JSONL export copy a segment unread, so doctor checks each one
+    that describes its segment as it is: one that says every line is whole when one is
+    not (the file changed in place, its stat kept) and one that is not a check are
+    named; one of an older version of the file is only out of date (ignored)."""
+    from recorder.daemon.warm import IndexWarmer
+    from recorder.store.layout import segment_number
+
+    segments = list_segments(folder.layout)
+    assert len(segments) >= 3
+    IndexWarmer(folder.layout).warm(below=segment_number(segments[-1].name) or 0)
+    checks = sorted(folder.layout.index.glob("*.check"))
+    assert len(checks) == len(segments) - 1
+    assert "caches.check" not in bad(run(folder))
+    lying, garbage = checks[0], checks[1]
+    old = folder.layout.index / f"{segments[-1].name}.check"  # the open segment's, stale
+    segment = folder.layout.segments / lying.name.removesuffix(".check")
+    st = segment.stat()
+    with open(segment, "r+b") as f:  # one line's head broken in place, same size
+        data = f.read()
+        at = data.index(b'\n{"v":') + 1
+        f.seek(at)
+        f.write(b"[")
+    os.utime(segment, ns=(st.st_atime_ns, st.st_mtime_ns))
+    doc = orjson.loads(checks[1].read_bytes())
+    doc["segment"][1] += 1  # another mtime: another version of the file
+    old.write_bytes(orjson.dumps(doc))
+    garbage.write_bytes(b'{"v": 1, "segment": "no"}')
+    report = run(folder)
+    summaries = bad(report)["caches.check"]
+    assert any(
+        lying.name in s and "says every line of its segment has a record's shape" in s
+        for s in summaries
+    ), summaries
+    assert any(garbage.name in s and "is not a line check" in s for s in summaries), summaries
+    assert not any(old.name in s for s in summaries)
+    fix(report)
+    assert "caches.check" not in bad(run(folder))
+    assert not lying.exists() and not garbage.exists()
