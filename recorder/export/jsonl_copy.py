@@ -106,39 +106,48 @@ def _copy_checked(
 ) -> int:
     """A part of a checked segment: its bytes copied whole, counted from the check."""
     seg = part.seg
-    written = 0
-    if seg.file.compressed:
-        for block in store.blocks(part.index, part.index + part.stop - part.line):
-            if b"\x00" in block.data:  # a frame found damaged since: its lines are bad
-                written += _copy_lines(block, writer, stats)
-            else:
-                writer.write(block.data)
-                written += len(block.data)
-    else:
+    if not seg.file.compressed:
         begin = seg.starts[part.line]
-        written = seg.span(part.stop - 1)[1] - begin
-        writer.send(seg.file.fd, begin, written)
+        size = seg.span(part.stop - 1)[1] - begin
+        writer.send(seg.file.fd, begin, size)
+        _count_checked(store, part, part.line, part.stop, check, stats)
+        return size
+    written = 0
+    for block in store.blocks(part.index, part.index + part.stop - part.line):
+        if b"\x00" in block.data:  # a frame found damaged since: its lines are bad
+            written += _copy_lines(block, writer, stats)
+        else:
+            writer.write(block.data)
+            written += len(block.data)
+            _count_checked(store, part, block.line, block.line + block.count, check, stats)
+    return written
+
+
+def _count_checked(
+    store: Store, part: _Part, first: int, stop: int, check: SegmentCheck, stats: RangeSummary
+) -> None:
+    """Account for lines `first` to `stop` of a checked segment from its check: every
+    line is a message but the few it lists (those are counted, or parsed if rare)."""
     numbers = [line for line, _ in check.others]
-    lo = bisect.bisect_left(numbers, part.line)
-    hi = bisect.bisect_left(numbers, part.stop)
+    lo = bisect.bisect_left(numbers, first)
+    hi = bisect.bisect_left(numbers, stop)
     for line, kind in check.others[lo:hi]:
         if kind in _COUNTED:
             stats.records += 1
             stats.kinds[kind] += 1
         else:
             stats.add(store.record(part.index + line - part.line))
-    messages = part.stop - part.line - (hi - lo)
+    messages = stop - first - (hi - lo)
     if messages:
         stats.records += messages
         stats.messages += messages
         stats.kinds[MESSAGE.decode()] += messages
         skip = set(numbers[lo:hi])
-        first = next(n for n in range(part.line, part.stop) if n not in skip)
-        last = next(n for n in range(part.stop - 1, part.line - 1, -1) if n not in skip)
+        head = next(n for n in range(first, stop) if n not in skip)
+        tail = next(n for n in range(stop - 1, first - 1, -1) if n not in skip)
         if stats.first_ts is None:
-            stats.first_ts = store.record(part.index + first - part.line).ts
-        stats.last_ts = store.record(part.index + last - part.line).ts
-    return written
+            stats.first_ts = store.record(part.index + head - part.line).ts
+        stats.last_ts = store.record(part.index + tail - part.line).ts
 
 
 def _copy_blocks(

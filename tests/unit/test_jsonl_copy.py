@@ -353,3 +353,40 @@ def test_the_recorder_checks_closed_segments(tmp_path: Path, compress: bool) -> 
     assert got == expected
     same_counts(stats, expected_stats)
     assert {p.name: p.read_bytes() for p in checks(root)} == before  # used as they were
+
+
+def test_a_frame_damaged_after_its_segment_was_checked(tmp_path: Path) -> None:
+    """A compressed segment's check holds while its file keeps its stat, but a frame
+    can go bad on the disk after: its lines read as NUL bytes, are left out and
+    counted once as damaged lines, exactly as parsing every line finds them."""
+    import os
+
+    from recorder.store.compact import compact
+    from recorder.store.layout import Layout
+    from recorder.store.segfile import CompressedSegment
+
+    root = tmp_path / "logs"
+    clock = DemoClock(T0)
+    w = DemoWriter.open(root, segment_bytes=(1 << 20) + (300 << 10), clock=clock)
+    for i in range(3200):  # segments over 1 MiB (their line index is cached) of 6 frames
+        clock.now = T0 + i
+        w.message(T0 + i, "a", f"message {i} " + "word " * 180)
+    w.close()
+    assert compact(Layout(root)).done
+    fast(root)
+    target = sorted((root / "segments").glob("*.zst"))[0]
+    assert (root / "metadata_index" / f"{target.name.removesuffix('.zst')}.check").exists()
+    with CompressedSegment(target) as seg:
+        at, end = seg.compressed_at[2], seg.compressed_at[3]
+    st = target.stat()
+    with open(target, "r+b") as f:  # in place: same inode, size; mtime put back
+        f.seek((at + end) // 2)
+        byte = f.read(1)
+        f.seek((at + end) // 2)
+        f.write(bytes([byte[0] ^ 0x55]))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    expected, expected_stats = reference(root)
+    got, stats = fast(root)
+    assert expected_stats.bad_lines > 0
+    assert got == expected
+    same_counts(stats, expected_stats)
