@@ -21,6 +21,7 @@ from recorder.store.checkpoints import (
 )
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
 from recorder.store.linecheck import CHECK_VERSION, cached_check, check_segment, identity_of
+from recorder.store.marks import MARKS_VERSION, cached_marks, marks_identity, scan_lines
 from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import SegmentIndex
 from recorder.store.recovery import RecoveryState
@@ -28,7 +29,7 @@ from recorder.store.segfile import SegmentDamaged
 
 _MAX_NAMED = 5  # findings of one kind named one by one; the rest are counted
 _CACHE_NAME = re.compile(
-    r"\A(seg-\d{6,})\..*\.(idx|sha256|check)\Z|\A(seg-\d{6,})\.(idx|sha256|check)\Z"
+    r"\A(seg-\d{6,})\..*\.(idx|sha256|check|marks)\Z|\A(seg-\d{6,})\.(idx|sha256|check|marks)\Z"
 )
 
 
@@ -283,8 +284,8 @@ def checkpoint_findings(layout: Layout, journal: JournalScan) -> list[Finding]:
 
 
 def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> list[Finding]:
-    """Line-index (`.idx`), digest (`.sha256`) and line-check (`.check`) caches in
-    `metadata_index/`."""
+    """Line-index (`.idx`), digest (`.sha256`), line-check (`.check`) and marks
+    (`.marks`) caches in `metadata_index/`."""
     try:
         names = sorted(e.name for e in os.scandir(layout.index) if e.is_file())
     except FileNotFoundError:
@@ -323,6 +324,8 @@ def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> li
             problem = index.warning.split(": ", 1)[1].rsplit(";", 1)[0] if index.warning else None
         elif kind == "check":
             problem = _line_check_problem(layout, scan, layout.index / name)
+        elif kind == "marks":
+            problem = _marks_problem(layout, scan, layout.index / name)
         else:
             problem, severity = _digest_cache_problem(digests, scan, scan is last)
         checked += 1
@@ -370,6 +373,34 @@ def _line_check_problem(layout: Layout, scan: SegmentScan, path: Path) -> str | 
             return None if _out_of_date_check(path, identity_of(seg)) else "is not a line check"
         if check_segment(seg) is None:
             return "says every line of its segment has a record's shape, and one does not"
+        return None
+    except (OSError, SegmentDamaged) as exc:
+        return f"cannot be checked ({exc})"
+    finally:
+        seg.close()
+
+
+def _marks_problem(layout: Layout, scan: SegmentScan, path: Path) -> str | None:
+    """Marks (`store.marks`) that describe their segment as it is must name exactly its
+    bookkeeping lines: the Recent list hides the lines they name, so a wrong one would
+    hide messages. Found again here and compared. Out-of-date marks (another version of
+    the segment) are only ignored by readers; a file that is not marks is reported."""
+    seg = SegmentIndex(scan.path, layout.index)
+    try:
+        seg.update()
+        seg.close_tail()
+        kept = cached_marks(seg, layout.index)
+        if kept is None:
+            try:
+                doc = orjson.loads(path.read_bytes())
+                named = doc["segment"] if doc["v"] == MARKS_VERSION else None
+            except (OSError, ValueError, KeyError, TypeError):
+                named = None
+            stale = isinstance(named, list) and named != marks_identity(seg)
+            return None if stale else "is not a marks file of its segment"
+        found = scan_lines(seg, 0, len(seg))
+        if (kept.hidden, kept.byes) != (found.hidden, found.byes):
+            return "names other bookkeeping lines than its segment holds"
         return None
     except (OSError, SegmentDamaged) as exc:
         return f"cannot be checked ({exc})"

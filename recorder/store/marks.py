@@ -90,13 +90,10 @@ def segment_marks(seg: SegmentIndex, cache_dir: Path | None) -> Marks:
     """Marks of every line of a closed segment indexed from its start: the cached ones
     when they describe it as it is, else found (and cached when `cache_dir` is given)."""
     n = len(seg)
-    if cache_dir is None or seg.start or n == 0:
+    identity = marks_identity(seg) if cache_dir is not None else None
+    if cache_dir is None or identity is None:
         return scan_lines(seg, 0, n)
     path = marks_path(seg, cache_dir)
-    try:
-        identity = [n, seg.end, zlib.crc32(seg.read(n - 1))]
-    except (OSError, SegmentDamaged):
-        return scan_lines(seg, 0, n)
     cached = _load(path, identity)
     if cached is not None:
         return cached
@@ -110,6 +107,24 @@ def segment_marks(seg: SegmentIndex, cache_dir: Path | None) -> Marks:
     except OSError:
         pass  # a cache we cannot write is only slower next time
     return marks
+
+
+def marks_identity(seg: SegmentIndex) -> list[int] | None:
+    """What a marks file of `seg` must name (lines, size, CRC-32 of the last line);
+    None when `seg` cannot have one (a partial index, no lines, unreadable)."""
+    n = len(seg)
+    if seg.start or n == 0:
+        return None
+    try:
+        return [n, seg.end, zlib.crc32(seg.read(n - 1))]
+    except (OSError, SegmentDamaged):
+        return None
+
+
+def cached_marks(seg: SegmentIndex, cache_dir: Path) -> Marks | None:
+    """The kept marks of `seg`, if there are some and they describe `seg` as it is."""
+    identity = marks_identity(seg)
+    return None if identity is None else _load(marks_path(seg, cache_dir), identity)
 
 
 def marks_path(seg: SegmentIndex, cache_dir: Path) -> Path:

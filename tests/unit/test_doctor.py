@@ -387,3 +387,37 @@ def test_line_checks_that_lie_or_are_garbage_are_found_and_moved_aside(folder: F
     fix(report)
     assert "caches.check" not in bad(run(folder))
     assert not lying.exists() and not garbage.exists()
+
+
+def test_marks_that_hide_other_lines_or_are_garbage_are_found_and_moved_aside(
+    folder: Folder,
+) -> None:
+    """Marks tell the Recent list which lines to hide: doctor finds the bookkeeping
+    lines of each segment whose marks describe it as it is again and compares, so
+    marks that would hide a message are named; garbage is named; marks of an older
+    version of the segment are only out of date (readers ignore them)."""
+    from recorder.daemon.warm import IndexWarmer
+    from recorder.store.layout import segment_number
+
+    segments = list_segments(folder.layout)
+    IndexWarmer(folder.layout).warm(below=segment_number(segments[-1].name) or 0)
+    marks = sorted(folder.layout.index.glob("*.marks"))
+    assert len(marks) == len(segments) - 1 >= 2
+    assert "caches.marks" not in bad(run(folder))
+    wrong, garbage = marks[0], marks[1]
+    doc = orjson.loads(wrong.read_bytes())
+    message = next(k for k in range(doc["segment"][0]) if k not in doc["hidden"])
+    doc["hidden"] = sorted([*doc["hidden"], message])  # would hide a message
+    wrong.write_bytes(orjson.dumps(doc))
+    garbage.write_bytes(b"[1, 2")
+    old = folder.layout.index / f"{segments[-1].name}.marks"
+    stale = {**doc, "segment": [doc["segment"][0] + 1, *doc["segment"][1:]]}
+    old.write_bytes(orjson.dumps(stale))
+    report = run(folder)
+    summaries = bad(report)["caches.marks"]
+    assert any(wrong.name in s and "names other bookkeeping lines" in s for s in summaries)
+    assert any(garbage.name in s and "is not a marks file" in s for s in summaries)
+    assert not any(old.name in s for s in summaries), summaries
+    fix(report)
+    assert "caches.marks" not in bad(run(folder))
+    assert not wrong.exists() and not garbage.exists()
