@@ -20,8 +20,15 @@ from recorder.store.checkpoints import (
     verify_checkpoint,
 )
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
-from recorder.store.linecheck import CHECK_VERSION, cached_check, check_segment, identity_of
-from recorder.store.marks import MARKS_VERSION, cached_marks, marks_identity, scan_lines
+from recorder.store.linecheck import CHECK_VERSION, cached_check, identity_of
+from recorder.store.marks import (
+    BOOKKEEPING,
+    MARKS_VERSION,
+    Marks,
+    cached_marks,
+    marks_identity,
+    scan_lines,
+)
 from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import SegmentIndex
 from recorder.store.recovery import RecoveryState
@@ -362,17 +369,21 @@ def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> li
 
 def _line_check_problem(layout: Layout, scan: SegmentScan, path: Path) -> str | None:
     """A line check (`store.linecheck`) that describes the segment as it is must be
-    true, since a JSONL export then copies the segment unread: checked again here. One
+    true, since a JSONL export then copies the segment unread: compared with what the
+    scan found (`SegmentScan.shaped`, `.others`). One
     that describes another version of the file is only out of date (ignored by readers,
     written again by the recorder); one that is not a check at all is reported."""
     seg = SegmentIndex(scan.path, layout.index)
     try:
         seg.update()
         seg.close_tail()
-        if cached_check(seg, layout.index) is None:
+        check = cached_check(seg, layout.index)
+        if check is None:
             return None if _out_of_date_check(path, identity_of(seg)) else "is not a line check"
-        if check_segment(seg) is None:
+        if not scan.shaped or scan.error is not None or scan.lines != len(seg):
             return "says every line of its segment has a record's shape, and one does not"
+        if scan.others != check.others:
+            return "lists other lines than its segment's non-message lines"
         return None
     except (OSError, SegmentDamaged) as exc:
         return f"cannot be checked ({exc})"
@@ -383,8 +394,9 @@ def _line_check_problem(layout: Layout, scan: SegmentScan, path: Path) -> str | 
 def _marks_problem(layout: Layout, scan: SegmentScan, path: Path) -> str | None:
     """Marks (`store.marks`) that describe their segment as it is must name exactly its
     bookkeeping lines: the Recent list hides the lines they name, so a wrong one would
-    hide messages. Found again here and compared. Out-of-date marks (another version of
-    the segment) are only ignored by readers; a file that is not marks is reported."""
+    hide messages. Compared with what the scan found (in a damaged segment, found
+    again). Out-of-date marks (another version of the segment) are only ignored by
+    readers; a file that is not marks is reported."""
     seg = SegmentIndex(scan.path, layout.index)
     try:
         seg.update()
@@ -398,7 +410,11 @@ def _marks_problem(layout: Layout, scan: SegmentScan, path: Path) -> str | None:
                 named = None
             stale = isinstance(named, list) and named != marks_identity(seg)
             return None if stale else "is not a marks file of its segment"
-        found = scan_lines(seg, 0, len(seg))
+        if scan.shaped and scan.error is None and scan.lines == len(seg):  # from the scan
+            hidden = [n for n, kind in scan.others if kind.encode() in BOOKKEEPING]
+            found = Marks(len(seg), hidden, scan.byes)
+        else:  # a damaged segment: its lines read again
+            found = scan_lines(seg, 0, len(seg))
         if (kept.hidden, kept.byes) != (found.hidden, found.byes):
             return "names other bookkeeping lines than its segment holds"
         return None

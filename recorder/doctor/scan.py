@@ -3,6 +3,8 @@ checkpoints and digest caches need, the tail a start-up repair would move aside.
 
 Nothing is written. Lines are checked in 8 MiB blocks by the export's one-regex test
 (`block_kinds`); a block that fails it is gone through line by line, parsing each.
+While every block passes, the lines that are not messages are noted (with the
+publisher goodbyes among them): what the segment's line check and marks must say.
 The SHA-256 of the segment's first N bytes is taken on the way for every N asked for
 (the sizes the checkpoints name, and the whole file for a closed segment), so every
 checkpoint is verified with one read of the journal instead of one per checkpoint.
@@ -22,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.store.layout import is_compressed, segment_name, segment_number
-from recorder.store.linecheck import block_kinds
+from recorder.store.linecheck import block_kinds, other_kinds
+from recorder.store.marks import bye_key
 from recorder.store.records import parse_line
 from recorder.store.segfile import CompressedSegment, SegmentDamaged
 
@@ -43,6 +46,12 @@ class SegmentScan:
     tail_nul: bool = False  # ... some of them NUL (a power cut)
     digests: dict[int, str] = field(default_factory=dict)  # SHA-256 of the first N bytes
     error: str | None = None  # the file could not be read
+    # every whole line passed `block_kinds`; then `others` holds the lines that are not
+    # messages (line number, kind) and `byes` the goodbye heartbeats among them (line
+    # number, `bye_key`): what the segment's `.check` and `.marks` must say
+    shaped: bool = True
+    others: list[tuple[int, str]] = field(default_factory=list)
+    byes: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -136,10 +145,21 @@ def _read(read: Callable[[int], bytes], scan: SegmentScan, wanted: list[int]) ->
 
 def _check_block(scan: SegmentScan, block: bytes, base: int) -> None:
     count = block.count(b"\n")
+    first = scan.lines
     scan.lines += count
-    if block_kinds(block, count) is not None:
+    kinds = block_kinds(block, count)
+    if kinds is not None:
         scan.trailing_bad = scan.trailing_bad_bytes = 0
+        if scan.shaped and (found := other_kinds(kinds, first)):
+            scan.others += found
+            if b'"bye":true' in block:
+                lines = block.split(b"\n")
+                for n, kind in found:
+                    key = bye_key(lines[n - first] + b"\n") if kind == "heartbeat" else None
+                    if key is not None:
+                        scan.byes.append((n, key))
         return
+    scan.shaped = False
     offset = base
     for line in block.split(b"\n")[:-1]:
         if parse_line(line) is None:

@@ -362,6 +362,13 @@ def test_line_checks_that_lie_or_are_garbage_are_found_and_moved_aside(folder: F
     checks = sorted(folder.layout.index.glob("*.check"))
     assert len(checks) == len(segments) - 1
     assert "caches.check" not in bad(run(folder))
+    good = checks[0].read_bytes()
+    doc = orjson.loads(good)
+    doc["others"] = [*doc["others"], [doc["segment"][3] - 1, "gap"]]  # a message called a gap
+    checks[0].write_bytes(orjson.dumps(doc))
+    [summary] = bad(run(folder))["caches.check"]
+    assert checks[0].name in summary and "lists other lines" in summary
+    checks[0].write_bytes(good)
     lying, garbage = checks[0], checks[1]
     old = folder.layout.index / f"{segments[-1].name}.check"  # the open segment's, stale
     segment = folder.layout.segments / lying.name.removesuffix(".check")
