@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -329,10 +330,9 @@ def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> li
             index = SegmentIndex(scan.path, layout.index, recheck=True)
             index.close()
             problem = index.warning.split(": ", 1)[1].rsplit(";", 1)[0] if index.warning else None
-        elif kind == "check":
-            problem = _line_check_problem(layout, scan, layout.index / name)
-        elif kind == "marks":
-            problem = _marks_problem(layout, scan, layout.index / name)
+        elif kind in ("check", "marks"):
+            judge = _line_check_problem if kind == "check" else _marks_problem
+            problem = _judged(layout, scan, judge, layout.index / name)
         else:
             problem, severity = _digest_cache_problem(digests, scan, scan is last)
         checked += 1
@@ -367,61 +367,64 @@ def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> li
     return out
 
 
-def _line_check_problem(layout: Layout, scan: SegmentScan, path: Path) -> str | None:
-    """A line check (`store.linecheck`) that describes the segment as it is must be
-    true, since a JSONL export then copies the segment unread: compared with what the
-    scan found (`SegmentScan.shaped`, `.others`). One
-    that describes another version of the file is only out of date (ignored by readers,
-    written again by the recorder); one that is not a check at all is reported."""
+_Judge = Callable[[SegmentIndex, SegmentScan, Path, Path], str | None]
+
+
+def _judged(layout: Layout, scan: SegmentScan, judge: _Judge, path: Path) -> str | None:
+    """`judge` of cache file `path` against the scanned segment, indexed to its end:
+    the problem found in it, or None."""
     seg = SegmentIndex(scan.path, layout.index)
     try:
         seg.update()
         seg.close_tail()
-        check = cached_check(seg, layout.index)
-        if check is None:
-            return None if _out_of_date_check(path, identity_of(seg)) else "is not a line check"
-        if not scan.shaped or scan.error is not None or scan.lines != len(seg):
-            return "says every line of its segment has a record's shape, and one does not"
-        if scan.others != check.others:
-            return "lists other lines than its segment's non-message lines"
-        return None
+        return judge(seg, scan, layout.index, path)
     except (OSError, SegmentDamaged) as exc:
         return f"cannot be checked ({exc})"
     finally:
         seg.close()
 
 
-def _marks_problem(layout: Layout, scan: SegmentScan, path: Path) -> str | None:
+def _line_check_problem(
+    seg: SegmentIndex, scan: SegmentScan, index: Path, path: Path
+) -> str | None:
+    """A line check (`store.linecheck`) that describes the segment as it is must be
+    true, since a JSONL export then copies the segment unread: compared with what the
+    scan found (`SegmentScan.shaped`, `.others`). One that describes another version
+    of the file is only out of date (ignored by readers, written again by the
+    recorder); one that is not a check at all is reported."""
+    check = cached_check(seg, index)
+    if check is None:
+        return None if _out_of_date_check(path, identity_of(seg)) else "is not a line check"
+    if not scan.shaped or scan.error is not None or scan.lines != len(seg):
+        return "says every line of its segment has a record's shape, and one does not"
+    if scan.others != check.others:
+        return "lists other lines than its segment's non-message lines"
+    return None
+
+
+def _marks_problem(seg: SegmentIndex, scan: SegmentScan, index: Path, path: Path) -> str | None:
     """Marks (`store.marks`) that describe their segment as it is must name exactly its
     bookkeeping lines: the Recent list hides the lines they name, so a wrong one would
     hide messages. Compared with what the scan found (in a damaged segment, found
     again). Out-of-date marks (another version of the segment) are only ignored by
     readers; a file that is not marks is reported."""
-    seg = SegmentIndex(scan.path, layout.index)
-    try:
-        seg.update()
-        seg.close_tail()
-        kept = cached_marks(seg, layout.index)
-        if kept is None:
-            try:
-                doc = orjson.loads(path.read_bytes())
-                named = doc["segment"] if doc["v"] == MARKS_VERSION else None
-            except (OSError, ValueError, KeyError, TypeError):
-                named = None
-            stale = isinstance(named, list) and named != marks_identity(seg)
-            return None if stale else "is not a marks file of its segment"
-        if scan.shaped and scan.error is None and scan.lines == len(seg):  # from the scan
-            hidden = [n for n, kind in scan.others if kind.encode() in BOOKKEEPING]
-            found = Marks(len(seg), hidden, scan.byes)
-        else:  # a damaged segment: its lines read again
-            found = scan_lines(seg, 0, len(seg))
-        if (kept.hidden, kept.byes) != (found.hidden, found.byes):
-            return "names other bookkeeping lines than its segment holds"
-        return None
-    except (OSError, SegmentDamaged) as exc:
-        return f"cannot be checked ({exc})"
-    finally:
-        seg.close()
+    kept = cached_marks(seg, index)
+    if kept is None:
+        try:
+            doc = orjson.loads(path.read_bytes())
+            named = doc["segment"] if doc["v"] == MARKS_VERSION else None
+        except (OSError, ValueError, KeyError, TypeError):
+            named = None
+        stale = isinstance(named, list) and named != marks_identity(seg)
+        return None if stale else "is not a marks file of its segment"
+    if scan.shaped and scan.error is None and scan.lines == len(seg):  # from the scan
+        hidden = [n for n, kind in scan.others if kind.encode() in BOOKKEEPING]
+        found = Marks(len(seg), hidden, scan.byes)
+    else:  # a damaged segment: its lines read again
+        found = scan_lines(seg, 0, len(seg))
+    if (kept.hidden, kept.byes) != (found.hidden, found.byes):
+        return "names other bookkeeping lines than its segment holds"
+    return None
 
 
 def _out_of_date_check(path: Path, identity: tuple[int, int, int, int] | None) -> bool:
