@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -394,7 +394,8 @@ def _line_check_problem(
     recorder); one that is not a check at all is reported."""
     check = cached_check(seg, index)
     if check is None:
-        return None if _out_of_date_check(path, identity_of(seg)) else "is not a line check"
+        stale = _names_another_version(path, CHECK_VERSION, identity_of(seg))
+        return None if stale else "is not a line check"
     if not scan.shaped or scan.error is not None or scan.lines != len(seg):
         return "says every line of its segment has a record's shape, and one does not"
     if scan.others != check.others:
@@ -410,12 +411,7 @@ def _marks_problem(seg: SegmentIndex, scan: SegmentScan, index: Path, path: Path
     readers; a file that is not marks is reported."""
     kept = cached_marks(seg, index)
     if kept is None:
-        try:
-            doc = orjson.loads(path.read_bytes())
-            named = doc["segment"] if doc["v"] == MARKS_VERSION else None
-        except (OSError, ValueError, KeyError, TypeError):
-            named = None
-        stale = isinstance(named, list) and named != marks_identity(seg)
+        stale = _names_another_version(path, MARKS_VERSION, marks_identity(seg))
         return None if stale else "is not a marks file of its segment"
     if scan.shaped and scan.error is None and scan.lines == len(seg):  # from the scan
         hidden = [n for n, kind in scan.others if kind.encode() in BOOKKEEPING]
@@ -427,19 +423,15 @@ def _marks_problem(seg: SegmentIndex, scan: SegmentScan, index: Path, path: Path
     return None
 
 
-def _out_of_date_check(path: Path, identity: tuple[int, int, int, int] | None) -> bool:
-    """Whether `path` is a well-formed line check of another version of its segment."""
+def _names_another_version(path: Path, version: int, identity: Sequence[int] | None) -> bool:
+    """Whether cache file `path` (`.check`, `.marks`) is of its format and names
+    another version of its segment than `identity` (out of date, not wrong)."""
     try:
         doc = orjson.loads(path.read_bytes())
-        return (
-            doc["v"] == CHECK_VERSION
-            and isinstance(doc["others"], list)
-            and isinstance(doc["segment"], list)
-            and len(doc["segment"]) == 4
-            and doc["segment"] != list(identity or ())
-        )
+        named = doc["segment"] if doc["v"] == version else None
     except (OSError, ValueError, KeyError, TypeError):
         return False
+    return isinstance(named, list) and named != list(identity or ())
 
 
 def _digest_cache_problem(

@@ -26,6 +26,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import IO
 
@@ -38,12 +39,12 @@ from recorder.store.linecheck import (
     save_check,
 )
 from recorder.store.ranges import RangeSummary
-from recorder.store.reader import LineBlock, SegmentIndex, Store
+from recorder.store.reader import LineBlock, Record, SegmentIndex, Store
 
 Progress = Callable[[int, int], None]  # (records done, records in range)
 
 _COUNTED = ("heartbeat", "segment")  # other kinds that are only counted; the rest parsed
-_PLAIN_KINDS = (MESSAGE, *(kind.encode() for kind in _COUNTED))
+_MESSAGE_KIND = MESSAGE.decode()
 WRITE_SLICE = 128 << 10  # bytes per write() call
 _QUEUED = 2  # blocks read ahead of the writer at most
 
@@ -61,6 +62,10 @@ class _Part:
     @property
     def whole(self) -> bool:
         return self.closed and self.line == 0 and self.stop == len(self.seg)
+
+    def seg_record(self, store: Store) -> Callable[[int], Record]:
+        """Line n of the segment as a record of the store."""
+        return lambda n: store.record(self.index + n - self.line)
 
 
 def _parts(store: Store, start: int, stop: int) -> Iterator[_Part]:
@@ -126,28 +131,41 @@ def _copy_checked(
 def _count_checked(
     store: Store, part: _Part, first: int, stop: int, check: SegmentCheck, stats: RangeSummary
 ) -> None:
-    """Account for lines `first` to `stop` of a checked segment from its check: every
-    line is a message but the few it lists (those are counted, or parsed if rare)."""
-    numbers = [line for line, _ in check.others]
-    lo = bisect.bisect_left(numbers, first)
-    hi = bisect.bisect_left(numbers, stop)
-    for line, kind in check.others[lo:hi]:
+    """Account for lines `first` to `stop` of a checked segment from its check."""
+    lo = bisect.bisect_left(check.others, first, key=itemgetter(0))
+    hi = bisect.bisect_left(check.others, stop, key=itemgetter(0))
+    record = part.seg_record(store)
+    _count(first, stop, check.others[lo:hi], record, stats)
+
+
+def _count(
+    first: int,
+    stop: int,
+    others: list[tuple[int, str]],
+    record: Callable[[int], Record],
+    stats: RangeSummary,
+) -> None:
+    """Account for lines `first` to `stop`, which passed the record check, in `stats`
+    without parsing them: every line is a message but `others` (line, kind), which are
+    counted, or parsed if their kind is rare; the first and last message are parsed
+    for the time range. `record(line)`: that line of the segment."""
+    for line, kind in others:
         if kind in _COUNTED:
             stats.records += 1
             stats.kinds[kind] += 1
         else:
-            stats.add(store.record(part.index + line - part.line))
-    messages = stop - first - (hi - lo)
+            stats.add(record(line))
+    messages = stop - first - len(others)
     if messages:
         stats.records += messages
         stats.messages += messages
-        stats.kinds[MESSAGE.decode()] += messages
-        skip = set(numbers[lo:hi])
+        stats.kinds[_MESSAGE_KIND] += messages
+        skip = {line for line, _ in others}
         head = next(n for n in range(first, stop) if n not in skip)
         tail = next(n for n in range(stop - 1, first - 1, -1) if n not in skip)
         if stats.first_ts is None:
-            stats.first_ts = store.record(part.index + head - part.line).ts
-        stats.last_ts = store.record(part.index + tail - part.line).ts
+            stats.first_ts = record(head).ts
+        stats.last_ts = record(tail).ts
 
 
 def _copy_blocks(
@@ -166,9 +184,10 @@ def _copy_blocks(
         else:
             writer.write(block.data)
             written += len(block.data)
-            _count_block(block, kinds, stats)
+            found = other_kinds(kinds, block.line)
+            _count(block.line, block.line + block.count, found, _block_record(block), stats)
             if others is not None:
-                others += other_kinds(kinds, block.line)
+                others += found
     if others is not None and cache_dir is not None:
         save_check(part.seg, cache_dir, others)
     return written
@@ -278,21 +297,6 @@ class _Writer:
 _NO_SENDFILE = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP)
 
 
-def _count_block(block: LineBlock, kinds: list[bytes], stats: RangeSummary) -> None:
-    """Account for a checked block in `stats` without parsing its plain lines."""
-    plain = {kind: kinds.count(kind) for kind in _PLAIN_KINDS}  # counted; the rest parsed
-    if len(kinds) > sum(plain.values()):
-        for k, kind in enumerate(kinds):
-            if kind not in _PLAIN_KINDS:
-                stats.add(block.record(k))
-    for kind, n in plain.items():
-        if n:
-            stats.records += n
-            stats.kinds[kind.decode()] += n
-    if plain[b"msg"]:
-        stats.messages += plain[b"msg"]
-        first = block.record(kinds.index(b"msg")).ts
-        last = block.record(len(kinds) - 1 - kinds[::-1].index(b"msg")).ts
-        if stats.first_ts is None:
-            stats.first_ts = first
-        stats.last_ts = last
+def _block_record(block: LineBlock) -> Callable[[int], Record]:
+    """Line n of the block's segment, from the block's bytes."""
+    return lambda n: block.record(n - block.line)

@@ -128,9 +128,14 @@ _ASCII_SHOWN_NL = _ASCII_SHOWN + b"\n"
 
 
 def plain_bytes(special: str) -> bytes:
-    """Printable ASCII and the newline, less `special`: `text.encode().translate(None,
-    plain_bytes(s))` is empty when ASCII `text` holds nothing that needs escaping."""
+    """Printable ASCII and the newline, less `special`: the table `plain_ascii` takes."""
     return _ASCII_SHOWN_NL.translate(None, special.encode("ascii"))
+
+
+def plain_ascii(text: str, plain: bytes) -> bool:
+    """Whether `text` is ASCII made only of the bytes in `plain` (one `bytes.translate`
+    pass, in C, instead of a search per character that would need escaping)."""
+    return text.isascii() and not text.encode("ascii").translate(None, plain)
 
 
 _ESCAPES = _Escapes()

@@ -30,6 +30,7 @@ from recorder.export.render import (
     iso_second,
     json_text,
     payload_bytes,
+    plain_ascii,
     plain_bytes,
     view,
 )
@@ -177,7 +178,7 @@ def md_quoted_text(text: str) -> str:
     """`md_quote(md_text(text))`: recorded text as a block quote. ASCII text with
     nothing to escape (most messages) is found so in one `bytes.translate` pass
     instead of one pass per character `md_text` looks for."""
-    if text.isascii() and not text.encode("ascii").translate(None, _MD_PLAIN):
+    if plain_ascii(text, _MD_PLAIN):
         return md_quote(text)
     return md_quote(md_text(text))
 
@@ -383,7 +384,7 @@ _HTML_PLAIN = plain_bytes("&<>\"'")
 def _h(text: str) -> str:
     """Recorded text as HTML text: escapes shown (`clean`), markup characters as
     entities (`html.escape`); ASCII text with neither is found so in one pass."""
-    if text.isascii() and not text.encode("ascii").translate(None, _HTML_PLAIN):
+    if plain_ascii(text, _HTML_PLAIN):
         return text
     return html.escape(clean(text), quote=True)
 

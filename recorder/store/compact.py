@@ -35,6 +35,7 @@ from recorder.store.layout import (
     compressed_path,
     is_compressed,
     list_segments,
+    segment_name,
     segment_number,
 )
 from recorder.store.pruned import RetentionBusy, retention_lock
@@ -132,9 +133,12 @@ def repair(layout: Layout) -> list[str]:
 
 
 def _drop_caches(layout: Layout, file_name: str) -> None:
-    for suffix in (".idx", ".sha256"):
+    """The caches of one file of a segment, and the segment's line check (it names the
+    file it checked: the recorder writes it again for the file that is left)."""
+    check = segment_name(segment_number(file_name) or 0) + ".check"
+    for name in (f"{file_name}.idx", f"{file_name}.sha256", check):
         with contextlib.suppress(OSError):
-            (layout.index / f"{file_name}{suffix}").unlink()
+            (layout.index / name).unlink()
 
 
 def compact_segment(layout: Layout, path: Path, level: int = LEVEL) -> Compacted:

@@ -158,8 +158,11 @@ def check_segment(seg: SegmentIndex) -> SegmentCheck | None:
 
 
 def write_check(seg: SegmentIndex, cache_dir: Path) -> None:
-    """The recorder's part: a closed segment's check, kept once it passed."""
-    if cached_check(seg, cache_dir) is not None:
+    """The recorder's part: a closed segment's check, kept once it passed. A file
+    already there is left as it is (not read again at every start, as with marks):
+    compaction removes the check of the file it replaces, and readers ignore one that
+    does not describe the file as it is (an export writes it again)."""
+    if check_path(seg, cache_dir).exists():
         return
     check = check_segment(seg)
     if check is not None:
