@@ -108,22 +108,29 @@ def find_earlier(layout: Layout, store: Store, cp: Checkpoint, stop: int) -> Ear
 
 
 def copy_checked(
-    src: Path, start: int, end: int, sha256: str, write: Callable[[bytes], object]
+    src: Path,
+    start: int,
+    end: int,
+    sha256: str,
+    write: Callable[[bytes], object],
+    hashed_from: int | None = None,
 ) -> None:
-    """Copy bytes `start` to `end` of `src` through `write`, checking their SHA-256;
-    StaleBundle if they differ (what was written then must be thrown away)."""
+    """Copy bytes `start` to `end` of `src` through `write`, checking the SHA-256 of
+    bytes `hashed_from` (default: `start`) to `end`; StaleBundle if it differs (what
+    was written then must be thrown away)."""
     hasher = hashlib.sha256()
+    pos = start if hashed_from is None else min(hashed_from, start)
     try:
         with open(src, "rb", buffering=0) as f:
-            f.seek(start)
-            left = end - start
-            while left > 0:
-                chunk = f.read(min(_COPY_CHUNK, left))
+            f.seek(pos)
+            while pos < end:
+                chunk = f.read(min(_COPY_CHUNK, end - pos, max(start - pos, 0) or end - pos))
                 if not chunk:
                     raise StaleBundle(f"{src.name} is shorter than its manifest says")
                 hasher.update(chunk)
-                write(chunk)
-                left -= len(chunk)
+                if pos >= start:
+                    write(chunk)
+                pos += len(chunk)
     except OSError as exc:
         raise StaleBundle(f"{src.name} cannot be read ({exc})") from None
     if hasher.hexdigest() != sha256:

@@ -42,10 +42,10 @@ import threading
 import traceback
 from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol, runtime_checkable
 
 from recorder.errors import PersistError
 from recorder.store.ranges import RangeSummary, summarize
@@ -98,6 +98,11 @@ class Piece:
     @property
     def count(self) -> int:
         return len(self.starts) // 8
+
+    @property
+    def starts_at(self) -> int:
+        """Where the first line begins."""
+        return int.from_bytes(self.starts[:8], sys.byteorder)
 
 
 def plan(store: Store, start: int, stop: int, piece_bytes: int) -> list[Piece]:
@@ -429,11 +434,13 @@ def render_parallel(
     parallel: Parallel | None = None,
     progress: Any = None,
     total: int = 0,
+    after_piece: Callable[[Piece, RangeSummary], None] | None = None,
 ) -> None:
     """Records `start` to `stop` through `writers` (begun, not ended) and into
     `summary`, rendered by `workers` processes: the same bytes and the same summary
-    as `write_records` over them. Raises what the one pass would (ExportError for a
-    journal error, OSError for a file error)."""
+    as `write_records` over them. `after_piece` is called with each piece and its own
+    summary once the piece is in the outputs, in journal order. Raises what the one
+    pass would (ExportError for a journal error, OSError for a file error)."""
     from recorder.export.writers import WRITERS, DayWriter, ExportError
 
     parallel = parallel or Parallel()
@@ -481,6 +488,8 @@ def render_parallel(
                 os.unlink(path)
             if result.damaged:  # known to the parent's index, as if it had read them
                 _note_damaged(store, piece.segment, result.damaged)
+            if after_piece is not None:
+                after_piece(piece, result.summary)
             overflow = overflow or len(result.summary.participants) > PIECE_PARTICIPANTS
             summary.merge(result.summary)
             done += piece.count
@@ -509,12 +518,25 @@ def _note_damaged(store: Store, number: int, frames: list[int]) -> None:
                     known.update(frames)
 
 
+@runtime_checkable
+class CopiesRanges(Protocol):
+    """An output that copies from another file itself (in the kernel, say)."""
+
+    def copy_range(self, src: int, offset: int, count: int) -> int: ...
+
+
 def _append(path: str, out: Any, size: int) -> None:
     """Copy a piece's file to `out`: inside the kernel when `out` is a plain file
-    (`copy_file_range`, no bytes through Python), else read and written in blocks
-    (a pipe, a file that hashes what it is given, memory)."""
+    (`copy_file_range`, no bytes through Python) or copies ranges itself, else read
+    and written in blocks (a pipe, memory)."""
     with open(path, "rb") as f:
-        copied = _copy_in_kernel(f, out, size) if isinstance(out, io.BufferedWriter) else 0
+        if isinstance(out, CopiesRanges):
+            copied = out.copy_range(f.fileno(), 0, size)
+            f.seek(copied)
+        elif isinstance(out, io.BufferedWriter):
+            copied = _copy_in_kernel(f, out, size)
+        else:
+            copied = 0
         while True:
             data = f.read(_COPY)
             if not data:

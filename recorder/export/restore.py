@@ -26,10 +26,13 @@ same range, intact, is kept. No zmq, no textual.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
+import threading
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +42,7 @@ import orjson
 
 from recorder.bus.envelope import read_envelope
 from recorder.export.continuation import Earlier, StaleBundle, copy_checked, find_earlier
-from recorder.export.parallel import Parallel, render_parallel, use_parallel
+from recorder.export.parallel import Parallel, Piece, render_parallel, use_parallel
 from recorder.export.redact import redacted
 from recorder.export.render import gap_sentence, iso
 from recorder.export.scope import BundleScope, RangeVerification, bundle_start, verify_range
@@ -68,12 +71,15 @@ from recorder.store.ranges import (
 )
 from recorder.store.reader import KIND_BAD_LINE, Record, Store, open_store
 from recorder.store.records import KIND_MESSAGE, frame_value, parse_line
+from recorder.store.segfile import open_segment
 
 JSONL_NAME = "conversation.jsonl"
 TRANSCRIPT_NAME = "transcript.md"
 MANIFEST_NAME = "manifest.json"
 _CHECKPOINT_FIELDS = ("id", "label", "reason", "created", "position", "messages")
 MAX_LISTED = 1000  # problems listed one by one in a manifest (all are counted)
+_COPY_CHUNK = 1 << 20  # bytes per kernel copy, read back once to be hashed
+_WRITE_BACK = 64 << 20  # a durable bundle file is synced in the background this often
 
 
 @dataclass
@@ -90,6 +96,9 @@ class RangeIntegrity(RangeSummary):
     unsequenced: int = 0  # messages without a publisher envelope: their loss is undetectable
     first_seq: int | None = None  # the range's first and last record sequence numbers
     last_seq: int | None = None
+    # every damaged line as (segment, start, end), a run of them as one: what a copy of
+    # the range's bytes leaves out (not capped, and not merged: kept per piece)
+    bad_spans: array[int] = field(default_factory=lambda: array("Q"), repr=False, compare=False)
 
     def add(self, rec: Record) -> None:
         """Count one record of the range (in journal order) and list it if it is trouble."""
@@ -109,6 +118,11 @@ class RangeIntegrity(RangeSummary):
                 self.unsequenced += 1
             return
         if kind == KIND_BAD_LINE:
+            spans, start = self.bad_spans, rec.offset
+            if spans and spans[-1] == start and spans[-3] == rec.segment:
+                spans[-1] = start + len(rec.line)
+            else:
+                spans.extend((rec.segment, start, start + len(rec.line)))
             if len(self.bad_line_records) < MAX_LISTED:
                 self.bad_line_records.append(
                     {
@@ -363,46 +377,142 @@ class Bundle:
 
 
 class _HashingFile:
-    """A private file that hashes what goes through it."""
+    """A private file that hashes what goes into it. Bytes given to `write` are hashed
+    as they go; `copy_range` copies inside the kernel and hashes what landed in the
+    file, read back through one reused buffer (never the bytes through Python twice)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, durable: bool) -> None:
         self.path = path
-        self.fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        self.fd = open_private(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
         self.hasher = hashlib.sha256()
         self.size = 0
+        self.durable = durable
+        self._buffer: memoryview | None = None
+        self._kernel_copy = True  # until the file system says it cannot
+        self._synced = 0  # bytes handed to a background fdatasync
+        self._syncer: threading.Thread | None = None
+        self._sync_error: OSError | None = None
 
-    body: tuple[int, int, Any] | None = None  # (start, end, hasher) of the part marked
+    body: tuple[int, int, str] | None = None  # (start, end, SHA-256 of bytes 0 to end)
+    _body_start: int | None = None
 
     def start_body(self) -> None:
-        """Hash what is written from now on separately too (up to `end_body`)."""
-        self.body = (self.size, -1, hashlib.sha256())
+        """Mark where the body begins (what a later bundle copies from this one)."""
+        self._body_start = self.size
 
     def end_body(self) -> None:
-        if self.body is not None:
-            self.body = (self.body[0], self.size, self.body[2])
+        """Mark where it ends, with the digest of everything up to here: the same one
+        pass of SHA-256 as the whole file's (a digest of the body alone was a second
+        pass over the largest part of the largest file)."""
+        if self._body_start is not None:
+            self.body = (self._body_start, self.size, self.hasher.copy().hexdigest())
 
-    def write(self, data: bytes) -> int:
+    def _hash(self, data: bytes | memoryview) -> None:
         self.hasher.update(data)
-        if self.body is not None and self.body[1] < 0:
-            self.body[2].update(data)
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._hash(data)
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
         self.size += len(data)
+        self._write_back()
         return len(data)
 
-    def close(self, durable: bool = True) -> None:
-        if self.fd >= 0:
-            if durable:
+    def _write_back(self) -> None:
+        """A durable file's bytes go to the disk while the rest is written (a thread
+        that calls fdatasync every `_WRITE_BACK` bytes), so `close` waits for the last
+        of them only, not for gigabytes. A failure is raised by `close`: Linux reports
+        a write-back error once, to whichever sync comes first."""
+        if not self.durable or self.size - self._synced < _WRITE_BACK:
+            return
+        if self._syncer is not None:
+            if self._syncer.is_alive():
+                return
+            self._syncer.join()
+        self._synced = self.size
+
+        def sync() -> None:
+            try:
+                os.fdatasync(self.fd)
+            except OSError as exc:
+                self._sync_error = self._sync_error or exc
+
+        self._syncer = threading.Thread(target=sync, name="bundle-write-back", daemon=True)
+        self._syncer.start()
+
+    def copy_range(self, src: int, offset: int, count: int) -> int:
+        """Append up to `count` bytes of file `src` from `offset`; returns how many
+        (fewer only where `src` ends)."""
+        if self._buffer is None:
+            self._buffer = memoryview(bytearray(_COPY_CHUNK))
+        done = 0
+        while done < count:
+            want = min(_COPY_CHUNK, count - done)
+            if self._kernel_copy:
+                try:
+                    n = os.sendfile(self.fd, src, offset + done, want)
+                except OSError as exc:
+                    if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                        raise
+                    self._kernel_copy = False  # read and written from here on
+                    continue
+                if n and os.preadv(self.fd, [self._buffer[:n]], self.size) != n:
+                    raise OSError(errno.EIO, f"{self.path.name} lost bytes just copied into it")
+                self._hash(self._buffer[:n])
+                self.size += n
+                self._write_back()
+            else:
+                n = os.preadv(src, [self._buffer[:want]], offset + done)
+                self.write(self._buffer[:n])
+            if not n:
+                break
+            done += n
+        return done
+
+    def copy_lines(self, path: Path, number: int, start: int, end: int, skip: array[int]) -> None:
+        """Append bytes `start` to `end` of segment `number` (file `path`), less the
+        spans (segment, start, end) of `skip` that lie there: whole lines as stored,
+        copied in the kernel when the segment is plain. ExportError if it holds fewer."""
+        kept, at = [], start
+        for k in range(0, len(skip), 3):
+            if skip[k] == number and start <= skip[k + 1] < end:
+                kept.append((at, skip[k + 1]))
+                at = skip[k + 2]
+        kept.append((at, end))
+        with open_segment(path) as seg:
+            for a, b in kept:
+                if a >= b:
+                    continue
+                if seg.compressed:
+                    for block in seg.chunks(a, b):
+                        self.write(block)
+                elif self.copy_range(seg.fd, a, b - a) != b - a:
+                    raise ExportError(
+                        f"{path.name} is shorter than when the export began "
+                        "(changed while it was being read)"
+                    )
+
+    def close(self) -> None:
+        """Close the file, durable when asked (OSError if a sync failed)."""
+        if self.fd < 0:
+            return
+        try:
+            if self._syncer is not None:
+                self._syncer.join()
+            if self._sync_error is not None:
+                raise self._sync_error
+            if self.durable:
                 os.fsync(self.fd)
+        finally:
             os.close(self.fd)
             self.fd = -1
 
     def describe(self, **extra: Any) -> dict[str, Any]:
         out = {"name": self.path.name, "bytes": self.size, "sha256": self.hasher.hexdigest()}
         if self.body is not None:
-            start, end, hasher = self.body
-            out["body"] = {"start": start, "end": end, "sha256": hasher.hexdigest()}
+            start, end, digest = self.body
+            out["body"] = {"start": start, "end": end, "prefix_sha256": digest}
         return out | extra
 
 
@@ -511,11 +621,11 @@ def _build(
         if earlier is not None and files.get("reused_from") is not None:
             manifest["reused"] = files.pop("reused_from")
         data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
-        out = _HashingFile(work / MANIFEST_NAME)
+        out = _HashingFile(work / MANIFEST_NAME, durable)
         try:
             out.write(data)
         finally:
-            out.close(durable)
+            out.close()
         if durable:
             fsync_dir(work)
         _install(work, final, manifest, durable)
@@ -542,8 +652,8 @@ def _write_files(
     first, stop = span
     start = earlier.stop if earlier is not None else first
     ensure_private_dir(work)
-    jsonl = _HashingFile(work / JSONL_NAME)
-    md = _HashingFile(work / TRANSCRIPT_NAME)
+    jsonl = _HashingFile(work / JSONL_NAME, durable)
+    md = _HashingFile(work / TRANSCRIPT_NAME, durable)
     try:
         jw, mw = JsonlWriter(jsonl), MarkdownWriter(md)  # type: ignore[arg-type]
         title = f"Conversation up to “{cp.label or cp.id}”"
@@ -553,7 +663,26 @@ def _write_files(
         if earlier is not None:
             _go_on_from(earlier, jsonl, md, mw, integrity)
         workers = use_parallel(store, start, stop, parallel)
-        if workers:
+        if workers and not redact:
+            # The JSONL is the journal's lines as stored: copied from the segments, less
+            # the damaged lines the workers found (the one pass leaves out the same).
+            def copy_piece(piece: Piece, summary: RangeSummary) -> None:
+                assert isinstance(summary, RangeIntegrity)
+                span = (piece.segment, piece.starts_at, piece.end, summary.bad_spans)
+                jsonl.copy_lines(Path(piece.path), *span)
+
+            render_parallel(
+                store,
+                start,
+                stop,
+                [mw],
+                integrity,
+                workers=workers,
+                redact=False,
+                parallel=parallel,
+                after_piece=copy_piece,
+            )
+        elif workers:
             render_parallel(
                 store,
                 start,
@@ -573,8 +702,10 @@ def _write_files(
         _transcript_footer(mw, integrity, first)
         mw.end()
     finally:
-        jsonl.close(durable)
-        md.close(durable)
+        try:
+            jsonl.close()
+        finally:
+            md.close()
     markdown = md.describe(last_day=mw.day)
     files = {
         "jsonl": jsonl.describe(records=integrity.records - integrity.bad_lines),
@@ -604,12 +735,16 @@ def _go_on_from(
         integrity.go_on_from(m)
         day = str(m["files"]["markdown"].get("last_day") or "")
         copy_checked(earlier.dir / JSONL_NAME, 0, int(j["bytes"]), str(j["sha256"]), jsonl.write)
+        # "prefix_sha256" covers bytes 0 to end; "sha256" (bundles before 2026-12-03)
+        # the body alone
+        prefix = "prefix_sha256" in body
         copy_checked(
             earlier.dir / TRANSCRIPT_NAME,
             int(body["start"]),
             int(body["end"]),
-            str(body["sha256"]),
+            str(body["prefix_sha256" if prefix else "sha256"]),
             md.write,
+            hashed_from=0 if prefix else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise StaleBundle(f"the earlier manifest cannot be used ({exc})") from None

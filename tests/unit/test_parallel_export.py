@@ -114,12 +114,14 @@ def test_parallel_redacted_jsonl_is_the_serial_bytes(logs: tuple[Path, Checkpoin
     assert parallel == serial and b"[REDACTED:" in serial
 
 
-def bundle_files(root: Path, cp: Checkpoint, redact: bool, parallel: Parallel) -> list[bytes]:
+def bundle_files(
+    root: Path, cp: Checkpoint, redact: bool, parallel: Parallel, durable: bool = False
+) -> list[bytes]:
     bundle = build_bundle(
         root,
         cp,
         scope=BundleScope.whole(),
-        durable=False,
+        durable=durable,
         now=T0,
         redact=redact,
         parallel=parallel,
@@ -178,6 +180,97 @@ def test_merged_summaries_keep_the_participant_cap_in_journal_order() -> None:
         merged.merge(piece)
     assert list(merged.participants.items()) == list(serial.participants.items())
     assert merged == serial and serial.participants[OTHERS] == 6
+
+
+def damage_lines(root: Path, cp: Checkpoint) -> int:
+    """Lines made damaged in place, where a copy of the journal's bytes must leave them
+    out: a segment's first line, a run of two, one whose JSON breaks in the middle
+    while its start and end still look like a record's, and the last line before the
+    checkpoint. Returns how many."""
+    segs = sorted((root / "segments").glob("seg-*.jsonl"))
+    assert len(segs) >= 5
+
+    def spoil(path: Path, n: int, middle: bool = False) -> None:
+        lines = path.read_bytes().splitlines(keepends=True)
+        line = bytearray(lines[n])
+        if middle:
+            at = line.index(b'"frames"')
+            line[at - 1 : at] = b";"  # the comma before "frames"
+        else:
+            line[:8] = b"\x00torn \x00"
+        lines[n] = bytes(line)
+        path.write_bytes(b"".join(lines))
+
+    spoil(segs[1], 0)
+    spoil(segs[2], 1)
+    spoil(segs[2], 2)
+    spoil(segs[3], 1, middle=True)
+    with open_store(root) as store:  # the last record of the range
+        last = store.record(store.checkpoint_index(cp) - 1)
+    last_path = next(p for p in segs if p.name == f"seg-{last.segment:06d}.jsonl")
+    index = last_path.read_bytes()[: last.offset].count(b"\n")
+    spoil(last_path, index)
+    return 5
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("piece_bytes", [1, 1 << 20])  # a line a piece, a segment a piece
+def test_a_parallel_full_bundle_copies_the_journal_less_its_damaged_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compressed: bool, piece_bytes: int
+) -> None:
+    """Without redaction the workers render only the transcript: the JSONL is copied
+    from the segments (in the kernel for plain ones), less the lines the workers found
+    damaged. Byte for byte the one pass's bundle, manifest included, and durable files
+    written back as they grow (every 100 bytes here)."""
+    import recorder.export.restore as restore
+
+    monkeypatch.setattr(restore, "_WRITE_BACK", 100)
+    root = tmp_path / "logs"
+    cp = journal(root)
+    damaged = damage_lines(root, cp)
+    if compressed:
+        compact(Layout(root))
+        names = [p.name for p in list_segments(Layout(root))]
+        assert sum(n.endswith(".zst") for n in names) == len(names) - 1, names
+    with open_store(root) as store:
+        kept = [r.line for r in store.records(0, store.checkpoint_index(cp)) if r.data is not None]
+    serial = bundle_files(root, cp, False, SERIAL, durable=True)
+    (root / "restore" / cp.id / "manifest.json").unlink()
+    forced = Parallel(workers=2, min_bytes=0, piece_bytes=piece_bytes)
+    parallel = bundle_files(root, cp, False, forced, durable=True)
+    assert parallel == serial
+    assert serial[0] == b"".join(kept)
+    manifest = orjson.loads(serial[2])
+    assert manifest["integrity"]["bad_lines"] == damaged + 1  # and the journal's own
+
+
+def test_a_failed_write_back_fails_the_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error of a background fdatasync (the disk lost the bytes) is the bundle's
+    error, once, and no bundle is left in place: Linux reports it to one sync only."""
+    import errno
+    import os
+
+    import recorder.export.restore as restore
+
+    monkeypatch.setattr(restore, "_WRITE_BACK", 100)
+    calls: list[int] = []
+
+    def lost(fd: int) -> None:
+        calls.append(fd)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", lost)
+    root = tmp_path / "logs"
+    cp = journal(root)
+    for parallel in (SERIAL, FORCED):
+        with pytest.raises(OSError) as err:
+            bundle_files(root, cp, False, parallel, durable=True)
+        assert str(err.value) == "[Errno 5] Input/output error"
+        assert not (root / "restore" / cp.id).exists()
+        assert [p.name for p in (root / "restore").iterdir()] == []
+    assert calls
 
 
 def test_a_segment_that_shrinks_under_a_worker_is_one_clear_error(tmp_path: Path) -> None:

@@ -279,3 +279,41 @@ def test_a_complete_bundle_with_its_first_segment_gone_is_not_verified(tmp_path:
     assert m["range"]["complete"] is True
     assert m["integrity"]["verified"] is False and m["integrity"]["damaged"] is True
     assert "seg-000001.jsonl is missing" in m["integrity"]["digest_problems"]
+
+
+def test_the_body_digest_covers_the_header_too_and_older_bundles_still_go_on(
+    tmp_path: Path,
+) -> None:
+    """`body.prefix_sha256` is the digest of the transcript up to the body's end (one
+    hashing pass for the file): a changed header means a rebuild. A bundle written
+    before it (a body-only `sha256`) is still gone on from."""
+    root = tmp_path / "logs"
+    half, end = journal(root)
+    earlier = build_bundle(root, half, scope=BundleScope.whole(), durable=False)
+    body = earlier.manifest["files"]["markdown"]["body"]
+    raw = earlier.transcript.read_bytes()
+    assert set(body) == {"start", "end", "prefix_sha256"}
+    assert body["prefix_sha256"] == hashlib.sha256(raw[: body["end"]]).hexdigest()
+    jsonl, md, _fresh = scratch(root, end, tmp_path)
+
+    earlier.transcript.write_bytes(raw.replace(b"# Conversation", b"# Konversation", 1))
+    later = build_bundle(root, end, scope=BundleScope.whole(), durable=False)
+    assert "reused" not in later.manifest
+    assert later.jsonl.read_bytes() == jsonl and later.transcript.read_bytes() == md
+
+    later_dir = later.dir
+    for path in later_dir.iterdir():
+        path.unlink()
+    later_dir.rmdir()
+    earlier.transcript.write_bytes(raw)
+    manifest = dict(earlier.manifest)
+    old_body = {
+        "start": body["start"],
+        "end": body["end"],
+        "sha256": hashlib.sha256(raw[body["start"] : body["end"]]).hexdigest(),
+    }
+    manifest["files"]["markdown"]["body"] = old_body
+    earlier.manifest_path.write_bytes(orjson.dumps(manifest))
+    again = build_bundle(root, end, scope=BundleScope.whole(), durable=False)
+    assert again.manifest["reused"]["bundle"] == half.id
+    assert again.jsonl.read_bytes() == jsonl and again.transcript.read_bytes() == md
