@@ -7,9 +7,9 @@ its checkpoint's digest agrees with the journal as it is now: every segment entr
 of the earlier checkpoint is either one of the new checkpoint's (which the new bundle
 re-hashes in full) or a prefix of one, re-hashed here. Then the records it holds are
 byte for byte the ones the new bundle needs first. Its files are copied with their
-SHA-256 checked against its manifest as they go (the JSONL whole, the transcript's
-body between its header and footer); any mismatch abandons the reuse and the bundle
-is built from scratch. No zmq, no textual.
+SHA-256 checked against its manifest as they go (the JSONL whole; the transcript's
+body between its header and footer, checked with the header by the digest of both);
+any mismatch abandons the reuse and the bundle is built from scratch. No zmq, no textual.
 """
 
 from __future__ import annotations

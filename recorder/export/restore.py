@@ -17,7 +17,10 @@ Before anything is written, every segment the range touches is re-hashed and
 compared with the checkpoint's digest (see `scope`); the one pass that writes the
 files also collects every gap, damaged (bad) line, quarantined tail and refused
 message in the range. None of that stops a restore, and all of it goes into the
-manifest. A damaged journal (see `RangeIntegrity.damaged`) makes `persist restore`
+manifest. A large range is rendered by worker processes (`parallel`); unless it is
+redacted, they render only the transcript, and the JSONL is the journal's bytes
+copied from the segments (in the kernel), less the damaged lines the workers found:
+the same bytes as the one pass. A damaged journal (see `RangeIntegrity.damaged`) makes `persist restore`
 exit 5 after writing the bundle. The bundle is built in a temporary folder and
 renamed into place, so a reader never sees half of one; one in place that holds the
 same range, intact, is kept. No zmq, no textual.
