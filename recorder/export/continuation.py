@@ -14,8 +14,6 @@ any mismatch abandons the reuse and the bundle is built from scratch. No zmq, no
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,33 +103,3 @@ def find_earlier(layout: Layout, store: Store, cp: Checkpoint, stop: int) -> Ear
         if _agrees(layout, old, cp):
             return Earlier(folder, m, old_stop)
     return None
-
-
-def copy_checked(
-    src: Path,
-    start: int,
-    end: int,
-    sha256: str,
-    write: Callable[[bytes], object],
-    hashed_from: int | None = None,
-) -> None:
-    """Copy bytes `start` to `end` of `src` through `write`, checking the SHA-256 of
-    bytes `hashed_from` (default: `start`) to `end`; StaleBundle if it differs (what
-    was written then must be thrown away)."""
-    hasher = hashlib.sha256()
-    pos = start if hashed_from is None else min(hashed_from, start)
-    try:
-        with open(src, "rb", buffering=0) as f:
-            f.seek(pos)
-            while pos < end:
-                chunk = f.read(min(_COPY_CHUNK, end - pos, max(start - pos, 0) or end - pos))
-                if not chunk:
-                    raise StaleBundle(f"{src.name} is shorter than its manifest says")
-                hasher.update(chunk)
-                if pos >= start:
-                    write(chunk)
-                pos += len(chunk)
-    except OSError as exc:
-        raise StaleBundle(f"{src.name} cannot be read ({exc})") from None
-    if hasher.hexdigest() != sha256:
-        raise StaleBundle(f"{src.name} differs from its manifest")

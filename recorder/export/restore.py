@@ -20,10 +20,10 @@ message in the range. None of that stops a restore, and all of it goes into the
 manifest. A large range is rendered by worker processes (`parallel`); unless it is
 redacted, they render only the transcript, and the JSONL is the journal's bytes
 copied from the segments (in the kernel), less the damaged lines the workers found:
-the same bytes as the one pass. A damaged journal (see `RangeIntegrity.damaged`) makes `persist restore`
-exit 5 after writing the bundle. The bundle is built in a temporary folder and
-renamed into place, so a reader never sees half of one; one in place that holds the
-same range, intact, is kept. No zmq, no textual.
+the same bytes as the one pass. A damaged journal (see `RangeIntegrity.damaged`)
+makes `persist restore` exit 5 after writing the bundle. The bundle is built in a
+temporary folder and renamed into place, so a reader never sees half of one; one in
+place that holds the same range, intact, is kept. No zmq, no textual.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import Any
 import orjson
 
 from recorder.bus.envelope import read_envelope
-from recorder.export.continuation import Earlier, StaleBundle, copy_checked, find_earlier
+from recorder.export.continuation import Earlier, StaleBundle, find_earlier
 from recorder.export.parallel import Parallel, Piece, render_parallel, use_parallel
 from recorder.export.redact import redacted
 from recorder.export.render import gap_sentence, iso
@@ -444,9 +444,9 @@ class _HashingFile:
         self._syncer = threading.Thread(target=sync, name="bundle-write-back", daemon=True)
         self._syncer.start()
 
-    def copy_range(self, src: int, offset: int, count: int) -> int:
+    def copy_range(self, src: int, offset: int, count: int, also: Any = None) -> int:
         """Append up to `count` bytes of file `src` from `offset`; returns how many
-        (fewer only where `src` ends)."""
+        (fewer only where `src` ends). `also`: another hasher given the same bytes."""
         if self._buffer is None:
             self._buffer = memoryview(bytearray(_COPY_CHUNK))
         done = 0
@@ -468,10 +468,38 @@ class _HashingFile:
             else:
                 n = os.preadv(src, [self._buffer[:want]], offset + done)
                 self.write(self._buffer[:n])
+            if also is not None:
+                also.update(self._buffer[:n])
             if not n:
                 break
             done += n
         return done
+
+    def copy_checked(
+        self, src: Path, start: int, end: int, sha256: str, hashed_from: int | None = None
+    ) -> None:
+        """Append bytes `start` to `end` of an earlier bundle's file `src`, checking the
+        SHA-256 of its bytes `hashed_from` (default: `start`) to `end`; StaleBundle if
+        it differs (what was written then must be thrown away). Copied in the kernel;
+        when the copy is this file's first bytes, its own digest is the check."""
+        first = start if hashed_from is None else min(hashed_from, start)
+        own = first == start and self.size == 0
+        checker = None if own else hashlib.sha256()
+        try:
+            with open(src, "rb", buffering=0) as f:
+                if checker is not None and first < start:
+                    head = os.pread(f.fileno(), start - first, first)
+                    checker.update(head)
+                    if len(head) != start - first:
+                        raise StaleBundle(f"{src.name} is shorter than its manifest says")
+                copied = self.copy_range(f.fileno(), start, end - start, also=checker)
+        except OSError as exc:
+            raise StaleBundle(f"{src.name} cannot be read ({exc})") from None
+        if copied != end - start:
+            raise StaleBundle(f"{src.name} is shorter than its manifest says")
+        digest = (self.hasher.copy() if checker is None else checker).hexdigest()
+        if digest != sha256:
+            raise StaleBundle(f"{src.name} differs from its manifest")
 
     def copy_lines(self, path: Path, number: int, start: int, end: int, skip: array[int]) -> None:
         """Append bytes `start` to `end` of segment `number` (file `path`), less the
@@ -737,16 +765,15 @@ def _go_on_from(
         j, body = m["files"]["jsonl"], m["files"]["markdown"]["body"]
         integrity.go_on_from(m)
         day = str(m["files"]["markdown"].get("last_day") or "")
-        copy_checked(earlier.dir / JSONL_NAME, 0, int(j["bytes"]), str(j["sha256"]), jsonl.write)
+        jsonl.copy_checked(earlier.dir / JSONL_NAME, 0, int(j["bytes"]), str(j["sha256"]))
         # "prefix_sha256" covers bytes 0 to end; "sha256" (bundles before 2026-12-03)
         # the body alone
         prefix = "prefix_sha256" in body
-        copy_checked(
+        md.copy_checked(
             earlier.dir / TRANSCRIPT_NAME,
             int(body["start"]),
             int(body["end"]),
             str(body["prefix_sha256" if prefix else "sha256"]),
-            md.write,
             hashed_from=0 if prefix else None,
         )
     except (KeyError, TypeError, ValueError) as exc:

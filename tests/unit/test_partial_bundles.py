@@ -317,3 +317,33 @@ def test_the_body_digest_covers_the_header_too_and_older_bundles_still_go_on(
     again = build_bundle(root, end, scope=BundleScope.whole(), durable=False)
     assert again.manifest["reused"]["bundle"] == half.id
     assert again.jsonl.read_bytes() == jsonl and again.transcript.read_bytes() == md
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["jsonl flipped", "jsonl short", "transcript short", "transcript gone"],
+)
+def test_an_earlier_bundle_whose_files_differ_is_rebuilt_not_copied(
+    tmp_path: Path, damage: str
+) -> None:
+    """The earlier JSONL is checked by the new file's own digest (it is its first
+    bytes), the transcript body by the earlier prefix digest: either way a changed,
+    short or missing file means the bundle is built from scratch, the same bytes."""
+    root = tmp_path / "logs"
+    half, end = journal(root, bad_at=40)
+    earlier = build_bundle(root, half, scope=BundleScope.whole(), durable=False)
+    which, how = damage.split()
+    path = earlier.jsonl if which == "jsonl" else earlier.transcript
+    raw = bytearray(path.read_bytes())
+    if how == "flipped":
+        raw[len(raw) // 2] ^= 1
+        path.write_bytes(bytes(raw))
+    elif how == "short":
+        path.write_bytes(bytes(raw[: len(raw) // 2]))
+    else:
+        path.unlink()
+    later = build_bundle(root, end, scope=BundleScope.whole(), durable=False)
+    assert "reused" not in later.manifest
+    jsonl, md, fresh = scratch(root, end, tmp_path)
+    assert later.jsonl.read_bytes() == jsonl and later.transcript.read_bytes() == md
+    assert later.manifest["files"]["jsonl"]["sha256"] == fresh["files"]["jsonl"]["sha256"]
