@@ -347,3 +347,29 @@ def test_an_earlier_bundle_whose_files_differ_is_rebuilt_not_copied(
     jsonl, md, fresh = scratch(root, end, tmp_path)
     assert later.jsonl.read_bytes() == jsonl and later.transcript.read_bytes() == md
     assert later.manifest["files"]["jsonl"]["sha256"] == fresh["files"]["jsonl"]["sha256"]
+
+
+def test_range_problems_come_in_the_checkpoints_order_though_hashed_at_once(
+    tmp_path: Path,
+) -> None:
+    """Segments are re-hashed on several threads: what is found is still listed in the
+    checkpoint's order, each segment once (changed, cut short, missing)."""
+    from recorder.export.scope import verify_range
+
+    root = tmp_path / "logs"
+    _half, end = journal(root)
+    segs = segments(root)
+    assert len(segs) >= 8
+    segs[1].write_bytes(segs[1].read_bytes().replace(b"message", b"massage", 1))
+    segs[3].write_bytes(segs[3].read_bytes()[:100])
+    segs[4].unlink()
+    segs[6].write_bytes(segs[6].read_bytes().replace(b"message", b"massage", 1))
+    v = verify_range(Layout(root), end, 0)
+    assert not v.ok
+    assert v.problems == [
+        f"{segs[1].name} differs from the checkpoint",
+        f"{segs[3].name} is shorter than {end.segments[3]['size']} bytes",
+        f"{segs[4].name} is missing",
+        f"{segs[6].name} differs from the checkpoint",
+    ]
+    assert v.segments == [s.name for k, s in enumerate(segs) if k != 4][: len(v.segments)]
