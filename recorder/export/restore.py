@@ -100,7 +100,8 @@ class RangeIntegrity(RangeSummary):
     first_seq: int | None = None  # the range's first and last record sequence numbers
     last_seq: int | None = None
     # every damaged line as (segment, start, end), a run of them as one: what a copy of
-    # the range's bytes leaves out (not capped, and not merged: kept per piece)
+    # the range's bytes leaves out (not capped; `merge` leaves them: a worker's piece
+    # hands its own to the parent's copy)
     bad_spans: array[int] = field(default_factory=lambda: array("Q"), repr=False, compare=False)
 
     def add(self, rec: Record) -> None:
@@ -410,11 +411,8 @@ class _HashingFile:
         if self._body_start is not None:
             self.body = (self._body_start, self.size, self.hasher.copy().hexdigest())
 
-    def _hash(self, data: bytes | memoryview) -> None:
-        self.hasher.update(data)
-
     def write(self, data: bytes | memoryview) -> int:
-        self._hash(data)
+        self.hasher.update(data)
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
@@ -462,7 +460,7 @@ class _HashingFile:
                     continue
                 if n and os.preadv(self.fd, [self._buffer[:n]], self.size) != n:
                     raise OSError(errno.EIO, f"{self.path.name} lost bytes just copied into it")
-                self._hash(self._buffer[:n])
+                self.hasher.update(self._buffer[:n])
                 self.size += n
                 self._write_back()
             else:
