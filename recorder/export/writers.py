@@ -155,32 +155,47 @@ def _memo(fn: Callable[[str], str]) -> Callable[[str], str]:
     return memoised
 
 
-def md_quote(text: str) -> str:
-    """Every line of `text` as a Markdown block quote line: `> line`, or `>` alone
-    for an empty line (so no line ends with a space)."""
-    quoted = "> " + text.replace("\n", "\n> ")
-    if not text or text[0] == "\n" or text[-1] == "\n" or _BLANK_LINE.search(text):
+def md_quote(text: bytes) -> bytes:
+    """Every line of UTF-8 `text` as a Markdown block quote line: `> line`, or `>`
+    alone for an empty line (so no line ends with a space). On bytes: the quote is
+    made on the way out, and a bytes `replace` is faster than a str one."""
+    quoted = b"> " + text.replace(b"\n", b"\n> ")
+    if not text or text[:1] == b"\n" or text[-1:] == b"\n" or _BLANK_LINE.search(text):
         # Empty lines came out as "> ": each replace pass skips the line right after
         # one it fixed (the newline between them is consumed), so two passes fix all.
-        quoted = quoted.replace("\n> \n", "\n>\n").replace("\n> \n", "\n>\n")
-        if quoted.startswith("> \n") or quoted == "> ":
-            quoted = ">" + quoted[2:]
-        if quoted.endswith("\n> "):
+        quoted = quoted.replace(b"\n> \n", b"\n>\n").replace(b"\n> \n", b"\n>\n")
+        if quoted.startswith(b"> \n") or quoted == b"> ":
+            quoted = b">" + quoted[2:]
+        if quoted.endswith(b"\n> "):
             quoted = quoted[:-1]
     return quoted
 
 
-_BLANK_LINE = re.compile("\n\n")  # a compiled search: `in` is slow on text full of newlines
+_BLANK_LINE = re.compile(b"\n\n")  # a compiled search: `in` is slow on text full of newlines
 _MD_PLAIN = plain_bytes("&<>]")
+_MD_ENTITIES = ((b"&", b"&amp;"), (b"<", b"&lt;"), (b">", b"&gt;"), (b"]", b"&#93;"))
+_MD_FIXED_IN_BYTES = b"\t&<>]"  # what `md_text` changes in ASCII text other than escapes
 
 
-def md_quoted_text(text: str) -> str:
-    """`md_quote(md_text(text))`: recorded text as a block quote. ASCII text with
-    nothing to escape (most messages) is found so in one `bytes.translate` pass
-    instead of one pass per character `md_text` looks for."""
-    if plain_ascii(text, _MD_PLAIN):
-        return md_quote(text)
-    return md_quote(md_text(text))
+def md_quoted_text(text: str) -> bytes:
+    """`md_quote(md_text(text))`, UTF-8: recorded text as a block quote. ASCII text
+    whose only changes are tabs and `& < > ]` (most messages, code included) is done
+    in bytes: one `bytes.translate` pass finds what is there, then one `replace` for
+    each character found, in `md_text`'s order (`&` first, so no entity is escaped
+    twice; a tab becomes four spaces, as `clean` makes it)."""
+    if text.isascii():
+        raw = text.encode("ascii")
+        found = raw.translate(None, _MD_PLAIN)
+        if not found:
+            return md_quote(raw)
+        if not found.translate(None, _MD_FIXED_IN_BYTES):
+            if b"\t" in found:
+                raw = raw.replace(b"\t", b"    ")
+            for char, entity in _MD_ENTITIES:
+                if char in found:
+                    raw = raw.replace(char, entity)
+            return md_quote(raw)
+    return md_quote(md_text(text).encode())
 
 
 def md_code(text: str) -> str:
@@ -228,7 +243,7 @@ class DayWriter(Writer):
 class MarkdownWriter(DayWriter):
     def __init__(self, out: IO[bytes]) -> None:
         super().__init__(out)
-        self._out: list[str] = []
+        self._out: list[bytes] = []
 
     stamp = staticmethod(iso_second)
 
@@ -248,7 +263,7 @@ class MarkdownWriter(DayWriter):
         day = stamp[:10]
         if day and day != self._day:
             self._day = day
-            out.append(f"## {day}\n")
+            out.append(f"## {day}\n".encode())
         clock = stamp[11:19]
         if v.kind == "msg":
             who = md_field(v.sender or "?")
@@ -257,32 +272,30 @@ class MarkdownWriter(DayWriter):
                 head += f" · {md_field(v.chain)}"
             if v.replay_of is not None:
                 head += " · replay"
-            out.append(head + f" <sub>#{v.seq}</sub>\n")
+            out.append(f"{head} <sub>#{v.seq}</sub>\n".encode())
             if v.text:
-                out.append(md_quoted_text(v.text) + "\n")
+                out.append(md_quoted_text(v.text) + b"\n")
             if v.body:
                 body = clean(v.body)
                 fence = _fence(body)
-                out.append(f"{fence}json\n{body}\n{fence}\n")
+                out.append(f"{fence}json\n{body}\n{fence}\n".encode())
         elif v.kind == "gap":
-            data = rec.data or {}
-            out.append(
-                f"> ⚠ **{md_text(gap_sentence(data), newlines=False)}** ({clock}, #{v.seq})\n"
-            )
+            sentence = md_text(gap_sentence(rec.data or {}), newlines=False)
+            out.append(f"> ⚠ **{sentence}** ({clock}, #{v.seq})\n".encode())
         elif v.kind == KIND_BAD_LINE:
             out.append(
                 f"> ✘ **damaged line** in seg-{rec.segment:06d}.jsonl at byte {rec.offset} "
-                "(not a journal record; left out)\n"
+                "(not a journal record; left out)\n".encode()
             )
         elif v.kind in ("corrupt", "refused"):
             text = md_text(v.text[:300], newlines=False)
-            out.append(f"> ✘ **{md_text(v.kind)}** ({clock}, #{v.seq}): {text}\n")
+            out.append(f"> ✘ **{md_text(v.kind)}** ({clock}, #{v.seq}): {text}\n".encode())
         else:
             event = md_text(str((rec.data or {}).get("event", v.kind)), newlines=False)
-            out.append(f"*{clock} · recorder {event}*\n")
-        out.append("")
-        # each piece on its own: the text is mostly ASCII (a copy), the head is not (·)
-        self.emit(b"\n".join([piece.encode() for piece in out]))
+            out.append(f"*{clock} · recorder {event}*\n".encode())
+        out.append(b"")
+        # pieces encoded one by one: the text is mostly ASCII, the head is not (·)
+        self.emit(b"\n".join(out))
 
 
 def _cell(value: str) -> str:
