@@ -138,6 +138,36 @@ def plain_ascii(text: str, plain: bytes) -> bool:
     return text.isascii() and not text.encode("ascii").translate(None, plain)
 
 
+class AsciiEscapes:
+    """Escaping `entities` (character, entity; applied in their order) in ASCII text
+    as bytes, the common case, where `clean` would change nothing but tabs."""
+
+    def __init__(self, entities: tuple[tuple[bytes, bytes], ...]) -> None:
+        self.entities = entities
+        chars = b"".join(char for char, _ in entities)
+        self.plain = plain_bytes(chars.decode("ascii"))  # what stays as it is
+        self.fixed = b"\t" + chars  # what this changes; anything else needs `clean`
+
+    def apply(self, text: str) -> bytes | None:
+        """`text` as bytes with each tab four spaces (as `clean` makes it) and the
+        entities in, when it is ASCII that needs nothing else (no escape); else None.
+        One `translate` finds what is there, then one `replace` per character found."""
+        if not text.isascii():
+            return None
+        raw = text.encode("ascii")
+        found = raw.translate(None, self.plain)
+        if not found:
+            return raw
+        if found.translate(None, self.fixed):
+            return None  # something `clean` shows as an escape
+        if b"\t" in found:
+            raw = raw.replace(b"\t", b"    ")
+        for char, entity in self.entities:
+            if char in found:
+                raw = raw.replace(char, entity)
+        return raw
+
+
 _ESCAPES = _Escapes()
 
 

@@ -24,6 +24,7 @@ from recorder.export.jsonl_copy import copy_jsonl
 from recorder.export.parallel import Parallel, render_parallel, use_parallel
 from recorder.export.redact import REDACT_BY_DEFAULT, redacted
 from recorder.export.render import (
+    AsciiEscapes,
     clean,
     gap_sentence,
     iso,
@@ -31,7 +32,6 @@ from recorder.export.render import (
     json_text,
     payload_bytes,
     plain_ascii,
-    plain_bytes,
     view,
 )
 from recorder.store.ranges import JournalRange, RangeSummary
@@ -172,30 +172,17 @@ def md_quote(text: bytes) -> bytes:
 
 
 _BLANK_LINE = re.compile(b"\n\n")  # a compiled search: `in` is slow on text full of newlines
-_MD_PLAIN = plain_bytes("&<>]")
-_MD_ENTITIES = ((b"&", b"&amp;"), (b"<", b"&lt;"), (b">", b"&gt;"), (b"]", b"&#93;"))
-_MD_FIXED_IN_BYTES = b"\t&<>]"  # what `md_text` changes in ASCII text other than escapes
+_MD_ESCAPES = AsciiEscapes(
+    ((b"&", b"&amp;"), (b"<", b"&lt;"), (b">", b"&gt;"), (b"]", b"&#93;"))
+)  # `md_text`'s, in its order (`&` first, so no entity is escaped twice)
 
 
 def md_quoted_text(text: str) -> bytes:
     """`md_quote(md_text(text))`, UTF-8: recorded text as a block quote. ASCII text
     whose only changes are tabs and `& < > ]` (most messages, code included) is done
-    in bytes: one `bytes.translate` pass finds what is there, then one `replace` for
-    each character found, in `md_text`'s order (`&` first, so no entity is escaped
-    twice; a tab becomes four spaces, as `clean` makes it)."""
-    if text.isascii():
-        raw = text.encode("ascii")
-        found = raw.translate(None, _MD_PLAIN)
-        if not found:
-            return md_quote(raw)
-        if not found.translate(None, _MD_FIXED_IN_BYTES):
-            if b"\t" in found:
-                raw = raw.replace(b"\t", b"    ")
-            for char, entity in _MD_ENTITIES:
-                if char in found:
-                    raw = raw.replace(char, entity)
-            return md_quote(raw)
-    return md_quote(md_text(text).encode())
+    in bytes (`AsciiEscapes`)."""
+    raw = _MD_ESCAPES.apply(text)
+    return md_quote(md_text(text).encode() if raw is None else raw)
 
 
 def md_code(text: str) -> str:
@@ -391,15 +378,24 @@ border-left:3px solid #f0a020}} .bad{{background:#fdecea;border-color:#d93025}}
 """
 
 
-_HTML_PLAIN = plain_bytes("&<>\"'")
+_HTML_ESCAPES = AsciiEscapes(
+    ((b"&", b"&amp;"), (b"<", b"&lt;"), (b">", b"&gt;"), (b'"', b"&quot;"), (b"'", b"&#x27;"))
+)  # `html.escape(quote=True)`'s, in its order
 
 
 def _h(text: str) -> str:
     """Recorded text as HTML text: escapes shown (`clean`), markup characters as
     entities (`html.escape`); ASCII text with neither is found so in one pass."""
-    if plain_ascii(text, _HTML_PLAIN):
+    if plain_ascii(text, _HTML_ESCAPES.plain):
         return text
     return html.escape(clean(text), quote=True)
+
+
+def _h_bytes(text: str) -> bytes:
+    """`_h(text)` as UTF-8, for a message's text: ASCII text whose only changes are
+    tabs and markup characters is done in bytes (`AsciiEscapes`)."""
+    raw = _HTML_ESCAPES.apply(text)
+    return html.escape(clean(text), quote=True).encode() if raw is None else raw
 
 
 class HtmlWriter(DayWriter):
@@ -414,39 +410,40 @@ class HtmlWriter(DayWriter):
         if v.kind in BOOKKEEPING:
             return
         stamp = iso(v.ts)
-        parts: list[str] = []
+        parts: list[bytes] = []
         if stamp[:10] and stamp[:10] != self._day:
             self._day = stamp[:10]
-            parts.append(f"<h2>{self._day}</h2>")
+            parts.append(f"<h2>{self._day}</h2>".encode())
         clock = stamp[11:19]
         if v.kind == "msg":
             extra = f' · <span class="chain">{_h(v.chain)}</span>' if v.chain else ""
             if v.replay_of is not None:
                 extra += ' · <span class="replay">replay</span>'
-            parts.append(
+            head = (
                 f'<div class="msg" id="seq-{v.seq}"><div class="head">'
                 f'<span class="seq">#{v.seq}</span><span class="sender">{_h(v.sender or "?")}'
                 f'</span> · <span class="topic">{_h(v.topic)}</span> · {clock}{extra}</div>'
             )
+            parts.append(head.encode())
             if v.text:
-                parts.append(f'<div class="text">{_h(v.text)}</div>')
+                parts.append(b'<div class="text">' + _h_bytes(v.text) + b"</div>")
             if v.body:
-                parts.append(f"<pre>{_h(v.body)}</pre>")
-            parts.append("</div>")
+                parts.append(f"<pre>{_h(v.body)}</pre>".encode())
+            parts.append(b"</div>")
         elif v.kind == "gap":
-            parts.append(f'<div class="gap">⚠ {_h(gap_sentence(rec.data or {}))}</div>')
+            parts.append(f'<div class="gap">⚠ {_h(gap_sentence(rec.data or {}))}</div>'.encode())
         elif v.kind == KIND_BAD_LINE:
             parts.append(
                 f'<div class="bad">✘ damaged line in seg-{rec.segment:06d}.jsonl at byte '
-                f"{rec.offset} (not a journal record)</div>"
+                f"{rec.offset} (not a journal record)</div>".encode()
             )
         elif v.kind in ("corrupt", "refused"):
-            parts.append(f'<div class="bad">✘ {_h(v.kind)}: {_h(v.text[:300])}</div>')
+            parts.append(f'<div class="bad">✘ {_h(v.kind)}: {_h(v.text[:300])}</div>'.encode())
         else:
             event = (rec.data or {}).get("event", v.kind)
-            parts.append(f'<div class="event">{clock} · recorder {_h(str(event))}</div>')
-        parts.append("\n")
-        self.emit(b"".join([piece.encode() for piece in parts]))  # as in MarkdownWriter
+            parts.append(f'<div class="event">{clock} · recorder {_h(str(event))}</div>'.encode())
+        parts.append(b"\n")
+        self.emit(b"".join(parts))  # pieces encoded one by one, as in MarkdownWriter
 
     def end(self) -> None:
         self.emit(b"</body></html>\n")

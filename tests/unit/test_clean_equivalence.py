@@ -17,6 +17,7 @@ from recorder.export.writers import (
     _backtick_run,
     _fence,
     _h,
+    _h_bytes,
     csv_row,
     md_code,
     md_quote,
@@ -171,11 +172,14 @@ def test_csv_rows_match_the_csv_module(fields: list[str]) -> None:
 
 
 @settings(max_examples=600, deadline=None)
-@given(st.one_of(texts, ascii_texts, st.text(alphabet="ab \n&<>\"'", max_size=20)))
+@given(st.one_of(texts, ascii_texts, st.text(alphabet="ab \n\t&<>\"'", max_size=20)))
 @example("plain text\nwith lines")
 @example('it\'s "quoted"')
+@example("\tx = a[0] & b < c > d \"e\" 'f'")
 def test_html_text_matches_escaping_the_cleaned_text(text: str) -> None:
-    assert _h(text) == html.escape(old_clean(text), quote=True)
+    want = html.escape(old_clean(text), quote=True)
+    assert _h(text) == want
+    assert _h_bytes(text) == want.encode("utf-8", "surrogatepass")
 
 
 def old_iso(ts: float) -> str:
