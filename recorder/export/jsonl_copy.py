@@ -19,7 +19,6 @@ bytes in 128 KiB writes, and varied with the page cache from run to run.
 from __future__ import annotations
 
 import bisect
-import errno
 import io
 import os
 import queue
@@ -30,6 +29,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import IO
 
+from recorder.store.fsutil import NO_KERNEL_COPY
 from recorder.store.linecheck import (
     MESSAGE,
     SegmentCheck,
@@ -273,7 +273,7 @@ class _Writer:
                             raise OSError(f"the segment ended {end - offset} bytes early")
                         offset += sent
                 except OSError as exc:
-                    if exc.errno not in _NO_SENDFILE:
+                    if exc.errno not in NO_KERNEL_COPY:
                         raise
                     self.fd = None  # not for this output: read and write from here on
                 if self.out.seekable():
@@ -292,9 +292,6 @@ class _Writer:
         self.thread.join()
         if self.error is not None and exc[0] is None:
             raise self.error
-
-
-_NO_SENDFILE = (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP)
 
 
 def _block_record(block: LineBlock) -> Callable[[int], Record]:

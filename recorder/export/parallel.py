@@ -27,7 +27,6 @@ in step.
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import json
 import os
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
 from recorder.errors import PersistError
+from recorder.store.fsutil import NO_KERNEL_COPY
 from recorder.store.ranges import RangeSummary, summarize
 from recorder.store.reader import Record, Store
 from recorder.store.segfile import open_segment
@@ -562,7 +562,7 @@ def _copy_in_kernel(src: IO[bytes], out: io.BufferedWriter, size: int) -> int:
                 break
             copied += n
     except OSError as exc:
-        if exc.errno in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        if exc.errno in NO_KERNEL_COPY:
             src.seek(copied)  # the rest through Python
             return copied
         raise

@@ -1,9 +1,10 @@
 """Restore bundles: a range of the conversation up to a checkpoint, verified, in
 `restore/<id>/`.
 
-(Over 400 lines, about 750: the integrity report, its damage checks, the bundle they
+(Over 400 lines, about 850: the integrity report, its damage checks, the bundle they
 go into and keeping or continuing an earlier bundle are one feature; choosing and
-verifying the range is in `scope`, copying an earlier bundle in `continuation`, the
+verifying the range is in `scope`, finding an earlier bundle in `continuation`, the
+bundle's files (hashed, copied in the kernel, written back) in `bundle_file`, the
 writers and the range summary elsewhere.)
 
     bundle = build_bundle(log_dir, "latest")              # the last 1000 messages
@@ -29,11 +30,8 @@ place that holds the same range, intact, is kept. No zmq, no textual.
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
 import os
 import shutil
-import threading
 import time
 from array import array
 from collections.abc import Callable, Iterator
@@ -44,6 +42,7 @@ from typing import Any
 import orjson
 
 from recorder.bus.envelope import read_envelope
+from recorder.export.bundle_file import BundleFile
 from recorder.export.continuation import Earlier, StaleBundle, find_earlier
 from recorder.export.parallel import Parallel, Piece, render_parallel, use_parallel
 from recorder.export.redact import redacted
@@ -63,7 +62,7 @@ from recorder.store.checkpoints import (
     segment_digest,
     verify_checkpoint,
 )
-from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private
+from recorder.store.fsutil import ensure_private_dir, fsync_dir
 from recorder.store.layout import Layout, segment_name, segment_number
 from recorder.store.ranges import (
     JournalRange,
@@ -74,15 +73,12 @@ from recorder.store.ranges import (
 )
 from recorder.store.reader import KIND_BAD_LINE, Record, Store, open_store
 from recorder.store.records import KIND_MESSAGE, frame_value, parse_line
-from recorder.store.segfile import open_segment
 
 JSONL_NAME = "conversation.jsonl"
 TRANSCRIPT_NAME = "transcript.md"
 MANIFEST_NAME = "manifest.json"
 _CHECKPOINT_FIELDS = ("id", "label", "reason", "created", "position", "messages")
 MAX_LISTED = 1000  # problems listed one by one in a manifest (all are counted)
-_COPY_CHUNK = 1 << 20  # bytes per kernel copy, read back once to be hashed
-_WRITE_BACK = 64 << 20  # a durable bundle file is synced in the background this often
 
 
 @dataclass
@@ -380,171 +376,6 @@ class Bundle:
         return cls(path, data)
 
 
-class _HashingFile:
-    """A private file that hashes what goes into it. Bytes given to `write` are hashed
-    as they go; `copy_range` copies inside the kernel and hashes what landed in the
-    file, read back through one reused buffer (never the bytes through Python twice)."""
-
-    def __init__(self, path: Path, durable: bool) -> None:
-        self.path = path
-        self.fd = open_private(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
-        self.hasher = hashlib.sha256()
-        self.size = 0
-        self.durable = durable
-        self._buffer: memoryview | None = None
-        self._kernel_copy = True  # until the file system says it cannot
-        self._synced = 0  # bytes handed to a background fdatasync
-        self._syncer: threading.Thread | None = None
-        self._sync_error: OSError | None = None
-
-    body: tuple[int, int, str] | None = None  # (start, end, SHA-256 of bytes 0 to end)
-    _body_start: int | None = None
-
-    def start_body(self) -> None:
-        """Mark where the body begins (what a later bundle copies from this one)."""
-        self._body_start = self.size
-
-    def end_body(self) -> None:
-        """Mark where it ends, with the digest of everything up to here: the same one
-        pass of SHA-256 as the whole file's (a digest of the body alone was a second
-        pass over the largest part of the largest file)."""
-        if self._body_start is not None:
-            self.body = (self._body_start, self.size, self.hasher.copy().hexdigest())
-
-    def write(self, data: bytes | memoryview) -> int:
-        self.hasher.update(data)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
-        self.size += len(data)
-        self._write_back()
-        return len(data)
-
-    def _write_back(self) -> None:
-        """A durable file's bytes go to the disk while the rest is written (a thread
-        that calls fdatasync every `_WRITE_BACK` bytes), so `close` waits for the last
-        of them only, not for gigabytes. A failure is raised by `close`: Linux reports
-        a write-back error once, to whichever sync comes first."""
-        if not self.durable or self.size - self._synced < _WRITE_BACK:
-            return
-        if self._syncer is not None:
-            if self._syncer.is_alive():
-                return
-            self._syncer.join()
-        self._synced = self.size
-
-        def sync() -> None:
-            try:
-                os.fdatasync(self.fd)
-            except OSError as exc:
-                self._sync_error = self._sync_error or exc
-
-        self._syncer = threading.Thread(target=sync, name="bundle-write-back", daemon=True)
-        self._syncer.start()
-
-    def copy_range(self, src: int, offset: int, count: int, also: Any = None) -> int:
-        """Append up to `count` bytes of file `src` from `offset`; returns how many
-        (fewer only where `src` ends). `also`: another hasher given the same bytes."""
-        if self._buffer is None:
-            self._buffer = memoryview(bytearray(_COPY_CHUNK))
-        done = 0
-        while done < count:
-            want = min(_COPY_CHUNK, count - done)
-            if self._kernel_copy:
-                try:
-                    n = os.sendfile(self.fd, src, offset + done, want)
-                except OSError as exc:
-                    if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                        raise
-                    self._kernel_copy = False  # read and written from here on
-                    continue
-                if n and os.preadv(self.fd, [self._buffer[:n]], self.size) != n:
-                    raise OSError(errno.EIO, f"{self.path.name} lost bytes just copied into it")
-                self.hasher.update(self._buffer[:n])
-                self.size += n
-                self._write_back()
-            else:
-                n = os.preadv(src, [self._buffer[:want]], offset + done)
-                self.write(self._buffer[:n])
-            if also is not None:
-                also.update(self._buffer[:n])
-            if not n:
-                break
-            done += n
-        return done
-
-    def copy_checked(
-        self, src: Path, start: int, end: int, sha256: str, hashed_from: int | None = None
-    ) -> None:
-        """Append bytes `start` to `end` of an earlier bundle's file `src`, checking the
-        SHA-256 of its bytes `hashed_from` (default: `start`) to `end`; StaleBundle if
-        it differs (what was written then must be thrown away). Copied in the kernel;
-        when the copy is this file's first bytes, its own digest is the check."""
-        first = start if hashed_from is None else min(hashed_from, start)
-        own = first == start and self.size == 0
-        checker = None if own else hashlib.sha256()
-        try:
-            with open(src, "rb", buffering=0) as f:
-                if checker is not None and first < start:
-                    head = os.pread(f.fileno(), start - first, first)
-                    checker.update(head)
-                    if len(head) != start - first:
-                        raise StaleBundle(f"{src.name} is shorter than its manifest says")
-                copied = self.copy_range(f.fileno(), start, end - start, also=checker)
-        except OSError as exc:
-            raise StaleBundle(f"{src.name} cannot be read ({exc})") from None
-        if copied != end - start:
-            raise StaleBundle(f"{src.name} is shorter than its manifest says")
-        digest = (self.hasher.copy() if checker is None else checker).hexdigest()
-        if digest != sha256:
-            raise StaleBundle(f"{src.name} differs from its manifest")
-
-    def copy_lines(self, path: Path, number: int, start: int, end: int, skip: array[int]) -> None:
-        """Append bytes `start` to `end` of segment `number` (file `path`), less the
-        spans (segment, start, end) of `skip` that lie there: whole lines as stored,
-        copied in the kernel when the segment is plain. ExportError if it holds fewer."""
-        kept, at = [], start
-        for k in range(0, len(skip), 3):
-            if skip[k] == number and start <= skip[k + 1] < end:
-                kept.append((at, skip[k + 1]))
-                at = skip[k + 2]
-        kept.append((at, end))
-        with open_segment(path) as seg:
-            for a, b in kept:
-                if a >= b:
-                    continue
-                if seg.compressed:
-                    for block in seg.chunks(a, b):
-                        self.write(block)
-                elif self.copy_range(seg.fd, a, b - a) != b - a:
-                    raise ExportError(
-                        f"{path.name} is shorter than when the export began "
-                        "(changed while it was being read)"
-                    )
-
-    def close(self) -> None:
-        """Close the file, durable when asked (OSError if a sync failed)."""
-        if self.fd < 0:
-            return
-        try:
-            if self._syncer is not None:
-                self._syncer.join()
-            if self._sync_error is not None:
-                raise self._sync_error
-            if self.durable:
-                os.fsync(self.fd)
-        finally:
-            os.close(self.fd)
-            self.fd = -1
-
-    def describe(self, **extra: Any) -> dict[str, Any]:
-        out = {"name": self.path.name, "bytes": self.size, "sha256": self.hasher.hexdigest()}
-        if self.body is not None:
-            start, end, digest = self.body
-            out["body"] = {"start": start, "end": end, "prefix_sha256": digest}
-        return out | extra
-
-
 def build_bundle(
     log_dir: Path | str,
     checkpoint: Checkpoint | str,
@@ -650,7 +481,7 @@ def _build(
         if earlier is not None and files.get("reused_from") is not None:
             manifest["reused"] = files.pop("reused_from")
         data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
-        out = _HashingFile(work / MANIFEST_NAME, durable)
+        out = BundleFile(work / MANIFEST_NAME, durable)
         try:
             out.write(data)
         finally:
@@ -681,8 +512,8 @@ def _write_files(
     first, stop = span
     start = earlier.stop if earlier is not None else first
     ensure_private_dir(work)
-    jsonl = _HashingFile(work / JSONL_NAME, durable)
-    md = _HashingFile(work / TRANSCRIPT_NAME, durable)
+    jsonl = BundleFile(work / JSONL_NAME, durable)
+    md = BundleFile(work / TRANSCRIPT_NAME, durable)
     try:
         jw, mw = JsonlWriter(jsonl), MarkdownWriter(md)  # type: ignore[arg-type]
         title = f"Conversation up to “{cp.label or cp.id}”"
@@ -751,8 +582,8 @@ def _write_files(
 
 def _go_on_from(
     earlier: Earlier,
-    jsonl: _HashingFile,
-    md: _HashingFile,
+    jsonl: BundleFile,
+    md: BundleFile,
     mw: MarkdownWriter,
     integrity: RangeIntegrity,
 ) -> None:

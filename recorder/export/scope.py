@@ -143,13 +143,10 @@ _HASHING_THREADS = 2  # segments re-hashed at once (most machines have two cores
 def verify_range(layout: Layout, cp: Checkpoint, first_segment: int) -> RangeVerification:
     """Re-hash the segments from `first_segment` up to the checkpoint and compare them
     with its digest; check the segments before them by stat and the digest cache."""
-    cache = DigestCache(layout)
-    notes = pruned_by_number(layout)
-    pruned: list[str] = []  # taken out by retention on purpose: neither range nor damage
     with ThreadPoolExecutor(_HASHING_THREADS) as pool:
         digests = _digests_of_range(pool, layout, cp, first_segment)
         try:
-            return _verified(layout, cp, first_segment, digests, cache, notes, pruned)
+            return _verified(layout, cp, first_segment, digests)
         finally:
             for future in digests.values():
                 future.cancel()
@@ -182,10 +179,10 @@ def _verified(
     cp: Checkpoint,
     first_segment: int,
     digests: dict[tuple[str, int], Future[str]],
-    cache: DigestCache,
-    notes: dict[int, Any],
-    pruned: list[str],
 ) -> RangeVerification:
+    cache = DigestCache(layout)
+    notes = pruned_by_number(layout)
+    pruned: list[str] = []  # taken out by retention on purpose: neither range nor damage
     problems: list[str] = []
     hashed: list[str] = []
     cached_ok: list[str] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import threading
@@ -29,6 +30,11 @@ def ensure_private_dir(path: Path) -> Path:
     if (path.stat().st_mode & 0o777) != DIR_MODE:
         os.chmod(path, DIR_MODE)
     return path
+
+
+# errors that say a kernel copy (`sendfile`, `copy_file_range`) cannot be done between
+# these two files: the bytes are read and written instead
+NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
 
 
 def open_private(path: Path, flags: int) -> int:

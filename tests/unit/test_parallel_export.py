@@ -222,9 +222,9 @@ def test_a_parallel_full_bundle_copies_the_journal_less_its_damaged_lines(
     from the segments (in the kernel for plain ones), less the lines the workers found
     damaged. Byte for byte the one pass's bundle, manifest included, and durable files
     written back as they grow (every 100 bytes here)."""
-    import recorder.export.restore as restore
+    import recorder.export.bundle_file as bundle_file
 
-    monkeypatch.setattr(restore, "_WRITE_BACK", 100)
+    monkeypatch.setattr(bundle_file, "_WRITE_BACK", 100)
     root = tmp_path / "logs"
     cp = journal(root)
     damaged = damage_lines(root, cp)
@@ -252,9 +252,9 @@ def test_a_failed_write_back_fails_the_bundle(
     import errno
     import os
 
-    import recorder.export.restore as restore
+    import recorder.export.bundle_file as bundle_file
 
-    monkeypatch.setattr(restore, "_WRITE_BACK", 100)
+    monkeypatch.setattr(bundle_file, "_WRITE_BACK", 100)
     calls: list[int] = []
 
     def lost(fd: int) -> None:
