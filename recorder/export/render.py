@@ -36,11 +36,20 @@ TOO_DEEP = "(shown as text: nested too deep to render)"
 def json_text(value: Any, raw: Callable[[], bytes], *, indent: bool = False) -> str:
     """`value` as JSON text; when it cannot be written (nested too deep), the raw
     bytes it was read from as text, marked `TOO_DEEP`. Never raises."""
+    written = json_or_none(value, indent=indent)
+    if written is not None:
+        return written.decode()
+    text = raw().decode("utf-8", "replace").rstrip("\n")
+    return f"{TOO_DEEP}{chr(10) if indent else ' '}{text}"
+
+
+def json_or_none(value: Any, *, indent: bool = False) -> bytes | None:
+    """`value` as orjson writes it (UTF-8, every control character escaped), or
+    None when it is nested too deep to write."""
     try:
-        return orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else None).decode()
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else None)
     except TypeError:  # orjson.JSONEncodeError: "Recursion limit reached"
-        text = raw().decode("utf-8", "replace").rstrip("\n")
-        return f"{TOO_DEEP}{chr(10) if indent else ' '}{text}"
+        return None
 
 
 def payload_bytes(rec: Record) -> bytes:
@@ -284,7 +293,9 @@ def record_text(rec: Record) -> str:
     return payload_bytes(rec).decode("utf-8", "replace")  # as sent, not re-serialised
 
 
-def view(rec: Record) -> View:
+def view(rec: Record, *, with_body: bool = True) -> View:
+    """`rec` as a transcript shows it; `with_body=False` leaves `body` None (for a
+    writer that shows the payload its own way)."""
     data = rec.data
     if data is None:
         raw = rec.line.decode("utf-8", "replace").rstrip("\n")
@@ -298,9 +309,9 @@ def view(rec: Record) -> View:
     frames = data.get("frames") or ()
     payload = frame_value(frames[-1]) if frames else None
     text, body = "", None
-    every = frames_body(rec) if len(frames) > 2 else None  # several payload frames
-    if every is not None:
-        text, body = frames_text(rec) or "", every
+    if len(frames) > 2:  # several payload frames
+        text = frames_text(rec) or ""
+        body = frames_body(rec) if with_body else None
     elif isinstance(payload, dict):
         for key in _TEXT_KEYS:  # `_payload_text`, inline: once per message
             value = payload.get(key)
@@ -308,7 +319,7 @@ def view(rec: Record) -> View:
                 text = value
                 break
         quiet = _QUIET if text else _ENVELOPE_ONLY
-        for k, v in payload.items():
+        for k, v in payload.items() if with_body else ():
             if k not in quiet and v is not text:
                 rest = {k: v for k, v in payload.items() if k != "_persist" and v is not text}
                 body = json_text(rest, lambda: payload_bytes(rec), indent=True)
@@ -317,7 +328,7 @@ def view(rec: Record) -> View:
         text = f"<{len(payload)} bytes of binary data>"
     elif isinstance(payload, str):
         text = payload
-    else:
+    elif with_body:
         body = json_text(payload, lambda: payload_bytes(rec), indent=True)
     return View(
         data.get("seq"),

@@ -17,7 +17,7 @@ import html
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TypeVar
 
 from recorder.errors import PersistError
 from recorder.export.jsonl_copy import copy_jsonl
@@ -29,9 +29,11 @@ from recorder.export.render import (
     gap_sentence,
     iso,
     iso_second,
+    json_or_none,
     json_text,
     payload_bytes,
     plain_ascii,
+    plain_bytes,
     view,
 )
 from recorder.store.ranges import JournalRange, RangeSummary
@@ -134,15 +136,16 @@ def md_text(text: str, *, newlines: bool = True) -> str:
     )
 
 
+_T = TypeVar("_T")
 _MEMO_MAX_CHARS = 200  # short fields (senders, topics, chains) repeat: each is escaped once
 _MEMO_ENTRIES = 4096
 
 
-def _memo(fn: Callable[[str], str]) -> Callable[[str], str]:
+def _memo(fn: Callable[[str], _T]) -> Callable[[str], _T]:
     """`fn` remembered for short texts (a bounded table, emptied when full)."""
-    table: dict[str, str] = {}
+    table: dict[str, _T] = {}
 
-    def memoised(text: str) -> str:
+    def memoised(text: str) -> _T:
         out = table.get(text)
         if out is None:
             out = fn(text)
@@ -306,6 +309,59 @@ def csv_row(fields: Iterable[str]) -> str:
     return ",".join(map(csv_field, fields)) + "\r\n"
 
 
+_CSV_PLAIN = plain_bytes('",\n')  # stays as it is in a cell that needs no quotes
+_CSV_FIXED = b'\t",\n'  # what `_ascii_cell` handles itself; anything else needs `clean`
+_FORMULA_STARTS = (b"=", b"+", b"-", b"@")
+
+
+def _ascii_cell(raw: bytes) -> bytes | None:
+    """`csv_field(_cell(text))` for ASCII `text` given as bytes, when `clean` would
+    change nothing but its tabs (one `translate` finds what is there); else None."""
+    found = raw.translate(None, _CSV_PLAIN)
+    if found:
+        if found.translate(None, _CSV_FIXED):
+            return None
+        if b"\t" in found:
+            raw = raw.replace(b"\t", b"    ")
+    if raw[:1] in _FORMULA_STARTS:
+        raw = b"'" + raw
+    if b'"' in found:
+        return b'"' + raw.replace(b'"', b'""') + b'"'
+    if b"," in found or b"\n" in found:
+        return b'"' + raw + b'"'
+    return raw
+
+
+def csv_cell(text: str) -> bytes:
+    """A recorded text as one CSV cell, UTF-8: `csv_field(_cell(text))`, done in
+    bytes for ASCII text whose only changes are tabs and quoting."""
+    if text.isascii():
+        cell = _ascii_cell(text.encode("ascii"))
+        if cell is not None:
+            return cell
+    return csv_field(_cell(text)).encode()
+
+
+def csv_json_cell(written: bytes) -> bytes:
+    """JSON as `json_or_none` writes it, as one CSV cell (UTF-8), as `csv_cell` would
+    write it as text. ASCII JSON holds no control character but DEL (orjson escapes
+    the others), so a few substring tests replace the `translate` pass."""
+    if not written.isascii() or b"\x7f" in written:
+        return csv_field(_cell(written.decode())).encode()
+    if written[:1] == b"-":  # a negative number: a formula to a spreadsheet
+        written = b"'" + written
+    if b'"' in written:
+        return b'"' + written.replace(b'"', b'""') + b'"'
+    if b"," in written:
+        return b'"' + written + b'"'
+    return written
+
+
+csv_field_cell = _memo(lambda text: csv_field(text).encode())
+csv_field_cell.__doc__ = "`csv_field` as UTF-8, remembered for short repeated fields."
+csv_cell_memo = _memo(csv_cell)
+
+
 class CsvWriter(Writer):
     COLUMNS = (
         "seq",
@@ -324,37 +380,41 @@ class CsvWriter(Writer):
         self.emit(csv_row(self.COLUMNS).encode())
 
     def record(self, rec: Record) -> None:
-        v = view(rec)
+        v = view(rec, with_body=False)
         if v.kind in BOOKKEEPING:
             return
-        payload = ""
+        payload = b""
         if v.kind == "msg":
             value = rec.payload
-            payload = (
-                value
-                if isinstance(value, str)
-                else f"<{len(value)} bytes>"
-                if isinstance(value, bytes)
-                else json_text(value, lambda: payload_bytes(rec))
-            )
+            if isinstance(value, str):
+                payload = csv_cell(value)
+            elif isinstance(value, bytes):
+                payload = f"<{len(value)} bytes>".encode()
+            elif (written := json_or_none(value)) is not None:
+                payload = csv_json_cell(written)
+            else:
+                payload = csv_cell(json_text(value, lambda: payload_bytes(rec)))
         elif v.kind == "gap":
             v.text = gap_sentence(rec.data or {})
         replay = json_text(v.replay_of, lambda: rec.line) if v.replay_of is not None else ""
-        row = csv_row(
+        seq, ts = v.seq, v.ts
+        row = b",".join(
             (
-                "" if v.seq is None else str(v.seq),
-                iso(v.ts),
-                "" if v.ts is None else f"{v.ts:.6f}",
-                v.kind,
-                _cell(v.topic),
-                _cell(v.sender),
-                v.chain,
-                _cell(v.text),
-                _cell(payload),
-                replay,
+                b"%d" % seq
+                if type(seq) is int
+                else csv_field_cell("" if seq is None else str(seq)),
+                iso(ts).encode(),
+                b"" if ts is None else b"%.6f" % ts,
+                csv_field_cell(v.kind),
+                csv_cell_memo(v.topic),
+                csv_cell_memo(v.sender),
+                csv_field_cell(v.chain),
+                csv_cell(v.text),
+                payload,
+                csv_field(replay).encode() + b"\r\n",
             )
         )
-        self.emit(row.encode())
+        self.emit(row)
 
 
 _HTML_HEAD = """<!doctype html>
