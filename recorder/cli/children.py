@@ -42,7 +42,13 @@ class IdleChild:
             return
         try:
             self.proc = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                # a session of its own, whose CPU weight it lowers (`priority`): at idle
+                # priority in the recorder's session it would get that session's share
+                start_new_session=True,
             )
         except OSError as exc:
             say(f"{self.failure}: {exc}")

@@ -50,6 +50,7 @@ from recorder.daemon.control import (
 from recorder.daemon.enrich import Enricher
 from recorder.daemon.links import Links
 from recorder.daemon.options import RecorderOptions
+from recorder.daemon.priority import other_work_gate
 from recorder.daemon.recovery import recover
 from recorder.daemon.warm import IndexWarmer
 from recorder.errors import PersistError
@@ -183,7 +184,12 @@ class Recorder:
         self.digests = DigestCache(self.layout)
         # line index caches of closed segments, and their compression
         self._busy_until = 0.0  # the clock's time until which background work waits
-        self.warmer = IndexWarmer(self.layout, compress=self.options.compress, busy=self.busy)
+        self.warmer = IndexWarmer(
+            self.layout,
+            compress=self.options.compress,
+            busy=self.busy,
+            others_busy=other_work_gate(),
+        )
         self.embedded_broker: str | None = None  # publisher endpoint of the broker we host
         self.links = Links(self.options.connects, self.options.bind, self.options.zmq_heartbeat_ms)
         self._late_publishers: set[str] = set()  # first seen past seq 1 (bounded below)

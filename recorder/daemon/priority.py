@@ -4,13 +4,27 @@ Idle priority means the work runs only when the CPU and the disk have nothing be
 do, so it never slows recording or the user's own programs. On a machine whose cores
 are never idle (a CI runner with every core busy, a build farm) such work would never
 run: `$PERSIST_BACKGROUND_PRIORITY=normal` keeps it at the default priority instead.
+
+Nice values alone do not do it where Linux groups processes by session (autogroup, on
+by default on desktop distributions): the CPU is shared between sessions first, and a
+thread or child at idle priority in the recorder's session gets that session's fair
+share against the user's. So the helper processes start in a session of their own and
+lower its weight (`lower_process_priority`), and the recorder's own background thread,
+which cannot leave the recorder's session, waits while other processes leave no core
+idle (`OtherWork`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
 
 ENV = "PERSIST_BACKGROUND_PRIORITY"
 CHOICES = ("idle", "normal")
@@ -40,9 +54,29 @@ def lower_process_priority() -> None:
     with contextlib.suppress(OSError):
         os.nice(19)
     with contextlib.suppress(Exception):
-        import psutil
-
         psutil.Process().ionice(psutil.IOPRIO_CLASS_IDLE)
+    _lower_own_session()
+
+
+AUTOGROUP = Path("/proc/self/autogroup")  # Linux: this session's CPU weight ("nice")
+
+
+def _lower_own_session() -> None:
+    """The autogroup of this process's session at the lowest weight, when the session
+    is its own (a helper started with `start_new_session`): never the session of the
+    terminal that ran it by hand. Linux lets a session lower its weight at most every
+    0.1 s machine-wide (EAGAIN), so a busy moment is tried again a few times."""
+    if os.getsid(0) != os.getpid():
+        return
+    for _ in range(10):
+        try:
+            AUTOGROUP.write_text("19")
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN:
+                return  # no autogroup here (other kernels, containers): nothing to lower
+            time.sleep(0.1)
+            continue
+        return
 
 
 def lower_thread_priority() -> None:
@@ -51,3 +85,52 @@ def lower_thread_priority() -> None:
         return
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
+IDLE_CORE = 0.75  # of a core: what other processes must leave idle for background work
+MIN_LOOK = 0.2  # seconds between two looks for a measure (a quicker look repeats the last)
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(CPU seconds every core has been busy since boot, CPU seconds of this process)."""
+    t = psutil.cpu_times()
+    busy = sum(getattr(t, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq", "steal"))
+    own = os.times()
+    return busy, own.user + own.system
+
+
+class OtherWork:
+    """Whether other processes keep the machine's cores busy: measured between two
+    looks, as the CPU time of the whole machine less this process's own, so the
+    background thread's own work never counts against it. The first look, with
+    nothing to compare, says busy (the caller looks again a moment later)."""
+
+    def __init__(
+        self,
+        read: Callable[[], tuple[float, float]] = cpu_seconds,
+        clock: Callable[[], float] = time.monotonic,
+        cores: int | None = None,
+    ) -> None:
+        self._read = read
+        self._clock = clock
+        self._cores = cores or os.cpu_count() or 1
+        self._last: tuple[float, float, float] | None = None
+        self._busy = True
+
+    def busy(self) -> bool:
+        now = self._clock()
+        if self._last is not None and now - self._last[0] < MIN_LOOK:
+            return self._busy
+        busy, own = self._read()
+        if self._last is not None:
+            then, busy_then, own_then = self._last
+            others = ((busy - busy_then) - (own - own_then)) / (now - then)
+            self._busy = others > self._cores - IDLE_CORE
+        self._last = (now, busy, own)
+        return self._busy
+
+
+def other_work_gate() -> Callable[[], bool]:
+    """What the recorder's background thread waits on: `OtherWork().busy` at idle
+    priority, nothing with `$PERSIST_BACKGROUND_PRIORITY=normal`."""
+    return OtherWork().busy if _idle() else lambda: False

@@ -23,7 +23,10 @@ goes on only after it has been quiet for a while, or after MAX_DEFER s of waitin
 that holds the GIL for its Python parts, on a machine whose cores the flood keeps
 busy, is scheduled late and the receive thread waits for it: with compression
 running, a 2 KB flood on 2 cores was recorded at 51k msgs/s, against 76k without.
-Closed segments are not urgent: they wait for the flood to end.
+Closed segments are not urgent: they wait for the flood to end. For the same reason
+they wait while other processes keep every core busy (`others_busy`): nice values do
+not reach across sessions where Linux groups by session (`priority`), and this thread
+lives in the recorder's. Both waits end at MAX_DEFER.
 """
 
 from __future__ import annotations
@@ -54,11 +57,15 @@ class IndexWarmer:
         *,
         compress: bool = False,
         busy: Callable[[], bool] = lambda: False,
+        others_busy: Callable[[], bool] = lambda: False,
     ) -> None:
-        """`busy()`: whether background work should wait (the recorder is in a flood)."""
+        """`busy()`: whether background work should wait (the recorder is in a flood);
+        `others_busy()`: whether it should wait because other processes leave no core
+        idle (the recorder gives `priority.other_work_gate()`)."""
         self.layout = layout
         self.compress = compress
         self.busy = busy
+        self.others_busy = others_busy
         self.done: set[int] = set()  # segments indexed (or found cached) by this process
         self.below = 0  # segments under this number have been asked for
         self.stopping = threading.Event()
@@ -117,7 +124,9 @@ class IndexWarmer:
         self._thread.start()
 
     def _should_wait(self) -> bool:
-        return self.busy() and time.monotonic() - self._waiting_since < MAX_DEFER
+        return (
+            self.busy() or self.others_busy()
+        ) and time.monotonic() - self._waiting_since < MAX_DEFER
 
     def _run(self, below: int) -> None:
         lower_thread_priority()

@@ -5,6 +5,8 @@ tests on two busy workers do not wait on children that are never scheduled)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,7 +36,11 @@ def settled(pid: int, idle: bool) -> Callable[[], dict[str, psutil.Process] | No
     def at_priority(p: psutil.Process) -> bool:
         if not idle:
             return p.nice() == 0
-        return p.nice() == 19 and p.ionice().ioclass == psutil.IOPRIO_CLASS_IDLE
+        return (
+            p.nice() == 19
+            and p.ionice().ioclass == psutil.IOPRIO_CLASS_IDLE
+            and autogroup_nice(p.pid) in (None, 19)
+        )
 
     def check() -> dict[str, psutil.Process] | None:
         found = helpers(pid)
@@ -59,6 +65,48 @@ def test_helper_processes_priority(
     for child in found.values():
         policy = os.sched_getscheduler(child.pid)
         assert policy == (os.SCHED_IDLE if idle else os.SCHED_OTHER)
+        # a session of its own, so that the weight it lowers is its own
+        assert os.getsid(child.pid) == child.pid != os.getsid(rec.pid)
+        assert autogroup_nice(child.pid) in ((None, 19) if idle else (None, 0))
+
+
+def autogroup_nice(pid: int) -> int | None:
+    """The CPU weight (nice) of a process's session, where Linux groups by session."""
+    try:
+        text = Path(f"/proc/{pid}/autogroup").read_text()  # "/autogroup-42 nice 19"
+    except OSError:
+        return None
+    return int(text.split()[-1])
+
+
+@pytest.mark.skipif(autogroup_nice(os.getpid()) is None, reason="no autogroup on this kernel")
+def test_only_a_session_of_its_own_is_lowered() -> None:
+    """A helper lowers its session's weight only when the session is its own: run by
+    hand from a terminal, it must not slow the terminal's whole session."""
+    lower = "from recorder.daemon.priority import _lower_own_session; _lower_own_session()"
+    show = "import os; print(open('/proc/self/autogroup').read().split()[-1])"
+    leader = subprocess.run(
+        [sys.executable, "-c", f"{lower}; {show}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        start_new_session=True,
+    )
+    assert leader.stdout.strip() == "19"
+    # a session of its own (so a failure cannot slow this one), in which a process that
+    # does not lead it tries: the session keeps its weight
+    member = (
+        "import subprocess, sys; "
+        f"subprocess.run([sys.executable, '-c', {lower!r}], check=True); {show}"
+    )
+    session = subprocess.run(
+        [sys.executable, "-c", member],
+        capture_output=True,
+        text=True,
+        check=True,
+        start_new_session=True,
+    )
+    assert session.stdout.strip() == "0"
 
 
 def test_a_bad_setting_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch, bus: Bus) -> None:
