@@ -48,6 +48,19 @@ def feed(rec: Recorder, clock: Clock, *messages: list[bytes]) -> None:
     rec.record_batch(clock.now, list(messages))
 
 
+def wait_compressed(rec: Recorder, closed: int, timeout: float = 30.0) -> None:
+    """Until the background thread has compressed `closed` segments (or `timeout` s)."""
+    import time
+
+    from recorder.store.layout import list_segments
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(p.name.endswith(".zst") for p in list_segments(rec.layout)) == closed:
+            return
+        time.sleep(0.05)
+
+
 def test_publisher_holes_and_tail_loss_become_gap_records(tmp_path: Path) -> None:
     clock = Clock()
     rec = make(tmp_path, clock)
@@ -497,11 +510,7 @@ def test_background_work_on_closed_segments_waits_while_a_flood_comes_in(tmp_pat
     assert rec.busy()
     clock.now += QUIET_AFTER * 0.2  # quiet for QUIET_AFTER now
     assert not rec.busy()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if sum(p.name.endswith(".zst") for p in list_segments(rec.layout)) == closed:
-            break
-        time.sleep(0.05)
+    wait_compressed(rec, closed)
     rec.warmer.stop(timeout=30)
     segments = list_segments(rec.layout)
     assert [p.name.endswith(".zst") for p in segments] == [True] * closed + [False]
@@ -532,10 +541,7 @@ def test_background_work_waits_for_quiet_only_so_long(
     assert closed >= 2 and rec.busy()  # and it stays busy: the clock does not move
     started = time.monotonic()
     rec.warmer.start(rec.journal.written.segment)
-    while time.monotonic() - started < 30:
-        if sum(p.name.endswith(".zst") for p in list_segments(rec.layout)) == closed:
-            break
-        time.sleep(0.05)
+    wait_compressed(rec, closed)
     waited = time.monotonic() - started
     rec.warmer.stop(timeout=30)
     assert rec.busy()

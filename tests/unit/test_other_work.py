@@ -9,7 +9,7 @@ from pathlib import Path
 
 from recorder.daemon.priority import MIN_LOOK, OtherWork
 from recorder.store.layout import list_segments
-from tests.unit.test_daemon import Clock, feed, make
+from tests.unit.test_daemon import Clock, feed, make, wait_compressed
 
 
 class Machine:
@@ -65,11 +65,7 @@ def test_background_work_waits_while_other_processes_keep_every_core_busy(
     time.sleep(1.5)  # three looks
     assert not any(p.name.endswith(".zst") for p in list_segments(rec.layout))
     machine_busy[0] = False
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if sum(p.name.endswith(".zst") for p in list_segments(rec.layout)) == closed:
-            break
-        time.sleep(0.05)
+    wait_compressed(rec, closed)
     rec.warmer.stop(timeout=30)
     segments = list_segments(rec.layout)
     assert [p.name.endswith(".zst") for p in segments] == [True] * closed + [False]
