@@ -141,18 +141,35 @@ class BundleFile:
         if digest != sha256:
             raise StaleBundle(f"{src.name} differs from its manifest")
 
-    def copy_lines(self, path: Path, number: int, start: int, end: int, skip: array[int]) -> None:
+    def copy_lines(
+        self,
+        path: Path,
+        number: int,
+        start: int,
+        end: int,
+        skip: array[int],
+        instead: dict[tuple[int, int], bytes],
+    ) -> None:
         """Append bytes `start` to `end` of segment `number` (file `path`), less the
-        spans (segment, start, end) of `skip` that lie there: whole lines as stored,
-        copied in the kernel when the segment is plain. ExportError if it holds fewer."""
-        kept, at = [], start
+        spans (segment, start, end) of `skip` that lie there, each replaced by
+        `instead[segment, start]` when it has an entry: whole lines as stored, copied
+        in the kernel when the segment is plain. ExportError if it holds fewer."""
+        parts: list[tuple[int, int] | bytes] = []
+        at = start
         for k in range(0, len(skip), 3):
             if skip[k] == number and start <= skip[k + 1] < end:
-                kept.append((at, skip[k + 1]))
+                parts.append((at, skip[k + 1]))
+                line = instead.get((number, skip[k + 1]))
+                if line is not None:
+                    parts.append(line)
                 at = skip[k + 2]
-        kept.append((at, end))
+        parts.append((at, end))
         with open_segment(path) as seg:
-            for a, b in kept:
+            for part in parts:
+                if isinstance(part, bytes):
+                    self.write(part)
+                    continue
+                a, b = part
                 if a >= b:
                     continue
                 if seg.compressed:

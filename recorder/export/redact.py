@@ -11,6 +11,7 @@ scan cap) is scanned here, in full.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
@@ -59,6 +60,14 @@ def scanned_by_recorder(rec: Record) -> bool:
     return isinstance(meta, dict) and isinstance(meta.get("secrets"), list)
 
 
+@dataclass
+class RedactedRecord(Record):
+    """A record whose line, with its secrets redacted, replaces the `stored` bytes of
+    the journal at `offset` (what a copy of the journal's bytes writes instead)."""
+
+    stored: int = 0
+
+
 def redact_record(rec: Record, spans: list[SecretSpan] | None = None) -> Record:
     """`rec` itself when it holds no secret, else a copy whose line has each secret
     replaced by `[REDACTED:kind]` (and `meta.redacted`: how many). `spans`: the
@@ -75,7 +84,7 @@ def redact_record(rec: Record, spans: list[SecretSpan] | None = None) -> Record:
     meta = head.get("meta")
     head["meta"] = {**(meta if isinstance(meta, dict) else {}), "redacted": len(spans)}
     line = encode_record(head, encode_frames(frames))
-    return Record(rec.index, rec.segment, rec.offset, line)
+    return RedactedRecord(rec.index, rec.segment, rec.offset, line, stored=len(rec.line))
 
 
 REDACT_BATCH = 256  # records sharing one set of prefilter passes ...

@@ -18,10 +18,11 @@ Before anything is written, every segment the range touches is re-hashed and
 compared with the checkpoint's digest (see `scope`); the one pass that writes the
 files also collects every gap, damaged (bad) line, quarantined tail and refused
 message in the range. None of that stops a restore, and all of it goes into the
-manifest. A large range is rendered by worker processes (`parallel`); unless it is
-redacted, they render only the transcript, and the JSONL is the journal's bytes
-copied from the segments (in the kernel), less the damaged lines the workers found:
-the same bytes as the one pass. A damaged journal (see `RangeIntegrity.damaged`)
+manifest. A large range is rendered by worker processes (`parallel`); they render
+only the transcript, and the JSONL is the journal's bytes copied from the segments
+(in the kernel), less the damaged lines the workers found and with the lines they
+redacted (if asked to) written in place of the stored ones: the same bytes as the
+one pass. A damaged journal (see `RangeIntegrity.damaged`)
 makes `persist restore` exit 5 after writing the bundle. The bundle is built in a
 temporary folder and renamed into place, so a reader never sees half of one; one in
 place that holds the same range, intact, is kept. No zmq, no textual.
@@ -45,7 +46,7 @@ from recorder.bus.envelope import read_envelope
 from recorder.export.bundle_file import BundleFile
 from recorder.export.continuation import Earlier, StaleBundle, find_earlier
 from recorder.export.parallel import Parallel, Piece, render_parallel, use_parallel
-from recorder.export.redact import redacted
+from recorder.export.redact import RedactedRecord, redacted
 from recorder.export.render import gap_sentence, iso
 from recorder.export.scope import BundleScope, RangeVerification, bundle_start, verify_range
 from recorder.export.writers import (
@@ -95,10 +96,12 @@ class RangeIntegrity(RangeSummary):
     unsequenced: int = 0  # messages without a publisher envelope: their loss is undetectable
     first_seq: int | None = None  # the range's first and last record sequence numbers
     last_seq: int | None = None
-    # every damaged line as (segment, start, end), a run of them as one: what a copy of
-    # the range's bytes leaves out (not capped; `merge` leaves them: a worker's piece
-    # hands its own to the parent's copy)
-    bad_spans: array[int] = field(default_factory=lambda: array("Q"), repr=False, compare=False)
+    # what a copy of the range's bytes leaves out, as (segment, start, end): every
+    # damaged line (a run of them as one) and every line redaction replaced, whose new
+    # line is in `replaced` by (segment, start). Not capped; `merge` leaves them: a
+    # worker's piece hands its own to the parent's copy.
+    left_out: array[int] = field(default_factory=lambda: array("Q"), repr=False, compare=False)
+    replaced: dict[tuple[int, int], bytes] = field(default_factory=dict, repr=False, compare=False)
 
     def add(self, rec: Record) -> None:
         """Count one record of the range (in journal order) and list it if it is trouble."""
@@ -110,6 +113,9 @@ class RangeIntegrity(RangeSummary):
                 if self.first_seq is None:
                     self.first_seq = seq
                 self.last_seq = seq
+        if type(rec) is RedactedRecord:
+            self.left_out.extend((rec.segment, rec.offset, rec.offset + rec.stored))
+            self.replaced[rec.segment, rec.offset] = rec.line
         kind = KIND_BAD_LINE if data is None else str(data.get("kind"))
         if kind == KIND_MESSAGE:
             frames = data.get("frames") if data is not None else None
@@ -118,8 +124,10 @@ class RangeIntegrity(RangeSummary):
                 self.unsequenced += 1
             return
         if kind == KIND_BAD_LINE:
-            spans, start = self.bad_spans, rec.offset
+            spans, start = self.left_out, rec.offset
             if spans and spans[-1] == start and spans[-3] == rec.segment:
+                # joined to the span before, even one whose line is replaced: the new
+                # line is written where that span starts, and the rest is left out
                 spans[-1] = start + len(rec.line)
             else:
                 spans.extend((rec.segment, start, start + len(rec.line)))
@@ -523,13 +531,14 @@ def _write_files(
         if earlier is not None:
             _go_on_from(earlier, jsonl, md, mw, integrity)
         workers = use_parallel(store, start, stop, parallel)
-        if workers and not redact:
-            # The JSONL is the journal's lines as stored: copied from the segments, less
-            # the damaged lines the workers found (the one pass leaves out the same).
+        if workers:
+            # The JSONL is the journal's lines as stored, copied from the segments, less
+            # the damaged lines the workers found (the one pass leaves out the same) and
+            # with the lines they redacted in place of the stored ones.
             def copy_piece(piece: Piece, summary: RangeSummary) -> None:
                 assert isinstance(summary, RangeIntegrity)
-                span = (piece.segment, piece.starts_at, piece.end, summary.bad_spans)
-                jsonl.copy_lines(Path(piece.path), *span)
+                span = (piece.segment, piece.starts_at, piece.end)
+                jsonl.copy_lines(Path(piece.path), *span, summary.left_out, summary.replaced)
 
             render_parallel(
                 store,
@@ -538,20 +547,9 @@ def _write_files(
                 [mw],
                 integrity,
                 workers=workers,
-                redact=False,
-                parallel=parallel,
-                after_piece=copy_piece,
-            )
-        elif workers:
-            render_parallel(
-                store,
-                start,
-                stop,
-                [jw, mw],
-                integrity,
-                workers=workers,
                 redact=redact,
                 parallel=parallel,
+                after_piece=copy_piece,
             )
         else:
             records = store.records(start, stop)

@@ -182,11 +182,19 @@ def test_merged_summaries_keep_the_participant_cap_in_journal_order() -> None:
     assert merged == serial and serial.participants[OTHERS] == 6
 
 
+def shifted(path: Path, step: int) -> tuple[list[bytes], list[bytes]]:
+    """A segment's lines, and beside each the line `step` after it (b"" past an end)."""
+    lines = path.read_bytes().splitlines()
+    near = [lines[n + step] if 0 <= n + step < len(lines) else b"" for n in range(len(lines))]
+    return lines, near
+
+
 def damage_lines(root: Path, cp: Checkpoint) -> int:
     """Lines made damaged in place, where a copy of the journal's bytes must leave them
     out: a segment's first line, a run of two, one whose JSON breaks in the middle
-    while its start and end still look like a record's, and the last line before the
-    checkpoint. Returns how many."""
+    while its start and end still look like a record's, the last line before the
+    checkpoint, and the lines right after and right before two that hold a secret
+    (which a redacted copy replaces). Returns how many."""
     segs = sorted((root / "segments").glob("seg-*.jsonl"))
     assert len(segs) >= 5
 
@@ -205,23 +213,42 @@ def damage_lines(root: Path, cp: Checkpoint) -> int:
     spoil(segs[2], 1)
     spoil(segs[2], 2)
     spoil(segs[3], 1, middle=True)
+    neighbours = [  # (segment, line) of each intact line next to one with a secret
+        [
+            (path, n + step)
+            for path in segs
+            for n, (line, near) in enumerate(zip(*shifted(path, step), strict=True))
+            if SECRET.encode() in line and near[:1] == b"{"
+        ]
+        for step in (1, -1)
+    ]
+    after, before = neighbours[0][0], neighbours[1][-1]
+    assert after != before
+    spoil(*after)
+    spoil(*before)
     with open_store(root) as store:  # the last record of the range
         last = store.record(store.checkpoint_index(cp) - 1)
     last_path = next(p for p in segs if p.name == f"seg-{last.segment:06d}.jsonl")
     index = last_path.read_bytes()[: last.offset].count(b"\n")
     spoil(last_path, index)
-    return 5
+    return 7
 
 
+@pytest.mark.parametrize("redact", [False, True])
 @pytest.mark.parametrize("compressed", [False, True])
 @pytest.mark.parametrize("piece_bytes", [1, 1 << 20])  # a line a piece, a segment a piece
 def test_a_parallel_full_bundle_copies_the_journal_less_its_damaged_lines(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compressed: bool, piece_bytes: int
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    compressed: bool,
+    piece_bytes: int,
+    redact: bool,
 ) -> None:
-    """Without redaction the workers render only the transcript: the JSONL is copied
-    from the segments (in the kernel for plain ones), less the lines the workers found
-    damaged. Byte for byte the one pass's bundle, manifest included, and durable files
-    written back as they grow (every 100 bytes here)."""
+    """The workers render only the transcript: the JSONL is copied from the segments
+    (in the kernel for plain ones), less the lines the workers found damaged, and with
+    the lines they redacted in place of the stored ones. Byte for byte the one pass's
+    bundle, manifest included, and durable files written back as they grow (every 100
+    bytes here)."""
     import recorder.export.bundle_file as bundle_file
 
     monkeypatch.setattr(bundle_file, "_WRITE_BACK", 100)
@@ -234,14 +261,20 @@ def test_a_parallel_full_bundle_copies_the_journal_less_its_damaged_lines(
         assert sum(n.endswith(".zst") for n in names) == len(names) - 1, names
     with open_store(root) as store:
         kept = [r.line for r in store.records(0, store.checkpoint_index(cp)) if r.data is not None]
-    serial = bundle_files(root, cp, False, SERIAL, durable=True)
+    serial = bundle_files(root, cp, redact, SERIAL, durable=True)
     (root / "restore" / cp.id / "manifest.json").unlink()
     forced = Parallel(workers=2, min_bytes=0, piece_bytes=piece_bytes)
-    parallel = bundle_files(root, cp, False, forced, durable=True)
+    parallel = bundle_files(root, cp, redact, forced, durable=True)
     assert parallel == serial
-    assert serial[0] == b"".join(kept)
     manifest = orjson.loads(serial[2])
     assert manifest["integrity"]["bad_lines"] == damaged + 1  # and the journal's own
+    if not redact:
+        assert serial[0] == b"".join(kept)
+        return
+    lines = serial[0].splitlines(keepends=True)
+    assert len(lines) == len(kept) and SECRET.encode() not in serial[0]
+    changed = [(a, b) for a, b in zip(kept, lines, strict=True) if a != b]
+    assert len(changed) == 4 and all(b"[REDACTED:" in b for _, b in changed)
 
 
 def test_a_failed_write_back_fails_the_bundle(
