@@ -211,18 +211,24 @@ def iso(ts: float | None) -> str:
     """UTC time to the millisecond ("2024-05-14T09:00:12.345Z") exactly as
     `datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")` writes it
     (microseconds rounded half-even, carried into the second, then cut to
-    milliseconds), with the text up to the second kept for consecutive records."""
-    if ts is None:
+    milliseconds), with the text up to the second kept for consecutive records.
+    What is not a time datetime can write (not a number, NaN, outside the years 1 to
+    9999: a damaged or hand-made record) is "", as a missing time is: a reader never
+    fails on a record's time."""
+    if type(ts) is not float and type(ts) is not int:
         return ""
-    frac, whole = math.modf(ts)
-    us = round(frac * 1e6)
-    if us >= 1_000_000:
-        us -= 1_000_000
-        whole += 1
-    elif us < 0:
-        us += 1_000_000
-        whole -= 1
-    return f"{_second_text(int(whole))}.{us // 1000:03d}Z"
+    try:
+        frac, whole = math.modf(ts)
+        us = round(frac * 1e6)
+        if us >= 1_000_000:
+            us -= 1_000_000
+            whole += 1
+        elif us < 0:
+            us += 1_000_000
+            whole -= 1
+        return f"{_second_text(int(whole))}.{us // 1000:03d}Z"
+    except (OverflowError, ValueError, OSError):
+        return ""
 
 
 _last_second: list[tuple[int, str]] = [(0, "1970-01-01T00:00:00")]  # replaced whole
@@ -237,10 +243,14 @@ def _second_text(second: int) -> str:
 
 
 def iso_second(ts: float | None) -> str:
-    """`iso` to the second ("2024-05-14T09:00:12"), cached for consecutive records."""
-    if ts is None:
+    """`iso` to the second ("2024-05-14T09:00:12"), cached for consecutive records
+    ("" for what is not a time, as `iso`)."""
+    if type(ts) is not float and type(ts) is not int:
         return ""
-    return _second_text(int(ts))
+    try:
+        return _second_text(int(ts))
+    except (OverflowError, ValueError, OSError):
+        return ""
 
 
 @dataclass
@@ -293,6 +303,13 @@ def record_text(rec: Record) -> str:
     return payload_bytes(rec).decode("utf-8", "replace")  # as sent, not re-serialised
 
 
+def record_ts(data: dict[str, Any]) -> float | None:
+    """A record's `ts` when it is a number (None for anything else a damaged or
+    hand-made line may hold there)."""
+    ts = data.get("ts")
+    return ts if type(ts) is float or type(ts) is int else None
+
+
 def view(rec: Record, *, with_body: bool = True) -> View:
     """`rec` as a transcript shows it; `with_body=False` leaves `body` None (for a
     writer that shows the payload its own way)."""
@@ -305,7 +322,7 @@ def view(rec: Record, *, with_body: bool = True) -> View:
     if kind != "msg":
         rest = {k: v for k, v in data.items() if k not in ("v", "seq", "ts", "kind")}
         text = str(rest.get("detail") or "") or json_text(rest, lambda: rec.line)
-        return View(data.get("seq"), data.get("ts"), kind, "", "", "", text, None)
+        return View(data.get("seq"), record_ts(data), kind, "", "", "", text, None)
     frames = data.get("frames") or ()
     payload = frame_value(frames[-1]) if frames else None
     text, body = "", None
@@ -332,7 +349,7 @@ def view(rec: Record, *, with_body: bool = True) -> View:
         body = json_text(payload, lambda: payload_bytes(rec), indent=True)
     return View(
         data.get("seq"),
-        data.get("ts"),
+        record_ts(data),
         kind,
         str(data.get("topic") or ""),
         str(meta.get("sender") or ""),

@@ -142,20 +142,45 @@ def decode_frames(line: bytes, record: dict[str, Any]) -> list[bytes]:
 
 
 def frame_value(frame: dict[str, Any]) -> Any:
-    """A frame as a reader wants to see it: parsed JSON, text, or bytes."""
+    """A frame as a reader wants to see it: parsed JSON, text, or bytes (a frame the
+    recorder could not have written comes back as its stored JSON, as in
+    `decode_frames`)."""
     if "json" in frame:
         return frame["json"]
     if "text" in frame:
         return frame["text"]
-    return base64.b64decode(frame["b64"])
+    try:
+        return base64.b64decode(frame["b64"], validate=True)
+    except (TypeError, ValueError, KeyError):
+        return _dumps(frame)
 
 
 def parse_line(line: bytes) -> dict[str, Any] | None:
-    """Parse one journal line; None if it is not a journal record."""
+    """Parse one journal line; None if it is not a journal record: not a JSON object,
+    or without the fields every reader relies on typed as FORMAT.md types them (`seq`
+    an integer, `ts` a number, `kind` a string; `topic`, when there, a string, `meta`
+    an object and `frames` a list of objects). Such a line (damaged, or made by hand)
+    is a damaged line to every reader, shown and counted, never a reader's failure."""
     try:
-        record = _loads(line)
-    except orjson.JSONDecodeError:
+        record: dict[str, Any] = _loads(line)
+        if type(record["seq"]) is not int or type(record["kind"]) is not str:
+            return None
+        ts = record["ts"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):  # TypeError: not an object
         return None
-    if not isinstance(record, dict) or "seq" not in record or "kind" not in record:
+    if type(ts) is not float and type(ts) is not int:
+        return None
+    get = record.get
+    frames = get("frames")
+    if frames is not None:
+        if type(frames) is not list:
+            return None
+        for frame in frames:
+            if type(frame) is not dict:
+                return None
+    meta, topic = get("meta"), get("topic")
+    if (meta is not None and type(meta) is not dict) or (
+        topic is not None and type(topic) is not str
+    ):
         return None
     return record

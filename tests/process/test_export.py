@@ -172,3 +172,53 @@ def test_stats_match(root: Path) -> None:
     assert stats.messages == cps["third"].messages == 3 * len(TEXTS)
     assert stats.gaps == 1 and stats.bad_lines == 1
     assert next(orjson.loads(x)["seq"] for x in buf.getvalue().splitlines()) == 1
+
+
+WRONGLY_TYPED = [  # JSON objects with a record's keys, typed as no recorder writes them
+    {"ts": "soon"},
+    {"ts": None},
+    {"ts": True},
+    {"ts": [1]},
+    {"seq": "x"},
+    {"seq": 1.5},
+    {"kind": 5},
+    {"meta": 5},
+    {"topic": 9},
+    {"frames": "x"},
+    {"frames": [5, 6]},
+]
+ODD_BUT_READABLE = [  # typed right, with values no reader may fail on
+    {"ts": 1e20},  # a number, but no time datetime can write
+    {"ts": -1e300},
+    {"meta": {"sender": 7, "chain": [1], "secrets": "no", "replay_of": {"x": 1}}},
+    {"frames": []},
+    {"frames": [{"text": "a"}, {"json": {"text": 5}}]},
+    {"frames": [{"text": "a"}, {"b64": "!!not base64!!"}]},
+    {"kind": "gap", "from_ts": "x", "to_ts": 1e300, "missed": "many"},
+]
+
+
+def test_wrongly_typed_records_are_damaged_lines_not_failures(tmp_path: Path) -> None:
+    """A line that is a JSON object with a record's keys but not their types (made by
+    hand, or damaged) is a damaged line to every export: shown, counted, left out of
+    the JSONL; every other record is exported, and nothing fails on odd values."""
+    root = tmp_path / "logs"
+    (root / "segments").mkdir(parents=True)
+    base = {"v": 1, "kind": "msg", "topic": "a", "meta": {"secrets": []}}
+    base["frames"] = [{"text": "a"}, {"json": {"text": "hello"}}]
+    head = {"v": 1, "seq": 1, "ts": T0, "kind": "segment", "segment": "seg-000001.jsonl"}
+    lines = [orjson.dumps(head)]
+    for n, fields in enumerate(WRONGLY_TYPED + ODD_BUT_READABLE, 2):
+        lines.append(orjson.dumps({**base, "seq": n, "ts": T0 + n, **fields}))
+    lines.append(orjson.dumps({**base, "seq": 99, "ts": T0 + 99}))
+    (root / "segments" / "seg-000001.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    for fmt in ("md", "csv", "html", "jsonl"):
+        out = tmp_path / f"out.{fmt}"
+        args = ("--all", "--allow-damage", "--no-progress", "--format", fmt, "-o", str(out))
+        done = persist("export", *args, "--log-dir", str(root))
+        assert done.returncode == 0, done.stderr.decode()
+        assert b"Traceback" not in done.stderr
+        assert f"{len(WRONGLY_TYPED)} damaged lines in range".encode() in done.stderr
+        assert b"hello" in out.read_bytes()
+    kept = (tmp_path / "out.jsonl").read_bytes().splitlines()
+    assert len(kept) == 1 + len(ODD_BUT_READABLE) + 1
