@@ -93,20 +93,31 @@ class Clock:
     def now(self) -> float:
         return self._now()
 
-    def dt(self, ts: float) -> datetime:
-        return datetime.fromtimestamp(ts, self.tz) if self.tz else datetime.fromtimestamp(ts)
+    def dt(self, ts: float | None) -> datetime | None:
+        """`ts` as a local (or `tz`) time; None for no time, or a number no date can
+        hold (a record's time is shown as missing, never as a failure)."""
+        if type(ts) is not float and type(ts) is not int:
+            return None
+        try:
+            return datetime.fromtimestamp(ts, self.tz) if self.tz else datetime.fromtimestamp(ts)
+        except (OverflowError, ValueError, OSError):
+            return None
 
     def hms(self, ts: float | None) -> str:
-        return "--:--:--" if ts is None else self.dt(ts).strftime("%H:%M:%S")
+        dt = self.dt(ts)
+        return "--:--:--" if dt is None else dt.strftime("%H:%M:%S")
 
     def day(self, ts: float) -> str:
-        return self.dt(ts).strftime("%a %d %b %Y")
+        dt = self.dt(ts)
+        return "—" if dt is None else dt.strftime("%a %d %b %Y")
 
     def stamp(self, ts: float | None) -> str:
-        return "—" if ts is None else self.dt(ts).strftime("%Y-%m-%d %H:%M:%S")
+        dt = self.dt(ts)
+        return "—" if dt is None else dt.strftime("%Y-%m-%d %H:%M:%S")
 
     def iso(self, ts: float | None) -> str | None:
-        return None if ts is None else self.dt(ts).isoformat(timespec="seconds")
+        dt = self.dt(ts)
+        return None if dt is None else dt.isoformat(timespec="seconds")
 
     def ago(self, ts: float | None) -> str:
         if ts is None:
