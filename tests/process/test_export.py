@@ -198,11 +198,9 @@ ODD_BUT_READABLE = [  # typed right, with values no reader may fail on
 ]
 
 
-def test_wrongly_typed_records_are_damaged_lines_not_failures(tmp_path: Path) -> None:
-    """A line that is a JSON object with a record's keys but not their types (made by
-    hand, or damaged) is a damaged line to every export: shown, counted, left out of
-    the JSONL; every other record is exported, and nothing fails on odd values."""
-    root = tmp_path / "logs"
+def odd_journal(root: Path) -> None:
+    """A segment of a segment record, a message for each of `WRONGLY_TYPED` and
+    `ODD_BUT_READABLE`, and a last plain message."""
     (root / "segments").mkdir(parents=True)
     base = {"v": 1, "kind": "msg", "topic": "a", "meta": {"secrets": []}}
     base["frames"] = [{"text": "a"}, {"json": {"text": "hello"}}]
@@ -212,6 +210,14 @@ def test_wrongly_typed_records_are_damaged_lines_not_failures(tmp_path: Path) ->
         lines.append(orjson.dumps({**base, "seq": n, "ts": T0 + n, **fields}))
     lines.append(orjson.dumps({**base, "seq": 99, "ts": T0 + 99}))
     (root / "segments" / "seg-000001.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+
+
+def test_wrongly_typed_records_are_damaged_lines_not_failures(tmp_path: Path) -> None:
+    """A line that is a JSON object with a record's keys but not their types (made by
+    hand, or damaged) is a damaged line to every export: shown, counted, left out of
+    the JSONL; every other record is exported, and nothing fails on odd values."""
+    root = tmp_path / "logs"
+    odd_journal(root)
     for fmt in ("md", "csv", "html", "jsonl"):
         out = tmp_path / f"out.{fmt}"
         args = ("--all", "--allow-damage", "--no-progress", "--format", fmt, "-o", str(out))
