@@ -158,17 +158,21 @@ def frame_value(frame: dict[str, Any]) -> Any:
 def parse_line(line: bytes) -> dict[str, Any] | None:
     """Parse one journal line; None if it is not a journal record: not a JSON object,
     or without the fields every reader relies on typed as FORMAT.md types them (`seq`
-    an integer, `ts` a number, `kind` a string; `topic`, when there, a string, `meta`
-    an object and `frames` a list of objects). Such a line (damaged, or made by hand)
-    is a damaged line to every reader, shown and counted, never a reader's failure."""
+    an integer, `ts` a number, `kind` a string; `seq` and `ts` may be null, as in the
+    records made of agent sessions' messages; `topic`, when there, a string, `meta` an
+    object and `frames` a list of objects). Such a line (damaged, or made by hand) is
+    a damaged line to every reader, shown and counted, never a reader's failure."""
     try:
         record: dict[str, Any] = _loads(line)
-        if type(record["seq"]) is not int or type(record["kind"]) is not str:
+        seq = record["seq"]
+        if type(record["kind"]) is not str:
             return None
-        ts = record["ts"]
     except (orjson.JSONDecodeError, KeyError, TypeError):  # TypeError: not an object
         return None
-    if type(ts) is not float and type(ts) is not int:
+    ts = record.get("ts")
+    if (seq is not None and type(seq) is not int) or (
+        ts is not None and type(ts) is not float and type(ts) is not int
+    ):
         return None
     get = record.get
     frames = get("frames")

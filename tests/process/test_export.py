@@ -176,7 +176,6 @@ def test_stats_match(root: Path) -> None:
 
 WRONGLY_TYPED = [  # JSON objects with a record's keys, typed as no recorder writes them
     {"ts": "soon"},
-    {"ts": None},
     {"ts": True},
     {"ts": [1]},
     {"seq": "x"},
@@ -188,6 +187,8 @@ WRONGLY_TYPED = [  # JSON objects with a record's keys, typed as no recorder wri
     {"frames": [5, 6]},
 ]
 ODD_BUT_READABLE = [  # typed right, with values no reader may fail on
+    {"ts": None},  # as in a record made of an agent session's message without a time
+    {"seq": None},
     {"ts": 1e20},  # a number, but no time datetime can write
     {"ts": -1e300},
     {"meta": {"sender": 7, "chain": [1], "secrets": "no", "replay_of": {"x": 1}}},
@@ -228,3 +229,12 @@ def test_wrongly_typed_records_are_damaged_lines_not_failures(tmp_path: Path) ->
         assert b"hello" in out.read_bytes()
     kept = (tmp_path / "out.jsonl").read_bytes().splitlines()
     assert len(kept) == 1 + len(ODD_BUT_READABLE) + 1
+
+
+def test_records_made_of_session_messages_are_records() -> None:
+    """An agent session's message without a time or a place (seq) is still a record to
+    every reader, not a damaged line (the rows Recent shows while they load, too)."""
+    from recorder.sources.journal_view import session_record
+
+    rec = session_record("claude/abc", None, None, {"sender": "user"}, {"text": "hi"}, {})
+    assert rec.data is not None and rec.kind == "msg" and rec.payload == {"text": "hi"}
