@@ -236,9 +236,12 @@ def launch_copy(root: Path, into: Path) -> Path:
     for seg in segs[:-1]:
         os.link(seg, log / "segments" / seg.name)
     shutil.copy2(segs[-1], log / "segments" / segs[-1].name)
+    # derived files too, but not the last segment's: they describe the cached file,
+    # and the last segment here is a copy (a reader would find them for another file)
+    stale = shutil.ignore_patterns(f"{segs[-1].name}.*")
     for sub in ("checkpoints", "metadata_index", "recovery"):
         if (root / sub).is_dir():
-            shutil.copytree(root / sub, log / sub)
+            shutil.copytree(root / sub, log / sub, ignore=stale)
     os.symlink(f"segments/{segs[-1].name}", log / "current_session.jsonl")
     for path in [log, *log.rglob("*")]:
         if not path.is_symlink():

@@ -41,6 +41,10 @@ _INDEX_HEADER = struct.Struct("<8sQQQQI")
 _INDEX_CHECK_LAST = 8  # the last cached line starts are always checked against the file
 _INDEX_CHECK_SAMPLES = 32  # ... and this many others, evenly spread
 _CACHE_MIN_BYTES = 1 << 20
+# The segment being written is cached too, each time it has grown this much since the
+# cache on disk: the next reader indexes only what came after (a cache of a segment
+# that grew since is used for the part it covers).
+OPEN_CACHE_STEP = 8 << 20
 KIND_BAD_LINE = "bad-line"
 
 
@@ -209,6 +213,7 @@ class SegmentIndex:
         self._file: SegmentFile | None = None
         self.unreadable: str | None = None  # why a compressed file cannot be read at all
         self._saved: tuple[int, int] | None = None  # (end, size) the cache file holds
+        self.cached_end = 0  # bytes the cache on disk covers (0: none known)
         self.warning: str | None = None  # why the cache was not used, if it was wrong
         self.torn_tail = 0  # bytes of an unterminated last line, indexed as one (closed only)
         if self._cache_dir is not None:
@@ -431,7 +436,7 @@ class SegmentIndex:
             if not self.recheck:  # doctor only reads
                 mark_verified(self._cache_dir, self._cache_path().name, [*own, crc])
         self.starts = starts
-        self.end = size
+        self.end = self.cached_end = size
         if size == file_size:
             self._saved = (size, size)
         return None
@@ -454,6 +459,7 @@ class SegmentIndex:
             path = self._cache_path()
             atomic_write(path, header + body, durable=False)
             self._saved = (self.end, self.size)
+            self.cached_end = self.end
             st = os.stat(path)  # written from line starts found in the segment itself
             mark_verified(self._cache_dir, path.name, [st.st_size, st.st_mtime_ns, st.st_ino, crc])
         except (OSError, SegmentDamaged):
@@ -540,6 +546,8 @@ class Store:
         for seg in segments[:-1]:
             seg.close_tail()
             seg.save_cache()
+        if segments and segments[-1].end - segments[-1].cached_end >= OPEN_CACHE_STEP:
+            segments[-1].save_cache()  # the one being written, once it grew enough
         # Publish the new view in one step, so readers never see counts and
         # segments that disagree.
         self._view = (segments, [0, *accumulate(len(s) for s in segments)][:-1])

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -197,6 +198,52 @@ def test_index_cache_is_used_and_rebuilt_when_stale(tmp_path: Path) -> None:
     caches[0].write_bytes(b"APIDX001" + b"\xff" * 40)  # a cache that lies is not trusted
     with open_store(tmp_path) as store:
         assert [store.record(i).line for i in (0, 1234, -1)] == expected
+
+
+def test_the_segment_being_written_is_cached_as_it_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader saves the open segment's line index once it grew OPEN_CACHE_STEP since
+    the cache on disk; the next reader takes the cached part and indexes only the
+    rest (the same index as one built from nothing), and a segment cut short below
+    the cache (a repaired tail) is indexed again from nothing."""
+    import recorder.store.reader as reader
+
+    monkeypatch.setattr(reader, "_CACHE_MIN_BYTES", 1024)
+    monkeypatch.setattr(reader, "OPEN_CACHE_STEP", 64 * 1024)
+    layout = Layout(tmp_path)
+    journal = Journal(layout)  # one segment, never closed here
+    journal.open()
+    write_messages(journal, 200)  # under the step: not cached yet
+    journal.flush()
+    with open_store(tmp_path) as store:
+        assert len(store) == 201
+    cache = layout.index / "seg-000001.jsonl.idx"
+    assert not cache.exists()
+    write_messages(journal, 1000, start=200)
+    journal.flush()
+    with open_store(tmp_path) as store:
+        covered = store.segments[-1].end
+    assert cache.exists()
+    write_messages(journal, 500, start=1200)
+    journal.flush()
+
+    def index(use_cache: bool) -> tuple[list[int], int, list[str]]:
+        with Store(tmp_path, cache_index=use_cache) as store:
+            store.refresh()
+            seg = store.segments[-1]
+            return list(seg.starts), seg.cached_end if use_cache else 0, store.warnings
+
+    starts, cached, warnings = index(True)
+    assert cached >= covered and not warnings  # the cached part was taken
+    assert starts == index(False)[0] and len(starts) == 1701
+    journal.close()
+    segment = layout.segments / "seg-000001.jsonl"
+    with open(segment, "r+b") as f:
+        f.truncate(covered // 2)  # below what the cache covers
+    starts, cached, warnings = index(True)
+    assert starts == index(False)[0] and warnings  # said, and indexed from nothing
+    assert "describes another version of the segment" in warnings[0]
 
 
 def test_checkpoint_digest_verifies_and_names_the_damaged_segment(tmp_path: Path) -> None:
