@@ -303,13 +303,6 @@ def record_text(rec: Record) -> str:
     return payload_bytes(rec).decode("utf-8", "replace")  # as sent, not re-serialised
 
 
-def record_ts(data: dict[str, Any]) -> float | None:
-    """A record's `ts` when it is a number (None for anything else a damaged or
-    hand-made line may hold there)."""
-    ts = data.get("ts")
-    return ts if type(ts) is float or type(ts) is int else None
-
-
 def view(rec: Record, *, with_body: bool = True) -> View:
     """`rec` as a transcript shows it; `with_body=False` leaves `body` None (for a
     writer that shows the payload its own way)."""
@@ -322,7 +315,7 @@ def view(rec: Record, *, with_body: bool = True) -> View:
     if kind != "msg":
         rest = {k: v for k, v in data.items() if k not in ("v", "seq", "ts", "kind")}
         text = str(rest.get("detail") or "") or json_text(rest, lambda: rec.line)
-        return View(data.get("seq"), record_ts(data), kind, "", "", "", text, None)
+        return View(data.get("seq"), rec.ts, kind, "", "", "", text, None)
     frames = data.get("frames") or ()
     payload = frame_value(frames[-1]) if frames else None
     text, body = "", None
@@ -349,7 +342,7 @@ def view(rec: Record, *, with_body: bool = True) -> View:
         body = json_text(payload, lambda: payload_bytes(rec), indent=True)
     return View(
         data.get("seq"),
-        record_ts(data),
+        rec.ts,  # a number, else None
         kind,
         str(data.get("topic") or ""),
         str(meta.get("sender") or ""),
