@@ -17,8 +17,12 @@ same run, each in its own process (interpreter start included, both sides):
   message), the baseline the issue names;
 - a repeated restore of the same checkpoint (the bundle in place is verified and kept);
 - export md, html and csv (`persist export --all --format FMT`) against the naive
-  Markdown loop; each also "in one process" (`Parallel(workers=1)`, the path a range
-  under 64 MiB takes), checked to be the same bytes; restore `--full` likewise;
+  Markdown loop: first with nothing kept (the render cache removed first: a first
+  export, which keeps what it renders), then with the closed segments kept warm as the
+  recorder's indexer keeps them (`export.warm_renders`, run untimed before the row,
+  its CPU time printed); each also "in one process" (`Parallel(workers=1)`, the path
+  a range under 64 MiB takes, which keeps nothing), checked to be the same bytes;
+  restore `--full` likewise;
 - export jsonl (`persist export --all --format jsonl`) against `cat`;
 - `on_agent_connected` → the agent running with the checkpoint: a child process
   makes a `PersistenceLauncher` (its recorder starts on free loopback ports, with the
@@ -54,6 +58,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.costs_journal import build  # noqa: E402
 from recorder.daemon.warm import IndexWarmer  # noqa: E402
+from recorder.export import render_cache  # noqa: E402
+from recorder.export.warm_renders import RenderWarmer  # noqa: E402
 from recorder.store.checkpoints import list_checkpoints  # noqa: E402
 from recorder.store.layout import Layout, list_segments, segment_number  # noqa: E402
 from recorder.store.reader import open_store  # noqa: E402
@@ -222,6 +228,17 @@ def warm(root: Path) -> None:
     open_store(root).close()
 
 
+def warm_renders(root: Path) -> float:
+    """What the recorder's indexer renders of the closed segments when it has nothing
+    to index (`export.warm_renders`: Markdown, and each format an export kept); its
+    CPU seconds."""
+    t0 = time.process_time()
+    warmer = RenderWarmer(root)
+    while warmer.step(60.0):
+        pass
+    return time.process_time() - t0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -308,12 +325,14 @@ def measure(root: Path, out: Path, runs: int, skip: set[str]) -> None:
         shutil.rmtree(root / "restore", ignore_errors=True)
         return timed(argv, stdout=subprocess.DEVNULL)
 
-    def exported(fmt: str) -> float:
+    def exported(fmt: str, kept: bool = True) -> float:
         # The last run's output is removed first, untimed, as `cat` truncates its own
         # before the clock starts: unlinking a 1.6 GiB file costs about 0.7 s, which
         # the export (it writes a temporary file and renames it over the old one)
         # would otherwise pay inside its time. The same for every contender.
         (out / f"x.{fmt}").unlink(missing_ok=True)
+        if not kept:  # a first export: nothing rendered before (it keeps what it renders)
+            shutil.rmtree(render_cache.folder_of(root), ignore_errors=True)
         argv = [*export, "--format", fmt, "-o", str(out / f"x.{fmt}")]
         return timed(argv, stderr=subprocess.DEVNULL)
 
@@ -352,11 +371,20 @@ def measure(root: Path, out: Path, runs: int, skip: set[str]) -> None:
     for fmt in ("md", "html", "csv"):
         if fmt not in skip:
             pair(
-                f"export {fmt}",
+                f"export {fmt}, nothing kept",
+                lambda f=fmt: exported(f, kept=False),
+                lambda: naive_md(root, out / "naive.md"),
+                "naive md loop",
+            )
+            seconds = warm_renders(root)
+            pair(
+                f"  {fmt}, kept warm by the indexer",
                 lambda f=fmt: exported(f),
                 lambda: naive_md(root, out / "naive.md"),
                 "naive md loop",
             )
+            print(f"  (the indexer's rendering before this row, untimed: md and every format kept, {seconds:.2f} s CPU)")
+            shutil.rmtree(render_cache.folder_of(root), ignore_errors=True)
             pair(
                 f"  {fmt} in one process",
                 lambda f=fmt: one_process(f),

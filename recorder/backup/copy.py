@@ -58,6 +58,7 @@ LEFT_OUT = (
     ("search", "search index (rebuilt from the journal: persist reindex)"),
     ("metadata_index", "line-index and digest caches (rebuilt on first read)"),
     ("restore", "restore bundles (persist restore writes them again)"),
+    ("render_cache", "renderings of closed segments (exports render them again)"),
     ("control", "requests to a running recorder"),
     ("agents", "registrations of running agents"),
     ("hooks/sessions", "hook state of running agent sessions"),

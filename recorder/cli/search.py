@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from recorder.cli.common import EXIT_USAGE, add_agent_roots, add_log_dir, fail, positive_int, say
+from recorder.errors import PersistError
 
 if TYPE_CHECKING:
     from recorder.sources.discover import Roots
@@ -139,14 +140,50 @@ def _follow(log_dir: str, parent: int | None) -> int:
     lower_process_priority()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    renders = _RenderWarming(Path(log_dir))
     with SearchEngine(log_dir) as engine:
         while not stop.is_set():
             if parent is not None and os.getppid() != parent:
                 break
             done = engine.catch_up(budget=FOLLOW_SLICE, wait=FOLLOW_POLL)
-            if not (done.behind or done.sessions_pending) or done.busy:
+            level = not (done.behind or done.sessions_pending)
+            if level and renders.step(stop):
+                continue  # more may be missing: look again at once (after new records)
+            if level or done.busy:
                 stop.wait(FOLLOW_POLL)
     return 0
+
+
+class _RenderWarming:
+    """The render cache kept warm between catch-ups (`export.warm_renders`). A failure
+    is one line in the indexer's log, and warming rests for a while; indexing goes on."""
+
+    REST = 300.0  # seconds without warming after a failure
+
+    def __init__(self, root: Path) -> None:
+        from recorder.export.warm_renders import RenderWarmer
+
+        self.warmer = RenderWarmer(root)
+        self.resting_until = 0.0
+
+    def step(self, stop: threading.Event) -> bool:
+        """Whether it rendered something (so more may be missing)."""
+        if time.monotonic() < self.resting_until:
+            return False
+        from recorder.export.warm_renders import WarmingFailed
+
+        try:
+            return self.warmer.step(FOLLOW_SLICE, stop.is_set) > 0
+        except Exception as exc:  # a cache is only an optimisation: say it, go on
+            self.resting_until = time.monotonic() + self.REST
+            if isinstance(exc, OSError) and exc.strerror:
+                why = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+            elif isinstance(exc, WarmingFailed | PersistError):
+                why = str(exc)
+            else:  # a bug: its type helps
+                why = f"{type(exc).__name__}: {exc}"
+            say(f"render cache: could not render closed segments ({why})")
+            return False
 
 
 def _workers(value: str) -> int:

@@ -269,6 +269,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         store = open_store(layout.root)
         _warn(store.warnings)
         rng = journal_range(store, after, upto)
+        warned = len(store.warnings)
     except (ExportError, OSError) as exc:
         return fail(str(exc))
     finally:
@@ -283,6 +284,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             )
     except (ExportError, OSError) as exc:
         return fail(str(exc))
+    finally:
+        _warn(store.warnings[warned:])  # derived files found wrong on the way (render cache)
     say(
         f"exported {stats.messages} messages ({stats.records} records, "
         f"{rng.describe()}) as {args.format} to {where}"

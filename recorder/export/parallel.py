@@ -42,7 +42,7 @@ import traceback
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
@@ -94,6 +94,7 @@ class Piece:
     index: int
     starts: bytes  # the lines' start offsets (array "Q"), the parent's index of them
     end: int  # where the last line ends
+    closed: bool = False  # of a segment before the last (its rendering may be kept)
 
     @property
     def count(self) -> int:
@@ -109,6 +110,7 @@ def plan(store: Store, start: int, stop: int, piece_bytes: int) -> list[Piece]:
     """Records `start` to `stop` as pieces of whole lines, none across a segment."""
     pieces: list[Piece] = []
     index = start
+    last_segment = store.segments[-1].number if store.segments else -1
     while index < stop:
         seg, i = store.locate(index)
         last = min(len(seg), i + (stop - index))
@@ -126,6 +128,7 @@ def plan(store: Store, start: int, stop: int, piece_bytes: int) -> list[Piece]:
                     index,
                     seg.starts[i:j].tobytes(),
                     seg.span(j - 1)[1],
+                    seg.number != last_segment,
                 )
             )
             index += j - i
@@ -173,6 +176,7 @@ class Job:
     redact: bool
     summary: type[RangeSummary]
     scratch: str
+    cache: str | None = None  # the render cache's folder (None: neither read nor kept)
 
 
 @dataclass
@@ -183,6 +187,8 @@ class PieceResult:
     days: list[str | None]  # each writer's day after the piece (None: it keeps none)
     summary: RangeSummary
     damaged: list[int]  # compressed frames of its segment found damaged
+    notes: list[str] = field(default_factory=list)  # render cache entries found wrong
+    kept: bool = False  # its renderings are in the render cache (now or from before)
 
 
 class WorkerFailed(Exception):
@@ -222,8 +228,129 @@ def piece_records(piece: Piece, damaged: set[int]) -> Iterator[Record]:
         damaged.update(getattr(seg, "damaged", ()))
 
 
+def read_piece(piece: Piece) -> tuple[bytes, set[int]]:
+    """All of a piece's bytes, and the compressed frames found damaged on the way."""
+    from recorder.export.writers import ExportError
+
+    size = piece.end - piece.starts_at
+    with open_segment(Path(piece.path)) as seg:
+        data = seg.read(piece.starts_at, size)
+        damaged = set(getattr(seg, "damaged", ()))
+    if len(data) != size:
+        raise ExportError(
+            f"{Path(piece.path).name} is shorter than when the export began "
+            "(changed while it was being read)"
+        )
+    return data, damaged
+
+
+def records_in(piece: Piece, data: bytes) -> Iterator[Record]:
+    """The piece's lines as records, cut from all of its bytes (`read_piece`)."""
+    starts = array("Q")
+    starts.frombytes(piece.starts)
+    base = piece.starts_at
+    count = len(starts)
+    for m in range(count):
+        s = starts[m]
+        e = starts[m + 1] if m + 1 < count else piece.end
+        yield Record(piece.index + m, piece.segment, s, data[s - base : e - base])
+
+
 def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
-    """Render one piece into private files in the scratch folder (run in a worker)."""
+    """Render one piece into private files in the scratch folder (run in a worker):
+    from the render cache when it holds this piece's rendering, else by the writers
+    (and then kept there, when the piece is of a closed segment and undamaged)."""
+    from recorder.export import render_cache as rc
+
+    if job.cache is None or not piece.closed:
+        damaged: set[int] = set()  # filled as the records are read
+        return _render(job, piece, days, piece_records(piece, damaged), damaged)
+    folder = Path(job.cache)
+    try:
+        data, damaged = read_piece(piece)
+    except PersistError as exc:
+        raise WorkerFailed("persist", str(exc)) from None
+    except OSError as exc:
+        raise WorkerFailed("os", exc.strerror or str(exc), exc.errno) from None
+    crc = rc.crc_of(data)
+    keys = [
+        rc.PieceKey(
+            fmt,
+            job.redact,
+            day,
+            piece.segment,
+            piece.line,
+            piece.count,
+            piece.starts_at,
+            piece.end,
+            crc,
+        )
+        for fmt, day in zip(job.formats, days, strict=True)
+    ]
+    notes: list[str] = []
+    if not damaged:
+        result = _from_cache(job, piece, folder, keys, notes)
+        if result is not None:
+            return result
+    result = _render(job, piece, days, records_in(piece, data), damaged)
+    result.notes = notes
+    if damaged or result.summary.bad_lines:
+        return result  # its rendering names the damage, which must be read to be reported
+    for key, path, size, day in zip(keys, result.files, result.sizes, result.days, strict=True):
+        try:
+            rc.keep(folder, key, Path(path), size, day, result.summary)
+        except OSError as exc:  # a full disk: the export goes on, uncached
+            notes.append(f"render cache: could not keep a rendering ({exc.strerror or exc})")
+            return result
+    result.kept = True
+    return result
+
+
+def _from_cache(
+    job: Job, piece: Piece, folder: Path, keys: list[Any], notes: list[str]
+) -> PieceResult | None:
+    """The piece from its kept renderings (None: not all of them are kept, or one was
+    found wrong: then it is removed and said in `notes`)."""
+    from recorder.export import render_cache as rc
+
+    found = []
+    try:
+        for key in keys:
+            cached = rc.look_up(folder, key)
+            if cached is None:
+                return None
+            found.append(cached)
+        summary = rc.summary_from(found[0].summary, job.summary())
+        files = []
+        for k, cached in enumerate(found):
+            path = os.path.join(job.scratch, f"piece-{piece.n:06d}-{k}")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            files.append(path)
+            with os.fdopen(fd, "wb") as out:
+                rc.copy_out(cached, out)
+    except rc.BadEntry as exc:
+        for key in keys:
+            rc.drop(folder, key)
+        notes.append(f"render cache: {exc}; rendered again")
+        return None
+    except OSError as exc:
+        raise WorkerFailed("os", exc.strerror or str(exc), exc.errno) from None
+    summary.participants_cap = PIECE_PARTICIPANTS
+    return PieceResult(
+        piece.n,
+        files,
+        [c.size for c in found],
+        [c.day_after for c in found],
+        summary,
+        [],
+        notes,
+        kept=True,
+    )
+
+
+def _render(
+    job: Job, piece: Piece, days: list[str | None], records: Iterator[Record], damaged: set[int]
+) -> PieceResult:
     from recorder.export.redact import redacted
     from recorder.export.writers import WRITERS, DayWriter, write_records
 
@@ -232,6 +359,8 @@ def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
     try:
         for k in range(len(job.formats)):
             path = os.path.join(job.scratch, f"piece-{piece.n:06d}-{k}")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # a part a damaged cache entry left
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             files.append(path)
             outs.append(os.fdopen(fd, "wb"))
@@ -241,8 +370,6 @@ def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
                 w.continue_after(day)
         summary = job.summary()
         summary.participants_cap = PIECE_PARTICIPANTS
-        damaged: set[int] = set()
-        records = piece_records(piece, damaged)
         write_records(redacted(records) if job.redact else records, writers, summary=summary)
         for w in writers:
             w.flush()
@@ -452,7 +579,7 @@ def render_parallel(
         w.flush()
     folder = scratch_folder([w.out for w in writers])
     scratch = tempfile.mkdtemp(prefix=".persist-pieces-", dir=folder)
-    job = Job(formats, redact, type(summary), scratch)
+    job = Job(formats, redact, type(summary), scratch, _cache_folder(store, summary))
     tasks = []
     days, floor = initial, start
     for piece in pieces:  # each scan stops where the one before began: linear
@@ -486,6 +613,9 @@ def render_parallel(
                 if isinstance(w, DayWriter) and day is not None:
                     w.continue_after(day)
                 os.unlink(path)
+            for note in result.notes:
+                if note not in store.warnings:
+                    store.warnings.append(note)
             if result.damaged:  # known to the parent's index, as if it had read them
                 _note_damaged(store, piece.segment, result.damaged)
             if after_piece is not None:
@@ -505,6 +635,18 @@ def render_parallel(
         exact.participants = before
         summarize(store.records(start, stop), exact)
         summary.participants = exact.participants
+
+
+def _cache_folder(store: Store, summary: RangeSummary) -> str | None:
+    """Where pieces' renderings are kept and looked for (None: not for this rendering).
+    Only for summaries that are counts (a restore's integrity summary also keeps
+    where each line is, which a kept rendering does not)."""
+    from recorder.export import render_cache
+    from recorder.export.writers import ExportStats
+
+    if type(summary) not in (RangeSummary, ExportStats) or not render_cache.enabled():
+        return None
+    return str(render_cache.folder_of(store.root))
 
 
 def _note_damaged(store: Store, number: int, frames: list[int]) -> None:

@@ -55,6 +55,11 @@ class Layout:
         return self.root / "search"
 
     @property
+    def render_cache(self) -> Path:
+        """Renderings of closed segments' pieces (`recorder.export.render_cache`)."""
+        return self.root / "render_cache"
+
+    @property
     def search_index(self) -> Path:
         """SQLite FTS5 file of `recorder.search.index` (its -wal/-shm files beside it)."""
         return self.search / "index.sqlite3"

@@ -4,6 +4,7 @@ which stops with the recorder; `--search-index off` leaves the index alone."""
 
 from __future__ import annotations
 
+import io
 import signal
 from pathlib import Path
 
@@ -65,3 +66,42 @@ def test_search_index_off(bus: Bus) -> None:
     wait_for(lambda: len(open_store(bus.log_dir)) >= 2, what="written")
     assert indexer_children(rec.pid) == []
     assert not (bus.log_dir / "search" / "index.sqlite3").exists()
+
+
+def test_the_indexer_renders_closed_segments_so_an_export_copies_them(bus: Bus) -> None:
+    """With nothing left to index, the recorder's indexer renders each closed segment
+    as `persist export` does by default; the export then copies every closed piece."""
+    from recorder.export import render_cache
+    from recorder.export.parallel import SERIAL, Parallel
+    from recorder.export.writers import export_range
+    from recorder.store.ranges import JournalRange
+
+    bus.start_broker()
+    rec = bus.start_recorder("--segment-mb", "0.01")
+    with Publisher(bus.front, agent="warm") as pub:
+        assert pub.wait_ready(5)
+        for i in range(300):
+            pub.send("agents.warm", {"text": f"message {i} ```\n<b>x</b>"})
+    wait_for(lambda: len(open_store(bus.log_dir)) >= 301, what="written")
+    folder = render_cache.folder_of(bus.log_dir)
+
+    def closed() -> set[str]:
+        with open_store(bus.log_dir) as store:
+            return {f"seg-{s.number:06d}" for s in store.segments[:-1]}
+
+    def warm() -> bool:
+        kept = {p.parent.name for p in folder.glob("seg-*/*.md.r.zst")}
+        return len(kept) >= 5 and kept == closed()
+
+    wait_for(warm, timeout=60, what="every closed segment rendered")
+    rec.signal(signal.SIGTERM)
+    assert rec.wait(10) == 0
+    stamps = {p: p.stat().st_mtime_ns for p in folder.rglob("*.zst")}
+    outputs = []
+    for parallel in (SERIAL, Parallel(workers=2, min_bytes=0)):
+        with open_store(bus.log_dir) as store, io.BytesIO() as out:
+            export_range(store, JournalRange(0, len(store)), "md", out, parallel=parallel)
+            outputs.append(out.getvalue())
+            assert not store.warnings
+    assert outputs[0] == outputs[1] and b"message 299" in outputs[0]
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.zst")} == stamps  # all copied

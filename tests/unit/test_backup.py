@@ -43,6 +43,9 @@ def test_round_trip_restores_the_source_of_truth_and_verifies(
     folder: Folder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dest = tmp_path / "backup"
+    kept_rendering = folder.root / "render_cache" / "seg-000001" / "000000000.md.r.zst"
+    kept_rendering.parent.mkdir(parents=True)
+    kept_rendering.write_bytes(b"a rendering of a closed segment: derived, left out")
     assert main(["backup", str(dest), "--log-dir", str(folder.root), "--json"]) == 0
     done = orjson.loads(capsys.readouterr().out)
     source = files_under(folder.root)

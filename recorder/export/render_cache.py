@@ -1,0 +1,306 @@
+"""Rendered pieces of closed segments, kept so that the next export of them is a copy.
+
+A piece (whole lines of one segment, `parallel.Piece`) renders to the same bytes
+whenever its lines, the format, redaction and the day heading it starts after are the
+same, and the renderer's code is. So an export keeps what its workers rendered of
+closed segments here (`render_cache/seg-NNNNNN/LINE.FMT.r|p.zst`, zstd with its
+checksum), and the next export that renders the same piece decompresses it instead.
+The search indexer (`persist reindex --follow`, the recorder's idle helper) renders
+the closed segments nobody exported yet, in Markdown (the default export) and in every
+format an export has kept before, so even a first export is mostly a copy.
+
+Derived, like every cache: the journal stays the single source of truth. An entry is
+used only when its header names this renderer (a digest of the rendering modules'
+source), the same format, redaction and starting day, and the same lines: their
+segment, first line, count, byte span and the CRC-32 of their bytes, read again for
+every use. So a damaged, replaced or repaired segment never gets an old rendering,
+and a wrong or damaged entry is rendered again and replaced (with a warning). Pieces
+holding damaged lines are never kept (their rendering names byte offsets of the
+damage, and the damage report must come from reading the journal). `$PERSIST_RENDER_CACHE=off`
+neither reads nor writes entries. The folder can be deleted at any time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import zstandard
+
+from recorder.store.fsutil import AtomicFile, ensure_private_dir
+from recorder.store.layout import Layout
+from recorder.store.ranges import RangeSummary
+
+CACHE_ENV = "PERSIST_RENDER_CACHE"
+LEVEL = 3  # zstd level: Markdown compresses about 14x at 800 MB/s (bench/compress.py)
+MAX_HEADER = 1 << 20  # bytes an entry's header line may take
+_COPY = 1 << 20
+# the modules whose code decides a rendering's bytes: any change to them is a new renderer
+_RENDERING = (
+    "recorder.export.writers",
+    "recorder.export.render",
+    "recorder.export.redact",
+    "recorder.export.render_cache",
+    "recorder.export.parallel",
+    "recorder.store.secrets",
+    "recorder.store.records",
+    "recorder.store.ranges",
+)
+_version: str | None = None
+
+
+def enabled() -> bool:
+    """Whether renderings are kept and reused (`$PERSIST_RENDER_CACHE` is not `off`)."""
+    return os.environ.get(CACHE_ENV, "on").strip().lower() != "off"
+
+
+def folder_of(log_root: Path) -> Path:
+    return Layout(Path(log_root)).render_cache
+
+
+def renderer_version() -> str:
+    """A digest of the rendering modules' source: entries of other code are not used."""
+    global _version
+    if _version is None:
+        import importlib
+
+        digest = hashlib.sha256()
+        for name in _RENDERING:
+            module = importlib.import_module(name)
+            digest.update(Path(str(module.__file__)).read_bytes())
+        _version = digest.hexdigest()[:32]
+    return _version
+
+
+@dataclass(frozen=True)
+class PieceKey:
+    """What a piece's rendering depends on, as its cache entry must name it."""
+
+    fmt: str
+    redact: bool
+    day: str | None  # the day heading the writer starts after (None: it keeps none)
+    segment: int
+    line: int  # the piece's first line in its segment
+    count: int
+    start: int  # byte offset of the first line
+    end: int  # byte offset where the last line ends
+    crc: int  # CRC-32 of the lines' bytes
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "v": renderer_version(),
+            "fmt": self.fmt,
+            "redact": self.redact,
+            "day": self.day,
+            "segment": self.segment,
+            "line": self.line,
+            "count": self.count,
+            "start": self.start,
+            "end": self.end,
+            "crc": self.crc,
+        }
+
+
+def crc_of(data: bytes) -> int:
+    return zlib.crc32(data)
+
+
+def entry_path(folder: Path, key: PieceKey) -> Path:
+    """One entry per piece start, format and redaction: a new rendering replaces it."""
+    tag = "r" if key.redact else "p"
+    return folder / f"seg-{key.segment:06d}" / f"{key.line:09d}.{key.fmt}.{tag}.zst"
+
+
+@dataclass
+class Cached:
+    """An entry that matches its piece: its rendering is `size` bytes from `offset`."""
+
+    path: Path
+    offset: int
+    size: int
+    day_after: str | None
+    summary: dict[str, Any]
+
+
+class BadEntry(Exception):
+    """An entry that names its piece but cannot be used (damaged, wrongly typed)."""
+
+
+def look_up(folder: Path, key: PieceKey, *, check_crc: bool = True) -> Cached | None:
+    """The entry for `key` (None: none, or one for other lines, code or options).
+    Raises BadEntry for a file that is not a well-formed entry. Without `check_crc`,
+    an entry for the same span is taken whatever the CRC of its bytes (to know that
+    a piece is kept without reading it; never to use the entry)."""
+    path = entry_path(folder, key)
+    try:
+        with open(path, "rb") as f:
+            head = f.readline(MAX_HEADER)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BadEntry(f"{path}: {exc.strerror or exc}") from None
+    try:
+        header = orjson.loads(head)
+    except orjson.JSONDecodeError:
+        raise BadEntry(f"{path}: its header is not JSON") from None
+    if not isinstance(header, dict) or not isinstance(header.get("key"), dict):
+        raise BadEntry(f"{path}: its header is not an entry's")
+    want = key.fields()
+    if not check_crc:
+        want["crc"] = header["key"].get("crc")
+    if header["key"] != want:
+        return None  # another rendering (other code, lines or starting day): replaced
+    size, day_after, summary = header.get("size"), header.get("day_after"), header.get("summary")
+    if (
+        type(size) is not int
+        or size < 0
+        or not (day_after is None or isinstance(day_after, str))
+        or not isinstance(summary, dict)
+    ):
+        raise BadEntry(f"{path}: its header is wrongly typed")
+    try:
+        summary_from(summary, RangeSummary())
+    except BadEntry as exc:
+        raise BadEntry(f"{path}: {exc}") from None
+    return Cached(path, len(head), size, day_after, summary)
+
+
+def copy_out(cached: Cached, out: IO[bytes]) -> None:
+    """Decompress an entry's rendering into `out`; BadEntry when it is damaged (the
+    zstd checksum, or not the size its header gives). `out` may then hold a part."""
+    dctx = zstandard.ZstdDecompressor()
+    written = 0
+    try:
+        with open(cached.path, "rb") as f:
+            f.seek(cached.offset)
+            with dctx.stream_reader(f, read_across_frames=False) as reader:
+                while chunk := reader.read(_COPY):
+                    out.write(chunk)
+                    written += len(chunk)
+    except (zstandard.ZstdError, OSError) as exc:
+        raise BadEntry(f"{cached.path}: {exc}") from None
+    if written != cached.size:
+        raise BadEntry(f"{cached.path}: {written} bytes instead of {cached.size}")
+
+
+def keep(
+    folder: Path, key: PieceKey, rendered: Path, size: int, day_after: str | None, summary: Any
+) -> None:
+    """Keep a rendering (the file `rendered`, `size` bytes) as `key`'s entry."""
+    path = entry_path(folder, key)
+    ensure_private_dir(path.parent)
+    header = {"key": key.fields(), "size": size, "day_after": day_after}
+    header["summary"] = summary_fields(summary)
+    cctx = zstandard.ZstdCompressor(level=LEVEL, write_checksum=True, write_content_size=True)
+    with AtomicFile(path, durable=False) as target:
+        target.file.write(orjson.dumps(header) + b"\n")
+        with open(rendered, "rb") as src:
+            cctx.copy_stream(src, target.file, size=size)
+
+
+def summary_fields(summary: RangeSummary) -> dict[str, Any]:
+    """A range summary as JSON (participants and kinds in order of first appearance)."""
+    return {
+        "records": summary.records,
+        "messages": summary.messages,
+        "first_ts": summary.first_ts,
+        "last_ts": summary.last_ts,
+        "participants": list(summary.participants.items()),
+        "kinds": list(summary.kinds.items()),
+        "missed": summary.missed,
+    }
+
+
+def summary_from(fields: dict[str, Any], into: RangeSummary) -> RangeSummary:
+    """`into` with the counts `summary_fields` wrote; BadEntry when they are wrongly typed."""
+    try:
+        records, messages, missed = fields["records"], fields["messages"], fields["missed"]
+        first, last = fields["first_ts"], fields["last_ts"]
+        if not all(type(n) is int for n in (records, messages, missed)):
+            raise TypeError
+        if not all(t is None or type(t) in (int, float) for t in (first, last)):
+            raise TypeError
+        participants = Counter({str(k): int(v) for k, v in _pairs(fields["participants"])})
+        kinds = Counter({str(k): int(v) for k, v in _pairs(fields["kinds"])})
+    except (KeyError, TypeError, ValueError):
+        raise BadEntry("its summary is wrongly typed") from None
+    into.records, into.messages, into.missed = records, messages, missed
+    into.first_ts, into.last_ts = first, last
+    into.participants, into.kinds = participants, kinds
+    return into
+
+
+def _pairs(value: Any) -> list[tuple[Any, Any]]:
+    if not isinstance(value, list):
+        raise TypeError
+    out = []
+    for item in value:
+        if not isinstance(item, list) or len(item) != 2 or type(item[1]) is not int:
+            raise TypeError
+        out.append((item[0], item[1]))
+    return out
+
+
+def ensure_folder(folder: Path) -> None:
+    """The cache's folder (0700), without the work folders of renderers that died."""
+    ensure_private_dir(folder)
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            owner = entry.name.split("-")[1] if entry.name.startswith(".warm-") else ""
+            if owner.isdigit() and not _alive(int(owner)):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def drop(folder: Path, key: PieceKey) -> None:
+    with contextlib.suppress(OSError):
+        entry_path(folder, key).unlink()
+
+
+def kept_formats(folder: Path) -> set[tuple[str, bool]]:
+    """(format, redact) of every kind of entry kept (what the indexer keeps warm)."""
+    found: set[tuple[str, bool]] = set()
+    try:
+        segs = list(os.scandir(folder))
+    except OSError:
+        return found
+    for seg in segs:
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(seg.path):
+                parts = entry.name.split(".")
+                if len(parts) == 4 and parts[3] == "zst" and parts[2] in ("r", "p"):
+                    found.add((parts[1], parts[2] == "r"))
+    return found
+
+
+def remove_orphans(folder: Path, live: set[int]) -> int:
+    """Remove the entries of segments no longer in the journal; returns how many folders."""
+    removed = 0
+    try:
+        segs = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for seg in segs:
+        name = seg.name
+        if not name.startswith("seg-") or not name[4:].isdigit() or int(name[4:]) in live:
+            continue
+        shutil.rmtree(seg.path, ignore_errors=True)
+        removed += 1
+    return removed

@@ -1,0 +1,135 @@
+"""The render cache kept warm: closed segments rendered before anyone exports them.
+
+Run by the search indexer (`persist reindex --follow`, the recorder's helper at idle
+CPU and I/O priority) whenever it has nothing to index. It renders the pieces an
+`export --all` cuts from each closed segment (`parallel.plan`), one piece per step,
+in Markdown as exports write it by default, and in every (format, redaction) an
+export has kept entries of. A piece whose entry is there already is not read again;
+an entry that is wrong is found at its use (`render_cache.look_up` checks the
+lines' CRC) and rendered again then.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from recorder.export import render_cache
+from recorder.export.parallel import PIECE_BYTES, Job, Piece, WorkerFailed, plan, render_piece
+from recorder.export.redact import REDACT_BY_DEFAULT
+from recorder.export.writers import WRITERS, DayWriter, ExportStats
+from recorder.store.layout import Layout, list_segments, segment_number
+from recorder.store.reader import Store, open_store
+
+DEFAULT_KINDS = frozenset({("md", REDACT_BY_DEFAULT["md"])})  # what `persist export` writes
+
+
+class RenderWarmer:
+    """Renders what is missing, a step at a time (`step`), remembering what is done."""
+
+    def __init__(self, root: Path, piece_bytes: int = PIECE_BYTES) -> None:
+        self.root = Path(root)
+        self.folder = render_cache.folder_of(self.root)
+        self.piece_bytes = piece_bytes
+        self.done: set[int] = set()  # closed segments whose every entry is there
+        self.kinds: frozenset[tuple[str, bool]] = DEFAULT_KINDS
+
+    def step(self, budget: float, stop: Callable[[], bool] = lambda: False) -> int:
+        """Render missing pieces for up to about `budget` seconds (at least one piece
+        when one is missing); returns how many were rendered (0: nothing to do)."""
+        if not render_cache.enabled():
+            return 0
+        kinds = DEFAULT_KINDS | {
+            k for k in render_cache.kept_formats(self.folder) if k[0] in WRITERS
+        }
+        if kinds != self.kinds:
+            self.kinds, self.done = frozenset(kinds), set()
+        numbers = [segment_number(p.name) or 0 for p in list_segments(Layout(self.root))]
+        closed = set(numbers[:-1])
+        if closed <= self.done:
+            return 0
+        render_cache.remove_orphans(self.folder, set(numbers))
+        deadline = time.monotonic() + budget
+        rendered = 0
+        with open_store(self.root) as store:
+            for number, pieces in _closed_pieces(store, self.piece_bytes):
+                if number in self.done:
+                    continue
+                for fmt, redact in sorted(self.kinds):
+                    for piece, day in _with_days(store, fmt, pieces):
+                        if stop() or (rendered and time.monotonic() >= deadline):
+                            return rendered
+                        if self._kept(fmt, redact, day, piece):
+                            continue
+                        self._render(fmt, redact, day, piece)
+                        rendered += 1
+                self.done.add(number)
+        return rendered
+
+    def _kept(self, fmt: str, redact: bool, day: str | None, piece: Piece) -> bool:
+        key = _key(fmt, redact, day, piece, crc=0)
+        try:
+            return render_cache.look_up(self.folder, key, check_crc=False) is not None
+        except render_cache.BadEntry:
+            return False
+
+    def _render(self, fmt: str, redact: bool, day: str | None, piece: Piece) -> None:
+        try:
+            render_cache.ensure_folder(self.folder)
+        except OSError as exc:
+            raise WarmingFailed(f"{self.folder}: {exc.strerror or exc}") from None
+        scratch = tempfile.mkdtemp(prefix=f".warm-{os.getpid()}-", dir=self.folder)
+        try:
+            job = Job((fmt,), redact, ExportStats, scratch, str(self.folder))
+            result = render_piece(job, piece, [day])
+        except WorkerFailed as exc:
+            raise WarmingFailed(f"seg-{piece.segment:06d}: {exc.message}") from None
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if result.damaged or result.summary.bad_lines:
+            return  # never kept (the damage must be read to be reported)
+        if not result.kept:  # a full disk: rendering it again would not keep it either
+            raise WarmingFailed(result.notes[-1] if result.notes else "a rendering was not kept")
+
+
+class WarmingFailed(Exception):
+    """A piece could not be rendered or kept (the message says why, in one line)."""
+
+
+def _key(fmt: str, redact: bool, day: str | None, piece: Piece, crc: int) -> render_cache.PieceKey:
+    return render_cache.PieceKey(
+        fmt, redact, day, piece.segment, piece.line, piece.count, piece.starts_at, piece.end, crc
+    )
+
+
+def _closed_pieces(store: Store, piece_bytes: int) -> list[tuple[int, list[Piece]]]:
+    """The pieces `export --all` cuts from each closed segment, by segment number."""
+    if len(store.segments) < 2:
+        return []
+    stop = len(store) - len(store.segments[-1])
+    by_segment: dict[int, list[Piece]] = {}
+    for piece in plan(store, 0, stop, piece_bytes):
+        by_segment.setdefault(piece.segment, []).append(piece)
+    return sorted(by_segment.items())
+
+
+def _with_days(store: Store, fmt: str, pieces: list[Piece]) -> list[tuple[Piece, str | None]]:
+    """Each piece with the day heading its writer starts after in `export --all`
+    (`render_parallel` works out the same: the day of the last dated record before it)."""
+    writer = WRITERS[fmt](io.BytesIO())
+    if not isinstance(writer, DayWriter):
+        return [(piece, None) for piece in pieces]
+    out: list[tuple[Piece, str | None]] = []
+    for piece in pieces:
+        day = ""
+        for j in range(piece.index - 1, -1, -1):
+            day = writer.day_of(store.record(j))
+            if day:
+                break
+        out.append((piece, str(day)))
+    return out

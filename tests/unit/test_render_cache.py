@@ -1,0 +1,273 @@
+"""The render cache (`recorder.export.render_cache`): a closed segment's pieces, once
+rendered by an export or by the indexer's warmer, are copied by the next export
+instead of rendered again, and the result is byte for byte what one pass writes. An
+entry is used only for the very lines it was rendered from; a wrong one is rendered
+again with a warning; damaged pieces are never kept; `off` keeps nothing."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recorder.export import render_cache
+from recorder.export.parallel import SERIAL, Parallel
+from recorder.export.warm_renders import RenderWarmer
+from recorder.export.writers import ExportStats, export_range
+from recorder.store.layout import Layout, list_segments
+from recorder.store.ranges import JournalRange
+from recorder.store.reader import open_store
+from tests.demo_journal import DemoClock, DemoWriter
+
+T0 = 1_800_000_000.0
+DAY = 86_400.0
+PIECE = 2000
+PIECES = Parallel(workers=2, min_bytes=0, piece_bytes=PIECE)
+HOSTILE = "```\n</div><script>x</script> =cmd|' /C calc'!A0, \"q\"\r\n\t\x1b[31m \u202e \x00"
+
+
+def write_journal(root: Path, count: int = 60, start: int = 0, damaged_at: int = -1) -> None:
+    """Messages over many small segments and several days, some hostile."""
+    clock = DemoClock(T0)
+    w = DemoWriter.open(root, segment_bytes=3000, clock=clock)
+    for i in range(start, start + count):
+        ts = T0 + (i // 7) * DAY / 2 + i
+        clock.now = ts
+        text = f"message {i}" + ("\n" + HOSTILE if i % 5 == 2 else "")
+        w.message(ts, ("planner", "coder")[i % 2], text, topic=f"chat/{i % 3}")
+        if i == damaged_at:
+            w.bad_line()
+    w.close()
+
+
+def export(root: Path, fmt: str = "md", parallel: Parallel = PIECES) -> tuple[bytes, list[str]]:
+    """The export's bytes, and the warnings it gave."""
+    with open_store(root) as store, io.BytesIO() as out:
+        before = len(store.warnings)
+        stats = export_range(store, JournalRange(0, len(store)), fmt, out, parallel=parallel)
+        assert isinstance(stats, ExportStats)
+        return out.getvalue(), store.warnings[before:]
+
+
+def entries(root: Path) -> dict[Path, tuple[int, int]]:
+    """Every kept rendering, with what changes when it is written again."""
+    folder = render_cache.folder_of(root)
+    return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*.zst"))}
+
+
+def segment_numbers(root: Path) -> list[int]:
+    return [int(p.name[4:10]) for p in list_segments(Layout(root))]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "logs"
+    write_journal(root)
+    assert len(segment_numbers(root)) >= 5
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "csv"])
+def test_a_second_export_copies_what_the_first_kept(root: Path, fmt: str) -> None:
+    serial, _ = export(root, fmt, SERIAL)
+    assert not render_cache.folder_of(root).exists()  # one pass keeps nothing
+    first, warnings = export(root, fmt)
+    assert first == serial and not warnings
+    kept = entries(root)
+    numbers = segment_numbers(root)
+    # every closed segment has its pieces kept, the one being written none
+    assert {int(p.parent.name[4:]) for p in kept} == set(numbers[:-1])
+    assert all(p.name.endswith(f".{fmt}.r.zst") for p in kept)  # redacted by default
+    assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in kept)
+    assert oct(render_cache.folder_of(root).stat().st_mode & 0o777) == "0o700"
+    second, warnings = export(root, fmt)
+    assert second == serial and not warnings
+    assert entries(root) == kept  # all copied: none rendered (and written) again
+
+
+def test_an_entry_is_used_only_for_the_lines_it_was_rendered_from(root: Path) -> None:
+    export(root)
+    kept = entries(root)
+    # the same length, another text: a journal repaired or damaged by hand
+    seg = list_segments(Layout(root))[1]
+    data = seg.read_bytes()
+    at = data.index(b"message ")
+    seg.write_bytes(data[:at] + b"MESSAGE " + data[at + 8 :])
+    expected, _ = export(root, "md", SERIAL)
+    got, warnings = export(root)
+    assert got == expected and b"MESSAGE " in got and not warnings
+    changed = [p for p, stamp in entries(root).items() if kept.get(p) != stamp]
+    assert changed and all(p.parent.name == seg.name[:10] for p in changed)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["garbage", "empty", "torn body", "flipped body", "wrong size", "typed header", "summary"],
+)
+def test_a_wrong_entry_is_rendered_again_with_a_warning(root: Path, damage: str) -> None:
+    serial, _ = export(root, "md", SERIAL)
+    export(root)
+    entry = next(iter(entries(root)))
+    data = entry.read_bytes()
+    head, body = data.split(b"\n", 1)
+    header = orjson.loads(head)
+    if damage == "garbage":
+        data = b"\x00\xff not an entry at all"
+    elif damage == "empty":
+        data = b""
+    elif damage == "torn body":
+        data = data[: len(head) + 1 + len(body) // 2]
+    elif damage == "flipped body":
+        data = head + b"\n" + body[:-6] + bytes([body[-6] ^ 0x55]) + body[-5:]
+    elif damage == "wrong size":
+        header["size"] += 1
+        data = orjson.dumps(header) + b"\n" + body
+    elif damage == "typed header":
+        header["size"] = "big"
+        data = orjson.dumps(header) + b"\n" + body
+    else:
+        header["summary"]["participants"] = [["planner", "many"]]
+        data = orjson.dumps(header) + b"\n" + body
+    entry.write_bytes(data)
+    got, warnings = export(root)
+    assert got == serial
+    assert len(warnings) == 1 and str(entry) in warnings[0]
+    assert warnings[0].startswith("render cache: ") and warnings[0].endswith("; rendered again")
+    kept = entries(root)
+    assert entry in kept  # written again, well this time
+    again, warnings = export(root)
+    assert again == serial and not warnings and entries(root) == kept
+
+
+def test_other_code_or_options_render_again_without_a_warning(root: Path) -> None:
+    serial, _ = export(root, "md", SERIAL)
+    export(root)
+    entry = next(iter(entries(root)))
+    head, body = entry.read_bytes().split(b"\n", 1)
+    header = orjson.loads(head)
+    header["key"]["v"] = "an older renderer"
+    entry.write_bytes(orjson.dumps(header) + b"\n" + body)
+    got, warnings = export(root)
+    assert got == serial and not warnings
+    assert orjson.loads(entry.read_bytes().split(b"\n", 1)[0])["key"]["v"] != "an older renderer"
+
+
+def test_pieces_with_damaged_lines_are_never_kept(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    write_journal(root, damaged_at=12)
+    serial, _ = export(root, "md", SERIAL)
+    assert b"damaged line" in serial
+    first, _ = export(root)
+    second, _ = export(root)
+    assert first == second == serial
+    with open_store(root) as store:
+        bad = next(r for r in store.records(0, len(store)) if r.data is None)
+    spans = []
+    for entry in entries(root):
+        key = orjson.loads(entry.read_bytes().split(b"\n", 1)[0])["key"]
+        spans.append((key["segment"], key["start"], key["end"]))
+    assert spans and not [s for s in spans if s[0] == bad.segment and s[1] <= bad.offset < s[2]]
+    # the damaged line's own piece is all that is missing among the closed segments'
+    with open_store(root) as store:
+        closed = len(store) - len(store.segments[-1])
+        starts = {(r.segment, r.offset) for r in store.records(0, closed)}
+    covered = {
+        (seg, off) for seg, off in starts for s in spans if s[0] == seg and s[1] <= off < s[2]
+    }
+    assert (bad.segment, bad.offset) in starts - covered
+    assert all(seg == bad.segment for seg, _off in starts - covered)
+
+
+def test_off_keeps_and_reads_nothing(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    serial, _ = export(root, "md", SERIAL)
+    monkeypatch.setenv(render_cache.CACHE_ENV, "off")
+    assert export(root)[0] == serial
+    assert not render_cache.folder_of(root).exists()
+    assert RenderWarmer(root, PIECE).step(10.0) == 0
+    assert not render_cache.folder_of(root).exists()
+
+
+def warm_all(root: Path) -> int:
+    warmer = RenderWarmer(root, PIECE)
+    total = 0
+    while n := warmer.step(0.0):  # a piece a step
+        assert n == 1
+        total += n
+    return total
+
+
+def test_the_warmer_renders_what_an_export_of_everything_reads(root: Path) -> None:
+    serial, _ = export(root, "md", SERIAL)
+    rendered = warm_all(root)
+    kept = entries(root)
+    assert rendered == len(kept) > 0
+    assert {p.parent.name for p in kept} == {f"seg-{n:06d}" for n in segment_numbers(root)[:-1]}
+    got, warnings = export(root)
+    assert got == serial and not warnings
+    assert entries(root) == kept  # every closed piece was copied
+    assert warm_all(root) == 0  # nothing left
+
+
+def test_the_warmer_keeps_warm_every_format_exported_and_drops_pruned_segments(
+    root: Path,
+) -> None:
+    export(root, "html")  # a user exported html once: kept warm from now on
+    warm_all(root)
+    kinds = {p.name.split(".", 1)[1] for p in entries(root)}
+    assert kinds == {"md.r.zst", "html.r.zst"}
+    before = set(segment_numbers(root))
+    write_journal(root, count=40, start=60)  # more segments close
+    first = min(before)
+    os.unlink(list_segments(Layout(root))[0])  # the oldest segment pruned
+    assert warm_all(root) > 0
+    kept = entries(root)
+    assert f"seg-{first:06d}" not in {p.parent.name for p in kept}
+    numbers = segment_numbers(root)
+    for kind in kinds:
+        assert {p.parent.name for p in kept if p.name.endswith(kind)} == {
+            f"seg-{n:06d}" for n in numbers[:-1]
+        }
+    for fmt in ("md", "html"):
+        serial, _ = export(root, fmt, SERIAL)
+        assert export(root, fmt)[0] == serial
+    assert entries(root) == kept
+
+
+def test_a_full_disk_keeps_nothing_says_so_once_and_exports_all_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The journal on a real full disk (a size-limited tmpfs): the export, written
+    elsewhere, is whole and says once that it could not keep its renderings; the
+    indexer's warming says it in one line and rests, its indexing going on."""
+    from recorder.cli.search import _RenderWarming
+    from tests.process.test_stalls import fill, small_disk
+
+    with small_disk(tmp_path / "disk", 4) as disk:
+        root = disk / "logs"
+        write_journal(root)
+        serial, _ = export(root, "md", SERIAL)
+        fill(disk / "filler")
+        got, warnings = export(root)
+        assert got == serial
+        assert warnings == ["render cache: could not keep a rendering (No space left on device)"]
+        assert not entries(root)
+        warming = _RenderWarming(root)
+        warming.warmer.piece_bytes = PIECE
+        stop = threading.Event()
+        assert warming.step(stop) is False
+        said = capsys.readouterr().err.strip().splitlines()
+        assert len(said) == 1 and said[0].startswith(
+            "persist: render cache: could not render closed segments (seg-"
+        )
+        assert said[0].endswith(": No space left on device)")
+        assert warming.step(stop) is False and not capsys.readouterr().err  # resting
+        (disk / "filler").unlink()
+        warming.resting_until = 0.0
+        while warming.step(stop):
+            pass
+        assert export(root) == (serial, [])
+        assert entries(root)
