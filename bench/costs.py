@@ -17,11 +17,11 @@ same run, each in its own process (interpreter start included, both sides):
   message), the baseline the issue names;
 - a repeated restore of the same checkpoint (the bundle in place is verified and kept);
 - export md, html and csv (`persist export --all --format FMT`) against the naive
-  Markdown loop: first with nothing kept (the render cache removed first: a first
-  export, which keeps what it renders), then with the closed segments kept warm as the
-  recorder's indexer keeps them (`export.warm_renders`, run untimed before the row,
-  its CPU time printed); each also "in one process" (`Parallel(workers=1)`, the path
-  a range under 64 MiB takes, which keeps nothing), checked to be the same bytes;
+  Markdown loop: first with nothing kept (the render cache removed first), then with
+  the closed segments kept warm as the recorder's indexer keeps them
+  (`export.warm_renders`, run untimed before the row, its CPU time printed); each also
+  "in one process" (`Parallel(workers=1)`, the path a range under 64 MiB takes, which
+  reads no render cache), checked to be the same bytes;
   restore `--full` likewise;
 - export jsonl (`persist export --all --format jsonl`) against `cat`;
 - `on_agent_connected` → the agent running with the checkpoint: a child process
@@ -228,12 +228,12 @@ def warm(root: Path) -> None:
     open_store(root).close()
 
 
-def warm_renders(root: Path) -> float:
-    """What the recorder's indexer renders of the closed segments when it has nothing
-    to index (`export.warm_renders`: Markdown, and each format an export kept); its
-    CPU seconds."""
+def warm_renders(root: Path, fmt: str) -> float:
+    """What the recorder's indexer renders of the closed segments in `fmt` (redacted,
+    as exports write it by default) when it has nothing to index
+    (`export.warm_renders`); its CPU seconds."""
     t0 = time.process_time()
-    warmer = RenderWarmer(root)
+    warmer = RenderWarmer(root, only=frozenset({(fmt, True)}))
     while warmer.step(60.0):
         pass
     return time.process_time() - t0
@@ -331,7 +331,7 @@ def measure(root: Path, out: Path, runs: int, skip: set[str]) -> None:
         # the export (it writes a temporary file and renames it over the old one)
         # would otherwise pay inside its time. The same for every contender.
         (out / f"x.{fmt}").unlink(missing_ok=True)
-        if not kept:  # a first export: nothing rendered before (it keeps what it renders)
+        if not kept:  # nothing rendered before (an export itself keeps nothing)
             shutil.rmtree(render_cache.folder_of(root), ignore_errors=True)
         argv = [*export, "--format", fmt, "-o", str(out / f"x.{fmt}")]
         return timed(argv, stderr=subprocess.DEVNULL)
@@ -376,14 +376,15 @@ def measure(root: Path, out: Path, runs: int, skip: set[str]) -> None:
                 lambda: naive_md(root, out / "naive.md"),
                 "naive md loop",
             )
-            seconds = warm_renders(root)
+            shutil.rmtree(render_cache.folder_of(root), ignore_errors=True)
+            seconds = warm_renders(root, fmt)
             pair(
                 f"  {fmt}, kept warm by the indexer",
                 lambda f=fmt: exported(f),
                 lambda: naive_md(root, out / "naive.md"),
                 "naive md loop",
             )
-            print(f"  (the indexer's rendering before this row, untimed: md and every format kept, {seconds:.2f} s CPU)")
+            print(f"  (the indexer rendered {fmt} before that row, untimed: {seconds:.2f} s CPU)")
             shutil.rmtree(render_cache.folder_of(root), ignore_errors=True)
             pair(
                 f"  {fmt} in one process",

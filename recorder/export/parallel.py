@@ -27,6 +27,7 @@ in step.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -177,6 +178,7 @@ class Job:
     summary: type[RangeSummary]
     scratch: str
     cache: str | None = None  # the render cache's folder (None: neither read nor kept)
+    keep: bool = False  # keep what is rendered there (the indexer's warming; exports: no)
 
 
 @dataclass
@@ -189,6 +191,7 @@ class PieceResult:
     damaged: list[int]  # compressed frames of its segment found damaged
     notes: list[str] = field(default_factory=list)  # render cache entries found wrong
     kept: bool = False  # its renderings are in the render cache (now or from before)
+    missed: bool = False  # rendered though the render cache was asked first
 
 
 class WorkerFailed(Exception):
@@ -258,22 +261,16 @@ def records_in(piece: Piece, data: bytes) -> Iterator[Record]:
 
 def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
     """Render one piece into private files in the scratch folder (run in a worker):
-    from the render cache when it holds this piece's rendering, else by the writers
-    (and then kept there, when the piece is of a closed segment and undamaged)."""
+    copied from the render cache when it holds this piece's renderings for the lines
+    as they are now, else by the writers (and then kept there when `job.keep`, the
+    indexer's warming, and the piece is undamaged)."""
     from recorder.export import render_cache as rc
 
     if job.cache is None or not piece.closed:
-        damaged: set[int] = set()  # filled as the records are read
-        return _render(job, piece, days, piece_records(piece, damaged), damaged)
+        return _render_read(job, piece, days)
     folder = Path(job.cache)
-    try:
-        data, damaged = read_piece(piece)
-    except PersistError as exc:
-        raise WorkerFailed("persist", str(exc)) from None
-    except OSError as exc:
-        raise WorkerFailed("os", exc.strerror or str(exc), exc.errno) from None
-    crc = rc.crc_of(data)
-    keys = [
+    notes: list[str] = []
+    spans = [
         rc.PieceKey(
             fmt,
             job.redact,
@@ -283,43 +280,77 @@ def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
             piece.count,
             piece.starts_at,
             piece.end,
-            crc,
+            0,
         )
         for fmt, day in zip(job.formats, days, strict=True)
     ]
-    notes: list[str] = []
-    if not damaged:
-        result = _from_cache(job, piece, folder, keys, notes)
-        if result is not None:
-            return result
+    found = _kept_entries(folder, spans, notes)
+    if found is None and not job.keep:  # nothing to check: read as a plain render does
+        result = _render_read(job, piece, days)
+        result.notes, result.missed = notes, True
+        return result
+    try:
+        data, damaged = read_piece(piece)
+    except PersistError as exc:
+        raise WorkerFailed("persist", str(exc)) from None
+    except OSError as exc:
+        raise WorkerFailed("os", exc.strerror or str(exc), exc.errno) from None
+    crc = rc.crc_of(data)
+    keys = [dataclasses.replace(key, crc=crc) for key in spans]
+    if found is not None:
+        if not damaged and all(c.crc == crc for c in found):
+            copied = _copy_kept(job, piece, folder, found, notes)
+            if copied is not None:
+                return copied
+        else:  # the lines changed since (repaired, edited): that rendering is no more
+            for key in spans:
+                rc.drop(folder, key)
     result = _render(job, piece, days, records_in(piece, data), damaged)
-    result.notes = notes
-    if damaged or result.summary.bad_lines:
-        return result  # its rendering names the damage, which must be read to be reported
+    result.notes, result.missed = notes, True
+    if not job.keep or damaged or result.summary.bad_lines:
+        return result  # a damaged piece's rendering names the damage, read to be reported
     for key, path, size, day in zip(keys, result.files, result.sizes, result.days, strict=True):
         try:
             rc.keep(folder, key, Path(path), size, day, result.summary)
-        except OSError as exc:  # a full disk: the export goes on, uncached
+        except OSError as exc:
             notes.append(f"render cache: could not keep a rendering ({exc.strerror or exc})")
             return result
     result.kept = True
     return result
 
 
-def _from_cache(
-    job: Job, piece: Piece, folder: Path, keys: list[Any], notes: list[str]
-) -> PieceResult | None:
-    """The piece from its kept renderings (None: not all of them are kept, or one was
-    found wrong: then it is removed and said in `notes`)."""
+def _render_read(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
+    damaged: set[int] = set()  # filled as the records are read
+    return _render(job, piece, days, piece_records(piece, damaged), damaged)
+
+
+def _kept_entries(folder: Path, spans: list[Any], notes: list[str]) -> list[Any] | None:
+    """The kept entries for these spans, whatever their CRC (None: one is missing, or
+    wrong: that one is removed and said in `notes`)."""
     from recorder.export import render_cache as rc
 
     found = []
+    for key in spans:
+        try:
+            cached = rc.look_up(folder, key, check_crc=False)
+        except rc.BadEntry as exc:
+            rc.drop(folder, key)
+            notes.append(f"render cache: {exc}; rendered again")
+            return None
+        if cached is None:
+            return None
+        found.append(cached)
+    return found
+
+
+def _copy_kept(
+    job: Job, piece: Piece, folder: Path, found: list[Any], notes: list[str]
+) -> PieceResult | None:
+    """The piece from its kept renderings (None: one was found damaged on the way:
+    all are removed and it is said in `notes`)."""
+    from recorder.export import render_cache as rc
+
     try:
-        for key in keys:
-            cached = rc.look_up(folder, key)
-            if cached is None:
-                return None
-            found.append(cached)
         summary = rc.summary_from(found[0].summary, job.summary())
         files = []
         for k, cached in enumerate(found):
@@ -329,8 +360,9 @@ def _from_cache(
             with os.fdopen(fd, "wb") as out:
                 rc.copy_out(cached, out)
     except rc.BadEntry as exc:
-        for key in keys:
-            rc.drop(folder, key)
+        for cached in found:
+            with contextlib.suppress(OSError):
+                cached.path.unlink()
         notes.append(f"render cache: {exc}; rendered again")
         return None
     except OSError as exc:
@@ -589,7 +621,7 @@ def render_parallel(
         ]
         floor = piece.index
         tasks.append((job, piece, days))
-    overflow = False
+    overflow = missed = False
     before = Counter(summary.participants)
     done = 0
     pool: _Workers | None = None
@@ -616,6 +648,7 @@ def render_parallel(
             for note in result.notes:
                 if note not in store.warnings:
                     store.warnings.append(note)
+            missed = missed or result.missed
             if result.damaged:  # known to the parent's index, as if it had read them
                 _note_damaged(store, piece.segment, result.damaged)
             if after_piece is not None:
@@ -630,6 +663,11 @@ def render_parallel(
         if pool is not None:
             pool.close(abort=not finished)
         shutil.rmtree(scratch, ignore_errors=True)
+    if missed and job.cache is not None:  # the indexer renders this kind from now on
+        from recorder.export import render_cache
+
+        for fmt in formats:
+            render_cache.want(Path(job.cache), fmt, redact)
     if overflow:  # a piece gave up counting participants: count them in one pass
         exact = RangeSummary()
         exact.participants = before

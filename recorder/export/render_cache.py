@@ -1,23 +1,25 @@
-"""Rendered pieces of closed segments, kept so that the next export of them is a copy.
+"""Rendered pieces of closed segments, kept so that an export of them is a copy.
 
 A piece (whole lines of one segment, `parallel.Piece`) renders to the same bytes
 whenever its lines, the format, redaction and the day heading it starts after are the
-same, and the renderer's code is. So an export keeps what its workers rendered of
-closed segments here (`render_cache/seg-NNNNNN/LINE.FMT.r|p.zst`, zstd with its
-checksum), and the next export that renders the same piece decompresses it instead.
-The search indexer (`persist reindex --follow`, the recorder's idle helper) renders
-the closed segments nobody exported yet, in Markdown (the default export) and in every
-format an export has kept before, so even a first export is mostly a copy.
+same, and the renderer's code is. The recorder's indexer (`persist reindex --follow`,
+its helper at idle priority) renders each closed segment's pieces as `export --all`
+cuts them and keeps them here (`render_cache/seg-NNNNNN/LINE.FMT.r|p.zst`, zstd with
+its checksum; `warm_renders`), in Markdown redacted (what `persist export` writes by
+default) and in every format and redaction an export has asked for (`FMT.r|p.wanted`,
+left by an export that had to render closed segments). An export copies what is kept
+and renders the rest; it never writes an entry, so it is never slower for keeping.
 
 Derived, like every cache: the journal stays the single source of truth. An entry is
 used only when its header names this renderer (a digest of the rendering modules'
 source), the same format, redaction and starting day, and the same lines: their
 segment, first line, count, byte span and the CRC-32 of their bytes, read again for
-every use. So a damaged, replaced or repaired segment never gets an old rendering,
-and a wrong or damaged entry is rendered again and replaced (with a warning). Pieces
-holding damaged lines are never kept (their rendering names byte offsets of the
-damage, and the damage report must come from reading the journal). `$PERSIST_RENDER_CACHE=off`
-neither reads nor writes entries. The folder can be deleted at any time.
+every use. An entry for lines that changed since (a segment repaired, damaged or
+edited by hand) is removed; a wrong or damaged one too, with a warning; either is
+rendered again, and the indexer keeps it again later. Pieces holding damaged lines
+are never kept (their rendering names byte offsets of the damage, and the damage
+report must come from reading the journal). `$PERSIST_RENDER_CACHE=off` neither reads
+nor writes entries. The folder can be deleted at any time.
 """
 
 from __future__ import annotations
@@ -121,13 +123,15 @@ def entry_path(folder: Path, key: PieceKey) -> Path:
 
 @dataclass
 class Cached:
-    """An entry that matches its piece: its rendering is `size` bytes from `offset`."""
+    """An entry that matches its piece: its rendering is `size` bytes from `offset`,
+    made from lines whose CRC-32 was `crc`."""
 
     path: Path
     offset: int
     size: int
     day_after: str | None
     summary: dict[str, Any]
+    crc: int
 
 
 class BadEntry(Exception):
@@ -154,8 +158,11 @@ def look_up(folder: Path, key: PieceKey, *, check_crc: bool = True) -> Cached | 
     if not isinstance(header, dict) or not isinstance(header.get("key"), dict):
         raise BadEntry(f"{path}: its header is not an entry's")
     want = key.fields()
+    crc = header["key"].get("crc")
+    if type(crc) is not int:
+        raise BadEntry(f"{path}: its header is wrongly typed")
     if not check_crc:
-        want["crc"] = header["key"].get("crc")
+        want["crc"] = crc
     if header["key"] != want:
         return None  # another rendering (other code, lines or starting day): replaced
     size, day_after, summary = header.get("size"), header.get("day_after"), header.get("summary")
@@ -170,7 +177,7 @@ def look_up(folder: Path, key: PieceKey, *, check_crc: bool = True) -> Cached | 
         summary_from(summary, RangeSummary())
     except BadEntry as exc:
         raise BadEntry(f"{path}: {exc}") from None
-    return Cached(path, len(head), size, day_after, summary)
+    return Cached(path, len(head), size, day_after, summary, crc)
 
 
 def copy_out(cached: Cached, out: IO[bytes]) -> None:
@@ -274,19 +281,24 @@ def drop(folder: Path, key: PieceKey) -> None:
         entry_path(folder, key).unlink()
 
 
-def kept_formats(folder: Path) -> set[tuple[str, bool]]:
-    """(format, redact) of every kind of entry kept (what the indexer keeps warm)."""
+def want(folder: Path, fmt: str, redact: bool) -> None:
+    """Say that an export rendered closed segments in this format and redaction: the
+    indexer keeps them warm from now on (`wanted`). Nothing when it cannot be said."""
+    with contextlib.suppress(OSError):
+        ensure_private_dir(folder)
+        marker = folder / f"{fmt}.{'r' if redact else 'p'}.wanted"
+        if not marker.exists():
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
+def wanted(folder: Path) -> set[tuple[str, bool]]:
+    """(format, redact) of every rendering an export has asked for."""
     found: set[tuple[str, bool]] = set()
-    try:
-        segs = list(os.scandir(folder))
-    except OSError:
-        return found
-    for seg in segs:
-        with contextlib.suppress(OSError):
-            for entry in os.scandir(seg.path):
-                parts = entry.name.split(".")
-                if len(parts) == 4 and parts[3] == "zst" and parts[2] in ("r", "p"):
-                    found.add((parts[1], parts[2] == "r"))
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            parts = entry.name.split(".")
+            if len(parts) == 3 and parts[2] == "wanted" and parts[1] in ("r", "p"):
+                found.add((parts[0], parts[1] == "r"))
     return found
 
 

@@ -3,10 +3,10 @@
 Run by the search indexer (`persist reindex --follow`, the recorder's helper at idle
 CPU and I/O priority) whenever it has nothing to index. It renders the pieces an
 `export --all` cuts from each closed segment (`parallel.plan`), one piece per step,
-in Markdown as exports write it by default, and in every (format, redaction) an
-export has kept entries of. A piece whose entry is there already is not read again;
-an entry that is wrong is found at its use (`render_cache.look_up` checks the
-lines' CRC) and rendered again then.
+in Markdown redacted as exports write it by default, and in every (format, redaction)
+an export has asked for (`render_cache.wanted`). A piece whose entry is there already
+is not read again; an entry that is wrong is found at its use (its lines' CRC is
+checked then), removed, and rendered here again.
 """
 
 from __future__ import annotations
@@ -32,11 +32,19 @@ DEFAULT_KINDS = frozenset({("md", REDACT_BY_DEFAULT["md"])})  # what `persist ex
 class RenderWarmer:
     """Renders what is missing, a step at a time (`step`), remembering what is done."""
 
-    def __init__(self, root: Path, piece_bytes: int = PIECE_BYTES) -> None:
+    def __init__(
+        self,
+        root: Path,
+        piece_bytes: int = PIECE_BYTES,
+        only: frozenset[tuple[str, bool]] | None = None,
+    ) -> None:
+        """`only`: render just these (format, redact), not the defaults and the wanted."""
         self.root = Path(root)
+        self.only = only
         self.folder = render_cache.folder_of(self.root)
         self.piece_bytes = piece_bytes
         self.done: set[int] = set()  # closed segments whose every entry is there
+        self.damaged: set[tuple[int, int]] = set()  # (segment, line) of pieces never kept
         self.kinds: frozenset[tuple[str, bool]] = DEFAULT_KINDS
 
     def step(self, budget: float, stop: Callable[[], bool] = lambda: False) -> int:
@@ -44,8 +52,8 @@ class RenderWarmer:
         when one is missing); returns how many were rendered (0: nothing to do)."""
         if not render_cache.enabled():
             return 0
-        kinds = DEFAULT_KINDS | {
-            k for k in render_cache.kept_formats(self.folder) if k[0] in WRITERS
+        kinds = self.only or DEFAULT_KINDS | {
+            k for k in render_cache.wanted(self.folder) if k[0] in WRITERS and k[0] != "jsonl"
         }
         if kinds != self.kinds:
             self.kinds, self.done = frozenset(kinds), set()
@@ -64,6 +72,8 @@ class RenderWarmer:
                     for piece, day in _with_days(store, fmt, pieces):
                         if stop() or (rendered and time.monotonic() >= deadline):
                             return rendered
+                        if (piece.segment, piece.line) in self.damaged:
+                            continue
                         if self._kept(fmt, redact, day, piece):
                             continue
                         self._render(fmt, redact, day, piece)
@@ -85,13 +95,14 @@ class RenderWarmer:
             raise WarmingFailed(f"{self.folder}: {exc.strerror or exc}") from None
         scratch = tempfile.mkdtemp(prefix=f".warm-{os.getpid()}-", dir=self.folder)
         try:
-            job = Job((fmt,), redact, ExportStats, scratch, str(self.folder))
+            job = Job((fmt,), redact, ExportStats, scratch, str(self.folder), keep=True)
             result = render_piece(job, piece, [day])
         except WorkerFailed as exc:
             raise WarmingFailed(f"seg-{piece.segment:06d}: {exc.message}") from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if result.damaged or result.summary.bad_lines:
+            self.damaged.add((piece.segment, piece.line))
             return  # never kept (the damage must be read to be reported)
         if not result.kept:  # a full disk: rendering it again would not keep it either
             raise WarmingFailed(result.notes[-1] if result.notes else "a rendering was not kept")

@@ -1,8 +1,9 @@
-"""The render cache (`recorder.export.render_cache`): a closed segment's pieces, once
-rendered by an export or by the indexer's warmer, are copied by the next export
-instead of rendered again, and the result is byte for byte what one pass writes. An
-entry is used only for the very lines it was rendered from; a wrong one is rendered
-again with a warning; damaged pieces are never kept; `off` keeps nothing."""
+"""The render cache (`recorder.export.render_cache`): the indexer's warmer renders the
+pieces of closed segments an export cuts, and an export copies them instead of
+rendering them again, byte for byte what one pass writes. An export keeps nothing
+itself, but asks for its format to be kept warm. An entry is used only for the very
+lines it was rendered from; a wrong one is rendered again with a warning; damaged
+pieces are never kept; `off` keeps and reads nothing; a full disk is said in one line."""
 
 from __future__ import annotations
 
@@ -72,25 +73,31 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("fmt", ["md", "html", "csv"])
-def test_a_second_export_copies_what_the_first_kept(root: Path, fmt: str) -> None:
+def test_an_export_asks_and_the_next_copies_what_the_warmer_kept(root: Path, fmt: str) -> None:
     serial, _ = export(root, fmt, SERIAL)
-    assert not render_cache.folder_of(root).exists()  # one pass keeps nothing
+    assert not render_cache.folder_of(root).exists()  # one pass neither reads nor asks
     first, warnings = export(root, fmt)
     assert first == serial and not warnings
+    assert not entries(root)  # an export keeps nothing itself ...
+    assert render_cache.wanted(render_cache.folder_of(root)) == {(fmt, True)}  # ... but asks
+    assert warm_all(root) > 0
     kept = entries(root)
     numbers = segment_numbers(root)
-    # every closed segment has its pieces kept, the one being written none
-    assert {int(p.parent.name[4:]) for p in kept} == set(numbers[:-1])
-    assert all(p.name.endswith(f".{fmt}.r.zst") for p in kept)  # redacted by default
+    for kind in ("md.r.zst", f"{fmt}.r.zst"):  # Markdown always, and what was asked for
+        # every closed segment has its pieces kept, the one being written none
+        assert {p.parent.name for p in kept if p.name.endswith(kind)} == {
+            f"seg-{n:06d}" for n in numbers[:-1]
+        }
     assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in kept)
     assert oct(render_cache.folder_of(root).stat().st_mode & 0o777) == "0o700"
     second, warnings = export(root, fmt)
     assert second == serial and not warnings
-    assert entries(root) == kept  # all copied: none rendered (and written) again
+    assert entries(root) == kept  # nothing written: every closed piece copied
+    assert warm_all(root) == 0
 
 
 def test_an_entry_is_used_only_for_the_lines_it_was_rendered_from(root: Path) -> None:
-    export(root)
+    warm_all(root)
     kept = entries(root)
     # the same length, another text: a journal repaired or damaged by hand
     seg = list_segments(Layout(root))[1]
@@ -100,8 +107,10 @@ def test_an_entry_is_used_only_for_the_lines_it_was_rendered_from(root: Path) ->
     expected, _ = export(root, "md", SERIAL)
     got, warnings = export(root)
     assert got == expected and b"MESSAGE " in got and not warnings
-    changed = [p for p, stamp in entries(root).items() if kept.get(p) != stamp]
-    assert changed and all(p.parent.name == seg.name[:10] for p in changed)
+    gone = set(kept) - set(entries(root))  # that piece's rendering is no more
+    assert len(gone) == 1 and next(iter(gone)).parent.name == seg.name[:10]
+    assert warm_all(root) == 1  # and is kept again for the lines as they are
+    assert export(root) == (expected, [])
 
 
 @pytest.mark.parametrize(
@@ -110,7 +119,7 @@ def test_an_entry_is_used_only_for_the_lines_it_was_rendered_from(root: Path) ->
 )
 def test_a_wrong_entry_is_rendered_again_with_a_warning(root: Path, damage: str) -> None:
     serial, _ = export(root, "md", SERIAL)
-    export(root)
+    warm_all(root)
     entry = next(iter(entries(root)))
     data = entry.read_bytes()
     head, body = data.split(b"\n", 1)
@@ -137,15 +146,16 @@ def test_a_wrong_entry_is_rendered_again_with_a_warning(root: Path, damage: str)
     assert got == serial
     assert len(warnings) == 1 and str(entry) in warnings[0]
     assert warnings[0].startswith("render cache: ") and warnings[0].endswith("; rendered again")
+    assert not entry.exists()  # removed, and kept again by the warmer
+    assert warm_all(root) == 1
     kept = entries(root)
-    assert entry in kept  # written again, well this time
     again, warnings = export(root)
-    assert again == serial and not warnings and entries(root) == kept
+    assert again == serial and not warnings and entries(root) == kept and entry in kept
 
 
 def test_other_code_or_options_render_again_without_a_warning(root: Path) -> None:
     serial, _ = export(root, "md", SERIAL)
-    export(root)
+    warm_all(root)
     entry = next(iter(entries(root)))
     head, body = entry.read_bytes().split(b"\n", 1)
     header = orjson.loads(head)
@@ -153,6 +163,7 @@ def test_other_code_or_options_render_again_without_a_warning(root: Path) -> Non
     entry.write_bytes(orjson.dumps(header) + b"\n" + body)
     got, warnings = export(root)
     assert got == serial and not warnings
+    assert warm_all(root) == 1  # the warmer replaces it
     assert orjson.loads(entry.read_bytes().split(b"\n", 1)[0])["key"]["v"] != "an older renderer"
 
 
@@ -161,9 +172,8 @@ def test_pieces_with_damaged_lines_are_never_kept(tmp_path: Path) -> None:
     write_journal(root, damaged_at=12)
     serial, _ = export(root, "md", SERIAL)
     assert b"damaged line" in serial
-    first, _ = export(root)
-    second, _ = export(root)
-    assert first == second == serial
+    warm_all(root)
+    assert export(root)[0] == serial
     with open_store(root) as store:
         bad = next(r for r in store.records(0, len(store)) if r.data is None)
     spans = []
@@ -216,6 +226,7 @@ def test_the_warmer_keeps_warm_every_format_exported_and_drops_pruned_segments(
     root: Path,
 ) -> None:
     export(root, "html")  # a user exported html once: kept warm from now on
+    export(root, "csv", SERIAL)  # a range under 64 MiB (one pass) asks for nothing
     warm_all(root)
     kinds = {p.name.split(".", 1)[1] for p in entries(root)}
     assert kinds == {"md.r.zst", "html.r.zst"}
@@ -237,12 +248,11 @@ def test_the_warmer_keeps_warm_every_format_exported_and_drops_pruned_segments(
     assert entries(root) == kept
 
 
-def test_a_full_disk_keeps_nothing_says_so_once_and_exports_all_the_same(
+def test_a_full_disk_is_said_in_one_line_and_warming_rests(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The journal on a real full disk (a size-limited tmpfs): the export, written
-    elsewhere, is whole and says once that it could not keep its renderings; the
-    indexer's warming says it in one line and rests, its indexing going on."""
+    """The journal on a real full disk (a size-limited tmpfs): the indexer's warming
+    says it in one line and rests, its indexing going on; exports are whole."""
     from recorder.cli.search import _RenderWarming
     from tests.process.test_stalls import fill, small_disk
 
@@ -251,23 +261,21 @@ def test_a_full_disk_keeps_nothing_says_so_once_and_exports_all_the_same(
         write_journal(root)
         serial, _ = export(root, "md", SERIAL)
         fill(disk / "filler")
-        got, warnings = export(root)
-        assert got == serial
-        assert warnings == ["render cache: could not keep a rendering (No space left on device)"]
-        assert not entries(root)
+        assert export(root) == (serial, [])
         warming = _RenderWarming(root)
         warming.warmer.piece_bytes = PIECE
         stop = threading.Event()
         assert warming.step(stop) is False
         said = capsys.readouterr().err.strip().splitlines()
         assert len(said) == 1 and said[0].startswith(
-            "persist: render cache: could not render closed segments (seg-"
+            "persist: render cache: could not render closed segments ("
         )
-        assert said[0].endswith(": No space left on device)")
+        assert said[0].endswith("No space left on device)")
         assert warming.step(stop) is False and not capsys.readouterr().err  # resting
+        assert not entries(root)
         (disk / "filler").unlink()
         warming.resting_until = 0.0
         while warming.step(stop):
             pass
+        assert entries(root) and not capsys.readouterr().err
         assert export(root) == (serial, [])
-        assert entries(root)
