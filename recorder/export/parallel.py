@@ -483,7 +483,7 @@ def scratch_folder(outs: list[IO[bytes]]) -> str:
     return tempfile.gettempdir()
 
 
-def _day_before(store: Store, writer: Any, index: int, floor: int, initial: str) -> str:
+def day_before(store: Store, writer: Any, index: int, floor: int, initial: str) -> str:
     """The day `writer` holds after records `floor` to `index` (it held `initial`
     before them): that of the last record before `index` that sets it."""
     day_of = writer.day_of
@@ -616,7 +616,7 @@ def render_parallel(
     days, floor = initial, start
     for piece in pieces:  # each scan stops where the one before began: linear
         days = [
-            None if d is None else _day_before(store, w, piece.index, floor, d)
+            None if d is None else day_before(store, w, piece.index, floor, d)
             for w, d in zip(writers, days, strict=True)
         ]
         floor = piece.index

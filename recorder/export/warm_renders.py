@@ -20,7 +20,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from recorder.export import render_cache
-from recorder.export.parallel import PIECE_BYTES, Job, Piece, WorkerFailed, plan, render_piece
+from recorder.export.parallel import (
+    PIECE_BYTES,
+    Job,
+    Piece,
+    WorkerFailed,
+    day_before,
+    plan,
+    render_piece,
+)
 from recorder.export.redact import REDACT_BY_DEFAULT
 from recorder.export.writers import WRITERS, DayWriter, ExportStats
 from recorder.store.layout import Layout, list_segments, segment_number
@@ -130,17 +138,9 @@ def _closed_pieces(store: Store, piece_bytes: int) -> list[tuple[int, list[Piece
 
 
 def _with_days(store: Store, fmt: str, pieces: list[Piece]) -> list[tuple[Piece, str | None]]:
-    """Each piece with the day heading its writer starts after in `export --all`
-    (`render_parallel` works out the same: the day of the last dated record before it)."""
+    """Each piece with the day heading its writer starts after in `export --all`, as
+    `render_parallel` works it out (`day_before`)."""
     writer = WRITERS[fmt](io.BytesIO())
     if not isinstance(writer, DayWriter):
         return [(piece, None) for piece in pieces]
-    out: list[tuple[Piece, str | None]] = []
-    for piece in pieces:
-        day = ""
-        for j in range(piece.index - 1, -1, -1):
-            day = writer.day_of(store.record(j))
-            if day:
-                break
-        out.append((piece, str(day)))
-    return out
+    return [(piece, day_before(store, writer, piece.index, 0, writer.day)) for piece in pieces]
