@@ -311,7 +311,8 @@ def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
         return result  # a damaged piece's rendering names the damage, read to be reported
     for key, path, size, day in zip(keys, result.files, result.sizes, result.days, strict=True):
         try:
-            rc.keep(folder, key, Path(path), size, day, result.summary)
+            if not rc.keep(folder, key, Path(path), size, day, result.summary):
+                return result  # not keepable (`keep`): no failure
         except OSError as exc:
             notes.append(f"render cache: could not keep a rendering ({exc.strerror or exc})")
             return result

@@ -200,17 +200,23 @@ def copy_out(cached: Cached, out: IO[bytes]) -> None:
 
 def keep(
     folder: Path, key: PieceKey, rendered: Path, size: int, day_after: str | None, summary: Any
-) -> None:
-    """Keep a rendering (the file `rendered`, `size` bytes) as `key`'s entry."""
-    path = entry_path(folder, key)
-    ensure_private_dir(path.parent)
+) -> bool:
+    """Keep a rendering (the file `rendered`, `size` bytes) as `key`'s entry; False
+    when its header would be over MAX_HEADER (a piece with tens of thousands of
+    participants): such a piece is rendered at every export."""
     header = {"key": key.fields(), "size": size, "day_after": day_after}
     header["summary"] = summary_fields(summary)
+    head = orjson.dumps(header) + b"\n"
+    if len(head) > MAX_HEADER:
+        return False
+    path = entry_path(folder, key)
+    ensure_private_dir(path.parent)
     cctx = zstandard.ZstdCompressor(level=LEVEL, write_checksum=True, write_content_size=True)
     with AtomicFile(path, durable=False) as target:
-        target.file.write(orjson.dumps(header) + b"\n")
+        target.file.write(head)
         with open(rendered, "rb") as src:
             cctx.copy_stream(src, target.file, size=size)
+    return True
 
 
 def summary_fields(summary: RangeSummary) -> dict[str, Any]:

@@ -52,7 +52,7 @@ class RenderWarmer:
         self.folder = render_cache.folder_of(self.root)
         self.piece_bytes = piece_bytes
         self.done: set[int] = set()  # closed segments whose every entry is there
-        self.damaged: set[tuple[int, int]] = set()  # (segment, line) of pieces never kept
+        self.never_kept: set[tuple[int, int]] = set()  # (segment, line): pieces never kept
         self.kinds: frozenset[tuple[str, bool]] = DEFAULT_KINDS
 
     def step(self, budget: float, stop: Callable[[], bool] = lambda: False) -> int:
@@ -80,7 +80,7 @@ class RenderWarmer:
                     for piece, day in _with_days(store, fmt, pieces):
                         if stop() or (rendered and time.monotonic() >= deadline):
                             return rendered
-                        if (piece.segment, piece.line) in self.damaged:
+                        if (piece.segment, piece.line) in self.never_kept:
                             continue
                         if self._kept(fmt, redact, day, piece):
                             continue
@@ -109,11 +109,13 @@ class RenderWarmer:
             raise WarmingFailed(f"seg-{piece.segment:06d}: {exc.message}") from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        if result.damaged or result.summary.bad_lines:
-            self.damaged.add((piece.segment, piece.line))
-            return  # never kept (the damage must be read to be reported)
-        if not result.kept:  # a full disk: rendering it again would not keep it either
-            raise WarmingFailed(result.notes[-1] if result.notes else "a rendering was not kept")
+        if result.kept:
+            return
+        if result.notes:  # a full disk: rendering it again would not keep it either
+            raise WarmingFailed(result.notes[-1])
+        # never kept: damaged (the damage must be read to be reported), or too many
+        # participants for an entry's header (`render_cache.keep`)
+        self.never_kept.add((piece.segment, piece.line))
 
 
 class WarmingFailed(Exception):

@@ -279,3 +279,17 @@ def test_a_full_disk_is_said_in_one_line_and_warming_rests(
             pass
         assert entries(root) and not capsys.readouterr().err
         assert export(root) == (serial, [])
+
+
+def test_a_piece_too_many_participants_for_a_header_is_never_kept_nor_tried_again(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial, _ = export(root, "md", SERIAL)
+    monkeypatch.setattr(render_cache, "MAX_HEADER", 64)  # every header is over it
+    warmer = RenderWarmer(root, PIECE)
+    rendered = 0
+    while n := warmer.step(0.0):
+        rendered += n
+        assert rendered < 100  # each piece tried once, not forever
+    assert rendered > 0 and not entries(root) and warmer.never_kept
+    assert export(root) == (serial, [])
