@@ -57,7 +57,6 @@ PARALLEL_MIN_BYTES = 64 << 20  # smaller ranges are rendered in one pass
 PIECE_BYTES = 16 << 20  # of journal per piece (progress moves once per piece)
 MAX_WORKERS = 4
 PIECE_PARTICIPANTS = 100_000  # distinct participants a piece counts before it gives up
-_READ_LINES = 4096  # lines read from a segment at a time
 _COPY = 1 << 20
 
 
@@ -202,35 +201,6 @@ class WorkerFailed(Exception):
         self.kind, self.message, self.errno = kind, message, errno
 
 
-def piece_records(piece: Piece, damaged: set[int]) -> Iterator[Record]:
-    """The piece's lines as records, read in large blocks at the parent's line starts;
-    the compressed frames found damaged on the way (read as NUL bytes, as the one
-    pass reads them) are added to `damaged`."""
-    from recorder.export.writers import ExportError
-
-    starts = array("Q")
-    starts.frombytes(piece.starts)
-    count = len(starts)
-    with open_segment(Path(piece.path)) as seg:
-        k = 0
-        while k < count:
-            j = min(count, k + _READ_LINES)
-            first = starts[k]
-            block_end = starts[j] if j < count else piece.end
-            block = seg.read(first, block_end - first)
-            if len(block) != block_end - first:
-                raise ExportError(
-                    f"{Path(piece.path).name} is shorter than when the export began "
-                    "(changed while it was being read)"
-                )
-            for m in range(k, j):
-                s = starts[m]
-                e = starts[m + 1] if m + 1 < count else piece.end
-                yield Record(piece.index + m, piece.segment, s, block[s - first : e - first])
-            k = j
-        damaged.update(getattr(seg, "damaged", ()))
-
-
 def read_piece(piece: Piece) -> tuple[bytes, set[int]]:
     """All of a piece's bytes, and the compressed frames found damaged on the way."""
     from recorder.export.writers import ExportError
@@ -267,7 +237,8 @@ def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
     from recorder.export import render_cache as rc
 
     if job.cache is None or not piece.closed:
-        return _render_read(job, piece, days)
+        data, damaged = _read(piece)
+        return _render(job, piece, days, records_in(piece, data), damaged)
     folder = Path(job.cache)
     notes: list[str] = []
     spans = [
@@ -285,16 +256,11 @@ def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
         for fmt, day in zip(job.formats, days, strict=True)
     ]
     found = _kept_entries(folder, spans, notes)
-    if found is None and not job.keep:  # nothing to check: read as a plain render does
-        result = _render_read(job, piece, days)
+    data, damaged = _read(piece)
+    if found is None and not job.keep:  # nothing kept to check the lines against
+        result = _render(job, piece, days, records_in(piece, data), damaged)
         result.notes, result.missed = notes, True
         return result
-    try:
-        data, damaged = read_piece(piece)
-    except PersistError as exc:
-        raise WorkerFailed("persist", str(exc)) from None
-    except OSError as exc:
-        raise WorkerFailed("os", exc.strerror or str(exc), exc.errno) from None
     crc = rc.crc_of(data)
     keys = [dataclasses.replace(key, crc=crc) for key in spans]
     if found is not None:
@@ -320,9 +286,14 @@ def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
     return result
 
 
-def _render_read(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
-    damaged: set[int] = set()  # filled as the records are read
-    return _render(job, piece, days, piece_records(piece, damaged), damaged)
+def _read(piece: Piece) -> tuple[bytes, set[int]]:
+    """`read_piece`, its failures as the worker's error convention has them."""
+    try:
+        return read_piece(piece)
+    except PersistError as exc:
+        raise WorkerFailed("persist", str(exc)) from None
+    except OSError as exc:
+        raise WorkerFailed("os", exc.strerror or str(exc), exc.errno) from None
 
 
 def _kept_entries(folder: Path, spans: list[Any], notes: list[str]) -> list[Any] | None:

@@ -37,7 +37,7 @@ from typing import IO, Any
 import orjson
 import zstandard
 
-from recorder.store.fsutil import AtomicFile, ensure_private_dir
+from recorder.store.fsutil import AtomicFile, ensure_private_dir, open_private, writer_may_live
 from recorder.store.layout import Layout
 from recorder.store.ranges import RangeSummary
 
@@ -268,18 +268,8 @@ def ensure_folder(folder: Path) -> None:
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
             owner = entry.name.split("-")[1] if entry.name.startswith(".warm-") else ""
-            if owner.isdigit() and not _alive(int(owner)):
+            if owner.isdigit() and not writer_may_live(int(owner), entry.stat().st_mtime):
                 shutil.rmtree(entry.path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def drop(folder: Path, key: PieceKey) -> None:
@@ -294,7 +284,7 @@ def want(folder: Path, fmt: str, redact: bool) -> None:
         ensure_private_dir(folder)
         marker = folder / f"{fmt}.{'r' if redact else 'p'}.wanted"
         if not marker.exists():
-            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
+            os.close(open_private(marker, os.O_WRONLY | os.O_CREAT))
 
 
 def wanted(folder: Path) -> set[tuple[str, bool]]:
@@ -308,17 +298,10 @@ def wanted(folder: Path) -> set[tuple[str, bool]]:
     return found
 
 
-def remove_orphans(folder: Path, live: set[int]) -> int:
-    """Remove the entries of segments no longer in the journal; returns how many folders."""
-    removed = 0
-    try:
-        segs = list(os.scandir(folder))
-    except OSError:
-        return 0
-    for seg in segs:
-        name = seg.name
-        if not name.startswith("seg-") or not name[4:].isdigit() or int(name[4:]) in live:
-            continue
-        shutil.rmtree(seg.path, ignore_errors=True)
-        removed += 1
-    return removed
+def remove_orphans(folder: Path, live: set[int]) -> None:
+    """Remove the entries of segments no longer in the journal."""
+    with contextlib.suppress(OSError):
+        for seg in os.scandir(folder):
+            name = seg.name
+            if name.startswith("seg-") and name[4:].isdigit() and int(name[4:]) not in live:
+                shutil.rmtree(seg.path, ignore_errors=True)

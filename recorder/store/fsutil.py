@@ -60,7 +60,7 @@ def fsync_dir(path: Path) -> None:
 _TEMP_NAME = re.compile(r"\A\..+\.(\d+)\.tmp\Z", re.DOTALL)
 
 
-def _writer_may_live(pid: int, written: float) -> bool:
+def writer_may_live(pid: int, written: float) -> bool:
     """Whether process `pid` may still be writing a temp file last changed at `written`."""
     if pid == os.getpid():
         return True
@@ -97,7 +97,7 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
             st = entry.stat(follow_symlinks=False)
             if not entry.is_file(follow_symlinks=False):
                 continue
-            if _writer_may_live(int(match.group(1)), st.st_mtime):
+            if writer_may_live(int(match.group(1)), st.st_mtime):
                 continue
             os.unlink(entry.path)
         except OSError:
