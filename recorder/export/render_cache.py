@@ -30,6 +30,7 @@ import os
 import shutil
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -127,7 +128,7 @@ class Cached:
     made from lines whose CRC-32 was `crc`."""
 
     path: Path
-    offset: int
+    head: bytes  # the header line as read: `copy_out` uses the entry only if it still is
     size: int
     day_after: str | None
     summary: dict[str, Any]
@@ -177,25 +178,35 @@ def look_up(folder: Path, key: PieceKey, *, check_crc: bool = True) -> Cached | 
         summary_from(summary, RangeSummary())
     except BadEntry as exc:
         raise BadEntry(f"{path}: {exc}") from None
-    return Cached(path, len(head), size, day_after, summary, crc)
+    return Cached(path, head, size, day_after, summary, crc)
 
 
 def copy_out(cached: Cached, out: IO[bytes]) -> None:
-    """Decompress an entry's rendering into `out`; BadEntry when it is damaged (the
-    zstd checksum, or not the size its header gives). `out` may then hold a part."""
-    dctx = zstandard.ZstdDecompressor()
+    """Decompress an entry's rendering into `out`. BadEntry when the entry is damaged
+    (the zstd checksum, or not the size its header gives) or was replaced since it was
+    looked up; `out` may then hold a part. Errors writing `out` are raised as they are."""
     written = 0
-    try:
-        with open(cached.path, "rb") as f:
-            f.seek(cached.offset)
-            with dctx.stream_reader(f, read_across_frames=False) as reader:
-                while chunk := reader.read(_COPY):
-                    out.write(chunk)
-                    written += len(chunk)
-    except (zstandard.ZstdError, OSError) as exc:
-        raise BadEntry(f"{cached.path}: {exc}") from None
+    for chunk in _rendering(cached):
+        written += len(chunk)
+        if written > cached.size:
+            break  # more than its header says: damaged, whatever follows
+        out.write(chunk)
     if written != cached.size:
         raise BadEntry(f"{cached.path}: {written} bytes instead of {cached.size}")
+
+
+def _rendering(cached: Cached) -> Iterator[bytes]:
+    """The entry's rendering in blocks; BadEntry for whatever goes wrong reading it."""
+    try:
+        with open(cached.path, "rb") as f:
+            if f.readline(MAX_HEADER) != cached.head:
+                raise BadEntry(f"{cached.path}: replaced while it was being read")
+            dctx = zstandard.ZstdDecompressor()
+            with dctx.stream_reader(f, read_across_frames=False) as reader:
+                while chunk := reader.read(_COPY):
+                    yield chunk
+    except (zstandard.ZstdError, OSError) as exc:
+        raise BadEntry(f"{cached.path}: {exc}") from None
 
 
 def keep(

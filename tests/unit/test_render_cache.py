@@ -7,15 +7,17 @@ pieces are never kept; `off` keeps and reads nothing; a full disk is said in one
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
-from recorder.export import render_cache
+from recorder.export import parallel, render_cache
 from recorder.export.parallel import SERIAL, Parallel
 from recorder.export.warm_renders import RenderWarmer
 from recorder.export.writers import ExportStats, export_range
@@ -45,13 +47,44 @@ def write_journal(root: Path, count: int = 60, start: int = 0, damaged_at: int =
     w.close()
 
 
-def export(root: Path, fmt: str = "md", parallel: Parallel = PIECES) -> tuple[bytes, list[str]]:
-    """The export's bytes, and the warnings it gave."""
-    with open_store(root) as store, io.BytesIO() as out:
+def export(
+    root: Path, fmt: str = "md", parallel: Parallel = PIECES, to: str = "memory"
+) -> tuple[bytes, list[str]]:
+    """The export's bytes, and the warnings it gave. `to`: "memory" (the workers copy
+    kept pieces into their scratch files), "file" (the export decompresses them into
+    it itself) or "appended file" (opened to append: never cut back, so as memory)."""
+    path = root.parent / f"export.{fmt}"
+    with open_store(root) as store:
         before = len(store.warnings)
-        stats = export_range(store, JournalRange(0, len(store)), fmt, out, parallel=parallel)
-        assert isinstance(stats, ExportStats)
-        return out.getvalue(), store.warnings[before:]
+        if to == "memory":
+            with io.BytesIO() as out:
+                export_range(store, JournalRange(0, len(store)), fmt, out, parallel=parallel)
+                data = out.getvalue()
+        else:
+            path.unlink(missing_ok=True)
+            with open(path, "ab" if to == "appended file" else "wb") as out:
+                stats = export_range(
+                    store, JournalRange(0, len(store)), fmt, out, parallel=parallel
+                )
+                assert isinstance(stats, ExportStats)
+            data = path.read_bytes()
+            path.unlink()
+        return data, store.warnings[before:]
+
+
+@pytest.fixture
+def direct_copies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many pieces the exports decompressed straight into their outputs."""
+    copied: list[int] = []
+    real = parallel._copy_entries
+
+    def counted(entries: list[Any], writers: list[Any]) -> str | None:
+        failed = real(entries, writers)
+        copied.append(failed is None)
+        return failed
+
+    monkeypatch.setattr(parallel, "_copy_entries", counted)
+    return copied
 
 
 def entries(root: Path) -> dict[Path, tuple[int, int]]:
@@ -72,8 +105,13 @@ def root(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("fmt", ["md", "html", "csv"])
-def test_an_export_asks_and_the_next_copies_what_the_warmer_kept(root: Path, fmt: str) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "to"),
+    [("md", "memory"), ("html", "memory"), ("csv", "memory"), ("md", "file"), ("csv", "file")],
+)
+def test_an_export_asks_and_the_next_copies_what_the_warmer_kept(
+    root: Path, fmt: str, to: str, direct_copies: list[int]
+) -> None:
     serial, _ = export(root, fmt, SERIAL)
     assert not render_cache.folder_of(root).exists()  # one pass neither reads nor asks
     first, warnings = export(root, fmt)
@@ -90,10 +128,23 @@ def test_an_export_asks_and_the_next_copies_what_the_warmer_kept(root: Path, fmt
         }
     assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in kept)
     assert oct(render_cache.folder_of(root).stat().st_mode & 0o777) == "0o700"
-    second, warnings = export(root, fmt)
+    second, warnings = export(root, fmt, to=to)
     assert second == serial and not warnings
     assert entries(root) == kept  # nothing written: every closed piece copied
+    # into a file, by the export itself: every kept piece of this format
+    closed_pieces = sum(p.name.endswith(f".{fmt}.r.zst") for p in kept)
+    assert direct_copies == ([True] * closed_pieces if to == "file" else [])
     assert warm_all(root) == 0
+
+
+def test_an_output_opened_to_append_is_never_cut_back(root: Path, direct_copies: list[int]) -> None:
+    """Kept pieces go through the workers' files when the output cannot be cut back
+    (appended to: cutting it could take others' bytes), with the same bytes."""
+    serial, _ = export(root, "md", SERIAL)
+    warm_all(root)
+    assert export(root, to="appended file") == (serial, [])
+    assert direct_copies == []
+    assert export(root, to="file") == (serial, []) and direct_copies
 
 
 def test_an_entry_is_used_only_for_the_lines_it_was_rendered_from(root: Path) -> None:
@@ -113,11 +164,14 @@ def test_an_entry_is_used_only_for_the_lines_it_was_rendered_from(root: Path) ->
     assert export(root) == (expected, [])
 
 
+@pytest.mark.parametrize("to", ["memory", "file"])
 @pytest.mark.parametrize(
     "damage",
     ["garbage", "empty", "torn body", "flipped body", "wrong size", "typed header", "summary"],
 )
-def test_a_wrong_entry_is_rendered_again_with_a_warning(root: Path, damage: str) -> None:
+def test_a_wrong_entry_is_rendered_again_with_a_warning(root: Path, damage: str, to: str) -> None:
+    """Found wrong by a worker, or by the export halfway through decompressing it into
+    its file (which is then cut back to where the piece began)."""
     serial, _ = export(root, "md", SERIAL)
     warm_all(root)
     entry = next(iter(entries(root)))
@@ -142,7 +196,7 @@ def test_a_wrong_entry_is_rendered_again_with_a_warning(root: Path, damage: str)
         header["summary"]["participants"] = [["planner", "many"]]
         data = orjson.dumps(header) + b"\n" + body
     entry.write_bytes(data)
-    got, warnings = export(root)
+    got, warnings = export(root, to=to)
     assert got == serial
     assert len(warnings) == 1 and str(entry) in warnings[0]
     assert warnings[0].startswith("render cache: ") and warnings[0].endswith("; rendered again")
@@ -165,6 +219,64 @@ def test_other_code_or_options_render_again_without_a_warning(root: Path) -> Non
     assert got == serial and not warnings
     assert warm_all(root) == 1  # the warmer replaces it
     assert orjson.loads(entry.read_bytes().split(b"\n", 1)[0])["key"]["v"] != "an older renderer"
+
+
+def test_an_entry_replaced_after_it_was_looked_up_is_not_copied(root: Path) -> None:
+    """What was checked is what is copied: an entry replaced between its look-up and
+    its copy (the warmer rendering it again) is refused, not copied unchecked."""
+    warm_all(root)
+    entry = next(iter(entries(root)))
+    head, body = entry.read_bytes().split(b"\n", 1)
+    key = render_cache.PieceKey(**{k: v for k, v in orjson.loads(head)["key"].items() if k != "v"})
+    cached = render_cache.look_up(render_cache.folder_of(root), key)
+    assert cached is not None
+    out = io.BytesIO()
+    render_cache.copy_out(cached, out)
+    assert len(out.getvalue()) == cached.size
+    header = orjson.loads(head)
+    header["day_after"] = "another day"
+    entry.write_bytes(orjson.dumps(header) + b"\n" + body)
+    with pytest.raises(render_cache.BadEntry, match="replaced while it was being read"):
+        render_cache.copy_out(cached, io.BytesIO())
+
+
+def test_a_full_output_disk_fails_the_export_and_keeps_the_entries(tmp_path: Path) -> None:
+    """Decompressing into an output on a full disk is the output's error (ENOSPC, as
+    the export says it), not a damaged entry: nothing kept is removed."""
+    import errno
+
+    from tests.process.test_stalls import fill, small_disk
+
+    root = tmp_path / "logs"
+    write_journal(root)
+    warm_all(root)
+    kept = entries(root)
+    key = render_cache.PieceKey(
+        **{
+            k: v
+            for k, v in orjson.loads(next(iter(kept)).open("rb").readline())["key"].items()
+            if k != "v"
+        }
+    )
+    cached = render_cache.look_up(render_cache.folder_of(root), key)
+    assert cached is not None
+    with small_disk(tmp_path / "disk", 1) as disk:
+        out = open(disk / "export.md", "wb")  # noqa: SIM115 (closed below, its error ignored)
+        raw = open(disk / "copy.md", "wb", buffering=0)  # noqa: SIM115
+        try:
+            fill(disk / "filler")
+            with pytest.raises(OSError) as failed:  # straight from the copy
+                render_cache.copy_out(cached, raw)
+            assert failed.value.errno == errno.ENOSPC
+            with open_store(root) as store, pytest.raises(OSError) as failed:  # the export
+                export_range(store, JournalRange(0, len(store)), "md", out, parallel=PIECES)
+            assert failed.value.errno == errno.ENOSPC
+            assert not [w for w in store.warnings if w.startswith("render cache")]
+        finally:
+            for f in (out, raw):
+                with contextlib.suppress(OSError):
+                    f.close()
+    assert entries(root) == kept
 
 
 def test_pieces_with_damaged_lines_are_never_kept(tmp_path: Path) -> None:
