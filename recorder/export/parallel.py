@@ -179,9 +179,6 @@ class Job:
     scratch: str
     cache: str | None = None  # the render cache's folder (None: neither read nor kept)
     keep: bool = False  # keep what is rendered there (the indexer's warming; exports: no)
-    # the parent decompresses kept renderings straight into its outputs (each a file
-    # it can cut back should an entry prove damaged): the worker only names them
-    direct: bool = False
 
 
 @dataclass
@@ -195,7 +192,6 @@ class PieceResult:
     notes: list[str] = field(default_factory=list)  # render cache entries found wrong
     kept: bool = False  # its renderings are in the render cache (now or from before)
     missed: bool = False  # rendered though the render cache was asked first
-    entries: list[Any] = field(default_factory=list)  # `Job.direct`: the kept ones to copy
 
 
 class WorkerFailed(Exception):
@@ -270,8 +266,7 @@ def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
     keys = [dataclasses.replace(key, crc=crc) for key in spans]
     if found is not None:
         if not damaged and all(c.crc == crc for c in found):
-            copy = _name_kept if job.direct else _copy_kept
-            copied = copy(job, piece, folder, found, notes)
+            copied = _copy_kept(job, piece, folder, found, notes)
             if copied is not None:
                 return copied
         else:  # the lines changed since (repaired, edited): that rendering is no more
@@ -355,35 +350,6 @@ def _copy_kept(
         [],
         notes,
         kept=True,
-    )
-
-
-def _name_kept(
-    job: Job, piece: Piece, folder: Path, found: list[Any], notes: list[str]
-) -> PieceResult | None:
-    """The piece as its kept renderings, for the parent to copy (`Job.direct`); None
-    when a header's summary is wrong (all are removed and it is said in `notes`)."""
-    from recorder.export import render_cache as rc
-
-    try:
-        summary = rc.summary_from(found[0].summary, job.summary())
-    except rc.BadEntry as exc:
-        for cached in found:
-            with contextlib.suppress(OSError):
-                cached.path.unlink()
-        notes.append(f"render cache: {found[0].path}: {exc}; rendered again")
-        return None
-    summary.participants_cap = PIECE_PARTICIPANTS
-    return PieceResult(
-        piece.n,
-        [],
-        [c.size for c in found],
-        [c.day_after for c in found],
-        summary,
-        [],
-        notes,
-        kept=True,
-        entries=found,
     )
 
 
@@ -607,7 +573,7 @@ def render_parallel(
     as `write_records` over them. `after_piece` is called with each piece and its own
     summary once the piece is in the outputs, in journal order. Raises what the one
     pass would (ExportError for a journal error, OSError for a file error)."""
-    from recorder.export.writers import WRITERS, DayWriter
+    from recorder.export.writers import WRITERS, DayWriter, ExportError
 
     parallel = parallel or Parallel()
     kinds = {cls: name for name, cls in WRITERS.items()}
@@ -618,9 +584,7 @@ def render_parallel(
         w.flush()
     folder = scratch_folder([w.out for w in writers])
     scratch = tempfile.mkdtemp(prefix=".persist-pieces-", dir=folder)
-    cache = _cache_folder(store, summary)
-    direct = cache is not None and all(_file_in_place(w.out) is not None for w in writers)
-    job = Job(formats, redact, type(summary), scratch, cache, direct=direct)
+    job = Job(formats, redact, type(summary), scratch, _cache_folder(store, summary))
     tasks = []
     days, floor = initial, start
     for piece in pieces:  # each scan stops where the one before began: linear
@@ -637,23 +601,23 @@ def render_parallel(
     finished = False
     try:
         pool = _Workers(min(workers, len(pieces)), tasks)
-        for _, piece, piece_days in tasks:
-            result = _outcome(*pool.result(piece.n))
-            if result.entries:
-                failed = _copy_entries(result.entries, writers)
-                if failed is not None:  # rendered here instead, as if nothing were kept
-                    notes = [*result.notes, f"render cache: {failed}; rendered again"]
-                    local = dataclasses.replace(job, cache=None, direct=False)
-                    result = _outcome(*_render_here(local, piece, piece_days))
-                    result.notes, result.missed = notes, True
-            if not result.entries:  # rendered: its files into the outputs
-                for w, path, size in zip(writers, result.files, result.sizes, strict=True):
-                    _append(path, w.out, size)
-                    os.unlink(path)
-            for w, size, day in zip(writers, result.sizes, result.days, strict=True):
+        for piece in pieces:
+            status, result = pool.result(piece.n)
+            if status == "failed":
+                if result.kind == "os":
+                    raise OSError(result.errno, result.message)
+                raise ExportError(result.message)
+            if status != "ok":
+                lines = str(result).strip().splitlines()
+                raise ExportError(lines[-1] if lines else "a rendering worker failed")
+            for w, path, size, day in zip(
+                writers, result.files, result.sizes, result.days, strict=True
+            ):
+                _append(path, w.out, size)
                 w.bytes += size
                 if isinstance(w, DayWriter) and day is not None:
                     w.continue_after(day)
+                os.unlink(path)
             for note in result.notes:
                 if note not in store.warnings:
                     store.warnings.append(note)
@@ -682,68 +646,6 @@ def render_parallel(
         exact.participants = before
         summarize(store.records(start, stop), exact)
         summary.participants = exact.participants
-
-
-def _outcome(status: str, result: Any) -> PieceResult:
-    """A worker's reply as its piece, or raised as the error the one pass gives."""
-    from recorder.export.writers import ExportError
-
-    if status == "failed":
-        if result.kind == "os":
-            raise OSError(result.errno, result.message)
-        raise ExportError(result.message)
-    if status != "ok":
-        lines = str(result).strip().splitlines()
-        raise ExportError(lines[-1] if lines else "a rendering worker failed")
-    return result  # type: ignore[no-any-return]
-
-
-def _render_here(job: Job, piece: Piece, days: list[str | None]) -> tuple[str, Any]:
-    """`render_piece` in this process, its reply as a worker's."""
-    try:
-        return "ok", render_piece(job, piece, days)
-    except WorkerFailed as exc:
-        return "failed", exc
-
-
-def _file_in_place(out: Any) -> int | None:
-    """The descriptor of `out` when it is a buffered regular file written where it
-    stands, not opened to append (`>>`): such a file can be cut back to where a piece
-    began, and `copy_file_range` writes into it (it refuses appending ones, EBADF)."""
-    if not isinstance(out, io.BufferedWriter):
-        return None
-    try:
-        fd = out.fileno()
-        if stat.S_ISREG(os.fstat(fd).st_mode) and not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:
-            return fd
-    except (OSError, ValueError, io.UnsupportedOperation):
-        pass
-    return None
-
-
-def _copy_entries(entries: list[Any], writers: list[Any]) -> str | None:
-    """Decompress a piece's kept renderings straight into the writers' outputs; None
-    when done, else what was wrong with an entry: then every output is cut back to
-    where the piece began, and the piece's entries are removed."""
-    from recorder.export import render_cache as rc
-
-    starts = []
-    for w in writers:
-        w.out.flush()
-        starts.append(w.out.tell())
-    try:
-        for w, cached in zip(writers, entries, strict=True):
-            rc.copy_out(cached, w.out)
-    except rc.BadEntry as exc:
-        for cached in entries:
-            with contextlib.suppress(OSError):
-                cached.path.unlink()
-        for w, start in zip(writers, starts, strict=True):
-            w.out.flush()
-            os.ftruncate(w.out.fileno(), start)
-            w.out.seek(start)
-        return str(exc)
-    return None
 
 
 def _cache_folder(store: Store, summary: RangeSummary) -> str | None:
@@ -796,6 +698,18 @@ def _append(path: str, out: Any, size: int) -> None:
             copied += len(data)
     if copied != size:
         raise OSError(f"a rendered piece ({path}) holds {copied} bytes, not {size}")
+
+
+def _file_in_place(out: io.BufferedWriter) -> int | None:
+    """The descriptor of `out` when it is a regular file written where it stands: one
+    opened to append (`>>`) is refused by `copy_file_range` (EBADF)."""
+    try:
+        fd = out.fileno()
+        if stat.S_ISREG(os.fstat(fd).st_mode) and not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:
+            return fd
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
+    return None
 
 
 def _copy_in_kernel(src: IO[bytes], out: io.BufferedWriter, size: int) -> int:

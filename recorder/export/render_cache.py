@@ -186,25 +186,28 @@ def copy_out(cached: Cached, out: IO[bytes]) -> None:
     (the zstd checksum, or not the size its header gives) or was replaced since it was
     looked up; `out` may then hold a part. Errors writing `out` are raised as they are."""
     written = 0
-    for chunk in _rendering(cached):
-        written += len(chunk)
+    buf = bytearray(_COPY)
+    view = memoryview(buf)
+    for n in _rendering(cached, buf):
+        written += n
         if written > cached.size:
             break  # more than its header says: damaged, whatever follows
-        out.write(chunk)
+        out.write(view[:n])
     if written != cached.size:
         raise BadEntry(f"{cached.path}: {written} bytes instead of {cached.size}")
 
 
-def _rendering(cached: Cached) -> Iterator[bytes]:
-    """The entry's rendering in blocks; BadEntry for whatever goes wrong reading it."""
+def _rendering(cached: Cached, buf: bytearray) -> Iterator[int]:
+    """The entry's rendering, a block at a time into `buf` (yields each block's size);
+    BadEntry for whatever goes wrong reading it."""
     try:
         with open(cached.path, "rb") as f:
             if f.readline(MAX_HEADER) != cached.head:
                 raise BadEntry(f"{cached.path}: replaced while it was being read")
             dctx = zstandard.ZstdDecompressor()
             with dctx.stream_reader(f, read_across_frames=False) as reader:
-                while chunk := reader.read(_COPY):
-                    yield chunk
+                while n := reader.readinto(buf):
+                    yield n
     except (zstandard.ZstdError, OSError) as exc:
         raise BadEntry(f"{cached.path}: {exc}") from None
 

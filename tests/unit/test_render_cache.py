@@ -12,12 +12,11 @@ import io
 import os
 import threading
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
-from recorder.export import parallel, render_cache
+from recorder.export import render_cache
 from recorder.export.parallel import SERIAL, Parallel
 from recorder.export.warm_renders import RenderWarmer
 from recorder.export.writers import ExportStats, export_range
@@ -50,9 +49,9 @@ def write_journal(root: Path, count: int = 60, start: int = 0, damaged_at: int =
 def export(
     root: Path, fmt: str = "md", parallel: Parallel = PIECES, to: str = "memory"
 ) -> tuple[bytes, list[str]]:
-    """The export's bytes, and the warnings it gave. `to`: "memory" (the workers copy
-    kept pieces into their scratch files), "file" (the export decompresses them into
-    it itself) or "appended file" (opened to append: never cut back, so as memory)."""
+    """The export's bytes, and the warnings it gave. `to`: "memory", "file" (pieces
+    copied into it in the kernel) or "appended file" (opened to append, which the
+    kernel's copy refuses: copied through the export)."""
     path = root.parent / f"export.{fmt}"
     with open_store(root) as store:
         before = len(store.warnings)
@@ -70,21 +69,6 @@ def export(
             data = path.read_bytes()
             path.unlink()
         return data, store.warnings[before:]
-
-
-@pytest.fixture
-def direct_copies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many pieces the exports decompressed straight into their outputs."""
-    copied: list[int] = []
-    real = parallel._copy_entries
-
-    def counted(entries: list[Any], writers: list[Any]) -> str | None:
-        failed = real(entries, writers)
-        copied.append(failed is None)
-        return failed
-
-    monkeypatch.setattr(parallel, "_copy_entries", counted)
-    return copied
 
 
 def entries(root: Path) -> dict[Path, tuple[int, int]]:
@@ -110,7 +94,7 @@ def root(tmp_path: Path) -> Path:
     [("md", "memory"), ("html", "memory"), ("csv", "memory"), ("md", "file"), ("csv", "file")],
 )
 def test_an_export_asks_and_the_next_copies_what_the_warmer_kept(
-    root: Path, fmt: str, to: str, direct_copies: list[int]
+    root: Path, fmt: str, to: str
 ) -> None:
     serial, _ = export(root, fmt, SERIAL)
     assert not render_cache.folder_of(root).exists()  # one pass neither reads nor asks
@@ -131,20 +115,20 @@ def test_an_export_asks_and_the_next_copies_what_the_warmer_kept(
     second, warnings = export(root, fmt, to=to)
     assert second == serial and not warnings
     assert entries(root) == kept  # nothing written: every closed piece copied
-    # into a file, by the export itself: every kept piece of this format
-    closed_pieces = sum(p.name.endswith(f".{fmt}.r.zst") for p in kept)
-    assert direct_copies == ([True] * closed_pieces if to == "file" else [])
     assert warm_all(root) == 0
 
 
-def test_an_output_opened_to_append_is_never_cut_back(root: Path, direct_copies: list[int]) -> None:
-    """Kept pieces go through the workers' files when the output cannot be cut back
-    (appended to: cutting it could take others' bytes), with the same bytes."""
+def test_an_output_opened_to_append_gets_the_same_bytes(root: Path) -> None:
+    """`copy_file_range` refuses a file opened to append (EBADF): the pieces are then
+    copied through the export, after what the file held."""
     serial, _ = export(root, "md", SERIAL)
     warm_all(root)
     assert export(root, to="appended file") == (serial, [])
-    assert direct_copies == []
-    assert export(root, to="file") == (serial, []) and direct_copies
+    path = root.parent / "earlier.md"
+    path.write_bytes(b"earlier\n")
+    with open_store(root) as store, open(path, "ab") as out:
+        export_range(store, JournalRange(0, len(store)), "md", out, parallel=PIECES)
+    assert path.read_bytes() == b"earlier\n" + serial
 
 
 def test_an_entry_is_used_only_for_the_lines_it_was_rendered_from(root: Path) -> None:
@@ -170,8 +154,7 @@ def test_an_entry_is_used_only_for_the_lines_it_was_rendered_from(root: Path) ->
     ["garbage", "empty", "torn body", "flipped body", "wrong size", "typed header", "summary"],
 )
 def test_a_wrong_entry_is_rendered_again_with_a_warning(root: Path, damage: str, to: str) -> None:
-    """Found wrong by a worker, or by the export halfway through decompressing it into
-    its file (which is then cut back to where the piece began)."""
+    """Found wrong by the worker that copies it, whatever the export writes into."""
     serial, _ = export(root, "md", SERIAL)
     warm_all(root)
     entry = next(iter(entries(root)))
