@@ -584,7 +584,7 @@ def render_parallel(
         w.flush()
     folder = scratch_folder([w.out for w in writers])
     scratch = tempfile.mkdtemp(prefix=".persist-pieces-", dir=folder)
-    job = Job(formats, redact, type(summary), scratch, _cache_folder(store, summary))
+    job = Job(formats, redact, type(summary), scratch, _cache_folder(store, summary, redact))
     tasks = []
     days, floor = initial, start
     for piece in pieces:  # each scan stops where the one before began: linear
@@ -648,14 +648,18 @@ def render_parallel(
         summary.participants = exact.participants
 
 
-def _cache_folder(store: Store, summary: RangeSummary) -> str | None:
+def _cache_folder(store: Store, summary: RangeSummary, redact: bool) -> str | None:
     """Where pieces' renderings are kept and looked for (None: not for this rendering).
-    Only for summaries that are counts (a restore's integrity summary also keeps
-    where each line is, which a kept rendering does not)."""
+    A restore's integrity summary also says where lines are left out of the bundle's
+    copy of the journal (damaged, redacted): only an unredacted one uses the cache,
+    whose pieces never hold a damaged line."""
     from recorder.export import render_cache
+    from recorder.export.restore import RangeIntegrity
     from recorder.export.writers import ExportStats
 
-    if type(summary) not in (RangeSummary, ExportStats) or not render_cache.enabled():
+    cacheable = type(summary) in (RangeSummary, ExportStats)
+    cacheable = cacheable or (type(summary) is RangeIntegrity and not redact)
+    if not cacheable or not render_cache.enabled():
         return None
     return str(render_cache.folder_of(store.root))
 

@@ -56,6 +56,8 @@ _RENDERING = (
     "recorder.store.secrets",
     "recorder.store.records",
     "recorder.store.ranges",
+    "recorder.export.restore",  # a restore's integrity summary, kept in entries' headers
+    "recorder.bus.envelope",  # ... which counts messages without an envelope
 )
 _version: str | None = None
 
@@ -234,8 +236,9 @@ def keep(
 
 
 def summary_fields(summary: RangeSummary) -> dict[str, Any]:
-    """A range summary as JSON (participants and kinds in order of first appearance)."""
-    return {
+    """A range summary as JSON (participants and kinds in order of first appearance),
+    with what its kind keeps beyond the counts (`RangeSummary.piece_state`)."""
+    fields: dict[str, Any] = {
         "records": summary.records,
         "messages": summary.messages,
         "first_ts": summary.first_ts,
@@ -244,10 +247,15 @@ def summary_fields(summary: RangeSummary) -> dict[str, Any]:
         "kinds": list(summary.kinds.items()),
         "missed": summary.missed,
     }
+    state = summary.piece_state()
+    if state:
+        fields["state"] = state
+    return fields
 
 
 def summary_from(fields: dict[str, Any], into: RangeSummary) -> RangeSummary:
-    """`into` with the counts `summary_fields` wrote; BadEntry when they are wrongly typed."""
+    """`into` with the counts (and state) `summary_fields` wrote; BadEntry when they
+    are wrongly typed, or lack the state `into` needs."""
     try:
         records, messages, missed = fields["records"], fields["messages"], fields["missed"]
         first, last = fields["first_ts"], fields["last_ts"]
@@ -257,6 +265,7 @@ def summary_from(fields: dict[str, Any], into: RangeSummary) -> RangeSummary:
             raise TypeError
         participants = Counter({str(k): int(v) for k, v in _pairs(fields["participants"])})
         kinds = Counter({str(k): int(v) for k, v in _pairs(fields["kinds"])})
+        into.take_piece_state(fields.get("state"))
     except (KeyError, TypeError, ValueError):
         raise BadEntry("its summary is wrongly typed") from None
     into.records, into.messages, into.missed = records, messages, missed

@@ -167,6 +167,36 @@ class RangeIntegrity(RangeSummary):
         ):
             mine.extend(theirs[: max(0, MAX_LISTED - len(mine))])
 
+    def piece_state(self) -> dict[str, Any] | None:
+        """What a piece's kept rendering keeps beyond the counts: sequence numbers and
+        the listed records. None when the piece leaves lines out of a copy of its bytes
+        (damaged or redacted ones), which only reading it finds."""
+        if self.left_out or self.replaced or self.bad_line_records:
+            return None
+        return {
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "unsequenced": self.unsequenced,
+            "gaps": self.gap_records,
+            "quarantined": self.quarantined,
+            "refused": self.refused,
+        }
+
+    def take_piece_state(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            raise TypeError("no integrity state")
+        first, last, unsequenced = state["first_seq"], state["last_seq"], state["unsequenced"]
+        if (
+            not all(n is None or type(n) is int for n in (first, last))
+            or type(unsequenced) is not int
+        ):
+            raise TypeError("wrongly typed sequence numbers")
+        lists = [state[name] for name in ("gaps", "quarantined", "refused")]
+        if not all(isinstance(x, list) and all(isinstance(r, dict) for r in x) for x in lists):
+            raise TypeError("wrongly typed records")
+        self.first_seq, self.last_seq, self.unsequenced = first, last, unsequenced
+        self.gap_records, self.quarantined, self.refused = lists
+
     def state_json(self) -> dict[str, Any]:
         """The counters, so that a later bundle can go on from this one's end."""
         return {

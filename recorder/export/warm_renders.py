@@ -30,7 +30,8 @@ from recorder.export.parallel import (
     render_piece,
 )
 from recorder.export.redact import REDACT_BY_DEFAULT
-from recorder.export.writers import WRITERS, DayWriter, ExportStats
+from recorder.export.restore import RangeIntegrity
+from recorder.export.writers import WRITERS, DayWriter
 from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.reader import Store, open_store
 
@@ -103,7 +104,8 @@ class RenderWarmer:
             raise WarmingFailed(f"{self.folder}: {exc.strerror or exc}") from None
         scratch = tempfile.mkdtemp(prefix=f".warm-{os.getpid()}-", dir=self.folder)
         try:
-            job = Job((fmt,), redact, ExportStats, scratch, str(self.folder), keep=True)
+            # the integrity summary: its entries serve restores as well as exports
+            job = Job((fmt,), redact, RangeIntegrity, scratch, str(self.folder), keep=True)
             result = render_piece(job, piece, [day])
         except WorkerFailed as exc:
             raise WarmingFailed(f"seg-{piece.segment:06d}: {exc.message}") from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from recorder.errors import CheckpointError
 from recorder.store.checkpoints import Checkpoint
@@ -106,6 +107,16 @@ class RangeSummary:
                 participants[OTHERS] += count
         self.kinds.update(later.kinds)
         self.missed += later.missed
+
+    def piece_state(self) -> dict[str, Any] | None:
+        """What a kept rendering of a piece keeps of this summary beyond the counts
+        (`render_cache`), as JSON; None when a summary of this kind cannot be taken
+        from a kept rendering of these records (see `RangeIntegrity`)."""
+        return {}
+
+    def take_piece_state(self, state: Any) -> None:
+        """Take back what `piece_state` gave; TypeError, ValueError or KeyError when
+        `state` is not that."""
 
     @property
     def gaps(self) -> int:

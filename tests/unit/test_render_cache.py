@@ -262,6 +262,66 @@ def test_a_full_output_disk_fails_the_export_and_keeps_the_entries(tmp_path: Pat
     assert entries(root) == kept
 
 
+def test_a_full_restore_copies_what_the_warmer_kept(tmp_path: Path) -> None:
+    """`restore --full` (unredacted) asks for Markdown unredacted, the warmer keeps it
+    with the integrity of each piece (gaps, sequence numbers), and the next bundle
+    copies it: byte for byte the one-pass bundle, manifest included. A redacted
+    bundle does not use the cache (its copy of the journal replaces lines)."""
+    import zstandard
+
+    from tests.unit.test_parallel_export import bundle_files, journal
+
+    root = tmp_path / "logs"
+    cp = journal(root)  # gaps, a damaged line, secrets, over several segments
+    manifest = root / "restore" / cp.id / "manifest.json"
+    serial = bundle_files(root, cp, False, SERIAL)
+    manifest.unlink()
+    assert bundle_files(root, cp, False, PIECES) == serial
+    manifest.unlink()
+    assert render_cache.wanted(render_cache.folder_of(root)) == {("md", False)}
+    assert warm_all(root) > 0
+    kept = entries(root)
+    plain = sorted(p for p in kept if p.name.endswith(".md.p.zst"))
+    assert plain and any(b'"gaps":[{' in p.read_bytes().split(b"\n", 1)[0] for p in plain)
+    assert bundle_files(root, cp, False, PIECES) == serial
+    manifest.unlink()
+    assert entries(root) == kept  # nothing rendered was kept by the restore
+    # what is copied is the kept rendering: one changed (same size, a valid entry) shows
+    for entry in (plain[0], *(p for p in kept if p.name.endswith(".md.r.zst"))):
+        head, body = entry.read_bytes().split(b"\n", 1)
+        text = zstandard.ZstdDecompressor().decompress(body)
+        assert b"message" in text
+        text = text.replace(b"message", b"MESSAGE")
+        cctx = zstandard.ZstdCompressor(write_checksum=True, write_content_size=True)
+        entry.write_bytes(head + b"\n" + cctx.compress(text))
+    files = bundle_files(root, cp, False, PIECES)
+    assert b"MESSAGE" in files[1] and files[0] == serial[0]
+    manifest.unlink()
+    redacted = bundle_files(root, cp, True, SERIAL)
+    manifest.unlink()
+    assert bundle_files(root, cp, True, PIECES) == redacted and b"MESSAGE" not in redacted[1]
+
+
+def test_an_integrity_state_is_kept_whole_and_checked_when_read() -> None:
+    """A restore's piece summary goes through an entry's header and back the same;
+    a header without it, or with it wrongly typed, is a wrong entry (BadEntry)."""
+    from recorder.export.restore import RangeIntegrity
+
+    piece = RangeIntegrity(records=3, messages=2, first_seq=4, last_seq=6, unsequenced=1)
+    piece.gap_records = [{"seq": 5, "kind": "gap", "missed": 2}]
+    piece.kinds.update({"msg": 2, "gap": 1})
+    fields = orjson.loads(orjson.dumps(render_cache.summary_fields(piece)))
+    back = render_cache.summary_from(fields, RangeIntegrity())
+    assert back.piece_state() == piece.piece_state() and back.kinds == piece.kinds
+    assert render_cache.summary_from(fields, ExportStats()).records == 3  # exports: counts
+    for wrong in (None, {**fields["state"], "first_seq": "4"}, {**fields["state"], "gaps": [1]}):
+        broken = {**fields, "state": wrong}
+        with pytest.raises(render_cache.BadEntry, match="summary is wrongly typed"):
+            render_cache.summary_from(broken, RangeIntegrity())
+    piece.left_out.extend((1, 0, 10))  # a line left out of the copy: no state to keep
+    assert piece.piece_state() is None and "state" not in render_cache.summary_fields(piece)
+
+
 def test_pieces_with_damaged_lines_are_never_kept(tmp_path: Path) -> None:
     root = tmp_path / "logs"
     write_journal(root, damaged_at=12)
