@@ -22,7 +22,8 @@ same run, each in its own process (interpreter start included, both sides):
   (`export.warm_renders`, run untimed before the row, its CPU time printed); each also
   "in one process" (`Parallel(workers=1)`, the path a range under 64 MiB takes, which
   reads no render cache), checked to be the same bytes;
-  restore `--full` likewise;
+  restore `--full` likewise (nothing kept, then kept warm in Markdown unredacted, as
+  a restore asks the indexer to keep it, then in one process);
 - export jsonl (`persist export --all --format jsonl`) against `cat`;
 - `on_agent_connected` → the agent running with the checkpoint: a child process
   makes a `PersistenceLauncher` (its recorder starts on free loopback ports, with the
@@ -228,12 +229,19 @@ def warm(root: Path) -> None:
     open_store(root).close()
 
 
-def warm_renders(root: Path, fmt: str) -> float:
+def bundle_hashes(root: Path) -> dict[str, str]:
+    """The SHA-256 of each file of the one restore bundle in place (its manifest's)."""
+    [manifest] = (root / "restore").glob("*/manifest.json")
+    files = json.loads(manifest.read_bytes())["files"]
+    return {name: files[name]["sha256"] for name in ("jsonl", "markdown")}
+
+
+def warm_renders(root: Path, fmt: str, redact: bool = True) -> float:
     """What the recorder's indexer renders of the closed segments in `fmt` (redacted,
-    as exports write it by default) when it has nothing to index
-    (`export.warm_renders`); its CPU seconds."""
+    as exports write it by default; unredacted, as `restore --full` asks for it) when
+    it has nothing to index (`export.warm_renders`); its CPU seconds."""
     t0 = time.process_time()
-    warmer = RenderWarmer(root, only=frozenset({(fmt, True)}))
+    warmer = RenderWarmer(root, only=frozenset({(fmt, redact)}))
     while warmer.step(60.0):
         pass
     return time.process_time() - t0
@@ -352,13 +360,29 @@ def measure(root: Path, out: Path, runs: int, skip: set[str]) -> None:
         again, _cpu = best(lambda: timed(restore, stdout=subprocess.DEVNULL), runs)
         row("  again (kept, re-verified)", again, None, "")
     if "full" not in skip:
+        shutil.rmtree(render_cache.folder_of(root), ignore_errors=True)
         pair(
-            'restore "latest" --full',
+            'restore "latest" --full, nothing kept',
             lambda: fresh([*restore, "--full"]),
             base_restore,
             "cat + naive md",
         )
+        shutil.rmtree(render_cache.folder_of(root), ignore_errors=True)
+        seconds = warm_renders(root, "md", redact=False)
+        pair(
+            "  --full, kept warm by the indexer",
+            lambda: fresh([*restore, "--full"]),
+            base_restore,
+            "cat + naive md",
+        )
+        print(
+            f"  (the indexer rendered md unredacted before that row, untimed: {seconds:.2f} s CPU)"
+        )
+        kept_warm = bundle_hashes(root)
+        shutil.rmtree(render_cache.folder_of(root), ignore_errors=True)
         pair("  --full in one process", lambda: one_process("full"), base_restore, "cat + naive md")
+        same = kept_warm == bundle_hashes(root)
+        print(f"  (the kept-warm bundle's files are the one-process ones, by SHA-256: {same})")
         # an earlier full bundle in place (the checkpoint before): the rest is rendered
         earlier = list_checkpoints(Layout(root))[1].id
 

@@ -1,4 +1,5 @@
-"""Doctor checks of the search index and of the protected agent-session copies."""
+"""Doctor checks of the search index, the render cache and the protected agent-session
+copies."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from pathlib import Path
 
 from recorder.doctor.journal import mb
 from recorder.doctor.model import Area, Finding, Repair, RepairKind, Severity
+from recorder.export import render_cache
 from recorder.search.indexer import index_health
 from recorder.sources.copies import copies_dir, verify
-from recorder.store.layout import Layout
+from recorder.store.layout import Layout, list_segments, segment_number
 
 BEHIND_WARNING = 16 << 20  # journal bytes not indexed before "behind" is a warning
 
@@ -57,6 +59,58 @@ def search_findings(layout: Layout, log_flag: str) -> list[Finding]:
         ]
     behind = f"behind by {mb(health.behind)}" if health.behind else "level with the journal"
     return [Finding(Area.SEARCH, "search.index", Severity.OK, f"{text}, {behind}")]
+
+
+def render_cache_findings(layout: Layout) -> list[Finding]:
+    """How much of the closed journal is kept rendered, its size, and every entry whose
+    header is wrong (each entry's header is read; renderings are checked at use)."""
+    folder = render_cache.folder_of(layout.root)
+    if not folder.is_dir():
+        text = "no render cache yet (the recorder's indexer renders closed segments when idle)"
+        return [Finding(Area.CACHES, "caches.render", Severity.OK, text)]
+    numbers = [segment_number(p.name) for p in list_segments(layout)]
+    closed = set(numbers[:-1])
+    entries = size = 0
+    covered: set[int] = set()
+    damaged: list[str] = []  # each names its file
+    try:
+        for seg in sorted(folder.glob("seg-*")):
+            number = segment_number(seg.name + ".jsonl")
+            for entry in sorted(seg.glob("*.zst")):
+                entries += 1
+                size += entry.stat().st_size
+                problem = render_cache.entry_problem(entry)
+                if problem is not None:
+                    damaged.append(problem)
+                elif number is not None and number in closed:
+                    covered.add(number)
+    except OSError as exc:
+        return [
+            Finding(
+                Area.CACHES,
+                "caches.render",
+                Severity.WARNING,
+                f"render_cache/ cannot be read ({exc.strerror}); exports render instead",
+                f"ls -la {folder}",
+            )
+        ]
+    text = (
+        f"render cache: {entries} kept renderings, {len(covered)} of {len(closed)} closed "
+        f"segments, {mb(size)} (derived: exports and full restores copy them)"
+    )
+    if not damaged:
+        return [Finding(Area.CACHES, "caches.render", Severity.OK, text)]
+    more = f" (+{len(damaged) - 1} more)" if len(damaged) > 1 else ""
+    return [
+        Finding(
+            Area.CACHES,
+            "caches.render-damaged",
+            Severity.WARNING,
+            f"{text}; {len(damaged)} damaged: {damaged[0]}{more}. Each is removed and its piece "
+            "rendered again at its next use; deleting render_cache/ is safe",
+            f"rm -r {folder}",
+        )
+    ]
 
 
 def session_findings(layout: Layout) -> list[Finding]:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from recorder.doctor.derived import search_findings, session_findings
+from recorder.doctor.derived import render_cache_findings, search_findings, session_findings
 from recorder.doctor.journal import (
     cache_findings,
     checkpoint_findings,
@@ -59,6 +59,7 @@ def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = No
         *checkpoint_findings(layout, journal),
         *cache_findings(layout, journal, doctor_fix),
         recovery_state_finding(layout, doctor_fix),
+        *render_cache_findings(layout),
         *search_findings(layout, flag),
         *session_findings(layout),
         *permission_findings(layout),

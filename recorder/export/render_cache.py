@@ -28,12 +28,13 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 import orjson
 import zstandard
@@ -147,8 +148,44 @@ def look_up(folder: Path, key: PieceKey, *, check_crc: bool = True) -> Cached | 
     an entry for the same span is taken whatever the CRC of its bytes (to know that
     a piece is kept without reading it; never to use the entry)."""
     path = entry_path(folder, key)
+    found = _header(path)
+    if found is None:
+        return None
+    head, header = found
+    want = key.fields()
+    if not check_crc:
+        want["crc"] = header["key"]["crc"]
+    if header["key"] != want:
+        return None  # another rendering (other code, lines or starting day): replaced
+    size, day_after, summary = header["size"], header["day_after"], header["summary"]
+    return Cached(path, head, size, day_after, summary, header["key"]["crc"])
+
+
+def entry_problem(path: Path) -> str | None:
+    """What is wrong with the entry file at `path`, as far as its header shows (None:
+    nothing); its rendering's checksum is checked when it is used."""
     try:
-        with open(path, "rb") as f:
+        _header(path)
+    except BadEntry as exc:
+        return str(exc)
+    return None
+
+
+def _open_entry(path: Path) -> BinaryIO:
+    """An entry file opened to read; BadEntry when it is not a regular file (a FIFO
+    there must not block a reader: it is opened without waiting)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BadEntry(f"{path}: not a regular file")
+    return open(fd, "rb")
+
+
+def _header(path: Path) -> tuple[bytes, dict[str, Any]] | None:
+    """An entry's header line and its fields, type-checked (None: no such file);
+    BadEntry when the file is not an entry."""
+    try:
+        with _open_entry(path) as f:
             head = f.readline(MAX_HEADER)
     except FileNotFoundError:
         return None
@@ -160,17 +197,10 @@ def look_up(folder: Path, key: PieceKey, *, check_crc: bool = True) -> Cached | 
         raise BadEntry(f"{path}: its header is not JSON") from None
     if not isinstance(header, dict) or not isinstance(header.get("key"), dict):
         raise BadEntry(f"{path}: its header is not an entry's")
-    want = key.fields()
-    crc = header["key"].get("crc")
-    if type(crc) is not int:
-        raise BadEntry(f"{path}: its header is wrongly typed")
-    if not check_crc:
-        want["crc"] = crc
-    if header["key"] != want:
-        return None  # another rendering (other code, lines or starting day): replaced
     size, day_after, summary = header.get("size"), header.get("day_after"), header.get("summary")
     if (
-        type(size) is not int
+        type(header["key"].get("crc")) is not int
+        or type(size) is not int
         or size < 0
         or not (day_after is None or isinstance(day_after, str))
         or not isinstance(summary, dict)
@@ -180,7 +210,7 @@ def look_up(folder: Path, key: PieceKey, *, check_crc: bool = True) -> Cached | 
         summary_from(summary, RangeSummary())
     except BadEntry as exc:
         raise BadEntry(f"{path}: {exc}") from None
-    return Cached(path, head, size, day_after, summary, crc)
+    return head, header
 
 
 def copy_out(cached: Cached, out: IO[bytes]) -> None:
@@ -203,7 +233,7 @@ def _rendering(cached: Cached, buf: bytearray) -> Iterator[int]:
     """The entry's rendering, a block at a time into `buf` (yields each block's size);
     BadEntry for whatever goes wrong reading it."""
     try:
-        with open(cached.path, "rb") as f:
+        with _open_entry(cached.path) as f:
             if f.readline(MAX_HEADER) != cached.head:
                 raise BadEntry(f"{cached.path}: replaced while it was being read")
             dctx = zstandard.ZstdDecompressor()

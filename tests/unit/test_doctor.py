@@ -428,3 +428,37 @@ def test_marks_that_hide_other_lines_or_are_garbage_are_found_and_moved_aside(
     fix(report)
     assert "caches.marks" not in bad(run(folder))
     assert not wrong.exists() and not garbage.exists()
+
+
+def test_the_render_cache_is_counted_and_its_damaged_entries_named(folder: Folder) -> None:
+    """The doctor says how much of the closed journal is kept rendered and its size;
+    an entry whose header is wrong, or a FIFO in its place, is a warning naming it
+    (read without blocking), and the journal is untouched."""
+    from recorder.export import render_cache
+    from recorder.export.warm_renders import RenderWarmer
+
+    before = journal_bytes(folder)
+    text = {f.check: f.summary for f in run(folder).findings}
+    assert text["caches.render"].startswith("no render cache yet")
+    warmer = RenderWarmer(folder.root)
+    while warmer.step(60.0):
+        pass
+    closed = len(list_segments(folder.layout)) - 1
+    kept = sorted(render_cache.folder_of(folder.root).rglob("*.zst"))
+    report = run(folder)
+    assert bad(report) == {}
+    text = {f.check: f.summary for f in report.findings}
+    assert (
+        f"render cache: {len(kept)} kept renderings, {closed} of {closed} closed"
+        in (text["caches.render"])
+    )
+    kept[0].write_bytes(b'{"key": {"crc": "x"}}\n')
+    assert render_cache.entry_problem(kept[0]) == f"{kept[0]}: its header is wrongly typed"
+    os.mkfifo(kept[0].with_name("000000000.html.r.zst"))
+    started = time.monotonic()
+    damaged = finding(run(folder), "caches.render-damaged")
+    assert time.monotonic() - started < 10
+    assert damaged.severity is Severity.WARNING and "2 damaged: " in damaged.summary
+    assert "000000000.html.r.zst: not a regular file (+1 more)" in damaged.summary
+    assert "deleting render_cache/ is safe" in damaged.summary
+    assert journal_bytes(folder) == before
