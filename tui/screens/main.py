@@ -38,11 +38,17 @@ class MainScreen(Screen[None]):
     """
 
     BINDINGS = [
-        Binding("1", "show_tab('checkpoints')", "Checkpoints", tooltip="Checkpoint timeline"),
+        # the tab bar shows the number keys ("1 Checkpoints"): the footer leaves them out
+        # so that an 80-column footer has room for the keys shown nowhere else
+        Binding(
+            "1", "show_tab('checkpoints')", "Checkpoints", show=False, tooltip="Checkpoint timeline"
+        ),
         Binding("2", "show_tab('search')", "Search", show=False),
         Binding("slash", "search", "Search", tooltip="Search the journal"),
-        Binding("3", "show_tab('recent')", "Recent", tooltip="Newest messages, live"),
-        Binding("4", "show_tab('diagnostics')", "Diagnostics", tooltip="Recorder health"),
+        Binding("3", "show_tab('recent')", "Recent", show=False, tooltip="Newest messages, live"),
+        Binding(
+            "4", "show_tab('diagnostics')", "Diagnostics", show=False, tooltip="Recorder health"
+        ),
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit", tooltip="Quit without choosing"),
         Binding("escape", "launch_menu", "Menu", tooltip="Back to the launch menu"),
