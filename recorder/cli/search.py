@@ -129,6 +129,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 FOLLOW_POLL = 1.0  # seconds between catch-ups when nothing new arrived
+# ... doubling while nothing new arrives, up to this: an idle recorder's indexer wakes
+# every 8 s (a search catches up by itself first, so none waits for it)
+FOLLOW_IDLE_POLL = 8.0
 FOLLOW_SLICE = 2.0  # seconds of indexing before the lock is let go (searches get a turn)
 
 
@@ -141,6 +144,7 @@ def _follow(log_dir: str, parent: int | None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     renders = _RenderWarming(Path(log_dir))
+    pause = FOLLOW_POLL
     with SearchEngine(log_dir) as engine:
         while not stop.is_set():
             if parent is not None and os.getppid() != parent:
@@ -148,10 +152,18 @@ def _follow(log_dir: str, parent: int | None) -> int:
             done = engine.catch_up(budget=FOLLOW_SLICE, wait=FOLLOW_POLL)
             level = not (done.behind or done.sessions_pending)
             if level and renders.step(stop):
+                pause = FOLLOW_POLL
                 continue  # more may be missing: look again at once (after new records)
+            pause = idle_pause(pause, quiet=level and not done.added)
             if level or done.busy:
-                stop.wait(FOLLOW_POLL)
+                stop.wait(pause)
     return 0
+
+
+def idle_pause(pause: float, *, quiet: bool) -> float:
+    """The next wait between catch-ups: back to FOLLOW_POLL when something was done,
+    twice the last (at most FOLLOW_IDLE_POLL) when nothing was."""
+    return min(pause * 2, FOLLOW_IDLE_POLL) if quiet else FOLLOW_POLL
 
 
 class _RenderWarming:

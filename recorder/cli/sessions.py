@@ -267,13 +267,18 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             return 0
 
 
+PARENT_CHECK = 5.0  # seconds between looks at whether the recorder we run for is gone
+
+
 def _wait_round(seconds: float, parent: int | None) -> bool:
-    """Sleep until the next round; False when the recorder we run for is gone."""
+    """Sleep until the next round; False when the recorder we run for is gone (seen
+    within PARENT_CHECK: a recorder that stops ends us at once, one killed leaves us
+    to notice)."""
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         if parent is not None and os.getppid() != parent:
             return False
-        time.sleep(min(1.0, left))
+        time.sleep(min(PARENT_CHECK, left))
     return parent is None or os.getppid() == parent
 
 

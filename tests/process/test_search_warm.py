@@ -105,3 +105,16 @@ def test_the_indexer_renders_closed_segments_so_an_export_copies_them(bus: Bus) 
             assert not store.warnings
     assert outputs[0] == outputs[1] and b"message 299" in outputs[0]
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.zst")} == stamps  # all copied
+
+
+def test_the_indexer_slows_its_polls_while_nothing_arrives() -> None:
+    """Quiet catch-ups double the wait up to FOLLOW_IDLE_POLL (an idle recorder's indexer
+    wakes every 8 s, not every second); anything done brings it back to FOLLOW_POLL."""
+    from recorder.cli.search import FOLLOW_IDLE_POLL, FOLLOW_POLL, idle_pause
+
+    pause, seen = FOLLOW_POLL, []
+    for _ in range(6):
+        pause = idle_pause(pause, quiet=True)
+        seen.append(pause)
+    assert seen == [2.0, 4.0, 8.0, 8.0, 8.0, 8.0] and FOLLOW_IDLE_POLL == 8.0
+    assert idle_pause(pause, quiet=False) == FOLLOW_POLL == 1.0
