@@ -5,7 +5,10 @@ which stops with the recorder; `--search-index off` leaves the index alone."""
 from __future__ import annotations
 
 import io
+import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
@@ -104,6 +107,64 @@ def test_the_indexer_renders_closed_segments_so_an_export_copies_them(bus: Bus) 
             outputs.append(out.getvalue())
             assert not store.warnings
     assert outputs[0] == outputs[1] and b"message 299" in outputs[0]
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.zst")} == stamps  # all copied
+
+
+def test_a_full_restore_asks_and_the_indexer_keeps_it_warm(bus: Bus) -> None:
+    """A full restore's transcript (Markdown, unredacted) asks the recorder's indexer to
+    keep it; once kept, the next bundle copies it and is the one-pass bundle, byte for
+    byte (its manifest too)."""
+    from recorder.export import render_cache
+    from recorder.export.parallel import SERIAL, Parallel
+    from recorder.export.restore import build_bundle
+    from recorder.export.scope import BundleScope
+    from recorder.store.checkpoints import resolve_checkpoint
+    from recorder.store.layout import Layout
+
+    bus.start_broker()
+    rec = bus.start_recorder("--segment-mb", "0.01")
+    with Publisher(bus.front, agent="warm") as pub:
+        assert pub.wait_ready(5)
+        for i in range(300):
+            pub.send("agents.warm", {"text": f"message {i} ```\n<b>x</b>"})
+    wait_for(lambda: len(open_store(bus.log_dir)) >= 301, what="written")
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "recorder.cli", "checkpoint", "--log-dir", str(bus.log_dir)],
+            capture_output=True,
+            timeout=60,
+        ).returncode
+        == 0
+    )
+    folder = render_cache.folder_of(bus.log_dir)
+    cp = resolve_checkpoint(Layout(bus.log_dir), "latest")
+
+    def bundle(parallel: Parallel) -> list[bytes]:
+        shutil.rmtree(bus.log_dir / "restore", ignore_errors=True)
+        made = build_bundle(
+            bus.log_dir, cp, scope=BundleScope.whole(), durable=False, now=0.0, parallel=parallel
+        )
+        return [
+            made.jsonl.read_bytes(),
+            made.transcript.read_bytes(),
+            made.manifest_path.read_bytes(),
+        ]
+
+    pieces = Parallel(workers=2, min_bytes=0)
+    first = bundle(pieces)
+    assert (folder / "md.p.wanted").exists()
+
+    def warm() -> bool:
+        with open_store(bus.log_dir) as store:
+            closed = {f"seg-{s.number:06d}" for s in store.segments[:-1]}
+        return {p.parent.name for p in folder.glob("seg-*/*.md.p.zst")} >= closed
+
+    wait_for(warm, timeout=60, what="every closed segment rendered unredacted")
+    rec.signal(signal.SIGTERM)
+    assert rec.wait(10) == 0
+    stamps = {p: p.stat().st_mtime_ns for p in folder.rglob("*.zst")}
+    serial = bundle(SERIAL)
+    assert bundle(pieces) == serial == first and b"message 299" in serial[1]
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.zst")} == stamps  # all copied
 
 
