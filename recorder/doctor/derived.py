@@ -61,7 +61,7 @@ def search_findings(layout: Layout, log_flag: str) -> list[Finding]:
     return [Finding(Area.SEARCH, "search.index", Severity.OK, f"{text}, {behind}")]
 
 
-def render_cache_findings(layout: Layout) -> list[Finding]:
+def render_cache_findings(layout: Layout, fix_command: str) -> list[Finding]:
     """How much of the closed journal is kept rendered, its size, and every entry whose
     header is wrong (each entry's header is read; renderings are checked at use)."""
     folder = render_cache.folder_of(layout.root)
@@ -72,7 +72,7 @@ def render_cache_findings(layout: Layout) -> list[Finding]:
     closed = set(numbers[:-1])
     entries = size = 0
     covered: set[int] = set()
-    damaged: list[str] = []  # each names its file
+    damaged: list[tuple[Path, str]] = []  # (entry, what is wrong: its message names it)
     try:
         for seg in sorted(folder.glob("seg-*")):
             number = segment_number(seg.name + ".jsonl")
@@ -81,7 +81,7 @@ def render_cache_findings(layout: Layout) -> list[Finding]:
                 size += entry.stat().st_size
                 problem = render_cache.entry_problem(entry)
                 if problem is not None:
-                    damaged.append(problem)
+                    damaged.append((entry, problem))
                 elif number is not None and number in closed:
                     covered.add(number)
     except OSError as exc:
@@ -106,9 +106,10 @@ def render_cache_findings(layout: Layout) -> list[Finding]:
             Area.CACHES,
             "caches.render-damaged",
             Severity.WARNING,
-            f"{text}; {len(damaged)} damaged: {damaged[0]}{more}. Each is removed and its piece "
-            "rendered again at its next use; deleting render_cache/ is safe",
-            f"rm -r {folder}",
+            f"{text}; {len(damaged)} damaged: {damaged[0][1]}{more} (derived: --fix moves "
+            "them aside and the indexer renders them again; an export meanwhile renders them)",
+            fix_command,
+            Repair(RepairKind.DROP_RENDERINGS, tuple(path for path, _ in damaged)),
         )
     ]
 

@@ -46,6 +46,7 @@ class RepairKind(StrEnum):
     REBUILD_INDEX = "rebuild-index"  # quarantine the search index, build it again
     CATCH_UP_INDEX = "catch-up-index"  # index what the journal has that the index has not
     CHMOD = "chmod"  # 0600 files, 0700 folders
+    DROP_RENDERINGS = "drop-renderings"  # wrong render cache entries moved aside
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = No
         *checkpoint_findings(layout, journal),
         *cache_findings(layout, journal, doctor_fix),
         recovery_state_finding(layout, doctor_fix),
-        *render_cache_findings(layout),
+        *render_cache_findings(layout, doctor_fix),
         *search_findings(layout, flag),
         *session_findings(layout),
         *permission_findings(layout),
@@ -89,6 +89,7 @@ def fix(report: Report, *, stamp: float | None = None) -> list[FixResult]:
         RepairKind.REBUILD_CACHES: _rebuild_caches,
         RepairKind.REBUILD_INDEX: _rebuild_index,
         RepairKind.CATCH_UP_INDEX: _catch_up_index,
+        RepairKind.DROP_RENDERINGS: _drop_renderings,
     }
     for kind, step in steps.items():
         group = [f for f in pending if f.repair is not None and f.repair.kind is kind]
@@ -138,6 +139,13 @@ def _quarantine_status(layout: Layout, aside: Path, group: list[Finding]) -> str
         raise DoctorError("a recorder holds the folder: it rewrites these files itself")
     moved = [m for p in _paths(group) if (m := _move_aside(layout, aside, p)) is not None]
     return f"moved aside to {', '.join(str(m) for m in moved)}" if moved else "already gone"
+
+
+def _drop_renderings(layout: Layout, aside: Path, group: list[Finding]) -> str:
+    """Wrong render cache entries, moved aside (safe while a recorder runs: a reader
+    finding none renders the piece, and the recorder's indexer keeps it again)."""
+    moved = [p for p in _paths(group) if _move_aside(layout, aside, p) is not None]
+    return f"{len(moved)} render cache entries moved aside to {aside}" if moved else "already gone"
 
 
 def _rebuild_caches(layout: Layout, aside: Path, group: list[Finding]) -> str:

@@ -52,7 +52,10 @@ class RenderWarmer:
         self.only = only
         self.folder = render_cache.folder_of(self.root)
         self.piece_bytes = piece_bytes
-        self.done: set[int] = set()  # closed segments whose every entry is there
+        # closed segments whose every entry was there, with their folder's mtime then:
+        # an entry removed since (found wrong by an export, moved aside by the doctor)
+        # changes it, and that segment is looked at again
+        self.done: dict[int, int | None] = {}
         self.never_kept: set[tuple[int, int]] = set()  # (segment, line): pieces never kept
         self.kinds: frozenset[tuple[str, bool]] = DEFAULT_KINDS
 
@@ -65,10 +68,13 @@ class RenderWarmer:
             k for k in render_cache.wanted(self.folder) if k[0] in WRITERS and k[0] != "jsonl"
         }
         if kinds != self.kinds:
-            self.kinds, self.done = frozenset(kinds), set()
+            self.kinds, self.done = frozenset(kinds), {}
+        for number, mtime in list(self.done.items()):
+            if self._mtime(number) != mtime:
+                del self.done[number]
         numbers = [segment_number(p.name) or 0 for p in list_segments(Layout(self.root))]
         closed = set(numbers[:-1])
-        if closed <= self.done:
+        if closed <= self.done.keys():
             return 0
         render_cache.remove_orphans(self.folder, set(numbers))
         deadline = time.monotonic() + budget
@@ -87,8 +93,14 @@ class RenderWarmer:
                             continue
                         self._render(fmt, redact, day, piece)
                         rendered += 1
-                self.done.add(number)
+                self.done[number] = self._mtime(number)
         return rendered
+
+    def _mtime(self, number: int) -> int | None:
+        try:
+            return (self.folder / f"seg-{number:06d}").stat().st_mtime_ns
+        except OSError:
+            return None
 
     def _kept(self, fmt: str, redact: bool, day: str | None, piece: Piece) -> bool:
         key = _key(fmt, redact, day, piece, crc=0)

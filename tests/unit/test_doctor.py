@@ -460,5 +460,14 @@ def test_the_render_cache_is_counted_and_its_damaged_entries_named(folder: Folde
     assert time.monotonic() - started < 10
     assert damaged.severity is Severity.WARNING and "2 damaged: " in damaged.summary
     assert "000000000.html.r.zst: not a regular file (+1 more)" in damaged.summary
-    assert "deleting render_cache/ is safe" in damaged.summary
+    assert damaged.fix.startswith("persist doctor --fix")
+    # --fix moves both aside (a recorder holds the folder: it need not stop for it)
+    [fixed] = [r for r in fix(run(folder)) if r.finding.check == "caches.render-damaged"]
+    assert fixed.ok and fixed.done.startswith("2 render cache entries moved aside to ")
+    assert not kept[0].exists() and not kept[0].with_name("000000000.html.r.zst").exists()
+    assert list((folder.layout.recovery / "doctor").rglob("000000000.md.r.zst"))
+    assert bad(run(folder)) == {}
+    assert warmer.step(60.0) == 1  # the running warmer sees the entry gone: kept again
+    text = {f.check: f.summary for f in run(folder).findings}
+    assert f"{closed} of {closed} closed" in text["caches.render"]
     assert journal_bytes(folder) == before

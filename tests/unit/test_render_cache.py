@@ -190,6 +190,22 @@ def test_a_wrong_entry_is_rendered_again_with_a_warning(root: Path, damage: str,
     assert again == serial and not warnings and entries(root) == kept and entry in kept
 
 
+def test_the_running_warmer_keeps_again_what_an_export_found_wrong(root: Path) -> None:
+    """The indexer's warmer is one long-lived object: an entry an export removes (found
+    wrong) makes it look at that segment again, and only that one."""
+    serial, _ = export(root, "md", SERIAL)
+    warmer = RenderWarmer(root, PIECE)
+    while warmer.step(0.0):
+        pass
+    assert warmer.step(0.0) == 0
+    entry = next(iter(entries(root)))
+    entry.write_bytes(b"not an entry")
+    got, warnings = export(root)
+    assert got == serial and len(warnings) == 1 and not entry.exists()
+    assert warmer.step(0.0) == 1 and entry.exists()
+    assert warmer.step(0.0) == 0 and export(root) == (serial, [])
+
+
 def test_other_code_or_options_render_again_without_a_warning(root: Path) -> None:
     serial, _ = export(root, "md", SERIAL)
     warm_all(root)
