@@ -17,7 +17,7 @@ import pytest
 from recorder.bus.publisher import Publisher
 from recorder.search.index import SearchIndex
 from recorder.store.reader import open_store
-from tests.support import Bus, wait_for
+from tests.support import Bus, Proc, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -71,6 +71,19 @@ def test_search_index_off(bus: Bus) -> None:
     assert not (bus.log_dir / "search" / "index.sqlite3").exists()
 
 
+def record_small_segments(bus: Bus) -> Proc:
+    """A recorder with 0.01 MB segments that has written 300 messages (many closed
+    segments, text a renderer must escape)."""
+    bus.start_broker()
+    rec = bus.start_recorder("--segment-mb", "0.01")
+    with Publisher(bus.front, agent="warm") as pub:
+        assert pub.wait_ready(5)
+        for i in range(300):
+            pub.send("agents.warm", {"text": f"message {i} ```\n<b>x</b>"})
+    wait_for(lambda: len(open_store(bus.log_dir)) >= 301, what="written")
+    return rec
+
+
 def test_the_indexer_renders_closed_segments_so_an_export_copies_them(bus: Bus) -> None:
     """With nothing left to index, the recorder's indexer renders each closed segment
     as `persist export` does by default; the export then copies every closed piece."""
@@ -79,13 +92,7 @@ def test_the_indexer_renders_closed_segments_so_an_export_copies_them(bus: Bus) 
     from recorder.export.writers import export_range
     from recorder.store.ranges import JournalRange
 
-    bus.start_broker()
-    rec = bus.start_recorder("--segment-mb", "0.01")
-    with Publisher(bus.front, agent="warm") as pub:
-        assert pub.wait_ready(5)
-        for i in range(300):
-            pub.send("agents.warm", {"text": f"message {i} ```\n<b>x</b>"})
-    wait_for(lambda: len(open_store(bus.log_dir)) >= 301, what="written")
+    rec = record_small_segments(bus)
     folder = render_cache.folder_of(bus.log_dir)
 
     def closed() -> set[str]:
@@ -121,13 +128,7 @@ def test_a_full_restore_asks_and_the_indexer_keeps_it_warm(bus: Bus) -> None:
     from recorder.store.checkpoints import resolve_checkpoint
     from recorder.store.layout import Layout
 
-    bus.start_broker()
-    rec = bus.start_recorder("--segment-mb", "0.01")
-    with Publisher(bus.front, agent="warm") as pub:
-        assert pub.wait_ready(5)
-        for i in range(300):
-            pub.send("agents.warm", {"text": f"message {i} ```\n<b>x</b>"})
-    wait_for(lambda: len(open_store(bus.log_dir)) >= 301, what="written")
+    rec = record_small_segments(bus)
     assert (
         subprocess.run(
             [sys.executable, "-m", "recorder.cli", "checkpoint", "--log-dir", str(bus.log_dir)],
