@@ -108,8 +108,8 @@ def helpers_cpu(rec: psutil.Process) -> dict[int, float]:
 
 def measure(procs: dict[str, psutil.Process], window: float) -> dict[str, float]:
     """% of one core each process used over `window` seconds, the recorder's helper
-    processes ("helpers"; one that ended during the window counts what it used before
-    the window's start as nothing), and everything else."""
+    processes together ("helpers": one started during the window counts from its
+    start; one that ended during it is not counted), and everything else."""
     before = {name: cpu_seconds(p) for name, p in procs.items()}
     helpers0 = helpers_cpu(procs["ours"])
     total0 = psutil.cpu_times()
