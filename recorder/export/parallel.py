@@ -243,18 +243,7 @@ def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
     folder = Path(job.cache)
     notes: list[str] = []
     spans = [
-        rc.PieceKey(
-            fmt,
-            job.redact,
-            day,
-            piece.segment,
-            piece.line,
-            piece.count,
-            piece.starts_at,
-            piece.end,
-            0,
-        )
-        for fmt, day in zip(job.formats, days, strict=True)
+        piece_key(fmt, job.redact, day, piece) for fmt, day in zip(job.formats, days, strict=True)
     ]
     found = _kept_entries(folder, spans, notes)
     data, damaged = _read(piece)
@@ -285,6 +274,16 @@ def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
             return result
     result.kept = True
     return result
+
+
+def piece_key(fmt: str, redact: bool, day: str | None, piece: Piece, crc: int = 0) -> Any:
+    """The render cache key of `piece` in `fmt` (a `render_cache.PieceKey`; crc 0: the
+    span only, as a look-up that has not read the lines uses it)."""
+    from recorder.export import render_cache as rc
+
+    return rc.PieceKey(
+        fmt, redact, day, piece.segment, piece.line, piece.count, piece.starts_at, piece.end, crc
+    )
 
 
 def _read(piece: Piece) -> tuple[bytes, set[int]]:

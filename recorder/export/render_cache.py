@@ -127,8 +127,8 @@ def entry_path(folder: Path, key: PieceKey) -> Path:
 
 @dataclass
 class Cached:
-    """An entry that matches its piece: its rendering is `size` bytes from `offset`,
-    made from lines whose CRC-32 was `crc`."""
+    """An entry that matches its piece: its rendering is `size` bytes after the header
+    line `head`, made from lines whose CRC-32 was `crc`."""
 
     path: Path
     head: bytes  # the header line as read: `copy_out` uses the entry only if it still is

@@ -26,6 +26,7 @@ from recorder.export.parallel import (
     Piece,
     WorkerFailed,
     day_before,
+    piece_key,
     plan,
     render_piece,
 )
@@ -103,7 +104,7 @@ class RenderWarmer:
             return None
 
     def _kept(self, fmt: str, redact: bool, day: str | None, piece: Piece) -> bool:
-        key = _key(fmt, redact, day, piece, crc=0)
+        key = piece_key(fmt, redact, day, piece)
         try:
             return render_cache.look_up(self.folder, key, check_crc=False) is not None
         except render_cache.BadEntry:
@@ -134,12 +135,6 @@ class RenderWarmer:
 
 class WarmingFailed(Exception):
     """A piece could not be rendered or kept (the message says why, in one line)."""
-
-
-def _key(fmt: str, redact: bool, day: str | None, piece: Piece, crc: int) -> render_cache.PieceKey:
-    return render_cache.PieceKey(
-        fmt, redact, day, piece.segment, piece.line, piece.count, piece.starts_at, piece.end, crc
-    )
 
 
 def _closed_pieces(store: Store, piece_bytes: int) -> list[tuple[int, list[Piece]]]:

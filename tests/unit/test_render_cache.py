@@ -20,7 +20,7 @@ from recorder.export import render_cache
 from recorder.export.parallel import SERIAL, Parallel
 from recorder.export.warm_renders import RenderWarmer
 from recorder.export.writers import ExportStats, export_range
-from recorder.store.layout import Layout, list_segments
+from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.ranges import JournalRange
 from recorder.store.reader import open_store
 from tests.demo_journal import DemoClock, DemoWriter
@@ -77,8 +77,8 @@ def entries(root: Path) -> dict[Path, tuple[int, int]]:
     return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*.zst"))}
 
 
-def segment_numbers(root: Path) -> list[int]:
-    return [int(p.name[4:10]) for p in list_segments(Layout(root))]
+def segment_numbers(root: Path) -> list[int | None]:
+    return [segment_number(p.name) for p in list_segments(Layout(root))]
 
 
 @pytest.fixture
