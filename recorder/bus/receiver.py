@@ -45,8 +45,15 @@ class BatchSink(Protocol):
         """Bytes handed over and not yet written: above the limit, messages are dropped."""
         ...
 
-    def record_batch(self, ts: float, messages: list[list[bytes]], *, behind: bool = False) -> int:
-        """Journal messages (lists of frames) received at `ts`."""
+    def record_batch(
+        self, ts: float, messages: list[list[bytes]], *, behind: bool = False, more: bool = False
+    ) -> int:
+        """Journal messages (lists of frames) received at `ts`; `more`: more are
+        waiting, so the lines may be held for a fuller chunk."""
+        ...
+
+    def hand_over(self) -> None:
+        """Nothing more waits: pass on whatever `record_batch(more=True)` held."""
         ...
 
     def on_connection(self, event: str, ts: float, detail: str = "") -> None:
@@ -167,6 +174,7 @@ class Receiver(threading.Thread):
         poller.register(monitor, zmq.POLLIN)
         limit = self.settings.max_backlog_bytes
         full = 0  # consecutive full batches: we are behind the bus
+        held = False  # the sink may hold lines, to be handed over once nothing waits
         try:
             while not self.stopping.is_set():
                 # Never stop reading, even when the disk is behind: once zmq's queue in
@@ -176,18 +184,23 @@ class Receiver(threading.Thread):
                 # for us, and libzmq 4.3 can abort on the reconnect (`_input_stopped`,
                 # stream_engine_base.cpp). Beyond the backlog budget, messages are
                 # received and dropped instead, and the drop becomes a gap record.
-                events = dict(poller.poll(_IDLE_POLL_MS))
+                events = dict(poller.poll(0 if held else _IDLE_POLL_MS))
+                if held and sub not in events:
+                    sink.hand_over()
+                    held = False
                 if monitor in events:
                     self._monitor(monitor, 0)
                 if sub in events:
                     drop = sink.backlog_bytes > limit
                     taken = self._take(sub, behind=full >= _BEHIND_AFTER, drop=drop)
                     full = full + 1 if taken == _BATCH else 0
+                    held = taken == _BATCH
                     if taken < _SMALL_BATCH:
                         self.stopping.wait(_GATHER)
             deadline = time.monotonic() + _DRAIN_ON_STOP
             while time.monotonic() < deadline and self._take(sub, behind=True):
                 pass
+            sink.hand_over()
         except zmq.ContextTerminated:
             pass
         finally:
@@ -220,7 +233,7 @@ class Receiver(threading.Thread):
             if drop:
                 self.sink.drop_batch(ts, batch)
             else:
-                self.sink.record_batch(ts, batch, behind=behind)
+                self.sink.record_batch(ts, batch, behind=behind, more=len(batch) == _BATCH)
         return len(batch)
 
     def _monitor(self, monitor: zmq.Socket[bytes], timeout: int) -> None:

@@ -107,6 +107,11 @@ _MSG_PREFIX = (
     b'"spans":[[%d,%d]],"frames":[%s,{"json":'
 )
 _MSG_END = b"}]}\n"
+# In a flood, lines go to the writer in chunks of at least this much rather than one
+# per batch (about 100 KB): each hand-over wakes the writer thread, which then takes
+# the GIL from the receiving thread a few times, and on a busy machine every such
+# switch is a wait in the run queue. At 80 MB/s of lines this holds them 12 ms.
+CHUNK_BYTES = 1 << 20
 # The end of `meta` for a message scanned in full and found clean: readers then need
 # not scan it again (a record without `secrets` may never have been scanned).
 _SCANNED_CLEAN = b',"secrets":[]}'
@@ -308,16 +313,33 @@ class Recorder:
         return position
 
     # -- the receiving thread ----------------------------------------------
-    def record_batch(self, ts: float, messages: list[list[bytes]], *, behind: bool = False) -> int:
+    def record_batch(
+        self, ts: float, messages: list[list[bytes]], *, behind: bool = False, more: bool = False
+    ) -> int:
         """Journal messages (lists of frames) received at `ts`; returns how many.
 
-        The lines go to the journal's sink as one chunk. `behind` (the receiver
-        keeps finding full batches waiting) skips keyword rules until it catches up.
+        The lines go to the journal's sink as one chunk, or, when `more` says more
+        messages are waiting, are held until `CHUNK_BYTES` of them gather (or
+        `hand_over` is called). `behind` (the receiver keeps finding full batches
+        waiting) skips keyword rules until it catches up.
         """
         with self._appending:
-            return self._record_batch(ts, messages, behind)
+            return self._record_batch(ts, messages, behind, more)
 
-    def _record_batch(self, ts: float, messages: list[list[bytes]], behind: bool) -> int:
+    def hand_over(self) -> None:
+        """Hand the writer the lines `record_batch(more=True)` held (nothing more came)."""
+        with self._appending:
+            if self.journal.held_bytes:
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        self.journal.flush()
+        if time.monotonic() >= self._snapshot_due:
+            self._take_snapshot()
+
+    def _record_batch(
+        self, ts: float, messages: list[list[bytes]], behind: bool, more: bool
+    ) -> int:
         if self._overflow is not None:
             self._end_overflow(ts)
         self.counters.received += len(messages)
@@ -331,9 +353,8 @@ class Recorder:
                 self.first_ts = ts
             self.last_ts = ts
         self.counters.written += written
-        self.journal.flush()
-        if time.monotonic() >= self._snapshot_due:
-            self._take_snapshot()
+        if not more or self.journal.held_bytes >= CHUNK_BYTES:
+            self._hand_over()
         return written
 
     def busy(self) -> bool:

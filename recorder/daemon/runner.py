@@ -2,7 +2,8 @@
 
 Threads and who owns what:
 - receiver: the SUB socket and its monitor; encodes each batch into journal lines
-  (`Recorder.record_batch`) and hands them over as one chunk;
+  (`Recorder.record_batch`) and hands them over as one chunk (in a flood, one per
+  `CHUNK_BYTES`);
 - writer (the journal's sink): the file descriptors; writes chunks, switches segments;
 - syncer: fdatasync `fsync_interval` after something was written (asleep when idle);
 - main: signals, and `Recorder.tick(now)` twice a second, or at once when the

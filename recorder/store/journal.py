@@ -431,6 +431,11 @@ class Journal:
         if self._offset >= self.segment_bytes:
             self._rotate()
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of lines appended since the last `flush()` (not yet the sink's)."""
+        return len(self._buf)
+
     def flush(self) -> Position:
         """End the current chunk and hand it to the sink; returns where it ends."""
         end = Position(self._segment, self._offset, self.next_seq - 1, self.messages)
