@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from recorder.cli.common import say
+from recorder.daemon.priority import lower_child_priority
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout
 
@@ -52,6 +53,8 @@ class IdleChild:
             )
         except OSError as exc:
             say(f"{self.failure}: {exc}")
+        else:
+            lower_child_priority(self.proc.pid)
         finally:
             os.close(err)
 

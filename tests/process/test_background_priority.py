@@ -118,3 +118,31 @@ def test_a_bad_setting_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch, b
     assert proc.output().strip() == (
         "persist: $PERSIST_BACKGROUND_PRIORITY must be idle or normal (got 'low')"
     )
+
+
+@pytest.mark.parametrize("setting", ["default", "normal"])
+def test_a_helper_is_lowered_by_the_recorder_from_its_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    """The recorder lowers a helper as it starts it, before the helper's interpreter has
+    imported anything (the helper lowers itself only after): here a child that never
+    lowers itself reports what it was given."""
+    from recorder.cli.children import IdleChild
+
+    if setting == "default":
+        monkeypatch.delenv("PERSIST_BACKGROUND_PRIORITY")
+    out = tmp_path / "priority"
+    report = (
+        "import os, psutil; "
+        "print(os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0), "
+        f"int(psutil.Process().ionice().ioclass), file=open({str(out)!r}, 'w'))"
+    )
+    child = IdleChild([], tmp_path / "child.err", "no child")
+    child.argv = [sys.executable, "-c", report]
+    child.start()
+    assert child.proc is not None and child.proc.wait(60) == 0
+    policy, nice, ioclass = map(int, out.read_text().split())
+    if setting == "default":
+        assert (policy, nice, ioclass) == (os.SCHED_IDLE, 19, int(psutil.IOPRIO_CLASS_IDLE))
+    else:
+        assert (policy, nice) == (os.SCHED_OTHER, 0)
