@@ -8,6 +8,8 @@ has, so the daemon's runner never imports zmq.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import struct
 import threading
 import time
@@ -27,7 +29,6 @@ if TYPE_CHECKING:
 _BATCH = 256
 _BEHIND_AFTER = 4  # full batches in a row before keyword enrichment pauses
 _DRAIN_ON_STOP = 0.3  # seconds spent taking what zmq still holds when asked to stop
-_IDLE_POLL_MS = 500  # an idle receiver wakes this often (to see `stopping`), no more
 # After a small batch, let messages gather this long before the next receive: at
 # 10-1000 msgs/s a wake-up per message (poll, encode one line, hand it to the writer,
 # a write() per line) cost 3-5x a bare SUB. It delays nothing that matters (lines
@@ -102,10 +103,26 @@ class Receiver(threading.Thread):
         self.settings = settings
         self.ctx = ctx
         self.stopping = threading.Event()
+        # `stop()` writes here to end a poll that waits for nothing else: an idle
+        # receiver never wakes (it woke twice a second to look at `stopping`)
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.ready = threading.Event()
         self.setup_error: str | None = None  # connecting or binding failed: never received
         # what zmq's monitor calls a bound endpoint (resolved: `localhost`, port `*`) -> ours
         self._bound: dict[str, str] = {}
+
+    def stop(self) -> None:
+        """Ask the thread to drain and end (see `Transport.stop_receiver`)."""
+        self.stopping.set()
+        with contextlib.suppress(OSError):  # BlockingIOError: a byte is waiting already
+            os.write(self._wake_write, b"!")
+
+    def release(self) -> None:
+        """Close the stop pipe, once the thread has ended."""
+        for fd in (self._wake_read, self._wake_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._wake_read = self._wake_write = -1
 
     def _socket(self) -> zmq.Socket[bytes]:
         s = self.settings
@@ -172,6 +189,7 @@ class Receiver(threading.Thread):
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
         poller.register(monitor, zmq.POLLIN)
+        poller.register(self._wake_read, zmq.POLLIN)
         limit = self.settings.max_backlog_bytes
         full = 0  # consecutive full batches: we are behind the bus
         held = False  # the sink may hold lines, to be handed over once nothing waits
@@ -184,7 +202,7 @@ class Receiver(threading.Thread):
                 # for us, and libzmq 4.3 can abort on the reconnect (`_input_stopped`,
                 # stream_engine_base.cpp). Beyond the backlog budget, messages are
                 # received and dropped instead, and the drop becomes a gap record.
-                events = dict(poller.poll(0 if held else _IDLE_POLL_MS))
+                events = dict(poller.poll(0 if held else None))
                 if held and sub not in events:
                     sink.hand_over()
                     held = False
@@ -293,7 +311,7 @@ class Transport:
     def stop_receiver(self, timeout: float = 2.0) -> None:
         """Stop receiving after draining what zmq holds."""
         if self.receiver is not None:
-            self.receiver.stopping.set()
+            self.receiver.stop()
             self.receiver.join(timeout)
 
     def close(self) -> bool:
@@ -302,8 +320,10 @@ class Transport:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
-        if self.receiver is not None and self.receiver.is_alive():
-            return False
+        if self.receiver is not None:
+            if self.receiver.is_alive():
+                return False
+            self.receiver.release()
         if self._auth is not None:
             self._auth.stop()
             self._auth = None

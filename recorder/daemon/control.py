@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from recorder.daemon.wakeup import poke
 from recorder.errors import CheckpointError, PersistError
 from recorder.store.checkpoints import Checkpoint, list_checkpoints, write_checkpoint
 from recorder.store.fsutil import atomic_write, ensure_private_dir
@@ -137,7 +138,9 @@ def request_checkpoint(layout: Layout, label: str, timeout: float = 5.0) -> Chec
         raise CheckpointError(f"no journal in {layout.root}: start a recorder first")
     lock = InstanceLock(layout.lock)
     try:
-        lock.acquire()
+        # once: a held lock is a running recorder, to be asked at once (an agent's
+        # hook waits for this), not after 100 ms of retries
+        lock.acquire(attempts=1)
     except AlreadyRunning:
         return _ask_recorder(layout, label, timeout)
     try:
@@ -156,13 +159,14 @@ def exchange(
     request = layout.control / f"{uuid.uuid4().hex}{request_suffix}"
     done = request.with_suffix(reply_suffix)
     atomic_write(request, body, durable=False)
+    poke(layout.control)  # answered at once, not at the recorder's next look
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if done.exists():
             raw = done.read_bytes()
             done.unlink()
             return raw
-        time.sleep(0.02)
+        time.sleep(0.005)
     request.unlink(missing_ok=True)
     return None
 

@@ -96,6 +96,9 @@ log = logging.getLogger("agent_persist.recorder")
 Clock = Callable[[], float]
 TICK = 0.5  # seconds between the main thread's wake-ups when nothing asks for it sooner
 CONTROL_INTERVAL = 0.5  # seconds between looks for `persist checkpoint` requests
+# ... and between the main thread's wake-ups when nothing was received since its last
+# one and clients wake it for their requests (`wakeup`): it wakes for the status only
+IDLE_TICK = 2.0
 # A batch this large means messages arrive faster than the receiver takes them (about
 # 2,500 msgs/s and up, since small batches gather for 50 ms): background work on closed
 # segments (compression, line indexes) waits until none has come for QUIET_AFTER s.
@@ -217,6 +220,7 @@ class Recorder:
         self._state_key: tuple[Any, ...] | None = None  # what the last recovery state said
         self._state_publishers: dict[str, int] = {}
         self._status_received = -1  # counters.received at the last status written
+        self._tick_received = -1  # ... at the main thread's last wake-up
         self._checkpoint_due = 0.0
         # Journal appends come from the receiving thread, and from the main thread only
         # for retention events (`maintenance`): one lock, taken once per batch.
@@ -777,6 +781,25 @@ class Recorder:
             return self.journal.durable
 
     # -- periodic work (main thread) ------------------------------------------
+    def poked(self) -> None:
+        """Another process left a request in `control/` and said so (`wakeup`): look
+        for it now."""
+        self._next_control = 0.0
+        self.attention.set()
+
+    def sleep_for(self, now: float, *, poked: bool) -> float:
+        """How long the main thread may sleep before its next `tick`: `TICK` while
+        messages come in, or when requests are only found by looking (`poked` is
+        False: no `control/wake`); otherwise until the next status is due, at most
+        `IDLE_TICK`. An idle recorder then wakes every other second, not twice a
+        second."""
+        received = self.counters.received
+        busy = received != self._tick_received
+        self._tick_received = received
+        if busy or not poked:
+            return TICK
+        return min(IDLE_TICK, max(0.0, self._next_status - now))
+
     def tick(self, now: float) -> None:
         self.warmer.start(self.journal.written.segment)  # once per newly closed segment
         if now >= self._next_control:

@@ -32,6 +32,7 @@ from recorder.bus.keys import ClientKeys, ServerKeys, load_client, load_server
 from recorder.bus.receiver import ReceiverSettings, Transport
 from recorder.daemon.core import TICK, Recorder
 from recorder.daemon.options import EmbeddedMode, RecorderOptions
+from recorder.daemon.wakeup import WakeListener
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.journal import UnwrittenData
 from recorder.store.lock import InstanceLock
@@ -89,6 +90,9 @@ def run_recorder(
 ) -> int:
     """Run until SIGTERM/SIGINT (or `stop_event`); returns an exit code.
 
+    `stop_event` is seen when the main thread next wakes (up to `IDLE_TICK` later when
+    idle): `wakeup.poke(<log dir>/control)` after setting it wakes it at once.
+
     Raises `AlreadyRunning` if another recorder holds the log folder.
     """
     # CURVE keys first: a missing or unsafe key is one line before anything starts.
@@ -123,6 +127,7 @@ def run_recorder(
         ),
     )
     syncer: Syncer | None = None
+    wake = WakeListener(recorder.layout.control, recorder.poked)
     failed: str | None = None  # the receiver could not start: stop at once, say why
     previous: dict[signal.Signals, Any] = {}
 
@@ -145,6 +150,9 @@ def run_recorder(
                 "embedded broker: publish to %s, subscribe at %s", broker.frontend, broker.backend
             )
         recorder.open()
+        poked = wake.start()
+        if not poked:
+            log.warning("%s: requests are looked for every %.1f s", wake.error, TICK)
         recorder.journal.sink.start()
         if options.fsync == "interval":
             syncer = Syncer(recorder)
@@ -167,8 +175,10 @@ def run_recorder(
             on_ready(embedded)
         while not stop.is_set():
             # Not a busy loop: the recorder wakes it for what cannot wait (an error, a
-            # link lost), signals wake it too; else four wake-ups a second.
-            recorder.attention.wait(TICK)
+            # link lost), signals and clients' requests (`control/wake`) wake it too;
+            # else two wake-ups a second while messages come, one every other second
+            # when idle.
+            recorder.attention.wait(recorder.sleep_for(time.time(), poked=poked))
             recorder.attention.clear()
             if reopen.is_set():
                 reopen.clear()
@@ -192,6 +202,7 @@ def run_recorder(
         log.info("stopped cleanly (%d messages this run)", recorder.counters.written)
         return 0
     finally:
+        wake.stop()
         lock.release()  # the journal is closed (or never opened): a successor may start
         if not transport.close():
             log.warning("the receiver did not stop in time; leaving its context to the OS")

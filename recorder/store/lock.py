@@ -29,14 +29,16 @@ class InstanceLock:
         self.path = path
         self._fd: int | None = None
 
-    def acquire(self) -> None:
+    def acquire(self, attempts: int = 3) -> None:
+        """Take the lock, trying `attempts` times 50 ms apart (a recorder that is
+        stopping lets go of it a moment later); raises `AlreadyRunning`."""
         fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
-        for attempt in range(3):
+        for attempt in range(attempts):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if attempt == 2:
+                if attempt == attempts - 1:
                     pid = holder_pid(self.path)
                     os.close(fd)
                     raise AlreadyRunning(self.path, pid) from None

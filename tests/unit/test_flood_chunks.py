@@ -67,7 +67,7 @@ def test_held_lines_go_over_at_a_full_chunk_or_when_handed_over(tmp_path: Path) 
 
 def test_the_receiver_hands_over_a_flood_that_ends_on_a_full_batch(tmp_path: Path) -> None:
     """Two full batches and then silence: their lines reach the journal file while
-    the receiver keeps running, in one chunk, not 500 ms (an idle poll) or more later."""
+    the receiver keeps running, in one chunk, not whenever the next message comes."""
     log_dir = tmp_path / "logs"
     endpoint = f"ipc://{tmp_path}/pub.ipc"
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
