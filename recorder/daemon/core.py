@@ -798,7 +798,9 @@ class Recorder:
         self._tick_received = received
         if busy or not poked:
             return TICK
-        return min(IDLE_TICK, max(0.0, self._next_status - now))
+        # a little past the status' time: a wait may end a hair early, and a wake-up
+        # just before it would only sleep again
+        return min(IDLE_TICK, max(0.0, self._next_status - now) + 0.01)
 
     def tick(self, now: float) -> None:
         self.warmer.start(self.journal.written.segment)  # once per newly closed segment
