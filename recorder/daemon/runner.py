@@ -6,8 +6,10 @@ Threads and who owns what:
   `CHUNK_BYTES`);
 - writer (the journal's sink): the file descriptors; writes chunks, switches segments;
 - syncer: fdatasync `fsync_interval` after something was written (asleep when idle);
-- main: signals, and `Recorder.tick(now)` twice a second, or at once when the
-  recorder asks (`Recorder.status_soon`: an error, a link lost).
+- main: signals, and `Recorder.tick(now)` twice a second while messages come, every
+  other second when idle (`Recorder.sleep_for`), or at once when the recorder asks
+  (`Recorder.status_soon`: an error, a link lost) or a client leaves a request in
+  `control/` (`wakeup`: its own thread sleeps until a client writes to a FIFO).
 
 Encoding runs on the receiving thread on purpose: pyzmq releases the GIL on every
 receive, so a second Python thread busy encoding made each receive wait for the
