@@ -33,6 +33,7 @@ from recorder.store.segfile import open_segment
 
 REQUEST_SUFFIX = ".request"  # control/<id>.request: a CheckpointRequest, from a client
 REPLY_SUFFIX = ".done"  # control/<id>.done: the recorder's CheckpointReply to it
+AFTER_WAIT = 2.0  # seconds a request waits for the message it names (`after`), at most
 
 
 class ControlError(PersistError):
@@ -41,12 +42,22 @@ class ControlError(PersistError):
 
 @dataclass(frozen=True)
 class CheckpointRequest:
-    """A client asks the running recorder for a checkpoint now."""
+    """A client asks the running recorder for a checkpoint now.
+
+    `after` (publisher, seq): the client published that message just before asking,
+    and the checkpoint must hold it. The recorder answers once it has received it
+    (or `AFTER_WAIT` s later): the message may still be on its way through the
+    broker when the request arrives, and a request is answered within milliseconds.
+    """
 
     label: str = ""
+    after: tuple[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"label": self.label}
+        out: dict[str, Any] = {"label": self.label}
+        if self.after is not None:
+            out["after"] = {"pub": self.after[0], "seq": self.after[1]}
+        return out
 
     @classmethod
     def from_json(cls, data: object) -> CheckpointRequest:
@@ -55,7 +66,13 @@ class CheckpointRequest:
         label = data.get("label")
         if label is not None and not isinstance(label, str):
             raise ControlError("the request's label is not a string")
-        return cls(label or "")
+        after = data.get("after")
+        if after is not None:
+            pub, seq = (after.get("pub"), after.get("seq")) if isinstance(after, dict) else (0, 0)
+            if not isinstance(pub, str) or type(seq) is not int:
+                raise ControlError('the request\'s "after" is not {"pub": str, "seq": int}')
+            after = (pub, seq)
+        return cls(label or "", after)
 
 
 @dataclass(frozen=True)
@@ -133,7 +150,12 @@ def answer_request(path: Path, reply: CheckpointReply) -> None:
 # -- the client's end -----------------------------------------------------------------
 
 
-def request_checkpoint(layout: Layout, label: str, timeout: float = 5.0) -> Checkpoint:
+def request_checkpoint(
+    layout: Layout, label: str, timeout: float = 5.0, after: tuple[str, int] | None = None
+) -> Checkpoint:
+    """A checkpoint now: the running recorder's (holding `after`, the message the
+    caller published just before, see `CheckpointRequest`), or, with no recorder,
+    one of the journal's last valid record."""
     if not layout.segments.is_dir():
         raise CheckpointError(f"no journal in {layout.root}: start a recorder first")
     lock = InstanceLock(layout.lock)
@@ -142,7 +164,7 @@ def request_checkpoint(layout: Layout, label: str, timeout: float = 5.0) -> Chec
         # hook waits for this), not after 100 ms of retries
         lock.acquire(attempts=1)
     except AlreadyRunning:
-        return _ask_recorder(layout, label, timeout)
+        return _ask_recorder(layout, CheckpointRequest(label, after), timeout)
     try:
         return _checkpoint_offline(layout, label)
     finally:
@@ -171,8 +193,8 @@ def exchange(
     return None
 
 
-def _ask_recorder(layout: Layout, label: str, timeout: float) -> Checkpoint:
-    body = orjson.dumps(CheckpointRequest(label).to_json())
+def _ask_recorder(layout: Layout, request: CheckpointRequest, timeout: float) -> Checkpoint:
+    body = orjson.dumps(request.to_json())
     raw = exchange(layout, body, timeout, REQUEST_SUFFIX, REPLY_SUFFIX)
     if raw is None:
         raise CheckpointError(f"the running recorder did not answer within {timeout:.0f}s")

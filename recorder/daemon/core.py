@@ -41,6 +41,7 @@ from recorder.bus.envelope import (
     read_heartbeat,
 )
 from recorder.daemon.control import (
+    AFTER_WAIT,
     CheckpointReply,
     ControlError,
     answer_request,
@@ -99,6 +100,7 @@ CONTROL_INTERVAL = 0.5  # seconds between looks for `persist checkpoint` request
 # ... and between the main thread's wake-ups when nothing was received since its last
 # one and clients wake it for their requests (`wakeup`): it wakes for the status only
 IDLE_TICK = 2.0
+WAITING_TICK = 0.02  # ... while a checkpoint request waits for its message (`after`)
 # A batch this large means messages arrive faster than the receiver takes them (about
 # 2,500 msgs/s and up, since small batches gather for 50 ms): background work on closed
 # segments (compression, line indexes) waits until none has come for QUIET_AFTER s.
@@ -221,6 +223,8 @@ class Recorder:
         self._state_publishers: dict[str, int] = {}
         self._status_received = -1  # counters.received at the last status written
         self._tick_received = -1  # ... at the main thread's last wake-up
+        # checkpoint requests waiting for the message they name: name -> first seen
+        self._waiting_requests: dict[str, float] = {}
         self._checkpoint_due = 0.0
         # Journal appends come from the receiving thread, and from the main thread only
         # for retention events (`maintenance`): one lock, taken once per batch.
@@ -796,6 +800,8 @@ class Recorder:
         received = self.counters.received
         busy = received != self._tick_received
         self._tick_received = received
+        if self._waiting_requests:
+            return WAITING_TICK
         if busy or not poked:
             return TICK
         # a little past the status' time: a wait may end a hair early, and a wake-up
@@ -869,15 +875,29 @@ class Recorder:
         Every request gets a reply, a malformed one an error reply: a bad file in
         control/ must never stop the tick.
         """
+        waiting: dict[str, float] = {}
         for path in pending_requests(self.layout):
             try:
                 request = read_request(path)
+                if request.after is not None and not self._received(request.after):
+                    since = self._waiting_requests.get(path.name, now)
+                    if now - since < AFTER_WAIT:
+                        waiting[path.name] = since  # its message is still on its way
+                        continue
                 self.drain_wait()
                 cp = self.checkpoint(request.label, "manual", now, force=True)
                 reply = CheckpointReply.taken(cp)
             except (OSError, ValueError, ControlError) as exc:
                 reply = CheckpointReply.failed(str(exc))
             answer_request(path, reply)
+        self._waiting_requests = waiting
+        if waiting:
+            self._next_control = now  # looked at again at the next tick, soon (`sleep_for`)
+
+    def _received(self, after: tuple[str, int]) -> bool:
+        """Whether message `seq` of publisher `pub` (or a later one) has been received."""
+        pub, seq = after
+        return self.tracker.expected.get(pub, 0) > seq
 
     def retention_pass(self, now: float) -> None:
         """Prune what the policy says (closed segments only), then empty trash entries
@@ -928,7 +948,9 @@ class Recorder:
             m.answer(path, reply)
 
     def drain_wait(self, timeout: float = 1.0) -> None:
-        """Let the writer catch up with what was received (for a manual checkpoint)."""
+        """Let the writer catch up with what was received (for a manual checkpoint),
+        lines held for a fuller chunk included."""
+        self.hand_over()
         self.journal.sink.wait_idle(timeout)
 
     def _disk_recovered(self) -> None:

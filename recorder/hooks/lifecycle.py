@@ -89,12 +89,15 @@ def _announce(args: HookArgs, state: SessionState, kind: str, text: str, **extra
     )
 
 
-def _checkpoint(args: HookArgs, payload: Payload, label: str) -> str | None:
+def _checkpoint(args: HookArgs, payload: Payload, state: SessionState, label: str) -> str | None:
+    """A checkpoint that holds what this session published last (the message just
+    announced): the recorder answers once it has that message."""
     from recorder.daemon.control import request_checkpoint
     from recorder.errors import CheckpointError
 
+    after = (state.publisher, state.seq) if state.seq else None
     try:
-        return request_checkpoint(Layout(args.log_dir), label).id
+        return request_checkpoint(Layout(args.log_dir), label, after=after).id
     except (CheckpointError, OSError) as exc:
         _note(args, payload, f"no checkpoint '{label}': {exc}")
         return None
@@ -161,7 +164,7 @@ def start(args: HookArgs, payload: Payload, state: SessionState) -> dict[str, An
         )
     except Exception as exc:
         _note(args, payload, f"session-started message not sent: {exc}")
-    _checkpoint(args, payload, f"{args.agent.value} {_short(state.session)} started")
+    _checkpoint(args, payload, state, f"{args.agent.value} {_short(state.session)} started")
     if offer is None:
         return None
     return answer(*offer)
@@ -248,7 +251,7 @@ def compact(args: HookArgs, payload: Payload, state: SessionState) -> None:
     except Exception as exc:
         _note(args, payload, f"compaction message not sent: {exc}")
     label = f"{args.agent.value} {_short(state.session)} before compaction"
-    cp = _checkpoint(args, payload, label)
+    cp = _checkpoint(args, payload, state, label)
     if cp is not None and copy:
         _remember_copy(args.log_dir, cp, state.session, copy)
 
@@ -315,7 +318,7 @@ def end(args: HookArgs, payload: Payload, state: SessionState) -> None:
         )
     except Exception as exc:
         _note(args, payload, f"session-ended message not sent: {exc}")
-    _checkpoint(args, payload, f"{args.agent.value} {_short(state.session)} ended")
+    _checkpoint(args, payload, state, f"{args.agent.value} {_short(state.session)} ended")
     _leave(args, payload, state)
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from recorder.daemon import core
 from recorder.daemon.control import (
+    AFTER_WAIT,
     REPLY_SUFFIX,
     REQUEST_SUFFIX,
     CheckpointReply,
@@ -87,20 +89,50 @@ def test_the_client_gets_its_checkpoint_from_a_running_recorder(tmp_path: Path) 
     lock = InstanceLock(rec.layout.lock)  # what the running recorder's process holds
     lock.acquire()
     got: list[Checkpoint] = []
-    seen: list[Path] = []  # request files the recorder found: proof it answered, not the client
     client = threading.Thread(target=lambda: got.append(request_checkpoint(rec.layout, "live")))
     client.start()
     try:
         while client.is_alive():
             clock.now += 0.2
-            seen += pending_requests(rec.layout)
             rec.tick(clock.now)
             client.join(0.02)
     finally:
         lock.release()
-    assert seen and got and got[0].label == "live" and got[0].messages == 2
+    assert got and got[0].label == "live" and got[0].messages == 2
+    # the recorder took it (the client, holding no lock, never checkpoints itself)
+    assert rec.last_checkpoint is not None and rec.last_checkpoint.id == got[0].id
     assert got[0].path is not None and got[0].path.parent == rec.layout.checkpoints
     assert list(rec.layout.control.iterdir()) == []  # request and reply both gone
+    rec.close()
+
+
+def test_a_request_waits_for_the_message_it_names(tmp_path: Path) -> None:
+    """A hook publishes, then asks: the recorder answers once it has that message (the
+    broker may still hold it), or after `AFTER_WAIT` without it."""
+    clock = Clock()
+    rec = recording(tmp_path, clock)  # publisher p, messages 1 and 2
+    waits = ask(rec, "waits", orjson.dumps({"label": "a", "after": {"pub": "p", "seq": 3}}))
+    ready = ask(rec, "ready", orjson.dumps({"label": "b", "after": {"pub": "p", "seq": 2}}))
+    rec.tick(clock.now)
+    assert answer(ready).checkpoint is not None and answer(ready).checkpoint.messages == 2
+    assert waits.exists() and not waits.with_suffix(REPLY_SUFFIX).exists()
+    assert rec.sleep_for(clock.now, poked=True) == core.WAITING_TICK  # looked at soon
+    clock.now += 0.1
+    feed(rec, clock, env_msg("p", 3))  # here it comes
+    rec.tick(clock.now)
+    cp = answer(waits).checkpoint
+    assert cp is not None and cp.label == "a" and cp.messages == 3
+    # a message that never comes: answered anyway, AFTER_WAIT later
+    lost = ask(rec, "lost", orjson.dumps({"label": "c", "after": {"pub": "q", "seq": 1}}))
+    rec.poked()  # what the client's byte in control/wake does
+    rec.tick(clock.now)
+    clock.now += AFTER_WAIT - 0.1
+    rec.tick(clock.now)
+    assert not lost.with_suffix(REPLY_SUFFIX).exists()
+    clock.now += 0.2
+    rec.tick(clock.now)
+    assert answer(lost).ok and not rec._waiting_requests
+    assert rec.sleep_for(clock.now, poked=True) != core.WAITING_TICK
     rec.close()
 
 
@@ -108,6 +140,11 @@ def test_request_and_reply_round_trip_through_json() -> None:
     request = CheckpointRequest("a label")
     assert CheckpointRequest.from_json(orjson.loads(orjson.dumps(request.to_json()))) == request
     assert CheckpointRequest.from_json({}) == CheckpointRequest("")
+    after = CheckpointRequest("x", ("pub-1", 7))
+    assert CheckpointRequest.from_json(orjson.loads(orjson.dumps(after.to_json()))) == after
+    for bad in ({"pub": 1, "seq": 2}, {"pub": "p", "seq": "2"}, {"pub": "p", "seq": True}, [1]):
+        with pytest.raises(ControlError, match='"after"'):
+            CheckpointRequest.from_json({"after": bad})
     failed = CheckpointReply.failed("disk full")
     assert failed.to_json() == {"ok": False, "error": "disk full"}
     assert CheckpointReply.from_json(failed.to_json()) == failed
