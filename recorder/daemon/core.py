@@ -95,12 +95,14 @@ from recorder.store.status import (
 log = logging.getLogger("agent_persist.recorder")
 
 Clock = Callable[[], float]
-TICK = 0.5  # seconds between the main thread's wake-ups when nothing asks for it sooner
-CONTROL_INTERVAL = 0.5  # seconds between looks for `persist checkpoint` requests
-# ... and between the main thread's wake-ups when nothing was received since its last
-# one and clients wake it for their requests (`wakeup`): it wakes for the status only
+# Seconds between the main thread's wake-ups when nothing asks for it sooner
+# (`Recorder.sleep_for`): while messages come in (or requests are found only by looking),
+TICK = 0.5
+# ... at most this when idle and clients wake it for their requests (`wakeup`): it
+# then wakes for the status only,
 IDLE_TICK = 2.0
-WAITING_TICK = 0.02  # ... while a checkpoint request waits for its message (`after`)
+WAITING_TICK = 0.02  # ... and this while a checkpoint request waits for its message
+CONTROL_INTERVAL = 0.5  # seconds between looks for `persist checkpoint` requests
 # A batch this large means messages arrive faster than the receiver takes them (about
 # 2,500 msgs/s and up, since small batches gather for 50 ms): background work on closed
 # segments (compression, line indexes) waits until none has come for QUIET_AFTER s.
