@@ -26,6 +26,9 @@ _MAX_TOPIC_CACHE = 4096
 # up every time instead of cached, and senders are cut to MAX_KEY_CHARS.
 _MAX_META_CACHE = 8192
 _TEXT_KEYS = ("text", "content", "message", "body")
+_MAX_SHAPES = 1024
+_MAX_SHAPE_KEYS = 64
+_MAX_SHAPE_CHARS = 2048  # so the shapes kept hold at most 2 M characters of keys
 _NONE: frozenset[int] = frozenset()
 # Lower-cases ASCII letters and turns everything but [a-z0-9_] into a space, in C.
 _WORDS_TABLE = bytes(
@@ -43,6 +46,15 @@ class Rule:
 
 def _is_word(keyword: bytes) -> bool:
     return keyword.translate(_WORDS_TABLE) == keyword and b" " not in keyword
+
+
+# (value tables of the fields present, key rules matched, sender keys, text keys)
+_Shape = tuple[
+    tuple[tuple[str, dict[Any, frozenset[int]]], ...],
+    frozenset[int],
+    tuple[str, ...],
+    tuple[str, ...],
+]
 
 
 class Enricher:
@@ -96,6 +108,7 @@ class Enricher:
         self._topic_cache: dict[str, tuple[int, tuple[Any, Any, tuple[str, ...]]]] = {}
         self._topic_ids: dict[tuple[Any, Any, tuple[str, ...]], int] = {}
         self._meta_cache: dict[tuple[Any, ...], bytes] = {}
+        self._shapes: dict[tuple[str, ...], _Shape] = {}
 
     @property
     def has_keyword_rules(self) -> bool:
@@ -142,6 +155,29 @@ class Enricher:
             self._topic_cache[topic] = (result_id, result)
         return result_id, result
 
+    def _shape(self, keys: tuple[str, ...]) -> _Shape:
+        """What the rules read of an object with these top-level keys (in this order):
+        the value tables of the keys it has, the key rules it matches, its sender
+        keys and text keys in their order of precedence. Remembered per key tuple:
+        messages of one kind share their keys, so a message costs a lookup, not a
+        look at every rule's field."""
+        present = frozenset(keys)
+        matched: frozenset[int] = _NONE
+        for key in self._key_set.intersection(present):
+            matched = matched | self._keys[key]
+        shape = (
+            tuple((f, table) for f, table in self._value_tables if f in present),
+            matched,
+            tuple(k for k in self.sender_keys if k in present),
+            tuple(k for k in _TEXT_KEYS if k in present),
+        )
+        # a hostile object of many or long keys is never kept
+        if len(keys) <= _MAX_SHAPE_KEYS and sum(map(len, keys)) <= _MAX_SHAPE_CHARS:
+            if len(self._shapes) >= _MAX_SHAPES:
+                self._shapes.clear()
+            self._shapes[keys] = shape
+        return shape
+
     def enrich(self, topic: str, obj: Any, payload: bytes) -> dict[str, Any]:
         """Metadata for one message, as a dict. `obj` is the parsed payload or None."""
         return orjson.loads(self.classify(topic, obj, payload)[0])  # type: ignore[no-any-return]
@@ -166,28 +202,29 @@ class Enricher:
         sender = None
         text = payload
         if type(obj) is dict:
-            get = obj.get
-            for field, table in self._value_tables:
-                value = get(field)
-                if value is not None and (type(value) is str or type(value) is int):
+            keys = tuple(obj)
+            shape = self._shapes.get(keys)
+            if shape is None:
+                shape = self._shape(keys)
+            value_tables, matched, senders, text_keys = shape
+            for field, table in value_tables:
+                value = obj[field]
+                if type(value) is str or type(value) is int:
                     hit = table.get(value)
                     if hit:
                         matched = matched | hit if matched else hit
-            if not self._key_set.isdisjoint(obj):
-                for key in self._key_set.intersection(obj):
-                    matched = matched | self._keys[key] if matched else self._keys[key]
-            for key in self.sender_keys:
-                value = get(key)
+            for key in senders:
+                value = obj[key]
                 if value and type(value) is str:
                     sender = value[:MAX_KEY_CHARS]
                     break
             else:
-                envelope = get("_persist")
+                envelope = obj.get("_persist")
                 if type(envelope) is dict and type(envelope.get("agent")) is str:
                     sender = envelope["agent"][:MAX_KEY_CHARS]
             if scan:
-                for key in _TEXT_KEYS:  # keywords are looked for in the message's text
-                    value = get(key)
+                for key in text_keys:  # keywords are looked for in the message's text
+                    value = obj[key]
                     if type(value) is str:
                         text = value[: self.scan_bytes].encode("utf-8", "replace")
                         break
