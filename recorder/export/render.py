@@ -253,7 +253,7 @@ def iso_second(ts: float | None) -> str:
         return ""
 
 
-@dataclass
+@dataclass(slots=True)
 class View:
     """A record as people read it: who, where, what."""
 

@@ -51,7 +51,7 @@ KIND_BAD_LINE = "bad-line"
 _UNPARSED: Any = object()
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One journal line, parsed on first use."""
 
@@ -616,14 +616,17 @@ class Store:
         while index < stop:
             seg, i = self.locate(index)
             last = min(len(seg), i + (stop - index))
+            number, starts = seg.number, seg.starts
             while i < last:
                 j = min(last, i + 4096)
-                first_start = seg.starts[i]
+                first_start = starts[i]
                 block_end = seg.span(j - 1)[1]
                 block = seg.read_at(first_start, block_end - first_start)
-                for k in range(i, j):
-                    s, e = seg.span(k)
-                    yield Record(index, seg.number, s, block[s - first_start : e - first_start])
+                # the line ends: the next line's start, the block's end for the last one
+                ends = starts[i + 1 : j]
+                ends.append(block_end)
+                for s, e in zip(starts[i:j], ends, strict=True):
+                    yield Record(index, number, s, block[s - first_start : e - first_start])
                     index += 1
                 i = j
 
