@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from zmq.auth.thread import ThreadAuthenticator
 
 
+# seconds a stop waits for the proxy to take TERMINATE before ending its context
+TERMINATE_WAIT = 0.25
+
+
 class Broker:
     def __init__(
         self,
@@ -94,15 +98,17 @@ class Broker:
             raise BusError(f"cannot bind the broker ({self._error}); is another broker running?")
         return self
 
-    def stop(self, timeout: float = 2.0) -> None:
+    def stop(self, timeout: float = TERMINATE_WAIT) -> None:
         """Stop the proxy and wait for its thread to close its own sockets.
 
         TERMINATE goes over the control socket, which stays open until the proxy
         thread has ended: closing it right after the send lost the command about one
-        stop in five (libzmq 4.3.5, inproc PAIR; a linger does not help), and the
-        proxy then polled on until `timeout`, long enough for `persist stop` to kill
-        a recorder that had already stopped cleanly. If the proxy still runs after
-        `timeout`, terminating its private context ends it (the proxy returns ETERM).
+        stop in five (libzmq 4.3.5, inproc PAIR; a linger does not help). If the
+        proxy still runs `timeout` after it, terminating the broker's private
+        context ends it (the proxy returns ETERM). That wait is short: a recorder
+        stops its broker after reporting a clean stop, and `persist stop` (or an
+        agent's SessionEnd hook) kills a recorder that lingers `STOPPED_GRACE` (2 s)
+        after that; the 2 s wait this had was as long as that grace.
         """
         if self._thread is None:
             return

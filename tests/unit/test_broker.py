@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import zmq
 
-from recorder.bus.broker import Broker
+from recorder.bus.broker import TERMINATE_WAIT, Broker
+from recorder.daemon.control import STOPPED_GRACE
 
 
 def test_broker_stops_promptly_every_time() -> None:
@@ -38,3 +40,17 @@ def test_broker_stops_promptly_every_time() -> None:
             slow.append(round(took, 2))
         assert not broker.running
     assert slow == []
+
+
+def test_a_lost_terminate_still_stops_the_broker_at_once(monkeypatch: Any) -> None:
+    # The proxy never hears TERMINATE (as when the command is lost): its context's
+    # end stops it, within the short wait, not a recorder's 2 s grace.
+    broker = Broker("tcp://127.0.0.1:0", "tcp://127.0.0.1:0").start()
+    sent: list[bytes] = []
+    monkeypatch.setattr(zmq.Socket, "send", lambda self, data, *a, **k: sent.append(data))
+    t0 = time.monotonic()
+    broker.stop()
+    took = time.monotonic() - t0
+    assert sent == [b"TERMINATE"]  # the command was "sent" and went nowhere
+    assert not broker.running
+    assert TERMINATE_WAIT <= took < STOPPED_GRACE / 2  # far from being killed as a linger
