@@ -187,6 +187,7 @@ def main() -> None:
             failures += res.returncode != 0 or bool(res.stdout or res.stderr)
 
         starts, ends_taken = [], []
+        notes: list[str] = []
         for n in range(args.starts):
             fresh = tmp / f"start-{n}"
             ports = (f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}")
@@ -196,6 +197,7 @@ def main() -> None:
                 orjson.dumps(s.payload("SessionStart")),
                 "claude SessionStart (starts the recorder)",
             )
+            failures += res.returncode != 0 or bool(res.stdout or res.stderr)
             status = orjson.loads((fresh / "status.json").read_bytes())
             if status.get("state") != "recording":
                 raise SystemExit(f"start {n}: no recorder recording after the hook: {status}")
@@ -206,6 +208,15 @@ def main() -> None:
                 "claude SessionEnd (stops it)",
             )
             ends_taken.append(took)
+            failures += res.returncode != 0 or bool(res.stdout or res.stderr)
+            # what the hooks wrote down (a recorder killed as lingering, a checkpoint
+            # not taken): never shown to the agent, so looked at here
+            noted = fresh / "hooks" / "failures.jsonl"
+            if noted.exists():
+                lines = noted.read_bytes().splitlines()
+                notes.extend(
+                    f"session {n} ({took * 1000:.0f} ms): {line.decode()}" for line in lines
+                )
         results["claude SessionStart (starts the recorder)"] = starts
         results["claude SessionEnd (stops it)"] = ends_taken
 
@@ -238,8 +249,10 @@ def main() -> None:
         print(
             f"turns: {args.turns} per agent; messages in the journal {len(seen)} "
             f"(expected {expected}), duplicated {dupes}; hooks that failed or printed: "
-            f"{failures}"
+            f"{failures}; failures the session start and end hooks noted: {len(notes)}"
         )
+        for note in notes:
+            print(f"  {note}")
     finally:
         for proc in reversed(procs):
             proc.terminate()
