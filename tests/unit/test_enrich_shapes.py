@@ -82,40 +82,27 @@ def reference(
     """What classify returns, each rule's field read in the message itself."""
     scan = scan and e._scan
     _, by_topic = e._topic_cache.get(topic) or e._by_topic(topic)
-    matched: frozenset[int] = _NONE
-    sender = None
-    text = payload
-    if type(obj) is dict:
-        for field, table in e._value_tables:
-            value = obj.get(field)
-            if value is not None and (type(value) is str or type(value) is int):
-                matched = matched | table.get(value, _NONE)
-        for key in e._key_set.intersection(obj):
-            matched = matched | e._keys[key]
-        for key in e.sender_keys:
-            value = obj.get(key)
-            if value and type(value) is str:
-                sender = value[:MAX_KEY_CHARS]
-                break
-        else:
-            envelope = obj.get("_persist")
-            if type(envelope) is dict and type(envelope.get("agent")) is str:
-                sender = envelope["agent"][:MAX_KEY_CHARS]
-        if scan:
-            for key in _TEXT_KEYS:
-                value = obj.get(key)
-                if type(value) is str:
-                    text = value[: e.scan_bytes].encode("utf-8", "replace")
-                    break
+    fields = obj if type(obj) is dict else {}
+    hits = [
+        table.get(fields.get(f), _NONE)
+        for f, table in e._value_tables
+        if type(fields.get(f)) in (str, int)
+    ]
+    hits += [rids for key, rids in e._keys.items() if key in fields]
+    senders = [fields.get(k) for k in e.sender_keys]
+    sender = next((v[:MAX_KEY_CHARS] for v in senders if v and type(v) is str), None)
+    envelope = fields.get("_persist")
+    if sender is None and type(envelope) is dict and type(envelope.get("agent")) is str:
+        sender = envelope["agent"][:MAX_KEY_CHARS]
     if scan:
+        texts = [fields.get(k) for k in _TEXT_KEYS if type(fields.get(k)) is str]
+        text = texts[0][: e.scan_bytes].encode("utf-8", "replace") if texts else payload
         head = text[: e.scan_bytes]
-        for word in e._word_set.intersection(head.translate(_WORDS_TABLE).split()):
-            matched = matched | e._words[word]
-        lowered = head.lower()
-        for phrase, rids in e._phrases:
-            if phrase in lowered:
-                matched = matched | rids
-    return e._meta_json(by_topic, matched, sender, e._scan and not scan), sender
+        words = set(head.translate(_WORDS_TABLE).split())
+        hits += [rids for word, rids in e._words.items() if word in words]
+        hits += [rids for phrase, rids in e._phrases if phrase in head.lower()]
+    matched = frozenset().union(*hits)
+    return e._meta_json(by_topic, matched or _NONE, sender, e._scan and not scan), sender
 
 
 @settings(max_examples=400, deadline=None)
@@ -131,6 +118,15 @@ def test_classify_reads_what_every_rule_would(messages: list[tuple[str, Any, boo
     for topic, obj, scan in messages:  # a shape seen before is remembered, not re-read
         payload = orjson.dumps(obj)
         assert e.classify(topic, obj, payload, scan) == reference(e, topic, obj, payload, scan)
+
+
+def test_precedence_is_the_rules_not_the_objects_key_order() -> None:
+    e = Enricher.from_toml(RULES)
+    obj = {"agent": "second", "content": "nothing here", "from": "first", "text": "asap"}
+    meta, sender = e.classify("t", obj, orjson.dumps(obj))
+    assert sender == "first"  # sender_keys order: from before agent
+    assert orjson.loads(meta)["tags"] == ["urgent"]  # _TEXT_KEYS order: text before content
+    assert (meta, sender) == reference(e, "t", obj, orjson.dumps(obj), True)
 
 
 def test_shapes_are_bounded_and_many_or_long_keys_are_never_kept(monkeypatch: Any) -> None:
