@@ -172,7 +172,10 @@ class Enricher:
             tuple(k for k in _TEXT_KEYS if k in present),
         )
         # a hostile object of many or long keys is never kept
-        if len(keys) <= _MAX_SHAPE_KEYS and sum(map(len, keys)) <= _MAX_SHAPE_CHARS:
+        if (
+            len(keys) <= _MAX_SHAPE_KEYS
+            and sum(len(k) for k in keys if type(k) is str) <= _MAX_SHAPE_CHARS
+        ):
             if len(self._shapes) >= _MAX_SHAPES:
                 self._shapes.clear()
             self._shapes[keys] = shape

@@ -139,6 +139,7 @@ def test_shapes_are_bounded_and_many_or_long_keys_are_never_kept(monkeypatch: An
     wide = {f"k{i}": i for i in range(enrich._MAX_SHAPE_KEYS + 1)} | {"sender": "me"}
     assert e.classify("t", wide, b"{}")[1] == "me"
     assert tuple(wide) not in e._shapes
+    assert e.classify("t", {7: "not JSON", "from": "a caller"}, b"{}")[1] == "a caller"
     long = {"k" * (enrich._MAX_SHAPE_CHARS + 1): 1, "from": "you"}
     assert e.classify("t", long, b"{}")[1] == "you"
     assert tuple(long) not in e._shapes
