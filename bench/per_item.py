@@ -1,0 +1,120 @@
+"""CPU per message of the recorder's core and per record of a Markdown export, in
+process, this tree against the code at a git ref, alternating.
+
+    .venv/bin/python bench/per_item.py [--baseline-ref REF] [--rounds 3]
+                                       [--messages 200000] [--journal DIR]
+
+The full-speed and export benches (`record.py`, `costs.py`) run real processes on a
+machine whose speed drifts by more than a change of a few percent; these two figures
+are what such a change moves, measured without zmq, the publisher or the disk:
+
+- core: `Recorder.record_batch` on batches of 256 messages of 300 B (the payload of
+  `record.py`), as the receiver hands them over in a flood (keyword rules and the
+  secret scan paused, lines held until 1 MiB), main thread CPU per message;
+- md export: `export_range` of the whole journal to Markdown in one process (no
+  render cache), CPU per record; the journal defaults to the 100k one of
+  `costs.py` (built once under /tmp/persist-costs).
+
+Each round runs both trees once, each in a fresh interpreter (`PYTHONPATH` set to
+the tree); the medians and their ratio are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.baseline import extract  # noqa: E402
+
+CORE = r"""
+import json, os, sys, tempfile, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from record import payload_template
+from recorder.daemon.core import Recorder
+from recorder.daemon.options import RecorderOptions
+n = int(sys.argv[1])
+tmpl = payload_template("bench-1-abc", 300, n)
+messages = [[b"agents.bench", tmpl % (i, i)] for i in range(1, n + 1)]
+rec = Recorder(RecorderOptions(log_dir=Path(tempfile.mkdtemp()) / "logs"))
+rec.open()
+rec.journal.sink.start()
+batches = [messages[i : i + 256] for i in range(0, n, 256)]
+t0 = time.thread_time()
+for batch in batches:
+    rec.record_batch(time.time(), batch, behind=True, more=len(batch) == 256)
+rec.hand_over()
+cpu = time.thread_time() - t0
+print(json.dumps({"us": cpu / n * 1e6}))
+os._exit(0)  # the journal and its threads are a temp folder's
+"""
+
+EXPORT = r"""
+import json, os, sys, time
+from pathlib import Path
+os.environ["PERSIST_RENDER_CACHE"] = "off"
+from recorder.export.parallel import SERIAL
+from recorder.export.writers import export_range
+from recorder.store.ranges import JournalRange
+from recorder.store.reader import open_store
+store = open_store(Path(sys.argv[1]))
+t0 = time.process_time()
+with open(os.devnull, "wb") as out:
+    export_range(store, JournalRange(0, len(store)), "md", out, parallel=SERIAL)
+print(json.dumps({"us": (time.process_time() - t0) / len(store) * 1e6}))
+"""
+
+
+def run(tree: Path, code: str, *args: str) -> float:
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    return float(json.loads(out.strip().splitlines()[-1])["us"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--baseline-ref", default="HEAD~1", help="git ref to compare with")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--journal", type=Path, help="a journal folder (default: costs' 100k)")
+    args = parser.parse_args()
+    if args.journal is None:
+        from bench.costs import journal
+
+        args.journal = journal(100_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = extract(args.baseline_ref, Path(tmp), "recorder")
+        trees = {"ours": ROOT, args.baseline_ref: base}
+        rows = {
+            "core, us a message": (CORE, str(args.messages), str(HERE)),
+            "md export, us a record": (EXPORT, str(args.journal)),
+        }
+        for name, (code, *rest) in rows.items():
+            got: dict[str, list[float]] = {t: [] for t in trees}
+            for _ in range(args.rounds):
+                for label, tree in trees.items():
+                    got[label].append(run(tree, code, *rest))
+            ours = statistics.median(got["ours"])
+            theirs = statistics.median(got[args.baseline_ref])
+            runs = "; ".join(f"{k} {', '.join(f'{v:.2f}' for v in vs)}" for k, vs in got.items())
+            print(
+                f"{name:24} ours {ours:6.2f}  {args.baseline_ref} {theirs:6.2f}  "
+                f"ours/theirs {ours / theirs:.3f}  ({runs})"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
