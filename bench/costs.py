@@ -1,6 +1,6 @@
 """Costs that should not grow with the journal: restore, exports, continuing an agent.
 
-    .venv/bin/python bench/costs.py [--sizes 100k,1M,3M] [--runs 1] [--skip launch,full]
+    .venv/bin/python bench/costs.py [--sizes 100k,1M,3M] [--runs 1] [--skip launch,full,cpu]
 
 For each size, a journal of that many messages (about 2 KB each: prose, code, tool
 calls and results; a checkpoint every 10,000; each message's meta with the secret
@@ -32,7 +32,14 @@ same run, each in its own process (interpreter start included, both sides):
   It runs on a fresh folder whose closed segments are hard links to the cached
   journal (never modified) and whose last segment is a copy. `--full` runs with
   nothing kept, then with the closed segments kept warm in Markdown unredacted (the
-  render cache is copied into that folder with the other derived files).
+  render cache is copied into that folder with the other derived files);
+- persist-tui's first screen (`bench/tui_cold.py`'s run of the app, headless at
+  120x36 in a fresh interpreter): the journal as a real recorder leaves it (it
+  compressed and indexed the closed segments first, untimed) against the same
+  journal with no cache at all, on two such folders made like the one above.
+
+Then, once (`--skip cpu` leaves it out): the recorder's CPU at idle, 100/s and
+1000/s of 2 KB messages next to a bare SUB, as `bench/cpu.py` measures it.
 
 Each row prints the machine's load average, which other agents share, and the CPU
 seconds (user + system, every process of the row) of ours and of the baseline.
@@ -442,6 +449,32 @@ def measure(root: Path, out: Path, runs: int, skip: set[str]) -> None:
             name = f"on_agent_connected → agent ({scope}{', kept warm' if warm else ''})"
             row(name, r.agent_read, base_time, "cat + naive md" if base_time else "", note)
         shutil.rmtree(render_cache.folder_of(root), ignore_errors=True)
+    if "tui" not in skip:
+        tui_rows(root, out, runs)
+
+
+def tui_rows(root: Path, out: Path, runs: int) -> None:
+    """persist-tui's first screen (`bench/tui_cold.py`): the journal as a real recorder
+    leaves it (it compressed and indexed the closed segments, untimed) against the
+    same journal with no cache at all; best of `runs`, alternating."""
+    from bench.tui_cold import first_screen, recorder_leaves
+
+    base, ours = launch_copy(root, out / "tui-base"), launch_copy(root, out / "tui-ours")
+    for folder in (base, ours):
+        shutil.rmtree(folder / "metadata_index", ignore_errors=True)
+        shutil.rmtree(render_cache.folder_of(folder), ignore_errors=True)
+    took = recorder_leaves(ours)
+    print(f"  (a recorder compressed and indexed the closed segments first, untimed: {took:.0f} s)")
+    got: dict[str, list[dict[str, float]]] = {"base": [], "ours": []}
+    for _ in range(runs):
+        shutil.rmtree(base / "metadata_index", ignore_errors=True)  # its open writes them
+        got["base"].append(first_screen(base))
+        got["ours"].append(first_screen(ours))
+    b, o = (min(got[k], key=lambda r: r["ready_s"]) for k in ("base", "ours"))
+    note = f"RSS {o['rss_mb']:.0f} MB vs {b['rss_mb']:.0f} MB; {int(o['records']):,} records"
+    row("TUI first screen", o["ready_s"], b["ready_s"], "no cache at all", note)
+    shutil.rmtree(out / "tui-base")
+    shutil.rmtree(out / "tui-ours")
 
 
 def main() -> int:
@@ -449,7 +482,9 @@ def main() -> int:
     parser.add_argument("--sizes", default="1M,3M", help="e.g. 100k,1M,3M")
     parser.add_argument("--runs", type=int, default=1, help="best of N for each variant")
     parser.add_argument(
-        "--skip", default="", help="rows to leave out: restore,full,md,html,csv,jsonl,launch"
+        "--skip",
+        default="",
+        help="rows to leave out: restore,full,md,html,csv,jsonl,launch,tui,cpu",
     )
     parser.add_argument(
         "--unscanned",
@@ -470,6 +505,11 @@ def main() -> int:
         print(f"|{'-' * 38}|{'-' * 12}|{'-' * 35}|--------|----------------|")
         with tempfile.TemporaryDirectory(prefix="persist-costs-", dir=CACHE) as tmp:
             measure(root, Path(tmp), max(1, args.runs), skip)
+    if "cpu" not in skip:
+        from bench import cpu
+
+        print("\n## Recorder CPU when traffic is light (bench/cpu.py)\n", flush=True)
+        return cpu.main([])
     return 0
 
 

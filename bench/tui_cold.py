@@ -72,10 +72,15 @@ def free_port() -> int:
 
 
 def link_copy(src: Path, dst: Path) -> None:
-    """The folder with its segments hard-linked (a reader never writes them)."""
+    """The folder with its closed segments hard-linked (a reader never writes them)
+    and its last one copied: the recorder that runs on the copy appends to it, which
+    must not reach the cached journal through a shared inode."""
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(src, dst, copy_function=os.link)
     shutil.rmtree(dst / "metadata_index", ignore_errors=True)  # no cache of any kind
+    last = sorted((dst / "segments").glob("seg-*.jsonl"))[-1]
+    last.unlink()
+    shutil.copy2(src / "segments" / last.name, last)
 
 
 def recorder_leaves(folder: Path, timeout: float = 900) -> float:
