@@ -67,12 +67,15 @@ class CheckpointRequest:
         if label is not None and not isinstance(label, str):
             raise ControlError("the request's label is not a string")
         after = data.get("after")
-        if after is not None:
-            pub, seq = (after.get("pub"), after.get("seq")) if isinstance(after, dict) else (0, 0)
-            if not isinstance(pub, str) or type(seq) is not int:
-                raise ControlError('the request\'s "after" is not {"pub": str, "seq": int}')
-            after = (pub, seq)
-        return cls(label or "", after)
+        if after is None:
+            return cls(label or "")
+        if (
+            not isinstance(after, dict)
+            or not isinstance(after.get("pub"), str)
+            or type(after.get("seq")) is not int
+        ):
+            raise ControlError('the request\'s "after" is not {"pub": str, "seq": int}')
+        return cls(label or "", (after["pub"], after["seq"]))
 
 
 @dataclass(frozen=True)

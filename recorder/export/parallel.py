@@ -46,13 +46,16 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol, runtime_checkable
+from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from recorder.errors import PersistError
 from recorder.store.fsutil import NO_KERNEL_COPY
 from recorder.store.ranges import RangeSummary, summarize
 from recorder.store.reader import Record, Store
 from recorder.store.segfile import open_segment
+
+if TYPE_CHECKING:
+    from recorder.export.render_cache import PieceKey
 
 PARALLEL_MIN_BYTES = 64 << 20  # smaller ranges are rendered in one pass
 PIECE_BYTES = 16 << 20  # of journal per piece (progress moves once per piece)
@@ -276,7 +279,7 @@ def render_piece(job: Job, piece: Piece, days: list[str | None]) -> PieceResult:
     return result
 
 
-def piece_key(fmt: str, redact: bool, day: str | None, piece: Piece, crc: int = 0) -> Any:
+def piece_key(fmt: str, redact: bool, day: str | None, piece: Piece, crc: int = 0) -> PieceKey:
     """The render cache key of `piece` in `fmt` (a `render_cache.PieceKey`; crc 0: the
     span only, as a look-up that has not read the lines uses it)."""
     from recorder.export import render_cache as rc

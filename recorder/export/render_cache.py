@@ -119,10 +119,15 @@ def crc_of(data: bytes) -> int:
     return zlib.crc32(data)
 
 
+def segment_folder(folder: Path, segment: int) -> Path:
+    """Where the entries of one segment's pieces are."""
+    return folder / f"seg-{segment:06d}"
+
+
 def entry_path(folder: Path, key: PieceKey) -> Path:
     """One entry per piece start, format and redaction: a new rendering replaces it."""
     tag = "r" if key.redact else "p"
-    return folder / f"seg-{key.segment:06d}" / f"{key.line:09d}.{key.fmt}.{tag}.zst"
+    return segment_folder(folder, key.segment) / f"{key.line:09d}.{key.fmt}.{tag}.zst"
 
 
 @dataclass

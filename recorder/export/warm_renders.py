@@ -99,7 +99,7 @@ class RenderWarmer:
 
     def _mtime(self, number: int) -> int | None:
         try:
-            return (self.folder / f"seg-{number:06d}").stat().st_mtime_ns
+            return render_cache.segment_folder(self.folder, number).stat().st_mtime_ns
         except OSError:
             return None
 
