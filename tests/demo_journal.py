@@ -6,6 +6,7 @@ seeded generator, and checkpoints get fixed creation times.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -233,8 +234,10 @@ def _build(root: Path, rng: random.Random, clock: DemoClock) -> None:
 
 
 def write_status(root: Path, status: dict[str, Any]) -> None:
-    """Write a status.json as the recorder would."""
-    (Path(root) / "status.json").write_bytes(orjson.dumps(status))
+    """Write a status.json as the recorder would (its mtime is its `updated`)."""
+    path = Path(root) / "status.json"
+    path.write_bytes(orjson.dumps(status))
+    os.utime(path, (status["updated"], status["updated"]))
 
 
 def stopped_status(root: Path, updated: float) -> dict[str, Any]:

@@ -33,6 +33,9 @@ from recorder.store.segfile import open_segment
 
 REQUEST_SUFFIX = ".request"  # control/<id>.request: a CheckpointRequest, from a client
 REPLY_SUFFIX = ".done"  # control/<id>.done: the recorder's CheckpointReply to it
+# control/<id>.maint: a `persist prune` / `persist trash` request (`daemon.maintenance`),
+# named here so the recorder's look at control/ need not import that module to see none
+MAINTENANCE_SUFFIX = ".maint"
 AFTER_WAIT = 2.0  # seconds a request waits for the message it names (`after`), at most
 
 
@@ -126,12 +129,28 @@ def reply_path(request: Path) -> Path:
 
 
 # -- the recorder's end ---------------------------------------------------------------
-def pending_requests(layout: Layout) -> list[Path]:
-    """Request files waiting for an answer, by name ([] if control/ cannot be listed)."""
+def control_names(layout: Layout) -> list[str]:
+    """What control/ holds, by name ([] if it cannot be listed). The recorder lists it
+    once per look and picks each kind of request from that one listing: an idle
+    recorder's look is a single `getdents` (it was two `Path.glob`s, a millisecond of
+    an idle wake-up on a slow machine)."""
     try:
-        return sorted(layout.control.glob(f"*{REQUEST_SUFFIX}"))
+        return os.listdir(layout.control)
     except OSError:
         return []
+
+
+def requests_named(layout: Layout, names: list[str], suffix: str) -> list[Path]:
+    """The files among `names` (a `control_names` listing) that end in `suffix`, sorted."""
+    return [layout.control / name for name in sorted(names) if name.endswith(suffix)]
+
+
+def pending_requests(layout: Layout, names: list[str] | None = None) -> list[Path]:
+    """Checkpoint request files waiting for an answer, by name, from `names` (a
+    `control_names` listing) or a listing of their own."""
+    if names is None:
+        names = control_names(layout)
+    return requests_named(layout, names, REQUEST_SUFFIX)
 
 
 def read_request(path: Path) -> CheckpointRequest:

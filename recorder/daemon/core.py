@@ -42,9 +42,11 @@ from recorder.bus.envelope import (
 )
 from recorder.daemon.control import (
     AFTER_WAIT,
+    MAINTENANCE_SUFFIX,
     CheckpointReply,
     ControlError,
     answer_request,
+    control_names,
     pending_requests,
     read_request,
 )
@@ -90,6 +92,7 @@ from recorder.store.status import (
     StatusSnapshot,
     process_start_time,
     reserve_status_space,
+    touch_status,
 )
 
 log = logging.getLogger("agent_persist.recorder")
@@ -108,6 +111,9 @@ CONTROL_INTERVAL = 0.5  # seconds between looks for `persist checkpoint` request
 # segments (compression, line indexes) waits until none has come for QUIET_AFTER s.
 BUSY_BATCH = 128
 QUIET_AFTER = 2.0
+# An idle recorder touches its unchanged status.json rather than rewriting it; it still
+# writes it whole this often (a file damaged or replaced from outside is mended).
+STATUS_REWRITE = 60.0
 _JSON_OPENERS = (b"{", b"[")
 _MSG_PREFIX = (
     b'{"v":1,"seq":%d,"ts":%s,"kind":"msg","topic":%s,"size":%d,"meta":%s,'
@@ -224,6 +230,7 @@ class Recorder:
         self._state_key: tuple[Any, ...] | None = None  # what the last recovery state said
         self._state_publishers: dict[str, int] = {}
         self._status_received = -1  # counters.received at the last status written
+        self._status_written: StatusSnapshot | None = None  # what status.json holds
         self._tick_received = -1  # ... at the main thread's last wake-up
         # checkpoint requests waiting for the message they name: name -> first seen
         self._waiting_requests: dict[str, float] = {}
@@ -814,8 +821,9 @@ class Recorder:
         self.warmer.start(self.journal.written.segment)  # once per newly closed segment
         if now >= self._next_control:
             self._next_control = now + CONTROL_INTERVAL
-            self.handle_requests(now)
-            self.handle_maintenance(now)
+            names = control_names(self.layout)
+            self.handle_requests(now, names)
+            self.handle_maintenance(now, names)
         if self.options.checkpoint_interval and now >= self._checkpoint_due:
             self._checkpoint_due = now + self.options.checkpoint_interval
             self.checkpoint("", "periodic", now)
@@ -871,14 +879,15 @@ class Recorder:
         self.digests.warnings.clear()
         return cp
 
-    def handle_requests(self, now: float) -> None:
-        """On-demand checkpoints asked for by `persist checkpoint` (see `daemon.control`).
+    def handle_requests(self, now: float, names: list[str] | None = None) -> None:
+        """On-demand checkpoints asked for by `persist checkpoint` (see `daemon.control`),
+        among `names` (the tick's listing of control/) or a listing of its own.
 
         Every request gets a reply, a malformed one an error reply: a bad file in
         control/ must never stop the tick.
         """
         waiting: dict[str, float] = {}
-        for path in pending_requests(self.layout):
+        for path in pending_requests(self.layout, names):
             try:
                 request = read_request(path)
                 if request.after is not None and not self._received(request.after):
@@ -922,12 +931,15 @@ class Recorder:
         except (OSError, ValueError, PersistError) as exc:
             log.warning("retention pass skipped: %s", exc)
 
-    def handle_maintenance(self, now: float) -> None:
+    def handle_maintenance(self, now: float, names: list[str] | None = None) -> None:
         """`persist prune` / `persist trash` asking the running recorder (see
-        `daemon.maintenance`): every request gets a reply."""
+        `daemon.maintenance`), among `names` or a listing of its own: every request
+        gets a reply."""
+        if names is not None and not any(n.endswith(MAINTENANCE_SUFFIX) for n in names):
+            return  # none asked (an idle recorder's every look): nothing to import
         from recorder.daemon import maintenance as m
 
-        for path in m.pending_requests(self.layout):
+        for path in m.pending_requests(self.layout, names):
             try:
                 request = m.read_request(path)
                 if request["kind"] == "event":
@@ -1009,7 +1021,8 @@ class Recorder:
         if self.last_error is not None and self.last_error.message.startswith(_STATE_FAILED):
             self.last_error = None  # written again: no longer current
 
-    def status(self, now: float) -> StatusSnapshot:
+    def status(self, now: float, updated: float | None = None) -> StatusSnapshot:
+        """The status at `now` (saying it was taken at `updated`, when given)."""
         c = self.counters
         rate = self._rate
         elapsed = now - rate.last_time
@@ -1023,7 +1036,7 @@ class Recorder:
             v=SCHEMA_VERSION,
             pid=os.getpid(),
             process_started=self.process_started,
-            updated=now,
+            updated=now if updated is None else updated,
             log_dir=str(self.layout.root),
             broker=self.options.broker,
             embedded_broker=self.embedded_broker,
@@ -1069,7 +1082,21 @@ class Recorder:
         )
 
     def write_status(self, now: float) -> None:
+        """Write the status. When nothing in it but its time would change (an idle
+        recorder), status.json is only touched (`touch_status`); it is written whole
+        again at least every `STATUS_REWRITE` seconds all the same."""
+        last = self._status_written
+        self._status_written = None
         try:
-            self.status(now).write(self.layout)
+            if last is not None and 0.0 <= now - last.updated < STATUS_REWRITE:
+                status = self.status(now, updated=last.updated)
+                if status == last and touch_status(self.layout, now):
+                    self._status_written = last
+                    return
+                status = status.stamped(now)
+            else:
+                status = self.status(now)
+            if status.write(self.layout):
+                self._status_written = status
         except OSError as exc:
             self.last_error = ErrorNote(now, f"cannot write status: {exc}")

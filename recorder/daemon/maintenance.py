@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from recorder.daemon.control import exchange
+from recorder.daemon.control import MAINTENANCE_SUFFIX, control_names, exchange, requests_named
 from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write
 from recorder.store.journal import Journal
@@ -31,7 +31,7 @@ from recorder.store.retention import PrunePlan, TrashEntry, execute, plan_prune
 from recorder.store.retention_config import Policy
 from recorder.store.trash import Restored, empty_trash, find_entry, restore_entry
 
-REQUEST_SUFFIX = ".maint"
+REQUEST_SUFFIX = MAINTENANCE_SUFFIX
 REPLY_SUFFIX = ".maint-done"
 ANSWER_WAIT = 60.0  # seconds a client waits for the recorder to prune
 
@@ -93,11 +93,12 @@ def recorder_prune(
     return PruneResult(result.plan, result.trash, "recorder"), event
 
 
-def pending_requests(layout: Layout) -> list[Path]:
-    try:
-        return sorted(layout.control.glob(f"*{REQUEST_SUFFIX}"))
-    except OSError:
-        return []
+def pending_requests(layout: Layout, names: list[str] | None = None) -> list[Path]:
+    """Maintenance request files waiting for an answer, by name, from `names` (a
+    `control_names` listing) or a listing of their own."""
+    if names is None:
+        names = control_names(layout)
+    return requests_named(layout, names, REQUEST_SUFFIX)
 
 
 def read_request(path: Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ decides four states, each with its reason.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -386,12 +387,17 @@ class StatusSnapshot:
             endpoints=tuple(EndpointState.from_json(e) for e in endpoints),
         )
 
-    def write(self, layout: Layout) -> None:
-        """Replace `status.json` atomically (not fsynced: it is rewritten every second).
+    def stamped(self, updated: float) -> StatusSnapshot:
+        """The same snapshot, taken at `updated`."""
+        return dataclasses.replace(self, updated=updated)
+
+    def write(self, layout: Layout) -> bool:
+        """Replace `status.json` atomically (not fsynced: it is rewritten every second);
+        True when it holds this snapshot now.
 
         When that fails (the disk is full: it is the journal's disk), the snapshot goes
         into `status.reserve`, written in place into space reserved at start-up, so
-        a full disk is reported rather than seen as a silent, stale recorder.
+        a full disk is reported rather than seen as a silent, stale recorder (False).
         """
         data = orjson.dumps(self.to_json())
         try:
@@ -399,6 +405,9 @@ class StatusSnapshot:
         except OSError:
             if not _write_reserved(layout, data):
                 raise
+            return False
+        touch_status(layout, self.updated)  # its mtime is its time, whatever the clock
+        return True
 
     @classmethod
     def read(cls, layout: Layout) -> StatusSnapshot | None:
@@ -415,8 +424,12 @@ class StatusSnapshot:
 
     @classmethod
     def _read_file(cls, path: Path) -> StatusSnapshot | None:
+        """The snapshot in `path`, its heartbeat the later of its `updated` and the
+        file's mtime (`touch_status`)."""
         try:
-            raw = path.read_bytes()
+            with open(path, "rb") as f:
+                raw = f.read()
+                touched = os.fstat(f.fileno()).st_mtime
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -425,7 +438,22 @@ class StatusSnapshot:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise UnreadableStatus("it is not valid JSON") from None
-        return cls.from_json(data)
+        status = cls.from_json(data)
+        if touched > status.updated:
+            status = status.stamped(touched)
+        return status
+
+
+def touch_status(layout: Layout, now: float) -> bool:
+    """Beat the heartbeat without rewriting `status.json`: its mtime set to `now`, which
+    readers take as its time when it is later than the `updated` it holds. An idle
+    recorder whose status says nothing new does this instead of writing a temporary
+    file and renaming it (most of an idle wake-up's CPU). False if it cannot be."""
+    try:
+        os.utime(layout.status, (now, now))
+    except OSError:
+        return False
+    return True
 
 
 def read_status(layout: Layout) -> StatusSnapshot | None:

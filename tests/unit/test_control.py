@@ -23,6 +23,7 @@ from recorder.daemon.core import Recorder
 from recorder.daemon.options import RecorderOptions
 from recorder.store.checkpoints import Checkpoint, list_checkpoints
 from recorder.store.lock import InstanceLock
+from tests.support import journal_records
 from tests.unit.test_daemon import Clock, env_msg, feed
 
 
@@ -160,3 +161,32 @@ def test_request_and_reply_round_trip_through_json() -> None:
 def test_a_malformed_reply_is_a_control_error(reply: object) -> None:
     with pytest.raises(ControlError):
         CheckpointReply.from_json(reply)
+
+
+def test_one_look_at_control_answers_both_kinds_of_request_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    from recorder.daemon import maintenance
+
+    clock = Clock()
+    rec = recording(tmp_path, clock)
+    control = rec.layout.control
+    checkpoint = ask(rec, "a", orjson.dumps(CheckpointRequest("both").to_json()))
+    event = {"kind": "event", "event": "pruned", "segments": []}
+    prune = control / f"b{maintenance.REQUEST_SUFFIX}"
+    prune.write_bytes(orjson.dumps({"kind": "event", "event": event}))
+    # what else control/ holds: an old reply of each kind and a writer's temp file
+    others = [f"old{REPLY_SUFFIX}", f"old{maintenance.REPLY_SUFFIX}", f".c{REQUEST_SUFFIX}.1.2.tmp"]
+    for name in others:
+        (control / name).write_bytes(b"{}")
+    assert pending_requests(rec.layout) == [checkpoint]
+    assert maintenance.pending_requests(rec.layout) == [prune]
+    clock.now += 1
+    rec.tick(clock.now)
+    assert answer(checkpoint).ok
+    assert orjson.loads(prune.with_suffix(maintenance.REPLY_SUFFIX).read_bytes()) == {"ok": True}
+    assert not checkpoint.exists() and not prune.exists()
+    assert all((control / name).read_bytes() == b"{}" for name in others)
+    rec.close()
+    records = journal_records(tmp_path / "logs")
+    assert "pruned" in [r.get("event") for r in records if r["kind"] == "event"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -12,12 +13,13 @@ from hypothesis import strategies as st
 
 from recorder.bus.envelope import HEARTBEAT_TOPIC
 from recorder.daemon import recovery
-from recorder.daemon.core import Recorder
+from recorder.daemon.core import STATUS_REWRITE, Recorder
 from recorder.daemon.enrich import Enricher
 from recorder.daemon.options import RecorderOptions
 from recorder.store.ranges import MAX_KEY_CHARS, MAX_PARTICIPANTS, OTHERS, summarize
 from recorder.store.reader import Store, open_store
 from recorder.store.recovery import RecoveryState
+from recorder.store.status import STALE, STALE_AFTER, StatusSnapshot, assess
 from tests.support import journal_records
 
 
@@ -174,6 +176,57 @@ def test_status_and_periodic_checkpoints_follow_the_injected_clock(tmp_path: Pat
     assert cp["participants"] == {"p": 2}
     status = orjson.loads(layout.status.read_bytes())
     assert status["counts"]["written"] == 2 and status["last_checkpoint"]["id"] == cp["id"]
+    rec.close()
+
+
+def test_an_idle_recorder_touches_its_unchanged_status_and_readers_take_that_as_its_heartbeat(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    rec = make(tmp_path, clock, status_interval=1.0)
+    layout = rec.layout
+    rec.tick(clock.now)
+    clock.now += 1
+    feed(rec, clock, env_msg("p", 1))
+    rec.tick(clock.now)  # a message since the last one: written whole
+
+    def on_disk() -> tuple[dict[str, Any], int, float]:
+        st = layout.status.stat()
+        return orjson.loads(layout.status.read_bytes()), st.st_ino, st.st_mtime
+
+    busy, busy_inode, _ = on_disk()
+    assert busy["updated"] == clock.now and busy["counts"]["written"] == 1
+    assert busy["rates"]["received_per_s"] == 1.0
+    clock.now += 2
+    rec.tick(clock.now)  # nothing new, but its rate fell to 0: written whole again
+    idle, idle_inode, _ = on_disk()
+    assert idle_inode != busy_inode and idle["updated"] == clock.now
+    assert idle["rates"] == {"received_per_s": 0.0, "written_per_s": 0.0}
+    written_at = clock.now
+    for _ in range(3):
+        clock.now += 2
+        rec.tick(clock.now)  # nothing new at all: only touched
+        data, inode, mtime = on_disk()
+        assert (data, inode) == (idle, idle_inode) and mtime == clock.now
+        read = StatusSnapshot.read(layout)
+        assert read is not None and read.updated == clock.now
+        assert assess(layout, clock.now + 1).state != STALE  # never stale while it beats
+        assert assess(layout, clock.now + STALE_AFTER + 1).state == STALE
+
+    layout.status.unlink()  # gone from outside: written whole at once
+    clock.now += 2
+    rec.tick(clock.now)
+    assert on_disk()[0]["updated"] == clock.now
+    written_at = clock.now
+
+    clock.now += STATUS_REWRITE  # and whole at least every STATUS_REWRITE s
+    rec.tick(clock.now)
+    assert on_disk()[0]["updated"] == clock.now > written_at
+    clock.now += 2
+    rec.error("the disk said no")  # any change is written whole at the next status
+    rec.tick(clock.now)
+    data = on_disk()[0]
+    assert data["updated"] == clock.now and data["last_error"]["message"] == "the disk said no"
     rec.close()
 
 
