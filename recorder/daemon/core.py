@@ -89,6 +89,7 @@ from recorder.store.status import (
     ErrorNote,
     Rates,
     RecorderState,
+    StatusFile,
     StatusSnapshot,
     process_start_time,
     reserve_status_space,
@@ -230,7 +231,8 @@ class Recorder:
         self._state_key: tuple[Any, ...] | None = None  # what the last recovery state said
         self._state_publishers: dict[str, int] = {}
         self._status_received = -1  # counters.received at the last status written
-        self._status_written: StatusSnapshot | None = None  # what status.json holds
+        # what status.json holds, and which file that is (see `write_status`)
+        self._status_written: tuple[StatusSnapshot, StatusFile] | None = None
         self._tick_received = -1  # ... at the main thread's last wake-up
         # checkpoint requests waiting for the message they name: name -> first seen
         self._waiting_requests: dict[str, float] = {}
@@ -1085,18 +1087,21 @@ class Recorder:
         """Write the status. When nothing in it but its time would change (an idle
         recorder), status.json is only touched (`touch_status`); it is written whole
         again at least every `STATUS_REWRITE` seconds all the same."""
-        last = self._status_written
+        written = self._status_written
         self._status_written = None
         try:
-            if last is not None and 0.0 <= now - last.updated < STATUS_REWRITE:
+            if written is not None and 0.0 <= now - written[0].updated < STATUS_REWRITE:
+                last, file = written
                 status = self.status(now, updated=last.updated)
-                if status == last and touch_status(self.layout, now):
-                    self._status_written = last
+                touched = touch_status(self.layout, now, file) if status == last else None
+                if touched is not None:
+                    self._status_written = (last, touched)
                     return
                 status = status.stamped(now)
             else:
                 status = self.status(now)
-            if status.write(self.layout):
-                self._status_written = status
+            written_to = status.write(self.layout)
+            if written_to is not None:
+                self._status_written = (status, written_to)
         except OSError as exc:
             self.last_error = ErrorNote(now, f"cannot write status: {exc}")

@@ -18,11 +18,10 @@ decides four states, each with its reason.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -389,15 +388,15 @@ class StatusSnapshot:
 
     def stamped(self, updated: float) -> StatusSnapshot:
         """The same snapshot, taken at `updated`."""
-        return dataclasses.replace(self, updated=updated)
+        return replace(self, updated=updated)
 
-    def write(self, layout: Layout) -> bool:
+    def write(self, layout: Layout) -> StatusFile | None:
         """Replace `status.json` atomically (not fsynced: it is rewritten every second);
-        True when it holds this snapshot now.
+        returns the file that now holds this snapshot (for `touch_status`).
 
         When that fails (the disk is full: it is the journal's disk), the snapshot goes
         into `status.reserve`, written in place into space reserved at start-up, so
-        a full disk is reported rather than seen as a silent, stale recorder (False).
+        a full disk is reported rather than seen as a silent, stale recorder (None).
         """
         data = orjson.dumps(self.to_json())
         try:
@@ -405,9 +404,12 @@ class StatusSnapshot:
         except OSError:
             if not _write_reserved(layout, data):
                 raise
-            return False
-        touch_status(layout, self.updated)  # its mtime is its time, whatever the clock
-        return True
+            return None
+        try:  # its mtime is its time, whatever the clock
+            os.utime(layout.status, (self.updated, self.updated))
+            return StatusFile.of(os.stat(layout.status))
+        except OSError:
+            return None
 
     @classmethod
     def read(cls, layout: Layout) -> StatusSnapshot | None:
@@ -444,16 +446,36 @@ class StatusSnapshot:
         return status
 
 
-def touch_status(layout: Layout, now: float) -> bool:
+@dataclass(frozen=True)
+class StatusFile:
+    """The status.json a recorder wrote or last touched, as `stat` sees it: a file
+    replaced or changed from outside since is not it."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> StatusFile:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def touch_status(layout: Layout, now: float, written: StatusFile) -> StatusFile | None:
     """Beat the heartbeat without rewriting `status.json`: its mtime set to `now`, which
     readers take as its time when it is later than the `updated` it holds. An idle
     recorder whose status says nothing new does this instead of writing a temporary
-    file and renaming it (most of an idle wake-up's CPU). False if it cannot be."""
+    file and renaming it (most of an idle wake-up's CPU). Returns the file as touched;
+    None if it cannot be, or if status.json is no longer `written` (what
+    `StatusSnapshot.write` or the last touch left): a file put there or changed from
+    outside is never made to look fresh."""
     try:
+        if StatusFile.of(os.stat(layout.status)) != written:
+            return None
         os.utime(layout.status, (now, now))
+        return StatusFile.of(os.stat(layout.status))
     except OSError:
-        return False
-    return True
+        return None
 
 
 def read_status(layout: Layout) -> StatusSnapshot | None:

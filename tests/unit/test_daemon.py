@@ -217,6 +217,25 @@ def test_an_idle_recorder_touches_its_unchanged_status_and_readers_take_that_as_
     clock.now += 2
     rec.tick(clock.now)
     assert on_disk()[0]["updated"] == clock.now
+    # replaced from outside (an old copy put back, say): never made to look fresh
+    stale = {**on_disk()[0], "updated": clock.now - 3600, "pid": 1}
+    layout.status.write_bytes(orjson.dumps(stale))
+    clock.now += 2
+    rec.tick(clock.now)
+    mended = on_disk()[0]
+    assert mended["updated"] == clock.now and mended["pid"] == idle["pid"]
+    # changed in place, the same size, between two touches: rewritten too
+    clock.now += 2
+    rec.tick(clock.now)
+    assert on_disk()[2] == clock.now  # touched
+    same_size = layout.status.read_bytes().replace(b'"state":"recording"', b'"state":"stopped"  ')
+    assert (
+        same_size != layout.status.read_bytes() and len(same_size) == layout.status.stat().st_size
+    )
+    layout.status.write_bytes(same_size)
+    clock.now += 2
+    rec.tick(clock.now)
+    assert on_disk()[0]["state"] == "recording" and on_disk()[0]["updated"] == clock.now
     written_at = clock.now
 
     clock.now += STATUS_REWRITE  # and whole at least every STATUS_REWRITE s
