@@ -392,7 +392,8 @@ class StatusSnapshot:
 
     def write(self, layout: Layout) -> StatusFile | None:
         """Replace `status.json` atomically (not fsynced: it is rewritten every second);
-        returns the file that now holds this snapshot (for `touch_status`).
+        returns the file that now holds this snapshot, for `touch_status` (None when
+        it cannot be told: the next status is then written whole).
 
         When that fails (the disk is full: it is the journal's disk), the snapshot goes
         into `status.reserve`, written in place into space reserved at start-up, so
