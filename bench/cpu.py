@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/cpu.py              # idle, 100/s, 1000/s; 20 s each
     .venv/bin/python bench/cpu.py --window 5   # quicker
+    .venv/bin/python bench/cpu.py --baseline-ref 243dade   # and that code's recorder beside ours
 
 One real `persist broker` on free loopback ports; our recorder (`persist record`,
 default settings) and a bare SUB (blocking `recv_multipart`, counts, nothing else)
@@ -11,6 +12,11 @@ process sends 2 KB JSON messages with the envelope at each rate. For each phase 
 CPU time (user + system, psutil) both processes used over the same fixed window is
 divided by the window: "% of one core". Goals (issue 13): idle under 0.2 %, 100/s
 under 2 %, 1000/s under 10 %.
+
+With `--baseline-ref REF` a third subscriber runs beside them: the recorder as it was
+at git REF (a `git archive` of it, its own log folder), measured over the same
+windows, so the two recorders are compared in one run on the same messages and
+"ours / REF" is printed. Each recorder's helper processes are counted apart.
 
 The machine may be shared: the CPU used by everything else during each window is
 printed beside it ("others"). Results go to bench/out/cpu-latest.json.
@@ -34,6 +40,9 @@ from typing import Any
 import orjson
 import psutil
 import zmq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.baseline import extract
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "cpu-latest.json"
@@ -106,21 +115,25 @@ def helpers_cpu(rec: psutil.Process) -> dict[int, float]:
     return out
 
 
-def measure(procs: dict[str, psutil.Process], window: float) -> dict[str, float]:
-    """% of one core each process used over `window` seconds, the recorder's helper
-    processes together ("helpers": one started during the window counts from its
-    start; one that ended during it is not counted), and everything else."""
+def measure(
+    procs: dict[str, psutil.Process], recorders: list[str], window: float
+) -> dict[str, float]:
+    """% of one core each process used over `window` seconds, the helper processes of
+    each of `recorders` together ("<name> helpers": one started during the window
+    counts from its start; one that ended during it is not counted), and everything
+    else."""
     before = {name: cpu_seconds(p) for name, p in procs.items()}
-    helpers0 = helpers_cpu(procs["ours"])
+    helpers0 = {name: helpers_cpu(procs[name]) for name in recorders}
     total0 = psutil.cpu_times()
     t0 = time.monotonic()
     time.sleep(window)
     elapsed = time.monotonic() - t0
     total1 = psutil.cpu_times()
-    helpers1 = helpers_cpu(procs["ours"])
     out = {name: 100 * (cpu_seconds(p) - before[name]) / elapsed for name, p in procs.items()}
-    used = sum(cpu - helpers0.get(pid, 0.0) for pid, cpu in helpers1.items())
-    out["helpers"] = 100 * max(0.0, used) / elapsed
+    for name in recorders:
+        helpers1 = helpers_cpu(procs[name])
+        used = sum(cpu - helpers0[name].get(pid, 0.0) for pid, cpu in helpers1.items())
+        out[f"{name} helpers"] = 100 * max(0.0, used) / elapsed
     busy = (total1.user + total1.system) - (total0.user + total0.system)
     out["others"] = max(0.0, 100 * busy / elapsed - sum(out.values()))
     return out
@@ -137,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="extra argument for `persist record` (repeat; e.g. --recorder-arg=--secrets=off)",
     )
+    ap.add_argument(
+        "--baseline-ref",
+        help="git ref whose recorder also runs, beside ours on the same bus (ours / REF)",
+    )
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     extra = [a for arg in args.recorder_arg for a in arg.split("=", 1)]
@@ -145,10 +162,18 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="persist-cpu-"))
     children: list[subprocess.Popen[bytes]] = []
 
-    def start(*argv: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def start(*argv: str, tree: Path | None = None) -> subprocess.Popen[bytes]:
+        """A child; with `tree`, running the `recorder` package found there."""
+        env = None if tree is None else dict(os.environ, PYTHONPATH=str(tree))
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tree, env=env
+        )
         children.append(proc)
         return proc
+
+    trees = {"ours": None}
+    if args.baseline_ref:
+        trees[args.baseline_ref] = extract(args.baseline_ref, tmp / "baseline", "recorder")
 
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     pub = ctx.socket(zmq.XPUB)
@@ -156,24 +181,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         start(py, "-m", "recorder.cli", "broker", "--frontend", front, "--backend", back)
         time.sleep(0.5)
-        log_dir = tmp / "logs"
-        rec = start(
-            py, "-m", "recorder.cli", "record", "--broker", back, "--log-dir", str(log_dir),
-            "--embedded", "no", *extra,
-        )  # fmt: skip
+        procs: dict[str, psutil.Process] = {}
+        log_dirs = {}
+        for name, tree in trees.items():
+            log_dirs[name] = tmp / f"logs-{len(log_dirs)}"
+            rec = start(
+                py, "-m", "recorder.cli", "record", "--broker", back,
+                "--log-dir", str(log_dirs[name]), "--embedded", "no", *extra, tree=tree,
+            )  # fmt: skip
+            procs[name] = psutil.Process(rec.pid)
         bare = start(py, "-c", BARE_SUB, back)
+        procs["bare SUB"] = psutil.Process(bare.pid)
         pub.sndhwm = 100_000
         pub.connect(front)
         deadline = time.monotonic() + 60
-        while not recording(log_dir) and time.monotonic() < deadline:
+        while not all(map(recording, log_dirs.values())) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if not pub.poll(10_000) or not recording(log_dir):
-            print("bench/cpu.py: the recorder did not start recording within 60 s")
+        if not pub.poll(10_000) or not all(map(recording, log_dirs.values())):
+            print("bench/cpu.py: a recorder did not start recording within 60 s")
             return 1
         while pub.poll(0):
             pub.recv()  # subscriptions (the broker forwards the first one only)
         time.sleep(2.0)  # start-up work (journal open, first status) out of the window
-        procs = {"ours": psutil.Process(rec.pid), "bare SUB": psutil.Process(bare.pid)}
         pub_id = f"cpu-{os.getpid()}"
         for rate in [float(r) for r in args.rates.split(",")]:
             label = "idle" if rate == 0 else f"{rate:g}/s"
@@ -182,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                 paced = Paced(pub, rate, args.size, pub_id)
                 paced.start()
                 time.sleep(1.0)  # settle into the rate
-            row = measure(procs, args.window)
+            row = measure(procs, list(trees), args.window)
             if paced is not None:
                 paced.stopping.set()
                 paced.join()
@@ -192,11 +221,19 @@ def main(argv: list[str] | None = None) -> int:
             results.append({"phase": label, **row, "ratio": ratio, "goal": goal})
             ratio_text = f"{ratio:.1f}x" if ratio is not None else "-"
             verdict = "" if goal is None else ("ok" if row["ours"] < goal else "OVER")
+            baseline = ""
+            if args.baseline_ref:
+                ref = args.baseline_ref
+                vs = f"{row['ours'] / row[ref]:.2f}" if row[ref] > 0 else "-"
+                baseline = (
+                    f"  {ref} {row[ref]:6.2f} % (helpers {row[f'{ref} helpers']:.2f} %), "
+                    f"ours / {ref} {vs}"
+                )
             print(
                 f"{label:>8}: ours {row['ours']:6.2f} %  bare SUB {row['bare SUB']:6.2f} %  "
                 f"ratio {ratio_text:>6}  goal < {goal} % {verdict}  "
-                f"(ours' helpers {row['helpers']:.2f} % at idle priority; "
-                f"others {row['others']:.0f} %)",
+                f"(ours' helpers {row['ours helpers']:.2f} % at idle priority; "
+                f"others {row['others']:.0f} %){baseline}",
                 flush=True,
             )
     finally:
@@ -210,7 +247,12 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
     args.out.parent.mkdir(exist_ok=True)
-    meta = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(), "extra": extra}
+    meta = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "cpus": os.cpu_count(),
+        "extra": extra,
+        "baseline_ref": args.baseline_ref,
+    }
     data = {"meta": meta, "window": args.window, "rows": results}
     args.out.write_text(json.dumps(data, indent=2))
     print(f"wrote {args.out}")
