@@ -202,7 +202,6 @@ def test_an_idle_recorder_touches_its_unchanged_status_and_readers_take_that_as_
     idle, idle_inode, _ = on_disk()
     assert idle_inode != busy_inode and idle["updated"] == clock.now
     assert idle["rates"] == {"received_per_s": 0.0, "written_per_s": 0.0}
-    written_at = clock.now
     for _ in range(3):
         clock.now += 2
         rec.tick(clock.now)  # nothing new at all: only touched
