@@ -140,17 +140,17 @@ def control_names(layout: Layout) -> list[str]:
         return []
 
 
-def requests_named(layout: Layout, names: list[str], suffix: str) -> list[Path]:
-    """The files among `names` (a `control_names` listing) that end in `suffix`, sorted."""
+def requests_named(layout: Layout, suffix: str, names: list[str] | None = None) -> list[Path]:
+    """The files in control/ that end in `suffix`, sorted by name, from `names` (a
+    `control_names` listing) or a listing of their own."""
+    if names is None:
+        names = control_names(layout)
     return [layout.control / name for name in sorted(names) if name.endswith(suffix)]
 
 
 def pending_requests(layout: Layout, names: list[str] | None = None) -> list[Path]:
-    """Checkpoint request files waiting for an answer, by name, from `names` (a
-    `control_names` listing) or a listing of their own."""
-    if names is None:
-        names = control_names(layout)
-    return requests_named(layout, names, REQUEST_SUFFIX)
+    """Checkpoint request files waiting for an answer (`requests_named`)."""
+    return requests_named(layout, REQUEST_SUFFIX, names)
 
 
 def read_request(path: Path) -> CheckpointRequest:

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from recorder.daemon.control import MAINTENANCE_SUFFIX, control_names, exchange, requests_named
+from recorder.daemon.control import MAINTENANCE_SUFFIX, exchange, requests_named
 from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write
 from recorder.store.journal import Journal
@@ -94,11 +94,8 @@ def recorder_prune(
 
 
 def pending_requests(layout: Layout, names: list[str] | None = None) -> list[Path]:
-    """Maintenance request files waiting for an answer, by name, from `names` (a
-    `control_names` listing) or a listing of their own."""
-    if names is None:
-        names = control_names(layout)
-    return requests_named(layout, names, REQUEST_SUFFIX)
+    """Maintenance request files waiting for an answer (`control.requests_named`)."""
+    return requests_named(layout, REQUEST_SUFFIX, names)
 
 
 def read_request(path: Path) -> dict[str, Any]:
