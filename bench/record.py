@@ -3,6 +3,8 @@
 
     .venv/bin/python bench/record.py            # full run (a few minutes)
     .venv/bin/python bench/record.py --quick    # smoke run (under a minute)
+    .venv/bin/python bench/record.py --only full --baseline-ref 8542ce5
+        # and that commit's recorder at full speed too, alternating with ours
 
 Everything goes through a real `persist broker` (a fresh one per run, on free
 loopback ports), and every participant is its own process on this machine:
@@ -341,12 +343,12 @@ class Procs:
         self.children: list[Child] = []
         self._n = 0
 
-    def spawn(self, name: str, argv: list[str]) -> Child:
+    def spawn(self, name: str, argv: list[str], cwd: Path = ROOT) -> Child:
         self._n += 1
         err_path = self.work / f"{self._n:02d}-{name}.stderr"
         with open(err_path, "wb") as err:
             proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, cwd=ROOT
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, cwd=cwd
             )
         child = Child(name, proc, err_path)
         self.children.append(child)
@@ -525,9 +527,13 @@ class RssSampler(threading.Thread):
         }
 
 
-def start_recorder(procs: Procs, backend: str, log_dir: Path, extra: list[str]) -> Child:
+def start_recorder(
+    procs: Procs, backend: str, log_dir: Path, extra: list[str], tree: Path | None = None
+) -> Child:
+    """`persist record`; with `tree`, the `recorder` package found there (`--baseline-ref`)."""
+    command = [sys.executable, "-m", "recorder.cli"] if tree is not None else persist_argv()
     argv = [
-        *persist_argv(),
+        *command,
         "record",
         "--broker",
         backend,
@@ -537,7 +543,7 @@ def start_recorder(procs: Procs, backend: str, log_dir: Path, extra: list[str]) 
         "no",
         *extra,
     ]
-    return procs.spawn("recorder", argv)
+    return procs.spawn("recorder", argv, cwd=tree or ROOT)
 
 
 def recorder_status(log_dir: Path, pid: int) -> dict[str, Any] | None:
@@ -712,6 +718,7 @@ class Bench:
     args: argparse.Namespace
     work: Path
     procs: Procs
+    ref_tree: Path | None = None  # `--baseline-ref`: that commit's `recorder/`, extracted
 
     def log(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -773,13 +780,19 @@ class Bench:
         return {**row, "busy_before_pct": busy, "others_cpu_pct": others}
 
     def run_ours(
-        self, size: int, count: int, rate: float = 0, tag: str = "ours", hb: float = 1
+        self,
+        size: int,
+        count: int,
+        rate: float = 0,
+        tag: str = "ours",
+        hb: float = 1,
+        tree: Path | None = None,
     ) -> dict[str, Any]:
         busy = self.wait_quiet()
         load = OtherLoad()
         with BrokerProc(self.procs, self.args.hwm) as broker:
             log_dir = self.work / f"{tag}-{size}-{time.monotonic_ns()}"
-            rec = start_recorder(self.procs, broker.backend, log_dir, self.args.recorder_arg)
+            rec = start_recorder(self.procs, broker.backend, log_dir, self.args.recorder_arg, tree)
             wait_recording(rec, log_dir)
             rss = RssSampler(rec.pid)
             rss.start()
@@ -794,7 +807,9 @@ class Bench:
         j = parse_journal(log_dir, count)
         tally: Tally = j["tally"]
         window = last_growth - (j["first_ts"] or last_growth)
-        row = self._row("ours", size, count, tally.unique, window, pres)
+        row = self._row(
+            tag if tree is not None else "ours", size, count, tally.unique, window, pres
+        )
         counts = status.get("counts") or {}
         row.update(mem)
         row.update(
@@ -838,11 +853,12 @@ class Bench:
         for r in range(self.args.repeat):
             for variant in self.args.variants:
                 self.log(f"  full speed {size} B, {variant} (run {r + 1}/{self.args.repeat}) ...")
-                row = (
-                    self.run_ours(size, count)
-                    if variant == "ours"
-                    else self.run_sub(variant, size, count)
-                )
+                if variant == "ours":
+                    row = self.run_ours(size, count)
+                elif variant == "ref":
+                    row = self.run_ours(size, count, tag="ref", tree=self.ref_tree)
+                else:
+                    row = self.run_sub(variant, size, count)
                 self.log(
                     f"    {row['msgs_per_s'] or 0:>9,} msgs/s, lost {row['lost']:,} "
                     f"({row['loss_pct']} %), publisher {row['pub_msgs_per_s'] or 0:,} msgs/s, "
@@ -858,6 +874,7 @@ class Bench:
             "runs": runs,
             "ours_vs_bare": _ratio(ours, best["bare"]["msgs_per_s"] if "bare" in best else None),
             "ours_vs_naive": _ratio(ours, best["naive"]["msgs_per_s"] if "naive" in best else None),
+            "ours_vs_ref": _ratio(ours, best["ref"]["msgs_per_s"] if "ref" in best else None),
         }
         return result
 
@@ -1032,7 +1049,12 @@ def build_summary(results: dict[str, Any], meta: dict[str, Any]) -> tuple[str, d
         ours = (fs["variants"].get("ours") or {}).get("msgs_per_s")
         for variant, row in fs["variants"].items():
             ratio = "" if variant == "ours" else f"{_ratio(ours, row['msgs_per_s']) or '-'}"
-            label = {"bare": "bare SUB (ceiling)", "naive": "naive recorder", "ours": "ours"}
+            label = {
+                "bare": "bare SUB (ceiling)",
+                "naive": "naive recorder",
+                "ours": "ours",
+                "ref": f"ours at {meta.get('baseline_ref')}",
+            }
             lines.append(
                 f"| full speed, {fmt_int(fs['messages'])} x {size} | {label[variant]} | "
                 f"{fmt_int(row['msgs_per_s'])} | {fmt_int(row['lost'])} ({row['loss_pct']} %) | "
@@ -1146,6 +1168,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--variants", default="bare,naive,ours", help="full-speed variants (default all three)"
     )
     p.add_argument(
+        "--baseline-ref",
+        help="git ref whose recorder also runs at full speed, alternating with ours (ours / REF)",
+    )
+    p.add_argument(
         "--repeat",
         type=int,
         help="full-speed runs per variant, median reported (default 3; quick 1)",
@@ -1187,6 +1213,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if not args.variants or not set(args.variants) <= {"bare", "naive", "ours"}:
         p.error("--variants takes bare, naive and/or ours")
+    if args.baseline_ref:
+        args.variants.append("ref")
     args.only = {s.strip() for s in args.only.split(",") if s.strip()}
     if not args.only <= {"full", "sustain", "kill"}:
         p.error("--only takes full, sustain and/or kill")
@@ -1231,6 +1259,7 @@ def metadata(args: argparse.Namespace) -> dict[str, Any]:
         "commit": commit,
         "quick": args.quick,
         "recorder_args": args.recorder_arg,
+        "baseline_ref": args.baseline_ref,
     }
 
 
@@ -1245,6 +1274,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="persist-bench-"))
     procs = Procs(work)
     bench = Bench(args, work, procs)
+    if args.baseline_ref:
+        from bench.baseline import extract
+
+        bench.ref_tree = extract(args.baseline_ref, work / "baseline", "recorder")
     results: dict[str, Any] = {"full_speed": []}
     started = time.monotonic()
     ok = False
