@@ -425,6 +425,7 @@ class Recorder:
         """
         journal = self.journal
         write = journal.append_line
+        write_pieces = journal.append_pieces
         classify = self.enricher.classify
         topics = self._topics
         participants = self._participants
@@ -513,10 +514,10 @@ class Recorder:
             journal.messages += 1
             if encoded is None:
                 n = len(payload)
-                write(
-                    _MSG_PREFIX % (seq, ts_text, topic_json, size, meta, -4 - n, n, topic_piece)
-                    + payload
-                    + _MSG_END
+                write_pieces(
+                    _MSG_PREFIX % (seq, ts_text, topic_json, size, meta, -4 - n, n, topic_piece),
+                    payload,
+                    _MSG_END,
                 )
             else:
                 head = {
