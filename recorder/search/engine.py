@@ -219,7 +219,9 @@ class SearchEngine:
         record_kinds = [v for v in query.values("kind")]
         if not all_kinds and not record_kinds:
             where.append("d.msg = 1")
-        for key in ("sender", "recipient", "topic", "chain", "tag", "source", "session", "tier"):
+        for key in (
+            "sender", "recipient", "topic", "chain", "tag", "source", "session", "tier", "has"
+        ):  # fmt: skip
             for negated in (False, True):
                 col_key = "kind" if key == "chain" else key
                 values = query.values(col_key, negated=negated)
@@ -393,6 +395,8 @@ def _field_clause(key: str, value: str) -> tuple[str, list[Any]]:
     bare = value.rstrip("*")
     if key == "tier":
         return "d.tier = ?", [int(bare)]
+    if key == "has":  # `has:secret`, the only value the parser lets through
+        return "d.secrets > 0", []
     if key == "tag":
         if prefix:
             return "d.tags GLOB ?", [f"* {_glob_escape(bare)}*"]

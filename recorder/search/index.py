@@ -44,7 +44,7 @@ from urllib.parse import quote
 from recorder.store.fsutil import FILE_MODE, ensure_private_dir, open_private
 from recorder.store.layout import Layout
 
-SCHEMA_VERSION = 2  # 2: the `shards` table
+SCHEMA_VERSION = 3  # 2: the `shards` table; 3: `docs.secrets`
 TOKENIZER = "unicode61 remove_diacritics 2"
 PROGRESS_STEPS = (
     100_000  # SQLite VM steps between cancellation checks (a few ms; each takes the GIL)
@@ -72,6 +72,7 @@ _DOC_COLUMNS = (
     ("source", "TEXT"),
     ("origin", "TEXT"),
     ("text", "TEXT"),
+    ("secrets", "INTEGER"),  # how many secrets the record holds (`has:secret`)
 )
 _SEGMENT_COLUMNS = (
     ("number", "INTEGER"),
@@ -141,6 +142,7 @@ class Document:
     session: str = ""
     source: str = SOURCE_BUS
     origin: str | None = None
+    secrets: int = 0  # as readers find them (`recorder.export.redact.record_secrets`)
 
     @property
     def is_message(self) -> bool:
@@ -167,6 +169,7 @@ class Document:
             self.source.lower(),
             self.origin,
             keep,
+            self.secrets,
         )
 
 
@@ -575,7 +578,7 @@ def insert_rows(
     index, or a shard being built); returns the first new id."""
     first = int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM docs").fetchone()[0])
     db.executemany(
-        "INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         ((k, *row) for k, row in enumerate(rows, first)),
     )
     db.executemany("INSERT INTO fts (rowid, body) VALUES (?, ?)", zip(count(first), texts))

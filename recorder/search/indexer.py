@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from recorder.export.redact import record_secrets
 from recorder.export.render import TEXT_KEYS as _TEXT_KEYS
 from recorder.export.render import record_text
 from recorder.search.index import (
@@ -48,7 +49,8 @@ from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import KIND_BAD_LINE, Record
-from recorder.store.records import parse_line
+from recorder.store.records import decode_frames, parse_line
+from recorder.store.secrets import scan_frames, spans_from_meta
 from recorder.store.segfile import SegmentFile, open_segment, segment_size
 
 _CHUNK = 16 << 20  # journal bytes per transaction (FTS5 flushes its terms at each commit)
@@ -79,8 +81,11 @@ def journal_document(line: bytes, segment: int, offset: int) -> Document:
     if len(text) > MAX_TEXT:
         text = text[:MAX_TEXT]
     data = rec.data
-    if data is None:
-        return Document(text, None, KIND_BAD_LINE, None, segment, offset, len(line))
+    if data is None:  # shown as it is: a secret in it counts
+        secrets = len(scan_frames([line], cap=None).spans)
+        return Document(
+            text, None, KIND_BAD_LINE, None, segment, offset, len(line), secrets=secrets
+        )
     ts = data.get("ts")
     seq = data.get("seq")
     kind = str(data.get("kind"))
@@ -114,6 +119,7 @@ def journal_document(line: bytes, segment: int, offset: int) -> Document:
         tier=tier if type(tier) is int else None,
         tags=tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else (),
         session=session,
+        secrets=len(record_secrets(rec)),
     )
 
 
@@ -176,6 +182,11 @@ def journal_row(line: bytes, segment: int, offset: int) -> tuple[tuple[Any, ...]
     sender = meta.get("sender")
     topic = data.get("topic")
     chain = meta.get("chain")
+    named = spans_from_meta(meta)  # `record_secrets`: the recorder's scan, else one now
+    if named is not None and not meta.get("secrets_capped"):
+        secrets = len(named)
+    else:
+        secrets = len(scan_frames(decode_frames(line, data), cap=None).spans)
     row = (
         segment,
         offset,
@@ -194,6 +205,7 @@ def journal_row(line: bytes, segment: int, offset: int) -> tuple[tuple[Any, ...]
         SOURCE_BUS,
         None,
         None,
+        secrets,
     )
     return row, text
 

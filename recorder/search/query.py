@@ -5,7 +5,7 @@
     prefix*           any word starting with `prefix`
     -word, -"phrase"  leave out records that match
     a OR b            either (binds tighter than the implicit AND: `x a OR b` = x AND (a OR b))
-    from:/sender:NAME to:NAME topic:T kind:K tier:N tag:T source:S session:ID
+    from:/sender:NAME to:NAME topic:T kind:K tier:N tag:T source:S session:ID has:secret
     after:/since:WHEN before:/until:WHEN   (2024-05-14, 2024-05-14T10:30, 10:30, 2h, 3d)
 
 Field values match case-insensitively and whole (`from:cod*` for a prefix; a topic
@@ -46,7 +46,9 @@ FIELD_KEYS = {
     "tag": "tag",
     "source": "source",
     "session": "session",
+    "has": "has",
 }
+HAS_VALUES = ("secret",)  # `has:secret` (also `has:secrets`): records holding one
 SOURCES = ("bus", "claude", "gemini", "codex")  # the journal, then `recorder.sources.Source`
 TIME_KEYS = {"after": "since", "since": "since", "before": "until", "until": "until"}
 
@@ -64,6 +66,7 @@ QUERY_SYNTAX = (
     ("tag:T", "tagged T"),
     ("source:S", "where it came from (bus)"),
     ("session:ID", "the payload's session id"),
+    ("has:secret", "holds a secret (an API key, token, password...); -has:secret: none"),
     ("since:WHEN", "WHEN = 2024-05-14, 2024-05-14T10:30, 10:30 or 2h / 3d ago (also after:)"),
     ("until:WHEN", "up to WHEN (also before:)"),
 )
@@ -273,6 +276,10 @@ def parse_query(
             value = piece.text.lower()
             if key == "tier" and not value.isdigit():
                 raise QueryError(f"tier:{piece.text} is not a tier number (ACE tiers are 1-6)")
+            if key == "has":
+                value = value.removesuffix("s") if value == "secrets" else value
+                if value not in HAS_VALUES:
+                    raise QueryError(f"has:{piece.text} is not known (has:secret is)")
             if key == "source" and not value.endswith("*") and value not in SOURCES:
                 raise QueryError(
                     f"source:{piece.text} is not a source (one of {', '.join(SOURCES)})"

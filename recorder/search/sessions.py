@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from recorder.export.redact import record_secrets
 from recorder.export.render import record_text
 from recorder.search.index import Document, SearchIndex
 from recorder.sources import claude, codex, gemini
@@ -71,7 +72,8 @@ class _Progress:
 
 def message_document(msg: SessionMessage) -> Document:
     """The index's view of one session message (the text a journal record of it shows)."""
-    text = record_text(to_record(msg))
+    rec = to_record(msg)
+    text = record_text(rec)
     return Document(
         text=text[:MAX_TEXT],
         ts=msg.ts,
@@ -82,6 +84,7 @@ def message_document(msg: SessionMessage) -> Document:
         session=msg.session_id,
         source=msg.source.value,
         origin=msg.stable_id,
+        secrets=len(record_secrets(rec)),
     )
 
 

@@ -1,0 +1,121 @@
+"""`has:secret`: the index counts each record's secrets as every reader finds them (the
+recorder's scan where it did one in full, else a scan now), so the filter finds a
+secret the recorder named, one in a record it left unscanned behind a flood, one past
+its scan budget, one in a damaged line and one in an agent's session."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recorder.daemon.core import Recorder
+from recorder.daemon.options import RecorderOptions
+from recorder.export.redact import record_secrets
+from recorder.search.engine import search
+from recorder.search.index import SearchIndex
+from recorder.search.indexer import journal_document, journal_row
+from recorder.search.query import QueryError, parse_query
+from recorder.sources.discover import Roots
+from recorder.store import secrets as S
+from recorder.store.layout import Layout
+from recorder.store.reader import open_store
+from tests.secret_samples import make
+from tests.session_fixtures import ClaudeSession, text
+
+RND = random.Random(5)
+AWS, OPENAI, GOOGLE, GITHUB = (make(k, RND).secret for k in (S.AWS, S.OPENAI, S.GOOGLE, S.GITHUB))
+
+
+def _payload(words: str) -> list[bytes]:
+    return [b"agents.ops", orjson.dumps({"text": words, "sender": "coder"})]
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Path:
+    """Messages with and without secrets, written by the real recorder: scanned in full,
+    left unscanned behind a flood, and over a small scan budget; then a damaged line."""
+    root = tmp_path / "logs"
+    rec = Recorder(
+        RecorderOptions(log_dir=root, fsync="never", search_index=False, secret_scan_bytes=1024)
+    )
+    rec.open()
+    rec.record_batch(
+        1.0,
+        [
+            _payload(f"quarry key {AWS} for the deploy"),
+            _payload("quarry notes, nothing secret: sk-learn and risk-free defaults"),
+        ],
+    )
+    rec.record_batch(
+        2.0, [_payload(f"quarry flood {OPENAI}"), _payload("quarry flood")], behind=True
+    )
+    rec.record_batch(3.0, [_payload("quarry " + "word " * 400 + GOOGLE)])  # past the budget
+    rec.close()
+    segment = sorted(Layout(root).segments.glob("seg-*.jsonl"))[-1]
+    with open(segment, "ab") as f:
+        f.write(b"torn quarry line token " + GITHUB.encode() + b"\n")
+    return root
+
+
+def test_the_recorder_left_each_kind_of_record_we_mean(journal: Path) -> None:
+    metas = [
+        r.get("meta") for r in open_store(journal).records() if r.kind == "msg"
+    ]  # the fixture's premises: one named, one clean, two unscanned, one capped
+    assert [len(m.get("secrets", ())) for m in metas[:2]] == [1, 0]
+    assert [("secrets" in m) for m in metas[2:4]] == [False, False]
+    assert metas[4].get("secrets_capped") is True and "secrets" not in metas[4]
+
+
+def test_the_index_counts_what_readers_find(journal: Path) -> None:
+    search(journal, "quarry")  # builds the index
+    records = list(open_store(journal).records())
+    want = [len(record_secrets(r)) for r in records]
+    assert records[-1].data is None and want[-1] == 0  # readers show a damaged line raw ...
+    want[-1] = len(S.scan_frames([records[-1].line], cap=None).spans)  # ... so it counts
+    with SearchIndex(journal) as index:
+        got = [n for (n,) in index.query("SELECT secrets FROM docs ORDER BY id")]
+    assert got == want
+    assert sum(got) == 4
+
+
+def test_has_secret_finds_every_one_and_only_those(journal: Path) -> None:
+    def texts(query: str) -> list[str]:
+        return sorted(h.snippet for h in search(journal, query, all_kinds=True).hits)
+
+    found = texts("has:secret quarry")
+    assert len(found) == 4
+    assert all(any(k in t for k in ("key", "flood", "word", "torn")) for t in found)
+    assert texts("has:secrets quarry") == found  # the plural too
+    clean = texts("-has:secret quarry")
+    assert len(clean) == 2 and not set(clean) & set(found)
+    assert [h.sender for h in search(journal, "has:secret deploy").hits] == ["coder"]
+
+
+@pytest.mark.parametrize("text", ["has:keys", "has:", "has:secret*"])
+def test_anything_else_after_has_is_a_clear_error(text: str) -> None:
+    with pytest.raises(QueryError) as err:
+        parse_query(text)
+    assert "\n" not in str(err.value) and "has:" in str(err.value)
+
+
+def test_the_fast_row_counts_like_the_document(journal: Path) -> None:
+    store = open_store(journal)
+    for r in store.records():
+        doc = journal_document(r.line, r.segment, r.offset)
+        assert journal_row(r.line, r.segment, r.offset) == (doc.row(), doc.text)
+
+
+def test_a_secret_in_an_agent_session_is_found(tmp_path: Path) -> None:
+    log = tmp_path / "logs"
+    Recorder(RecorderOptions(log_dir=log, fsync="never", search_index=False)).open()
+    session = ClaudeSession(tmp_path / "claude")
+    session.user(f"deploy with {AWS} please")
+    session.assistant(text("done, the quarry is deployed"))
+    session.write()
+    roots = Roots(tmp_path / "claude", tmp_path / "gemini", tmp_path / "codex")
+    hits = search(log, "has:secret", roots=roots).hits
+    assert [(h.source, h.sender) for h in hits] == [("claude", "user")]
+    assert [h.sender for h in search(log, "-has:secret quarry", roots=roots).hits] == ["assistant"]
