@@ -5,7 +5,8 @@ each secret's bytes replaced by `[REDACTED:kind]`. Where a secret is comes from 
 record's `meta.secrets` (the recorder's scan: `[]` for a message it scanned in full and
 found clean); a record the recorder did not scan in full (written before detection or
 before the `[]` marker existed, with `--secrets off`, behind a flood, larger than the
-scan cap) is scanned here, in full.
+scan cap) is scanned here, in full, and so is a damaged line (readers show its bytes
+as they are).
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ REDACT_BY_DEFAULT = {"md": True, "html": True, "csv": True, "jsonl": False}
 def named_secrets(rec: Record) -> list[SecretSpan] | None:
     """The secrets a record's meta names when the recorder scanned all of it ([] when
     it found none, and for a record that is not a message); None when it must be
-    scanned now."""
+    scanned now (`scanned_parts`), as a damaged line always is."""
     data = rec.data
-    if data is None or data.get("kind") not in (KIND_MESSAGE, KIND_HEARTBEAT):
+    if data is None:
+        return None
+    if data.get("kind") not in (KIND_MESSAGE, KIND_HEARTBEAT):
         return []
     meta = data.get("meta")
     spans = spans_from_meta(meta)
@@ -45,13 +48,19 @@ def named_secrets(rec: Record) -> list[SecretSpan] | None:
     return None
 
 
+def scanned_parts(rec: Record) -> list[bytes]:
+    """What a scan of `rec` reads: its frames, or a damaged line whole (frame 0 of a
+    span is then the line)."""
+    return rec.frames if rec.data is not None else [rec.line]
+
+
 def record_secrets(rec: Record, cap: int | None = None) -> list[SecretSpan]:
     """The secrets of one record: named by its meta when the recorder scanned all of
     it and found some, else found now (a full scan, or the first `cap` bytes)."""
     spans = named_secrets(rec)
     if spans is not None:
         return spans
-    return list(scan_frames(rec.frames, cap=cap).spans)
+    return list(scan_frames(scanned_parts(rec), cap=cap).spans)
 
 
 def scanned_by_recorder(rec: Record) -> bool:
@@ -76,7 +85,9 @@ def redact_record(rec: Record, spans: list[SecretSpan] | None = None) -> Record:
     if not spans:
         return rec
     data = rec.data
-    assert data is not None
+    if data is None:  # a damaged line: its own bytes redacted (it stays as damaged)
+        (line,) = redact_frames([rec.line], spans)
+        return RedactedRecord(rec.index, rec.segment, rec.offset, line, stored=len(rec.line))
     frames = redact_frames(rec.frames, spans)
     head: dict[str, Any] = {k: v for k, v in data.items() if k not in ("spans", "frames")}
     if len(frames) > 1 and isinstance(head.get("topic"), str):
@@ -118,7 +129,7 @@ def _redact_batch(batch: list[Record]) -> list[Record]:
     todo = [i for i, spans in enumerate(named) if spans is None]
     hit: set[int] = set()
     if todo:
-        parts = [b"".join(batch[i].frames) for i in todo]
+        parts = [b"".join(scanned_parts(batch[i])) for i in todo]
         hit = {todo[k] for k in _SCANNER.candidates(b"".join(parts), map(len, parts))}
     if not hit and not any(named):
         return batch  # nothing to redact (the common case)
@@ -126,6 +137,6 @@ def _redact_batch(batch: list[Record]) -> list[Record]:
     for i, rec in enumerate(batch):
         spans = named[i]
         if spans is None:
-            spans = list(scan_frames(rec.frames, cap=None).spans) if i in hit else []
+            spans = list(scan_frames(scanned_parts(rec), cap=None).spans) if i in hit else []
         out.append(redact_record(rec, spans) if spans else rec)
     return out

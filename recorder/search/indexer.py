@@ -81,8 +81,8 @@ def journal_document(line: bytes, segment: int, offset: int) -> Document:
     if len(text) > MAX_TEXT:
         text = text[:MAX_TEXT]
     data = rec.data
-    if data is None:  # shown as it is: a secret in it counts
-        secrets = len(scan_frames([line], cap=None).spans)
+    if data is None:
+        secrets = len(record_secrets(rec))  # a damaged line is scanned whole
         return Document(
             text, None, KIND_BAD_LINE, None, segment, offset, len(line), secrets=secrets
         )

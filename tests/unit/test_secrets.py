@@ -225,6 +225,35 @@ def test_records_written_before_detection_are_redacted_too(tmp_path: Path) -> No
     assert key.encode() not in out.getvalue()
 
 
+def test_a_damaged_line_is_redacted_where_it_is_shown_as_it_is(tmp_path: Path) -> None:
+    """A damaged line has no meta and no frames: readers show its bytes, so they scan
+    them whole; redacted, it stays a damaged line (JSONL copies leave it out)."""
+    from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
+
+    root = tmp_path / "logs"
+    key = make(S.GITHUB, RND).secret
+    w = DemoWriter.open(root, clock=DemoClock(BASE_TS))
+    w.message(BASE_TS, "a", "before")
+    w.bad_line(b'{"torn": "token ' + key.encode() + b"\n")
+    w.message(BASE_TS + 1, "a", "after")
+    w.close()
+    store = open_store(root)
+    (bad,) = [r for r in store.records() if r.data is None]
+    assert bad.data is None and [s.kind for s in record_secrets(bad)] == [S.GITHUB]
+    shown = redact_record(bad)
+    assert shown.data is None and shown.line == b'{"torn": "token [REDACTED:github-token]\n'
+    rng = journal_range(store, None, None)
+    for fmt in ("md", "html", "csv"):
+        out = io.BytesIO()
+        export_range(store, rng, fmt, out)
+        assert key.encode() not in out.getvalue(), fmt
+    copy, redacted = io.BytesIO(), io.BytesIO()
+    export_range(store, rng, "jsonl", copy)
+    export_range(store, rng, "jsonl", redacted, redact=True)
+    good = b"".join(r.line for r in store.records() if r.data is not None)
+    assert copy.getvalue() == redacted.getvalue() == good  # a JSONL copy leaves it out
+
+
 def test_restore_bundles_redact_only_when_asked(tmp_path: Path) -> None:
     from recorder.export.restore import build_bundle
 
