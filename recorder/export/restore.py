@@ -113,8 +113,10 @@ class RangeIntegrity(RangeSummary):
                 if self.first_seq is None:
                     self.first_seq = seq
                 self.last_seq = seq
-        if type(rec) is RedactedRecord:
-            self.left_out.extend((rec.segment, rec.offset, rec.offset + rec.stored))
+        # the bytes the record has in the journal (a redacted one's line is its new one)
+        stored = rec.stored if type(rec) is RedactedRecord else len(rec.line)
+        if type(rec) is RedactedRecord and data is not None:  # a damaged line: left out
+            self.left_out.extend((rec.segment, rec.offset, rec.offset + stored))
             self.replaced[rec.segment, rec.offset] = rec.line
         kind = KIND_BAD_LINE if data is None else str(data.get("kind"))
         if kind == KIND_MESSAGE:
@@ -128,15 +130,15 @@ class RangeIntegrity(RangeSummary):
             if spans and spans[-1] == start and spans[-3] == rec.segment:
                 # joined to the span before, even one whose line is replaced: the new
                 # line is written where that span starts, and the rest is left out
-                spans[-1] = start + len(rec.line)
+                spans[-1] = start + stored
             else:
-                spans.extend((rec.segment, start, start + len(rec.line)))
+                spans.extend((rec.segment, start, start + stored))
             if len(self.bad_line_records) < MAX_LISTED:
                 self.bad_line_records.append(
                     {
                         "segment": segment_name(rec.segment),
                         "offset": rec.offset,
-                        "length": len(rec.line),
+                        "length": stored,
                         "index": rec.index,
                     }
                 )
@@ -831,6 +833,7 @@ def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
         "bad_lines",
         "quarantined",
         "refused",
+        "redacted",  # a redacted bundle with nothing to redact says so, as asked
     )
     return (
         _well_formed(a)

@@ -277,6 +277,34 @@ def test_restore_bundles_redact_only_when_asked(tmp_path: Path) -> None:
     assert escaped in again.jsonl.read_bytes()
 
 
+def test_a_redacted_bundle_leaves_a_damaged_line_out_as_a_plain_one_does(
+    tmp_path: Path,
+) -> None:
+    """Redacted, a damaged line is still left out of the bundle's JSONL, over exactly its
+    stored bytes, and reported at its stored length."""
+    from recorder.export.restore import build_bundle
+    from recorder.export.scope import BundleScope
+    from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
+
+    root = tmp_path / "logs"
+    key = make(S.GITHUB, RND).secret
+    w = DemoWriter.open(root, clock=DemoClock(BASE_TS))
+    w.message(BASE_TS, "a", "before")
+    w.bad_line(b'{"torn": "token ' + key.encode() + b"\n")
+    w.message(BASE_TS + 1, "a", "after")
+    cp = w.checkpoint(BASE_TS + 2, "after the damage", "manual")
+    w.close()
+    whole = BundleScope.whole()
+    plain = build_bundle(root, cp.id, durable=False, scope=whole)
+    plain_jsonl = plain.jsonl.read_bytes()
+    red = build_bundle(root, cp.id, durable=False, scope=whole, redact=True)
+    assert red.jsonl.read_bytes() == plain_jsonl and key.encode() not in plain_jsonl
+    assert key.encode() not in red.transcript.read_bytes()
+    assert red.manifest["redacted"] is True
+    bad_lines = [m["bad_lines"] for m in (plain.manifest, red.manifest)]
+    assert bad_lines[0] == bad_lines[1] and bad_lines[0][0]["length"] == 17 + len(key)
+
+
 def test_without_keyword_rules_an_unscanned_record_says_so_itself(tmp_path: Path) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text('[[chain]]\ntype = "request"\ntopics = ["asks.*"]\n')
