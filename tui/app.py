@@ -122,6 +122,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         agent_command: list[str] | None = None,
         project: str | None = None,
         roots: Roots | None = None,
+        redact: bool = False,
     ) -> None:
         super().__init__()
         self.log_dir = Path(log_dir).expanduser()
@@ -136,6 +137,8 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         """The project the agent starts in: the sessions offered are this folder's."""
         self.roots = roots
         """Where the agents keep their sessions (None: their defaults)."""
+        self.redact = redact
+        """What the restore dialog's "redact secrets" starts as (`persist launch --redact`)."""
         self.project_sessions: list[SessionRow] = []
         """The agent's sessions of `project`, as the launch menu listed them."""
         self.clock = clock or Clock()
@@ -444,6 +447,7 @@ def create_app(
     agent_command: list[str] | None = None,
     project: str | None = None,
     roots: Roots | None = None,
+    redact: bool = False,
 ) -> PersistApp:
     """The app factory used by the CLI, `run_picker`, the tests and the screenshots
     (`display_dir`: what the screens call the log folder, default its path)."""
@@ -459,4 +463,5 @@ def create_app(
         agent_command=agent_command,
         project=project,
         roots=roots,
+        redact=redact,
     )

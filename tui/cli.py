@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the agent's command line (what persist launch runs); for claude, gemini or "
         "codex the launch menu offers its sessions of this folder, resumed with it",
     )
+    parser.add_argument(
+        "--redact",
+        action="store_true",
+        help="the restore dialog starts with secrets redacted in the bundle handed over "
+        "([REDACTED:kind]; what persist launch --redact passes); the dialog can change it",
+    )
     return parser
 
 
@@ -120,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
 
     log_dir = (args.log_dir or default_log_dir()).expanduser()
     command = shlex.split(args.agent_command) if args.agent_command else None
-    app = create_app(log_dir, launch=args.launch, agent=args.agent, agent_command=command)
+    app = create_app(
+        log_dir, launch=args.launch, agent=args.agent, agent_command=command, redact=args.redact
+    )
     selection = app.run()
     if selection is None:
         return EXIT_CANCELLED
@@ -149,7 +157,9 @@ def restore(selection: Selection, log_dir: Path, agent: str | None) -> int:
     from recorder.export.restore import build_bundle
 
     try:
-        bundle = build_bundle(log_dir, selection.checkpoint_id, agent=agent)
+        bundle = build_bundle(
+            log_dir, selection.checkpoint_id, agent=agent, redact=bool(selection.redact)
+        )
     except (PersistError, OSError) as exc:
         print(f"persist-tui: cannot write the restore bundle: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -165,6 +175,8 @@ def restore(selection: Selection, log_dir: Path, agent: str | None) -> int:
         f"    {bundle.transcript.name:<20} the same conversation, readable\n"
         f"    {bundle.manifest_path.name:<20} checkpoint, counts, integrity, gaps"
     )
+    if m.get("redacted"):
+        print("  secrets redacted: each one is [REDACTED:kind] in both files")
     for problem in integrity.get("problems") or []:
         print(f"  warning: {problem}")
     env = {

@@ -183,7 +183,7 @@ class _BundleJob:
         self._bundle: Bundle | None = None
         self._error: BaseException | None = None
         self._args = (launcher.log_dir, cp, launcher.agent, launcher.restore_scope)
-        self._redact = launcher.redact
+        self.redact = launcher.redact
         self.thread = threading.Thread(target=self._run, name="persist-bundle", daemon=True)
         self.thread.start()
 
@@ -193,7 +193,7 @@ class _BundleJob:
         log_dir, cp, agent, scope = self._args
         t0 = time.perf_counter()
         try:
-            self._bundle = build_bundle(log_dir, cp, agent=agent, scope=scope, redact=self._redact)
+            self._bundle = build_bundle(log_dir, cp, agent=agent, scope=scope, redact=self.redact)
         except BaseException as exc:  # handed to the caller by result()
             self._error = exc
         self.seconds = time.perf_counter() - t0
@@ -366,7 +366,7 @@ class PersistenceLauncher:
         )
         menu = None
         if interactive and self.picker is run_menu and not self.connected:
-            menu = Menu(self.log_dir, self.agent, command=self.agent_command)
+            menu = Menu(self.log_dir, self.agent, command=self.agent_command, redact=self.redact)
             self._held = []
         if not interactive and self.policy is NoTtyPolicy.LATEST and not self.connected:
             self._prefetch_latest()
@@ -460,9 +460,10 @@ class PersistenceLauncher:
         from recorder.store.checkpoints import resolve_checkpoint
 
         cp = resolve_checkpoint(self.layout, checkpoint_id)
+        redact = self.redact if selection is None or selection.redact is None else selection.redact
         bundle = None
         job, self._prefetch = self._prefetch, None
-        if job is not None and job.checkpoint_id == cp.id:
+        if job is not None and job.checkpoint_id == cp.id and job.redact == redact:
             t0 = time.perf_counter()
             bundle = job.result()
             self.timings["bundle_wait"] = time.perf_counter() - t0
@@ -471,10 +472,10 @@ class PersistenceLauncher:
             from recorder.export.restore import build_bundle
 
             if job is not None:
-                job.thread.join()  # a newer checkpoint appeared meanwhile: not that one
+                job.thread.join()  # another checkpoint, or the dialog changed the redaction
             t0 = time.perf_counter()
             bundle = build_bundle(
-                self.log_dir, cp, agent=self.agent, scope=self.restore_scope, redact=self.redact
+                self.log_dir, cp, agent=self.agent, scope=self.restore_scope, redact=redact
             )
             self.timings["bundle"] = time.perf_counter() - t0
             integrity = bundle.manifest["integrity"]

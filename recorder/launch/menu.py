@@ -48,6 +48,7 @@ class Menu:
         *,
         launch: bool = True,
         command: Sequence[str] = (),
+        redact: bool = False,
     ) -> None:
         argv = [sys.executable, "-m", "tui.cli", "--log-dir", str(log_dir), "--print"]
         if launch:  # the launch menu; without it, the browser picks a checkpoint
@@ -56,6 +57,8 @@ class Menu:
             argv += ["--agent", agent]
         if command:  # claude/gemini/codex: the menu offers its sessions, resumed with it
             argv += ["--agent-command", shlex.join(command)]
+        if redact:  # what the restore dialog's redaction starts as
+            argv.append("--redact")
         self._saved = None
         with contextlib.suppress(Exception):
             import termios

@@ -55,6 +55,9 @@ class Selection:
     new_id: str | None = None  # SESSION: the fork's id, chosen before the confirmation
     command: list[str] | None = None  # SESSION: the command the confirmation showed
     cwd: str | None = None  # SESSION: where it runs (the session's project)
+    # CHECKPOINT: secrets redacted in the bundle handed over, as the restore dialog said
+    # (None: as the launcher was told, `PersistenceLauncher(redact=...)`)
+    redact: bool | None = None
 
     @classmethod
     def from_checkpoint(
@@ -65,6 +68,7 @@ class Selection:
         verified: bool,
         problems: list[str] | None = None,
         agent: str | None = None,
+        redact: bool | None = None,
     ) -> Selection:
         return cls(
             kind=LaunchChoice.CHECKPOINT,
@@ -78,6 +82,7 @@ class Selection:
             verified=verified,
             problems=list(problems or []),
             agent=agent,
+            redact=redact,
         )
 
     @classmethod
@@ -131,6 +136,7 @@ class Selection:
             "new_id": self.new_id,
             "command": self.command,
             "cwd": self.cwd,
+            "redact": self.redact,
         }
 
     def dumps(self) -> str:
@@ -178,6 +184,7 @@ class Selection:
             new_id=_str_or_none(data.get("new_id")),
             command=command,
             cwd=_str_or_none(data.get("cwd")),
+            redact=data.get("redact") if isinstance(data.get("redact"), bool) else None,
         )
 
 

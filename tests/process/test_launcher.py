@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -174,17 +175,24 @@ def test_no_terminal_policies_and_lazy_messages(tmp_path: Path, monkeypatch) -> 
 
         # an injected menu: cancelled, chosen, and a failing menu falls back to the policy
         chosen = Selection.from_json({"kind": "checkpoint", "checkpoint_id": cps[2].id})
-        for picked, kind in (
-            (None, "cancelled"),
-            (Selection.fresh(log_dir), "fresh"),
-            (chosen, "checkpoint"),
+        redacted = replace(chosen, redact=True)  # the restore dialog's box ticked
+        for picked, kind, redact in (
+            (None, "cancelled", None),
+            (Selection.fresh(log_dir), "fresh", None),
+            (chosen, "checkpoint", False),  # the launcher's own setting (off)
+            (redacted, "checkpoint", True),
         ):
             pl = launcher(log_dir, eps, interactive=True, picker=lambda *_a, p=picked: p)
             res = pl.on_agent_connected("menu")
             assert res.kind == kind and res.decided_by == "user"
             if kind == "checkpoint":
                 assert res.checkpoint is not None and res.checkpoint.id == cps[2].id
+                assert res.bundle is not None and res.bundle.manifest["redacted"] is redact
             pl.on_agent_exit()
+        pl = launcher(log_dir, eps, interactive=True, picker=lambda *_a: chosen, redact=True)
+        res = pl.on_agent_connected("menu")  # told to redact, and the dialog left it so
+        assert res.bundle is not None and res.bundle.manifest["redacted"] is True
+        pl.on_agent_exit()
 
         def broken(*_a: object) -> None:
             raise PickerFailed("the menu exited with code 2")

@@ -1,11 +1,22 @@
-"""The restore dialog lists every problem in the range."""
+"""The restore dialog lists every problem in the range, and hands back the redaction
+it shows (what `persist launch --redact` starts it as)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import orjson
+import pytest
+from textual.widgets import Checkbox
+
+from recorder.launch import menu
+from recorder.launch.selection import Selection
+from recorder.store.layout import Layout
+from recorder.store.reader import open_store
 from tests.screenshots import settle
 from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
+from tui import cli as tui_cli
 from tui.screens.restore import RestoreScreen
 
 
@@ -25,3 +36,65 @@ async def test_restore_confirmation_shows_gaps_and_damage_in_range(tmp_path: Pat
         assert "1 damaged line" in shown and "1 refused message" in shown
         assert screen.integrity is not None and screen.integrity.bad_lines == 1
         assert not screen.query_one("#confirm").disabled
+
+
+async def _restore(root: Path, keys: tuple[str, ...], **app_options: object) -> tuple[bool, Any]:
+    """Open the restore dialog on the newest checkpoint, press `keys`, confirm with y:
+    what its redaction box showed first, and the app's result."""
+    app = make_app(root, **app_options)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RestoreScreen)
+        shown = screen.query_one("#restore-redact", Checkbox).value
+        await pilot.press(*keys, "y")
+        await pilot.pause()
+    return shown, app.return_value
+
+
+@pilot_test
+async def test_the_dialog_hands_back_the_redaction_it_shows(tmp_path: Path) -> None:
+    root = demo_dir(tmp_path)
+    shown, sel = await _restore(root, ())
+    assert shown is False and isinstance(sel, Selection) and sel.redact is False
+    shown, sel = await _restore(root, ("x",))
+    assert shown is False and sel.redact is True
+    shown, sel = await _restore(root, (), redact=True)  # persist launch --redact
+    assert shown is True and sel.redact is True
+    shown, sel = await _restore(root, ("x",), redact=True)
+    assert shown is True and sel.redact is False
+    assert Selection.from_json(orjson.loads(sel.dumps())).redact is False  # --print
+    assert Selection.from_json({"kind": "fresh"}).redact is None  # the launcher decides
+
+
+def test_persist_launch_redact_reaches_the_dialog_and_the_standalone_restore_honours_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`PersistenceLauncher(redact=True)` starts its menu with `--redact`, which the TUI's
+    command line takes; `persist-tui` without --print writes the bundle as chosen."""
+    started: list[list[str]] = []
+
+    class Started:
+        def __init__(self, argv: list[str], **_kw: object) -> None:
+            started.append(argv)
+
+    monkeypatch.setattr(menu.subprocess, "Popen", Started)
+    monkeypatch.setattr(menu.signal, "signal", lambda *_a: None)
+    menu.Menu(tmp_path, "claude", redact=True)
+    menu.Menu(tmp_path, "claude")
+    assert [argv[-1] == "--redact" for argv in started] == [True, False]
+    assert tui_cli.build_parser().parse_args(started[0][3:]).redact is True
+    root = demo_dir(tmp_path)
+    cp = open_store(root).checkpoints()[-1]
+    for redact in (True, False):
+        chosen = Selection.from_checkpoint(cp, root, verified=True, redact=redact)
+        assert tui_cli.restore(chosen, root, None) == tui_cli.EXIT_CHOSEN
+        manifest = orjson.loads(layout_bundle_manifest(root, cp.id))
+        assert manifest["redacted"] is redact
+    assert "secrets redacted" in capsys.readouterr().out
+
+
+def layout_bundle_manifest(root: Path, checkpoint_id: str) -> bytes:
+    return (Layout(root).bundle(checkpoint_id) / "manifest.json").read_bytes()

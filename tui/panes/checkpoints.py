@@ -284,7 +284,7 @@ class CheckpointsPane(Pane):
     ) -> None:
         """Confirm, then exit with the checkpoint (the highlighted one by default);
         `on_cancel` runs when the user backs out (the launch menu comes back)."""
-        from ..screens.restore import RestoreScreen
+        from ..screens.restore import RestoreConfirmed, RestoreScreen
 
         cp = checkpoint or self.checkpoint_list.highlighted
         if cp is None:
@@ -296,16 +296,20 @@ class CheckpointsPane(Pane):
             return
         papp = self.papp
 
-        def done(confirmed: bool | None) -> None:
-            if confirmed and screen.verification is not None:
-                v = screen.verification
+        def done(confirmed: RestoreConfirmed | None) -> None:
+            if confirmed is not None:
+                v = confirmed.verification
                 papp.choose(
                     Selection.from_checkpoint(
-                        cp, papp.log_dir, verified=v.ok, problems=v.problems, agent=papp.agent
+                        cp,
+                        papp.log_dir,
+                        verified=v.ok,
+                        problems=v.problems,
+                        agent=papp.agent,
+                        redact=confirmed.redact,
                     )
                 )
-            elif not confirmed and on_cancel is not None:
+            elif on_cancel is not None:
                 on_cancel()
 
-        screen = RestoreScreen(cp)
-        self.app.push_screen(screen, done)
+        self.app.push_screen(RestoreScreen(cp), done)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -11,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Checkbox, Footer, Static
 
 from recorder.export.restore import RangeIntegrity, check_range
 from recorder.store.checkpoints import Checkpoint, Verification, verify_checkpoint
@@ -24,12 +25,28 @@ if TYPE_CHECKING:
     from ..app import PersistApp
 
 
-class RestoreScreen(ShowsWorkerErrors, ModalScreen[bool]):
-    """Dismisses True to restore `checkpoint` (after its integrity check ran)."""
+@dataclass(frozen=True)
+class RestoreConfirmed:
+    """The user restores: how the integrity check came out, and whether the bundle
+    handed over has its secrets redacted."""
+
+    verification: Verification
+    redact: bool
+
+
+class RestoreScreen(ShowsWorkerErrors, ModalScreen[RestoreConfirmed | None]):
+    """Dismisses a `RestoreConfirmed` to restore `checkpoint` (once its integrity check
+    ran), None to go back."""
 
     BINDINGS = [
         Binding("enter,y", "confirm", "Restore", tooltip="Restore this checkpoint"),
         Binding("escape,n,q", "cancel", "Cancel", tooltip="Back without restoring"),
+        Binding(
+            "x",
+            "toggle_redact",
+            "Redact secrets",
+            tooltip="Secrets become [REDACTED:kind] in the bundle handed over (or not)",
+        ),
         Binding("tab,right,l", "app.focus_next", "Next button", show=False),
         Binding("shift+tab,left,h", "app.focus_previous", "Previous button", show=False),
     ]
@@ -57,6 +74,14 @@ class RestoreScreen(ShowsWorkerErrors, ModalScreen[bool]):
             yield Static(self.summary(), id="restore-summary")
             yield Static(Text("Integrity: checking…", style="dim"), id="restore-integrity")
             with Horizontal(classes="buttons"):
+                yield Checkbox(
+                    "Redact secrets (x)",
+                    self.papp.redact,
+                    id="restore-redact",
+                    tooltip="In the bundle handed over, API keys, tokens, passwords... "
+                    "become [REDACTED:kind]; off, the agent continues with what was said, "
+                    "byte for byte",
+                )
                 yield Button("Restore", variant="primary", id="confirm", disabled=True)
                 yield Button("Cancel", id="cancel")
         yield Footer()
@@ -137,7 +162,14 @@ class RestoreScreen(ShowsWorkerErrors, ModalScreen[bool]):
         if self.verification is None:
             self.notify("Still checking integrity…", timeout=2)
             return
-        self.dismiss(True)
+        self.dismiss(RestoreConfirmed(self.verification, self.redact))
 
     def action_cancel(self) -> None:
-        self.dismiss(False)
+        self.dismiss(None)
+
+    def action_toggle_redact(self) -> None:
+        self.query_one("#restore-redact", Checkbox).toggle()
+
+    @property
+    def redact(self) -> bool:
+        return self.query_one("#restore-redact", Checkbox).value
