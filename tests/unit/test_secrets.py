@@ -16,8 +16,10 @@ from recorder.export import redact
 from recorder.export.redact import REDACT_BATCH, record_secrets, redact_record, redacted
 from recorder.export.writers import export_range
 from recorder.store import secrets as S
+from recorder.store.checkpoints import Checkpoint
 from recorder.store.ranges import journal_range
 from recorder.store.reader import open_store
+from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
 from tests.secret_samples import CONTEXTS, cases, found, make
 from tests.support import journal_records
 
@@ -225,18 +227,24 @@ def test_records_written_before_detection_are_redacted_too(tmp_path: Path) -> No
     assert key.encode() not in out.getvalue()
 
 
-def test_a_damaged_line_is_redacted_where_it_is_shown_as_it_is(tmp_path: Path) -> None:
-    """A damaged line has no meta and no frames: readers show its bytes, so they scan
-    them whole; redacted, it stays a damaged line (JSONL copies leave it out)."""
-    from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
-
-    root = tmp_path / "logs"
+def damaged_line_with_a_secret(root: Path) -> tuple[str, Checkpoint]:
+    """A journal whose second record is a damaged line holding a GitHub token, and a
+    checkpoint after it: (the token, the checkpoint)."""
     key = make(S.GITHUB, RND).secret
     w = DemoWriter.open(root, clock=DemoClock(BASE_TS))
     w.message(BASE_TS, "a", "before")
     w.bad_line(b'{"torn": "token ' + key.encode() + b"\n")
     w.message(BASE_TS + 1, "a", "after")
+    cp = w.checkpoint(BASE_TS + 2, "after the damage", "manual")
     w.close()
+    return key, cp
+
+
+def test_a_damaged_line_is_redacted_where_it_is_shown_as_it_is(tmp_path: Path) -> None:
+    """A damaged line has no meta and no frames: readers show its bytes, so they scan
+    them whole; redacted, it stays a damaged line (JSONL copies leave it out)."""
+    root = tmp_path / "logs"
+    key, _cp = damaged_line_with_a_secret(root)
     store = open_store(root)
     (bad,) = [r for r in store.records() if r.data is None]
     assert bad.data is None and [s.kind for s in record_secrets(bad)] == [S.GITHUB]
@@ -284,16 +292,9 @@ def test_a_redacted_bundle_leaves_a_damaged_line_out_as_a_plain_one_does(
     stored bytes, and reported at its stored length."""
     from recorder.export.restore import build_bundle
     from recorder.export.scope import BundleScope
-    from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
 
     root = tmp_path / "logs"
-    key = make(S.GITHUB, RND).secret
-    w = DemoWriter.open(root, clock=DemoClock(BASE_TS))
-    w.message(BASE_TS, "a", "before")
-    w.bad_line(b'{"torn": "token ' + key.encode() + b"\n")
-    w.message(BASE_TS + 1, "a", "after")
-    cp = w.checkpoint(BASE_TS + 2, "after the damage", "manual")
-    w.close()
+    key, cp = damaged_line_with_a_secret(root)
     whole = BundleScope.whole()
     plain = build_bundle(root, cp.id, durable=False, scope=whole)
     plain_jsonl = plain.jsonl.read_bytes()
