@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from recorder.export.redact import record_secrets, redact_record
 from recorder.export.render import record_text
 from recorder.search.fuzzy import Vocabulary
 from recorder.search.hits import CheckpointFinder, SearchHit, SearchResult, make_snippet
@@ -44,7 +45,12 @@ from recorder.search.rank import bm25
 from recorder.sources.discover import Roots
 from recorder.store.layout import Layout, find_segment, segment_name
 from recorder.store.reader import Record
+from recorder.store.secrets import redact_frames, scan_frames
 from recorder.store.segfile import SegmentFile, open_segment
+
+SHOWN_SCAN_BYTES = 1 << 20
+"""Bytes of a hit's record scanned for secrets the recorder did not name before its text
+is shown (as the TUI's record view scans; exports and bundles scan all of it)."""
 
 __all__ = ["SearchEngine", "SearchHit", "SearchResult", "search"]
 
@@ -337,15 +343,20 @@ class SearchEngine:
         return seg.read(offset, length)
 
     def _load(self, r: _Row) -> None:
-        """Read `r`'s text (and the sender and topic as stored) back from the journal."""
+        """Read `r`'s text (and the sender and topic as stored) back from the journal,
+        its secrets redacted (`[REDACTED:kind]`, as the TUI's rows show them): a hit's
+        snippet never shows one, `has:secret` included."""
         if r.body is not None:
             return
         if r.segment is None or r.offset is None or r.length is None:
-            r.body = r.text or ""
+            raw = (r.text or "").encode("utf-8", "surrogatepass")
+            spans = scan_frames([raw], cap=SHOWN_SCAN_BYTES).spans
+            r.body = (redact_frames([raw], spans)[0] if spans else raw).decode("utf-8", "replace")
             return
         try:
             rec = Record(0, r.segment, r.offset, self._line(r.segment, r.offset, r.length))
-            r.body = record_text(rec)
+            shown = redact_record(rec, record_secrets(rec, SHOWN_SCAN_BYTES))
+            r.body = record_text(shown)
             r.sender, r.topic = rec.sender, rec.topic
         except OSError as exc:
             r.body = f"(cannot read the journal: {exc.strerror})"

@@ -103,6 +103,7 @@ CREATE INDEX docs_sender ON docs (sender);
 CREATE INDEX docs_topic ON docs (topic);
 CREATE INDEX docs_chain ON docs (chain);
 CREATE INDEX docs_ts ON docs (ts);
+CREATE INDEX docs_secrets ON docs (id) WHERE secrets > 0;
 CREATE VIRTUAL TABLE fts USING fts5 (body, content='', detail=full, tokenize='{TOKENIZER}');
 CREATE VIRTUAL TABLE vocab USING fts5vocab (fts, row);
 CREATE TABLE terms (term TEXT PRIMARY KEY, docs INTEGER) WITHOUT ROWID;

@@ -93,6 +93,19 @@ def test_has_secret_finds_every_one_and_only_those(journal: Path) -> None:
     assert [h.sender for h in search(journal, "has:secret deploy").hits] == ["coder"]
 
 
+def test_no_snippet_shows_a_secret(journal: Path) -> None:
+    """A hit's text is shown redacted, as the TUI's rows show it (`has:secret` would
+    otherwise print every secret of the journal)."""
+    hits = search(journal, "has:secret", all_kinds=True).hits
+    snippets = " ".join(h.snippet for h in hits)
+    assert not any(key in snippets for key in (AWS, OPENAI, GITHUB))
+    assert f"[REDACTED:{S.AWS}]" in snippets and f"[REDACTED:{S.OPENAI}]" in snippets
+    assert f"[REDACTED:{S.GITHUB}]" in snippets  # the damaged line
+    (flood,) = search(journal, "flood has:secret").hits  # the match is still found
+    first = flood.spans[0]
+    assert flood.snippet[first.start : first.end].lower() == "flood"
+
+
 @pytest.mark.parametrize("text", ["has:keys", "has:", "has:secret*"])
 def test_anything_else_after_has_is_a_clear_error(text: str) -> None:
     with pytest.raises(QueryError) as err:
@@ -117,4 +130,5 @@ def test_a_secret_in_an_agent_session_is_found(tmp_path: Path) -> None:
     roots = Roots(tmp_path / "claude", tmp_path / "gemini", tmp_path / "codex")
     hits = search(log, "has:secret", roots=roots).hits
     assert [(h.source, h.sender) for h in hits] == [("claude", "user")]
+    assert AWS not in hits[0].snippet and f"[REDACTED:{S.AWS}]" in hits[0].snippet
     assert [h.sender for h in search(log, "-has:secret quarry", roots=roots).hits] == ["assistant"]
