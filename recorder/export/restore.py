@@ -115,7 +115,8 @@ class RangeIntegrity(RangeSummary):
                 self.last_seq = seq
         # the bytes the record has in the journal (a redacted one's line is its new one)
         stored = rec.stored if type(rec) is RedactedRecord else len(rec.line)
-        if type(rec) is RedactedRecord and data is not None:  # a damaged line: left out
+        # a redacted damaged line is left out below, as every damaged line is
+        if type(rec) is RedactedRecord and data is not None:
             self.left_out.extend((rec.segment, rec.offset, rec.offset + stored))
             self.replaced[rec.segment, rec.offset] = rec.line
         kind = KIND_BAD_LINE if data is None else str(data.get("kind"))

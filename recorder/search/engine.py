@@ -357,7 +357,7 @@ class SearchEngine:
             rec = Record(0, r.segment, r.offset, self._line(r.segment, r.offset, r.length))
             shown = redact_record(rec, record_secrets(rec, SHOWN_SCAN_BYTES))
             r.body = record_text(shown)
-            r.sender, r.topic = rec.sender, rec.topic
+            r.sender, r.topic = shown.sender, shown.topic
         except OSError as exc:
             r.body = f"(cannot read the journal: {exc.strerror})"
         except ValueError as exc:  # a compressed segment with no readable frame table
