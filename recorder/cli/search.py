@@ -280,7 +280,7 @@ SEARCH_HELP = """query language:
   words               every word must match        "a phrase"   the words in order
   pre*                a word starting with pre     -word        leave out (-"phrase", -from:x)
   a OR b              either word                  from:/sender:NAME  to:NAME  topic:T
-  kind:K (chain type or record kind)  tier:N  tag:T  session:ID
+  kind:K (chain type or record kind)  tier:N  tag:T  session:ID  has:secret (-has:secret)
   source:S            bus (the journal), claude, gemini or codex (agent sessions)
   since:/after:WHEN  until:/before:WHEN   WHEN = 2024-05-14, 2024-05-14T10:30, 10:30, 2h, 3d
 
