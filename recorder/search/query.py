@@ -277,7 +277,8 @@ def parse_query(
             if key == "tier" and not value.isdigit():
                 raise QueryError(f"tier:{piece.text} is not a tier number (ACE tiers are 1-6)")
             if key == "has":
-                value = value.removesuffix("s") if value == "secrets" else value
+                if value == "secrets":
+                    value = "secret"
                 if value not in HAS_VALUES:
                     raise QueryError(f"has:{piece.text} is not known (has:secret is)")
             if key == "source" and not value.endswith("*") and value not in SOURCES:
