@@ -50,7 +50,9 @@ from recorder.store.segfile import SegmentFile, open_segment
 
 SHOWN_SCAN_BYTES = 1 << 20
 """Bytes of a hit's record scanned for secrets the recorder did not name before its text
-is shown (as the TUI's record view scans; exports and bundles scan all of it)."""
+is shown, when the index counted none in it (a stale index is not trusted blindly: the
+TUI's record view scans as much). A record the index counted secrets in is scanned in
+full, as the indexer scanned it: a snippet can come from anywhere in its text."""
 
 __all__ = ["SearchEngine", "SearchHit", "SearchResult", "search"]
 
@@ -79,6 +81,7 @@ class _Row:
     session: str
     origin: str | None
     text: str | None
+    secrets: int | None  # as the indexer counted them (`docs.secrets`)
     score: float = 0.0
     fuzzy: bool = False
     body: str | None = None  # the text shown, once read (`SearchEngine._load`)
@@ -86,7 +89,7 @@ class _Row:
 
 _ROW = (
     "d.id, d.segment, d.offset, d.length, d.seq, d.ts, d.kind, d.sender, d.topic, d.source, "
-    "d.session, d.origin, d.text"
+    "d.session, d.origin, d.text, d.secrets"
 )
 
 
@@ -348,14 +351,15 @@ class SearchEngine:
         snippet never shows one, `has:secret` included."""
         if r.body is not None:
             return
+        cap = None if r.secrets else SHOWN_SCAN_BYTES
         if r.segment is None or r.offset is None or r.length is None:
             raw = (r.text or "").encode("utf-8", "surrogatepass")
-            spans = scan_frames([raw], cap=SHOWN_SCAN_BYTES).spans
+            spans = scan_frames([raw], cap=cap).spans
             r.body = (redact_frames([raw], spans)[0] if spans else raw).decode("utf-8", "replace")
             return
         try:
             rec = Record(0, r.segment, r.offset, self._line(r.segment, r.offset, r.length))
-            shown = redact_record(rec, record_secrets(rec, SHOWN_SCAN_BYTES))
+            shown = redact_record(rec, record_secrets(rec, cap))
             r.body = record_text(shown)
             r.sender, r.topic = shown.sender, shown.topic
         except OSError as exc:

@@ -132,3 +132,22 @@ def test_a_secret_in_an_agent_session_is_found(tmp_path: Path) -> None:
     assert [(h.source, h.sender) for h in hits] == [("claude", "user")]
     assert AWS not in hits[0].snippet and f"[REDACTED:{S.AWS}]" in hits[0].snippet
     assert [h.sender for h in search(log, "-has:secret quarry", roots=roots).hits] == ["assistant"]
+
+
+def test_a_secret_past_the_first_mebibyte_never_shows_in_a_snippet(tmp_path: Path) -> None:
+    """A snippet is cut where the match is: a record the index counted a secret in is
+    scanned in full before its text is shown, however long it is. (Its first million
+    characters are indexed: in three-byte characters they end well past 1 MiB.)"""
+    root = tmp_path / "logs"
+    rec = Recorder(RecorderOptions(log_dir=root, fsync="never", search_index=False))
+    rec.open()
+    filler = "漢字 " * 170_000  # 510,000 characters, 1.19 MB: past SHOWN_SCAN_BYTES
+    long_text = f"{filler} zephyr uses {AWS} today"
+    rec.record_batch(1.0, [_payload(long_text)], behind=True)  # left unscanned
+    rec.close()
+    (only,) = [r for r in open_store(root).records() if r.kind == "msg"]
+    assert "secrets" not in only.get("meta", {})  # the premise: the recorder named none
+    assert only.line.index(b"zephyr") > 1 << 20
+    (hit,) = search(root, "zephyr").hits
+    assert "zephyr" in hit.snippet and AWS not in hit.snippet
+    assert f"[REDACTED:{S.AWS}]" in hit.snippet
