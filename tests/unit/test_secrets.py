@@ -363,3 +363,27 @@ def test_batched_redaction_equals_redacting_each_record_alone(
     alone = [redact_record(r).line for r in records]
     assert together == alone
     assert sum(b"[REDACTED:" in line for line in together) == len(frames)
+
+
+def test_records_the_recorder_scanned_keep_their_place_among_those_scanned_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record whose secrets the recorder named goes on at once unless a record before
+    it waits for a batch scan: then it waits too, so the order never changes."""
+    monkeypatch.setattr(redact, "REDACT_BATCH", 7)  # many batch ends among the records
+    root = tmp_path / "logs"
+    rec = recorder(root)
+    frames = [c.frame for c in cases(2)]
+    rnd = random.Random(11)
+    for i in range(40):  # runs of scanned and of unscanned (behind) records, mixed
+        batch = [orjson.dumps({"text": f"talk {i}.{k}"}) for k in range(rnd.randrange(1, 9))]
+        if frames and rnd.random() < 0.6:
+            batch.insert(rnd.randrange(len(batch) + 1), frames.pop())
+        rec.record_batch(float(i), [[b"agents.a", f] for f in batch], behind=rnd.random() < 0.5)
+    rec.close()
+    records = list(open_store(root).records())
+    named = [r for r in records if r.kind == "msg" and "secrets" in r.get("meta", {})]
+    assert 0 < len(named) < len([r for r in records if r.kind == "msg"])  # both kinds
+    together = [(r.index, r.line) for r in redacted(records)]
+    assert together == [(r.index, redact_record(r).line) for r in records]
+    assert sum(b"[REDACTED:" in line for _, line in together) >= 10
