@@ -231,15 +231,20 @@ def iso(ts: float | None) -> str:
         return ""
 
 
-_last_second: list[tuple[int, str]] = [(0, "1970-01-01T00:00:00")]  # replaced whole
+_last_minute: list[tuple[int, str]] = [(0, "1970-01-01T00:00:")]  # replaced whole
+_SECONDS = tuple(f"{s:02d}" for s in range(60))
 
 
 def _second_text(second: int) -> str:
-    known, text = _last_second[0]
-    if known != second:
-        text = datetime.fromtimestamp(second, UTC).isoformat()[:19]
-        _last_second[0] = (second, text)
-    return text
+    """The UTC text of `second` up to the second. Consecutive records mostly share a
+    minute (UTC has no leap seconds in datetime), whose text is kept: a record costs a
+    table lookup, not a datetime (0.7 µs, a twentieth of a Markdown export)."""
+    minute, rest = divmod(second, 60)
+    known, text = _last_minute[0]
+    if known != minute:
+        text = datetime.fromtimestamp(minute * 60, UTC).isoformat()[:17]
+        _last_minute[0] = (minute, text)
+    return text + _SECONDS[rest]
 
 
 def iso_second(ts: float | None) -> str:

@@ -261,6 +261,22 @@ def test_iso_matches_datetime(ts: float) -> None:
     assert iso(ts) == expected
 
 
+@pytest.mark.parametrize("start", [1_800_000_000.0, -3_000.2, 253_402_300_000.0])
+def test_consecutive_times_share_their_minute_text_rightly(start: float) -> None:
+    """`iso_second` keeps the text of the last minute: times stepping over several
+    minutes (before 1970 too, and up to the last second datetime writes) match it."""
+    from datetime import UTC, datetime
+
+    for i in range(1000):
+        ts = start + i * 0.97
+        try:
+            want = datetime.fromtimestamp(int(ts), UTC).isoformat()[:19]
+        except (OverflowError, ValueError, OSError):
+            want = ""
+        assert iso_second(ts) == want
+        assert iso(ts)[:19] == (old_iso(ts)[:19] if want else "")
+
+
 @pytest.mark.parametrize(
     "ts", ["soon", None, True, [1], float("nan"), float("inf"), -1e300, 253402300800]
 )
