@@ -226,13 +226,14 @@ def iso(ts: float | None) -> str:
         elif us < 0:
             us += 1_000_000
             whole -= 1
-        return f"{_second_text(int(whole))}.{us // 1000:03d}Z"
+        return _second_text(int(whole)) + _MILLIS[us // 1000]
     except (OverflowError, ValueError, OSError):
         return ""
 
 
 _last_minute: list[tuple[int, str]] = [(0, "1970-01-01T00:00:")]  # replaced whole
 _SECONDS = tuple(f"{s:02d}" for s in range(60))
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))  # `iso`'s ending, looked up
 
 
 def _second_text(second: int) -> str:
