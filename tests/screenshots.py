@@ -97,6 +97,7 @@ SCENES = [
     Scene("conversation-80x24", keys("j", "enter", "k"), size=(80, 24)),
     Scene("corrupt", keys("1", "G", "k", "k")),
     Scene("restore", keys("r")),
+    Scene("restore-80x24", keys("r"), size=(80, 24)),
     Scene("diagnostics", diagnostics_history(40)),
     Scene("diagnostics-stopped", keys("4"), status="stopped"),
     Scene("empty", keys(), journal=False, status=None, size=(80, 24)),

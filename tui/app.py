@@ -84,6 +84,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
     CSS_PATH = "persist.tcss"
     TITLE = "persist-tui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # dialogs tighten under 30 rows
     ENABLE_COMMAND_PALETTE = True
 
     BINDINGS = [

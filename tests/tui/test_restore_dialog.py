@@ -38,6 +38,30 @@ async def test_restore_confirmation_shows_gaps_and_damage_in_range(tmp_path: Pat
         assert not screen.query_one("#confirm").disabled
 
 
+@pytest.mark.parametrize("size", [(80, 24), SIZE])
+@pilot_test
+async def test_the_dialog_shows_its_buttons_whole_on_a_small_terminal(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """At 80x24, with every kind of problem in range (six rows of integrity), the
+    buttons are inside the dialog and the dialog on the screen above the footer."""
+    root = demo_dir(tmp_path)
+    app = make_app(root)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RestoreScreen)
+        assert plain(screen.query_one("#restore-integrity")).count("\n") >= 3  # the premise
+        dialog = screen.query_one("#restore-dialog")
+        inside = dialog.content_region
+        assert dialog.region.bottom <= size[1] - 1  # the footer's row is the last
+        for name in ("#confirm", "#cancel", "#restore-redact"):
+            button = screen.query_one(name).region
+            assert button.height > 0 and inside.contains_region(button), (name, button, inside)
+
+
 async def _restore(root: Path, keys: tuple[str, ...], **app_options: object) -> tuple[bool, Any]:
     """Open the restore dialog on the newest checkpoint, press `keys`, confirm with y:
     what its redaction box showed first, and the app's result."""

@@ -30,7 +30,9 @@ def check(snap_compare, scene: Scene, tmp_path: Path, demo: Path) -> None:
 
 
 class TestCheckpoints:
-    @pytest.mark.parametrize("name", ["checkpoints", "checkpoints-80x24", "corrupt", "restore"])
+    @pytest.mark.parametrize(
+        "name", ["checkpoints", "checkpoints-80x24", "corrupt", "restore", "restore-80x24"]
+    )
     def test_screen(self, snap_compare, tmp_path: Path, demo: Path, name: str) -> None:
         check(snap_compare, BY_NAME[name], tmp_path, demo)
 
@@ -69,6 +71,7 @@ def test_every_scene_is_snapshotted() -> None:
         "checkpoints-80x24",
         "corrupt",
         "restore",
+        "restore-80x24",
         "search",
         "recent",
         "detail",
