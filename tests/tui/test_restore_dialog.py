@@ -3,11 +3,14 @@ it shows (what `persist launch --redact` starts it as)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Checkbox
 
 from recorder.launch import menu
@@ -17,19 +20,29 @@ from recorder.store.reader import open_store
 from tests.screenshots import settle
 from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
 from tui import cli as tui_cli
+from tui.app import PersistApp
 from tui.screens.restore import RestoreScreen
+
+
+@asynccontextmanager
+async def restore_dialog(
+    root: Path, size: tuple[int, int] = SIZE, **app_options: object
+) -> AsyncIterator[tuple[PersistApp, Pilot[Any], RestoreScreen]]:
+    """The app on `root` with the restore dialog open on the newest checkpoint."""
+    app = make_app(root, **app_options)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RestoreScreen)
+        yield app, pilot, screen
 
 
 @pilot_test
 async def test_restore_confirmation_shows_gaps_and_damage_in_range(tmp_path: Path) -> None:
     root = demo_dir(tmp_path)  # the demo journal has a gap, a bad line and a refused message
-    app = make_app(root)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("r")  # the newest checkpoint covers all of them
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, RestoreScreen)
+    async with restore_dialog(root) as (_, _, screen):  # the newest checkpoint covers them
         shown = plain(screen.query_one("#restore-integrity"))
         assert "journal matches the checkpoint digest" in shown
         assert "1 gap, 4 messages known lost" in shown
@@ -45,14 +58,7 @@ async def test_the_dialog_shows_its_buttons_whole_on_a_small_terminal(
 ) -> None:
     """At 80x24, with every kind of problem in range (six rows of integrity), the
     buttons are inside the dialog and the dialog on the screen above the footer."""
-    root = demo_dir(tmp_path)
-    app = make_app(root)
-    async with app.run_test(size=size) as pilot:
-        await settle(pilot)
-        await pilot.press("r")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, RestoreScreen)
+    async with restore_dialog(demo_dir(tmp_path), size) as (_, _, screen):
         assert plain(screen.query_one("#restore-integrity")).count("\n") >= 3  # the premise
         dialog = screen.query_one("#restore-dialog")
         inside = dialog.content_region
@@ -65,13 +71,7 @@ async def test_the_dialog_shows_its_buttons_whole_on_a_small_terminal(
 async def _restore(root: Path, keys: tuple[str, ...], **app_options: object) -> tuple[bool, Any]:
     """Open the restore dialog on the newest checkpoint, press `keys`, confirm with y:
     what its redaction box showed first, and the app's result."""
-    app = make_app(root, **app_options)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("r")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, RestoreScreen)
+    async with restore_dialog(root, **app_options) as (app, pilot, screen):
         shown = screen.query_one("#restore-redact", Checkbox).value
         await pilot.press(*keys, "y")
         await pilot.pause()
