@@ -34,12 +34,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from recorder.export.redact import record_secrets, redact_record
+from recorder.export.redact import named_secrets, record_secrets, redact_record
 from recorder.export.render import record_text
 from recorder.search.fuzzy import Vocabulary
 from recorder.search.hits import CheckpointFinder, SearchHit, SearchResult, make_snippet
 from recorder.search.index import SOURCE_BUS, IndexDamaged, SearchIndex
-from recorder.search.indexer import CatchUp, Indexer, Progress
+from recorder.search.indexer import MAX_TEXT, CatchUp, Indexer, Progress
 from recorder.search.query import Query, find_spans, parse_query
 from recorder.search.rank import bm25
 from recorder.sources.discover import Roots
@@ -50,9 +50,17 @@ from recorder.store.segfile import SegmentFile, open_segment
 
 SHOWN_SCAN_BYTES = 1 << 20
 """Bytes of a hit's record scanned for secrets the recorder did not name before its text
-is shown, when the index counted none in it (a stale index is not trusted blindly: the
-TUI's record view scans as much). A record the index counted secrets in is scanned in
-full, as the indexer scanned it: a snippet can come from anywhere in its text."""
+is shown (as the TUI's record view scans; exports and bundles scan all of it)."""
+NEAR_MATCH_CHARS = 16 << 10
+"""Characters on each side of a hit's first match scanned again for secrets, when its
+record is longer than `SHOWN_SCAN_BYTES` and the index counted secrets in it: the
+index holds a record's first million characters, which can end well past its first
+MiB, and a snippet is cut around that match. (A whole 16 MiB record of prose took 3 s
+to scan: every search showing it would pay that.) The margin is wider than any secret
+the scanner knows, a private key block included."""
+SHOWN_CHARS = MAX_TEXT + NEAR_MATCH_CHARS
+"""Characters of a hit's text read for its snippet and rank: what the index holds of it,
+and the margin around a match there (the rest of a 16 MiB record would only cost time)."""
 
 __all__ = ["SearchEngine", "SearchHit", "SearchResult", "search"]
 
@@ -85,6 +93,7 @@ class _Row:
     score: float = 0.0
     fuzzy: bool = False
     body: str | None = None  # the text shown, once read (`SearchEngine._load`)
+    partly_scanned: bool = False  # `body` may hold a secret past SHOWN_SCAN_BYTES
 
 
 _ROW = (
@@ -351,16 +360,19 @@ class SearchEngine:
         snippet never shows one, `has:secret` included."""
         if r.body is not None:
             return
-        cap = None if r.secrets else SHOWN_SCAN_BYTES
         if r.segment is None or r.offset is None or r.length is None:
             raw = (r.text or "").encode("utf-8", "surrogatepass")
-            spans = scan_frames([raw], cap=cap).spans
-            r.body = (redact_frames([raw], spans)[0] if spans else raw).decode("utf-8", "replace")
+            r.body = _redacted_text(raw)[:SHOWN_CHARS]
+            r.partly_scanned = bool(r.secrets) and len(raw) > SHOWN_SCAN_BYTES
             return
         try:
             rec = Record(0, r.segment, r.offset, self._line(r.segment, r.offset, r.length))
-            shown = redact_record(rec, record_secrets(rec, cap))
-            r.body = record_text(shown)
+            named = named_secrets(rec)
+            if named is None:
+                named = record_secrets(rec, SHOWN_SCAN_BYTES)
+                r.partly_scanned = bool(r.secrets) and len(rec.line) > SHOWN_SCAN_BYTES
+            shown = redact_record(rec, named)
+            r.body = record_text(shown)[:SHOWN_CHARS]
             r.sender, r.topic = shown.sender, shown.topic
         except OSError as exc:
             r.body = f"(cannot read the journal: {exc.strerror})"
@@ -373,7 +385,12 @@ class SearchEngine:
         self._load(r)
         text = r.body or ""
         sender, topic = r.sender, r.topic
-        spans = find_spans(text, query, stand_ins if r.fuzzy else frozenset())
+        near = stand_ins if r.fuzzy else frozenset()
+        spans = find_spans(text, query, near)
+        if r.partly_scanned:  # the snippet may come from past the scanned first MiB
+            redacted = _redacted_near(text, spans[0].start if spans else 0)
+            if redacted is not text:
+                text, spans = redacted, find_spans(redacted, query, near)
         snippet, shifted = make_snippet(text, spans)
         checkpoint = (
             cps.before(r.segment, r.offset)
@@ -398,6 +415,22 @@ class SearchEngine:
             r.session if r.source != SOURCE_BUS else "",
             r.origin,
         )
+
+
+def _redacted_text(raw: bytes) -> str:
+    """UTF-8 text with the secrets of its first `SHOWN_SCAN_BYTES` redacted."""
+    spans = scan_frames([raw], cap=SHOWN_SCAN_BYTES).spans
+    return (redact_frames([raw], spans)[0] if spans else raw).decode("utf-8", "replace")
+
+
+def _redacted_near(text: str, at: int) -> str:
+    """`text` with the secrets within `NEAR_MATCH_CHARS` of character `at` redacted."""
+    lo, hi = max(0, at - NEAR_MATCH_CHARS), at + NEAR_MATCH_CHARS
+    raw = text[lo:hi].encode("utf-8", "surrogatepass")
+    spans = scan_frames([raw], cap=None).spans
+    if not spans:
+        return text
+    return text[:lo] + redact_frames([raw], spans)[0].decode("utf-8", "replace") + text[hi:]
 
 
 def _glob_escape(value: str) -> str:
