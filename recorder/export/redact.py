@@ -107,12 +107,11 @@ def redacted(records: Iterable[Record]) -> Iterator[Record]:
     A record whose secrets the recorder named goes on at once, while its parsed line is
     still in the processor's caches (a batch held up to 256 parsed records, about 1.7 MB
     of them in the bench journal, before the first was rendered). Records that must be
-    scanned now are taken in batches: one
-    set of prefilter passes over the frames of a batch (as the recorder does per
-    receive batch), so a full scan runs only on the few a pass hits; a pass over joined
-    frames can only add candidates, never lose one (so where batches begin never
-    changes the result). The records after one that waits, wait with it (the order
-    stays)."""
+    scanned now are taken in batches: one set of prefilter passes over the frames of a
+    batch (as the recorder does per receive batch), so a full scan runs only on the few
+    a pass hits; a pass over joined frames can only add candidates, never lose one (so
+    where batches begin never changes the result). The records after one that waits,
+    wait with it (the order stays)."""
     pending: list[tuple[Record, list[SecretSpan] | None]] = []
     size = 0
     for rec in records:
