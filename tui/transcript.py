@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from recorder.export.redact import record_secrets, redact_record
 from recorder.export.render import gap_sentence, record_text
 from recorder.store.reader import Record
 
@@ -40,6 +41,13 @@ class Turn:
     args: str | None = None  # a call's arguments on one line
     thinking: str | None = None  # shown folded
     is_message: bool = True
+    secrets: int = 0  # secrets found in the record (its text shows them as [REDACTED:kind])
+
+
+TURN_SCAN_BYTES = 1 << 20
+"""Bytes of a record scanned for secrets the recorder did not name before a transcript
+shows it (an unfolded turn shows at most 64k characters of it, a few hundred KB at
+most; the record view, Enter, shows the record as stored)."""
 
 
 def _one_line_json(value: Any) -> str:
@@ -84,6 +92,9 @@ def turn_of(rec: Record, rules: ReadingRules | None = None) -> Turn:
         data = rec.data or {}
         text = gap_sentence(data) if rec.kind == "gap" else record_text(rec)
         return Turn(rec.index, rec.ts, rec.kind.upper(), "", rec.kind, text, is_message=False)
+    secrets = record_secrets(rec, TURN_SCAN_BYTES)
+    if secrets:  # shown like the Recent rows and Markdown copies show it
+        rec = redact_record(rec, secrets)
     reading: Reading | None = rules.read(rec) if rules is not None else None
     meta = rec.meta
     speaker = str(meta.get("sender") or "") or (reading.sender if reading else "") or "?"
@@ -91,7 +102,7 @@ def turn_of(rec: Record, rules: ReadingRules | None = None) -> Turn:
     payload = rec.payload
     kind = reading.kind if reading and reading.kind else "message"
     text = reading.text if reading and reading.text is not None else record_text(rec)
-    turn = Turn(rec.index, rec.ts, speaker, rec.topic, kind, text)
+    turn = Turn(rec.index, rec.ts, speaker, rec.topic, kind, text, secrets=len(secrets))
     if isinstance(payload, dict):
         tool = _tool(payload, chain)
         if tool is not None:

@@ -5,16 +5,19 @@ screen is read."""
 
 from __future__ import annotations
 
+import random
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
+from recorder.store import secrets as S
 from recorder.store.records import encode_frames
 from tests.demo_journal import BASE_TS, DemoWriter
 from tests.screenshots import settle
-from tests.tui_fixtures import SIZE, make_app, pilot_test
+from tests.secret_samples import make
+from tests.tui_fixtures import SIZE, make_app, pilot_test, plain
 from tui.screens.conversation import ConversationScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.main import MainScreen
@@ -148,3 +151,32 @@ async def test_search_matches_plug_in(tmp_path: Path) -> None:
         assert view.selected == hits[1]
         await pilot.press("N")
         assert view.selected == hits[0]
+
+
+@pilot_test
+async def test_a_secret_is_redacted_in_the_preview_and_the_conversation(tmp_path: Path) -> None:
+    """The checkpoint preview and the conversation view show a message's secrets as
+    `[REDACTED:kind]` with a `[secret]` badge, as Recent rows do (the record view, Enter,
+    shows the record as stored)."""
+    key = make(S.AWS, random.Random(4)).secret
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root)  # writes no meta.secrets: the view scans the record itself
+    w.message(BASE_TS, "planner", "plan the rollout")
+    w.message(BASE_TS + 60, "coder", f"deploying with {key} as asked")
+    w.checkpoint(BASE_TS + 120, "after the deploy", "manual")
+    w.close()
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        preview = plain(main.query_one("#preview"))
+        assert "deploying with" in preview and key not in preview
+        assert "[REDACTED:aws-access-key-id]" in preview and "[secret]" in preview
+        await pilot.press("enter")
+        await settle(pilot)
+        conv = app.screen
+        assert isinstance(conv, ConversationScreen)
+        text = screen_text(conv.view)
+        assert "deploying with" in text and key not in text
+        assert "[REDACTED:aws-access-key-id]" in text and "[secret]" in text

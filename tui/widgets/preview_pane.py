@@ -15,7 +15,7 @@ from ..reading import ReadingRules
 from ..text import Clock, one_line, plural, safe_text
 from ..transcript import Turn, turn_of
 from .checkpoint_list import REASON_STYLES
-from .record_list import KIND_STYLES, describe, sender_style
+from .record_list import KIND_STYLES, SECRET_BADGE, SECRET_STYLE, describe, sender_style
 
 PREVIEW_CHARS = 400
 """Characters of a message's text in the preview (the conversation view has it all)."""
@@ -38,6 +38,8 @@ def turn_parts(turn: Turn, clock: Clock, limit: int = PREVIEW_CHARS) -> tuple[Te
         head.append(f"  {one_line(turn.topic, 120)}", "dim")
     if turn.kind != "message":
         head.append(f"  [{one_line(turn.kind, 40)}]", "italic")
+    if turn.secrets:
+        head.append(f"  {SECRET_BADGE.strip()}", SECRET_STYLE)
     body = Text()
     if turn.tool is not None or turn.args:
         body.append("⚙ ", "bold magenta")
