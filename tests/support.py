@@ -169,14 +169,18 @@ def healthy(log_dir: Path) -> bool:
 
 
 class Tmux:
-    """One detached tmux session running a command; killed at the end."""
+    """One detached tmux session running a command, on a tmux server of its own (a
+    socket named after it: a test never races another test's server starting or
+    exiting, which once failed a `new-session` under a loaded parallel run); killed at
+    the end."""
 
     def __init__(self, command: str, cwd: Path, *, width: int = 100, height: int = 30) -> None:
         self.name = f"persist-e2e-{uuid.uuid4().hex[:8]}"
+        self.tmux = ["tmux", "-L", self.name]
         env = {**os.environ, "TERM": "xterm-256color"}
         subprocess.run(
             [
-                "tmux",
+                *self.tmux,
                 "new-session",
                 "-d",
                 "-s",
@@ -194,11 +198,11 @@ class Tmux:
         )
 
     def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
 
     def screen(self) -> str:
         out = subprocess.run(
-            ["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
+            [*self.tmux, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
         )
         return out.stdout
 
@@ -213,4 +217,6 @@ class Tmux:
         raise AssertionError(f"{text!r} never appeared on screen:\n{screen}")
 
     def kill(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True)
+        socket = Path(os.environ.get("TMUX_TMPDIR", "/tmp"), f"tmux-{os.getuid()}", self.name)
+        socket.unlink(missing_ok=True)  # the server leaves it behind

@@ -120,7 +120,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         print(
             f"{s.source.value:<7} {s.id[:8]:<9} {last:<17} {idle:>6} {s.message_count:>5} "
             f"{s.context_tokens:>7} {len(s.files_modified):>5} {git:<14} {copy:<8} {cleanup:<11} "
-            f"{_short(s.title or '(untitled)', 60)}  [{_short(s.project_path or '?', 40)}]"
+            f"{_short(s.shown_title or '(untitled)', 60)}  [{_short(s.project_path or '?', 40)}]"
         )
     return 0
 

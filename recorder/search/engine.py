@@ -45,7 +45,7 @@ from recorder.search.rank import bm25
 from recorder.sources.discover import Roots
 from recorder.store.layout import Layout, find_segment, segment_name
 from recorder.store.reader import Record
-from recorder.store.secrets import redact_frames, scan_frames
+from recorder.store.secrets import redacted_text
 from recorder.store.segfile import SegmentFile, open_segment
 
 SHOWN_SCAN_BYTES = 1 << 20
@@ -361,9 +361,10 @@ class SearchEngine:
         if r.body is not None:
             return
         if r.segment is None or r.offset is None or r.length is None:
-            raw = (r.text or "").encode("utf-8", "surrogatepass")
-            r.body = _redacted_text(raw)[:SHOWN_CHARS]
-            r.partly_scanned = bool(r.secrets) and len(raw) > SHOWN_SCAN_BYTES
+            stored = r.text or ""
+            r.body = redacted_text(stored, SHOWN_SCAN_BYTES)[:SHOWN_CHARS]
+            # a character takes at most 4 bytes: past this, the text may end past the MiB
+            r.partly_scanned = bool(r.secrets) and len(stored) > SHOWN_SCAN_BYTES // 4
             return
         try:
             rec = Record(0, r.segment, r.offset, self._line(r.segment, r.offset, r.length))
@@ -417,20 +418,12 @@ class SearchEngine:
         )
 
 
-def _redacted_text(raw: bytes) -> str:
-    """UTF-8 text with the secrets of its first `SHOWN_SCAN_BYTES` redacted."""
-    spans = scan_frames([raw], cap=SHOWN_SCAN_BYTES).spans
-    return (redact_frames([raw], spans)[0] if spans else raw).decode("utf-8", "replace")
-
-
 def _redacted_near(text: str, at: int) -> str:
     """`text` with the secrets within `NEAR_MATCH_CHARS` of character `at` redacted."""
     lo, hi = max(0, at - NEAR_MATCH_CHARS), at + NEAR_MATCH_CHARS
-    raw = text[lo:hi].encode("utf-8", "surrogatepass")
-    spans = scan_frames([raw], cap=None).spans
-    if not spans:
-        return text
-    return text[:lo] + redact_frames([raw], spans)[0].decode("utf-8", "replace") + text[hi:]
+    near = text[lo:hi]
+    shown = redacted_text(near)
+    return text if shown is near else text[:lo] + shown + text[hi:]
 
 
 def _glob_escape(value: str) -> str:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recorder.store.secrets import redacted_text
+
 
 class Source(enum.StrEnum):
     CLAUDE = "claude"
@@ -150,6 +152,12 @@ class Session:
     @property
     def key(self) -> str:
         return f"{self.source.value}:{self.id}"
+
+    @property
+    def shown_title(self) -> str:
+        """The title as listings show it: a first prompt can hold an API key, which shows
+        as `[REDACTED:kind]` (as message texts do)."""
+        return redacted_text(self.title)
 
     def resume_shell(self) -> str:
         """The command to type: resume is scoped to the project, so it starts there."""

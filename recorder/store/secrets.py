@@ -341,3 +341,14 @@ def redact_frames(frames: Sequence[bytes], spans: Iterable[SecretSpan]) -> list[
         pieces.append(data[pos:])
         out[i] = b"".join(pieces)
     return out
+
+
+def redacted_text(text: str, cap: int | None = None) -> str:
+    """`text` with the secrets in its first `cap` UTF-8 bytes (None: all of it) as
+    `[REDACTED:kind]`: for what is shown rather than stored (a session's title, a
+    search hit's snippet)."""
+    raw = text.encode("utf-8", "surrogatepass")
+    spans = scan_frames([raw], cap=cap).spans
+    if not spans:
+        return text
+    return redact_frames([raw], spans)[0].decode("utf-8", "replace")

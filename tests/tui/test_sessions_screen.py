@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
+from recorder.store import secrets as S
+from tests.secret_samples import make
 from tests.session_fixtures import (
     ClaudeSession,
     codex_rollout,
@@ -110,3 +113,35 @@ async def test_a_session_the_agent_deleted_is_shown_from_our_copy(
         shown = str(preview.render())
         assert "shown from our copy" in shown and "I will profile the page." in shown
         assert "deleted" in str(sessions.render_row(0, 80))
+
+
+@pilot_test
+async def test_the_preview_shows_a_secret_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent's session is shown as the journal's messages are: its secrets as
+    `[REDACTED:kind]` with a `[secret]` badge (the agent's file is left as it is)."""
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp_path / "ghome"))
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex"))
+    key = make(S.GITHUB, random.Random(6)).secret
+    c = ClaudeSession(tmp_path / "claude", cwd="/home/me/web")
+    c.user(f"push it with {key} please")
+    c.assistant(text("Pushed."))
+    path = c.write()
+    stored = path.read_bytes()
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("S")
+        screen = app.screen
+        assert isinstance(screen, SessionsScreen)
+        await wait_rows(pilot, screen)
+        preview = screen.query_one("#sessions-preview")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if "Pushed." in str(preview.render()):
+                break
+        shown = str(preview.render())
+        assert "push it with" in shown and key not in shown
+        assert "[REDACTED:github-token]" in shown and "[secret]" in shown
+    assert path.read_bytes() == stored

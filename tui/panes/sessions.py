@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from recorder.export.redact import redacted
 from recorder.export.render import view
 from recorder.launch.sessions import project_sessions
 from recorder.sources.discover import Roots
@@ -59,7 +60,7 @@ class SessionList(VirtualList):
             text.append("deleted ", "bold red")
         elif r.protected:
             text.append("kept ", "green")
-        text.append(one_line(s.title or "(untitled)", max(10, width)))
+        text.append(one_line(s.shown_title or "(untitled)", max(10, width)))
         text.truncate(width)
         return text
 
@@ -160,19 +161,21 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
     def preview(self, row: SessionRow) -> None:
         s = row.session
         text = Text()
-        text.append(f"{s.title or '(untitled)'}\n", "bold")
+        text.append(f"{s.shown_title or '(untitled)'}\n", "bold")
         text.append(f"{s.key}\n{s.project_path}  {s.git_branch}\n", "dim")
         if row.deleted:
             text.append("deleted by the agent: shown from our copy\n", "bold red")
         transcript = self.read(row)
         messages = transcript.messages
         shown = messages if self.full else messages[:PREVIEW_MESSAGES]
-        for rec in to_records(shown):
+        for rec in redacted(to_records(shown)):  # secrets as [REDACTED:kind], as elsewhere
             v = view(rec)
             style = "bold cyan" if v.sender == "user" else "bold"
             text.append(f"\n{v.seq} {v.sender}", style)
             if rec.meta.get("thinking"):
                 text.append(" (thinking folded)", "dim")
+            if rec.meta.get("redacted"):
+                text.append(" [secret]", "bold red")
             text.append(f"\n{one_line(v.text, 2000) if not self.full else v.text}\n")
         if len(shown) < len(messages):
             text.append(f"\n… {len(messages) - len(shown)} more (Enter shows all)", "dim")

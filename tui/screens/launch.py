@@ -116,7 +116,7 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
                 f"{clock.ago(last)} · {plural(s.message_count, 'message')} · {s.id[:8]}{mark}",
                 "dim",
             )
-            title = f"Resume {name}: {one_line(s.title or '(untitled)', 60)}"
+            title = f"Resume {name}: {one_line(s.shown_title or '(untitled)', 60)}"
             options.append(Option(item(str(n), title, detail), id=f"session:{s.key}"))
         total = len(self.sessions)
         where = one_line(self.papp.project, 60)

@@ -87,7 +87,7 @@ class SessionPointsScreen(ShowsWorkerErrors, Screen[Selection | None]):
     def compose(self) -> ComposeResult:
         s = self.row.session
         head = Text()
-        head.append(one_line(s.title or "(untitled)", 200), "bold")
+        head.append(one_line(s.shown_title or "(untitled)", 200), "bold")
         head.append(f"\n{s.key} · {s.project_path}", "dim")
         if self.row.deleted:
             head.append("\ndeleted by the agent: our copy is forked back", "bold red")
@@ -190,7 +190,7 @@ class ResumeScreen(ModalScreen[bool]):
     def summary(self) -> Text:
         s, p, m = self.row.session, self.plan, self.message
         rows = [
-            ("Session", one_line(s.title or "(untitled)", 120)),
+            ("Session", one_line(s.shown_title or "(untitled)", 120)),
             ("Id", s.key),
             (
                 "From",

@@ -121,7 +121,7 @@ class SessionConversationScreen(ShowsWorkerErrors, Screen[None]):
         view = self.query_one(ConversationView)
         status = Text()
         status.append(f" {s.source.value} session ", "bold reverse")
-        status.append(f" {one_line(s.title or '(untitled)', 50)}", "bold")
+        status.append(f" {one_line(s.shown_title or '(untitled)', 50)}", "bold")
         if row.deleted:
             status.append("  deleted by the agent: from our copy", "bold red")
         status.append(f"  message {view.selected + 1:,}/{len(view.store):,}", "dim")
