@@ -67,7 +67,8 @@ def row_json(r: SessionRow) -> dict[str, Any]:
     data = session_to_json(s)
     return {
         "key": s.key,
-        **{k: data[k] for k in ("source", "id", "title", "title_kind", "project_path", "path")},
+        **{k: data[k] for k in ("source", "id", "title_kind", "project_path", "path")},
+        "title": s.shown_title,  # a key in a first prompt shows as [REDACTED:kind]
         "messages": s.message_count,
         "first_activity": _iso(s.first_ts),
         "last_activity": _iso(s.last_ts),

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from recorder.sources import claude
+from recorder.store import secrets as S
+from tests.secret_samples import make
 from tests.session_fixtures import (
     ClaudeSession,
     codex_rollout,
@@ -270,3 +273,21 @@ def test_uncommitted_changes_are_asked_of_git_for_every_project(tmp_path: Path) 
             project.rmdir()
     rows = listed(tmp_path)
     assert {ids[i]: row["uncommitted_changes"] for i, row in rows.items()} == states
+
+
+def test_a_title_holding_a_secret_is_listed_redacted(tmp_path: Path) -> None:
+    """A first prompt is a session's title: an API key in it is listed as
+    `[REDACTED:kind]`, in the table and in `--json`; the agent's file is left as it is."""
+    key = make(S.OPENAI, random.Random(8)).secret
+    c = ClaudeSession(tmp_path / "claude", cwd="/home/me/api")
+    c.user(f"use {key} for the smoke test")
+    c.assistant(text("Done."))
+    path = c.write()
+    stored = path.read_bytes()
+    table = persist(tmp_path, "sessions")
+    assert table.returncode == 0, table.stderr
+    assert "use [REDACTED:openai-key] for the smoke test" in table.stdout
+    assert key not in table.stdout
+    (row,) = listed(tmp_path).values()
+    assert row["title"] == "use [REDACTED:openai-key] for the smoke test"
+    assert path.read_bytes() == stored
