@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import IO
 
 from recorder.export.render import iso
-from recorder.export.writers import ExportStats, Progress, write_export
+from recorder.export.writers import ExportStats, Progress, export_redact, write_export
 from recorder.sources.fork import choose
 from recorder.sources.journal_view import to_records
 from recorder.sources.model import Session, SessionMessage, Transcript
+from recorder.store.secrets import redacted_text
 
 
 def messages_up_to(t: Transcript, at: str | None) -> list[SessionMessage]:
@@ -70,11 +71,12 @@ def export_session(
     `redact` as a journal export takes it (None: on for md, html and csv, off for
     jsonl)."""
     s = t.session
+    title = s.title or s.first_prompt or f"{s.source.agent_name} session"
     return write_export(
         to_records(shown),
         fmt,
         out,
-        title=s.title or s.first_prompt or f"{s.source.agent_name} session",
+        title=redacted_text(title) if export_redact(fmt, redact) else title,
         facts=session_facts(s, shown, len(t.messages), from_copy=from_copy),
         total=len(shown),
         progress=progress,

@@ -250,3 +250,19 @@ def test_a_session_the_agent_deleted_exports_from_our_copy(tmp_path: Path) -> No
     assert "- **Read from**: our protected copy (the agent deleted the session)" in out.stdout
     assert in_order(out.stdout, ["> first question", "> first answer", "weighing the options"])
     assert not s.path.exists()  # exporting never writes into the agent's folder
+
+
+def test_a_secret_in_the_first_prompt_is_redacted_in_the_title_too(tmp_path: Path) -> None:
+    """The title of a Markdown export is the session's title, often its first prompt:
+    redacted as the messages are (and left as it is with `--no-redact`)."""
+    s = ClaudeSession(tmp_path / "claude", cwd="/home/me/proj", session_id=new_uuid(7))
+    s.user(f"deploy with {SECRET}")
+    s.assistant(text("deployed"))
+    s.write()
+    out = persist(tmp_path, "export", "--session", s.session_id)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"# deploy with {REDACTED[:-1]}&#93;\n")
+    assert SECRET not in out.stdout
+    raw = persist(tmp_path, "export", "--session", s.session_id, "--no-redact")
+    assert raw.returncode == 0, raw.stderr
+    assert raw.stdout.startswith(f"# deploy with {SECRET}\n")
