@@ -4,6 +4,7 @@ and the launcher runs that command."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import orjson
@@ -13,8 +14,10 @@ from recorder.launch.selection import LaunchChoice, Selection
 from recorder.launch.sessions import carry_out, find_row, plan
 from recorder.sources import claude
 from recorder.sources.discover import Roots
+from recorder.store import secrets as S
 from recorder.store.layout import Layout
 from tests.screenshots import settle
+from tests.secret_samples import make
 from tests.session_fixtures import ClaudeSession, text
 from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain, wait_until
 from tui.panes.sessions import SessionList, SessionsScreen
@@ -145,3 +148,47 @@ async def test_more_sessions_than_the_menu_shows_are_one_key_away(tmp_path: Path
         await pilot.pause()
         assert isinstance(app.screen, SessionPointsScreen)
         assert app.screen.row.session.id == made[1].session_id
+
+
+@pilot_test
+async def test_a_secret_in_a_session_never_shows_on_the_way_to_resuming_it(tmp_path: Path) -> None:
+    """The menu entry (its title is the first prompt), each point's row and the resume
+    dialog show a key as [REDACTED:kind]; the session resumed is the agent's, as is."""
+    key = make(S.GITHUB, random.Random(9)).secret
+    proj = tmp_path / "proj"
+    c = ClaudeSession(tmp_path / "claude", cwd=str(proj))
+    c.user(f"clone it with {key}")
+    c.assistant(text(f"cloned with {key}"))
+    c.write()
+    stored = c.path.read_bytes() if c.path is not None else b""
+    roots = Roots(tmp_path / "claude", None, None)
+    app = make_app(
+        demo_dir(tmp_path),
+        launch=True,
+        agent="claude",
+        agent_command=["claude"],
+        project=str(proj),
+        roots=roots,
+    )
+    redacted = f"[REDACTED:{S.GITHUB}]"
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        menu_screen = app.screen
+        assert isinstance(menu_screen, LaunchScreen)
+        await wait_until(pilot, lambda: menu_screen.sessions is not None, "the sessions")
+        menu = menu_screen.query_one(OptionList)
+        entry = str(menu.get_option(f"session:claude:{c.session_id}").prompt)
+        assert f"clone it with {redacted}" in entry and key not in entry
+        await pilot.press("enter")
+        points_screen = app.screen
+        assert isinstance(points_screen, SessionPointsScreen)
+        points = points_screen.query_one(PointList)
+        await wait_until(pilot, lambda: points.messages, "the messages")
+        rows = [points.render_row(i, 100).plain for i in range(2)]
+        assert all(redacted in row and key not in row for row in rows), rows
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ResumeScreen)
+        summary = plain(app.screen.query_one("#resume-summary"))
+        assert redacted in summary and key not in summary
+    assert c.path is not None and c.path.read_bytes() == stored

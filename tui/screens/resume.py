@@ -22,6 +22,7 @@ from recorder.launch.selection import Selection
 from recorder.launch.sessions import ResumePlan, plan
 from recorder.sources.listing import SessionRow, read_row
 from recorder.sources.model import SessionMessage
+from recorder.store.secrets import redacted_text
 
 from ..text import one_line, plural
 from ..widgets.virtual_list import VirtualList
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from ..app import PersistApp
 
 SENDER_STYLES = {"user": "bold cyan", "assistant": "bold", "tool": "dim", "system": "dim italic"}
+ROW_CHARS = 4096
+"""Characters of a message read for its one-line row (a row shows its start): scanned
+for secrets, which show as [REDACTED:kind] as everywhere else."""
 
 
 class PointList(VirtualList):
@@ -58,7 +62,7 @@ class PointList(VirtualList):
         text.append(f"{m.sender.value:<10}", SENDER_STYLES.get(m.sender.value, "bold"))
         text.append("resume  " if row == 0 else "fork    ", "green" if row == 0 else "yellow")
         words = m.text or ", ".join(f"⚙ {c.name}" for c in m.tool_calls)
-        text.append(one_line(words or "(empty)", max(10, width)))
+        text.append(one_line(redacted_text(words[:ROW_CHARS]) or "(empty)", max(10, width)))
         text.truncate(width)
         return text
 
@@ -195,7 +199,7 @@ class ResumeScreen(ModalScreen[bool]):
             (
                 "From",
                 f"message {m.seq} of {self.total} ({m.sender.value}): "
-                f"{one_line(m.text or '(tool call)', 80)}",
+                f"{one_line(redacted_text(m.text[:ROW_CHARS]) or '(tool call)', 80)}",
             ),
         ]
         if p.new_id:
