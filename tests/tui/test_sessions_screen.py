@@ -50,6 +50,15 @@ async def wait_rows(pilot, screen: SessionsScreen) -> SessionList:  # type: igno
     return sessions
 
 
+async def shows(pilot, preview, text: str) -> str:  # type: ignore[no-untyped-def]
+    """What the preview shows once it holds `text` (or after 2 s)."""
+    for _ in range(100):
+        if text in str(preview.render()):
+            break
+        await pilot.pause(0.02)
+    return str(preview.render())
+
+
 @pilot_test
 async def test_sessions_screen_lists_every_source_with_a_preview(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -67,18 +76,12 @@ async def test_sessions_screen_lists_every_source_with_a_preview(
         status = str(screen.query_one("#sessions-status").render())
         assert "3 agent sessions (1 claude, 1 codex, 1 gemini)" in status
         preview = screen.query_one("#sessions-preview")
-        for _ in range(100):
-            await pilot.pause(0.02)
-            if "I will profile the page." in str(preview.render()):
-                break
+        await shows(pilot, preview, "I will profile the page.")
         shown = str(preview.render())
         assert "make the page load faster" in shown and "(thinking folded)" in shown
         assert "profile first" not in shown  # thinking is folded
         await pilot.press("j")
-        for _ in range(100):
-            await pilot.pause(0.02)
-            if keys[1].split(":")[1] in str(preview.render()):
-                break
+        await shows(pilot, preview, keys[1].split(":")[1])
         assert keys[1] in str(preview.render())
         await pilot.press("escape")
         assert not isinstance(app.screen, SessionsScreen)
@@ -106,10 +109,7 @@ async def test_a_session_the_agent_deleted_is_shown_from_our_copy(
         row = sessions.rows[0]
         assert row.session.id == ids["claude"] and row.deleted and row.protected
         preview = screen.query_one("#sessions-preview")
-        for _ in range(100):
-            await pilot.pause(0.02)
-            if "I will profile the page." in str(preview.render()):
-                break
+        await shows(pilot, preview, "I will profile the page.")
         shown = str(preview.render())
         assert "shown from our copy" in shown and "I will profile the page." in shown
         assert "deleted" in str(sessions.render_row(0, 80))
@@ -137,10 +137,7 @@ async def test_the_preview_shows_a_secret_redacted(
         assert isinstance(screen, SessionsScreen)
         await wait_rows(pilot, screen)
         preview = screen.query_one("#sessions-preview")
-        for _ in range(100):
-            await pilot.pause(0.02)
-            if "Pushed." in str(preview.render()):
-                break
+        await shows(pilot, preview, "Pushed.")
         shown = str(preview.render())
         assert "push it with" in shown and key not in shown
         assert "[REDACTED:github-token]" in shown and "[secret]" in shown
