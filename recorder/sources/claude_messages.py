@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recorder.sources.jsonl import estimate_tokens, parse_time, text_of
-from recorder.sources.model import Sender, SessionMessage, Source, ToolCall
+from recorder.sources.model import Sender, SessionMessage, Source, ToolCall, prompt_title
 
 EDIT_TOOLS = {"Edit": "file_path", "Write": "file_path", "MultiEdit": "file_path"}
 EDIT_TOOLS["NotebookEdit"] = "notebook_path"
@@ -215,7 +215,7 @@ def first_user_prompt(messages: list[SessionMessage]) -> str:
         if m.sender is not Sender.USER or not m.text.strip():
             continue
         if not m.note:
-            return " ".join(m.text.split())[:200]
+            return prompt_title(m.text)
         found = _COMMAND.search(m.text) if m.note == "command" and not command else None
         if found:
             args = _COMMAND_ARGS.search(m.text)

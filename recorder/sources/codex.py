@@ -32,6 +32,7 @@ from recorder.sources.model import (
     Source,
     ToolCall,
     Transcript,
+    prompt_title,
 )
 
 KNOWN = frozenset(
@@ -287,7 +288,7 @@ def _session(
     report: ReadReport,
 ) -> Session:
     sid, meta = facts.head.sid, facts.head.meta
-    prompt = " ".join(facts.prompt.split())[:200] if facts.prompt is not None else ""
+    prompt = prompt_title(facts.prompt) if facts.prompt is not None else ""
     name = (names or {}).get(sid, "")
     git_meta = meta.get("git")
     git: dict[str, Any] = git_meta if isinstance(git_meta, dict) else {}

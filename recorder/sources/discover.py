@@ -29,7 +29,7 @@ from recorder.sources.model import (
 )
 from recorder.store.fsutil import atomic_write, ensure_private_dir
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: titles made of prompts have their keys redacted (`prompt_title`)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from recorder.sources.model import (
     Source,
     ToolCall,
     Transcript,
+    prompt_title,
 )
 
 EDIT_TOOLS = {"write_file": "file_path", "replace": "file_path", "edit": "file_path"}
@@ -247,7 +248,7 @@ def _listing(
         if sender is Sender.USER and prompt is None:
             text = text_of(m.get("displayContent") or m.get("content"))
             if not text.lstrip().startswith(_IGNORED_PROMPTS):
-                prompt = " ".join(text.split())[:200]
+                prompt = prompt_title(text)
         elif sender is Sender.ASSISTANT:
             for call in as_list(m.get("toolCalls")):
                 if isinstance(call, dict):
@@ -302,7 +303,7 @@ def read_transcript(path: Path, project_path: str = "", *, listing: bool = False
             kept.append(m)
     conv = [m for m in messages if m.sender is not Sender.SYSTEM]
     prompt = next(
-        (" ".join(m.text.split())[:200] for m in conv if m.sender is Sender.USER and not m.note), ""
+        (prompt_title(m.text) for m in conv if m.sender is Sender.USER and not m.note), ""
     )
     files: dict[str, None] = {}
     for m in messages:

@@ -10,6 +10,15 @@ from typing import Any
 
 from recorder.store.secrets import redacted_text
 
+TITLE_CHARS = 200  # a prompt's characters kept as a session's title
+
+
+def prompt_title(text: str) -> str:
+    """A prompt as a session's title: its first `TITLE_CHARS` characters on one line, any
+    key in them as `[REDACTED:kind]`. The key is redacted before the cut: cut first, a
+    key starting near the end would stay as a fragment no scanner recognises."""
+    return " ".join(redacted_text(text[: 16 * TITLE_CHARS]).split())[:TITLE_CHARS]
+
 
 class Source(enum.StrEnum):
     CLAUDE = "claude"

@@ -254,7 +254,9 @@ def test_a_session_the_agent_deleted_exports_from_our_copy(tmp_path: Path) -> No
 
 def test_a_secret_in_the_first_prompt_is_redacted_in_the_title_too(tmp_path: Path) -> None:
     """The title of a Markdown export is the session's title, often its first prompt:
-    redacted as the messages are (and left as it is with `--no-redact`)."""
+    redacted as the messages are. A title made of a prompt is redacted where it is made
+    (a key cut by its 200 characters would be left half), so `--no-redact` keeps the
+    messages' keys and not the title's."""
     s = ClaudeSession(tmp_path / "claude", cwd="/home/me/proj", session_id=new_uuid(7))
     s.user(f"deploy with {SECRET}")
     s.assistant(text("deployed"))
@@ -265,4 +267,5 @@ def test_a_secret_in_the_first_prompt_is_redacted_in_the_title_too(tmp_path: Pat
     assert SECRET not in out.stdout
     raw = persist(tmp_path, "export", "--session", s.session_id, "--no-redact")
     assert raw.returncode == 0, raw.stderr
-    assert raw.stdout.startswith(f"# deploy with {SECRET}\n")
+    assert raw.stdout.startswith(f"# deploy with {REDACTED[:-1]}&#93;\n")
+    assert f"> deploy with {SECRET}" in raw.stdout  # the message as it was said
