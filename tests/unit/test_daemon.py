@@ -383,18 +383,18 @@ def test_a_full_disk_delays_writes_but_loses_and_tears_nothing(tmp_path: Path) -
     rec = make(tmp_path, clock)
     sink = rec.journal.sink
     sink.retry_delay = 0.001
-    real_write = sink.write
+    real_writev = sink.writev
     failures = {"left": 3}
 
-    def full_then_half(fd: int, data: memoryview) -> int:
+    def full_then_half(fd: int, chunks: list[memoryview]) -> int:
         if failures["left"]:
             failures["left"] -= 1
             if failures["left"] == 1:  # a short write: half a line reaches the disk
-                return real_write(fd, data[: len(data) // 2])
+                return real_writev(fd, [chunks[0][: len(chunks[0]) // 2]])
             raise OSError(28, "No space left on device")
-        return real_write(fd, data)
+        return real_writev(fd, chunks)
 
-    sink.write = full_then_half  # type: ignore[method-assign]
+    sink.writev = full_then_half  # type: ignore[method-assign]
     said: list[str] = []
     sink.on_error = lambda message: (said.append(message), rec.error(message))  # type: ignore[func-returns-value]
     feed(rec, clock, env_msg("p", 1), env_msg("p", 2), env_msg("p", 3))

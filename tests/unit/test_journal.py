@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import mmap
 import os
 import stat
 import threading
@@ -313,14 +315,14 @@ def test_chunks_waiting_for_a_stalled_disk_are_kept_compressed_and_written_exact
     sink.compress_after = 64 * 1024  # the first 64 KiB wait as they are, the rest compressed
     sink.retry_delay = 0.01
     disk_back = threading.Event()
-    real_write = sink.write
+    real_writev = sink.writev
 
-    def full_until_freed(fd: int, data: memoryview) -> int:
+    def full_until_freed(fd: int, chunks: list[memoryview]) -> int:
         if not disk_back.is_set():
             raise OSError(28, "No space left on device")
-        return real_write(fd, data)
+        return real_writev(fd, chunks)
 
-    sink.write = full_until_freed  # type: ignore[method-assign]
+    sink.writev = full_until_freed  # type: ignore[method-assign]
     sink.start()
     for i in range(0, 2000, 20):
         write_messages(journal, 20, start=i)  # a chunk of 20 lines each
@@ -334,3 +336,72 @@ def test_chunks_waiting_for_a_stalled_disk_are_kept_compressed_and_written_exact
     with open_store(tmp_path) as store:
         ids = [r.payload["id"] for r in store.records() if r.is_message]
     assert ids == list(range(2000))
+
+
+def test_chunks_waiting_together_go_out_in_one_write_resumed_where_it_stopped(
+    tmp_path: Path,
+) -> None:
+    layout = Layout(tmp_path)
+    journal = Journal(layout)
+    journal.open()
+    sink = journal.sink
+    real_writev = sink.writev
+    released = threading.Event()
+    calls: list[int] = []  # chunks (or what is left of them) handed to each writev
+
+    def held_then_short(fd: int, chunks: list[memoryview]) -> int:
+        released.wait()
+        calls.append(len(chunks))
+        return real_writev(fd, [chunks[0][:700]])  # short: never more than 700 bytes
+
+    sink.writev = held_then_short  # type: ignore[method-assign]
+    sink.start()
+    for i in range(0, 200, 10):
+        write_messages(journal, 10, start=i)  # 20 chunks queue up behind the held one
+    released.set()
+    journal.close()
+    assert max(calls) >= 10  # the chunks waiting went out together
+    with open_store(tmp_path) as store:
+        ids = [r.payload["id"] for r in store.records() if r.is_message]
+    assert ids == list(range(200))  # in order, and no line torn by the short writes
+    assert sink.pending_bytes == 0
+
+
+def resident_pages(path: Path) -> int:
+    """How many of a file's pages are in the kernel's page cache (mincore(2))."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    size = path.stat().st_size
+    vec = (ctypes.c_ubyte * ((size + mmap.PAGESIZE - 1) // mmap.PAGESIZE))()
+    with path.open("rb") as f, mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY) as m:
+        start = ctypes.c_char.from_buffer(m)
+        rc = libc.mincore(ctypes.c_void_p(ctypes.addressof(start)), ctypes.c_size_t(size), vec)
+        del start
+    assert rc == 0, os.strerror(ctypes.get_errno())
+    return sum(v & 1 for v in vec)
+
+
+def test_a_closed_segment_leaves_the_page_cache(tmp_path: Path) -> None:
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"x" * 65536)
+    fd = os.open(probe, os.O_RDONLY)
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    if resident_pages(probe):
+        pytest.skip("this filesystem keeps files in memory (tmpfs): nothing to drop")
+    layout = Layout(tmp_path / "logs")
+    journal = Journal(layout, segment_bytes=256 * 1024)
+    journal.open()
+    sink = journal.sink
+    sink.start()
+    for i in range(0, 6000, 500):
+        write_messages(journal, 500, start=i)
+    assert sink.wait_idle(10)
+    *closed, current = sorted(layout.segments.glob("seg-*.jsonl"))
+    assert len(closed) >= 2
+    assert [resident_pages(p) for p in closed] == [0] * len(closed)
+    assert resident_pages(current) > 0  # the one being written stays cached
+    journal.close()
+    with open_store(tmp_path / "logs") as store:  # and every line reads back from disk
+        ids = [r.payload["id"] for r in store.records() if r.is_message]
+    assert ids == list(range(6000))
