@@ -58,11 +58,6 @@ def _drop_cached(fd: int) -> None:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
-def _chunk_size(command: tuple[Any, ...]) -> int:
-    """The bytes of lines a `write` or `zwrite` command carries."""
-    return len(command[1]) if command[0] == "write" else int(command[3])
-
-
 @dataclass(frozen=True)
 class Position:
     """A point in the journal: just after record `seq`, at `offset` of `segment`."""
@@ -173,7 +168,8 @@ class UnwrittenData(Exception):
         self.nbytes = nbytes
 
 
-COMPRESS_AFTER = 4 * 1024 * 1024
+COMPRESS_AFTER = 4 * 1024 * 1024  # bytes waiting beyond which chunks are compressed ...
+COMPRESS_AFTER_SLOW = 32 * 1024 * 1024  # ... or this many while writes still succeed
 
 
 class Sink:
@@ -197,7 +193,8 @@ class Sink:
         self.last_sync_time = 0.0
         self.pending_bytes = 0
         self.wrote = threading.Event()  # set after each write: a syncer sleeps until then
-        self.compress_after = COMPRESS_AFTER  # bytes waiting beyond which chunks are compressed
+        self.compress_after = COMPRESS_AFTER  # while writes fail (a full disk)
+        self.compress_after_slow = COMPRESS_AFTER_SLOW  # while the disk is merely behind
         self.writev = os.writev  # replaceable in tests
         self._queue: deque[tuple[Any, ...]] = deque()
         self._cond = threading.Condition()
@@ -211,9 +208,13 @@ class Sink:
         if self._thread is None:
             self._run(command)
             return
-        if command[0] == "write" and self.pending_bytes > self.compress_after:
+        if command[0] == "write" and self.pending_bytes > (
+            self.compress_after if self.stalled is not None else self.compress_after_slow
+        ):
             # The disk is behind (full, say): what waits is kept compressed, about
             # 10x smaller, so a long stall fits in memory (zlib releases the GIL).
+            # While writes still succeed, a backlog is mostly a rotation's fsync
+            # (30 ms, 8 MB of a 2 KB flood here), which is not worth compressing.
             _, data, end = command
             command = ("zwrite", zlib.compress(data, 1), end, len(data))
         with self._cond:
@@ -255,26 +256,27 @@ class Sink:
                 self._run(commands[0])
 
     def _take(self) -> list[tuple[Any, ...]]:
-        """The next command, or all the chunks waiting at the front of the queue (up
-        to `_GATHER_BYTES`): one `writev` for all of them. Written one by one, each
+        """The next command, or all the plain chunks waiting at the front of the queue
+        (up to `_GATHER_BYTES`): one `writev` for all of them. Written one by one, each
         chunk was a wait for the GIL, which the receiving thread holds for up to the
         switch interval (5 ms) in a flood: the writer then fell behind at 1 MiB per
-        5 ms, and the receiving thread spent its time compressing what waited."""
+        5 ms, and the receiving thread spent its time compressing what waited.
+        Compressed chunks (a long stall) go one at a time: each is expanded first."""
         with self._cond:
             while not self._queue:
                 self._cond.wait()
             queue = self._queue
             taken = [queue.popleft()]
-            if taken[0][0] in _WRITES:
-                size = _chunk_size(taken[0])
+            if taken[0][0] == "write":
+                size = len(taken[0][1])
                 while (
                     queue
-                    and queue[0][0] in _WRITES
+                    and queue[0][0] == "write"
                     and size < _GATHER_BYTES
                     and len(taken) < _GATHER_CHUNKS
                 ):
                     taken.append(queue.popleft())
-                    size += _chunk_size(taken[-1])
+                    size += len(taken[-1][1])
             return taken
 
     def _run(self, command: tuple[Any, ...]) -> None:

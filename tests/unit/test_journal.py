@@ -8,6 +8,7 @@ import mmap
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import orjson
@@ -324,9 +325,14 @@ def test_chunks_waiting_for_a_stalled_disk_are_kept_compressed_and_written_exact
 
     sink.writev = full_until_freed  # type: ignore[method-assign]
     sink.start()
-    for i in range(0, 2000, 20):
+    write_messages(journal, 20)
+    deadline = time.monotonic() + 10
+    while sink.stalled is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sink.stalled is not None and "No space left" in sink.stalled
+    for i in range(20, 2000, 20):
         write_messages(journal, 20, start=i)  # a chunk of 20 lines each
-    waiting = list(sink._queue)  # the writer holds one chunk; the rest wait here
+    waiting = list(sink._queue)  # the writer holds the first chunk; the rest wait here
     packed = [c for c in waiting if c[0] == "zwrite"]
     assert len(packed) > len(waiting) / 3  # all but the first 64 KiB
     assert sum(len(c[1]) for c in packed) * 4 < sum(c[3] for c in packed)
@@ -336,6 +342,39 @@ def test_chunks_waiting_for_a_stalled_disk_are_kept_compressed_and_written_exact
     with open_store(tmp_path) as store:
         ids = [r.payload["id"] for r in store.records() if r.is_message]
     assert ids == list(range(2000))
+
+
+def test_a_disk_merely_behind_gets_its_chunks_uncompressed_up_to_a_larger_budget(
+    tmp_path: Path,
+) -> None:
+    layout = Layout(tmp_path)
+    journal = Journal(layout)
+    journal.open()
+    sink = journal.sink
+    sink.compress_after = 64 * 1024  # were writes failing
+    sink.compress_after_slow = 512 * 1024  # writes succeed, only slowly
+    real_writev = sink.writev
+    released = threading.Event()
+
+    def slow(fd: int, chunks: list[memoryview]) -> int:
+        released.wait()
+        return real_writev(fd, chunks)
+
+    sink.writev = slow  # type: ignore[method-assign]
+    sink.start()
+    chunks = 0
+    while sink.pending_bytes <= 512 * 1024:
+        write_messages(journal, 20, start=20 * chunks)
+        chunks += 1
+    assert not [c for c in sink._queue if c[0] == "zwrite"]  # 64 KiB to 512 KiB: as they are
+    for i in range(chunks, chunks + 20):
+        write_messages(journal, 20, start=20 * i)
+    assert len([c for c in sink._queue if c[0] == "zwrite"]) == 20  # beyond: compressed
+    released.set()
+    journal.close()
+    with open_store(tmp_path) as store:
+        ids = [r.payload["id"] for r in store.records() if r.is_message]
+    assert ids == list(range(20 * (chunks + 20)))
 
 
 def test_chunks_waiting_together_go_out_in_one_write_resumed_where_it_stopped(
