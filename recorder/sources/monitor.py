@@ -234,7 +234,7 @@ class Monitor:
             offset=0,
             seq=0,
             messages=session.message_count,
-            label=f"{session.source.value} {session.id[:8]} {session.title}"[:80],
+            label=f"{session.source.value} {session.id[:8]} {session.shown_title}"[:80],
             reason=f"session monitor: {d.reason}",
             first_ts=session.first_ts,
             last_ts=session.last_ts,

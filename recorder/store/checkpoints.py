@@ -40,6 +40,7 @@ from recorder.store.layout import (
     segment_number,
 )
 from recorder.store.records import SCHEMA_VERSION
+from recorder.store.secrets import redacted_text
 from recorder.store.segfile import CompressedSegment, SegmentDamaged, open_segment, segment_size
 
 MAX_LABEL = 200
@@ -49,7 +50,11 @@ MAX_BASE_DEPTH = 16  # checkpoints in a chain of bases before one lists every se
 
 
 def sanitize_label(label: str) -> str:
-    """Printable, single-line, bounded: a label is data, never a path or escape."""
+    """Printable, single-line, bounded: a label is data, never a path or escape. A
+    secret typed into it (or in the session title a monitor's label names) is
+    `[REDACTED:kind]`, before the cut (a cut key leaves a fragment no scan knows):
+    labels are shown everywhere and name the checkpoint's file."""
+    label = redacted_text(label)
     cleaned = "".join(
         " " if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in label
     )
@@ -182,7 +187,8 @@ class Checkpoint:
                 _typed(data, name, float)
         return cls(
             id=_typed(data, "id", str),
-            label=str(_typed(data, "label", str, default="") or ""),
+            # written before labels were redacted (2026-12-04), a label may hold a key
+            label=redacted_text(str(_typed(data, "label", str, default="") or "")),
             reason=str(_typed(data, "reason", str, default="") or ""),
             created=float(_typed(data, "created", float)),
             segment=segment,

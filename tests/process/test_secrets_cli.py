@@ -77,3 +77,22 @@ def test_recorded_byte_for_byte_named_in_meta_and_redacted_on_export(bus: Bus) -
     assert raw.returncode == 0 and raw.stdout == journal  # one segment: the journal itself
     plain = persist("export", "--all", "--no-redact", "--log-dir", str(bus.log_dir))
     assert keys[S.OPENAI].secret.encode() in plain.stdout
+
+
+def test_a_secret_typed_into_a_checkpoint_label_is_never_kept_or_shown(bus: Bus) -> None:
+    bus.start_broker()
+    bus.start_recorder()
+    key = make(S.AWS, RND).secret
+    made = persist("checkpoint", "--log-dir", str(bus.log_dir), "--label", f"deploy {key} ok")
+    assert made.returncode == 0, made.stderr
+    listed = persist("checkpoints", "--log-dir", str(bus.log_dir))
+    as_json = persist("checkpoints", "--log-dir", str(bus.log_dir), "--json")
+    assert b"[REDACTED:" in listed.stdout, listed.stdout
+    labels = [c["label"] for c in orjson.loads(as_json.stdout)["checkpoints"]]
+    assert labels == [f"deploy [REDACTED:{S.AWS}] ok"]
+    shown = made.stdout + made.stderr + listed.stdout + as_json.stdout
+    files = list((bus.log_dir / "checkpoints").iterdir())
+    assert files
+    kept = b"".join(p.name.encode() + p.read_bytes() for p in files)
+    for text in (shown, kept, (bus.log_dir / "status.json").read_bytes()):
+        assert key.lower().encode() not in text.lower()  # the file's name is lowercased

@@ -6,6 +6,7 @@ import ctypes
 import json
 import mmap
 import os
+import random
 import stat
 import threading
 import time
@@ -17,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recorder.daemon.control import request_checkpoint
+from recorder.store import secrets as S
 from recorder.store.checkpoints import (
     list_checkpoints,
     sanitize_label,
@@ -27,6 +29,7 @@ from recorder.store.journal import Journal
 from recorder.store.layout import Layout
 from recorder.store.reader import KIND_BAD_LINE, Store, open_store
 from recorder.store.records import KIND_MESSAGE, decode_frames, encode_frames, encode_record
+from tests.secret_samples import make
 
 frame = st.one_of(
     st.binary(max_size=64),
@@ -287,6 +290,22 @@ def test_labels_are_sanitised_and_never_paths(tmp_path: Path) -> None:
     assert cp.label == "../../../etc/passwd"
     assert [c.id for c in list_checkpoints(layout)] == [cp.id]
     assert cp.messages == 1
+
+
+def test_a_label_written_before_labels_were_redacted_shows_redacted(tmp_path: Path) -> None:
+    key = make(S.GITHUB, random.Random(3)).secret
+    layout = Layout(tmp_path)
+    journal = Journal(layout)
+    journal.open()
+    write_messages(journal, 1)
+    journal.close()
+    cp = request_checkpoint(layout, "before")
+    assert cp.path is not None
+    old = orjson.loads(cp.path.read_bytes())
+    old["label"] = f"pushed with {key}"  # as a checkpoint file of yesterday held it
+    cp.path.write_bytes(orjson.dumps(old))
+    [listed] = list_checkpoints(layout)
+    assert listed.label == f"pushed with [REDACTED:{S.GITHUB}]"
 
 
 def test_store_keeps_lines_appended_just_before_a_rotation(tmp_path: Path) -> None:

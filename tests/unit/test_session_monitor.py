@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,10 @@ from recorder.errors import BadOption
 from recorder.sources.discover import Roots
 from recorder.sources.model import Session, Source
 from recorder.sources.monitor import Monitor, MonitorSettings, decide, latest_session_checkpoints
+from recorder.store import secrets as SECRET
 from recorder.store.checkpoints import SessionRef, list_checkpoints
 from recorder.store.layout import Layout
+from tests.secret_samples import make
 from tests.session_fixtures import ClaudeSession, text, tool_use
 
 NOW = 1_800_000_000.0
@@ -141,3 +144,19 @@ def test_monitor_rounds_with_an_injected_clock(tmp_path: Path) -> None:
     assert len(log) == 5 and "CHECKPOINT (idle reached its threshold)" in log[1]
     assert "time=" in log[0] and "weighted=" in log[0]
     assert (layout.sessions / "monitor.log").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_title_holding_a_key_across_the_labels_cut_leaves_no_fragment(tmp_path: Path) -> None:
+    key = make(SECRET.AWS, random.Random(9)).secret
+    s = ClaudeSession(tmp_path / "claude")
+    s.user("go")
+    s.assistant(text("ok"))
+    prefix = f"claude {s.session_id[:8]} "
+    s.meta("custom-title", customTitle="t" * (80 - len(prefix) - 11) + " " + key)  # cut 10 in
+    s.write()
+    layout = Layout(tmp_path / "log")
+    m = Monitor(Roots(tmp_path / "claude", None, None), layout, MonitorSettings())
+    assert m.tick(s.t + 3 * 3600).taken
+    [cp] = list_checkpoints(layout, sessions=True)
+    assert cp.label.startswith(prefix + "t") and "[REDACTED" in cp.label
+    assert key[:10] not in cp.label and key[:10].lower() not in cp.id
