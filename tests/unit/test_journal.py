@@ -62,6 +62,18 @@ def write_messages(journal: Journal, n: int, start: int = 0) -> None:
     journal.flush()
 
 
+def opened_journal(root: Path, **options: int) -> Journal:
+    journal = Journal(Layout(root), **options)
+    journal.open()
+    return journal
+
+
+def written_ids(root: Path) -> list[int]:
+    """The `id` of every message in the journal at `root`, in journal order."""
+    with open_store(root) as store:
+        return [r.payload["id"] for r in store.records() if r.is_message]
+
+
 def test_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
@@ -280,9 +292,8 @@ def test_checkpoint_digest_verifies_and_names_the_damaged_segment(tmp_path: Path
 
 def test_labels_are_sanitised_and_never_paths(tmp_path: Path) -> None:
     assert sanitize_label("a\x1b[31mb\nc\td") == "a [31mb c d"
-    layout = Layout(tmp_path)
-    journal = Journal(layout)
-    journal.open()
+    journal = opened_journal(tmp_path)
+    layout = journal.layout
     write_messages(journal, 1)
     journal.close()
     cp = request_checkpoint(layout, "../../../etc/passwd\x00")
@@ -294,9 +305,8 @@ def test_labels_are_sanitised_and_never_paths(tmp_path: Path) -> None:
 
 def test_a_label_written_before_labels_were_redacted_shows_redacted(tmp_path: Path) -> None:
     key = make(S.GITHUB, random.Random(3)).secret
-    layout = Layout(tmp_path)
-    journal = Journal(layout)
-    journal.open()
+    journal = opened_journal(tmp_path)
+    layout = journal.layout
     write_messages(journal, 1)
     journal.close()
     cp = request_checkpoint(layout, "before")
@@ -328,19 +338,16 @@ def test_store_keeps_lines_appended_just_before_a_rotation(tmp_path: Path) -> No
 def test_chunks_waiting_for_a_stalled_disk_are_kept_compressed_and_written_exactly(
     tmp_path: Path,
 ) -> None:
-    layout = Layout(tmp_path)
-    journal = Journal(layout)
-    journal.open()
+    journal = opened_journal(tmp_path)
     sink = journal.sink
     sink.compress_after = 64 * 1024  # the first 64 KiB wait as they are, the rest compressed
     sink.retry_delay = 0.01
     disk_back = threading.Event()
-    real_writev = sink.writev
 
     def full_until_freed(fd: int, chunks: list[memoryview]) -> int:
         if not disk_back.is_set():
             raise OSError(28, "No space left on device")
-        return real_writev(fd, chunks)
+        return os.writev(fd, chunks)
 
     sink.writev = full_until_freed  # type: ignore[method-assign]
     sink.start()
@@ -358,26 +365,21 @@ def test_chunks_waiting_for_a_stalled_disk_are_kept_compressed_and_written_exact
     assert sink.pending_bytes > 100_000  # counted as lines (the budget means lines)
     disk_back.set()
     journal.close()
-    with open_store(tmp_path) as store:
-        ids = [r.payload["id"] for r in store.records() if r.is_message]
-    assert ids == list(range(2000))
+    assert written_ids(tmp_path) == list(range(2000))
 
 
 def test_a_disk_merely_behind_gets_its_chunks_uncompressed_up_to_a_larger_budget(
     tmp_path: Path,
 ) -> None:
-    layout = Layout(tmp_path)
-    journal = Journal(layout)
-    journal.open()
+    journal = opened_journal(tmp_path)
     sink = journal.sink
     sink.compress_after = 64 * 1024  # were writes failing
     sink.compress_after_slow = 512 * 1024  # writes succeed, only slowly
-    real_writev = sink.writev
     released = threading.Event()
 
     def slow(fd: int, chunks: list[memoryview]) -> int:
         released.wait()
-        return real_writev(fd, chunks)
+        return os.writev(fd, chunks)
 
     sink.writev = slow  # type: ignore[method-assign]
     sink.start()
@@ -391,26 +393,21 @@ def test_a_disk_merely_behind_gets_its_chunks_uncompressed_up_to_a_larger_budget
     assert len([c for c in sink._queue if c[0] == "zwrite"]) == 20  # beyond: compressed
     released.set()
     journal.close()
-    with open_store(tmp_path) as store:
-        ids = [r.payload["id"] for r in store.records() if r.is_message]
-    assert ids == list(range(20 * (chunks + 20)))
+    assert written_ids(tmp_path) == list(range(20 * (chunks + 20)))
 
 
 def test_chunks_waiting_together_go_out_in_one_write_resumed_where_it_stopped(
     tmp_path: Path,
 ) -> None:
-    layout = Layout(tmp_path)
-    journal = Journal(layout)
-    journal.open()
+    journal = opened_journal(tmp_path)
     sink = journal.sink
-    real_writev = sink.writev
     released = threading.Event()
     calls: list[int] = []  # chunks (or what is left of them) handed to each writev
 
     def held_then_short(fd: int, chunks: list[memoryview]) -> int:
         released.wait()
         calls.append(len(chunks))
-        return real_writev(fd, [chunks[0][:700]])  # short: never more than 700 bytes
+        return os.writev(fd, [chunks[0][:700]])  # short: never more than 700 bytes
 
     sink.writev = held_then_short  # type: ignore[method-assign]
     sink.start()
@@ -419,9 +416,9 @@ def test_chunks_waiting_together_go_out_in_one_write_resumed_where_it_stopped(
     released.set()
     journal.close()
     assert max(calls) >= 10  # the chunks waiting went out together
-    with open_store(tmp_path) as store:
-        ids = [r.payload["id"] for r in store.records() if r.is_message]
-    assert ids == list(range(200))  # in order, and no line torn by the short writes
+    assert written_ids(tmp_path) == list(
+        range(200)
+    )  # in order, and no line torn by the short writes
     assert sink.pending_bytes == 0
 
 
@@ -447,10 +444,8 @@ def test_a_closed_segment_leaves_the_page_cache(tmp_path: Path) -> None:
     os.close(fd)
     if resident_pages(probe):
         pytest.skip("this filesystem keeps files in memory (tmpfs): nothing to drop")
-    layout = Layout(tmp_path / "logs")
-    journal = Journal(layout, segment_bytes=256 * 1024)
-    journal.open()
-    sink = journal.sink
+    journal = opened_journal(tmp_path / "logs", segment_bytes=256 * 1024)
+    layout, sink = journal.layout, journal.sink
     sink.start()
     for i in range(0, 6000, 500):
         write_messages(journal, 500, start=i)
@@ -460,6 +455,4 @@ def test_a_closed_segment_leaves_the_page_cache(tmp_path: Path) -> None:
     assert [resident_pages(p) for p in closed] == [0] * len(closed)
     assert resident_pages(current) > 0  # the one being written stays cached
     journal.close()
-    with open_store(tmp_path / "logs") as store:  # and every line reads back from disk
-        ids = [r.payload["id"] for r in store.records() if r.is_message]
-    assert ids == list(range(6000))
+    assert written_ids(tmp_path / "logs") == list(range(6000))  # read back from disk
