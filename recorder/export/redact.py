@@ -132,8 +132,7 @@ def _redact_batch(batch: list[tuple[Record, list[SecretSpan] | None]]) -> Iterat
     todo = [i for i, (_, spans) in enumerate(batch) if spans is None]
     parts = [b"".join(scanned_parts(batch[i][0])) for i in todo]
     hit = {todo[k] for k in _SCANNER.candidates(b"".join(parts), map(len, parts))} if todo else ()
-    for i, (rec, named) in enumerate(batch):
-        spans = named
+    for i, (rec, spans) in enumerate(batch):
         if spans is None:
             spans = list(scan_frames(scanned_parts(rec), cap=None).spans) if i in hit else []
         yield redact_record(rec, spans) if spans else rec

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import orjson
 from textual.widgets import OptionList
@@ -41,6 +42,15 @@ def sessions(tmp: Path, proj: Path, n: int) -> list[ClaudeSession]:
     return made
 
 
+async def menu_with_sessions(pilot: Any, app: Any) -> OptionList:
+    """The launch menu's options, once it has listed the project's sessions."""
+    await settle(pilot)
+    menu_screen = app.screen
+    assert isinstance(menu_screen, LaunchScreen)
+    await wait_until(pilot, lambda: menu_screen.sessions is not None, "the sessions")
+    return menu_screen.query_one(OptionList)
+
+
 @pilot_test
 async def test_menu_offers_the_projects_sessions_and_confirms_the_exact_command(
     tmp_path: Path,
@@ -55,11 +65,7 @@ async def test_menu_offers_the_projects_sessions_and_confirms_the_exact_command(
         log_dir, launch=True, agent="claude", agent_command=command, project=str(proj), roots=roots
     )
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        menu_screen = app.screen
-        assert isinstance(menu_screen, LaunchScreen)
-        menu = menu_screen.query_one(OptionList)
-        await wait_until(pilot, lambda: menu_screen.sessions is not None, "the sessions")
+        menu = await menu_with_sessions(pilot, app)
         ids = [menu.get_option_at_index(i).id for i in range(menu.option_count)]
         keys = [f"session:claude:{c.session_id}" for c in reversed(made)]
         assert [i for i in ids if i and i.startswith("session:")] == keys  # newest first
@@ -118,11 +124,7 @@ async def test_more_sessions_than_the_menu_shows_are_one_key_away(tmp_path: Path
         tmp_path / "empty", launch=True, agent_command=["claude"], project=str(proj), roots=roots
     )
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        menu_screen = app.screen
-        assert isinstance(menu_screen, LaunchScreen)
-        await wait_until(pilot, lambda: menu_screen.sessions is not None, "the sessions")
-        menu = menu_screen.query_one(OptionList)
+        menu = await menu_with_sessions(pilot, app)
         ids = [menu.get_option_at_index(i).id for i in range(menu.option_count)]
         assert sum(1 for i in ids if i and i.startswith("session:")) == 5
         prompt = str(menu.get_option("sessions").prompt)
@@ -172,11 +174,7 @@ async def test_a_secret_in_a_session_never_shows_on_the_way_to_resuming_it(tmp_p
     )
     redacted = f"[REDACTED:{S.GITHUB}]"
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        menu_screen = app.screen
-        assert isinstance(menu_screen, LaunchScreen)
-        await wait_until(pilot, lambda: menu_screen.sessions is not None, "the sessions")
-        menu = menu_screen.query_one(OptionList)
+        menu = await menu_with_sessions(pilot, app)
         entry = str(menu.get_option(f"session:claude:{c.session_id}").prompt)
         assert f"clone it with {redacted}" in entry and key not in entry
         await pilot.press("enter")
