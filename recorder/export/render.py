@@ -272,6 +272,7 @@ class View:
     text: str  # the message text (or a one-line summary for other records)
     body: str | None  # the payload as pretty JSON when it is not just text
     replay_of: Any = None
+    payload: Any = None  # a message's last frame as `Record.payload` gives it
 
 
 def _payload_text(payload: dict[str, Any]) -> str | None:
@@ -316,46 +317,82 @@ def view(rec: Record, *, with_body: bool = True) -> View:
     if data is None:
         raw = rec.line.decode("utf-8", "replace").rstrip("\n")
         return View(None, None, KIND_BAD_LINE, "", "", "", raw[:500], None)
-    kind = str(data.get("kind"))
-    meta = data.get("meta") or {}
+    # A parsed line's `kind` is a string, `seq` an integer or null, `ts` a number or
+    # null, `topic` a string or absent, `meta` an object or absent (`parse_line`).
+    get = data.get
+    kind = data["kind"]
     if kind != "msg":
         rest = {k: v for k, v in data.items() if k not in ("v", "seq", "ts", "kind")}
         text = str(rest.get("detail") or "") or json_text(rest, lambda: rec.line)
-        return View(data.get("seq"), rec.ts, kind, "", "", "", text, None)
-    frames = data.get("frames") or ()
+        return View(get("seq"), get("ts"), kind, "", "", "", text, None)
+    common = message_view(rec, data, with_body=with_body)
+    if common is not None:
+        return common
+    frames = get("frames") or ()
     payload = frame_value(frames[-1]) if frames else None
     text, body = "", None
     if len(frames) > 2:  # several payload frames
         text = frames_text(rec) or ""
         body = frames_body(rec) if with_body else None
-    elif isinstance(payload, dict):
-        for key in _TEXT_KEYS:  # `_payload_text`, inline: once per message
-            value = payload.get(key)
-            if isinstance(value, str):
-                text = value
-                break
-        quiet = _QUIET if text else _ENVELOPE_ONLY
-        for k, v in payload.items() if with_body else ():
-            if k not in quiet and v is not text:
-                rest = {k: v for k, v in payload.items() if k != "_persist" and v is not text}
-                body = json_text(rest, lambda: payload_bytes(rec), indent=True)
-                break
     elif isinstance(payload, bytes):
         text = f"<{len(payload)} bytes of binary data>"
     elif isinstance(payload, str):
         text = payload
     elif with_body:
         body = json_text(payload, lambda: payload_bytes(rec), indent=True)
+    return _message(data, text, body, payload)
+
+
+def message_view(rec: Record, data: dict[str, Any], *, with_body: bool = True) -> View | None:
+    """`view` of a message (`data`: its parsed line) whose one payload frame is a JSON
+    object, as nearly every message is; None for any other message (several frames,
+    text, binary data, another JSON value), which `view` shows its own way."""
+    get = data.get
+    frames = get("frames")
+    if not frames or len(frames) > 2:
+        return None
+    payload = frames[-1].get("json")
+    if type(payload) is not dict:
+        return None
+    text, body = "", None
+    for key in _TEXT_KEYS:  # `_payload_text`, inline: once per message
+        value = payload.get(key)
+        if isinstance(value, str):
+            text = value
+            break
+    if with_body:
+        quiet = _QUIET if text else _ENVELOPE_ONLY
+        for k, v in payload.items():
+            if k not in quiet and v is not text:
+                rest = {k: v for k, v in payload.items() if k != "_persist" and v is not text}
+                written = json_or_none(rest, indent=True)  # `json_text`, its usual case inline
+                body = written.decode() if written is not None else _raw_json(rest, rec)
+                break
+    return _message(data, text, body, payload)
+
+
+def _raw_json(value: Any, rec: Record) -> str:
+    """`json_text` of a value of `rec`'s payload that orjson cannot write."""
+    return json_text(value, lambda: payload_bytes(rec), indent=True)
+
+
+def _message(data: dict[str, Any], text: str, body: str | None, payload: Any) -> View:
+    """A message's view. (A parsed line's `seq` is an integer or null, `ts` a number
+    or null, `topic` a string or absent, `meta` an object or absent: `parse_line`.)"""
+    get = data.get
+    meta = get("meta") or {}
+    sender, chain = meta.get("sender"), meta.get("chain")
     return View(
-        data.get("seq"),
-        rec.ts,  # a number, else None
-        kind,
-        str(data.get("topic") or ""),
-        str(meta.get("sender") or ""),
-        str(meta.get("chain") or ""),
+        get("seq"),
+        get("ts"),
+        "msg",
+        get("topic") or "",
+        sender if type(sender) is str else str(sender or ""),
+        chain if type(chain) is str else str(chain or ""),
         text,
         body,
         meta.get("replay_of"),
+        payload,
     )
 
 

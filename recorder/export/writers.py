@@ -25,12 +25,14 @@ from recorder.export.parallel import Parallel, render_parallel, use_parallel
 from recorder.export.redact import REDACT_BY_DEFAULT, redacted
 from recorder.export.render import (
     AsciiEscapes,
+    View,
     clean,
     gap_sentence,
     iso,
     iso_second,
     json_or_none,
     json_text,
+    message_view,
     payload_bytes,
     plain_ascii,
     plain_bytes,
@@ -73,6 +75,13 @@ class Writer:
         if self.size >= _CHUNK:
             self.flush()
 
+    def emit_all(self, pieces: list[bytes]) -> None:
+        """`emit` each of `pieces` (each a line's end and all: nothing is put between)."""
+        self.buf += pieces
+        self.size += sum(map(len, pieces))
+        if self.size >= _CHUNK:
+            self.flush()
+
     def flush(self) -> None:
         if self.buf:
             data = b"".join(self.buf)
@@ -84,7 +93,14 @@ class Writer:
     def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
         pass
 
+    shows_body = True
+    """Whether `message` is given the payload as pretty JSON (`View.body`)."""
+
     def record(self, rec: Record) -> None:
+        raise NotImplementedError
+
+    def message(self, rec: Record, v: View) -> None:
+        """`record` of a message, given its view (one view for every writer of a pass)."""
         raise NotImplementedError
 
     def end(self) -> None:
@@ -94,9 +110,14 @@ class Writer:
 class JsonlWriter(Writer):
     """Every valid record line exactly as stored (bad lines are left out and counted)."""
 
+    shows_body = False
+
     def record(self, rec: Record) -> None:
         if rec.data is not None:
             self.emit(rec.line)
+
+    def message(self, rec: Record, v: View) -> None:
+        self.emit(rec.line)
 
 
 def _backtick_run(text: str) -> int:
@@ -160,18 +181,23 @@ def _memo(fn: Callable[[str], _T]) -> Callable[[str], _T]:
 
 def md_quote(text: bytes) -> bytes:
     """Every line of UTF-8 `text` as a Markdown block quote line: `> line`, or `>`
-    alone for an empty line (so no line ends with a space). On bytes: the quote is
-    made on the way out, and a bytes `replace` is faster than a str one."""
-    quoted = b"> " + text.replace(b"\n", b"\n> ")
-    if not text or text[:1] == b"\n" or text[-1:] == b"\n" or _BLANK_LINE.search(text):
+    alone for an empty line (so no line ends with a space)."""
+    return b"".join(md_quote_parts(text))
+
+
+def md_quote_parts(text: bytes) -> tuple[bytes, bytes]:
+    """`md_quote(text)` in two parts: the first line's `> ` (or `>`) and the rest, so
+    that the text is not copied once more to put two bytes before it. On bytes: the
+    quote is made on the way out, and a bytes `replace` is faster than a str one."""
+    rest = text.replace(b"\n", b"\n> ")
+    first = b">" if not text or text[:1] == b"\n" else b"> "
+    if text[-1:] == b"\n" or _BLANK_LINE.search(text):
         # Empty lines came out as "> ": each replace pass skips the line right after
         # one it fixed (the newline between them is consumed), so two passes fix all.
-        quoted = quoted.replace(b"\n> \n", b"\n>\n").replace(b"\n> \n", b"\n>\n")
-        if quoted.startswith(b"> \n") or quoted == b"> ":
-            quoted = b">" + quoted[2:]
-        if quoted.endswith(b"\n> "):
-            quoted = quoted[:-1]
-    return quoted
+        rest = rest.replace(b"\n> \n", b"\n>\n").replace(b"\n> \n", b"\n>\n")
+        if rest.endswith(b"\n> "):
+            rest = rest[:-1]
+    return first, rest
 
 
 _BLANK_LINE = re.compile(b"\n\n")  # a compiled search: `in` is slow on text full of newlines
@@ -181,11 +207,15 @@ _MD_ESCAPES = AsciiEscapes(
 
 
 def md_quoted_text(text: str) -> bytes:
-    """`md_quote(md_text(text))`, UTF-8: recorded text as a block quote. ASCII text
-    whose only changes are tabs and `& < > ]` (most messages, code included) is done
-    in bytes (`AsciiEscapes`)."""
+    """`md_quote(md_text(text))`, UTF-8: recorded text as a block quote."""
+    return md_quote(md_escaped(text))
+
+
+def md_escaped(text: str) -> bytes:
+    """`md_text(text)` in UTF-8. ASCII text whose only changes are tabs and `& < > ]`
+    (most messages, code included) is done in bytes (`AsciiEscapes`)."""
     raw = _MD_ESCAPES.apply(text)
-    return md_quote(md_text(text).encode() if raw is None else raw)
+    return md_text(text).encode() if raw is None else raw
 
 
 def md_code(text: str) -> str:
@@ -231,10 +261,6 @@ class DayWriter(Writer):
 
 
 class MarkdownWriter(DayWriter):
-    def __init__(self, out: IO[bytes]) -> None:
-        super().__init__(out)
-        self._out: list[bytes] = []
-
     stamp = staticmethod(iso_second)
 
     def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
@@ -243,49 +269,57 @@ class MarkdownWriter(DayWriter):
         lines += ["", "---", "", ""]
         self.emit("\n".join(lines).encode())
 
-    def record(self, rec: Record) -> None:
-        v = view(rec)
-        if v.kind in BOOKKEEPING:
-            return
-        out = self._out
-        out.clear()
-        stamp = iso_second(v.ts)
+    def _clock(self, ts: float | None) -> str:
+        """The time of a record sent at `ts` (hh:mm:ss), after a heading for its day
+        when the day changes."""
+        stamp = iso_second(ts)
         day = stamp[:10]
         if day and day != self._day:
             self._day = day
-            out.append(f"## {day}\n".encode())
-        clock = stamp[11:19]
+            self.emit(f"## {day}\n\n".encode())
+        return stamp[11:19]
+
+    def message(self, rec: Record, v: View) -> None:
+        clock = self._clock(v.ts)
+        head = f"**{md_field(v.sender or '?')}** · {md_code_field(v.topic)} · {clock}"
+        if v.chain and v.chain != "message":
+            head += f" · {md_field(v.chain)}"
+        if v.replay_of is not None:
+            head += " · replay"
+        # the pieces of a message go out as they are (each of its parts ends with a
+        # blank line): its text, nearly all of its bytes, is copied only by `flush`
+        head_line = f"{head} <sub>#{v.seq}</sub>\n\n".encode()
+        if v.text:
+            self.emit_all([head_line, *md_quote_parts(md_escaped(v.text)), b"\n\n"])
+        else:
+            self.emit(head_line)
+        if v.body:
+            body = clean(v.body)
+            fence = _fence(body)
+            self.emit(f"{fence}json\n{body}\n{fence}\n\n".encode())
+
+    def record(self, rec: Record) -> None:
+        v = view(rec)
         if v.kind == "msg":
-            who = md_field(v.sender or "?")
-            head = f"**{who}** · {md_code_field(v.topic)} · {clock}"
-            if v.chain and v.chain != "message":
-                head += f" · {md_field(v.chain)}"
-            if v.replay_of is not None:
-                head += " · replay"
-            out.append(f"{head} <sub>#{v.seq}</sub>\n".encode())
-            if v.text:
-                out.append(md_quoted_text(v.text) + b"\n")
-            if v.body:
-                body = clean(v.body)
-                fence = _fence(body)
-                out.append(f"{fence}json\n{body}\n{fence}\n".encode())
-        elif v.kind == "gap":
+            self.message(rec, v)
+            return
+        if v.kind in BOOKKEEPING:
+            return
+        clock = self._clock(v.ts)
+        if v.kind == "gap":
             sentence = md_text(gap_sentence(rec.data or {}), newlines=False)
-            out.append(f"> ⚠ **{sentence}** ({clock}, #{v.seq})\n".encode())
+            self.emit(f"> ⚠ **{sentence}** ({clock}, #{v.seq})\n\n".encode())
         elif v.kind == KIND_BAD_LINE:
-            out.append(
+            self.emit(
                 f"> ✘ **damaged line** in seg-{rec.segment:06d}.jsonl at byte {rec.offset} "
-                "(not a journal record; left out)\n".encode()
+                "(not a journal record; left out)\n\n".encode()
             )
         elif v.kind in ("corrupt", "refused"):
             text = md_text(v.text[:300], newlines=False)
-            out.append(f"> ✘ **{md_text(v.kind)}** ({clock}, #{v.seq}): {text}\n".encode())
+            self.emit(f"> ✘ **{md_text(v.kind)}** ({clock}, #{v.seq}): {text}\n\n".encode())
         else:
             event = md_text(str((rec.data or {}).get("event", v.kind)), newlines=False)
-            out.append(f"*{clock} · recorder {event}*\n".encode())
-        out.append(b"")
-        # pieces encoded one by one: the text is mostly ASCII, the head is not (·)
-        self.emit(b"\n".join(out))
+            self.emit(f"*{clock} · recorder {event}*\n\n".encode())
 
 
 def _cell(value: str) -> str:
@@ -379,23 +413,32 @@ class CsvWriter(Writer):
     def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
         self.emit(csv_row(self.COLUMNS).encode())
 
+    shows_body = False  # the payload has a column of its own
+
     def record(self, rec: Record) -> None:
         v = view(rec, with_body=False)
+        if v.kind == "msg":
+            self.message(rec, v)
+            return
         if v.kind in BOOKKEEPING:
             return
-        payload = b""
-        if v.kind == "msg":
-            value = rec.payload
-            if isinstance(value, str):
-                payload = csv_cell(value)
-            elif isinstance(value, bytes):
-                payload = f"<{len(value)} bytes>".encode()
-            elif (written := json_or_none(value)) is not None:
-                payload = csv_json_cell(written)
-            else:
-                payload = csv_cell(json_text(value, lambda: payload_bytes(rec)))
-        elif v.kind == "gap":
+        if v.kind == "gap":
             v.text = gap_sentence(rec.data or {})
+        self._row(rec, v, b"")
+
+    def message(self, rec: Record, v: View) -> None:
+        value = v.payload
+        if isinstance(value, str):
+            payload = csv_cell(value)
+        elif isinstance(value, bytes):
+            payload = f"<{len(value)} bytes>".encode()
+        elif (written := json_or_none(value)) is not None:
+            payload = csv_json_cell(written)
+        else:
+            payload = csv_cell(json_text(value, lambda: payload_bytes(rec)))
+        self._row(rec, v, payload)
+
+    def _row(self, rec: Record, v: View, payload: bytes) -> None:
         replay = json_text(v.replay_of, lambda: rec.line) if v.replay_of is not None else ""
         seq, ts = v.seq, v.ts
         row = b",".join(
@@ -465,45 +508,55 @@ class HtmlWriter(DayWriter):
             (_HTML_HEAD.format(title=_h(title)) + f"<h1>{_h(title)}</h1><dl>{rows}</dl>\n").encode()
         )
 
+    def _clock(self, ts: float | None) -> str:
+        """The time of a record sent at `ts` (hh:mm:ss), after a heading for its day
+        when the day changes."""
+        stamp = iso(ts)
+        day = stamp[:10]
+        if day and day != self._day:
+            self._day = day
+            self.emit(f"<h2>{day}</h2>".encode())
+        return stamp[11:19]
+
+    def message(self, rec: Record, v: View) -> None:
+        clock = self._clock(v.ts)
+        extra = f' · <span class="chain">{_h(v.chain)}</span>' if v.chain else ""
+        if v.replay_of is not None:
+            extra += ' · <span class="replay">replay</span>'
+        head = (
+            f'<div class="msg" id="seq-{v.seq}"><div class="head">'
+            f'<span class="seq">#{v.seq}</span><span class="sender">{_h(v.sender or "?")}'
+            f'</span> · <span class="topic">{_h(v.topic)}</span> · {clock}{extra}</div>'
+        )
+        parts = [head.encode()]  # pieces encoded one by one, as in MarkdownWriter
+        if v.text:
+            parts += (b'<div class="text">', _h_bytes(v.text), b"</div>")
+        if v.body:
+            parts.append(f"<pre>{_h(v.body)}</pre>".encode())
+        parts.append(b"</div>\n")
+        self.emit_all(parts)
+
     def record(self, rec: Record) -> None:
         v = view(rec)
+        if v.kind == "msg":
+            self.message(rec, v)
+            return
         if v.kind in BOOKKEEPING:
             return
-        stamp = iso(v.ts)
-        parts: list[bytes] = []
-        if stamp[:10] and stamp[:10] != self._day:
-            self._day = stamp[:10]
-            parts.append(f"<h2>{self._day}</h2>".encode())
-        clock = stamp[11:19]
-        if v.kind == "msg":
-            extra = f' · <span class="chain">{_h(v.chain)}</span>' if v.chain else ""
-            if v.replay_of is not None:
-                extra += ' · <span class="replay">replay</span>'
-            head = (
-                f'<div class="msg" id="seq-{v.seq}"><div class="head">'
-                f'<span class="seq">#{v.seq}</span><span class="sender">{_h(v.sender or "?")}'
-                f'</span> · <span class="topic">{_h(v.topic)}</span> · {clock}{extra}</div>'
-            )
-            parts.append(head.encode())
-            if v.text:
-                parts.append(b'<div class="text">' + _h_bytes(v.text) + b"</div>")
-            if v.body:
-                parts.append(f"<pre>{_h(v.body)}</pre>".encode())
-            parts.append(b"</div>")
-        elif v.kind == "gap":
-            parts.append(f'<div class="gap">⚠ {_h(gap_sentence(rec.data or {}))}</div>'.encode())
+        clock = self._clock(v.ts)
+        if v.kind == "gap":
+            line = f'<div class="gap">⚠ {_h(gap_sentence(rec.data or {}))}</div>'
         elif v.kind == KIND_BAD_LINE:
-            parts.append(
+            line = (
                 f'<div class="bad">✘ damaged line in seg-{rec.segment:06d}.jsonl at byte '
-                f"{rec.offset} (not a journal record)</div>".encode()
+                f"{rec.offset} (not a journal record)</div>"
             )
         elif v.kind in ("corrupt", "refused"):
-            parts.append(f'<div class="bad">✘ {_h(v.kind)}: {_h(v.text[:300])}</div>'.encode())
+            line = f'<div class="bad">✘ {_h(v.kind)}: {_h(v.text[:300])}</div>'
         else:
             event = (rec.data or {}).get("event", v.kind)
-            parts.append(f'<div class="event">{clock} · recorder {_h(str(event))}</div>'.encode())
-        parts.append(b"\n")
-        self.emit(b"".join(parts))  # pieces encoded one by one, as in MarkdownWriter
+            line = f'<div class="event">{clock} · recorder {_h(str(event))}</div>'
+        self.emit(f"{line}\n".encode())
 
     def end(self) -> None:
         self.emit(b"</body></html>\n")
@@ -526,14 +579,34 @@ def write_records(
     progress: Progress | None = None,
     summary: RangeSummary | None = None,
 ) -> RangeSummary:
-    """Feed every record to every writer and to one range summary (one pass)."""
+    """Feed every record to every writer and to one range summary (one pass).
+
+    A message whose payload is one JSON object (nearly every one) is viewed once
+    (`message_view`) and that view given to every writer's `message` (and to the
+    summary, unless its kind counts more than `RangeSummary.add` does); any other
+    record goes to `record`, which views it itself."""
     stats = summary if summary is not None else ExportStats()
     add = stats.add
+    add_message = stats.add_message if type(stats).add is RangeSummary.add else None
+    messages = [w.message for w in writers]
+    with_body = any(w.shows_body for w in writers)
     done = 0
     for rec in records:
-        add(rec)
-        for w in writers:
-            w.record(rec)
+        data = rec.data
+        v = None
+        if data is not None and data["kind"] == "msg":
+            v = message_view(rec, data, with_body=with_body)
+        if v is None:
+            add(rec)
+            for w in writers:
+                w.record(rec)
+        else:
+            if add_message is None:
+                add(rec)
+            else:
+                add_message(v.ts, v.sender or v.topic)
+            for message in messages:
+                message(rec, v)
         done += 1
         if progress is not None and done % PROGRESS_EVERY == 0:
             progress(done, total)

@@ -64,30 +64,39 @@ class RangeSummary:
     def add(self, rec: Record) -> None:
         """Account for one record (call in journal order). Reads the parsed line once
         (the same values as `Record.kind`, `.ts`, `.sender`, `.topic`)."""
-        self.records += 1
         data = rec.data
-        kind = KIND_BAD_LINE if data is None else str(data.get("kind"))
-        self.kinds[kind] += 1
+        # a parsed line's `kind` is a string, `ts` a number or null, `topic` a string
+        # or absent, `meta` an object or absent (`parse_line`)
+        kind = KIND_BAD_LINE if data is None else data["kind"]
         if kind == KIND_MESSAGE:
             assert data is not None
-            self.messages += 1
-            ts = data.get("ts")
-            ts = ts if type(ts) is float or type(ts) is int else None
-            if self.first_ts is None:
-                self.first_ts = ts
-            self.last_ts = ts
-            meta = data.get("meta") or {}
-            who = str(meta.get("sender") or "") or str(data.get("topic") or "")
-            who = who[:MAX_KEY_CHARS]
-            participants = self.participants
-            if who in participants or len(participants) < self.participants_cap:
-                participants[who] += 1
-            else:
-                participants[OTHERS] += 1
-        elif kind == KIND_GAP:
+            meta = data.get("meta")
+            sender = meta.get("sender") if meta else None
+            sender = sender if type(sender) is str else str(sender or "")
+            self.add_message(data.get("ts"), sender or data.get("topic") or "")
+            return
+        self.records += 1
+        self.kinds[kind] += 1
+        if kind == KIND_GAP:
             assert data is not None
             missed = data.get("missed")
             self.missed += missed if isinstance(missed, int) and missed > 0 else 0
+
+    def add_message(self, ts: float | None, who: str) -> None:
+        """`add` of a message record sent at `ts` by `who` (its sender, else its topic)."""
+        self.records += 1
+        self.kinds[KIND_MESSAGE] += 1
+        self.messages += 1
+        if self.first_ts is None:
+            self.first_ts = ts
+        self.last_ts = ts
+        if len(who) > MAX_KEY_CHARS:
+            who = who[:MAX_KEY_CHARS]
+        participants = self.participants
+        if who in participants or len(participants) < self.participants_cap:
+            participants[who] += 1
+        else:
+            participants[OTHERS] += 1
 
     def merge(self, later: RangeSummary) -> None:
         """Take in the summary of the records right after these (counted without the
