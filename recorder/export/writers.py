@@ -280,8 +280,11 @@ class MarkdownWriter(DayWriter):
         return stamp[11:19]
 
     def message(self, rec: Record, v: View) -> None:
-        clock = self._clock(v.ts)
-        head = f"**{md_field(v.sender or '?')}** · {md_code_field(v.topic)} · {clock}"
+        stamp = iso_second(v.ts)  # `_clock`, inline: once per message
+        if stamp[:10] != self._day and stamp:
+            self._day = stamp[:10]
+            self.emit(f"## {self._day}\n\n".encode())
+        head = f"**{md_field(v.sender or '?')}** · {md_code_field(v.topic)} · {stamp[11:19]}"
         if v.chain and v.chain != "message":
             head += f" · {md_field(v.chain)}"
         if v.replay_of is not None:
@@ -290,7 +293,11 @@ class MarkdownWriter(DayWriter):
         # blank line): its text, nearly all of its bytes, is copied only by `flush`
         head_line = f"{head} <sub>#{v.seq}</sub>\n\n".encode()
         if v.text:
-            self.emit_all([head_line, *md_quote_parts(md_escaped(v.text)), b"\n\n"])
+            first, rest = md_quote_parts(md_escaped(v.text))
+            self.buf += (head_line, first, rest, b"\n\n")
+            self.size += len(head_line) + len(first) + len(rest) + 2
+            if self.size >= _CHUNK:
+                self.flush()
         else:
             self.emit(head_line)
         if v.body:
