@@ -508,6 +508,10 @@ def _h_bytes(text: str) -> bytes:
     return html.escape(clean(text), quote=True).encode() if raw is None else raw
 
 
+h_field = _memo(_h)
+h_field.__doc__ = "`_h`, remembered for short repeated fields (senders, topics, chains)."
+
+
 class HtmlWriter(DayWriter):
     def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
         rows = "".join(f"<dt>{_h(k)}</dt><dd>{_h(v)}</dd>" for k, v in facts)
@@ -527,19 +531,19 @@ class HtmlWriter(DayWriter):
 
     def message(self, rec: Record, v: View) -> None:
         clock = self._clock(v.ts)
-        extra = f' · <span class="chain">{_h(v.chain)}</span>' if v.chain else ""
+        extra = f' · <span class="chain">{h_field(v.chain)}</span>' if v.chain else ""
         if v.replay_of is not None:
             extra += ' · <span class="replay">replay</span>'
         head = (
             f'<div class="msg" id="seq-{v.seq}"><div class="head">'
-            f'<span class="seq">#{v.seq}</span><span class="sender">{_h(v.sender or "?")}'
-            f'</span> · <span class="topic">{_h(v.topic)}</span> · {clock}{extra}</div>'
+            f'<span class="seq">#{v.seq}</span><span class="sender">{h_field(v.sender or "?")}'
+            f'</span> · <span class="topic">{h_field(v.topic)}</span> · {clock}{extra}</div>'
         )
         parts = [head.encode()]  # pieces encoded one by one, as in MarkdownWriter
         if v.text:
             parts += (b'<div class="text">', _h_bytes(v.text), b"</div>")
         if v.body:
-            parts.append(f"<pre>{_h(v.body)}</pre>".encode())
+            parts += (b"<pre>", _h_bytes(v.body), b"</pre>")
         parts.append(b"</div>\n")
         self.emit_all(parts)
 

@@ -169,12 +169,13 @@ def parse_line(line: bytes) -> dict[str, Any] | None:
             return None
     except (orjson.JSONDecodeError, KeyError, TypeError):  # TypeError: not an object
         return None
-    ts = record.get("ts")
-    if (seq is not None and type(seq) is not int) or (
-        ts is not None and type(ts) is not float and type(ts) is not int
+    get = record.get
+    ts = get("ts")
+    # each test first asks for the type every record the recorder wrote has
+    if (type(seq) is not int and seq is not None) or (
+        type(ts) is not float and type(ts) is not int and ts is not None
     ):
         return None
-    get = record.get
     frames = get("frames")
     if frames is not None:
         if type(frames) is not list:
@@ -183,8 +184,8 @@ def parse_line(line: bytes) -> dict[str, Any] | None:
             if type(frame) is not dict:
                 return None
     meta, topic = get("meta"), get("topic")
-    if (meta is not None and type(meta) is not dict) or (
-        topic is not None and type(topic) is not str
+    if (type(meta) is not dict and meta is not None) or (
+        type(topic) is not str and topic is not None
     ):
         return None
     return record
