@@ -157,23 +157,29 @@ def md_text(text: str, *, newlines: bool = True) -> str:
     )
 
 
+_K = TypeVar("_K", str, tuple[str, ...])
 _T = TypeVar("_T")
 _MEMO_MAX_CHARS = 200  # short fields (senders, topics, chains) repeat: each is escaped once
 _MEMO_ENTRIES = 4096
 
 
-def _memo(fn: Callable[[str], _T]) -> Callable[[str], _T]:
-    """`fn` remembered for short texts (a bounded table, emptied when full)."""
-    table: dict[str, _T] = {}
+def _chars(key: str | tuple[str, ...]) -> int:
+    return len(key) if isinstance(key, str) else sum(map(len, key))
 
-    def memoised(text: str) -> _T:
-        out = table.get(text)
+
+def _memo(fn: Callable[[_K], _T]) -> Callable[[_K], _T]:
+    """`fn` remembered for short texts, or tuples of them (a bounded table, emptied
+    when full)."""
+    table: dict[_K, _T] = {}
+
+    def memoised(key: _K) -> _T:
+        out = table.get(key)
         if out is None:
-            out = fn(text)
-            if len(text) <= _MEMO_MAX_CHARS:
+            out = fn(key)
+            if _chars(key) <= _MEMO_MAX_CHARS:
                 if len(table) >= _MEMO_ENTRIES:
                     table.clear()
-                table[text] = out
+                table[key] = out
         return out
 
     return memoised
@@ -226,9 +232,22 @@ def md_code(text: str) -> str:
     return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
-md_field = _memo(lambda text: md_text(text, newlines=False))
-md_field.__doc__ = "`md_text` on one line, remembered for short repeated fields."
+@_memo
+def md_field(text: str) -> str:
+    """`md_text` on one line, remembered for short repeated fields."""
+    return md_text(text, newlines=False)
+
+
 md_code_field = _memo(md_code)
+
+
+@_memo
+def md_head(key: tuple[str, ...]) -> tuple[str, str]:
+    """A Markdown message heading around its time, for (sender, topic, chain):
+    `**sender** · `topic` · ` before it and ` · chain` (or nothing) after."""
+    sender, topic, chain = key
+    who = f"**{md_field(sender or '?')}** · {md_code_field(topic)} · "
+    return who, f" · {md_field(chain)}" if chain and chain != "message" else ""
 
 
 class DayWriter(Writer):
@@ -284,14 +303,11 @@ class MarkdownWriter(DayWriter):
         if stamp[:10] != self._day and stamp:
             self._day = stamp[:10]
             self.emit(f"## {self._day}\n\n".encode())
-        head = f"**{md_field(v.sender or '?')}** · {md_code_field(v.topic)} · {stamp[11:19]}"
-        if v.chain and v.chain != "message":
-            head += f" · {md_field(v.chain)}"
-        if v.replay_of is not None:
-            head += " · replay"
+        who, after = md_head((v.sender, v.topic, v.chain))
+        replay = " · replay" if v.replay_of is not None else ""
         # the pieces of a message go out as they are (each of its parts ends with a
         # blank line): its text, nearly all of its bytes, is copied only by `flush`
-        head_line = f"{head} <sub>#{v.seq}</sub>\n\n".encode()
+        head_line = f"{who}{stamp[11:19]}{after}{replay} <sub>#{v.seq}</sub>\n\n".encode()
         if v.text:
             first, rest = md_quote_parts(md_escaped(v.text))
             self.buf += (head_line, first, rest, b"\n\n")
@@ -398,8 +414,12 @@ def csv_json_cell(written: bytes) -> bytes:
     return written
 
 
-csv_field_cell = _memo(lambda text: csv_field(text).encode())
-csv_field_cell.__doc__ = "`csv_field` as UTF-8, remembered for short repeated fields."
+@_memo
+def csv_field_cell(text: str) -> bytes:
+    """`csv_field` as UTF-8, remembered for short repeated fields."""
+    return csv_field(text).encode()
+
+
 csv_cell_memo = _memo(csv_cell)
 
 
