@@ -17,8 +17,11 @@ are what such a change moves, measured without zmq, the publisher or the disk:
   hid a 10 % change), CPU per record; the journal defaults to the 100k one of
   `costs.py` (built once under /tmp/persist-costs).
 
-Each round runs both trees once, each in a fresh interpreter (`PYTHONPATH` set to
-the tree); the medians and their ratio are printed.
+Each round runs both trees once, each in a fresh interpreter started in the tree
+(its working folder and `PYTHONPATH`); the medians and their ratio are printed.
+Before 2026-12-04 23:50 the runs were started in the caller's folder: from the
+repository's root, the baseline's runs imported our code too, so every ratio printed
+before then compared our code with itself.
 """
 
 from __future__ import annotations
@@ -41,8 +44,10 @@ from bench.baseline import extract  # noqa: E402
 CORE = r"""
 import json, os, sys, tempfile, time
 from pathlib import Path
+path = list(sys.path)
 sys.path.insert(0, sys.argv[2])
 from record import payload_template
+sys.path[:] = path  # bench/record.py puts our tree first; the tree under test comes first
 from recorder.daemon.core import Recorder
 from recorder.daemon.options import RecorderOptions
 n = int(sys.argv[1])
@@ -57,7 +62,8 @@ for batch in batches:
     rec.record_batch(time.time(), batch, behind=True, more=len(batch) == 256)
 rec.hand_over()
 cpu = time.thread_time() - t0
-print(json.dumps({"us": cpu / n * 1e6}))
+import recorder
+print(json.dumps({"code": recorder.__file__, "us": cpu / n * 1e6}))
 os._exit(0)  # the journal and its threads are a temp folder's
 """
 
@@ -74,17 +80,28 @@ target = Path(sys.argv[2])
 t0 = time.process_time()
 with open(target, "wb") as out:  # a real file: its writes compete for the caches
     export_range(store, JournalRange(0, len(store)), "md", out, parallel=SERIAL)
-print(json.dumps({"us": (time.process_time() - t0) / len(store) * 1e6}))
+import recorder
+print(json.dumps({"code": recorder.__file__, "us": (time.process_time() - t0) / len(store) * 1e6}))
 target.unlink()
 """
 
 
 def run(tree: Path, code: str, *args: str) -> float:
+    # Run in the tree: `python -c` puts its working folder first on sys.path, before
+    # PYTHONPATH, so from the repository's root both runs would import our code.
     env = dict(os.environ, PYTHONPATH=str(tree))
     out = subprocess.run(
-        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tree,
     ).stdout
-    return float(json.loads(out.strip().splitlines()[-1])["us"])
+    result = json.loads(out.strip().splitlines()[-1])
+    if not Path(result["code"]).resolve().is_relative_to(tree.resolve()):
+        raise SystemExit(f"a run meant for {tree} imported {result['code']}")
+    return float(result["us"])
 
 
 def main() -> int:
