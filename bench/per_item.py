@@ -19,7 +19,7 @@ are what such a change moves, measured without zmq, the publisher or the disk:
 
 Each round runs both trees once, each in a fresh interpreter started in the tree
 (its working folder and `PYTHONPATH`); the medians and their ratio are printed.
-Before 2026-12-04 23:50 the runs were started in the caller's folder: from the
+Before 2026-12-04 23:23 the runs were started in the caller's folder: from the
 repository's root, the baseline's runs imported our code too, so every ratio printed
 before then compared our code with itself.
 """
