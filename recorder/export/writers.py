@@ -277,6 +277,18 @@ class DayWriter(Writer):
 
     stamp = staticmethod(iso)
     """How the writer writes a record's time (its day heading is the first 10 characters)."""
+    heading = ""
+    """A day's heading (`{day}`: the day)."""
+
+    def _clock(self, ts: float | None) -> str:
+        """The time of a record sent at `ts` (hh:mm:ss), after a heading for its day
+        when the day changes."""
+        stamp = self.stamp(ts)
+        day = stamp[:10]
+        if day and day != self._day:
+            self._day = day
+            self.emit(self.heading.format(day=day).encode())
+        return stamp[11:19]
 
 
 class MarkdownWriter(DayWriter):
@@ -288,26 +300,15 @@ class MarkdownWriter(DayWriter):
         lines += ["", "---", "", ""]
         self.emit("\n".join(lines).encode())
 
-    def _clock(self, ts: float | None) -> str:
-        """The time of a record sent at `ts` (hh:mm:ss), after a heading for its day
-        when the day changes."""
-        stamp = iso_second(ts)
-        day = stamp[:10]
-        if day and day != self._day:
-            self._day = day
-            self.emit(f"## {day}\n\n".encode())
-        return stamp[11:19]
+    heading = "## {day}\n\n"
 
     def message(self, rec: Record, v: View) -> None:
-        stamp = iso_second(v.ts)  # `_clock`, inline: once per message
-        if stamp[:10] != self._day and stamp:
-            self._day = stamp[:10]
-            self.emit(f"## {self._day}\n\n".encode())
+        clock = self._clock(v.ts)
         who, after = md_head((v.sender, v.topic, v.chain))
         replay = " · replay" if v.replay_of is not None else ""
         # the pieces of a message go out as they are (each of its parts ends with a
         # blank line): its text, nearly all of its bytes, is copied only by `flush`
-        head_line = f"{who}{stamp[11:19]}{after}{replay} <sub>#{v.seq}</sub>\n\n".encode()
+        head_line = f"{who}{clock}{after}{replay} <sub>#{v.seq}</sub>\n\n".encode()
         if v.text:
             first, rest = md_quote_parts(md_escaped(v.text))
             self.buf += (head_line, first, rest, b"\n\n")
@@ -539,15 +540,7 @@ class HtmlWriter(DayWriter):
             (_HTML_HEAD.format(title=_h(title)) + f"<h1>{_h(title)}</h1><dl>{rows}</dl>\n").encode()
         )
 
-    def _clock(self, ts: float | None) -> str:
-        """The time of a record sent at `ts` (hh:mm:ss), after a heading for its day
-        when the day changes."""
-        stamp = iso(ts)
-        day = stamp[:10]
-        if day and day != self._day:
-            self._day = day
-            self.emit(f"<h2>{day}</h2>".encode())
-        return stamp[11:19]
+    heading = "<h2>{day}</h2>"
 
     def message(self, rec: Record, v: View) -> None:
         clock = self._clock(v.ts)
