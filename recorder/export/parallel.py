@@ -182,7 +182,6 @@ class Job:
     scratch: str
     cache: str | None = None  # the render cache's folder (None: neither read nor kept)
     keep: bool = False  # keep what is rendered there (the indexer's warming; exports: no)
-    held: bool = False  # renderings stay in the worker's memory until placed (`serve`)
 
 
 @dataclass
@@ -196,59 +195,6 @@ class PieceResult:
     notes: list[str] = field(default_factory=list)  # render cache entries found wrong
     kept: bool = False  # its renderings are in the render cache (now or from before)
     missed: bool = False  # rendered though the render cache was asked first
-    held: list[list[bytes]] | None = None  # a held job's renderings (kept by `serve`)
-
-
-class HeldOutput:
-    """An output in memory: a piece's rendering, held by its worker until the parent
-    says where in the real output it goes (`Job.held`)."""
-
-    closed = False
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-
-    def write(self, data: bytes | memoryview) -> int:
-        chunk = bytes(data)  # a view of a reused buffer (`render_cache.copy_out`) is copied
-        self.chunks.append(chunk)
-        return len(chunk)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def __enter__(self) -> HeldOutput:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _piece_outputs(job: Job, piece: Piece) -> tuple[list[str], list[IO[bytes]]]:
-    """Where a piece's renderings go: memory for a held job, else private files in the
-    scratch folder (their paths, and the files open for writing)."""
-    if job.held:
-        return [], [HeldOutput() for _ in job.formats]  # type: ignore[misc]
-    files: list[str] = []
-    outs: list[IO[bytes]] = []
-    try:
-        for k in range(len(job.formats)):
-            path = os.path.join(job.scratch, f"piece-{piece.n:06d}-{k}")
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)  # a part a damaged cache entry left
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            files.append(path)
-            outs.append(os.fdopen(fd, "wb"))
-    except BaseException:
-        for out in outs:
-            out.close()
-        raise
-    return files, outs
-
-
-def _held(outs: list[Any]) -> list[list[bytes]] | None:
-    """The renderings of outputs in memory (None for files)."""
-    held = [out.chunks for out in outs if isinstance(out, HeldOutput)]
-    return held or None
 
 
 class WorkerFailed(Exception):
@@ -380,9 +326,12 @@ def _copy_kept(
 
     try:
         summary = rc.summary_from(found[0].summary, job.summary())
-        files, outs = _piece_outputs(job, piece)
-        for cached, out in zip(found, outs, strict=True):
-            with out:
+        files = []
+        for k, cached in enumerate(found):
+            path = os.path.join(job.scratch, f"piece-{piece.n:06d}-{k}")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            files.append(path)
+            with os.fdopen(fd, "wb") as out:
                 rc.copy_out(cached, out)
     except rc.BadEntry as exc:
         for cached in found:
@@ -402,7 +351,6 @@ def _copy_kept(
         [],
         notes,
         kept=True,
-        held=_held(outs),
     )
 
 
@@ -412,9 +360,16 @@ def _render(
     from recorder.export.redact import redacted
     from recorder.export.writers import WRITERS, DayWriter, write_records
 
+    files: list[str] = []
     outs: list[IO[bytes]] = []
     try:
-        files, outs = _piece_outputs(job, piece)
+        for k in range(len(job.formats)):
+            path = os.path.join(job.scratch, f"piece-{piece.n:06d}-{k}")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # a part a damaged cache entry left
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            files.append(path)
+            outs.append(os.fdopen(fd, "wb"))
         writers = [WRITERS[fmt](out) for fmt, out in zip(job.formats, outs, strict=True)]
         for w, day in zip(writers, days, strict=True):
             if isinstance(w, DayWriter) and day is not None:
@@ -441,7 +396,6 @@ def _render(
         [w.day if isinstance(w, DayWriter) else None for w in writers],
         summary,
         sorted(damaged),
-        held=_held(outs),
     )
 
 
@@ -466,46 +420,18 @@ def _receive(src: IO[bytes]) -> Any:
     return pickle.loads(data)
 
 
-Placement = tuple[int, tuple[tuple[int, int], ...]]  # a piece, and (descriptor, offset) a format
-
-
-def place(chunks: list[list[bytes]], where: tuple[tuple[int, int], ...]) -> None:
-    """Write a held piece's renderings into the outputs (descriptor, offset each)."""
-    try:
-        for rendering, (fd, offset) in zip(chunks, where, strict=True):
-            for chunk in rendering:
-                view = memoryview(chunk)
-                while view:
-                    n = os.pwrite(fd, view, offset)
-                    if n <= 0:
-                        raise OSError(f"nothing written at byte {offset} of the output")
-                    offset += n
-                    view = view[n:]
-    except OSError as exc:
-        raise WorkerFailed("os", exc.strerror or str(exc), exc.errno) from None
-
-
 def serve() -> None:
-    """A worker's loop until stdin closes: a message in (a task or None, and the
-    placements of pieces it holds), one reply out (the task's result). Placements are
-    written first, so a piece leaves memory before the next is rendered. What the
-    rendering code prints goes to stderr, so nothing mixes with the results."""
+    """A worker's loop: a task in on stdin, its result out, until stdin closes. What
+    the rendering code prints goes to stderr, so nothing mixes with the results."""
     results = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     tasks = sys.stdin.buffer
-    held: dict[int, list[list[bytes]]] = {}
     while True:
-        message = _receive(tasks)
-        if message is None:
+        task = _receive(tasks)
+        if task is None:
             return
-        task, placements = message
         try:
-            for n, where in placements:
-                place(held.pop(n), where)
-            result = render_piece(*task) if task is not None else None
-            if result is not None and result.held is not None:
-                held[result.n], result.held = result.held, None
-            reply: tuple[str, Any] = ("ok", result)
+            reply: tuple[str, Any] = ("ok", render_piece(*task))
         except WorkerFailed as exc:
             reply = ("failed", exc)
         except Exception:  # a bug: its traceback goes back, shown as one line
@@ -552,44 +478,23 @@ class _Workers:
     """`count` worker processes (`serve`), fed the tasks in turn by one thread each;
     results are taken in task order. Plain child processes (`python -c`), never a
     fork, and never a re-import of the caller's main module (which multiprocessing's
-    spawn does, so a caller without a `__main__` guard would run again).
+    spawn does, so a caller without a `__main__` guard would run again)."""
 
-    With `outputs` (descriptors of regular files), the job is held: each worker keeps
-    its pieces' renderings in memory and writes them itself, where `place` says, into
-    its copies of those descriptors; it takes no new task while it holds `MAX_HELD`
-    pieces, so a slow piece cannot make another worker hold the rest."""
-
-    MAX_HELD = 2
-
-    def __init__(
-        self,
-        count: int,
-        tasks: list[tuple[Job, Piece, list[str | None]]],
-        outputs: tuple[int, ...] = (),
-    ) -> None:
+    def __init__(self, count: int, tasks: list[tuple[Job, Piece, list[str | None]]]) -> None:
         self.tasks = tasks
         self.next = 0
         self.results: dict[int, tuple[str, Any]] = {}
-        self.placements: dict[int, Placement] = {}  # placed by the parent, not yet sent
-        self.unwritten: set[int] = set()  # held by a worker, not yet written
-        self.failure: tuple[str, Any] | None = None  # of a message that only placed
         self.cond = threading.Condition()
         self.stopping = False
-        self.fds = [os.dup(fd) for fd in outputs]  # never the workers' stdout by number
-        try:
-            self.procs = [
-                subprocess.Popen(
-                    [sys.executable, "-c", _BOOT, json.dumps(sys.path)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,  # never over a TUI; errors come back as results
-                    pass_fds=self.fds,
-                )
-                for _ in range(count)
-            ]
-        except BaseException:
-            self._close_fds()
-            raise
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _BOOT, json.dumps(sys.path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,  # never over a TUI; errors come back as results
+            )
+            for _ in range(count)
+        ]
         self.threads = [
             threading.Thread(target=self._feed, args=(p,), daemon=True, name="export-piece")
             for p in self.procs
@@ -597,40 +502,16 @@ class _Workers:
         for t in self.threads:
             t.start()
 
-    @property
-    def outputs(self) -> list[int]:
-        """The descriptors the workers write held pieces into (empty: not held)."""
-        return self.fds
-
-    def _next_message(self, mine: list[int]) -> tuple[int | None, list[Placement]] | None:
-        """(task number or None, placements) for a worker holding `mine`, once there
-        is something to send; None when it is done. Called holding `cond`."""
-        while not self.stopping:
-            placements = [self.placements.pop(m) for m in mine if m in self.placements]
-            for m, _where in placements:
-                mine.remove(m)
-            task: int | None = None
-            if self.next < len(self.tasks) and len(mine) < self.MAX_HELD:
-                task = self.next
-                self.next += 1
-            if task is not None or placements:
-                return task, placements
-            if not mine and self.next >= len(self.tasks):
-                return None
-            self.cond.wait()
-        return None
-
     def _feed(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdin is not None and proc.stdout is not None
-        mine: list[int] = []  # pieces this worker holds
         while True:
             with self.cond:
-                message = self._next_message(mine)
-            if message is None:
-                break
-            n, placements = message
+                if self.stopping or self.next >= len(self.tasks):
+                    break
+                n = self.next
+                self.next += 1
             try:
-                _send(proc.stdin, (None if n is None else self.tasks[n], placements))
+                _send(proc.stdin, self.tasks[n])
                 reply = _receive(proc.stdout)
             except Exception:  # a broken pipe, a closed file, a torn message
                 reply = None
@@ -638,15 +519,7 @@ class _Workers:
                 code = proc.poll()
                 reply = ("stopped", f"a rendering worker stopped (exit code {code})")
             with self.cond:
-                if reply[0] == "ok":
-                    self.unwritten.difference_update(m for m, _where in placements)
-                elif placements or n is None:
-                    self.failure = self.failure or reply
-                if n is not None:
-                    self.results[n] = reply
-                    if reply[0] == "ok" and self.fds:
-                        mine.append(n)
-                        self.unwritten.add(n)
+                self.results[n] = reply
                 self.cond.notify_all()
             if reply[0] != "ok":
                 break
@@ -655,31 +528,15 @@ class _Workers:
 
     def result(self, n: int) -> tuple[str, Any]:
         with self.cond:
-            while n not in self.results and self.failure is None:
+            while n not in self.results:
                 self.cond.wait()
-            return self.results.pop(n) if n in self.results else self.failure  # type: ignore[return-value]
-
-    def place(self, n: int, where: tuple[tuple[int, int], ...]) -> None:
-        """Say where held piece `n` goes: (descriptor, offset) for each format."""
-        with self.cond:
-            self.placements[n] = (n, where)
-            self.cond.notify_all()
-
-    def written(self) -> tuple[str, Any]:
-        """Once every placed piece is written: ("ok", None), or the failure."""
-        with self.cond:
-            while (self.unwritten or self.placements) and self.failure is None:
-                if not any(t.is_alive() for t in self.threads):
-                    return ("stopped", "a rendering worker stopped before writing its pieces")
-                self.cond.wait(timeout=1.0)
-            return self.failure or ("ok", None)
+            return self.results.pop(n)
 
     def close(self, abort: bool) -> None:
         """Stop the workers (they are ours): at once when `abort`, else once their
         input ends; all are reaped and every thread joined."""
         with self.cond:
             self.stopping = True
-            self.cond.notify_all()
         for p in self.procs:
             if abort:
                 p.kill()
@@ -696,13 +553,6 @@ class _Workers:
         for p in self.procs:
             if p.stdout is not None:
                 p.stdout.close()
-        self._close_fds()
-
-    def _close_fds(self) -> None:
-        for fd in self.fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self.fds = []
 
 
 def render_parallel(
@@ -724,7 +574,7 @@ def render_parallel(
     as `write_records` over them. `after_piece` is called with each piece and its own
     summary once the piece is in the outputs, in journal order. Raises what the one
     pass would (ExportError for a journal error, OSError for a file error)."""
-    from recorder.export.writers import WRITERS, DayWriter
+    from recorder.export.writers import WRITERS, DayWriter, ExportError
 
     parallel = parallel or Parallel()
     kinds = {cls: name for name, cls in WRITERS.items()}
@@ -733,11 +583,9 @@ def render_parallel(
     initial = [w.day if isinstance(w, DayWriter) else None for w in writers]
     for w in writers:
         w.flush()
-    outputs = _placeable([w.out for w in writers])
     folder = scratch_folder([w.out for w in writers])
     scratch = tempfile.mkdtemp(prefix=".persist-pieces-", dir=folder)
-    cache = _cache_folder(store, summary, redact)
-    job = Job(formats, redact, type(summary), scratch, cache, held=bool(outputs))
+    job = Job(formats, redact, type(summary), scratch, _cache_folder(store, summary, redact))
     tasks = []
     days, floor = initial, start
     for piece in pieces:  # each scan stops where the one before began: linear
@@ -752,23 +600,25 @@ def render_parallel(
     done = 0
     pool: _Workers | None = None
     finished = False
-    positions = [w.out.tell() for w in writers] if outputs else []
     try:
-        pool = _Workers(min(workers, len(pieces)), tasks, outputs)
+        pool = _Workers(min(workers, len(pieces)), tasks)
         for piece in pieces:
-            result = _succeeded(pool.result(piece.n))
-            if outputs:  # the worker writes it there itself
-                pool.place(piece.n, tuple(zip(pool.outputs, positions, strict=True)))
-                positions = [at + size for at, size in zip(positions, result.sizes, strict=True)]
-            for k, (w, size, day) in enumerate(
-                zip(writers, result.sizes, result.days, strict=True)
+            status, result = pool.result(piece.n)
+            if status == "failed":
+                if result.kind == "os":
+                    raise OSError(result.errno, result.message)
+                raise ExportError(result.message)
+            if status != "ok":
+                lines = str(result).strip().splitlines()
+                raise ExportError(lines[-1] if lines else "a rendering worker failed")
+            for w, path, size, day in zip(
+                writers, result.files, result.sizes, result.days, strict=True
             ):
-                if not outputs:
-                    _append(result.files[k], w.out, size)
-                    os.unlink(result.files[k])
+                _append(path, w.out, size)
                 w.bytes += size
                 if isinstance(w, DayWriter) and day is not None:
                     w.continue_after(day)
+                os.unlink(path)
             for note in result.notes:
                 if note not in store.warnings:
                     store.warnings.append(note)
@@ -782,10 +632,6 @@ def render_parallel(
             done += piece.count
             if progress is not None:
                 progress(done, total)
-        if outputs:
-            _succeeded(pool.written())
-            for w, at in zip(writers, positions, strict=True):
-                w.out.seek(at)  # the writer goes on after the last piece
         finished = True
     finally:
         if pool is not None:
@@ -801,37 +647,6 @@ def render_parallel(
         exact.participants = before
         summarize(store.records(start, stop), exact)
         summary.participants = exact.participants
-
-
-def _succeeded(reply: tuple[str, Any]) -> Any:
-    """A worker's reply's value; its failure raised as the one pass raises it."""
-    from recorder.export.writers import ExportError
-
-    status, value = reply
-    if status == "failed":
-        if value.kind == "os":
-            raise OSError(value.errno, value.message)
-        raise ExportError(value.message)
-    if status != "ok":
-        lines = str(value).strip().splitlines()
-        raise ExportError(lines[-1] if lines else "a rendering worker failed")
-    return value
-
-
-def _placeable(outs: list[Any]) -> tuple[int, ...]:
-    """The descriptors of outputs that workers can write their pieces into themselves,
-    at offsets the parent gives (every one a plain buffered regular file, not opened
-    to append), with what was written so far flushed to them; () when not all are (a
-    `BundleFile` hashes what it is given, a pipe or memory takes bytes in order)."""
-    fds = []
-    for out in outs:
-        fd = _file_in_place(out) if type(out) is io.BufferedWriter else None
-        if fd is None:
-            return ()
-        fds.append(fd)
-    for out in outs:
-        out.flush()
-    return tuple(fds)
 
 
 def _cache_folder(store: Store, summary: RangeSummary, redact: bool) -> str | None:
