@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO, TypeVar
 
@@ -75,7 +75,7 @@ class Writer:
         if self.size >= _CHUNK:
             self.flush()
 
-    def emit_all(self, pieces: list[bytes]) -> None:
+    def emit_all(self, pieces: Sequence[bytes]) -> None:
         """`emit` each of `pieces` (each a line's end and all: nothing is put between)."""
         self.buf += pieces
         self.size += sum(map(len, pieces))
@@ -293,14 +293,13 @@ class DayWriter(Writer):
 
 class MarkdownWriter(DayWriter):
     stamp = staticmethod(iso_second)
+    heading = "## {day}\n\n"
 
     def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
         lines = [f"# {md_text(title, newlines=False)}", ""]
         lines += [f"- **{md_text(k)}**: {md_text(v, newlines=False)}" for k, v in facts]
         lines += ["", "---", "", ""]
         self.emit("\n".join(lines).encode())
-
-    heading = "## {day}\n\n"
 
     def message(self, rec: Record, v: View) -> None:
         clock = self._clock(v.ts)
@@ -311,10 +310,7 @@ class MarkdownWriter(DayWriter):
         head_line = f"{who}{clock}{after}{replay} <sub>#{v.seq}</sub>\n\n".encode()
         if v.text:
             first, rest = md_quote_parts(md_escaped(v.text))
-            self.buf += (head_line, first, rest, b"\n\n")
-            self.size += len(head_line) + len(first) + len(rest) + 2
-            if self.size >= _CHUNK:
-                self.flush()
+            self.emit_all((head_line, first, rest, b"\n\n"))
         else:
             self.emit(head_line)
         if v.body:
@@ -534,13 +530,13 @@ h_field.__doc__ = "`_h`, remembered for short repeated fields (senders, topics, 
 
 
 class HtmlWriter(DayWriter):
+    heading = "<h2>{day}</h2>"
+
     def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
         rows = "".join(f"<dt>{_h(k)}</dt><dd>{_h(v)}</dd>" for k, v in facts)
         self.emit(
             (_HTML_HEAD.format(title=_h(title)) + f"<h1>{_h(title)}</h1><dl>{rows}</dl>\n").encode()
         )
-
-    heading = "<h2>{day}</h2>"
 
     def message(self, rec: Record, v: View) -> None:
         clock = self._clock(v.ts)
