@@ -38,9 +38,11 @@ def named_secrets(rec: Record) -> list[SecretSpan] | None:
     data = rec.data
     if data is None:
         return None
+    meta = data.get("meta")
+    if meta and meta.get("secrets") == [] and not meta.get("secrets_capped"):
+        return []  # the common record: scanned in full by the recorder, found clean
     if data.get("kind") not in (KIND_MESSAGE, KIND_HEARTBEAT):
         return []
-    meta = data.get("meta")
     spans = spans_from_meta(meta)
     if spans is not None and isinstance(meta, dict) and not meta.get("secrets_capped"):
         return spans
@@ -115,11 +117,6 @@ def redacted(records: Iterable[Record]) -> Iterator[Record]:
     pending: list[tuple[Record, list[SecretSpan] | None]] = []
     size = 0
     for rec in records:
-        if not pending:  # the common record, at once: one the recorder scanned, found clean
-            meta = rec.data.get("meta") if rec.data is not None else None
-            if meta and meta.get("secrets") == [] and not meta.get("secrets_capped"):
-                yield rec
-                continue
         spans = named_secrets(rec)
         if spans is not None and not pending:
             yield redact_record(rec, spans) if spans else rec
