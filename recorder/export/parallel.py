@@ -357,7 +357,6 @@ def _copy_kept(
 def _render(
     job: Job, piece: Piece, days: list[str | None], records: Iterator[Record], damaged: set[int]
 ) -> PieceResult:
-    from recorder.export.redact import redacted
     from recorder.export.writers import WRITERS, DayWriter, write_records
 
     files: list[str] = []
@@ -376,7 +375,7 @@ def _render(
                 w.continue_after(day)
         summary = job.summary()
         summary.participants_cap = PIECE_PARTICIPANTS
-        write_records(redacted(records) if job.redact else records, writers, summary=summary)
+        write_records(records, writers, redact=job.redact, summary=summary)
         for w in writers:
             w.flush()
         for out in outs:

@@ -310,6 +310,13 @@ def record_text(rec: Record) -> str:
     return payload_bytes(rec).decode("utf-8", "replace")  # as sent, not re-serialised
 
 
+MessageRow = tuple[int | None, float | None, str, str, str, str, str | None, Any, Any, Record]
+"""A message as the writers take it, in runs (`Writer.messages`): (seq, ts, topic,
+sender, chain, text, body, replay_of, payload, record), the fields of its `View` in
+their order and its record. A tuple because a run of them is made and read once per
+message of an export: a tuple costs a tenth of a `View` to make."""
+
+
 def view(rec: Record, *, with_body: bool = True) -> View:
     """`rec` as a transcript shows it; `with_body=False` leaves `body` None (for a
     writer that shows the payload its own way)."""
@@ -325,28 +332,23 @@ def view(rec: Record, *, with_body: bool = True) -> View:
         rest = {k: v for k, v in data.items() if k not in ("v", "seq", "ts", "kind")}
         text = str(rest.get("detail") or "") or json_text(rest, lambda: rec.line)
         return View(get("seq"), get("ts"), kind, "", "", "", text, None)
-    common = message_view(rec, data, with_body=with_body)
-    if common is not None:
-        return common
-    frames = get("frames") or ()
-    payload = frame_value(frames[-1]) if frames else None
-    text, body = "", None
-    if len(frames) > 2:  # several payload frames
-        text = frames_text(rec) or ""
-        body = frames_body(rec) if with_body else None
-    elif isinstance(payload, bytes):
-        text = f"<{len(payload)} bytes of binary data>"
-    elif isinstance(payload, str):
-        text = payload
-    elif with_body:
-        body = json_text(payload, lambda: payload_bytes(rec), indent=True)
-    return _message(data, text, body, payload)
+    row = message_row(rec, data, with_body=with_body)
+    if row is None:
+        row = _other_message_row(rec, data, with_body)
+    seq, ts, topic, sender, chain, text, body, replay_of, payload, _rec = row
+    return View(seq, ts, "msg", topic, sender, chain, text, body, replay_of, payload)
 
 
-def message_view(rec: Record, data: dict[str, Any], *, with_body: bool = True) -> View | None:
+def view_row(rec: Record, v: View) -> MessageRow:
+    """The `MessageRow` of a message's view."""
+    return (v.seq, v.ts, v.topic, v.sender, v.chain, v.text, v.body, v.replay_of, v.payload, rec)
+
+
+def message_row(rec: Record, data: dict[str, Any], *, with_body: bool = True) -> MessageRow | None:
     """`view` of a message (`data`: its parsed line) whose one payload frame is a JSON
-    object, as nearly every message is; None for any other message (several frames,
-    text, binary data, another JSON value), which `view` shows its own way."""
+    object, as nearly every message is, as a `MessageRow`; None for any other message
+    (several frames, text, binary data, another JSON value), which `view` shows its
+    own way."""
     get = data.get
     frames = get("frames")
     if not frames or len(frames) > 2:
@@ -368,7 +370,24 @@ def message_view(rec: Record, data: dict[str, Any], *, with_body: bool = True) -
                 written = json_or_none(rest, indent=True)  # `json_text`, its usual case inline
                 body = written.decode() if written is not None else _raw_json(rest, rec)
                 break
-    return _message(data, text, body, payload)
+    return _message_row(rec, data, text, body, payload)
+
+
+def _other_message_row(rec: Record, data: dict[str, Any], with_body: bool) -> MessageRow:
+    """`view` of a message that `message_row` leaves out."""
+    frames = data.get("frames") or ()
+    payload = frame_value(frames[-1]) if frames else None
+    text, body = "", None
+    if len(frames) > 2:  # several payload frames
+        text = frames_text(rec) or ""
+        body = frames_body(rec) if with_body else None
+    elif isinstance(payload, bytes):
+        text = f"<{len(payload)} bytes of binary data>"
+    elif isinstance(payload, str):
+        text = payload
+    elif with_body:
+        body = json_text(payload, lambda: payload_bytes(rec), indent=True)
+    return _message_row(rec, data, text, body, payload)
 
 
 def _raw_json(value: Any, rec: Record) -> str:
@@ -376,16 +395,17 @@ def _raw_json(value: Any, rec: Record) -> str:
     return json_text(value, lambda: payload_bytes(rec), indent=True)
 
 
-def _message(data: dict[str, Any], text: str, body: str | None, payload: Any) -> View:
-    """A message's view. (A parsed line's `seq` is an integer or null, `ts` a number
+def _message_row(
+    rec: Record, data: dict[str, Any], text: str, body: str | None, payload: Any
+) -> MessageRow:
+    """A message's row. (A parsed line's `seq` is an integer or null, `ts` a number
     or null, `topic` a string or absent, `meta` an object or absent: `parse_line`.)"""
     get = data.get
     meta = get("meta") or {}
     sender, chain = meta.get("sender"), meta.get("chain")
-    return View(
+    return (
         get("seq"),
         get("ts"),
-        "msg",
         get("topic") or "",
         sender if type(sender) is str else str(sender or ""),
         chain if type(chain) is str else str(chain or ""),
@@ -393,6 +413,7 @@ def _message(data: dict[str, Any], text: str, body: str | None, payload: Any) ->
         body,
         meta.get("replay_of"),
         payload,
+        rec,
     )
 
 

@@ -46,7 +46,7 @@ from recorder.bus.envelope import read_envelope
 from recorder.export.bundle_file import BundleFile
 from recorder.export.continuation import Earlier, StaleBundle, find_earlier
 from recorder.export.parallel import Parallel, Piece, render_parallel, use_parallel
-from recorder.export.redact import RedactedRecord, redacted
+from recorder.export.redact import RedactedRecord
 from recorder.export.render import gap_sentence, iso
 from recorder.export.scope import BundleScope, RangeVerification, bundle_start, verify_range
 from recorder.export.writers import (
@@ -586,7 +586,7 @@ def _write_files(
             )
         else:
             records = store.records(start, stop)
-            write_records(redacted(records) if redact else records, [jw, mw], summary=integrity)
+            write_records(records, [jw, mw], redact=redact, summary=integrity)
         jw.end()
         mw.flush()
         md.end_body()

@@ -17,7 +17,8 @@ import html
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import IO, TypeVar
+from functools import partial
+from typing import IO, Any, TypeVar
 
 from recorder.errors import PersistError
 from recorder.export.jsonl_copy import copy_jsonl
@@ -25,18 +26,19 @@ from recorder.export.parallel import Parallel, render_parallel, use_parallel
 from recorder.export.redact import REDACT_BY_DEFAULT, redacted
 from recorder.export.render import (
     AsciiEscapes,
-    View,
+    MessageRow,
     clean,
     gap_sentence,
     iso,
     iso_second,
     json_or_none,
     json_text,
-    message_view,
+    message_row,
     payload_bytes,
     plain_ascii,
     plain_bytes,
     view,
+    view_row,
 )
 from recorder.store.ranges import JournalRange, RangeSummary
 from recorder.store.reader import KIND_BAD_LINE, Record, Store
@@ -44,6 +46,8 @@ from recorder.store.reader import KIND_BAD_LINE, Record, Store
 FORMATS = ("jsonl", "md", "csv", "html")
 BOOKKEEPING = ("segment", "heartbeat")  # left out of the readable formats (kept in JSONL)
 PROGRESS_EVERY = 2048  # records between progress callbacks
+RUN = 256  # messages handed to the writers together (`write_records`) ...
+RUN_BYTES = 1 << 20  # ... and at most about this many bytes of their lines (big messages)
 _CHUNK = 1 << 20
 Progress = Callable[[int, int], None]  # (records done, records in range)
 
@@ -94,13 +98,17 @@ class Writer:
         pass
 
     shows_body = True
-    """Whether `message` is given the payload as pretty JSON (`View.body`)."""
+    """Whether `messages` is given the payload as pretty JSON (a row's body)."""
 
     def record(self, rec: Record) -> None:
+        """Write a record that is not in a run of `messages` (any kind; a message
+        whose payload is not one JSON object, or one that is alone)."""
         raise NotImplementedError
 
-    def message(self, rec: Record, v: View) -> None:
-        """`record` of a message, given its view (one view for every writer of a pass)."""
+    def messages(self, rows: Sequence[MessageRow]) -> None:
+        """Write a run of messages, in order (the rows are shared by every writer of
+        a pass: `write_records`). The one way a writer renders a message: `record`
+        gives it the row of a message it is handed alone."""
         raise NotImplementedError
 
     def end(self) -> None:
@@ -116,8 +124,8 @@ class JsonlWriter(Writer):
         if rec.data is not None:
             self.emit(rec.line)
 
-    def message(self, rec: Record, v: View) -> None:
-        self.emit(rec.line)
+    def messages(self, rows: Sequence[MessageRow]) -> None:
+        self.emit_all([row[-1].line for row in rows])
 
 
 def _backtick_run(text: str) -> int:
@@ -280,14 +288,14 @@ class DayWriter(Writer):
     heading = ""
     """A day's heading (`{day}`: the day)."""
 
-    def _clock(self, ts: float | None) -> str:
-        """The time of a record sent at `ts` (hh:mm:ss), after a heading for its day
-        when the day changes."""
+    def _clock(self, ts: float | None, out: list[bytes]) -> str:
+        """The time of a record sent at `ts` (hh:mm:ss); a heading for its day goes
+        to `out` first when the day changes."""
         stamp = self.stamp(ts)
         day = stamp[:10]
         if day and day != self._day:
             self._day = day
-            self.emit(self.heading.format(day=day).encode())
+            out.append(self.heading.format(day=day).encode())
         return stamp[11:19]
 
 
@@ -301,31 +309,35 @@ class MarkdownWriter(DayWriter):
         lines += ["", "---", "", ""]
         self.emit("\n".join(lines).encode())
 
-    def message(self, rec: Record, v: View) -> None:
-        clock = self._clock(v.ts)
-        who, after = md_head((v.sender, v.topic, v.chain))
-        replay = " · replay" if v.replay_of is not None else ""
+    def messages(self, rows: Sequence[MessageRow]) -> None:
         # the pieces of a message go out as they are (each of its parts ends with a
         # blank line): its text, nearly all of its bytes, is copied only by `flush`
-        head_line = f"{who}{clock}{after}{replay} <sub>#{v.seq}</sub>\n\n".encode()
-        if v.text:
-            first, rest = md_quote_parts(md_escaped(v.text))
-            self.emit_all((head_line, first, rest, b"\n\n"))
-        else:
-            self.emit(head_line)
-        if v.body:
-            body = clean(v.body)
-            fence = _fence(body)
-            self.emit(f"{fence}json\n{body}\n{fence}\n\n".encode())
+        out: list[bytes] = []
+        append, clock = out.append, self._clock
+        for seq, ts, topic, sender, chain, text, body, replay_of, _payload, _rec in rows:
+            at = clock(ts, out)
+            who, after = md_head((sender, topic, chain))
+            replay = " · replay" if replay_of is not None else ""
+            append(f"{who}{at}{after}{replay} <sub>#{seq}</sub>\n\n".encode())
+            if text:
+                first, rest = md_quote_parts(md_escaped(text))
+                out += (first, rest, b"\n\n")
+            if body:
+                body = clean(body)
+                fence = _fence(body)
+                append(f"{fence}json\n{body}\n{fence}\n\n".encode())
+        self.emit_all(out)
 
     def record(self, rec: Record) -> None:
         v = view(rec)
         if v.kind == "msg":
-            self.message(rec, v)
+            self.messages((view_row(rec, v),))
             return
         if v.kind in BOOKKEEPING:
             return
-        clock = self._clock(v.ts)
+        out: list[bytes] = []
+        clock = self._clock(v.ts, out)
+        self.emit_all(out)
         if v.kind == "gap":
             sentence = md_text(gap_sentence(rec.data or {}), newlines=False)
             self.emit(f"> ⚠ **{sentence}** ({clock}, #{v.seq})\n\n".encode())
@@ -442,46 +454,58 @@ class CsvWriter(Writer):
     def record(self, rec: Record) -> None:
         v = view(rec, with_body=False)
         if v.kind == "msg":
-            self.message(rec, v)
+            self.messages((view_row(rec, v),))
             return
         if v.kind in BOOKKEEPING:
             return
-        if v.kind == "gap":
-            v.text = gap_sentence(rec.data or {})
-        self._row(rec, v, b"")
+        text = gap_sentence(rec.data or {}) if v.kind == "gap" else v.text
+        self.emit(self._row(rec, v.seq, v.ts, v.kind, v.topic, v.sender, v.chain, text, b"", None))
 
-    def message(self, rec: Record, v: View) -> None:
-        value = v.payload
-        if isinstance(value, str):
-            payload = csv_cell(value)
-        elif isinstance(value, bytes):
-            payload = f"<{len(value)} bytes>".encode()
-        elif (written := json_or_none(value)) is not None:
-            payload = csv_json_cell(written)
-        else:
-            payload = csv_cell(json_text(value, lambda: payload_bytes(rec)))
-        self._row(rec, v, payload)
+    def messages(self, rows: Sequence[MessageRow]) -> None:
+        cells = self._row
+        out = []
+        for seq, ts, topic, sender, chain, text, _body, replay_of, value, rec in rows:
+            if isinstance(value, str):
+                payload = csv_cell(value)
+            elif isinstance(value, bytes):
+                payload = f"<{len(value)} bytes>".encode()
+            elif (written := json_or_none(value)) is not None:
+                payload = csv_json_cell(written)
+            else:
+                payload = csv_cell(json_text(value, partial(payload_bytes, rec)))
+            out.append(cells(rec, seq, ts, "msg", topic, sender, chain, text, payload, replay_of))
+        self.emit_all(out)
 
-    def _row(self, rec: Record, v: View, payload: bytes) -> None:
-        replay = json_text(v.replay_of, lambda: rec.line) if v.replay_of is not None else ""
-        seq, ts = v.seq, v.ts
-        row = b",".join(
+    @staticmethod
+    def _row(
+        rec: Record,
+        seq: int | None,
+        ts: float | None,
+        kind: str,
+        topic: str,
+        sender: str,
+        chain: str,
+        text: str,
+        payload: bytes,
+        replay_of: Any,
+    ) -> bytes:
+        replay = json_text(replay_of, lambda: rec.line) if replay_of is not None else ""
+        return b",".join(
             (
                 b"%d" % seq
                 if type(seq) is int
                 else csv_field_cell("" if seq is None else str(seq)),
                 iso(ts).encode(),
                 b"" if ts is None else b"%.6f" % ts,
-                csv_field_cell(v.kind),
-                csv_cell_memo(v.topic),
-                csv_cell_memo(v.sender),
-                csv_field_cell(v.chain),
-                csv_cell(v.text),
+                csv_field_cell(kind),
+                csv_cell_memo(topic),
+                csv_cell_memo(sender),
+                csv_field_cell(chain),
+                csv_cell(text),
                 payload,
                 csv_field(replay).encode() + b"\r\n",
             )
         )
-        self.emit(row)
 
 
 _HTML_HEAD = """<!doctype html>
@@ -538,32 +562,37 @@ class HtmlWriter(DayWriter):
             (_HTML_HEAD.format(title=_h(title)) + f"<h1>{_h(title)}</h1><dl>{rows}</dl>\n").encode()
         )
 
-    def message(self, rec: Record, v: View) -> None:
-        clock = self._clock(v.ts)
-        extra = f' · <span class="chain">{h_field(v.chain)}</span>' if v.chain else ""
-        if v.replay_of is not None:
-            extra += ' · <span class="replay">replay</span>'
-        head = (
-            f'<div class="msg" id="seq-{v.seq}"><div class="head">'
-            f'<span class="seq">#{v.seq}</span><span class="sender">{h_field(v.sender or "?")}'
-            f'</span> · <span class="topic">{h_field(v.topic)}</span> · {clock}{extra}</div>'
-        )
-        parts = [head.encode()]  # pieces encoded one by one, as in MarkdownWriter
-        if v.text:
-            parts += (b'<div class="text">', _h_bytes(v.text), b"</div>")
-        if v.body:
-            parts += (b"<pre>", _h_bytes(v.body), b"</pre>")
-        parts.append(b"</div>\n")
-        self.emit_all(parts)
+    def messages(self, rows: Sequence[MessageRow]) -> None:
+        out: list[bytes] = []  # pieces encoded one by one, as in MarkdownWriter
+        append, clock = out.append, self._clock
+        for seq, ts, topic, sender, chain, text, body, replay_of, _payload, _rec in rows:
+            at = clock(ts, out)
+            extra = f' · <span class="chain">{h_field(chain)}</span>' if chain else ""
+            if replay_of is not None:
+                extra += ' · <span class="replay">replay</span>'
+            head = (
+                f'<div class="msg" id="seq-{seq}"><div class="head">'
+                f'<span class="seq">#{seq}</span><span class="sender">{h_field(sender or "?")}'
+                f'</span> · <span class="topic">{h_field(topic)}</span> · {at}{extra}</div>'
+            )
+            append(head.encode())
+            if text:
+                out += (b'<div class="text">', _h_bytes(text), b"</div>")
+            if body:
+                out += (b"<pre>", _h_bytes(body), b"</pre>")
+            append(b"</div>\n")
+        self.emit_all(out)
 
     def record(self, rec: Record) -> None:
         v = view(rec)
         if v.kind == "msg":
-            self.message(rec, v)
+            self.messages((view_row(rec, v),))
             return
         if v.kind in BOOKKEEPING:
             return
-        clock = self._clock(v.ts)
+        out: list[bytes] = []
+        clock = self._clock(v.ts, out)
+        self.emit_all(out)
         if v.kind == "gap":
             line = f'<div class="gap">⚠ {_h(gap_sentence(rec.data or {}))}</div>'
         elif v.kind == KIND_BAD_LINE:
@@ -595,41 +624,66 @@ def write_records(
     records: Iterable[Record],
     writers: list[Writer],
     *,
+    redact: bool = False,
     total: int = 0,
     progress: Progress | None = None,
     summary: RangeSummary | None = None,
 ) -> RangeSummary:
-    """Feed every record to every writer and to one range summary (one pass).
+    """Feed every record to every writer and to one range summary (one pass), with
+    secrets redacted (`redacted`) when `redact`.
 
-    A message whose payload is one JSON object (nearly every one) is viewed once
-    (`message_view`) and that view given to every writer's `message` (and to the
-    summary, unless its kind counts more than `RangeSummary.add` does); any other
-    record goes to `record`, which views it itself."""
+    Messages whose payload is one JSON object (nearly every one) are made into rows
+    once (`message_row`) and handed to every writer in runs (`Writer.messages`; up to
+    `RUN` messages or `RUN_BYTES` of their lines), and to the summary as (time, who)
+    pairs, unless its kind counts more than `RangeSummary.add` does; any other record
+    goes to each writer's `record`. A run costs less than its messages one by one:
+    a message's view is a tuple, and each writer's loop keeps what it needs in local
+    names."""
     stats = summary if summary is not None else ExportStats()
     add = stats.add
-    add_message = stats.add_message if type(stats).add is RangeSummary.add else None
-    messages = [w.message for w in writers]
+    pairs = type(stats).add is RangeSummary.add  # else `add` sees each record
+    runs = [w.messages for w in writers]
     with_body = any(w.shows_body for w in writers)
-    done = 0
-    for rec in records:
+    rows: list[MessageRow] = []
+    done = reported = size = 0
+
+    def hand_over() -> None:
+        """The run so far to the summary and the writers."""
+        nonlocal done, size
+        if pairs:
+            stats.add_messages([(row[1], row[3] or row[2]) for row in rows])
+        else:
+            for row in rows:
+                add(row[-1])
+        for run in runs:
+            run(rows)
+        done += len(rows)
+        size = 0
+        rows.clear()
+
+    for rec in redacted(records) if redact else records:
         data = rec.data
-        v = None
+        row = None
         if data is not None and data["kind"] == "msg":
-            v = message_view(rec, data, with_body=with_body)
-        if v is None:
+            row = message_row(rec, data, with_body=with_body)
+        if row is not None:
+            rows.append(row)
+            size += len(rec.line)
+            if len(rows) < RUN and size < RUN_BYTES:
+                continue
+            hand_over()
+        else:
+            if rows:
+                hand_over()
             add(rec)
             for w in writers:
                 w.record(rec)
-        else:
-            if add_message is None:
-                add(rec)
-            else:
-                add_message(v.ts, v.sender or v.topic)
-            for message in messages:
-                message(rec, v)
-        done += 1
-        if progress is not None and done % PROGRESS_EVERY == 0:
+            done += 1
+        if progress is not None and done - reported >= PROGRESS_EVERY:
             progress(done, total)
+            reported = done
+    if rows:
+        hand_over()
     if progress is not None:
         progress(done, total)
     return stats
@@ -669,8 +723,9 @@ def write_export(
     writer.begin(title, facts)
     stats = ExportStats()
     write_records(
-        redacted(records) if redact else records,
+        records,
         [writer],
+        redact=redact,
         total=total,
         progress=progress,
         summary=stats,

@@ -4,7 +4,7 @@ pass that summarises it."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,19 +84,33 @@ class RangeSummary:
 
     def add_message(self, ts: float | None, who: str) -> None:
         """`add` of a message record sent at `ts` by `who` (its sender, else its topic)."""
-        self.records += 1
-        self.kinds[KIND_MESSAGE] += 1
-        self.messages += 1
+        self.add_messages(((ts, who),))
+
+    def add_messages(self, messages: Sequence[tuple[float | None, str]]) -> None:
+        """`add_message` of each (ts, who) in order: one call for a run of messages."""
+        if not messages:
+            return
+        count = len(messages)
+        self.records += count
+        self.kinds[KIND_MESSAGE] += count
+        self.messages += count
         if self.first_ts is None:
-            self.first_ts = ts
-        self.last_ts = ts
-        if len(who) > MAX_KEY_CHARS:
-            who = who[:MAX_KEY_CHARS]
+            for ts, _who in messages:  # the first time given (a message may have none)
+                if ts is not None:
+                    self.first_ts = ts
+                    break
+        self.last_ts = messages[-1][0]
         participants = self.participants
-        if who in participants or len(participants) < self.participants_cap:
-            participants[who] += 1
-        else:
-            participants[OTHERS] += 1
+        cap = self.participants_cap
+        for _ts, who in messages:
+            if len(who) > MAX_KEY_CHARS:
+                who = who[:MAX_KEY_CHARS]
+            if who in participants:
+                participants[who] += 1
+            elif len(participants) < cap:
+                participants[who] = 1
+            else:
+                participants[OTHERS] += 1
 
     def merge(self, later: RangeSummary) -> None:
         """Take in the summary of the records right after these (counted without the

@@ -7,12 +7,16 @@ payloads, events, gaps, damaged lines)."""
 from __future__ import annotations
 
 import io
+from itertools import pairwise
 from typing import Any
 
 import orjson
 import pytest
 
+from recorder.export import writers as writers_module
 from recorder.export.writers import (
+    PROGRESS_EVERY,
+    RUN,
     CsvWriter,
     ExportStats,
     HtmlWriter,
@@ -112,3 +116,56 @@ def test_each_writer_in_a_shared_pass_writes_what_it_writes_alone() -> None:
     md = alone(MarkdownWriter).decode()
     assert "```json" in md and '"tool"' in md  # a body was shown where there is one
     assert "**?** · `chat`" in md and "**42** · `chat`" in md and "· replay" in md
+
+
+@pytest.mark.parametrize(("run", "run_bytes"), [(1, 1 << 20), (3, 1 << 20), (256, 300)])
+def test_runs_of_any_length_write_and_count_what_one_by_one_does(
+    monkeypatch: pytest.MonkeyPatch, run: int, run_bytes: int
+) -> None:
+    """Messages go to the writers in runs, cut by count (`RUN`) and by bytes
+    (`RUN_BYTES`: a run of big messages is handed over before it is held whole):
+    where a run ends never changes what is written or counted."""
+    monkeypatch.setattr(writers_module, "RUN", run)
+    monkeypatch.setattr(writers_module, "RUN_BYTES", run_bytes)
+    outs = [io.BytesIO() for _ in WRITERS]
+    writers = [cls(out) for cls, out in zip(WRITERS, outs, strict=True)]
+    stats = write_records(records(), writers)
+    for w in writers:
+        w.flush()
+    for cls, out in zip(WRITERS, outs, strict=True):
+        assert out.getvalue() == alone(cls), cls.__name__
+    want = ExportStats()
+    summarize(records(), want)
+    assert stats == want
+
+
+def test_progress_is_reported_along_a_long_run_of_messages() -> None:
+    json = orjson.dumps
+    many = [
+        Record(i, 1, i * 100, message(i, [b"chat", json({"text": f"m{i}"})], {"sender": "a"}))
+        for i in range(5000)
+    ]
+    seen: list[tuple[int, int]] = []
+    write_records(
+        many, [MarkdownWriter(io.BytesIO())], total=5000, progress=lambda d, t: seen.append((d, t))
+    )
+    assert len(seen) >= 3 and seen[-1] == (5000, 5000)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    steps = [later - earlier for (earlier, _), (later, _) in pairwise(seen)]
+    assert max(steps) <= PROGRESS_EVERY + RUN  # every run of messages moves it on
+
+
+def test_a_run_of_messages_counts_as_one_by_one() -> None:
+    """`add_messages` of a run is `add_message` of each: the first time is the first
+    one given (a message may have none), the last time the last message's."""
+    run = [(None, "a"), (T0, "b"), (T0 + 1, "a"), (None, "c"), (T0 + 2, "d")]
+    for cap in (1000, 2):
+        one_by_one = ExportStats(participants_cap=cap)
+        for ts, who in run:
+            one_by_one.add_message(ts, who)
+        at_once = ExportStats(participants_cap=cap)
+        at_once.add_messages(run[:2])
+        at_once.add_messages(run[2:])
+        assert at_once == one_by_one and at_once.first_ts == T0 and at_once.last_ts == T0 + 2
+        assert list(at_once.participants.items()) == list(one_by_one.participants.items())
+    assert dict(one_by_one.participants) == {"a": 2, "b": 1, "(others)": 2}
