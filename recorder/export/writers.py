@@ -46,7 +46,11 @@ from recorder.store.reader import KIND_BAD_LINE, Record, Store
 FORMATS = ("jsonl", "md", "csv", "html")
 BOOKKEEPING = ("segment", "heartbeat")  # left out of the readable formats (kept in JSONL)
 PROGRESS_EVERY = 2048  # records between progress callbacks
-RUN = 256  # messages handed to the writers together (`write_records`) ...
+# Messages handed to the writers together (`write_records`): few, so that a run's
+# parsed lines are still in the processor's caches when the writers read them (at
+# 1M messages, md with runs of 8 took 5 % less CPU than one by one, runs of 256 5 %
+# more) ...
+RUN = 8
 RUN_BYTES = 1 << 20  # ... and at most about this many bytes of their lines (big messages)
 _CHUNK = 1 << 20
 Progress = Callable[[int, int], None]  # (records done, records in range)
