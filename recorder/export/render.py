@@ -312,9 +312,9 @@ def record_text(rec: Record) -> str:
 
 MessageRow = tuple[int | None, float | None, str, str, str, str, str | None, Any, Any, Record]
 """A message as the writers take it, in runs (`Writer.messages`): (seq, ts, topic,
-sender, chain, text, body, replay_of, payload, record), the fields of its `View` in
-their order and its record. A tuple because a run of them is made and read once per
-message of an export: a tuple costs a tenth of a `View` to make."""
+sender, chain, text, body, replay_of, payload, record), the fields of its `View` but
+`kind`, in their order, and its record. A tuple because one is made for each message
+of an export, in about a third of a `View`'s time."""
 
 
 def view(rec: Record, *, with_body: bool = True) -> View:

@@ -8,7 +8,7 @@ HTML is escaped (and the page forbids scripts), Markdown gets `& < > ]` as
 entities outside code (no raw HTML, no links) and code spans and fences longer than
 any run of backticks inside them, CSV cells that a spreadsheet would run as a
 formula get a leading quote. JSONL is copied in checked blocks (`jsonl_copy`).
-(About 500 lines: four writers sharing one pass, and what feeds them.)
+(About 800 lines: four writers sharing one pass, and what feeds them.)
 """
 
 from __future__ import annotations
@@ -467,7 +467,7 @@ class CsvWriter(Writer):
 
     def messages(self, rows: Sequence[MessageRow]) -> None:
         cells = self._row
-        out = []
+        out: list[bytes] = []
         for seq, ts, topic, sender, chain, text, _body, replay_of, value, rec in rows:
             if isinstance(value, str):
                 payload = csv_cell(value)
