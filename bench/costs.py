@@ -9,7 +9,8 @@ recorders wrote clean messages) is built once with the recorder's own
 journal writer (`bench/costs_journal.py`) and cached under the folder printed first
 (`$PERSIST_COSTS_DIR`, default /tmp/persist-costs). Its segments are read once so
 that every variant runs from the page cache. Then, ours next to a baseline in the
-same run, each in its own process (interpreter start included, both sides):
+same run, each in its own process (interpreter start included, both sides), each
+after a `sync` (untimed: no run pays for writing back the one before's output):
 
 - restore "latest" (`persist restore latest`, default: the last 1000 messages) and
   restore latest `--full` (the whole transcript), against `cat` of every segment into
@@ -160,6 +161,11 @@ CPU: list[float] = []  # CPU seconds (user + system) of each `timed` run, childr
 
 
 def timed(argv: list[str], **kw: object) -> float:
+    # Untimed, every contender starts with nothing waiting to be written back: the
+    # outputs of the run before (1.6-3 GiB) would otherwise be written back by the
+    # kernel during this one, on the same two cores (by hand, a 1M md export right after
+    # the naive loop took 7.68-8.13 s, and 7.33-7.57 s with a `sync` between them).
+    os.sync()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(argv, check=False, cwd=ROOT, **kw)  # type: ignore[call-overload]
