@@ -341,21 +341,22 @@ class MarkdownWriter(DayWriter):
             return
         out: list[bytes] = []
         clock = self._clock(v.ts, out)
-        self.emit_all(out)
         if v.kind == "gap":
             sentence = md_text(gap_sentence(rec.data or {}), newlines=False)
-            self.emit(f"> ⚠ **{sentence}** ({clock}, #{v.seq})\n\n".encode())
+            line = f"> ⚠ **{sentence}** ({clock}, #{v.seq})"
         elif v.kind == KIND_BAD_LINE:
-            self.emit(
+            line = (
                 f"> ✘ **damaged line** in seg-{rec.segment:06d}.jsonl at byte {rec.offset} "
-                "(not a journal record; left out)\n\n".encode()
+                "(not a journal record; left out)"
             )
         elif v.kind in ("corrupt", "refused"):
             text = md_text(v.text[:300], newlines=False)
-            self.emit(f"> ✘ **{md_text(v.kind)}** ({clock}, #{v.seq}): {text}\n\n".encode())
+            line = f"> ✘ **{md_text(v.kind)}** ({clock}, #{v.seq}): {text}"
         else:
             event = md_text(str((rec.data or {}).get("event", v.kind)), newlines=False)
-            self.emit(f"*{clock} · recorder {event}*\n\n".encode())
+            line = f"*{clock} · recorder {event}*"
+        out.append(f"{line}\n\n".encode())
+        self.emit_all(out)
 
 
 def _cell(value: str) -> str:
@@ -596,7 +597,6 @@ class HtmlWriter(DayWriter):
             return
         out: list[bytes] = []
         clock = self._clock(v.ts, out)
-        self.emit_all(out)
         if v.kind == "gap":
             line = f'<div class="gap">⚠ {_h(gap_sentence(rec.data or {}))}</div>'
         elif v.kind == KIND_BAD_LINE:
@@ -609,7 +609,8 @@ class HtmlWriter(DayWriter):
         else:
             event = (rec.data or {}).get("event", v.kind)
             line = f'<div class="event">{clock} · recorder {_h(str(event))}</div>'
-        self.emit(f"{line}\n".encode())
+        out.append(f"{line}\n".encode())
+        self.emit_all(out)
 
     def end(self) -> None:
         self.emit(b"</body></html>\n")
