@@ -210,9 +210,13 @@ def md_quote_parts(text: bytes) -> tuple[bytes, bytes]:
     rest = text.replace(b"\n", b"\n> ")
     first = b">" if not text or text[:1] == b"\n" else b"> "
     if text[-1:] == b"\n" or _BLANK_LINE.search(text):
-        # Empty lines came out as "> ": each replace pass skips the line right after
-        # one it fixed (the newline between them is consumed), so two passes fix all.
-        rest = rest.replace(b"\n> \n", b"\n>\n").replace(b"\n> \n", b"\n>\n")
+        # Empty lines came out as "> ".
+        if b">" in text:
+            # Each replace pass skips the line right after one it fixed (the newline
+            # between them is consumed), so two passes fix all.
+            rest = rest.replace(b"\n> \n", b"\n>\n").replace(b"\n> \n", b"\n>\n")
+        else:  # escaped text (`md_escaped`: `&gt;`): each "> " before a newline is one
+            rest = rest.replace(b"> \n", b">\n")
         if rest.endswith(b"\n> "):
             rest = rest[:-1]
     return first, rest
