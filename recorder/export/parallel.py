@@ -5,14 +5,10 @@ each). Worker processes (fresh interpreters running `serve`, fed pickled tasks o
 their stdin: callers run threads, so never `fork`, and a caller's main module is never
 imported again, as multiprocessing's spawn would) each read a piece's lines straight
 from its segment, at the line starts the parent's index gave them, redact them if
-asked, and render them with the formats' own writers. Into an output that is a plain
-file written where it stands (an export's `-o FILE`), a worker holds each piece's
-rendering in memory and writes it into the file itself, at the place the parent gives
-once the sizes of the pieces before it are known (`HeldOutput`): every byte is copied
-once. Into anything else (a pipe, memory, a restore bundle's hashed files) pieces go
-to private files in a scratch folder beside the output, and the parent copies them in,
-in journal order. Either way they land between the header the parent wrote and the
-footer it writes, and the parent merges each piece's range summary into its own.
+asked, and render them with the formats' own writers into private files in a scratch
+folder beside the output. The parent copies the pieces into the real outputs in
+journal order, between the header it wrote and the footer it writes, and merges each
+piece's range summary into its own.
 
 Writers carry one thing from record to record: the day of the last day heading
 (Markdown, HTML). A piece's writers start with the day the parent works out for its
@@ -23,16 +19,15 @@ applies it in journal order. A failure in a worker (a damaged segment, a full di
 is raised in the parent as the same error the one pass gives; the scratch folder is
 removed whatever happens.
 
-Over 400 lines (about 1,000): the parent's cutting, feeding, placing and merging and the
-worker's `serve` loop speak one task format and one error convention, which one module
-keeps in step.
+Over 400 lines (about 550): the parent's cutting, feeding and merging and the worker's
+`serve` loop speak one task format and one error convention, which one module keeps
+in step.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import fcntl
 import io
 import json
@@ -187,9 +182,6 @@ class Job:
     scratch: str
     cache: str | None = None  # the render cache's folder (None: neither read nor kept)
     keep: bool = False  # keep what is rendered there (the indexer's warming; exports: no)
-    # the outputs' descriptors, inherited: a piece is held in memory and written into
-    # them where the parent says (`HeldOutput`); empty: into files in `scratch`
-    outputs: tuple[int, ...] = ()
 
 
 @dataclass
@@ -203,57 +195,6 @@ class PieceResult:
     notes: list[str] = field(default_factory=list)  # render cache entries found wrong
     kept: bool = False  # its renderings are in the render cache (now or from before)
     missed: bool = False  # rendered though the render cache was asked first
-    held: list[HeldOutput] = field(default_factory=list)  # stays in the worker
-
-
-class HeldOutput:
-    """A piece's rendering in one format, held in memory until the parent says where
-    in the output it goes (`place`): its bytes go once into the output, instead of
-    into a scratch file and then again, by the parent, into the output.
-
-    What is held goes into one buffer that outlives the piece (`_SPARE`): a worker
-    reuses the same memory for piece after piece. Memory taken afresh for each piece
-    cost a page fault and a page cleared for every 4 KiB of it."""
-
-    def __init__(self) -> None:
-        self.buffer = _SPARE.pop() if _SPARE else bytearray()
-        self.size = 0
-
-    def write(self, data: bytes | memoryview) -> int:
-        n = len(data)
-        end = self.size + n
-        if end <= len(self.buffer):
-            self.buffer[self.size : end] = data  # a copy into memory already there
-        else:
-            self.buffer[self.size :] = data  # the buffer grows
-        self.size = end
-        return n
-
-    def place(self, fd: int, offset: int) -> None:
-        """Write everything held into `fd` from `offset` on, then give the buffer back.
-        A MiB a call, so that the file's lock, which another worker placing its own
-        piece may wait on, is held briefly (short writes are continued)."""
-        view = memoryview(self.buffer)[: self.size]
-        try:
-            while view:
-                n = os.pwrite(fd, view[:_PLACE_BYTES], offset)
-                if n <= 0:
-                    raise OSError(errno.EIO, "a rendered piece could not be written")
-                offset += n
-                view = view[n:]
-        finally:
-            view.release()
-            self.release()
-
-    def release(self) -> None:
-        """Give the buffer back for the next piece (once)."""
-        if self.size >= 0:
-            self.size = -1
-            _SPARE.append(self.buffer)
-
-
-_SPARE: list[bytearray] = []  # a worker's buffers, free for the next piece's renderings
-_PLACE_BYTES = 1 << 20
 
 
 class WorkerFailed(Exception):
@@ -383,14 +324,15 @@ def _copy_kept(
     all are removed and it is said in `notes`)."""
     from recorder.export import render_cache as rc
 
-    files: list[str] = []
-    outs: list[Any] = []
     try:
         summary = rc.summary_from(found[0].summary, job.summary())
-        outs = _open_outputs(job, piece, files)
-        for cached, out in zip(found, outs, strict=True):
-            rc.copy_out(cached, out)
-        _close(outs)
+        files = []
+        for k, cached in enumerate(found):
+            path = os.path.join(job.scratch, f"piece-{piece.n:06d}-{k}")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            files.append(path)
+            with os.fdopen(fd, "wb") as out:
+                rc.copy_out(cached, out)
     except rc.BadEntry as exc:
         for cached in found:
             with contextlib.suppress(OSError):
@@ -399,8 +341,6 @@ def _copy_kept(
         return None
     except OSError as exc:
         raise WorkerFailed("os", exc.strerror or str(exc), exc.errno) from None
-    finally:
-        _close(outs, quiet=True)
     summary.participants_cap = PIECE_PARTICIPANTS
     return PieceResult(
         piece.n,
@@ -411,7 +351,6 @@ def _copy_kept(
         [],
         notes,
         kept=True,
-        held=[out for out in outs if isinstance(out, HeldOutput)],
     )
 
 
@@ -421,9 +360,15 @@ def _render(
     from recorder.export.writers import WRITERS, DayWriter, write_records
 
     files: list[str] = []
-    outs: list[Any] = []
+    outs: list[IO[bytes]] = []
     try:
-        outs = _open_outputs(job, piece, files)
+        for k in range(len(job.formats)):
+            path = os.path.join(job.scratch, f"piece-{piece.n:06d}-{k}")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # a part a damaged cache entry left
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            files.append(path)
+            outs.append(os.fdopen(fd, "wb"))
         writers = [WRITERS[fmt](out) for fmt, out in zip(job.formats, outs, strict=True)]
         for w, day in zip(writers, days, strict=True):
             if isinstance(w, DayWriter) and day is not None:
@@ -433,13 +378,16 @@ def _render(
         write_records(records, writers, redact=job.redact, summary=summary)
         for w in writers:
             w.flush()
-        _close(outs)
+        for out in outs:
+            out.close()
     except PersistError as exc:
         raise WorkerFailed("persist", str(exc)) from None
     except OSError as exc:
         raise WorkerFailed("os", exc.strerror or str(exc), exc.errno) from None
     finally:
-        _close(outs, quiet=True)
+        for out in outs:
+            if not out.closed:
+                out.close()
     return PieceResult(
         piece.n,
         files,
@@ -447,41 +395,7 @@ def _render(
         [w.day if isinstance(w, DayWriter) else None for w in writers],
         summary,
         sorted(damaged),
-        held=[out for out in outs if isinstance(out, HeldOutput)],
     )
-
-
-def _open_outputs(job: Job, piece: Piece, files: list[str]) -> list[Any]:
-    """Where the piece's renderings go, one per format: held in memory when the
-    parent places them (`job.outputs`), else new private files in the scratch folder
-    (their paths appended to `files` as each is made)."""
-    if job.outputs:
-        return [HeldOutput() for _ in job.formats]
-    outs: list[Any] = []
-    try:
-        for k in range(len(job.formats)):
-            path = os.path.join(job.scratch, f"piece-{piece.n:06d}-{k}")
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)  # a part a damaged cache entry left
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            files.append(path)
-            outs.append(os.fdopen(fd, "wb"))
-    except BaseException:
-        _close(outs, quiet=True)
-        raise
-    return outs
-
-
-def _close(outs: list[Any], *, quiet: bool = False) -> None:
-    """Close the scratch files among `outs` (what is held stays held); `quiet`: on the
-    way out of a failure, which is the one reported."""
-    for out in outs:
-        if not isinstance(out, HeldOutput) and not out.closed:
-            if quiet:
-                with contextlib.suppress(OSError):
-                    out.close()
-            else:
-                out.close()
 
 
 _SIZE = struct.Struct("<Q")
@@ -506,46 +420,22 @@ def _receive(src: IO[bytes]) -> Any:
 
 
 def serve() -> None:
-    """A worker's loop until stdin closes: a task in (render a piece, or write a piece
-    it holds where the parent says), its reply out. What the rendering code prints
-    goes to stderr, so nothing mixes with the replies."""
+    """A worker's loop: a task in on stdin, its result out, until stdin closes. What
+    the rendering code prints goes to stderr, so nothing mixes with the results."""
     results = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     tasks = sys.stdin.buffer
-    held: dict[int, tuple[tuple[int, ...], list[HeldOutput]]] = {}
     while True:
         task = _receive(tasks)
         if task is None:
             return
-        if task[0] == "place":
-            _, n, offsets = task
-            fds, outs = held.pop(n)
-            _send(results, ("placed", n, _place(fds, outs, offsets)))
-            continue
-        _, job, piece, days = task
         try:
-            result = render_piece(job, piece, days)
-            if result.held:
-                held[piece.n] = (job.outputs, result.held)
-                result.held = []
-            reply: tuple[str, Any] = ("ok", result)
+            reply: tuple[str, Any] = ("ok", render_piece(*task))
         except WorkerFailed as exc:
             reply = ("failed", exc)
         except Exception:  # a bug: its traceback goes back, shown as one line
             reply = ("crashed", traceback.format_exc())
         _send(results, reply)
-
-
-def _place(fds: tuple[int, ...], outs: list[HeldOutput], offsets: list[int]) -> Any:
-    """Write a held piece into the outputs at `offsets`: None, or what failed."""
-    try:
-        for fd, out, offset in zip(fds, outs, offsets, strict=True):
-            out.place(fd, offset)
-    except OSError as exc:
-        return WorkerFailed("os", exc.strerror or str(exc), exc.errno)
-    except Exception:  # a bug: its traceback's last line
-        return WorkerFailed("persist", traceback.format_exc().strip().splitlines()[-1])
-    return None
 
 
 # -- in the parent ----------------------------------------------------------------------
@@ -583,40 +473,16 @@ _BOOT = (
 )
 
 
-MAX_HELD = 2  # pieces a worker holds, not yet placed, before it takes another
-
-
 class _Workers:
     """`count` worker processes (`serve`), fed the tasks in turn by one thread each;
     results are taken in task order. Plain child processes (`python -c`), never a
     fork, and never a re-import of the caller's main module (which multiprocessing's
-    spawn does, so a caller without a `__main__` guard would run again).
+    spawn does, so a caller without a `__main__` guard would run again)."""
 
-    When the job's outputs are placed (`Job.outputs`, inherited by the workers, each
-    written from `starts` on), each worker holds what it rendered until it is told
-    where it goes: as soon as the sizes of every piece before it are known, by the
-    thread that learns the last of them, so a worker is told before it takes its next
-    piece. Each feeding thread takes its worker's acknowledgements (`placed`) along
-    with its results, and gives it no new piece while it holds `MAX_HELD`. `ends`:
-    where each output's next byte goes after the pieces placed so far."""
-
-    def __init__(
-        self,
-        count: int,
-        tasks: list[tuple[Job, Piece, list[str | None]]],
-        pass_fds: tuple[int, ...] = (),
-        starts: list[int] | None = None,
-    ) -> None:
+    def __init__(self, count: int, tasks: list[tuple[Job, Piece, list[str | None]]]) -> None:
         self.tasks = tasks
-        self.placing = bool(pass_fds)
-        self.ends = list(starts or ())
-        self.sizes: dict[int, list[int]] = {}  # pieces rendered, not yet given a place
-        self.to_place = 0  # the first piece not given its place
         self.next = 0
         self.results: dict[int, tuple[str, Any]] = {}
-        self.owner: dict[int, int] = {}  # piece: the worker that took it
-        self.held: list[set[int]] = [set() for _ in range(count)]  # rendered, not placed
-        self.placed: dict[int, WorkerFailed | None] = {}  # piece: None, or what failed
         self.cond = threading.Condition()
         self.stopping = False
         self.procs = [
@@ -625,134 +491,48 @@ class _Workers:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,  # never over a TUI; errors come back as results
-                pass_fds=pass_fds,
             )
             for _ in range(count)
         ]
-        self.sending = [threading.Lock() for _ in self.procs]
         self.threads = [
-            threading.Thread(target=self._feed, args=(k,), daemon=True, name="export-piece")
-            for k in range(count)
+            threading.Thread(target=self._feed, args=(p,), daemon=True, name="export-piece")
+            for p in self.procs
         ]
         for t in self.threads:
             t.start()
 
-    def _feed(self, k: int) -> None:
-        proc = self.procs[k]
+    def _feed(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdin is not None and proc.stdout is not None
-        try:
-            while True:
-                while len(self.held[k]) >= MAX_HELD:
-                    if not self._take_reply(k, None):
-                        return
-                with self.cond:
-                    if self.stopping or self.next >= len(self.tasks):
-                        break
-                    n = self.next
-                    self.next += 1
-                    self.owner[n] = k
-                try:
-                    with self.sending[k]:
-                        _send(proc.stdin, ("render", *self.tasks[n]))
-                except Exception:  # a broken pipe, a closed file
-                    self._take_result(k, n, None)
-                    return
-                if not self._take_reply(k, n):
-                    return
-            while self.held[k]:  # the last pieces' places are still to come
-                if not self._take_reply(k, None):
-                    return
-        finally:
-            with self.cond:  # nothing waits for a piece this thread no longer hears of
-                for m in self.held[k]:
-                    self.placed.setdefault(m, WorkerFailed("persist", "a rendering worker failed"))
-                self.held[k].clear()
-                self.cond.notify_all()
-            with self.sending[k], contextlib.suppress(OSError):
-                proc.stdin.close()
-
-    def _take_reply(self, k: int, n: int | None) -> bool:
-        """Read worker `k`'s replies until piece `n`'s result (None: one acknowledgement
-        of a placement); False when the worker stopped (what it held is failed) or
-        piece `n` failed."""
-        proc = self.procs[k]
-        assert proc.stdout is not None
         while True:
+            with self.cond:
+                if self.stopping or self.next >= len(self.tasks):
+                    break
+                n = self.next
+                self.next += 1
             try:
+                _send(proc.stdin, self.tasks[n])
                 reply = _receive(proc.stdout)
-            except Exception:  # a torn message, a closed file
+            except Exception:  # a broken pipe, a closed file, a torn message
                 reply = None
-            if reply is None:
-                self._take_result(k, n, None)
-                return False
-            if reply[0] == "placed":
-                with self.cond:
-                    self.held[k].discard(reply[1])
-                    self.placed[reply[1]] = reply[2]
-                    self.cond.notify_all()
-                if n is None:
-                    return True
-                continue
-            assert n is not None
-            self._take_result(k, n, reply)
-            return bool(reply[0] == "ok")
-
-    def _take_result(self, k: int, n: int | None, reply: tuple[str, Any] | None) -> None:
-        """Record piece `n`'s result (None: the worker stopped; then what it holds
-        is failed too), and tell the workers where the pieces it lets be placed go."""
-        places: list[tuple[int, list[int]]] = []
-        stopped = ""
-        if reply is None:
-            try:  # its output ended: it is exiting
-                code: int | None = self.procs[k].wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                code = None
-            stopped = f"a rendering worker stopped (exit code {code})"
-        with self.cond:
-            if reply is None:
-                if n is not None:
-                    self.results[n] = ("stopped", stopped)
-                for m in self.held[k]:
-                    self.placed[m] = WorkerFailed("persist", stopped)
-                self.held[k].clear()
-            else:
-                assert n is not None
+            if reply is None:  # its output ended: it is exiting (its code is not yet read)
+                try:
+                    code: int | None = proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    code = None
+                reply = ("stopped", f"a rendering worker stopped (exit code {code})")
+            with self.cond:
                 self.results[n] = reply
-                if reply[0] == "ok" and self.placing:
-                    self.held[k].add(n)
-                    self.sizes[n] = reply[1].sizes
-                    while self.to_place in self.sizes:
-                        sizes = self.sizes.pop(self.to_place)
-                        places.append((self.to_place, self.ends))
-                        self.ends = [at + size for at, size in zip(self.ends, sizes, strict=True)]
-                        self.to_place += 1
-            self.cond.notify_all()
-        for m, offsets in places:
-            self._place(m, offsets)
+                self.cond.notify_all()
+            if reply[0] != "ok":
+                break
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
 
     def result(self, n: int) -> tuple[str, Any]:
         with self.cond:
             while n not in self.results:
                 self.cond.wait()
             return self.results.pop(n)
-
-    def _place(self, n: int, offsets: list[int]) -> None:
-        """Have the worker holding piece `n` write it at `offsets` (one per output)."""
-        k = self.owner[n]
-        proc = self.procs[k]
-        assert proc.stdin is not None
-        try:
-            with self.sending[k]:
-                _send(proc.stdin, ("place", n, offsets))
-        except Exception:  # the worker is gone: its feeding thread says so
-            pass
-
-    def placed_failure(self, wait: bool = False) -> WorkerFailed | None:
-        """What failed placing a piece so far (`wait`: once every piece is placed)."""
-        with self.cond:
-            while wait and len(self.placed) < len(self.tasks):
-                self.cond.wait()
-            return next((f for f in self.placed.values() if f is not None), None)
 
     def close(self, abort: bool) -> None:
         """Stop the workers (they are ours): at once when `abort`, else once their
@@ -796,7 +576,7 @@ def render_parallel(
     as `write_records` over them. `after_piece` is called with each piece and its own
     summary once the piece is in the outputs, in journal order. Raises what the one
     pass would (ExportError for a journal error, OSError for a file error)."""
-    from recorder.export.writers import WRITERS, DayWriter
+    from recorder.export.writers import WRITERS, DayWriter, ExportError
 
     parallel = parallel or Parallel()
     kinds = {cls: name for name, cls in WRITERS.items()}
@@ -807,16 +587,7 @@ def render_parallel(
         w.flush()
     folder = scratch_folder([w.out for w in writers])
     scratch = tempfile.mkdtemp(prefix=".persist-pieces-", dir=folder)
-    places = _placed_outputs(writers) if after_piece is None else None
-    job = Job(
-        formats,
-        redact,
-        type(summary),
-        scratch,
-        _cache_folder(store, summary, redact),
-        outputs=tuple(fd for fd, _ in places or ()),
-    )
-    starts = [at for _, at in places or ()]  # where each placed output's pieces begin
+    job = Job(formats, redact, type(summary), scratch, _cache_folder(store, summary, redact))
     tasks = []
     days, floor = initial, start
     for piece in pieces:  # each scan stops where the one before began: linear
@@ -832,21 +603,24 @@ def render_parallel(
     pool: _Workers | None = None
     finished = False
     try:
-        pool = _Workers(min(workers, len(pieces)), tasks, job.outputs, starts)
+        pool = _Workers(min(workers, len(pieces)), tasks)
         for piece in pieces:
             status, result = pool.result(piece.n)
+            if status == "failed":
+                if result.kind == "os":
+                    raise OSError(result.errno, result.message)
+                raise ExportError(result.message)
             if status != "ok":
-                _raise_failure(status, result)
-            if job.outputs:  # the workers place the pieces themselves
-                _raise_failure("failed", pool.placed_failure())
-            else:
-                for w, path, size in zip(writers, result.files, result.sizes, strict=True):
-                    _append(path, w.out, size)
-                    os.unlink(path)
-            for w, size, day in zip(writers, result.sizes, result.days, strict=True):
+                lines = str(result).strip().splitlines()
+                raise ExportError(lines[-1] if lines else "a rendering worker failed")
+            for w, path, size, day in zip(
+                writers, result.files, result.sizes, result.days, strict=True
+            ):
+                _append(path, w.out, size)
                 w.bytes += size
                 if isinstance(w, DayWriter) and day is not None:
                     w.continue_after(day)
+                os.unlink(path)
             for note in result.notes:
                 if note not in store.warnings:
                     store.warnings.append(note)
@@ -860,10 +634,6 @@ def render_parallel(
             done += piece.count
             if progress is not None:
                 progress(done, total)
-        if job.outputs:  # every piece in its place before the writers go on after them
-            _raise_failure("failed", pool.placed_failure(wait=True))
-            for w, at in zip(writers, pool.ends, strict=True):
-                w.out.seek(at)
         finished = True
     finally:
         if pool is not None:
@@ -879,36 +649,6 @@ def render_parallel(
         exact.participants = before
         summarize(store.records(start, stop), exact)
         summary.participants = exact.participants
-
-
-def _raise_failure(status: str, failure: Any) -> None:
-    """Raise what a worker's failure is to the one pass (nothing for no failure):
-    OSError for a file error, ExportError for the rest."""
-    from recorder.export.writers import ExportError
-
-    if failure is None:
-        return
-    if status == "failed":
-        if failure.kind == "os":
-            raise OSError(failure.errno, failure.message)
-        raise ExportError(failure.message)
-    lines = str(failure).strip().splitlines()
-    raise ExportError(lines[-1] if lines else "a rendering worker failed")
-
-
-def _placed_outputs(writers: list[Any]) -> list[tuple[int, int]] | None:
-    """Each writer's output as (descriptor, where its next byte goes) when every one
-    is a plain file written where it stands, so workers write their pieces into it
-    themselves (`HeldOutput`); None: they go through scratch files."""
-    places = []
-    for w in writers:
-        out = w.out
-        fd = _file_in_place(out) if isinstance(out, io.BufferedWriter) else None
-        if fd is None:
-            return None
-        out.flush()
-        places.append((fd, out.tell()))
-    return places
 
 
 def _cache_folder(store: Store, summary: RangeSummary, redact: bool) -> str | None:

@@ -8,7 +8,6 @@ runs both cross one)."""
 from __future__ import annotations
 
 import io
-import os
 import random
 import resource
 import signal
@@ -340,17 +339,10 @@ def test_a_full_disk_in_a_worker_is_the_serial_error(
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # inherited: EFBIG, not a kill
     try:
-        with (
-            open_store(root) as store,
-            open(out / "serial.md", "wb") as f,
-            open(out / "placed.md", "wb") as placed,
-        ):
+        with open_store(root) as store, open(out / "serial.md", "wb") as f:
             rng = JournalRange(0, len(store))
             whole_segments = Parallel(workers=2, min_bytes=0, piece_bytes=1 << 20)
-            # in memory the pieces go through scratch files; into a file, the workers
-            # write them into it themselves
-            targets = ((f, SERIAL), (io.BytesIO(), whole_segments), (placed, whole_segments))
-            for target, parallel in targets:
+            for target, parallel in ((f, SERIAL), (io.BytesIO(), whole_segments)):
                 resource.setrlimit(resource.RLIMIT_FSIZE, (1024, hard))
                 try:
                     with pytest.raises(OSError) as err:
@@ -361,89 +353,8 @@ def test_a_full_disk_in_a_worker_is_the_serial_error(
                 errors.append(str(err.value))
     finally:
         signal.signal(signal.SIGXFSZ, old)
-    assert errors == ["[Errno 27] File too large"] * 3
-    assert sorted(p.name for p in out.iterdir()) == ["placed.md", "serial.md"]
-
-
-@pytest.mark.parametrize("mode", ["wb", "ab"])
-def test_workers_write_their_pieces_into_a_plain_file_themselves(
-    logs: tuple[Path, Checkpoint], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
-) -> None:
-    """Into a plain file written where it stands, each worker writes its pieces where
-    the parent says (`HeldOutput`), after what the file held before, and the writer
-    goes on after the last (html's footer); no piece goes through a scratch file. A
-    file opened to append (`>>`) cannot be written at a place: its pieces are copied."""
-    root, _cp = logs
-    serial, _ = export(root, "html", False, SERIAL)
-    copied: list[str] = []
-    real_append = par._append
-    monkeypatch.setattr(
-        par, "_append", lambda path, *a: copied.append(path) or real_append(path, *a)
-    )
-    target = tmp_path / "out.html"
-    target.write_bytes(b"before\n")
-    with open_store(root) as store, open(target, mode) as out:
-        if mode == "wb":
-            out.write(b"before\n")
-        rng = JournalRange(0, len(store))
-        export_range(store, rng, "html", out, redact=False, parallel=FORCED)
-        out.write(b"after\n")
-    assert target.read_bytes() == b"before\n" + serial + b"after\n"
-    pieces = len(par.plan(open_store(root), 0, rng.stop, 1))
-    assert len(copied) == (0 if mode == "wb" else pieces) and pieces > 2 * par.MAX_HELD
-
-
-def test_a_held_piece_is_written_whole_through_short_writes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`HeldOutput.place` goes on where a short write stopped; the next piece reuses
-    the buffer and writes only its own bytes (not what is left of a longer one); a
-    write that makes no progress is an error, and the buffer is given back."""
-    real_pwrite = os.pwrite
-    monkeypatch.setattr(os, "pwrite", lambda fd, data, at: real_pwrite(fd, bytes(data[:7]), at))
-    first = par.HeldOutput()
-    first.write(b"x" * 100)
-    first.write(memoryview(bytearray(b"abc")))
-    path = tmp_path / "out"
-    with open(path, "wb") as f:
-        first.place(f.fileno(), 5)
-        second = par.HeldOutput()
-        assert second.buffer is first.buffer
-        second.write(b"short")
-        second.place(f.fileno(), 120)
-    assert path.read_bytes() == b"\0" * 5 + b"x" * 100 + b"abc" + b"\0" * 12 + b"short"
-    monkeypatch.setattr(os, "pwrite", lambda fd, data, at: 0)
-    third = par.HeldOutput()
-    third.write(b"lost")
-    with open(path, "r+b") as f, pytest.raises(OSError, match="could not be written"):
-        third.place(f.fileno(), 0)
-    assert par.HeldOutput().buffer is third.buffer
-
-
-DIES_WHEN_TOLD_TO_PLACE = (
-    "import sys, json, os; sys.path[:] = json.loads(sys.argv[1]); "
-    "from recorder.export import parallel; "
-    "parallel._place = lambda *args: os._exit(9); parallel.serve()"
-)
-
-
-def test_a_worker_that_dies_holding_a_piece_is_one_clear_error(
-    logs: tuple[Path, Checkpoint], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A worker gone while it holds pieces not yet written: the export fails with one
-    line naming it, and no piece is left behind (the caller discards the file)."""
-    root, _cp = logs
-    monkeypatch.setattr(par, "_BOOT", DIES_WHEN_TOLD_TO_PLACE)
-    out = tmp_path / "out"
-    out.mkdir()
-    with (
-        open_store(root) as store,
-        open(out / "x.md", "wb") as f,
-        pytest.raises(ExportError) as err,
-    ):
-        export_range(store, JournalRange(0, len(store)), "md", f, parallel=FORCED)
-    assert str(err.value) == "a rendering worker stopped (exit code 9)"
-    assert sorted(p.name for p in out.iterdir()) == ["x.md"]
+    assert errors == ["[Errno 27] File too large"] * 2
+    assert sorted(p.name for p in out.iterdir()) == ["serial.md"]
 
 
 UNGUARDED = """
@@ -475,6 +386,34 @@ def test_a_script_without_a_main_guard_is_not_run_again(
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert done.stderr.decode().count("main module ran") == 1
     assert done.stdout == export(root, "md", True, SERIAL)[0]
+
+
+DIES_ON_ITS_THIRD_PIECE = (
+    "import sys, json, os; sys.path[:] = json.loads(sys.argv[1]); "
+    "from recorder.export import parallel; real = parallel.render_piece; n = [0]; "
+    "parallel.render_piece = lambda *a: (n.append(1), len(n) > 3 and os._exit(9), real(*a))[2]; "
+    "parallel.serve()"
+)
+
+
+def test_a_worker_that_dies_is_one_clear_error(
+    logs: tuple[Path, Checkpoint], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker gone in the middle of an export (killed, out of memory): the export
+    fails with one line naming it and its exit code, and leaves no scratch piece."""
+    root, _cp = logs
+    monkeypatch.setattr(par, "_BOOT", DIES_ON_ITS_THIRD_PIECE)
+    out = tmp_path / "out"
+    out.mkdir()
+    with (
+        open_store(root) as store,
+        open(out / "x.md", "wb") as f,
+        pytest.raises(ExportError) as err,
+    ):
+        assert len(par.plan(store, 0, len(store), 1)) > 6  # both workers reach a third
+        export_range(store, JournalRange(0, len(store)), "md", f, parallel=FORCED)
+    assert str(err.value) == "a rendering worker stopped (exit code 9)"
+    assert sorted(p.name for p in out.iterdir()) == ["x.md"]
 
 
 def test_a_damaged_compressed_frame_reads_and_is_named_the_same(tmp_path: Path) -> None:
