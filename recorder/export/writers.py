@@ -197,16 +197,12 @@ def _memo(fn: Callable[[_K], _T]) -> Callable[[_K], _T]:
     return memoised
 
 
-def md_quote(text: bytes) -> bytes:
-    """Every line of UTF-8 `text` as a Markdown block quote line: `> line`, or `>`
-    alone for an empty line (so no line ends with a space)."""
-    return b"".join(md_quote_parts(text))
-
-
 def md_quote_parts(text: bytes) -> tuple[bytes, bytes]:
-    """`md_quote(text)` in two parts: the first line's `> ` (or `>`) and the rest, so
-    that the text is not copied once more to put two bytes before it. On bytes: the
-    quote is made on the way out, and a bytes `replace` is faster than a str one."""
+    """Every line of UTF-8 `text` as a Markdown block quote line: `> line`, or `>`
+    alone for an empty line (so no line ends with a space); in two parts, the first
+    line's `> ` (or `>`) and the rest, so that the text is not copied once more to put
+    two bytes before it. On bytes: the quote is made on the way out, and a bytes
+    `replace` is faster than a str one."""
     rest = text.replace(b"\n", b"\n> ")
     first = b">" if not text or text[:1] == b"\n" else b"> "
     if text[-1:] == b"\n" or _BLANK_LINE.search(text):
@@ -226,11 +222,6 @@ _BLANK_LINE = re.compile(b"\n\n")  # a compiled search: `in` is slow on text ful
 _MD_ESCAPES = AsciiEscapes(
     ((b"&", b"&amp;"), (b"<", b"&lt;"), (b">", b"&gt;"), (b"]", b"&#93;"))
 )  # `md_text`'s, in its order (`&` first, so no entity is escaped twice)
-
-
-def md_quoted_text(text: str) -> bytes:
-    """`md_quote(md_text(text))`, UTF-8: recorded text as a block quote."""
-    return md_quote(md_escaped(text))
 
 
 def md_escaped(text: str) -> bytes:

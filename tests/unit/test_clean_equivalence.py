@@ -24,8 +24,8 @@ from recorder.export.writers import (
     csv_json_cell,
     csv_row,
     md_code,
-    md_quote,
-    md_quoted_text,
+    md_escaped,
+    md_quote_parts,
     md_text,
 )
 
@@ -153,10 +153,10 @@ def test_fences_and_code_spans_match(text: str) -> None:
 def test_markdown_text_and_quotes_match(text: str, newlines: bool) -> None:
     assert md_text(text, newlines=newlines) == old_md_text(text, newlines=newlines)
     want = old_quote(old_md_text(text)).encode()
-    assert md_quote(md_text(text).encode()) == want
-    assert md_quoted_text(text) == want
-    raw = text.encode("utf-8", "surrogatepass")  # md_quote is given md_text's, never raw
-    assert md_quote(raw) == old_quote(text).encode("utf-8", "surrogatepass")
+    assert b"".join(md_quote_parts(md_text(text).encode())) == want
+    assert b"".join(md_quote_parts(md_escaped(text))) == want  # as the writer quotes
+    raw = text.encode("utf-8", "surrogatepass")  # the writer quotes md_text's, never raw
+    assert b"".join(md_quote_parts(raw)) == old_quote(text).encode("utf-8", "surrogatepass")
 
 
 def test_a_fence_cannot_be_closed_by_the_text_inside() -> None:
