@@ -7,6 +7,8 @@ package raises its own subclass; the CLI catches the base.
 
 from __future__ import annotations
 
+import signal
+
 
 class PersistError(Exception):
     """A domain error: its message is meant for the person at the terminal."""
@@ -26,3 +28,16 @@ class BusError(PersistError):
 
 class BadOption(PersistError, ValueError):
     """An option or argument is invalid; the message names it (the CLI exits 2)."""
+
+
+def how_it_ended(code: int | None) -> str:
+    """A child process's end as a person reads it: `exit code 3`, or `killed by
+    SIGKILL` (what the kernel's out-of-memory killer sends) for a negative code."""
+    if code is None:
+        return "exit code unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from recorder.errors import PersistError
+from recorder.errors import PersistError, how_it_ended
 from recorder.store.fsutil import NO_KERNEL_COPY
 from recorder.store.ranges import RangeSummary, summarize
 from recorder.store.reader import Record, Store
@@ -519,7 +519,7 @@ class _Workers:
                     code: int | None = proc.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     code = None
-                reply = ("stopped", f"a rendering worker stopped (exit code {code})")
+                reply = ("stopped", f"a rendering worker stopped ({how_it_ended(code)})")
             with self.cond:
                 self.results[n] = reply
                 self.cond.notify_all()

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from recorder.errors import how_it_ended
 from recorder.search.index import (
     HASH_BYTES,
     SCHEMA_VERSION,
@@ -146,7 +147,7 @@ class ShardBuild:
         if code == 0 and self.finished:
             return None
         lines = [line for line in self.errors if line]
-        return lines[-1] if lines else f"an indexing worker stopped (exit code {code})"
+        return lines[-1] if lines else f"an indexing worker stopped ({how_it_ended(code)})"
 
     def kill(self) -> None:
         """Stop the worker (if it still runs) and let go of its pipes."""

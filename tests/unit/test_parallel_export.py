@@ -388,21 +388,34 @@ def test_a_script_without_a_main_guard_is_not_run_again(
     assert done.stdout == export(root, "md", True, SERIAL)[0]
 
 
-DIES_ON_ITS_THIRD_PIECE = (
-    "import sys, json, os; sys.path[:] = json.loads(sys.argv[1]); "
-    "from recorder.export import parallel; real = parallel.render_piece; n = [0]; "
-    "parallel.render_piece = lambda *a: (n.append(1), len(n) > 3 and os._exit(9), real(*a))[2]; "
-    "parallel.serve()"
+def dies_on_its_third_piece(how: str) -> str:
+    """A worker's boot line whose worker ends itself (`how`) as it takes its third piece."""
+    return (
+        "import sys, json, os, signal; sys.path[:] = json.loads(sys.argv[1]); "
+        "from recorder.export import parallel; real = parallel.render_piece; n = [0]; "
+        f"parallel.render_piece = lambda *a: (n.append(1), len(n) > 3 and {how}, real(*a))[2]; "
+        "parallel.serve()"
+    )
+
+
+@pytest.mark.parametrize(
+    ("how", "said"),
+    [
+        ("os._exit(9)", "exit code 9"),
+        ("os.kill(os.getpid(), signal.SIGKILL)", "killed by SIGKILL"),  # the OOM killer's
+    ],
 )
-
-
 def test_a_worker_that_dies_is_one_clear_error(
-    logs: tuple[Path, Checkpoint], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    logs: tuple[Path, Checkpoint],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+    said: str,
 ) -> None:
-    """A worker gone in the middle of an export (killed, out of memory): the export
-    fails with one line naming it and its exit code, and leaves no scratch piece."""
+    """A worker gone in the middle of an export (it exits, or is killed): the export
+    fails with one line saying how it ended, and leaves no scratch piece."""
     root, _cp = logs
-    monkeypatch.setattr(par, "_BOOT", DIES_ON_ITS_THIRD_PIECE)
+    monkeypatch.setattr(par, "_BOOT", dies_on_its_third_piece(how))
     out = tmp_path / "out"
     out.mkdir()
     with (
@@ -412,7 +425,7 @@ def test_a_worker_that_dies_is_one_clear_error(
     ):
         assert len(par.plan(store, 0, len(store), 1)) > 6  # both workers reach a third
         export_range(store, JournalRange(0, len(store)), "md", f, parallel=FORCED)
-    assert str(err.value) == "a rendering worker stopped (exit code 9)"
+    assert str(err.value) == f"a rendering worker stopped ({said})"
     assert sorted(p.name for p in out.iterdir()) == ["x.md"]
 
 
