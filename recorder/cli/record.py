@@ -134,7 +134,8 @@ def _detach(options: RecorderOptions, wait: float) -> int:
     try:
         spawned = spawn_recorder(options, timeout=wait)
     except SpawnError as exc:
-        return fail(str(exc), exc.exit_code or 1)
+        code = exc.exit_code
+        return fail(str(exc), code if code is not None and code > 0 else 1)  # killed: 1
     print(
         f"persist: recorder started in the background (PID {spawned.pid}), "
         f"log folder {options.log_dir}"

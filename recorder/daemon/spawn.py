@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from recorder.daemon.options import RecorderOptions, recorder_argv
-from recorder.errors import LaunchError
+from recorder.errors import LaunchError, how_it_ended
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout
 from recorder.store.status import DEGRADED, HEALTHY, RecorderState, assess
@@ -76,13 +76,13 @@ def _wait_recording(
         if health.state == DEGRADED and health.pid == proc.pid and code is None:
             with contextlib.suppress(OSError):
                 proc.terminate()
-            raise SpawnError(f"the recorder started but {health.reason}; see {layout.log}")
+            raise SpawnError(f"the recorder was stopped: {health.reason}; see {layout.log}")
         if recording and health.pid is not None and code is not None and accept_running:
             return Spawned(health.pid, ours=False)
         if code is not None and not (accept_running and health.state == HEALTHY):
             tail = last_line(layout.recorder_out)
             raise SpawnError(
-                f"the recorder exited with code {code}: {tail or 'no output'} "
+                f"the recorder stopped ({how_it_ended(code)}): {tail or 'no output'} "
                 f"(see {layout.recorder_out})",
                 code,
             )

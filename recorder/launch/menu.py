@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from recorder.errors import PersistError
+from recorder.errors import PersistError, how_it_ended
 from recorder.launch.selection import Selection
 
 
@@ -108,7 +108,7 @@ class Menu:
         if code == 1 and not out.strip():
             return None
         if code != 0:
-            raise PickerFailed(f"the menu exited with code {code}")
+            raise PickerFailed(f"the menu stopped ({how_it_ended(code)})")
         try:
             return Selection.from_json(orjson.loads(out))
         except ValueError as exc:  # orjson.JSONDecodeError is a ValueError

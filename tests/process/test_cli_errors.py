@@ -96,3 +96,43 @@ def test_a_closed_stdout_is_one_line_not_a_traceback(tmp_path: Path) -> None:
         "persist: stdout was closed before all output was written (broken pipe)"
     ]
     assert out.returncode == FAILED
+
+
+def test_a_background_recorder_that_cannot_start_says_why(tmp_path: Path) -> None:
+    """`persist record --detach` whose recorder cannot listen (its port is taken): one
+    line naming the endpoint and the file that says more, exit 1, and no recorder
+    left behind. The recorder either exits before it is looked at ("stopped (exit
+    code 1)") or is seen running without receiving first, and is stopped ("was
+    stopped: PID ... records nothing")."""
+    import socket
+
+    from tests.support import wait_for
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    logs = tmp_path / "logs"
+    try:
+        out = run(["record", "--detach", "--bind", f"tcp://127.0.0.1:{port}"], tmp_path)
+        lines = out.stderr.splitlines()
+        assert "Traceback" not in out.stderr and len(lines) == 1, out.stderr
+        line = lines[0]
+        assert f"cannot bind tcp://127.0.0.1:{port}: Address already in use" in line, line
+        assert line.startswith(
+            (
+                "persist: the recorder stopped (exit code 1): ",
+                "persist: the recorder was stopped: PID ",
+            )
+        ), line
+        assert f"(see {logs / 'recorder.out'})" in line or f"see {logs / 'recorder.log'}" in line
+        assert out.returncode == FAILED
+        wait_for(
+            lambda: run(["status", "--log-dir", str(logs)], tmp_path).returncode == EXIT_STOPPED,
+            what="the recorder gone",
+        )
+    finally:
+        taken.close()
+
+
+EXIT_STOPPED = 3  # recorder/cli/common.py

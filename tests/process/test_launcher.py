@@ -195,12 +195,12 @@ def test_no_terminal_policies_and_lazy_messages(tmp_path: Path, monkeypatch) -> 
         pl.on_agent_exit()
 
         def broken(*_a: object) -> None:
-            raise PickerFailed("the menu exited with code 2")
+            raise PickerFailed("the menu stopped (exit code 2)")
 
         pl = launcher(log_dir, eps, interactive=True, picker=broken, no_tty_policy="fresh")
         res = pl.on_agent_connected("broken")
         assert res.kind == "fresh" and res.decided_by == "policy"
-        assert "the menu exited with code 2" in pl._stderr.getvalue()  # type: ignore[union-attr]
+        assert "the menu stopped (exit code 2)" in pl._stderr.getvalue()  # type: ignore[union-attr]
         pl.on_agent_exit()
     finally:
         assert owner.on_agent_exit().stopped
