@@ -234,12 +234,17 @@ class Enricher:
         if scan:
             head = text[: self.scan_bytes]
             if self._words:
-                for word in self._word_set.intersection(head.translate(_WORDS_TABLE).split()):
-                    matched = matched | self._words[word] if matched else self._words[word]
+                words = head.translate(_WORDS_TABLE).split()
+                if not self._word_set.isdisjoint(words):  # most messages: no set made
+                    for word in self._word_set.intersection(words):
+                        matched = matched | self._words[word] if matched else self._words[word]
             if self._phrases:
                 lowered = head.lower() if self._phrases_cased else head
+                # `find`, not `in`: bytes `in` first tries its operand as an integer
+                # and clears the TypeError, about 80 ns more a test (CPython 3.11)
+                find = lowered.find
                 for phrase, rids in self._phrases:
-                    if phrase in lowered:
+                    if find(phrase) >= 0:
                         matched = matched | rids if matched else rids
         partial = self._scan and not scan
         meta_key = (topic_id, matched, sender, partial)
