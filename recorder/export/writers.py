@@ -207,7 +207,7 @@ def md_quote_parts(text: bytes) -> tuple[bytes, bytes]:
     first = b">" if not text or text[:1] == b"\n" else b"> "
     if text[-1:] == b"\n" or _BLANK_LINE.search(text):
         # Empty lines came out as "> ".
-        if b">" in text:
+        if text.find(b">") >= 0:  # `find`, not `in`: see `AsciiEscapes.apply`
             # Each replace pass skips the line right after one it fixed (the newline
             # between them is consumed), so two passes fix all.
             rest = rest.replace(b"\n> \n", b"\n>\n").replace(b"\n> \n", b"\n>\n")
@@ -384,16 +384,19 @@ def _ascii_cell(raw: bytes) -> bytes | None:
     """`csv_field(_cell(text))` for ASCII `text` given as bytes, when `clean` would
     change nothing but its tabs (one `translate` finds what is there); else None."""
     found = raw.translate(None, _CSV_PLAIN)
+    has = found.find  # `find`, not `in`: see `AsciiEscapes.apply`
     if found:
         if found.translate(None, _CSV_FIXED):
             return None
-        if b"\t" in found:
+        if has(b"\t") >= 0:
             raw = raw.replace(b"\t", b"    ")
     if raw[:1] in _FORMULA_STARTS:
         raw = b"'" + raw
-    if b'"' in found:
+    if not found:
+        return raw
+    if has(b'"') >= 0:
         return b'"' + raw.replace(b'"', b'""') + b'"'
-    if b"," in found or b"\n" in found:
+    if has(b",") >= 0 or has(b"\n") >= 0:
         return b'"' + raw + b'"'
     return raw
 
@@ -412,13 +415,14 @@ def csv_json_cell(written: bytes) -> bytes:
     """JSON as `json_or_none` writes it, as one CSV cell (UTF-8), as `csv_cell` would
     write it as text. ASCII JSON holds no control character but DEL (orjson escapes
     the others), so a few substring tests replace the `translate` pass."""
-    if not written.isascii() or b"\x7f" in written:
+    has = written.find  # `find`, not `in`: see `AsciiEscapes.apply`
+    if not written.isascii() or has(b"\x7f") >= 0:
         return csv_field(_cell(written.decode())).encode()
     if written[:1] == b"-":  # a negative number: a formula to a spreadsheet
-        written = b"'" + written
-    if b'"' in written:
+        written = b"'" + written  # (`has` still looks in what came: the same quotes, commas)
+    if has(b'"') >= 0:
         return b'"' + written.replace(b'"', b'""') + b'"'
-    if b"," in written:
+    if has(b",") >= 0:
         return b'"' + written + b'"'
     return written
 
