@@ -74,8 +74,7 @@ def _wait_recording(
         if recording and health.pid == proc.pid:
             return Spawned(proc.pid, ours=True)
         if health.state == DEGRADED and health.pid == proc.pid and code is None:
-            with contextlib.suppress(OSError):
-                proc.terminate()
+            _stop(proc)
             raise SpawnError(f"the recorder was stopped: {health.reason}; see {layout.log}")
         if recording and health.pid is not None and code is not None and accept_running:
             return Spawned(health.pid, ours=False)
@@ -87,11 +86,24 @@ def _wait_recording(
                 code,
             )
         time.sleep(0.02)
-    with contextlib.suppress(OSError):
-        proc.terminate()
+    _stop(proc)
     raise SpawnError(
         f"the recorder (PID {proc.pid}) did not report within {timeout:g}s; see {layout.log}"
     )
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """Stop a recorder we started and will not use, and reap it: SIGTERM (it closes its
+    journal cleanly), SIGKILL if it has not ended within `grace` seconds (frozen), so
+    that none is left recording, or a zombie, once we say it failed."""
+    with contextlib.suppress(OSError):
+        proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            proc.kill()
+        proc.wait()
 
 
 def last_line(path: os.PathLike[str] | str) -> str:

@@ -136,3 +136,24 @@ def test_a_background_recorder_that_cannot_start_says_why(tmp_path: Path) -> Non
 
 
 EXIT_STOPPED = 3  # recorder/cli/common.py
+
+
+def test_a_recorder_that_does_not_report_in_time_is_stopped_and_reaped(tmp_path: Path) -> None:
+    """Started, but not recording within the time it was given: the one line names
+    its PID, and by then that process is gone (stopped and reaped, not left
+    recording on its own)."""
+    import re
+
+    import psutil
+
+    from recorder.daemon.options import RecorderOptions
+    from recorder.daemon.spawn import SpawnError, spawn_recorder
+
+    options = RecorderOptions(log_dir=tmp_path / "logs", search_index=False, monitor=False)
+    with pytest.raises(SpawnError) as err:
+        spawn_recorder(options, timeout=0.05)
+    said = re.fullmatch(
+        r"the recorder \(PID (\d+)\) did not report within 0.05s; see .*", str(err.value)
+    )
+    assert said, str(err.value)
+    assert not psutil.pid_exists(int(said.group(1)))
