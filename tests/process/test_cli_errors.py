@@ -157,3 +157,23 @@ def test_a_recorder_that_does_not_report_in_time_is_stopped_and_reaped(tmp_path:
     )
     assert said, str(err.value)
     assert not psutil.pid_exists(int(said.group(1)))
+
+
+def test_a_recorder_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
+    """What `_stop` does with a process that does not end on SIGTERM (frozen, or
+    stuck in a write): SIGKILL once the grace period is over, then reaped."""
+    from recorder.daemon.spawn import _stop
+
+    stubborn = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert stubborn.stdout is not None and stubborn.stdout.readline() == b"ready\n"
+    _stop(stubborn, grace=0.2)
+    assert stubborn.returncode == -9
+    stubborn.stdout.close()
