@@ -250,6 +250,13 @@ def _line_ts(fd: int, offset: int) -> tuple[int, float] | None:
     return (offset + nl + 1, float(m.group(1))) if m else None
 
 
+def _full_in(days: float | None) -> str:
+    """When the disk is full at this pace, as a person reads it (not "52190.1d")."""
+    if days is None:
+        return "never"
+    return "over a year" if days >= 365 else format_age(days * DAY)
+
+
 def disk_findings(layout: Layout, now: float) -> list[Finding]:
     try:
         vfs = os.statvfs(layout.root)
@@ -274,7 +281,7 @@ def disk_findings(layout: Layout, now: float) -> list[Finding]:
     else:
         pace = (
             f"the journal grew {mb(rate)}/hour over the last {format_age(growth.window)}: "
-            f"full in {format_age(days * DAY) if days is not None else 'never'}"
+            f"full in {_full_in(days)}"
         )
     severity = Severity.OK
     if free < PROBLEM_FREE or (days is not None and days < PROBLEM_DAYS):

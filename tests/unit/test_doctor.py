@@ -315,6 +315,13 @@ def test_disk_headroom_from_the_journals_rate_over_the_last_day(
     assert "40.0 MB free" in disk.summary and "full in" in disk.summary
     assert disk.fix == f"du -sh {layout.root}/* | sort -h"
 
+    class Roomy:
+        f_bavail, f_frsize = 1 << 30, 4096 * 1024  # 4 PiB free: centuries at this pace
+
+    monkeypatch.setattr(system.os, "statvfs", lambda path: Roomy)
+    [disk] = system.disk_findings(layout, now)
+    assert disk.severity is Severity.OK and disk.summary.endswith("full in over a year")
+
 
 def test_the_systemd_unit_of_this_folder_is_recognised(folder: Folder) -> None:
     from recorder.daemon import systemd
