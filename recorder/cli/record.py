@@ -183,18 +183,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"{health.state.upper()}: {health.reason}")
     if s is not None:
         counts = s.counts
+        # a stale or stopped recorder's status is its last report, not the present
+        live = health.state not in (STALE, STOPPED)
+        when = "" if live else " when last heard of"
         print(f"  log folder   {layout.root}")
         if len(s.endpoints) > 1 or any(e.mode is LinkMode.BIND for e in s.endpoints):
             for e in s.endpoints:
                 label = "broker" if e.mode is LinkMode.CONNECT else "bound at"
-                peers = f", {e.peers} publishers" if e.mode is LinkMode.BIND else ""
-                print(f"  {label:<12} {e.endpoint} ({e.connection}{peers})")
+                publishers = "publisher" if e.peers == 1 else "publishers"
+                peers = f", {e.peers} {publishers}" if e.mode is LinkMode.BIND else ""
+                print(f"  {label:<12} {e.endpoint} ({e.connection}{peers}{when})")
         else:
-            print(f"  broker       {s.broker} ({s.connection})")
+            print(f"  broker       {s.broker} ({s.connection}{when})")
+        rate = f", {s.rates.written_per_s:.0f}/s" if live else ""
         print(
             f"  messages     {counts.messages_total} in journal, "
-            f"{counts.written} written this run, "
-            f"{s.rates.written_per_s:.0f}/s"
+            f"{counts.written} written {'this' if live else 'in its last'} run{rate}"
         )
         print(
             f"  durable      up to seq {s.last_durable_seq} "
@@ -202,7 +206,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         print(
             f"  gaps         {counts.gaps} "
-            f"({counts.missed} messages known lost), refused {counts.refused}"
+            f"({counts.missed} {'message' if counts.missed == 1 else 'messages'} known lost), "
+            f"refused {counts.refused}"
         )
         if counts.not_subscribed:
             print(
