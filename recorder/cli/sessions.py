@@ -103,7 +103,10 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         print(orjson.dumps([row_json(r) for r in rows]).decode())
         return 0
     if not rows:
-        print("no sessions found" + (" expiring in that time" if args.expiring is not None else ""))
+        roots = roots_from(args).only(Source(args.source) if args.source else None)
+        where = [str(r) for r in (roots.claude, roots.gemini, roots.codex) if r is not None]
+        expiring = " expiring in that time" if args.expiring is not None else ""
+        print(f"no sessions found{expiring} (looked in {', '.join(where)})")
         return 0
     print(
         f"{'SOURCE':<7} {'ID':<9} {'LAST ACTIVITY':<17} {'IDLE':>6} {'MSGS':>5} {'TOKENS':>7} "

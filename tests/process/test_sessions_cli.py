@@ -291,3 +291,16 @@ def test_a_title_holding_a_secret_is_listed_redacted(tmp_path: Path) -> None:
     (row,) = listed(tmp_path).values()
     assert row["title"] == "use [REDACTED:openai-key] for the smoke test"
     assert path.read_bytes() == stored
+
+
+def test_no_sessions_says_where_it_looked(tmp_path: Path) -> None:
+    """A machine with no agent sessions (or the wrong folders given): the one line says
+    which folders were looked in, only those of `--source` when it is given."""
+    out = persist(tmp_path, "sessions")
+    assert out.returncode == 0, out.stderr
+    where = ", ".join(str(tmp_path / name) for name in ("claude", "gemini", "codex"))
+    assert out.stdout == f"no sessions found (looked in {where})\n"
+    out = persist(tmp_path, "sessions", "--source", "gemini", "--expiring", "3")
+    assert (
+        out.stdout == f"no sessions found expiring in that time (looked in {tmp_path / 'gemini'})\n"
+    )
