@@ -59,10 +59,14 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
         return 0
     if not cps:
         print(f"no checkpoints in {layout.root}")
+    width = max((len(cp.id) for cp in cps), default=0)  # ids end with their label's slug
     for cp in cps:
         mark = "pinned" if cp.id in pins else "      "
         label = f"  {cp.label}" if cp.label else ""
-        print(f"{mark}  {cp.id}  seq {cp.seq:>9}  {cp.messages:>8} msgs  {_iso(cp.created)}{label}")
+        print(
+            f"{mark}  {cp.id:<{width}}  seq {cp.seq:>9}  {cp.messages:>8} msgs  "
+            f"{_iso(cp.created)}{label}"
+        )
     for cp_id in sorted(set(pins) - known):
         print(f"pinned  {cp_id}  (checkpoint no longer exists; `persist unpin` it)")
     return 0

@@ -24,3 +24,37 @@ def test_persist_restore_command(tmp_path: Path) -> None:
     assert cp.id in out.stdout and "warning: 1 gap, 3 messages known lost" in out.stdout
     data = json.loads((root / "restore" / cp.id / "manifest.json").read_text())
     assert data["integrity"]["gaps"] == 1
+
+
+def test_checkpoints_are_listed_in_columns(tmp_path: Path) -> None:
+    """`persist checkpoints`: one row per checkpoint, newest first, pinned ones marked,
+    and every column where the one above it is, whatever the labels' lengths."""
+    import subprocess
+    import sys
+
+    from tests.demo_journal import DemoClock, DemoWriter
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(1_800_000_000.0))
+    ids = []
+    for i, label in enumerate(["a", "a much longer label than the others", "mid label"]):
+        w.message(1_800_000_000.0 + i, "coder", f"message {i}")
+        ids.append(w.checkpoint(1_800_000_000.5 + i, label, "manual").id)
+    w.close()
+
+    def persist(*argv: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "recorder.cli", *argv, "--log-dir", str(root)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    persist("pin", ids[1])
+    rows = persist("checkpoints").splitlines()
+    assert [row.removeprefix("pinned").split()[0] for row in rows] == ids[::-1]
+    assert rows[1].startswith("pinned  ") and not rows[0].startswith("pinned")
+    assert len({row.index(" seq ") for row in rows}) == 1, rows
+    assert len({row.index(" msgs ") for row in rows}) == 1, rows
