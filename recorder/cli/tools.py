@@ -227,12 +227,17 @@ def _write_output(
     """Run `write` into -o FILE (atomically: the old content or the new, never a mix)
     or stdout, with a progress bar when asked (default: on a terminal); returns its
     statistics and where the output went."""
+    from recorder.export.writers import ExportError
     from recorder.store.fsutil import AtomicFile
 
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = progress_bar("exporting") if show else None
     if args.output and args.output != "-":
-        with AtomicFile(Path(args.output), durable=False) as target:
+        try:  # the output's folder: missing, not writable, a file
+            target = AtomicFile(Path(args.output), durable=False)
+        except OSError as exc:  # named, not our temp file beside it
+            raise ExportError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+        with target:
             stats = write(target.file, progress)
         return stats, args.output
     stats = write(sys.stdout.buffer, progress)

@@ -58,3 +58,29 @@ def test_checkpoints_are_listed_in_columns(tmp_path: Path) -> None:
     assert rows[1].startswith("pinned  ") and not rows[0].startswith("pinned")
     assert len({row.index(" seq ") for row in rows}) == 1, rows
     assert len({row.index(" msgs ") for row in rows}) == 1, rows
+
+
+def test_an_export_into_a_folder_that_is_not_there_names_the_output(tmp_path: Path) -> None:
+    """`-o` into a missing folder, or under a file: one line naming the output (not the
+    temporary file beside it), exit 1, nothing written."""
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-m", "recorder.cli"]
+    root = tmp_path / "logs"
+    journal(root)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for target, why in (
+        (tmp_path / "missing" / "x.md", "No such file or directory"),
+        (a_file / "x.md", "Not a directory"),
+    ):
+        out = subprocess.run(
+            [*cli, "export", "latest", "--log-dir", str(root), "-o", str(target)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode == 1
+        assert out.stderr == f"persist: cannot write {target}: {why}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "logs"]
