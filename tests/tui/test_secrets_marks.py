@@ -95,3 +95,31 @@ async def test_recent_rows_and_the_record_view_mark_secrets(tmp_path: Path) -> N
         await pilot.pause()
         shown = detail.view.plain_text()
         assert f"⚠ 1 secret: {S.AWS} (frame 1" in shown and "found now" in shown
+
+
+def test_a_record_too_long_to_scan_whole_says_what_was_looked_at(tmp_path: Path) -> None:
+    """A record the recorder did not scan, longer than the view scans: a key in its
+    first MiB is named; one past it is not, and the view says it looked at the first
+    MiB only instead of showing nothing, as for a clean record."""
+    from datetime import UTC
+
+    from recorder.store.reader import open_store
+    from tui.screens.detail import VIEW_SCAN_BYTES, record_blocks
+    from tui.text import Clock
+
+    early, late = make(S.AWS, RND).secret, make(S.GITHUB, RND).secret
+    pad = "x " * (VIEW_SCAN_BYTES // 2)
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root)
+    w.message(BASE_TS, "ops", f"aws id {early} {pad} token {late}")
+    w.message(BASE_TS + 1, "ops", f"short, aws id {early}")
+    w.close()
+    store = open_store(root)
+    shown = [
+        " ".join(str(getattr(b.text, "plain", "")) for b in record_blocks(rec, Clock(tz=UTC)))
+        for rec in store.records()
+        if rec.kind == "msg"
+    ]
+    assert f"⚠ 1 secret: {S.AWS}" in shown[0] and S.GITHUB not in shown[0]
+    assert "secrets looked for in its first 1 MiB only" in shown[0]
+    assert f"⚠ 1 secret: {S.AWS}" in shown[1] and "first 1 MiB only" not in shown[1]

@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from recorder.export.redact import record_secrets, scanned_by_recorder
+from recorder.export.redact import named_secrets, record_secrets, scanned_by_recorder
 from recorder.export.render import TOO_DEEP, json_text, record_text
 from recorder.search.query import Query, match_spans
 from recorder.store.layout import segment_name
@@ -100,6 +100,12 @@ def record_blocks(rec: Record, clock: Clock) -> list[Block]:
         secrets = record_secrets(rec, VIEW_SCAN_BYTES)
         if secrets:
             blocks.append(Block(secrets_line(rec, secrets), limit=None))
+        if named_secrets(rec) is None and len(rec.line) > VIEW_SCAN_BYTES:
+            # never a silent "no secrets" for what was not looked at
+            note = f"secrets looked for in its first {VIEW_SCAN_BYTES >> 20} MiB only"
+            blocks.append(
+                Block(Text(f"{note}; exports and bundles scan all of it", "dim"), limit=None)
+            )
     if rec.data is None:
         blocks.append(section("unreadable line (shown escaped)"))
         blocks.append(Block(rec.line, "red"))
