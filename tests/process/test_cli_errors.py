@@ -177,3 +177,17 @@ def test_a_recorder_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
     _stop(stubborn, grace=0.2)
     assert stubborn.returncode == -9
     stubborn.stdout.close()
+
+
+def test_a_launch_menu_that_is_killed_says_so(tmp_path: Path) -> None:
+    """The real menu process (`persist-tui --launch --print`) killed before it answers
+    (the OOM killer, a `kill -9`): one line saying how it ended, not a traceback."""
+    import signal
+
+    from recorder.launch.menu import Menu, PickerFailed
+
+    menu = Menu(tmp_path / "logs", "claude")
+    menu.proc.send_signal(signal.SIGKILL)
+    with pytest.raises(PickerFailed) as err:
+        menu.result()
+    assert str(err.value) == "the menu stopped (killed by SIGKILL)"
