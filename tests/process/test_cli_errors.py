@@ -4,15 +4,25 @@ documented exit code, never a traceback."""
 from __future__ import annotations
 
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
+
+from recorder.daemon.options import RecorderOptions
+from recorder.daemon.spawn import SpawnError, _stop, spawn_recorder
+from recorder.launch.menu import Menu, PickerFailed
+from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
 USAGE, FAILED = 2, 1  # recorder/cli/main.py
+EXIT_STOPPED = 3  # recorder/cli/common.py: `persist status` of a stopped recorder
 
 # (argv, exit code, what the line must name); {file} is a file in the test's folder
 BAD = [
@@ -104,10 +114,6 @@ def test_a_background_recorder_that_cannot_start_says_why(tmp_path: Path) -> Non
     left behind. The recorder either exits before it is looked at ("stopped (exit
     code 1)") or is seen running without receiving first, and is stopped ("was
     stopped: PID ... records nothing")."""
-    import socket
-
-    from tests.support import wait_for
-
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
@@ -135,20 +141,10 @@ def test_a_background_recorder_that_cannot_start_says_why(tmp_path: Path) -> Non
         taken.close()
 
 
-EXIT_STOPPED = 3  # recorder/cli/common.py
-
-
 def test_a_recorder_that_does_not_report_in_time_is_stopped_and_reaped(tmp_path: Path) -> None:
     """Started, but not recording within the time it was given: the one line names
     its PID, and by then that process is gone (stopped and reaped, not left
     recording on its own)."""
-    import re
-
-    import psutil
-
-    from recorder.daemon.options import RecorderOptions
-    from recorder.daemon.spawn import SpawnError, spawn_recorder
-
     options = RecorderOptions(log_dir=tmp_path / "logs", search_index=False, monitor=False)
     with pytest.raises(SpawnError) as err:
         spawn_recorder(options, timeout=0.05)
@@ -162,8 +158,6 @@ def test_a_recorder_that_does_not_report_in_time_is_stopped_and_reaped(tmp_path:
 def test_a_recorder_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
     """What `_stop` does with a process that does not end on SIGTERM (frozen, or
     stuck in a write): SIGKILL once the grace period is over, then reaped."""
-    from recorder.daemon.spawn import _stop
-
     stubborn = subprocess.Popen(
         [
             sys.executable,
@@ -182,10 +176,6 @@ def test_a_recorder_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
 def test_a_launch_menu_that_is_killed_says_so(tmp_path: Path) -> None:
     """The real menu process (`persist-tui --launch --print`) killed before it answers
     (the OOM killer, a `kill -9`): one line saying how it ended, not a traceback."""
-    import signal
-
-    from recorder.launch.menu import Menu, PickerFailed
-
     menu = Menu(tmp_path / "logs", "claude")
     menu.proc.send_signal(signal.SIGKILL)
     with pytest.raises(PickerFailed) as err:

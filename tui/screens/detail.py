@@ -100,7 +100,7 @@ def record_blocks(rec: Record, clock: Clock) -> list[Block]:
         secrets = record_secrets(rec, VIEW_SCAN_BYTES)
         if secrets:
             blocks.append(Block(secrets_line(rec, secrets), limit=None))
-        if named_secrets(rec) is None and len(rec.line) > VIEW_SCAN_BYTES:
+        if len(rec.line) > VIEW_SCAN_BYTES and named_secrets(rec) is None:
             # never a silent "no secrets" for what was not looked at
             note = f"secrets looked for in its first {VIEW_SCAN_BYTES >> 20} MiB only"
             blocks.append(
