@@ -119,8 +119,8 @@ QUIET_AFTER = 2.0
 STATUS_REWRITE = 60.0
 _JSON_OPENERS = (b"{", b"[")
 _MSG_PREFIX = (
-    b'{"v":1,"seq":%d,"ts":%s,"kind":"msg","topic":%s,"size":%d,"meta":%s,'
-    b'"spans":[[%d,%d]],"frames":[%s,{"json":'
+    b'{"v":1,"seq":%%d,"ts":%s,"kind":"msg","topic":%s,"size":%%d,"meta":%%s,'
+    b'"spans":[[%%d,%%d]],"frames":[%s,{"json":'
 )
 _MSG_END = b"}]}\n"
 # In a flood, lines go to the writer in chunks of at least this much rather than one
@@ -424,17 +424,14 @@ class Recorder:
         that nesting added, and goes to `encode_frames` (as text) when it fails.
         """
         journal = self.journal
-        write = journal.append_line
-        write_pieces = journal.append_pieces
         classify = self.enricher.classify
-        topics = self._topics
-        participants = self._participants
         expected = self.tracker.expected
         limit = self.options.max_message_bytes
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
         deep, splice = DEEP_BYTES, splice_value
         ts_text = b"%.6f" % ts
+        line_heads: dict[bytes, tuple[str, bytes, bool]] = {}  # per topic, this batch
         # One search for line breaks over the whole batch instead of one per message.
         lasts = [frames[-1] for frames in messages]
         payloads = b"".join(lasts)
@@ -448,7 +445,12 @@ class Recorder:
         cap = scanner.cap if scanner is not None else 0
         suspects = self._secret_suspects(messages, lasts, payloads) if scanner is not None else ()
         del payloads, lasts
-        written = unsequenced = 0
+        written = unsequenced = run = 0
+        last_who = ""
+        # Lines go straight into the journal's chunk: a call a line was a tenth of
+        # this loop. Whatever else appends (gap and heartbeat records, a refusal) may
+        # start a new chunk, so the chunk is asked for again after each such call.
+        buf, full = journal.chunk()
         for frames in messages:
             if len(frames) == 2:
                 topic_bytes, payload = frames
@@ -459,17 +461,21 @@ class Recorder:
                 size = sum(map(len, frames))
             if size > limit:
                 self._refuse(ts, frames, size)
+                buf, full = journal.chunk()
                 continue
-            entry = topics.get(topic_bytes)
+            entry = line_heads.get(topic_bytes)
             if entry is None:
-                entry = self._topic_entry(topic_bytes)
-            topic, topic_json, topic_piece, topic_suspect = entry
-            if topic == HEARTBEAT_TOPIC and self._heartbeat(ts, frames, size):
-                continue  # a well-formed heartbeat; anything else on its topic is a message
+                entry = line_heads[topic_bytes] = self._line_head(topic_bytes, ts_text)
+            topic, line_head, topic_suspect = entry
+            if topic == HEARTBEAT_TOPIC:
+                beat = self._heartbeat(ts, frames, size)
+                buf, full = journal.chunk()
+                if beat:
+                    continue  # a well-formed heartbeat; anything else on its topic is a message
             encoded = None
             if (
                 len(frames) == 2
-                and topic_piece is not None
+                and line_head
                 and payload[:1] in _JSON_OPENERS
                 and (one_line or (b"\n" not in payload and b"\r" not in payload))
             ):
@@ -484,16 +490,18 @@ class Recorder:
             meta, sender = classify(topic, obj, payload, scan)
             if type(obj) is dict and "_persist" in obj:
                 env = obj["_persist"]
-                if (
-                    type(env) is dict
-                    and "replay_of" not in env
-                    and type(env.get("pub")) is str
-                    and type(env.get("seq")) is int
-                    and expected.get(env["pub"]) == env["seq"]
-                ):
-                    expected[env["pub"]] = env["seq"] + 1  # in order: no hole
+                try:  # a known publisher's next message, which `_track` would only count
+                    pub, pub_seq = env["pub"], env["seq"]
+                    in_order = (
+                        expected[pub] == pub_seq and type(pub_seq) is int and "replay_of" not in env
+                    )
+                except (KeyError, TypeError):  # a new publisher, or not an envelope
+                    in_order = False
+                if in_order:
+                    expected[pub] = pub_seq + 1
                 else:
                     meta = self._track(obj, topic, ts, meta)
+                    buf, full = journal.chunk()
             else:
                 unsequenced += 1
             if mark:
@@ -508,19 +516,18 @@ class Recorder:
                     meta = meta[:-1] + _SCANNED_CLEAN
             seq = journal.next_seq
             journal.next_seq = seq + 1
-            # counted before the line is handed over: a segment rotation inside `write`
+            # counted before the line is handed over: a segment rotation after it
             # hands the sink a position whose message count must include this batch's
             # messages so far (a checkpoint taken there counted too few otherwise)
             journal.messages += 1
             if encoded is None:
                 n = len(payload)
-                write_pieces(
-                    _MSG_PREFIX % (seq, ts_text, topic_json, size, meta, -4 - n, n, topic_piece),
-                    payload,
-                    _MSG_END,
-                )
+                head = line_head % (seq, size, meta, -4 - n, n)
+                buf += head
+                buf += payload
+                buf += _MSG_END
             else:
-                head = {
+                record = {
                     "v": SCHEMA_VERSION,
                     "seq": seq,
                     "ts": round(ts, 6),
@@ -529,19 +536,34 @@ class Recorder:
                     "size": size,
                     "meta": orjson.Fragment(meta),
                 }
-                write(encode_record(head, encoded))
+                buf += encode_record(record, encoded)
+            if len(buf) >= full:
+                journal.rotate_if_full()
+                buf, full = journal.chunk()
             who = sender or topic[:MAX_KEY_CHARS]
-            if who in participants:
-                participants[who] += 1
-            elif len(participants) < MAX_PARTICIPANTS:
-                participants[who] = 1
+            if who == last_who:  # counted per run of one sender: a compare, not three lookups
+                run += 1
             else:
-                participants[OTHERS] = participants.get(OTHERS, 0) + 1
+                if run:
+                    self._count_participant(last_who, run)
+                last_who, run = who, 1
             written += 1
+        if run:
+            self._count_participant(last_who, run)
         self.counters.unsequenced += unsequenced
         if unscanned:
             self.counters.secrets_unscanned += written
         return written
+
+    def _count_participant(self, who: str, n: int) -> None:
+        """`n` more messages from `who` (or from others, once MAX_PARTICIPANTS are known)."""
+        participants = self._participants
+        if who in participants:
+            participants[who] += n
+        elif len(participants) < MAX_PARTICIPANTS:
+            participants[who] = n
+        else:
+            participants[OTHERS] = participants.get(OTHERS, 0) + n
 
     def _secret_suspects(
         self, messages: list[list[bytes]], lasts: list[bytes], joined: bytes
@@ -591,6 +613,19 @@ class Recorder:
         )
         self.counters.heartbeats += 1
         return True
+
+    def _line_head(self, topic_bytes: bytes, ts_text: bytes) -> tuple[str, bytes, bool]:
+        """(topic, what its messages' lines start with at this receive time, up to
+        their payload, as a format of (seq, size, meta, span start, span length),
+        or b"" when the fast path may not be used, whether it may hold a secret)."""
+        entry = self._topics.get(topic_bytes)
+        if entry is None:
+            entry = self._topic_entry(topic_bytes)
+        topic, topic_json, piece, suspect = entry
+        if piece is None:
+            return topic, b"", suspect
+        head = _MSG_PREFIX % (ts_text, topic_json.replace(b"%", b"%%"), piece.replace(b"%", b"%%"))
+        return topic, head, suspect
 
     def _topic_entry(self, topic_bytes: bytes) -> tuple[str, bytes, bytes | None, bool]:
         """(topic, topic as JSON, its frame encoding when the fast path may use it,

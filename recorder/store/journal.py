@@ -403,8 +403,8 @@ class Journal:
         self.messages = 0
         self.quarantined: list[Quarantine] = []
         self._segment = 0
-        self._offset = 0
-        self._buf = bytearray()
+        self._chunk_start = 0  # where in the segment the chunk being built starts
+        self._buf = bytearray()  # that chunk: its lines end at _chunk_start + len(_buf)
         self.handed = Position(0, 0, 0, 0)  # end of the last chunk given to the sink
 
     @property
@@ -452,7 +452,7 @@ class Journal:
         if segments and size >= self.segment_bytes:
             number += 1
             size = 0
-        self._segment, self._offset = number, size
+        self._segment, self._chunk_start = number, size
         self.sink.written = self.sink.durable = Position(number, size, self.next_seq - 1, 0)
         self.sink.put(("open", number))
         if size == 0:
@@ -485,19 +485,22 @@ class Journal:
     def append_line(self, line: bytes) -> None:
         """Add an encoded line whose seq the caller took (and advanced) already."""
         self._buf += line
-        self._offset += len(line)
-        if self._offset >= self.segment_bytes:
+        if self._chunk_start + len(self._buf) >= self.segment_bytes:
             self._rotate()
 
-    def append_pieces(self, head: bytes, body: bytes, tail: bytes) -> None:
-        """`append_line(head + body + tail)` without building that line: a large
-        payload (the body) is copied once rather than three times."""
-        buf = self._buf
-        buf += head
-        buf += body
-        buf += tail
-        self._offset += len(head) + len(body) + len(tail)
-        if self._offset >= self.segment_bytes:
+    def chunk(self) -> tuple[bytearray, int]:
+        """The chunk being built, and its length at which the segment is full.
+
+        For the recorder's hot path, which appends whole lines (each with the seq it
+        took) to it in place, with no call a line, and calls `rotate_if_full()` once
+        it reaches that length. Anything else that appends may end the chunk and
+        start a new one: the caller asks for it again after any other call.
+        """
+        return self._buf, self.segment_bytes - self._chunk_start
+
+    def rotate_if_full(self) -> None:
+        """Start the next segment if the lines appended to `chunk()` filled this one."""
+        if self._chunk_start + len(self._buf) >= self.segment_bytes:
             self._rotate()
 
     @property
@@ -507,9 +510,12 @@ class Journal:
 
     def flush(self) -> Position:
         """End the current chunk and hand it to the sink; returns where it ends."""
-        end = Position(self._segment, self._offset, self.next_seq - 1, self.messages)
+        end = Position(
+            self._segment, self._chunk_start + len(self._buf), self.next_seq - 1, self.messages
+        )
         if self._buf:
             data, self._buf = self._buf, bytearray()
+            self._chunk_start += len(data)
             self.sink.put(("write", data, end), len(data))
         self.handed = end
         return end
@@ -520,7 +526,7 @@ class Journal:
     def _rotate(self) -> None:
         self.flush()
         self._segment += 1
-        self._offset = 0
+        self._chunk_start = 0
         self.sink.put(("open", self._segment))
         prev = segment_name(self._segment - 1)
         self.append({"kind": KIND_SEGMENT, "segment": segment_name(self._segment), "prev": prev})

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from recorder.bus.envelope import HEARTBEAT_TOPIC
@@ -260,6 +261,73 @@ def test_oversized_messages_are_refused_with_a_record(tmp_path: Path) -> None:
     assert rec.counters.refused == 1
 
 
+def test_segments_rotating_inside_batches_keep_every_line_whole_in_order_and_placed(
+    tmp_path: Path,
+) -> None:
+    """The hot path appends lines straight into the journal's chunk; the records other
+    calls append in between (refusals, heartbeats, gap records), which may end that
+    chunk or its segment, must neither be lost nor reorder anything, and every
+    position handed to the writer must be where its chunk really ends."""
+    clock = Clock()
+    rec = make(tmp_path, clock, segment_bytes=4096, max_message_bytes=1000)
+    handed: list[tuple[int, int]] = []
+    put = rec.journal.sink.put
+
+    def spy(command: tuple[Any, ...], nbytes: int = 0) -> None:
+        put(command, nbytes)  # the sink is not started: it writes at once
+        if command[0] == "write":
+            end = command[2]
+            handed.append((end.segment, rec.layout.segment_path(end.segment).stat().st_size))
+            assert handed[-1][1] == end.offset
+
+    rec.journal.sink.put = spy  # type: ignore[method-assign]
+    batch: list[list[bytes]] = []
+    kept = []  # the messages that must come out as `msg` records, in order
+    seq_a = seq_b = 0
+    shapes = random.Random(1)  # every kind of record before and after every other
+    for i in range(600):
+        shape = shapes.randrange(7)
+        pad = "." * (i * 37 % 300)  # lines of many lengths: rotations fall anywhere
+        if shape == 0:
+            batch.append([b"big", b"x" * 2000])  # refused: a `refused` record
+        elif shape == 6:
+            batch.append(heartbeat("a", seq_a))  # a heartbeat record
+        elif shape == 2:
+            seq_b += 3  # a hole in b's sequence: a gap record
+            kept.append(f"b{seq_b}{pad}")
+            batch.append(env_msg("b", seq_b, text=kept[-1]))
+        elif shape == 3:
+            kept.append(f"raw{i}{pad}")
+            batch.append([b"agents.x", b"not json " + kept[-1].encode()])
+        elif shape == 4:
+            kept.append(f"three{i}{pad}")
+            batch.append([b"agents.x", b"mid", orjson.dumps({"text": kept[-1]})])
+        else:
+            seq_a += 1
+            kept.append(f"a{seq_a}{pad}")
+            batch.append(env_msg("a", seq_a, text=kept[-1]))
+        if len(batch) == 10 + i % 31:  # batches of 10 to 40 messages
+            rec.record_batch(clock.now, batch, more=i % 2 == 0)
+            batch = []
+    rec.record_batch(clock.now, batch)
+    rec.close()
+
+    records = journal_records(tmp_path / "logs")  # fails on any torn or invalid line
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+
+    def text(r: dict[str, Any]) -> str:
+        last = r["frames"][-1]
+        return last["json"]["text"] if "json" in last else last["text"].removeprefix("not json ")
+
+    assert [text(r) for r in records if r["kind"] == "msg"] == kept
+    kinds = [r["kind"] for r in records]
+    segments = [i for i, kind in enumerate(kinds) if kind == "segment"]
+    assert len(segments) > 10
+    # rotations came right after each kind of record, the hot path's and the others'
+    assert {kinds[i - 1] for i in segments[1:]} >= {"msg", "refused", "heartbeat", "gap"}
+    assert len({segment for segment, _ in handed}) == len(segments)
+
+
 def test_restart_restores_publisher_sequences_and_records_downtime(tmp_path: Path) -> None:
     clock = Clock()
     rec = make(tmp_path, clock)
@@ -486,6 +554,7 @@ def test_default_rules_classify_common_shapes() -> None:
         max_size=20,
     )
 )
+@example([(b"100%d%%s%", b'{"%s":"%d"}'), (b"%", b"[1]")])  # a topic is part of a format
 def test_the_fast_path_and_the_general_encoder_both_keep_frames_exact(
     tmp_path_factory: pytest.TempPathFactory, pairs: list[tuple[bytes, bytes]]
 ) -> None:
