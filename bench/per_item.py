@@ -3,6 +3,7 @@ process, this tree against the code at a git ref, alternating.
 
     .venv/bin/python bench/per_item.py [--baseline-ref REF] [--rounds 3]
                                        [--messages 200000] [--journal DIR]
+    .venv/bin/python bench/per_item.py --instructions [--baseline-ref REF]
 
 The full-speed and export benches (`record.py`, `costs.py`) run real processes on a
 machine whose speed drifts by more than a change of a few percent; these two figures
@@ -17,6 +18,12 @@ are what such a change moves, measured without zmq, the publisher or the disk:
   hid a 10 % change), CPU per record; the journal defaults to the 100k one of
   `costs.py` (built once under /tmp/persist-costs).
 
+`--instructions` counts instead of timing: the core's machine instructions a message
+under valgrind (cachegrind, no cache simulation; 40k messages, one thread, a fixed
+receive time and hash seed, the run without the loop subtracted). The count does not
+drift with the machine, so a change of 2 % shows, where the timed runs vary by 10 %;
+it does not weigh a cache miss or a slow instruction more than any other.
+
 Each round runs both trees once, each in a fresh interpreter started in the tree
 (its working folder and `PYTHONPATH`); the medians and their ratio are printed.
 Before 2026-12-04 23:23 the runs were started in the caller's folder: from the
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -65,6 +73,31 @@ cpu = time.thread_time() - t0
 import recorder
 print(json.dumps({"code": recorder.__file__, "us": cpu / n * 1e6}))
 os._exit(0)  # the journal and its threads are a temp folder's
+"""
+
+# The core for `--instructions`: no writer thread (the journal writes inline), a fixed
+# receive time, no periodic snapshot; argv[3] "setup" stops before the loop.
+CORE_COUNTED = r"""
+import json, os, sys, tempfile
+from pathlib import Path
+path = list(sys.path)
+sys.path.insert(0, sys.argv[2])
+from record import payload_template
+sys.path[:] = path
+from recorder.daemon.core import Recorder
+from recorder.daemon.options import RecorderOptions
+n = int(sys.argv[1])
+tmpl = payload_template("bench-1-abc", 300, n)
+messages = [[b"agents.bench", tmpl % (i, i)] for i in range(1, n + 1)]
+rec = Recorder(RecorderOptions(log_dir=Path(tempfile.mkdtemp()) / "logs"))
+rec.open()
+rec._take_snapshot = lambda: None
+if sys.argv[3] == "loop":
+    for i in range(0, n, 256):
+        rec.record_batch(1_800_000_000.0, messages[i : i + 256], behind=True, more=True)
+import recorder
+print(json.dumps({"code": recorder.__file__}))
+os._exit(0)
 """
 
 EXPORT = r"""
@@ -104,13 +137,53 @@ def run(tree: Path, code: str, *args: str) -> float:
     return float(result["us"])
 
 
+def instructions(tree: Path, messages: int) -> float:
+    """Machine instructions a message of the core in `tree` (see `--instructions`)."""
+    counts = []
+    valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no"]
+    valgrind.append("--cachegrind-out-file=/dev/null")
+    for mode in ("loop", "setup"):
+        proc = subprocess.run(
+            [*valgrind, sys.executable, "-c", CORE_COUNTED, str(messages), str(HERE), mode],
+            env=dict(os.environ, PYTHONPATH=str(tree), PYTHONHASHSEED="0"),
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tree,
+        )
+        code = json.loads(proc.stdout.strip().splitlines()[-1])["code"]
+        if not Path(code).resolve().is_relative_to(tree.resolve()):
+            raise SystemExit(f"a run meant for {tree} imported {code}")
+        refs = [line for line in proc.stderr.splitlines() if "I" in line and "refs:" in line]
+        if not refs:
+            raise SystemExit(f"valgrind printed no instruction count:\n{proc.stderr[-2000:]}")
+        counts.append(int(refs[-1].split(":")[1].replace(",", "")))
+    return (counts[0] - counts[1]) / messages
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--baseline-ref", default="HEAD~1", help="git ref to compare with")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--journal", type=Path, help="a journal folder (default: costs' 100k)")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count the core's instructions a message under valgrind instead of timing",
+    )
     args = parser.parse_args()
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            raise SystemExit("--instructions needs valgrind (apt install valgrind)")
+        with tempfile.TemporaryDirectory() as tmp:
+            base = extract(args.baseline_ref, Path(tmp), "recorder")
+            ours, theirs = instructions(ROOT, 40_000), instructions(base, 40_000)
+        print(
+            f"core, instructions a message  ours {ours:,.0f}  {args.baseline_ref} {theirs:,.0f}"
+            f"  ours/theirs {ours / theirs:.3f}"
+        )
+        return 0
     if args.journal is None:
         from bench.costs import journal
 
