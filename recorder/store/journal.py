@@ -492,9 +492,9 @@ class Journal:
         """The chunk being built, and its length at which the segment is full.
 
         For the recorder's hot path, which appends whole lines (each with the seq it
-        took) to it in place, with no call a line, and calls `rotate_if_full()` once
-        it reaches that length. Anything else that appends may end the chunk and
-        start a new one: the caller asks for it again after any other call.
+        took) to it in place, without a call per line, and calls `rotate_if_full()`
+        once it reaches that length. Anything else that appends may end the chunk
+        and start a new one: the caller asks for it again after any other call.
         """
         return self._buf, self.segment_bytes - self._chunk_start
 
