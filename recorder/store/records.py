@@ -97,7 +97,7 @@ def encode_frames(frames: list[bytes]) -> EncodedFrames:
 def splice_value(raw: bytes) -> Any:
     """`raw` parsed, with the nesting its line adds: raises JSONDecodeError when the
     frame is not JSON or is nested too deep to read back once spliced into a line."""
-    return _loads(_WRAP_OPEN + raw + _WRAP_CLOSE)[0][0][0]
+    return _loads(b"".join((_WRAP_OPEN, raw, _WRAP_CLOSE)))[0][0][0]  # one copy, not two
 
 
 def _deep_value(raw: bytes) -> Any:
