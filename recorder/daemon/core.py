@@ -447,7 +447,7 @@ class Recorder:
         cap = scanner.cap if scanner is not None else 0
         suspects = self._secret_suspects(messages, lasts, payloads) if scanner is not None else ()
         del payloads, lasts
-        written = unsequenced = run = 0
+        skipped = unsequenced = run = 0
         last_who = ""
         # Lines go straight into the journal's chunk (a call per line was about 950
         # of 33,000 instructions a message). Whatever else appends (gap and heartbeat
@@ -457,14 +457,17 @@ class Recorder:
         for frames in messages:
             if len(frames) == 2:
                 topic_bytes, payload = frames
-                size = len(topic_bytes) + len(payload)
+                n = len(payload)
+                size = len(topic_bytes) + n
             else:
                 topic_bytes = frames[0] if len(frames) > 1 else b""
                 payload = frames[-1]
+                n = len(payload)
                 size = sum(map(len, frames))
             if size > limit:
                 self._refuse(ts, frames, size)
                 buf, full = journal.chunk()
+                skipped += 1
                 continue
             entry = line_heads.get(topic_bytes)
             if entry is None:
@@ -474,6 +477,7 @@ class Recorder:
                 beat = self._heartbeat(ts, frames, size)
                 buf, full = journal.chunk()
                 if beat:
+                    skipped += 1
                     continue  # a well-formed heartbeat; anything else on its topic is a message
             encoded = None
             if (
@@ -483,7 +487,7 @@ class Recorder:
                 and (one_line or (b"\n" not in payload and b"\r" not in payload))
             ):
                 try:
-                    obj = loads(payload) if len(payload) < deep else splice(payload)
+                    obj = loads(payload) if n < deep else splice(payload)
                 except decode_error:
                     encoded = encode_frames(frames)
                     obj = encoded.payload
@@ -524,7 +528,6 @@ class Recorder:
             # messages so far (a checkpoint taken there counted too few otherwise)
             journal.messages += 1
             if encoded is None:
-                n = len(payload)
                 head = line_head % (seq, size, meta, -4 - n, n)
                 buf += head
                 buf += payload
@@ -550,9 +553,9 @@ class Recorder:
                 if run:
                     self._count_participant(last_who, run)
                 last_who, run = who, 1
-            written += 1
         if run:
             self._count_participant(last_who, run)
+        written = len(messages) - skipped
         self.counters.unsequenced += unsequenced
         if unscanned:
             self.counters.secrets_unscanned += written
