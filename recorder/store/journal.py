@@ -170,7 +170,7 @@ class UnwrittenData(Exception):
 
 
 COMPRESS_AFTER = 4 * 1024 * 1024  # bytes waiting beyond which chunks are compressed ...
-COMPRESS_AFTER_SLOW = 32 * 1024 * 1024  # ... or this many while writes still succeed
+COMPRESS_AFTER_SLOW = 128 * 1024 * 1024  # ... or this many while writes still succeed
 
 
 class Sink:
@@ -212,10 +212,14 @@ class Sink:
         if command[0] == "write" and self.pending_bytes > (
             self.compress_after if self.stalled is not None else self.compress_after_slow
         ):
-            # The disk is behind (full, say): what waits is kept compressed, about
-            # 10x smaller, so a long stall fits in memory (zlib releases the GIL).
+            # The disk is behind (full, say): what waits is kept compressed, 4-10x
+            # smaller, so a long stall fits in memory (zlib releases the GIL).
             # While writes still succeed, a backlog is mostly a rotation's fsync
-            # (30 ms, 8 MB of a 2 KB flood here), which is not worth compressing.
+            # (2-46 ms and up to 9 MB waiting in a 2 KB flood here; in another run
+            # 34-67 MB waited), which is not worth compressing: zlib takes 6.6 ms a
+            # MiB of journal (160 MB/s), longer than receiving it takes in a 2 KB
+            # flood (230 MB/s), so the receiving thread fell behind the bus while it
+            # compressed, and the backlog moved to the broker's queue instead.
             _, data, end = command
             command = ("zwrite", zlib.compress(data, 1), end, len(data))
         with self._cond:
