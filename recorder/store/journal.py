@@ -212,8 +212,9 @@ class Sink:
         if command[0] == "write" and self.pending_bytes > (
             self.compress_after if self.stalled is not None else self.compress_after_slow
         ):
-            # The disk is behind (full, say): what waits is kept compressed, 4-10x
-            # smaller, so a long stall fits in memory (zlib releases the GIL).
+            # The disk is behind (full, say): what waits is kept compressed (3.7:1 on
+            # the costs bench's journal), so a long stall fits in memory (zlib
+            # releases the GIL).
             # While writes still succeed, a backlog is mostly a rotation's fsync
             # (2-46 ms and up to 9 MB waiting in a 2 KB flood here; in another run
             # 34-67 MB waited), which is not worth compressing: zlib takes 6.6 ms a
