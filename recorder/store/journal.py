@@ -490,8 +490,7 @@ class Journal:
     def append_line(self, line: bytes) -> None:
         """Add an encoded line whose seq the caller took (and advanced) already."""
         self._buf += line
-        if self._chunk_start + len(self._buf) >= self.segment_bytes:
-            self._rotate()
+        self.rotate_if_full()
 
     def chunk(self) -> tuple[bytearray, int]:
         """The chunk being built, and its length at which the segment is full.
