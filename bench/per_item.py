@@ -1,16 +1,16 @@
 """CPU per message of the recorder's core and per record of a Markdown export, in
 process, this tree against the code at a git ref, alternating.
 
-    .venv/bin/python bench/per_item.py [--baseline-ref REF] [--rounds 3]
+    .venv/bin/python bench/per_item.py [--baseline-ref REF] [--rounds 3] [--size 300]
                                        [--messages 200000] [--journal DIR]
-    .venv/bin/python bench/per_item.py --instructions [--baseline-ref REF]
+    .venv/bin/python bench/per_item.py --instructions [--baseline-ref REF] [--size 300]
 
 The full-speed and export benches (`record.py`, `costs.py`) run real processes on a
 machine whose speed drifts by more than a change of a few percent; these two figures
 are what such a change moves, measured without zmq, the publisher or the disk:
 
-- core: `Recorder.record_batch` on batches of 256 messages of 300 B (the payload of
-  `record.py`), as the receiver hands them over in a flood (keyword rules and the
+- core: `Recorder.record_batch` on batches of 256 messages of 300 B (`--size`; the
+  payload of `record.py`), as the receiver hands them over in a flood (keyword rules and the
   secret scan paused, lines held until 1 MiB), main thread CPU per message;
 - md export: `export_range` of the whole journal to Markdown in one process (no
   render cache) into a file (in the temp folder: the page cache, as an export
@@ -58,8 +58,8 @@ from record import payload_template
 sys.path[:] = path  # bench/record.py puts our tree first; the tree under test comes first
 from recorder.daemon.core import Recorder
 from recorder.daemon.options import RecorderOptions
-n = int(sys.argv[1])
-tmpl = payload_template("bench-1-abc", 300, n)
+n, size = int(sys.argv[1]), int(sys.argv[3])
+tmpl = payload_template("bench-1-abc", size, n)
 messages = [[b"agents.bench", tmpl % (i, i)] for i in range(1, n + 1)]
 rec = Recorder(RecorderOptions(log_dir=Path(tempfile.mkdtemp()) / "logs"))
 rec.open()
@@ -86,8 +86,8 @@ from record import payload_template
 sys.path[:] = path
 from recorder.daemon.core import Recorder
 from recorder.daemon.options import RecorderOptions
-n = int(sys.argv[1])
-tmpl = payload_template("bench-1-abc", 300, n)
+n, size = int(sys.argv[1]), int(sys.argv[4])
+tmpl = payload_template("bench-1-abc", size, n)
 messages = [[b"agents.bench", tmpl % (i, i)] for i in range(1, n + 1)]
 rec = Recorder(RecorderOptions(log_dir=Path(tempfile.mkdtemp()) / "logs"))
 rec.open()
@@ -137,14 +137,15 @@ def run(tree: Path, code: str, *args: str) -> float:
     return float(result["us"])
 
 
-def instructions(tree: Path, messages: int) -> float:
+def instructions(tree: Path, messages: int, size: int) -> float:
     """Machine instructions a message of the core in `tree` (see `--instructions`)."""
     counts = []
     valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no"]
     valgrind.append("--cachegrind-out-file=/dev/null")
     for mode in ("loop", "setup"):
+        argv = [sys.executable, "-c", CORE_COUNTED, str(messages), str(HERE), mode, str(size)]
         proc = subprocess.run(
-            [*valgrind, sys.executable, "-c", CORE_COUNTED, str(messages), str(HERE), mode],
+            [*valgrind, *argv],
             env=dict(os.environ, PYTHONPATH=str(tree), PYTHONHASHSEED="0"),
             capture_output=True,
             text=True,
@@ -166,6 +167,9 @@ def main() -> int:
     parser.add_argument("--baseline-ref", default="HEAD~1", help="git ref to compare with")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument(
+        "--size", type=int, default=300, help="the core's payload bytes (default 300)"
+    )
     parser.add_argument("--journal", type=Path, help="a journal folder (default: costs' 100k)")
     parser.add_argument(
         "--instructions",
@@ -178,7 +182,8 @@ def main() -> int:
             raise SystemExit("--instructions needs valgrind (apt install valgrind)")
         with tempfile.TemporaryDirectory() as tmp:
             base = extract(args.baseline_ref, Path(tmp), "recorder")
-            ours, theirs = instructions(ROOT, 40_000), instructions(base, 40_000)
+            ours = instructions(ROOT, 40_000, args.size)
+            theirs = instructions(base, 40_000, args.size)
         print(
             f"core, instructions a message  ours {ours:,.0f}  {args.baseline_ref} {theirs:,.0f}"
             f"  ours/theirs {ours / theirs:.3f}"
@@ -192,7 +197,7 @@ def main() -> int:
         base = extract(args.baseline_ref, Path(tmp), "recorder")
         trees = {"ours": ROOT, args.baseline_ref: base}
         rows = {
-            "core, us a message": (CORE, str(args.messages), str(HERE)),
+            "core, us a message": (CORE, str(args.messages), str(HERE), str(args.size)),
             "md export, us a record": (EXPORT, str(args.journal), str(Path(tmp) / "out.md")),
         }
         for name, (code, *rest) in rows.items():

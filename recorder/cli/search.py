@@ -19,6 +19,8 @@ from recorder.cli.common import EXIT_USAGE, add_agent_roots, add_log_dir, fail, 
 from recorder.errors import PersistError
 
 if TYPE_CHECKING:
+    from recorder.daemon.priority import Deferral
+    from recorder.search.engine import SearchEngine
     from recorder.sources.discover import Roots
 
 
@@ -137,27 +139,53 @@ FOLLOW_SLICE = 2.0  # seconds of indexing before the lock is let go (searches ge
 
 def _follow(log_dir: str, parent: int | None) -> int:
     """Catch up, then keep up, until the parent (the recorder) is gone or SIGTERM."""
-    from recorder.daemon.priority import lower_process_priority
+    from recorder.daemon.priority import Deferral, lower_process_priority, other_work_gate
     from recorder.search.engine import SearchEngine
 
     lower_process_priority()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    renders = _RenderWarming(Path(log_dir))
-    pause = FOLLOW_POLL
     with SearchEngine(log_dir) as engine:
-        while not stop.is_set():
-            if parent is not None and os.getppid() != parent:
-                break
-            done = engine.catch_up(budget=FOLLOW_SLICE, wait=FOLLOW_POLL)
-            level = not (done.behind or done.sessions_pending)
-            if level and renders.step(stop):
-                pause = FOLLOW_POLL
-                continue  # more may be missing: look again at once (after new records)
-            pause = idle_pause(pause, quiet=level and not done.added)
-            if level or done.busy:
-                stop.wait(pause)
+        follow_journal(
+            engine, _RenderWarming(Path(log_dir)), stop, Deferral(other_work_gate()), parent
+        )
     return 0
+
+
+def follow_journal(
+    engine: SearchEngine,
+    renders: _RenderWarming,
+    stop: threading.Event,
+    deferral: Deferral,
+    parent: int | None = None,
+) -> None:
+    """The indexer's loop: index what is new, warm the render cache, rest, again.
+
+    Between chunks it waits while `deferral` says so: at idle priority, while other
+    processes leave no core idle (`priority.other_work_gate`, MAX_DEFER s at most).
+    The scheduler gives an idle-priority process every moment a core is free, and a
+    flood's pipeline (publisher, broker, recorder) leaves many such moments: the
+    indexer filled them with half a core of 2 and slowed the recorder it indexes for.
+    """
+    from recorder.daemon.priority import BUSY_POLL
+
+    pause = FOLLOW_POLL
+    while not stop.is_set():
+        if parent is not None and os.getppid() != parent:
+            break
+        if deferral.wait():
+            stop.wait(BUSY_POLL)
+            continue
+        done = engine.catch_up(budget=FOLLOW_SLICE, wait=FOLLOW_POLL, pause=deferral.wait)
+        level = not (done.behind or done.sessions_pending)
+        if level:
+            deferral.done()
+        if level and renders.step(lambda: stop.is_set() or deferral.wait()):
+            pause = FOLLOW_POLL
+            continue  # more may be missing: look again at once (after new records)
+        pause = idle_pause(pause, quiet=level and not done.added)
+        if level or done.busy:
+            stop.wait(pause)
 
 
 def idle_pause(pause: float, *, quiet: bool) -> float:
@@ -178,14 +206,15 @@ class _RenderWarming:
         self.warmer = RenderWarmer(root)
         self.resting_until = 0.0
 
-    def step(self, stop: threading.Event) -> bool:
-        """Whether it rendered something (so more may be missing)."""
+    def step(self, stop: Callable[[], bool]) -> bool:
+        """Whether it rendered something (so more may be missing); `stop()` ends it
+        early."""
         if time.monotonic() < self.resting_until:
             return False
         from recorder.export.warm_renders import WarmingFailed
 
         try:
-            return self.warmer.step(FOLLOW_SLICE, stop.is_set) > 0
+            return self.warmer.step(FOLLOW_SLICE, stop) > 0
         except Exception as exc:  # a cache is only an optimisation: say it, go on
             self.resting_until = time.monotonic() + self.REST
             if isinstance(exc, OSError) and exc.strerror:

@@ -11,7 +11,9 @@ thread or child at idle priority in the recorder's session gets that session's f
 share against the user's. So the helper processes start in a session of their own and
 lower its weight (`lower_process_priority`), and the recorder's own background thread,
 which cannot leave the recorder's session, waits while other processes leave no core
-idle (`OtherWork`).
+idle (`OtherWork`). The search indexer waits so too (`Deferral`): idle priority still
+gives a process every moment a core is free, and a flood's pipeline (publisher,
+broker, recorder) leaves so many that the indexer took half a core of two from it.
 """
 
 from __future__ import annotations
@@ -143,6 +145,39 @@ class OtherWork:
             self._busy = others > self._cores - IDLE_CORE
         self._last = (now, busy, own)
         return self._busy
+
+
+BUSY_POLL = 0.5  # seconds between looks at `busy()` while background work waits for quiet
+MAX_DEFER = 120.0  # seconds it waits for quiet at most, then goes on regardless
+
+
+class Deferral:
+    """Whether background work should wait now: while `busy()` says so, but for
+    `most` s at most from the moment it first waited, so work that never finds quiet
+    still gets done; `done()` (the work is level) starts the next wait's count."""
+
+    def __init__(
+        self,
+        busy: Callable[[], bool],
+        *,
+        most: float = MAX_DEFER,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.busy = busy
+        self.most = most
+        self.clock = clock
+        self._since: float | None = None  # when the current wait began
+
+    def wait(self) -> bool:
+        if not self.busy():
+            return False
+        now = self.clock()
+        if self._since is None:
+            self._since = now
+        return now - self._since < self.most
+
+    def done(self) -> None:
+        self._since = None
 
 
 def other_work_gate() -> Callable[[], bool]:

@@ -33,10 +33,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
-from recorder.daemon.priority import lower_thread_priority
+from recorder.daemon.priority import BUSY_POLL, MAX_DEFER, Deferral, lower_thread_priority
 from recorder.store.compact import compact, compact_lock, repair
 from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.linecheck import write_check
@@ -44,10 +43,6 @@ from recorder.store.marks import write_marks
 from recorder.store.reader import SegmentIndex
 
 log = logging.getLogger("agent_persist.recorder")
-
-
-BUSY_POLL = 0.5  # seconds between looks at `busy()` while waiting for quiet
-MAX_DEFER = 120.0  # seconds the work waits for quiet at most, then goes on regardless
 
 
 class IndexWarmer:
@@ -69,8 +64,8 @@ class IndexWarmer:
         self.done: set[int] = set()  # segments indexed (or found cached) by this process
         self.below = 0  # segments under this number have been asked for
         self.stopping = threading.Event()
-        self._waiting_since = time.monotonic()  # when the current pass first waited
-        self._pause = _Pause(self.stopping, self._should_wait)
+        self._deferral = Deferral(lambda: self.busy() or self.others_busy(), most=MAX_DEFER)
+        self._pause = _Pause(self.stopping, self._deferral.wait)
         self._thread: threading.Thread | None = None
 
     def warm(self, below: int) -> int:
@@ -123,21 +118,16 @@ class IndexWarmer:
         )
         self._thread.start()
 
-    def _should_wait(self) -> bool:
-        return (
-            self.busy() or self.others_busy()
-        ) and time.monotonic() - self._waiting_since < MAX_DEFER
-
     def _run(self, below: int) -> None:
         lower_thread_priority()
-        self._waiting_since = time.monotonic()
+        self._deferral.done()  # a new pass: its waits count from now
         try:
             while not self.stopping.is_set():
-                if self._should_wait():
+                if self._deferral.wait():
                     self.stopping.wait(BUSY_POLL)
                     continue
                 self.warm(below)
-                if not self._should_wait():
+                if not self._deferral.wait():
                     return  # done (a pass a flood cut short is taken again once quiet)
         except Exception as exc:  # a cache is only an optimisation: say it, go on
             log.warning("could not index closed segments: %s", exc)

@@ -138,8 +138,11 @@ class SearchEngine:
         wait: float | None = None,
         progress: Progress | None = None,
         rebuild: bool = False,
+        pause: Callable[[], bool] | None = None,
     ) -> CatchUp:
-        return self.indexer.catch_up(budget=budget, wait=wait, progress=progress, rebuild=rebuild)
+        return self.indexer.catch_up(
+            budget=budget, wait=wait, progress=progress, rebuild=rebuild, pause=pause
+        )
 
     # -- searching ---------------------------------------------------------------
     def search(

@@ -315,12 +315,14 @@ class Indexer:
         budget: float | None = None,
         wait: float | None = None,
         progress: Progress | None = None,
+        pause: Callable[[], bool] | None = None,
     ) -> CatchUp:
         """Index what the journal has that the index has not.
 
         `rebuild` starts from nothing; `budget` stops after about that many
-        seconds (the rest is `behind`); `wait` is how long to wait for another
-        writer (None: as long as it takes), after which nothing is done (`busy`).
+        seconds (the rest is `behind`), and `pause()` stops it the same way when it
+        says so between two chunks; `wait` is how long to wait for another writer
+        (None: as long as it takes), after which nothing is done (`busy`).
         """
         journal_level = self._level is not None and self._signature() == self._level
         sessions_level = self.sessions.level()
@@ -331,7 +333,7 @@ class Indexer:
             return CatchUp(behind=self.behind(), busy=True)
         try:
             started = time.monotonic()
-            result = self._catch_up(rebuild, budget, progress)
+            result = self._catch_up(rebuild, budget, progress, pause)
             spent = time.monotonic() - started
             if result.rebuilt:
                 self.sessions.forget()
@@ -351,7 +353,13 @@ class Indexer:
         finally:
             lock.release()
 
-    def _catch_up(self, rebuild: bool, budget: float | None, progress: Progress | None) -> CatchUp:
+    def _catch_up(
+        self,
+        rebuild: bool,
+        budget: float | None,
+        progress: Progress | None,
+        pause: Callable[[], bool] | None,
+    ) -> CatchUp:
         result = CatchUp()
         index = self.index
         states: dict[int, SegmentState] = {}
@@ -399,7 +407,9 @@ class Indexer:
                     done += nbytes
                     if progress:
                         progress(min(todo, done + sum(b.done for b in builds)), todo)
-                    if deadline is not None and time.monotonic() >= deadline:
+                    if (deadline is not None and time.monotonic() >= deadline) or (
+                        pause is not None and pause()
+                    ):
                         result.behind = max(0, todo - done)
                         return False
             return True
@@ -422,7 +432,7 @@ class Indexer:
             if result.rebuilt:
                 raise
             index.reset()  # damage found while writing: start again, once
-            again = self._catch_up(False, budget, progress)
+            again = self._catch_up(False, budget, progress, pause)
             again.rebuilt = f"the index file is unusable ({exc})"
             return again
         finally:

@@ -1,0 +1,97 @@
+"""The recorder's search indexer (`persist reindex --follow`) waits while the machine
+is busy: at idle priority the scheduler still gives it every moment a core is free,
+and in a flood it took half a core of two from the recorder it indexes for. It waits
+between chunks (`catch_up(pause=...)`), for MAX_DEFER s at most (`Deferral`)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from recorder.cli.search import _RenderWarming, follow_journal
+from recorder.daemon.priority import Deferral
+from recorder.search.engine import SearchEngine
+from recorder.search.index import SearchIndex
+from recorder.store.layout import Layout, list_segments
+from recorder.store.reader import open_store
+from tests.support import wait_for
+from tests.unit.test_daemon import Clock
+from tests.unit.test_search_index import assert_index_equals_journal, write_journal
+
+
+def test_deferral_waits_while_busy_for_so_long_and_done_starts_the_count_again() -> None:
+    clock, busy = Clock(100.0), [True]
+    deferral = Deferral(lambda: busy[0], most=10.0, clock=clock)
+    assert deferral.wait()
+    clock.now += 9.9
+    assert deferral.wait()
+    clock.now += 0.2  # waited 10.1 s: the work goes on although still busy
+    assert not deferral.wait()
+    clock.now += 50
+    assert not deferral.wait()  # ... until it is level
+    deferral.done()
+    assert deferral.wait()  # the next wait counts from now
+    busy[0] = False
+    assert not deferral.wait()
+    busy[0] = True
+    clock.now += 10.1  # the count started at the first wait, quiet moments included
+    assert not deferral.wait()
+
+
+def indexed(root: Path) -> int:
+    if not Layout(root).search_index.exists():
+        return 0
+    with SearchIndex(root) as index:
+        return int(index.query("SELECT count(*) FROM docs")[0][0])
+
+
+def test_a_catch_up_stops_between_chunks_when_pause_says_so(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    write_journal(root).close()  # 16 KiB segments: one chunk each
+    first = list_segments(Layout(root))[0]
+    in_first = sum(1 for r in open_store(root).records() if r.segment == 1)
+    looks = []
+
+    def pause() -> bool:
+        looks.append(1)
+        return True
+
+    with SearchEngine(root) as engine:
+        done = engine.catch_up(pause=pause)
+        assert done.added == in_first and done.behind > 0 and looks == [1]
+        assert indexed(root) == in_first
+        again = engine.catch_up(pause=lambda: False)
+        assert not again.behind and done.added + again.added == len(open_store(root))
+    assert first.stat().st_size > 0
+    assert_index_equals_journal(root)
+
+
+def test_the_follow_loop_waits_while_busy_and_indexes_once_quiet(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    write_journal(root).close()
+    busy = threading.Event()
+    busy.set()
+    stop = threading.Event()
+    looks = []
+
+    def machine_busy() -> bool:
+        looks.append(1)
+        return busy.is_set()
+
+    with SearchEngine(root) as engine:
+        loop = threading.Thread(
+            target=follow_journal,
+            args=(engine, _RenderWarming(root), stop, Deferral(machine_busy, most=60.0)),
+        )
+        loop.start()
+        try:
+            wait_for(lambda: len(looks) >= 3, what="three looks at the machine")
+            assert indexed(root) == 0  # nothing done while busy
+            busy.clear()
+            total = len(open_store(root))
+            wait_for(lambda: indexed(root) == total, timeout=30, what="the index caught up")
+        finally:
+            stop.set()
+            loop.join(10)
+    assert not loop.is_alive()
+    assert_index_equals_journal(root)
