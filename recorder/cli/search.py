@@ -173,14 +173,14 @@ def follow_journal(
     while not stop.is_set():
         if parent is not None and os.getppid() != parent:
             break
-        if deferral.wait():
+        if deferral.should_wait():
             stop.wait(BUSY_POLL)
             continue
-        done = engine.catch_up(budget=FOLLOW_SLICE, wait=FOLLOW_POLL, pause=deferral.wait)
+        done = engine.catch_up(budget=FOLLOW_SLICE, wait=FOLLOW_POLL, pause=deferral.should_wait)
         level = not (done.behind or done.sessions_pending)
         if level:
             deferral.done()
-        if level and renders.step(lambda: stop.is_set() or deferral.wait()):
+        if level and renders.step(lambda: stop.is_set() or deferral.should_wait()):
             pause = FOLLOW_POLL
             continue  # more may be missing: look again at once (after new records)
         pause = idle_pause(pause, quiet=level and not done.added)

@@ -168,7 +168,7 @@ class Deferral:
         self.clock = clock
         self._since: float | None = None  # when the current wait began
 
-    def wait(self) -> bool:
+    def should_wait(self) -> bool:
         if not self.busy():
             return False
         now = self.clock()

@@ -65,7 +65,7 @@ class IndexWarmer:
         self.below = 0  # segments under this number have been asked for
         self.stopping = threading.Event()
         self._deferral = Deferral(lambda: self.busy() or self.others_busy(), most=MAX_DEFER)
-        self._pause = _Pause(self.stopping, self._deferral.wait)
+        self._pause = _Pause(self.stopping, self._deferral.should_wait)
         self._thread: threading.Thread | None = None
 
     def warm(self, below: int) -> int:
@@ -123,11 +123,11 @@ class IndexWarmer:
         self._deferral.done()  # a new pass: its waits count from now
         try:
             while not self.stopping.is_set():
-                if self._deferral.wait():
+                if self._deferral.should_wait():
                     self.stopping.wait(BUSY_POLL)
                     continue
                 self.warm(below)
-                if not self._deferral.wait():
+                if not self._deferral.should_wait():
                     return  # done (a pass a flood cut short is taken again once quiet)
         except Exception as exc:  # a cache is only an optimisation: say it, go on
             log.warning("could not index closed segments: %s", exc)

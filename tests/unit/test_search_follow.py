@@ -22,20 +22,20 @@ from tests.unit.test_search_index import assert_index_equals_journal, write_jour
 def test_deferral_waits_while_busy_for_so_long_and_done_starts_the_count_again() -> None:
     clock, busy = Clock(100.0), [True]
     deferral = Deferral(lambda: busy[0], most=10.0, clock=clock)
-    assert deferral.wait()
+    assert deferral.should_wait()
     clock.now += 9.9
-    assert deferral.wait()
+    assert deferral.should_wait()
     clock.now += 0.2  # waited 10.1 s: the work goes on although still busy
-    assert not deferral.wait()
+    assert not deferral.should_wait()
     clock.now += 50
-    assert not deferral.wait()  # ... until it is level
+    assert not deferral.should_wait()  # ... until it is level
     deferral.done()
-    assert deferral.wait()  # the next wait counts from now
+    assert deferral.should_wait()  # the next wait counts from now
     busy[0] = False
-    assert not deferral.wait()
+    assert not deferral.should_wait()
     busy[0] = True
     clock.now += 10.1  # the count started at the first wait, quiet moments included
-    assert not deferral.wait()
+    assert not deferral.should_wait()
 
 
 def indexed(root: Path) -> int:
