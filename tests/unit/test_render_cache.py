@@ -436,17 +436,17 @@ def test_a_full_disk_is_said_in_one_line_and_warming_rests(
         warming = _RenderWarming(root)
         warming.warmer.piece_bytes = PIECE
         stop = threading.Event()
-        assert warming.step(stop) is False
+        assert warming.step(stop.is_set) is False
         said = capsys.readouterr().err.strip().splitlines()
         assert len(said) == 1 and said[0].startswith(
             "persist: render cache: could not render closed segments ("
         )
         assert said[0].endswith("No space left on device)")
-        assert warming.step(stop) is False and not capsys.readouterr().err  # resting
+        assert warming.step(stop.is_set) is False and not capsys.readouterr().err  # resting
         assert not entries(root)
         (disk / "filler").unlink()
         warming.resting_until = 0.0
-        while warming.step(stop):
+        while warming.step(stop.is_set):
             pass
         assert entries(root) and not capsys.readouterr().err
         assert export(root) == (serial, [])
