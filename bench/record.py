@@ -26,6 +26,12 @@ time from the first message received to the last one consumed (received for the
 bare SUB, written for the recorders); a variant that falls behind is waited for
 until it makes no progress for about a second.
 
+Our recorder is flooded once its helper processes (search indexer, session monitor)
+have started, their CPU time still for 0.2 s (since 2026-12-06 02:50; about 0.3 s of
+a core at their start, which used to overlap the flood's first moments), and the CPU
+they use while it is recorded is printed ("helpers' CPU while recording", by helper):
+it showed the indexer taking 0.5 s of a 2 KB flood of 1.4 s before it learnt to wait.
+
 Every run first waits (up to --quiet-wait s) for the machine to be idle, and
 reports how much CPU other processes used during it ("others CPU %"): on a
 shared 2-core machine a busy neighbour changes every number.
@@ -495,6 +501,74 @@ class OtherLoad:
         return round(max(0.0, 100 * others / wall), 1) if wall > 0 else 0.0
 
 
+class HelperCpu:
+    """CPU seconds the recorder's helper processes (its children: the search indexer, the
+    session monitor) used from `settle()` to the last `mark()`: called at each growth of
+    the journal, so what they took while the flood was being recorded, not after it.
+    Children are looked for by `settle()` (and again at a `mark()` while none was
+    found, every 0.5 s at most): scanning every process at each mark would cost the
+    flood's two cores more than what it measures."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.base: dict[int, float] = {}
+        self.kids: list[psutil.Process] = []
+        self.names: dict[int, str] = {}
+        self.looked = 0.0
+        self.used: dict[str, float] = {}  # by helper: the indexer, the monitor
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.used.values())
+
+    @staticmethod
+    def _cpu(p: psutil.Process) -> float | None:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            return None
+        return t.user + t.system
+
+    def _find(self) -> None:
+        self.looked = time.monotonic()
+        try:
+            self.kids = self.proc.children(recursive=True)
+        except psutil.Error:
+            self.kids = []
+        for kid in self.kids:
+            self.base.setdefault(kid.pid, self._cpu(kid) or 0.0)
+            try:
+                argv = kid.cmdline()
+            except psutil.Error:
+                argv = []
+            name = "indexer" if "reindex" in argv else "monitor" if "monitor" in argv else ""
+            self.names[kid.pid] = name or f"pid {kid.pid}"
+
+    def settle(self, timeout: float = 5.0) -> float:
+        """Wait until the helpers have started (their start-up, about 0.3 s of a core
+        here, is not recording work): until their CPU time stops growing for 0.2 s,
+        `timeout` at most; returns the seconds waited."""
+        t0 = time.monotonic()
+        last = None
+        while time.monotonic() - t0 < timeout:
+            self._find()
+            now = tuple(self._cpu(kid) for kid in self.kids)
+            if self.kids and now == last:
+                break
+            last = now
+            time.sleep(0.2)
+        self.base = {kid.pid: self._cpu(kid) or 0.0 for kid in self.kids}
+        return time.monotonic() - t0
+
+    def mark(self) -> None:
+        if not self.kids and time.monotonic() - self.looked >= 0.5:
+            self._find()
+        for kid in self.kids:
+            cpu = self._cpu(kid)
+            if cpu is not None:
+                self.used[self.names[kid.pid]] = cpu - self.base[kid.pid]
+
+
 class RssSampler(threading.Thread):
     def __init__(self, pid: int, interval: float = 0.5) -> None:
         super().__init__(daemon=True)
@@ -583,9 +657,11 @@ def stop_recorder(rec: Child, timeout: float = 30.0) -> float:
     return time.monotonic() - t0
 
 
-def wait_consumed(log_dir: Path, pub: Child, rec: Child, max_wait: float) -> float:
+def wait_consumed(
+    log_dir: Path, pub: Child, rec: Child, max_wait: float, helpers: HelperCpu | None = None
+) -> float:
     """Wait for the publisher to finish and the journal to stop growing; returns the
-    time the journal last grew (polled every 20 ms)."""
+    time the journal last grew (polled every 20 ms; `helpers` marked at each growth)."""
     size = journal_bytes(log_dir)
     grew = time.time()
     deadline = time.monotonic() + max_wait
@@ -597,6 +673,8 @@ def wait_consumed(log_dir: Path, pub: Child, rec: Child, max_wait: float) -> flo
         now = time.time()
         if now_size != size:
             size, grew = now_size, now
+            if helpers is not None:
+                helpers.mark()
         elif pub.proc.poll() is not None and now - grew >= IDLE_SECONDS:
             return grew
     raise BenchError(f"the recorder was still writing after {max_wait:.0f}s")
@@ -796,9 +874,11 @@ class Bench:
             wait_recording(rec, log_dir)
             rss = RssSampler(rec.pid)
             rss.start()
+            helpers = HelperCpu(rec.pid)
+            helpers.settle()
             pub = self.publisher(broker.frontend, count, size, rate, hb)
             max_wait = 120 + (count / rate if rate > 0 else count / 5000)
-            last_growth = wait_consumed(log_dir, pub, rec, max_wait)
+            last_growth = wait_consumed(log_dir, pub, rec, max_wait, helpers)
             pres = self._finish_pub(pub, count, size, rate)
             mem = rss.stop()
             stop_recorder(rec)
@@ -826,6 +906,8 @@ class Bench:
             journal_missed=sum(int(g.get("missed") or 0) for g in j["gaps"]),
             duplicates=tally.duplicates,
             journal_mb=round(journal_bytes(log_dir) / 1e6, 1),
+            helpers_cpu_s=round(helpers.seconds, 2),
+            helpers_cpu=helpers.used,
         )
         if not self.args.keep:
             shutil.rmtree(log_dir, ignore_errors=True)
@@ -1150,6 +1232,8 @@ def print_full_speed(fs: dict[str, Any]) -> None:
         f"{fmt_int(o.get('status_missed'))}), backlog pauses {o.get('backlog_pauses')}, "
         f"peak RSS {o.get('peak_rss_mb')} MB"
     )
+    by_helper = ", ".join(f"{k} {v:.2f} s" for k, v in (o.get("helpers_cpu") or {}).items())
+    print(f"  ours: helpers' CPU while recording {o.get('helpers_cpu_s')} s ({by_helper})")
 
 
 # ---------------------------------------------------------------------------------------

@@ -120,17 +120,23 @@ class OtherWork:
     """Whether other processes keep the machine's cores busy: measured between two
     looks, as the CPU time of the whole machine less this process's own, so the
     background thread's own work never counts against it. The first look, with
-    nothing to compare, says busy (the caller looks again a moment later)."""
+    nothing to compare, says busy (the caller looks again a moment later).
+
+    With `window`, so does a look more than `window` s after the one before: a caller
+    that slept between them (the search indexer between rounds) would measure mostly
+    the quiet it slept through, and start work just as a flood begins."""
 
     def __init__(
         self,
         read: Callable[[], tuple[float, float]] = cpu_seconds,
         clock: Callable[[], float] = time.monotonic,
         cores: int | None = None,
+        window: float | None = None,
     ) -> None:
         self._read = read
         self._clock = clock
         self._cores = cores or os.cpu_count() or 1
+        self._window = window
         self._last: tuple[float, float, float] | None = None
         self._busy = True
 
@@ -139,7 +145,9 @@ class OtherWork:
         if self._last is not None and now - self._last[0] < MIN_LOOK:
             return self._busy
         busy, own = self._read()
-        if self._last is not None:
+        if self._last is None or (self._window is not None and now - self._last[0] > self._window):
+            self._busy = True  # nothing recent to compare with: look again a moment later
+        else:
             then, busy_then, own_then = self._last
             others = ((busy - busy_then) - (own - own_then)) / (now - then)
             self._busy = others > self._cores - IDLE_CORE
@@ -180,7 +188,7 @@ class Deferral:
         self._since = None
 
 
-def other_work_gate() -> Callable[[], bool]:
-    """What the recorder's background thread waits on: `OtherWork().busy` at idle
-    priority, nothing with `$PERSIST_BACKGROUND_PRIORITY=normal`."""
-    return OtherWork().busy if _idle() else lambda: False
+def other_work_gate(window: float | None = None) -> Callable[[], bool]:
+    """What background work waits on: `OtherWork(window=window).busy` at idle priority,
+    nothing with `$PERSIST_BACKGROUND_PRIORITY=normal`."""
+    return OtherWork(window=window).busy if _idle() else lambda: False

@@ -49,6 +49,33 @@ def test_other_work_is_measured_between_looks_without_our_own() -> None:
     assert work.busy()
 
 
+def test_with_a_window_a_look_after_a_long_rest_says_busy_until_it_measures_now() -> None:
+    """The search indexer sleeps between rounds: one look over a quiet rest and the
+    first second of a flood saw a quiet machine, and it indexed into the flood."""
+    machine, clock = Machine(), Clock(0.0)
+    work = OtherWork(read=machine, clock=clock, cores=2, window=1.0)
+    assert work.busy()  # the first look
+    clock.now += 0.5
+    machine.run(0.5, others=0.2)
+    assert not work.busy()
+    clock.now += 7.0
+    machine.run(6.0, others=0.1)  # a rest of the indexer's
+    machine.run(1.0, others=1.9)  # a flood begins
+    assert work.busy()  # 7 s since the last look: not a measure of now
+    clock.now += 0.5
+    machine.run(0.5, others=1.9)
+    assert work.busy()  # measured over the last 0.5 s: the flood
+    clock.now += 0.5
+    machine.run(0.5, others=0.3)
+    assert not work.busy()
+    without = OtherWork(read=machine, clock=clock, cores=2)
+    without.busy()
+    clock.now += 7.0
+    machine.run(6.0, others=0.1)
+    machine.run(1.0, others=1.9)
+    assert not without.busy()  # averaged over the rest: what the window is for
+
+
 def test_background_work_waits_while_other_processes_keep_every_core_busy(
     tmp_path: Path,
 ) -> None:
