@@ -54,6 +54,7 @@ from recorder.store.secrets import scan_frames, spans_from_meta
 from recorder.store.segfile import SegmentFile, open_segment, segment_size
 
 _CHUNK = 16 << 20  # journal bytes per transaction (FTS5 flushes its terms at each commit)
+_PAUSE_BYTES = 1 << 20  # of a chunk parsed between two looks at `pause()`
 _FINGER = 4096
 MAX_TEXT = 1 << 20  # characters of one record's text that are indexed (a 16 MiB payload: 1 M)
 TERMS_REFRESH_RATIO = 0.02  # re-snapshot the vocabulary when this share of docs is new
@@ -402,7 +403,8 @@ class Indexer:
             for path in run:
                 number = segment_number(path.name) or 0
                 state = states.setdefault(number, SegmentState(number))
-                for added, nbytes in index_segment(index, path, state, path != paths[-1]):
+                closed = path != paths[-1]
+                for added, nbytes in index_segment(index, path, state, closed, pause):
                     result.added += added
                     done += nbytes
                     if progress:
@@ -587,9 +589,17 @@ class RowTarget(Protocol):
 
 
 def index_segment(
-    target: RowTarget, path: Path, state: SegmentState, closed: bool
+    target: RowTarget,
+    path: Path,
+    state: SegmentState,
+    closed: bool,
+    pause: Callable[[], bool] | None = None,
 ) -> Iterator[tuple[int, int]]:
-    """Index `path` from `state.end`; yields (documents, bytes) per committed chunk."""
+    """Index `path` from `state.end`; yields (documents, bytes) per committed chunk.
+
+    `pause()` is asked after each `_PAUSE_BYTES` of a chunk's lines are parsed: when it
+    says so, what was parsed is committed as a shorter chunk and indexing stops there
+    (a 16 MiB chunk of 300-byte messages is half a second of a core)."""
     try:
         seg = open_segment(path)
     except (OSError, ValueError):
@@ -615,13 +625,15 @@ def index_segment(
                 body = chunk  # a closed segment's torn tail: one unreadable line
             else:
                 break
-            rows, texts = journal_rows(body, state.number, pos)
-            end = pos + len(body)
+            rows, texts, used = _rows_until_pause(body, state.number, pos, pause)
+            end = pos + used
             with target.transaction() as db:
                 target.add_rows(rows, texts, db)
                 _advance(seg, state, end, len(rows), ident)
                 target.save_segment(db, state)
-            yield len(rows), len(body)
+            yield len(rows), used
+            if used < len(body):
+                return  # paused
             pos = end
     finally:
         seg.close()
@@ -642,6 +654,31 @@ def _whole_line(seg: SegmentFile, pos: int, size: int) -> bytes:
         parts.append(piece)
         at += len(piece)
     return b"".join(parts)
+
+
+def _rows_until_pause(
+    body: bytes, segment: int, base: int, pause: Callable[[], bool] | None
+) -> tuple[list[tuple[Any, ...]], list[str], int]:
+    """`journal_rows` of `body`, in slices of whole lines of about `_PAUSE_BYTES`,
+    asking `pause()` after each but the last; also how many bytes of `body` they
+    cover (all of it unless paused)."""
+    if pause is None:
+        return (*journal_rows(body, segment, base), len(body))
+    rows: list[tuple[Any, ...]] = []
+    texts: list[str] = []
+    at = 0
+    while at < len(body):
+        nl = body.rfind(b"\n", at, at + _PAUSE_BYTES)
+        if nl < 0:  # a line longer than a slice
+            nl = body.find(b"\n", at + _PAUSE_BYTES)
+        cut = len(body) if nl < 0 else nl + 1
+        more_rows, more_texts = journal_rows(body[at:cut], segment, base + at)
+        rows += more_rows
+        texts += more_texts
+        at = cut
+        if at < len(body) and pause():
+            break
+    return rows, texts, at
 
 
 def journal_rows(body: bytes, segment: int, base: int) -> tuple[list[tuple[Any, ...]], list[str]]:
