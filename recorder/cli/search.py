@@ -136,9 +136,8 @@ FOLLOW_POLL = 1.0  # seconds between catch-ups when nothing new arrived
 FOLLOW_IDLE_POLL = 8.0
 FOLLOW_SLICE = 2.0  # seconds of indexing before the lock is let go (searches get a turn)
 # A look at the machine's other work further apart than this says nothing of now: after
-# a rest the indexer looks twice, BUSY_POLL apart, before it starts (`OtherWork`). With
-# one look over the rest it saw a quiet second and indexed a 16 MiB chunk (0.17 s of a
-# core) into the start of a 2 KB flood.
+# a rest the indexer looks twice, BUSY_POLL apart, before it starts (`OtherWork`); one
+# look would average the seconds of quiet it slept through with a flood just begun.
 FRESH_LOOK = 1.0
 
 
@@ -170,8 +169,9 @@ def follow_journal(
 ) -> None:
     """The indexer's loop: index what is new, warm the render cache, rest, again.
 
-    Between chunks it waits while `deferral` says so: at idle priority, while other
-    processes leave no core idle (`priority.other_work_gate`, MAX_DEFER s at most).
+    Before each round, and after each MiB of lines inside it (`catch_up(pause=...)`), it
+    waits while `deferral` says so: at idle priority, while other processes leave no
+    core idle (`priority.other_work_gate`, MAX_DEFER s at most).
     The scheduler gives an idle-priority process every moment a core is free, and a
     flood's pipeline (publisher, broker, recorder) leaves many such moments: the
     indexer filled them with half a core of 2 and slowed the recorder it indexes for.

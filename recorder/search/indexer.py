@@ -322,8 +322,9 @@ class Indexer:
 
         `rebuild` starts from nothing; `budget` stops after about that many
         seconds (the rest is `behind`), and `pause()` stops it the same way when it
-        says so between two chunks; `wait` is how long to wait for another writer
-        (None: as long as it takes), after which nothing is done (`busy`).
+        says so (asked after each `_PAUSE_BYTES` of lines and between chunks); `wait`
+        is how long to wait for another writer (None: as long as it takes), after
+        which nothing is done (`busy`).
         """
         journal_level = self._level is not None and self._signature() == self._level
         sessions_level = self.sessions.level()
