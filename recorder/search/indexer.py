@@ -599,8 +599,9 @@ def index_segment(
     """Index `path` from `state.end`; yields (documents, bytes) per committed chunk.
 
     `pause()` is asked after each `_PAUSE_BYTES` of a chunk's lines are parsed: when it
-    says so, what was parsed is committed as a shorter chunk and indexing stops there
-    (a 16 MiB chunk of 300-byte messages is half a second of a core)."""
+    says so, what was parsed is committed and yielded as a shorter chunk (a 16 MiB
+    chunk of 300-byte messages is half a second of a core); the caller, which asks
+    again, stops there or goes on from its end."""
     try:
         seg = open_segment(path)
     except (OSError, ValueError):
@@ -633,8 +634,6 @@ def index_segment(
                 _advance(seg, state, end, len(rows), ident)
                 target.save_segment(db, state)
             yield len(rows), used
-            if used < len(body):
-                return  # paused
             pos = end
     finally:
         seg.close()
