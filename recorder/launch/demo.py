@@ -18,11 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from recorder.errors import PersistError
 from recorder.launch.demo_script import AGENTS, SCRIPT
 from recorder.store.layout import Layout
+
+if TYPE_CHECKING:
+    from recorder.launch.launcher import PersistenceLauncher
 
 MARKER = ".persist-demo"
 
@@ -40,6 +43,42 @@ def _free_port() -> int:
 
 class DemoError(PersistError):
     pass
+
+
+_BIND_TRIES = 3
+
+
+def _start_recorder(root: Path, out: IO[str]) -> tuple[PersistenceLauncher, str, str]:
+    """A recorder with its embedded broker on two free loopback ports; returns the
+    launcher and the publish and subscribe endpoints.
+
+    A port found free can be taken by another process before the broker binds it
+    (seen in CI with tests running side by side), so a bind failure tries new ports,
+    up to `_BIND_TRIES` times; any other failure is raised at once."""
+    from recorder.daemon.spawn import SpawnError
+    from recorder.launch.launcher import PersistenceLauncher
+
+    attempt = 1
+    while True:
+        publish = f"tcp://127.0.0.1:{_free_port()}"
+        subscribe = f"tcp://127.0.0.1:{_free_port()}"
+        launcher = PersistenceLauncher(
+            root,
+            broker=subscribe,
+            publish_endpoint=publish,
+            embedded="yes",
+            interactive=False,
+            checkpoint_on_exit=False,
+            recorder_args=("--checkpoint-interval", "0", "--monitor", "off"),  # the demo only
+            stderr=out,
+        )
+        try:
+            launcher.ensure_recorder()
+            return launcher, publish, subscribe
+        except SpawnError as exc:
+            if "cannot bind the broker" not in str(exc) or attempt == _BIND_TRIES:
+                raise
+        attempt += 1
 
 
 @dataclass
@@ -149,7 +188,6 @@ def run_demo(
 ) -> DemoSummary:
     """The whole demo; returns what was recorded. The recorder is stopped at the end
     unless `keep_running`."""
-    from recorder.launch.launcher import PersistenceLauncher
     from recorder.launch.menu import is_interactive
 
     out = out or sys.stderr
@@ -159,20 +197,8 @@ def run_demo(
 
     root = prepare_dir(directory or default_demo_dir())
     layout = Layout(root)
-    publish = f"tcp://127.0.0.1:{_free_port()}"
-    subscribe = f"tcp://127.0.0.1:{_free_port()}"
-    launcher = PersistenceLauncher(
-        root,
-        broker=subscribe,
-        publish_endpoint=publish,
-        embedded="yes",
-        interactive=False,
-        checkpoint_on_exit=False,
-        recorder_args=("--checkpoint-interval", "0", "--monitor", "off"),  # the demo only
-        stderr=out,
-    )
     t0 = time.monotonic()
-    launcher.ensure_recorder()
+    launcher, publish, subscribe = _start_recorder(root, out)
     say(
         f"persist demo: recorder and broker up in {time.monotonic() - t0:.2f}s "
         f"(publish to {publish}), recording into {root}"

@@ -58,3 +58,32 @@ def test_demo_records_a_conversation_with_checkpoints_and_a_gap(tmp_path: Path) 
     refused = demo("--dir", str(other), "--fast")
     assert refused.returncode == 1 and "not a demo folder" in refused.stderr
     assert (other / "notes.txt").read_text() == "keep me"
+
+
+def test_demo_tries_new_ports_when_one_is_taken_before_the_broker_binds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The port race CI met: a port found free is taken before the broker binds it."""
+    import io
+    import socket
+
+    from recorder.launch import demo as demo_module
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    real_free_port = demo_module._free_port
+    handed: list[int] = []
+
+    def first_one_taken() -> int:
+        port = int(taken.getsockname()[1]) if not handed else real_free_port()
+        handed.append(port)
+        return port
+
+    monkeypatch.setattr(demo_module, "_free_port", first_one_taken)
+    out = io.StringIO()
+    with taken:
+        summary = demo_module.run_demo(tmp_path / "demo", pace=0.0, open_tui=False, out=out)
+    assert summary.messages == 22, out.getvalue()
+    assert str(handed[0]) not in summary.publish + summary.subscribe
+    assert len(handed) == 4  # two ports refused with the first, two that bound
