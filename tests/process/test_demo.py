@@ -87,3 +87,22 @@ def test_demo_tries_new_ports_when_one_is_taken_before_the_broker_binds(
     assert summary.messages == 22, out.getvalue()
     assert str(handed[0]) not in summary.publish + summary.subscribe
     assert len(handed) == 4  # two ports refused with the first, two that bound
+
+
+_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+@pytest.mark.skipif(not _PORT_RANGE.exists(), reason="Linux's ephemeral port range")
+def test_demo_ports_are_free_and_below_the_range_outgoing_connections_take() -> None:
+    import socket
+
+    from recorder.launch.demo import _ephemeral_low, _free_port
+
+    low = _ephemeral_low()
+    assert low == int(_PORT_RANGE.read_text().split()[0])
+    ports = {_free_port() for _ in range(20)}
+    assert all(20000 <= port < low for port in ports)
+    assert len(ports) > 1  # picked at random: two demos rarely try the same one
+    for port in ports:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))  # nothing holds it
