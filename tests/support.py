@@ -15,6 +15,8 @@ from pathlib import Path
 
 import orjson
 
+from recorder.bus.endpoints import bindable_port
+
 PYTHON = sys.executable
 
 
@@ -30,14 +32,9 @@ _next_port = itertools.cycle(range(_PORT_FIRST, _PORT_FIRST + _PORT_BLOCK))
 
 def free_port() -> int:
     """A loopback TCP port nothing listens on now (see above)."""
-    for _ in range(_PORT_BLOCK):
-        port = next(_next_port)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
+    port = bindable_port(next(_next_port) for _ in range(_PORT_BLOCK))
+    if port is not None:
+        return port
     raise RuntimeError(f"no free port in {_PORT_FIRST}-{_PORT_FIRST + _PORT_BLOCK - 1}")
 
 

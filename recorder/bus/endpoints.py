@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import random
 import re
 import socket
+from collections.abc import Iterable
 from urllib.parse import urlparse
 
 from recorder.errors import BadOption
@@ -89,3 +91,45 @@ def endpoint_free(endpoint: str) -> bool:
     with socket.socket() as s:
         s.settimeout(0.3)
         return s.connect_ex((url.hostname or "127.0.0.1", url.port)) != 0
+
+
+_LOWEST_PORT = 20000
+_PORT_TRIES = 64
+
+
+def ephemeral_low() -> int:
+    """The first port of the range the kernel hands outgoing connections (Linux's
+    own figure; else 32768, Linux's default, below the 49152 of the BSDs and macOS)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def bindable_port(candidates: Iterable[int]) -> int | None:
+    """The first of `candidates` a loopback TCP socket can bind now; None if none."""
+    for port in candidates:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return None
+
+
+def free_loopback_port() -> int:
+    """A loopback TCP port nothing listens on now, below the ephemeral range: every
+    outgoing connection takes its source port from that range, so a port found free
+    there can be taken before a broker binds it. Picked at random among
+    `_PORT_TRIES`; the kernel's pick when none of them is free."""
+    low = ephemeral_low()
+    if low > _LOWEST_PORT:
+        tries = random.sample(range(_LOWEST_PORT, low), min(_PORT_TRIES, low - _LOWEST_PORT))
+        port = bindable_port(tries)
+        if port is not None:
+            return port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -11,9 +11,7 @@ without a terminal a summary is printed instead.
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from recorder.bus.endpoints import free_loopback_port
 from recorder.errors import PersistError
 from recorder.launch.demo_script import AGENTS, SCRIPT
 from recorder.store.layout import Layout
@@ -36,37 +35,10 @@ def default_demo_dir() -> Path:
     return Path(data) / "agent-persist" / "demo"
 
 
-_LOWEST_PORT = 20000
-_PORT_TRIES = 64
-
-
-def _ephemeral_low() -> int:
-    """The first port of the range the kernel hands outgoing connections (Linux's
-    own figure; else 32768, Linux's default, below the 49152 of the BSDs and macOS)."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
 def _free_port() -> int:
-    """A loopback TCP port nothing listens on now, below the ephemeral range: every
-    outgoing connection takes its source port from that range, so a port found free
-    there can be taken before the broker binds it (`_start_recorder` still retries
-    for a listener that comes first). The kernel's pick when none is free below."""
-    low = _ephemeral_low()
-    if low > _LOWEST_PORT:
-        for port in random.sample(range(_LOWEST_PORT, low), min(_PORT_TRIES, low - _LOWEST_PORT)):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for the demo's broker (`_start_recorder` retries for a listener that
+    takes it first)."""
+    return free_loopback_port()
 
 
 class DemoError(PersistError):

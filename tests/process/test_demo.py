@@ -96,9 +96,10 @@ _PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 def test_demo_ports_are_free_and_below_the_range_outgoing_connections_take() -> None:
     import socket
 
-    from recorder.launch.demo import _ephemeral_low, _free_port
+    from recorder.bus.endpoints import ephemeral_low
+    from recorder.launch.demo import _free_port
 
-    low = _ephemeral_low()
+    low = ephemeral_low()
     assert low == int(_PORT_RANGE.read_text().split()[0])
     ports = {_free_port() for _ in range(20)}
     assert all(20000 <= port < low for port in ports)
