@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 # seconds a stop waits for the proxy to take TERMINATE before ending its context
 TERMINATE_WAIT = 0.25
+BIND_FAILED = "cannot bind the broker"  # how a bind failure begins (the demo retries on it)
 
 
 class Broker:
@@ -95,7 +96,7 @@ class Broker:
         self._ready.wait()
         if self._error is not None:
             self._stop_auth()
-            raise BusError(f"cannot bind the broker ({self._error}); is another broker running?")
+            raise BusError(f"{BIND_FAILED} ({self._error}); is another broker running?")
         return self
 
     def stop(self, timeout: float = TERMINATE_WAIT) -> None:

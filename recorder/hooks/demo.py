@@ -84,7 +84,8 @@ def run_agents_demo(
     open_tui: bool | None = None,
     out: IO[str] | None = None,
 ) -> dict[str, Any]:
-    from recorder.launch.demo import _free_port, default_demo_dir, next_steps, prepare_dir
+    from recorder.bus.endpoints import free_loopback_port
+    from recorder.launch.demo import default_demo_dir, next_steps, prepare_dir
 
     out = out or sys.stderr
 
@@ -92,8 +93,8 @@ def run_agents_demo(
         print(message, file=out, flush=True)
 
     root = prepare_dir(directory or default_demo_dir().with_name("demo-agents"))
-    publish = f"tcp://127.0.0.1:{_free_port()}"
-    subscribe = f"tcp://127.0.0.1:{_free_port()}"
+    publish = f"tcp://127.0.0.1:{free_loopback_port()}"
+    subscribe = f"tcp://127.0.0.1:{free_loopback_port()}"
     demo = AgentsDemo(root, publish, subscribe, say)
     say(f"persist demo --agents: hooks installed into {demo.samples}/*-settings.json")
     c = ClaudeSession(cwd=str(root), transcript=str(demo.samples / "claude-session.jsonl"))

@@ -35,12 +35,6 @@ def default_demo_dir() -> Path:
     return Path(data) / "agent-persist" / "demo"
 
 
-def _free_port() -> int:
-    """A port for the demo's broker (`_start_recorder` retries for a listener that
-    takes it first)."""
-    return free_loopback_port()
-
-
 class DemoError(PersistError):
     pass
 
@@ -55,13 +49,14 @@ def _start_recorder(root: Path, out: IO[str]) -> tuple[PersistenceLauncher, str,
     A port found free can be taken by another process before the broker binds it
     (seen in CI with tests running side by side), so a bind failure tries new ports,
     up to `_BIND_TRIES` times; any other failure is raised at once."""
+    from recorder.bus.broker import BIND_FAILED
     from recorder.daemon.spawn import SpawnError
     from recorder.launch.launcher import PersistenceLauncher
 
     attempt = 1
     while True:
-        publish = f"tcp://127.0.0.1:{_free_port()}"
-        subscribe = f"tcp://127.0.0.1:{_free_port()}"
+        publish = f"tcp://127.0.0.1:{free_loopback_port()}"
+        subscribe = f"tcp://127.0.0.1:{free_loopback_port()}"
         launcher = PersistenceLauncher(
             root,
             broker=subscribe,
@@ -76,7 +71,7 @@ def _start_recorder(root: Path, out: IO[str]) -> tuple[PersistenceLauncher, str,
             launcher.ensure_recorder()
             return launcher, publish, subscribe
         except SpawnError as exc:
-            if "cannot bind the broker" not in str(exc) or attempt == _BIND_TRIES:
+            if BIND_FAILED not in str(exc) or attempt == _BIND_TRIES:
                 raise
         attempt += 1
 

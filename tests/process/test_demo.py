@@ -72,7 +72,7 @@ def test_demo_tries_new_ports_when_one_is_taken_before_the_broker_binds(
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
-    real_free_port = demo_module._free_port
+    real_free_port = demo_module.free_loopback_port
     handed: list[int] = []
 
     def first_one_taken() -> int:
@@ -80,7 +80,7 @@ def test_demo_tries_new_ports_when_one_is_taken_before_the_broker_binds(
         handed.append(port)
         return port
 
-    monkeypatch.setattr(demo_module, "_free_port", first_one_taken)
+    monkeypatch.setattr(demo_module, "free_loopback_port", first_one_taken)
     out = io.StringIO()
     with taken:
         summary = demo_module.run_demo(tmp_path / "demo", pace=0.0, open_tui=False, out=out)
@@ -96,12 +96,11 @@ _PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 def test_demo_ports_are_free_and_below_the_range_outgoing_connections_take() -> None:
     import socket
 
-    from recorder.bus.endpoints import ephemeral_low
-    from recorder.launch.demo import _free_port
+    from recorder.bus.endpoints import ephemeral_low, free_loopback_port
 
     low = ephemeral_low()
     assert low == int(_PORT_RANGE.read_text().split()[0])
-    ports = {_free_port() for _ in range(20)}
+    ports = {free_loopback_port() for _ in range(20)}
     assert all(20000 <= port < low for port in ports)
     assert len(ports) > 1  # picked at random: two demos rarely try the same one
     for port in ports:
