@@ -73,6 +73,7 @@ from recorder.store.records import (
     SCHEMA_VERSION,
     encode_frames,
     encode_record,
+    fits_by_text,
     splice_value,
 )
 from recorder.store.recovery import JournalPoint, RecoveryState
@@ -423,7 +424,9 @@ class Recorder:
         formatted straight into a line; every other shape goes through the general
         `encode_frames`, which produces the same bytes for them. A payload long
         enough to be nested too deep for its line (`DEEP_BYTES`) is parsed with
-        that nesting added, and goes to `encode_frames` (as text) when it fails.
+        that nesting added, and goes to `encode_frames` (as text) when it fails;
+        one whose `text` is most of it is proven shallow by that (`fits_by_text`)
+        and parsed once, until a payload of the batch is not.
         """
         journal = self.journal
         classify = self.enricher.classify
@@ -431,7 +434,7 @@ class Recorder:
         limit = self.options.max_message_bytes
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
-        deep, splice = DEEP_BYTES, splice_value
+        deep, splice, by_text = DEEP_BYTES, splice_value, True
         ts_text = b"%.6f" % ts
         line_heads: dict[bytes, tuple[str, bytes, bool]] = {}  # per topic, this batch
         # One search for line breaks over the whole batch instead of one per message.
@@ -487,7 +490,15 @@ class Recorder:
                 and (one_line or (b"\n" not in payload and b"\r" not in payload))
             ):
                 try:
-                    obj = loads(payload) if n < deep else splice(payload)
+                    if n < deep:
+                        obj = loads(payload)
+                    elif by_text:  # one parse, its depth bounded by its text
+                        obj = loads(payload)
+                        if not fits_by_text(n, obj):
+                            by_text = False  # this batch's others: `splice` at once
+                            obj = splice(payload)
+                    else:
+                        obj = splice(payload)
                 except decode_error:
                     encoded = encode_frames(frames)
                     obj = encoded.payload

@@ -100,6 +100,21 @@ def splice_value(raw: bytes) -> Any:
     return _loads(b"".join((_WRAP_OPEN, raw, _WRAP_CLOSE)))[0][0][0]  # one copy, not two
 
 
+def fits_by_text(size: int, value: Any) -> bool:
+    """Whether a frame of `size` bytes that parsed as `value` is proven shallow enough
+    for its line (`FRAME_DEPTH`) by its `text` member alone, without `splice_value`'s
+    second parse.
+
+    Nesting n takes 2n bytes of brackets, and no bracket lies inside a string: a
+    `text` string of c characters takes at least c + 2 bytes (its quotes), so the
+    brackets have at most `size - c - 2`. Fewer than `DEEP_BYTES` of them cannot nest
+    deeper than `FRAME_DEPTH`. (Long messages are mostly their text.)"""
+    if type(value) is not dict:
+        return False
+    text = value.get("text")
+    return type(text) is str and size - len(text) - 2 < DEEP_BYTES
+
+
 def _deep_value(raw: bytes) -> Any:
     try:
         return _loads(raw)

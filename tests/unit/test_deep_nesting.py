@@ -19,11 +19,14 @@ from recorder.store.journal import Journal
 from recorder.store.layout import Layout
 from recorder.store.reader import Record, open_store
 from recorder.store.records import (
+    DEEP_BYTES,
     FRAME_DEPTH,
     READ_DEPTH,
     encode_frames,
     encode_record,
+    fits_by_text,
     parse_line,
+    splice_value,
 )
 
 T0 = 1_800_000_000.0
@@ -68,6 +71,58 @@ def test_a_frame_is_spliced_exactly_when_its_line_reads_back(depth: int) -> None
     assert Record(0, 1, 0, line).frames == [b"t", raw]
     # Whatever the nesting, the reader's limit is what decides (3 levels for the line).
     assert (depth + 3 <= READ_DEPTH) == (kept == "json")
+
+
+@pytest.mark.parametrize(
+    "text", ["", "x", "x" * 3000, 'é\n"' * 700], ids=["empty", "one", "long", "escaped"]
+)
+def test_a_long_text_proves_a_frame_shallow_only_when_its_brackets_could_not_nest_too_deep(
+    text: str,
+) -> None:
+    # A frame of nothing but its text and one run of brackets ("x": [[...]]): its
+    # brackets take 2 (depth - 1) + 2 bytes, its keys and commas 12 more, so a text of
+    # plain ASCII proves depths up to 1015; escaped characters take more bytes than
+    # they count and prove less. What is not proven is left to the splice.
+    for depth in range(1000, READ_DEPTH + 1):
+        inner = b"[" * (depth - 1) + b"]" * (depth - 1)
+        raw = b'{"text":' + orjson.dumps(text) + b',"x":' + inner + b"}"
+        proven = fits_by_text(len(raw), orjson.loads(raw))
+        if text.isascii() and text.isalpha():
+            assert proven == (depth <= 1015)
+        if proven:
+            assert depth <= FRAME_DEPTH
+            assert splice_value(raw)["text"] == text  # reads back once in its line
+    assert not fits_by_text(DEEP_BYTES + 10, [text])  # only an object's text counts
+    assert not fits_by_text(DEEP_BYTES + 10, {"text": 5})
+    assert fits_by_text(DEEP_BYTES + 10, {"text": "y" * 20})
+
+
+def test_the_recorder_splices_only_frames_their_text_cannot_prove_shallow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recorder.daemon.core as core
+
+    spliced: list[bytes] = []
+
+    def counted(raw: bytes) -> object:
+        spliced.append(raw)
+        return splice_value(raw)
+
+    monkeypatch.setattr(core, "splice_value", counted)
+    long_text = nested(2, text="x" * 3000)  # one parse: its text bounds its nesting
+    deep = nested(1023, text="short")  # too deep once in its line: kept as text
+    rec = make(tmp_path)
+    batch = [[b"agents.x", long_text], [b"agents.x", deep], [b"agents.x", long_text]]
+    assert rec.record_batch(T0, batch) == 3
+    rec.record_batch(T0, [[b"agents.x", long_text]])  # a new batch tries the bound again
+    rec.close()
+    # After a frame the bound could not prove, the rest of its batch is spliced at once.
+    assert spliced == [deep, long_text]
+    with open_store(tmp_path / "logs") as store:
+        msgs = [r for r in store.records() if r.is_message]
+        assert [r.frames for r in msgs] == [*batch, [b"agents.x", long_text]]
+        kept = [next(iter(r.data["frames"][-1])) for r in msgs]
+        assert kept == ["json", "text", "json", "json"]
 
 
 def make(tmp_path: Path) -> Recorder:
