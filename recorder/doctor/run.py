@@ -46,9 +46,13 @@ def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = No
     """Check everything; read only."""
     started = time.monotonic()
     layout = Layout(Path(root))
-    if not layout.root.is_dir():
-        raise DoctorError(f"{layout.root} is not a log folder (it does not exist)")
     now = time.time() if now is None else now
+    if not layout.root.is_dir():
+        start = assess(layout, now).start_command(layout.root)
+        raise DoctorError(
+            f"{layout.root} is not a log folder (it does not exist: nothing was recorded "
+            f"there yet; start recording with: {start})"
+        )
     health = assess(layout, now)
     flag = _log_flag(layout)
     start = health.start_command(layout.root)

@@ -279,7 +279,11 @@ def test_garbage_everywhere_is_reported_never_raised(
     assert "result: problem" in out
     shutil.rmtree(folder.layout.segments)
     assert main(["doctor", "--log-dir", str(folder.root / "nowhere")]) == 1
-    assert "is not a log folder" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "is not a log folder (it does not exist: nothing was recorded there yet" in err
+    start = f"persist record --broker tcp://127.0.0.1:5555 --log-dir {folder.root}/nowhere --detach"
+    assert f"start recording with: {start})" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_disk_headroom_from_the_journals_rate_over_the_last_day(
