@@ -120,6 +120,8 @@ class AtomicFile:
 
     def __init__(self, path: Path, *, durable: bool = True, exclusive: bool = False) -> None:
         self.path = Path(path)
+        if self.path.is_dir():  # else its temp file goes beside the folder, then fails
+            raise IsADirectoryError(errno.EISDIR, "it is a folder, not a file", str(path))
         self.durable = durable
         self.exclusive = exclusive
         writer = f"{threading.get_ident()}.{os.getpid()}"

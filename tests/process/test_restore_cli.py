@@ -61,8 +61,9 @@ def test_checkpoints_are_listed_in_columns(tmp_path: Path) -> None:
 
 
 def test_an_export_into_a_folder_that_is_not_there_names_the_output(tmp_path: Path) -> None:
-    """`-o` into a missing folder, or under a file: one line naming the output (not the
-    temporary file beside it), exit 1, nothing written."""
+    """`-o` into a missing folder, under a file, or a folder itself: one line naming the
+    output (not the temporary file beside it), exit 1, nothing written (for a folder,
+    not even a temporary file beside it)."""
     import subprocess
     import sys
 
@@ -74,6 +75,7 @@ def test_an_export_into_a_folder_that_is_not_there_names_the_output(tmp_path: Pa
     for target, why in (
         (tmp_path / "missing" / "x.md", "No such file or directory"),
         (a_file / "x.md", "Not a directory"),
+        (root, "it is a folder, not a file"),
     ):
         out = subprocess.run(
             [*cli, "export", "latest", "--log-dir", str(root), "-o", str(target)],
@@ -84,3 +86,4 @@ def test_an_export_into_a_folder_that_is_not_there_names_the_output(tmp_path: Pa
         assert out.returncode == 1
         assert out.stderr == f"persist: cannot write {target}: {why}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "logs"]
+    assert (root / "segments").is_dir()
