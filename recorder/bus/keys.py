@@ -191,6 +191,11 @@ def list_keys(folder: Path) -> list[KeyInfo]:
 
 def allow_key(folder: Path, source: Path) -> Path:
     """Copy the public key in `source` into the allow-list (only its public part)."""
+    if not source.exists():  # another machine's key: `keys init` here would not make it
+        raise KeyFileError(
+            f"no key file at {source}: give the public key of the client to let in "
+            f"(the {CLIENT}{PUBLIC_SUFFIX} that `persist keys init` made on its machine)"
+        )
     pair = read_key_file(source, secret=False)
     allowed = folder / ALLOWED
     if not allowed.is_dir():

@@ -216,6 +216,12 @@ def test_keys_and_curve_errors_are_one_line(tmp_path: Path) -> None:
     bad.write_text("not a certificate\n")
     refused = persist("keys", "allow", str(bad), "--keys", str(keys))
     assert refused.returncode == 1 and "holds no CURVE public key" in refused.stderr
+    absent = persist("keys", "allow", str(tmp_path / "absent.key"), "--keys", str(keys))
+    assert absent.returncode == 1
+    assert absent.stderr == (
+        f"persist: no key file at {tmp_path / 'absent.key'}: give the public key of the "
+        "client to let in (the client.key that `persist keys init` made on its machine)\n"
+    )
 
     port = f"tcp://127.0.0.1:{free_port()}"
     missing = persist(
