@@ -11,7 +11,7 @@ Exit codes:
   1  quit without a choice (nothing is written to stdout)
      Without --print a chosen checkpoint's restore bundle is written
      (restore/<id>/ in the log folder) and stdout says where, and how an agent uses it.
-  2  usage error (argparse)
+  2  usage error (one line on stderr names the option)
   3  no terminal: stdin or stderr is not a terminal (one line on stderr says which)
   4  the restore bundle could not be written (one line on stderr says why)
 The UI is drawn on stderr and reads keys from stdin, so stdout carries only the
@@ -25,12 +25,14 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from recorder.launch.selection import LaunchChoice, Selection
 from recorder.store.layout import default_log_dir
 
 EXIT_CHOSEN = 0
 EXIT_CANCELLED = 1
+EXIT_USAGE = 2
 EXIT_FAILED = 4
 EXIT_NO_TERMINAL = 3
 
@@ -59,8 +61,17 @@ def version() -> str:
         return "unknown (not installed)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a usage error as one line and exit 2, as `persist` gives it
+    (not the usage block and `error:`)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="persist-tui",
         description="Browse the recorded conversation's checkpoints and pick one to restore.",
         formatter_class=argparse.RawDescriptionHelpFormatter,

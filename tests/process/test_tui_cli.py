@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tui.cli import EXIT_NO_TERMINAL
+from tui.cli import EXIT_NO_TERMINAL, EXIT_USAGE
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,3 +28,26 @@ def test_persist_tui_without_a_terminal_is_one_line_and_exit_3(
     assert out.stdout == ""
     lines = out.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("persist-tui: stdin is not a terminal")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--print", "--json"], "argument --json: not allowed with argument --print"),
+        (["--agent"], "argument --agent: expected one argument"),
+    ],
+)
+def test_persist_tui_with_a_bad_option_is_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "--log-dir", str(tmp_path), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert out.returncode == EXIT_USAGE
+    assert out.stdout == ""
+    assert out.stderr == f"persist-tui: {says} (see persist-tui --help)\n"
