@@ -79,7 +79,8 @@ def _wait_recording(
         if recording and health.pid is not None and code is not None and accept_running:
             return Spawned(health.pid, ours=False)
         if code is not None and not (accept_running and health.state == HEALTHY):
-            tail = last_line(layout.recorder_out)
+            # its own one-line error, said again here without its "persist: "
+            tail = last_line(layout.recorder_out).removeprefix("persist: ")
             raise SpawnError(
                 f"the recorder stopped ({how_it_ended(code)}): {tail or 'no output'} "
                 f"(see {layout.recorder_out})",

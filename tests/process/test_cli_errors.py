@@ -125,6 +125,7 @@ def test_a_background_recorder_that_cannot_start_says_why(tmp_path: Path) -> Non
         assert "Traceback" not in out.stderr and len(lines) == 1, out.stderr
         line = lines[0]
         assert f"cannot bind tcp://127.0.0.1:{port}: Address already in use" in line, line
+        assert line.count("persist: ") == 1, line  # the recorder's own line, not its prefix
         assert line.startswith(
             (
                 "persist: the recorder stopped (exit code 1): ",
