@@ -84,7 +84,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     from recorder.bus.keys import load_client
     from recorder.bus.publisher import Publisher
 
-    body = message_body(args.message, text=args.text)  # BadOption: exit 2
+    body = message_body(" ".join(args.message), text=args.text)  # BadOption: exit 2
     folder = curve_keys_folder(args, [args.endpoint])
     keys = load_client(folder) if folder is not None else None  # KeyFileError: exit 1
     with Publisher(args.endpoint, agent=args.agent, heartbeat_interval=0, curve=keys) as pub:
@@ -123,13 +123,16 @@ def add_parsers(
         "send",
         help="publish one message (JSON object or text)",
         description="Publish one message. MESSAGE is a JSON object, another JSON value, or "
-        'plain words (sent as {"text": ...}); one that starts with { or [ must be valid '
-        "JSON unless --text is given. Exits 5 and sends nothing when no subscriber is "
-        "there within --wait.",
+        'plain words (sent as {"text": ...}; several words are joined by spaces, as echo '
+        "does); one that starts with { or [ must be valid JSON unless --text is given. "
+        "Exits 7 and sends nothing when no subscriber is there within --wait.",
     )
     p.add_argument("topic", help="the topic frame, e.g. agents.claude")
     p.add_argument(
-        "message", help='a JSON object, e.g. \'{"text": "hi"}\', or plain words with --text'
+        "message",
+        nargs="+",
+        metavar="MESSAGE",
+        help='a JSON object, e.g. \'{"text": "hi"}\', or plain words',
     )
     p.add_argument("--text", action="store_true", help="send MESSAGE as plain text, never JSON")
     p.add_argument(

@@ -60,5 +60,8 @@ def test_send_text_json_and_refused_json(bus: Bus) -> None:
 
     out = send("agents.x", "{bad json", "--text", "--endpoint", bus.front)
     assert out.returncode == 0, out.stderr
-    wait_for(lambda: len(texts(bus)) == 3, what="three messages recorded")
-    assert texts(bus) == ["plain words", "an object", "{bad json"]
+    # the README's example: words after --text, unquoted, are one message
+    out = send("agents.x", "--text", "remember", "the", "migration", "--endpoint", bus.front)
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: len(texts(bus)) == 4, what="four messages recorded")
+    assert texts(bus) == ["plain words", "an object", "{bad json", "remember the migration"]
