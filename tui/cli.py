@@ -76,10 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Browse the recorded conversation's checkpoints and pick one to restore.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-        "  persist-tui                                 browse the default log folder\n"
-        "  persist-tui --log-dir ~/logs                another folder\n"
-        "  persist-tui --print > choice.json           the choice as JSON (no bundle)\n"
-        "  persist-tui --launch --agent claude --print the launch menu, as persist launch shows it",
+        "  persist-tui                                   browse the default log folder\n"
+        "  persist-tui --log-dir ~/logs                  another folder\n"
+        "  persist-tui --print > choice.json             the choice as JSON (no bundle)\n"
+        "  persist-tui --launch --agent claude --print   the launch menu, as persist "
+        "launch shows it",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument(

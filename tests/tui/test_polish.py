@@ -4,9 +4,13 @@ now), --version on both commands, help text for every option and examples."""
 from __future__ import annotations
 
 import argparse
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.screenshots import settle
 from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test
@@ -66,6 +70,36 @@ def test_every_option_has_help_and_every_command_examples() -> None:
     sub = next(a for a in persist._actions if isinstance(a, argparse._SubParsersAction))
     no_examples = [name for name, p in sub.choices.items() if "examples:" not in (p.epilog or "")]
     assert no_examples == []
+
+
+def _example_argv(line: str, command: str) -> list[str]:
+    """The arguments of one help example: its words before a pipe, a redirection or
+    the note after it (two spaces, as the help lays notes out)."""
+    words = shlex.split(re.split(r"\s{2,}", line.strip())[0])
+    for stop in ("|", ">"):
+        if stop in words:
+            words = words[: words.index(stop)]
+    assert words[0] == command, line
+    return words[1:]
+
+
+def test_every_help_example_parses(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each example the help prints is a command line its parser takes (`persist send
+    notes --text remember the migration` once failed with 'unrecognized arguments')."""
+    from recorder.cli.main import EXAMPLES, build_parser
+
+    tried = []
+    persist = build_parser()
+    for lines in EXAMPLES.values():
+        for line in lines:
+            tried.append(line)
+            persist.parse_args(_example_argv(line, "persist"))  # exits 2 on a bad example
+    tui = tui_parser()
+    for line in (tui.epilog or "").splitlines()[1:]:
+        tried.append(line)
+        tui.parse_args(_example_argv(line, "persist-tui"))
+    assert len(tried) > 50
+    assert capsys.readouterr().err == ""
 
 
 def test_version_on_both_commands() -> None:
