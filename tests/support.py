@@ -217,3 +217,17 @@ class Tmux:
         subprocess.run([*self.tmux, "kill-server"], capture_output=True)
         socket = Path(os.environ.get("TMUX_TMPDIR", "/tmp"), f"tmux-{os.getuid()}", self.name)
         socket.unlink(missing_ok=True)  # the server leaves it behind
+
+
+def markdown_markup(markdown: str) -> list[str]:
+    """The raw HTML, links and images a CommonMark renderer (markdown-it-py, with GFM
+    tables) makes of `markdown`, but the `<sub>` around the transcripts' record numbers."""
+    from markdown_it import MarkdownIt
+
+    found = []
+    for block in MarkdownIt("commonmark").enable("table").parse(markdown):
+        for token in [block, *(block.children or [])]:
+            markup = token.type in ("html_inline", "html_block", "link_open", "image")
+            if markup and token.content not in ("<sub>", "</sub>"):
+                found.append(f"{token.type}: {token.content!r}")
+    return found

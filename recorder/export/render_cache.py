@@ -50,6 +50,7 @@ _COPY = 1 << 20
 # the modules whose code decides a rendering's bytes: any change to them is a new renderer
 _RENDERING = (
     "recorder.export.writers",
+    "recorder.export.markdown_code",
     "recorder.export.render",
     "recorder.export.redact",
     "recorder.export.render_cache",

@@ -22,6 +22,7 @@ from typing import IO, Any, TypeVar
 
 from recorder.errors import PersistError
 from recorder.export.jsonl_copy import copy_jsonl
+from recorder.export.markdown_code import code_ranges
 from recorder.export.parallel import Parallel, render_parallel, use_parallel
 from recorder.export.redact import REDACT_BY_DEFAULT, redacted
 from recorder.export.render import (
@@ -157,15 +158,17 @@ def _fence(text: str) -> str:
 
 def md_text(text: str, *, newlines: bool = True) -> str:
     """Recorded text for Markdown outside code: escapes shown (`clean`), and `& < > ]`
-    as entities, so that no raw HTML, autolink or link is ever made of it. (Four
-    `str.replace` passes in C: each returns its input untouched when the character is
-    absent, which is the common case; `&` goes first so no entity is escaped twice.)"""
+    as entities (`md_entities`)."""
+    return md_entities(clean(text, newlines=newlines))
+
+
+def md_entities(text: str) -> str:
+    """`& < > ]` as entities, so that no raw HTML, autolink or link is ever made of
+    `text`. (Four `str.replace` passes in C: each returns its input untouched when the
+    character is absent, which is the common case; `&` goes first so no entity is
+    escaped twice.)"""
     return (
-        clean(text, newlines=newlines)
-        .replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace("]", "&#93;")
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("]", "&#93;")
     )
 
 
@@ -229,6 +232,32 @@ def md_escaped(text: str) -> bytes:
     (most messages, code included) is done in bytes (`AsciiEscapes`)."""
     raw = _MD_ESCAPES.apply(text)
     return md_text(text).encode() if raw is None else raw
+
+
+def md_message(text: str) -> bytes:
+    """A message's text as the Markdown transcript quotes it: `md_escaped`, except in
+    the text's own code (`markdown_code`), which a renderer shows as typed, so an
+    entity there would read `&lt;`. Only text with a backtick or a tilde fence and
+    something to escape is looked at for code."""
+    raw = _MD_ESCAPES.apply(text)  # ASCII: most text, in bytes
+    if raw is not None:
+        if raw.find(b"&") < 0 or (raw.find(b"`") < 0 and raw.find(b"~") < 0):
+            return raw  # no entity made (`&` itself is one), or no code (1-byte finds)
+        cleaned = clean(text)
+    else:
+        cleaned = clean(text)
+        if "`" not in cleaned and "~~~" not in cleaned:
+            return md_entities(cleaned).encode()
+    ranges = code_ranges(cleaned)
+    if not ranges:
+        return md_entities(cleaned).encode()
+    out: list[str] = []
+    at = 0
+    for start, end in ranges:
+        out += (md_entities(cleaned[at:start]), cleaned[start:end])
+        at = end
+    out.append(md_entities(cleaned[at:]))
+    return "".join(out).encode()
 
 
 def md_code(text: str) -> str:
@@ -319,7 +348,7 @@ class MarkdownWriter(DayWriter):
             replay = " · replay" if replay_of is not None else ""
             append(f"{who}{at}{after}{replay} <sub>#{seq}</sub>\n\n".encode())
             if text:
-                first, rest = md_quote_parts(md_escaped(text))
+                first, rest = md_quote_parts(md_message(text))
                 out += (first, rest, b"\n\n")
             if body:
                 body = clean(body)

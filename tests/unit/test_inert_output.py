@@ -20,6 +20,7 @@ from recorder.store.fsutil import AtomicFile, remove_stale_temp_files
 from recorder.store.ranges import journal_range
 from recorder.store.reader import open_store
 from tests.demo_journal import DemoClock, DemoWriter
+from tests.support import markdown_markup
 
 T0 = 1_800_000_000.0
 HOSTILE = [
@@ -72,6 +73,7 @@ def hostile_journal(root: Path) -> Path:
 
 
 def _assert_inert(md: str) -> None:
+    assert markdown_markup(md) == []  # as a CommonMark renderer reads it
     prose = re.sub(r"<sub>#\d+</sub>", "", _outside_code(md))  # the writer's own markup
     assert not _TAG.search(prose), _TAG.search(prose)
     assert not _LINK.search(prose), _LINK.search(prose)

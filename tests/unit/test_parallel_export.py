@@ -33,6 +33,7 @@ from recorder.store.ranges import OTHERS, JournalRange, RangeSummary, journal_da
 from recorder.store.reader import Record, open_store
 from tests.demo_journal import DemoClock, DemoWriter
 from tests.secret_samples import make
+from tests.support import markdown_markup
 
 T0 = 1_800_000_000.0
 DAY = 86_400.0
@@ -105,7 +106,9 @@ def test_parallel_export_is_the_serial_bytes(
         assert (b"[REDACTED:" in serial) is redact and (SECRET.encode() in serial) is not redact
     assert serial_stats.bad_lines == 1 and serial_stats.gaps == 1
     if fmt == "md":  # one heading per day, though days change inside and across pieces
-        assert serial.count(b"\n## ") == 5 and b"<script>" not in serial
+        assert serial.count(b"\n## ") == 5 and markdown_markup(serial.decode()) == []
+        # the hostile text opens a fence of its own: in it, its tags are shown as typed
+        assert b"> </div><script>alert(1)</script> ]](javascript:x) &amp;\n" in serial
 
 
 def test_parallel_redacted_jsonl_is_the_serial_bytes(logs: tuple[Path, Checkpoint]) -> None:

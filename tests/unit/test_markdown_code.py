@@ -1,0 +1,118 @@
+"""A message's own code reads as typed in Markdown transcripts (`Vec<T>`, not
+`Vec&lt;T&gt;`), and no text, however it mixes backticks, fences, lists, tables and
+tags, makes markup: checked with a CommonMark renderer (markdown-it-py, with GFM
+tables)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from markdown_it import MarkdownIt
+
+from recorder.export.markdown_code import code_ranges
+from recorder.export.writers import md_escaped, md_message, md_quote_parts
+from tests.support import markdown_markup
+
+RENDERER = MarkdownIt("commonmark").enable("table")
+
+
+def quoted(text: str) -> str:
+    """The text as a transcript quotes it, followed by the blank line after it."""
+    first, rest = md_quote_parts(md_message(text))
+    return (first + rest).decode() + "\n\n"
+
+
+def tokens(markdown: str) -> list[Any]:
+    out = []
+    for token in RENDERER.parse(markdown):
+        out.append(token)
+        out += token.children or []
+    return out
+
+
+def code_shown(text: str) -> list[str]:
+    """What the renderer shows as code of the quoted text (spans and blocks, in order)."""
+    return [t.content for t in tokens(quoted(text)) if t.type in ("code_inline", "fence")]
+
+
+def test_code_reads_as_typed_and_the_rest_stays_escaped() -> None:
+    text = (
+        "The folder `/Users/[USER]` holds `Vec<T>`, and <b> is not bold.\n"
+        "\n"
+        "```rust\n"
+        "fn f() -> Vec<T> { a && b }\n"
+        "```\n"
+        "~~~\n"
+        "<div>[x](y)</div>\n"
+        "~~~\n"
+        "after <i>x</i> & [link](javascript:alert(1))"
+    )
+    assert code_shown(text) == [
+        "/Users/[USER]",
+        "Vec<T>",
+        "fn f() -> Vec<T> { a && b }\n",
+        "<div>[x](y)</div>\n",
+    ]
+    md = quoted(text)
+    assert "and &lt;b&gt; is not bold" in md and "after &lt;i&gt;x&lt;/i&gt; &amp; [link&#93;" in md
+    # Text without code, or without anything to escape, is what it was.
+    for plain in ("no code <b> & ]", "code `x()` but nothing to escape", ""):
+        assert md_message(plain) == md_escaped(plain)
+
+
+def test_an_unclosed_fence_runs_to_the_end_of_the_message() -> None:
+    assert code_shown("look:\n```\n<script>alert(1)</script>\n[a](b)") == [
+        "<script>alert(1)</script>\n[a](b)\n"
+    ]
+
+
+def test_what_cannot_be_told_apart_for_sure_stays_escaped() -> None:
+    cases = {
+        # a fence indented in a list item: where it ends depends on the item
+        "- item\n  ```\n  <code>\n<script>\n  ```": [],
+        # a backtick left open on its line could pair with one on the next
+        "a `b\nc` <i>d` e`": [],
+        # an escaped backtick opens nothing
+        "\\`<b>`": [],
+        # a table row splits at pipes before it looks for code
+        "| `<b>|x` |\n|---|---|": [],
+        # a backtick fence whose info string has a backtick is a line of prose
+        "```x`y\n<b>`": [],
+    }
+    for text, ranges in cases.items():
+        assert code_ranges(text) == ranges, text
+        assert md_message(text) == md_escaped(text), text
+
+
+def test_fences_close_as_commonmark_closes_them() -> None:
+    text = "````\n```\n<a>\n  ````  \n<b>\n~~~ x\n<c>\n~~~~\n`<d>`"
+    # a shorter run is inside; a closer may be indented 3 spaces and end in spaces;
+    # a tilde fence is closed by tildes only
+    assert code_shown(text) == ["```\n<a>\n", "<c>\n", "<d>"]
+    assert "&lt;b&gt;" in quoted(text)
+
+
+MARKDOWN_BITS = st.sampled_from(
+    [
+        "`", "``", "```", "~~~", "\n", " ", "  ", "   ", "    ", "<b>", "</b>", "<script>",
+        "<!--", "&", "&lt;", "]", "[", "(", ")", "[a](b)", "|", "\\", "- ", "1. ", "> ",
+        "# ", "x", "*", "_", "---", "<http://e.com>", "\t", "\x1b",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(MARKDOWN_BITS, max_size=40).map("".join))
+@example("```\n<b>\n```\n<i>")
+@example("  ```\n<b>\n```\n<i>\n```")
+@example("`<b>` `` ` `` <i>")
+@example("- a\n```\n<b>\n```")
+@example("> ```\n<b>\n```")
+@example("- item\n  ```\n  <code>\n<script>\n  ```")  # each of these made markup
+@example("| a |\n|---|\n| `<b>|x` |")  # with one of the rules above left out
+@example("a `b\nc` <i>d` e`")
+@example("\\`<b>`")
+def test_no_text_makes_markup(text: str) -> None:
+    assert markdown_markup(quoted(text)) == []
