@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from recorder.export.markdown_code import code_ranges
+from recorder.export.render import clean
 from recorder.export.writers import md_escaped, md_message, md_quote_parts
 from tests.support import markdown_markup
 
@@ -116,3 +117,5 @@ MARKDOWN_BITS = st.sampled_from(
 @example("\\`<b>`")
 def test_no_text_makes_markup(text: str) -> None:
     assert markdown_markup(quoted(text)) == []
+    if not code_ranges(clean(text)):  # no code told apart: escaped as before
+        assert md_message(text) == md_escaped(text)
