@@ -22,8 +22,9 @@ transcript puts it), with why each rule cannot disagree with a renderer:
 - A code span, in a stretch of text between fences: a run of backticks and the next
   run of the same length. Only when, in that stretch, every run pairs on its own line
   (a run left open could pair with one on a later line of the same paragraph), no
-  backtick follows a backslash (an escaped backtick opens nothing) and no line has a
-  `|` (a table row splits its cells at pipes before it looks for code).
+  backtick follows a backslash (an escaped backtick opens nothing) and, if a line has
+  a `|`, no line could be a table's delimiter row (a table row splits its cells at
+  pipes before it looks for code; without a delimiter row there is no table).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def _spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """The code spans of `text[start:end]` (text between fences), or [] unless every
     one of them is certain."""
     stretch = text[start:end]
-    if "`" not in stretch or "|" in stretch or "\\`" in stretch:
+    if "`" not in stretch or "\\`" in stretch or ("|" in stretch and _may_be_table(stretch)):
         return []
     spans: list[tuple[int, int]] = []
     runs: list[tuple[int, int]] = []  # the backtick runs of one line
@@ -102,6 +103,13 @@ def _spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
         runs.append((at, stop))
         at = text.find("`", stop, end)
     return spans if _pair(runs, spans) else []
+
+
+def _may_be_table(stretch: str) -> bool:
+    """Whether a GFM table could be in `stretch`: a line of only `-`, `:`, `|` and
+    spaces with a `-` in it, which could be a table's delimiter row (`---` alone is one
+    under a header row with pipes). Without one, a `|` is text."""
+    return any("-" in line and not line.strip(" -:|") for line in stretch.split("\n"))
 
 
 def _pair(runs: list[tuple[int, int]], spans: list[tuple[int, int]]) -> bool:

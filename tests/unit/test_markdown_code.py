@@ -59,6 +59,8 @@ def test_code_reads_as_typed_and_the_rest_stays_escaped() -> None:
     md = quoted(text)
     assert "and &lt;b&gt; is not bold" in md and "after &lt;i&gt;x&lt;/i&gt; &amp; [link&#93;" in md
     # Text without code, or without anything to escape, is what it was.
+    # a pipe is text where no line could be a table's delimiter row
+    assert code_shown("run `grep x | head -1 > out` then <b>") == ["grep x | head -1 > out"]
     for plain in ("no code <b> & ]", "code `x()` but nothing to escape", ""):
         assert md_message(plain) == md_escaped(plain)
 
@@ -77,8 +79,10 @@ def test_what_cannot_be_told_apart_for_sure_stays_escaped() -> None:
         "a `b\nc` <i>d` e`": [],
         # an escaped backtick opens nothing
         "\\`<b>`": [],
-        # a table row splits at pipes before it looks for code
+        # a table row splits at pipes before it looks for code ("---" under a header
+        # with pipes is a delimiter row too)
         "| `<b>|x` |\n|---|---|": [],
+        "| a |\n---\n| `<b>|x` |": [],
         # a backtick fence whose info string has a backtick is a line of prose
         "```x`y\n<b>`": [],
     }
@@ -98,8 +102,8 @@ def test_fences_close_as_commonmark_closes_them() -> None:
 MARKDOWN_BITS = st.sampled_from(
     [
         "`", "``", "```", "~~~", "\n", " ", "  ", "   ", "    ", "<b>", "</b>", "<script>",
-        "<!--", "&", "&lt;", "]", "[", "(", ")", "[a](b)", "|", "\\", "- ", "1. ", "> ",
-        "# ", "x", "*", "_", "---", "<http://e.com>", "\t", "\x1b",
+        "<!--", "&", "&lt;", "]", "[", "(", ")", "[a](b)", "|", "|-|", ":-", "\\", "- ",
+        "1. ", "> ", "# ", "x", "*", "_", "---", "<http://e.com>", "\t", "\x1b",
     ]
 )  # fmt: skip
 
@@ -113,6 +117,7 @@ MARKDOWN_BITS = st.sampled_from(
 @example("> ```\n<b>\n```")
 @example("- item\n  ```\n  <code>\n<script>\n  ```")  # each of these made markup
 @example("| a |\n|---|\n| `<b>|x` |")  # with one of the rules above left out
+@example("| a |\n---\n| `<b>|x` |")
 @example("a `b\nc` <i>d` e`")
 @example("\\`<b>`")
 def test_no_text_makes_markup(text: str) -> None:
