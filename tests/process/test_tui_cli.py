@@ -1,4 +1,5 @@
-"""`persist-tui` without a terminal refuses at once (it used to spin a core forever)."""
+"""`persist-tui` without a terminal refuses at once (it used to spin a core forever), and a
+bad option is one line."""
 
 from __future__ import annotations
 
@@ -13,17 +14,22 @@ from tui.cli import EXIT_NO_TERMINAL, EXIT_USAGE
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.mark.parametrize("args", [[], ["--print"], ["--launch", "--print"]])
-def test_persist_tui_without_a_terminal_is_one_line_and_exit_3(
-    tmp_path: Path, args: list[str]
-) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "tui.cli", "--log-dir", str(tmp_path), *args],
+def persist_tui(log_dir: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """`persist-tui --log-dir DIR ARGS` with no terminal (stdin from /dev/null)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", "--log-dir", str(log_dir), *args],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=20,
     )
+
+
+@pytest.mark.parametrize("args", [[], ["--print"], ["--launch", "--print"]])
+def test_persist_tui_without_a_terminal_is_one_line_and_exit_3(
+    tmp_path: Path, args: list[str]
+) -> None:
+    out = persist_tui(tmp_path, args)
     assert out.returncode == EXIT_NO_TERMINAL
     assert out.stdout == ""
     lines = out.stderr.splitlines()
@@ -41,13 +47,7 @@ def test_persist_tui_without_a_terminal_is_one_line_and_exit_3(
 def test_persist_tui_with_a_bad_option_is_one_line_and_exit_2(
     tmp_path: Path, args: list[str], says: str
 ) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "tui.cli", "--log-dir", str(tmp_path), *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+    out = persist_tui(tmp_path, args)
     assert out.returncode == EXIT_USAGE
     assert out.stdout == ""
     assert out.stderr == f"persist-tui: {says} (see persist-tui --help)\n"
