@@ -58,9 +58,9 @@ def test_code_reads_as_typed_and_the_rest_stays_escaped() -> None:
     ]
     md = quoted(text)
     assert "and &lt;b&gt; is not bold" in md and "after &lt;i&gt;x&lt;/i&gt; &amp; [link&#93;" in md
-    # Text without code, or without anything to escape, is what it was.
-    # a pipe is text where no line could be a table's delimiter row
+    # A pipe is text where no line could be a table's delimiter row.
     assert code_shown("run `grep x | head -1 > out` then <b>") == ["grep x | head -1 > out"]
+    # Text without code, or without anything to escape, is what it was.
     for plain in ("no code <b> & ]", "code `x()` but nothing to escape", ""):
         assert md_message(plain) == md_escaped(plain)
 
