@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -219,15 +220,23 @@ class Tmux:
         socket.unlink(missing_ok=True)  # the server leaves it behind
 
 
-def markdown_markup(markdown: str) -> list[str]:
-    """The raw HTML, links and images a CommonMark renderer (markdown-it-py, with GFM
-    tables) makes of `markdown`, but the `<sub>` around the transcripts' record numbers."""
+def markdown_tokens(markdown: str) -> list[Any]:
+    """The block tokens a CommonMark renderer (markdown-it-py, with GFM tables) makes
+    of `markdown`, each followed by its inline ones."""
     from markdown_it import MarkdownIt
 
-    found = []
+    out = []
     for block in MarkdownIt("commonmark").enable("table").parse(markdown):
-        for token in [block, *(block.children or [])]:
-            markup = token.type in ("html_inline", "html_block", "link_open", "image")
-            if markup and token.content not in ("<sub>", "</sub>"):
-                found.append(f"{token.type}: {token.content!r}")
-    return found
+        out += [block, *(block.children or [])]
+    return out
+
+
+def markdown_markup(markdown: str) -> list[str]:
+    """The raw HTML, links and images a renderer makes of `markdown` (`markdown_tokens`),
+    but the `<sub>` around the transcripts' record numbers."""
+    return [
+        f"{t.type}: {t.content!r}"
+        for t in markdown_tokens(markdown)
+        if t.type in ("html_inline", "html_block", "link_open", "image")
+        and t.content not in ("<sub>", "</sub>")
+    ]

@@ -47,15 +47,14 @@ def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = No
     started = time.monotonic()
     layout = Layout(Path(root))
     now = time.time() if now is None else now
+    health = assess(layout, now)
+    start = health.start_command(layout.root)
     if not layout.root.is_dir():
-        start = assess(layout, now).start_command(layout.root)
         raise DoctorError(
             f"{layout.root} is not a log folder (it does not exist: nothing was recorded "
             f"there yet; start recording with: {start})"
         )
-    health = assess(layout, now)
     flag = _log_flag(layout)
-    start = health.start_command(layout.root)
     journal = scan_journal(layout)
     doctor_fix = f"persist doctor --fix{flag}"
     findings: list[Finding] = [

@@ -237,20 +237,15 @@ def md_escaped(text: str) -> bytes:
 def md_message(text: str) -> bytes:
     """A message's text as the Markdown transcript quotes it: `md_escaped`, except in
     the text's own code (`markdown_code`), which a renderer shows as typed, so an
-    entity there would read `&lt;`. Only text with a backtick or a tilde fence and
-    something to escape is looked at for code."""
-    raw = _MD_ESCAPES.apply(text)  # ASCII: most text, in bytes
-    if raw is not None:
-        if raw.find(b"&") < 0 or (raw.find(b"`") < 0 and raw.find(b"~") < 0):
-            return raw  # no entity made (`&` itself is one), or no code (1-byte finds)
-        cleaned = clean(text)
-    else:
-        cleaned = clean(text)
-        if "`" not in cleaned and "~~~" not in cleaned:
-            return md_entities(cleaned).encode()
+    entity there would read `&lt;`. Only text with an entity made and a backtick or a
+    tilde is looked at for code."""
+    escaped = md_escaped(text)
+    if escaped.find(b"&") < 0 or (escaped.find(b"`") < 0 and escaped.find(b"~") < 0):
+        return escaped  # no entity made (`&` itself is one), or no code (1-byte finds)
+    cleaned = clean(text)
     ranges = code_ranges(cleaned)
     if not ranges:
-        return md_entities(cleaned).encode()
+        return escaped
     out: list[str] = []
     at = 0
     for start, end in ranges:

@@ -5,18 +5,13 @@ tables)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from markdown_it import MarkdownIt
 
 from recorder.export.markdown_code import code_ranges
 from recorder.export.render import clean
 from recorder.export.writers import md_escaped, md_message, md_quote_parts
-from tests.support import markdown_markup
-
-RENDERER = MarkdownIt("commonmark").enable("table")
+from tests.support import markdown_markup, markdown_tokens
 
 
 def quoted(text: str) -> str:
@@ -25,17 +20,9 @@ def quoted(text: str) -> str:
     return (first + rest).decode() + "\n\n"
 
 
-def tokens(markdown: str) -> list[Any]:
-    out = []
-    for token in RENDERER.parse(markdown):
-        out.append(token)
-        out += token.children or []
-    return out
-
-
 def code_shown(text: str) -> list[str]:
     """What the renderer shows as code of the quoted text (spans and blocks, in order)."""
-    return [t.content for t in tokens(quoted(text)) if t.type in ("code_inline", "fence")]
+    return [t.content for t in markdown_tokens(quoted(text)) if t.type in ("code_inline", "fence")]
 
 
 def test_code_reads_as_typed_and_the_rest_stays_escaped() -> None:
