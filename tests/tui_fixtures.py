@@ -20,6 +20,7 @@ from tests.demo_journal import (
     write_status,
 )
 from tui.app import PersistApp, create_app
+from tui.screens.main import MainScreen
 
 SIZE = (100, 30)
 SMALL = (80, 24)
@@ -49,6 +50,11 @@ def make_app(root: Path, **kwargs: Any) -> PersistApp:
     """The app as the CLI builds it, but with a fixed clock, UTC, no timers."""
     kwargs.setdefault("live", False)
     return create_app(root, now=lambda: NOW, tz=UTC, probe=FixedProbe(), **kwargs)
+
+
+def main_screen(app: PersistApp) -> MainScreen:
+    """The main screen, under whatever dialog or menu is on top of it."""
+    return next(s for s in app.screen_stack if isinstance(s, MainScreen))
 
 
 def pilot_test(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:

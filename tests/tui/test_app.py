@@ -14,7 +14,7 @@ from recorder.store.layout import Layout
 from recorder.store.reader import open_store
 from tests.demo_journal import NOW, DemoClock, DemoWriter
 from tests.screenshots import settle
-from tests.tui_fixtures import SIZE, SMALL, demo_dir, make_app, pilot_test, plain
+from tests.tui_fixtures import SIZE, SMALL, demo_dir, main_screen, make_app, pilot_test, plain
 from tui.panes.search import ResultList
 from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
@@ -25,12 +25,6 @@ from tui.widgets.checkpoint_list import CheckpointList
 from tui.widgets.record_list import RecordList
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def main_screen(app) -> MainScreen:
-    screen = app.screen_stack[1] if len(app.screen_stack) > 1 else app.screen
-    assert isinstance(screen, MainScreen)
-    return screen
 
 
 @pilot_test

@@ -15,9 +15,8 @@ from recorder.cli.main import main as persist
 from recorder.search.engine import search
 from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
 from tests.screenshots import settle
-from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
+from tests.tui_fixtures import SIZE, demo_dir, main_screen, make_app, pilot_test, plain
 from tui.panes.search import RESULT_LIMIT
-from tui.screens.main import MainScreen
 from tui.widgets.conversation_view import ConversationView
 
 QUERIES = [
@@ -28,10 +27,6 @@ QUERIES = [
     "mig* topic:chat",
     "kind:gap",
 ]
-
-
-def main_screen(app: object) -> MainScreen:
-    return next(s for s in app.screen_stack if isinstance(s, MainScreen))  # type: ignore[attr-defined]
 
 
 def cli_seqs(root: Path, query: str) -> list[int]:

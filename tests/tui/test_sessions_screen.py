@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from recorder.store import secrets as S
+from tests.screenshots import settle
 from tests.secret_samples import make
 from tests.session_fixtures import (
     ClaudeSession,
@@ -19,7 +20,7 @@ from tests.session_fixtures import (
     text,
     thinking,
 )
-from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test
+from tests.tui_fixtures import SIZE, demo_dir, main_screen, make_app, pilot_test, plain
 from tui.panes.sessions import SessionList, SessionsScreen
 
 
@@ -142,3 +143,28 @@ async def test_the_preview_shows_a_secret_redacted(
         assert "push it with" in shown and key not in shown
         assert "[REDACTED:github-token]" in shown and "[secret]" in shown
     assert path.read_bytes() == stored
+
+
+@pilot_test
+async def test_a_folder_with_no_journal_points_to_the_agents_sessions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone who runs Claude Code (no bus, no recorder) is shown where their sessions
+    are: in the empty timeline's words and in the footer, and `S` opens them. In a
+    launch the menu lists the agent's sessions itself: the footer leaves `S` out, and
+    the key still opens them."""
+    agent_homes(tmp_path, monkeypatch)
+    for launch in (False, True):
+        app = make_app(tmp_path / f"no-journal-{launch}", launch=launch)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            main = main_screen(app)
+            empty = plain(main.query_one("#cp-empty"))
+            assert ("Your Claude Code, Gemini CLI and Codex sessions: press S" in empty) is (
+                not launch
+            )
+            footer = {b.binding.key for b in main.active_bindings.values() if b.binding.show}
+            assert ("S" in footer) is (not launch)
+            await pilot.press("S")
+            sessions = await wait_rows(pilot, app.screen)  # type: ignore[arg-type]
+            assert isinstance(app.screen, SessionsScreen) and len(sessions.rows) == 3

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from tests.screenshots import settle
-from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
-from tui.screens.main import MainScreen
+from tests.tui_fixtures import SIZE, demo_dir, main_screen, make_app, pilot_test, plain
 from tui.screens.restore import RestoreScreen
 
 pytestmark = pytest.mark.timeout(120)
@@ -17,10 +16,6 @@ pytestmark = pytest.mark.timeout(120)
 
 def fail(*args: Any, **kwargs: Any) -> Any:
     raise OSError("disk went away")
-
-
-def main_screen(app: Any) -> MainScreen:
-    return next(s for s in app.screen_stack if isinstance(s, MainScreen))
 
 
 @pilot_test

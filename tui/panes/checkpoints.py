@@ -151,6 +151,12 @@ class CheckpointsPane(Pane):
                 return text
             text.append("The recorder is not running. Start it with:\n\n")
         text.append(f"  {papp.start_command()}\n", "bold cyan")
+        if state.store is None and not papp.launch:
+            # what someone who runs Claude Code, Gemini CLI or Codex came for needs no
+            # recorder (a launch menu lists the agent's sessions itself)
+            text.append("\nYour Claude Code, Gemini CLI and Codex sessions: press ")
+            text.append("S", "bold cyan")
+            text.append(" (no recorder needed)\n")
         return text
 
     # -- preview -----------------------------------------------------------------

@@ -53,6 +53,9 @@ class MainScreen(Screen[None]):
         Binding("q", "app.quit", "Quit", tooltip="Quit without choosing"),
         Binding("escape", "launch_menu", "Menu", tooltip="Back to the launch menu"),
         Binding("f", "fresh", "Start fresh", tooltip="Start the agent with no history"),
+        # the app's `S`, named here so that the footer shows it (but for a launch: its
+        # menu lists the agent's sessions)
+        Binding("S", "sessions", "Sessions", tooltip="Claude Code, Gemini CLI and Codex sessions"),
         # A pane's own keys, for when focus is outside it (on the tab bar, say): they
         # act on the pane of the tab on show. The pane's bindings are the ones listed.
         Binding("r", "in_pane('checkpoints', 'restore')", show=False),
@@ -172,6 +175,8 @@ class MainScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("launch_menu", "fresh"):
             return self.papp.launch  # only when an agent is being launched
+        if action == "sessions":
+            return not self.papp.launch  # the app's own `S` still opens them there
         return True
 
     def action_launch_menu(self) -> None:
@@ -179,6 +184,9 @@ class MainScreen(Screen[None]):
 
     def action_fresh(self) -> None:
         self.papp.start_fresh()
+
+    def action_sessions(self) -> None:
+        self.papp.action_sessions()
 
     def launch_action(self, choice: str) -> None:
         """Act on a launch-menu choice other than fresh/quit."""
