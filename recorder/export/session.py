@@ -15,7 +15,7 @@ from recorder.export.render import iso
 from recorder.export.writers import ExportStats, Progress, export_redact, write_export
 from recorder.sources.fork import choose
 from recorder.sources.journal_view import to_records
-from recorder.sources.model import Session, SessionMessage, Transcript
+from recorder.sources.model import Sender, Session, SessionMessage, Transcript
 from recorder.store.secrets import redacted_text
 
 
@@ -35,6 +35,15 @@ def which_messages(shown: list[SessionMessage], total: int) -> str:
     return f"messages {shown[0].seq} to {shown[-1].seq} of {total}"
 
 
+def _notes(shown: list[SessionMessage]) -> str:
+    """How many of `shown` are the agent's own notes (compaction, API errors, local
+    commands), which a session's message count (`persist sessions`) leaves out."""
+    notes = sum(m.sender is Sender.SYSTEM for m in shown)
+    if not notes:
+        return ""
+    return f": {len(shown) - notes} of conversation, {notes} system note{'s' * (notes > 1)}"
+
+
 def session_facts(
     s: Session, shown: list[SessionMessage], total: int, *, from_copy: bool
 ) -> list[tuple[str, str]]:
@@ -43,7 +52,7 @@ def session_facts(
         ("Source", s.source.agent_name),
         ("Session", s.id),
         ("Project", s.project_path or "(unknown)"),
-        ("Messages", f"{len(shown)} ({which_messages(shown, total)})"),
+        ("Messages", f"{len(shown)} ({which_messages(shown, total)}{_notes(shown)})"),
     ]
     times = [m.ts for m in shown if m.ts is not None]
     if times:

@@ -70,6 +70,27 @@ def test_messages_up_to_and_what_the_header_says(tmp_path: Path) -> None:
         messages_up_to(empty, "0")
 
 
+def test_the_header_counts_the_agents_notes_apart(tmp_path: Path) -> None:
+    """A compaction is a message of the export (numbered, as `--at` counts) that a
+    session's message count leaves out: the header says how the two differ."""
+    s = ClaudeSession(tmp_path / "claude", cwd="/home/me/proj")
+    s.user("hello")
+    s.assistant(text("hi"))
+    s.compact()
+    s.user("go on")
+    s.write()
+    assert s.path is not None
+    t = claude.read_transcript(s.path)
+    total = len(t.messages)
+    assert total == t.session.message_count + 1
+    whole = dict(session_facts(t.session, t.messages, total, from_copy=False))
+    assert whole["Messages"] == (
+        f"{total} (the whole session: {total - 1} of conversation, 1 system note)"
+    )
+    first = dict(session_facts(t.session, t.messages[:2], total, from_copy=False))
+    assert first["Messages"] == f"2 (messages 0 to 1 of {total})"
+
+
 @pytest.mark.parametrize("fmt", ["md", "html", "csv"])
 def test_readable_formats_redact_by_default(tmp_path: Path, fmt: str) -> None:
     t = transcript(tmp_path)
