@@ -24,7 +24,7 @@ from recorder.cli.common import (
 # -- launch / restore / replay / export / service / demo --------------------------------
 def cmd_launch(args: argparse.Namespace) -> int:
     from recorder.errors import LaunchError
-    from recorder.launch.launcher import PersistenceLauncher
+    from recorder.launch.launcher import LAUNCHER_PID_ENV, PersistenceLauncher
     from recorder.launch.run_agent import run_agent
 
     command = list(args.command)
@@ -90,6 +90,11 @@ def cmd_launch(args: argparse.Namespace) -> int:
                 f"({result.bundle.manifest['messages']} messages, {result.bundle.jsonl})",
                 file=sys.stderr,
             )
+            if source is not None and result.resumed is None:
+                unheard = _unheard(source.value, Path(result.log_dir), result.bundle.transcript)
+                if unheard:
+                    print(f"persist: {unheard}", file=sys.stderr)
+        env = {**os.environ, **result.env(), LAUNCHER_PID_ENV: str(os.getpid())}
         if result.resumed is not None:
             plan, fork = result.resumed.plan, result.resumed.fork
             if fork is not None:
@@ -99,12 +104,29 @@ def cmd_launch(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
             print(f"persist: running {plan.shell}", file=sys.stderr)
-            return run_agent(plan.argv, {**os.environ, **result.env()}, plan.cwd)
-        return run_agent(command, {**os.environ, **result.env()})
+            return run_agent(plan.argv, env, plan.cwd)
+        return run_agent(command, env)
     finally:
         outcome = launcher.on_agent_exit()
         if outcome.stopped:
             print(f"persist: {outcome.reason}", file=sys.stderr)
+
+
+def _unheard(source: str, log_dir: Path, transcript: Path) -> str:
+    """What to tell the person when the agent will not hear of the checkpoint they
+    chose (it reads no `PERSIST_*` variable; our start hook offers it the checkpoint),
+    or "" when it will."""
+    if source == "codex":
+        return f"codex reads no PERSIST_* variable and has no hooks: point it at {transcript}"
+    from recorder.hooks.agents import Agent
+    from recorder.hooks.settings import start_hook_for
+
+    if start_hook_for(Agent(source), log_dir, Path.cwd()):
+        return ""
+    return (
+        f"{source} reads no PERSIST_* variable: with our hooks (persist hooks install "
+        f"{source}) it is offered the checkpoint when it starts; now, point it at {transcript}"
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -3,8 +3,9 @@
 - start: a recorder for the log folder (started detached, as the launcher does, if
   none is healthy), the agent registered (its process is the hook's nearest ancestor
   that is not a shell), a session-started message on the bus, a checkpoint named
-  after the session; with `--restore`, the checkpoint chosen by the no-terminal
-  policy is offered to the agent as context (a summary and the restore transcript).
+  after the session. The checkpoint chosen in `persist launch`'s menu, or with
+  `--restore` the one the no-terminal policy picks, is offered to the agent as
+  context (a summary and the restore transcript).
 - compaction: what the transcript gained is published, then a verified copy of the
   transcript as it is now (`recorder.sources.copies`), a message naming it, and a
   checkpoint: the detail compaction drops stays on disk and on the bus.
@@ -30,22 +31,37 @@ from recorder.store.layout import Layout
 SHELLS = frozenset(("sh", "bash", "dash", "zsh", "fish", "ksh", "busybox", "env", "timeout"))
 
 
+def _name_and_parent(pid: int) -> tuple[str, int] | None:
+    """A process's name and its parent's PID (None: gone, or no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    end = stat.rindex(")")
+    return stat[stat.index("(") + 1 : end], int(stat[end + 2 :].split()[1])
+
+
 def agent_process(start: int | None = None) -> int:
     """The agent's PID: the nearest ancestor that is not a shell (agents run hooks
     through `sh -c` / `bash -c`)."""
     pid = os.getppid() if start is None else start
     for _ in range(8):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read().decode("utf-8", "replace")
-        except OSError:
+        found = _name_and_parent(pid)
+        if found is None:
             return pid
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        comm, parent = found
         if comm not in SHELLS or parent <= 1:
             return pid
         pid = parent
     return pid
+
+
+def started_by(launcher: int, agent: int) -> bool:
+    """Whether `launcher` started the agent process `agent` (itself, or through
+    shells: a wrapper script), rather than some process the agent started in turn."""
+    found = _name_and_parent(agent)
+    return found is not None and agent_process(found[1]) == launcher
 
 
 def handle(role: Role, args: HookArgs, payload: Payload) -> dict[str, Any] | None:
@@ -128,8 +144,10 @@ def start(args: HookArgs, payload: Payload, state: SessionState) -> dict[str, An
 
     source = payload.text("source") or payload.text("trigger") or "startup"
     offer = None
-    if args.restore and source == "startup":
-        offer = _choose(args, payload)  # before our own checkpoint is taken
+    if source == "startup":  # before our own checkpoint is taken
+        launched, offer = _launch_choice(args, payload)
+        if not launched and args.restore:
+            offer = _choose(args, payload)
     launcher = _launcher(args)
     launcher.agent = args.agent.value
     launcher.ensure_recorder()
@@ -168,6 +186,39 @@ def start(args: HookArgs, payload: Payload, state: SessionState) -> dict[str, An
     if offer is None:
         return None
     return answer(*offer)
+
+
+def _launch_choice(args: HookArgs, payload: Payload) -> tuple[bool, tuple[str, str] | None]:
+    """What `persist launch` chose for the agent it started for this log folder
+    (`PERSIST_*`, which the agent passes on to its hooks): (True, the chosen
+    checkpoint's context, or None for a fresh start); (False, None) when the agent was
+    not started that way. The person's choice in the launch menu wins over the
+    installed no-terminal policy. An agent started by that agent (its own tool running
+    `claude -p`) inherits the variables but was not launched: it is left alone."""
+    from recorder.launch.launcher import LAUNCHER_PID_ENV
+
+    env = os.environ
+    choice, launcher = env.get("PERSIST_CHOICE"), env.get(LAUNCHER_PID_ENV, "")
+    folder = env.get("PERSIST_LOG_DIR")
+    if not choice or not launcher.isdigit() or not folder:
+        return False, None
+    if Path(folder).expanduser().resolve() != Path(args.log_dir).expanduser().resolve():
+        return False, None  # launched for another log folder than our hooks record into
+    if not started_by(int(launcher), agent_process()):
+        return False, None
+    if choice != "checkpoint":
+        return True, None
+    from recorder.errors import PersistError
+    from recorder.export.restore import Bundle
+    from recorder.store.checkpoints import resolve_checkpoint
+
+    try:
+        bundle = Bundle.load(Path(env.get("PERSIST_RESTORE_DIR", "")))
+        cp = resolve_checkpoint(Layout(args.log_dir), bundle.checkpoint_id)
+    except (PersistError, OSError) as exc:
+        _note(args, payload, f"the checkpoint persist launch chose is not offered: {exc}")
+        return True, None
+    return True, (cp.id, restore_context(cp, bundle))
 
 
 def _choose(args: HookArgs, payload: Payload) -> tuple[str, str] | None:

@@ -378,3 +378,22 @@ def _log_dir_of(line: str) -> Path | None:
         if i + 1 < len(argv):
             return Path(argv[i + 1])
     return None
+
+
+def start_hook_for(agent: Agent, log_dir: Path, project: Path) -> bool:
+    """Whether the agent, started in `project`, runs our start hook for `log_dir` (its
+    user settings, its project's, or Claude Code's project-local ones): only then is
+    the checkpoint chosen in `persist launch`'s menu offered to it."""
+    from recorder.hooks.agents import Scope, settings_path
+
+    want = log_dir.expanduser().resolve()
+    paths = [settings_path(agent, scope, project) for scope in Scope]
+    if agent is Agent.CLAUDE:
+        paths.append(paths[-1].with_name("settings.local.json"))
+    for path in paths:
+        found = inspect(agent, path)
+        if "SessionStart" in found.events and any(
+            d.expanduser().resolve() == want for d in found.log_dirs
+        ):
+            return True
+    return False

@@ -1,0 +1,120 @@
+"""`persist launch -- claude` and our start hook: the checkpoint chosen for the agent
+reaches it (Claude Code reads no `PERSIST_*` variable; its SessionStart hook, which
+inherits them, answers with the checkpoint), and the launcher says so when no hook of
+ours would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recorder.store.reader import open_store
+from tests.support import endpoints
+from tests.tui_fixtures import demo_dir
+
+pytestmark = pytest.mark.timeout(120)
+
+# A stand-in Claude Code: it runs our start hook as Claude does (`sh -c`, the payload on
+# stdin, its own environment), and writes what the hook answered. Then a process it
+# starts itself (its Bash tool running `claude -p`) runs the hook too: that one inherits
+# the variables but was not launched.
+FAKE_CLAUDE = """#!{python}
+import json, os, subprocess, sys
+log_dir, report, hook_args = sys.argv[1], sys.argv[2], sys.argv[3]
+payload = json.dumps({{
+    "session_id": "5f0c1d2e-0000-4000-8000-00000000000" + str(len(sys.argv)),
+    "transcript_path": "", "cwd": os.getcwd(), "hook_event_name": "SessionStart",
+    "source": "startup",
+}})
+hook = (
+    f"{{sys.executable}} -m recorder.cli hook SessionStart --agent claude "
+    f"--log-dir {{log_dir}} {{hook_args}}"
+)
+def answer():
+    out = subprocess.run(["sh", "-c", hook], input=payload.encode(), capture_output=True)
+    return out.stdout.decode()
+nested = subprocess.run(
+    [sys.executable, "-c", "import subprocess, sys; sys.stdout.write(subprocess.run("
+     "['sh', '-c', sys.argv[1]], input=sys.argv[2].encode(), capture_output=True)"
+     ".stdout.decode())", hook.replace("--restore=latest", ""), payload],
+    capture_output=True, text=True,
+).stdout
+with open(report, "w") as f:
+    json.dump({{"answer": answer(), "nested": nested,
+               "checkpoint": os.environ.get("PERSIST_CHECKPOINT")}}, f)
+"""
+
+
+def launch_claude(
+    tmp: Path, log_dir: Path, policy: str, hook_args: str, env: dict[str, str]
+) -> tuple[dict[str, str], str]:
+    """`persist launch` (no terminal: the policy chooses) of the stand-in `claude`;
+    what its hooks answered, and what the launcher said."""
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    claude = bin_dir / "claude"
+    claude.write_text(FAKE_CLAUDE.format(python=sys.executable))
+    claude.chmod(0o755)
+    report = tmp / f"report-{policy}.json"
+    eps = endpoints()
+    argv = [sys.executable, "-m", "recorder.cli", "launch", "--log-dir", str(log_dir)]
+    argv += ["--broker", eps["broker"], "--publish-endpoint", eps["publish_endpoint"]]
+    argv += ["--embedded", "yes", "--no-tty-policy", policy]
+    argv += ["--", str(claude), str(log_dir), str(report), hook_args]
+    out = subprocess.run(
+        argv,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=tmp / "project",
+        env={**os.environ, **env},
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(report.read_text()), out.stderr
+
+
+def test_the_checkpoint_chosen_at_launch_is_offered_to_claude_by_its_start_hook(
+    tmp_path: Path,
+) -> None:
+    log_dir = demo_dir(tmp_path)
+    (tmp_path / "project").mkdir()
+    config = tmp_path / "claude-config"
+    env = {"CLAUDE_CONFIG_DIR": str(config)}
+    latest = max(open_store(log_dir).checkpoints(), key=lambda cp: cp.created)
+
+    # No hook installed: the launcher says Claude will not hear of the checkpoint.
+    got, said = launch_claude(tmp_path, log_dir, "latest", "", env)
+    assert got["checkpoint"] == latest.id
+    assert "claude reads no PERSIST_* variable: with our hooks (persist hooks install" in said
+    assert "point it at " in said
+
+    # Installed (without --restore: the launch menu's choice is enough), it answers
+    # with the chosen checkpoint; the process the agent started itself gets nothing.
+    install = [sys.executable, "-m", "recorder.cli", "hooks", "install", "claude"]
+    installed = subprocess.run(
+        [*install, "--log-dir", str(log_dir)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
+    assert installed.returncode == 0, installed.stderr
+    got, said = launch_claude(tmp_path, log_dir, "latest", "", env)
+    assert "reads no PERSIST_* variable" not in said
+    context = json.loads(got["answer"])["hookSpecificOutput"]["additionalContext"]
+    chosen = got["checkpoint"]  # the first launch's recorder left a shutdown checkpoint
+    assert chosen and chosen != latest.id
+    assert f"Checkpoint {chosen} " in context and "Integrity: verified" in context
+    transcript = Path(context.split("readable: ", 1)[1].splitlines()[0])
+    assert transcript.parent.name == chosen and transcript.is_file()
+    assert got["nested"] == ""
+
+    # Fresh chosen at launch: nothing offered, even by a hook installed with
+    # --restore=latest (the person's choice wins over the no-terminal policy).
+    got, said = launch_claude(tmp_path, log_dir, "fresh", "--restore=latest", env)
+    assert got["checkpoint"] == "" and got["answer"] == ""
