@@ -19,7 +19,7 @@ import tempfile
 import time
 import uuid as uuidlib
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -165,7 +165,10 @@ def _fork_gemini(t: Transcript, msg: SessionMessage, folder: Path, new_id: str) 
         if t.session.project_path
         else t.raw_meta.get("projectHash", ""),
         "startTime": datetime.fromtimestamp(first).astimezone().isoformat(),
-        "lastUpdated": records[-1].get("timestamp") if records else None,
+        # now, as Gemini CLI writes it: its cleanup deletes a session whose lastUpdated
+        # is older than `sessionRetention.maxAge` (30 days), so a fork of an older
+        # session stamped with its last message's time was due for deletion at once
+        "lastUpdated": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "kind": "main",
         "messages": records,
     }

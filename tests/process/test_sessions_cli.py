@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from recorder.sources import claude
+from recorder.sources.jsonl import parse_time
 from recorder.store import secrets as S
 from tests.secret_samples import make
 from tests.session_fixtures import (
@@ -224,6 +225,11 @@ def test_fork_at_an_earlier_message(tmp_path: Path) -> None:
     gemini_legacy(chats, gid, gemini_messages(3))
     g = json.loads(persist(tmp_path, "fork", gid, "--at", "2", "--json").stdout)
     assert g["forked"] and g["messages"] == 3 and g["resume"].endswith(f"gemini --resume {g['id']}")
+    # a new session, updated now: Gemini's cleanup (30 days after lastUpdated) would
+    # otherwise delete the fork of a session older than that before it is resumed
+    cleanup = {i: parse_time(r["agent_cleanup_at"]) for i, r in listed(tmp_path).items()}
+    month = time.time() + 29 * 86400
+    assert cleanup[g["id"]] > month > cleanup[gid]  # type: ignore[operator]
     c = json.loads(persist(tmp_path, "fork", tid, "--at", "3", "--json").stdout)
     assert c["forked"] and c["messages"] == 4 and c["resume"].endswith(f"codex resume {c['id']}")
     assert len(listed(tmp_path)) == 6
