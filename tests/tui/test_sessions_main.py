@@ -117,6 +117,11 @@ async def test_session_checkpoints_sit_in_the_timeline_with_their_source(
         assert cp.id in [r.checkpoint.id for r in rows if r.checkpoint]
         texts = {r.checkpoint.id: cps.render_row(cps.rows.index(r), 96).plain for r in rows}
         assert texts[cp.id][11:18] == "claude " and "monitor" in texts[cp.id]
+        # its label ("claude 1a2b3c4d title") without the source the column shows
+        assert cp.label.startswith("claude ")
+        assert texts[cp.id][18:].startswith(cp.label.removeprefix("claude ")[:20])
+        top = plain(app.screen.query_one("#top-bar"))
+        assert f"· {len(rows) - 1} checkpoints + 1 of agent sessions" in top
         bus = [t for i, t in texts.items() if i != cp.id]
         assert bus and all(t[11:18] == "bus    " for t in bus)
         assert app.journal.checkpoints and cp.id not in {x.id for x in app.journal.checkpoints}

@@ -135,6 +135,9 @@ class MainScreen(Screen[None]):
         cps = papp.journal.checkpoints
         if cps is not None:
             bar.append(f" · {plural(len(cps), 'checkpoint')}", "")
+            sessions = len(papp.journal.session_checkpoints)
+            if sessions:  # the timeline lists them too: its count is the sum
+                bar.append(f" + {sessions:,} of agent sessions", "")
         bar.append(f"  {one_line(papp.folder, 200)}", "dim")
         self.query_one("#top-bar", Static).update(bar)
 

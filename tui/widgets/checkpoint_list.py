@@ -125,7 +125,10 @@ class CheckpointList(VirtualList):
         people_w = 22 if width >= 90 else 0
         source_w = 7 if width >= 90 else 4
         label_w = max(8, width - 2 - 9 - source_w - reason_w - len(count) - 2 - people_w - 1)
+        source = source_of(cp)
         label = one_line(cp.label or "(no label)", 200)
+        if cp.session is not None:  # "claude 0ccf1a04 …": the source column says whose
+            label = label.removeprefix(f"{source} ")
         if len(label) > label_w:
             label = label[: label_w - 1] + "…"
         text = Text(" ")
@@ -135,7 +138,6 @@ class CheckpointList(VirtualList):
             text.append(" ")
         text.append(self.clock.hms(cp.created), "bold")
         text.append(" ")
-        source = source_of(cp)
         text.append(f"{source[: source_w - 1]:<{source_w}}", SOURCE_STYLES.get(source, "dim"))
         text.append(f"{label:<{label_w}} ", "" if cp.label else "dim")
         reason = "monitor" if cp.session is not None else cp.reason
