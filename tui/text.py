@@ -83,6 +83,14 @@ def one_line(text: str, limit: int = 2000) -> str:
     return sanitize(text[:limit])
 
 
+def path_end(path: str, limit: int) -> str:
+    """A path in at most `limit` characters: its end, where a long one differs from
+    its neighbours, after "…" (a cut end would name another folder)."""
+    if len(path) > limit:
+        path = "…" + path[len(path) - limit + 1 :]
+    return one_line(path)
+
+
 class Clock:
     """`now()` and the time zone used for display; tests pass fixed ones."""
 

@@ -24,6 +24,7 @@ from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain, wait
 from tui.panes.sessions import SessionList, SessionsScreen
 from tui.screens.launch import LaunchScreen
 from tui.screens.resume import PointList, ResumeScreen, SessionPointsScreen
+from tui.text import path_end
 
 
 def sessions(tmp: Path, proj: Path, n: int) -> list[ClaudeSession]:
@@ -116,6 +117,26 @@ async def test_menu_offers_the_projects_sessions_and_confirms_the_exact_command(
 
 
 @pilot_test
+async def test_a_project_without_sessions_says_so_and_a_does_nothing(tmp_path: Path) -> None:
+    sessions(tmp_path, tmp_path / "elsewhere", 2)  # the agent's sessions of another project
+    proj = tmp_path / "proj"
+    roots = Roots(tmp_path / "claude", None, None)
+    app = make_app(
+        tmp_path / "empty", launch=True, agent_command=["claude"], project=str(proj), roots=roots
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        menu = await menu_with_sessions(pilot, app)
+        option = menu.get_option("sessions")
+        shown = str(option.prompt)  # a long project's end, where paths differ
+        assert shown == f" a   Claude Code sessions\n     none in {path_end(str(proj), 60)}"
+        assert len(str(proj)) <= 60 or shown.endswith(f"…{str(proj)[-59:]}")
+        assert option.disabled
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, LaunchScreen)
+
+
+@pilot_test
 async def test_more_sessions_than_the_menu_shows_are_one_key_away(tmp_path: Path) -> None:
     proj = tmp_path / "proj"
     made = sessions(tmp_path, proj, 6)
@@ -128,7 +149,7 @@ async def test_more_sessions_than_the_menu_shows_are_one_key_away(tmp_path: Path
         ids = [menu.get_option_at_index(i).id for i in range(menu.option_count)]
         assert sum(1 for i in ids if i and i.startswith("session:")) == 5
         prompt = str(menu.get_option("sessions").prompt)
-        assert "All Claude Code sessions\n     6 sessions of /" in prompt
+        assert f"All Claude Code sessions\n     6 sessions of {path_end(str(proj), 60)}," in prompt
         await pilot.press("a")
         await pilot.pause()
         listing = app.screen

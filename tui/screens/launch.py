@@ -20,7 +20,7 @@ from recorder.sources.discover import Roots
 from recorder.sources.listing import SessionRow
 from recorder.sources.model import Source
 
-from ..text import one_line, plural
+from ..text import one_line, path_end, plural
 from ..worker_errors import ShowsWorkerErrors
 
 if TYPE_CHECKING:
@@ -119,16 +119,15 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
             title = f"Resume {name}: {one_line(s.shown_title or '(untitled)', 60)}"
             options.append(Option(item(str(n), title, detail), id=f"session:{s.key}"))
         total = len(self.sessions)
-        where = one_line(self.papp.project, 60)
+        where = path_end(self.papp.project, 60)
         if total > SESSIONS_SHOWN or not total:
             sub = (
                 f"{total} sessions of {where}, newest first"
                 if total
                 else self.sessions_problem or f"none in {where}"
             )
-            options.append(
-                Option(item("a", f"All {name} sessions", sub), id="sessions", disabled=not total)
-            )
+            title = f"All {name} sessions" if total else f"{name} sessions"
+            options.append(Option(item("a", title, sub), id="sessions", disabled=not total))
         return options
 
     def options(self) -> list[Option]:
