@@ -64,6 +64,16 @@ def open_searcher(root: Path, roots: Roots | None = None) -> SearchEngine:
     return SearchEngine(root, roots)
 
 
+_FEW_RECORDS = 128
+
+
+def holds_messages(store: Store) -> bool:
+    """Whether `store` holds a message: a journal of a few records is read through
+    (those of a recorder just started are its own); a longer one has been in use."""
+    n = len(store)
+    return n > _FEW_RECORDS or any(r.is_message for r in store.records(0, n))
+
+
 @dataclass
 class JournalState:
     """What the UI thread knows about the journal right now."""
@@ -76,6 +86,9 @@ class JournalState:
     pins: frozenset[str] = frozenset()  # ids of pinned checkpoints (`persist pin`)
     loaded: bool = False
     error: str | None = None
+    recorded: bool = False
+    """Whether the journal holds a message (a recorder just started writes records of
+    its own: a launch menu does not greet that as a history to come back to)."""
 
 
 class PersistApp(ShowsWorkerErrors, App[Selection]):
@@ -101,12 +114,14 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             checkpoints: list[Checkpoint],
             error: str | None,
             session_checkpoints: list[Checkpoint] | None = None,
+            recorded: bool = False,
         ):
             super().__init__()
             self.store = store
             self.checkpoints = checkpoints
             self.error = error
             self.session_checkpoints = session_checkpoints or []
+            self.recorded = recorded
 
     def __init__(
         self,
@@ -197,13 +212,15 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
     def _load(self) -> None:
         store: Store | None = None
         error = None
+        recorded = False
         try:
             if self.layout.segments.is_dir():
                 store = open_store(self.log_dir)
+                recorded = holds_messages(store)
             checkpoints, sessions = journal_and_session_checkpoints(self.layout)
         except OSError as exc:
             checkpoints, sessions, error = [], [], f"cannot read {self.log_dir}: {exc}"
-        self.post_message(self.JournalLoaded(store, checkpoints, error, sessions))
+        self.post_message(self.JournalLoaded(store, checkpoints, error, sessions, recorded))
 
     def worker_failed(self, group: str, problem: str) -> None:
         if group == "load":  # the main screen shows the error where the checkpoints would be
@@ -222,6 +239,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         state.error = message.error
         state.loaded = True
         state.session_checkpoints = message.session_checkpoints
+        state.recorded = message.recorded
         self._set_checkpoints(message.checkpoints)
         self.journal_changed.publish("loaded")
         if not self._search_imported:  # after the first screen, before the first search

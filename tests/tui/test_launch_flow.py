@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textual.widgets import OptionList
 
-from tests.demo_journal import BASE_TS, DemoWriter
+from tests.demo_journal import BASE_TS, NOW, DemoClock, DemoWriter
 from tests.screenshots import settle
 from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
 from tui.screens.launch import LaunchScreen
@@ -39,6 +39,31 @@ async def test_empty_folder_offers_a_fresh_start(tmp_path: Path) -> None:
         await pilot.press("enter")  # the highlighted item: start fresh
         await pilot.pause()
     assert app.return_value is not None and app.return_value.kind == "fresh"
+
+
+@pilot_test
+async def test_a_journal_of_the_recorders_own_records_is_not_welcomed_back(
+    tmp_path: Path,
+) -> None:
+    """The launcher starts a recorder before the menu shows: its records (segment
+    start, start event) and a shutdown checkpoint of 0 messages are no history."""
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(NOW))
+    w.record(NOW - 60, "event", event="start")
+    w.checkpoint(NOW - 30, "", "shutdown")
+    w.close()
+    app = make_app(root, launch=True, agent="coder")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        title = plain(app.screen.query_one("#launch-title"))
+        assert "Welcome, coder" in title and "nothing recorded" in title
+    w = DemoWriter.open(root, clock=DemoClock(NOW))
+    w.message(NOW, "planner", "first words")
+    w.close()
+    app = make_app(root, launch=True, agent="coder")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "Welcome back, coder" in plain(app.screen.query_one("#launch-title"))
 
 
 @pilot_test

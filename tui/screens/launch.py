@@ -184,7 +184,7 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
         title = Text()
         title.append("persist", "bold reverse")
         state = papp.journal
-        history = bool(state.checkpoints) or (state.store is not None and len(state.store) > 0)
+        history = state.recorded or any(cp.messages for cp in state.checkpoints or [])
         greeting = "Welcome back" if history else "Welcome"
         name = f", {one_line(papp.agent, 40)}" if papp.agent else ""
         title.append(f"  {greeting}{name}", "bold")
