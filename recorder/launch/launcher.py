@@ -75,8 +75,8 @@ if TYPE_CHECKING:
 
 POLICY_ENV = "PERSIST_NO_TTY_POLICY"
 LAUNCHER_PID_ENV = "PERSIST_LAUNCHER_PID"
-"""Set by `persist launch` for the agent it starts: the agent's start hook tells the
-agent launched from one its own tools started (which inherits the variables)."""
+"""Set by `persist launch` for the agent it starts, so that the agent's start hook can
+tell that agent from one its own tools start (which inherits the same variables)."""
 # A picker is a callable (log_dir, agent) -> the menu's choice, or None when the
 # user quit without one. It may raise PickerFailed.
 Picker = Callable[[Path, str | None], Selection | None]
