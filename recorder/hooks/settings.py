@@ -392,8 +392,10 @@ def start_hook_for(agent: Agent, log_dir: Path, project: Path) -> bool:
         paths.append(paths[-1].with_name("settings.local.json"))
     for path in paths:
         found = inspect(agent, path)
-        if "SessionStart" in found.events and any(
-            d.expanduser().resolve() == want for d in found.log_dirs
+        if (
+            "SessionStart" in found.events
+            and not found.problems  # hooks switched off: Gemini CLI runs none
+            and any(d.expanduser().resolve() == want for d in found.log_dirs)
         ):
             return True
     return False

@@ -17,6 +17,7 @@ from recorder.hooks.settings import (
     SettingsError,
     inspect,
     install,
+    start_hook_for,
     uninstall,
 )
 
@@ -218,3 +219,29 @@ def test_one_file_with_both_agents_keeps_them_apart(tmp_path: Path) -> None:
     assert all(" --agent gemini " in h["command"] for h in ours(after, "SessionStart"))
     assert set(after["hooks"]) == set(EVENTS[Agent.GEMINI])
     assert inspect(Agent.CLAUDE, path).events == ()
+
+
+def test_start_hook_for_a_log_folder_in_any_scope(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What `persist launch` asks before saying the agent will not hear of its choice:
+    our SessionStart entry for that folder, in user, project or Claude Code's
+    project-local settings, and hooks not switched off."""
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "cc"))
+    monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp_path / "gh"))
+    project, logs = tmp_path / "proj", COMMAND.log_dir
+    for agent in Agent:
+        assert not start_hook_for(agent, logs, project)  # no settings at all
+    local = project / ".claude" / "settings.local.json"
+    for path in (settings_path(Agent.CLAUDE, Scope.USER), local):
+        install(Agent.CLAUDE, path, COMMAND)
+        assert start_hook_for(Agent.CLAUDE, logs, project)
+        assert not start_hook_for(Agent.CLAUDE, tmp_path / "other logs", project)
+        uninstall(Agent.CLAUDE, path)
+        assert not start_hook_for(Agent.CLAUDE, logs, project)
+    path = write(settings_path(Agent.GEMINI, Scope.PROJECT, project), "{}")
+    install(Agent.GEMINI, path, COMMAND)
+    assert start_hook_for(Agent.GEMINI, logs, project)
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "hooksConfig": {"enabled": False}}))
+    assert not start_hook_for(Agent.GEMINI, logs, project)
