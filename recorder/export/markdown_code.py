@@ -14,11 +14,22 @@ transcript puts it), with why each rule cannot disagree with a renderer:
 - A fenced block opened by a line at column 0 (3 or more backticks or tildes; a
   backtick fence's info string has no backtick): such a line opens a fence whatever
   came before (it interrupts a paragraph, closes a list item that needed indentation,
-  and no HTML block can be open: every `<` outside code is an entity). It runs to its
-  closing line (0-3 spaces, the same character, at least as many, nothing after) or
-  to the end of the text (the end of the quote ends it). A fence-like line indented
-  1-3 spaces outside a fence (inside a list item, where indentation decides what it
-  closes) makes the whole text escaped.
+  and no HTML block can be open: every `<` outside code is an entity, and so is every
+  `>`: no block quote either). It runs to its closing line (0-3 spaces, the same
+  character, at least as many, nothing after) or to the end of the text (the end of
+  the quote ends it).
+- A fenced block in a list item (what agents write under "1. **Build:**"): a fence
+  line indented exactly to the content of a list item begun at column 0 (`- `, `* `,
+  `+ `, `1. ` or `1) ` followed by 1-4 spaces and text), where every line from that
+  item's first to the fence is blank or indented at least as far (so it is still the
+  item), and the item's first line is one for sure: a bullet that is not a thematic
+  break, or a number after a blank line, the start, a heading, the number 1, or an
+  item of the same list that is one for sure (any other number continues a
+  paragraph). Its closing line is indented 0-3 spaces more than the item's content;
+  a line indented less before it ends the item and the code with it, and then the
+  whole text is escaped. Any other fence-like line indented 1-3 spaces outside a
+  fence makes the whole text escaped; one indented 4 or more is text (indented code
+  or a paragraph's line).
 - A code span, in a stretch of text between fences: a run of backticks and the next
   run of the same length. Only when, in that stretch, every run pairs on its own line
   (a run left open could pair with one on a later line of the same paragraph), no
@@ -36,20 +47,34 @@ def code_ranges(text: str) -> list[tuple[int, int]]:
     none, or when a fence cannot be told apart for sure."""
     ranges: list[tuple[int, int]] = []
     stretches: list[tuple[int, int]] = []  # the text between fences
-    fence: tuple[str, int] | None = None
+    fence: tuple[str, int, int] | None = None  # character, length, item content column
     opened = prose = 0
     for line, indent, char, length, info, end in _fence_like_lines(text):
         if fence is None:
             if char == "`" and "`" in info:
                 continue  # not a fence: a line with code spans
+            column = 0
             if indent:
-                return []
-            fence, opened = (char, length), line
+                if not _in_item(text, line, indent):
+                    if indent <= 3:
+                        return []
+                    continue  # indented code, or a paragraph's line
+                column = indent
+            fence, opened = (char, length, column), line
             stretches.append((prose, opened))
-        elif char == fence[0] and length >= fence[1] and not info.strip(" "):
+        elif (
+            char == fence[0]
+            and length >= fence[1]
+            and not info.strip(" ")
+            and fence[2] <= indent <= fence[2] + 3
+        ):
+            if fence[2] and _leaves_item(text, opened, line, fence[2]):
+                return []
             ranges.append((opened, end))
             fence, prose = None, end
     if fence is not None:
+        if fence[2] and _leaves_item(text, opened, len(text), fence[2]):
+            return []
         ranges.append((opened, len(text)))
     else:
         stretches.append((prose, len(text)))
@@ -61,7 +86,7 @@ def code_ranges(text: str) -> list[tuple[int, int]]:
 
 def _fence_like_lines(text: str) -> list[tuple[int, int, str, int, str, int]]:
     """(line start, indent, character, run length, the rest, line end) of each line
-    that starts, after at most 3 spaces, with 3 or more backticks or tildes, in order.
+    that starts, after spaces, with 3 or more backticks or tildes, in order.
     (`str.find` loops: a regex search for them took 3-6x as long on long text.)"""
     found = []
     for mark in ("```", "~~~"):
@@ -72,13 +97,102 @@ def _fence_like_lines(text: str) -> list[tuple[int, int, str, int, str, int]]:
             while stop < len(text) and text[stop] == char:
                 stop += 1
             line = text.rfind("\n", 0, at) + 1
-            if at - line <= 3 and text.count(" ", line, at) == at - line:
+            # spaces only before it (a line that starts otherwise is rejected at once)
+            if at == line or (text[line] == " " and text.count(" ", line, at) == at - line):
                 end = text.find("\n", stop)
                 end = len(text) if end < 0 else end
                 found.append((line, at - line, char, stop - at, text[stop:end], end))
             at = text.find(mark, stop)
     found.sort()
     return found
+
+
+_BULLETS = "-*+"
+_MAX_ITEMS_BACK = 64  # items of one list looked back through to find its certain start
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _marker(line: str) -> tuple[str, int] | None:
+    """A list item's marker at column 0 and its content column: ("-", 2) for "- x",
+    ("1.", 3) for "1. x"; None for anything else (1-4 spaces, then text, required)."""
+    if line[:1] in _BULLETS:
+        width = 1
+    else:
+        digits = len(line) - len(line.lstrip("0123456789"))
+        if not 1 <= digits <= 9 or line[digits : digits + 1] not in (".", ")"):
+            return None
+        width = digits + 1
+    spaces = _indent(line[width:])
+    if not 1 <= spaces <= 4 or len(line) == width + spaces:
+        return None
+    return line[:width], width + spaces
+
+
+def _thematic_break(line: str) -> bool:
+    bare = line.replace(" ", "")
+    return len(bare) >= 3 and len(set(bare)) == 1 and bare[0] in "-*_"
+
+
+def _heading(line: str) -> bool:
+    """An ATX heading: 0-3 spaces, 1-6 `#`, then a space or the end of the line."""
+    bare = line.lstrip(" ")
+    hashes = len(bare) - len(bare.lstrip("#"))
+    return (
+        len(line) - len(bare) <= 3 and 1 <= hashes <= 6 and bare[hashes : hashes + 1] in ("", " ")
+    )
+
+
+def _starts_item(lines: list[str], i: int, depth: int = 0) -> bool:
+    """Whether `lines[i]` (a marker line) begins a list item for a renderer: a bullet
+    always (it may interrupt a paragraph) unless it is a thematic break; a number when
+    it is 1 (a list's first item may interrupt a paragraph), after a blank line, the
+    start, a heading or a thematic break, or after an item of the same list that
+    begins one for sure; any other number continues a paragraph."""
+    line = lines[i]
+    found = _marker(line)
+    if found is None or _thematic_break(line):
+        return False
+    marker = found[0]
+    if marker in _BULLETS or int(marker[:-1]) == 1 or i == 0:
+        return True
+    previous = lines[i - 1]
+    if not previous.strip(" ") or _heading(previous) or _thematic_break(previous):
+        return True
+    before = _marker(previous)
+    return (
+        before is not None
+        and before[0][-1] == marker[-1]  # the same delimiter: the same list
+        and before[0] not in _BULLETS
+        and depth < _MAX_ITEMS_BACK
+        and _starts_item(lines, i - 1, depth + 1)
+    )
+
+
+def _in_item(text: str, at: int, column: int) -> bool:
+    """Whether the line at `at`, indented `column` spaces, is at the content column of
+    a list item begun at column 0 for sure, with nothing between that takes it out of
+    the item (every line between blank or indented at least `column`)."""
+    lines = text[:at].split("\n")[:-1]  # the lines before it
+    i = len(lines) - 1
+    while i >= 0 and (not lines[i].strip(" ") or _indent(lines[i]) >= column):
+        i -= 1
+    if i < 0:
+        return False
+    found = _marker(lines[i])
+    return found is not None and found[1] == column and _starts_item(lines, i)
+
+
+def _leaves_item(text: str, opened: int, until: int, column: int) -> bool:
+    """Whether a line after the fence line at `opened` and before `until` is indented
+    less than the item's content: it ends the item, and the code with it."""
+    start = text.find("\n", opened, until)
+    if start < 0:
+        return False
+    lines = text[start + 1 : until].split("\n")
+    return any(line.strip(" ") and _indent(line) < column for line in lines)
 
 
 def _spans(text: str, start: int, end: int) -> list[tuple[int, int]]:

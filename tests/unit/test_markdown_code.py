@@ -20,6 +20,12 @@ def quoted(text: str) -> str:
     return (first + rest).decode() + "\n\n"
 
 
+def makes_no_markup(text: str) -> None:
+    assert markdown_markup(quoted(text)) == []
+    if not code_ranges(clean(text)):  # no code told apart: escaped as before
+        assert md_message(text) == md_escaped(text)
+
+
 def code_shown(text: str) -> list[str]:
     """What the renderer shows as code of the quoted text (spans and blocks, in order)."""
     return [t.content for t in markdown_tokens(quoted(text)) if t.type in ("code_inline", "fence")]
@@ -58,10 +64,59 @@ def test_an_unclosed_fence_runs_to_the_end_of_the_message() -> None:
     ]
 
 
+def test_a_fence_in_a_list_item_reads_as_typed() -> None:
+    """What agents write under numbered steps: the fence indented to the item's text."""
+    text = (
+        "Next steps:\n"
+        "\n"
+        "1. **Check the router:**\n"
+        "   ```bash\n"
+        "   ssh root@[IP] 'service dockerd status 2>/dev/null || ps | grep -E \"a|b\"'\n"
+        "   ```\n"
+        "   (it may ask <password>)\n"
+        "\n"
+        "10. **Build:**\n"
+        "    ```\n"
+        "    make && ./run <in >out\n"
+        "\n"
+        "    ```\n"
+        "#### Later\n"
+        "9. then\n"
+        "   ~~~\n"
+        "   Vec<T>\n"
+        "   ~~~\n"
+        "- a bullet\n"
+        "  ```\n"
+        "  a < b"
+    )
+    assert code_shown(text) == [
+        "ssh root@[IP] 'service dockerd status 2>/dev/null || ps | grep -E \"a|b\"'\n",
+        "make && ./run <in >out\n\n",
+        "Vec<T>\n",
+        "a < b\n",  # an unclosed fence runs to the end of the item
+    ]
+    assert "(it may ask &lt;password&gt;)" in quoted(text)
+
+
 def test_what_cannot_be_told_apart_for_sure_stays_escaped() -> None:
     cases = {
-        # a fence indented in a list item: where it ends depends on the item
+        # a line indented less than the item's text ends the item, and the code
         "- item\n  ```\n  <code>\n<script>\n  ```": [],
+        # indented to neither the item's text nor column 0
+        "1. a\n  ```\n  <b>\n  ```": [],
+        # "2." after a line of text continues that paragraph: no list item
+        "so\n2. x\n   ```\n   <b>\n   ```": [],
+        "#tag\n2. x\n   ```\n   <b>\n   ```": [],
+        # an item fence left open when the item ends: the code ends with the item
+        "- a\n  ```\n  x\n<b>": [],
+        # a fence line indented less than the item's text closes nothing there
+        "- a\n  ```\n  <b>\n```\n<i>": [],
+        # 5 spaces after a marker: the item's text starts after one, the rest is
+        # indented code
+        "-     x\n      ```\n      <b>\n      ```": [],
+        # a thematic break, not a list item; an item with no text on its line
+        "- - -\n  ```\n  <b>\n  ```": [],
+        "-\n  ```\n  <b>\n  ```": [],
         # a backtick left open on its line could pair with one on the next
         "a `b\nc` <i>d` e`": [],
         # an escaped backtick opens nothing
@@ -95,6 +150,34 @@ MARKDOWN_BITS = st.sampled_from(
 )  # fmt: skip
 
 
+LIST_LINES = st.builds(
+    "".join,
+    st.lists(
+        st.sampled_from(
+            [
+                "", " ", "  ", "   ", "    ", "     ", "- ", "* ", "1. ", "2. ", "10. ", "3) ",
+                "- - -", "# h", "#h", "```", "~~~", "````", "``` x`", "<b>", "& ", "x", "`",
+                "]", "|", "---", "\t",
+            ]
+        ),
+        max_size=4,
+    ),
+)  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(LIST_LINES, max_size=14).map("\n".join))
+@example("1. a\n   ```\n   <b>\n   ```\n<i>")
+@example("2. a\n   ```\n<b>\n   ```")
+@example("x\n2. a\n   ```\n   <b>\n   ```")
+@example("- a\n\n  ```\n\n  <b>\n   ```\n<i>")
+@example("- a\n  ```\n  x\n<b>")
+def test_no_list_of_fences_makes_markup(text: str) -> None:
+    """Lines of list markers, indents and fences: where a fence sits in a list item is
+    decided by its lines, and no guess of it makes markup."""
+    makes_no_markup(text)
+
+
 @settings(max_examples=1500, deadline=None)
 @given(st.lists(MARKDOWN_BITS, max_size=40).map("".join))
 @example("```\n<b>\n```\n<i>")
@@ -108,6 +191,4 @@ MARKDOWN_BITS = st.sampled_from(
 @example("a `b\nc` <i>d` e`")
 @example("\\`<b>`")
 def test_no_text_makes_markup(text: str) -> None:
-    assert markdown_markup(quoted(text)) == []
-    if not code_ranges(clean(text)):  # no code told apart: escaped as before
-        assert md_message(text) == md_escaped(text)
+    makes_no_markup(text)
