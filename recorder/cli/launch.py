@@ -35,7 +35,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     agent = args.agent or os.path.basename(command[0])
     from recorder.export.scope import BundleScope
     from recorder.launch.selection import Selection
-    from recorder.launch.sessions import ResumeError, agent_source
+    from recorder.launch.sessions import ResumeError, agent_source, own_choice
 
     scope = BundleScope.whole() if args.full else BundleScope(last=args.last)
     source = agent_source(command)
@@ -47,6 +47,10 @@ def cmd_launch(args: argparse.Namespace) -> int:
     if args.session is not None:  # the choice is made: no menu, no policy
         key = args.session if ":" in args.session else f"{source}:{args.session}"
         chosen = Selection.resume(args.log_dir, key, [], "", at=args.at, agent=agent)
+    decided = own_choice(source, command) if source is not None and chosen is None else None
+    if decided is not None:  # `claude -c`, `codex exec ...`: run as it is, no menu
+        print(f"persist: {command[0]} {decided} decides what runs: no launch menu", file=sys.stderr)
+        chosen = Selection.fresh(args.log_dir, agent)
     try:
         launcher = PersistenceLauncher(
             args.log_dir,
@@ -94,7 +98,9 @@ def cmd_launch(args: argparse.Namespace) -> int:
                 unheard = _unheard(source.value, Path(result.log_dir), result.bundle.transcript)
                 if unheard:
                     print(f"persist: {unheard}", file=sys.stderr)
-        env = {**os.environ, **result.env(), LAUNCHER_PID_ENV: str(os.getpid())}
+        env = {**os.environ, **result.env()}
+        if decided is None:  # else nobody chose: the agent's start hook keeps its policy
+            env[LAUNCHER_PID_ENV] = str(os.getpid())
         if result.resumed is not None:
             plan, fork = result.resumed.plan, result.resumed.fork
             if fork is not None:

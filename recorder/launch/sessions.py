@@ -35,6 +35,66 @@ def agent_source(command: Sequence[str]) -> Source | None:
     return AGENT_COMMANDS.get(os.path.basename(command[0])) if command else None
 
 
+# The agents' own arguments that already say what the session is (resume, continue)
+# or that run no interactive session of theirs (print mode, help, version, a
+# subcommand): `persist launch` then runs the command as it is, without a menu.
+# Read from the help of Claude Code 2.1.197, Gemini CLI 0.61.0 (its yargs options) and
+# Codex 0.171.0, their npm packages (2026-12-06); `config` is Claude Code 1.x/2.0's.
+# Anything else (a prompt, a model) gets the menu.
+_DECIDING_OPTIONS = {
+    Source.CLAUDE: frozenset(
+        (
+            *("-c", "--continue", "-r", "--resume", "--from-pr", "-p", "--print"),
+            *("--bg", "--background", "-h", "--help", "-v", "--version"),
+        )
+    ),
+    Source.GEMINI: frozenset(
+        (
+            *("-r", "--resume", "--session-file", "--list-sessions", "--delete-session"),
+            *("-p", "--prompt", "-l", "--list-extensions", "-h", "--help", "-v", "--version"),
+        )
+    ),
+    Source.CODEX: frozenset(("-h", "--help", "-V", "--version")),
+}
+_DECIDING_COMMANDS = {
+    Source.CLAUDE: frozenset(
+        (
+            *("agents", "auth", "auto-mode", "config", "doctor", "gateway", "install", "mcp"),
+            *("plugin", "plugins", "project", "setup-token", "ultrareview", "update", "upgrade"),
+        )
+    ),
+    Source.GEMINI: frozenset(("mcp", "extensions", "skills", "hooks", "gemma")),
+    Source.CODEX: frozenset(
+        (
+            *("agents", "exec", "e", "review", "login", "logout", "mcp", "plugin", "app-server"),
+            *("remote-control", "completion", "update", "doctor", "sandbox", "debug", "apply"),
+            *("a", "resume", "queue", "archive", "delete", "migrate-rollouts", "migrate-nfs-db"),
+            *("unarchive", "fork", "cloud", "exec-server", "features", "help"),
+        )
+    ),
+}
+
+
+def own_choice(source: Source, command: Sequence[str]) -> str | None:
+    """The argument of the agent's command that already decides what it runs (`-c`,
+    `--resume`, `exec`, ...), so that no launch menu is shown; None when there is none."""
+    args = list(command[1:])
+    words = [a for a in args if not a.startswith("-")]
+    # a subcommand is the first word, or the second after an option's value (`codex -c
+    # model=o3 exec`); a prompt is one word, so it names a subcommand only as the agent
+    # would read it too
+    for word in words[:2]:
+        if word in _DECIDING_COMMANDS[source]:
+            return word
+    options = _DECIDING_OPTIONS[source]
+    for arg in args:
+        if arg == "--":
+            break
+        if arg.partition("=")[0] in options:
+            return arg
+    return None
+
+
 def same_project(recorded: str, project: str) -> bool:
     """Whether the project an agent recorded is this folder (symlinks resolved)."""
     if not recorded:

@@ -51,7 +51,7 @@ with open(report, "w") as f:
 
 
 def launch_claude(
-    tmp: Path, log_dir: Path, policy: str, hook_args: str, env: dict[str, str]
+    tmp: Path, log_dir: Path, policy: str, hook_args: str, env: dict[str, str], *own: str
 ) -> tuple[dict[str, str], str]:
     """`persist launch` (no terminal: the policy chooses) of the stand-in `claude`;
     what its hooks answered, and what the launcher said."""
@@ -65,7 +65,7 @@ def launch_claude(
     argv = [sys.executable, "-m", "recorder.cli", "launch", "--log-dir", str(log_dir)]
     argv += ["--broker", eps["broker"], "--publish-endpoint", eps["publish_endpoint"]]
     argv += ["--embedded", "yes", "--no-tty-policy", policy]
-    argv += ["--", str(claude), str(log_dir), str(report), hook_args]
+    argv += ["--", str(claude), str(log_dir), str(report), hook_args, *own]
     out = subprocess.run(
         argv,
         stdin=subprocess.DEVNULL,
@@ -118,3 +118,11 @@ def test_the_checkpoint_chosen_at_launch_is_offered_to_claude_by_its_start_hook(
     # --restore=latest (the person's choice wins over the no-terminal policy).
     got, said = launch_claude(tmp_path, log_dir, "fresh", "--restore=latest", env)
     assert got["checkpoint"] == "" and got["answer"] == ""
+
+    # `claude -p ...` says itself what runs: no menu, nobody chose, so the hook's own
+    # policy decides (here --restore=latest: the newest checkpoint).
+    got, said = launch_claude(tmp_path, log_dir, "cancel", "--restore=latest", env, "-p", "hi")
+    assert "claude -p decides what runs: no launch menu" in said
+    offered = json.loads(got["answer"])["hookSpecificOutput"]["additionalContext"]
+    named = offered.split("Checkpoint ", 1)[1].split(" ", 1)[0]
+    assert got["checkpoint"] == "" and named in {cp.id for cp in open_store(log_dir).checkpoints()}
