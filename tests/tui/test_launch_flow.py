@@ -57,6 +57,9 @@ async def test_a_journal_of_the_recorders_own_records_is_not_welcomed_back(
         await settle(pilot)
         title = plain(app.screen.query_one("#launch-title"))
         assert "Welcome, coder" in title and "nothing recorded" in title
+        menu = app.screen.query_one(OptionList)  # a checkpoint of 0 messages: fresh first
+        assert menu.highlighted is not None
+        assert menu.get_option_at_index(menu.highlighted).id == "fresh"
     w = DemoWriter.open(root, clock=DemoClock(NOW))
     w.message(NOW, "planner", "first words")
     w.close()
@@ -64,6 +67,8 @@ async def test_a_journal_of_the_recorders_own_records_is_not_welcomed_back(
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert "Welcome back, coder" in plain(app.screen.query_one("#launch-title"))
+        menu = app.screen.query_one(OptionList)
+        assert menu.highlighted == 0  # continue
 
 
 @pilot_test

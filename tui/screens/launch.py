@@ -200,7 +200,8 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
         if self.sessions:
             default = ids.index(f"session:{self.sessions[0].session.key}")
         else:
-            default = 0 if papp.journal.checkpoints else ids.index("fresh")
+            # continue, unless there is nothing to continue (no checkpoint, nor a message)
+            default = 0 if history and papp.journal.checkpoints else ids.index("fresh")
         if highlighted is None or self._default is None or highlighted == self._default:
             highlighted = default
         self._default = default
