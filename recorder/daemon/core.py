@@ -329,7 +329,9 @@ class Recorder:
             self.write_status(now)
             raise
         with contextlib.suppress(OSError):
-            self.checkpoint("shutdown", "shutdown", now, force=True)
+            # only after new messages, as the periodic ones: a launcher that starts and
+            # stops the recorder around each agent run left one of 0 messages each time
+            self.checkpoint("shutdown", "shutdown", now)
         self.state = RecorderState.STOPPED
         self._take_snapshot()
         self.write_state(now, clean=True)

@@ -78,7 +78,8 @@ def test_started_reused_and_stopped_only_when_the_last_agent_leaves(tmp_path: Pa
     assert out.stopped, out.reason
     assert assess(Layout(log_dir)).state == "stopped"
     labels = [cp.label for cp in open_store(log_dir).checkpoints()]
-    assert "alpha exited" not in labels and "beta exited" in labels and "shutdown" in labels
+    # the recorder's stop came right after beta's checkpoint: nothing new to take one of
+    assert "alpha exited" not in labels and "beta exited" in labels and "shutdown" not in labels
     assert live_agents(Layout(log_dir)) == [] and recorder_owner(Layout(log_dir)) is None
     assert b.on_agent_exit().reason == "not connected"  # idempotent
 

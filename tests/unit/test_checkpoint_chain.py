@@ -93,7 +93,7 @@ def test_a_missing_base_is_reported_and_a_file_listing_everything_still_reads(
     (rec.layout.checkpoints / "garbage.json").write_bytes(b"{")
     skipped: list[str] = []
     journal, sessions = journal_and_session_checkpoints(rec.layout, skipped)
-    assert journal == list_checkpoints(rec.layout) and len(journal) == 3  # with shutdown
+    assert journal == list_checkpoints(rec.layout) and len(journal) == 2  # no shutdown: nothing new
     assert sessions == list_checkpoints(rec.layout, sessions=True) and len(sessions) == 1
     assert sessions[0].session == ref and skipped == [
         "checkpoints/garbage.json is not a valid checkpoint (not JSON); skipped"
