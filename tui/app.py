@@ -21,6 +21,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.driver import Driver
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.signal import Signal
 
@@ -441,6 +442,22 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             Layout(self.log_dir), self.roots, source=source, project=self.project, picking=True
         )
         self.push_screen(screen, lambda _: self.show_launch_menu())
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification, from any widget, as the plain text it is: they carry
+        paths, commands, errors and what was typed, and Textual would take the
+        `[USER]` of a path (`cd '/Users/[USER]/…' && claude --resume …`) for markup and
+        drop it. None of ours uses markup."""
+        del markup
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def action_help(self) -> None:
         from .screens.help import HelpScreen

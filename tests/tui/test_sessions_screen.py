@@ -168,3 +168,29 @@ async def test_a_folder_with_no_journal_points_to_the_agents_sessions(
             await pilot.press("S")
             sessions = await wait_rows(pilot, app.screen)  # type: ignore[arg-type]
             assert isinstance(app.screen, SessionsScreen) and len(sessions.rows) == 3
+
+
+@pilot_test
+async def test_the_resume_command_is_shown_as_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project path with brackets (`/Users/[USER]/…`, as redacted sessions have it)
+    reads whole in the notification: notifications are never markup."""
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    c = ClaudeSession(tmp_path / "claude", cwd="/Users/[USER]/Documents/[b]M-Claude")
+    c.user("sync the repo")
+    c.write()
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("S")
+        await wait_rows(pilot, app.screen)  # type: ignore[arg-type]
+        await pilot.press("r")
+        from textual.widgets._toast import Toast  # not exported: what a toast shows
+
+        for _ in range(50):
+            await pilot.pause(0.02)
+            shown = [str(t.render()) for t in app.screen.query(Toast)]
+            if shown:
+                break
+        command = f"cd '/Users/[USER]/Documents/[b]M-Claude' && claude --resume {c.session_id}"
+        assert any(command in text for text in shown), shown
