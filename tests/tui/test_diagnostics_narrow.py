@@ -20,6 +20,7 @@ async def test_diagnostics_at_80x24(tmp_path: Path) -> None:
     me = psutil.Process()
     status = healthy_status(root, NOW, me.pid, me.create_time())
     status["counts"].update(received=300, written=231, heartbeats=60, refused=1)
+    status["broker"] = "ipc:///tmp/[b]bus"  # shown as it is, never as markup
     write_status(root, status)
     app = make_app(root)
     async with app.run_test(size=SMALL) as pilot:
@@ -39,6 +40,7 @@ async def test_diagnostics_at_80x24(tmp_path: Path) -> None:
             "Received but not written as messages: 69 = 60 heartbeats + 1 message refused" in text
         )
         assert "8 dropped or not yet written" in text
+        assert "ipc:///tmp/[b]bus" in text
         rate = next(line for line in lines if line.lstrip().startswith("Rate"))
         assert "received" in rate and "written" in rate  # one line, not wrapped
         title = plain(main.query_one("#rate-title"))

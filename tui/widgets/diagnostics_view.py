@@ -162,8 +162,8 @@ def _status_table(
     rates = st.rates
     proc = diag.process
 
-    rows = [
-        ("PID", val(st.pid), "Broker", one_line(st.broker or "—", 60)),
+    rows: list[tuple[str, str, str, str | Text]] = [
+        ("PID", val(st.pid), "Broker", Text(one_line(st.broker or "—", 60))),  # not markup
         ("Uptime", val(proc and proc.uptime, age), "Connection", _connection(st, diag)),
         (
             "CPU",
