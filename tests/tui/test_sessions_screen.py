@@ -22,6 +22,8 @@ from tests.session_fixtures import (
 )
 from tests.tui_fixtures import SIZE, demo_dir, main_screen, make_app, pilot_test, plain
 from tui.panes.sessions import SessionList, SessionsScreen
+from tui.screens.session_conversation import SessionConversationScreen
+from tui.widgets.conversation_view import ConversationView
 
 
 def agent_homes(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
@@ -81,6 +83,17 @@ async def test_sessions_screen_lists_every_source_with_a_preview(
         shown = str(preview.render())
         assert "make the page load faster" in shown and "(thinking folded)" in shown
         assert "profile first" not in shown  # thinking is folded
+        # Enter reads the whole conversation in the transcript view, at its last message
+        await pilot.press("enter")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if app.screen.query(ConversationView):
+                break
+        assert isinstance(app.screen, SessionConversationScreen)
+        view = app.screen.query_one(ConversationView)
+        assert view.selected == len(view.store) - 1 == 1  # the question and the answer
+        await pilot.press("escape")
+        assert app.screen is screen
         await pilot.press("j")
         await shows(pilot, preview, keys[1].split(":")[1])
         assert keys[1] in str(preview.render())

@@ -101,7 +101,6 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
         self.source = source
         self.project = project
         self.picking = picking
-        self.full = False  # Enter: the whole transcript instead of its start
 
     def compose(self) -> ComposeResult:
         yield Static("Reading agent sessions…", id="sessions-status", classes="status-line")
@@ -144,7 +143,6 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
     def highlighted(self, event: VirtualList.Highlighted) -> None:
         rows = self.query_one(SessionList).rows
         if 0 <= event.row < len(rows):
-            self.full = False
             self.preview(rows[event.row])
 
     @on(VirtualList.Selected, "#sessions-list")
@@ -154,8 +152,10 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
             if self.picking:
                 self.papp.resume_session(rows[event.row], back_to_menu=False)
                 return
-            self.full = True
-            self.preview(rows[event.row])
+            from ..screens.session_conversation import SessionConversationScreen
+
+            # the whole conversation in the transcript view, at its last message
+            self.app.push_screen(SessionConversationScreen(rows[event.row].session.key, None))
 
     @work(thread=True, group="preview", exclusive=True, exit_on_error=False)
     def preview(self, row: SessionRow) -> None:
@@ -167,7 +167,7 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
             text.append("deleted by the agent: shown from our copy\n", "bold red")
         transcript = self.read(row)
         messages = transcript.messages
-        shown = messages if self.full else messages[:PREVIEW_MESSAGES]
+        shown = messages[:PREVIEW_MESSAGES]
         for rec in redacted(to_records(shown)):  # secrets as [REDACTED:kind], as elsewhere
             v = view(rec)
             style = "bold cyan" if v.sender == "user" else "bold"
@@ -176,9 +176,9 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
                 text.append(" (thinking folded)", "dim")
             if rec.meta.get("redacted"):
                 text.append(" [secret]", "bold red")
-            text.append(f"\n{one_line(v.text, 2000) if not self.full else v.text}\n")
+            text.append(f"\n{one_line(v.text, 2000)}\n")
         if len(shown) < len(messages):
-            text.append(f"\n… {len(messages) - len(shown)} more (Enter shows all)", "dim")
+            text.append(f"\n… {len(messages) - len(shown)} more (Enter reads them all)", "dim")
         self.post_message(self.Previewed(s.key, text))
 
     def read(self, row: SessionRow) -> Transcript:

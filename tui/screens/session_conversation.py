@@ -51,7 +51,7 @@ class SessionRecords:
 
 
 class SessionConversationScreen(ShowsWorkerErrors, Screen[None]):
-    """Session `key` (`claude:<id>`) around message `seq`."""
+    """Session `key` (`claude:<id>`) around message `seq` (None: its last)."""
 
     BINDINGS = [
         Binding("escape,q", "back", "Back"),
@@ -65,7 +65,12 @@ class SessionConversationScreen(ShowsWorkerErrors, Screen[None]):
             self.messages = messages
 
     def __init__(
-        self, key: str, seq: int, *, matches: Sequence[int] = (), query: Query | None = None
+        self,
+        key: str,
+        seq: int | None,
+        *,
+        matches: Sequence[int] = (),
+        query: Query | None = None,
     ) -> None:
         super().__init__()
         self.key = key
@@ -98,7 +103,8 @@ class SessionConversationScreen(ShowsWorkerErrors, Screen[None]):
     def read(self, event: Read) -> None:
         self.row = event.row
         records = SessionRecords(event.messages)
-        at = max(0, min(self.seq, len(records) - 1))
+        last = len(records) - 1
+        at = max(0, last if self.seq is None else min(self.seq, last))
         view = ConversationView(
             records, self.papp.clock, at, rules=self.papp.reading, id="session-conversation"
         )
