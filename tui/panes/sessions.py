@@ -178,7 +178,8 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
                 text.append(" [secret]", "bold red")
             text.append(f"\n{one_line(v.text, 2000)}\n")
         if len(shown) < len(messages):
-            text.append(f"\n… {len(messages) - len(shown)} more (Enter reads them all)", "dim")
+            enter = "Enter picks where to resume" if self.picking else "Enter reads them all"
+            text.append(f"\n… {len(messages) - len(shown)} more ({enter})", "dim")
         self.post_message(self.Previewed(s.key, text))
 
     def read(self, row: SessionRow) -> Transcript:
