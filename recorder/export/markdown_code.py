@@ -40,6 +40,10 @@ transcript puts it), with why each rule cannot disagree with a renderer:
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
+from itertools import accumulate
+
 
 def code_ranges(text: str) -> list[tuple[int, int]]:
     """The (start, end) offsets, in order, of the code in `text` (cleaned: no tabs, no
@@ -49,13 +53,18 @@ def code_ranges(text: str) -> list[tuple[int, int]]:
     stretches: list[tuple[int, int]] = []  # the text between fences
     fence: tuple[str, int, int] | None = None  # character, length, item content column
     opened = prose = 0
+    lines: _Lines | None = None  # split once, when a fence is indented
     for line, indent, char, length, info, end in _fence_like_lines(text):
         if fence is None:
             if char == "`" and "`" in info:
                 continue  # not a fence: a line with code spans
             column = 0
             if indent:
-                if not _in_item(text, line, indent):
+                lines = lines or _Lines(text)
+                placed = _in_item(lines, line, indent)
+                if placed is None:
+                    return []  # more than it is worth looking through: all escaped
+                if not placed:
                     if indent <= 3:
                         return []
                     continue  # indented code, or a paragraph's line
@@ -79,14 +88,18 @@ def code_ranges(text: str) -> list[tuple[int, int]]:
     else:
         stretches.append((prose, len(text)))
     for start, end in stretches:
-        ranges += _spans(text, start, end)
+        spans = _spans(text, start, end, _MAX_RANGES - len(ranges))
+        if spans is None:
+            return []  # a text made of code spans: escaped whole
+        ranges += spans
     ranges.sort()
     return ranges
 
 
 def _fence_like_lines(text: str) -> list[tuple[int, int, str, int, str, int]]:
     """(line start, indent, character, run length, the rest, line end) of each line
-    that starts, after spaces, with 3 or more backticks or tildes, in order.
+    that starts, after spaces, with 3 or more backticks or tildes, in order; in time
+    linear in the text (a line's start is found by walking back over spaces only).
     (`str.find` loops: a regex search for them took 3-6x as long on long text.)"""
     found = []
     for mark in ("```", "~~~"):
@@ -96,9 +109,10 @@ def _fence_like_lines(text: str) -> list[tuple[int, int, str, int, str, int]]:
             stop = at + 3
             while stop < len(text) and text[stop] == char:
                 stop += 1
-            line = text.rfind("\n", 0, at) + 1
-            # spaces only before it (a line that starts otherwise is rejected at once)
-            if at == line or (text[line] == " " and text.count(" ", line, at) == at - line):
+            line = at  # back over the spaces before it: only they may come first
+            while line and text[line - 1] == " ":
+                line -= 1
+            if not line or text[line - 1] == "\n":
                 end = text.find("\n", stop)
                 end = len(text) if end < 0 else end
                 found.append((line, at - line, char, stop - at, text[stop:end], end))
@@ -108,41 +122,62 @@ def _fence_like_lines(text: str) -> list[tuple[int, int, str, int, str, int]]:
 
 
 _BULLETS = "-*+"
+_MAX_RANGES = 10_000  # code parts of one text told apart; beyond: all escaped
 _MAX_ITEMS_BACK = 64  # items of one list looked back through to find its certain start
+_MAX_INDENTED_FENCES = 64  # indented fence lines placed in one text; beyond: all escaped
+_ITEM_WALK = 400  # lines looked back through for a fence's list item; beyond: escaped
+_LONG_LINE = 200  # characters of a line read to tell a thematic break
+_SPACES = re.compile(" *")
+_MARKER = re.compile(r"([-*+]|[0-9]{1,9}[.)])( {1,5})")
+_HEADING = re.compile(r" {0,3}#{1,6}(?: |$)")
+_THEMATIC = re.compile(r" {0,3}([-*_])(?: *\1){2,} *")
+
+
+class _Lines:
+    """The text's lines, split once, to place indented fences in list items; the work
+    is bounded (`_MAX_INDENTED_FENCES`, `_ITEM_WALK`), so a hostile text of many
+    indented fence lines costs no more than a few passes over it."""
+
+    def __init__(self, text: str) -> None:
+        self.rows = text.split("\n")
+        self.starts = list(accumulate((len(r) + 1 for r in self.rows[:-1]), initial=0))
+        self.placed = 0
+
+    def index(self, at: int) -> int:
+        """The number of the line that starts at offset `at`."""
+        return bisect_right(self.starts, at) - 1
 
 
 def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
+    match = _SPACES.match(line)
+    return match.end() if match else 0
+
+
+def _blank(line: str) -> bool:
+    return _indent(line) == len(line)
 
 
 def _marker(line: str) -> tuple[str, int] | None:
     """A list item's marker at column 0 and its content column: ("-", 2) for "- x",
     ("1.", 3) for "1. x"; None for anything else (1-4 spaces, then text, required)."""
-    if line[:1] in _BULLETS:
-        width = 1
-    else:
-        digits = len(line) - len(line.lstrip("0123456789"))
-        if not 1 <= digits <= 9 or line[digits : digits + 1] not in (".", ")"):
-            return None
-        width = digits + 1
-    spaces = _indent(line[width:])
-    if not 1 <= spaces <= 4 or len(line) == width + spaces:
+    match = _MARKER.match(line)
+    if match is None or len(match.group(2)) > 4 or match.end() == len(line):
         return None
-    return line[:width], width + spaces
+    return match.group(1), match.end()
 
 
 def _thematic_break(line: str) -> bool:
-    bare = line.replace(" ", "")
-    return len(bare) >= 3 and len(set(bare)) == 1 and bare[0] in "-*_"
+    """`---`, `* * *`, `___`: a line of 3 or more of one of them and spaces. A longer
+    line than `_LONG_LINE` that begins like one is taken for one (not a list item)."""
+    if len(line) > _LONG_LINE:
+        probe = line[:_LONG_LINE]
+        return bool(_THEMATIC.fullmatch(probe.rstrip(" ") or "x"))
+    return _THEMATIC.fullmatch(line) is not None
 
 
 def _heading(line: str) -> bool:
     """An ATX heading: 0-3 spaces, 1-6 `#`, then a space or the end of the line."""
-    bare = line.lstrip(" ")
-    hashes = len(bare) - len(bare.lstrip("#"))
-    return (
-        len(line) - len(bare) <= 3 and 1 <= hashes <= 6 and bare[hashes : hashes + 1] in ("", " ")
-    )
+    return _HEADING.match(line) is not None
 
 
 def _starts_item(lines: list[str], i: int, depth: int = 0) -> bool:
@@ -159,7 +194,7 @@ def _starts_item(lines: list[str], i: int, depth: int = 0) -> bool:
     if marker in _BULLETS or int(marker[:-1]) == 1 or i == 0:
         return True
     previous = lines[i - 1]
-    if not previous.strip(" ") or _heading(previous) or _thematic_break(previous):
+    if _blank(previous) or _heading(previous) or _thematic_break(previous):
         return True
     before = _marker(previous)
     return (
@@ -171,18 +206,25 @@ def _starts_item(lines: list[str], i: int, depth: int = 0) -> bool:
     )
 
 
-def _in_item(text: str, at: int, column: int) -> bool:
+def _in_item(lines: _Lines, at: int, column: int) -> bool | None:
     """Whether the line at `at`, indented `column` spaces, is at the content column of
     a list item begun at column 0 for sure, with nothing between that takes it out of
-    the item (every line between blank or indented at least `column`)."""
-    lines = text[:at].split("\n")[:-1]  # the lines before it
-    i = len(lines) - 1
-    while i >= 0 and (not lines[i].strip(" ") or _indent(lines[i]) >= column):
+    the item (every line between blank or indented at least `column`); None when
+    telling would take more than the bounds allow."""
+    lines.placed += 1
+    if lines.placed > _MAX_INDENTED_FENCES:
+        return None
+    rows = lines.rows
+    i = lines.index(at) - 1
+    stop = i - _ITEM_WALK
+    while i >= 0 and (_blank(rows[i]) or _indent(rows[i]) >= column):
         i -= 1
+        if i == stop:
+            return None
     if i < 0:
         return False
-    found = _marker(lines[i])
-    return found is not None and found[1] == column and _starts_item(lines, i)
+    found = _marker(rows[i])
+    return found is not None and found[1] == column and _starts_item(rows, i)
 
 
 def _leaves_item(text: str, opened: int, until: int, column: int) -> bool:
@@ -192,29 +234,33 @@ def _leaves_item(text: str, opened: int, until: int, column: int) -> bool:
     if start < 0:
         return False
     lines = text[start + 1 : until].split("\n")
-    return any(line.strip(" ") and _indent(line) < column for line in lines)
+    return any(not _blank(line) and _indent(line) < column for line in lines)
 
 
-def _spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+def _spans(text: str, start: int, end: int, most: int) -> list[tuple[int, int]] | None:
     """The code spans of `text[start:end]` (text between fences), or [] unless every
-    one of them is certain."""
+    one of them is certain; None when there are more than `most` backtick runs."""
     stretch = text[start:end]
     if "`" not in stretch or "\\`" in stretch or ("|" in stretch and _may_be_table(stretch)):
         return []
     spans: list[tuple[int, int]] = []
     runs: list[tuple[int, int]] = []  # the backtick runs of one line
-    line = None
+    line_end = -1  # where the line of the runs so far ends (each line is searched once)
     at = text.find("`", start, end)
     while at >= 0:
         stop = at + 1
         while stop < end and text[stop] == "`":
             stop += 1
-        where = text.rfind("\n", start, at)
-        if where != line:
+        if at > line_end:  # the first run of a later line
             if not _pair(runs, spans):
                 return []
-            runs, line = [], where
+            runs = []
+            line_end = text.find("\n", at, end)
+            line_end = end if line_end < 0 else line_end
         runs.append((at, stop))
+        most -= 1
+        if most < 0:
+            return None
         at = text.find("`", stop, end)
     return spans if _pair(runs, spans) else []
 

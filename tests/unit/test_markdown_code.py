@@ -127,6 +127,21 @@ def test_what_cannot_be_told_apart_for_sure_stays_escaped() -> None:
         assert md_message(text) == md_escaped(text), text
 
 
+def test_a_text_past_the_bounds_is_escaped_whole() -> None:
+    """A message may be 16 MB: the work per text is bounded, and past a bound the
+    text is escaped whole (as before code was told apart), never slower."""
+    step = "1. step\n   ```\n   a < b\n   ```\n\n"
+    assert len(code_ranges(step * 64)) == 64
+    assert code_ranges(step * 65) == []  # more indented fences than are placed
+    far = "- a\n" + "  x\n" * 400 + "  ```\n  <b>\n  ```"
+    assert code_ranges(far.replace("  x\n" * 400, "  x\n" * 398)) != []
+    assert code_ranges(far) == []  # its item further back than lines are looked through
+    assert len(code_ranges("`<` " * 5000)) == 5000
+    assert code_ranges("`<` " * 5001) == []  # more backtick runs than are paired
+    for text in (step * 65, far, "`<` " * 5001):
+        assert md_message(text) == md_escaped(text)
+
+
 def test_fences_close_as_commonmark_closes_them() -> None:
     text = "````\n```\n<a>\n  ````  \n<b>\n~~~ x\n<c>\n~~~~\n`<d>`"
     # a shorter run is inside; a closer may be indented 3 spaces and end in spaces;
