@@ -21,8 +21,6 @@ Each (tree, shape, size) runs in a fresh interpreter started in the tree; a run 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -32,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.baseline import extract  # noqa: E402
+from bench.baseline import extract, run_in_tree  # noqa: E402
 
 SHAPES = {
     "fences": 'lambda n: "~~~<" * (n // 4)',
@@ -58,23 +56,10 @@ print(json.dumps({"code": recorder.__file__, "seconds": seconds, "chars": len(te
 
 
 def run(tree: Path, shape: str, size: int, limit: float) -> float | None:
-    env = dict(os.environ, PYTHONPATH=str(tree))
     try:
-        out = subprocess.run(
-            [sys.executable, "-c", RUN, SHAPES[shape], str(size)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=tree,
-            timeout=limit,
-        ).stdout
+        return float(run_in_tree(tree, RUN, SHAPES[shape], str(size), timeout=limit)["seconds"])
     except subprocess.TimeoutExpired:
         return None
-    result = json.loads(out.strip().splitlines()[-1])
-    if not Path(result["code"]).resolve().is_relative_to(tree.resolve()):
-        raise SystemExit(f"a run meant for {tree} imported {result['code']}")
-    return float(result["seconds"])
 
 
 def best(tree: Path, shape: str, size: int, runs: int, limit: float) -> float | None:

@@ -47,7 +47,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.baseline import extract  # noqa: E402
+from bench.baseline import extract, run_in_tree  # noqa: E402
 
 CORE = r"""
 import json, os, sys, tempfile, time
@@ -120,21 +120,7 @@ target.unlink()
 
 
 def run(tree: Path, code: str, *args: str) -> float:
-    # Run in the tree: `python -c` puts its working folder first on sys.path, before
-    # PYTHONPATH, so from the repository's root both runs would import our code.
-    env = dict(os.environ, PYTHONPATH=str(tree))
-    out = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=tree,
-    ).stdout
-    result = json.loads(out.strip().splitlines()[-1])
-    if not Path(result["code"]).resolve().is_relative_to(tree.resolve()):
-        raise SystemExit(f"a run meant for {tree} imported {result['code']}")
-    return float(result["us"])
+    return float(run_in_tree(tree, code, *args)["us"])
 
 
 def instructions(tree: Path, messages: int, size: int) -> float:
