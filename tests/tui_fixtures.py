@@ -106,3 +106,10 @@ async def wait_for_session_conversation(pilot: Any) -> Any:
         "the session's conversation",
     )
     return app.screen
+
+
+def screen_chars(app: PersistApp) -> str:
+    """Every character the app's current screen would put on the terminal: the text
+    of each segment the compositor renders (not its style codes)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(seg.text for seg in strip if not seg.control) for strip in strips)

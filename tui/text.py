@@ -6,9 +6,10 @@ Nothing recorded is ever sent to the terminal as-is: control characters
 
 from __future__ import annotations
 
+import itertools
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, tzinfo
 from functools import lru_cache
 
@@ -75,6 +76,21 @@ def safe_text(text: str, style: str | Style = "", *, newlines: bool = False) -> 
             result.append(_escape(ch), ESCAPE_STYLE)
     if run:
         result.append("".join(run))
+    return result
+
+
+def highlighted_text(text: str, spans: Sequence[tuple[int, int, str | Style]]) -> Text:
+    """`safe_text(text)` with each (start, end, style) span of `text` styled: the
+    escapes make the shown text longer than `text`, so each piece between span edges
+    is made safe on its own and the styles land on what they marked."""
+    edges = sorted({0, len(text), *(p for s, e, _ in spans for p in (s, e) if 0 <= p <= len(text))})
+    result = Text()
+    for start, end in itertools.pairwise(edges):
+        piece = safe_text(text[start:end])
+        for s, e, style in spans:
+            if s <= start and end <= e:
+                piece.stylize(style)
+        result.append_text(piece)
     return result
 
 

@@ -18,7 +18,7 @@ from recorder.store.checkpoints import Checkpoint
 
 from ..activity import Activity, compute_activity
 from ..preview import Preview, build_preview
-from ..text import Clock, count, plural
+from ..text import Clock, count, one_line, plural
 from ..widgets.activity_strip import ActivityStrip
 from ..widgets.checkpoint_list import CheckpointList, timeline
 from ..widgets.preview_pane import render_preview
@@ -31,8 +31,8 @@ def session_preview(cp: Checkpoint, clock: Clock) -> Text:
     ref = cp.session
     assert ref is not None
     t = Text()
-    t.append(f"{cp.label or ref.key}\n", "bold")
-    t.append(f"{ref.key}\n{ref.path}\n\n", "dim")
+    t.append(f"{one_line(cp.label or ref.key)}\n", "bold")
+    t.append(f"{one_line(ref.key)}\n{one_line(ref.path)}\n\n", "dim")
     rows = [
         ("Taken", f"{clock.stamp(cp.created)} ({clock.ago(cp.created)})"),
         ("Why", cp.reason),
@@ -46,7 +46,7 @@ def session_preview(cp: Checkpoint, clock: Clock) -> Text:
     ]
     for key, value in rows:
         t.append(f"{key:>9}  ", "bold")
-        t.append(f"{value or '-'}\n")
+        t.append(f"{one_line(value or '-')}\n")
     t.append("\nEnter reads the session there; r: the command that continues from it.", "dim")
     return t
 

@@ -23,7 +23,7 @@ from textual.worker import get_current_worker
 from recorder.search.query import Query, QueryError, parse_query
 from recorder.sources.model import seq_of
 
-from ..text import count, one_line
+from ..text import count, highlighted_text, one_line
 from ..widgets.record_list import HIGHLIGHT, sender_style, source_label
 from ..widgets.virtual_list import VirtualList
 from .base import Pane
@@ -77,10 +77,8 @@ class ResultList(VirtualList):
         who = one_line(hit.sender or hit.kind.upper(), 40)
         line.append(f"{who[:sw]:<{sw}} ", sender_style(who) if hit.sender else "dim")
         line.append(f"{one_line(hit.topic, 40)[:tw]:<{tw}} ", "dim")
-        body = Text(hit.snippet)
-        for span in hit.spans:
-            body.stylize(FUZZY_STYLE if span.fuzzy else HIGHLIGHT, span.start, span.end)
-        line.append_text(body)
+        marks = [(s.start, s.end, FUZZY_STYLE if s.fuzzy else HIGHLIGHT) for s in hit.spans]
+        line.append_text(highlighted_text(hit.snippet, marks))
         return line
 
 

@@ -161,8 +161,8 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
     def preview(self, row: SessionRow) -> None:
         s = row.session
         text = Text()
-        text.append(f"{s.shown_title or '(untitled)'}\n", "bold")
-        text.append(f"{s.key}\n{s.project_path}  {s.git_branch}\n", "dim")
+        text.append(f"{one_line(s.shown_title or '(untitled)')}\n", "bold")
+        text.append(f"{one_line(s.key)}\n{one_line(f'{s.project_path}  {s.git_branch}')}\n", "dim")
         if row.deleted:
             text.append("deleted by the agent: shown from our copy\n", "bold red")
         transcript = self.read(row)
@@ -171,7 +171,7 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
         for rec in redacted(to_records(shown)):  # secrets as [REDACTED:kind], as elsewhere
             v = view(rec)
             style = "bold cyan" if v.sender == "user" else "bold"
-            text.append(f"\n{v.seq} {v.sender}", style)
+            text.append(f"\n{v.seq} {one_line(v.sender, 40)}", style)
             if rec.meta.get("thinking"):
                 text.append(" (thinking folded)", "dim")
             if rec.meta.get("redacted"):

@@ -112,10 +112,8 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
             s = r.session
             last = s.last_ts or s.mtime
             mark = " · deleted by the agent, from our copy" if r.deleted else ""
-            detail = Text(
-                f"{clock.ago(last)} · {plural(s.message_count, 'message')} · {s.id[:8]}{mark}",
-                "dim",
-            )
+            count = plural(s.message_count, "message")
+            detail = Text(f"{clock.ago(last)} · {count} · {one_line(s.id[:8])}{mark}", "dim")
             title = f"Resume {name}: {one_line(s.shown_title or '(untitled)', 60)}"
             options.append(Option(item(str(n), title, detail), id=f"session:{s.key}"))
         total = len(self.sessions)

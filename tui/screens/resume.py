@@ -92,7 +92,7 @@ class SessionPointsScreen(ShowsWorkerErrors, Screen[Selection | None]):
         s = self.row.session
         head = Text()
         head.append(one_line(s.shown_title or "(untitled)", 200), "bold")
-        head.append(f"\n{s.key} · {s.project_path}", "dim")
+        head.append(f"\n{one_line(f'{s.key} · {s.project_path}')}", "dim")
         if self.row.deleted:
             head.append("\ndeleted by the agent: our copy is forked back", "bold red")
         head.append(
