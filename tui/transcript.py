@@ -9,7 +9,7 @@ rules (`tui.reading`) look inside the message (a Jupyter header's session and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -40,6 +40,7 @@ class Turn:
     tool: str | None = None  # the tool's name, for calls and results
     args: str | None = None  # a call's arguments on one line
     thinking: str | None = None  # shown folded
+    calls: list[tuple[str | None, str | None]] = field(default_factory=list)  # `tool_calls`
     is_message: bool = True
     secrets: int = 0  # secrets found in the record (its text shows them as [REDACTED:kind])
 
@@ -86,6 +87,25 @@ def _tool(payload: dict[str, Any], chain: str) -> tuple[str, str | None, str | N
     return kind, name, args
 
 
+def _listed_calls(value: Any) -> list[tuple[str | None, str | None]]:
+    """(name, arguments) of each call in a `tool_calls` list: an agent session's
+    message (`{name, arguments}`) or an OpenAI-style one (`{function: {name,
+    arguments}}`)."""
+    if not isinstance(value, list):
+        return []
+    calls = []
+    for entry in value:
+        if not isinstance(entry, dict):
+            continue
+        source = entry.get("function") if isinstance(entry.get("function"), dict) else entry
+        name = next(
+            (str(source[k]) for k in TOOL_NAME_KEYS if isinstance(source.get(k), str)), None
+        )
+        args = next((source[k] for k in TOOL_ARGS_KEYS if k in source), None)
+        calls.append((name, _call_args(args) if args is not None else None))
+    return calls
+
+
 def turn_of(rec: Record, rules: ReadingRules | None = None) -> Turn:
     """How `rec` reads in a transcript."""
     if not rec.is_message:
@@ -109,6 +129,9 @@ def turn_of(rec: Record, rules: ReadingRules | None = None) -> Turn:
             turn.kind, turn.tool, turn.args = tool
             if turn.kind == "tool call" and turn.text == record_text(rec) and turn.args:
                 turn.text = ""  # the raw JSON said nothing the name and arguments do not
+        turn.calls = _listed_calls(payload.get("tool_calls"))
+        if turn.calls and not turn.text and turn.kind == "message":
+            turn.kind = "tool call"
         thinking = next(
             (payload[k] for k in THINKING_KEYS if isinstance(payload.get(k), str)), None
         )

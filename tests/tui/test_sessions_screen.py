@@ -207,3 +207,34 @@ async def test_the_resume_command_is_shown_as_typed(
                 break
         command = f"cd '/Users/[USER]/Documents/[b]M-Claude' && claude --resume {c.session_id}"
         assert any(command in text for text in shown), shown
+
+
+@pilot_test
+async def test_a_turn_of_tool_calls_shows_each_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An assistant message that is only tool calls (three `Task`s at once, as Claude
+    Code writes them) reads as its calls in the session's transcript, not as a blank."""
+    from tests.session_fixtures import tool_use
+    from tests.tui_fixtures import screen_chars
+
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    c = ClaudeSession(tmp_path / "claude")
+    c.user("plan the dinner")
+    c.assistant(*(tool_use("Task", {"description": f"course {n}"}) for n in (1, 2, 3)))
+    c.assistant(text("Three cooks are on it."))
+    c.write()
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("S")
+        await wait_rows(pilot, app.screen)  # type: ignore[arg-type]
+        await pilot.press("enter")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if app.screen.query(ConversationView):
+                break
+        await settle(pilot)
+        shown = screen_chars(app)
+        for n in (1, 2, 3):
+            assert f"⚙ Task(description=course {n})" in shown, shown
+        assert "[tool call]" in shown

@@ -41,12 +41,15 @@ def turn_parts(turn: Turn, clock: Clock, limit: int = PREVIEW_CHARS) -> tuple[Te
     if turn.secrets:
         head.append(f"  {SECRET_BADGE.strip()}", SECRET_STYLE)
     body = Text()
-    if turn.tool is not None or turn.args:
+    calls = [(turn.tool, turn.args)] if turn.tool is not None or turn.args else []
+    for name, args in calls + turn.calls:
+        if body:
+            body.append("\n")
         body.append("⚙ ", "bold magenta")
-        body.append(one_line(turn.tool or "?", 80), "bold")
-        if turn.args is not None:
+        body.append(one_line(name or "?", 80), "bold")
+        if args is not None:
             body.append("(")
-            body.append_text(safe_text(turn.args[:limit]))
+            body.append_text(safe_text(args[:limit]))
             body.append(")")
     if turn.thinking:
         if body:
