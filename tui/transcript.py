@@ -97,7 +97,8 @@ def _listed_calls(value: Any) -> list[tuple[str | None, str | None]]:
     for entry in value:
         if not isinstance(entry, dict):
             continue
-        source = entry.get("function") if isinstance(entry.get("function"), dict) else entry
+        function = entry.get("function")
+        source: dict[str, Any] = function if isinstance(function, dict) else entry
         name = next(
             (str(source[k]) for k in TOOL_NAME_KEYS if isinstance(source.get(k), str)), None
         )
