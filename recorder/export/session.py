@@ -15,7 +15,7 @@ from recorder.export.render import iso
 from recorder.export.writers import ExportStats, Progress, export_redact, write_export
 from recorder.sources.fork import choose
 from recorder.sources.journal_view import to_records
-from recorder.sources.model import Sender, Session, SessionMessage, Transcript
+from recorder.sources.model import Session, SessionMessage, Transcript, notes_phrase
 from recorder.store.secrets import redacted_text
 
 
@@ -35,24 +35,16 @@ def which_messages(shown: list[SessionMessage], total: int) -> str:
     return f"messages {shown[0].seq} to {shown[-1].seq} of {total}"
 
 
-def _notes(shown: list[SessionMessage]) -> str:
-    """How many of `shown` are the agent's own notes (compaction, API errors, local
-    commands), which a session's message count (`persist sessions`) leaves out."""
-    notes = sum(m.sender is Sender.SYSTEM for m in shown)
-    if not notes:
-        return ""
-    return f": {len(shown) - notes} of conversation, {notes} system note{'s' * (notes > 1)}"
-
-
 def session_facts(
     s: Session, shown: list[SessionMessage], total: int, *, from_copy: bool
 ) -> list[tuple[str, str]]:
     """The header of a session export (where a journal export names its range)."""
+    notes = f": {phrase}" if (phrase := notes_phrase(shown)) else ""
     facts = [
         ("Source", s.source.agent_name),
         ("Session", s.id),
         ("Project", s.project_path or "(unknown)"),
-        ("Messages", f"{len(shown)} ({which_messages(shown, total)}{_notes(shown)})"),
+        ("Messages", f"{len(shown)} ({which_messages(shown, total)}{notes})"),
     ]
     times = [m.ts for m in shown if m.ts is not None]
     if times:

@@ -93,6 +93,16 @@ def seq_of(stable_id: str | None) -> int | None:
     return int(tail) if tail.isdigit() else None
 
 
+def notes_phrase(messages: list[SessionMessage]) -> str:
+    """`33 of conversation, 9 system notes` when some of `messages` are the agent's own
+    notes (compaction, API errors, local commands), which a session's message count
+    (`persist sessions`) leaves out; "" when none are."""
+    notes = sum(m.sender is Sender.SYSTEM for m in messages)
+    if not notes:
+        return ""
+    return f"{len(messages) - notes} of conversation, {notes} system note{'s' * (notes > 1)}"
+
+
 @dataclass
 class ReadReport:
     """What a reader could not use, so nothing is dropped silently."""

@@ -25,7 +25,7 @@ from recorder.search.query import Query, match_spans
 from recorder.sources.discover import Roots
 from recorder.sources.journal_view import to_record
 from recorder.sources.listing import SessionRow, read_row
-from recorder.sources.model import SessionMessage, seq_of
+from recorder.sources.model import SessionMessage, notes_phrase, seq_of
 from recorder.store.reader import Record
 
 from ..text import one_line
@@ -79,6 +79,7 @@ class SessionConversationScreen(ShowsWorkerErrors, Screen[None]):
         """The search's hits in this session (message numbers) that n/N step through."""
         self.search_query = query
         self.row: SessionRow | None = None
+        self.notes = ""  # how many messages are the agent's notes (notes_phrase)
 
     @property
     def papp(self) -> PersistApp:
@@ -102,6 +103,7 @@ class SessionConversationScreen(ShowsWorkerErrors, Screen[None]):
     @on(Read)
     def read(self, event: Read) -> None:
         self.row = event.row
+        self.notes = notes_phrase(event.messages)
         records = SessionRecords(event.messages)
         last = len(records) - 1
         at = max(0, last if self.seq is None else min(self.seq, last))
@@ -130,7 +132,10 @@ class SessionConversationScreen(ShowsWorkerErrors, Screen[None]):
         status.append(f" {one_line(s.shown_title or '(untitled)', 50)}", "bold")
         if row.deleted:
             status.append("  deleted by the agent: from our copy", "bold red")
-        status.append(f"  message {view.selected + 1:,}/{len(view.store):,}", "dim")
+        # numbered from 0, as `persist fork --at` and `persist launch --at` take it
+        status.append(f"  message {view.selected:,} of {len(view.store):,}", "dim")
+        if self.notes:
+            status.append(f" ({self.notes})", "dim")
         if self.matches:
             status.append(f"  {len(self.matches)} hits (n/N)", "cyan")
         self.query_one("#session-conversation-status", Static).update(status)
