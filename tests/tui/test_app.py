@@ -262,6 +262,13 @@ async def test_gap_shows_in_preview(tmp_path: Path) -> None:
         preview = main.checkpoints_pane.preview
         assert preview.problem_counts["gap"] == 1 and preview.missed == 4
         assert "4 messages missed" in plain(main.query_one("#preview"))
+        # Recent's row says it as the conversation view and the exports do
+        gap = next(r for r in app.journal.store.records() if r.kind == "gap")
+        messages = main.query_one("#messages", RecordList)
+        row_no = messages.row_of(gap.index)
+        assert row_no is not None
+        row = messages.render_row(row_no, 200).plain
+        assert "gap (" in row and "4 messages lost" in row and "?" not in row, row
 
 
 @pilot_test

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 
 from recorder.export.redact import record_secrets, redact_record
-from recorder.export.render import record_text
+from recorder.export.render import gap_sentence, record_text
 from recorder.search.query import Query, match_spans
 from recorder.store.reader import Record
 from recorder.store.secrets import DEFAULT_SCAN_CAP
@@ -65,11 +65,8 @@ def describe(rec: Record) -> str:
     """A one-line summary of a non-message record."""
     kind = rec.kind
     get = rec.get
-    if kind == "gap":
-        return (
-            f"{get('missed', '?')} missed from {get('publisher', '?')} "
-            f"(seq {get('from_seq', '?')}→{get('to_seq', '?')}): {get('cause', '')}"
-        )
+    if kind == "gap":  # as the conversation view and the exports say it
+        return gap_sentence(rec.data or {})
     if kind == "event":
         return f"{get('event', '')}: {get('detail', '')}"
     if kind == "segment":
