@@ -1,16 +1,17 @@
 """`persist`: the broker, the recorder, and the tools around them.
 
-Exit codes: 0 done; 1 failed (one line on stderr says why; also when stdout is
-closed early, `persist status | head -1`); 2 bad options (one line naming the
-option); 3 `persist status` found no recorder running; 4 `persist replay` skipped
-messages it could not mark; 5 `persist export` / `persist restore` wrote their output
-but found the journal damaged in range (damaged lines, torn or NUL-filled tails,
-missing segments; for restore also a failed digest or fewer messages than the
+Exit codes: 0 done; 1 failed (one line on stderr says why; also when stdout is closed
+early, `persist status | head -1`; `persist stop` when the recorder did not stop in
+time, or `--force` made it give up lines a full disk refused); 2 bad options (one line
+naming the option); 3 `persist status` found no recorder running; 4 `persist replay`
+skipped messages it could not mark; 5 `persist export` / `persist restore` wrote their
+output but found the journal damaged in range (damaged lines, torn or NUL-filled
+tails, missing segments; for restore also a failed digest or fewer messages than the
 checkpoint counts), each named on stderr (`--allow-damage` makes it 0); 6 `persist
 status`: the recorder runs but is not recording (its receiver died, or the broker has
 been unreachable for a while); 7 `persist send` found no subscriber within --wait
-(nothing was sent); 8 `persist doctor` found warnings (and no problem), 9 it found
-at least one problem (each finding names the command that fixes it); `persist
+(nothing was sent); 8 `persist doctor` found warnings (and no problem), 9 it found at
+least one problem (each finding names the command that fixes it); `persist
 restore-backup` exits 5 when the backup is damaged or tampered with (one line names
 the file; nothing is restored) or a restored checkpoint does not verify, and 2 when
 DEST_DIR is not empty; `persist prune` and `persist trash` use 0, 1 and 2 only (2: no

@@ -36,6 +36,7 @@ from recorder.store.status import (
     LinkMode,
     assess,
     format_age,
+    read_status,
 )
 
 
@@ -62,6 +63,7 @@ def _options(args: argparse.Namespace) -> RecorderOptions:
         max_message_bytes=int(args.max_message_mb * MIB),
         checkpoint_interval=args.checkpoint_interval,
         max_backlog_bytes=int(args.max_backlog_mb * MIB),
+        stop_wait=args.stop_wait,
         rules=Path(args.rules) if args.rules else None,
         embedded=args.embedded,
         publish_endpoint=args.publish_endpoint,
@@ -275,10 +277,13 @@ def cmd_stop(args: argparse.Namespace) -> int:
     from recorder.daemon.control import stop_recorder
 
     started = health.status.process_started if health.status is not None else None
-    if stop_recorder(layout, health.pid, started, args.timeout, say=lambda m: fail(m)):
-        print(f"persist: recorder PID {health.pid} stopped")
-        return 0
-    return 1
+    if not stop_recorder(
+        layout, health.pid, started, args.timeout, say=lambda m: fail(m), force=args.force
+    ):
+        return 1
+    print(f"persist: recorder PID {health.pid} stopped")
+    after = read_status(layout)  # it gave up what a full disk refused: lost (said above)
+    return 1 if after and after.pid == health.pid and after.unwritten else 0
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:
@@ -350,6 +355,13 @@ def add_parsers(
         type=float,
         default=256,
         help="lines held in memory while the disk is behind; beyond, messages are dropped",
+    )
+    p.add_argument(
+        "--stop-wait",
+        type=non_negative,
+        metavar="SECONDS",
+        help="how long a stop waits for room on a full disk to write what it holds before "
+        "giving it up (counted as lost, a gap at the next start); default: until there is room",
     )
     p.add_argument(
         "--embedded",
@@ -424,6 +436,12 @@ def add_parsers(
     add_log_dir(p)
     p.add_argument(
         "--timeout", type=positive, default=5.0, help="seconds to wait for a clean exit, e.g. 10"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="when its disk is full, do not wait for room: what it holds is lost (and "
+        "recorded as a gap by the next start)",
     )
     p.set_defaults(func=cmd_stop)
 

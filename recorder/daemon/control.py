@@ -282,17 +282,21 @@ def stop_recorder(
     started: float | None,
     timeout: float,
     say: Callable[[str], object] = lambda message: None,
+    *,
+    force: bool = False,
 ) -> bool:
     """SIGTERM the recorder and wait for it to exit; True once it is gone.
 
     A recorder that has written its clean stop (journal closed and fsynced,
     shutdown checkpoint taken) but still lingers after `STOPPED_GRACE` seconds
-    is killed: nothing it holds can be lost any more.
+    is killed: nothing it holds can be lost any more. A recorder whose disk is full
+    waits for room to write what it holds; `force` (a second SIGTERM) makes it give
+    that up (SIGUSR2): it is lost, and recorded as a gap by the next start.
     """
     from recorder.store.status import RecorderState, process_matches, read_status
 
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGUSR2 if force else signal.SIGTERM)
     except ProcessLookupError:
         return True
     deadline = time.monotonic() + timeout
@@ -304,6 +308,8 @@ def stop_recorder(
             status = read_status(layout)
             if status and status.pid == pid and status.state == RecorderState.STOPPED:
                 stopped_at = time.monotonic()
+                if status.unwritten is not None:
+                    say(f"recorder PID {pid} gave up: {status.unwritten.sentence()}")
         elif time.monotonic() - stopped_at > STOPPED_GRACE:
             # SIGUSR1 first: the recorder dumps its threads' stacks into recorder.out
             # (faulthandler, see `persist record`), so a linger can be diagnosed.
@@ -318,5 +324,18 @@ def stop_recorder(
                 os.kill(pid, signal.SIGKILL)
             stopped_at = float("inf")
         time.sleep(0.02)
-    say(f"recorder PID {pid} did not stop within {timeout:.0f}s")
+    status = read_status(layout)
+    if (
+        status
+        and status.pid == pid
+        and status.state == RecorderState.STOPPING
+        and (status.disk_error is not None)
+    ):
+        say(
+            f"recorder PID {pid} is stopping, and waits for room to write the "
+            f"{status.backlog_bytes:,} bytes it holds ({status.disk_error}): free some space "
+            "and it finishes by itself; `persist stop --force` stops it now, and they are lost"
+        )
+    else:
+        say(f"recorder PID {pid} did not stop within {timeout:.0f}s")
     return False

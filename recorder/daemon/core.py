@@ -93,7 +93,9 @@ from recorder.store.status import (
     RecorderState,
     StatusFile,
     StatusSnapshot,
+    Unwritten,
     process_start_time,
+    read_status,
     reserve_status_space,
     touch_status,
 )
@@ -220,6 +222,10 @@ class Recorder:
         self.state = RecorderState.STARTING
         self.last_error: ErrorNote | None = None
         self.receiver_error: str | None = None  # the receiving thread died of this
+        # set by a second stop request: a stop stops waiting for room on a full disk
+        self.give_up = threading.Event()
+        self.unwritten: Unwritten | None = None  # what that stop could not write
+        self._stop_waiting_since: float | None = None
         self.last_checkpoint: Checkpoint | None = None
         self.process_started = process_start_time(os.getpid())
         self.first_ts: float | None = None
@@ -259,6 +265,8 @@ class Recorder:
         self._remove_stale_temp_files()
         now = self.clock()
         state = RecoveryState.read(self.layout)
+        previous = read_status(self.layout)  # the last run's, before ours replaces it
+        lost = previous.unwritten if previous and previous.state == RecorderState.STOPPED else None
         last = self.journal.open()
         recovered = recover(self.layout, state, last)
         self.journal.messages = recovered.messages
@@ -279,6 +287,18 @@ class Recorder:
                 "rules": self.enricher.source,
             }
         )
+        if lost is not None:
+            self._hole_record(
+                {
+                    "cause": "unwritten-at-stop",
+                    "missed": lost.messages,
+                    "from_ts": lost.first_ts,
+                    "to_ts": lost.last_ts,
+                    "detail": f"the previous recorder (PID {previous.pid if previous else '?'}) "
+                    f"was stopped while its disk was full: {lost.sentence()}",
+                },
+                now,
+            )
         if last is not None:
             clean = state is not None and state.clean
             self._hole_record(
@@ -293,6 +313,9 @@ class Recorder:
                     "clean_stop": clean,
                     "detail": "the previous recorder stopped cleanly"
                     if clean
+                    else "the previous recorder stopped without writing all it had received "
+                    "(the unwritten-at-stop gap)"
+                    if lost is not None
                     else "the previous recorder ended without a clean stop (crash or kill)",
                 },
                 now,
@@ -320,14 +343,22 @@ class Recorder:
         self._end_overflow(now)
         self.append_record({"kind": KIND_EVENT, "event": "stop", "pid": os.getpid()}, now)
         try:
-            position = self.journal.close()
+            position = self.journal.close(self.give_up, self._waiting_for_room)
         except UnwrittenData as exc:
-            # Not a clean stop: no shutdown checkpoint, no clean state; the next start
-            # writes the recorder-down gap. The status says why (in its reserve).
+            # Not a clean stop: no shutdown checkpoint, no clean state. The status (in
+            # its reserve) names what was lost; the next start records it as a gap.
             self.error(f"stopped without writing everything: {exc}")
+            self.unwritten = Unwritten(
+                exc.lost.lines,
+                exc.lost.messages,
+                exc.lost.nbytes,
+                exc.lost.first_ts,
+                exc.lost.last_ts,
+            )
             self.state = RecorderState.STOPPED
-            self.write_status(now)
+            self.write_status(self.clock())
             raise
+        now = self.clock()  # the wait for room may have been long: the status is newer
         with contextlib.suppress(OSError):
             # only after new messages, as the periodic ones: a launcher that starts and
             # stops the recorder around each agent run left one of 0 messages each time
@@ -337,6 +368,19 @@ class Recorder:
         self.write_state(now, clean=True)
         self.write_status(now)
         return position
+
+    def _waiting_for_room(self) -> None:
+        """A stop waits for room on a full disk: the status says so (`persist status`
+        tells how to end it), refreshed as its heartbeat; past `--stop-wait` it gives
+        up what it holds."""
+        now = self.clock()
+        if self._stop_waiting_since is None:
+            self._stop_waiting_since = now
+            log.warning("stopping: waiting for room on the disk to write what is held")
+        wait = self.options.stop_wait
+        if wait is not None and now - self._stop_waiting_since >= wait:
+            self.give_up.set()
+        self.write_status(now)
 
     # -- the receiving thread ----------------------------------------------
     def record_batch(
@@ -1139,6 +1183,7 @@ class Recorder:
             receiver_error=self.receiver_error,
             disk_error=self.journal.sink.stalled,
             endpoints=self.links.states(),
+            unwritten=self.unwritten,
         )
 
     def write_status(self, now: float) -> None:

@@ -62,6 +62,9 @@ class RecorderOptions:
     # Journal bytes waiting for the disk, in memory; beyond, received messages are
     # dropped (a `recorder-backlog` gap). 256 MiB is about 55 s at 10k msgs/s of 300 B.
     max_backlog_bytes: int = 256 * MIB
+    # A stop waits this long for room on a full disk to write what is held, then gives
+    # it up (counted, the next start records the gap); None: until there is room.
+    stop_wait: float | None = None
     rcvhwm: int = 10_000  # messages zmq queues inside the recorder; beyond, the broker holds them
     zmq_heartbeat_ms: int = 1000  # ZMTP heartbeat interval; the timeout is 3x this
     rules: Path | None = None  # enrichment rules (default: <log_dir>/enrich.toml or built-in)
@@ -236,6 +239,8 @@ def recorder_argv(
         ("--max-backlog-mb", repr(options.max_backlog_bytes / MIB)),
         ("--checkpoint-interval", repr(options.checkpoint_interval)),
     ]
+    if options.stop_wait is not None:
+        flags.append(("--stop-wait", repr(options.stop_wait)))
     if options.rules:
         flags.append(("--rules", str(Path(options.rules).resolve())))
     if not options.search_index:

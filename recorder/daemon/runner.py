@@ -75,6 +75,9 @@ def setup_logging(recorder: Recorder, *, to_stderr: bool) -> logging.Handler:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger("agent_persist")
     root.setLevel(logging.INFO)
+    # A log line that cannot be written (its disk is full, as the journal's may be) is
+    # not a traceback in recorder.out: the status reports the full disk.
+    logging.raiseExceptions = False
     root.addHandler(handler)
     if to_stderr:
         err = logging.StreamHandler()
@@ -136,12 +139,17 @@ def run_recorder(
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
             reopen.set()
+        elif signum == signal.SIGUSR2 or (signum == signal.SIGINT and stop.is_set()):
+            # `persist stop --force`, or Ctrl-C twice: a stop does not wait for room on
+            # a full disk (a second SIGTERM, another `persist stop`, still waits)
+            recorder.give_up.set()
+            stop.set()
         else:
             stop.set()
         recorder.attention.set()
 
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2):
             previous[sig] = signal.signal(sig, on_signal)
     try:
         embedded = options.embedded_broker()

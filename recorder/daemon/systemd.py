@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from recorder.daemon.options import RecorderOptions, recorder_argv
@@ -35,6 +35,11 @@ def quote(arg: str) -> str:
     return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+UNIT_STOP_WAIT = 10.0
+"""Seconds a stopping unit waits for room on a full disk (`--stop-wait`): under its
+TimeoutStopSec=15, after which systemd kills it."""
+
+
 @dataclass(frozen=True)
 class UnitConfig:
     options: RecorderOptions  # what the recorder is told (its argv: `recorder_argv`)
@@ -46,7 +51,10 @@ class UnitConfig:
         return self.options.log_dir
 
     def exec_start(self) -> list[str]:
-        return recorder_argv(self.options, python=self.python)
+        # a stop on a full disk gives up, counted, before systemd's SIGKILL would
+        # lose what it holds uncounted (TimeoutStopSec)
+        wait = UNIT_STOP_WAIT if self.options.stop_wait is None else self.options.stop_wait
+        return recorder_argv(replace(self.options, stop_wait=wait), python=self.python)
 
 
 def unit_text(cfg: UnitConfig) -> str:
@@ -66,7 +74,8 @@ ExecReload=/bin/kill -HUP $MAINPID
 # Crashed or killed: start again. Stopped cleanly (exit 0 after SIGTERM): stay stopped.
 Restart=on-failure
 RestartSec={cfg.restart_sec:g}
-# SIGTERM drains, fsyncs and takes the shutdown checkpoint within 2 s.
+# SIGTERM drains, fsyncs and takes the shutdown checkpoint within 2 s (on a full disk
+# it waits --stop-wait seconds for room, then counts what it gives up).
 KillSignal=SIGTERM
 TimeoutStopSec=15
 UMask=0077

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 import time
 import zlib
@@ -161,12 +162,63 @@ def repair_tail(
         os.close(fd)
 
 
-class UnwrittenData(Exception):
-    """Lines the writer still held when the journal had to close (the disk refused them)."""
+# a record line's head (FORMAT.md), with its time and kind
+_LINE_HEAD = re.compile(
+    rb'(?:^|\n)\{"v":\d+,"seq":-?\d+,"ts":(-?[0-9][0-9.eE+-]*),"kind":"([a-z-]+)"'
+)
 
-    def __init__(self, nbytes: int, reason: str) -> None:
-        super().__init__(f"{nbytes} bytes of journal lines could not be written: {reason}")
-        self.nbytes = nbytes
+
+@dataclass(frozen=True)
+class LostLines:
+    """Journal lines a stop gave up writing (the disk stayed full): how many, how many
+    of them messages, their bytes and the times they were received. A line whose head
+    is not in the bytes (the rest of one a short write began) counts as a message: it
+    may have been one."""
+
+    lines: int = 0
+    messages: int = 0
+    nbytes: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+
+    @classmethod
+    def of(cls, data: bytes) -> LostLines:
+        heads = _LINE_HEAD.findall(data)
+        lines = data.count(b"\n")
+        times = [float(ts) for ts, _ in heads]
+        return cls(
+            lines=lines,
+            messages=sum(kind == b"msg" for _, kind in heads) + max(0, lines - len(heads)),
+            nbytes=len(data),
+            first_ts=times[0] if times else None,
+            last_ts=times[-1] if times else None,
+        )
+
+    def __add__(self, later: LostLines) -> LostLines:
+        return LostLines(
+            self.lines + later.lines,
+            self.messages + later.messages,
+            self.nbytes + later.nbytes,
+            self.first_ts if self.first_ts is not None else later.first_ts,
+            later.last_ts if later.last_ts is not None else self.last_ts,
+        )
+
+    def describe(self) -> str:
+        noun = "message" if self.messages == 1 else "messages"
+        return f"{self.messages} {noun} ({self.lines} journal lines, {self.nbytes:,} bytes)"
+
+
+class UnwrittenData(Exception):
+    """A stop gave up waiting for the disk: the lines the writer held are lost."""
+
+    def __init__(self, lost: LostLines, reason: str) -> None:
+        super().__init__(f"{lost.describe()} could not be written: {reason}")
+        self.lost = lost
+
+
+ABANDON_WAIT = 5.0
+"""Seconds the writer has to drop what it holds once a stop gives up: a writer stuck in
+a system call (a hung network disk) never notices, and its bytes are counted lost."""
 
 
 COMPRESS_AFTER = 4 * 1024 * 1024  # bytes waiting beyond which chunks are compressed ...
@@ -203,6 +255,9 @@ class Sink:
         self._segment = 0
         self._fd_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.abandon = threading.Event()  # a stop gave up on the disk: drop, do not retry
+        self.lost: LostLines | None = None  # what was dropped
+        self._counted = 0  # bytes of the chunks being written counted out of pending_bytes
 
     # -- called by the journal's thread ------------------------------------------
     def put(self, command: tuple[Any, ...], nbytes: int = 0) -> None:
@@ -238,6 +293,35 @@ class Sink:
             return
         self.put(("stop",))
         self._thread.join(timeout)
+        self._thread = None
+
+    def finish(
+        self,
+        give_up: threading.Event | None,
+        on_wait: Callable[[], None] | None = None,
+        step: float = 0.5,
+    ) -> None:
+        """Write everything queued, however long the disk refuses it (a full disk is
+        retried until there is room), then stop the thread. Every `step` seconds of
+        waiting `on_wait` is called (the recorder says in its status what waits); once
+        `give_up` is set, what is left is dropped and counted in `lost`."""
+        thread = self._thread
+        if thread is None:
+            return
+        self.put(("stop",))
+        abandoned_at: float | None = None
+        while True:
+            thread.join(step)
+            if not thread.is_alive():
+                break
+            if give_up is not None and give_up.is_set() and abandoned_at is None:
+                abandoned_at = time.monotonic()
+                self.abandon.set()
+            if abandoned_at is not None and time.monotonic() - abandoned_at > ABANDON_WAIT:
+                self._lose(LostLines(nbytes=self.pending_bytes))  # stuck in a system call
+                break
+            if on_wait is not None:
+                on_wait()
         self._thread = None
 
     def wait_idle(self, timeout: float) -> bool:
@@ -299,34 +383,56 @@ class Sink:
         chunks = [
             zlib.decompress(c[1], bufsize=c[3]) if c[0] == "zwrite" else c[1] for c in commands
         ]
-        self._write(chunks)
-        self.written = commands[-1][2]
+        self._counted = 0
+        if self._write(chunks):
+            self.written = commands[-1][2]
         self.wrote.set()
         if self.sync_every_write:
             self.sync()
+        self._count_out(sum(map(len, chunks)) - self._counted)
+
+    def _count_out(self, nbytes: int) -> None:
+        """`nbytes` of what was handed over are written (or dropped): no longer pending."""
+        self._counted += nbytes
         if self._thread is not None:
             with self._cond:
-                self.pending_bytes -= sum(map(len, chunks))
+                self.pending_bytes -= nbytes
                 self._cond.notify_all()
 
-    def _write(self, chunks: list[bytes | bytearray]) -> None:
+    def _write(self, chunks: list[bytes | bytearray]) -> bool:
         """Write all of `chunks`, continuing a short write where it stopped and
-        retrying a failed one (a full disk) until it succeeds."""
+        retrying a failed one (a full disk) until it succeeds; False when a stop gave
+        up on the disk (`abandon`) and what was left of them was dropped."""
         views = [memoryview(c) for c in chunks]
         first = 0  # views before this one are written
+        done = 0  # bytes written by this call, not yet counted out of `pending_bytes`
         while first < len(views):
             try:
-                n = self.writev(self._fd, views[first:])  # type: ignore[arg-type]
+                if self._fd is None:  # a segment a stop gave up opening
+                    raise OSError("no segment is open")
+                n = self.writev(self._fd, views[first:])
             except OSError as exc:
                 self._stall(f"journal write failed ({exc.strerror or exc})")
+                self._count_out(done)  # what waits is what the status says waits
+                done = 0
+                if self.abandon.is_set():
+                    rest = b"".join(views[first:])
+                    self._lose(LostLines.of(rest))
+                    self._count_out(len(rest))
+                    return False
                 time.sleep(self.retry_delay)
                 continue
+            done += n
             while first < len(views) and n >= len(views[first]):
                 n -= len(views[first])
                 first += 1
             if n:
                 views[first] = views[first][n:]
         self._resume()
+        return True
+
+    def _lose(self, lost: LostLines) -> None:
+        self.lost = lost if self.lost is None else self.lost + lost
 
     def _stall(self, reason: str) -> None:
         """Say once per episode that writing fails (it is retried until it works)."""
@@ -348,6 +454,9 @@ class Sink:
                 break
             except OSError as exc:
                 self._stall(f"cannot open {path.name} ({exc.strerror or exc})")
+                if self.abandon.is_set():
+                    self._close()  # what follows is dropped: there is nowhere to write it
+                    return
                 time.sleep(self.retry_delay)
         with self._fd_lock:
             if self._fd is not None:
@@ -540,15 +649,20 @@ class Journal:
         self.flush()
         self.sink.put(("open", self._segment))
 
-    def close(self, timeout: float = 5.0) -> Position:
-        """Hand over what is left, let the sink finish, fsync and close.
+    def close(
+        self,
+        give_up: threading.Event | None = None,
+        on_wait: Callable[[], None] | None = None,
+    ) -> Position:
+        """Hand over what is left, let the sink write it, fsync and close.
 
-        Raises `UnwrittenData` when the writer could not finish within `timeout`
-        (a disk still full): what it held is lost, and the caller must say so.
+        While the disk refuses the lines (full), this waits for room (`Sink.finish`),
+        calling `on_wait` now and then, until `give_up` is set: then what the writer
+        held is dropped and `UnwrittenData` says what was lost.
         """
         self.flush()
         self.sink.put(("close",))
-        self.sink.stop(timeout)
-        if self.sink.pending_bytes and self.sink.stalled:
-            raise UnwrittenData(self.sink.pending_bytes, self.sink.stalled)
+        self.sink.finish(give_up, on_wait)
+        if self.sink.lost is not None:
+            raise UnwrittenData(self.sink.lost, self.sink.stalled or "the disk refused them")
         return self.sink.durable

@@ -244,6 +244,45 @@ class ErrorNote:
 
 
 @dataclass(frozen=True)
+class Unwritten:
+    """What a stop gave up writing (the disk stayed full; `journal.LostLines`): lost,
+    and the next recorder to start here records it as a gap."""
+
+    lines: int
+    messages: int
+    nbytes: int
+    first_ts: float | None = None
+    last_ts: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines,
+            "messages": self.messages,
+            "bytes": self.nbytes,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Unwritten:
+        prefix = "unwritten."
+        return cls(
+            lines=_int(data, "lines", prefix),
+            messages=_int(data, "messages", prefix),
+            nbytes=_int(data, "bytes", prefix),
+            first_ts=_optional(_number, data, "first_ts", prefix),
+            last_ts=_optional(_number, data, "last_ts", prefix),
+        )
+
+    def sentence(self) -> str:
+        noun = "message" if self.messages == 1 else "messages"
+        return (
+            f"{self.messages:,} {noun} ({self.lines:,} journal lines, {self.nbytes:,} bytes) "
+            "could not be written before it stopped (the disk stayed full)"
+        )
+
+
+@dataclass(frozen=True)
 class EndpointState:
     """One endpoint of the recorder's socket: a broker it follows or an endpoint it binds."""
 
@@ -312,6 +351,7 @@ class StatusSnapshot:
     receiver_error: str | None = None  # the receiving thread died of this: nothing is recorded
     disk_error: str | None = None  # journal writes fail right now (a full disk): held in memory
     endpoints: tuple[EndpointState, ...] = ()  # every broker followed and endpoint bound
+    unwritten: Unwritten | None = None  # a stop gave up on the disk: these are lost
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -340,6 +380,7 @@ class StatusSnapshot:
             "receiver_error": self.receiver_error,
             "disk_error": self.disk_error,
             "endpoints": [e.to_json() for e in self.endpoints],
+            "unwritten": self.unwritten.to_json() if self.unwritten else None,
         }
 
     @classmethod
@@ -351,6 +392,7 @@ class StatusSnapshot:
         rates = _object(data, "rates")
         checkpoint = _object(data, "last_checkpoint")
         error = _object(data, "last_error")
+        unwritten = _object(data, "unwritten")
         quarantined = data.get("quarantined") or []
         if not isinstance(quarantined, list) or not all(isinstance(q, str) for q in quarantined):
             raise UnreadableStatus("quarantined is not a list of strings")
@@ -384,6 +426,7 @@ class StatusSnapshot:
             receiver_error=_optional(_str, data, "receiver_error"),
             disk_error=_optional(_str, data, "disk_error"),
             endpoints=tuple(EndpointState.from_json(e) for e in endpoints),
+            unwritten=Unwritten.from_json(unwritten) if unwritten else None,
         )
 
     def stamped(self, updated: float) -> StatusSnapshot:
@@ -552,6 +595,13 @@ def assess(layout: Layout, now: float | None = None) -> Health:
     pid = status.pid
     age = now - status.updated
     if status.state == RecorderState.STOPPED:
+        if status.unwritten is not None:
+            return Health(
+                STOPPED,
+                f"stopped {format_age(age)} ago, NOT cleanly: {status.unwritten.sentence()}; "
+                "they are lost, and the next start records the gap",
+                status,
+            )
         return Health(STOPPED, f"stopped cleanly {format_age(age)} ago", status)
     if pid <= 0 or not process_matches(pid, status.process_started):
         return Health(
@@ -565,6 +615,16 @@ def assess(layout: Layout, now: float | None = None) -> Health:
     warnings = []
     if status.last_error is not None:
         warnings.append(f"last error: {status.last_error.message}")
+    if status.disk_error is not None and status.state == RecorderState.STOPPING:
+        return Health(
+            DEGRADED,
+            f"PID {pid} is stopping, and waits for room to write what it holds: "
+            f"{status.disk_error} ({status.backlog_bytes:,} bytes wait in memory). Free some "
+            "space and it finishes; `persist stop --force` stops it now, and what it holds "
+            "is lost (recorded as a gap)",
+            status,
+            warnings,
+        )
     if status.disk_error is not None and status.state == RecorderState.RECORDING:
         return Health(
             DEGRADED,

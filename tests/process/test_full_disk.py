@@ -1,5 +1,6 @@
 """A full disk is reported, not hidden: degraded within a second or two, recording again
-once space returns, and a stop that cannot write what it holds says so and exits 1.
+once space returns; a stop waits for room to write what it holds, and a forced one
+counts what it could not write, which the next start records as a gap.
 
 A real size-limited tmpfs (root only; skipped otherwise) under real processes.
 """
@@ -74,32 +75,99 @@ def test_a_full_disk_is_degraded_with_its_reason_then_recording_again(
     print(f"\ndegraded {noticed:.2f} s after the disk filled, healthy {resumed:.2f} s after")
 
 
-def test_a_stop_that_cannot_write_what_it_holds_says_so_and_exits_1(
-    bus: Bus, tmp_path: Path
-) -> None:
+def steady_seqs(log_dir: Path) -> list[int]:
+    return [
+        r["frames"][1]["json"]["_persist"]["seq"]
+        for r in journal_records(log_dir)
+        if r["kind"] == "msg" and r["topic"] == "agents.steady"
+    ]
+
+
+def persist(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def held_on_a_full_disk(bus: Bus, disk: Path, *extra: str) -> int:
+    """A recorder holding lines its full disk refuses, asked to stop; returns how many
+    messages were sent."""
+    bus.log_dir = disk / "logs"
+    start(bus, *extra)
+    s = stream(bus, rate=1000, seconds=3)
+    time.sleep(0.5)
+    fill(disk / "filler")
+    wait_for(lambda: status(bus.log_dir)[0] == 6, timeout=10, what="degraded")
+    sent = s.finish()
+    wait_for(
+        lambda: status(bus.log_dir)[1]["status"]["counts"]["received"] >= sent,
+        timeout=30,
+        what="every message received",
+    )
+    assert bus.recorder is not None
+    bus.recorder.signal(signal.SIGTERM)
+    return sent
+
+
+def test_a_stop_on_a_full_disk_waits_for_room_then_loses_nothing(bus: Bus, tmp_path: Path) -> None:
     with small_disk(tmp_path / "disk", 16) as disk:
-        bus.log_dir = disk / "logs"
-        start(bus)
-        s = stream(bus, rate=1000, seconds=3)
-        time.sleep(0.5)
-        fill(disk / "filler")
-        wait_for(lambda: status(bus.log_dir)[0] == 6, timeout=10, what="degraded")
-        s.finish()
+        sent = held_on_a_full_disk(bus, disk)
         assert bus.recorder is not None
-        bus.recorder.signal(signal.SIGTERM)
-        assert bus.recorder.wait(20) == 1  # not a clean stop: a supervisor restarts it
+        code, report = wait_for(
+            lambda: (r := status(bus.log_dir))[1]["status"]["state"] == "stopping" and r,
+            timeout=10,
+            what="the status to say stopping",
+        )  # type: ignore[misc]
+        assert code == 6 and "is stopping, and waits for room" in report["reason"]
+        assert "persist stop --force" in report["reason"]
+        time.sleep(2.0)
+        assert bus.recorder.popen.poll() is None  # waiting, not giving up on a timer
+        stop = persist("stop", "--log-dir", str(bus.log_dir), "--timeout", "1")
+        assert stop.returncode == 1 and "waits for room" in stop.stderr, stop.stderr
+        (disk / "filler").unlink()
+        assert bus.recorder.wait(30) == 0  # room again: it writes all and stops cleanly
+        code, report = status(bus.log_dir)
+        assert code == 3 and report["reason"].startswith("stopped cleanly")
+        assert sorted(steady_seqs(bus.log_dir)) == list(range(1, sent + 1))
+
+
+def test_a_forced_stop_on_a_full_disk_counts_what_it_lost(bus: Bus, tmp_path: Path) -> None:
+    """`persist stop --force` gives up what the disk refused: exit 1, the status names
+    how many messages were lost, and the next start records exactly those as a gap."""
+    with small_disk(tmp_path / "disk", 16) as disk:
+        sent = held_on_a_full_disk(bus, disk)
+        assert bus.recorder is not None
+        forced = persist("stop", "--log-dir", str(bus.log_dir), "--force", "--timeout", "20")
+        assert forced.returncode == 1, forced.stderr
+        assert "gave up:" in forced.stderr and "could not be written" in forced.stderr
+        assert bus.recorder.wait(10) == 1
         assert "NOT a clean stop" in bus.recorder.output()
         code, report = status(bus.log_dir)
-        assert code == 3 and report["status"]["state"] == "stopped"
+        lost = report["status"]["unwritten"]
+        assert code == 3 and "NOT cleanly" in report["reason"] and lost["messages"] > 0
         assert "stopped without writing everything" in report["status"]["last_error"]["message"]
         (disk / "filler").unlink()
-        # the next start says the previous one did not stop cleanly
-        bus.start_recorder()
+        bus.start_recorder()  # the next start records the loss
         bus.recorder.signal(signal.SIGTERM)
         assert bus.recorder.wait(10) == 0
-        downs = [
-            r
-            for r in journal_records(bus.log_dir)
-            if r["kind"] == "gap" and r["cause"] == "recorder-down"
-        ]
-        assert downs and downs[-1]["clean_stop"] is False
+        gaps = [r for r in journal_records(bus.log_dir) if r["kind"] == "gap"]
+        unwritten = [g for g in gaps if g["cause"] == "unwritten-at-stop"]
+        assert len(unwritten) == 1 and unwritten[0]["missed"] == lost["messages"]
+        down = [g for g in gaps if g["cause"] == "recorder-down"]
+        assert down[-1]["clean_stop"] is False and "unwritten-at-stop" in down[-1]["detail"]
+        kept = steady_seqs(bus.log_dir)
+        assert len(set(kept)) == len(kept)
+        assert len(kept) + lost["messages"] == sent  # every message: kept, or counted lost
+
+
+def test_stop_wait_bounds_the_wait_for_room(bus: Bus, tmp_path: Path) -> None:
+    """`--stop-wait 1` (what the systemd unit sets, under its TimeoutStopSec): a SIGTERM
+    on a full disk gives up after a second, counted, with no second request."""
+    with small_disk(tmp_path / "disk", 16) as disk:
+        held_on_a_full_disk(bus, disk, "--stop-wait", "1")
+        assert bus.recorder is not None
+        t0 = time.monotonic()
+        assert bus.recorder.wait(15) == 1
+        assert 0.9 <= time.monotonic() - t0 < 10
+        code, report = status(bus.log_dir)
+        assert code == 3 and report["status"]["unwritten"]["messages"] > 0

@@ -8,12 +8,13 @@ import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from recorder.daemon.options import RecorderOptions, recorder_argv
-from recorder.daemon.systemd import UNIT_NAME, UnitConfig, quote, unit_text
+from recorder.daemon.systemd import UNIT_NAME, UNIT_STOP_WAIT, UnitConfig, quote, unit_text
 from tests.support import Bus, read_status, wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -64,11 +65,14 @@ def test_unit_restarts_on_failure_only_and_runs_the_recorder(tmp_path: Path) -> 
     assert service["KillSignal"] == "SIGTERM" and service["UMask"] == "0077"
     assert unit["Install"]["WantedBy"] == "default.target"
     argv = exec_argv(unit)
-    assert argv == recorder_argv(options)  # the one argv every recorder is started with
+    # the one argv every recorder is started with; a stop on a full disk gives up (and
+    # counts it) before systemd's SIGKILL at TimeoutStopSec would lose it uncounted
+    assert argv == recorder_argv(replace(options, stop_wait=UNIT_STOP_WAIT))
     assert argv[:4] == [sys.executable, "-m", "recorder.cli", "record"]
     flags = dict(zip(argv[4::2], argv[5::2], strict=True))
     assert flags["--broker"] == "tcp://127.0.0.1:5555" and flags["--log-dir"] == str(log_dir)
     assert flags["--embedded"] == "auto" and flags["--publish-endpoint"] == "tcp://127.0.0.1:5559"
+    assert float(flags["--stop-wait"]) < float(service["TimeoutStopSec"])
 
 
 def test_install_status_uninstall(tmp_path: Path, bus: Bus) -> None:

@@ -456,3 +456,21 @@ def test_a_closed_segment_leaves_the_page_cache(tmp_path: Path) -> None:
     assert resident_pages(current) > 0  # the one being written stays cached
     journal.close()
     assert written_ids(tmp_path / "logs") == list(range(6000))  # read back from disk
+
+
+def test_lost_lines_count_messages_heads_and_a_torn_first_line() -> None:
+    from recorder.store.journal import LostLines
+
+    lines = (
+        b'ail of a line whose head was written"}}\n'
+        b'{"v":1,"seq":7,"ts":100.5,"kind":"msg","topic":"a"}\n'
+        b'{"v":1,"seq":8,"ts":101.0,"kind":"event","event":"stop"}\n'
+        b'{"v":1,"seq":9,"ts":102.25,"kind":"msg","topic":"b"}\n'
+    )
+    lost = LostLines.of(lines)
+    assert (lost.lines, lost.messages, lost.nbytes) == (4, 3, len(lines))  # the torn one too
+    assert (lost.first_ts, lost.last_ts) == (100.5, 102.25)
+    more = LostLines.of(b'{"v":1,"seq":10,"ts":103.0,"kind":"msg"}\n') + LostLines()
+    both = lost + more
+    assert (both.lines, both.messages, both.first_ts, both.last_ts) == (5, 4, 100.5, 103.0)
+    assert both.describe() == f"4 messages (5 journal lines, {both.nbytes:,} bytes)"

@@ -16,6 +16,7 @@ from recorder.daemon.core import Recorder
 from recorder.daemon.options import RecorderOptions
 from recorder.store.layout import Layout
 from recorder.store.status import (
+    DEGRADED,
     HEALTHY,
     STOPPED,
     Connection,
@@ -54,6 +55,7 @@ STATUS_KEYS = [
     "receiver_error",
     "disk_error",
     "endpoints",
+    "unwritten",
 ]
 COUNT_KEYS = [
     "received",
@@ -178,6 +180,8 @@ def good_status(**changes: Any) -> dict[str, Any]:
         (orjson.dumps(good_status(quarantined="a")), "quarantined is not a list of strings"),
         (orjson.dumps(good_status(quarantined=[1])), "quarantined is not a list of strings"),
         (orjson.dumps(good_status(endpoints={})), "endpoints is not a list"),
+        (orjson.dumps(good_status(unwritten=3)), "unwritten is not an object"),
+        (orjson.dumps(good_status(unwritten={"lines": 1})), "unwritten.messages is missing"),
         (orjson.dumps(good_status(endpoints=["tcp://x:1"])), "endpoints holds something"),
         (orjson.dumps(good_status(endpoints=[{"endpoint": 1}])), "endpoints.endpoint is not"),
         (
@@ -231,3 +235,19 @@ def test_no_status_is_no_snapshot(tmp_path: Path) -> None:
     health = assess(layout)
     assert health == Health(STOPPED, "no journal in this folder yet")
     assert health.pid is None
+
+
+def test_a_stop_waiting_for_room_and_one_that_gave_up_say_so(tmp_path: Path) -> None:
+    me = psutil.Process()
+    layout = Layout(tmp_path)
+    live = {"pid": me.pid, "process_started": me.create_time(), "updated": 1000.0}
+    waiting = good_status(**live, state="stopping", disk_error="No space left on device")
+    layout.status.write_bytes(orjson.dumps({**waiting, "backlog_bytes": 2048}))
+    health = assess(layout, now=1001.0)
+    assert health.state == DEGRADED and "is stopping, and waits for room" in health.reason
+    assert "2,048 bytes wait" in health.reason and "persist stop --force" in health.reason
+    lost = {"lines": 9, "messages": 8, "bytes": 9000, "first_ts": 990.0, "last_ts": 995.0}
+    layout.status.write_bytes(orjson.dumps(good_status(state="stopped", unwritten=lost)))
+    health = assess(layout, now=1001.0)
+    assert health.state == STOPPED and "NOT cleanly: 8 messages (9 journal lines" in health.reason
+    assert health.status is not None and health.status.to_json()["unwritten"] == lost
