@@ -21,6 +21,8 @@ busy); `persist launch` returns the agent's own code (126/127 when it cannot be 
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -195,8 +197,51 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class _ClosedStdout(io.StringIO):
+    """Stands for a stdout that was closed when the command started (`persist status
+    >&-`): writing to it is writing to a closed pipe (one line, exit 1), and a command
+    that prints nothing runs as usual."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buffer = _ClosedBytes()
+
+    def write(self, _text: str) -> int:
+        raise BrokenPipeError(errno.EPIPE, "stdout is closed")
+
+    def fileno(self) -> int:
+        return 1
+
+
+class _ClosedBytes(io.BytesIO):
+    def write(self, _data: object) -> int:
+        raise BrokenPipeError(errno.EPIPE, "stdout is closed")
+
+    def fileno(self) -> int:
+        return 1
+
+
+def _guard_closed_streams() -> None:
+    """Standard descriptors closed by the caller are opened on /dev/null, so that no
+    file we open takes their number (a child's output would land in it), and a closed
+    stdout reads as a broken pipe."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != fd:  # the lowest free number: only when a lower one is open
+                os.dup2(opened, fd)
+                os.close(opened)
+    if sys.stdout is None:
+        sys.stdout = _ClosedStdout()
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's life
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _guard_closed_streams()
     if argv[:1] == ["hook"]:  # the agents' hook: its own small parser, never fails
         from recorder.hooks.run import main as hook_main
 

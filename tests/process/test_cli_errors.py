@@ -40,6 +40,10 @@ BAD = [
     (["send", "agents.x", "hi", "--endpoint", "garbage://x"], USAGE, "--endpoint"),
     (["send", "agents.x", "hi", "--wait", "-1"], USAGE, "--wait"),
     (["send", "agents.x", "{bad json"], USAGE, "MESSAGE"),
+    (["send", "agents.x", "bad \udcff"], USAGE, "MESSAGE is not valid UTF-8 (byte 0xff"),
+    (["send", "agents.x", "--text", "\udcfe"], USAGE, "MESSAGE is not valid UTF-8"),
+    (["send", "agents.\udcff", "hi"], USAGE, "TOPIC is not valid UTF-8"),
+    (["send", "agents.x", "[" * 300 + "]" * 300], USAGE, "MESSAGE cannot be sent"),
     (["replay", "latest", "--endpoint", "garbage://x"], USAGE, "--endpoint"),
     (["replay", "latest", "--speed", "0"], USAGE, "--speed"),
     (["broker", "--frontend", "garbage://x"], USAGE, "--frontend"),
@@ -105,6 +109,22 @@ def test_a_closed_stdout_is_one_line_not_a_traceback(tmp_path: Path) -> None:
     assert out.stderr.splitlines() == [
         "persist: stdout was closed before all output was written (broken pipe)"
     ]
+    assert out.returncode == FAILED
+
+
+@pytest.mark.parametrize("command", [["status"], ["checkpoints"], ["doctor"]])
+def test_a_stdout_closed_from_the_start_is_one_line_not_a_traceback(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """`persist status >&-`: Python starts with no sys.stdout at all."""
+    argv = " ".join([sys.executable, "-m", "recorder.cli", *command, "--log-dir", str(tmp_path)])
+    out = subprocess.run(
+        ["sh", "-c", f"exec {argv} >&-"], capture_output=True, text=True, timeout=60
+    )
+    assert "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.splitlines()[-1] == (
+        "persist: stdout was closed before all output was written (broken pipe)"
+    )
     assert out.returncode == FAILED
 
 
