@@ -202,9 +202,9 @@ class _ClosedStdout(io.StringIO):
     >&-`): writing to it is writing to a closed pipe (one line, exit 1), and a command
     that prints nothing runs as usual."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.buffer = _ClosedBytes()
+    @property
+    def buffer(self) -> _ClosedBytes:
+        return _ClosedBytes()
 
     def write(self, _text: str) -> int:
         raise BrokenPipeError(errno.EPIPE, "stdout is closed")
