@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import functools
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -55,10 +58,41 @@ def _roots(args: argparse.Namespace) -> Roots:
     return roots_from(args)
 
 
+def _index_failures(
+    cmd: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """A search index that cannot be opened or written (a full disk, something else
+    in its place) is one line naming it, not a traceback."""
+
+    @functools.wraps(cmd)
+    def run(args: argparse.Namespace) -> int:
+        from recorder.store.layout import Layout
+
+        try:
+            return cmd(args)
+        except BrokenPipeError:
+            raise  # the reader went away: main says so
+        except (OSError, sqlite3.Error) as exc:
+            where = Layout(Path(args.log_dir)).search
+            problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            name = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+            full = "full" in problem.lower() or getattr(exc, "errno", None) == errno.ENOSPC
+            fix = (
+                "free some space"
+                if full
+                else f"it is derived from the journal: persist doctor --fix --log-dir "
+                f"{args.log_dir} moves it aside and builds it again"
+            )
+            return fail(f"cannot use the search index in {where}: {problem}{name}; {fix}")
+
+    return run
+
+
 def _no_journal(log_dir: str) -> bool:
     return not (Path(log_dir) / "segments").is_dir()
 
 
+@_index_failures
 def cmd_search(args: argparse.Namespace) -> int:
     from recorder.export.render import clean, iso
     from recorder.search.engine import SearchEngine
@@ -245,6 +279,7 @@ def _workers(value: str) -> int:
     return n
 
 
+@_index_failures
 def cmd_reindex(args: argparse.Namespace) -> int:
     from recorder.search.engine import SearchEngine
     from recorder.store.layout import Layout, list_segments
@@ -282,6 +317,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return 0
 
 
+@_index_failures
 def cmd_stats(args: argparse.Namespace) -> int:
     from recorder.export.render import clean, iso
     from recorder.search.engine import SearchEngine

@@ -173,6 +173,8 @@ def _rebuild_caches(layout: Layout, aside: Path, group: list[Finding]) -> str:
 def _rebuild_index(layout: Layout, aside: Path, group: list[Finding]) -> str:
     from recorder.search.indexer import Indexer, IndexLock
 
+    if layout.search.exists() and not layout.search.is_dir():  # a file where the folder goes
+        _move_aside(layout, aside, layout.search)
     lock = IndexLock(layout)
     if not lock.acquire(INDEX_LOCK_WAIT):
         raise DoctorError("another process keeps writing the search index; try again later")

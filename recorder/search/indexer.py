@@ -767,8 +767,14 @@ def index_health(root: Path) -> IndexHealth:
     for path in list_segments(layout):
         sizes[segment_number(path.name) or 0] = _size(path)  # uncompressed
         journal += sizes[segment_number(path.name) or 0]
+    if layout.search.exists() and not layout.search.is_dir():
+        return IndexHealth(
+            True, f"{layout.search} is not a folder: a file is in its place", journal
+        )
     if not layout.search_index.exists():
         return IndexHealth(False, None, journal)
+    if not layout.search_index.is_file():
+        return IndexHealth(True, f"{layout.search_index} is not a file", journal)
     index = SearchIndex(layout.root, writable=False)
     try:
         index.check()

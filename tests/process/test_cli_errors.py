@@ -202,3 +202,36 @@ def test_a_launch_menu_that_is_killed_says_so(tmp_path: Path) -> None:
     with pytest.raises(PickerFailed) as err:
         menu.result()
     assert str(err.value) == "the menu stopped (killed by SIGKILL)"
+
+
+@pytest.mark.parametrize("thing", ["a file for the search folder", "a folder for its index"])
+def test_something_else_in_the_search_index_place_is_one_line_then_fixed(
+    tmp_path: Path, thing: str
+) -> None:
+    """A derived file of the wrong type: search, stats and reindex say it in one line
+    (exit 1, naming the path and the fix), and `persist doctor --fix` moves it aside and
+    builds the index again."""
+    from tests.demo_journal import build_demo
+
+    root = build_demo(tmp_path / "logs")
+    search = root / "search"
+    if search.exists():
+        import shutil
+
+        shutil.rmtree(search)
+    if thing.startswith("a file"):
+        search.write_text("not the index")
+    else:
+        (search / "index.sqlite3").mkdir(parents=True)
+    for command in (["search", "migration"], ["stats"], ["reindex"]):
+        out = run([*command, "--log-dir", str(root)], tmp_path)
+        assert "Traceback" not in out.stderr and out.returncode == FAILED, out.stderr
+        line = out.stderr.splitlines()
+        assert len(line) == 1 and line[0].startswith("persist: cannot use the search index in")
+        assert "persist doctor --fix" in line[0]
+    doctor = run(["doctor", "--log-dir", str(root)], tmp_path)
+    assert doctor.returncode == 9 and "search index would be rebuilt" in doctor.stdout
+    fixed = run(["doctor", "--fix", "--log-dir", str(root)], tmp_path)
+    assert "fixed     search.damaged" in fixed.stdout, fixed.stdout
+    found = run(["search", "migration", "--log-dir", str(root)], tmp_path)
+    assert found.returncode == 0 and "exact matches" in found.stderr, found.stderr
