@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from recorder.errors import BadOption
 from recorder.store.ranges import MAX_KEY_CHARS
 
 DEFAULT_CHAIN = "message"
@@ -35,6 +36,70 @@ _WORDS_TABLE = bytes(
     c + 32 if 65 <= c <= 90 else c if (97 <= c <= 122 or 48 <= c <= 57 or c == 95) else 32
     for c in range(256)
 )
+
+
+# each group of rules, and the field that holds a rule's result (with its type)
+_RESULTS: dict[str, tuple[str, type]] = {
+    "chain": ("type", str),
+    "ace": ("layer", int),
+    "tags": ("tag", str),
+}
+_MATCHERS = ("topics", "keys", "keywords")  # lists of strings
+_SCALARS = (str, int, float, bool)
+
+
+def check_rules(data: dict[str, Any], source: str) -> None:
+    """Refuse rules the recorder would crash on or silently misread: raises `BadOption`
+    naming the file, the rule and the key (a typo in a key name is refused too, as it
+    would otherwise be a rule that never matches)."""
+
+    def bad(where: str, problem: str) -> BadOption:
+        return BadOption(f"{source}: {where} {problem}")
+
+    for name, value in data.items():
+        if name == "settings":
+            if not isinstance(value, dict):
+                raise bad("settings", "is not a table")
+            for key, v in value.items():
+                if key == "scan_bytes":
+                    if type(v) is not int or v < 0:
+                        raise bad("settings.scan_bytes", "is not a whole number of bytes")
+                elif key == "sender_keys":
+                    if not isinstance(v, list) or not all(isinstance(k, str) for k in v):
+                        raise bad("settings.sender_keys", "is not a list of strings")
+                else:
+                    raise bad(f"settings.{key}", "is not a setting (scan_bytes, sender_keys are)")
+        elif name in _RESULTS:
+            field, kind = _RESULTS[name]
+            if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
+                raise bad(name, f"is not a list of rules ([[{name}]] tables)")
+            for n, rule in enumerate(value, 1):
+                where = f"[[{name}]] rule {n}:"
+                result = rule.get(field)
+                if type(result) is not kind:
+                    noun = "string" if kind is str else "whole number"
+                    raise bad(where, f"{field} is missing or not a {noun}")
+                for key, v in rule.items():
+                    if key in _MATCHERS:
+                        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                            raise bad(where, f"{key} is not a list of strings")
+                    elif key == "values":
+                        if not isinstance(v, dict) or not all(
+                            isinstance(a, _SCALARS)
+                            or (isinstance(a, list) and all(isinstance(x, _SCALARS) for x in a))
+                            for a in v.values()
+                        ):
+                            raise bad(where, "values is not a table of values or lists of them")
+                    elif key == "name" and name == "ace":
+                        if not isinstance(v, str):
+                            raise bad(where, "name is not a string")
+                    elif key != field:
+                        raise bad(
+                            where,
+                            f"{key} is not a rule key ({field}, {', '.join(_MATCHERS)}, values)",
+                        )
+        else:
+            raise bad(name, "is not a table of rules (settings, chain, ace and tags are)")
 
 
 @dataclass(frozen=True)
@@ -117,13 +182,24 @@ class Enricher:
 
     @classmethod
     def from_toml(cls, text: str, source: str = "rules") -> Enricher:
-        return cls(tomllib.loads(text), source)
+        """Rules from TOML text; `BadOption` names what is wrong with them."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise BadOption(f"{source} is not valid TOML: {exc}") from None
+        check_rules(data, source)
+        return cls(data, source)
 
     @classmethod
     def load(cls, path: Path | None = None) -> Enricher:
         """Rules from `path` when given, else the packaged defaults."""
         if path is not None:
-            return cls.from_toml(path.read_text(encoding="utf-8"), str(path))
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise BadOption(f"cannot read the rules file {path}: {problem}") from None
+            return cls.from_toml(text, str(path))
         text = resources.files("recorder.daemon").joinpath("default_rules.toml").read_text("utf-8")
         return cls.from_toml(text, "built-in defaults")
 

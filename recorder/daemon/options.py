@@ -129,6 +129,7 @@ class RecorderOptions:
                 f"(got {self.checkpoint_interval:g})"
             )
         self._merge_retention()
+        self._check_rules()
         for name in (
             "status_interval",
             "max_backlog_bytes",
@@ -138,6 +139,16 @@ class RecorderOptions:
         ):
             if not getattr(self, name) > 0:
                 raise BadOption(f"{name} must be above 0")
+
+    def _check_rules(self) -> None:
+        """The enrichment rules load (BadOption names the file, rule and key): a bad
+        file is a bad option, said before a background recorder is started."""
+        from recorder.daemon.enrich import Enricher
+
+        own = Layout(self.log_dir).rules
+        path = Path(self.rules) if self.rules else own if own.exists() else None
+        if path is not None:
+            Enricher.load(path)
 
     def _merge_retention(self) -> None:
         config = load_config(Layout(self.log_dir))  # BadOption names the file and key
