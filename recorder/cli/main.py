@@ -267,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
         return fail("stdout was closed before all output was written (broken pipe)")
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        # what no command anticipated (a folder of ours that is a file, a read-only
+        # disk): one line naming the file, not a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        return fail(f"{argv[0]}: {exc.strerror or exc}{where}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ documented exit code, never a traceback."""
 from __future__ import annotations
 
 import os
+import shutil
 import re
 import signal
 import socket
@@ -219,8 +220,6 @@ def test_something_else_in_the_search_index_place_is_one_line_then_fixed(
     root = build_demo(tmp_path / "logs")
     search = root / "search"
     if search.exists():
-        import shutil
-
         shutil.rmtree(search)
     if thing.startswith("a file"):
         search.write_text("not the index")
@@ -238,3 +237,19 @@ def test_something_else_in_the_search_index_place_is_one_line_then_fixed(
     assert "fixed     search.damaged" in fixed.stdout, fixed.stdout
     found = run(["search", "migration", "--log-dir", str(root)], tmp_path)
     assert found.returncode == 0 and "exact matches" in found.stderr, found.stderr
+
+
+@pytest.mark.parametrize(
+    ("folder", "command"), [("checkpoints", ["checkpoints"]), ("trash", ["trash", "list"])]
+)
+def test_a_folder_of_ours_that_is_a_file_is_one_line(
+    tmp_path: Path, folder: str, command: list[str]
+) -> None:
+    from tests.demo_journal import build_demo
+
+    root = build_demo(tmp_path / "logs")
+    shutil.rmtree(root / folder, ignore_errors=True)
+    (root / folder).write_text("not a folder")
+    out = run([*command, "--log-dir", str(root)], tmp_path)
+    assert "Traceback" not in out.stderr and out.returncode == FAILED
+    assert out.stderr.splitlines() == [f"persist: {command[0]}: Not a directory ({root / folder})"]
