@@ -4,8 +4,8 @@ documented exit code, never a traceback."""
 from __future__ import annotations
 
 import os
-import shutil
 import re
+import shutil
 import signal
 import socket
 import subprocess
