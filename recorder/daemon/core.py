@@ -929,7 +929,8 @@ class Recorder:
             self.handle_maintenance(now, names)
         if self.options.checkpoint_interval and now >= self._checkpoint_due:
             self._checkpoint_due = now + self.options.checkpoint_interval
-            self.checkpoint("", "periodic", now)
+            with contextlib.suppress(OSError):  # said in the status (`error`); next time
+                self.checkpoint("", "periodic", now)
         if self.options.retention.active and now >= self._retention_due:
             self._retention_due = now + (self.options.retention_interval or 600.0)
             self.retention_pass(now)
@@ -942,6 +943,7 @@ class Recorder:
             self._status_received = received
             interval = self.options.status_interval
             self._next_status = now + (2 * interval if idle else interval)
+            self.journal.sink.put(("check",))  # the segment being written is still there
             self.write_state(now)
             self.write_status(now)
 

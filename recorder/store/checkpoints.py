@@ -17,6 +17,7 @@ checkpoints belong together.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -381,6 +382,11 @@ class DigestCache:
                     "size": size,
                     "sha256": self.segment(path, size, closed),
                 }
+            )
+        if segment and (not entries or entries[-1]["name"] != segment_name(segment)):
+            # a digest without it would verify whatever the folder holds
+            raise FileNotFoundError(
+                errno.ENOENT, "the segment the checkpoint ends in is missing", segment_name(segment)
             )
         return combine(entries), entries
 

@@ -377,6 +377,59 @@ class Sink:
             self._open(command[1])
         elif kind == "close":
             self._close()
+        elif kind == "check":
+            self._check_segment()
+
+    def _check_segment(self) -> None:
+        """The segment being written must still be the file at its path. One deleted
+        or replaced from outside is put back from the open file, which still holds
+        every byte written to it (a file found in its place is moved to recovery/),
+        and the writer goes on appending to it: said through `on_error`."""
+        fd = self._fd
+        if fd is None:
+            return
+        path = self.layout.segment_path(self._segment)
+        try:
+            ours = os.fstat(fd)
+            there = os.stat(path)
+            if (there.st_dev, there.st_ino) == (ours.st_dev, ours.st_ino):
+                return
+            what = "replaced"
+        except FileNotFoundError:
+            what = "deleted"
+        except OSError:
+            return  # cannot tell now: the next check looks again
+        said = f"{path.name} was {what} from outside while being written"
+        try:
+            ensure_private_dir(self.layout.segments)
+            aside = None
+            if what == "replaced":
+                ensure_private_dir(self.layout.recovery)
+                aside = self.layout.recovery / f"{path.name}.found-{time.time():.0f}"
+                os.replace(path, aside)
+            tmp = path.with_name(f".{path.name}.restore")
+            out = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            try:
+                size = os.fstat(fd).st_size
+                pos = 0
+                while pos < size:
+                    pos += os.write(out, os.pread(fd, min(1 << 20, size - pos), pos))
+                os.fsync(out)
+                os.replace(tmp, path)
+            finally:
+                os.close(out)
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            fsync_dir(self.layout.segments)
+            new = open_private(path, os.O_RDWR | os.O_APPEND)
+        except OSError as exc:
+            self.on_error(f"{said}, and could not be put back: {exc}")
+            return
+        with self._fd_lock:
+            os.close(fd)
+            self._fd = new
+        found = f"; the file found in its place is {aside}" if aside else ""
+        self.on_error(f"{said}: put back from the open file ({size:,} bytes){found}")
 
     def _write_chunks(self, commands: list[tuple[Any, ...]]) -> None:
         """Write chunks (`write` or `zwrite` commands, in order) in one go."""
@@ -450,7 +503,8 @@ class Sink:
         path = self.layout.segment_path(number)
         while True:
             try:
-                fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+                # readable too: a segment deleted from outside is put back from it
+                fd = open_private(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
                 break
             except OSError as exc:
                 self._stall(f"cannot open {path.name} ({exc.strerror or exc})")

@@ -1,0 +1,89 @@
+"""The segment being written, deleted or replaced from outside while the recorder runs:
+it is put back from the recorder's open file within a couple of seconds, every message
+is kept, the status says what happened, and a checkpoint of a folder whose segment is
+missing is refused rather than digesting nothing."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recorder.bus.publisher import Publisher
+from recorder.store.layout import Layout
+from tests.support import Bus, journal_records, read_status, wait_for
+
+
+def texts(log_dir: Path) -> list[str]:
+    return [
+        r["frames"][1]["json"]["text"]
+        for r in journal_records(log_dir)
+        if r["kind"] == "msg" and r["topic"] == "agents.x"
+    ]
+
+
+def last_error(log_dir: Path) -> str:
+    return str((read_status(log_dir).get("last_error") or {}).get("message", ""))
+
+
+@pytest.mark.parametrize("change", ["deleted", "replaced"])
+def test_the_segment_being_written_is_put_back(bus: Bus, change: str) -> None:
+    bus.start_broker()
+    bus.start_recorder()
+    segment = Layout(bus.log_dir).segment_path(1)
+    with Publisher(bus.front, agent="x", heartbeat_interval=0) as pub:
+        assert pub.wait_ready(5)
+        for i in range(10):
+            pub.send("agents.x", {"text": f"before {i}"})
+        wait_for(lambda: len(texts(bus.log_dir)) == 10, what="ten messages written")
+        if change == "deleted":
+            segment.unlink()
+        else:
+            other = segment.with_name("other")
+            other.write_bytes(b"not ours\n")
+            other.replace(segment)
+        for i in range(10):
+            pub.send("agents.x", {"text": f"after {i}"})
+        wait_for(
+            lambda: (
+                f"was {change} from outside while being written: put back"
+                in last_error(bus.log_dir)
+            ),
+            timeout=10,
+            what="the recorder to put the segment back",
+        )
+    assert bus.recorder is not None
+    bus.recorder.signal(signal.SIGTERM)
+    assert bus.recorder.wait(10) == 0
+    expected = [f"before {i}" for i in range(10)] + [f"after {i}" for i in range(10)]
+    assert texts(bus.log_dir) == expected
+    found = list((bus.log_dir / "recovery").glob("seg-000001.jsonl.found-*"))
+    if change == "replaced":
+        assert len(found) == 1 and found[0].read_bytes() == b"not ours\n"
+    else:
+        assert not found
+    doctor = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "doctor", "--log-dir", str(bus.log_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "every digest verified" in doctor.stdout, doctor.stdout
+
+
+def test_a_checkpoint_of_a_missing_segment_is_refused(tmp_path: Path) -> None:
+    from recorder.store.checkpoints import write_checkpoint
+    from tests.demo_journal import build_demo
+
+    root = build_demo(tmp_path / "logs")
+    layout = Layout(root)
+    last = sorted(layout.segments.glob("seg-*"))[-1]
+    number = int(last.name[4:10])
+    last.unlink()
+    with pytest.raises(FileNotFoundError, match="the segment the checkpoint ends in is missing"):
+        write_checkpoint(
+            layout, segment=number, offset=10, seq=1, messages=1, label="", reason="manual"
+        )
