@@ -265,7 +265,10 @@ class SegmentIndex:
         except SegmentDamaged as exc:
             self.unreadable = str(exc)
             return 0
-        except OSError:
+        except FileNotFoundError:
+            return 0  # gone since it was listed (compressed, pruned): the next refresh sees it
+        except OSError as exc:  # there, but no file we can read (a folder, no permission)
+            self.unreadable = f"{self.path.name} cannot be read: {exc.strerror or exc}"
             return 0
         if size < self.end or (self.start and not self.starts and not self._after_newline()):
             # truncated (tail repair), or a start that is no line start: start over

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import errno
 import hashlib
 import os
+import stat
 import struct
 import threading
 import zlib
@@ -114,7 +116,14 @@ class PlainSegment(SegmentFile):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        self.size = os.fstat(self._fd).st_size
+        st = os.fstat(self._fd)
+        if not stat.S_ISREG(st.st_mode):  # a folder opens too, and reads fail later
+            os.close(self._fd)
+            self._fd = None
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        self.size = st.st_size
 
     def read(self, offset: int, n: int) -> bytes:
         return os.pread(self.fd, n, offset)

@@ -241,6 +241,30 @@ def test_an_unreadable_compressed_segment_is_named_by_export(journal: Path, caps
     assert "seg-000003.jsonl.zst is not a readable compressed segment" in err
 
 
+@pytest.mark.parametrize("form", ["compressed", "plain"])
+def test_a_folder_in_a_segments_place_is_damage_not_silence(
+    journal: Path, capsys, form: str
+) -> None:
+    """A segment's name taken by a folder (restored by hand, a bad copy): its records
+    cannot be read, and export and restore say so (exit 5), never exit 0 without them."""
+    layout = Layout(journal)
+    if form == "compressed":
+        compact(layout)
+    victim = list_segments(layout)[1]
+    victim.unlink()
+    victim.mkdir()
+    out = journal.parent / "out.jsonl"
+    code = persist(
+        ["export", "--all", "--format", "jsonl", "--log-dir", str(journal), "-o", str(out)]
+    )
+    err = capsys.readouterr().err
+    assert code == 5 and "Traceback" not in err
+    assert f"{victim.name} cannot be read: Is a directory (none of its records" in err
+    code = persist(["restore", "latest", "--log-dir", str(journal)])
+    out_text, err = capsys.readouterr()
+    assert code == 5 and "Traceback" not in out_text + err
+
+
 def test_leftovers_of_an_interrupted_compression_are_cleaned(journal: Path) -> None:
     layout = Layout(journal)
     before = everything(journal)
