@@ -259,6 +259,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     layout = Layout(Path(args.log_dir))
     if args.checkpoint and (args.from_checkpoint or args.to_checkpoint):
         return fail("give a CHECKPOINT or --from/--to, not both", 2)
+    if args.all and (args.checkpoint or args.from_checkpoint or args.to_checkpoint):
+        return fail("--all is the whole journal: give it alone, or a range without it", 2)
     if not (args.checkpoint or args.from_checkpoint or args.to_checkpoint or args.all):
         return fail(
             "say what to export: CHECKPOINT, --from A [--to B], --to B, --all or --session S", 2

@@ -45,6 +45,8 @@ BAD = [
     (["send", "agents.x", "--text", "\udcfe"], USAGE, "MESSAGE is not valid UTF-8"),
     (["send", "agents.\udcff", "hi"], USAGE, "TOPIC is not valid UTF-8"),
     (["send", "agents.x", "[" * 300 + "]" * 300], USAGE, "MESSAGE cannot be sent"),
+    (["export", "latest", "--all", "--format", "md"], USAGE, "--all is the whole journal"),
+    (["export", "--from", "a", "--all", "--format", "md"], USAGE, "--all is the whole journal"),
     (["replay", "latest", "--endpoint", "garbage://x"], USAGE, "--endpoint"),
     (["replay", "latest", "--speed", "0"], USAGE, "--speed"),
     (["broker", "--frontend", "garbage://x"], USAGE, "--frontend"),
