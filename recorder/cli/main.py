@@ -249,7 +249,17 @@ def main(argv: list[str] | None = None) -> int:
     from recorder.cli.common import EXIT_USAGE, fail
     from recorder.errors import BadOption, PersistError
 
-    args = build_parser(argv[0] if argv else None).parse_args(argv)
+    parser = build_parser(argv[0] if argv else None)
+    args, extra = parser.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "query", None), list):
+        # `persist search kafka -redis`: an exclusion the shell passed as its own word
+        # looks like an option to argparse; a single-dash word is the query's
+        words = [w for w in extra if not (w.startswith("-") and not w.startswith("--"))]
+        if not words:
+            args.query += extra
+            extra = []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit

@@ -372,7 +372,7 @@ def add_parsers(
         description=SEARCH_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("query", nargs="+", help="the query (quote it for the shell)")
+    p.add_argument("query", nargs="*", help="the query (quote it for the shell)")
     add_log_dir(p)
     p.add_argument("--json", action="store_true", help="one JSON object: took_ms, total, hits")
     p.add_argument("--limit", type=positive_int, default=20, help="hits to show (default 20)")

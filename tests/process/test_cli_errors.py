@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import psutil
 import pytest
 
@@ -63,6 +64,9 @@ BAD = [
     (["search", "deploy OR"], USAGE, "bad query: OR needs a word"),
     (["search", "tier:high"], USAGE, "not a tier number"),
     (["search", "-only -exclusions"], USAGE, "besides the exclusions"),
+    (["search", "-only", "-exclusions"], USAGE, "besides the exclusions"),
+    (["search"], USAGE, "empty query"),
+    (["search", "x", "--limt", "3"], USAGE, "unrecognized arguments: --limt"),
     (["search", "since:someday x"], USAGE, "cannot read time"),
     (["search", "--limit", "0", "x"], USAGE, "--limit"),
     (["search", "--fuzzy", "--no-fuzzy", "x"], USAGE, "--no-fuzzy"),
@@ -255,3 +259,20 @@ def test_a_folder_of_ours_that_is_a_file_is_one_line(
     out = run([*command, "--log-dir", str(root)], tmp_path)
     assert "Traceback" not in out.stderr and out.returncode == FAILED
     assert out.stderr.splitlines() == [f"persist: {command[0]}: Not a directory ({root / folder})"]
+
+
+def test_an_exclusion_given_as_its_own_word_is_part_of_the_query(tmp_path: Path) -> None:
+    """`persist search migration -rollback`, unquoted, as the README writes queries."""
+    from tests.demo_journal import build_demo
+
+    root = build_demo(tmp_path / "logs")
+
+    def found(*query: str) -> tuple[int, list[int]]:
+        out = run(["search", "--json", "--count", *query, "--log-dir", str(root)], tmp_path)
+        assert out.returncode == 0, out.stderr
+        result = orjson.loads(out.stdout)
+        return result["total"], [h["seq"] for h in result["hits"]]
+
+    words = found("migration", "-schema")
+    assert words == found("migration -schema")
+    assert 0 < words[0] < found("migration")[0]
