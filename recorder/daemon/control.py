@@ -193,12 +193,27 @@ def request_checkpoint(
         lock.release()
 
 
+def no_answer(what: str, timeout: float, taken: bool) -> str:
+    """Why a request to the running recorder has no answer, and what became of it."""
+    if taken:
+        return (
+            f"the running recorder took the {what} request but did not answer within "
+            f"{timeout:.0f}s (overloaded, or stopped with SIGSTOP?): it may still be done "
+            "when the recorder goes on"
+        )
+    return (
+        f"the running recorder did not answer within {timeout:.0f}s (overloaded, or "
+        f"stopped with SIGSTOP?): the {what} request is withdrawn, nothing was done"
+    )
+
+
 def exchange(
     layout: Layout, body: bytes, timeout: float, request_suffix: str, reply_suffix: str
-) -> bytes | None:
+) -> bytes | bool:
     """Leave a request in `control/` for the running recorder and wait for its reply:
-    the reply's bytes, or None when none came within `timeout` (the request is then
-    withdrawn). One protocol for checkpoints and maintenance, told apart by suffix."""
+    the reply's bytes; when none came within `timeout`, whether the recorder took the
+    request (else it is withdrawn). One protocol for checkpoints and maintenance, told
+    apart by suffix."""
     ensure_private_dir(layout.control)
     request = layout.control / f"{uuid.uuid4().hex}{request_suffix}"
     done = request.with_suffix(reply_suffix)
@@ -211,15 +226,18 @@ def exchange(
             done.unlink()
             return raw
         time.sleep(0.005)
-    request.unlink(missing_ok=True)
-    return None
+    try:
+        request.unlink()
+    except FileNotFoundError:
+        return True  # the recorder took it: it may be done yet
+    return False
 
 
 def _ask_recorder(layout: Layout, request: CheckpointRequest, timeout: float) -> Checkpoint:
     body = orjson.dumps(request.to_json())
     raw = exchange(layout, body, timeout, REQUEST_SUFFIX, REPLY_SUFFIX)
-    if raw is None:
-        raise CheckpointError(f"the running recorder did not answer within {timeout:.0f}s")
+    if isinstance(raw, bool):
+        raise CheckpointError(no_answer("checkpoint", timeout, raw))
     try:
         reply = CheckpointReply.from_json(orjson.loads(raw))
     except (ValueError, ControlError) as exc:

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from recorder.daemon.control import MAINTENANCE_SUFFIX, exchange, requests_named
+from recorder.daemon.control import MAINTENANCE_SUFFIX, exchange, no_answer, requests_named
 from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write
 from recorder.store.journal import Journal
@@ -128,8 +128,8 @@ def answer(path: Path, reply: dict[str, Any]) -> None:
 # -- the client's end --------------------------------------------------------------------
 def _ask(layout: Layout, request: dict[str, Any], timeout: float = ANSWER_WAIT) -> dict[str, Any]:
     raw = exchange(layout, orjson.dumps(request), timeout, REQUEST_SUFFIX, REPLY_SUFFIX)
-    if raw is None:
-        raise MaintenanceError(f"the running recorder did not answer within {timeout:.0f}s")
+    if isinstance(raw, bool):
+        raise MaintenanceError(no_answer(str(request.get("kind", "maintenance")), timeout, raw))
     try:
         reply = orjson.loads(raw)
     except ValueError:

@@ -190,3 +190,31 @@ def test_one_look_at_control_answers_both_kinds_of_request_and_nothing_else(
     rec.close()
     records = journal_records(tmp_path / "logs")
     assert "pruned" in [r.get("event") for r in records if r["kind"] == "event"]
+
+
+def test_an_unanswered_request_says_whether_it_was_withdrawn_or_taken(tmp_path: Path) -> None:
+    """A recorder that never looks (SIGSTOPped before it listed control/): the request
+    is withdrawn, nothing will be done. One that took the request and then stalled:
+    the caller is told it may still be done, not that it failed."""
+    import time
+
+    from recorder.daemon.control import exchange, no_answer
+    from recorder.store.layout import Layout
+
+    layout = Layout(tmp_path)
+    assert exchange(layout, b"{}", 0.05, ".req", ".rep") is False
+    assert not list(layout.control.iterdir())  # withdrawn
+
+    def take() -> None:  # a recorder that reads the request, then stalls
+        for _ in range(200):
+            for path in layout.control.glob("*.req"):
+                path.unlink()
+                return
+            time.sleep(0.005)
+
+    taker = threading.Thread(target=take)
+    taker.start()
+    assert exchange(layout, b"{}", 0.3, ".req", ".rep") is True
+    taker.join()
+    assert "withdrawn, nothing was done" in no_answer("checkpoint", 5, False)
+    assert "may still be done" in no_answer("checkpoint", 5, True)
