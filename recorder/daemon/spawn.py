@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from recorder.daemon.options import RecorderOptions, recorder_argv
 from recorder.errors import LaunchError, how_it_ended
-from recorder.store.fsutil import ensure_private_dir, open_private
+from recorder.store.fsutil import atomic_write, ensure_private_dir, open_private
 from recorder.store.layout import Layout
+from recorder.store.lock import AlreadyRunning, InstanceLock
 from recorder.store.status import DEGRADED, HEALTHY, RecorderState, assess
 
 
@@ -44,7 +45,8 @@ def spawn_recorder(
     until the folder's status says a recorder is recording. Raises `SpawnError`."""
     layout = Layout(options.log_dir)
     ensure_private_dir(layout.root)
-    out = open_private(layout.recorder_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    out = _open_output(layout)
+    start = os.lseek(out, 0, os.SEEK_END)  # this run's output comes after
     try:
         proc = subprocess.Popen(
             recorder_argv(options, extra=extra),
@@ -56,11 +58,39 @@ def spawn_recorder(
         )
     finally:
         os.close(out)
-    return _wait_recording(layout, proc, timeout, accept_running)
+    return _wait_recording(layout, proc, timeout, accept_running, start)
+
+
+OUT_KEEP = 256 * 1024
+"""Bytes of `recorder.out` kept from earlier runs (a start that is refused, because
+another recorder holds the folder, appends its line after the running one's output)."""
+
+
+def _open_output(layout: Layout) -> int:
+    """`recorder.out` for appending: never truncated, as a running recorder may be
+    writing to it. When no recorder holds the folder, a file grown past twice
+    `OUT_KEEP` is cut to its last `OUT_KEEP` bytes first."""
+    path = layout.recorder_out
+    with contextlib.suppress(OSError, AlreadyRunning):
+        if path.stat().st_size > 2 * OUT_KEEP:
+            lock = InstanceLock(layout.lock)
+            lock.acquire(attempts=1)
+            try:
+                with open(path, "rb") as f:
+                    f.seek(-OUT_KEEP, os.SEEK_END)
+                    tail = f.read()
+                atomic_write(path, tail[tail.find(b"\n") + 1 :], durable=False)
+            finally:
+                lock.release()
+    return open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
 
 
 def _wait_recording(
-    layout: Layout, proc: subprocess.Popen[bytes], timeout: float, accept_running: bool
+    layout: Layout,
+    proc: subprocess.Popen[bytes],
+    timeout: float,
+    accept_running: bool,
+    out_start: int = 0,
 ) -> Spawned:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -80,7 +110,7 @@ def _wait_recording(
             return Spawned(health.pid, ours=False)
         if code is not None and not (accept_running and health.state == HEALTHY):
             # its own one-line error, said again here without its "persist: "
-            tail = last_line(layout.recorder_out).removeprefix("persist: ")
+            tail = last_line(layout.recorder_out, out_start).removeprefix("persist: ")
             raise SpawnError(
                 f"the recorder stopped ({how_it_ended(code)}): {tail or 'no output'} "
                 f"(see {layout.recorder_out})",
@@ -107,10 +137,12 @@ def _stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
         proc.wait()
 
 
-def last_line(path: os.PathLike[str] | str) -> str:
+def last_line(path: os.PathLike[str] | str, start: int = 0) -> str:
+    """The last line of `path` written after byte `start` ("" if none)."""
     try:
-        with open(path, errors="replace") as f:
-            lines = f.read().strip().splitlines()
+        with open(path, "rb") as f:
+            f.seek(start)
+            lines = f.read().decode(errors="replace").strip().splitlines()
     except OSError:
         return ""
     return lines[-1] if lines else ""

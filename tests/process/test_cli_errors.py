@@ -19,7 +19,7 @@ import pytest
 from recorder.daemon.options import RecorderOptions
 from recorder.daemon.spawn import SpawnError, _stop, spawn_recorder
 from recorder.launch.menu import Menu, PickerFailed
-from tests.support import wait_for
+from tests.support import free_port, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -170,6 +170,27 @@ def test_a_background_recorder_that_cannot_start_says_why(tmp_path: Path) -> Non
         )
     finally:
         taken.close()
+
+
+def test_a_second_background_recorder_is_refused_and_keeps_the_first_ones_output(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "logs"
+    ports = [f"tcp://127.0.0.1:{free_port()}" for _ in range(2)]
+    start = ["record", "--detach", "--embedded", "yes", "--log-dir", str(logs)]
+    start += ["--broker", ports[0], "--publish-endpoint", ports[1], "--search-index", "off"]
+    first = run(start, tmp_path)
+    assert first.returncode == 0, first.stderr
+    try:
+        before = (logs / "recorder.out").read_text()
+        assert "recording embedded broker" in before
+        second = run(start, tmp_path)
+        assert second.returncode == FAILED and len(second.stderr.splitlines()) == 1
+        assert "a recorder is already recording into" in second.stderr
+        after = (logs / "recorder.out").read_text()
+        assert after.startswith(before) and "already recording" in after[len(before) :]
+    finally:
+        run(["stop", "--log-dir", str(logs)], tmp_path)
 
 
 def test_a_recorder_that_does_not_report_in_time_is_stopped_and_reaped(tmp_path: Path) -> None:
