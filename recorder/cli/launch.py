@@ -176,13 +176,16 @@ def add_parsers(
     p.add_argument("--agent", help="the agent's name (default: the command's name)")
     add_log_dir(p)
     p.add_argument(
-        "--broker", type=endpoint, default=DEFAULT_SUBSCRIBE, help="broker's subscriber endpoint"
+        "--broker",
+        type=endpoint,
+        help=f"broker's subscriber endpoint (default: the running recorder's, else "
+        f"{DEFAULT_SUBSCRIBE})",
     )
     p.add_argument(
         "--publish-endpoint",
         type=endpoint,
-        default=DEFAULT_PUBLISH,
-        help="where publishers connect (the embedded broker binds it)",
+        help="where publishers connect, the embedded broker binds it (default: the running "
+        f"recorder's embedded broker, else {DEFAULT_PUBLISH})",
     )
     p.add_argument(
         "--embedded",

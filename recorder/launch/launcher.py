@@ -63,7 +63,7 @@ from recorder.launch.registry import (
 )
 from recorder.launch.selection import LaunchChoice, NoTtyPolicy, Selection
 from recorder.store.layout import Layout, default_log_dir
-from recorder.store.status import DEGRADED, HEALTHY, STALE, assess
+from recorder.store.status import DEGRADED, HEALTHY, STALE, StatusSnapshot, assess
 
 if TYPE_CHECKING:
     from recorder.export.restore import Bundle
@@ -262,6 +262,8 @@ class PersistenceLauncher:
         self.publish_endpoint = check_endpoint(
             publish_endpoint or DEFAULT_PUBLISH, "--publish-endpoint"
         )
+        # not given: a recorder already running says which bus it records
+        self._endpoints_given = (broker is not None, publish_endpoint is not None)
         try:
             self.embedded = EmbeddedMode(embedded)
         except ValueError:
@@ -319,6 +321,8 @@ class PersistenceLauncher:
             if health.state in (HEALTHY, STALE, DEGRADED):
                 if health.state != HEALTHY:  # it holds the folder: a second one cannot start
                     self.say(f"the recorder is {health.state} ({health.reason}); using it")
+                if health.status is not None:
+                    self._bus_of(health.status)
                 self.recorder_pid = health.pid
                 self.started_recorder = False
             else:
@@ -334,6 +338,23 @@ class PersistenceLauncher:
                 self.started_recorder = spawned.ours
         self.timings["recorder"] = time.perf_counter() - t0
         return self.started_recorder
+
+    def _bus_of(self, status: StatusSnapshot) -> None:
+        """The endpoints handed to the agent are those of the bus the running recorder
+        records (unless given): defaults would send the agent's messages where no
+        broker listens, and zmq drops them without a word."""
+        broker_given, publish_given = self._endpoints_given
+        if not broker_given and status.broker:
+            self.broker = status.broker
+        if not publish_given:
+            if status.embedded_broker:
+                self.publish_endpoint = status.embedded_broker
+            elif self.broker != DEFAULT_SUBSCRIBE:
+                self.say(
+                    f"the running recorder follows the broker at {self.broker}; where "
+                    "publishers connect to it is not known here: PERSIST_PUBLISH_ENDPOINT "
+                    f"says {self.publish_endpoint} (--publish-endpoint sets it)"
+                )
 
     def _recorder_options(self) -> RecorderOptions:
         """Our recorder: auto hosts the broker when nothing answers at its endpoint."""

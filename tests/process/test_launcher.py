@@ -310,3 +310,23 @@ def test_persist_launch_cancel_policy_does_not_run_the_agent(tmp_path: Path) -> 
     assert proc.returncode == 1 and "not started" in err
     assert not report.exists()
     assert assess(Layout(log_dir)).state == "stopped"
+
+
+def test_the_agent_is_given_the_running_recorders_bus(bus: Bus) -> None:
+    """A recorder already running on its own embedded broker: `persist launch` without
+    endpoints hands the agent that broker's, not the defaults where nothing listens,
+    and what the agent publishes there is recorded."""
+    bus.start_recorder("--embedded", "yes", "--publish-endpoint", bus.front)
+    pl = PersistenceLauncher(bus.log_dir, interactive=False, stderr=io.StringIO())
+    result = pl.on_agent_connected("delta")
+    env = result.env()
+    assert env["PERSIST_PUBLISH_ENDPOINT"] == bus.front
+    assert env["PERSIST_SUBSCRIBE_ENDPOINT"] == bus.back
+    with Publisher(env["PERSIST_PUBLISH_ENDPOINT"], agent="delta") as pub:
+        assert pub.wait_ready(5)
+        pub.send("agents.delta", {"text": "heard"})
+    wait_for(
+        lambda: any(r.get("kind") == "msg" for r in journal_records(bus.log_dir)),
+        what="the agent's message recorded",
+    )
+    pl.on_agent_exit()
