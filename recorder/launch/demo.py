@@ -22,6 +22,7 @@ from typing import IO, TYPE_CHECKING
 from recorder.bus.endpoints import free_loopback_port
 from recorder.errors import PersistError
 from recorder.launch.demo_script import AGENTS, SCRIPT
+from recorder.launch.registry import forget_owner
 from recorder.store.layout import Layout
 
 if TYPE_CHECKING:
@@ -216,6 +217,8 @@ def run_demo(
     finally:
         if not keep_running:
             launcher.stop_started_recorder()
+        else:  # left to the user: no launcher's agent leaving may stop it
+            forget_owner(layout)
     return summary
 
 

@@ -106,3 +106,30 @@ def test_demo_ports_are_free_and_below_the_range_outgoing_connections_take() -> 
     for port in ports:
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))  # nothing holds it
+
+
+def test_a_demo_left_running_is_not_stopped_by_the_next_launch(tmp_path: Path) -> None:
+    """`persist demo --keep-running` hands the recorder to the user: an agent that
+    `persist launch` runs there and leaves does not stop it."""
+    root = tmp_path / "demo"
+    out = demo("--dir", str(root), "--fast", "--keep-running")
+    assert out.returncode == 0, out.stderr
+    try:
+        assert assess(Layout(root)).state == "healthy"
+        argv = ["launch", "--log-dir", str(root), "--no-tty-policy", "fresh", "--", "true"]
+        launch = subprocess.run(
+            [sys.executable, "-m", "recorder.cli", *argv],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert launch.returncode == 0, launch.stderr
+        assert "recorder stopped" not in launch.stderr
+        assert assess(Layout(root)).state == "healthy"
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "recorder.cli", "stop", "--log-dir", str(root)],
+            capture_output=True,
+            timeout=60,
+        )
