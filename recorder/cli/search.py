@@ -158,8 +158,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not result.hits:
         say(f"no matches for {text!r} ({result.took_ms:.1f} ms){fuzzy_note}")
     else:
+        noun = "match" if result.total == 1 and result.total_exact else "matches"
         say(
-            f"{total} exact matches, {len(result.hits)} shown ({result.took_ms:.1f} ms){fuzzy_note}"
+            f"{total} exact {noun}, {len(result.hits)} shown ({result.took_ms:.1f} ms){fuzzy_note}"
         )
     return 0
 

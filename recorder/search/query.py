@@ -48,6 +48,18 @@ FIELD_KEYS = {
     "session": "session",
     "has": "has",
 }
+# what `key:` alone is told to look like (time keys: 2h)
+VALUE_EXAMPLES = {
+    "sender": "coder",
+    "recipient": "reviewer",
+    "topic": "agents",
+    "kind": "error",
+    "tier": "3",
+    "tag": "deploy",
+    "source": "claude",
+    "session": "3f2a",
+    "has": "secret",
+}
 HAS_VALUES = ("secret",)  # `has:secret` (also `has:secrets`): records holding one
 SOURCES = ("bus", "claude", "gemini", "codex")  # the journal, then `recorder.sources.Source`
 TIME_KEYS = {"after": "since", "since": "since", "before": "until", "until": "until"}
@@ -262,7 +274,8 @@ def parse_query(
             if pending_or:
                 raise QueryError(f"OR joins words or phrases, not {piece.key}: (repeat the field)")
             if not piece.text:
-                raise QueryError(f"{piece.key}: needs a value (for example {piece.key}:2h)")
+                example = VALUE_EXAMPLES.get(FIELD_KEYS.get(piece.key, ""), "2h")
+                raise QueryError(f"{piece.key}: needs a value (for example {piece.key}:{example})")
             if piece.key in TIME_KEYS:
                 if piece.negated:
                     raise QueryError(f"-{piece.key}: cannot be negated (use the other bound)")

@@ -79,7 +79,7 @@ async def test_preview_wraps_keeps_topics_and_reads_tool_calls(tmp_path: Path) -
         assert LONG.strip()[:200] in flat  # wrapped, not cut at the width
         assert TOPIC in text  # whole, not cut to "kernel.3f"
         assert "⚙ edit_file(path=api/x.py, n=84)" in flat
-        assert "Participants, from the start of the journal" in flat
+        assert "Who spoke since the previous checkpoint" in flat
         # Jupyter: a sender and a kind from the header, the text of the content.
         assert "jupyter:c3e9f0d1" in text and "[stream]" in text
         assert "hello from the kernel" in text

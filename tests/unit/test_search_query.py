@@ -93,7 +93,10 @@ def test_dates_and_ages() -> None:
     ("text", "says"),
     [
         ("since:someday", "cannot read time"),
-        ("from:", "needs a value"),
+        ("from:", "needs a value (for example from:coder)"),
+        ("has:", "needs a value (for example has:secret)"),
+        ("topic:", "needs a value (for example topic:agents)"),
+        ("since:", "needs a value (for example since:2h)"),
         ("OR cache", "OR needs a word"),
         ("cache OR", "OR needs a word"),
         ("a OR OR b", "OR needs a word"),
@@ -193,3 +196,12 @@ def test_the_pattern_path_for_ascii_text_finds_what_the_token_path_finds(
         (t.tokens, t.kind is TermKind.PREFIX) for g in query.groups for t in g if t.tokens
     )
     assert ours == _merged(_token_spans(text, exact, fuzzy))
+
+
+def test_every_fields_example_is_a_value_it_accepts() -> None:
+    """The example a bare `key:` is given must itself be a good query."""
+    from recorder.search.query import FIELD_KEYS, TIME_KEYS, VALUE_EXAMPLES
+
+    for key in [*FIELD_KEYS, *TIME_KEYS]:
+        example = VALUE_EXAMPLES.get(FIELD_KEYS.get(key, ""), "2h")
+        q(f"x {key}:{example}")

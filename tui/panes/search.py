@@ -322,7 +322,8 @@ class SearchPane(Pane):
             if r is not None:
                 exact = sum(1 for h in r.hits if not h.fuzzy)
                 total = f"{count(r.total)}{'' if r.total_exact else '+'}"
-                status.append(f"{total} exact matches", "bold")
+                one = r.total == 1 and r.total_exact
+                status.append(f"{total} exact {'match' if one else 'matches'}", "bold")
                 if exact < len(r.hits):
                     status.append(f" · {len(r.hits) - exact} typo-tolerant (~)", "cyan")
                 if len(r.hits) < r.total:

@@ -106,7 +106,8 @@ def render_preview(
         )
     parts.append(Text("Enter reads the conversation here · r restores it", style="dim italic"))
     if cp.participants:
-        who = Text("Participants, from the start of the journal: ", style="bold")
+        # the checkpoint's own count (FORMAT.md): senders since the previous checkpoint
+        who = Text("Who spoke since the previous checkpoint: ", style="bold")
         items = sorted(cp.participants.items(), key=lambda kv: (-kv[1], kv[0]))
         for i, (name, n) in enumerate(items[:8]):
             if i:
@@ -124,7 +125,7 @@ def render_preview(
         return Group(*parts)
     since = Text("Since the previous checkpoint: ", style="bold")
     since.append(plural(pv.messages, "message"))
-    if pv.talkers:
+    if pv.talkers and not cp.participants:  # else said in the line above
         top = ", ".join(f"{one_line(n, 20)} {c:,}" for n, c in pv.talkers.most_common(3))
         since.append(f" ({top})", "dim")
     parts.append(since)
@@ -144,7 +145,7 @@ def render_preview(
                 bits.append(f"{n} {label}{'s' if n != 1 else ''}")
         trouble.append(", ".join(bits), "bold red")
         if pv.missed:
-            trouble.append(f" ({pv.missed:,} messages missed)", "red")
+            trouble.append(f" ({plural(pv.missed, 'message')} missed)", "red")
     if pv.truncated:
         trouble.append(f" (newest {pv.scanned:,} lines checked)", "dim")
     parts.append(trouble)
