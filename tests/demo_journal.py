@@ -147,6 +147,7 @@ class DemoWriter:
 
     def checkpoint(self, created: float, label: str, reason: str) -> Checkpoint:
         pos = self.journal.flush()
+        participants, self.participants = self.participants, {}  # since the previous one
         return write_checkpoint(
             self.layout,
             segment=pos.segment,
@@ -156,7 +157,7 @@ class DemoWriter:
             label=label,
             reason=reason,
             digests=self.digests,
-            participants=dict(self.participants),
+            participants=participants,
             first_ts=self.first_ts,
             last_ts=self.last_ts,
             created=created,

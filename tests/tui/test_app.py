@@ -459,6 +459,30 @@ async def test_help_and_palette_commands(tmp_path: Path) -> None:
 
 
 @pilot_test
+async def test_help_lists_only_the_keys_that_work_here(tmp_path: Path) -> None:
+    """Outside a launch, Esc and f do nothing on the main screen: help does not list
+    them, nor the launch menu; the sessions screens have their own sections, and ?
+    opens help there too."""
+    from tests.tui_fixtures import screen_chars
+
+    for launch in (False, True):
+        app = make_app(demo_dir(tmp_path / str(launch)), launch=launch)
+        async with app.run_test(size=(120, 200)) as pilot:
+            await settle(pilot)
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.pause()
+            shown = screen_chars(app)
+            assert ("Start the agent with no history" in shown) is launch
+            assert ("Back to the launch menu" in shown) is launch
+            assert "Agent sessions" in shown and "Show how to resume this session" in shown
+            await pilot.press("escape")
+            if not launch:
+                await pilot.press("S", "question_mark")
+                assert isinstance(app.screen, HelpScreen)
+
+
+@pilot_test
 async def test_tab_moves_between_panes(tmp_path: Path) -> None:
     app = make_app(demo_dir(tmp_path))
     async with app.run_test(size=SIZE) as pilot:

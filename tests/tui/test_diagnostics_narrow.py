@@ -4,6 +4,7 @@ graph has a scale."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import psutil
@@ -90,3 +91,24 @@ async def test_the_breakdown_counts_when_its_tab_is_shown_not_at_open(tmp_path: 
     assert index.exists()
     assert text.startswith("Last 24 hours: ") and "sender" in text and "tier" in text
     assert "catching up" not in text
+
+
+def test_the_last_days_breakdown_keeps_its_labels_when_values_are_long() -> None:
+    """80 columns of long senders and topics: the values are cut, never the labels."""
+    from datetime import UTC
+
+    from rich.console import Console
+
+    from recorder.search.stats import Stats
+    from tui.text import Clock
+    from tui.widgets.diagnostics_view import render_breakdown
+
+    long = [(f"a-rather-long-name-{i}-of-an-agent", 10 - i) for i in range(6)]
+    stats = Stats(None, None, records=45, first_ts=NOW - 3600, last_ts=NOW)
+    stats.by = {"sender": long, "topic": long, "kind": long, "tier": [("6", 7), ("(none)", 38)]}
+    for width in (80, 60):
+        console = Console(width=width, file=open(os.devnull, "w"), record=True)  # noqa: SIM115
+        console.print(render_breakdown(stats, Clock(lambda: NOW, UTC)))
+        lines = console.export_text().splitlines()
+        for key in stats.by:
+            assert any(line.startswith(f"  {key}  ") for line in lines), lines

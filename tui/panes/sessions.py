@@ -72,6 +72,7 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
     BINDINGS = [
         Binding("escape,q", "back", "Back"),
         Binding("r", "resume", "Resume command", tooltip="Show how to resume this session"),
+        Binding("question_mark", "app.help", "Help"),
     ]
 
     class Listed(Message):

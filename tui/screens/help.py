@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -31,7 +33,11 @@ def keys(binding: Binding) -> str:
     return " ".join(KEY_NAMES.get(k.strip(), k.strip()) for k in binding.key.split(","))
 
 
-def binding_table(title: str, bindings: list[BindingType]) -> Table:
+def binding_table(
+    title: str, bindings: list[BindingType], shown: Callable[[str], bool] | None = None
+) -> Table:
+    """The bindings with a description; `shown(action name)` leaves out those that do
+    nothing in this run (the launch menu's keys outside a launch, say)."""
     table = Table(
         title=title,
         title_justify="left",
@@ -43,7 +49,9 @@ def binding_table(title: str, bindings: list[BindingType]) -> Table:
     table.add_column(style="bold", no_wrap=True, min_width=14)
     table.add_column()
     for b in bindings:
-        if isinstance(b, Binding) and (b.tooltip or b.description):  # not the hidden fallbacks
+        if not isinstance(b, Binding) or not (b.tooltip or b.description):
+            continue  # the hidden fallbacks
+        if shown is None or shown(b.action.split("(")[0]):
             table.add_row(keys(b), b.tooltip or b.description)
     return table
 
@@ -55,16 +63,23 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         from ..panes import CheckpointsPane, RecentPane, SearchPane
+        from ..panes.sessions import SessionsScreen
         from ..widgets.conversation_view import ConversationView
         from .conversation import ConversationScreen
         from .detail import DetailScreen
         from .launch import LaunchScreen
         from .main import MainScreen
         from .restore import RestoreScreen
+        from .session_conversation import SessionConversationScreen
+
+        main = next((s for s in self.app.screen_stack if isinstance(s, MainScreen)), None)
+
+        def on_main(action: str) -> bool:
+            return main is None or main.check_action(action, ()) is True
 
         with VerticalScroll(id="help", classes="dialog"):
             yield Static(Text("persist-tui — keys", style="bold"))
-            yield Static(binding_table("Everywhere (main screen)", MainScreen.BINDINGS))
+            yield Static(binding_table("Everywhere (main screen)", MainScreen.BINDINGS, on_main))
             for title, pane in (
                 ("Checkpoints tab", CheckpointsPane),
                 ("Search tab", SearchPane),
@@ -95,7 +110,19 @@ class HelpScreen(ModalScreen[None]):
             )
             yield Static(binding_table("Record detail", DetailScreen.BINDINGS))
             yield Static(binding_table("Restore dialog", RestoreScreen.BINDINGS))
-            yield Static(binding_table("Launch menu", LaunchScreen.BINDINGS))
+            yield Static(
+                binding_table(
+                    "Agent sessions (S; in a launch: a in the menu)", SessionsScreen.BINDINGS
+                )
+            )
+            yield Static(
+                binding_table(
+                    "A session's transcript (Enter on a session)",
+                    [*SessionConversationScreen.BINDINGS, *ConversationView.BINDINGS],
+                )
+            )
+            if getattr(self.app, "launch", False):
+                yield Static(binding_table("Launch menu", LaunchScreen.BINDINGS))
             yield Static(
                 Text(
                     "Tab / shift+Tab move between panes · ctrl+p opens the command "

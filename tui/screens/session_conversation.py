@@ -56,6 +56,7 @@ class SessionConversationScreen(ShowsWorkerErrors, Screen[None]):
     BINDINGS = [
         Binding("escape,q", "back", "Back"),
         Binding("r", "resume", "Resume command", tooltip="How to resume this session"),
+        Binding("question_mark", "app.help", "Help"),
     ]
 
     class Read(Message):

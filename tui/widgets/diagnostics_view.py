@@ -222,8 +222,10 @@ def render_breakdown(stats: Stats | None, clock: Clock, *, behind: bool = False)
     if behind:
         title.append("  (indexed so far: the index is catching up)", "yellow")
     table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="ellipsis", no_wrap=True)
+    # the labels keep their width: a long line of values is cut, never "sender"
+    widest = max((len(key) + 2 for key in stats.by), default=0)
+    table.add_column(style="bold", no_wrap=True, min_width=widest)
+    table.add_column(overflow="ellipsis", no_wrap=True, ratio=1)
     for key, rows in stats.by.items():
         line = Text()
         for value, n in rows[:BREAKDOWN_TOP]:
