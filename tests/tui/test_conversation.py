@@ -180,3 +180,25 @@ async def test_a_secret_is_redacted_in_the_preview_and_the_conversation(tmp_path
         text = screen_text(conv.view)
         assert "deploying with" in text and key not in text
         assert "[REDACTED:aws-access-key-id]" in text and "[secret]" in text
+
+
+@pilot_test
+async def test_backing_out_of_the_restore_dialog_returns_to_the_conversation(
+    tmp_path: Path,
+) -> None:
+    from tests.tui_fixtures import demo_dir
+    from tui.screens.restore import RestoreScreen
+
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")  # the highlighted checkpoint's conversation
+        await settle(pilot)
+        conv = app.screen
+        assert isinstance(conv, ConversationScreen)
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, RestoreScreen)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is conv  # still reading where it was

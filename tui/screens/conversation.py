@@ -260,11 +260,9 @@ class ConversationScreen(Screen[None]):
             return
         from .main import MainScreen
 
-        cp = self.checkpoint
-        self.dismiss(None)
         main = next((s for s in self.app.screen_stack if isinstance(s, MainScreen)), None)
-        if main is not None:
-            main.checkpoints_pane.action_restore(cp)
+        if main is not None:  # the dialog over this view: backing out comes back here
+            main.checkpoints_pane.action_restore(self.checkpoint)
 
     # -- files ------------------------------------------------------------------
     def _markdown(self, records: list[Record]) -> str:
