@@ -42,13 +42,19 @@ async def restore_dialog(
 @pilot_test
 async def test_restore_confirmation_shows_gaps_and_damage_in_range(tmp_path: Path) -> None:
     root = demo_dir(tmp_path)  # the demo journal has a gap, a bad line and a refused message
-    async with restore_dialog(root) as (_, _, screen):  # the newest checkpoint covers them
+    async with restore_dialog(root) as (app, pilot, screen):  # the newest checkpoint covers them
         shown = plain(screen.query_one("#restore-integrity"))
         assert "journal matches the checkpoint digest" in shown
         assert "1 gap, 4 messages known lost" in shown
         assert "1 damaged line" in shown and "1 refused message" in shown
         assert screen.integrity is not None and screen.integrity.bad_lines == 1
         assert not screen.query_one("#confirm").disabled
+        await pilot.press("y")  # what it warned of goes with the choice (`--print`, menu)
+        await pilot.pause()
+    chosen = app.return_value
+    assert isinstance(chosen, Selection) and chosen.verified
+    said = " · ".join(chosen.problems)
+    assert "1 gap, 4 messages known lost" in said and "1 damaged line" in said
 
 
 @pytest.mark.parametrize("size", [(80, 24), SIZE])

@@ -310,7 +310,7 @@ class CheckpointsPane(Pane):
                         cp,
                         papp.log_dir,
                         verified=v.ok,
-                        problems=v.problems,
+                        problems=confirmed.problems,
                         agent=papp.agent,
                         redact=confirmed.redact,
                     )

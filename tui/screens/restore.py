@@ -32,6 +32,13 @@ class RestoreConfirmed:
 
     verification: Verification
     redact: bool
+    range_problems: tuple[str, ...] = ()  # what the dialog said of the range
+
+    @property
+    def problems(self) -> list[str]:
+        """Everything the dialog warned of: the digest's, then the range's (gaps,
+        damaged lines), as the launcher's own line lists them."""
+        return [*self.verification.problems, *self.range_problems]
 
 
 class RestoreScreen(ShowsWorkerErrors, ModalScreen[RestoreConfirmed | None]):
@@ -162,7 +169,8 @@ class RestoreScreen(ShowsWorkerErrors, ModalScreen[RestoreConfirmed | None]):
         if self.verification is None:
             self.notify("Still checking integrity…", timeout=2)
             return
-        self.dismiss(RestoreConfirmed(self.verification, self.redact))
+        in_range = self.integrity.problems() if self.integrity is not None else []
+        self.dismiss(RestoreConfirmed(self.verification, self.redact, tuple(in_range)))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
