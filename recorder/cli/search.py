@@ -159,9 +159,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         say(f"no matches for {text!r} ({result.took_ms:.1f} ms){fuzzy_note}")
     else:
         noun = "match" if result.total == 1 and result.total_exact else "matches"
-        say(
-            f"{total} exact {noun}, {len(result.hits)} shown ({result.took_ms:.1f} ms){fuzzy_note}"
-        )
+        say(f"{total} exact {noun}, {len(result.hits)} shown ({result.took_ms:.1f} ms){fuzzy_note}")
     return 0
 
 
