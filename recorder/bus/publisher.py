@@ -62,6 +62,7 @@ class Publisher:
         self._heartbeat_time = 0.0
         self._idle = idle_heartbeat
         self.ready = False  # a subscriber's subscription has reached us
+        self.subscriptions: set[bytes] = set()  # the topic prefixes subscribed to
         self._thread: threading.Thread | None = None
         if heartbeat_interval > 0:
             self._thread = threading.Thread(
@@ -69,18 +70,32 @@ class Publisher:
             )
             self._thread.start()
 
-    def wait_ready(self, timeout: float = 5.0) -> bool:
-        """Wait until some subscriber's subscription has reached us through the broker.
+    def wait_ready(self, timeout: float = 5.0, topic: str | None = None) -> bool:
+        """Wait until some subscriber's subscription has reached us through the broker
+        (one whose prefix matches `topic`, when given).
 
         False means nobody would hear a message sent now (no broker at the endpoint,
-        or no subscriber on it): zmq drops such messages without a word."""
+        no subscriber on it, or none subscribed to `topic`): zmq drops such messages
+        without a word. `subscriptions` holds what did arrive."""
+        wanted = None if topic is None else topic.encode()
+        deadline = time.monotonic() + timeout
         with self._lock:
-            if self._sock.poll(int(timeout * 1000)):
-                while self._sock.poll(0):
-                    self._sock.recv()
-                self.ready = True
-                return True
-        return False
+            while True:
+                left = max(0, int((deadline - time.monotonic()) * 1000))
+                if self._sock.poll(left):
+                    while self._sock.poll(0):
+                        note = self._sock.recv()
+                        if note[:1] == b"\x01":
+                            self.subscriptions.add(note[1:])
+                        elif note[:1] == b"\x00":
+                            self.subscriptions.discard(note[1:])
+                if self.subscriptions and (
+                    wanted is None or any(wanted.startswith(p) for p in self.subscriptions)
+                ):
+                    self.ready = True
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
 
     def envelope(self, mid: str | None = None) -> dict[str, Any]:
         self.seq += 1

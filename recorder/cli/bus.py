@@ -106,7 +106,16 @@ def cmd_send(args: argparse.Namespace) -> int:
     folder = curve_keys_folder(args, [args.endpoint])
     keys = load_client(folder) if folder is not None else None  # KeyFileError: exit 1
     with Publisher(args.endpoint, agent=args.agent, heartbeat_interval=0, curve=keys) as pub:
-        if not pub.wait_ready(args.wait):
+        if not pub.wait_ready(args.wait, topic=args.topic):
+            if pub.subscriptions:
+                seen = ", ".join(
+                    repr(p.decode(errors="replace")) for p in sorted(pub.subscriptions)
+                )
+                return fail(
+                    f"nothing sent: subscribers reached {args.endpoint}, but none subscribes "
+                    f"to {args.topic!r} (their prefixes: {seen})",
+                    EXIT_NO_SUBSCRIBER,
+                )
             return fail(
                 f"nothing sent: no subscriber reached {args.endpoint} within {args.wait:g}s "
                 "(is the broker running, with a recorder subscribed? --wait waits longer)",

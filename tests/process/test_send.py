@@ -65,3 +65,23 @@ def test_send_text_json_and_refused_json(bus: Bus) -> None:
     assert out.returncode == 0, out.stderr
     wait_for(lambda: len(texts(bus)) == 4, what="four messages recorded")
     assert texts(bus) == ["plain words", "an object", "{bad json", "remember the migration"]
+
+
+def test_a_subscriber_to_other_topics_does_not_count_as_hearing(bus: Bus) -> None:
+    """ "sent" only when a subscription matches the topic: zmq drops the rest unheard."""
+    import zmq
+
+    bus.start_broker()
+    ctx = zmq.Context.instance()
+    sub = ctx.socket(zmq.SUB)
+    sub.connect(bus.back)
+    sub.subscribe(b"foo.")
+    try:
+        out = send("agents.x", "hello", "--endpoint", bus.front, "--wait", "1")
+        assert out.returncode == NO_SUBSCRIBER and out.stdout == "", out.stderr
+        assert "none subscribes to 'agents.x' (their prefixes: 'foo.')" in out.stderr
+        out = send("foo.bar", "hello", "--endpoint", bus.front, "--wait", "5")
+        assert out.returncode == 0 and out.stdout.startswith("sent foo.bar"), out.stderr
+        assert sub.poll(5000) and sub.recv_multipart()[0] == b"foo.bar"
+    finally:
+        sub.close(linger=0)
