@@ -131,6 +131,19 @@ class Clock:
         dt = self.dt(ts)
         return "--:--:--" if dt is None else dt.strftime("%H:%M:%S")
 
+    def when(self, ts: float | None) -> str:
+        """11 characters that tell the day apart in a list of many days: `   HH:MM:SS`
+        today, `MM-DD HH:MM` this year, `YYYY-MM-DD ` before."""
+        dt = self.dt(ts)
+        if dt is None:
+            return "   --:--:--"
+        now = self.dt(self.now())
+        if now is not None and dt.date() == now.date():
+            return dt.strftime("   %H:%M:%S")
+        if now is not None and dt.year == now.year:
+            return dt.strftime("%m-%d %H:%M")
+        return dt.strftime("%Y-%m-%d ")
+
     def day(self, ts: float) -> str:
         dt = self.dt(ts)
         return "—" if dt is None else dt.strftime("%a %d %b %Y")

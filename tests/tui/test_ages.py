@@ -24,3 +24,17 @@ async def test_the_preview_age_ticks(tmp_path: Path) -> None:
         await pilot.pause(1.5)
         later = re.findall(r"· ([0-9hms ]+) ago", plain(app.screen.query_one("#preview")))
         assert later and later != first
+
+
+def test_when_tells_days_and_years_apart_in_eleven_characters() -> None:
+    from datetime import UTC, datetime
+
+    from tui.text import Clock
+
+    now = datetime(2026, 12, 6, 10, 0, tzinfo=UTC).timestamp()
+    clock = Clock(lambda: now, UTC)
+    assert clock.when(now - 60) == "   09:59:00"
+    assert clock.when(now - 86400) == "12-05 10:00"
+    assert clock.when(datetime(2025, 10, 21, 20, 9, tzinfo=UTC).timestamp()) == "2025-10-21 "
+    assert clock.when(None) == "   --:--:--"
+    assert {len(clock.when(now - d * 86400)) for d in range(0, 800, 7)} == {11}

@@ -77,7 +77,7 @@ async def test_ctrl_o_lists_each_agent_in_time_order_and_the_journal_comes_back(
             for i in range(3)
             for t in ("step", "done")
         ]
-        assert all(r[11:18] == "claude " for r in rows), rows  # the source column
+        assert all(r[14:21] == "claude " for r in rows), rows  # the source column
         assert all(claude.session_id[:10] in r for r in rows)  # the session as the topic
         status = plain(pane.query_one("#recent-status"))
         assert "claude sessions  6 messages, oldest first" in status
@@ -86,17 +86,17 @@ async def test_ctrl_o_lists_each_agent_in_time_order_and_the_journal_comes_back(
 
         await show(pilot, pane, "gemini")
         assert [r.split()[-1] for r in listed(pane)][::2] == ["0", "1"]  # question 0, 1
-        assert len(listed(pane)) == 4 and all(r[11:18] == "gemini " for r in listed(pane))
+        assert len(listed(pane)) == 4 and all(r[14:21] == "gemini " for r in listed(pane))
         await show(pilot, pane, "codex")
-        assert len(listed(pane)) == 9 and all(r[11:18] == "codex  " for r in listed(pane))
+        assert len(listed(pane)) == 9 and all(r[14:21] == "codex  " for r in listed(pane))
 
         await show(pilot, pane, "agents")
         rows = listed(pane)
         assert len(rows) == 6 + 4 + 9 and messages.cursor == 18
         feed = pane.feed_rows.feed  # type: ignore[union-attr]
         assert feed.times == sorted(feed.times)  # oldest first, every agent merged
-        assert [r[:8] for r in rows] == sorted(r[:8] for r in rows)
-        assert {r[11:18] for r in rows} == {"claude ", "gemini ", "codex  "}
+        assert [r[:11] for r in rows] == sorted(r[:11] for r in rows)
+        assert {r[14:21] for r in rows} == {"claude ", "gemini ", "codex  "}
         assert "gemini assistant" in rows[-1] and "answer 1" in rows[-1]  # the newest
 
         await pilot.press("ctrl+o")  # back to the journal, as it was left

@@ -72,7 +72,7 @@ async def test_a_session_hit_opens_its_conversation_at_the_hit(
         await wait_until(pilot, lambda: len(pane.result_hits) == 2, "two hits")
         results = pane.query_one(ResultList)
         rows = [results.render_row(i, 100).plain for i in range(2)]
-        assert all(r[11:18] == "claude " for r in rows), rows  # the source column
+        assert all(r[14:21] == "claude " for r in rows), rows  # the source column
         await pilot.press("ctrl+o")  # source:bus: the session's hits go
         assert pane.query_one("#search-input", Input).value == "source:bus zeppelin"
         await wait_until(pilot, lambda: not pane.result_hits, "no hits")

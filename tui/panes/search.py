@@ -71,7 +71,7 @@ class ResultList(VirtualList):
         wide = width >= 100
         sw, tw = (12, 10) if wide else (9, 6)
         line = Text()
-        line.append(clock.hms(hit.ts), "dim")
+        line.append(clock.when(hit.ts), "dim")  # hits span days and years
         line.append(" ~ " if hit.fuzzy else "   ", "bold cyan")
         line.append_text(source_label(hit.source or "bus", wide=wide))
         who = one_line(hit.sender or hit.kind.upper(), 40)

@@ -4,7 +4,6 @@ that resumes it. A screen of its own (`S` from anywhere) while the tabs are rewo
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -25,7 +24,7 @@ from recorder.sources.listing import SessionRow, list_sessions, read_row
 from recorder.sources.model import Source, Transcript
 from recorder.store.layout import Layout
 
-from ..text import one_line
+from ..text import Clock, one_line
 from ..widgets.record_list import SOURCE_STYLES
 from ..widgets.virtual_list import VirtualList
 from ..worker_errors import ShowsWorkerErrors
@@ -43,6 +42,11 @@ class SessionList(VirtualList):
         super().__init__(id=id)
         self.rows: list[SessionRow] = []
 
+    @property
+    def clock(self) -> Clock:
+        """The app's clock: its time zone, and a fixed one in tests."""
+        return self.app.clock  # type: ignore[attr-defined,no-any-return]
+
     def show(self, rows: list[SessionRow]) -> None:
         self.rows = rows
         self.set_row_count(len(rows))
@@ -52,7 +56,7 @@ class SessionList(VirtualList):
     def render_row(self, row: int, width: int) -> Text:
         r = self.rows[row]
         s = r.session
-        last = datetime.fromtimestamp(s.last_ts or s.mtime).strftime("%m-%d %H:%M")
+        last = self.clock.when(s.last_ts or s.mtime)
         text = Text()
         text.append(f"{s.source.value:<7}", SOURCE_STYLES.get(s.source.value, "bold"))
         text.append(f"{last}  {s.message_count:>4} ", "dim")

@@ -103,7 +103,8 @@ def record_row(
     secrets is marked `[secret]` and its text shows them as `[REDACTED:kind]` (the
     record view, Enter, shows the record as stored)."""
     row = Text()
-    row.append(clock.hms(rec.ts), "dim")
+    # a list mixing agent sessions spans days and years; the journal's reads as a day
+    row.append(clock.when(rec.ts) if source is not None else clock.hms(rec.ts), "dim")
     row.append(f" {marker} ", "bold green")
     topic = rec.topic
     if source is not None:
