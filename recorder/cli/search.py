@@ -294,7 +294,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         done = engine.catch_up(rebuild=not args.catch_up, progress=_bytes_bar("indexing"))
         seconds = time.perf_counter() - t
         size = engine.index.size_bytes()
-        docs = engine.index.doc_count()
+        docs = engine.index.indexed_rows()
         shard_problem = engine.indexer.shard_problem
     journal = 0  # uncompressed bytes, whatever form each segment has
     for path in list_segments(Layout(Path(args.log_dir))):

@@ -539,7 +539,13 @@ class SearchIndex:
         return rows[0][0] if rows else None
 
     def doc_count(self) -> int:
+        """The ids given out so far, at once (BM25's corpus size): rows of pruned
+        segments, dropped since, still count. `indexed_rows` counts what is there."""
         return int(self.query("SELECT coalesce(max(id), 0) FROM docs")[0][0])
+
+    def indexed_rows(self) -> int:
+        """Documents in the index now (a count: tens of ms at a million)."""
+        return int(self.query("SELECT count(*) FROM docs")[0][0])
 
     def size_bytes(self) -> int:
         """Bytes of the file, its write-ahead log and its shards."""

@@ -779,8 +779,12 @@ def index_health(root: Path) -> IndexHealth:
     try:
         index.check()
         states = index.segment_states()
+        pruned = pruned_by_number(layout)  # dropped by the next catch-up, not rebuilt
+        on_disk = {segment_number(p.name) for p in list_segments(layout)}
+        for number in [n for n in states if n not in on_disk and n in pruned]:
+            del states[number]
         problem = stale_reason(layout, states)
-        docs = index.doc_count()
+        docs = index.indexed_rows()
         size = index.size_bytes()
     except (IndexDamaged, sqlite3.DatabaseError, OSError) as exc:
         return IndexHealth(True, f"the index file is unusable ({exc})", journal)

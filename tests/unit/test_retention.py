@@ -230,12 +230,18 @@ def test_readers_cope_with_a_journal_whose_first_segments_are_gone(
     indexer.catch_up(rebuild=True)
     assert len(indexer.index.shards()) == workers - 1
     assert run(capsys, "prune", "--older-than", "6d", "--log-dir", str(layout.root))[0] == 0
+    # before any catch-up, the doctor's read-only look sees rows to drop, not a rebuild
+    from recorder.search.indexer import index_health
+
+    health = index_health(layout.root)
+    assert health.present and health.problem is None, health.problem
     indexer.workers = None
     result = indexer.catch_up()
     assert result.rebuilt is None  # pruned segments' rows dropped, no rebuild
     pruned = {int(n[4:10]) for n in read_pruned(layout)}
     rows = indexer.index.query("SELECT DISTINCT segment FROM docs")
     assert pruned and not pruned & {r[0] for r in rows}
+    assert index_health(layout.root).docs == indexer.index.indexed_rows() < health.docs
     # the words of pruned records in the index's own table left it as well
     gone = indexer.index.query("SELECT count(*) FROM fts WHERE fts MATCH 'zebra5'")[0][0]
     assert gone == 0
