@@ -451,7 +451,10 @@ def _digest_cache_problem(
     if cached is None:
         if active:
             return None, Severity.OK  # the active segment's cache is rewritten when it closes
-        return "describes another version of its segment (stale)", Severity.WARNING
+        return (
+            "is stale: it describes another file (the segment changed, or the folder was copied)",
+            Severity.WARNING,
+        )
     if scan.full_digest is not None and cached != scan.full_digest:
         return (
             "holds a wrong SHA-256 for the segment as it is (a restore would trust it)",

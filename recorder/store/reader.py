@@ -357,11 +357,12 @@ class SegmentIndex:
             None if self.recheck else read_verified(self._cache_dir).get(self._cache_path().name)
         )
         problem = self._check_cache(raw, ino, mtime_ns, size, own, known)
-        if problem:
-            self.warning = (
-                f"{self._cache_dir.name}/{self._cache_path().name}: "
-                f"{problem}; rebuilt from {self.path.name}"
-            )
+        if problem is not None:
+            if problem:  # "": nothing wrong to say (a copy of the folder)
+                self.warning = (
+                    f"{self._cache_dir.name}/{self._cache_path().name}: "
+                    f"{problem}; rebuilt from {self.path.name}"
+                )
             self.starts = array("Q")
             self.end = 0
 
@@ -374,7 +375,8 @@ class SegmentIndex:
         own: tuple[int, int, int],
         known: list[int] | None,
     ) -> str | None:
-        """Why the cache cannot be used (None: it was loaded into the index).
+        """Why the cache cannot be used (None: it was loaded into the index; "": it
+        is not used, with nothing wrong to say).
 
         `own`: the cache file's (size, mtime_ns, inode); `known`: what `verified.json`
         says of it. When the file is exactly the one checked in full before (same stat,
@@ -396,6 +398,8 @@ class SegmentIndex:
         magic, size, mtime_ns, ino, count, crc = _INDEX_HEADER.unpack_from(raw)
         if magic != _INDEX_MAGIC:
             return "not an index cache"
+        if ino != file_ino and (size, mtime_ns) == (file_size, file_mtime_ns):
+            return ""  # the same size and time in another file: a copy (`cp -a`, a backup)
         if ino != file_ino or size > file_size or (size == file_size and mtime_ns != file_mtime_ns):
             return "describes another version of the segment"
         body = memoryview(raw)[_INDEX_HEADER.size :]

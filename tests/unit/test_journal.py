@@ -264,6 +264,27 @@ def test_the_segment_being_written_is_cached_as_it_grows(
     assert "describes another version of the segment" in warnings[0]
 
 
+def test_a_copied_folder_rebuilds_its_line_indexes_without_a_warning(tmp_path: Path) -> None:
+    """`cp -a` keeps sizes and times but not inodes: the caches are rebuilt quietly,
+    as nothing is wrong with the journal; changed bytes are still said."""
+    import shutil
+
+    layout = Layout(tmp_path / "a")
+    journal = Journal(layout, segment_bytes=1_200_000)  # cached: closed ones over 1 MiB
+    journal.open()
+    write_messages(journal, 30_000)
+    journal.close()
+    with open_store(layout.root) as store:
+        expected = [list(s.starts) for s in store.segments]
+    assert list(layout.index.glob("*.idx"))
+    copy = tmp_path / "b"
+    shutil.copytree(layout.root, copy, copy_function=shutil.copy2)
+    with Store(copy) as store:
+        store.refresh()
+        assert store.warnings == []
+        assert [list(s.starts) for s in store.segments] == expected
+
+
 def test_checkpoint_digest_verifies_and_names_the_damaged_segment(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
     journal = Journal(layout, segment_bytes=4096)
