@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -98,10 +99,19 @@ def endpoint(value: str) -> str:
 
 
 def folder(value: str) -> str:
-    """A folder that exists or can be made: not an existing file."""
+    """A folder that exists or can be made: not an existing file, nor below one. A
+    value from $PERSIST_LOG_DIR (the default) is named as such."""
     path = Path(value).expanduser()
+    source = " (from $PERSIST_LOG_DIR)" if value == os.environ.get("PERSIST_LOG_DIR") else ""
     if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{value} exists and is not a folder")
+        raise argparse.ArgumentTypeError(f"{value}{source} exists and is not a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(
+                    f"{value}{source} cannot be a folder: {parent} is a file"
+                )
+            break
     return value
 
 

@@ -329,6 +329,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         until = parse_time(args.until, now) if args.until else None
     except QueryError as exc:
         return fail(str(exc), EXIT_USAGE)
+    if since is not None and until is not None and since >= until:
+        return fail(f"--since {args.since} is not before --until {args.until}", EXIT_USAGE)
     if _no_journal(args.log_dir):
         return fail(f"no journal in {args.log_dir}")
     with SearchEngine(args.log_dir) as engine:
@@ -338,6 +340,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(orjson.dumps(stats.as_json()).decode())
         return 0
     what = "records" if args.all_kinds else "messages"
+    if not stats.records:
+        when = f" since {args.since}" if args.since else ""
+        print(f"no {what}{when}{f' until {args.until}' if args.until else ''}")
+        return 0
     print(f"{stats.records:,} {what}, {iso(stats.first_ts)[:19]} → {iso(stats.last_ts)[:19]}")
     for key, rows in stats.by.items():
         print(f"\nby {key}:")

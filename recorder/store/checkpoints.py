@@ -668,6 +668,10 @@ def verify_checkpoint(
 def resolve_checkpoint(layout: Layout, ref: str, skipped: list[str] | None = None) -> Checkpoint:
     """A checkpoint by id, unique id prefix, exact label, or "latest" (`skipped`: see
     `list_checkpoints`)."""
+    if not ref.strip():  # every id starts with "", and unlabelled ones have it as label
+        raise CheckpointError(
+            "an empty checkpoint name: give its id (or its start), its label, or latest"
+        )
     cps = list_checkpoints(layout, skipped)
     if not cps:
         raise CheckpointError(f"no checkpoints in {layout.root}")

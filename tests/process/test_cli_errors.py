@@ -38,6 +38,7 @@ BAD = [
     (["record", "--publish-endpoint", "tcp://nope"], USAGE, "--publish-endpoint"),
     (["record", "--log-dir", "{file}"], USAGE, "--log-dir"),
     (["status", "--log-dir", "{file}"], USAGE, "--log-dir"),
+    (["record", "--log-dir", "{file}/sub", "--detach"], USAGE, "cannot be a folder: "),
     (["checkpoint", "--log-dir", "{file}"], USAGE, "--log-dir"),
     (["send", "agents.x", "hi", "--endpoint", "garbage://x"], USAGE, "--endpoint"),
     (["send", "agents.x", "hi", "--wait", "-1"], USAGE, "--wait"),
@@ -73,6 +74,8 @@ BAD = [
     (["search", "x", "--log-dir", "{file}"], USAGE, "--log-dir"),
     (["search", "x"], FAILED, "no journal"),
     (["stats", "--since", "someday"], USAGE, "cannot read time"),
+    (["stats", "--since", "1h", "--until", "2h"], USAGE, "--since 1h is not before --until 2h"),
+    (["pin", ""], FAILED, "an empty checkpoint name"),
     (["reindex"], FAILED, "no journal"),
     (["reindex", "--workers", "0"], USAGE, "--workers"),
     (["reindex", "--workers", "5"], USAGE, "at most 4"),
@@ -297,3 +300,17 @@ def test_an_exclusion_given_as_its_own_word_is_part_of_the_query(tmp_path: Path)
     words = found("migration", "-schema")
     assert words == found("migration -schema")
     assert 0 < words[0] < found("migration")[0]
+
+
+def test_a_log_folder_from_the_environment_is_named_as_such(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    out = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PERSIST_LOG_DIR": str(a_file)},
+    )
+    assert out.returncode == USAGE
+    assert f"{a_file} (from $PERSIST_LOG_DIR) exists and is not a folder" in out.stderr
