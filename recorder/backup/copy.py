@@ -43,6 +43,7 @@ from recorder.backup.manifest import (
     Entry,
     JournalPosition,
     Manifest,
+    NotABackup,
     file_sha256,
 )
 from recorder.errors import BadOption, PersistError
@@ -172,7 +173,7 @@ def _backup(
 ) -> None:
     try:
         previous = {e.path: e for e in Manifest.read(dest).files}
-    except BackupDamaged:
+    except (BackupDamaged, NotABackup):
         previous = {}  # none yet, or unreadable: objects already there are still reused
     ensure_private_dir(dest / OBJECTS)
     tmp = ensure_private_dir(dest / OBJECTS / "tmp")

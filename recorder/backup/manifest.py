@@ -29,6 +29,11 @@ class BackupDamaged(PersistError):
     """A backup whose manifest or files do not match: the message names the file."""
 
 
+class NotABackup(PersistError):
+    """The folder given is no backup at all (missing, or without a manifest): a wrong
+    argument, not a damaged backup."""
+
+
 @dataclass(frozen=True)
 class Entry:
     """One file: where it goes in the log folder, its bytes as stored, and the source's
@@ -102,7 +107,9 @@ class Manifest:
         try:
             data = orjson.loads(path.read_bytes())
         except FileNotFoundError:
-            raise BackupDamaged(f"{folder} is not a backup (no {MANIFEST})") from None
+            if not folder.is_dir():
+                raise NotABackup(f"{folder} is not a folder: give the backup's folder") from None
+            raise NotABackup(f"{folder} is not a backup (no {MANIFEST})") from None
         except OSError as exc:
             raise BackupDamaged(f"{path} cannot be read ({exc.strerror})") from None
         except orjson.JSONDecodeError:
@@ -116,7 +123,7 @@ class Manifest:
     def from_json(cls, data: Any) -> Manifest:
         """Raises ValueError naming the first field that is missing or wrongly typed."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ValueError(f"not a {FORMAT} manifest")
+            raise ValueError(f"not an {FORMAT} manifest")
         if data.get("v") != VERSION:
             raise ValueError(f"version {data.get('v')!r}, this persist reads {VERSION}")
         files = []

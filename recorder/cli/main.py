@@ -13,10 +13,11 @@ been unreachable for a while); 7 `persist send` found no subscriber within --wai
 (nothing was sent); 8 `persist doctor` found warnings (and no problem), 9 it found at
 least one problem (each finding names the command that fixes it); `persist
 restore-backup` exits 5 when the backup is damaged or tampered with (one line names
-the file; nothing is restored) or a restored checkpoint does not verify, and 2 when
-DEST_DIR is not empty; `persist prune` and `persist trash` use 0, 1 and 2 only (2: no
-policy given, a bad AGE or SIZE; 1: a trash entry missing or not restorable, retention
-busy); `persist launch` returns the agent's own code (126/127 when it cannot be run).
+the file; nothing is restored; 1 when SRC is no backup at all) or a restored
+checkpoint does not verify, and 2 when DEST_DIR is not empty; `persist prune` and
+`persist trash` use 0, 1 and 2 only (2: no policy given, a bad AGE or SIZE; 1: a trash
+entry missing or not restorable, retention busy); `persist launch` returns the agent's
+own code (126/127 when it cannot be run).
 """
 
 from __future__ import annotations

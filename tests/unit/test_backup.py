@@ -163,7 +163,11 @@ def test_a_non_empty_target_is_refused(
     assert "holds other files (mine.txt)" in capsys.readouterr().err
     assert main(["restore-backup", str(dest), str(dest / "inside")]) == 2
     assert "is inside the backup" in capsys.readouterr().err
-    assert main(["restore-backup", str(tmp_path / "no-backup"), str(tmp_path / "x")]) == 5
+    # not a backup at all: a wrong argument (1), not a damaged backup (5)
+    assert main(["restore-backup", str(tmp_path / "no-backup"), str(tmp_path / "x")]) == 1
+    assert "no-backup is not a folder: give the backup's folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["restore-backup", str(tmp_path / "empty"), str(tmp_path / "x")]) == 1
     assert "is not a backup (no manifest.json)" in capsys.readouterr().err
 
 
