@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from recorder.store.fsutil import FILE_MODE, ensure_private_dir, open_private
+from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout
 
 SCHEMA_VERSION = 3  # 2: the `shards` table; 3: `docs.secrets`
@@ -382,25 +382,36 @@ class SearchIndex:
         return [str(name) for (name,) in rows]
 
     def reset(self) -> None:
-        """Delete the file (and its -wal/-shm) and create an empty index (writers only)."""
+        """Replace the file with an empty index (writers only). The empty index is
+        made beside it and renamed into place: a reader in another process (doctor,
+        the TUI) sees the old file or the new one, never an empty or half-made one."""
         assert self.writable
         with self.lock:
             self.close()
-            for suffix in ("", "-wal", "-shm", "-journal"):
+            ensure_private_dir(self.layout.search)
+            fresh = self.path.with_name(f"{self.path.name}.new")
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{fresh}{suffix}")
+            private_file(fresh)
+            db = sqlite3.connect(str(fresh), isolation_level=None)
+            try:
+                db.executescript(f"BEGIN;{_SCHEMA}COMMIT;")
+                db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                db.execute("INSERT INTO meta VALUES ('tokenizer', ?)", (TOKENIZER,))
+                db.execute("INSERT INTO meta VALUES ('terms_docs', 0)")
+                # Pending terms flushed every 16 MiB instead of 1 MiB: 2-3x faster bulk
+                # indexing with a large vocabulary (fewer, larger b-tree segments to merge).
+                db.execute("INSERT INTO fts (fts, rank) VALUES ('hashsize', ?)", (HASH_BYTES,))
+            finally:
+                db.close()  # a rollback journal, gone once committed: one file to rename
+            # the old file's log must not be read against the new file
+            for suffix in ("-wal", "-shm", "-journal"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(f"{self.path}{suffix}")
             remove_shard_files(self.layout.search, keep=())
-            db = self.db
-            db.executescript(f"BEGIN;{_SCHEMA}COMMIT;")
-            db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            db.execute("INSERT INTO meta VALUES ('tokenizer', ?)", (TOKENIZER,))
-            db.execute("INSERT INTO meta VALUES ('terms_docs', 0)")
-            # Pending terms flushed every 16 MiB instead of 1 MiB: 2-3x faster bulk
-            # indexing with a large vocabulary (fewer, larger b-tree segments to merge).
-            db.execute("INSERT INTO fts (fts, rank) VALUES ('hashsize', ?)", (HASH_BYTES,))
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.chmod(f"{self.path}{suffix}", FILE_MODE)
+            os.replace(fresh, self.path)
+            self.db  # opened in WAL mode, as every writer opens it  # noqa: B018
 
     # -- writing -----------------------------------------------------------------
     @contextlib.contextmanager

@@ -325,3 +325,35 @@ def test_a_cancelled_search_stops_inside_sqlite_and_the_index_is_not_rebuilt(
         # The interruption is not mistaken for damage, and the engine answers again.
         assert engine.index.path.stat().st_ino == built
         assert engine.search("message", cancelled=lambda: False).hits
+
+
+def test_a_reader_never_sees_an_index_half_made_by_a_reset(journal: Path) -> None:
+    """Another process's doctor or TUI opening the index while a writer resets it sees
+    the old file or the new one, never an empty or partial one (which it would report
+    as damage)."""
+    import threading
+
+    from recorder.search.index import SearchIndex
+    from recorder.search.indexer import index_health
+
+    writer = SearchIndex(journal, writable=True)
+    writer.reset()
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def look() -> None:
+        while not stop.is_set():
+            problem = index_health(journal).problem
+            if problem and "segment" not in problem:  # not level: fine; damaged: not
+                seen.append(problem)
+
+    reader = threading.Thread(target=look)
+    reader.start()
+    try:
+        for _ in range(40):
+            writer.reset()
+    finally:
+        stop.set()
+        reader.join()
+        writer.close()
+    assert not seen, seen[:3]
