@@ -98,6 +98,13 @@ def endpoint(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def output_file(value: str) -> str:
+    """A file to write: a name (an empty one is refused, not taken as stdout)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("an empty file name (give - for stdout)")
+    return value
+
+
 def folder(value: str) -> str:
     """A folder that exists or can be made: not an existing file, nor below one. A
     value from $PERSIST_LOG_DIR (the default) is named as such."""

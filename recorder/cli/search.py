@@ -398,10 +398,11 @@ def add_parsers(
 
     p = sub.add_parser("reindex", help="rebuild the search index from the journal")
     add_log_dir(p)
-    p.add_argument(
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
         "--catch-up", action="store_true", help="only index what is new (rebuild if damaged)"
     )
-    p.add_argument(
+    how.add_argument(
         "--follow",
         action="store_true",
         help="keep indexing what arrives, at idle priority (what persist record runs)",

@@ -25,6 +25,7 @@ from recorder.cli.common import (
     curve_keys_folder,
     endpoint,
     fail,
+    output_file,
     positive,
     progress_bar,
     say,
@@ -476,7 +477,9 @@ def add_parsers(
         help="md (default), jsonl (journal lines as stored; with --session one "
         "journal-shaped record per message), csv or html",
     )
-    p.add_argument("-o", "--output", help="file (written atomically); default stdout")
+    p.add_argument(
+        "-o", "--output", type=output_file, help="file (written atomically); - or none: stdout"
+    )
     p.add_argument(
         "--redact",
         action=argparse.BooleanOptionalAction,
