@@ -34,11 +34,12 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
     """Dismisses with one of `CHOICES`, `sessions` (all of them) or `session:<key>`."""
 
     BINDINGS = [
+        # the menu shows every letter; the footer keeps what fits at 80 columns
         Binding("c", "choose('continue')", "Continue"),
-        Binding("p", "choose('pick')", "Pick"),
+        Binding("p", "choose('pick')", "Pick", show=False),
         Binding("f", "choose('fresh')", "Fresh"),
-        Binding("s,slash", "choose('search')", "Search"),
-        Binding("d", "choose('diagnostics')", "Diagnostics"),
+        Binding("s,slash", "choose('search')", "Search", show=False),
+        Binding("d", "choose('diagnostics')", "Diagnostics", show=False),
         Binding("q,escape", "choose('quit')", "Quit"),
         Binding("j", "cursor('down')", "Down", show=False),
         Binding("k", "cursor('up')", "Up", show=False),
