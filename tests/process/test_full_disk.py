@@ -66,11 +66,7 @@ def test_a_full_disk_is_degraded_with_its_reason_then_recording_again(
         assert bus.recorder is not None
         bus.recorder.signal(signal.SIGTERM)
         assert bus.recorder.wait(10) == 0
-        seqs = [
-            r["frames"][1]["json"]["_persist"]["seq"]
-            for r in journal_records(bus.log_dir)
-            if r["kind"] == "msg" and r["topic"] == "agents.steady"
-        ]
+        seqs = steady_seqs(bus.log_dir)
         assert sorted(seqs) == list(range(1, sent + 1))  # nothing lost meanwhile
     print(f"\ndegraded {noticed:.2f} s after the disk filled, healthy {resumed:.2f} s after")
 
