@@ -398,11 +398,10 @@ def add_parsers(
 
     p = sub.add_parser("reindex", help="rebuild the search index from the journal")
     add_log_dir(p)
-    how = p.add_mutually_exclusive_group()
-    how.add_argument(
+    p.add_argument(
         "--catch-up", action="store_true", help="only index what is new (rebuild if damaged)"
     )
-    how.add_argument(
+    p.add_argument(
         "--follow",
         action="store_true",
         help="keep indexing what arrives, at idle priority (what persist record runs)",

@@ -78,7 +78,6 @@ BAD = [
     (["pin", ""], FAILED, "an empty checkpoint name"),
     (["reindex"], FAILED, "no journal"),
     (["reindex", "--workers", "0"], USAGE, "--workers"),
-    (["reindex", "--follow", "--catch-up"], USAGE, "not allowed with argument"),
     (["export", "latest", "--format", "md", "-o", ""], USAGE, "an empty file name"),
     (["reindex", "--workers", "5"], USAGE, "at most 4"),
 ]
