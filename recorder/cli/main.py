@@ -234,6 +234,8 @@ def _guard_closed_streams() -> None:
             if opened != fd:  # the lowest free number: only when a lower one is open
                 os.dup2(opened, fd)
                 os.close(opened)
+    if sys.stdin is None:
+        sys.stdin = open(os.devnull)  # noqa: SIM115 - for the process's life: nothing to read
     if sys.stdout is None:
         sys.stdout = _ClosedStdout()
     if sys.stderr is None:

@@ -308,8 +308,8 @@ def stop_recorder(
     A recorder that has written its clean stop (journal closed and fsynced,
     shutdown checkpoint taken) but still lingers after `STOPPED_GRACE` seconds
     is killed: nothing it holds can be lost any more. A recorder whose disk is full
-    waits for room to write what it holds; `force` (a second SIGTERM) makes it give
-    that up (SIGUSR2): it is lost, and recorded as a gap by the next start.
+    waits for room to write what it holds; `force` (SIGUSR2 instead of SIGTERM) makes
+    it give that up: it is lost, and recorded as a gap by the next start.
     """
     from recorder.store.status import RecorderState, process_matches, read_status
 

@@ -222,7 +222,8 @@ class Recorder:
         self.state = RecorderState.STARTING
         self.last_error: ErrorNote | None = None
         self.receiver_error: str | None = None  # the receiving thread died of this
-        # set by a second stop request: a stop stops waiting for room on a full disk
+        # a stop no longer waits for room on a full disk: set by `persist stop --force`
+        # (SIGUSR2), Ctrl-C twice, or past `--stop-wait`
         self.give_up = threading.Event()
         self.unwritten: Unwritten | None = None  # what that stop could not write
         self._stop_waiting_since: float | None = None
