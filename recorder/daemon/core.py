@@ -89,11 +89,11 @@ from recorder.store.status import (
     Connection,
     Counts,
     ErrorNote,
+    LostLines,
     Rates,
     RecorderState,
     StatusFile,
     StatusSnapshot,
-    Unwritten,
     process_start_time,
     read_status,
     reserve_status_space,
@@ -225,7 +225,7 @@ class Recorder:
         # a stop no longer waits for room on a full disk: set by `persist stop --force`
         # (SIGUSR2), Ctrl-C twice, or past `--stop-wait`
         self.give_up = threading.Event()
-        self.unwritten: Unwritten | None = None  # what that stop could not write
+        self.unwritten: LostLines | None = None  # what that stop could not write
         self._stop_waiting_since: float | None = None
         self.last_checkpoint: Checkpoint | None = None
         self.process_started = process_start_time(os.getpid())
@@ -349,13 +349,7 @@ class Recorder:
             # Not a clean stop: no shutdown checkpoint, no clean state. The status (in
             # its reserve) names what was lost; the next start records it as a gap.
             self.error(f"stopped without writing everything: {exc}")
-            self.unwritten = Unwritten(
-                exc.lost.lines,
-                exc.lost.messages,
-                exc.lost.nbytes,
-                exc.lost.first_ts,
-                exc.lost.last_ts,
-            )
+            self.unwritten = exc.lost
             self.state = RecorderState.STOPPED
             self.write_status(self.clock())
             raise

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import threading
 import time
 import zlib
@@ -38,6 +37,7 @@ from recorder.store.records import (
     parse_line,
 )
 from recorder.store.segfile import open_segment
+from recorder.store.status import LostLines
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 _CHUNK = 64 * 1024
@@ -160,52 +160,6 @@ def repair_tail(
         return Quarantine(path.name, cut, size - cut, target), record
     finally:
         os.close(fd)
-
-
-# a record line's head (FORMAT.md), with its time and kind
-_LINE_HEAD = re.compile(
-    rb'(?:^|\n)\{"v":\d+,"seq":-?\d+,"ts":(-?[0-9][0-9.eE+-]*),"kind":"([a-z-]+)"'
-)
-
-
-@dataclass(frozen=True)
-class LostLines:
-    """Journal lines a stop gave up writing (the disk stayed full): how many, how many
-    of them messages, their bytes and the times they were received. A line whose head
-    is not in the bytes (the rest of one a short write began) counts as a message: it
-    may have been one."""
-
-    lines: int = 0
-    messages: int = 0
-    nbytes: int = 0
-    first_ts: float | None = None
-    last_ts: float | None = None
-
-    @classmethod
-    def of(cls, data: bytes) -> LostLines:
-        heads = _LINE_HEAD.findall(data)
-        lines = data.count(b"\n")
-        times = [float(ts) for ts, _ in heads]
-        return cls(
-            lines=lines,
-            messages=sum(kind == b"msg" for _, kind in heads) + max(0, lines - len(heads)),
-            nbytes=len(data),
-            first_ts=times[0] if times else None,
-            last_ts=times[-1] if times else None,
-        )
-
-    def __add__(self, later: LostLines) -> LostLines:
-        return LostLines(
-            self.lines + later.lines,
-            self.messages + later.messages,
-            self.nbytes + later.nbytes,
-            self.first_ts if self.first_ts is not None else later.first_ts,
-            later.last_ts if later.last_ts is not None else self.last_ts,
-        )
-
-    def describe(self) -> str:
-        noun = "message" if self.messages == 1 else "messages"
-        return f"{self.messages} {noun} ({self.lines} journal lines, {self.nbytes:,} bytes)"
 
 
 class UnwrittenData(Exception):

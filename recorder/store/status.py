@@ -19,6 +19,7 @@ decides four states, each with its reason.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -243,16 +244,58 @@ class ErrorNote:
         )
 
 
-@dataclass(frozen=True)
-class Unwritten:
-    """What a stop gave up writing (the disk stayed full; `journal.LostLines`): lost,
-    and the next recorder to start here records it as a gap."""
+# a record line's head (FORMAT.md), with its time and kind
+_LINE_HEAD = re.compile(
+    rb'(?:^|\n)\{"v":\d+,"seq":-?\d+,"ts":(-?[0-9][0-9.eE+-]*),"kind":"([a-z-]+)"'
+)
 
-    lines: int
-    messages: int
-    nbytes: int
+
+@dataclass(frozen=True)
+class LostLines:
+    """Journal lines a stop gave up writing (the disk stayed full): how many, how many
+    of them messages, their bytes and the times they were received. The journal's
+    writer counts them (`of`); the status names them, and the next recorder to start
+    here records them as a gap. A line whose head is not in the bytes (the rest of one
+    a short write began) counts as a message: it may have been one."""
+
+    lines: int = 0
+    messages: int = 0
+    nbytes: int = 0
     first_ts: float | None = None
     last_ts: float | None = None
+
+    @classmethod
+    def of(cls, data: bytes) -> LostLines:
+        heads = _LINE_HEAD.findall(data)
+        lines = data.count(b"\n")
+        times = [float(ts) for ts, _ in heads]
+        return cls(
+            lines=lines,
+            messages=sum(kind == b"msg" for _, kind in heads) + max(0, lines - len(heads)),
+            nbytes=len(data),
+            first_ts=times[0] if times else None,
+            last_ts=times[-1] if times else None,
+        )
+
+    def __add__(self, later: LostLines) -> LostLines:
+        return LostLines(
+            self.lines + later.lines,
+            self.messages + later.messages,
+            self.nbytes + later.nbytes,
+            self.first_ts if self.first_ts is not None else later.first_ts,
+            later.last_ts if later.last_ts is not None else self.last_ts,
+        )
+
+    def describe(self) -> str:
+        noun = "message" if self.messages == 1 else "messages"
+        return f"{self.messages} {noun} ({self.lines} journal lines, {self.nbytes:,} bytes)"
+
+    def sentence(self) -> str:
+        noun = "message" if self.messages == 1 else "messages"
+        return (
+            f"{self.messages:,} {noun} ({self.lines:,} journal lines, {self.nbytes:,} bytes) "
+            "could not be written before it stopped (the disk stayed full)"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -264,7 +307,7 @@ class Unwritten:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Unwritten:
+    def from_json(cls, data: Mapping[str, Any]) -> LostLines:
         prefix = "unwritten."
         return cls(
             lines=_int(data, "lines", prefix),
@@ -272,13 +315,6 @@ class Unwritten:
             nbytes=_int(data, "bytes", prefix),
             first_ts=_optional(_number, data, "first_ts", prefix),
             last_ts=_optional(_number, data, "last_ts", prefix),
-        )
-
-    def sentence(self) -> str:
-        noun = "message" if self.messages == 1 else "messages"
-        return (
-            f"{self.messages:,} {noun} ({self.lines:,} journal lines, {self.nbytes:,} bytes) "
-            "could not be written before it stopped (the disk stayed full)"
         )
 
 
@@ -351,7 +387,7 @@ class StatusSnapshot:
     receiver_error: str | None = None  # the receiving thread died of this: nothing is recorded
     disk_error: str | None = None  # journal writes fail right now (a full disk): held in memory
     endpoints: tuple[EndpointState, ...] = ()  # every broker followed and endpoint bound
-    unwritten: Unwritten | None = None  # a stop gave up on the disk: these are lost
+    unwritten: LostLines | None = None  # a stop gave up on the disk: these are lost
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -426,7 +462,7 @@ class StatusSnapshot:
             receiver_error=_optional(_str, data, "receiver_error"),
             disk_error=_optional(_str, data, "disk_error"),
             endpoints=tuple(EndpointState.from_json(e) for e in endpoints),
-            unwritten=Unwritten.from_json(unwritten) if unwritten else None,
+            unwritten=LostLines.from_json(unwritten) if unwritten else None,
         )
 
     def stamped(self, updated: float) -> StatusSnapshot:
