@@ -780,8 +780,7 @@ def index_health(root: Path) -> IndexHealth:
         index.check()
         states = index.segment_states()
         pruned = pruned_by_number(layout)  # dropped by the next catch-up, not rebuilt
-        on_disk = {segment_number(p.name) for p in list_segments(layout)}
-        for number in [n for n in states if n not in on_disk and n in pruned]:
+        for number in [n for n in states if n not in sizes and n in pruned]:
             del states[number]
         problem = stale_reason(layout, states)
         docs = index.indexed_rows()

@@ -241,14 +241,6 @@ class Sink:
         self._thread = threading.Thread(target=self._loop, name="persist-writer", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Finish everything queued, then stop the thread."""
-        if self._thread is None:
-            return
-        self.put(("stop",))
-        self._thread.join(timeout)
-        self._thread = None
-
     def finish(
         self,
         give_up: threading.Event | None,
