@@ -48,6 +48,38 @@ _MATCHERS = ("topics", "keys", "keywords")  # lists of strings
 _SCALARS = (str, int, float, bool)
 
 
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+
+def _all_scalars(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(x, _SCALARS) for x in value)
+
+
+def _setting_problem(key: str, value: Any) -> str | None:
+    if key == "scan_bytes":
+        return None if type(value) is int and value >= 0 else "is not a whole number of bytes"
+    if key == "sender_keys":
+        return None if _strings(value) else "is not a list of strings"
+    return "is not a setting (scan_bytes, sender_keys are)"
+
+
+def _rule_key_problem(group: str, key: str, value: Any) -> str | None:
+    """What is wrong with one key of a rule of `group` (None: nothing)."""
+    field, _kind = _RESULTS[group]
+    if key in _MATCHERS:
+        return None if _strings(value) else f"{key} is not a list of strings"
+    if key == "values":
+        accepted = value.values() if isinstance(value, dict) else [None]
+        ok = all(isinstance(a, _SCALARS) or _all_scalars(a) for a in accepted)
+        return None if ok else "values is not a table of values or lists of them"
+    if key == "name" and group == "ace":
+        return None if isinstance(value, str) else "name is not a string"
+    if key == field:
+        return None
+    return f"{key} is not a rule key ({field}, {', '.join(_MATCHERS)}, values)"
+
+
 def check_rules(data: dict[str, Any], source: str) -> None:
     """Refuse rules the recorder would crash on or silently misread: raises `BadOption`
     naming the file, the rule and the key (a typo in a key name is refused too, as it
@@ -61,45 +93,22 @@ def check_rules(data: dict[str, Any], source: str) -> None:
             if not isinstance(value, dict):
                 raise bad("settings", "is not a table")
             for key, v in value.items():
-                if key == "scan_bytes":
-                    if type(v) is not int or v < 0:
-                        raise bad("settings.scan_bytes", "is not a whole number of bytes")
-                elif key == "sender_keys":
-                    if not isinstance(v, list) or not all(isinstance(k, str) for k in v):
-                        raise bad("settings.sender_keys", "is not a list of strings")
-                else:
-                    raise bad(f"settings.{key}", "is not a setting (scan_bytes, sender_keys are)")
-        elif name in _RESULTS:
-            field, kind = _RESULTS[name]
-            if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
-                raise bad(name, f"is not a list of rules ([[{name}]] tables)")
-            for n, rule in enumerate(value, 1):
-                where = f"[[{name}]] rule {n}:"
-                result = rule.get(field)
-                if type(result) is not kind:
-                    noun = "string" if kind is str else "whole number"
-                    raise bad(where, f"{field} is missing or not a {noun}")
-                for key, v in rule.items():
-                    if key in _MATCHERS:
-                        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-                            raise bad(where, f"{key} is not a list of strings")
-                    elif key == "values":
-                        if not isinstance(v, dict) or not all(
-                            isinstance(a, _SCALARS)
-                            or (isinstance(a, list) and all(isinstance(x, _SCALARS) for x in a))
-                            for a in v.values()
-                        ):
-                            raise bad(where, "values is not a table of values or lists of them")
-                    elif key == "name" and name == "ace":
-                        if not isinstance(v, str):
-                            raise bad(where, "name is not a string")
-                    elif key != field:
-                        raise bad(
-                            where,
-                            f"{key} is not a rule key ({field}, {', '.join(_MATCHERS)}, values)",
-                        )
-        else:
+                if problem := _setting_problem(key, v):
+                    raise bad(f"settings.{key}", problem)
+            continue
+        if name not in _RESULTS:
             raise bad(name, "is not a table of rules (settings, chain, ace and tags are)")
+        field, kind = _RESULTS[name]
+        if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
+            raise bad(name, f"is not a list of rules ([[{name}]] tables)")
+        for n, rule in enumerate(value, 1):
+            where = f"[[{name}]] rule {n}:"
+            if type(rule.get(field)) is not kind:
+                noun = "string" if kind is str else "whole number"
+                raise bad(where, f"{field} is missing or not a {noun}")
+            for key, v in rule.items():
+                if problem := _rule_key_problem(name, key, v):
+                    raise bad(where, problem)
 
 
 @dataclass(frozen=True)
