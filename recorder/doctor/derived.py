@@ -33,6 +33,19 @@ def search_findings(layout: Layout, log_flag: str) -> list[Finding]:
                 Repair(RepairKind.REBUILD_INDEX),
             )
         ]
+    if health.outdated:
+        return [
+            Finding(
+                Area.SEARCH,
+                "search.outdated",
+                Severity.WARNING,
+                f"search index will be rebuilt: {health.problem} (the next search or "
+                "`persist reindex` does it; restart a recorder started before the upgrade, "
+                "or its indexer and this version rebuild it in turn)",
+                reindex,
+                Repair(RepairKind.REBUILD_INDEX, (layout.search_index,)),
+            )
+        ]
     if health.problem is not None:
         return [
             Finding(

@@ -41,10 +41,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from recorder.search.query import fts_text
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout
 
-SCHEMA_VERSION = 3  # 2: the `shards` table; 3: `docs.secrets`
+SCHEMA_VERSION = 4  # 2: the `shards` table; 3: `docs.secrets`; 4: the text as `fts_text` gives it
 TOKENIZER = "unicode61 remove_diacritics 2"
 PROGRESS_STEPS = (
     100_000  # SQLite VM steps between cancellation checks (a few ms; each takes the GIL)
@@ -206,6 +207,26 @@ class IndexDamaged(Exception):
     """The file is not a usable index of ours (garbage, truncated, other schema)."""
 
 
+class IndexOutdated(IndexDamaged):
+    """An index of another version's schema: rebuilt as damage is, though nothing is
+    wrong with it (agent-persist was upgraded, or downgraded)."""
+
+    def __init__(self, schema: int) -> None:
+        which = "an earlier" if schema < SCHEMA_VERSION else "a later"
+        super().__init__(
+            f"made by {which} version of agent-persist (schema {schema}; "
+            f"this one writes {SCHEMA_VERSION})"
+        )
+        self.schema = schema
+
+
+def unusable(exc: Exception) -> str:
+    """Why an index that failed `check` (or a read) is rebuilt, as a clause."""
+    if isinstance(exc, IndexOutdated):
+        return f"the index was {exc}"
+    return f"the index file is unusable ({exc})"
+
+
 def private_file(path: Path) -> None:
     """Create `path` 0600 if missing (SQLite gives its -wal/-shm files the same mode)."""
     os.close(open_private(path, os.O_RDWR | os.O_CREAT))
@@ -347,8 +368,11 @@ class SearchIndex:
             rows = dict(
                 db.execute("SELECT key, value FROM meta WHERE key IN ('schema', 'tokenizer')")
             )
-            if rows.get("schema") != SCHEMA_VERSION or type(rows.get("schema")) is not int:
-                raise IndexDamaged(f"schema {rows.get('schema')!r}, expected {SCHEMA_VERSION}")
+            schema = rows.get("schema")
+            if type(schema) is not int:
+                raise IndexDamaged(f"schema {schema!r}, expected {SCHEMA_VERSION}")
+            if schema != SCHEMA_VERSION:
+                raise IndexOutdated(schema)
             if rows.get("tokenizer") != TOKENIZER:
                 raise IndexDamaged("another tokenizer")
             for table, columns in (("docs", _DOC_COLUMNS), ("segments", _SEGMENT_COLUMNS)):
@@ -599,8 +623,19 @@ def insert_rows(
         "INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         ((k, *row) for k, row in enumerate(rows, first)),
     )
-    db.executemany("INSERT INTO fts (rowid, body) VALUES (?, ?)", zip(count(first), texts))
+    db.executemany(
+        "INSERT INTO fts (rowid, body) VALUES (?, ?)", zip(count(first), map(fts_text, texts))
+    )
     return first
+
+
+def delete_texts(db: sqlite3.Connection, docs: Iterable[tuple[int, str]]) -> None:
+    """Take (id, text) documents out of the `fts` the connection sees: a contentless
+    table forgets a row only when given the text it was given, as `insert_rows` gave it."""
+    db.executemany(
+        "INSERT INTO fts (fts, rowid, body) VALUES ('delete', ?, ?)",
+        ((doc, fts_text(text)) for doc, text in docs),
+    )
 
 
 def remove_shard_files(folder: Path, keep: Iterable[str]) -> None:

@@ -33,9 +33,12 @@ from recorder.search.index import (
     SOURCE_BUS,
     Document,
     IndexDamaged,
+    IndexOutdated,
     SearchIndex,
     SegmentState,
+    delete_texts,
     remove_shard_files,
+    unusable,
 )
 from recorder.search.sessions import SessionIndexer
 from recorder.search.shards import (
@@ -376,7 +379,7 @@ class Indexer:
                 # A rebuild killed before it adopted its shards leaves their files.
                 remove_shard_files(self.layout.search, [s.name for s in index.shards()])
             except (IndexDamaged, sqlite3.DatabaseError) as exc:
-                problem = f"the index file is unusable ({exc})"
+                problem = unusable(exc)
             if problem:
                 result.rebuilt = problem
         if result.rebuilt:
@@ -436,7 +439,7 @@ class Indexer:
                 raise
             index.reset()  # damage found while writing: start again, once
             again = self._catch_up(False, budget, progress, pause)
-            again.rebuilt = f"the index file is unusable ({exc})"
+            again.rebuilt = unusable(exc)
             return again
         finally:
             for build in builds:
@@ -540,8 +543,8 @@ class Indexer:
                 ).fetchall()
                 texts = self._texts_of(trashed, number, docs)
                 if texts is not None:
-                    db.executemany(
-                        "INSERT INTO fts (fts, rowid, body) VALUES ('delete', ?, ?)",
+                    delete_texts(
+                        db,
                         [
                             (doc[0], text)
                             for doc, text in zip(docs, texts, strict=True)
@@ -757,6 +760,27 @@ class IndexHealth:
     behind: int  # journal bytes not indexed yet
     docs: int = 0
     size: int = 0  # bytes of the file and its write-ahead log
+    outdated: bool = False  # another version's schema: nothing wrong, rebuilt all the same
+
+
+_HEALTH_ATTEMPTS = 3  # reads of an index that resets keep replacing meanwhile
+
+
+def _inode(path: Path) -> int:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return 0
+
+
+def _replaced(path: Path, inode: int, wait: float = 0.25) -> bool:
+    """Whether `path` is (or within `wait` s becomes) another file than `inode`."""
+    deadline = time.monotonic() + wait
+    while _inode(path) == inode:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def index_health(root: Path) -> IndexHealth:
@@ -775,20 +799,28 @@ def index_health(root: Path) -> IndexHealth:
         return IndexHealth(False, None, journal)
     if not layout.search_index.is_file():
         return IndexHealth(True, f"{layout.search_index} is not a file", journal)
-    index = SearchIndex(layout.root, writable=False)
-    try:
-        index.check()
-        states = index.segment_states()
-        pruned = pruned_by_number(layout)  # dropped by the next catch-up, not rebuilt
-        for number in [n for n in states if n not in sizes and n in pruned]:
-            del states[number]
-        problem = stale_reason(layout, states)
-        docs = index.indexed_rows()
-        size = index.size_bytes()
-    except (IndexDamaged, sqlite3.DatabaseError, OSError) as exc:
-        return IndexHealth(True, f"the index file is unusable ({exc})", journal)
-    finally:
-        index.close()
+    for attempt in range(_HEALTH_ATTEMPTS):
+        inode = _inode(layout.search_index)
+        index = SearchIndex(layout.root, writable=False)
+        try:
+            index.check()
+            states = index.segment_states()
+            pruned = pruned_by_number(layout)  # dropped by the next catch-up, not rebuilt
+            for number in [n for n in states if n not in sizes and n in pruned]:
+                del states[number]
+            problem = stale_reason(layout, states)
+            docs = index.indexed_rows()
+            size = index.size_bytes()
+            break
+        except (IndexDamaged, sqlite3.DatabaseError, OSError) as exc:
+            # A writer's reset replaces the file, and removes the old file's log just
+            # before: a read in between fails. Read the new file, which is whole.
+            if attempt + 1 < _HEALTH_ATTEMPTS and _replaced(layout.search_index, inode):
+                continue
+            outdated = isinstance(exc, IndexOutdated)
+            return IndexHealth(True, unusable(exc), journal, outdated=outdated)
+        finally:
+            index.close()
     behind = sum(
         max(0, size_now - (states[n].end if n in states else 0)) for n, size_now in sizes.items()
     )

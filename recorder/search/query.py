@@ -24,17 +24,33 @@ from __future__ import annotations
 import functools
 import re
 import time
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from enum import Enum
 
 from recorder.errors import BadOption
+from recorder.search.unicode61 import FOLDS, WORD_RANGES
 
 _AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-# What the FTS5 unicode61 tokenizer calls a token: runs of letters, digits (and marks).
-_TOKEN_RE = re.compile(r"[^\W_]+")
+# Scripts written without spaces between words (Chinese, Japanese, Korean): each of
+# their characters is a word of its own, in the index (`fts_text`) as in queries, so
+# that any part of a run is found (`漢字` in `漢字漢字`, `학교` in `학교에서`).
+SPLIT_RANGES = (
+    (0x1100, 0x11FF),  # Hangul Jamo
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x3100, 0x318F),  # Bopomofo, Hangul compatibility Jamo
+    (0x31A0, 0x31BF),  # Bopomofo extended
+    (0x31F0, 0x31FF),  # Katakana phonetic extensions
+    (0x3400, 0x4DBF),  # CJK extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xA960, 0xA97F),  # Hangul Jamo extended A
+    (0xAC00, 0xD7FF),  # Hangul syllables, Jamo extended B
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0xFF66, 0xFFDC),  # halfwidth Katakana and Hangul
+    (0x1B000, 0x1B16F),  # Kana supplement and extensions
+    (0x20000, 0x323AF),  # CJK extensions B-H, compatibility supplement
+)
 
 FIELD_KEYS = {
     "from": "sender",
@@ -174,18 +190,80 @@ def fts_string(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
+def _parse_ranges(text: str) -> list[tuple[int, int]]:
+    return [(int(a, 16), int(b, 16)) for a, _, b in (r.partition("-") for r in text.split())]
+
+
+def _without(
+    ranges: list[tuple[int, int]], cut: tuple[tuple[int, int], ...]
+) -> list[tuple[int, int]]:
+    """`ranges` less every code point of `cut` (both ascending, inclusive)."""
+    out = []
+    for lo, hi in ranges:
+        for a, b in cut:
+            if b < lo or a > hi:
+                continue
+            if a > lo:
+                out.append((lo, a - 1))
+            lo = b + 1
+            if lo > hi:
+                break
+        if lo <= hi:
+            out.append((lo, hi))
+    return out
+
+
+def _within(
+    ranges: list[tuple[int, int]], keep: tuple[tuple[int, int], ...]
+) -> list[tuple[int, int]]:
+    """The code points of `ranges` that are also in `keep`."""
+    return [(max(lo, a), min(hi, b)) for lo, hi in ranges for a, b in keep if a <= hi and b >= lo]
+
+
+def _char_class(ranges: list[tuple[int, int]]) -> str:
+    return "[" + "".join(f"\\U{lo:08X}-\\U{hi:08X}" for lo, hi in ranges) + "]"
+
+
+@dataclass(frozen=True)
+class _Words:
+    """The tables of `unicode61` made into what tokenizing uses; made once, at the first
+    text that is not ASCII or the first tokenizing (compiling them takes about 10 ms)."""
+
+    token: re.Pattern[str]  # a character of SPLIT_RANGES alone, or a run of other word parts
+    split: re.Pattern[str]  # a character of SPLIT_RANGES that is a part of words
+    folds: dict[int, str | None]  # for str.translate: what a part of a word folds to
+
+
+@functools.cache
+def _words() -> _Words:
+    words = _parse_ranges(WORD_RANGES)
+    split = _char_class(_within(words, SPLIT_RANGES))
+    return _Words(
+        token=re.compile(f"{split}|{_char_class(_without(words, SPLIT_RANGES))}+"),
+        split=re.compile(split),
+        folds={
+            int(c, 16): chr(int(f, 16)) if f else None
+            for c, _, f in (pair.partition(">") for pair in FOLDS.split())
+        },
+    )
+
+
 def fold(text: str) -> str:
-    """Lowercase without diacritics, as the index's tokenizer sees words."""
-    text = text.lower()
-    if text.isascii():
-        return text
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    """Lowercase and without the diacritics the index's tokenizer drops: each code
+    point as SQLite's unicode61 (remove_diacritics 2) folds it, nothing more (Greek
+    accents, kana voicing marks and full-width letters stay, as there)."""
+    return text.lower() if text.isascii() else text.translate(_words().folds)
 
 
 def tokenize(text: str) -> tuple[str, ...]:
-    """The index's tokens of `text` (letters and digits, folded)."""
-    return tuple(_TOKEN_RE.findall(fold(text)))
+    """The index's tokens of `text` (parts of words, folded)."""
+    return tuple(t for t in _words().token.findall(fold(text)) if t)
+
+
+def fts_text(text: str) -> str:
+    """`text` as the full-text index is given it (and, to delete it, given it again):
+    each character of SPLIT_RANGES set apart by spaces, which is how `tokenize` sees it."""
+    return text if text.isascii() else _words().split.sub(r" \g<0> ", text)
 
 
 def parse_time(value: str, now: float, tz: tzinfo | None = None) -> float:
@@ -360,7 +438,8 @@ class Span:
 
 def token_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, folded token) of every token of `text`."""
-    return [(m.start(), m.end(), fold(m.group())) for m in _TOKEN_RE.finditer(text)]
+    spans = [(m.start(), m.end(), fold(m.group())) for m in _words().token.finditer(text)]
+    return [span for span in spans if span[2]]  # diacritics alone make no token
 
 
 _Terms = tuple[tuple[tuple[str, ...], bool], ...]  # (tokens, prefix) of each exact term

@@ -33,7 +33,7 @@ import orjson
 
 from recorder.export.redact import record_secrets
 from recorder.export.render import record_text
-from recorder.search.index import Document, SearchIndex
+from recorder.search.index import Document, SearchIndex, delete_texts
 from recorder.sources import claude, codex, gemini
 from recorder.sources.copies import copies_dir, list_copies, restore_to
 from recorder.sources.discover import Roots, Unit, units
@@ -288,10 +288,7 @@ class SessionIndexer:
             "SELECT id, text FROM docs WHERE source = ? AND session = ? AND segment IS NULL",
             (source.lower(), sid.lower()),
         ).fetchall()
-        db.executemany(
-            "INSERT INTO fts (fts, rowid, body) VALUES ('delete', ?, ?)",
-            ((i, t or "") for i, t in rows),
-        )
+        delete_texts(db, ((i, t or "") for i, t in rows))
         db.executemany("DELETE FROM docs WHERE id = ?", ((i,) for i, _ in rows))
         return len(rows)
 
