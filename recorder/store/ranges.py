@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from recorder.errors import CheckpointError
+from recorder.errors import BadOption, CheckpointError
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.layout import segment_name, segment_number
 from recorder.store.reader import KIND_BAD_LINE, Record, Store
@@ -30,11 +30,18 @@ class JournalRange:
         return f"{a} {b}"
 
 
+class ReversedRange(CheckpointError, BadOption):
+    """A range whose start comes after its end: the options are wrong (exit 2)."""
+
+
 def journal_range(store: Store, after: Checkpoint | None, upto: Checkpoint | None) -> JournalRange:
     start = store.checkpoint_index(after) if after is not None else 0
     stop = store.checkpoint_index(upto) if upto is not None else len(store)
     if after is not None and upto is not None and after.seq > upto.seq:
-        raise CheckpointError(f"{after.id} comes after {upto.id}")
+        raise ReversedRange(
+            f"the range is reversed: it would start after {after.id}, which comes after "
+            f"{upto.id}, where it ends (give the earlier checkpoint as the start)"
+        )
     return JournalRange(start, max(start, stop), after, upto)
 
 

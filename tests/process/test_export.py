@@ -158,7 +158,7 @@ def test_errors_are_clear(root: Path) -> None:
     out = persist("export", "third", "--from", "first", "--log-dir", str(root))
     assert out.returncode == 2
     out = persist("export", "--from", "third", "--to", "first", "--log-dir", str(root))
-    assert out.returncode == 1 and b"comes after" in out.stderr
+    assert out.returncode == 2 and b"the range is reversed" in out.stderr
 
 
 def test_stats_match(root: Path) -> None:
