@@ -23,6 +23,14 @@ EXIT_DEGRADED = 6  # `persist status`: running but not recording (receiver dead,
 EXIT_NO_SUBSCRIBER = 7  # `persist send`: nobody subscribed within --wait, nothing was sent
 
 
+def state_exit_code(state: str) -> int:
+    """What `persist status` (and `persist service status`) exit with for the
+    recorder's state (`store.status`: healthy, stale, stopped, degraded)."""
+    from recorder.store.status import DEGRADED, HEALTHY, STALE, STOPPED
+
+    return {HEALTHY: 0, STALE: EXIT_FAILED, STOPPED: EXIT_STOPPED, DEGRADED: EXIT_DEGRADED}[state]
+
+
 def say(message: str) -> None:
     """One line for the person at the terminal, on stderr."""
     print(f"persist: {message}", file=sys.stderr)

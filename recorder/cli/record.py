@@ -15,22 +15,19 @@ import orjson
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
 from recorder.cli.common import (
-    EXIT_DEGRADED,
-    EXIT_STOPPED,
     add_curve,
     add_log_dir,
     endpoint,
     fail,
     non_negative,
     positive,
+    state_exit_code,
 )
 from recorder.daemon.options import MIB, EmbeddedMode, FsyncMode, RecorderOptions
 from recorder.errors import PersistError
 from recorder.sources.monitor_status import MonitorStatus
 from recorder.store.layout import Layout
 from recorder.store.status import (
-    DEGRADED,
-    HEALTHY,
     STALE,
     STOPPED,
     LinkMode,
@@ -149,7 +146,7 @@ def _detach(options: RecorderOptions, wait: float) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     layout = Layout(Path(args.log_dir))
     health = assess(layout)
-    code = {HEALTHY: 0, STALE: 1, STOPPED: EXIT_STOPPED, DEGRADED: EXIT_DEGRADED}[health.state]
+    code = state_exit_code(health.state)
     from recorder.hooks.failures import read_failures
 
     hook_failures = read_failures(layout.root)

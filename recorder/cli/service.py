@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
-from recorder.cli.common import add_log_dir, endpoint, fail
+from recorder.cli.common import add_log_dir, endpoint, fail, state_exit_code
 from recorder.daemon.options import RecorderOptions
 from recorder.store.layout import Layout
 from recorder.store.status import assess
@@ -56,6 +56,8 @@ def cmd_service(args: argparse.Namespace) -> int:
             "(systemctl --user cannot reach a user service manager here; run the commands "
             "above in your login session)"
         )
+    if args.action == "status":  # as `persist status`: 0 recording, 3 not running, 6 degraded
+        return state_exit_code(health.state)
     return 1 if failed else 0
 
 

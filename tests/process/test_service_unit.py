@@ -118,8 +118,14 @@ def test_install_status_uninstall(tmp_path: Path, bus: Bus) -> None:
             "service", "status", "--unit-dir", str(units), "--print-only", "--log-dir", str(log_dir)
         )
         assert "(installed)" in status.stdout and "recorder    healthy" in status.stdout
+        assert status.returncode == 0
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0  # a clean stop exits 0: Restart=on-failure leaves it stopped
+        status = persist(
+            "service", "status", "--unit-dir", str(units), "--print-only", "--log-dir", str(log_dir)
+        )
+        assert "recorder    stopped" in status.stdout
+        assert status.returncode == 3  # as `persist status`: a script sees it is not running
     finally:
         if proc.poll() is None:
             proc.kill()
