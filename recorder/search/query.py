@@ -230,7 +230,7 @@ class _Words:
     text that is not ASCII or the first tokenizing (compiling them takes about 10 ms)."""
 
     token: re.Pattern[str]  # a character of SPLIT_RANGES alone, or a run of other word parts
-    split: re.Pattern[str]  # a character of SPLIT_RANGES that is a part of words
+    split: re.Pattern[str]  # a run of characters of SPLIT_RANGES that are parts of words
     folds: dict[int, str | None]  # for str.translate: what a part of a word folds to
 
 
@@ -240,7 +240,7 @@ def _words() -> _Words:
     split = _char_class(_within(words, SPLIT_RANGES))
     return _Words(
         token=re.compile(f"{split}|{_char_class(_without(words, SPLIT_RANGES))}+"),
-        split=re.compile(split),
+        split=re.compile(split + "+"),
         folds={
             int(c, 16): chr(int(f, 16)) if f else None
             for c, _, f in (pair.partition(">") for pair in FOLDS.split())
@@ -263,7 +263,11 @@ def tokenize(text: str) -> tuple[str, ...]:
 def fts_text(text: str) -> str:
     """`text` as the full-text index is given it (and, to delete it, given it again):
     each character of SPLIT_RANGES set apart by spaces, which is how `tokenize` sees it."""
-    return text if text.isascii() else _words().split.sub(r" \g<0> ", text)
+    return text if text.isascii() else _words().split.sub(_spaced, text)
+
+
+def _spaced(run: re.Match[str]) -> str:
+    return " " + " ".join(run.group()) + " "  # one call a run, not one a character
 
 
 def parse_time(value: str, now: float, tz: tzinfo | None = None) -> float:
