@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, tzinfo
 from functools import lru_cache
 
+from rich.cells import cell_len, set_cell_size
 from rich.style import Style
 from rich.text import Text
 
@@ -35,8 +36,17 @@ def is_unsafe(ch: str) -> bool:
     return ch != " " and unicodedata.category(ch) not in ("Zs",)
 
 
+# VARIATION SELECTOR-16 asks for the emoji form of the character before it: some
+# terminals then draw a character Rich counts as one cell (⚠, ✔, ❤) in two, so a row
+# holding `⚠️` overflows its column by one. Dropped from what is shown (never from what is
+# kept), every terminal draws the character in one cell, as Rich counts it.
+_EMOJI_FORM = "\ufe0f"
+
+
 def sanitize(text: str, *, newlines: bool = False) -> str:
     """Replace every unsafe character with a visible escape (keep `\\n` if asked)."""
+    if _EMOJI_FORM in text:
+        text = text.replace(_EMOJI_FORM, "")
     if text.isprintable():
         return text
     out = []
@@ -57,6 +67,8 @@ def sanitize(text: str, *, newlines: bool = False) -> str:
 def safe_text(text: str, style: str | Style = "", *, newlines: bool = False) -> Text:
     """A Rich Text of `text` with unsafe characters shown as styled escapes."""
     result = Text(style=style)
+    if _EMOJI_FORM in text:
+        text = text.replace(_EMOJI_FORM, "")
     if text.isprintable():
         result.append(text)
         return result
@@ -92,6 +104,19 @@ def highlighted_text(text: str, spans: Sequence[tuple[int, int, str | Style]]) -
                 piece.stylize(style)
         result.append_text(piece)
     return result
+
+
+def fit(text: str, width: int, *, ellipsis: bool = False) -> str:
+    """`text` cut and padded to exactly `width` terminal cells, for a column: a wide
+    character (CJK, most emoji) takes two, so the number of characters is no measure.
+    `ellipsis`: a cut shows as `…`."""
+    size = cell_len(text)
+    if size <= width:
+        return text + " " * (width - size)
+    if ellipsis and width > 0:
+        cut = set_cell_size(text, width - 1).rstrip(" ")  # a wide character cut leaves a space
+        return cut + "…" + " " * (width - 1 - cell_len(cut))
+    return set_cell_size(text, width)
 
 
 def one_line(text: str, limit: int = 2000) -> str:

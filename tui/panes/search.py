@@ -23,7 +23,7 @@ from textual.worker import get_current_worker
 from recorder.search.query import Query, QueryError, parse_query
 from recorder.sources.model import seq_of
 
-from ..text import count, highlighted_text, one_line
+from ..text import count, fit, highlighted_text, one_line
 from ..widgets.record_list import HIGHLIGHT, sender_style, source_label
 from ..widgets.virtual_list import VirtualList
 from .base import Pane
@@ -75,8 +75,8 @@ class ResultList(VirtualList):
         line.append(" ~ " if hit.fuzzy else "   ", "bold cyan")
         line.append_text(source_label(hit.source or "bus", wide=wide))
         who = one_line(hit.sender or hit.kind.upper(), 40)
-        line.append(f"{who[:sw]:<{sw}} ", sender_style(who) if hit.sender else "dim")
-        line.append(f"{one_line(hit.topic, 40)[:tw]:<{tw}} ", "dim")
+        line.append(fit(who, sw) + " ", sender_style(who) if hit.sender else "dim")
+        line.append(fit(one_line(hit.topic, 40), tw) + " ", "dim")
         marks = [(s.start, s.end, FUZZY_STYLE if s.fuzzy else HIGHLIGHT) for s in hit.spans]
         line.append_text(highlighted_text(hit.snippet, marks))
         return line

@@ -9,7 +9,7 @@ from rich.text import Text
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.layout import segment_name
 
-from ..text import Clock, one_line
+from ..text import Clock, fit, one_line
 from .record_list import SOURCE_STYLES
 from .virtual_list import VirtualList
 
@@ -129,8 +129,6 @@ class CheckpointList(VirtualList):
         label = one_line(cp.label or "(no label)", 200)
         if cp.session is not None:  # "claude 0ccf1a04 …": the source column says whose
             label = label.removeprefix(f"{source} ")
-        if len(label) > label_w:
-            label = label[: label_w - 1] + "…"
         text = Text(" ")
         if cp.id in self.pins:
             text.append(PIN_MARK, "bold yellow")
@@ -138,11 +136,11 @@ class CheckpointList(VirtualList):
             text.append(" ")
         text.append(self.clock.hms(cp.created), "bold")
         text.append(" ")
-        text.append(f"{source[: source_w - 1]:<{source_w}}", SOURCE_STYLES.get(source, "dim"))
-        text.append(f"{label:<{label_w}} ", "" if cp.label else "dim")
+        text.append(fit(source, source_w - 1) + " ", SOURCE_STYLES.get(source, "dim"))
+        text.append(fit(label, label_w, ellipsis=True) + " ", "" if cp.label else "dim")
         reason = "monitor" if cp.session is not None else cp.reason
         text.append(
-            f"{one_line(reason, 20)[: reason_w - 1]:<{reason_w}}",
+            fit(one_line(reason, 20), reason_w - 1) + " ",
             REASON_STYLES.get(cp.reason, "italic"),
         )
         text.append(f"{count:>{len(count)}}", "cyan")
@@ -154,5 +152,5 @@ class CheckpointList(VirtualList):
                 if ref is not None
                 else participants_text(cp.participants)
             )
-            text.append(who[:people_w], "dim")
+            text.append(fit(who, people_w), "dim")
         return text

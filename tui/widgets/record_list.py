@@ -16,7 +16,7 @@ from recorder.store.reader import Record
 from recorder.store.secrets import DEFAULT_SCAN_CAP
 
 from ..reading import ReadingRules
-from ..text import Clock, one_line, safe_text
+from ..text import Clock, fit, one_line, safe_text
 from .virtual_list import VirtualList
 
 if TYPE_CHECKING:
@@ -114,8 +114,8 @@ def record_row(
     if kind == "msg":
         reading = rules.read(rec) if rules is not None else None
         sender = one_line(rec.sender or (reading.sender if reading else "") or "?", 40)
-        row.append(f"{sender[:sender_width]:<{sender_width}} ", sender_style(sender))
-        row.append(f"{one_line(topic, 40)[:topic_width]:<{topic_width}} ", "dim")
+        row.append(fit(sender, sender_width) + " ", sender_style(sender))
+        row.append(fit(one_line(topic, 40), topic_width) + " ", "dim")
         if reading is not None and reading.kind:
             row.append(f"[{one_line(reading.kind, 40)}] ", "italic")
         secrets = record_secrets(rec, DEFAULT_SCAN_CAP)
@@ -126,7 +126,7 @@ def record_row(
         read_text = reading.text if reading is not None else None
         body = one_line(record_text(rec) if read_text is None else read_text)
     else:
-        row.append(f"{kind.upper()[:sender_width]:<{sender_width}} ", KIND_STYLES.get(kind, ""))
+        row.append(fit(kind.upper(), sender_width) + " ", KIND_STYLES.get(kind, ""))
         row.append(" " * (topic_width + 1))
         body = one_line(describe(rec))
     text = safe_text(body) if kind != "msg" else Text(body)
