@@ -32,7 +32,7 @@ from recorder.store.checkpoints import (
     journal_and_session_checkpoints,
 )
 from recorder.store.layout import Layout
-from recorder.store.pins import read_pins
+from recorder.store.pins import PinsUnreadable, read_pins
 from recorder.store.reader import Record, Store, open_store
 from recorder.store.status import Health, assess
 
@@ -253,7 +253,11 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         self.journal.boundaries = (
             {cp.id: store.checkpoint_index(cp) for cp in checkpoints} if store else {}
         )
-        self.journal.pins = frozenset(read_pins(self.layout))
+        try:
+            self.journal.pins = frozenset(read_pins(self.layout))
+        except PinsUnreadable as exc:  # said once a change of the file, not at every poll
+            self.journal.pins = frozenset()
+            self.notify(str(exc), title="pins unknown", severity="error", timeout=30)
         self._cp_mtime = self._checkpoints_mtime()
 
     def _checkpoints_mtime(self) -> tuple[int | None, int | None]:

@@ -28,12 +28,16 @@ def _json(value: Any) -> None:
 # -- checkpoints, pin, unpin ---------------------------------------------------------------
 def cmd_checkpoints(args: argparse.Namespace) -> int:
     from recorder.store.checkpoints import list_checkpoints
-    from recorder.store.pins import read_pins
+    from recorder.store.pins import PinsUnreadable, read_pins
 
     layout = Layout(Path(args.log_dir))
     skipped: list[str] = []
     cps = list_checkpoints(layout, skipped)
-    pins = read_pins(layout)
+    try:
+        pins = read_pins(layout)
+        unknown = None
+    except PinsUnreadable as exc:  # the list is still worth showing, the pins are not known
+        pins, unknown = {}, exc
     for line in skipped:
         say(f"warning: {line}")
     known = {cp.id for cp in cps}
@@ -54,9 +58,10 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
                     for cp in cps
                 ],
                 "pins_without_checkpoint": sorted(set(pins) - known),
+                "pins_unreadable": None if unknown is None else str(unknown),
             }
         )
-        return 0
+        return 0 if unknown is None else fail(str(unknown))
     if not cps:
         print(f"no checkpoints in {layout.root}")
     width = max((len(cp.id) for cp in cps), default=0)  # ids end with their label's slug
@@ -69,7 +74,7 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
         )
     for cp_id in sorted(set(pins) - known):
         print(f"pinned  {cp_id}  (checkpoint no longer exists; `persist unpin` it)")
-    return 0
+    return 0 if unknown is None else fail(str(unknown))
 
 
 def _set_pin(args: argparse.Namespace, pinned: bool) -> int:

@@ -30,6 +30,7 @@ from recorder.store.marks import (
     marks_identity,
     scan_lines,
 )
+from recorder.store.pins import PinsUnreadable, read_pins
 from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import SegmentIndex
 from recorder.store.recovery import RecoveryState
@@ -248,6 +249,18 @@ def _quarantined(layout: Layout) -> Finding:
 
 def checkpoint_findings(layout: Layout, journal: JournalScan) -> list[Finding]:
     out: list[Finding] = []
+    try:
+        read_pins(layout)
+    except PinsUnreadable as exc:
+        out.append(
+            Finding(
+                Area.CHECKPOINTS,
+                "checkpoints.pins",
+                Severity.PROBLEM,
+                str(exc),
+                f"mv {layout.pins} {layout.recovery}/  (drops every pin; then persist pin again)",
+            )
+        )
     for line in journal.skipped[:_MAX_NAMED]:
         name = line.split(" ", 1)[0]
         out.append(

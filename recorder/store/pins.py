@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write, ensure_private_dir
 from recorder.store.layout import Layout
 from recorder.store.pruned import retention_lock
@@ -27,20 +28,40 @@ class Pin:
     pinned: float  # when
 
 
+class PinsUnreadable(PersistError):
+    """`retention/pins.json` is there but cannot be read or is not a pins file: which
+    checkpoints are pinned is unknown, so nothing that deletes or rewrites pins goes on
+    (prune, the recorder's retention, pin, unpin) until it is fixed or moved aside."""
+
+    def __init__(self, layout: Layout, why: str) -> None:
+        super().__init__(
+            f"{layout.pins} {why}: which checkpoints are pinned is unknown, so pruning and "
+            f"pinning refuse until it is fixed (or moved aside, dropping every pin: "
+            f"`mv {layout.pins} {layout.recovery}/`, then pin again)"
+        )
+
+
 def read_pins(layout: Layout) -> dict[str, Pin]:
-    """Checkpoint id -> its pin ({} when none, or when the file cannot be read)."""
+    """Checkpoint id -> its pin ({} when there is no pins file). Raises PinsUnreadable
+    when there is one that cannot be read or holds anything but pins: a pin silently
+    lost would let retention delete what it protects."""
     try:
         data = orjson.loads(layout.pins.read_bytes())
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return {}
+    except OSError as exc:
+        raise PinsUnreadable(layout, f"cannot be read ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise PinsUnreadable(layout, f"is not JSON ({exc})") from None
     pins = data.get("pins") if isinstance(data, dict) else None
     if not isinstance(pins, dict):
-        return {}
+        raise PinsUnreadable(layout, 'is not a pins file (no "pins" object)')
     out: dict[str, Pin] = {}
     for cp_id, entry in pins.items():
         when = entry.get("pinned") if isinstance(entry, dict) else None
-        if isinstance(when, (int, float)):
-            out[cp_id] = Pin(cp_id, float(when))
+        if not isinstance(when, int | float) or isinstance(when, bool):
+            raise PinsUnreadable(layout, f"has a pin of {cp_id!r} without a time")
+        out[cp_id] = Pin(cp_id, float(when))
     return out
 
 

@@ -7,6 +7,7 @@ import hashlib
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -19,7 +20,7 @@ from recorder.search.indexer import Indexer
 from recorder.sources.discover import Roots
 from recorder.store.checkpoints import Checkpoint, list_checkpoints, verify_checkpoint
 from recorder.store.layout import Layout, list_segments
-from recorder.store.pins import read_pins, set_pin
+from recorder.store.pins import PinsUnreadable, read_pins, set_pin
 from recorder.store.pruned import read_pruned
 from recorder.store.reader import Store
 from recorder.store.retention import PIN_KEEPS_LAST, needed_segments, plan_prune
@@ -300,6 +301,44 @@ def test_pins_and_their_file(
     assert "checkpoint no longer exists" in run(capsys, "checkpoints", "--log-dir", log)[1]
     code, out, _ = run(capsys, "unpin", cps[4].id, "--log-dir", log)
     assert code == 0 and out.strip() == f"unpinned {cps[4].id}" and read_pins(layout) == {}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: p.write_bytes(b"garbage{"),
+        lambda p: p.write_bytes(b'{"v": 1, "pins": []}'),
+        lambda p: p.write_bytes(b'{"v": 1, "pins": {"x": {"pinned": "soon"}}}'),
+        lambda p: (p.unlink(), p.mkdir()),
+    ],
+    ids=["not-json", "wrong-shape", "wrong-type", "a-folder"],
+)
+def test_unreadable_pins_stop_everything_that_could_lose_a_pin(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str], damage: Any
+) -> None:
+    """A pins file that cannot be read used to read as "no pins": prune then deleted
+    the pinned checkpoint and `persist pin` wrote a file with the new pin alone."""
+    from recorder.doctor.run import diagnose
+
+    layout, cps = journal
+    log = str(layout.root)
+    assert set_pin(layout, cps[1].id, True)
+    damage(layout.pins)
+    before = sorted(p.name for p in layout.segments.iterdir())
+    for argv in (
+        ["prune", "--max-size", "1K"],
+        ["pin", cps[3].id],
+        ["unpin", cps[1].id],
+        ["checkpoints"],
+    ):
+        code, _out, err = run(capsys, *argv, "--log-dir", log)
+        assert code == 1 and "which checkpoints are pinned is unknown" in err, (argv, err)
+    assert sorted(p.name for p in layout.segments.iterdir()) == before  # nothing pruned
+    assert {cp.id for cp in list_checkpoints(layout)} == {cp.id for cp in cps}
+    with pytest.raises(PinsUnreadable):
+        plan_prune(layout, Policy(max_size=1024))
+    [finding] = [f for f in diagnose(layout.root).findings if f.check == "checkpoints.pins"]
+    assert finding.severity.name == "PROBLEM" and "mv " in (finding.fix or "")
 
 
 @pytest.mark.parametrize(
