@@ -9,6 +9,7 @@ import os
 import random
 import re
 import socket
+import stat
 from collections.abc import Iterable
 from urllib.parse import urlparse
 
@@ -82,15 +83,40 @@ def check_bind_endpoint(endpoint: str, option: str, *, allow_public: bool = Fals
 
 
 def endpoint_free(endpoint: str) -> bool:
-    """True if nothing listens on a tcp:// endpoint (ipc: true if no socket file)."""
+    """True if nothing listens on a tcp:// or ipc:// endpoint."""
     url = urlparse(endpoint)
     if url.scheme == "ipc":
-        return not os.path.exists(endpoint[len("ipc://") :])
+        return _ipc_free(endpoint[len("ipc://") :])
     if url.scheme != "tcp" or not url.port:
         return False
     with socket.socket() as s:
         s.settimeout(0.3)
         return s.connect_ex((url.hostname or "127.0.0.1", url.port)) != 0
+
+
+def _ipc_free(path: str) -> bool:
+    """Whether nothing listens on this ipc path: no file, or a socket file nobody
+    accepts on (left by a broker that stopped: zmq does not always remove it, and a
+    file alone must not pass for a broker, or no embedded broker would start there
+    again). A file that is not a socket is not free: binding would replace it."""
+    address = "\0" + path[1:] if path.startswith("@") else path  # `@name`: abstract
+    if address == path:
+        try:
+            if not stat.S_ISSOCK(os.stat(path).st_mode):
+                return False
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(0.3)
+        try:
+            s.connect(address)
+        except (ConnectionRefusedError, FileNotFoundError):
+            return True
+        except OSError:
+            return False
+    return False
 
 
 _LOWEST_PORT = 20000

@@ -24,6 +24,7 @@ from recorder.store.reader import open_store
 from recorder.store.status import assess
 from tests.support import (
     FAKE_AGENT,
+    PYTHON,
     Bus,
     endpoints,
     healthy,
@@ -330,3 +331,31 @@ def test_the_agent_is_given_the_running_recorders_bus(bus: Bus) -> None:
         what="the agent's message recorded",
     )
     pl.on_agent_exit()
+
+
+def test_every_launch_on_ipc_endpoints_records(tmp_path: Path) -> None:
+    """The embedded broker's ipc socket files outlive it: a file alone passed for a
+    running broker, so every launch after the first hosted none and its agent's
+    messages went nowhere (`persist send`: exit 7)."""
+    agent = tmp_path / "agent.sh"
+    agent.write_text(
+        "#!/bin/sh\n"
+        f'exec "{PYTHON}" -m recorder.cli.main send --endpoint "$PERSIST_PUBLISH_ENDPOINT" '
+        '--wait 10 agents.test "hello $1"\n'
+    )
+    agent.chmod(0o755)
+    log_dir = tmp_path / "logs"
+    eps = ["--broker", f"ipc://{tmp_path}/b.sub", "--publish-endpoint", f"ipc://{tmp_path}/b.pub"]
+    for n in range(3):
+        argv = [PYTHON, "-m", "recorder.cli.main", "launch", "--log-dir", str(log_dir), *eps]
+        out = subprocess.run(
+            [*argv, "--", str(agent), str(n)],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert (tmp_path / "b.pub").exists()  # left behind: what the next launch must see past
+    texts = [r["frames"][1]["json"]["text"] for r in journal_records(log_dir) if r["kind"] == "msg"]
+    assert [t for t in texts if t.startswith("hello")] == [f"hello {n}" for n in range(3)], texts

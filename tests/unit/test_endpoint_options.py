@@ -66,3 +66,30 @@ def test_every_endpoint_survives_the_argv_every_recorder_is_started_with(tmp_pat
     only_bind = RecorderOptions(log_dir=tmp_path, broker=None, bind=("ipc:///tmp/d",))
     back = _options(build_parser().parse_args(recorder_argv(only_bind)[3:]))
     assert back.broker is None and back.bind == ("ipc:///tmp/d",)
+
+
+def test_an_ipc_endpoint_is_free_unless_something_accepts_on_it(tmp_path: Path) -> None:
+    import socket
+
+    from recorder.bus.endpoints import endpoint_free
+
+    path = tmp_path / "bus.pub"
+    assert endpoint_free(f"ipc://{path}")  # no file
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    assert not endpoint_free(f"ipc://{path}")  # a broker there
+    listener.close()  # the file stays, as after a broker that stopped
+    assert path.exists() and endpoint_free(f"ipc://{path}")
+    path.unlink()
+    path.write_text("not a socket")
+    assert not endpoint_free(f"ipc://{path}")  # binding would replace someone's file
+    name = f"@persist-test-{tmp_path.name}"
+    assert endpoint_free(f"ipc://{name}")  # the abstract namespace: no file at all
+    abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    abstract.bind("\0" + name[1:])
+    abstract.listen(1)
+    try:
+        assert not endpoint_free(f"ipc://{name}")
+    finally:
+        abstract.close()
