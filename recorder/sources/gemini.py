@@ -24,6 +24,7 @@ from recorder.sources.jsonl import (
     as_list,
     estimate_tokens,
     iter_objects,
+    loads_repaired,
     parse_time,
     read_bytes,
     text_of,
@@ -103,8 +104,12 @@ def load_record(path: Path, report: ReadReport) -> dict[str, Any]:
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
-            report.errors.append(f"{path.name} is not a JSON document ({exc})")
-            return {}
+            try:
+                doc = loads_repaired(data)
+                report.repaired.append(1)
+            except (ValueError, RecursionError):
+                report.errors.append(f"{path.name} is not a JSON document ({exc})")
+                return {}
         if not isinstance(doc, dict):
             report.errors.append(f"{path.name} does not hold a session object")
             return {}

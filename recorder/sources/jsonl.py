@@ -8,6 +8,7 @@ without a final newline).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -63,6 +64,50 @@ def read_bytes(path: Path, report: ReadReport, limit: int | None = None) -> tupl
         os.close(fd)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _repaired(value: Any) -> Any:
+    """`value` with each lone surrogate in its strings (keys too) made U+FFFD."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value) is None:
+            return value
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if isinstance(value, dict):
+        return {_repaired(k): _repaired(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_repaired(v) for v in value]
+    return value
+
+
+def loads_repaired(raw: bytes | memoryview) -> Any:
+    """JSON that orjson refuses but the agents' own readers (JavaScript's JSON.parse)
+    accept: an escaped lone surrogate (`"\\ud83d"`: Claude Code writes one when it cuts
+    text in the middle of an emoji) or bytes that are not UTF-8, each such character
+    read as U+FFFD. Raises ValueError when it is not JSON at all."""
+    text = bytes(raw).decode("utf-8", "replace")
+    return _repaired(json.loads(text, parse_constant=_no_constant))
+
+
+_UNREADABLE: Any = object()  # what `_repair` gives for a line that is not JSON at all
+
+
+def _repair(raw: bytes | memoryview, number: int, report: ReadReport) -> Any:
+    """A line orjson refused: its value by `loads_repaired` (counted in
+    `report.repaired`), or _UNREADABLE (counted in `report.bad_lines`)."""
+    try:
+        value = loads_repaired(raw)
+    except (ValueError, RecursionError):
+        report.bad_lines.append(number)
+        return _UNREADABLE
+    report.repaired.append(number)
+    return value
+
+
 def iter_objects(data: bytes, report: ReadReport) -> Iterator[tuple[int, dict[str, Any]]]:
     """(1-based line number, object) for every line of `data` that is a JSON object.
     Lines are parsed in place (memoryview slices: no copy of each line)."""
@@ -79,23 +124,25 @@ def iter_objects(data: bytes, report: ReadReport) -> Iterator[tuple[int, dict[st
             try:
                 obj = _loads(view[pos:nl])
             except orjson.JSONDecodeError:
-                if not data[pos:nl].isspace():
-                    report.bad_lines.append(number)
-                obj = None
-            else:
-                if isinstance(obj, dict):
-                    report.lines += 1
-                    yield number, obj
-                else:
-                    report.bad_lines.append(number)
+                blank = data[pos:nl].isspace()
+                obj = _UNREADABLE if blank else _repair(view[pos:nl], number, report)
+            if isinstance(obj, dict):
+                report.lines += 1
+                yield number, obj
+            elif obj is not _UNREADABLE:
+                report.bad_lines.append(number)
         pos = nl + 1
     tail = data[pos:]
     if tail.strip():
         try:
             obj = _loads(tail)
         except orjson.JSONDecodeError:
-            report.torn_tail = len(tail)
-            return
+            try:  # a whole line with a lone surrogate, written without a final newline
+                obj = loads_repaired(tail)
+            except (ValueError, RecursionError):
+                report.torn_tail = len(tail)
+                return
+            report.repaired.append(number + 1)
         if isinstance(obj, dict):
             report.lines += 1
             yield number + 1, obj

@@ -109,6 +109,8 @@ class ReadReport:
 
     lines: int = 0  # complete lines read
     bad_lines: list[int] = field(default_factory=list)  # 1-based numbers of unparsable lines
+    # lines read with U+FFFD for what orjson refused (a lone surrogate, bytes not UTF-8)
+    repaired: list[int] = field(default_factory=list)
     unknown_types: dict[str, int] = field(default_factory=dict)
     torn_tail: int = 0  # bytes after the last newline (being written, or cut off)
     errors: list[str] = field(default_factory=list)  # whole files that could not be read
@@ -123,6 +125,13 @@ class ReadReport:
             head = ", ".join(str(n) for n in self.bad_lines[:5])
             more = "..." if len(self.bad_lines) > 5 else ""
             parts.append(f"{len(self.bad_lines)} unreadable line(s) ({head}{more})")
+        if self.repaired:
+            head = ", ".join(str(n) for n in self.repaired[:5])
+            more = "..." if len(self.repaired) > 5 else ""
+            parts.append(
+                f"{len(self.repaired)} line(s) read with U+FFFD for characters that are not "
+                f"valid Unicode ({head}{more})"
+            )
         if self.unknown_types:
             kinds = ", ".join(f"{k} x{n}" for k, n in sorted(self.unknown_types.items()))
             parts.append(f"unknown record types skipped: {kinds}")

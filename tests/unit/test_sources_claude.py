@@ -148,6 +148,36 @@ def test_torn_last_line_and_bad_middle_line(tmp_path: Path) -> None:
     assert "1 unreadable line(s) (2)" in t.report.summary()
 
 
+def test_a_lone_surrogate_or_bytes_not_utf8_keep_their_message(tmp_path: Path) -> None:
+    """Claude Code writes an escaped lone surrogate when it cuts text in the middle of
+    an emoji (JSON.parse takes it, orjson does not): the line was counted unreadable and
+    its message lost from listing, export, search and fork. Now it is read, with U+FFFD
+    for the bad character, and counted as repaired (said with the other warnings)."""
+    s = ClaudeSession(tmp_path)
+    s.user("cat the log")
+    s.assistant(text("PLACEHOLDER-A"))
+    s.user("PLACEHOLDER-B")
+    s.assistant(text("done"))
+    path = s.write()
+    data = path.read_bytes()
+    data = data.replace(b"PLACEHOLDER-A", b"cut \\ud83d here")  # the JSON escape, as written
+    data = data.replace(b"PLACEHOLDER-B", b"raw \xff byte")
+    path.write_bytes(data)
+    t = claude.read_transcript(path)
+    assert [m.text for m in t.messages] == [
+        "cat the log",
+        "cut \ufffd here",
+        "raw \ufffd byte",
+        "done",
+    ]
+    assert t.report.bad_lines == [] and t.report.repaired == [2, 3]
+    assert "2 line(s) read with U+FFFD" in t.report.summary()
+    # a line that is not JSON at all is still one
+    path.write_bytes(data.replace(b"raw \xff byte", b'raw", broken'))
+    t = claude.read_transcript(path)
+    assert t.report.bad_lines == [3] and t.report.repaired == [2]
+
+
 def test_unknown_types_and_fields_are_skipped_and_counted(tmp_path: Path) -> None:
     s = ClaudeSession(tmp_path)
     s.user("hello", brandNewField={"x": 1})

@@ -80,6 +80,16 @@ def test_gemini_legacy_and_migrated_jsonl_count_once(tmp_path: Path) -> None:
     assert s.project_path == "/home/me/app" and s.source is Source.GEMINI
 
 
+def test_gemini_legacy_file_with_a_lone_surrogate_is_read(tmp_path: Path) -> None:
+    chats = gemini_project(tmp_path, "/home/me/app")
+    m = gemini_messages(1)
+    path = gemini_legacy(chats, new_uuid(), m)
+    path.write_bytes(path.read_bytes().replace(b"answer 0", b"answer \\udc00 0"))
+    t = gemini.read_transcript(path)
+    assert [x.text.split("\n")[0] for x in t.messages] == ["question 0", "answer \ufffd 0"]
+    assert t.report.repaired == [1] and not t.report.errors
+
+
 def test_gemini_hashed_folder_takes_its_path_from_projects_json(tmp_path: Path) -> None:
     project = "/home/me/old"
     chats = gemini_project(tmp_path, project, slug=False)
