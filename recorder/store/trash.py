@@ -9,6 +9,7 @@ The caller holds the retention lock and journals what was done.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 import orjson
 
 from recorder.errors import PersistError
-from recorder.store.fsutil import atomic_write, fsync_dir
+from recorder.store.fsutil import atomic_write, ensure_private_dir, fsync_dir
 from recorder.store.layout import Layout
 from recorder.store.pruned import read_pruned, write_pruned
 from recorder.store.retention import TrashEntry
@@ -91,10 +92,13 @@ def restore_entry(layout: Layout, entry: TrashEntry) -> Restored:
     assert entry.path is not None
     folder = entry.path
     plan: list[tuple[Path, Path]] = []
+    caches_home = _caches_home(layout)
     for f in entry.files:
         src = folder / _HOMES[str(f["kind"])] / str(f["name"])
         home = {"segment": layout.segments, "checkpoint": layout.checkpoints}
-        dst = home.get(str(f["kind"]), layout.index) / str(f["name"])
+        if f["kind"] == "cache" and caches_home is None:
+            continue  # derived, and no folder to put it in: rebuilt when needed
+        dst = home.get(str(f["kind"]), caches_home or layout.index) / str(f["name"])
         try:
             size = src.stat().st_size
         except FileNotFoundError:
@@ -113,9 +117,20 @@ def restore_entry(layout: Layout, entry: TrashEntry) -> Restored:
             raise TrashError(f"{dst} exists already; nothing restored")
         plan.append((src, dst))
     out = Restored(entry)
+    done: list[tuple[Path, Path]] = []
     for src, dst in plan:
-        src.rename(dst)
-        out.moved.append(dst.name)
+        try:
+            src.rename(dst)
+        except OSError as exc:  # put back what moved: all or nothing
+            for moved_from, moved_to in reversed(done):
+                with contextlib.suppress(OSError):
+                    moved_to.rename(moved_from)
+            raise TrashError(
+                f"trash/{entry.id}: {dst} cannot be put back ({exc.strerror or exc}); "
+                "nothing restored"
+            ) from None
+        done.append((src, dst))
+    out.moved = [dst.name for _src, dst in done]
     for item in entry.restated:
         original = folder / "restated" / f"{item['id']}.json"
         current = layout.checkpoints / original.name
@@ -133,6 +148,16 @@ def restore_entry(layout: Layout, entry: TrashEntry) -> Restored:
     write_pruned(layout, {k: v for k, v in notes.items() if v.trash != entry.id})
     shutil.rmtree(folder)
     return out
+
+
+def _caches_home(layout: Layout) -> Path | None:
+    """The caches' folder, made if it is missing (a restored backup has none); None when
+    it cannot be (a file in its place): caches are derived and simply rebuilt."""
+    try:
+        ensure_private_dir(layout.index)
+    except OSError:
+        return None
+    return layout.index
 
 
 def _still_home(path: Path, size: int) -> bool:

@@ -171,6 +171,59 @@ def test_trash_restore_puts_back_the_same_bytes_and_digests_verify(
     assert events[-2:] == ["prune", "trash-restore"]
 
 
+@pytest.mark.parametrize("caches", ["missing", "a-file"])
+def test_trash_restore_without_the_caches_folder(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str], caches: str
+) -> None:
+    """A restored backup has no `metadata_index/` (derived): the restore stopped after the
+    first segment with a traceback-like line and left the rest in the trash."""
+    layout, _ = journal
+    log = str(layout.root)
+    segs = digests(layout.segments)
+    code, out, _ = run(capsys, "prune", "--max-size", "100K", "--json", "--log-dir", log)
+    assert code == 0
+    shutil.rmtree(layout.index)
+    if caches == "a-file":
+        layout.index.write_text("not a folder")
+    code, out, err = run(capsys, "trash", "restore", orjson.loads(out)["trash"], "--log-dir", log)
+    assert code == 0, err
+    last = list_segments(layout)[-1].name
+    after = digests(layout.segments)
+    assert {k for k in after if k != last} == {k for k in segs if k != last}
+    assert list(layout.trash.iterdir()) == []
+
+
+def test_a_trash_restore_that_fails_midway_puts_back_what_it_moved(
+    journal: tuple[Layout, list[Checkpoint]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    layout, _ = journal
+    log = str(layout.root)
+    code, out, _ = run(capsys, "prune", "--max-size", "100K", "--json", "--log-dir", log)
+    entry = orjson.loads(out)["trash"]
+    before = sorted(p.name for p in layout.segments.iterdir())
+    in_trash = sorted(p.relative_to(layout.trash) for p in layout.trash.rglob("*") if p.is_file())
+    real_rename = Path.rename
+    calls = {"n": 0}
+
+    def failing(self: Path, target: Any) -> Path:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError(28, "No space left on device")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", failing)
+    code, _out, err = run(capsys, "trash", "restore", entry, "--log-dir", log)
+    monkeypatch.undo()
+    assert code == 1 and "nothing restored" in err and "No space left" in err, err
+    assert sorted(p.name for p in layout.segments.iterdir()) == before
+    now = sorted(p.relative_to(layout.trash) for p in layout.trash.rglob("*") if p.is_file())
+    assert now == in_trash
+    code, _out, err = run(capsys, "trash", "restore", entry, "--log-dir", log)
+    assert code == 0, err
+
+
 def test_empty_respects_the_grace_period(
     journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
 ) -> None:
