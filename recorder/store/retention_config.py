@@ -31,21 +31,32 @@ class Policy:
 
 
 def parse_duration(text: str, option: str) -> float:
-    """ "90d", "12h", "30m", "45s", "2w", or seconds; BadOption naming `option` otherwise."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text.lower())
+    """ "90d", "12h", "30m", "45s", "2w" (or 0); BadOption naming `option` otherwise.
+
+    A unit is required: these decide what retention deletes, and `--older-than 90` read
+    as 90 seconds would take everything. `M` is refused as well: minutes or months?"""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdwSHDWM]?)\s*", text)
     if not m:
         raise BadOption(f"{option} {text!r} is not a duration (like 90d, 12h, 30m, 45s, 2w)")
-    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    number, unit = float(m.group(1)), m.group(2)
+    if unit == "M":
+        raise BadOption(f"{option} {text!r}: M could be minutes or months; use m or d (like 30d)")
+    if not unit and number:
+        raise BadOption(f"{option} {text!r} needs a unit: {m.group(1)}d, {m.group(1)}h...")
+    return number * _UNITS[unit.lower() or "s"]
 
 
 def parse_size(text: str, option: str) -> int:
-    """ "20G", "500M", "64K", "1T" (powers of 1024) or bytes; BadOption otherwise."""
+    """ "20G", "500M", "64K", "1T" (powers of 1024), "4096B"; BadOption otherwise (a
+    number alone too: `--max-size 20` read as 20 bytes would take everything)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*", text.lower())
     if not m:
-        raise BadOption(f"{option} {text!r} is not a size (like 20G, 500M, 64K or bytes)")
+        raise BadOption(f"{option} {text!r} is not a size (like 20G, 500M, 64K or 4096B)")
     value = int(float(m.group(1)) * _SIZES[m.group(2)])
     if value <= 0:
         raise BadOption(f"{option} must be above 0 (got {text!r})")
+    if not m.group(2) and not text.strip().lower().endswith("b"):
+        raise BadOption(f"{option} {text!r} needs a unit: {m.group(1)}G, {m.group(1)}M, ...")
     return value
 
 

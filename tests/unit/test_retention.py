@@ -401,6 +401,11 @@ def test_unreadable_pins_stop_everything_that_could_lose_a_pin(
         (["prune", "--older-than", "9x"], "--older-than '9x' is not a duration"),
         (["prune", "--max-size", "lots"], "--max-size 'lots' is not a size"),
         (["prune", "--max-size", "0"], "--max-size must be above 0"),
+        # a number alone would be seconds or bytes: everything would go
+        (["prune", "--older-than", "90"], "--older-than '90' needs a unit: 90d"),
+        (["prune", "--older-than", "1M"], "M could be minutes or months"),
+        (["prune", "--max-size", "20"], "--max-size '20' needs a unit: 20G"),
+        (["record", "--retention-older-than", "30"], "needs a unit"),
         (["trash", "empty", "--older-than", "soon"], "--older-than 'soon' is not a duration"),
         (["trash", "restore"], "trash restore needs the ID"),
         (["trash", "empty", "some-id"], "trash empty takes no ID"),
