@@ -89,7 +89,11 @@ def row_json(r: SessionRow) -> dict[str, Any]:
 
 
 def _short(text: str, width: int) -> str:
-    text = " ".join(text.split())
+    """One line of at most `width` characters, control characters shown as escapes
+    (a title is the agent's first prompt: anything may be in it, `\x1b]0;…` too)."""
+    from recorder.export.render import clean
+
+    text = clean(" ".join(text.split()), newlines=False)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

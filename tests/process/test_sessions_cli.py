@@ -310,3 +310,18 @@ def test_no_sessions_says_where_it_looked(tmp_path: Path) -> None:
     assert (
         out.stdout == f"no sessions found expiring in that time (looked in {tmp_path / 'gemini'})\n"
     )
+
+
+def test_the_sessions_table_shows_control_characters_as_escapes(tmp_path: Path) -> None:
+    """A title is the agent's first prompt, a project path and a branch are whatever the
+    agent wrote: printed as they were, `\\x1b]0;…\\x07` set the terminal's title and
+    `\\x1b[31m` coloured the rest of the table."""
+    hostile = "\x1b[31mRED\x1b[0m\x1b]0;pwned\x07 fix it"
+    s = ClaudeSession(tmp_path / "claude", cwd="/home/me/\x1b[2Jproj", branch="\x1b[1mmain")
+    s.user(hostile)
+    s.assistant(text("done"))
+    s.write()
+    out = persist(tmp_path, "sessions")
+    assert out.returncode == 0, out.stderr
+    assert "\x1b" not in out.stdout and "\x07" not in out.stdout, repr(out.stdout)
+    assert "\\x1b[31mRED" in out.stdout and "\\x1b[2Jproj" in out.stdout
