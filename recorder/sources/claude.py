@@ -331,7 +331,7 @@ def _session(
         path=path,
         title=title[0],
         title_kind=title[1],
-        project_path=str(last.get("cwd") or _first_field(parsed.entries, "cwd")),
+        project_path=_project_path(path, parsed.entries) or str(last.get("cwd") or ""),
         extra_paths=tuple(extra),
         first_ts=parsed.first_ts,
         last_ts=parsed.last_ts,
@@ -365,12 +365,23 @@ def _title(parsed: ParsedFile, chain: Chain, project: dict[str, str]) -> tuple[s
     return "", ""
 
 
-def _first_field(entries: list[dict[str, Any]], key: str) -> str:
+def _project_path(path: Path, entries: list[dict[str, Any]]) -> str:
+    """The cwd Claude Code filed the session under (its folder is that cwd encoded),
+    where `claude --resume` finds it: the session's first cwd, not its last, when a
+    `cd` moved it on (a later cwd is in another project's folder name). When none
+    encodes to the folder (moved, renamed), the first cwd."""
+    folder = path.parent.name
+    first = ""
+    seen: set[str] = set()
     for e in entries:
-        v = e.get(key)
-        if isinstance(v, str) and v:
-            return v
-    return ""
+        cwd = e.get("cwd")
+        if not isinstance(cwd, str) or not cwd or cwd in seen:
+            continue
+        if encode_project(cwd) == folder:
+            return cwd
+        seen.add(cwd)
+        first = first or cwd
+    return first
 
 
 def _last_field(entries: list[dict[str, Any]], key: str) -> str:

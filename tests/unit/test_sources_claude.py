@@ -47,6 +47,25 @@ def listing_equals_full_read(
     yield
 
 
+def test_the_project_is_the_cwd_the_session_is_filed_under(tmp_path: Path) -> None:
+    """A `cd` during the session moves its later lines' cwd on, but Claude Code keeps
+    the file in the folder of the cwd it started in, where `claude --resume` looks:
+    the resume commands and the launch menu used the last cwd, a folder without it."""
+    s = ClaudeSession(tmp_path, cwd="/home/me/proj")
+    s.user("start here")
+    s.assistant(text("ok"))
+    s.cwd = "/home/me/proj/src"  # the lines written after the cd
+    s.user("now in src")
+    s.assistant(text("ok"))
+    s.cwd = "/home/me/proj"  # where the file is
+    path = s.write()
+    assert path.parent.name == claude.encode_project("/home/me/proj")
+    t = claude.read_transcript(path)
+    assert t.session.project_path == "/home/me/proj"
+    listed = claude.read_transcript(path, listing=True)
+    assert listed.session.project_path == "/home/me/proj"
+
+
 def test_rewind_branch_follows_the_last_written_line(tmp_path: Path) -> None:
     s = ClaudeSession(tmp_path)
     s.user("first question")
