@@ -24,6 +24,7 @@ Just over 400 lines: the consistent cut and the object store it writes into.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -370,15 +371,20 @@ def _copy_verified(fd: int, size: int, path: Path, dest: Path, result: BackupRes
             if not data:
                 raise BackupError(f"{path} shrank while it was copied")
             hasher.update(data)
-            os.write(out, data)
+            _write_all(out, data)
             pos += len(data)
         os.fsync(out)
         # Drop the written pages from the cache, so reading the copy back reads the disk.
         with contextlib.suppress(OSError, AttributeError):
             os.posix_fadvise(out, 0, 0, os.POSIX_FADV_DONTNEED)
-    except BaseException:
+    except BaseException as exc:
         os.close(out)
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise BackupError(
+                f"no space left on {dest} while copying {path} ({exc.strerror}); the files "
+                "copied so far are kept there and reused by the next backup"
+            ) from None
         raise
     os.close(out)
     digest = hasher.hexdigest()
@@ -395,6 +401,14 @@ def _copy_verified(fd: int, size: int, path: Path, dest: Path, result: BackupRes
     fsync_dir(target.parent)
     result.copied_bytes += size
     return digest
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte: `os.write` may write part of them (a disk filling up), and
+    the rest must then fail as ENOSPC here, not as a copy that reads back short."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _collect_garbage(dest: Path, keep: set[str]) -> None:

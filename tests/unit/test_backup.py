@@ -197,3 +197,17 @@ def test_checkpoints_written_after_the_journal_end_are_left_out(
     restored = list_segments(Layout(tmp_path / "restored"))[-1].read_bytes()
     live = list_segments(folder.layout)[-1].read_bytes()
     assert live.startswith(restored) and len(live) > len(restored)
+
+
+def test_a_backup_onto_a_full_disk_says_so(folder: Folder, tmp_path: Path) -> None:
+    """os.write wrote part of a chunk on a filling disk and the rest was dropped: the
+    copy then "read back differently (a failing disk at DEST?)"."""
+    from tests.process.test_stalls import small_disk
+
+    with small_disk(tmp_path / "disk", 1) as disk:
+        (disk / "filler").write_bytes(b"x" * 700_000)
+        code = main(["backup", str(disk / "bk"), "--dir", str(folder.root)])
+        assert code == 1
+        with pytest.raises(BackupError, match=r"no space left on .*bk while copying"):
+            make_backup(folder.root, disk / "bk")
+        assert not list((disk / "bk" / "objects" / "tmp").glob("*"))  # no partial object
