@@ -261,6 +261,7 @@ class Recorder:
         problem = reserve_status_space(self.layout)  # while there is room (see its doc)
         if problem:
             log.warning(problem)
+        self._caches_folder_aside()
         for sub in (self.layout.checkpoints, self.layout.control, self.layout.index):
             ensure_private_dir(sub)
         self._remove_stale_temp_files()
@@ -327,6 +328,18 @@ class Recorder:
         self._checkpoint_due = now + self.options.checkpoint_interval
         self._retention_due = now + min(30.0, self.options.retention_interval or 30.0)
         self._take_snapshot()
+
+    def _caches_folder_aside(self) -> None:
+        """A file where the caches folder goes (derived, rebuilt from the journal) is
+        moved into recovery/ rather than stopping the recorder from starting."""
+        index = self.layout.index
+        if index.is_dir() or not os.path.lexists(index):
+            return
+        ensure_private_dir(self.layout.recovery)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.clock()))
+        aside = self.layout.recovery / f"{index.name}.{stamp}.not-a-folder"
+        os.replace(index, aside)
+        log.warning("%s was not a folder: moved to %s (caches are rebuilt)", index, aside)
 
     def _remove_stale_temp_files(self) -> None:
         """Temp files of atomic writes whose process died before the rename (a kill)."""

@@ -15,6 +15,7 @@ import orjson
 from recorder.doctor.model import Area, Finding, Repair, RepairKind, Severity
 from recorder.doctor.scan import SegmentScan, scan_segment
 from recorder.store.checkpoints import (
+    NOT_A_FOLDER,
     Checkpoint,
     DigestCache,
     list_checkpoints,
@@ -57,6 +58,7 @@ class JournalScan:
     scans: list[SegmentScan]
     checkpoints: list[Checkpoint]
     skipped: list[str]  # checkpoint files that are not checkpoints
+    segments_folder: bool = True  # False: a file is where `segments/` should be
 
     def digests(self) -> dict[tuple[str, int], str]:
         """By (segment name as checkpoints give it, size)."""
@@ -70,7 +72,10 @@ def scan_journal(layout: Layout) -> JournalScan:
     for cp in checkpoints:
         for entry in cp.segments:
             sizes.setdefault(str(entry.get("name")), set()).add(_int(entry.get("size")))
-    paths = list_segments(layout)
+    try:
+        paths = list_segments(layout)
+    except NotADirectoryError:
+        return JournalScan([], checkpoints, skipped, segments_folder=False)
     scans = [
         scan_segment(path, k < len(paths) - 1, sizes.get(_plain_name(path), ()))
         for k, path in enumerate(paths)
@@ -91,6 +96,18 @@ def journal_findings(
 ) -> list[Finding]:
     out: list[Finding] = []
     scans = journal.scans
+    if not journal.segments_folder:
+        return [
+            Finding(
+                Area.JOURNAL,
+                "journal.folder",
+                Severity.PROBLEM,
+                "segments/ is not a folder (a file is in its place): the journal cannot be "
+                "read, and a recorder cannot write it",
+                f"mv {layout.segments} {layout.recovery}/segments.file && "
+                f"mkdir -m 700 {layout.segments}",
+            )
+        ]
     if not scans:
         return [Finding(Area.JOURNAL, "journal.segments", Severity.OK, "no journal here yet")]
     numbers = [segment_number(s.path.name) or 0 for s in scans]
@@ -261,7 +278,18 @@ def checkpoint_findings(layout: Layout, journal: JournalScan) -> list[Finding]:
                 f"mv {layout.pins} {layout.recovery}/  (drops every pin; then persist pin again)",
             )
         )
-    for line in journal.skipped[:_MAX_NAMED]:
+    if NOT_A_FOLDER in journal.skipped:
+        out.append(
+            Finding(
+                Area.CHECKPOINTS,
+                "checkpoints.folder",
+                Severity.PROBLEM,
+                NOT_A_FOLDER,
+                f"mv {layout.checkpoints} {layout.recovery}/checkpoints.file && "
+                f"mkdir -m 700 {layout.checkpoints}",
+            )
+        )
+    for line in [s for s in journal.skipped if s != NOT_A_FOLDER][:_MAX_NAMED]:
         name = line.split(" ", 1)[0]
         out.append(
             Finding(
@@ -311,6 +339,18 @@ def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> li
         names = sorted(e.name for e in os.scandir(layout.index) if e.is_file())
     except FileNotFoundError:
         names = []
+    except NotADirectoryError:
+        return [
+            Finding(
+                Area.CACHES,
+                "caches.folder",
+                Severity.PROBLEM,
+                "metadata_index/ is not a folder (a file is in its place): no cache can be "
+                "kept (derived: --fix moves it aside; a recorder starting moves it aside too)",
+                fix_command,
+                Repair(RepairKind.QUARANTINE, (layout.index,)),
+            )
+        ]
     except OSError as exc:
         return [
             Finding(

@@ -57,13 +57,21 @@ def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = No
     flag = _log_flag(layout)
     journal = scan_journal(layout)
     doctor_fix = f"persist doctor --fix{flag}"
+    # what is derived from the journal is not looked at when it cannot be read at all
+    derived = (
+        [
+            *cache_findings(layout, journal, doctor_fix),
+            recovery_state_finding(layout, doctor_fix),
+            *render_cache_findings(layout, doctor_fix),
+            *search_findings(layout, flag),
+        ]
+        if journal.segments_folder
+        else []
+    )
     findings: list[Finding] = [
         *journal_findings(layout, journal, health.state != STOPPED, start),
         *checkpoint_findings(layout, journal),
-        *cache_findings(layout, journal, doctor_fix),
-        recovery_state_finding(layout, doctor_fix),
-        *render_cache_findings(layout, doctor_fix),
-        *search_findings(layout, flag),
+        *derived,
         *session_findings(layout),
         *permission_findings(layout),
         *disk_findings(layout, now),

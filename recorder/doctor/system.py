@@ -149,8 +149,11 @@ class Growth:
 def journal_growth(layout: Layout, now: float) -> Growth | None:
     """Journal bytes written in the last day (or since the journal began, if later):
     closed segments by their size and time span, the active one by its records' times.
-    None when the journal is younger than a minute (no rate yet)."""
-    paths = list_segments(layout)
+    None when the journal is younger than a minute (no rate yet), or cannot be listed."""
+    try:
+        paths = list_segments(layout)
+    except NotADirectoryError:  # journal.folder says so
+        return None
     if not paths:
         return None
     start_ts = _first_ts(paths[0])

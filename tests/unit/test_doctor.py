@@ -482,3 +482,48 @@ def test_the_render_cache_is_counted_and_its_damaged_entries_named(folder: Folde
     text = {f.check: f.summary for f in run(folder).findings}
     assert f"{closed} of {closed} closed" in text["caches.render"]
     assert journal_bytes(folder) == before
+
+
+@pytest.mark.parametrize(
+    ("folder_name", "check", "fixed"),
+    [
+        ("segments", "journal.folder", False),  # the journal itself: only by hand
+        ("checkpoints", "checkpoints.folder", False),
+        ("metadata_index", "caches.folder", True),  # derived: moved aside
+    ],
+)
+def test_a_file_where_a_folder_goes_is_a_problem_not_an_aborted_report(
+    folder: Folder, folder_name: str, check: str, fixed: bool
+) -> None:
+    """`checkpoints/` or `segments/` as a file stopped doctor with "cannot examine"
+    (exit 1, no report); `metadata_index/` as a file was a warning --fix left alone
+    while the recorder would not start."""
+    place = folder.root / folder_name
+    shutil.rmtree(place)
+    place.write_text("not a folder")
+    report = run(folder)
+    found = finding(report, check)
+    assert found.severity is Severity.PROBLEM and "not a folder" in found.summary
+    assert report.result is Severity.PROBLEM
+    if fixed:
+        [result] = [r for r in fix(report) if r.finding.check == check]
+        assert result.ok and not place.exists()
+        assert check not in bad(run(folder))
+    else:
+        assert "mkdir -m 700" in (found.fix or "")
+
+
+def test_a_recorder_starting_moves_aside_a_file_where_its_caches_go(folder: Folder) -> None:
+    from recorder.daemon.core import Recorder
+    from recorder.daemon.options import RecorderOptions
+
+    shutil.rmtree(folder.layout.index)
+    folder.layout.index.write_text("not a folder")
+    rec = Recorder(RecorderOptions(log_dir=folder.root))
+    rec.open()
+    try:
+        assert folder.layout.index.is_dir()
+        [aside] = folder.layout.recovery.glob("metadata_index.*.not-a-folder")
+        assert aside.read_text() == "not a folder"
+    finally:
+        rec.close()
