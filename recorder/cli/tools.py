@@ -7,6 +7,8 @@ the warnings, and `export --session` writes through the same output path as a ra
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -86,7 +88,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         f"{m['time_range']['last_iso']})"
     )
     seqs, history = m["seq_range"], m["history"]
-    print(f"  holds       {_scope_words(m['scope'])} (seq {seqs['first']} to {seqs['last']})")
+    notes = [c for c in integrity["caveats"] if "pruned on" in c]
+    held = _scope_words(m["scope"]) + (" the journal still holds" if notes else "")
+    print(f"  holds       {held} (seq {seqs['first']} to {seqs['last']})")
     print(
         f"  integrity   {'ok' if integrity['ok'] else 'PROBLEMS'}"
         f" (digest {'matches' if integrity['verified'] else 'does NOT match'} for "
@@ -101,6 +105,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
             f"  history     {history['records']} earlier records not read"
             f"{': ' if known else ''}{', '.join(known)} (--full reads and verifies them)"
         )
+    for note in integrity["caveats"]:
+        print(f"  note: {note}")
     for problem in integrity["problems"]:
         print(f"  warning: {problem}")
     return code
@@ -234,8 +240,25 @@ def _write_output(
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = progress_bar("exporting") if show else None
     if args.output and args.output != "-":
+        path = Path(os.path.realpath(args.output))  # through a symlink, not over it
+        try:
+            special = not stat.S_ISREG(os.stat(path).st_mode)
+        except FileNotFoundError:
+            special = False
+        except OSError as exc:
+            raise ExportError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+        if special and not path.is_dir():
+            # /dev/null, a FIFO, a terminal: written to as it is. Renaming a file over
+            # it would replace /dev/null itself (as root) with a regular file.
+            try:
+                device = open(path, "wb")  # noqa: SIM115 - closed below, after the export
+            except OSError as exc:
+                raise ExportError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+            with device:
+                stats = write(device, progress)
+            return stats, args.output
         try:  # the output's folder: missing, not writable, a file
-            target = AtomicFile(Path(args.output), durable=False)
+            target = AtomicFile(path, durable=False)
         except OSError as exc:  # named, not our temp file beside it
             raise ExportError(f"cannot write {args.output}: {exc.strerror or exc}") from None
         with target:

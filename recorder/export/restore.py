@@ -70,6 +70,7 @@ from recorder.store.ranges import (
     RangeSummary,
     journal_damage,
     journal_range,
+    pruned_in_range,
     summarize,
 )
 from recorder.store.reader import KIND_BAD_LINE, Record, Store, open_store
@@ -93,6 +94,7 @@ class RangeIntegrity(RangeSummary):
     refused: list[dict[str, Any]] = field(default_factory=list)
     expected_messages: int | None = None  # what the checkpoint says
     damage: list[str] = field(default_factory=list)  # missing segments, torn tails
+    pruned: list[str] = field(default_factory=list)  # segments retention took from the range
     unsequenced: int = 0  # messages without a publisher envelope: their loss is undetectable
     first_seq: int | None = None  # the range's first and last record sequence numbers
     last_seq: int | None = None
@@ -281,13 +283,15 @@ class RangeIntegrity(RangeSummary):
         return out
 
     def caveats(self) -> list[str]:
-        """What the journal cannot tell: not a problem found, a limit of what was checked."""
-        if not self.unsequenced:
-            return []
-        return [
-            f"{_n(self.unsequenced, 'message')} from publishers without sequence numbers: "
-            "loss not detectable"
-        ]
+        """What the journal cannot tell or no longer holds: not a problem found, a limit
+        of what was checked or of what there is (segments pruned on purpose)."""
+        out = list(self.pruned)
+        if self.unsequenced:
+            out.append(
+                f"{_n(self.unsequenced, 'message')} from publishers without sequence numbers: "
+                "loss not detectable"
+            )
+        return out
 
     def digest_problems(self) -> list[str]:
         return list(self.verification.problems) if self.verification else ["not verified"]
@@ -478,8 +482,9 @@ def _build(
     # reading (the index has them), so they are reported even outside the range.
     integrity.damage = journal_damage(store, rng, writer_running=True)
     integrity.damage += [p for p in verification.history_problems if not p.endswith("missing")]
+    integrity.pruned = pruned_in_range(store, start, stop, cp)
     final = layout.bundle(cp.id)
-    position = _position(store, start, stop, cp)
+    position = _position(store, start, stop, cp, whole=whole)
     kept = _reusable(final, cp, scope, position, integrity, redact)
     if kept is not None:
         return kept
@@ -641,7 +646,9 @@ def _go_on_from(
     mw.continue_after(day)
 
 
-def _position(store: Store, start: int, stop: int, cp: Checkpoint) -> dict[str, Any]:
+def _position(
+    store: Store, start: int, stop: int, cp: Checkpoint, *, whole: bool
+) -> dict[str, Any]:
     """Where the range lies in the journal: indexes, and (segment, offset) of its start
     and end, which stay true as the journal grows."""
     if start < stop:
@@ -654,7 +661,7 @@ def _position(store: Store, start: int, stop: int, cp: Checkpoint) -> dict[str, 
         "stop_index": stop,
         "start": first,
         "stop": {"segment": segment_name(cp.segment), "offset": cp.offset, "seq": cp.seq},
-        "complete": start == 0,
+        "complete": whole,  # from the conversation's first record, none pruned
     }
 
 
@@ -719,6 +726,8 @@ def _facts(
         else "✘ " + "; ".join(integrity.digest_problems())
     )
     held = scope.describe()
+    if integrity.pruned:
+        held += f" of what the journal still holds ({'; '.join(integrity.pruned)})"
     if start:
         held += (
             f"; the {start} records before them are in the journal "
@@ -745,6 +754,7 @@ def _transcript_footer(mw: MarkdownWriter, integrity: RangeIntegrity, start: int
     lines += [f"- ⚠ {md_text(p, newlines=False)}" for p in problems] or [
         "- ✔ no gaps or damaged lines in range"
     ]
+    lines += [f"- note: {md_text(note, newlines=False)}" for note in integrity.pruned]
     for gap in integrity.gap_records[:50]:
         lines.append(f"  - #{gap.get('seq')}: {md_text(gap_sentence(gap), newlines=False)}")
     if start:

@@ -3,6 +3,7 @@ pass that summarises it."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -178,6 +179,51 @@ def _tail_words(tail: bytes) -> str:
     if b"\x00" in tail:
         return "a torn line with NUL bytes"
     return "a torn line"
+
+
+def pruned_in_range(store: Store, start: int, stop: int, upto: Checkpoint | None) -> list[str]:
+    """Where retention took segments out of records `start` to `stop`, one sentence
+    each: what is inside the range (between two segments it holds) and, when the range
+    starts at the journal's first record, what was before it. The range is then not
+    the whole conversation, nor the last N messages there were, though nothing is
+    damaged: said, never counted as damage."""
+    from recorder.store.pruned import pruned_by_number
+
+    notes = pruned_by_number(store.layout)
+    segments = store.segments
+    if not notes or not segments or start >= stop:
+        return []
+    first_seg = store.locate(start)[0]
+    last_number = upto.segment if upto is not None else segments[-1].number
+    out: list[str] = []
+    before = sorted(n for n in notes if n < first_seg.number)
+    if start == 0 and before:
+        seq = store.record(0).seq
+        out.append(
+            f"{_segments(before)} before seq {seq} {notes[before[-1]].describe()}: the "
+            "conversation began earlier than this range"
+        )
+    for a, b in itertools.pairwise(segments):
+        if a.number < first_seg.number or b.number > last_number:
+            continue
+        hole = [n for n in range(a.number + 1, b.number) if n in notes]
+        if not hole:
+            continue
+        at = store.index_of(b.number, 0)
+        if not start < at < stop:
+            continue
+        after, resumed = store.record(at - 1).seq, store.record(at).seq
+        out.append(
+            f"{_segments(hole)} {notes[hole[-1]].describe()}: the records between seq "
+            f"{after} and seq {resumed} are not in this range"
+        )
+    return out
+
+
+def _segments(numbers: list[int]) -> str:
+    if len(numbers) == 1:
+        return segment_name(numbers[0])
+    return f"{len(numbers)} segments ({segment_name(numbers[0])} to {segment_name(numbers[-1])})"
 
 
 def journal_damage(store: Store, rng: JournalRange, *, writer_running: bool) -> list[str]:

@@ -238,3 +238,70 @@ def test_records_made_of_session_messages_are_records() -> None:
 
     rec = session_record("claude/abc", None, None, {"sender": "user"}, {"text": "hi"}, {})
     assert rec.data is not None and rec.kind == "msg" and rec.payload == {"text": "hi"}
+
+
+def test_an_output_that_is_not_a_regular_file_is_written_to_not_replaced(
+    root: Path, tmp_path: Path
+) -> None:
+    """`-o /dev/null` renamed the export's temp file over it: as root that made
+    /dev/null a regular 0600 file for the whole machine (tmux, ssh... broke). A FIFO
+    was replaced the same way, and a symlink lost its link."""
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    out = persist(
+        "export",
+        "--all",
+        "--format",
+        "jsonl",
+        "-o",
+        str(fifo),
+        "--log-dir",
+        str(root),
+        "--allow-damage",
+    )
+    reader.join(30)
+    assert out.returncode == 0, out.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert got == [b"".join(stored(root, None, None))]
+
+    real = tmp_path / "real.md"
+    real.write_text("old")
+    link = tmp_path / "link.md"
+    link.symlink_to(real)
+    out = persist(
+        "export",
+        "--all",
+        "--format",
+        "md",
+        "-o",
+        str(link),
+        "--log-dir",
+        str(root),
+        "--allow-damage",
+    )
+    assert out.returncode == 0, out.stderr
+    assert link.is_symlink() and real.read_text().startswith("# Conversation")
+
+    if os.geteuid() == 0:  # a device node of our own, not the machine's /dev/null
+        null = tmp_path / "null"
+        os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        out = persist(
+            "export",
+            "--all",
+            "--format",
+            "md",
+            "-o",
+            str(null),
+            "--log-dir",
+            str(root),
+            "--allow-damage",
+        )
+        assert out.returncode == 0, out.stderr
+        assert stat.S_ISCHR(null.stat().st_mode)

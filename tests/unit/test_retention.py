@@ -224,6 +224,37 @@ def test_a_trash_restore_that_fails_midway_puts_back_what_it_moved(
     assert code == 0, err
 
 
+def test_a_bundle_says_which_records_pruning_took_from_its_range(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pin keeps its segments and the newest checkpoint keeps its own, so a prune by
+    size takes those between: a bundle reaching across them called itself "the last
+    1000 messages" or "the whole conversation", complete, with no word of the hole."""
+    layout, cps = journal
+    log = str(layout.root)
+    assert run(capsys, "pin", cps[DAYS - 5].id, "--log-dir", log)[0] == 0
+    code, out, _ = run(capsys, "prune", "--max-size", "1K", "--json", "--log-dir", log)
+    assert code == 0
+    pruned = [s["name"] for s in orjson.loads(out)["segments"]]
+    assert pruned
+    code, out, err = run(capsys, "restore", "latest", "--full", "--json", "--log-dir", log)
+    assert code == 0, err
+    manifest = orjson.loads(out)
+    assert manifest["range"]["complete"] is False
+    notes = manifest["integrity"]["caveats"]
+    assert any("the conversation began earlier" in n for n in notes), notes
+    assert any("are not in this range" in n and "pruned on" in n for n in notes), notes
+    assert manifest["integrity"]["ok"]  # nothing is damaged: pruned on purpose
+    code, out, _ = run(capsys, "restore", "latest", "--full", "--log-dir", log)
+    assert "the whole conversation the journal still holds" in out
+    assert "note: " in out and "are not in this range" in out
+    transcript = (Path(manifest["dir"]) / "transcript.md").read_text()
+    assert "are not in this range" in transcript
+    code, out, _ = run(capsys, "restore", "latest", "--json", "--log-dir", log)  # last 1000
+    notes = orjson.loads(out)["integrity"]["caveats"]
+    assert any("are not in this range" in n for n in notes), notes
+
+
 def test_empty_respects_the_grace_period(
     journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
 ) -> None:
