@@ -382,8 +382,9 @@ def _copy_verified(fd: int, size: int, path: Path, dest: Path, result: BackupRes
         tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise BackupError(
-                f"no space left on {dest} while copying {path} ({exc.strerror}); the files "
-                "copied so far are kept there and reused by the next backup"
+                f"no space left on {dest} while copying {path} ({exc.strerror}): the previous "
+                "backup there (if any) is intact, and what this one copied is kept there for "
+                "the next backup to reuse"
             ) from None
         raise
     os.close(out)

@@ -15,7 +15,6 @@ import orjson
 from recorder.doctor.model import Area, Finding, Repair, RepairKind, Severity
 from recorder.doctor.scan import SegmentScan, scan_segment
 from recorder.store.checkpoints import (
-    NOT_A_FOLDER,
     Checkpoint,
     DigestCache,
     list_checkpoints,
@@ -65,9 +64,17 @@ class JournalScan:
         return {(s.name, n): d for s in self.scans for n, d in s.digests.items()}
 
 
+NOT_A_FOLDER = (
+    "checkpoints/ is not a folder (a file is in its place): no checkpoint can be read or taken"
+)
+
+
 def scan_journal(layout: Layout) -> JournalScan:
     skipped: list[str] = []
-    checkpoints = list_checkpoints(layout, skipped)
+    try:
+        checkpoints = list_checkpoints(layout, skipped)
+    except NotADirectoryError:
+        checkpoints, skipped = [], [NOT_A_FOLDER]
     sizes: dict[str, set[int]] = {}
     for cp in checkpoints:
         for entry in cp.segments:

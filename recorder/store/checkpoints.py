@@ -503,11 +503,6 @@ def _join_bases(found: list[Checkpoint]) -> list[Checkpoint]:
     return [join(cp, frozenset()) for cp in found]
 
 
-NOT_A_FOLDER = (
-    "checkpoints/ is not a folder (a file is in its place): no checkpoint can be read or taken"
-)
-
-
 def list_checkpoints(
     layout: Layout, skipped: list[str] | None = None, *, sessions: bool = False
 ) -> list[Checkpoint]:
@@ -528,10 +523,6 @@ def journal_and_session_checkpoints(
     try:
         paths = sorted(p for p in layout.checkpoints.iterdir() if p.suffix == ".json")
     except FileNotFoundError:
-        return [], []
-    except NotADirectoryError:  # a file in its place: no checkpoint can be there
-        if skipped is not None:
-            skipped.append(NOT_A_FOLDER)
         return [], []
     for path in paths:
         try:
