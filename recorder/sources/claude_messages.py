@@ -94,6 +94,7 @@ class _Pending:
     agent_id: str
     note: str
     message_id: str = ""
+    merged: list[str] = field(default_factory=list)  # uuids of the earlier lines merged
 
 
 def build_messages(lines: list[dict[str, Any]], session_id: str) -> list[SessionMessage]:
@@ -109,6 +110,7 @@ def build_messages(lines: list[dict[str, Any]], session_id: str) -> list[Session
             last = out[-1] if out else None
             if last is not None and mid and last.message_id == mid:
                 cur = last
+                cur.merged.append(cur.uuid)
                 cur.uuid = e["uuid"]
             else:
                 note = "api-error" if e.get("isApiErrorMessage") else ""
@@ -194,6 +196,7 @@ def build_messages(lines: list[dict[str, Any]], session_id: str) -> list[Session
             p.sidechain,
             p.agent_id,
             p.note,
+            tuple(p.merged),
         )
         for seq, p in enumerate(out)
     ]

@@ -57,12 +57,16 @@ def choose(t: Transcript, at: str | None) -> SessionMessage:
     if at is None:
         return t.messages[-1]
     last = len(t.messages) - 1
-    exact = [m for m in t.messages if m.uuid == at]
+    if not at.strip():
+        raise ForkError(f"--at needs a message number (0..{last}) or uuid of {t.session.key}")
+    # any of a message's lines names it: a streamed answer's first block too, not only
+    # the last one (the uuid a child line names as its parent)
+    exact = [m for m in t.messages if at == m.uuid or at in m.merged]
     if at.isdigit() and not exact:  # a number is a message number, never a uuid prefix
         if int(at) <= last:
             return t.messages[int(at)]
         raise ForkError(f"{t.session.key} has no message {at} (its messages are 0..{last})")
-    found = exact or [m for m in t.messages if m.uuid.startswith(at)]
+    found = exact or [m for m in t.messages if any(u.startswith(at) for u in (m.uuid, *m.merged))]
     if len(found) != 1:
         what = "no" if not found else f"{len(found)}"
         raise ForkError(

@@ -71,6 +71,7 @@ class SessionMessage:
     sidechain: bool = False
     agent_id: str = ""  # the sub-agent that wrote it, if any
     note: str = ""  # "compact-boundary", "compact-summary", "api-error", "meta", ...
+    merged: tuple[str, ...] = ()  # uuids of its earlier lines (Claude Code's streamed blocks)
 
     @property
     def has_thinking(self) -> bool:

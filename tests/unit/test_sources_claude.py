@@ -130,6 +130,15 @@ def test_streamed_blocks_merge_into_one_message(tmp_path: Path) -> None:
     assert [c.name for c in merged.tool_calls] == ["Edit"] and merged.tool_calls[0].id == "t1"
     assert t.session.files_modified == ("/p/a.py",)
     assert merged.uuid == t.raw_chain[3]["uuid"]  # the uuid of its last line
+    assert merged.merged == (t.raw_chain[1]["uuid"], t.raw_chain[2]["uuid"])
+    # `--at` takes the uuid of any of its lines (the thinking one was refused)
+    from recorder.sources.fork import ForkError, choose
+
+    for line in t.raw_chain[1:4]:
+        assert choose(t, line["uuid"]) is merged
+        assert choose(t, line["uuid"][:13]) is merged
+    with pytest.raises(ForkError, match="--at needs a message number"):
+        choose(t, "")
 
 
 def test_parallel_tool_results_off_the_chain_are_recovered(tmp_path: Path) -> None:
