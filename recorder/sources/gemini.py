@@ -73,12 +73,25 @@ def _project_paths(root: Path) -> dict[str, str]:
     return found
 
 
+def _here_hashed() -> dict[str, str]:
+    """sha256 of the working folder and each folder above it -> that path: Gemini CLI
+    before 0.29 named a project's folder by the hash of its path alone, and a hash
+    names nothing unless a path that gives it is tried (`projects.json` comes later).
+    The folder an agent is launched in, or `persist sessions` is run in, is the likely
+    one."""
+    try:
+        here = Path.cwd()
+    except OSError:
+        return {}
+    return {hashlib.sha256(str(p).encode()).hexdigest(): str(p) for p in (here, *here.parents)}
+
+
 def projects(root: Path) -> Iterator[GeminiProject]:
     try:
         folders = sorted(os.scandir(root / "tmp"), key=lambda e: e.name)
     except OSError:
         return
-    known = _project_paths(root)
+    known = _here_hashed() | _project_paths(root)
     for folder in folders:
         try:
             chats = sorted(os.scandir(os.path.join(folder.path, "chats")), key=lambda e: e.name)

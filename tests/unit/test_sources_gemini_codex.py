@@ -9,6 +9,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from recorder.sources import codex, gemini
 from recorder.sources.discover import Roots, read_session, scan
 from recorder.sources.model import Sender, Source
@@ -102,6 +104,23 @@ def test_gemini_hashed_folder_takes_its_path_from_projects_json(tmp_path: Path) 
     good = [s for s in result.sessions if s.message_count]
     assert [s.project_path for s in good] == [project]
     assert any("session-broken.json is not a JSON document" in p for p in result.problems)
+
+
+def test_gemini_hashed_folder_of_the_working_folder_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gemini CLI before 0.29 named the folder sha256(project path), with no
+    projects.json: run from the project (as `persist launch` is), it is recognised."""
+    project = tmp_path / "proj"
+    (project / "src").mkdir(parents=True)
+    chats = gemini_project(tmp_path / "gemini", str(project), slug=False)
+    gemini_legacy(chats, new_uuid(), gemini_messages(1))
+    monkeypatch.chdir(project / "src")
+    [session] = scan(Roots(None, tmp_path / "gemini", None)).sessions
+    assert session.project_path == str(project)
+    monkeypatch.chdir(tmp_path)
+    [session] = scan(Roots(None, tmp_path / "gemini", None)).sessions
+    assert session.project_path == ""  # from elsewhere: unknown, as before
 
 
 def test_codex_rollout_and_thread_name(tmp_path: Path) -> None:
