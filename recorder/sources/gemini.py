@@ -12,7 +12,9 @@ are sha256(root) before v0.29 and a slug after; the project path comes from
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +112,46 @@ def projects(root: Path) -> Iterator[GeminiProject]:
         yield found
 
 
+_HEAD_FIELD = re.compile(
+    r'"(sessionId|projectHash|startTime|lastUpdated)"\s*:\s*("(?:[^"\\]|\\.)*")'
+)
+_MESSAGES = re.compile(r'"messages"\s*:\s*\[')
+
+
+def _salvaged(data: bytes) -> dict[str, Any] | None:
+    """What a legacy session document cut short still holds (Gemini CLI rewrote the
+    whole file on every change: a crash meanwhile leaves the start of it): the fields
+    before `messages` and every whole message up to the cut. None when not even the
+    session's id is there."""
+    text = data.decode("utf-8", "replace")
+    at = _MESSAGES.search(text)
+    if at is None:
+        return None
+    doc: dict[str, Any] = {}
+    for key, value in _HEAD_FIELD.findall(text[: at.start()]):
+        try:
+            doc[key] = json.loads(value)
+        except ValueError:  # a control character in the string: not a field to trust
+            continue
+    if not isinstance(doc.get("sessionId"), str):
+        return None
+    decoder = json.JSONDecoder()
+    messages: list[Any] = []
+    pos, end = at.end(), len(text)
+    while True:
+        while pos < end and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= end or text[pos] == "]":
+            break
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except (ValueError, RecursionError):
+            break  # the cut
+        messages.append(value)
+    doc["messages"] = messages
+    return doc
+
+
 def load_record(path: Path, report: ReadReport) -> dict[str, Any]:
     """The ConversationRecord a file holds, by Gemini CLI's own loading rules."""
     data, _ = read_bytes(path, report)
@@ -121,8 +163,15 @@ def load_record(path: Path, report: ReadReport) -> dict[str, Any]:
                 doc = loads_repaired(data)
                 report.repaired.append(1)
             except (ValueError, RecursionError):
-                report.errors.append(f"{path.name} is not a JSON document ({exc})")
-                return {}
+                doc = _salvaged(data)
+                if doc is None:
+                    report.errors.append(f"{path.name} is not a JSON document ({exc})")
+                    return {}
+                n = len(doc["messages"])
+                report.errors.append(
+                    f"{path.name} is cut short ({exc}): the session's first {n} message(s) "
+                    "read, the rest is lost (Gemini CLI itself cannot load it)"
+                )
         if not isinstance(doc, dict):
             report.errors.append(f"{path.name} does not hold a session object")
             return {}

@@ -92,6 +92,29 @@ def test_gemini_legacy_file_with_a_lone_surrogate_is_read(tmp_path: Path) -> Non
     assert t.report.repaired == [1] and not t.report.errors
 
 
+def test_gemini_legacy_file_cut_short_keeps_what_it_holds(tmp_path: Path) -> None:
+    """A crash while Gemini CLI rewrote its whole session file leaves the start of it:
+    listed before as an untitled session of 0 messages named `session-…`, no warning."""
+    chats = gemini_project(tmp_path, "/home/me/app")
+    sid = new_uuid()
+    path = gemini_legacy(chats, sid, gemini_messages(3))
+    data = path.read_bytes()
+    path.write_bytes(data[: data.index(b"answer 2")])  # inside the last message
+    t = gemini.read_transcript(path)
+    assert t.session.id == sid
+    assert [m.text.split("\n")[0] for m in t.messages] == [
+        "question 0",
+        "answer 0",
+        "question 1",
+        "answer 1",
+        "question 2",
+    ]
+    assert any("is cut short" in e and "first 5 message(s)" in e for e in t.report.errors)
+    path.write_bytes(data[:40])  # not even the id: as before, nothing but the error
+    t = gemini.read_transcript(path)
+    assert not t.messages and any("is not a JSON document" in e for e in t.report.errors)
+
+
 def test_gemini_hashed_folder_takes_its_path_from_projects_json(tmp_path: Path) -> None:
     project = "/home/me/old"
     chats = gemini_project(tmp_path, project, slug=False)
