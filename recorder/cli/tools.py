@@ -322,10 +322,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"{rng.describe()}) as {args.format} to {where}"
     )
     if stats.bad_lines:
-        say(
-            f"{stats.bad_lines} damaged lines in range "
-            f"({'left out' if args.format == 'jsonl' else 'marked'})"
-        )
+        from recorder.export.parallel import range_bytes
+
+        words = stats.damaged_words(range_bytes(store, rng.start, rng.stop))
+        say(f"{words} in range ({'left out' if args.format == 'jsonl' else 'marked'})")
     try:
         damage = journal_damage(store, rng, writer_running=assess(layout).running)
     except OSError as exc:

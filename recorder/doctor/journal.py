@@ -90,6 +90,20 @@ def scan_journal(layout: Layout) -> JournalScan:
     return JournalScan(scans, checkpoints, skipped)
 
 
+def _lost_words(scan: SegmentScan) -> str:
+    """`, 262,144 bytes: about 190 records`: a damaged compressed frame reads as one
+    damaged line of NULs that held as many records as its bytes do at the segment's
+    average line size."""
+    good_lines = scan.lines - scan.bad_lines
+    good_bytes = scan.size - scan.bad_bytes - scan.tail
+    if good_lines <= 0 or good_bytes <= 0:
+        return ""
+    estimate = round(scan.bad_bytes / (good_bytes / good_lines))
+    if estimate <= scan.bad_lines:
+        return ""
+    return f", {scan.bad_bytes:,} bytes: about {estimate:,} records at its average line size"
+
+
 def _plain_name(path: Path) -> str:
     return segment_name(segment_number(path.name) or 0)
 
@@ -165,9 +179,10 @@ def journal_findings(
                     Area.JOURNAL,
                     "journal.bad-lines",
                     Severity.PROBLEM,
-                    f"{name} holds {inner_bad} damaged line(s) (the first at byte "
-                    f"{scan.first_bad}); every other record reads, and journal data is never "
-                    "rewritten: a backup (persist restore-backup) has the lines as written",
+                    f"{name} holds {inner_bad} damaged line(s){_lost_words(scan)} (the first "
+                    f"at byte {scan.first_bad}); every other record reads, and journal data "
+                    "is never rewritten: a backup (persist restore-backup) has the lines as "
+                    "written",
                 )
             )
         if scan.closed and scan.tail:

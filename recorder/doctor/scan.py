@@ -39,6 +39,7 @@ class SegmentScan:
     size: int = 0
     lines: int = 0  # whole lines (ending in a newline)
     bad_lines: int = 0  # whole lines that are not records
+    bad_bytes: int = 0  # their bytes (a damaged compressed frame reads as one line of NULs)
     first_bad: int | None = None  # offset of the first of them
     trailing_bad: int = 0  # bad whole lines at the very end (a start-up repair moves them)
     trailing_bad_bytes: int = 0
@@ -164,6 +165,7 @@ def _check_block(scan: SegmentScan, block: bytes, base: int) -> None:
     for line in block.split(b"\n")[:-1]:
         if parse_line(line) is None:
             scan.bad_lines += 1
+            scan.bad_bytes += len(line) + 1
             if scan.first_bad is None:
                 scan.first_bad = offset
             scan.trailing_bad += 1

@@ -67,6 +67,7 @@ class RangeSummary:
     participants: Counter[str] = field(default_factory=Counter)
     kinds: Counter[str] = field(default_factory=Counter)  # every record kind, bad lines included
     missed: int = 0  # messages that gap records say were lost
+    bad_bytes: int = 0  # bytes of the damaged lines (a damaged compressed frame: all of it)
     participants_cap: int = field(default=MAX_PARTICIPANTS, repr=False, compare=False)
 
     def add(self, rec: Record) -> None:
@@ -85,7 +86,9 @@ class RangeSummary:
             return
         self.records += 1
         self.kinds[kind] += 1
-        if kind == KIND_GAP:
+        if kind == KIND_BAD_LINE:
+            self.bad_bytes += len(rec.line)
+        elif kind == KIND_GAP:
             assert data is not None
             missed = data.get("missed")
             self.missed += missed if isinstance(missed, int) and missed > 0 else 0
@@ -125,6 +128,7 @@ class RangeSummary:
         participant cap): the same result as adding those records here one by one."""
         self.records += later.records
         self.messages += later.messages
+        self.bad_bytes += later.bad_bytes
         if self.first_ts is None:
             self.first_ts = later.first_ts
         if later.messages:
@@ -156,6 +160,24 @@ class RangeSummary:
     @property
     def bad_lines(self) -> int:
         return self.kinds[KIND_BAD_LINE]
+
+    def damaged_words(self, range_bytes: int) -> str:
+        """`N damaged lines`, and `(B bytes, about R records ...)` when they held more
+        records than lines: a damaged compressed frame reads as one line of 256 KiB
+        that held a few hundred records; R is estimated from the size of those that
+        read."""
+        lines = f"{self.bad_lines} damaged line{'' if self.bad_lines == 1 else 's'}"
+        good_lines = self.records - self.bad_lines
+        good_bytes = range_bytes - self.bad_bytes
+        if good_lines <= 0 or good_bytes <= 0:
+            return lines
+        estimate = round(self.bad_bytes / (good_bytes / good_lines))
+        if estimate <= self.bad_lines:
+            return lines
+        return (
+            f"{lines} ({self.bad_bytes:,} bytes, about {estimate:,} records at this "
+            "range's average record size)"
+        )
 
 
 def summarize(

@@ -100,13 +100,13 @@ def test_jsonl_to_a_file_with_progress(root: Path, tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert target.read_bytes().splitlines(keepends=True) == stored(root, None, "third")
-    assert b"100%" in out.stderr and b"damaged lines in range (left out)" in out.stderr
+    assert b"100%" in out.stderr and b"1 damaged line in range (left out)" in out.stderr
     assert not list(tmp_path.glob(".*.tmp"))  # atomic: no temp file left
 
 
 def test_csv_reads_back(root: Path) -> None:
     out = persist("export", "third", "--format", "csv", "--log-dir", str(root))
-    assert out.returncode == 5 and b"damaged lines in range" in out.stderr, out.stderr
+    assert out.returncode == 5 and b"1 damaged line in range (marked)" in out.stderr, out.stderr
     rows = list(csv.DictReader(io.StringIO(out.stdout.decode())))
     msgs = [r for r in rows if r["kind"] == "msg"]
     assert len(msgs) == 3 * len(TEXTS)

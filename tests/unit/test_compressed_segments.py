@@ -504,3 +504,41 @@ def test_prune_and_trash_restore_carry_compressed_segments(journal: Path, capsys
     assert after[: len(before)] == before  # then the prune and restore events
     assert all(b'"kind":"event"' in line for line in after[len(before) :])
     assert compact(layout).problems == []
+
+
+def test_a_damaged_frame_is_counted_as_the_records_it_held(tmp_path: Path, capsys) -> None:
+    """A damaged 256 KiB frame reads as one damaged line (NULs): export and doctor said
+    "1 damaged line" where a few hundred records were lost. They now give its bytes and
+    the records they held, estimated from the size of the records that read."""
+    import re
+
+    import orjson
+
+    root = tmp_path / "logs"
+    clock = DemoClock(T0)
+    w = DemoWriter.open(root, segment_bytes=1 << 20, clock=clock)
+    for i in range(4_000):
+        clock.now = T0 + i
+        w.message(T0 + i, "coder", f"message {i} " + "lorem ipsum dolor " * (10 + i % 20))
+    w.close()
+    compact(Layout(root))
+    before = len(everything(root))
+    victim = list_segments(Layout(root))[0]
+    assert victim.name.endswith(".zst")
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # inside one of its frames, not the first or last
+    victim.write_bytes(bytes(raw))
+    out = tmp_path / "out.jsonl"
+    code = persist(["export", "--all", "--format", "jsonl", "--log-dir", str(root), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 5, err
+    lost = before - out.read_bytes().count(b"\n")
+    about = re.search(r"1 damaged line \(([\d,]+) bytes, about ([\d,]+) records", err)
+    assert about is not None and lost > 100, (err, lost)
+    assert abs(int(about[2].replace(",", "")) - lost) <= lost // 10, (about[0], lost)
+    persist(["doctor", "--json", "--log-dir", str(root)])
+    found = orjson.loads(capsys.readouterr().out)["findings"]
+    [damage] = [f["summary"] for f in found if f["check"] == "journal.bad-lines"]
+    estimate = re.search(r"bytes: about ([\d,]+) records", damage)
+    assert estimate is not None, damage
+    assert abs(int(estimate[1].replace(",", "")) - lost) <= lost // 10, (damage, lost)
