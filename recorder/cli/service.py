@@ -17,15 +17,23 @@ def cmd_service(args: argparse.Namespace) -> int:
 
     directory = Path(args.unit_dir) if args.unit_dir else None
     execute = False if args.print_only else None
+    target = directory or systemd.unit_dir()
+    recorded = systemd.unit_log_dir(target / systemd.UNIT_NAME)
+    here = Path(args.log_dir).expanduser().absolute()
+    elsewhere = recorded is not None and recorded.resolve() != here.resolve()
     if args.action == "install":
+        if elsewhere:  # one unit per user: it would silently stop recording that folder
+            return fail(
+                f"the unit {target / systemd.UNIT_NAME} records {recorded}: `persist service "
+                f"uninstall` first to record {here} instead"
+            )
         options = RecorderOptions(
-            log_dir=Path(args.log_dir).expanduser().absolute(),
+            log_dir=here,
             broker=args.broker,
             publish_endpoint=args.publish_endpoint,
             embedded=args.embedded,
         )
         cfg = systemd.UnitConfig(options)
-        target = directory or systemd.unit_dir()
         try:
             path, steps = systemd.install(cfg, directory, start=not args.no_start, execute=execute)
         except OSError as exc:
@@ -35,12 +43,15 @@ def cmd_service(args: argparse.Namespace) -> int:
         try:
             path, existed, steps = systemd.uninstall(directory, execute=execute)
         except OSError as exc:
-            target = directory or systemd.unit_dir()
             return fail(f"--unit-dir {target}: cannot remove the unit file ({exc.strerror or exc})")
-        print(f"removed {path}" if existed else f"{path} was not installed")
+        held = f" (it recorded {recorded})" if recorded is not None else ""
+        print(f"removed {path}{held}" if existed else f"{path} was not installed")
     else:
         path, exists, steps = systemd.status(directory, execute=execute)
-        print(f"unit file   {path} ({'installed' if exists else 'not installed'})")
+        which = f", records {recorded}" if recorded is not None else ""
+        print(f"unit file   {path} ({'installed' if exists else 'not installed'}{which})")
+        if elsewhere:
+            print(f"            not this folder ({here}): the recorder below is not the unit's")
         health = assess(Layout(Path(args.log_dir)))
         print(f"recorder    {health.state}: {health.reason}")
     failed = False

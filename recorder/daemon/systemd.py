@@ -10,6 +10,7 @@ exits 0. No zmq, no textual.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -177,3 +178,21 @@ def status(
         execute,
     )
     return path, path.exists(), steps
+
+
+def unit_log_dir(path: Path) -> Path | None:
+    """The log folder the unit at `path` records (its ExecStart's --log-dir), if any."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("ExecStart="):
+            try:
+                words = shlex.split(line[len("ExecStart=") :])
+            except ValueError:
+                return None
+            for k, word in enumerate(words[:-1]):
+                if word == "--log-dir":
+                    return Path(words[k + 1].replace("%%", "%").replace("$$", "$"))
+    return None

@@ -41,7 +41,7 @@ def service_findings(
     """What `persist status` concludes (`assess`), and whether a systemd unit keeps the
     recorder of this folder running."""
     unit_path = (unit_dir or systemd.unit_dir()) / systemd.UNIT_NAME
-    unit_folder = _unit_log_dir(unit_path)
+    unit_folder = systemd.unit_log_dir(unit_path)
     ours = unit_folder is not None and _same(unit_folder, layout.root)
     start = (
         f"systemctl --user start {systemd.UNIT_NAME}" if ours else health.start_command(layout.root)
@@ -113,23 +113,6 @@ def service_findings(
         text = f"the systemd user unit records another folder ({unit_folder})"
     out.append(Finding(Area.SERVICE, "service.unit", Severity.OK, text))
     return out
-
-
-def _unit_log_dir(path: Path) -> Path | None:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("ExecStart="):
-            try:
-                words = shlex.split(line[len("ExecStart=") :])
-            except ValueError:
-                return None
-            for k, word in enumerate(words[:-1]):
-                if word == "--log-dir":
-                    return Path(words[k + 1].replace("%%", "%").replace("$$", "$"))
-    return None
 
 
 def _same(a: Path, b: Path) -> bool:

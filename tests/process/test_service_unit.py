@@ -117,7 +117,8 @@ def test_install_status_uninstall(tmp_path: Path, bus: Bus) -> None:
         status = persist(
             "service", "status", "--unit-dir", str(units), "--print-only", "--log-dir", str(log_dir)
         )
-        assert "(installed)" in status.stdout and "recorder    healthy" in status.stdout
+        assert f"(installed, records {log_dir})" in status.stdout
+        assert "recorder    healthy" in status.stdout
         assert status.returncode == 0
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0  # a clean stop exits 0: Restart=on-failure leaves it stopped
@@ -166,3 +167,23 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
         pytest.skip(f"systemd-analyze cannot run here: {out.stderr.strip()[:200]}")
     assert out.returncode == 0, out.stderr
     assert UNIT_NAME not in out.stderr  # no warning about our unit
+
+
+def test_one_unit_one_folder(tmp_path: Path) -> None:
+    """There is one unit per user: installing it for a second folder replaced the first
+    folder's unit without a word (that folder stopped being recorded), and status and
+    uninstall did not say which folder the unit records."""
+    units = tmp_path / "units"
+    first, second = tmp_path / "j3", tmp_path / "j4"
+    opts = ["--unit-dir", str(units), "--print-only"]
+    assert persist("service", "install", *opts, "--log-dir", str(first)).returncode == 0
+    again = persist("service", "install", *opts, "--log-dir", str(first))
+    assert again.returncode == 0  # the same folder: rewritten, as an update
+    out = persist("service", "install", *opts, "--log-dir", str(second))
+    assert out.returncode == 1 and f"records {first}" in out.stderr, out.stderr
+    assert str(first) in (units / UNIT_NAME).read_text()
+    status = persist("service", "status", *opts, "--log-dir", str(second))
+    assert f"records {first}" in status.stdout and "not this folder" in status.stdout
+    gone = persist("service", "uninstall", *opts, "--log-dir", str(second))
+    assert gone.returncode == 0 and f"(it recorded {first})" in gone.stdout
+    assert persist("service", "install", *opts, "--log-dir", str(second)).returncode == 0
