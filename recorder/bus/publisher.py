@@ -32,6 +32,14 @@ if TYPE_CHECKING:  # loaded only when CURVE is used: an agent's import stays sma
 _AFTER_BURST = 5  # heartbeats kept up after the last message
 
 
+_REFUSALS: dict[int, str] = {
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "its CURVE authentication refused this client's key",
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "the handshake failed (CURVE on one side only?)",
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "the handshake failed (CURVE on one side only?)",
+}
+_WATCHED = zmq.EVENT_HANDSHAKE_SUCCEEDED | sum(_REFUSALS)  # the events `_watch` reads
+
+
 class Publisher:
     def __init__(
         self,
@@ -43,6 +51,7 @@ class Publisher:
         hwm: int = 100_000,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         curve: ClientKeys | None = None,  # CURVE client keys (`recorder.bus.keys.load_client`)
+        watch: bool = False,  # note how the connection goes, for `wait_ready`'s caller
     ) -> None:
         self.id = f"{agent or 'pub'}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.agent = agent
@@ -55,6 +64,11 @@ class Publisher:
             from recorder.bus.curve import connect_as_client
 
             connect_as_client(self._sock, curve)
+        # what the connection did: "handshake" when a broker's handshake was refused
+        # (CURVE keys), "connected" once one succeeded, "" before either
+        self.connection = ""
+        self.refusal = ""  # why the handshake failed, when it did
+        self._monitor = self._sock.get_monitor_socket(_WATCHED) if watch else None
         self._sock.connect(endpoint)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -82,6 +96,9 @@ class Publisher:
         with self._lock:
             while True:
                 left = max(0, int((deadline - time.monotonic()) * 1000))
+                if self._monitor is not None:
+                    self._watch()
+                    left = min(left, 50)
                 if self._sock.poll(left):
                     while self._sock.poll(0):
                         note = self._sock.recv()
@@ -96,6 +113,17 @@ class Publisher:
                     return True
                 if time.monotonic() >= deadline:
                     return False
+
+    def _watch(self) -> None:
+        from zmq.utils.monitor import recv_monitor_message
+
+        assert self._monitor is not None
+        while self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.connection = "connected"
+            elif event in _REFUSALS and self.connection != "connected":
+                self.connection, self.refusal = "handshake", _REFUSALS[event]
 
     def envelope(self, mid: str | None = None) -> dict[str, Any]:
         self.seq += 1
@@ -157,6 +185,10 @@ class Publisher:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2)
+        if self._monitor is not None:
+            self._sock.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
         if not self.ready and self.seq == 0:
             self._sock.linger = 0
             self._sock.close()
