@@ -408,6 +408,9 @@ def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> li
         elif kind in ("check", "marks"):
             judge = _line_check_problem if kind == "check" else _marks_problem
             problem = _judged(layout, scan, judge, layout.index / name)
+            if problem in (_CHECK_WRONG, _CHECK_SHAPE, _MARKS_WRONG):
+                # trusted as it is: an export counts from it, the Recent list hides by it
+                severity = Severity.PROBLEM
         else:
             problem, severity = _digest_cache_problem(digests, scan, scan is last)
         checked += 1
@@ -459,6 +462,11 @@ def _judged(layout: Layout, scan: SegmentScan, judge: _Judge, path: Path) -> str
         seg.close()
 
 
+_CHECK_SHAPE = "says every line of its segment has a record's shape, and one does not"
+_CHECK_WRONG = "lists other lines than its segment's non-message lines"
+_MARKS_WRONG = "names other bookkeeping lines than its segment holds"
+
+
 def _line_check_problem(
     seg: SegmentIndex, scan: SegmentScan, index: Path, path: Path
 ) -> str | None:
@@ -472,9 +480,9 @@ def _line_check_problem(
         stale = _names_another_version(path, CHECK_VERSION, identity_of(seg))
         return None if stale else "is not a line check"
     if not scan.shaped or scan.error is not None or scan.lines != len(seg):
-        return "says every line of its segment has a record's shape, and one does not"
+        return _CHECK_SHAPE
     if scan.others != check.others:
-        return "lists other lines than its segment's non-message lines"
+        return _CHECK_WRONG
     return None
 
 
@@ -494,7 +502,7 @@ def _marks_problem(seg: SegmentIndex, scan: SegmentScan, index: Path, path: Path
     else:  # a damaged segment: its lines read again
         found = scan_lines(seg, 0, len(seg))
     if (kept.hidden, kept.byes) != (found.hidden, found.byes):
-        return "names other bookkeeping lines than its segment holds"
+        return _MARKS_WRONG
     return None
 
 

@@ -377,8 +377,11 @@ def test_line_checks_that_lie_or_are_garbage_are_found_and_moved_aside(folder: F
     doc = orjson.loads(good)
     doc["others"] = [*doc["others"], [doc["segment"][3] - 1, "gap"]]  # a message called a gap
     checks[0].write_bytes(orjson.dumps(doc))
-    [summary] = bad(run(folder))["caches.check"]
+    report = run(folder)
+    [summary] = bad(report)["caches.check"]
     assert checks[0].name in summary and "lists other lines" in summary
+    # an export counts from it: a problem, as the README says, not a warning
+    assert finding(report, "caches.check").severity is Severity.PROBLEM
     checks[0].write_bytes(good)
     lying, garbage = checks[0], checks[1]
     old = folder.layout.index / f"{segments[-1].name}.check"  # the open segment's, stale
@@ -435,6 +438,9 @@ def test_marks_that_hide_other_lines_or_are_garbage_are_found_and_moved_aside(
     summaries = bad(report)["caches.marks"]
     assert any(wrong.name in s and "names other bookkeeping lines" in s for s in summaries)
     assert any(garbage.name in s and "is not a marks file" in s for s in summaries)
+    severities = {f.summary: f.severity for f in report.findings if f.check == "caches.marks"}
+    assert {sev for text, sev in severities.items() if wrong.name in text} == {Severity.PROBLEM}
+    assert {sev for text, sev in severities.items() if garbage.name in text} == {Severity.WARNING}
     assert not any(old.name in s for s in summaries), summaries
     fix(report)
     assert "caches.marks" not in bad(run(folder))
