@@ -163,7 +163,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
             "deleted by the agent, copy kept" if r.deleted else f"{result.copied_bytes:,} new bytes"
         )
         if result.new_versions and not r.deleted:
-            state += f", {result.new_versions} new version(s)"
+            state += f", {result.new_versions} rewritten file(s) kept as a new version"
         if problems:
             failed += 1
             say(f"{r.session.key}: the copy does not verify: {'; '.join(problems)}")
@@ -231,6 +231,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
     layout = Layout(Path(args.log_dir))
     config = Path(args.config) if args.config else layout.sessions / "monitor.toml"
+    if args.config and not config.exists():  # named: a typo must not run on the defaults
+        raise BadOption(f"--config {config}: no such file")
     settings = MonitorSettings.load(
         config,
         interval_minutes=args.interval,

@@ -527,7 +527,7 @@ class PersistenceLauncher:
         roots = self._roots or Roots.default()
         row = find_row(roots, self.layout, chosen.session)
         wanted = plan(row, command, chosen.at, chosen.new_id)
-        if chosen.command is not None and chosen.command != wanted.argv:
+        if chosen.command and chosen.command != wanted.argv:  # [] when no menu showed one
             self.say(f"the menu showed {chosen.command}, running {wanted.argv}")
         if row.live_pid:
             self.say(f"warning: {row.session.source} (PID {row.live_pid}) runs this session now")

@@ -39,7 +39,7 @@ class CopyError(PersistError):
 class CopyResult:
     key: str
     copied_bytes: int = 0  # new bytes taken from the originals this time
-    new_versions: int = 0
+    new_versions: int = 0  # files rewritten since their last copy, kept as a new version
     files: int = 0
     missing: list[str] = field(default_factory=list)  # originals gone (copy kept as is)
     version: int = 0  # the main file's current version: its number, bytes, lines, digest
@@ -125,7 +125,8 @@ def _copy_file(
             "members": [],
         }
         versions.append(current)
-        result.new_versions += 1
+        if n > 1:  # the file was rewritten since its last copy (a first copy is not one)
+            result.new_versions += 1
     target = folder / str(current["file"])
     member = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip member
     blob = member.compress(data) + member.flush()

@@ -68,8 +68,15 @@ class MonitorSettings:
                 values[key] = value
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
-        if min(settings.time_hours, settings.files_changed, settings.context_fraction) <= 0:
-            raise BadOption("monitor thresholds must be above 0")
+        where = f"{path}: " if path is not None else ""
+        for name in ("time_hours", "files_changed", "context_fraction", "idle_minutes"):
+            if getattr(settings, name) <= 0:
+                raise BadOption(f"{where}{name} must be above 0 (a threshold of 0 never fires)")
+        if settings.context_fraction > 1:
+            raise BadOption(
+                f"{where}context_fraction {settings.context_fraction:g} is a fraction of the "
+                "context window, at most 1 (0.75 for 75 %; --context takes percent)"
+            )
         return settings
 
 

@@ -109,6 +109,23 @@ def test_settings_from_toml_and_flags(tmp_path: Path) -> None:
     with pytest.raises(BadOption, match="cannot be read"):
         MonitorSettings.load(path)
     assert MonitorSettings.load(tmp_path / "absent.toml") == MonitorSettings()
+    # a threshold of 0 never fires (idle_minutes = 0 silently turned the idle factor
+    # off, while --idle 0 was refused); context_fraction is a fraction, not percent
+    path.write_text("[monitor]\nidle_minutes = 0\n")
+    with pytest.raises(BadOption, match="idle_minutes must be above 0"):
+        MonitorSettings.load(path)
+    path.write_text("[monitor]\ncontext_fraction = 75\n")
+    with pytest.raises(BadOption, match=r"at most 1 \(0\.75 for 75 %"):
+        MonitorSettings.load(path)
+
+
+def test_a_named_config_file_that_is_missing_is_an_error(tmp_path: Path) -> None:
+    from recorder.cli.main import main
+
+    code = main(
+        ["monitor", "--once", "--config", str(tmp_path / "nope.toml"), "--log-dir", str(tmp_path)]
+    )
+    assert code == 2
 
 
 def test_monitor_rounds_with_an_injected_clock(tmp_path: Path) -> None:
