@@ -347,9 +347,26 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
     def collect_diagnostics(self) -> Diagnostics:
         """A diagnostics sample (call from a worker thread), naming the folder as shown."""
         diag = self.probe.collect(self.log_dir, self.clock.now())
+        if self.layout.segments.is_dir():
+            diag.journal_damage = self._journal_damage(diag.health.running)
         if self.display_dir is not None:
             diag = replace(diag, log_dir=Path(self.display_dir))
         return diag
+
+    def _journal_damage(self, writer_running: bool) -> list[str]:
+        """What the journal's index shows is damaged (no line is read: `persist doctor`
+        reads them all)."""
+        from recorder.store.ranges import JournalRange, journal_damage
+
+        def look(store: Store) -> list[str]:
+            return journal_damage(
+                store, JournalRange(0, len(store), None, None), writer_running=writer_running
+            )
+
+        try:
+            return list(self.with_reader(look))
+        except OSError as exc:
+            return [f"the journal cannot be read ({exc.strerror or exc})"]
 
     # -- results -----------------------------------------------------------------
     def choose(self, selection: Selection | None) -> None:

@@ -34,6 +34,9 @@ class Diagnostics:
     disk_free: int | None = None
     disk_total: int | None = None
     rate: float | None = None
+    # damage the journal's index shows (missing segments, torn tails, damaged compressed
+    # frames), one sentence each; None: not looked at (no journal yet)
+    journal_damage: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -86,6 +86,19 @@ def render_diagnostics(
     )
     disk.append(f"\n      {one_line(str(diag.log_dir), 300)}", "dim")
     parts.append(disk)
+    if diag.journal_damage is not None:
+        journal = Text("Journal: ", style="bold")
+        if diag.journal_damage:
+            for k, sentence in enumerate(diag.journal_damage[:3]):
+                journal.append(("\n  " if k else "") + one_line(sentence, 300), "red")
+            more = len(diag.journal_damage) - 3
+            if more > 0:
+                journal.append(f"\n  and {more} more", "red")
+            journal.append("\n  persist doctor names each with its fix", "dim")
+        else:
+            journal.append("no missing segment, torn tail or damaged frame", "green")
+            journal.append(" (persist doctor also reads every line)", "dim")
+        parts.append(journal)
     err = st.last_error if st is not None else None
     err_text = Text("Last error: ", style="bold")
     if err is not None:
