@@ -347,9 +347,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"{stats.records:,} {what}, {iso(stats.first_ts)[:19]} → {iso(stats.last_ts)[:19]}")
     for key, rows in stats.by.items():
         print(f"\nby {key}:")
-        for value, n in rows[: args.top]:
+        shown = rows if len(rows) == args.top + 1 else rows[: args.top]  # not "(1 more)"
+        for value, n in shown:
             print(f"  {n:>10,}  {clean(value, newlines=False)}")
-        if len(rows) > args.top:
+        if len(rows) > len(shown):
             rest = sum(n for _v, n in rows[args.top :])
             print(f"  {rest:>10,}  ({len(rows) - args.top} more)")
     return 0

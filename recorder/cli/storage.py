@@ -9,7 +9,8 @@ from recorder.cli.common import EXIT_FAILED, add_log_dir, fail, say
 
 
 def _mib(n: int) -> str:
-    return f"{n / 2**20:,.1f} MiB"
+    """MiB, or KiB below one (a small segment compressed is not "0.0 MiB")."""
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n / 1024:,.1f} KiB"
 
 
 def cmd_compact(args: argparse.Namespace) -> int:

@@ -90,6 +90,11 @@ def test_reindex_and_stats(demo: Path) -> None:
     assert sum(got["tier"].values()) == sum(got["kind"].values()) == len(messages)
     human = persist("stats", "--log-dir", str(demo), "--since", "2024-05-15")
     assert human.returncode == 0 and "by sender:" in human.stdout
+    # one value past --top is shown, not summed up as "(1 more)"
+    top = len(senders) - 1
+    human = persist("stats", "--log-dir", str(demo), "--top", str(top))
+    block = human.stdout.split("by sender:")[1].split("\n\n")[0]
+    assert "more)" not in block and len(block.strip().splitlines()) == len(senders), block
 
 
 def test_session_hits_from_the_cli_match_the_python_api(tmp_path: Path) -> None:
