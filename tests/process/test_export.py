@@ -250,22 +250,16 @@ def test_an_output_that_is_not_a_regular_file_is_written_to_not_replaced(
     import stat
     import threading
 
+    def export_to(path: Path, fmt: str) -> subprocess.CompletedProcess[bytes]:
+        argv = ["export", "--all", "--format", fmt, "-o", str(path), "--allow-damage"]
+        return persist(*argv, "--log-dir", str(root))
+
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     got: list[bytes] = []
     reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
     reader.start()
-    out = persist(
-        "export",
-        "--all",
-        "--format",
-        "jsonl",
-        "-o",
-        str(fifo),
-        "--log-dir",
-        str(root),
-        "--allow-damage",
-    )
+    out = export_to(fifo, "jsonl")
     reader.join(30)
     assert out.returncode == 0, out.stderr
     assert stat.S_ISFIFO(fifo.stat().st_mode)
@@ -275,33 +269,13 @@ def test_an_output_that_is_not_a_regular_file_is_written_to_not_replaced(
     real.write_text("old")
     link = tmp_path / "link.md"
     link.symlink_to(real)
-    out = persist(
-        "export",
-        "--all",
-        "--format",
-        "md",
-        "-o",
-        str(link),
-        "--log-dir",
-        str(root),
-        "--allow-damage",
-    )
+    out = export_to(link, "md")
     assert out.returncode == 0, out.stderr
     assert link.is_symlink() and real.read_text().startswith("# Conversation")
 
     if os.geteuid() == 0:  # a device node of our own, not the machine's /dev/null
         null = tmp_path / "null"
         os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-        out = persist(
-            "export",
-            "--all",
-            "--format",
-            "md",
-            "-o",
-            str(null),
-            "--log-dir",
-            str(root),
-            "--allow-damage",
-        )
+        out = export_to(null, "md")
         assert out.returncode == 0, out.stderr
         assert stat.S_ISCHR(null.stat().st_mode)
