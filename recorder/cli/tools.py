@@ -91,11 +91,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
     notes = [c for c in integrity["caveats"] if "pruned on" in c]
     held = _scope_words(m["scope"]) + (" the journal still holds" if notes else "")
     print(f"  holds       {held} (seq {seqs['first']} to {seqs['last']})")
-    print(
-        f"  integrity   {'ok' if integrity['ok'] else 'PROBLEMS'}"
-        f" (digest {'matches' if integrity['verified'] else 'does NOT match'} for "
-        f"{_n(len(integrity['segments_verified'] or []), 'segment')} re-hashed)"
+    hashed = _n(len(integrity["segments_verified"] or []), "segment")
+    digest = (
+        f"digest matches for {hashed} re-hashed"
+        if integrity["verified"]
+        else f"digest re-checked over {hashed}: {'; '.join(integrity['digest_problems'])}"
     )
+    print(f"  integrity   {'ok' if integrity['ok'] else 'PROBLEMS'} ({digest})")
     if not history["read"]:
         cached, unchecked = history["verified_by_cache"], history["not_checked"]
         known = [f"{_n(len(cached), 'earlier segment')} verified by the digest cache"] * bool(

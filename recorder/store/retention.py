@@ -214,6 +214,8 @@ def plan_prune(layout: Layout, policy: Policy, now: float | None = None) -> Prun
             chosen.append(info)
             remaining -= info.bytes
         over_by = max(0, remaining - policy.max_size)
+        if over_by and infos:  # what stays over the size is also the segment being written
+            kept.append((infos[-1].name, protected.get(infos[-1].name, "the active segment")))
     order = {i.name: k for k, i in enumerate(infos)}
     chosen.sort(key=lambda i: order[i.name])
     kept.sort(key=lambda item: order[item[0]])

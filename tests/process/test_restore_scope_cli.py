@@ -76,3 +76,7 @@ def test_a_changed_byte_in_the_range_fails_the_digest(tmp_path: Path) -> None:
     m = manifest(out)
     assert m["integrity"]["verified"] is False and m["integrity"]["ok"] is False
     assert f"{seg.name} differs from the checkpoint" in m["integrity"]["problems"]
+    human = persist("restore", "latest", "--last", "3", "--log-dir", str(root))
+    # which segment differs, not "digest does NOT match for N segments re-hashed"
+    assert "digest re-checked over" in human.stdout, human.stdout
+    assert f"{seg.name} differs from the checkpoint" in human.stdout

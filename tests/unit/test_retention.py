@@ -298,6 +298,8 @@ def test_age_and_size_policies_take_the_oldest_closed_segments_only(
     assert total - by_size.bytes <= total // 3 < total - by_size.bytes + by_size.segments[-1].bytes
     both = plan_prune(layout, Policy(older_than=4.5 * DAY, max_size=total // 3), now)
     assert {s.name for s in both.segments} == kept | {s.name for s in by_size.segments}
+    tiny = plan_prune(layout, Policy(max_size=1), now)  # over by the active segment
+    assert tiny.over_by > 0 and tiny.kept[-1] == (names[-1], "the active segment")
     everything = plan_prune(layout, Policy(older_than=0.0), now)
     assert names[-1] not in {s.name for s in everything.segments}  # never the active one
     assert ("the active segment" in why for _, why in everything.kept)
