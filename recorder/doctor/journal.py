@@ -214,7 +214,7 @@ def journal_findings(
                     fix,
                 )
             )
-    if not out:
+    if all(f.severity is Severity.OK for f in out):  # a prune note is no damage
         lines = sum(s.lines for s in scans)
         size = sum(s.size for s in scans)
         out.append(

@@ -357,6 +357,11 @@ def test_segments_pruned_by_retention_are_not_lost(tmp_path: Path) -> None:
     assert lost.name in missing.summary and gone.name not in missing.summary
     [pruned] = [x for x in report.findings if x.check == "journal.pruned"]
     assert pruned.severity is Severity.OK and gone.name in pruned.summary
+    assert not [x for x in report.findings if x.check == "journal.segments"]  # one is lost
+    lost.write_bytes(b"")  # put back (empty), and pruned alone: still every line whole
+    write_pruned(f.layout, {gone.name: PrunedNote(gone.name, time.time(), "20261202T000000Z-abc")})
+    report = run(f)
+    assert [x.summary for x in report.findings if x.check == "journal.segments"], bad(report)
 
 
 def test_line_checks_that_lie_or_are_garbage_are_found_and_moved_aside(folder: Folder) -> None:
