@@ -36,6 +36,8 @@ def permission_findings(layout: Layout) -> list[Finding]:
     foreign: list[Path] = []
     unreadable: list[str] = []
 
+    shared: set[Path] = set()  # readable or writable by others than the owner
+
     def look(path: Path, st: os.stat_result) -> None:
         if st.st_uid != uid:
             foreign.append(path)
@@ -43,6 +45,8 @@ def permission_findings(layout: Layout) -> list[Finding]:
             bad_dirs.append(path)
         elif stat.S_ISREG(st.st_mode) and st.st_mode & 0o777 != FILE_MODE:
             bad_files.append(path)
+        if st.st_mode & 0o077:
+            shared.add(path)
 
     try:
         look(layout.root, layout.root.lstat())
@@ -65,6 +69,11 @@ def permission_findings(layout: Layout) -> list[Finding]:
         if not paths:
             continue
         what = "file(s) are not 0600" if kind == "f" else "folder(s) are not 0700"
+        why = (
+            "others on this machine may read them"
+            if shared.intersection(paths)
+            else "we may not be able to read or write them"
+        )
         if len(paths) <= 3:
             fix = f"chmod {mode} " + " ".join(shlex.quote(str(p)) for p in paths)
         else:
@@ -78,7 +87,7 @@ def permission_findings(layout: Layout) -> list[Finding]:
                 Area.PERMISSIONS,
                 f"permissions.{'files' if kind == 'f' else 'folders'}",
                 Severity.WARNING,
-                f"{len(paths)} {what}, others on this machine may read them ({names})",
+                f"{len(paths)} {what}, {why} ({names})",
                 fix,
                 Repair(RepairKind.CHMOD, tuple(paths)),
             )

@@ -177,8 +177,10 @@ def test_wrong_modes_are_found_and_fixed(folder: Folder) -> None:
     os.chmod(folder.layout.segments, 0o755)
     report = run(folder)
     files = finding(report, "permissions.files")
-    assert files.fix == f"chmod 600 {cp}"
+    assert files.fix == f"chmod 600 {cp}" and "others on this machine may read" in files.summary
     assert finding(report, "permissions.folders").fix == f"chmod 700 {folder.layout.segments}"
+    os.chmod(cp, 0o000)  # nobody else may read it: the finding says what is wrong instead
+    assert "we may not be able to read" in finding(run(folder), "permissions.files").summary
     fix(report)
     assert cp.stat().st_mode & 0o777 == 0o600
     assert folder.layout.segments.stat().st_mode & 0o777 == 0o700
