@@ -35,6 +35,7 @@ from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import SegmentIndex
 from recorder.store.recovery import RecoveryState
 from recorder.store.segfile import SegmentDamaged
+from recorder.store.trash import TrashError, list_trash, restore_plan
 
 _MAX_NAMED = 5  # findings of one kind named one by one; the rest are counted
 _CACHE_NAME = re.compile(
@@ -231,6 +232,35 @@ def journal_findings(
 
 def _more(area: Area, check: str, count: int) -> Finding:
     return Finding(area, check, Severity.PROBLEM, f"... and {count} more like this")
+
+
+def trash_findings(layout: Layout) -> list[Finding]:
+    """Each trash entry `persist trash restore` would refuse (an unreadable manifest, a
+    file missing from it or of another size), known before the day it is needed."""
+    problems: list[str] = []
+    try:
+        entries = list_trash(layout, problems)
+    except OSError as exc:
+        entries, problems = [], [f"trash/ cannot be read ({exc.strerror or exc})"]
+    caches = layout.index if layout.index.is_dir() else None
+    for entry in entries:
+        try:
+            restore_plan(layout, entry, caches)
+        except TrashError as exc:
+            problems.append(str(exc))
+        except OSError as exc:
+            problems.append(f"trash/{entry.id} cannot be read ({exc.strerror or exc})")
+    return [
+        Finding(
+            Area.JOURNAL,
+            "journal.trash",
+            Severity.WARNING,
+            f"{problem.removesuffix('; nothing restored')}: `persist trash restore` would "
+            "refuse this entry",
+            f"ls -lR {layout.trash}",
+        )
+        for problem in problems[:_MAX_NAMED]
+    ]
 
 
 def recovery_state_finding(layout: Layout, fix_command: str) -> Finding:

@@ -24,6 +24,7 @@ from recorder.doctor.journal import (
     journal_findings,
     recovery_state_finding,
     scan_journal,
+    trash_findings,
 )
 from recorder.doctor.model import Finding, FixResult, RepairKind, Report
 from recorder.doctor.service import recorder_holds, service_findings
@@ -71,6 +72,7 @@ def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = No
     findings: list[Finding] = [
         *journal_findings(layout, journal, health.state != STOPPED, start),
         *checkpoint_findings(layout, journal),
+        *trash_findings(layout),
         *derived,
         *session_findings(layout),
         *permission_findings(layout),

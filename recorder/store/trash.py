@@ -85,14 +85,17 @@ class Restored:
     kept_restated: list[str] = field(default_factory=list)  # changed since: left as they are
 
 
-def restore_entry(layout: Layout, entry: TrashEntry) -> Restored:
-    """Put every file of `entry` back where it was; refuses (changing nothing) if any
-    is missing from the trash, differs in size, or its place is taken. A file an
-    interrupted prune (manifest `state` "moving") never moved is left where it is."""
+def restore_plan(
+    layout: Layout, entry: TrashEntry, caches_home: Path | None
+) -> list[tuple[Path, Path]]:
+    """The moves (from the trash, back home) that restore `entry`; TrashError naming
+    the file when it cannot be restored: missing from the trash, of another size, or
+    its place taken. Caches go to `caches_home` (None: they are skipped, derived). A
+    file an interrupted prune (manifest `state` "moving") never moved is left where it
+    is. Reads only (`persist doctor` asks it of every entry)."""
     assert entry.path is not None
     folder = entry.path
     plan: list[tuple[Path, Path]] = []
-    caches_home = _caches_home(layout)
     for f in entry.files:
         src = folder / _HOMES[str(f["kind"])] / str(f["name"])
         home = {"segment": layout.segments, "checkpoint": layout.checkpoints}
@@ -116,6 +119,15 @@ def restore_entry(layout: Layout, entry: TrashEntry) -> Restored:
         if dst.exists():
             raise TrashError(f"{dst} exists already; nothing restored")
         plan.append((src, dst))
+    return plan
+
+
+def restore_entry(layout: Layout, entry: TrashEntry) -> Restored:
+    """Put every file of `entry` back where it was (`restore_plan`); refuses, changing
+    nothing, when it cannot."""
+    assert entry.path is not None
+    folder = entry.path
+    plan = restore_plan(layout, entry, _caches_home(layout))
     out = Restored(entry)
     done: list[tuple[Path, Path]] = []
     for src, dst in plan:

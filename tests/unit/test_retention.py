@@ -255,6 +255,26 @@ def test_a_bundle_says_which_records_pruning_took_from_its_range(
     assert any("are not in this range" in n for n in notes), notes
 
 
+def test_doctor_names_a_trash_entry_that_restore_would_refuse(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Doctor never looked into trash/: an entry missing a segment passed as ok, and
+    `persist trash restore` refused it only on the day it was needed."""
+    from recorder.doctor.run import diagnose
+
+    layout, _ = journal
+    log = str(layout.root)
+    code, out, _ = run(capsys, "prune", "--max-size", "100K", "--json", "--log-dir", log)
+    entry = orjson.loads(out)["trash"]
+    assert not [f for f in diagnose(layout.root).findings if f.check == "journal.trash"]
+    victim = sorted((layout.trash / entry / "segments").iterdir())[0]
+    victim.unlink()
+    [found] = [f for f in diagnose(layout.root).findings if f.check == "journal.trash"]
+    assert victim.name in found.summary and "would refuse this entry" in found.summary
+    code, _out, err = run(capsys, "trash", "restore", entry, "--log-dir", log)
+    assert code == 1 and victim.name in err
+
+
 def test_empty_respects_the_grace_period(
     journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
 ) -> None:
