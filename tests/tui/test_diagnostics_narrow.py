@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.demo_journal import NOW, healthy_status, write_status
 from tests.screenshots import settle
@@ -112,3 +113,21 @@ def test_the_last_days_breakdown_keeps_its_labels_when_values_are_long() -> None
         lines = console.export_text().splitlines()
         for key in stats.by:
             assert any(line.startswith(f"  {key}  ") for line in lines), lines
+
+
+@pilot_test
+async def test_a_breakdown_of_an_index_still_catching_up_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pane knew the index was behind and never said it: a partial count read as
+    the day's total."""
+    import tui.panes.diagnostics as pane
+
+    monkeypatch.setattr(pane, "BREAKDOWN_CATCH_UP", 0.0)  # no time to index anything
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=(120, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        text = plain(app.screen.query_one("#breakdown"))
+    assert "indexed yet" in text or "the index is catching up" in text, text

@@ -88,7 +88,7 @@ class DiagnosticsPane(Pane):
 
     def on_diagnostics_pane_counted(self, message: Counted) -> None:
         self.query_one("#breakdown", Static).update(
-            render_breakdown(message.stats, self.papp.clock)
+            render_breakdown(message.stats, self.papp.clock, behind=message.behind)
         )
 
     def on_diagnostics_pane_sampled(self, message: Sampled) -> None:
