@@ -94,7 +94,7 @@ def _no_journal(log_dir: str) -> bool:
 
 @_index_failures
 def cmd_search(args: argparse.Namespace) -> int:
-    from recorder.export.render import clean, iso
+    from recorder.export.render import clean, fit_cells, iso
     from recorder.search.engine import SearchEngine
     from recorder.search.query import QueryError, parse_query
 
@@ -142,7 +142,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         who = clean(hit.sender or hit.kind, newlines=False)
         print(
             f"{mark}{hit.seq if hit.seq is not None else '-':>9}  {iso(hit.ts)[:19]}  "
-            f"{who[:12]:<12} {clean(hit.topic, newlines=False)[:18]:<18} {snippet}"
+            f"{fit_cells(who, 12)} {fit_cells(clean(hit.topic, newlines=False), 18)} {snippet}"
         )
         if hit.origin is not None:
             gone = "  (deleted by the agent: from our protected copy)" if hit.deleted else ""

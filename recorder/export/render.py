@@ -211,6 +211,29 @@ def clean(text: str, *, newlines: bool = True) -> str:
     return "\n".join(line if line.isprintable() else line.translate(_ESCAPES) for line in lines)
 
 
+def fit_cells(text: str, width: int) -> str:
+    """`text` cut and padded to `width` terminal cells, for a column of plain output:
+    a CJK character or most emoji take two cells, a combining mark none, so a count of
+    characters would push the rest of the line right. (The TUI measures with Rich.)"""
+    if text.isascii():
+        return text[:width].ljust(width)
+    out: list[str] = []
+    used = 0
+    for ch in text:
+        cells = _cells(ch)
+        if used + cells > width:
+            break
+        out.append(ch)
+        used += cells
+    return "".join(out) + " " * (width - used)
+
+
+def _cells(ch: str) -> int:
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
 def iso(ts: float | None) -> str:
     """UTC time to the millisecond ("2024-05-14T09:00:12.345Z") exactly as
     `datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")` writes it

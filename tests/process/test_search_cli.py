@@ -137,3 +137,27 @@ def test_session_hits_from_the_cli_match_the_python_api(tmp_path: Path) -> None:
     assert bad.stderr.strip().splitlines() == [
         "persist: bad query: source:nope is not a source (one of bus, claude, gemini, codex)"
     ]
+
+
+def test_search_columns_stay_in_line_with_wide_senders_and_topics(tmp_path: Path) -> None:
+    """The sender and topic columns were padded by their number of characters: a CJK
+    sender (two cells a character) pushed the snippet right on its lines."""
+    import unicodedata
+
+    from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(BASE_TS))
+    for i, (sender, topic) in enumerate(
+        [("田中太郎", "会議.議事録"), ("alice", "chat"), ("😀 bot", "t"), ("a" * 30, "b" * 30)]
+    ):
+        w.message(BASE_TS + i, sender, f"zebra line {i}", topic=topic)
+    w.close()
+    out = persist("search", "zebra", "--log-dir", str(root))
+    assert out.returncode == 0, out.stderr
+
+    def cells(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    rows = [line for line in out.stdout.splitlines() if "zebra line" in line]
+    assert len(rows) == 4 and len({cells(r[: r.index("zebra line")]) for r in rows}) == 1, rows
