@@ -42,7 +42,10 @@ def parse_duration(text: str, option: str) -> float:
     if unit == "M":
         raise BadOption(f"{option} {text!r}: M could be minutes or months; use m or d (like 30d)")
     if not unit and number:
-        raise BadOption(f"{option} {text!r} needs a unit: {m.group(1)}d, {m.group(1)}h...")
+        raise BadOption(
+            f"{option} {text!r} needs a unit: {m.group(1)}d, {m.group(1)}h... (a number alone "
+            f"was seconds before 2026-12-06: {m.group(1)}s keeps that)"
+        )
     return number * _UNITS[unit.lower() or "s"]
 
 
@@ -56,7 +59,10 @@ def parse_size(text: str, option: str) -> int:
     if value <= 0:
         raise BadOption(f"{option} must be above 0 (got {text!r})")
     if not m.group(2) and not text.strip().lower().endswith("b"):
-        raise BadOption(f"{option} {text!r} needs a unit: {m.group(1)}G, {m.group(1)}M, ...")
+        raise BadOption(
+            f"{option} {text!r} needs a unit: {m.group(1)}G, {m.group(1)}M... (a number alone "
+            f"was bytes before 2026-12-06: {m.group(1)}B keeps that)"
+        )
     return value
 
 
