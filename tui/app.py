@@ -344,10 +344,12 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
     def start_command(self) -> str:
         return self.health().start_command(Path(self.folder))
 
-    def collect_diagnostics(self) -> Diagnostics:
-        """A diagnostics sample (call from a worker thread), naming the folder as shown."""
+    def collect_diagnostics(self, *, journal: bool = True) -> Diagnostics:
+        """A diagnostics sample (call from a worker thread), naming the folder as shown;
+        `journal`: with the damage the journal's index shows (the background reader
+        catches up with the journal for it: only while the pane is on screen)."""
         diag = self.probe.collect(self.log_dir, self.clock.now())
-        if self.layout.segments.is_dir():
+        if journal and self.layout.segments.is_dir():
             diag.journal_damage = self._journal_damage(diag.health.running)
         if self.display_dir is not None:
             diag = replace(diag, log_dir=Path(self.display_dir))

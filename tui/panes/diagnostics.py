@@ -37,9 +37,10 @@ class DiagnosticsPane(Pane):
     class Sampled(Message):
         """A new sample (from the worker); it bubbles on to the screen's top bar."""
 
-        def __init__(self, diagnostics: Diagnostics) -> None:
+        def __init__(self, diagnostics: Diagnostics, periodic: bool) -> None:
             super().__init__()
             self.diagnostics = diagnostics
+            self.periodic = periodic  # one of the once-a-second samples the graph plots
 
     def __init__(self) -> None:
         super().__init__("4 Diagnostics", id="diagnostics")
@@ -62,16 +63,19 @@ class DiagnosticsPane(Pane):
             self.set_interval(BREAKDOWN_INTERVAL, self.recount)
 
     def on_show(self) -> None:
-        """The tab is shown: count (not before, so opening the app indexes nothing)."""
+        """The tab is shown: count (not before, so opening the app indexes nothing), and
+        sample again with the journal's damage, looked at only while on screen."""
         self.count()
+        self.sample(periodic=False)
 
     def recount(self) -> None:
         if self.display:
             self.count()
 
     @work(thread=True, exclusive=True, group="diagnostics", exit_on_error=False)
-    def sample(self) -> None:
-        self.post_message(self.Sampled(self.papp.collect_diagnostics()))
+    def sample(self, periodic: bool = True) -> None:
+        diagnostics = self.papp.collect_diagnostics(journal=self.display)
+        self.post_message(self.Sampled(diagnostics, periodic))
 
     @work(thread=True, exclusive=True, group="breakdown", exit_on_error=False)
     def count(self) -> None:
@@ -94,7 +98,8 @@ class DiagnosticsPane(Pane):
     def on_diagnostics_pane_sampled(self, message: Sampled) -> None:
         diag = message.diagnostics
         self.diagnostics = diag
-        self.rates.append(float(diag.rate or 0.0) if diag.health.running else 0.0)
+        if message.periodic:
+            self.rates.append(float(diag.rate or 0.0) if diag.health.running else 0.0)
         self.show()
 
     def show(self) -> None:
