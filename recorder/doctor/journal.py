@@ -32,6 +32,7 @@ from recorder.store.marks import (
 )
 from recorder.store.pins import PinsUnreadable, read_pins
 from recorder.store.pruned import pruned_by_number
+from recorder.store.ranges import records_held
 from recorder.store.reader import SegmentIndex
 from recorder.store.recovery import RecoveryState
 from recorder.store.segfile import SegmentDamaged
@@ -95,12 +96,9 @@ def _lost_words(scan: SegmentScan) -> str:
     """`, 262,144 bytes: about 190 records`: a damaged compressed frame reads as one
     damaged line of NULs that held as many records as its bytes do at the segment's
     average line size."""
-    good_lines = scan.lines - scan.bad_lines
     good_bytes = scan.size - scan.bad_bytes - scan.tail
-    if good_lines <= 0 or good_bytes <= 0:
-        return ""
-    estimate = round(scan.bad_bytes / (good_bytes / good_lines))
-    if estimate <= scan.bad_lines:
+    estimate = records_held(scan.bad_bytes, scan.bad_lines, good_bytes, scan.lines - scan.bad_lines)
+    if estimate is None:
         return ""
     return f", {scan.bad_bytes:,} bytes: about {estimate:,} records at its average line size"
 

@@ -167,17 +167,28 @@ class RangeSummary:
         that held a few hundred records; R is estimated from the size of those that
         read."""
         lines = f"{self.bad_lines} damaged line{'' if self.bad_lines == 1 else 's'}"
-        good_lines = self.records - self.bad_lines
-        good_bytes = range_bytes - self.bad_bytes
-        if good_lines <= 0 or good_bytes <= 0:
-            return lines
-        estimate = round(self.bad_bytes / (good_bytes / good_lines))
-        if estimate <= self.bad_lines:
+        estimate = records_held(
+            self.bad_bytes,
+            self.bad_lines,
+            range_bytes - self.bad_bytes,
+            self.records - self.bad_lines,
+        )
+        if estimate is None:
             return lines
         return (
             f"{lines} ({self.bad_bytes:,} bytes, about {estimate:,} records at this "
             "range's average record size)"
         )
+
+
+def records_held(bad_bytes: int, bad_lines: int, good_bytes: int, good_lines: int) -> int | None:
+    """How many records `bad_lines` damaged lines of `bad_bytes` held, at the average
+    size of the lines that read; None when that says no more than the lines counted
+    (a damaged compressed frame reads as one line of NULs that held hundreds)."""
+    if good_lines <= 0 or good_bytes <= 0:
+        return None
+    estimate = round(bad_bytes / (good_bytes / good_lines))
+    return estimate if estimate > bad_lines else None
 
 
 def summarize(
