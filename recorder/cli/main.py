@@ -261,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
         if not words:
             args.query += extra
             extra = []
+    late = getattr(args, "late_positional", None)
+    if late and getattr(args, late) is None and len(extra) == 1 and extra[0][:1] != "-":
+        # `persist trash restore --log-dir X ID`: argparse gives an optional positional
+        # its empty match as soon as an option follows the word before it
+        setattr(args, late, extra.pop())
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

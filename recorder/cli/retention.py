@@ -247,4 +247,4 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("--json", action="store_true", help="JSON instead of text")
     add_log_dir(p)
-    p.set_defaults(func=cmd_trash)
+    p.set_defaults(func=cmd_trash, late_positional="id")
