@@ -17,7 +17,7 @@ from recorder.cli.common import add_agent_roots, add_log_dir, non_negative, posi
 from recorder.errors import BadOption, PersistError
 from recorder.sources.discover import Roots
 from recorder.sources.listing import GitState, SessionRow, find_session, list_sessions
-from recorder.sources.model import Source, session_to_json
+from recorder.sources.model import Session, Source, session_to_json
 from recorder.store.layout import Layout
 
 
@@ -81,7 +81,10 @@ def row_json(r: SessionRow) -> dict[str, Any]:
         "protected": r.protected,
         "deleted_by_agent": r.deleted,
         "agent_cleanup_at": _iso(r.expires),
-        "resume": s.resume_shell(),
+        "resume": None if s.subagent else s.resume_shell(),
+        "resumable": s.resumable,
+        # a sub-agent's conversation listed on its own: its session, whose file is gone
+        "sub_agent_of": s.parent_id if s.subagent else None,
         "live_pid": r.live_pid,
         "extra_paths": [str(p) for p in s.extra_paths],
         "skipped_lines": s.skipped,
@@ -128,9 +131,14 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         print(
             f"{s.source.value:<7} {s.id[:8]:<9} {last:<17} {idle:>6} {s.message_count:>5} "
             f"{s.context_tokens:>7} {len(s.files_modified):>5} {git:<14} {copy:<8} {cleanup:<11} "
-            f"{_short(s.shown_title or '(untitled)', 60)}  [{_short(s.project_path or '?', 40)}]"
+            f"{_short(_title(s), 60)}  [{_short(s.project_path or '?', 40)}]"
         )
     return 0
+
+
+def _title(s: Session) -> str:
+    title = s.shown_title or "(untitled)"
+    return f"sub-agent of {s.parent_id[:8]} (file gone): {title}" if s.subagent else title
 
 
 def _idle(minutes: float) -> str:

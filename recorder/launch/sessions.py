@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from recorder.errors import PersistError
 from recorder.sources.discover import Roots
-from recorder.sources.fork import ForkResult, fork_row
+from recorder.sources.fork import ForkResult, fork_row, not_resumable
 from recorder.sources.listing import SessionNotFound, SessionRow, find_session, list_sessions
 from recorder.sources.model import Source
 from recorder.store.layout import Layout
@@ -110,10 +110,13 @@ def same_project(recorded: str, project: str) -> bool:
 def project_sessions(
     roots: Roots, layout: Layout, source: Source, project: str, *, now: float | None = None
 ) -> tuple[list[SessionRow], list[str]]:
-    """The agent's sessions of this project, newest first (ours-only copies included),
-    and the problems met while scanning."""
+    """The agent's sessions of this project that it can resume, newest first (ours-only
+    copies included; a sub-agent's conversation, listed when its session's file is
+    gone, is not one), and the problems met while scanning."""
     rows, problems = list_sessions(roots, layout, source=source, now=now)
-    return [r for r in rows if same_project(r.session.project_path, project)], problems
+    return [
+        r for r in rows if not r.session.subagent and same_project(r.session.project_path, project)
+    ], problems
 
 
 def resume_argv(command: Sequence[str], source: Source, session_id: str) -> list[str]:
@@ -152,6 +155,8 @@ def plan(
 ) -> ResumePlan:
     """The plan for a point of a listed session (`at` None: the latest point)."""
     s = row.session
+    if s.subagent:
+        raise ResumeError(not_resumable(s))
     fork_id = (new_id or str(uuidlib.uuid4())) if needs_fork(row, at) else None
     argv = resume_argv(command, s.source, fork_id or s.id)
     return ResumePlan(s.key, s.source, at, fork_id, argv, s.project_path, tuple(command))

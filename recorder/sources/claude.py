@@ -120,6 +120,8 @@ class ProjectFiles:
     folder: Path
     sessions: list[Path] = field(default_factory=list)
     flat_agents: list[Path] = field(default_factory=list)  # 2.0.x `agent-<id>.jsonl`
+    # >= 2.1.2 sub-agent files under `<sid>/subagents/` with no `<sid>.jsonl` beside them
+    orphan_nested: list[Path] = field(default_factory=list)
 
 
 def projects(root: Path) -> Iterator[ProjectFiles]:
@@ -136,14 +138,24 @@ def projects(root: Path) -> Iterator[ProjectFiles]:
         except OSError:
             continue
         found = ProjectFiles(Path(folder.path))
+        names = {entry.name for entry in entries}
         for entry in entries:
             if not entry.name.endswith(".jsonl"):
+                if f"{entry.name}.jsonl" not in names and _is_dir(entry):
+                    found.orphan_nested += subagent_files(Path(f"{entry.path}.jsonl"))
                 continue
             if _AGENT_NAME.match(entry.name):
                 found.flat_agents.append(Path(entry.path))
             elif entry.is_file():  # `<sessionId>.jsonl`, or any name: the id is in the lines
                 found.sessions.append(Path(entry.path))
         yield found
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def subagent_files(session_file: Path) -> list[Path]:
@@ -171,6 +183,17 @@ class ParsedFile:
     mtime: float = 0.0
     first_ts: float | None = None
     last_ts: float | None = None
+    subagent: bool = False  # every line is a sidechain line: a sub-agent's own file
+
+    @property
+    def own_id(self) -> str:
+        """The id the file is listed under: its session's, or for a sub-agent's own
+        file its `agentId` (its lines carry the parent's sessionId, which several
+        sub-agents of one session share)."""
+        if not self.subagent:
+            return self.session_id
+        agent = next((e["agentId"] for e in self.entries if isinstance(e.get("agentId"), str)), "")
+        return agent or self.path.stem.removeprefix("agent-")
 
 
 def parse_file(path: Path, limit: int | None = None) -> ParsedFile:
@@ -207,6 +230,7 @@ def parse_file(path: Path, limit: int | None = None) -> ParsedFile:
     parsed.first_ts, parsed.last_ts = time_span(stamps)
     if not parsed.session_id:
         parsed.session_id = path.stem
+    parsed.subagent = bool(entries) and all(e.get("isSidechain") is True for e in entries)
     return parsed
 
 
@@ -221,17 +245,28 @@ def read_transcript(
     """One session in full. `flat_agents`: the project's 2.0-layout agent files (those
     naming this session are attached); `project_summaries`: leafUuid -> summary from the
     project's other files (a title may live there). `listing`: only the `Session` is
-    wanted (no messages are built; the same figures)."""
+    wanted (no messages are built; the same figures).
+
+    A sub-agent's file read on its own (every line a sidechain line: a session lists
+    its sub-agents' files as its `extra_paths` instead) is the sub-agent's
+    conversation, listed under its `agentId`, not resumable: discovery shows it when
+    its session's file is gone."""
     parsed = parse_file(path, limit)
-    chain = active_chain(parsed.entries, parsed.explicit_leaf)
-    sid = parsed.session_id
+    chain = active_chain(parsed.entries, parsed.explicit_leaf, sidechain=parsed.subagent)
+    if parsed.subagent:
+        flat_agents = None
+    sid = parsed.own_id
     if listing:
         return _listing(path, parsed, chain, flat_agents, project_summaries)
     messages = build_messages(chain.lines, sid)
     report = parsed.report
-    side_lines = [e for e in parsed.entries if is_sidechain(e) and e["type"] != "progress"]
+    side_lines = [
+        e
+        for e in parsed.entries
+        if is_sidechain(e) and e["type"] != "progress" and not parsed.subagent
+    ]
     extra: list[Path] = []
-    nested = subagent_files(path)
+    nested = [] if parsed.subagent else subagent_files(path)
     for agent_path in [*nested, *(flat_agents or [])]:
         agent = parse_file(agent_path)
         if agent_path not in nested and agent.session_id != sid:
@@ -269,14 +304,14 @@ def _listing(
     project_summaries: dict[str, str] | None,
 ) -> Transcript:
     """`read_transcript(..., listing=True)`: the Session alone, from counts."""
-    sid = parsed.session_id
+    sid = parsed.own_id
     report = parsed.report
     counts = count_chain(chain.lines, sid)
     extra: list[Path] = []
     for e in parsed.entries:
-        if is_sidechain(e) and e["type"] == "assistant":
+        if is_sidechain(e) and e["type"] == "assistant" and not parsed.subagent:
             edit_paths(e, counts.files)
-    nested = subagent_files(path)
+    nested = [] if parsed.subagent else subagent_files(path)
     for agent_path in [*nested, *(flat_agents or [])]:
         agent = parse_file(agent_path)
         if agent_path not in nested and agent.session_id != sid:
@@ -345,10 +380,11 @@ def _session(
         first_prompt=first_prompt,
         size=parsed.size,
         mtime=parsed.mtime,
-        resumable=conversation > 0,
+        resumable=conversation > 0 and not parsed.subagent,
         leaf_uuids=tuple(chain.leaves),
         skipped=report.skipped,
-        subagent=bool(parsed.entries) and all(is_sidechain(e) for e in parsed.entries),
+        subagent=parsed.subagent,
+        parent_id=parsed.session_id if parsed.subagent else "",
     )
 
 

@@ -17,11 +17,14 @@ class Chain:
     branches: int  # leaves off the active chain, plus one
 
 
-def active_chain(entries: list[dict[str, Any]], explicit_leaf: str | None = None) -> Chain:
+def active_chain(
+    entries: list[dict[str, Any]], explicit_leaf: str | None = None, *, sidechain: bool = False
+) -> Chain:
     """The conversation Claude Code would resume, by its own rules. (Each line's fields
     are looked up once, and passes that only matter for rare lines (progress, lost
     parents, parallel tool calls) are skipped when there are none: this runs on every
-    line of every file a scan reads.)"""
+    line of every file a scan reads.) `sidechain`: the chain of a sub-agent's own file,
+    made of its sidechain lines (which a session's chain leaves out)."""
     n = len(entries)
     uuids = [e["uuid"] for e in entries]
     by_uuid = dict(zip(reversed(uuids), range(n - 1, -1, -1), strict=True))  # first wins
@@ -49,7 +52,7 @@ def active_chain(entries: list[dict[str, Any]], explicit_leaf: str | None = None
     main = [
         i
         for i, e in enumerate(entries)
-        if kinds[i] != "progress" and e.get("isSidechain") is not True  # not is_sidechain(e)
+        if kinds[i] != "progress" and (e.get("isSidechain") is True) is sidechain
     ]
     if not main:
         return Chain([], [], 0)

@@ -29,7 +29,8 @@ from recorder.sources.model import (
 )
 from recorder.store.fsutil import atomic_write, ensure_private_dir
 
-CACHE_VERSION = 2  # 2: titles made of prompts have their keys redacted (`prompt_title`)
+CACHE_VERSION = 3  # 2: titles made of prompts have their keys redacted (`prompt_title`)
+# 3: a Claude sub-agent's own file is read as its conversation (id: its agentId)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,17 @@ def units(roots: Roots) -> Iterator[Unit]:
                     ),
                     str(proj.folder),
                 )
+            # each sub-agent's own file: listed only when its session's file is gone
+            for path in [*proj.flat_agents, *proj.orphan_nested]:
+                sig = _sig(path)
+                if sig is not None:
+                    yield Unit(
+                        Source.CLAUDE,
+                        path,
+                        [sig],
+                        partial(claude.read_transcript, path, listing=True),
+                        str(proj.folder),
+                    )
     if roots.gemini is not None:
         for gp in gemini.projects(roots.gemini):
             for path in gp.chats:
@@ -279,10 +291,13 @@ def scan(roots: Roots, cache_path: Path | None = None, *, workers: int = 1) -> S
 
 def _dedupe(found: list[tuple[Unit, Session]]) -> list[Session]:
     """One entry per session: a Gemini legacy `.json` and its `.jsonl` share an id (the
-    later one wins); a Claude sub-agent never appears as a session of its own."""
+    later one wins); a Claude sub-agent's file is part of its session, and a session of
+    its own (not resumable) only when its session's file is gone (deleted by hand or by
+    the agent's cleanup), so that no conversation on disk goes unlisted."""
     best: dict[str, Session] = {}
+    parents = {s.key for _, s in found if not s.subagent}
     for _, s in found:
-        if not s.id or s.subagent:
+        if not s.id or (s.subagent and f"{s.source.value}:{s.parent_id}" in parents):
             continue
         other = best.get(s.key)
         if other is None:

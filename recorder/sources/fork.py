@@ -49,6 +49,16 @@ class ForkResult:
     latest: bool  # the chosen point was the end: nothing written, resume the original
 
 
+def not_resumable(s: Session) -> str:
+    """Why a sub-agent's conversation (listed when its session's file is gone) cannot
+    be resumed or forked."""
+    return (
+        f"{s.key} is a sub-agent's conversation (its session {s.parent_id} has no file any "
+        f"more): the agent cannot resume a sub-agent; `persist export --session {s.key}` "
+        "writes it out"
+    )
+
+
 def choose(t: Transcript, at: str | None) -> SessionMessage:
     """The message to fork (or export) up to: its seq number, its agent uuid (or a
     unique prefix of it); None = the last message."""
@@ -99,8 +109,10 @@ def fork(
     """Fork `t` at message `at`. At the last message nothing is written and the original
     is resumed, unless `always` (a session that only survives in our copy).
     `target_dir`: where the new file goes (default: beside the original)."""
-    msg = choose(t, at)
     s = t.session
+    if s.subagent:
+        raise ForkError(not_resumable(s))
+    msg = choose(t, at)
     if msg is t.messages[-1] and not always:
         return ForkResult(s.id, s.path, len(t.messages), msg, s.resume_shell(), True)
     folder = target_dir or s.path.parent

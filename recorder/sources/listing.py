@@ -190,6 +190,11 @@ def list_sessions(
         if c.session.path.exists():
             continue  # still there, but not under the roots asked about
         rows.append(_row(c.session, now, None, git, True, c.size, True))
+    # a sub-agent's file that a deleted session we hold took into its copy is shown
+    # there, not as a conversation of its own
+    held = {p for r in rows if r.deleted for p in r.session.extra_paths}
+    if held:
+        rows = [r for r in rows if not (r.session.subagent and r.session.path in held)]
     live = live_claude_sessions(roots.claude)
     for r in rows:
         if r.session.source is Source.CLAUDE:

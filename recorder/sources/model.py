@@ -176,7 +176,8 @@ class Session:
     resumable: bool = True
     leaf_uuids: tuple[str, ...] = ()  # for titles held by other files (Claude summaries)
     skipped: int = 0  # lines or records skipped while reading (see the ReadReport)
-    subagent: bool = False  # a sub-agent's transcript under another name: not a session
+    subagent: bool = False  # a sub-agent's own transcript (listed only when orphaned)
+    parent_id: str = ""  # a sub-agent's: the session that started it
 
     @property
     def key(self) -> str:
@@ -239,6 +240,7 @@ def session_to_json(s: Session) -> dict[str, Any]:
         "leaf_uuids": list(s.leaf_uuids),
         "skipped": s.skipped,
         "subagent": s.subagent,
+        "parent_id": s.parent_id,
     }
 
 
@@ -268,4 +270,5 @@ def session_from_json(d: dict[str, Any]) -> Session:
         leaf_uuids=tuple(str(u) for u in d["leaf_uuids"]),
         skipped=int(d["skipped"]),
         subagent=bool(d["subagent"]),
+        parent_id=str(d["parent_id"]),
     )

@@ -189,6 +189,90 @@ def test_protect_copies_incrementally_and_survives_deletion(tmp_path: Path) -> N
     assert forked["resume"].endswith(f"claude --resume {forked['id']}")
 
 
+def test_a_sub_agent_whose_session_file_is_gone_is_listed(tmp_path: Path) -> None:
+    """A sub-agent's transcript is part of its session; when the session's own file is
+    gone (deleted by hand, or never copied along), its conversation was found nowhere:
+    not listed, not searchable, not protected. Both layouts that keep sub-agents in
+    files of their own: 2.0's `agent-<id>.jsonl` beside the sessions, and >= 2.1.2's
+    `<sessionId>/subagents/agent-<id>.jsonl`."""
+    s = make_claude(tmp_path)
+    assert s.path is not None
+    gone = new_uuid()  # the session both sub-agents belong to: no file
+    flat = ClaudeSession(
+        tmp_path / "claude",
+        cwd=str(tmp_path / "proj"),
+        session_id=gone,
+        sidechain=True,
+        agent_id="a1b2c3d",
+        version="2.0.76",
+        path=s.path.parent / "agent-a1b2c3d.jsonl",
+    )
+    flat.user("find the flaky test", parent=None)
+    flat.assistant(text("it is test_retry: a sleep races the clock"))
+    flat.write()
+    nested_dir = s.path.parent / gone / "subagents"
+    nested_dir.mkdir(parents=True)
+    nested = ClaudeSession(
+        tmp_path / "claude",
+        cwd=str(tmp_path / "proj"),
+        session_id=gone,
+        sidechain=True,
+        agent_id="a0f1e2d3c4b5a6978",
+        path=nested_dir / "agent-a0f1e2d3c4b5a6978.jsonl",
+    )
+    nested.user("review the migration", parent=None)
+    nested.assistant(text("the migration drops a column still read by the API"))
+    nested.write()
+    # a sub-agent of a session that has its file stays part of that session
+    mine = ClaudeSession(
+        tmp_path / "claude",
+        cwd=str(tmp_path / "proj"),
+        session_id=s.session_id,
+        sidechain=True,
+        agent_id="affffff",
+        path=s.path.parent / "agent-affffff.jsonl",
+    )
+    mine.user("a sub-agent of the live session", parent=None)
+    mine.write()
+    before = tree_digest(tmp_path / "claude")
+
+    rows = listed(tmp_path)
+    assert set(rows) == {s.session_id, "a1b2c3d", "a0f1e2d3c4b5a6978"}
+    for agent, said in (("a1b2c3d", "find the flaky test"), ("a0f1e2d3c4b5a6978", "review")):
+        row = rows[agent]
+        assert row["sub_agent_of"] == gone and not row["resumable"] and row["resume"] is None
+        assert row["messages"] == 2 and row["title"].startswith(said)
+    assert rows[s.session_id]["messages"] == 9 and rows[s.session_id]["sub_agent_of"] is None
+    text_out = persist(tmp_path, "sessions")
+    assert f"sub-agent of {gone[:8]} (file gone): find the flaky test" in text_out.stdout
+    # its conversation reads out, and cannot be resumed or forked (one line, exit 1)
+    out = persist(tmp_path, "export", "--session", "a1b2c3d", "--format", "md")
+    assert out.returncode == 0, out.stderr
+    assert "it is test_retry: a sleep races the clock" in out.stdout
+    out = persist(tmp_path, "fork", "a0f1e2d3c4b5a6978")
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr == (
+        f"persist: claude:a0f1e2d3c4b5a6978 is a sub-agent's conversation (its session {gone} "
+        "has no file any more): the agent cannot resume a sub-agent; "
+        "`persist export --session claude:a0f1e2d3c4b5a6978` writes it out\n"
+    )
+    # protected like any session (a verified copy), and never offered to resume
+    out = persist(tmp_path, "protect", "a1b2c3d", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["copied_bytes"] == flat.path.stat().st_size  # type: ignore[union-attr]
+    from recorder.launch.sessions import project_sessions
+    from recorder.sources.discover import Roots
+    from recorder.sources.model import Source
+    from recorder.store.layout import Layout
+
+    roots = Roots(tmp_path / "claude", tmp_path / "gemini", tmp_path / "codex")
+    offered, _ = project_sessions(
+        roots, Layout(tmp_path / "log"), Source.CLAUDE, str(tmp_path / "proj")
+    )
+    assert [r.session.id for r in offered] == [s.session_id]
+    assert tree_digest(tmp_path / "claude") == before  # the agent's folder only read
+
+
 def test_fork_at_an_earlier_message(tmp_path: Path) -> None:
     s = make_claude(tmp_path)
     assert s.path is not None

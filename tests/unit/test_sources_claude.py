@@ -278,7 +278,9 @@ def test_three_subagent_layouts(tmp_path: Path) -> None:
     nested.user("nested layout", parent=None)
     nested.write()
     result = scan(Roots(tmp_path, None, None))
-    assert [s.id for s in result.sessions] == [main.session_id]
+    # the sub-agents of a session are part of it; one whose session has no file is
+    # listed on its own (`test_a_sub_agent_whose_session_file_is_gone_is_listed`)
+    assert sorted(s.id for s in result.sessions) == sorted([main.session_id, "b7654321"])
     t = claude.read_transcript(path, flat_agents=sorted(path.parent.glob("agent-*.jsonl")))
     assert t.session.message_count == 3
     assert sorted(m.text for m in t.sidechain) == [

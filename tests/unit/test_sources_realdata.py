@@ -246,8 +246,13 @@ def test_scan_finds_every_real_session(tmp_path: Path) -> None:
     roots = Roots(tmp_path / "claude", tmp_path / "nothing", tmp_path / "nothing")
     result = scan(roots, tmp_path / "cache.json")
     ids = {s.id[:8] for s in result.sessions}
-    # 12 main sessions; the sub-agent files (both layouts) are not sessions of their own
-    assert len(result.sessions) == 12 and "18240050" not in ids
+    # 12 main sessions; the sub-agent files of the >= 2.1.2 layout are part of theirs;
+    # the 2.0.76 flat sub-agent file's session (18240050) is not among the files, so
+    # that sub-agent's conversation is listed on its own, not resumable
+    assert len(result.sessions) == 13 and "18240050" not in ids
+    (orphan,) = [s for s in result.sessions if s.subagent]
+    assert (orphan.id, orphan.parent_id[:8], orphan.resumable) == ("a00ad96", "18240050", False)
+    assert orphan.message_count == 2 and orphan.title_kind == "first-prompt"
     assert all(s.source is Source.CLAUDE for s in result.sessions)
     again = scan(roots, tmp_path / "cache.json")
     assert again.read == 0 and again.cached == 13  # 13 files: 12 sessions + 1 sub-agent
