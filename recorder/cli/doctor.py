@@ -43,9 +43,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         out["exit_code"] = code
         sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
         return code
+    # one line per repair: the findings one step repaired together share its words
+    steps: dict[tuple[bool, str], list[str]] = {}
     for done in report.fixed:
-        mark = "fixed" if done.ok else "NOT FIXED"
-        print(f"{mark:<9} {done.finding.check}: {done.done}")
+        checks = steps.setdefault((done.ok, done.done), [])
+        if done.finding.check not in checks:
+            checks.append(done.finding.check)
+    for (ok, what), checks in steps.items():
+        print(f"{'fixed' if ok else 'NOT FIXED':<9} {', '.join(checks)}: {what}")
     if report.fixed:
         print()
     print(f"persist doctor: {report.log_dir} ({report.took:.1f}s)")

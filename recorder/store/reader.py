@@ -391,7 +391,7 @@ class SegmentIndex:
         read (one pread each): each must be exactly one line (its only newline is its
         last byte, so no line is hidden inside it) and follow a newline.
         """
-        if len(raw) < 8 or raw[:8] in _INDEX_OLD_MAGICS:
+        if raw[:8] in _INDEX_OLD_MAGICS:
             return None  # an older cache format: rebuilt, nothing wrong with the journal
         if len(raw) < _INDEX_HEADER.size:
             return "shorter than its header"

@@ -170,6 +170,23 @@ def test_bad_caches_are_found_and_fix_rebuilds_them(folder: Folder) -> None:
     assert journal_bytes(folder) == before
 
 
+def test_fix_says_once_what_one_repair_did_for_several_findings(
+    folder: Folder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Line-index and digest caches are rebuilt in one step: its words came out under
+    each finding it repaired, as if each had been repaired on its own. (A line index of
+    7 bytes passed as "an older cache format" that matched its segment.)"""
+    for idx in folder.layout.index.glob("*.idx"):
+        idx.write_bytes(b"garbage")
+    sorted(folder.layout.index.glob("*.sha256"))[0].write_bytes(b"{not json")
+    main(["doctor", "--fix", "--log-dir", str(folder.root)])
+    out = capsys.readouterr().out
+    fixed = [line for line in out.splitlines() if line.startswith("fixed")]
+    assert len(fixed) == 1, out
+    assert fixed[0].startswith("fixed     caches.idx, caches.sha256: moved 3 cache file(s) to ")
+    assert bad(run(folder)) == {}
+
+
 def test_wrong_modes_are_found_and_fixed(folder: Folder) -> None:
     cp = folder.checkpoints[1].path
     assert cp is not None
