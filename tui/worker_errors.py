@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from textual.worker import Worker, WorkerState
 
+from recorder.errors import PersistError
+
 from .text import one_line
 
 
@@ -12,7 +14,7 @@ def describe_failure(error: BaseException | None) -> str:
     if error is None:
         return "unknown error"
     text = str(error)
-    if isinstance(error, OSError) and text:
+    if isinstance(error, OSError | PersistError) and text:  # their text names the problem
         return one_line(text, 200)
     name = type(error).__name__
     return one_line(f"{name}: {text}" if text else name, 200)

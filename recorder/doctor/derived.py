@@ -33,6 +33,19 @@ def search_findings(layout: Layout, log_flag: str) -> list[Finding]:
                 Repair(RepairKind.REBUILD_INDEX),
             )
         ]
+    if health.newer:
+        return [
+            Finding(
+                Area.SEARCH,
+                "search.outdated",
+                Severity.WARNING,
+                f"search index unused: {health.problem}; this version leaves it as it is "
+                "(a search here stops with that line): `persist reindex` rebuilds it for "
+                "this version",
+                reindex,
+                Repair(RepairKind.REBUILD_INDEX, (layout.search_index,)),
+            )
+        ]
     if health.outdated:
         return [
             Finding(

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from recorder.errors import PersistError
 from recorder.search.query import fts_text
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout
@@ -216,6 +217,21 @@ class IndexOutdated(IndexDamaged):
         super().__init__(
             f"made by {which} version of agent-persist (schema {schema}; "
             f"this one writes {SCHEMA_VERSION})"
+        )
+        self.schema = schema
+
+
+class IndexNewer(PersistError):
+    """The index was made by a later version of agent-persist. This one leaves it alone
+    unless asked to rebuild it: a recorder still running the old code after an upgrade
+    would otherwise rebuild it for itself, and the new code rebuild it back, in turn."""
+
+    def __init__(self, path: Path, schema: int) -> None:
+        super().__init__(
+            f"the search index {path} was made by a later version of agent-persist "
+            f"(schema {schema}; this one writes {SCHEMA_VERSION}), which this one leaves "
+            "as it is: search with that version (restart a recorder started before the "
+            "upgrade), or `persist reindex` to rebuild it for this one"
         )
         self.schema = schema
 

@@ -30,9 +30,11 @@ from recorder.export.redact import record_secrets
 from recorder.export.render import TEXT_KEYS as _TEXT_KEYS
 from recorder.export.render import record_text
 from recorder.search.index import (
+    SCHEMA_VERSION,
     SOURCE_BUS,
     Document,
     IndexDamaged,
+    IndexNewer,
     IndexOutdated,
     SearchIndex,
     SegmentState,
@@ -379,6 +381,8 @@ class Indexer:
                 # A rebuild killed before it adopted its shards leaves their files.
                 remove_shard_files(self.layout.search, [s.name for s in index.shards()])
             except (IndexDamaged, sqlite3.DatabaseError) as exc:
+                if isinstance(exc, IndexOutdated) and exc.schema > SCHEMA_VERSION:
+                    raise IndexNewer(index.path, exc.schema) from None
                 problem = unusable(exc)
             if problem:
                 result.rebuilt = problem
@@ -761,6 +765,7 @@ class IndexHealth:
     docs: int = 0
     size: int = 0  # bytes of the file and its write-ahead log
     outdated: bool = False  # another version's schema: nothing wrong, rebuilt all the same
+    newer: bool = False  # a later version's: left as it is, unless a rebuild is asked for
 
 
 _HEALTH_ATTEMPTS = 3  # reads of an index that resets keep replacing meanwhile
@@ -818,7 +823,8 @@ def index_health(root: Path) -> IndexHealth:
             if attempt + 1 < _HEALTH_ATTEMPTS and _replaced(layout.search_index, inode):
                 continue
             outdated = isinstance(exc, IndexOutdated)
-            return IndexHealth(True, unusable(exc), journal, outdated=outdated)
+            newer = isinstance(exc, IndexOutdated) and exc.schema > SCHEMA_VERSION
+            return IndexHealth(True, unusable(exc), journal, outdated=outdated, newer=newer)
         finally:
             index.close()
     behind = sum(

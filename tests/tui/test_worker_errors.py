@@ -73,6 +73,34 @@ async def test_failed_search_and_diagnostics_say_why(
 
 
 @pilot_test
+async def test_a_search_index_of_a_later_version_is_named_in_the_search_pane(
+    tmp_path: Path,
+) -> None:
+    """A domain error says what it says, without its class name (`IndexNewer: ...`)."""
+    import sqlite3
+
+    from recorder.search.engine import SearchEngine
+    from recorder.search.index import SCHEMA_VERSION
+
+    root = demo_dir(tmp_path)
+    with SearchEngine(root) as engine:
+        engine.catch_up()
+    db = sqlite3.connect(root / "search" / "index.sqlite3")
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION + 1,))
+    db.commit()
+    db.close()
+    app = make_app(root)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        await pilot.press("slash", *"migration")
+        await settle(pilot, 0.4)
+        status = plain(main.query_one("#search-status"))
+        assert "search failed: the search index" in status, status
+        assert "was made by a later version" in status and "IndexNewer" not in status
+
+
+@pilot_test
 async def test_failed_integrity_check_still_lets_you_restore(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -155,7 +155,7 @@ def _sql(statement: str) -> object:
         _garbage,
         _truncate,
         lambda p: p.write_bytes(b""),
-        _sql("UPDATE meta SET value = 99 WHERE key = 'schema'"),
+        _sql("UPDATE meta SET value = 1 WHERE key = 'schema'"),  # an earlier version's
         _sql("UPDATE meta SET value = '1' WHERE key = 'schema'"),  # wrongly typed
         _sql("UPDATE segments SET bytes = 'many'"),  # wrongly typed progress
         _sql("DROP TABLE docs"),
@@ -179,6 +179,42 @@ def test_damaged_index_is_detected_and_rebuilt(journal: Path, damage: object) ->
     with SearchEngine(journal) as engine:
         done = engine.catch_up()
         assert done.rebuilt, "the damage went unnoticed"
+    assert run(journal, "deployment OR redis", limit=50) == before
+    assert_index_equals_journal(journal)
+
+
+def test_an_index_of_a_later_version_is_left_alone_until_a_reindex(
+    journal: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After an upgrade, a recorder still running the old code and the new code would
+    each rebuild the index for itself, in turn, for as long as both ran: an index of a
+    later schema is left as it is (one line, exit 1) unless `persist reindex` is asked."""
+    from recorder.cli.main import main
+    from recorder.search.index import SCHEMA_VERSION, IndexNewer
+
+    before = run(journal, "deployment OR redis", limit=50)
+    index_file = journal / "search" / "index.sqlite3"
+    _sql(f"UPDATE meta SET value = {SCHEMA_VERSION + 1} WHERE key = 'schema'")(index_file)
+    kept = index_file.read_bytes()
+    with SearchEngine(journal) as engine, pytest.raises(IndexNewer) as raised:
+        engine.search("deployment")
+    assert f"schema {SCHEMA_VERSION + 1}; this one writes {SCHEMA_VERSION}" in str(raised.value)
+    assert index_file.read_bytes() == kept
+    for argv in (["search", "deployment"], ["reindex", "--catch-up"]):
+        assert main([*argv, "--log-dir", str(journal)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"persist: the search index {index_file} was made by a later ")
+        assert err.endswith("or `persist reindex` to rebuild it for this one\n")
+        assert index_file.read_bytes() == kept
+    from recorder.doctor.run import diagnose
+
+    (found,) = [f for f in diagnose(journal).findings if f.check.startswith("search.")]
+    assert found.check == "search.outdated" and found.summary.startswith(
+        "search index unused: the index was made by a later version"
+    )
+    assert "this version leaves it as it is" in found.summary
+    assert index_file.read_bytes() == kept
+    assert main(["reindex", "--log-dir", str(journal)]) == 0
     assert run(journal, "deployment OR redis", limit=50) == before
     assert_index_equals_journal(journal)
 
