@@ -88,8 +88,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         f"{m['time_range']['last_iso']})"
     )
     seqs, history = m["seq_range"], m["history"]
-    notes = [c for c in integrity["caveats"] if "pruned on" in c]
-    held = _scope_words(m["scope"]) + (" the journal still holds" if notes else "")
+    held = _scope_words(m["scope"]) + (" the journal still holds" if integrity["pruned"] else "")
     print(f"  holds       {held} (seq {seqs['first']} to {seqs['last']})")
     hashed = _n(len(integrity["segments_verified"] or []), "segment")
     digest = (

@@ -318,6 +318,7 @@ class RangeIntegrity(RangeSummary):
             "quarantined": len(self.quarantined),
             "refused": len(self.refused),
             "unsequenced": self.unsequenced,
+            "pruned": list(self.pruned),  # each hole pruning left in the range, in words
             "caveats": self.caveats(),
         }
 

@@ -50,6 +50,7 @@ def test_bundle_holds_records_exactly_as_stored(tmp_path: Path) -> None:
         "refused": 0,
         # the demo writer's messages carry no publisher envelope
         "unsequenced": 40,
+        "pruned": [],
         "caveats": ["40 messages from publishers without sequence numbers: loss not detectable"],
     }
     assert m["gaps"] == [] and m["bad_lines"] == []

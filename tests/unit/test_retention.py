@@ -245,6 +245,7 @@ def test_a_bundle_says_which_records_pruning_took_from_its_range(
     notes = manifest["integrity"]["caveats"]
     assert any("the conversation began earlier" in n for n in notes), notes
     assert any("are not in this range" in n and "pruned on" in n for n in notes), notes
+    assert manifest["integrity"]["pruned"] == [n for n in notes if "sequence numbers" not in n]
     assert manifest["integrity"]["ok"]  # nothing is damaged: pruned on purpose
     code, out, _ = run(capsys, "restore", "latest", "--full", "--log-dir", log)
     assert "the whole conversation the journal still holds" in out
