@@ -8,15 +8,24 @@ child processes), `process` (real broker, recorder and CLI processes), `tui`
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support import PYTHON, Bus, Proc
 
 KINDS = ("unit", "process", "tui", "e2e")
+
+# Property tests draw new examples on every run here, where a counterexample they find
+# becomes a fix and an `@example`; CI (`.ci/run` sets PERSIST_CI) draws the same ones
+# each time, so that what lands does not hang on a draw.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("PERSIST_CI"):
+    settings.load_profile("ci")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

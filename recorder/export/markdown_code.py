@@ -17,7 +17,9 @@ transcript puts it), with why each rule cannot disagree with a renderer:
   and no HTML block can be open: every `<` outside code is an entity, and so is every
   `>`: no block quote either). It runs to its closing line (0-3 spaces, the same
   character, at least as many, nothing after) or to the end of the text (the end of
-  the quote ends it).
+  the quote ends it). Unless the line has a `|` after its run: over a delimiter
+  row (`---`) it is a table's header row for markdown-it, which tries tables first;
+  the whole text is then escaped.
 - A fenced block in a list item (what agents write under "1. **Build:**"): a fence
   line indented exactly to the content of a list item begun at column 0 (`- `, `* `,
   `+ `, `1. ` or `1) ` followed by 1-4 spaces and text), where every line from that
@@ -58,6 +60,8 @@ def code_ranges(text: str) -> list[tuple[int, int]]:
         if fence is None:
             if char == "`" and "`" in info:
                 continue  # not a fence: a line with code spans
+            if "|" in info:
+                return []  # a table's header row, if a delimiter row follows: all escaped
             column = 0
             if indent:
                 lines = lines or _Lines(text)

@@ -197,6 +197,7 @@ LIST_LINES = st.builds(
 @example("x\n2. a\n   ```\n   <b>\n   ```")
 @example("- a\n\n  ```\n\n  <b>\n   ```\n<i>")
 @example("- a\n  ```\n  x\n<b>")
+@example("```|\n---\n<b>")  # a table's header row, not a fence (markdown-it)
 def test_no_text_makes_markup(text: str) -> None:
     assert markdown_markup(quoted(text)) == []
     if not code_ranges(clean(text)):  # no code told apart: escaped as before
