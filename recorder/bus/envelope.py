@@ -21,8 +21,11 @@ invent a gap or change a count (the recorder counts them as `implausible`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 ENVELOPE_KEY = "_persist"
 HEARTBEAT_TOPIC = "_persist.heartbeat"
@@ -118,6 +121,21 @@ def read_envelope(obj: Any) -> dict[str, Any] | None:
     if "replay_of" in env and type(env["replay_of"]) is not dict:
         return None
     return env
+
+
+_HEAD_ENVELOPE = re.compile(rb'\A\s*\{\s*"_persist"\s*:\s*(\{[^{}]{0,1000}\})')
+
+
+def envelope_in_head(payload: bytes) -> dict[str, Any] | None:
+    """The envelope of a payload too large to parse (a refused message), when the
+    object begins with it, as `Publisher` writes it; None otherwise."""
+    found = _HEAD_ENVELOPE.match(payload[:1100])
+    if found is None:
+        return None
+    try:
+        return read_envelope({ENVELOPE_KEY: orjson.loads(found.group(1))})
+    except orjson.JSONDecodeError:
+        return None
 
 
 def read_heartbeat(obj: Any) -> dict[str, Any] | None:

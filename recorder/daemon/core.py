@@ -37,6 +37,7 @@ from recorder.bus.envelope import (
     NOT_SUBSCRIBED,
     GapTracker,
     Hole,
+    envelope_in_head,
     read_envelope,
     read_heartbeat,
 )
@@ -874,18 +875,24 @@ class Recorder:
         for frame in frames:
             digest.update(frame)
         topic = frames[0][:256].decode("utf-8", "replace") if len(frames) > 1 else ""
-        self.journal.append(
-            {
-                "ts": ts,
-                "kind": KIND_REFUSED,
-                "topic": topic,
-                "size": size,
-                "frames": len(frames),
-                "sha256": digest.hexdigest(),
-                "head_b64": base64.b64encode(frames[-1][:256]).decode(),
-                "reason": f"{size} bytes is over the {self.options.max_message_bytes} byte limit",
-            }
-        )
+        record: dict[str, Any] = {
+            "ts": ts,
+            "kind": KIND_REFUSED,
+            "topic": topic,
+            "size": size,
+            "frame_count": len(frames),
+            "sha256": digest.hexdigest(),
+            "head_b64": base64.b64encode(frames[-1][:256]).decode(),
+            "reason": f"{size} bytes is over the {self.options.max_message_bytes} byte limit",
+        }
+        # its sequence number was sent: refused, not lost (nor "sent before we listened")
+        env = envelope_in_head(frames[-1]) if len(frames) > 1 else None
+        if env is not None and "replay_of" not in env and not env.get("hb"):
+            record["envelope"] = env
+            hole = self.tracker.message(env["pub"], env["seq"])  # a hole before it first
+            if hole is not None:
+                self._publisher_hole(hole, ts, env.get("agent"))
+        self.journal.append(record)
         self.counters.refused += 1
         log.warning("refused a %d-byte message on %r", size, topic)
 

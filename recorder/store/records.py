@@ -192,12 +192,15 @@ def parse_line(line: bytes) -> dict[str, Any] | None:
     ):
         return None
     frames = get("frames")
-    if frames is not None:
-        if type(frames) is not list:
-            return None
+    if type(frames) is list:
         for frame in frames:
             if type(frame) is not dict:
                 return None
+    elif frames is not None:
+        if type(frames) is not int or record["kind"] != KIND_REFUSED:
+            return None
+        # before 2026-12-06 a refused record named its frame count `frames`
+        record["frame_count"] = record.pop("frames")
     meta, topic = get("meta"), get("topic")
     if (type(meta) is not dict and meta is not None) or (
         type(topic) is not str and topic is not None
