@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING
 import zmq
 
 from recorder.bus.curve import serve, start_authenticator
-from recorder.bus.endpoints import DEFAULT_HWM, DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
+from recorder.bus.endpoints import (
+    DEFAULT_HWM,
+    DEFAULT_PUBLISH,
+    DEFAULT_SUBSCRIBE,
+    ipc_bind_problem,
+)
 from recorder.bus.keys import ServerKeys
 from recorder.errors import BusError
 
@@ -89,6 +94,10 @@ class Broker:
 
     def start(self) -> Broker:
         """Bind both endpoints and start proxying; raises if an endpoint is taken."""
+        for endpoint in (self.frontend, self.backend):
+            problem = ipc_bind_problem(endpoint)
+            if problem is not None:
+                raise BusError(f"{BIND_FAILED} on {endpoint}: {problem}")
         if self.curve is not None:
             self._auth = start_authenticator(self.ctx, self.curve)
         self._thread = threading.Thread(target=self._run, name="persist-broker", daemon=True)

@@ -119,6 +119,28 @@ def _ipc_free(path: str) -> bool:
     return False
 
 
+def ipc_bind_problem(endpoint: str) -> str | None:
+    """Why binding an ipc:// endpoint would do harm, or None. zmq removes whatever is at
+    the path before it binds: a file of the user's, or the socket of a broker that is
+    running (whose publishers and subscribers would then reach nobody). A socket file
+    nobody accepts on (left by a stopped broker) is free."""
+    if not endpoint.startswith("ipc://"):
+        return None
+    path = endpoint[len("ipc://") :]
+    if not path.startswith("@"):
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"{path}: {exc.strerror}"
+        if not stat.S_ISSOCK(mode):
+            return f"{path} exists and is not a socket (binding would delete it)"
+    if not _ipc_free(path):
+        return f"something is listening on {path} already"
+    return None
+
+
 _LOWEST_PORT = 20000
 _PORT_TRIES = 64
 

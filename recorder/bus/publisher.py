@@ -141,7 +141,12 @@ class Publisher:
         `mid`: the message's own id (an agent's uuid), else `<publisher id>:<seq>`."""
         with self._lock:
             body = {ENVELOPE_KEY: self.envelope(mid), **message}
-            self._sock.send_multipart([topic.encode(), orjson.dumps(body)])
+            try:
+                frames = [topic.encode(), orjson.dumps(body)]
+            except (TypeError, UnicodeEncodeError):
+                self.seq -= 1  # not sent: its number is the next message's, or no gap opens
+                raise
+            self._sock.send_multipart(frames)
             return self.seq
 
     def send_raw(self, frames: list[bytes]) -> None:

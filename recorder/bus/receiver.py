@@ -20,7 +20,7 @@ import zmq
 
 from recorder.bus.broker import Broker
 from recorder.bus.curve import connect_as_client, serve, start_authenticator
-from recorder.bus.endpoints import DEFAULT_HWM
+from recorder.bus.endpoints import DEFAULT_HWM, ipc_bind_problem
 from recorder.bus.keys import ClientKeys, ServerKeys
 
 if TYPE_CHECKING:
@@ -155,7 +155,8 @@ class Receiver(threading.Thread):
         try:
             self._run()
         except Exception as exc:  # whatever it is, the recorder must know
-            message = f"{type(exc).__name__}: {exc}"
+            # a zmq error (a bind, a connect) says what failed; anything else, its kind
+            message = str(exc) if isinstance(exc, zmq.ZMQError) else f"{type(exc).__name__}: {exc}"
             if not self.ready.is_set():
                 self.setup_error = message
             try:
@@ -171,6 +172,9 @@ class Receiver(threading.Thread):
         )
         try:
             for endpoint in self.settings.bind:
+                problem = ipc_bind_problem(endpoint)
+                if problem is not None:
+                    raise zmq.ZMQError(zmq.EADDRINUSE, f"cannot bind {endpoint}: {problem}")
                 try:
                     sub.bind(endpoint)
                 except zmq.ZMQError as exc:

@@ -19,6 +19,7 @@ from recorder.cli.common import (
     EXIT_NO_SUBSCRIBER,
     add_curve,
     add_log_dir,
+    check_utf8,
     curve_keys_folder,
     endpoint,
     fail,
@@ -61,7 +62,7 @@ def message_body(message: str, *, text: bool = False) -> dict[str, object]:
     """What `persist send` publishes: a JSON object as it is, other JSON values under
     "value", plain words under "text". Something that starts like JSON (`{` or `[`)
     but is not JSON is refused rather than sent as a string (`--text` sends it so)."""
-    _check_utf8(message, "MESSAGE")
+    check_utf8(message, "MESSAGE")
     if text:
         return {"text": message}
     opener = message.lstrip()[:1]
@@ -74,23 +75,12 @@ def message_body(message: str, *, text: bool = False) -> dict[str, object]:
                 "--text sends it as plain text"
             ) from None
         return {"text": message}
+    sent = body if isinstance(body, dict) else {"value": body}  # one level more
     try:
-        orjson.dumps(body)
+        orjson.dumps(sent)
     except TypeError as exc:  # nested deeper than orjson writes (254 levels)
         raise BadOption(f"MESSAGE cannot be sent: {exc}") from None
-    return body if isinstance(body, dict) else {"value": body}
-
-
-def _check_utf8(value: str, what: str) -> None:
-    """An argument holding bytes that are not UTF-8 (the shell passes them through as
-    surrogates) cannot go into a JSON message or a topic frame as typed."""
-    try:
-        value.encode()
-    except UnicodeEncodeError as exc:
-        byte = value[exc.start].encode("utf-8", "surrogateescape")
-        raise BadOption(
-            f"{what} is not valid UTF-8 (byte 0x{byte.hex()} at character {exc.start})"
-        ) from None
+    return sent
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -101,7 +91,11 @@ def cmd_send(args: argparse.Namespace) -> int:
     from recorder.bus.keys import load_client
     from recorder.bus.publisher import Publisher
 
-    _check_utf8(args.topic, "TOPIC")
+    check_utf8(args.topic, "TOPIC")
+    check_utf8(args.agent, "--agent")
+    if not 1 <= len(args.agent) <= 200 or not args.agent.isprintable():
+        # the envelope's rule (`read_envelope`): the recorder would not believe it
+        raise BadOption(f"--agent must be 1 to 200 printable characters (got {args.agent!r})")
     body = message_body(" ".join(args.message), text=args.text)  # BadOption: exit 2
     folder = curve_keys_folder(args, [args.endpoint])
     keys = load_client(folder) if folder is not None else None  # KeyFileError: exit 1

@@ -77,6 +77,21 @@ def non_negative(value: str) -> float:
     return number
 
 
+def check_utf8(value: str, what: str) -> None:
+    """An argument holding bytes that are not UTF-8 (the shell passes them through as
+    surrogates) cannot go into a JSON message or a topic frame as typed."""
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        byte = value[exc.start].encode("utf-8", "surrogateescape")
+        raise BadOption(
+            f"{what} is not valid UTF-8 (byte 0x{byte.hex()} at character {exc.start})"
+        ) from None
+
+
+MAX_INT = 2**31 - 1  # what a count goes into: a zmq socket option, an SQLite LIMIT
+
+
 def positive_int(value: str) -> int:
     try:
         number = int(value)
@@ -84,6 +99,8 @@ def positive_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
     if number <= 0:
         raise argparse.ArgumentTypeError(f"must be above 0 (got {value})")
+    if number > MAX_INT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_INT:,} (got {value})")
     return number
 
 
@@ -116,6 +133,8 @@ def output_file(value: str) -> str:
 def folder(value: str) -> str:
     """A folder that exists or can be made: not an existing file, nor below one. A
     value from $PERSIST_LOG_DIR (the default) is named as such."""
+    if not value.strip():  # not the current folder, which `Path("")` would be
+        raise argparse.ArgumentTypeError("an empty folder name")
     path = Path(value).expanduser()
     source = " (from $PERSIST_LOG_DIR)" if value == os.environ.get("PERSIST_LOG_DIR") else ""
     if path.exists() and not path.is_dir():

@@ -349,7 +349,7 @@ def add_parsers(
     p.add_argument("--rules", help="enrichment rules (TOML)")
     p.add_argument(
         "--max-backlog-mb",
-        type=float,
+        type=positive,
         default=256,
         help="lines held in memory while the disk is behind; beyond, messages are dropped",
     )

@@ -77,12 +77,16 @@ def _index_failures(
             problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             name = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
             full = "full" in problem.lower() or getattr(exc, "errno", None) == errno.ENOSPC
-            fix = (
-                "free some space"
-                if full
-                else f"it is derived from the journal: persist doctor --fix --log-dir "
-                f"{args.log_dir} moves it aside and builds it again"
-            )
+            read_only = "readonly" in problem.lower() or getattr(exc, "errno", None) == errno.EROFS
+            if full:
+                fix = "free some space"
+            elif read_only:  # a read-only mount or folder: nothing to move aside there
+                fix = "the index is kept up to date in the log folder, which must be writable"
+            else:
+                fix = (
+                    f"it is derived from the journal: persist doctor --fix --log-dir "
+                    f"{args.log_dir} moves it aside and builds it again"
+                )
             return fail(f"cannot use the search index in {where}: {problem}{name}; {fix}")
 
     return run

@@ -24,6 +24,7 @@ from recorder.cli.common import (
     add_log_dir,
     add_redact,
     add_scope,
+    check_utf8,
     curve_keys_folder,
     endpoint,
     fail,
@@ -148,6 +149,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return fail("--speed must be above 0", 2)
     if args.retopic and not args.verbatim:
         return fail("--retopic goes with --verbatim (marked replays keep their topics)", 2)
+    if args.retopic:
+        check_utf8(args.retopic, "--retopic")  # BadOption: exit 2
     if args.verbatim and args.unmarked_prefix is not None:
         return fail("--unmarked-prefix does not apply with --verbatim (nothing is marked)", 2)
     layout = Layout(Path(args.log_dir))

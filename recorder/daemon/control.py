@@ -24,7 +24,12 @@ import orjson
 
 from recorder.daemon.wakeup import poke
 from recorder.errors import CheckpointError, PersistError
-from recorder.store.checkpoints import Checkpoint, list_checkpoints, write_checkpoint
+from recorder.store.checkpoints import (
+    Checkpoint,
+    list_checkpoints,
+    sanitize_label,
+    write_checkpoint,
+)
 from recorder.store.fsutil import atomic_write, ensure_private_dir
 from recorder.store.journal import valid_end
 from recorder.store.layout import Layout, list_segments, segment_number
@@ -180,6 +185,7 @@ def request_checkpoint(
     one of the journal's last valid record."""
     if not layout.segments.is_dir():
         raise CheckpointError(f"no journal in {layout.root}: start a recorder first")
+    label = sanitize_label(label)  # as the checkpoint keeps it (and JSON-safe to send)
     lock = InstanceLock(layout.lock)
     try:
         # once: a held lock is a running recorder, to be asked at once (an agent's

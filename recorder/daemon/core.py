@@ -304,6 +304,11 @@ class Recorder:
             )
         if last is not None:
             clean = state is not None and state.clean
+            # state.json unreadable: the last status says whether that stop was clean
+            unknown = state is None and self.layout.state.exists()
+            if unknown and previous is not None:
+                clean = previous.state == RecorderState.STOPPED and lost is None
+                unknown = False
             self._hole_record(
                 {
                     "cause": "recorder-down",
@@ -319,6 +324,9 @@ class Recorder:
                     else "the previous recorder stopped without writing all it had received "
                     "(the unwritten-at-stop gap)"
                     if lost is not None
+                    else "recovery/state.json could not be read, nor status.json say how the "
+                    "previous recorder ended: a clean stop or not is not known"
+                    if unknown
                     else "the previous recorder ended without a clean stop (crash or kill)",
                 },
                 now,

@@ -13,10 +13,29 @@ from recorder.search.indexer import index_health
 from recorder.sources.copies import copies_dir, verify
 from recorder.store.layout import Layout, list_segments, segment_number
 
+
+def read_only(layout: Layout) -> bool:
+    """Whether the log folder is on a read-only file system."""
+    try:
+        return bool(os.statvfs(layout.root).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 BEHIND_WARNING = 16 << 20  # journal bytes not indexed before "behind" is a warning
 
 
 def search_findings(layout: Layout, log_flag: str) -> list[Finding]:
+    if read_only(layout):  # SQLite cannot open an index there: nothing wrong with it
+        return [
+            Finding(
+                Area.SEARCH,
+                "search.read-only",
+                Severity.WARNING,
+                "search index not checked: the log folder is read-only (see disk), and "
+                "SQLite opens no index there",
+            )
+        ]
     health = index_health(layout.root)
     reindex = f"persist reindex{log_flag}"
     if not health.present:

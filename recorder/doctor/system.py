@@ -282,6 +282,17 @@ def disk_findings(layout: Layout, now: float) -> list[Finding]:
                 f"df -h {shlex.quote(str(layout.root))}",
             )
         ]
+    if vfs.f_flag & os.ST_RDONLY:
+        return [
+            Finding(
+                Area.DISK,
+                "disk.read-only",
+                Severity.PROBLEM,
+                "the log folder is on a read-only file system: no recorder can write here, "
+                "and nothing derived (search index, caches) can be rebuilt or repaired",
+                f"findmnt -T {shlex.quote(str(layout.root))}",
+            )
+        ]
     free = vfs.f_bavail * vfs.f_frsize
     growth = journal_growth(layout, now)
     rate = growth.per_hour if growth is not None else 0.0

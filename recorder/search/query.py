@@ -272,6 +272,15 @@ def _spaced(run: re.Match[str]) -> str:
 
 def parse_time(value: str, now: float, tz: tzinfo | None = None) -> float:
     """`2024-05-14`, `2024-05-14T10:30[:00]`, `10:30` (today) or an age (`2h`)."""
+    try:
+        return _parse_time(value, now, tz)
+    except QueryError:
+        raise
+    except (ValueError, OverflowError):  # a date the clock cannot hold (year 1 in UTC-x)
+        raise QueryError(f"time {value!r} is out of range") from None
+
+
+def _parse_time(value: str, now: float, tz: tzinfo | None) -> float:
     m = _AGE_RE.match(value.lower())
     if m:
         return now - float(m.group(1)) * _AGE_UNITS[m.group(2)]
@@ -369,7 +378,7 @@ def parse_query(
                 continue
             key = FIELD_KEYS[piece.key]
             value = piece.text.lower()
-            if key == "tier" and not value.isdigit():
+            if key == "tier" and value not in ("1", "2", "3", "4", "5", "6"):
                 raise QueryError(f"tier:{piece.text} is not a tier number (ACE tiers are 1-6)")
             if key == "has":
                 if value == "secrets":

@@ -53,6 +53,18 @@ BAD = [
     (["replay", "latest", "--speed", "0"], USAGE, "--speed"),
     (["broker", "--frontend", "garbage://x"], USAGE, "--frontend"),
     (["broker", "--hwm", "0"], USAGE, "--hwm"),
+    (["broker", "--hwm", "3000000000"], USAGE, "--hwm: must be at most 2,147,483,647"),
+    (["search", "x", "--limit", "9223372036854775808"], USAGE, "--limit"),
+    (["send", "agents.x", "[" * 254 + "]" * 254], USAGE, "MESSAGE cannot be sent"),
+    (["send", "agents.x", "hi", "--agent", "\udcff"], USAGE, "--agent is not valid UTF-8"),
+    (["send", "agents.x", "hi", "--agent", "x" * 201], USAGE, "--agent must be 1 to 200"),
+    (["search", "since:0001-01-01"], USAGE, "time '0001-01-01' is out of range"),
+    (["search", "tier:7"], USAGE, "tier:7 is not a tier number"),
+    (["stats", "--since", "0001-01-01"], USAGE, "out of range"),
+    (["record", "--log-dir", ""], USAGE, "--log-dir: an empty folder name"),
+    (["status", "--log-dir", " "], USAGE, "--log-dir: an empty folder name"),
+    (["record", "--max-backlog-mb", "0"], USAGE, "--max-backlog-mb"),
+    (["replay", "latest", "--verbatim", "--retopic", "\udcff"], USAGE, "--retopic is not valid"),
     (["launch", "--broker", "garbage://x", "--", "true"], USAGE, "--broker"),
     (["demo", "--pace", "-1"], USAGE, "--pace"),
     (["stop", "--timeout", "-1"], USAGE, "--timeout"),
@@ -110,6 +122,70 @@ def test_bad_invocation_is_one_line_naming_the_option(
     assert len(lines) == 1, out.stderr
     assert lines[0].startswith("persist: ") and names in lines[0], lines[0]
     assert out.returncode == code, out.stderr
+
+
+def test_an_ipc_endpoint_is_never_bound_over_a_file_or_a_listening_socket(
+    tmp_path: Path,
+) -> None:
+    """zmq removes whatever is at an ipc path before it binds: a user's file was
+    deleted, and a second broker took over a running one's sockets (its publishers
+    then reached nobody, and `persist send` failed while status said healthy)."""
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    port = free_port()
+    for argv in (
+        ["broker", "--frontend", f"ipc://{precious}", "--backend", f"tcp://127.0.0.1:{port}"],
+        ["record", "--bind", f"ipc://{precious}", "--embedded", "no", "--log-dir", "L"],
+    ):
+        out = run(argv, tmp_path, cwd=tmp_path)
+        assert out.returncode == FAILED and "Traceback" not in out.stderr, out.stderr
+        assert f"{precious} exists and is not a socket (binding would delete it)" in out.stderr
+        assert precious.read_text() == "keep me"
+    pub, sub = f"ipc://{tmp_path}/bus.pub", f"ipc://{tmp_path}/bus.sub"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "recorder.cli", "broker", "--frontend", pub, "--backend", sub],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: (tmp_path / "bus.sub").exists(), timeout=20)
+        out = run(["broker", "--frontend", pub, "--backend", sub], tmp_path)
+        assert out.returncode == FAILED
+        assert out.stderr == (
+            f"persist: cannot bind the broker on {pub}: something is listening on "
+            f"{tmp_path}/bus.pub already\n"
+        )
+    finally:
+        first.terminate()
+        first.wait(10)
+
+
+def test_a_read_only_log_folder_is_named_as_such(tmp_path: Path) -> None:
+    """On a read-only mount, search advised `persist doctor --fix` (which cannot move
+    anything there) and doctor called the index unusable, a problem --fix repairs."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root for a read-only bind mount")
+    from tests.demo_journal import build_demo
+
+    root = build_demo(tmp_path / "logs")
+    assert run(["search", "migration", "--log-dir", str(root)], tmp_path).returncode == 0
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "--bind", str(root), str(ro)], check=False).returncode:
+        pytest.skip("cannot bind-mount here")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], check=True)
+        out = run(["search", "migration", "--log-dir", str(ro)], tmp_path)
+        assert out.returncode == FAILED and "Traceback" not in out.stderr
+        assert out.stderr.startswith(f"persist: cannot use the search index in {ro}/search: ")
+        assert out.stderr.endswith("in the log folder, which must be writable\n")
+        doctor = run(["doctor", "--log-dir", str(ro)], tmp_path)
+        assert "the log folder is on a read-only file system" in doctor.stdout
+        assert "search index not checked: the log folder is read-only" in doctor.stdout
+        assert "would be rebuilt" not in doctor.stdout and doctor.returncode == 9
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
 
 
 def test_a_closed_stdout_is_one_line_not_a_traceback(tmp_path: Path) -> None:

@@ -175,6 +175,23 @@ def test_second_recorder_is_refused_naming_the_pid(bus: Bus) -> None:
     assert read_status(bus.log_dir)["pid"] == first.pid
 
 
+def test_a_label_that_is_not_utf8_is_cleaned_as_without_a_recorder(bus: Bus) -> None:
+    """Asking a running recorder put the label in a JSON request as it came (bytes the
+    shell passed through as surrogates): a traceback. Without one it was kept as
+    `a b`, as every label is cleaned."""
+    bus.start_broker()
+    bus.start_recorder()
+    label = ["--label", "a\udcffb", "--json"]
+    out = subprocess.run(
+        [PYTHON, "-m", "recorder.cli", "checkpoint", "--log-dir", str(bus.log_dir), *label],
+        capture_output=True,
+        text=True,
+        errors="surrogateescape",
+    )
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert orjson.loads(out.stdout)["label"] == "a b"
+
+
 def test_stale_pid_file_and_status_never_block_a_start(bus: Bus, tmp_path: Path) -> None:
     bus.log_dir.mkdir(mode=0o700)
     dead = subprocess.Popen([PYTHON, "-c", "pass"])

@@ -383,6 +383,32 @@ def test_restart_restores_publisher_sequences_and_records_downtime(tmp_path: Pat
     assert [(g["from_seq"], g["to_seq"]) for g in gaps[1:]] == [(5, 6)]
 
 
+@pytest.mark.parametrize("status", ["kept", "garbage"])
+def test_an_unreadable_recovery_state_does_not_make_a_clean_stop_a_crash(
+    tmp_path: Path, status: str
+) -> None:
+    """The recorder-down gap said "ended without a clean stop (crash or kill)" after a
+    clean stop whenever recovery/state.json could not be read; the status file the
+    stop wrote says how it ended, and with neither, the gap says it is not known."""
+    clock = Clock()
+    rec = make(tmp_path, clock)
+    feed(rec, clock, env_msg("p", 1))
+    rec.close()  # a clean stop
+    layout = rec.layout
+    layout.state.write_bytes(b"{torn")
+    if status == "garbage":
+        layout.status.write_bytes(b"{torn")
+    clock.now += 60
+    make(tmp_path, clock).close()
+    (down,) = [r for r in journal_records(layout.root) if r.get("cause") == "recorder-down"]
+    if status == "kept":
+        assert (
+            down["clean_stop"] is True and down["detail"] == "the previous recorder stopped cleanly"
+        )
+    else:
+        assert down["clean_stop"] is False and "a clean stop or not is not known" in down["detail"]
+
+
 @pytest.mark.parametrize(
     "garbage",
     [

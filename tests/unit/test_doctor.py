@@ -330,7 +330,7 @@ def test_disk_headroom_from_the_journals_rate_over_the_last_day(
     assert growth.per_hour == pytest.approx(100 * per_record, rel=0.1)
 
     class Full:
-        f_bavail, f_frsize = 10, 4096 * 1024  # 40 MiB free
+        f_bavail, f_frsize, f_flag = 10, 4096 * 1024, 0  # 40 MiB free
 
     monkeypatch.setattr(system.os, "statvfs", lambda path: Full)
     [disk] = system.disk_findings(layout, now)
@@ -339,7 +339,7 @@ def test_disk_headroom_from_the_journals_rate_over_the_last_day(
     assert disk.fix == f"du -sh {layout.root}/* | sort -h"
 
     class Roomy:
-        f_bavail, f_frsize = 1 << 30, 4096 * 1024  # 4 PiB free: centuries at this pace
+        f_bavail, f_frsize, f_flag = 1 << 30, 4096 * 1024, 0  # 4 PiB: centuries at this pace
 
     monkeypatch.setattr(system.os, "statvfs", lambda path: Roomy)
     [disk] = system.disk_findings(layout, now)
