@@ -76,7 +76,7 @@ class Broker:
             control.bind(self._control)
             self.frontend = xsub.getsockopt_string(zmq.LAST_ENDPOINT)
             self.backend = xpub.getsockopt_string(zmq.LAST_ENDPOINT)
-        except zmq.ZMQError as exc:
+        except Exception as exc:  # any (a bad option value too): `start` must not wait forever
             self._error = exc
             self._ready.set()
             for sock in (xsub, xpub, control):

@@ -54,3 +54,14 @@ def test_a_lost_terminate_still_stops_the_broker_at_once(monkeypatch: Any) -> No
     assert sent == [b"TERMINATE"]  # the command was "sent" and went nowhere
     assert not broker.running
     assert TERMINATE_WAIT <= took < STOPPED_GRACE / 2  # far from being killed as a linger
+
+
+def test_a_setup_failure_of_any_kind_is_raised_not_waited_for() -> None:
+    """A queue limit too large for zmq's int raised OverflowError in the broker's
+    thread, which died without saying it was ready: `start` waited forever."""
+    import pytest
+
+    from recorder.errors import BusError
+
+    with pytest.raises(BusError, match="value too large"):
+        Broker("tcp://127.0.0.1:0", "tcp://127.0.0.1:0", hwm=3_000_000_000).start()
