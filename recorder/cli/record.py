@@ -195,24 +195,27 @@ def cmd_status(args: argparse.Namespace) -> int:
         else:
             print(f"  broker       {s.broker} ({s.connection}{when})")
         rate = f", {s.rates.written_per_s:.0f}/s" if live else ""
+        run = "this run" if live else "during its last run"
+        # taken in: written, or waiting in memory for the disk (a full one)
+        waiting = f"; {s.backlog_bytes:,} bytes of them wait in memory" if s.backlog_bytes else ""
         print(
-            f"  messages     {counts.messages_total} in journal, "
-            f"{counts.written} written {'this' if live else 'in its last'} run{rate}"
+            f"  messages     {counts.messages_total} in journal{when}, "
+            f"{counts.written} taken in {run}{rate}{waiting}"
         )
         print(
             f"  durable      up to seq {s.last_durable_seq} "
             f"(fsync {s.fsync}, every {s.fsync_interval_ms} ms)"
         )
         print(
-            f"  gaps         {counts.gaps} "
+            f"  gaps         {counts.gaps} {run} "
             f"({counts.missed} {'message' if counts.missed == 1 else 'messages'} known lost), "
-            f"refused {counts.refused}"
+            f"refused {counts.refused} (the journal's: persist search kind:gap --all-kinds)"
         )
         if counts.not_subscribed:
             print(
                 f"  not subscribed yet  {counts.not_subscribed} messages from "
                 f"{counts.not_subscribed_publishers} publishers were sent before the recorder "
-                "listened (not in the journal, not counted as gaps)"
+                f"listened, {run} (not in the journal, not counted as gaps)"
             )
         if counts.secrets or counts.secrets_capped or counts.secrets_unscanned:
             print(

@@ -152,7 +152,8 @@ def test_messages_sent_before_the_recorder_subscribed_are_a_window_not_a_gap(
     out = persist("status", "--log-dir", str(log_dir))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "not subscribed yet  5 messages from 1 publishers were sent before" in out.stdout
-    assert "gaps         0 (0 messages known lost)" in out.stdout
+    assert "gaps         0 this run (0 messages known lost)" in out.stdout
+    assert "were sent before the recorder listened, this run (not in" in out.stdout
     rec.signal(15)
     assert rec.wait(15) == 0, rec.output()
     # stopped: its status is its last report, and says so (no link, no rate as if now)
@@ -160,7 +161,10 @@ def test_messages_sent_before_the_recorder_subscribed_are_a_window_not_a_gap(
     assert out.returncode == 3, out.stdout + out.stderr
     lines = {line.split()[0]: line.strip() for line in out.stdout.splitlines()[1:] if line.strip()}
     assert lines["bound"].endswith(" when last heard of)"), lines["bound"]
-    assert lines["messages"].endswith("3 written in its last run"), lines["messages"]
+    assert lines["messages"].endswith(
+        " in journal when last heard of, 3 taken in during its last run"
+    )
+    assert lines["gaps"].startswith("gaps         0 during its last run (0 messages known lost)")
     windows = [r for r in journal_records(log_dir) if r["kind"] == "gap"]
     assert [(g["cause"], g["from_seq"], g["to_seq"], g["missed"]) for g in windows] == [
         ("before-first-seen", 1, 5, 5)

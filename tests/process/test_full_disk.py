@@ -47,6 +47,15 @@ def test_a_full_disk_is_degraded_with_its_reason_then_recording_again(
         noticed = time.monotonic() - t_full
         assert "cannot write its journal" in report["reason"]
         assert "No space left" in report["status"]["disk_error"]
+        # what it took in but could not write is said to wait, not to be written
+        time.sleep(0.5)
+        text = subprocess.run(
+            [sys.executable, "-m", "recorder.cli", "status", "--log-dir", str(bus.log_dir)],
+            capture_output=True,
+            text=True,
+        ).stdout
+        (line,) = [x for x in text.splitlines() if x.startswith("  messages")]
+        assert " taken in this run" in line and "bytes of them wait in memory" in line, line
         (disk / "filler").unlink()
         t_free = time.monotonic()
         _code, report = wait_for(
