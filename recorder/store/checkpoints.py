@@ -186,6 +186,9 @@ class Checkpoint:
         for name in ("first_ts", "last_ts"):
             if data.get(name) is not None:
                 _typed(data, name, float)
+        for name in ("offset", "seq"):
+            if _is_int(pos.get(name)) and pos[name] < 0:
+                raise ValueError(f"position.{name} is negative")
         return cls(
             id=_typed(data, "id", str),
             # written before labels were redacted (2026-12-04), a label may hold a key

@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from recorder.errors import CheckpointError
 from recorder.store.checkpoints import Checkpoint, list_checkpoints
 from recorder.store.fsutil import atomic_write, ensure_private_dir
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
@@ -582,6 +583,9 @@ class Store:
         k = bisect.bisect_right(totals, index) - 1
         return segments[k], index - totals[k]
 
+    def _segment(self, number: int) -> SegmentIndex | None:
+        return next((s for s in self._view[0] if s.number == number), None)
+
     def index_of(self, segment: int, offset: int) -> int:
         """Global index of the first line at or after (segment number, offset)."""
         segments, totals = self._view
@@ -689,8 +693,30 @@ class Store:
         return list_checkpoints(self.layout)
 
     def checkpoint_index(self, cp: Checkpoint) -> int:
-        """Global index just after the last record a checkpoint covers."""
-        return self.index_of(cp.segment, cp.offset)
+        """Global index just after the last record a checkpoint covers.
+
+        A position past the end of its segment (as indexed now, and again after a
+        refresh: it may have grown since) is the segment's end when the segment lost
+        bytes after the checkpoint was taken (damage the digest check then reports);
+        when the record before that end is one the checkpoint cannot cover (a later
+        seq), the checkpoint names no place in the journal: CheckpointError."""
+        seg = self._segment(cp.segment)
+        if seg is not None and cp.offset > seg.size:
+            self.refresh()
+            seg = self._segment(cp.segment)
+        index = self.index_of(cp.segment, cp.offset)
+        if seg is None or cp.offset <= seg.size or index == 0:
+            return index
+        before = self.record(index - 1).data
+        seq = before.get("seq") if before is not None else None
+        if type(seq) is int and seq > cp.seq:
+            raise CheckpointError(
+                f"checkpoint {cp.id} names byte {cp.offset:,} of {seg.path.name}, which holds "
+                f"{seg.size:,} bytes, whose last record (seq {seq:,}) comes after the "
+                f"checkpoint's (seq {cp.seq:,}): the checkpoint file was changed after it "
+                "was taken"
+            )
+        return index
 
     def follow(self, poll: float = 0.2, stop: Any = None) -> Iterator[list[Record]]:
         """Yield batches of new records as the recorder appends them (`tail -f`)."""

@@ -144,3 +144,35 @@ def test_manifest_is_json_with_every_field(tmp_path: Path) -> None:
     ):
         assert key in m
     assert m["participants"] == {"planner": 20, "coder": 20}
+
+
+@pytest.mark.parametrize("offset", [10**12, -5])
+def test_a_checkpoint_naming_no_place_in_the_journal_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], offset: int
+) -> None:
+    """A checkpoint file whose position lies past its segment's end was restored as
+    "verified", with records after it; a negative one exported 0 messages, exit 0."""
+    from recorder.cli.main import main
+
+    root = tmp_path / "logs"
+    cp, _ = journal(root)
+    assert cp.path is not None
+    with open_store(root) as store:  # records after it in its segment: what it must not hold
+        after = store.record(store.checkpoint_index(cp))
+        assert after.segment == cp.segment and after.seq > cp.seq
+    data = orjson.loads(cp.path.read_bytes())
+    data["position"]["offset"] = offset
+    cp.path.write_bytes(orjson.dumps(data))
+    for argv in (["restore", cp.id], ["export", cp.id, "--format", "md"]):
+        assert main([*argv, "--log-dir", str(root)]) == 1
+        err = capsys.readouterr().err
+        if offset > 0:
+            seg = root / "segments" / str(data["position"]["segment"])
+            assert f"names byte {offset:,} of {seg.name}, which holds " in err, err
+            assert err.endswith(
+                f"comes after the checkpoint's (seq {cp.seq:,}): the checkpoint file was "
+                "changed after it was taken\n"
+            ), err
+        else:
+            assert "position.offset is negative" in err, err
+    assert not (root / "restore" / cp.id).exists()
