@@ -210,6 +210,45 @@ async def test_the_resume_command_is_shown_as_typed(
 
 
 @pilot_test
+async def test_a_sub_agent_listed_on_its_own_is_marked_and_not_offered_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its session's file is gone: `r` showed `claude --resume <agentId>`, which
+    resumes nothing."""
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    parent = new_uuid()
+    folder = tmp_path / "claude" / "projects" / "-home-me-web"
+    sub = ClaudeSession(
+        tmp_path / "claude",
+        cwd="/home/me/web",
+        session_id=parent,
+        sidechain=True,
+        agent_id="a1b2c3d",
+        path=folder / "agent-a1b2c3d.jsonl",
+    )
+    folder.mkdir(parents=True)
+    sub.user("find the flaky test", parent=None)
+    sub.assistant(text("test_retry races the clock"))
+    sub.write()
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("S")
+        sessions = await wait_rows(pilot, app.screen)  # type: ignore[arg-type]
+        row = sessions.render_row(0, 100).plain
+        assert f"sub-agent of {parent[:8]} find the flaky test" in row, row
+        await pilot.press("r")
+        from textual.widgets._toast import Toast
+
+        for _ in range(50):
+            await pilot.pause(0.02)
+            shown = [str(t.render()) for t in app.screen.query(Toast)]
+            if shown:
+                break
+        assert any("the agent cannot resume a sub-agent" in t for t in shown), shown
+        assert not any("--resume" in t for t in shown), shown
+
+
+@pilot_test
 async def test_a_turn_of_tool_calls_shows_each_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,6 +19,7 @@ from recorder.export.redact import redacted
 from recorder.export.render import view
 from recorder.launch.sessions import project_sessions
 from recorder.sources.discover import Roots
+from recorder.sources.fork import not_resumable
 from recorder.sources.journal_view import to_records
 from recorder.sources.listing import SessionRow, list_sessions, read_row
 from recorder.sources.model import Source, Transcript
@@ -64,6 +65,8 @@ class SessionList(VirtualList):
             text.append("deleted ", "bold red")
         elif r.protected:
             text.append("kept ", "green")
+        if s.subagent:  # listed on its own: its session has no file any more
+            text.append(f"sub-agent of {s.parent_id[:8]} ", "yellow")
         text.append(one_line(s.shown_title or "(untitled)", max(10, width)))
         text.truncate(width)
         return text
@@ -209,7 +212,9 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
             return
         if 0 <= sessions.cursor < len(sessions.rows):
             r = sessions.rows[sessions.cursor]
-            if r.deleted:
+            if r.session.subagent:
+                self.notify(not_resumable(r.session), severity="warning")
+            elif r.deleted:
                 self.notify(f"persist fork {r.session.key}  (writes it back from our copy)")
             else:
                 self.notify(r.session.resume_shell(), title="Resume with")
