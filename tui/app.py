@@ -25,6 +25,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.signal import Signal
 
+from recorder.export.scope import BundleScope
 from recorder.launch.selection import Selection
 from recorder.search.query import Query
 from recorder.store.checkpoints import (
@@ -140,6 +141,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         project: str | None = None,
         roots: Roots | None = None,
         redact: bool = False,
+        restore_scope: BundleScope | None = None,
     ) -> None:
         super().__init__()
         self.log_dir = Path(log_dir).expanduser()
@@ -156,6 +158,8 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         """Where the agents keep their sessions (None: their defaults)."""
         self.redact = redact
         """What the restore dialog's "redact secrets" starts as (`persist launch --redact`)."""
+        self.restore_scope = restore_scope or BundleScope()
+        """What a restore bundle holds (`--last N`, `--full`): the restore dialog says it."""
         self.project_sessions: list[SessionRow] = []
         """The agent's sessions of `project`, as the launch menu listed them."""
         self.clock = clock or Clock()
@@ -507,6 +511,7 @@ def create_app(
     project: str | None = None,
     roots: Roots | None = None,
     redact: bool = False,
+    restore_scope: BundleScope | None = None,
 ) -> PersistApp:
     """The app factory used by the CLI, `run_picker`, the tests and the screenshots
     (`display_dir`: what the screens call the log folder, default its path)."""
@@ -523,4 +528,5 @@ def create_app(
         project=project,
         roots=roots,
         redact=redact,
+        restore_scope=restore_scope,
     )

@@ -1,7 +1,7 @@
 """`persist-tui`: browse checkpoints and hand the chosen one back.
 
 Usage: persist-tui [--log-dir DIR] [--print | --json] [--launch [--agent NAME]
-                   [--agent-command COMMAND]]
+                   [--agent-command COMMAND]] [--last N | --full] [--redact]
 
 Exit codes:
   0  a choice was made (with --print/--json it is written to stdout as one JSON object:
@@ -25,8 +25,9 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+from recorder.export.scope import DEFAULT_LAST, BundleScope, describe_scope
 from recorder.launch.selection import LaunchChoice, Selection
 from recorder.store.layout import default_log_dir
 
@@ -68,6 +69,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0 (got {value})")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,7 +131,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="the restore dialog starts with secrets redacted in the bundle handed over "
         "([REDACTED:kind]; what persist launch --redact passes); the dialog can change it",
     )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--last",
+        type=_positive,
+        default=DEFAULT_LAST,
+        metavar="N",
+        help=f"a restore hands over the last N messages up to the checkpoint (default "
+        f"{DEFAULT_LAST}, as persist restore and persist launch); the dialog says so",
+    )
+    scope.add_argument(
+        "--full",
+        action="store_true",
+        help="a restore hands over the whole conversation (what persist launch --full passes)",
+    )
     return parser
+
+
+def scope_of(args: argparse.Namespace) -> BundleScope:
+    """What a restore bundle holds, as the options say."""
+    return BundleScope.whole() if args.full else BundleScope(last=args.last)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,8 +168,14 @@ def main(argv: list[str] | None = None) -> int:
 
     log_dir = (args.log_dir or default_log_dir()).expanduser()
     command = shlex.split(args.agent_command) if args.agent_command else None
+    scope = scope_of(args)
     app = create_app(
-        log_dir, launch=args.launch, agent=args.agent, agent_command=command, redact=args.redact
+        log_dir,
+        launch=args.launch,
+        agent=args.agent,
+        agent_command=command,
+        redact=args.redact,
+        restore_scope=scope,
     )
     selection = app.run()
     if selection is None:
@@ -148,10 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(selection.dumps() + "\n")
         sys.stdout.flush()
         return EXIT_CHOSEN
-    return restore(selection, log_dir, args.agent)
+    return restore(selection, log_dir, args.agent, scope)
 
 
-def restore(selection: Selection, log_dir: Path, agent: str | None) -> int:
+def restore(
+    selection: Selection, log_dir: Path, agent: str | None, scope: BundleScope | None = None
+) -> int:
     """Without --print nobody reads the choice: write the restore bundle, say where,
     and how an agent continues from it."""
     if selection.kind is LaunchChoice.SESSION and selection.command:
@@ -170,7 +208,11 @@ def restore(selection: Selection, log_dir: Path, agent: str | None) -> int:
 
     try:
         bundle = build_bundle(
-            log_dir, selection.checkpoint_id, agent=agent, redact=bool(selection.redact)
+            log_dir,
+            selection.checkpoint_id,
+            agent=agent,
+            scope=scope,
+            redact=bool(selection.redact),
         )
     except (PersistError, OSError) as exc:
         print(f"persist-tui: cannot write the restore bundle: {exc}", file=sys.stderr)
@@ -183,9 +225,9 @@ def restore(selection: Selection, log_dir: Path, agent: str | None) -> int:
         f"message{'' if messages == 1 else 's'}, "
         f"{'verified' if integrity['verified'] else 'NOT verified: see the manifest'}) into\n"
         f"  {bundle.dir}/\n"
-        f"    {bundle.jsonl.name:<20} every record up to the checkpoint, as stored\n"
-        f"    {bundle.transcript.name:<20} the same conversation, readable\n"
-        f"    {bundle.manifest_path.name:<20} checkpoint, counts, integrity, gaps"
+        f"    {bundle.jsonl.name:<20} {held(m)}, as stored\n"
+        f"    {bundle.transcript.name:<20} the same messages, readable\n"
+        f"    {bundle.manifest_path.name:<20} checkpoint, scope, counts, integrity, gaps"
     )
     if m.get("redacted"):
         print("  secrets redacted: each one is [REDACTED:kind] in both files")
@@ -203,6 +245,22 @@ def restore(selection: Selection, log_dir: Path, agent: str | None) -> int:
         f"gives it), e.g.:\n  {assignments} YOUR-AGENT-COMMAND"
     )
     return EXIT_CHOSEN
+
+
+def held(manifest: dict[str, Any]) -> str:
+    """What a bundle's conversation holds, from its manifest, in `persist restore`'s
+    words: every record up to the checkpoint, or which part of them."""
+    rng = manifest["range"]
+    if rng.get("complete"):
+        return "every record up to the checkpoint"
+    total = manifest["checkpoint"].get("messages")
+    notes = [f"of {total:,} messages"] if isinstance(total, int) else []
+    if rng.get("start_index"):
+        notes.append("the earlier records stay in the journal")
+    still = " the journal still holds" if manifest["integrity"].get("pruned") else ""
+    return f"{describe_scope(manifest['scope'])}{still} up to the checkpoint" + (
+        f" ({'; '.join(notes)})" if notes else ""
+    )
 
 
 if __name__ == "__main__":

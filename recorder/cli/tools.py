@@ -55,7 +55,7 @@ def _skipped_checkpoints(layout: Layout) -> list[str]:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     from recorder.export.restore import build_bundle
-    from recorder.export.scope import BundleScope
+    from recorder.export.scope import BundleScope, describe_scope
     from recorder.export.writers import ExportError
     from recorder.store.checkpoints import resolve_checkpoint
     from recorder.store.reader import Store
@@ -89,7 +89,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         f"{m['time_range']['last_iso']})"
     )
     seqs, history = m["seq_range"], m["history"]
-    held = _scope_words(m["scope"]) + (" the journal still holds" if integrity["pruned"] else "")
+    held = describe_scope(m["scope"]) + (" the journal still holds" if integrity["pruned"] else "")
     print(f"  holds       {held} (seq {seqs['first']} to {seqs['last']})")
     hashed = _n(len(integrity["segments_verified"] or []), "segment")
     digest = (
@@ -116,15 +116,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def _scope_words(scope: dict[str, object]) -> str:
-    kind = scope.get("kind")
-    if kind == "last":
-        return f"the last {scope.get('last')} messages"
-    if kind == "since":
-        return f"everything after {scope.get('since')}"
-    return "the whole conversation"
 
 
 def _damage_exit(args: argparse.Namespace, damaged: bool) -> int:

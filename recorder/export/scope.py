@@ -22,6 +22,7 @@ agent reads is checked in full, and what it does not read is never claimed check
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,11 +59,7 @@ class BundleScope:
         return cls(last=None, full=True)
 
     def describe(self) -> str:
-        if self.full:
-            return "the whole conversation"
-        if self.since is not None:
-            return f"everything after {self.since.id}"
-        return f"the last {self.last} messages"
+        return describe_scope(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
         if self.full:
@@ -78,6 +75,17 @@ class BundleScope:
         if self.since is not None:
             return f"since {self.since.id}"
         return f"last {self.last}"
+
+
+def describe_scope(scope: Mapping[str, object]) -> str:
+    """What a bundle of `scope` (`BundleScope.to_json()`, a manifest's `scope`) holds, in
+    the words every reader of a bundle uses: `persist restore`, the transcript, the TUI."""
+    kind = scope.get("kind")
+    if kind == "last":
+        return f"the last {scope.get('last')} messages"
+    if kind == "since":
+        return f"everything after {scope.get('since')}"
+    return "the whole conversation"
 
 
 def bundle_start(store: Store, cp: Checkpoint, scope: BundleScope) -> tuple[int, int]:
@@ -105,6 +113,16 @@ def bundle_start(store: Store, cp: Checkpoint, scope: BundleScope) -> tuple[int,
                     start = a + k
         lo = a
     return 0, stop  # no message before the Nth (or fewer than N): from the beginning
+
+
+def first_message_ts(store: Store, cp: Checkpoint, scope: BundleScope) -> float | None:
+    """When the first message a bundle of `cp` in `scope` holds was received (None: it
+    holds none): what the restore dialog shows as the start of the range handed over."""
+    start, stop = bundle_start(store, cp, scope)
+    for rec in store.records(start, stop):
+        if rec.is_message:
+            return rec.ts
+    return None
 
 
 def _kinds(store: Store, start: int, stop: int) -> list[str]:

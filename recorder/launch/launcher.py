@@ -390,7 +390,13 @@ class PersistenceLauncher:
         )
         menu = None
         if interactive and self.picker is run_menu and not self.connected:
-            menu = Menu(self.log_dir, self.agent, command=self.agent_command, redact=self.redact)
+            menu = Menu(
+                self.log_dir,
+                self.agent,
+                command=self.agent_command,
+                redact=self.redact,
+                scope=self.restore_scope,
+            )
             self._held = []
         if not interactive and self.policy is NoTtyPolicy.LATEST and not self.connected:
             self._prefetch_latest()

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from recorder.errors import PersistError, how_it_ended
+from recorder.export.scope import BundleScope
 from recorder.launch.selection import Selection
 
 
@@ -49,6 +50,7 @@ class Menu:
         launch: bool = True,
         command: Sequence[str] = (),
         redact: bool = False,
+        scope: BundleScope | None = None,
     ) -> None:
         argv = [sys.executable, "-m", "tui.cli", "--log-dir", str(log_dir), "--print"]
         if launch:  # the launch menu; without it, the browser picks a checkpoint
@@ -57,6 +59,10 @@ class Menu:
             argv += ["--agent", agent]
         if command:  # claude/gemini/codex: the menu offers its sessions, resumed with it
             argv += ["--agent-command", shlex.join(command)]
+        if scope is not None and scope.full:  # what the restore dialog says is handed over
+            argv.append("--full")
+        elif scope is not None and scope.last is not None:
+            argv += ["--last", str(scope.last)]
         if redact:  # what the restore dialog's redaction starts as
             argv.append("--redact")
         self._saved = None

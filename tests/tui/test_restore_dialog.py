@@ -13,12 +13,13 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Checkbox
 
+from recorder.export.scope import BundleScope
 from recorder.launch import menu
 from recorder.launch.selection import Selection
 from recorder.store.layout import Layout
 from recorder.store.reader import open_store
 from tests.screenshots import settle
-from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain
+from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain, wait_until
 from tui import cli as tui_cli
 from tui.app import PersistApp
 from tui.screens.restore import RestoreScreen
@@ -128,3 +129,69 @@ def test_persist_launch_redact_reaches_the_dialog_and_the_standalone_restore_hon
 
 def layout_bundle_manifest(root: Path, checkpoint_id: str) -> bytes:
     return (Layout(root).bundle(checkpoint_id) / "manifest.json").read_bytes()
+
+
+def _fifth_last_message_ts(root: Path) -> float:
+    store = open_store(root)
+    cp = store.checkpoints()[0]  # the newest
+    stop = store.checkpoint_index(cp)
+    messages = [r for r in store.records(0, stop) if r.is_message]
+    ts = messages[-5].ts
+    assert ts is not None and messages[0].ts != ts
+    return ts
+
+
+@pilot_test
+async def test_the_dialog_says_which_part_of_the_conversation_is_handed_over(
+    tmp_path: Path,
+) -> None:
+    """`persist launch --last 5` (the menu's `--last 5`): the dialog says the last 5 of
+    the checkpoint's 226 messages, and the time range starts at the first of those 5;
+    by default (the last 1000) the demo's 226 messages are the whole conversation."""
+    root = demo_dir(tmp_path)
+    async with restore_dialog(root, restore_scope=BundleScope(last=5)) as (app, pilot, screen):
+        await wait_until(pilot, lambda: screen.first_ts is not None, "the range's start")
+        shown = plain(screen.query_one("#restore-summary"))
+        assert "Hands over  the last 5 messages (of 226; the earlier ones stay" in shown
+        first = app.clock.stamp(_fifth_last_message_ts(root))
+        assert f"Time range  {first} → " in shown
+        assert "226" not in shown.split("Hands over")[0]  # no bare "Messages 226" row
+    async with restore_dialog(root) as (_, _, screen):
+        shown = plain(screen.query_one("#restore-summary"))
+        assert "Hands over  the whole conversation (226 messages)" in shown
+
+
+def test_the_scope_reaches_the_dialog_and_the_restore_prints_what_the_bundle_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The launcher's `--last N`/`--full` reach persist-tui's options; after the
+    dialog, persist-tui writes the bundle of that scope and says what it holds."""
+    started: list[list[str]] = []
+
+    class Started:
+        def __init__(self, argv: list[str], **_kw: object) -> None:
+            started.append(argv)
+
+    monkeypatch.setattr(menu.subprocess, "Popen", Started)
+    monkeypatch.setattr(menu.signal, "signal", lambda *_a: None)
+    for scope in (BundleScope(last=5), BundleScope.whole(), None):
+        menu.Menu(tmp_path, "claude", scope=scope)
+    parsed = [tui_cli.scope_of(tui_cli.build_parser().parse_args(a[3:])) for a in started]
+    assert parsed == [BundleScope(last=5), BundleScope.whole(), BundleScope()]
+    root = demo_dir(tmp_path)
+    cp = open_store(root).checkpoints()[0]  # the newest: 226 messages
+    chosen = Selection.from_checkpoint(cp, root, verified=True)
+    assert tui_cli.restore(chosen, root, None, BundleScope(last=5)) == tui_cli.EXIT_CHOSEN
+    out = capsys.readouterr().out
+    manifest = orjson.loads(layout_bundle_manifest(root, cp.id))
+    assert manifest["messages"] == 5 and manifest["scope"] == {"kind": "last", "last": 5}
+    assert "(5 messages, verified)" in out
+    assert "every record" not in out
+    assert (
+        "conversation.jsonl   the last 5 messages up to the checkpoint (of 226 messages; "
+        "the earlier records stay in the journal), as stored" in out
+    )
+    assert tui_cli.restore(chosen, root, None) == tui_cli.EXIT_CHOSEN  # the last 1000: all
+    assert "conversation.jsonl   every record up to the checkpoint, as stored" in (
+        capsys.readouterr().out
+    )

@@ -15,14 +15,27 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Footer, Static
 
 from recorder.export.restore import RangeIntegrity, check_range
+from recorder.export.scope import BundleScope, first_message_ts
 from recorder.store.checkpoints import Checkpoint, Verification, verify_checkpoint
 from recorder.store.layout import segment_name
 
-from ..text import count, one_line
+from ..text import count, one_line, plural
 from ..worker_errors import ShowsWorkerErrors
 
 if TYPE_CHECKING:
     from ..app import PersistApp
+
+
+def handed_over(cp: Checkpoint, scope: BundleScope) -> tuple[str, bool]:
+    """What a bundle of `cp` in `scope` holds, in `persist restore`'s words with the
+    counts, and whether that is the whole conversation."""
+    total = cp.messages
+    if scope.since is not None:
+        part = max(0, total - scope.since.messages)
+        return f"{scope.describe()} ({count(part)} of {plural(total, 'message')})", False
+    if scope.full or scope.last is None or scope.last >= total:
+        return f"the whole conversation ({plural(total, 'message')})", True
+    return f"{scope.describe()} (of {count(total)}; the earlier ones stay in the journal)", False
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,13 @@ class RestoreScreen(ShowsWorkerErrors, ModalScreen[RestoreConfirmed | None]):
         Binding("shift+tab,left,h", "app.focus_previous", "Previous button", show=False),
     ]
 
+    class RangeStart(Message):
+        """When the first message handed over was received (a part of the conversation)."""
+
+        def __init__(self, first_ts: float | None) -> None:
+            super().__init__()
+            self.first_ts = first_ts
+
     class Verified(Message):
         def __init__(self, verification: Verification, integrity: RangeIntegrity | None) -> None:
             super().__init__()
@@ -70,6 +90,11 @@ class RestoreScreen(ShowsWorkerErrors, ModalScreen[RestoreConfirmed | None]):
         self.verification: Verification | None = None
         self.integrity: RangeIntegrity | None = None
         """Gaps, damaged lines, quarantined tails and refused messages up to the checkpoint."""
+        self.scope: BundleScope = self.papp.restore_scope
+        """What the bundle will hold (`persist launch --last N`/`--full`, or the default)."""
+        self.words, self.whole = handed_over(checkpoint, self.scope)
+        self.first_ts: float | str | None = None
+        """The first message handed over: its time, None while looking, or why unknown."""
 
     @property
     def papp(self) -> PersistApp:
@@ -101,8 +126,8 @@ class RestoreScreen(ShowsWorkerErrors, ModalScreen[RestoreConfirmed | None]):
             ("Label", one_line(cp.label or "(no label)", 200)),
             ("Reason", one_line(cp.reason, 40)),
             ("Created", f"{clock.stamp(cp.created)} ({clock.ago(cp.created)})"),
-            ("Messages", count(cp.messages)),
-            ("Time range", f"{clock.stamp(cp.first_ts)} → {clock.stamp(cp.last_ts)}"),
+            ("Hands over", self.words),
+            ("Time range", f"{self.range_start()} → {clock.stamp(cp.last_ts)}"),
             ("Position", f"{segment_name(cp.segment)} @ {cp.offset:,} (seq {cp.seq:,})"),
             ("ID", cp.id),
         ]
@@ -113,9 +138,28 @@ class RestoreScreen(ShowsWorkerErrors, ModalScreen[RestoreConfirmed | None]):
             t.append(value)
         return t
 
+    def range_start(self) -> str:
+        if self.whole:
+            return self.papp.clock.stamp(self.checkpoint.first_ts)
+        if isinstance(self.first_ts, str):
+            return f"(unknown: {self.first_ts})"
+        return "…" if self.first_ts is None else self.papp.clock.stamp(self.first_ts)
+
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
+        if not self.whole:
+            self.find_range_start()
         self.verify()
+
+    @work(thread=True, exclusive=True, group="range", exit_on_error=False)
+    def find_range_start(self) -> None:
+        cp, scope = self.checkpoint, self.scope
+        first = self.papp.with_reader(lambda store: first_message_ts(store, cp, scope))
+        self.post_message(self.RangeStart(first))
+
+    def on_restore_screen_range_start(self, message: RangeStart) -> None:
+        self.first_ts = message.first_ts
+        self.query_one("#restore-summary", Static).update(self.summary())
 
     @work(thread=True, exclusive=True, group="verify", exit_on_error=False)
     def verify(self) -> None:
@@ -134,6 +178,10 @@ class RestoreScreen(ShowsWorkerErrors, ModalScreen[RestoreConfirmed | None]):
 
     def worker_failed(self, group: str, problem: str) -> None:
         """The check itself failed: say so; restoring stays possible, unverified."""
+        if group == "range":
+            self.first_ts = one_line(problem, 200)
+            self.query_one("#restore-summary", Static).update(self.summary())
+            return
         self.on_restore_screen_verified(
             self.Verified(Verification(False, [f"cannot verify: {problem}"]), None)
         )
