@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from textual.widgets import OptionList
 
 from recorder.launch.selection import LaunchChoice, Selection
@@ -20,7 +21,16 @@ from recorder.store.layout import Layout
 from tests.screenshots import settle
 from tests.secret_samples import make
 from tests.session_fixtures import ClaudeSession, text
-from tests.tui_fixtures import SIZE, demo_dir, make_app, pilot_test, plain, wait_until
+from tests.tui_fixtures import (
+    SIZE,
+    SMALL,
+    demo_dir,
+    make_app,
+    pilot_test,
+    plain,
+    screen_chars,
+    wait_until,
+)
 from tui.panes.sessions import SessionList, SessionsScreen
 from tui.screens.launch import LaunchScreen
 from tui.screens.resume import PointList, ResumeScreen, SessionPointsScreen
@@ -211,3 +221,39 @@ async def test_a_secret_in_a_session_never_shows_on_the_way_to_resuming_it(tmp_p
         summary = plain(app.screen.query_one("#resume-summary"))
         assert redacted in summary and key not in summary
     assert c.path is not None and c.path.read_bytes() == stored
+
+
+@pytest.mark.parametrize("count", [3, 5])
+@pilot_test
+async def test_at_80x24_the_menu_scrolls_so_the_highlighted_row_and_the_hint_show(
+    tmp_path: Path, count: int
+) -> None:
+    """With the project's sessions listed the menu is taller than 80x24: the options
+    scroll inside the box, whose hint and bottom border stay on screen, and every
+    option highlighted on the way down to Quit is drawn."""
+    proj = tmp_path / "proj"
+    sessions(tmp_path, proj, count)
+    roots = Roots(tmp_path / "claude", None, None)
+    app = make_app(
+        demo_dir(tmp_path),
+        launch=True,
+        agent="claude",
+        agent_command=["claude"],
+        project=str(proj),
+        roots=roots,
+    )
+    async with app.run_test(size=SMALL) as pilot:
+        menu = await menu_with_sessions(pilot, app)
+        await settle(pilot)
+        box = app.screen.query_one("#launch-box").region
+        assert box.bottom <= SMALL[1] - 1  # above the footer
+        assert "Enter or the letter chooses" in screen_chars(app)
+        while True:
+            option = menu.get_option_at_index(menu.highlighted or 0)
+            title = str(option.prompt).split("\n")[0].strip()
+            assert title in screen_chars(app), (title, screen_chars(app))
+            if option.id == "quit":
+                break
+            await pilot.press("j")
+            await settle(pilot)
+        assert "Enter or the letter chooses" in screen_chars(app)

@@ -10,6 +10,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.css.scalar import Scalar
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
@@ -73,6 +74,24 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
     def source(self) -> Source | None:
         """The agent whose sessions the menu offers (claude, gemini, codex), or None."""
         return agent_source(self.papp.agent_command)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.fit_menu)
+
+    def fit_menu(self) -> None:
+        """Give the options the rows the title, hint and box leave on screen, so a
+        long menu (sessions listed, 80x24) scrolls to the highlighted row instead of
+        running off the bottom (Textual does not shrink an auto-height child)."""
+        box = self.query_one("#launch-box")
+        menu = self.query_one(OptionList)
+        others = box.styles.gutter.height + sum(
+            w.outer_size.height + w.styles.margin.top + w.styles.margin.bottom
+            for w in (self.query_one("#launch-title"), self.query_one("#launch-hint"))
+        )
+        room = self.size.height - self.query_one(Footer).outer_size.height - others
+        if menu.styles.max_height != Scalar.from_number(max(4, room)):
+            menu.styles.max_height = max(4, room)
+            menu.scroll_to_highlight()
 
     def on_mount(self) -> None:
         self.papp.journal_changed.subscribe(self, self.refresh_menu)
@@ -209,6 +228,7 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
             "Enter or the letter chooses · the result is printed for the launcher", style="dim"
         )
         self.query_one("#launch-hint", Static).update(hint)
+        self.call_after_refresh(self.fit_menu)  # the title may have changed its height
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id:
