@@ -119,6 +119,16 @@ def fit(text: str, width: int, *, ellipsis: bool = False) -> str:
     return set_cell_size(text, width)
 
 
+def cut(text: str, width: int) -> str:
+    """`text` sanitised, then cut to at most `width` terminal cells with `…` (an escape
+    made visible takes 4 to 10 cells, a wide character 2: cutting characters first
+    leaves a line too long for its row)."""
+    clean = sanitize(text)
+    if cell_len(clean) <= width:
+        return clean
+    return fit(clean, width, ellipsis=True).rstrip(" ")
+
+
 def one_line(text: str, limit: int = 2000) -> str:
     """Sanitised and cut to `limit` characters, for list rows."""
     return sanitize(text[:limit])

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from rich.cells import cell_len
 from textual.widgets import OptionList
 
 from recorder.launch.selection import LaunchChoice, Selection
@@ -32,7 +33,7 @@ from tests.tui_fixtures import (
     wait_until,
 )
 from tui.panes.sessions import SessionList, SessionsScreen
-from tui.screens.launch import LaunchScreen
+from tui.screens.launch import LINE_CELLS, LaunchScreen
 from tui.screens.resume import PointList, ResumeScreen, SessionPointsScreen
 from tui.text import path_end
 
@@ -257,3 +258,27 @@ async def test_at_80x24_the_menu_scrolls_so_the_highlighted_row_and_the_hint_sho
             await pilot.press("j")
             await settle(pilot)
         assert "Enter or the letter chooses" in screen_chars(app)
+
+
+@pilot_test
+async def test_a_long_session_title_is_cut_to_its_row_with_an_ellipsis(tmp_path: Path) -> None:
+    """A first prompt full of escapes and wide characters is cut after its escapes
+    are made visible, by terminal cells, with "…": one row, its detail under it."""
+    proj = tmp_path / "proj"
+    c = ClaudeSession(tmp_path / "claude", cwd=str(proj))
+    c.user("\x1b[31m" * 8 + "日本語の長いタイトル " * 3 + "plain words " * 12)
+    c.assistant(text("ok"))
+    c.write()
+    roots = Roots(tmp_path / "claude", None, None)
+    app = make_app(
+        demo_dir(tmp_path), launch=True, agent_command=["claude"], project=str(proj), roots=roots
+    )
+    async with app.run_test(size=SMALL) as pilot:
+        menu = await menu_with_sessions(pilot, app)
+        await settle(pilot)
+        first = str(menu.get_option(f"session:claude:{c.session_id}").prompt).split("\n")[0]
+        assert first.startswith(" 1   Resume Claude Code: \\x1b[31m")
+        assert first.endswith("…") and cell_len(first) <= 5 + LINE_CELLS
+        row = next(line for line in screen_chars(app).splitlines() if "Resume Claude" in line)
+        below = screen_chars(app).splitlines()[screen_chars(app).splitlines().index(row) + 1]
+        assert "1 message" in below or "2 messages" in below, below  # not the title's end

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,7 +22,7 @@ from recorder.sources.discover import Roots
 from recorder.sources.listing import SessionRow
 from recorder.sources.model import Source
 
-from ..text import one_line, path_end, plural
+from ..text import cut, one_line, path_end, plural
 from ..worker_errors import ShowsWorkerErrors
 
 if TYPE_CHECKING:
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 
 CHOICES = ("continue", "pick", "fresh", "search", "diagnostics", "quit")
 SESSIONS_SHOWN = 5  # the newest sessions offered in the menu; `a` lists them all
+# Cells for the text after an option's key: the 76-cell box less its border, padding,
+# the option's padding, the key and the scrollbar a short terminal adds. A longer
+# line would wrap under the key.
+LINE_CELLS = 76 - 2 - 2 - 2 - 5 - 2
 
 
 class LaunchScreen(ShowsWorkerErrors, Screen[str]):
@@ -134,7 +139,8 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
             mark = " · deleted by the agent, from our copy" if r.deleted else ""
             count = plural(s.message_count, "message")
             detail = Text(f"{clock.ago(last)} · {count} · {one_line(s.id[:8])}{mark}", "dim")
-            title = f"Resume {name}: {one_line(s.shown_title or '(untitled)', 60)}"
+            title = f"Resume {name}: "
+            title += cut(s.shown_title or "(untitled)", LINE_CELLS - cell_len(title))
             options.append(Option(item(str(n), title, detail), id=f"session:{s.key}"))
         total = len(self.sessions)
         where = path_end(self.papp.project, 60)
@@ -158,11 +164,12 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
         elif latest is None:
             detail, can_continue = Text("no checkpoint yet", "dim"), False
         else:
-            detail = Text(
-                f"{one_line(latest.label or 'no label', 50)} · {clock.stamp(latest.created)} "
-                f"({clock.ago(latest.created)}) · {plural(latest.messages, 'message')}",
-                "dim",
+            when = (
+                f" · {clock.stamp(latest.created)} ({clock.ago(latest.created)}) · "
+                f"{plural(latest.messages, 'message')}"
             )
+            label = cut(latest.label or "no label", max(12, LINE_CELLS - cell_len(when)))
+            detail = Text(label + when, "dim")
             can_continue = True
 
         def item(key: str, title: str, sub: Text | str) -> Text:
