@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import OptionList
+from textual.widgets import Input, OptionList
 
 from tests.demo_journal import BASE_TS, NOW, DemoClock, DemoWriter
 from tests.screenshots import settle
@@ -122,3 +122,31 @@ async def test_nothing_since_a_checkpoint_at_the_same_position(tmp_path: Path) -
         assert pane.checkpoint_list.highlighted.label == "second, same place"
         assert pane.preview is not None and pane.preview.messages == 0
         assert "Since the previous checkpoint: 0 messages" in plain(main.query_one("#preview"))
+
+
+@pilot_test
+async def test_escape_gets_back_to_the_menu_from_search(tmp_path: Path) -> None:
+    """The menu's `s`: with nothing typed Esc is the menu's (and the footer says so);
+    with a query, one Esc leaves the field for its results, the next is the menu's."""
+    app = make_app(demo_dir(tmp_path), launch=True, agent="coder")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for typed in ("", "deploy"):
+            await pilot.press("s")
+            await settle(pilot)
+            main = app.screen
+            assert isinstance(main, MainScreen) and main.active_tab == "search"
+            field = main.query_one("#search-input", Input)
+            assert field.has_focus
+            await pilot.press(*typed)
+            await settle(pilot, 0.1)
+            if typed:
+                await pilot.press("escape")  # out of the field, the query kept
+                await pilot.pause()
+                assert main.query_one("#results").has_focus and field.value == typed
+            bindings = main.active_bindings
+            shown = {k: b.binding.description for k, b in bindings.items() if b.binding.show}
+            assert shown.get("escape") == "Menu", shown
+            await pilot.press("escape")
+            await pilot.pause()
+            assert isinstance(app.screen, LaunchScreen), typed

@@ -164,13 +164,23 @@ class SearchPane(Pane):
         if self._search_timer is not None:
             self._search_timer.stop()
         self._search_timer = self.set_timer(SEARCH_DEBOUNCE, self.start_search)
+        self.refresh_bindings()  # an empty field's Esc is the launch menu's
 
     @on(Input.Submitted, "#search-input")
     def search_submitted(self, event: Input.Submitted) -> None:
         self.results.focus()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_search" and self.papp.launch:
+            # in a launch, Esc goes back to the menu (the screen's "esc Menu") from the
+            # results, or from a field with nothing typed; from a query it goes to its results
+            inp = self.query_one("#search-input", Input)
+            return inp.has_focus and bool(inp.value)
+        return True
+
     def action_leave_search(self) -> None:
-        """Esc: out of the field to the results, the query kept; from the results, back."""
+        """Esc: out of the field to the results, the query kept; from the results, back
+        to the field (in a launch the screen's Esc takes over there: the menu)."""
         inp = self.query_one("#search-input", Input)
         if inp.has_focus:
             self.results.focus()
