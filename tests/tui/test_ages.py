@@ -6,6 +6,8 @@ import re
 from datetime import UTC
 from pathlib import Path
 
+from textual.widgets import OptionList
+
 from tests.demo_journal import NOW, FixedProbe
 from tests.screenshots import settle
 from tests.tui_fixtures import SIZE, demo_dir, pilot_test, plain
@@ -38,3 +40,35 @@ def test_when_tells_days_and_years_apart_in_eleven_characters() -> None:
     assert clock.when(datetime(2025, 10, 21, 20, 9, tzinfo=UTC).timestamp()) == "2025-10-21 "
     assert clock.when(None) == "   --:--:--"
     assert {len(clock.when(now - d * 86400)) for d in range(0, 800, 7)} == {11}
+
+
+@pilot_test
+async def test_the_launch_menus_ages_tick(tmp_path: Path) -> None:
+    """The latest checkpoint's "(1h 23m ago)" on the menu's Continue row keeps counting,
+    and the row highlighted stays highlighted."""
+    now = [NOW]
+    app = create_app(
+        demo_dir(tmp_path),
+        now=lambda: now[0],
+        tz=UTC,
+        probe=FixedProbe(),
+        live=True,
+        launch=True,
+        agent="coder",
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        menu = app.screen.query_one(OptionList)
+        await pilot.press("j")  # off the default row
+        await pilot.pause()
+        highlighted = menu.highlighted
+
+        def age() -> list[str]:
+            return re.findall(r"\(([0-9hmsd ]+) ago\)", str(menu.get_option("continue").prompt))
+
+        first = age()
+        assert first
+        now[0] += 3 * 3600
+        await pilot.pause(1.5)
+        assert age() and age() != first
+        assert menu.highlighted == highlighted

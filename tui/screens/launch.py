@@ -15,7 +15,7 @@ from textual.css.scalar import Scalar
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
-from textual.widgets.option_list import Option
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from recorder.launch.sessions import agent_source, project_sessions
 from recorder.sources.discover import Roots
@@ -28,6 +28,7 @@ from ..worker_errors import ShowsWorkerErrors
 if TYPE_CHECKING:
     from ..app import PersistApp
 
+AGE_TICK = 1.0  # seconds between redraws of the ages shown
 CHOICES = ("continue", "pick", "fresh", "search", "diagnostics", "quit")
 SESSIONS_SHOWN = 5  # the newest sessions offered in the menu; `a` lists them all
 # Cells for the text after an option's key: the 76-cell box less its border, padding,
@@ -101,6 +102,8 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
     def on_mount(self) -> None:
         self.papp.journal_changed.subscribe(self, self.refresh_menu)
         self.refresh_menu("mount")
+        if self.papp.live:  # "5m 14s ago" keeps counting
+            self.set_interval(AGE_TICK, self.tick_ages, name="age-tick")
         self.query_one(OptionList).focus()
         if self.source is not None and self.sessions is None:
             self.list_sessions()
@@ -236,6 +239,19 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
         )
         self.query_one("#launch-hint", Static).update(hint)
         self.call_after_refresh(self.fit_menu)  # the title may have changed its height
+
+    def tick_ages(self) -> None:
+        """Redraw the options whose ages changed, in place (highlight and scroll kept)."""
+        menu = self.query_one(OptionList)
+        for option in self.options():
+            if option.id is None:
+                continue
+            try:
+                shown = menu.get_option(option.id)
+            except OptionDoesNotExist:
+                continue
+            if str(shown.prompt) != str(option.prompt):
+                menu.replace_option_prompt(option.id, option.prompt)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id:
