@@ -11,7 +11,8 @@ Exit codes:
   1  quit without a choice (nothing is written to stdout)
      Without --print a chosen checkpoint's restore bundle is written
      (restore/<id>/ in the log folder) and stdout says where, and how an agent uses it.
-  2  usage error (one line on stderr names the option)
+  2  usage error (one line on stderr names the option), or a log folder that cannot
+     be one (a file, or below a file)
   3  no terminal: stdin or stderr is not a terminal (one line on stderr says which)
   4  the restore bundle could not be written (one line on stderr says why)
 The UI is drawn on stderr and reads keys from stdin, so stdout carries only the
@@ -153,8 +154,29 @@ def scope_of(args: argparse.Namespace) -> BundleScope:
     return BundleScope.whole() if args.full else BundleScope(last=args.last)
 
 
+def log_folder_problem(path: Path, named: str) -> str | None:
+    """Why `path` cannot be a log folder (it is a file, or below one), or None: a folder
+    that does not exist yet is fine (the browser says nothing is recorded there)."""
+    if path.exists() and not path.is_dir():
+        return f"{named} {path} is a file, not a log folder"
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{named} {path} cannot be a log folder: {parent} is a file"
+            break
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    log_dir = (args.log_dir or default_log_dir()).expanduser()
+    named = "--log-dir" if args.log_dir else "$PERSIST_LOG_DIR"
+    if not args.log_dir and not os.environ.get("PERSIST_LOG_DIR"):
+        named = "the default log folder"
+    problem = log_folder_problem(log_dir, named)
+    if problem is not None:  # before the UI: it would show an errno and a useless command
+        print(f"persist-tui: {problem} (see persist-tui --help)", file=sys.stderr)
+        return EXIT_USAGE
     missing = missing_terminal()
     if missing is not None:
         print(
@@ -166,7 +188,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NO_TERMINAL
     from .app import create_app
 
-    log_dir = (args.log_dir or default_log_dir()).expanduser()
     command = shlex.split(args.agent_command) if args.agent_command else None
     scope = scope_of(args)
     app = create_app(

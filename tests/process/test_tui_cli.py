@@ -51,3 +51,20 @@ def test_persist_tui_with_a_bad_option_is_one_line_and_exit_2(
     assert out.returncode == EXIT_USAGE
     assert out.stdout == ""
     assert out.stderr == f"persist-tui: {says} (see persist-tui --help)\n"
+
+
+@pytest.mark.parametrize("below", [False, True])
+def test_a_log_dir_that_is_a_file_is_one_line_and_exit_2(tmp_path: Path, below: bool) -> None:
+    """No errno, no `persist record --log-dir FILE` suggestion that cannot work: one line
+    saying the path is a file, before any terminal is needed."""
+    file = tmp_path / "notes.txt"
+    file.write_text("not a log folder\n")
+    target = file / "logs" if below else file
+    out = persist_tui(target, [])
+    assert out.returncode == EXIT_USAGE and out.stdout == ""
+    said = (
+        f"--log-dir {target} cannot be a log folder: {file} is a file"
+        if below
+        else f"--log-dir {file} is a file, not a log folder"
+    )
+    assert out.stderr == f"persist-tui: {said} (see persist-tui --help)\n"
