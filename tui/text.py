@@ -192,9 +192,14 @@ class Clock:
         return None if dt is None else dt.isoformat(timespec="seconds")
 
     def ago(self, ts: float | None) -> str:
+        """`5m 14s ago`; a time after this clock's (another machine's clock, a clock set
+        back) is `5m 14s in the future`, never `0s ago`."""
         if ts is None:
             return "never"
-        return f"{age(self.now() - ts)} ago"
+        seconds = self.now() - ts
+        if seconds <= -1:
+            return f"{age(-seconds)} in the future"
+        return f"{age(seconds)} ago"
 
 
 def age(seconds: float) -> str:

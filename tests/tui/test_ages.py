@@ -72,3 +72,23 @@ async def test_the_launch_menus_ages_tick(tmp_path: Path) -> None:
         await pilot.pause(1.5)
         assert age() and age() != first
         assert menu.highlighted == highlighted
+
+
+@pilot_test
+async def test_a_checkpoint_after_the_clock_is_in_the_future_not_0s_ago(tmp_path: Path) -> None:
+    """Taken on a machine whose clock is ahead (or this clock set back): the preview and
+    the restore dialog say how far in the future, never "0s ago"."""
+    from recorder.store.reader import open_store
+
+    root = demo_dir(tmp_path)
+    newest = open_store(root).checkpoints()[0]
+    app = create_app(root, now=lambda: newest.created - 314, tz=UTC, probe=FixedProbe(), live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        preview = plain(app.screen.query_one("#preview"))
+        assert "5m 14s in the future" in preview and "0s ago" not in preview, preview
+        await pilot.press("r")
+        await settle(pilot)
+        summary = plain(app.screen.query_one("#restore-summary"))
+        assert "(5m 14s in the future)" in summary, summary
+    assert app.clock.ago(app.clock.now() + 0.5) == "0s ago"  # within a second: now

@@ -26,7 +26,7 @@ STATE_ICONS = {"healthy": "●", "degraded": "◑", "stale": "◐", "stopped": "
 def _ts_age(clock: Clock, ts: Any) -> str:
     if not isinstance(ts, int | float):
         return "—"
-    return f"{clock.stamp(ts)} ({age(clock.now() - ts)} ago)"
+    return f"{clock.stamp(ts)} ({clock.ago(ts)})"
 
 
 def val(v: Any, fmt: Any = str) -> str:
