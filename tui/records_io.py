@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from recorder.export.writers import export_range
+from recorder.export.redact import redact_record
+from recorder.export.writers import MarkdownWriter, export_range
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.fsutil import ensure_private_dir, open_private
+from recorder.store.marks import BOOKKEEPING, line_kind
 from recorder.store.ranges import journal_range
 from recorder.store.reader import Record, Store
+
+Progress = Callable[[int], bool]
+"""Told the records read so far (every `PROGRESS_EVERY`); False stops the work."""
+PROGRESS_EVERY = 2048
 
 
 def new_file(folder: Path, stem: str, suffix: str) -> tuple[Path, int]:
@@ -48,3 +56,84 @@ def export_checkpoint(
     with os.fdopen(fd, "wb") as out:
         export_range(store, rng, "md", out, title=f"Conversation up to {cp.label or cp.id}")
     return path, rng.stop - rng.start
+
+
+def turns(store: Store, first: int, last: int, progress: Progress) -> Iterator[Record]:
+    """The records from `first` to `last` (inclusive) a transcript shows, bookkeeping
+    (heartbeats, the recorder's events) left out, read in sequential blocks. Raises
+    `Stopped` when `progress` says so."""
+    for rec in store.records(first, last + 1):
+        done = rec.index - first + 1
+        if done % PROGRESS_EVERY == 0 and not progress(done):
+            raise Stopped
+        if line_kind(rec.line) not in BOOKKEEPING:
+            yield rec
+
+
+class Stopped(Exception):
+    """The work was cancelled (the screen closed, another one asked for)."""
+
+
+@dataclass(frozen=True)
+class Copied:
+    path: Path  # the stored lines (always written)
+    turns: int
+    markdown: str | None  # for the clipboard; None when longer than its limit
+
+
+def copy_turns(
+    store: Store, folder: Path, first: int, last: int, clip_limit: int, progress: Progress
+) -> Copied:
+    """In one pass: the turns' stored lines, byte for byte, to a new `copy-*.jsonl` in
+    `folder`, and their Markdown (redacted: it is meant to be shared) while it stays
+    under `clip_limit` bytes; nothing longer is kept in memory. A stopped copy leaves
+    no file."""
+    path, fd = new_file(folder, "copy", ".jsonl")
+    clip = io.BytesIO()
+    writer: MarkdownWriter | None = MarkdownWriter(clip)
+    count = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for rec in turns(store, first, last, progress):
+                count += 1
+                line = rec.line
+                out.write(line if line.endswith(b"\n") else line + b"\n")
+                if writer is not None:
+                    writer.record(redact_record(rec))
+                    if writer.bytes + writer.size > clip_limit:
+                        writer = None  # too big for the clipboard: the file only
+                        clip = io.BytesIO()  # and what it held let go
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    markdown = None
+    if writer is not None:
+        writer.end()
+        markdown = clip.getvalue().decode("utf-8", "replace")
+    return Copied(path, count, markdown)
+
+
+def export_turns(
+    store: Store, folder: Path, first: int, last: int, shown_folder: str, progress: Progress
+) -> tuple[Path, int]:
+    """The turns from `first` to `last` as a Markdown transcript (redacted), written as
+    it is read to a new `conversation-*.md` in `folder`; its path and the turns in it.
+    A stopped export leaves no file."""
+    path, fd = new_file(folder, "conversation", ".md")
+    count = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            writer = MarkdownWriter(out)
+            seqs = [store.record(i).get("seq") for i in (first, last)]
+            writer.begin(
+                "Conversation",
+                [("log folder", shown_folder), ("records", f"#{seqs[0]} to #{seqs[1]}")],
+            )
+            for rec in turns(store, first, last, progress):
+                count += 1
+                writer.record(redact_record(rec))  # Markdown is meant to be shared
+            writer.end()
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, count

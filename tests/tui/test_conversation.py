@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 
 from recorder.store import secrets as S
 from recorder.store.records import encode_frames
 from tests.demo_journal import BASE_TS, DemoWriter
 from tests.screenshots import settle
 from tests.secret_samples import make
-from tests.tui_fixtures import SIZE, make_app, pilot_test, plain
+from tests.tui_fixtures import SIZE, make_app, pilot_test, plain, wait_until
 from tui.screens.conversation import ConversationScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.main import MainScreen
@@ -107,7 +110,7 @@ async def test_conversation_around_a_checkpoint(tmp_path: Path) -> None:
         assert app.screen is conv and store.record(view.selected).payload["text"].endswith("20001")
         # v marks, j j extends, y copies (clipboard and a file), e exports the range.
         await pilot.press("v", "j", "j", "y")
-        await pilot.pause()
+        await wait_until(pilot, lambda: conv.job is None, "the copy")
         assert app.clipboard.count("message number 2000") == 3
         copies = list((root / "exports").glob("copy-*.jsonl"))
         assert len(copies) == 1
@@ -119,7 +122,7 @@ async def test_conversation_around_a_checkpoint(tmp_path: Path) -> None:
         ]
         assert copies[0].stat().st_mode & 0o777 == 0o600
         await pilot.press("e")
-        await pilot.pause()
+        await wait_until(pilot, lambda: conv.job is None, "the export")
         (md,) = list((root / "exports").glob("conversation-*.md"))
         assert md.read_text().count("message number 2000") == 3
         await pilot.press("escape")
@@ -202,3 +205,69 @@ async def test_backing_out_of_the_restore_dialog_returns_to_the_conversation(
         await pilot.press("escape")
         await settle(pilot)
         assert app.screen is conv  # still reading where it was
+
+
+@pilot_test
+async def test_copying_and_exporting_a_big_range_runs_on_a_thread_with_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """v at the first turn, G, y: the 30,000 turns (60,000 records with the heartbeats)
+    are copied on a thread: the status line shows how far it got, keys still move the
+    view meanwhile (the copy is held at its first progress report until they did), the
+    file holds every stored line and the clipboard nothing (too big); e exports the
+    same range as Markdown the same way."""
+    from tui.screens import conversation
+
+    gate = threading.Event()
+    for name in ("copy_turns", "export_turns"):
+        real = getattr(conversation, name)
+
+        def held(*args: Any, real: Any = real) -> Any:
+            *head, progress = args
+
+            def report(done: int) -> bool:
+                going = bool(progress(done))
+                gate.wait(10)
+                return going
+
+            return real(*head, report)
+
+        monkeypatch.setattr(conversation, name, held)
+    root = tmp_path / "logs"
+    long_journal(root)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        conv = app.screen
+        assert isinstance(conv, ConversationScreen)
+        view = conv.view
+        store = app.journal.store
+        assert store is not None
+        status = conv.query_one("#conversation-status")
+        await pilot.press("g", "v", "G")
+        await pilot.pause()
+        assert re.search(r"range: 59,9\d\d records", plain(status))  # not counted per key
+        await pilot.press("y")
+        await wait_until(pilot, lambda: "copying… 3%" in plain(status), "the progress")
+        await pilot.press("k")  # the view still answers
+        assert store.record(view.selected).payload["text"] == "message number 29998"
+        gate.set()
+        await wait_until(pilot, lambda: conv.job is None, "the copy")
+        assert "copying" not in plain(status)
+        (copy,) = list((root / "exports").glob("copy-*.jsonl"))
+        lines = copy.read_bytes().splitlines()
+        assert len(lines) == MESSAGES  # the range when y was pressed (k came after)
+        assert orjson.loads(lines[-1])["frames"][1]["json"]["text"] == "message number 29999"
+        assert not app.clipboard  # 30,000 turns are more than OSC 52 takes
+        gate.clear()
+        await pilot.press("e")
+        await wait_until(pilot, lambda: "exporting… 3%" in plain(status), "the progress")
+        gate.set()
+        await wait_until(pilot, lambda: conv.job is None, "the export")
+        (md,) = list((root / "exports").glob("conversation-*.md"))
+        text = md.read_text()
+        assert "message number 0\n" in text and "message number 29998\n" in text
+        assert "message number 29999" not in text  # the range now ends where k left it
+        assert "heartbeat" not in text.lower()

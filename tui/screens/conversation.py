@@ -4,13 +4,12 @@ Keys: j/k per message, t jumps to a time, Enter shows the record in full (] and 
 step on from there), v marks one end of a range, y copies the turn or the range
 (OSC 52 to the terminal's clipboard, and always a file: terminals may refuse it),
 e exports what is on screen (or the range) as Markdown, r restores the checkpoint
-the view was opened from.
+the view was opened from. Copies and exports run on a thread with a reader of their
+own, written as they are read (`records_io`), their progress in the status line.
 """
 
 from __future__ import annotations
 
-import io
-import os
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -22,24 +21,27 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Static
+from textual.worker import get_current_worker
 
-from recorder.export.redact import redact_record
-from recorder.export.writers import MarkdownWriter
 from recorder.search.query import Query, match_spans
 from recorder.store.checkpoints import Checkpoint
-from recorder.store.reader import Record
+from recorder.store.reader import Record, Store
 
-from ..records_io import new_file, save_records
+from ..records_io import Copied, Stopped, copy_turns, export_turns
 from ..text import one_line, plural
 from ..widgets.conversation_view import ConversationView
+from ..worker_errors import ShowsWorkerErrors
 
 if TYPE_CHECKING:
     from ..app import PersistApp
 
 OSC52_LIMIT = 256 * 1024
 """Bytes copied to the terminal's clipboard at most (terminals cap OSC 52); a file always."""
+RANGE_COUNTED = 2000
+"""Records in a marked range up to which the status line counts its turns."""
 
 
 def parse_time(text: str, around: float | None, clock_dt: datetime | None) -> float | None:
@@ -84,7 +86,7 @@ class TimePrompt(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class ConversationScreen(Screen[None]):
+class ConversationScreen(ShowsWorkerErrors, Screen[None]):
     """A transcript around record `index` (from `checkpoint`, when opened from one)."""
 
     BINDINGS = [
@@ -96,6 +98,21 @@ class ConversationScreen(Screen[None]):
         Binding("e", "export", "Export"),
         Binding("r", "restore", "Restore", tooltip="Restore the checkpoint this view is at"),
     ]
+
+    class JobProgress(Message):
+        """The copy or export read `done` of its `total` records."""
+
+        def __init__(self, done: int, total: int) -> None:
+            super().__init__()
+            self.done = done
+            self.total = total
+
+    class JobDone(Message):
+        """The copy (`Copied`) or export (its path and turns) is written."""
+
+        def __init__(self, result: Copied | tuple[Path, int]) -> None:
+            super().__init__()
+            self.result = result
 
     def __init__(
         self,
@@ -111,6 +128,10 @@ class ConversationScreen(Screen[None]):
         self.matches = matches
         """Search hits (record indices, journal order) that n/N step through."""
         self.search_query = query
+        self.job: str | None = None
+        """"copying" or "exporting" while that runs on a thread (one at a time)."""
+        self.job_done: tuple[int, int] | None = None
+        """(records read, records in range) of the job, as last told."""
 
     @property
     def papp(self) -> PersistApp:
@@ -170,8 +191,15 @@ class ConversationScreen(Screen[None]):
             status.append(f"  {view.selected + 1:,}/{len(store):,}", "dim")
         if view.mark is not None:
             first, last = view.selection_range()
-            turns = plural(len(list(view.records(first, last))), "turn")
-            status.append(f"  range: {turns}", "cyan")
+            if last - first < RANGE_COUNTED:
+                status.append(
+                    f"  range: {plural(len(list(view.records(first, last))), 'turn')}", "cyan"
+                )
+            else:  # counting its turns would read all of it at every key
+                status.append(f"  range: {last - first + 1:,} records", "cyan")
+        if self.job is not None:
+            done, total = self.job_done or (0, 1)
+            status.append(f"  {self.job}… {100 * done // max(total, 1)}%", "bold yellow")
         self.query_one("#conversation-status", Static).update(status)
 
     # -- actions ----------------------------------------------------------------
@@ -220,23 +248,10 @@ class ConversationScreen(Screen[None]):
 
     def action_copy(self) -> None:
         """The turn (or the marked range) as Markdown to the clipboard, and as the
-        stored lines to a file (the fallback that always works)."""
-        view = self.view
-        first, last = view.selection_range()
-        records = list(view.records(first, last))
-        markdown = self._markdown(records)
-        try:
-            path = save_records(self.papp.exports_dir, records, "copy")
-        except OSError as exc:
-            self.notify(f"Could not save the copy: {exc}", severity="error")
-            path = None
-        copied = len(markdown.encode()) <= OSC52_LIMIT
-        if copied:
-            self.app.copy_to_clipboard(markdown)
-        what = plural(len(records), "turn")
-        where = f"; stored lines in {path}" if path is not None else ""
-        clip = "copied to the clipboard (OSC 52)" if copied else "too big for the clipboard"
-        self.notify(f"{what} {clip}{where}", timeout=10)
+        stored lines to a file (the fallback that always works); on a thread, with
+        its progress in the status line."""
+        first, last = self.view.selection_range()
+        self._start_job("copying", first, last)
 
     def action_export(self) -> None:
         """What is on screen (or the marked range) as a Markdown transcript file."""
@@ -247,13 +262,78 @@ class ConversationScreen(Screen[None]):
             first, last = view.shown[0], view.shown[-1]
         else:
             return
-        records = list(view.records(first, last))
-        try:
-            path = self._write_markdown(records)
-        except OSError as exc:
-            self.notify(f"Could not export: {exc}", severity="error")
+        self._start_job("exporting", first, last)
+
+    def _start_job(self, what: str, first: int, last: int) -> None:
+        if self.job is not None:
+            self.notify(f"Still {self.job}…", timeout=2)
             return
-        self.notify(f"Exported {plural(len(records), 'turn')} to {path}", timeout=10)
+        self.job = what
+        self.update_status()
+        self.run_worker(
+            lambda: self._run_job(what, first, last),
+            thread=True,
+            group="copy",
+            exit_on_error=False,
+        )
+
+    def _run_job(self, what: str, first: int, last: int) -> None:
+        """Copy or export records `first` to `last` with a reader of its own (the UI's
+        is the UI thread's), telling the screen how far it got every 0.1 s."""
+        worker = get_current_worker()
+        papp = self.papp
+        total = last - first + 1
+        told = [0.0]
+
+        def progress(done: int) -> bool:
+            now = time.monotonic()
+            if now - told[0] >= 0.1:
+                told[0] = now
+                self.post_message(self.JobProgress(done, total))
+            return not worker.is_cancelled
+
+        with Store(papp.log_dir) as store:
+            store.refresh()
+            try:
+                if what == "copying":
+                    copied = copy_turns(store, papp.exports_dir, first, last, OSC52_LIMIT, progress)
+                    self.post_message(self.JobDone(copied))
+                else:
+                    path, turns = export_turns(
+                        store, papp.exports_dir, first, last, papp.folder, progress
+                    )
+                    self.post_message(self.JobDone((path, turns)))
+            except Stopped:
+                return
+
+    def on_conversation_screen_job_progress(self, message: JobProgress) -> None:
+        if self.job is not None:
+            self.job_done = (message.done, message.total)
+            self.update_status()
+
+    def on_conversation_screen_job_done(self, message: JobDone) -> None:
+        result = message.result
+        self.job, self.job_done = None, None
+        self.update_status()
+        if isinstance(result, Copied):
+            if result.markdown is not None:
+                self.app.copy_to_clipboard(result.markdown)
+            clip = (
+                "copied to the clipboard (OSC 52)"
+                if result.markdown is not None
+                else "too big for the clipboard"
+            )
+            what = plural(result.turns, "turn")
+            self.notify(f"{what} {clip}; stored lines in {result.path}", timeout=10)
+        else:
+            path, turns = result
+            self.notify(f"Exported {plural(turns, 'turn')} to {path}", timeout=10)
+
+    def worker_failed(self, group: str, problem: str) -> None:
+        what = "copy" if self.job == "copying" else "export"
+        self.job, self.job_done = None, None
+        self.update_status()
+        self.notify(f"Could not {what}: {problem}", severity="error")
 
     def action_restore(self) -> None:
         if self.checkpoint is None:
@@ -263,25 +343,3 @@ class ConversationScreen(Screen[None]):
         main = next((s for s in self.app.screen_stack if isinstance(s, MainScreen)), None)
         if main is not None:  # the dialog over this view: backing out comes back here
             main.checkpoints_pane.action_restore(self.checkpoint)
-
-    # -- files ------------------------------------------------------------------
-    def _markdown(self, records: list[Record]) -> str:
-        out = io.BytesIO()
-        writer = MarkdownWriter(out)
-        for rec in records:
-            writer.record(redact_record(rec))  # Markdown is meant to be shared
-        writer.end()
-        return out.getvalue().decode("utf-8", "replace")
-
-    def _write_markdown(self, records: list[Record]) -> Path:
-        path, fd = new_file(self.papp.exports_dir, "conversation", ".md")
-        with os.fdopen(fd, "wb") as out:
-            writer = MarkdownWriter(out)
-            writer.begin(
-                "Conversation",
-                [("log folder", self.papp.folder), ("records", plural(len(records), "turn"))],
-            )
-            for rec in records:
-                writer.record(redact_record(rec))  # Markdown is meant to be shared
-            writer.end()
-        return path
