@@ -271,3 +271,44 @@ async def test_copying_and_exporting_a_big_range_runs_on_a_thread_with_progress(
         assert "message number 0\n" in text and "message number 29998\n" in text
         assert "message number 29999" not in text  # the range now ends where k left it
         assert "heartbeat" not in text.lower()
+
+
+@pilot_test
+async def test_jumping_to_a_time_says_where_it_landed(tmp_path: Path) -> None:
+    """`t` to a time after the last record lands on the last turn and says nothing was
+    recorded then (not "At <the time asked>"); between two turns it names the one's time."""
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root)
+    for i in range(5):
+        w.message(BASE_TS + 600 * i, "coder", f"message {i}")
+    w.checkpoint(BASE_TS + 3000, "end", "manual")
+    w.close()
+    app = make_app(root)
+    said: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.notify = lambda message, **_kw: said.append(message)  # type: ignore[method-assign]
+        await pilot.press("enter")
+        await settle(pilot)
+        conv = app.screen
+        assert isinstance(conv, ConversationScreen)
+
+        async def jump(text: str) -> str:
+            await pilot.press("t")
+            await pilot.pause()
+            await pilot.press(*["space" if ch == " " else ch for ch in text], "enter")
+            await settle(pilot)
+            return said[-1]
+
+        stamp = app.clock.stamp
+        after = await jump("2030-01-01 10:00")
+        last = stamp(BASE_TS + 2400)
+        assert (
+            after == f"Nothing recorded at or after 2030-01-01 10:00:00: at the last turn, {last}"
+        )
+        between = datetime.fromtimestamp(BASE_TS + 60, UTC).strftime("%Y-%m-%d %H:%M")
+        assert await jump(between) == (
+            f"At {stamp(BASE_TS + 600)}, the first turn at or after {between}:00"
+        )
+        exact = datetime.fromtimestamp(BASE_TS + 1200, UTC).strftime("%Y-%m-%d %H:%M")
+        assert await jump(exact) == f"At {exact}:00"

@@ -235,9 +235,21 @@ class ConversationScreen(ShowsWorkerErrors, Screen[None]):
                 return
             index = store.bisect(ts, lambda r: r.ts)
             view.select(min(index, len(store) - 1))
-            self.notify(f"At {self.papp.clock.stamp(ts)}", timeout=2)
+            self.notify(self._landed(ts, index >= len(store)), timeout=4)
 
         self.app.push_screen(TimePrompt(), jump)
+
+    def _landed(self, asked: float, past_the_end: bool) -> str:
+        """Where a jump to time `asked` landed, in words: the turn's own time, and why it
+        is not the time asked for."""
+        clock = self.papp.clock
+        at = clock.stamp(self.view.store.record(self.view.selected).ts)
+        wanted = clock.stamp(asked)
+        if past_the_end:
+            return f"Nothing recorded at or after {wanted}: at the last turn, {at}"
+        if at == wanted:
+            return f"At {at}"
+        return f"At {at}, the first turn at or after {wanted}"
 
     def action_mark(self) -> None:
         view = self.view
