@@ -92,3 +92,24 @@ def test_fit_counts_cells() -> None:
 def test_emoji_form_is_shown_in_one_cell() -> None:
     assert sanitize("⚠\ufe0f careful") == "⚠ careful"
     assert safe_text("✔\ufe0f done\x1b").plain == "✔ done\\x1b"
+
+
+@pilot_test
+async def test_the_reason_column_does_not_move_with_the_counts_width(tmp_path: Path) -> None:
+    """Checkpoints of 3, 12 and 1,234 messages: every row's reason starts in the same
+    cell and every count ends in the same cell."""
+    start = NOW - 6000
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(start))
+    for i in range(1234):
+        w.message(start + i, "alice", f"message {i}")
+        if i + 1 in (3, 12, 1234):
+            w.checkpoint(start + i, f"after {i + 1}", "manual")
+    w.close()
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        rows = [line for line in screen_lines(app) if " msgs" in line and "after " in line]
+        assert len(rows) == 3, screen_lines(app)
+        assert len({column_of(row, "manual") for row in rows}) == 1, rows
+        assert len({column_of(row, " msgs") for row in rows}) == 1, rows

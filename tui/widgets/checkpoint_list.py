@@ -37,6 +37,11 @@ def participants_text(participants: dict[str, int], limit: int = 2) -> str:
     return shown + (f" +{len(names) - limit}" if len(names) > limit else "")
 
 
+def message_count(cp: Checkpoint) -> str:
+    """`1 msg`, `12,345 msgs`: a row's count column."""
+    return f"{cp.messages:,} msg{'' if cp.messages == 1 else 's'}"
+
+
 def source_of(cp: Checkpoint) -> str:
     """Where a checkpoint's conversation is: "bus" (the journal) or an agent's name."""
     return cp.session.key.partition(":")[0] if cp.session is not None else "bus"
@@ -82,6 +87,8 @@ class CheckpointList(VirtualList):
         self.clock = clock
         self.rows: list[Row] = []
         self.pins: frozenset[str] = frozenset()  # pinned checkpoints get a flag
+        self.count_w = 0
+        """Cells of the widest message count listed: every row's columns before it line up."""
 
     def set_checkpoints(
         self, checkpoints: list[Checkpoint], pins: frozenset[str] = frozenset()
@@ -90,6 +97,7 @@ class CheckpointList(VirtualList):
         self.pins = pins
         current = self.highlighted
         self.rows = group_rows(checkpoints, self.clock)
+        self.count_w = max((len(message_count(cp)) for cp in checkpoints), default=0)
         self.set_row_count(len(self.rows))
         if current is not None:
             self.select_id(current.id)
@@ -121,10 +129,11 @@ class CheckpointList(VirtualList):
         cp = item.checkpoint
         assert cp is not None
         reason_w = 9
-        count = f"{cp.messages:,} msg{'' if cp.messages == 1 else 's'}"
+        count = message_count(cp)
+        count_w = max(self.count_w, len(count))
         people_w = 22 if width >= 90 else 0
         source_w = 7 if width >= 90 else 4
-        label_w = max(8, width - 2 - 9 - source_w - reason_w - len(count) - 2 - people_w - 1)
+        label_w = max(8, width - 2 - 9 - source_w - reason_w - count_w - 2 - people_w - 1)
         source = source_of(cp)
         label = one_line(cp.label or "(no label)", 200)
         if cp.session is not None:  # "claude 0ccf1a04 …": the source column says whose
@@ -143,7 +152,7 @@ class CheckpointList(VirtualList):
             fit(one_line(reason, 20), reason_w - 1) + " ",
             REASON_STYLES.get(cp.reason, "italic"),
         )
-        text.append(f"{count:>{len(count)}}", "cyan")
+        text.append(f"{count:>{count_w}}", "cyan")
         if people_w:
             text.append("  ")
             ref = cp.session
