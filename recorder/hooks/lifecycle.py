@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,11 @@ def handle(role: Role, args: HookArgs, payload: Payload) -> dict[str, Any] | Non
             return None
         finally:
             save_state(spath, state)
+
+
+def _saver(args: HookArgs, state: SessionState) -> Callable[[], None]:
+    """Keeps `state` where `handle` keeps it (between the chunks of a long transcript)."""
+    return partial(save_state, state_path(args.log_dir, args.agent.value, state.session), state)
 
 
 def _note(args: HookArgs, payload: Payload, error: str) -> None:
@@ -284,7 +291,7 @@ def compact(args: HookArgs, payload: Payload, state: SessionState) -> None:
     path = Path(payload.transcript) if payload.transcript else None
     if path is not None and path.exists():
         try:
-            transcript_messages(args, state, path)
+            transcript_messages(args, state, path, whole=True, save=_saver(args, state))
         except Exception as exc:
             _note(args, payload, f"transcript not published before compaction: {exc}")
     copy = _protect(args, payload, path)
@@ -354,7 +361,7 @@ def end(args: HookArgs, payload: Payload, state: SessionState) -> None:
     path = Path(payload.transcript) if payload.transcript else None
     if path is not None and path.exists():
         try:
-            transcript_messages(args, state, path, final=True)
+            transcript_messages(args, state, path, final=True, save=_saver(args, state))
         except Exception as exc:
             _note(args, payload, f"transcript not published at session end: {exc}")
     reason = payload.text("reason") or "exit"

@@ -19,12 +19,17 @@ import io
 import json
 import os
 import sys
+import time
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recorder.hooks.agents import EVENTS, Agent, Role
 from recorder.hooks.failures import record_failure
 from recorder.hooks.state import SessionState, load_state, save_state, session_lock, state_path
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MAX_PAYLOAD = 64 << 20  # bytes of stdin read; an agent sends a few hundred
 
@@ -213,33 +218,53 @@ def publish_endpoint(args: HookArgs) -> str:
     return args.publish_endpoint or DEFAULT_PUBLISH
 
 
+TURN_BUDGET = 2.0  # seconds a turn hook goes on reading a large backlog (then: next call)
+
+
 def transcript_messages(
-    args: HookArgs, state: SessionState, path: Path, *, final: bool = False
+    args: HookArgs,
+    state: SessionState,
+    path: Path,
+    *,
+    final: bool = False,
+    whole: bool = False,
+    save: Callable[[], None] | None = None,
 ) -> None:
-    """Publish what `path` gained since `state`, and move `state` past it. Raises
-    NotDelivered (`state` unchanged: the next call sends it) when nobody listens."""
+    """Publish what `path` gained since `state`, and move `state` past it, a chunk
+    (`MAX_READ`) at a time: all of it when `final` (session end) or `whole` (before
+    compaction), else for about `TURN_BUDGET` (the rest waits for the next call).
+    `save` keeps the state after each chunk but the last (the caller saves that), so
+    a hook killed meanwhile never sends a chunk twice. Raises NotDelivered (`state`
+    as after the last chunk sent: the next call sends the rest) when nobody listens."""
     from recorder.hooks.transcript import read_new
 
-    delta = read_new(args.agent, path, state, final=final)
-    if delta.messages:  # the publisher (and zmq) only when there is something to send
-        from recorder.hooks.publish import Outgoing, message_body, send, topic_for
+    deadline = time.monotonic() + TURN_BUDGET
+    while True:
+        delta = read_new(args.agent, path, state, final=final)
+        if delta.messages:  # the publisher (and zmq) only when there is something to send
+            from recorder.hooks.publish import Outgoing, message_body, send, topic_for
 
-        out = [
-            Outgoing(m.uuid, message_body(args.agent.value, m, str(path))) for m in delta.messages
-        ]
-        state.seq = send(  # raises NotDelivered: the state stays, the next call retries
-            publish_endpoint(args),
-            state.publisher,
-            state.seq,
-            args.agent.value,
-            topic_for(args.agent.value, state.session),
-            out,
-        )
-        state.published.extend(m.uuid for m in delta.messages)
-    if delta.rewritten:
-        state.rewrites += 1
-    state.transcript = str(path)
-    state.offset, state.anchor, state.inode = delta.offset, delta.anchor, delta.inode
+            out = [
+                Outgoing(m.uuid, message_body(args.agent.value, m, str(path)))
+                for m in delta.messages
+            ]
+            state.seq = send(  # raises NotDelivered: the state stays, the next call retries
+                publish_endpoint(args),
+                state.publisher,
+                state.seq,
+                args.agent.value,
+                topic_for(args.agent.value, state.session),
+                out,
+            )
+            state.published.extend(m.uuid for m in delta.messages)
+        if delta.rewritten:
+            state.rewrites += 1
+        state.transcript = str(path)
+        state.offset, state.anchor, state.inode = delta.offset, delta.anchor, delta.inode
+        if not delta.more or not (final or whole or time.monotonic() < deadline):
+            return
+        if save is not None:
+            save()
 
 
 def turn(args: HookArgs, payload: Payload) -> None:
@@ -256,7 +281,7 @@ def turn(args: HookArgs, payload: Payload) -> None:
         with session_lock(spath):
             state = load_state(spath, args.agent.value, session)
             before = (state.offset, state.seq, len(state.published))
-            transcript_messages(args, state, path)
+            transcript_messages(args, state, path, save=partial(save_state, spath, state))
             if (state.offset, state.seq, len(state.published)) != before or not os.path.exists(
                 spath
             ):

@@ -164,6 +164,42 @@ def test_claude_turns_publish_every_new_message_once_in_order(bus: Bus, tmp_path
         listener.close()
 
 
+@pytest.mark.parametrize("event", ["SessionEnd", "PreCompact"])
+def test_the_last_calls_publish_all_of_a_transcript_longer_than_one_read(
+    bus: Bus, tmp_path: Path, event: str
+) -> None:
+    """A hook reads 16 MiB a call (`MAX_READ`); the rest waited for a next call that
+    never comes after SessionEnd (and PreCompact's checkpoint needs it now): hooks
+    installed late in a long session published half of it, silently."""
+    from recorder.hooks.transcript import MAX_READ
+
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    c = ClaudeSession(transcript=str(tmp_path / "session.jsonl"))
+    path = Path(c.transcript)
+    pad = "x" * 4000
+    with open(path, "wb") as f:
+        n = 0
+        while f.tell() < MAX_READ + (4 << 20):
+            f.write(b"".join(c.user(f"prompt {n} {pad}") + c.assistant(f"answer {n}")))
+            n += 1
+    quiet(run_hook(bus.log_dir, "claude", c.payload(event), endpoints=ends))
+    wanted = [f"answer {n - 1}"]
+    got = wait_for(
+        lambda: (
+            [m["text"] for m in bus_messages(bus.log_dir) if m.get("type") == "agent.message"][-1:]
+            == wanted
+        ),
+        timeout=60,
+        what="the last message",
+    )
+    assert got
+    texts = [m["text"] for m in bus_messages(bus.log_dir) if m.get("type") == "agent.message"]
+    assert len(texts) == 2 * n and texts[0].startswith("prompt 0 ")
+    assert not failures(bus.log_dir)
+
+
 def test_a_rewritten_transcript_does_not_duplicate(bus: Bus, tmp_path: Path) -> None:
     bus.start_broker()
     bus.start_recorder()
