@@ -187,13 +187,22 @@ def time_span(stamps: list[Any]) -> tuple[float | None, float | None]:
     return (min(times), max(times)) if times else (None, None)
 
 
+def cut_text(text: str, limit: int) -> str:
+    """`text`, or its first `limit` characters and a line saying how many more there
+    were (a message's text is published, indexed and exported: never cut unseen)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[… {len(text) - limit:,} more characters not kept here]"
+
+
 def text_of(value: Any, limit: int = 1 << 20) -> str:
-    """Readable text out of a string, a list of parts/blocks, or anything else."""
+    """Readable text out of a string, a list of parts/blocks, or anything else; at
+    most `limit` characters of it (`cut_text`)."""
     if isinstance(value, str):
-        return value[:limit]
+        return cut_text(value, limit)
     if isinstance(value, list):
         parts = [text_of(v, limit) for v in value]
-        return "\n".join(p for p in parts if p)[:limit]
+        return cut_text("\n".join(p for p in parts if p), limit)
     if isinstance(value, dict):
         for key in ("text", "output", "content", "error", "message"):
             if key in value:
@@ -205,9 +214,9 @@ def text_of(value: Any, limit: int = 1 << 20) -> str:
     if value is None:
         return ""
     try:
-        return orjson.dumps(value).decode()[:limit]
+        return cut_text(orjson.dumps(value).decode(), limit)
     except TypeError:
-        return str(value)[:limit]
+        return cut_text(str(value), limit)
 
 
 def as_list(value: Any) -> list[Any]:

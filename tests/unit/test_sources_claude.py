@@ -417,3 +417,15 @@ def test_the_listing_check_runs_on_every_full_read(tmp_path: Path) -> None:
     before = len(LISTING_CHECKS)
     claude.read_transcript(path)
     assert LISTING_CHECKS[before:] == [str(path)]
+
+
+def test_a_text_too_long_to_keep_whole_says_what_was_left_out(tmp_path: Path) -> None:
+    """Texts are kept up to 1 MiB characters (published by the hooks, indexed,
+    exported): a longer one was cut with no word of it."""
+    s = ClaudeSession(tmp_path)
+    s.user("y" * ((1 << 20) + 12_345))
+    path = s.write()
+    (m,) = claude.read_transcript(path).messages
+    kept, note = m.text.rsplit("\n", 1)
+    assert kept == "y" * (1 << 20)
+    assert note == "[… 12,345 more characters not kept here]"
