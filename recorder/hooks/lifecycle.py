@@ -316,7 +316,7 @@ def compact(args: HookArgs, payload: Payload, state: SessionState) -> None:
 
 def _protect(args: HookArgs, payload: Payload, path: Path | None) -> dict[str, Any]:
     """A verified copy of the transcript in `sessions/copies/`; what it is, or {}."""
-    if path is None or not path.exists():
+    if path is None or not path.is_file():  # (a FIFO's copy would wait forever)
         _note(args, payload, f"no transcript to copy before compaction ({payload.transcript!r})")
         return {}
     from recorder.sources.copies import load_manifest, protect, session_dir, verify

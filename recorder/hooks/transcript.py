@@ -14,6 +14,7 @@ read whole every time).
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,10 +56,13 @@ def _pread_all(fd: int, length: int, offset: int) -> bytes:
 
 
 def read_new(agent: Agent, path: Path, state: SessionState, *, final: bool = False) -> Delta:
-    """New messages of `path` after `state` (not yet published). Raises OSError."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    """New messages of `path` after `state` (not yet published). Raises OSError (and
+    for what is not a regular file: a FIFO would hold the agent's hook forever)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path} is not a regular file")
         delta = Delta(inode=st.st_ino)
         if agent is Agent.GEMINI and path.suffix == ".json":
             return _legacy_gemini(fd, st.st_size, state, delta)

@@ -200,6 +200,20 @@ def test_the_last_calls_publish_all_of_a_transcript_longer_than_one_read(
     assert not failures(bus.log_dir)
 
 
+def test_a_transcript_that_is_a_fifo_is_a_failure_not_a_hang(tmp_path: Path) -> None:
+    """Opening a FIFO to read it waits for a writer: the agent's hook hung until the
+    agent's own timeout, and nothing was written down."""
+    fifo = tmp_path / "transcript.jsonl"
+    os.mkfifo(fifo)
+    c = ClaudeSession(transcript=str(fifo))
+    log_dir = tmp_path / "logs"
+    for event in ("Stop", "PreCompact", "SessionEnd"):
+        quiet(run_hook(log_dir, "claude", c.payload(event)))
+    errors = [f["error"] for f in failures(log_dir)]
+    assert f"OSError: {fifo} is not a regular file" in errors, errors
+    assert any("no transcript to copy before compaction" in e for e in errors), errors
+
+
 def test_a_rewritten_transcript_does_not_duplicate(bus: Bus, tmp_path: Path) -> None:
     bus.start_broker()
     bus.start_recorder()
