@@ -106,7 +106,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         failures = read_failures(log_dir)
         if failures.total:
             age = format_age(time.time() - (failures.last_time or time.time()))
-            print(f"  hook failures: {failures.total}, last {age} ago: {failures.last}")
+            count = f"{'at least ' if failures.at_least else ''}{failures.total}"
+            print(f"  hook failures: {count}, last {age} ago: {failures.last}")
             print(f"  (in {', '.join(str(f) for f in failures.files)})")
     if not found_any:
         print("no agent-persist hooks installed (persist hooks install claude|gemini)")

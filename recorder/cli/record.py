@@ -166,6 +166,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "status": health.status.to_json() if health.status is not None else {},
             "hook_failures": {
                 "count": hook_failures.total,
+                "count_is_at_least": hook_failures.at_least,
                 "last": hook_failures.last or None,
                 "last_time": hook_failures.last_time,
                 "files": [str(f) for f in hook_failures.files],
@@ -233,7 +234,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  warning: {warning}")
     if hook_failures.total:
         age = format_age(time.time() - (hook_failures.last_time or time.time()))
-        print(f"  hook failures {hook_failures.total}, last {age} ago: {hook_failures.last}")
+        count = f"{'at least ' if hook_failures.at_least else ''}{hook_failures.total}"
+        print(f"  hook failures {count}, last {age} ago: {hook_failures.last}")
         print(f"               (in {', '.join(str(f) for f in hook_failures.files)})")
     if health.state in (STALE, STOPPED):
         print(f"  start it with: {health.start_command(layout.root)}")

@@ -47,7 +47,7 @@ def record_failure(log_dir: Path, event: str, agent: str, session: str, error: s
         "agent": agent,
         "session": session,
         "error": error[:2000],
-        "log_dir": str(log_dir),
+        "log_dir": os.path.abspath(log_dir),  # as `persist status` names it, from anywhere
     }
     line = json.dumps(entry).encode() + b"\n"
     for path in (hooks_dir(log_dir) / FAILURES, fallback_file()):
@@ -58,24 +58,47 @@ def record_failure(log_dir: Path, event: str, agent: str, session: str, error: s
 
 
 class HookFailures(NamedTuple):  # no dataclass: this module loads with every hook
-    total: int  # failures in the last TAIL_BYTES of the files
+    total: int  # failures written down for this folder (see `at_least`)
     last_time: float | None
     last: str  # "<event> (<agent> <session>): <error>"
     files: tuple[Path, ...]
+    at_least: bool = False  # the shared file held more than was read: `total` or more
 
 
-def _tail(path: Path) -> list[bytes]:
+def _tail(path: Path) -> tuple[list[bytes], bool]:
+    """The whole lines of the last `TAIL_BYTES` of `path`, and whether there were more."""
     try:
         with open(path, "rb") as f:
             size = f.seek(0, os.SEEK_END)
             f.seek(max(0, size - TAIL_BYTES))
             data = f.read()
     except OSError:
-        return []
+        return [], False
     lines = data.split(b"\n")
     if size > TAIL_BYTES:
         lines = lines[1:]  # the first may be cut
-    return [line for line in lines if line.strip()]
+    return [line for line in lines if line.strip()], size > TAIL_BYTES
+
+
+def _line_count(path: Path) -> int:
+    """Lines of a failure file, counted without parsing them (it may be long)."""
+    count = 0
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            count += block.count(b"\n")
+    return count
+
+
+def _same_folder(named: object, want: str, seen: dict[str, bool]) -> bool:
+    """Whether a failure's `log_dir` is the folder `want` (a real path), however it
+    was named (relative, through a symlink); entries of old versions name none."""
+    if named is None:
+        return True
+    if not isinstance(named, str):
+        return False
+    if named not in seen:
+        seen[named] = os.path.realpath(named) == want
+    return seen[named]
 
 
 def _time_of(entry: dict[str, object]) -> float:
@@ -84,23 +107,34 @@ def _time_of(entry: dict[str, object]) -> float:
 
 
 def read_failures(log_dir: Path) -> HookFailures:
-    """What the hooks of this log folder could not do (from both places)."""
-    want = str(log_dir)
+    """What the hooks of this log folder could not do (from both places): every line
+    of the folder's own file counts; the shared file's last `TAIL_BYTES` are read."""
+    want = os.path.realpath(log_dir)
+    seen: dict[str, bool] = {}
     found: list[dict[str, object]] = []
     files = []
-    for path in (hooks_dir(log_dir) / FAILURES, fallback_file()):
-        lines = _tail(path)
+    total, at_least = 0, False
+    own = hooks_dir(log_dir) / FAILURES
+    for path in (own, fallback_file()):
+        lines, more = _tail(path)
         mine = []
         for line in lines:
             try:
                 entry = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(entry, dict) and entry.get("log_dir") in (want, None):
+            if isinstance(entry, dict) and (
+                path == own or _same_folder(entry.get("log_dir"), want, seen)
+            ):
                 mine.append(entry)
         if mine:
             files.append(path)
             found.extend(mine)
+            if path == own:
+                total += _line_count(path) if more else len(mine)
+            else:
+                total += len(mine)
+                at_least = at_least or more
     if not found:
         return HookFailures(0, None, "", ())
     found.sort(key=_time_of)
@@ -108,5 +142,5 @@ def read_failures(log_dir: Path) -> HookFailures:
     when = e.get("time")
     last = f"{e.get('event')} ({e.get('agent')} {str(e.get('session'))[:8]}): {e.get('error')}"
     return HookFailures(
-        len(found), float(when) if isinstance(when, int | float) else None, last, tuple(files)
+        total, float(when) if isinstance(when, int | float) else None, last, tuple(files), at_least
     )

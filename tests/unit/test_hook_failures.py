@@ -1,0 +1,55 @@
+"""Where hook failures are written down, and how `persist status` finds and counts them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from recorder.hooks.failures import TAIL_BYTES, read_failures, record_failure
+
+
+def test_a_folder_named_relative_or_through_a_symlink_finds_its_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entry named its folder as the hook was given it; status compared strings."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "logs")
+    record_failure(Path("logs"), "Stop", "claude", "s1", "NotDelivered: nobody listened")
+    for named in (Path("logs"), tmp_path / "logs", tmp_path / "link"):
+        found = read_failures(named)
+        assert found.total == 1 and found.last.startswith("Stop (claude s1): NotDelivered")
+
+
+def test_every_failure_of_the_folder_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Status read the last 64 KiB and gave that as the total (39 of 100)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    log_dir = tmp_path / "logs"
+    for i in range(100):
+        record_failure(log_dir, "Stop", "claude", f"s{i}", "x" * 1900)
+    assert (log_dir / "hooks" / "failures.jsonl").stat().st_size > TAIL_BYTES
+    found = read_failures(log_dir)
+    assert (found.total, found.at_least) == (100, False)
+    assert found.last.startswith("Stop (claude s99): ")
+
+
+def test_the_shared_file_of_an_unusable_folder_says_at_least(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    log_dir = tmp_path / "a-file"
+    log_dir.write_text("not a folder")
+    for i in range(60):
+        record_failure(log_dir, "Stop", "claude", f"s{i}", "y" * 1900)
+    shared = tmp_path / "state" / "agent-persist" / "hook-failures.jsonl"
+    assert shared.stat().st_size > TAIL_BYTES
+    found = read_failures(log_dir)
+    assert found.files == (shared,) and found.at_least and 0 < found.total < 60
+    other = read_failures(tmp_path / "elsewhere")
+    assert other.total == 0
+    assert os.stat(shared).st_mode & 0o777 == 0o600
