@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 from dataclasses import dataclass, field
@@ -137,6 +138,18 @@ def _check_shape(path: Path, data: dict[str, Any]) -> None:
                 f'{path}: "hooks.{event}" is a {type(groups).__name__}, a list was expected; '
                 "nothing was written"
             )
+        for n, group in enumerate(groups):
+            where = f"hooks.{event}[{n}]"
+            if not isinstance(group, dict):
+                raise SettingsError(
+                    f'{path}: "{where}" is not an object with "hooks" (it is a '
+                    f"{type(group).__name__}); nothing was written"
+                )
+            entries = group.get("hooks", [])
+            if not isinstance(entries, list) or not all(isinstance(h, dict) for h in entries):
+                raise SettingsError(
+                    f'{path}: "{where}.hooks" is not a list of objects; nothing was written'
+                )
     config = data.get("hooksConfig")
     if config is not None and not isinstance(config, dict):
         raise SettingsError(f'{path}: "hooksConfig" is not an object; nothing was written')
@@ -243,8 +256,15 @@ def unmerge(agent: Agent, data: dict[str, Any], change: Change) -> None:
             del data["hooksConfig"]
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def dump(data: dict[str, Any], indent: int | str = 2) -> bytes:
-    return (json.dumps(data, indent=indent, ensure_ascii=False) + "\n").encode()
+    """The settings as JSON text in UTF-8; a lone surrogate (Node writes `"\\ud83d"` for
+    half an emoji) stays the escape it was read from, the one way to write it."""
+    text = json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
+    text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text.encode()
 
 
 def write(loaded: Loaded, data: dict[str, Any], change: Change, exact: bytes | None = None) -> None:

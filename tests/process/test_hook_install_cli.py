@@ -3,6 +3,7 @@ project scope); malformed files refused with one line and exit 2."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -72,3 +73,37 @@ def test_cli_refuses_malformed_with_one_line_and_exit_2(tmp_path: Path) -> None:
     assert path.read_text() == '{"hooks": ["x"]}'
     status = persist(home, tmp_path, "hooks", "status", "claude")
     assert "problem:" in status.stdout and '"hooks" is a list' in status.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ('{"hooks": {"Stop": [1]}}', '"hooks.Stop[0]" is not an object with "hooks" (it is a int)'),
+        ('{"hooks": {"Stop": [{"hooks": "x"}]}}', '"hooks.Stop[0].hooks" is not a list of objects'),
+        ('{"hooks": {"Stop": [{"hooks": [2]}]}}', '"hooks.Stop[0].hooks" is not a list of objects'),
+    ],
+)
+def test_a_wrongly_typed_hook_group_is_refused(tmp_path: Path, text: str, names: str) -> None:
+    """Only `hooks` and `hooks.EVENT` were checked: our entries went in beside these."""
+    home = tmp_path / "home"
+    path = write(home / ".claude" / "settings.json", text)
+    out = persist(home, tmp_path, "hooks", "install", "claude")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and names in out.stderr, out.stderr
+    assert path.read_text() == text
+
+
+def test_a_lone_surrogate_escape_in_the_settings_is_written_back_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """Node writes `"\\ud83d"` for half an emoji; writing it back as UTF-8 failed with a
+    traceback (exit 1), and the settings were left without our hooks."""
+    home = tmp_path / "home"
+    text = '{"permissions": {"note": "\\ud83d cut emoji", "ok": "é"}}\n'
+    path = write(home / ".claude" / "settings.json", text)
+    out = persist(home, tmp_path, "hooks", "install", "claude")
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    written = path.read_text()
+    assert '"note": "\\ud83d cut emoji"' in written and '"ok": "é"' in written
+    assert json.loads(written)["permissions"]["note"] == "\ud83d cut emoji"
+    assert persist(home, tmp_path, "hooks", "uninstall", "claude").returncode == 0
+    assert path.read_text() == text
