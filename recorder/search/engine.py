@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from recorder.errors import PersistError
 from recorder.export.redact import named_secrets, record_secrets, redact_record
 from recorder.export.render import record_text
 from recorder.search.fuzzy import Vocabulary
@@ -108,7 +109,7 @@ class SearchEngine:
     def __init__(self, root: Path | str, roots: Roots | None = None) -> None:
         """`roots`: the agents' session folders to search too (None: as `persist
         sessions` finds them; `Roots(None, None, None)`: the journal alone)."""
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
         self.layout = Layout(self.root)
         self.index = SearchIndex(self.root)
         self.indexer = Indexer(self.root, roots)
@@ -461,10 +462,18 @@ def _field_clause(key: str, value: str) -> tuple[str, list[Any]]:
     return f"{col} = ?", [bare]
 
 
+class NoJournal(PersistError):
+    """The folder given holds no journal."""
+
+
 def search(
     log_dir: Path | str, query: str, *, roots: Roots | None = None, **options: Any
 ) -> SearchResult:
     """The Python API: search a log folder and the agents' sessions once (see
-    `SearchEngine.search`)."""
-    with SearchEngine(log_dir, roots) as engine:
+    `SearchEngine.search`). A folder without a journal is `NoJournal` (as `persist
+    search` refuses it): the index would otherwise be made there, and find nothing."""
+    root = Path(log_dir).expanduser()
+    if not (root / "segments").is_dir():
+        raise NoJournal(f"no journal in {root}")
+    with SearchEngine(root, roots) as engine:
         return engine.search(query, **options)

@@ -393,3 +393,19 @@ def test_a_reader_never_sees_an_index_half_made_by_a_reset(journal: Path) -> Non
         reader.join()
         writer.close()
     assert not seen, seen[:3]
+
+
+def test_the_python_search_expands_home_and_refuses_a_folder_without_a_journal(
+    journal: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README's `search("~/.local/share/...", ...)` made a folder named `~` in the
+    current one and found nothing; a missing folder got an index made in it."""
+    from recorder.search.engine import NoJournal
+
+    monkeypatch.setenv("HOME", str(journal.parent))
+    monkeypatch.chdir(tmp_path)
+    result = search(f"~/{journal.name}", "deployment", limit=5)
+    assert result.hits and not (tmp_path / "~").exists()
+    with pytest.raises(NoJournal, match="no journal in"):
+        search(tmp_path / "nowhere", "deployment")
+    assert not (tmp_path / "nowhere").exists()
