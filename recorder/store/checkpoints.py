@@ -191,8 +191,9 @@ class Checkpoint:
                 raise ValueError(f"position.{name} is negative")
         return cls(
             id=_typed(data, "id", str),
-            # written before labels were redacted (2026-12-04), a label may hold a key
-            label=redacted_text(str(_typed(data, "label", str, default="") or "")),
+            # as every label is made (a file written before labels were redacted, on
+            # 2026-12-04, or by hand, may hold a key or terminal escapes)
+            label=sanitize_label(str(_typed(data, "label", str, default="") or "")),
             reason=str(_typed(data, "reason", str, default="") or ""),
             created=float(_typed(data, "created", float)),
             segment=segment,

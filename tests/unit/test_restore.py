@@ -176,3 +176,24 @@ def test_a_checkpoint_naming_no_place_in_the_journal_is_refused(
         else:
             assert "position.offset is negative" in err, err
     assert not (root / "restore" / cp.id).exists()
+
+
+def test_a_checkpoint_label_with_terminal_escapes_is_shown_cleaned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """New labels are cleaned when made; one in an older or hand-made file was printed
+    by `persist checkpoints` as it was (a window title set, the screen cleared)."""
+    from recorder.cli.main import main
+    from recorder.store.checkpoints import list_checkpoints
+
+    root = tmp_path / "logs"
+    cp, _ = journal(root)
+    assert cp.path is not None
+    data = orjson.loads(cp.path.read_bytes())
+    data["label"] = "\x1b]0;OWNED\x07\x1b[2Jplan\x9b31m agreed"
+    cp.path.write_bytes(orjson.dumps(data))
+    (listed,) = [c for c in list_checkpoints(Layout(root)) if c.id == cp.id]
+    assert listed.label == "]0;OWNED [2Jplan 31m agreed"
+    assert main(["checkpoints", "--log-dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "plan" in out and "\x1b" not in out and "\x07" not in out and "\x9b" not in out
