@@ -1,4 +1,7 @@
-"""Metadata counts from the search index: per sender, topic, chain type and ACE tier."""
+"""Metadata counts from the search index: per sender, topic, chain type and ACE tier.
+
+Senders and topics are counted as the index keeps them, case-folded (as `from:` and
+`topic:` match them): `ReviewBot` and `reviewbot` are one sender here."""
 
 from __future__ import annotations
 
@@ -7,7 +10,14 @@ from typing import Any
 
 from recorder.search.index import SearchIndex
 
-GROUPS = (("sender", "sender"), ("topic", "topic"), ("kind", "chain"), ("tier", "tier"))
+# a message's kind is its chain type; a record that is no message (--all-kinds) is
+# counted under its own kind (heartbeat, event, gap, ...), not as "(none)"
+GROUPS = (
+    ("sender", "sender"),
+    ("topic", "topic"),
+    ("kind", "CASE WHEN msg = 0 AND coalesce(chain, '') = '' THEN kind ELSE chain END"),
+    ("tier", "tier"),
+)
 
 
 @dataclass

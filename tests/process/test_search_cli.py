@@ -88,6 +88,15 @@ def test_reindex_and_stats(demo: Path) -> None:
         senders[r.sender] = senders.get(r.sender, 0) + 1
     assert got["sender"] == senders
     assert sum(got["tier"].values()) == sum(got["kind"].values()) == len(messages)
+    # every record: one that is no message counts under its own kind, not "(none)"
+    every = orjson.loads(persist("stats", "--json", "--all-kinds", "--log-dir", str(demo)).stdout)
+    records = [r for r in open_store(demo).records() if r.data is not None]
+    others: dict[str, int] = {}
+    for r in records:
+        if not r.is_message and r.kind not in ("segment",):
+            others[r.kind] = others.get(r.kind, 0) + 1
+    assert others and all(every["kind"].get(k) == n for k, n in others.items()), every["kind"]
+    assert "(none)" not in every["kind"]
     human = persist("stats", "--log-dir", str(demo), "--since", "2024-05-15")
     assert human.returncode == 0 and "by sender:" in human.stdout
     # one value past --top is shown, not summed up as "(1 more)"
