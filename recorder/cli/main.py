@@ -254,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser(argv[0] if argv else None)
     args, extra = parser.parse_known_args(argv)
+    if argv[:1] == ["search"] and args.query + extra == ["-h"]:
+        parser.parse_args(["search", "--help"])  # `-h` alone still asks for help (exits)
     if extra and isinstance(getattr(args, "query", None), list):
         # `persist search kafka -redis`: an exclusion the shell passed as its own word
         # looks like an option to argparse; a single-dash word is the query's

@@ -381,7 +381,9 @@ def add_parsers(
         help="search the journal (through its index, caught up first)",
         description=SEARCH_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,  # no -h: `-has:secret` is an exclusion, not -h with "as:secret"
     )
+    p.add_argument("--help", action="help", help="show this help message and exit")
     p.add_argument("query", nargs="*", help="the query (quote it for the shell)")
     add_log_dir(p)
     p.add_argument("--json", action="store_true", help="one JSON object: took_ms, total, hits")

@@ -170,3 +170,14 @@ def test_search_columns_stay_in_line_with_wide_senders_and_topics(tmp_path: Path
 
     rows = [line for line in out.stdout.splitlines() if "zebra line" in line]
     assert len(rows) == 4 and len({cells(r[: r.index("zebra line")]) for r in rows}) == 1, rows
+
+
+def test_an_exclusion_starting_with_h_is_a_query_not_help(tmp_path: Path) -> None:
+    """`-has:secret` (README's own example) was argparse's -h with "as:secret"."""
+    demo = build_demo(tmp_path / "logs")
+    out = persist("search", "-has:secret deploy", "--json", "--log-dir", str(demo))
+    assert out.returncode == 0, out.stderr
+    assert orjson.loads(out.stdout)["hits"]
+    assert persist("search", "-has:secret", "deploy", "--log-dir", str(demo)).returncode == 0
+    usage = persist("search", "-h")
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: persist search")
