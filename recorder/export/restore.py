@@ -69,7 +69,6 @@ from recorder.store.ranges import (
     JournalRange,
     RangeSummary,
     journal_damage,
-    journal_range,
     pruned_in_range,
     summarize,
 )
@@ -334,24 +333,46 @@ def _verify(layout: Layout, cp: Checkpoint) -> Verification:
         return Verification(False, [f"cannot verify: {exc}"])
 
 
+def range_integrity(
+    store: Store, cp: Checkpoint, scope: BundleScope
+) -> tuple[int, int, RangeIntegrity]:
+    """The records a bundle of `cp` in `scope` hands over (start, stop), and what is
+    known of their integrity before they are read: the range's segments re-hashed
+    against the checkpoint's digest, the history before it checked by stat and the
+    digest cache, missing segments and torn tails up to the checkpoint (the index has
+    them), and what pruning took from the range."""
+    start, stop = bundle_start(store, cp, scope)
+    # a complete range owns every segment the checkpoint names, even a missing first one
+    first_segment = (
+        0 if start == 0 else store.locate(start)[0].number if start < stop else cp.segment
+    )
+    verification = verify_range(store.layout, cp, first_segment)
+    # with segments pruned before it, the journal no longer holds every message counted
+    whole = start == 0 and not verification.pruned
+    integrity = RangeIntegrity(
+        verification=verification, expected_messages=cp.messages if whole else None
+    )
+    rng = JournalRange(start, stop, None, cp)
+    integrity.damage = journal_damage(store, rng, writer_running=True)
+    integrity.damage += [p for p in verification.history_problems if not p.endswith("missing")]
+    integrity.pruned = pruned_in_range(store, start, stop, cp)
+    return start, stop, integrity
+
+
 def check_range(
     store: Store,
     cp: Checkpoint,
+    scope: BundleScope,
     *,
-    verify: bool = True,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> RangeIntegrity | None:
-    """Verify the digest and scan every record up to `cp` (None if cancelled)."""
-    result = RangeIntegrity(expected_messages=cp.messages)
-    if verify:
-        result.verification = _verify(store.layout, cp)
-        if result.verification.pruned:  # the journal no longer holds every message counted
-            result.expected_messages = None
-    rng = journal_range(store, None, cp)
-    result.damage = journal_damage(store, rng, writer_running=True)
-    if summarize(store.records(rng.start, rng.stop), result, cancelled) is None:
+    """What a bundle of `cp` in `scope` would say of its integrity, without writing it
+    (the restore dialog): `range_integrity`, then one pass over the records it hands
+    over, not the whole journal before them (None if cancelled)."""
+    start, stop, integrity = range_integrity(store, cp, scope)
+    if summarize(store.records(start, stop), integrity, cancelled) is None:
         return None
-    return result
+    return integrity
 
 
 # -- bundles ------------------------------------------------------------------------------
@@ -467,23 +488,11 @@ def _build(
     redact: bool = False,
     parallel: Parallel | None = None,
 ) -> Bundle:
-    start, stop = bundle_start(store, cp, scope)
-    # a complete range owns every segment the checkpoint names, even a missing first one
-    first_segment = (
-        0 if start == 0 else store.locate(start)[0].number if start < stop else cp.segment
-    )
-    verification = verify_range(layout, cp, first_segment)
-    # with segments pruned before it, the journal no longer holds every message counted
+    start, stop, integrity = range_integrity(store, cp, scope)
+    verification = integrity.verification
+    assert isinstance(verification, RangeVerification)
+    known = (list(integrity.damage), list(integrity.pruned))  # before the range is read
     whole = start == 0 and not verification.pruned
-    integrity = RangeIntegrity(
-        verification=verification, expected_messages=cp.messages if whole else None
-    )
-    rng = JournalRange(start, stop, None, cp)
-    # Missing segments and torn tails anywhere up to the checkpoint are known without
-    # reading (the index has them), so they are reported even outside the range.
-    integrity.damage = journal_damage(store, rng, writer_running=True)
-    integrity.damage += [p for p in verification.history_problems if not p.endswith("missing")]
-    integrity.pruned = pruned_in_range(store, start, stop, cp)
     final = layout.bundle(cp.id)
     position = _position(store, start, stop, cp, whole=whole)
     kept = _reusable(final, cp, scope, position, integrity, redact)
@@ -518,10 +527,7 @@ def _build(
             integrity = RangeIntegrity(
                 verification=verification, expected_messages=integrity.expected_messages
             )
-            integrity.damage = journal_damage(store, rng, writer_running=True)
-            integrity.damage += [
-                p for p in verification.history_problems if not p.endswith("missing")
-            ]
+            integrity.damage, integrity.pruned = list(known[0]), list(known[1])
             files = write(None)
         manifest = _manifest(layout, cp, scope, position, integrity, files, agent, now)
         manifest["redacted"] = redact

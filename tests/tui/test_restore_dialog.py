@@ -45,7 +45,7 @@ async def test_restore_confirmation_shows_gaps_and_damage_in_range(tmp_path: Pat
     root = demo_dir(tmp_path)  # the demo journal has a gap, a bad line and a refused message
     async with restore_dialog(root) as (app, pilot, screen):  # the newest checkpoint covers them
         shown = plain(screen.query_one("#restore-integrity"))
-        assert "journal matches the checkpoint digest" in shown
+        assert "matches the checkpoint digest (3 segment(s) re-hashed)" in shown
         assert "1 gap, 4 messages known lost" in shown
         assert "1 damaged line" in shown and "1 refused message" in shown
         assert screen.integrity is not None and screen.integrity.bad_lines == 1

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from recorder.export.restore import Bundle, build_bundle, check_range
+from recorder.export.scope import BundleScope
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.layout import Layout
 from recorder.store.reader import open_store
@@ -103,7 +104,7 @@ def test_bad_line_and_quarantined_tail_are_in_the_manifest(tmp_path: Path) -> No
     assert m["quarantined"][0]["reason"] == "torn tail"
     assert b"torn write" not in bundle.jsonl.read_bytes()  # not a record: left out, counted
     assert m["messages"] == n
-    integrity = check_range(open_store(root), cp)
+    integrity = check_range(open_store(root), cp, BundleScope.whole())
     assert integrity is not None and integrity.problems() == [
         "1 damaged line (not restored)",
         "1 torn tail quarantined in recovery/ (lost from the journal)",
@@ -197,3 +198,20 @@ def test_a_checkpoint_label_with_terminal_escapes_is_shown_cleaned(
     assert main(["checkpoints", "--log-dir", str(root)]) == 0
     out = capsys.readouterr().out
     assert "plan" in out and "\x1b" not in out and "\x07" not in out and "\x9b" not in out
+
+
+@pytest.mark.parametrize("last", [3, None])
+def test_the_range_check_says_what_the_bundle_of_that_scope_says(
+    tmp_path: Path, last: int | None
+) -> None:
+    """The restore dialog's check read every record up to the checkpoint (seconds on a
+    large journal, with the button greyed out) and named damage the bundle it offers
+    does not hold; it now checks the range that bundle hands over, as the bundle does."""
+    root = tmp_path / "logs"
+    cp, _ = journal(root, bad=True)
+    scope = BundleScope(last=last) if last is not None else BundleScope.whole()
+    checked = check_range(open_store(root), cp, scope)
+    assert checked is not None
+    manifest = build_bundle(root, cp, scope=scope).manifest
+    assert checked.to_json() == manifest["integrity"]
+    assert checked.messages == manifest["messages"] == (last or cp.messages)
