@@ -44,7 +44,7 @@ def test_restore_prints_selection_on_stdout(tmp_path: Path) -> None:
         assert "auto #7" in screen and "Checkpoints" in screen
         tmux.keys("j")
         tmux.keys("r")
-        tmux.wait_for("journal matches the checkpoint digest")
+        tmux.wait_for("matches the checkpoint digest (")
         tmux.keys("Enter")
         assert int(wait_file(rc)) == EXIT_CHOSEN
     finally:
@@ -66,7 +66,7 @@ def test_restore_without_print_writes_the_bundle_and_says_where(tmp_path: Path) 
         tmux.keys("Enter")  # the conversation around it
         tmux.wait_for("conversation  ◆")  # its status line (the preview names it too)
         tmux.keys("r")  # restore the checkpoint it was opened from
-        tmux.wait_for("journal matches the checkpoint digest")
+        tmux.wait_for("matches the checkpoint digest (")
         tmux.keys("Enter")
         assert int(wait_file(rc)) == EXIT_CHOSEN
     finally:
