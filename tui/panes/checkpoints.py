@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from rich.text import Text
@@ -24,6 +25,9 @@ from ..widgets.checkpoint_list import CheckpointList, timeline
 from ..widgets.preview_pane import render_preview
 from ..widgets.virtual_list import VirtualList
 from .base import Pane
+
+ACTIVITY_EVERY = 5.0
+"""Seconds between recounts of the activity strip while the journal grows."""
 
 
 def session_preview(cp: Checkpoint, clock: Clock) -> Text:
@@ -99,6 +103,8 @@ class CheckpointsPane(Pane):
         empty.display = False
         yield empty
 
+    _activity_at = 0.0  # when the activity strip was last computed (monotonic)
+
     def on_mount(self) -> None:
         if self.papp.live:  # "15s ago" keeps counting
             self.set_interval(AGE_TICK, self.show_preview, name="age-tick")
@@ -108,8 +114,15 @@ class CheckpointsPane(Pane):
         return self.query_one("#cp-list", CheckpointList)
 
     def journal_changed(self, what: str) -> None:
+        if what == "grew":  # the strip follows new messages, at most every few seconds
+            now = time.monotonic()
+            if now - self._activity_at >= ACTIVITY_EVERY:
+                self._activity_at = now
+                self.compute_activity()
+            return
         if what not in ("loaded", "checkpoints"):
             return
+        self._activity_at = time.monotonic()
         state = self.papp.journal
         checkpoints = timeline(state.checkpoints or [], state.session_checkpoints)
         self.checkpoint_list.set_checkpoints(checkpoints, state.pins)
