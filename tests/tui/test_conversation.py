@@ -312,3 +312,40 @@ async def test_jumping_to_a_time_says_where_it_landed(tmp_path: Path) -> None:
         )
         exact = datetime.fromtimestamp(BASE_TS + 1200, UTC).strftime("%Y-%m-%d %H:%M")
         assert await jump(exact) == f"At {exact}:00"
+
+
+@pilot_test
+async def test_a_folded_long_turn_says_how_long_it_is(tmp_path: Path) -> None:
+    """The folded note counted the rows of the first 4,000 characters only: a message
+    of 60,000 lines said "… 29 more lines"."""
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root)
+    w.message(BASE_TS, "coder", "\n".join(f"row {i}" for i in range(60_000)))
+    w.message(BASE_TS + 1, "planner", "short " * 300)  # 1,800 characters, one paragraph
+    w.checkpoint(BASE_TS + 2, "end", "manual")
+    w.close()
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        conv = app.screen
+        assert isinstance(conv, ConversationScreen)
+        view = conv.view
+        index = next(i for i in range(len(view.store)) if view.turn(i).text.startswith("row 0"))
+
+        def note(i: int) -> str:
+            return "".join(seg.text for seg in view._turn_strips(i, 100)[-2]).strip(" ▌┃")
+
+        assert note(index) == (
+            "… more: 60,000 lines, 588,889 characters in all (z unfolds, Enter shows the record)"
+        )
+        view.select(index)
+        view.action_fold()  # unfolded: 64 KiB of it, and where the rest is
+        assert (
+            note(index)
+            == "… more: 60,000 lines, 588,889 characters in all (Enter shows the record)"
+        )
+        # a turn drawn whole but taller than the fold counts its hidden rows, as before
+        rows = ["".join(seg.text for seg in strip) for strip in view._turn_strips(index + 1, 100)]
+        assert any(re.search(r"… \d+ more lines \(z unfolds", row) for row in rows), rows

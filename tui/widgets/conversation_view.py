@@ -34,6 +34,8 @@ from .preview_pane import turn_parts
 
 MAX_LINES = 14
 """Rows of a turn's text before it is cut ("z" unfolds it, Enter shows the record)."""
+FOLDED_CHARS = 4000
+"""Characters of a folded turn's text drawn (its first `MAX_LINES` rows are shown)."""
 UNFOLDED_CHARS = 64 * 1024
 MAX_SKIP = 20_000
 """Bookkeeping records stepped over looking for the next turn before showing one anyway."""
@@ -221,7 +223,9 @@ class ConversationView(Widget, can_focus=True):
         if unfolded and turn.thinking:
             turn.text = f"(thinking)\n{turn.thinking}\n\n{turn.text}"
             turn.thinking = None
-        head, body = turn_parts(turn, self.clock, UNFOLDED_CHARS if unfolded else 4000)
+        limit = UNFOLDED_CHARS if unfolded else FOLDED_CHARS
+        cut = len(turn.text) > limit  # the rows counted below are those of what is drawn
+        head, body = turn_parts(turn, self.clock, limit)
         if body is not None and self.highlighter is not None:
             for start, end in self.highlighter(body.plain):
                 body.stylize("bold black on yellow", start, end)
@@ -230,10 +234,14 @@ class ConversationView(Widget, can_focus=True):
         options = console.options.update_width(inner)
         renderable = head if body is None else Group(head, Padding(body, (0, 0, 0, 2)))
         lines = console.render_lines(renderable, options, pad=True)
-        if not unfolded and len(lines) > MAX_LINES + 1:
+        if not unfolded and (len(lines) > MAX_LINES + 1 or cut):
             hidden = len(lines) - MAX_LINES
             lines = lines[:MAX_LINES]
-            note = Text(f"  … {hidden:,} more lines (z unfolds, Enter shows the record)", "dim")
+            more = f"{hidden:,} more lines" if not cut else "more: " + _size_of(turn.text)
+            note = Text(f"  … {more} (z unfolds, Enter shows the record)", "dim")
+            lines += console.render_lines(note, options, pad=True)
+        elif unfolded and cut:  # past what a turn unfolds to: the record view has it all
+            note = Text(f"  … more: {_size_of(turn.text)} (Enter shows the record)", "dim")
             lines += console.render_lines(note, options, pad=True)
         gutter = "▌ " if selected else "┃ " if marked else "  "
         gutter_style = Style.parse("bold cyan" if selected else "cyan")
@@ -293,3 +301,10 @@ class ConversationView(Widget, can_focus=True):
         if y < len(self._strips):
             return self._strips[y]
         return Strip.blank(self.size.width)
+
+
+def _size_of(text: str) -> str:
+    """A long text's size as a folded turn names it ("60,000 lines, 6,400,000
+    characters in all"): its rows past the drawn part are not counted."""
+    lines = text.count("\n") + 1
+    return f"{lines:,} line{'s' if lines != 1 else ''}, {len(text):,} characters in all"
