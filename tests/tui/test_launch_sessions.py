@@ -106,7 +106,7 @@ async def test_menu_offers_the_projects_sessions_and_confirms_the_exact_command(
         assert isinstance(dialog, ResumeScreen) and dialog.plan.new_id
         new_id = dialog.plan.new_id
         summary = plain(dialog.query_one("#resume-summary"))
-        assert "message 1 of 4 (assistant): s1 answer 0" in summary
+        assert "message 1 of 0-3 (assistant): s1 answer 0" in summary
         assert f"a new session {new_id} from it, messages 0-1" in summary
         assert f"Runs  cd {proj} && claude --resume {new_id} --model opus" in summary
         await pilot.press("y")

@@ -198,7 +198,8 @@ class ResumeScreen(ModalScreen[bool]):
             ("Id", s.key),
             (
                 "From",
-                f"message {m.seq} of {self.total} ({m.sender.value}): "
+                # numbered from 0, as `persist fork --at` takes it: "of 0-82", not "of 83"
+                f"message {m.seq} of 0-{self.total - 1} ({m.sender.value}): "
                 f"{one_line(redacted_text(m.text[:ROW_CHARS]) or '(tool call)', 80)}",
             ),
         ]

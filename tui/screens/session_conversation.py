@@ -28,7 +28,7 @@ from recorder.sources.listing import SessionRow, read_row
 from recorder.sources.model import SessionMessage, notes_phrase, seq_of
 from recorder.store.reader import Record
 
-from ..text import one_line
+from ..text import one_line, plural
 from ..widgets.conversation_view import ConversationView
 from ..worker_errors import ShowsWorkerErrors
 
@@ -134,11 +134,11 @@ class SessionConversationScreen(ShowsWorkerErrors, Screen[None]):
         if row.deleted:
             status.append("  deleted by the agent: from our copy", "bold red")
         # numbered from 0, as `persist fork --at` and `persist launch --at` take it
-        status.append(f"  message {view.selected:,} of {len(view.store):,}", "dim")
+        status.append(f"  message {view.selected:,} of 0-{len(view.store) - 1:,}", "dim")
         if self.notes:
             status.append(f" ({self.notes})", "dim")
         if self.matches:
-            status.append(f"  {len(self.matches)} hits (n/N)", "cyan")
+            status.append(f"  {plural(len(self.matches), 'hit')} (n/N)", "cyan")
         self.query_one("#session-conversation-status", Static).update(status)
 
     def worker_failed(self, group: str, problem: str) -> None:
