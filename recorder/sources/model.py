@@ -269,6 +269,7 @@ def session_from_json(d: dict[str, Any]) -> Session:
         resumable=bool(d["resumable"]),
         leaf_uuids=tuple(str(u) for u in d["leaf_uuids"]),
         skipped=int(d["skipped"]),
-        subagent=bool(d["subagent"]),
-        parent_id=str(d["parent_id"]),
+        # fields added later: manifests of protected copies carry no version
+        subagent=bool(d.get("subagent")),
+        parent_id=str(d.get("parent_id") or ""),
     )

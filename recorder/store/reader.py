@@ -27,7 +27,6 @@ from typing import Any
 
 import orjson
 
-from recorder.errors import CheckpointError
 from recorder.store.checkpoints import Checkpoint, list_checkpoints
 from recorder.store.fsutil import atomic_write, ensure_private_dir
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
@@ -695,28 +694,23 @@ class Store:
     def checkpoint_index(self, cp: Checkpoint) -> int:
         """Global index just after the last record a checkpoint covers.
 
-        A position past the end of its segment (as indexed now, and again after a
-        refresh: it may have grown since) is the segment's end when the segment lost
-        bytes after the checkpoint was taken (damage the digest check then reports);
-        when the record before that end is one the checkpoint cannot cover (a later
-        seq), the checkpoint names no place in the journal: CheckpointError."""
+        A position past the end of its segment (the segment's size on disk, not the view:
+        this store may not have seen it grow, and refreshing it here would hide that
+        growth from its owner's next `refresh`) is no place in the journal: a
+        checkpoint file changed by hand, or a segment that lost its unsynced tail to a
+        power cut and was written on after the restart. The segment's records up to the
+        checkpoint's seq are then taken (the first with a later seq ends them), never
+        records written after it, and the digest check reports what is missing."""
         seg = self._segment(cp.segment)
-        if seg is not None and cp.offset > seg.size:
-            self.refresh()
-            seg = self._segment(cp.segment)
-        index = self.index_of(cp.segment, cp.offset)
-        if seg is None or cp.offset <= seg.size or index == 0:
-            return index
-        before = self.record(index - 1).data
-        seq = before.get("seq") if before is not None else None
-        if type(seq) is int and seq > cp.seq:
-            raise CheckpointError(
-                f"checkpoint {cp.id} names byte {cp.offset:,} of {seg.path.name}, which holds "
-                f"{seg.size:,} bytes, whose last record (seq {seq:,}) comes after the "
-                f"checkpoint's (seq {cp.seq:,}): the checkpoint file was changed after it "
-                "was taken"
-            )
-        return index
+        if seg is None or cp.offset <= max(seg.size, _disk_size(seg.path)):
+            return self.index_of(cp.segment, cp.offset)
+        first, end = self.index_of(cp.segment, 0), self.index_of(cp.segment + 1, 0)
+        for rec in self.records(first, end):
+            data = rec.data
+            seq = data.get("seq") if data is not None else None
+            if type(seq) is int and seq > cp.seq:
+                return rec.index
+        return end
 
     def follow(self, poll: float = 0.2, stop: Any = None) -> Iterator[list[Record]]:
         """Yield batches of new records as the recorder appends them (`tail -f`)."""
@@ -728,6 +722,13 @@ class Store:
                 seen = len(self)
             else:
                 time.sleep(poll)
+
+
+def _disk_size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:  # compacted meanwhile: the view's size is the segment's
+        return 0
 
 
 def index_at_time(store: Store, ts: float, lo: int = 0, hi: int | None = None) -> int:

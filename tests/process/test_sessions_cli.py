@@ -409,3 +409,21 @@ def test_the_sessions_table_shows_control_characters_as_escapes(tmp_path: Path) 
     assert out.returncode == 0, out.stderr
     assert "\x1b" not in out.stdout and "\x07" not in out.stdout, repr(out.stdout)
     assert "\\x1b[31mRED" in out.stdout and "\\x1b[2Jproj" in out.stdout
+
+
+def test_a_copy_protected_before_sub_agents_were_listed_still_lists(tmp_path: Path) -> None:
+    """Manifests written before `subagent`/`parent_id` existed (they carry no version)
+    were skipped as malformed: a session only our copy holds vanished from every list."""
+    s = make_claude(tmp_path)
+    assert s.path is not None
+    assert persist(tmp_path, "protect", "--all", "--json").returncode == 0
+    manifest_path = next(
+        (tmp_path / "log" / "sessions" / "copies" / "claude").glob("*/manifest.json")
+    )
+    manifest = json.loads(manifest_path.read_text())
+    for field in ("subagent", "parent_id"):
+        manifest["session"].pop(field)
+    manifest_path.write_text(json.dumps(manifest))
+    s.path.unlink()  # the agent's cleanup: only our copy holds it now
+    rows = listed(tmp_path)
+    assert rows[s.session_id]["deleted_by_agent"] and rows[s.session_id]["messages"] == 9

@@ -104,6 +104,12 @@ class CheckpointsPane(Pane):
         yield empty
 
     _activity_at = 0.0  # when the activity strip was last computed (monotonic)
+    _recount_due = False  # a recount is set for the end of the current window
+
+    def _recount(self) -> None:
+        self._recount_due = False
+        self._activity_at = time.monotonic()
+        self.compute_activity()
 
     def on_mount(self) -> None:
         if self.papp.live:  # "15s ago" keeps counting
@@ -115,10 +121,12 @@ class CheckpointsPane(Pane):
 
     def journal_changed(self, what: str) -> None:
         if what == "grew":  # the strip follows new messages, at most every few seconds
-            now = time.monotonic()
-            if now - self._activity_at >= ACTIVITY_EVERY:
-                self._activity_at = now
-                self.compute_activity()
+            wait = self._activity_at + ACTIVITY_EVERY - time.monotonic()
+            if wait <= 0:
+                self._recount()
+            elif not self._recount_due:  # the end of a burst is counted too
+                self._recount_due = True
+                self.set_timer(wait, self._recount, name="activity-recount")
             return
         if what not in ("loaded", "checkpoints"):
             return
