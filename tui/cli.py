@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from recorder.cli.common import positive_int
 from recorder.export.scope import DEFAULT_LAST, BundleScope, describe_scope
 from recorder.launch.selection import LaunchChoice, Selection
 from recorder.store.layout import default_log_dir
@@ -70,16 +71,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0 (got {value})")
-    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
         "--last",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_LAST,
         metavar="N",
         help=f"a restore hands over the last N messages up to the checkpoint (default "
