@@ -897,7 +897,9 @@ class Recorder:
         env = envelope_in_head(frames[-1]) if len(frames) > 1 else None
         if env is not None and "replay_of" not in env and not env.get("hb"):
             record["envelope"] = env
+            before = self.tracker.implausible
             hole = self.tracker.message(env["pub"], env["seq"])  # a hole before it first
+            self.counters.implausible += self.tracker.implausible - before
             if hole is not None:
                 self._publisher_hole(hole, ts, env.get("agent"))
         self.journal.append(record)

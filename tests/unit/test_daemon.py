@@ -279,11 +279,13 @@ def test_a_refused_message_is_read_as_a_refusal_and_its_sequence_as_received(
     clock = Clock()
     rec = make(tmp_path, clock, max_message_bytes=1000)
     feed(rec, clock, enveloped(1, "small"), enveloped(2, "x" * 5000), enveloped(3, "after"))
-    rec.close()
     assert rec.counters.refused == 1 and rec.counters.gaps == 0
     assert rec.counters.not_subscribed == 0 and rec.counters.missed == 0
+    feed(rec, clock, enveloped(10**12, "y" * 5000))  # a jump not believed: counted as such
+    assert rec.counters.implausible == 1 and rec.counters.refused == 2
+    rec.close()
     root = tmp_path / "logs"
-    (refused,) = [r for r in journal_records(root) if r["kind"] == "refused"]
+    refused, _ = [r for r in journal_records(root) if r["kind"] == "refused"]
     assert refused["frame_count"] == 2 and "frames" not in refused
     assert refused["envelope"] == {"pub": "p1", "seq": 2, "mid": "m2"}
     store = open_store(root)
