@@ -142,6 +142,10 @@ def path_end(path: str, limit: int) -> str:
     return one_line(path)
 
 
+AGE_TICK = 1.0
+"""Seconds between redraws of the ages shown ("15s ago" keeps counting)."""
+
+
 class Clock:
     """`now()` and the time zone used for display; tests pass fixed ones."""
 

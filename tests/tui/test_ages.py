@@ -92,3 +92,27 @@ async def test_a_checkpoint_after_the_clock_is_in_the_future_not_0s_ago(tmp_path
         summary = plain(app.screen.query_one("#restore-summary"))
         assert "(5m 14s in the future)" in summary, summary
     assert app.clock.ago(app.clock.now() + 0.5) == "0s ago"  # within a second: now
+
+
+@pilot_test
+async def test_the_restore_dialogs_age_ticks(tmp_path: Path) -> None:
+    """ "Created … (1h 23m ago)" in the restore dialog stood still while it was open."""
+    from tui.screens.restore import RestoreScreen
+
+    now = [NOW]
+    app = create_app(demo_dir(tmp_path), now=lambda: now[0], tz=UTC, probe=FixedProbe(), live=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, RestoreScreen)
+
+        def created() -> list[str]:
+            shown = plain(app.screen.query_one("#restore-summary"))
+            return re.findall(r"Created .*\(([0-9dhms ]+) ago\)", shown)
+
+        first = created()
+        assert first
+        now[0] += 3 * 3600
+        await pilot.pause(1.5)
+        assert created() and created() != first

@@ -19,7 +19,7 @@ from recorder.store.checkpoints import Checkpoint
 
 from ..activity import Activity, compute_activity
 from ..preview import Preview, build_preview
-from ..text import Clock, count, one_line, plural
+from ..text import AGE_TICK, Clock, count, one_line, plural
 from ..widgets.activity_strip import ActivityStrip
 from ..widgets.checkpoint_list import CheckpointList, timeline
 from ..widgets.preview_pane import render_preview
@@ -53,10 +53,6 @@ def session_preview(cp: Checkpoint, clock: Clock) -> Text:
         t.append(f"{one_line(value or '-')}\n")
     t.append("\nEnter reads the session there; r: the command that continues from it.", "dim")
     return t
-
-
-AGE_TICK = 1.0
-"""Seconds between redraws of the preview's ages."""
 
 
 class CheckpointsPane(Pane):

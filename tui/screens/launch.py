@@ -22,13 +22,12 @@ from recorder.sources.discover import Roots
 from recorder.sources.listing import SessionRow
 from recorder.sources.model import Source
 
-from ..text import cut, one_line, path_end, plural
+from ..text import AGE_TICK, cut, one_line, path_end, plural
 from ..worker_errors import ShowsWorkerErrors
 
 if TYPE_CHECKING:
     from ..app import PersistApp
 
-AGE_TICK = 1.0  # seconds between redraws of the ages shown
 CHOICES = ("continue", "pick", "fresh", "search", "diagnostics", "quit")
 SESSIONS_SHOWN = 5  # the newest sessions offered in the menu; `a` lists them all
 # Cells for the text after an option's key: the 76-cell box less its border, padding,

@@ -19,7 +19,7 @@ from recorder.export.scope import BundleScope, RangeVerification, first_message_
 from recorder.store.checkpoints import Checkpoint, Verification
 from recorder.store.layout import segment_name
 
-from ..text import count, one_line, plural
+from ..text import AGE_TICK, count, one_line, plural
 from ..worker_errors import ShowsWorkerErrors
 
 if TYPE_CHECKING:
@@ -150,6 +150,11 @@ class RestoreScreen(ShowsWorkerErrors, ModalScreen[RestoreConfirmed | None]):
         if not self.whole:
             self.find_range_start()
         self.verify()
+        if self.papp.live:  # "Created … (15s ago)" keeps counting
+            self.set_interval(AGE_TICK, self.show_summary, name="age-tick")
+
+    def show_summary(self) -> None:
+        self.query_one("#restore-summary", Static).update(self.summary())
 
     @work(thread=True, exclusive=True, group="range", exit_on_error=False)
     def find_range_start(self) -> None:
@@ -159,7 +164,7 @@ class RestoreScreen(ShowsWorkerErrors, ModalScreen[RestoreConfirmed | None]):
 
     def on_restore_screen_range_start(self, message: RangeStart) -> None:
         self.first_ts = message.first_ts
-        self.query_one("#restore-summary", Static).update(self.summary())
+        self.show_summary()
 
     @work(thread=True, exclusive=True, group="verify", exit_on_error=False)
     def verify(self) -> None:
@@ -179,7 +184,7 @@ class RestoreScreen(ShowsWorkerErrors, ModalScreen[RestoreConfirmed | None]):
         """The check itself failed: say so; restoring stays possible, unverified."""
         if group == "range":
             self.first_ts = one_line(problem, 200)
-            self.query_one("#restore-summary", Static).update(self.summary())
+            self.show_summary()
             return
         self.on_restore_screen_verified(
             self.Verified(Verification(False, [f"cannot verify: {problem}"]), None)
