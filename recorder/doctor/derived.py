@@ -8,19 +8,11 @@ from pathlib import Path
 
 from recorder.doctor.journal import mb
 from recorder.doctor.model import Area, Finding, Repair, RepairKind, Severity
+from recorder.doctor.system import read_only
 from recorder.export import render_cache
 from recorder.search.indexer import index_health
 from recorder.sources.copies import copies_dir, verify
 from recorder.store.layout import Layout, list_segments, segment_number
-
-
-def read_only(layout: Layout) -> bool:
-    """Whether the log folder is on a read-only file system."""
-    try:
-        return bool(os.statvfs(layout.root).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
-
 
 BEHIND_WARNING = 16 << 20  # journal bytes not indexed before "behind" is a warning
 

@@ -269,6 +269,14 @@ def _full_in(days: float | None) -> str:
     return "over a year" if days >= 365 else format_age(days * DAY)
 
 
+def read_only(layout: Layout) -> bool:
+    """Whether the log folder is on a read-only file system."""
+    try:
+        return bool(os.statvfs(layout.root).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def disk_findings(layout: Layout, now: float) -> list[Finding]:
     try:
         vfs = os.statvfs(layout.root)
