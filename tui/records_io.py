@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from recorder.export.redact import redact_record
+from recorder.export.redact import redact_record, redacted
 from recorder.export.writers import MarkdownWriter, export_range
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.fsutil import ensure_private_dir, open_private
@@ -129,9 +129,11 @@ def export_turns(
                 "Conversation",
                 [("log folder", shown_folder), ("records", f"#{seqs[0]} to #{seqs[1]}")],
             )
-            for rec in turns(store, first, last, progress):
+            # Markdown is meant to be shared: redacted as exports are, a batch of
+            # prefilter passes at a time (`redacted`), not a full scan per record
+            for rec in redacted(turns(store, first, last, progress)):
                 count += 1
-                writer.record(redact_record(rec))  # Markdown is meant to be shared
+                writer.record(rec)
             writer.end()
     except BaseException:
         path.unlink(missing_ok=True)
