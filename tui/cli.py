@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from recorder.cli.common import positive_int
+from recorder.cli.common import file_in_the_way, positive_int
 from recorder.export.scope import DEFAULT_LAST, BundleScope, describe_scope
 from recorder.launch.selection import LaunchChoice, Selection
 from recorder.store.layout import default_log_dir
@@ -148,13 +148,11 @@ def scope_of(args: argparse.Namespace) -> BundleScope:
 def log_folder_problem(path: Path, named: str) -> str | None:
     """Why `path` cannot be a log folder (it is a file, or below one), or None: a folder
     that does not exist yet is fine (the browser says nothing is recorded there)."""
-    if path.exists() and not path.is_dir():
+    blocking = file_in_the_way(path)
+    if blocking == path:
         return f"{named} {path} is a file, not a log folder"
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                return f"{named} {path} cannot be a log folder: {parent} is a file"
-            break
+    if blocking is not None:
+        return f"{named} {path} cannot be a log folder: {blocking} is a file"
     return None
 
 

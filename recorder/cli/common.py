@@ -137,16 +137,25 @@ def folder(value: str) -> str:
         raise argparse.ArgumentTypeError("an empty folder name")
     path = Path(value).expanduser()
     source = " (from $PERSIST_LOG_DIR)" if value == os.environ.get("PERSIST_LOG_DIR") else ""
-    if path.exists() and not path.is_dir():
+    blocking = file_in_the_way(path)
+    if blocking == path:
         raise argparse.ArgumentTypeError(f"{value}{source} exists and is not a folder")
+    if blocking is not None:
+        raise argparse.ArgumentTypeError(
+            f"{value}{source} cannot be a folder: {blocking} is a file"
+        )
+    return value
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """What keeps `path` from being a folder: itself, a file already, or the nearest
+    existing folder above it being a file; None when it is or can be made one."""
+    if path.exists() and not path.is_dir():
+        return path
     for parent in path.parents:
         if parent.exists():
-            if not parent.is_dir():
-                raise argparse.ArgumentTypeError(
-                    f"{value}{source} cannot be a folder: {parent} is a file"
-                )
-            break
-    return value
+            return None if parent.is_dir() else parent
+    return None
 
 
 def progress_bar(label: str) -> Callable[[int, int], None]:
