@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from recorder.cli.common import file_in_the_way, positive_int
-from recorder.export.scope import DEFAULT_LAST, BundleScope, describe_scope
+from recorder.export.scope import DEFAULT_LAST, BundleScope
 from recorder.launch.selection import LaunchChoice, Selection
 from recorder.store.layout import default_log_dir
 
@@ -267,8 +267,9 @@ def held(manifest: dict[str, Any]) -> str:
     notes = [f"of {total:,} messages"] if isinstance(total, int) else []
     if rng.get("start_index"):
         notes.append("the earlier records stay in the journal")
-    still = " the journal still holds" if manifest["integrity"].get("pruned") else ""
-    return f"{describe_scope(manifest['scope'])}{still} up to the checkpoint" + (
+    from recorder.export.restore import held_words
+
+    return f"{held_words(manifest)} up to the checkpoint" + (
         f" ({'; '.join(notes)})" if notes else ""
     )
 

@@ -54,8 +54,8 @@ def _skipped_checkpoints(layout: Layout) -> list[str]:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from recorder.export.restore import build_bundle
-    from recorder.export.scope import BundleScope, describe_scope
+    from recorder.export.restore import build_bundle, held_words
+    from recorder.export.scope import BundleScope
     from recorder.export.writers import ExportError
     from recorder.store.checkpoints import resolve_checkpoint
     from recorder.store.reader import Store
@@ -89,8 +89,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         f"{m['time_range']['last_iso']})"
     )
     seqs, history = m["seq_range"], m["history"]
-    held = describe_scope(m["scope"]) + (" the journal still holds" if integrity["pruned"] else "")
-    print(f"  holds       {held} (seq {seqs['first']} to {seqs['last']})")
+    print(f"  holds       {held_words(m)} (seq {seqs['first']} to {seqs['last']})")
     hashed = _n(len(integrity["segments_verified"] or []), "segment")
     digest = (
         f"digest matches for {hashed} re-hashed"

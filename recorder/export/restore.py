@@ -48,7 +48,13 @@ from recorder.export.continuation import Earlier, StaleBundle, find_earlier
 from recorder.export.parallel import Parallel, Piece, render_parallel, use_parallel
 from recorder.export.redact import RedactedRecord
 from recorder.export.render import gap_sentence, iso
-from recorder.export.scope import BundleScope, RangeVerification, bundle_start, verify_range
+from recorder.export.scope import (
+    BundleScope,
+    RangeVerification,
+    bundle_start,
+    describe_scope,
+    verify_range,
+)
 from recorder.export.writers import (
     ExportError,
     JsonlWriter,
@@ -373,6 +379,15 @@ def check_range(
     if summarize(store.records(start, stop), integrity, cancelled) is None:
         return None
     return integrity
+
+
+def held_words(manifest: dict[str, Any]) -> str:
+    """What a bundle holds, from its manifest, as `persist restore` and persist-tui say
+    it: its scope, and "the journal still holds" when pruning left holes in its range
+    (`integrity.pruned`, absent from manifests written before 2026-12-06, which a bundle
+    still in place may have)."""
+    still = " the journal still holds" if manifest["integrity"].get("pruned") else ""
+    return describe_scope(manifest["scope"]) + still
 
 
 # -- bundles ------------------------------------------------------------------------------

@@ -246,3 +246,24 @@ def test_finding_a_checkpoint_does_not_refresh_the_store_under_its_owner(tmp_pat
     w.close()
     assert store.checkpoint_index(cp) <= seen < len(open_store(root))
     assert len(store) == seen and store.refresh() == 5 and len(store) == seen + 5
+
+
+def test_a_bundle_kept_from_before_integrity_pruned_existed_is_still_described(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bundle in place is handed back with the manifest it was written with; one from
+    before `integrity.pruned` existed made `persist restore` a KeyError traceback."""
+    from recorder.cli.main import main
+
+    root = tmp_path / "logs"
+    cp, _ = journal(root)
+    assert main(["restore", cp.id, "--log-dir", str(root)]) == 0
+    manifest_path = root / "restore" / cp.id / "manifest.json"
+    manifest = orjson.loads(manifest_path.read_bytes())
+    del manifest["integrity"]["pruned"]
+    manifest_path.write_bytes(orjson.dumps(manifest))
+    capsys.readouterr()
+    assert main(["restore", cp.id, "--log-dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "  holds       the last 1000 messages (seq " in out
+    assert "pruned" not in orjson.loads(manifest_path.read_bytes())["integrity"]  # kept as it was
