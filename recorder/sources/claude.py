@@ -186,6 +186,12 @@ class ParsedFile:
     subagent: bool = False  # every line is a sidechain line: a sub-agent's own file
 
     @property
+    def side_entries(self) -> list[dict[str, Any]]:
+        """The lines that may be inline sub-agent lines of this session (none for a
+        sub-agent's own file: its lines are its conversation)."""
+        return [] if self.subagent else self.entries
+
+    @property
     def own_id(self) -> str:
         """The id the file is listed under: its session's, or for a sub-agent's own
         file its `agentId` (its lines carry the parent's sessionId, which several
@@ -260,11 +266,7 @@ def read_transcript(
         return _listing(path, parsed, chain, flat_agents, project_summaries)
     messages = build_messages(chain.lines, sid)
     report = parsed.report
-    side_lines = [
-        e
-        for e in parsed.entries
-        if is_sidechain(e) and e["type"] != "progress" and not parsed.subagent
-    ]
+    side_lines = [e for e in parsed.side_entries if is_sidechain(e) and e["type"] != "progress"]
     extra: list[Path] = []
     nested = [] if parsed.subagent else subagent_files(path)
     for agent_path in [*nested, *(flat_agents or [])]:
@@ -308,8 +310,8 @@ def _listing(
     report = parsed.report
     counts = count_chain(chain.lines, sid)
     extra: list[Path] = []
-    for e in parsed.entries:
-        if is_sidechain(e) and e["type"] == "assistant" and not parsed.subagent:
+    for e in parsed.side_entries:
+        if is_sidechain(e) and e["type"] == "assistant":
             edit_paths(e, counts.files)
     nested = [] if parsed.subagent else subagent_files(path)
     for agent_path in [*nested, *(flat_agents or [])]:
