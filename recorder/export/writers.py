@@ -378,10 +378,15 @@ class MarkdownWriter(DayWriter):
         self.emit_all(out)
 
 
+_FORMULA_CHARS = ("=", "+", "-", "@")
+
+
 def _cell(value: str) -> str:
-    """A spreadsheet must not run a recorded message as a formula (OWASP CSV injection)."""
+    """A spreadsheet must not run a recorded message as a formula (OWASP CSV injection):
+    a leading quote when it starts with one of `_FORMULA_CHARS`, also after spaces or
+    newlines, which a spreadsheet told to trim them (LibreOffice's "Trim spaces") drops."""
     value = clean(value)
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+    return "'" + value if value.lstrip()[:1] in _FORMULA_CHARS else value
 
 
 def csv_field(value: str) -> str:
@@ -401,7 +406,7 @@ def csv_row(fields: Iterable[str]) -> str:
 
 _CSV_PLAIN = plain_bytes('",\n')  # stays as it is in a cell that needs no quotes
 _CSV_FIXED = b'\t",\n'  # what `_ascii_cell` handles itself; anything else needs `clean`
-_FORMULA_STARTS = (b"=", b"+", b"-", b"@")
+_FORMULA_STARTS = tuple(c.encode() for c in _FORMULA_CHARS)
 
 
 def _ascii_cell(raw: bytes) -> bytes | None:
@@ -414,7 +419,7 @@ def _ascii_cell(raw: bytes) -> bytes | None:
             return None
         if has(b"\t") >= 0:
             raw = raw.replace(b"\t", b"    ")
-    if raw[:1] in _FORMULA_STARTS:
+    if raw.lstrip()[:1] in _FORMULA_STARTS:  # as `_cell`: also after spaces, newlines
         raw = b"'" + raw
     if not found:
         return raw

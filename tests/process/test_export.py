@@ -126,9 +126,12 @@ def test_csv_reads_back(root: Path) -> None:
 
 
 def test_csv_neutralizes_formulas_in_cells() -> None:
-    from recorder.export.writers import _cell
+    from recorder.export.writers import _cell, csv_cell
 
     assert _cell("=1+2") == "'=1+2" and _cell("@SUM(A1)") == "'@SUM(A1)" and _cell("ok") == "ok"
+    # a spreadsheet that trims leading spaces (LibreOffice's "Trim spaces") sees a formula
+    assert _cell("  =1+2") == "'  =1+2" and _cell("\n -1") == "'\n -1"
+    assert csv_cell(" =HYPERLINK(1)") == b"' =HYPERLINK(1)" and _cell("a =1") == "a =1"
 
 
 def test_markdown_and_html(root: Path) -> None:

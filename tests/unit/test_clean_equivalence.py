@@ -176,10 +176,10 @@ def test_csv_rows_match_the_csv_module(fields: list[str]) -> None:
 
 
 def old_csv_cell(text: str) -> bytes:
-    """A cell as the writer made it before: `clean`, a quote before a formula, then
-    the csv module's quoting."""
+    """A cell as the writer made it before: `clean`, a quote before a formula (also
+    after leading whitespace), then the csv module's quoting."""
     value = old_clean(text)
-    value = "'" + value if value[:1] in ("=", "+", "-", "@") else value
+    value = "'" + value if value.lstrip()[:1] in ("=", "+", "-", "@") else value
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n").writerow(["x", value])  # alone, "" is quoted
     return out.getvalue()[2:-2].encode("utf-8", "surrogatepass")
@@ -205,6 +205,8 @@ json_values = st.recursive(
 @example('=1+2,\t"x"')
 @example("\tlead")
 @example("")
+@example(" \n=1+2")
+@example("\u3000@SUM(A1)")
 def test_csv_cells_match_cleaning_then_the_csv_module(text: str) -> None:
     assert csv_cell(text) == old_csv_cell(text)
 
