@@ -349,3 +349,54 @@ async def test_a_folded_long_turn_says_how_long_it_is(tmp_path: Path) -> None:
         # a turn drawn whole but taller than the fold counts its hidden rows, as before
         rows = ["".join(seg.text for seg in strip) for strip in view._turn_strips(index + 1, 100)]
         assert any(re.search(r"… \d+ more lines \(z unfolds", row) for row in rows), rows
+
+
+@pilot_test
+async def test_page_down_scrolls_through_an_unfolded_turn_taller_than_the_screen(
+    tmp_path: Path,
+) -> None:
+    """An unfolded turn of 300 rows showed its first screenful only: page down selected
+    the last turn on screen, which was that same turn, and nothing moved."""
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root)
+    w.message(BASE_TS, "planner", "before")
+    w.message(BASE_TS + 1, "coder", "\n".join(f"row {i}" for i in range(300)))
+    w.message(BASE_TS + 2, "planner", "after the long one")
+    w.checkpoint(BASE_TS + 3, "end", "manual")
+    w.close()
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        conv = app.screen
+        assert isinstance(conv, ConversationScreen)
+        view = conv.view
+        long = next(i for i in range(len(view.store)) if view.turn(i).text.startswith("row 0"))
+        view.select(long)
+        await pilot.press("z")
+        await settle(pilot)
+        seen: set[int] = set()
+        for _ in range(40):
+            text = screen_text(view)
+            seen |= {int(n) for n in re.findall(r"\brow (\d+)\b", text)}
+            if "after the long one" in text and view.selected != long:
+                break
+            assert view.selected == long
+            await pilot.press("pagedown")
+            await settle(pilot)
+        assert seen == set(range(300))  # every row was on screen, in some page
+        assert view.selected > long and view.scroll == 0
+        view.select(long)
+        for _ in range(3):
+            await pilot.press("pagedown")
+            await settle(pilot)
+        assert view.scroll > 0 and "row 0\n" not in screen_text(view) + "\n"
+        for _ in range(3):
+            await pilot.press("pageup")
+            await settle(pilot)
+        assert view.selected == long and view.scroll == 0
+        assert re.search(r"\brow 0\b", screen_text(view))
+        await pilot.press("j")  # moving by message starts the next turn at its top
+        await settle(pilot)
+        assert view.selected > long and view.scroll == 0

@@ -4,7 +4,8 @@ The journal may hold millions of records of any height, so there is no total
 row count: the view keeps the selected turn about a third of the way down and
 draws the turns before and after it until the screen is full, reading each
 record when it is drawn (bookkeeping skipped by its kind bytes). `j`/`k` move
-by message. Search matches can be plugged in with `set_matches` (n/N step
+by message; a page down inside a selected turn taller than the screen (unfolded)
+scrolls through it before it moves on. Search matches can be plugged in with `set_matches` (n/N step
 through them, the highlighter marks them in the text).
 """
 
@@ -97,6 +98,10 @@ class ConversationView(Widget, can_focus=True):
         self.matches: Sequence[int] = ()
         self.shown: list[int] = []
         """Record indices drawn last time, top to bottom."""
+        self.scroll = 0
+        """Rows of the selected turn scrolled off the top (page down in a tall turn)."""
+        self._selected_top = 0
+        """The row the selected turn's first row drawn was on, last time."""
         self._strips: list[Strip] = []
         self._cache: dict[tuple[int, int, int, bool], list[Strip]] = {}
         self.checkpoint_after: dict[int, str] = {}
@@ -139,6 +144,7 @@ class ConversationView(Widget, can_focus=True):
         if not len(self.store):
             return
         self.selected = self._visible_near(index)
+        self.scroll = 0
         self.post_message(self.Moved(self.selected))
         self.refresh_layout()
 
@@ -169,8 +175,22 @@ class ConversationView(Widget, can_focus=True):
             self.select(found)
 
     def action_page(self, step: int) -> None:
+        height = self.size.height
+        if step > 0 and self.shown:
+            rows = len(self._turn_strips(self.selected, self.size.width)) - self.scroll
+            below = self._selected_top + rows - height  # the selected turn's rows past the screen
+            if below > 0 and height > 1:  # the rest of it first, a row kept for context
+                self.scroll += max(1, min(below, height - self._selected_top - 1))
+                self.refresh_layout()
+                return
+        elif step < 0 and self.scroll > 0:
+            self.scroll = max(0, self.scroll - max(1, height - 1))
+            self.refresh_layout()
+            return
         if step > 0 and self.shown:
             target: int | None = self.shown[-1]
+            if target == self.selected:  # it filled the screen to its last row: the next
+                target = self._next(target, 1)
         else:
             target = self.selected
             for _ in range(max(1, len(self.shown) - 1)):
@@ -188,6 +208,7 @@ class ConversationView(Widget, can_focus=True):
 
     def action_fold(self) -> None:
         self.unfolded ^= {self.selected}
+        self.scroll = 0
         self.refresh_layout()
 
     def action_match(self, step: int) -> None:
@@ -268,7 +289,7 @@ class ConversationView(Widget, can_focus=True):
         if len(self._cache) > 512:
             self._cache.clear()
         above: list[int] = []
-        room = height // 3
+        room = height // 3 if not self.scroll else 0  # scrolled into it: it starts the screen
         i: int | None = self.selected
         while room > 0:
             i = self._next(i, -1) if i is not None else None
@@ -282,9 +303,11 @@ class ConversationView(Widget, can_focus=True):
         for j in above:
             strips += self._turn_strips(j, width)
             shown.append(j)
+        self._selected_top = len(strips)
         i = self.selected
         while i is not None and len(strips) < height:
-            strips += self._turn_strips(i, width)
+            turn = self._turn_strips(i, width)
+            strips += turn[self.scroll :] if i == self.selected else turn
             shown.append(i)
             i = self._next(i, 1)
         self._strips = strips[:height]
