@@ -6,8 +6,9 @@ Usage: persist-tui [--log-dir DIR] [--print | --json] [--launch [--agent NAME]
 Exit codes:
   0  a choice was made (with --print/--json it is written to stdout as one JSON object:
      kind "checkpoint" or "fresh", checkpoint_id, label, time, log_dir, position,
-     messages (the journal's up to the checkpoint, whatever --last says), verified; or kind "session" (with --agent-command): session, at,
-     new_id, command, cwd: the agent session to resume, or to fork at `at` first)
+     messages (the journal's up to the checkpoint, whatever --last says), verified;
+     or kind "session" (with --agent-command): session, at, new_id, command, cwd: the
+     agent session to resume, or to fork at `at` first)
   1  quit without a choice (nothing is written to stdout)
      Without --print a chosen checkpoint's restore bundle is written
      (restore/<id>/ in the log folder) and stdout says where, and how an agent uses it.
