@@ -46,7 +46,9 @@ from recorder.search.query import fts_text
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout
 
-SCHEMA_VERSION = 4  # 2: the `shards` table; 3: `docs.secrets`; 4: the text as `fts_text` gives it
+# 2: the `shards` table; 3: `docs.secrets`; 4: the text as `fts_text` gives it;
+# 5: Greek letters without their accents in that text (`query._greek_letters`)
+SCHEMA_VERSION = 5
 TOKENIZER = "unicode61 remove_diacritics 2"
 PROGRESS_STEPS = (
     100_000  # SQLite VM steps between cancellation checks (a few ms; each takes the GIL)

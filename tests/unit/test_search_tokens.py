@@ -1,7 +1,8 @@
 """Words as the index sees them: `query.tokenize` and `query.fts_text` agree with SQLite's
 unicode61 tokenizer for every code point and for mixed text; Chinese, Japanese and
-Korean are found by any part of a run of characters; Greek, kana and full-width words
-are found at all (before, the query folded them as SQLite does not); an index of the
+Korean are found by any part of a run of characters; Greek is found with or without
+its accents, kana and full-width words are found at all (before, the query folded them
+as SQLite does not); an index of the
 previous schema is rebuilt once, and called outdated, not damaged."""
 
 # ruff: noqa: RUF001 - full-width letters are what some of these tests are about
@@ -59,7 +60,8 @@ SAMPLES = [
     ("café Ǆ", ("cafe", "ǆ")),
     ("漢字漢字", ("漢", "字", "漢", "字")),
     ("학교에서", ("학", "교", "에", "서")),
-    ("καλημέρα Κόσμε", ("καλημέρα", "κόσμε")),  # Greek accents stay
+    ("καλημέρα Κόσμε", ("καλημερα", "κοσμε")),  # Greek without its accents (schema 5)
+    ("ΛΌΓΟΣ λόγος ἄνθρωπος ᾠδή Ϊ", ("λογοσ", "λογοσ", "ανθρωποσ", "ωδη", "ι")),
     ("İstanbul ÅNGSTRÖM", ("istanbul", "angstrom")),
     ("abc漢字def", ("abc", "漢", "字", "def")),
     ("a\u0301 \u0301 b", ("a", "b")),  # a diacritic alone makes no word
@@ -80,6 +82,7 @@ def test_tokens_of_mixed_random_text_are_sqlites() -> None:
         (0x20, 0x250),
         (0x300, 0x370),
         (0x370, 0x500),
+        (0x1F00, 0x2000),  # polytonic Greek
         (0x3040, 0x3100),
         (0x4E00, 0x4E40),
         (0xAC00, 0xAC40),
@@ -133,6 +136,9 @@ TEXTS = [
         ("공부", [2]),
         ("καλημέρα", [3]),
         ("ΚΑΛΗΜΈΡΑ", [3]),
+        ("καλημερα", [3]),  # as Greek is often typed: without its accents
+        ("ΚΑΛΗΜΕΡΑ", [3]),
+        ('"κόσμε"', [3]),
         ("ｆｕｌｌ", [4]),
         ("ＷＩＤＴＨ", []),  # full-width is not ASCII: width is another word
         ("width", [4]),
@@ -158,6 +164,7 @@ def test_highlights_in_cjk_text() -> None:
     assert match_spans("漢字漢字の練習", parse_query("漢字")) == [(0, 2), (2, 4)]
     assert match_spans("저는 학교에서 공부", parse_query("학교")) == [(3, 5)]
     assert match_spans("Καλημέρα κόσμε", parse_query("καλημέρα")) == [(0, 8)]
+    assert match_spans("Καλημέρα κόσμε", parse_query("ΚΟΣΜΕ")) == [(9, 14)]
 
 
 def test_an_index_of_the_previous_schema_is_rebuilt_and_called_outdated(tmp_path: Path) -> None:
