@@ -235,7 +235,7 @@ async def test_a_sub_agent_listed_on_its_own_is_marked_and_not_offered_to_resume
         await pilot.press("S")
         sessions = await wait_rows(pilot, app.screen)  # type: ignore[arg-type]
         row = sessions.render_row(0, 100).plain
-        assert f"sub-agent of {parent[:8]} find the flaky test" in row, row
+        assert f"sub-agent of {parent[:8]} (file gone) find the flaky test" in row, row
         await pilot.press("r")
         from textual.widgets._toast import Toast
 

@@ -66,7 +66,7 @@ class SessionList(VirtualList):
         elif r.protected:
             text.append("kept ", "green")
         if s.subagent:  # listed on its own: its session has no file any more
-            text.append(f"sub-agent of {s.parent_id[:8]} ", "yellow")
+            text.append(f"sub-agent of {s.parent_id[:8]} (file gone) ", "yellow")
         text.append(one_line(s.shown_title or "(untitled)", max(10, width)))
         text.truncate(width)
         return text
