@@ -4,9 +4,11 @@ taken while the recorder writes to it.
 Consistent: the checkpoint files are listed first, then the journal's end is fixed
 (the active segment up to its last complete line); only segments up to that end and
 checkpoints listed before it are copied, so every checkpoint in the backup names
-bytes the backup holds. Closed segments never change (copied once, by content).
-A session copy's `manifest.json` is copied before its data files, which only grow,
-so the backup never names bytes it lacks.
+bytes the backup holds. Retention's lock is held throughout: no prune, trash change
+or pin moves a segment out from under the copy (each waits, or is told to try
+again); a segment that vanishes all the same fails the backup. Closed segments never
+change (copied once, by content). A session copy's `manifest.json` is copied before
+its data files, which only grow, so the backup never names bytes it lacks.
 
 Left out, because they are rebuilt from the journal or describe a running process:
 the search index, `metadata_index/` caches, restore bundles, status and lock files,
@@ -50,6 +52,7 @@ from recorder.backup.manifest import (
 from recorder.errors import BadOption, PersistError
 from recorder.store.fsutil import AtomicFile, ensure_private_dir, fsync_dir, open_private
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
+from recorder.store.pruned import LOCK_WAIT, RetentionBusy, retention_lock
 from recorder.store.records import parse_line
 
 _CHUNK = 1 << 20
@@ -158,7 +161,11 @@ def make_backup(
         except BlockingIOError:
             raise BackupError(f"another persist backup is writing into {dest}") from None
         result = BackupResult(layout.root, dest)
-        _backup(layout, dest, secret_keys, result, progress)
+        try:
+            with retention_lock(layout, wait=LOCK_WAIT):
+                _backup(layout, dest, secret_keys, result, progress)
+        except RetentionBusy as exc:
+            raise BackupError(f"{exc}; the previous backup there (if any) is intact") from None
     finally:
         os.close(lock_fd)
     result.took = time.monotonic() - started
@@ -229,8 +236,12 @@ def _backup(
     for k, first in enumerate(segments):
         limit = cut[0] if cut is not None and k == len(segments) - 1 else None
         entry = _store_segment(layout, first, limit, dest, previous, result)
-        if entry is not None:
-            manifest.files.append(entry)
+        if entry is None:  # its checkpoints would name bytes the backup lacks
+            raise BackupError(
+                f"segments/{first.name} vanished while the backup ran (not by a prune: "
+                "retention was held); nothing replaced the previous backup there (if any)"
+            )
+        manifest.files.append(entry)
         advance()
     if progress is not None:
         progress(todo, todo)

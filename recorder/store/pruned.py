@@ -102,8 +102,8 @@ def retention_lock(layout: Layout, wait: float = LOCK_WAIT) -> Iterator[None]:
     try:
         if not flock_within(fd, wait):
             raise RetentionBusy(
-                f"another process is changing retention in {layout.root} "
-                f"(holds {Path(layout.retention_lock).name}); try again"
+                f"another process is changing retention in {layout.root} or backing it "
+                f"up (holds {Path(layout.retention_lock).name}); try again"
             )
         yield
     finally:

@@ -211,3 +211,45 @@ def test_a_backup_onto_a_full_disk_says_so(folder: Folder, tmp_path: Path) -> No
         with pytest.raises(BackupError, match=r"no space left on .*bk while copying"):
             make_backup(folder.root, disk / "bk")
         assert not list((disk / "bk" / "objects" / "tmp").glob("*"))  # no partial object
+
+
+def test_a_prune_waits_for_a_backup_and_the_backup_holds_every_segment(
+    folder: Folder, tmp_path: Path
+) -> None:
+    """A prune run while a backup copied moved segments out from under it: the backup
+    said "every copy verified" and its checkpoints named segments it did not hold."""
+    from recorder.daemon.maintenance import _prune_here
+    from recorder.store.pruned import RetentionBusy
+    from recorder.store.retention_config import Policy
+
+    tried: list[str] = []
+
+    def prune_meanwhile(done: int, todo: int) -> None:
+        if tried:
+            return
+        try:
+            _prune_here(folder.layout, Policy(max_size=1), "test", None, wait=0.0)
+            tried.append("pruned")
+        except RetentionBusy as exc:
+            tried.append(str(exc))
+
+    make_backup(folder.root, tmp_path / "backup", progress=prune_meanwhile)
+    assert tried and "or backing it up" in tried[0], tried
+    restore_backup(tmp_path / "backup", tmp_path / "restored")  # every checkpoint verifies
+    # once the backup is done, the prune goes ahead
+    result, _event = _prune_here(folder.layout, Policy(max_size=1), "test", None, wait=0.0)
+    assert result.trash is not None
+
+
+def test_a_segment_that_vanishes_during_a_backup_fails_it(folder: Folder, tmp_path: Path) -> None:
+    dest = tmp_path / "backup"
+    make_backup(folder.root, dest)
+    before = Manifest.read(dest)
+    first = list_segments(folder.layout)[0]
+
+    def deleted_meanwhile(done: int, todo: int) -> None:
+        first.unlink(missing_ok=True)  # not by retention: by hand, say
+
+    with pytest.raises(BackupError, match=f"segments/{first.name} vanished while the backup ran"):
+        make_backup(folder.root, dest, progress=deleted_meanwhile)
+    assert Manifest.read(dest) == before  # the previous backup is still the one there
