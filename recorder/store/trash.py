@@ -20,7 +20,7 @@ import orjson
 
 from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write, ensure_private_dir, fsync_dir
-from recorder.store.layout import Layout
+from recorder.store.layout import Layout, compressed_path
 from recorder.store.pruned import read_pruned, write_pruned
 from recorder.store.retention import TrashEntry
 
@@ -90,9 +90,11 @@ def restore_plan(
 ) -> list[tuple[Path, Path]]:
     """The moves (from the trash, back home) that restore `entry`; TrashError naming
     the file when it cannot be restored: missing from the trash, of another size, or
-    its place taken. Caches go to `caches_home` (None: they are skipped, derived). A
-    file an interrupted prune (manifest `state` "moving") never moved is left where it
-    is. Reads only (`persist doctor` asks it of every entry)."""
+    its place taken. Caches go to `caches_home` (None: they are skipped, derived, as is
+    one whose place a rebuilt cache took). A file an interrupted prune (manifest
+    `state` "moving") or restore left at home is left where it is, also once the
+    segment was compressed there since. Reads only (`persist doctor` asks it of every
+    entry)."""
     assert entry.path is not None
     folder = entry.path
     plan: list[tuple[Path, Path]] = []
@@ -107,8 +109,8 @@ def restore_plan(
         except FileNotFoundError:
             if f["kind"] == "cache":
                 continue  # derived: rebuilt when needed
-            if _still_home(dst, int(f["size"])):
-                continue  # an interrupted prune never moved it
+            if _still_home(dst, int(f["size"]), f["kind"] == "segment"):
+                continue  # an interrupted prune never moved it, or a restore moved it back
             raise TrashError(
                 f"trash/{entry.id}: {f['name']} is missing; nothing restored"
             ) from None
@@ -116,8 +118,11 @@ def restore_plan(
             raise TrashError(
                 f"trash/{entry.id}: {f['name']} is {size} bytes, was {f['size']}; nothing restored"
             )
-        if dst.exists():
-            raise TrashError(f"{dst} exists already; nothing restored")
+        if f["kind"] == "cache" and dst.exists():
+            continue  # rebuilt since: derived, the trash's copy goes with the entry
+        taken = dst if dst.exists() else _compressed_home(dst, f["kind"] == "segment")
+        if taken is not None:
+            raise TrashError(f"{taken} exists already; nothing restored")
         plan.append((src, dst))
     return plan
 
@@ -172,11 +177,21 @@ def _caches_home(layout: Layout) -> Path | None:
     return layout.index
 
 
-def _still_home(path: Path, size: int) -> bool:
+def _still_home(path: Path, size: int, segment: bool) -> bool:
+    """Whether the file is at home as it was moved (a segment: or compressed since,
+    which `persist compact` and the recorder do to any closed segment they find)."""
     try:
         return path.stat().st_size == size
     except OSError:
-        return False
+        return _compressed_home(path, segment) is not None
+
+
+def _compressed_home(path: Path, segment: bool) -> Path | None:
+    """A segment's compressed form at home, if it is there."""
+    if not segment:
+        return None
+    packed = compressed_path(path)
+    return packed if packed.exists() else None
 
 
 def empty_trash(layout: Layout, older_than: float, now: float | None = None) -> list[TrashEntry]:

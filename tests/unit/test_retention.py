@@ -569,3 +569,53 @@ def _same_but_active(layout: Layout, before: dict[str, str]) -> bool:
     return {k: v for k, v in after.items() if k != active} == {
         k: v for k, v in before.items() if k != active
     }
+
+
+def test_an_interrupted_prune_is_undone_also_after_its_segments_were_compressed(
+    journal: tuple[Layout, list[Checkpoint]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The segments a killed prune (or a killed `trash restore`) left at home were
+    compressed (`persist compact`, or the recorder after a rotation): `trash restore`
+    then said "seg-000001.jsonl is missing; nothing restored" on every try, and the
+    trashed ones stayed in the trash. A cache rebuilt at home meanwhile (derived) was
+    "exists already" too."""
+    import os
+
+    from recorder.store import retention
+
+    layout, _ = journal
+    records_before = [r.line for r in Store(layout.root).records()]
+    calls = {"n": 0}
+    real_rename = os.rename
+
+    def failing(src: object, dst: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise OSError("killed")
+        real_rename(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(retention.os, "rename", failing)
+    code, _, err = run(capsys, "prune", "--older-than", "5d", "--log-dir", str(layout.root))
+    assert code == 1 and "killed" in err
+    monkeypatch.setattr(retention.os, "rename", real_rename)
+    (entry,) = layout.trash.iterdir()
+    trashed = sorted(p.name for p in (entry / "segments").iterdir())
+    assert trashed[:1] == ["seg-000001.jsonl"] and "seg-000003.jsonl" not in trashed
+    # a `trash restore` killed after it moved seg-000001 home, before its cache; a
+    # reader rebuilt that cache at home meanwhile
+    (entry / "segments" / "seg-000001.jsonl").rename(layout.segments / "seg-000001.jsonl")
+    rebuilt = layout.index / "seg-000001.jsonl.sha256"
+    assert (entry / "metadata_index" / rebuilt.name).exists() and not rebuilt.exists()
+    rebuilt.write_bytes(b"rebuilt by a reader")
+    code, _, err = run(capsys, "compact", "--log-dir", str(layout.root))
+    assert code == 0, err
+    assert (layout.segments / "seg-000001.jsonl.zst").exists()
+    assert (layout.segments / "seg-000003.jsonl.zst").exists()  # never moved, compressed
+    code, _, err = run(capsys, "trash", "restore", entry.name, "--log-dir", str(layout.root))
+    assert code == 0, err
+    assert [r.line for r in Store(layout.root).records()] == records_before
+    assert list(layout.trash.iterdir()) == []
+    for cp in list_checkpoints(layout):
+        assert verify_checkpoint(layout, cp).ok
