@@ -108,6 +108,10 @@ class RecorderOptions:
             check_bind_endpoint(
                 self.publish_endpoint, "--publish-endpoint", allow_public=self.bind_public
             )
+        if self.embedded is EmbeddedMode.YES and self.broker is not None:
+            # the hosted broker binds its subscriber side there: anyone who reaches it
+            # reads every message (AUTO hosts one only on the loopback default)
+            check_bind_endpoint(self.broker, "--broker", allow_public=self.bind_public)
         self._check_curve()
         # `not x > 0` rather than `x <= 0`: NaN is refused too.
         if not self.fsync_interval > 0:

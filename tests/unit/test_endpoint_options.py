@@ -10,7 +10,7 @@ import pytest
 from recorder.bus.endpoints import is_local_endpoint
 from recorder.cli.main import build_parser
 from recorder.cli.record import _options
-from recorder.daemon.options import RecorderOptions, recorder_argv
+from recorder.daemon.options import EmbeddedMode, RecorderOptions, recorder_argv
 from recorder.errors import BadOption
 
 
@@ -43,6 +43,18 @@ def test_a_public_bind_needs_the_flag(tmp_path: Path) -> None:
         log_dir=tmp_path, broker=None, bind=("tcp://0.0.0.0:7000",), bind_public=True
     )
     assert opts.connects == () and opts.describe_endpoints() == "bound at tcp://0.0.0.0:7000"
+
+
+def test_a_hosted_broker_on_a_public_address_needs_the_flag(tmp_path: Path) -> None:
+    """With `--embedded yes` the broker we host binds `--broker` (its subscriber side:
+    whoever reaches it reads every message); it listened on 0.0.0.0 without a word."""
+    for public in ("tcp://0.0.0.0:7001", "tcp://192.0.2.2:7001"):
+        with pytest.raises(BadOption, match=f"--broker {public} would listen beyond"):
+            RecorderOptions(log_dir=tmp_path, broker=public, embedded=EmbeddedMode.YES)
+        RecorderOptions(
+            log_dir=tmp_path, broker=public, embedded=EmbeddedMode.YES, bind_public=True
+        )
+        RecorderOptions(log_dir=tmp_path, broker=public, embedded=EmbeddedMode.NO)  # connects
 
 
 def test_nothing_to_record_is_refused(tmp_path: Path) -> None:
