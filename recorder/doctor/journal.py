@@ -86,10 +86,27 @@ def scan_journal(layout: Layout) -> JournalScan:
     except NotADirectoryError:
         return JournalScan([], checkpoints, skipped, segments_folder=False)
     scans = [
-        scan_segment(path, k < len(paths) - 1, sizes.get(_plain_name(path), ()))
+        _scan_by_number(layout, path, k < len(paths) - 1, sizes.get(_plain_name(path), ()))
         for k, path in enumerate(paths)
     ]
     return JournalScan(scans, checkpoints, skipped)
+
+
+def _scan_by_number(layout: Layout, path: Path, closed: bool, sizes: set[int]) -> SegmentScan:
+    """`scan_segment` of a segment whose file may be replaced by its other form while
+    doctor reads (`persist compact` and the recorder compress closed segments): a file
+    gone is looked up again by number, as `persist backup` does, instead of reported
+    unreadable. One gone in every form stays unreadable (it vanished as doctor read)."""
+    number = segment_number(path.name)
+    for _attempt in range(5):
+        scan = scan_segment(path, closed, sizes)
+        if scan.error is None or path.exists():
+            return scan
+        again = [p for p in list_segments(layout) if segment_number(p.name) == number]
+        if not again:
+            return scan
+        path = again[0]
+    return scan
 
 
 def _lost_words(scan: SegmentScan) -> str:

@@ -557,3 +557,26 @@ def test_a_recorder_starting_moves_aside_a_file_where_its_caches_go(folder: Fold
         assert aside.read_text() == "not a folder"
     finally:
         rec.close()
+
+
+def test_a_segment_compressed_while_doctor_reads_is_not_a_problem(
+    folder: Folder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`persist compact` (or the recorder) swapped a closed segment for its compressed
+    form between doctor's listing and its read: doctor said "cannot be read (No such
+    file or directory)", a problem (exit 9), of a healthy segment."""
+    from recorder.doctor import journal as doctor_journal
+    from recorder.store.compact import compact_segment
+
+    real_scan = doctor_journal.scan_segment
+    swapped: list[str] = []
+
+    def compressed_first(path: Path, closed: bool, sizes: object = ()) -> object:
+        if closed and not swapped and path.name.endswith(".jsonl"):
+            compact_segment(folder.layout, path)  # the plain file is gone from here on
+            swapped.append(path.name)
+        return real_scan(path, closed, sizes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(doctor_journal, "scan_segment", compressed_first)
+    report = run(folder)
+    assert swapped and bad(report) == {}, bad(report)
