@@ -86,7 +86,7 @@ def scan_journal(layout: Layout) -> JournalScan:
     except NotADirectoryError:
         return JournalScan([], checkpoints, skipped, segments_folder=False)
     scans = [
-        _scan_by_number(layout, path, k < len(paths) - 1, sizes.get(_plain_name(path), ()))
+        _scan_by_number(layout, path, k < len(paths) - 1, sizes.get(_plain_name(path), set()))
         for k, path in enumerate(paths)
     ]
     return JournalScan(scans, checkpoints, skipped)
