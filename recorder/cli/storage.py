@@ -47,6 +47,8 @@ def cmd_compact(args: argparse.Namespace) -> int:
     elif report.done:
         ratio = report.size / report.stored if report.stored else 0.0
         print(f"{verb} {total} into {_mib(report.stored)} ({ratio:.1f}:1)")
+    elif report.problems:
+        print(f"none compressed ({report.already} already were; the active one never is)")
     else:
         print(f"nothing to compress ({report.already} already compressed; the active one never)")
     return EXIT_FAILED if report.problems else 0

@@ -373,6 +373,25 @@ def test_a_copy_that_does_not_read_back_keeps_the_original(journal: Path, monkey
     assert everything(journal) == before
 
 
+def test_compact_that_compressed_none_for_a_failure_does_not_say_nothing_was_to_do(
+    journal: Path, monkeypatch, capsys
+) -> None:
+    """On a full disk `persist compact` named the failure, then "nothing to compress"."""
+    import errno
+
+    import recorder.store.compact as compact_module
+    from recorder.cli.main import main
+
+    def full(src: Path, dst: Path, level: int = 3) -> tuple[int, str]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(compact_module, "compress_file", full)
+    assert main(["compact", "--log-dir", str(journal)]) == 1
+    out, err = capsys.readouterr()
+    assert "seg-000001.jsonl not compressed: " in err and "No space left" in err
+    assert "nothing to compress" not in out and out.startswith("none compressed (0 already")
+
+
 def test_a_segment_compressed_between_listing_and_opening_is_read_in_its_new_form(
     journal: Path,
 ) -> None:
