@@ -6,6 +6,10 @@ written is removed, and the error names the file. Once every file is in place,
 every restored file is read back from the disk against the manifest, every checkpoint is verified
 against the restored journal (one read of each segment for all of them), and every
 protected session copy is re-read member by member.
+
+A restore killed part-way (nothing could remove what it wrote) leaves `PARTIAL` in
+DEST_DIR: run again, it empties that folder and starts over; any other folder that
+is not empty is refused.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
 
 _CHUNK = 1 << 20
+PARTIAL = ".restore-backup-unfinished"  # in DEST_DIR until the restore is done
 
 __all__ = ["BackupDamaged", "RestoreResult", "restore_backup"]
 
@@ -62,7 +67,9 @@ def restore_backup(src: Path, dest: Path) -> RestoreResult:
     if dest.exists():
         if not dest.is_dir():
             raise BadOption(f"DEST_DIR {dest} exists and is not a folder")
-        if any(dest.iterdir()):
+        if (dest / PARTIAL).is_file() and not (dest / PARTIAL).is_symlink():
+            _undo(dest, created=False)  # an earlier restore, killed part-way: start over
+        elif any(dest.iterdir()):
             raise BadOption(
                 f"DEST_DIR {dest} is not empty: restore-backup only writes into an empty or "
                 "new folder"
@@ -70,6 +77,15 @@ def restore_backup(src: Path, dest: Path) -> RestoreResult:
     created = not dest.exists()
     ensure_private_dir(dest)
     result = RestoreResult(dest)
+    marker = open_private(dest / PARTIAL, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        os.write(
+            marker, f"persist restore-backup {src} did not finish here; run it again\n".encode()
+        )
+        os.fsync(marker)
+    finally:
+        os.close(marker)
+    fsync_dir(dest)
     try:
         for entry in manifest.files:
             _restore_file(src, dest, entry)
@@ -86,6 +102,8 @@ def restore_backup(src: Path, dest: Path) -> RestoreResult:
         raise
     result.files = len(manifest.files)
     _verify_restored(Layout(dest), result)
+    (dest / PARTIAL).unlink()
+    fsync_dir(dest)
     result.took = time.monotonic() - started
     return result
 

@@ -16,6 +16,7 @@ from recorder.backup.copy import BackupError, make_backup
 from recorder.backup.manifest import Manifest
 from recorder.backup.restore import restore_backup
 from recorder.cli.main import main
+from recorder.errors import BadOption
 from recorder.store.layout import Layout, list_segments
 from tests.demo_journal import DemoWriter
 from tests.log_folder import Folder, add_messages, healthy_folder
@@ -253,3 +254,40 @@ def test_a_segment_that_vanishes_during_a_backup_fails_it(folder: Folder, tmp_pa
     with pytest.raises(BackupError, match=f"segments/{first.name} vanished while the backup ran"):
         make_backup(folder.root, dest, progress=deleted_meanwhile)
     assert Manifest.read(dest) == before  # the previous backup is still the one there
+
+
+def test_a_restore_killed_part_way_is_finished_by_running_it_again(
+    folder: Folder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A killed `restore-backup` (nothing removed what it wrote) left a half-restored
+    folder, and running it again was refused: "DEST_DIR ... is not empty"."""
+    import recorder.backup.restore as backup_restore
+
+    dest = tmp_path / "backup"
+    make_backup(folder.root, dest)
+    target = tmp_path / "restored"
+    real_restore_file = backup_restore._restore_file
+    calls = {"n": 0}
+
+    def killed_at_the_third(src: Path, to: Path, entry: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # as a kill: the undo below never runs
+        real_restore_file(src, to, entry)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backup_restore, "_restore_file", killed_at_the_third)
+    monkeypatch.setattr(backup_restore, "_undo", lambda dest, created: None)
+    with pytest.raises(KeyboardInterrupt):
+        restore_backup(dest, target)
+    assert (target / backup_restore.PARTIAL).is_file()
+    monkeypatch.undo()
+    (target / "stray").write_bytes(b"left by the killed run")
+    result = restore_backup(dest, target)
+    assert not result.problems and result.checkpoints == 3
+    assert not (target / backup_restore.PARTIAL).exists()
+    assert not (target / "stray").exists()
+    other = tmp_path / "someone-elses"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(BadOption, match="is not empty"):
+        restore_backup(dest, other)  # no marker: never emptied
