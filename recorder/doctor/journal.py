@@ -20,6 +20,7 @@ from recorder.store.checkpoints import (
     list_checkpoints,
     verify_checkpoint,
 )
+from recorder.store.compact import compactor_at_work, leftovers
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
 from recorder.store.linecheck import CHECK_VERSION, cached_check, identity_of
 from recorder.store.marks import (
@@ -147,6 +148,20 @@ def journal_findings(
         ]
     if not scans:
         return [Finding(Area.JOURNAL, "journal.segments", Severity.OK, "no journal here yet")]
+    left = leftovers(layout)
+    if left and not compactor_at_work(layout):
+        names = ", ".join(f"{name} ({why})" for name, why in left[:_MAX_NAMED])
+        more = f" and {len(left) - _MAX_NAMED} more" if len(left) > _MAX_NAMED else ""
+        out.append(
+            Finding(
+                Area.JOURNAL,
+                "journal.compaction-leftover",
+                Severity.WARNING,
+                f"an interrupted compaction left {names}{more} in segments/: the records "
+                "are in the segments kept, this only takes room",
+                f"persist compact --log-dir {layout.root}",
+            )
+        )
     numbers = [segment_number(s.path.name) or 0 for s in scans]
     absent = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
     pruned = pruned_by_number(layout)  # moved to the trash by retention: not lost

@@ -109,24 +109,48 @@ def compact_lock(layout: Layout) -> Iterator[bool]:
         os.close(fd)
 
 
-def repair(layout: Layout) -> list[str]:
-    """Remove what an interrupted pass left (call with the lock held): `.zst.tmp` files,
-    and a compressed copy whose plain original is still there. Returns what was done."""
-    done: list[str] = []
+def leftovers(layout: Layout) -> list[tuple[str, str]]:
+    """(file name, why it can go) of what an interrupted pass left in segments/: a
+    `.zst.tmp` file, or a compressed copy whose plain original is still there."""
     try:
         names = sorted(p.name for p in layout.segments.iterdir())
-    except FileNotFoundError:
-        return done
+    except OSError:
+        return []
     present = set(names)
+    found = []
     for name in names:
-        path = layout.segments / name
         if name.endswith(COMPRESSED_SUFFIX + TMP_SUFFIX):
-            path.unlink(missing_ok=True)
-            done.append(f"removed {name} (a compression that did not finish)")
+            found.append((name, "a compression that did not finish"))
         elif name.endswith(COMPRESSED_SUFFIX) and name[: -len(COMPRESSED_SUFFIX)] in present:
-            path.unlink(missing_ok=True)
+            found.append((name, f"its original {name[: -len(COMPRESSED_SUFFIX)]} is kept"))
+    return found
+
+
+def compactor_at_work(layout: Layout) -> bool:
+    """Whether a compactor holds `compact.lock` now (its `.zst.tmp` is being written);
+    asked without creating the lock file (doctor only reads)."""
+    try:
+        fd = os.open(layout.compact_lock, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def repair(layout: Layout) -> list[str]:
+    """Remove what an interrupted pass left (`leftovers`; call with the lock held).
+    Returns what was done."""
+    done: list[str] = []
+    for name, why in leftovers(layout):
+        (layout.segments / name).unlink(missing_ok=True)
+        if not name.endswith(TMP_SUFFIX):
             _drop_caches(layout, name)
-            done.append(f"removed {name} (its original {name[: -len(COMPRESSED_SUFFIX)]} is kept)")
+        done.append(f"removed {name} ({why})")
     if done:
         fsync_dir(layout.segments)
     return done

@@ -580,3 +580,25 @@ def test_a_segment_compressed_while_doctor_reads_is_not_a_problem(
     monkeypatch.setattr(doctor_journal, "scan_segment", compressed_first)
     report = run(folder)
     assert swapped and bad(report) == {}, bad(report)
+
+
+def test_what_an_interrupted_compaction_left_is_named_and_persist_compact_removes_it(
+    folder: Folder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A compaction killed part-way left `seg-N.jsonl.zst.tmp` (up to 64 MiB) that only
+    the next compaction removed; doctor said nothing of it."""
+    import fcntl
+
+    first = list_segments(folder.layout)[0]
+    tmp = first.with_name(first.name + ".zst.tmp")
+    tmp.write_bytes(b"\x28\xb5\x2f\xfd half a frame")
+    found = finding(run(folder), "journal.compaction-leftover")
+    assert found.severity is Severity.WARNING
+    assert f"{tmp.name} (a compression that did not finish)" in found.summary
+    assert found.fix == f"persist compact --log-dir {folder.root}"
+    with open(folder.layout.compact_lock, "a") as lock:  # a compactor at work: its own file
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert "journal.compaction-leftover" not in bad(run(folder))
+    assert main(["compact", "--log-dir", str(folder.root)]) == 0
+    assert f"removed {tmp.name}" in capsys.readouterr().err
+    assert not tmp.exists() and "journal.compaction-leftover" not in bad(run(folder))
