@@ -200,8 +200,13 @@ class ScanCache:
         )
 
 
-def _entry(read: Callable[[], Transcript]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
-    """A file's listing entry (what a worker process sends back: no message bodies).
+Entry = tuple[dict[str, Any], dict[str, str], list[str]] | None
+
+
+def _entry(read: Callable[[], Transcript]) -> Entry:
+    """A file's listing entry (what a worker process sends back: no message bodies);
+    None when the file's values are nested too deep for the reader (a file is
+    untrusted: it must never stop the others from being listed).
 
     The cyclic garbage collector is paused while the file is read: its parsed lines are
     hundreds of thousands of dicts and lists with no cycles among them (reference
@@ -210,6 +215,8 @@ def _entry(read: Callable[[], Transcript]) -> tuple[dict[str, Any], dict[str, st
     gc.disable()
     try:
         t = read()
+    except RecursionError:
+        return None
     finally:
         if paused:
             gc.enable()
@@ -219,9 +226,7 @@ def _entry(read: Callable[[], Transcript]) -> tuple[dict[str, Any], dict[str, st
 POOL_MIN_BYTES = 32 << 20  # less to read than this: starting processes costs more than it saves
 
 
-def _read_all(
-    todo: list[Unit], workers: int
-) -> list[tuple[dict[str, Any], dict[str, str], list[str]]]:
+def _read_all(todo: list[Unit], workers: int) -> list[Entry]:
     if workers <= 1 or len(todo) < 8 or sum(u.size for u in todo) < POOL_MIN_BYTES:
         return [_entry(u.read) for u in todo]
     from concurrent.futures import ProcessPoolExecutor
@@ -231,7 +236,7 @@ def _read_all(
     order = sorted(range(len(todo)), key=lambda i: todo[i].size, reverse=True)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         done = list(pool.map(_entry, [todo[i].read for i in order], chunksize=1))
-    entries: list[tuple[dict[str, Any], dict[str, str], list[str]]] = [done[0]] * len(todo)
+    entries: list[Entry] = [done[0]] * len(todo)
     for i, entry in zip(order, done, strict=True):
         entries[i] = entry
     return entries
@@ -264,7 +269,11 @@ def scan(roots: Roots, cache_path: Path | None = None, *, workers: int = 1) -> S
             found.append((unit, session))
         else:
             todo.append(unit)
-    for unit, (data, own, errors) in zip(todo, _read_all(todo, workers), strict=True):
+    for unit, read in zip(todo, _read_all(todo, workers), strict=True):
+        if read is None:
+            result.problems.append(f"{unit.path} is nested too deep to read; left out")
+            continue
+        data, own, errors = read
         fresh[str(unit.path)] = {"key": unit.key, "session": data, "summaries": own}
         result.read += 1
         result.problems.extend(errors)

@@ -28,7 +28,7 @@ from recorder.errors import PersistError
 from recorder.sources import claude, codex, gemini
 from recorder.sources.copies import restore_to, session_dir
 from recorder.sources.discover import read_session
-from recorder.sources.jsonl import iter_objects, read_bytes
+from recorder.sources.jsonl import dump_line, iter_objects, json_text, read_bytes
 from recorder.sources.listing import SessionRow
 from recorder.sources.model import ReadReport, Session, SessionMessage, Source, Transcript
 from recorder.store.fsutil import open_private
@@ -144,6 +144,21 @@ def _check(back: Transcript, t: Transcript, msg: SessionMessage, new_id: str, pa
         )
 
 
+def _too_deep(path: Path, what: str) -> str:
+    return (
+        f"cannot fork {path}: {what} is nested too deep to be written again "
+        "(deeper than JSON writers go); nothing was written"
+    )
+
+
+def _line(obj: dict[str, object], path: Path, what: str) -> bytes:
+    """`obj` as a line of the fork (`dump_line`), or a ForkError naming `what`."""
+    line = dump_line(obj)
+    if line is None:
+        raise ForkError(_too_deep(path, what))
+    return line
+
+
 def _fork_claude(t: Transcript, msg: SessionMessage, folder: Path, new_id: str) -> Path:
     cut = next(i for i, e in enumerate(t.raw_chain) if e["uuid"] == msg.uuid)
     chain = t.raw_chain[: cut + 1]
@@ -160,7 +175,7 @@ def _fork_claude(t: Transcript, msg: SessionMessage, folder: Path, new_id: str) 
                 line["logicalParentUuid"] = previous
         elif line.get("parentUuid") not in written:
             line["parentUuid"] = previous  # the original chain had a gap (a lost line)
-        out.append(orjson.dumps(line) + b"\n")
+        out.append(_line(line, t.session.path, f"the line of message {e['uuid']}"))
         written.add(e["uuid"])
         previous = e["uuid"]
     title = t.session.title or t.session.first_prompt or "session"
@@ -188,8 +203,15 @@ def _fork_gemini(t: Transcript, msg: SessionMessage, folder: Path, new_id: str) 
         "kind": "main",
         "messages": records,
     }
+    try:
+        data = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
+    except TypeError:  # nested deeper than orjson writes: the stdlib, compact
+        text = json_text(doc)
+        if text is None:
+            raise ForkError(_too_deep(t.session.path, "a message")) from None
+        data = text.encode()
     path = folder / f"session-{stamp}-{new_id[:8]}.json"
-    _write_new(path, [orjson.dumps(doc, option=orjson.OPT_INDENT_2)])
+    _write_new(path, [data])
     return path
 
 
@@ -203,7 +225,7 @@ def _fork_codex(t: Transcript, msg: SessionMessage, folder: Path, new_id: str) -
             break
         if obj.get("type") == "session_meta" and isinstance(obj.get("payload"), dict):
             obj["payload"] = {**obj["payload"], "id": new_id, "forked_from_id": t.session.id}
-        out.append(orjson.dumps(obj) + b"\n")
+        out.append(_line(obj, t.session.path, f"line {number}"))
     stamp = datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
     path = folder / f"rollout-{stamp}-{new_id}.jsonl"
     _write_new(path, out)

@@ -195,28 +195,64 @@ def cut_text(text: str, limit: int) -> str:
     return f"{text[:limit]}\n[… {len(text) - limit:,} more characters not kept here]"
 
 
+TOO_DEEP = "[nested too deep to show]"
+TEXT_DEPTH = 64  # levels of lists and parts `text_of` walks into before giving up
+
+
+def json_text(value: Any) -> str | None:
+    """`value` as compact JSON text: by orjson, else (nested deeper than the 255
+    levels orjson writes) by the stdlib json module; None when neither can write it
+    (the stdlib stops at the interpreter's recursion limit)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        pass
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except (RecursionError, ValueError, TypeError):
+        return None
+
+
+def dump_line(value: Any) -> bytes | None:
+    """`value` as one JSONL line (newline included), written by `json_text`'s rules;
+    None when it cannot be written."""
+    text = json_text(value)
+    if text is None:
+        return None
+    try:
+        return text.encode() + b"\n"
+    except UnicodeEncodeError:
+        return None
+
+
 def text_of(value: Any, limit: int = 1 << 20) -> str:
     """Readable text out of a string, a list of parts/blocks, or anything else; at
-    most `limit` characters of it (`cut_text`)."""
+    most `limit` characters of it (`cut_text`). A value nested more than
+    `TEXT_DEPTH` levels (a file may hold up to the 1,024 orjson reads) is shown as
+    `TOO_DEEP` below that level."""
+    return _text(value, limit, 0)
+
+
+def _text(value: Any, limit: int, depth: int) -> str:
     if isinstance(value, str):
         return cut_text(value, limit)
+    if value is None:
+        return ""
+    if depth >= TEXT_DEPTH:
+        return TOO_DEEP
     if isinstance(value, list):
-        parts = [text_of(v, limit) for v in value]
+        parts = [_text(v, limit, depth + 1) for v in value]
         return cut_text("\n".join(p for p in parts if p), limit)
     if isinstance(value, dict):
         for key in ("text", "output", "content", "error", "message"):
             if key in value:
-                return text_of(value[key], limit)
+                return _text(value[key], limit, depth + 1)
         if "functionResponse" in value:
-            return text_of(value["functionResponse"], limit)
+            return _text(value["functionResponse"], limit, depth + 1)
         if "response" in value:
-            return text_of(value["response"], limit)
-    if value is None:
-        return ""
-    try:
-        return cut_text(orjson.dumps(value).decode(), limit)
-    except TypeError:
-        return cut_text(str(value), limit)
+            return _text(value["response"], limit, depth + 1)
+    text = json_text(value)
+    return TOO_DEEP if text is None else cut_text(text, limit)
 
 
 def as_list(value: Any) -> list[Any]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-from recorder.sources.jsonl import parse_time, time_span
+import orjson
+
+from recorder.sources.jsonl import TOO_DEEP, dump_line, parse_time, text_of, time_span
 
 
 def test_time_span_is_the_span_of_every_stamp_parsed() -> None:
@@ -30,3 +32,20 @@ def test_time_span_is_the_span_of_every_stamp_parsed() -> None:
         times = [t for s in stamps if (t := parse_time(s)) is not None]
         expected = (min(times), max(times)) if times else (None, None)
         assert time_span(stamps) == expected, stamps
+
+
+def test_text_of_a_value_nested_as_deep_as_orjson_reads() -> None:
+    """orjson reads 1,023 levels but writes 255, and Python recurses about 1,000 deep:
+    the text of any value a file can hold is a string, never an exception."""
+    for depth in (300, 1023):
+        deep_list = orjson.loads("[" * depth + '"x"' + "]" * depth)
+        deep_object = orjson.loads('{"k":' * depth + '"v"' + "}" * depth)
+        assert text_of(deep_list) == TOO_DEEP
+        assert text_of([deep_object]) in (TOO_DEEP, '{"k":' * depth + '"v"' + "}" * depth)
+        assert text_of({"content": deep_list}) == TOO_DEEP
+    # deeper than orjson writes, within what the stdlib writes: written in full
+    deep = orjson.loads('{"k":' * 300 + '"v"' + "}" * 300)
+    assert text_of([deep]) == '{"k":' * 300 + '"v"' + "}" * 300
+    line = dump_line({"a": deep})
+    assert line is not None and orjson.loads(line) == {"a": deep}
+    assert dump_line({"a": orjson.loads("[" * 1023 + "]" * 1023)}) is None

@@ -1,0 +1,107 @@
+"""Agent folders holding what no agent writes but a file system allows: values nested
+as deep as orjson reads, named pipes and symlink loops where session files are looked
+for. Each is one file's problem: every other session is still listed, exported,
+protected and forked, and no command hangs or ends in a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.session_fixtures import ClaudeSession, text, tool_use
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def persist(tmp: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    roots = [
+        "--claude-root",
+        str(tmp / "claude"),
+        "--gemini-root",
+        str(tmp / "gemini"),
+        "--codex-root",
+        str(tmp / "codex"),
+        "--log-dir",
+        str(tmp / "log"),
+    ]
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *args, *roots],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def listed(tmp: Path) -> dict[str, dict]:
+    out = persist(tmp, "sessions", "--json")
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    return {row["id"]: row for row in json.loads(out.stdout)}
+
+
+def plain(tmp: Path, cwd: str = "/home/me/plain") -> ClaudeSession:
+    s = ClaudeSession(tmp / "claude", cwd=cwd)
+    s.user("an ordinary question")
+    s.assistant(text("an ordinary answer"))
+    s.write()
+    return s
+
+
+def deep_session(tmp: Path, depth: int) -> ClaudeSession:
+    """A Claude session whose tool call's input and tool result are nested `depth`
+    levels deep (valid JSON: orjson reads up to 1,024)."""
+    s = ClaudeSession(tmp / "claude", cwd="/home/me/deep")
+    s.user("call the tool")
+    s.assistant(text("calling"), tool_use("Bash", {"command": "DEEP-LIST"}, "t1"))
+    s.tool_result("t1", ["DEEP-OBJECT"])
+    s.assistant(text("done"))
+    for line in s.lines:  # no usage: the listing estimates the context from the texts
+        line.get("message", {}).pop("usage", None)
+    s.write()
+    assert s.path is not None
+    deep_list = "[" * depth + '"x"' + "]" * depth
+    deep_object = '{"k":' * depth + '"v"' + "}" * depth
+    raw = s.path.read_text()
+    s.path.write_text(raw.replace('"DEEP-LIST"', deep_list).replace('"DEEP-OBJECT"', deep_object))
+    return s
+
+
+def test_a_session_nested_1000_deep_is_listed_and_never_stops_the_others(
+    tmp_path: Path,
+) -> None:
+    deep = deep_session(tmp_path, 1000)
+    other = plain(tmp_path)
+    rows = listed(tmp_path)
+    assert set(rows) == {deep.session_id, other.session_id}
+    assert rows[deep.session_id]["messages"] == 4
+    out = persist(tmp_path, "export", "--session", deep.session_id, "-o", str(tmp_path / "d.md"))
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    exported = (tmp_path / "d.md").read_text()
+    assert "nested too deep" in exported and "done" in exported
+    out = persist(tmp_path, "protect", "--all", "--json")
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert all(r["protected"] for r in listed(tmp_path).values())
+    out = persist(tmp_path, "monitor", "--once")
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    # a fork must write the deep line again: no JSON writer goes 1,000 levels deep
+    assert deep.path is not None
+    before = sorted(os.listdir(deep.path.parent))
+    out = persist(tmp_path, "fork", deep.session_id, "--at", "2")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "nested too deep" in out.stderr
+    assert sorted(os.listdir(deep.path.parent)) == before  # nothing written
+
+
+def test_a_session_nested_300_deep_forks(tmp_path: Path) -> None:
+    """Deeper than orjson writes (255), so the fork's lines are written by the stdlib."""
+    deep = deep_session(tmp_path, 300)
+    out = persist(tmp_path, "fork", deep.session_id, "--at", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    forked = json.loads(out.stdout)
+    assert forked["forked"] and forked["messages"] == 3
+    assert listed(tmp_path)[forked["id"]]["messages"] == 3
