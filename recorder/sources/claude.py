@@ -35,7 +35,7 @@ from recorder.sources.claude_messages import (
     is_sidechain,
     usage_tokens,
 )
-from recorder.sources.jsonl import iter_objects, read_bytes, time_span
+from recorder.sources.jsonl import is_regular, iter_objects, read_bytes, time_span
 from recorder.sources.model import (
     ReadReport,
     Session,
@@ -145,7 +145,8 @@ def projects(root: Path) -> Iterator[ProjectFiles]:
                     found.orphan_nested += subagent_files(Path(f"{entry.path}.jsonl"))
                 continue
             if _AGENT_NAME.match(entry.name):
-                found.flat_agents.append(Path(entry.path))
+                if is_regular(entry):
+                    found.flat_agents.append(Path(entry.path))
             elif entry.is_file():  # `<sessionId>.jsonl`, or any name: the id is in the lines
                 found.sessions.append(Path(entry.path))
         yield found

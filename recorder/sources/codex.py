@@ -18,6 +18,7 @@ import orjson
 from recorder.sources.jsonl import (
     FileState,
     estimate_tokens,
+    is_regular,
     iter_objects,
     parse_time,
     read_bytes,
@@ -59,8 +60,9 @@ def rollouts(root: Path) -> Iterator[Path]:
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames.sort()
             for name in sorted(filenames):
-                if name.startswith("rollout-") and name.endswith(".jsonl"):
-                    yield Path(dirpath, name)
+                path = Path(dirpath, name)
+                if name.startswith("rollout-") and name.endswith(".jsonl") and is_regular(path):
+                    yield path
 
 
 def thread_names(root: Path) -> dict[str, str]:

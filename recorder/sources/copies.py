@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -88,6 +89,9 @@ def _copy_file(
     try:
         st = os.stat(source)
     except OSError:
+        result.missing.append(str(source))
+        return
+    if not stat.S_ISREG(st.st_mode):  # a named pipe would block the copy: not a file
         result.missing.append(str(source))
         return
     versions: list[dict[str, Any]] = entry.setdefault("versions", [])

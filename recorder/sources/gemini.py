@@ -25,10 +25,12 @@ import orjson
 from recorder.sources.jsonl import (
     as_list,
     estimate_tokens,
+    is_regular,
     iter_objects,
     loads_repaired,
     parse_time,
     read_bytes,
+    read_small,
     text_of,
     time_span,
 )
@@ -61,9 +63,10 @@ class GeminiProject:
 
 def _project_paths(root: Path) -> dict[str, str]:
     """folder name -> absolute project path, from projects.json (slug folders)."""
+    raw = read_small(root / "projects.json")
     try:
-        data = orjson.loads((root / "projects.json").read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        data = orjson.loads(raw) if raw is not None else None
+    except orjson.JSONDecodeError:
         return {}
     found: dict[str, str] = {}
     projects = data.get("projects") if isinstance(data, dict) else None
@@ -100,14 +103,17 @@ def projects(root: Path) -> Iterator[GeminiProject]:
         except OSError:
             continue
         path = known.get(folder.name, "")
+        raw = read_small(Path(folder.path, ".project_root"), 1 << 16)
         try:
-            marker = Path(folder.path, ".project_root").read_text(encoding="utf-8").strip()
+            marker = raw.decode("utf-8").strip() if raw is not None else ""
             path = marker or path
-        except (OSError, UnicodeDecodeError):
+        except UnicodeDecodeError:
             pass
         found = GeminiProject(Path(folder.path), path)
         for entry in chats:
-            if entry.name.startswith("session-") and entry.name.endswith((".json", ".jsonl")):
+            name = entry.name
+            chat = name.startswith("session-") and name.endswith((".json", ".jsonl"))
+            if chat and is_regular(entry):
                 found.chats.append(Path(entry.path))
         yield found
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,16 +38,25 @@ class FileState:
         return cls(st.st_size, st.st_mtime_ns, st.st_ino)
 
 
+# O_NONBLOCK: opening a named pipe waits for a writer without it (a regular file
+# ignores the flag); O_NOCTTY: a terminal device never becomes ours
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+
+
 def read_bytes(path: Path, report: ReadReport, limit: int | None = None) -> tuple[bytes, FileState]:
     """The file's bytes up to its size when opened (or `limit`); b"" when it cannot be
-    read (named in `report.errors`)."""
+    read or is not a regular file (a named pipe, a device, a folder: never waited on),
+    named in `report.errors`."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
         report.errors.append(f"{path} cannot be read ({exc.strerror})")
         return b"", FileState(0, 0, 0)
     try:
         st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            report.errors.append(f"{path} is not a regular file; skipped")
+            return b"", FileState(0, 0, 0)
         size = st.st_size if limit is None else min(st.st_size, limit)
         chunks = []
         pos = 0
@@ -62,6 +72,24 @@ def read_bytes(path: Path, report: ReadReport, limit: int | None = None) -> tupl
         return b"", FileState(0, 0, 0)
     finally:
         os.close(fd)
+
+
+def read_small(path: Path, limit: int = 16 << 20) -> bytes | None:
+    """A small file of an agent's folder (settings, a registry entry, a marker), or
+    None when it is absent, unreadable or not a regular file (`read_bytes`' rules:
+    never blocks on a named pipe); at most `limit` bytes."""
+    report = ReadReport()
+    data, _ = read_bytes(path, report, limit)
+    return None if report.errors else data
+
+
+def is_regular(path: Path | os.DirEntry[str]) -> bool:
+    """Whether `path` is a regular file (symlinks followed); False for anything else,
+    and when it cannot be told (a symlink loop, a vanished file)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

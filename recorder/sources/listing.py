@@ -17,6 +17,7 @@ import orjson
 from recorder.errors import PersistError
 from recorder.sources.copies import list_copies, restore_to, session_dir
 from recorder.sources.discover import Roots, read_session, scan
+from recorder.sources.jsonl import read_small
 from recorder.sources.model import Session, Source, Transcript
 from recorder.store.layout import Layout
 
@@ -64,9 +65,12 @@ class Retention:
 
 
 def _json(path: Path) -> dict[str, object]:
+    raw = read_small(path)
+    if raw is None:
+        return {}
     try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -13,7 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.session_fixtures import ClaudeSession, text, tool_use
+from recorder.sources.jsonl import read_bytes
+from recorder.sources.model import ReadReport
+from tests.session_fixtures import (
+    ClaudeSession,
+    codex_rollout,
+    gemini_legacy,
+    gemini_messages,
+    gemini_project,
+    new_uuid,
+    text,
+    tool_use,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -105,3 +116,50 @@ def test_a_session_nested_300_deep_forks(tmp_path: Path) -> None:
     forked = json.loads(out.stdout)
     assert forked["forked"] and forked["messages"] == 3
     assert listed(tmp_path)[forked["id"]]["messages"] == 3
+
+
+def one_of_each(tmp: Path) -> set[str]:
+    """A session of each agent, in regular files; their ids."""
+    claude_id = plain(tmp).session_id
+    gemini_id = new_uuid()
+    gemini_legacy(gemini_project(tmp / "gemini", "/home/me/gem"), gemini_id, gemini_messages(2))
+    codex_id = "019a085e-0000-7000-8000-00000000abcd"
+    codex_rollout(tmp / "codex", codex_id, 2)
+    return {claude_id, gemini_id, codex_id}
+
+
+def test_named_pipes_where_files_are_read_are_skipped_never_waited_on(tmp_path: Path) -> None:
+    """Opening a named pipe for reading waits for a writer: a pipe at any path the
+    readers look at hung `persist sessions` until it was killed."""
+    ids = one_of_each(tmp_path)
+    claude, gemini, codex = (tmp_path / n for n in ("claude", "gemini", "codex"))
+    project = next((claude / "projects").iterdir())
+    other = gemini / "tmp" / "other"
+    (other / "chats").mkdir(parents=True)
+    (claude / "sessions").mkdir()
+    day = codex / "sessions" / "2026" / "01" / "10"
+    for pipe in (
+        project / f"{new_uuid()}.jsonl",
+        project / "agent-a1b2c3d4.jsonl",  # a 2.0.x sub-agent file
+        claude / "sessions" / "123.json",  # the registry of running sessions
+        claude / "settings.json",
+        gemini / "settings.json",
+        gemini / "projects.json",
+        other / ".project_root",
+        other / "chats" / "session-2026-01-10T12-00-0b23371a.json",
+        day / "rollout-2026-01-10T13-00-00-019a085e-0000-7000-8000-00000000ffff.jsonl",
+        codex / "session_index.jsonl",
+    ):
+        os.mkfifo(pipe)
+    out = persist(tmp_path, "sessions", "--json", timeout=30)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert {row["id"] for row in json.loads(out.stdout)} == ids
+    out = persist(tmp_path, "protect", "--all", timeout=30)
+    assert out.returncode == 0, out.stderr
+    for sid in ids:
+        out = persist(tmp_path, "export", "--session", sid, "-o", str(tmp_path / "s.md"))
+        assert out.returncode == 0, out.stderr
+    # a reader handed a pipe names it in its report
+    report = ReadReport()
+    assert read_bytes(codex / "session_index.jsonl", report)[0] == b""
+    assert report.errors == [f"{codex / 'session_index.jsonl'} is not a regular file; skipped"]
