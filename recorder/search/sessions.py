@@ -126,7 +126,7 @@ def _walk(path: str, out: list[Any]) -> None:
 def _read(source: Source, path: Path, unit: Unit | None, project_path: str = "") -> Transcript:
     """A session file in full (a Claude listing read has no messages: read it again)."""
     if source is Source.CLAUDE:
-        return claude.read_transcript(path, flat_agents=sorted(path.parent.glob("agent-*.jsonl")))
+        return claude.read_transcript(path, flat_agents=claude.flat_agent_files(path.parent))
     if unit is not None:
         return unit.read_all()
     if source is Source.GEMINI:

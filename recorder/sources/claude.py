@@ -147,7 +147,7 @@ def projects(root: Path) -> Iterator[ProjectFiles]:
             if _AGENT_NAME.match(entry.name):
                 if is_regular(entry):
                     found.flat_agents.append(Path(entry.path))
-            elif entry.is_file():  # `<sessionId>.jsonl`, or any name: the id is in the lines
+            elif is_regular(entry):  # `<sessionId>.jsonl`, or any name: the id is in the lines
                 found.sessions.append(Path(entry.path))
         yield found
 
@@ -164,7 +164,20 @@ def subagent_files(session_file: Path) -> list[Path]:
     base = session_file.with_suffix("") / "subagents"
     if not base.is_dir():
         return []
-    return sorted(p for p in base.rglob("agent-*.jsonl") if p.is_file())
+    try:
+        found = [p for p in base.rglob("agent-*.jsonl") if is_regular(p)]
+    except OSError:  # a folder below that cannot be listed (rglob stops there)
+        return []
+    return sorted(found)
+
+
+def flat_agent_files(folder: Path) -> list[Path]:
+    """The 2.0.x sub-agent transcripts of a project folder (`agent-*.jsonl`), regular
+    files only (a symlink loop or a named pipe with that name is not one)."""
+    try:
+        return sorted(p for p in folder.glob("agent-*.jsonl") if is_regular(p))
+    except OSError:
+        return []
 
 
 # -- reading one file ---------------------------------------------------------------------

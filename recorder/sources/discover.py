@@ -19,7 +19,6 @@ from typing import Any
 import orjson
 
 from recorder.sources import claude, codex, gemini
-from recorder.sources.jsonl import is_regular
 from recorder.sources.model import (
     Session,
     SessionMessage,
@@ -322,7 +321,7 @@ def _dedupe(found: list[tuple[Unit, Session]]) -> list[Session]:
 def read_session(session: Session) -> Transcript:
     """A listed session in full."""
     if session.source is Source.CLAUDE:
-        flat = sorted(p for p in session.path.parent.glob("agent-*.jsonl") if is_regular(p))
+        flat = claude.flat_agent_files(session.path.parent)
         return claude.read_transcript(session.path, flat_agents=flat)
     if session.source is Source.GEMINI:
         return gemini.read_transcript(session.path, session.project_path)

@@ -163,3 +163,58 @@ def test_named_pipes_where_files_are_read_are_skipped_never_waited_on(tmp_path: 
     report = ReadReport()
     assert read_bytes(codex / "session_index.jsonl", report)[0] == b""
     assert report.errors == [f"{codex / 'session_index.jsonl'} is not a regular file; skipped"]
+
+
+def test_symlink_loops_where_session_files_are_looked_for_are_skipped(tmp_path: Path) -> None:
+    """`ln -s self.jsonl self.jsonl` in a Claude project folder made `sessions`,
+    `protect` and `search` fail as a whole ("Too many levels of symbolic links")."""
+    from tests.demo_journal import build_demo
+
+    ids = one_of_each(tmp_path)
+    claude, gemini, codex = (tmp_path / n for n in ("claude", "gemini", "codex"))
+    project = next((claude / "projects").iterdir())
+    s = ClaudeSession(claude, cwd="/home/me/plain")  # a session with a >= 2.1.2 sub-agent
+    s.user("search the web")
+    s.assistant(text("asking a sub-agent"))
+    s.write()
+    assert s.path is not None
+    agents = s.path.with_suffix("") / "subagents"
+    agents.mkdir(parents=True)
+    sub = ClaudeSession(claude, session_id=s.session_id, sidechain=True, agent_id="a1234567")
+    sub.path = agents / "agent-a1234567.jsonl"
+    sub.user("find it")
+    sub.assistant(text("found it"))
+    sub.write()
+    ids.add(s.session_id)
+    chats = next((gemini / "tmp").iterdir()) / "chats"
+    day = codex / "sessions" / "2026" / "01" / "10"
+    for link, target in (
+        (project / "self.jsonl", "self.jsonl"),
+        (project / "agent-loop.jsonl", "agent-loop.jsonl"),
+        (project / "dangling.jsonl", "/nonexistent/x.jsonl"),
+        (agents / "agent-self.jsonl", "agent-self.jsonl"),
+        (agents / "loop", ".."),  # a folder loop below subagents/
+        (claude / "projects" / "-loop", "../.."),  # a project folder that is the root
+        (
+            chats / "session-2026-01-10T12-00-loop0000.json",
+            "session-2026-01-10T12-00-loop0000.json",
+        ),
+        (chats / "loop", "."),
+        (day / "rollout-2026-01-10T13-00-00-019a085e-0000-7000-8000-00000000eeee.jsonl", "x"),
+        (day / "loop", ".."),
+    ):
+        os.symlink(target, link)
+    os.symlink("x", day / "x")  # the rollout's name leads to a loop
+    rows = listed(tmp_path)
+    assert set(rows) == ids
+    assert rows[s.session_id]["messages"] == 2
+    out = persist(tmp_path, "protect", "--all")
+    assert out.returncode == 0, out.stderr
+    demo = build_demo(tmp_path / "log")
+    out = persist(tmp_path, "search", "--json", "source:claude ordinary")
+    assert out.returncode == 0 and demo.is_dir(), out.stderr
+    assert "Traceback" not in out.stderr and "doctor" not in out.stderr
+    hits = json.loads(out.stdout)["hits"]
+    assert {h["session"] for h in hits} == {
+        next(i for i in ids if rows[i]["title"] == "an ordinary question")
+    }
