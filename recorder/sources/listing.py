@@ -143,7 +143,18 @@ class GitState:
             return None
         try:
             out = subprocess.run(
-                ["git", "-C", project, "status", "--porcelain", "--untracked-files=no"],
+                # --no-optional-locks: only read the user's repository (a plain status
+                # refreshes .git/index under index.lock, which a git command the
+                # user runs meanwhile would fail on)
+                [
+                    "git",
+                    "--no-optional-locks",
+                    "-C",
+                    project,
+                    "status",
+                    "--porcelain",
+                    "--untracked-files=no",
+                ],
                 capture_output=True,
                 timeout=min(self.per_call, left),
                 check=False,

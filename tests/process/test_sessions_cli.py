@@ -365,6 +365,31 @@ def test_uncommitted_changes_are_asked_of_git_for_every_project(tmp_path: Path) 
     assert {ids[i]: row["uncommitted_changes"] for i, row in rows.items()} == states
 
 
+def test_asking_git_never_writes_the_projects_index(tmp_path: Path) -> None:
+    """A plain `git status` refreshes `.git/index` when a file's stat changed (taking
+    `index.lock`, which a git command the user runs meanwhile fails on): asked with
+    `--no-optional-locks`, the user's repository is only read."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    for args in (["init", "-q"], ["add", "a.txt"], ["commit", "-q", "-m", "first"]):
+        if args[0] == "add":
+            (project / "a.txt").write_text("one\n")
+        subprocess.run(
+            ["git", "-c", "user.email=t@t", "-c", "user.name=t", "-C", str(project), *args],
+            check=True,
+            capture_output=True,
+        )
+    later = time.time() + 5  # the same content, a newer stat: git would refresh the index
+    os.utime(project / "a.txt", (later, later))
+    index = project / ".git" / "index"
+    before = (index.stat().st_mtime_ns, index.read_bytes())
+    s = ClaudeSession(tmp_path / "claude", cwd=str(project))
+    s.user("work")
+    s.write()
+    assert listed(tmp_path)[s.session_id]["uncommitted_changes"] is False
+    assert (index.stat().st_mtime_ns, index.read_bytes()) == before
+
+
 def test_a_title_holding_a_secret_is_listed_redacted(tmp_path: Path) -> None:
     """A first prompt is a session's title: an API key in it is listed as
     `[REDACTED:kind]`, in the table and in `--json`; the agent's file is left as it is."""
