@@ -336,6 +336,7 @@ def _export_session(args: argparse.Namespace) -> int:
     from recorder.export.session import export_session, messages_up_to, which_messages
     from recorder.export.writers import ExportError
     from recorder.sources.copies import CopyError
+    from recorder.sources.jsonl import TEXT_LIMIT, was_cut
     from recorder.sources.listing import find_session, read_row
 
     if args.checkpoint or args.from_checkpoint or args.to_checkpoint or args.all:
@@ -366,6 +367,12 @@ def _export_session(args: argparse.Namespace) -> int:
         return fail(str(exc))
     which = which_messages(shown, len(transcript.messages))
     say(f"exported {stats.messages} messages ({key}, {which}) as {args.format} to {where}")
+    cut = sum(1 for m in shown if was_cut(m.text) or was_cut(m.thinking))
+    if cut:
+        say(
+            f"warning: {cut} message(s) exported with a text cut at {TEXT_LIMIT:,} characters "
+            "(each says where and how much); the agent's own file holds them whole"
+        )
     return 0
 
 

@@ -215,12 +215,21 @@ def time_span(stamps: list[Any]) -> tuple[float | None, float | None]:
     return (min(times), max(times)) if times else (None, None)
 
 
+TEXT_LIMIT = 1 << 20  # characters of one text a reader keeps (`text_of`)
+_CUT = re.compile(r"\n\[… [0-9,]+ more characters not kept here\]")
+
+
 def cut_text(text: str, limit: int) -> str:
     """`text`, or its first `limit` characters and a line saying how many more there
     were (a message's text is published, indexed and exported: never cut unseen)."""
     if len(text) <= limit:
         return text
     return f"{text[:limit]}\n[… {len(text) - limit:,} more characters not kept here]"
+
+
+def was_cut(text: str) -> bool:
+    """Whether `text` holds the line `cut_text` puts where it cut."""
+    return "more characters not kept here]" in text and _CUT.search(text) is not None
 
 
 TOO_DEEP = "[nested too deep to show]"
@@ -253,7 +262,7 @@ def dump_line(value: Any) -> bytes | None:
         return None
 
 
-def text_of(value: Any, limit: int = 1 << 20) -> str:
+def text_of(value: Any, limit: int = TEXT_LIMIT) -> str:
     """Readable text out of a string, a list of parts/blocks, or anything else; at
     most `limit` characters of it (`cut_text`). A value nested more than
     `TEXT_DEPTH` levels (a file may hold up to the 1,024 orjson reads) is shown as

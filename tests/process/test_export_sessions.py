@@ -269,3 +269,33 @@ def test_a_secret_in_the_first_prompt_is_redacted_in_the_title_too(tmp_path: Pat
     assert raw.returncode == 0, raw.stderr
     assert raw.stdout.startswith(f"# deploy with {REDACTED[:-1]}&#93;\n")
     assert f"> deploy with {SECRET}" in raw.stdout  # the message as it was said
+
+
+def test_a_text_cut_at_the_readers_limit_is_said_on_stderr(tmp_path: Path) -> None:
+    """A message's text over 1,048,576 characters is exported cut (with a line saying
+    how much is missing); stderr says how many messages were cut, and nothing when
+    none was."""
+    s = ClaudeSession(tmp_path / "claude", cwd="/home/me/big")
+    s.user("x" * (1 << 20) + "y" * 10)  # over by ten characters
+    s.assistant(text("a short answer"))
+    s.user("again")
+    s.assistant(text("z" * ((1 << 20) + 5)))
+    s.write()
+    out = persist(tmp_path, "export", "--session", s.session_id, "-o", str(tmp_path / "s.md"))
+    assert out.returncode == 0, out.stderr
+    exported = (tmp_path / "s.md").read_text()
+    assert "[… 10 more characters not kept here" in exported
+    warnings = [line for line in out.stderr.splitlines() if "cut at" in line]
+    assert warnings == [
+        "persist: warning: 2 message(s) exported with a text cut at 1,048,576 characters "
+        "(each says where and how much); the agent's own file holds them whole"
+    ]
+    out = persist(
+        tmp_path, "export", "--session", s.session_id, "--at", "0", "-o", str(tmp_path / "t.md")
+    )
+    assert out.returncode == 0 and out.stderr.count("cut at") == 1, out.stderr
+    small = ClaudeSession(tmp_path / "claude", cwd="/home/me/small")
+    small.user("short")
+    small.write()
+    out = persist(tmp_path, "export", "--session", small.session_id, "-o", str(tmp_path / "u.md"))
+    assert out.returncode == 0 and "cut at" not in out.stderr, out.stderr
