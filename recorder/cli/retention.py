@@ -27,12 +27,14 @@ def _json(value: Any) -> None:
 
 # -- checkpoints, pin, unpin ---------------------------------------------------------------
 def cmd_checkpoints(args: argparse.Namespace) -> int:
-    from recorder.store.checkpoints import list_checkpoints
+    from recorder.store.checkpoints import journal_and_session_checkpoints
     from recorder.store.pins import PinsUnreadable, read_pins
 
     layout = Layout(Path(args.log_dir))
     skipped: list[str] = []
-    cps = list_checkpoints(layout, skipped)
+    # the session monitor's checkpoints name a protected copy of an agent's session,
+    # not a journal range: listed after the journal's, marked, never pinned or pruned
+    cps, of_sessions = journal_and_session_checkpoints(layout, skipped)
     try:
         pins = read_pins(layout)
         unknown = None
@@ -57,12 +59,25 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
                     }
                     for cp in cps
                 ],
+                "session_checkpoints": [
+                    {
+                        "id": cp.id,
+                        "label": cp.label,
+                        "reason": cp.reason,
+                        "created": cp.created,
+                        "session": cp.session.key,
+                        "copy_version": cp.session.copy_version,
+                        "messages": cp.session.messages,
+                    }
+                    for cp in of_sessions
+                    if cp.session is not None
+                ],
                 "pins_without_checkpoint": sorted(set(pins) - known),
                 "pins_unreadable": None if unknown is None else str(unknown),
             }
         )
         return 0 if unknown is None else fail(str(unknown))
-    if not cps:
+    if not cps and not of_sessions:
         print(f"no checkpoints in {layout.root}")
     width = max((len(cp.id) for cp in cps), default=0)  # ids end with their label's slug
     for cp in cps:
@@ -71,6 +86,15 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
         print(
             f"{mark}  {cp.id:<{width}}  seq {cp.seq:>9}  {cp.messages:>8} msgs  "
             f"{_iso(cp.created)}{label}"
+        )
+    width = max((len(cp.id) for cp in of_sessions), default=0)
+    for cp in of_sessions:
+        if cp.session is None:
+            continue
+        label = f"  {cp.label}" if cp.label else ""
+        print(
+            f"session {cp.id:<{width}}  {cp.session.key}  copy v{cp.session.copy_version}  "
+            f"{cp.session.messages:>8} msgs  {_iso(cp.created)}{label}"
         )
     for cp_id in sorted(set(pins) - known):
         print(f"pinned  {cp_id}  (checkpoint no longer exists; `persist unpin` it)")

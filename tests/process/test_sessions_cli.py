@@ -419,6 +419,36 @@ def test_the_message_count_leaves_out_the_agents_system_notes_only(tmp_path: Pat
     assert "a compaction's summary, a local command's output" in " ".join(readme.split())
 
 
+def test_checkpoints_lists_the_session_monitors_checkpoints_too(tmp_path: Path) -> None:
+    """`persist checkpoints` lists every checkpoint: the monitor's, which name a copy of
+    an agent's session and no journal range, after the journal's, marked `session`."""
+    s = make_claude(tmp_path)
+    out = persist(tmp_path, "monitor", "--once")
+    assert out.returncode == 0, out.stderr
+    log = str(tmp_path / "log")
+    shown = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "checkpoints", "--log-dir", log],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("session ")
+    assert f"claude:{s.session_id}  copy v1" in lines[0] and " 9 msgs " in lines[0]
+    shown = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "checkpoints", "--json", "--log-dir", log],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    data = json.loads(shown.stdout)
+    assert data["checkpoints"] == []  # the journal's: the ones pin, restore and prune use
+    [cp] = data["session_checkpoints"]
+    assert (cp["session"], cp["copy_version"], cp["messages"]) == (f"claude:{s.session_id}", 1, 9)
+    assert lines[0].split()[1] == cp["id"]
+
+
 def test_a_title_holding_a_secret_is_listed_redacted(tmp_path: Path) -> None:
     """A first prompt is a session's title: an API key in it is listed as
     `[REDACTED:kind]`, in the table and in `--json`; the agent's file is left as it is."""
