@@ -511,3 +511,25 @@ def test_a_copy_protected_before_sub_agents_were_listed_still_lists(tmp_path: Pa
     s.path.unlink()  # the agent's cleanup: only our copy holds it now
     rows = listed(tmp_path)
     assert rows[s.session_id]["deleted_by_agent"] and rows[s.session_id]["messages"] == 9
+
+
+def test_search_finds_sessions_with_no_journal_yet_but_makes_no_folder_for_a_typo(
+    tmp_path: Path,
+) -> None:
+    """`persist sessions` needs no recorder; `persist search` refused "no journal in"
+    until a recorder had run once. A log folder named that does not exist is still
+    refused, and nothing is made there."""
+    s = ClaudeSession(tmp_path / "claude")
+    s.user("a pomodoro timer in rust, please")
+    s.write()
+    (tmp_path / "log").mkdir(mode=0o700)  # a log folder no recorder wrote in yet
+    out = persist(tmp_path, "search", "pomodoro", "--json")
+    assert out.returncode == 0, out.stderr
+    assert "no journal in" in out.stderr and "searching the agents' sessions only" in out.stderr
+    [hit] = json.loads(out.stdout)["hits"]
+    assert "pomodoro" in hit["snippet"] and hit["source"] == "claude"
+    assert not (tmp_path / "log" / "segments").exists()  # the index only: no journal made
+    shutil.rmtree(tmp_path / "log")
+    out = persist(tmp_path, "search", "pomodoro")
+    assert out.returncode == 1 and "(a folder that does not exist)" in out.stderr
+    assert not (tmp_path / "log").exists()
