@@ -86,6 +86,8 @@ KNOWN = CONVERSATION | frozenset(
     ]
 )
 _AGENT_NAME = re.compile(r"\Aagent-[A-Za-z0-9_-]+\.jsonl\Z")
+# `<sessionId>.jsonl`: the id `claude --resume` looks the file up by
+_SESSION_STEM = re.compile(r"\A[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z")
 
 
 def default_root() -> Path:
@@ -248,7 +250,10 @@ def parse_file(path: Path, limit: int | None = None) -> ParsedFile:
         elif kind not in KNOWN:
             report.unknown_types[kind] = report.unknown_types.get(kind, 0) + 1
     parsed.first_ts, parsed.last_ts = time_span(stamps)
-    if not parsed.session_id:
+    if not parsed.session_id or _SESSION_STEM.match(path.stem):
+        # a file named by a session id is that session (`claude --resume` finds it by
+        # its name), whatever id its first lines carry: history copied in from another
+        # session keeps that one's id, which would list it as the other session
         parsed.session_id = path.stem
     parsed.subagent = bool(entries) and all(e.get("isSidechain") is True for e in entries)
     return parsed

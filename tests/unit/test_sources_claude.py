@@ -14,7 +14,7 @@ from recorder.sources import claude
 from recorder.sources.discover import Roots, scan
 from recorder.sources.jsonl import read_bytes
 from recorder.sources.model import ReadReport, Sender, Transcript, session_to_json
-from tests.session_fixtures import ClaudeSession, text, thinking, tool_use
+from tests.session_fixtures import ClaudeSession, new_uuid, text, thinking, tool_use
 
 LISTING_CHECKS: list[str] = []
 
@@ -429,3 +429,32 @@ def test_a_text_too_long_to_keep_whole_says_what_was_left_out(tmp_path: Path) ->
     kept, note = m.text.rsplit("\n", 1)
     assert kept == "y" * (1 << 20)
     assert note == "[… 12,345 more characters not kept here]"
+
+
+def test_a_file_named_by_a_session_id_is_that_session_whatever_its_first_lines_say(
+    tmp_path: Path,
+) -> None:
+    """History copied in from another session keeps that session's id on its lines:
+    the file was listed under the other id (hiding the other file), and the resume
+    command printed for it resumed the other file."""
+    original = ClaudeSession(tmp_path)
+    original.user("the original question")
+    original.assistant(text("the original answer"))
+    original.write()
+    assert original.path is not None
+    copy = ClaudeSession(
+        tmp_path, session_id=original.session_id, path=original.path.parent / f"{new_uuid()}.jsonl"
+    )
+    copy.lines.extend(original.lines)  # copied history, the original's sessionId on each line
+    copy.last = original.last
+    copy.user("and a new question here")
+    copy.write()
+    assert copy.path is not None
+    found = {s.id: s for s in scan(Roots(tmp_path, None, None)).sessions}
+    assert set(found) == {original.session_id, copy.path.stem}
+    assert (
+        found[copy.path.stem].path == copy.path and found[original.session_id].path == original.path
+    )
+    assert (
+        found[copy.path.stem].message_count == 3 and found[original.session_id].message_count == 2
+    )
