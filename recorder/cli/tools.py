@@ -7,6 +7,7 @@ the warnings, and `export --session` writes through the same output path as a ra
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import stat
 import sys
@@ -33,6 +34,7 @@ from recorder.cli.common import (
     progress_bar,
     say,
 )
+from recorder.errors import BadOption
 from recorder.store.layout import Layout
 
 if TYPE_CHECKING:
@@ -222,6 +224,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inside_the_journal(path: Path, log_dir: Path) -> str | None:
+    """Why writing `path` (symlinks resolved) would overwrite the log folder's own files,
+    or None: anywhere in it but `exports/` (where persist-tui writes), or a hard link to
+    one of its files. `current_session.jsonl` leads to the segment being written."""
+    try:
+        root = log_dir.resolve()
+    except OSError:
+        return None
+    if root in path.parents:
+        exports = root / "exports"
+        if exports not in path.parents:
+            return f"is inside the log folder {root} (its exports/ folder is the place for it)"
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if st.st_nlink > 1:
+        for folder in (root / "segments", root / "checkpoints"):
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(folder):
+                    other = entry.stat(follow_symlinks=False)
+                    if (other.st_ino, other.st_dev) == (st.st_ino, st.st_dev):
+                        return f"is a hard link to {folder.name}/{entry.name} of {root}"
+    return None
+
+
 def _write_output(
     args: argparse.Namespace, write: Callable[[IO[bytes], Progress | None], ExportStats]
 ) -> tuple[ExportStats, str]:
@@ -235,6 +263,10 @@ def _write_output(
     progress = progress_bar("exporting") if show else None
     if args.output and args.output != "-":
         path = Path(os.path.realpath(args.output))  # through a symlink, not over it
+        log_dir = getattr(args, "log_dir", None)
+        problem = _inside_the_journal(path, Path(log_dir)) if log_dir else None
+        if problem is not None:
+            raise BadOption(f"-o {args.output} {problem}: write it elsewhere")
         try:
             special = not stat.S_ISREG(os.stat(path).st_mode)
         except FileNotFoundError:

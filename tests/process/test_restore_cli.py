@@ -87,3 +87,52 @@ def test_an_export_into_a_folder_that_is_not_there_names_the_output(tmp_path: Pa
         assert out.stderr == f"persist: cannot write {target}: {why}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "logs"]
     assert (root / "segments").is_dir()
+
+
+def test_an_export_never_writes_over_the_journal_it_reads(tmp_path: Path) -> None:
+    """`-o <log>/current_session.jsonl` (a link to the segment being written) replaced
+    that segment with Markdown, exit 0: its messages were lost. Anywhere in the log
+    folder but exports/, and a hard link to a segment, is refused (exit 2), untouched."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    root = tmp_path / "logs"
+    journal(root)
+
+    def digests() -> dict[str, str]:
+        return {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((root / "segments").iterdir())
+        }
+
+    before = digests()
+    first = sorted((root / "segments").iterdir())[0]
+    linked = tmp_path / "linked.jsonl"
+    os.link(first, linked)
+    export_all = [sys.executable, "-m", "recorder.cli", "export", "--all", "--format", "md"]
+    export_all += ["--log-dir", str(root), "--allow-damage"]
+    for target, why in (
+        (root / "current_session.jsonl", f"is inside the log folder {root.resolve()}"),
+        (root / "segments" / first.name, "is inside the log folder"),
+        (root / "notes.md", "is inside the log folder"),
+        (linked, f"is a hard link to segments/{first.name}"),
+    ):
+        out = subprocess.run(
+            [*export_all, "-o", str(target)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode == 2, out.stderr
+        assert why in out.stderr and out.stderr.count("\n") == 1, out.stderr
+    assert digests() == before and not (root / "notes.md").exists()
+    (root / "exports").mkdir(mode=0o700)
+    out = subprocess.run(
+        [*export_all, "-o", str(root / "exports" / "all.md")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr  # exports/ is where persist-tui writes them too
