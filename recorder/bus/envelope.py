@@ -99,15 +99,17 @@ class GapTracker:
         return hole
 
 
-def read_envelope(obj: Any) -> dict[str, Any] | None:
-    """The envelope of a parsed payload, if it carries a well-formed one (see above)."""
+def read_envelope(obj: Any, first: int = 1) -> dict[str, Any] | None:
+    """The envelope of a parsed payload, if it carries a well-formed one (see above);
+    `first`: the lowest seq it may carry (a heartbeat's is the last seq sent: 0 before
+    the first message)."""
     if type(obj) is not dict:
         return None
     env = obj.get(ENVELOPE_KEY)
     if type(env) is not dict or not _FIELDS.issuperset(env):
         return None
     pub, seq = env.get("pub"), env.get("seq")
-    if type(pub) is not str or type(seq) is not int or not 1 <= seq < MAX_SEQ:
+    if type(pub) is not str or type(seq) is not int or not first <= seq < MAX_SEQ:
         return None
     if not 1 <= len(pub) <= 128 or not pub.isprintable():
         return None
@@ -140,5 +142,5 @@ def envelope_in_head(payload: bytes) -> dict[str, Any] | None:
 
 def read_heartbeat(obj: Any) -> dict[str, Any] | None:
     """A publisher heartbeat's envelope (`"hb": true`), or None for anything else."""
-    env = read_envelope(obj)
+    env = read_envelope(obj, first=0)  # `Publisher` beats from its start: seq 0 then
     return env if env is not None and env.get("hb") is True and "replay_of" not in env else None

@@ -79,6 +79,23 @@ def test_publisher_holes_and_tail_loss_become_gap_records(tmp_path: Path) -> Non
     assert rec.counters.gaps == 2 and rec.counters.missed == 5
 
 
+def test_heartbeats_before_the_first_message_are_heartbeats(tmp_path: Path) -> None:
+    """`Publisher` beats from its start with seq 0 (nothing sent yet): those were journaled
+    as messages on `_persist.heartbeat`, found by search, counted by stats and exported."""
+    clock = Clock()
+    rec = make(tmp_path, clock)
+    feed(rec, clock, heartbeat("p", 0), heartbeat("p", 0))
+    feed(rec, clock, env_msg("p", 1))
+    rec.close()
+    kinds = [
+        r["kind"]
+        for r in journal_records(tmp_path / "logs")
+        if r["kind"] not in ("segment", "event")
+    ]
+    assert kinds == ["heartbeat", "heartbeat", "msg"]
+    assert rec.counters.heartbeats == 2 and rec.counters.gaps == 0 and rec.journal.messages == 1
+
+
 def test_foreign_and_forged_envelopes_never_open_a_gap_or_change_a_count(tmp_path: Path) -> None:
     clock = Clock()
     rec = make(tmp_path, clock)
