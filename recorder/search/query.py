@@ -33,6 +33,7 @@ from recorder.errors import BadOption
 from recorder.search.unicode61 import FOLDS, WORD_RANGES
 
 _AGE_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Scripts written without spaces between words (Chinese, Japanese, Korean): each of
 # their characters is a word of its own, in the index (`fts_text`) as in queries, so
@@ -422,6 +423,8 @@ def parse_query(
                 continue
             key = FIELD_KEYS[piece.key]
             value = piece.text.lower()
+            if _SURROGATE.search(value):  # a byte that is not UTF-8 (from the shell)
+                raise QueryError(f"{piece.key}: value is not valid UTF-8")
             if key == "tier" and value not in ("1", "2", "3", "4", "5", "6"):
                 raise QueryError(f"tier:{piece.text} is not a tier number (ACE tiers are 1-6)")
             if key == "has":

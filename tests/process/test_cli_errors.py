@@ -60,6 +60,8 @@ BAD = [
     (["send", "agents.x", "hi", "--agent", "x" * 201], USAGE, "--agent must be 1 to 200"),
     (["search", "since:0001-01-01"], USAGE, "time '0001-01-01' is out of range"),
     (["search", "tier:7"], USAGE, "tier:7 is not a tier number"),
+    (["search", "from:\udcff"], USAGE, "from: value is not valid UTF-8"),
+    (["search", "topic:a\udcfe"], USAGE, "topic: value is not valid UTF-8"),
     (["stats", "--since", "0001-01-01"], USAGE, "out of range"),
     (["record", "--log-dir", ""], USAGE, "--log-dir: an empty folder name"),
     (["status", "--log-dir", " "], USAGE, "--log-dir: an empty folder name"),
