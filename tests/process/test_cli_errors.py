@@ -86,7 +86,7 @@ BAD = [
     (["search", "--limit", "0", "x"], USAGE, "--limit"),
     (["search", "--fuzzy", "--no-fuzzy", "x"], USAGE, "--no-fuzzy"),
     (["search", "x", "--log-dir", "{file}"], USAGE, "--log-dir"),
-    (["search", "x"], FAILED, "no journal"),
+    (["search", "x", "--log-dir", "{file}-gone"], FAILED, "(a folder that does not exist)"),
     (["stats", "--since", "someday"], USAGE, "cannot read time"),
     (["stats", "--since", "1h", "--until", "2h"], USAGE, "--since 1h is not before --until 2h"),
     (["pin", ""], FAILED, "an empty checkpoint name"),
