@@ -207,7 +207,7 @@ class SearchEngine:
         if count:
             result.total = self._count(match, where, params)
         else:
-            fetched = max(limit, RANK_WINDOW + 1)
+            fetched = max(limit, RANK_WINDOW) + 1  # one more than can be shown: "more"
             result.total = min(matched, fetched - 1)
             result.total_exact = matched < fetched
         use_fuzzy = query.fuzzy if fuzzy is None else fuzzy
@@ -273,9 +273,9 @@ class SearchEngine:
         query: Query | None = None,
     ) -> tuple[list[_Row], int]:
         """(the best `limit` rows, how many matched: exact when below the fetch limit,
-        max(limit, RANK_WINDOW + 1))."""
+        max(limit, RANK_WINDOW) + 1)."""
         cond = " AND ".join(where) or "1"
-        window = max(limit, RANK_WINDOW + 1)
+        window = max(limit, RANK_WINDOW) + 1
         if match is None:
             sql = f"SELECT d.id FROM docs d WHERE {cond} ORDER BY d.id DESC LIMIT {window}"
             ids = [r[0] for r in self.index.query(sql, params)]

@@ -409,3 +409,18 @@ def test_the_python_search_expands_home_and_refuses_a_folder_without_a_journal(
     with pytest.raises(NoJournal, match="no journal in"):
         search(tmp_path / "nowhere", "deployment")
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_limit_above_the_ranking_window_counts_every_match_it_shows(tmp_path: Path) -> None:
+    """`--limit 300` over exactly 300 matches said "299+ exact matches, 300 shown"."""
+    from tests.demo_journal import DemoWriter
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root)
+    for i in range(300):
+        w.message(BASE_TS + i, "alice", f"alpha number {i}")
+    w.close()
+    whole = search(root, "alpha", limit=300)
+    assert len(whole.hits) == 300 and whole.total == 300 and whole.total_exact
+    part = search(root, "alpha", limit=250)
+    assert len(part.hits) == 250 and part.total == 250 and not part.total_exact  # "250+"
