@@ -92,6 +92,15 @@ def _index_failures(
     return run
 
 
+def _utc(ts: float | None) -> str:
+    """A time as this command prints it: UTC to the second, marked `Z` (since:/until:
+    read local time unless they end in `Z` too)."""
+    from recorder.export.render import iso
+
+    text = iso(ts)[:19]
+    return f"{text}Z" if text else "-"
+
+
 def _no_journal(log_dir: str) -> bool:
     return not (Path(log_dir) / "segments").is_dir()
 
@@ -109,7 +118,7 @@ def _sessions_only(log_dir: str) -> bool:
 
 @_index_failures
 def cmd_search(args: argparse.Namespace) -> int:
-    from recorder.export.render import clean, fit_cells, iso
+    from recorder.export.render import clean, fit_cells
     from recorder.search.engine import SearchEngine
     from recorder.search.query import QueryError, parse_query
 
@@ -158,7 +167,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         mark = "~" if hit.fuzzy else " "
         who = clean(hit.sender or hit.kind, newlines=False)
         print(
-            f"{mark}{hit.seq if hit.seq is not None else '-':>9}  {iso(hit.ts)[:19]}  "
+            f"{mark}{hit.seq if hit.seq is not None else '-':>9}  {_utc(hit.ts)}  "
             f"{fit_cells(who, 12)} {fit_cells(clean(hit.topic, newlines=False), 18)} {snippet}"
         )
         if hit.origin is not None:
@@ -335,7 +344,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 @_index_failures
 def cmd_stats(args: argparse.Namespace) -> int:
-    from recorder.export.render import clean, iso
+    from recorder.export.render import clean
     from recorder.search.engine import SearchEngine
     from recorder.search.query import QueryError, parse_time
     from recorder.search.stats import collect_stats
@@ -361,7 +370,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         when = f" since {args.since}" if args.since else ""
         print(f"no {what}{when}{f' until {args.until}' if args.until else ''}")
         return 0
-    print(f"{stats.records:,} {what}, {iso(stats.first_ts)[:19]} → {iso(stats.last_ts)[:19]}")
+    print(f"{stats.records:,} {what}, {_utc(stats.first_ts)} → {_utc(stats.last_ts)}")
     for key, rows in stats.by.items():
         print(f"\nby {key}:")
         shown = rows if len(rows) == args.top + 1 else rows[: args.top]  # not "(1 more)"

@@ -26,7 +26,7 @@ import re
 import time
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import Enum
 
 from recorder.errors import BadOption
@@ -329,6 +329,8 @@ def _parse_time(value: str, now: float, tz: tzinfo | None) -> float:
     m = _AGE_RE.match(value.lower())
     if m:
         return now - float(m.group(1)) * _AGE_UNITS[m.group(2)]
+    if value[-1:] in ("Z", "z") and value[:-1]:  # UTC, as `persist search` prints times
+        value, tz = value[:-1], UTC
     today = datetime.fromtimestamp(now, tz)
     for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,8 @@ def test_search_json_text_and_no_match(demo: Path) -> None:
     lines = text.stdout.splitlines()
     assert lines and all("coder" in ln for ln in lines if not ln.startswith(" " * 12))
     assert lines[0].startswith("~")  # a typo: the hits are marked fuzzy
+    # times in UTC, marked so (since:/until: read local time unless they end in Z)
+    assert re.search(r"\s\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s", lines[0]), lines[0]
     assert "checkpoint before:" in text.stdout
     assert "fuzzy (~): migraton → migration" in text.stderr
     none = persist("search", "--log-dir", str(demo), "--no-fuzzy", "zzyzx")

@@ -89,6 +89,20 @@ def test_dates_and_ages() -> None:
     assert q("since:2h").empty is False
 
 
+def test_a_time_ending_in_z_is_utc_whatever_the_local_zone() -> None:
+    """`persist search` prints times in UTC; they read local time when typed back."""
+    from datetime import timedelta, timezone
+
+    tokyo = timezone(timedelta(hours=9))
+    local = parse_query("since:2024-05-14T16:24", now=TS, tz=tokyo)
+    utc = parse_query("since:2024-05-14T16:24Z", now=TS, tz=tokyo)
+    assert utc.since == datetime(2024, 5, 14, 16, 24, tzinfo=UTC).timestamp()
+    assert local.since == datetime(2024, 5, 14, 16, 24, tzinfo=tokyo).timestamp()
+    assert parse_query("until:11:30z", now=TS, tz=tokyo).until == (
+        datetime(2024, 5, 15, 11, 30, tzinfo=UTC).timestamp()
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [
