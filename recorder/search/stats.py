@@ -1,7 +1,9 @@
 """Metadata counts from the search index: per sender, topic, chain type and ACE tier.
 
 Senders and topics are counted as the index keeps them, case-folded (as `from:` and
-`topic:` match them): `ReviewBot` and `reviewbot` are one sender here."""
+`topic:` match them): `ReviewBot` and `reviewbot` are one sender here. Only the
+journal's records are counted: the agents' session files the index also holds would
+count the same conversation twice (once from the bus, once from the agent's file)."""
 
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ def collect_stats(
     until: float | None = None,
     all_kinds: bool = False,
 ) -> Stats:
-    where = ["1"] if all_kinds else ["msg = 1"]
+    where = ["origin IS NULL"] if all_kinds else ["msg = 1 AND origin IS NULL"]
     params: list[Any] = []
     if since is not None:
         where.append("ts >= ?")

@@ -184,3 +184,33 @@ def test_an_exclusion_starting_with_h_is_a_query_not_help(tmp_path: Path) -> Non
     assert persist("search", "-has:secret", "deploy", "--log-dir", str(demo)).returncode == 0
     usage = persist("search", "-h")
     assert usage.returncode == 0 and usage.stdout.startswith("usage: persist search")
+
+
+def test_stats_count_the_journal_not_the_agents_session_files(demo: Path, tmp_path: Path) -> None:
+    """A Claude session file in the agent's folder made `persist stats` count its
+    messages with the journal's (with hooks installed, every message twice)."""
+    from tests.session_fixtures import ClaudeSession
+
+    claude = tmp_path / "claude"  # the agent's default folder (CLAUDE_CONFIG_DIR)
+    env = {**os.environ, "CLAUDE_CONFIG_DIR": str(claude), "PERSIST_LOG_DIR": "/nonexistent"}
+    cli = [sys.executable, "-m", "recorder.cli"]
+    s = ClaudeSession(claude)
+    s.user("a question from the agent's own file")
+    s.write()
+
+    def run(*args: str) -> dict[str, object]:
+        out = subprocess.run(
+            [*cli, *args, "--json", "--log-dir", str(demo)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert out.returncode == 0, out.stderr
+        return dict(orjson.loads(out.stdout))
+
+    hits = run("search", "question", "source:claude")["hits"]
+    assert isinstance(hits, list) and len(hits) == 1  # indexed, searchable
+    messages = [r for r in open_store(demo).records() if r.is_message]
+    got = run("stats")
+    assert got["records"] == len(messages) and "user" not in dict(got["sender"])  # type: ignore[call-overload]
