@@ -34,7 +34,8 @@ from tests.session_fixtures import (
 pytestmark = pytest.mark.timeout(180)
 
 
-def persist(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def persist(tmp: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The real CLI on the agent folders and log folder under `tmp`."""
     roots = [
         "--claude-root",
         str(tmp / "claude"),
@@ -49,7 +50,7 @@ def persist(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "recorder.cli", *args, *roots],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
     )
 
 

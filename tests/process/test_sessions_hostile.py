@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from recorder.sources.jsonl import read_bytes
 from recorder.sources.model import ReadReport
+from tests.process.test_sessions_cli import persist
 from tests.session_fixtures import (
     ClaudeSession,
     codex_rollout,
@@ -27,25 +26,6 @@ from tests.session_fixtures import (
 )
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def persist(tmp: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    roots = [
-        "--claude-root",
-        str(tmp / "claude"),
-        "--gemini-root",
-        str(tmp / "gemini"),
-        "--codex-root",
-        str(tmp / "codex"),
-        "--log-dir",
-        str(tmp / "log"),
-    ]
-    return subprocess.run(
-        [sys.executable, "-m", "recorder.cli", *args, *roots],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def listed(tmp: Path) -> dict[str, dict]:

@@ -526,25 +526,21 @@ def test_every_position_handed_to_the_writer_counts_the_messages_before_it(
     assert len(handed) > 6  # rotations happened inside batches
 
 
-def test_a_prune_interrupted_midway_is_undone_by_trash_restore(
-    journal: tuple[Layout, list[Checkpoint]],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A prune killed between two renames (simulated: the 8th rename fails) leaves a
-    trash entry in state "moving"; restoring it puts everything back as it was."""
+def prune_killed_at_rename(
+    layout: Layout, n: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """`persist prune --older-than 5d` killed at its `n`th rename (that rename fails);
+    returns its trash entry, left in state "moving"."""
     import os
 
     from recorder.store import retention
 
-    layout, _ = journal
-    segs, cps = digests(layout.segments), digests(layout.checkpoints)
     calls = {"n": 0}
     real_rename = os.rename
 
     def failing(src: object, dst: object) -> None:
         calls["n"] += 1
-        if calls["n"] == 8:
+        if calls["n"] == n:
             raise OSError("killed")
         real_rename(src, dst)  # type: ignore[arg-type]
 
@@ -553,6 +549,19 @@ def test_a_prune_interrupted_midway_is_undone_by_trash_restore(
     assert code == 1 and "killed" in err
     monkeypatch.setattr(retention.os, "rename", real_rename)
     (entry,) = layout.trash.iterdir()
+    return entry
+
+
+def test_a_prune_interrupted_midway_is_undone_by_trash_restore(
+    journal: tuple[Layout, list[Checkpoint]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A prune killed between two renames (simulated: the 8th rename fails) leaves a
+    trash entry in state "moving"; restoring it puts everything back as it was."""
+    layout, _ = journal
+    segs, cps = digests(layout.segments), digests(layout.checkpoints)
+    entry = prune_killed_at_rename(layout, 8, capsys, monkeypatch)
     assert orjson.loads((entry / "manifest.json").read_bytes())["state"] == "moving"
     code, _, err = run(capsys, "trash", "restore", entry.name, "--log-dir", str(layout.root))
     assert code == 0, err
@@ -581,26 +590,9 @@ def test_an_interrupted_prune_is_undone_also_after_its_segments_were_compressed(
     then said "seg-000001.jsonl is missing; nothing restored" on every try, and the
     trashed ones stayed in the trash. A cache rebuilt at home meanwhile (derived) was
     "exists already" too."""
-    import os
-
-    from recorder.store import retention
-
     layout, _ = journal
     records_before = [r.line for r in Store(layout.root).records()]
-    calls = {"n": 0}
-    real_rename = os.rename
-
-    def failing(src: object, dst: object) -> None:
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise OSError("killed")
-        real_rename(src, dst)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(retention.os, "rename", failing)
-    code, _, err = run(capsys, "prune", "--older-than", "5d", "--log-dir", str(layout.root))
-    assert code == 1 and "killed" in err
-    monkeypatch.setattr(retention.os, "rename", real_rename)
-    (entry,) = layout.trash.iterdir()
+    entry = prune_killed_at_rename(layout, 5, capsys, monkeypatch)
     trashed = sorted(p.name for p in (entry / "segments").iterdir())
     assert trashed[:1] == ["seg-000001.jsonl"] and "seg-000003.jsonl" not in trashed
     # a `trash restore` killed after it moved seg-000001 home, before its cache; a
