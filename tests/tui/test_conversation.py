@@ -45,6 +45,16 @@ def long_journal(root: Path) -> None:
     w.close()
 
 
+async def conversation_of_the_first_checkpoint(pilot: Any) -> ConversationView:
+    """Enter on the highlighted checkpoint: the conversation view it opens."""
+    await settle(pilot)
+    await pilot.press("enter")
+    await settle(pilot)
+    conv = pilot.app.screen
+    assert isinstance(conv, ConversationScreen)
+    return conv.view
+
+
 def screen_text(view: ConversationView) -> str:
     return "\n".join(
         "".join(seg.text for seg in view.render_line(y)) for y in range(view.size.height)
@@ -136,12 +146,7 @@ async def test_search_matches_plug_in(tmp_path: Path) -> None:
     long_journal(root)
     app = make_app(root)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
-        conv = app.screen
-        assert isinstance(conv, ConversationScreen)
-        view = conv.view
+        view = await conversation_of_the_first_checkpoint(pilot)
         store = app.journal.store
         assert store is not None
         hits = [
@@ -237,12 +242,9 @@ async def test_copying_and_exporting_a_big_range_runs_on_a_thread_with_progress(
     long_journal(root)
     app = make_app(root)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
+        view = await conversation_of_the_first_checkpoint(pilot)
         conv = app.screen
         assert isinstance(conv, ConversationScreen)
-        view = conv.view
         store = app.journal.store
         assert store is not None
         status = conv.query_one("#conversation-status")
@@ -326,12 +328,7 @@ async def test_a_folded_long_turn_says_how_long_it_is(tmp_path: Path) -> None:
     w.close()
     app = make_app(root)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
-        conv = app.screen
-        assert isinstance(conv, ConversationScreen)
-        view = conv.view
+        view = await conversation_of_the_first_checkpoint(pilot)
         index = next(i for i in range(len(view.store)) if view.turn(i).text.startswith("row 0"))
 
         def note(i: int) -> str:
@@ -366,12 +363,7 @@ async def test_page_down_scrolls_through_an_unfolded_turn_taller_than_the_screen
     w.close()
     app = make_app(root)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
-        conv = app.screen
-        assert isinstance(conv, ConversationScreen)
-        view = conv.view
+        view = await conversation_of_the_first_checkpoint(pilot)
         long = next(i for i in range(len(view.store)) if view.turn(i).text.startswith("row 0"))
         view.select(long)
         await pilot.press("z")
