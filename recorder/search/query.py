@@ -525,7 +525,20 @@ def find_spans(text: str, query: Query, fuzzy_terms: frozenset[str] = frozenset(
         spans = _ascii_spans(text.lower(), _term_patterns(terms, fuzzy_terms))
     else:
         spans = _token_spans(text, terms, fuzzy_terms)
-    return _merged(spans)
+    return _outside_placeholders(text, _merged(spans))
+
+
+# What redaction puts where a secret was (`recorder.store.secrets.redact_frames`).
+_PLACEHOLDER = re.compile(r"\[REDACTED:[a-z0-9-]+\]")
+
+
+def _outside_placeholders(text: str, spans: list[Span]) -> list[Span]:
+    """`spans` less those within a `[REDACTED:kind]`: its words (`key`, `token`) are
+    redaction's, not the message's."""
+    if not spans or "[REDACTED:" not in text:
+        return spans
+    holes = [(m.start(), m.end()) for m in _PLACEHOLDER.finditer(text)]
+    return [s for s in spans if not any(s.start < end and start < s.end for start, end in holes)]
 
 
 @functools.lru_cache(maxsize=64)

@@ -106,6 +106,19 @@ def test_no_snippet_shows_a_secret(journal: Path) -> None:
     assert flood.snippet[first.start : first.end].lower() == "flood"
 
 
+def test_no_highlight_lands_in_a_placeholder(journal: Path) -> None:
+    """`key` is a word of `[REDACTED:aws-access-key-id]`, not of the message: only the
+    message's own `key` is highlighted."""
+    (hit,) = search(journal, "key deploy").hits
+    assert f"quarry key [REDACTED:{S.AWS}] for the deploy" in hit.snippet
+    shown = [hit.snippet[s.start : s.end] for s in hit.spans]
+    assert shown == ["key", "deploy"]
+    placeholder = hit.snippet.index("[REDACTED:")
+    assert all(s.end <= placeholder or s.start >= hit.snippet.index("]") for s in hit.spans)
+    (torn,) = search(journal, "torn token", all_kinds=True).hits  # redacted at reading
+    assert [torn.snippet[s.start : s.end] for s in torn.spans] == ["torn", "token"]
+
+
 @pytest.mark.parametrize("text", ["has:keys", "has:", "has:secret*"])
 def test_anything_else_after_has_is_a_clear_error(text: str) -> None:
     with pytest.raises(QueryError) as err:
