@@ -85,7 +85,9 @@ class ReplayStats:
     skipped_replays: int = 0
     skipped_topic: int = 0
     other_records: int = 0  # gaps, events... (not messages)
-    bad_lines: int = 0
+    bad_lines: int = 0  # damaged lines: whatever they held was not sent
+    bad_bytes: int = 0  # their size (how many records they held is estimated from it)
+    records: int = 0  # every record of the range, damaged lines included
     unmarkable_topics: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -145,6 +147,7 @@ def plan(
     """(recorded time, frames to send) for every message to replay."""
     n = 0
     for rec in records:
+        stats.records += 1
         kind = rec.kind
         if kind == "heartbeat":
             stats.skipped_heartbeats += 1
@@ -152,6 +155,7 @@ def plan(
         if kind != "msg":
             if kind == "bad-line":
                 stats.bad_lines += 1
+                stats.bad_bytes += len(rec.line)
             else:
                 stats.other_records += 1
             continue

@@ -5,19 +5,19 @@ early, `persist status | head -1`; `persist stop` when the recorder did not stop
 time, or `--force` made it give up lines a full disk refused); 2 bad options (one line
 naming the option); 3 `persist status` found no recorder running; 4 `persist replay`
 skipped messages it could not mark; 5 `persist export` / `persist restore` wrote their
-output but found the journal damaged in range (damaged lines, torn or NUL-filled
-tails, missing segments; for restore also a failed digest or fewer messages than the
-checkpoint counts), each named on stderr (`--allow-damage` makes it 0); 6 `persist
-status`: the recorder runs but is not recording (its receiver died, or the broker has
-been unreachable for a while); 7 `persist send` found no subscriber within --wait
-(nothing was sent); 8 `persist doctor` found warnings (and no problem), 9 it found at
-least one problem (each finding names the command that fixes it); `persist
-restore-backup` exits 5 when the backup is damaged or tampered with (one line names
-the file; nothing is restored; 1 when SRC is no backup at all) or a restored
-checkpoint does not verify, and 2 when DEST_DIR is not empty; `persist prune` and
-`persist trash` use 0, 1 and 2 only (2: no policy given, a bad AGE or SIZE; 1: a trash
-entry missing or not restorable, retention busy); `persist launch` returns the agent's
-own code (126/127 when it cannot be run).
+output (`persist replay` sent the rest) but found the journal damaged in range (damaged
+lines, torn or NUL-filled tails, missing segments; for restore also a failed digest or
+fewer messages than the checkpoint counts), each named on stderr (`--allow-damage` makes
+it 0); 6 `persist status`: the recorder runs but is not recording (its receiver died, or
+the broker has been unreachable for a while); 7 `persist send` found no subscriber
+within --wait (nothing was sent); 8 `persist doctor` found warnings (and no problem), 9
+it found at least one problem (each finding names the command that fixes it); `persist
+restore-backup` exits 5 when the backup is damaged or tampered with (one line names the
+file; nothing is restored; 1 when SRC is no backup at all) or a restored checkpoint does
+not verify, and 2 when DEST_DIR is not empty; `persist prune` and `persist trash` use 0,
+1 and 2 only (2: no policy given, a bad AGE or SIZE; 1: a trash entry missing or not
+restorable, retention busy); `persist launch` returns the agent's own code (126/127 when
+it cannot be run).
 """
 
 from __future__ import annotations

@@ -38,7 +38,10 @@ from recorder.errors import BadOption
 from recorder.store.layout import Layout
 
 if TYPE_CHECKING:
+    from recorder.bus.replay import ReplayStats
     from recorder.export.writers import ExportStats, Progress
+    from recorder.store.ranges import JournalRange
+    from recorder.store.reader import Store
 
 
 def _warn(warnings: list[str]) -> None:
@@ -136,6 +139,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from recorder.store.checkpoints import resolve_checkpoint
     from recorder.store.ranges import journal_range
     from recorder.store.reader import open_store
+    from recorder.store.status import assess
 
     if args.speed is not None and args.speed <= 0:
         return fail("--speed must be above 0", 2)
@@ -176,8 +180,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
             stats = replay(store.records(rng.start, rng.stop), options)
     except ReplayError as exc:
         return fail(str(exc))
+    damage = _replay_damage(store, rng, stats, writer_running=assess(layout).running)
     if args.json:
-        print(orjson.dumps(stats.to_json()).decode())
+        print(orjson.dumps({**stats.to_json(), "damage": damage}).decode())
     elif args.verbatim:
         where = f" under the topic prefix {args.retopic!r}" if args.retopic else ""
         print(
@@ -202,6 +207,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for n, what in skipped:
             if n:
                 print(f"  skipped {n} {what}")
+    damaged = 0
+    if damage:
+        sys.stdout.flush()
+        allowed = " (--allow-damage: exit 0)" if args.allow_damage else f" (exit {EXIT_DAMAGE})"
+        say(f"NOT replayed, the journal is damaged in range: {'; '.join(damage)}{allowed}")
+        damaged = 0 if args.allow_damage else EXIT_DAMAGE
     if stats.skipped_single_frame:
         print(
             f"persist: {stats.skipped_single_frame} single-frame messages were NOT replayed: "
@@ -220,8 +231,34 @@ def cmd_replay(args: argparse.Namespace) -> int:
             f"the topic P<topic>.",
             file=sys.stderr,
         )
-        return 4
-    return 0
+        return damaged or 4
+    return damaged
+
+
+def _replay_damage(
+    store: Store, rng: JournalRange, stats: ReplayStats, *, writer_running: bool
+) -> list[str]:
+    """What a replay of `rng` could not send, one phrase each, as an export names it:
+    its damaged lines, missing segments and torn tails."""
+    from recorder.export.parallel import range_bytes
+    from recorder.store.ranges import journal_damage, records_held
+
+    out: list[str] = []
+    if stats.bad_lines:
+        lines = f"{stats.bad_lines} damaged line{'' if stats.bad_lines == 1 else 's'}"
+        try:
+            good_bytes = range_bytes(store, rng.start, rng.stop) - stats.bad_bytes
+        except OSError:
+            good_bytes = 0
+        held = records_held(
+            stats.bad_bytes, stats.bad_lines, good_bytes, stats.records - stats.bad_lines
+        )
+        out.append(lines if held is None else f"{lines} (about {held:,} records)")
+    try:
+        out += journal_damage(store, rng, writer_running=writer_running)
+    except OSError as exc:
+        out.append(f"cannot read the end of the journal ({exc})")
+    return out
 
 
 def _inside_the_journal(path: Path, log_dir: Path) -> str | None:
@@ -442,6 +479,9 @@ byte for byte, so signed foreign traffic stays valid), meant for another broker
 --retopic P prepends P to the topic frame only; single-frame messages cannot take
 it without being altered and are skipped and counted (exit code 4), as they are
 under --unmarked-prefix.
+
+Damaged lines, missing segments and torn tails in the range cannot be sent: the rest
+is, then one line on stderr names what was not (exit code 5; --allow-damage: 0).
 """
 
 
@@ -500,6 +540,7 @@ def add_parsers(
     )
     add_log_dir(p)
     p.add_argument("--wait", type=positive, default=5.0, help="seconds to wait for subscribers")
+    _add_allow_damage(p)
     p.add_argument("--json", action="store_true", help="a summary as one JSON object at the end")
     add_curve(p)
     p.set_defaults(func=cmd_replay)

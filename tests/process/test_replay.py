@@ -16,6 +16,7 @@ import zmq
 
 from recorder.bus.publisher import Publisher
 from recorder.bus.replay import mark
+from tests.demo_journal import RESTORE_T0, DemoClock, DemoWriter
 from tests.support import Bus, Proc, journal_records, read_status, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -292,5 +293,49 @@ def test_verbatim_replay_sends_every_frame_exactly_as_recorded(
         assert got == [[b"test." + f[0], *f[1:]] for f in sent[:-1]]
         bad = persist(*args, "--retopic", "test.")
         assert bad.returncode == 2 and "--retopic goes with --verbatim" in bad.stderr
+    finally:
+        sub.close()
+
+
+def test_replay_over_damage_says_what_was_not_sent_and_exits_5(
+    procs: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """A segment gone and a damaged line in range: the rest is sent, as export writes
+    every good record, and one line names what was not (exit 5 unless --allow-damage)."""
+    root = tmp_path / "logs"
+    clock = DemoClock(RESTORE_T0)
+    w = DemoWriter.open(root, segment_bytes=4096, clock=clock)
+    for i in range(100):
+        clock.now = RESTORE_T0 + i
+        w.message(clock.now, "coder", f"message {i}")
+        if i == 90:
+            w.bad_line()
+    w.checkpoint(clock.now + 1, "end", "manual")
+    w.close()
+    segments = sorted((root / "segments").glob("seg-*.jsonl"))
+    assert len(segments) >= 4 and any(b"torn write" in p.read_bytes() for p in segments[2:])
+    segments[1].unlink()  # seg-000002.jsonl
+    left = sum(p.read_bytes().count(b'"kind":"msg"') for p in segments[:1] + segments[2:])
+    assert 0 < left < 100
+    other = Bus(procs, tmp_path / "other")  # a broker nobody records
+    other.start_broker()
+    sub = Subscriber(other)
+    try:
+        args = ["replay", "end", "--log-dir", str(root), "--endpoint", other.front]
+        out = persist(*args)
+        assert out.returncode == 5, out.stderr
+        assert f"replayed {left} messages" in out.stdout
+        (line,) = out.stderr.splitlines()
+        assert line.startswith("persist: NOT replayed, the journal is damaged in range: ")
+        assert "1 damaged line; seg-000002.jsonl is missing from segments/" in line
+        assert line.endswith("(exit 5)")
+        assert len(sub.drain()) == left  # every good message was sent all the same
+        out = persist(*args, "--allow-damage", "--json")
+        assert out.returncode == 0, out.stderr
+        report = orjson.loads(out.stdout)
+        assert report["sent"] == left and report["bad_lines"] == 1
+        assert any("seg-000002.jsonl is missing" in d for d in report["damage"])
+        assert "(--allow-damage: exit 0)" in out.stderr
+        assert len(sub.drain()) == left
     finally:
         sub.close()
