@@ -317,7 +317,9 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     with SearchEngine(args.log_dir, _roots(args)) as engine:
         engine.indexer.workers = args.workers
-        done = engine.catch_up(rebuild=not args.catch_up, progress=_bytes_bar("indexing"))
+        done = engine.catch_up(
+            rebuild=not args.catch_up, progress=_bytes_bar("indexing"), pages=args.catch_up
+        )
         seconds = time.perf_counter() - t
         size = engine.index.size_bytes()
         docs = engine.index.indexed_rows()

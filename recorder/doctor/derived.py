@@ -28,7 +28,7 @@ def search_findings(layout: Layout, log_flag: str) -> list[Finding]:
                 "SQLite opens no index there",
             )
         ]
-    health = index_health(layout.root)
+    health = index_health(layout.root, pages=True)
     reindex = f"persist reindex{log_flag}"
     if not health.present:
         if health.behind == 0:

@@ -140,9 +140,10 @@ class SearchEngine:
         progress: Progress | None = None,
         rebuild: bool = False,
         pause: Callable[[], bool] | None = None,
+        pages: bool = False,
     ) -> CatchUp:
         return self.indexer.catch_up(
-            budget=budget, wait=wait, progress=progress, rebuild=rebuild, pause=pause
+            budget=budget, wait=wait, progress=progress, rebuild=rebuild, pause=pause, pages=pages
         )
 
     # -- searching ---------------------------------------------------------------

@@ -372,13 +372,16 @@ class SearchIndex:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def check(self) -> None:
+    def check(self, *, pages: bool = False) -> None:
         """Raise IndexDamaged unless the file is an index of this schema, whole.
 
         Cheap: the SQLite header and size (a truncated file is shorter than its
         header says), the meta rows and their types, the columns of every table.
         Damage deeper inside shows as a DatabaseError when it is read, which the
-        callers treat the same way.
+        callers treat the same way; but a page that reads without error and is
+        wrong (bit rot) only drops hits. `pages` also reads every page of the index
+        and its shards (`PRAGMA quick_check`: 0.7 s warm, 2.4 s cold, at 1M
+        messages), for doctor and `persist reindex --catch-up`.
         """
         _check_header(self.path, "")
         try:
@@ -415,6 +418,22 @@ class SearchIndex:
         except sqlite3.DatabaseError as exc:
             where = "a shard" if shard is None else f"shard {shard.name}"
             raise IndexDamaged(f"{where}: {exc}") from None
+        if pages:
+            self._quick_check("main", "")
+            for shard in self.shards():
+                self._quick_check(shard.alias, f"shard {shard.name}: ")
+
+    def _quick_check(self, schema: str, where: str) -> None:
+        """IndexDamaged unless SQLite's `quick_check` of `schema` says ok (every page
+        read: b-trees, free list, records; not the index-versus-table check)."""
+        try:
+            rows = self.db.execute(f"PRAGMA {schema}.quick_check(1)").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise IndexDamaged(f"{where}{exc}") from None
+        if rows != [("ok",)]:
+            first = str(rows[0][0]).replace(f"*** in database {schema} ***", "").strip()
+            line = first.splitlines()[0] if first else "not ok"
+            raise IndexDamaged(f"{where}database disk image is malformed ({line})")
 
     def _shard_names(self) -> list[str]:
         try:

@@ -322,25 +322,28 @@ class Indexer:
         wait: float | None = None,
         progress: Progress | None = None,
         pause: Callable[[], bool] | None = None,
+        pages: bool = False,
     ) -> CatchUp:
         """Index what the journal has that the index has not.
 
-        `rebuild` starts from nothing; `budget` stops after about that many
-        seconds (the rest is `behind`), and `pause()` stops it the same way when it
-        says so (asked after each `_PAUSE_BYTES` of lines and between chunks); `wait`
-        is how long to wait for another writer (None: as long as it takes), after
-        which nothing is done (`busy`).
+        `rebuild` starts from nothing; `pages` reads every page of the index first and
+        rebuilds it when one is wrong (`SearchIndex.check`: seconds at 1M messages, so
+        only `persist reindex --catch-up` asks for it); `budget` stops after about that
+        many seconds (the rest is `behind`), and `pause()` stops it the same way when it
+        says so (asked after each `_PAUSE_BYTES` of lines and between chunks); `wait` is
+        how long to wait for another writer (None: as long as it takes), after which
+        nothing is done (`busy`).
         """
         journal_level = self._level is not None and self._signature() == self._level
         sessions_level = self.sessions.level()
-        if not rebuild and journal_level and sessions_level:
+        if not rebuild and not pages and journal_level and sessions_level:
             return CatchUp()
         lock = IndexLock(self.layout)
         if not lock.acquire(wait):
             return CatchUp(behind=self.behind(), busy=True)
         try:
             started = time.monotonic()
-            result = self._catch_up(rebuild, budget, progress, pause)
+            result = self._catch_up(rebuild, budget, progress, pause, pages)
             spent = time.monotonic() - started
             if result.rebuilt:
                 self.sessions.forget()
@@ -366,6 +369,7 @@ class Indexer:
         budget: float | None,
         progress: Progress | None,
         pause: Callable[[], bool] | None,
+        pages: bool = False,
     ) -> CatchUp:
         result = CatchUp()
         index = self.index
@@ -374,7 +378,7 @@ class Indexer:
             result.rebuilt = "asked for"
         else:
             try:
-                index.check()
+                index.check(pages=pages)
                 states = index.segment_states()
                 self._drop_pruned(states)
                 problem = self._stale(states)
@@ -788,8 +792,9 @@ def _replaced(path: Path, inode: int, wait: float = 0.25) -> bool:
     return True
 
 
-def index_health(root: Path) -> IndexHealth:
-    """The index of `root` checked as a catch-up would, read only."""
+def index_health(root: Path, *, pages: bool = False) -> IndexHealth:
+    """The index of `root` checked as a catch-up would, read only; `pages`: every page
+    of it read too (`SearchIndex.check`), as `persist reindex --catch-up` checks it."""
     layout = Layout(Path(root))
     journal = 0
     sizes: dict[int, int] = {}
@@ -808,7 +813,7 @@ def index_health(root: Path) -> IndexHealth:
         inode = _inode(layout.search_index)
         index = SearchIndex(layout.root, writable=False)
         try:
-            index.check()
+            index.check(pages=pages)
             states = index.segment_states()
             pruned = pruned_by_number(layout)  # dropped by the next catch-up, not rebuilt
             for number in [n for n in states if n not in sizes and n in pruned]:

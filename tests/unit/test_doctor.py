@@ -223,6 +223,55 @@ def test_a_corrupt_search_index_is_rebuilt_by_fix(folder: Folder) -> None:
     )
 
 
+def rot_a_page_of_docs(index: Path) -> None:
+    """Bit rot where no cheap check reads: the first leaf page of the `docs` table gets
+    a cell offset past the page's end (what `PRAGMA quick_check` calls malformed)."""
+    import sqlite3
+
+    db = sqlite3.connect(index)
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = db.execute("PRAGMA page_size").fetchone()[0]
+        leaf = min(
+            page
+            for name, page, kind in db.execute("SELECT name, pageno, pagetype FROM dbstat")
+            if name == "docs" and kind == "leaf"
+        )
+    finally:
+        db.close()
+    with open(index, "r+b") as f:
+        f.seek((leaf - 1) * size + 8)  # the first cell pointer of a leaf page
+        f.write(b"\xff\xf0")
+
+
+def test_a_bit_rotted_search_index_is_found_and_fix_rebuilds(folder: Folder) -> None:
+    """A page that reads without an error and is wrong only drops hits: doctor reads
+    every page (quick_check), and --fix rebuilds the index."""
+    from recorder.search.index import SearchIndex
+
+    rot_a_page_of_docs(folder.layout.search_index)
+    with SearchIndex(folder.root, writable=False) as index:
+        index.check()  # the cheap check every search makes does not see it
+    report = run(folder)
+    damaged = finding(report, "search.damaged")
+    assert damaged.severity is Severity.PROBLEM
+    assert "database disk image is malformed" in damaged.summary
+    assert damaged.fix == f"persist reindex --log-dir {folder.root}"
+    [done] = fix(report)
+    assert done.ok and "rebuilt from the journal" in done.done
+    assert bad(run(folder)) == {}
+
+
+def test_reindex_catch_up_rebuilds_a_bit_rotted_index(
+    folder: Folder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rot_a_page_of_docs(folder.layout.search_index)
+    assert main(["reindex", "--catch-up", "--log-dir", str(folder.root)]) == 0
+    err = capsys.readouterr().err
+    assert "rebuilt because the index file is unusable (database disk image is malformed" in err
+    assert bad(run(folder)) == {}
+
+
 def test_a_damaged_shard_of_the_search_index_is_found_and_fix_rebuilds(folder: Folder) -> None:
     from recorder.search.indexer import Indexer
     from recorder.sources.discover import Roots
