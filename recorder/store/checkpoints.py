@@ -373,11 +373,38 @@ class DigestCache:
         return hasher.hexdigest()
 
     def up_to(self, segment: int, offset: int) -> tuple[str, list[dict[str, Any]]]:
+        """The digest of the journal up to `offset` in `segment`, and its entries.
+
+        SegmentMissing when a segment up to there is gone and retention did not prune
+        it (moved away by hand): a digest that leaves it out would verify whatever is
+        put back in its place."""
+        paths = [p for p in list_segments(self.layout) if (segment_number(p.name) or 0) <= segment]
+        present = {segment_number(p.name) or 0 for p in paths}
+        if segment and segment not in present:
+            # a digest without it would verify whatever the folder holds
+            raise SegmentMissing(
+                segment_name(segment), "the segment the checkpoint ends in is missing"
+            )
+        holes = [n for n in range(1, segment) if n not in present]
+        if holes:
+            from recorder.store.pruned import pruned_by_number
+
+            pruned = pruned_by_number(self.layout)
+            missing = [n for n in holes if n not in pruned]
+            if missing:
+                names = ", ".join(segment_name(n) for n in missing[:3])
+                more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+                raise SegmentMissing(
+                    segment_name(missing[0]),
+                    f"{names}{more} {'is' if len(missing) == 1 else 'are'} missing from "
+                    "segments/ and retention did not prune "
+                    f"{'it' if len(missing) == 1 else 'them'}: a checkpoint leaving "
+                    f"{'it' if len(missing) == 1 else 'them'} out would verify whatever is "
+                    "put back there (put the segment back, or restore it from a backup)",
+                )
         entries: list[dict[str, Any]] = []
-        for path in list_segments(self.layout):
+        for path in paths:
             number = segment_number(path.name) or 0
-            if number > segment:
-                break
             closed = number < segment
             size = segment_size(path) if closed else offset
             entries.append(
@@ -387,12 +414,19 @@ class DigestCache:
                     "sha256": self.segment(path, size, closed),
                 }
             )
-        if segment and (not entries or entries[-1]["name"] != segment_name(segment)):
-            # a digest without it would verify whatever the folder holds
-            raise FileNotFoundError(
-                errno.ENOENT, "the segment the checkpoint ends in is missing", segment_name(segment)
-            )
         return combine(entries), entries
+
+
+class SegmentMissing(FileNotFoundError):
+    """A checkpoint refused: a segment up to it is missing (not pruned). An OSError, so
+    the recorder reports it as any failed checkpoint (its status's last error)."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(errno.ENOENT, why, name)
+
+    def __str__(self) -> str:
+        where = "" if str(self.filename) in str(self.strerror) else f" ({self.filename})"
+        return f"checkpoint refused: {self.strerror}{where}"
 
 
 MAX_SAME_ID = 1000  # checkpoints that may share one id (each gets its own suffix)

@@ -80,3 +80,17 @@ def test_a_changed_byte_in_the_range_fails_the_digest(tmp_path: Path) -> None:
     # which segment differs, not "digest does NOT match for N segments re-hashed"
     assert "digest re-checked over" in human.stdout, human.stdout
     assert f"{seg.name} differs from the checkpoint" in human.stdout
+
+
+def test_a_gap_is_a_recorded_loss_not_a_problem(tmp_path: Path) -> None:
+    """A gap (messages the bus lost, recorded as such) is reported with exit 0: the
+    journal is whole, so the verdict is not PROBLEMS, which goes with exit 5."""
+    from tests.demo_journal import restore_journal
+
+    root = tmp_path / "logs"
+    cp, _messages = restore_journal(root, gap=True)
+    out = persist("restore", cp.id, "--full", "--log-dir", str(root))
+    assert out.returncode == 0, out.stderr
+    assert "integrity   losses recorded (digest matches" in out.stdout
+    assert "warning: 1 gap, 3 messages known lost" in out.stdout
+    assert "PROBLEMS" not in out.stdout

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from recorder.bus.publisher import Publisher
@@ -87,3 +88,50 @@ def test_a_checkpoint_of_a_missing_segment_is_refused(tmp_path: Path) -> None:
         write_checkpoint(
             layout, segment=number, offset=10, seq=1, messages=1, label="", reason="manual"
         )
+
+
+def test_a_checkpoint_over_a_closed_segment_moved_away_is_refused(tmp_path: Path) -> None:
+    """`persist checkpoint` (no recorder) with a closed segment moved away by hand: one
+    line naming it, exit 1, no checkpoint; segments pruned by retention are no hole."""
+    from tests.demo_journal import DemoWriter
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, segment_bytes=4096)
+    for i in range(150):
+        w.message(1_800_000_000.0 + i, "coder", f"message {i}")
+    w.close()
+    layout = Layout(root)
+    segments = sorted(layout.segments.glob("seg-*.jsonl"))
+    assert len(segments) >= 5
+    aside = tmp_path / segments[2].name
+    segments[2].rename(aside)
+
+    def checkpoint(label: str) -> subprocess.CompletedProcess[str]:
+        argv = ["checkpoint", "--log-dir", str(root), "--label", label]
+        return subprocess.run(
+            [sys.executable, "-m", "recorder.cli", *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    out = checkpoint("hole")
+    assert out.returncode == 1 and out.stdout == ""
+    (line,) = out.stderr.splitlines()
+    assert line.startswith("persist: checkpoint refused: seg-000003.jsonl is missing from ")
+    assert not list(layout.checkpoints.glob("*.json"))
+    aside.rename(segments[2])
+    prune = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "prune", "--max-size=8192B", f"--log-dir={root}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert prune.returncode == 0, prune.stderr
+    left = sorted(p.name for p in layout.segments.glob("seg-*.jsonl"))
+    assert segments[0].name not in left  # pruned: not a hole
+    out = checkpoint("after the prune")
+    assert out.returncode == 0, out.stderr
+    [cp] = layout.checkpoints.glob("*.json")
+    names = [s["name"] for s in orjson.loads(cp.read_bytes())["digest"]["segments"]]
+    assert names == left

@@ -783,3 +783,35 @@ def test_a_partial_segment_index_starts_at_a_line_start_or_not_at_all(tmp_path: 
     assert mid_line.update() == 3 and list(mid_line.starts) == [0, 8, 16]
     beyond = SegmentIndex(path, start=100)  # past the end (a repaired tail): whole again
     assert beyond.update() == 3
+
+
+def test_a_periodic_checkpoint_over_a_missing_closed_segment_is_refused_and_said(
+    tmp_path: Path,
+) -> None:
+    """A closed segment moved away by hand (not pruned): the recorder's own checkpoint
+    is refused, its status's last error names the segment, and once it is back the
+    next checkpoint names it in its digest."""
+    clock = Clock()
+    rec = make(tmp_path, clock, checkpoint_interval=300.0, status_interval=1.0, segment_bytes=4096)
+    layout = rec.layout
+    for n in range(1, 120):
+        feed(rec, clock, env_msg("p", n, "x" * 100))
+    rec.journal.flush()
+    [second] = layout.segments.glob("seg-000002.jsonl*")
+    assert len(list(layout.segments.glob("seg-*"))) >= 4
+    aside = tmp_path / second.name
+    second.rename(aside)
+    clock.now += 300
+    rec.tick(clock.now)
+    assert not list(layout.checkpoints.glob("*.json"))
+    status = orjson.loads(layout.status.read_bytes())
+    message = status["last_error"]["message"]
+    assert message.startswith("checkpoint failed: checkpoint refused: seg-000002.jsonl is missing")
+    assert "retention did not prune it" in message
+    aside.rename(second)
+    clock.now += 300
+    rec.tick(clock.now)
+    [cp] = layout.checkpoints.glob("*.json")
+    names = [s["name"] for s in orjson.loads(cp.read_bytes())["digest"]["segments"]]
+    assert names[:3] == ["seg-000001.jsonl", "seg-000002.jsonl", "seg-000003.jsonl"]
+    rec.close()
