@@ -39,7 +39,7 @@ from recorder.store.status import Health, assess
 
 from .diagnostics import Diagnostics, Probe
 from .reading import ReadingRules
-from .text import Clock
+from .text import Clock, sanitize
 from .worker_errors import ShowsWorkerErrors
 
 if TYPE_CHECKING:
@@ -482,8 +482,10 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         """Every notification, from any widget, as the plain text it is: they carry
         paths, commands, errors and what was typed, and Textual would take the
         `[USER]` of a path (`cd '/Users/[USER]/…' && claude --resume …`) for markup and
-        drop it. None of ours uses markup."""
+        drop it. None of ours uses markup. Control characters (a session's folder may
+        hold escape sequences) are shown as visible escapes, never sent to the terminal."""
         del markup
+        message, title = sanitize(message, newlines=True), sanitize(title)
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def action_help(self) -> None:

@@ -11,7 +11,6 @@ confirmation, so the command the confirmation shows is the one that runs.
 from __future__ import annotations
 
 import os
-import shlex
 import uuid as uuidlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from recorder.errors import PersistError
 from recorder.sources.discover import Roots
 from recorder.sources.fork import ForkResult, fork_row, not_resumable
 from recorder.sources.listing import SessionNotFound, SessionRow, find_session, list_sessions
-from recorder.sources.model import Source
+from recorder.sources.model import Source, shell_line
 from recorder.store.layout import Layout
 
 AGENT_COMMANDS = {"claude": Source.CLAUDE, "gemini": Source.GEMINI, "codex": Source.CODEX}
@@ -146,8 +145,7 @@ class ResumePlan:
 
     @property
     def shell(self) -> str:
-        line = shlex.join(self.argv)
-        return f"cd {shlex.quote(self.cwd)} && {line}" if self.cwd else line
+        return shell_line(self.cwd, self.argv)
 
 
 def plan(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shlex
 import tempfile
 import time
 import uuid as uuidlib
@@ -30,7 +29,14 @@ from recorder.sources.copies import restore_to, session_dir
 from recorder.sources.discover import read_session
 from recorder.sources.jsonl import dump_line, iter_objects, json_text, read_bytes
 from recorder.sources.listing import SessionRow
-from recorder.sources.model import ReadReport, Session, SessionMessage, Source, Transcript
+from recorder.sources.model import (
+    ReadReport,
+    Session,
+    SessionMessage,
+    Source,
+    Transcript,
+    shell_line,
+)
 from recorder.store.fsutil import open_private
 from recorder.store.layout import Layout
 
@@ -93,11 +99,6 @@ def _write_new(path: Path, lines: list[bytes]) -> None:
         f.write(b"".join(lines))
 
 
-def _shell(cwd: str, argv: list[str]) -> str:
-    line = shlex.join(argv)
-    return f"cd {shlex.quote(cwd)} && {line}" if cwd else line
-
-
 def fork(
     t: Transcript,
     at: str | None,
@@ -121,15 +122,15 @@ def fork(
     if s.source is Source.CLAUDE:
         path = _fork_claude(t, msg, folder, new_id)
         back = claude.read_transcript(path)
-        command = _shell(s.project_path, ["claude", "--resume", new_id])
+        command = shell_line(s.project_path, ["claude", "--resume", new_id])
     elif s.source is Source.GEMINI:
         path = _fork_gemini(t, msg, folder, new_id)
         back = gemini.read_transcript(path, s.project_path)
-        command = _shell(s.project_path, ["gemini", "--resume", new_id])
+        command = shell_line(s.project_path, ["gemini", "--resume", new_id])
     else:
         path = _fork_codex(t, msg, folder, new_id)
         back = codex.read_transcript(path)
-        command = _shell(s.project_path, ["codex", "resume", new_id])
+        command = shell_line(s.project_path, ["codex", "resume", new_id])
     _check(back, t, msg, new_id, path)
     return ForkResult(new_id, path, len(back.messages), msg, command, False)
 

@@ -20,6 +20,34 @@ def prompt_title(text: str) -> str:
     return " ".join(redacted_text(text[: 16 * TITLE_CHARS]).split())[:TITLE_CHARS]
 
 
+def shell_quote(word: str) -> str:
+    """`word` for a POSIX shell, as `shlex.quote` writes it, but a word holding a control
+    or other unprintable character (an escape sequence in a folder's name) in bash's
+    `$'...'` form with that character as `\\xHH`/`\\uHHHH`: the same word to the shell,
+    and nothing a terminal acts on when the command is shown."""
+    if word.isprintable():
+        return shlex.quote(word)
+    out = []
+    for ch in word:
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return "$'" + "".join(out) + "'"
+
+
+def shell_line(cwd: str, argv: list[str]) -> str:
+    """`cd CWD && ARGV...` (just ARGV without a folder), every word `shell_quote`d."""
+    line = " ".join(map(shell_quote, argv))
+    return f"cd {shell_quote(cwd)} && {line}" if cwd else line
+
+
 class Source(enum.StrEnum):
     CLAUDE = "claude"
     GEMINI = "gemini"
@@ -191,8 +219,7 @@ class Session:
 
     def resume_shell(self) -> str:
         """The command to type: resume is scoped to the project, so it starts there."""
-        line = shlex.join(self.resume_command())
-        return f"cd {shlex.quote(self.project_path)} && {line}" if self.project_path else line
+        return shell_line(self.project_path, self.resume_command())
 
     def resume_command(self) -> list[str]:
         if self.source is Source.CLAUDE:

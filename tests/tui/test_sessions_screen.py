@@ -277,3 +277,36 @@ async def test_a_turn_of_tool_calls_shows_each_call(
         for n in (1, 2, 3):
             assert f"⚙ Task(description=course {n})" in shown, shown
         assert "[tool call]" in shown
+
+
+@pilot_test
+async def test_a_folder_name_with_escape_sequences_never_reaches_the_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`r` showed the resume command with the session's folder as it is: an OSC in it
+    set the terminal's title, a CSI cleared the screen. The command is still one a
+    shell runs in that very folder (`$'...'`)."""
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp_path / "ghome"))
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex"))
+    odd = "/tmp/x\x1b]0;PWNED\x1b\\y\x1b[2J"
+    c = ClaudeSession(tmp_path / "claude", cwd=odd)
+    c.user("a session in an odd folder")
+    c.write()
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("S")
+        screen = app.screen
+        assert isinstance(screen, SessionsScreen)
+        await wait_rows(pilot, screen)
+        await pilot.press("r")
+        await settle(pilot)
+        [shown] = [n.message for n in app._notifications]
+        assert "\x1b" not in shown and shown.isprintable(), repr(shown)
+        assert (
+            shown
+            == f"cd $'/tmp/x\\x1b]0;PWNED\\x1b\\\\y\\x1b[2J' && claude --resume {c.session_id}"
+        )
+        app.notify("a title \x1b]0;T\x07 too", title="\x1b[2J")  # any notification
+        await settle(pilot)
+        assert all(n.message.isprintable() and n.title.isprintable() for n in app._notifications)

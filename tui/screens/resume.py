@@ -24,7 +24,7 @@ from recorder.sources.listing import SessionRow, read_row
 from recorder.sources.model import SessionMessage
 from recorder.store.secrets import redacted_text
 
-from ..text import one_line, plural
+from ..text import one_line, plural, sanitize
 from ..widgets.virtual_list import VirtualList
 from ..worker_errors import ShowsWorkerErrors
 
@@ -218,7 +218,7 @@ class ResumeScreen(ModalScreen[bool]):
             if i:
                 t.append("\n")
             t.append(f"{key:>8}  ", "bold")
-            t.append(value, "bold green" if key == "Runs" else "")
+            t.append(sanitize(value), "bold green" if key == "Runs" else "")  # a path's escapes
         return t
 
     def on_mount(self) -> None:
