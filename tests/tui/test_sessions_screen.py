@@ -310,3 +310,28 @@ async def test_a_folder_name_with_escape_sequences_never_reaches_the_terminal(
         app.notify("a title \x1b]0;T\x07 too", title="\x1b[2J")  # any notification
         await settle(pilot)
         assert all(n.message.isprintable() and n.title.isprintable() for n in app._notifications)
+
+
+@pilot_test
+async def test_a_late_preview_of_another_row_is_not_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long session's preview, read on a worker that a move to the next row had
+    replaced, still arrived, and stayed under the next row's highlight."""
+    from rich.text import Text
+
+    agent_homes(tmp_path, monkeypatch)
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("S")
+        screen = app.screen
+        assert isinstance(screen, SessionsScreen)
+        sessions = await wait_rows(pilot, screen)
+        preview = screen.query_one("#sessions-preview")
+        await shows(pilot, preview, "I will profile the page.")  # row 0's
+        screen.post_message(SessionsScreen.Previewed(sessions.rows[1].session.key, Text("late")))
+        await settle(pilot)
+        assert "late" not in str(preview.render())
+        screen.post_message(SessionsScreen.Previewed(sessions.rows[0].session.key, Text("fresh")))
+        await settle(pilot)
+        assert str(preview.render()) == "fresh"

@@ -196,6 +196,12 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
 
     @on(Previewed)
     def previewed(self, event: Previewed) -> None:
+        """Shown only if it is still the highlighted row's: a thread worker that was
+        replaced still finishes (a long session's read), and its preview came in under
+        the next row's highlight and stayed there."""
+        rows, at = self.query_one(SessionList).rows, self.query_one(SessionList).cursor
+        if 0 <= at < len(rows) and rows[at].session.key != event.key:
+            return
         self.query_one("#sessions-preview", Static).update(event.text)
 
     @property
