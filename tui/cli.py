@@ -32,6 +32,7 @@ from typing import Any, NoReturn
 from recorder.cli.common import file_in_the_way, positive_int
 from recorder.export.scope import DEFAULT_LAST, BundleScope
 from recorder.launch.selection import LaunchChoice, Selection
+from recorder.sources.model import shell_quote
 from recorder.store.layout import default_log_dir
 
 EXIT_CHOSEN = 0
@@ -195,20 +196,32 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(selection.dumps() + "\n")
         sys.stdout.flush()
         return EXIT_CHOSEN
-    return restore(selection, log_dir, args.agent, scope)
+    return restore(selection, log_dir, args.agent, scope, agent_command=command)
 
 
 def restore(
-    selection: Selection, log_dir: Path, agent: str | None, scope: BundleScope | None = None
+    selection: Selection,
+    log_dir: Path,
+    agent: str | None,
+    scope: BundleScope | None = None,
+    *,
+    agent_command: list[str] | None = None,
 ) -> int:
     """Without --print nobody reads the choice: write the restore bundle, say where,
-    and how an agent continues from it."""
+    and how an agent continues from it (a session: the `persist launch` that does what
+    the confirmation showed, with this log folder, which may hold the only copy)."""
     if selection.kind is LaunchChoice.SESSION and selection.command:
+        command = agent_command or selection.command[:1]
         print(  # nobody carries it out here: say what to type
-            "persist-tui: resume it with: persist launch --session "
-            f"{shlex.quote(selection.session or '')}"
+            f"persist-tui: resume it with: persist launch --log-dir {shell_quote(str(log_dir))}"
+            f" --session {shell_quote(selection.session or '')}"
             + (f" --at {selection.at}" if selection.at is not None else "")
-            + f" -- {shlex.join(selection.command[:1])}"
+            + f" -- {' '.join(map(shell_quote, command))}"
+            + (
+                " (the fork is written, under an id of its own, when it runs)"
+                if selection.new_id
+                else ""
+            )
         )
         return EXIT_CHOSEN
     if selection.kind is not LaunchChoice.CHECKPOINT or selection.checkpoint_id is None:

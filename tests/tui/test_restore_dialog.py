@@ -195,3 +195,25 @@ def test_the_scope_reaches_the_dialog_and_the_restore_prints_what_the_bundle_hol
     assert "conversation.jsonl   every record up to the checkpoint, as stored" in (
         capsys.readouterr().out
     )
+
+
+def test_a_session_chosen_without_print_says_the_launch_that_does_what_was_confirmed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It printed `persist launch --session S -- claude`: without the user's arguments
+    (`--model opus`) and without the log folder, where a session the agent deleted is
+    held (a lookup elsewhere said "no session")."""
+    import shlex
+
+    log = tmp_path / "my logs"
+    chosen = Selection.resume(
+        log, "claude:3333", ["claude", "--resume", "3333", "--model", "opus"], "/w", at=4
+    )
+    code = tui_cli.restore(chosen, log, None, agent_command=["claude", "--model", "opus"])
+    assert code == tui_cli.EXIT_CHOSEN
+    printed = capsys.readouterr().out.strip()
+    said = printed.removeprefix("persist-tui: resume it with: ")
+    assert shlex.split(said) == [
+        "persist", "launch", "--log-dir", str(log), "--session", "claude:3333", "--at", "4",
+        "--", "claude", "--model", "opus",
+    ]  # fmt: skip
