@@ -20,6 +20,7 @@ import orjson
 
 from recorder.cli.common import EXIT_USAGE, add_agent_roots, add_log_dir, fail, positive_int, say
 from recorder.errors import PersistError
+from recorder.store.layout import sessions_searchable_without_journal
 
 if TYPE_CHECKING:
     from recorder.daemon.priority import Deferral
@@ -105,17 +106,6 @@ def _no_journal(log_dir: str) -> bool:
     return not (Path(log_dir) / "segments").is_dir()
 
 
-def _sessions_only(log_dir: str) -> bool:
-    """Whether a search may go on without a journal, over the agents' sessions alone
-    (`persist sessions` needs no recorder either): in a log folder that exists, or the
-    default one (made 0700 for the index, as the recorder would). A folder named that
-    does not exist is more likely a typo: nothing is made there."""
-    from recorder.store.layout import default_log_dir
-
-    path = Path(log_dir).expanduser()
-    return path.is_dir() or path.absolute() == default_log_dir().absolute()
-
-
 @_index_failures
 def cmd_search(args: argparse.Namespace) -> int:
     from recorder.export.render import clean, fit_cells
@@ -130,7 +120,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if query.empty:
         return fail("empty query: give words, a phrase or a field (see persist search --help)", 2)
     if _no_journal(args.log_dir):
-        if not _sessions_only(args.log_dir):
+        if not sessions_searchable_without_journal(Path(args.log_dir).expanduser()):
             return fail(f"no journal in {args.log_dir} (a folder that does not exist)")
         say(f"no journal in {args.log_dir}: searching the agents' sessions only")
     fuzzy = None if args.fuzzy is None else args.fuzzy

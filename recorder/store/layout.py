@@ -13,6 +13,14 @@ COMPRESSED_SUFFIX = ".zst"  # a closed segment compressed (`store.segfile`, FORM
 SEGMENT_RE = re.compile(r"^seg-(\d{6,})\.jsonl(?:\.zst)?$")
 
 
+def sessions_searchable_without_journal(log_dir: Path) -> bool:
+    """Whether a search may go on in a log folder that holds no journal yet, over the
+    agents' sessions alone (`persist sessions` needs no recorder either): one that
+    exists, or the default one (made 0700 for the index, as a recorder would). A folder
+    named that does not exist is more likely a typo: nothing is made there."""
+    return log_dir.is_dir() or log_dir.absolute() == default_log_dir().absolute()
+
+
 def default_log_dir() -> Path:
     """`$PERSIST_LOG_DIR`, else ~/.local/share/agent-persist/conversation_logs."""
     env = os.environ.get("PERSIST_LOG_DIR")

@@ -173,3 +173,28 @@ async def test_recent_lists_only_the_hits_in_filter_mode(tmp_path: Path) -> None
 
 
 pytestmark = pytest.mark.timeout(300)
+
+
+@pilot_test
+async def test_with_no_journal_yet_the_agents_sessions_are_searched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pane said "no journal to search yet" in a log folder no recorder wrote in,
+    while `persist search` and the Recent pane found the agents' sessions there."""
+    from tests.session_fixtures import ClaudeSession
+
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    s = ClaudeSession(tmp_path / "claude")
+    s.user("a pomodoro timer in rust, please")
+    s.write()
+    root = tmp_path / "logs"
+    root.mkdir(mode=0o700)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        await pilot.press("slash", *"pomodoro")
+        await settle(pilot, 0.4)
+        hits = main.search_pane.result_hits
+        assert [h.session for h in hits] == [s.session_id], main.search_pane.search_state
+        assert not (root / "segments").exists()

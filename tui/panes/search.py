@@ -22,6 +22,7 @@ from textual.worker import get_current_worker
 
 from recorder.search.query import Query, QueryError, parse_query
 from recorder.sources.model import seq_of
+from recorder.store.layout import sessions_searchable_without_journal
 
 from ..text import count, fit, highlighted_text, one_line
 from ..widgets.record_list import HIGHLIGHT, sender_style, source_label
@@ -218,10 +219,13 @@ class SearchPane(Pane):
             self.search_state = ""
             self.workers.cancel_group(self, "search")
             self._show(None)
-        elif papp.journal.store is None:
+        elif papp.journal.store is None and not sessions_searchable_without_journal(papp.log_dir):
             self.search_state = "no journal to search yet"
-        else:
-            self.search_state = "searching…"
+        else:  # with no journal yet, the agents' sessions alone (as `persist search`)
+            alone = papp.journal.store is None
+            self.search_state = (
+                "searching the agents' sessions (no journal yet)…" if alone else "searching…"
+            )
             self.run_search(self.search_query, self.search_generation)
         self.update_status()
 
