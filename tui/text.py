@@ -231,6 +231,15 @@ def count(n: int) -> str:
     return f"{n:,}"
 
 
+def short_count(n: int) -> str:
+    """`n` in at most 4 characters, for a narrow column: 9999, 30k, 999k, 1.2M."""
+    if n < 10_000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n // 1000}k"
+    return f"{n / 1_000_000:.1f}M" if n < 10_000_000 else f"{n // 1_000_000}M"
+
+
 def plural(n: int, noun: str, many: str | None = None) -> str:
     """`1 message`, `2 messages`, `1,024 checkpoints`."""
     return f"{n:,} {noun if n == 1 else many or noun + 's'}"

@@ -235,7 +235,11 @@ async def test_a_sub_agent_listed_on_its_own_is_marked_and_not_offered_to_resume
         await pilot.press("S")
         sessions = await wait_rows(pilot, app.screen)  # type: ignore[arg-type]
         row = sessions.render_row(0, 100).plain
-        assert f"sub-agent of {parent[:8]} (file gone) find the flaky test" in row, row
+        assert f"find the flaky test  sub-agent of {parent[:8]} (file gone)" in row, row
+        narrow = sessions.render_row(0, 60).plain  # the label stays whole, the title is cut
+        assert narrow.endswith("…  sub-agent (file gone)") and len(narrow) <= 60, narrow
+        wide = sessions.render_row(0, 76).plain
+        assert wide.endswith(f"…  sub-agent of {parent[:8]} (file gone)"), wide
         await pilot.press("r")
         from textual.widgets._toast import Toast
 
@@ -335,3 +339,13 @@ async def test_a_late_preview_of_another_row_is_not_shown(
         screen.post_message(SessionsScreen.Previewed(sessions.rows[0].session.key, Text("fresh")))
         await settle(pilot)
         assert str(preview.render()) == "fresh"
+
+
+def test_message_counts_fit_their_column() -> None:
+    """A count of 30,000 overflowed the 4-wide column and pushed the titles out of line."""
+    from tui.text import short_count
+
+    assert [short_count(n) for n in (0, 9999, 10_000, 30_000, 999_999, 1_234_567, 12_345_678)] == [
+        "0", "9999", "10k", "30k", "999k", "1.2M", "12M",
+    ]  # fmt: skip
+    assert all(len(short_count(n)) <= 4 for n in range(0, 50_000_000, 7_919))

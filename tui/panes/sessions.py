@@ -25,7 +25,7 @@ from recorder.sources.listing import SessionRow, list_sessions, read_row
 from recorder.sources.model import Source, Transcript
 from recorder.store.layout import Layout
 
-from ..text import Clock, one_line
+from ..text import Clock, cut, one_line, short_count
 from ..widgets.record_list import SOURCE_STYLES
 from ..widgets.virtual_list import VirtualList
 from ..worker_errors import ShowsWorkerErrors
@@ -60,14 +60,21 @@ class SessionList(VirtualList):
         last = self.clock.when(s.last_ts or s.mtime)
         text = Text()
         text.append(f"{s.source.value:<7}", SOURCE_STYLES.get(s.source.value, "bold"))
-        text.append(f"{last}  {s.message_count:>4} ", "dim")
+        text.append(f"{last}  {short_count(s.message_count):>4} ", "dim")
         if r.deleted:
             text.append("deleted ", "bold red")
         elif r.protected:
             text.append("kept ", "green")
+        title = s.shown_title or "(untitled)"
         if s.subagent:  # listed on its own: its session has no file any more
-            text.append(f"sub-agent of {s.parent_id[:8]} (file gone) ", "yellow")
-        text.append(one_line(s.shown_title or "(untitled)", max(10, width)))
+            label = f"  sub-agent of {s.parent_id[:8]} (file gone)"
+            if width - text.cell_len - len(label) < 10:  # narrow: the parent is in the preview
+                label = "  sub-agent (file gone)"
+            room = max(10, width - text.cell_len - len(label))  # the label stays whole
+            text.append(cut(one_line(title), room))
+            text.append(label, "yellow")
+        else:
+            text.append(one_line(title, max(10, width)))
         text.truncate(width)
         return text
 
