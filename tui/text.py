@@ -237,7 +237,10 @@ def short_count(n: int) -> str:
         return str(n)
     if n < 1_000_000:
         return f"{n // 1000}k"
-    return f"{n / 1_000_000:.1f}M" if n < 10_000_000 else f"{n // 1_000_000}M"
+    if n < 9_950_000:  # 9.9M at most: 9,950,000 would round to "10.0M"
+        return f"{n / 1_000_000:.1f}M"
+    millions = round(n / 1_000_000)
+    return f"{millions}M" if millions < 1000 else f"{round(n / 1_000_000_000)}G"
 
 
 def plural(n: int, noun: str, many: str | None = None) -> str:

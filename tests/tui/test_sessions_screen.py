@@ -345,7 +345,8 @@ def test_message_counts_fit_their_column() -> None:
     """A count of 30,000 overflowed the 4-wide column and pushed the titles out of line."""
     from tui.text import short_count
 
-    assert [short_count(n) for n in (0, 9999, 10_000, 30_000, 999_999, 1_234_567, 12_345_678)] == [
-        "0", "9999", "10k", "30k", "999k", "1.2M", "12M",
+    assert [short_count(n) for n in (0, 9999, 10_000, 30_000, 999_999, 1_234_567, 12_545_678)] == [
+        "0", "9999", "10k", "30k", "999k", "1.2M", "13M",
     ]  # fmt: skip
     assert all(len(short_count(n)) <= 4 for n in range(0, 50_000_000, 7_919))
+    assert [short_count(n) for n in (9_949_999, 9_950_000, 2_000_000_000)] == ["9.9M", "10M", "2G"]
