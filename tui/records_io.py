@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from recorder.export.redact import redact_record, redacted
 from recorder.export.writers import MarkdownWriter, export_range
@@ -20,6 +21,15 @@ from recorder.store.reader import Record, Store
 Progress = Callable[[int], bool]
 """Told the records read so far (every `PROGRESS_EVERY`); False stops the work."""
 PROGRESS_EVERY = 2048
+
+
+class Records(Protocol):
+    """What a copy or export reads: the journal's `Store`, or an agent session's
+    messages as records (`SessionRecords`)."""
+
+    def record(self, index: int) -> Record: ...
+
+    def records(self, start: int = 0, stop: int | None = None) -> Iterator[Record]: ...
 
 
 def new_file(folder: Path, stem: str, suffix: str) -> tuple[Path, int]:
@@ -58,7 +68,7 @@ def export_checkpoint(
     return path, rng.stop - rng.start
 
 
-def turns(store: Store, first: int, last: int, progress: Progress) -> Iterator[Record]:
+def turns(store: Records, first: int, last: int, progress: Progress) -> Iterator[Record]:
     """The records from `first` to `last` (inclusive) a transcript shows, bookkeeping
     (heartbeats, the recorder's events) left out, read in sequential blocks. Raises
     `Stopped` when `progress` says so."""
@@ -82,7 +92,7 @@ class Copied:
 
 
 def copy_turns(
-    store: Store, folder: Path, first: int, last: int, clip_limit: int, progress: Progress
+    store: Records, folder: Path, first: int, last: int, clip_limit: int, progress: Progress
 ) -> Copied:
     """In one pass: the turns' stored lines, byte for byte, to a new `copy-*.jsonl` in
     `folder`, and their Markdown (redacted: it is meant to be shared) while it stays
@@ -114,21 +124,24 @@ def copy_turns(
 
 
 def export_turns(
-    store: Store, folder: Path, first: int, last: int, shown_folder: str, progress: Progress
+    store: Records,
+    folder: Path,
+    first: int,
+    last: int,
+    about: Sequence[tuple[str, str]],
+    progress: Progress,
 ) -> tuple[Path, int]:
     """The turns from `first` to `last` as a Markdown transcript (redacted), written as
-    it is read to a new `conversation-*.md` in `folder`; its path and the turns in it.
-    A stopped export leaves no file."""
+    it is read to a new `conversation-*.md` in `folder`, under a head of the `about`
+    rows (the log folder, or the session) and the records' range; its path and the
+    turns in it. A stopped export leaves no file."""
     path, fd = new_file(folder, "conversation", ".md")
     count = 0
     try:
         with os.fdopen(fd, "wb") as out:
             writer = MarkdownWriter(out)
             seqs = [store.record(i).get("seq") for i in (first, last)]
-            writer.begin(
-                "Conversation",
-                [("log folder", shown_folder), ("records", f"#{seqs[0]} to #{seqs[1]}")],
-            )
+            writer.begin("Conversation", [*about, ("records", f"#{seqs[0]} to #{seqs[1]}")])
             # Markdown is meant to be shared: redacted as exports are, a batch of
             # prefilter passes at a time (`redacted`), not a full scan per record
             for rec in redacted(turns(store, first, last, progress)):

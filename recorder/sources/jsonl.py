@@ -216,7 +216,7 @@ def time_span(stamps: list[Any]) -> tuple[float | None, float | None]:
 
 
 TEXT_LIMIT = 1 << 20  # characters of one text a reader keeps (`text_of`)
-_CUT = re.compile(r"\n\[… [0-9,]+ more characters not kept here\]")
+_CUT = re.compile(r"\n\[… ([0-9,]+) more characters not kept here\]")
 
 
 def cut_text(text: str, limit: int) -> str:
@@ -230,6 +230,20 @@ def cut_text(text: str, limit: int) -> str:
 def was_cut(text: str) -> bool:
     """Whether `text` holds the line `cut_text` puts where it cut."""
     return "more characters not kept here]" in text and _CUT.search(text) is not None
+
+
+def cut_sizes(text: str) -> tuple[int, int] | None:
+    """(characters kept, characters not kept) of a text that ends with the line
+    `cut_text` puts where it cut; None for any other text."""
+    if not text.endswith("more characters not kept here]"):
+        return None
+    tail = text[-80:]  # the line is at most 63 characters (a count under 10**18)
+    found = list(_CUT.finditer(tail))
+    if not found or found[-1].end() != len(tail):
+        return None
+    line = found[-1]
+    kept = len(text) - len(tail) + line.start()
+    return kept, int(line.group(1).replace(",", ""))
 
 
 TOO_DEEP = "[nested too deep to show]"

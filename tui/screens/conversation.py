@@ -11,7 +11,8 @@ own, written as they are read (`records_io`), their progress in the status line.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +31,7 @@ from recorder.search.query import Query, match_spans
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.reader import Record, Store
 
-from ..records_io import Copied, Stopped, copy_turns, export_turns
+from ..records_io import Copied, Records, Stopped, copy_turns, export_turns
 from ..text import one_line, plural
 from ..widgets.conversation_view import ConversationView
 from ..worker_errors import ShowsWorkerErrors
@@ -86,18 +87,22 @@ class TimePrompt(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class ConversationScreen(ShowsWorkerErrors, Screen[None]):
-    """A transcript around record `index` (from `checkpoint`, when opened from one)."""
+TRANSCRIPT_BINDINGS = [
+    Binding("enter", "open_record", "Record"),
+    Binding("t", "jump_time", "Time"),
+    Binding("v", "mark", "Mark"),
+    Binding("y", "copy", "Copy"),
+    Binding("e", "export", "Export"),
+]
+"""The keys of every transcript: the journal's (`ConversationScreen`) and an agent
+session's (`SessionConversationScreen`)."""
 
-    BINDINGS = [
-        Binding("escape,q", "back", "Back"),
-        Binding("enter", "open_record", "Record"),
-        Binding("t", "jump_time", "Time"),
-        Binding("v", "mark", "Mark"),
-        Binding("y", "copy", "Copy"),
-        Binding("e", "export", "Export"),
-        Binding("r", "restore", "Restore", tooltip="Restore the checkpoint this view is at"),
-    ]
+
+class TranscriptScreen(ShowsWorkerErrors, Screen[None]):
+    """What a screen showing a `ConversationView` does with it: the record in full, a
+    jump to a time, a range marked, copied and exported on a thread. Its subclasses say
+    where the records come from (`job_records`, `time_index`, `export_about`) and list
+    `TRANSCRIPT_BINDINGS` among their keys."""
 
     class JobProgress(Message):
         """The copy or export read `done` of its `total` records."""
@@ -114,6 +119,216 @@ class ConversationScreen(ShowsWorkerErrors, Screen[None]):
             super().__init__()
             self.result = result
 
+    COPIED_LINES = "stored lines"
+    """What the file a copy writes holds, as its notice names it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.job: str | None = None
+        """"copying" or "exporting" while that runs on a thread (one at a time)."""
+        self.job_done: tuple[int, int] | None = None
+        """(records read, records in range) of the job, as last told."""
+
+    @property
+    def papp(self) -> PersistApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def transcript(self) -> ConversationView | None:
+        """The transcript, once it is there (a session's is mounted when it was read)."""
+        return next(iter(self.query(ConversationView)), None)
+
+    # -- what a subclass says -----------------------------------------------------
+    def job_records(self) -> AbstractContextManager[Records]:
+        """The records a copy or export reads on its thread (a reader of their own)."""
+        raise NotImplementedError
+
+    def time_index(self, ts: float) -> int:
+        """The first record at or after time `ts` (past the end: the length)."""
+        raise NotImplementedError
+
+    def export_about(self) -> list[tuple[str, str]]:
+        """The rows an export's head names its origin with."""
+        raise NotImplementedError
+
+    def update_status(self) -> None:
+        raise NotImplementedError
+
+    def status_tail(self, status: Text) -> None:
+        """The marked range and the job running, at the end of the status line."""
+        view = self.transcript
+        if view is not None and view.mark is not None:
+            first, last = view.selection_range()
+            if last - first < RANGE_COUNTED:
+                status.append(
+                    f"  range: {plural(len(list(view.records(first, last))), 'turn')}", "cyan"
+                )
+            else:  # counting its turns would read all of it at every key
+                status.append(f"  range: {last - first + 1:,} records", "cyan")
+        if self.job is not None:
+            done, total = self.job_done or (0, 1)
+            status.append(f"  {self.job}… {100 * done // max(total, 1)}%", "bold yellow")
+
+    # -- actions ----------------------------------------------------------------
+    def action_open_record(self) -> None:
+        view = self.transcript
+        if view is None or not len(view.store):
+            return
+        store = view.store
+
+        def neighbour(index: int, step: int) -> Record | None:
+            found = view._next(index, step)
+            if found is None:
+                return None
+            view.select(found)
+            return store.record(found)
+
+        self.papp.show_record(store.record(view.selected), navigate=neighbour)
+
+    def action_jump_time(self) -> None:
+        view = self.transcript
+        if view is None or not len(view.store):
+            return
+        store = view.store
+        current = store.record(view.selected).ts
+
+        def jump(answer: str | None) -> None:
+            if not answer:
+                return
+            dt = self.papp.clock.dt(current) if current is not None else None
+            ts = parse_time(answer, current, dt)
+            if ts is None:
+                self.notify(f"Not a time: {one_line(answer, 40)} (try 09:30)", severity="warning")
+                return
+            index = self.time_index(ts)
+            view.select(min(index, len(store) - 1))
+            self.notify(self._landed(view, ts, index >= len(store)), timeout=4)
+
+        self.app.push_screen(TimePrompt(), jump)
+
+    def _landed(self, view: ConversationView, asked: float, past_the_end: bool) -> str:
+        """Where a jump to time `asked` landed, in words: the turn's own time, and why it
+        is not the time asked for."""
+        clock = self.papp.clock
+        at = clock.stamp(view.store.record(view.selected).ts)
+        wanted = clock.stamp(asked)
+        if past_the_end:
+            return f"Nothing recorded at or after {wanted}: at the last turn, {at}"
+        if at == wanted:
+            return f"At {at}"
+        return f"At {at}, the first turn at or after {wanted}"
+
+    def action_mark(self) -> None:
+        view = self.transcript
+        if view is None:
+            return
+        view.mark = None if view.mark == view.selected else view.selected
+        view._cache.clear()
+        view.refresh_layout()
+        self.update_status()
+
+    def action_copy(self) -> None:
+        """The turn (or the marked range) as Markdown to the clipboard, and as the
+        stored lines to a file (the fallback that always works); on a thread, with
+        its progress in the status line."""
+        view = self.transcript
+        if view is None or not len(view.store):
+            return
+        first, last = view.selection_range()
+        self._start_job("copying", first, last)
+
+    def action_export(self) -> None:
+        """What is on screen (or the marked range) as a Markdown transcript file."""
+        view = self.transcript
+        if view is None:
+            return
+        if view.mark is not None:
+            first, last = view.selection_range()
+        elif view.shown:
+            first, last = view.shown[0], view.shown[-1]
+        else:
+            return
+        self._start_job("exporting", first, last)
+
+    def _start_job(self, what: str, first: int, last: int) -> None:
+        if self.job is not None:
+            self.notify(f"Still {self.job}…", timeout=2)
+            return
+        self.job = what
+        self.update_status()
+        about = self.export_about()
+        self.run_worker(
+            lambda: self._run_job(what, first, last, about),
+            thread=True,
+            group="copy",
+            exit_on_error=False,
+        )
+
+    def _run_job(self, what: str, first: int, last: int, about: list[tuple[str, str]]) -> None:
+        """Copy or export records `first` to `last` with a reader of its own (the UI's
+        is the UI thread's), telling the screen how far it got every 0.1 s."""
+        worker = get_current_worker()
+        folder = self.papp.exports_dir
+        total = last - first + 1
+        told = [0.0]
+
+        def progress(done: int) -> bool:
+            now = time.monotonic()
+            if now - told[0] >= 0.1:
+                told[0] = now
+                self.post_message(self.JobProgress(done, total))
+            return not worker.is_cancelled
+
+        with self.job_records() as store:
+            try:
+                if what == "copying":
+                    copied = copy_turns(store, folder, first, last, OSC52_LIMIT, progress)
+                    self.post_message(self.JobDone(copied))
+                else:
+                    path, turns = export_turns(store, folder, first, last, about, progress)
+                    self.post_message(self.JobDone((path, turns)))
+            except Stopped:
+                return
+
+    def on_transcript_screen_job_progress(self, message: JobProgress) -> None:
+        if self.job is not None:
+            self.job_done = (message.done, message.total)
+            self.update_status()
+
+    def on_transcript_screen_job_done(self, message: JobDone) -> None:
+        result = message.result
+        self.job, self.job_done = None, None
+        self.update_status()
+        if isinstance(result, Copied):
+            if result.markdown is not None:
+                self.app.copy_to_clipboard(result.markdown)
+            clip = (
+                "copied to the clipboard (OSC 52)"
+                if result.markdown is not None
+                else "too big for the clipboard"
+            )
+            what = plural(result.turns, "turn")
+            self.notify(f"{what} {clip}; {self.COPIED_LINES} in {result.path}", timeout=10)
+        else:
+            path, turns = result
+            self.notify(f"Exported {plural(turns, 'turn')} to {path}", timeout=10)
+
+    def worker_failed(self, group: str, problem: str) -> None:
+        what = "copy" if self.job == "copying" else "export"
+        self.job, self.job_done = None, None
+        self.update_status()
+        self.notify(f"Could not {what}: {problem}", severity="error")
+
+
+class ConversationScreen(TranscriptScreen):
+    """A transcript around record `index` (from `checkpoint`, when opened from one)."""
+
+    BINDINGS = [
+        Binding("escape,q", "back", "Back"),
+        *TRANSCRIPT_BINDINGS,
+        Binding("r", "restore", "Restore", tooltip="Restore the checkpoint this view is at"),
+    ]
+
     def __init__(
         self,
         index: int,
@@ -128,14 +343,6 @@ class ConversationScreen(ShowsWorkerErrors, Screen[None]):
         self.matches = matches
         """Search hits (record indices, journal order) that n/N step through."""
         self.search_query = query
-        self.job: str | None = None
-        """"copying" or "exporting" while that runs on a thread (one at a time)."""
-        self.job_done: tuple[int, int] | None = None
-        """(records read, records in range) of the job, as last told."""
-
-    @property
-    def papp(self) -> PersistApp:
-        return self.app  # type: ignore[return-value]
 
     @property
     def view(self) -> ConversationView:
@@ -189,163 +396,26 @@ class ConversationScreen(ShowsWorkerErrors, Screen[None]):
         if rec is not None:
             status.append(f"  {self.papp.clock.stamp(rec.ts)}")
             status.append(f"  {view.selected + 1:,}/{len(store):,}", "dim")
-        if view.mark is not None:
-            first, last = view.selection_range()
-            if last - first < RANGE_COUNTED:
-                status.append(
-                    f"  range: {plural(len(list(view.records(first, last))), 'turn')}", "cyan"
-                )
-            else:  # counting its turns would read all of it at every key
-                status.append(f"  range: {last - first + 1:,} records", "cyan")
-        if self.job is not None:
-            done, total = self.job_done or (0, 1)
-            status.append(f"  {self.job}… {100 * done // max(total, 1)}%", "bold yellow")
+        self.status_tail(status)
         self.query_one("#conversation-status", Static).update(status)
+
+    @contextmanager
+    def job_records(self) -> Iterator[Records]:
+        with Store(self.papp.log_dir) as store:
+            store.refresh()
+            yield store
+
+    def time_index(self, ts: float) -> int:
+        store = self.papp.journal.store
+        assert store is not None
+        return store.bisect(ts, lambda r: r.ts)
+
+    def export_about(self) -> list[tuple[str, str]]:
+        return [("log folder", self.papp.folder)]
 
     # -- actions ----------------------------------------------------------------
     def action_back(self) -> None:
         self.dismiss(None)
-
-    def action_open_record(self) -> None:
-        view = self.view
-        store = view.store
-
-        def neighbour(index: int, step: int) -> Record | None:
-            found = view._next(index, step)
-            if found is None:
-                return None
-            view.select(found)
-            return store.record(found)
-
-        self.papp.show_record(store.record(view.selected), navigate=neighbour)
-
-    def action_jump_time(self) -> None:
-        view = self.view
-        store = self.papp.journal.store
-        assert store is not None
-        current = store.record(view.selected).ts if len(store) else None
-
-        def jump(answer: str | None) -> None:
-            if not answer:
-                return
-            dt = self.papp.clock.dt(current) if current is not None else None
-            ts = parse_time(answer, current, dt)
-            if ts is None:
-                self.notify(f"Not a time: {one_line(answer, 40)} (try 09:30)", severity="warning")
-                return
-            index = store.bisect(ts, lambda r: r.ts)
-            view.select(min(index, len(store) - 1))
-            self.notify(self._landed(ts, index >= len(store)), timeout=4)
-
-        self.app.push_screen(TimePrompt(), jump)
-
-    def _landed(self, asked: float, past_the_end: bool) -> str:
-        """Where a jump to time `asked` landed, in words: the turn's own time, and why it
-        is not the time asked for."""
-        clock = self.papp.clock
-        at = clock.stamp(self.view.store.record(self.view.selected).ts)
-        wanted = clock.stamp(asked)
-        if past_the_end:
-            return f"Nothing recorded at or after {wanted}: at the last turn, {at}"
-        if at == wanted:
-            return f"At {at}"
-        return f"At {at}, the first turn at or after {wanted}"
-
-    def action_mark(self) -> None:
-        view = self.view
-        view.mark = None if view.mark == view.selected else view.selected
-        view._cache.clear()
-        view.refresh_layout()
-        self.update_status()
-
-    def action_copy(self) -> None:
-        """The turn (or the marked range) as Markdown to the clipboard, and as the
-        stored lines to a file (the fallback that always works); on a thread, with
-        its progress in the status line."""
-        first, last = self.view.selection_range()
-        self._start_job("copying", first, last)
-
-    def action_export(self) -> None:
-        """What is on screen (or the marked range) as a Markdown transcript file."""
-        view = self.view
-        if view.mark is not None:
-            first, last = view.selection_range()
-        elif view.shown:
-            first, last = view.shown[0], view.shown[-1]
-        else:
-            return
-        self._start_job("exporting", first, last)
-
-    def _start_job(self, what: str, first: int, last: int) -> None:
-        if self.job is not None:
-            self.notify(f"Still {self.job}…", timeout=2)
-            return
-        self.job = what
-        self.update_status()
-        self.run_worker(
-            lambda: self._run_job(what, first, last),
-            thread=True,
-            group="copy",
-            exit_on_error=False,
-        )
-
-    def _run_job(self, what: str, first: int, last: int) -> None:
-        """Copy or export records `first` to `last` with a reader of its own (the UI's
-        is the UI thread's), telling the screen how far it got every 0.1 s."""
-        worker = get_current_worker()
-        papp = self.papp
-        total = last - first + 1
-        told = [0.0]
-
-        def progress(done: int) -> bool:
-            now = time.monotonic()
-            if now - told[0] >= 0.1:
-                told[0] = now
-                self.post_message(self.JobProgress(done, total))
-            return not worker.is_cancelled
-
-        with Store(papp.log_dir) as store:
-            store.refresh()
-            try:
-                if what == "copying":
-                    copied = copy_turns(store, papp.exports_dir, first, last, OSC52_LIMIT, progress)
-                    self.post_message(self.JobDone(copied))
-                else:
-                    path, turns = export_turns(
-                        store, papp.exports_dir, first, last, papp.folder, progress
-                    )
-                    self.post_message(self.JobDone((path, turns)))
-            except Stopped:
-                return
-
-    def on_conversation_screen_job_progress(self, message: JobProgress) -> None:
-        if self.job is not None:
-            self.job_done = (message.done, message.total)
-            self.update_status()
-
-    def on_conversation_screen_job_done(self, message: JobDone) -> None:
-        result = message.result
-        self.job, self.job_done = None, None
-        self.update_status()
-        if isinstance(result, Copied):
-            if result.markdown is not None:
-                self.app.copy_to_clipboard(result.markdown)
-            clip = (
-                "copied to the clipboard (OSC 52)"
-                if result.markdown is not None
-                else "too big for the clipboard"
-            )
-            what = plural(result.turns, "turn")
-            self.notify(f"{what} {clip}; stored lines in {result.path}", timeout=10)
-        else:
-            path, turns = result
-            self.notify(f"Exported {plural(turns, 'turn')} to {path}", timeout=10)
-
-    def worker_failed(self, group: str, problem: str) -> None:
-        what = "copy" if self.job == "copying" else "export"
-        self.job, self.job_done = None, None
-        self.update_status()
-        self.notify(f"Could not {what}: {problem}", severity="error")
 
     def action_restore(self) -> None:
         if self.checkpoint is None:

@@ -20,6 +20,7 @@ from textual.widgets import Footer
 from recorder.export.redact import named_secrets, record_secrets, scanned_by_recorder
 from recorder.export.render import TOO_DEEP, json_text, record_text
 from recorder.search.query import Query, match_spans
+from recorder.sources.jsonl import cut_sizes
 from recorder.store.layout import segment_name
 from recorder.store.reader import Record
 from recorder.store.secrets import SecretSpan
@@ -89,7 +90,10 @@ def record_blocks(rec: Record, clock: Clock) -> list[Block]:
     head.append(f"{rec.kind.upper()}", "bold reverse")
     head.append(f"  seq {rec.seq}  ", "")
     head.append(clock.stamp(rec.ts), "")
-    head.append(f"  {segment_name(rec.segment)} @ {rec.offset:,}", "dim")
+    if rec.segment < 0:  # made in memory of an agent session's message (`journal_view`)
+        head.append("  an agent session's message, not in the journal", "dim")
+    else:
+        head.append(f"  {segment_name(rec.segment)} @ {rec.offset:,}", "dim")
     if rec.is_message:
         head.append("\nsender ", "dim")
         head.append_text(safe_text(rec.sender or "?", "bold"))
@@ -111,7 +115,15 @@ def record_blocks(rec: Record, clock: Clock) -> list[Block]:
         blocks.append(Block(rec.line, "red"))
         return blocks
     if rec.is_message:
-        blocks += [section("text"), Block(record_text(rec), highlight=True)]
+        text = record_text(rec)
+        cut = cut_sizes(text)
+        if cut is not None:  # its last line says so, past what a block shows at first
+            kept, more = cut
+            note = (
+                f"text cut by the session reader: {kept:,} of its {kept + more:,} characters kept"
+            )
+            blocks.append(Block(Text(note, "yellow"), limit=None))
+        blocks += [section("text"), Block(text, highlight=True)]
         meta = pretty(rec.meta, lambda: rec.line)
         blocks += [section("metadata (enrichment)"), Block(meta)]
         payload = rec.payload

@@ -1,22 +1,24 @@
 """An agent session's conversation, opened at a message (a search hit in the session).
 
 The same transcript view as the journal's, over the session's messages turned into
-journal-shaped records as they are drawn (`recorder.sources.journal_view`); `n/N` step
-through the search's hits in this session, each match highlighted.
+journal-shaped records as they are drawn (`recorder.sources.journal_view`), with the
+same keys (`TranscriptScreen`: Enter shows the message in full, t jumps to a time, v
+marks a range, y copies, e exports); `n/N` step through the search's hits in this
+session, each match highlighted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
@@ -28,12 +30,10 @@ from recorder.sources.listing import SessionRow, read_row
 from recorder.sources.model import SessionMessage, notes_phrase, seq_of
 from recorder.store.reader import Record
 
+from ..records_io import Records
 from ..text import one_line, plural
 from ..widgets.conversation_view import ConversationView
-from ..worker_errors import ShowsWorkerErrors
-
-if TYPE_CHECKING:
-    from ..app import PersistApp
+from .conversation import TRANSCRIPT_BINDINGS, TranscriptScreen
 
 
 class SessionRecords:
@@ -49,15 +49,32 @@ class SessionRecords:
     def __len__(self) -> int:
         return len(self.messages)
 
+    def records(self, start: int = 0, stop: int | None = None) -> Iterator[Record]:
+        """The messages from `start` to `stop` (excluded) as records, in order."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        return (self._record(i) for i in range(start, stop))
 
-class SessionConversationScreen(ShowsWorkerErrors, Screen[None]):
+    def first_at(self, ts: float) -> int:
+        """The first message at or after time `ts` (one without a time counts as at the
+        time of the one before it); past the end: the length."""
+        times: list[float] = []
+        last = float("-inf")
+        for msg in self.messages:
+            last = last if msg.ts is None else msg.ts
+            times.append(last)
+        return bisect_left(times, ts)
+
+
+class SessionConversationScreen(TranscriptScreen):
     """Session `key` (`claude:<id>`) around message `seq` (None: its last)."""
 
     BINDINGS = [
         Binding("escape,q", "back", "Back"),
+        *TRANSCRIPT_BINDINGS,
         Binding("r", "resume", "Resume command", tooltip="How to resume this session"),
         Binding("question_mark", "app.help", "Help"),
     ]
+    COPIED_LINES = "its messages as journal-shaped records"
 
     class Read(Message):
         def __init__(self, row: SessionRow, messages: list[SessionMessage]) -> None:
@@ -81,10 +98,7 @@ class SessionConversationScreen(ShowsWorkerErrors, Screen[None]):
         self.search_query = query
         self.row: SessionRow | None = None
         self.notes = ""  # how many messages are the agent's notes (notes_phrase)
-
-    @property
-    def papp(self) -> PersistApp:
-        return self.app  # type: ignore[return-value]
+        self.messages: list[SessionMessage] = []
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -105,6 +119,7 @@ class SessionConversationScreen(ShowsWorkerErrors, Screen[None]):
     def read(self, event: Read) -> None:
         self.row = event.row
         self.notes = notes_phrase(event.messages)
+        self.messages = event.messages
         records = SessionRecords(event.messages)
         last = len(records) - 1
         at = max(0, last if self.seq is None else min(self.seq, last))
@@ -139,12 +154,28 @@ class SessionConversationScreen(ShowsWorkerErrors, Screen[None]):
             status.append(f" ({self.notes})", "dim")
         if self.matches:
             status.append(f"  {plural(len(self.matches), 'hit')} (n/N)", "cyan")
+        self.status_tail(status)
         self.query_one("#session-conversation-status", Static).update(status)
 
     def worker_failed(self, group: str, problem: str) -> None:
+        if group != "session":  # a copy or an export
+            super().worker_failed(group, problem)
+            return
         self.query_one("#session-conversation-status", Static).update(
             Text(f"cannot open {self.key}: {problem}", "bold red")
         )
+
+    def job_records(self) -> AbstractContextManager[Records]:
+        return nullcontext(SessionRecords(self.messages))  # its own cache, for the thread
+
+    def time_index(self, ts: float) -> int:
+        return SessionRecords(self.messages).first_at(ts)
+
+    def export_about(self) -> list[tuple[str, str]]:
+        about = [("session", self.key)]
+        if self.row is not None and self.row.session.shown_title:
+            about.append(("title", one_line(self.row.session.shown_title, 200)))
+        return about
 
     def action_back(self) -> None:
         self.dismiss(None)

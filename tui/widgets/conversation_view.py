@@ -25,6 +25,7 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
+from recorder.sources.jsonl import cut_sizes
 from recorder.store.marks import BOOKKEEPING, line_kind
 from recorder.store.reader import Record
 
@@ -328,6 +329,14 @@ class ConversationView(Widget, can_focus=True):
 
 def _size_of(text: str) -> str:
     """A long text's size as a folded turn names it ("60,000 lines, 6,400,000
-    characters in all"): its rows past the drawn part are not counted."""
+    characters in all"): its rows past the drawn part are not counted. A text the
+    session reader cut says so: its last line, which says it too, is past what a
+    turn shows."""
+    cut = cut_sizes(text)
+    if cut is not None:
+        kept, more = cut
+        return (
+            f"{kept:,} of its {kept + more:,} characters kept, the rest cut by the session reader"
+        )
     lines = text.count("\n") + 1
     return f"{lines:,} line{'s' if lines != 1 else ''}, {len(text):,} characters in all"
