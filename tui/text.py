@@ -106,6 +106,28 @@ def highlighted_text(text: str, spans: Sequence[tuple[int, int, str | Style]]) -
     return result
 
 
+def window_on(text: str, start: int, end: int, room: int) -> int:
+    """Where to start showing `text` so that its characters `start` to `end` (a match)
+    fit in `room` terminal cells after a `…` put before them, a third of the room or
+    what is left of it kept for the words before the match: 0 when the text fits from
+    its first character to the match's end."""
+    cells = [safe_text(ch).cell_len for ch in text[:end]]  # escapes and wide characters
+    if sum(cells) <= room:
+        return 0
+    left = room - 1 - sum(cells[start:end])  # for the words before the match
+    if left <= 0:
+        return start
+    context, at = min(left, room // 3), start
+    while at > 0 and cells[at - 1] <= context:
+        at -= 1
+        context -= cells[at]
+    if at > 0 and text[at - 1] != " ":  # not the end of a word: from the next one
+        space = text.find(" ", at, start)
+        if space >= 0:
+            at = space + 1
+    return at
+
+
 def fit(text: str, width: int, *, ellipsis: bool = False) -> str:
     """`text` cut and padded to exactly `width` terminal cells, for a column: a wide
     character (CJK, most emoji) takes two, so the number of characters is no measure.

@@ -198,3 +198,57 @@ async def test_with_no_journal_yet_the_agents_sessions_are_searched(
         hits = main.search_pane.result_hits
         assert [h.session for h in hits] == [s.session_id], main.search_pane.search_state
         assert not (root / "segments").exists()
+
+
+@pilot_test
+async def test_every_row_shows_its_first_match_highlighted(tmp_path: Path) -> None:
+    """A hit's snippet keeps about 50 characters before its match: after the time,
+    source, sender and topic columns of an 80-column row, that cut the row before the
+    match (`… the publi…`, no highlight). The row now leaves words out before the match
+    (`…`) until it fits, counting cells, not characters (wide text, escapes)."""
+    from rich.style import Style
+
+    from tests.tui_fixtures import SMALL
+    from tui.widgets.record_list import HIGHLIGHT
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(BASE_TS))
+    texts = {
+        "planner": "New task from the user: rate-limit the public API to 100 requests per "
+        "minute and split the work between the coder and the tester, then review it all.",
+        "coder": "数据库迁移" * 12 + " then split the schema file in two, and rerun the suite",
+        "tester": "\x1b[2J\x1b[31m" * 6 + "escapes before the word: split here, then more words",
+        "reviewer": "split first, nothing to leave out",
+    }
+    for i, (sender, text) in enumerate(texts.items()):
+        w.message(BASE_TS + i, sender, text)
+    w.close()
+    app = make_app(root)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        await pilot.press("slash", *"split")
+        await settle(pilot, 0.4)
+        assert len(main.search_pane.result_hits) == 4
+        results = main.query_one("#results")
+        marked = Style.parse(HIGHLIGHT)
+        rows: dict[str, tuple[str, list[str]]] = {}
+        for strip in app.screen._compositor.render_strips():
+            segments = [seg for seg in strip if not seg.control]
+            shown = "".join(seg.text for seg in segments)
+            sender = next((s for s in texts if f" {s[:9]}" in shown), None)
+            if sender is None or strip.cell_length < results.size.width:
+                continue
+            # a match is yellow; on the cursor's row, whose colour wins, it stays bold
+            lit = [
+                seg.text
+                for seg in segments
+                if seg.style and (seg.style.bgcolor == marked.bgcolor or seg.style.bold)
+            ]
+            rows[sender] = (shown, lit)
+        assert sorted(rows) == sorted(texts), rows
+        for sender, (shown, lit) in rows.items():
+            assert "split" in lit, (sender, shown)
+            cut = sender != "reviewer"  # its match is at the start: nothing left out
+            assert ("… " in shown or "…" in shown.split("split")[0]) is cut, shown
+        assert "   …per minute and split the work between the c…" in rows["planner"][0]

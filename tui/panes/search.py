@@ -24,7 +24,7 @@ from recorder.search.query import Query, QueryError, parse_query
 from recorder.sources.model import seq_of
 from recorder.store.layout import sessions_searchable_without_journal
 
-from ..text import count, fit, highlighted_text, one_line
+from ..text import count, fit, highlighted_text, one_line, window_on
 from ..widgets.record_list import HIGHLIGHT, sender_style, source_label
 from ..widgets.virtual_list import VirtualList
 from .base import Pane
@@ -79,7 +79,14 @@ class ResultList(VirtualList):
         line.append(fit(who, sw) + " ", sender_style(who) if hit.sender else "dim")
         line.append(fit(one_line(hit.topic, 40), tw) + " ", "dim")
         marks = [(s.start, s.end, FUZZY_STYLE if s.fuzzy else HIGHLIGHT) for s in hit.spans]
-        line.append_text(highlighted_text(hit.snippet, marks))
+        snippet = hit.snippet
+        if marks:  # the first match on the row, the words before it cut if need be
+            first, end, _style = min(marks, key=lambda m: m[:2])
+            at = window_on(snippet, first, end, width - line.cell_len)
+            if at > 0:
+                snippet = "…" + snippet[at:]
+                marks = [(max(s, at) - at + 1, e - at + 1, st) for s, e, st in marks if e > at]
+        line.append_text(highlighted_text(snippet, marks))
         return line
 
 
