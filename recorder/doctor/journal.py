@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,7 +160,7 @@ def journal_findings(
                 Severity.WARNING,
                 f"an interrupted compaction left {names}{more} in segments/: the records "
                 "are in the segments kept, this only takes room",
-                f"persist compact --log-dir {layout.root}",
+                f"persist compact --log-dir {shlex.quote(str(layout.root))}",
             )
         )
     numbers = [segment_number(s.path.name) or 0 for s in scans]

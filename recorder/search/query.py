@@ -21,6 +21,7 @@ every term, so they stay in one module.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import time
@@ -538,7 +539,15 @@ def _outside_placeholders(text: str, spans: list[Span]) -> list[Span]:
     if not spans or "[REDACTED:" not in text:
         return spans
     holes = [(m.start(), m.end()) for m in _PLACEHOLDER.finditer(text)]
-    return [s for s in spans if not any(s.start < end and start < s.end for start, end in holes)]
+    starts = [start for start, _ in holes]
+
+    def inside(span: Span) -> bool:
+        # the placeholders do not overlap: the last one starting before the span ends is
+        # the only one that can reach into it (one bisect a span, not a pass over all)
+        k = bisect.bisect_left(starts, span.end) - 1
+        return k >= 0 and holes[k][1] > span.start
+
+    return [s for s in spans if not inside(s)]
 
 
 @functools.lru_cache(maxsize=64)

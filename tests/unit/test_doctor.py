@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -644,10 +645,31 @@ def test_what_an_interrupted_compaction_left_is_named_and_persist_compact_remove
     found = finding(run(folder), "journal.compaction-leftover")
     assert found.severity is Severity.WARNING
     assert f"{tmp.name} (a compression that did not finish)" in found.summary
-    assert found.fix == f"persist compact --log-dir {folder.root}"
+    assert found.fix == f"persist compact --log-dir {shlex.quote(str(folder.root))}"
     with open(folder.layout.compact_lock, "a") as lock:  # a compactor at work: its own file
         fcntl.flock(lock, fcntl.LOCK_EX)
         assert "journal.compaction-leftover" not in bad(run(folder))
     assert main(["compact", "--log-dir", str(folder.root)]) == 0
     assert f"removed {tmp.name}" in capsys.readouterr().err
     assert not tmp.exists() and "journal.compaction-leftover" not in bad(run(folder))
+
+
+def test_the_compaction_leftover_fix_runs_in_a_folder_with_a_space(tmp_path: Path) -> None:
+    """The fix command named the folder unquoted: `--log-dir /tmp/my logs` was
+    "unrecognized arguments: logs" when run."""
+    import subprocess
+    import sys
+
+    spaced = tmp_path / "my logs"
+    shutil.copytree(healthy_folder(tmp_path / "src").root, spaced)
+    tmp = sorted((spaced / "segments").iterdir())[0]
+    leftover = tmp.with_name(tmp.name + ".zst.tmp")
+    leftover.write_bytes(b"half a frame")
+    found = finding(diagnose(spaced, unit_dir=tmp_path), "journal.compaction-leftover")
+    argv = shlex.split(found.fix)
+    assert argv[:1] == ["persist"]
+    out = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *argv[1:]], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert not leftover.exists()

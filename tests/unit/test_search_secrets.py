@@ -6,6 +6,7 @@ its scan budget, one in a damaged line and one in an agent's session."""
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import orjson
@@ -164,3 +165,21 @@ def test_a_secret_past_the_first_mebibyte_never_shows_in_a_snippet(tmp_path: Pat
     (hit,) = search(root, "zephyr").hits
     assert "zephyr" in hit.snippet and AWS not in hit.snippet
     assert f"[REDACTED:{S.AWS}]" in hit.snippet
+
+
+def test_spans_in_placeholders_are_dropped_as_a_pass_over_all_would_drop_them() -> None:
+    """The check compared every match with every placeholder (a message quoting 20,000
+    placeholders took 17 s to highlight); one bisect a match now, the same answer."""
+    import random
+
+    from recorder.search.query import Span, _outside_placeholders
+
+    rng = random.Random(5)
+    pieces = ["[REDACTED:api-key]", "token", " ", "key", "[REDACTED:github-token]", "x"]
+    for _ in range(300):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))
+        ends = sorted(sorted(rng.sample(range(len(text) + 1), 2)) for _ in range(8))
+        spans = [Span(a, b) for a, b in ends]
+        holes = [(m.start(), m.end()) for m in re.finditer(r"\[REDACTED:[a-z0-9-]+\]", text)]
+        brute = [s for s in spans if not any(s.start < e and b < s.end for b, e in holes)]
+        assert _outside_placeholders(text, spans) == brute, (text, spans)
