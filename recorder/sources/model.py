@@ -23,8 +23,9 @@ def prompt_title(text: str) -> str:
 def shell_quote(word: str) -> str:
     """`word` for a POSIX shell, as `shlex.quote` writes it, but a word holding a control
     or other unprintable character (an escape sequence in a folder's name) in bash's
-    `$'...'` form with that character as `\\xHH`/`\\uHHHH`: the same word to the shell,
-    and nothing a terminal acts on when the command is shown."""
+    `$'...'` form with that character's UTF-8 bytes as `\\xHH` (a byte that was not
+    UTF-8, read as a lone surrogate, as itself): the same bytes to the shell in any
+    locale, and nothing a terminal acts on when the command is shown."""
     if word.isprintable():
         return shlex.quote(word)
     out = []
@@ -33,12 +34,11 @@ def shell_quote(word: str) -> str:
             out.append("\\" + ch)
         elif ch.isprintable():
             out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) <= 0xFFFF:
-            out.append(f"\\u{ord(ch):04x}")
         else:
-            out.append(f"\\U{ord(ch):08x}")
+            raw = ch.encode(
+                "utf-8", "surrogateescape" if "\udc80" <= ch <= "\udcff" else "surrogatepass"
+            )
+            out.append("".join(f"\\x{b:02x}" for b in raw))
     return "$'" + "".join(out) + "'"
 
 

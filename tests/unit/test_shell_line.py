@@ -21,17 +21,24 @@ WORDS = [
     "bidi \u202e reversed",
     "\x7f del",
     "emoji 🙂 ok",
+    "not utf-8 \udcff\udcfe byte",  # a folder name's bytes as Python reads them
 ]
 
 
+@pytest.mark.parametrize("locale", ["C.UTF-8", "C"])
 @pytest.mark.parametrize("word", WORDS)
-def test_a_shell_reads_each_word_back_exactly(word: str) -> None:
+def test_a_shell_reads_each_word_back_exactly(word: str, locale: str) -> None:
+    """In any locale: bash writes `\\uHHHH` as text under LC_ALL=C, `\\xHH` never."""
     quoted = shell_quote(word)
     assert quoted.isprintable(), quoted
     out = subprocess.run(
-        ["bash", "-c", f"printf %s {quoted}"], capture_output=True, check=True, timeout=10
+        ["bash", "-c", f"printf %s {quoted}"],
+        capture_output=True,
+        check=True,
+        timeout=10,
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": locale},
     )
-    assert out.stdout.decode() == word
+    assert out.stdout == word.encode("utf-8", "surrogateescape")
 
 
 def test_a_resume_line_starts_in_the_folder_and_holds_no_control_character() -> None:
