@@ -120,7 +120,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if query.empty:
         return fail("empty query: give words, a phrase or a field (see persist search --help)", 2)
     if _no_journal(args.log_dir):
-        if not sessions_searchable_without_journal(Path(args.log_dir).expanduser()):
+        if not sessions_searchable_without_journal(Path(args.log_dir)):
             return fail(f"no journal in {args.log_dir} (a folder that does not exist)")
         say(f"no journal in {args.log_dir}: searching the agents' sessions only")
     fuzzy = None if args.fuzzy is None else args.fuzzy

@@ -534,3 +534,22 @@ def test_search_finds_sessions_with_no_journal_yet_but_makes_no_folder_for_a_typ
     out = persist(tmp_path, "search", "pomodoro")
     assert out.returncode == 1 and "(a folder that does not exist)" in out.stderr
     assert not (tmp_path / "log").exists()
+
+
+def test_search_with_a_literal_tilde_log_dir_makes_no_folder_named_tilde(tmp_path: Path) -> None:
+    """`--log-dir '~/logs'` (quoted: the shell left the ~) is a relative folder named
+    `~`, as for every command. The no-journal check expanded it: `$HOME/logs` existed,
+    so the search went on and made `./~/logs/search` in the current folder."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / "logs").mkdir(parents=True)
+    work.mkdir()
+    out = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "search", "x", "--log-dir", "~/logs"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=work,
+        env={**os.environ, "HOME": str(home)},
+    )
+    assert out.returncode == 1 and "(a folder that does not exist)" in out.stderr, out.stderr
+    assert not (work / "~").exists()
