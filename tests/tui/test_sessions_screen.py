@@ -53,6 +53,19 @@ async def wait_rows(pilot, screen: SessionsScreen) -> SessionList:  # type: igno
     return sessions
 
 
+async def toasts(pilot) -> list[str]:  # type: ignore[no-untyped-def]
+    """What the notifications on screen show, once there are some (or after 1 s)."""
+    from textual.widgets._toast import Toast  # not exported: what a toast shows
+
+    shown: list[str] = []
+    for _ in range(50):
+        await pilot.pause(0.02)
+        shown = [str(t.render()) for t in pilot.app.screen.query(Toast)]
+        if shown:
+            break
+    return shown
+
+
 async def shows(pilot, preview, text: str) -> str:  # type: ignore[no-untyped-def]
     """What the preview shows once it holds `text` (or after 2 s)."""
     for _ in range(100):
@@ -198,13 +211,7 @@ async def test_the_resume_command_is_shown_as_typed(
         await pilot.press("S")
         await wait_rows(pilot, app.screen)  # type: ignore[arg-type]
         await pilot.press("r")
-        from textual.widgets._toast import Toast  # not exported: what a toast shows
-
-        for _ in range(50):
-            await pilot.pause(0.02)
-            shown = [str(t.render()) for t in app.screen.query(Toast)]
-            if shown:
-                break
+        shown = await toasts(pilot)
         command = f"cd '/Users/[USER]/Documents/[b]M-Claude' && claude --resume {c.session_id}"
         assert any(command in text for text in shown), shown
 
@@ -241,13 +248,7 @@ async def test_a_sub_agent_listed_on_its_own_is_marked_and_not_offered_to_resume
         wide = sessions.render_row(0, 76).plain
         assert wide.endswith(f"…  sub-agent of {parent[:8]} (file gone)"), wide
         await pilot.press("r")
-        from textual.widgets._toast import Toast
-
-        for _ in range(50):
-            await pilot.pause(0.02)
-            shown = [str(t.render()) for t in app.screen.query(Toast)]
-            if shown:
-                break
+        shown = await toasts(pilot)
         assert any("the agent cannot resume a sub-agent" in t for t in shown), shown
         assert not any("--resume" in t for t in shown), shown
 
