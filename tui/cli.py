@@ -29,8 +29,8 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from recorder.cli.common import file_in_the_way, positive_int
-from recorder.export.scope import DEFAULT_LAST, BundleScope
+from recorder.cli.common import add_scope, file_in_the_way, scope_of
+from recorder.export.scope import BundleScope
 from recorder.launch.selection import LaunchChoice, Selection
 from recorder.sources.model import shell_quote
 from recorder.store.layout import default_log_dir
@@ -125,26 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the restore dialog starts with secrets redacted in the bundle handed over "
         "([REDACTED:kind]; what persist launch --redact passes); the dialog can change it",
     )
-    scope = parser.add_mutually_exclusive_group()
-    scope.add_argument(
-        "--last",
-        type=positive_int,
-        default=DEFAULT_LAST,
-        metavar="N",
-        help=f"a restore hands over the last N messages up to the checkpoint (default "
-        f"{DEFAULT_LAST}, as persist restore and persist launch); the dialog says so",
-    )
-    scope.add_argument(
-        "--full",
-        action="store_true",
-        help="a restore hands over the whole conversation (what persist launch --full passes)",
-    )
+    add_scope(parser, since=False)  # what a restore hands over, as persist launch takes it
     return parser
-
-
-def scope_of(args: argparse.Namespace) -> BundleScope:
-    """What a restore bundle holds, as the options say."""
-    return BundleScope.whole() if args.full else BundleScope(last=args.last)
 
 
 def log_folder_problem(path: Path, named: str) -> str | None:

@@ -9,11 +9,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from recorder.bus.endpoints import check_endpoint
 from recorder.errors import BadOption
 from recorder.store.layout import default_log_dir
+
+if TYPE_CHECKING:
+    from recorder.export.scope import BundleScope
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2  # bad options or arguments
@@ -218,6 +221,13 @@ def add_scope(parser: argparse.ArgumentParser, *, since: bool = True) -> None:
         action="store_true",
         help="the whole conversation from the beginning of the journal, every segment verified",
     )
+
+
+def scope_of(args: argparse.Namespace) -> BundleScope:
+    """What a restore bundle holds, as `add_scope(since=False)`'s options say."""
+    from recorder.export.scope import BundleScope
+
+    return BundleScope.whole() if args.full else BundleScope(last=args.last)
 
 
 def add_redact(parser: argparse.ArgumentParser) -> None:

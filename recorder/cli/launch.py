@@ -18,6 +18,7 @@ from recorder.cli.common import (
     fail,
     non_negative,
     positive,
+    scope_of,
 )
 
 
@@ -33,11 +34,10 @@ def cmd_launch(args: argparse.Namespace) -> int:
     if not command:
         return fail("nothing to launch: persist launch [--agent NAME] -- COMMAND [ARGS...]", 2)
     agent = args.agent or os.path.basename(command[0])
-    from recorder.export.scope import BundleScope
     from recorder.launch.selection import Selection
     from recorder.launch.sessions import ResumeError, agent_source, own_choice
 
-    scope = BundleScope.whole() if args.full else BundleScope(last=args.last)
+    scope = scope_of(args)
     source = agent_source(command)
     if args.session is not None and source is None:
         return fail("--session resumes claude, gemini or codex: name one as COMMAND", 2)
