@@ -22,7 +22,13 @@ from recorder.store.checkpoints import (
     verify_checkpoint,
 )
 from recorder.store.compact import compactor_at_work, leftovers
-from recorder.store.layout import Layout, list_segments, segment_name, segment_number
+from recorder.store.layout import (
+    Layout,
+    find_segment,
+    list_segments,
+    segment_name,
+    segment_number,
+)
 from recorder.store.linecheck import CHECK_VERSION, cached_check, identity_of
 from recorder.store.marks import (
     BOOKKEEPING,
@@ -99,15 +105,15 @@ def _scan_by_number(layout: Layout, path: Path, closed: bool, sizes: set[int]) -
     doctor reads (`persist compact` and the recorder compress closed segments): a file
     gone is looked up again by number, as `persist backup` does, instead of reported
     unreadable. One gone in every form stays unreadable (it vanished as doctor read)."""
-    number = segment_number(path.name)
+    name = _plain_name(path)
     for _attempt in range(5):
         scan = scan_segment(path, closed, sizes)
         if scan.error is None or path.exists():
             return scan
-        again = [p for p in list_segments(layout) if segment_number(p.name) == number]
-        if not again:
+        again = find_segment(layout, name)
+        if again is None:
             return scan
-        path = again[0]
+        path = again
     return scan
 
 
