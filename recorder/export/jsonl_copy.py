@@ -1,14 +1,17 @@
 """JSONL at disk speed: the journal's bytes are already the format, so a range is
 copied as it is stored, never parsed line by line. No zmq, no textual.
 
-A closed segment that the recorder (or an earlier export) found whole, every line
-with a record's shape, has a `SegmentCheck` (`store.linecheck`): its lines are
-"validated by the index", so its bytes go from the segment file to the output in
-the kernel (`os.sendfile`, plain segments) or are decompressed and written without
-a check (compressed ones), and it is counted from the check's list of lines that
-are not messages. Any other part (the segment being written, a segment never
-checked, one changed since) is read in blocks of whole lines, each checked by one
-regex pass (`block_kinds`); a block that fails is gone through line by line.
+A segment that the recorder (or an earlier export) found whole, every line with a
+record's shape, has a `SegmentCheck` (`store.linecheck`) while it is the file the
+check describes (inode, mtime, size, lines): its lines are "validated by the index",
+so its bytes go from the segment file to the output in the kernel (`os.sendfile`,
+plain segments) or are decompressed and written without a check (compressed ones),
+and it is counted from the check's list of lines that are not messages. Any other
+part (a segment never checked, one changed since: the active one after every append)
+is read in blocks of whole lines, each checked by one regex pass (`block_kinds`); a
+block that fails is gone through line by line. A whole segment that passes is given
+its check, the active one too: a journal no recorder writes to (stopped) is read
+once, by its first export.
 
 The writes go on a thread of their own while the next block is read and checked
 (the regex holds the GIL, a write does not), in slices of `WRITE_SLICE`: on Linux,
@@ -57,11 +60,10 @@ class _Part:
     index: int
     line: int
     stop: int
-    closed: bool  # a later segment exists: this one never changes
 
     @property
     def whole(self) -> bool:
-        return self.closed and self.line == 0 and self.stop == len(self.seg)
+        return self.line == 0 and self.stop == len(self.seg)
 
     def seg_record(self, store: Store) -> Callable[[int], Record]:
         """Line n of the segment as a record of the store."""
@@ -69,12 +71,11 @@ class _Part:
 
 
 def _parts(store: Store, start: int, stop: int) -> Iterator[_Part]:
-    last = store.segments[-1] if store.segments else None
     index = start
     while index < stop:
         seg, i = store.locate(index)
         end = min(len(seg), i + (stop - index))
-        yield _Part(seg, index, i, end, seg is not last)
+        yield _Part(seg, index, i, end)
         index += end - i
 
 
@@ -93,7 +94,7 @@ def copy_jsonl(
     cache_dir = store.layout.index if store.cache_index else None
     with _Writer(out) as writer:
         for part in _parts(store, start, stop):
-            check = cached_check(part.seg, cache_dir) if part.closed else None
+            check = cached_check(part.seg, cache_dir)
             if check is not None:
                 written += _copy_checked(store, part, check, writer, stats)
             else:
@@ -172,8 +173,8 @@ def _copy_blocks(
     store: Store, part: _Part, writer: _Writer, stats: RangeSummary, cache_dir: Path | None
 ) -> int:
     """A part of a segment without a check: each block checked by `block_kinds`
-    (line by line where that fails). A whole closed segment that passes everywhere
-    gets its check kept, so the next copy of it needs none."""
+    (line by line where that fails). A whole segment that passes everywhere gets its
+    check kept, so the next copy of it needs none while it is unchanged."""
     written = 0
     others: list[tuple[int, str]] | None = [] if part.whole else None
     for block in store.blocks(part.index, part.index + part.stop - part.line):

@@ -1,5 +1,5 @@
 """Whether journal lines have the shape of records, checked cheaply, and kept per
-closed segment so that copying a segment's bytes needs no check at all.
+segment so that copying a segment's bytes needs no check at all.
 
 `block_kinds` checks a block of lines with one regex pass (no parsing). A closed
 segment that passes it everywhere gets a `SegmentCheck` in
@@ -7,8 +7,9 @@ segment that passes it everywhere gets a `SegmentCheck` in
 and every line whose kind is not `msg`. A JSONL export then copies that segment in
 the kernel (`os.sendfile`) and counts it from the check: this is "validated by the
 index". The recorder writes the check for each closed segment in the background, with
-its line index and marks; a reader that checked a whole closed segment writes it too.
-Derived: a check that does not describe the segment as it is now, or is not a
+its line index and marks; an export that checked a whole segment writes it too, the
+active one included (its check holds until the next append changes its mtime and
+size). Derived: a check that does not describe the segment as it is now, or is not a
 well-formed check, is ignored and the segment is checked again.
 """
 
@@ -158,11 +159,11 @@ def check_segment(seg: SegmentIndex) -> SegmentCheck | None:
 
 
 def write_check(seg: SegmentIndex, cache_dir: Path) -> None:
-    """The recorder's part: a closed segment's check, kept once it passed. A file
-    already there is left as it is (not read again at every start, as with marks):
-    compaction removes the check of the file it replaces, and readers ignore one that
-    does not describe the file as it is (an export writes it again)."""
-    if check_path(seg, cache_dir).exists():
+    """The recorder's part: a closed segment's check, kept once it passed. A check
+    already there that describes the segment as it is stays; one of another version of
+    the file (an export's check of the segment while it was still being written, or of
+    the file compaction replaced) is written again."""
+    if cached_check(seg, cache_dir) is not None:
         return
     check = check_segment(seg)
     if check is not None:
