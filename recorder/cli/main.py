@@ -93,6 +93,7 @@ EXAMPLES = {
     "prune": [
         "persist prune --older-than 90d --dry-run",
         "persist prune --max-size 20G --json",
+        "persist prune --forget-missing --dry-run",
     ],
     "trash": [
         "persist trash list",

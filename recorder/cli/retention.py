@@ -129,12 +129,21 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from recorder.daemon.maintenance import prune
     from recorder.store.retention_config import Policy, parse_duration, parse_size
 
+    if args.forget_missing:
+        if args.older_than is not None or args.max_size is not None:
+            return fail("--forget-missing goes alone (no --older-than or --max-size)", EXIT_USAGE)
+        return _forget_missing(args)
+
     policy = Policy(
         None if args.older_than is None else parse_duration(args.older_than, "--older-than"),
         None if args.max_size is None else parse_size(args.max_size, "--max-size"),
     )
     if not policy.active:
-        return fail("nothing to prune by: give --older-than AGE and/or --max-size SIZE", EXIT_USAGE)
+        return fail(
+            "nothing to prune by: give --older-than AGE and/or --max-size SIZE "
+            "(or --forget-missing)",
+            EXIT_USAGE,
+        )
     layout = Layout(Path(args.log_dir))
     result = prune(layout, policy, dry_run=args.dry_run)
     plan = result.plan_json()
@@ -142,6 +151,26 @@ def cmd_prune(args: argparse.Namespace) -> int:
         _json({"dry_run": args.dry_run, "via": result.via, "trash": result.trash, **plan})
         return 0
     print(describe_plan(plan, args.dry_run, result.trash))
+    return 0
+
+
+def _forget_missing(args: argparse.Namespace) -> int:
+    """`persist prune --forget-missing`: segments someone removed by hand, said so."""
+    from recorder.daemon.maintenance import forget_missing
+
+    layout = Layout(Path(args.log_dir))
+    names = forget_missing(layout, dry_run=args.dry_run)
+    if args.json:
+        _json({"dry_run": args.dry_run, "forgotten": names})
+    elif not names:
+        print("no segment is missing from segments/: nothing to forget")
+    else:
+        head = "would write down" if args.dry_run else "wrote down"
+        print(
+            f"{head} {len(names)} missing segment(s) as removed by hand: {', '.join(names)}\n"
+            "  their records are gone; checkpoints are taken again and verify without "
+            "them, and restores and exports name them"
+        )
     return 0
 
 
@@ -256,6 +285,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--max-size", metavar="SIZE", help="oldest segments go until the journal fits")
     p.add_argument(
         "--dry-run", action="store_true", help="print exactly what would go; change nothing"
+    )
+    p.add_argument(
+        "--forget-missing",
+        action="store_true",
+        help="write down segments deleted or moved out of segments/ by hand as removed on "
+        "purpose (checkpoints are refused while one is missing unexplained)",
     )
     p.add_argument("--json", action="store_true", help="the plan as one JSON object")
     add_log_dir(p)

@@ -25,7 +25,7 @@ from recorder.store.fsutil import atomic_write
 from recorder.store.journal import Journal
 from recorder.store.layout import Layout
 from recorder.store.lock import AlreadyRunning, InstanceLock
-from recorder.store.pruned import retention_lock
+from recorder.store.pruned import mark_removed_by_hand, missing_segments, retention_lock
 from recorder.store.records import KIND_EVENT
 from recorder.store.retention import PrunePlan, TrashEntry, execute, plan_prune
 from recorder.store.retention_config import Policy
@@ -195,6 +195,31 @@ def prune(
         ) from None
     finally:
         lock.release()
+
+
+def forget_missing(layout: Layout, *, dry_run: bool) -> list[str]:
+    """`persist prune --forget-missing`: segments gone from segments/ without a prune
+    (deleted or moved by hand) are written down as removed on purpose, so that
+    checkpoints are taken again and verify without them; then the journal record.
+    Returns their names (what would be written down, on a dry run)."""
+    if not layout.segments.is_dir():
+        raise MaintenanceError(f"no journal in {layout.root}")
+    if dry_run:
+        return missing_segments(layout)
+    with retention_lock(layout):
+        names = mark_removed_by_hand(layout)
+    if names:
+        log_event(
+            layout,
+            {
+                "kind": KIND_EVENT,
+                "event": "forget-missing",
+                "segments": names,
+                "detail": f"{len(names)} segment(s) missing from segments/ written down as "
+                f"removed by hand: {', '.join(names)}",
+            },
+        )
+    return names
 
 
 def restore(layout: Layout, ref: str) -> Restored:

@@ -39,7 +39,7 @@ from recorder.store.marks import (
     scan_lines,
 )
 from recorder.store.pins import PinsUnreadable, read_pins
-from recorder.store.pruned import pruned_by_number
+from recorder.store.pruned import pruned_by_number, unexplained_holes
 from recorder.store.ranges import records_held
 from recorder.store.reader import SegmentIndex
 from recorder.store.recovery import RecoveryState
@@ -170,9 +170,11 @@ def journal_findings(
             )
         )
     numbers = [segment_number(s.path.name) or 0 for s in scans]
-    absent = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+    # the journal's first segment is number 1: a hole before the first one there is
+    # missing too (the oldest segment, deleted by hand to free room)
+    absent = sorted(set(range(1, numbers[-1] + 1)) - set(numbers))
     pruned = pruned_by_number(layout)  # moved to the trash by retention: not lost
-    missing = [n for n in absent if n not in pruned]
+    missing = unexplained_holes(layout, set(numbers), numbers[-1] + 1)
     if len(absent) > len(missing):
         gone = [n for n in absent if n in pruned]
         out.append(
@@ -180,18 +182,22 @@ def journal_findings(
                 Area.JOURNAL,
                 "journal.pruned",
                 Severity.OK,
-                f"{len(gone)} segment(s) between the first and the last were pruned by "
-                f"retention ({segment_name(gone[0])}: {pruned[gone[0]].describe()})",
+                f"{len(gone)} segment(s) before the last are gone on purpose "
+                f"({segment_name(gone[0])}: {pruned[gone[0]].describe()})",
             )
         )
+    root = shlex.quote(str(layout.root))
     for number in missing[:_MAX_NAMED]:
         out.append(
             Finding(
                 Area.JOURNAL,
                 "journal.missing-segment",
                 Severity.PROBLEM,
-                f"{segment_name(number)} is missing from segments/: its records are lost "
-                "(restore the folder from a backup: persist restore-backup)",
+                f"{segment_name(number)} is missing from segments/ and retention did not "
+                "prune it: its records are lost, and no checkpoint is taken while it is "
+                "unexplained (put it back or restore the folder from a backup: persist "
+                "restore-backup; if it was removed on purpose, the command below says so)",
+                f"persist prune --forget-missing --log-dir {root}",
             )
         )
     if len(missing) > _MAX_NAMED:
@@ -397,13 +403,21 @@ def checkpoint_findings(layout: Layout, journal: JournalScan) -> list[Finding]:
             continue
         failed += 1
         if failed <= _MAX_NAMED:
+            # only segments gone (by hand: pruned ones verify): nothing a restore can
+            # mend; the journal's missing-segment finding says what to do
+            gone = all(problem.endswith(" is missing") for problem in result.problems)
+            fix = (
+                f"persist prune --forget-missing --log-dir {shlex.quote(str(layout.root))}"
+                if gone
+                else f"persist restore {cp.id} --full"
+            )
             out.append(
                 Finding(
                     Area.CHECKPOINTS,
                     "checkpoints.digest",
                     Severity.PROBLEM,
                     f"checkpoint {cp.id} does not verify: {result.summary}",
-                    f"persist restore {cp.id} --full",
+                    fix,
                 )
             )
     if failed > _MAX_NAMED:

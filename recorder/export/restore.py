@@ -353,15 +353,18 @@ def range_integrity(
         0 if start == 0 else store.locate(start)[0].number if start < stop else cp.segment
     )
     verification = verify_range(store.layout, cp, first_segment)
-    # with segments pruned before it, the journal no longer holds every message counted
-    whole = start == 0 and not verification.pruned
+    pruned = pruned_in_range(store, start, stop, cp)
+    # with segments gone on purpose before it or inside it (pruned, or removed by hand
+    # and said so), named by its digest or not (a checkpoint taken after the prune
+    # counts on from an older one), the journal no longer holds every message counted
+    whole = start == 0 and not verification.pruned and not pruned
     integrity = RangeIntegrity(
         verification=verification, expected_messages=cp.messages if whole else None
     )
     rng = JournalRange(start, stop, None, cp)
     integrity.damage = journal_damage(store, rng, writer_running=True)
     integrity.damage += [p for p in verification.history_problems if not p.endswith("missing")]
-    integrity.pruned = pruned_in_range(store, start, stop, cp)
+    integrity.pruned = pruned
     return start, stop, integrity
 
 
@@ -507,7 +510,7 @@ def _build(
     verification = integrity.verification
     assert isinstance(verification, RangeVerification)
     known = (list(integrity.damage), list(integrity.pruned))  # before the range is read
-    whole = start == 0 and not verification.pruned
+    whole = start == 0 and not verification.pruned and not integrity.pruned
     final = layout.bundle(cp.id)
     position = _position(store, start, stop, cp, whole=whole)
     kept = _reusable(final, cp, scope, position, integrity, redact)

@@ -40,6 +40,7 @@ from recorder.store.layout import (
     segment_name,
     segment_number,
 )
+from recorder.store.pruned import pruned_by_number, unexplained_holes
 from recorder.store.records import SCHEMA_VERSION
 from recorder.store.secrets import redacted_text
 from recorder.store.segfile import CompressedSegment, SegmentDamaged, open_segment, segment_size
@@ -385,23 +386,19 @@ class DigestCache:
             raise SegmentMissing(
                 segment_name(segment), "the segment the checkpoint ends in is missing"
             )
-        holes = [n for n in range(1, segment) if n not in present]
-        if holes:
-            from recorder.store.pruned import pruned_by_number
-
-            pruned = pruned_by_number(self.layout)
-            missing = [n for n in holes if n not in pruned]
-            if missing:
-                names = ", ".join(segment_name(n) for n in missing[:3])
-                more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-                raise SegmentMissing(
-                    segment_name(missing[0]),
-                    f"{names}{more} {'is' if len(missing) == 1 else 'are'} missing from "
-                    "segments/ and retention did not prune "
-                    f"{'it' if len(missing) == 1 else 'them'}: a checkpoint leaving "
-                    f"{'it' if len(missing) == 1 else 'them'} out would verify whatever is "
-                    "put back there (put the segment back, or restore it from a backup)",
-                )
+        missing = unexplained_holes(self.layout, present, segment)
+        if missing:
+            names = ", ".join(segment_name(n) for n in missing[:3])
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            them = "it" if len(missing) == 1 else "them"
+            raise SegmentMissing(
+                segment_name(missing[0]),
+                f"{names}{more} {'is' if len(missing) == 1 else 'are'} missing from "
+                f"segments/ and retention did not prune {them}: a checkpoint leaving "
+                f"{them} out would verify whatever is put back there (put the segment "
+                "back or restore it from a backup; if it is gone for good, say so: "
+                "persist prune --forget-missing)",
+            )
         entries: list[dict[str, Any]] = []
         for path in paths:
             number = segment_number(path.name) or 0
@@ -670,8 +667,6 @@ def verify_checkpoint(
     digests already computed, by (segment name, size) (see `prefix_digests`). A segment
     retention pruned (see `store.pruned`) is reported as such, never as damage: its
     entry's own digest stands in for it in the whole-list check."""
-    from recorder.store.pruned import pruned_by_number
-
     problems: list[str] = [cp.base_problem] if cp.base_problem else []
     pruned: list[str] = []
     notes = pruned_by_number(layout)

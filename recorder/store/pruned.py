@@ -1,10 +1,11 @@
 """What retention took out of the journal, and the lock every retention change holds.
 
 `retention/pruned.json` names each segment pruned: when, into which trash entry,
-and when that entry was emptied. Readers use it to tell a segment that is gone on
-purpose ("pruned on 2026-12-02, in the trash") from one that is damaged or lost.
-The journal says the same in its `prune` / `trash-restore` / `trash-empty` event
-records; this file is the quick way to look it up.
+and when that entry was emptied; also each segment someone removed by hand and then
+said so (`persist prune --forget-missing`). Readers use it to tell a segment that is
+gone on purpose ("pruned on 2026-12-02, in the trash") from one that is damaged or
+lost. The journal says the same in its `prune` / `trash-restore` / `trash-empty` /
+`forget-missing` event records; this file is the quick way to look it up.
 """
 
 from __future__ import annotations
@@ -35,11 +36,17 @@ class PrunedNote:
 
     segment: str
     pruned: float  # when (seconds since the epoch)
-    trash: str  # the trash entry that holds (or held) it
+    trash: str  # the trash entry that holds (or held) it; "" when removed by hand
     emptied: float | None = None  # when that entry was emptied; None: still in the trash
+    by_hand: bool = False  # removed by someone, not by retention; `pruned`: when said so
 
     def describe(self) -> str:
-        """`pruned on 2026-12-02 (in trash <id>)`, or `(trash emptied on ...)`."""
+        """`pruned on 2026-12-02 (in trash <id>)`, or `(trash emptied on ...)`, or
+        `removed by hand (said on 2026-12-02 ...)`."""
+        if self.by_hand:
+            return (
+                f"removed by hand (said on {_day(self.pruned)} with persist prune --forget-missing)"
+            )
         where = (
             f"trash emptied on {_day(self.emptied)}"
             if self.emptied is not None
@@ -48,7 +55,14 @@ class PrunedNote:
         return f"pruned on {_day(self.pruned)} ({where})"
 
     def to_json(self) -> dict[str, object]:
-        return {"pruned": self.pruned, "trash": self.trash, "emptied": self.emptied}
+        doc: dict[str, object] = {
+            "pruned": self.pruned,
+            "trash": self.trash,
+            "emptied": self.emptied,
+        }
+        if self.by_hand:
+            doc["by_hand"] = True
+        return doc
 
 
 def _day(ts: float) -> str:
@@ -72,7 +86,8 @@ def read_pruned(layout: Layout) -> dict[str, PrunedNote]:
         pruned, trash, emptied = note.get("pruned"), note.get("trash"), note.get("emptied")
         if isinstance(pruned, (int, float)) and isinstance(trash, str):
             emptied = float(emptied) if isinstance(emptied, (int, float)) else None
-            notes[name] = PrunedNote(name, float(pruned), trash, emptied)
+            by_hand = note.get("by_hand") is True
+            notes[name] = PrunedNote(name, float(pruned), trash, emptied, by_hand)
     return notes
 
 
@@ -85,6 +100,42 @@ def pruned_by_number(layout: Layout) -> dict[int, PrunedNote]:
         if number is not None:
             out[number] = note
     return out
+
+
+def unexplained_holes(layout: Layout, present: set[int], below: int) -> list[int]:
+    """Segment numbers from 1 to `below - 1` (the journal's first segment is number 1)
+    that are not in `present` and that the ledger does not explain: gone with nobody
+    saying so (moved or deleted by hand, lost)."""
+    holes = [n for n in range(1, below) if n not in present]
+    if not holes:
+        return []
+    known = pruned_by_number(layout)
+    return [n for n in holes if n not in known]
+
+
+def missing_segments(layout: Layout) -> list[str]:
+    """The unexplained holes before the journal's last segment, by name. Each is looked
+    for once more, in both of its forms: one compressed while the folder was listed
+    is not missing."""
+    from recorder.store.layout import find_segment, list_segments, segment_name
+
+    numbers = {segment_number(p.name) or 0 for p in list_segments(layout)}
+    holes = unexplained_holes(layout, numbers, max(numbers, default=0))
+    return [segment_name(n) for n in holes if find_segment(layout, segment_name(n)) is None]
+
+
+def mark_removed_by_hand(layout: Layout, now: float | None = None) -> list[str]:
+    """Write down every missing segment (`missing_segments`) as removed by hand
+    (`persist prune --forget-missing`; its caller holds the retention lock). Returns
+    the names written down."""
+    names = missing_segments(layout)
+    if names:
+        when = time.time() if now is None else now
+        notes = read_pruned(layout)
+        for name in names:
+            notes[name] = PrunedNote(name, when, "", None, by_hand=True)
+        write_pruned(layout, notes)
+    return names
 
 
 def write_pruned(layout: Layout, notes: dict[str, PrunedNote]) -> None:

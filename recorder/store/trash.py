@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import orjson
@@ -204,7 +204,7 @@ def empty_trash(layout: Layout, older_than: float, now: float | None = None) -> 
     ids = {e.id for e in gone}
     for name, note in list(notes.items()):
         if note.trash in ids and note.emptied is None:
-            notes[name] = type(note)(name, note.pruned, note.trash, now)
+            notes[name] = replace(note, emptied=now)
     write_pruned(layout, notes)  # first: a reader never finds a segment gone unexplained
     for entry in gone:
         assert entry.path is not None

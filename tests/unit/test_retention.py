@@ -14,7 +14,7 @@ import pytest
 
 from recorder.cli.main import main
 from recorder.export.restore import build_bundle
-from recorder.export.scope import DEFAULT_LAST
+from recorder.export.scope import DEFAULT_LAST, BundleScope
 from recorder.search.engine import SearchEngine
 from recorder.search.indexer import Indexer
 from recorder.sources.discover import Roots
@@ -369,7 +369,15 @@ def test_readers_cope_with_a_journal_whose_first_segments_are_gone(
     rec = make(layout.root.parent, clock, segment_bytes=16 * 1024)
     assert rec.journal.messages == DAYS * PER_DAY
     assert rec.counters.gaps == 1 and rec.counters.missed == 0  # its own downtime only
+    # its checkpoints count every message since the first (pruned ones too) and name
+    # only the segments left: the whole of what is left restores without "damage"
+    fresh = rec.checkpoint("after the prune", "manual", clock.now, force=True)
+    assert fresh is not None and fresh.messages == DAYS * PER_DAY
     rec.close()
+    whole = build_bundle(layout.root, fresh.id, scope=BundleScope.whole(), durable=False)
+    integrity = whole.manifest["integrity"]
+    assert not integrity["damaged"] and not whole.manifest["range"]["complete"], integrity
+    assert not [p for p in integrity["problems"] if "counts" in p], integrity  # its gap only
     gaps = [r for r in journal_records(layout.root) if r["kind"] == "gap"]
     assert [g["cause"] for g in gaps] == ["recorder-down"]
     # the offline prune event came after the stop: the downtime starts at the stop
