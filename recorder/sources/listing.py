@@ -142,19 +142,29 @@ class GitState:
         if left <= 0 or not Path(project).is_dir():
             return None
         try:
+            # Only read the user's repository, and run nothing it configures:
+            # --no-optional-locks (a plain status refreshes .git/index under
+            # index.lock, which a git command the user runs meanwhile would fail on),
+            # no fsmonitor hook or daemon, no clean filter (a status hashes a file
+            # whose stat changed through its filter: `git config` lists the drivers,
+            # reading config runs nothing), no status of submodules (their own config).
+            drivers = subprocess.run(
+                ["git", "-C", project, "config", "--name-only", "--get-regexp", r"^filter\."],
+                capture_output=True,
+                timeout=min(self.per_call, left),
+                check=False,
+            )
+            listed = drivers.stdout.decode(errors="replace").splitlines()
+            names = sorted({line.rsplit(".", 1)[0] for line in listed if "." in line})
+            argv = ["git", "--no-optional-locks", "-c", "core.fsmonitor=false"]
+            for name in names:
+                argv += ["-c", f"{name}.clean=", "-c", f"{name}.process="]
+            argv += ["-C", project, "status", "--porcelain", "--untracked-files=no"]
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                return None
             out = subprocess.run(
-                # --no-optional-locks: only read the user's repository (a plain status
-                # refreshes .git/index under index.lock, which a git command the
-                # user runs meanwhile would fail on)
-                [
-                    "git",
-                    "--no-optional-locks",
-                    "-C",
-                    project,
-                    "status",
-                    "--porcelain",
-                    "--untracked-files=no",
-                ],
+                [*argv, "--ignore-submodules=all"],
                 capture_output=True,
                 timeout=min(self.per_call, left),
                 check=False,

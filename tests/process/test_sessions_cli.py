@@ -553,3 +553,29 @@ def test_search_with_a_literal_tilde_log_dir_makes_no_folder_named_tilde(tmp_pat
     )
     assert out.returncode == 1 and "(a folder that does not exist)" in out.stderr, out.stderr
     assert not (work / "~").exists()
+
+
+def test_asking_git_runs_nothing_the_repository_configures(tmp_path: Path) -> None:
+    """The repository's fsmonitor hook and clean filter (which a plain `git status` runs
+    for a file whose stat changed) are not run: listing sessions only reads it, and
+    still sees the change."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    ran = tmp_path / "ran"
+    (project / ".gitattributes").write_text("* filter=spy\n")
+    (project / "a.txt").write_text("one\n")
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "first"]):
+        subprocess.run(
+            ["git", "-c", "user.email=t@t", "-c", "user.name=t", "-C", str(project), *args],
+            check=True,
+            capture_output=True,
+        )
+    git_config = ["git", "-C", str(project), "config"]
+    subprocess.run([*git_config, "core.fsmonitor", f"echo fsmonitor >> {ran}; false"], check=True)
+    subprocess.run([*git_config, "filter.spy.clean", f"echo clean >> {ran}; cat"], check=True)
+    (project / "a.txt").write_text("two\n")
+    s = ClaudeSession(tmp_path / "claude", cwd=str(project))
+    s.user("work")
+    s.write()
+    assert listed(tmp_path)[s.session_id]["uncommitted_changes"] is True
+    assert not ran.exists(), ran.read_text()
