@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from recorder.store.fsutil import ensure_private_dir, open_private
+
 FAILURES = "failures.jsonl"
 TAIL_BYTES = 64 * 1024  # what status reads of a failure file: the last lines are enough
 
@@ -31,8 +33,8 @@ def fallback_file() -> Path:
 
 
 def _append(path: Path, line: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    ensure_private_dir(path.parent)  # and the folders it makes above it: 0700, whatever the umask
+    fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     try:
         os.write(fd, line)
     finally:

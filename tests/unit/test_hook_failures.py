@@ -53,3 +53,26 @@ def test_the_shared_file_of_an_unusable_folder_says_at_least(
     other = read_failures(tmp_path / "elsewhere")
     assert other.total == 0
     assert os.stat(shared).st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022])
+def test_failures_are_private_whatever_the_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask: int
+) -> None:
+    """The log folder a failure creates, and the fallback file's folders, were made with
+    the umask's mode (0777 under umask 000): now 0700, the file 0600."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    old = os.umask(umask)
+    try:
+        where = record_failure(tmp_path / "new" / "logs", "Stop", "claude", "s1", "boom")
+        (tmp_path / "file").write_text("not a folder")
+        fallback = record_failure(tmp_path / "file", "Stop", "claude", "s2", "boom")
+    finally:
+        os.umask(old)
+    assert where == tmp_path / "new" / "logs" / "hooks" / "failures.jsonl"
+    assert fallback is not None and fallback.is_relative_to(tmp_path / "state")
+    for path in (where, fallback):
+        assert path.stat().st_mode & 0o777 == 0o600
+        for folder in path.relative_to(tmp_path).parents:
+            if folder != Path("."):
+                assert (tmp_path / folder).stat().st_mode & 0o777 == 0o700, folder
