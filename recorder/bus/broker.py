@@ -22,6 +22,7 @@ from recorder.bus.endpoints import (
     DEFAULT_PUBLISH,
     DEFAULT_SUBSCRIBE,
     ipc_bind_problem,
+    wants_ipv6,
 )
 from recorder.bus.keys import ServerKeys
 from recorder.errors import BusError
@@ -71,6 +72,8 @@ class Broker:
                 serve(xsub, self.curve)
                 serve(xpub, self.curve)
             xpub.sndhwm = self.hwm
+            xsub.ipv6 = wants_ipv6([self.frontend])
+            xpub.ipv6 = wants_ipv6([self.backend])
             xsub.bind(self.frontend)
             xpub.bind(self.backend)
             control.bind(self._control)
@@ -105,7 +108,9 @@ class Broker:
         self._ready.wait()
         if self._error is not None:
             self._stop_auth()
-            raise BusError(f"{BIND_FAILED} ({self._error}); is another broker running?")
+            taken = isinstance(self._error, zmq.ZMQError) and self._error.errno == zmq.EADDRINUSE
+            hint = "; is another broker running?" if taken else ""
+            raise BusError(f"{BIND_FAILED} ({self._error}){hint}")
         return self
 
     def stop(self, timeout: float = TERMINATE_WAIT) -> None:

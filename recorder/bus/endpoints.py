@@ -82,6 +82,18 @@ def check_bind_endpoint(endpoint: str, option: str, *, allow_public: bool = Fals
     return endpoint
 
 
+def wants_ipv6(endpoints: Iterable[str]) -> bool:
+    """Whether a tcp endpoint among `endpoints` names an IPv6 host (`tcp://[::1]:5555`,
+    ip6-localhost): a libzmq socket then needs its IPV6 option, off by default (the
+    bind failed with "No such device"). Only then: with it on, `localhost` could
+    resolve to ::1 where a broker listens on 127.0.0.1."""
+    for endpoint in endpoints:
+        match = _TCP.fullmatch(endpoint)
+        if match is not None and (match[1][:1] == "[" or match[1].lower() in _LOOPBACK_NAMES[1:]):
+            return True
+    return False
+
+
 def endpoint_free(endpoint: str) -> bool:
     """True if nothing listens on a tcp:// or ipc:// endpoint."""
     url = urlparse(endpoint)
@@ -89,9 +101,11 @@ def endpoint_free(endpoint: str) -> bool:
         return _ipc_free(endpoint[len("ipc://") :])
     if url.scheme != "tcp" or not url.port:
         return False
-    with socket.socket() as s:
-        s.settimeout(0.3)
-        return s.connect_ex((url.hostname or "127.0.0.1", url.port)) != 0
+    try:  # every address of the host, IPv6 ones too
+        socket.create_connection((url.hostname or "127.0.0.1", url.port), timeout=0.3).close()
+    except OSError:
+        return True
+    return False
 
 
 def _ipc_free(path: str) -> bool:

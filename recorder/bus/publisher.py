@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import zmq
 
-from recorder.bus.endpoints import DEFAULT_PUBLISH
+from recorder.bus.endpoints import DEFAULT_PUBLISH, wants_ipv6
 from recorder.bus.envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
 
 if TYPE_CHECKING:  # loaded only when CURVE is used: an agent's import stays small
@@ -69,6 +69,7 @@ class Publisher:
         self.connection = ""
         self.refusal = ""  # why the handshake failed, when it did
         self._monitor = self._sock.get_monitor_socket(_WATCHED) if watch else None
+        self._sock.ipv6 = wants_ipv6([endpoint])
         self._sock.connect(endpoint)
         self._lock = threading.Lock()
         self._stop = threading.Event()

@@ -20,7 +20,7 @@ import zmq
 
 from recorder.bus.broker import Broker
 from recorder.bus.curve import connect_as_client, serve, start_authenticator
-from recorder.bus.endpoints import DEFAULT_HWM, ipc_bind_problem
+from recorder.bus.endpoints import DEFAULT_HWM, ipc_bind_problem, wants_ipv6
 from recorder.bus.keys import ClientKeys, ServerKeys
 
 if TYPE_CHECKING:
@@ -170,6 +170,7 @@ class Receiver(threading.Thread):
         monitor = sub.get_monitor_socket(
             zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
         )
+        sub.ipv6 = wants_ipv6([*self.settings.bind, *self.settings.connects])
         try:
             for endpoint in self.settings.bind:
                 problem = ipc_bind_problem(endpoint)

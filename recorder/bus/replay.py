@@ -44,7 +44,7 @@ import orjson
 import zmq
 
 from recorder.bus.curve import connect_as_client
-from recorder.bus.endpoints import DEFAULT_PUBLISH
+from recorder.bus.endpoints import DEFAULT_PUBLISH, wants_ipv6
 from recorder.bus.envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
 from recorder.bus.keys import ClientKeys
 from recorder.errors import PersistError
@@ -217,6 +217,7 @@ def replay(
         connect_as_client(sock, options.curve)
     t0 = time.monotonic()
     try:
+        sock.ipv6 = wants_ipv6([options.endpoint])
         sock.connect(options.endpoint)
         if not sock.poll(int(options.wait_subscribers * 1000)):
             raise ReplayError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -27,6 +28,7 @@ from recorder.cli.common import (
     positive_int,
 )
 from recorder.errors import BadOption
+from recorder.store.fsutil import PRIVATE_UMASK
 
 
 # -- broker ---------------------------------------------------------------------
@@ -34,6 +36,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
     from recorder.bus.broker import Broker
     from recorder.bus.keys import load_server
 
+    os.umask(PRIVATE_UMASK)  # the ipc socket files it binds: its user's alone
     for option, where in (("--frontend", args.frontend), ("--backend", args.backend)):
         check_bind_endpoint(where, option, allow_public=args.bind_public)  # BadOption: exit 2
     folder = curve_keys_folder(args, [args.frontend, args.backend])

@@ -26,6 +26,7 @@ from recorder.cli.common import (
 from recorder.daemon.options import MIB, EmbeddedMode, FsyncMode, RecorderOptions
 from recorder.errors import PersistError
 from recorder.sources.monitor_status import MonitorStatus
+from recorder.store.fsutil import PRIVATE_UMASK
 from recorder.store.layout import Layout
 from recorder.store.status import (
     STALE,
@@ -82,6 +83,10 @@ def _options(args: argparse.Namespace) -> RecorderOptions:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    # the ipc socket files it binds (--bind, an embedded broker) are its user's alone:
+    # libzmq makes them with the umask's mode (0777 under umask 000); every file of
+    # the log folder has its own mode already
+    os.umask(PRIVATE_UMASK)
     try:
         options = _options(args)
     except ValueError as exc:

@@ -14,6 +14,9 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 
 
+PRIVATE_UMASK = 0o077  # of the long-running processes: what a library creates is private too
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create `path` (and parents) and make sure the folder itself is 0700; parents it
     creates are 0700 too (`mkdir(parents=True)` would give them the umask's mode)."""

@@ -215,3 +215,61 @@ def test_a_bind_that_cannot_be_made_stops_the_start_with_one_line(tmp_path: Path
     assert f"cannot bind tcp://127.0.0.1:{port}" in line and "Address already in use" in line
     assert "Traceback" not in out.stderr
     assert read_status(tmp_path / "logs").get("state") == "stopped"
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_ipv6_loopback_endpoints_work_end_to_end(
+    procs: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """`tcp://[::1]:PORT` passes the loopback check; binding it failed with "No such
+    device" (libzmq's IPV6 option is off by default), followed by a wrong hint ("is
+    another broker running?"). Now a broker binds it, a recorder follows it and
+    `persist send` reaches it."""
+    log_dir = tmp_path / "logs"
+    front, back = f"tcp://[::1]:{free_port()}", f"tcp://[::1]:{free_port()}"
+    procs("broker", "--frontend", front, "--backend", back, name="broker")
+    procs("record", "--broker", back, "--log-dir", str(log_dir), "--embedded", "no", name="rec")
+    wait_for(lambda: read_status(log_dir).get("connection") == "connected", what="connected")
+    sent = persist("send", "agents.v6", "--text", "over", "ipv6", "--endpoint", front)
+    assert sent.returncode == 0, sent.stderr
+    wait_for(
+        lambda: any(r.get("topic") == "agents.v6" for r in journal_records(log_dir)),
+        what="the message recorded",
+    )
+
+
+def test_ipc_sockets_are_private_whatever_the_umask(
+    procs: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """The ipc socket files a broker and a recorder bind took the umask's mode (0777
+    under umask 000: any local user could publish or listen); now only their user's.
+    A bind that fails for another reason than a taken address gets no "is another
+    broker running?" hint."""
+    import os
+
+    old = os.umask(0)
+    try:
+        front, back = f"ipc://{tmp_path}/front.ipc", f"ipc://{tmp_path}/back.ipc"
+        procs("broker", "--frontend", front, "--backend", back, name="broker")
+        bound = f"ipc://{tmp_path}/bound.ipc"
+        log_dir = tmp_path / "logs"
+        procs("record", "--bind", bound, "--log-dir", str(log_dir), "--embedded", "no", name="r")
+        names = ("front.ipc", "back.ipc", "bound.ipc")
+        wait_for(lambda: all((tmp_path / n).exists() for n in names), what="sockets bound")
+        for name in names:
+            assert (tmp_path / name).stat().st_mode & 0o077 == 0, name
+    finally:
+        os.umask(old)
+    out = persist("broker", "--frontend", f"ipc://{tmp_path}/no/such/dir.ipc", "--backend", back)
+    assert out.returncode == 1
+    (line,) = out.stderr.splitlines()
+    assert line.startswith("persist: cannot bind the broker") and "another broker" not in line
