@@ -33,7 +33,7 @@ from recorder.store.checkpoints import (
 from recorder.store.fsutil import atomic_write, ensure_private_dir
 from recorder.store.journal import valid_end
 from recorder.store.layout import Layout, list_segments, segment_number
-from recorder.store.lock import AlreadyRunning, InstanceLock
+from recorder.store.lock import AlreadyRunning, InstanceLock, holder_pid
 from recorder.store.segfile import open_segment
 
 REQUEST_SUFFIX = ".request"  # control/<id>.request: a CheckpointRequest, from a client
@@ -46,6 +46,17 @@ AFTER_WAIT = 2.0  # seconds a request waits for the message it names (`after`), 
 
 class ControlError(PersistError):
     """A control file is not what the protocol says it is."""
+
+
+class RecorderGone(PersistError):
+    """The recorder asked ended before it answered (killed, crashed)."""
+
+    def __init__(self, layout: Layout, pid: int) -> None:
+        where = layout.recorder_out if layout.recorder_out.exists() else layout.log
+        super().__init__(
+            f"the recorder (PID {pid}) ended before it answered: nothing was done, or not "
+            f"all of it (its last words are in {where}); start it again and retry"
+        )
 
 
 @dataclass(frozen=True)
@@ -223,14 +234,22 @@ def exchange(
     ensure_private_dir(layout.control)
     request = layout.control / f"{uuid.uuid4().hex}{request_suffix}"
     done = request.with_suffix(reply_suffix)
+    holder = holder_pid(layout.lock)  # the recorder asked: it may end before it answers
     atomic_write(request, body, durable=False)
     poke(layout.control)  # answered at once, not at the recorder's next look
-    deadline = time.monotonic() + timeout
+    now = time.monotonic()
+    deadline, next_look = now + timeout, now + GONE_LOOK
     while time.monotonic() < deadline:
         if done.exists():
             raw = done.read_bytes()
             done.unlink()
             return raw
+        if holder is not None and time.monotonic() >= next_look:
+            next_look += GONE_LOOK
+            if not _alive(holder) and not done.exists():
+                with contextlib.suppress(FileNotFoundError):
+                    request.unlink()
+                raise RecorderGone(layout, holder)
         time.sleep(0.005)
     try:
         request.unlink()
@@ -239,9 +258,25 @@ def exchange(
     return False
 
 
+GONE_LOOK = 0.25  # seconds between looks at whether the recorder asked is still alive
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _ask_recorder(layout: Layout, request: CheckpointRequest, timeout: float) -> Checkpoint:
     body = orjson.dumps(request.to_json())
-    raw = exchange(layout, body, timeout, REQUEST_SUFFIX, REPLY_SUFFIX)
+    try:
+        raw = exchange(layout, body, timeout, REQUEST_SUFFIX, REPLY_SUFFIX)
+    except RecorderGone as exc:
+        raise CheckpointError(str(exc)) from None
     if isinstance(raw, bool):
         raise CheckpointError(no_answer("checkpoint", timeout, raw))
     try:

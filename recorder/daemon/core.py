@@ -41,6 +41,7 @@ from recorder.bus.envelope import (
     read_envelope,
     read_heartbeat,
 )
+from recorder.daemon import maintenance
 from recorder.daemon.control import (
     AFTER_WAIT,
     MAINTENANCE_SUFFIX,
@@ -63,6 +64,7 @@ from recorder.store.checkpoints import Checkpoint, DigestCache, newest_checkpoin
 from recorder.store.fsutil import ensure_private_dir, remove_stale_temp_files
 from recorder.store.journal import Journal, Position, UnwrittenData
 from recorder.store.layout import Layout
+from recorder.store.pruned import retention_lock
 from recorder.store.ranges import MAX_KEY_CHARS, MAX_PARTICIPANTS, OTHERS
 from recorder.store.records import (
     DEEP_BYTES,
@@ -100,6 +102,7 @@ from recorder.store.status import (
     reserve_status_space,
     touch_status,
 )
+from recorder.store.trash import empty_trash
 
 log = logging.getLogger("agent_persist.recorder")
 
@@ -139,6 +142,15 @@ CHUNK_BYTES = 1 << 20
 _SCANNED_CLEAN = b',"secrets":[]}'
 _STATE_FAILED = "cannot write recovery state"
 _REPLAY_TOO_DEEP = "(nested too deep to copy: see the payload's _persist.replay_of)"
+
+
+def _failure(exc: BaseException) -> str:
+    """What failed, in one line: an ImportError in a recorder that has run for a while is
+    most likely the package upgraded under it (a module it had not loaded yet changed)."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, ImportError):
+        text += " (was agent-persist upgraded while this recorder ran? restart it)"
+    return text
 
 
 @dataclass
@@ -1043,12 +1055,10 @@ class Recorder:
     def retention_pass(self, now: float) -> None:
         """Prune what the policy says (closed segments only), then empty trash entries
         past their grace; each change is an event record. Failures are logged."""
-        from recorder.daemon.maintenance import empty_event, recorder_prune
-        from recorder.store.pruned import retention_lock
-        from recorder.store.trash import empty_trash
-
         try:
-            _result, event = recorder_prune(self.layout, self.options.retention, "recorder", now)
+            _result, event = maintenance.recorder_prune(
+                self.layout, self.options.retention, "recorder", now
+            )
             if event is not None:
                 self.append_record(event, now)
                 log.info("pruned %s (trash %s)", ", ".join(event["segments"]), event["trash"])
@@ -1057,9 +1067,9 @@ class Recorder:
                 with retention_lock(self.layout, wait=0.0):
                     gone = empty_trash(self.layout, grace, now)
                 if gone:
-                    self.append_record(empty_event(gone, grace), now)
-        except (OSError, ValueError, PersistError) as exc:
-            log.warning("retention pass skipped: %s", exc)
+                    self.append_record(maintenance.empty_event(gone, grace), now)
+        except Exception as exc:  # never the end of the recorder: logged, tried next time
+            log.warning("retention pass skipped: %s", _failure(exc))
 
     def handle_maintenance(self, now: float, names: list[str] | None = None) -> None:
         """`persist prune` / `persist trash` asking the running recorder (see
@@ -1067,30 +1077,31 @@ class Recorder:
         gets a reply."""
         paths = requests_named(self.layout, MAINTENANCE_SUFFIX, names)
         if not paths:
-            return  # none asked (an idle recorder's every look): nothing to import
-        from recorder.daemon import maintenance as m
-
+            return  # none asked (an idle recorder's every look)
         for path in paths:
             try:
-                request = m.read_request(path)
+                request = maintenance.read_request(path)
                 if request["kind"] == "event":
                     event = request.get("event")
                     if not isinstance(event, dict) or event.get("kind") != KIND_EVENT:
-                        raise m.MaintenanceError("the event is not an event record")
+                        raise maintenance.MaintenanceError("the event is not an event record")
                     self.append_record(
                         {k: v for k, v in event.items() if k not in ("v", "seq", "ts")}, now
                     )
                     reply: dict[str, Any] = {"ok": True}
                 else:
-                    policy = m.policy_from_json(request.get("policy"))
+                    policy = maintenance.policy_from_json(request.get("policy"))
                     by = str(request.get("by") or "persist prune")
-                    result, event = m.recorder_prune(self.layout, policy, by, now)
+                    result, event = maintenance.recorder_prune(self.layout, policy, by, now)
                     if event is not None:
                         self.append_record(event, now)
                     reply = {"ok": True, "plan": result.plan_json(), "trash": result.trash}
             except (OSError, ValueError, PersistError) as exc:
                 reply = {"ok": False, "error": str(exc)}
-            m.answer(path, reply)
+            except Exception as exc:  # every request gets a reply; the recorder goes on
+                log.exception("maintenance request %s failed", path.name)
+                reply = {"ok": False, "error": _failure(exc)}
+            maintenance.answer(path, reply)
 
     def drain_wait(self, timeout: float = 1.0) -> None:
         """Let the writer catch up with what was received (for a manual checkpoint),

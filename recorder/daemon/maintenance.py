@@ -19,7 +19,13 @@ from typing import Any
 
 import orjson
 
-from recorder.daemon.control import MAINTENANCE_SUFFIX, exchange, no_answer, requests_named
+from recorder.daemon.control import (
+    MAINTENANCE_SUFFIX,
+    RecorderGone,
+    exchange,
+    no_answer,
+    requests_named,
+)
 from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write
 from recorder.store.journal import Journal
@@ -127,7 +133,10 @@ def answer(path: Path, reply: dict[str, Any]) -> None:
 
 # -- the client's end --------------------------------------------------------------------
 def _ask(layout: Layout, request: dict[str, Any], timeout: float = ANSWER_WAIT) -> dict[str, Any]:
-    raw = exchange(layout, orjson.dumps(request), timeout, REQUEST_SUFFIX, REPLY_SUFFIX)
+    try:
+        raw = exchange(layout, orjson.dumps(request), timeout, REQUEST_SUFFIX, REPLY_SUFFIX)
+    except RecorderGone as exc:
+        raise MaintenanceError(str(exc)) from None
     if isinstance(raw, bool):
         raise MaintenanceError(no_answer(str(request.get("kind", "maintenance")), timeout, raw))
     try:

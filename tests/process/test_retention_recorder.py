@@ -89,3 +89,36 @@ def test_a_recorder_prunes_by_size_while_recording_and_loses_nothing(bus: Bus) -
     assert done.returncode == 0 and len(orjson.loads(done.stdout)) == len(
         {e["trash"] for e in pruned_events}
     )
+
+
+def test_a_recorder_that_ends_before_it_answers_is_noticed_at_once(bus: Bus) -> None:
+    """`persist prune` and `persist checkpoint` ask the running recorder and waited their
+    whole timeout (60 s for a prune) when it died meanwhile, then blamed an overloaded
+    or stopped recorder: now they notice within a second, name the PID and its log, and
+    withdraw the request."""
+    import signal
+
+    bus.start_broker()
+    control = bus.log_dir / "control"
+    for argv, suffix in (
+        (["prune", "--older-than", "90d"], ".maint"),
+        (["checkpoint"], ".request"),
+    ):
+        recorder = bus.start_recorder("--search-index", "off", "--monitor", "off")
+        recorder.signal(signal.SIGSTOP)  # it takes no request now
+        asking = subprocess.Popen(
+            [PYTHON, "-m", "recorder.cli", *argv, "--log-dir", str(bus.log_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for(lambda s=suffix: list(control.glob(f"*{s}")), what="the request left")
+        recorder.signal(signal.SIGKILL)
+        recorder.wait(10)
+        started = time.monotonic()
+        _out, err = asking.communicate(timeout=60)
+        assert asking.returncode == 1, err
+        assert time.monotonic() - started < 3
+        assert f"the recorder (PID {recorder.pid}) ended before it answered" in err, err
+        assert "recorder.out" in err or "recorder.log" in err
+        assert not list(control.glob(f"*{suffix}"))  # the request withdrawn

@@ -102,3 +102,34 @@ def test_options_win_over_the_folder_file_and_a_bad_file_is_one_clear_error(
     capsys.readouterr()
     assert main(["record", "--log-dir", str(log), "--retention-max-size", "big"]) == 2
     assert "--retention-max-size 'big' is not a size" in capsys.readouterr().err
+
+
+def test_an_unexpected_failure_of_a_request_is_its_reply_not_the_recorders_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prune request that fails with what no code expects (here the ImportError of a
+    package upgraded under a running recorder, when maintenance was imported lazily at
+    the first request) ended the recorder; its retention pass likewise. Now the request
+    gets a reply naming the failure, the pass is logged, and the recorder goes on."""
+    from recorder.daemon import maintenance
+
+    clock = Clock()
+    rec = make(tmp_path, clock, retention=Policy(max_size=1024), retention_interval=60.0)
+    feed(rec, clock, [b"agents.coder", BODY])
+
+    def upgraded(*_args: object, **_kwargs: object) -> None:
+        raise ImportError("cannot import name 'new_helper' from 'recorder.store.pruned'")
+
+    monkeypatch.setattr(maintenance, "recorder_prune", upgraded)
+    control = rec.layout.control
+    control.mkdir(exist_ok=True)
+    request = control / "0123.maint"
+    request.write_bytes(orjson.dumps({"kind": "prune", "policy": {"older_than_s": 60.0}}))
+    rec.handle_maintenance(clock.now)
+    reply = orjson.loads((control / "0123.maint-done").read_bytes())
+    assert reply["ok"] is False and "ImportError: cannot import name 'new_helper'" in reply["error"]
+    assert "upgraded while this recorder ran" in reply["error"]
+    rec.retention_pass(clock.now)  # logged and skipped, not raised
+    feed(rec, clock, [b"agents.coder", BODY])  # still recording
+    rec.close()
+    assert sum(r["kind"] == "msg" for r in journal_records(rec.layout.root)) == 2
