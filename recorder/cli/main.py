@@ -17,7 +17,9 @@ file; nothing is restored; 1 when SRC is no backup at all) or a restored checkpo
 not verify, and 2 when DEST_DIR is not empty; `persist prune` and `persist trash` use 0,
 1 and 2 only (2: no policy given, a bad AGE or SIZE; 1: a trash entry missing or not
 restorable, retention busy); `persist launch` returns the agent's own code (126/127 when
-it cannot be run).
+it cannot be run). Interrupted, a command stops as it does on an error, removing what
+it was writing (an `-o FILE` keeps its old content): 130 on Ctrl-C, 143 on SIGTERM
+(commands that run until stopped, such as `persist record`, stop cleanly and exit 0).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -243,6 +246,14 @@ def _guard_closed_streams() -> None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's life
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread like KeyboardInterrupt is for SIGINT."""
+
+
+def _terminated(_signum: int, _frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _guard_closed_streams()
@@ -271,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
         setattr(args, late, extra.pop())
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    # SIGTERM ends a command the way Ctrl-C does, through every `finally` and `with`
+    # (a temp file beside -o FILE was left behind); commands that run until stopped
+    # install their own handler
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
@@ -288,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail("stdout was closed before all output was written (broken pipe)")
     except KeyboardInterrupt:
         return 130
+    except _Terminated:
+        return 128 + signal.SIGTERM
     except OSError as exc:
         # what no command anticipated (a folder of ours that is a file, a read-only
         # disk): one line naming the file, not a traceback

@@ -282,3 +282,31 @@ def test_an_output_that_is_not_a_regular_file_is_written_to_not_replaced(
         out = export_to(null, "md")
         assert out.returncode == 0, out.stderr
         assert stat.S_ISCHR(null.stat().st_mode)
+
+
+def test_an_export_ended_by_sigterm_leaves_no_temp_file(tmp_path: Path) -> None:
+    """SIGTERM during `export -o FILE` killed the process at once: the temp file beside
+    FILE stayed (16 MB after one kill). Now it ends as Ctrl-C does: the temp file
+    removed, FILE as it was, exit 143."""
+    import signal
+    import time
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(1_800_000_000.0))
+    for i in range(30_000):
+        w.message(1_800_000_000.0 + i, "coder", f"message {i} " + "word " * 40)
+    w.close()
+    out = tmp_path / "out" / "x.html"
+    out.parent.mkdir()
+    out.write_text("the old export\n")
+    argv = ["export", "--all", "--format", "html", "--log-dir", str(root), "-o", str(out)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recorder.cli", *argv, "--no-progress"], stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while not [p for p in out.parent.iterdir() if p != out] and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 143
+    assert sorted(p.name for p in out.parent.iterdir()) == ["x.html"]
+    assert out.read_text() == "the old export\n"
