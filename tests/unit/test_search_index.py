@@ -424,3 +424,44 @@ def test_a_limit_above_the_ranking_window_counts_every_match_it_shows(tmp_path: 
     assert len(whole.hits) == 300 and whole.total == 300 and whole.total_exact
     part = search(root, "alpha", limit=250)
     assert len(part.hits) == 250 and part.total == 250 and not part.total_exact  # "250+"
+
+
+def test_a_checkpoint_cut_short_is_not_a_truncated_index(journal: Path) -> None:
+    """SQLite checkpoints its WAL into the file page 1 first: killed in between (a
+    `persist reindex` killed), the file's header already counts pages the file does
+    not hold yet, while the WAL still holds them all and the next open finishes the
+    job. Doctor called such an index "unusable (truncated ...)". With the WAL there
+    the header's count is not held against the file; without it, it still is."""
+    from recorder.search.index import IndexDamaged
+
+    with SearchEngine(journal) as engine:
+        engine.catch_up()
+    path = journal / "search" / "index.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_autocheckpoint = 0")
+    page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    db.execute("CREATE TABLE filler (x)")
+    db.executemany("INSERT INTO filler VALUES (?)", [(b"x" * 2000,) for _ in range(200)])
+    db.commit()
+    wal = path.with_name(path.name + "-wal")
+    frames = wal.read_bytes()
+    first = None  # the last frame of page 1: the header as the checkpoint writes it
+    for at in range(32, len(frames) - 24, 24 + page_size):
+        if int.from_bytes(frames[at : at + 4], "big") == 1:
+            first = frames[at + 24 : at + 24 + page_size]
+    assert (
+        first is not None and path.stat().st_size < int.from_bytes(first[28:32], "big") * page_size
+    )
+    with open(path, "r+b") as f:  # the checkpoint's first write, and no other
+        f.write(first)
+    alone = path.with_name("alone.sqlite3")  # the same file without its WAL
+    shutil.copy(path, alone)
+    index = SearchIndex(journal)
+    index.check(pages=True)  # no IndexDamaged: the WAL completes the file
+    assert index.db.execute("SELECT count(*) FROM filler").fetchone()[0] == 200
+    index.close()
+    db.close()
+    from recorder.search.index import _check_header
+
+    with pytest.raises(IndexDamaged, match="truncated"):
+        _check_header(alone, "")
