@@ -290,6 +290,27 @@ def _inside_the_journal(path: Path, log_dir: Path) -> str | None:
     return None
 
 
+def _foreign_symlink(output: str) -> str | None:
+    """Why `-o` must not follow `output`: a symlink another user made in a folder all may
+    write to (sticky, as /tmp), which Linux's protected_symlinks refuses to follow, and
+    which `os.path.realpath` would follow anyway (root's export then replaces a file
+    of that user's choosing). None when it may be followed."""
+    try:
+        link = os.lstat(output)
+        if not stat.S_ISLNK(link.st_mode):
+            return None
+        folder = os.stat(os.path.dirname(os.path.abspath(output)))
+    except OSError:
+        return None
+    shared = folder.st_mode & stat.S_ISVTX and folder.st_mode & stat.S_IWOTH
+    if not shared or link.st_uid in (os.geteuid(), folder.st_uid):
+        return None
+    return (
+        f"is a symlink of another user (uid {link.st_uid}) in a folder everyone may write "
+        "to: not followed; write to a path of your own"
+    )
+
+
 def _write_output(
     args: argparse.Namespace, write: Callable[[IO[bytes], Progress | None], ExportStats]
 ) -> tuple[ExportStats, str]:
@@ -302,6 +323,9 @@ def _write_output(
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = progress_bar("exporting") if show else None
     if args.output and args.output != "-":
+        foreign = _foreign_symlink(args.output)
+        if foreign is not None:
+            raise BadOption(f"-o {args.output} {foreign}")
         path = Path(os.path.realpath(args.output))  # through a symlink, not over it
         log_dir = getattr(args, "log_dir", None)
         problem = _inside_the_journal(path, Path(log_dir)) if log_dir else None

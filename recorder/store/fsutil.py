@@ -129,7 +129,11 @@ class AtomicFile:
         self.exclusive = exclusive
         writer = f"{threading.get_ident()}.{os.getpid()}"
         self.tmp = self.path.with_name(f".{self.path.name}.{writer}.tmp")
-        fd = open_private(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        # a file of our own, new: the name is predictable, so in a folder others write
+        # to (sticky /tmp) a link put there first must not be written through
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)  # a leftover of a writer that died (never followed)
+        fd = open_private(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW)
         self.file = os.fdopen(fd, "wb")  # buffered: a write() is always written whole
 
     def commit(self) -> None:

@@ -310,3 +310,55 @@ def test_an_export_ended_by_sigterm_leaves_no_temp_file(tmp_path: Path) -> None:
     assert proc.wait(30) == 143
     assert sorted(p.name for p in out.parent.iterdir()) == ["x.html"]
     assert out.read_text() == "the old export\n"
+
+
+def test_o_does_not_follow_another_users_symlink_in_a_shared_folder(
+    root: Path, tmp_path: Path
+) -> None:
+    """In a sticky folder all may write to (/tmp), a symlink another user made at the
+    `-o` path was followed (os.path.realpath reads it whatever protected_symlinks
+    says): root's export replaced the file it named. Now refused, exit 2, one line; a
+    link of one's own is followed as before. The temp file beside FILE is never
+    written through a link found at its name either."""
+    import os
+    import threading
+
+    from recorder.store.fsutil import AtomicFile
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    link = shared / "report.md"
+    link.symlink_to(victim)
+    os.lchown(link, 65534, 65534)  # nobody's link
+    argv = [
+        sys.executable,
+        "-m",
+        "recorder.cli",
+        "export",
+        "--all",
+        "--allow-damage",
+        "--format=md",
+    ]
+    out = subprocess.run(
+        [*argv, "--log-dir", str(root), "-o", str(link)], capture_output=True, text=True
+    )
+    assert out.returncode == 2, out.stderr
+    (line,) = out.stderr.splitlines()
+    assert "is a symlink of another user (uid 65534)" in line
+    assert victim.read_text() == "precious\n" and link.is_symlink()
+    os.lchown(link, os.geteuid(), os.getegid())  # one's own link: followed
+    out = subprocess.run(
+        [*argv, "--log-dir", str(root), "-o", str(link)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert victim.read_text().startswith("# ") and link.is_symlink()
+    target = shared / "own.md"
+    tmp = shared / f".own.md.{threading.get_ident()}.{os.getpid()}.tmp"
+    tmp.symlink_to(victim)  # planted at the temp file's (predictable) name
+    before = victim.read_bytes()
+    with AtomicFile(target, durable=False) as f:
+        f.file.write(b"mine\n")
+    assert target.read_bytes() == b"mine\n" and victim.read_bytes() == before
