@@ -29,8 +29,12 @@ _PROBE = 1 << 16
 
 # -- permissions ---------------------------------------------------------------------
 def permission_findings(layout: Layout) -> list[Finding]:
-    """Every folder 0700, every file 0600, all owned by us (symlinks are skipped)."""
+    """Every folder 0700, every file 0600, all owned by us. Symlinks are not followed;
+    one that leads out of the log folder is named: what is written through it (a
+    restore bundle, the search index) lands outside, with modes not checked here."""
     uid = os.getuid()
+    outside: list[tuple[Path, str]] = []
+    root = os.path.realpath(layout.root)
     bad_files: list[Path] = []
     bad_dirs: list[Path] = []
     foreign: list[Path] = []
@@ -64,6 +68,10 @@ def permission_findings(layout: Layout) -> list[Finding]:
                 continue
             if not stat.S_ISLNK(st.st_mode):
                 look(path, st)
+                continue
+            target = os.path.realpath(path)
+            if os.path.commonpath([root, target]) != root:
+                outside.append((path, target))
     out: list[Finding] = []
     for paths, mode, kind in ((bad_files, "600", "f"), (bad_dirs, "700", "d")):
         if not paths:
@@ -112,6 +120,18 @@ def permission_findings(layout: Layout) -> list[Finding]:
                 Severity.PROBLEM,
                 f"cannot look into {len(unreadable)} path(s): {', '.join(unreadable[:3])}",
                 f"ls -la {shlex.quote(str(layout.root))}",
+            )
+        )
+    if outside:
+        links = ", ".join(f"{_rel(layout, p)} -> {t}" for p, t in outside[:3])
+        out.append(
+            Finding(
+                Area.PERMISSIONS,
+                "permissions.symlinks",
+                Severity.WARNING,
+                f"{len(outside)} symlink(s) lead out of the log folder ({links}): what is "
+                "written through them lands there, its modes not checked here",
+                "ls -la " + " ".join(shlex.quote(str(p)) for p, _ in outside[:3]),
             )
         )
     if not out:

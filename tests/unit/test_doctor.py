@@ -188,6 +188,29 @@ def test_fix_says_once_what_one_repair_did_for_several_findings(
     assert bad(run(folder)) == {}
 
 
+def test_a_symlink_out_of_the_log_folder_is_named(folder: Folder, tmp_path: Path) -> None:
+    """`restore/` as a symlink to a folder elsewhere (0755, its bundle 0644): doctor
+    said "every folder 0700, every file 0600" while bundles were written there. Now
+    the link is named; the link inside the folder (current_session.jsonl) is not."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    (elsewhere / "transcript.md").write_text("shared")
+    os.chmod(elsewhere / "transcript.md", 0o644)
+    shutil.rmtree(folder.layout.restore, ignore_errors=True)
+    folder.layout.restore.symlink_to(elsewhere)
+    report = run(folder)
+    found = finding(report, "permissions.symlinks")
+    assert found.severity is Severity.WARNING
+    assert f"1 symlink(s) lead out of the log folder (restore -> {elsewhere})" in found.summary
+    assert not [
+        f
+        for f in report.findings
+        if f.check == "permissions.files" and f.severity is not Severity.OK
+    ]
+    folder.layout.restore.unlink()
+    assert "permissions" not in " ".join(bad(run(folder)))
+
+
 def test_wrong_modes_are_found_and_fixed(folder: Folder) -> None:
     cp = folder.checkpoints[1].path
     assert cp is not None
