@@ -6,7 +6,8 @@ record's `meta.secrets` (the recorder's scan: `[]` for a message it scanned in f
 found clean); a record the recorder did not scan in full (written before detection or
 before the `[]` marker existed, with `--secrets off`, behind a flood, larger than the
 scan cap) is scanned here, in full, and so is a damaged line (readers show its bytes
-as they are).
+as they are). What the recorder took from the frames into `meta` (the sender, a
+replay's reference) is shown with the same secrets replaced.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from recorder.store.ranges import MAX_KEY_CHARS
 from recorder.store.reader import Record
 from recorder.store.records import KIND_HEARTBEAT, KIND_MESSAGE, encode_frames, encode_record
 from recorder.store.secrets import (
@@ -29,6 +31,10 @@ _SCANNER = SecretScanner()  # its batch prefilter only (no cap: readers scan in 
 
 # Formats meant to be read and shared redact by default; JSONL is a byte-exact copy.
 REDACT_BY_DEFAULT = {"md": True, "html": True, "csv": True, "jsonl": False}
+
+REDACTION = 2
+"""What a redacted copy covers, for copies kept and reused (restore bundles): 1, the
+frames and the topic; 2 (2026-12-06), the meta taken from the frames too (the sender)."""
 
 
 def named_secrets(rec: Record) -> list[SecretSpan] | None:
@@ -80,8 +86,9 @@ class RedactedRecord(Record):
 
 def redact_record(rec: Record, spans: list[SecretSpan] | None = None) -> Record:
     """`rec` itself when it holds no secret, else a copy whose line has each secret
-    replaced by `[REDACTED:kind]` (and `meta.redacted`: how many). `spans`: the
-    record's secrets when already known."""
+    replaced by `[REDACTED:kind]`, in its frames, its topic and the meta taken from
+    them (`_FROM_FRAMES`), and `meta.redacted`: how many. `spans`: the record's secrets
+    when already known."""
     spans = record_secrets(rec) if spans is None else spans
     if not spans:
         return rec
@@ -89,14 +96,62 @@ def redact_record(rec: Record, spans: list[SecretSpan] | None = None) -> Record:
     if data is None:  # a damaged line: its own bytes redacted (it stays as damaged)
         (line,) = redact_frames([rec.line], spans)
         return RedactedRecord(rec.index, rec.segment, rec.offset, line, stored=len(rec.line))
-    frames = redact_frames(rec.frames, spans)
+    original = rec.frames
+    frames = redact_frames(original, spans)
     head: dict[str, Any] = {k: v for k, v in data.items() if k not in ("spans", "frames")}
     if len(frames) > 1 and isinstance(head.get("topic"), str):
         head["topic"] = frames[0].decode("utf-8", "replace")
     meta = head.get("meta")
-    head["meta"] = {**(meta if isinstance(meta, dict) else {}), "redacted": len(spans)}
+    head["meta"] = {**_shown_meta(meta, original, spans), "redacted": len(spans)}
     line = encode_record(head, encode_frames(frames))
     return RedactedRecord(rec.index, rec.segment, rec.offset, line, stored=len(rec.line))
+
+
+_FROM_FRAMES = ("sender", "replay_of")
+"""The `meta` values the recorder takes from a message's frames (the payload's sender
+field or its envelope's agent, the envelope's `replay_of`): shown with the frames'
+secrets replaced, as the frames are. (The rest of `meta` comes from the rules.)"""
+
+
+def _shown_meta(meta: Any, frames: list[bytes], spans: list[SecretSpan]) -> dict[str, Any]:
+    """`meta` with the secrets of `frames` replaced in its `_FROM_FRAMES` values, where
+    they are text (a sender `AKIA...`, an agent named by its token): each secret's
+    value by its `[REDACTED:kind]`, longest first, and for a sender the recorder cut
+    to `MAX_KEY_CHARS`, a secret's beginning left at its end by the cut."""
+    shown: dict[str, Any] = dict(meta) if isinstance(meta, dict) else {}
+    marks: dict[str, str] = {}
+    for s in spans:  # as `redact_frames`: spans out of range are ignored
+        if s.frame < len(frames) and s.start < s.end <= len(frames[s.frame]):
+            marks[frames[s.frame][s.start : s.end].decode("utf-8", "replace")] = (
+                f"[REDACTED:{s.kind}]"
+            )
+    secrets = sorted(marks.items(), key=lambda item: -len(item[0]))
+    for key in _FROM_FRAMES:
+        if key in shown:
+            shown[key] = _replaced(shown[key], secrets)
+    sender = meta.get("sender") if isinstance(meta, dict) else None
+    if isinstance(sender, str) and len(sender) >= MAX_KEY_CHARS:
+        cut = shown["sender"]
+        for secret, mark in secrets:
+            k = next((k for k in range(len(secret) - 1, 0, -1) if cut.endswith(secret[:k])), 0)
+            if k:
+                shown["sender"] = cut[:-k] + mark
+                break
+    return shown
+
+
+def _replaced(value: Any, secrets: list[tuple[str, str]]) -> Any:
+    """`value` (text, or JSON holding text) with each (secret, mark) replaced."""
+    if isinstance(value, str):
+        for secret, mark in secrets:
+            if secret in value:
+                value = value.replace(secret, mark)
+        return value
+    if isinstance(value, list):
+        return [_replaced(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {_replaced(k, secrets): _replaced(v, secrets) for k, v in value.items()}
+    return value
 
 
 REDACT_BATCH = 256  # records sharing one set of prefilter passes ...

@@ -46,7 +46,7 @@ from recorder.bus.envelope import read_envelope
 from recorder.export.bundle_file import BundleFile
 from recorder.export.continuation import Earlier, StaleBundle, find_earlier
 from recorder.export.parallel import Parallel, Piece, render_parallel, use_parallel
-from recorder.export.redact import RedactedRecord
+from recorder.export.redact import REDACTION, RedactedRecord
 from recorder.export.render import gap_sentence, iso
 from recorder.export.scope import (
     BundleScope,
@@ -518,8 +518,8 @@ def _build(
         return kept
     root = ensure_private_dir(layout.restore)
     earlier = find_earlier(layout, store, cp, stop) if start == 0 and integrity.verified else None
-    if earlier is not None and bool(earlier.manifest.get("redacted")) != redact:
-        earlier = None  # its files hold the other kind of copy
+    if earlier is not None and not _copy_of(earlier.manifest, redact):
+        earlier = None  # its files hold another kind of copy
     work = root / f".building-{cp.id}-{os.getpid()}-{time.monotonic_ns()}"
 
     def write(earlier: Earlier | None) -> dict[str, Any]:
@@ -549,6 +549,8 @@ def _build(
             files = write(None)
         manifest = _manifest(layout, cp, scope, position, integrity, files, agent, now)
         manifest["redacted"] = redact
+        if redact:
+            manifest["redaction"] = REDACTION
         if earlier is not None and files.get("reused_from") is not None:
             manifest["reused"] = files.pop("reused_from")
         data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
@@ -713,7 +715,7 @@ def _reusable(
         and m["checkpoint"].get("id") == cp.id
         and m["checkpoint"].get("digest") == cp.digest
         and m.get("scope") == scope.to_json()
-        and bool(m.get("redacted")) == redact
+        and _copy_of(m, redact)
         and m.get("range") == position
         and m["integrity"].get("verified") is True
         and m["integrity"].get("damage") == integrity.damage
@@ -722,6 +724,13 @@ def _reusable(
     ):
         return None
     return Bundle(final, m)
+
+
+def _copy_of(m: dict[str, Any], redact: bool) -> bool:
+    """Whether the bundle of manifest `m` holds the copy asked for: unredacted, or
+    redacted as this code redacts (`REDACTION`: one redacted before the sender was
+    would keep a secret there)."""
+    return bool(m.get("redacted")) == redact and (not redact or m.get("redaction") == REDACTION)
 
 
 def _files_intact(folder: Path, manifest: dict[str, Any]) -> bool:
@@ -870,6 +879,7 @@ def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
         "quarantined",
         "refused",
         "redacted",  # a redacted bundle with nothing to redact says so, as asked
+        "redaction",
     )
     return (
         _well_formed(a)

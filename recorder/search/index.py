@@ -47,8 +47,9 @@ from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout
 
 # 2: the `shards` table; 3: `docs.secrets`; 4: the text as `fts_text` gives it;
-# 5: Greek letters without their accents in that text (`query._greek_letters`)
-SCHEMA_VERSION = 5
+# 5: Greek letters without their accents in that text (`query._greek_letters`);
+# 6: a record's sender, topic and recipient with its secrets redacted (`journal_document`)
+SCHEMA_VERSION = 6
 TOKENIZER = "unicode61 remove_diacritics 2"
 PROGRESS_STEPS = (
     100_000  # SQLite VM steps between cancellation checks (a few ms; each takes the GIL)

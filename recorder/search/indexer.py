@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from recorder.export.redact import record_secrets
+from recorder.export.redact import record_secrets, redact_record
 from recorder.export.render import TEXT_KEYS as _TEXT_KEYS
 from recorder.export.render import record_text
 from recorder.search.index import (
@@ -81,13 +81,19 @@ class CatchUp:
 
 
 def journal_document(line: bytes, segment: int, offset: int) -> Document:
-    """The index's view of one journal line."""
+    """The index's view of one journal line: its text as recorded (a secret in it can
+    be searched for), its fields (sender, topic, recipient) as a redacted copy shows
+    them (`redact_record`): `persist stats` lists them, `from:` and `topic:` match them."""
     rec = Record(0, segment, offset, line)
     text = record_text(rec)
     if len(text) > MAX_TEXT:
         text = text[:MAX_TEXT]
     data = rec.data
-    secrets = len(record_secrets(rec))  # as every reader finds them (a damaged line too)
+    spans = record_secrets(rec)  # as every reader finds them (a damaged line too)
+    secrets = len(spans)
+    if spans and data is not None:
+        rec = redact_record(rec, spans)
+        data = rec.data
     if data is None:
         return Document(
             text, None, KIND_BAD_LINE, None, segment, offset, len(line), secrets=secrets
@@ -195,6 +201,8 @@ def journal_row(line: bytes, segment: int, offset: int) -> tuple[tuple[Any, ...]
         secrets = len(named)
     else:
         secrets = len(scan_frames(decode_frames(line, data), cap=None).spans)
+    if secrets:  # its sender and topic as shown: `journal_document` redacts them
+        return _slow_row(line, segment, offset)
     row = (
         segment,
         offset,

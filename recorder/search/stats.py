@@ -71,5 +71,11 @@ def collect_stats(
             f"GROUP BY 1 ORDER BY 2 DESC, 1",
             params,
         )
-        stats.by[key] = [(str(v) if v != "" else "(none)", int(c)) for v, c in rows]
+        stats.by[key] = [(_shown(str(v)) if v != "" else "(none)", int(c)) for v, c in rows]
     return stats
+
+
+def _shown(value: str) -> str:
+    """A value as the index keeps it (case-folded; a secret in a sender or topic
+    redacted, `indexer.journal_document`), with its `[REDACTED:kind]` marks as written."""
+    return value.replace("[redacted:", "[REDACTED:")

@@ -42,7 +42,7 @@ from recorder.store.layout import (
 )
 from recorder.store.pruned import pruned_by_number, unexplained_holes
 from recorder.store.records import SCHEMA_VERSION
-from recorder.store.secrets import redacted_text
+from recorder.store.secrets import maybe_secret, redacted_text
 from recorder.store.segfile import CompressedSegment, SegmentDamaged, open_segment, segment_size
 
 MAX_LABEL = 200
@@ -61,6 +61,19 @@ def sanitize_label(label: str) -> str:
         " " if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch for ch in label
     )
     return " ".join(cleaned.split())[:MAX_LABEL]
+
+
+def sanitize_participants(participants: dict[str, int]) -> dict[str, int]:
+    """Counts per sender (or topic) with a secret in a name as `[REDACTED:kind]`, and
+    the names that then read alike counted as one: they are shown (the TUI, a
+    hand-back) as senders are wherever a message is. One prefilter over all names."""
+    if not maybe_secret("\n".join(participants).encode("utf-8", "surrogatepass")):
+        return dict(participants)
+    shown: dict[str, int] = {}
+    for name, count in participants.items():
+        key = redacted_text(name)
+        shown[key] = shown.get(key, 0) + count
+    return shown
 
 
 def slugify(label: str) -> str:
@@ -203,7 +216,8 @@ class Checkpoint:
             messages=_typed(data, "messages", int, default=0) or 0,
             digest=_typed(digest, "value", str, "digest."),
             segments=list(entries),
-            participants=dict(participants),
+            # as written since 2026-12-06 (earlier files may name a sender `AKIA...`)
+            participants=sanitize_participants(participants),
             first_ts=data.get("first_ts"),
             last_ts=data.get("last_ts"),
             path=path,
@@ -469,7 +483,7 @@ def write_checkpoint(
         messages=messages,
         digest=digest,
         segments=entries,
-        participants=dict(participants or {}),
+        participants=sanitize_participants(participants or {}),
         first_ts=first_ts,
         last_ts=last_ts,
         session=session,

@@ -3,16 +3,19 @@ kind and span in meta; `persist export` redacts Markdown by default, JSONL never
 
 from __future__ import annotations
 
+import hashlib
 import random
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import zmq
 
 from recorder.store import secrets as S
 from recorder.store.reader import open_store
+from tests.demo_journal import BASE_TS, DemoWriter
 from tests.secret_samples import make
 from tests.support import Bus, journal_records, read_status, wait_for
 
@@ -96,3 +99,136 @@ def test_a_secret_typed_into_a_checkpoint_label_is_never_kept_or_shown(bus: Bus)
     kept = b"".join(p.name.encode() + p.read_bytes() for p in files)
     for text in (shown, kept, (bus.log_dir / "status.json").read_bytes()):
         assert key.lower().encode() not in text.lower()  # the file's name is lowercased
+
+
+def test_a_secret_in_the_sender_is_redacted_wherever_the_text_is(bus: Bus) -> None:
+    """The sender is taken from the frames (a payload field, or the envelope's agent:
+    `persist send --agent`), and so is a replay's reference: md, html and csv exports,
+    a `restore --redact` bundle (transcript, conversation.jsonl, manifest), search hits
+    and `persist stats` show them redacted, as they show the text and the topic. A
+    sender the recorder cut to 200 characters inside a key loses that key's beginning
+    too. The checkpoint's own count of senders holds none either."""
+    bus.start_broker()
+    bus.start_recorder()
+    aws, agent, cut, in_topic, replayed = (
+        make(kind, RND).secret for kind in (S.AWS, S.GITHUB, S.GITHUB, S.OPENAI, S.GITHUB)
+    )
+    log = ("--log-dir", str(bus.log_dir))
+    for args in (
+        ("agents.x", orjson.dumps({"text": "sender secret test", "sender": aws}).decode()),
+        ("agents.y", "--agent", agent, "--text", "agent secret test"),
+        (
+            "agents.z",
+            orjson.dumps({"text": "cut secret test", "from": "b" * 189 + "-" + cut}).decode(),
+        ),
+        (f"agents.{in_topic}", '{"text": "topic secret test"}'),
+    ):
+        sent = persist("send", *args, "--endpoint", bus.front, *log)
+        assert sent.returncode == 0, sent.stderr
+    replay = {
+        "_persist": {"pub": "r", "seq": 1, "replay_of": {"pub": f"{replayed}-7-ab", "seq": 3}}
+    }
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.XPUB)
+    pub.linger = 1000
+    pub.connect(bus.front)
+    try:
+        assert pub.poll(5000)
+        pub.send_multipart([b"agents.r", orjson.dumps({**replay, "text": "replay secret test"})])
+        wait_for(
+            lambda: sum(r.get("kind") == "msg" for r in journal_records(bus.log_dir)) == 5,
+            what="messages written",
+        )
+    finally:
+        pub.close()
+        ctx.term()
+    senders = [r["meta"].get("sender") for r in journal_records(bus.log_dir) if r["kind"] == "msg"]
+    assert senders[:3] == [
+        aws,
+        agent,
+        "b" * 189 + "-" + cut[:10],
+    ]  # as recorded: the journal is kept
+    made = persist("checkpoint", *log)
+    assert made.returncode == 0, made.stderr
+    secrets = (aws, agent, cut[:10], in_topic, replayed)
+    shown: dict[str, bytes] = {}
+    for fmt in ("md", "html", "csv"):
+        out = persist("export", "--all", "--format", fmt, *log)
+        assert out.returncode == 0, out.stderr
+        shown[fmt] = out.stdout
+    restored = persist("restore", "latest", "--redact", *log)
+    assert restored.returncode == 0, restored.stderr
+    (bundle,) = (bus.log_dir / "restore").iterdir()
+    for name in ("transcript.md", "conversation.jsonl", "manifest.json"):
+        shown[name] = (bundle / name).read_bytes()
+    manifest = orjson.loads(shown["manifest.json"])
+    assert manifest["redacted"] is True
+    assert manifest["participants"][f"[REDACTED:{S.AWS}]"] == 1
+    lines = [orjson.loads(line) for line in shown["conversation.jsonl"].splitlines()]
+    assert [r["meta"].get("sender") for r in lines if r["kind"] == "msg"] == [
+        f"[REDACTED:{S.AWS}]",
+        f"[REDACTED:{S.GITHUB}]",
+        "b" * 189 + f"-[REDACTED:{S.GITHUB}]",
+        "cli",
+        None,
+    ]
+    assert lines[-1]["meta"]["replay_of"]["pub"] == f"[REDACTED:{S.GITHUB}]-7-ab"
+    for args in (("search", "secret test"), ("search", "secret test", "--json"), ("stats",)):
+        out = persist(*args, *log)
+        assert out.returncode == 0, out.stderr
+        shown[" ".join(args)] = out.stdout
+    stats = orjson.loads(persist("stats", "--json", *log).stdout)
+    assert stats["sender"][f"[REDACTED:{S.AWS}]"] == 1
+    assert f"agents.[REDACTED:{S.OPENAI}]" in stats["topic"]
+    hits = orjson.loads(shown["search secret test --json"])["hits"]
+    assert {h["sender"] for h in hits} >= {f"[REDACTED:{S.AWS}]", f"[REDACTED:{S.GITHUB}]"}
+    for where, out in shown.items():
+        for secret in secrets:  # `stats` lists what the index keeps: case-folded
+            assert secret.lower().encode() not in out.lower(), (where, secret)
+        assert b"[REDACTED:" in out, where  # the search table cuts a sender to 12
+    for path in (bus.log_dir / "checkpoints").iterdir():
+        assert aws.encode() not in path.read_bytes() and agent.encode() not in path.read_bytes()
+
+
+def as_before_senders_were_redacted(bundle: Path, key: str) -> None:
+    """Make `bundle` what `restore --redact` wrote before senders were redacted: the
+    sender as recorded in conversation.jsonl, its manifest without `redaction` (and
+    naming the JSONL as it now is, so its files check as intact)."""
+    manifest_path = bundle / "manifest.json"
+    manifest = orjson.loads(manifest_path.read_bytes())
+    entry = manifest["files"]["jsonl"]
+    path = bundle / entry["name"]
+    data = path.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+    data = data.replace(f'"sender":"[REDACTED:{S.AWS}]"'.encode(), f'"sender":"{key}"'.encode())
+    path.write_bytes(data)
+    entry["bytes"], entry["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    del manifest["redaction"]
+    manifest_path.write_bytes(orjson.dumps(manifest))
+
+
+def test_a_bundle_redacted_before_senders_were_is_neither_reused_nor_gone_on_from(
+    tmp_path: Path,
+) -> None:
+    """A redacted bundle kept from before senders were redacted holds one in its
+    conversation.jsonl: `restore --redact` builds it again rather than hand it back as
+    it is, and a later checkpoint's bundle does not copy it as its beginning."""
+    key = make(S.AWS, RND).secret
+    root = tmp_path / "logs"
+    log = ("--log-dir", str(root))
+    w = DemoWriter.open(root)
+    w.message(BASE_TS, key, "deploying now")
+    first = w.checkpoint(BASE_TS + 1, "deployed", "manual")
+    made = persist("restore", first.id, "--redact", *log)
+    assert made.returncode == 0, made.stderr
+    as_before_senders_were_redacted(root / "restore" / first.id, key)
+    w.message(BASE_TS + 2, "ops", "all green")
+    second = w.checkpoint(BASE_TS + 3, "checked", "manual")
+    w.close()
+    for cp in (second, first):  # the later one first: the earlier bundle is as left
+        out = persist("restore", cp.id, "--redact", "--json", *log)
+        assert out.returncode == 0, out.stderr
+        assert "reused" not in orjson.loads(out.stdout)
+        bundle = root / "restore" / cp.id
+        for name in ("conversation.jsonl", "transcript.md", "manifest.json"):
+            assert key.encode() not in (bundle / name).read_bytes(), (cp.label, name)

@@ -123,3 +123,72 @@ def test_a_record_too_long_to_scan_whole_says_what_was_looked_at(tmp_path: Path)
     assert f"⚠ 1 secret: {S.AWS}" in shown[0] and S.GITHUB not in shown[0]
     assert "secrets looked for in its first 1 MiB only" in shown[0]
     assert f"⚠ 1 secret: {S.AWS}" in shown[1] and "first 1 MiB only" not in shown[1]
+
+
+def sender_journal(root: Path) -> tuple[str, str]:
+    """Messages whose sender is a key (one named by the recorder's meta, one the
+    readers scan), before two checkpoints whose files name the senders as recorders
+    wrote them before 2026-12-06: the first with the keys, the second none (the
+    preview then counts the range's senders itself)."""
+    named, found = make(S.AWS, RND).secret, make(S.GITHUB, RND).secret
+    w = DemoWriter.open(root)
+    w.message(BASE_TS, "planner", "plan the rollout", scan=True)
+    w.message(BASE_TS + 60, named, "deploying now", scan=True)
+    first = w.checkpoint(BASE_TS + 61, "deployed", "manual")
+    w.message(BASE_TS + 120, found, "checking the deploy")
+    second = w.checkpoint(BASE_TS + 121, "checked", "manual")
+    w.close()
+    for cp, participants in ((first, {"planner": 1, named: 1}), (second, {})):
+        assert cp.path is not None
+        data = orjson.loads(cp.path.read_bytes())
+        cp.path.write_bytes(orjson.dumps({**data, "participants": participants}))
+    return named, found
+
+
+@pilot_test
+async def test_a_secret_in_the_sender_is_redacted_as_the_text_is(tmp_path: Path) -> None:
+    """A sender holding a key shows as `[REDACTED:kind]` in the Recent rows, the
+    checkpoint list and preview (who spoke, and the range's own count of senders) and
+    the conversation view, as the text does."""
+    from tests.tui.test_conversation import screen_text
+    from tests.tui_fixtures import plain
+    from tui.screens.conversation import ConversationScreen
+    from tui.widgets.checkpoint_list import CheckpointList
+
+    root = tmp_path / "logs"
+    keys = sender_journal(root)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        cps = main.query_one("#cp-list", CheckpointList)
+        listed = "\n".join(str(cps.render_row(row, 160).plain) for row in range(len(cps.rows)))
+        previews = []
+        for _ in range(2):  # the second checkpoint's preview, then the first's
+            await settle(pilot)
+            previews.append(plain(main.query_one("#preview")))
+            await pilot.press("down")
+        await pilot.press("enter")
+        await settle(pilot)
+        conv = app.screen
+        assert isinstance(conv, ConversationScreen)
+        conversation = screen_text(conv.view)
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("3")
+        await pilot.pause()
+        messages = main.recent_pane.messages
+        store = app.journal.store
+        assert store is not None
+        rows = [messages.row_of(rec.index) for rec in store.records() if rec.kind == "msg"]
+        recent = [row_text(messages, row) for row in rows if row is not None]
+    aws, github = f"[REDACTED:{S.AWS}]", f"[REDACTED:{S.GITHUB}]"
+    assert aws[:20] in listed  # a name cut to 20 there
+    assert f"({github[:20]} 1)" in previews[0]  # the range's own count: nothing in the file
+    assert f"previous checkpoint: {aws} 1 · planner 1" in previews[1]  # as the file says
+    assert aws in conversation and github in conversation
+    assert len(recent) == 3 and aws[:12] in recent[1] and github[:12] in recent[2]
+    for text in (listed, *previews, conversation, *recent):
+        for key in keys:
+            assert key[:8] not in text, text

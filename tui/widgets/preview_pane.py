@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from rich.console import Group, RenderableType
 from rich.padding import Padding
 from rich.text import Text
 
-from recorder.store.checkpoints import Checkpoint
+from recorder.store.checkpoints import Checkpoint, sanitize_participants
 from recorder.store.layout import segment_name
 from recorder.store.reader import Record
 
@@ -126,7 +128,8 @@ def render_preview(
     since = Text("Since the previous checkpoint: ", style="bold")
     since.append(plural(pv.messages, "message"))
     if pv.talkers and not cp.participants:  # else said in the line above
-        top = ", ".join(f"{one_line(n, 20)} {c:,}" for n, c in pv.talkers.most_common(3))
+        talkers = Counter(sanitize_participants(pv.talkers))  # as a checkpoint's are
+        top = ", ".join(f"{one_line(n, 20)} {c:,}" for n, c in talkers.most_common(3))
         since.append(f" ({top})", "dim")
     parts.append(since)
     trouble = Text("Integrity of range: ", style="bold")

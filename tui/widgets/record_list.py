@@ -106,11 +106,14 @@ def record_row(
     # a list mixing agent sessions spans days and years; the journal's reads as a day
     row.append(clock.when(rec.ts) if source is not None else clock.hms(rec.ts), "dim")
     row.append(f" {marker} ", "bold green")
+    kind = rec.kind
+    secrets = record_secrets(rec, DEFAULT_SCAN_CAP) if kind == "msg" else []
+    if secrets:  # its sender and topic as its text: redacted
+        rec = redact_record(rec, secrets)
     topic = rec.topic
     if source is not None:
         row.append_text(source)
         topic = topic.removeprefix(f"{rec.meta.get('source')}:")
-    kind = rec.kind
     if kind == "msg":
         reading = rules.read(rec) if rules is not None else None
         sender = one_line(rec.sender or (reading.sender if reading else "") or "?", 40)
@@ -118,11 +121,8 @@ def record_row(
         row.append(fit(one_line(topic, 40), topic_width) + " ", "dim")
         if reading is not None and reading.kind:
             row.append(f"[{one_line(reading.kind, 40)}] ", "italic")
-        secrets = record_secrets(rec, DEFAULT_SCAN_CAP)
         if secrets:
             row.append(SECRET_BADGE, SECRET_STYLE)
-            rec = redact_record(rec, secrets)
-            reading = rules.read(rec) if rules is not None else None
         read_text = reading.text if reading is not None else None
         body = one_line(record_text(rec) if read_text is None else read_text)
     else:
