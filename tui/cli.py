@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from recorder.cli.common import add_scope, file_in_the_way, scope_of
+from recorder.cli.common import add_scope, file_in_the_way, print_json, scope_of
 from recorder.export.scope import BundleScope
 from recorder.launch.selection import LaunchChoice, Selection
 from recorder.sources.model import shell_quote
@@ -175,8 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     if selection is None:
         return EXIT_CANCELLED
     if args.print_json:
-        sys.stdout.write(selection.dumps() + "\n")
-        sys.stdout.flush()
+        print_json(selection.to_json(), flush=True)
         return EXIT_CHOSEN
     return restore(selection, log_dir, args.agent, scope, agent_command=command)
 

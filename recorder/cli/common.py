@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import orjson
 
 from recorder.bus.endpoints import check_endpoint
 from recorder.errors import BadOption
@@ -34,9 +37,41 @@ def state_exit_code(state: str) -> int:
     return {HEALTHY: 0, STALE: EXIT_FAILED, STOPPED: EXIT_STOPPED, DEGRADED: EXIT_DEGRADED}[state]
 
 
+def shown(text: str) -> str:
+    """Text read from files or sent by others (a session's id, a hook's stdin, a topic)
+    for one line of output: control and format characters as visible escapes, as
+    `render.clean` writes them; text that needs none is unchanged (a session key prints
+    as `persist fork KEY` takes it). Escape before cutting to a column's width: a cut
+    sequence (`\\x1b]0;` without its end) would hold the terminal's title open."""
+    from recorder.export.render import clean
+
+    return clean(text, newlines=False)
+
+
 def say(message: str) -> None:
-    """One line for the person at the terminal, on stderr."""
-    print(f"persist: {message}", file=sys.stderr)
+    """One line for the person at the terminal, on stderr; what it names (a session's
+    id, a file's name, a hook's failure) is `shown`, never raw."""
+    print(f"persist: {shown(message)}", file=sys.stderr)
+
+
+# C1 controls (U+009B is CSI to some terminals) and the bidi controls (marks,
+# embeddings, overrides, isolates): orjson writes them as they are, C0 as \u00XX
+_JSON_UNSHOWN = re.compile("[\x80-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_json(value: Any, *, indent: bool = False) -> str:
+    """`value` as JSON for stdout, which may be a terminal: orjson's text with the
+    characters a terminal acts on but orjson leaves raw as `\\uXXXX` (the same values
+    to any JSON reader)."""
+    text = orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else None).decode()
+    if text.isascii():  # O(1): most output
+        return text
+    return _JSON_UNSHOWN.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+
+
+def print_json(value: Any, *, indent: bool = False, flush: bool = False) -> None:
+    """The one way a `--json` output is printed (`terminal_json`)."""
+    print(terminal_json(value, indent=indent), flush=flush)
 
 
 def fail(message: str, code: int = 1) -> int:

@@ -8,9 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
-
-from recorder.cli.common import EXIT_DAMAGE, EXIT_USAGE, fail, folder
+from recorder.cli.common import EXIT_DAMAGE, EXIT_USAGE, fail, folder, print_json
 from recorder.store.layout import default_log_dir
 
 EXIT_WARNINGS = 8  # `persist doctor`: warnings, no problem
@@ -41,7 +39,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.json:
         out = report.to_json()
         out["exit_code"] = code
-        sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
+        print_json(out, indent=True)
         return code
     # one line per repair: the findings one step repaired together share its words
     steps: dict[tuple[bool, str], list[str]] = {}
@@ -89,8 +87,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
             "there (if any) is intact"
         )
     if args.json:
-        sys.stdout.write(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
-        sys.stdout.write("\n")
+        print_json(result.to_json(), indent=True)
         return 0
     pos = result.position
     print(
@@ -117,8 +114,7 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         return fail(f"restore failed: {exc.strerror or exc}{where}; nothing was restored")
     if args.json:
-        sys.stdout.write(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
-        sys.stdout.write("\n")
+        print_json(result.to_json(), indent=True)
     else:
         print(
             f"restored {result.files} files ({result.bytes:,} bytes) into {result.dest}, "

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from recorder.cli.common import add_log_dir, endpoint, say
+from recorder.cli.common import add_log_dir, endpoint, say, shown
 from recorder.hooks.agents import Agent, Scope, settings_path
 from recorder.hooks.settings import Change, HookCommand, inspect, install, uninstall
 
@@ -84,31 +84,32 @@ def cmd_status(args: argparse.Namespace) -> int:
     log_dirs: list[Path] = []
     for agent, path in places:
         found = inspect(agent, path)
+        where = shown(str(path))  # a project's settings come with its repository
         if not found.exists and not found.events and not found.problems:
-            print(f"{agent.value}: {path}: no settings file")
+            print(f"{agent.value}: {where}: no settings file")
             continue
         if found.events:
             found_any = True
             complete = "all events" if not found.missing else f"missing {', '.join(found.missing)}"
-            print(f"{agent.value}: {path}: installed ({complete})")
+            print(f"{agent.value}: {where}: installed ({complete})")
         else:
-            print(f"{agent.value}: {path}: not installed")
+            print(f"{agent.value}: {where}: not installed")
         for problem in found.problems:
-            print(f"  problem: {problem}")
+            print(f"  problem: {shown(problem)}")
             healthy = False
         for log_dir in found.log_dirs:
             if log_dir not in log_dirs:
                 log_dirs.append(log_dir)
     for log_dir in log_dirs:
         health = assess(Layout(log_dir))
-        print(f"log folder {log_dir}: recorder {health.state} ({health.reason})")
+        print(f"log folder {shown(str(log_dir))}: recorder {health.state} ({shown(health.reason)})")
         healthy = healthy and health.state == HEALTHY
         failures = read_failures(log_dir)
         if failures.total:
             age = format_age(time.time() - (failures.last_time or time.time()))
             count = f"{'at least ' if failures.at_least else ''}{failures.total}"
-            print(f"  hook failures: {count}, last {age} ago: {failures.last}")
-            print(f"  (in {', '.join(str(f) for f in failures.files)})")
+            print(f"  hook failures: {count}, last {age} ago: {shown(failures.last)}")
+            print(f"  (in {shown(', '.join(map(str, failures.files)))})")
     if not found_any:
         print("no agent-persist hooks installed (persist hooks install claude|gemini)")
         return 3

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sys
 from pathlib import Path
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
@@ -18,6 +17,7 @@ from recorder.cli.common import (
     fail,
     non_negative,
     positive,
+    say,
     scope_of,
 )
 
@@ -49,7 +49,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
         chosen = Selection.resume(args.log_dir, key, [], "", at=args.at, agent=agent)
     decided = own_choice(source, command) if source is not None and chosen is None else None
     if decided is not None:  # `claude -c`, `codex exec ...`: run as it is, no menu
-        print(f"persist: {command[0]} {decided} decides what runs: no launch menu", file=sys.stderr)
+        say(f"{command[0]} {decided} decides what runs: no launch menu")
         chosen = Selection.fresh(args.log_dir, agent)
     try:
         launcher = PersistenceLauncher(
@@ -83,39 +83,34 @@ def cmd_launch(args: argparse.Namespace) -> int:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if result.cancelled:
-            print(
-                f"persist: launch cancelled ({result.reason}); {command[0]} not started",
-                file=sys.stderr,
-            )
+            say(f"launch cancelled ({result.reason}); {command[0]} not started")
             return 1
         if result.bundle is not None:
-            print(
-                f"persist: restoring {result.checkpoint_id} for {agent} "
-                f"({result.bundle.manifest['messages']} messages, {result.bundle.jsonl})",
-                file=sys.stderr,
+            say(
+                f"restoring {result.checkpoint_id} for {agent} "
+                f"({result.bundle.manifest['messages']} messages, {result.bundle.jsonl})"
             )
             if source is not None and result.resumed is None:
                 unheard = _unheard(source.value, Path(result.log_dir), result.bundle.transcript)
                 if unheard:
-                    print(f"persist: {unheard}", file=sys.stderr)
+                    say(unheard)
         env = {**os.environ, **result.env()}
         if decided is None:  # else nobody chose: the agent's start hook keeps its policy
             env[LAUNCHER_PID_ENV] = str(os.getpid())
         if result.resumed is not None:
             plan, fork = result.resumed.plan, result.resumed.fork
             if fork is not None:
-                print(
-                    f"persist: forked {plan.key} at message {fork.at.seq} into {fork.path} "
-                    f"({fork.messages} messages, read back)",
-                    file=sys.stderr,
+                say(
+                    f"forked {plan.key} at message {fork.at.seq} into {fork.path} "
+                    f"({fork.messages} messages, read back)"
                 )
-            print(f"persist: running {plan.shell}", file=sys.stderr)
+            say(f"running {plan.shell}")
             return run_agent(plan.argv, env, plan.cwd)
         return run_agent(command, env)
     finally:
         outcome = launcher.on_agent_exit()
         if outcome.stopped:
-            print(f"persist: {outcome.reason}", file=sys.stderr)
+            say(outcome.reason)
 
 
 def _unheard(source: str, log_dir: Path, transcript: Path) -> str:

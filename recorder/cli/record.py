@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import orjson
-
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
 from recorder.cli.common import (
     add_curve,
@@ -21,6 +19,8 @@ from recorder.cli.common import (
     fail,
     non_negative,
     positive,
+    print_json,
+    shown,
     state_exit_code,
 )
 from recorder.daemon.options import MIB, EmbeddedMode, FsyncMode, RecorderOptions
@@ -182,10 +182,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "summary": monitor_line,
             },
         }
-        print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+        print_json(out, indent=True)
         return code
     s = health.status
-    print(f"{health.state.upper()}: {health.reason}")
+    print(f"{health.state.upper()}: {shown(health.reason)}")
     if s is not None:
         counts = s.counts
         # a stale or stopped recorder's status is its last report, not the present
@@ -233,15 +233,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         if cp:
             print(f"  checkpoint   {cp.id} ({format_age(time.time() - cp.created)} ago)")
         if s.last_error:
-            print(f"  last error   {s.last_error.message}")
-    print(f"  sessions     {monitor_line}")
+            print(f"  last error   {shown(s.last_error.message)}")
+    # what the monitor and the hooks saw: agents' session ids, file names, hook stdin
+    print(f"  sessions     {shown(monitor_line)}")
     for warning in health.warnings:
-        print(f"  warning: {warning}")
+        print(f"  warning: {shown(warning)}")
     if hook_failures.total:
         age = format_age(time.time() - (hook_failures.last_time or time.time()))
         count = f"{'at least ' if hook_failures.at_least else ''}{hook_failures.total}"
-        print(f"  hook failures {count}, last {age} ago: {hook_failures.last}")
-        print(f"               (in {', '.join(str(f) for f in hook_failures.files)})")
+        print(f"  hook failures {count}, last {age} ago: {shown(hook_failures.last)}")
+        print(f"               (in {shown(', '.join(map(str, hook_failures.files)))})")
     if health.state in (STALE, STOPPED):
         print(f"  start it with: {health.start_command(layout.root)}")
     return code
@@ -303,7 +304,7 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
     except (CheckpointError, OSError) as exc:
         return fail(str(exc))
     if args.json:
-        print(orjson.dumps(cp.to_json()).decode())
+        print_json(cp.to_json())
     else:
         print(f"checkpoint {cp.id}: {cp.messages} messages, up to seq {cp.seq}")
     return 0

@@ -7,9 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from recorder.cli.common import EXIT_USAGE, add_log_dir, fail, say
+from recorder.cli.common import EXIT_USAGE, add_log_dir, fail, print_json, say, shown
 from recorder.store.layout import Layout
 
 
@@ -19,10 +17,6 @@ def _iso(ts: float | None) -> str:
 
 def _mib(n: int) -> str:
     return f"{n / (1 << 20):,.1f} MiB"
-
-
-def _json(value: Any) -> None:
-    print(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
 
 
 # -- checkpoints, pin, unpin ---------------------------------------------------------------
@@ -44,7 +38,7 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
         say(f"warning: {line}")
     known = {cp.id for cp in cps}
     if args.json:
-        _json(
+        print_json(
             {
                 "checkpoints": [
                     {
@@ -74,7 +68,8 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
                 ],
                 "pins_without_checkpoint": sorted(set(pins) - known),
                 "pins_unreadable": None if unknown is None else str(unknown),
-            }
+            },
+            indent=True,
         )
         return 0 if unknown is None else fail(str(unknown))
     if not cps and not of_sessions:
@@ -93,7 +88,7 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
             continue
         label = f"  {cp.label}" if cp.label else ""
         print(
-            f"session {cp.id:<{width}}  {cp.session.key}  copy v{cp.session.copy_version}  "
+            f"session {cp.id:<{width}}  {shown(cp.session.key)}  copy v{cp.session.copy_version}  "
             f"{cp.session.messages:>8} msgs  {_iso(cp.created)}{label}"
         )
     for cp_id in sorted(set(pins) - known):
@@ -148,7 +143,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     result = prune(layout, policy, dry_run=args.dry_run)
     plan = result.plan_json()
     if args.json:
-        _json({"dry_run": args.dry_run, "via": result.via, "trash": result.trash, **plan})
+        print_json(
+            {"dry_run": args.dry_run, "via": result.via, "trash": result.trash, **plan}, indent=True
+        )
         return 0
     print(describe_plan(plan, args.dry_run, result.trash))
     return 0
@@ -161,7 +158,7 @@ def _forget_missing(args: argparse.Namespace) -> int:
     layout = Layout(Path(args.log_dir))
     names = forget_missing(layout, dry_run=args.dry_run)
     if args.json:
-        _json({"dry_run": args.dry_run, "forgotten": names})
+        print_json({"dry_run": args.dry_run, "forgotten": names}, indent=True)
     elif not names:
         print("no segment is missing from segments/: nothing to forget")
     else:
@@ -222,7 +219,7 @@ def cmd_trash(args: argparse.Namespace) -> int:
         for p in problems:
             say(f"warning: {p}")
         if args.json:
-            _json([{**e.to_json(), "bytes": e.bytes} for e in entries])
+            print_json([{**e.to_json(), "bytes": e.bytes} for e in entries], indent=True)
             return 0
         if not entries:
             print("the trash is empty")
@@ -239,7 +236,7 @@ def cmd_trash(args: argparse.Namespace) -> int:
             return fail("trash restore needs the ID of an entry (see `persist trash list`)", 2)
         restored = maintenance.restore(layout, args.id)
         if args.json:
-            _json({"trash": restored.entry.id, "restored": restored.moved})
+            print_json({"trash": restored.entry.id, "restored": restored.moved}, indent=True)
             return 0
         print(f"restored trash/{restored.entry.id}: {len(restored.moved)} files back in place")
         for cp_id in restored.kept_restated:
@@ -254,7 +251,9 @@ def cmd_trash(args: argparse.Namespace) -> int:
     )
     gone = maintenance.empty(layout, older)
     if args.json:
-        _json({"emptied": [e.id for e in gone], "bytes": sum(e.bytes for e in gone)})
+        print_json(
+            {"emptied": [e.id for e in gone], "bytes": sum(e.bytes for e in gone)}, indent=True
+        )
         return 0
     if not gone:
         print(f"nothing in the trash older than {older / 86400:g} days")

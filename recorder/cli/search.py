@@ -16,9 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import orjson
-
-from recorder.cli.common import EXIT_USAGE, add_agent_roots, add_log_dir, fail, positive_int, say
+from recorder.cli.common import (
+    EXIT_USAGE,
+    add_agent_roots,
+    add_log_dir,
+    fail,
+    positive_int,
+    print_json,
+    say,
+)
 from recorder.errors import PersistError
 from recorder.store.layout import sessions_searchable_without_journal
 
@@ -140,7 +146,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
     result.catch_up = done
     if args.json:
-        print(orjson.dumps(result.as_json()).decode())
+        print_json(result.as_json())
         return 0
     color = sys.stdout.isatty()
     for hit in result.hits:
@@ -162,7 +168,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
         if hit.origin is not None:
             gone = "  (deleted by the agent: from our protected copy)" if hit.deleted else ""
-            print(f"{'':12}{hit.source} session message {hit.origin}{gone}")
+            origin = clean(hit.origin, newlines=False)  # the agent's session id is in it
+            print(f"{'':12}{hit.source} session message {origin}{gone}")
         if args.checkpoints and hit.checkpoint:
             print(f"{'':12}checkpoint before: {hit.checkpoint}")
     total = f"{result.total:,}" + ("" if result.total_exact else "+")
@@ -355,7 +362,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         engine.catch_up(progress=_bytes_bar("indexing"), wait=60.0)
         stats = collect_stats(engine.index, since=since, until=until, all_kinds=args.all_kinds)
     if args.json:
-        print(orjson.dumps(stats.as_json()).decode())
+        print_json(stats.as_json())
         return 0
     what = "records" if args.all_kinds else "messages"
     if not stats.records:

@@ -11,9 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from recorder.cli.common import add_agent_roots, add_log_dir, non_negative, positive, say
+from recorder.cli.common import (
+    add_agent_roots,
+    add_log_dir,
+    non_negative,
+    positive,
+    print_json,
+    say,
+    shown,
+)
 from recorder.errors import BadOption, PersistError
 from recorder.sources.discover import Roots
 from recorder.sources.listing import GitState, SessionRow, find_session, list_sessions
@@ -94,9 +100,7 @@ def row_json(r: SessionRow) -> dict[str, Any]:
 def _short(text: str, width: int) -> str:
     """One line of at most `width` characters, control characters shown as escapes
     (a title is the agent's first prompt: anything may be in it, `\x1b]0;…` too)."""
-    from recorder.export.render import clean
-
-    text = clean(" ".join(text.split()), newlines=False)
+    text = shown(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -107,7 +111,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         horizon = now + args.expiring * 86400
         rows = [r for r in rows if r.expires is not None and r.expires <= horizon]
     if args.json:
-        print(orjson.dumps([row_json(r) for r in rows]).decode())
+        print_json([row_json(r) for r in rows])
         return 0
     if not rows:
         roots = roots_from(args).only(Source(args.source) if args.source else None)
@@ -129,7 +133,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         copy = "deleted" if r.deleted else ("kept" if r.protected else "-")
         cleanup = "-" if r.expires is None else _until(r.expires - now)
         print(
-            f"{s.source.value:<7} {s.id[:8]:<9} {last:<17} {idle:>6} {s.message_count:>5} "
+            f"{s.source.value:<7} {shown(s.id)[:8]:<9} {last:<17} {idle:>6} {s.message_count:>5} "
             f"{s.context_tokens:>7} {len(s.files_modified):>5} {git:<14} {copy:<8} {cleanup:<11} "
             f"{_short(_title(s), 60)}  [{_short(s.project_path or '?', 40)}]"
         )
@@ -138,7 +142,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 def _title(s: Session) -> str:
     title = s.shown_title or "(untitled)"
-    return f"sub-agent of {s.parent_id[:8]} (file gone): {title}" if s.subagent else title
+    return f"sub-agent of {shown(s.parent_id)[:8]} (file gone): {title}" if s.subagent else title
 
 
 def _idle(minutes: float) -> str:
@@ -176,19 +180,17 @@ def cmd_protect(args: argparse.Namespace) -> int:
             failed += 1
             say(f"{r.session.key}: the copy does not verify: {'; '.join(problems)}")
         elif args.json:
-            print(
-                orjson.dumps(
-                    {
-                        "key": r.session.key,
-                        "copied_bytes": result.copied_bytes,
-                        "new_versions": result.new_versions,
-                        "verified": True,
-                        "deleted_by_agent": r.deleted,
-                    }
-                ).decode()
+            print_json(
+                {
+                    "key": r.session.key,
+                    "copied_bytes": result.copied_bytes,
+                    "new_versions": result.new_versions,
+                    "verified": True,
+                    "deleted_by_agent": r.deleted,
+                }
             )
         else:
-            print(f"protected {r.session.key}: {state}, verified")
+            print(f"protected {shown(r.session.key)}: {state}, verified")
     return 1 if failed else 0
 
 
@@ -205,28 +207,27 @@ def cmd_fork(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise PersistError(f"the fork could not be written: {exc}") from None
     if args.json:
-        print(
-            orjson.dumps(
-                {
-                    "source": row.session.source.value,
-                    "from": row.session.id,
-                    "id": result.new_id,
-                    "path": str(result.path),
-                    "at": {"seq": result.at.seq, "uuid": result.at.uuid},
-                    "messages": result.messages,
-                    "forked": not result.latest,
-                    "resume": result.command,
-                }
-            ).decode()
+        print_json(
+            {
+                "source": row.session.source.value,
+                "from": row.session.id,
+                "id": result.new_id,
+                "path": str(result.path),
+                "at": {"seq": result.at.seq, "uuid": result.at.uuid},
+                "messages": result.messages,
+                "forked": not result.latest,
+                "resume": result.command,
+            }
         )
         return 0
     if row.live_pid:
         say(f"warning: Claude Code (PID {row.live_pid}) is running this session now")
+    key = shown(row.session.key)
     if result.latest:
-        print(f"{row.session.key}: the latest point is the session itself; resume it with:")
+        print(f"{key}: the latest point is the session itself; resume it with:")
     else:
         print(
-            f"forked {row.session.key} at message {result.at.seq} into {result.path} "
+            f"forked {key} at message {result.at.seq} into {shown(str(result.path))} "
             f"({result.messages} messages, read back); resume it with:"
         )
     print(result.command)
@@ -264,11 +265,11 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             say(f"warning: {problem}")
         for d in result.decisions:
             if args.explain:
-                print(d.explain())
+                print(shown(d.explain()))
         for cp in result.taken:
             ref = cp.session
             assert ref is not None
-            print(f"checkpoint {cp.id}: {ref.key}, {ref.messages} messages, {cp.reason}")
+            print(f"checkpoint {cp.id}: {shown(ref.key)}, {ref.messages} messages, {cp.reason}")
             status.last_taken = {"id": cp.id, "key": ref.key, "time": cp.created}
         sys.stdout.flush()
         status.rounds += 1

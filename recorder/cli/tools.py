@@ -15,8 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-import orjson
-
 from recorder.bus.endpoints import DEFAULT_PUBLISH
 from recorder.cli.common import (
     EXIT_DAMAGE,
@@ -31,6 +29,7 @@ from recorder.cli.common import (
     fail,
     output_file,
     positive,
+    print_json,
     progress_bar,
     say,
 )
@@ -86,7 +85,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     integrity = m["integrity"]
     code = _damage_exit(args, bool(integrity.get("damaged", not integrity.get("ok"))))
     if args.json:
-        print(orjson.dumps({"dir": str(bundle.dir), **m}).decode())
+        print_json({"dir": str(bundle.dir), **m})
         return code
     print(f"restore bundle for {bundle.checkpoint_id}: {bundle.dir}")
     print(
@@ -185,7 +184,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return fail(str(exc))
     damage = _replay_damage(store, rng, stats, writer_running=assess(layout).running)
     if args.json:
-        print(orjson.dumps({**stats.to_json(), "damage": damage}).decode())
+        print_json({**stats.to_json(), "damage": damage})
     elif args.verbatim:
         where = f" under the topic prefix {args.retopic!r}" if args.retopic else ""
         print(
@@ -227,12 +226,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         topics = ", ".join(
             f"{t or '(none)'} ({n})" for t, n in sorted(stats.unmarkable_topics.items())[:5]
         )
-        print(
-            f"persist: {stats.skipped_unmarkable} messages were NOT replayed: their payload is "
+        say(  # the topics are the recorded messages' own: escaped
+            f"{stats.skipped_unmarkable} messages were NOT replayed: their payload is "
             f"not a one-line JSON object, so it cannot carry the replay mark without being "
             f"altered (topics: {topics}). --unmarked-prefix P sends them as they are under "
-            f"the topic P<topic>.",
-            file=sys.stderr,
+            f"the topic P<topic>."
         )
         return damaged or 4
     return damaged

@@ -140,9 +140,14 @@ def read_failures(log_dir: Path) -> HookFailures:
     if not found:
         return HookFailures(0, None, "", ())
     found.sort(key=_time_of)
+    from recorder.export.render import clean  # `persist status` only: no hook reads this
+
     e = found[-1]
     when = e.get("time")
-    last = f"{e.get('event')} ({e.get('agent')} {str(e.get('session'))[:8]}): {e.get('error')}"
+    # the session id is the agent's hook stdin: escaped before the cut, which would leave
+    # a sequence open (`\x1b]0;…` without its end); the rest is escaped where it is shown
+    session = clean(str(e.get("session")), newlines=False)[:8]
+    last = f"{e.get('event')} ({e.get('agent')} {session}): {e.get('error')}"
     return HookFailures(
         total, float(when) if isinstance(when, int | float) else None, last, tuple(files), at_least
     )

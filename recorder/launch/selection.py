@@ -1,7 +1,8 @@
 """The launch contract: what the picker (`persist-tui --print`) hands back, and the choices.
 
-Plain data, no Textual: the TUI writes a `Selection` as JSON on stdout, the
-launcher reads it back with `Selection.from_json`, both through this module.
+Plain data, no Textual: the TUI writes a `Selection`'s `to_json()` on stdout (as every
+`--json` output, `recorder.cli.common.print_json`), the launcher reads it back with
+`Selection.from_json`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.layout import segment_name
@@ -138,9 +137,6 @@ class Selection:
             "cwd": self.cwd,
             "redact": self.redact,
         }
-
-    def dumps(self) -> str:
-        return orjson.dumps(self.to_json()).decode()
 
     @classmethod
     def from_json(cls, data: Any) -> Selection:

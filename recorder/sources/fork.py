@@ -36,6 +36,7 @@ from recorder.sources.model import (
     Source,
     Transcript,
     shell_line,
+    shell_quote,
 )
 from recorder.store.fsutil import open_private
 from recorder.store.layout import Layout
@@ -60,7 +61,8 @@ def not_resumable(s: Session) -> str:
     be resumed or forked."""
     return (
         f"{s.key} is a sub-agent's conversation (its session {s.parent_id} has no file any "
-        f"more): the agent cannot resume a sub-agent; `persist export --session {s.key}` "
+        f"more): the agent cannot resume a sub-agent; "
+        f"`persist export --session {shell_quote(s.key)}` "
         "writes it out"
     )
 

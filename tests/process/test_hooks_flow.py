@@ -214,6 +214,44 @@ def test_a_transcript_that_is_a_fifo_is_a_failure_not_a_hang(tmp_path: Path) -> 
     assert any("no transcript to copy before compaction" in e for e in errors), errors
 
 
+def test_a_hook_failure_from_hostile_stdin_is_shown_escaped(tmp_path: Path) -> None:
+    """A failure names what the agent sent on the hook's stdin (its session id, its
+    transcript's path): `persist status` and `persist hooks status` printed it raw, an
+    OSC set the terminal's title and a CSI cleared the screen; `--json` let U+009B
+    through. The id is escaped before it is cut to 8 characters."""
+    odd = tmp_path / "\x1b]0;PWNED\x07\x1b[2J\x9b"
+    odd.mkdir()  # not a regular file: the hook fails on it
+    payload = {"session_id": "\x1b]0;X\x07", "transcript_path": str(odd)}
+    log_dir = tmp_path / "logs"
+    quiet(run_hook(log_dir, "claude", {**payload, "hook_event_name": "Stop"}))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("CLAUDE_CONFIG_DIR", "GEMINI_CLI_HOME")}
+
+    def cli(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "recorder.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**env, "HOME": str(home)},
+        )
+        assert "Traceback" not in out.stderr, out.stderr
+        assert not {"\x1b", "\x07", "\x9b"} & set(out.stdout + out.stderr), repr(out.stdout)
+        return out.stdout
+
+    said = (
+        f"Stop (claude \\x1b]0;X): OSError: {tmp_path}/\\x1b]0;PWNED\\x07\\x1b[2J\\x9b "
+        "is not a regular file"
+    )
+    assert said in cli("status", "--log-dir", str(log_dir))
+    cli("hooks", "install", "claude", "--log-dir", str(log_dir))
+    assert said in cli("hooks", "status", "claude")
+    shown = cli("status", "--json", "--log-dir", str(log_dir))
+    assert "\\u009b" in shown and "\\u001b" in shown
+    assert f"{odd} is not a regular file" in json.loads(shown)["hook_failures"]["last"]
+
+
 def test_a_rewritten_transcript_does_not_duplicate(bus: Bus, tmp_path: Path) -> None:
     bus.start_broker()
     bus.start_recorder()

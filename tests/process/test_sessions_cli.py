@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -494,6 +495,110 @@ def test_the_sessions_table_shows_control_characters_as_escapes(tmp_path: Path) 
     assert out.returncode == 0, out.stderr
     assert "\x1b" not in out.stdout and "\x07" not in out.stdout, repr(out.stdout)
     assert "\\x1b[31mRED" in out.stdout and "\\x1b[2Jproj" in out.stdout
+
+
+HOSTILE_ID = "\x1b]0;IDTITLE\x07\x1b[2Jid"  # sets the terminal's title, clears the screen
+SHOWN_KEY = "gemini:\\x1b]0;IDTITLE\\x07\\x1b[2Jid"
+
+
+def test_a_session_id_holding_escape_sequences_is_printed_escaped(tmp_path: Path) -> None:
+    """A session's id is whatever the agent's file says (Gemini's `sessionId`). Titles
+    and projects were escaped, the id was not: `persist sessions` cut it to 8
+    characters, leaving an OSC open, and protect, monitor, checkpoints, search and
+    fork printed it raw. Now it is escaped before any cut, a plain key prints as
+    before, and a command to type holds the key shell-quoted (`$'...'`)."""
+    chats = gemini_project(tmp_path / "gemini", "/home/me/gem")
+    gemini_legacy(chats, HOSTILE_ID, gemini_messages(2))
+    plain_id = new_uuid()
+    gemini_legacy(chats, plain_id, gemini_messages(2))
+    gemini_legacy(chats, "\x1b]0;OTHER\x07", gemini_messages(1))
+    log = str(tmp_path / "log")
+
+    def run(*args: str, roots: bool = True) -> str:
+        if roots:
+            out = persist(tmp_path, *args)
+        else:
+            out = subprocess.run(
+                [sys.executable, "-m", "recorder.cli", *args, "--log-dir", log],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        assert out.returncode == 0, out.stderr
+        said = out.stdout + out.stderr
+        assert "\x1b" not in said and "\x07" not in said, repr(said)
+        return out.stdout
+
+    table = run("sessions").splitlines()
+    ids = [line.split()[1] for line in table[1:]]
+    assert "\\x1b]0;I" in ids and "\\x1b]0;O" in ids  # escaped, then cut to the column
+    assert any(line.split()[1] == plain_id[:8] for line in table[1:])
+    protected = run("protect", "--all")
+    assert f"protected {SHOWN_KEY}: " in protected
+    assert f"protected gemini:{plain_id}: " in protected  # a plain key as it was
+    taken = run("monitor", "--once")
+    assert f": {SHOWN_KEY}, 4 messages, " in taken and f": gemini:{plain_id}, " in taken
+    listed_cps = run("checkpoints", roots=False)
+    assert f"  {SHOWN_KEY}  copy v1 " in listed_cps
+    assert f"  gemini:{plain_id}  copy v1 " in listed_cps
+    hits = run("search", "question", "--limit", "50")
+    assert f"gemini session message {SHOWN_KEY}#0" in hits
+    assert f"gemini session message gemini:{plain_id}#0" in hits
+    latest = run("fork", f"gemini:{HOSTILE_ID}").splitlines()
+    assert latest[0] == f"{SHOWN_KEY}: the latest point is the session itself; resume it with:"
+    quoted = "$'\\x1b]0;IDTITLE\\x07\\x1b[2Jid'"
+    assert latest[1] == f"cd /home/me/gem && gemini --resume {quoted}"
+    typed = subprocess.run(
+        ["bash", "-c", f"printf %s {quoted}"], capture_output=True, text=True, check=True
+    )
+    assert typed.stdout == HOSTILE_ID  # the command printed is the one to type
+    forked = run("fork", f"gemini:{HOSTILE_ID}", "--at", "1").splitlines()
+    assert forked[0].startswith(f"forked {SHOWN_KEY} at message 1 into ")
+    both = persist(tmp_path, "fork", "gemini:\x1b]0;")  # the error names the sessions
+    assert both.returncode == 1 and "\x1b" not in both.stderr, repr(both.stderr)
+    assert "matches 2 sessions: " in both.stderr and SHOWN_KEY in both.stderr
+    assert "gemini:\\x1b]0;OTHER\\x07" in both.stderr
+
+
+# C1 controls (U+009B is CSI to some terminals), bidi overrides and isolates: orjson
+# writes ESC as \\u001b but these as they are
+JSON_UNSHOWN = [chr(c) for c in range(0x80, 0xA0)] + [*"\u202a\u202b\u202c\u202d\u202e"]
+JSON_UNSHOWN += [*"\u2066\u2067\u2068\u2069"]
+
+
+def test_json_outputs_write_c1_controls_and_bidi_overrides_escaped(tmp_path: Path) -> None:
+    """`--json` goes to a terminal too (`persist sessions --json` run by hand): a session
+    id or title holding U+009B or U+202E reached it raw. Every `--json` output now
+    writes them as `\\uXXXX`: valid JSON of the very same values."""
+    odd = "c1\x9b2J\u202eevil\u2066x\u2069"
+    chats = gemini_project(tmp_path / "gemini", "/home/me/gem")
+    messages = gemini_messages(2)
+    messages[0]["content"] = [{"text": f"look {odd} here"}]
+    gemini_legacy(chats, odd, messages)
+    log = str(tmp_path / "log")
+
+    def run_json(*args: str) -> Any:
+        out = persist(tmp_path, *args, "--json")
+        assert out.returncode == 0, out.stderr
+        assert not [c for c in JSON_UNSHOWN if c in out.stdout], repr(out.stdout)
+        assert "\\u009b" in out.stdout and "\\u202e" in out.stdout
+        return json.loads(out.stdout)
+
+    [row] = run_json("sessions")
+    assert (row["id"], row["key"], row["title"]) == (odd, f"gemini:{odd}", f"look {odd} here")
+    assert run_json("protect", "--all")["key"] == f"gemini:{odd}"
+    assert run_json("search", "look")["hits"][0]["origin"] == f"gemini:{odd}#0"
+    assert run_json("fork", f"gemini:{odd}", "--at", "1")["from"] == odd
+    assert persist(tmp_path, "monitor", "--once").returncode == 0
+    out = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "checkpoints", "--json", "--log-dir", log],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert not [c for c in JSON_UNSHOWN if c in out.stdout] and "\\u009b" in out.stdout
+    sessions = {cp["session"] for cp in json.loads(out.stdout)["session_checkpoints"]}
+    assert f"gemini:{odd}" in sessions
 
 
 def test_a_copy_protected_before_sub_agents_were_listed_still_lists(tmp_path: Path) -> None:

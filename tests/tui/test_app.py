@@ -8,6 +8,7 @@ import orjson
 import pytest
 from textual.widgets._tabbed_content import ContentTabs
 
+from recorder.cli.common import terminal_json
 from recorder.export.render import record_text
 from recorder.launch.selection import Selection
 from recorder.store.layout import Layout
@@ -496,8 +497,8 @@ def test_selection_json_contract(tmp_path: Path) -> None:
     root = demo_dir(tmp_path)
     cp = open_store(root).checkpoints()[0]
     sel = Selection.from_checkpoint(cp, root, verified=True)
-    data = orjson.loads(sel.dumps())
+    data = orjson.loads(terminal_json(sel.to_json()))  # as --print writes it
     for key in ("checkpoint_id", "label", "time", "log_dir", "position", "messages", "verified"):
         assert key in data
     assert data["time"] == "2024-05-15T10:36:02+00:00"
-    assert orjson.loads(Selection.fresh(root).dumps())["kind"] == "fresh"
+    assert orjson.loads(terminal_json(Selection.fresh(root).to_json()))["kind"] == "fresh"

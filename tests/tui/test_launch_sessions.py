@@ -13,6 +13,7 @@ import pytest
 from rich.cells import cell_len
 from textual.widgets import OptionList
 
+from recorder.cli.common import terminal_json
 from recorder.launch.selection import LaunchChoice, Selection
 from recorder.launch.sessions import carry_out, find_row, plan
 from recorder.sources import claude
@@ -117,7 +118,7 @@ async def test_menu_offers_the_projects_sessions_and_confirms_the_exact_command(
     assert chosen.command == shown and chosen.at == 1 and chosen.cwd == str(proj)
 
     # what the launcher does with the printed choice: the fork, then that very command
-    back = Selection.from_json(orjson.loads(chosen.dumps()))
+    back = Selection.from_json(orjson.loads(terminal_json(chosen.to_json())))
     assert back.session is not None
     row = find_row(roots, Layout(log_dir), back.session)
     done = carry_out(Layout(log_dir), row, plan(row, command, back.at, back.new_id))

@@ -13,6 +13,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Checkbox
 
+from recorder.cli.common import terminal_json
 from recorder.export.scope import BundleScope
 from recorder.launch import menu
 from recorder.launch.selection import Selection
@@ -96,7 +97,9 @@ async def test_the_dialog_hands_back_the_redaction_it_shows(tmp_path: Path) -> N
     assert shown is True and sel.redact is True
     shown, sel = await _restore(root, ("x",), redact=True)
     assert shown is True and sel.redact is False
-    assert Selection.from_json(orjson.loads(sel.dumps())).redact is False  # --print
+    assert (
+        Selection.from_json(orjson.loads(terminal_json(sel.to_json()))).redact is False
+    )  # --print
     assert Selection.from_json({"kind": "fresh"}).redact is None  # the launcher decides
 
 

@@ -132,3 +132,35 @@ async def test_session_checkpoints_sit_in_the_timeline_with_their_source(
         await pilot.press("enter")
         screen = await wait_for_session_conversation(pilot)
         assert screen.query_one(ConversationView).selected == 11
+
+
+@pilot_test
+async def test_r_on_a_session_checkpoint_gives_the_fork_command_as_it_is_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`r` on the monitor's checkpoint of a session whose id holds escape sequences
+    showed `persist fork KEY --at N` with the key escaped: no shell turns that back
+    into the key. It is `$'...'`-quoted, as a resume command is."""
+    from tests.session_fixtures import gemini_legacy, gemini_messages, gemini_project
+
+    hostile = "\x1b]0;IDTITLE\x07\x1b[2Jid"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "no-claude"))
+    monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp_path / "ghome"))
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "no-codex"))
+    gemini_root = tmp_path / "ghome" / ".gemini"
+    gemini_legacy(gemini_project(gemini_root, "/home/me/gem"), hostile, gemini_messages(2))
+    log_dir = demo_dir(tmp_path)
+    roots = Roots(None, gemini_root, None)
+    (session,) = scan(roots).sessions
+    monitor = Monitor(roots, Layout(log_dir), MonitorSettings())
+    decision = Decision(session.key, True, "idle 100%", {"idle": 1.0}, 0.2)
+    cp = monitor.checkpoint(session, decision, session.last_ts or 0)
+    app = make_app(log_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.screen.query_one(CheckpointList).select_id(cp.id)
+        await pilot.pause()
+        await pilot.press("r")
+        await settle(pilot)
+        [shown] = [n.message for n in app._notifications]
+        assert shown == "persist fork $'gemini:\\x1b]0;IDTITLE\\x07\\x1b[2Jid' --at 3"

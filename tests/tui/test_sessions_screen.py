@@ -317,6 +317,98 @@ async def test_a_folder_name_with_escape_sequences_never_reaches_the_terminal(
         assert all(n.message.isprintable() and n.title.isprintable() for n in app._notifications)
 
 
+HOSTILE_ID = "\x1b]0;IDTITLE\x07\x1b[2Jid"  # sets the terminal's title, clears the screen
+
+
+@pilot_test
+async def test_session_ids_with_escape_sequences_are_shown_escaped_and_quoted_to_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session's id is what the agent's file says: a sub-agent's row showed its
+    session's id cut to 8 characters as it was (an OSC left open), and `r` on a
+    deleted session showed `persist fork KEY` with the key escaped, which no shell
+    turns back into the key. Now: escaped, then cut; the command `$'...'`-quoted."""
+    from recorder.sources.copies import protect
+    from recorder.sources.discover import Roots, scan
+    from recorder.store.layout import Layout
+
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp_path / "ghome"))
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex"))
+    folder = tmp_path / "claude" / "projects" / "-home-me-web"
+    folder.mkdir(parents=True)
+    sub = ClaudeSession(
+        tmp_path / "claude",
+        cwd="/home/me/web",
+        session_id="\x1b]0;PWNED\x07\x1b[2J",  # its session: no file
+        sidechain=True,
+        agent_id="a1b2c3d",
+        path=folder / "agent-a1b2c3d.jsonl",
+    )
+    sub.user("find the flaky test", parent=None)
+    sub.write()
+    gemini_legacy(
+        gemini_project(tmp_path / "ghome" / ".gemini", "/home/me/gem"),
+        HOSTILE_ID,
+        gemini_messages(1),
+    )
+    root = demo_dir(tmp_path)
+    [gem] = [s for s in scan(Roots.default()).sessions if s.id == HOSTILE_ID]
+    protect(Layout(root), gem)
+    gem.path.unlink()  # the agent's cleanup: `r` offers the fork from our copy
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("S")
+        sessions = await wait_rows(pilot, app.screen)  # type: ignore[arg-type]
+        rows = [sessions.render_row(i, 100).plain for i in range(len(sessions.rows))]
+        assert not [r for r in rows if "\x1b" in r or "\x07" in r], rows
+        assert any("sub-agent of \\x1b]0;P (file gone)" in r for r in rows), rows
+        at = next(i for i, r in enumerate(sessions.rows) if r.session.id == HOSTILE_ID)
+        for _ in range(at):
+            await pilot.press("j")
+        await pilot.press("r")
+        await settle(pilot)
+        [shown] = [n.message for n in app._notifications]
+        quoted = "$'gemini:\\x1b]0;IDTITLE\\x07\\x1b[2Jid'"
+        assert shown == f"persist fork {quoted}  (writes it back from our copy)"
+
+
+@pilot_test
+async def test_the_conversation_screen_shows_a_hostile_key_escaped_while_it_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "Reading KEY…" and "cannot open KEY" showed the key as it was, and as markup."""
+    import threading
+
+    from tui.screens import session_conversation
+
+    reading = threading.Event()
+    real_find_row = session_conversation.find_row
+
+    def slow_find_row(*args, **kwargs):  # type: ignore[no-untyped-def]
+        reading.wait(10)
+        return real_find_row(*args, **kwargs)
+
+    monkeypatch.setattr(session_conversation, "find_row", slow_find_row)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    key = f"gemini:{HOSTILE_ID}[b]x[/b]"  # listed nowhere: it cannot be opened
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(SessionConversationScreen(key, None))
+        for _ in range(3):  # no settle: it waits for the reading worker
+            await pilot.pause()
+        status = app.screen.query_one("#session-conversation-status")
+        escaped = "gemini:\\x1b]0;IDTITLE\\x07\\x1b[2Jid[b]x[/b]"
+        assert str(status.render()) == f"Reading {escaped}…"
+        reading.set()
+        for _ in range(200):
+            await pilot.pause(0.02)
+            if "cannot open" in str(status.render()):
+                break
+        shown = str(status.render())
+        assert shown.startswith(f"cannot open {escaped}: ") and "\x1b" not in shown, shown
+
+
 @pilot_test
 async def test_a_late_preview_of_another_row_is_not_shown(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import os
 import re
 import subprocess
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
+import orjson
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from recorder.cli.common import terminal_json
 from recorder.daemon.core import Recorder
 from recorder.daemon.options import RecorderOptions
 from recorder.export.restore import build_bundle
@@ -123,6 +129,60 @@ def test_a_writer_without_hostile_text_reads_as_before(tmp_path: Path) -> None:
     mw.end()
     assert "**planner** · `chat`" in out.getvalue().decode()
     assert "> hello there, plain words" in out.getvalue().decode()
+
+
+# -- --json on stdout ---------------------------------------------------------------------
+@given(
+    st.recursive(
+        st.text() | st.integers(-(2**63), 2**63 - 1),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    )
+)
+@example(["\x9b2J", "\u202eevil\u2066x\u2069", {"k\x85": "\u200f\x1b"}])
+def test_terminal_json_escapes_what_orjson_leaves_raw_and_reads_back_the_same(
+    value: object,
+) -> None:
+    """orjson writes ESC and the rest of C0 as `\\u00XX`, but C1 controls (U+009B is a
+    CSI to some terminals) and the bidi controls as they are."""
+    text = terminal_json(value)
+    assert orjson.loads(text) == value
+    assert not [c for c in text if 0x80 <= ord(c) <= 0x9F or unicodedata.bidirectional(c) in BIDI]
+    assert orjson.loads(terminal_json(value, indent=True)) == value
+
+
+BIDI = ("LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FSI", "PDI")  # overrides, isolates
+
+
+def test_terminal_json_leaves_other_text_as_orjson_writes_it() -> None:
+    value = {"é": "naïve ☃ 😀 \u200d 中文", "ctl": "\x1b[2J\x00"}
+    assert terminal_json(value) == orjson.dumps(value).decode()
+    assert (
+        terminal_json(value, indent=True)
+        == orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    )
+
+
+def test_every_json_output_is_printed_through_print_json() -> None:
+    """One way for `--json`: a command printing orjson's text itself would let C1 and
+    bidi controls through again."""
+    root = Path(__file__).resolve().parents[2]
+    for path in [*sorted((root / "recorder" / "cli").glob("*.py")), root / "tui" / "cli.py"]:
+        if path.name == "common.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            printed = isinstance(node, ast.Call) and (
+                (isinstance(node.func, ast.Name) and node.func.id == "print")
+                or (isinstance(node.func, ast.Attribute) and node.func.attr == "write")
+            )
+            dumps = [
+                n
+                for n in ast.walk(node)
+                if printed
+                and isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute)
+                and n.func.attr == "dumps"
+            ]
+            assert not dumps, f"{path}:{getattr(node, 'lineno', '?')}"
 
 
 # -- temp files of atomic writes left by a kill ----------------------------------------

@@ -15,6 +15,7 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from recorder.launch.selection import Selection
+from recorder.sources.model import shell_quote
 from recorder.store.checkpoints import Checkpoint
 
 from ..activity import Activity, compute_activity
@@ -315,7 +316,8 @@ class CheckpointsPane(Pane):
             return
         if cp.session is not None:  # the agent's own session, at that point: a fork
             at = max(0, cp.session.messages - 1)
-            self.notify(f"persist fork {cp.session.key} --at {at}", title="Continue it with")
+            fork = f"persist fork {shell_quote(cp.session.key)} --at {at}"  # as it is typed
+            self.notify(fork, title="Continue it with")
             return
         papp = self.papp
 

@@ -22,10 +22,10 @@ from recorder.sources.discover import Roots
 from recorder.sources.fork import not_resumable
 from recorder.sources.journal_view import to_records
 from recorder.sources.listing import SessionRow, list_sessions, read_row
-from recorder.sources.model import Source, Transcript
+from recorder.sources.model import Source, Transcript, shell_quote
 from recorder.store.layout import Layout
 
-from ..text import Clock, cut, one_line, short_count
+from ..text import Clock, cut, one_line, sanitize, short_count
 from ..widgets.record_list import SOURCE_STYLES
 from ..widgets.virtual_list import VirtualList
 from ..worker_errors import ShowsWorkerErrors
@@ -67,7 +67,7 @@ class SessionList(VirtualList):
             text.append("kept ", "green")
         title = s.shown_title or "(untitled)"
         if s.subagent:  # listed on its own: its session has no file any more
-            label = f"  sub-agent of {s.parent_id[:8]} (file gone)"
+            label = f"  sub-agent of {sanitize(s.parent_id)[:8]} (file gone)"  # escaped, then cut
             if width - text.cell_len - len(label) < 10:  # narrow: the parent is in the preview
                 label = "  sub-agent (file gone)"
             room = max(10, width - text.cell_len - len(label))  # the label stays whole
@@ -228,7 +228,8 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
             if r.session.subagent:
                 self.notify(not_resumable(r.session), severity="warning")
             elif r.deleted:
-                self.notify(f"persist fork {r.session.key}  (writes it back from our copy)")
+                fork = f"persist fork {shell_quote(r.session.key)}"  # as it must be typed
+                self.notify(f"{fork}  (writes it back from our copy)")
             else:
                 self.notify(r.session.resume_shell(), title="Resume with")
 

@@ -27,7 +27,7 @@ from recorder.search.query import Query, match_spans
 from recorder.sources.discover import Roots
 from recorder.sources.journal_view import to_record
 from recorder.sources.listing import SessionRow, read_row
-from recorder.sources.model import SessionMessage, notes_phrase, seq_of
+from recorder.sources.model import SessionMessage, notes_phrase, seq_of, shell_quote
 from recorder.store.reader import Record
 
 from ..records_io import Records
@@ -102,7 +102,9 @@ class SessionConversationScreen(TranscriptScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(
-            f"Reading {self.key}…", id="session-conversation-status", classes="status-line"
+            Text(f"Reading {one_line(self.key)}…"),  # a Text: no markup made of the key
+            id="session-conversation-status",
+            classes="status-line",
         )
         yield Footer()
 
@@ -162,7 +164,7 @@ class SessionConversationScreen(TranscriptScreen):
             super().worker_failed(group, problem)
             return
         self.query_one("#session-conversation-status", Static).update(
-            Text(f"cannot open {self.key}: {problem}", "bold red")
+            Text(f"cannot open {one_line(self.key)}: {one_line(problem)}", "bold red")
         )
 
     def job_records(self) -> AbstractContextManager[Records]:
@@ -185,7 +187,8 @@ class SessionConversationScreen(TranscriptScreen):
         if row is None:
             return
         if row.deleted:
-            self.notify(f"persist fork {row.session.key}  (writes it back from our copy)")
+            fork = f"persist fork {shell_quote(row.session.key)}"  # as it must be typed
+            self.notify(f"{fork}  (writes it back from our copy)")
         else:
             self.notify(row.session.resume_shell(), title="Resume with")
 
