@@ -54,6 +54,7 @@ from recorder.store.fsutil import AtomicFile, ensure_private_dir, fsync_dir, ope
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
 from recorder.store.pruned import LOCK_WAIT, RetentionBusy, retention_lock
 from recorder.store.records import parse_line
+from recorder.store.unfinished import refuse_unfinished_restore
 
 _CHUNK = 1 << 20
 LOCK = "backup.lock"
@@ -109,7 +110,9 @@ class BackupResult:
         }
 
 
-def _excluded(rel: str, secret_keys: bool) -> bool:
+def left_out_of_backup(rel: str, secret_keys: bool) -> bool:
+    """Whether a backup leaves this file out (rebuilt from the journal, or describing a
+    running process; CURVE secret keys unless `secret_keys`)."""
     name = rel.rsplit("/", 1)[-1]
     if name.endswith(".lock") or (name.startswith(".") and name.endswith(".tmp")):
         return True
@@ -140,6 +143,7 @@ def make_backup(
 ) -> BackupResult:
     started = time.monotonic()
     layout = Layout(Path(root))
+    refuse_unfinished_restore(layout.root)  # part of a backup, not a journal
     if not layout.segments.is_dir():
         raise BackupError(f"{layout.root} holds no journal (no segments/ folder)")
     if dest.exists() and not dest.is_dir():
@@ -206,7 +210,9 @@ def _backup(
             f"keys/*{SECRET_SUFFIX}: CURVE secret keys (--include-secret-keys)"
         )
     result.left_out = [p for p, _ in LEFT_OUT] + ([] if secret_keys else ["secret keys"])
-    walked = [(rel, path) for rel, path in _walk(layout.root) if not _excluded(rel, secret_keys)]
+    walked = [
+        (rel, path) for rel, path in _walk(layout.root) if not left_out_of_backup(rel, secret_keys)
+    ]
     todo = sum(_size(p) for r, p in walked if not r.startswith("segments/") and not p.is_symlink())
     todo += sum(_size(p) for p in segments[:-1]) + (cut[0] if cut is not None else 0)
 
@@ -437,4 +443,4 @@ def _collect_garbage(dest: Path, keep: set[str]) -> None:
         shutil.rmtree(objects / "tmp")
 
 
-__all__ = ["BackupError", "BackupResult", "make_backup"]
+__all__ = ["BackupError", "BackupResult", "left_out_of_backup", "make_backup"]

@@ -8,32 +8,44 @@ against the restored journal (one read of each segment for all of them), and eve
 protected session copy is re-read member by member.
 
 A restore killed part-way (nothing could remove what it wrote) leaves `PARTIAL` in
-DEST_DIR: run again, it empties that folder and starts over; any other folder that
-is not empty is refused.
+DEST_DIR (see `recorder.store.unfinished`: nothing writes into such a folder): run
+again, it empties that folder and starts over, unless it holds files that run did not
+write, which are never deleted; any other folder that is not empty is refused. Two
+restores into one DEST_DIR at once: the second is refused (an flock on the folder).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from recorder.backup.copy import left_out_of_backup
 from recorder.backup.manifest import BackupDamaged, Entry, Manifest, file_sha256
-from recorder.errors import BadOption
+from recorder.errors import BadOption, PersistError
 from recorder.sources.copies import copies_dir, verify
 from recorder.store.checkpoints import list_checkpoints, prefix_digests, verify_checkpoint
 from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
+from recorder.store.unfinished import MARKER as PARTIAL  # in DEST_DIR until the restore is done
+from recorder.store.unfinished import read_mark
 
 _CHUNK = 1 << 20
-PARTIAL = ".restore-backup-unfinished"  # in DEST_DIR until the restore is done
 
-__all__ = ["BackupDamaged", "RestoreResult", "restore_backup"]
+__all__ = ["BackupDamaged", "RestoreError", "RestoreResult", "restore_backup"]
+
+
+class RestoreError(PersistError):
+    """The restore was refused or failed; the message says what DEST_DIR holds now."""
 
 
 @dataclass
@@ -64,48 +76,144 @@ def restore_backup(src: Path, dest: Path) -> RestoreResult:
     manifest = Manifest.read(src)
     if dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents:
         raise BadOption(f"DEST_DIR {dest} is inside the backup {src}: restore it elsewhere")
-    if dest.exists():
-        if not dest.is_dir():
-            raise BadOption(f"DEST_DIR {dest} exists and is not a folder")
+    if dest.exists() and not dest.is_dir():
+        raise BadOption(f"DEST_DIR {dest} exists and is not a folder")
+    with _only_restore(dest) as created:
         if (dest / PARTIAL).is_file() and not (dest / PARTIAL).is_symlink():
-            _undo(dest, created=False)  # an earlier restore, killed part-way: start over
+            _start_over(dest, manifest)  # an earlier restore, killed part-way
         elif any(dest.iterdir()):
             raise BadOption(
                 f"DEST_DIR {dest} is not empty: restore-backup only writes into an empty or "
                 "new folder"
             )
-    created = not dest.exists()
-    ensure_private_dir(dest)
-    result = RestoreResult(dest)
-    marker = open_private(dest / PARTIAL, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    try:
-        os.write(
-            marker, f"persist restore-backup {src} did not finish here; run it again\n".encode()
-        )
-        os.fsync(marker)
-    finally:
-        os.close(marker)
-    fsync_dir(dest)
-    try:
-        for entry in manifest.files:
-            _restore_file(src, dest, entry)
-            result.bytes += entry.size
-        for name, target in manifest.links.items():
-            link = dest / name
-            ensure_private_dir(link.parent)
-            os.symlink(target, link)
-        for entry in manifest.files:  # read back what was written
-            if file_sha256(dest / entry.path) != entry.sha256:
-                raise BackupDamaged(f"{dest / entry.path} reads back differently after restoring")
-    except BaseException:
-        _undo(dest, created)
-        raise
-    result.files = len(manifest.files)
-    _verify_restored(Layout(dest), result)
-    (dest / PARTIAL).unlink()
-    fsync_dir(dest)
+        result = RestoreResult(dest)
+        try:
+            _write_mark(dest, src, manifest)
+            for entry in manifest.files:
+                _restore_file(src, dest, entry)
+                result.bytes += entry.size
+            for name, target in manifest.links.items():
+                link = dest / name
+                ensure_private_dir(link.parent)
+                os.symlink(target, link)
+            for entry in manifest.files:  # read back what was written
+                if file_sha256(dest / entry.path) != entry.sha256:
+                    raise BackupDamaged(
+                        f"{dest / entry.path} reads back differently after restoring"
+                    )
+            result.files = len(manifest.files)
+            _verify_restored(Layout(dest), result)
+        except BaseException as exc:
+            emptied = _undo(dest, created)
+            if isinstance(exc, OSError):  # DEST_DIR full or failing
+                where = f" ({exc.filename})" if exc.filename else ""
+                raise RestoreError(
+                    f"restore failed: {exc.strerror or exc}{where}; "
+                    + (
+                        "nothing was restored"
+                        if emptied
+                        else f"what it wrote could not all be removed: {dest} keeps {PARTIAL}, "
+                        "run it again"
+                    )
+                ) from None
+            raise
+        try:
+            (dest / PARTIAL).unlink()
+            fsync_dir(dest)
+        except OSError as exc:
+            raise RestoreError(
+                f"every file was restored and verified, but {dest / PARTIAL} cannot be "
+                f"removed ({exc.strerror}): remove it by hand"
+            ) from None
     result.took = time.monotonic() - started
     return result
+
+
+def _write_mark(dest: Path, src: Path, manifest: Manifest) -> None:
+    """`PARTIAL`, before anything else: the backup, and the manifest this run restores
+    (what it may delete when it is run again). Written in place: a run killed while
+    writing it leaves a mark all the same (one read as naming no backup)."""
+    mark = orjson.dumps({"src": str(src.resolve()), "manifest": manifest.to_json()})
+    with os.fdopen(open_private(dest / PARTIAL, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as f:
+        f.write(mark)  # buffered: written whole
+        f.flush()
+        os.fsync(f.fileno())
+    fsync_dir(dest)
+
+
+@contextlib.contextmanager
+def _only_restore(dest: Path) -> Iterator[bool]:
+    """DEST_DIR (made if missing), locked against a second restore into it (an flock on
+    the folder itself: no file of ours in it); yields whether this run made it."""
+    for _attempt in range(3):
+        created = not dest.exists()
+        ensure_private_dir(dest)
+        try:
+            fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # another restore failed and removed the folder it made
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RestoreError(
+                    f"another persist restore-backup is writing into {dest}: let it finish"
+                ) from None
+            try:
+                ours = os.path.samestat(os.fstat(fd), os.stat(dest))
+            except FileNotFoundError:
+                ours = False  # as above, while this run waited for the lock
+            if ours:
+                yield created
+                return
+        finally:
+            os.close(fd)
+    raise RestoreError(f"{dest} keeps being removed and made again; nothing was restored")
+
+
+def _start_over(dest: Path, manifest: Manifest) -> None:
+    """Empty DEST_DIR for a new run, after checking it holds only what the unfinished
+    one wrote: files of its backup's manifest (of their size: never appended to), its
+    symlinks, the temp files of its copies, and what a backup leaves out (caches,
+    locks). Anything else (a segment or checkpoint written since, a file that grew) is
+    never deleted: the run is refused."""
+    manifests = [manifest]
+    with contextlib.suppress(ValueError, TypeError, KeyError):
+        mark = read_mark(dest)
+        if mark is not None and mark.manifest is not None:
+            manifests.append(Manifest.from_json(mark.manifest))
+    sizes: dict[str, set[int]] = {}
+    links: dict[str, set[str]] = {}
+    for m in manifests:
+        for entry in m.files:
+            sizes.setdefault(entry.path, set()).add(entry.size)
+        for name, target in m.links.items():
+            links.setdefault(name, set()).add(target)
+    foreign: list[str] = []
+    for top, dirs, files in os.walk(dest):
+        for name in sorted([*dirs, *files]):
+            path = Path(top, name)
+            rel = path.relative_to(dest).as_posix()
+            if rel == PARTIAL or left_out_of_backup(rel, secret_keys=True):
+                continue
+            with contextlib.suppress(OSError):
+                if path.is_symlink():
+                    if os.readlink(path) in links.get(rel, ()):
+                        continue
+                elif path.is_dir():
+                    continue  # what it holds is looked at
+                elif path.is_file() and path.stat().st_size in sizes.get(rel, ()):
+                    continue
+            foreign.append(rel)
+    if foreign:
+        named = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if foreign[3:] else "")
+        raise RestoreError(
+            f"DEST_DIR {dest} holds an unfinished restore ({PARTIAL}) and files that restore "
+            f"did not write, or that changed since ({named}): starting over would delete "
+            "them; restore into a new folder, or move them out of this one"
+        )
+    if not _empty(dest):
+        raise RestoreError(f"{dest} cannot be emptied to start over; nothing was restored")
 
 
 def _restore_file(src: Path, dest: Path, entry: Entry) -> None:
@@ -149,17 +257,34 @@ def _restore_file(src: Path, dest: Path, entry: Entry) -> None:
     fsync_dir(target.parent)
 
 
-def _undo(dest: Path, created: bool) -> None:
-    """Remove everything a failed restore wrote (DEST_DIR was empty or new)."""
+def _undo(dest: Path, created: bool) -> bool:
+    """Remove everything a failed restore wrote (DEST_DIR was empty or new), the mark
+    last: a folder not emptied keeps it. Returns whether all of it is gone."""
     if created:
         shutil.rmtree(dest, ignore_errors=True)
-        return
-    for child in dest.iterdir():
-        with contextlib.suppress(OSError):
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
+        return not dest.exists()
+    if not _empty(dest):
+        return False
+    with contextlib.suppress(OSError):
+        (dest / PARTIAL).unlink(missing_ok=True)
+        fsync_dir(dest)
+    return not (dest / PARTIAL).exists()
+
+
+def _empty(dest: Path) -> bool:
+    """Remove everything in DEST_DIR but the mark; whether nothing else is left."""
+    try:
+        for child in dest.iterdir():
+            with contextlib.suppress(OSError):
+                if child.name == PARTIAL:
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        return [p.name for p in dest.iterdir()] in ([], [PARTIAL])
+    except OSError:
+        return False
 
 
 def _verify_restored(layout: Layout, result: RestoreResult) -> None:

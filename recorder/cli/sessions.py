@@ -237,8 +237,10 @@ def cmd_fork(args: argparse.Namespace) -> int:
 def cmd_monitor(args: argparse.Namespace) -> int:
     from recorder.sources.monitor import Monitor, MonitorSettings
     from recorder.sources.monitor_status import MonitorStatus, write_status
+    from recorder.store.unfinished import refuse_unfinished_restore
 
     layout = Layout(Path(args.log_dir))
+    refuse_unfinished_restore(layout.root)  # its checkpoints and log would be written there
     config = Path(args.config) if args.config else layout.sessions / "monitor.toml"
     if args.config and not config.exists():  # named: a typo must not run on the defaults
         raise BadOption(f"--config {config}: no such file")

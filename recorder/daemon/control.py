@@ -35,6 +35,7 @@ from recorder.store.journal import valid_end
 from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.lock import AlreadyRunning, InstanceLock, holder_pid
 from recorder.store.segfile import open_segment
+from recorder.store.unfinished import refuse_unfinished_restore
 
 REQUEST_SUFFIX = ".request"  # control/<id>.request: a CheckpointRequest, from a client
 REPLY_SUFFIX = ".done"  # control/<id>.done: the recorder's CheckpointReply to it
@@ -194,6 +195,7 @@ def request_checkpoint(
     """A checkpoint now: the running recorder's (holding `after`, the message the
     caller published just before, see `CheckpointRequest`), or, with no recorder,
     one of the journal's last valid record."""
+    refuse_unfinished_restore(layout.root)  # (before "no journal": that is not yet restored)
     if not layout.segments.is_dir():
         raise CheckpointError(f"no journal in {layout.root}: start a recorder first")
     label = sanitize_label(label)  # as the checkpoint keeps it (and JSON-safe to send)

@@ -18,6 +18,7 @@ from recorder.store.fsutil import atomic_write, ensure_private_dir, open_private
 from recorder.store.layout import Layout
 from recorder.store.lock import AlreadyRunning, InstanceLock
 from recorder.store.status import DEGRADED, HEALTHY, RecorderState, assess
+from recorder.store.unfinished import UnfinishedRestore, refuse_unfinished_restore
 
 
 class SpawnError(LaunchError):
@@ -44,6 +45,10 @@ def spawn_recorder(
     """Start `persist record` detached (own session, output in `recorder.out`) and wait
     until the folder's status says a recorder is recording. Raises `SpawnError`."""
     layout = Layout(options.log_dir)
+    try:
+        refuse_unfinished_restore(layout.root)  # before `recorder.out` is written there
+    except UnfinishedRestore as exc:
+        raise SpawnError(str(exc)) from None
     ensure_private_dir(layout.root)
     out = _open_output(layout)
     start = os.lseek(out, 0, os.SEEK_END)  # this run's output comes after

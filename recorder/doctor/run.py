@@ -26,7 +26,7 @@ from recorder.doctor.journal import (
     scan_journal,
     trash_findings,
 )
-from recorder.doctor.model import Finding, FixResult, RepairKind, Report
+from recorder.doctor.model import Area, Finding, FixResult, RepairKind, Report, Severity
 from recorder.doctor.service import recorder_holds, service_findings
 from recorder.doctor.system import disk_findings, permission_findings
 from recorder.errors import PersistError
@@ -35,6 +35,7 @@ from recorder.store.fsutil import DIR_MODE, FILE_MODE, ensure_private_dir
 from recorder.store.layout import Layout, default_log_dir, is_compressed, list_segments
 from recorder.store.reader import Store
 from recorder.store.status import STOPPED, assess
+from recorder.store.unfinished import MARKER, finish_command, read_mark
 
 INDEX_LOCK_WAIT = 30.0  # seconds to wait for another writer of the search index
 
@@ -55,6 +56,18 @@ def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = No
             f"{layout.root} is not a log folder (it does not exist: nothing was recorded "
             f"there yet; start recording with: {start})"
         )
+    mark = read_mark(layout.root)
+    if mark is not None:  # part of a backup: every other check would report what is not there yet
+        finding = Finding(
+            Area.JOURNAL,
+            "journal.unfinished-restore",
+            Severity.PROBLEM,
+            f"a persist restore-backup{f' of {mark.src}' if mark.src else ''} did not finish "
+            f"here ({MARKER}): the folder holds part of that backup, so nothing else is "
+            "checked, and nothing records or prunes here until it is finished",
+            finish_command(layout.root, mark),
+        )
+        return Report(layout.root, [finding], time.monotonic() - started)
     flag = _log_flag(layout)
     journal = scan_journal(layout)
     doctor_fix = f"persist doctor --fix{flag}"

@@ -64,6 +64,7 @@ from recorder.launch.registry import (
 from recorder.launch.selection import LaunchChoice, NoTtyPolicy, Selection
 from recorder.store.layout import Layout, default_log_dir
 from recorder.store.status import DEGRADED, HEALTHY, STALE, StatusSnapshot, assess
+from recorder.store.unfinished import refuse_unfinished_restore
 
 if TYPE_CHECKING:
     from recorder.export.restore import Bundle
@@ -381,6 +382,7 @@ class PersistenceLauncher:
         the journal from disk and does not need the recorder to draw. Messages for
         the user wait until the menu has given the terminal back.
         """
+        refuse_unfinished_restore(self.layout.root)  # before any lock or menu is made
         t0 = time.perf_counter()
         self.agent = agent_name
         interactive, why = (

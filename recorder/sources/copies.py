@@ -27,6 +27,7 @@ from recorder.errors import PersistError
 from recorder.sources.model import Session, session_from_json, session_to_json
 from recorder.store.fsutil import atomic_write, ensure_private_dir, open_private
 from recorder.store.layout import Layout
+from recorder.store.unfinished import refuse_unfinished_restore
 
 _ANCHOR = 1 << 16  # bytes hashed at the start and before the end to detect a rewrite
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -162,6 +163,7 @@ def _copy_file(
 
 def protect(layout: Layout, session: Session) -> CopyResult:
     """Copy what is new of a session's files; returns what was done."""
+    refuse_unfinished_restore(layout.root)
     folder = ensure_private_dir(session_dir(layout, session.key))
     manifest = load_manifest(folder) or {"v": 1, "key": session.key, "files": {}}
     result = CopyResult(session.key)

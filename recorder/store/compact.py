@@ -41,6 +41,7 @@ from recorder.store.layout import (
 from recorder.store.pruned import RetentionBusy, retention_lock
 from recorder.store.reader import SegmentIndex
 from recorder.store.segfile import LEVEL, CompressedSegment, SegmentDamaged, compress_file
+from recorder.store.unfinished import refuse_unfinished_restore
 
 TMP_SUFFIX = ".tmp"
 _RETENTION_WAIT = 5.0  # seconds to wait for a prune or pin before leaving it to the next pass
@@ -248,6 +249,7 @@ def compact(
             with contextlib.suppress(OSError):
                 report.done.append(Compacted(path.name, path.stat().st_size, 0, 0.0))
         return report
+    refuse_unfinished_restore(layout.root)
     with compact_lock(layout) as held:
         if not held:
             report.busy = True

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from recorder.errors import PersistError
 from recorder.store.fsutil import open_private
+from recorder.store.unfinished import refuse_unfinished_restore
 
 
 class AlreadyRunning(PersistError):
@@ -31,7 +32,9 @@ class InstanceLock:
 
     def acquire(self, attempts: int = 3) -> None:
         """Take the lock, trying `attempts` times 50 ms apart (a recorder that is
-        stopping lets go of it a moment later); raises `AlreadyRunning`."""
+        stopping lets go of it a moment later); raises `AlreadyRunning`, or
+        `UnfinishedRestore` when the folder is a restore-backup not finished yet."""
+        refuse_unfinished_restore(self.path.parent)
         fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
         for attempt in range(attempts):
             try:

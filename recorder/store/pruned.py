@@ -22,6 +22,7 @@ import orjson
 from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write, ensure_private_dir, flock_within, open_private
 from recorder.store.layout import Layout, segment_number
+from recorder.store.unfinished import refuse_unfinished_restore
 
 LOCK_WAIT = 30.0  # seconds a retention change waits for another one
 
@@ -147,7 +148,9 @@ def write_pruned(layout: Layout, notes: dict[str, PrunedNote]) -> None:
 @contextlib.contextmanager
 def retention_lock(layout: Layout, wait: float = LOCK_WAIT) -> Iterator[None]:
     """Hold `retention/retention.lock`: one pin, prune, restore or empty at a time.
-    Raises `RetentionBusy` if another holder keeps it past `wait` seconds."""
+    Raises `RetentionBusy` if another holder keeps it past `wait` seconds, and
+    `UnfinishedRestore` in a folder a restore-backup has not finished."""
+    refuse_unfinished_restore(layout.root)
     ensure_private_dir(layout.retention)
     fd = open_private(layout.retention_lock, os.O_RDWR | os.O_CREAT)
     try:

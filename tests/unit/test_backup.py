@@ -281,11 +281,18 @@ def test_a_restore_killed_part_way_is_finished_by_running_it_again(
         restore_backup(dest, target)
     assert (target / backup_restore.PARTIAL).is_file()
     monkeypatch.undo()
-    (target / "stray").write_bytes(b"left by the killed run")
+    (target / "stray").write_bytes(b"not written by the killed run")
+    with pytest.raises(backup_restore.RestoreError, match=r"did not write.*\(stray\)"):
+        restore_backup(dest, target)  # never deleted to start over
+    assert (target / "stray").read_bytes() == b"not written by the killed run"
+    (target / "stray").unlink()
+    written = next(p for p in target.rglob("*") if p.is_file() and p.name != backup_restore.PARTIAL)
+    leftover = written.with_name(f".{written.name}.4242.tmp")  # a copy it was making
+    leftover.write_bytes(b"half a segment")
     result = restore_backup(dest, target)
     assert not result.problems and result.checkpoints == 3
     assert not (target / backup_restore.PARTIAL).exists()
-    assert not (target / "stray").exists()
+    assert not leftover.exists()
     other = tmp_path / "someone-elses"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
