@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import select
@@ -1091,7 +1092,9 @@ def _round(x: float) -> float:
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
-    return round(a / b, 2) if a and b else None
+    """a / b to three places, rounded down: a target compared with it is never passed by
+    rounding (0.598 of a bare SUB, rounded to 0.6, passed ">= 0.6" before 2026-12-06)."""
+    return math.floor(a / b * 1000) / 1000 if a and b else None
 
 
 def _median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
