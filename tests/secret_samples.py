@@ -1,5 +1,5 @@
 """Real-format test secrets (random, generated here: none is a live credential) and the
-places they hide in messages, for the detector's tests and `bench/secrets.py`."""
+places they hide in messages, for the detector's tests and `bench/secret_scan.py`."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Secret detection: its cost on the recorder's hot path, its recall and false positives.
 
-    .venv/bin/python bench/secrets.py                 # all three parts (a few minutes)
-    .venv/bin/python bench/secrets.py --only accuracy # recall + false positives only
-    .venv/bin/python bench/secrets.py --only cost     # hot-path CPU, in this process
+    .venv/bin/python bench/secret_scan.py                 # all three parts (a few minutes)
+    .venv/bin/python bench/secret_scan.py --only accuracy # recall + false positives only
+    .venv/bin/python bench/secret_scan.py --only cost     # hot-path CPU, in this process
 
 1. cost: `Recorder.record_batch` (the receiving thread's work: parse, enrich, detect,
    format; the writer thread's too, in the same process) on batches of 256 messages,
