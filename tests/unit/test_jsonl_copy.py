@@ -182,6 +182,19 @@ def test_a_write_error_reaches_the_caller_and_writes_are_sliced(
     assert max(whole.calls) <= jsonl_copy.WRITE_SLICE and len(expected) > jsonl_copy.WRITE_SLICE
 
 
+def has_usable_check(root: Path, segment: Path) -> bool:
+    """Whether `segment` has a kept check that describes it as it is now."""
+    from recorder.store.linecheck import cached_check
+    from recorder.store.reader import SegmentIndex
+
+    seg = SegmentIndex(segment)
+    seg.update()
+    try:
+        return cached_check(seg, root / "metadata_index") is not None
+    finally:
+        seg.close()
+
+
 def checks(root: Path) -> list[Path]:
     return sorted((root / "metadata_index").glob("*.check"))
 
@@ -245,8 +258,6 @@ def test_checks_are_used_only_when_they_describe_the_segment(tmp_path: Path) -> 
     """A check that is not a well-formed check of the segment as it is now (another
     version of the file, garbage, wrong types, lines out of range) is ignored: the
     segment is checked again, and a damaged line in it is found and left out."""
-    from recorder.store.linecheck import cached_check
-    from recorder.store.reader import SegmentIndex
 
     root = tmp_path / "logs"
     build(root, None, segment_bytes=16 << 10)
@@ -258,12 +269,7 @@ def test_checks_are_used_only_when_they_describe_the_segment(tmp_path: Path) -> 
     assert good["others"], "the second segment holds a gap or an event"
 
     def usable() -> bool:
-        seg = SegmentIndex(segment)
-        seg.update()
-        try:
-            return cached_check(seg, root / "metadata_index") is not None
-        finally:
-            seg.close()
+        return has_usable_check(root, segment)
 
     assert usable()
     wrong = [
@@ -405,8 +411,6 @@ def test_the_active_segments_check_holds_until_it_is_appended_to(tmp_path: Path)
     check again rather than keep the export's out-of-date one."""
     from recorder.daemon.warm import IndexWarmer
     from recorder.store.layout import Layout, list_segments, segment_number
-    from recorder.store.linecheck import cached_check
-    from recorder.store.reader import SegmentIndex
 
     root = tmp_path / "logs"
     build(root, None, segment_bytes=16 << 10)
@@ -427,12 +431,7 @@ def test_the_active_segments_check_holds_until_it_is_appended_to(tmp_path: Path)
     assert check.read_bytes() == kept  # not replaced: the segment no longer passes
 
     def describes() -> bool:
-        seg = SegmentIndex(active)
-        seg.update()
-        try:
-            return cached_check(seg, root / "metadata_index") is not None
-        finally:
-            seg.close()
+        return has_usable_check(root, active)
 
     assert not describes()
     with open(active, "r+b") as f:  # the torn line made whole garbage-free: rewritten
