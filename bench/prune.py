@@ -183,7 +183,7 @@ def main() -> int:
     print(f"trash restore: {t_restore * 1000:.1f} ms, bit-identical: {identical}")
     maintenance.prune(layout, policy, dry_run=False)
     t0 = time.perf_counter()
-    emptied = maintenance.empty(layout, 0.0)
+    emptied = maintenance.empty(layout, 0.0).gone
     print(f"trash empty: {(time.perf_counter() - t0) * 1000:.1f} ms, "
           f"{sum(e.bytes for e in emptied):,} bytes freed")  # fmt: skip
     shutil.rmtree(root, ignore_errors=True)

@@ -209,28 +209,12 @@ def describe_plan(plan: dict[str, Any], dry_run: bool, trash: str | None) -> str
 # -- trash ---------------------------------------------------------------------------------
 def cmd_trash(args: argparse.Namespace) -> int:
     from recorder.daemon import maintenance
+    from recorder.store.retention import EMPTYING
     from recorder.store.retention_config import DEFAULT_GRACE, parse_duration
-    from recorder.store.trash import list_trash
 
     layout = Layout(Path(args.log_dir))
     if args.action == "list":
-        problems: list[str] = []
-        entries = list_trash(layout, problems)
-        for p in problems:
-            say(f"warning: {p}")
-        if args.json:
-            print_json([{**e.to_json(), "bytes": e.bytes} for e in entries], indent=True)
-            return 0
-        if not entries:
-            print("the trash is empty")
-        for e in entries:
-            plan = e.plan
-            print(
-                f"{e.id}  {_iso(e.created)}  {len(plan.get('segments') or [])} segments  "
-                f"{_mib(e.bytes)}  seq {plan.get('from_seq')}-{plan.get('to_seq')}  "
-                f"{len(plan.get('checkpoints') or [])} checkpoints  by {e.by}"
-            )
-        return 0
+        return _trash_list(layout, args.json)
     if args.action == "restore":
         if not args.id:
             return fail("trash restore needs the ID of an entry (see `persist trash list`)", 2)
@@ -238,7 +222,7 @@ def cmd_trash(args: argparse.Namespace) -> int:
         if args.json:
             print_json({"trash": restored.entry.id, "restored": restored.moved}, indent=True)
             return 0
-        print(f"restored trash/{restored.entry.id}: {len(restored.moved)} files back in place")
+        print(maintenance.restore_event(restored)["detail"])  # what the journal says
         for cp_id in restored.kept_restated:
             say(f"warning: {cp_id} changed since it was re-stated; kept as it is now")
         return 0
@@ -249,16 +233,79 @@ def cmd_trash(args: argparse.Namespace) -> int:
         if args.older_than is None
         else parse_duration(args.older_than, "--older-than")
     )
-    gone = maintenance.empty(layout, older)
+    done = maintenance.empty(layout, older)
+    gone = done.gone
     if args.json:
         print_json(
-            {"emptied": [e.id for e in gone], "bytes": sum(e.bytes for e in gone)}, indent=True
+            {
+                "emptied": [e.id for e in gone],
+                "bytes": sum(e.bytes for e in gone),
+                "leftovers": done.leftovers,
+            },
+            indent=True,
         )
         return 0
     if not gone:
         print(f"nothing in the trash older than {older / 86400:g} days")
     for e in gone:
-        print(f"emptied trash/{e.id} ({_mib(e.bytes)})")
+        again = ", finishing an interrupted empty" if e.state == EMPTYING else ""
+        print(f"emptied trash/{e.id} ({_mib(e.bytes)}){again}")
+    for entry_id in done.leftovers:
+        print(f"deleted what an interrupted deletion of trash/{entry_id} left")
+    return 0
+
+
+def _trash_list(layout: Layout, as_json: bool) -> int:
+    """One line per entry, of the files that are in it now; an entry a prune or an
+    empty left half done says so and what finishes it."""
+    from recorder.store.pruned import retention_at_work
+    from recorder.store.retention import DONE
+    from recorder.store.trash import files_here, list_trash, unfinished
+
+    problems: list[str] = []
+    entries = list_trash(layout, problems)
+    for p in problems:
+        say(f"warning: {p}")
+    at_work = retention_at_work(layout)  # a prune or an empty at it now: not interrupted
+    if as_json:
+        out = []
+        for e in entries:
+            here = files_here(e)
+            out.append(
+                {
+                    **e.to_json(),
+                    "bytes": e.bytes,
+                    "interrupted": None if at_work else unfinished(layout, e) is not None,
+                    "segments_here": [f["name"] for f in here if f["kind"] == "segment"],
+                    "bytes_here": sum(int(f["size"]) for f in here),
+                }
+            )
+        print_json(out, indent=True)
+        return 0
+    if not entries:
+        print("the trash is empty")
+    for e in entries:
+        plan, here = e.plan, files_here(e)
+        names = {f["name"] for f in here if f["kind"] == "segment"}
+        infos = [s for s in plan.get("segments") or [] if s.get("name") in names]
+        firsts = [s["first_seq"] for s in infos if s.get("first_seq") is not None]
+        lasts = [s["last_seq"] for s in infos if s.get("last_seq") is not None]
+        total = len(plan.get("segments") or [])
+        count = (
+            f"{len(names)} segments" if len(names) == total else f"{len(names)} of {total} segments"
+        )
+        print(
+            f"{e.id}  {_iso(e.created)}  {count}  {_mib(sum(int(f['size']) for f in here))}  "
+            f"seq {min(firsts, default='-')}-{max(lasts, default='-')}  "
+            f"{len(plan.get('checkpoints') or [])} checkpoints  by {e.by}"
+        )
+        left = None if at_work else unfinished(layout, e)
+        if at_work and e.state != DONE:
+            print(f"  {e.state} now (another process holds retention's lock): look again")
+        elif left is not None:
+            print(f"  INTERRUPTED {left.what}: {left.held}; `{left.command}` {left.does}")
+        elif not at_work and len(names) < total:
+            print(f"  {total - len(names)} segment(s) missing: `persist doctor` says more")
     return 0
 
 

@@ -64,7 +64,6 @@ from recorder.store.checkpoints import Checkpoint, DigestCache, newest_checkpoin
 from recorder.store.fsutil import ensure_private_dir, remove_stale_temp_files
 from recorder.store.journal import Journal, Position, UnwrittenData
 from recorder.store.layout import Layout
-from recorder.store.pruned import retention_lock
 from recorder.store.ranges import MAX_KEY_CHARS, MAX_PARTICIPANTS, OTHERS
 from recorder.store.records import (
     DEEP_BYTES,
@@ -102,7 +101,6 @@ from recorder.store.status import (
     reserve_status_space,
     touch_status,
 )
-from recorder.store.trash import empty_trash
 
 log = logging.getLogger("agent_persist.recorder")
 
@@ -1054,20 +1052,22 @@ class Recorder:
 
     def retention_pass(self, now: float) -> None:
         """Prune what the policy says (closed segments only), then empty trash entries
-        past their grace; each change is an event record. Failures are logged."""
+        past their grace; each change is an event record. Failures are logged (an
+        interrupted prune's entry in the trash stops both until it is restored)."""
+
+        def journal(event: dict[str, Any]) -> None:
+            self.append_record(event, now)
+
         try:
-            _result, event = maintenance.recorder_prune(
-                self.layout, self.options.retention, "recorder", now
+            result = maintenance.recorder_prune(
+                self.layout, self.options.retention, "recorder", now, journal
             )
-            if event is not None:
-                self.append_record(event, now)
-                log.info("pruned %s (trash %s)", ", ".join(event["segments"]), event["trash"])
+            if result.trash is not None:
+                names = [s["name"] for s in result.plan_json()["segments"]]
+                log.info("pruned %s (trash %s)", ", ".join(names), result.trash)
             grace = self.options.trash_grace
             if grace is not None:
-                with retention_lock(self.layout, wait=0.0):
-                    gone = empty_trash(self.layout, grace, now)
-                if gone:
-                    self.append_record(maintenance.empty_event(gone, grace), now)
+                maintenance.empty(self.layout, grace, now, journal, wait=0.0)
         except Exception as exc:  # never the end of the recorder: logged, tried next time
             log.warning("retention pass skipped: %s", _failure(exc))
 
@@ -1092,9 +1092,9 @@ class Recorder:
                 else:
                     policy = maintenance.policy_from_json(request.get("policy"))
                     by = str(request.get("by") or "persist prune")
-                    result, event = maintenance.recorder_prune(self.layout, policy, by, now)
-                    if event is not None:
-                        self.append_record(event, now)
+                    result = maintenance.recorder_prune(
+                        self.layout, policy, by, now, lambda e: self.append_record(e, now)
+                    )
                     reply = {"ok": True, "plan": result.plan_json(), "trash": result.trash}
             except (OSError, ValueError, PersistError) as exc:
                 reply = {"ok": False, "error": str(exc)}

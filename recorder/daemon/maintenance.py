@@ -6,14 +6,17 @@ journal writer there is: with a recorder holding the folder, a request goes to i
 requests) and the recorder prunes on its main thread, between its checkpoints,
 and appends the record; without one, we take the folder's lock ourselves, do
 the change and append the record to the journal's last segment (marked
-`"offline": true`).
+`"offline": true`). The record is written before the change is marked complete
+(a prune's entry "done", a restored entry's folder gone, an emptied one deleted),
+so a change killed midway is never complete without its record.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +34,39 @@ from recorder.store.fsutil import atomic_write
 from recorder.store.journal import Journal
 from recorder.store.layout import Layout
 from recorder.store.lock import AlreadyRunning, InstanceLock
-from recorder.store.pruned import mark_removed_by_hand, missing_segments, retention_lock
+from recorder.store.pruned import (
+    mark_removed_by_hand,
+    missing_segments,
+    retention_at_work,
+    retention_lock,
+)
 from recorder.store.records import KIND_EVENT
-from recorder.store.retention import PrunePlan, TrashEntry, execute, plan_prune
+from recorder.store.retention import (
+    DONE,
+    EMPTYING,
+    PrunePlan,
+    TrashEntry,
+    execute,
+    plan_prune,
+    write_state,
+)
 from recorder.store.retention_config import Policy
-from recorder.store.trash import Restored, empty_trash, find_entry, restore_entry
+from recorder.store.trash import (
+    Restored,
+    begin_empty,
+    discard,
+    find_entry,
+    forget_entry,
+    refuse_interrupted,
+    restore_entry,
+    sweep,
+)
 
 REQUEST_SUFFIX = MAINTENANCE_SUFFIX
 REPLY_SUFFIX = ".maint-done"
 ANSWER_WAIT = 60.0  # seconds a client waits for the recorder to prune
+
+JournalEvent = Callable[[dict[str, Any]], None]  # appends an event record to the journal
 
 
 class MaintenanceError(PersistError):
@@ -80,23 +107,35 @@ def prune_event(plan: PrunePlan, entry: TrashEntry, by: str) -> dict[str, Any]:
 
 
 def _prune_here(
-    layout: Layout, policy: Policy, by: str, now: float | None, wait: float = 30.0
-) -> tuple[PruneResult, dict[str, Any] | None]:
+    layout: Layout,
+    policy: Policy,
+    by: str,
+    now: float | None,
+    journal: JournalEvent,
+    via: str,
+    wait: float = 30.0,
+) -> PruneResult:
+    """Refused while an interrupted prune's entry is in the trash; the entry is "done"
+    once its event is journaled."""
     with retention_lock(layout, wait):
+        refuse_interrupted(layout)
         plan = plan_prune(layout, policy, now)
         if plan.empty:
-            return PruneResult(plan, None, "offline"), None
+            return PruneResult(plan, None, via)
         entry = execute(layout, plan, by, now)
-        return PruneResult(plan, entry.id, "offline"), prune_event(plan, entry, by)
+        journal(prune_event(plan, entry, by))
+        write_state(entry, DONE)
+        return PruneResult(plan, entry.id, via)
 
 
 # -- the recorder's end ------------------------------------------------------------------
 def recorder_prune(
-    layout: Layout, policy: Policy, by: str, now: float | None = None
-) -> tuple[PruneResult, dict[str, Any] | None]:
-    """For the recorder: prune now; returns the result and the event to journal."""
-    result, event = _prune_here(layout, policy, by, now, wait=1.0)  # never hold up a tick
-    return PruneResult(result.plan, result.trash, "recorder"), event
+    layout: Layout, policy: Policy, by: str, now: float | None, journal: JournalEvent
+) -> PruneResult:
+    """For the recorder: prune now, its event given to `journal`."""
+    return _prune_here(
+        layout, policy, by, now, journal, "recorder", wait=1.0
+    )  # never hold up a tick
 
 
 def pending_requests(layout: Layout, names: list[str] | None = None) -> list[Path]:
@@ -186,17 +225,16 @@ def prune(
     """`persist prune`: the plan (dry run), or the prune itself and its journal record."""
     if not layout.segments.is_dir():
         raise MaintenanceError(f"no journal in {layout.root}")
-    if dry_run:
+    if dry_run:  # refused as the real run would be (unless a prune is at work now)
+        if not retention_at_work(layout):
+            refuse_interrupted(layout)
         return PruneResult(plan_prune(layout, policy), None, "dry-run")
     lock = _offline_lock(layout)
     if lock is None:
         reply = _ask(layout, {"kind": "prune", "policy": policy.to_json(), "by": by})
         return PruneResult(dict(reply.get("plan") or {}), reply.get("trash"), "recorder")
     try:
-        result, event = _prune_here(layout, policy, by, None)
-        if event is not None:
-            append_offline(layout, event)
-        return result
+        return _prune_here(layout, policy, by, None, lambda e: append_offline(layout, e), "offline")
     except OSError as exc:
         raise MaintenanceError(
             f"the prune stopped: {exc}; `persist trash list` shows what was moved and "
@@ -232,46 +270,94 @@ def forget_missing(layout: Layout, *, dry_run: bool) -> list[str]:
 
 
 def restore(layout: Layout, ref: str) -> Restored:
-    """`persist trash restore ID`: the files back, then the journal record."""
+    """`persist trash restore ID`: the files back, the journal record, then the entry
+    goes (also an interrupted prune's: what it moved comes back)."""
     with retention_lock(layout):
         try:
-            restored = restore_entry(layout, find_entry(layout, ref))
+            entry = find_entry(layout, ref)
+            restored = restore_entry(layout, entry)
+            log_event(layout, restore_event(restored))
+            forget_entry(layout, entry)
         except OSError as exc:
             raise MaintenanceError(f"the restore stopped: {exc}") from None
-    log_event(
-        layout,
-        {
-            "kind": KIND_EVENT,
-            "event": "trash-restore",
-            "trash": restored.entry.id,
-            "segments": [f["name"] for f in restored.entry.files if f["kind"] == "segment"],
-            "checkpoints": restored.entry.plan.get("checkpoints", []),
-            "bytes": restored.entry.bytes,
-            "detail": f"restored trash/{restored.entry.id}: {len(restored.moved)} files back",
-        },
-    )
     return restored
 
 
-def empty(layout: Layout, older_than: float, now: float | None = None) -> list[TrashEntry]:
-    """`persist trash empty`: entries past `older_than` deleted, then the journal record."""
-    with retention_lock(layout):
+def restore_event(restored: Restored) -> dict[str, Any]:
+    """The journal record of a restore: `segments` are all the entry's, in segments/
+    now; `interrupted` says when it ended a prune or restore a kill cut short."""
+    entry, ended = restored.entry, restored.ended
+    back = f"{len(restored.moved)} files back"
+    event: dict[str, Any] = {
+        "kind": KIND_EVENT,
+        "event": "trash-restore",
+        "trash": entry.id,
+        "segments": [f["name"] for f in entry.files if f["kind"] == "segment"],
+        "checkpoints": entry.plan.get("checkpoints", []),
+        "bytes": entry.bytes,
+        "detail": f"restored trash/{entry.id}: {back}",
+    }
+    if ended is not None:
+        event["interrupted"] = ended.what
+        done = {"prune": "undid the interrupted prune"}.get(
+            ended.what, "finished the interrupted restore of"
+        )
+        event["detail"] = f"{done} trash/{entry.id} ({ended.held}): {back}"
+    return event
+
+
+@dataclass(frozen=True)
+class Emptied:
+    gone: list[TrashEntry]  # entries deleted (those an interrupted empty began too)
+    leftovers: list[str] = field(default_factory=list)  # ids of half-deleted folders swept
+
+
+def empty(
+    layout: Layout,
+    older_than: float,
+    now: float | None = None,
+    journal: JournalEvent | None = None,
+    wait: float = 30.0,
+) -> Emptied:
+    """`persist trash empty` (and the recorder's, with its `journal`): the entries past
+    `older_than` marked and the ledger written, the journal record, then the deletion.
+    Refused while an interrupted prune's entry is in the trash."""
+    now = time.time() if now is None else now
+    with retention_lock(layout, wait):
         try:
-            gone = empty_trash(layout, older_than, now)
+            refuse_interrupted(layout)
+            gone = begin_empty(layout, older_than, now)
+            if gone:
+                event = empty_event(gone, older_than)
+                if journal is None:
+                    log_event(layout, event)
+                else:
+                    journal(event)
+            for entry in gone:
+                assert entry.path is not None
+                discard(layout, entry.path)
+            return Emptied(gone, sweep(layout))
         except OSError as exc:
             raise MaintenanceError(f"emptying the trash stopped: {exc}") from None
-    if gone:
-        log_event(layout, empty_event(gone, older_than))
-    return gone
 
 
 def empty_event(gone: list[TrashEntry], older_than: float) -> dict[str, Any]:
-    return {
+    """The journal record of an empty; `resumed` names the entries an interrupted
+    empty began (its record may be in the journal already)."""
+    total = sum(e.bytes for e in gone)
+    resumed = [e.id for e in gone if e.state == EMPTYING]
+    detail = f"emptied {len(gone)} trash entries ({total:,} bytes)"
+    if resumed:
+        detail += f", {len(resumed)} of them finishing an interrupted empty"
+    event: dict[str, Any] = {
         "kind": KIND_EVENT,
         "event": "trash-empty",
         "trash": [e.id for e in gone],
         "segments": [f["name"] for e in gone for f in e.files if f["kind"] == "segment"],
-        "bytes": sum(e.bytes for e in gone),
+        "bytes": total,
         "older_than_s": older_than,
-        "detail": f"emptied {len(gone)} trash entries ({sum(e.bytes for e in gone):,} bytes)",
+        "detail": detail,
     }
+    if resumed:
+        event["resumed"] = resumed
+    return event

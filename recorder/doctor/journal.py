@@ -39,12 +39,13 @@ from recorder.store.marks import (
     scan_lines,
 )
 from recorder.store.pins import PinsUnreadable, read_pins
-from recorder.store.pruned import pruned_by_number, unexplained_holes
+from recorder.store.pruned import pruned_by_number, retention_at_work, unexplained_holes
 from recorder.store.ranges import records_held
 from recorder.store.reader import SegmentIndex
 from recorder.store.recovery import RecoveryState
+from recorder.store.retention import EMPTYING
 from recorder.store.segfile import SegmentDamaged
-from recorder.store.trash import TrashError, list_trash, restore_plan
+from recorder.store.trash import TrashError, discarded, list_trash, restore_plan, unfinished
 
 _MAX_NAMED = 5  # findings of one kind named one by one; the rest are counted
 _CACHE_NAME = re.compile(
@@ -278,22 +279,56 @@ def _more(area: Area, check: str, count: int) -> Finding:
 
 
 def trash_findings(layout: Layout) -> list[Finding]:
-    """Each trash entry `persist trash restore` would refuse (an unreadable manifest, a
-    file missing from it or of another size), known before the day it is needed."""
+    """Each trash entry a prune, restore or empty left half done (and what ends it), and
+    each `persist trash restore` would refuse (an unreadable manifest, a file missing
+    from it or of another size), known before the day it is needed."""
     problems: list[str] = []
     try:
         entries = list_trash(layout, problems)
     except OSError as exc:
         entries, problems = [], [f"trash/ cannot be read ({exc.strerror or exc})"]
+    out: list[Finding] = []
+    at_work = retention_at_work(layout)  # a prune or an empty is at it now: not interrupted
     caches = layout.index if layout.index.is_dir() else None
     for entry in entries:
+        left = None if at_work else unfinished(layout, entry)
+        if left is not None:
+            out.append(
+                Finding(
+                    Area.JOURNAL,
+                    f"journal.interrupted-{left.what}",
+                    Severity.PROBLEM if left.blocks else Severity.WARNING,
+                    f"trash/{entry.id}: a {left.what} was interrupted ({left.held})"
+                    + (
+                        "; `persist prune`, `persist trash empty` and the recorder's "
+                        "retention refuse to run until it is ended"
+                        if left.blocks
+                        else ": its files take room until it is finished"
+                    ),
+                    left.command,
+                )
+            )
+        if entry.state == EMPTYING:
+            continue  # restore refuses it on purpose
         try:
             restore_plan(layout, entry, caches)
         except TrashError as exc:
             problems.append(str(exc))
         except OSError as exc:
             problems.append(f"trash/{entry.id} cannot be read ({exc.strerror or exc})")
-    return [
+    discards = [f"trash/{p.name}" for p in discarded(layout)]
+    if discards and not at_work:
+        out.append(
+            Finding(
+                Area.JOURNAL,
+                "journal.trash-leftover",
+                Severity.WARNING,
+                f"a deletion was interrupted and left {', '.join(discards)}: journaled "
+                "already, its files take room",
+                f"persist trash empty --log-dir {shlex.quote(str(layout.root))}",
+            )
+        )
+    return out + [
         Finding(
             Area.JOURNAL,
             "journal.trash",

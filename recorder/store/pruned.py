@@ -145,6 +145,24 @@ def write_pruned(layout: Layout, notes: dict[str, PrunedNote]) -> None:
     atomic_write(layout.pruned, orjson.dumps(body, option=orjson.OPT_INDENT_2))
 
 
+def retention_at_work(layout: Layout) -> bool:
+    """Whether another process holds the retention lock now (a prune may be moving
+    files into the trash); asked without creating the lock file (doctor only reads)."""
+    import fcntl
+
+    try:
+        fd = os.open(layout.retention_lock, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 @contextlib.contextmanager
 def retention_lock(layout: Layout, wait: float = LOCK_WAIT) -> Iterator[None]:
     """Hold `retention/retention.lock`: one pin, prune, restore or empty at a time.

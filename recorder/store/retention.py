@@ -7,7 +7,9 @@ pinned checkpoint the segments of what restoring it materialises by default: fro
 the segment holding the first of its last `PIN_KEEPS_LAST` messages to its own.
 
 `plan_prune` only reads; `execute` moves exactly what a plan names into
-`trash/<id>/` (a rename, same bytes, same inode) under the retention lock. A kept
+`trash/<id>/` (a rename, same bytes, same inode) under the retention lock. The entry's
+manifest says "moving" until the caller has journaled the prune and `write_state` says
+"done": one still "moving" under the lock is a prune that was interrupted. A kept
 checkpoint whose `digest.base` is taken out is first written again with its whole
 segment list (its original bytes go to the trash with the rest, and come back on
 restore). `--dry-run` prints the plan; the real run executes the same plan.
@@ -240,6 +242,11 @@ def plan_prune(layout: Layout, policy: Policy, now: float | None = None) -> Prun
 
 
 # -- the trash -------------------------------------------------------------------------
+MOVING = "moving"  # a prune is moving files in, or was interrupted doing so (no lock held)
+DONE = "done"  # moved and journaled
+EMPTYING = "emptying"  # an empty is deleting it, or was interrupted before it did
+
+
 @dataclass
 class TrashEntry:
     """One prune's worth of files in `trash/<id>/`, described by its `manifest.json`."""
@@ -251,6 +258,7 @@ class TrashEntry:
     files: list[dict[str, Any]] = field(default_factory=list)  # {"kind","name","size","mtime_ns"}
     restated: list[dict[str, Any]] = field(default_factory=list)  # {"id","sha256_now"}
     path: Path | None = None
+    state: str = MOVING  # MOVING, DONE or EMPTYING (`write_state`)
 
     @property
     def bytes(self) -> int:
@@ -265,6 +273,7 @@ class TrashEntry:
             "plan": self.plan,
             "files": self.files,
             "restated": self.restated,
+            "state": self.state,
         }
 
 
@@ -273,8 +282,9 @@ def trash_id(now: float) -> str:
 
 
 def execute(layout: Layout, plan: PrunePlan, by: str, now: float | None = None) -> TrashEntry:
-    """Move what `plan` names into a new trash entry. The caller holds the retention
-    lock (and, for the journal event, is or asks the recorder)."""
+    """Move what `plan` names into a new trash entry, left "moving". The caller holds
+    the retention lock, journals the prune (is or asks the recorder), then
+    `write_state(entry, DONE)`."""
     import hashlib
 
     now = time.time() if now is None else now
@@ -310,7 +320,7 @@ def execute(layout: Layout, plan: PrunePlan, by: str, now: float | None = None) 
         whole = replace(cp, base=None, base_count=0, depth=0, base_problem=None, path=None)
         data = orjson.dumps(whole.to_json(), option=orjson.OPT_INDENT_2)
         entry.restated.append({"id": cp_id, "sha256_now": hashlib.sha256(data).hexdigest()})
-    _write_manifest(folder, entry, "moving")
+    write_state(entry, MOVING)
     for item in entry.restated:  # before their bases go: never a checkpoint with a missing base
         cp = by_id[item["id"]]
         assert cp.path is not None
@@ -326,10 +336,11 @@ def execute(layout: Layout, plan: PrunePlan, by: str, now: float | None = None) 
     for folder_changed in (layout.segments, layout.checkpoints, layout.index):
         with contextlib.suppress(OSError):
             fsync_dir(folder_changed)
-    _write_manifest(folder, entry, "done")
     return entry
 
 
-def _write_manifest(folder: Path, entry: TrashEntry, state: str) -> None:
+def write_state(entry: TrashEntry, state: str) -> None:
+    """Write `entry`'s manifest saying `state` (the entry object is left as it is)."""
+    assert entry.path is not None
     body = {**entry.to_json(), "state": state}
-    atomic_write(folder / "manifest.json", orjson.dumps(body, option=orjson.OPT_INDENT_2))
+    atomic_write(entry.path / "manifest.json", orjson.dumps(body, option=orjson.OPT_INDENT_2))

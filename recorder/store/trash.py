@@ -5,16 +5,26 @@ prune took out, moved there by rename: restoring renames them back, so they are
 the same bytes (and the same inodes) they were, and the checkpoints' digests
 verify again. Emptying deletes an entry once it is older than the grace period.
 The caller holds the retention lock and journals what was done.
+
+Every step that a kill can cut short leaves a state the next run finishes
+(`unfinished`): a prune interrupted leaves its entry "moving", a restore one with
+some segments back home (`refuse_interrupted` stops every prune and empty until
+`persist trash restore` puts back what it moved or finishes); an empty marks its
+entries "emptying" before the ledger, the journal and the deletion (a re-run
+finishes them); a folder being deleted is first renamed out of the listing
+(`trash/.discard-<id>`), so a deletion killed midway leaves no half entry, only a
+leftover the next empty deletes (`sweep`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import shlex
 import shutil
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -22,9 +32,10 @@ from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write, ensure_private_dir, fsync_dir
 from recorder.store.layout import Layout, compressed_path
 from recorder.store.pruned import read_pruned, write_pruned
-from recorder.store.retention import TrashEntry
+from recorder.store.retention import DONE, EMPTYING, MOVING, TrashEntry, write_state
 
 _HOMES = {"segment": "segments", "checkpoint": "checkpoints", "cache": "metadata_index"}
+_DISCARD = ".discard-"  # `trash/.discard-<id>`: an entry being deleted
 
 
 class TrashError(PersistError):
@@ -34,7 +45,9 @@ class TrashError(PersistError):
 def list_trash(layout: Layout, problems: list[str] | None = None) -> list[TrashEntry]:
     """Trash entries, oldest first; an unreadable manifest is named in `problems`."""
     try:
-        folders = sorted(p for p in layout.trash.iterdir() if p.is_dir())
+        folders = sorted(
+            p for p in layout.trash.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
     except FileNotFoundError:
         return []
     out = []
@@ -58,6 +71,7 @@ def read_entry(folder: Path) -> TrashEntry:
             files=list(data.get("files") or []),
             restated=list(data.get("restated") or []),
             path=folder,
+            state=str(data.get("state") or DONE),
         )
     except FileNotFoundError:
         raise TrashError(f"trash/{folder.name} has no manifest.json") from None
@@ -78,11 +92,87 @@ def find_entry(layout: Layout, ref: str) -> TrashEntry:
     )
 
 
+def files_here(entry: TrashEntry) -> list[dict[str, Any]]:
+    """The manifest's files that are in the entry's folder now, with their size there
+    (an interrupted prune moved some of them only)."""
+    assert entry.path is not None
+    out = []
+    for f in entry.files:
+        with contextlib.suppress(OSError, KeyError):
+            size = (entry.path / _HOMES[str(f["kind"])] / str(f["name"])).stat().st_size
+            out.append({**f, "size": size})
+    return out
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """What a kill left a trash entry in the middle of, and the command that ends it."""
+
+    what: str  # "prune", "restore" or "empty"
+    held: str  # "5 of its 10 segments were moved, the rest are in segments/"
+    command: str  # `persist trash restore ID --log-dir ...` / `persist trash empty ...`
+    does: str  # what the command does: "puts them back", "finishes it"
+
+    @property
+    def blocks(self) -> bool:
+        """Prune and empty refuse while it is there: its segments are in two places."""
+        return self.what != "empty"
+
+    def describe(self, entry_id: str) -> str:
+        return (
+            f"trash/{entry_id}: a {self.what} was interrupted ({self.held}); "
+            f"`{self.command}` {self.does}"
+        )
+
+
+def unfinished(layout: Layout, entry: TrashEntry) -> Unfinished | None:
+    """The prune ("moving"), empty ("emptying") or restore (a "done" entry with some
+    segment back home) a kill left `entry` in; None if it is whole. Asked under the
+    retention lock, or after `retention_at_work` said no process is at it."""
+    restore = f"persist trash restore {entry.id} --log-dir {shlex.quote(str(layout.root))}"
+    if entry.state == EMPTYING:
+        empty = f"persist trash empty --log-dir {shlex.quote(str(layout.root))}"
+        return Unfinished(
+            "empty", "its files are still there", empty, "finishes it, whatever its age"
+        )
+    segments = [f for f in entry.files if f["kind"] == "segment"]
+    here = {f["name"] for f in files_here(entry) if f["kind"] == "segment"}
+    if entry.state == MOVING:
+        if len(here) == len(segments):
+            held = f"all {len(segments)} of its segments were moved"
+        else:
+            held = (
+                f"{len(here)} of its {len(segments)} segments were moved, the rest are in segments/"
+            )
+        return Unfinished("prune", held, restore, "puts them back")
+    back = [
+        f
+        for f in segments
+        if f["name"] not in here and _still_home(layout.segments / f["name"], int(f["size"]), True)
+    ]
+    if back:
+        held = f"{len(back)} of its {len(segments)} segments are back in segments/"
+        return Unfinished("restore", held, restore, "finishes it")
+    return None
+
+
+def refuse_interrupted(layout: Layout) -> None:
+    """TrashError naming an entry an interrupted prune or restore left (the caller
+    holds the retention lock: none is at work) and the command that ends it: no prune
+    or empty runs past one, so entries never overlap, none is emptied whose prune was
+    never journaled, and no segment is in two places."""
+    for entry in list_trash(layout):
+        left = unfinished(layout, entry)
+        if left is not None and left.blocks:
+            raise TrashError(f"{left.describe(entry.id)}; prune and empty the trash after")
+
+
 @dataclass
 class Restored:
     entry: TrashEntry
     moved: list[str] = field(default_factory=list)  # file names put back
     kept_restated: list[str] = field(default_factory=list)  # changed since: left as they are
+    ended: Unfinished | None = None  # the prune or restore a kill left it in, ended now
 
 
 def restore_plan(
@@ -96,6 +186,11 @@ def restore_plan(
     segment was compressed there since. Reads only (`persist doctor` asks it of every
     entry)."""
     assert entry.path is not None
+    if entry.state == EMPTYING:
+        raise TrashError(
+            f"trash/{entry.id} is being emptied (an empty was interrupted): "
+            "`persist trash empty` finishes it; nothing restored"
+        )
     folder = entry.path
     plan: list[tuple[Path, Path]] = []
     for f in entry.files:
@@ -129,11 +224,12 @@ def restore_plan(
 
 def restore_entry(layout: Layout, entry: TrashEntry) -> Restored:
     """Put every file of `entry` back where it was (`restore_plan`); refuses, changing
-    nothing, when it cannot."""
+    nothing, when it cannot. The entry stays until `forget_entry`, after the caller
+    journaled the restore: a restore killed before is finished by the next one."""
     assert entry.path is not None
     folder = entry.path
     plan = restore_plan(layout, entry, _caches_home(layout))
-    out = Restored(entry)
+    out = Restored(entry, ended=unfinished(layout, entry))
     done: list[tuple[Path, Path]] = []
     for src, dst in plan:
         try:
@@ -152,19 +248,27 @@ def restore_entry(layout: Layout, entry: TrashEntry) -> Restored:
         original = folder / "restated" / f"{item['id']}.json"
         current = layout.checkpoints / original.name
         try:
-            now = hashlib.sha256(current.read_bytes()).hexdigest()
+            data = current.read_bytes()
         except FileNotFoundError:
-            now = None
-        if now == item.get("sha256_now") and original.exists():
+            data = None
+        if data is not None and original.exists() and data == original.read_bytes():
+            continue  # put back already (by a restore killed before it was journaled)
+        same = data is not None and hashlib.sha256(data).hexdigest() == item.get("sha256_now")
+        if same and original.exists():
             atomic_write(current, original.read_bytes())
-        else:
-            out.kept_restated.append(str(item["id"]))
+            continue
+        out.kept_restated.append(str(item["id"]))
     for sub in (layout.segments, layout.checkpoints):
         fsync_dir(sub)
+    return out
+
+
+def forget_entry(layout: Layout, entry: TrashEntry) -> None:
+    """After a restore was journaled: its segments leave the ledger, its folder goes."""
+    assert entry.path is not None
     notes = read_pruned(layout)
     write_pruned(layout, {k: v for k, v in notes.items() if v.trash != entry.id})
-    shutil.rmtree(folder)
-    return out
+    discard(layout, entry.path)
 
 
 def _caches_home(layout: Layout) -> Path | None:
@@ -194,19 +298,51 @@ def _compressed_home(path: Path, segment: bool) -> Path | None:
     return packed if packed.exists() else None
 
 
-def empty_trash(layout: Layout, older_than: float, now: float | None = None) -> list[TrashEntry]:
-    """Delete the entries made more than `older_than` seconds ago; returns them."""
-    now = time.time() if now is None else now
-    gone = [e for e in list_trash(layout) if e.created <= now - older_than]
-    if not gone:
-        return []
-    notes = read_pruned(layout)
-    ids = {e.id for e in gone}
-    for name, note in list(notes.items()):
-        if note.trash in ids and note.emptied is None:
-            notes[name] = replace(note, emptied=now)
-    write_pruned(layout, notes)  # first: a reader never finds a segment gone unexplained
+def begin_empty(layout: Layout, older_than: float, now: float) -> list[TrashEntry]:
+    """The entries to delete: those made more than `older_than` seconds ago, and those
+    an interrupted empty began (whatever their age). Each is marked "emptying" and the
+    ledger says its segments were emptied, before the caller journals the empty and
+    `discard`s them: a kill at any step leaves what the next empty finishes."""
+    gone = [
+        e
+        for e in list_trash(layout)
+        if e.state == EMPTYING or (e.state == DONE and e.created <= now - older_than)
+    ]
     for entry in gone:
-        assert entry.path is not None
-        shutil.rmtree(entry.path)
+        if entry.state != EMPTYING:
+            write_state(entry, EMPTYING)
+    if gone:
+        notes = read_pruned(layout)
+        ids = {e.id for e in gone}
+        for name, note in list(notes.items()):
+            if note.trash in ids and note.emptied is None:
+                notes[name] = replace(note, emptied=now)
+        write_pruned(layout, notes)  # a reader never finds a segment gone unexplained
     return gone
+
+
+def discard(layout: Layout, folder: Path) -> None:
+    """Delete an entry's folder, renamed out of the listing first: a deletion killed
+    midway leaves `trash/.discard-<id>` (`sweep`), never an entry with files missing."""
+    aside = layout.trash / (_DISCARD + folder.name)
+    with contextlib.suppress(OSError):
+        folder.rename(aside)
+        folder = aside
+    shutil.rmtree(folder)
+
+
+def discarded(layout: Layout) -> list[Path]:
+    """What deletions killed midway left (`trash/.discard-<id>`)."""
+    try:
+        return sorted(p for p in layout.trash.iterdir() if p.name.startswith(_DISCARD))
+    except OSError:
+        return []
+
+
+def sweep(layout: Layout) -> list[str]:
+    """Delete what deletions killed midway left; returns the entries' ids."""
+    done = []
+    for path in discarded(layout):
+        shutil.rmtree(path)
+        done.append(path.name.removeprefix(_DISCARD))
+    return done

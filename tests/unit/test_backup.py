@@ -229,7 +229,7 @@ def test_a_prune_waits_for_a_backup_and_the_backup_holds_every_segment(
         if tried:
             return
         try:
-            _prune_here(folder.layout, Policy(max_size=1), "test", None, wait=0.0)
+            _prune_here(folder.layout, Policy(max_size=1), "test", None, print, "x", wait=0.0)
             tried.append("pruned")
         except RetentionBusy as exc:
             tried.append(str(exc))
@@ -238,8 +238,9 @@ def test_a_prune_waits_for_a_backup_and_the_backup_holds_every_segment(
     assert tried and "or backing it up" in tried[0], tried
     restore_backup(tmp_path / "backup", tmp_path / "restored")  # every checkpoint verifies
     # once the backup is done, the prune goes ahead
-    result, _event = _prune_here(folder.layout, Policy(max_size=1), "test", None, wait=0.0)
-    assert result.trash is not None
+    events: list[dict] = []
+    result = _prune_here(folder.layout, Policy(max_size=1), "test", None, events.append, "x")
+    assert result.trash is not None and [e["event"] for e in events] == ["prune"]
 
 
 def test_a_segment_that_vanishes_during_a_backup_fails_it(folder: Folder, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from recorder.store.pruned import read_pruned
 from recorder.store.reader import Store
 from recorder.store.retention import PIN_KEEPS_LAST, needed_segments, plan_prune
 from recorder.store.retention_config import Policy
-from tests.support import journal_records
+from tests.support import PYTHON, journal_records
 from tests.unit.test_daemon import Clock, feed, make
 
 DAY = 86400.0
@@ -619,3 +620,185 @@ def test_an_interrupted_prune_is_undone_also_after_its_segments_were_compressed(
     assert list(layout.trash.iterdir()) == []
     for cp in list_checkpoints(layout):
         assert verify_checkpoint(layout, cp).ok
+
+
+# -- kills: a real `persist` process SIGKILLed at the Nth call of an `os` function ------------
+_KILL_AT = """
+import importlib, os, signal, sys
+module, func, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+real, calls = getattr(os, func), [0]
+def killing(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == n:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+class Os:  # `module` sees this `os`: only its own calls are counted
+    def __getattr__(self, name):
+        return getattr(os, name)
+proxy = Os()
+setattr(proxy, func, killing)
+importlib.import_module(module).os = proxy
+from recorder.cli.main import main
+sys.exit(main(sys.argv[4:]))
+"""
+
+
+def persist_killed_at(module: str, func: str, n: int, *argv: str) -> int:
+    """`persist ARGV` in a process of its own, SIGKILLed at its `n`th call of
+    `os.FUNC` from `module`: -9, or its exit code if it ended before."""
+    done = subprocess.run(
+        [PYTHON, "-c", _KILL_AT, module, func, str(n), *argv],
+        capture_output=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],  # this checkout's `recorder`
+    )
+    return done.returncode
+
+
+def _events(layout: Layout, name: str) -> list[dict[str, Any]]:
+    return [r for r in journal_records(layout.root) if r.get("event") == name]
+
+
+@pytest.mark.parametrize(
+    "kill_at",
+    [("recorder.store.retention", "rename", 40), ("recorder.store.journal", "writev", 1)],
+    ids=["midway", "at-its-event"],
+)
+def test_a_killed_prune_is_never_silent_and_its_restore_accounts_for_it(
+    journal: tuple[Layout, list[Checkpoint]],
+    capsys: pytest.CaptureFixture[str],
+    kill_at: tuple[str, str, int],
+) -> None:
+    """`persist prune` SIGKILLed at its 40th rename, or as it journals its event:
+    `trash list` showed the entry whole ("10 segments") with half its segments still
+    in segments/, doctor said ok, a new prune wrote a second entry for the rest, and
+    no `prune` event ever named the first; killed at its event, the entry was "done"
+    with no event at all. Now the entry is interrupted until restored."""
+    from recorder.doctor.model import Severity
+    from recorder.doctor.run import diagnose
+
+    layout, _ = journal
+    log = str(layout.root)
+    segs, cps = digests(layout.segments), digests(layout.checkpoints)
+    prune = ("prune", "--older-than", "5d", "--log-dir", log)
+    assert persist_killed_at(*kill_at, *prune) == -9
+    (entry,) = layout.trash.iterdir()
+    manifest = orjson.loads((entry / "manifest.json").read_bytes())
+    names = [f["name"] for f in manifest["files"] if f["kind"] == "segment"]
+    moved = sorted(p.name for p in (entry / "segments").iterdir())
+    assert 0 < len(moved) <= len(names) and not _events(layout, "prune")
+    assert (len(moved) < len(names)) == (kill_at[1] == "rename")  # midway, or all moved
+    code, out, _ = run(capsys, "trash", "list", "--log-dir", log)
+    if len(moved) < len(names):
+        held = f"{len(moved)} of its {len(names)} segments were moved, the rest are in segments/"
+        assert f"  {len(moved)} of {len(names)} segments  " in out, out
+    else:
+        held = f"all {len(names)} of its segments were moved"
+    assert f"INTERRUPTED prune: {held}" in out, out
+    assert f"persist trash restore {entry.name}" in out
+    code, out, _ = run(capsys, "trash", "list", "--json", "--log-dir", log)
+    [listed] = orjson.loads(out)
+    assert listed["interrupted"] and sorted(listed["segments_here"]) == moved
+    [found] = [f for f in diagnose(layout.root).findings if f.check == "journal.interrupted-prune"]
+    assert found.severity is Severity.PROBLEM
+    assert found.fix and found.fix.startswith(f"persist trash restore {entry.name}")
+    for argv in (
+        prune,
+        (*prune, "--dry-run"),
+        ("trash", "empty", "--older-than", "0", "--log-dir", log),
+    ):
+        code, _, err = run(capsys, *argv)
+        assert code == 1 and len(err.strip().splitlines()) == 1, err
+        assert f"`persist trash restore {entry.name} --log-dir" in err
+    assert [p.name for p in layout.trash.iterdir()] == [entry.name]  # no overlapping entry
+    assert sorted(p.name for p in (entry / "segments").iterdir()) == moved
+    code, out, err = run(capsys, "trash", "restore", entry.name, "--log-dir", log)
+    assert code == 0 and "undid the interrupted prune" in out, err
+    assert _same_but_active(layout, segs) and digests(layout.checkpoints) == cps
+    [undone] = _events(layout, "trash-restore")
+    assert undone["interrupted"] == "prune" and undone["segments"] == names
+    assert undone["detail"].startswith(f"undid the interrupted prune trash/{entry.name} ({held})")
+    # pruned again: every segment that left segments/ is named by its entry's event
+    code, out, err = run(capsys, *prune, "--json")
+    assert code == 0, err
+    (again,) = layout.trash.iterdir()
+    [event] = _events(layout, "prune")
+    assert event["trash"] == again.name
+    assert sorted(event["segments"]) == sorted(p.name for p in (again / "segments").iterdir())
+
+
+@pytest.mark.parametrize(
+    "kill_at",
+    [("shutil", "unlink", 20), ("recorder.store.journal", "writev", 1)],
+    ids=["deleting", "at-its-event"],
+)
+def test_a_killed_trash_empty_is_journaled_once_and_finished_by_the_next(
+    journal: tuple[Layout, list[Checkpoint]],
+    capsys: pytest.CaptureFixture[str],
+    kill_at: tuple[str, str, int],
+) -> None:
+    """`persist trash empty` SIGKILLed while it deleted (after its ledger write): every
+    file went, with no `trash-empty` event, and a re-run said "nothing older than 14
+    days"; killed earlier, `trash list` showed the entry whole with files missing.
+    Killed as it journals, it had deleted everything unjournaled too."""
+    from recorder.doctor.run import diagnose
+
+    layout, _ = journal
+    log = str(layout.root)
+    assert run(capsys, "prune", "--older-than", "5d", "--log-dir", log)[0] == 0
+    (entry,) = layout.trash.iterdir()
+    names = [p.name for p in (entry / "segments").iterdir()]
+    assert (
+        persist_killed_at(*kill_at, "trash", "empty", "--older-than", "0", "--log-dir", log) == -9
+    )
+    empty = ("trash", "empty", "--log-dir", log)  # with the grace: the entry is not due
+    code, out, _ = run(capsys, "trash", "list", "--json", "--log-dir", log)
+    for listed in orjson.loads(out):  # what is listed is what is there
+        claimed = [f["name"] for f in listed["files"] if f["kind"] == "segment"]
+        there = sorted(p.name for p in (layout.trash / listed["id"] / "segments").iterdir())
+        assert sorted(listed.get("segments_here", claimed)) == there
+    fixes = {f.fix for f in diagnose(layout.root).findings if f.check.startswith("journal.")}
+    assert f"persist trash empty --log-dir {log}" in fixes
+    code, out, err = run(capsys, *empty)
+    assert code == 0 and entry.name in out, (out, err)
+    assert not [p for p in layout.trash.rglob("*") if p.is_file()]
+    [event] = _events(layout, "trash-empty")
+    assert event["trash"] == [entry.name] and sorted(event["segments"]) == sorted(names)
+    assert event.get("resumed") == ([entry.name] if kill_at[0].endswith("journal") else None)
+    assert all(n.emptied is not None for n in read_pruned(layout).values())
+    code, out, _ = run(capsys, *empty)
+    assert code == 0 and "nothing in the trash" in out and len(_events(layout, "trash-empty")) == 1
+
+
+def test_a_killed_trash_restore_blocks_prunes_until_it_is_run_again(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`persist trash restore` SIGKILLed midway: some segments were home again while
+    the entry said nothing of it, doctor said ok, and a prune could take them into a
+    second entry (in two entries at once), or an empty delete the rest unjournaled."""
+    from recorder.doctor.run import diagnose
+
+    layout, _ = journal
+    log = str(layout.root)
+    segs = digests(layout.segments)
+    assert run(capsys, "prune", "--older-than", "5d", "--log-dir", log)[0] == 0
+    (entry,) = layout.trash.iterdir()
+    names = sorted(p.name for p in (entry / "segments").iterdir())
+    restore = ("trash", "restore", entry.name, "--log-dir", log)
+    assert persist_killed_at("pathlib", "rename", 10, *restore) == -9
+    back = [n for n in names if (layout.segments / n).exists()]
+    assert 0 < len(back) < len(names) and not _events(layout, "trash-restore")
+    held = f"{len(back)} of its {len(names)} segments are back in segments/"
+    code, out, _ = run(capsys, "trash", "list", "--log-dir", log)
+    assert f"INTERRUPTED restore: {held}; `persist trash restore {entry.name}" in out, out
+    [found] = [f for f in diagnose(layout.root).findings if f.check.startswith("journal.inter")]
+    assert found.check == "journal.interrupted-restore" and held in found.summary
+    for argv in (("prune", "--max-size", "1K"), ("trash", "empty", "--older-than", "0")):
+        code, _, err = run(capsys, *argv, "--log-dir", log)
+        assert code == 1 and f"`persist trash restore {entry.name} --log-dir" in err, err
+    assert [p.name for p in layout.trash.iterdir()] == [entry.name]
+    code, out, err = run(capsys, *restore)
+    assert code == 0 and "finished the interrupted restore" in out, err
+    assert _same_but_active(layout, segs) and list(layout.trash.iterdir()) == []
+    [event] = _events(layout, "trash-restore")
+    assert event["interrupted"] == "restore" and sorted(event["segments"]) == names

@@ -13,6 +13,7 @@ from recorder.daemon.options import RecorderOptions
 from recorder.errors import BadOption
 from recorder.store.layout import list_segments
 from recorder.store.pruned import read_pruned
+from recorder.store.retention import TrashEntry
 from recorder.store.retention_config import DEFAULT_GRACE, DEFAULT_INTERVAL, Policy
 from recorder.store.trash import list_trash
 from tests.support import journal_records
@@ -133,3 +134,62 @@ def test_an_unexpected_failure_of_a_request_is_its_reply_not_the_recorders_end(
     feed(rec, clock, [b"agents.coder", BODY])  # still recording
     rec.close()
     assert sum(r["kind"] == "msg" for r in journal_records(rec.layout.root)) == 2
+
+
+def state(entry: TrashEntry) -> str:
+    assert entry.path is not None
+    return str(orjson.loads((entry.path / "manifest.json").read_bytes())["state"])
+
+
+def test_the_recorder_neither_prunes_nor_empties_past_an_interrupted_prune(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The recorder's own prune cut short (its 3rd rename fails, as if it was killed)
+    left an entry "moving"; its next pass wrote a second entry for the segments still
+    there (overlapping, neither journaled). Now every pass refuses, saying which entry
+    and the command, until `persist trash restore` undoes it."""
+    import os
+
+    from recorder.store import retention
+
+    clock = Clock()
+    rec = make(
+        tmp_path,
+        clock,
+        segment_bytes=8 * 1024,
+        retention=Policy(max_size=40 * 1024),
+        retention_interval=60.0,
+        trash_grace=0.0,
+        compress=False,
+    )
+    for _ in range(10):
+        feed(rec, clock, *[[b"agents.coder", BODY] for _ in range(40)])
+        rec.drain_wait()
+    real_rename, calls = os.rename, {"n": 0}
+
+    def failing(src: object, dst: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("killed")
+        real_rename(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(retention.os, "rename", failing)
+    clock.now += 31
+    rec.tick(clock.now)
+    monkeypatch.setattr(retention.os, "rename", real_rename)
+    (entry,) = list_trash(rec.layout)
+    assert state(entry) == "moving"
+    for _ in range(2):  # due again: refused, the entry neither emptied nor overlapped
+        feed(rec, clock, *[[b"agents.coder", BODY] for _ in range(40)])
+        rec.drain_wait()
+        clock.now += 61
+        rec.tick(clock.now)
+        assert [(e.id, state(e)) for e in list_trash(rec.layout)] == [(entry.id, "moving")]
+    assert f"trash/{entry.id}: a prune was interrupted" in caplog.text
+    assert f"persist trash restore {entry.id}" in caplog.text
+    rec.close()
+    assert main(["trash", "restore", entry.id, "--log-dir", str(rec.layout.root)]) == 0
+    events = [r for r in journal_records(rec.layout.root) if r["kind"] == "event"]
+    assert [e["event"] for e in events if e["event"] != "stop"][-1] == "trash-restore"
+    assert not [e for e in events if e["event"] in ("prune", "trash-empty")]
+    assert list_trash(rec.layout) == [] and read_pruned(rec.layout) == {}
