@@ -19,7 +19,8 @@ not verify, and 2 when DEST_DIR is not empty; `persist prune` and `persist trash
 restorable, retention busy); `persist launch` returns the agent's own code (126/127 when
 it cannot be run). Interrupted, a command stops as it does on an error, removing what
 it was writing (an `-o FILE` keeps its old content): 130 on Ctrl-C, 143 on SIGTERM
-(commands that run until stopped, such as `persist record`, stop cleanly and exit 0).
+(`persist record` and `persist broker` stop cleanly on SIGTERM and exit 0; one that
+is still starting dies of the signal).
 """
 
 from __future__ import annotations
@@ -246,6 +247,9 @@ def _guard_closed_streams() -> None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's life
 
 
+_DAEMONS = ("record", "broker")  # they stop on SIGTERM by handlers of their own
+
+
 class _Terminated(BaseException):
     """SIGTERM, raised in the main thread like KeyboardInterrupt is for SIGINT."""
 
@@ -283,9 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # SIGTERM ends a command the way Ctrl-C does, through every `finally` and `with`
-    # (a temp file beside -o FILE was left behind); commands that run until stopped
-    # install their own handler
-    signal.signal(signal.SIGTERM, _terminated)
+    # (a temp file beside -o FILE was left behind). Not the daemons: a SIGTERM while one
+    # starts, before its own handler is in, must end it as a signal does, which
+    # systemd's Restart=on-failure takes for a stop (an exit 143 would restart it).
+    if argv[0] not in _DAEMONS:
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit

@@ -362,3 +362,21 @@ def test_o_does_not_follow_another_users_symlink_in_a_shared_folder(
     with AtomicFile(target, durable=False) as f:
         f.file.write(b"mine\n")
     assert target.read_bytes() == b"mine\n" and victim.read_bytes() == before
+
+
+def test_a_daemon_still_starting_dies_of_sigterm() -> None:
+    """`persist record` before its own SIGTERM handler is in (about 100 ms of its start):
+    it exited 143 through the CLI's handler, which systemd's Restart=on-failure takes
+    for a failure (restarting a recorder `persist stop` had just stopped). The daemons
+    are left the signal's default; other commands end with 143 (above)."""
+    import signal
+
+    code = (
+        "import os, signal, sys\n"
+        "import recorder.cli.record as r\n"
+        "r.cmd_record = lambda args: os.kill(os.getpid(), signal.SIGTERM) or 0\n"
+        "from recorder.cli.main import main\n"
+        "sys.exit(main(['record']))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == -signal.SIGTERM, (out.returncode, out.stderr)
