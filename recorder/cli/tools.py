@@ -288,25 +288,46 @@ def _inside_the_journal(path: Path, log_dir: Path) -> str | None:
     return None
 
 
-def _foreign_symlink(output: str) -> str | None:
-    """Why `-o` must not follow `output`: a symlink another user made in a folder all may
-    write to (sticky, as /tmp), which Linux's protected_symlinks refuses to follow, and
-    which `os.path.realpath` would follow anyway (root's export then replaces a file
-    of that user's choosing). None when it may be followed."""
-    try:
-        link = os.lstat(output)
+def _resolved_output(output: str) -> Path:
+    """`output` with every symlink on its way followed, as `os.path.realpath` follows
+    them, but a symlink another user made in a folder all may write to (sticky, as
+    /tmp), anywhere on the way, is refused (`BadOption`): Linux's protected_symlinks
+    would not follow it, and realpath reads it whatever that says (root's export then
+    replaced a file of that user's choosing)."""
+    todo = os.path.join(os.getcwd(), output).split("/")[1:]
+    done = "/"
+    hops = 0
+    while todo:
+        part = todo.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            done = os.path.dirname(done)
+            continue
+        here = os.path.join(done, part)
+        try:
+            link = os.lstat(here)
+        except OSError:  # not there (yet): nothing on from here can be a link
+            return Path(os.path.join(here, *todo))
         if not stat.S_ISLNK(link.st_mode):
-            return None
-        folder = os.stat(os.path.dirname(os.path.abspath(output)))
-    except OSError:
-        return None
-    shared = folder.st_mode & stat.S_ISVTX and folder.st_mode & stat.S_IWOTH
-    if not shared or link.st_uid in (os.geteuid(), folder.st_uid):
-        return None
-    return (
-        f"is a symlink of another user (uid {link.st_uid}) in a folder everyone may write "
-        "to: not followed; write to a path of your own"
-    )
+            done = here
+            continue
+        hops += 1
+        folder = os.stat(done)
+        shared = folder.st_mode & stat.S_ISVTX and folder.st_mode & stat.S_IWOTH
+        if (shared and link.st_uid not in (os.geteuid(), folder.st_uid)) or hops > 40:
+            why = (
+                "a symlink loop" if hops > 40 else f"a symlink of another user (uid {link.st_uid})"
+            )
+            raise BadOption(
+                f"-o {output}: {here} is {why} in a folder everyone may write to: not "
+                "followed; write to a path of your own"
+            )
+        target = os.readlink(here)
+        if target.startswith("/"):
+            done = "/"
+        todo = target.split("/") + todo
+    return Path(done)
 
 
 def _write_output(
@@ -321,10 +342,7 @@ def _write_output(
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = progress_bar("exporting") if show else None
     if args.output and args.output != "-":
-        foreign = _foreign_symlink(args.output)
-        if foreign is not None:
-            raise BadOption(f"-o {args.output} {foreign}")
-        path = Path(os.path.realpath(args.output))  # through a symlink, not over it
+        path = _resolved_output(args.output)  # through a symlink, not over it
         log_dir = getattr(args, "log_dir", None)
         problem = _inside_the_journal(path, Path(log_dir)) if log_dir else None
         if problem is not None:

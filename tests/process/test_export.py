@@ -316,9 +316,9 @@ def test_o_does_not_follow_another_users_symlink_in_a_shared_folder(
     root: Path, tmp_path: Path
 ) -> None:
     """In a sticky folder all may write to (/tmp), a symlink another user made at the
-    `-o` path was followed (os.path.realpath reads it whatever protected_symlinks
-    says): root's export replaced the file it named. Now refused, exit 2, one line; a
-    link of one's own is followed as before. The temp file beside FILE is never
+    `-o` path, or on the way to it, was followed (os.path.realpath reads it whatever
+    protected_symlinks says): root's export replaced the file it named. Now refused,
+    exit 2, one line; a link of one's own is followed as before. The temp file beside FILE is never
     written through a link found at its name either."""
     import os
     import threading
@@ -347,8 +347,20 @@ def test_o_does_not_follow_another_users_symlink_in_a_shared_folder(
     )
     assert out.returncode == 2, out.stderr
     (line,) = out.stderr.splitlines()
-    assert "is a symlink of another user (uid 65534)" in line
+    assert f"{link} is a symlink of another user (uid 65534)" in line
     assert victim.read_text() == "precious\n" and link.is_symlink()
+    # on the way, not last: a folder link of nobody's, reached through one's own link
+    (tmp_path / "victims").mkdir()
+    (tmp_path / "victims" / "report.md").write_text("precious\n")
+    (shared / "evil").symlink_to(tmp_path / "victims")
+    os.lchown(shared / "evil", 65534, 65534)
+    (tmp_path / "mine").symlink_to(shared)
+    for via in (shared / "evil" / "report.md", tmp_path / "mine" / "evil" / "report.md"):
+        out = subprocess.run(
+            [*argv, "--log-dir", str(root), "-o", str(via)], capture_output=True, text=True
+        )
+        assert out.returncode == 2 and f"{shared / 'evil'} is a symlink of another" in out.stderr
+    assert (tmp_path / "victims" / "report.md").read_text() == "precious\n"
     os.lchown(link, os.geteuid(), os.getegid())  # one's own link: followed
     out = subprocess.run(
         [*argv, "--log-dir", str(root), "-o", str(link)], capture_output=True, text=True
