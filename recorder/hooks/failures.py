@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from recorder.store.fsutil import ensure_private_dir, open_private
+from recorder.store.unfinished import marked
 
 FAILURES = "failures.jsonl"
 TAIL_BYTES = 64 * 1024  # what status reads of a failure file: the last lines are enough
@@ -52,7 +53,9 @@ def record_failure(log_dir: Path, event: str, agent: str, session: str, error: s
         "log_dir": os.path.abspath(log_dir),  # as `persist status` names it, from anywhere
     }
     line = json.dumps(entry).encode() + b"\n"
-    for path in (hooks_dir(log_dir) / FAILURES, fallback_file()):
+    # a half-restored backup takes nothing (its restore would find the file not its own)
+    here = [] if marked(log_dir) else [hooks_dir(log_dir) / FAILURES]
+    for path in (*here, fallback_file()):
         with contextlib.suppress(OSError):
             _append(path, line)
             return path

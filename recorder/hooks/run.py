@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from recorder.hooks.agents import EVENTS, Agent, Role
 from recorder.hooks.failures import record_failure
 from recorder.hooks.state import SessionState, load_state, save_state, session_lock, state_path
+from recorder.store.unfinished import marked, refuse_unfinished_restore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -193,6 +194,8 @@ def _fail(args: HookArgs | None, payload: Payload | None, argv: list[str], error
 
 
 def handle(args: HookArgs, payload: Payload) -> dict[str, Any] | None:
+    if marked(args.log_dir):  # a half-restored backup: nothing is written into it
+        refuse_unfinished_restore(Path(args.log_dir))
     role = EVENTS[args.agent].get(args.event)
     if role is None:
         raise ValueError(f"{args.event} is not a {args.agent.value} event persist handles")

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import orjson
+from typing import Any, NamedTuple
 
 from recorder.errors import PersistError
+
+# Light: every agent hook looks for the mark (`marked`) before it writes into a folder.
 
 MARKER = ".restore-backup-unfinished"
 _OLD_TEXT = re.compile(rb"\Apersist restore-backup (.+) did not finish here")  # before JSON
@@ -28,14 +26,20 @@ class UnfinishedRestore(PersistError):
     """The folder holds the mark of a `persist restore-backup` that did not finish."""
 
 
-@dataclass(frozen=True)
-class RestoreMark:
+class RestoreMark(NamedTuple):
     src: str | None  # the backup being restored (None: the mark cannot be read)
     manifest: Any  # that backup's manifest when the restore started (JSON), or None
 
 
+def marked(root: Path | str) -> bool:
+    """Whether `root` holds the mark (one `lstat`)."""
+    return os.path.lexists(os.path.join(root, MARKER))
+
+
 def read_mark(root: Path) -> RestoreMark | None:
     """The mark in `root`, or None when there is none."""
+    import orjson
+
     path = Path(root) / MARKER
     if not os.path.lexists(path):
         return None
@@ -56,6 +60,8 @@ def read_mark(root: Path) -> RestoreMark | None:
 
 def finish_command(root: Path, mark: RestoreMark) -> str:
     """The command that finishes the restore (SRC when the mark does not name it)."""
+    import shlex
+
     src = shlex.quote(mark.src) if mark.src else "SRC"
     return f"persist restore-backup {src} {shlex.quote(str(root))}"
 

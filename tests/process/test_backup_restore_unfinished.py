@@ -121,7 +121,24 @@ def test_nothing_writes_into_an_unfinished_restore_and_doctor_names_it(
             assert MARKER in line and line.endswith(finish), (argv, line)
     finally:
         persist("stop", "--log-dir", str(killed))  # (had one started)
+    # an agent's hooks (installed, the folder their default): nothing written there,
+    # their failure goes to the fallback file (it went into the folder, and the restore
+    # that finishes it then refused a file it had not written)
+    state = tmp_path / "state"
+    payload = b'{"session_id": "s1", "hook_event_name": "SessionEnd"}'
+    for event in ("SessionStart", "Stop", "SessionEnd"):
+        hook = ["hook", event, "--agent", "claude", "--log-dir", str(killed)]
+        subprocess.run(
+            [PYTHON, "-m", "recorder.cli", *hook],
+            input=payload,
+            capture_output=True,
+            timeout=60,
+            env={**os.environ, "XDG_STATE_HOME": str(state), "HOME": str(tmp_path / "home")},
+            check=True,
+        )
     assert files_in(killed) == before
+    failures = (state / "agent-persist" / "hook-failures.jsonl").read_text().splitlines()
+    assert len(failures) == 3 and all(MARKER in line for line in failures)
     assert not (tmp_path / "backup-of-half").exists()
 
     again = persist("restore-backup", str(backup), str(killed), "--json")
