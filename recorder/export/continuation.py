@@ -44,7 +44,9 @@ def _usable(m: Any) -> bool:
     try:
         return (
             isinstance(m, dict)
-            and m["range"]["complete"] is True
+            # from the journal's first record (segments pruned before it or inside it:
+            # `range.complete` false, reused all the same; a prune after it moves the
+            # checkpoint's index, which `find_earlier` compares)
             and m["range"]["start_index"] == 0
             and type(m["range"]["stop_index"]) is int
             and m["integrity"]["verified"] is True

@@ -688,7 +688,7 @@ def _position(
         "stop_index": stop,
         "start": first,
         "stop": {"segment": segment_name(cp.segment), "offset": cp.offset, "seq": cp.seq},
-        "complete": whole,  # from the conversation's first record, none pruned
+        "complete": whole,  # from the conversation's first record, none pruned before or in it
     }
 
 

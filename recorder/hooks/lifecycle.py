@@ -264,17 +264,25 @@ def restore_context(cp: Any, bundle: Any) -> str:
         f"{m.get('messages', cp.messages)} messages; participants: {names}.",
         f"Integrity: {'verified' if integrity.get('verified') else 'NOT verified'}"
         + (f" ({'; '.join(integrity.get('problems') or [])})" if not integrity.get("ok") else ""),
-        (
-            "The conversation up to it"
-            if bundle.complete
-            else "The latest part of the conversation up to it (earlier messages stay in the"
-            " journal; `persist restore --full` writes them all)"
-        )
-        + f", readable: {bundle.transcript}",
+        _what_it_holds(bundle) + f", readable: {bundle.transcript}",
         f"As JSONL records: {bundle.jsonl}",
         "Read the transcript when the user wants to continue from where it left off.",
     ]
     return "\n".join(lines)
+
+
+def _what_it_holds(bundle: Any) -> str:
+    if bundle.complete:
+        return "The conversation up to it"
+    if not bundle.manifest["range"].get("start_index"):  # from the first record still held
+        return (
+            "The conversation up to it that the journal still holds (older parts were pruned;"
+            " the transcript's notes say which)"
+        )
+    return (
+        "The latest part of the conversation up to it (earlier messages stay in the"
+        " journal; `persist restore --full` writes them all)"
+    )
 
 
 def answer(checkpoint_id: str, context: str) -> dict[str, Any]:

@@ -373,3 +373,40 @@ def test_range_problems_come_in_the_checkpoints_order_though_hashed_at_once(
         f"{segs[6].name} differs from the checkpoint",
     ]
     assert v.segments == [s.name for k, s in enumerate(segs) if k != 4][: len(v.segments)]
+
+
+def test_a_full_bundle_goes_on_from_an_earlier_one_after_a_prune(tmp_path: Path) -> None:
+    """After a prune, a full bundle starts at the first record left and is not
+    "complete" (older records were pruned): it was no longer gone on from by the next
+    one, which rendered the whole journal again. Reused now (the earlier checkpoint's
+    index is the same after the prune), the same bytes as built from scratch; and the
+    agent's hook says what the bundle holds, not that the rest is in the journal."""
+    from recorder.daemon.maintenance import prune
+    from recorder.hooks.lifecycle import restore_context
+    from recorder.store.layout import list_segments
+    from recorder.store.retention_config import Policy
+
+    root = tmp_path / "logs"
+    clock = DemoClock(1_800_000_000.0)
+    w = DemoWriter.open(root, segment_bytes=200_000, clock=clock)
+    for i in range(3000):
+        w.message(clock.now + i, "coder", f"message {i} " + "lorem " * 40)
+    w.journal.flush()
+    layout = Layout(root)
+    size = sum(p.stat().st_size for p in list_segments(layout))
+    assert prune(layout, Policy(max_size=size - 300_000), dry_run=False).trash is not None
+    first = w.checkpoint(clock.now + 3000, "A", "manual")
+    earlier = build_bundle(root, first, scope=BundleScope.whole(), durable=False)
+    assert earlier.manifest["range"]["complete"] is False and earlier.manifest["integrity"]["ok"]
+    context = restore_context(first, earlier)
+    assert "that the journal still holds (older parts were pruned" in context
+    assert "persist restore --full" not in context
+    for i in range(200):
+        w.message(clock.now + 4000 + i, "coder", f"later {i}")
+    second = w.checkpoint(clock.now + 5000, "B", "manual")
+    w.close()
+    later = build_bundle(root, second, scope=BundleScope.whole(), durable=False)
+    assert later.manifest["reused"]["bundle"] == first.id
+    jsonl, md, fresh = scratch(root, second, tmp_path)
+    assert later.jsonl.read_bytes() == jsonl and later.transcript.read_bytes() == md
+    assert later.manifest["integrity"] == fresh["integrity"]
