@@ -133,7 +133,18 @@ def _shown_meta(meta: Any, frames: list[bytes], spans: list[SecretSpan]) -> dict
     if isinstance(sender, str) and len(sender) >= MAX_KEY_CHARS:
         cut = shown["sender"]
         for secret, mark in secrets:
-            k = next((k for k in range(len(secret) - 1, 0, -1) if cut.endswith(secret[:k])), 0)
+            # a secret's beginning at the end of the cut, only where the frame goes on
+            # with its rest (the sender really was cut inside it: a last character that
+            # merely equals a secret's first is not one)
+            k = next(
+                (
+                    k
+                    for k in range(len(secret) - 1, 0, -1)
+                    if cut.endswith(secret[:k])
+                    and any((cut + secret[k:]).encode() in f for f in frames)
+                ),
+                0,
+            )
             if k:
                 shown["sender"] = cut[:-k] + mark
                 break

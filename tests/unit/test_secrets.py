@@ -387,3 +387,29 @@ def test_records_the_recorder_scanned_keep_their_place_among_those_scanned_now(
     together = [(r.index, r.line) for r in redacted(records)]
     assert together == [(r.index, redact_record(r).line) for r in records]
     assert sum(b"[REDACTED:" in line for _, line in together) >= 10
+
+
+def test_a_long_sender_is_marked_only_where_it_was_cut_inside_a_secret(tmp_path: Path) -> None:
+    """A sender kept whole at 200 characters whose last one equals a secret's first
+    (the secret only in the text) got a `[REDACTED:...]` in place of that character;
+    a sender the recorder cut inside a secret still loses the secret's beginning."""
+    import random
+
+    from recorder.export.redact import redacted
+    from recorder.store import secrets as kinds
+    from recorder.store.reader import open_store
+    from tests.demo_journal import DemoWriter
+    from tests.secret_samples import make
+
+    secret = make(kinds.GITHUB, random.Random(1)).secret
+    whole = "release-bot-" + "x" * 187 + secret[0]  # 200 characters, no secret in it
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root)
+    w.message(1.0, whole, "here is the token " + secret, scan=True)
+    full = "bot-" + "y" * 189 + " " + secret  # the payload's sender; meta has it cut
+    w.message(2.0, full[:200], "nothing here", extra={"from": full}, scan=True)
+    w.close()
+    with open_store(root) as store:
+        senders = [r.sender for r in redacted(store.records()) if r.kind == "msg"]
+    assert senders[0] == whole
+    assert senders[1] == full[:194] + "[REDACTED:github-token]"
