@@ -267,7 +267,7 @@ def recorder_argv(
     if options.retention.older_than is not None:
         flags.append(("--retention-older-than", f"{options.retention.older_than!r}s"))
     if options.retention.max_size is not None:
-        flags.append(("--retention-max-size", str(options.retention.max_size)))
+        flags.append(("--retention-max-size", f"{options.retention.max_size}B"))
     if options.retention_interval is not None:
         flags.append(("--retention-interval", f"{options.retention_interval!r}s"))
     if options.trash_grace is not None:

@@ -187,3 +187,35 @@ def test_one_unit_one_folder(tmp_path: Path) -> None:
     gone = persist("service", "uninstall", *opts, "--log-dir", str(second))
     assert gone.returncode == 0 and f"(it recorded {first})" in gone.stdout
     assert persist("service", "install", *opts, "--log-dir", str(second)).returncode == 0
+
+
+def test_the_recorder_argv_reads_back_as_the_same_options(tmp_path: Path) -> None:
+    """`recorder_argv` (`record --detach`, the launcher, the systemd unit) gave
+    `--retention-max-size` in bytes without a unit, which the recorder refuses since
+    sizes need one: every detached recorder with a size policy exited 2 at once. Every
+    option set, the argv parses back through `persist record` to the same options."""
+    from recorder.cli.main import build_parser
+    from recorder.cli.record import _options
+    from recorder.store.retention_config import Policy
+
+    options = RecorderOptions(
+        log_dir=tmp_path / "logs",
+        broker="tcp://127.0.0.1:5555",
+        publish_endpoint="tcp://127.0.0.1:5559",
+        embedded="auto",
+        stop_wait=7.5,
+        search_index=False,
+        secrets=False,
+        compress=False,
+        monitor=False,
+        retention=Policy(older_than=90 * 86400.0, max_size=600 * 1024),
+        retention_interval=600.0,
+        trash_grace=14 * 86400.0,
+    )
+    argv = recorder_argv(options)
+    assert argv[:4] == [sys.executable, "-m", "recorder.cli", "record"]
+    back = _options(build_parser("record").parse_args(argv[3:]))
+    for name in ("retention", "retention_interval", "trash_grace", "stop_wait", "log_dir"):
+        assert getattr(back, name) == getattr(options, name), name
+    for name in ("search_index", "secrets", "compress", "monitor", "broker", "embedded"):
+        assert getattr(back, name) == getattr(options, name), name
