@@ -139,6 +139,7 @@ CHUNK_BYTES = 1 << 20
 # not scan it again (a record without `secrets` may never have been scanned).
 _SCANNED_CLEAN = b',"secrets":[]}'
 _STATE_FAILED = "cannot write recovery state"
+RECORD_WAIT = 10.0  # seconds a retention change waits for its journal record to be written
 _REPLAY_TOO_DEEP = "(nested too deep to copy: see the payload's _persist.replay_of)"
 
 
@@ -467,6 +468,24 @@ class Recorder:
             else:
                 self.journal.append({**head, "ts": ts})
             self.journal.flush()
+
+    def append_record_written(self, head: dict[str, Any], ts: float) -> None:
+        """`append_record`, then wait until the writer has written it (to the kernel):
+        the record of a retention change, which is made, or answered as journaled, only
+        after. OSError when it is not written within `RECORD_WAIT` (a full or stalled
+        disk): the change is then left as it is (a prune stays interrupted, a request
+        gets an error) rather than done without its record."""
+        with self._appending:
+            self.journal.append({**head, "ts": ts})
+            seq = self.journal.next_seq - 1
+            self.journal.flush()
+        sink = self.journal.sink
+        deadline = time.monotonic() + RECORD_WAIT
+        while sink.written.seq < seq:
+            if time.monotonic() >= deadline:
+                why = f": {sink.stalled}" if sink.stalled else ""
+                raise OSError(f"the journal did not write the record of this change{why}")
+            time.sleep(0.005)
 
     @property
     def backlog_bytes(self) -> int:
@@ -1056,7 +1075,7 @@ class Recorder:
         interrupted prune's entry in the trash stops both until it is restored)."""
 
         def journal(event: dict[str, Any]) -> None:
-            self.append_record(event, now)
+            self.append_record_written(event, now)
 
         try:
             result = maintenance.recorder_prune(
@@ -1085,7 +1104,7 @@ class Recorder:
                     event = request.get("event")
                     if not isinstance(event, dict) or event.get("kind") != KIND_EVENT:
                         raise maintenance.MaintenanceError("the event is not an event record")
-                    self.append_record(
+                    self.append_record_written(
                         {k: v for k, v in event.items() if k not in ("v", "seq", "ts")}, now
                     )
                     reply: dict[str, Any] = {"ok": True}
@@ -1093,7 +1112,7 @@ class Recorder:
                     policy = maintenance.policy_from_json(request.get("policy"))
                     by = str(request.get("by") or "persist prune")
                     result = maintenance.recorder_prune(
-                        self.layout, policy, by, now, lambda e: self.append_record(e, now)
+                        self.layout, policy, by, now, lambda e: self.append_record_written(e, now)
                     )
                     reply = {"ok": True, "plan": result.plan_json(), "trash": result.trash}
             except (OSError, ValueError, PersistError) as exc:

@@ -193,3 +193,48 @@ def test_the_recorder_neither_prunes_nor_empties_past_an_interrupted_prune(
     assert [e["event"] for e in events if e["event"] != "stop"][-1] == "trash-restore"
     assert not [e for e in events if e["event"] in ("prune", "trash-empty")]
     assert list_trash(rec.layout) == [] and read_pruned(rec.layout) == {}
+
+
+def test_a_prune_is_done_only_once_its_record_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recorder's prune marked its trash entry done as soon as its record was
+    handed to the writer thread: a recorder that died before the writer wrote it (a
+    slow or full disk) left a finished prune that no record names. Now the entry is
+    done only once the writer has written the record; a record not written in time
+    leaves the prune interrupted (listed, refused, restorable)."""
+    import threading
+
+    from recorder.daemon import core
+
+    clock = Clock()
+    rec = make(
+        tmp_path,
+        clock,
+        segment_bytes=8 * 1024,
+        retention=Policy(max_size=40 * 1024),
+        retention_interval=60.0,
+        compress=False,
+    )
+    rec.journal.sink.start()  # the writer on its own thread, as in the recorder
+    for _ in range(10):
+        feed(rec, clock, *[[b"agents.coder", BODY] for _ in range(40)])
+        rec.drain_wait()
+    held = threading.Event()
+    real = rec.journal.sink.writev
+
+    def stalled(fd: int, chunks: object) -> int:
+        held.wait()  # a disk that does not take the write (yet)
+        return real(fd, chunks)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rec.journal.sink, "writev", stalled)
+    monkeypatch.setattr(core, "RECORD_WAIT", 0.3)
+    clock.now += 61
+    rec.tick(clock.now)
+    (entry,) = list_trash(rec.layout)
+    assert state(entry) == "moving"  # its record not written: not done
+    held.set()
+    rec.close()
+    prunes = [r for r in journal_records(rec.layout.root) if r.get("event") == "prune"]
+    assert len(prunes) == 1  # written late: the entry still says interrupted, restorable
+    assert main(["trash", "restore", entry.id, "--log-dir", str(rec.layout.root)]) == 0
