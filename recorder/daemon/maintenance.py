@@ -276,11 +276,23 @@ def restore(layout: Layout, ref: str) -> Restored:
         try:
             entry = find_entry(layout, ref)
             restored = restore_entry(layout, entry)
-            log_event(layout, restore_event(restored))
+            try:
+                log_event(layout, restore_event(restored))
+            except MaintenanceError as exc:  # its files are back: "nothing was done" is false
+                raise MaintenanceError(
+                    f"the files of trash/{entry.id} are back in place, but the restore is not "
+                    f"journaled ({_unjournaled(exc)}): `persist trash restore {entry.id}` again "
+                    "finishes it"
+                ) from None
             forget_entry(layout, entry)
         except OSError as exc:
             raise MaintenanceError(f"the restore stopped: {exc}") from None
     return restored
+
+
+def _unjournaled(exc: MaintenanceError) -> str:
+    """Why a record was not journaled, without a "nothing was done" that is not so."""
+    return str(exc).split(": the event request is withdrawn")[0]
 
 
 def restore_event(restored: Restored) -> dict[str, Any]:
@@ -329,10 +341,18 @@ def empty(
             gone = begin_empty(layout, older_than, now)
             if gone:
                 event = empty_event(gone, older_than)
-                if journal is None:
-                    log_event(layout, event)
-                else:
-                    journal(event)
+                try:
+                    if journal is None:
+                        log_event(layout, event)
+                    else:
+                        journal(event)
+                except MaintenanceError as exc:  # marked, not deleted: said as it is
+                    ids = ", ".join(f"trash/{e.id}" for e in gone)
+                    raise MaintenanceError(
+                        f"{ids} marked for emptying, nothing deleted yet, but the empty is not "
+                        f"journaled ({_unjournaled(exc)}): `persist trash empty` again "
+                        "finishes it (it deletes nothing before its record is journaled)"
+                    ) from None
             for entry in gone:
                 assert entry.path is not None
                 discard(layout, entry.path)

@@ -802,3 +802,45 @@ def test_a_killed_trash_restore_blocks_prunes_until_it_is_run_again(
     assert _same_but_active(layout, segs) and list(layout.trash.iterdir()) == []
     [event] = _events(layout, "trash-restore")
     assert event["interrupted"] == "restore" and sorted(event["segments"]) == names
+
+
+def test_a_restore_or_empty_the_recorder_did_not_journal_says_what_was_done(
+    journal: tuple[Layout, list[Checkpoint]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The running recorder not answering the record's request (stopped, overloaded):
+    `trash restore` said "nothing was done" with every file back, `trash empty` the same
+    with its entries marked for emptying. Now each says what it did and that running it
+    again finishes it; run again, it does, with its record."""
+    from recorder.daemon import maintenance
+    from recorder.daemon.control import no_answer
+
+    layout, _cps = journal
+    log = str(layout.root)
+    assert run(capsys, "prune", "--older-than", "6d", "--log-dir", log)[0] == 0
+    (entry,) = [p.name for p in layout.trash.iterdir()]
+    real = maintenance.log_event
+
+    def unanswered(_layout: Layout, _event: dict[str, Any]) -> str:
+        raise maintenance.MaintenanceError(no_answer("event", 60, False))
+
+    monkeypatch.setattr(maintenance, "log_event", unanswered)
+    code, _out, err = run(capsys, "trash", "restore", entry, "--log-dir", log)
+    assert code == 1 and "nothing was done" not in err
+    assert f"the files of trash/{entry} are back in place, but the restore is not journaled" in err
+    monkeypatch.setattr(maintenance, "log_event", real)
+    assert run(capsys, "trash", "restore", entry, "--log-dir", log)[0] == 0
+    events = [r.get("event") for r in journal_records(layout.root)]
+    assert events.count("trash-restore") == 1
+    assert run(capsys, "prune", "--older-than", "6d", "--log-dir", log)[0] == 0
+    (entry,) = [p.name for p in layout.trash.iterdir()]
+    monkeypatch.setattr(maintenance, "log_event", unanswered)
+    code, _out, err = run(capsys, "trash", "empty", "--older-than", "0", "--log-dir", log)
+    assert code == 1 and "nothing was done" not in err
+    assert f"trash/{entry} marked for emptying, nothing deleted yet" in err
+    assert (layout.trash / entry).is_dir()
+    monkeypatch.setattr(maintenance, "log_event", real)
+    assert run(capsys, "trash", "empty", "--older-than", "0", "--log-dir", log)[0] == 0
+    assert not (layout.trash / entry).exists()
+    assert [r.get("event") for r in journal_records(layout.root)].count("trash-empty") == 1
