@@ -8,16 +8,24 @@ from pathlib import Path
 from recorder.cli.common import add_log_dir, folder
 
 
-def _folder(args: argparse.Namespace) -> Path:
+def _folder(args: argparse.Namespace, *, writes: bool = False) -> Path:
+    """The keys folder; one about to be written inside a half-restored log folder is
+    refused (the restore that finishes it would find files it did not write)."""
     from recorder.bus.keys import keys_folder
 
-    return keys_folder(Path(args.log_dir), args.keys)
+    folder = keys_folder(Path(args.log_dir), args.keys)
+    root = Path(args.log_dir).resolve()
+    if writes and (root == folder.resolve() or root in folder.resolve().parents):
+        from recorder.store.unfinished import refuse_unfinished_restore
+
+        refuse_unfinished_restore(root)
+    return folder
 
 
 def cmd_keys_init(args: argparse.Namespace) -> int:
     from recorder.bus.curve import init_keys
 
-    keys = _folder(args)
+    keys = _folder(args, writes=True)
     made = init_keys(keys)  # KeyFileError (keys already there, cannot write): exit 1
     print(f"CURVE keys made in {keys} (secret files 0600, folder 0700):")
     for path in made:
@@ -45,7 +53,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 def cmd_keys_allow(args: argparse.Namespace) -> int:
     from recorder.bus.keys import allow_key
 
-    target = allow_key(_folder(args), Path(args.file).expanduser())
+    target = allow_key(_folder(args, writes=True), Path(args.file).expanduser())
     print(f"allowed: {target} (brokers and recorders started from now on let it in)")
     return 0
 

@@ -274,6 +274,10 @@ def _inside_the_journal(path: Path, log_dir: Path) -> str | None:
         exports = root / "exports"
         if exports not in path.parents:
             return f"is inside the log folder {root} (its exports/ folder is the place for it)"
+        from recorder.store.unfinished import MARKER, marked
+
+        if marked(root):  # the restore that finishes it would find a file it did not write
+            return f"is inside {root}, which holds an unfinished restore ({MARKER})"
     try:
         st = path.stat()
     except OSError:

@@ -112,6 +112,8 @@ def test_nothing_writes_into_an_unfinished_restore_and_doctor_names_it(
         ["prune", "--log-dir", str(killed), "--forget-missing"],
         ["compact", "--log-dir", str(killed)],
         ["backup", str(tmp_path / "backup-of-half"), "--log-dir", str(killed)],
+        ["keys", "init", "--log-dir", str(killed)],
+        ["keys", "allow", str(tmp_path / "client.key"), "--log-dir", str(killed)],
     ]
     try:
         for argv in writers:
@@ -137,6 +139,15 @@ def test_nothing_writes_into_an_unfinished_restore_and_doctor_names_it(
             check=True,
         )
     assert files_in(killed) == before
+    (killed / "exports").mkdir(exist_ok=True)  # persist-tui's place for exports
+    before = files_in(killed)
+    export = ["export", "--all", "--format=md", "--log-dir", str(killed)]
+    out = persist(*export, "-o", str(killed / "exports" / "x.md"))
+    assert out.returncode == 2 and "holds an unfinished restore" in one_line(out), out.stderr
+    derived = "metadata_index/"  # line-index caches its reading kept: a restore drops them
+    assert {k: v for k, v in files_in(killed).items() if not k.startswith(derived)} == {
+        k: v for k, v in before.items() if not k.startswith(derived)
+    }
     failures = (state / "agent-persist" / "hook-failures.jsonl").read_text().splitlines()
     assert len(failures) == 3 and all(MARKER in line for line in failures)
     assert not (tmp_path / "backup-of-half").exists()
