@@ -45,7 +45,14 @@ from recorder.store.reader import SegmentIndex
 from recorder.store.recovery import RecoveryState
 from recorder.store.retention import EMPTYING
 from recorder.store.segfile import SegmentDamaged
-from recorder.store.trash import TrashError, discarded, list_trash, restore_plan, unfinished
+from recorder.store.trash import (
+    TrashError,
+    article,
+    discarded,
+    list_trash,
+    restore_plan,
+    unfinished,
+)
 
 _MAX_NAMED = 5  # findings of one kind named one by one; the rest are counted
 _CACHE_NAME = re.compile(
@@ -298,7 +305,8 @@ def trash_findings(layout: Layout) -> list[Finding]:
                     Area.JOURNAL,
                     f"journal.interrupted-{left.what}",
                     Severity.PROBLEM if left.blocks else Severity.WARNING,
-                    f"trash/{entry.id}: a {left.what} was interrupted ({left.held})"
+                    f"trash/{entry.id}: {article(left.what)} {left.what} was interrupted "
+                    f"({left.held})"
                     + (
                         "; `persist prune`, `persist trash empty` and the recorder's "
                         "retention refuse to run until it is ended"

@@ -38,6 +38,11 @@ _HOMES = {"segment": "segments", "checkpoint": "checkpoints", "cache": "metadata
 _DISCARD = ".discard-"  # `trash/.discard-<id>`: an entry being deleted
 
 
+def article(word: str) -> str:
+    """ "a" or "an" before `word` (a prune, an empty)."""
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 class TrashError(PersistError):
     """A trash entry that does not exist, cannot be read, or cannot be put back."""
 
@@ -120,7 +125,7 @@ class Unfinished:
 
     def describe(self, entry_id: str) -> str:
         return (
-            f"trash/{entry_id}: a {self.what} was interrupted ({self.held}); "
+            f"trash/{entry_id}: {article(self.what)} {self.what} was interrupted ({self.held}); "
             f"`{self.command}` {self.does}"
         )
 
