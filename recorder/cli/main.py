@@ -309,8 +309,11 @@ def main(argv: list[str] | None = None) -> int:
         return fail("stdout was closed before all output was written (broken pipe)")
     except KeyboardInterrupt:
         return 130
-    except _Terminated:
-        return 128 + signal.SIGTERM
+    except _Terminated:  # said, as a command cut short may leave work half done
+        return fail(
+            f"{argv[0]}: ended by SIGTERM (`persist doctor` names anything it left half done)",
+            128 + signal.SIGTERM,
+        )
     except OSError as exc:
         # what no command anticipated (a folder of ours that is a file, a read-only
         # disk): one line naming the file, not a traceback

@@ -308,6 +308,10 @@ def test_an_export_ended_by_sigterm_leaves_no_temp_file(tmp_path: Path) -> None:
         time.sleep(0.002)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 143
+    assert proc.stderr is not None
+    assert proc.stderr.read().decode().splitlines() == [
+        "persist: export: ended by SIGTERM (`persist doctor` names anything it left half done)"
+    ]
     assert sorted(p.name for p in out.parent.iterdir()) == ["x.html"]
     assert out.read_text() == "the old export\n"
 
