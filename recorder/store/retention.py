@@ -21,6 +21,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -281,6 +282,9 @@ def trash_id(now: float) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + "-" + secrets.token_hex(3)
 
 
+_NEW = ".new-"  # `trash/.new-<id>`: an entry being made (no manifest yet)
+
+
 def execute(layout: Layout, plan: PrunePlan, by: str, now: float | None = None) -> TrashEntry:
     """Move what `plan` names into a new trash entry, left "moving". The caller holds
     the retention lock, journals the prune (is or asks the recorder), then
@@ -289,10 +293,16 @@ def execute(layout: Layout, plan: PrunePlan, by: str, now: float | None = None) 
 
     now = time.time() if now is None else now
     entry = TrashEntry(trash_id(now), now, plan.to_json(), by)
+    # Made as `trash/.new-<id>`, named `<id>` once its manifest says "moving" (before
+    # anything at home moves): a prune killed before that leaves a hidden folder of
+    # copies, which the next prune removes, never an entry without a manifest.
+    for stale in layout.trash.glob(f"{_NEW}*") if layout.trash.is_dir() else ():
+        shutil.rmtree(stale, ignore_errors=True)
     folder = layout.trash / entry.id
+    staging = layout.trash / f"{_NEW}{entry.id}"
     for sub in ("", "segments", "checkpoints", "restated", "metadata_index"):
-        ensure_private_dir(folder / sub)
-    entry.path = folder
+        ensure_private_dir(staging / sub)
+    entry.path = staging
     moves: list[tuple[str, Path, Path]] = []
     for info in plan.segments:
         moves.append(("segment", layout.segments / info.name, folder / "segments" / info.name))
@@ -316,11 +326,14 @@ def execute(layout: Layout, plan: PrunePlan, by: str, now: float | None = None) 
         if cp is None or cp.path is None:
             continue
         original = cp.path.read_bytes()
-        atomic_write(folder / "restated" / cp.path.name, original)
+        atomic_write(staging / "restated" / cp.path.name, original)
         whole = replace(cp, base=None, base_count=0, depth=0, base_problem=None, path=None)
         data = orjson.dumps(whole.to_json(), option=orjson.OPT_INDENT_2)
         entry.restated.append({"id": cp_id, "sha256_now": hashlib.sha256(data).hexdigest()})
     write_state(entry, MOVING)
+    os.rename(staging, folder)
+    entry.path = folder
+    fsync_dir(layout.trash)
     for item in entry.restated:  # before their bases go: never a checkpoint with a missing base
         cp = by_id[item["id"]]
         assert cp.path is not None

@@ -844,3 +844,33 @@ def test_a_restore_or_empty_the_recorder_did_not_journal_says_what_was_done(
     assert run(capsys, "trash", "empty", "--older-than", "0", "--log-dir", log)[0] == 0
     assert not (layout.trash / entry).exists()
     assert [r.get("event") for r in journal_records(layout.root)].count("trash-empty") == 1
+
+
+def test_a_prune_killed_before_its_manifest_leaves_no_entry_without_one(
+    journal: tuple[Layout, list[Checkpoint]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed after making its trash folder but before writing its manifest, a prune
+    left `trash/<id>/` without one, which every `trash list` warned about and nothing
+    removed (review). The entry is made hidden and named once its manifest is written:
+    nothing is listed, nothing at home changed, and the next prune removes the leftover."""
+    from recorder.store import retention
+
+    layout, _cps = journal
+    log = str(layout.root)
+    home = sorted(p.name for p in layout.segments.iterdir())
+
+    def killed(*_args: object) -> None:
+        raise OSError("killed before the manifest")
+
+    monkeypatch.setattr(retention, "write_state", killed)
+    code, _out, err = run(capsys, "prune", "--older-than", "6d", "--log-dir", log)
+    assert code == 1 and "killed before the manifest" in err
+    monkeypatch.undo()
+    assert sorted(p.name for p in layout.segments.iterdir()) == home
+    code, out, err = run(capsys, "trash", "list", "--log-dir", log)
+    assert code == 0 and out.strip() == "the trash is empty" and err == ""
+    assert [p.name[:5] for p in layout.trash.iterdir()] == [".new-"]
+    assert run(capsys, "prune", "--older-than", "6d", "--log-dir", log)[0] == 0
+    assert not [p for p in layout.trash.iterdir() if p.name.startswith(".new-")]
