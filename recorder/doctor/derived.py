@@ -57,6 +57,19 @@ def search_findings(layout: Layout, log_flag: str) -> list[Finding]:
                 Repair(RepairKind.REBUILD_INDEX, (layout.search_index,)),
             )
         ]
+    if health.stale:
+        return [
+            Finding(
+                Area.SEARCH,
+                "search.stale",
+                Severity.WARNING,
+                f"search index will be rebuilt: {health.problem} (the journal changed since "
+                "it was indexed, as a trash restore does; the next search or `persist "
+                "reindex` rebuilds it)",
+                reindex,
+                Repair(RepairKind.REBUILD_INDEX, (layout.search_index,)),
+            )
+        ]
     if health.outdated:
         return [
             Finding(

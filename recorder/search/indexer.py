@@ -778,6 +778,8 @@ class IndexHealth:
     size: int = 0  # bytes of the file and its write-ahead log
     outdated: bool = False  # another version's schema: nothing wrong, rebuilt all the same
     newer: bool = False  # a later version's: left as it is, unless a rebuild is asked for
+    stale: bool = False  # a whole index of a journal that changed since (a segment came
+    # back from the trash, say): the next search rebuilds it, nothing wrong with the file
 
 
 _HEALTH_ATTEMPTS = 3  # reads of an index that resets keep replacing meanwhile
@@ -843,4 +845,4 @@ def index_health(root: Path, *, pages: bool = False) -> IndexHealth:
     behind = sum(
         max(0, size_now - (states[n].end if n in states else 0)) for n, size_now in sizes.items()
     )
-    return IndexHealth(True, problem, behind, docs, size)
+    return IndexHealth(True, problem, behind, docs, size, stale=problem is not None)

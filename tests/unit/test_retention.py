@@ -874,3 +874,25 @@ def test_a_prune_killed_before_its_manifest_leaves_no_entry_without_one(
     assert [p.name[:5] for p in layout.trash.iterdir()] == [".new-"]
     assert run(capsys, "prune", "--older-than", "6d", "--log-dir", log)[0] == 0
     assert not [p for p in layout.trash.iterdir() if p.name.startswith(".new-")]
+
+
+def test_after_a_trash_restore_doctor_calls_the_index_stale_not_damaged(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A restored segment makes the search index rebuild (the next search does it): doctor
+    called that a problem (exit 9), as if the file were damaged. A warning now."""
+    from recorder.doctor.model import Severity
+    from recorder.doctor.run import diagnose
+
+    layout, _cps = journal
+    log = str(layout.root)
+    with SearchEngine(layout.root, Roots(None, None, None)) as engine:
+        engine.catch_up()
+    assert run(capsys, "prune", "--older-than", "6d", "--log-dir", log)[0] == 0
+    with SearchEngine(layout.root, Roots(None, None, None)) as engine:
+        engine.catch_up()  # the pruned segments' rows dropped
+    (entry,) = [p.name for p in layout.trash.iterdir()]
+    assert run(capsys, "trash", "restore", entry, "--log-dir", log)[0] == 0
+    found = [f for f in diagnose(layout.root).findings if f.area.value == "search"]
+    assert [(f.check, f.severity) for f in found] == [("search.stale", Severity.WARNING)]
+    assert "appeared below indexed ones" in found[0].summary
