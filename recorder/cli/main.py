@@ -250,6 +250,36 @@ def _guard_closed_streams() -> None:
 _DAEMONS = ("record", "broker")  # they stop on SIGTERM by handlers of their own
 
 
+_READERS = ("export", "search", "stats", "status", "checkpoints", "restore", "replay")
+"""Commands that read a log folder (the writers refuse a half-restored one)."""
+
+
+def _output_inside(args: argparse.Namespace, log_dir: str) -> bool:
+    """Whether `-o` names a file in the log folder (refused there: said once, by that)."""
+    output = getattr(args, "output", None)
+    if not isinstance(output, str) or output == "-":
+        return False
+    return os.path.realpath(output).startswith(os.path.realpath(log_dir) + os.sep)
+
+
+def _warn_if_half_restored(log_dir: str) -> None:
+    """A folder a `persist restore-backup` did not finish holds part of the journal:
+    what a reader shows of it may be partial, which it says once."""
+    from recorder.store.unfinished import MARKER, finish_command, marked, read_mark
+
+    if marked(log_dir):
+        from pathlib import Path
+
+        from recorder.cli.common import say
+
+        mark = read_mark(Path(log_dir))
+        finish = finish_command(Path(log_dir), mark) if mark else "persist restore-backup"
+        say(
+            f"warning: {log_dir} holds an unfinished restore ({MARKER}): what is read there "
+            f"may be partial; finish it: {finish}"
+        )
+
+
 class _Terminated(BaseException):
     """SIGTERM, raised in the main thread like KeyboardInterrupt is for SIGINT."""
 
@@ -292,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     # systemd's Restart=on-failure takes for a stop (an exit 143 would restart it).
     if argv[0] not in _DAEMONS:
         signal.signal(signal.SIGTERM, _terminated)
+    log_dir = getattr(args, "log_dir", None)
+    if argv[0] in _READERS and log_dir and not _output_inside(args, log_dir):
+        _warn_if_half_restored(log_dir)
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit

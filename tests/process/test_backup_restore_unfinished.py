@@ -148,6 +148,11 @@ def test_nothing_writes_into_an_unfinished_restore_and_doctor_names_it(
     assert {k: v for k, v in files_in(killed).items() if not k.startswith(derived)} == {
         k: v for k, v in before.items() if not k.startswith(derived)
     }
+    for reader in (["stats"], ["status"], ["export", "--all", "--format=md"]):
+        out = persist(*reader, "--log-dir", str(killed))
+        warned = [line for line in out.stderr.splitlines() if "unfinished restore" in line]
+        assert len(warned) == 1 and warned[0].endswith(finish), (reader, out.stderr)
+        assert "may be partial" in warned[0]
     failures = (state / "agent-persist" / "hook-failures.jsonl").read_text().splitlines()
     assert len(failures) == 3 and all(MARKER in line for line in failures)
     assert not (tmp_path / "backup-of-half").exists()
