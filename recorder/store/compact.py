@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private
+from recorder.store.fsutil import ensure_private_dir, fsync_dir, held_by_another, open_private
 from recorder.store.layout import (
     COMPRESSED_SUFFIX,
     Layout,
@@ -130,17 +130,7 @@ def leftovers(layout: Layout) -> list[tuple[str, str]]:
 def compactor_at_work(layout: Layout) -> bool:
     """Whether a compactor holds `compact.lock` now (its `.zst.tmp` is being written);
     asked without creating the lock file (doctor only reads)."""
-    try:
-        fd = os.open(layout.compact_lock, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return held_by_another(layout.compact_lock)
 
 
 def repair(layout: Layout) -> list[str]:

@@ -196,6 +196,25 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def held_by_another(lock: Path) -> bool:
+    """Whether another process holds an flock on `lock` now, asked without creating the
+    lock file (doctor only reads): a shared lock is refused while an exclusive one is
+    held."""
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def flock_within(fd: int, timeout: float, poll: float = 0.02) -> bool:
     """Take an exclusive `flock` on `fd`, retrying every `poll` seconds; False if another
     process still holds it after `timeout` (the caller says who and raises). The OS

@@ -20,7 +20,13 @@ from pathlib import Path
 import orjson
 
 from recorder.errors import PersistError
-from recorder.store.fsutil import atomic_write, ensure_private_dir, flock_within, open_private
+from recorder.store.fsutil import (
+    atomic_write,
+    ensure_private_dir,
+    flock_within,
+    held_by_another,
+    open_private,
+)
 from recorder.store.layout import Layout, segment_number
 from recorder.store.unfinished import refuse_unfinished_restore
 
@@ -148,19 +154,7 @@ def write_pruned(layout: Layout, notes: dict[str, PrunedNote]) -> None:
 def retention_at_work(layout: Layout) -> bool:
     """Whether another process holds the retention lock now (a prune may be moving
     files into the trash); asked without creating the lock file (doctor only reads)."""
-    import fcntl
-
-    try:
-        fd = os.open(layout.retention_lock, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return held_by_another(layout.retention_lock)
 
 
 @contextlib.contextmanager
