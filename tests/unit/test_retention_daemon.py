@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from recorder.cli.main import main
+from recorder.daemon.core import Recorder
 from recorder.daemon.options import RecorderOptions
 from recorder.errors import BadOption
 from recorder.store.layout import list_segments
@@ -22,22 +23,34 @@ from tests.unit.test_daemon import Clock, feed, make
 BODY = orjson.dumps({"text": "y" * 400, "sender": "coder"})
 
 
-def test_the_recorder_prunes_on_its_interval_and_empties_the_trash_after_the_grace(
-    tmp_path: Path,
-) -> None:
-    clock = Clock()
+def pruning(
+    tmp_path: Path, clock: Clock, *, writer_thread: bool = False, **opts: object
+) -> Recorder:
+    """A recorder on 8 KiB segments with a 40 KiB size policy looked at every minute,
+    uncompressed (sizes on disk are asserted), fed 400 messages (over 150 KiB);
+    `writer_thread`: its writer on a thread of its own, as in the recorder."""
     rec = make(
         tmp_path,
         clock,
         segment_bytes=8 * 1024,
         retention=Policy(max_size=40 * 1024),
         retention_interval=60.0,
-        trash_grace=3600.0,
-        compress=False,  # sizes on disk asserted below: no compression under them
+        compress=False,
+        **opts,
     )
+    if writer_thread:
+        rec.journal.sink.start()
     for _ in range(10):
         feed(rec, clock, *[[b"agents.coder", BODY] for _ in range(40)])
         rec.drain_wait()
+    return rec
+
+
+def test_the_recorder_prunes_on_its_interval_and_empties_the_trash_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    rec = pruning(tmp_path, clock, trash_grace=3600.0)
     assert sum(p.stat().st_size for p in list_segments(rec.layout)) > 150 * 1024
     rec.tick(clock.now)  # before its first pass is due (30 s after the start): nothing
     assert not rec.layout.trash.exists()
@@ -153,18 +166,7 @@ def test_the_recorder_neither_prunes_nor_empties_past_an_interrupted_prune(
     from recorder.store import retention
 
     clock = Clock()
-    rec = make(
-        tmp_path,
-        clock,
-        segment_bytes=8 * 1024,
-        retention=Policy(max_size=40 * 1024),
-        retention_interval=60.0,
-        trash_grace=0.0,
-        compress=False,
-    )
-    for _ in range(10):
-        feed(rec, clock, *[[b"agents.coder", BODY] for _ in range(40)])
-        rec.drain_wait()
+    rec = pruning(tmp_path, clock, trash_grace=0.0)
     real_rename, calls = os.rename, {"n": 0}
 
     def failing(src: object, dst: object) -> None:
@@ -208,18 +210,7 @@ def test_a_prune_is_done_only_once_its_record_is_written(
     from recorder.daemon import core
 
     clock = Clock()
-    rec = make(
-        tmp_path,
-        clock,
-        segment_bytes=8 * 1024,
-        retention=Policy(max_size=40 * 1024),
-        retention_interval=60.0,
-        compress=False,
-    )
-    rec.journal.sink.start()  # the writer on its own thread, as in the recorder
-    for _ in range(10):
-        feed(rec, clock, *[[b"agents.coder", BODY] for _ in range(40)])
-        rec.drain_wait()
+    rec = pruning(tmp_path, clock, writer_thread=True)
     held = threading.Event()
     real = rec.journal.sink.writev
 
