@@ -26,10 +26,15 @@ from tui.screens.session_conversation import SessionConversationScreen
 from tui.widgets.conversation_view import ConversationView
 
 
-def agent_homes(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def agent_roots(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The three agents' folders under `tmp` (empty until a test writes sessions there)."""
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp / "claude"))
     monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp / "ghome"))
     monkeypatch.setenv("CODEX_HOME", str(tmp / "codex"))
+
+
+def agent_homes(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    agent_roots(tmp, monkeypatch)
     c = ClaudeSession(tmp / "claude", cwd="/home/me/web")
     c.t += 86400 * 30  # the newest
     c.user("make the page load faster")
@@ -51,6 +56,16 @@ async def wait_rows(pilot, screen: SessionsScreen) -> SessionList:  # type: igno
         if sessions.rows:
             break
     return sessions
+
+
+async def open_sessions(  # type: ignore[no-untyped-def]
+    pilot, app
+) -> tuple[SessionsScreen, SessionList]:
+    """`S` from the main screen: the sessions screen, once its rows are listed."""
+    await pilot.press("S")
+    screen = app.screen
+    assert isinstance(screen, SessionsScreen)
+    return screen, await wait_rows(pilot, screen)
 
 
 async def toasts(pilot) -> list[str]:  # type: ignore[no-untyped-def]
@@ -82,10 +97,7 @@ async def test_sessions_screen_lists_every_source_with_a_preview(
     ids = agent_homes(tmp_path, monkeypatch)
     app = make_app(demo_dir(tmp_path))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("S")
-        screen = app.screen
-        assert isinstance(screen, SessionsScreen)
-        sessions = await wait_rows(pilot, screen)
+        screen, sessions = await open_sessions(pilot, app)
         keys = [r.session.key for r in sessions.rows]
         assert keys[0] == f"claude:{ids['claude']}"  # newest first
         assert sorted(k.split(":")[0] for k in keys) == ["claude", "codex", "gemini"]
@@ -129,10 +141,7 @@ async def test_a_session_the_agent_deleted_is_shown_from_our_copy(
     claude_session.path.unlink()  # the agent's cleanup
     app = make_app(root)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("S")
-        screen = app.screen
-        assert isinstance(screen, SessionsScreen)
-        sessions = await wait_rows(pilot, screen)
+        screen, sessions = await open_sessions(pilot, app)
         row = sessions.rows[0]
         assert row.session.id == ids["claude"] and row.deleted and row.protected
         preview = screen.query_one("#sessions-preview")
@@ -148,9 +157,7 @@ async def test_the_preview_shows_a_secret_redacted(
 ) -> None:
     """An agent's session is shown as the journal's messages are: its secrets as
     `[REDACTED:kind]` with a `[secret]` badge (the agent's file is left as it is)."""
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
-    monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp_path / "ghome"))
-    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex"))
+    agent_roots(tmp_path, monkeypatch)
     key = make(S.GITHUB, random.Random(6)).secret
     c = ClaudeSession(tmp_path / "claude", cwd="/home/me/web")
     c.user(f"push it with {key} please")
@@ -159,10 +166,7 @@ async def test_the_preview_shows_a_secret_redacted(
     stored = path.read_bytes()
     app = make_app(demo_dir(tmp_path))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("S")
-        screen = app.screen
-        assert isinstance(screen, SessionsScreen)
-        await wait_rows(pilot, screen)
+        screen, _ = await open_sessions(pilot, app)
         preview = screen.query_one("#sessions-preview")
         await shows(pilot, preview, "Pushed.")
         shown = str(preview.render())
@@ -191,8 +195,7 @@ async def test_a_folder_with_no_journal_points_to_the_agents_sessions(
             )
             footer = {b.binding.key for b in main.active_bindings.values() if b.binding.show}
             assert ("S" in footer) is (not launch)
-            await pilot.press("S")
-            sessions = await wait_rows(pilot, app.screen)  # type: ignore[arg-type]
+            _screen, sessions = await open_sessions(pilot, app)
             assert isinstance(app.screen, SessionsScreen) and len(sessions.rows) == 3
 
 
@@ -208,8 +211,7 @@ async def test_the_resume_command_is_shown_as_typed(
     c.write()
     app = make_app(demo_dir(tmp_path))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await pilot.press("S")
-        await wait_rows(pilot, app.screen)  # type: ignore[arg-type]
+        await open_sessions(pilot, app)
         await pilot.press("r")
         shown = await toasts(pilot)
         command = f"cd '/Users/[USER]/Documents/[b]M-Claude' && claude --resume {c.session_id}"
@@ -239,8 +241,7 @@ async def test_a_sub_agent_listed_on_its_own_is_marked_and_not_offered_to_resume
     sub.write()
     app = make_app(demo_dir(tmp_path))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await pilot.press("S")
-        sessions = await wait_rows(pilot, app.screen)  # type: ignore[arg-type]
+        _screen, sessions = await open_sessions(pilot, app)
         row = sessions.render_row(0, 100).plain
         assert f"find the flaky test  sub-agent of {parent[:8]} (file gone)" in row, row
         narrow = sessions.render_row(0, 60).plain  # the label stays whole, the title is cut
@@ -270,8 +271,7 @@ async def test_a_turn_of_tool_calls_shows_each_call(
     c.write()
     app = make_app(demo_dir(tmp_path))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("S")
-        await wait_rows(pilot, app.screen)  # type: ignore[arg-type]
+        await open_sessions(pilot, app)
         await pilot.press("enter")
         for _ in range(100):
             await pilot.pause(0.02)
@@ -291,19 +291,14 @@ async def test_a_folder_name_with_escape_sequences_never_reaches_the_terminal(
     """`r` showed the resume command with the session's folder as it is: an OSC in it
     set the terminal's title, a CSI cleared the screen. The command is still one a
     shell runs in that very folder (`$'...'`)."""
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
-    monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp_path / "ghome"))
-    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex"))
+    agent_roots(tmp_path, monkeypatch)
     odd = "/tmp/x\x1b]0;PWNED\x1b\\y\x1b[2J"
     c = ClaudeSession(tmp_path / "claude", cwd=odd)
     c.user("a session in an odd folder")
     c.write()
     app = make_app(demo_dir(tmp_path))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("S")
-        screen = app.screen
-        assert isinstance(screen, SessionsScreen)
-        await wait_rows(pilot, screen)
+        await open_sessions(pilot, app)
         await pilot.press("r")
         await settle(pilot)
         [shown] = [n.message for n in app._notifications]
@@ -332,9 +327,7 @@ async def test_session_ids_with_escape_sequences_are_shown_escaped_and_quoted_to
     from recorder.sources.discover import Roots, scan
     from recorder.store.layout import Layout
 
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
-    monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp_path / "ghome"))
-    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "codex"))
+    agent_roots(tmp_path, monkeypatch)
     folder = tmp_path / "claude" / "projects" / "-home-me-web"
     folder.mkdir(parents=True)
     sub = ClaudeSession(
@@ -358,8 +351,7 @@ async def test_session_ids_with_escape_sequences_are_shown_escaped_and_quoted_to
     gem.path.unlink()  # the agent's cleanup: `r` offers the fork from our copy
     app = make_app(root)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("S")
-        sessions = await wait_rows(pilot, app.screen)  # type: ignore[arg-type]
+        _screen, sessions = await open_sessions(pilot, app)
         rows = [sessions.render_row(i, 100).plain for i in range(len(sessions.rows))]
         assert not [r for r in rows if "\x1b" in r or "\x07" in r], rows
         assert any("sub-agent of \\x1b]0;P (file gone)" in r for r in rows), rows
@@ -420,10 +412,7 @@ async def test_a_late_preview_of_another_row_is_not_shown(
     agent_homes(tmp_path, monkeypatch)
     app = make_app(demo_dir(tmp_path))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("S")
-        screen = app.screen
-        assert isinstance(screen, SessionsScreen)
-        sessions = await wait_rows(pilot, screen)
+        screen, sessions = await open_sessions(pilot, app)
         preview = screen.query_one("#sessions-preview")
         await shows(pilot, preview, "I will profile the page.")  # row 0's
         screen.post_message(SessionsScreen.Previewed(sessions.rows[1].session.key, Text("late")))
