@@ -98,6 +98,9 @@ class RangeIntegrity(RangeSummary):
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     refused: list[dict[str, Any]] = field(default_factory=list)
     expected_messages: int | None = None  # what the checkpoint says
+    # from the conversation's first record, none pruned before or in it: the range holds
+    # every message the checkpoint counts (`expected_messages` is then compared)
+    complete: bool = False
     damage: list[str] = field(default_factory=list)  # missing segments, torn tails
     pruned: list[str] = field(default_factory=list)  # segments retention took from the range
     unsequenced: int = 0  # messages without a publisher envelope: their loss is undetectable
@@ -359,7 +362,9 @@ def range_integrity(
     # counts on from an older one), the journal no longer holds every message counted
     whole = start == 0 and not verification.pruned and not pruned
     integrity = RangeIntegrity(
-        verification=verification, expected_messages=cp.messages if whole else None
+        verification=verification,
+        expected_messages=cp.messages if whole else None,
+        complete=whole,
     )
     rng = JournalRange(start, stop, None, cp)
     integrity.damage = journal_damage(store, rng, writer_running=True)
@@ -510,7 +515,7 @@ def _build(
     verification = integrity.verification
     assert isinstance(verification, RangeVerification)
     known = (list(integrity.damage), list(integrity.pruned))  # before the range is read
-    whole = start == 0 and not verification.pruned and not integrity.pruned
+    whole = integrity.complete
     final = layout.bundle(cp.id)
     position = _position(store, start, stop, cp, whole=whole)
     kept = _reusable(final, cp, scope, position, integrity, redact)
@@ -543,7 +548,9 @@ def _build(
         except StaleBundle:  # the earlier bundle's files changed: build it all
             shutil.rmtree(work, ignore_errors=True)
             integrity = RangeIntegrity(
-                verification=verification, expected_messages=integrity.expected_messages
+                verification=verification,
+                expected_messages=integrity.expected_messages,
+                complete=integrity.complete,
             )
             integrity.damage, integrity.pruned = list(known[0]), list(known[1])
             files = write(None)
