@@ -111,9 +111,9 @@ class Bus:
         self.broker: Proc | None = None
         self.recorder: Proc | None = None
 
-    def start_broker(self) -> Proc:
+    def start_broker(self, *extra: str) -> Proc:
         self.broker = self.procs(
-            "broker", "--frontend", self.front, "--backend", self.back, name="broker"
+            "broker", "--frontend", self.front, "--backend", self.back, *extra, name="broker"
         )
         wait_for(lambda: _listening(self.back) and _listening(self.front), what="broker")
         return self.broker

@@ -33,6 +33,7 @@ MAX_PUBLISHERS = 10_000
 MAX_SEQ = 2**53  # sequence numbers at or above this are not believed
 MAX_JUMP = 10_000_000  # a hole wider than this (a forged seq, say) is not believed
 NOT_SUBSCRIBED = "before-first-seen"  # the hole cause of messages sent before we subscribed
+UNCONFIRMED_END = "publisher-silent"  # the gap cause of a publisher silent with an unconfirmed tail
 _FIELDS = frozenset(("pub", "seq", "mid", "agent", "hb", "bye", "replay_of"))
 
 
@@ -97,6 +98,82 @@ class GapTracker:
         if want is None or last_sent >= want:
             self._remember(publisher, last_sent + 1)
         return hole
+
+
+@dataclass(frozen=True)
+class SilentTail:
+    """A publisher that went silent with messages no heartbeat of its own confirmed."""
+
+    publisher: str
+    agent: str | None
+    confirmed: int  # the last seq a heartbeat named (0: none named one yet)
+    last: int  # the last seq received
+    silent: float  # seconds since anything came from it (as far as the watch saw)
+
+
+class TailWatch:
+    """Publishers whose last messages no heartbeat confirmed, once they fall silent.
+
+    A heartbeat names the last seq its publisher sent, so a loss at the end of a burst
+    shows when the next one arrives (`GapTracker.heartbeat`). When none arrives (the
+    broker's full queue dropped the burst's tail and every heartbeat after it, or the
+    publisher died with messages still in its socket), nothing would ever say so. A
+    publisher that has sent heartbeats (it follows the protocol: `Publisher` beats every
+    second after a message, and a hook's publisher once as it ends) and then, for
+    `after` seconds, neither a message nor a heartbeat covering its last one, is
+    reported once, until it is heard from again. Publishers that never beat are not
+    watched (their silence says nothing).
+
+    The receiving thread calls `beat`; `silent` runs on the main thread with the
+    recorder's append lock held, and learns that a publisher was heard from by its
+    next expected seq changing (the hot path moves it with no call here)."""
+
+    def __init__(self) -> None:
+        self.confirmed: dict[str, int] = {}  # publisher -> the highest seq a heartbeat named
+        self.agents: dict[str, str] = {}  # publisher -> the agent its heartbeats name
+        self._seen: dict[str, tuple[int, float]] = {}  # publisher -> (next seq, since when)
+        self._reported: set[str] = set()
+
+    def beat(self, publisher: str, last_sent: int, agent: Any) -> None:
+        confirmed = self.confirmed
+        if publisher not in confirmed and len(confirmed) >= MAX_PUBLISHERS:
+            gone = next(iter(confirmed))  # forget the longest-known publisher
+            del confirmed[gone]
+            self.agents.pop(gone, None)
+            self._seen.pop(gone, None)
+            self._reported.discard(gone)
+        confirmed[publisher] = max(last_sent, confirmed.get(publisher, 0))
+        if isinstance(agent, str):
+            self.agents[publisher] = agent
+        self._seen.pop(publisher, None)  # heard from: its silence starts again
+        self._reported.discard(publisher)
+
+    def silent(self, expected: dict[str, int], now: float, after: float) -> list[SilentTail]:
+        """The watched publishers silent for `after` seconds with an unconfirmed tail
+        (by `expected`, the next seq of each), each reported once per silence."""
+        found = []
+        for publisher, confirmed in self.confirmed.items():
+            following = expected.get(publisher)
+            if following is None or following - 1 <= confirmed:
+                self._seen.pop(publisher, None)  # every message it sent is confirmed
+                continue
+            seen = self._seen.get(publisher)
+            if seen is None or seen[0] != following:
+                self._seen[publisher] = (following, now)
+                self._reported.discard(publisher)
+                continue
+            if now - seen[1] >= after and publisher not in self._reported:
+                self._reported.add(publisher)
+                found.append(
+                    SilentTail(
+                        publisher,
+                        self.agents.get(publisher),
+                        confirmed,
+                        following - 1,
+                        now - seen[1],
+                    )
+                )
+        return found
 
 
 def read_envelope(obj: Any, first: int = 1) -> dict[str, Any] | None:

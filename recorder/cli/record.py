@@ -60,6 +60,7 @@ def _options(args: argparse.Namespace) -> RecorderOptions:
         segment_bytes=int(args.segment_mb * MIB),
         max_message_bytes=int(args.max_message_mb * MIB),
         checkpoint_interval=args.checkpoint_interval,
+        unconfirmed_after=args.unconfirmed_after,
         max_backlog_bytes=int(args.max_backlog_mb * MIB),
         stop_wait=args.stop_wait,
         rules=Path(args.rules) if args.rules else None,
@@ -217,6 +218,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"({counts.missed} {'message' if counts.missed == 1 else 'messages'} known lost), "
             f"refused {counts.refused} (the journal's: persist search kind:gap --all-kinds)"
         )
+        if counts.unconfirmed:
+            print(
+                f"  unconfirmed  {counts.unconfirmed} {run}: publishers fell silent with "
+                "messages no heartbeat of theirs confirmed; what they sent after is unknown "
+                "(publisher-silent gaps)"
+            )
         if counts.not_subscribed:
             print(
                 f"  not subscribed yet  {counts.not_subscribed} messages from "
@@ -357,6 +364,13 @@ def add_parsers(
         help="larger messages are refused and recorded as such (MB, default 16)",
     )
     p.add_argument("--checkpoint-interval", type=non_negative, default=300, help="seconds; 0 = off")
+    p.add_argument(
+        "--unconfirmed-after",
+        type=positive,
+        default=60,
+        help="a publisher silent this long (s) after messages no heartbeat of its own "
+        "confirmed gets a publisher-silent gap record (default 60)",
+    )
     p.add_argument("--rules", help="enrichment rules (TOML)")
     p.add_argument(
         "--max-backlog-mb",

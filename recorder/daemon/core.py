@@ -35,8 +35,11 @@ import orjson
 from recorder.bus.envelope import (
     HEARTBEAT_TOPIC,
     NOT_SUBSCRIBED,
+    UNCONFIRMED_END,
     GapTracker,
     Hole,
+    SilentTail,
+    TailWatch,
     envelope_in_head,
     read_envelope,
     read_heartbeat,
@@ -112,6 +115,7 @@ TICK = 0.5
 # then wakes for the status only,
 IDLE_TICK = 2.0
 WAITING_TICK = 0.02  # ... and this while a checkpoint request waits for its message
+TAIL_CHECK = 1.0  # seconds between looks for publishers silent with an unconfirmed tail
 CONTROL_INTERVAL = 0.5  # seconds between looks for `persist checkpoint` requests
 # A batch this large means messages arrive faster than the receiver takes them: a full
 # one (`bus.receiver`: 256), about 2,500 msgs/s and up, since small batches gather for
@@ -166,6 +170,7 @@ class Counters:
     unsequenced: int = 0  # messages without a believed envelope: their loss is undetectable
     not_subscribed: int = 0  # sent by publishers before we subscribed (first seen past seq 1)
     not_subscribed_publishers: int = 0
+    unconfirmed: int = 0  # publishers gone silent with messages no heartbeat confirmed
     secrets: int = 0  # messages with a secret detected (named in meta.secrets)
     secrets_capped: int = 0  # messages larger than the scan cap: scanned in part
     secrets_unscanned: int = 0  # written while behind a flood: left to the readers to scan
@@ -219,6 +224,8 @@ class Recorder:
             SecretScanner(self.options.secret_scan_bytes) if self.options.secrets else None
         )
         self.tracker = GapTracker()
+        self.tail_watch = TailWatch()
+        self._tail_check_due = 0.0
         self.digests = DigestCache(self.layout)
         # line index caches of closed segments, and their compression
         self._busy_until = 0.0  # the clock's time until which background work waits
@@ -714,9 +721,12 @@ class Recorder:
             return False
         before = self.tracker.implausible
         hole = self.tracker.heartbeat(env["pub"], env["seq"])
+        believed = self.tracker.implausible == before
         self.counters.implausible += self.tracker.implausible - before
         if hole is not None:
             self._publisher_hole(hole, ts, env.get("agent"))
+        if believed:
+            self.tail_watch.beat(env["pub"], env["seq"], env.get("agent"))
         self.journal.append(
             {"ts": ts, "kind": KIND_HEARTBEAT, "topic": HEARTBEAT_TOPIC, "size": size}, encoded
         )
@@ -900,6 +910,39 @@ class Recorder:
         self.counters.not_subscribed_publishers = len(self._late_publishers)
         log.info("%d messages from %s were sent before we subscribed", hole.missed, hole.publisher)
 
+    def _silent_tails(self, now: float) -> None:
+        """A `publisher-silent` record for each publisher that fell silent with messages
+        no heartbeat confirmed (`TailWatch`): whatever it sent after them is unknown."""
+        with self._appending:
+            expected = self.tracker.expected
+            tails = self.tail_watch.silent(expected, now, self.options.unconfirmed_after)
+            for tail in tails:
+                self._silent_tail_record(tail, now)
+            if tails:
+                self.journal.flush()
+
+    def _silent_tail_record(self, tail: SilentTail, ts: float) -> None:
+        after = "no heartbeat" if not tail.confirmed else f"no heartbeat after seq {tail.confirmed}"
+        self.journal.append(
+            {
+                "ts": ts,
+                "kind": KIND_GAP,
+                "cause": UNCONFIRMED_END,
+                "publisher": tail.publisher,
+                "agent": tail.agent,
+                "last_seq": tail.last,
+                "confirmed_seq": tail.confirmed,
+                "detail": (
+                    f"its messages up to seq {tail.last} arrived, then nothing for "
+                    f"{tail.silent:.0f} s: {after} confirmed them, nor said goodbye; "
+                    f"whatever it sent after seq {tail.last} did not arrive (a full queue "
+                    "dropped it, or the publisher ended before its last heartbeat)"
+                ),
+            }
+        )
+        self.counters.unconfirmed += 1
+        log.warning("publisher %s went silent after seq %d, unconfirmed", tail.publisher, tail.last)
+
     def _hole_record(self, fields: dict[str, Any], ts: float) -> None:
         head = {k: v for k, v in fields.items() if k not in ("kind", "ts")}
         self.journal.append({"ts": ts, "kind": KIND_GAP, **head})
@@ -976,6 +1019,9 @@ class Recorder:
 
     def tick(self, now: float) -> None:
         self.warmer.start(self.journal.written.segment)  # once per newly closed segment
+        if self.tail_watch.confirmed and now >= self._tail_check_due:
+            self._tail_check_due = now + TAIL_CHECK
+            self._silent_tails(now)
         if now >= self._next_control:
             self._next_control = now + CONTROL_INTERVAL
             names = control_names(self.layout)
@@ -1222,6 +1268,7 @@ class Recorder:
                 unsequenced=c.unsequenced,
                 not_subscribed=c.not_subscribed,
                 not_subscribed_publishers=c.not_subscribed_publishers,
+                unconfirmed=c.unconfirmed,
             ),
             rates=Rates(
                 received_per_s=round(rate.received_per_s, 1),

@@ -58,6 +58,10 @@ class RecorderOptions:
     segment_bytes: int = DEFAULT_SEGMENT_BYTES  # a segment is closed once it reaches this
     max_message_bytes: int = 16 * MIB  # larger messages become "refused" records
     checkpoint_interval: float = 300.0  # seconds; 0 = no periodic checkpoints
+    # A publisher that sent heartbeats, then this long neither a message nor a heartbeat
+    # confirming its last ones, gets a `publisher-silent` record (`TailWatch`): twice the
+    # 30 s between an idle `Publisher`'s heartbeats.
+    unconfirmed_after: float = 60.0
     status_interval: float = 1.0  # seconds between status.json / state.json writes
     # Journal bytes waiting for the disk, in memory; beyond, received messages are
     # dropped (a `recorder-backlog` gap). 256 MiB is about 55 s at 10k msgs/s of 300 B.
@@ -126,6 +130,11 @@ class RecorderOptions:
         if not self.max_message_bytes > 0:
             raise BadOption(
                 f"--max-message-mb must be above 0 (got {self.max_message_bytes} bytes)"
+            )
+        if not self.unconfirmed_after > 0:
+            raise BadOption(
+                f"--unconfirmed-after must be a number of seconds above 0 "
+                f"(got {self.unconfirmed_after:g})"
             )
         if not self.checkpoint_interval >= 0:
             raise BadOption(
@@ -253,6 +262,7 @@ def recorder_argv(
         ("--max-message-mb", repr(options.max_message_bytes / MIB)),
         ("--max-backlog-mb", repr(options.max_backlog_bytes / MIB)),
         ("--checkpoint-interval", repr(options.checkpoint_interval)),
+        ("--unconfirmed-after", repr(options.unconfirmed_after)),
     ]
     if options.stop_wait is not None:
         flags.append(("--stop-wait", repr(options.stop_wait)))

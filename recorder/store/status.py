@@ -159,6 +159,9 @@ class Counts:
     # not in the journal, but not a loss of ours either (a "before-first-seen" record).
     not_subscribed: int = 0
     not_subscribed_publishers: int = 0
+    # publishers that fell silent with messages no heartbeat of theirs confirmed: what
+    # they sent after those is unknown (a `publisher-silent` gap record each)
+    unconfirmed: int = 0
     secrets: int = 0  # messages this run with a secret detected (meta.secrets)
     secrets_capped: int = 0  # messages this run scanned for secrets only in part (too large)
     secrets_unscanned: int = 0  # messages this run left unscanned (behind a flood): readers scan
@@ -179,6 +182,7 @@ class Counts:
             "unsequenced": self.unsequenced,
             "not_subscribed": self.not_subscribed,
             "not_subscribed_publishers": self.not_subscribed_publishers,
+            "unconfirmed": self.unconfirmed,
             "secrets": self.secrets,
             "secrets_capped": self.secrets_capped,
             "secrets_unscanned": self.secrets_unscanned,

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from recorder.bus.publisher import Publisher
-from tests.support import Bus, journal_records, read_status, wait_for
+from tests.support import PYTHON, Bus, journal_records, read_status, wait_for
 
 
 class Stream(threading.Thread):
@@ -188,3 +188,56 @@ def test_beyond_the_backlog_budget_messages_are_dropped_into_a_gap_and_reading_g
     windows = sorted((g["from_ts"], g["to_ts"]) for g in gaps)
     assert all(a[1] <= b[0] for a, b in pairwise(windows))
     assert [e for e in events if e["event"] == "disconnected"] == []
+
+
+DYING_PUBLISHER = """
+import sys, time
+from recorder.bus.publisher import Publisher
+pub = Publisher(sys.argv[1], agent="dying", heartbeat_interval=30)
+assert pub.wait_ready(5)
+pub.heartbeat()  # it follows the protocol: the recorder watches its tail
+for n in range(10):
+    pub.send("agents.dying", {"text": f"message {n}"})
+print(pub.id, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_publisher_killed_before_confirming_its_last_messages_gets_a_publisher_silent_gap(
+    bus: Bus,
+) -> None:
+    # Killed with messages no heartbeat confirmed (some may still have been in its
+    # socket), or its burst's tail and goodbyes dropped on a full broker queue: nothing
+    # later would show a loss, so the recorder writes down the silence (it said nothing).
+    start(bus, "--unconfirmed-after", "2")
+    dying = subprocess.Popen(
+        [PYTHON, "-c", DYING_PUBLISHER, bus.front], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert dying.stdout is not None
+        pub_id = dying.stdout.readline().strip()
+        wait_for(lambda: read_status(bus.log_dir)["counts"]["written"] >= 10, what="10 messages")
+    finally:
+        dying.kill()
+        dying.wait(10)
+
+    def silent() -> list[dict]:
+        records = journal_records(bus.log_dir)
+        return [r for r in records if r["kind"] == "gap" and r["cause"] == "publisher-silent"]
+
+    (gap,) = wait_for(silent, timeout=30, what="a publisher-silent gap")  # type: ignore[misc]
+    assert (gap["publisher"], gap["agent"], gap["last_seq"], gap["confirmed_seq"]) == (
+        pub_id,
+        "dying",
+        10,
+        0,
+    )
+    counts = read_status(bus.log_dir)["counts"]
+    assert counts["unconfirmed"] == 1 and counts["gaps"] == 0
+    shown = subprocess.run(
+        [PYTHON, "-m", "recorder.cli", "status", "--log-dir", str(bus.log_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "unconfirmed  1 this run: publishers fell silent" in shown.stdout

@@ -79,6 +79,55 @@ def test_publisher_holes_and_tail_loss_become_gap_records(tmp_path: Path) -> Non
     assert rec.counters.gaps == 2 and rec.counters.missed == 5
 
 
+def test_a_publisher_silent_with_an_unconfirmed_tail_gets_one_record_per_silence(
+    tmp_path: Path,
+) -> None:
+    """A burst's tail and every heartbeat after it dropped (a full broker queue), or a
+    publisher dead before its last heartbeat: nothing later would show the loss, so the
+    silence itself is written down, once, and counted."""
+    clock = Clock()
+    rec = make(tmp_path, clock, unconfirmed_after=60.0)
+    feed(rec, clock, heartbeat("p", 0), env_msg("p", 1), env_msg("p", 2))
+    feed(rec, clock, heartbeat("p", 2), env_msg("p", 3), env_msg("p", 4))  # 3, 4: unconfirmed
+    feed(rec, clock, env_msg("quiet", 1))  # never beats: its silence says nothing
+    feed(rec, clock, heartbeat("done", 0), env_msg("done", 1), heartbeat("done", 1))
+
+    def silent_records() -> list[dict[str, Any]]:
+        return [
+            r
+            for r in journal_records(tmp_path / "logs")
+            if r["kind"] == "gap" and r["cause"] == "publisher-silent"
+        ]
+
+    rec.tick(clock.now)  # the watch sees 3 and 4 unconfirmed
+    for _ in range(59):  # under a minute of silence: nothing yet
+        clock.now += 1
+        rec.tick(clock.now)
+        assert silent_records() == []
+    clock.now += 1
+    rec.tick(clock.now)
+    (silent,) = silent_records()
+    assert (silent["publisher"], silent["last_seq"], silent["confirmed_seq"]) == ("p", 4, 2)
+    assert silent["agent"] is None and "after seq 4" in silent["detail"]
+    assert rec.counters.unconfirmed == 1 and rec.counters.gaps == 0  # not a known loss
+    clock.now += 120
+    rec.tick(clock.now)
+    assert len(silent_records()) == 1  # once per silence
+    feed(rec, clock, env_msg("p", 5))  # heard from again, then silent again
+    clock.now += 1
+    rec.tick(clock.now)
+    clock.now += 61
+    rec.tick(clock.now)
+    assert [r["last_seq"] for r in silent_records()] == [4, 5]
+    feed(rec, clock, heartbeat("p", 7))  # it beats again: 6 and 7 are a known loss
+    clock.now += 61
+    rec.tick(clock.now)
+    rec.close()
+    assert len(silent_records()) == 2
+    assert rec.counters.gaps == 1 and rec.counters.missed == 2
+    assert rec.status(clock.now).counts.unconfirmed == 2
+
+
 def test_heartbeats_before_the_first_message_are_heartbeats(tmp_path: Path) -> None:
     """`Publisher` beats from its start with seq 0 (nothing sent yet): those were journaled
     as messages on `_persist.heartbeat`, found by search, counted by stats and exported."""

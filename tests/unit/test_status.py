@@ -72,6 +72,7 @@ COUNT_KEYS = [
     "unsequenced",
     "not_subscribed",
     "not_subscribed_publishers",
+    "unconfirmed",
     "secrets",
     "secrets_capped",
     "secrets_unscanned",

@@ -206,6 +206,9 @@ def _status_table(
         if counts.implausible:
             undetectable += f"; {count(counts.implausible)} envelopes not believed"
         rows.append(("", "", "Unchecked", undetectable))
+    if counts.unconfirmed:
+        silent = plural(counts.unconfirmed, "publisher")
+        rows.append(("", "", "Unconfirmed", f"{silent} fell silent unconfirmed: tail unknown"))
     if narrow:
         left = [(a, b) for a, b, _, _ in rows if a]
         right = [(c, d) for _, _, c, d in rows if c]
