@@ -204,7 +204,33 @@ def _plausible(kind: str, value: bytes) -> bool:
 
 
 def find_secrets(data: bytes, frame: int = 0) -> list[SecretSpan]:
-    """Every secret in one frame's bytes (the full regex: use after a prefilter hit)."""
+    """Every secret in one frame's bytes (the full regex: use after a prefilter hit).
+
+    A JSON frame may hold a secret with some of its characters escaped (`\\/` from
+    PHP's encoder, `\\u0026` from Go's): the frame is read a second time as those
+    escapes say (`_unescaped`), and a secret found there covers the escapes in the
+    original bytes (a token cut at its first `\\/` left the rest of it visible)."""
+    found = _found(data, frame)
+    if b"\\" not in data:
+        return found
+    view = _unescaped(data)
+    if view is None:
+        return found
+    text, anchors = view
+    starts = [v for v, _ in anchors]
+
+    def original(pos: int) -> int:
+        v, r = anchors[bisect_right(starts, pos) - 1]
+        return r + pos - v
+
+    better = [
+        SecretSpan(s.kind, frame, original(s.start), original(s.end)) for s in _found(text, frame)
+    ]
+    kept = [s for s in found if not any(s.start < b.end and b.start < s.end for b in better)]
+    return sorted(kept + better, key=lambda s: s.start)
+
+
+def _found(data: bytes, frame: int) -> list[SecretSpan]:
     found: list[SecretSpan] = []
     for m in _FIND.finditer(data):
         group = m.lastgroup
@@ -215,6 +241,34 @@ def find_secrets(data: bytes, frame: int = 0) -> list[SecretSpan]:
         if _plausible(kind, data[start:end]):
             found.append(SecretSpan(kind, frame, start, end))
     return found
+
+
+# A JSON escape of a printable ASCII character (`\\u0020` to `\\u007e`) or of `/`; an
+# escaped backslash is matched so that the character after it is never taken for one.
+_ESCAPE = re.compile(rb"\\(?:u00([2-7][0-9a-fA-F])|(/)|\\)")
+
+
+def _unescaped(data: bytes) -> tuple[bytes, list[tuple[int, int]]] | None:
+    """`data` with its `_ESCAPE`s decoded, and anchors (position in it, position in
+    `data`) after which the two advance together; None when nothing is decoded."""
+    pieces: list[bytes] = []
+    anchors = [(0, 0)]
+    pos = size = 0
+    for m in _ESCAPE.finditer(data):
+        code, slash = m.groups()
+        if code is None and slash is None:
+            continue  # an escaped backslash stays as it is
+        char = b"/" if slash else bytes((int(code, 16),))
+        pieces.append(data[pos : m.start()])
+        size += m.start() - pos
+        pieces.append(char)
+        size += 1
+        pos = m.end()
+        anchors.append((size, pos))
+    if len(anchors) == 1:
+        return None
+    pieces.append(data[pos:])
+    return b"".join(pieces), anchors
 
 
 def maybe_secret(data: bytes) -> bool:

@@ -96,6 +96,46 @@ def test_redaction_replaces_only_the_secret_bytes() -> None:
     assert orjson.loads(out[1])  # still JSON
 
 
+ESCAPED = {
+    # PHP's json_encode writes `/` as `\/`: a bearer token was cut at its first one
+    S.BEARER: (b'"Authorization: Bearer Zt7Qm2Lw9XcR4\\/bN8vKp3YdJ6Hs\\/Fg1TuE5aW0"', 2),
+    # Go's encoding/json writes `&` as `\u0026`: a URL's password was not found at all
+    S.URL_PASSWORD: (b'"dsn: postgres://app:Vr9\\u0026kT2mQx@db.internal/prod"', 1),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ESCAPED))
+def test_a_secret_with_json_escapes_inside_is_found_and_redacted_whole(
+    kind: str, tmp_path: Path
+) -> None:
+    payload, escapes = ESCAPED[kind]
+    payload = b'{"text":' + payload + b"}"
+    text = orjson.loads(payload)["text"]
+    secret = text.split("Bearer ")[-1].strip('"') if kind == S.BEARER else "Vr9&kT2mQx"
+    spans = S.scan_frames([b"agents.x", payload]).spans
+    assert [(s.kind, s.frame) for s in spans] == [(kind, 1)]
+    (span,) = spans
+    assert orjson.loads(b'"' + payload[span.start : span.end] + b'"') == secret
+    assert payload[span.start : span.end].count(b"\\") == escapes
+    redacted = orjson.loads(S.redact_frames([b"agents.x", payload], spans)[1])["text"]
+    assert f"[REDACTED:{kind}]" in redacted
+    assert all(piece not in redacted for piece in secret.replace("&", "/").split("/"))
+    # what the recorder names in meta, readers redact: the same span
+    root = tmp_path / "logs"
+    rec = recorder(root)
+    rec.record_batch(1.0, [[b"agents.x", payload]])
+    rec.close()
+    (msg,) = [r for r in journal_records(root) if r["kind"] == "msg"]
+    assert msg["meta"]["secrets"] == [span.as_json()]
+
+
+def test_an_escaped_backslash_before_a_slash_is_not_read_as_an_escaped_slash() -> None:
+    # `\\/` in JSON is a backslash, then `/`: the token ends at the backslash
+    payload = b'{"text":"Bearer Zt7Qm2Lw9XcR4bN8vKp3\\\\/etc/passwd"}'
+    (span,) = S.scan_frames([payload]).spans
+    assert payload[span.start : span.end] == b"Zt7Qm2Lw9XcR4bN8vKp3"
+
+
 def recorder(root: Path, **opts: object) -> Recorder:
     rec = Recorder(RecorderOptions(log_dir=root, fsync="never", search_index=False, **opts))  # type: ignore[arg-type]
     rec.open()
