@@ -12,9 +12,12 @@ replay's reference) is shown with the same secrets replaced.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from recorder.store.ranges import MAX_KEY_CHARS
 from recorder.store.reader import Record
@@ -122,9 +125,12 @@ def _shown_meta(meta: Any, frames: list[bytes], spans: list[SecretSpan]) -> dict
     marks: dict[str, str] = {}
     for s in spans:  # as `redact_frames`: spans out of range are ignored
         if s.frame < len(frames) and s.start < s.end <= len(frames[s.frame]):
-            marks[frames[s.frame][s.start : s.end].decode("utf-8", "replace")] = (
-                f"[REDACTED:{s.kind}]"
-            )
+            raw = frames[s.frame][s.start : s.end]
+            mark = f"[REDACTED:{s.kind}]"
+            marks[raw.decode("utf-8", "replace")] = mark
+            if b"\\" in raw:  # escaped in the frame's JSON: `meta` holds it decoded
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    marks[orjson.loads(b'"' + raw + b'"')] = mark
     secrets = sorted(marks.items(), key=lambda item: -len(item[0]))
     for key in _FROM_FRAMES:
         if key in shown:

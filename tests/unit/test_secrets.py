@@ -129,6 +129,21 @@ def test_a_secret_with_json_escapes_inside_is_found_and_redacted_whole(
     assert msg["meta"]["secrets"] == [span.as_json()]
 
 
+def test_a_sender_holding_an_escaped_secret_is_shown_redacted(tmp_path: Path) -> None:
+    # the sender is the payload's decoded text (`/`), the span the frame's bytes (`\/`)
+    token, escaped = "Zt7Qm2Lw9XcR4/bN8vKp3YdJ6Hs", b"Zt7Qm2Lw9XcR4\\/bN8vKp3YdJ6Hs"
+    root = tmp_path / "logs"
+    rec = recorder(root)
+    rec.record_batch(1.0, [[b"agents.x", b'{"from":"Bearer ' + escaped + b'","text":"hi"}']])
+    rec.close()
+    store = open_store(root)
+    out = io.BytesIO()
+    export_range(store, journal_range(store, None, None), "md", out)
+    md = out.getvalue().decode()
+    assert "REDACTED:bearer-token" in md  # (Markdown escapes its brackets)
+    assert all(piece not in md for piece in token.split("/"))
+
+
 def test_an_escaped_backslash_before_a_slash_is_not_read_as_an_escaped_slash() -> None:
     # `\\/` in JSON is a backslash, then `/`: the token ends at the backslash
     payload = b'{"text":"Bearer Zt7Qm2Lw9XcR4bN8vKp3\\\\/etc/passwd"}'
