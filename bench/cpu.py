@@ -61,6 +61,24 @@ while True:
 """
 
 
+# What the messages' text is made of (`--text`). "agent" is what agents send: prose,
+# Markdown, code, a URL, `=` and `-`, capitals; every secret prefilter pass and the
+# keyword rules then have bytes to look at. "x" (the only text before 2026-12-06)
+# let the prefilter skip every pass (each needs a byte "x" never has), which made
+# the recorder look cheaper than it is on real traffic.
+TEXTS = {
+    "agent": (
+        "I ran `pytest -q tests/test_api.py` and 3 tests failed:\n\n```python\n"
+        "def test_login(client):\n    resp = client.post('/api/login', json={'user': "
+        "'bob', 'remember': True})\n    assert resp.status_code == 200, resp.text\n```\n\n"
+        "The fix: set `SESSION_TTL=3600` in config/settings.py and re-run with --no-cache. "
+        "See https://docs.example.com/auth#tokens (token refresh, JWT expiry) and the "
+        "PR #4512 review; KeyError: 'SIGNING_KEY' at line 42 means the Vault lookup failed.\n"
+    ),
+    "x": "x",
+}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -75,10 +93,13 @@ def cpu_seconds(proc: psutil.Process) -> float:
 class Paced(threading.Thread):
     """`rate` messages a second of about `size` bytes, with the envelope, until stopped."""
 
-    def __init__(self, sock: zmq.Socket[bytes], rate: float, size: int, pub: str) -> None:
+    def __init__(
+        self, sock: zmq.Socket[bytes], rate: float, size: int, pub: str, text: str
+    ) -> None:
         super().__init__(daemon=True)
         self.sock, self.rate, self.pub = sock, rate, pub
-        self.filler = "x" * max(0, size - 120)
+        n = max(0, size - 120)
+        self.filler = (TEXTS[text] * (n // len(TEXTS[text]) + 1))[:n]
         self.stopping = threading.Event()
         self.seq = 0
 
@@ -154,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline-ref",
         help="git ref whose recorder also runs, beside ours on the same bus (ours / REF)",
     )
+    ap.add_argument(
+        "--text",
+        choices=sorted(TEXTS),
+        default="agent",
+        help="what the messages' text is made of (default agent: prose, Markdown, code)",
+    )
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     extra = [a for arg in args.recorder_arg for a in arg.split("=", 1)]
@@ -208,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             label = "idle" if rate == 0 else f"{rate:g}/s"
             paced = None
             if rate > 0:
-                paced = Paced(pub, rate, args.size, pub_id)
+                paced = Paced(pub, rate, args.size, pub_id, args.text)
                 paced.start()
                 time.sleep(1.0)  # settle into the rate
             row = measure(procs, list(trees), args.window)
