@@ -148,6 +148,11 @@ class TailWatch:
         self._seen.pop(publisher, None)  # heard from: its silence starts again
         self._reported.discard(publisher)
 
+    def deaf(self) -> None:
+        """Nothing could be heard (no broker, messages dropped on a full backlog): every
+        silence counts again from when the watch is next asked."""
+        self._seen.clear()
+
     def silent(self, expected: dict[str, int], now: float, after: float) -> list[SilentTail]:
         """The watched publishers silent for `after` seconds with an unconfirmed tail
         (by `expected`, the next seq of each), each reported once per silence."""

@@ -912,8 +912,15 @@ class Recorder:
 
     def _silent_tails(self, now: float) -> None:
         """A `publisher-silent` record for each publisher that fell silent with messages
-        no heartbeat confirmed (`TailWatch`): whatever it sent after them is unknown."""
+        no heartbeat confirmed (`TailWatch`): whatever it sent after them is unknown.
+        Not while nothing can be heard (a broker outage, the receiver dead, messages
+        dropped on a full backlog): those have records of their own, and a publisher
+        is only silent when it could have been heard."""
+        hearing = self.connection in (Connection.CONNECTED, Connection.LISTENING)
         with self._appending:
+            if not hearing or self._overflow is not None or self.receiver_error is not None:
+                self.tail_watch.deaf()
+                return
             expected = self.tracker.expected
             tails = self.tail_watch.silent(expected, now, self.options.unconfirmed_after)
             for tail in tails:

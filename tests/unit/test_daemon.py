@@ -87,6 +87,7 @@ def test_a_publisher_silent_with_an_unconfirmed_tail_gets_one_record_per_silence
     silence itself is written down, once, and counted."""
     clock = Clock()
     rec = make(tmp_path, clock, unconfirmed_after=60.0)
+    rec.on_connection("connected", clock.now)
     feed(rec, clock, heartbeat("p", 0), env_msg("p", 1), env_msg("p", 2))
     feed(rec, clock, heartbeat("p", 2), env_msg("p", 3), env_msg("p", 4))  # 3, 4: unconfirmed
     feed(rec, clock, env_msg("quiet", 1))  # never beats: its silence says nothing
@@ -126,6 +127,34 @@ def test_a_publisher_silent_with_an_unconfirmed_tail_gets_one_record_per_silence
     assert len(silent_records()) == 2
     assert rec.counters.gaps == 1 and rec.counters.missed == 2
     assert rec.status(clock.now).counts.unconfirmed == 2
+
+
+def test_no_publisher_is_called_silent_while_the_recorder_could_not_hear_it(
+    tmp_path: Path,
+) -> None:
+    """A broker outage has a record of its own; a publisher's silence counts only from
+    when the recorder can hear it again."""
+    clock = Clock()
+    rec = make(tmp_path, clock, unconfirmed_after=60.0)
+    rec.on_connection("connected", clock.now)
+    feed(rec, clock, heartbeat("p", 0), env_msg("p", 1))
+    rec.tick(clock.now)  # 1 is unconfirmed from here
+    clock.now += 30
+    rec.on_connection("disconnected", clock.now)
+    for _ in range(120):  # two minutes without a broker
+        clock.now += 1
+        rec.tick(clock.now)
+    rec.on_connection("connected", clock.now)
+    for _ in range(59):
+        clock.now += 1
+        rec.tick(clock.now)
+    assert rec.counters.unconfirmed == 0
+    clock.now += 2
+    rec.tick(clock.now)
+    rec.close()
+    assert rec.counters.unconfirmed == 1
+    causes = [r["cause"] for r in journal_records(tmp_path / "logs") if r["kind"] == "gap"]
+    assert causes == ["broker-outage", "publisher-silent"]
 
 
 def test_heartbeats_before_the_first_message_are_heartbeats(tmp_path: Path) -> None:
