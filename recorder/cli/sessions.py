@@ -87,7 +87,7 @@ def row_json(r: SessionRow) -> dict[str, Any]:
         "protected": r.protected,
         "deleted_by_agent": r.deleted,
         "agent_cleanup_at": _iso(r.expires),
-        "resume": None if s.subagent else s.resume_shell(),
+        "resume": s.resume_shell() if s.resumable else None,
         "resumable": s.resumable,
         # a sub-agent's conversation listed on its own: its session, whose file is gone
         "sub_agent_of": s.parent_id if s.subagent else None,

@@ -110,11 +110,11 @@ def project_sessions(
     roots: Roots, layout: Layout, source: Source, project: str, *, now: float | None = None
 ) -> tuple[list[SessionRow], list[str]]:
     """The agent's sessions of this project that it can resume, newest first (ours-only
-    copies included; a sub-agent's conversation, listed when its session's file is
-    gone, is not one), and the problems met while scanning."""
+    copies included; a sub-agent's conversation or one with no user or assistant
+    message is not one), and the problems met while scanning."""
     rows, problems = list_sessions(roots, layout, source=source, now=now)
     return [
-        r for r in rows if not r.session.subagent and same_project(r.session.project_path, project)
+        r for r in rows if r.session.resumable and same_project(r.session.project_path, project)
     ], problems
 
 
@@ -153,7 +153,7 @@ def plan(
 ) -> ResumePlan:
     """The plan for a point of a listed session (`at` None: the latest point)."""
     s = row.session
-    if s.subagent:
+    if not s.resumable:
         raise ResumeError(not_resumable(s))
     fork_id = (new_id or str(uuidlib.uuid4())) if needs_fork(row, at) else None
     argv = resume_argv(command, s.source, fork_id or s.id)

@@ -57,14 +57,22 @@ class ForkResult:
 
 
 def not_resumable(s: Session) -> str:
-    """Why a sub-agent's conversation (listed when its session's file is gone) cannot
-    be resumed or forked."""
-    return (
-        f"{s.key} is a sub-agent's conversation (its session {s.parent_id} has no file any "
-        f"more): the agent cannot resume a sub-agent; "
-        f"`persist export --session {shell_quote(s.key)}` "
-        "writes it out"
-    )
+    """Why the agent cannot resume `s` (`s.resumable` false), so neither fork nor
+    launch offers it: a sub-agent's conversation, or one with nothing to resume."""
+    export = f"`persist export --session {shell_quote(s.key)}` writes it out"
+    if s.subagent:  # Claude: listed on its own when its session's file is gone
+        why = (
+            f"is a sub-agent's conversation (its session {s.parent_id} has no file any "
+            "more): the agent cannot resume a sub-agent"
+        )
+    elif s.message_count == 0:
+        why = "holds no user or assistant message: the agent does not resume it"
+    else:  # Gemini: `kind: "subagent"`
+        why = (
+            "is a sub-agent's session (kind subagent, which Gemini CLI leaves out of its "
+            "resume lists): the agent cannot resume a sub-agent"
+        )
+    return f"{s.key} {why}; {export}"
 
 
 def choose(t: Transcript, at: str | None) -> SessionMessage:
@@ -113,7 +121,7 @@ def fork(
     is resumed, unless `always` (a session that only survives in our copy).
     `target_dir`: where the new file goes (default: beside the original)."""
     s = t.session
-    if s.subagent:
+    if not s.resumable:
         raise ForkError(not_resumable(s))
     msg = choose(t, at)
     if msg is t.messages[-1] and not always:

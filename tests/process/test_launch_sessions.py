@@ -68,9 +68,10 @@ def test_launch_resumes_and_forks_each_agents_sessions(
         c.assistant(text(f"answer {i}"))
     c.write()
     gid = new_uuid()
-    gemini_legacy(
-        gemini_project(tmp_path / "ghome" / ".gemini", str(proj)), gid, gemini_messages(2)
-    )
+    chats = gemini_project(tmp_path / "ghome" / ".gemini", str(proj))
+    gemini_legacy(chats, gid, gemini_messages(2))
+    sub = new_uuid()  # `kind: "subagent"`: Gemini CLI does not resume it
+    gemini_legacy(chats, sub, gemini_messages(1), kind="subagent")
     tid = "019a085e-0000-7000-8000-0000000000bb"
     codex_rollout(tmp_path / "codex", tid, 2, cwd=str(proj))
     log_dir = tmp_path / "log"
@@ -145,6 +146,13 @@ def test_launch_resumes_and_forks_each_agents_sessions(
     assert out.returncode == 1 and out.stderr.strip() == (
         "persist: cannot resume: no session 'claude:nope' (see `persist sessions`)"
     )
+    out = launch("--session", sub, "--at", "0", "--", "gemini")
+    assert out.returncode == 1 and out.stderr.strip().endswith(
+        "is a sub-agent's session (kind subagent, which Gemini CLI leaves out of its resume "
+        f"lists): the agent cannot resume a sub-agent; `persist export --session gemini:{sub}` "
+        "writes it out"
+    ), out.stderr
+    assert not (tmp_path / "agent.log.gemini").exists()
     out = launch("--session", c.session_id, "--", "./agent.sh")
     assert out.returncode == 2 and "--session resumes claude, gemini or codex" in out.stderr
     out = launch("--at", "1", "--", "claude")

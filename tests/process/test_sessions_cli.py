@@ -684,3 +684,106 @@ def test_asking_git_runs_nothing_the_repository_configures(tmp_path: Path) -> No
     s.write()
     assert listed(tmp_path)[s.session_id]["uncommitted_changes"] is True
     assert not ran.exists(), ran.read_text()
+
+
+def persist_home(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real CLI with `home` as HOME: the agents' folders and the log folder where
+    a user's are (no root or log folder given, none set in the environment)."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("CLAUDE_CONFIG_DIR", "GEMINI_CLI_HOME", "CODEX_HOME")
+        and not k.startswith("XDG_")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, "HOME": str(home), **(env or {})},
+    )
+
+
+def test_sessions_the_agent_cannot_resume_are_refused_and_offer_no_command(
+    tmp_path: Path,
+) -> None:
+    """`resumable: false` (a Gemini `kind: "subagent"` session, left out of Gemini's
+    resume lists; a session holding no user or assistant message, of any agent): the
+    listing gave its `resume` command all the same, and `persist fork` printed it
+    (exit 0). Now no command, and fork refuses in one line, exit 1, at any point."""
+    home = tmp_path / "home"
+    chats = gemini_project(home / ".gemini", "/home/me/gem")
+    sub, warn, main = new_uuid(), new_uuid(), new_uuid()
+    gemini_legacy(chats, sub, gemini_messages(2), kind="subagent")
+    warning = {"id": new_uuid(), "timestamp": "2026-01-10T12:00:05.000Z", "type": "warning"}
+    gemini_legacy(chats, warn, [{**warning, "content": "Hook(s) [x] failed for event Start.\n"}])
+    gemini_legacy(chats, main, gemini_messages(2))
+    rollout = codex_rollout(home / ".codex", "019a085e-0000-7000-8000-00000000e111", 1)
+    rollout.write_text(rollout.read_text().splitlines()[0] + "\n")  # its session_meta only
+    claude_empty = ClaudeSession(home / ".claude", cwd="/home/me/web")
+    line = claude_empty._base("system", None)
+    line.update(subtype="api_error", retryAttempt=1, maxRetries=10)
+    claude_empty.add(line)
+    claude_empty.write()
+
+    out = persist_home(home, "sessions", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {r["key"]: r for r in json.loads(out.stdout)}
+    refused = {
+        f"gemini:{sub}": "is a sub-agent's session (kind subagent, which Gemini CLI leaves "
+        "out of its resume lists): the agent cannot resume a sub-agent",
+        f"gemini:{warn}": "holds no user or assistant message: the agent does not resume it",
+        "codex:019a085e-0000-7000-8000-00000000e111": "holds no user or assistant message: "
+        "the agent does not resume it",
+        f"claude:{claude_empty.session_id}": "holds no user or assistant message: the agent "
+        "does not resume it",
+    }
+    assert set(rows) == {*refused, f"gemini:{main}"}
+    for key, row in rows.items():
+        assert row["resumable"] is (key not in refused), row
+        assert (row["resume"] is None) is (key in refused), row
+    assert rows[f"gemini:{main}"]["resume"] == f"cd /home/me/gem && gemini --resume {main}"
+    for key, why in refused.items():
+        for extra in ((), ("--json",), ("--at", "0")):
+            out = persist_home(home, "fork", key, *extra)
+            assert out.returncode == 1 and out.stdout == "", (key, extra, out)
+            assert out.stderr == (
+                f"persist: {key} {why}; `persist export --session {key}` writes it out\n"
+            ), out.stderr
+        out = persist_home(home, "export", "--session", key, "--format", "md")
+        assert out.returncode == 0, out.stderr
+    assert len(list(chats.iterdir())) == 3  # nothing written
+
+
+def copy_real_gemini(home: Path) -> dict[str, Path]:
+    """The real Gemini CLI files under `home` as Gemini keeps them (skipped when absent)."""
+    real = Path(os.environ.get("PERSIST_REALDATA", "/work/shared/realdata")) / "gemini"
+    if not real.is_dir():
+        pytest.skip(f"{real} is absent")
+    out: dict[str, Path] = {}
+    for f in sorted(real.glob("*.json")):
+        doc = json.loads(f.read_bytes())
+        project = "/home/user/aim" if "_aim_" in f.name else "/Users/yoavfarhi/dev/pomodoro"
+        chats = gemini_project(home / ".gemini", project)
+        stamp = doc["startTime"][:16].replace(":", "-")
+        out[doc["sessionId"][:8]] = chats / f"session-{stamp}-{doc['sessionId'][:8]}.json"
+        shutil.copyfile(f, out[doc["sessionId"][:8]])
+    return out
+
+
+def test_real_gemini_sessions_it_cannot_resume_are_refused(tmp_path: Path) -> None:
+    """The reported ones: 29f3682e (`kind: "subagent"`) and 76d8ed24 (a warning only)."""
+    home = tmp_path / "home"
+    copy_real_gemini(home)
+    rows = {r["id"][:8]: r for r in json.loads(persist_home(home, "sessions", "--json").stdout)}
+    for sid in ("29f3682e", "76d8ed24"):
+        assert not rows[sid]["resumable"] and rows[sid]["resume"] is None, rows[sid]
+        for extra in ((), ("--json",)):
+            out = persist_home(home, "fork", f"gemini:{sid}", *extra)
+            assert out.returncode == 1 and out.stdout == "", out
+            assert "--resume" not in out.stderr and len(out.stderr.splitlines()) == 1
+    assert (
+        rows["b36c9e17"]["resumable"] and "gemini --resume b36c9e17" in rows["b36c9e17"]["resume"]
+    )

@@ -255,6 +255,37 @@ async def test_a_sub_agent_listed_on_its_own_is_marked_and_not_offered_to_resume
 
 
 @pilot_test
+async def test_a_session_the_agent_cannot_resume_shows_why_not_its_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Gemini `kind: "subagent"` session (`resumable` false, left out of Gemini's
+    resume lists): `r` on its row and in its conversation showed `gemini --resume`."""
+    agent_roots(tmp_path, monkeypatch)
+    gid = new_uuid()
+    chats = gemini_project(tmp_path / "ghome" / ".gemini", "/home/me/gem")
+    gemini_legacy(chats, gid, gemini_messages(2), kind="subagent")
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        _screen, sessions = await open_sessions(pilot, app)
+        assert [r.session.key for r in sessions.rows] == [f"gemini:{gid}"]
+        await pilot.press("r")
+        shown = await toasts(pilot)
+        assert any("the agent cannot resume a sub-agent" in t for t in shown), shown
+        assert not any("--resume" in t for t in shown), shown
+        app.clear_notifications()
+        await pilot.press("enter")
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if isinstance(app.screen, SessionConversationScreen) and app.screen.row:
+                break
+        assert isinstance(app.screen, SessionConversationScreen) and app.screen.row
+        await pilot.press("r")
+        shown = await toasts(pilot)
+        assert any("the agent cannot resume a sub-agent" in t for t in shown), shown
+        assert not any("--resume" in t for t in shown), shown
+
+
+@pilot_test
 async def test_a_turn_of_tool_calls_shows_each_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

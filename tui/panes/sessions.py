@@ -19,10 +19,9 @@ from recorder.export.redact import redacted
 from recorder.export.render import view
 from recorder.launch.sessions import project_sessions
 from recorder.sources.discover import Roots
-from recorder.sources.fork import not_resumable
 from recorder.sources.journal_view import to_records
 from recorder.sources.listing import SessionRow, list_sessions, read_row
-from recorder.sources.model import Source, Transcript, shell_quote
+from recorder.sources.model import Source, Transcript
 from recorder.store.layout import Layout
 
 from ..text import Clock, cut, one_line, sanitize, short_count
@@ -224,14 +223,9 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
             self.papp.resume_session(sessions.rows[sessions.cursor], back_to_menu=False)
             return
         if 0 <= sessions.cursor < len(sessions.rows):
-            r = sessions.rows[sessions.cursor]
-            if r.session.subagent:
-                self.notify(not_resumable(r.session), severity="warning")
-            elif r.deleted:
-                fork = f"persist fork {shell_quote(r.session.key)}"  # as it must be typed
-                self.notify(f"{fork}  (writes it back from our copy)")
-            else:
-                self.notify(r.session.resume_shell(), title="Resume with")
+            from ..screens.session_conversation import notify_resume
+
+            notify_resume(self, sessions.rows[sessions.cursor])
 
     def worker_failed(self, group: str, problem: str) -> None:
         target = "#sessions-status" if group == "sessions" else "#sessions-preview"

@@ -25,6 +25,7 @@ from textual.widgets import Footer, Static
 from recorder.launch.sessions import find_row
 from recorder.search.query import Query, match_spans
 from recorder.sources.discover import Roots
+from recorder.sources.fork import not_resumable
 from recorder.sources.journal_view import to_record
 from recorder.sources.listing import SessionRow, read_row
 from recorder.sources.model import SessionMessage, notes_phrase, seq_of, shell_quote
@@ -183,14 +184,19 @@ class SessionConversationScreen(TranscriptScreen):
         self.dismiss(None)
 
     def action_resume(self) -> None:
-        row = self.row
-        if row is None:
-            return
-        if row.deleted:
-            fork = f"persist fork {shell_quote(row.session.key)}"  # as it must be typed
-            self.notify(f"{fork}  (writes it back from our copy)")
-        else:
-            self.notify(row.session.resume_shell(), title="Resume with")
+        if self.row is not None:
+            notify_resume(self, self.row)
+
+
+def notify_resume(node: Widget, row: SessionRow) -> None:
+    """`r`: the command that resumes `row`'s session, or why the agent cannot."""
+    if not row.session.resumable:
+        node.notify(not_resumable(row.session), severity="warning")
+    elif row.deleted:
+        fork = f"persist fork {shell_quote(row.session.key)}"  # as it must be typed
+        node.notify(f"{fork}  (writes it back from our copy)")
+    else:
+        node.notify(row.session.resume_shell(), title="Resume with")
 
 
 def open_session_message(
