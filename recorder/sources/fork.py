@@ -197,20 +197,25 @@ def _fork_claude(t: Transcript, msg: SessionMessage, folder: Path, new_id: str) 
     return path
 
 
+def _js_time(ts: float) -> str:
+    """`ts` as Gemini CLI writes times, JavaScript's `toISOString()`: UTC to the
+    millisecond, `Z` ("2026-03-18T02:37:50.007Z"), whatever the local time zone."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _fork_gemini(t: Transcript, msg: SessionMessage, folder: Path, new_id: str) -> Path:
     records = t.raw_chain[: msg.seq + 1]
-    first = t.session.first_ts or time.time()
-    stamp = datetime.fromtimestamp(time.time()).strftime("%Y-%m-%dT%H-%M")
+    now = time.time()
     doc = {
         "sessionId": new_id,
         "projectHash": hashlib.sha256(t.session.project_path.encode()).hexdigest()
         if t.session.project_path
         else t.raw_meta.get("projectHash", ""),
-        "startTime": datetime.fromtimestamp(first).astimezone().isoformat(),
-        # now, as Gemini CLI writes it: its cleanup deletes a session whose lastUpdated
-        # is older than `sessionRetention.maxAge` (30 days), so a fork of an older
-        # session stamped with its last message's time was due for deletion at once
-        "lastUpdated": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "startTime": _js_time(t.session.first_ts or now),
+        # now: Gemini CLI's cleanup deletes a session whose lastUpdated is older than
+        # `sessionRetention.maxAge` (30 days), so a fork of an older session stamped
+        # with its last message's time was due for deletion at once
+        "lastUpdated": _js_time(now),
         "kind": "main",
         "messages": records,
     }
@@ -221,7 +226,8 @@ def _fork_gemini(t: Transcript, msg: SessionMessage, folder: Path, new_id: str) 
         if text is None:
             raise ForkError(_too_deep(t.session.path, "a message")) from None
         data = text.encode()
-    path = folder / f"session-{stamp}-{new_id[:8]}.json"
+    # named as Gemini CLI names a new session: `toISOString().slice(0,16)`, `:` -> `-`
+    path = folder / f"session-{_js_time(now)[:16].replace(':', '-')}-{new_id[:8]}.json"
     _write_new(path, [data])
     return path
 

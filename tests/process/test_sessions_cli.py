@@ -8,10 +8,12 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -787,3 +789,28 @@ def test_real_gemini_sessions_it_cannot_resume_are_refused(tmp_path: Path) -> No
     assert (
         rows["b36c9e17"]["resumable"] and "gemini --resume b36c9e17" in rows["b36c9e17"]["resume"]
     )
+
+
+@pytest.mark.parametrize("tz", ["Asia/Tokyo", "America/Los_Angeles"])
+def test_a_gemini_fork_is_named_and_stamped_in_utc_as_gemini_does(tmp_path: Path, tz: str) -> None:
+    """Gemini CLI names a session file from `toISOString()` (UTC) and writes its times
+    in that form; a fork used the local time for both (`…T06-15-…` at 21:15 UTC in
+    Tokyo, `startTime` `…+09:00`)."""
+    home = tmp_path / "home"
+    chats = gemini_project(home / ".gemini", "/home/me/gem")
+    gid = new_uuid()
+    original = gemini_legacy(chats, gid, gemini_messages(3))
+    before = time.time()
+    out = persist_home(home, "fork", gid, "--at", "2", "--json", env={"TZ": tz})
+    after = time.time()
+    assert out.returncode == 0, out.stderr
+    forked = json.loads(out.stdout)
+    path = Path(forked["path"])
+    stamps = {datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H-%M") for t in (before, after)}
+    assert path.parent == chats
+    assert path.name in {f"session-{s}-{forked['id'][:8]}.json" for s in stamps}, path.name
+    doc = json.loads(path.read_bytes())
+    assert doc["startTime"] == json.loads(original.read_bytes())["startTime"]
+    assert doc["startTime"] == "2026-01-10T12:00:10.000Z"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", doc["lastUpdated"])
+    assert before - 1 <= parse_time(doc["lastUpdated"]) <= after  # type: ignore[operator]
