@@ -587,15 +587,19 @@ class Health:
         return self.state != STOPPED
 
     def start_command(self, log_dir: Path) -> str:
+        """The command that starts the recorder again where it listened: the brokers it
+        followed, the endpoints it bound, and the broker it hosted (`--embedded yes` and
+        its publish endpoint: without them it would follow a broker nobody runs)."""
         status = self.status
+        argv = ["persist", "record"]
         if status is not None and status.endpoints:
-            flags = " ".join(
-                f"--{e.mode.value.replace('connect', 'broker')} {e.endpoint}"
-                for e in status.endpoints
-            )
+            for e in status.endpoints:
+                argv += [f"--{e.mode.value.replace('connect', 'broker')}", e.endpoint]
         else:
-            flags = f"--broker {(status.broker if status is not None else None) or DEFAULT_BROKER}"
-        return f"persist record {flags} --log-dir {log_dir} --detach"
+            argv += ["--broker", (status.broker if status is not None else None) or DEFAULT_BROKER]
+        if status is not None and status.embedded_broker:
+            argv += ["--embedded", "yes", "--publish-endpoint", status.embedded_broker]
+        return " ".join([*argv, "--log-dir", str(log_dir), "--detach"])
 
 
 def process_matches(pid: int, started: float | None) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -412,3 +413,48 @@ def test_recorder_with_embedded_broker_stops_cleanly_every_time(procs, tmp_path:
         rec.signal(signal.SIGTERM)
         assert rec.wait(5) == 0, rec.output()
         assert read_status(log_dir)["state"] == "stopped"
+
+
+def test_the_start_command_status_suggests_starts_it_as_it_ran(tmp_path: Path) -> None:
+    """A stopped recorder that hosted its broker (`--embedded yes`, a publish endpoint
+    of its own): `persist status` said `persist record --broker P1 --log-dir D
+    --detach`, which hosts no broker (DEGRADED, unreachable) and leaves publishers of
+    P2 without a listener. The printed command, run as printed, records again."""
+    from tests.support import free_port
+
+    log_dir = tmp_path / "logs"
+    sub, pub = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
+    env = {**os.environ, "PERSIST_MONITOR": "off"}
+
+    def persist(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PYTHON, "-m", "recorder.cli", *args],
+            capture_output=True, text=True, timeout=60, env=env,
+        )  # fmt: skip
+
+    start = ["record", "--log-dir", str(log_dir), "--embedded", "yes", "--broker", sub]
+    out = persist(*start, "--publish-endpoint", pub, "--detach", "--search-index", "off")
+    assert out.returncode == 0, out.stderr
+    try:
+        assert persist("stop", "--log-dir", str(log_dir)).returncode == 0
+        status = persist("status", "--log-dir", str(log_dir))
+        assert status.returncode == 3, status.stdout
+        said = [x for x in status.stdout.splitlines() if x.startswith("  start it with: ")]
+        assert len(said) == 1, status.stdout
+        argv = shlex.split(said[0].removeprefix("  start it with: "))
+        assert argv[:2] == ["persist", "record"] and "--detach" in argv, argv
+        out = persist(*argv[1:])
+        assert out.returncode == 0, out.stderr
+        wait_for(  # the broker it follows is the one it hosts again
+            lambda: read_status(log_dir).get("connection") == "connected",
+            what="connected to its own broker",
+        )
+        assert read_status(log_dir)["embedded_broker"] == pub
+        status = persist("status", "--log-dir", str(log_dir))
+        assert status.returncode == 0 and status.stdout.startswith("HEALTHY"), status.stdout
+        sent = persist("send", "--endpoint", pub, "--wait", "10", "agents.x", "after the restart")
+        assert sent.returncode == 0, sent.stderr
+        wait_for(lambda: messages(log_dir), what="the message recorded")
+        assert messages(log_dir)[0]["frames"][1]["json"]["text"] == "after the restart"
+    finally:
+        persist("stop", "--log-dir", str(log_dir))
