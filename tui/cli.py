@@ -32,8 +32,8 @@ from typing import Any, NoReturn
 from recorder.cli.common import add_scope, file_in_the_way, print_json, scope_of
 from recorder.export.scope import BundleScope
 from recorder.launch.selection import LaunchChoice, Selection
-from recorder.sources.model import shell_quote
 from recorder.store.layout import default_log_dir
+from recorder.store.shell import shell_quote
 
 EXIT_CHOSEN = 0
 EXIT_CANCELLED = 1

@@ -36,10 +36,10 @@ from recorder.sources.model import (
     Source,
     Transcript,
     shell_line,
-    shell_quote,
 )
 from recorder.store.fsutil import open_private
 from recorder.store.layout import Layout
+from recorder.store.shell import shell_quote
 
 
 class ForkError(PersistError):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import enum
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recorder.store.secrets import redacted_text
+from recorder.store.shell import shell_quote
 
 TITLE_CHARS = 200  # a prompt's characters kept as a session's title
 
@@ -18,28 +18,6 @@ def prompt_title(text: str) -> str:
     key in them as `[REDACTED:kind]`. The key is redacted before the cut: cut first, a
     key starting near the end would stay as a fragment no scanner recognises."""
     return " ".join(redacted_text(text[: 16 * TITLE_CHARS]).split())[:TITLE_CHARS]
-
-
-def shell_quote(word: str) -> str:
-    """`word` for a POSIX shell, as `shlex.quote` writes it, but a word holding a control
-    or other unprintable character (an escape sequence in a folder's name) in bash's
-    `$'...'` form with that character's UTF-8 bytes as `\\xHH` (a byte that was not
-    UTF-8, read as a lone surrogate, as itself): the same bytes to the shell in any
-    locale, and nothing a terminal acts on when the command is shown."""
-    if word.isprintable():
-        return shlex.quote(word)
-    out = []
-    for ch in word:
-        if ch in "\\'":
-            out.append("\\" + ch)
-        elif ch.isprintable():
-            out.append(ch)
-        else:
-            raw = ch.encode(
-                "utf-8", "surrogateescape" if "\udc80" <= ch <= "\udcff" else "surrogatepass"
-            )
-            out.append("".join(f"\\x{b:02x}" for b in raw))
-    return "$'" + "".join(out) + "'"
 
 
 def shell_line(cwd: str, argv: list[str]) -> str:

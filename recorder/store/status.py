@@ -33,6 +33,7 @@ from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write, open_private
 from recorder.store.layout import Layout
 from recorder.store.records import SCHEMA_VERSION
+from recorder.store.shell import shell_path, shell_quote
 
 STALE_AFTER = 5.0
 UNREACHABLE_AFTER = 5.0  # seconds a broker is never reached (starting up) before "degraded"
@@ -599,7 +600,8 @@ class Health:
             argv += ["--broker", (status.broker if status is not None else None) or DEFAULT_BROKER]
         if status is not None and status.embedded_broker:
             argv += ["--embedded", "yes", "--publish-endpoint", status.embedded_broker]
-        return " ".join([*argv, "--log-dir", str(log_dir), "--detach"])
+        words = [*map(shell_quote, argv), "--log-dir", shell_path(str(log_dir)), "--detach"]
+        return " ".join(words)
 
 
 def process_matches(pid: int, started: float | None) -> bool:

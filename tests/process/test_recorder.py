@@ -419,10 +419,11 @@ def test_the_start_command_status_suggests_starts_it_as_it_ran(tmp_path: Path) -
     """A stopped recorder that hosted its broker (`--embedded yes`, a publish endpoint
     of its own): `persist status` said `persist record --broker P1 --log-dir D
     --detach`, which hosts no broker (DEGRADED, unreachable) and leaves publishers of
-    P2 without a listener. The printed command, run as printed, records again."""
+    P2 without a listener. The printed command, run as printed, records again (its
+    log folder's name has a space: the words were not quoted)."""
     from tests.support import free_port
 
-    log_dir = tmp_path / "logs"
+    log_dir = tmp_path / "recorded logs"
     sub, pub = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
     env = {**os.environ, "PERSIST_MONITOR": "off"}
 

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from recorder.sources.model import shell_line, shell_quote
+from recorder.sources.model import shell_line
+from recorder.store.shell import shell_quote
 
 pytestmark = pytest.mark.unit
 

@@ -15,8 +15,8 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from recorder.launch.selection import Selection
-from recorder.sources.model import shell_quote
 from recorder.store.checkpoints import Checkpoint
+from recorder.store.shell import shell_quote
 
 from ..activity import Activity, compute_activity
 from ..preview import Preview, build_preview

@@ -28,8 +28,9 @@ from recorder.sources.discover import Roots
 from recorder.sources.fork import not_resumable
 from recorder.sources.journal_view import to_record
 from recorder.sources.listing import SessionRow, read_row
-from recorder.sources.model import SessionMessage, notes_phrase, seq_of, shell_quote
+from recorder.sources.model import SessionMessage, notes_phrase, seq_of
 from recorder.store.reader import Record
+from recorder.store.shell import shell_quote
 
 from ..records_io import Records
 from ..text import one_line, plural
