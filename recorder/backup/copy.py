@@ -68,6 +68,7 @@ LEFT_OUT = (
     ("control", "requests to a running recorder"),
     ("agents", "registrations of running agents"),
     ("hooks/sessions", "hook state of running agent sessions"),
+    ("hooks/pending", "marks of ended sessions whose hook state is left out too"),
     ("recovery/state.json", "crash-recovery state (rebuilt from the journal)"),
     ("recovery/doctor", "derived files persist doctor --fix moved aside"),
     ("status.json", "heartbeat of the running recorder"),

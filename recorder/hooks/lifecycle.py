@@ -11,11 +11,14 @@
   checkpoint: the detail compaction drops stays on disk and on the bus.
 - end: the rest of the transcript, a session-ended message, a final checkpoint, the
   agent deregistered; the recorder is stopped only if a launcher (or a start hook)
-  started it and no registered agent is left.
+  started it and no registered agent is left. What nobody listened to is marked
+  pending (`state.set_pending`): an ended session has no next call of its own, so
+  every hook call of any session finishes a few of them (`finish_ended`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -23,11 +26,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from recorder.hooks.agents import Role
+from recorder.hooks.agents import Agent, Role
 from recorder.hooks.failures import record_failure
-from recorder.hooks.publish import Outgoing, send, topic_for
+from recorder.hooks.publish import SILENT, NotDelivered, Outgoing, send, topic_for
 from recorder.hooks.run import HookArgs, Payload, publish_endpoint, transcript_messages
-from recorder.hooks.state import SessionState, load_state, save_state, session_lock, state_path
+from recorder.hooks.state import (
+    SessionState,
+    load_state,
+    pending_path,
+    pending_states,
+    read_state,
+    save_state,
+    session_lock,
+    set_pending,
+    state_path,
+)
 from recorder.store.layout import Layout
 
 SHELLS = frozenset(("sh", "bash", "dash", "zsh", "fish", "ksh", "busybox", "env", "timeout"))
@@ -170,6 +183,12 @@ def start(args: HookArgs, payload: Payload, state: SessionState) -> dict[str, An
         ).name
     if not state.started:
         state.started = time.time()
+    spath = state_path(args.log_dir, args.agent.value, state.session)
+    if pending_path(spath).exists():  # resumed after an end nobody heard: that goes first
+        with contextlib.suppress(NotDelivered):
+            path = Path(state.transcript) if state.transcript else None
+            if _finish(args, state, path, PENDING_BUDGET, partial(_note, args, payload)):
+                set_pending(spath, False)
     text = f"{args.agent.value} session {state.session} started ({source})"
     if payload.cwd:
         text += f" in {payload.cwd}"
@@ -299,7 +318,9 @@ def compact(args: HookArgs, payload: Payload, state: SessionState) -> None:
     path = Path(payload.transcript) if payload.transcript else None
     if path is not None and path.exists():
         try:
-            transcript_messages(args, state, path, whole=True, save=_saver(args, state))
+            transcript_messages(
+                args, state, path, settled=True, budget=None, save=_saver(args, state)
+            )
         except Exception as exc:
             _note(args, payload, f"transcript not published before compaction: {exc}")
     copy = _protect(args, payload, path)
@@ -365,27 +386,120 @@ def _remember_copy(log_dir: Path, cp: str, session: str, copy: dict[str, Any]) -
 
 
 # -- end ----------------------------------------------------------------------------------
+PENDING_PER_CALL = 2  # ended sessions one hook call finishes at most
+PENDING_BUDGET = 1.0  # seconds of transcript one hook call reads for them
+
+
 def end(args: HookArgs, payload: Payload, state: SessionState) -> None:
     path = Path(payload.transcript) if payload.transcript else None
+    if path is not None and not state.transcript:
+        state.transcript = str(path)  # where a later call reads the rest from
+    state.ending = payload.text("reason") or "exit"
+    spath = state_path(args.log_dir, args.agent.value, state.session)
+    set_pending(spath, True)  # first: a hook killed meanwhile leaves it to the next call
+    try:
+        if _finish(args, state, path, None, partial(_note, args, payload)):
+            set_pending(spath, False)
+    except NotDelivered as exc:
+        _note(args, payload, f"session end not delivered: {exc.nobody()}; {_waiting(state)}")
+    _checkpoint(args, payload, state, f"{args.agent.value} {_short(state.session)} ended")
+    _leave(args, payload, state)
+
+
+def _waiting(state: SessionState) -> str:
+    return (
+        f"the rest of {state.transcript or 'its transcript'} (from byte {state.offset}) "
+        f"and the session-ended message wait in hooks/pending/: the next hook call of any "
+        f"session sends them (at most {PENDING_PER_CALL} ended sessions a call)"
+    )
+
+
+def _finish(
+    args: HookArgs,
+    state: SessionState,
+    path: Path | None,
+    budget: float | None,
+    note: Callable[[str], None],
+) -> bool:
+    """Publish what an ended session still owes, in order: the rest of its transcript
+    (for about `budget` seconds, None: all), then the session-ended message. True when
+    nothing is left. Raises NotDelivered (`state` as far as it got) when nobody listens;
+    a transcript that cannot be read is noted and the message sent without it."""
     if path is not None and path.exists():
         try:
-            transcript_messages(args, state, path, final=True, save=_saver(args, state))
+            if not transcript_messages(
+                args, state, path, final=True, budget=budget, save=_saver(args, state)
+            ):
+                return False
+        except NotDelivered:
+            raise
         except Exception as exc:
-            _note(args, payload, f"transcript not published at session end: {exc}")
-    reason = payload.text("reason") or "exit"
-    try:
+            note(f"transcript not published at session end: {exc}")
+    elif path is not None and state.offset:  # (never created: the agent wrote nothing)
+        note(f"{path} is gone: what it held after byte {state.offset} was never published")
+    if state.ending:
         _announce(
             args,
             state,
             "session.ended",
-            f"{args.agent.value} session {state.session} ended ({reason})",
-            reason=reason,
+            f"{args.agent.value} session {state.session} ended ({state.ending})",
+            reason=state.ending,
             messages=len(state.published),
         )
-    except Exception as exc:
-        _note(args, payload, f"session-ended message not sent: {exc}")
-    _checkpoint(args, payload, state, f"{args.agent.value} {_short(state.session)} ended")
-    _leave(args, payload, state)
+        state.ending = ""
+    return True
+
+
+def finish_ended(args: HookArgs) -> None:
+    """Deliver what ended sessions (of any agent) still owe the bus: the oldest
+    `PENDING_PER_CALL` marks, `PENDING_BUDGET` seconds of reading (at least one read
+    each), nothing more once nobody listens. A session another hook holds is left to
+    it; a mark tried goes to the back of the queue. Never raises (a hook's own work is
+    done by now)."""
+    if publish_endpoint(args) in SILENT:
+        return  # this call found nobody listening: a retry would wait for nothing
+    deadline = time.monotonic() + PENDING_BUDGET
+    for spath in pending_states(args.log_dir)[:PENDING_PER_CALL]:
+        try:
+            if not _finish_one(args, spath, max(0.0, deadline - time.monotonic())):
+                return
+        except Exception as exc:
+            record_failure(args.log_dir, args.event, args.agent.value, spath.stem, str(exc))
+
+
+def _finish_one(args: HookArgs, spath: Path, budget: float) -> bool:
+    """One pending session (see `finish_ended`); False when nobody listens."""
+    mark = pending_path(spath)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(session_lock(spath, timeout=0))
+        except TimeoutError:
+            return True  # another hook is at it
+        if not mark.exists():
+            return True  # finished by another hook meanwhile
+        os.utime(mark)  # to the back: a session that keeps failing blocks no other
+        state = read_state(spath)
+        if state is None:
+            set_pending(spath, False)  # (the failure line below says what is lost)
+            raise ValueError(f"{spath} is unreadable: its session's end was never published")
+        them = HookArgs(
+            args.event, Agent(state.agent), args.log_dir, args.publish_endpoint, args.broker
+        )
+
+        def note(error: str) -> None:
+            record_failure(args.log_dir, args.event, state.agent, state.session, error)
+
+        try:
+            done = _finish(
+                them, state, Path(state.transcript) if state.transcript else None, budget, note
+            )
+        except NotDelivered:
+            return False
+        finally:
+            save_state(spath, state)
+        if done:
+            set_pending(spath, False)
+    return True
 
 
 def _leave(args: HookArgs, payload: Payload, state: SessionState) -> None:

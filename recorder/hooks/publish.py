@@ -16,10 +16,22 @@ from recorder.errors import PersistError
 from recorder.sources.model import Sender, SessionMessage
 
 READY_TIMEOUT = 1.0  # seconds to wait for the broker to pass on a subscription
+SILENT: set[str] = set()  # endpoints nobody listened at in this process (a hook's one call)
 
 
 class NotDelivered(PersistError):
     """Nobody was subscribed (no broker, or no recorder behind it): nothing was sent."""
+
+    def __init__(self, endpoint: str, timeout: float, count: int) -> None:
+        self.endpoint, self.timeout, self.count = endpoint, timeout, count
+        super().__init__(
+            f"no subscriber at {endpoint} within {timeout:g}s "
+            f"({count} message(s) wait for this session's next hook call)"
+        )
+
+    def nobody(self) -> str:
+        """What happened, without what waits (the caller knows better)."""
+        return f"no subscriber at {self.endpoint} within {self.timeout:g}s"
 
 
 @dataclass(frozen=True)
@@ -78,10 +90,8 @@ def send(
     pub.seq = last_seq
     try:
         if not pub.wait_ready(ready_timeout):
-            raise NotDelivered(
-                f"no subscriber at {endpoint} within {ready_timeout:g}s "
-                f"({len(messages)} message(s) wait for the next hook)"
-            )
+            SILENT.add(endpoint)
+            raise NotDelivered(endpoint, ready_timeout, len(messages))
         for item in messages:
             pub.send(topic, item.body, mid=item.mid)
     finally:

@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from recorder.hooks.agents import EVENTS, Agent, Role
 from recorder.hooks.failures import record_failure
-from recorder.hooks.state import SessionState, load_state, save_state, session_lock, state_path
+from recorder.hooks.state import (
+    SessionState,
+    load_state,
+    pending_states,
+    save_state,
+    session_lock,
+    state_path,
+)
 from recorder.store.unfinished import marked, refuse_unfinished_restore
 
 if TYPE_CHECKING:
@@ -201,10 +208,16 @@ def handle(args: HookArgs, payload: Payload) -> dict[str, Any] | None:
         raise ValueError(f"{args.event} is not a {args.agent.value} event persist handles")
     if role is Role.TURN:
         turn(args, payload)
-        return None
-    from recorder.hooks import lifecycle
+        answer = None
+    else:
+        from recorder.hooks import lifecycle
 
-    return lifecycle.handle(role, args, payload)
+        answer = lifecycle.handle(role, args, payload)
+    if pending_states(args.log_dir):  # ended sessions that still owe the bus something
+        from recorder.hooks.lifecycle import finish_ended
+
+        finish_ended(args)
+    return answer
 
 
 def publish_endpoint(args: HookArgs) -> str:
@@ -230,20 +243,23 @@ def transcript_messages(
     path: Path,
     *,
     final: bool = False,
-    whole: bool = False,
+    settled: bool = False,
+    answer: str = "",
+    budget: float | None = TURN_BUDGET,
     save: Callable[[], None] | None = None,
-) -> None:
+) -> bool:
     """Publish what `path` gained since `state`, and move `state` past it, a chunk
-    (`MAX_READ`) at a time: all of it when `final` (session end) or `whole` (before
-    compaction), else for about `TURN_BUDGET` (the rest waits for the next call).
+    (`MAX_READ`) at a time for about `budget` seconds (None: all of it, as at session
+    end and before compaction); True when nothing is left to read. `final`,
+    `settled` and `answer` say whether the last answer is complete (`read_new`).
     `save` keeps the state after each chunk but the last (the caller saves that), so
     a hook killed meanwhile never sends a chunk twice. Raises NotDelivered (`state`
     as after the last chunk sent: the next call sends the rest) when nobody listens."""
     from recorder.hooks.transcript import read_new
 
-    deadline = time.monotonic() + TURN_BUDGET
+    deadline = time.monotonic() + (budget or 0.0)
     while True:
-        delta = read_new(args.agent, path, state, final=final)
+        delta = read_new(args.agent, path, state, final=final, settled=settled, answer=answer)
         if delta.messages:  # the publisher (and zmq) only when there is something to send
             from recorder.hooks.publish import Outgoing, message_body, send, topic_for
 
@@ -264,8 +280,10 @@ def transcript_messages(
             state.rewrites += 1
         state.transcript = str(path)
         state.offset, state.anchor, state.inode = delta.offset, delta.anchor, delta.inode
-        if not delta.more or not (final or whole or time.monotonic() < deadline):
-            return
+        if not delta.more:
+            return True
+        if budget is not None and time.monotonic() >= deadline:
+            return False
         if save is not None:
             save()
 
@@ -273,18 +291,29 @@ def transcript_messages(
 def turn(args: HookArgs, payload: Payload) -> None:
     if not payload.transcript:
         raise ValueError(f"{args.event} without a transcript_path")
-    sessions = [(payload.session, Path(payload.transcript))]
+    # Claude Code's Stop ends a turn and names the text of its last answer (older
+    # versions do not: then the Stop alone says the answer is complete)
+    said = payload.text("last_assistant_message") if args.event == "Stop" else ""
+    ended_turn = args.event == "Stop" and not said.strip()
+    sessions = [(payload.session, Path(payload.transcript), ended_turn)]
     sub = payload.text("agent_transcript_path")  # Claude Code SubagentStop
-    if sub and payload.text("agent_id"):
-        sessions.append((f"{payload.session}.{payload.text('agent_id')}", Path(sub)))
-    for session, path in sessions:
+    if sub and payload.text("agent_id"):  # a finished sub-agent: its answers are complete
+        sessions.append((f"{payload.session}.{payload.text('agent_id')}", Path(sub), True))
+    for session, path, settled in sessions:
         if not path.exists():
             continue  # Claude Code creates the file at the first message
         spath = state_path(args.log_dir, args.agent.value, session)
         with session_lock(spath):
             state = load_state(spath, args.agent.value, session)
             before = (state.offset, state.seq, len(state.published))
-            transcript_messages(args, state, path, save=partial(save_state, spath, state))
+            transcript_messages(
+                args,
+                state,
+                path,
+                settled=settled,
+                answer=said,
+                save=partial(save_state, spath, state),
+            )
             if (state.offset, state.seq, len(state.published)) != before or not os.path.exists(
                 spath
             ):

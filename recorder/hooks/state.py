@@ -6,6 +6,10 @@ rewritten or truncated file is noticed), the publisher id and last sequence numb
 ids already published (so a re-read never publishes a message twice), and the
 agent's registration. One file per session, 0600, replaced atomically; calls for
 the same session are serialized by an flock on `<file>.lock`.
+
+A session that ended with something not delivered (no recorder listening at its
+SessionEnd) also has an empty `<log-dir>/hooks/pending/<file>`: an ended session
+gets no next call of its own, so the next hook call of any session finishes it.
 """
 
 from __future__ import annotations
@@ -46,7 +50,9 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "registration": (str,),  # agents/<file> of this session's agent
     "started": (float, int),
     "rewrites": (int,),  # times the transcript was found rewritten or truncated
+    "ending": (str,),  # the SessionEnd reason while its session-ended message is unsent
 }
+_DEFAULTS: dict[str, Any] = {"ending": ""}  # fields a state saved by an older version lacks
 
 
 class SessionState:
@@ -67,6 +73,7 @@ class SessionState:
         self.registration = ""
         self.started = 0.0
         self.rewrites = 0
+        self.ending = ""
 
     @classmethod
     def new(cls, agent: str, session: str) -> SessionState:
@@ -77,6 +84,7 @@ class SessionState:
         """The state in `data`, or None if any field is missing or wrongly typed."""
         if not isinstance(data, dict):
             return None
+        data = {**_DEFAULTS, **data}
         for name, kinds in _FIELDS.items():
             value = data.get(name)
             if type(value) not in kinds or (type(value) is int and value < 0):
@@ -105,6 +113,42 @@ def state_path(log_dir: Path, agent: str, session: str) -> Path:
     return hooks_dir(log_dir) / "sessions" / name
 
 
+def pending_dir(log_dir: Path) -> Path:
+    return hooks_dir(log_dir) / "pending"
+
+
+def pending_path(state_file: Path) -> Path:
+    """The mark of an ended session that still owes the bus something."""
+    return state_file.parent.parent / "pending" / state_file.name
+
+
+def pending_states(log_dir: Path) -> list[Path]:
+    """The state files of the sessions marked pending, the oldest mark first."""
+    try:
+        with os.scandir(pending_dir(log_dir)) as found:
+            marks = sorted((e.stat().st_mtime, e.name) for e in found if e.is_file())
+    except OSError:
+        return []
+    return [hooks_dir(log_dir) / "sessions" / name for _, name in marks]
+
+
+def read_state(path: Path) -> SessionState | None:
+    """The state saved in `path`, whatever its session; None if unreadable."""
+    try:
+        return SessionState.from_json(json.loads(path.read_bytes()))
+    except (OSError, ValueError):
+        return None
+
+
+def set_pending(state_file: Path, waiting: bool) -> None:
+    mark = pending_path(state_file)
+    if waiting:
+        ensure_private_dir(mark.parent)
+        os.close(open_private(mark, os.O_WRONLY | os.O_CREAT))
+    else:
+        mark.unlink(missing_ok=True)
+
+
 def load_state(path: Path, agent: str, session: str) -> SessionState:
     """The saved state, or a new one (a missing or unreadable file starts afresh)."""
     try:
@@ -125,7 +169,8 @@ def save_state(path: Path, state: SessionState) -> None:
 
 @contextlib.contextmanager
 def session_lock(path: Path, timeout: float = 5.0) -> Iterator[None]:
-    """Serialize the hooks of one session (Stop and SubagentStop may overlap)."""
+    """Serialize the hooks of one session (Stop and SubagentStop may overlap). Raises
+    TimeoutError when another hook still holds it after `timeout` (0: at once)."""
 
     ensure_private_dir(path.parent)
     fd = open_private(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT)

@@ -9,6 +9,14 @@ readers of `recorder.sources` (Claude Code: streamed blocks merged by message id
 uuid of the last line is the message's id; Gemini CLI: the last version of each
 record id wins, `$set.messages` checkpoints included; a legacy `.json` document is
 read whole every time).
+
+Claude Code writes a streamed answer one content block per line, in batches, so a
+call may come between two lines of one answer. The last message of what was read
+is held back (the offset stays before its first line, nothing of it is sent) while
+it is an assistant message that may go on: until a later line follows it, or the
+agent says it is done (session end, before compaction, a finished sub-agent, a Stop
+whose `last_assistant_message` is its text, or a Stop that names no text). One
+answer is one message.
 """
 
 from __future__ import annotations
@@ -55,9 +63,19 @@ def _pread_all(fd: int, length: int, offset: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_new(agent: Agent, path: Path, state: SessionState, *, final: bool = False) -> Delta:
-    """New messages of `path` after `state` (not yet published). Raises OSError (and
-    for what is not a regular file: a FIFO would hold the agent's hook forever)."""
+def read_new(
+    agent: Agent,
+    path: Path,
+    state: SessionState,
+    *,
+    final: bool = False,
+    settled: bool = False,
+    answer: str = "",
+) -> Delta:
+    """New messages of `path` after `state` (not yet published). `final`: the session
+    ended; `settled`: the agent writes no more of its last answer; `answer`: the
+    text the agent says its last answer is (see the module docstring). Raises OSError
+    (and for what is not a regular file: a FIFO would hold the agent's hook forever)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
@@ -97,7 +115,8 @@ def read_new(agent: Agent, path: Path, state: SessionState, *, final: bool = Fal
         report = ReadReport()
         # at the end a last line without a newline counts if it parses
         lines = data if final and tail.strip() else data[:cut]
-        objects = [obj for _, obj in iter_objects(lines, report)]
+        numbered = list(iter_objects(lines, report))
+        objects = [obj for _, obj in numbered]
         used = len(data) if final and tail.strip() and not report.torn_tail else cut
         delta.torn = len(data) - used
         delta.bad_lines = len(report.bad_lines)
@@ -108,14 +127,51 @@ def read_new(agent: Agent, path: Path, state: SessionState, *, final: bool = Fal
             lines[used - keep : used] if used >= keep else _pread_all(fd, keep, delta.offset - keep)
         )
         delta.anchor = anchor_of(before)
+        if not objects:
+            return delta  # nothing new: the readers are not even imported
+        messages = (
+            _claude(objects, state.session) if agent is Agent.CLAUDE else _gemini(objects, state)
+        )
+        seen = set(state.published)
+        if agent is Agent.CLAUDE and messages and messages[-1].uuid not in seen:
+            said = answer.strip()
+            done = final or settled or (said and messages[-1].text.strip() == said)
+            if delta.more or not done:
+                _hold_back(fd, delta, messages, numbered, lines, start)
     finally:
         os.close(fd)
-    if not objects:
-        return delta  # nothing new: the readers are not even imported
-    messages = _claude(objects, state.session) if agent is Agent.CLAUDE else _gemini(objects, state)
-    seen = set(state.published)
     delta.messages = [m for m in messages if m.uuid and m.uuid not in seen]
     return delta
+
+
+def _hold_back(
+    fd: int,
+    delta: Delta,
+    messages: list[SessionMessage],
+    numbered: list[tuple[int, dict[str, Any]]],
+    lines: bytes,
+    start: int,
+) -> None:
+    """Leave the last message, an answer that may still be streaming, for a later
+    read: drop it from `messages` and move `delta` back to its first line. Not when
+    more of the file waits and it starts at the first line read (no progress)."""
+    from recorder.sources.claude_messages import message_id
+    from recorder.sources.model import Sender
+
+    last = messages[-1]
+    first = last.merged[0] if last.merged else last.uuid
+    number, obj = next(((n, o) for n, o in numbered if o.get("uuid") == first), (0, {}))
+    if last.sender is not Sender.ASSISTANT or not message_id(obj):
+        return  # not a streamed answer: nothing can be added to it
+    if number == 1 and delta.more:
+        return
+    cut = 0
+    for _ in range(number - 1):  # the byte where line `number` starts
+        cut = lines.index(b"\n", cut) + 1
+    messages.pop()
+    delta.offset = start + cut
+    keep = min(ANCHOR_BYTES, delta.offset)
+    delta.anchor = anchor_of(_pread_all(fd, keep, delta.offset - keep))
 
 
 def _claude(objects: list[dict[str, Any]], session: str) -> list[SessionMessage]:

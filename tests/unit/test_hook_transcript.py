@@ -60,7 +60,9 @@ def test_claude_streamed_blocks_are_one_message_with_the_last_uuid(tmp_path: Pat
     path = Path(c.transcript)
     lines = c.assistant("looking", ("Read", {"file_path": "/a.py"}))
     path.write_bytes(b"".join(lines))
-    (msg,) = read_new(Agent.CLAUDE, path, SessionState.new("claude", c.session)).messages
+    state = SessionState.new("claude", c.session)
+    assert read_new(Agent.CLAUDE, path, state).messages == []  # it may go on: held back
+    (msg,) = read_new(Agent.CLAUDE, path, state, settled=True).messages
     assert msg.uuid == json.loads(lines[-1])["uuid"] and msg.tool_calls[0].name == "Read"
 
 

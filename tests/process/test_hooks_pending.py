@@ -1,0 +1,168 @@
+"""`persist hook` when an answer or a session end finds nobody to hear it, with a real
+broker and recorder, real transcript files and the hook run as the agents run it: an
+ended session's rest reaches the journal through the next hook call of any session
+(once, in order, also with hooks running at once), and a streamed Claude answer is one
+record whatever line a hook call comes between."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from recorder.hooks.samples import ClaudeSession, GeminiSession
+from tests.process.test_hooks_flow import append, bus_messages, failures, quiet, run_hook
+from tests.support import Bus, wait_for
+
+
+def _stop_recorder(bus: Bus) -> None:
+    assert bus.recorder is not None
+    bus.recorder.signal(signal.SIGTERM)
+    assert bus.recorder.wait(10) == 0
+
+
+def _pending(log_dir: Path) -> list[str]:
+    folder = log_dir / "hooks" / "pending"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def _session_of(bus: Bus, session: str) -> list[dict[str, Any]]:
+    return [m for m in bus_messages(bus.log_dir) if m.get("session") == session]
+
+
+def _ended_session(bus: Bus, tmp_path: Path, name: str, turns: int) -> ClaudeSession:
+    """A Claude session whose last turns and end came while no recorder listened."""
+    ends = (bus.front, bus.back)
+    c = ClaudeSession(transcript=str(tmp_path / f"{name}.jsonl"))
+    append(Path(c.transcript), c.user(f"{name} first") + c.assistant(f"{name} answer"))
+    for i in range(turns):
+        append(Path(c.transcript), c.user(f"{name} q{i}") + c.assistant(f"{name} a{i}"))
+    quiet(run_hook(bus.log_dir, "claude", c.payload("SessionEnd"), endpoints=ends))
+    return c
+
+
+def _texts(messages: list[dict[str, Any]]) -> list[str]:
+    return [m["text"] if m["type"] == "agent.message" else m["type"] for m in messages]
+
+
+def test_an_ended_sessions_rest_goes_with_the_next_hook_of_another_session(
+    bus: Bus, tmp_path: Path
+) -> None:
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    a = ClaudeSession(transcript=str(tmp_path / "a.jsonl"))
+    quiet(run_hook(bus.log_dir, "claude", a.payload("SessionStart"), endpoints=ends))
+    append(Path(a.transcript), a.user("before") + a.assistant("heard"))
+    quiet(run_hook(bus.log_dir, "claude", a.payload("Stop"), endpoints=ends))
+    wait_for(lambda: len(_session_of(bus, a.session)) == 3, what="session a's start")
+    _stop_recorder(bus)
+    for i in range(9):  # 18 messages nobody hears, then the end
+        append(Path(a.transcript), a.user(f"q{i}") + a.assistant(f"a{i}"))
+    quiet(run_hook(bus.log_dir, "claude", a.payload("Stop"), endpoints=ends))
+    quiet(run_hook(bus.log_dir, "claude", a.payload("SessionEnd"), endpoints=ends))
+    said = [f["error"] for f in failures(bus.log_dir) if f["event"] == "SessionEnd"]
+
+    bus.start_recorder()
+    g = GeminiSession(transcript=str(tmp_path / "g.jsonl"))  # another agent's session
+    quiet(run_hook(bus.log_dir, "gemini", g.payload("SessionStart"), endpoints=ends))
+    wanted = ["session.started", "before", "heard"]
+    wanted += [t for i in range(9) for t in (f"q{i}", f"a{i}")] + ["session.ended"]
+    wait_for(lambda: len(_session_of(bus, a.session)) >= len(wanted), what="session a's end")
+    got = _session_of(bus, a.session)
+    assert _texts(got) == wanted
+    assert [m["_persist"]["seq"] for m in got] == list(range(1, len(wanted) + 1))
+    assert got[-1]["messages"] == 20 and got[-1]["reason"] == "prompt_input_exit"
+    assert _pending(bus.log_dir) == []
+    # the failure line said so
+    (line,) = said
+    assert "session end not delivered: no subscriber" in line
+    assert "the next hook call of any session sends them" in line
+    # the calls after it send nothing again
+    quiet(run_hook(bus.log_dir, "gemini", g.payload("AfterAgent"), endpoints=ends))
+    quiet(run_hook(bus.log_dir, "claude", a.payload("SessionEnd"), endpoints=ends))
+    ended = [m for m in _session_of(bus, a.session) if m["type"] == "session.ended"]
+    assert len(_session_of(bus, a.session)) == len(wanted) + 1 and len(ended) == 2
+
+
+def test_one_hook_call_finishes_two_ended_sessions_and_hooks_at_once_send_each_once(
+    bus: Bus, tmp_path: Path
+) -> None:
+    bus.start_broker()  # no recorder: five sessions end unheard
+    ended = [_ended_session(bus, tmp_path, f"s{n}", turns=3) for n in range(5)]
+    assert len(_pending(bus.log_dir)) == 5
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    live = ClaudeSession(transcript=str(tmp_path / "live.jsonl"))
+    append(Path(live.transcript), live.user("hello") + live.assistant("hi"))
+    stop = live.payload("Stop", last_assistant_message="hi")
+    quiet(run_hook(bus.log_dir, "claude", stop, endpoints=ends))
+    assert len(_pending(bus.log_dir)) == 3  # the bound: two ended sessions a call
+    others = [ClaudeSession(transcript=str(tmp_path / f"o{n}.jsonl")) for n in range(4)]
+    argv = [sys.executable, "-m", "recorder.cli", "hook", "SessionStart", "--agent", "claude"]
+    argv += ["--log-dir", str(bus.log_dir), "--publish-endpoint", ends[0], "--broker", ends[1]]
+    calls = [
+        subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in others
+    ]
+    for call, other in zip(calls, others, strict=True):
+        out, err = call.communicate(orjson.dumps(other.payload("SessionStart")), timeout=60)
+        assert call.returncode == 0 and out == err == b""
+    for _ in range(3):  # what the round left (a session another call held)
+        if _pending(bus.log_dir):
+            quiet(run_hook(bus.log_dir, "claude", stop, endpoints=ends))
+    assert _pending(bus.log_dir) == []
+    for c in ended:
+        n, name = c.session, Path(c.transcript).stem
+        want = [f"{name} first", f"{name} answer"]
+        want += [t for i in range(3) for t in (f"{name} q{i}", f"{name} a{i}")]
+        wait_for(lambda n=n, w=want: len(_session_of(bus, n)) >= len(w) + 1, what=f"{n}'s end")
+        got = _session_of(bus, n)
+        assert _texts(got) == [*want, "session.ended"]
+        assert [m["_persist"]["seq"] for m in got] == list(range(1, len(want) + 2))
+
+
+def test_a_streamed_answer_split_by_hook_calls_is_one_record(bus: Bus, tmp_path: Path) -> None:
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    c = ClaudeSession(transcript=str(tmp_path / "s.jsonl"))
+    path = Path(c.transcript)
+    quiet(run_hook(bus.log_dir, "claude", c.payload("SessionStart"), endpoints=ends))
+    append(path, c.user("run the tests"))
+    first = c.assistant("I will run them", tool=("Bash", {"command": "pytest"}))
+    append(path, first[:1])  # the text block is written, the tool call not yet
+    quiet(run_hook(bus.log_dir, "claude", c.payload("UserPromptSubmit"), endpoints=ends))
+    # a Stop naming an answer that is not what was read (a batch not yet flushed) too
+    late = c.payload("Stop", last_assistant_message="All pass")
+    quiet(run_hook(bus.log_dir, "claude", late, endpoints=ends))
+    append(path, first[1:])
+    second = c.assistant("All pass")
+    append(path, second)
+    # Stop names its answer: the last message is complete and goes now
+    stop = c.payload("Stop", last_assistant_message="All pass")
+    quiet(run_hook(bus.log_dir, "claude", stop, endpoints=ends))
+    wait_for(lambda: len(_session_of(bus, c.session)) >= 4, what="the answers")
+    got = [m for m in _session_of(bus, c.session) if m["type"] == "agent.message"]
+    assert [(m["text"], len(m.get("tool_calls", []))) for m in got] == [
+        ("run the tests", 0),
+        ("I will run them", 1),
+        ("All pass", 0),
+    ]
+    # a last answer that may go on waits for the session's end, and is not lost there
+    third = c.assistant("Then", tool=("Read", {"file_path": "x"}))
+    append(path, third[:1])
+    quiet(run_hook(bus.log_dir, "claude", c.payload("UserPromptSubmit"), endpoints=ends))
+    append(path, third[1:])
+    quiet(run_hook(bus.log_dir, "claude", c.payload("SessionEnd"), endpoints=ends))
+    wait_for(lambda: _session_of(bus, c.session)[-1]["type"] == "session.ended", what="end")
+    got = [m for m in _session_of(bus, c.session) if m["type"] == "agent.message"]
+    assert [(m["text"], len(m.get("tool_calls", []))) for m in got][-1] == ("Then", 1)
+    assert len(got) == 4 and len({m["uuid"] for m in got}) == 4
+    assert failures(bus.log_dir) == []
