@@ -185,10 +185,12 @@ def start(args: HookArgs, payload: Payload, state: SessionState) -> dict[str, An
         state.started = time.time()
     spath = state_path(args.log_dir, args.agent.value, state.session)
     if pending_path(spath).exists():  # resumed after an end nobody heard: that goes first
-        with contextlib.suppress(NotDelivered):
-            path = Path(state.transcript) if state.transcript else None
+        path = Path(state.transcript) if state.transcript else None
+        try:
             if _finish(args, state, path, PENDING_BUDGET, partial(_note, args, payload)):
                 set_pending(spath, False)
+        except Exception as exc:  # still marked: a later call sends it
+            _note(args, payload, f"the previous end of this session not delivered: {exc}")
     text = f"{args.agent.value} session {state.session} started ({source})"
     if payload.cwd:
         text += f" in {payload.cwd}"
@@ -402,6 +404,8 @@ def end(args: HookArgs, payload: Payload, state: SessionState) -> None:
             set_pending(spath, False)
     except NotDelivered as exc:
         _note(args, payload, f"session end not delivered: {exc.nobody()}; {_waiting(state)}")
+    except Exception as exc:  # the end goes on: checkpoint, deregistration
+        _note(args, payload, f"session end not delivered: {exc}; {_waiting(state)}")
     _checkpoint(args, payload, state, f"{args.agent.value} {_short(state.session)} ended")
     _leave(args, payload, state)
 

@@ -166,3 +166,18 @@ def test_a_streamed_answer_split_by_hook_calls_is_one_record(bus: Bus, tmp_path:
     assert [(m["text"], len(m.get("tool_calls", []))) for m in got][-1] == ("Then", 1)
     assert len(got) == 4 and len({m["uuid"] for m in got}) == 4
     assert failures(bus.log_dir) == []
+
+
+def test_a_resumed_session_sends_its_unheard_end_before_it_starts_again(
+    bus: Bus, tmp_path: Path
+) -> None:
+    bus.start_broker()
+    c = _ended_session(bus, tmp_path, "r", turns=1)
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    resumed = c.payload("SessionStart", source="resume")
+    quiet(run_hook(bus.log_dir, "claude", resumed, endpoints=ends))
+    want = ["r first", "r answer", "r q0", "r a0", "session.ended", "session.started"]
+    wait_for(lambda: len(_session_of(bus, c.session)) >= len(want), what="the resumed session")
+    assert _texts(_session_of(bus, c.session)) == want
+    assert _pending(bus.log_dir) == []
