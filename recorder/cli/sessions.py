@@ -160,7 +160,7 @@ def _until(seconds: float) -> str:
 
 
 def cmd_protect(args: argparse.Namespace) -> int:
-    from recorder.sources.copies import protect, session_dir, verify
+    from recorder.sources.copies import copy_folder, protect, verify
 
     if not args.sessions and not args.all:
         raise BadOption("name one or more sessions, or --all")
@@ -170,7 +170,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
     failed = 0
     for r in chosen:
         result = protect(layout, r.session)
-        problems = verify(session_dir(layout, r.session.key))
+        problems = verify(copy_folder(layout, r.session))
         state = (
             "deleted by the agent, copy kept" if r.deleted else f"{result.copied_bytes:,} new bytes"
         )

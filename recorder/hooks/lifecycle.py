@@ -350,14 +350,14 @@ def _protect(args: HookArgs, payload: Payload, path: Path | None) -> dict[str, A
     if path is None or not path.is_file():  # (a FIFO's copy would wait forever)
         _note(args, payload, f"no transcript to copy before compaction ({payload.transcript!r})")
         return {}
-    from recorder.sources.copies import load_manifest, protect, session_dir, verify
+    from recorder.sources.copies import copy_folder, load_manifest, protect, verify
     from recorder.sources.model import Session, Source
 
     layout = Layout(args.log_dir)
     session = Session(Source(args.agent.value), payload.session, path, project_path=payload.cwd)
     try:
         protect(layout, session)
-        folder = session_dir(layout, session.key)
+        folder = copy_folder(layout, session)
         problems = verify(folder)
     except Exception as exc:
         _note(args, payload, f"transcript copy failed: {exc}")

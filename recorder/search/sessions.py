@@ -36,9 +36,16 @@ from recorder.export.render import record_text
 from recorder.search.index import Document, SearchIndex, delete_texts
 from recorder.sources import claude, codex, gemini
 from recorder.sources.copies import copies_dir, list_copies, restore_to
-from recorder.sources.discover import Roots, Unit, units
+from recorder.sources.discover import Roots, Unit, shared_ids, units
 from recorder.sources.journal_view import to_record
-from recorder.sources.model import SessionMessage, Source, Transcript
+from recorder.sources.model import (
+    Session,
+    SessionMessage,
+    Source,
+    Transcript,
+    claude_folder,
+    session_key,
+)
 from recorder.store.fsutil import ensure_private_dir
 from recorder.store.layout import Layout
 
@@ -134,6 +141,13 @@ def _read(source: Source, path: Path, unit: Unit | None, project_path: str = "")
     return codex.read_transcript(path, {})
 
 
+def _scope(session: Session, shared: set[str]) -> str:
+    """The scope a copied session's documents carry (`Session.scope`): its project folder
+    when its Claude id is `shared` by another folder."""
+    scoped = session.source is Source.CLAUDE and not session.subagent and session.id in shared
+    return session.folder if scoped else ""
+
+
 class SessionIndexer:
     """Keeps the sessions' documents level with the agents' files (the journal indexer's
     writer calls it under its lock)."""
@@ -189,10 +203,23 @@ class SessionIndexer:
         problems: list[str] = []
         stored = self._progress()
         present: set[str] = set()
-        for unit in units(self.roots):
+        found = list(units(self.roots, problems))
+        paths = {str(u.path) for u in found}
+        copies = {str(c.session.path): c for c in list_copies(self.layout)}
+        shared = shared_ids(
+            [(u.named_id, claude_folder(u.path)) for u in found if u.named_id]
+            + [
+                (c.session.id, c.session.folder)
+                for path, c in copies.items()
+                if path not in paths and c.session.source is Source.CLAUDE
+            ]
+        )
+        for unit in found:
             path = str(unit.path)
             present.add(path)
-            fingerprint = orjson.dumps(unit.key).decode()
+            scope = claude_folder(unit.path) if unit.named_id in shared else ""
+            # a scope is part of the fingerprint: a file whose key changed is read again
+            fingerprint = orjson.dumps([*unit.key, scope] if scope else unit.key).decode()
             row = stored.get(path)
             if row is not None and row.fingerprint == fingerprint and row.deleted is None:
                 continue
@@ -200,7 +227,7 @@ class SessionIndexer:
                 result.pending += 1
                 continue
             try:
-                transcript = _read(unit.source, unit.path, unit)
+                transcript = _read(unit.source, unit.path, unit).scoped(scope)
             except (OSError, ValueError) as exc:
                 problems.append(f"{path}: {exc}")
                 continue
@@ -208,10 +235,13 @@ class SessionIndexer:
             problems.extend(f"{path}: {e}" for e in transcript.report.errors)
             self._apply(path, fingerprint, transcript, row, None, result)
         gone = {p: r for p, r in stored.items() if p not in present}
-        copies = {str(c.session.path): c for c in list_copies(self.layout)}
+        rekey: set[str] = set()  # deleted sessions whose key changed: read from the copy again
         for path, row in gone.items():
             if path in copies:
-                if row.deleted is None:
+                c = copies[path].session
+                if session_key(c.source, c.id, _scope(c, shared)).lower() != row.key.lower():
+                    rekey.add(path)
+                elif row.deleted is None:
                     with self.index.transaction() as db:
                         db.execute(
                             "UPDATE session_files SET deleted = ? WHERE path = ?",
@@ -222,20 +252,21 @@ class SessionIndexer:
                 result.removed += self._remove(db, row.key)
                 db.execute("DELETE FROM session_files WHERE path = ?", (path,))
         for path, copy in copies.items():
-            if path in present or path in stored or copy.session.subagent:
+            if path in present or (path in stored and path not in rekey) or copy.session.subagent:
                 continue
             if deadline is not None and time.monotonic() >= deadline:
                 result.pending += 1
                 continue
+            scope = _scope(copy.session, shared)
             try:
                 transcript = self._read_copy(
                     copy.folder, copy.session.source, copy.session.project_path
-                )
+                ).scoped(scope)
             except (OSError, ValueError) as exc:
                 problems.append(f"the copy in {copy.folder}: {exc}")
                 continue
             result.read += 1
-            self._apply(path, "", transcript, None, time.time(), result)
+            self._apply(path, "", transcript, stored.get(path), time.time(), result)
         result.problems = tuple(problems)
         # A file that could not be read is tried again when it changes (not every search).
         self._level = None if result.pending else seen
@@ -282,11 +313,13 @@ class SessionIndexer:
 
     @staticmethod
     def _remove(db: sqlite3.Connection, key: str) -> int:
-        """Delete one session's documents (FTS5 rows of a contentless table go by their text)."""
-        source, _, sid = key.partition(":")
+        """Delete one session's documents (FTS5 rows of a contentless table go by their
+        text). They go by topic, which is the session's key: two Claude sessions of one
+        id in two project folders share the `session` column."""
+        source = key.partition(":")[0]
         rows = db.execute(
-            "SELECT id, text FROM docs WHERE source = ? AND session = ? AND segment IS NULL",
-            (source.lower(), sid.lower()),
+            "SELECT id, text FROM docs WHERE source = ? AND topic = ? AND segment IS NULL",
+            (source.lower(), key.lower()),
         ).fetchall()
         delete_texts(db, ((i, t or "") for i, t in rows))
         db.executemany("DELETE FROM docs WHERE id = ?", ((i,) for i, _ in rows))

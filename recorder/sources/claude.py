@@ -124,10 +124,13 @@ class ProjectFiles:
     flat_agents: list[Path] = field(default_factory=list)  # 2.0.x `agent-<id>.jsonl`
     # >= 2.1.2 sub-agent files under `<sid>/subagents/` with no `<sid>.jsonl` beside them
     orphan_nested: list[Path] = field(default_factory=list)
+    error: str = ""  # the folder could not be listed: its sessions are unknown
 
 
 def projects(root: Path) -> Iterator[ProjectFiles]:
-    """Each project folder with its session files (none when the root is absent)."""
+    """Each project folder with its session files (none when the root is absent); one
+    that cannot be listed (no permission) is yielded with its `error`, not left out
+    silently."""
     try:
         folders = sorted(os.scandir(root / "projects"), key=lambda e: e.name)
     except OSError:
@@ -137,7 +140,11 @@ def projects(root: Path) -> Iterator[ProjectFiles]:
             if not folder.is_dir():
                 continue
             entries = sorted(os.scandir(folder.path), key=lambda e: e.name)
-        except OSError:
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # gone meanwhile
+        except OSError as exc:
+            error = f"{folder.path} cannot be read ({exc.strerror}): its sessions are not listed"
+            yield ProjectFiles(Path(folder.path), error=error)
             continue
         found = ProjectFiles(Path(folder.path))
         names = {entry.name for entry in entries}
@@ -180,6 +187,11 @@ def flat_agent_files(folder: Path) -> list[Path]:
         return sorted(p for p in folder.glob("agent-*.jsonl") if is_regular(p))
     except OSError:
         return []
+
+
+def named_session_id(path: Path) -> str:
+    """The session a file's name says it is (`<uuid>.jsonl`), or ""."""
+    return path.stem if _SESSION_STEM.match(path.stem) else ""
 
 
 # -- reading one file ---------------------------------------------------------------------
@@ -250,7 +262,7 @@ def parse_file(path: Path, limit: int | None = None) -> ParsedFile:
         elif kind not in KNOWN:
             report.unknown_types[kind] = report.unknown_types.get(kind, 0) + 1
     parsed.first_ts, parsed.last_ts = time_span(stamps)
-    if not parsed.session_id or _SESSION_STEM.match(path.stem):
+    if not parsed.session_id or named_session_id(path):
         # a file named by a session id is that session (`claude --resume` finds it by
         # its name), whatever id its first lines carry: history copied in from another
         # session keeps that one's id, which would list it as the other session

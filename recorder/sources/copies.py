@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import stat
 import time
 import zlib
@@ -57,6 +58,35 @@ def copies_dir(layout: Layout) -> Path:
 def session_dir(layout: Layout, key: str) -> Path:
     source, _, sid = key.partition(":")
     return copies_dir(layout) / _SAFE.sub("_", source) / _SAFE.sub("_", sid)
+
+
+def copy_folder(layout: Layout, session: Session) -> Path:
+    """Where `session`'s copy is (or goes): `<source>/<id>`, as it always was, unless
+    that folder holds the copy of another Claude session with the same id (its manifest
+    says which: another project folder), then `<source>/<id>@<project folder>`. A copy
+    stays where it was made when its key changes (an id later found in a second folder),
+    and copies made before ids were told apart by folder are still found."""
+    plain = session_dir(layout, f"{session.source.value}:{session.id}")
+    if not session.folder:
+        return plain
+    scoped = session_dir(layout, f"{session.source.value}:{session.id}@{session.folder}")
+    if scoped.is_dir():
+        return scoped
+    manifest = load_manifest(plain)
+    if manifest is None:
+        return scoped if _holds_files(plain) else plain
+    try:
+        ident = session_from_json(manifest["session"]).ident
+    except (KeyError, TypeError, ValueError):
+        return scoped
+    return plain if ident == session.ident else scoped
+
+
+def _holds_files(folder: Path) -> bool:
+    try:
+        return any(folder.iterdir())
+    except OSError:
+        return False
 
 
 def _sha(data: bytes) -> str:
@@ -164,7 +194,18 @@ def _copy_file(
 def protect(layout: Layout, session: Session) -> CopyResult:
     """Copy what is new of a session's files; returns what was done."""
     refuse_unfinished_restore(layout.root)
-    folder = ensure_private_dir(session_dir(layout, session.key))
+    folder = copy_folder(layout, session)
+    fresh = not folder.exists()
+    ensure_private_dir(folder)
+    try:
+        return _protect(folder, session)
+    except BaseException:
+        if fresh:  # a first copy that failed (an unreadable file) leaves no folder behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _protect(folder: Path, session: Session) -> CopyResult:
     manifest = load_manifest(folder) or {"v": 1, "key": session.key, "files": {}}
     result = CopyResult(session.key)
     files = manifest.setdefault("files", {})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -73,6 +73,7 @@ class Unit:
     read: Callable[[], Transcript]  # for the listing (no messages, where a reader can)
     project: str = ""  # project folder (Claude titles across files, Gemini duplicates)
     full: Callable[[], Transcript] | None = None  # with its messages (default: `read`)
+    named_id: str = ""  # the session id a Claude session file's name gives (`<uuid>.jsonl`)
 
     @property
     def size(self) -> int:
@@ -93,9 +94,13 @@ def _sig(path: Path) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
-def units(roots: Roots) -> Iterator[Unit]:
+def units(roots: Roots, problems: list[str] | None = None) -> Iterator[Unit]:
+    """Every session file under `roots`; a folder that cannot be listed is named in
+    `problems`."""
     if roots.claude is not None:
         for proj in claude.projects(roots.claude):
+            if proj.error and problems is not None:
+                problems.append(proj.error)
             flat = [s for s in (_sig(p) for p in proj.flat_agents) if s]
             for path in proj.sessions:
                 sig = _sig(path)
@@ -110,6 +115,7 @@ def units(roots: Roots) -> Iterator[Unit]:
                         claude.read_transcript, path, flat_agents=proj.flat_agents, listing=True
                     ),
                     str(proj.folder),
+                    named_id=claude.named_session_id(path),
                 )
             # each sub-agent's own file: listed only when its session's file is gone
             for path in [*proj.flat_agents, *proj.orphan_nested]:
@@ -124,6 +130,8 @@ def units(roots: Roots) -> Iterator[Unit]:
                     )
     if roots.gemini is not None:
         for gp in gemini.projects(roots.gemini):
+            if gp.error and problems is not None:
+                problems.append(gp.error)
             for path in gp.chats:
                 sig = _sig(path)
                 if sig is not None:
@@ -254,7 +262,7 @@ def scan(roots: Roots, cache_path: Path | None = None, *, workers: int = 1) -> S
     summaries: dict[str, dict[str, str]] = {}  # Claude project folder -> leafUuid -> summary
     found: list[tuple[Unit, Session]] = []
     todo: list[Unit] = []
-    for unit in units(roots):
+    for unit in units(roots, result.problems):
         entry = cache.entries.get(str(unit.path))
         if isinstance(entry, dict) and entry.get("key") == unit.key:
             try:
@@ -275,13 +283,15 @@ def scan(roots: Roots, cache_path: Path | None = None, *, workers: int = 1) -> S
             result.problems.append(f"{unit.path} is nested too deep to read; left out")
             continue
         data, own, errors = read
-        fresh[str(unit.path)] = {"key": unit.key, "session": data, "summaries": own}
+        if not errors:  # a file that could not be read is read again (and named) next time
+            fresh[str(unit.path)] = {"key": unit.key, "session": data, "summaries": own}
         result.read += 1
         result.problems.extend(errors)
         if own:
             summaries.setdefault(unit.project, {}).update(own)
         found.append((unit, session_from_json(data)))
     sessions = _dedupe(found)
+    qualify(sessions)
     for unit, s in found:
         project = summaries.get(unit.project)
         if project and s.source is Source.CLAUDE and s.title_kind in ("first-prompt", ""):
@@ -303,27 +313,51 @@ def _dedupe(found: list[tuple[Unit, Session]]) -> list[Session]:
     """One entry per session: a Gemini legacy `.json` and its `.jsonl` share an id (the
     later one wins); a Claude sub-agent's file is part of its session, and a session of
     its own (not resumable) only when its session's file is gone (deleted by hand or by
-    the agent's cleanup), so that no conversation on disk goes unlisted."""
-    best: dict[str, Session] = {}
-    parents = {s.key for _, s in found if not s.subagent}
+    the agent's cleanup), so that no conversation on disk goes unlisted. One Claude id
+    in two project folders is two sessions (`Session.ident`)."""
+    best: dict[tuple[Source, str, str], Session] = {}
+    parents = {s.ident for _, s in found if not s.subagent}
     for _, s in found:
-        if not s.id or (s.subagent and f"{s.source.value}:{s.parent_id}" in parents):
+        if not s.id or (s.subagent and (s.source, s.parent_id, s.folder) in parents):
             continue
-        other = best.get(s.key)
+        other = best.get(s.ident)
         if other is None:
-            best[s.key] = s
+            best[s.ident] = s
             continue
         newer, older = (s, other) if (s.last_ts or 0) >= (other.last_ts or 0) else (other, s)
         newer.extra_paths = (*newer.extra_paths, older.path)
-        best[s.key] = newer
+        best[s.ident] = newer
     return list(best.values())
+
+
+def shared_ids(pairs: Iterable[tuple[str, str]]) -> set[str]:
+    """The ids of these (Claude session id, project folder) pairs found in more than one
+    folder."""
+    folders: dict[str, set[str]] = {}
+    for sid, folder in pairs:
+        folders.setdefault(sid, set()).add(folder)
+    return {sid for sid, seen in folders.items() if len(seen) > 1}
+
+
+def _scopable(s: Session) -> bool:
+    return s.source is Source.CLAUDE and not s.subagent
+
+
+def qualify(sessions: Iterable[Session]) -> None:
+    """Scope each Claude session whose id is also in another project folder: its key
+    becomes `claude:<id>@<folder>` (each is its own session: Claude resolves `--resume`
+    in the current project's folder). A unique id keeps the key `claude:<id>`."""
+    found = list(sessions)
+    shared = shared_ids((s.id, s.folder) for s in found if _scopable(s))
+    for s in found:
+        s.scope = s.folder if _scopable(s) and s.id in shared else ""
 
 
 def read_session(session: Session) -> Transcript:
     """A listed session in full."""
     if session.source is Source.CLAUDE:
         flat = claude.flat_agent_files(session.path.parent)
-        return claude.read_transcript(session.path, flat_agents=flat)
+        return claude.read_transcript(session.path, flat_agents=flat).scoped(session.scope)
     if session.source is Source.GEMINI:
         return gemini.read_transcript(session.path, session.project_path)
     root = next(

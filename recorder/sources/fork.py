@@ -25,7 +25,7 @@ import orjson
 
 from recorder.errors import PersistError
 from recorder.sources import claude, codex, gemini
-from recorder.sources.copies import restore_to, session_dir
+from recorder.sources.copies import copy_folder, restore_to
 from recorder.sources.discover import read_session
 from recorder.sources.jsonl import dump_line, iter_objects, json_text, read_bytes
 from recorder.sources.listing import SessionRow
@@ -258,7 +258,7 @@ def fork_row(
     if not row.deleted:
         return fork(read_session(session), at, new_id=new_id)
     with tempfile.TemporaryDirectory(prefix="persist-fork-") as tmp:
-        copy = restore_to(session_dir(layout, session.key), Path(tmp))
+        copy = restore_to(copy_folder(layout, session), Path(tmp))
         transcript = read_session(replace(session, path=copy, extra_paths=()))
         return fork(transcript, at, target_dir=session.path.parent, new_id=new_id, always=True)
 

@@ -59,6 +59,7 @@ class GeminiProject:
     folder: Path
     project_path: str  # "" when neither .project_root nor projects.json names it
     chats: list[Path] = field(default_factory=list)
+    error: str = ""  # its `chats/` could not be listed: its sessions are unknown
 
 
 def _project_paths(root: Path) -> dict[str, str]:
@@ -100,7 +101,12 @@ def projects(root: Path) -> Iterator[GeminiProject]:
     for folder in folders:
         try:
             chats = sorted(os.scandir(os.path.join(folder.path, "chats")), key=lambda e: e.name)
-        except OSError:
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # a project folder without sessions (or not a folder)
+        except OSError as exc:
+            where = os.path.join(folder.path, "chats")
+            error = f"{where} cannot be read ({exc.strerror}): its sessions are not listed"
+            yield GeminiProject(Path(folder.path), "", error=error)
             continue
         path = known.get(folder.name, "")
         raw = read_small(Path(folder.path, ".project_root"), 1 << 16)

@@ -51,7 +51,11 @@ def read_bytes(path: Path, report: ReadReport, limit: int | None = None) -> tupl
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
         report.errors.append(f"{path} cannot be read ({exc.strerror})")
-        return b"", FileState(0, 0, 0)
+        try:  # stat needs no read permission: the agent's cleanup goes by this mtime
+            st = os.stat(path)
+        except OSError:
+            return b"", FileState(0, 0, 0)
+        return b"", FileState(0, st.st_mtime_ns, st.st_ino)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):

@@ -15,10 +15,10 @@ from pathlib import Path
 import orjson
 
 from recorder.errors import PersistError
-from recorder.sources.copies import list_copies, restore_to, session_dir
-from recorder.sources.discover import Roots, read_session, scan
+from recorder.sources.copies import copy_folder, list_copies, restore_to
+from recorder.sources.discover import Roots, qualify, read_session, scan
 from recorder.sources.jsonl import read_small
-from recorder.sources.model import Session, Source, Transcript
+from recorder.sources.model import Session, Source, Transcript, shell_quote
 from recorder.store.layout import Layout
 
 CLAUDE_CLEANUP_DAYS = 30  # Claude Code's default cleanupPeriodDays
@@ -200,21 +200,22 @@ def list_sessions(
     roots = roots.only(source)
     result = scan(roots, layout.sessions / "scan-cache.json", workers=workers)
     retention = Retention.read(roots)
-    copies = {c.session.key: c for c in list_copies(layout)}
+    copies = {c.session.ident: c for c in list_copies(layout)}
     if git is not None:
         git.prefetch([s.project_path for s in result.sessions])
     rows: list[SessionRow] = []
-    seen: set[str] = set()
+    seen: set[tuple[Source, str, str]] = set()
     for s in result.sessions:
-        seen.add(s.key)
-        c = copies.get(s.key)
+        seen.add(s.ident)
+        c = copies.get(s.ident)
         rows.append(_row(s, now, retention, git, c is not None, c.size if c else 0, False))
-    for key, c in copies.items():
-        if key in seen or (source is not None and c.session.source is not source):
+    for ident, c in copies.items():
+        if ident in seen or (source is not None and c.session.source is not source):
             continue
         if c.session.path.exists():
             continue  # still there, but not under the roots asked about
         rows.append(_row(c.session, now, None, git, True, c.size, True))
+    qualify(r.session for r in rows)  # a deleted session's id may be in another folder too
     # a sub-agent's file that a deleted session we hold took into its copy is shown
     # there, not as a conversation of its own
     held = {p for r in rows if r.deleted for p in r.session.extra_paths}
@@ -254,24 +255,35 @@ class SessionNotFound(PersistError):
 
 
 def find_session(rows: list[SessionRow], ref: str) -> SessionRow:
-    """The one session `ref` names: its id, `source:id`, or a unique prefix of either
-    (`claude:3f2a` looks only at Claude Code sessions). The one resolver behind `persist
+    """The one session `ref` names: its id, its key (`source:id`, or `claude:id@folder`
+    for an id in several Claude project folders), or a unique prefix of either
+    (`claude:3f2a` looks only at Claude Code sessions); keys compare case-insensitively
+    (the search index keeps topics lowercased). The one resolver behind `persist
     fork|protect|export --session|launch --session` and the TUI."""
-    exact = [r for r in rows if ref in (r.session.id, r.session.key)]
+    want = ref.lower()
+    exact = [r for r in rows if want in (r.session.id.lower(), r.session.key.lower())]
     if len(exact) == 1:
         return exact[0]
-    src, _, rest = ref.partition(":")
+    src, _, rest = want.partition(":")
     prefix = [
         r
         for r in rows
-        if r.session.id.startswith(ref) or (rest and r.session.key.startswith(f"{src}:{rest}"))
+        if r.session.id.lower().startswith(want)
+        or (rest and r.session.key.lower().startswith(f"{src}:{rest}"))
     ]
     if len(prefix) == 1:
         return prefix[0]
     if not prefix and not exact:
         raise SessionNotFound(f"no session {ref!r} (see `persist sessions`)")
-    names = ", ".join(r.session.key for r in (exact or prefix)[:5])
-    raise SessionNotFound(f"{ref!r} matches {len(exact or prefix)} sessions: {names}")
+    found = exact or prefix
+    names = ", ".join(
+        f"{shell_quote(r.session.key)} ({r.session.project_path or r.session.path.parent})"
+        for r in found[:5]
+    )
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    raise SessionNotFound(
+        f"{ref!r} matches {len(found)} sessions: {names}{more}; name one by its key"
+    )
 
 
 def read_row(layout: Layout, row: SessionRow) -> Transcript:
@@ -279,5 +291,5 @@ def read_row(layout: Layout, row: SessionRow) -> Transcript:
     if not row.deleted:
         return read_session(row.session)
     with tempfile.TemporaryDirectory(prefix="persist-read-") as tmp:
-        copy = restore_to(session_dir(layout, row.session.key), Path(tmp))
+        copy = restore_to(copy_folder(layout, row.session), Path(tmp))
         return read_session(replace(row.session, path=copy, extra_paths=()))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,7 @@ class SessionMessage:
     agent_id: str = ""  # the sub-agent that wrote it, if any
     note: str = ""  # "compact-boundary", "compact-summary", "api-error", "meta", ...
     merged: tuple[str, ...] = ()  # uuids of its earlier lines (Claude Code's streamed blocks)
+    scope: str = ""  # its session's `Session.scope` (an id in several project folders)
 
     @property
     def has_thinking(self) -> bool:
@@ -85,13 +86,29 @@ class SessionMessage:
 
     @property
     def topic(self) -> str:
-        """The topic a journal record of this message would carry: the session."""
-        return f"{self.source.value}:{self.session_id}"
+        """The topic a journal record of this message would carry: the session's key."""
+        return session_key(self.source, self.session_id, self.scope)
 
     @property
     def stable_id(self) -> str:
         """An id that stays the same across rescans of a growing session."""
         return f"{self.topic}#{self.seq}"
+
+
+def session_key(source: Source, session_id: str, scope: str = "") -> str:
+    """`source:id`, or `source:id@folder` for a Claude session whose id is also in
+    another project folder (Claude resolves `--resume` inside the current project's
+    folder, so each is a session of its own)."""
+    return f"{source.value}:{session_id}@{scope}" if scope else f"{source.value}:{session_id}"
+
+
+def claude_folder(path: Path) -> str:
+    """The Claude project folder (`<root>/projects/<encoded cwd>`) a file is in: the
+    nearest folder whose parent is `projects` ("" when there is none)."""
+    for folder in path.parents:
+        if folder.parent.name == "projects":
+            return folder.name
+    return ""
 
 
 def seq_of(stable_id: str | None) -> int | None:
@@ -184,10 +201,24 @@ class Session:
     skipped: int = 0  # lines or records skipped while reading (see the ReadReport)
     subagent: bool = False  # a sub-agent's own transcript (listed only when orphaned)
     parent_id: str = ""  # a sub-agent's: the session that started it
+    # the project folder when the id is also in another one (`qualify`; not stored)
+    scope: str = ""
 
     @property
     def key(self) -> str:
-        return f"{self.source.value}:{self.id}"
+        return session_key(self.source, self.id, self.scope)
+
+    @property
+    def folder(self) -> str:
+        """A Claude session's project folder ("" for the other agents: their ids are
+        unique on a machine)."""
+        return claude_folder(self.path) if self.source is Source.CLAUDE else ""
+
+    @property
+    def ident(self) -> tuple[Source, str, str]:
+        """What tells sessions apart, whatever their scope: the agent, the id and, for
+        Claude, the project folder (the same id can be in two)."""
+        return (self.source, self.id, self.folder)
 
     @property
     def shown_title(self) -> str:
@@ -218,6 +249,15 @@ class Transcript:
     raw_chain: list[dict[str, Any]] = field(default_factory=list)  # Claude lines / Gemini records
     summaries: dict[str, str] = field(default_factory=dict)  # Claude: leafUuid -> summary
     raw_meta: dict[str, Any] = field(default_factory=dict)  # Gemini: the session's metadata
+
+    def scoped(self, scope: str) -> Transcript:
+        """The same, its session and messages under `scope` (see `Session.scope`)."""
+        if scope == self.session.scope:
+            return self
+        self.session.scope = scope
+        self.messages = [replace(m, scope=scope) for m in self.messages]
+        self.sidechain = [replace(m, scope=scope) for m in self.sidechain]
+        return self
 
 
 def session_to_json(s: Session) -> dict[str, Any]:

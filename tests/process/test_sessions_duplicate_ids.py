@@ -1,0 +1,253 @@
+"""One Claude session id in two project folders (a project folder copied, history
+restored), an unreadable project folder and an unreadable session file, through the
+real CLI on agent folders written at test time."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from recorder.sources import claude
+from recorder.sources.copies import copies_dir, protect
+from recorder.sources.jsonl import parse_time
+from recorder.store.layout import Layout
+from tests.process.test_sessions_cli import persist
+from tests.session_fixtures import (
+    ClaudeSession,
+    gemini_legacy,
+    gemini_messages,
+    gemini_project,
+    new_uuid,
+    text,
+)
+
+pytestmark = pytest.mark.timeout(180)
+
+SID = "4b2030ed-1111-4222-8333-444455556666"
+
+
+def two_folders(tmp: Path) -> tuple[ClaudeSession, ClaudeSession]:
+    """A's file copied into folder B (same name, same sessionId, B's cwd); then A gets a
+    GIRAFFE exchange and B, later, a ZEBRA one."""
+    a = ClaudeSession(tmp / "claude", cwd=str(tmp / "aproj"), session_id=SID)
+    for i in range(2):
+        a.user(f"question {i}")
+        a.assistant(text(f"answer {i}"))
+    b = ClaudeSession(tmp / "claude", cwd=str(tmp / "otherproj"), session_id=SID)
+    b.lines = [dict(line, cwd=b.cwd) for line in a.lines]
+    b.last = a.last
+    a.user("GIRAFFE question")
+    a.assistant(text("giraffe answer"))
+    b.t = a.t  # B written last
+    b.user("ZEBRA question")
+    b.assistant(text("zebra answer"))
+    a.write()
+    b.write()
+    return a, b
+
+
+def key_of(s: ClaudeSession) -> str:
+    assert s.path is not None
+    return f"claude:{SID}@{s.path.parent.name}"
+
+
+def exported(tmp: Path, ref: str) -> str:
+    out = persist(tmp, "export", "--session", ref, "--format", "md", "-o", "-")
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def hits(tmp: Path, word: str) -> list[dict]:
+    out = persist(tmp, "search", word, "--json")
+    assert out.returncode == 0, out.stderr
+    return list(json.loads(out.stdout)["hits"])
+
+
+def test_one_id_in_two_project_folders_is_two_sessions(tmp_path: Path) -> None:
+    a, b = two_folders(tmp_path)
+    out = persist(tmp_path, "sessions", "--json")
+    rows = {r["key"]: r for r in json.loads(out.stdout)}
+    assert set(rows) == {key_of(a), key_of(b)}
+    for s in (a, b):
+        row = rows[key_of(s)]
+        assert row["path"] == str(s.path) and row["extra_paths"] == []
+        assert row["resume"] == f"cd {s.cwd} && claude --resume {SID}"
+    # the id alone is ambiguous: one line naming each choice, exit 1
+    out = persist(tmp_path, "export", "--session", SID[:8], "--format", "md", "-o", "-")
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "matches 2 sessions" in out.stderr
+    assert key_of(a) in out.stderr and key_of(b) in out.stderr
+    # each key names its own conversation (a prefix of it too, any case)
+    md_a = exported(tmp_path, key_of(a).upper())
+    assert "GIRAFFE" in md_a and "ZEBRA" not in md_a
+    md_b = exported(tmp_path, key_of(b)[:-3])
+    assert "ZEBRA" in md_b and "GIRAFFE" not in md_b
+    resumed = json.loads(persist(tmp_path, "fork", key_of(a), "--json").stdout)
+    assert resumed["resume"] == f"cd {a.cwd} && claude --resume {SID}"
+    # search origins name the session they are in, and fork --at takes that message
+    giraffe = [h for h in hits(tmp_path, "GIRAFFE") if h["sender"] == "user"]
+    assert [h["origin"] for h in giraffe] == [f"{key_of(a).lower()}#4"]
+    assert [h["origin"].rpartition("#")[0] for h in hits(tmp_path, "ZEBRA")] == [
+        key_of(b).lower()
+    ] * 2
+    out = persist(tmp_path, "fork", giraffe[0]["topic"], "--at", "4", "--json")
+    assert out.returncode == 0, out.stderr
+    forked = json.loads(out.stdout)
+    back = claude.read_transcript(Path(forked["path"]))
+    assert back.messages[-1].text == "GIRAFFE question"
+    assert Path(forked["path"]).parent == a.path.parent  # type: ignore[union-attr]
+    Path(forked["path"]).unlink()
+    # the agent deletes B after we protected both: B stays listed, and forkable
+    out = persist(tmp_path, "protect", "--all")
+    assert out.returncode == 0, out.stderr
+    assert b.path is not None
+    shutil.move(b.path.parent, tmp_path / "moved-away")
+    rows = {r["key"]: r for r in json.loads(persist(tmp_path, "sessions", "--json").stdout)}
+    assert set(rows) == {key_of(a), key_of(b)}
+    assert rows[key_of(b)]["deleted_by_agent"] and rows[key_of(b)]["protected"]
+    assert not rows[key_of(a)]["deleted_by_agent"] and rows[key_of(a)]["protected"]
+    assert "ZEBRA" in exported(tmp_path, key_of(b))
+    assert "GIRAFFE" in exported(tmp_path, key_of(a))
+    zebra = hits(tmp_path, "ZEBRA")
+    assert zebra and all(h["deleted"] and h["origin"].startswith(key_of(b).lower()) for h in zebra)
+    out = persist(tmp_path, "fork", key_of(b), "--at", "4", "--json")
+    assert out.returncode == 0, out.stderr
+    back = claude.read_transcript(Path(json.loads(out.stdout)["path"]))
+    assert back.messages[-1].text == "ZEBRA question"
+
+
+def test_copies_and_index_entries_made_before_are_still_found(tmp_path: Path) -> None:
+    """Before, the two were one session: its copy held B's file as `main` and A's as an
+    extra, in `copies/claude/<id>/`, and its messages were indexed as `claude:<id>`."""
+    a, b = two_folders(tmp_path)
+    assert a.path is not None and b.path is not None
+    (tmp_path / "log").mkdir()
+    b_moved = tmp_path / "b-elsewhere"
+    shutil.move(b.path.parent, b_moved)
+    # A alone: an unambiguous id keeps its key `claude:<id>`, in the index too
+    assert [h["origin"] for h in hits(tmp_path, "GIRAFFE")] == [
+        f"claude:{SID}#5",
+        f"claude:{SID}#4",
+    ]
+    shutil.move(b_moved, b.path.parent)
+    session = claude.read_transcript(b.path, listing=True).session
+    session.extra_paths = (a.path,)
+    protect(Layout(tmp_path / "log"), session)  # the copy an older version made
+    old = copies_dir(Layout(tmp_path / "log")) / "claude" / SID
+    assert json.loads((old / "manifest.json").read_text())["files"].keys() == {
+        "main",
+        f"extra-{SID}.jsonl",
+    }
+    # B appears: A's documents are indexed again under its new key, none left behind
+    assert [h["origin"] for h in hits(tmp_path, "GIRAFFE")] == [
+        f"{key_of(a).lower()}#5",
+        f"{key_of(a).lower()}#4",
+    ]
+    shutil.rmtree(b.path.parent)
+    rows = {r["key"]: r for r in json.loads(persist(tmp_path, "sessions", "--json").stdout)}
+    assert rows[key_of(b)]["deleted_by_agent"] and not rows[key_of(a)]["protected"]
+    assert "ZEBRA" in exported(tmp_path, key_of(b))
+    assert [h["origin"].rpartition("#")[0] for h in hits(tmp_path, "ZEBRA")] == [
+        key_of(b).lower()
+    ] * 2
+    # protecting A now gives it a copy of its own; the old one stays B's
+    out = persist(tmp_path, "protect", "--all")
+    assert out.returncode == 0, out.stderr
+    folders = sorted(p.name for p in (copies_dir(Layout(tmp_path / "log")) / "claude").iterdir())
+    assert folders == [SID, f"{SID}_{a.path.parent.name}"]
+    out = persist(tmp_path, "fork", key_of(b), "--at", "4", "--json")
+    assert out.returncode == 0, out.stderr
+    assert "damaged" not in doctor(tmp_path / "log").stdout
+
+
+DROP_READ_ANYTHING = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--")
+
+
+def unprivileged(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`persist` (as `persist()` runs it) as a user the file modes apply to: as root,
+    without the capabilities that let it read anything (CAP_DAC_OVERRIDE,
+    CAP_DAC_READ_SEARCH)."""
+    if os.geteuid() != 0:
+        return persist(tmp, *args)
+    if shutil.which("setpriv") is None:
+        pytest.skip("root without setpriv: file modes do not apply")
+    roots = [f"--{name}-root={tmp / name}" for name in ("claude", "gemini", "codex")]
+    log = f"--log-dir={tmp / 'log'}"
+    return subprocess.run(
+        [*DROP_READ_ANYTHING, sys.executable, "-m", "recorder.cli", *args, *roots, log],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def doctor(log: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "doctor", "--dir", str(log), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_an_unreadable_project_folder_is_named(tmp_path: Path) -> None:
+    _, b = two_folders(tmp_path)
+    assert b.path is not None
+    folder = b.path.parent
+    folder.chmod(0)
+    try:
+        out = unprivileged(tmp_path, "sessions")
+        assert out.returncode == 0, out.stderr
+        named = [line for line in out.stderr.splitlines() if str(folder) in line]
+        assert len(named) == 1 and "cannot be read (Permission denied)" in named[0]
+        for args in (("protect", "--all"), ("search", "GIRAFFE")):
+            out = unprivileged(tmp_path, *args)
+            assert sum(str(folder) in line for line in out.stderr.splitlines()) == 1, args
+    finally:
+        folder.chmod(0o755)
+    # Gemini's chats folder likewise
+    chats = gemini_project(tmp_path / "gemini", "/home/me/gem")
+    gemini_legacy(chats, new_uuid(), gemini_messages(1))
+    chats.chmod(0)
+    try:
+        out = unprivileged(tmp_path, "sessions")
+        named = [line for line in out.stderr.splitlines() if str(chats) in line]
+        assert len(named) == 1 and "cannot be read (Permission denied)" in named[0]
+    finally:
+        chats.chmod(0o755)
+
+
+def test_an_unreadable_session_file_keeps_its_real_times(tmp_path: Path) -> None:
+    s = ClaudeSession(tmp_path / "claude", cwd=str(tmp_path / "proj"))
+    s.user("hello")
+    s.assistant(text("hi"))
+    path = s.write()
+    path.chmod(0)
+    log = Layout(tmp_path / "log")
+    try:
+        for _ in range(2):  # the scan cache does not keep it as read
+            out = unprivileged(tmp_path, "sessions", "--json")
+            assert out.returncode == 0, out.stderr
+            assert f"{path} cannot be read (Permission denied)" in out.stderr
+            (row,) = json.loads(out.stdout)
+            cleanup = parse_time(row["agent_cleanup_at"])
+            assert cleanup is not None and abs(cleanup - (path.stat().st_mtime + 30 * 86400)) < 2
+        out = unprivileged(tmp_path, "sessions")
+        assert "1970-01-01" not in out.stdout
+        assert time.strftime("%Y-%m-%d") in out.stdout
+        out = unprivileged(tmp_path, "sessions", "--expiring", "7", "--json")
+        assert json.loads(out.stdout or "[]") == []
+        out = unprivileged(tmp_path, "protect", "--all")
+        assert out.returncode == 1 and "Permission denied" in out.stderr
+        assert not (copies_dir(log) / "claude" / s.session_id).exists()
+        out = doctor(log.root)
+        assert "damaged" not in out.stdout and s.session_id not in out.stdout
+    finally:
+        path.chmod(0o644)
