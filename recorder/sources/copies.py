@@ -63,7 +63,7 @@ def session_dir(layout: Layout, key: str) -> Path:
 def copy_folder(layout: Layout, session: Session) -> Path:
     """Where `session`'s copy is (or goes): `<source>/<id>`, as it always was, unless
     that folder holds the copy of another Claude session with the same id (its manifest
-    says which: another project folder), then `<source>/<id>@<project folder>`. A copy
+    says which: another project folder), then `<source>/<id>_<project folder>`. A copy
     stays where it was made when its key changes (an id later found in a second folder),
     and copies made before ids were told apart by folder are still found."""
     plain = session_dir(layout, f"{session.source.value}:{session.id}")
