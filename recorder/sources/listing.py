@@ -18,8 +18,9 @@ from recorder.errors import PersistError
 from recorder.sources.copies import copy_folder, list_copies, restore_to
 from recorder.sources.discover import Roots, qualify, read_session, scan
 from recorder.sources.jsonl import read_small
-from recorder.sources.model import Session, Source, Transcript, shell_quote
+from recorder.sources.model import Session, Source, Transcript
 from recorder.store.layout import Layout
+from recorder.store.shell import shell_quote
 
 CLAUDE_CLEANUP_DAYS = 30  # Claude Code's default cleanupPeriodDays
 GEMINI_MAX_AGE_DAYS = 30.0  # Gemini CLI's default sessionRetention.maxAge since v0.33
