@@ -194,26 +194,34 @@ class AgentSourcesPane(Pane):
         self.post_message(self.FeedLoaded(generation, feed, True))
 
     @work(thread=True, exclusive=True, group="recent-feed", exit_on_error=False)
-    def follow_feed(self, source: str, generation: int) -> None:
-        """The index caught up (session files that grew are read again) and, if new
-        messages came in, `source` read again."""
+    def follow_feed(self, listed: SessionFeed, generation: int) -> None:
+        """The index caught up (session files that grew are read again) and, if session
+        messages came in, the source read again: posted only if its order changed (the
+        journal's records, another agent's messages change nothing listed)."""
         caught_up = self._catch_up(generation)
-        if caught_up is not None and any(caught_up):  # new documents, or progress shown
-            feed = SessionFeed(self.papp.searcher.index, source)
+        if caught_up is None:
+            return
+        sessions, shown = caught_up
+        if sessions:
+            feed = SessionFeed(self.papp.searcher.index, listed.source)
             feed.load()
-            self.post_message(self.FeedLoaded(generation, feed, True))
+            if feed.ids != listed.ids or feed.times != listed.times:
+                self.post_message(self.FeedLoaded(generation, feed, True))
+                return
+        if shown:  # the progress it showed is over
+            self.post_message(self.FeedIndexing(generation, ""))
 
     def _catch_up(self, generation: int) -> tuple[int, bool] | None:
-        """In a worker: the index caught up in slices, progress posted; how many
+        """In a worker: the index caught up in slices, progress posted; how many session
         documents came in and whether progress was shown (None: cancelled)."""
         worker = get_current_worker()
         engine = self.papp.searcher
-        added, shown = 0, False
+        sessions, shown = 0, False
         while not worker.is_cancelled:
             done = engine.catch_up(budget=CATCH_UP_SLICE, wait=CATCH_UP_SLICE)
-            added += done.added
+            sessions += done.sessions
             if not (done.behind or done.sessions_pending or done.busy):
-                return added, shown
+                return sessions, shown
             self.post_message(self.FeedIndexing(generation, indexing_state(done)))
             shown = True
         return None
@@ -224,7 +232,7 @@ class AgentSourcesPane(Pane):
             return
         running = (w for w in self.workers if w.node is self and not w.is_finished)
         if not any(w.group == "recent-feed" for w in running):
-            self.follow_feed(self.source, self._feed_generation)
+            self.follow_feed(self.feed_rows.feed, self._feed_generation)
 
     def on_agent_sources_pane_feed_loaded(self, message: FeedLoaded) -> None:
         if message.generation != self._feed_generation:
@@ -232,18 +240,21 @@ class AgentSourcesPane(Pane):
         messages = self.messages
         old = self.feed_rows
         if old is None or old.feed is not message.feed:
-            # Read again: the cursor stays on its message unless it was on the newest.
+            # Read again: the cursor stays on its message, on the same line of the
+            # list, unless it was on the newest (then it moves to the new newest).
             doc = old.documents.get(messages.cursor) if old is not None else None
             at_end = messages.cursor >= messages.row_count - 1
+            line = messages.cursor_line
             rows = self.feed_rows = FeedRows(message.feed, self._want_row)
             if old is not None:
                 rows.take_over(old)
             self._rows_pending = None
             messages.attach(rows)
             row = None if at_end or doc is None else message.feed.row_of(doc.id)
-            messages.move_to(len(rows) - 1 if row is None else row)
-            # Scrolled once the list has its new height (a scroll now stops at the old one).
-            messages.call_after_refresh(messages.scroll_to_cursor, center=row is not None)
+            if row is None:
+                messages.move_to(len(rows) - 1, -1)
+            else:
+                messages.move_to(row, line=line)
         self._set_feed_state("" if message.done else "catching the search index up…")
 
     def on_agent_sources_pane_feed_indexing(self, message: FeedIndexing) -> None:

@@ -4,6 +4,7 @@ kept as it was left for when it shows again."""
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -56,6 +57,15 @@ class RecentPane(AgentSourcesPane):
             tooltip="The journal (bus), one agent's session messages, or every agent's",
         ),
     ]
+
+    STATUS_KEYS = (
+        "toggle_follow",
+        "toggle_bookkeeping",
+        "context_checkpoint",
+        "toggle_matches_only",
+    )
+    """The actions whose keys the status line names where they apply: a narrow footer
+    leaves them out (`KeysFooter`)."""
 
     class ShowCheckpoint(Message):
         """`c`: show `checkpoint` in the timeline (the screen switches tabs)."""
@@ -281,8 +291,8 @@ class RecentPane(AgentSourcesPane):
         if self.following and not at_end:
             self.following = False
             self.update_status()
-        elif not self.following and at_end and self.context_checkpoint is None:
-            self.resume_following()
+        elif at_end and not (self.following or self.matches_only or self.context_checkpoint):
+            self.resume_following()  # G: but a search's hits (m) stay until m
 
     @on(VirtualList.Selected, "#messages")
     def message_selected(self, event: VirtualList.Selected) -> None:
@@ -361,9 +371,16 @@ class RecentPane(AgentSourcesPane):
         self.update_status()
         self.refresh_bindings()
 
+    def on_resize(self) -> None:
+        self.update_status()  # its wording depends on the width
+
     def update_status(self) -> None:
+        """Who is listed and what the keys do now (two lines at most at 80 columns); a
+        search's nearest checkpoint on a line of its own, cut rather than wrapped (its
+        key first on a narrow screen), so that it always shows."""
+        status_line = self.query_one("#recent-status", Static)
         if self.source != SOURCE_BUS:
-            self.query_one("#recent-status", Static).update(self.feed_status())
+            status_line.update(self.feed_status())
             return
         store = self.papp.journal.store
         status = Text()
@@ -376,7 +393,8 @@ class RecentPane(AgentSourcesPane):
             status.append("❚❚ paused", "bold yellow")
             if self._unseen:
                 status.append(f"  {count(self._unseen)} new", "bold")
-            status.append("  p or G follows again", "dim")
+            keys = "p" if self.matches_only else "p or G"  # G is the newest hit there
+            status.append(f"  {keys} follows again", "dim")
         if store is not None and self.record_filter is not None:
             hidden = self.record_filter.scanned - len(self.record_filter)
             if self.show_bookkeeping:
@@ -390,8 +408,17 @@ class RecentPane(AgentSourcesPane):
         elif self.search_matches:
             status.append("  · m lists only the search's hits", "dim")
         cp = self.context_checkpoint
-        if cp is not None:
-            status.append("\n◆ nearest checkpoint before: ", "cyan")
-            status.append(f"{one_line(cp.label or cp.id, 60)} ", "bold")
-            status.append(f"{self.papp.clock.stamp(cp.created)} — c shows it", "dim")
-        self.query_one("#recent-status", Static).update(status)
+        if cp is None:
+            status_line.update(status)
+            return
+        line = Text(no_wrap=True, overflow="ellipsis")
+        label = one_line(cp.label or cp.id, 60)
+        if self.screen.has_class("-narrow"):  # the key first: a long label is what is cut
+            line.append("◆ c shows the checkpoint before: ", "cyan")
+            line.append(f"{label} ", "bold")
+            line.append(self.papp.clock.when(cp.created).strip(), "dim")
+        else:
+            line.append("◆ nearest checkpoint before: ", "cyan")
+            line.append(f"{label} ", "bold")
+            line.append(f"{self.papp.clock.stamp(cp.created)} — c shows it", "dim")
+        status_line.update(Group(status, line))

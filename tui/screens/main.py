@@ -10,11 +10,12 @@ from rich.text import Text
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent
+from textual.widgets import Static, TabbedContent
 
 from ..panes import CheckpointsPane, DiagnosticsPane, RecentPane, SearchPane
 from ..text import one_line, plural
 from ..widgets.diagnostics_view import STATE_ICONS, STATE_STYLES
+from ..widgets.keys_footer import KeysFooter
 
 if TYPE_CHECKING:
     from ..app import PersistApp
@@ -97,7 +98,7 @@ class MainScreen(Screen[None]):
             yield SearchPane()
             yield RecentPane()
             yield DiagnosticsPane()
-        yield Footer()
+        yield KeysFooter(RecentPane.STATUS_KEYS)
 
     def on_mount(self) -> None:
         self.papp.journal_changed.subscribe(self, self.on_journal_changed)

@@ -53,6 +53,8 @@ class VirtualList(ScrollView, can_focus=True):
         super().__init__(id=id, classes=classes)
         self._count = 0
         self._last_posted = -2
+        self._scroll_wanted: tuple[bool, int | None] | None = None
+        """A scroll asked for while the list had no height (`scroll_to_cursor`)."""
 
     # -- for subclasses ----------------------------------------------------------
     @property
@@ -93,21 +95,41 @@ class VirtualList(ScrollView, can_focus=True):
                 r += direction
         return -1
 
-    def move_to(self, row: int, step: int = 1, *, center: bool = False) -> None:
+    def move_to(
+        self, row: int, step: int = 1, *, center: bool = False, line: int | None = None
+    ) -> None:
         self.cursor = self._nearest(row, step)
-        self.scroll_to_cursor(center=center)
+        self.scroll_to_cursor(center=center, line=line)
 
-    def scroll_to_cursor(self, *, center: bool = False) -> None:
+    def scroll_to_cursor(self, *, center: bool = False, line: int | None = None) -> None:
+        """Bring the cursor's row on screen: centred, on the list's `line`-th line, or
+        else by as little as it takes. A list with no height (another tab's, hidden, or
+        not laid out yet) does it when it gets one: its height decides where."""
         if self.cursor < 0:
             return
-        height = max(1, self.scrollable_content_region.height)
+        height = self.scrollable_content_region.height
+        if height <= 0:
+            self._scroll_wanted = (center, line)
+            return
+        self._scroll_wanted = None
         top = int(self.scroll_y)
-        if center:
-            self.scroll_to(y=max(0, self.cursor - height // 2), animate=False)
+        if line is not None:
+            y = self.cursor - min(max(0, line), height - 1)
+        elif center:
+            y = self.cursor - height // 2
         elif self.cursor < top:
-            self.scroll_to(y=self.cursor, animate=False)
+            y = self.cursor
         elif self.cursor >= top + height:
-            self.scroll_to(y=self.cursor - height + 1, animate=False)
+            y = self.cursor - height + 1
+        else:
+            return
+        # forced: a list that just grew has no scrollbar yet, which would stop the scroll
+        self.scroll_to(y=max(0, y), animate=False, force=True)
+
+    @property
+    def cursor_line(self) -> int:
+        """The line of the list the cursor's row is drawn on (outside 0…height-1: off screen)."""
+        return self.cursor - int(self.scroll_y)
 
     def watch_cursor(self, old: int, new: int) -> None:
         self.refresh()
@@ -117,7 +139,9 @@ class VirtualList(ScrollView, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(self.scrollable_content_region.width, self._count)
-        self.scroll_to_cursor()
+        center, line = self._scroll_wanted or (False, None)
+        self._scroll_wanted = None
+        self.scroll_to_cursor(center=center, line=line)
 
     # -- actions -----------------------------------------------------------------
     def action_cursor_up(self) -> None:
