@@ -128,7 +128,11 @@ class VirtualList(ScrollView, can_focus=True):
 
     @property
     def cursor_line(self) -> int:
-        """The line of the list the cursor's row is drawn on (outside 0…height-1: off screen)."""
+        """The line of the list the cursor's row is drawn on (outside 0…height-1: off
+        screen), or will be once a list with no height gets one."""
+        wanted = self._scroll_wanted
+        if wanted is not None and wanted[1] is not None:
+            return wanted[1]
         return self.cursor - int(self.scroll_y)
 
     def watch_cursor(self, old: int, new: int) -> None:
