@@ -100,7 +100,8 @@ class Probe:
         if health.running and health.pid:
             started = status.process_started if status is not None else None
             diag.process = self._process(health.pid, started, now)
-        diag.rate = status.rates.received_per_s if status is not None else None
+        # a stale or stopped recorder's rate is its last, not the present
+        diag.rate = status.rates.received_per_s if status is not None and health.current else None
         if layout.root.is_dir():
             diag.disk_used = folder_bytes(layout.root)
             try:

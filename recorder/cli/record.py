@@ -190,7 +190,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if s is not None:
         counts = s.counts
         # a stale or stopped recorder's status is its last report, not the present
-        live = health.state not in (STALE, STOPPED)
+        live = health.current
         when = "" if live else " when last heard of"
         print(f"  log folder   {layout.root}")
         if len(s.endpoints) > 1 or any(e.mode is LinkMode.BIND for e in s.endpoints):

@@ -587,6 +587,12 @@ class Health:
     def running(self) -> bool:
         return self.state != STOPPED
 
+    @property
+    def current(self) -> bool:
+        """Whether the status's figures (rates, connection) are the present: a stale or
+        stopped recorder's are the last it wrote, as old as its heartbeat."""
+        return self.state not in (STALE, STOPPED)
+
     def start_command(self, log_dir: Path) -> str:
         """The command that starts the recorder again where it listened: the brokers it
         followed, the endpoints it bound, and the broker it hosted (`--embedded yes` and

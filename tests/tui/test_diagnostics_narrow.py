@@ -131,3 +131,29 @@ async def test_a_breakdown_of_an_index_still_catching_up_says_so(
         await settle(pilot)
         text = plain(app.screen.query_one("#breakdown"))
     assert "indexed yet" in text or "the index is catching up" in text, text
+
+
+@pytest.mark.parametrize("size", [SMALL, (120, 36)])
+@pilot_test
+async def test_a_killed_recorder_shows_its_last_rate_as_the_last_not_as_now(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """After `kill -9` the status file still says "recording" at 6.9/s: the recorder is
+    gone, so the rate is none now, its last figures named as such, with their age."""
+    root = demo_dir(tmp_path, status=None)
+    gone = psutil.Popen(["true"])
+    gone.wait()  # a PID that no longer runs
+    status = healthy_status(root, NOW, gone.pid, NOW - 3600)
+    status.update(updated=NOW - 23, rates={"received_per_s": 6.9, "written_per_s": 2.0})
+    write_status(root, status)
+    app = make_app(root)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        diag = app.screen.query_one("#diag")
+        lines = [diag.render_line(y).text.rstrip() for y in range(diag.size.height)]
+        text = "\n".join(lines)
+        assert "gone without a clean stop" in text
+        rate = next(line for line in lines if "Rate" in line)
+        assert "none; last 6.9/s received, 2.0/s written, 23s ago" in rate, rate

@@ -118,6 +118,19 @@ def _connection(st: StatusSnapshot, diag: Diagnostics) -> str:
     return str(st.connection)
 
 
+def _rate(st: StatusSnapshot, diag: Diagnostics, clock: Clock) -> str:
+    """Messages a second now; a stale or stopped recorder has no rate now, only the
+    last one it wrote (none after a clean stop), as old as its heartbeat."""
+    r = st.rates
+    figures = f"{r.received_per_s:,.1f}/s received, {r.written_per_s:,.1f}/s written"
+    if diag.health.current:
+        return figures
+    now = "none" if not diag.health.running else "unknown (silent)"
+    if r.received_per_s or r.written_per_s:
+        now += f"; last {figures}, {clock.ago(st.updated)}"
+    return now
+
+
 def _endpoints(st: StatusSnapshot, diag: Diagnostics, clock: Clock) -> Text | None:
     """Every broker followed and endpoint bound, when there is more than the one broker
     the table shows."""
@@ -172,7 +185,6 @@ def _status_table(
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
     counts = st.counts
-    rates = st.rates
     proc = diag.process
 
     rows: list[tuple[str, str, str, str | Text]] = [
@@ -182,7 +194,7 @@ def _status_table(
             "CPU",
             val(proc and proc.cpu_percent, lambda v: f"{v:.1f} %"),
             "Rate",
-            f"{rates.received_per_s:,.1f}/s received, {rates.written_per_s:,.1f}/s written",
+            _rate(st, diag, clock),
         ),
         ("RSS", val(proc and proc.rss, size), "Received", count(counts.received)),
         ("Open files", val(proc and proc.open_files), "Written", count(counts.written)),
