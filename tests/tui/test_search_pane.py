@@ -252,3 +252,36 @@ async def test_every_row_shows_its_first_match_highlighted(tmp_path: Path) -> No
             cut = sender != "reviewer"  # its match is at the start: nothing left out
             assert ("… " in shown or "…" in shown.split("split")[0]) is cut, shown
         assert "   …per minute and split the work between the c…" in rows["planner"][0]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+@pilot_test
+async def test_session_hits_show_the_session_id_as_recent_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    """At 80 columns every agent-session hit showed `claude` as its topic (its topic is
+    `claude:<session id>`, cut to 6 cells), so sessions could not be told apart; at 120
+    `claude:36d`. Now the session id, as the Recent pane shows it."""
+    from tests.session_fixtures import claude_steps
+    from tui.widgets.record_list import RecordList
+
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    sessions = [claude_steps(tmp_path / "claude", 1, cwd=f"/home/me/p{i}") for i in range(2)]
+    root = tmp_path / "logs"
+    root.mkdir(mode=0o700)
+    app = make_app(root)
+    async with app.run_test(size=(width, 30)) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        await pilot.press("slash", *"carry")
+        await settle(pilot, 0.4)
+        results = main.query_one("#results")
+        rows = [results.render_row(r, width).plain for r in range(2)]  # type: ignore[attr-defined]
+        shown = {s.session_id for s in sessions for row in rows if f" {s.session_id[:6]}" in row}
+        assert shown == {s.session_id for s in sessions}, rows
+        await pilot.press("escape", "3", "ctrl+o")
+        await settle(pilot, 0.4)
+        recent = main.query_one("#recent").query_one(RecordList)
+        listed = [recent.render_row(r, width).plain for r in range(recent.row_count)]
+        for s in sessions:  # the same column, the same id
+            assert any(f" {s.session_id[:6]}" in row for row in listed), listed

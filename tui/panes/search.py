@@ -25,7 +25,7 @@ from recorder.sources.model import seq_of
 from recorder.store.layout import sessions_searchable_without_journal
 
 from ..text import count, fit, highlighted_text, one_line, window_on
-from ..widgets.record_list import HIGHLIGHT, sender_style, source_label
+from ..widgets.record_list import HIGHLIGHT, sender_style, shown_topic, source_label
 from ..widgets.virtual_list import VirtualList
 from .base import Pane
 
@@ -77,7 +77,7 @@ class ResultList(VirtualList):
         line.append_text(source_label(hit.source or "bus", wide=wide))
         who = one_line(hit.sender or hit.kind.upper(), 40)
         line.append(fit(who, sw) + " ", sender_style(who) if hit.sender else "dim")
-        line.append(fit(one_line(hit.topic, 40), tw) + " ", "dim")
+        line.append(fit(one_line(shown_topic(hit.topic, hit.source), 40), tw) + " ", "dim")
         marks = [(s.start, s.end, FUZZY_STYLE if s.fuzzy else HIGHLIGHT) for s in hit.spans]
         snippet = hit.snippet
         if marks:  # the first match on the row, the words before it cut if need be

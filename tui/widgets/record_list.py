@@ -11,6 +11,7 @@ from rich.text import Text
 
 from recorder.export.redact import record_secrets, redact_record
 from recorder.export.render import gap_sentence, record_text
+from recorder.search.index import SOURCE_BUS
 from recorder.search.query import Query, match_spans
 from recorder.store.reader import Record
 from recorder.store.secrets import DEFAULT_SCAN_CAP
@@ -59,6 +60,12 @@ def source_label(source: str, *, wide: bool) -> Text:
     `wide`, else three letters; agents in their colour."""
     label = f"{source:<7}" if wide else f"{SHORT_SOURCES.get(source, source[:3]):<4}"
     return Text(label, SOURCE_STYLES.get(source, "dim"))
+
+
+def shown_topic(topic: str, source: str | None) -> str:
+    """A topic as a list with a source column shows it: an agent session's
+    `<source>:<session id>` as the session id alone (its source is in the column)."""
+    return topic if source in (None, SOURCE_BUS) else topic.removeprefix(f"{source}:")
 
 
 def describe(rec: Record) -> str:
@@ -113,7 +120,7 @@ def record_row(
     topic = rec.topic
     if source is not None:
         row.append_text(source)
-        topic = topic.removeprefix(f"{rec.meta.get('source')}:")
+        topic = shown_topic(topic, rec.meta.get("source"))
     if kind == "msg":
         reading = rules.read(rec) if rules is not None else None
         sender = one_line(rec.sender or (reading.sender if reading else "") or "?", 40)
