@@ -19,7 +19,7 @@ from recorder.sources.copies import copy_folder, list_copies, restore_to
 from recorder.sources.discover import Roots, qualify, read_session, scan
 from recorder.sources.jsonl import read_small
 from recorder.sources.model import Session, Source, Transcript
-from recorder.store.layout import Layout
+from recorder.store.layout import Layout, sessions_searchable_without_journal
 from recorder.store.shell import shell_quote
 
 CLAUDE_CLEANUP_DAYS = 30  # Claude Code's default cleanupPeriodDays
@@ -199,7 +199,9 @@ def list_sessions(
     """Every session newest first (deleted ones we hold included), and the problems met."""
     now = time.time() if now is None else now
     roots = roots.only(source)
-    result = scan(roots, layout.sessions / "scan-cache.json", workers=workers)
+    # a log folder named that does not exist is read, never made (for its cache)
+    kept = sessions_searchable_without_journal(layout.root)
+    result = scan(roots, layout.sessions / "scan-cache.json" if kept else None, workers=workers)
     retention = Retention.read(roots)
     copies = {c.session.ident: c for c in list_copies(layout)}
     if git is not None:

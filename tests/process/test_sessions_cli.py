@@ -85,6 +85,7 @@ def make_claude(tmp: Path, n: int = 3) -> ClaudeSession:
 
 
 def test_sessions_lists_every_source_with_its_facts(tmp_path: Path) -> None:
+    (tmp_path / "log").mkdir(mode=0o700)  # a log folder that exists keeps the scan cache
     s = make_claude(tmp_path)
     (tmp_path / "claude" / "settings.json").write_text(json.dumps({"cleanupPeriodDays": 10}))
     chats = gemini_project(tmp_path / "gemini", "/home/me/gem")
@@ -814,3 +815,13 @@ def test_a_gemini_fork_is_named_and_stamped_in_utc_as_gemini_does(tmp_path: Path
     assert doc["startTime"] == "2026-01-10T12:00:10.000Z"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", doc["lastUpdated"])
     assert before - 1 <= parse_time(doc["lastUpdated"]) <= after  # type: ignore[operator]
+
+
+def test_listing_sessions_never_makes_a_log_folder_that_does_not_exist(tmp_path: Path) -> None:
+    """`persist sessions --log-dir <a typo>` made the folder (for its listing cache), as
+    `persist search` would not; the sessions are listed and nothing is made now."""
+    s = ClaudeSession(tmp_path / "claude")
+    s.user("a pomodoro timer, please")
+    s.write()
+    assert list(listed(tmp_path)) == [s.session_id]
+    assert not (tmp_path / "log").exists()

@@ -259,3 +259,27 @@ async def test_a_failed_read_says_why_in_the_pane(
         status = plain(pane.query_one("#recent-status"))
         assert "cannot read the claude sessions: disk went away" in status
         assert "Traceback" not in status
+
+
+@pilot_test
+async def test_a_log_folder_that_does_not_exist_is_not_made_by_listing_an_agent(
+    tmp_path: Path,
+) -> None:
+    """ctrl+o in a log folder named that does not exist made it (and the search index in
+    it) while the pane said "No journal here yet"; `persist search` refuses such a
+    folder. Nothing is made now, and the status line says why nothing is listed."""
+    claude_steps(tmp_path / "claude", 2)
+    root = tmp_path / "fresh1"
+    app = make_app(root, roots=Roots(tmp_path / "claude", None, None))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("3", "ctrl+o")
+        await settle(pilot, 0.5)
+        pane = app.screen.query_one(RecentPane)
+        assert pane.source == "claude"
+        status = plain(pane.query_one("#recent-status"))
+        assert "does not exist" in status, status
+        await pilot.press("S")  # the sessions screen lists them, its scan cache not kept
+        await settle(pilot)
+        assert app.screen.query_one("#sessions-list").row_count == 1  # type: ignore[attr-defined]
+    assert not root.exists()

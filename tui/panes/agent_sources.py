@@ -23,6 +23,7 @@ from textual.worker import get_current_worker
 from recorder.search.feed import AGENTS, FeedDocument, SessionFeed
 from recorder.search.index import SOURCE_BUS
 from recorder.sources.journal_view import session_record
+from recorder.store.layout import sessions_searchable_without_journal
 from recorder.store.reader import Record
 
 from ..text import plural
@@ -158,6 +159,12 @@ class AgentSourcesPane(Pane):
         if source != SOURCE_BUS:
             messages.highlight = None
             messages.boundaries = frozenset()
+            papp = self.papp
+            if papp.journal.store is None and not sessions_searchable_without_journal(
+                papp.log_dir
+            ):  # as `persist search`: a reader makes no folder (its index) for a typo
+                self.feed_state = f"[error]{papp.log_dir} does not exist: nothing is indexed"
+                return
             self.feed_state = "reading the search index…"
             self.load_feed(source, self._feed_generation)
             self._follow_timer = self.set_interval(FEED_FOLLOW_SECONDS, self._look_for_new_messages)
