@@ -26,6 +26,7 @@ from recorder.cli.common import (
     say,
 )
 from recorder.errors import PersistError
+from recorder.search.syntax import QUERY_SYNTAX
 from recorder.store.layout import sessions_searchable_without_journal
 
 if TYPE_CHECKING:
@@ -381,17 +382,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-SEARCH_HELP = """query language:
-  words               every word must match        "a phrase"   the words in order
-  pre*                a word starting with pre     -word        leave out (-"phrase", -from:x)
-  a OR b              either word                  from:/sender:NAME  to:NAME  topic:T
-  kind:K (chain type or record kind)  tier:N  tag:T  session:ID  has:secret (-has:secret)
-  source:S            bus (the journal), claude, gemini or codex (agent sessions)
-  since:/after:WHEN  until:/before:WHEN   WHEN = 2024-05-14, 2024-05-14T10:30, 10:30, 2h, 3d
+SEARCH_HELP = (
+    "query language:\n"
+    + "\n".join(f"  {k:<12} {v}" for k, v in QUERY_SYNTAX)
+    + """
 
 Exact matches come first: ranked by relevance when the query matches at most 200
 records, else the newest first; then typo-tolerant ones marked ~ (by default only
 when exact matches are few). A bad query is one line on stderr, exit 2."""
+)
 
 
 def add_parsers(

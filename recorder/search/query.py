@@ -83,25 +83,6 @@ HAS_VALUES = ("secret",)  # `has:secret` (also `has:secrets`): records holding o
 SOURCES = ("bus", "claude", "gemini", "codex")  # the journal, then `recorder.sources.Source`
 TIME_KEYS = {"after": "since", "since": "since", "before": "until", "until": "until"}
 
-QUERY_SYNTAX = (
-    ("words", "every word must match; typos tolerated when exact finds few (fuzzy)"),
-    ('"a phrase"', "the words together, in this order"),
-    ("pre*", "any word starting with pre"),
-    ("-word", 'leave out records with word (also -"a phrase", -from:NAME)'),
-    ("a OR b", "either word (x a OR b: x and one of a, b)"),
-    ("from:NAME", "sent by NAME (also sender:); NAME* for a prefix"),
-    ("to:NAME", "addressed to NAME (the payload's to)"),
-    ("topic:T", "topic T or below it (topic:agents matches agents.claude)"),
-    ("kind:K", "chain type (request, reply, tool_call, error...) or record kind (gap...)"),
-    ("tier:N", "ACE tier 1-6"),
-    ("tag:T", "tagged T"),
-    ("source:S", "where it came from (bus)"),
-    ("session:ID", "the payload's session id"),
-    ("has:secret", "holds a secret (an API key, token, password...); -has:secret: none"),
-    ("since:WHEN", "WHEN = 2024-05-14, 2024-05-14T10:30, 10:30 or 2h / 3d ago (also after:)"),
-    ("until:WHEN", "up to WHEN (also before:)"),
-)
-
 
 class QueryError(BadOption):
     """A query that cannot be understood; the message says why in one line (exit 2)."""

@@ -110,3 +110,40 @@ def test_version_on_both_commands() -> None:
         )
         assert out.returncode == 0
         assert out.stdout.startswith(f"{command} 0.") or out.stdout.startswith(f"{command} 1.")
+
+
+@pilot_test
+async def test_the_query_filters_are_described_alike_in_the_readme_the_cli_and_the_tui(
+    tmp_path: Path,
+) -> None:
+    """`source:S` read "where it came from (bus)" and `session:ID` "the payload's session
+    id" in the TUI help, while README and `persist search --help` named claude, gemini,
+    codex and an agent session's id. One table (`recorder.search.syntax`) says it now."""
+    from rich.console import Console
+    from textual.widgets import Static
+
+    from tui.screens.help import QUERY_HELP, HelpScreen
+
+    cli = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "search", "--help"],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+    assert cli.returncode == 0, cli.stderr
+    readme = (Path(__file__).parents[2] / "README.md").read_text().replace("`", "")
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        console = Console(width=300, record=True)
+        for static in app.screen.query(Static):
+            console.print(static.content)
+        shown = " ".join(console.export_text().split())
+    for key in ("source:S", "session:ID"):
+        meaning = dict(QUERY_HELP)[key]
+        assert "claude" in meaning if key == "source:S" else "agent session" in meaning
+        assert f"{key} {meaning}" in shown
+        assert f"{key} {meaning}" in " ".join(cli.stdout.split())
+        assert f"| {key} | {meaning} |" in readme

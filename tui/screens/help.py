@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from recorder.search.query import QUERY_SYNTAX
+from recorder.search.syntax import QUERY_SYNTAX
 
 from ..widgets.virtual_list import VirtualList
 
