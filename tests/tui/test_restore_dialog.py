@@ -220,3 +220,59 @@ def test_a_session_chosen_without_print_says_the_launch_that_does_what_was_confi
         "persist", "launch", "--log-dir", str(log), "--session", "claude:3333", "--at", "4",
         "--", "claude", "--model", "opus",
     ]  # fmt: skip
+
+
+def damage_a_message(root: Path) -> str:
+    """The newest checkpoint's last message line in the journal made unreadable in place
+    (its second half raw 0xff and ESC bytes, the offsets kept); returns its sender."""
+    from recorder.store.checkpoints import list_checkpoints
+    from recorder.store.layout import segment_name
+
+    layout = Layout(root)
+    cp = list_checkpoints(layout)[0]
+    path = layout.segments / segment_name(cp.segment)
+    data = bytearray(path.read_bytes())
+    end = cp.offset
+    while True:
+        start = data.rfind(b"\n", 0, end - 1) + 1
+        line = bytes(data[start:end])
+        if b'"kind":"msg"' in line:
+            break
+        end = start
+    half = (len(line) - 1) // 2
+    data[start + half : end - 1] = (b"\xff\x1b" * len(line))[: len(line) - 1 - half]
+    path.write_bytes(bytes(data))
+    return str(orjson.loads(line)["meta"]["sender"])
+
+
+@pilot_test
+async def test_a_damaged_message_is_counted_alike_in_the_preview_and_the_dialog(
+    tmp_path: Path,
+) -> None:
+    """With one message line damaged, the dialog said "the whole conversation (226
+    messages)" and then "the checkpoint counts 226 messages, the journal holds 225";
+    the preview said "20 messages" since the previous checkpoint while its "Who spoke"
+    (the checkpoint's count) added up to 21 with the damaged line's sender. Each count
+    now says whose it is, and the preview's two lines count the same messages."""
+    import re
+
+    root = demo_dir(tmp_path)
+    sender = damage_a_message(root)
+    async with restore_dialog(root) as (app, pilot, screen):
+        words = plain(screen.query_one("#restore-summary"))
+        said = plain(screen.query_one("#restore-integrity"))
+        assert "the checkpoint counts 226 messages, the journal holds 225 up to it" in said
+        assert (
+            "the whole conversation (225 messages in the journal; the checkpoint counts 226)"
+            in words
+        )
+        await pilot.press("escape")
+        await settle(pilot)
+        preview = plain(app.screen.query_one("#preview"), 300)
+    since = re.search(r"Since the previous checkpoint: (\d+) messages in the journal", preview)
+    assert since is not None, preview
+    assert "(the checkpoint counted 20)" in preview
+    who = next(line for line in preview.splitlines() if line.startswith("Who spoke"))
+    spoke = {name: int(n) for name, n in re.findall(r"(\w+) (\d+)", who.split(":", 1)[1])}
+    assert sum(spoke.values()) == int(since.group(1)) == 19, (who, since.group())
+    assert spoke[sender] == 4  # 5 in the checkpoint's count

@@ -26,14 +26,22 @@ if TYPE_CHECKING:
     from ..app import PersistApp
 
 
-def handed_over(cp: Checkpoint, scope: BundleScope) -> tuple[str, bool]:
+def handed_over(
+    cp: Checkpoint, scope: BundleScope, integrity: RangeIntegrity | None = None
+) -> tuple[str, bool]:
     """What a bundle of `cp` in `scope` holds, in `persist restore`'s words with the
-    counts, and whether that is the whole conversation."""
+    counts, and whether that is the whole conversation. The counts are the
+    checkpoint's; once `integrity` found the journal holding another number of them
+    (a damaged line is no message), the whole conversation is counted as it holds it."""
     total = cp.messages
     if scope.since is not None:
         part = max(0, total - scope.since.messages)
         return f"{scope.describe()} ({count(part)} of {plural(total, 'message')})", False
     if scope.full or scope.last is None or scope.last >= total:
+        if integrity is not None and integrity.count_mismatch() is not None:
+            held = plural(integrity.messages, "message")
+            journal = f"{held} in the journal; the checkpoint counts {count(total)}"
+            return f"the whole conversation ({journal})", True
         return f"the whole conversation ({plural(total, 'message')})", True
     return f"{scope.describe()} (of {count(total)}; the earlier ones stay in the journal)", False
 
@@ -193,6 +201,8 @@ class RestoreScreen(ShowsWorkerErrors, ModalScreen[RestoreConfirmed | None]):
     def on_restore_screen_verified(self, message: Verified) -> None:
         self.verification = v = message.verification
         self.integrity = integrity = message.integrity
+        self.words, self.whole = handed_over(self.checkpoint, self.scope, integrity)
+        self.show_summary()
         text = Text("Integrity: ", style="bold")
         if v.ok:
             text.append(f"✔ {_verified_words(v)}", "bold green")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 from rich.console import Group, RenderableType
 from rich.padding import Padding
 from rich.text import Text
@@ -14,7 +12,7 @@ from recorder.store.reader import Record
 
 from ..preview import Preview
 from ..reading import ReadingRules
-from ..text import Clock, one_line, plural, safe_text
+from ..text import Clock, count, one_line, plural, safe_text
 from ..transcript import Turn, turn_of
 from .checkpoint_list import REASON_STYLES
 from .record_list import KIND_STYLES, SECRET_BADGE, SECRET_STYLE, describe, sender_style
@@ -70,6 +68,30 @@ def _row(rec: Record, clock: Clock, rules: ReadingRules | None = None) -> Render
     return head if body is None else Group(head, Padding(body, (0, 0, 0, 2)))
 
 
+def _who_spoke(pv: Preview | None, cp: Checkpoint) -> Text | None:
+    """Senders since the previous checkpoint, most first: the journal's once its range is
+    read (what "Since the previous checkpoint" counts: a damaged line is no one's
+    message), else the checkpoint's own count (FORMAT.md), said to be."""
+    journal = pv is not None and (not pv.truncated or not cp.participants)
+    talkers = sanitize_participants(pv.talkers) if pv is not None and journal else cp.participants
+    if not talkers:
+        return None
+    who = Text("Who spoke since the previous checkpoint: ", style="bold")
+    items = sorted(talkers.items(), key=lambda kv: (-kv[1], kv[0]))
+    for i, (name, n) in enumerate(items[:8]):
+        if i:
+            who.append(" · ")
+        who.append(one_line(name, 30), sender_style(name))
+        who.append(f" {n:,}", "dim")
+    if len(items) > 8:
+        who.append(f" · +{len(items) - 8} more", "dim")
+    if pv is not None and not journal:
+        who.append("  (the checkpoint's count: the journal's range is read in part)", "dim")
+    elif journal and pv is not None and pv.truncated:
+        who.append(f"  (in the newest {pv.scanned:,} lines)", "dim")
+    return who
+
+
 def rule(title: str) -> Text:
     return Text(f"── {title} ", style="bold dim")
 
@@ -107,30 +129,21 @@ def render_preview(
             Text("⚑ pinned: kept through pruning, with its last 1,000 messages", "bold yellow")
         )
     parts.append(Text("Enter reads the conversation here · r restores it", style="dim italic"))
-    if cp.participants:
-        # the checkpoint's own count (FORMAT.md): senders since the previous checkpoint
-        who = Text("Who spoke since the previous checkpoint: ", style="bold")
-        items = sorted(cp.participants.items(), key=lambda kv: (-kv[1], kv[0]))
-        for i, (name, n) in enumerate(items[:8]):
-            if i:
-                who.append(" · ")
-            who.append(one_line(name, 30), sender_style(name))
-            who.append(f" {n:,}", "dim")
-        if len(items) > 8:
-            who.append(f" · +{len(items) - 8} more", "dim")
+    loaded = pv is not None and pv.checkpoint.id == cp.id
+    who = _who_spoke(pv if loaded else None, cp)
+    if who is not None:
         parts.append(who)
-    if pv is None or pv.checkpoint.id != cp.id:
+    if pv is None or not loaded:
         if problem is not None:
             parts.append(Text(problem, style="bold red"))
         else:
             parts.append(Text("reading its range…", style="dim italic"))
         return Group(*parts)
     since = Text("Since the previous checkpoint: ", style="bold")
-    since.append(plural(pv.messages, "message"))
-    if pv.talkers and not cp.participants:  # else said in the line above
-        talkers = Counter(sanitize_participants(pv.talkers))  # as a checkpoint's are
-        top = ", ".join(f"{one_line(n, 20)} {c:,}" for n, c in talkers.most_common(3))
-        since.append(f" ({top})", "dim")
+    since.append(f"{plural(pv.messages, 'message')} in the journal")
+    counted = sum(cp.participants.values())
+    if cp.participants and counted != pv.messages and not pv.truncated:
+        since.append(f" (the checkpoint counted {count(counted)})", "yellow")
     parts.append(since)
     trouble = Text("Integrity of range: ", style="bold")
     if not pv.problem_counts:
