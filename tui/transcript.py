@@ -12,19 +12,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from recorder.export.redact import record_secrets, redact_record
-from recorder.export.render import gap_sentence, record_text
+from recorder.export.render import (
+    TOOL_ARGS_KEYS,
+    TOOL_NAME_KEYS,
+    call_args,
+    calls_line,
+    gap_sentence,
+    listed_calls,
+    record_text,
+)
 from recorder.store.reader import Record
 
 from .reading import Reading, ReadingRules
 
-TOOL_NAME_KEYS = ("tool", "name", "tool_name", "function")
-TOOL_ARGS_KEYS = ("args", "arguments", "input", "params", "parameters")
 TOOL_CALL_KEYS = ("tool_call", "tool_use", "function_call")
 THINKING_KEYS = ("thinking", "reasoning", "thought")
-ARGS_CHARS = 400
 
 
 @dataclass
@@ -51,25 +54,6 @@ shows it (an unfolded turn shows at most 64k characters of it, a few hundred KB 
 most; the record view, Enter, shows the record as stored)."""
 
 
-def _one_line_json(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        text = orjson.dumps(value).decode()
-    except TypeError:
-        text = str(value)
-    return text if len(text) <= ARGS_CHARS else text[:ARGS_CHARS] + "…"
-
-
-def _call_args(value: Any) -> str:
-    """`path="api/x.py", lines_added=84` for an object of arguments."""
-    if isinstance(value, dict):
-        parts = [f"{k}={_one_line_json(v)}" for k, v in value.items()]
-        text = ", ".join(parts)
-        return text if len(text) <= ARGS_CHARS else text[:ARGS_CHARS] + "…"
-    return _one_line_json(value)
-
-
 def _tool(payload: dict[str, Any], chain: str) -> tuple[str, str | None, str | None] | None:
     """(kind, tool name, arguments) when the payload is a tool call or result."""
     nested = next((payload[k] for k in TOOL_CALL_KEYS if isinstance(payload.get(k), dict)), None)
@@ -83,28 +67,8 @@ def _tool(payload: dict[str, Any], chain: str) -> tuple[str, str | None, str | N
         return None
     name = next((str(source[k]) for k in TOOL_NAME_KEYS if isinstance(source.get(k), str)), None)
     args_value = next((source[k] for k in TOOL_ARGS_KEYS if k in source), None)
-    args = _call_args(args_value) if args_value is not None and kind == "tool call" else None
+    args = call_args(args_value) if args_value is not None and kind == "tool call" else None
     return kind, name, args
-
-
-def _listed_calls(value: Any) -> list[tuple[str | None, str | None]]:
-    """(name, arguments) of each call in a `tool_calls` list: an agent session's
-    message (`{name, arguments}`) or an OpenAI-style one (`{function: {name,
-    arguments}}`)."""
-    if not isinstance(value, list):
-        return []
-    calls = []
-    for entry in value:
-        if not isinstance(entry, dict):
-            continue
-        function = entry.get("function")
-        source: dict[str, Any] = function if isinstance(function, dict) else entry
-        name = next(
-            (str(source[k]) for k in TOOL_NAME_KEYS if isinstance(source.get(k), str)), None
-        )
-        args = next((source[k] for k in TOOL_ARGS_KEYS if k in source), None)
-        calls.append((name, _call_args(args) if args is not None else None))
-    return calls
 
 
 def turn_of(rec: Record, rules: ReadingRules | None = None) -> Turn:
@@ -130,7 +94,9 @@ def turn_of(rec: Record, rules: ReadingRules | None = None) -> Turn:
             turn.kind, turn.tool, turn.args = tool
             if turn.kind == "tool call" and turn.text == record_text(rec) and turn.args:
                 turn.text = ""  # the raw JSON said nothing the name and arguments do not
-        turn.calls = _listed_calls(payload.get("tool_calls"))
+        turn.calls = listed_calls(payload.get("tool_calls"))
+        if turn.calls and turn.text == calls_line(turn.calls):
+            turn.text = ""  # `record_text`'s one line of them: they are shown as calls
         if turn.calls and not turn.text and turn.kind == "message":
             turn.kind = "tool call"
         thinking = next(

@@ -311,8 +311,61 @@ def _payload_text(payload: dict[str, Any]) -> str | None:
     return None
 
 
+TOOL_NAME_KEYS = ("tool", "name", "tool_name", "function")
+TOOL_ARGS_KEYS = ("args", "arguments", "input", "params", "parameters")
+ARGS_CHARS = 400  # characters of a call's arguments on its one line
+
+
+def _one_line_json(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = str(value)
+    return text if len(text) <= ARGS_CHARS else text[:ARGS_CHARS] + "…"
+
+
+def call_args(value: Any) -> str:
+    """`path="api/x.py", lines_added=84` for an object of arguments."""
+    if isinstance(value, dict):
+        parts = [f"{k}={_one_line_json(v)}" for k, v in value.items()]
+        text = ", ".join(parts)
+        return text if len(text) <= ARGS_CHARS else text[:ARGS_CHARS] + "…"
+    return _one_line_json(value)
+
+
+def listed_calls(value: Any) -> list[tuple[str | None, str | None]]:
+    """(name, arguments on one line) of each call in a `tool_calls` list: an agent
+    session's message (`{name, arguments}`) or an OpenAI-style one (`{function: {name,
+    arguments}}`)."""
+    if not isinstance(value, list):
+        return []
+    calls = []
+    for entry in value:
+        if not isinstance(entry, dict):
+            continue
+        function = entry.get("function")
+        source: dict[str, Any] = function if isinstance(function, dict) else entry
+        name = next(
+            (str(source[k]) for k in TOOL_NAME_KEYS if isinstance(source.get(k), str)), None
+        )
+        args = next((source[k] for k in TOOL_ARGS_KEYS if k in source), None)
+        calls.append((name, call_args(args) if args is not None else None))
+    return calls
+
+
+def calls_line(calls: list[tuple[str | None, str | None]]) -> str:
+    """Tool calls on one line, `⚙ name(arguments)` each, as lists and search show a
+    message that is only tool calls (the conversation view: one a line)."""
+    return ", ".join(
+        f"⚙ {name or '?'}" + (f"({args})" if args is not None else "") for name, args in calls
+    )
+
+
 def record_text(rec: Record) -> str:
-    """A one-line rendering of a record's content, for lists and search."""
+    """A one-line rendering of a record's content, for lists and search: a message
+    without text that makes tool calls (an agent's) shows them (`calls_line`)."""
     data = rec.data
     if data is None:
         return rec.line.decode("utf-8", "replace").rstrip("\n")
@@ -325,6 +378,10 @@ def record_text(rec: Record) -> str:
     value = rec.payload
     if isinstance(value, dict):
         text = _payload_text(value)
+        if not text:
+            calls = listed_calls(value.get("tool_calls"))
+            if calls:
+                return calls_line(calls)
         if text is not None:
             return text
         if "_persist" in value:  # our envelope (written by orjson): leave it out

@@ -49,7 +49,8 @@ from recorder.store.layout import Layout
 # 2: the `shards` table; 3: `docs.secrets`; 4: the text as `fts_text` gives it;
 # 5: Greek letters without their accents in that text (`query._greek_letters`);
 # 6: a record's sender, topic and recipient with its secrets redacted (`journal_document`)
-SCHEMA_VERSION = 6
+# 7: a message that is only tool calls as `⚙ name(arguments)` (`record_text`), not ""
+SCHEMA_VERSION = 7
 TOKENIZER = "unicode61 remove_diacritics 2"
 PROGRESS_STEPS = (
     100_000  # SQLite VM steps between cancellation checks (a few ms; each takes the GIL)

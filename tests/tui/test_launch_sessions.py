@@ -283,3 +283,31 @@ async def test_a_long_session_title_is_cut_to_its_row_with_an_ellipsis(tmp_path:
         row = next(line for line in screen_chars(app).splitlines() if "Resume Claude" in line)
         below = screen_chars(app).splitlines()[screen_chars(app).splitlines().index(row) + 1]
         assert "1 message" in below or "2 messages" in below, below  # not the title's end
+
+
+@pilot_test
+async def test_a_point_of_tool_calls_reads_as_the_lists_read_it(tmp_path: Path) -> None:
+    """The session picker showed `⚙ TodoWrite` for a turn that is only a tool call, the
+    conversation `⚙ TodoWrite(todos=…)`: one line for it everywhere (`record_text`)."""
+    from tests.session_fixtures import tool_use
+
+    proj = tmp_path / "proj"
+    c = ClaudeSession(tmp_path / "claude", cwd=str(proj))
+    c.user("plan it")
+    c.assistant(tool_use("TodoWrite", {"todos": ["write", "test"]}))
+    c.write()
+    app = make_app(
+        demo_dir(tmp_path),
+        launch=True,
+        agent="claude",
+        agent_command=["claude"],
+        project=str(proj),
+        roots=Roots(tmp_path / "claude", None, None),
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await menu_with_sessions(pilot, app)
+        await pilot.press("enter")
+        points = app.screen.query_one(PointList)
+        await wait_until(pilot, lambda: points.messages, "the messages")
+        row = points.render_row(0, 100).plain
+        assert row.rstrip().endswith('⚙ TodoWrite(todos=["write","test"])'), row

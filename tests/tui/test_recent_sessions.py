@@ -283,3 +283,37 @@ async def test_a_log_folder_that_does_not_exist_is_not_made_by_listing_an_agent(
         await settle(pilot)
         assert app.screen.query_one("#sessions-list").row_count == 1  # type: ignore[attr-defined]
     assert not root.exists()
+
+
+@pilot_test
+async def test_a_turn_of_tool_calls_reads_alike_in_the_list_and_the_conversation(
+    tmp_path: Path,
+) -> None:
+    """An assistant turn that is only a tool call was an empty row in Recent's agent
+    list while the conversation showed `⚙ Edit(file_path=…)`: the list's text comes from
+    the search index, which held "" for it. Both show the one line now."""
+    from tests.session_fixtures import ClaudeSession, tool_use
+    from tui.transcript import turn_of
+    from tui.widgets.preview_pane import turn_parts
+
+    c = ClaudeSession(tmp_path / "claude")
+    c.user("fix the typo in app.py")
+    c.assistant(tool_use("Edit", {"file_path": "/home/me/proj/app.py", "old_string": "teh"}))
+    c.assistant(text("fixed"))
+    c.write()
+    app = make_app(demo_dir(tmp_path), roots=Roots(tmp_path / "claude", None, None))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        pane = app.screen.query_one(RecentPane)
+        await show(pilot, pane, "claude")
+        calls = "⚙ Edit(file_path=/home/me/proj/app.py, old_string=teh)"
+        row = next(r for r in listed(pane) if "assistant" in r and "fixed" not in r)
+        assert row.rstrip().endswith(calls), listed(pane)
+        messages = pane.query_one(RecordList)
+        messages.move_to(listed(pane).index(row))
+        await pilot.press("enter")
+        screen = await wait_for_session_conversation(pilot)
+        view = screen.query_one(ConversationView)
+        _head, body = turn_parts(turn_of(view.store.record(view.selected)), app.clock)
+        assert body is not None and body.plain == calls

@@ -18,8 +18,10 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Static
 
+from recorder.export.render import record_text
 from recorder.launch.selection import Selection
 from recorder.launch.sessions import ResumePlan, plan
+from recorder.sources.journal_view import to_record
 from recorder.sources.listing import SessionRow, read_row
 from recorder.sources.model import SessionMessage
 from recorder.store.secrets import redacted_text
@@ -61,7 +63,7 @@ class PointList(VirtualList):
         text.append(f"{self.papp.clock.stamp(m.ts)[-8:] if m.ts else '':<9}", "dim")
         text.append(f"{m.sender.value:<10}", SENDER_STYLES.get(m.sender.value, "bold"))
         text.append("resume  " if row == 0 else "fork    ", "green" if row == 0 else "yellow")
-        words = m.text or ", ".join(f"⚙ {c.name}" for c in m.tool_calls)
+        words = record_text(to_record(m))  # its tool calls when it has no text
         text.append(one_line(redacted_text(words[:ROW_CHARS]) or "(empty)", max(10, width)))
         text.truncate(width)
         return text
