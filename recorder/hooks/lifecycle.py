@@ -398,7 +398,10 @@ def end(args: HookArgs, payload: Payload, state: SessionState) -> None:
         state.transcript = str(path)  # where a later call reads the rest from
     state.ending = payload.text("reason") or "exit"
     spath = state_path(args.log_dir, args.agent.value, state.session)
-    set_pending(spath, True)  # first: a hook killed meanwhile leaves it to the next call
+    # first the state that says it ended, then the mark: a hook killed meanwhile leaves
+    # both to the next call (a mark beside a state without `ending` is taken as done)
+    save_state(spath, state)
+    set_pending(spath, True)
     try:
         if _finish(args, state, path, None, partial(_note, args, payload)):
             set_pending(spath, False)

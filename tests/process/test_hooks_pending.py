@@ -181,3 +181,38 @@ def test_a_resumed_session_sends_its_unheard_end_before_it_starts_again(
     wait_for(lambda: len(_session_of(bus, c.session)) >= len(want), what="the resumed session")
     assert _texts(_session_of(bus, c.session)) == want
     assert _pending(bus.log_dir) == []
+
+
+KILLED_AT_THE_END = """
+import os, sys
+import recorder.hooks.lifecycle as lifecycle
+lifecycle._finish = lambda *a, **k: os._exit(9)  # killed before it sends anything
+from recorder.cli.main import main
+sys.exit(main())
+"""
+
+
+def test_a_hook_killed_during_session_end_leaves_the_end_to_the_next_call(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """A SessionEnd killed after its mark but before it sent the end: the mark was kept
+    but the state file, saved only at the call's end, did not say the session ended,
+    so the next call cleared the mark and `session.ended` was never sent (nor said)."""
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    c = ClaudeSession(transcript=str(tmp_path / "k.jsonl"))
+    append(Path(c.transcript), c.user("hello") + c.assistant("hi"))
+    quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+    wait_for(lambda: len(_session_of(bus, c.session)) == 2, what="the first turn")
+    argv = [sys.executable, "-c", KILLED_AT_THE_END, "hook", "SessionEnd", "--agent", "claude"]
+    argv += ["--log-dir", str(bus.log_dir), "--publish-endpoint", ends[0], "--broker", ends[1]]
+    killed = subprocess.run(
+        argv, input=orjson.dumps(c.payload("SessionEnd")), capture_output=True, timeout=60
+    )
+    assert killed.returncode == 9 and len(_pending(bus.log_dir)) == 1
+    other = ClaudeSession(transcript=str(tmp_path / "o.jsonl"))
+    quiet(run_hook(bus.log_dir, "claude", other.payload("SessionStart"), endpoints=ends))
+    wait_for(lambda: len(_session_of(bus, c.session)) == 3, what="the end")
+    assert _texts(_session_of(bus, c.session)) == ["hello", "hi", "session.ended"]
+    assert _pending(bus.log_dir) == []
