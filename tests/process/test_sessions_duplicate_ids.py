@@ -72,6 +72,7 @@ def hits(tmp: Path, word: str) -> list[dict]:
 
 def test_one_id_in_two_project_folders_is_two_sessions(tmp_path: Path) -> None:
     a, b = two_folders(tmp_path)
+    (tmp_path / "log").mkdir()  # a log folder with no journal: search finds sessions there
     out = persist(tmp_path, "sessions", "--json")
     rows = {r["key"]: r for r in json.loads(out.stdout)}
     assert set(rows) == {key_of(a), key_of(b)}
