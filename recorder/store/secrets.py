@@ -22,6 +22,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise
+from operator import itemgetter
 
 import orjson
 
@@ -105,8 +106,9 @@ _PASSES: tuple[tuple[bytes, re.Pattern[bytes]], ...] = (
     (b"=", re.compile(rb"d=" + _PW % (b"d=", b"d=", b"d="))),
     (b"D=", re.compile(rb"D=" + _PW % (b"D=", b"D=", b"D="))),
     (b"@", re.compile(rb"://[^\s/@]{1,400}@")),
-    # ... and as PHP's JSON encoder writes it (`find_secrets` reads `\/` as `/`)
-    (b"@\\", re.compile(rb":\\/\\/[^\s/@]{1,400}@")),
+    # ... and as PHP's JSON encoder writes it, `:\/\/`, also in JSON quoted in a text
+    # (`find_secrets` reads those escapes as JSON does)
+    (b"@\\", re.compile(rb":\\+/\\+/[^\s/@]{1,400}@")),
 )
 # The same, each needed byte on its own (what `in` looks for with memchr).
 _GATED = tuple((tuple(need[i : i + 1] for i in range(len(need))), rx) for need, rx in _PASSES)
@@ -209,27 +211,40 @@ def find_secrets(data: bytes, frame: int = 0) -> list[SecretSpan]:
     """Every secret in one frame's bytes (the full regex: use after a prefilter hit).
 
     A JSON frame may hold a secret with some of its characters escaped (`\\/` from
-    PHP's encoder, `\\u0026` from Go's): the frame is read a second time as those
-    escapes say (`_unescaped`), and a secret found there covers the escapes in the
-    original bytes (a token cut at its first `\\/` left the rest of it visible)."""
-    found = _found(data, frame)
-    if b"\\" not in data:
-        return found
-    view = _unescaped(data)
-    if view is None:
-        return found
-    text, anchors = view
-    starts = [v for v, _ in anchors]
+    PHP's encoder, `\\u0026` from Go's), once more for JSON quoted in a message's text
+    (a tool's output): the frame is read again as those escapes say (`_unescaped`), up
+    to `UNESCAPE_LEVELS` times, and a secret found in a reading covers its escapes in
+    the original bytes (a token cut at its first `\\/` left the rest of it visible).
+    Where readings disagree, the most decoded one wins."""
+    readings = [_found(data, frame)]
+    text = data
+    back: list[list[tuple[int, int]]] = []  # the anchors of each reading, the first's first
+    while len(back) < UNESCAPE_LEVELS and b"\\" in text:
+        view = _unescaped(text)
+        if view is None:
+            break
+        text, anchors = view
+        back.append(anchors)
+        readings.append(
+            [
+                SecretSpan(s.kind, frame, _original(back, s.start), _original(back, s.end))
+                for s in _found(text, frame)
+            ]
+        )
+    if len(readings) == 1:
+        return readings[0]
+    kept: list[SecretSpan] = []
+    for spans in reversed(readings):
+        kept += [s for s in spans if not any(s.start < k.end and k.start < s.end for k in kept)]
+    return sorted(kept, key=lambda s: s.start)
 
-    def original(pos: int) -> int:
-        v, r = anchors[bisect_right(starts, pos) - 1]
-        return r + pos - v
 
-    better = [
-        SecretSpan(s.kind, frame, original(s.start), original(s.end)) for s in _found(text, frame)
-    ]
-    kept = [s for s in found if not any(s.start < b.end and b.start < s.end for b in better)]
-    return sorted(kept + better, key=lambda s: s.start)
+def _original(back: list[list[tuple[int, int]]], pos: int) -> int:
+    """A position in the last reading of `back` as a position in the frame's bytes."""
+    for anchors in reversed(back):
+        at, was = anchors[bisect_right(anchors, pos, key=itemgetter(0)) - 1]
+        pos = was + pos - at
+    return pos
 
 
 def _found(data: bytes, frame: int) -> list[SecretSpan]:
@@ -245,26 +260,24 @@ def _found(data: bytes, frame: int) -> list[SecretSpan]:
     return found
 
 
-# A JSON escape of a printable ASCII character (`\\u0020` to `\\u007e`) or of `/`; an
-# escaped backslash is matched so that the character after it is never taken for one.
+UNESCAPE_LEVELS = 3  # readings of a frame's JSON escapes (see `find_secrets`)
+# A JSON escape of a printable ASCII character (`\\u0020` to `\\u007f`), of `/`, or of
+# a backslash (matched as one, so the character after it is never taken for another).
 _ESCAPE = re.compile(rb"\\(?:u00([2-7][0-9a-fA-F])|(/)|\\)")
 
 
 def _unescaped(data: bytes) -> tuple[bytes, list[tuple[int, int]]] | None:
     """`data` with its `_ESCAPE`s decoded, and anchors (position in it, position in
-    `data`) after which the two advance together; None when nothing is decoded."""
+    `data`) after which the two advance together; None when there is none."""
     pieces: list[bytes] = []
     anchors = [(0, 0)]
     pos = size = 0
     for m in _ESCAPE.finditer(data):
         code, slash = m.groups()
-        if code is None and slash is None:
-            continue  # an escaped backslash stays as it is
-        char = b"/" if slash else bytes((int(code, 16),))
+        char = b"/" if slash else b"\\" if code is None else bytes((int(code, 16),))
         pieces.append(data[pos : m.start()])
-        size += m.start() - pos
+        size += m.start() - pos + 1
         pieces.append(char)
-        size += 1
         pos = m.end()
         anchors.append((size, pos))
     if len(anchors) == 1:

@@ -153,11 +153,18 @@ def test_a_sender_holding_an_escaped_secret_is_shown_redacted(tmp_path: Path) ->
     assert all(piece not in md for piece in token.split("/"))
 
 
-def test_an_escaped_backslash_before_a_slash_is_not_read_as_an_escaped_slash() -> None:
-    # `\\/` in JSON is a backslash, then `/`: the token ends at the backslash
-    payload = b'{"text":"Bearer Zt7Qm2Lw9XcR4bN8vKp3\\\\/etc/passwd"}'
-    (span,) = S.scan_frames([payload]).spans
-    assert payload[span.start : span.end] == b"Zt7Qm2Lw9XcR4bN8vKp3"
+def test_secrets_in_json_quoted_inside_a_text_are_found_through_both_escapes() -> None:
+    # a tool's output holding PHP's JSON: `\/` in the text is `\\/` in the frame
+    text = 'curl said {"auth":"Bearer Qx7Lp2Zw9Rk\\/Tm4Vb8Nc3Jh\\/Yd6Fs1Ab","db":"postgres:'
+    text += '\\/\\/admin:Hq9xZp2Lw9@db\\/x","path":"C:\\\\Users"}'
+    frame = orjson.dumps({"text": text, "sender": "tool"})
+    spans = S.scan_frames([frame]).spans
+    assert [s.kind for s in spans] == [S.BEARER, S.URL_PASSWORD]
+    shown = orjson.loads(S.redact_frames([frame], spans)[0])["text"]
+    assert shown == (
+        'curl said {"auth":"Bearer [REDACTED:bearer-token]","db":"postgres:\\/\\/admin:'
+        '[REDACTED:url-password]@db\\/x","path":"C:\\\\Users"}'
+    )
 
 
 def recorder(root: Path, **opts: object) -> Recorder:
