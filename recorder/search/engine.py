@@ -228,10 +228,14 @@ class SearchEngine:
         stand_ins = frozenset(t for terms in result.fuzzy_terms.values() for t in terms)
         checkpoints = CheckpointFinder(self.layout)
         result.hits = [self._hit(r, query, stand_ins, checkpoints) for r in hits_rows]
-        gone = self.indexer.sessions.deleted_sessions(h.topic for h in result.hits if h.origin)
+        # a session hit's origin is `<key>#<n>`, its key as spelled (its topic is lowercased)
+        gone = self.indexer.sessions.deleted_sessions(
+            h.origin.rpartition("#")[0] for h in result.hits if h.origin
+        )
         if gone:
             result.hits = [
-                replace(h, deleted=True) if h.topic.lower() in gone else h for h in result.hits
+                replace(h, deleted=True) if h.origin and h.origin.rpartition("#")[0] in gone else h
+                for h in result.hits
             ]
         result.took_ms = (time.perf_counter() - t0) * 1000
         return result

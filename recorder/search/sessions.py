@@ -239,7 +239,7 @@ class SessionIndexer:
         for path, row in gone.items():
             if path in copies:
                 c = copies[path].session
-                if session_key(c.source, c.id, _scope(c, shared)).lower() != row.key.lower():
+                if session_key(c.source, c.id, _scope(c, shared)) != row.key:
                     rekey.add(path)
                 elif row.deleted is None:
                     with self.index.transaction() as db:
@@ -314,27 +314,34 @@ class SessionIndexer:
     @staticmethod
     def _remove(db: sqlite3.Connection, key: str) -> int:
         """Delete one session's documents (FTS5 rows of a contentless table go by their
-        text). They go by topic, which is the session's key: two Claude sessions of one
-        id in two project folders share the `session` column."""
+        text). They go by the key their origin (`<key>#<n>`) holds as spelled: the
+        `topic` column is lowercased, and two Claude sessions of one id in project
+        folders that differ only in case (`-tmp-Pa`, `-tmp-pa`) share it, as two in any
+        folders share the `session` column."""
         source = key.partition(":")[0]
-        rows = db.execute(
-            "SELECT id, text FROM docs WHERE source = ? AND topic = ? AND segment IS NULL",
-            (source.lower(), key.lower()),
-        ).fetchall()
+        rows = [
+            (i, t)
+            for i, t, origin in db.execute(
+                "SELECT id, text, origin FROM docs "
+                "WHERE source = ? AND topic = ? AND segment IS NULL",
+                (source.lower(), key.lower()),
+            )
+            if (origin or "").rpartition("#")[0] == key
+        ]
         delete_texts(db, ((i, t or "") for i, t in rows))
         db.executemany("DELETE FROM docs WHERE id = ?", ((i,) for i, _ in rows))
         return len(rows)
 
     def deleted_sessions(self, keys: Iterable[str]) -> set[str]:
-        """Which of these session keys live on only in a protected copy."""
-        wanted = list({k.lower() for k in keys})
+        """Which of these session keys (as spelled: `-tmp-Pa` is not `-tmp-pa`) live on
+        only in a protected copy."""
+        wanted = list(set(keys))
         if not wanted:
             return set()
         marks = ",".join("?" * len(wanted))
         with contextlib.suppress(sqlite3.OperationalError):  # no session indexed yet
             rows = self.index.query(
-                "SELECT lower(key) FROM session_files "
-                f"WHERE deleted IS NOT NULL AND lower(key) IN ({marks})",
+                f"SELECT key FROM session_files WHERE deleted IS NOT NULL AND key IN ({marks})",
                 wanted,
             )
             return {r[0] for r in rows}

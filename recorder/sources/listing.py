@@ -8,7 +8,7 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -260,33 +260,39 @@ class SessionNotFound(PersistError):
 def find_session(rows: list[SessionRow], ref: str) -> SessionRow:
     """The one session `ref` names: its id, its key (`source:id`, or `claude:id@folder`
     for an id in several Claude project folders), or a unique prefix of either
-    (`claude:3f2a` looks only at Claude Code sessions); keys compare case-insensitively
-    (the search index keeps topics lowercased). The one resolver behind `persist
-    fork|protect|export --session|launch --session` and the TUI."""
-    want = ref.lower()
-    exact = [r for r in rows if want in (r.session.id.lower(), r.session.key.lower())]
-    if len(exact) == 1:
-        return exact[0]
-    src, _, rest = want.partition(":")
-    prefix = [
-        r
-        for r in rows
-        if r.session.id.lower().startswith(want)
-        or (rest and r.session.key.lower().startswith(f"{src}:{rest}"))
-    ]
-    if len(prefix) == 1:
-        return prefix[0]
-    if not prefix and not exact:
-        raise SessionNotFound(f"no session {ref!r} (see `persist sessions`)")
-    found = exact or prefix
-    names = ", ".join(
-        f"{shell_quote(r.session.key)} ({r.session.project_path or r.session.path.parent})"
-        for r in found[:5]
-    )
-    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
-    raise SessionNotFound(
-        f"{ref!r} matches {len(found)} sessions: {names}{more}; name one by its key"
-    )
+    (`claude:3f2a` looks only at Claude Code sessions). A whole id or key beats a
+    prefix; case is ignored unless it tells sessions apart (`-tmp-Pa` and `-tmp-pa`
+    are two project folders; the search index keeps topics lowercased). The one
+    resolver behind `persist fork|protect|export --session|launch --session` and the
+    TUI."""
+    for whole in (True, False):
+        found = _named(rows, ref.lower(), str.lower, whole)
+        spelled = _named(found, ref, str, whole)  # as typed: case only picks among those
+        if len(found) == 1 or len(spelled) == 1:
+            return (spelled or found)[0]
+        if found:
+            names = ", ".join(
+                f"{shell_quote(r.session.key)} ({r.session.project_path or r.session.path.parent})"
+                for r in found[:5]
+            )
+            more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+            raise SessionNotFound(
+                f"{ref!r} matches {len(found)} sessions: {names}{more}; name one by its key"
+            )
+    raise SessionNotFound(f"no session {ref!r} (see `persist sessions`)")
+
+
+def _named(
+    rows: list[SessionRow], want: str, fold: Callable[[str], str], whole: bool
+) -> list[SessionRow]:
+    """The rows whose id or key (folded) is `want`, or starts with it; a key only when
+    `want` names more than a source (`claude:` alone is no prefix)."""
+
+    def named(name: str) -> bool:
+        return fold(name) == want if whole else fold(name).startswith(want)
+
+    keyed = bool(want.partition(":")[2])
+    return [r for r in rows if named(r.session.id) or (keyed and named(r.session.key))]
 
 
 def read_row(layout: Layout, row: SessionRow) -> Transcript:

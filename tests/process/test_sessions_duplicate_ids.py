@@ -252,3 +252,52 @@ def test_an_unreadable_session_file_keeps_its_real_times(tmp_path: Path) -> None
         assert "damaged" not in out.stdout and s.session_id not in out.stdout
     finally:
         path.chmod(0o644)
+
+
+def test_project_folders_differing_only_in_case_are_each_named_and_kept(
+    tmp_path: Path,
+) -> None:
+    """`/tmp/Pa` and `/tmp/pa` are two projects on Linux (`-tmp-Pa`, `-tmp-pa`), one id
+    in both: the resolver lowercased keys, so neither key named its session, and the
+    index removed documents by lowercased topic, so rewriting one file took the other's
+    messages out of search."""
+    upper = ClaudeSession(tmp_path / "claude", cwd=str(tmp_path / "Pa"), session_id=SID)
+    upper.user("LLAMA question")
+    upper.assistant(text("llama answer"))
+    upper.write()
+    lower = ClaudeSession(tmp_path / "claude", cwd=str(tmp_path / "pa"), session_id=SID)
+    lower.user("OKAPI question")
+    lower.assistant(text("okapi answer"))
+    lower.write()
+    (tmp_path / "log").mkdir()
+    rows = {r["key"] for r in json.loads(persist(tmp_path, "sessions", "--json").stdout)}
+    assert rows == {key_of(upper), key_of(lower)}
+    assert key_of(upper).lower() == key_of(lower).lower()
+    # an exact key names its session, for export and fork alike
+    assert "LLAMA" in exported(tmp_path, key_of(upper))
+    assert "OKAPI" in exported(tmp_path, key_of(lower))
+    for s in (upper, lower):
+        out = persist(tmp_path, "fork", key_of(s), "--json")
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["resume"] == f"cd {s.cwd} && claude --resume {SID}"
+    # a spelling in neither case is ambiguous: one line naming both, exit 1
+    out = persist(tmp_path, "export", "--session", key_of(upper).upper(), "--format", "md")
+    assert out.returncode == 1 and "matches 2 sessions" in out.stderr
+    assert out.stderr.count("\n") == 1
+    assert {h["sender"] for h in hits(tmp_path, "OKAPI")} == {"user", "assistant"}
+    # the agent rewrites -tmp-Pa's file: -tmp-pa's messages stay in the index
+    assert upper.path is not None
+    upper.path.unlink()
+    upper.lines = []
+    upper.last = None
+    upper.user("EMU question")
+    upper.write()
+    assert [h["origin"] for h in hits(tmp_path, "EMU")] == [f"{key_of(upper)}#0"]
+    assert hits(tmp_path, "LLAMA") == []
+    assert {h["sender"] for h in hits(tmp_path, "OKAPI")} == {"user", "assistant"}
+    # the agent deletes -tmp-pa's file, which we hold a copy of: only its hits say so
+    assert persist(tmp_path, "protect", "--all").returncode == 0
+    assert lower.path is not None
+    lower.path.unlink()
+    assert {h["deleted"] for h in hits(tmp_path, "OKAPI")} == {True}
+    assert [h["deleted"] for h in hits(tmp_path, "EMU")] == [False]
