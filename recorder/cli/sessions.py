@@ -75,7 +75,8 @@ def row_json(r: SessionRow) -> dict[str, Any]:
         "key": s.key,
         **{k: data[k] for k in ("source", "id", "title_kind", "project_path", "path")},
         "title": s.shown_title,  # a key in a first prompt shows as [REDACTED:kind]
-        "messages": s.message_count,
+        # null when its file could not be read: its messages are unknown, not none
+        "messages": None if s.unread else s.message_count,
         "first_activity": _iso(s.first_ts),
         "last_activity": _iso(s.last_ts),
         "idle_minutes": None if r.idle_minutes is None else round(r.idle_minutes, 1),
@@ -88,7 +89,8 @@ def row_json(r: SessionRow) -> dict[str, Any]:
         "deleted_by_agent": r.deleted,
         "agent_cleanup_at": _iso(r.expires),
         "resume": s.resume_shell() if s.resumable else None,
-        "resumable": s.resumable,
+        "resumable": None if s.unread else s.resumable,
+        "unreadable": s.unread or None,  # why its file could not be read (strerror)
         # a sub-agent's conversation listed on its own: its session, whose file is gone
         "sub_agent_of": s.parent_id if s.subagent else None,
         "live_pid": r.live_pid,
@@ -132,8 +134,9 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         git = _short(s.git_branch or "-", 12) + ("*" if r.dirty else "")
         copy = "deleted" if r.deleted else ("kept" if r.protected else "-")
         cleanup = "-" if r.expires is None else _until(r.expires - now)
+        count = "?" if s.unread else s.message_count
         print(
-            f"{s.source.value:<7} {shown(s.id)[:8]:<9} {last:<17} {idle:>6} {s.message_count:>5} "
+            f"{s.source.value:<7} {shown(s.id)[:8]:<9} {last:<17} {idle:>6} {count:>5} "
             f"{s.context_tokens:>7} {len(s.files_modified):>5} {git:<14} {copy:<8} {cleanup:<11} "
             f"{_short(_title(s), 60)}  [{_short(s.project_path or '?', 40)}]"
         )
@@ -141,6 +144,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def _title(s: Session) -> str:
+    if s.unread:
+        return f"(cannot be read: {s.unread})"
     title = s.shown_title or "(untitled)"
     return f"sub-agent of {shown(s.parent_id)[:8]} (file gone): {title}" if s.subagent else title
 

@@ -452,6 +452,7 @@ def _export_session(args: argparse.Namespace) -> int:
     from recorder.export.session import export_session, messages_up_to, which_messages
     from recorder.export.writers import ExportError
     from recorder.sources.copies import CopyError
+    from recorder.sources.fork import cannot_read
     from recorder.sources.jsonl import TEXT_LIMIT, was_cut
     from recorder.sources.listing import find_session, read_row
 
@@ -463,6 +464,8 @@ def _export_session(args: argparse.Namespace) -> int:
         transcript = read_row(Layout(Path(args.log_dir)), row)
     except (CopyError, OSError) as exc:
         return fail(f"{key} cannot be read: {exc}")
+    if transcript.session.unread:  # no permission: an empty export would say it is empty
+        return fail(cannot_read(transcript.session))
     if transcript.report.summary():
         say(f"warning: {key}: {transcript.report.summary()}")
     shown = messages_up_to(transcript, args.at)  # a bad --at: ForkError, one line, exit 1

@@ -233,6 +233,8 @@ class SessionIndexer:
                 continue
             result.read += 1
             problems.extend(f"{path}: {e}" for e in transcript.report.errors)
+            if transcript.report.unread:
+                continue  # its messages are unknown, not none: kept as indexed, read again
             self._apply(path, fingerprint, transcript, row, None, result)
         gone = {p: r for p, r in stored.items() if p not in present}
         rekey: set[str] = set()  # deleted sessions whose key changed: read from the copy again

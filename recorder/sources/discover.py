@@ -229,6 +229,7 @@ def _entry(read: Callable[[], Transcript]) -> Entry:
     finally:
         if paused:
             gc.enable()
+    t.session.unread = t.report.unread
     return session_to_json(t.session), t.summaries, t.report.errors
 
 
@@ -354,7 +355,14 @@ def qualify(sessions: Iterable[Session]) -> None:
 
 
 def read_session(session: Session) -> Transcript:
-    """A listed session in full."""
+    """A listed session in full (`session.unread` says why when its file could not be
+    read: its messages are unknown, not none)."""
+    t = _read_session(session)
+    t.session.unread = t.report.unread
+    return t
+
+
+def _read_session(session: Session) -> Transcript:
     if session.source is Source.CLAUDE:
         flat = claude.flat_agent_files(session.path.parent)
         return claude.read_transcript(session.path, flat_agents=flat).scoped(session.scope)

@@ -56,9 +56,17 @@ class ForkResult:
     latest: bool  # the chosen point was the end: nothing written, resume the original
 
 
+def cannot_read(s: Session) -> str:
+    """Why nothing of `s` can be resumed, forked or exported: its file could not be
+    read (its messages are unknown, not none)."""
+    return f"{s.key}: {s.path} cannot be read ({s.unread}): its messages are unknown"
+
+
 def not_resumable(s: Session) -> str:
     """Why the agent cannot resume `s` (`s.resumable` false), so neither fork nor
     launch offers it: a sub-agent's conversation, or one with nothing to resume."""
+    if s.unread:
+        return cannot_read(s)
     export = f"`persist export --session {shell_quote(s.key)}` writes it out"
     if s.subagent:  # Claude: listed on its own when its session's file is gone
         why = (

@@ -51,6 +51,7 @@ def read_bytes(path: Path, report: ReadReport, limit: int | None = None) -> tupl
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
         report.errors.append(f"{path} cannot be read ({exc.strerror})")
+        report.unread = exc.strerror or str(exc)
         try:  # stat needs no read permission: the agent's cleanup goes by this mtime
             st = os.stat(path)
         except OSError:
@@ -73,6 +74,7 @@ def read_bytes(path: Path, report: ReadReport, limit: int | None = None) -> tupl
         return b"".join(chunks), FileState(pos, st.st_mtime_ns, st.st_ino)
     except OSError as exc:
         report.errors.append(f"{path} cannot be read ({exc.strerror})")
+        report.unread = exc.strerror or str(exc)
         return b"", FileState(0, 0, 0)
     finally:
         os.close(fd)

@@ -138,6 +138,9 @@ class ReadReport:
     unknown_types: dict[str, int] = field(default_factory=dict)
     torn_tail: int = 0  # bytes after the last newline (being written, or cut off)
     errors: list[str] = field(default_factory=list)  # whole files that could not be read
+    # why the file read itself could not be (its messages are unknown, not none); a
+    # merged report (a sub-agent's file) does not pass it on
+    unread: str = ""
 
     @property
     def skipped(self) -> int:
@@ -201,6 +204,8 @@ class Session:
     skipped: int = 0  # lines or records skipped while reading (see the ReadReport)
     subagent: bool = False  # a sub-agent's own transcript (listed only when orphaned)
     parent_id: str = ""  # a sub-agent's: the session that started it
+    # why its file could not be read (`ReadReport.unread`): listed, its messages unknown
+    unread: str = ""
     # the project folder when the id is also in another one (`qualify`; not stored)
     scope: str = ""
 
@@ -286,6 +291,7 @@ def session_to_json(s: Session) -> dict[str, Any]:
         "skipped": s.skipped,
         "subagent": s.subagent,
         "parent_id": s.parent_id,
+        "unread": s.unread,
     }
 
 
@@ -317,4 +323,5 @@ def session_from_json(d: dict[str, Any]) -> Session:
         # fields added later: manifests of protected copies carry no version
         subagent=bool(d.get("subagent")),
         parent_id=str(d.get("parent_id") or ""),
+        unread=str(d.get("unread") or ""),
     )

@@ -301,3 +301,58 @@ def test_project_folders_differing_only_in_case_are_each_named_and_kept(
     lower.path.unlink()
     assert {h["deleted"] for h in hits(tmp_path, "OKAPI")} == {True}
     assert [h["deleted"] for h in hits(tmp_path, "EMU")] == [False]
+
+
+def test_an_unreadable_session_file_is_not_an_empty_session(tmp_path: Path) -> None:
+    """Its messages are unknown: the listing said it held none (`resumable: false`),
+    fork refused it as empty and pointed at an export that wrote an empty session
+    (exit 0), and the search index dropped its messages, not reading it again once
+    readable (a chmod leaves size and mtime as they were)."""
+    s = ClaudeSession(tmp_path / "claude", cwd=str(tmp_path / "proj"))
+    s.user("WOMBAT question")
+    s.assistant(text("wombat answer"))
+    path = s.write()
+    (tmp_path / "log").mkdir()
+    assert len(hits(tmp_path, "WOMBAT")) == 2  # indexed while readable
+    s.user("QUOKKA question")
+    s.write()
+    path.chmod(0)
+    key = f"claude:{s.session_id}"
+    refusal = f"{key}: {path} cannot be read (Permission denied): its messages are unknown"
+    try:
+        out = unprivileged(tmp_path, "sessions", "--json")
+        assert out.returncode == 0, out.stderr
+        assert out.stderr.splitlines() == [
+            f"persist: warning: {path} cannot be read (Permission denied)"
+        ]
+        (row,) = json.loads(out.stdout)
+        assert row["messages"] is None and row["resumable"] is None and row["resume"] is None
+        assert row["unreadable"] == "Permission denied"
+        out = unprivileged(tmp_path, "sessions")
+        assert out.stderr.count(str(path)) == 1
+        assert "(cannot be read: Permission denied)" in out.stdout
+        for args in (("fork", key), ("fork", key, "--at", "0")):
+            out = unprivileged(tmp_path, *args)
+            assert out.returncode == 1 and out.stdout == ""
+            assert out.stderr.splitlines()[-1] == f"persist: {refusal}", args
+            assert "no user or assistant message" not in out.stderr
+        out = unprivileged(tmp_path, "export", "--session", key, "--format", "md", "-o", "-")
+        assert out.returncode == 1 and out.stdout == ""
+        assert out.stderr.splitlines()[-1] == f"persist: {refusal}"
+        launch = subprocess.run(
+            [*DROP_READ_ANYTHING, sys.executable, "-m", "recorder.cli", "launch",
+             f"--log-dir={tmp_path / 'log'}", "--session", key, "--", "claude"],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "CLAUDE_CONFIG_DIR": str(tmp_path / "claude"),
+                 "GEMINI_CLI_HOME": str(tmp_path / "gemini"),
+                 "CODEX_HOME": str(tmp_path / "codex")},
+        )  # fmt: skip
+        assert launch.returncode == 1
+        assert f"persist: cannot resume: {refusal}" in launch.stderr.splitlines()
+        # the search index keeps what it had
+        out = unprivileged(tmp_path, "search", "WOMBAT", "--json")
+        assert len(json.loads(out.stdout)["hits"]) == 2, out.stderr
+    finally:
+        path.chmod(0o644)
+    assert len(hits(tmp_path, "WOMBAT")) == 2
+    assert [h["sender"] for h in hits(tmp_path, "QUOKKA")] == ["user"]
