@@ -164,3 +164,33 @@ async def test_r_on_a_session_checkpoint_gives_the_fork_command_as_it_is_typed(
         await settle(pilot)
         [shown] = [n.message for n in app._notifications]
         assert shown == "persist fork $'gemini:\\x1b]0;IDTITLE\\x07\\x1b[2Jid' --at 3"
+
+
+@pilot_test
+async def test_a_hit_in_one_of_two_folders_differing_in_case_opens_its_own_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One session id in two project folders whose names differ only in case: a hit
+    was opened by its topic, kept in lower case, which names both (refused as
+    ambiguous); its origin names the one it came from."""
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp_path / "no-gemini"))
+    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "no-codex"))
+    sid = "33333333-2222-3333-4444-555555555555"
+    for cwd, words in (("/tmp/Pa", "tune the zeppelin cache"), ("/tmp/pa", "carry on")):
+        c = ClaudeSession(tmp_path / "claude", cwd=cwd, session_id=sid)
+        c.user(words)
+        c.assistant(text(f"done in {cwd}"))
+        c.write()
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        pane = app.screen.query_one(SearchPane)
+        await pilot.press(*"zeppelin")
+        await wait_until(pilot, lambda: len(pane.result_hits) == 1, "one hit")
+        await pilot.press("enter", "enter")
+        screen = await wait_for_session_conversation(pilot)
+        view = screen.query_one(ConversationView)
+        assert "tune the zeppelin cache" in view.store.record(view.selected).line.decode()
+        assert screen.row is not None and screen.row.session.project_path == "/tmp/Pa"

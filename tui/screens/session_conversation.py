@@ -208,10 +208,13 @@ def open_session_message(
     matches: Sequence[int] = (),
     query: Query | None = None,
 ) -> None:
-    """Session `topic`'s conversation at the message `origin` names (`<topic>#<seq>`),
-    `matches` (message numbers) a n/N away; a line when `origin` names no position."""
+    """The conversation of the session `origin` names (`<key>#<seq>`) at that message,
+    `matches` (message numbers) a n/N away; a line when `origin` names no position.
+    The session is named by the origin's key as written: `topic` is kept in lower case,
+    and two project folders' keys may differ only in case."""
     seq = seq_of(origin)
-    if seq is None:
+    if origin is None or seq is None:
         node.notify(f"A message of {topic} without a position in it: {origin}")
         return
-    node.app.push_screen(SessionConversationScreen(topic, seq, matches=matches, query=query))
+    key = origin.rpartition("#")[0]
+    node.app.push_screen(SessionConversationScreen(key, seq, matches=matches, query=query))
