@@ -13,7 +13,16 @@ from textual.widgets import Input
 from recorder.sources.discover import Roots
 from tests.demo_journal import BASE_TS, DemoWriter
 from tests.screenshots import settle
-from tests.session_fixtures import claude_steps, text
+from tests.session_fixtures import (
+    CODEX_ID,
+    GEMINI_ID,
+    claude_steps,
+    codex_rollout,
+    gemini_jsonl,
+    gemini_messages,
+    gemini_project,
+    text,
+)
 from tests.tui_fixtures import demo_dir, main_screen, make_app, pilot_test, plain, screen_chars
 from tests.tui_fixtures import wait_until as until
 from tui.app import PersistApp
@@ -55,6 +64,12 @@ def cursor_text(app: PersistApp, messages: RecordList) -> str:
     if not 0 <= line < messages.scrollable_content_region.height:
         return ""
     return lines(app)[messages.region.y + line]
+
+
+def cursor_row_read(pane: RecentPane) -> bool:
+    """The agent list's row under the cursor is read (its text can be drawn)."""
+    rows = pane.feed_rows
+    return rows is not None and rows.has(pane.messages.cursor)
 
 
 async def open_hit(pilot, query: str, message: int) -> RecentPane:  # type: ignore[no-untyped-def]
@@ -212,3 +227,38 @@ async def test_matches_only_stays_on_the_newest_hit_until_m(
         assert pane.matches_only and messages.row_count == 1, status
         assert "only the 1 search hit" in status
         assert "message 15 papaya" in cursor_text(app, messages)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pilot_test
+async def test_each_agent_list_opens_with_the_newest_on_its_last_line(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """The newest (the cursor's row, Enter opens it) was one line below the screen: the
+    list scrolled before a horizontal scrollbar, which nothing could scroll, took its
+    last line (blank); `G` showed it. No list scrolls sideways now."""
+    claude_steps(tmp_path / "claude", 40)
+    gemini_jsonl(gemini_project(tmp_path / "gemini", "/home/me/g"), GEMINI_ID, gemini_messages(40))
+    codex_rollout(tmp_path / "codex", CODEX_ID, 40)
+    roots = Roots(tmp_path / "claude", tmp_path / "gemini", tmp_path / "codex")
+    app = make_app(demo_dir(tmp_path), roots=roots)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        pane = main_screen(app).recent_pane
+        messages = pane.messages
+        for source in ("claude", "gemini", "codex", "agents"):
+            await pilot.press("ctrl+o")
+            assert pane.source == source
+            await until(pilot, lambda: cursor_row_read(pane), source)
+            await settle(pilot)
+            newest = messages.row_count - 1
+            assert messages.row_count > messages.region.height and messages.cursor == newest
+            last = lines(app)[messages.region.bottom - 1]  # the list's last line on screen
+            assert last.rstrip(" ▏▕▁▔") != "", f"{source}: a blank last line"
+            assert cursor_text(app, messages) == last, source
+            newest_text = messages.render_row(newest, messages.region.width).plain.rstrip()
+            assert last.startswith(newest_text), (source, last, newest_text)
+            await pilot.press("G")  # already there: nothing moves
+            await settle(pilot)
+            assert lines(app)[messages.region.bottom - 1] == last

@@ -21,6 +21,15 @@ class VirtualList(ScrollView, can_focus=True):
 
     COMPONENT_CLASSES = {"virtual-list--cursor", "virtual-list--dim"}
 
+    DEFAULT_CSS = """
+    VirtualList {
+        overflow-x: hidden;
+    }
+    """
+    """Rows are drawn at the list's width, never scrolled sideways: a horizontal scrollbar
+    (the virtual width set before the vertical one came) took the list's last line after
+    a scroll had put the cursor there, and no Resize said so."""
+
     BINDINGS = [
         Binding("up,k", "cursor_up", "Up", show=False),
         Binding("down,j", "cursor_down", "Down", show=False),
