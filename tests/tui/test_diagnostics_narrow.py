@@ -157,3 +157,36 @@ async def test_a_killed_recorder_shows_its_last_rate_as_the_last_not_as_now(
         assert "gone without a clean stop" in text
         rate = next(line for line in lines if "Rate" in line)
         assert "none; last 6.9/s received, 2.0/s written, 23s ago" in rate, rate
+
+
+@pytest.mark.parametrize("size", [SMALL, (120, 36)])
+@pilot_test
+async def test_a_stale_recorders_connection_is_as_last_heard_of(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """Alive but silent for 8 s (SIGSTOP): its status's "connected" is from its last
+    heartbeat, and Diagnostics said "Connection connected" as if it were now, where
+    `persist status` said "(connected when last heard of)"."""
+    root = demo_dir(tmp_path, status=None)
+    me = psutil.Process()
+    status = healthy_status(root, NOW, me.pid, me.create_time())
+    status.update(updated=NOW - 8)
+    status["endpoints"] = [
+        {"endpoint": "tcp://127.0.0.1:5556", "mode": "connect", "connection": "connected"},
+        {"endpoint": "tcp://127.0.0.1:7000", "mode": "bind", "connection": "listening", "peers": 3},
+    ]
+    write_status(root, status)
+    app = make_app(root)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        diag = app.screen.query_one("#diag")
+        lines = [diag.render_line(y).text.rstrip() for y in range(diag.size.height)]
+        text = "\n".join(lines)
+    assert "STALE" in text and "silent for 8.0s" in text, text
+    connection = next(line for line in lines if "Connection" in line)
+    assert "Connection  connected when last heard of" in connection, connection
+    flat = " ".join(line.strip() for line in lines)  # 80 columns wrap the endpoints
+    assert "broker   tcp://127.0.0.1:5556  connected when last heard of" in flat, text
+    assert "7000  listening, 3 publishers connected when last heard of" in flat, text

@@ -110,12 +110,18 @@ def render_diagnostics(
     return Group(*parts)
 
 
-def _connection(st: StatusSnapshot, diag: Diagnostics) -> str:
-    """The broker connection, as of now: a stopped recorder has none, whatever its
-    last heartbeat said."""
+NOT_RUNNING = "none (recorder not running)"
+LAST_HEARD = " when last heard of"
+"""After a stale recorder's connection: what its last heartbeat said (`persist status`
+says the same), not the present."""
+
+
+def _connection(connection: Connection, diag: Diagnostics) -> str:
+    """A connection as of now: a stopped recorder has none, whatever its last heartbeat
+    said; a stale one's is the one it had when last heard of."""
     if not diag.health.running:
-        return "none (recorder not running)"
-    return str(st.connection)
+        return NOT_RUNNING
+    return str(connection) + ("" if diag.health.current else LAST_HEARD)
 
 
 def _rate(st: StatusSnapshot, diag: Diagnostics, clock: Clock) -> str:
@@ -137,16 +143,21 @@ def _endpoints(st: StatusSnapshot, diag: Diagnostics, clock: Clock) -> Text | No
     if len(st.endpoints) < 2 and all(e.mode is LinkMode.CONNECT for e in st.endpoints):
         return None
     text = Text("Endpoints:", style="bold")
+    current = diag.health.current
     for e in st.endpoints:
         connect = e.mode is LinkMode.CONNECT
         text.append(f"\n  {'broker' if connect else 'bound at':<9}", "dim")
         text.append(f"{one_line(e.endpoint, 80)}  ")
-        state = str(e.connection) if diag.health.running else "none (recorder not running)"
+        if not diag.health.running:
+            text.append(NOT_RUNNING, "yellow")
+            continue
         good = e.connection == Connection.CONNECTED or not connect
-        text.append(state, "green" if good and diag.health.running else "yellow")
+        text.append(str(e.connection), "green" if good and current else "yellow")
         if not connect:
             text.append(f", {plural(e.peers, 'publisher')} connected", "dim")
-        if e.since is not None and diag.health.running:
+        if not current:
+            text.append(LAST_HEARD, "yellow")
+        elif e.since is not None:
             text.append(f" since {_ts_age(clock, e.since)}", "dim")
     return text
 
@@ -189,7 +200,7 @@ def _status_table(
 
     rows: list[tuple[str, str, str, str | Text]] = [
         ("PID", val(st.pid), "Broker", Text(one_line(st.broker or "—", 60))),  # not markup
-        ("Uptime", val(proc and proc.uptime, age), "Connection", _connection(st, diag)),
+        ("Uptime", val(proc and proc.uptime, age), "Connection", _connection(st.connection, diag)),
         (
             "CPU",
             val(proc and proc.cpu_percent, lambda v: f"{v:.1f} %"),
