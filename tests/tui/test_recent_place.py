@@ -1,14 +1,15 @@
 """Where the Recent pane puts its cursor on screen, and what its status line and footer
 show, at 80x24 and 120x36: an agent source's list stays where it was while the index
 takes in journal records, and after a tab switch; a search hit opens centred, with its
-nearest checkpoint named; `m` (matches only) stays until `m` is pressed again."""
+nearest checkpoint named; `m` (matches only) stays until `m` is pressed again, or `p`
+follows every record (and says so)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from recorder.sources.discover import Roots
 from tests.demo_journal import BASE_TS, DemoWriter
@@ -28,6 +29,7 @@ from tests.tui_fixtures import wait_until as until
 from tui.app import PersistApp
 from tui.panes import agent_sources
 from tui.panes.recent import RecentPane
+from tui.screens.help import HelpScreen
 from tui.widgets.record_list import RecordList
 
 SIZES = [(80, 24), (120, 36)]
@@ -262,3 +264,68 @@ async def test_each_agent_list_opens_with_the_newest_on_its_last_line(
             await pilot.press("G")  # already there: nothing moves
             await settle(pilot)
             assert lines(app)[messages.region.bottom - 1] == last
+
+
+def above_the_list(app: PersistApp, messages: RecordList) -> str:
+    """The screen's lines above the list (the status line's wrapped lines joined)."""
+    return " ".join(line.strip() for line in lines(app)[: messages.region.y])
+
+
+async def help_says(pilot, key: str) -> str:  # type: ignore[no-untyped-def]
+    """`?`, scrolled to the Recent tab's keys: the line of `key` as shown (wrapped
+    lines joined), then Esc."""
+    await pilot.press("question_mark")
+    help_screen = pilot.app.screen
+    assert isinstance(help_screen, HelpScreen)
+    await pilot.pause()
+    section = next(s for s in help_screen.query(Static) if "Recent tab" in plain(s, 80))
+    section.scroll_visible(top=True, animate=False)
+    await settle(pilot)
+    inside = [line.split("│")[1] for line in lines(pilot.app) if line.count("│") >= 2]
+    rows = [row.rstrip(" ▁▂▃▄▅▆▇█▔") for row in inside]  # the dialog's text, no scrollbar
+    start = next(i for i, row in enumerate(rows) if row.strip().startswith(f"{key}  "))
+    said = [rows[start].strip()]
+    for row in rows[start + 1 :]:  # its wrapped rest: no key of its own
+        if not row.startswith(" " * 10) or not row.strip():
+            break
+        said.append(row.strip())
+    await pilot.press("escape")
+    return " ".join(said)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pilot_test
+async def test_p_in_filter_mode_follows_every_record_and_says_so(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """`p` with only a search's hits listed follows the journal again, every record
+    listed: the status said "p follows again", README "the filter stays until m", help
+    "Pause or resume following". And `m` while following listed the hits "● following"."""
+    app = make_app(kiwi_journal(tmp_path / "logs"))
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        pane = await open_hit(pilot, "kiwi", 50)
+        messages = pane.messages
+        await pilot.press("m")
+        await settle(pilot)
+        status = above_the_list(app, messages)
+        assert "p follows every record again" in status, status
+        assert "only the 8 search hits" in status
+        p_says = await help_says(pilot, "p")
+        assert "follow again: every record (m's filter ends)" in p_says, p_says
+
+        await pilot.press("p")  # following: every record, the newest under the cursor
+        await settle(pilot)
+        status = above_the_list(app, messages)
+        assert "● following" in status and "search hits" not in status, status
+        assert messages.row_count == 80  # every record
+        assert "message 80 kiwi" in cursor_text(app, messages)
+
+        await pilot.press("m")  # the hits again: paused on the newest, not "following"
+        await settle(pilot)
+        status = above_the_list(app, messages)
+        assert "❚❚ paused" in status and "p follows every record again" in status
+        assert messages.row_count == len(HITS)
+        assert "message 80 kiwi" in cursor_text(app, messages)
+        m_says = await help_says(pilot, "m")
+        assert "paused (until m or p)" in m_says, m_says

@@ -33,7 +33,12 @@ class RecentPane(AgentSourcesPane):
     """Every record; the cursor follows the newest until the user moves it."""
 
     BINDINGS = [
-        Binding("p", "toggle_follow", "Pause/follow", tooltip="Pause or resume following"),
+        Binding(
+            "p",
+            "toggle_follow",
+            "Pause/follow",
+            tooltip="Pause, or follow again: every record (m's filter ends)",
+        ),
         Binding(
             "h",
             "toggle_bookkeeping",
@@ -45,7 +50,8 @@ class RecentPane(AgentSourcesPane):
             "m",
             "toggle_matches_only",
             "Matches only",
-            tooltip="Show only the hits of the search that led here, or every record again",
+            tooltip="Only the hits of the search that led here, paused (until m or p), "
+            "or every record again",
         ),
         Binding(
             "o", "conversation", "Conversation", show=False, tooltip="Read the conversation here"
@@ -174,7 +180,9 @@ class RecentPane(AgentSourcesPane):
         if self._not_for_agents("m"):
             return
         self.matches_only = not self.matches_only and bool(self.search_matches)
-        self._show_rows()
+        self._show_rows()  # when following: on the newest hit
+        if self.matches_only:
+            self.following = False  # a search's hits are not followed: p ends the filter
         self.update_status()
 
     def action_toggle_bookkeeping(self) -> None:
@@ -329,6 +337,8 @@ class RecentPane(AgentSourcesPane):
             self.resume_following()
 
     def resume_following(self) -> None:
+        """Follow the newest record: a search's checkpoint, highlight and hits-only list
+        (m) end, since the live journal is every record."""
         self.following = True
         self._unseen = 0
         self.context_checkpoint = None
@@ -393,8 +403,9 @@ class RecentPane(AgentSourcesPane):
             status.append("❚❚ paused", "bold yellow")
             if self._unseen:
                 status.append(f"  {count(self._unseen)} new", "bold")
-            keys = "p" if self.matches_only else "p or G"  # G is the newest hit there
-            status.append(f"  {keys} follows again", "dim")
+            # G is the newest hit in filter mode, and p ends the filter
+            keys = "p follows every record" if self.matches_only else "p or G follows"
+            status.append(f"  {keys} again", "dim")
         if store is not None and self.record_filter is not None:
             hidden = self.record_filter.scanned - len(self.record_filter)
             if self.show_bookkeeping:
