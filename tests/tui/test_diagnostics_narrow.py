@@ -16,6 +16,17 @@ from tests.tui_fixtures import SMALL, demo_dir, make_app, pilot_test, plain
 from tui.screens.main import MainScreen
 
 
+async def diagnostics_lines(root: Path, size: tuple[int, int]) -> list[str]:
+    """The Diagnostics tab's lines as a person sees them, the app on `root` at `size`."""
+    app = make_app(root)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        diag = app.screen.query_one("#diag")
+        return [diag.render_line(y).text.rstrip() for y in range(diag.size.height)]
+
+
 @pilot_test
 async def test_diagnostics_at_80x24(tmp_path: Path) -> None:
     root = demo_dir(tmp_path, status=None)
@@ -62,20 +73,15 @@ async def test_diagnostics_list_every_endpoint_and_the_not_subscribed_window(
         {"endpoint": "ipc:///tmp/b.pub", "mode": "connect", "connection": "disconnected"},
         {"endpoint": "tcp://127.0.0.1:7000", "mode": "bind", "connection": "listening", "peers": 3},
     ]
+    status["counts"].update(unconfirmed=2)
     write_status(root, status)
-    app = make_app(root)
-    async with app.run_test(size=(120, 48)) as pilot:
-        await settle(pilot)
-        main = app.screen
-        assert isinstance(main, MainScreen)
-        await pilot.press("4")
-        await settle(pilot)
-        diag = main.query_one("#diag")
-        text = "\n".join(diag.render_line(y).text.rstrip() for y in range(diag.size.height))
+    text = "\n".join(await diagnostics_lines(root, (120, 48)))
     assert "broker   tcp://127.0.0.1:5556  connected" in text
     assert "broker   ipc:///tmp/b.pub  disconnected" in text
     assert "bound at tcp://127.0.0.1:7000  listening, 3 publishers connected" in text
     assert "Not subscribed yet: 41 messages from 2 publishers were sent before" in text
+    # publisher-silent records: publishers whose last messages no heartbeat confirmed
+    assert "Unconfirmed  2 publishers fell silent unconfirmed: tail unknown" in text
 
 
 @pilot_test
@@ -146,17 +152,11 @@ async def test_a_killed_recorder_shows_its_last_rate_as_the_last_not_as_now(
     status = healthy_status(root, NOW, gone.pid, NOW - 3600)
     status.update(updated=NOW - 23, rates={"received_per_s": 6.9, "written_per_s": 2.0})
     write_status(root, status)
-    app = make_app(root)
-    async with app.run_test(size=size) as pilot:
-        await settle(pilot)
-        await pilot.press("4")
-        await settle(pilot)
-        diag = app.screen.query_one("#diag")
-        lines = [diag.render_line(y).text.rstrip() for y in range(diag.size.height)]
-        text = "\n".join(lines)
-        assert "gone without a clean stop" in text
-        rate = next(line for line in lines if "Rate" in line)
-        assert "none; last 6.9/s received, 2.0/s written, 23s ago" in rate, rate
+    lines = await diagnostics_lines(root, size)
+    text = "\n".join(lines)
+    assert "gone without a clean stop" in text
+    rate = next(line for line in lines if "Rate" in line)
+    assert "none; last 6.9/s received, 2.0/s written, 23s ago" in rate, rate
 
 
 @pytest.mark.parametrize("size", [SMALL, (120, 36)])
@@ -176,14 +176,8 @@ async def test_a_stale_recorders_connection_is_as_last_heard_of(
         {"endpoint": "tcp://127.0.0.1:7000", "mode": "bind", "connection": "listening", "peers": 3},
     ]
     write_status(root, status)
-    app = make_app(root)
-    async with app.run_test(size=size) as pilot:
-        await settle(pilot)
-        await pilot.press("4")
-        await settle(pilot)
-        diag = app.screen.query_one("#diag")
-        lines = [diag.render_line(y).text.rstrip() for y in range(diag.size.height)]
-        text = "\n".join(lines)
+    lines = await diagnostics_lines(root, size)
+    text = "\n".join(lines)
     assert "STALE" in text and "silent for 8.0s" in text, text
     connection = next(line for line in lines if "Connection" in line)
     assert "Connection  connected when last heard of" in connection, connection
