@@ -72,6 +72,8 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from recorder.hooks.failures import read_failures
+    from recorder.hooks.lifecycle import PENDING_PER_CALL
+    from recorder.hooks.state import pending_states
     from recorder.store.layout import Layout
     from recorder.store.status import HEALTHY, assess, format_age
 
@@ -110,6 +112,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             count = f"{'at least ' if failures.at_least else ''}{failures.total}"
             print(f"  hook failures: {count}, last {age} ago: {shown(failures.last)}")
             print(f"  (in {shown(', '.join(map(str, failures.files)))})")
+        waiting = len(pending_states(log_dir))
+        if waiting:
+            sessions = "ended session waits" if waiting == 1 else "ended sessions wait"
+            print(
+                f"  {waiting} {sessions} in hooks/pending/ to be sent: the next hook call "
+                f"of any session sends up to {PENDING_PER_CALL}, once a recorder listens"
+            )
     if not found_any:
         print("no agent-persist hooks installed (persist hooks install claude|gemini)")
         return 3

@@ -6,6 +6,7 @@ record whatever line a hook call comes between."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -216,3 +217,27 @@ def test_a_hook_killed_during_session_end_leaves_the_end_to_the_next_call(
     wait_for(lambda: len(_session_of(bus, c.session)) == 3, what="the end")
     assert _texts(_session_of(bus, c.session)) == ["hello", "hi", "session.ended"]
     assert _pending(bus.log_dir) == []
+
+
+def test_hooks_status_says_how_many_ended_sessions_wait(bus: Bus, tmp_path: Path) -> None:
+    bus.start_broker()  # no recorder: two sessions end unheard
+    for name in ("w1", "w2"):
+        _ended_session(bus, tmp_path, name, turns=1)
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("CLAUDE_CONFIG_DIR", "GEMINI_CLI_HOME")}
+
+    def cli(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "recorder.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**env, "HOME": str(home)},
+        )
+        assert "Traceback" not in out.stderr, out.stderr
+        return out.stdout
+
+    cli("hooks", "install", "claude", "--log-dir", str(bus.log_dir))
+    said = cli("hooks", "status", "claude")
+    assert "2 ended sessions wait in hooks/pending/ to be sent" in said, said
