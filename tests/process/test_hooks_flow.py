@@ -44,6 +44,20 @@ def run_hook(
     )
 
 
+def cli_at_home(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI with `home` as HOME (the agents' settings there), never a traceback."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CLAUDE_CONFIG_DIR", "GEMINI_CLI_HOME")}
+    out = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "HOME": str(home)},
+    )
+    assert "Traceback" not in out.stderr, out.stderr
+    return out
+
+
 def quiet(out: subprocess.CompletedProcess[bytes]) -> None:
     """A hook exits 0 and says nothing the agent would read."""
     assert out.returncode == 0
@@ -226,17 +240,9 @@ def test_a_hook_failure_from_hostile_stdin_is_shown_escaped(tmp_path: Path) -> N
     quiet(run_hook(log_dir, "claude", {**payload, "hook_event_name": "Stop"}))
     home = tmp_path / "home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("CLAUDE_CONFIG_DIR", "GEMINI_CLI_HOME")}
 
     def cli(*args: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "-m", "recorder.cli", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**env, "HOME": str(home)},
-        )
-        assert "Traceback" not in out.stderr, out.stderr
+        out = cli_at_home(home, *args)
         assert not {"\x1b", "\x07", "\x9b"} & set(out.stdout + out.stderr), repr(out.stdout)
         return out.stdout
 

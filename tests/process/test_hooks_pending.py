@@ -6,7 +6,6 @@ record whatever line a hook call comes between."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,14 @@ from typing import Any
 import orjson
 
 from recorder.hooks.samples import ClaudeSession, GeminiSession
-from tests.process.test_hooks_flow import append, bus_messages, failures, quiet, run_hook
+from tests.process.test_hooks_flow import (
+    append,
+    bus_messages,
+    cli_at_home,
+    failures,
+    quiet,
+    run_hook,
+)
 from tests.support import Bus, wait_for
 
 
@@ -225,19 +231,6 @@ def test_hooks_status_says_how_many_ended_sessions_wait(bus: Bus, tmp_path: Path
         _ended_session(bus, tmp_path, name, turns=1)
     home = tmp_path / "home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("CLAUDE_CONFIG_DIR", "GEMINI_CLI_HOME")}
-
-    def cli(*args: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "-m", "recorder.cli", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**env, "HOME": str(home)},
-        )
-        assert "Traceback" not in out.stderr, out.stderr
-        return out.stdout
-
-    cli("hooks", "install", "claude", "--log-dir", str(bus.log_dir))
-    said = cli("hooks", "status", "claude")
+    cli_at_home(home, "hooks", "install", "claude", "--log-dir", str(bus.log_dir))
+    said = cli_at_home(home, "hooks", "status", "claude").stdout
     assert "2 ended sessions wait in hooks/pending/ to be sent" in said, said
