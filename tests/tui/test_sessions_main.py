@@ -5,6 +5,7 @@ of sessions in the timeline with a source column."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import Input
@@ -29,10 +30,25 @@ from tui.widgets.checkpoint_list import CheckpointList
 from tui.widgets.conversation_view import ConversationView
 
 
-def claude_home(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> ClaudeSession:
+def agents_at(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Claude Code's folder under `tmp`; no Gemini CLI or Codex sessions."""
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp / "claude"))
     monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp / "no-gemini"))
     monkeypatch.setenv("CODEX_HOME", str(tmp / "no-codex"))
+
+
+async def searched(pilot: Any, word: str, hits: int) -> SearchPane:
+    """The Search tab once `word` typed in it has found `hits` hits."""
+    await settle(pilot)
+    await pilot.press("2")
+    pane = pilot.app.screen.query_one(SearchPane)
+    await pilot.press(*word)
+    await wait_until(pilot, lambda: len(pane.result_hits) == hits, f"{hits} hits")
+    return pane
+
+
+def claude_home(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> ClaudeSession:
+    agents_at(tmp, monkeypatch)
     c = ClaudeSession(tmp / "claude", cwd="/home/me/web")
     for i in range(6):
         c.user(f"step {i}: " + ("tune the zeppelin cache" if i in (2, 4) else "carry on"))
@@ -65,11 +81,7 @@ async def test_a_session_hit_opens_its_conversation_at_the_hit(
     c = claude_home(tmp_path, monkeypatch)
     app = make_app(demo_dir(tmp_path))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("2")
-        pane = app.screen.query_one(SearchPane)
-        await pilot.press(*"zeppelin")
-        await wait_until(pilot, lambda: len(pane.result_hits) == 2, "two hits")
+        pane = await searched(pilot, "zeppelin", 2)
         results = pane.query_one(ResultList)
         rows = [results.render_row(i, 100).plain for i in range(2)]
         assert all(r[14:21] == "claude " for r in rows), rows  # the source column
@@ -173,9 +185,7 @@ async def test_a_hit_in_one_of_two_folders_differing_in_case_opens_its_own_sessi
     """One session id in two project folders whose names differ only in case: a hit
     was opened by its topic, kept in lower case, which names both (refused as
     ambiguous); its origin names the one it came from."""
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
-    monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp_path / "no-gemini"))
-    monkeypatch.setenv("CODEX_HOME", str(tmp_path / "no-codex"))
+    agents_at(tmp_path, monkeypatch)
     sid = "33333333-2222-3333-4444-555555555555"
     for cwd, words in (("/tmp/Pa", "tune the zeppelin cache"), ("/tmp/pa", "carry on")):
         c = ClaudeSession(tmp_path / "claude", cwd=cwd, session_id=sid)
@@ -184,11 +194,7 @@ async def test_a_hit_in_one_of_two_folders_differing_in_case_opens_its_own_sessi
         c.write()
     app = make_app(demo_dir(tmp_path))
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("2")
-        pane = app.screen.query_one(SearchPane)
-        await pilot.press(*"zeppelin")
-        await wait_until(pilot, lambda: len(pane.result_hits) == 1, "one hit")
+        await searched(pilot, "zeppelin", 1)
         await pilot.press("enter", "enter")
         screen = await wait_for_session_conversation(pilot)
         view = screen.query_one(ConversationView)
