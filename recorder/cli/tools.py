@@ -427,8 +427,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         return fail(str(exc))
     finally:
         _warn(store.warnings[warned:])  # derived files found wrong on the way (render cache)
+    # a JSONL copy leaves damaged lines out (the other formats mark them): not records of it
+    records = stats.records - (stats.bad_lines if args.format == "jsonl" else 0)
     say(
-        f"exported {stats.messages} messages ({stats.records} records, "
+        f"exported {stats.messages} messages ({records} records, "
         f"{rng.describe()}) as {args.format} to {where}"
     )
     if stats.bad_lines:

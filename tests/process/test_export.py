@@ -101,6 +101,9 @@ def test_jsonl_to_a_file_with_progress(root: Path, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert target.read_bytes().splitlines(keepends=True) == stored(root, None, "third")
     assert b"100%" in out.stderr and b"1 damaged line in range (left out)" in out.stderr
+    # the records counted are the lines written: the damaged one left out is not one
+    lines = len(target.read_bytes().splitlines())
+    assert f"messages ({lines} records, ".encode() in out.stderr, out.stderr
     assert not list(tmp_path.glob(".*.tmp"))  # atomic: no temp file left
 
 
