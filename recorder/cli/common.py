@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import orjson
 
 from recorder.bus.endpoints import check_endpoint
-from recorder.errors import BadOption
+from recorder.errors import BadOption, PersistError
 from recorder.store.layout import default_log_dir
 
 if TYPE_CHECKING:
@@ -222,6 +222,14 @@ def add_log_dir(parser: argparse.ArgumentParser) -> None:
         default=str(default_log_dir()),
         help="log folder (default: %(default)s)",
     )
+
+
+def existing_log_dir(log_dir: str) -> Path:
+    """The log folder a reader lists from: a mistyped one that does not exist is said
+    (exit 1), not shown as an empty list nor made by a lock taken in it."""
+    if not os.path.lexists(log_dir):
+        raise PersistError(f"no journal in {log_dir} (a folder that does not exist)")
+    return Path(log_dir)
 
 
 def add_agent_roots(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from recorder.cli.common import EXIT_USAGE, add_log_dir, fail, print_json, say, shown
+from recorder.cli.common import (
+    EXIT_USAGE,
+    add_log_dir,
+    existing_log_dir,
+    fail,
+    print_json,
+    say,
+    shown,
+)
 from recorder.store.layout import Layout
 
 
@@ -24,7 +32,7 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
     from recorder.store.checkpoints import journal_and_session_checkpoints
     from recorder.store.pins import PinsUnreadable, read_pins
 
-    layout = Layout(Path(args.log_dir))
+    layout = Layout(existing_log_dir(args.log_dir))
     skipped: list[str] = []
     # the session monitor's checkpoints name a protected copy of an agent's session,
     # not a journal range: listed after the journal's, marked, never pinned or pruned
@@ -212,7 +220,7 @@ def cmd_trash(args: argparse.Namespace) -> int:
     from recorder.store.retention import EMPTYING
     from recorder.store.retention_config import DEFAULT_GRACE, parse_duration
 
-    layout = Layout(Path(args.log_dir))
+    layout = Layout(existing_log_dir(args.log_dir))
     if args.action == "list":
         return _trash_list(layout, args.json)
     if args.action == "restore":

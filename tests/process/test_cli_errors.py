@@ -87,6 +87,14 @@ BAD = [
     (["search", "--fuzzy", "--no-fuzzy", "x"], USAGE, "--no-fuzzy"),
     (["search", "x", "--log-dir", "{file}"], USAGE, "--log-dir"),
     (["search", "x", "--log-dir", "{file}-gone"], FAILED, "(a folder that does not exist)"),
+    (["checkpoints", "--log-dir", "{file}-gone"], FAILED, "(a folder that does not exist)"),
+    (["trash", "list", "--log-dir", "{file}-gone"], FAILED, "(a folder that does not exist)"),
+    (["trash", "empty", "--log-dir", "{file}-gone"], FAILED, "(a folder that does not exist)"),
+    (
+        ["trash", "restore", "x", "--log-dir", "{file}-gone"],
+        FAILED,
+        "(a folder that does not exist)",
+    ),
     (["stats", "--since", "someday"], USAGE, "cannot read time"),
     (["stats", "--since", "1h", "--until", "2h"], USAGE, "--since 1h is not before --until 2h"),
     (["pin", ""], FAILED, "an empty checkpoint name"),
@@ -124,6 +132,7 @@ def test_bad_invocation_is_one_line_naming_the_option(
     assert len(lines) == 1, out.stderr
     assert lines[0].startswith("persist: ") and names in lines[0], lines[0]
     assert out.returncode == code, out.stderr
+    assert not Path(f"{a_file}-gone").exists()  # a mistyped folder is never made
 
 
 def test_an_ipc_endpoint_is_never_bound_over_a_file_or_a_listening_socket(
