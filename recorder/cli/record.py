@@ -308,8 +308,11 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
     layout = Layout(Path(args.log_dir))
     try:
         cp = request_checkpoint(layout, args.label or "")
-    except (CheckpointError, OSError) as exc:
+    except CheckpointError as exc:
         return fail(str(exc))
+    except OSError as exc:  # a full disk, an unreadable segment: nothing is half made
+        where = f" ({exc.filename})" if exc.filename else ""
+        return fail(f"checkpoint: {exc.strerror or exc}{where}; no checkpoint was made")
     if args.json:
         print_json(cp.to_json())
     else:

@@ -154,9 +154,15 @@ class AtomicFile:
             fsync_dir(self.path.parent)
 
     def abort(self) -> None:
-        if not self.file.closed:
-            self.file.close()
-        self.tmp.unlink(missing_ok=True)
+        try:
+            if not self.file.closed:
+                # flushes what is still buffered: on a full disk that fails again, and
+                # the temp file must still go
+                self.file.close()
+        except OSError:
+            pass  # its bytes are dropped with the file, the error the caller's
+        finally:
+            self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> AtomicFile:
         return self

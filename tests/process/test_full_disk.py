@@ -182,3 +182,26 @@ def test_stop_wait_bounds_the_wait_for_room(bus: Bus, tmp_path: Path) -> None:
         assert 0.9 <= time.monotonic() - t0 < 10
         code, report = status(bus.log_dir)
         assert code == 3 and report["status"]["unwritten"]["messages"] > 0
+
+
+def test_checkpoint_and_pin_on_a_full_disk_say_what_failed_and_leave_no_temp_file(
+    tmp_path: Path,
+) -> None:
+    """A bare `[Errno 28] No space left on device` said neither what failed nor what
+    was kept, and a pin's temp file stayed behind: its bytes, still in the buffer,
+    failed again when the temp file was closed, before it was removed."""
+    from tests.demo_journal import build_demo
+
+    with small_disk(tmp_path / "disk", 16) as disk:
+        log_dir = build_demo(disk / "logs")
+        fill(disk / "filler")
+        before = sorted(p.name for p in (log_dir / "checkpoints").iterdir())
+        made = persist("checkpoint", "--label", "full", "--log-dir", str(log_dir))
+        pinned = persist("pin", "latest", "--log-dir", str(log_dir))
+        for out, what in ((made, "checkpoint"), (pinned, "pin")):
+            assert out.returncode == 1, out.stderr
+            (line,) = out.stderr.splitlines()
+            assert line.startswith(f"persist: {what}") and "No space left" in line, line
+        assert "no checkpoint was made" in made.stderr
+        assert sorted(p.name for p in (log_dir / "checkpoints").iterdir()) == before
+        assert not [p for p in log_dir.rglob("*") if p.name.endswith(".tmp")]
