@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from recorder.daemon.options import RecorderOptions, recorder_argv
+from recorder.errors import BadOption
 from recorder.store.fsutil import atomic_write
 
 UNIT_NAME = "agent-persist-recorder.service"
@@ -29,7 +30,11 @@ def unit_dir() -> Path:
 
 
 def quote(arg: str) -> str:
-    """One ExecStart= word: `%` and `$` escaped, quoted when it holds spaces or quotes."""
+    """One ExecStart= word: `%` and `$` escaped, quoted when it holds spaces or quotes.
+    A control character is refused: a newline would end the line, and the rest would
+    be read as a directive of its own."""
+    if any(ord(c) < 0x20 or c == "\x7f" for c in arg):
+        raise BadOption(f"{arg!r} holds a control character, which a systemd unit cannot carry")
     escaped = arg.replace("%", "%%").replace("$", "$$")
     if escaped and not any(c in escaped for c in " \t\"'\\;"):
         return escaped

@@ -219,3 +219,17 @@ def test_the_recorder_argv_reads_back_as_the_same_options(tmp_path: Path) -> Non
         assert getattr(back, name) == getattr(options, name), name
     for name in ("search_index", "secrets", "compress", "monitor", "broker", "embedded"):
         assert getattr(back, name) == getattr(options, name), name
+
+
+def test_a_control_character_in_the_log_folder_is_refused_not_written(tmp_path: Path) -> None:
+    """A newline in --log-dir cut ExecStart= in two: the unit recorded another folder
+    (its first line) and ran a stray line, and install said nothing (exit 0)."""
+    units = tmp_path / "units"
+    odd = tmp_path / "new\nline"
+    out = persist(
+        "service", "install", "--unit-dir", str(units), "--print-only", "--log-dir", str(odd)
+    )
+    assert out.returncode == 2, out.stderr
+    (line,) = out.stderr.splitlines()
+    assert "control character" in line and repr(str(odd)) in line, line
+    assert not (units / UNIT_NAME).exists()
