@@ -448,20 +448,23 @@ def checkpoint_findings(layout: Layout, journal: JournalScan) -> list[Finding]:
         if failed <= _MAX_NAMED:
             # only segments gone (by hand: pruned ones verify): nothing a restore can
             # mend; the journal's missing-segment finding says what to do
-            gone = all(problem.endswith(" is missing") for problem in result.problems)
-            fix = (
-                f"persist prune --forget-missing --log-dir {shlex.quote(str(layout.root))}"
-                if gone
-                else f"persist restore {cp.id} --full"
-            )
-            out.append(
-                Finding(
-                    Area.CHECKPOINTS,
-                    "checkpoints.digest",
-                    Severity.PROBLEM,
-                    f"checkpoint {cp.id} does not verify: {result.summary}",
-                    fix,
+            gone = not cp.base_problem and all(p.endswith(" is missing") for p in result.problems)
+            summary = f"checkpoint {cp.id} does not verify: {result.summary}"
+            fix: str | None = f"persist restore {cp.id} --full"
+            if gone:
+                fix = f"persist prune --forget-missing --log-dir {shlex.quote(str(layout.root))}"
+            elif result.problems == [cp.base_problem]:
+                # the segments its base alone listed have no digest left here: no
+                # command of ours brings one back (a prune would not, a restore neither)
+                own = len(cp.segments)  # not joined to its base: its own list alone
+                summary += (
+                    f" (the {own} segment(s) it lists itself verify; the base's file comes "
+                    "back only from a backup made before: persist restore-backup; a new "
+                    "checkpoint lists every segment itself)"
                 )
+                fix = None
+            out.append(
+                Finding(Area.CHECKPOINTS, "checkpoints.digest", Severity.PROBLEM, summary, fix)
             )
     if failed > _MAX_NAMED:
         out.append(_more(Area.CHECKPOINTS, "checkpoints.digest", failed - _MAX_NAMED))
