@@ -61,8 +61,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
             start_timeout=args.wait,
             restore_scope=scope,
             agent_command=command if source is not None else None,
-            interactive=True if chosen is not None else None,
-            picker=(lambda _dir, _agent: chosen) if chosen is not None else None,
+            chosen=chosen,
             redact=args.redact,
         )
     except ValueError as exc:

@@ -69,8 +69,9 @@ from recorder.store.unfinished import refuse_unfinished_restore
 if TYPE_CHECKING:
     from recorder.export.restore import Bundle
     from recorder.export.scope import BundleScope
-    from recorder.launch.sessions import Resumed
+    from recorder.launch.sessions import Resumed, ResumePlan
     from recorder.sources.discover import Roots
+    from recorder.sources.listing import SessionRow
     from recorder.store.checkpoints import Checkpoint
     from recorder.store.reader import Record
 
@@ -245,6 +246,7 @@ class PersistenceLauncher:
         no_tty_policy: NoTtyPolicy | str | None = None,  # None: $PERSIST_NO_TTY_POLICY or fresh
         interactive: bool | None = None,  # None: decide from the terminal
         picker: Picker | None = None,  # how the menu is shown (tests inject one)
+        chosen: Selection | None = None,  # made already (`launch --session`): no menu, no policy
         start_timeout: float = 10.0,  # seconds for a started recorder to say it records
         stop_timeout: float = 10.0,  # seconds for it to stop cleanly
         checkpoint_on_exit: bool = True,  # a checkpoint labelled after the agent at exit
@@ -277,6 +279,7 @@ class PersistenceLauncher:
             raise ValueError(f"no-terminal policy must be one of {names}") from None
         self.interactive = interactive
         self.picker = picker or run_menu
+        self.chosen = chosen
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.checkpoint_on_exit = checkpoint_on_exit
@@ -380,16 +383,22 @@ class PersistenceLauncher:
 
         On a terminal the menu starts at once, while the recorder starts: it reads
         the journal from disk and does not need the recorder to draw. Messages for
-        the user wait until the menu has given the terminal back.
+        the user wait until the menu has given the terminal back. A choice made
+        already (`chosen`) shows no menu; a session it names that cannot be resumed
+        (unknown, a sub-agent's) is refused (`ResumeError`) before any recorder starts.
         """
         refuse_unfinished_restore(self.layout.root)  # before any lock or menu is made
         t0 = time.perf_counter()
         self.agent = agent_name
-        interactive, why = (
-            (self.interactive, "told not to draw")
-            if self.interactive is not None
-            else is_interactive()
-        )
+        chosen, planned = self.chosen, None
+        if chosen is not None and chosen.kind is LaunchChoice.SESSION and chosen.session:
+            planned = self._plan_session(chosen)  # nothing started, nothing to undo
+        if chosen is not None:
+            interactive, why = False, "chosen already"
+        elif self.interactive is not None:
+            interactive, why = self.interactive, "told not to draw"
+        else:
+            interactive, why = is_interactive()
         menu = None
         if interactive and self.picker is run_menu and not self.connected:
             menu = Menu(
@@ -400,7 +409,12 @@ class PersistenceLauncher:
                 scope=self.restore_scope,
             )
             self._held = []
-        if not interactive and self.policy is NoTtyPolicy.LATEST and not self.connected:
+        if (
+            chosen is None
+            and not interactive
+            and self.policy is NoTtyPolicy.LATEST
+            and not self.connected
+        ):
             self._prefetch_latest()
         try:
             if not self.connected:
@@ -417,7 +431,9 @@ class PersistenceLauncher:
                 self._prefetch = None
             raise
         self.timings["ready"] = time.perf_counter() - t0
-        if interactive:
+        if chosen is not None:
+            result = self._from_selection(chosen, planned)
+        elif interactive:
             try:
                 result = self._from_menu(menu)
             except PickerFailed as exc:
@@ -434,12 +450,17 @@ class PersistenceLauncher:
             chosen = menu.result() if menu is not None else self.picker(self.log_dir, self.agent)
         finally:
             self._release_messages()
+        return self._from_selection(chosen)
+
+    def _from_selection(
+        self, chosen: Selection | None, planned: tuple[SessionRow, ResumePlan] | None = None
+    ) -> LaunchResult:
         if chosen is None:
             return self._result(LaunchChoice.CANCELLED, reason="quit the menu")
         if chosen.kind is LaunchChoice.CHECKPOINT and chosen.checkpoint_id:
             return self._restore(chosen.checkpoint_id, "user", "chosen in the menu", chosen)
         if chosen.kind is LaunchChoice.SESSION and chosen.session:
-            return self._resume_session(chosen)
+            return self._resume_session(chosen, planned)
         return self._result(LaunchChoice.FRESH, reason="chosen in the menu", selection=chosen)
 
     def _from_policy(self, why: str) -> LaunchResult:
@@ -522,19 +543,27 @@ class PersistenceLauncher:
         result.checkpoint, result.bundle = cp, bundle
         return result
 
-    def _resume_session(self, chosen: Selection) -> LaunchResult:
-        """Find the chosen agent session again, write the fork it needs, and say what
-        runs. Raises `ResumeError` (one line) when it cannot."""
-        from recorder.launch.sessions import ResumeError, carry_out, find_row, plan
+    def _plan_session(self, chosen: Selection) -> tuple[SessionRow, ResumePlan]:
+        """The chosen agent session found again and what resuming it runs. Raises
+        `ResumeError` (one line) when it cannot be: unknown, or not resumable."""
+        from recorder.launch.sessions import ResumeError, find_row, plan
         from recorder.sources.discover import Roots
 
         assert chosen.session is not None
         command = self.agent_command or chosen.command
         if not command:
             raise ResumeError(f"no agent command to resume {chosen.session} with")
-        roots = self._roots or Roots.default()
-        row = find_row(roots, self.layout, chosen.session)
-        wanted = plan(row, command, chosen.at, chosen.new_id)
+        row = find_row(self._roots or Roots.default(), self.layout, chosen.session)
+        return row, plan(row, command, chosen.at, chosen.new_id)
+
+    def _resume_session(
+        self, chosen: Selection, planned: tuple[SessionRow, ResumePlan] | None = None
+    ) -> LaunchResult:
+        """Write the fork the chosen session needs (`planned`, or planned now), and say
+        what runs. Raises `ResumeError` (one line) when it cannot."""
+        from recorder.launch.sessions import carry_out
+
+        row, wanted = planned or self._plan_session(chosen)
         if chosen.command and chosen.command != wanted.argv:  # [] when no menu showed one
             self.say(f"the menu showed {chosen.command}, running {wanted.argv}")
         if row.live_pid:

@@ -171,3 +171,47 @@ def test_agent_command_and_resume_arguments() -> None:
         "codex", "resume", "T", "--full-auto",
     ]  # fmt: skip
     assert json.dumps(resume_argv(["gemini"], Source.GEMINI, "G")) == '["gemini", "--resume", "G"]'
+
+
+def test_a_session_it_cannot_resume_is_refused_before_any_recorder_starts(
+    tmp_path: Path,
+) -> None:
+    """`launch --session` of a session the agent does not resume (or of none) is refused
+    before a recorder is started: no log folder made, no lock, no status, nothing to stop
+    (it started one, refused, then stopped it)."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    chats = gemini_project(tmp_path / "ghome" / ".gemini", str(proj))
+    sub = new_uuid()  # `kind: "subagent"`: Gemini CLI does not resume it
+    gemini_legacy(chats, sub, gemini_messages(1), kind="subagent")
+    eps = endpoints()
+    env = {
+        **os.environ,
+        "GEMINI_CLI_HOME": str(tmp_path / "ghome"),
+        "CLAUDE_CONFIG_DIR": str(tmp_path / "claude"),
+        "PATH": f"{fake_agents(tmp_path)}:{os.environ['PATH']}",
+        "FAKE_AGENT_LOG": str(tmp_path / "agent.log"),
+    }
+
+    def launch(log_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "recorder.cli", "launch", "--log-dir", str(log_dir),
+             "--broker", eps["broker"], "--publish-endpoint", eps["publish_endpoint"], *args],
+            capture_output=True, text=True, env=env, cwd=proj, timeout=60,
+        )  # fmt: skip
+
+    missing = tmp_path / "no-log-yet"
+    out = launch(missing, "--session", sub, "--", "gemini")
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith(
+        f"persist: cannot resume: gemini:{sub} is a sub-agent's session"
+    ), out.stderr
+    assert not missing.exists()
+    empty = tmp_path / "log"
+    empty.mkdir()
+    out = launch(empty, "--session", "nope", "--", "claude")
+    assert out.returncode == 1 and out.stderr == (
+        "persist: cannot resume: no session 'claude:nope' (see `persist sessions`)\n"
+    ), out.stderr
+    assert list(empty.iterdir()) == []
+    assert not list(tmp_path.glob("agent.log.*"))
