@@ -1254,6 +1254,7 @@ class Recorder:
             log_dir=str(self.layout.root),
             broker=self.options.broker,
             embedded_broker=self.embedded_broker,
+            bind_public=self.options.bind_public,
             state=self.state,
             connection=self.connection,
             connection_since=self.connection_since,

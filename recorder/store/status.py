@@ -114,6 +114,13 @@ def _str(data: Mapping[str, Any], name: str, prefix: str = "", default: Any = _M
     return value
 
 
+def _bool(data: Mapping[str, Any], name: str, prefix: str = "", default: Any = _MISSING) -> Any:
+    value, present = _get(data, name, prefix, default)
+    if present and not isinstance(value, bool):
+        raise UnreadableStatus(f"{prefix}{name} is not true or false")
+    return value
+
+
 def _optional(
     read: Callable[..., T], data: Mapping[str, Any], name: str, prefix: str = ""
 ) -> T | None:
@@ -375,6 +382,7 @@ class StatusSnapshot:
     log_dir: str = ""
     broker: str | None = None  # the broker's subscriber endpoint
     embedded_broker: str | None = None  # publisher endpoint of a broker the recorder hosts
+    bind_public: bool = False  # run with `--bind-public`: its start command needs it again
     connection: Connection = Connection.CONNECTING
     connection_since: float | None = None
     counts: Counts = field(default_factory=Counts)
@@ -403,6 +411,7 @@ class StatusSnapshot:
             "log_dir": self.log_dir,
             "broker": self.broker,
             "embedded_broker": self.embedded_broker,
+            "bind_public": self.bind_public,
             "state": self.state.value,
             "connection": self.connection.value,
             "connection_since": self.connection_since,
@@ -450,6 +459,7 @@ class StatusSnapshot:
             log_dir=_str(data, "log_dir", default=""),
             broker=_optional(_str, data, "broker"),
             embedded_broker=_optional(_str, data, "embedded_broker"),
+            bind_public=_bool(data, "bind_public", default=False),
             connection=_choice(data, "connection", Connection, Connection.CONNECTING.value),
             connection_since=_optional(_number, data, "connection_since"),
             counts=Counts.from_json(counts) if counts is not None else Counts(),
@@ -596,7 +606,9 @@ class Health:
     def start_command(self, log_dir: Path) -> str:
         """The command that starts the recorder again where it listened: the brokers it
         followed, the endpoints it bound, and the broker it hosted (`--embedded yes` and
-        its publish endpoint: without them it would follow a broker nobody runs)."""
+        its publish endpoint: without them it would follow a broker nobody runs), with
+        `--bind-public` when it ran with it (without, an endpoint beyond loopback and
+        ipc it bound is refused)."""
         status = self.status
         argv = ["persist", "record"]
         if status is not None and status.endpoints:
@@ -606,6 +618,8 @@ class Health:
             argv += ["--broker", (status.broker if status is not None else None) or DEFAULT_BROKER]
         if status is not None and status.embedded_broker:
             argv += ["--embedded", "yes", "--publish-endpoint", status.embedded_broker]
+        if status is not None and status.bind_public:
+            argv.append("--bind-public")
         words = [*map(shell_quote, argv), "--log-dir", shell_path(str(log_dir)), "--detach"]
         return " ".join(words)
 

@@ -459,3 +459,45 @@ def test_the_start_command_status_suggests_starts_it_as_it_ran(tmp_path: Path) -
         assert messages(log_dir)[0]["frames"][1]["json"]["text"] == "after the restart"
     finally:
         persist("stop", "--log-dir", str(log_dir))
+
+
+def test_the_start_command_keeps_bind_public(tmp_path: Path) -> None:
+    """A recorder run with `--bind-public` (bound at `tcp://lo:PORT`: an interface name,
+    which is loopback here but not known to be, so it needs the flag): `persist status`
+    and `persist doctor` suggested the command without `--bind-public`, which refused
+    the endpoint (exit 2). Run as printed, it records again, bound there."""
+    from tests.support import free_port
+
+    log_dir = tmp_path / "logs"
+    bound = f"tcp://lo:{free_port()}"
+    env = {**os.environ, "PERSIST_MONITOR": "off"}
+
+    def persist(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PYTHON, "-m", "recorder.cli", *args],
+            capture_output=True, text=True, timeout=60, env=env,
+        )  # fmt: skip
+
+    start = ["record", "--log-dir", str(log_dir), "--bind", bound, "--bind-public"]
+    out = persist(*start, "--detach", "--search-index", "off")
+    assert out.returncode == 0, out.stderr
+    try:
+        assert persist("stop", "--log-dir", str(log_dir)).returncode == 0
+        status = persist("status", "--log-dir", str(log_dir))
+        assert status.returncode == 3, status.stdout
+        said = [x for x in status.stdout.splitlines() if x.startswith("  start it with: ")]
+        assert len(said) == 1, status.stdout
+        command = said[0].removeprefix("  start it with: ")
+        doctor = persist("doctor", "--dir", str(log_dir))
+        assert f"fix: {command}" in doctor.stdout, doctor.stdout
+        argv = shlex.split(command)
+        assert argv[:2] == ["persist", "record"] and "--detach" in argv, argv
+        out = persist(*argv[1:])
+        assert out.returncode == 0, out.stderr
+        wait_for(
+            lambda: read_status(log_dir).get("connection") == "listening",
+            what="listening again",
+        )
+        assert [e["endpoint"] for e in read_status(log_dir)["endpoints"]] == [bound]
+    finally:
+        persist("stop", "--log-dir", str(log_dir))
