@@ -1255,6 +1255,8 @@ class Recorder:
             broker=self.options.broker,
             embedded_broker=self.embedded_broker,
             bind_public=self.options.bind_public,
+            curve=self.options.use_curve,
+            keys=str(self.options.keys_folder.resolve()) if self.options.keys else None,
             state=self.state,
             connection=self.connection,
             connection_since=self.connection_since,

@@ -383,6 +383,8 @@ class StatusSnapshot:
     broker: str | None = None  # the broker's subscriber endpoint
     embedded_broker: str | None = None  # publisher endpoint of a broker the recorder hosts
     bind_public: bool = False  # run with `--bind-public`: its start command needs it again
+    curve: bool = False  # its endpoints used CURVE: its start command asks for it again
+    keys: str | None = None  # `--keys` when given (else `<log_dir>/keys`), absolute
     connection: Connection = Connection.CONNECTING
     connection_since: float | None = None
     counts: Counts = field(default_factory=Counts)
@@ -412,6 +414,8 @@ class StatusSnapshot:
             "broker": self.broker,
             "embedded_broker": self.embedded_broker,
             "bind_public": self.bind_public,
+            "curve": self.curve,
+            "keys": self.keys,
             "state": self.state.value,
             "connection": self.connection.value,
             "connection_since": self.connection_since,
@@ -460,6 +464,8 @@ class StatusSnapshot:
             broker=_optional(_str, data, "broker"),
             embedded_broker=_optional(_str, data, "embedded_broker"),
             bind_public=_bool(data, "bind_public", default=False),
+            curve=_bool(data, "curve", default=False),
+            keys=_optional(_str, data, "keys"),
             connection=_choice(data, "connection", Connection, Connection.CONNECTING.value),
             connection_since=_optional(_number, data, "connection_since"),
             counts=Counts.from_json(counts) if counts is not None else Counts(),
@@ -608,7 +614,9 @@ class Health:
         followed, the endpoints it bound, and the broker it hosted (`--embedded yes` and
         its publish endpoint: without them it would follow a broker nobody runs), with
         `--bind-public` when it ran with it (without, an endpoint beyond loopback and
-        ipc it bound is refused)."""
+        ipc it bound is refused), and `--curve` and its `--keys` when it used CURVE
+        (without, a recorder whose keys are elsewhere would listen there unencrypted;
+        with `--curve`, missing keys are refused rather than skipped)."""
         status = self.status
         argv = ["persist", "record"]
         if status is not None and status.endpoints:
@@ -620,7 +628,12 @@ class Health:
             argv += ["--embedded", "yes", "--publish-endpoint", status.embedded_broker]
         if status is not None and status.bind_public:
             argv.append("--bind-public")
-        words = [*map(shell_quote, argv), "--log-dir", shell_path(str(log_dir)), "--detach"]
+        if status is not None and status.curve:
+            argv.append("--curve")
+        words = [*map(shell_quote, argv)]
+        if status is not None and status.keys:
+            words += ["--keys", shell_path(status.keys)]
+        words += ["--log-dir", shell_path(str(log_dir)), "--detach"]
         return " ".join(words)
 
 

@@ -461,14 +461,17 @@ def test_the_start_command_status_suggests_starts_it_as_it_ran(tmp_path: Path) -
         persist("stop", "--log-dir", str(log_dir))
 
 
-def test_the_start_command_keeps_bind_public(tmp_path: Path) -> None:
+def test_the_start_command_keeps_bind_public_and_curve(tmp_path: Path) -> None:
     """A recorder run with `--bind-public` (bound at `tcp://lo:PORT`: an interface name,
     which is loopback here but not known to be, so it needs the flag): `persist status`
     and `persist doctor` suggested the command without `--bind-public`, which refused
-    the endpoint (exit 2). Run as printed, it records again, bound there."""
+    the endpoint (exit 2). With it but without `--keys`, a recorder whose CURVE keys
+    are in another folder would have listened there unencrypted. Run as printed, it
+    records again, bound there, with CURVE."""
     from tests.support import free_port
 
     log_dir = tmp_path / "logs"
+    keys = tmp_path / "my keys"
     bound = f"tcp://lo:{free_port()}"
     env = {**os.environ, "PERSIST_MONITOR": "off"}
 
@@ -478,8 +481,9 @@ def test_the_start_command_keeps_bind_public(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=60, env=env,
         )  # fmt: skip
 
+    assert persist("keys", "init", "--keys", str(keys), "--log-dir", str(log_dir)).returncode == 0
     start = ["record", "--log-dir", str(log_dir), "--bind", bound, "--bind-public"]
-    out = persist(*start, "--detach", "--search-index", "off")
+    out = persist(*start, "--keys", str(keys), "--detach", "--search-index", "off")
     assert out.returncode == 0, out.stderr
     try:
         assert persist("stop", "--log-dir", str(log_dir)).returncode == 0
@@ -492,6 +496,7 @@ def test_the_start_command_keeps_bind_public(tmp_path: Path) -> None:
         assert f"fix: {command}" in doctor.stdout, doctor.stdout
         argv = shlex.split(command)
         assert argv[:2] == ["persist", "record"] and "--detach" in argv, argv
+        assert "--curve" in argv and argv[argv.index("--keys") + 1] == str(keys), argv
         out = persist(*argv[1:])
         assert out.returncode == 0, out.stderr
         wait_for(
@@ -499,5 +504,6 @@ def test_the_start_command_keeps_bind_public(tmp_path: Path) -> None:
             what="listening again",
         )
         assert [e["endpoint"] for e in read_status(log_dir)["endpoints"]] == [bound]
+        assert read_status(log_dir)["curve"] is True
     finally:
         persist("stop", "--log-dir", str(log_dir))
