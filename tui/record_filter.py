@@ -64,6 +64,11 @@ class Shown(Sequence[int]):
         at = bisect_left(self.left_out, value)
         return at == len(self.left_out) or self.left_out[at] != value
 
+    def rows_from(self, index: int) -> int:
+        """How many records from `index` on are shown."""
+        index = min(index, self.owner.scanned)
+        return len(self) - (index - bisect_left(self.left_out, index))
+
     def index(self, value: int, start: int = 0, stop: int | None = None) -> int:
         if value not in self:
             raise ValueError(value)

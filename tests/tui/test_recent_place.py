@@ -28,7 +28,7 @@ from tests.tui_fixtures import demo_dir, main_screen, make_app, pilot_test, plai
 from tests.tui_fixtures import wait_until as until
 from tui.app import PersistApp
 from tui.panes import agent_sources
-from tui.panes.recent import RecentPane
+from tui.panes.recent import RECENT_SOURCES, RecentPane
 from tui.screens.help import HelpScreen
 from tui.widgets.record_list import RecordList
 
@@ -329,3 +329,60 @@ async def test_p_in_filter_mode_follows_every_record_and_says_so(
         assert "message 80 kiwi" in cursor_text(app, messages)
         m_says = await help_says(pilot, "m")
         assert "paused (until m or p)" in m_says, m_says
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pilot_test
+async def test_records_arriving_in_filter_mode_are_counted_as_new(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """With only a search's hits listed (`m`), the journal's new records were counted
+    nowhere: "N new" counted the rows the hits' list gained (none), also across an agent
+    source (ctrl+o). They are the journal's new records, counted as when every record is
+    listed (a heartbeat hidden by `h` is not), and listed once the filter ends; the
+    search's hits stay those it found."""
+    root = kiwi_journal(tmp_path / "logs")
+    app = make_app(root)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        pane = await open_hit(pilot, "kiwi", 50)
+        messages = pane.messages
+        await pilot.press("m")
+        await settle(pilot)
+        store = app.journal.store
+        assert store is not None and pane.record_filter is not None
+        total = len(store)
+        w = DemoWriter.open(root)
+        for i in (81, 82, 83):
+            w.message(BASE_TS + i, "coder", f"message {i} {'kiwi' if i == 82 else 'plain'}")
+        w.record(BASE_TS + 84, "heartbeat")
+        w.close()
+        app.poll()  # what its timer does when live
+        await settle(pilot)
+        assert len(store) == total + 4 and pane.record_filter.scanned == total + 4
+        await settle(pilot)
+        status = above_the_list(app, messages)
+        assert "3 new" in status and "only the 8 search hits" in status, status
+        assert messages.row_count == len(HITS)  # the search's hits, as it found them
+        assert "message 50 kiwi" in cursor_text(app, messages)
+
+        await pilot.press("ctrl+o")  # an agent's messages listed while two more arrive
+        w = DemoWriter.open(root)
+        for i in (84, 85):
+            w.message(BASE_TS + i, "coder", f"message {i} plain")
+        w.close()
+        app.poll()
+        await pilot.press(*["ctrl+o"] * (len(RECENT_SOURCES) - 1))  # the journal again
+        await settle(pilot)
+        status = above_the_list(app, messages)
+        assert "5 new" in status and "only the 8 search hits" in status, status
+
+        await pilot.press("m")  # every record: the new ones listed below, still counted
+        await settle(pilot)
+        status = above_the_list(app, messages)
+        assert "5 new" in status and "only the 8" not in status, status
+        assert messages.row_count == 85
+        assert "message 50 kiwi" in cursor_text(app, messages)
+        await pilot.press("G")
+        await settle(pilot)
+        assert "message 85 plain" in cursor_text(app, messages)

@@ -90,7 +90,7 @@ class RecentPane(AgentSourcesPane):
     def __init__(self) -> None:
         super().__init__("3 Recent", id="recent")
         self._bus_at: int | None = None  # the journal's record under the cursor, away from it
-        self._bus_rows = 0
+        self._records = 0  # the journal's records taken in: "N new" counts those after
         self._bus_highlight: Query | None = None
         self.record_filter: RecordFilter | None = None
         """The records shown when bookkeeping is hidden (None until the worker is done)."""
@@ -128,23 +128,26 @@ class RecentPane(AgentSourcesPane):
             if what == "loaded":
                 self.record_filter = None
                 self._bus_at = None
+                self._records = len(state.store or ())
                 if state.store is not None and len(state.store):
                     self.build_filter()
-            elif what == "grew" and self.record_filter is not None and state.store is not None:
-                self.record_filter.extend(state.store)
+            elif what == "grew":
+                if self.record_filter is not None and state.store is not None:
+                    self.record_filter.extend(state.store)
+                self._count_new()
             self.update_status()
             return
         if what in ("loaded", "checkpoints"):
             messages.boundaries = frozenset((state.boundaries or {}).values())
         if what == "loaded":
             self.record_filter = None
+            self._records = len(state.store or ())
             messages.attach(state.store)
             if state.store is not None and len(state.store):
                 messages.move_to(len(state.store) - 1, -1)
                 self.build_filter()
             self._auto_row = messages.cursor
         elif what == "grew":
-            before = messages.row_count
             if self.following and messages.cursor != self._auto_row:
                 self.following = False  # the user moved since our last move: stay there
             if self.record_filter is not None and state.store is not None:
@@ -153,9 +156,25 @@ class RecentPane(AgentSourcesPane):
             if self.following:
                 messages.move_to(messages.row_count - 1, -1)
                 self._auto_row = messages.cursor
-            else:
-                self._unseen += messages.row_count - before
+            self._count_new()
         self.update_status()
+
+    def _count_new(self) -> None:
+        """Paused, "N new" counts the records that arrived and that the journal's list
+        has without `m`'s filter (bookkeeping as `h` has it): those below the cursor
+        once it ends, whether or not the search's hits alone are listed (or an agent's
+        messages)."""
+        store = self.papp.journal.store
+        if store is None:
+            return
+        start, self._records = self._records, len(store)
+        if self.following:
+            return
+        f = self.record_filter
+        if f is None:
+            self._unseen += len(store) - start
+        else:
+            self._unseen += (f.everything if self.show_bookkeeping else f.indices).rows_from(start)
 
     # -- bookkeeping hidden or shown -------------------------------------------------
     @work(thread=True, exclusive=True, group="recent-filter", exit_on_error=False)
@@ -369,15 +388,12 @@ class RecentPane(AgentSourcesPane):
         messages = self.messages
         if self.source == SOURCE_BUS:
             self._bus_at = None if self.following else messages.record_index(messages.cursor)
-            self._bus_rows = messages.row_count
             self._bus_highlight = messages.highlight
         self.list_source(source)
         if source == SOURCE_BUS:
             messages.highlight = self._bus_highlight
             messages.boundaries = frozenset((self.papp.journal.boundaries or {}).values())
             self._show_rows(self._bus_at)
-            if not self.following:
-                self._unseen += max(0, messages.row_count - self._bus_rows)
         self.update_status()
         self.refresh_bindings()
 
