@@ -254,8 +254,9 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
     def _set_checkpoints(self, checkpoints: list[Checkpoint]) -> None:
         store = self.journal.store
         self.journal.checkpoints = checkpoints
+        # every checkpoint on the UI thread: a record read only for one off a line start
         self.journal.boundaries = (
-            {cp.id: store.checkpoint_index(cp) for cp in checkpoints} if store else {}
+            {cp.id: store.checkpoint_index(cp, quick=True) for cp in checkpoints} if store else {}
         )
         try:
             self.journal.pins = frozenset(read_pins(self.layout))

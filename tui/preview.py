@@ -26,6 +26,9 @@ class Preview:
     after: list[Record] = field(default_factory=list)
     summary: RangeSummary = field(default_factory=RangeSummary)  # of the scanned records
     problems: list[Record] = field(default_factory=list)  # the first few, to show
+    moved: bool = False
+    """Its position is not where its last record ends: the journal changed before it
+    (`Store.checkpoint_end`), so its seq placed it."""
 
     @property
     def scanned(self) -> int:
@@ -72,10 +75,10 @@ def build_preview(
     cancelled: Callable[[], bool] = lambda: False,
 ) -> Preview | None:
     """Read the records around `cp` and scan its range (newest `MAX_SCAN` lines)."""
-    index = store.checkpoint_index(cp)
+    index, moved = store.checkpoint_end(cp)
     start = store.checkpoint_index(previous) if previous is not None else 0
     start = min(start, index)
-    pv = Preview(cp, index, start)
+    pv = Preview(cp, index, start, moved=moved)
     pv.before = list(reversed(_messages_near(store, index - 1, -1, CONTEXT)))
     pv.after = _messages_near(store, index, 1, CONTEXT)
     scan_from = max(start, index - MAX_SCAN)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import re
 import struct
 import threading
 import time
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from operator import attrgetter, lt
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -49,6 +50,7 @@ KIND_BAD_LINE = "bad-line"
 
 
 _UNPARSED: Any = object()
+_SEQ_HEAD = re.compile(rb'\{"v":\d{1,9},"seq":(\d{1,18})[,}]')  # a line's start as written
 
 
 @dataclass(slots=True)
@@ -691,26 +693,65 @@ class Store:
         """All checkpoints, newest first."""
         return list_checkpoints(self.layout)
 
-    def checkpoint_index(self, cp: Checkpoint) -> int:
-        """Global index just after the last record a checkpoint covers.
+    def checkpoint_index(self, cp: Checkpoint, *, quick: bool = False) -> int:
+        """Global index just after the last record a checkpoint covers."""
+        return self.checkpoint_end(cp, quick=quick).stop
 
-        A position past the end of its segment (the segment's size on disk, not the view:
-        this store may not have seen it grow, and refreshing it here would hide that
-        growth from its owner's next `refresh`) is no place in the journal: a
-        checkpoint file changed by hand, or a segment that lost its unsynced tail to a
-        power cut and was written on after the restart. The segment's records up to the
-        checkpoint's seq are then taken (the first with a later seq ends them), never
-        records written after it, and the digest check reports what is missing."""
+    def checkpoint_end(self, cp: Checkpoint, *, quick: bool = False) -> CheckpointEnd:
+        """Where the records a checkpoint covers end, and whether its position said so.
+
+        The position's byte offset finds the place, and the records' seqs (increasing
+        through the journal; `cp.seq` is its last record's) confirm it, since an offset
+        holds only while the bytes before it do: a line of its segment shortened or
+        lengthened (a byte lost or added), or lost whole, moves the lines after it; a
+        segment that lost its unsynced tail to a power cut and was written on after
+        the restart no longer reaches it (nor one of a checkpoint file changed by hand).
+        Records with a later seq before the place are then left out and ones with an
+        earlier seq just after it taken in, never a record written after the
+        checkpoint, and `moved` says so (the digest check names the damage). A position
+        beyond what this store has seen of its segment but within the file on disk is
+        no damage: the store may not have seen it grow, and refreshing it here would
+        hide that growth from its owner's next `refresh`. `quick`: a position on a line
+        start is taken as it is, no record read (thousands of checkpoints at once on
+        the UI thread); only a whole line lost or added before it goes unseen then."""
+        index = guess = self.index_of(cp.segment, cp.offset)
         seg = self._segment(cp.segment)
-        if seg is None or cp.offset <= max(seg.size, _disk_size(seg.path)):
-            return self.index_of(cp.segment, cp.offset)
-        first, end = self.index_of(cp.segment, 0), self.index_of(cp.segment + 1, 0)
-        for rec in self.records(first, end):
-            data = rec.data
-            seq = data.get("seq") if data is not None else None
-            if type(seq) is int and seq > cp.seq:
-                return rec.index
-        return end
+        if seg is None:
+            return CheckpointEnd(index, False)
+        first = self.index_of(cp.segment, 0)
+        end = first + len(seg)
+
+        def said(at: int) -> bool:  # the position is this place, or one not seen yet
+            if at < end:
+                return seg.starts[at - first] == cp.offset
+            return seg.end <= cp.offset <= max(seg.size, _disk_size(seg.path))
+
+        if quick and said(index):
+            return CheckpointEnd(index, False)
+        kept: int | None = None  # the seq of the last record covered (None: not known)
+        at = index
+        while at > first:  # back over records written after it (damaged lines among them)
+            at -= 1
+            seq = self.seq_at(at)
+            if seq is not None and seq <= cp.seq:
+                kept = seq
+                break
+            if seq is not None:
+                index = at
+        if index == guess:
+            while index < end:  # on over records it covers, in seq order
+                seq = self.seq_at(index)
+                if seq is None or seq > cp.seq or (kept is not None and seq <= kept):
+                    break
+                kept = seq
+                index += 1
+        return CheckpointEnd(index, not said(index))
+
+    def seq_at(self, index: int) -> int | None:
+        """Record `index`'s seq, from its line's first bytes as the recorder writes them
+        (the line parsed only when they say otherwise); None for a line without one."""
+        found = _SEQ_HEAD.match(self.head(index, 48))
+        return int(found[1]) if found else self.record(index).seq
 
     def follow(self, poll: float = 0.2, stop: Any = None) -> Iterator[list[Record]]:
         """Yield batches of new records as the recorder appends them (`tail -f`)."""
@@ -722,6 +763,14 @@ class Store:
                 seen = len(self)
             else:
                 time.sleep(poll)
+
+
+class CheckpointEnd(NamedTuple):
+    """`Store.checkpoint_end`: the global index just after a checkpoint's last record,
+    and whether its position was not there (the journal changed before it)."""
+
+    stop: int
+    moved: bool
 
 
 def _disk_size(path: Path) -> int:

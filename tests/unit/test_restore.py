@@ -173,6 +173,29 @@ def test_a_checkpoint_past_its_segments_end_holds_no_record_after_it(
     assert capsys.readouterr().out.encode() == b"".join(wanted)
 
 
+def test_a_checkpoint_whose_segment_lost_a_byte_before_it_holds_no_record_after_it(
+    tmp_path: Path,
+) -> None:
+    """One byte deleted inside a message line of the checkpoint's segment, before its
+    position: the lines after it start a byte earlier, the position fell inside the
+    first line written after the checkpoint, and the bundle held that record. It now
+    ends with the checkpoint's last record, and its digest check names the damage."""
+    from recorder.store.layout import segment_name
+
+    root = tmp_path / "logs"
+    cp, n = journal(root)
+    path = Layout(root).segments / segment_name(cp.segment)
+    data = path.read_bytes()
+    at = data.rindex(b"message ", 0, cp.offset)  # the last message's text, still JSON
+    path.write_bytes(data[:at] + data[at + 1 :])
+    bundle = build_bundle(root, cp, scope=BundleScope.whole())
+    seqs = [orjson.loads(line)["seq"] for line in bundle.jsonl.read_bytes().splitlines()]
+    assert max(seqs) == cp.seq == bundle.manifest["seq_range"]["last"]
+    assert bundle.manifest["messages"] == n
+    integrity = bundle.manifest["integrity"]
+    assert not integrity["ok"] and integrity["digest_problems"], integrity
+
+
 def test_a_checkpoint_with_a_negative_position_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

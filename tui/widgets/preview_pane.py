@@ -146,10 +146,10 @@ def render_preview(
         since.append(f" (the checkpoint counted {count(counted)})", "yellow")
     parts.append(since)
     trouble = Text("Integrity of range: ", style="bold")
-    if not pv.problem_counts:
+    if not pv.problem_counts and not pv.moved:
         trouble.append("no gaps, no corruption", "green")
     else:
-        bits = []
+        bits = ["the journal changed before its position"] if pv.moved else []
         for kind, label in (
             ("gap", "gap"),
             ("corrupt", "corrupt tail"),
@@ -165,6 +165,13 @@ def render_preview(
     if pv.truncated:
         trouble.append(f" (newest {pv.scanned:,} lines checked)", "dim")
     parts.append(trouble)
+    if pv.moved:
+        line = Text("  ⚠ ", style="red")
+        line.append(
+            f"{segment_name(cp.segment)}@{cp.offset:,} is not where its last record ", "red"
+        )
+        line.append(f"(seq {cp.seq:,}) ends: shown up to that record, r checks its digest")
+        parts.append(line)
     for rec in pv.problems[:3]:
         line = Text("  ⚠ ", style="red")
         line.append(f"{clock.hms(rec.ts)} {rec.kind}: ", "red")
