@@ -230,7 +230,13 @@ def cmd_trash(args: argparse.Namespace) -> int:
         if args.json:
             print_json({"trash": restored.entry.id, "restored": restored.moved}, indent=True)
             return 0
-        print(maintenance.restore_event(restored)["detail"])  # what the journal says
+        if restored.already_journaled:
+            print(
+                f"finished the restore of trash/{restored.entry.id}: its files were back and "
+                "its record in the journal already"
+            )
+        else:
+            print(maintenance.restore_event(restored)["detail"])  # what the journal says
         for cp_id in restored.kept_restated:
             say(f"warning: {cp_id} changed since it was re-stated; kept as it is now")
         return 0
@@ -257,6 +263,8 @@ def cmd_trash(args: argparse.Namespace) -> int:
         print(f"nothing in the trash older than {older / 86400:g} days")
     for e in gone:
         again = ", finishing an interrupted empty" if e.state == EMPTYING else ""
+        if e.id in done.already_journaled:
+            again += " (its record was in the journal already)"
         print(f"emptied trash/{e.id} ({_mib(e.bytes)}){again}")
     for entry_id in done.leftovers:
         print(f"deleted what an interrupted deletion of trash/{entry_id} left")

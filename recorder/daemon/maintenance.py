@@ -44,6 +44,9 @@ from recorder.store.records import KIND_EVENT
 from recorder.store.retention import (
     DONE,
     EMPTYING,
+    EVENT_EMPTY,
+    EVENT_PRUNE,
+    EVENT_RESTORE,
     PrunePlan,
     TrashEntry,
     execute,
@@ -56,7 +59,9 @@ from recorder.store.trash import (
     begin_empty,
     discard,
     find_entry,
+    finish_journaled_prunes,
     forget_entry,
+    journaled,
     refuse_interrupted,
     restore_entry,
     sweep,
@@ -88,7 +93,7 @@ def prune_event(plan: PrunePlan, entry: TrashEntry, by: str) -> dict[str, Any]:
     j = plan.to_json()
     return {
         "kind": KIND_EVENT,
-        "event": "prune",
+        "event": EVENT_PRUNE,
         "by": by,
         "trash": entry.id,
         "segments": [s["name"] for s in j["segments"]],
@@ -118,6 +123,7 @@ def _prune_here(
     """Refused while an interrupted prune's entry is in the trash; the entry is "done"
     once its event is journaled."""
     with retention_lock(layout, wait):
+        finish_journaled_prunes(layout)
         refuse_interrupted(layout)
         plan = plan_prune(layout, policy, now)
         if plan.empty:
@@ -271,13 +277,16 @@ def forget_missing(layout: Layout, *, dry_run: bool) -> list[str]:
 
 def restore(layout: Layout, ref: str) -> Restored:
     """`persist trash restore ID`: the files back, the journal record, then the entry
-    goes (also an interrupted prune's: what it moved comes back)."""
+    goes (also an interrupted prune's: what it moved comes back). A restore killed
+    after its record is finished without a second one."""
     with retention_lock(layout):
         try:
+            finish_journaled_prunes(layout)
             entry = find_entry(layout, ref)
             restored = restore_entry(layout, entry)
             try:
-                log_event(layout, restore_event(restored))
+                if not restored.already_journaled:
+                    log_event(layout, restore_event(restored))
             except MaintenanceError as exc:  # its files are back: "nothing was done" is false
                 raise MaintenanceError(
                     f"the files of trash/{entry.id} are back in place, but the restore is not "
@@ -302,7 +311,7 @@ def restore_event(restored: Restored) -> dict[str, Any]:
     back = f"{len(restored.moved)} files back"
     event: dict[str, Any] = {
         "kind": KIND_EVENT,
-        "event": "trash-restore",
+        "event": EVENT_RESTORE,
         "trash": entry.id,
         "segments": [f["name"] for f in entry.files if f["kind"] == "segment"],
         "checkpoints": entry.plan.get("checkpoints", []),
@@ -322,6 +331,7 @@ def restore_event(restored: Restored) -> dict[str, Any]:
 class Emptied:
     gone: list[TrashEntry]  # entries deleted (those an interrupted empty began too)
     leftovers: list[str] = field(default_factory=list)  # ids of half-deleted folders swept
+    already_journaled: list[str] = field(default_factory=list)  # ids a killed empty journaled
 
 
 def empty(
@@ -333,21 +343,27 @@ def empty(
 ) -> Emptied:
     """`persist trash empty` (and the recorder's, with its `journal`): the entries past
     `older_than` marked and the ledger written, the journal record, then the deletion.
-    Refused while an interrupted prune's entry is in the trash."""
+    Refused while an interrupted prune's entry is in the trash. Entries an empty killed
+    after its record began are deleted without a second one."""
     now = time.time() if now is None else now
     with retention_lock(layout, wait):
         try:
+            finish_journaled_prunes(layout)
             refuse_interrupted(layout)
             gone = begin_empty(layout, older_than, now)
-            if gone:
-                event = empty_event(gone, older_than)
+            before = [
+                e.id for e in gone if e.state == EMPTYING and journaled(layout, e, EVENT_EMPTY)
+            ]
+            fresh = [e for e in gone if e.id not in before]
+            if fresh:
+                event = empty_event(fresh, older_than)
                 try:
                     if journal is None:
                         log_event(layout, event)
                     else:
                         journal(event)
                 except MaintenanceError as exc:  # marked, not deleted: said as it is
-                    ids = ", ".join(f"trash/{e.id}" for e in gone)
+                    ids = ", ".join(f"trash/{e.id}" for e in fresh)
                     raise MaintenanceError(
                         f"{ids} marked for emptying, nothing deleted yet, but the empty is not "
                         f"journaled ({_unjournaled(exc)}): `persist trash empty` again "
@@ -356,14 +372,14 @@ def empty(
             for entry in gone:
                 assert entry.path is not None
                 discard(layout, entry.path)
-            return Emptied(gone, sweep(layout))
+            return Emptied(gone, sweep(layout), before)
         except OSError as exc:
             raise MaintenanceError(f"emptying the trash stopped: {exc}") from None
 
 
 def empty_event(gone: list[TrashEntry], older_than: float) -> dict[str, Any]:
     """The journal record of an empty; `resumed` names the entries an interrupted
-    empty began (its record may be in the journal already)."""
+    empty began and did not journal."""
     total = sum(e.bytes for e in gone)
     resumed = [e.id for e in gone if e.state == EMPTYING]
     detail = f"emptied {len(gone)} trash entries ({total:,} bytes)"
@@ -371,7 +387,7 @@ def empty_event(gone: list[TrashEntry], older_than: float) -> dict[str, Any]:
         detail += f", {len(resumed)} of them finishing an interrupted empty"
     event: dict[str, Any] = {
         "kind": KIND_EVENT,
-        "event": "trash-empty",
+        "event": EVENT_EMPTY,
         "trash": [e.id for e in gone],
         "segments": [f["name"] for e in gone for f in e.files if f["kind"] == "segment"],
         "bytes": total,

@@ -9,7 +9,8 @@ the segment holding the first of its last `PIN_KEEPS_LAST` messages to its own.
 `plan_prune` only reads; `execute` moves exactly what a plan names into
 `trash/<id>/` (a rename, same bytes, same inode) under the retention lock. The entry's
 manifest says "moving" until the caller has journaled the prune and `write_state` says
-"done": one still "moving" under the lock is a prune that was interrupted. A kept
+"done": one still "moving" under the lock is a prune that was interrupted, unless its
+record is in the journal (`trash.journaled`: killed between the two). A kept
 checkpoint whose `digest.base` is taken out is first written again with its whole
 segment list (its original bytes go to the trash with the rest, and come back on
 restore). `--dry-run` prints the plan; the real run executes the same plan.
@@ -31,7 +32,7 @@ import orjson
 
 from recorder.store.checkpoints import Checkpoint, list_checkpoints
 from recorder.store.fsutil import atomic_write, ensure_private_dir, fsync_dir
-from recorder.store.layout import Layout, segment_name, segment_number
+from recorder.store.layout import Layout, list_segments, segment_name, segment_number
 from recorder.store.pins import read_pins
 from recorder.store.pruned import PrunedNote, read_pruned, write_pruned
 from recorder.store.reader import SegmentIndex, Store
@@ -247,6 +248,9 @@ MOVING = "moving"  # a prune is moving files in, or was interrupted doing so (no
 DONE = "done"  # moved and journaled
 EMPTYING = "emptying"  # an empty is deleting it, or was interrupted before it did
 
+# the journal records of the changes to an entry (each happens once to an entry)
+EVENT_PRUNE, EVENT_RESTORE, EVENT_EMPTY = "prune", "trash-restore", "trash-empty"
+
 
 @dataclass
 class TrashEntry:
@@ -260,6 +264,7 @@ class TrashEntry:
     restated: list[dict[str, Any]] = field(default_factory=list)  # {"id","sha256_now"}
     path: Path | None = None
     state: str = MOVING  # MOVING, DONE or EMPTYING (`write_state`)
+    journal_from: dict[str, int] = field(default_factory=dict)  # event -> segment (`note_record`)
 
     @property
     def bytes(self) -> int:
@@ -275,6 +280,7 @@ class TrashEntry:
             "files": self.files,
             "restated": self.restated,
             "state": self.state,
+            "journal_from": self.journal_from,
         }
 
 
@@ -330,6 +336,7 @@ def execute(layout: Layout, plan: PrunePlan, by: str, now: float | None = None) 
         whole = replace(cp, base=None, base_count=0, depth=0, base_problem=None, path=None)
         data = orjson.dumps(whole.to_json(), option=orjson.OPT_INDENT_2)
         entry.restated.append({"id": cp_id, "sha256_now": hashlib.sha256(data).hexdigest()})
+    note_record(layout, entry, EVENT_PRUNE)
     write_state(entry, MOVING)
     os.rename(staging, folder)
     entry.path = folder
@@ -350,6 +357,15 @@ def execute(layout: Layout, plan: PrunePlan, by: str, now: float | None = None) 
         with contextlib.suppress(OSError):
             fsync_dir(folder_changed)
     return entry
+
+
+def note_record(layout: Layout, entry: TrashEntry, event: str) -> None:
+    """Note in `entry` (written by its next `write_state`) the journal's last segment
+    before its `event` record is journaled: the record is in that segment or a later
+    one, where `trash.journaled` looks for it after a kill. The first note is kept (a
+    re-run's record goes after the first run's, if that one was written)."""
+    last = max((segment_number(p.name) or 0 for p in list_segments(layout)), default=0)
+    entry.journal_from.setdefault(event, last)
 
 
 def write_state(entry: TrashEntry, state: str) -> None:

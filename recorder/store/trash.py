@@ -13,7 +13,9 @@ some segments back home (`refuse_interrupted` stops every prune and empty until
 entries "emptying" before the ledger, the journal and the deletion (a re-run
 finishes them); a folder being deleted is first renamed out of the listing
 (`trash/.discard-<id>`), so a deletion killed midway leaves no half entry, only a
-leftover the next empty deletes (`sweep`).
+leftover the next empty deletes (`sweep`). A run killed after its record was
+journaled, before it marked the change done, left that record: the next run looks
+for it (`journaled`) and finishes the change without a second one.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import contextlib
 import hashlib
 import shlex
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,12 +33,25 @@ import orjson
 
 from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write, ensure_private_dir, fsync_dir
-from recorder.store.layout import Layout, compressed_path
+from recorder.store.layout import Layout, compressed_path, list_segments, segment_number
 from recorder.store.pruned import read_pruned, write_pruned
-from recorder.store.retention import DONE, EMPTYING, MOVING, TrashEntry, write_state
+from recorder.store.records import KIND_EVENT
+from recorder.store.retention import (
+    DONE,
+    EMPTYING,
+    EVENT_EMPTY,
+    EVENT_PRUNE,
+    EVENT_RESTORE,
+    MOVING,
+    TrashEntry,
+    note_record,
+    write_state,
+)
+from recorder.store.segfile import SegmentDamaged, SegmentFile, open_segment
 
 _HOMES = {"segment": "segments", "checkpoint": "checkpoints", "cache": "metadata_index"}
 _DISCARD = ".discard-"  # `trash/.discard-<id>`: an entry being deleted
+_READ = 1 << 20  # bytes of a segment read at a time while looking for a record
 
 
 def article(word: str) -> str:
@@ -77,6 +93,7 @@ def read_entry(folder: Path) -> TrashEntry:
             restated=list(data.get("restated") or []),
             path=folder,
             state=str(data.get("state") or DONE),
+            journal_from={str(k): int(v) for k, v in dict(data.get("journal_from") or {}).items()},
         )
     except FileNotFoundError:
         raise TrashError(f"trash/{folder.name} has no manifest.json") from None
@@ -142,7 +159,7 @@ def unfinished(layout: Layout, entry: TrashEntry) -> Unfinished | None:
         )
     segments = [f for f in entry.files if f["kind"] == "segment"]
     here = {f["name"] for f in files_here(entry) if f["kind"] == "segment"}
-    if entry.state == MOVING:
+    if entry.state == MOVING and not journaled(layout, entry, EVENT_PRUNE):
         if len(here) == len(segments):
             held = f"all {len(segments)} of its segments were moved"
         else:
@@ -159,6 +176,75 @@ def unfinished(layout: Layout, entry: TrashEntry) -> Unfinished | None:
         held = f"{len(back)} of its {len(segments)} segments are back in segments/"
         return Unfinished("restore", held, restore, "finishes it")
     return None
+
+
+def journaled(layout: Layout, entry: TrashEntry, event: str) -> bool:
+    """Whether the journal holds `entry`'s `event` record (its prune, restore or empty),
+    looked for from the segment `note_record` noted before it was journaled: a run
+    killed after the record, before it marked its change done, left no other sign of
+    it. An entry that noted none (an older persist made it) counts as not journaled."""
+    start = entry.journal_from.get(event)
+    if start is None:
+        return False
+    for path in list_segments(layout):
+        if (segment_number(path.name) or 0) < start:
+            continue
+        try:
+            with open_segment(path) as seg:
+                for line in _lines_with(seg, entry.id.encode()):
+                    with contextlib.suppress(ValueError):  # a line being written, torn
+                        if _names(orjson.loads(line), event, entry.id):
+                            return True
+        except (OSError, SegmentDamaged):
+            continue  # gone or unreadable since it was listed: no record found in it
+    return False
+
+
+def _names(record: Any, event: str, entry_id: str) -> bool:
+    """Whether `record` is the `event` record of trash entry `entry_id` (an empty's
+    names a list of entries)."""
+    if not isinstance(record, dict) or record.get("kind") != KIND_EVENT:
+        return False
+    named = record.get("trash")
+    return record.get("event") == event and entry_id in (
+        named if isinstance(named, list) else [named]
+    )
+
+
+def _lines_with(seg: SegmentFile, needle: bytes) -> Iterator[bytes]:
+    """The lines of `seg` that hold `needle` (a byte search; a damaged frame reads as
+    NUL bytes, without a match)."""
+    pos, carry = 0, b""
+    while pos < seg.size:
+        data = seg.read(pos, min(_READ, seg.size - pos))
+        if not data:
+            break
+        pos += len(data)
+        data = carry + data
+        cut = data.rfind(b"\n") + 1 if pos < seg.size else len(data)
+        block, carry = data[:cut], data[cut:]
+        at = block.find(needle)
+        while at >= 0:
+            end = block.find(b"\n", at)
+            end = len(block) if end < 0 else end
+            yield block[block.rfind(b"\n", 0, at) + 1 : end]
+            at = block.find(needle, end)
+
+
+def finish_journaled_prunes(layout: Layout) -> None:
+    """Mark "done" each entry still "moving" whose prune record is in the journal: the
+    prune was killed after its record, before that mark (`unfinished` already reads it
+    as done). Call with the retention lock held: no run that could still journal the
+    prune of an entry is left, so one whose record is not there is interrupted for good
+    and its note goes (the journal is not searched for it again at every look)."""
+    for entry in list_trash(layout):
+        if entry.state != MOVING or EVENT_PRUNE not in entry.journal_from:
+            continue
+        if journaled(layout, entry, EVENT_PRUNE):
+            write_state(entry, DONE)
+        else:
+            del entry.journal_from[EVENT_PRUNE]
+            write_state(entry, MOVING)
 
 
 def refuse_interrupted(layout: Layout) -> None:
@@ -178,6 +264,7 @@ class Restored:
     moved: list[str] = field(default_factory=list)  # file names put back
     kept_restated: list[str] = field(default_factory=list)  # changed since: left as they are
     ended: Unfinished | None = None  # the prune or restore a kill left it in, ended now
+    already_journaled: bool = False  # its record was in the journal (killed after it)
 
 
 def restore_plan(
@@ -230,11 +317,17 @@ def restore_plan(
 def restore_entry(layout: Layout, entry: TrashEntry) -> Restored:
     """Put every file of `entry` back where it was (`restore_plan`); refuses, changing
     nothing, when it cannot. The entry stays until `forget_entry`, after the caller
-    journaled the restore: a restore killed before is finished by the next one."""
+    journaled the restore (unless `already_journaled`): a restore killed before is
+    finished by the next one."""
     assert entry.path is not None
     folder = entry.path
     plan = restore_plan(layout, entry, _caches_home(layout))
     out = Restored(entry, ended=unfinished(layout, entry))
+    if EVENT_RESTORE not in entry.journal_from:
+        note_record(layout, entry, EVENT_RESTORE)
+        write_state(entry, entry.state)
+    elif out.ended is not None:  # a restore ran before: killed before or after its record
+        out.already_journaled = journaled(layout, entry, EVENT_RESTORE)
     done: list[tuple[Path, Path]] = []
     for src, dst in plan:
         try:
@@ -315,6 +408,7 @@ def begin_empty(layout: Layout, older_than: float, now: float) -> list[TrashEntr
     ]
     for entry in gone:
         if entry.state != EMPTYING:
+            note_record(layout, entry, EVENT_EMPTY)
             write_state(entry, EMPTYING)
     if gone:
         notes = read_pruned(layout)

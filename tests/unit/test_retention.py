@@ -712,6 +712,8 @@ def test_a_killed_prune_is_never_silent_and_its_restore_accounts_for_it(
         assert f"`persist trash restore {entry.name} --log-dir" in err
     assert [p.name for p in layout.trash.iterdir()] == [entry.name]  # no overlapping entry
     assert sorted(p.name for p in (entry / "segments").iterdir()) == moved
+    manifest = orjson.loads((entry / "manifest.json").read_bytes())
+    assert "prune" not in manifest["journal_from"]  # not journaled: not looked for again
     code, out, err = run(capsys, "trash", "restore", entry.name, "--log-dir", log)
     assert code == 0 and "undid the interrupted prune" in out, err
     assert _same_but_active(layout, segs) and digests(layout.checkpoints) == cps
@@ -802,6 +804,61 @@ def test_a_killed_trash_restore_blocks_prunes_until_it_is_run_again(
     assert _same_but_active(layout, segs) and list(layout.trash.iterdir()) == []
     [event] = _events(layout, "trash-restore")
     assert event["interrupted"] == "restore" and sorted(event["segments"]) == names
+
+
+@pytest.mark.parametrize("change", ["prune", "trash-restore", "trash-empty"])
+def test_a_change_killed_after_its_record_is_finished_with_no_second_record(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str], change: str
+) -> None:
+    """`persist prune`, `trash restore` and `trash empty` SIGKILLed just after their
+    record was written (at the journal's fsync of it), before the entry was marked done
+    or went: run again, a restore journaled a second `trash-restore` ("0 files back",
+    `"interrupted": "restore"`) and an empty a second `trash-empty` (`resumed`), each
+    with the entry's bytes again; the prune's entry read as an interrupted prune that
+    only a restore (undoing it) ended. Now the journal's record is found: one record
+    per change, and the change is finished."""
+    from recorder.doctor.run import diagnose
+
+    layout, _ = journal
+    log = str(layout.root)
+    prune = ("prune", "--older-than", "5d", "--log-dir", log)
+    if change == "prune":
+        argv = prune
+    else:
+        assert run(capsys, *prune)[0] == 0
+        (entry,) = layout.trash.iterdir()
+        restore = ("trash", "restore", entry.name)
+        empty = ("trash", "empty", "--older-than", "0")
+        argv = (*(restore if change == "trash-restore" else empty), "--log-dir", log)
+    assert persist_killed_at("recorder.store.journal", "fsync", 1, *argv) == -9
+    [first] = _events(layout, change)  # journaled, then killed
+    (entry,) = layout.trash.iterdir()
+    code, out, _ = run(capsys, "trash", "list", "--log-dir", log)
+    assert ("INTERRUPTED" in out) == (change != "prune"), out
+    checks = {f.check for f in diagnose(layout.root).findings}
+    assert "journal.interrupted-prune" not in checks
+    if change == "trash-empty":  # another entry goes with it: the new record names it alone
+        assert run(capsys, "prune", "--older-than", "3d", "--log-dir", log)[0] == 0
+        [later] = [p.name for p in layout.trash.iterdir() if p != entry]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    events = _events(layout, change)
+    assert events[0] == first  # not written again: nothing counted twice
+    if change == "trash-empty":
+        assert [e["trash"] for e in events[1:]] == [[later]] and "resumed" not in events[1]
+    else:
+        assert len(events) == 1
+    if change == "prune":  # done: a restore is a plain one, not the undoing of a prune
+        assert orjson.loads((entry / "manifest.json").read_bytes())["state"] == "done"
+        code, out, err = run(capsys, "trash", "restore", entry.name, "--log-dir", log)
+        assert code == 0 and out.startswith(f"restored trash/{entry.name}: "), (out, err)
+        [restored] = _events(layout, "trash-restore")
+        assert "interrupted" not in restored
+    else:
+        assert "journal already" in out, out
+        assert run(capsys, *argv)[0] == (1 if change == "trash-restore" else 0)  # gone
+        assert _events(layout, change) == events
+    assert list(layout.trash.iterdir()) == []
 
 
 def test_a_restore_or_empty_the_recorder_did_not_journal_says_what_was_done(
