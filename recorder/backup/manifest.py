@@ -8,7 +8,9 @@ until a new manifest replaces it in one rename (objects it names are never chang
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -203,7 +205,11 @@ def _safe_path(value: str, where: str) -> str:
     return value
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a whole file, read in large chunks (verifying what was written)."""
+def file_sha256(path: Path, *, from_disk: bool = False) -> str:
+    """SHA-256 of a whole file, read in large chunks (verifying what was written);
+    `from_disk`: its cached pages dropped first, so what is hashed is what the disk holds."""
     with open(path, "rb", buffering=0) as f:
+        if from_disk:
+            with contextlib.suppress(OSError, AttributeError):
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         return hashlib.file_digest(f, "sha256").hexdigest()

