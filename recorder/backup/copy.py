@@ -33,8 +33,8 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import secrets
-import shutil
 import stat
 import time
 from collections.abc import Callable
@@ -42,7 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from recorder.backup.manifest import (
+    FORMAT,
     MANIFEST,
     OBJECTS,
     BackupDamaged,
@@ -61,6 +64,9 @@ from recorder.store.unfinished import refuse_unfinished_restore
 
 _CHUNK = 1 << 20
 LOCK = "backup.lock"
+_OBJECT_DIR = re.compile(r"\A[0-9a-f]{2}\Z")  # objects/<aa>/<sha256>
+_OBJECT = re.compile(r"\A[0-9a-f]{64}\Z")
+_TEMP = re.compile(r"\A[0-9a-f]{16}\Z")  # objects/tmp/<16 hex>: a copy being made
 
 # (relative path or folder, why) left out of every backup
 LEFT_OUT = (
@@ -139,6 +145,44 @@ def _ours(name: str) -> bool:
     )
 
 
+def _not_ours(dest: Path) -> list[str]:
+    """What DEST holds that no backup made, so that a backup would write over or delete
+    it: other names, a manifest.json that is not a backup's, a backup.lock that is no
+    file, anything in objects/ not named as an object or a copy being made."""
+    found = sorted(p.name for p in dest.iterdir() if not _ours(p.name))
+    lock, manifest, objects = dest / LOCK, dest / MANIFEST, dest / OBJECTS
+    if lock.is_symlink() or (lock.exists() and not lock.is_file()):
+        found.append(LOCK)
+    if manifest.is_symlink() or (manifest.exists() and not _backup_manifest(manifest)):
+        found.append(f"{MANIFEST}, not a backup's")
+    if objects.is_symlink() or (objects.exists() and not objects.is_dir()):
+        found.append(OBJECTS)
+    elif objects.is_dir():
+        for sub in sorted(objects.iterdir()):
+            named = _TEMP if sub.name == "tmp" else _OBJECT if _OBJECT_DIR.match(sub.name) else None
+            if named is None or sub.is_symlink() or not sub.is_dir():
+                found.append(f"{OBJECTS}/{sub.name}")
+                continue
+            found += [
+                f"{OBJECTS}/{sub.name}/{p.name}"
+                for p in sorted(sub.iterdir())
+                if not named.match(p.name)
+                or p.is_symlink()
+                or not p.is_file()
+                or (named is _OBJECT and not p.name.startswith(sub.name))
+            ]
+    return found
+
+
+def _backup_manifest(path: Path) -> bool:
+    """Whether `path` is a backup's manifest (maybe damaged, never another program's)."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
 def _inside(a: Path, b: Path) -> bool:
     a, b = a.resolve(), b.resolve()
     return a == b or b in a.parents
@@ -153,6 +197,7 @@ def make_backup(
     *,
     secret_keys: bool = False,
     verify: bool = False,
+    replace_other_source: bool = False,
     progress: Progress | None = None,
 ) -> BackupResult:
     started = time.monotonic()
@@ -164,15 +209,14 @@ def make_backup(
         raise BadOption(f"DEST {dest} exists and is not a folder")
     if _inside(dest, layout.root) or _inside(layout.root, dest):
         raise BadOption(f"DEST {dest} and the log folder {layout.root} must not hold each other")
-    if dest.is_dir():
-        foreign = [p.name for p in dest.iterdir() if not _ours(p.name)]
-        if foreign:
-            raise BadOption(
-                f"DEST {dest} holds other files ({', '.join(sorted(foreign)[:3])}): give an "
-                "empty or new folder, or one persist backup made"
-            )
+    if dest.is_dir() and (foreign := _not_ours(dest)):
+        more = f" and {len(foreign) - 3} more" if foreign[3:] else ""
+        raise BadOption(
+            f"DEST {dest} holds other files ({', '.join(foreign[:3])}{more}): give an "
+            "empty or new folder, or one persist backup made"
+        )
     ensure_private_dir(dest)
-    lock_fd = open_private(dest / LOCK, os.O_RDWR | os.O_CREAT)
+    lock_fd = open_private(dest / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW)
     try:
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -181,7 +225,7 @@ def make_backup(
         result = BackupResult(layout.root, dest, verified=verify)
         try:
             with retention_lock(layout, wait=LOCK_WAIT):
-                _backup(layout, dest, secret_keys, result, progress)
+                _backup(layout, dest, secret_keys, replace_other_source, result, progress)
         except RetentionBusy as exc:
             raise BackupError(f"{exc}; the previous backup there (if any) is intact") from None
     finally:
@@ -194,18 +238,24 @@ def _backup(
     layout: Layout,
     dest: Path,
     secret_keys: bool,
+    replace_other_source: bool,
     result: BackupResult,
     progress: Progress | None,
 ) -> None:
+    source = str(layout.root.resolve())
     try:
-        previous = {e.path: e for e in Manifest.read(dest).files}
+        before = Manifest.read(dest)
     except (BackupDamaged, NotABackup):
         previous = {}  # none yet, or unreadable: objects already there are still reused
+    else:
+        if before.source != source and not replace_other_source:
+            raise BadOption(
+                f"DEST {dest} holds the backup of another log folder ({before.source}): give "
+                "another DEST, or --replace-other-source to replace that backup"
+            )
+        previous = {e.path: e for e in before.files}
     ensure_private_dir(dest / OBJECTS)
-    tmp = ensure_private_dir(dest / OBJECTS / "tmp")
-    for stale in tmp.iterdir():
-        with contextlib.suppress(OSError):
-            stale.unlink()
+    _remove_temp_files(ensure_private_dir(dest / OBJECTS / "tmp"))
     # 1. the checkpoints that exist now, 2. the journal's end: every checkpoint listed
     # names a position at or before that end.
     try:
@@ -216,7 +266,7 @@ def _backup(
     cut = _journal_end(segments[-1]) if segments else None
     if segments and cut is not None:
         result.position = JournalPosition(_plain_name(segments[-1]), cut[0], cut[1])
-    manifest = Manifest(time.time(), str(layout.root.resolve()), result.position)
+    manifest = Manifest(time.time(), source, result.position)
     manifest.secret_keys = secret_keys
     manifest.left_out = [f"{p}: {why}" for p, why in LEFT_OUT]
     if not secret_keys:
@@ -464,17 +514,28 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _collect_garbage(dest: Path, keep: set[str]) -> None:
-    """Objects the new manifest does not name (an old copy of the active segment)."""
+    """Objects the new manifest does not name (an old copy of the active segment); only
+    names a backup gives, whatever else came into objects/ since the run began."""
     objects = dest / OBJECTS
     for sub in objects.iterdir():
-        if sub.name == "tmp" or not sub.is_dir():
+        if not _OBJECT_DIR.match(sub.name) or sub.is_symlink() or not sub.is_dir():
             continue
         for obj in sub.iterdir():
-            if obj.name not in keep:
+            if _OBJECT.match(obj.name) and obj.name not in keep:
                 with contextlib.suppress(OSError):
                     obj.unlink()
+    _remove_temp_files(objects / "tmp")
     with contextlib.suppress(OSError):
-        shutil.rmtree(objects / "tmp")
+        (objects / "tmp").rmdir()
+
+
+def _remove_temp_files(tmp: Path) -> None:
+    """The copies an interrupted run was making (objects/tmp/<16 hex>)."""
+    with contextlib.suppress(OSError):
+        for stale in tmp.iterdir():
+            if _TEMP.match(stale.name):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
 
 
 __all__ = ["BackupError", "BackupResult", "left_out_of_backup", "make_backup"]

@@ -79,6 +79,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
             dest,
             secret_keys=args.include_secret_keys,
             verify=args.verify,
+            replace_other_source=args.replace_other_source,
             progress=_bytes_bar("backing up") if sys.stderr.isatty() else None,
         )
     except OSError as exc:  # DEST full or failing: nothing replaced the previous manifest
@@ -206,6 +207,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         action="store_true",
         help="hash every object already in DEST that is reused (reads the whole backup); "
         "a damaged one is copied again",
+    )
+    b.add_argument(
+        "--replace-other-source",
+        action="store_true",
+        help="DEST holds the backup of another log folder: replace it (refused by default)",
     )
     b.add_argument("--json", action="store_true", help="what was done, as one JSON object")
     b.set_defaults(func=cmd_backup)

@@ -7,6 +7,7 @@ manifest or a SRC that is a file get the exit code main.py documents."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import orjson
@@ -56,3 +57,44 @@ def test_a_damaged_object_is_replaced_not_reused(logs: Path, tmp_path: Path) -> 
     assert restored.returncode == 0, restored.stderr
     text = persist("backup", str(dest), "--dir", str(logs)).stdout
     assert "objects reused for unchanged files checked by size (--verify hashes them)" in text
+
+
+def test_a_dest_holding_what_backup_did_not_make_is_refused(logs: Path, tmp_path: Path) -> None:
+    """Only DEST's top-level names were checked: the object clean-up deleted a file in
+    objects/<aa>/ and the folder objects/tmp/, and a manifest.json of something else,
+    or the backup of another log folder, was replaced."""
+    photos = tmp_path / "photos"
+    (photos / "objects" / "ab").mkdir(parents=True)
+    (photos / "objects" / "tmp").mkdir()
+    (photos / "objects" / "ab" / "photo.jpg").write_text("precious")
+    (photos / "objects" / "tmp" / "draft.txt").write_text("draft")
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "manifest.json").write_text('{"name": "my web app"}')
+    for dest, named in (
+        (photos, "objects/ab/photo.jpg, objects/tmp/draft.txt"),
+        (web, "manifest.json"),
+    ):
+        refused = persist("backup", str(dest), "--dir", str(logs))
+        assert refused.returncode == 2, refused.stderr
+        assert (
+            len(refused.stderr.splitlines()) == 1
+            and f"holds other files ({named}" in refused.stderr
+        )
+        assert not (dest / "backup.lock").exists()
+    assert (photos / "objects" / "ab" / "photo.jpg").read_text() == "precious"
+    assert (photos / "objects" / "tmp" / "draft.txt").read_text() == "draft"
+    assert (web / "manifest.json").read_text() == '{"name": "my web app"}'
+    # the backup of another log folder is replaced only when asked
+    dest = tmp_path / "backup"
+    assert persist("backup", str(dest), "--dir", str(logs)).returncode == 0
+    other = tmp_path / "other-logs"
+    shutil.copytree(logs, other, symlinks=True)
+    refused = persist("backup", str(dest), "--dir", str(other))
+    assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1
+    assert f"holds the backup of another log folder ({logs})" in refused.stderr
+    assert "--replace-other-source" in refused.stderr
+    assert Manifest.read(dest).source == str(logs)
+    replaced = persist("backup", str(dest), "--dir", str(other), "--replace-other-source")
+    assert replaced.returncode == 0, replaced.stderr
+    assert Manifest.read(dest).source == str(other)
