@@ -56,7 +56,13 @@ from recorder.backup.manifest import (
     file_sha256,
 )
 from recorder.errors import BadOption, PersistError
-from recorder.store.fsutil import AtomicFile, ensure_private_dir, fsync_dir, open_private
+from recorder.store.fsutil import (
+    AtomicFile,
+    ensure_private_dir,
+    fsync_dir,
+    open_private,
+    write_all,
+)
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
 from recorder.store.pruned import LOCK_WAIT, RetentionBusy, retention_lock
 from recorder.store.records import parse_line
@@ -468,7 +474,7 @@ def _copy_verified(
             if not data:
                 raise BackupError(f"{path} shrank while it was copied")
             hasher.update(data)
-            _write_all(out, data)
+            write_all(out, data)
             pos += len(data)
         os.fsync(out)
         # Drop the written pages from the cache, so reading the copy back reads the disk.
@@ -503,14 +509,6 @@ def _copy_verified(
         result.damaged_replaced.append(rel)
     result.copied_bytes += size
     return digest
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """Write every byte: `os.write` may write part of them (a disk filling up), and
-    the rest must then fail as ENOSPC here, not as a copy that reads back short."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _collect_garbage(dest: Path, keep: set[str]) -> None:

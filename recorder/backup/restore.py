@@ -17,6 +17,7 @@ restores into one DEST_DIR at once: the second is refused (an flock on the folde
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -34,7 +35,7 @@ from recorder.backup.manifest import BackupDamaged, Entry, Manifest, file_sha256
 from recorder.errors import BadOption, PersistError
 from recorder.sources.copies import copies_dir, verify
 from recorder.store.checkpoints import list_checkpoints, prefix_digests, verify_checkpoint
-from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private
+from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private, write_all
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
 from recorder.store.unfinished import MARKER as PARTIAL  # in DEST_DIR until the restore is done
 from recorder.store.unfinished import read_mark
@@ -96,10 +97,12 @@ def restore_backup(src: Path, dest: Path) -> RestoreResult:
                 link = dest / name
                 ensure_private_dir(link.parent)
                 os.symlink(target, link)
-            for entry in manifest.files:  # read back what was written
+            for entry in manifest.files:  # read back what was written (hashed as it was read)
                 if file_sha256(dest / entry.path) != entry.sha256:
-                    raise BackupDamaged(
-                        f"{dest / entry.path} reads back differently after restoring"
+                    raise OSError(
+                        errno.EIO,
+                        "it reads back differently after restoring (a failing disk?)",
+                        str(dest / entry.path),
                     )
             result.files = len(manifest.files)
             _verify_restored(Layout(dest), result)
@@ -238,7 +241,7 @@ def _restore_file(src: Path, dest: Path, entry: Entry) -> None:
             )
         while data := os.read(fd, _CHUNK):
             hasher.update(data)
-            os.write(out, data)
+            write_all(out, data)
         if hasher.hexdigest() != entry.sha256:
             raise BackupDamaged(
                 f"{damaged} does not match its SHA-256 in the manifest; nothing was restored"

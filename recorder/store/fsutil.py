@@ -52,6 +52,14 @@ def open_private(path: Path, flags: int) -> int:
     return fd
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte: `os.write` may write part of them (a disk filling up), and
+    the rest must then fail as ENOSPC here, not as a copy that reads back short."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -33,7 +33,7 @@ from typing import Any, Self
 import zstandard
 
 from recorder.errors import PersistError
-from recorder.store.fsutil import open_private
+from recorder.store.fsutil import open_private, write_all
 from recorder.store.layout import COMPRESSED_SUFFIX
 
 FRAME_BYTES = 256 * 1024  # uncompressed bytes per frame: one record read decompresses this
@@ -288,7 +288,7 @@ def write_compressed(src: SegmentFile, out: int, level: int = LEVEL) -> tuple[in
     cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
     hasher = hashlib.sha256()
     entries: list[bytes] = []
-    _write_all(out, _HEADER.pack(_SKIPPABLE_HEADER, _HEADER.size - 8, _MAGIC, FRAME_BYTES, 0))
+    write_all(out, _HEADER.pack(_SKIPPABLE_HEADER, _HEADER.size - 8, _MAGIC, FRAME_BYTES, 0))
     size = 0
     for offset in range(0, src.size, FRAME_BYTES):
         data = src.read_strict(offset, min(FRAME_BYTES, src.size - offset))
@@ -296,21 +296,15 @@ def write_compressed(src: SegmentFile, out: int, level: int = LEVEL) -> tuple[in
             raise SegmentDamaged(f"{src.path.name} changed while it was compressed")
         hasher.update(data)
         packed = cctx.compress(data)
-        _write_all(out, packed)
+        write_all(out, packed)
         entries.append(_ENTRY.pack(len(packed), len(data)))
         size += len(data)
     table = b"".join(entries)
     sha = hasher.digest()
     crc = zlib.crc32(table + struct.pack("<Q32sI", size, sha, len(entries)))
     trailer = _TRAILER.pack(size, sha, len(entries), crc, _END_MAGIC)
-    _write_all(out, _TABLE_HEAD.pack(_SKIPPABLE_TABLE, len(table) + len(trailer)) + table + trailer)
+    write_all(out, _TABLE_HEAD.pack(_SKIPPABLE_TABLE, len(table) + len(trailer)) + table + trailer)
     return size, sha.hex()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def compress_file(src: Path, dst: Path, level: int = LEVEL) -> tuple[int, str]:

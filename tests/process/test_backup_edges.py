@@ -98,3 +98,32 @@ def test_a_dest_holding_what_backup_did_not_make_is_refused(logs: Path, tmp_path
     replaced = persist("backup", str(dest), "--dir", str(other), "--replace-other-source")
     assert replaced.returncode == 0, replaced.stderr
     assert Manifest.read(dest).source == str(other)
+
+
+def test_a_full_dest_dir_is_a_full_disk_not_a_damaged_backup(logs: Path, tmp_path: Path) -> None:
+    """A write that wrote part of the last chunk (the disk filled up) was not continued:
+    the read-back then found the file short, "reads back differently after restoring",
+    and the restore called the backup damaged (exit 5)."""
+    from tests.process.test_stalls import small_disk
+
+    backup = tmp_path / "backup"
+    assert persist("backup", str(backup), "--dir", str(logs)).returncode == 0
+    last = Manifest.read(backup).files[-1]
+    assert last.path.startswith("segments/") and last.size % (1 << 20) > 64 * 1024
+
+    def free(disk: Path) -> int:
+        st = os.statvfs(disk)
+        return st.f_bavail * st.f_frsize
+
+    with small_disk(tmp_path / "disk", 16) as disk:
+        empty = free(disk)
+        assert persist("restore-backup", str(backup), str(disk / "r")).returncode == 0
+        needed = empty - free(disk)
+        shutil.rmtree(disk / "r")
+        # room for all but the last 32 KiB: the disk fills up within the last chunk
+        (disk / "filler").write_bytes(b"\0" * (free(disk) - needed + 32 * 1024))
+        done = persist("restore-backup", str(backup), str(disk / "r"))
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith("persist: restore failed: No space left on device")
+        assert "nothing was restored" in done.stderr and len(done.stderr.splitlines()) == 1
+        assert not (disk / "r").exists()

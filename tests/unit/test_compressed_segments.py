@@ -465,7 +465,7 @@ def test_a_copy_that_cannot_be_written_leaves_nothing_behind(journal: Path, monk
 
     import recorder.store.segfile as segfile
 
-    real = segfile._write_all
+    real = segfile.write_all
     written = {"n": 0}
 
     def full_after_a_while(fd: int, data: bytes) -> None:
@@ -474,7 +474,7 @@ def test_a_copy_that_cannot_be_written_leaves_nothing_behind(journal: Path, monk
             raise OSError(errno.ENOSPC, "No space left on device")
         real(fd, data)
 
-    monkeypatch.setattr(segfile, "_write_all", full_after_a_while)
+    monkeypatch.setattr(segfile, "write_all", full_after_a_while)
     before = everything(journal)
     report = compact(Layout(journal))
     assert report.done == [] and len(report.problems) == 1  # the pass stops there
