@@ -292,8 +292,8 @@ def _backup(
 
     for rel, path in walked:
         top, _, name = rel.partition("/")
-        if top == "segments" and not path.is_symlink():
-            continue  # below, by segment number
+        if top == "segments" and (not path.is_symlink() or segment_number(name) is not None):
+            continue  # below, by segment number (a segment that is a link: what it leads to)
         if top == "checkpoints" and name not in checkpoints:
             continue  # written after the journal's end was fixed: may name bytes past it
         if path.is_symlink():

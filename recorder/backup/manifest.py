@@ -106,11 +106,11 @@ class Manifest:
     def read(cls, folder: Path) -> Manifest:
         """The manifest of a backup folder; BackupDamaged naming what is wrong."""
         path = folder / MANIFEST
+        if not folder.is_dir():  # missing, or a file
+            raise NotABackup(f"{folder} is not a folder: give the backup's folder")
         try:
             data = orjson.loads(path.read_bytes())
         except FileNotFoundError:
-            if not folder.is_dir():
-                raise NotABackup(f"{folder} is not a folder: give the backup's folder") from None
             raise NotABackup(f"{folder} is not a backup (no {MANIFEST})") from None
         except OSError as exc:
             raise BackupDamaged(f"{path} cannot be read ({exc.strerror})") from None
@@ -153,6 +153,13 @@ class Manifest:
             if not isinstance(target, str):
                 raise ValueError(f"links.{name} is not a string")
             _safe_path(target, "links")
+            if name in seen:
+                raise ValueError(f"links.{name} is also listed in files")
+        kinds = {path: "a file" for path in seen} | {name: "a link" for name in links}
+        for path in kinds:  # nothing is restored inside a file or a link
+            for parent in PurePosixPath(path).parents[:-1]:
+                if parent.as_posix() in kinds:
+                    raise ValueError(f"{path} lies inside {parent}, {kinds[parent.as_posix()]}")
         pos = data.get("position")
         position = None
         if pos is not None:

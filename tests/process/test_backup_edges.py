@@ -127,3 +127,35 @@ def test_a_full_dest_dir_is_a_full_disk_not_a_damaged_backup(logs: Path, tmp_pat
         assert done.stderr.startswith("persist: restore failed: No space left on device")
         assert "nothing was restored" in done.stderr and len(done.stderr.splitlines()) == 1
         assert not (disk / "r").exists()
+
+
+def test_restore_backup_exit_codes_tampered_and_no_backup(logs: Path, tmp_path: Path) -> None:
+    """A manifest naming one path as both a link and a file failed as "restore failed:
+    File exists" (exit 1, as a full disk) instead of tampered (5); a SRC that is a file
+    was "manifest.json cannot be read (Not a directory)" (5) instead of no backup (1);
+    and a backup of a journal whose segment is a relative symlink named it both ways."""
+    segments = logs / "segments"
+    (segments / "kept").mkdir()
+    os.rename(segments / "seg-000001.jsonl", segments / "kept" / "seg-000001.jsonl")
+    os.symlink("kept/seg-000001.jsonl", segments / "seg-000001.jsonl")
+    backup = tmp_path / "backup"
+    assert persist("backup", str(backup), "--dir", str(logs)).returncode == 0
+    restored = persist("restore-backup", str(backup), str(tmp_path / "r"))
+    assert restored.returncode == 0, restored.stderr
+    assert (tmp_path / "r" / "segments" / "seg-000001.jsonl").read_bytes() == (
+        segments / "kept" / "seg-000001.jsonl"
+    ).read_bytes()
+    manifest = orjson.loads((backup / "manifest.json").read_bytes())
+    for name, target, says in (
+        ("segments/seg-000002.jsonl", "seg-000001.jsonl", "is also listed in files"),
+        ("segments", "elsewhere", "lies inside segments, a link"),
+    ):
+        tampered = {**manifest, "links": {**manifest["links"], name: target}}
+        (backup / "manifest.json").write_bytes(orjson.dumps(tampered))
+        done = persist("restore-backup", str(backup), str(tmp_path / "t"))
+        assert done.returncode == 5, done.stderr
+        assert says in done.stderr and len(done.stderr.splitlines()) == 1
+        assert not (tmp_path / "t").exists()
+    (tmp_path / "afile").write_text("not a backup")
+    done = persist("restore-backup", str(tmp_path / "afile"), str(tmp_path / "t"))
+    assert done.returncode == 1 and "afile is not a folder: give the backup's folder" in done.stderr
