@@ -113,6 +113,7 @@ class BackupResult:
     vanished: list[str] = field(default_factory=list)  # deleted while the backup ran
     verified: bool = False  # every object reused was hashed too, not only checked by size
     damaged_replaced: list[str] = field(default_factory=list)  # files whose object was bad
+    symlinks_left_out: list[str] = field(default_factory=list)  # "rel -> target (why)"
     checked: set[str] = field(default_factory=set, repr=False)  # objects hashed this run
 
     def to_json(self) -> dict[str, Any]:
@@ -128,6 +129,7 @@ class BackupResult:
             "vanished": self.vanished,
             "verified": self.verified,
             "damaged_replaced": self.damaged_replaced,
+            "symlinks_left_out": self.symlinks_left_out,
         }
 
 
@@ -280,27 +282,29 @@ def _backup(
             f"keys/*{SECRET_SUFFIX}: CURVE secret keys (--include-secret-keys)"
         )
     result.left_out = [p for p, _ in LEFT_OUT] + ([] if secret_keys else ["secret keys"])
-    walked = [
-        (rel, path) for rel, path in _walk(layout.root) if not left_out_of_backup(rel, secret_keys)
-    ]
-    todo = sum(_size(p) for r, p in walked if not r.startswith("segments/") and not p.is_symlink())
+    walked = _walk(layout.root, lambda rel: not left_out_of_backup(rel, secret_keys))
+    result.symlinks_left_out = walked.unfollowed
+    manifest.left_out += walked.unfollowed
+    todo = sum(
+        _size(p) for r, p in walked.found if not r.startswith("segments/") and not p.is_symlink()
+    )
     todo += sum(_size(p) for p in segments[:-1]) + (cut[0] if cut is not None else 0)
 
     def advance() -> None:
         if progress is not None:
             progress(result.copied_bytes + result.reused_bytes, todo)
 
-    for rel, path in walked:
+    for rel, path in walked.found:
         top, _, name = rel.partition("/")
-        if top == "segments" and (not path.is_symlink() or segment_number(name) is not None):
+        if top == "segments" and (
+            not name or not path.is_symlink() or segment_number(name) is not None
+        ):
             continue  # below, by segment number (a segment that is a link: what it leads to)
         if top == "checkpoints" and name not in checkpoints:
             continue  # written after the journal's end was fixed: may name bytes past it
-        if path.is_symlink():
+        if path.is_symlink():  # kept as a link (see _walk)
             with contextlib.suppress(OSError):
-                target = os.readlink(path)
-                if not target.startswith("/") and ".." not in Path(target).parts:
-                    manifest.links[rel] = target
+                manifest.links[rel] = os.readlink(path)
             continue
         if not path.is_file():
             continue  # a socket or a pipe: nothing to copy
@@ -364,19 +368,66 @@ def _store_segment(
     return None
 
 
-def _walk(root: Path) -> list[tuple[str, Path]]:
-    """Every file and symlink under `root` as (relative path, path), sorted, with each
-    folder's `manifest.json` before its other files (see the module's docstring)."""
-    found: list[tuple[str, Path]] = []
-    for folder, dirs, files in os.walk(root):
-        dirs.sort()
-        base = Path(folder)
-        names = sorted(files, key=lambda n: (n != "manifest.json", n))
-        names += [d for d in dirs if (base / d).is_symlink()]
-        for name in names:
-            path = base / name
-            found.append((path.relative_to(root).as_posix(), path))
-    return found
+@dataclass
+class _Walked:
+    found: list[tuple[str, Path]] = field(default_factory=list)  # files, links kept as links
+    unfollowed: list[str] = field(default_factory=list)  # "rel -> target (why)"
+
+
+def _walk(root: Path, keep: Callable[[str], bool]) -> _Walked:
+    """Every file and symlink under `root` whose relative path `keep` keeps, as
+    (relative path, path), sorted, with each folder's `manifest.json` before its other
+    files (see the module's docstring). A symlink whose target is relative and stays
+    beside or below it is kept as a link; any other is followed, what it leads to copied
+    as if it were there (a file, a folder's files: settings kept elsewhere are part of
+    the log folder), unless it leads nowhere, into the log folder (copied there), or
+    round in a loop: those are named in `unfollowed`."""
+    walked = _Walked()
+    home = root.resolve()
+
+    def walk(folder: Path, prefix: str, outer: tuple[Path, ...]) -> None:
+        for top, dirs, files in os.walk(folder):
+            base = Path(top)
+            under = prefix + (base.relative_to(folder).as_posix() + "/").removeprefix("./")
+            dirs[:] = sorted(d for d in dirs if keep(under + d))
+            inside = (*outer, base.resolve())  # the folders this one is in, for loops
+            names = sorted(files, key=lambda n: (n != "manifest.json", n))
+            names += [d for d in dirs if (base / d).is_symlink()]
+            for name in names:
+                path, rel = base / name, under + name
+                if not keep(rel):
+                    continue
+                try:
+                    target = os.readlink(path) if path.is_symlink() else None
+                except OSError:
+                    continue
+                if target is None or (
+                    not target.startswith("/") and ".." not in Path(target).parts
+                ):
+                    walked.found.append((rel, path))
+                    continue
+                real = Path(os.path.realpath(path))
+                why = (
+                    "leads nowhere"
+                    if not real.exists()
+                    else "leads into the log folder, backed up there"
+                    if real == home or home in real.parents
+                    else "holds the log folder"
+                    if real in home.parents
+                    else "leads back into a folder it is in"
+                    if any(real == f or real in f.parents for f in inside)
+                    else None
+                )
+                if why is not None:
+                    walked.unfollowed.append(f"{rel} -> {target} ({why})")
+                elif real.is_dir():
+                    walk(real, f"{rel}/", inside)
+                else:
+                    walked.found.append((rel, real))
+
+    walk(root, "", ())
+    walked.unfollowed.sort()
+    return walked
 
 
 def _journal_end(path: Path) -> tuple[int, int | None] | None:

@@ -159,3 +159,37 @@ def test_restore_backup_exit_codes_tampered_and_no_backup(logs: Path, tmp_path: 
     (tmp_path / "afile").write_text("not a backup")
     done = persist("restore-backup", str(tmp_path / "afile"), str(tmp_path / "t"))
     assert done.returncode == 1 and "afile is not a folder: give the backup's folder" in done.stderr
+
+
+def test_symlinks_leading_out_of_the_log_folder_are_followed_or_named(
+    logs: Path, tmp_path: Path
+) -> None:
+    """A symlink whose target was absolute or held `..` (enrich.toml kept elsewhere, a
+    linked folder) was left out silently: not in the manifest, not named anywhere."""
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "notes" / "sub").mkdir(parents=True)
+    (elsewhere / "my-enrich.toml").write_text('[[rule]]\nmatch = "x"\n')
+    (elsewhere / "notes" / "a.txt").write_text("a note")
+    (elsewhere / "notes" / "sub" / "b.txt").write_text("another")
+    os.symlink(elsewhere / "my-enrich.toml", logs / "enrich.toml")
+    os.symlink("../elsewhere/notes", logs / "notes")
+    os.symlink("..", elsewhere / "notes" / "sub" / "up")  # round in a loop
+    os.symlink("/nowhere/at/all.toml", logs / "reading.toml")
+    os.symlink(logs / "segments", logs / "old-segments")  # back into the log folder
+    backup = tmp_path / "backup"
+    done = persist("backup", str(backup), "--dir", str(logs), "--json")
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout)["symlinks_left_out"] == [
+        "notes/sub/up -> .. (leads back into a folder it is in)",
+        f"old-segments -> {logs / 'segments'} (leads into the log folder, backed up there)",
+        "reading.toml -> /nowhere/at/all.toml (leads nowhere)",
+    ]
+    paths = {e.path for e in Manifest.read(backup).files}
+    assert {"enrich.toml", "notes/a.txt", "notes/sub/b.txt"} <= paths
+    text = persist("backup", str(backup), "--dir", str(logs)).stdout
+    assert "symlinks left out: notes/sub/up -> .. (leads back into a folder it is in)" in text
+    restored = tmp_path / "r"
+    assert persist("restore-backup", str(backup), str(restored)).returncode == 0
+    assert not (restored / "enrich.toml").is_symlink()
+    assert (restored / "enrich.toml").read_text() == '[[rule]]\nmatch = "x"\n'
+    assert (restored / "notes" / "sub" / "b.txt").read_text() == "another"
