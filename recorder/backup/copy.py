@@ -14,6 +14,8 @@ Left out, because they are rebuilt from the journal or describe a running proces
 the search index, `metadata_index/` caches, restore bundles, status and lock files,
 the recorder's log, `recovery/state.json`, control requests, agent registrations,
 hook state of running sessions. CURVE secret keys only with `secret_keys=True`.
+A symlink leading out of the log folder is followed (see `_walk`): settings kept
+elsewhere are part of what a restore must bring back.
 
 Every object is written to a temp file, fsynced, dropped from the page cache and read
 back from the disk, checked against the SHA-256 taken while copying, then renamed into
@@ -23,7 +25,8 @@ from the disk (a damaged one is replaced by the fresh copy), except that of a fi
 unchanged since the last backup (same size, mtime and inode): that one is checked by
 size, unless `verify` (every object reused is hashed; a damaged one is copied again).
 
-Just over 400 lines: the consistent cut and the object store it writes into.
+About 600 lines: the consistent cut, the walk that follows symlinks, what DEST may
+hold (nothing a backup did not make), and the object store it writes into.
 """
 
 from __future__ import annotations
