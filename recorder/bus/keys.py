@@ -16,6 +16,7 @@ The folder is 0700; a secret file readable by anyone but its owner is refused.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -61,6 +62,54 @@ class ClientKeys:
 def keys_folder(log_dir: Path, keys: str | Path | None = None) -> Path:
     """`--keys` if given, else `<log folder>/keys`."""
     return Path(keys).expanduser() if keys else Path(log_dir).expanduser() / "keys"
+
+
+def whole_pair(path: Path) -> CurvePair | None:
+    """The pair in a secret key file, or None when there is none or it is not whole (a
+    `keys init` killed while writing it). Its mode is not judged here: readers do."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read CURVE key {path}: {exc}") from None
+    public, secret = _field(text, "public-key"), _field(text, "secret-key")
+    if public is None or secret is None or len(public) != _Z85_LEN or len(secret) != _Z85_LEN:
+        return None
+    return CurvePair(public, secret)
+
+
+def public_in(path: Path) -> bytes | None:
+    """The public key in a certificate file, or None when it holds none (or is missing)."""
+    try:
+        return read_key_file(path, secret=False).public
+    except KeyFileError:
+        return None
+
+
+_KEY_FILES = {f"{r}{s}" for r in (SERVER, CLIENT) for s in (PUBLIC_SUFFIX, SECRET_SUFFIX)}
+_TEMP = re.compile(r"\A\.(?:server|client)\.key(?:_secret)?\.\d+\.tmp\Z")  # see write_key
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """What a keys folder holds that `persist keys init` does not make (sorted names): a
+    folder holding them is not a keys folder, and keys are not written into it."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if n not in _KEY_FILES and n != ALLOWED and not _TEMP.match(n))
+
+
+def write_key(path: Path, text: str) -> None:
+    """A key file, 0600, replaced in one rename: whole or not there. The temp file of a
+    writer killed before the rename is removed."""
+    for name in os.listdir(path.parent):
+        if _TEMP.match(name) and name.startswith(f".{path.name}."):
+            (path.parent / name).unlink(missing_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write_private(tmp, text)
+    os.replace(tmp, path)
 
 
 def keys_present(folder: Path) -> bool:

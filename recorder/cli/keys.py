@@ -26,9 +26,15 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
     from recorder.bus.curve import init_keys
 
     keys = _folder(args, writes=True)
-    made = init_keys(keys)  # KeyFileError (keys already there, cannot write): exit 1
+    done = init_keys(keys)  # KeyFileError (keys already there, cannot write): exit 1
+    if done.mode_was is not None:
+        print(f"made {keys} private (it was {done.mode_was:04o}, now 0700)")
+    for role in done.kept:
+        print(f"kept the {role} key pair already there (a keys init that did not finish)")
+    if done.replaced:
+        print("replaced what had no secret half or was half written: " + ", ".join(done.replaced))
     print(f"CURVE keys made in {keys} (secret files 0600, folder 0700):")
-    for path in made:
+    for path in done.made:
         print(f"  {path}")
     print(
         "Give server.key to clients on other machines; add their client.key with "

@@ -24,7 +24,7 @@ def test_curve_is_on_with_keys_and_a_public_endpoint_unless_refused(tmp_path: Pa
 
 def test_keys_read_back_and_bad_keys_are_named(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
-    made = init_keys(keys)
+    made = init_keys(keys).made
     assert len(made) == 5
     server, client = load_server(keys), load_client(keys)
     assert client.server_public == server.pair.public

@@ -1,0 +1,74 @@
+"""`persist keys init` by the real CLI: after `persist restore-backup` (public keys
+back, secret halves left out of the backup) and after an init killed half-way it
+makes what is missing, saying so; a folder of other files is refused, untouched."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from recorder.bus.keys import load_client, load_server, read_key_file
+from tests.log_folder import healthy_folder
+from tests.process.test_backup_restore_unfinished import persist
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_keys_init_after_a_restore_and_after_a_killed_init(tmp_path: Path) -> None:
+    """The restored public keys stayed and init's O_EXCL write failed on server.key
+    ("File exists") while `persist send --curve` said to run `persist keys init`."""
+    logs = healthy_folder(tmp_path, messages=2400, session=False).root
+    assert persist("keys", "init", "--log-dir", str(logs)).returncode == 0
+    backup, restored = tmp_path / "backup", tmp_path / "restored"
+    assert persist("backup", str(backup), "--dir", str(logs)).returncode == 0
+    assert persist("restore-backup", str(backup), str(restored)).returncode == 0
+    keys = restored / "keys"
+    assert (keys / "server.key").exists() and not (keys / "server.key_secret").exists()
+    done = persist("keys", "init", "--log-dir", str(restored))
+    assert done.returncode == 0, done.stderr
+    assert (
+        "replaced what had no secret half or was half written: server.key, client.key"
+        in done.stdout
+    )
+    server, client = load_server(keys), load_client(keys)
+    assert client.server_public == server.pair.public
+    assert server.pair.public != load_server(logs / "keys").pair.public
+    allowed = {read_key_file(p, secret=False).public for p in (keys / "allowed").iterdir()}
+    assert client.pair.public in allowed  # and the restored allow-list is kept
+    assert load_client(logs / "keys").pair.public in allowed
+    # an init killed while it wrote the client's pair: the server's pair is kept
+    server_key = (keys / "server.key_secret").read_text()
+    (keys / "client.key").unlink()
+    (keys / "client.key_secret").write_text("#   ****  agent-persist CURVE client key\n")
+    done = persist("keys", "init", "--log-dir", str(restored))
+    assert done.returncode == 0, done.stderr
+    assert "kept the server key pair already there" in done.stdout
+    assert "replaced what had no secret half or was half written: client.key_secret" in done.stdout
+    assert (keys / "server.key_secret").read_text() == server_key
+    assert load_client(keys).server_public == load_server(keys).pair.public
+    again = persist("keys", "init", "--log-dir", str(restored))
+    assert again.returncode == 1 and "CURVE keys already exist" in again.stderr
+
+
+def test_keys_init_refuses_a_folder_of_other_files(tmp_path: Path) -> None:
+    """`--keys` on a shared folder (1777, other files) was made 0700 silently and the
+    keys written among the other files."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    (shared / "notes.txt").write_text("someone's")
+    done = persist("keys", "init", "--log-dir", str(tmp_path / "logs"), "--keys", str(shared))
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.splitlines()) == 1 and "holds other files (notes.txt)" in done.stderr
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert os.listdir(shared) == ["notes.txt"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    mine.chmod(0o755)
+    done = persist("keys", "init", "--log-dir", str(tmp_path / "logs"), "--keys", str(mine))
+    assert done.returncode == 0, done.stderr
+    assert f"made {mine} private (it was 0755, now 0700)" in done.stdout
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o700
