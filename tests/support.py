@@ -3,14 +3,16 @@ waiting, reading journals."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +148,43 @@ def _listening(endpoint: str) -> bool:
     port = int(endpoint.rsplit(":", 1)[1])
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+# A web server's answer to what libzmq sends first (its first byte, "H", reads as the
+# length of a ZMTP 1.0 message that the next 72 bytes complete)
+HTTP_400 = (
+    b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n"
+    b"date: Sun, 06 Dec 2026 23:54:09 GMT\r\n\r\n"
+)
+
+
+@contextlib.contextmanager
+def not_zeromq() -> Iterator[str]:
+    """The tcp:// endpoint of a server that is no ZeroMQ peer: it answers whatever comes
+    with an HTTP 400 and hangs up (libzmq takes the answer for an old ZMTP 1.0 peer's)."""
+    server = socket.create_server(("127.0.0.1", free_port()))
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(2)
+                conn.recv(4096)
+                conn.sendall(HTTP_400)
+
+    thread = threading.Thread(target=serve, name="not-zeromq", daemon=True)
+    thread.start()
+    try:
+        yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
 
 
 FAKE_AGENT = Path(__file__).with_name("fake_agent.py")

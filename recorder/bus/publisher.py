@@ -37,7 +37,113 @@ _REFUSALS: dict[int, str] = {
     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "the handshake failed (CURVE on one side only?)",
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "the handshake failed (CURVE on one side only?)",
 }
-_WATCHED = zmq.EVENT_HANDSHAKE_SUCCEEDED | sum(_REFUSALS)  # the events `_watch` reads
+_WATCHED = zmq.EVENT_HANDSHAKE_SUCCEEDED | sum(_REFUSALS)  # the events `Hearing` reads
+
+
+class Hearing:
+    """Who would hear what an XPUB socket sends: the subscriptions that reached it, and
+    how its connection's handshakes went. Made before the socket connects (no handshake
+    goes unseen); `wait` then tells whether anyone listens, `why_not` why nobody does.
+
+    A subscription counts only once a ZMTP 3 handshake succeeded (ZeroMQ 4's, CURVE or
+    not). To a peer whose greeting is not ZMTP's (a web server's answer, say) libzmq
+    4.3.5 talks the old ZMTP 1.0, and it makes up a subscription to everything on that
+    peer's behalf, no handshake having succeeded. A message sent then, and the socket
+    closed with a linger, aborts the process in libzmq ("Resource temporarily
+    unavailable (src/zmtp_engine.cpp:439)": a reconnection makes up its subscription
+    again after the socket's pipe is gone)."""
+
+    def __init__(self, sock: zmq.Socket[bytes], endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.subscriptions: set[bytes] = set()  # the topic prefixes that arrived
+        # "connected" once a handshake succeeded; "refused" when one failed and none
+        # succeeded (CURVE keys, or no ZMTP peer); "" before either
+        self.connection = ""
+        self.refusal = ""  # why the handshake failed, when it did
+        self._sock = sock
+        address = f"inproc://persist-hearing-{uuid.uuid4().hex}"
+        sock.monitor(address, _WATCHED)
+        self._monitor: zmq.Socket[bytes] | None = sock.context.socket(zmq.PAIR)
+        self._monitor.rcvhwm = 0  # never full: a full one would stall libzmq's I/O thread
+        self._monitor.connect(address)
+
+    def wait(self, timeout: float, topic: str | None = None) -> bool:
+        """Whether a subscriber (one whose prefix matches `topic`, when given) is there
+        within `timeout` seconds; once one is, the handshakes are no longer watched."""
+        wanted = None if topic is None else topic.encode()
+        deadline = time.monotonic() + timeout
+        while True:
+            self.listen(min(50, max(0, int((deadline - time.monotonic()) * 1000))))
+            if (
+                self.connection == "connected"
+                and self.subscriptions
+                and (wanted is None or any(wanted.startswith(p) for p in self.subscriptions))
+            ):
+                self.close()
+                return True
+            if time.monotonic() >= deadline:
+                return False
+
+    def listen(self, ms: int = 0) -> None:
+        """Read the handshakes' events and the subscriptions that arrived (waiting up to
+        `ms` for a subscription)."""
+        self._watch()
+        if self._sock.poll(ms):
+            while self._sock.poll(0):
+                note = self._sock.recv()
+                if note[:1] == b"\x01":
+                    self.subscriptions.add(note[1:])
+                elif note[:1] == b"\x00":
+                    self.subscriptions.discard(note[1:])
+            self._watch()  # a handshake's event comes before its subscriptions
+
+    @property
+    def failed(self) -> bool:
+        """A handshake failed or a subscription was made up, and none succeeded."""
+        return self.connection != "connected" and bool(self.connection or self.subscriptions)
+
+    def why_not(self, timeout: float, topic: str | None = None) -> str:
+        """Why `wait` found nobody to hear `topic`: one phrase, for a user."""
+        where = self.endpoint
+        if self.connection == "connected" and self.subscriptions:
+            seen = ", ".join(repr(p.decode(errors="replace")) for p in sorted(self.subscriptions))
+            return (
+                f"subscribers reached {where}, but none subscribes to {topic!r} "
+                f"(their prefixes: {seen})"
+            )
+        if self.subscriptions:  # made up by libzmq, no handshake having succeeded
+            return (
+                f"{where} is not a ZeroMQ broker: what answers there does not speak ZMTP 3, "
+                "the protocol of ZeroMQ 4 (another service on that port?)"
+            )
+        if self.connection == "refused":
+            return (
+                f"the broker at {where} refused us: {self.refusal} (--curve/--no-curve and "
+                "--keys must match the broker's; a key of another machine must be allowed "
+                "there: persist keys allow)"
+            )
+        return (
+            f"no subscriber reached {where} within {timeout:g}s (is the broker running, "
+            "with a recorder subscribed? --wait waits longer)"
+        )
+
+    def _watch(self) -> None:
+        from zmq.utils.monitor import recv_monitor_message
+
+        while self._monitor is not None and self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.connection = "connected"
+            elif event in _REFUSALS and self.connection != "connected":
+                self.connection, self.refusal = "refused", _REFUSALS[event]
+
+    def close(self) -> None:
+        """Stop watching the handshakes (the events read so far are kept)."""
+        if self._monitor is not None:
+            self._watch()
+            self._sock.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
 
 
 class Publisher:
@@ -51,7 +157,6 @@ class Publisher:
         hwm: int = 100_000,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         curve: ClientKeys | None = None,  # CURVE client keys (`recorder.bus.keys.load_client`)
-        watch: bool = False,  # note how the connection goes, for `wait_ready`'s caller
     ) -> None:
         self.id = f"{agent or 'pub'}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.agent = agent
@@ -64,11 +169,7 @@ class Publisher:
             from recorder.bus.curve import connect_as_client
 
             connect_as_client(self._sock, curve)
-        # what the connection did: "handshake" when a broker's handshake was refused
-        # (CURVE keys), "connected" once one succeeded, "" before either
-        self.connection = ""
-        self.refusal = ""  # why the handshake failed, when it did
-        self._monitor = self._sock.get_monitor_socket(_WATCHED) if watch else None
+        self.hearing = Hearing(self._sock, endpoint)  # who hears us; `why_not` says why not
         self._sock.ipv6 = wants_ipv6([endpoint])
         self._sock.connect(endpoint)
         self._lock = threading.Lock()
@@ -77,7 +178,7 @@ class Publisher:
         self._heartbeat_time = 0.0
         self._idle = idle_heartbeat
         self.ready = False  # a subscriber's subscription has reached us
-        self.subscriptions: set[bytes] = set()  # the topic prefixes subscribed to
+        self.subscriptions = self.hearing.subscriptions  # the topic prefixes subscribed to
         self._thread: threading.Thread | None = None
         if heartbeat_interval > 0:
             self._thread = threading.Thread(
@@ -90,41 +191,13 @@ class Publisher:
         (one whose prefix matches `topic`, when given).
 
         False means nobody would hear a message sent now (no broker at the endpoint,
-        no subscriber on it, or none subscribed to `topic`): zmq drops such messages
-        without a word. `subscriptions` holds what did arrive."""
-        wanted = None if topic is None else topic.encode()
-        deadline = time.monotonic() + timeout
+        no subscriber on it, none subscribed to `topic`, a broker that refused our
+        handshake, or no ZeroMQ broker at all): zmq drops such messages without a word.
+        `hearing.why_not` says which."""
         with self._lock:
-            while True:
-                left = max(0, int((deadline - time.monotonic()) * 1000))
-                if self._monitor is not None:
-                    self._watch()
-                    left = min(left, 50)
-                if self._sock.poll(left):
-                    while self._sock.poll(0):
-                        note = self._sock.recv()
-                        if note[:1] == b"\x01":
-                            self.subscriptions.add(note[1:])
-                        elif note[:1] == b"\x00":
-                            self.subscriptions.discard(note[1:])
-                if self.subscriptions and (
-                    wanted is None or any(wanted.startswith(p) for p in self.subscriptions)
-                ):
-                    self.ready = True
-                    return True
-                if time.monotonic() >= deadline:
-                    return False
-
-    def _watch(self) -> None:
-        from zmq.utils.monitor import recv_monitor_message
-
-        assert self._monitor is not None
-        while self._monitor.poll(0):
-            event = recv_monitor_message(self._monitor)["event"]
-            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                self.connection = "connected"
-            elif event in _REFUSALS and self.connection != "connected":
-                self.connection, self.refusal = "handshake", _REFUSALS[event]
+            heard = self.hearing.wait(timeout, topic)
+            self.ready = self.ready or heard
+            return heard
 
     def envelope(self, mid: str | None = None) -> dict[str, Any]:
         self.seq += 1
@@ -184,18 +257,19 @@ class Publisher:
     def close(self, bye: bool = True) -> None:
         """Say goodbye (twice, a moment apart: a full queue may drop one) and close.
 
-        A publisher that never sent and never saw a subscriber has nobody to say
-        goodbye to: it closes at once instead of lingering on an unreachable broker.
-        `bye=False` (a publisher id that goes on in another process, as the agent
-        hooks' do) sends one plain heartbeat with the last sequence and closes."""
+        A publisher that never saw a subscriber has nobody to say goodbye to when it
+        never sent, or when what it reached failed the handshake (a broker that refused
+        it, a peer that is no ZeroMQ broker, which a linger lets libzmq abort on): it
+        closes at once instead of lingering. `bye=False` (a publisher id that goes on in
+        another process, as the agent hooks' do) sends one plain heartbeat with the last
+        sequence and closes."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2)
-        if self._monitor is not None:
-            self._sock.disable_monitor()
-            self._monitor.close(linger=0)
-            self._monitor = None
-        if not self.ready and self.seq == 0:
+        with self._lock:
+            self.hearing.listen()
+            self.hearing.close()
+        if not self.ready and (self.seq == 0 or self.hearing.failed):
             self._sock.linger = 0
             self._sock.close()
             return

@@ -47,6 +47,7 @@ from recorder.bus.curve import connect_as_client
 from recorder.bus.endpoints import DEFAULT_PUBLISH, wants_ipv6
 from recorder.bus.envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
 from recorder.bus.keys import ClientKeys
+from recorder.bus.publisher import Hearing
 from recorder.errors import PersistError
 from recorder.store.reader import Record
 
@@ -215,17 +216,14 @@ def replay(
     sock.linger = int(options.linger * 1000)
     if options.curve is not None:
         connect_as_client(sock, options.curve)
+    hearing = Hearing(sock, options.endpoint)
     t0 = time.monotonic()
     try:
         sock.ipv6 = wants_ipv6([options.endpoint])
         sock.connect(options.endpoint)
-        if not sock.poll(int(options.wait_subscribers * 1000)):
-            raise ReplayError(
-                f"no subscriber reached us through {options.endpoint} within "
-                f"{options.wait_subscribers:.0f}s: is the broker (and the recorder) running?"
-            )
-        while sock.poll(0):
-            sock.recv()
+        if not hearing.wait(options.wait_subscribers):
+            sock.linger = 0  # nothing was sent: nothing to deliver
+            raise ReplayError(f"nothing replayed: {hearing.why_not(options.wait_subscribers)}")
         first_ts: float | None = None
         start = 0.0
         for ts, frames in plan(records, options, stats, replayer):
@@ -244,6 +242,7 @@ def replay(
             if on_progress is not None and done % 1024 == 0:
                 on_progress(stats)
     finally:
+        hearing.close()
         sock.close()
         if context is None:
             ctx.term()  # returns once everything queued reached the broker (or linger ran out)

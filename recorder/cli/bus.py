@@ -102,31 +102,10 @@ def cmd_send(args: argparse.Namespace) -> int:
     body = message_body(" ".join(args.message), text=args.text)  # BadOption: exit 2
     folder = curve_keys_folder(args, [args.endpoint])
     keys = load_client(folder) if folder is not None else None  # KeyFileError: exit 1
-    with Publisher(
-        args.endpoint, agent=args.agent, heartbeat_interval=0, curve=keys, watch=True
-    ) as pub:
+    with Publisher(args.endpoint, agent=args.agent, heartbeat_interval=0, curve=keys) as pub:
         if not pub.wait_ready(args.wait, topic=args.topic):
-            if pub.subscriptions:
-                seen = ", ".join(
-                    repr(p.decode(errors="replace")) for p in sorted(pub.subscriptions)
-                )
-                return fail(
-                    f"nothing sent: subscribers reached {args.endpoint}, but none subscribes "
-                    f"to {args.topic!r} (their prefixes: {seen})",
-                    EXIT_NO_SUBSCRIBER,
-                )
-            if pub.connection == "handshake":
-                return fail(
-                    f"nothing sent: the broker at {args.endpoint} refused us: {pub.refusal} "
-                    "(--curve/--no-curve and --keys must match the broker's; a key of another "
-                    "machine must be allowed there: persist keys allow)",
-                    EXIT_NO_SUBSCRIBER,
-                )
-            return fail(
-                f"nothing sent: no subscriber reached {args.endpoint} within {args.wait:g}s "
-                "(is the broker running, with a recorder subscribed? --wait waits longer)",
-                EXIT_NO_SUBSCRIBER,
-            )
+            why = pub.hearing.why_not(args.wait, args.topic)
+            return fail(f"nothing sent: {why}", EXIT_NO_SUBSCRIBER)
         seq = pub.send(args.topic, body)
     print(f"sent {args.topic} seq {seq} as {pub.id}")
     return 0

@@ -15,6 +15,7 @@ import zmq
 
 from recorder.bus.keys import ClientKeys, load_client
 from recorder.bus.publisher import Publisher
+from tests.demo_journal import build_demo
 from tests.support import PYTHON, Proc, free_port, journal_records, read_status, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -58,6 +59,32 @@ def drain(sock: zmq.Socket, seconds: float) -> list[list[bytes]]:
         if sock.poll(int(left * 1000) + 1):
             got.append(sock.recv_multipart())
     return got
+
+
+def test_replay_names_a_refused_handshake_as_send_does(
+    procs: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """Refused by a CURVE broker, `persist replay` says so in `persist send`'s words
+    (before: "no subscriber reached us ... is the broker (and the recorder) running?")."""
+    keys = tmp_path / "keys"
+    keys_init(keys)
+    front, back = endpoints("tcp", tmp_path)
+    broker = procs(
+        "broker", "--frontend", front, "--backend", back, "--curve", "--keys", str(keys),
+        name="broker",
+    )  # fmt: skip
+    wait_for(lambda: "CURVE" in broker.output(), what="broker up with CURVE")
+    root = build_demo(tmp_path / "logs")
+    sent = persist("send", "x.y", "hi", "--endpoint", front, "--no-curve", "--wait", "2")
+    assert sent.returncode == 7 and sent.stderr.startswith("persist: nothing sent: "), sent
+    why = sent.stderr.removeprefix("persist: nothing sent: ")
+    assert why.startswith(f"the broker at {front} refused us: "), why
+    replayed = persist(
+        "replay", "latest", "--log-dir", str(root), "--endpoint", front, "--no-curve",
+        "--wait", "2",
+    )  # fmt: skip
+    assert (replayed.returncode, replayed.stdout) == (1, ""), replayed
+    assert replayed.stderr == f"persist: nothing replayed: {why}"
 
 
 @pytest.mark.parametrize("kind", ["tcp", "ipc"])
@@ -185,7 +212,7 @@ def test_embedded_broker_with_curve(procs: Callable[..., Proc], tmp_path: Path) 
     assert persist("checkpoint", "--log-dir", str(log_dir)).returncode == 0
     common = ("replay", "latest", "--endpoint", front, "--log-dir", str(log_dir))
     refused = persist(*common, "--no-curve", "--wait", "1.5")
-    assert refused.returncode == 1 and "no subscriber" in refused.stderr
+    assert refused.returncode == 1 and f"the broker at {front} refused us" in refused.stderr
     replayed = persist(*common, "--curve", "--keys", str(keys), "--wait", "10")
     assert replayed.returncode == 0, replayed.stderr
 

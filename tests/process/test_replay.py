@@ -16,8 +16,8 @@ import zmq
 
 from recorder.bus.publisher import Publisher
 from recorder.bus.replay import mark
-from tests.demo_journal import RESTORE_T0, DemoClock, DemoWriter
-from tests.support import Bus, Proc, journal_records, read_status, wait_for
+from tests.demo_journal import RESTORE_T0, DemoClock, DemoWriter, build_demo
+from tests.support import Bus, Proc, journal_records, not_zeromq, read_status, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -223,7 +223,27 @@ def test_replay_without_a_broker_fails_clearly(bus: Bus, tmp_path: Path) -> None
         "--wait",
         "0.3",
     )
-    assert out.returncode == 1 and "no subscriber reached us" in out.stderr
+    assert (out.returncode, out.stdout) == (1, "")
+    assert out.stderr == (
+        "persist: nothing replayed: no subscriber reached tcp://127.0.0.1:9 within 0.3s (is "
+        "the broker running, with a recorder subscribed? --wait waits longer)\n"
+    )
+
+
+def test_replay_to_a_server_that_is_not_zeromq_sends_nothing(tmp_path: Path) -> None:
+    """What libzmq takes for an old ZMTP 1.0 peer (a web server's answer) gets a made-up
+    subscription: no subscriber. Before, the replay sent to it and libzmq aborted the
+    process as it closed (exit 134, no summary)."""
+    root = build_demo(tmp_path / "logs")
+    with not_zeromq() as endpoint:
+        out = persist(
+            "replay", "latest", "--log-dir", str(root), "--endpoint", endpoint, "--wait", "1"
+        )
+    assert (out.returncode, out.stdout) == (1, ""), out
+    assert out.stderr == (
+        f"persist: nothing replayed: {endpoint} is not a ZeroMQ broker: what answers there "
+        "does not speak ZMTP 3, the protocol of ZeroMQ 4 (another service on that port?)\n"
+    )
 
 
 def test_mark_keeps_the_rest_of_the_payload_byte_for_byte() -> None:
