@@ -78,12 +78,12 @@ def message_body(message: str, *, text: bool = False) -> dict[str, object]:
                 "--text sends it as plain text"
             ) from None
         return {"text": message}
-    sent = body if isinstance(body, dict) else {"value": body}  # one level more
     try:
-        orjson.dumps(sent)
+        raw = orjson.dumps(body)
     except TypeError as exc:  # nested deeper than orjson writes (254 levels)
         raise BadOption(f"MESSAGE cannot be sent: {exc}") from None
-    return sent
+    # a non-object goes under "value" as written: the level more is not orjson's to refuse
+    return body if isinstance(body, dict) else {"value": orjson.Fragment(raw)}
 
 
 def cmd_send(args: argparse.Namespace) -> int:

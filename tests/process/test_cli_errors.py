@@ -55,7 +55,7 @@ BAD = [
     (["broker", "--hwm", "0"], USAGE, "--hwm"),
     (["broker", "--hwm", "3000000000"], USAGE, "--hwm: must be at most 2,147,483,647"),
     (["search", "x", "--limit", "9223372036854775808"], USAGE, "--limit"),
-    (["send", "agents.x", "[" * 254 + "]" * 254], USAGE, "MESSAGE cannot be sent"),
+    (["send", "agents.x", '{"k":' * 254 + "{}" + "}" * 254], USAGE, "MESSAGE cannot be sent"),
     (["send", "agents.x", "hi", "--agent", "\udcff"], USAGE, "--agent is not valid UTF-8"),
     (["send", "agents.x", "hi", "--agent", "x" * 201], USAGE, "--agent must be 1 to 200"),
     (["search", "since:0001-01-01"], USAGE, "time '0001-01-01' is out of range"),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import orjson
 import pytest
 
 from recorder.cli.common import EXIT_NO_SUBSCRIBER
+from recorder.store.reader import open_store
 from tests.support import Bus, free_port, journal_records, not_zeromq, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -100,3 +102,33 @@ def test_send_to_a_server_that_is_not_zeromq_sends_nothing() -> None:
                 "does not speak ZMTP 3, the protocol of ZeroMQ 4 (another service on that "
                 "port?)\n"
             )
+
+
+def deep(depth: int, kind: str) -> str:
+    """A JSON array or object nested `depth` levels deep."""
+    if kind == "array":
+        return "[" * depth + "]" * depth
+    return '{"k":' * (depth - 1) + "{}" + "}" * (depth - 1)
+
+
+def test_an_array_is_sent_as_deep_as_an_object(bus: Bus) -> None:
+    """MESSAGE nested up to 254 levels is sent, an array too (under "value", one level
+    more: before, it was refused at 254 while an object was sent); deeper is exit 2."""
+    bus.start_broker()
+    bus.start_recorder()
+    for kind in ("array", "object"):
+        out = send("agents.deep", deep(254, kind), "--endpoint", bus.front, "--wait", "5")
+        assert out.returncode == 0 and out.stdout.startswith("sent agents.deep"), (kind, out)
+        out = send("agents.deep", deep(255, kind), "--endpoint", bus.front)
+        assert (out.returncode, out.stdout) == (2, ""), (kind, out)
+        assert out.stderr.startswith("persist: MESSAGE cannot be sent: ")
+        assert len(out.stderr.splitlines()) == 1
+
+    def sent() -> list[bytes]:
+        with open_store(bus.log_dir) as store:
+            return [r.frames[-1] for r in store.records() if r.topic == "agents.deep"]
+
+    payloads = wait_for(lambda: len(sent()) == 2 and sent(), what="both messages recorded")
+    array, obj = (orjson.loads(p) for p in payloads)  # type: ignore[union-attr]
+    assert array["value"] == orjson.loads(deep(254, "array"))
+    assert {k: v for k, v in obj.items() if k != "_persist"} == orjson.loads(deep(254, "object"))
