@@ -44,8 +44,11 @@ def topic_for(agent: str, session: str) -> str:
     return f"agents.{agent}.{session}"
 
 
-def message_body(agent: str, msg: SessionMessage, transcript: str) -> dict[str, Any]:
-    """A session message as the bus sees it: who, the text first, then the rest."""
+def message_body(
+    agent: str, msg: SessionMessage, transcript: str, *, revision: bool = False
+) -> dict[str, Any]:
+    """A session message as the bus sees it: who, the text first, then the rest.
+    `revision`: a later version of a message already sent under its id (`revises`)."""
     sender = {Sender.USER: "user", Sender.TOOL: f"{agent}:tool"}.get(msg.sender, agent)
     body: dict[str, Any] = {
         "type": "agent.message",
@@ -68,8 +71,22 @@ def message_body(agent: str, msg: SessionMessage, transcript: str) -> dict[str, 
         body["note"] = msg.note
     if msg.sidechain:
         body["sidechain"] = msg.agent_id or True
+    if revision:
+        body["revises"] = msg.uuid
     body["transcript"] = transcript
     return body
+
+
+def version_of(agent: str, msg: SessionMessage) -> str:
+    """A digest of what a message's body says (not which file it was read from: a
+    legacy Gemini file and the `.jsonl` it is migrated to hold the same messages)."""
+    import hashlib
+
+    import orjson  # the readers loaded it already
+
+    body = message_body(agent, msg, "")
+    blob = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(blob, digest_size=8).hexdigest()
 
 
 def send(

@@ -263,10 +263,12 @@ def transcript_messages(
         if delta.messages:  # the publisher (and zmq) only when there is something to send
             from recorder.hooks.publish import Outgoing, message_body, send, topic_for
 
-            out = [
-                Outgoing(m.uuid, message_body(args.agent.value, m, str(path)))
-                for m in delta.messages
-            ]
+            out = []
+            for m in delta.messages:
+                revision = m.uuid in delta.revised  # its envelope id names this version
+                mid = f"{m.uuid}#{delta.versions[m.uuid]}" if revision else m.uuid
+                body = message_body(args.agent.value, m, str(path), revision=revision)
+                out.append(Outgoing(mid, body))
             state.seq = send(  # raises NotDelivered: the state stays, the next call retries
                 publish_endpoint(args),
                 state.publisher,
@@ -275,11 +277,7 @@ def transcript_messages(
                 topic_for(args.agent.value, state.session),
                 out,
             )
-            state.published.extend(m.uuid for m in delta.messages)
-        if delta.rewritten:
-            state.rewrites += 1
-        state.transcript = str(path)
-        state.offset, state.anchor, state.inode = delta.offset, delta.anchor, delta.inode
+        delta.taken(state, path)
         if not delta.more:
             return True
         if budget is not None and time.monotonic() >= deadline:
@@ -305,7 +303,7 @@ def turn(args: HookArgs, payload: Payload) -> None:
         spath = state_path(args.log_dir, args.agent.value, session)
         with session_lock(spath):
             state = load_state(spath, args.agent.value, session)
-            before = (state.offset, state.seq, len(state.published))
+            before = (state.offset, state.seq, len(state.published), len(state.versions))
             transcript_messages(
                 args,
                 state,
@@ -314,7 +312,6 @@ def turn(args: HookArgs, payload: Payload) -> None:
                 answer=said,
                 save=partial(save_state, spath, state),
             )
-            if (state.offset, state.seq, len(state.published)) != before or not os.path.exists(
-                spath
-            ):
+            after = (state.offset, state.seq, len(state.published), len(state.versions))
+            if after != before or not os.path.exists(spath):
                 save_state(spath, state)

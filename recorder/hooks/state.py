@@ -3,9 +3,11 @@
 The transcript offset read so far (with a fingerprint of the bytes before it, so a
 rewritten or truncated file is noticed), the publisher id and last sequence number
 (so the recorder sees one publisher with no false gaps across hook processes), the
-ids already published (so a re-read never publishes a message twice), and the
-agent's registration. One file per session, 0600, replaced atomically; calls for
-the same session are serialized by an flock on `<file>.lock`.
+ids already published (so a re-read never publishes a message twice) with, for Gemini
+CLI, a digest of the version of each that was sent (it writes a message again under
+its id as it changes: a changed one is sent again), and the agent's registration.
+One file per session, 0600, replaced atomically; calls for the same session are
+serialized by an flock on `<file>.lock`.
 
 A session that ended with something not delivered (no recorder listening at its
 SessionEnd) also has an empty `<log-dir>/hooks/pending/<file>`: an ended session
@@ -19,7 +21,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +49,14 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "anchor": (str,),  # anchor_of(the bytes before offset)
     "inode": (int,),
     "published": (list,),  # agent message ids sent, in order
+    "versions": (dict,),  # Gemini CLI: message id -> digest of the version last sent
     "registration": (str,),  # agents/<file> of this session's agent
     "started": (float, int),
     "rewrites": (int,),  # times the transcript was found rewritten or truncated
     "ending": (str,),  # the SessionEnd reason while its session-ended message is unsent
 }
-_DEFAULTS: dict[str, Any] = {"ending": ""}  # fields a state saved by an older version lacks
+# fields a state saved by an older version lacks, and what they start as
+_DEFAULTS: dict[str, Callable[[], Any]] = {"ending": str, "versions": dict}
 
 
 class SessionState:
@@ -70,6 +74,7 @@ class SessionState:
         self.anchor = ""
         self.inode = 0
         self.published: list[str] = []
+        self.versions: dict[str, str] = {}
         self.registration = ""
         self.started = 0.0
         self.rewrites = 0
@@ -84,12 +89,14 @@ class SessionState:
         """The state in `data`, or None if any field is missing or wrongly typed."""
         if not isinstance(data, dict):
             return None
-        data = {**_DEFAULTS, **data}
+        data = {**{name: new() for name, new in _DEFAULTS.items()}, **data}
         for name, kinds in _FIELDS.items():
             value = data.get(name)
             if type(value) not in kinds or (type(value) is int and value < 0):
                 return None
         if not all(isinstance(u, str) for u in data["published"]):
+            return None
+        if not all(isinstance(v, str) for v in data["versions"].values()):
             return None
         state = cls(data["agent"], data["session"], data["publisher"])
         for name in _FIELDS:

@@ -10,6 +10,11 @@ uuid of the last line is the message's id; Gemini CLI: the last version of each
 record id wins, `$set.messages` checkpoints included; a legacy `.json` document is
 read whole every time).
 
+Gemini CLI writes a message again under its id whenever it changes (its text
+completed, tool calls added or their results), also after the hook sent it: a message
+whose version (`publish.version_of`) differs from the one sent is sent again, whole,
+as a revision of that id; one written again unchanged is not.
+
 Claude Code writes a streamed answer one content block per line, in batches, so a
 call may come between two lines of one answer. The last message of what was read
 is held back (the offset stays before its first line, nothing of it is sent) while
@@ -38,7 +43,18 @@ MAX_READ = 16 << 20  # bytes read per call; the rest waits for the next one
 class Delta:
     """What one call found (a plain class: see run.py)."""
 
-    __slots__ = ("anchor", "bad_lines", "inode", "messages", "more", "offset", "rewritten", "torn")
+    __slots__ = (
+        "anchor",
+        "bad_lines",
+        "inode",
+        "messages",
+        "more",
+        "offset",
+        "revised",
+        "rewritten",
+        "torn",
+        "versions",
+    )
 
     def __init__(self, inode: int = 0) -> None:
         self.messages: list[SessionMessage] = []
@@ -49,6 +65,17 @@ class Delta:
         self.torn = 0  # bytes of an unfinished last line, left for the next call
         self.bad_lines = 0
         self.more = False  # MAX_READ was reached: more waits in the file
+        self.revised: set[str] = set()  # ids of `messages` sent before (a later version)
+        self.versions: dict[str, str] = {}  # Gemini CLI: versions to remember once sent
+
+    def taken(self, state: SessionState, path: Path) -> None:
+        """Move `state` past what this call read, its messages sent."""
+        state.published.extend(m.uuid for m in self.messages if m.uuid not in self.revised)
+        state.versions.update(self.versions)
+        if self.rewritten:
+            state.rewrites += 1
+        state.transcript = str(path)
+        state.offset, state.anchor, state.inode = self.offset, self.anchor, self.inode
 
 
 def _pread_all(fd: int, length: int, offset: int) -> bytes:
@@ -140,8 +167,35 @@ def read_new(
                 _hold_back(fd, delta, messages, numbered, lines, start)
     finally:
         os.close(fd)
-    delta.messages = [m for m in messages if m.uuid and m.uuid not in seen]
+    _unsent(agent, delta, messages, state)
     return delta
+
+
+def _unsent(
+    agent: Agent, delta: Delta, messages: list[SessionMessage], state: SessionState
+) -> None:
+    """Put in `delta` the messages not sent yet and, for Gemini CLI, those whose version
+    changed since it was sent (revisions)."""
+    seen = set(state.published)
+    if agent is not Agent.GEMINI:  # Claude Code never writes a line again under its uuid
+        delta.messages = [m for m in messages if m.uuid and m.uuid not in seen]
+        return
+    from recorder.hooks.publish import version_of
+
+    for m in messages:  # one per id (`_gemini_records`)
+        if not m.uuid:
+            continue
+        version = version_of(agent.value, m)
+        sent = state.versions.get(m.uuid)
+        if m.uuid in seen and sent is None:
+            # sent by a version of persist that kept no digests: whether it changed
+            # since is unknown, so this one is taken as the version sent
+            delta.versions[m.uuid] = version
+        elif version != sent:
+            if m.uuid in seen:
+                delta.revised.add(m.uuid)
+            delta.versions[m.uuid] = version
+            delta.messages.append(m)
 
 
 def _hold_back(
@@ -229,6 +283,5 @@ def _legacy_gemini(fd: int, size: int, state: SessionState, delta: Delta) -> Del
         return delta
     raw = doc.get("messages") if isinstance(doc, dict) else None
     records = [m for m in raw if isinstance(m, dict)] if isinstance(raw, list) else []
-    seen = set(state.published)
-    delta.messages = [m for m in _gemini(records, state) if m.uuid and m.uuid not in seen]
+    _unsent(Agent.GEMINI, delta, _gemini(records, state), state)
     return delta

@@ -324,6 +324,72 @@ def test_gemini_turns_publish_the_final_version_of_each_record_once(
     )
 
 
+def test_gemini_sends_a_record_again_when_its_content_changes_under_a_published_id(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """Gemini CLI writes a message again under its id as it changes (its text completed,
+    tool calls added): the later version reaches the journal as a new record marked as
+    a revision of that id; a record written again unchanged is not sent again."""
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    g = GeminiSession(transcript=str(tmp_path / "session-2026-12-02T07-00-abcd1234.jsonl"))
+    path = Path(g.transcript)
+    u1, user = g.user("list the files")
+    append(path, g.start() + user)
+    quiet(run_hook(bus.log_dir, "gemini", g.payload("BeforeAgent"), endpoints=ends))
+    m1, versions = g.gemini("Here they are.", ("list_directory", {"path": "."}, "a.py b.py"))
+    append(path, versions[:1])  # the reply as first written: text only
+    quiet(run_hook(bus.log_dir, "gemini", g.payload("AfterAgent"), endpoints=ends))
+    wait_for(lambda: len(bus_messages(bus.log_dir)) >= 2, what="two messages")
+    # later: the reply with its tool call and result, the user's record written again as it was
+    append(path, [user[0], *versions[1:]])
+    quiet(run_hook(bus.log_dir, "gemini", g.payload("BeforeAgent"), endpoints=ends))
+    wait_for(lambda: len(bus_messages(bus.log_dir)) >= 3, what="the reply's later version")
+    quiet(run_hook(bus.log_dir, "gemini", g.payload("BeforeAgent"), endpoints=ends))
+    time.sleep(0.5)
+    messages = bus_messages(bus.log_dir)
+    assert [m["uuid"] for m in messages] == [u1, m1, m1]
+    first, later = messages[1], messages[2]
+    assert first["text"] == "Here they are." and "tool_calls" not in first
+    assert "revises" not in messages[0] and "revises" not in first
+    assert later["revises"] == m1 and "a.py b.py" in later["text"]
+    assert later["tool_calls"][0]["name"] == "list_directory"
+    mids = [m["_persist"]["mid"] for m in messages]
+    assert mids[:2] == [u1, m1] and mids[2].startswith(f"{m1}#") and len(set(mids)) == 3
+    assert [m["_persist"]["seq"] for m in messages] == [1, 2, 3]
+
+
+def test_gemini_legacy_document_rewritten_with_a_changed_message_sends_its_new_version(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """Gemini CLI before 0.39 rewrites the whole JSON document on every change."""
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    g = GeminiSession(transcript=str(tmp_path / "session-2025-10-21T20-04-abcd1234.json"))
+    path = Path(g.transcript)
+    u1, user = g.user("list the files")
+    m1, versions = g.gemini("Here they are.", ("list_directory", {"path": "."}, "a.py b.py"))
+    head = json.loads(g.start()[0])
+    records = [json.loads(user[0]), json.loads(versions[0])]
+    path.write_text(json.dumps({**head, "messages": records}, indent=2))
+    quiet(run_hook(bus.log_dir, "gemini", g.payload("AfterAgent"), endpoints=ends))
+    wait_for(lambda: len(bus_messages(bus.log_dir)) >= 2, what="two messages")
+    records[1] = json.loads(versions[1])
+    path.write_text(json.dumps({**head, "messages": records}, indent=2))
+    quiet(run_hook(bus.log_dir, "gemini", g.payload("BeforeAgent"), endpoints=ends))
+    wait_for(lambda: len(bus_messages(bus.log_dir)) >= 3, what="the reply's later version")
+    head["lastUpdated"] = "2025-10-21T20:09:00.000Z"  # rewritten, no message changed
+    path.write_text(json.dumps({**head, "messages": records}, indent=2))
+    quiet(run_hook(bus.log_dir, "gemini", g.payload("AfterAgent"), endpoints=ends))
+    time.sleep(0.5)
+    messages = bus_messages(bus.log_dir)
+    assert [m["uuid"] for m in messages] == [u1, m1, m1]
+    assert [m.get("revises") for m in messages] == [None, None, m1]
+    assert "a.py b.py" in messages[2]["text"] and messages[2]["tool_calls"]
+
+
 def test_session_start_starts_the_recorder_and_end_stops_it(tmp_path: Path) -> None:
     log_dir = tmp_path / "logs"
     ends = (f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}")

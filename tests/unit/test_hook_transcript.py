@@ -21,11 +21,7 @@ from recorder.hooks.transcript import read_new
 def consume(agent: Agent, path: Path, state: SessionState, final: bool = False) -> list[str]:
     """One hook call as `run.transcript_messages` makes it, minus the bus: the texts."""
     delta = read_new(agent, path, state, final=final)
-    state.published.extend(m.uuid for m in delta.messages)
-    if delta.rewritten:
-        state.rewrites += 1
-    state.transcript = str(path)
-    state.offset, state.anchor, state.inode = delta.offset, delta.anchor, delta.inode
+    delta.taken(state, path)
     return [m.text for m in delta.messages]
 
 
@@ -118,6 +114,37 @@ def test_gemini_legacy_json_document_is_read_whole_each_time(tmp_path: Path) -> 
     path.write_text(json.dumps(doc, indent=2))  # Gemini < 0.39 rewrites the whole file
     assert consume(Agent.GEMINI, path, state) == ["a"]
     path.write_text('{"sessionId": "legacy", "mess')  # caught mid-rewrite
+    assert consume(Agent.GEMINI, path, state) == []
+
+
+def test_gemini_a_changed_message_is_sent_again_after_a_state_without_versions(
+    tmp_path: Path,
+) -> None:
+    """A state saved before versions were kept: what it sent is taken as sent as it is
+    now (never sent again), and a later change is sent as a revision."""
+    path = tmp_path / "session-2025-01-01T10-00-abcd1234.json"
+    reply = {"id": "m2", "timestamp": "2025-01-01T10:00:05Z", "type": "gemini", "content": "a"}
+    user = {"id": "m1", "timestamp": "2025-01-01T10:00:00Z", "type": "user", "content": "q"}
+    doc = {"sessionId": "legacy", "projectHash": "0" * 64, "messages": [user, reply]}
+    path.write_text(json.dumps(doc, indent=2))
+    spath = state_path(tmp_path, "gemini", "legacy")
+    spath.parent.mkdir(parents=True)
+    state = SessionState.new("gemini", "legacy")
+    assert consume(Agent.GEMINI, path, state) == ["q", "a"]
+    save_state(spath, state)
+    older = json.loads(spath.read_text())
+    del older["versions"]
+    spath.write_text(json.dumps(older))
+    state = load_state(spath, "gemini", "legacy")
+    assert state.published == ["m1", "m2"] and state.versions == {}
+    assert consume(Agent.GEMINI, path, state) == []
+    assert set(state.versions) == {"m1", "m2"}
+    reply["content"] = "a, and more"
+    path.write_text(json.dumps(doc, indent=2))
+    delta = read_new(Agent.GEMINI, path, state)
+    assert [m.text for m in delta.messages] == ["a, and more"] and delta.revised == {"m2"}
+    delta.taken(state, path)
+    assert state.published == ["m1", "m2"]
     assert consume(Agent.GEMINI, path, state) == []
 
 
