@@ -22,7 +22,13 @@ from recorder.cli.common import (
 )
 from recorder.errors import BadOption, PersistError
 from recorder.sources.discover import Roots
-from recorder.sources.listing import GitState, SessionRow, find_session, list_sessions
+from recorder.sources.listing import (
+    GitState,
+    SessionRow,
+    find_session,
+    list_sessions,
+    short_refs,
+)
 from recorder.sources.model import Session, Source, session_to_json
 from recorder.store.layout import Layout
 
@@ -94,6 +100,8 @@ def row_json(r: SessionRow) -> dict[str, Any]:
         # a sub-agent's conversation listed on its own: its session, whose file is gone
         "sub_agent_of": s.parent_id if s.subagent else None,
         "live_pid": r.live_pid,
+        # an id in several project folders run from a folder none of them is filed under
+        "maybe_live_pid": r.maybe_live_pid,
         "extra_paths": [str(p) for p in s.extra_paths],
         "skipped_lines": s.skipped,
     }
@@ -121,22 +129,24 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         expiring = " expiring in that time" if args.expiring is not None else ""
         print(f"no sessions found{expiring} (looked in {', '.join(where)})")
         return 0
+    refs = [shown(ref) for ref in short_refs(rows)]  # each names its row alone
+    wide = max(8, *map(len, refs))
     print(
-        f"{'SOURCE':<7} {'ID':<9} {'LAST ACTIVITY':<17} {'IDLE':>6} {'MSGS':>5} {'TOKENS':>7} "
-        f"{'FILES':>5} {'GIT':<14} {'COPY':<8} {'CLEANUP':<11} TITLE / PROJECT"
+        f"{'SOURCE':<7} {'ID':<{wide + 1}} {'LAST ACTIVITY':<17} {'IDLE':>6} {'MSGS':>5} "
+        f"{'TOKENS':>7} {'FILES':>5} {'GIT':<14} {'COPY':<8} {'CLEANUP':<11} TITLE / PROJECT"
     )
-    for r in rows:
+    for r, ref in zip(rows, refs, strict=True):
         s = r.session
         last = datetime.fromtimestamp(s.last_ts or s.mtime).strftime("%Y-%m-%d %H:%M")
         idle = "" if r.idle_minutes is None else _idle(r.idle_minutes)
-        if r.live_pid:
-            idle = "live"
+        if r.live is not None:
+            idle = "live?" if r.live_unsure else "live"
         git = _short(s.git_branch or "-", 12) + ("*" if r.dirty else "")
         copy = "deleted" if r.deleted else ("kept" if r.protected else "-")
         cleanup = "-" if r.expires is None else _until(r.expires - now)
         count = "?" if s.unread else s.message_count
         print(
-            f"{s.source.value:<7} {shown(s.id)[:8]:<9} {last:<17} {idle:>6} {count:>5} "
+            f"{s.source.value:<7} {ref:<{wide + 1}} {last:<17} {idle:>6} {count:>5} "
             f"{s.context_tokens:>7} {len(s.files_modified):>5} {git:<14} {copy:<8} {cleanup:<11} "
             f"{_short(_title(s), 60)}  [{_short(s.project_path or '?', 40)}]"
         )
@@ -225,8 +235,8 @@ def cmd_fork(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    if row.live_pid:
-        say(f"warning: Claude Code (PID {row.live_pid}) is running this session now")
+    if row.live is not None:
+        say(row.live_warning())
     key = shown(row.session.key)
     if result.latest:
         print(f"{key}: the latest point is the session itself; resume it with:")

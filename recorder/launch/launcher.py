@@ -566,8 +566,8 @@ class PersistenceLauncher:
         row, wanted = planned or self._plan_session(chosen)
         if chosen.command and chosen.command != wanted.argv:  # [] when no menu showed one
             self.say(f"the menu showed {chosen.command}, running {wanted.argv}")
-        if row.live_pid:
-            self.say(f"warning: {row.session.source} (PID {row.live_pid}) runs this session now")
+        if row.live is not None:
+            self.say(row.live_warning())
         resumed = carry_out(self.layout, row, wanted)
         result = self._result(LaunchChoice.SESSION, reason="chosen in the menu", selection=chosen)
         result.resumed = resumed

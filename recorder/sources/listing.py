@@ -8,6 +8,7 @@ import re
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import orjson
 
 from recorder.errors import PersistError
+from recorder.sources.claude import encode_project
 from recorder.sources.copies import copy_folder, list_copies, restore_to
 from recorder.sources.discover import Roots, qualify, read_session, scan
 from recorder.sources.jsonl import read_small
@@ -76,10 +78,18 @@ def _json(path: Path) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
-def live_claude_sessions(root: Path | None) -> dict[str, int]:
-    """Session id -> PID of the Claude Code processes running now, from the registry it
+@dataclass(frozen=True)
+class LiveProcess:
+    """An agent process running a session now, as its registry entry names it."""
+
+    pid: int
+    cwd: str  # its working folder ("" when the entry names none)
+
+
+def live_claude_sessions(root: Path | None) -> dict[str, list[LiveProcess]]:
+    """Session id -> the Claude Code processes running it now, from the registry it
     keeps in `<root>/sessions/<pid>.json` (a session running there is not resumed twice)."""
-    found: dict[str, int] = {}
+    found: dict[str, list[LiveProcess]] = {}
     if root is None:
         return found
     try:
@@ -88,7 +98,7 @@ def live_claude_sessions(root: Path | None) -> dict[str, int]:
         return found
     for path in entries:
         data = _json(path)
-        pid, sid = data.get("pid"), data.get("sessionId")
+        pid, sid, cwd = data.get("pid"), data.get("sessionId"), data.get("cwd")
         if (
             not isinstance(pid, int)
             or isinstance(pid, bool)
@@ -102,8 +112,24 @@ def live_claude_sessions(root: Path | None) -> dict[str, int]:
             continue  # a registry file left by a process that died
         except (PermissionError, OverflowError):
             pass
-        found[sid] = pid
+        found.setdefault(sid, []).append(LiveProcess(pid, cwd if isinstance(cwd, str) else ""))
     return found
+
+
+def _running(
+    s: Session, processes: list[LiveProcess], folders: set[str]
+) -> tuple[LiveProcess | None, bool]:
+    """The Claude Code process running `s` now, and whether it is surely `s`. Claude
+    Code resumes an id in its cwd's project folder, so for an id in several project
+    `folders` the process whose cwd encodes to `s`'s folder runs `s`; one whose cwd is
+    none of them (a worktree's, or none named) may run any of them: not sure."""
+    if not processes:
+        return None, True
+    here = [p for p in processes if p.cwd and encode_project(p.cwd) == s.folder]
+    if here or not s.scope:
+        return (here or processes)[0], True
+    stray = [p for p in processes if not p.cwd or encode_project(p.cwd) not in folders]
+    return (stray[0], False) if stray else (None, True)
 
 
 class GitState:
@@ -184,7 +210,30 @@ class SessionRow:
     copy_size: int  # bytes of the main file our copy covers
     deleted: bool  # the agent deleted it: only our copy is left
     dirty: bool | None
-    live_pid: int | None = None  # the agent process running this session now
+    live: LiveProcess | None = None  # the agent process running this session now
+    live_unsure: bool = False  # `live` runs this id, maybe in a namesake's folder instead
+
+    @property
+    def live_pid(self) -> int | None:
+        return self.live.pid if self.live is not None and not self.live_unsure else None
+
+    @property
+    def maybe_live_pid(self) -> int | None:
+        return self.live.pid if self.live is not None and self.live_unsure else None
+
+    def live_warning(self) -> str:
+        """What to say before resuming or forking it ("" when nothing runs it)."""
+        if self.live is None:
+            return ""
+        if not self.live_unsure:
+            return f"warning: Claude Code (PID {self.live.pid}) is running this session now"
+        cwd = self.live.cwd
+        where = f"from {shell_quote(cwd)}, the project of none" if cwd else "its folder unnamed"
+        return (
+            f"warning: Claude Code (PID {self.live.pid}) is running a session with this id "
+            f"({where}): the id is in several project folders and we cannot tell which of "
+            "them it runs"
+        )
 
 
 def list_sessions(
@@ -225,9 +274,15 @@ def list_sessions(
     if held:
         rows = [r for r in rows if not (r.session.subagent and r.session.path in held)]
     live = live_claude_sessions(roots.claude)
+    folders: dict[str, set[str]] = {}
     for r in rows:
         if r.session.source is Source.CLAUDE:
-            r.live_pid = live.get(r.session.id)
+            folders.setdefault(r.session.id, set()).add(r.session.folder)
+    for r in rows:
+        if r.session.source is Source.CLAUDE:
+            found = live.get(r.session.id, [])
+            r.live, sure = _running(r.session, found, folders[r.session.id])
+            r.live_unsure = not sure
     rows.sort(key=lambda r: r.session.last_ts or r.session.mtime, reverse=True)
     return rows, result.problems
 
@@ -293,6 +348,38 @@ def _named(
 
     keyed = bool(want.partition(":")[2])
     return [r for r in rows if named(r.session.id) or (keyed and named(r.session.key))]
+
+
+def short_refs(rows: list[SessionRow], least: int = 8) -> list[str]:
+    """For each row, the shortest reference `find_session` takes to it alone, as
+    listings show it: its id's first `least` characters or more (Codex ids begin with
+    the time: sessions started within a minute share their first 8), its whole id,
+    else its key (an id in several Claude project folders)."""
+    folded = [r.session.id.lower() for r in rows]
+    twins = Counter(folded)
+    order = sorted(twins)
+    at = {f: i for i, f in enumerate(order)}
+    refs = []
+    for r, f in zip(rows, folded, strict=True):
+        sid = r.session.id
+        if twins[f] > 1 or ":" in sid:  # a whole id may still name one (by its case)
+            try:
+                refs.append(sid if find_session(rows, sid) is r else r.session.key)
+            except SessionNotFound:
+                refs.append(r.session.key)
+            continue
+        i = at[f]  # the ids most like it are its neighbours in sorted order
+        near = [order[j] for j in (i - 1, i + 1) if 0 <= j < len(order)]
+        common = max((_common(f, g) for g in near), default=0)
+        refs.append(sid[: max(least, common + 1)])
+    return refs
+
+
+def _common(a: str, b: str) -> int:
+    """How many characters `a` and `b` begin with alike."""
+    return next(
+        (n for n, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
 
 
 def read_row(layout: Layout, row: SessionRow) -> Transcript:

@@ -215,3 +215,41 @@ def test_a_session_it_cannot_resume_is_refused_before_any_recorder_starts(
     ), out.stderr
     assert list(empty.iterdir()) == []
     assert not list(tmp_path.glob("agent.log.*"))
+
+
+
+def test_launch_warns_only_for_the_namesake_a_running_claude_is_in(
+    tmp_path: Path, procs: Callable[..., Proc]
+) -> None:
+    """One id in two project folders, Claude Code running it from A's project: resuming
+    A says so, resuming B does not."""
+    from tests.process.test_sessions_duplicate_ids import key_of, running, two_folders
+
+    a, b = two_folders(tmp_path)
+    for s in (a, b):
+        Path(s.cwd).mkdir()
+    running(tmp_path, cwd=a.cwd)
+    log_dir = tmp_path / "log"
+    eps = endpoints()
+    procs(
+        "record", "--log-dir", str(log_dir), "--broker", eps["broker"], "--embedded", "yes",
+        "--publish-endpoint", eps["publish_endpoint"], "--search-index", "off", name="recorder",
+    )  # fmt: skip
+    wait_for(lambda: healthy(log_dir), timeout=30, what="recorder")
+    env = {
+        **os.environ,
+        "CLAUDE_CONFIG_DIR": str(tmp_path / "claude"),
+        "PATH": f"{fake_agents(tmp_path)}:{os.environ['PATH']}",
+        "FAKE_AGENT_LOG": str(tmp_path / "agent.log"),
+    }
+    warning = f"warning: Claude Code (PID {os.getpid()}) is running this session now"
+    for s, warned in ((b, False), (a, True)):
+        out = subprocess.run(
+            [sys.executable, "-m", "recorder.cli", "launch", "--log-dir", str(log_dir),
+             "--session", key_of(s), "--", "claude"],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 3, out.stderr
+        assert ran(tmp_path, "claude") == (s.cwd, ["--resume", s.session_id])
+        assert (f"PID {os.getpid()}" in out.stderr) is warned, out.stderr
+        assert (warning in out.stderr) is warned, out.stderr

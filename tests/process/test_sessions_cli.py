@@ -534,7 +534,7 @@ def test_a_session_id_holding_escape_sequences_is_printed_escaped(tmp_path: Path
 
     table = run("sessions").splitlines()
     ids = [line.split()[1] for line in table[1:]]
-    assert "\\x1b]0;I" in ids and "\\x1b]0;O" in ids  # escaped, then cut to the column
+    assert "\\x1b]0;IDTI" in ids and "\\x1b]0;OTHE" in ids  # 8 characters, escaped
     assert any(line.split()[1] == plain_id[:8] for line in table[1:])
     protected = run("protect", "--all")
     assert f"protected {SHOWN_KEY}: " in protected

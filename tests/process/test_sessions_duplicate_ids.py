@@ -21,6 +21,7 @@ from recorder.store.layout import Layout
 from tests.process.test_sessions_cli import persist
 from tests.session_fixtures import (
     ClaudeSession,
+    codex_rollout,
     gemini_legacy,
     gemini_messages,
     gemini_project,
@@ -122,6 +123,77 @@ def test_one_id_in_two_project_folders_is_two_sessions(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     back = claude.read_transcript(Path(json.loads(out.stdout)["path"]))
     assert back.messages[-1].text == "ZEBRA question"
+
+
+def running(tmp: Path, **entry: object) -> None:
+    """Claude Code's registry of running sessions: this process runs SID."""
+    registry = tmp / "claude" / "sessions"
+    registry.mkdir(exist_ok=True)
+    base = {"pid": os.getpid(), "sessionId": SID, "startedAt": 1, "kind": "interactive"}
+    (registry / f"{os.getpid()}.json").write_text(json.dumps({**base, **entry}))
+
+
+def test_a_running_claude_is_the_session_of_its_project_folder_only(tmp_path: Path) -> None:
+    """The registry names the id and the process's cwd: the namesake filed under another
+    project folder is not running; when the cwd tells neither, both say they cannot tell."""
+    a, b = two_folders(tmp_path)
+    running(tmp_path, cwd=a.cwd)
+    rows = {r["key"]: r for r in json.loads(persist(tmp_path, "sessions", "--json").stdout)}
+    assert rows[key_of(a)]["live_pid"] == os.getpid()
+    assert rows[key_of(b)]["live_pid"] is None
+    assert rows[key_of(a)]["maybe_live_pid"] is None and rows[key_of(b)]["maybe_live_pid"] is None
+    table = persist(tmp_path, "sessions")
+    assert table.returncode == 0, table.stderr
+    lines = {line.split()[1]: line for line in table.stdout.splitlines()[1:]}
+    # the id shown names its row alone (a copy-paste away from fork and export)
+    assert set(lines) == {key_of(a), key_of(b)}
+    assert lines[key_of(a)].split()[4] == "live" and "live" not in lines[key_of(b)]
+    warning = f"warning: Claude Code (PID {os.getpid()}) is running this session now"
+    out = persist(tmp_path, "fork", key_of(a))
+    assert out.returncode == 0 and warning in out.stderr, out.stderr
+    out = persist(tmp_path, "fork", key_of(b))
+    assert out.returncode == 0 and "warning" not in out.stderr, out.stderr
+    # a cwd that is neither project's (a worktree, say), or none: which one, nobody knows
+    for entry in ({"cwd": str(tmp_path / "third")}, {}):
+        (tmp_path / "claude" / "sessions" / f"{os.getpid()}.json").unlink()
+        running(tmp_path, **entry)
+        listed = json.loads(persist(tmp_path, "sessions", "--json").stdout)
+        assert [(r["live_pid"], r["maybe_live_pid"]) for r in listed] == [(None, os.getpid())] * 2
+        assert all(
+            line.split()[4] == "live?"
+            for line in persist(tmp_path, "sessions").stdout.splitlines()[1:]
+        )
+        for s in (a, b):
+            out = persist(tmp_path, "fork", key_of(s))
+            assert out.returncode == 0, out.stderr
+            assert "running this session now" not in out.stderr
+            assert (
+                f"Claude Code (PID {os.getpid()}) is running a session with this id" in out.stderr
+            )
+            assert "cannot tell" in out.stderr
+
+
+def test_the_id_shown_names_its_session_alone(tmp_path: Path) -> None:
+    """Codex ids are UUIDv7: sessions started within a minute share their first 8
+    characters, which named neither."""
+    for tid in ("019a085e-0000-7000-8000-0000000000aa", "019a085e-0000-7000-8000-0000000000bb"):
+        codex_rollout(tmp_path / "codex", tid, 2, cwd=str(tmp_path / "proj"))
+    c = ClaudeSession(tmp_path / "claude", cwd=str(tmp_path / "proj"))
+    c.user("question")
+    c.write()
+    out = persist(tmp_path, "sessions")
+    assert out.returncode == 0, out.stderr
+    shown = [line.split()[1] for line in out.stdout.splitlines()[1:]]
+    assert sorted(shown) == sorted(
+        [
+            "019a085e-0000-7000-8000-0000000000a",
+            "019a085e-0000-7000-8000-0000000000b",
+            c.session_id[:8],
+        ]
+    )
+    for ref in shown:
+        out = persist(tmp_path, "export", "--session", ref, "--format", "md", "-o", "-")
+        assert out.returncode == 0, out.stderr
 
 
 def test_copies_and_index_entries_made_before_are_still_found(tmp_path: Path) -> None:
