@@ -706,14 +706,16 @@ class Store:
         lengthened (a byte lost or added), or lost whole, moves the lines after it; a
         segment that lost its unsynced tail to a power cut and was written on after
         the restart no longer reaches it (nor one of a checkpoint file changed by hand).
-        Records with a later seq before the place are then left out and ones with an
-        earlier seq just after it taken in, never a record written after the
-        checkpoint, and `moved` says so (the digest check names the damage). A position
-        beyond what this store has seen of its segment but within the file on disk is
-        no damage: the store may not have seen it grow, and refreshing it here would
-        hide that growth from its owner's next `refresh`. `quick`: a position on a line
-        start is taken as it is, no record read (thousands of checkpoints at once on
-        the UI thread); only a whole line lost or added before it goes unseen then."""
+        Records with a later seq before the place are then left out and, when the
+        position fell inside a line, ones with an earlier seq just after it taken in
+        (on a line start it is trusted: a seq changed by hand takes in nothing after
+        it), never a record written after the checkpoint, and `moved` says so (the
+        digest check names the damage). A position beyond what this store has seen of
+        its segment but within the file on disk is no damage: the store may not have
+        seen it grow, and refreshing it here would hide that growth from its owner's
+        next `refresh`. `quick`: a position on a line start is taken as it is, no record
+        read (thousands of checkpoints at once on the UI thread); only a whole line lost
+        before it goes unseen then."""
         index = guess = self.index_of(cp.segment, cp.offset)
         seg = self._segment(cp.segment)
         if seg is None:
@@ -738,8 +740,12 @@ class Store:
                 break
             if seq is not None:
                 index = at
-        if index == guess:
-            while index < end:  # on over records it covers, in seq order
+        if index == guess and not said(guess):
+            # on over records it covers, in seq order: only when the position fell
+            # inside a line (bytes added before it). On a line start it is trusted: a
+            # seq that says more (a checkpoint file changed) never takes in records
+            # written after it; one that says less is the digest check's to name
+            while index < end:
                 seq = self.seq_at(index)
                 if seq is None or seq > cp.seq or (kept is not None and seq <= kept):
                     break

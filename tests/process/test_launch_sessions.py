@@ -217,7 +217,6 @@ def test_a_session_it_cannot_resume_is_refused_before_any_recorder_starts(
     assert not list(tmp_path.glob("agent.log.*"))
 
 
-
 def test_launch_warns_only_for_the_namesake_a_running_claude_is_in(
     tmp_path: Path, procs: Callable[..., Proc]
 ) -> None:

@@ -196,6 +196,26 @@ def test_a_checkpoint_whose_segment_lost_a_byte_before_it_holds_no_record_after_
     assert not integrity["ok"] and integrity["digest_problems"], integrity
 
 
+def test_a_checkpoint_whose_seq_says_more_than_its_intact_position_ends_at_the_position(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint file whose seq was changed (by hand, or a flipped digit) while its
+    position still falls on a line start: the records after the position were taken in
+    up to that seq, and the restore said "integrity ok" over records written after it."""
+    root = tmp_path / "logs"
+    cp, n = journal(root)
+    assert cp.path is not None
+    data = orjson.loads(cp.path.read_bytes())
+    data["position"]["seq"] = cp.seq + 3  # three of the records written after it
+    cp.path.write_bytes(orjson.dumps(data))
+    store = open_store(root)
+    assert store.checkpoint_index(store.checkpoints()[0]) == store.checkpoint_index(cp)
+    bundle = build_bundle(root, store.checkpoints()[0], scope=BundleScope.whole())
+    texts = bundle.jsonl.read_bytes()
+    assert b"after the checkpoint" not in texts
+    assert bundle.manifest["messages"] == n
+
+
 def test_a_checkpoint_with_a_negative_position_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
