@@ -93,12 +93,21 @@ def read_entry(folder: Path) -> TrashEntry:
             restated=list(data.get("restated") or []),
             path=folder,
             state=str(data.get("state") or DONE),
-            journal_from={str(k): int(v) for k, v in dict(data.get("journal_from") or {}).items()},
+            journal_from=_journal_notes(data.get("journal_from")),
         )
     except FileNotFoundError:
         raise TrashError(f"trash/{folder.name} has no manifest.json") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise TrashError(f"trash/{folder.name}/manifest.json is unreadable ({exc})") from None
+
+
+def _journal_notes(noted: object) -> dict[str, int]:
+    """A manifest's `journal_from`, each a segment number: a hint for finding a killed
+    run's record (`journaled`), so one of another type counts as no note rather than
+    making the entry unreadable."""
+    if not isinstance(noted, dict):
+        return {}
+    return {str(k): v for k, v in noted.items() if type(v) is int and v >= 0}
 
 
 def find_entry(layout: Layout, ref: str) -> TrashEntry:

@@ -953,3 +953,25 @@ def test_after_a_trash_restore_doctor_calls_the_index_stale_not_damaged(
     found = [f for f in diagnose(layout.root).findings if f.area.value == "search"]
     assert [(f.check, f.severity) for f in found] == [("search.stale", Severity.WARNING)]
     assert "appeared below indexed ones" in found[0].summary
+
+
+@pytest.mark.parametrize("noted", [{"prune": "58a"}, ["prune"], {"prune": None}, "x"])
+def test_a_wrongly_typed_journal_note_does_not_hide_the_entry(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str], noted: object
+) -> None:
+    """`journal_from` is a hint for finding a record a killed run left: a wrong one made
+    the whole manifest unreadable, so the entry vanished from `trash list` and could
+    not be restored. It now counts as no note."""
+    layout, _ = journal
+    log = str(layout.root)
+    assert run(capsys, "prune", "--older-than", "5d", "--log-dir", log)[0] == 0
+    (entry,) = layout.trash.iterdir()
+    manifest = entry / "manifest.json"
+    data = orjson.loads(manifest.read_bytes())
+    data["journal_from"] = noted
+    manifest.write_bytes(orjson.dumps(data))
+    code, out, err = run(capsys, "trash", "list", "--log-dir", log)
+    assert code == 0 and entry.name in out and "unreadable" not in err, (out, err)
+    code, _out, err = run(capsys, "trash", "restore", entry.name, "--log-dir", log)
+    assert code == 0, err
+    assert not entry.exists()
