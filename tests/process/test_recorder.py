@@ -415,6 +415,33 @@ def test_recorder_with_embedded_broker_stops_cleanly_every_time(procs, tmp_path:
         assert read_status(log_dir)["state"] == "stopped"
 
 
+def persist_quiet(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI, without the session monitor."""
+    env = {**os.environ, "PERSIST_MONITOR": "off"}
+    return subprocess.run(
+        [PYTHON, "-m", "recorder.cli", *args],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+
+
+def started_then_stopped(log_dir: Path, *start: str) -> list[str]:
+    """`persist record START --detach`, then `persist stop`: the start command `persist
+    status` then suggests (checked to be one line, also doctor's fix), as argv."""
+    out = persist_quiet("record", "--log-dir", str(log_dir), *start, "--detach")
+    assert out.returncode == 0, out.stderr
+    assert persist_quiet("stop", "--log-dir", str(log_dir)).returncode == 0
+    status = persist_quiet("status", "--log-dir", str(log_dir))
+    assert status.returncode == 3, status.stdout
+    said = [x for x in status.stdout.splitlines() if x.startswith("  start it with: ")]
+    assert len(said) == 1, status.stdout
+    command = said[0].removeprefix("  start it with: ")
+    doctor = persist_quiet("doctor", "--dir", str(log_dir))
+    assert f"fix: {command}" in doctor.stdout, doctor.stdout
+    argv = shlex.split(command)
+    assert argv[:2] == ["persist", "record"] and "--detach" in argv, argv
+    return argv
+
+
 def test_the_start_command_status_suggests_starts_it_as_it_ran(tmp_path: Path) -> None:
     """A stopped recorder that hosted its broker (`--embedded yes`, a publish endpoint
     of its own): `persist status` said `persist record --broker P1 --log-dir D
@@ -425,40 +452,24 @@ def test_the_start_command_status_suggests_starts_it_as_it_ran(tmp_path: Path) -
 
     log_dir = tmp_path / "recorded logs"
     sub, pub = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
-    env = {**os.environ, "PERSIST_MONITOR": "off"}
-
-    def persist(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [PYTHON, "-m", "recorder.cli", *args],
-            capture_output=True, text=True, timeout=60, env=env,
-        )  # fmt: skip
-
-    start = ["record", "--log-dir", str(log_dir), "--embedded", "yes", "--broker", sub]
-    out = persist(*start, "--publish-endpoint", pub, "--detach", "--search-index", "off")
-    assert out.returncode == 0, out.stderr
+    start = ["--embedded", "yes", "--broker", sub, "--publish-endpoint", pub]
     try:
-        assert persist("stop", "--log-dir", str(log_dir)).returncode == 0
-        status = persist("status", "--log-dir", str(log_dir))
-        assert status.returncode == 3, status.stdout
-        said = [x for x in status.stdout.splitlines() if x.startswith("  start it with: ")]
-        assert len(said) == 1, status.stdout
-        argv = shlex.split(said[0].removeprefix("  start it with: "))
-        assert argv[:2] == ["persist", "record"] and "--detach" in argv, argv
-        out = persist(*argv[1:])
+        argv = started_then_stopped(log_dir, *start, "--search-index", "off")
+        out = persist_quiet(*argv[1:])
         assert out.returncode == 0, out.stderr
         wait_for(  # the broker it follows is the one it hosts again
             lambda: read_status(log_dir).get("connection") == "connected",
             what="connected to its own broker",
         )
         assert read_status(log_dir)["embedded_broker"] == pub
-        status = persist("status", "--log-dir", str(log_dir))
+        status = persist_quiet("status", "--log-dir", str(log_dir))
         assert status.returncode == 0 and status.stdout.startswith("HEALTHY"), status.stdout
-        sent = persist("send", "--endpoint", pub, "--wait", "10", "agents.x", "after the restart")
+        sent = persist_quiet("send", "--endpoint", pub, "--wait", "10", "agents.x", "after")
         assert sent.returncode == 0, sent.stderr
         wait_for(lambda: messages(log_dir), what="the message recorded")
-        assert messages(log_dir)[0]["frames"][1]["json"]["text"] == "after the restart"
+        assert messages(log_dir)[0]["frames"][1]["json"]["text"] == "after"
     finally:
-        persist("stop", "--log-dir", str(log_dir))
+        persist_quiet("stop", "--log-dir", str(log_dir))
 
 
 def test_the_start_command_keeps_bind_public_and_curve(tmp_path: Path) -> None:
@@ -473,31 +484,13 @@ def test_the_start_command_keeps_bind_public_and_curve(tmp_path: Path) -> None:
     log_dir = tmp_path / "logs"
     keys = tmp_path / "my keys"
     bound = f"tcp://lo:{free_port()}"
-    env = {**os.environ, "PERSIST_MONITOR": "off"}
-
-    def persist(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [PYTHON, "-m", "recorder.cli", *args],
-            capture_output=True, text=True, timeout=60, env=env,
-        )  # fmt: skip
-
-    assert persist("keys", "init", "--keys", str(keys), "--log-dir", str(log_dir)).returncode == 0
-    start = ["record", "--log-dir", str(log_dir), "--bind", bound, "--bind-public"]
-    out = persist(*start, "--keys", str(keys), "--detach", "--search-index", "off")
-    assert out.returncode == 0, out.stderr
+    made = persist_quiet("keys", "init", "--keys", str(keys), "--log-dir", str(log_dir))
+    assert made.returncode == 0, made.stderr
+    start = ["--bind", bound, "--bind-public", "--keys", str(keys), "--search-index", "off"]
     try:
-        assert persist("stop", "--log-dir", str(log_dir)).returncode == 0
-        status = persist("status", "--log-dir", str(log_dir))
-        assert status.returncode == 3, status.stdout
-        said = [x for x in status.stdout.splitlines() if x.startswith("  start it with: ")]
-        assert len(said) == 1, status.stdout
-        command = said[0].removeprefix("  start it with: ")
-        doctor = persist("doctor", "--dir", str(log_dir))
-        assert f"fix: {command}" in doctor.stdout, doctor.stdout
-        argv = shlex.split(command)
-        assert argv[:2] == ["persist", "record"] and "--detach" in argv, argv
+        argv = started_then_stopped(log_dir, *start)
         assert "--curve" in argv and argv[argv.index("--keys") + 1] == str(keys), argv
-        out = persist(*argv[1:])
+        out = persist_quiet(*argv[1:])
         assert out.returncode == 0, out.stderr
         wait_for(
             lambda: read_status(log_dir).get("connection") == "listening",
@@ -506,4 +499,4 @@ def test_the_start_command_keeps_bind_public_and_curve(tmp_path: Path) -> None:
         assert [e["endpoint"] for e in read_status(log_dir)["endpoints"]] == [bound]
         assert read_status(log_dir)["curve"] is True
     finally:
-        persist("stop", "--log-dir", str(log_dir))
+        persist_quiet("stop", "--log-dir", str(log_dir))
