@@ -304,11 +304,12 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def cmd_checkpoint(args: argparse.Namespace) -> int:
     from recorder.daemon.control import request_checkpoint
     from recorder.errors import CheckpointError
+    from recorder.store.checkpoints import SegmentMissing
 
     layout = Layout(Path(args.log_dir))
     try:
         cp = request_checkpoint(layout, args.label or "")
-    except CheckpointError as exc:
+    except (CheckpointError, SegmentMissing) as exc:  # each says it was refused, and why
         return fail(str(exc))
     except OSError as exc:  # a full disk, an unreadable segment: nothing is half made
         where = f" ({exc.filename})" if exc.filename else ""
