@@ -45,12 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from recorder.backup.manifest import (
-    FORMAT,
+    LOCK,
     MANIFEST,
+    OBJECT_DIR,
     OBJECTS,
+    SHA256,
     BackupDamaged,
     Entry,
     JournalPosition,
@@ -72,9 +72,6 @@ from recorder.store.records import parse_line
 from recorder.store.unfinished import refuse_unfinished_restore
 
 _CHUNK = 1 << 20
-LOCK = "backup.lock"
-_OBJECT_DIR = re.compile(r"\A[0-9a-f]{2}\Z")  # objects/<aa>/<sha256>
-_OBJECT = re.compile(r"\A[0-9a-f]{64}\Z")
 _TEMP = re.compile(r"\A[0-9a-f]{16}\Z")  # objects/tmp/<16 hex>: a copy being made
 
 # (relative path or folder, why) left out of every backup
@@ -117,6 +114,7 @@ class BackupResult:
     verified: bool = False  # every object reused was hashed too, not only checked by size
     damaged_replaced: list[str] = field(default_factory=list)  # files whose object was bad
     symlinks_left_out: list[str] = field(default_factory=list)  # "rel -> target (why)"
+    damaged_manifest: str | None = None  # what was wrong with the manifest replaced
     checked: set[str] = field(default_factory=set, repr=False)  # objects hashed this run
 
     def to_json(self) -> dict[str, Any]:
@@ -133,6 +131,7 @@ class BackupResult:
             "verified": self.verified,
             "damaged_replaced": self.damaged_replaced,
             "symlinks_left_out": self.symlinks_left_out,
+            "damaged_manifest": self.damaged_manifest,
         }
 
 
@@ -164,13 +163,15 @@ def _not_ours(dest: Path) -> list[str]:
     lock, manifest, objects = dest / LOCK, dest / MANIFEST, dest / OBJECTS
     if lock.is_symlink() or (lock.exists() and not lock.is_file()):
         found.append(LOCK)
-    if manifest.is_symlink() or (manifest.exists() and not _backup_manifest(manifest)):
+    if os.path.lexists(manifest) and (
+        manifest.is_symlink() or not manifest.is_file() or not _backup_manifest(dest)
+    ):
         found.append(f"{MANIFEST}, not a backup's")
     if objects.is_symlink() or (objects.exists() and not objects.is_dir()):
         found.append(OBJECTS)
     elif objects.is_dir():
         for sub in sorted(objects.iterdir()):
-            named = _TEMP if sub.name == "tmp" else _OBJECT if _OBJECT_DIR.match(sub.name) else None
+            named = _TEMP if sub.name == "tmp" else SHA256 if OBJECT_DIR.match(sub.name) else None
             if named is None or sub.is_symlink() or not sub.is_dir():
                 found.append(f"{OBJECTS}/{sub.name}")
                 continue
@@ -180,18 +181,21 @@ def _not_ours(dest: Path) -> list[str]:
                 if not named.match(p.name)
                 or p.is_symlink()
                 or not p.is_file()
-                or (named is _OBJECT and not p.name.startswith(sub.name))
+                or (named is SHA256 and not p.name.startswith(sub.name))
             ]
     return found
 
 
-def _backup_manifest(path: Path) -> bool:
-    """Whether `path` is a backup's manifest (maybe damaged, never another program's)."""
+def _backup_manifest(dest: Path) -> bool:
+    """Whether DEST's manifest.json is a backup's, maybe torn or damaged (a backup
+    replaces it), never another program's (see `Manifest.read`)."""
     try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        Manifest.read(dest)
+    except NotABackup:
         return False
-    return isinstance(data, dict) and data.get("format") == FORMAT
+    except BackupDamaged:
+        pass
+    return True
 
 
 def _inside(a: Path, b: Path) -> bool:
@@ -254,17 +258,22 @@ def _backup(
     progress: Progress | None,
 ) -> None:
     source = str(layout.root.resolve())
+    previous: dict[str, Entry] = {}
     try:
         before = Manifest.read(dest)
-    except (BackupDamaged, NotABackup):
-        previous = {}  # none yet, or unreadable: objects already there are still reused
+    except NotABackup:
+        named = None  # none yet
+    except BackupDamaged as exc:  # torn or damaged: replaced, objects there hashed to reuse
+        named = exc.source
+        result.damaged_manifest = str(exc)
     else:
-        if before.source != source and not replace_other_source:
-            raise BadOption(
-                f"DEST {dest} holds the backup of another log folder ({before.source}): give "
-                "another DEST, or --replace-other-source to replace that backup"
-            )
+        named = before.source
         previous = {e.path: e for e in before.files}
+    if named not in (None, source) and not replace_other_source:
+        raise BadOption(
+            f"DEST {dest} holds the backup of another log folder ({named}): give "
+            "another DEST, or --replace-other-source to replace that backup"
+        )
     ensure_private_dir(dest / OBJECTS)
     _remove_temp_files(ensure_private_dir(dest / OBJECTS / "tmp"))
     # 1. the checkpoints that exist now, 2. the journal's end: every checkpoint listed
@@ -570,10 +579,10 @@ def _collect_garbage(dest: Path, keep: set[str]) -> None:
     names a backup gives, whatever else came into objects/ since the run began."""
     objects = dest / OBJECTS
     for sub in objects.iterdir():
-        if not _OBJECT_DIR.match(sub.name) or sub.is_symlink() or not sub.is_dir():
+        if not OBJECT_DIR.match(sub.name) or sub.is_symlink() or not sub.is_dir():
             continue
         for obj in sub.iterdir():
-            if _OBJECT.match(obj.name) and obj.name not in keep:
+            if SHA256.match(obj.name) and obj.name not in keep:
                 with contextlib.suppress(OSError):
                     obj.unlink()
     _remove_temp_files(objects / "tmp")

@@ -1,9 +1,11 @@
 """The manifest of a backup folder (`DEST/manifest.json`), written and read by one class.
 
-A backup folder holds `manifest.json` and `objects/<aa>/<sha256>`: each file of the log
-folder is stored once under the SHA-256 of its bytes as stored, so a later backup
-reuses every object already there, and the manifest of an earlier backup stays valid
-until a new manifest replaces it in one rename (objects it names are never changed).
+A backup folder holds `manifest.json`, `backup.lock` and `objects/<aa>/<sha256>`: each
+file of the log folder is stored once under the SHA-256 of its bytes as stored, so a
+later backup reuses every object already there, and the manifest of an earlier backup
+stays valid until a new manifest replaces it in one rename (objects it names are never
+changed). A manifest that is not JSON is a damaged backup's when it begins as ours do
+or the folder holds a backup's other files; one of another shape is another program's.
 """
 
 from __future__ import annotations
@@ -24,11 +26,20 @@ FORMAT = "agent-persist-backup"
 VERSION = 1
 MANIFEST = "manifest.json"
 OBJECTS = "objects"
-_SHA = re.compile(r"\A[0-9a-f]{64}\Z")
+LOCK = "backup.lock"  # every backup run holds it; never removed
+SHA256 = re.compile(r"\A[0-9a-f]{64}\Z")  # an object's name
+OBJECT_DIR = re.compile(r"\A[0-9a-f]{2}\Z")  # objects/<aa>/<sha256>
+_OPENING = b'{\n  "format": "' + FORMAT.encode() + b'"'  # how every manifest written begins
+_SOURCE = re.compile(rb'\n  "source": ("(?:[^"\\\n]|\\.)*"),\n')  # in a torn one
 
 
 class BackupDamaged(PersistError):
-    """A backup whose manifest or files do not match: the message names the file."""
+    """A backup whose manifest or files do not match: the message names the file.
+    `source`: the log folder a damaged manifest still names, if it can be read."""
+
+    def __init__(self, message: str, source: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
 
 
 class NotABackup(PersistError):
@@ -104,22 +115,42 @@ class Manifest:
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:
-        """The manifest of a backup folder; BackupDamaged naming what is wrong."""
+        """The manifest of a backup folder; BackupDamaged naming what is wrong with a
+        backup's (torn, damaged), NotABackup when there is none or it is another
+        program's (JSON of another shape; not JSON, not begun as ours, in a folder
+        without a backup's other files: see `made_by_backup`)."""
         path = folder / MANIFEST
         if not folder.is_dir():  # missing, or a file
             raise NotABackup(f"{folder} is not a folder: give the backup's folder")
+        other = f"{folder} is not a backup (its {MANIFEST} is another program's"
         try:
-            data = orjson.loads(path.read_bytes())
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise NotABackup(f"{folder} is not a backup (no {MANIFEST})") from None
         except OSError as exc:
+            if not made_by_backup(folder):
+                raise NotABackup(
+                    f"{folder} is not a backup ({MANIFEST} cannot be read: {exc.strerror}; "
+                    "nothing else there is a backup's)"
+                ) from None
             raise BackupDamaged(f"{path} cannot be read ({exc.strerror})") from None
+        try:
+            data = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise BackupDamaged(f"{path} is not JSON") from None
+            if not raw.startswith(_OPENING) and not made_by_backup(folder):
+                raise NotABackup(f"{other}: not JSON, nor begun as a backup's)") from None
+            raise BackupDamaged(
+                f"{path} is not JSON (torn or damaged)", _torn_source(raw)
+            ) from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise NotABackup(f'{other}: no "format": "{FORMAT}")')
         try:
             return cls.from_json(data)
         except (ValueError, TypeError, KeyError) as exc:
-            raise BackupDamaged(f"{path}: {exc}") from None
+            named = data.get("source")
+            raise BackupDamaged(
+                f"{path}: {exc}", named if isinstance(named, str) else None
+            ) from None
 
     @classmethod
     def from_json(cls, data: Any) -> Manifest:
@@ -141,7 +172,7 @@ class Manifest:
                 _count(item, "mtime_ns", where),
                 _count(item, "ino", where),
             )
-            if not _SHA.match(entry.sha256):
+            if not SHA256.match(entry.sha256):
                 raise ValueError(f"{where}.sha256 is not a SHA-256")
             if entry.path in seen:
                 raise ValueError(f"{where}.path {entry.path} is listed twice")
@@ -184,6 +215,30 @@ class Manifest:
             [str(x) for x in left_out],
             data.get("secret_keys") is True,
         )
+
+
+def _torn_source(raw: bytes) -> str | None:
+    """The log folder a torn manifest names, when its "source" line is whole."""
+    found = _SOURCE.search(raw[:65536])
+    try:
+        named = orjson.loads(found.group(1)) if found else None
+    except orjson.JSONDecodeError:
+        return None
+    return named if isinstance(named, str) else None
+
+
+def made_by_backup(folder: Path) -> bool:
+    """Whether `folder` holds what only a backup makes besides its manifest: the
+    `backup.lock` every run holds, or an object (`objects/<aa>/<sha256>`)."""
+    lock = folder / LOCK
+    if lock.is_file() and not lock.is_symlink():
+        return True
+    with contextlib.suppress(OSError):
+        for sub in (folder / OBJECTS).iterdir():
+            named = OBJECT_DIR.match(sub.name) and not sub.is_symlink() and sub.is_dir()
+            if named and any(SHA256.match(p.name) for p in sub.iterdir()):
+                return True
+    return False
 
 
 def _typed(data: dict[str, Any], name: str, kind: type, where: str = "") -> Any:

@@ -105,10 +105,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
     )
     print(
         "every copy read back against its SHA-256, every object reused hashed"
-        if result.verified
+        if result.verified or result.damaged_manifest is not None
         else "every copy read back against its SHA-256; objects reused for unchanged files "
         "checked by size (--verify hashes them)"
     )
+    if result.damaged_manifest is not None:
+        print(
+            f"the manifest there was damaged ({result.damaged_manifest}): replaced, "
+            "every object already there hashed before it was reused"
+        )
     if pos is not None:
         print(f"consistent at {pos.segment} byte {pos.offset:,} (record seq {pos.seq})")
     print(f"left out (rebuildable or private): {', '.join(result.left_out)}")

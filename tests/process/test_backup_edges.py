@@ -193,3 +193,51 @@ def test_symlinks_leading_out_of_the_log_folder_are_followed_or_named(
     assert not (restored / "enrich.toml").is_symlink()
     assert (restored / "enrich.toml").read_text() == '[[rule]]\nmatch = "x"\n'
     assert (restored / "notes" / "sub" / "b.txt").read_text() == "another"
+
+
+def test_a_backup_with_a_torn_manifest_is_repaired_another_programs_refused(
+    logs: Path, tmp_path: Path
+) -> None:
+    """A backup whose manifest.json was torn (half written, bit-rotted) was refused as
+    "not a backup's" (exit 2) while restore-backup called it a damaged backup (5); a
+    manifest.json of another program was "damaged" (5) to restore-backup."""
+    dest = tmp_path / "backup"
+    assert persist("backup", str(dest), "--dir", str(logs)).returncode == 0
+    whole = (dest / "manifest.json").read_bytes()
+    for torn in (whole[: len(whole) // 2], whole[:20], b"\0" * len(whole)):
+        (dest / "manifest.json").write_bytes(torn)
+        damaged = persist("restore-backup", str(dest), str(tmp_path / "r"))
+        assert damaged.returncode == 5 and "manifest.json is not JSON" in damaged.stderr
+        again = persist("backup", str(dest), "--dir", str(logs))
+        assert again.returncode == 0, again.stderr
+        assert "the manifest there was damaged (" in again.stdout
+        assert "replaced, every object already there hashed before it was reused" in again.stdout
+        assert Manifest.read(dest).source == str(logs)
+    done = persist("restore-backup", str(dest), str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr
+    # a torn manifest still naming another log folder is that backup's: not replaced
+    other = tmp_path / "other-logs"
+    shutil.copytree(logs, other, symlinks=True)
+    whole = (dest / "manifest.json").read_bytes()
+    (dest / "manifest.json").write_bytes(whole[: len(whole) // 2])
+    refused = persist("backup", str(dest), "--dir", str(other))
+    assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1
+    assert f"holds the backup of another log folder ({logs})" in refused.stderr
+    assert (dest / "manifest.json").read_bytes() == whole[: len(whole) // 2]
+    # another program's manifest.json: refused by backup (2), no backup to restore (1)
+    for name, text in (("web", b'{"name": "my web app"}'), ("yaml", b"name: my app\n")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "manifest.json").write_bytes(text)
+        refused = persist("backup", str(folder), "--dir", str(logs))
+        assert refused.returncode == 2, refused.stderr
+        assert "holds other files (manifest.json, not a backup's)" in refused.stderr
+        assert (folder / "manifest.json").read_bytes() == text
+        assert sorted(os.listdir(folder)) == ["manifest.json"]
+        done = persist("restore-backup", str(folder), str(tmp_path / "x"))
+        assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
+        assert f"{folder} is not a backup (its manifest.json is another program's" in done.stderr
+    # valid JSON of another shape is another program's even among a backup's objects
+    (dest / "manifest.json").write_bytes(b'{"name": "my web app"}')
+    refused = persist("backup", str(dest), "--dir", str(logs))
+    assert refused.returncode == 2 and "manifest.json, not a backup's" in refused.stderr
