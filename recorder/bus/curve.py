@@ -15,6 +15,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from recorder.bus.keys import (
     ALLOWED,
     CLIENT,
+    NOT_PRIVATE,
     PUBLIC_SUFFIX,
     SECRET_SUFFIX,
     SERVER,
@@ -44,20 +45,30 @@ class KeysMade:
     """What `init_keys` did."""
 
     made: list[Path] = field(default_factory=list)  # files written
-    replaced: list[str] = field(default_factory=list)  # files there that made no whole pair
-    kept: list[str] = field(default_factory=list)  # roles whose whole pair was there
+    replaced: list[str] = field(default_factory=list)  # "name (why)": files that made no pair
+    kept: list[str] = field(default_factory=list)  # roles whose whole, private pair was there
+    exposed: dict[str, int] = field(default_factory=dict)  # role -> mode: pair open to others
+    disallowed: list[Path] = field(default_factory=list)  # its old client key, off the list
     mode_was: int | None = None  # the folder's mode before it was made 0700, if another
 
 
 def init_keys(folder: Path) -> KeysMade:
     """Make a server and a client key pair in `folder` (0700; secret files 0600) and
-    allow this client. Refuses when both pairs are there, and a folder holding other
-    files (BadOption: it is not a keys folder). Makes only what is missing: a pair whose
-    secret file is whole is kept (an init killed half-way), public keys without their
-    secret halves (a restored backup leaves the secrets out) and half-written secret
-    files are replaced, and the folder's mode, if it changes, is reported."""
+    allow this client. Refuses when both pairs are there and private, and a folder
+    holding other files (BadOption: it is not a keys folder). Makes only what is missing:
+    a pair whose secret file is whole and private is kept (an init killed half-way; its
+    public file written again from it if it holds another key), public keys without
+    their secret halves (a restored backup leaves the secrets out) and half-written
+    secret files are replaced, and so is a pair whose secret file others could read (it
+    may have leaked: the old client key leaves the allow-list); the folder's mode, if it
+    changes, is reported."""
     pairs = {role: whole_pair(folder / f"{role}{SECRET_SUFFIX}") for role in (SERVER, CLIENT)}
-    if all(pairs.values()):
+    exposed = {
+        role: mode
+        for role, pair in pairs.items()
+        if pair is not None and (mode := _open_mode(folder / f"{role}{SECRET_SUFFIX}"))
+    }
+    if all(pairs.values()) and not exposed:
         raise KeyFileError(f"CURVE keys already exist in {folder} (see `persist keys list`)")
     if folder.exists() and not folder.is_dir():
         raise KeyFileError(f"cannot create CURVE keys in {folder}: it is not a folder")
@@ -66,7 +77,7 @@ def init_keys(folder: Path) -> KeysMade:
             f"{folder} holds other files ({', '.join(foreign[:3])}): CURVE keys go into a new "
             "or empty folder, or one `persist keys init` made (--keys FOLDER)"
         )
-    done = KeysMade()
+    done = KeysMade(exposed=exposed)
     try:
         for parent in [*reversed(folder.parents), folder]:
             if not parent.exists():  # every folder we make is private (the log folder too)
@@ -82,13 +93,25 @@ def init_keys(folder: Path) -> KeysMade:
             public = folder / f"{role}{PUBLIC_SUFFIX}"
             secret = folder / f"{role}{SECRET_SUFFIX}"
             pair = pairs[role]
-            if pair is None:
-                done.replaced += [p.name for p in (public, secret) if os.path.lexists(p)]
+            if pair is not None and role not in exposed:
+                done.kept.append(role)
+                if os.path.lexists(public) and public_in(public) != pair.public:
+                    done.replaced.append(f"{public.name} (held another key than {secret.name}'s)")
+            else:
+                if pair is None:
+                    done.replaced += [
+                        f"{p.name} ({why})"
+                        for p, why in (
+                            (public, "without a whole secret half"),
+                            (secret, "not a whole key pair"),
+                        )
+                        if os.path.lexists(p)
+                    ]
+                elif role == CLIENT:  # its secret may have leaked: let the old key in no more
+                    done.disallowed = _disallow(folder / ALLOWED, pair.public)
                 pair = new_pair()  # the secret file first: whole, it is what is kept
                 write_key(secret, certificate_text(pair, secret=True, what=f"{role} key"))
                 done.made.append(secret)
-            else:
-                done.kept.append(role)
             if public_in(public) != pair.public:
                 write_key(public, certificate_text(pair, secret=False, what=f"{role} key"))
                 done.made.append(public)
@@ -99,6 +122,24 @@ def init_keys(folder: Path) -> KeysMade:
     except OSError as exc:
         raise KeyFileError(f"cannot create CURVE keys in {folder}: {exc}") from None
     return done
+
+
+def _open_mode(secret: Path) -> int | None:
+    """The mode of a secret key file others may read or write (its secret may have
+    leaked: readers refuse it), else None."""
+    try:
+        mode = stat.S_IMODE(secret.stat().st_mode)
+    except OSError as exc:
+        raise KeyFileError(f"cannot read CURVE key {secret}: {exc}") from None
+    return mode if mode & NOT_PRIVATE else None
+
+
+def _disallow(allowed: Path, public: bytes) -> list[Path]:
+    """Take a client public key off the allow-list; the files removed."""
+    gone = [p for p in sorted(allowed.glob(f"*{PUBLIC_SUFFIX}")) if public_in(p) == public]
+    for path in gone:
+        path.unlink()
+    return gone
 
 
 def start_authenticator(

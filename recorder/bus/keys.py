@@ -31,6 +31,7 @@ ALLOWED = "allowed"
 PUBLIC_SUFFIX = ".key"
 SECRET_SUFFIX = ".key_secret"
 _Z85_LEN = 40  # a 32-byte key in Z85
+NOT_PRIVATE = 0o077  # a secret file with any group or other bit is refused
 
 
 class KeyFileError(PersistError):
@@ -148,7 +149,7 @@ def read_key_file(path: Path, *, secret: bool) -> CurvePair:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(f"cannot read CURVE key {path}: {exc}") from None
-    if secret and info.st_mode & 0o077:
+    if secret and info.st_mode & NOT_PRIVATE:
         mode = stat.S_IMODE(info.st_mode)
         raise KeyFileError(
             f"private key {path} is readable by others (mode {mode:04o}); run: chmod 600 {path}"

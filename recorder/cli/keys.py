@@ -24,6 +24,7 @@ def _folder(args: argparse.Namespace, *, writes: bool = False) -> Path:
 
 def cmd_keys_init(args: argparse.Namespace) -> int:
     from recorder.bus.curve import init_keys
+    from recorder.bus.keys import CLIENT, PUBLIC_SUFFIX, SECRET_SUFFIX, SERVER
 
     keys = _folder(args, writes=True)
     done = init_keys(keys)  # KeyFileError (keys already there, cannot write): exit 1
@@ -31,9 +32,25 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
         print(f"made {keys} private (it was {done.mode_was:04o}, now 0700)")
     for role in done.kept:
         print(f"kept the {role} key pair already there (a keys init that did not finish)")
+    for role, mode in done.exposed.items():
+        print(
+            f"made a new {role} key pair: {role}{SECRET_SUFFIX} was open to others (mode "
+            f"{mode:04o}), so its secret may have leaked; "
+            + (
+                f"clients holding the old {SERVER}{PUBLIC_SUFFIX} need the new one"
+                if role == SERVER
+                else f"servers that allowed the old {CLIENT}{PUBLIC_SUFFIX} need the new one "
+                "(`persist keys allow` there), and should drop the old"
+            )
+        )
+    if done.disallowed:
+        print(
+            "took the old client key off the allow-list: "
+            + ", ".join(str(p) for p in done.disallowed)
+        )
     if done.replaced:
-        print("replaced what had no secret half or was half written: " + ", ".join(done.replaced))
-    print(f"CURVE keys made in {keys} (secret files 0600, folder 0700):")
+        print("replaced what made no whole pair: " + ", ".join(done.replaced))
+    print(f"CURVE keys made in {keys} (secret files yours alone, folder 0700):")
     for path in done.made:
         print(f"  {path}")
     print(

@@ -30,9 +30,9 @@ def test_keys_init_after_a_restore_and_after_a_killed_init(tmp_path: Path) -> No
     done = persist("keys", "init", "--log-dir", str(restored))
     assert done.returncode == 0, done.stderr
     assert (
-        "replaced what had no secret half or was half written: server.key, client.key"
-        in done.stdout
-    )
+        "replaced what made no whole pair: server.key (without a whole secret half), "
+        "client.key (without a whole secret half)"
+    ) in done.stdout
     server, client = load_server(keys), load_client(keys)
     assert client.server_public == server.pair.public
     assert server.pair.public != load_server(logs / "keys").pair.public
@@ -46,7 +46,9 @@ def test_keys_init_after_a_restore_and_after_a_killed_init(tmp_path: Path) -> No
     done = persist("keys", "init", "--log-dir", str(restored))
     assert done.returncode == 0, done.stderr
     assert "kept the server key pair already there" in done.stdout
-    assert "replaced what had no secret half or was half written: client.key_secret" in done.stdout
+    assert "replaced what made no whole pair: client.key_secret (not a whole key pair)" in (
+        done.stdout
+    )
     assert (keys / "server.key_secret").read_text() == server_key
     assert load_client(keys).server_public == load_server(keys).pair.public
     again = persist("keys", "init", "--log-dir", str(restored))
@@ -72,3 +74,58 @@ def test_keys_init_refuses_a_folder_of_other_files(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert f"made {mine} private (it was 0755, now 0700)" in done.stdout
     assert stat.S_IMODE(mine.stat().st_mode) == 0o700
+
+
+def test_keys_init_replaces_a_pair_others_could_read_and_names_a_public_key_rewritten(
+    tmp_path: Path,
+) -> None:
+    """A whole server pair whose secret file was 0644 was kept ("secret files 0600",
+    exit 0) and the recorder then refused it; a kept pair whose public file held another
+    key had it rewritten without naming it."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    keys = logs / "keys"
+    assert persist("keys", "init", "--log-dir", str(logs)).returncode == 0
+    old_server = load_server(keys).pair
+    (keys / "client.key_secret").unlink()
+    (keys / "client.key").unlink()
+    (keys / "server.key_secret").chmod(0o644)
+    done = persist("keys", "init", "--log-dir", str(logs))
+    assert done.returncode == 0, done.stderr
+    assert "kept the server key pair" not in done.stdout
+    assert (
+        "made a new server key pair: server.key_secret was open to others (mode 0644), so "
+        "its secret may have leaked; clients holding the old server.key need the new one"
+    ) in done.stdout
+    assert "(secret files yours alone, folder 0700)" in done.stdout
+    for name in ("server.key_secret", "client.key_secret"):
+        assert stat.S_IMODE((keys / name).stat().st_mode) == 0o600
+    server, client = load_server(keys), load_client(keys)  # as the recorder loads them
+    assert server.pair.public != old_server.public
+    assert client.server_public == server.pair.public
+    # both pairs whole, the client's secret open to others: replaced, not "already exist";
+    # the old client key leaves the allow-list
+    old_client = client.pair.public
+    (entry,) = (
+        p
+        for p in (keys / "allowed").iterdir()
+        if read_key_file(p, secret=False).public == old_client
+    )
+    (keys / "client.key_secret").chmod(0o640)
+    done = persist("keys", "init", "--log-dir", str(logs))
+    assert done.returncode == 0, done.stderr
+    assert "made a new client key pair: client.key_secret was open to others (mode 0640)" in (
+        done.stdout
+    )
+    assert f"took the old client key off the allow-list: {entry}" in done.stdout
+    allowed = {read_key_file(p, secret=False).public for p in (keys / "allowed").iterdir()}
+    assert load_client(keys).pair.public in allowed and old_client not in allowed
+    assert load_server(keys).pair.public == server.pair.public  # the private one is kept
+    # a kept pair whose public file held another key: rewritten, and named
+    (keys / "server.key").write_text((keys / "client.key").read_text())
+    (keys / "client.key_secret").unlink()
+    done = persist("keys", "init", "--log-dir", str(logs))
+    assert done.returncode == 0, done.stderr
+    assert "kept the server key pair already there" in done.stdout
+    assert "server.key (held another key than server.key_secret's)" in done.stdout
+    assert load_client(keys).server_public == load_server(keys).pair.public
