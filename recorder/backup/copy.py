@@ -15,7 +15,8 @@ the search index, `metadata_index/` caches, restore bundles, status and lock fil
 the recorder's log, `recovery/state.json`, control requests, agent registrations,
 hook state of running sessions. CURVE secret keys only with `secret_keys=True`.
 A symlink leading out of the log folder is followed (see `_walk`): settings kept
-elsewhere are part of what a restore must bring back.
+elsewhere are part of what a restore must bring back. FIFOs, sockets and devices are
+named, never opened.
 
 Every object is written to a temp file, fsynced, dropped from the page cache and read
 back from the disk, checked against the SHA-256 taken while copying, then renamed into
@@ -25,7 +26,7 @@ from the disk (a damaged one is replaced by the fresh copy), except that of a fi
 unchanged since the last backup (same size, mtime and inode): that one is checked by
 size, unless `verify` (every object reused is hashed; a damaged one is copied again).
 
-About 600 lines: the consistent cut, the walk that follows symlinks, what DEST may
+About 650 lines: the consistent cut, the walk that follows symlinks, what DEST may
 hold (nothing a backup did not make), and the object store it writes into.
 """
 
@@ -114,6 +115,7 @@ class BackupResult:
     verified: bool = False  # every object reused was hashed too, not only checked by size
     damaged_replaced: list[str] = field(default_factory=list)  # files whose object was bad
     symlinks_left_out: list[str] = field(default_factory=list)  # "rel -> target (why)"
+    not_regular_left_out: list[str] = field(default_factory=list)  # "rel (a FIFO)": never read
     damaged_manifest: str | None = None  # what was wrong with the manifest replaced
     checked: set[str] = field(default_factory=set, repr=False)  # objects hashed this run
 
@@ -131,6 +133,7 @@ class BackupResult:
             "verified": self.verified,
             "damaged_replaced": self.damaged_replaced,
             "symlinks_left_out": self.symlinks_left_out,
+            "not_regular_left_out": self.not_regular_left_out,
             "damaged_manifest": self.damaged_manifest,
         }
 
@@ -296,7 +299,7 @@ def _backup(
     result.left_out = [p for p, _ in LEFT_OUT] + ([] if secret_keys else ["secret keys"])
     walked = _walk(layout.root, lambda rel: not left_out_of_backup(rel, secret_keys))
     result.symlinks_left_out = walked.unfollowed
-    manifest.left_out += walked.unfollowed
+    result.not_regular_left_out = walked.not_regular
     todo = sum(
         _size(p) for r, p in walked.found if not r.startswith("segments/") and not p.is_symlink()
     )
@@ -318,12 +321,12 @@ def _backup(
             with contextlib.suppress(OSError):
                 manifest.links[rel] = os.readlink(path)
             continue
-        if not path.is_file():
-            continue  # a socket or a pipe: nothing to copy
         try:
             manifest.files.append(_store(path, rel, None, dest, previous.get(rel), result))
         except FileNotFoundError:
             result.vanished.append(rel)
+        except _NotRegular as exc:  # became one since the walk
+            result.not_regular_left_out.append(f"{rel} ({exc.kind})")
         advance()
     for k, first in enumerate(segments):
         limit = cut[0] if cut is not None and k == len(segments) - 1 else None
@@ -337,6 +340,7 @@ def _backup(
         advance()
     if progress is not None:
         progress(todo, todo)
+    manifest.left_out += result.symlinks_left_out + result.not_regular_left_out
     with AtomicFile(dest / MANIFEST) as out:
         out.file.write(manifest.dumps())
     result.files = len(manifest.files)
@@ -384,6 +388,30 @@ def _store_segment(
 class _Walked:
     found: list[tuple[str, Path]] = field(default_factory=list)  # files, links kept as links
     unfollowed: list[str] = field(default_factory=list)  # "rel -> target (why)"
+    not_regular: list[str] = field(default_factory=list)  # "rel (a FIFO)": sockets, devices
+
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
+def _kind(mode: int) -> str:
+    """What a file that is no regular file or folder is, for people."""
+    return _KINDS.get(stat.S_IFMT(mode), "another kind of file")
+
+
+class _NotRegular(BackupError):
+    """A file to copy that is a FIFO, socket or device (never read: it may never end)."""
+
+    def __init__(self, path: Path, mode: int) -> None:
+        self.kind = _kind(mode)
+        super().__init__(
+            f"{path} is not a regular file ({self.kind}); move it out of the log folder"
+        )
 
 
 def _walk(root: Path, keep: Callable[[str], bool]) -> _Walked:
@@ -392,8 +420,9 @@ def _walk(root: Path, keep: Callable[[str], bool]) -> _Walked:
     files (see the module's docstring). A symlink whose target is relative and stays
     beside or below it is kept as a link; any other is followed, what it leads to copied
     as if it were there (a file, a folder's files: settings kept elsewhere are part of
-    the log folder), unless it leads nowhere, into the log folder (copied there), or
-    round in a loop: those are named in `unfollowed`."""
+    the log folder), unless it leads nowhere, into the log folder (copied there), round
+    in a loop, or to no regular file: those are named in `unfollowed`. FIFOs, sockets
+    and devices are named in `not_regular`, never opened (reading one may never end)."""
     walked = _Walked()
     home = root.resolve()
 
@@ -410,8 +439,12 @@ def _walk(root: Path, keep: Callable[[str], bool]) -> _Walked:
                 if not keep(rel):
                     continue
                 try:
-                    target = os.readlink(path) if path.is_symlink() else None
+                    st = os.lstat(path)
+                    target = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
                 except OSError:
+                    continue  # gone since it was listed
+                if target is None and not stat.S_ISREG(st.st_mode):
+                    walked.not_regular.append(f"{rel} ({_kind(st.st_mode)})")
                     continue
                 if target is None or (
                     not target.startswith("/") and ".." not in Path(target).parts
@@ -419,26 +452,38 @@ def _walk(root: Path, keep: Callable[[str], bool]) -> _Walked:
                     walked.found.append((rel, path))
                     continue
                 real = Path(os.path.realpath(path))
-                why = (
-                    "leads nowhere"
-                    if not real.exists()
-                    else "leads into the log folder, backed up there"
-                    if real == home or home in real.parents
-                    else "holds the log folder"
-                    if real in home.parents
-                    else "leads back into a folder it is in"
-                    if any(real == f or real in f.parents for f in inside)
-                    else None
-                )
+                try:
+                    st = os.stat(path)
+                except OSError as exc:
+                    why: str | None = (
+                        "leads round in a loop"
+                        if exc.errno == errno.ELOOP
+                        else "leads nowhere"
+                        if exc.errno in (errno.ENOENT, errno.ENOTDIR)
+                        else f"cannot be followed: {exc.strerror}"
+                    )
+                else:
+                    why = (
+                        "leads into the log folder, backed up there"
+                        if real == home or home in real.parents
+                        else "holds the log folder"
+                        if real in home.parents
+                        else "leads back into a folder it is in"
+                        if any(real == f or real in f.parents for f in inside)
+                        else None
+                        if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)
+                        else f"leads to {_kind(st.st_mode)}, not a regular file"
+                    )
                 if why is not None:
                     walked.unfollowed.append(f"{rel} -> {target} ({why})")
-                elif real.is_dir():
+                elif stat.S_ISDIR(st.st_mode):
                     walk(real, f"{rel}/", inside)
                 else:
                     walked.found.append((rel, real))
 
     walk(root, "", ())
     walked.unfollowed.sort()
+    walked.not_regular.sort()
     return walked
 
 
@@ -488,7 +533,7 @@ def _store(
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise BackupError(f"{path} is not a regular file; move it out of the log folder")
+            raise _NotRegular(path, st.st_mode)
         size = st.st_size if limit is None else min(limit, st.st_size)
         if (
             before is not None

@@ -119,6 +119,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     print(f"left out (rebuildable or private): {', '.join(result.left_out)}")
     if result.symlinks_left_out:  # leading nowhere, back into the log folder, or round
         print(f"symlinks left out: {'; '.join(result.symlinks_left_out)}")
+    if result.not_regular_left_out:  # FIFOs, sockets, devices: never read
+        print(f"left out (not a regular file): {', '.join(result.not_regular_left_out)}")
     if result.vanished:  # deleted while it ran, not segments (those fail the backup)
         print(f"gone before they were copied: {', '.join(result.vanished)}")
     return 0

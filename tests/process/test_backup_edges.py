@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import orjson
@@ -241,3 +242,47 @@ def test_a_backup_with_a_torn_manifest_is_repaired_another_programs_refused(
     (dest / "manifest.json").write_bytes(b'{"name": "my web app"}')
     refused = persist("backup", str(dest), "--dir", str(logs))
     assert refused.returncode == 2 and "manifest.json, not a backup's" in refused.stderr
+
+
+def test_what_is_not_a_regular_file_is_named_never_read(logs: Path, tmp_path: Path) -> None:
+    """A symlink to a FIFO or to /dev/null, a FIFO in a folder reached through a link,
+    and a FIFO or socket in the log folder were left out silently (in neither the
+    manifest nor `symlinks_left_out`); a link to itself "led nowhere"."""
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "notes").mkdir(parents=True)
+    os.mkfifo(elsewhere / "fifo")
+    os.mkfifo(elsewhere / "notes" / "fifo")
+    (elsewhere / "notes" / "a.txt").write_text("a note")
+    os.symlink(elsewhere / "fifo", logs / "pipe")
+    os.symlink("/dev/null", logs / "devnull")
+    os.symlink(elsewhere / "notes", logs / "notes")
+    os.symlink(logs / "self", logs / "self")
+    os.mkfifo(logs / "localfifo")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(logs / "bus.sock"))
+        backup = tmp_path / "backup"
+        done = persist("backup", str(backup), "--dir", str(logs), "--json")
+        text = persist("backup", str(backup), "--dir", str(logs)).stdout
+    assert done.returncode == 0, done.stderr
+    result = orjson.loads(done.stdout)
+    assert result["symlinks_left_out"] == [
+        "devnull -> /dev/null (leads to a character device, not a regular file)",
+        f"pipe -> {elsewhere / 'fifo'} (leads to a FIFO, not a regular file)",
+        f"self -> {logs / 'self'} (leads round in a loop)",
+    ]
+    assert result["not_regular_left_out"] == [
+        "bus.sock (a socket)",
+        "localfifo (a FIFO)",
+        "notes/fifo (a FIFO)",
+    ]
+    assert (
+        "left out (not a regular file): bus.sock (a socket), localfifo (a FIFO), "
+        "notes/fifo (a FIFO)"
+    ) in text
+    assert "symlinks left out: devnull -> /dev/null (leads to a character device" in text
+    manifest = Manifest.read(backup)
+    assert "notes/a.txt" in {e.path for e in manifest.files}
+    named = {e.path for e in manifest.files} | set(manifest.links)
+    assert not named & {"pipe", "devnull", "self", "notes/fifo", "localfifo", "bus.sock"}
+    assert "notes/fifo (a FIFO)" in manifest.left_out
+    assert persist("restore-backup", str(backup), str(tmp_path / "r")).returncode == 0
