@@ -241,6 +241,15 @@ def write_status(root: Path, status: dict[str, Any]) -> None:
     os.utime(path, (status["updated"], status["updated"]))
 
 
+def _last_seq(root: Path) -> int:
+    from recorder.store.journal import last_record
+    from recorder.store.layout import list_segments
+
+    segments = list_segments(Layout(root))
+    record = last_record(segments[-1]) if segments else None
+    return int(record["seq"]) if record else 0
+
+
 def stopped_status(root: Path, updated: float) -> dict[str, Any]:
     return {
         "v": 1,
@@ -261,7 +270,9 @@ def stopped_status(root: Path, updated: float) -> dict[str, Any]:
         },
         "rates": {"received_per_s": 0.0, "written_per_s": 0.0},
         "backlog_bytes": 0,
-        "last_durable_seq": 240,
+        # the journal's own: a status naming a seq past it says a power cut took it (and
+        # the next writer records a `journal-lost` gap)
+        "last_durable_seq": _last_seq(root),
         "last_fsync": updated - 1,
         "last_checkpoint": {"id": "x", "created": updated - 40, "label": "auto #7"},
         "last_error": {"time": updated - 600, "message": "broker restarted (ECONNRESET)"},

@@ -247,6 +247,7 @@ class Recorder:
         self.unwritten: LostLines | None = None  # what that stop could not write
         self._stop_waiting_since: float | None = None
         self.last_checkpoint: Checkpoint | None = None
+        self._checkpointed = 0  # messages the last checkpoint counts (as this run does)
         self.process_started = process_start_time(os.getpid())
         self.first_ts: float | None = None
         self.last_ts: float | None = None
@@ -289,11 +290,15 @@ class Recorder:
         previous = read_status(self.layout)  # the last run's, before ours replaces it
         lost = previous.unwritten if previous and previous.state == RecorderState.STOPPED else None
         last = self.journal.open()
+        if self.journal.lost is not None:
+            self.counters.gaps += 1  # its `journal-lost` record is the journal's own
         recovered = recover(self.layout, state, last)
         self.journal.messages = recovered.messages
         self.first_ts, self.last_ts = recovered.first_ts, recovered.last_ts
         self.tracker = recovered.tracker
-        self.last_checkpoint = newest_checkpoint(self.layout)
+        self.last_checkpoint = cp = newest_checkpoint(self.layout)
+        # a checkpoint that counts messages a power cut took does not hold back the next
+        self._checkpointed = min(cp.messages, recovered.messages) if cp else 0
         self.journal.append(
             {
                 "ts": now,
@@ -1061,8 +1066,7 @@ class Recorder:
         pos = self.journal.written
         if pos.segment == 0:
             return None
-        last = self.last_checkpoint
-        if not force and pos.messages <= (last.messages if last else 0):
+        if not force and pos.messages <= self._checkpointed:
             return None  # nothing new since the last checkpoint
         participants, self._participants = self._participants, {}
         try:
@@ -1084,7 +1088,7 @@ class Recorder:
         except OSError as exc:
             self.error(f"checkpoint failed: {exc}")
             raise
-        self.last_checkpoint = cp
+        self.last_checkpoint, self._checkpointed = cp, cp.messages
         log.info("checkpoint %s (%s, %d messages)", cp.id, reason, cp.messages)
         for warning in self.digests.warnings:
             log.warning("%s", warning)

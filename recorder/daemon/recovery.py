@@ -2,7 +2,8 @@
 
 The recovery state (or, without one, the newest checkpoint) says where to start;
 the journal from there on is read to count what came after it, so a crash between
-two state writes loses no count and invents no gap.
+two state writes loses no count and invents no gap. A starting point the journal no
+longer holds (a power cut took what it named) is passed over for the next one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 
 from recorder.bus.envelope import GapTracker, read_envelope, read_heartbeat
 from recorder.store.checkpoints import newest_checkpoint
-from recorder.store.layout import Layout
+from recorder.store.journal import record_ending_at
+from recorder.store.layout import Layout, find_segment, segment_name
 from recorder.store.reader import Store
 from recorder.store.records import KIND_HEARTBEAT
 from recorder.store.recovery import JournalPoint, RecoveryState
@@ -27,21 +29,32 @@ class Recovered:
 
 
 def recover(layout: Layout, state: RecoveryState | None, last: dict[str, Any] | None) -> Recovered:
-    """What the journal holds, from `state` (else the newest checkpoint) to its end.
+    """What the journal holds, from `state` (else the newest checkpoint, else its start)
+    to its end.
 
-    `last` is the journal's last record (None for an empty journal).
+    `last` is the journal's last record (None for an empty journal). A state or
+    checkpoint whose position the journal no longer holds is not a start: with
+    `--fsync never` the state names what was written, and checkpoints always do, which
+    a power cut may take; counting on from there counted the lost messages as held.
+    The state's publisher sequences are kept even then: they are what was received
+    (a message lost with the tail is then the `journal-lost` gap's to say, not a hole
+    at its publisher's next message).
     """
     base: JournalPoint | None = None
     out = Recovered()
     if state is not None:
-        base = state.position
         out.tracker = GapTracker(state.publishers)
         out.first_ts = state.first_ts
-    elif last is not None:
+        if last is not None and _held(layout, state.position):
+            base = state.position
+    if base is None and last is not None:
         cp = newest_checkpoint(layout)
         if cp is not None:
-            base = JournalPoint(cp.segment, cp.offset, cp.seq, cp.messages)
-            out.first_ts = cp.first_ts
+            point = JournalPoint(cp.segment, cp.offset, cp.seq, cp.messages)
+            if _held(layout, point):
+                base = point
+                if state is None:
+                    out.first_ts = cp.first_ts
     out.messages = base.messages if base else 0
     if last is None:
         return out
@@ -72,3 +85,11 @@ def recover(layout: Layout, state: RecoveryState | None, last: dict[str, Any] | 
     if out.last_ts is None and state is not None:
         out.last_ts = state.last_ts
     return out
+
+
+def _held(layout: Layout, point: JournalPoint) -> bool:
+    """Whether the journal still holds `point`: its segment's line ending at its offset
+    is the record of its seq."""
+    path = find_segment(layout, segment_name(point.segment))
+    record = record_ending_at(path, point.offset) if path is not None else None
+    return record is not None and record.get("seq") == point.seq

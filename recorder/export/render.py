@@ -512,6 +512,8 @@ def gap_sentence(data: dict[str, Any]) -> str:
         parts.append(f"from {who}")
     if data.get("from_seq") is not None:
         parts.append(f"publisher seq {data.get('from_seq')} to {data.get('to_seq')}")
+    if data.get("from_journal_seq") is not None:
+        parts.append(f"journal seq {data.get('from_journal_seq')} to {data.get('to_journal_seq')}")
     if data.get("from_ts") is not None:
         parts.append(f"{iso(data.get('from_ts'))} → {iso(data.get('to_ts'))}")
     if data.get("detail"):

@@ -30,16 +30,19 @@ from recorder.store.layout import (
 )
 from recorder.store.records import (
     KIND_CORRUPT,
+    KIND_GAP,
     KIND_SEGMENT,
     SCHEMA_VERSION,
     EncodedFrames,
     encode_record,
     parse_line,
 )
+from recorder.store.recovery import claimed_seq
 from recorder.store.segfile import open_segment
 from recorder.store.status import LostLines
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+JOURNAL_LOST = "journal-lost"  # the gap cause of journal seqs a power cut took (`Journal.open`)
 _CHUNK = 64 * 1024
 _WRITES = ("write", "zwrite")  # the commands that carry a chunk of lines
 _GATHER_BYTES = 8 * 1024 * 1024  # the writer writes up to this much in one writev
@@ -125,6 +128,19 @@ def last_record(path: Path) -> dict[str, Any] | None:
     try:
         with open_segment(path) as seg:
             return valid_end(seg.read, seg.size)[1]
+    except (OSError, ValueError):
+        return None
+
+
+def record_ending_at(path: Path, offset: int) -> dict[str, Any] | None:
+    """The record whose line ends at `offset` of a segment, plain or compressed (None
+    when no record's line ends there, or the file cannot be read)."""
+    try:
+        with open_segment(path) as seg:
+            if not 0 < offset <= seg.size or seg.read(offset - 1, 1) != b"\n":
+                return None
+            start = _prev_newline(seg.read, offset - 1) + 1
+            return parse_line(seg.read(start, offset - start))
     except (OSError, ValueError):
         return None
 
@@ -516,6 +532,7 @@ class Journal:
         self.next_seq = 1
         self.messages = 0
         self.quarantined: list[Quarantine] = []
+        self.lost: tuple[int, int] | None = None  # seqs claimed but gone, found by `open`
         self._segment = 0
         self._chunk_start = 0  # where in the segment the chunk being built starts
         self._buf = bytearray()  # that chunk: its lines end at _chunk_start + len(_buf)
@@ -538,7 +555,10 @@ class Journal:
         """Open the newest segment for appending (repairing its tail).
 
         Returns the last good record. Message counts are the caller's business:
-        the journal itself only knows sequence numbers.
+        the journal itself only knows sequence numbers. They go on after the newest seq
+        a checkpoint, the recovery state or the status named (`claimed_seq`), also when
+        the journal lost its record (a power cut took the unsynced tail): a
+        `journal-lost` gap then says which seqs are gone, and `lost` holds them.
         """
         for d in (self.layout.root, self.layout.segments, self.layout.recovery):
             ensure_private_dir(d)
@@ -563,6 +583,10 @@ class Journal:
                 last = last_record(older)
         if last is not None:
             self.next_seq = int(last["seq"]) + 1
+        claim = claimed_seq(self.layout)
+        if claim.seq >= self.next_seq:
+            self.lost = (self.next_seq, claim.seq)
+            self.next_seq = claim.seq + 1
         if segments and size >= self.segment_bytes:
             number += 1
             size = 0
@@ -581,6 +605,22 @@ class Journal:
                     "length": q.length,
                     "quarantine": str(q.path.relative_to(self.layout.root)),
                     "reason": "torn or unreadable tail found when the segment was reopened",
+                }
+            )
+        if self.lost is not None:
+            first, end = self.lost
+            self.append(
+                {
+                    "kind": KIND_GAP,
+                    "cause": JOURNAL_LOST,
+                    "from_journal_seq": first,
+                    "to_journal_seq": end,
+                    "detail": "the records of these seqs are not in the journal, though "
+                    f"{claim.by} named seq {end}: written before the recorder stopped, they "
+                    "never reached the disk (a power cut took the unsynced tail); their seqs "
+                    "are not given again, and how many were messages is not known (those of "
+                    "a publisher that numbers its messages may show as a hole in its "
+                    "sequence when it sends again)",
                 }
             )
         self.flush()

@@ -9,13 +9,17 @@ checkpoint and the journal itself.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
+from recorder.store.checkpoints import newest_checkpoint
 from recorder.store.fsutil import atomic_write, read_json_object
 from recorder.store.layout import Layout
 from recorder.store.records import SCHEMA_VERSION
+from recorder.store.status import read_status
+
+MAX_CLAIM = 2**53  # a seq no recorder reaches (a file made by hand): not believed
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,36 @@ class RecoveryState:
     @classmethod
     def read(cls, layout: Layout) -> RecoveryState | None:
         return cls.from_json(read_json_object(layout.state))
+
+
+class Claim(NamedTuple):
+    """The newest journal seq something outside the journal named, and what named it."""
+
+    seq: int
+    by: str
+
+
+def claimed_seq(layout: Layout) -> Claim:
+    """The newest seq the newest checkpoint, the recovery state or the last status named.
+
+    Each was written while the recorder ran, and may name records that a power cut took
+    from the journal before they reached the disk (checkpoints and the status are taken
+    at what was written, not what was synced): those seqs are spoken for, and a journal
+    reopened at its last good record must not give them to new records, or a checkpoint
+    would take records written after it for its own.
+    """
+    claims = [Claim(0, "")]
+    cp = newest_checkpoint(layout)
+    if cp is not None:
+        claims.append(Claim(cp.seq, f"checkpoint {cp.id}"))
+    state = RecoveryState.read(layout)
+    if state is not None:
+        seq = max(state.position.seq, state.durable_seq)
+        claims.append(Claim(seq, str(layout.state.relative_to(layout.root))))
+    status = read_status(layout)
+    if status is not None:
+        claims.append(Claim(max(status.last_seq, status.last_durable_seq), "status.json"))
+    return max((c for c in claims if c.seq < MAX_CLAIM), key=lambda c: c.seq)
 
 
 def _is_int(value: Any) -> bool:

@@ -136,3 +136,40 @@ def test_an_export_never_writes_over_the_journal_it_reads(tmp_path: Path) -> Non
         timeout=30,
     )
     assert out.returncode == 0, out.stderr  # exports/ is where persist-tui writes them too
+
+
+def test_restoring_a_checkpoint_a_power_cut_cut_short_holds_nothing_written_after_it(
+    tmp_path: Path,
+) -> None:
+    """A power cut took records a checkpoint covers, and the restarted recorder gave
+    their seqs to new records: `persist restore` of that checkpoint put 10 messages
+    received after the restart in the bundle ("seq 1 to 76"). It now holds the records
+    up to where the journal was cut, and says the journal is damaged (exit 5); the
+    restart's own checkpoint holds the new messages and names the lost seqs."""
+    import subprocess
+    import sys
+
+    from tests.unit.test_daemon import power_cut
+
+    _, cp, synced = power_cut(tmp_path)
+    root = tmp_path / "logs"
+
+    def restore(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "recorder.cli", "restore", *argv, "--log-dir", str(root)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    out = restore(cp.id)
+    assert out.returncode == 5, out.stderr
+    assert f"(seq 1 to {synced.seq})" in out.stdout
+    assert "seg-000001.jsonl is shorter than" in out.stdout
+    assert b"AFTER" not in (root / "restore" / cp.id / "conversation.jsonl").read_bytes()
+    out = restore("latest", "--full", "--json")
+    assert out.returncode == 0, out.stderr
+    end = json.loads(out.stdout)["checkpoint"]["id"]
+    held = (root / "restore" / end / "transcript.md").read_text()
+    assert held.count("AFTER restart") == 10
+    assert f"gap (journal-lost), journal seq {synced.seq + 1} to {cp.seq}" in held

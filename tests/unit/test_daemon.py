@@ -17,6 +17,8 @@ from recorder.daemon import recovery
 from recorder.daemon.core import STATUS_REWRITE, Recorder
 from recorder.daemon.enrich import Enricher
 from recorder.daemon.options import RecorderOptions
+from recorder.store.checkpoints import Checkpoint
+from recorder.store.journal import Position
 from recorder.store.ranges import MAX_KEY_CHARS, MAX_PARTICIPANTS, OTHERS, summarize
 from recorder.store.reader import Store, open_store
 from recorder.store.recovery import RecoveryState
@@ -893,3 +895,139 @@ def test_a_periodic_checkpoint_over_a_missing_closed_segment_is_refused_and_said
     names = [s["name"] for s in orjson.loads(cp.read_bytes())["digest"]["segments"]]
     assert names[:3] == ["seg-000001.jsonl", "seg-000002.jsonl", "seg-000003.jsonl"]
     rec.close()
+
+
+def power_cut(tmp_path: Path, tail: str = "cut") -> tuple[Recorder, Checkpoint, Position]:
+    """100 messages of publisher "p", synced up to the 60th; a checkpoint at the 100th;
+    a power cut (the unsynced tail cut off, or left as NUL bytes); a restart and 10
+    messages "AFTER restart". The restarted recorder (stopped), the checkpoint and
+    where the last sync left the journal."""
+    from recorder.store.layout import segment_name
+    from tests.support import wait_for
+
+    clock = Clock()
+    rec = make(tmp_path, clock, checkpoint_interval=0)
+    for i in range(60):
+        feed(rec, clock, env_msg("p", i + 1, text=f"before {i}"))
+        clock.now += 1
+    rec.journal.flush()
+    wait_for(lambda: rec.journal.written.seq == rec.journal.next_seq - 1)
+    synced = rec.sync()  # the last group commit before the power went
+    rec._take_snapshot()
+    rec.write_state(clock.now)
+    for i in range(60, 100):
+        feed(rec, clock, env_msg("p", i + 1, text=f"before {i}"))
+        clock.now += 1
+    rec.journal.flush()
+    wait_for(lambda: rec.journal.written.seq == rec.journal.next_seq - 1)
+    cp = rec.checkpoint("before the cut", "manual", clock.now, force=True)
+    assert cp is not None and cp.messages == 100 and cp.seq > synced.seq
+    rec.journal.close()  # the power went: nothing after the last sync reached the disk
+    path = rec.layout.segments / segment_name(synced.segment)
+    data = path.read_bytes()
+    kept = data[: synced.offset]
+    path.write_bytes(kept + (b"\x00" * (len(data) - len(kept)) if tail == "zeros" else b""))
+
+    clock.now += 100
+    again = make(tmp_path, clock, checkpoint_interval=0)
+    assert again.journal.messages == 60  # not the checkpoint's 100
+    for i in range(10):
+        feed(again, clock, env_msg("p", 101 + i, text=f"AFTER restart {i}"))
+        clock.now += 1
+    again.close()
+    return again, cp, synced
+
+
+@pytest.mark.parametrize("tail", ["cut", "zeros"])
+def test_seqs_a_power_cut_took_after_a_checkpoint_are_never_given_again(
+    tmp_path: Path, tail: str
+) -> None:
+    """A checkpoint is taken at what was written, not what was synced: a power cut took
+    the segment's unsynced tail, the restarted recorder went on at its last good record,
+    and the records written after the restart got the seqs the checkpoint had claimed.
+    Its restore (and preview) then held messages received after it. Now the journal goes
+    on after the newest seq anything named, one `journal-lost` gap says which seqs are
+    gone, the messages are counted as the journal holds them, and the checkpoint's
+    bundle ends at its own records and says the journal is damaged."""
+    from recorder.export.restore import build_bundle
+    from recorder.export.scope import BundleScope
+    from tui.preview import build_preview
+
+    again, cp, synced = power_cut(tmp_path, tail)
+    with open_store(tmp_path / "logs") as store:  # what persist-tui's preview shows
+        index, moved = store.checkpoint_end(cp)
+        assert moved and store.record(index - 1).seq == synced.seq
+        preview = build_preview(store, cp, None)
+        assert preview is not None
+        assert not any(b"AFTER" in r.line for r in preview.before)
+    bundle = build_bundle(tmp_path / "logs", cp, scope=BundleScope.whole())
+    assert b"AFTER" not in bundle.jsonl.read_bytes()
+    assert bundle.manifest["seq_range"]["last"] == synced.seq
+    assert bundle.manifest["messages"] == 60 and bundle.manifest["integrity"]["damaged"]
+
+    records = journal_records(tmp_path / "logs")
+    seqs = [r["seq"] for r in records]
+    assert seqs == sorted(set(seqs))
+    assert seqs[seqs.index(synced.seq) + 1] == cp.seq + 1  # the restart's first record
+    (lost,) = [r for r in records if r.get("cause") == "journal-lost"]
+    assert (lost["from_journal_seq"], lost["to_journal_seq"]) == (synced.seq + 1, cp.seq)
+    assert f"checkpoint {cp.id} named seq {cp.seq}" in lost["detail"]
+    # p's 40 messages among them: the hole its next message shows, as after any crash
+    gaps = [(g["cause"], g.get("missed")) for g in records if g["kind"] == "gap"]
+    assert gaps == [("journal-lost", None), ("recorder-down", None), ("publisher-sequence", 40)]
+    assert again.counters.gaps == 3 and again.counters.missed == 40
+    assert (tail == "zeros") == any(r["kind"] == "corrupt" for r in records)
+    # the restart's shutdown checkpoint counts what the journal holds, new ones with it
+    end = again.last_checkpoint
+    assert end is not None and end.id != cp.id and end.messages == 70
+    bundle = build_bundle(tmp_path / "logs", end, scope=BundleScope.whole())
+    integrity = bundle.manifest["integrity"]
+    assert bundle.manifest["messages"] == 70 and integrity["verified"]
+    assert not integrity["damaged"] and integrity["problems"][0] == "3 gaps, 40 messages known lost"
+
+
+def test_a_recovery_state_past_what_a_power_cut_left_is_not_where_counting_starts(
+    tmp_path: Path,
+) -> None:
+    """With `--fsync never` the recovery state names what was written: a power cut left
+    the journal short of it, and the restart counted on from the state as if its
+    messages were all there (each later checkpoint then counted 30 more than it held).
+    The newest checkpoint the journal still holds (or its start) is where it counts."""
+    from recorder.export.restore import build_bundle
+    from recorder.export.scope import BundleScope
+    from recorder.store.layout import segment_name
+    from tests.support import wait_for
+
+    clock = Clock()
+    rec = make(tmp_path, clock, checkpoint_interval=0, fsync="never")
+    for i in range(40):
+        feed(rec, clock, [b"agents.a", orjson.dumps({"text": f"before {i}"})])
+    first = rec.checkpoint("held", "manual", clock.now, force=True)
+    for i in range(40, 100):
+        feed(rec, clock, [b"agents.a", orjson.dumps({"text": f"before {i}"})])
+    rec.journal.flush()
+    wait_for(lambda: rec.journal.written.seq == rec.journal.next_seq - 1)
+    rec._take_snapshot()
+    rec.write_state(clock.now)
+    state = RecoveryState.read(rec.layout)
+    assert first is not None and state is not None and state.position.messages == 100
+    rec.journal.close()  # the power went, and the last 30 messages with it
+    path = rec.layout.segments / segment_name(state.position.segment)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-30]))
+
+    clock.now += 60
+    again = make(tmp_path, clock, checkpoint_interval=0)
+    assert again.journal.messages == 70
+    feed(again, clock, [b"agents.a", b"AFTER restart"])
+    again.close()
+    end = again.last_checkpoint
+    assert end is not None and end.messages == 71
+    bundle = build_bundle(tmp_path / "logs", end, scope=BundleScope.whole())
+    assert bundle.manifest["messages"] == 71 and not bundle.manifest["integrity"]["damaged"]
+    (lost,) = [r for r in journal_records(tmp_path / "logs") if r.get("cause") == "journal-lost"]
+    assert (lost["from_journal_seq"], lost["to_journal_seq"]) == (
+        first.seq + 31,
+        state.position.seq,
+    )
+    assert "recovery/state.json named" in lost["detail"]
