@@ -350,6 +350,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from recorder.search.stats import collect_stats
 
     now = time.time()
+    for option, value in (("--since", args.since), ("--until", args.until)):
+        if value is not None and not value.strip():  # not "no bound": a value lost
+            return fail(f"{option} is empty: give a time (2024-05-14, 10:30 or 2h)", EXIT_USAGE)
     try:
         since = parse_time(args.since, now) if args.since else None
         until = parse_time(args.until, now) if args.until else None

@@ -308,8 +308,11 @@ def parse_time(value: str, now: float, tz: tzinfo | None = None) -> float:
 
 
 def _parse_time(value: str, now: float, tz: tzinfo | None) -> float:
+    given = value  # as typed, for the error
     m = _AGE_RE.match(value.lower())
     if m:
+        if value.endswith("M"):  # as `persist prune` refuses it
+            raise QueryError(f"time {value!r}: M could be minutes or months; use m or d")
         return now - float(m.group(1)) * _AGE_UNITS[m.group(2)]
     if value[-1:] in ("Z", "z") and value[:-1]:  # UTC, as `persist search` prints times
         value, tz = value[:-1], UTC
@@ -329,7 +332,7 @@ def _parse_time(value: str, now: float, tz: tzinfo | None) -> float:
         if dt.timestamp() > now:
             dt -= timedelta(days=1)
         return dt.timestamp()
-    raise QueryError(f"cannot read time {value!r} (try 2024-05-14, 10:30 or 2h)")
+    raise QueryError(f"cannot read time {given!r} (try 2024-05-14, 10:30 or 2h)")
 
 
 @dataclass
