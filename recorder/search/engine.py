@@ -8,9 +8,10 @@ bounded slice of work unless told otherwise), then answers from the index:
   a millisecond even for a word in every other record). When the whole query
   matches at most `RANK_WINDOW` records, they are ranked by BM25 over their own
   texts (`rank.py`), newer first among equals; when it matches more, the newest
-  come first. FTS5's bm25() is never called: it counts every record holding each
-  word or phrase first (its IDF), a scan of a common word's whole doclist (30-180 ms
-  on 1M messages, measured).
+  come first (the journal's newest by rowid; the agents' sessions' matches, whose ids
+  say when they were indexed, not their time, sorted by time). FTS5's bm25() is
+  never called: it counts every record holding each word or phrase first (its IDF),
+  a scan of a common word's whole doclist (30-180 ms on 1M messages, measured).
 - Fuzzy (typo-tolerant) matches when asked (`fuzzy=True`), or by default when
   exact found fewer than `FEW`: each word of 4+ letters is widened to the
   vocabulary terms within edit distance 1 (2 for 8+ letters, rapidfuzz over the
@@ -282,21 +283,34 @@ class SearchEngine:
         cond = " AND ".join(where) or "1"
         window = max(limit, RANK_WINDOW) + 1
         if match is None:
-            sql = f"SELECT d.id FROM docs d WHERE {cond} ORDER BY d.id DESC LIMIT {window}"
+            sql = (
+                f"SELECT d.id FROM docs d WHERE {cond} ORDER BY d.ts DESC, d.id DESC LIMIT {window}"
+            )
             ids = [r[0] for r in self.index.query(sql, params)]
         else:
 
             def newest(schema: str, offset: int) -> str:
                 # CROSS JOIN keeps FTS the outer loop: never one MATCH per row of docs.
+                # The journal's rows are indexed in its order: its newest are the last
+                # rowids, and FTS stops after `window` of them. An agent session's rows
+                # get their ids when indexed, whatever their time: sorted by it.
+                joined = (
+                    f"FROM {schema}.fts(?) AS f CROSS JOIN docs d "
+                    f"ON d.id = f.rowid + {offset} WHERE {cond}"
+                )
                 return (
-                    f"SELECT f.rowid + {offset} FROM {schema}.fts(?) AS f CROSS JOIN docs d "
-                    f"ON d.id = f.rowid + {offset} WHERE {cond} "
-                    f"ORDER BY f.rowid DESC LIMIT {window}"
+                    f"SELECT * FROM (SELECT d.ts, d.id {joined} AND d.source = '{SOURCE_BUS}' "
+                    f"ORDER BY f.rowid DESC LIMIT {window}) UNION ALL "
+                    f"SELECT * FROM (SELECT d.ts, d.id {joined} AND d.source != '{SOURCE_BUS}' "
+                    f"ORDER BY d.ts DESC LIMIT {window})"
                 )
 
-            tables = self.index.query_each_table(newest, [match, *params])
-            # the newest `window` of every table
-            ids = sorted((r[0] for rows in tables for r in rows), reverse=True)[:window]
+            tables = self.index.query_each_table(newest, [match, *params, match, *params])
+            # the newest `window` of every table, by time
+            rows = sorted(
+                (r for rs in tables for r in rs), key=lambda r: (r[0] or 0.0, r[1]), reverse=True
+            )
+            ids = [r[1] for r in rows[:window]]
             if 1 < len(ids) <= RANK_WINDOW and query is not None:
                 return self._relevant(ids, query, limit), len(ids)
         return self._rows(ids[:limit]), len(ids)
@@ -333,7 +347,7 @@ class SearchEngine:
         )
         for r in rows:
             r.score = scores.get(r.doc, 0.0)
-        rows.sort(key=lambda r: (-round(r.score, 3), -r.doc))
+        rows.sort(key=lambda r: (-round(r.score, 3), -(r.ts or 0.0), -r.doc))
         return rows[:limit]
 
     def _count(self, match: str | None, where: list[str], params: list[Any]) -> int:

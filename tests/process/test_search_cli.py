@@ -214,3 +214,41 @@ def test_stats_count_the_journal_not_the_agents_session_files(demo: Path, tmp_pa
     messages = [r for r in open_store(demo).records() if r.is_message]
     got = run("stats")
     assert got["records"] == len(messages) and "user" not in dict(got["sender"])  # type: ignore[call-overload]
+
+
+def test_more_matches_than_the_window_are_newest_first_across_journal_and_sessions(
+    tmp_path: Path,
+) -> None:
+    """An agent session's messages get their index ids when indexed, whatever their
+    time: past the ranked window, an old Codex rollout indexed after the journal came
+    before the journal's newest messages (newest was taken as the highest id)."""
+    from tests.demo_journal import DemoWriter
+    from tests.session_fixtures import BASE, codex_rollout
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root)
+    for i in range(250):
+        w.message(BASE + 86_400 + i, "bot", f"task number {i}")
+    w.close()
+    codex_rollout(tmp_path / "codex", "0199aaaa-bbbb-7ccc-8ddd-eeeeffff0003", 30)
+    roots = ["--codex-root", str(tmp_path / "codex"), "--claude-root", str(tmp_path / "none")]
+    roots += ["--gemini-root", str(tmp_path / "none")]
+    # the journal first, then the (older) session: the session's ids are the highest
+    assert persist("reindex", "--log-dir", str(root), *roots).returncode == 0
+    out = persist("search", "--json", "--log-dir", str(root), *roots, "--limit", "4", "task")
+    assert out.returncode == 0, out.stderr
+    hits = orjson.loads(out.stdout)["hits"]
+    assert [h["source"] for h in hits] == ["bus"] * 4
+    assert [h["seq"] for h in hits] == sorted((h["seq"] for h in hits), reverse=True)
+    every = persist(
+        "search", "--json", "--count", "--log-dir", str(root), *roots, "--limit", "400", "task"
+    )
+    result = orjson.loads(every.stdout)
+    assert result["total"] > 250 and {h["source"] for h in result["hits"]} == {"bus", "codex"}
+    times = [h["time"] for h in result["hits"]]
+    assert times == sorted(times, reverse=True)
+    fields = persist(
+        "search", "--json", "--log-dir", str(root), *roots, "--limit", "3", "since:2020-01-01"
+    )
+    assert fields.returncode == 0, fields.stderr
+    assert [h["source"] for h in orjson.loads(fields.stdout)["hits"]] == ["bus"] * 3
