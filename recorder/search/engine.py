@@ -213,7 +213,7 @@ class SearchEngine:
             result.total = min(matched, fetched - 1)
             result.total_exact = matched < fetched
         use_fuzzy = query.fuzzy if fuzzy is None else fuzzy
-        want_fuzzy = fuzzy is True or (use_fuzzy and fuzzy is None and len(hits_rows) < FEW)
+        want_fuzzy = fuzzy is True or (use_fuzzy and fuzzy is None and matched < FEW)
         if want_fuzzy and match is not None and not (cancelled and cancelled()):
             fuzzy_query, result.fuzzy_terms = self.vocabulary.widen(query)
             if fuzzy_query is not None:
@@ -260,7 +260,7 @@ class SearchEngine:
                     clause, args = _field_clause(col_key, v)
                     ors.append(clause)
                     params.extend(args)
-                joined = " OR ".join(ors)
+                joined = _any(ors)
                 where.append(f"NOT ({joined})" if negated else f"({joined})")
         if query.since is not None:
             where.append("d.ts >= ?")
@@ -447,6 +447,15 @@ def _redacted_near(text: str, at: int) -> str:
     near = text[lo:hi]
     shown = redacted_text(near)
     return text if shown is near else text[:lo] + shown + text[hi:]
+
+
+def _any(clauses: list[str]) -> str:
+    """SQL true when one of `clauses` is, as a balanced tree: SQLite counts a chain of
+    ORs as that deep, and refuses one of 1000 (`from:a from:b ...`)."""
+    if len(clauses) <= 2:
+        return " OR ".join(clauses)
+    half = len(clauses) // 2
+    return f"({_any(clauses[:half])}) OR ({_any(clauses[half:])})"
 
 
 def _glob_escape(value: str) -> str:

@@ -82,6 +82,9 @@ VALUE_EXAMPLES = {
 HAS_VALUES = ("secret",)  # `has:secret` (also `has:secrets`): records holding one
 SOURCES = ("bus", "claude", "gemini", "codex")  # the journal, then `recorder.sources.Source`
 TIME_KEYS = {"after": "since", "since": "since", "before": "until", "until": "until"}
+MAX_FIELDS = 5000
+"""Field filters a query may hold: each is up to two SQL parameters, and the query's
+filters are given twice (`SearchEngine._ranked`): within SQLite's 32766."""
 
 
 class QueryError(BadOption):
@@ -423,6 +426,8 @@ def parse_query(
                 raise QueryError(
                     f"source:{piece.text} is not a source (one of {', '.join(SOURCES)})"
                 )
+            if len(fields) == MAX_FIELDS:
+                raise QueryError(f"too large a query: at most {MAX_FIELDS} fields (from:, to:...)")
             fields.append(FieldFilter(key, value, piece.negated))
             continue
         term = _term(piece)
@@ -439,7 +444,8 @@ def parse_query(
             groups.append([term])
     if pending_or:
         raise QueryError("OR needs a word or phrase on each side")
-    if excluded and not (groups or fields or since is not None or until is not None):
+    wanted = any(not f.negated for f in fields) or since is not None or until is not None
+    if (excluded or fields) and not (groups or wanted):
         raise QueryError("nothing to search for besides the exclusions: add a word or a field")
     if since is not None and until is not None and since > until:
         raise QueryError("the time range is empty (since/after is later than until/before)")

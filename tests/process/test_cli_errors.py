@@ -80,6 +80,8 @@ BAD = [
     (["search", "tier:high"], USAGE, "not a tier number"),
     (["search", "-only -exclusions"], USAGE, "besides the exclusions"),
     (["search", "-only", "-exclusions"], USAGE, "besides the exclusions"),
+    (["search", "-from:coder"], USAGE, "besides the exclusions"),
+    (["search", "-has:secret -redis"], USAGE, "besides the exclusions"),
     (["search"], USAGE, "empty query"),
     (["search", "x", "--limt", "3"], USAGE, "unrecognized arguments: --limt"),
     (["search", "since:someday x"], USAGE, "cannot read time"),

@@ -252,3 +252,43 @@ def test_more_matches_than_the_window_are_newest_first_across_journal_and_sessio
     )
     assert fields.returncode == 0, fields.stderr
     assert [h["source"] for h in orjson.loads(fields.stdout)["hits"]] == ["bus"] * 3
+
+
+def test_many_field_alternatives_work_and_too_many_are_a_bad_query(tmp_path: Path) -> None:
+    """1000 `from:` alternatives made an OR chain SQLite refused as too deep, reported
+    as a broken index (exit 1, "persist doctor --fix")."""
+    from tests.demo_journal import BASE_TS, DemoWriter
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root)
+    w.message(BASE_TS, "bot", "the deploy went fine")
+    w.close()
+    many = " ".join(f"from:w{i}" for i in range(1000))
+    out = persist("search", "--log-dir", str(root), f"{many} from:bot deploy")
+    assert out.returncode == 0, out.stderr
+    assert "the deploy went fine" in out.stdout and "index" not in out.stderr
+    too_many = " ".join(f"from:w{i}" for i in range(5001))
+    bad = persist("search", "--log-dir", str(root), too_many)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == [
+        "persist: bad query: too large a query: at most 5000 fields (from:, to:...)"
+    ]
+
+
+def test_fuzzy_is_added_by_the_exact_matches_found_not_by_the_limit(tmp_path: Path) -> None:
+    """With --limit under 5 the fuzzy pass ran (and was announced) however many exact
+    matches there were."""
+    from tests.demo_journal import BASE_TS, DemoWriter
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root)
+    for i in range(20):
+        w.message(BASE_TS + i, "bot", f"pomodoro number {i}")
+    w.message(BASE_TS + 30, "bot", "two pomodoros")
+    w.close()
+    out = persist("search", "--log-dir", str(root), "--limit", "3", "pomodoro")
+    assert out.returncode == 0, out.stderr
+    assert "fuzzy" not in out.stderr and "~" not in out.stdout
+    assert out.stderr.startswith("persist: 20 exact matches, 3 shown"), out.stderr
+    few = persist("search", "--log-dir", str(root), "--limit", "3", "pomodoros")
+    assert "fuzzy (~): pomodoros → pomodoro" in few.stderr, few.stderr

@@ -116,6 +116,13 @@ def test_a_time_ending_in_z_is_utc_whatever_the_local_zone() -> None:
         ("a OR OR b", "OR needs a word"),
         ("a OR from:x", "OR joins words"),
         ("-cache", "nothing to search for besides the exclusions"),
+        ("-from:coder", "nothing to search for besides the exclusions"),
+        ("-source:bus -has:secret", "nothing to search for besides the exclusions"),
+        pytest.param(
+            " ".join(f"to:a{i}" for i in range(5001)),
+            "too large a query: at most 5000 fields",
+            id="5001-fields",
+        ),
         ("tier:high", "not a tier number"),
         ("!!! ???", "has no letters or digits"),
         ("since:1h until:2h", "the time range is empty"),
