@@ -70,7 +70,15 @@ def record_secrets(rec: Record, cap: int | None = None) -> list[SecretSpan]:
     spans = named_secrets(rec)
     if spans is not None:
         return spans
-    return list(scan_frames(scanned_parts(rec), cap=cap).spans)
+    return scan_record(rec, cap)
+
+
+def scan_record(rec: Record, cap: int | None = None) -> list[SecretSpan]:
+    """The secrets a scan finds in `rec` now: in its text frames, or in a damaged
+    line's bytes whatever their encoding (readers show them decoded with replacement
+    characters; before 2026-12-07 a line holding a byte that is not UTF-8 was skipped,
+    so its secret was shown)."""
+    return list(scan_frames(scanned_parts(rec), cap=cap, text_only=rec.data is not None).spans)
 
 
 def scanned_by_recorder(rec: Record) -> bool:
@@ -208,5 +216,5 @@ def _redact_batch(batch: list[tuple[Record, list[SecretSpan] | None]]) -> Iterat
     hit = {todo[k] for k in _SCANNER.candidates(b"".join(parts), map(len, parts))} if todo else ()
     for i, (rec, spans) in enumerate(batch):
         if spans is None:
-            spans = list(scan_frames(scanned_parts(rec), cap=None).spans) if i in hit else []
+            spans = scan_record(rec) if i in hit else []
         yield redact_record(rec, spans) if spans else rec

@@ -299,8 +299,13 @@ def maybe_secret(data: bytes) -> bool:
     return False
 
 
-def scan_frames(frames: Sequence[bytes], cap: int | None = DEFAULT_SCAN_CAP) -> ScanResult:
-    """Secrets in one message's text frames, at most `cap` bytes in all (None: no cap)."""
+def scan_frames(
+    frames: Sequence[bytes], cap: int | None = DEFAULT_SCAN_CAP, *, text_only: bool = True
+) -> ScanResult:
+    """Secrets in one message's text frames, at most `cap` bytes in all (None: no cap).
+    `text_only=False` scans a part that is not UTF-8 too: a damaged line, which readers
+    show as its bytes decoded whatever they hold (an ASCII byte is never lost to a
+    replacement character, so a span of the bytes is the span shown)."""
     spans: list[SecretSpan] = []
     budget = cap
     capped = False
@@ -314,7 +319,7 @@ def scan_frames(frames: Sequence[bytes], cap: int | None = DEFAULT_SCAN_CAP) -> 
                 capped = True
         if budget is not None:
             budget -= len(raw)
-        if not maybe_secret(raw) or not _is_text_prefix(raw):
+        if not maybe_secret(raw) or (text_only and not _is_text_prefix(raw)):
             continue
         spans.extend(find_secrets(raw, i))
     return ScanResult(tuple(spans), capped)

@@ -292,3 +292,26 @@ def test_fuzzy_is_added_by_the_exact_matches_found_not_by_the_limit(tmp_path: Pa
     assert out.stderr.startswith("persist: 20 exact matches, 3 shown"), out.stderr
     few = persist("search", "--log-dir", str(root), "--limit", "3", "pomodoros")
     assert "fuzzy (~): pomodoros → pomodoro" in few.stderr, few.stderr
+
+
+def test_a_damaged_line_that_is_not_utf8_shows_its_secret_redacted(tmp_path: Path) -> None:
+    """A damaged line holding bytes that are not UTF-8 is shown decoded with replacement
+    characters: its secret is redacted in search hits and CSV exports and counted by
+    `has:secret`, as in a line without those bytes (before, the scan skipped it)."""
+    from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
+
+    key = "sk-proj-Qw3Er4Ty5Ui6Op7As8Df9Gh0Jk1Lz2Xc3Vb4Nm5Qw6"
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(BASE_TS))
+    w.message(BASE_TS, "a", "first message")
+    w.bad_line(b'{"v":1,"seq":2,"torn damagedword ' + key.encode() + b" \xff\xfe\n")
+    w.message(BASE_TS + 1, "a", "second one")
+    w.close()
+    out = persist("search", "--log-dir", str(root), "--all-kinds", "damagedword")
+    assert out.returncode == 0 and "damagedword" in out.stdout, out.stderr
+    assert key not in out.stdout and "[REDACTED:openai-key]" in out.stdout
+    has = persist("search", "--log-dir", str(root), "--all-kinds", "--json", "has:secret")
+    assert orjson.loads(has.stdout)["total"] == 1, has.stderr
+    csv = persist("export", "--log-dir", str(root), "--all", "--format", "csv")
+    assert "damagedword" in csv.stdout, csv.stderr
+    assert key not in csv.stdout and "[REDACTED:openai-key]" in csv.stdout

@@ -193,3 +193,36 @@ async def test_a_secret_in_the_sender_is_redacted_as_the_text_is(tmp_path: Path)
     for text in (listed, *previews, conversation, *recent):
         for key in keys:
             assert key[:8] not in text, text
+
+
+@pilot_test
+async def test_a_damaged_line_shows_its_secret_redacted_whatever_its_bytes(
+    tmp_path: Path,
+) -> None:
+    """A damaged line's Recent row shows its bytes: a key in it is `[REDACTED:kind]` with
+    a `[secret]` badge, with bytes that are not UTF-8 in the line too (before, a damaged
+    line's row was never scanned, and readers skipped a line that was not UTF-8)."""
+    root = tmp_path / "logs"
+    key = make(S.OPENAI, RND).secret
+    w = DemoWriter.open(root)
+    w.message(BASE_TS, "coder", "before")
+    w.bad_line(b'{"v":1,"torn damagedword ' + key.encode() + b" \xff\xfe\n")
+    w.bad_line(b'{"v":1,"torn plainword ' + key.encode() + b"\n")
+    w.close()
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        await pilot.pause()
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        messages = main.recent_pane.messages
+        store = app.journal.store
+        assert store is not None
+        bad = [r.index for r in store.records() if r.data is None]
+        rows = [messages.row_of(i) for i in bad]
+        assert len(rows) == 2 and None not in rows
+        for row in rows:
+            text = row_text(messages, row or 0)
+            assert "[secret]" in text and f"[REDACTED:{S.OPENAI}]" in text, text
+            assert key not in text

@@ -242,7 +242,9 @@ def test_a_message_scanned_clean_says_so_and_readers_do_not_scan_it_again(
     scanned: list[int] = []
     real = redact.scan_frames
     monkeypatch.setattr(
-        redact, "scan_frames", lambda frames, cap: scanned.append(len(frames)) or real(frames, cap)
+        redact,
+        "scan_frames",
+        lambda frames, cap, **kw: scanned.append(len(frames)) or real(frames, cap, **kw),
     )
     store = open_store(root)
     records = [r for r in store.records(0, len(store)) if r.kind == "msg"]

@@ -13,7 +13,7 @@ from recorder.export.redact import record_secrets, redact_record
 from recorder.export.render import gap_sentence, record_text
 from recorder.search.index import SOURCE_BUS
 from recorder.search.query import Query, match_spans
-from recorder.store.reader import Record
+from recorder.store.reader import KIND_BAD_LINE, Record
 from recorder.store.secrets import DEFAULT_SCAN_CAP
 
 from ..reading import ReadingRules
@@ -108,13 +108,14 @@ def record_row(
     `<meta.source>:` prefix (an agent session's id); `rules` name
     the sender and kind of messages the recorder's enrichment did not. A message with
     secrets is marked `[secret]` and its text shows them as `[REDACTED:kind]` (the
-    record view, Enter, shows the record as stored)."""
+    record view, Enter, shows the record as stored); so is a damaged line."""
     row = Text()
     # a list mixing agent sessions spans days and years; the journal's reads as a day
     row.append(clock.when(rec.ts) if source is not None else clock.hms(rec.ts), "dim")
     row.append(f" {marker} ", "bold green")
     kind = rec.kind
-    secrets = record_secrets(rec, DEFAULT_SCAN_CAP) if kind == "msg" else []
+    # a damaged line is shown as its bytes: its secrets are looked for there too
+    secrets = record_secrets(rec, DEFAULT_SCAN_CAP) if kind in ("msg", KIND_BAD_LINE) else []
     if secrets:  # its sender and topic as its text: redacted
         rec = redact_record(rec, secrets)
     topic = rec.topic
@@ -135,6 +136,8 @@ def record_row(
     else:
         row.append(fit(kind.upper(), sender_width) + " ", KIND_STYLES.get(kind, ""))
         row.append(" " * (topic_width + 1))
+        if secrets:
+            row.append(SECRET_BADGE, SECRET_STYLE)
         body = one_line(describe(rec))
     text = safe_text(body) if kind != "msg" else Text(body)
     if kind != "msg":
