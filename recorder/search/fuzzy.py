@@ -1,7 +1,11 @@
 """Typo tolerance: vocabulary words one or two edits away, from the `terms` snapshot
-of FTS5's `fts5vocab` (rapidfuzz over the words of nearby lengths; no trigram tables)."""
+of FTS5's `fts5vocab` (rapidfuzz over the words of nearby lengths; no trigram tables),
+less the words found only inside secrets (`docs.secret_words`): a typo of a password
+must not print it back as its stand-in."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
@@ -19,6 +23,7 @@ class Vocabulary:
     def __init__(self, index: SearchIndex) -> None:
         self.index = index
         self._terms: tuple[int, dict[int, list[str]]] | None = None
+        self._secret: Counter[str] = Counter()
 
     def _vocabulary(self, lengths: range) -> dict[int, list[str]]:
         """The `terms` snapshot's words of these lengths (only those are read, in one
@@ -27,16 +32,28 @@ class Vocabulary:
         stamp = stamp if type(stamp) is int else -1
         if self._terms is None or self._terms[0] != stamp:
             self._terms = (stamp, {})
+            self._secret = self._secret_words()
         by_len = self._terms[1]
         missing = [n for n in lengths if n not in by_len]
         if missing:
             for n in missing:
                 by_len[n] = []
             marks = ",".join("?" * len(missing))
-            sql = f"SELECT term FROM terms WHERE length(term) IN ({marks})"
-            for (term,) in self.index.query(sql, missing):
-                by_len[len(term)].append(term)
+            sql = f"SELECT term, docs FROM terms WHERE length(term) IN ({marks})"
+            secret = self._secret
+            for term, docs in self.index.query(sql, missing):
+                if docs > secret.get(term, 0):  # in a record outside its secrets too
+                    by_len[len(term)].append(term)
         return by_len
+
+    def _secret_words(self) -> Counter[str]:
+        """How many records hold each word only inside their secrets (at least as many
+        as the snapshot counted: the docs are read after it)."""
+        counts: Counter[str] = Counter()
+        sql = "SELECT secret_words FROM docs WHERE secrets > 0 AND secret_words IS NOT NULL"
+        for (words,) in self.index.query(sql):
+            counts.update(words.split())
+        return counts
 
     def similar_terms(self, word: str) -> tuple[str, ...]:
         """Vocabulary terms within one typo of `word` (two for 8+ letters), best first."""

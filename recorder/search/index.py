@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import quote
 
 from recorder.errors import PersistError
-from recorder.search.query import fts_text
+from recorder.search.query import fts_text, tokenize
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout
 
@@ -50,7 +50,8 @@ from recorder.store.layout import Layout
 # 5: Greek letters without their accents in that text (`query._greek_letters`);
 # 6: a record's sender, topic and recipient with its secrets redacted (`journal_document`)
 # 7: a message that is only tool calls as `⚙ name(arguments)` (`record_text`), not ""
-SCHEMA_VERSION = 7
+# 8: `docs.secret_words`, left out of the fuzzy vocabulary (`fuzzy.Vocabulary`)
+SCHEMA_VERSION = 8
 TOKENIZER = "unicode61 remove_diacritics 2"
 PROGRESS_STEPS = (
     100_000  # SQLite VM steps between cancellation checks (a few ms; each takes the GIL)
@@ -79,6 +80,7 @@ _DOC_COLUMNS = (
     ("origin", "TEXT"),
     ("text", "TEXT"),
     ("secrets", "INTEGER"),  # how many secrets the record holds (`has:secret`)
+    ("secret_words", "TEXT"),  # `Document.secret_words`, space-separated (or NULL)
 )
 _SEGMENT_COLUMNS = (
     ("number", "INTEGER"),
@@ -150,6 +152,8 @@ class Document:
     source: str = SOURCE_BUS
     origin: str | None = None
     secrets: int = 0  # as readers find them (`recorder.export.redact.record_secrets`)
+    # its words found only inside its secrets (`secret_words`): never a typo's stand-in
+    secret_words: tuple[str, ...] = ()
 
     @property
     def is_message(self) -> bool:
@@ -177,7 +181,15 @@ class Document:
             self.origin,
             keep,
             self.secrets,
+            " ".join(self.secret_words) or None,
         )
+
+
+def secret_words(text: str, shown: str) -> tuple[str, ...]:
+    """The index's words of `text` that its redacted copy `shown` no longer holds: those
+    found only inside its secrets (a URL's password, a key's parts), which the fuzzy
+    vocabulary leaves out so that a typo never prints one back."""
+    return tuple(sorted(set(tokenize(text)) - set(tokenize(shown))))
 
 
 @dataclass
@@ -659,7 +671,7 @@ def insert_rows(
     index, or a shard being built); returns the first new id."""
     first = int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM docs").fetchone()[0])
     db.executemany(
-        "INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         ((k, *row) for k, row in enumerate(rows, first)),
     )
     db.executemany(

@@ -40,6 +40,7 @@ from recorder.search.index import (
     SegmentState,
     delete_texts,
     remove_shard_files,
+    secret_words,
     unusable,
 )
 from recorder.search.sessions import SessionIndexer
@@ -91,12 +92,22 @@ def journal_document(line: bytes, segment: int, offset: int) -> Document:
     data = rec.data
     spans = record_secrets(rec)  # as every reader finds them (a damaged line too)
     secrets = len(spans)
-    if spans and data is not None:
+    hidden: tuple[str, ...] = ()
+    if spans:
         rec = redact_record(rec, spans)
         data = rec.data
+        hidden = secret_words(text, record_text(rec)[:MAX_TEXT])
     if data is None:
         return Document(
-            text, None, KIND_BAD_LINE, None, segment, offset, len(line), secrets=secrets
+            text,
+            None,
+            KIND_BAD_LINE,
+            None,
+            segment,
+            offset,
+            len(line),
+            secrets=secrets,
+            secret_words=hidden,
         )
     ts = data.get("ts")
     seq = data.get("seq")
@@ -132,6 +143,7 @@ def journal_document(line: bytes, segment: int, offset: int) -> Document:
         tags=tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else (),
         session=session,
         secrets=secrets,
+        secret_words=hidden,
     )
 
 
@@ -222,6 +234,7 @@ def journal_row(line: bytes, segment: int, offset: int) -> tuple[tuple[Any, ...]
         None,
         None,
         secrets,
+        None,
     )
     return row, text
 

@@ -31,9 +31,9 @@ from typing import Any
 
 import orjson
 
-from recorder.export.redact import record_secrets
+from recorder.export.redact import record_secrets, redact_record
 from recorder.export.render import record_text
-from recorder.search.index import Document, SearchIndex, delete_texts
+from recorder.search.index import Document, SearchIndex, delete_texts, secret_words
 from recorder.sources import claude, codex, gemini
 from recorder.sources.copies import copies_dir, list_copies, restore_to
 from recorder.sources.discover import Roots, Unit, shared_ids, units
@@ -81,6 +81,8 @@ def message_document(msg: SessionMessage) -> Document:
     """The index's view of one session message (the text a journal record of it shows)."""
     rec = to_record(msg)
     text = record_text(rec)
+    spans = record_secrets(rec)
+    shown = record_text(redact_record(rec, spans)) if spans else text
     return Document(
         text=text[:MAX_TEXT],
         ts=msg.ts,
@@ -91,7 +93,8 @@ def message_document(msg: SessionMessage) -> Document:
         session=msg.session_id,
         source=msg.source.value,
         origin=msg.stable_id,
-        secrets=len(record_secrets(rec)),
+        secrets=len(spans),
+        secret_words=secret_words(text[:MAX_TEXT], shown[:MAX_TEXT]) if spans else (),
     )
 
 

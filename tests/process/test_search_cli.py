@@ -315,3 +315,30 @@ def test_a_damaged_line_that_is_not_utf8_shows_its_secret_redacted(tmp_path: Pat
     csv = persist("export", "--log-dir", str(root), "--all", "--format", "csv")
     assert "damagedword" in csv.stdout, csv.stderr
     assert key not in csv.stdout and "[REDACTED:openai-key]" in csv.stdout
+
+
+def test_a_typo_of_a_password_never_prints_it_as_a_fuzzy_term(tmp_path: Path) -> None:
+    """A word found only inside a secret (a URL's password) is left out of the fuzzy
+    vocabulary: a typo of it neither prints it on stderr nor in `--json`'s
+    `fuzzy_terms` (before, both showed the password its hit redacts); ordinary words
+    keep their stand-ins, a word outside a secret too in another record."""
+    from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(BASE_TS))
+    url = "postgres://admin:correcthorsebatterystaple@db.local/app"
+    w.message(BASE_TS, "ops", f"connect with {url}")
+    w.message(BASE_TS + 1, "ops", "another with postgres://root:purplemonkeydishwasher@db/x")
+    w.message(BASE_TS + 2, "ops", "the word purplemonkeydishwasher said aloud")
+    w.close()
+    assert persist("reindex", "--log-dir", str(root)).returncode == 0
+    text = persist("search", "--log-dir", str(root), "correcthorsebatterystapel")
+    assert "correcthorsebatterystaple" not in text.stdout + text.stderr, text
+    out = persist("search", "--log-dir", str(root), "--json", "correcthorsebatterystapel")
+    assert "correcthorsebatterystaple" not in out.stdout, out.stdout
+    ordinary = persist("search", "--log-dir", str(root), "--json", "conect")
+    assert orjson.loads(ordinary.stdout)["fuzzy_terms"] == {"conect": ["connect"]}
+    said = persist("search", "--log-dir", str(root), "--json", "purplemonkeydishwashr")
+    assert orjson.loads(said.stdout)["fuzzy_terms"] == {
+        "purplemonkeydishwashr": ["purplemonkeydishwasher"]
+    }
