@@ -259,6 +259,13 @@ def unusable(exc: Exception) -> str:
     return f"the index file is unusable ({exc})"
 
 
+def disk_full(exc: BaseException) -> bool:
+    """An SQLite error saying the disk is full: nothing is wrong with the index, and
+    a rebuild would fail the same way (or replace a good index with a smaller one)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_FULL
+
+
 def private_file(path: Path) -> None:
     """Create `path` 0600 if missing (SQLite gives its -wal/-shm files the same mode)."""
     os.close(open_private(path, os.O_RDWR | os.O_CREAT))

@@ -39,6 +39,7 @@ from recorder.search.index import (
     SearchIndex,
     SegmentState,
     delete_texts,
+    disk_full,
     remove_shard_files,
     secret_words,
     unusable,
@@ -408,6 +409,8 @@ class Indexer:
             except (IndexDamaged, sqlite3.DatabaseError) as exc:
                 if isinstance(exc, IndexOutdated) and exc.schema > SCHEMA_VERSION:
                     raise IndexNewer(index.path, exc.schema) from None
+                if disk_full(exc):
+                    raise
                 problem = unusable(exc)
             if problem:
                 result.rebuilt = problem
@@ -464,10 +467,10 @@ class Indexer:
                 # by meanwhile, one segment at a time.
                 index_run(paths)
         except sqlite3.DatabaseError as exc:
-            if result.rebuilt:
-                raise
-            index.reset()  # damage found while writing: start again, once
-            again = self._catch_up(False, budget, progress, pause)
+            if result.rebuilt or disk_full(exc):
+                raise  # a full disk is no damage: a rebuild would fail the same way
+            # damage found while writing: rebuild, once (an error in that rebuild raises)
+            again = self._catch_up(True, budget, progress, pause)
             again.rebuilt = unusable(exc)
             return again
         finally:

@@ -205,3 +205,37 @@ def test_checkpoint_and_pin_on_a_full_disk_say_what_failed_and_leave_no_temp_fil
         assert "no checkpoint was made" in made.stderr
         assert sorted(p.name for p in (log_dir / "checkpoints").iterdir()) == before
         assert not [p for p in log_dir.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_search_stats_and_catch_up_on_a_full_disk_fail_in_one_line_every_time(
+    tmp_path: Path,
+) -> None:
+    """A catch-up whose index write found the disk full reset the index and started
+    again, with no end: the first search failed in one line, leaving a small index,
+    and every later search, stats or catch-up spun at full CPU. A full disk is no
+    damage: each says so and exits 1, and once there is room the search works."""
+    from tests.unit.test_search_index import write_journal
+
+    with small_disk(tmp_path / "disk", 4) as disk:
+        log_dir = disk / "logs"
+        write_journal(log_dir, 3000, segment_bytes=256 * 1024).close()
+        filler = disk / "filler"
+        fill(filler)
+        with open(filler, "r+b") as f:  # room for an empty index, not for its rows
+            f.truncate(filler.stat().st_size - 256 * 1024)
+        for cmd in (["search", "deployment"],) * 2 + (["stats"], ["reindex", "--catch-up"]):
+            out = subprocess.run(
+                [sys.executable, "-m", "recorder.cli", *cmd, "--log-dir", str(log_dir)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert out.returncode == 1, (cmd, out.stderr)
+            (line,) = out.stderr.splitlines()
+            assert line.startswith("persist: cannot use the search index in ") and line.endswith(
+                "database or disk is full; free some space"
+            ), line
+        filler.unlink()
+        out = persist("search", "--count", "deployment", "--log-dir", str(log_dir))
+        assert out.returncode == 0, out.stderr
+        assert "60 exact matches" in out.stderr, out.stderr
