@@ -14,17 +14,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from recorder.cli.common import say
 from recorder.daemon.priority import lower_child_priority
 from recorder.store.fsutil import ensure_private_dir, open_private
+from recorder.store.indexer_status import IndexerStatus, write_indexer_status
 from recorder.store.layout import Layout
 
 REAP_WAIT = 0.2  # seconds the recorder's exit waits for its killed children, in all
+RESTART_FIRST = 2.0  # seconds before a failed indexer is started again, doubling...
+RESTART_MAX = 60.0  # ...up to this (back to RESTART_FIRST after one ran this long)
 
 
 class IdleChild:
@@ -33,8 +38,50 @@ class IdleChild:
         self.log = log  # its stderr
         self.failure = failure  # what the recorder says if it cannot start it
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_start = 0
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()  # between starting it and `kill`
 
     def start(self) -> None:
+        with self.lock:
+            if not self.stopping.is_set():
+                self._spawn()
+
+    def keep(self, layout: Layout) -> None:
+        """Start it, and again each time it ends (reaped: no zombie), after a wait
+        doubling from RESTART_FIRST to RESTART_MAX, so that one failing at once does not
+        spin; each start and end goes to `search/indexer-status.json` (`persist status`).
+        An indexer that ended on an index error (a full disk, a malformed file) left the
+        index cold for good, while status said healthy."""
+        status = IndexerStatus(parent=os.getpid(), pid=None, started=None)
+        wait = RESTART_FIRST
+        while not self.stopping.is_set():
+            self.start()
+            proc = self.proc
+            status.pid, status.started = (proc.pid if proc else None), time.time()
+            _write_status(layout, status)
+            ran = time.monotonic()
+            code = proc.wait() if proc is not None else None  # reaps it
+            if self.stopping.is_set():
+                return
+            if time.monotonic() - ran >= RESTART_MAX:
+                wait = RESTART_FIRST
+            status.restarts += 1
+            status.pid, status.started, status.failed = None, None, time.time()
+            status.last_error = _ending(code, self.log, self.log_start)
+            status.next_start = status.failed + wait
+            _write_status(layout, status)
+            self.stopping.wait(wait)
+            wait = min(wait * 2, RESTART_MAX)
+
+    def watch(self, layout: Layout) -> None:
+        """`keep` in a thread of its own (it only waits, holding no GIL)."""
+        threading.Thread(
+            target=self.keep, args=(layout,), name="persist-keep-indexer", daemon=True
+        ).start()
+
+    def _spawn(self) -> None:
+        self.proc = None
         try:
             ensure_private_dir(self.log.parent)
             err = open_private(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
@@ -42,6 +89,7 @@ class IdleChild:
             say(f"{self.failure}: {exc}")
             return
         try:
+            self.log_start = os.fstat(err).st_size  # what this child writes comes after
             self.proc = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
@@ -59,9 +107,33 @@ class IdleChild:
             os.close(err)
 
     def kill(self) -> None:
-        if self.proc is not None:
-            with contextlib.suppress(OSError):
-                self.proc.kill()
+        with self.lock:
+            self.stopping.set()  # never started again
+            if self.proc is not None:
+                with contextlib.suppress(OSError):
+                    self.proc.kill()
+
+
+def _ending(code: int | None, log: Path, start: int) -> str:
+    """How a child ended: its exit code or signal, and the last line it wrote to its
+    log (past `start`; none when its disk was full)."""
+    if code is None:
+        how = "could not be started"
+    elif code < 0:
+        how = f"killed by {signal.Signals(-code).name}"
+    else:
+        how = f"exit {code}"
+    with contextlib.suppress(OSError), open(log, "rb") as f:
+        f.seek(max(start, f.seek(0, os.SEEK_END) - 4096))
+        lines = [x for x in f.read().decode(errors="replace").splitlines() if x.strip()]
+        if lines:
+            how += f" ({lines[-1].strip()})"
+    return how
+
+
+def _write_status(layout: Layout, status: IndexerStatus) -> None:
+    with contextlib.suppress(OSError):  # a full disk: status says less, the child goes on
+        write_indexer_status(layout, status)
 
 
 def search_indexer(log_dir: Path) -> IdleChild:

@@ -27,6 +27,7 @@ from recorder.daemon.options import MIB, EmbeddedMode, FsyncMode, RecorderOption
 from recorder.errors import PersistError
 from recorder.sources.monitor_status import MonitorStatus
 from recorder.store.fsutil import PRIVATE_UMASK
+from recorder.store.indexer_status import read_indexer_status
 from recorder.store.layout import Layout
 from recorder.store.status import (
     STALE,
@@ -118,7 +119,7 @@ def cmd_record(args: argparse.Namespace) -> int:
             flush=True,
         )
         if options.search_index:
-            warm.start()
+            warm.watch(Layout(options.log_dir))
         if options.monitor:
             monitor.start()
 
@@ -160,6 +161,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     monitor = read_status(layout)
     monitor_line = _monitor_line(monitor, health.pid if health.running else None)
+    indexer = read_indexer_status(layout)
     other = read_status(layout, standalone=True)
     if other is not None and other.alive:
         monitor_line += f"; a standalone persist monitor runs too (PID {other.pid})"
@@ -182,6 +184,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "running": bool(monitor and monitor.alive),
                 "summary": monitor_line,
             },
+            # the recorder's search indexer child: its pid, restarts, how the last ended
+            "indexer": indexer.to_json() if indexer is not None else None,
         }
         print_json(out, indent=True)
         return code

@@ -31,6 +31,7 @@ import orjson
 
 from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write, open_private
+from recorder.store.indexer_status import read_indexer_status
 from recorder.store.layout import Layout
 from recorder.store.records import SCHEMA_VERSION
 from recorder.store.shell import shell_path, shell_quote
@@ -694,6 +695,10 @@ def assess(layout: Layout, now: float | None = None) -> Health:
     warnings = []
     if status.last_error is not None:
         warnings.append(f"last error: {status.last_error.message}")
+    indexer = read_indexer_status(layout)
+    problem = indexer.problem(now) if indexer is not None and indexer.parent == pid else None
+    if problem:
+        warnings.append(problem)
     if status.disk_error is not None and status.state == RecorderState.STOPPING:
         return Health(
             DEGRADED,

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import psutil
 import pytest
 
@@ -180,3 +181,56 @@ def test_the_indexer_slows_its_polls_while_nothing_arrives() -> None:
         seen.append(pause)
     assert seen == [2.0, 4.0, 8.0, 8.0, 8.0, 8.0] and FOLLOW_IDLE_POLL == 8.0
     assert idle_pause(pause, quiet=False) == FOLLOW_POLL == 1.0
+
+
+def test_a_failed_indexer_is_named_in_status_and_started_again(bus: Bus) -> None:
+    """An indexer that ended on an index error (here something else in the index's
+    place; a full disk or a malformed file end it the same way) stayed a zombie, never
+    started again, while status said healthy with no word of it. Now status names it
+    and its last line, and it is started again (reaped) until it keeps the index warm."""
+    (bus.log_dir / "search" / "index.sqlite3").mkdir(parents=True)
+    bus.start_broker()
+    rec = bus.start_recorder()
+
+    def warning() -> str | None:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "recorder.cli",
+                "status",
+                "--json",
+                "--log-dir",
+                str(bus.log_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        report = orjson.loads(out.stdout)
+        assert report["health"] == "healthy", report
+        named = [w for w in report["warnings"] if "search index not kept warm" in w]
+        if named:
+            assert report["indexer"]["parent"] == rec.pid, report["indexer"]
+            assert report["indexer"]["last_error"].startswith("exit 1 (persist: "), report
+        return named[0] if named else None
+
+    line = wait_for(warning, timeout=30, what="status to say the index is not kept warm")
+    assert "exit 1 (persist: cannot use the search index in " in str(line), line
+    assert "Is a directory" in str(line), line
+    zombies = [c for c in psutil.Process(rec.pid).children() if c.status() == "zombie"]
+    assert zombies == []
+    (bus.log_dir / "search" / "index.sqlite3").rmdir()
+    with Publisher(bus.front, agent="again") as pub:
+        assert pub.wait_ready(5)
+        for i in range(50):
+            pub.send("agents.again", {"text": f"message {i} about zeppelins"})
+    wait_for(
+        lambda: (n := len(open_store(bus.log_dir))) >= 51 and indexed(bus.log_dir) >= n,
+        timeout=60,
+        what="the index level with the journal again",
+    )
+    assert indexer_children(rec.pid), "the indexer runs again"
+    assert warning() is None
+    rec.signal(signal.SIGTERM)
+    assert rec.wait(10) == 0
