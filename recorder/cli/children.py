@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from recorder.cli.common import say
 from recorder.daemon.priority import lower_child_priority
+from recorder.errors import how_it_ended
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.indexer_status import IndexerStatus, write_indexer_status
 from recorder.store.layout import Layout
@@ -117,12 +117,7 @@ class IdleChild:
 def _ending(code: int | None, log: Path, start: int) -> str:
     """How a child ended: its exit code or signal, and the last line it wrote to its
     log (past `start`; none when its disk was full)."""
-    if code is None:
-        how = "could not be started"
-    elif code < 0:
-        how = f"killed by {signal.Signals(-code).name}"
-    else:
-        how = f"exit {code}"
+    how = "could not be started" if code is None else how_it_ended(code)  # a signal: named
     with contextlib.suppress(OSError), open(log, "rb") as f:
         f.seek(max(start, f.seek(0, os.SEEK_END) - 4096))
         lines = [x for x in f.read().decode(errors="replace").splitlines() if x.strip()]

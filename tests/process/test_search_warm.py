@@ -212,11 +212,11 @@ def test_a_failed_indexer_is_named_in_status_and_started_again(bus: Bus) -> None
         named = [w for w in report["warnings"] if "search index not kept warm" in w]
         if named:
             assert report["indexer"]["parent"] == rec.pid, report["indexer"]
-            assert report["indexer"]["last_error"].startswith("exit 1 (persist: "), report
+            assert report["indexer"]["last_error"].startswith("exit code 1 (persist: "), report
         return named[0] if named else None
 
     line = wait_for(warning, timeout=30, what="status to say the index is not kept warm")
-    assert "exit 1 (persist: cannot use the search index in " in str(line), line
+    assert "exit code 1 (persist: cannot use the search index in " in str(line), line
     assert "Is a directory" in str(line), line
     zombies = [c for c in psutil.Process(rec.pid).children() if c.status() == "zombie"]
     assert zombies == []
