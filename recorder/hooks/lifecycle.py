@@ -28,7 +28,7 @@ from typing import Any
 
 from recorder.hooks.agents import Agent, Role
 from recorder.hooks.failures import record_failure
-from recorder.hooks.publish import SILENT, NotDelivered, Outgoing, send, topic_for
+from recorder.hooks.publish import SILENT, NotDelivered, Outgoing, close_all, send, topic_for
 from recorder.hooks.run import HookArgs, Payload, publish_endpoint, transcript_messages
 from recorder.hooks.state import (
     SessionState,
@@ -132,6 +132,7 @@ def _checkpoint(args: HookArgs, payload: Payload, state: SessionState, label: st
     from recorder.errors import CheckpointError
 
     after = (state.publisher, state.seq) if state.seq else None
+    close_all()  # what was sent is on its way before the recorder is asked
     try:
         return request_checkpoint(Layout(args.log_dir), label, after=after).id
     except (CheckpointError, OSError) as exc:

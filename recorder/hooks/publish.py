@@ -89,6 +89,9 @@ def version_of(agent: str, msg: SessionMessage) -> str:
     return hashlib.blake2b(blob, digest_size=8).hexdigest()
 
 
+_OPEN: dict[tuple[str, str], Any] = {}  # (endpoint, publisher id): its Publisher
+
+
 def send(
     endpoint: str,
     publisher_id: str,
@@ -99,18 +102,31 @@ def send(
     ready_timeout: float = READY_TIMEOUT,
 ) -> int:
     """Send `messages` in order with sequence numbers after `last_seq`; returns the last
-    one sent. Raises NotDelivered (nothing sent) when no subscriber answers in time."""
+    one sent. Raises NotDelivered (nothing sent) when no subscriber answers in time.
+
+    A session's sends in one call go through one socket, kept open until `close_all`:
+    the broker fair-queues between connections, so a second socket's message (the
+    session-ended one after the transcript's rest) could reach the journal before the
+    first socket's."""
     from recorder.bus.publisher import Publisher
 
-    pub = Publisher(endpoint, agent=agent, heartbeat_interval=0)
-    pub.id = publisher_id
-    pub.seq = last_seq
-    try:
+    pub = _OPEN.get((endpoint, publisher_id))
+    if pub is None:
+        pub = Publisher(endpoint, agent=agent, heartbeat_interval=0)
+        pub.id = publisher_id
         if not pub.wait_ready(ready_timeout):
             SILENT.add(endpoint)
+            pub.close(bye=False)
             raise NotDelivered(endpoint, ready_timeout, len(messages))
-        for item in messages:
-            pub.send(topic, item.body, mid=item.mid)
-    finally:
-        pub.close(bye=False)
-    return pub.seq
+        _OPEN[(endpoint, publisher_id)] = pub
+    pub.seq = last_seq
+    for item in messages:
+        pub.send(topic, item.body, mid=item.mid)
+    return int(pub.seq)
+
+
+def close_all() -> None:
+    """Close the sockets `send` kept open, each after what it holds is passed on (its
+    linger): at the end of a hook call, and before anything waits on the recorder."""
+    while _OPEN:
+        _OPEN.popitem()[1].close(bye=False)

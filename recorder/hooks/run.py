@@ -183,6 +183,12 @@ def main(argv: list[str]) -> int:
     except BaseException as exc:  # a hook never breaks the agent, whatever went wrong
         _fail(args, payload, argv, f"{type(exc).__name__}: {exc}")
     finally:
+        publish = sys.modules.get("recorder.hooks.publish")  # imported only if it sent
+        if publish is not None:
+            try:
+                publish.close_all()  # what this call sent is passed on before it exits
+            except Exception as exc:
+                _fail(args, payload, argv, f"{type(exc).__name__}: {exc}")
         notes = captured.getvalue().strip()
         sys.stderr = real_err
         if notes and args is not None:
