@@ -10,10 +10,13 @@ shows too). zmq is imported here only, when there is something to send.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recorder.errors import PersistError
 from recorder.sources.model import Sender, SessionMessage
+
+if TYPE_CHECKING:
+    from recorder.bus.publisher import Publisher
 
 READY_TIMEOUT = 1.0  # seconds to wait for the broker to pass on a subscription
 SILENT: set[str] = set()  # endpoints nobody listened at in this process (a hook's one call)
@@ -89,7 +92,7 @@ def version_of(agent: str, msg: SessionMessage) -> str:
     return hashlib.blake2b(blob, digest_size=8).hexdigest()
 
 
-_OPEN: dict[tuple[str, str], Any] = {}  # (endpoint, publisher id): its Publisher
+_OPEN: dict[tuple[str, str], Publisher] = {}  # (endpoint, publisher id): its socket
 
 
 def send(
@@ -122,7 +125,7 @@ def send(
     pub.seq = last_seq
     for item in messages:
         pub.send(topic, item.body, mid=item.mid)
-    return int(pub.seq)
+    return pub.seq
 
 
 def close_all() -> None:
