@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from recorder.store import secrets as S
+from recorder.store.reader import Store
 from recorder.store.records import encode_frames
 from tests.demo_journal import BASE_TS, DemoWriter
 from tests.screenshots import settle
@@ -54,6 +56,17 @@ def row_text(messages: object, row: int) -> str:
     return str(messages.render_row(row, 160).plain)  # type: ignore[attr-defined]
 
 
+async def open_recent(app: Any, pilot: Any) -> tuple[Any, Store]:
+    """Tab 3 opened: the Recent pane's list and the journal's store."""
+    await pilot.press("3")
+    await pilot.pause()
+    main = app.screen
+    assert isinstance(main, MainScreen)
+    store = app.journal.store
+    assert store is not None
+    return main.recent_pane.messages, store
+
+
 @pilot_test
 async def test_recent_rows_and_the_record_view_mark_secrets(tmp_path: Path) -> None:
     root = tmp_path / "logs"
@@ -61,13 +74,7 @@ async def test_recent_rows_and_the_record_view_mark_secrets(tmp_path: Path) -> N
     app = make_app(root)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("3")
-        await pilot.pause()
-        main = app.screen
-        assert isinstance(main, MainScreen)
-        messages = main.recent_pane.messages
-        store = app.journal.store
-        assert store is not None
+        messages, store = await open_recent(app, pilot)
         rows = {}
         for rec in store.records():
             row = messages.row_of(rec.index)
@@ -212,13 +219,7 @@ async def test_a_damaged_line_shows_its_secret_redacted_whatever_its_bytes(
     app = make_app(root)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("3")
-        await pilot.pause()
-        main = app.screen
-        assert isinstance(main, MainScreen)
-        messages = main.recent_pane.messages
-        store = app.journal.store
-        assert store is not None
+        messages, store = await open_recent(app, pilot)
         bad = [r.index for r in store.records() if r.data is None]
         rows = [messages.row_of(i) for i in bad]
         assert len(rows) == 2 and None not in rows
