@@ -40,7 +40,7 @@ from recorder.export.redact import named_secrets, record_secrets, redact_record
 from recorder.export.render import record_text
 from recorder.search.fuzzy import Vocabulary
 from recorder.search.hits import CheckpointFinder, SearchHit, SearchResult, make_snippet
-from recorder.search.index import SOURCE_BUS, IndexDamaged, SearchIndex
+from recorder.search.index import ELSEWHERE_INDEX, SOURCE_BUS, IndexDamaged, SearchIndex
 from recorder.search.indexer import MAX_TEXT, CatchUp, Indexer, Progress
 from recorder.search.query import Query, find_spans, parse_query
 from recorder.search.rank import bm25
@@ -282,38 +282,66 @@ class SearchEngine:
         max(limit, RANK_WINDOW) + 1)."""
         cond = " AND ".join(where) or "1"
         window = max(limit, RANK_WINDOW) + 1
+        # The journal's rows are indexed in its order: its newest are the last ids, and
+        # a query stops after `window` of them. An agent session's rows get their ids
+        # when indexed, whatever their time: the newest `window` of them by time, from
+        # an index of theirs (never a docs lookup per match of the whole query: for a
+        # common word 30 ms at 300k messages, growing with the journal).
+        sessions = self._session_rows(match, cond, params, window)
         if match is None:
             sql = (
-                f"SELECT d.id FROM docs d WHERE {cond} ORDER BY d.ts DESC, d.id DESC LIMIT {window}"
+                f"SELECT d.ts, d.id FROM docs d WHERE d.segment IS NOT NULL AND {cond} "
+                f"ORDER BY d.id DESC LIMIT {window}"
             )
-            ids = [r[0] for r in self.index.query(sql, params)]
+            tables = [self.index.query(sql, params)]
         else:
 
             def newest(schema: str, offset: int) -> str:
                 # CROSS JOIN keeps FTS the outer loop: never one MATCH per row of docs.
-                # The journal's rows are indexed in its order: its newest are the last
-                # rowids, and FTS stops after `window` of them. An agent session's rows
-                # get their ids when indexed, whatever their time: sorted by it.
-                joined = (
-                    f"FROM {schema}.fts(?) AS f CROSS JOIN docs d "
-                    f"ON d.id = f.rowid + {offset} WHERE {cond}"
-                )
                 return (
-                    f"SELECT * FROM (SELECT d.ts, d.id {joined} AND d.source = '{SOURCE_BUS}' "
-                    f"ORDER BY f.rowid DESC LIMIT {window}) UNION ALL "
-                    f"SELECT * FROM (SELECT d.ts, d.id {joined} AND d.source != '{SOURCE_BUS}' "
-                    f"ORDER BY d.ts DESC LIMIT {window})"
+                    f"SELECT d.ts, d.id FROM {schema}.fts(?) AS f CROSS JOIN docs d "
+                    f"ON d.id = f.rowid + {offset} WHERE d.segment IS NOT NULL AND {cond} "
+                    f"ORDER BY f.rowid DESC LIMIT {window}"
                 )
 
-            tables = self.index.query_each_table(newest, [match, *params, match, *params])
-            # the newest `window` of every table, by time
-            rows = sorted(
-                (r for rs in tables for r in rs), key=lambda r: (r[0] or 0.0, r[1]), reverse=True
-            )
-            ids = [r[1] for r in rows[:window]]
-            if 1 < len(ids) <= RANK_WINDOW and query is not None:
-                return self._relevant(ids, query, limit), len(ids)
+            tables = self.index.query_each_table(newest, [match, *params])
+        # the newest `window` of the journal and of the sessions, by time
+        rows = sorted(
+            (r for rs in (*tables, sessions) for r in rs),
+            key=lambda r: (r[0] or 0.0, r[1]),
+            reverse=True,
+        )
+        ids = [r[1] for r in rows[:window]]
+        if match is not None and query is not None and 1 < len(ids) <= RANK_WINDOW:
+            return self._relevant(ids, query, limit), len(ids)
         return self._rows(ids[:limit]), len(ids)
+
+    def _session_rows(
+        self, match: str | None, cond: str, params: list[Any], window: int
+    ) -> list[Any]:
+        """(ts, id) of the newest `window` rows from elsewhere than the journal (agent
+        sessions) that match, walked newest first by `docs_elsewhere`, the full-text
+        match as the set of its rowids (a scan of the words' doclists, no docs lookup
+        per match). An index file no writer opened since that index was added: every
+        match looked up (correct, slower)."""
+        args = [*params, *([] if match is None else [match])]
+        fts = "" if match is None else " AND d.id IN (SELECT rowid FROM main.fts(?))"
+        if self.index.has_index(ELSEWHERE_INDEX):
+            return self.index.query(
+                f"SELECT d.ts, d.id FROM docs d INDEXED BY {ELSEWHERE_INDEX} "
+                f"WHERE d.segment IS NULL AND {cond}{fts} "
+                f"ORDER BY d.ts DESC, d.id DESC LIMIT {window}",
+                args,
+            )
+        if match is None:
+            sql = f"SELECT d.ts, d.id FROM docs d WHERE d.segment IS NULL AND {cond}"
+        else:
+            sql = (
+                "SELECT d.ts, d.id FROM main.fts(?) AS f CROSS JOIN docs d ON d.id = f.rowid "
+                f"WHERE d.segment IS NULL AND {cond}"
+            )
+            args = [match, *params]
+        return self.index.query(f"{sql} ORDER BY d.ts DESC, d.id DESC LIMIT {window}", args)
 
     def _rows(self, ids: list[int]) -> list[_Row]:
         """The docs rows of `ids`, in that order."""

@@ -16,6 +16,7 @@ from recorder.search.engine import SearchEngine, search
 from recorder.search.hits import SearchHit
 from recorder.search.index import Document, SearchIndex
 from recorder.search.query import parse_query
+from recorder.sources.discover import Roots
 from recorder.store.reader import open_store
 from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
 
@@ -465,3 +466,42 @@ def test_a_checkpoint_cut_short_is_not_a_truncated_index(journal: Path) -> None:
 
     with pytest.raises(IndexDamaged, match="truncated"):
         _check_header(alone, "")
+
+
+def test_newest_across_the_journal_and_sessions_with_or_without_the_sessions_index(
+    tmp_path: Path,
+) -> None:
+    """Past the ranked window the newest come first by time, the agent sessions' rows
+    (ids given when indexed, whatever their time) merged with the journal's. They are
+    found through `docs_elsewhere`; an index file without it (made before it was added)
+    gives the same rows the slower way, and a writer adds it."""
+    root = tmp_path / "logs"
+    write_journal(root).close()  # 400 messages a minute apart; 8 say "deployment"
+    run(root, "x")
+    session_times = [BASE_TS + j * 97 + 13 for j in range(300)]  # interleaved with them
+    with SearchIndex(root, writable=True) as index:
+        index.add_documents(
+            [
+                Document(f"session {j} deployment notes", ts, sender="claude", source="claude")
+                for j, ts in enumerate(session_times)
+            ]
+        )
+    journal_times = [BASE_TS + i * 60 for i in range(400) if i % 50 == 7]
+    want = sorted(session_times + journal_times, reverse=True)
+
+    def newest(query: str, limit: int) -> list[float | None]:
+        with SearchEngine(root, Roots(None, None, None)) as engine:
+            hits = engine.search(query, limit=limit, fuzzy=False, catch_up=False).hits
+        return [h.ts for h in hits]
+
+    filter_want = sorted(session_times + [BASE_TS + i * 60 for i in range(400)], reverse=True)
+    with_index = (newest("deployment", 250), newest("since:2020-01-01", 250))
+    assert with_index == (want[:250], filter_want[:250])
+    db = sqlite3.connect(root / "search" / "index.sqlite3")
+    db.execute("DROP INDEX docs_elsewhere")
+    db.commit()
+    db.close()
+    assert (newest("deployment", 250), newest("since:2020-01-01", 250)) == with_index
+    with SearchIndex(root, writable=True) as index:
+        index.check()
+        assert index.has_index("docs_elsewhere")
