@@ -15,8 +15,9 @@ the search index, `metadata_index/` caches, restore bundles, status and lock fil
 the recorder's log, `recovery/state.json`, control requests, agent registrations,
 hook state of running sessions. CURVE secret keys only with `secret_keys=True`.
 A symlink leading out of the log folder is followed (see `_walk`): settings kept
-elsewhere are part of what a restore must bring back. FIFOs, sockets and devices are
-named, never opened.
+elsewhere are part of what a restore must bring back; one leading into it is kept as
+a relative link; the journal is real folders and files under its own names however
+it is linked. FIFOs, sockets and devices are named, never opened.
 
 Every object is written to a temp file, fsynced, dropped from the page cache and read
 back from the disk, checked against the SHA-256 taken while copying, then renamed into
@@ -26,7 +27,7 @@ from the disk (a damaged one is replaced by the fresh copy), except that of a fi
 unchanged since the last backup (same size, mtime and inode): that one is checked by
 size, unless `verify` (every object reused is hashed; a damaged one is copied again).
 
-About 650 lines: the consistent cut, the walk that follows symlinks, what DEST may
+About 730 lines: the consistent cut, the walk that follows symlinks, what DEST may
 hold (nothing a backup did not make), and the object store it writes into.
 """
 
@@ -37,13 +38,14 @@ import errno
 import fcntl
 import hashlib
 import os
+import posixpath
 import re
 import secrets
 import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from recorder.backup.manifest import (
@@ -115,6 +117,7 @@ class BackupResult:
     verified: bool = False  # every object reused was hashed too, not only checked by size
     damaged_replaced: list[str] = field(default_factory=list)  # files whose object was bad
     symlinks_left_out: list[str] = field(default_factory=list)  # "rel -> target (why)"
+    links_rewritten: list[str] = field(default_factory=list)  # "rel -> relative target"
     not_regular_left_out: list[str] = field(default_factory=list)  # "rel (a FIFO)": never read
     damaged_manifest: str | None = None  # what was wrong with the manifest replaced
     checked: set[str] = field(default_factory=set, repr=False)  # objects hashed this run
@@ -133,6 +136,7 @@ class BackupResult:
             "verified": self.verified,
             "damaged_replaced": self.damaged_replaced,
             "symlinks_left_out": self.symlinks_left_out,
+            "links_made_relative": self.links_rewritten,
             "not_regular_left_out": self.not_regular_left_out,
             "damaged_manifest": self.damaged_manifest,
         }
@@ -297,30 +301,31 @@ def _backup(
             f"keys/*{SECRET_SUFFIX}: CURVE secret keys (--include-secret-keys)"
         )
     result.left_out = [p for p, _ in LEFT_OUT] + ([] if secret_keys else ["secret keys"])
-    walked = _walk(layout.root, lambda rel: not left_out_of_backup(rel, secret_keys))
+    walked = _walk(
+        layout.root,
+        lambda rel: not left_out_of_backup(rel, secret_keys),
+        _journal_places(layout, checkpoints, segments),
+    )
     result.symlinks_left_out = walked.unfollowed
     result.not_regular_left_out = walked.not_regular
-    todo = sum(
-        _size(p) for r, p in walked.found if not r.startswith("segments/") and not p.is_symlink()
-    )
+    result.links_rewritten = walked.rewritten
+    todo = sum(_size(p) for r, p in walked.found if not r.startswith("segments/"))
     todo += sum(_size(p) for p in segments[:-1]) + (cut[0] if cut is not None else 0)
 
     def advance() -> None:
         if progress is not None:
             progress(result.copied_bytes + result.reused_bytes, todo)
 
+    for rel, target in walked.links.items():
+        top, _, name = rel.partition("/")
+        if top != "checkpoints" or name in checkpoints:  # a link to a later one: not yet
+            manifest.links[rel] = target
     for rel, path in walked.found:
         top, _, name = rel.partition("/")
-        if top == "segments" and (
-            not name or not path.is_symlink() or segment_number(name) is not None
-        ):
+        if top == "segments":
             continue  # below, by segment number (a segment that is a link: what it leads to)
         if top == "checkpoints" and name not in checkpoints:
             continue  # written after the journal's end was fixed: may name bytes past it
-        if path.is_symlink():  # kept as a link (see _walk)
-            with contextlib.suppress(OSError):
-                manifest.links[rel] = os.readlink(path)
-            continue
         try:
             manifest.files.append(_store(path, rel, None, dest, previous.get(rel), result))
         except FileNotFoundError:
@@ -384,13 +389,6 @@ def _store_segment(
     return None
 
 
-@dataclass
-class _Walked:
-    found: list[tuple[str, Path]] = field(default_factory=list)  # files, links kept as links
-    unfollowed: list[str] = field(default_factory=list)  # "rel -> target (why)"
-    not_regular: list[str] = field(default_factory=list)  # "rel (a FIFO)": sockets, devices
-
-
 _KINDS = {
     stat.S_IFIFO: "a FIFO",
     stat.S_IFSOCK: "a socket",
@@ -414,24 +412,91 @@ class _NotRegular(BackupError):
         )
 
 
-def _walk(root: Path, keep: Callable[[str], bool]) -> _Walked:
-    """Every file and symlink under `root` whose relative path `keep` keeps, as
-    (relative path, path), sorted, with each folder's `manifest.json` before its other
-    files (see the module's docstring). A symlink whose target is relative and stays
-    beside or below it is kept as a link; any other is followed, what it leads to copied
-    as if it were there (a file, a folder's files: settings kept elsewhere are part of
-    the log folder), unless it leads nowhere, into the log folder (copied there), round
-    in a loop, or to no regular file: those are named in `unfollowed`. FIFOs, sockets
-    and devices are named in `not_regular`, never opened (reading one may never end)."""
+@dataclass
+class _Walked:
+    found: list[tuple[str, Path]] = field(default_factory=list)  # files: (rel, what to read)
+    links: dict[str, str] = field(default_factory=dict)  # kept as links: rel -> target
+    rewritten: list[str] = field(default_factory=list)  # "rel -> target": not as they were
+    unfollowed: list[str] = field(default_factory=list)  # "rel -> target (why)"
+    not_regular: list[str] = field(default_factory=list)  # "rel (a FIFO)": sockets, devices
+
+
+_JOURNAL = ("segments", "checkpoints")  # always real folders of real files in a backup
+
+
+def _journal_places(layout: Layout, checkpoints: set[str], segments: list[Path]) -> dict[str, str]:
+    """Where the journal really is (symlinks resolved) -> its name in the backup: the
+    `segments/` and `checkpoints/` folders, every segment, every checkpoint listed."""
+    places: dict[str, str] = {}
+    for top in _JOURNAL:
+        if (layout.root / top).is_dir():
+            places[os.path.realpath(layout.root / top)] = top
+    for path in segments:
+        places[os.path.realpath(path)] = f"segments/{path.name}"
+    for name in checkpoints:
+        places[os.path.realpath(layout.checkpoints / name)] = f"checkpoints/{name}"
+    return places
+
+
+def _link_to(named: str, rel: str) -> str:
+    """A link at `rel` leading to `named` (both paths in the backup), relative."""
+    return posixpath.relpath(named, posixpath.dirname(rel) or ".")
+
+
+def _walk(root: Path, keep: Callable[[str], bool], journal: dict[str, str]) -> _Walked:
+    """Every file and symlink under `root` whose relative path `keep` keeps, sorted,
+    with each folder's `manifest.json` before its other files (see the module's
+    docstring). `journal`: see `_journal_places`.
+
+    The journal (`segments/`, `checkpoints/` and their files) is real folders and files
+    in the backup whatever links lead to it, and any other name for it in the log
+    folder (the folder a linked `segments/` really is, a file a segment links to, a
+    link to a segment) is kept as a relative link to it: its bytes are stored once.
+    Any other symlink whose target is relative and stays beside or below it is kept as
+    it is; one that leads elsewhere into the log folder (an absolute target, `..`) is
+    kept as a link made relative (never followed: no bytes twice, no loop); one that
+    leads out of it is followed, what it leads to copied as if it were there (a file,
+    a folder's files: settings kept elsewhere are part of the log folder), unless it
+    leads nowhere, to the log folder itself or a folder holding it, round in a loop, or
+    to no regular file: those are named in `unfollowed`. FIFOs, sockets and devices are
+    named in `not_regular`, never opened (reading one may never end)."""
     walked = _Walked()
     home = root.resolve()
+    holding = {os.path.dirname(p) for p in journal}  # folders holding journal files
+
+    def in_backup(real: Path) -> str | None:
+        """Where the file or folder `real` (symlinks resolved) is in the backup, if it is."""
+        for place in (real, *real.parents):
+            named = journal.get(str(place))
+            if named is not None:
+                rest = real.relative_to(place).as_posix()
+                return named if rest == "." else f"{named}/{rest}"
+            if place == home:
+                return real.relative_to(home).as_posix()
+        return None
+
+    def another_name(rel: str, real: Path) -> bool:
+        """Whether `real`, found at `rel`, is a journal file or folder the backup holds
+        under its own name: then `rel` is kept as a link to it."""
+        named = journal.get(str(real))
+        if named is None or named == rel:
+            return False
+        walked.links[rel] = _link_to(named, rel)
+        walked.rewritten.append(f"{rel} -> {walked.links[rel]}")
+        return True
 
     def walk(folder: Path, prefix: str, outer: tuple[Path, ...]) -> None:
         for top, dirs, files in os.walk(folder):
             base = Path(top)
             under = prefix + (base.relative_to(folder).as_posix() + "/").removeprefix("./")
-            dirs[:] = sorted(d for d in dirs if keep(under + d))
-            inside = (*outer, base.resolve())  # the folders this one is in, for loops
+            real_base = base.resolve()
+            inside = (*outer, real_base)  # the folders this one is in, for loops
+            dirs[:] = sorted(
+                d
+                for d in dirs
+                if keep(under + d)
+                and ((base / d).is_symlink() or not another_name(under + d, real_base / d))
+            )
             names = sorted(files, key=lambda n: (n != "manifest.json", n))
             names += [d for d in dirs if (base / d).is_symlink()]
             for name in names:
@@ -443,47 +508,68 @@ def _walk(root: Path, keep: Callable[[str], bool]) -> _Walked:
                     target = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
                 except OSError:
                     continue  # gone since it was listed
-                if target is None and not stat.S_ISREG(st.st_mode):
-                    walked.not_regular.append(f"{rel} ({_kind(st.st_mode)})")
+                if target is None:
+                    if not stat.S_ISREG(st.st_mode):
+                        walked.not_regular.append(f"{rel} ({_kind(st.st_mode)})")
+                    elif str(real_base) not in holding or not another_name(rel, real_base / name):
+                        walked.found.append((rel, path))
                     continue
-                if target is None or (
-                    not target.startswith("/") and ".." not in Path(target).parts
-                ):
-                    walked.found.append((rel, path))
-                    continue
-                real = Path(os.path.realpath(path))
-                try:
-                    st = os.stat(path)
-                except OSError as exc:
-                    why: str | None = (
-                        "leads round in a loop"
-                        if exc.errno == errno.ELOOP
-                        else "leads nowhere"
-                        if exc.errno in (errno.ENOENT, errno.ENOTDIR)
-                        else f"cannot be followed: {exc.strerror}"
-                    )
-                else:
-                    why = (
-                        "leads into the log folder, backed up there"
-                        if real == home or home in real.parents
-                        else "holds the log folder"
-                        if real in home.parents
-                        else "leads back into a folder it is in"
-                        if any(real == f or real in f.parents for f in inside)
-                        else None
-                        if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)
-                        else f"leads to {_kind(st.st_mode)}, not a regular file"
-                    )
-                if why is not None:
-                    walked.unfollowed.append(f"{rel} -> {target} ({why})")
-                elif stat.S_ISDIR(st.st_mode):
-                    walk(real, f"{rel}/", inside)
-                else:
-                    walked.found.append((rel, real))
+                link(path, rel, target, inside)
+
+    def link(path: Path, rel: str, target: str, inside: tuple[Path, ...]) -> None:
+        journal_own = rel in _JOURNAL or rel.partition("/")[0] in _JOURNAL
+        if (
+            not journal_own
+            and not target.startswith("/")
+            and ".." not in PurePosixPath(target).parts
+        ):
+            walked.links[rel] = target  # beside or below it: kept as it is
+            return
+        real = Path(os.path.realpath(path))
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            why: str | None = (
+                "leads round in a loop"
+                if exc.errno == errno.ELOOP
+                else "leads nowhere"
+                if exc.errno in (errno.ENOENT, errno.ENOTDIR)
+                else f"cannot be followed: {exc.strerror}"
+            )
+        else:
+            named = in_backup(real)
+            is_dir, is_file = stat.S_ISDIR(st.st_mode), stat.S_ISREG(st.st_mode)
+            if journal_own and (is_file or rel in _JOURNAL):
+                named = None  # the journal's own: what it leads to is copied here
+            if named is not None and named != rel and (is_dir or is_file):
+                made = _link_to(named, rel)
+                if made != ".":  # a link elsewhere into the log folder: kept, relative
+                    walked.links[rel] = made
+                    if made != target:
+                        walked.rewritten.append(f"{rel} -> {made}")
+                    return
+            why = (
+                "leads to the log folder itself"
+                if real == home
+                else "holds the log folder"
+                if real in home.parents
+                else "leads back into a folder it is in"
+                if any(real == f or real in f.parents for f in inside)
+                else None
+                if is_dir or is_file
+                else f"leads to {_kind(st.st_mode)}, not a regular file"
+            )
+        if why is not None:
+            walked.unfollowed.append(f"{rel} -> {target} ({why})")
+        elif stat.S_ISDIR(st.st_mode):
+            walk(real, f"{rel}/", inside)
+        else:
+            walked.found.append((rel, real))
 
     walk(root, "", ())
     walked.unfollowed.sort()
     walked.not_regular.sort()
+    walked.rewritten.sort()
     return walked
 
 

@@ -183,7 +183,7 @@ class Manifest:
             _safe_path(name, "links")
             if not isinstance(target, str):
                 raise ValueError(f"links.{name} is not a string")
-            _safe_path(target, "links")
+            _safe_link(name, target)
             if name in seen:
                 raise ValueError(f"links.{name} is also listed in files")
         kinds = {path: "a file" for path in seen} | {name: "a link" for name in links}
@@ -265,6 +265,22 @@ def _safe_path(value: str, where: str) -> str:
     if "\x00" in value:
         raise ValueError(f"{where} names a path with a NUL byte")
     return value
+
+
+def _safe_link(name: str, target: str) -> None:
+    """A link's target that stays inside the folder from where the link is: some `..`
+    first (no more than the folders the link is in: those are real folders, nothing
+    is restored inside a link), then names only, as `persist backup` writes them."""
+    parts = PurePosixPath(target).parts
+    up = next((k for k, p in enumerate(parts) if p != ".."), len(parts))
+    if (
+        not parts
+        or target.startswith("/")
+        or "\x00" in target
+        or any(p in ("..", ".", "") for p in parts[up:])
+        or up > len(PurePosixPath(name).parent.parts)
+    ):
+        raise ValueError(f"links.{name} leads to {target!r}, outside the folder")
 
 
 def file_sha256(path: Path, *, from_disk: bool = False) -> str:

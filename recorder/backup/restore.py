@@ -56,6 +56,7 @@ class RestoreResult:
     bytes: int = 0
     checkpoints: int = 0  # verified against the restored journal
     copies: int = 0  # protected session copies verified
+    links: list[str] = field(default_factory=list)  # "name -> target": made as symlinks
     problems: list[str] = field(default_factory=list)  # checkpoints or copies that do not verify
     took: float = 0.0
 
@@ -66,6 +67,7 @@ class RestoreResult:
             "bytes": self.bytes,
             "checkpoints_verified": self.checkpoints,
             "session_copies_verified": self.copies,
+            "links": self.links,
             "problems": self.problems,
             "ok": not self.problems,
             "took_s": round(self.took, 3),
@@ -97,6 +99,7 @@ def restore_backup(src: Path, dest: Path) -> RestoreResult:
                 link = dest / name
                 ensure_private_dir(link.parent)
                 os.symlink(target, link)
+                result.links.append(f"{name} -> {target}")
             for entry in manifest.files:  # read back what was written (hashed as it was read)
                 if file_sha256(dest / entry.path) != entry.sha256:
                     raise OSError(

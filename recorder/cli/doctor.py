@@ -117,7 +117,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if pos is not None:
         print(f"consistent at {pos.segment} byte {pos.offset:,} (record seq {pos.seq})")
     print(f"left out (rebuildable or private): {', '.join(result.left_out)}")
-    if result.symlinks_left_out:  # leading nowhere, back into the log folder, or round
+    if result.links_rewritten:  # absolute or `..` into the log folder, other journal names
+        print(
+            "symlinks into the log folder kept as relative links (restored as links, "
+            f"their bytes stored once): {'; '.join(result.links_rewritten)}"
+        )
+    if result.symlinks_left_out:  # leading nowhere, to the log folder itself, or round
         print(f"symlinks left out: {'; '.join(result.symlinks_left_out)}")
     if result.not_regular_left_out:  # FIFOs, sockets, devices: never read
         print(f"left out (not a regular file): {', '.join(result.not_regular_left_out)}")
@@ -143,6 +148,11 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
             f"restored {result.files} files ({result.bytes:,} bytes) into {result.dest}, "
             f"every file matching the manifest; {result.checkpoints} checkpoint(s) verified"
         )
+        if result.links:  # relative, inside DEST_DIR: what they lead to is restored
+            print(
+                "symlinks made again (relative, as the backup holds them): "
+                + "; ".join(result.links)
+            )
         for problem in result.problems:
             print(f"  damaged: {problem}")
     if result.problems:

@@ -182,9 +182,9 @@ def test_symlinks_leading_out_of_the_log_folder_are_followed_or_named(
     assert done.returncode == 0, done.stderr
     assert orjson.loads(done.stdout)["symlinks_left_out"] == [
         "notes/sub/up -> .. (leads back into a folder it is in)",
-        f"old-segments -> {logs / 'segments'} (leads into the log folder, backed up there)",
         "reading.toml -> /nowhere/at/all.toml (leads nowhere)",
     ]
+    assert Manifest.read(backup).links["old-segments"] == "segments"  # back into it: a link
     paths = {e.path for e in Manifest.read(backup).files}
     assert {"enrich.toml", "notes/a.txt", "notes/sub/b.txt"} <= paths
     text = persist("backup", str(backup), "--dir", str(logs)).stdout
@@ -286,3 +286,75 @@ def test_what_is_not_a_regular_file_is_named_never_read(logs: Path, tmp_path: Pa
     assert not named & {"pipe", "devnull", "self", "notes/fifo", "localfifo", "bus.sock"}
     assert "notes/fifo (a FIFO)" in manifest.left_out
     assert persist("restore-backup", str(backup), str(tmp_path / "r")).returncode == 0
+
+
+def test_links_into_the_log_folder_and_a_linked_journal_come_back(tmp_path: Path) -> None:
+    """A symlink whose absolute target (or `..`) led back into the log folder was only
+    named as left out ("backed up there"), so `enrich.toml -> /logs/other.toml` was gone
+    after a restore; a `checkpoints` linked below the log folder (`-> data/checkpoints`)
+    or by an absolute path into it was dropped (0 checkpoints restored), and a
+    `segments` so linked was stored twice (the active segment past the consistent
+    end too) and restored twice."""
+    logs = healthy_folder(tmp_path / "a", messages=2400, session=False).root
+    (logs / "other.toml").write_text('[[rule]]\nmatch = "x"\n')
+    os.symlink(logs / "other.toml", logs / "enrich.toml")
+    (logs / "conf").mkdir()
+    os.symlink("../other.toml", logs / "conf" / "monitor.toml")
+    first = sorted((logs / "segments").iterdir())[0]
+    os.symlink(first, logs / "first.jsonl")
+    (logs / "data").mkdir()
+    os.rename(logs / "checkpoints", logs / "data" / "checkpoints")
+    os.symlink("data/checkpoints", logs / "checkpoints")
+    os.rename(logs / "segments", logs / "data" / "segments")
+    os.symlink(logs / "data" / "segments", logs / "segments")
+    backup = tmp_path / "backup"
+    done = persist("backup", str(backup), "--dir", str(logs), "--json")
+    assert done.returncode == 0, done.stderr
+    result = orjson.loads(done.stdout)
+    assert result["symlinks_left_out"] == []
+    manifest = Manifest.read(backup)
+    assert manifest.links == {
+        "current_session.jsonl": "segments/seg-000003.jsonl",
+        "enrich.toml": "other.toml",
+        "conf/monitor.toml": "../other.toml",
+        "first.jsonl": f"segments/{first.name}",
+        "data/checkpoints": "../checkpoints",
+        "data/segments": "../segments",
+    }
+    paths = sorted(e.path for e in manifest.files)
+    assert [p for p in paths if p.startswith("checkpoints/")] == sorted(
+        f"checkpoints/{p.name}" for p in (logs / "data" / "checkpoints").iterdir()
+    )
+    assert not [p for p in paths if p.startswith(("data/", "conf/"))]
+    assert result["copied_bytes"] == sum(e.size for e in manifest.files)  # no bytes twice
+    text = persist("backup", str(backup), "--dir", str(logs)).stdout
+    assert "kept as relative links (restored as links, their bytes stored once): " in text
+    assert "enrich.toml -> other.toml" in text and "symlinks left out" not in text
+    restored = tmp_path / "r"
+    back = persist("restore-backup", str(backup), str(restored))
+    assert back.returncode == 0, back.stderr
+    assert "3 checkpoint(s) verified" in back.stdout
+    assert "symlinks made again (relative, as the backup holds them): " in back.stdout
+    assert "enrich.toml -> other.toml" in back.stdout
+    for name in ("segments", "checkpoints"):
+        assert (restored / name).is_dir() and not (restored / name).is_symlink()
+    assert os.readlink(restored / "enrich.toml") == "other.toml"
+    for name in ("enrich.toml", "conf/monitor.toml"):
+        assert (restored / name).read_text() == '[[rule]]\nmatch = "x"\n'
+    assert (restored / "first.jsonl").read_bytes() == first.read_bytes()
+    assert sorted(os.listdir(restored / "data" / "segments")) == sorted(
+        os.listdir(logs / "segments")
+    )
+    # such targets climb no higher than the folders the link is in: a tampered one is refused
+    raw = orjson.loads((backup / "manifest.json").read_bytes())
+    for name, target in (
+        ("conf/x", "../../outside"),
+        ("y", "../y"),
+        ("conf/z", "../conf/../../outside"),
+        ("w", "/etc/passwd"),
+    ):
+        tampered = {**raw, "links": {**raw["links"], name: target}}
+        (backup / "manifest.json").write_bytes(orjson.dumps(tampered))
+        refused = persist("restore-backup", str(backup), str(tmp_path / "t"))
+        assert refused.returncode == 5 and "outside the folder" in refused.stderr, refused.stderr
+        assert not (tmp_path / "t").exists()
