@@ -193,6 +193,16 @@ def _not_ours(dest: Path) -> list[str]:
     return found
 
 
+def _refuse_foreign(dest: Path) -> None:
+    """BadOption when DEST holds what no backup made (see `_not_ours`)."""
+    if dest.is_dir() and (foreign := _not_ours(dest)):
+        more = f" and {len(foreign) - 3} more" if foreign[3:] else ""
+        raise BadOption(
+            f"DEST {dest} holds other files ({', '.join(foreign[:3])}{more}): give an "
+            "empty or new folder, or one persist backup made"
+        )
+
+
 def _backup_manifest(dest: Path) -> bool:
     """Whether DEST's manifest.json is a backup's, maybe torn or damaged (a backup
     replaces it), never another program's (see `Manifest.read`)."""
@@ -231,19 +241,36 @@ def make_backup(
         raise BadOption(f"DEST {dest} exists and is not a folder")
     if _inside(dest, layout.root) or _inside(layout.root, dest):
         raise BadOption(f"DEST {dest} and the log folder {layout.root} must not hold each other")
-    if dest.is_dir() and (foreign := _not_ours(dest)):
-        more = f" and {len(foreign) - 3} more" if foreign[3:] else ""
-        raise BadOption(
-            f"DEST {dest} holds other files ({', '.join(foreign[:3])}{more}): give an "
-            "empty or new folder, or one persist backup made"
-        )
+    _refuse_foreign(dest)  # a first look, so that a foreign DEST is left untouched
+    made_dest = not dest.exists()
     ensure_private_dir(dest)
-    lock_fd = open_private(dest / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW)
+    try:
+        lock_fd = open_private(dest / LOCK, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW)
+        made_lock = True
+    except FileExistsError:
+        lock_fd = open_private(dest / LOCK, os.O_RDWR | os.O_NOFOLLOW)
+        made_lock = False
     try:
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise BackupError(f"another persist backup is writing into {dest}") from None
+        try:  # the lock this run holds is DEST's (not one a refused run removed since)
+            held = os.path.samestat(os.fstat(lock_fd), os.lstat(dest / LOCK))
+        except FileNotFoundError:
+            held = False
+        if not held:
+            raise BackupError(f"another persist backup is writing into {dest}")
+        try:  # judged again, now that no other backup can write: what DEST holds now
+            _refuse_foreign(dest)
+        except BadOption:  # something else wrote there since the first look
+            if made_lock:
+                with contextlib.suppress(OSError):
+                    (dest / LOCK).unlink()
+            if made_dest:
+                with contextlib.suppress(OSError):
+                    dest.rmdir()
+            raise
         result = BackupResult(layout.root, dest, verified=verify)
         try:
             with retention_lock(layout, wait=LOCK_WAIT):
