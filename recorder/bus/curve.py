@@ -49,6 +49,7 @@ class KeysMade:
     kept: list[str] = field(default_factory=list)  # roles whose whole, private pair was there
     exposed: dict[str, int] = field(default_factory=dict)  # role -> mode: pair open to others
     disallowed: list[Path] = field(default_factory=list)  # its old client key, off the list
+    allowed_kept: int = 0  # client keys on the allow-list before, still on it
     mode_was: int | None = None  # the folder's mode before it was made 0700, if another
 
 
@@ -60,8 +61,9 @@ def init_keys(folder: Path) -> KeysMade:
     public file written again from it if it holds another key), public keys without
     their secret halves (a restored backup leaves the secrets out) and half-written
     secret files are replaced, and so is a pair whose secret file others could read (it
-    may have leaked: the old client key leaves the allow-list); the folder's mode, if it
-    changes, is reported."""
+    may have leaked: the old client key leaves the allow-list). The allow-list is kept
+    otherwise (a client's key does not change when the server's does), and counted in
+    `allowed_kept`; the folder's mode, if it changes, is reported."""
     pairs = {role: whole_pair(folder / f"{role}{SECRET_SUFFIX}") for role in (SERVER, CLIENT)}
     exposed = {
         role: mode
@@ -116,6 +118,7 @@ def init_keys(folder: Path) -> KeysMade:
                 write_key(public, certificate_text(pair, secret=False, what=f"{role} key"))
                 done.made.append(public)
         allowed = set((folder / ALLOWED).iterdir())
+        done.allowed_kept = sum(p.name.endswith(PUBLIC_SUFFIX) for p in allowed)
         client = allow_key(folder, folder / f"{CLIENT}{PUBLIC_SUFFIX}")
         if client not in allowed:
             done.made.append(client)

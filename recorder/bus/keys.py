@@ -10,7 +10,8 @@ certificates (the format pyzmq's `zmq.auth` reads):
     KEYS/client.key_secret   this machine's client public + secret key (0600)
     KEYS/allowed/*.key       client public keys the server lets in (the allow-list)
 
-The folder is 0700; a secret file readable by anyone but its owner is refused.
+The folder is 0700; a secret file open to anyone but its owner (any group or other bit)
+is refused, and `persist keys init` replaces its pair: its secret may have leaked.
 """
 
 from __future__ import annotations
@@ -137,6 +138,14 @@ def _field(text: str, name: str) -> bytes | None:
     return None
 
 
+def open_to_others(secret: Path, mode: int) -> str:
+    """Why a secret key file with group or other bits is never used again, in the words
+    every place says it (readers refuse it, `persist keys init` replaces its pair,
+    `persist doctor` names it): a chmod would not make a secret that may have leaked
+    secret again."""
+    return f"{secret} is open to others (mode {mode:04o}), so its secret may have leaked"
+
+
 def read_key_file(path: Path, *, secret: bool) -> CurvePair:
     """The key pair in a certificate file (`secret=False`: the public key only, the
     secret left empty). A secret file must be private (no group or other bits)."""
@@ -150,9 +159,9 @@ def read_key_file(path: Path, *, secret: bool) -> CurvePair:
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(f"cannot read CURVE key {path}: {exc}") from None
     if secret and info.st_mode & NOT_PRIVATE:
-        mode = stat.S_IMODE(info.st_mode)
         raise KeyFileError(
-            f"private key {path} is readable by others (mode {mode:04o}); run: chmod 600 {path}"
+            f"{open_to_others(path, stat.S_IMODE(info.st_mode))}: run `persist keys init "
+            f"--keys {path.parent}` to replace the pair (chmod would not make it secret again)"
         )
     public = _field(text, "public-key")
     private = _field(text, "secret-key") if secret else b""

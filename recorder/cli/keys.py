@@ -24,18 +24,25 @@ def _folder(args: argparse.Namespace, *, writes: bool = False) -> Path:
 
 def cmd_keys_init(args: argparse.Namespace) -> int:
     from recorder.bus.curve import init_keys
-    from recorder.bus.keys import CLIENT, PUBLIC_SUFFIX, SECRET_SUFFIX, SERVER
+    from recorder.bus.keys import (
+        ALLOWED,
+        CLIENT,
+        PUBLIC_SUFFIX,
+        SECRET_SUFFIX,
+        SERVER,
+        open_to_others,
+    )
 
     keys = _folder(args, writes=True)
     done = init_keys(keys)  # KeyFileError (keys already there, cannot write): exit 1
     if done.mode_was is not None:
         print(f"made {keys} private (it was {done.mode_was:04o}, now 0700)")
+    why = "whole and private" if done.exposed else "a keys init that did not finish"
     for role in done.kept:
-        print(f"kept the {role} key pair already there (a keys init that did not finish)")
+        print(f"kept the {role} key pair already there ({why})")
     for role, mode in done.exposed.items():
         print(
-            f"made a new {role} key pair: {role}{SECRET_SUFFIX} was open to others (mode "
-            f"{mode:04o}), so its secret may have leaked; "
+            f"made a new {role} key pair: {open_to_others(keys / f'{role}{SECRET_SUFFIX}', mode)}; "
             + (
                 f"clients holding the old {SERVER}{PUBLIC_SUFFIX} need the new one"
                 if role == SERVER
@@ -50,6 +57,12 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
         )
     if done.replaced:
         print("replaced what made no whole pair: " + ", ".join(done.replaced))
+    if n := done.allowed_kept:  # the clients it let in are let in still
+        print(
+            f"kept the allow-list: {n} client key{'s' * (n != 1)} in {keys / ALLOWED} still "
+            "get in (a client's key does not change when the server's does; `persist keys "
+            "list` shows them)"
+        )
     print(f"CURVE keys made in {keys} (secret files yours alone, folder 0700):")
     for path in done.made:
         print(f"  {path}")

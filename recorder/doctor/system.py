@@ -11,6 +11,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from recorder.bus.keys import NOT_PRIVATE, SECRET_SUFFIX, open_to_others
 from recorder.doctor.journal import mb
 from recorder.doctor.model import Area, Finding, Repair, RepairKind, Severity
 from recorder.store.fsutil import DIR_MODE, FILE_MODE
@@ -31,7 +32,10 @@ _PROBE = 1 << 16
 def permission_findings(layout: Layout) -> list[Finding]:
     """Every folder 0700, every file 0600, all owned by us. Symlinks are not followed;
     one that leads out of the log folder is named: what is written through it (a
-    restore bundle, the search index) lands outside, with modes not checked here."""
+    restore bundle, the search index) lands outside, with modes not checked here. A
+    CURVE secret key file (`keys/*.key_secret`) open to others is no mode to set: its
+    secret may have leaked, so the recorder refuses it and `persist keys init` replaces
+    its pair (a problem, never chmodded by `--fix`)."""
     uid = os.getuid()
     outside: list[tuple[Path, str]] = []
     root = os.path.realpath(layout.root)
@@ -41,11 +45,20 @@ def permission_findings(layout: Layout) -> list[Finding]:
     unreadable: list[str] = []
 
     shared: set[Path] = set()  # readable or writable by others than the owner
+    keys = layout.root / "keys"
+    leaked: list[tuple[Path, int]] = []  # secret key files open to others
 
     def look(path: Path, st: os.stat_result) -> None:
         if st.st_uid != uid:
             foreign.append(path)
-        if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o777 != DIR_MODE:
+        if (
+            stat.S_ISREG(st.st_mode)
+            and st.st_mode & NOT_PRIVATE
+            and path.parent == keys
+            and path.name.endswith(SECRET_SUFFIX)
+        ):
+            leaked.append((path, stat.S_IMODE(st.st_mode)))
+        elif stat.S_ISDIR(st.st_mode) and st.st_mode & 0o777 != DIR_MODE:
             bad_dirs.append(path)
         elif stat.S_ISREG(st.st_mode) and st.st_mode & 0o777 != FILE_MODE:
             bad_files.append(path)
@@ -98,6 +111,17 @@ def permission_findings(layout: Layout) -> list[Finding]:
                 f"{len(paths)} {what}, {why} ({names})",
                 fix,
                 Repair(RepairKind.CHMOD, tuple(paths)),
+            )
+        )
+    if leaked:
+        more = f" (and {len(leaked) - 1} more)" if leaked[1:] else ""
+        out.append(
+            Finding(
+                Area.PERMISSIONS,
+                "permissions.secret-keys",
+                Severity.PROBLEM,
+                f"{open_to_others(*leaked[0])}{more}; the recorder and broker refuse it",
+                f"persist keys init --keys {shlex.quote(str(keys))}",
             )
         )
     if foreign:

@@ -265,7 +265,8 @@ def test_keys_and_curve_errors_are_one_line(tmp_path: Path) -> None:
     (keys / "client.key_secret").chmod(0o644)
     loose = persist("send", "t", "x", "--curve", "--keys", str(keys), "--endpoint", port)
     assert loose.returncode == 1
-    assert loose.stderr.count("\n") == 1 and "chmod 600" in loose.stderr
+    assert loose.stderr.count("\n") == 1 and "so its secret may have leaked" in loose.stderr
+    assert f"run `persist keys init --keys {keys}` to replace the pair" in loose.stderr
     (keys / "client.key_secret").chmod(0o600)
 
     both = persist(

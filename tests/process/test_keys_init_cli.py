@@ -8,6 +8,7 @@ import os
 import stat
 from pathlib import Path
 
+import orjson
 import pytest
 
 from recorder.bus.keys import load_client, load_server, read_key_file
@@ -94,8 +95,9 @@ def test_keys_init_replaces_a_pair_others_could_read_and_names_a_public_key_rewr
     assert done.returncode == 0, done.stderr
     assert "kept the server key pair" not in done.stdout
     assert (
-        "made a new server key pair: server.key_secret was open to others (mode 0644), so "
-        "its secret may have leaked; clients holding the old server.key need the new one"
+        f"made a new server key pair: {keys / 'server.key_secret'} is open to others (mode "
+        "0644), so its secret may have leaked; clients holding the old server.key need the "
+        "new one"
     ) in done.stdout
     assert "(secret files yours alone, folder 0700)" in done.stdout
     for name in ("server.key_secret", "client.key_secret"):
@@ -114,9 +116,9 @@ def test_keys_init_replaces_a_pair_others_could_read_and_names_a_public_key_rewr
     (keys / "client.key_secret").chmod(0o640)
     done = persist("keys", "init", "--log-dir", str(logs))
     assert done.returncode == 0, done.stderr
-    assert "made a new client key pair: client.key_secret was open to others (mode 0640)" in (
-        done.stdout
-    )
+    assert (
+        f"made a new client key pair: {keys / 'client.key_secret'} is open to others (mode 0640)"
+    ) in done.stdout
     assert f"took the old client key off the allow-list: {entry}" in done.stdout
     allowed = {read_key_file(p, secret=False).public for p in (keys / "allowed").iterdir()}
     assert load_client(keys).pair.public in allowed and old_client not in allowed
@@ -129,3 +131,65 @@ def test_keys_init_replaces_a_pair_others_could_read_and_names_a_public_key_rewr
     assert "kept the server key pair already there" in done.stdout
     assert "server.key (held another key than server.key_secret's)" in done.stdout
     assert load_client(keys).server_public == load_server(keys).pair.public
+
+
+def test_a_secret_key_open_to_others_is_one_policy_and_the_allow_list_kept_is_said(
+    tmp_path: Path,
+) -> None:
+    """The recorder, broker and clients told to `chmod 600` a secret key file others
+    could read, and `persist doctor --fix` did so, while `persist keys init` replaced
+    such a pair as possibly leaked; and keys init kept the allow-list without a word
+    when it made new keys (and called a pair kept beside an exposed one "a keys init
+    that did not finish")."""
+    logs = healthy_folder(tmp_path, messages=2400, session=False).root
+    keys = logs / "keys"
+    assert persist("keys", "init", "--log-dir", str(logs)).returncode == 0
+    other = tmp_path / "other-host"
+    assert persist("keys", "init", "--keys", str(other)).returncode == 0
+    assert persist("keys", "allow", str(other / "client.key"), "--keys", str(keys)).returncode == 0
+    (keys / "server.key_secret").chmod(0o644)
+    leaked = (
+        f"{keys / 'server.key_secret'} is open to others (mode 0644), so its secret may have leaked"
+    )
+    refused = persist(
+        "broker", "--curve", "--keys", str(keys),
+        "--frontend", f"ipc://{tmp_path}/f.ipc", "--backend", f"ipc://{tmp_path}/b.ipc",
+    )  # fmt: skip
+    assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert refused.stderr == (
+        f"persist: {leaked}: run `persist keys init --keys {keys}` to replace the pair "
+        "(chmod would not make it secret again)\n"
+    )
+    # doctor names it the same way and its --fix does not chmod it back to "private"
+    found = persist("doctor", "--dir", str(logs), "--json")
+    (finding,) = [
+        f for f in orjson.loads(found.stdout)["findings"] if f["check"] == "permissions.secret-keys"
+    ]
+    assert finding["severity"] == "problem" and finding["auto_fix"] is False
+    assert finding["summary"] == f"{leaked}; the recorder and broker refuse it"
+    assert finding["fix"] == f"persist keys init --keys {keys}"
+    persist("doctor", "--dir", str(logs), "--fix")
+    assert stat.S_IMODE((keys / "server.key_secret").stat().st_mode) == 0o644
+    done = persist("keys", "init", "--keys", str(keys))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert (
+        f"made a new server key pair: {leaked}; clients holding the old server.key need the new one"
+        in lines
+    )
+    assert "kept the client key pair already there (whole and private)" in lines
+    kept = (
+        f"kept the allow-list: 2 client keys in {keys / 'allowed'} still get in (a client's "
+        "key does not change when the server's does; `persist keys list` shows them)"
+    )
+    assert kept in lines
+    load_server(keys)  # as the recorder reads it: accepted
+    # after a restore (secrets left out): new pairs, the allow-list kept, said once
+    for name in ("server.key_secret", "client.key_secret"):
+        (keys / name).unlink()
+    done = persist("keys", "init", "--keys", str(keys))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("kept the allow-list: ") == 1
+    assert "kept the allow-list: 2 client keys in " in done.stdout
+    allowed = {read_key_file(p, secret=False).public for p in (keys / "allowed").iterdir()}
+    assert load_client(other).pair.public in allowed and load_client(keys).pair.public in allowed
