@@ -27,7 +27,7 @@ from recorder.cli.common import (
 )
 from recorder.errors import PersistError
 from recorder.search.syntax import QUERY_SYNTAX
-from recorder.store.layout import sessions_searchable_without_journal
+from recorder.store.layout import Layout, sessions_searchable_without_journal
 
 if TYPE_CHECKING:
     from recorder.daemon.priority import Deferral
@@ -74,8 +74,6 @@ def _index_failures(
 
     @functools.wraps(cmd)
     def run(args: argparse.Namespace) -> int:
-        from recorder.store.layout import Layout
-
         try:
             return cmd(args)
         except BrokenPipeError:
@@ -305,13 +303,14 @@ def _workers(value: str) -> int:
 @_index_failures
 def cmd_reindex(args: argparse.Namespace) -> int:
     from recorder.search.engine import SearchEngine
-    from recorder.store.layout import Layout, list_segments
+    from recorder.store.layout import list_segments
     from recorder.store.segfile import segment_size
 
     if args.follow:
         return _follow(args.log_dir, args.parent)
     if _no_journal(args.log_dir):
         return fail(f"no journal in {args.log_dir}")
+    _clear_the_way(Layout(Path(args.log_dir)))
     t = time.perf_counter()
     with SearchEngine(args.log_dir, _roots(args)) as engine:
         engine.indexer.workers = args.workers
@@ -340,6 +339,18 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     if done.rebuilt and args.catch_up:
         say(f"rebuilt because {done.rebuilt}")
     return 0
+
+
+def _clear_the_way(layout: Layout) -> None:
+    """What stands where the index keeps a file (a folder at `search/index.sqlite3` or
+    `search/index.lock`, a file for `search/`), moved into `recovery/doctor/<time>/`,
+    each in one line: asked to rebuild the index, reindex rebuilds it (a search refuses
+    it, `IndexInTheWay`). Before 2026-12-07 reindex failed on it, naming another path."""
+    from recorder.search.in_the_way import move_aside
+
+    aside = layout.recovery / "doctor" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for thing, target in move_aside(layout, aside):
+        say(f"{thing.sentence()}: moved aside to {target}")
 
 
 @_index_failures

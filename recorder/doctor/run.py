@@ -194,10 +194,13 @@ def _rebuild_caches(layout: Layout, aside: Path, group: list[Finding]) -> str:
 
 
 def _rebuild_index(layout: Layout, aside: Path, group: list[Finding]) -> str:
+    from recorder.search.in_the_way import move_aside
     from recorder.search.indexer import Indexer, IndexLock
 
-    if layout.search.exists() and not layout.search.is_dir():  # a file where the folder goes
-        _move_aside(layout, aside, layout.search)
+    # a file where search/ goes, a folder where the index or its lock goes: the lock
+    # could not be taken, and the index not rebuilt (the fix "succeeded", the index
+    # stayed unusable)
+    in_the_way = [str(target) for _thing, target in move_aside(layout, aside)]
     lock = IndexLock(layout)
     if not lock.acquire(INDEX_LOCK_WAIT):
         raise DoctorError("another process keeps writing the search index; try again later")
@@ -215,6 +218,8 @@ def _rebuild_index(layout: Layout, aside: Path, group: list[Finding]) -> str:
     finally:
         indexer.close()
     where = f"old index moved to {aside}; " if moved else ""
+    if in_the_way:
+        where += f"what stood in its way moved to {', '.join(in_the_way)}; "
     return f"{where}rebuilt from the journal ({result.added:,} documents)"
 
 

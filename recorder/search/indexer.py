@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from recorder.export.redact import record_secrets, redact_record
 from recorder.export.render import TEXT_KEYS as _TEXT_KEYS
 from recorder.export.render import record_text
+from recorder.search.in_the_way import in_the_way, refuse_what_is_in_the_way
 from recorder.search.index import (
     SCHEMA_VERSION,
     SOURCE_BUS,
@@ -360,6 +361,9 @@ class Indexer:
         sessions_level = self.sessions.level()
         if not rebuild and not pages and journal_level and sessions_level:
             return CatchUp()
+        # a folder where the index or its lock goes: one line naming it (IndexInTheWay),
+        # not the OS's words on another path; `persist reindex` moves it aside
+        refuse_what_is_in_the_way(self.layout)
         lock = IndexLock(self.layout)
         if not lock.acquire(wait):
             return CatchUp(behind=self.behind(), busy=True)
@@ -827,14 +831,12 @@ def index_health(root: Path, *, pages: bool = False) -> IndexHealth:
     for path in list_segments(layout):
         sizes[segment_number(path.name) or 0] = _size(path)  # uncompressed
         journal += sizes[segment_number(path.name) or 0]
-    if layout.search.exists() and not layout.search.is_dir():
-        return IndexHealth(
-            True, f"{layout.search} is not a folder: a file is in its place", journal
-        )
+    found = in_the_way(layout)  # a folder where the index or its lock goes, a file for search/
+    if found:
+        more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+        return IndexHealth(True, f"{found[0].sentence()}{more}", journal)
     if not layout.search_index.exists():
         return IndexHealth(False, None, journal)
-    if not layout.search_index.is_file():
-        return IndexHealth(True, f"{layout.search_index} is not a file", journal)
     for attempt in range(_HEALTH_ATTEMPTS):
         inode = _inode(layout.search_index)
         index = SearchIndex(layout.root, writable=False)

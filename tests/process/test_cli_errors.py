@@ -332,33 +332,74 @@ def test_a_launch_menu_that_is_killed_says_so(tmp_path: Path) -> None:
     assert str(err.value) == "the menu stopped (killed by SIGKILL)"
 
 
-@pytest.mark.parametrize("thing", ["a file for the search folder", "a folder for its index"])
-def test_something_else_in_the_search_index_place_is_one_line_then_fixed(
-    tmp_path: Path, thing: str
-) -> None:
-    """A derived file of the wrong type: search, stats and reindex say it in one line
-    (exit 1, naming the path and the fix), and `persist doctor --fix` moves it aside and
-    builds the index again."""
-    from tests.demo_journal import build_demo
+IN_THE_WAY = {  # what stands where the search index keeps a file or its folder
+    "a file for the search folder": ("search", "is a file, not a folder"),
+    "a folder for its index": ("search/index.sqlite3", "is a folder, not a file"),
+    "a folder for its lock": ("search/index.lock", "is a folder, not a file"),
+    "a folder for its write-ahead log": ("search/index.sqlite3-wal", "is a folder, not a file"),
+}
 
-    root = build_demo(tmp_path / "logs")
+
+def put_in_the_way(root: Path, thing: str) -> Path:
     search = root / "search"
     if search.exists():
         shutil.rmtree(search)
+    place = root / IN_THE_WAY[thing][0]
     if thing.startswith("a file"):
-        search.write_text("not the index")
+        place.write_text("not the index")
     else:
-        (search / "index.sqlite3").mkdir(parents=True)
-    for command in (["search", "migration"], ["stats"], ["reindex"]):
+        place.mkdir(parents=True)
+        (place / "kept.txt").write_text("someone's")  # moved aside, never deleted
+    return place
+
+
+@pytest.mark.parametrize("thing", list(IN_THE_WAY))
+def test_something_else_in_the_search_index_place_is_one_line_then_moved_aside(
+    tmp_path: Path, thing: str
+) -> None:
+    """Something other than the index's file where it keeps one: search and stats say
+    it in one line naming the path and what is there (exit 1), and the two commands
+    that rebuild the index, `persist reindex` and `persist doctor --fix`, move it into
+    recovery/doctor/ (its content kept) and build the index again. reindex failed on
+    it (exit 1, naming `index.sqlite3.new` for a folder at `index.sqlite3`); a folder
+    at `index.lock` or at the `-wal` was 'ok' to doctor, and --fix said all was well
+    while every search failed."""
+    from tests.demo_journal import build_demo
+
+    root = build_demo(tmp_path / "logs")
+    where, what = IN_THE_WAY[thing]
+    place = put_in_the_way(root, thing)
+    for command in (["search", "migration"], ["stats"]):
         out = run([*command, "--log-dir", str(root)], tmp_path)
         assert "Traceback" not in out.stderr and out.returncode == FAILED, out.stderr
         line = out.stderr.splitlines()
-        assert len(line) == 1 and line[0].startswith("persist: cannot use the search index in")
-        assert "persist doctor --fix" in line[0]
+        assert len(line) == 1 and line[0].startswith("persist: cannot use the search index")
+        assert f"{place} {what}" in line[0], line[0]
+        assert f"`persist reindex --log-dir {root}`" in line[0], line[0]
     doctor = run(["doctor", "--log-dir", str(root)], tmp_path)
-    assert doctor.returncode == 9 and "search index would be rebuilt" in doctor.stdout
+    assert doctor.returncode == 9, doctor.stdout
+    assert f"search index would be rebuilt: {place} {what}" in doctor.stdout, doctor.stdout
+
+    rebuilt = run(["reindex", "--log-dir", str(root)], tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    said = rebuilt.stderr.splitlines()
+    assert len(said) == 1 and said[0].startswith(f"persist: {place} {what}"), said
+    aside = Path(said[0].split(": moved aside to ")[1])
+    assert aside.relative_to(root / "recovery" / "doctor").parts[1:] == Path(where).parts
+    assert aside.is_dir() == (not thing.startswith("a file"))
+    assert (aside / "kept.txt" if aside.is_dir() else aside).read_text() in (
+        "someone's",
+        "not the index",
+    )
+    assert rebuilt.stdout.startswith("search index rebuilt: "), rebuilt.stdout
+    found = run(["search", "migration", "--log-dir", str(root)], tmp_path)
+    assert found.returncode == 0 and "exact matches" in found.stderr, found.stderr
+
+    put_in_the_way(root, thing)
     fixed = run(["doctor", "--fix", "--log-dir", str(root)], tmp_path)
     assert "fixed     search.damaged" in fixed.stdout, fixed.stdout
+    assert "search index: " in fixed.stdout and "level with the journal" in fixed.stdout
+    assert len(list((root / "recovery" / "doctor").rglob(Path(where).name))) == 2
     found = run(["search", "migration", "--log-dir", str(root)], tmp_path)
     assert found.returncode == 0 and "exact matches" in found.stderr, found.stderr
 

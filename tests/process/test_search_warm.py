@@ -216,8 +216,8 @@ def test_a_failed_indexer_is_named_in_status_and_started_again(bus: Bus) -> None
         return named[0] if named else None
 
     line = wait_for(warning, timeout=30, what="status to say the index is not kept warm")
-    assert "exit code 1 (persist: cannot use the search index in " in str(line), line
-    assert "Is a directory" in str(line), line
+    assert "exit code 1 (persist: cannot use the search index: " in str(line), line
+    assert "search/index.sqlite3 is a folder, not a file; `persist reindex" in str(line), line
     zombies = [c for c in psutil.Process(rec.pid).children() if c.status() == "zombie"]
     assert zombies == []
     (bus.log_dir / "search" / "index.sqlite3").rmdir()

@@ -101,6 +101,30 @@ async def test_a_search_index_of_a_later_version_is_named_in_the_search_pane(
 
 
 @pilot_test
+async def test_a_folder_where_the_search_index_goes_is_named_in_the_search_pane(
+    tmp_path: Path,
+) -> None:
+    """A folder at `search/index.sqlite3`: the pane said the OS's `[Errno 21] Is a
+    directory` and nothing of a fix; now what is there, and the command that moves it
+    aside (`IndexInTheWay`, test_cli_errors)."""
+    import shutil
+
+    root = demo_dir(tmp_path)
+    shutil.rmtree(root / "search", ignore_errors=True)
+    (root / "search" / "index.sqlite3").mkdir(parents=True)
+    app = make_app(root)
+    async with app.run_test(size=(240, 40)) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        await pilot.press("slash", *"migration")
+        await settle(pilot, 0.4)
+        status = plain(main.query_one("#search-status"))
+        assert "search failed: cannot use the search index: " in status, status
+        assert "index.sqlite3 is a folder, not a file" in status, status
+        assert "Errno" not in status, status  # the fix follows (cut at 200 characters here)
+
+
+@pilot_test
 async def test_failed_integrity_check_still_lets_you_restore(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

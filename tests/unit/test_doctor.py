@@ -366,7 +366,9 @@ def test_garbage_everywhere_is_reported_never_raised(
     out = capsys.readouterr().out
     assert code == 9
     assert "checkpoints/folder.json is not a valid checkpoint (cannot be read" in out
-    assert "search index would be rebuilt: " in out and "index.sqlite3 is not a file" in out
+    assert (
+        "search index would be rebuilt: " in out and "index.sqlite3 is a folder, not a file" in out
+    )
     assert "status.json is unreadable" in out
     assert "segments/seg-000004.jsonl cannot be read (not a regular file)" in out
     assert "problem  sessions     protected copy claude:" in out
