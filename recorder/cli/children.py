@@ -24,19 +24,26 @@ from recorder.cli.common import say
 from recorder.daemon.priority import lower_child_priority
 from recorder.errors import how_it_ended
 from recorder.store.fsutil import ensure_private_dir, open_private
-from recorder.store.indexer_status import IndexerStatus, write_indexer_status
+from recorder.store.indexer_status import (
+    INDEXER,
+    MONITOR,
+    ChildKind,
+    ChildStatus,
+    write_child_status,
+)
 from recorder.store.layout import Layout
 
 REAP_WAIT = 0.2  # seconds the recorder's exit waits for its killed children, in all
-RESTART_FIRST = 2.0  # seconds before a failed indexer is started again, doubling...
+RESTART_FIRST = 2.0  # seconds before a child that ended is started again, doubling...
 RESTART_MAX = 60.0  # ...up to this (back to RESTART_FIRST after one ran this long)
 
 
 class IdleChild:
-    def __init__(self, argv: list[str], log: Path, failure: str) -> None:
+    def __init__(self, argv: list[str], log: Path, failure: str, kind: ChildKind = INDEXER) -> None:
         self.argv = [sys.executable, "-m", "recorder.cli", *argv, "--parent", str(os.getpid())]
         self.log = log  # its stderr
         self.failure = failure  # what the recorder says if it cannot start it
+        self.kind = kind  # where its status goes, how status names it
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_start = 0
         self.stopping = threading.Event()
@@ -50,16 +57,18 @@ class IdleChild:
     def keep(self, layout: Layout) -> None:
         """Start it, and again each time it ends (reaped: no zombie), after a wait
         doubling from RESTART_FIRST to RESTART_MAX, so that one failing at once does not
-        spin; each start and end goes to `search/indexer-status.json` (`persist status`).
-        An indexer that ended on an index error (a full disk, a malformed file) left the
-        index cold for good, while status said healthy."""
-        status = IndexerStatus(parent=os.getpid(), pid=None, started=None)
+        spin; each start and end goes to its status file (`search/indexer-status.json`,
+        `sessions/monitor-child.json`: `persist status`). An indexer that ended on an
+        index error (a full disk, a malformed file) left the index cold for good, and a
+        session monitor that died (killed, out of memory) stayed a zombie status called
+        running, no session checkpointed again, while status said healthy."""
+        status = ChildStatus(parent=os.getpid(), pid=None, started=None)
         wait = RESTART_FIRST
         while not self.stopping.is_set():
             self.start()
             proc = self.proc
             status.pid, status.started = (proc.pid if proc else None), time.time()
-            _write_status(layout, status)
+            _write_status(layout, self.kind, status)
             ran = time.monotonic()
             code = proc.wait() if proc is not None else None  # reaps it
             if self.stopping.is_set():
@@ -70,15 +79,14 @@ class IdleChild:
             status.pid, status.started, status.failed = None, None, time.time()
             status.last_error = _ending(code, self.log, self.log_start)
             status.next_start = status.failed + wait
-            _write_status(layout, status)
+            _write_status(layout, self.kind, status)
             self.stopping.wait(wait)
             wait = min(wait * 2, RESTART_MAX)
 
     def watch(self, layout: Layout) -> None:
         """`keep` in a thread of its own (it only waits, holding no GIL)."""
-        threading.Thread(
-            target=self.keep, args=(layout,), name="persist-keep-indexer", daemon=True
-        ).start()
+        name = f"persist-keep-{Path(self.kind.name).stem}"
+        threading.Thread(target=self.keep, args=(layout,), name=name, daemon=True).start()
 
     def _spawn(self) -> None:
         self.proc = None
@@ -126,21 +134,23 @@ def _ending(code: int | None, log: Path, start: int) -> str:
     return how
 
 
-def _write_status(layout: Layout, status: IndexerStatus) -> None:
+def _write_status(layout: Layout, kind: ChildKind, status: ChildStatus) -> None:
     with contextlib.suppress(OSError):  # a full disk: status says less, the child goes on
-        write_indexer_status(layout, status)
+        write_child_status(layout, kind, status)
 
 
 def search_indexer(log_dir: Path) -> IdleChild:
     """Keeps the search index level with the journal (`persist reindex --follow`)."""
     argv = ["reindex", "--catch-up", "--follow", "--log-dir", str(log_dir)]
-    return IdleChild(argv, Layout(log_dir).search / "indexer.log", "search index not kept warm")
+    log = Layout(log_dir).search / "indexer.log"
+    return IdleChild(argv, log, "search index not kept warm", INDEXER)
 
 
 def session_monitor(log_dir: Path) -> IdleChild:
     """The session monitor's policy while the recorder runs (`persist monitor`)."""
     argv = ["monitor", "--log-dir", str(log_dir)]
-    return IdleChild(argv, Layout(log_dir).sessions / "monitor.err", "session monitor not started")
+    log = Layout(log_dir).sessions / "monitor.err"
+    return IdleChild(argv, log, "session monitor not started", MONITOR)
 
 
 def stop_children(children: list[IdleChild]) -> None:

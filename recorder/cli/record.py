@@ -27,7 +27,12 @@ from recorder.daemon.options import MIB, EmbeddedMode, FsyncMode, RecorderOption
 from recorder.errors import PersistError
 from recorder.sources.monitor_status import MonitorStatus
 from recorder.store.fsutil import PRIVATE_UMASK
-from recorder.store.indexer_status import read_indexer_status
+from recorder.store.indexer_status import (
+    MONITOR,
+    ChildStatus,
+    read_child_status,
+    read_indexer_status,
+)
 from recorder.store.layout import Layout
 from recorder.store.status import (
     STALE,
@@ -120,8 +125,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         )
         if options.search_index:
             warm.watch(Layout(options.log_dir))
-        if options.monitor:
-            monitor.start()
+        if options.monitor:  # reaped and started again as the indexer is (it was not)
+            monitor.watch(Layout(options.log_dir))
 
     try:
         return run_recorder(options, on_ready=ready, to_stderr=args.verbose)
@@ -160,7 +165,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     from recorder.sources.monitor_status import read_status
 
     monitor = read_status(layout)
-    monitor_line = _monitor_line(monitor, health.pid if health.running else None)
+    recorder_pid = health.pid if health.running else None
+    child = read_child_status(layout, MONITOR)
+    if child is not None and child.parent != recorder_pid:
+        child = None  # another recorder's (an earlier run's)
+    monitor_line = _monitor_line(monitor, recorder_pid, child)
     indexer = read_indexer_status(layout)
     other = read_status(layout, standalone=True)
     if other is not None and other.alive:
@@ -183,6 +192,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 **(monitor.to_json() if monitor is not None else {}),
                 "running": bool(monitor and monitor.alive),
                 "summary": monitor_line,
+                # the recorder's monitor child: its pid, restarts, how the last ended
+                "child": child.to_json() if child is not None else None,
             },
             # the recorder's search indexer child: its pid, restarts, how the last ended
             "indexer": indexer.to_json() if indexer is not None else None,
@@ -259,15 +270,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     return code
 
 
-def _monitor_line(m: MonitorStatus | None, recorder_pid: int | None) -> str:
-    """The session monitor in one line: where it runs and what its last round did."""
+def _monitor_line(
+    m: MonitorStatus | None, recorder_pid: int | None, child: ChildStatus | None = None
+) -> str:
+    """The session monitor in one line: where it runs and what its last round did;
+    `child`: what the running recorder wrote of its monitor child (restarts)."""
+    ended = ""
+    if child is not None and child.last_error is not None:
+        times = "once" if child.restarts == 1 else f"{child.restarts} times"
+        ended = f"; it ended {times} since the recorder started, last: {child.last_error}"
+    if child is not None and child.pid is None:  # ended, waits to be started again
+        wait = max(0.0, (child.next_start or time.time()) - time.time())
+        return f"monitor not running: started again in {wait:.0f} s{ended}"
+    if child is not None and (m is None or m.pid != child.pid):  # its first round comes
+        return f"monitor in the recorder (PID {child.pid}), starting{ended}"
     if m is None:
         if recorder_pid is None:
             return "monitor not running (persist record runs it; or persist monitor)"
         return "monitor starting, or off (persist record --monitor on)"
     if not m.alive:
         where = "monitor not running"
-        if recorder_pid is not None:
+        if recorder_pid is not None and child is None:
             where += " (the recorder was started with --monitor off?)"
     elif m.parent is not None and m.parent == recorder_pid:
         where = f"monitor in the recorder (PID {m.pid}, every {m.interval_minutes:g} min)"
@@ -284,7 +307,7 @@ def _monitor_line(m: MonitorStatus | None, recorder_pid: int | None) -> str:
         line += f" (newest {m.last_taken.get('key')})"
     if m.problems:
         line += f"; problem: {m.problems[0]}"
-    return line
+    return line + ended
 
 
 def cmd_stop(args: argparse.Namespace) -> int:

@@ -6,7 +6,6 @@ like every status file.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,13 +34,20 @@ class MonitorStatus:
 
     @property
     def alive(self) -> bool:
+        """Its process runs: not gone, not a zombie (ended, not yet reaped: `kill(pid,
+        0)` succeeds on one, and a dead monitor was called running), not another
+        process that took its PID since (started after this monitor was)."""
+        import psutil
+
         try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
+            proc = psutil.Process(self.pid)
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return False
+            return bool(proc.create_time() <= self.started + 1.0)
+        except psutil.AccessDenied:
+            return True  # another user's: it runs
+        except (psutil.Error, OverflowError, ValueError):
             return False
-        except (PermissionError, OverflowError):
-            return True
-        return True
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -31,7 +31,7 @@ import orjson
 
 from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write, open_private
-from recorder.store.indexer_status import read_indexer_status
+from recorder.store.indexer_status import INDEXER, MONITOR, read_child_status
 from recorder.store.layout import Layout
 from recorder.store.records import SCHEMA_VERSION
 from recorder.store.shell import shell_path, shell_quote
@@ -695,10 +695,11 @@ def assess(layout: Layout, now: float | None = None) -> Health:
     warnings = []
     if status.last_error is not None:
         warnings.append(f"last error: {status.last_error.message}")
-    indexer = read_indexer_status(layout)
-    problem = indexer.problem(now) if indexer is not None and indexer.parent == pid else None
-    if problem:
-        warnings.append(problem)
+    for kind in (INDEXER, MONITOR):  # its children: one ended and waits to start again
+        child = read_child_status(layout, kind)
+        problem = child.problem(now, kind) if child is not None and child.parent == pid else None
+        if problem:
+            warnings.append(problem)
     if status.disk_error is not None and status.state == RecorderState.STOPPING:
         return Health(
             DEGRADED,

@@ -5,10 +5,12 @@ never twice; visible in `persist status`; gone with the recorder; off with --mon
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,3 +137,54 @@ def test_monitor_off_is_passed_on_and_a_bad_default_refused(
     out = persist(tmp_path / "log", "record")
     assert out.returncode == 2
     assert out.stderr.strip() == "persist: $PERSIST_MONITOR must be on or off (got 'maybe')"
+
+
+def test_a_monitor_child_that_dies_is_reaped_started_again_and_counted(
+    tmp_path: Path, procs: Callable[..., Proc], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recorder's session monitor child, SIGKILLed (the OOM killer, a stray kill),
+    stayed a zombie never started again: no session was checkpointed for the rest of
+    the recorder's run, while `persist status` said "monitor in the recorder (PID ...)"
+    and `running: true` (`kill(pid, 0)` succeeds on a zombie). Now it is reaped and
+    started again as the search indexer is, and status counts and names its death."""
+    from recorder.sources.monitor_status import MonitorStatus
+
+    monkeypatch.delenv("PERSIST_MONITOR")  # the default: on
+    log_dir = tmp_path / "log"
+    layout = Layout(log_dir)
+    rec = recorder(procs, log_dir)
+    wait_for(lambda: read_status(layout) is not None, timeout=120, what="the child's round")
+    first = read_status(layout)
+    assert first is not None and first.parent == rec.pid and first.alive
+    os.kill(first.pid, signal.SIGKILL)
+
+    def again() -> MonitorStatus | None:
+        now = read_status(layout)
+        return now if now is not None and now.pid != first.pid and now.alive else None
+
+    second = wait_for(again, timeout=120, what="a new monitor child's round")
+    assert isinstance(second, MonitorStatus) and psutil.Process(second.pid).ppid() == rec.pid
+    assert [c.pid for c in psutil.Process(rec.pid).children() if c.status() == "zombie"] == []
+    data = json.loads(persist(log_dir, "status", "--json").stdout)
+    assert data["health"] == "healthy", data
+    assert data["monitor"]["running"] and data["monitor"]["pid"] == second.pid, data["monitor"]
+    child = data["monitor"]["child"]
+    assert child["parent"] == rec.pid and child["pid"] == second.pid, child
+    assert child["restarts"] == 1 and child["last_error"] == "killed by SIGKILL", child
+    [warning] = [w for w in data["warnings"] if "session monitor" in w]
+    assert warning.startswith("session monitor running again only since "), warning
+    assert "ended: killed by SIGKILL (once since the recorder started)" in warning, warning
+    out = persist(log_dir, "status")
+    assert out.returncode == 0, out.stderr
+    assert f"monitor in the recorder (PID {second.pid}, every 5 min)" in out.stdout, out.stdout
+    assert "it ended once since the recorder started, last: killed by SIGKILL" in out.stdout
+
+    # a zombie (ended, not reaped) is never "alive", whose monitor status says running
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        wait_for(lambda: psutil.Process(zombie.pid).status() == "zombie", what="a zombie")
+        assert not MonitorStatus(zombie.pid, rec.pid, time.time(), 5).alive
+    finally:
+        zombie.wait()
+    rec.signal(signal.SIGTERM)
+    assert rec.wait(30) == 0
