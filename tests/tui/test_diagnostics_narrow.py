@@ -184,3 +184,29 @@ async def test_a_stale_recorders_connection_is_as_last_heard_of(
     flat = " ".join(line.strip() for line in lines)  # 80 columns wrap the endpoints
     assert "broker   tcp://127.0.0.1:5556  connected when last heard of" in flat, text
     assert "7000  listening, 3 publishers connected when last heard of" in flat, text
+
+
+@pilot_test
+async def test_a_monitor_child_that_ended_is_a_warning_with_its_count(tmp_path: Path) -> None:
+    """The recorder's session monitor child ended and waits to be started again (the
+    keeper's `sessions/monitor-child.json`, test_monitor_in_recorder): the diagnostics
+    say so, how many times and how; they said nothing (healthy, no warning)."""
+    import orjson
+
+    root = demo_dir(tmp_path, status=None)
+    me = psutil.Process()
+    write_status(root, healthy_status(root, NOW, me.pid, me.create_time()))
+    child = {
+        "parent": me.pid,
+        "pid": None,
+        "started": None,
+        "restarts": 3,
+        "last_error": "killed by SIGKILL",
+        "failed": NOW - 1,
+        "next_start": NOW + 7,
+    }
+    (root / "sessions").mkdir(exist_ok=True)
+    (root / "sessions" / "monitor-child.json").write_bytes(orjson.dumps(child))
+    text = " ".join(line.strip() for line in await diagnostics_lines(root, (160, 48)))
+    assert "session monitor not running: the recorder's session monitor" in text, text
+    assert "ended: killed by SIGKILL (3 times since the recorder started)" in text, text
