@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recorder.bus.envelope import GapTracker, read_envelope, read_heartbeat
-from recorder.store.checkpoints import newest_checkpoint
+from recorder.store.checkpoints import newest_checkpoints
 from recorder.store.journal import record_ending_at
 from recorder.store.layout import Layout, find_segment, segment_name
 from recorder.store.reader import Store
 from recorder.store.records import KIND_HEARTBEAT
 from recorder.store.recovery import JournalPoint, RecoveryState
+
+MAX_LOOK_BACK = 64
+"""Checkpoints at most tried, newest first, for one the journal still holds."""
 
 
 @dataclass
@@ -48,13 +51,20 @@ def recover(layout: Layout, state: RecoveryState | None, last: dict[str, Any] | 
         if last is not None and _held(layout, state.position):
             base = state.position
     if base is None and last is not None:
-        cp = newest_checkpoint(layout)
-        if cp is not None:
+        # the newest checkpoint the journal still holds: one a power cut took (named
+        # past the journal's last seq) is passed over unread, and so are those whose
+        # place changed, up to MAX_LOOK_BACK of them; reading the whole journal
+        # instead made the start grow with it (--fsync never: both state and newest
+        # checkpoint named the lost tail)
+        for tried, cp in enumerate(newest_checkpoints(layout, at_most=int(last["seq"]))):
+            if tried >= MAX_LOOK_BACK:
+                break
             point = JournalPoint(cp.segment, cp.offset, cp.seq, cp.messages)
             if _held(layout, point):
                 base = point
                 if state is None:
                     out.first_ts = cp.first_ts
+                break
     out.messages = base.messages if base else 0
     if last is None:
         return out

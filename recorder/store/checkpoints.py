@@ -23,6 +23,7 @@ import os
 import re
 import time
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -600,28 +601,47 @@ def newest_checkpoint(layout: Layout) -> Checkpoint | None:
     the recorder's start does not grow with the number of checkpoints (one a minute for
     a year is half a million). A name we did not write, or a file whose content does not
     match its name, and every checkpoint is read after all."""
+    return next(newest_checkpoints(layout), None)
+
+
+def newest_checkpoints(layout: Layout, at_most: int | None = None) -> Iterator[Checkpoint]:
+    """`list_checkpoints(layout)`, newest first, those with a seq above `at_most` left
+    out, each file read only when the one before it was taken and passed over (by the
+    seq in its name, as `newest_checkpoint`): the recorder's start looks back for one
+    that a power cut left in the journal without reading every checkpoint."""
     try:
         names = [p.name for p in layout.checkpoints.iterdir() if p.suffix == ".json"]
     except FileNotFoundError:
-        return None
+        return
     by_seq: dict[int, list[str]] = {}
+    given: set[str] = set()
+    every = False  # a name we did not write, or a file not matching its name
     for name in names:
         m = _ID_SEQ.match(name)
         if m is None:
-            return _first(list_checkpoints(layout))
+            every = True
+            break
         by_seq.setdefault(int(m.group(1)), []).append(name)
-    for seq in sorted(by_seq, reverse=True):
+    for seq in [] if every else sorted(by_seq, reverse=True):
+        if at_most is not None and seq > at_most:
+            continue
         found = []
         for name in by_seq[seq]:
             cp = _read_checkpoint(layout.checkpoints / name)
             if cp is not None and cp.seq != seq:
-                return _first(list_checkpoints(layout))
+                every = True
+                break
             if cp is not None and cp.session is None:
                 found.append(cp)
-        if found:
-            newest = max(found, key=lambda c: c.created)
-            return _join_bases(_with_bases(layout, newest))[0]
-    return None
+        if every:
+            break
+        for cp in sorted(found, key=lambda c: c.created, reverse=True):
+            given.add(cp.id)
+            yield _join_bases(_with_bases(layout, cp))[0]
+    if every:
+        for cp in list_checkpoints(layout):
+            if (at_most is None or cp.seq <= at_most) and cp.id not in given:
+                yield cp
 
 
 def _first(cps: list[Checkpoint]) -> Checkpoint | None:

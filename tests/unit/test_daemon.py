@@ -1031,3 +1031,58 @@ def test_a_recovery_state_past_what_a_power_cut_left_is_not_where_counting_start
         state.position.seq,
     )
     assert "recovery/state.json named" in lost["detail"]
+
+
+def test_after_a_power_cut_the_start_reads_from_the_newest_checkpoint_left_not_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `--fsync never` a power cut takes the recovery state's position and the
+    newest checkpoint's with the unsynced tail: the restart then counted from the
+    journal's first segment (1.3 s and 327 MB read at 100,000 messages, growing with
+    the journal). It now counts from the newest checkpoint the journal still holds, and
+    gives no seq twice."""
+    from recorder.store.layout import segment_name
+    from tests.support import wait_for
+
+    clock = Clock()
+    rec = make(tmp_path, clock, checkpoint_interval=0, fsync="never", segment_bytes=4096)
+    for i in range(100):  # about 6 segments
+        feed(rec, clock, [b"agents.a", orjson.dumps({"text": f"before {i} " + "x" * 150})])
+    held = rec.checkpoint("held", "manual", clock.now, force=True)
+    for i in range(100, 140):
+        feed(rec, clock, [b"agents.a", orjson.dumps({"text": f"before {i}"})])
+    rec.journal.flush()
+    wait_for(lambda: rec.journal.written.seq == rec.journal.next_seq - 1)
+    taken = rec.checkpoint("taken by the cut", "manual", clock.now, force=True)
+    rec._take_snapshot()
+    rec.write_state(clock.now)
+    state = RecoveryState.read(rec.layout)
+    assert held is not None and taken is not None and state is not None
+    assert held.segment > 3 and state.position.segment == taken.segment
+    rec.journal.close()  # the power went, and the last 10 lines with it
+    path = rec.layout.segments / segment_name(state.position.segment)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-10]))
+    left = 140 - sum(b"before 1" in line for line in lines[-10:])  # messages 1xx only
+
+    opened: list[Store] = []
+
+    class Spy(Store):
+        def refresh(self) -> int:
+            opened.append(self)
+            return super().refresh()
+
+    monkeypatch.setattr(recovery, "Store", Spy)
+    clock.now += 60
+    again = make(tmp_path, clock, checkpoint_interval=0, segment_bytes=4096)
+    assert 130 <= again.journal.messages == left < 140
+    [store] = opened
+    assert (store.segments[0].number, store.segments[0].start) == (held.segment, held.offset)
+    feed(again, clock, [b"agents.a", b"AFTER restart"])
+    again.close()
+    assert again.last_checkpoint is not None and again.last_checkpoint.messages == left + 1
+    records = journal_records(tmp_path / "logs")
+    seqs = [r["seq"] for r in records]
+    assert seqs == sorted(set(seqs)) and seqs[-1] > taken.seq
+    (lost,) = [r for r in records if r.get("cause") == "journal-lost"]
+    assert lost["to_journal_seq"] == taken.seq
