@@ -92,11 +92,41 @@ async def test_the_preview_never_shows_a_record_after_the_checkpoint(
         assert f"Since the previous checkpoint: {messages} messages in the journal" in shown
         assert "the journal changed before its position" in shown, shown
         assert "is not where its last record (seq" in shown, shown
-        if how != "a line lost before it":  # the timeline's quick map: placed alike
-            assert app.journal.boundaries == {pv.checkpoint.id: pv.index}
+        assert app.journal.boundaries == {pv.checkpoint.id: pv.index}  # the quick map
 
         await pilot.press("r")  # the dialog's digest check names the damage too
         await settle(pilot)
         assert isinstance(app.screen, RestoreScreen)
         said = plain(app.screen.query_one("#restore-integrity"), 300)
         assert "seg-000001.jsonl differs from the checkpoint" in said, said
+
+
+@pilot_test
+async def test_a_line_as_long_as_the_next_lost_before_it_moves_no_checkpoint_mark(
+    tmp_path: Path,
+) -> None:
+    """Message 9's line, as long as message 11's, removed: the checkpoint's position
+    falls on the start of the line after message 11. The timeline's quick map of every
+    checkpoint (the list's ◆ marks, the conversation's labels, the checkpoint a search
+    hit is shown with) took it as it was and put the checkpoint after message 11, one
+    record written after it; it now reads the line before the position and places it
+    after message 10, as the preview does."""
+
+    def lost(data: bytes) -> bytes:
+        start, end = line_of(data, b"message 9 ")
+        assert end - start == len(data[slice(*line_of(data, b"message 11 "))])
+        return data[:start] + data[end:]
+
+    root = damaged_journal(tmp_path / "logs", lost)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        pv = main.checkpoints_pane.preview
+        assert pv is not None and pv.checkpoint.label == LABEL
+        store = app.journal.store
+        assert store is not None and app.journal.boundaries is not None
+        mark = app.journal.boundaries[pv.checkpoint.id]
+        assert b"message 10 before" in store.record(mark - 1).line
+        assert b"message 11 after" in store.record(mark).line
+        assert mark == pv.index

@@ -310,3 +310,39 @@ def test_a_bundle_kept_from_before_integrity_pruned_existed_is_still_described(
     out = capsys.readouterr().out
     assert "  holds       the last 1000 messages (seq " in out
     assert "pruned" not in orjson.loads(manifest_path.read_bytes())["integrity"]  # kept as it was
+
+
+@pytest.mark.parametrize("lost", ["message 20", "message 30"])
+def test_a_whole_line_lost_before_a_checkpoint_moves_no_record_across_it_quick_or_not(
+    tmp_path: Path, lost: str
+) -> None:
+    """A whole line removed from the checkpoint's segment before its position (message
+    20, or its own last record, message 30), as long as the line after the checkpoint:
+    the position then falls on the start of the line after the first record written
+    after the checkpoint. The quick map (persist-tui's timeline, every checkpoint at
+    once) took it as it was, one record off: message 31 was the checkpoint's last. Quick
+    or not, it now ends at the last record the checkpoint covers."""
+    from recorder.store.layout import segment_name
+    from tests.demo_journal import BASE_TS, DemoWriter
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=lambda: BASE_TS)
+    for i in range(10, 31):  # lines of one length: two-digit seqs and texts
+        w.message(BASE_TS + i, "coder", f"message {i}")
+    cp = w.checkpoint(BASE_TS + 40, "after thirty", "manual")
+    for i in range(31, 36):
+        w.message(BASE_TS + i, "coder", f"message {i}")
+    w.close()
+    path = Layout(root).segments / segment_name(cp.segment)
+    lines = path.read_bytes().splitlines(keepends=True)
+    [gone] = [line for line in lines if f'"{lost}"'.encode() in line]
+    after = next(line for line in lines if b'"message 31"' in line)
+    assert len(gone) == len(after)
+    path.write_bytes(b"".join(line for line in lines if line != gone))
+    kept = [orjson.loads(line)["seq"] for line in lines if line != gone]
+    covered = [seq for seq in kept if seq <= cp.seq]
+    with open_store(root) as store:
+        for quick in (True, False):
+            stop, moved = store.checkpoint_end(cp, quick=quick)
+            assert [r.seq for r in store.records(0, stop)] == covered, quick
+            assert moved
