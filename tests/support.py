@@ -159,10 +159,11 @@ HTTP_400 = (
 
 
 @contextlib.contextmanager
-def not_zeromq() -> Iterator[str]:
-    """The tcp:// endpoint of a server that is no ZeroMQ peer: it answers whatever comes
-    with an HTTP 400 and hangs up (libzmq takes the answer for an old ZMTP 1.0 peer's)."""
-    server = socket.create_server(("127.0.0.1", free_port()))
+def not_zeromq(port: int | None = None) -> Iterator[str]:
+    """The tcp:// endpoint of a server that is no ZeroMQ peer (on `port`, else a free
+    one): it answers whatever comes with an HTTP 400 and hangs up (libzmq takes the
+    answer for an old ZMTP 1.0 peer's)."""
+    server = socket.create_server(("127.0.0.1", port or free_port()))
     server.settimeout(0.1)
     stop = threading.Event()
 

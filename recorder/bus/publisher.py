@@ -37,7 +37,8 @@ _REFUSALS: dict[int, str] = {
     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "the handshake failed (CURVE on one side only?)",
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "the handshake failed (CURVE on one side only?)",
 }
-_WATCHED = zmq.EVENT_HANDSHAKE_SUCCEEDED | sum(_REFUSALS)  # the events `Hearing` reads
+# the events `Hearing` reads: a handshake's outcome, and a connection's end
+_WATCHED = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | sum(_REFUSALS)
 
 
 class Hearing:
@@ -51,13 +52,17 @@ class Hearing:
     peer's behalf, no handshake having succeeded. A message sent then, and the socket
     closed with a linger, aborts the process in libzmq ("Resource temporarily
     unavailable (src/zmtp_engine.cpp:439)": a reconnection makes up its subscription
-    again after the socket's pipe is gone)."""
+    again after the socket's pipe is gone). So does a peer that was a broker and is
+    now such a service (the port taken over while the broker was away): the
+    handshakes are watched for the socket's life, and `live` says whether the peer
+    now is one that passed a ZMTP 3 handshake, not lost since."""
 
     def __init__(self, sock: zmq.Socket[bytes], endpoint: str) -> None:
         self.endpoint = endpoint
         self.subscriptions: set[bytes] = set()  # the topic prefixes that arrived
-        # "connected" once a handshake succeeded; "refused" when one failed and none
-        # succeeded (CURVE keys, or no ZMTP peer); "" before either
+        # "connected" once a handshake succeeded; "lost" when that connection ended
+        # (until the next succeeds); "refused" when one failed and none succeeded since
+        # (CURVE keys, or no ZMTP peer); "" before either
         self.connection = ""
         self.refusal = ""  # why the handshake failed, when it did
         self._sock = sock
@@ -69,7 +74,7 @@ class Hearing:
 
     def wait(self, timeout: float, topic: str | None = None) -> bool:
         """Whether a subscriber (one whose prefix matches `topic`, when given) is there
-        within `timeout` seconds; once one is, the handshakes are no longer watched."""
+        within `timeout` seconds."""
         wanted = None if topic is None else topic.encode()
         deadline = time.monotonic() + timeout
         while True:
@@ -79,7 +84,6 @@ class Hearing:
                 and self.subscriptions
                 and (wanted is None or any(wanted.startswith(p) for p in self.subscriptions))
             ):
-                self.close()
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -96,6 +100,12 @@ class Hearing:
                 elif note[:1] == b"\x00":
                     self.subscriptions.discard(note[1:])
             self._watch()  # a handshake's event comes before its subscriptions
+
+    @property
+    def live(self) -> bool:
+        """The peer is one whose ZMTP 3 handshake succeeded, and it has not gone since
+        (as of the events read last: `listen`)."""
+        return self.connection == "connected"
 
     @property
     def failed(self) -> bool:
@@ -134,6 +144,9 @@ class Hearing:
             event = recv_monitor_message(self._monitor)["event"]
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                 self.connection = "connected"
+            elif event == zmq.EVENT_DISCONNECTED:
+                if self.connection == "connected":
+                    self.connection = "lost"
             elif event in _REFUSALS and self.connection != "connected":
                 self.connection, self.refusal = "refused", _REFUSALS[event]
 
@@ -165,6 +178,11 @@ class Publisher:
         self._sock = self._ctx.socket(zmq.XPUB)
         self._sock.linger = 2000
         self._sock.sndhwm = hwm
+        # the subscriptions that reach us are queued for us without a bound: to a peer
+        # that is no ZeroMQ and hangs up (a web server), libzmq makes one up at each
+        # reconnection (10 a second), and aborts the process when it cannot queue it,
+        # once the queue is full (1000 by default) while we make no call on the socket
+        self._sock.rcvhwm = 0
         if curve is not None:
             from recorder.bus.curve import connect_as_client
 
@@ -178,6 +196,7 @@ class Publisher:
         self._heartbeat_time = 0.0
         self._idle = idle_heartbeat
         self.ready = False  # a subscriber's subscription has reached us
+        self.undelivered = ""  # why `close` did not wait to deliver what it held
         self.subscriptions = self.hearing.subscriptions  # the topic prefixes subscribed to
         self._thread: threading.Thread | None = None
         if heartbeat_interval > 0:
@@ -230,6 +249,7 @@ class Publisher:
 
     def heartbeat(self, bye: bool = False) -> None:
         with self._lock:
+            self.hearing.listen()  # the events read: their queue does not grow while idle
             env: dict[str, Any] = {"pub": self.id, "seq": self.seq, "hb": True}
             if self.agent:
                 env["agent"] = self.agent
@@ -260,8 +280,11 @@ class Publisher:
         A publisher that never saw a subscriber has nobody to say goodbye to when it
         never sent, or when what it reached failed the handshake (a broker that refused
         it, a peer that is no ZeroMQ broker, which a linger lets libzmq abort on): it
-        closes at once instead of lingering. `bye=False` (a publisher id that goes on in
-        another process, as the agent hooks' do) sends one plain heartbeat with the last
+        closes at once instead of lingering. So does one whose broker went away since
+        (`hearing.live` false: gone, or its port taken over by a service that is no
+        ZeroMQ, which libzmq aborts on as well): what it holds is dropped, and
+        `undelivered` says why. `bye=False` (a publisher id that goes on in another
+        process, as the agent hooks' do) sends one plain heartbeat with the last
         sequence and closes."""
         self._stop.set()
         if self._thread is not None:
@@ -270,6 +293,14 @@ class Publisher:
             self.hearing.listen()
             self.hearing.close()
         if not self.ready and (self.seq == 0 or self.hearing.failed):
+            self._sock.linger = 0
+            self._sock.close()
+            return
+        if self.ready and not self.hearing.live:
+            self.undelivered = (
+                f"the broker at {self.hearing.endpoint} went away (or what answers there "
+                "now is no ZeroMQ broker): what was not yet passed on to it is dropped"
+            )
             self._sock.linger = 0
             self._sock.close()
             return

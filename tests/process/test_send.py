@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 import orjson
 import pytest
 
 from recorder.cli.common import EXIT_NO_SUBSCRIBER
 from recorder.store.reader import open_store
-from tests.support import Bus, free_port, journal_records, not_zeromq, wait_for
+from tests.support import HTTP_400, Bus, free_port, journal_records, not_zeromq, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -132,3 +137,147 @@ def test_an_array_is_sent_as_deep_as_an_object(bus: Bus) -> None:
     array, obj = (orjson.loads(p) for p in payloads)  # type: ignore[union-attr]
     assert array["value"] == orjson.loads(deep(254, "array"))
     assert {k: v for k, v in obj.items() if k != "_persist"} == orjson.loads(deep(254, "object"))
+
+
+# A publisher as an agent's own code keeps one: heartbeats while idle, one message later.
+IDLE_PUBLISHER = """
+import sys, time
+from recorder.bus.publisher import Publisher
+pub = Publisher(sys.argv[1], agent="idle", heartbeat_interval=0.2)
+print("ready" if pub.wait_ready(20) else "not ready", flush=True)
+sys.stdin.readline()  # the broker is gone, a web server took its port
+pub.send("agents.idle", {"text": "after the takeover"})
+time.sleep(0.5)
+pub.close()
+print(getattr(pub, "undelivered", "") or "(closed, nothing said)", flush=True)
+"""
+
+
+def test_a_publisher_whose_broker_port_a_web_server_took_closes_cleanly(
+    bus: Bus,
+) -> None:
+    """A publisher reached the broker; the broker went away and a web server took its
+    port. libzmq reconnects to it, takes its answer for an old ZMTP 1.0 peer and makes
+    up a subscription at each reconnection: the publisher's goodbye, sent to it with a
+    linger, aborted the process as it closed (exit -6, no word; 1 run in 3 here). It now
+    sees that its broker went and closes at once, saying so in `undelivered`."""
+    import zmq
+
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.linger = 0
+    try:
+        for _ in range(6):
+            bus.front = f"tcp://127.0.0.1:{free_port()}"
+            bus.back = f"tcp://127.0.0.1:{free_port()}"
+            broker = bus.start_broker()
+            sub.connect(bus.back)
+            sub.subscribe(b"")
+            child = subprocess.Popen(
+                [sys.executable, "-c", IDLE_PUBLISHER, bus.front],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert child.stdout is not None and child.stdin is not None
+            try:
+                assert child.stdout.readline() == "ready\n"
+                broker.signal(signal.SIGKILL)
+                broker.wait()
+                port = int(bus.front.rsplit(":", 1)[1])
+                wait_for(lambda port=port: _bindable(port), what="the broker's port free")
+                with not_zeromq(port) as endpoint:
+                    time.sleep(0.3)  # reconnected to it, a subscription made up
+                    child.stdin.write("go\n")
+                    child.stdin.flush()
+                    out, err = child.communicate(timeout=30)
+                assert (child.returncode, out, err) == (
+                    0,
+                    f"the broker at {endpoint} went away (or what answers there now is no "
+                    "ZeroMQ broker): what was not yet passed on to it is dropped\n",
+                    "",
+                )
+            finally:
+                child.kill()
+                child.wait()
+            sub.disconnect(bus.back)
+    finally:
+        sub.close()
+
+
+def _bindable(port: int) -> bool:
+    try:
+        socket.create_server(("127.0.0.1", port)).close()
+    except OSError:
+        return False
+    return True
+
+
+# A publisher kept idle (no call on its socket) by an agent's code that did not check
+# wait_ready's answer; told to close by a line on stdin.
+FORGOTTEN_PUBLISHER = """
+import sys
+from recorder.bus.publisher import Publisher
+pub = Publisher(sys.argv[1], agent="idle", heartbeat_interval=0)
+if not pub.wait_ready(1):
+    print(pub.hearing.why_not(1), flush=True)
+sys.stdin.readline()
+pub.close()
+"""
+
+
+@pytest.mark.timeout(400)
+def test_an_idle_publisher_at_a_web_server_lives_through_a_thousand_reconnections() -> None:
+    """At a web server that answers and hangs up, libzmq reconnects (about 6 a second
+    here) and makes up a subscription at each, queued for the socket until it is called;
+    once 1000 wait (the queue's default bound), it cannot queue the next and aborts the
+    process (exit -6, no word: after 160 s of an idle `Publisher` here). The queue of
+    subscriptions is unbounded now: the publisher lives, says why nobody hears it, and
+    closes cleanly. Slow on purpose: it waits for 1,100 reconnections (about 3 minutes)."""
+    accepted = [0]
+    server = socket.create_server(("127.0.0.1", free_port()))
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            accepted[0] += 1
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(2)
+                conn.recv(4096)
+                conn.sendall(HTTP_400)
+
+    thread = threading.Thread(target=serve, name="web-server", daemon=True)
+    thread.start()
+    endpoint = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    child = subprocess.Popen(
+        [sys.executable, "-c", FORGOTTEN_PUBLISHER, endpoint],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        said = child.stdout.readline()
+        wait_for(lambda: accepted[0] > 1100 or child.poll() is not None, timeout=360)
+        assert child.poll() is None, (accepted[0], child.returncode, child.stderr.read())
+        child.stdin.write("close\n")
+        child.stdin.flush()
+        out, err = child.communicate(timeout=30)
+        assert (child.returncode, said + out, err) == (
+            0,
+            f"{endpoint} is not a ZeroMQ broker: what answers there does not speak ZMTP 3, "
+            "the protocol of ZeroMQ 4 (another service on that port?)\n",
+            "",
+        )
+    finally:
+        child.kill()
+        child.wait()
+        stop.set()
+        thread.join(5)
+        server.close()
