@@ -31,8 +31,10 @@ Just over 400 lines: the schema, its checks and the writes that must match it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -43,7 +45,7 @@ from urllib.parse import quote
 
 from recorder.errors import PersistError
 from recorder.search.query import fts_text, tokenize
-from recorder.store.fsutil import ensure_private_dir, open_private
+from recorder.store.fsutil import FILE_MODE, ensure_private_dir, open_private
 from recorder.store.layout import Layout
 
 # 2: the `shards` table; 3: `docs.secrets`; 4: the text as `fts_text` gives it;
@@ -276,9 +278,11 @@ def disk_full(exc: BaseException) -> bool:
     return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_FULL
 
 
-def private_file(path: Path) -> None:
-    """Create `path` 0600 if missing (SQLite gives its -wal/-shm files the same mode)."""
-    os.close(open_private(path, os.O_RDWR | os.O_CREAT))
+def private_file(path: Path, *, exclusive: bool = False) -> None:
+    """Create `path` 0600 if missing (SQLite gives its -wal/-shm files the same mode);
+    `exclusive`: FileExistsError if it is there."""
+    flags = os.O_RDWR | os.O_CREAT | (os.O_EXCL if exclusive else 0)
+    os.close(open_private(path, flags))
 
 
 class SearchIndex:
@@ -316,7 +320,13 @@ class SearchIndex:
     def _connect(self) -> sqlite3.Connection:
         if self.writable:
             ensure_private_dir(self.layout.search)
-            private_file(self.path)
+            # Created if missing; an existing file is never opened and closed here: that
+            # would drop this process's locks on it (`_read_head`).
+            try:
+                private_file(self.path, exclusive=True)
+            except FileExistsError:
+                if stat.S_IMODE(os.stat(self.path).st_mode) != FILE_MODE:
+                    os.chmod(self.path, FILE_MODE)
         # A URI either way, so that shards attach by URI too (never created by ATTACH).
         db = sqlite3.connect(
             sqlite_uri(self.path), uri=True, check_same_thread=False, isolation_level=None
@@ -438,7 +448,7 @@ class SearchIndex:
         except sqlite3.DatabaseError as exc:
             raise IndexDamaged(str(exc)) from None
         for name in self._shard_names():
-            _check_header(self.shard_path(name), f"shard {name}: ")
+            _check_header(self.shard_path(name), f"shard {name}: ", keep_open=False)
         shard = None
         try:
             for shard in self.shards():
@@ -730,12 +740,59 @@ def sqlite_uri(path: Path, mode: str = "rw") -> str:
     return f"file:{quote(str(path))}?mode={mode}"
 
 
-def _check_header(path: Path, what: str) -> None:
-    """Raise IndexDamaged unless `path` starts like a whole SQLite file."""
+_HEADS: dict[str, int] = {}  # path -> a descriptor of the file there, kept open (`_read_head`)
+_HEADS_LOCK = threading.Lock()
+
+
+def _read_head(path: Path) -> tuple[bytes, int]:
+    """The first 100 bytes of the file at `path` and its size, read through a descriptor
+    this process keeps open as long as that file is at `path`.
+
+    Closing a descriptor of a file drops every POSIX lock the process holds on it,
+    SQLite's included: another process's connection, closing, then takes itself for the
+    last one, moves the WAL into the file and deletes the -wal and -shm under this
+    process's connections. Before 2026-12-07 `check` opened and closed the index for
+    its header at every catch-up: the recorder's indexer then wrote to a deleted log and
+    read "database disk image is malformed" (and reset the index), a search saw nothing
+    newer. A descriptor is closed once another file (or none) is at `path`: SQLite never
+    deletes the log of a database that has moved."""
+    key = str(path)
+    with _HEADS_LOCK:
+        fd = _HEADS.get(key)
+        if fd is not None:
+            try:
+                st = os.stat(path)
+                kept = os.fstat(fd)
+                current = (st.st_dev, st.st_ino) == (kept.st_dev, kept.st_ino)
+            except FileNotFoundError:
+                current = False
+            if not current:
+                del _HEADS[key]
+                os.close(fd)
+                fd = None
+        if fd is None:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):  # never an SQLite file of ours: nothing locked
+                os.close(fd)
+                code = errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL
+                raise OSError(code, os.strerror(code), str(path))
+            _HEADS[key] = fd
+        return os.pread(fd, 100, 0), os.fstat(fd).st_size
+
+
+def _check_header(path: Path, what: str, *, keep_open: bool = True) -> None:
+    """Raise IndexDamaged unless `path` starts like a whole SQLite file. `keep_open`:
+    read it as `_read_head` does (the index, which connections here may have open);
+    False for a shard, never written once made (its locks guard nothing), whose file
+    a rebuild deletes: a descriptor kept would keep its disk space."""
     try:
-        with open(path, "rb") as f:
-            header = f.read(100)
-            size = os.fstat(f.fileno()).st_size
+        if keep_open:
+            header, size = _read_head(path)
+        else:
+            with open(path, "rb") as f:
+                header = f.read(100)
+                size = os.fstat(f.fileno()).st_size
     except FileNotFoundError:
         raise IndexDamaged(f"{what}missing") from None
     if size == 0:
