@@ -74,6 +74,8 @@ def _index_failures(
 
     @functools.wraps(cmd)
     def run(args: argparse.Namespace) -> int:
+        from recorder.search.index import transient
+
         try:
             return cmd(args)
         except BrokenPipeError:
@@ -86,6 +88,8 @@ def _index_failures(
             read_only = "readonly" in problem.lower() or getattr(exc, "errno", None) == errno.EROFS
             if full:
                 fix = "free some space"
+            elif transient(exc):  # a lock another process held past our busy timeout
+                fix = "another process holds it locked: try again once that process is done"
             elif read_only:  # a read-only mount or folder: nothing to move aside there
                 fix = "the index is kept up to date in the log folder, which must be writable"
             else:
@@ -321,6 +325,12 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         size = engine.index.size_bytes()
         docs = engine.index.indexed_rows()
         shard_problem = engine.indexer.shard_problem
+    if done.busy:  # another process's SQLite lock (the sqlite3 shell, a backup tool)
+        where = Layout(Path(args.log_dir)).search_index
+        return fail(
+            f"the search index {where} is locked by another process ({done.added:,} "
+            "records indexed before it): run this again once that process is done"
+        )
     journal = 0  # uncompressed bytes, whatever form each segment has
     for path in list_segments(Layout(Path(args.log_dir))):
         with contextlib.suppress(OSError, ValueError):

@@ -40,7 +40,13 @@ from recorder.export.redact import named_secrets, record_secrets, redact_record
 from recorder.export.render import record_text
 from recorder.search.fuzzy import Vocabulary
 from recorder.search.hits import CheckpointFinder, SearchHit, SearchResult, make_snippet
-from recorder.search.index import ELSEWHERE_INDEX, SOURCE_BUS, IndexDamaged, SearchIndex
+from recorder.search.index import (
+    ELSEWHERE_INDEX,
+    SOURCE_BUS,
+    IndexDamaged,
+    SearchIndex,
+    transient,
+)
 from recorder.search.indexer import MAX_TEXT, CatchUp, Indexer, Progress
 from recorder.search.query import Query, find_spans, parse_query
 from recorder.search.rank import bm25
@@ -181,7 +187,9 @@ class SearchEngine:
                 done = self.catch_up(wait=wait)
                 try:
                     result = self._search(query, limit, fuzzy, all_kinds, count, cancelled)
-                except (sqlite3.DatabaseError, IndexDamaged):
+                except (sqlite3.DatabaseError, IndexDamaged) as exc:
+                    if transient(exc):
+                        raise  # another process's lock, twice: no damage to rebuild
                     self.index.close()
                     done = self.catch_up(rebuild=True, wait=wait)
                     result = self._search(query, limit, fuzzy, all_kinds, count, cancelled)

@@ -70,6 +70,7 @@ ELSEWHERE_SQL = (
     "WHERE segment IS NULL"
 )
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 10_000  # how long a connection waits for another's lock before "locked"
 
 _DOC_COLUMNS = (
     ("id", "INTEGER"),
@@ -278,6 +279,25 @@ def disk_full(exc: BaseException) -> bool:
     return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_FULL
 
 
+def transient(exc: BaseException) -> bool:
+    """An SQLite error saying another connection held a lock longer than our busy
+    timeout ("database is locked"): nothing is wrong with the index, and resetting it
+    would only replace it under that connection. The same work later succeeds."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _create_schema(db: sqlite3.Connection) -> None:
+    """An empty index's tables and rows, on a connection to an empty database."""
+    db.executescript(f"BEGIN;{_SCHEMA}COMMIT;")
+    db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+    db.execute("INSERT INTO meta VALUES ('tokenizer', ?)", (TOKENIZER,))
+    db.execute("INSERT INTO meta VALUES ('terms_docs', 0)")
+    # Pending terms flushed every 16 MiB instead of 1 MiB: 2-3x faster bulk
+    # indexing with a large vocabulary (fewer, larger b-tree segments to merge).
+    db.execute("INSERT INTO fts (fts, rank) VALUES ('hashsize', ?)", (HASH_BYTES,))
+
+
 def private_file(path: Path, *, exclusive: bool = False) -> None:
     """Create `path` 0600 if missing (SQLite gives its -wal/-shm files the same mode);
     `exclusive`: FileExistsError if it is there."""
@@ -286,7 +306,7 @@ def private_file(path: Path, *, exclusive: bool = False) -> None:
 
 
 class SearchIndex:
-    """One connection to the index file (thread-safe; reopens after a rebuild elsewhere).
+    """One connection to the index file (thread-safe; reopens once the file is replaced).
 
     `writable=False` never creates anything: a missing file raises FileNotFoundError.
     """
@@ -333,7 +353,7 @@ class SearchIndex:
         )
         self._inode = os.stat(self.path).st_ino
         try:
-            db.execute("PRAGMA busy_timeout = 10000")
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             db.execute(f"PRAGMA cache_size = -{self.cache_mb * 1024}")
             db.execute("PRAGMA temp_store = MEMORY")
             if self.writable:
@@ -486,36 +506,66 @@ class SearchIndex:
         return [str(name) for (name,) in rows]
 
     def reset(self) -> None:
-        """Replace the file with an empty index (writers only). The empty index is
-        made beside it and renamed into place: a reader in another process (doctor,
-        the TUI) sees the old file or the new one, never an empty or half-made one."""
+        """Make the file an empty index (writers only, under the writers' lock).
+
+        In place whenever SQLite can still write the file: an empty index is copied
+        over it page by page (SQLite's backup, one write transaction through the WAL),
+        so another process's connection (the TUI, a search, doctor) sees the old index
+        or the new one on the connection it has, and no file is deleted under it
+        (before 2026-12-07 every reset unlinked the -wal and -shm and renamed a new
+        file over the index: such a connection went on reading the deleted file, and
+        one opened between the two steps read another file's log). Only a file SQLite
+        cannot use at all (not an SQLite file, a header that is garbage) is replaced.
+        Another process's lock raises (`transient`), the file as it was."""
         assert self.writable
         with self.lock:
-            self.close()
-            ensure_private_dir(self.layout.search)
-            fresh = self.path.with_name(f"{self.path.name}.new")
-            for suffix in ("", "-journal", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(f"{fresh}{suffix}")
-            private_file(fresh)
-            db = sqlite3.connect(str(fresh), isolation_level=None)
             try:
-                db.executescript(f"BEGIN;{_SCHEMA}COMMIT;")
-                db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-                db.execute("INSERT INTO meta VALUES ('tokenizer', ?)", (TOKENIZER,))
-                db.execute("INSERT INTO meta VALUES ('terms_docs', 0)")
-                # Pending terms flushed every 16 MiB instead of 1 MiB: 2-3x faster bulk
-                # indexing with a large vocabulary (fewer, larger b-tree segments to merge).
-                db.execute("INSERT INTO fts (fts, rank) VALUES ('hashsize', ?)", (HASH_BYTES,))
-            finally:
-                db.close()  # a rollback journal, gone once committed: one file to rename
-            # the old file's log must not be read against the new file
-            for suffix in ("-wal", "-shm", "-journal"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(f"{self.path}{suffix}")
+                self._reset_in_place()
+            except sqlite3.DatabaseError as exc:
+                if transient(exc) or disk_full(exc):
+                    raise
+                self._replace()
             remove_shard_files(self.layout.search, keep=())
-            os.replace(fresh, self.path)
             self.db  # opened in WAL mode, as every writer opens it  # noqa: B018
+
+    def _reset_in_place(self) -> None:
+        db = self.db
+        page_size = int(db.execute("PRAGMA page_size").fetchone()[0])  # reads page 1
+        # The write lock, waited for as long as any write waits (`BUSY_TIMEOUT_MS`):
+        # Python's backup would retry a locked step without end.
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")
+        empty = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            empty.execute(f"PRAGMA page_size = {page_size}")  # a WAL file keeps its own
+            _create_schema(empty)
+            empty.backup(db)
+        finally:
+            empty.close()
+        self.close()  # its attached shards and cached schema were the old index's
+
+    def _replace(self) -> None:
+        """Replace a file SQLite cannot write with an empty index, made beside it and
+        renamed into place (in WAL mode already: its first reader needs no lock to
+        switch it)."""
+        self.close()
+        ensure_private_dir(self.layout.search)
+        fresh = self.path.with_name(f"{self.path.name}.new")
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{fresh}{suffix}")
+        private_file(fresh)
+        db = sqlite3.connect(str(fresh), isolation_level=None)
+        try:
+            _create_schema(db)
+            db.execute("PRAGMA journal_mode = WAL")
+        finally:
+            db.close()  # the last connection: its log is moved into the file and deleted
+        # the old file's log must not be read against the new file
+        for suffix in ("-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}{suffix}")
+        os.replace(fresh, self.path)
 
     # -- writing -----------------------------------------------------------------
     @contextlib.contextmanager

@@ -43,6 +43,7 @@ from recorder.search.index import (
     disk_full,
     remove_shard_files,
     secret_words,
+    transient,
     unusable,
 )
 from recorder.search.sessions import SessionIndexer
@@ -368,26 +369,45 @@ class Indexer:
         if not lock.acquire(wait):
             return CatchUp(behind=self.behind(), busy=True)
         try:
-            started = time.monotonic()
-            result = self._catch_up(rebuild, budget, progress, pause, pages)
-            spent = time.monotonic() - started
-            if result.rebuilt:
-                self.sessions.forget()
-            if not result.behind:
-                done = self.sessions.catch_up(
-                    None if budget is None else time.monotonic() + max(0.0, budget - spent)
-                )
-                result.added += done.added
-                result.sessions = done.added
-                result.sessions_pending = done.pending
-                result.problems = done.problems
-                if done.added:
-                    self._maybe_refresh_terms(bool(result.rebuilt))
-                    self.index.checkpoint()
-            self._level = None if result.behind or result.sessions_pending else self._signature()
-            return result
+            return self._catch_up_locked(rebuild, budget, progress, pause, pages)
+        except sqlite3.OperationalError as exc:
+            if not transient(exc):
+                raise
+            # Another process's lock outlasted our busy timeout (the sqlite3 shell, a
+            # backup tool): nothing is wrong with the index; what is done is kept.
+            self.index.close()
+            self._level = None
+            self.sessions.forget()  # (a rebuild may have started: look at every file)
+            return CatchUp(behind=self.behind(), busy=True)
         finally:
             lock.release()
+
+    def _catch_up_locked(
+        self,
+        rebuild: bool,
+        budget: float | None,
+        progress: Progress | None,
+        pause: Callable[[], bool] | None,
+        pages: bool,
+    ) -> CatchUp:
+        started = time.monotonic()
+        result = self._catch_up(rebuild, budget, progress, pause, pages)
+        spent = time.monotonic() - started
+        if result.rebuilt:
+            self.sessions.forget()
+        if not result.behind:
+            done = self.sessions.catch_up(
+                None if budget is None else time.monotonic() + max(0.0, budget - spent)
+            )
+            result.added += done.added
+            result.sessions = done.added
+            result.sessions_pending = done.pending
+            result.problems = done.problems
+            if done.added:
+                self._maybe_refresh_terms(bool(result.rebuilt))
+                self.index.checkpoint()
+        self._level = None if result.behind or result.sessions_pending else self._signature()
+        return result
 
     def _catch_up(
         self,
@@ -413,8 +433,8 @@ class Indexer:
             except (IndexDamaged, sqlite3.DatabaseError) as exc:
                 if isinstance(exc, IndexOutdated) and exc.schema > SCHEMA_VERSION:
                     raise IndexNewer(index.path, exc.schema) from None
-                if disk_full(exc):
-                    raise
+                if disk_full(exc) or transient(exc):
+                    raise  # no damage: a rebuild would fail the same way, or wait
                 problem = unusable(exc)
             if problem:
                 result.rebuilt = problem
@@ -471,8 +491,8 @@ class Indexer:
                 # by meanwhile, one segment at a time.
                 index_run(paths)
         except sqlite3.DatabaseError as exc:
-            if result.rebuilt or disk_full(exc):
-                raise  # a full disk is no damage: a rebuild would fail the same way
+            if result.rebuilt or disk_full(exc) or transient(exc):
+                raise  # a full disk or a lock is no damage: a rebuild would fail the same way
             # damage found while writing: rebuild, once (an error in that rebuild raises)
             again = self._catch_up(True, budget, progress, pause)
             again.rebuilt = unusable(exc)
@@ -851,8 +871,8 @@ def index_health(root: Path, *, pages: bool = False) -> IndexHealth:
             size = index.size_bytes()
             break
         except (IndexDamaged, sqlite3.DatabaseError, OSError) as exc:
-            # A writer's reset replaces the file, and removes the old file's log just
-            # before: a read in between fails. Read the new file, which is whole.
+            # A writer's reset of a file SQLite cannot use replaces it, and removes the
+            # old file's log just before: a read in between fails. Read the new file.
             if attempt + 1 < _HEALTH_ATTEMPTS and _replaced(layout.search_index, inode):
                 continue
             outdated = isinstance(exc, IndexOutdated)

@@ -1,5 +1,6 @@
-"""The search index shared with other processes: no process deletes its -wal and -shm
-under another's connection."""
+"""The search index shared with other processes: a rebuild never deletes or replaces
+its files under another process's connection (that process sees the rebuilt index on
+the connection it has), and another process's lock is no damage (nothing is reset)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from recorder.search import index as index_module
+from recorder.search.engine import SearchEngine
 from recorder.search.indexer import Indexer
 from recorder.sources.discover import Roots
 from tests.unit.test_search_index import add_messages, write_journal
@@ -80,6 +83,150 @@ def indexed(root: Path, n: int) -> Path:
     finally:
         indexer.close()
     return root / "search" / "index.sqlite3"
+
+
+def test_a_rebuild_leaves_another_processs_connection_on_the_rebuilt_index(
+    tmp_path: Path, connected: list[Connected]
+) -> None:
+    """`persist reindex` while another process (a TUI, a search, doctor) has the index
+    open: before 2026-12-07 the rebuild unlinked the index's -wal and -shm and renamed
+    a new file over it, so that process went on reading the old, deleted file (and a
+    process opening it between the two steps read another file's log)."""
+    root = tmp_path / "logs"
+    path = indexed(root, 300)
+    other = Connected(path)
+    connected.append(other)
+    first = other.run("SELECT count(*) FROM docs WHERE msg = 1")
+    assert first == {"rows": [[300]], "deleted": []}
+    w = write_journal(root, 0)  # the journal grows meanwhile: the rebuilt index differs
+    add_messages(w, 300, 100)
+    w.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "reindex", "--log-dir", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    after = other.run("SELECT count(*) FROM docs WHERE msg = 1")
+    assert after["deleted"] == []
+    assert after["rows"] == [[400]]
+    assert other.run("PRAGMA integrity_check")["rows"] == [["ok"]]
+
+
+def test_a_lock_held_by_another_process_is_no_damage(
+    tmp_path: Path, connected: list[Connected], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catch-up that finds the index locked by another process's write (the sqlite3
+    shell, a backup tool) waits for it, then says busy and leaves the index as it is:
+    before 2026-12-07 "database is locked" counted as damage and the index was reset
+    (a search's catch-up, the recorder's indexer), its file replaced under that
+    process's connection and every search empty until it was rebuilt."""
+    monkeypatch.setattr(index_module, "BUSY_TIMEOUT_MS", 200)
+    root = tmp_path / "logs"
+    path = indexed(root, 300)
+    inode = path.stat().st_ino
+    w = write_journal(root, 0)
+    add_messages(w, 300, 100)
+    w.close()
+    other = Connected(path)
+    connected.append(other)
+    other.run("BEGIN IMMEDIATE")  # holds the write lock
+    with SearchEngine(root, Roots(None, None, None)) as engine:
+        result = engine.search("deployment", wait=5.0, budget=None)
+        assert result.catch_up is not None
+        assert result.catch_up.rebuilt is None
+        assert result.catch_up.busy
+        assert result.total == 6  # what the index held: the first 300 messages' hits
+        assert path.stat().st_ino == inode
+        assert other.run("SELECT count(*) FROM docs WHERE msg = 1")["rows"] == [[300]]
+        other.run("COMMIT")
+        done = engine.catch_up()
+        assert (done.added >= 100, done.rebuilt, done.busy) == (True, None, False)
+        assert engine.search("deployment", catch_up=False).total == 8
+    assert path.stat().st_ino == inode
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("catch_up", [False, True])
+def test_reindex_on_an_index_locked_elsewhere_says_so_and_leaves_it(
+    tmp_path: Path,
+    connected: list[Connected],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    catch_up: bool,
+) -> None:
+    """`persist reindex` (and `--catch-up`) while another process holds the index's write
+    lock: one line, exit 1, the index as it was (before 2026-12-07 `--catch-up` reset it
+    as damaged, and a rebuild said "rebuilt" either way)."""
+    from recorder.cli.main import main
+
+    monkeypatch.setattr(index_module, "BUSY_TIMEOUT_MS", 200)
+    root = tmp_path / "logs"
+    path = indexed(root, 300)
+    inode = path.stat().st_ino
+    w = write_journal(root, 0)
+    add_messages(w, 300, 100)
+    w.close()
+    other = Connected(path)
+    connected.append(other)
+    other.run("BEGIN IMMEDIATE")
+    capsys.readouterr()
+    extra = ["--catch-up"] if catch_up else []
+    assert main(["reindex", "--log-dir", str(root), *extra]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "is locked by another process" in err
+    assert "Traceback" not in err
+    assert path.stat().st_ino == inode
+    assert other.run("SELECT count(*) FROM docs WHERE msg = 1")["rows"] == [[300]]
+    other.run("COMMIT")
+    assert main(["reindex", "--log-dir", str(root), *extra]) == 0
+    assert other.run("SELECT count(*) FROM docs WHERE msg = 1")["rows"] == [[400]]
+
+
+def test_a_search_of_an_index_another_process_locks_fails_in_one_line_and_resets_nothing(
+    tmp_path: Path,
+    connected: list[Connected],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Another process holding the index in exclusive locking mode (no read gets
+    through): a search fails with one line naming the lock, exit 1; before 2026-12-07
+    its second "database is locked" made it rebuild the index, replacing the file
+    under that process."""
+    from recorder.cli.main import main
+
+    monkeypatch.setattr(index_module, "BUSY_TIMEOUT_MS", 200)
+    root = tmp_path / "logs"
+    path = indexed(root, 300)
+    inode = path.stat().st_ino
+    other = Connected(path)
+    connected.append(other)
+    other.run("PRAGMA locking_mode = EXCLUSIVE")
+    other.run("BEGIN EXCLUSIVE")
+    with (
+        SearchEngine(root, Roots(None, None, None)) as engine,
+        pytest.raises(sqlite3.OperationalError, match="locked"),
+    ):
+        engine.search("deployment", wait=5.0)
+    capsys.readouterr()
+    assert main(["search", "--log-dir", str(root), "deployment"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    last = err.splitlines()[-1]  # after the catch-up's "another process is updating ..."
+    assert "database is locked" in last and "another process holds it locked" in last
+    assert "Traceback" not in err
+    assert path.stat().st_ino == inode
+    assert other.run("SELECT count(*) FROM docs WHERE msg = 1")["rows"] == [[300]]
+    other.close()  # (a WAL entered in exclusive locking mode keeps it until closed)
+    with SearchEngine(root, Roots(None, None, None)) as engine:
+        assert engine.search("deployment").total == 6
 
 
 # A process with the index open through `SearchIndex` (the recorder's indexer, the TUI):
