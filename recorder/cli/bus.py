@@ -107,6 +107,8 @@ def cmd_send(args: argparse.Namespace) -> int:
             why = pub.hearing.why_not(args.wait, args.topic)
             return fail(f"nothing sent: {why}", EXIT_NO_SUBSCRIBER)
         seq = pub.send(args.topic, body)
+    if pub.undelivered:  # the broker went away before it was passed on
+        return fail(f"not sent: {pub.undelivered}")
     print(f"sent {args.topic} seq {seq} as {pub.id}")
     return 0
 

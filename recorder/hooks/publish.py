@@ -128,8 +128,21 @@ def send(
     return pub.seq
 
 
+class Undelivered(PersistError):
+    """A socket's broker went away after it took messages: what it held is dropped."""
+
+
 def close_all() -> None:
     """Close the sockets `send` kept open, each after what it holds is passed on (its
-    linger): at the end of a hook call, and before anything waits on the recorder."""
+    linger): at the end of a hook call, and before anything waits on the recorder.
+    Raises Undelivered, once all are closed, when a broker went away with messages
+    (`Publisher.undelivered`): the recorder counts the gap, the hook's failure log says
+    why."""
+    dropped = []
     while _OPEN:
-        _OPEN.popitem()[1].close(bye=False)
+        pub = _OPEN.popitem()[1]
+        pub.close(bye=False)
+        if pub.undelivered:
+            dropped.append(pub.undelivered)
+    if dropped:
+        raise Undelivered("; ".join(dropped))

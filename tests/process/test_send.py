@@ -286,3 +286,61 @@ def test_an_idle_publisher_at_a_web_server_lives_through_a_thousand_reconnection
         stop.set()
         thread.join(5)
         server.close()
+
+
+# A hook call's socket (`recorder.hooks.publish`): one message sent, then closed when
+# told by a line on stdin; prints what `close_all` raised.
+HOOK_SOCKET = """
+import sys
+from recorder.hooks import publish
+seq = publish.send(sys.argv[1], "claude-hook-s1", 0, "claude", "agents.claude.s1",
+                   [publish.Outgoing("m1", {"text": "hello"})], ready_timeout=20)
+print("sent", seq, flush=True)
+sys.stdin.readline()
+try:
+    publish.close_all()
+    print("closed", flush=True)
+except publish.Undelivered as exc:
+    print(f"undelivered: {exc}", flush=True)
+"""
+
+
+def test_a_hook_calls_socket_whose_broker_went_away_is_a_failure_not_silence(bus: Bus) -> None:
+    """A hook call's messages taken by its socket while the broker was there, the broker
+    gone before the socket passed them on: the socket closes without its linger and
+    `close_all` says so (the hook's failure log gets the line) instead of nothing."""
+    import zmq
+
+    sub = zmq.Context.instance().socket(zmq.SUB)
+    sub.linger = 0
+    broker = bus.start_broker()
+    try:
+        sub.connect(bus.back)
+        sub.subscribe(b"")
+        child = subprocess.Popen(
+            [sys.executable, "-c", HOOK_SOCKET, bus.front],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None and child.stdin is not None
+        try:
+            assert child.stdout.readline() == "sent 1\n"
+            broker.signal(signal.SIGKILL)
+            broker.wait()
+            time.sleep(0.5)  # the socket's disconnection seen by its monitor
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            out, err = child.communicate(timeout=30)
+        finally:
+            child.kill()
+            child.wait()
+        assert (child.returncode, out, err) == (
+            0,
+            f"undelivered: the broker at {bus.front} went away (or what answers there now "
+            "is no ZeroMQ broker): what was not yet passed on to it is dropped\n",
+            "",
+        )
+    finally:
+        sub.close()
