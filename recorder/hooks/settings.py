@@ -126,16 +126,18 @@ def load(path: Path) -> Loaded:
 
 
 def _check_shape(path: Path, data: dict[str, Any]) -> None:
-    hooks = data.get("hooks")
-    if hooks is not None and not isinstance(hooks, dict):
-        kind = type(hooks).__name__
+    # null is no "absent": Claude Code (2.1.110) refuses such a file whole, Gemini CLI
+    # (0.61.0) calls it invalid configuration; refused as any other wrong type
+    hooks = data.get("hooks", {})
+    if not isinstance(hooks, dict):
         raise SettingsError(
-            f'{path}: "hooks" is a {kind}, an object of events was expected; nothing was written'
+            f'{path}: "hooks" is {_kind(hooks)}, an object of events was expected; '
+            "nothing was written"
         )
-    for event, groups in (hooks or {}).items():
+    for event, groups in hooks.items():
         if not isinstance(groups, list):
             raise SettingsError(
-                f'{path}: "hooks.{event}" is a {type(groups).__name__}, a list was expected; '
+                f'{path}: "hooks.{event}" is {_kind(groups)}, a list was expected; '
                 "nothing was written"
             )
         for n, group in enumerate(groups):
@@ -150,9 +152,12 @@ def _check_shape(path: Path, data: dict[str, Any]) -> None:
                 raise SettingsError(
                     f'{path}: "{where}.hooks" is not a list of objects; nothing was written'
                 )
-    config = data.get("hooksConfig")
-    if config is not None and not isinstance(config, dict):
+    if not isinstance(data.get("hooksConfig", {}), dict):
         raise SettingsError(f'{path}: "hooksConfig" is not an object; nothing was written')
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else f"a {type(value).__name__}"
 
 
 def _entry(agent: Agent, event: str, role: Role, command: str, note: str) -> dict[str, Any]:

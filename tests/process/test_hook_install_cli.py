@@ -107,3 +107,30 @@ def test_a_lone_surrogate_escape_in_the_settings_is_written_back_as_it_was(
     assert json.loads(written)["permissions"]["note"] == "\ud83d cut emoji"
     assert persist(home, tmp_path, "hooks", "uninstall", "claude").returncode == 0
     assert path.read_text() == text
+
+
+@pytest.mark.parametrize(
+    ("agent", "text", "says"),
+    [
+        ("claude", '{"model": "opus", "hooks": null}', '"hooks" is null'),
+        ("gemini", '{"hooks": null}', '"hooks" is null'),
+        ("claude", '{"hooks": {"Stop": null}}', '"hooks.Stop" is null'),
+        ("gemini", '{"theme": "x", "hooksConfig": null}', '"hooksConfig" is not an object'),
+    ],
+)
+def test_null_hooks_are_refused_in_one_line(
+    tmp_path: Path, agent: str, text: str, says: str
+) -> None:
+    """`"hooks": null` passed the shape check and install's setdefault met None: a
+    traceback (AttributeError), exit 1. Claude Code 2.1.110 rejects such a file whole
+    (`hooks: aN().optional()`, zod: null is not optional), Gemini CLI 0.61.0 names it
+    invalid configuration: refused like any other wrongly typed `hooks`."""
+    home = tmp_path / "home"
+    path = write(home / f".{agent}" / "settings.json", text)
+    for verb in ("install", "uninstall"):
+        out = persist(home, tmp_path, "hooks", verb, agent)
+        assert out.returncode == 2 and out.stdout == "", out
+        assert out.stderr.count("\n") == 1 and says in out.stderr, out.stderr
+    status = persist(home, tmp_path, "hooks", "status", agent)
+    assert "Traceback" not in status.stderr and says in status.stdout, status
+    assert path.read_text() == text
