@@ -333,9 +333,16 @@ def _same_as_backup(path: Path, data: dict[str, Any]) -> bytes | None:
     installed): then uninstall gives back the very bytes, formatting included."""
     try:
         raw = path.with_name(path.name + BACKUP_SUFFIX).read_bytes()
-        return raw if json.loads(raw) == data else None
+        # compared as text: `==` takes 0 for false, 1 for 1.0 and ignores key order, so
+        # a later edit of the user's (0 -> false, a key moved) would be undone
+        return raw if _canonical(json.loads(raw)) == _canonical(data) else None
     except (OSError, ValueError):
         return None
+
+
+def _canonical(data: Any) -> str:
+    """The data as one text: types (false/0, 1/1.0) and key order kept."""
+    return json.dumps(data, ensure_ascii=True)
 
 
 @dataclass(frozen=True)

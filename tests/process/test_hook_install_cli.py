@@ -110,6 +110,50 @@ def test_a_lone_surrogate_escape_in_the_settings_is_written_back_as_it_was(
 
 
 @pytest.mark.parametrize(
+    ("before", "edited"),
+    [
+        ('{\n  "includeCoAuthoredBy": 0,\n  "model": "opus"\n}\n', '"includeCoAuthoredBy": false'),
+        ('{\n  "cleanupPeriodDays": 1,\n  "model": "opus"\n}\n', '"cleanupPeriodDays": 1.0'),
+        ('{\n  "cleanupPeriodDays": 1,\n  "model": "opus"\n}\n', '"cleanupPeriodDays": true'),
+        ('{\n  "cleanupPeriodDays": 30,\n  "model": "opus"\n}\n', '"cleanupPeriodDays": 30'),
+    ],
+)
+def test_uninstall_keeps_the_users_later_edits_that_compare_equal_in_python(
+    tmp_path: Path, before: str, edited: str
+) -> None:
+    """Uninstall gave back the pre-install backup's bytes whenever `json.loads(backup) ==
+    data`: 0 == False, 1 == 1.0 == True and key order ignored, so a user's edit made
+    after install (0 -> false, a key moved) was silently undone."""
+    home = tmp_path / "home"
+    path = write(home / ".claude" / "settings.json", before)
+    assert persist(home, tmp_path, "hooks", "install", "claude").returncode == 0
+    data = json.loads(path.read_text())
+    key = edited.split('"')[1]
+    # the user's edit after install: the value's type changed (or kept), "model" moved first
+    data = {"model": data.pop("model"), **data}
+    data[key] = json.loads(edited.split(": ", 1)[1])
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    assert edited in path.read_text()
+    out = persist(home, tmp_path, "hooks", "uninstall", "claude")
+    assert out.returncode == 0, out.stderr
+    text = path.read_text()
+    assert edited in text, text
+    assert list(json.loads(text)) == ["model", key]
+    assert "hooks" not in json.loads(text)
+
+
+def test_uninstall_gives_back_the_backup_bytes_only_when_nothing_else_changed(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    text = '{"includeCoAuthoredBy":0,   "model":"opus", "n": 1.50}\n'
+    path = write(home / ".claude" / "settings.json", text)
+    assert persist(home, tmp_path, "hooks", "install", "claude").returncode == 0
+    assert persist(home, tmp_path, "hooks", "uninstall", "claude").returncode == 0
+    assert path.read_text() == text
+
+
+@pytest.mark.parametrize(
     ("agent", "text", "says"),
     [
         ("claude", '{"model": "opus", "hooks": null}', '"hooks" is null'),
