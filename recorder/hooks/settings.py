@@ -20,7 +20,7 @@ import json
 import os
 import re
 import shlex
-import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,15 +102,54 @@ def _indent_of(raw: bytes) -> int | str:
     return 2
 
 
+MAX_SETTINGS = 16 << 20  # settings files are small; more is not one (a log, an image)
+
+# O_NONBLOCK: opening a named pipe waits for a writer without it (a regular file ignores
+# the flag); O_NOCTTY: a terminal never becomes ours
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+
+
+class _Unreadable(Exception):
+    """A settings (or backup) file that is not read: why, in a few words."""
+
+
+def _read(path: Path) -> bytes:
+    """A regular file's bytes, at most MAX_SETTINGS; a named pipe, a device or a folder
+    is never read nor waited on (raises _Unreadable; FileNotFoundError when absent)."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise _Unreadable(f"cannot be read ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Unreadable("is not a regular file (a named pipe, a device or a folder)")
+        if st.st_size > MAX_SETTINGS:
+            raise _Unreadable(f"is larger than {MAX_SETTINGS >> 20} MiB ({st.st_size} bytes)")
+        chunks, total = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > MAX_SETTINGS:  # grew while read
+                raise _Unreadable(f"is larger than {MAX_SETTINGS >> 20} MiB")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise _Unreadable(f"cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+
+
 def load(path: Path) -> Loaded:
     """Read and check a settings file; raises SettingsError naming what is wrong."""
     target = Path(os.path.realpath(path))
     try:
-        raw = target.read_bytes()
+        raw = _read(target)
     except FileNotFoundError:
         return Loaded(target, {}, None)
-    except OSError as exc:
-        raise SettingsError(f"{path} cannot be read ({exc.strerror})") from None
+    except _Unreadable as exc:
+        raise SettingsError(f"{path} {exc}; nothing was written") from None
     if not raw.strip():
         return Loaded(target, {}, raw)
     try:
@@ -282,28 +321,40 @@ def write(loaded: Loaded, data: dict[str, Any], change: Change, exact: bytes | N
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = 0o600
     if loaded.raw is not None:
+        # the bytes read, put in place as a new file: whatever the backup's name held
+        # (a named pipe, a link elsewhere) is replaced, never opened nor written through
         backup = path.with_name(path.name + BACKUP_SUFFIX)
-        shutil.copy2(path, backup)
+        st = path.stat()
+        mode = st.st_mode & 0o777
+        _replace(backup, loaded.raw, mode, (st.st_atime_ns, st.st_mtime_ns))
         change.backup = backup
-        mode = path.stat().st_mode & 0o777
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.persist-tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(new)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _replace(path, new, mode)
     dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dirfd)
     finally:
         os.close(dirfd)
     change.written = True
+
+
+def _replace(path: Path, content: bytes, mode: int, times: tuple[int, int] | None = None) -> None:
+    """`path` replaced atomically by a new regular file holding `content`."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.persist-tmp")
+    tmp.unlink(missing_ok=True)  # one left by a killed run of this pid
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            if times is not None:
+                os.utime(f.fileno(), ns=times)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def install(agent: Agent, path: Path, command: HookCommand) -> Change:
@@ -332,11 +383,11 @@ def _same_as_backup(path: Path, data: dict[str, Any]) -> bytes | None:
     """The backup's bytes if it holds exactly `data` (the file as it was before we
     installed): then uninstall gives back the very bytes, formatting included."""
     try:
-        raw = path.with_name(path.name + BACKUP_SUFFIX).read_bytes()
+        raw = _read(path.with_name(path.name + BACKUP_SUFFIX))
         # compared as text: `==` takes 0 for false, 1 for 1.0 and ignores key order, so
         # a later edit of the user's (0 -> false, a key moved) would be undone
         return raw if _canonical(json.loads(raw)) == _canonical(data) else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, _Unreadable):
         return None
 
 

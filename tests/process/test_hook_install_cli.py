@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -16,16 +17,24 @@ from tests.unit.test_hook_settings import CLAUDE_SETTINGS, GEMINI_SETTINGS, writ
 pytestmark = pytest.mark.process
 
 
-def persist(home: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def persist(
+    home: Path, cwd: Path, *args: str, timeout: float = 60, max_memory: int | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("CLAUDE_CONFIG_DIR", "GEMINI_CLI_HOME")}
     env["HOME"] = str(home)
+
+    def cap() -> None:  # a reader of /dev/zero must not take the test machine's memory
+        if max_memory is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (max_memory, max_memory))
+
     return subprocess.run(
         [sys.executable, "-m", "recorder.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
+        preexec_fn=cap if max_memory is not None else None,
     )
 
 
@@ -151,6 +160,60 @@ def test_uninstall_gives_back_the_backup_bytes_only_when_nothing_else_changed(
     assert persist(home, tmp_path, "hooks", "install", "claude").returncode == 0
     assert persist(home, tmp_path, "hooks", "uninstall", "claude").returncode == 0
     assert path.read_text() == text
+
+
+def test_a_fifo_or_a_device_as_settings_file_is_never_waited_on(tmp_path: Path) -> None:
+    """`settings.load` read the file whole with no check: a named pipe held status,
+    install and uninstall forever, a link to /dev/zero was read until memory ran out."""
+    home = tmp_path / "home"
+    fifo = home / ".claude" / "settings.json"
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+    for verb in ("install", "uninstall"):
+        out = persist(home, tmp_path, "hooks", verb, "claude", timeout=20)
+        assert out.returncode == 2 and out.stdout == "", (verb, out)
+        assert out.stderr.count("\n") == 1 and "is not a regular file" in out.stderr, out.stderr
+        assert str(fifo) in out.stderr
+    for args in (("hooks", "status"), ("hooks", "status", "claude")):
+        status = persist(home, tmp_path, *args, timeout=20)
+        assert status.returncode == 3, status
+        assert f"claude: {fifo}: not installed" in status.stdout
+        assert "problem:" in status.stdout and "is not a regular file" in status.stdout
+    assert fifo.is_fifo()
+
+    zero = tmp_path / "zero.json"
+    zero.symlink_to("/dev/zero")
+    for args in (
+        ("hooks", "status", "claude", "--settings", str(zero)),
+        ("hooks", "install", "gemini", "--settings", str(zero)),
+    ):
+        out = persist(home, tmp_path, *args, timeout=20, max_memory=1 << 30)
+        assert out.returncode in (2, 3) and "Traceback" not in out.stderr, out
+        assert "is not a regular file" in out.stdout + out.stderr, out
+
+    big = tmp_path / "big.json"
+    with big.open("wb") as f:
+        f.truncate(17 << 20)  # sparse: larger than any settings file
+    out = persist(home, tmp_path, "hooks", "install", "claude", "--settings", str(big))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out
+    assert "larger than 16 MiB" in out.stderr, out.stderr
+
+
+def test_a_fifo_in_place_of_the_backup_holds_nothing(tmp_path: Path) -> None:
+    """Uninstall read `settings.json.persist-backup` to compare it: a named pipe there
+    held it forever; install copied into it (`shutil` refuses a named pipe: exit 1)."""
+    home = tmp_path / "home"
+    path = write(home / ".claude" / "settings.json", CLAUDE_SETTINGS)
+    backup = path.with_name(path.name + ".persist-backup")
+    os.mkfifo(backup)
+    out = persist(home, tmp_path, "hooks", "install", "claude", timeout=20)
+    assert out.returncode == 0, out
+    assert backup.is_file() and backup.read_text() == CLAUDE_SETTINGS
+    backup.unlink()
+    os.mkfifo(backup)
+    out = persist(home, tmp_path, "hooks", "uninstall", "claude", timeout=20)
+    assert out.returncode == 0, out
+    assert json.loads(path.read_text()) == json.loads(CLAUDE_SETTINGS)
 
 
 @pytest.mark.parametrize(
