@@ -17,6 +17,7 @@ uninstall takes out exactly what install put in. An explicit `false` is left alo
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shlex
@@ -141,8 +142,31 @@ def _read(path: Path) -> bytes:
         os.close(fd)
 
 
-def load(path: Path) -> Loaded:
-    """Read and check a settings file; raises SettingsError naming what is wrong."""
+class _NotJson(ValueError):
+    """A number the agent's JSON.parse reads as Infinity (refused, never written back)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJson(text)
+    return value
+
+
+def _parse(raw: bytes, *, finite: bool) -> Any:
+    """JSON as the agents read it: NaN and Infinity are not JSON (Python takes them);
+    `finite`: a number too large for a double (JSON.parse makes it Infinity, which has
+    no JSON to be written back as) raises _NotJson."""
+    return json.loads(raw, parse_constant=_no_constant, parse_float=_finite if finite else None)
+
+
+def load(path: Path, *, to_write: bool = True) -> Loaded:
+    """Read and check a settings file; raises SettingsError naming what is wrong.
+    `to_write`: refuse also what could be read but not written back as it was."""
     target = Path(os.path.realpath(path))
     try:
         raw = _read(target)
@@ -153,7 +177,12 @@ def load(path: Path) -> Loaded:
     if not raw.strip():
         return Loaded(target, {}, raw)
     try:
-        data = json.loads(raw)
+        data = _parse(raw, finite=to_write)
+    except _NotJson as exc:
+        raise SettingsError(
+            f"{path}: the number {exc} is out of range (the agent reads it as Infinity, "
+            "which cannot be written back as JSON); nothing was written"
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise SettingsError(
             f"{path} is not valid JSON ({exc}); fix it or use --settings FILE, nothing was written"
@@ -306,7 +335,7 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 def dump(data: dict[str, Any], indent: int | str = 2) -> bytes:
     """The settings as JSON text in UTF-8; a lone surrogate (Node writes `"\\ud83d"` for
     half an emoji) stays the escape it was read from, the one way to write it."""
-    text = json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
+    text = json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False) + "\n"
     text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return text.encode()
 
@@ -386,14 +415,14 @@ def _same_as_backup(path: Path, data: dict[str, Any]) -> bytes | None:
         raw = _read(path.with_name(path.name + BACKUP_SUFFIX))
         # compared as text: `==` takes 0 for false, 1 for 1.0 and ignores key order, so
         # a later edit of the user's (0 -> false, a key moved) would be undone
-        return raw if _canonical(json.loads(raw)) == _canonical(data) else None
+        return raw if _canonical(_parse(raw, finite=True)) == _canonical(data) else None
     except (OSError, ValueError, _Unreadable):
         return None
 
 
 def _canonical(data: Any) -> str:
     """The data as one text: types (false/0, 1/1.0) and key order kept."""
-    return json.dumps(data, ensure_ascii=True)
+    return json.dumps(data, ensure_ascii=True, allow_nan=False)
 
 
 @dataclass(frozen=True)
@@ -412,7 +441,7 @@ class Installed:
 def inspect(agent: Agent, path: Path) -> Installed:
     """Our entries in `path`; a malformed file is reported, not raised."""
     try:
-        loaded = load(path)
+        loaded = load(path, to_write=False)  # 1e400 is read as Infinity, still JSON
     except SettingsError as exc:
         return Installed(path, path.exists(), (), tuple(EVENTS[agent]), (), (), (str(exc),))
     hooks = loaded.data.get("hooks") or {}

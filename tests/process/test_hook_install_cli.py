@@ -217,6 +217,33 @@ def test_a_fifo_in_place_of_the_backup_holds_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('{"model": "opus", "feedbackSurveyRate": 1e400}\n', "1e400 is out of range"),
+        ('{"model": "opus", "x": -2E+999}\n', "-2E+999 is out of range"),
+        ('{"model": "opus", "x": NaN}\n', "is not valid JSON (NaN is not JSON)"),
+        ('{"model": "opus", "x": Infinity}\n', "is not valid JSON (Infinity is not JSON)"),
+        ('{"model": "opus", "x": [-Infinity]}\n', "is not valid JSON (-Infinity is not JSON)"),
+    ],
+)
+def test_numbers_the_agent_cannot_read_back_are_refused(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    """`1e400` (valid JSON; JSON.parse reads it as Infinity) was written back as the bare
+    word `Infinity`, and a file holding `NaN` (not JSON) was accepted: the agent's
+    JSON.parse then failed on its own settings."""
+    home = tmp_path / "home"
+    path = write(home / ".claude" / "settings.json", text)
+    for verb in ("install", "uninstall"):
+        out = persist(home, tmp_path, "hooks", verb, "claude")
+        assert out.returncode == 2 and out.stdout == "", out
+        assert out.stderr.count("\n") == 1 and says in out.stderr, out.stderr
+        assert "nothing was written" in out.stderr
+    assert path.read_text() == text
+    assert not path.with_name(path.name + ".persist-backup").exists()
+
+
+@pytest.mark.parametrize(
     ("agent", "text", "says"),
     [
         ("claude", '{"model": "opus", "hooks": null}', '"hooks" is null'),
