@@ -49,6 +49,9 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "anchor": (str,),  # anchor_of(the bytes before offset)
     "inode": (int,),
     "published": (list,),  # agent message ids sent, in order
+    # Claude Code: uuids of the earlier lines of the streamed answers sent (an answer's
+    # id is its last line's; a transcript cut inside one ends it on one of these)
+    "merged": (list,),
     "versions": (dict,),  # Gemini CLI: message id -> digest of the version last sent
     "registration": (str,),  # agents/<file> of this session's agent
     "started": (float, int),
@@ -56,7 +59,7 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "ending": (str,),  # the SessionEnd reason while its session-ended message is unsent
 }
 # fields a state saved by an older version lacks, and what they start as
-_DEFAULTS: dict[str, Callable[[], Any]] = {"ending": str, "versions": dict}
+_DEFAULTS: dict[str, Callable[[], Any]] = {"ending": str, "versions": dict, "merged": list}
 
 
 class SessionState:
@@ -74,6 +77,7 @@ class SessionState:
         self.anchor = ""
         self.inode = 0
         self.published: list[str] = []
+        self.merged: list[str] = []
         self.versions: dict[str, str] = {}
         self.registration = ""
         self.started = 0.0
@@ -94,7 +98,7 @@ class SessionState:
             value = data.get(name)
             if type(value) not in kinds or (type(value) is int and value < 0):
                 return None
-        if not all(isinstance(u, str) for u in data["published"]):
+        if not all(isinstance(u, str) for u in (*data["published"], *data["merged"])):
             return None
         if not all(isinstance(v, str) for v in data["versions"].values()):
             return None

@@ -4,11 +4,12 @@ Read from the remembered offset to the end of the last complete line (a torn las
 line waits for the next call; at session end a last line that parses on its own is
 taken). If the bytes before the offset changed, the file shrank or was replaced, it
 is read again from the start and the ids already published are skipped: a rewrite
-never publishes a message twice. Lines are turned into messages by the session
-readers of `recorder.sources` (Claude Code: streamed blocks merged by message id, the
-uuid of the last line is the message's id; Gemini CLI: the last version of each
-record id wins, `$set.messages` checkpoints included; a legacy `.json` document is
-read whole every time).
+never publishes a message twice, nor part of one (a streamed answer cut after its
+first lines ends on an earlier line's uuid: those are remembered too). Lines are
+turned into messages by the session readers of `recorder.sources` (Claude Code:
+streamed blocks merged by message id, the uuid of the last line is the message's id;
+Gemini CLI: the last version of each record id wins, `$set.messages` checkpoints
+included; a legacy `.json` document is read whole every time).
 
 Gemini CLI writes a message again under its id whenever it changes (its text
 completed, tool calls added or their results), also after the hook sent it: a message
@@ -71,6 +72,7 @@ class Delta:
     def taken(self, state: SessionState, path: Path) -> None:
         """Move `state` past what this call read, its messages sent."""
         state.published.extend(m.uuid for m in self.messages if m.uuid not in self.revised)
+        state.merged.extend(u for m in self.messages for u in m.merged)
         state.versions.update(self.versions)
         if self.rewritten:
             state.rewrites += 1
@@ -159,7 +161,7 @@ def read_new(
         messages = (
             _claude(objects, state.session) if agent is Agent.CLAUDE else _gemini(objects, state)
         )
-        seen = set(state.published)
+        seen = _sent(state)
         if agent is Agent.CLAUDE and messages and messages[-1].uuid not in seen:
             said = answer.strip()
             done = final or settled or (said and messages[-1].text.strip() == said)
@@ -176,12 +178,13 @@ def _unsent(
 ) -> None:
     """Put in `delta` the messages not sent yet and, for Gemini CLI, those whose version
     changed since it was sent (revisions)."""
-    seen = set(state.published)
     if agent is not Agent.GEMINI:  # Claude Code never writes a line again under its uuid
+        seen = _sent(state)
         delta.messages = [m for m in messages if m.uuid and m.uuid not in seen]
         return
     from recorder.hooks.publish import version_of
 
+    seen = set(state.published)
     for m in messages:  # one per id (`_gemini_records`)
         if not m.uuid:
             continue
@@ -196,6 +199,12 @@ def _unsent(
                 delta.revised.add(m.uuid)
             delta.versions[m.uuid] = version
             delta.messages.append(m)
+
+
+def _sent(state: SessionState) -> set[str]:
+    """Ids of messages sent, or of part of one: a streamed answer read again with only
+    its first lines (the transcript cut inside it) ends on an earlier line's uuid."""
+    return {*state.published, *state.merged}
 
 
 def _hold_back(

@@ -80,6 +80,35 @@ def test_rewrites_are_noticed_and_nothing_is_read_twice(tmp_path: Path) -> None:
     assert consume(Agent.CLAUDE, path, state) == ["c"]
 
 
+def test_a_transcript_cut_inside_a_sent_answer_sends_no_part_of_it_again(
+    tmp_path: Path,
+) -> None:
+    """A streamed answer's id is the uuid of its last line: a transcript rewritten with
+    only its first lines (cut in the middle of the answer) made a message whose id was
+    an earlier line's, never sent, so its first blocks were published again."""
+    c = ClaudeSession(transcript=str(tmp_path / "s.jsonl"))
+    path = Path(c.transcript)
+    where = state_path(tmp_path, "claude", c.session)
+    where.parent.mkdir(parents=True)
+    question, answer = c.user("question"), c.assistant("looking", ("Read", {"file_path": "/a"}))
+    path.write_bytes(b"".join(question + answer + c.user("next")))
+    state = SessionState.new("claude", c.session)
+    assert consume(Agent.CLAUDE, path, state) == ["question", "looking", "next"]
+    save_state(where, state)  # each hook call is a new process: the state goes by its file
+    path.write_bytes(b"".join(question + answer[:1]))  # cut after the answer's first block
+    with open(path, "ab") as f:
+        f.write(b"".join(c.user("again")))
+    state = load_state(where, "claude", c.session)
+    assert consume(Agent.CLAUDE, path, state) == ["again"] and state.rewrites == 1
+    save_state(where, state)
+    path.write_bytes(b"".join(question + answer[:1]))  # cut again, ending on that block
+    state = load_state(where, "claude", c.session)
+    assert consume(Agent.CLAUDE, path, state, final=True) == []
+    with open(path, "ab") as f:
+        f.write(b"".join(c.user("last")))
+    assert consume(Agent.CLAUDE, path, state) == ["last"]
+
+
 def test_gemini_last_version_wins_and_set_messages_do_not_repeat(tmp_path: Path) -> None:
     g = GeminiSession(transcript=str(tmp_path / "session-x.jsonl"))
     path = Path(g.transcript)
