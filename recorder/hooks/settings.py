@@ -183,6 +183,10 @@ def load(path: Path, *, to_write: bool = True) -> Loaded:
             f"{path}: the number {exc} is out of range (the agent reads it as Infinity, "
             "which cannot be written back as JSON); nothing was written"
         ) from None
+    except RecursionError:  # json's own limit (about 1,000 levels), no ValueError
+        raise SettingsError(
+            f"{path}: a value is nested too deep to be read; nothing was written"
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise SettingsError(
             f"{path} is not valid JSON ({exc}); fix it or use --settings FILE, nothing was written"
@@ -416,7 +420,7 @@ def _same_as_backup(path: Path, data: dict[str, Any]) -> bytes | None:
         # compared as text: `==` takes 0 for false, 1 for 1.0 and ignores key order, so
         # a later edit of the user's (0 -> false, a key moved) would be undone
         return raw if _canonical(_parse(raw, finite=True)) == _canonical(data) else None
-    except (OSError, ValueError, _Unreadable):
+    except (OSError, ValueError, RecursionError, _Unreadable):
         return None
 
 

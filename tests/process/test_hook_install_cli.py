@@ -268,3 +268,18 @@ def test_null_hooks_are_refused_in_one_line(
     status = persist(home, tmp_path, "hooks", "status", agent)
     assert "Traceback" not in status.stderr and says in status.stdout, status
     assert path.read_text() == text
+
+
+def test_settings_nested_too_deep_are_refused_in_one_line(tmp_path: Path) -> None:
+    """json.loads raises RecursionError (no ValueError) for a value nested about 1,000
+    levels deep: install, uninstall and status ended in a traceback, exit 1."""
+    home = tmp_path / "home"
+    text = '{"a": ' + "[" * 5000 + "]" * 5000 + "}\n"
+    path = write(home / ".claude" / "settings.json", text)
+    for verb in ("install", "uninstall"):
+        out = persist(home, tmp_path, "hooks", verb, "claude")
+        assert out.returncode == 2 and out.stdout == "", out
+        assert out.stderr.count("\n") == 1 and "nested too deep" in out.stderr, out.stderr
+    status = persist(home, tmp_path, "hooks", "status", "claude")
+    assert "Traceback" not in status.stderr and "nested too deep" in status.stdout, status
+    assert path.read_text() == text
