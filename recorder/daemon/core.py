@@ -202,6 +202,8 @@ class _Snapshot:
     publishers: dict[str, int]
     first_ts: float | None
     last_ts: float | None
+    participants: dict[str, int]  # since the checkpoint of seq `since` (0: none)
+    since: int
 
 
 @dataclass
@@ -251,7 +253,8 @@ class Recorder:
         self.process_started = process_start_time(os.getpid())
         self.first_ts: float | None = None
         self.last_ts: float | None = None
-        self._participants: dict[str, int] = {}
+        self._participants: dict[str, int] = {}  # since the checkpoint of this seq:
+        self._participants_since = 0  # (0: since the journal's start)
         self._topics: dict[bytes, tuple[str, bytes, bytes | None, bool]] = {}
         self._snapshot: _Snapshot | None = None
         self._overflow: _Overflow | None = None
@@ -296,6 +299,9 @@ class Recorder:
         self.journal.messages = recovered.messages
         self.first_ts, self.last_ts = recovered.first_ts, recovered.last_ts
         self.tracker = recovered.tracker
+        # counted again after a crash: they lived only here (and in the state)
+        self._participants = recovered.participants
+        self._participants_since = recovered.participants_since
         self.last_checkpoint = cp = newest_checkpoint(self.layout)
         # a checkpoint that counts messages a power cut took does not hold back the next
         self._checkpointed = min(cp.messages, recovered.messages) if cp else 0
@@ -993,7 +999,12 @@ class Recorder:
     def _take_snapshot(self) -> None:
         """Publisher sequences as of the end of the chunk just handed to the writer."""
         self._snapshot = _Snapshot(
-            self.journal.handed, dict(self.tracker.expected), self.first_ts, self.last_ts
+            self.journal.handed,
+            dict(self.tracker.expected),
+            self.first_ts,
+            self.last_ts,
+            dict(self._participants),
+            self._participants_since,
         )
         self._snapshot_due = time.monotonic() + self.options.status_interval
 
@@ -1068,7 +1079,9 @@ class Recorder:
             return None
         if not force and pos.messages <= self._checkpointed:
             return None  # nothing new since the last checkpoint
-        participants, self._participants = self._participants, {}
+        with self._appending:  # the snapshot pairs the counts with what they count since
+            participants, self._participants = self._participants, {}
+            since, self._participants_since = self._participants_since, pos.seq
         try:
             cp = write_checkpoint(
                 self.layout,
@@ -1087,6 +1100,10 @@ class Recorder:
             )
         except OSError as exc:
             self.error(f"checkpoint failed: {exc}")
+            with self._appending:  # not taken: the next one counts them
+                for who, n in participants.items():
+                    self._count_participant(who, n)
+                self._participants_since = since
             raise
         self.last_checkpoint, self._checkpointed = cp, cp.messages
         log.info("checkpoint %s (%s, %d messages)", cp.id, reason, cp.messages)
@@ -1229,6 +1246,8 @@ class Recorder:
             first_ts=snap.first_ts,
             last_ts=snap.last_ts,
             publishers=snap.publishers,
+            participants_since=snap.since,
+            participants=snap.participants,
         )
         try:
             state.write(self.layout)

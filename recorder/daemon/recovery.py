@@ -1,4 +1,5 @@
-"""Catching up after a restart: message count, first/last time and publisher sequences.
+"""Catching up after a restart: message count, first/last time, publisher sequences
+and the participants since the newest checkpoint.
 
 The recovery state (or, without one, the newest checkpoint) says where to start;
 the journal from there on is read to count what came after it, so a crash between
@@ -12,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recorder.bus.envelope import GapTracker, read_envelope, read_heartbeat
-from recorder.store.checkpoints import newest_checkpoints
+from recorder.store.checkpoints import newest_checkpoint, newest_checkpoints
 from recorder.store.journal import record_ending_at
 from recorder.store.layout import Layout, find_segment, segment_name
-from recorder.store.reader import Store
+from recorder.store.ranges import MAX_KEY_CHARS, MAX_PARTICIPANTS, OTHERS
+from recorder.store.reader import Record, Store
 from recorder.store.records import KIND_HEARTBEAT
 from recorder.store.recovery import JournalPoint, RecoveryState
 
@@ -29,6 +31,10 @@ class Recovered:
     first_ts: float | None = None
     last_ts: float | None = None
     tracker: GapTracker = field(default_factory=GapTracker)
+    # senders' message counts since the newest checkpoint (of seq `participants_since`,
+    # 0: none), what the next checkpoint's `participants` says
+    participants: dict[str, int] = field(default_factory=dict)
+    participants_since: int = 0
 
 
 def recover(layout: Layout, state: RecoveryState | None, last: dict[str, Any] | None) -> Recovered:
@@ -42,9 +48,19 @@ def recover(layout: Layout, state: RecoveryState | None, last: dict[str, Any] | 
     The state's publisher sequences are kept even then: they are what was received
     (a message lost with the tail is then the `journal-lost` gap's to say, not a hole
     at its publisher's next message).
+
+    The participants since the newest checkpoint: the state's counts when it saved
+    them since that checkpoint, and the records after the state; otherwise (a crash
+    between a checkpoint and the next state, a checkpoint taken while no recorder
+    ran, an older state file) counted from the checkpoint's records on. Either way
+    only records after the newest checkpoint are read for them.
     """
     base: JournalPoint | None = None
     out = Recovered()
+    cp = newest_checkpoint(layout) if last is not None else None
+    cp_point = JournalPoint(cp.segment, cp.offset, cp.seq, cp.messages) if cp else None
+    cp_held = cp_point is not None and _held(layout, cp_point)
+    since = out.participants_since = cp.seq if cp else 0
     if state is not None:
         out.tracker = GapTracker(state.publishers)
         out.first_ts = state.first_ts
@@ -56,27 +72,49 @@ def recover(layout: Layout, state: RecoveryState | None, last: dict[str, Any] | 
         # place changed, up to MAX_LOOK_BACK of them; reading the whole journal
         # instead made the start grow with it (--fsync never: both state and newest
         # checkpoint named the lost tail)
-        for tried, cp in enumerate(newest_checkpoints(layout, at_most=int(last["seq"]))):
+        for tried, older in enumerate(newest_checkpoints(layout, at_most=int(last["seq"]))):
             if tried >= MAX_LOOK_BACK:
                 break
-            point = JournalPoint(cp.segment, cp.offset, cp.seq, cp.messages)
+            point = JournalPoint(older.segment, older.offset, older.seq, older.messages)
             if _held(layout, point):
                 base = point
                 if state is None:
-                    out.first_ts = cp.first_ts
+                    out.first_ts = older.first_ts
                 break
     out.messages = base.messages if base else 0
     if last is None:
         return out
+    # where participants are counted from (None: the journal's start)
+    count_at: JournalPoint | None
+    if state is not None and base is state.position and state.participants_since == since:
+        out.participants = dict(state.participants)
+        count_at = base
+    elif cp_held:
+        count_at = cp_point
+    elif cp is not None:  # the journal ends before it (a power cut): records after its seq
+        count_at = base
+    else:
+        count_at = None
+    first = min(base, count_at, key=_order) if base and count_at else None
     tracker = out.tracker
+    participants = out.participants
     # Only the journal from the starting point on is indexed: start-up time does not
     # grow with the journal (a journal with no state and no checkpoint is read whole).
     # Indexing starts at the recovery position itself (not at its segment's start).
-    first, offset = (base.segment, base.offset) if base else (0, 0)
-    with Store(layout.root, cache_index=False, first_segment=first, first_offset=offset) as store:
+    at_segment, at_offset = (first.segment, first.offset) if first else (0, 0)
+    with Store(
+        layout.root, cache_index=False, first_segment=at_segment, first_offset=at_offset
+    ) as store:
         store.refresh()
-        start = store.index_of(base.segment, base.offset) if base else 0
+        start = store.index_of(first.segment, first.offset) if first else 0
+        base_index = store.index_of(base.segment, base.offset) if base else 0
+        count_index = store.index_of(count_at.segment, count_at.offset) if count_at else 0
         for rec in store.records(start):
+            index = rec.index
+            if index >= count_index and rec.is_message and (rec.seq or 0) > since:
+                _count(participants, rec)
+            if index < base_index:
+                continue  # before the recovery position: counted already
             if rec.kind == KIND_HEARTBEAT:
                 env = read_heartbeat(rec.payload)
                 if env is not None:
@@ -95,6 +133,26 @@ def recover(layout: Layout, state: RecoveryState | None, last: dict[str, Any] | 
     if out.last_ts is None and state is not None:
         out.last_ts = state.last_ts
     return out
+
+
+def _order(point: JournalPoint) -> tuple[int, int]:
+    return point.segment, point.offset
+
+
+def _count(participants: dict[str, int], rec: Record) -> None:
+    """One message of `rec`'s sender (else its topic), as the recorder counts it."""
+    data = rec.data
+    assert data is not None
+    meta = data.get("meta")
+    sender = meta.get("sender") if isinstance(meta, dict) else None
+    who = (sender if type(sender) is str else str(sender or "")) or str(data.get("topic") or "")
+    who = who[:MAX_KEY_CHARS]
+    if who in participants:
+        participants[who] += 1
+    elif len(participants) < MAX_PARTICIPANTS:
+        participants[who] = 1
+    else:
+        participants[OTHERS] = participants.get(OTHERS, 0) + 1
 
 
 def _held(layout: Layout, point: JournalPoint) -> bool:

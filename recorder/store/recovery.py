@@ -42,6 +42,10 @@ class RecoveryState:
     first_ts: float | None = None
     last_ts: float | None = None
     publishers: dict[str, int] = field(default_factory=dict)  # next expected seq per publisher
+    # senders' message counts up to `position` since the checkpoint of seq
+    # `participants_since` (0: since the journal's start); None: not saved (older files)
+    participants_since: int | None = None
+    participants: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         p = self.position
@@ -60,6 +64,16 @@ class RecoveryState:
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
             "publishers": self.publishers,
+            **(
+                {}
+                if self.participants_since is None
+                else {
+                    "participants": {
+                        "since": self.participants_since,
+                        "counts": self.participants,
+                    }
+                }
+            ),
         }
 
     def write(self, layout: Layout) -> None:
@@ -86,6 +100,7 @@ class RecoveryState:
         first_ts, last_ts, updated = data.get("first_ts"), data.get("last_ts"), data.get("updated")
         if not all(v is None or _is_number(v) for v in (first_ts, last_ts, updated)):
             return None
+        since, counts = _participants(data.get("participants"))
         return cls(
             position=JournalPoint(*numbers),
             updated=float(updated or 0.0),
@@ -95,6 +110,8 @@ class RecoveryState:
             first_ts=first_ts,
             last_ts=last_ts,
             publishers=dict(publishers),
+            participants_since=since,
+            participants=counts,
         )
 
     @classmethod
@@ -130,6 +147,19 @@ def claimed_seq(layout: Layout) -> Claim:
     if status is not None:
         claims.append(Claim(max(status.last_seq, status.last_durable_seq), "status.json"))
     return max((c for c in claims if c.seq < MAX_CLAIM), key=lambda c: c.seq)
+
+
+def _participants(value: Any) -> tuple[int | None, dict[str, int]]:
+    """The saved participant counts and the checkpoint seq they count since; (None, {})
+    when absent or not well formed (they are then counted again from the journal)."""
+    if not isinstance(value, dict):
+        return None, {}
+    since, counts = value.get("since"), value.get("counts")
+    if not (type(since) is int and since >= 0 and isinstance(counts, dict)):
+        return None, {}
+    if not all(isinstance(k, str) and _is_int(v) and v > 0 for k, v in counts.items()):
+        return None, {}
+    return since, dict(counts)
 
 
 def _is_int(value: Any) -> bool:
