@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recorder.store.checkpoints import last_checkpoint
 from recorder.store.layout import Layout
-from recorder.store.status import Health, StatusSnapshot, assess
+from recorder.store.status import CheckpointRef, Health, StatusSnapshot, assess
 
 
 @dataclass
@@ -37,6 +38,9 @@ class Diagnostics:
     # damage the journal's index shows (missing segments, torn tails, damaged compressed
     # frames), one sentence each; None: not looked at (no journal yet)
     journal_damage: list[str] | None = None
+    # the newest checkpoint: status.json's, or a newer one in checkpoints/ (one taken
+    # while no recorder ran, or status.json deleted)
+    last_checkpoint: CheckpointRef | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -97,6 +101,9 @@ class Probe:
         health = assess(layout, now)
         diag = Diagnostics(now, Path(log_dir), health)
         status = health.status
+        diag.last_checkpoint = last_checkpoint(
+            layout, status.last_checkpoint if status is not None else None
+        )
         if health.running and health.pid:
             started = status.process_started if status is not None else None
             diag.process = self._process(health.pid, started, now)

@@ -26,6 +26,7 @@ from recorder.cli.common import (
 from recorder.daemon.options import MIB, EmbeddedMode, FsyncMode, RecorderOptions
 from recorder.errors import PersistError
 from recorder.sources.monitor_status import MonitorStatus
+from recorder.store.checkpoints import last_checkpoint
 from recorder.store.fsutil import PRIVATE_UMASK
 from recorder.store.indexer_status import (
     MONITOR,
@@ -174,6 +175,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     other = read_status(layout, standalone=True)
     if other is not None and other.alive:
         monitor_line += f"; a standalone persist monitor runs too (PID {other.pid})"
+    # the newest in checkpoints/ when status.json names an older one, or none
+    cp = last_checkpoint(layout, health.status.last_checkpoint if health.status else None)
     if args.json:
         out = {
             "health": health.state,
@@ -181,6 +184,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "warnings": health.warnings,
             "log_dir": str(layout.root),
             "status": health.status.to_json() if health.status is not None else {},
+            "last_checkpoint": cp.to_json() if cp is not None else None,
             "hook_failures": {
                 "count": hook_failures.total,
                 "count_is_at_least": hook_failures.at_least,
@@ -251,11 +255,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"{counts.secrets_unscanned} left to the readers (behind a flood), "
                 f"{counts.secrets_capped} scanned in part (too large)"
             )
-        cp = s.last_checkpoint
-        if cp:
-            print(f"  checkpoint   {cp.id} ({format_age(time.time() - cp.created)} ago)")
-        if s.last_error:
-            print(f"  last error   {shown(s.last_error.message)}")
+    if cp is not None:
+        print(f"  checkpoint   {cp.id} ({format_age(time.time() - cp.created)} ago)")
+    if s is not None and s.last_error:
+        print(f"  last error   {shown(s.last_error.message)}")
     # what the monitor and the hooks saw: agents' session ids, file names, hook stdin
     print(f"  sessions     {shown(monitor_line)}")
     for warning in health.warnings:

@@ -45,6 +45,7 @@ from recorder.store.pruned import pruned_by_number, unexplained_holes
 from recorder.store.records import SCHEMA_VERSION
 from recorder.store.secrets import maybe_secret, redacted_text
 from recorder.store.segfile import CompressedSegment, SegmentDamaged, open_segment, segment_size
+from recorder.store.status import CheckpointRef
 
 MAX_LABEL = 200
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
@@ -642,6 +643,21 @@ def newest_checkpoints(layout: Layout, at_most: int | None = None) -> Iterator[C
         for cp in list_checkpoints(layout):
             if (at_most is None or cp.seq <= at_most) and cp.id not in given:
                 yield cp
+
+
+def last_checkpoint(layout: Layout, named: CheckpointRef | None) -> CheckpointRef | None:
+    """The last checkpoint to show: the one status.json names (`named`), unless the
+    newest in checkpoints/ is newer: `persist checkpoint` without a running recorder
+    writes one the status does not know of, and status.json (derived) may be gone."""
+    try:
+        newest = newest_checkpoint(layout)
+    except OSError:  # an unreadable folder: what the status says
+        newest = None
+    if newest is None:
+        return named
+    if named is None or (newest.id != named.id and newest.created > named.created):
+        return CheckpointRef(newest.id, newest.created, newest.label)
+    return named
 
 
 def _first(cps: list[Checkpoint]) -> Checkpoint | None:

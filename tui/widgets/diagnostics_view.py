@@ -72,7 +72,7 @@ def render_diagnostics(
             late.append("\n  not in the journal, and not a loss: no gap counts them", "dim")
             parts.append(late)
 
-    cp = st.last_checkpoint if st is not None else None
+    cp = diag.last_checkpoint
     cp_text = Text("Last checkpoint: ", style="bold")
     if cp is not None:
         cp_text.append(f"{one_line(cp.label or cp.id, 80)} · {_ts_age(clock, cp.created)}")
