@@ -531,17 +531,29 @@ class PersistenceLauncher:
                 self.log_dir, cp, agent=self.agent, scope=self.restore_scope, redact=redact
             )
             self.timings["bundle"] = time.perf_counter() - t0
-            integrity = bundle.manifest["integrity"]
-            if not integrity["ok"]:
-                self.say(
-                    f"restoring {cp.id} with problems: {'; '.join(integrity['problems'])} "
-                    f"(listed in {bundle.manifest_path})"
-                )
+        if bundle is not None:
+            self._say_integrity(cp.id, bundle)
         result = self._result(
             LaunchChoice.CHECKPOINT, decided_by=decided_by, reason=reason, selection=selection
         )
         result.checkpoint, result.bundle = cp, bundle
         return result
+
+    def _say_integrity(self, cp_id: str, bundle: Bundle) -> None:
+        """What `persist restore` says of the range, in its words: damage ("with
+        problems", which makes restore exit 5) apart from losses the journal recorded
+        (gaps, quarantined tails, refused messages: "losses recorded", exit 0), which
+        leave the range verified (PERSIST_RESTORE_VERIFIED=1). A prefetched bundle
+        is said too."""
+        integrity = bundle.manifest["integrity"]
+        if integrity["ok"]:
+            return
+        damaged = integrity.get("damaged", True)  # bundles before the field: as before
+        verdict = " with problems:" if damaged else ": losses recorded:"
+        self.say(
+            f"restoring {cp_id}{verdict} {'; '.join(integrity['problems'])} "
+            f"(listed in {bundle.manifest_path})"
+        )
 
     def _plan_session(self, chosen: Selection) -> tuple[SessionRow, ResumePlan]:
         """The chosen agent session found again and what resuming it runs. Raises
