@@ -44,6 +44,16 @@ def search_findings(layout: Layout, log_flag: str) -> list[Finding]:
                 Repair(RepairKind.REBUILD_INDEX),
             )
         ]
+    if health.busy:  # never moved aside under the process that holds it
+        return [
+            Finding(
+                Area.SEARCH,
+                "search.busy",
+                Severity.WARNING,
+                f"search index not checked: another process holds it locked ({health.problem}; "
+                "a rebuild or a long write): run doctor again once it is done",
+            )
+        ]
     if health.newer:
         return [
             Finding(

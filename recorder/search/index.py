@@ -287,6 +287,13 @@ def transient(exc: BaseException) -> bool:
     return isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+def pass_on_busy_or_full(exc: sqlite3.DatabaseError) -> None:
+    """Raise `exc` itself when it says nothing about the index (`transient`,
+    `disk_full`): a check must not call it damage, which its callers rebuild."""
+    if transient(exc) or disk_full(exc):
+        raise exc
+
+
 def _create_schema(db: sqlite3.Connection) -> None:
     """An empty index's tables and rows, on a connection to an empty database."""
     db.executescript(f"BEGIN;{_SCHEMA}COMMIT;")
@@ -466,6 +473,7 @@ class SearchIndex:
             if self.writable and not self.has_index(ELSEWHERE_INDEX):
                 db.execute(ELSEWHERE_SQL)  # one pass over docs, once
         except sqlite3.DatabaseError as exc:
+            pass_on_busy_or_full(exc)
             raise IndexDamaged(str(exc)) from None
         for name in self._shard_names():
             _check_header(self.shard_path(name), f"shard {name}: ", keep_open=False)
@@ -479,6 +487,7 @@ class SearchIndex:
                     raise IndexDamaged(f"shard {shard.name}: another tokenizer")
                 db.execute(f"SELECT rowid FROM {shard.alias}.fts('x') LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
+            pass_on_busy_or_full(exc)
             where = "a shard" if shard is None else f"shard {shard.name}"
             raise IndexDamaged(f"{where}: {exc}") from None
         if pages:
@@ -492,6 +501,7 @@ class SearchIndex:
         try:
             rows = self.db.execute(f"PRAGMA {schema}.quick_check(1)").fetchall()
         except sqlite3.DatabaseError as exc:
+            pass_on_busy_or_full(exc)
             raise IndexDamaged(f"{where}{exc}") from None
         if rows != [("ok",)]:
             first = str(rows[0][0]).replace(f"*** in database {schema} ***", "").strip()
@@ -502,6 +512,7 @@ class SearchIndex:
         try:
             rows = self.query("SELECT name FROM shards")
         except sqlite3.DatabaseError as exc:
+            pass_on_busy_or_full(exc)
             raise IndexDamaged(str(exc)) from None
         return [str(name) for (name,) in rows]
 

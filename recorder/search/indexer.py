@@ -820,6 +820,7 @@ class IndexHealth:
     newer: bool = False  # a later version's: left as it is, unless a rebuild is asked for
     stale: bool = False  # a whole index of a journal that changed since (a segment came
     # back from the trash, say): the next search rebuilds it, nothing wrong with the file
+    busy: bool = False  # another process held it locked past the busy timeout: not read
 
 
 _HEALTH_ATTEMPTS = 3  # reads of an index that resets keep replacing meanwhile
@@ -875,6 +876,8 @@ def index_health(root: Path, *, pages: bool = False) -> IndexHealth:
             # old file's log just before: a read in between fails. Read the new file.
             if attempt + 1 < _HEALTH_ATTEMPTS and _replaced(layout.search_index, inode):
                 continue
+            if transient(exc):  # a rebuild or a long write elsewhere: nothing wrong
+                return IndexHealth(True, unusable(exc), journal, busy=True)
             outdated = isinstance(exc, IndexOutdated)
             newer = isinstance(exc, IndexOutdated) and exc.schema > SCHEMA_VERSION
             return IndexHealth(True, unusable(exc), journal, outdated=outdated, newer=newer)

@@ -301,3 +301,34 @@ def test_checking_or_opening_the_index_keeps_this_processs_locks_on_it(
         assert db.execute("SELECT count(*) FROM docs").fetchone()[0] >= 450
     finally:
         db.close()
+
+
+def test_doctor_on_an_index_another_process_locks_says_busy_and_fix_moves_nothing(
+    tmp_path: Path,
+    connected: list[Connected],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An index another process holds locked (a rebuild, a long write) is busy, not
+    damaged: doctor called it "unusable (database is locked)", a problem, and `--fix`
+    moved it aside under that process's connection."""
+    from recorder.cli.main import main
+
+    monkeypatch.setattr(index_module, "BUSY_TIMEOUT_MS", 200)
+    root = tmp_path / "logs"
+    path = indexed(root, 300)
+    inode = path.stat().st_ino
+    other = Connected(path)
+    connected.append(other)
+    other.run("PRAGMA locking_mode = EXCLUSIVE")
+    other.run("BEGIN EXCLUSIVE")
+    for argv in (["doctor", "--json"], ["doctor", "--fix", "--json"]):
+        main([*argv, "--log-dir", str(root)])
+        report = json.loads(capsys.readouterr().out)
+        search = [f for f in report["findings"] if f["area"] == "search"]
+        assert [(f["check"], f["severity"], f["auto_fix"]) for f in search] == [
+            ("search.busy", "warning", False)
+        ], search
+        assert "another process holds it locked" in search[0]["summary"]
+        assert path.stat().st_ino == inode
+    assert other.run("SELECT count(*) FROM docs WHERE msg = 1")["rows"] == [[300]]
