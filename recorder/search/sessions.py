@@ -36,7 +36,7 @@ from recorder.export.render import record_text
 from recorder.search.index import Document, SearchIndex, delete_texts, secret_words
 from recorder.sources import claude, codex, gemini
 from recorder.sources.copies import copies_dir, list_copies, restore_to
-from recorder.sources.discover import Roots, Unit, shared_ids, units
+from recorder.sources.discover import AgentOwners, Roots, Unit, shared_ids, units
 from recorder.sources.journal_view import to_record
 from recorder.sources.model import (
     Session,
@@ -134,11 +134,13 @@ def _walk(path: str, out: list[Any]) -> None:
 
 
 def _read(source: Source, path: Path, unit: Unit | None, project_path: str = "") -> Transcript:
-    """A session file in full (a Claude listing read has no messages: read it again)."""
-    if source is Source.CLAUDE:
-        return claude.read_transcript(path, flat_agents=claude.flat_agent_files(path.parent))
+    """A session file in full (`unit`: as discovery found it, with its own sub-agent
+    files; else a restored copy, the only session of its folder)."""
     if unit is not None:
         return unit.read_all()
+    if source is Source.CLAUDE:
+        flat = claude.agents_by_session(claude.flat_agent_files(path.parent))
+        return claude.read_transcript(path, flat_agents=flat)
     if source is Source.GEMINI:
         return gemini.read_transcript(path, project_path)
     return codex.read_transcript(path, {})
@@ -161,6 +163,7 @@ class SessionIndexer:
         self.roots = roots
         self._level: tuple[Any, ...] | None = None
         self._seen: tuple[Any, ...] | None = None
+        self._agents = AgentOwners()  # which session each 2.0.x agent file is (by its stat)
 
     def signature(self) -> tuple[Any, ...]:
         """The stat of every file and folder where sessions and our copies live (stat
@@ -206,7 +209,8 @@ class SessionIndexer:
         problems: list[str] = []
         stored = self._progress()
         present: set[str] = set()
-        found = list(units(self.roots, problems))
+        self._agents = AgentOwners(self._agents.fresh or self._agents.known)
+        found = list(units(self.roots, problems, self._agents))
         paths = {str(u.path) for u in found}
         copies = {str(c.session.path): c for c in list_copies(self.layout)}
         shared = shared_ids(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,6 +194,37 @@ def named_session_id(path: Path) -> str:
     return path.stem if _SESSION_STEM.match(path.stem) else ""
 
 
+def file_session_id(path: Path) -> str:
+    """The session id `parse_file(path).session_id` gives, from the file's first lines
+    only (a 2.0.x sub-agent file names its session on its first line): what picks a
+    session's `agent-<id>.jsonl` files out of a project folder without parsing them all."""
+    named = named_session_id(path)
+    if named:
+        return named
+    limit = 1 << 16
+    while True:
+        report = ReadReport()
+        data, _ = read_bytes(path, report, limit)
+        whole = len(data) < limit  # the file's end (or it could not be read: "")
+        lines = data if whole else data[: data.rfind(b"\n") + 1]
+        for _, obj in iter_objects(lines, report):
+            sid, kind = obj.get("sessionId"), obj.get("type")
+            conversation = isinstance(kind, str) and kind in CONVERSATION
+            if conversation and isinstance(obj.get("uuid"), str) and isinstance(sid, str):
+                return sid
+        if whole:
+            return path.stem
+        limit *= 4
+
+
+def agents_by_session(paths: list[Path]) -> dict[str, list[Path]]:
+    """2.0.x sub-agent files (`flat_agent_files`) by the session id they name."""
+    owners: dict[str, list[Path]] = {}
+    for path in paths:
+        owners.setdefault(file_session_id(path), []).append(path)
+    return owners
+
+
 # -- reading one file ---------------------------------------------------------------------
 @dataclass
 class ParsedFile:
@@ -271,10 +302,24 @@ def parse_file(path: Path, limit: int | None = None) -> ParsedFile:
     return parsed
 
 
+FlatAgents = Sequence[Path] | Mapping[str, Sequence[Path]]
+
+
+def _own_agents(flat_agents: FlatAgents | None, sid: str) -> Sequence[Path]:
+    """The 2.0.x agent files that may be session `sid`'s: all of a list (each is parsed
+    and kept when it names `sid`), or those a mapping (`agents_by_session`) files
+    under `sid`."""
+    if flat_agents is None:
+        return ()
+    if isinstance(flat_agents, Mapping):
+        return flat_agents.get(sid, ())
+    return flat_agents
+
+
 def read_transcript(
     path: Path,
     *,
-    flat_agents: list[Path] | None = None,
+    flat_agents: FlatAgents | None = None,
     project_summaries: dict[str, str] | None = None,
     limit: int | None = None,
     listing: bool = False,
@@ -282,7 +327,8 @@ def read_transcript(
     """One session in full. `flat_agents`: the project's 2.0-layout agent files (those
     naming this session are attached); `project_summaries`: leafUuid -> summary from the
     project's other files (a title may live there). `listing`: only the `Session` is
-    wanted (no messages are built; the same figures).
+    wanted (no messages are built; the same figures). `flat_agents` may be a mapping of
+    session id -> agent files (`agents_by_session`): only this session's are parsed.
 
     A sub-agent's file read on its own (every line a sidechain line: a session lists
     its sub-agents' files as its `extra_paths` instead) is the sub-agent's
@@ -300,7 +346,7 @@ def read_transcript(
     side_lines = [e for e in parsed.side_entries if is_sidechain(e) and e["type"] != "progress"]
     extra: list[Path] = []
     nested = [] if parsed.subagent else subagent_files(path)
-    for agent_path in [*nested, *(flat_agents or [])]:
+    for agent_path in [*nested, *_own_agents(flat_agents, sid)]:
         agent = parse_file(agent_path)
         if agent_path not in nested and agent.session_id != sid:
             continue  # a 2.0.x agent file of another session of this project
@@ -333,7 +379,7 @@ def _listing(
     path: Path,
     parsed: ParsedFile,
     chain: Chain,
-    flat_agents: list[Path] | None,
+    flat_agents: FlatAgents | None,
     project_summaries: dict[str, str] | None,
 ) -> Transcript:
     """`read_transcript(..., listing=True)`: the Session alone, from counts."""
@@ -345,7 +391,7 @@ def _listing(
         if is_sidechain(e) and e["type"] == "assistant":
             edit_paths(e, counts.files)
     nested = [] if parsed.subagent else subagent_files(path)
-    for agent_path in [*nested, *(flat_agents or [])]:
+    for agent_path in [*nested, *_own_agents(flat_agents, sid)]:
         agent = parse_file(agent_path)
         if agent_path not in nested and agent.session_id != sid:
             continue
@@ -491,6 +537,7 @@ def apply_summaries(transcripts: list[Transcript]) -> None:
 
 def read_project(folder: ProjectFiles) -> list[Transcript]:
     """Every session of one project folder, titles resolved across its files."""
-    transcripts = [read_transcript(p, flat_agents=folder.flat_agents) for p in folder.sessions]
+    agents = agents_by_session(folder.flat_agents)
+    transcripts = [read_transcript(p, flat_agents=agents) for p in folder.sessions]
     apply_summaries(transcripts)
     return transcripts

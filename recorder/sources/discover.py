@@ -94,28 +94,64 @@ def _sig(path: Path) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
-def units(roots: Roots, problems: list[str] | None = None) -> Iterator[Unit]:
+class AgentOwners:
+    """Which session each 2.0.x sub-agent file (`agent-<id>.jsonl` beside the sessions)
+    belongs to: its first lines name it, read once per version of the file (`known`:
+    path -> [stat signature, session id], from an earlier scan; `fresh`: this scan's)."""
+
+    def __init__(self, known: dict[str, Any] | None = None) -> None:
+        self.known = known if isinstance(known, dict) else {}
+        self.fresh: dict[str, list[Any]] = {}
+
+    def by_session(self, paths: list[Path]) -> dict[str, list[tuple[Path, list[int]]]]:
+        """session id -> its agent files (with their stat signatures), in `paths` order."""
+        owners: dict[str, list[tuple[Path, list[int]]]] = {}
+        for path in paths:
+            sig = _sig(path)
+            if sig is None:
+                continue
+            entry = self.known.get(str(path))
+            if isinstance(entry, list) and len(entry) == 2 and entry[0] == sig:
+                sid = str(entry[1])
+            else:
+                sid = claude.file_session_id(path)
+            self.fresh[str(path)] = [sig, sid]
+            owners.setdefault(sid, []).append((path, sig))
+        return owners
+
+
+def units(
+    roots: Roots, problems: list[str] | None = None, agents: AgentOwners | None = None
+) -> Iterator[Unit]:
     """Every session file under `roots`; a folder that cannot be listed is named in
-    `problems`."""
+    `problems`. A Claude session is handed only its own 2.0.x agent files (found once
+    per folder: `agents` remembers them across scans), and its stat signature holds
+    only theirs: a new agent file changes only its session's."""
     if roots.claude is not None:
+        agents = agents if agents is not None else AgentOwners()
         for proj in claude.projects(roots.claude):
             if proj.error and problems is not None:
                 problems.append(proj.error)
-            flat = [s for s in (_sig(p) for p in proj.flat_agents) if s]
+            owners = agents.by_session(proj.flat_agents)
+            every = {sid: [p for p, _ in found] for sid, found in owners.items()}
+            every_sig = [sig for found in owners.values() for _, sig in found]
             for path in proj.sessions:
                 sig = _sig(path)
                 if sig is None:
                     continue
                 nested = [_sig(p) for p in claude.subagent_files(path)]
+                named = claude.named_session_id(path)
+                # a file not named by its id: which agent files are its is known once read
+                own: claude.FlatAgents = every.get(named, []) if named else every
+                flat = [s for _, s in owners.get(named, [])] if named else every_sig
                 yield Unit(
                     Source.CLAUDE,
                     path,
                     [sig, nested, flat],
-                    partial(
-                        claude.read_transcript, path, flat_agents=proj.flat_agents, listing=True
-                    ),
+                    partial(claude.read_transcript, path, flat_agents=own, listing=True),
                     str(proj.folder),
-                    named_id=claude.named_session_id(path),
+                    full=partial(claude.read_transcript, path, flat_agents=own),
+                    named_id=named,
                 )
             # each sub-agent's own file: listed only when its session's file is gone
             for path in [*proj.flat_agents, *proj.orphan_nested]:
@@ -183,6 +219,7 @@ class ScanCache:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.entries: dict[str, dict[str, Any]] = {}
+        self.agents: dict[str, Any] = {}  # `AgentOwners.known`
         self.problem = ""
         if path is None:
             return
@@ -199,14 +236,16 @@ class ScanCache:
         entries = data.get("entries")
         if isinstance(entries, dict):
             self.entries = entries
+        agents = data.get("agents")
+        if isinstance(agents, dict):
+            self.agents = agents
 
-    def save(self, entries: dict[str, dict[str, Any]]) -> None:
+    def save(self, entries: dict[str, dict[str, Any]], agents: dict[str, Any]) -> None:
         if self.path is None:
             return
         ensure_private_dir(self.path.parent)
-        atomic_write(
-            self.path, orjson.dumps({"v": CACHE_VERSION, "entries": entries}), durable=False
-        )
+        data = {"v": CACHE_VERSION, "entries": entries, "agents": agents}
+        atomic_write(self.path, orjson.dumps(data), durable=False)
 
 
 Entry = tuple[dict[str, Any], dict[str, str], list[str]] | None
@@ -256,6 +295,7 @@ def scan(roots: Roots, cache_path: Path | None = None, *, workers: int = 1) -> S
     """Every session of every root, newest activity first. `workers` > 1 reads changed
     files in that many processes (only from a single-threaded caller: it forks)."""
     cache = ScanCache(cache_path)
+    agents = AgentOwners(cache.agents)
     result = ScanResult([])
     if cache.problem:
         result.problems.append(cache.problem)
@@ -263,7 +303,7 @@ def scan(roots: Roots, cache_path: Path | None = None, *, workers: int = 1) -> S
     summaries: dict[str, dict[str, str]] = {}  # Claude project folder -> leafUuid -> summary
     found: list[tuple[Unit, Session]] = []
     todo: list[Unit] = []
-    for unit in units(roots, result.problems):
+    for unit in units(roots, result.problems, agents):
         entry = cache.entries.get(str(unit.path))
         if isinstance(entry, dict) and entry.get("key") == unit.key:
             try:
@@ -300,9 +340,9 @@ def scan(roots: Roots, cache_path: Path | None = None, *, workers: int = 1) -> S
                 if uuid in project:
                     s.title, s.title_kind = project[uuid], "summary"
                     break
-    if fresh != cache.entries:
+    if fresh != cache.entries or agents.fresh != cache.agents:
         try:
-            cache.save(fresh)
+            cache.save(fresh, agents.fresh)
         except OSError as exc:
             result.problems.append(f"the session scan cache could not be written ({exc})")
     sessions.sort(key=lambda s: s.last_ts or s.mtime, reverse=True)
@@ -364,7 +404,7 @@ def read_session(session: Session) -> Transcript:
 
 def _read_session(session: Session) -> Transcript:
     if session.source is Source.CLAUDE:
-        flat = claude.flat_agent_files(session.path.parent)
+        flat = claude.agents_by_session(claude.flat_agent_files(session.path.parent))
         return claude.read_transcript(session.path, flat_agents=flat).scoped(session.scope)
     if session.source is Source.GEMINI:
         return gemini.read_transcript(session.path, session.project_path)

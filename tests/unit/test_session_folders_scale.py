@@ -1,0 +1,122 @@
+"""Big project folders, counted (files parsed, folders globbed), never timed: a 2.0.x
+sub-agent file (`agent-<id>.jsonl` beside the sessions) is read for its own session
+only, and the search index globs no folder per session. Real files, the real scan and
+the real index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recorder.search.engine import SearchEngine
+from recorder.sources import claude
+from recorder.sources.discover import Roots, scan
+from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
+from tests.session_fixtures import (
+    ClaudeSession,
+    text,
+)
+
+
+def make_journal(root: Path) -> Path:
+    w = DemoWriter.open(root, clock=DemoClock(BASE_TS))
+    w.message(BASE_TS, "alice", "nothing about sessions here", topic="chat")
+    w.close()
+    return root
+
+
+def flat_session(root: Path, i: int) -> tuple[ClaudeSession, Path]:
+    """A Claude Code 2.0.x session and its sub-agent's own file beside it."""
+    s = ClaudeSession(root, cwd="/home/me/flat", version="2.0.76")
+    s.user(f"prompt {i} wombat{i}")
+    s.assistant(text(f"answer {i}"))
+    s.write()
+    assert s.path is not None
+    agent_path = s.path.parent / f"agent-a{i:07x}.jsonl"
+    agent = ClaudeSession(
+        root,
+        cwd="/home/me/flat",
+        version="2.0.76",
+        session_id=s.session_id,
+        sidechain=True,
+        agent_id=f"a{i:07x}",
+        path=agent_path,
+    )
+    agent.user("Warmup")
+    agent.assistant(text(f"sub-agent {i} at work"))
+    agent.write()
+    return s, agent_path
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every `claude.parse_file` call's path (a whole-file parse)."""
+    calls: list[Path] = []
+    real = claude.parse_file
+
+    def counting(path: Path, limit: int | None = None) -> claude.ParsedFile:
+        calls.append(Path(path))
+        return real(path, limit)
+
+    monkeypatch.setattr(claude, "parse_file", counting)
+    return calls
+
+
+@pytest.fixture
+def globs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every `Path.glob` pattern asked for."""
+    calls: list[str] = []
+    real = Path.glob
+
+    def counting(self: Path, pattern: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(pattern)
+        return real(self, pattern, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "glob", counting)
+    return calls
+
+
+N = 16
+
+
+def test_listing_parses_each_flat_agent_file_for_its_own_session_only(
+    tmp_path: Path, parsed: list[Path]
+) -> None:
+    pairs = [flat_session(tmp_path / "claude", i) for i in range(N)]
+    roots = Roots(tmp_path / "claude", None, None)
+    cache = tmp_path / "scan-cache.json"
+    found = scan(roots, cache)
+    # each session file once, each agent file twice (its own entry, and in its session):
+    # not every agent file again for every session (N + N + N * N)
+    assert len(parsed) == 3 * N
+    sessions = {s.id: s for s in found.sessions}
+    assert len(sessions) == N
+    for s, agent in pairs:
+        assert sessions[s.session_id].extra_paths == (agent,)
+    # one more session with its agent file: only those two are read again
+    parsed.clear()
+    new, new_agent = flat_session(tmp_path / "claude", N)
+    again = scan(roots, cache)
+    assert (again.read, again.cached) == (2, 2 * N)
+    assert sorted(parsed) == sorted([new.path, new_agent, new_agent])
+    assert {s.id: s.extra_paths for s in again.sessions}[new.session_id] == (new_agent,)
+
+
+def test_search_index_reads_each_flat_agent_file_once_per_session_and_globs_no_folder(
+    tmp_path: Path, parsed: list[Path], globs: list[str]
+) -> None:
+    log = make_journal(tmp_path / "logs")
+    with SearchEngine(log, Roots(tmp_path / "claude", None, None)) as engine:
+        engine.catch_up()  # the journal
+        for i in range(N):
+            flat_session(tmp_path / "claude", i)
+        parsed.clear()
+        globs.clear()
+        engine.indexer.sessions.catch_up()
+        # each session in full with its own agent file, each agent file on its own
+        assert len(parsed) == 3 * N
+        assert [g for g in globs if "agent" in g] == []  # not the folder per session
+        hits = engine.search("source:claude wombat7").hits
+    assert len(hits) == 1
