@@ -1,16 +1,25 @@
-"""Big project folders, counted (files parsed, folders globbed), never timed: a 2.0.x
-sub-agent file (`agent-<id>.jsonl` beside the sessions) is read for its own session
-only, and the search index globs no folder per session. Real files, the real scan and
-the real index."""
+"""Big project folders, counted (files parsed, folders globbed, commits), never timed:
+a 2.0.x sub-agent file (`agent-<id>.jsonl` beside the sessions) is read for its own
+session only, the search index globs no folder per session and commits many session
+files at a time (still each with its progress row). Real files, the real scan and the
+real index."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from recorder.search.engine import SearchEngine
+from recorder.search.index import SearchIndex
 from recorder.sources import claude
 from recorder.sources.discover import Roots, scan
 from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
@@ -78,6 +87,21 @@ def globs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
+@contextmanager
+def commits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Counts the index's write transactions while the block runs."""
+    calls: list[int] = []
+    real = SearchIndex.transaction
+
+    def counting(self: SearchIndex) -> Any:
+        calls.append(1)
+        return real(self)
+
+    with monkeypatch.context() as m:
+        m.setattr(SearchIndex, "transaction", counting)
+        yield calls
+
+
 N = 16
 
 
@@ -120,3 +144,76 @@ def test_search_index_reads_each_flat_agent_file_once_per_session_and_globs_no_f
         assert [g for g in globs if "agent" in g] == []  # not the folder per session
         hits = engine.search("source:claude wombat7").hits
     assert len(hits) == 1
+
+
+def test_many_small_sessions_share_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, globs: list[str]
+) -> None:
+    n = 60
+    log = make_journal(tmp_path / "logs")
+    with SearchEngine(log, Roots(tmp_path / "claude", None, None)) as engine:
+        engine.catch_up()  # the journal
+        for i in range(n):
+            s = ClaudeSession(tmp_path / "claude", cwd="/home/me/many")
+            s.user(f"prompt number {i} wombat{i}")
+            s.write()
+        globs.clear()
+        with commits(monkeypatch) as made:
+            done = engine.indexer.sessions.catch_up()
+        assert (done.read, done.added) == (n, n)
+        assert len(made) <= 3  # the progress table, then the files: not one commit each
+        assert [g for g in globs if "agent" in g] == []
+        assert len(engine.search("source:claude prompt", limit=100).hits) == n
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from recorder.search import sessions
+    from recorder.search.engine import SearchEngine
+    from recorder.sources.discover import Roots
+
+    real = sessions.message_document
+    made = []
+
+    def dying(msg):
+        made.append(msg)
+        if len(made) == int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(msg)
+
+    sessions.message_document = dying
+    sessions.BATCH_FILES = 4
+    with SearchEngine(Path(sys.argv[1]), Roots(Path(sys.argv[2]), None, None)) as engine:
+        engine.catch_up()
+    """
+)
+
+
+def test_a_catch_up_killed_mid_batch_leaves_each_file_indexed_with_its_progress_or_not(
+    tmp_path: Path,
+) -> None:
+    n = 30
+    for i in range(n):
+        s = ClaudeSession(tmp_path / "claude", cwd="/home/me/many")
+        s.user(f"prompt number {i} wombat{i}")
+        s.assistant(text(f"reply {i}"))
+        s.write()
+    log = make_journal(tmp_path / "logs")
+    # SIGKILL at the 21st document: two batches of 4 files (2 documents each) committed,
+    # the third one half made
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, str(log), str(tmp_path / "claude"), "21"],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    with SearchEngine(log, Roots(tmp_path / "claude", None, None)) as engine:
+        rows = engine.index.query("SELECT count(*), sum(messages) FROM session_files")
+        docs = engine.index.query("SELECT count(*) FROM docs WHERE source = 'claude'")
+        assert rows == [(8, 16)] and docs == [(16,)]  # each file with its progress row
+        engine.indexer.sessions.catch_up()
+        origins = engine.index.query("SELECT origin FROM docs WHERE source = 'claude'")
+        assert len(origins) == len({o for (o,) in origins}) == 2 * n
