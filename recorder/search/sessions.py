@@ -8,9 +8,11 @@ whose fingerprint changed is read again. When the messages already indexed are s
 first ones (the session grew), only the new ones are added; otherwise (rewritten, a
 Claude branch changed) the session's documents are replaced. A file that disappeared
 keeps its documents when we hold a protected copy of it (marked `deleted`), else they
-go. After a rebuild (the index file starts empty) every session is indexed again; a
-session whose original is gone is read back from its copy. Nothing is written in the
-agents' folders: sessions are only read.
+go. A Gemini session migrated from `.json` to `.jsonl` (both left on disk) is indexed
+once, from the file the listing shows, under the `.jsonl`'s row. After a rebuild (the
+index file starts empty) every session is indexed again; a session whose original is
+gone is read back from its copy. Nothing is written in the agents' folders: sessions
+are only read.
 
 Session documents keep their text in the index (there is no journal line to read it
 back from, and a contentless FTS5 row can only be deleted with its original text).
@@ -178,6 +180,16 @@ class _Batch:
         if len(self.steps) >= BATCH_FILES or self.text >= BATCH_TEXT:
             self.flush()
 
+    def drop(self, path: str, keys: Sequence[str]) -> None:
+        """Forget `path`'s progress row and the documents of `keys` (in the next commit)."""
+
+        def step(db: sqlite3.Connection) -> None:
+            for key in dict.fromkeys(k for k in keys if k):
+                self.result.removed += SessionIndexer._remove(db, key)
+            db.execute("DELETE FROM session_files WHERE path = ?", (path,))
+
+        self.steps.append(step)
+
     def flush(self) -> None:
         if not self.steps:
             return
@@ -186,6 +198,14 @@ class _Batch:
                 step(db)
         self.steps.clear()
         self.text = 0
+
+
+def _gemini_twins(found: Sequence[Unit]) -> dict[str, str]:
+    """`.jsonl` path -> its legacy `.json` (the same name without the `l`), for each
+    Gemini session found in both forms: resuming a legacy session migrates it to a new
+    `.jsonl` and leaves the `.json` beside it."""
+    paths = {str(u.path) for u in found if u.source is Source.GEMINI}
+    return {p: p[:-1] for p in paths if p.endswith(".jsonl") and p[:-1] in paths}
 
 
 def _scope(session: Session, shared: set[str]) -> str:
@@ -263,14 +283,30 @@ class SessionIndexer:
                 if path not in present and c.session.source is Source.CLAUDE
             ]
         )
+        # Files gone first: a file indexed now under the key of one gone (moved, or the
+        # `.jsonl` of a Gemini pair deleted) must not lose its documents to it.
+        rekey = self._gone(stored, present, copies, shared, result)
         batch = _Batch(self, result)
+        twins = _gemini_twins(found)
+        legacy = set(twins.values())
+        by_path = {str(u.path): u for u in found}
         for unit in found:
             path = str(unit.path)
+            if path in legacy:
+                continue  # the legacy `.json` of a migrated Gemini pair: with its `.jsonl`
+            twin = twins.get(path)
             scope = claude_folder(unit.path) if unit.named_id in shared else ""
             # a scope is part of the fingerprint: a file whose key changed is read again
-            fingerprint = orjson.dumps([*unit.key, scope] if scope else unit.key).decode()
+            key = [unit.key, by_path[twin].key] if twin else unit.key
+            fingerprint = orjson.dumps([*key, scope] if scope else key).decode()
             row = stored.get(path)
-            if row is not None and row.fingerprint == fingerprint and row.deleted is None:
+            twin_row = stored.get(twin) if twin else None
+            if (
+                row is not None
+                and row.fingerprint == fingerprint
+                and row.deleted is None
+                and (twin_row is None or twin_row.fingerprint == fingerprint)
+            ):
                 continue
             if deadline is not None and time.monotonic() >= deadline:
                 result.pending += 1
@@ -278,9 +314,21 @@ class SessionIndexer:
             transcript = self._read_unit(unit, scope, problems, result)
             if transcript is None:
                 continue  # its messages are unknown, not none: kept as indexed, read again
+            older = self._read_unit(by_path[twin], "", problems, result) if twin else None
+            if twin is None or older is None or older.session.key != transcript.session.key:
+                batch.add(path, fingerprint, transcript, row, None)
+                if twin is not None and older is not None:  # two sessions after all
+                    batch.add(twin, fingerprint, older, twin_row, None)
+                continue
+            # one session: the later of the two (the `.jsonl` on a tie), as the listing
+            # shows it, under the `.jsonl`'s row; what the `.json` had indexed goes
+            if (older.session.last_ts or 0) > (transcript.session.last_ts or 0):
+                transcript = older
+            if twin_row is not None:
+                batch.drop(twin, [twin_row.key, row.key if row else ""])
+                row = None
             batch.add(path, fingerprint, transcript, row, None)
         batch.flush()
-        rekey = self._gone(stored, present, copies, shared, result)
         for path, copy in copies.items():
             if path in present or (path in stored and path not in rekey) or copy.session.subagent:
                 continue

@@ -1,8 +1,9 @@
 """Big project folders, counted (files parsed, folders globbed, commits), never timed:
 a 2.0.x sub-agent file (`agent-<id>.jsonl` beside the sessions) is read for its own
 session only, the search index globs no folder per session and commits many session
-files at a time (still each with its progress row). Real files, the real scan and the
-real index."""
+files at a time (still each with its progress row), and a migrated Gemini
+`.json`/`.jsonl` pair is indexed once. Real files, the real scan and the real
+index."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ from recorder.sources.discover import Roots, scan
 from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
 from tests.session_fixtures import (
     ClaudeSession,
+    gemini_legacy,
+    gemini_messages,
+    gemini_project,
     text,
 )
 
@@ -217,3 +221,95 @@ def test_a_catch_up_killed_mid_batch_leaves_each_file_indexed_with_its_progress_
         engine.indexer.sessions.catch_up()
         origins = engine.index.query("SELECT origin FROM docs WHERE source = 'claude'")
         assert len(origins) == len({o for (o,) in origins}) == 2 * n
+
+
+def gemini_pair(tmp_path: Path, *, jsonl: bool = True) -> tuple[Path, str]:
+    """A legacy Gemini session, and (`jsonl`) its `.jsonl` beside it, as resuming it
+    with Gemini CLI >= 0.39 leaves them: the same name plus `l`, every message again and
+    one more."""
+    sid = "9f0c1d2e-0000-4000-8000-0000000000aa"
+    chats = gemini_project(tmp_path / "gemini", "/home/me/gproj")
+    messages = gemini_messages(2)
+    legacy = gemini_legacy(chats, sid, messages)
+    if jsonl:
+        write_jsonl(legacy, sid, messages)
+    return legacy, sid
+
+
+def write_jsonl(legacy: Path, sid: str, messages: list[dict[str, Any]]) -> Path:
+    import json
+
+    path = legacy.with_name(legacy.name + "l")
+    head = {"sessionId": sid, "projectHash": "ab" * 32, "startTime": messages[0]["timestamp"]}
+    more = {
+        "id": "new-1",
+        "timestamp": "2026-02-01T10:00:00.000Z",
+        "type": "user",
+        "content": [{"text": "quokkaword follow-up"}],
+    }
+    with open(path, "w") as f:
+        for line in [head, *messages, more]:
+            f.write(json.dumps(line) + "\n")
+    return path
+
+
+def gemini_origins(engine: SearchEngine) -> list[str]:
+    rows = engine.index.query("SELECT origin FROM docs WHERE source = 'gemini' ORDER BY origin")
+    return [r[0] for r in rows]
+
+
+def test_a_migrated_gemini_pair_is_indexed_once(tmp_path: Path) -> None:
+    gemini_pair(tmp_path)
+    log = make_journal(tmp_path / "logs")
+    roots = Roots(None, tmp_path / "gemini", None)
+    [listed] = scan(roots).sessions
+    assert listed.path.suffix == ".jsonl"
+    with SearchEngine(log, roots) as engine:
+        hits = engine.search('source:gemini "question 0"').hits
+        assert [h.origin for h in hits] == [f"gemini:{listed.id}#0"]
+        assert len(engine.search("source:gemini quokkaword").hits) == 1
+        origins = gemini_origins(engine)
+        assert len(origins) == len(set(origins)) == 5  # 4 messages, then the new one
+        assert engine.indexer.sessions.catch_up().read == 0  # level: stat only
+
+
+def test_a_legacy_gemini_session_migrated_after_indexing_keeps_one_copy(tmp_path: Path) -> None:
+    legacy, sid = gemini_pair(tmp_path, jsonl=False)
+    log = make_journal(tmp_path / "logs")
+    roots = Roots(None, tmp_path / "gemini", None)
+    with SearchEngine(log, roots) as engine:
+        engine.search("anything")
+        assert len(gemini_origins(engine)) == 4
+        write_jsonl(legacy, sid, gemini_messages(2))  # resumed: migrated to `.jsonl`
+        assert len(engine.search("source:gemini quokkaword").hits) == 1
+        origins = gemini_origins(engine)
+        assert len(origins) == len(set(origins)) == 5
+        assert len(engine.search('source:gemini "question 0"').hits) == 1
+        os.unlink(legacy)  # the old `.json` cleaned up: the session stays, once
+        engine.indexer.sessions.catch_up()
+        assert len(gemini_origins(engine)) == 5
+        os.unlink(legacy.with_name(legacy.name + "l"))
+        engine.indexer.sessions.catch_up()
+        assert gemini_origins(engine) == []
+
+
+def test_an_index_holding_both_files_of_a_gemini_pair_drops_the_duplicates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recorder.search import sessions
+
+    gemini_pair(tmp_path)
+    log = make_journal(tmp_path / "logs")
+    roots = Roots(None, tmp_path / "gemini", None)
+    with SearchEngine(log, roots) as engine:
+        with monkeypatch.context() as m:  # as an index written before the pair was known
+            m.setattr(sessions, "_gemini_twins", lambda found: {})
+            engine.search("anything")
+        assert len(gemini_origins(engine)) == 9  # 4 of the `.json`, 5 of the `.jsonl`
+        engine.indexer.sessions.forget()
+        done = engine.indexer.sessions.catch_up()
+        origins = gemini_origins(engine)
+        assert len(origins) == len(set(origins)) == 5
+        assert done.removed == 9 and done.added == 5
+        rows = engine.index.query("SELECT path FROM session_files")
+        assert [Path(r[0]).suffix for r in rows] == [".jsonl"]
