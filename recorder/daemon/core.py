@@ -144,6 +144,9 @@ CHUNK_BYTES = 1 << 20
 _SCANNED_CLEAN = b',"secrets":[]}'
 _STATE_FAILED = "cannot write recovery state"
 RECORD_WAIT = 10.0  # seconds a retention change waits for its journal record to be written
+# seconds a checkpoint waits for the writer to write what it covers (on the main thread:
+# well under the status file's stale age)
+CHECKPOINT_WAIT = 2.0
 _REPLAY_TOO_DEEP = "(nested too deep to copy: see the payload's _persist.replay_of)"
 
 
@@ -495,14 +498,18 @@ class Recorder:
         gets an error) rather than done without its record."""
         with self._appending:
             self.journal.append({**head, "ts": ts})
-            seq = self.journal.next_seq - 1
-            self.journal.flush()
+            pos = self.journal.flush()
+        self._wait_written(pos, RECORD_WAIT, "the record of this change")
+
+    def _wait_written(self, pos: Position, timeout: float, what: str = "up to it") -> None:
+        """Until the writer has written the journal up to `pos` (to the kernel); OSError
+        after `timeout` seconds (a full or stalled disk)."""
         sink = self.journal.sink
-        deadline = time.monotonic() + RECORD_WAIT
-        while sink.written.seq < seq:
+        deadline = time.monotonic() + timeout
+        while (sink.written.segment, sink.written.offset) < (pos.segment, pos.offset):
             if time.monotonic() >= deadline:
-                why = f": {sink.stalled}" if sink.stalled else ""
-                raise OSError(f"the journal did not write the record of this change{why}")
+                why = f": {sink.stalled}" if sink.stalled else f" within {timeout:g} s"
+                raise OSError(f"the journal did not write {what}{why}")
             time.sleep(0.005)
 
     @property
@@ -1073,16 +1080,26 @@ class Recorder:
     def checkpoint(
         self, label: str, reason: str, now: float, *, force: bool = False
     ) -> Checkpoint | None:
-        """Checkpoint at the last written record; periodic ones only after new messages."""
-        pos = self.journal.written
-        if pos.segment == 0:
-            return None
-        if not force and pos.messages <= self._checkpointed:
-            return None  # nothing new since the last checkpoint
-        with self._appending:  # the snapshot pairs the counts with what they count since
+        """Checkpoint at the last record received, once it is written; periodic ones only
+        after new messages.
+
+        Its participants are counted as lines are made, before the writer writes them:
+        the position and the counts are taken together, with what was made handed over,
+        and the checkpoint waits (`CHECKPOINT_WAIT`) until the writer has written up to
+        it. Taken at what was written instead, a checkpoint in a steady flow counted a
+        few messages that came after its position (and the next one missed them).
+        OSError when the writer is not there in time (a full or slow disk): the counts
+        go to the next checkpoint."""
+        with self._appending:  # the counts and the position they end at, as one
+            pos = self.journal.flush()
+            if pos.segment == 0:
+                return None
+            if not force and pos.messages <= self._checkpointed:
+                return None  # nothing new since the last checkpoint
             participants, self._participants = self._participants, {}
             since, self._participants_since = self._participants_since, pos.seq
         try:
+            self._wait_written(pos, CHECKPOINT_WAIT)
             cp = write_checkpoint(
                 self.layout,
                 segment=pos.segment,

@@ -1086,3 +1086,47 @@ def test_after_a_power_cut_the_start_reads_from_the_newest_checkpoint_left_not_t
     assert seqs == sorted(set(seqs)) and seqs[-1] > taken.seq
     (lost,) = [r for r in records if r.get("cause") == "journal-lost"]
     assert lost["to_journal_seq"] == taken.seq
+
+
+def test_a_checkpoint_counts_exactly_the_messages_up_to_its_position(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages are counted as their lines are made, before the writer writes them: a
+    checkpoint taken at what was written then counted messages after its position
+    (the next one missed them, and the TUI said "the checkpoint counted N"). Now it is
+    taken at what was received, once written; a writer that does not get there in time
+    fails it, and the counts go to the next one."""
+    import threading
+
+    from recorder.daemon import core
+
+    clock = Clock()
+    rec = make(tmp_path, clock)
+    sink = rec.journal.sink
+    sink.start()
+    feed(rec, clock, env_msg("p", 1), env_msg("p", 2))
+    assert sink.wait_idle(5)
+    gate = threading.Event()
+    real_writev = sink.writev
+
+    def slow(fd: int, chunks: list[memoryview]) -> int:
+        gate.wait(10)
+        return real_writev(fd, chunks)
+
+    sink.writev = slow  # type: ignore[method-assign]
+    feed(rec, clock, env_msg("q", 1), env_msg("q", 2), env_msg("q", 3))  # made, not written
+    monkeypatch.setattr(core, "CHECKPOINT_WAIT", 0.2)
+    with pytest.raises(OSError, match=r"did not write up to it within 0\.2 s"):
+        rec.checkpoint("", "manual", clock.now, force=True)
+    threading.Timer(0.3, gate.set).start()
+    monkeypatch.setattr(core, "CHECKPOINT_WAIT", 10.0)
+    cp = rec.checkpoint("", "manual", clock.now, force=True)
+    assert cp is not None
+    assert (cp.messages, cp.participants) == (5, {"p": 2, "q": 3})
+    feed(rec, clock, env_msg("q", 4))
+    second = rec.checkpoint("", "manual", clock.now)
+    assert second is not None and (second.messages, second.participants) == (6, {"q": 1})
+    rec.close()
+    with open_store(tmp_path / "logs") as store:  # the messages up to each one's seq
+        seqs = [r.seq or 0 for r in store.records() if r.is_message]
+    assert [sum(s <= c.seq for s in seqs) for c in (cp, second)] == [5, 6]
