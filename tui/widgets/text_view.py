@@ -4,7 +4,9 @@ A record can hold up to the recorder's size limit (16 MB by default) in one fram
 often in one line. A `Static` lays out all of it, wrapping every word, each time
 it is shown: seconds to minutes for megabytes. Here the text is kept as source
 lines (split on newlines, hard-wrapped at the width, like `less`), the row count
-comes from their lengths alone, and a row is sanitised and styled when drawn.
+comes from the cells each line is drawn in (an escape made visible is 4 cells: the
+count is made on what is drawn, else a line's end falls past its last row), and a
+row is sanitised and styled when drawn.
 
 Each block also has a display budget (`limit` characters): what lies beyond it
 is announced on one line and shown when asked (`show_more`), so even the widest
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from rich.cells import cell_len, chop_cells
+from rich.cells import chop_cells, get_character_cell_size
 from rich.style import Style
 from rich.text import Text
 from textual.geometry import Size
@@ -80,17 +82,57 @@ def _split(block: Block) -> list[str | Text]:
     return list(shown.split("\n"))
 
 
-def _rows(line: str | Text, width: int) -> int:
-    n = len(line) if isinstance(line, str) and line.isascii() else _cells(line)
-    return max(1, -(-n // width))
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
 
 
-def _cells(line: str | Text) -> int:
+def _ascii_cells(line: str) -> int:
+    """Cells `safe_text` draws for an ASCII line, counted without drawing it: a control
+    character is shown as `\\xNN` and a tab as 4 spaces (3 more cells each), `\\r` as
+    one `␍`."""
+    controls = len(line.encode("ascii").translate(None, _PRINTABLE_ASCII))
+    if not controls:
+        return len(line)
+    return len(line) + 3 * (controls - line.count("\r") - line.count("\n"))
+
+
+def _drawn_plain(line: str | Text) -> str:
+    """The characters a source line is drawn as (escapes made visible)."""
     if isinstance(line, Text):
-        return line.cell_len
-    if line.isprintable():
-        return cell_len(line)
-    return safe_text(line).cell_len
+        return line.plain
+    return safe_text(line).plain
+
+
+def _cuts(plain: str, width: int) -> list[int]:
+    """Where each row of a drawn line starts: a row holds what fits in `width` cells, and
+    a wide character that does not fit goes to the next row (as `chop_cells` cuts, but
+    without its slow grapheme walk: a drawn line never holds the joiners it looks for)."""
+    if "\u200d" in plain or "\ufe0f" in plain:  # a styled line of ours (`Text`), short
+        starts = [0]
+        for piece in chop_cells(plain, width)[:-1]:
+            starts.append(starts[-1] + len(piece))
+        return starts
+    starts = [0]
+    used = 0
+    for at, cells in enumerate(map(get_character_cell_size, plain)):
+        if used and used + cells > width:
+            starts.append(at)
+            used = 0
+        used += cells
+    return starts
+
+
+def _rows(line: str | Text, width: int) -> tuple[int, list[int] | None]:
+    """Rows a source line takes at `width`, counted on what is drawn; with the start of
+    each row in the drawn text when rows cannot be cut by counting characters."""
+    if isinstance(line, str) and line.isascii():
+        n = len(line) if line.isprintable() else _ascii_cells(line)
+        if "\r" not in line:
+            return max(1, -(-n // width)), None
+    plain = _drawn_plain(line)
+    if plain.isascii():
+        return max(1, -(-len(plain) // width)), None
+    cuts = _cuts(plain, width)
+    return len(cuts), cuts
 
 
 class TextView(ScrollView, can_focus=True):
@@ -109,6 +151,7 @@ class TextView(ScrollView, can_focus=True):
         self.highlighter: Highlighter | None = None
         self._lines: list[tuple[int, str | Text]] = []  # (block, source line)
         self._ends: list[int] = []  # cumulative rows after each source line
+        self._starts: dict[int, list[int]] = {}  # line → where its rows start, when not ASCII
         self._width = 0
 
     # -- content -----------------------------------------------------------------
@@ -122,6 +165,7 @@ class TextView(ScrollView, can_focus=True):
         """Mark matches (of a search, say) in blocks that allow it; None removes them."""
         self.highlighter = highlighter
         self._row_cache.cache_clear()
+        self._drawn.cache_clear()
         self.refresh()
 
     def show_more(self, factor: int = 4) -> bool:
@@ -166,8 +210,16 @@ class TextView(ScrollView, can_focus=True):
         if width == self._width:
             return
         self._width = width
-        self._ends = list(itertools.accumulate(_rows(line, width) for _, line in self._lines))
+        counts = []
+        self._starts = {}
+        for index, (_, line) in enumerate(self._lines):
+            rows, starts = _rows(line, width)
+            counts.append(rows)
+            if starts is not None:
+                self._starts[index] = starts
+        self._ends = list(itertools.accumulate(counts))
         self._row_cache.cache_clear()
+        self._drawn.cache_clear()
         self.virtual_size = Size(width, self.row_count)
         self.refresh()
 
@@ -186,23 +238,25 @@ class TextView(ScrollView, can_focus=True):
                 text.stylize("bold black on yellow", start, end)
         return text
 
+    @lru_cache(maxsize=8)  # noqa: B019 (the few lines on screen; cleared on every change)
+    def _drawn(self, index: int) -> Text:
+        return self._line_text(index)
+
     @lru_cache(maxsize=256)  # noqa: B019 (one view per screen; cleared on every change)
     def _row_cache(self, row: int, width: int) -> Text:
         index = bisect_right(self._ends, row)
         if index >= len(self._lines):
             return Text()
         first = self._ends[index - 1] if index else 0
-        text = self._line_text(index)
+        text = self._drawn(index)
         part = row - first
-        plain = text.plain
-        if plain.isascii():
+        starts = self._starts.get(index)
+        if starts is None:
             return text[part * width : (part + 1) * width]
-        offset = 0
-        for n, piece in enumerate(chop_cells(plain, width)):
-            if n == part:
-                return text[offset : offset + len(piece)]
-            offset += len(piece)
-        return Text()
+        if part >= len(starts):
+            return Text()
+        end = starts[part + 1] if part + 1 < len(starts) else len(text)
+        return text[starts[part] : end]
 
     def render_line(self, y: int) -> Strip:
         self._measure()
