@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -13,7 +13,7 @@ from typing import Protocol
 from recorder.export.redact import redact_record, redacted
 from recorder.export.writers import MarkdownWriter, export_range
 from recorder.store.checkpoints import Checkpoint
-from recorder.store.fsutil import ensure_private_dir, open_private
+from recorder.store.fsutil import AtomicFile, ensure_private_dir
 from recorder.store.marks import BOOKKEEPING, line_kind
 from recorder.store.ranges import journal_range
 from recorder.store.reader import Record, Store
@@ -32,28 +32,41 @@ class Records(Protocol):
     def records(self, start: int = 0, stop: int | None = None) -> Iterator[Record]: ...
 
 
-def new_file(folder: Path, stem: str, suffix: str) -> tuple[Path, int]:
+@contextmanager
+def new_file(folder: Path, stem: str, suffix: str) -> Iterator[AtomicFile]:
     """A new private file `folder/<stem>-<time><suffix>` (0600 in a 0700 folder), open
-    for writing: its path and descriptor."""
+    for writing as `.file`: written aside and given its name (`.path`) only once whole
+    when the block ends, so a failed write (a full disk) or a stopped one leaves no
+    file, never an empty or cut one under a name like the others."""
     ensure_private_dir(folder)
+    target = AtomicFile(folder / f"{stem}{suffix}", exclusive=True)
+    try:
+        yield target
+    except BaseException:
+        target.abort()
+        raise
+    target.path = _free_name(folder, stem, suffix)
+    target.commit()  # flushed, then linked to its name (never over a file made meanwhile)
+
+
+def _free_name(folder: Path, stem: str, suffix: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = folder / f"{stem}-{stamp}{suffix}"
     n = 1
     while path.exists():
         n += 1
         path = folder / f"{stem}-{stamp}-{n}{suffix}"
-    return path, open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    return path
 
 
 def save_records(folder: Path, records: Iterable[Record], stem: str) -> Path:
     """Write the records' journal lines, byte for byte, to `folder/<stem>-<time>.jsonl`
     (0600 in a 0700 folder); the path written."""
-    path, fd = new_file(folder, stem, ".jsonl")
-    with os.fdopen(fd, "wb") as out:
+    with new_file(folder, stem, ".jsonl") as target:
         for rec in records:
             line = rec.line
-            out.write(line if line.endswith(b"\n") else line + b"\n")
-    return path
+            target.file.write(line if line.endswith(b"\n") else line + b"\n")
+    return target.path
 
 
 def export_checkpoint(
@@ -62,10 +75,10 @@ def export_checkpoint(
     """The range from `previous` to `cp` as a Markdown transcript in `folder`; the path
     and the number of records in it."""
     rng = journal_range(store, previous, cp)
-    path, fd = new_file(folder, f"checkpoint-{cp.seq}", ".md")
-    with os.fdopen(fd, "wb") as out:
-        export_range(store, rng, "md", out, title=f"Conversation up to {cp.label or cp.id}")
-    return path, rng.stop - rng.start
+    with new_file(folder, f"checkpoint-{cp.seq}", ".md") as target:
+        title = f"Conversation up to {cp.label or cp.id}"
+        export_range(store, rng, "md", target.file, title=title)
+    return target.path, rng.stop - rng.start
 
 
 def turns(store: Records, first: int, last: int, progress: Progress) -> Iterator[Record]:
@@ -98,29 +111,24 @@ def copy_turns(
     `folder`, and their Markdown (redacted: it is meant to be shared) while it stays
     under `clip_limit` bytes; nothing longer is kept in memory. A stopped copy leaves
     no file."""
-    path, fd = new_file(folder, "copy", ".jsonl")
     clip = io.BytesIO()
     writer: MarkdownWriter | None = MarkdownWriter(clip)
     count = 0
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for rec in turns(store, first, last, progress):
-                count += 1
-                line = rec.line
-                out.write(line if line.endswith(b"\n") else line + b"\n")
-                if writer is not None:
-                    writer.record(redact_record(rec))
-                    if writer.bytes + writer.size > clip_limit:
-                        writer = None  # too big for the clipboard: the file only
-                        clip = io.BytesIO()  # and what it held let go
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    with new_file(folder, "copy", ".jsonl") as target:
+        for rec in turns(store, first, last, progress):
+            count += 1
+            line = rec.line
+            target.file.write(line if line.endswith(b"\n") else line + b"\n")
+            if writer is not None:
+                writer.record(redact_record(rec))
+                if writer.bytes + writer.size > clip_limit:
+                    writer = None  # too big for the clipboard: the file only
+                    clip = io.BytesIO()  # and what it held let go
     markdown = None
     if writer is not None:
         writer.end()
         markdown = clip.getvalue().decode("utf-8", "replace")
-    return Copied(path, count, markdown)
+    return Copied(target.path, count, markdown)
 
 
 def export_turns(
@@ -135,20 +143,15 @@ def export_turns(
     it is read to a new `conversation-*.md` in `folder`, under a head of the `about`
     rows (the log folder, or the session) and the records' range; its path and the
     turns in it. A stopped export leaves no file."""
-    path, fd = new_file(folder, "conversation", ".md")
     count = 0
-    try:
-        with os.fdopen(fd, "wb") as out:
-            writer = MarkdownWriter(out)
-            seqs = [store.record(i).get("seq") for i in (first, last)]
-            writer.begin("Conversation", [*about, ("records", f"#{seqs[0]} to #{seqs[1]}")])
-            # Markdown is meant to be shared: redacted as exports are, a batch of
-            # prefilter passes at a time (`redacted`), not a full scan per record
-            for rec in redacted(turns(store, first, last, progress)):
-                count += 1
-                writer.record(rec)
-            writer.end()
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path, count
+    with new_file(folder, "conversation", ".md") as target:
+        writer = MarkdownWriter(target.file)
+        seqs = [store.record(i).get("seq") for i in (first, last)]
+        writer.begin("Conversation", [*about, ("records", f"#{seqs[0]} to #{seqs[1]}")])
+        # Markdown is meant to be shared: redacted as exports are, a batch of
+        # prefilter passes at a time (`redacted`), not a full scan per record
+        for rec in redacted(turns(store, first, last, progress)):
+            count += 1
+            writer.record(rec)
+        writer.end()
+    return target.path, count
