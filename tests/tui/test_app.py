@@ -214,6 +214,31 @@ async def test_empty_folder_says_what_to_run(tmp_path: Path) -> None:
 
 
 @pilot_test
+async def test_no_checkpoints_yet_counts_the_records_as_the_journal_grows(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(NOW))
+    w.message(NOW, "planner", "first words")
+    w.close()
+    app = make_app(root)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        store = app.journal.store
+        assert store is not None
+        before = len(store)
+        assert f"{before} records in" in plain(main.query_one("#cp-empty"))
+        w = DemoWriter.open(root, clock=DemoClock(NOW))
+        for i in range(20):
+            w.message(NOW + i, "planner", f"more words {i}")
+        w.close()
+        app.poll()
+        await settle(pilot)
+        assert len(store) == before + 20
+        text = plain(main.query_one("#cp-empty"))
+        assert "No checkpoints yet" in text and f"{before + 20} records in" in text
+
+
+@pilot_test
 async def test_corrupted_lines_show_escaped_and_flagged(tmp_path: Path) -> None:
     root = demo_dir(tmp_path)
     app = make_app(root)

@@ -124,6 +124,8 @@ class CheckpointsPane(Pane):
             elif not self._recount_due:  # the end of a burst is counted too
                 self._recount_due = True
                 self.set_timer(wait, self._recount, name="activity-recount")
+            if self.query_one("#cp-empty").display:  # its count of records follows too
+                self.show_empty()
             return
         if what not in ("loaded", "checkpoints"):
             return
