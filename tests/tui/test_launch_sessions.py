@@ -286,6 +286,39 @@ async def test_a_long_session_title_is_cut_to_its_row_with_an_ellipsis(tmp_path:
 
 
 @pilot_test
+async def test_session_rows_stay_one_line_when_the_menu_scrolls(tmp_path: Path) -> None:
+    """At 80x24 four sessions make the menu scroll: with its scrollbar beside them, each
+    long title is still cut to its row, its detail on the row under it."""
+    proj = tmp_path / "proj"
+    for k in range(4):
+        c = ClaudeSession(tmp_path / "claude", cwd=str(proj))
+        c.t += 600 * k
+        c.user(f"please refactor the authentication module so that session tokens rotate {k}")
+        c.assistant(text("ok"))
+        c.write()
+    roots = Roots(tmp_path / "claude", None, None)
+    app = make_app(
+        demo_dir(tmp_path), launch=True, agent_command=["claude"], project=str(proj), roots=roots
+    )
+    async with app.run_test(size=SMALL) as pilot:
+        menu = await menu_with_sessions(pilot, app)
+        await settle(pilot)
+        assert menu.max_scroll_y > 0  # the scrollbar is there
+        seen = 0
+        for _ in range(menu.option_count):
+            lines = screen_chars(app).splitlines()
+            for at, line in enumerate(lines):
+                if "Resume Claude Code:" in line:
+                    seen += 1
+                    assert "…" in line, line  # cut to its row
+                    below = lines[at + 1]
+                    assert "1 message" in below or "2 messages" in below, (line, below)
+            await pilot.press("j")
+            await settle(pilot)
+        assert seen >= 4
+
+
+@pilot_test
 async def test_a_point_of_tool_calls_reads_as_the_lists_read_it(tmp_path: Path) -> None:
     """The session picker showed `⚙ TodoWrite` for a turn that is only a tool call, the
     conversation `⚙ TodoWrite(todos=…)`: one line for it everywhere (`record_text`)."""

@@ -30,10 +30,10 @@ if TYPE_CHECKING:
 
 CHOICES = ("continue", "pick", "fresh", "search", "diagnostics", "quit")
 SESSIONS_SHOWN = 5  # the newest sessions offered in the menu; `a` lists them all
-# Cells for the text after an option's key: the 76-cell box less its border, padding,
-# the option's padding, the key and the scrollbar a short terminal adds. A longer
-# line would wrap under the key.
-LINE_CELLS = 76 - 2 - 2 - 2 - 5 - 2
+# Cells for the text after an option's key: the 76-cell box less its border and padding,
+# the menu's padding (OptionList's own), the option's padding, the key and the scrollbar
+# a short terminal adds. A longer line would wrap under the key.
+LINE_CELLS = 76 - 2 - 2 - 2 - 2 - 5 - 2
 
 
 class LaunchScreen(ShowsWorkerErrors, Screen[str]):
