@@ -67,7 +67,7 @@ from recorder.store.checkpoints import Checkpoint, DigestCache, newest_checkpoin
 from recorder.store.fsutil import ensure_private_dir, remove_stale_temp_files
 from recorder.store.journal import Journal, Position, UnwrittenData
 from recorder.store.layout import Layout
-from recorder.store.ranges import MAX_KEY_CHARS, MAX_PARTICIPANTS, OTHERS
+from recorder.store.ranges import MAX_KEY_CHARS, MAX_PARTICIPANTS, count_participant
 from recorder.store.records import (
     DEEP_BYTES,
     KIND_EVENT,
@@ -691,13 +691,7 @@ class Recorder:
 
     def _count_participant(self, who: str, n: int) -> None:
         """`n` more messages from `who` (or from others, once MAX_PARTICIPANTS are known)."""
-        participants = self._participants
-        if who in participants:
-            participants[who] += n
-        elif len(participants) < MAX_PARTICIPANTS:
-            participants[who] = n
-        else:
-            participants[OTHERS] = participants.get(OTHERS, 0) + n
+        count_participant(self._participants, who, n)
 
     def _secret_suspects(
         self, messages: list[list[bytes]], lasts: list[bytes], joined: bytes

@@ -16,7 +16,7 @@ from recorder.bus.envelope import GapTracker, read_envelope, read_heartbeat
 from recorder.store.checkpoints import newest_checkpoint, newest_checkpoints
 from recorder.store.journal import record_ending_at
 from recorder.store.layout import Layout, find_segment, segment_name
-from recorder.store.ranges import MAX_KEY_CHARS, MAX_PARTICIPANTS, OTHERS
+from recorder.store.ranges import count_participant, message_participant
 from recorder.store.reader import Record, Store
 from recorder.store.records import KIND_HEARTBEAT
 from recorder.store.recovery import JournalPoint, RecoveryState
@@ -141,18 +141,8 @@ def _order(point: JournalPoint) -> tuple[int, int]:
 
 def _count(participants: dict[str, int], rec: Record) -> None:
     """One message of `rec`'s sender (else its topic), as the recorder counts it."""
-    data = rec.data
-    assert data is not None
-    meta = data.get("meta")
-    sender = meta.get("sender") if isinstance(meta, dict) else None
-    who = (sender if type(sender) is str else str(sender or "")) or str(data.get("topic") or "")
-    who = who[:MAX_KEY_CHARS]
-    if who in participants:
-        participants[who] += 1
-    elif len(participants) < MAX_PARTICIPANTS:
-        participants[who] = 1
-    else:
-        participants[OTHERS] = participants.get(OTHERS, 0) + 1
+    assert rec.data is not None
+    count_participant(participants, message_participant(rec.data))
 
 
 def _held(layout: Layout, point: JournalPoint) -> bool:

@@ -51,6 +51,26 @@ MAX_KEY_CHARS = 200  # a participant's name is cut to this length
 OTHERS = "(others)"
 
 
+def message_participant(data: dict[str, Any]) -> str:
+    """Whom a parsed message line counts for: its sender, else its topic (uncut)."""
+    meta = data.get("meta")
+    sender = meta.get("sender") if meta else None
+    sender = sender if type(sender) is str else str(sender or "")
+    return sender or data.get("topic") or ""
+
+
+def count_participant(participants: dict[str, int], who: str, n: int = 1) -> None:
+    """`n` more messages from `who` (cut to MAX_KEY_CHARS), or from others once
+    MAX_PARTICIPANTS are known: as the recorder counts a checkpoint's participants."""
+    who = who[:MAX_KEY_CHARS]
+    if who in participants:
+        participants[who] += n
+    elif len(participants) < MAX_PARTICIPANTS:
+        participants[who] = n
+    else:
+        participants[OTHERS] = participants.get(OTHERS, 0) + n
+
+
 @dataclass
 class RangeSummary:
     """One pass over records in journal order: what every reader of a range counts.
@@ -79,10 +99,7 @@ class RangeSummary:
         kind = KIND_BAD_LINE if data is None else data["kind"]
         if kind == KIND_MESSAGE:
             assert data is not None
-            meta = data.get("meta")
-            sender = meta.get("sender") if meta else None
-            sender = sender if type(sender) is str else str(sender or "")
-            self.add_message(data.get("ts"), sender or data.get("topic") or "")
+            self.add_message(data.get("ts"), message_participant(data))
             return
         self.records += 1
         self.kinds[kind] += 1
