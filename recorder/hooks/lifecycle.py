@@ -28,7 +28,15 @@ from typing import Any
 
 from recorder.hooks.agents import Agent, Role
 from recorder.hooks.failures import record_failure
-from recorder.hooks.publish import SILENT, NotDelivered, Outgoing, close_all, send, topic_for
+from recorder.hooks.publish import (
+    SILENT,
+    NotDelivered,
+    Outgoing,
+    Undelivered,
+    close_all,
+    send,
+    topic_for,
+)
 from recorder.hooks.run import HookArgs, Payload, publish_endpoint, transcript_messages
 from recorder.hooks.state import (
     SessionState,
@@ -132,10 +140,11 @@ def _checkpoint(args: HookArgs, payload: Payload, state: SessionState, label: st
     from recorder.errors import CheckpointError
 
     after = (state.publisher, state.seq) if state.seq else None
-    close_all()  # what was sent is on its way before the recorder is asked
     try:
+        close_all()  # what was sent is on its way before the recorder is asked
         return request_checkpoint(Layout(args.log_dir), label, after=after).id
-    except (CheckpointError, OSError) as exc:
+    except (CheckpointError, OSError, Undelivered) as exc:
+        # Undelivered: the recorder would wait for a message that never comes
         _note(args, payload, f"no checkpoint '{label}': {exc}")
         return None
 
@@ -431,8 +440,10 @@ def _finish(
 ) -> bool:
     """Publish what an ended session still owes, in order: the rest of its transcript
     (for about `budget` seconds, None: all), then the session-ended message. True when
-    nothing is left. Raises NotDelivered (`state` as far as it got) when nobody listens;
-    a transcript that cannot be read is noted and the message sent without it."""
+    nothing is left. Raises NotDelivered (`state` as far as it got) when nobody listens,
+    Undelivered when the broker went away before the socket passed the end on (the end
+    still owed); a transcript that cannot be read is noted and the message sent without
+    it."""
     if path is not None and path.exists():
         try:
             if not transcript_messages(
@@ -454,6 +465,9 @@ def _finish(
             reason=state.ending,
             messages=len(state.published),
         )
+        # passed on before the end counts as sent: a broker gone meanwhile (Undelivered)
+        # leaves it owed, for a later call (the recorder counts what this one dropped)
+        close_all()
         state.ending = ""
     return True
 

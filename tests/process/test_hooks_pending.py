@@ -234,3 +234,81 @@ def test_hooks_status_says_how_many_ended_sessions_wait(bus: Bus, tmp_path: Path
     cli_at_home(home, "hooks", "install", "claude", "--log-dir", str(bus.log_dir))
     said = cli_at_home(home, "hooks", "status", "claude").stdout
     assert "2 ended sessions wait in hooks/pending/ to be sent" in said, said
+
+
+# A SessionEnd hook call whose socket already sent one message of the session (the
+# transcript's rest), told by a line on stdin to go on once the broker is gone.
+END_AFTER_BROKER_LEFT = r"""
+import io, json, sys
+from pathlib import Path
+from recorder.hooks import publish
+from recorder.hooks.run import main
+from recorder.hooks.state import load_state, pending_path, save_state, state_path
+from recorder.store.layout import Layout
+
+log, endpoint, sid = Path(sys.argv[1]), sys.argv[2], "s-left"
+spath = state_path(log, "claude", sid)
+spath.parent.mkdir(parents=True, exist_ok=True)
+state = load_state(spath, "claude", sid)
+layout = Layout(log)
+layout.agents.mkdir(parents=True, exist_ok=True)
+registration = layout.agents / "claude-test.json"
+registration.write_text("{}")
+state.registration = registration.name
+state.seq = publish.send(endpoint, state.publisher, 0, "claude", f"agents.claude.{sid}",
+                         [publish.Outgoing("m1", {"text": "last answer"})], ready_timeout=20)
+save_state(spath, state)
+print("sent", flush=True)
+sys.stdin.readline()
+sys.stdin = io.TextIOWrapper(io.BytesIO(json.dumps(
+    {"session_id": sid, "hook_event_name": "SessionEnd", "reason": "exit"}).encode()))
+main(["SessionEnd", "--agent", "claude", "--log-dir", str(log), "--publish-endpoint", endpoint])
+print(json.dumps({
+    "pending": pending_path(spath).exists(),
+    "ending": json.loads(spath.read_text()).get("ending"),
+    "registered": registration.exists(),
+}), flush=True)
+"""
+
+
+def test_a_session_end_whose_broker_left_during_the_call_stays_owed_and_the_agent_leaves(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """The broker went away during a SessionEnd call whose socket had sent already: the
+    session-ended message was dropped by that socket, yet the pending mark was cleared
+    (never sent again), and the failure that surfaced later skipped the deregistration."""
+    import time
+
+    import zmq
+
+    broker = bus.start_broker()
+    sub = zmq.Context.instance().socket(zmq.SUB)  # the recorder's place: someone hears
+    sub.linger = 0
+    sub.connect(bus.back)
+    sub.subscribe(b"")
+    log = tmp_path / "logs"
+    log.mkdir(mode=0o700)
+    child = subprocess.Popen(
+        [sys.executable, "-c", END_AFTER_BROKER_LEFT, str(log), bus.front],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdin is not None
+    try:
+        assert child.stdout.readline() == "sent\n"
+        broker.signal(signal.SIGKILL)
+        broker.wait()
+        time.sleep(0.5)  # the socket's disconnection seen by its monitor
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+        child.wait()
+        sub.close()
+    assert child.returncode == 0, err
+    assert orjson.loads(out) == {"pending": True, "ending": "exit", "registered": False}
+    failures = (log / "hooks" / "failures.jsonl").read_text()
+    assert "went away" in failures
