@@ -265,8 +265,11 @@ def md_code(text: str) -> str:
 
 @_memo
 def md_field(text: str) -> str:
-    """`md_text` on one line, remembered for short repeated fields."""
-    return md_text(text, newlines=False)
+    """`md_text` on one line, its backslashes and backticks escaped too, remembered for
+    short repeated fields: a field beside a code span (the heading's topic) can neither
+    open nor close one (a sender's backtick paired with the topic span's opening one,
+    and the topic, raw inside its span, came out as HTML)."""
+    return md_text(text, newlines=False).replace("\\", "\\\\").replace("`", "\\`")
 
 
 md_code_field = _memo(md_code)

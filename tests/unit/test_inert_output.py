@@ -255,3 +255,27 @@ def test_pids_it_cannot_judge_are_left_alone(tmp_path: Path, name: str) -> None:
     os.utime(path, (time.time(), time.time()))
     assert remove_stale_temp_files(tmp_path) == []  # pid 1 is alive; 2**70 is not a pid
     assert path.exists()
+
+
+@pytest.mark.parametrize(
+    ("sender", "chain"),
+    [("`", "reply"), ("`<img src=x onerror=alert(1)>", "reply"), ("bob\\", "`"), ("a\\`", "b")],
+)
+def test_a_sender_or_chain_with_backticks_cannot_open_the_topics_code_span(
+    tmp_path: Path, sender: str, chain: str
+) -> None:
+    """The heading `**sender** · `topic` · time · chain`: a backtick in the sender paired
+    with the topic span's opening one, and the topic, written raw inside its span, came
+    out as HTML (`<img onerror>`). The fields beside the span escape `\\` and `` ` ``."""
+    from tests.support import markdown_tokens
+
+    w = DemoWriter.open(tmp_path / "logs", clock=DemoClock(T0))
+    w.message(T0, sender, "hello", topic="<img src=x onerror=alert(2)>", chain=chain)
+    w.close()
+    out = io.BytesIO()
+    with open_store(tmp_path / "logs") as store:
+        export_range(store, journal_range(store, None, None), "md", out)
+    md = out.getvalue().decode()
+    assert markdown_markup(md) == []
+    spans = [t.content for t in markdown_tokens(md) if t.type == "code_inline"]
+    assert spans == ["<img src=x onerror=alert(2)>"]  # the topic, whole, as code
