@@ -6,7 +6,8 @@ time, or `--force` made it give up lines a full disk refused); 2 bad options (on
 naming the option); 3 `persist status` found no recorder running; 4 `persist replay`
 skipped messages it could not mark; 5 `persist export` / `persist restore` wrote their
 output (`persist replay` sent the rest) but found the journal damaged in range (damaged
-lines, torn or NUL-filled tails, missing segments; for restore also a failed digest or
+lines, torn or NUL-filled tails, missing segments, a checkpoint whose position is not
+where its seq ends; for restore also a failed digest or
 fewer messages than the checkpoint counts), each named on stderr (`--allow-damage` makes
 it 0); 6 `persist status`: the recorder runs but is not recording (its receiver died, or
 the broker has been unreachable for a while); 7 `persist send` found no subscriber

@@ -326,4 +326,11 @@ def journal_damage(store: Store, rng: JournalRange, *, writer_running: bool) -> 
                     f"{_tail_words(tail)}, not part of any record (the recorder "
                     "moves it to recovery/ when it next starts)"
                 )
+    for cp in (rng.after, rng.upto):
+        if cp is not None and store.checkpoint_end(cp).moved:
+            out.append(
+                f"checkpoint {cp.id}'s position ({segment_name(cp.segment)} at byte "
+                f"{cp.offset}) is not where its last record, seq {cp.seq}, ends (its file "
+                "or the journal before it changed): the range ends by the seqs"
+            )
     return out

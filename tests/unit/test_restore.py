@@ -169,7 +169,13 @@ def test_a_checkpoint_past_its_segments_end_holds_no_record_after_it(
     bundle = build_bundle(root, cp, scope=BundleScope.whole())
     assert bundle.manifest["seq_range"]["last"] == cp.seq and bundle.manifest["messages"] == n
     assert bundle.jsonl.read_bytes() == b"".join(wanted)
-    assert main(["export", cp.id, "--format", "jsonl", "--log-dir", str(root)]) == 0
+    # the position that disagrees with the records is named: damage, exit 5
+    assert main(["export", cp.id, "--format", "jsonl", "--log-dir", str(root)]) == 5
+    out, err = capsys.readouterr()
+    assert out.encode() == b"".join(wanted)
+    assert f"damage: checkpoint {cp.id}'s position" in err
+    argv = ["export", cp.id, "--format", "jsonl", "--allow-damage", "--log-dir", str(root)]
+    assert main(argv) == 0
     assert capsys.readouterr().out.encode() == b"".join(wanted)
 
 
@@ -346,3 +352,29 @@ def test_a_whole_line_lost_before_a_checkpoint_moves_no_record_across_it_quick_o
             stop, moved = store.checkpoint_end(cp, quick=quick)
             assert [r.seq for r in store.records(0, stop)] == covered, quick
             assert moved
+
+
+def test_a_checkpoint_whose_seq_says_less_than_its_position_is_named_as_damage(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint file whose seq was lowered (by hand, or a flipped digit) while its
+    position still falls on a line start: the range ended by the seq, before records the
+    position (and the digest) cover, and the restore said "integrity ok", exit 0; the
+    disagreement is now damage, named."""
+    root = tmp_path / "logs"
+    cp, _ = journal(root)
+    assert cp.path is not None
+    data = orjson.loads(cp.path.read_bytes())
+    data["position"]["seq"] = cp.seq - 3
+    cp.path.write_bytes(orjson.dumps(data))
+    changed = open_store(root).checkpoints()[0]
+    bundle = build_bundle(root, changed)
+    integrity = bundle.manifest["integrity"]
+    assert integrity["damaged"], integrity
+    assert any(
+        f"checkpoint {cp.id}'s position" in d and f"seq {cp.seq - 3}" in d
+        for d in integrity["damage"]
+    ), integrity["damage"]
+    untouched = tmp_path / "again"
+    cp2, _ = journal(untouched)
+    assert not build_bundle(untouched, cp2).manifest["integrity"]["damaged"]
