@@ -227,9 +227,11 @@ def handle(args: HookArgs, payload: Payload) -> dict[str, Any] | None:
 
 
 def publish_endpoint(args: HookArgs) -> str:
-    """The hosted broker's publisher endpoint if the recorder hosts one, else ours.
+    """The hosted broker's publisher endpoint if the recorder hosts one, else ours, else
+    the endpoint the recorder listens at (`--bind`) when it follows no broker whose
+    publisher side we know (none, or not the default one), else the default.
     (status.json read as a plain object: `StatusSnapshot` costs a turn hook ~10 ms.)"""
-    from recorder.bus.endpoints import DEFAULT_PUBLISH  # loaded by the publisher anyway
+    from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
     from recorder.store.fsutil import read_json_object
     from recorder.store.layout import Layout
 
@@ -237,7 +239,17 @@ def publish_endpoint(args: HookArgs) -> str:
     hosted = status.get("embedded_broker")
     if isinstance(hosted, str) and hosted:
         return hosted
-    return args.publish_endpoint or DEFAULT_PUBLISH
+    if args.publish_endpoint:
+        return args.publish_endpoint
+    links = status.get("endpoints")
+    bound = [
+        e["endpoint"]
+        for e in (links if isinstance(links, list) else ())
+        if isinstance(e, dict) and e.get("mode") == "bind" and isinstance(e.get("endpoint"), str)
+    ]
+    if bound and status.get("broker") != DEFAULT_SUBSCRIBE:
+        return str(bound[0])
+    return DEFAULT_PUBLISH
 
 
 TURN_BUDGET = 2.0  # seconds a turn hook goes on reading a large backlog (then: next call)

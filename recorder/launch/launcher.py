@@ -63,7 +63,14 @@ from recorder.launch.registry import (
 )
 from recorder.launch.selection import LaunchChoice, NoTtyPolicy, Selection
 from recorder.store.layout import Layout, default_log_dir
-from recorder.store.status import DEGRADED, HEALTHY, STALE, StatusSnapshot, assess
+from recorder.store.status import (
+    DEGRADED,
+    HEALTHY,
+    STALE,
+    LinkMode,
+    StatusSnapshot,
+    assess,
+)
 from recorder.store.unfinished import refuse_unfinished_restore
 
 if TYPE_CHECKING:
@@ -346,19 +353,39 @@ class PersistenceLauncher:
     def _bus_of(self, status: StatusSnapshot) -> None:
         """The endpoints handed to the agent are those of the bus the running recorder
         records (unless given): defaults would send the agent's messages where no
-        broker listens, and zmq drops them without a word."""
+        broker listens, and zmq drops them without a word. A recorder that listens
+        (`--bind`) is reached there: publishers connect to its bound endpoint, and with
+        no broker followed there is nothing to subscribe to (the subscribe endpoint is
+        then empty, and said so)."""
         broker_given, publish_given = self._endpoints_given
-        if not broker_given and status.broker:
-            self.broker = status.broker
+        bound = [e.endpoint for e in status.endpoints if e.mode is LinkMode.BIND]
+        if not broker_given:
+            if status.broker:
+                self.broker = status.broker
+            elif bound:
+                self.broker = ""  # it follows no broker: no bus to subscribe to
         if not publish_given:
             if status.embedded_broker:
                 self.publish_endpoint = status.embedded_broker
+            elif bound and status.broker != DEFAULT_SUBSCRIBE:
+                self.publish_endpoint = bound[0]  # the broker's publisher side is not known
+            elif not status.broker and not bound:
+                self.say(
+                    "the running recorder's status names no broker and no endpoint it "
+                    f"listens at: PERSIST_PUBLISH_ENDPOINT says {self.publish_endpoint} "
+                    "(--publish-endpoint sets it)"
+                )
             elif self.broker != DEFAULT_SUBSCRIBE:
                 self.say(
                     f"the running recorder follows the broker at {self.broker}; where "
                     "publishers connect to it is not known here: PERSIST_PUBLISH_ENDPOINT "
                     f"says {self.publish_endpoint} (--publish-endpoint sets it)"
                 )
+        if not self.broker:
+            self.say(
+                f"the running recorder listens at {', '.join(bound)} (--bind) and follows "
+                "no broker: PERSIST_SUBSCRIBE_ENDPOINT is empty (--broker names one)"
+            )
 
     def _recorder_options(self) -> RecorderOptions:
         """Our recorder: auto hosts the broker when nothing answers at its endpoint."""

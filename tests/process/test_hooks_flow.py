@@ -178,6 +178,29 @@ def test_claude_turns_publish_every_new_message_once_in_order(bus: Bus, tmp_path
         listener.close()
 
 
+def test_hooks_publish_to_the_endpoint_a_binding_recorder_listens_at(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """A recorder that listens (`--bind`, no broker) and hooks given no endpoint: they
+    published to the default broker endpoint, where nothing listens, so nothing of the
+    session was recorded; now they publish to the recorder's bound endpoint."""
+    bound = f"ipc://{tmp_path}/bound.ipc"
+    bus.procs("record", "--bind", bound, "--log-dir", str(bus.log_dir), name="recorder")
+    wait_for(
+        lambda: read_status(bus.log_dir).get("connection") == "listening",
+        what="recorder listening",
+    )
+    c = ClaudeSession(transcript=str(tmp_path / "session.jsonl"))
+    quiet(run_hook(bus.log_dir, "claude", c.payload("SessionStart")))
+    append(Path(c.transcript), c.user("hello over the bound endpoint"))
+    quiet(run_hook(bus.log_dir, "claude", c.payload("Stop")))
+    wait_for(lambda: len(bus_messages(bus.log_dir)) >= 2, what="the session's messages")
+    messages = bus_messages(bus.log_dir)
+    assert messages[0]["type"] == "session.started"
+    assert [m.get("text") for m in messages[1:]] == ["hello over the bound endpoint"]
+    assert not failures(bus.log_dir)
+
+
 @pytest.mark.parametrize("event", ["SessionEnd", "PreCompact"])
 def test_the_last_calls_publish_all_of_a_transcript_longer_than_one_read(
     bus: Bus, tmp_path: Path, event: str

@@ -333,6 +333,40 @@ def test_the_agent_is_given_the_running_recorders_bus(bus: Bus) -> None:
     pl.on_agent_exit()
 
 
+def test_the_agent_is_given_the_endpoint_a_binding_recorder_listens_at(bus: Bus) -> None:
+    """A recorder running with `--bind` (no broker): `persist launch` without endpoints
+    handed the agent the default tcp endpoints, where nothing listens, without a word,
+    and everything the agent published was lost. Now it gets the bound endpoint to
+    publish to, an empty subscribe endpoint (there is no broker), and one line says so."""
+    bound = f"ipc://{bus.log_dir.parent}/bound.ipc"
+    bus.procs("record", "--bind", bound, "--log-dir", str(bus.log_dir), name="recorder")
+    wait_for(lambda: healthy(bus.log_dir), what="recorder listening")
+    agent = bus.log_dir.parent / "agent.sh"
+    agent.write_text(
+        "#!/bin/sh\n"
+        'echo "pub=$PERSIST_PUBLISH_ENDPOINT sub=$PERSIST_SUBSCRIBE_ENDPOINT"\n'
+        f'exec "{PYTHON}" -m recorder.cli.main send --endpoint "$PERSIST_PUBLISH_ENDPOINT" '
+        "--wait 10 agents.bot 'hello from the agent'\n"
+    )
+    agent.chmod(0o755)
+    argv = [PYTHON, "-m", "recorder.cli.main", "launch", "--log-dir", str(bus.log_dir)]
+    out = subprocess.run(
+        [*argv, "--no-tty-policy", "fresh", "--", str(agent)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"pub={bound} sub=\n" in out.stdout, out.stdout
+    (line,) = [ln for ln in out.stderr.splitlines() if "PERSIST_SUBSCRIBE_ENDPOINT" in ln]
+    assert f"listens at {bound} (--bind) and follows no broker" in line
+    texts = [
+        r["frames"][1]["json"]["text"] for r in journal_records(bus.log_dir) if r["kind"] == "msg"
+    ]
+    assert texts == ["hello from the agent"]
+
+
 def test_every_launch_on_ipc_endpoints_records(tmp_path: Path) -> None:
     """The embedded broker's ipc socket files outlive it: a file alone passed for a
     running broker, so every launch after the first hosted none and its agent's
