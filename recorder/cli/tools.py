@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING
 from recorder.bus.endpoints import DEFAULT_PUBLISH
 from recorder.cli.common import (
     EXIT_DAMAGE,
+    EXIT_USAGE,
     add_agent_roots,
     add_curve,
     add_log_dir,
@@ -73,7 +74,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
             if args.full:
                 scope = BundleScope.whole()
             elif args.since:
-                scope = BundleScope(last=None, since=resolve_checkpoint(layout, args.since))
+                since = resolve_checkpoint(layout, args.since)
+                if since.seq > cp.seq:  # a bad argument, as export's reversed range
+                    return fail(
+                        f"--since {since.id} comes after {cp.id}: give an earlier "
+                        "checkpoint (everything after it up to the one restored)",
+                        EXIT_USAGE,
+                    )
+                scope = BundleScope(last=None, since=since)
             else:
                 scope = BundleScope(last=args.last)
             bundle = build_bundle(args.log_dir, cp, store=store, scope=scope, redact=args.redact)
@@ -88,12 +96,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print_json({"dir": str(bundle.dir), **m})
         return code
     print(f"restore bundle for {bundle.checkpoint_id}: {bundle.dir}")
-    print(
-        f"  messages    {m['messages']} ({m['time_range']['first_iso']} → "
-        f"{m['time_range']['last_iso']})"
-    )
-    seqs, history = m["seq_range"], m["history"]
-    print(f"  holds       {held_words(m)} (seq {seqs['first']} to {seqs['last']})")
+    seqs, history, times = m["seq_range"], m["history"], m["time_range"]
+    if not m["records"]:  # (`--since` the checkpoint itself, or one at the same place)
+        print(f"  holds       nothing: no record in its range ({held_words(m)})")
+    else:
+        span = f" ({times['first_iso']} → {times['last_iso']})" if m["messages"] else ""
+        print(f"  messages    {m['messages']}{span}")
+        print(f"  holds       {held_words(m)} (seq {seqs['first']} to {seqs['last']})")
     hashed = _n(len(integrity["segments_verified"] or []), "segment")
     digest = (
         f"digest matches for {hashed} re-hashed"

@@ -46,6 +46,26 @@ def test_scopes_from_the_shell(tmp_path: Path) -> None:
     assert both.returncode == 2 and "not allowed with" in both.stderr
 
 
+def test_since_a_later_checkpoint_exits_2_and_since_itself_says_it_holds_nothing(
+    tmp_path: Path,
+) -> None:
+    """`--since` a later checkpoint exited 1 (export's reversed range: 2, a bad
+    argument); `--since` the checkpoint itself printed `messages 0 ( → )` and
+    `seq None to None`."""
+    root = tmp_path / "logs"
+    half, end = journal(root)
+    later = persist("restore", half.id, "--since", end.id, "--log-dir", str(root))
+    assert later.returncode == 2, later.stderr
+    assert later.stderr == f"persist: --since {end.id} comes after {half.id}: " + (
+        "give an earlier checkpoint (everything after it up to the one restored)\n"
+    )
+    same = persist("restore", half.id, "--since", half.id, "--log-dir", str(root))
+    assert same.returncode == 0, same.stderr
+    assert "None" not in same.stdout and "( → )" not in same.stdout, same.stdout
+    (line,) = [ln for ln in same.stdout.splitlines() if "holds" in ln or "messages" in ln]
+    assert line == f"  holds       nothing: no record in its range (everything after {half.id})"
+
+
 @pytest.mark.parametrize("where", ["inside", "outside"])
 def test_a_damaged_line_inside_the_range_exits_5_and_outside_only_full_finds_it(
     tmp_path: Path, where: str
