@@ -218,31 +218,33 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for n, what in skipped:
             if n:
                 print(f"  skipped {n} {what}")
-    damaged = 0
+    held_back = stats.skipped_single_frame + stats.skipped_unmarkable
+    damaged = EXIT_DAMAGE if damage and not args.allow_damage else 0
+    code = damaged or (4 if held_back else 0)  # damage first: the list in main.py's docstring
     if damage:
         sys.stdout.flush()
         allowed = " (--allow-damage: exit 0)" if args.allow_damage else f" (exit {EXIT_DAMAGE})"
+        if args.allow_damage and code:
+            allowed = f" (--allow-damage; exit {code}: messages were skipped, below)"
         say(f"NOT replayed, the journal is damaged in range: {'; '.join(damage)}{allowed}")
-        damaged = 0 if args.allow_damage else EXIT_DAMAGE
     if stats.skipped_single_frame:
         print(
             f"persist: {stats.skipped_single_frame} single-frame messages were NOT replayed: "
             "they have no topic frame to put the prefix on without altering them",
             file=sys.stderr,
         )
-        return 4
     if stats.skipped_unmarkable:
-        topics = ", ".join(
-            f"{t or '(none)'} ({n})" for t, n in sorted(stats.unmarkable_topics.items())[:5]
-        )
+        named = sorted(stats.unmarkable_topics.items())
+        topics = ", ".join(f"{t or '(none)'} ({n})" for t, n in named[:5])
+        if len(named) > 5:
+            topics += f" and {len(named) - 5} more"
         say(  # the topics are the recorded messages' own: escaped
             f"{stats.skipped_unmarkable} messages were NOT replayed: their payload is "
             f"not a one-line JSON object, so it cannot carry the replay mark without being "
             f"altered (topics: {topics}). --unmarked-prefix P sends them as they are under "
             f"the topic P<topic>."
         )
-        return damaged or 4
-    return damaged
+    return code
 
 
 def _replay_damage(

@@ -16,6 +16,7 @@ import zmq
 
 from recorder.bus.publisher import Publisher
 from recorder.bus.replay import mark
+from recorder.store.records import encode_frames
 from tests.demo_journal import RESTORE_T0, DemoClock, DemoWriter, build_demo
 from tests.support import Bus, Proc, journal_records, not_zeromq, read_status, wait_for
 
@@ -357,5 +358,54 @@ def test_replay_over_damage_says_what_was_not_sent_and_exits_5(
         assert any("seg-000002.jsonl is missing" in d for d in report["damage"])
         assert "(--allow-damage: exit 0)" in out.stderr
         assert len(sub.drain()) == left
+    finally:
+        sub.close()
+
+
+def test_replay_over_damage_and_skipped_messages_exits_as_its_stderr_says(
+    procs: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """Damage in range and messages skipped: the exit code is the one stderr names (5 for
+    the damage; 4 for the skipped ones with --allow-damage), and every topic of the
+    unmarkable ones is counted, the ones past the fifth as "and N more"."""
+    root = tmp_path / "logs"
+    clock = DemoClock(RESTORE_T0)
+    w = DemoWriter.open(root, clock=clock)
+    w.message(RESTORE_T0, "coder", "one")
+    w.bad_line()
+    single = w.journal.append(
+        {"kind": "msg", "ts": RESTORE_T0 + 1, "topic": "", "meta": {}},
+        encode_frames([b"a single frame"]),
+    )
+    assert single
+    for i in range(7):  # payloads that are no JSON object: they cannot carry the mark
+        w.journal.append(
+            {"kind": "msg", "ts": RESTORE_T0 + 2 + i, "topic": f"raw.t{i}", "meta": {}},
+            encode_frames([f"raw.t{i}".encode(), b"not json"]),
+        )
+    w.journal.messages += 8
+    w.message(RESTORE_T0 + 10, "coder", "two")
+    w.checkpoint(RESTORE_T0 + 11, "end", "manual")
+    w.close()
+    other = Bus(procs, tmp_path / "other")  # a broker nobody records
+    other.start_broker()
+    sub = Subscriber(other)
+    try:
+        args = ["replay", "end", "--log-dir", str(root), "--endpoint", other.front]
+        out = persist(*args, "--unmarked-prefix", "R.")
+        assert "damaged in range: 1 damaged line" in out.stderr
+        assert "1 single-frame messages were NOT replayed" in out.stderr
+        assert "(exit 5)" in out.stderr and out.returncode == 5, out.stderr
+        out = persist(*args, "--unmarked-prefix", "R.", "--allow-damage")
+        assert "exit 0" not in out.stderr and "exit 4" in out.stderr
+        assert out.returncode == 4, out.stderr
+        out = persist(*args)
+        assert "8 messages were NOT replayed" in out.stderr  # the single frame too
+        assert "topics: (none) (1), raw.t0 (1)" in out.stderr
+        assert "raw.t3 (1) and 3 more)" in out.stderr
+        assert "(exit 5)" in out.stderr and out.returncode == 5, out.stderr
+        out = persist(*args, "--allow-damage")
+        assert "exit 0" not in out.stderr and out.returncode == 4, out.stderr
+        sub.drain()
     finally:
         sub.close()
