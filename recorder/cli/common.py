@@ -6,9 +6,12 @@ import argparse
 import math
 import os
 import re
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -78,6 +81,49 @@ def fail(message: str, code: int = 1) -> int:
     """Say what went wrong; returns the exit code to use."""
     say(message)
     return code
+
+
+# SIGINT and SIGTERM that came while a command put its finished output in place
+# (`output_in_place`); None: no output is being put in place, a signal acts at once.
+_held: list[int] | None = None
+
+
+def held(signum: int) -> bool:
+    """For the CLI's SIGINT and SIGTERM handlers: True (the signal noted) when it must
+    not interrupt, because an output is being put in place or already is."""
+    if _held is None:
+        return False
+    _held.append(signum)
+    return True
+
+
+def release() -> None:
+    """Signals interrupt again (a new command in this process)."""
+    global _held
+    _held = None
+
+
+@contextmanager
+def output_in_place() -> Iterator[None]:
+    """Around the commit of a command's finished output (the rename over -o FILE).
+    A SIGINT or SIGTERM that comes during it waits: if the commit fails, it acts then
+    (130/143, the old content kept, as an exit 130/143 promises); once it succeeded the
+    command has done what it was asked, and signals no longer cut it short: it ends
+    as it would have (its line said, its exit code), with its output whole."""
+    global _held
+    _held = []
+    try:
+        yield
+    except BaseException:
+        waiting, _held = _held, None
+        for signum in waiting[:1]:
+            signal.raise_signal(signum)  # its handler raises: the commit's error with it
+        raise
+    if threading.current_thread() is threading.main_thread():
+        # to the end: the interpreter's exit puts back the default of a signal that has
+        # a Python handler, and a SIGTERM then would still kill the process (143)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 class Parser(argparse.ArgumentParser):

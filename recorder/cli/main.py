@@ -21,7 +21,9 @@ restorable, retention busy); `persist launch` returns the agent's own code (126/
 it cannot be run). Interrupted, a command stops as it does on an error, removing what
 it was writing (an `-o FILE` keeps its old content): 130 on Ctrl-C, 143 on SIGTERM
 (`persist record` and `persist broker` stop cleanly on SIGTERM and exit 0; one that
-is still starting dies of the signal).
+is still starting dies of the signal). Once `persist export` has put its `-o FILE` in
+place it has succeeded: a signal during that rename waits for it, one after it is
+ignored, and the export ends as it would have (its line said, 0 or 5).
 """
 
 from __future__ import annotations
@@ -285,8 +287,20 @@ class _Terminated(BaseException):
     """SIGTERM, raised in the main thread like KeyboardInterrupt is for SIGINT."""
 
 
-def _terminated(_signum: int, _frame: object) -> None:
-    raise _Terminated
+def _held(signum: int) -> bool:
+    """Whether the signal waits: a command is putting its output in place, or has."""
+    common = sys.modules.get("recorder.cli.common")  # imported by then if it matters
+    return common is not None and bool(common.held(signum))
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    if not _held(signum):
+        raise _Terminated
+
+
+def _interrupted(signum: int, _frame: object) -> None:
+    if not _held(signum):
+        raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         from recorder.hooks.run import main as hook_main
 
         return hook_main(argv[1:])
-    from recorder.cli.common import EXIT_USAGE, fail
+    from recorder.cli.common import EXIT_USAGE, fail, release
     from recorder.errors import BadOption, PersistError
 
     parser = build_parser(argv[0] if argv else None)
@@ -323,9 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     # systemd's Restart=on-failure takes for a stop (an exit 143 would restart it).
     if argv[0] not in _DAEMONS:
         signal.signal(signal.SIGTERM, _terminated)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored
+            signal.signal(signal.SIGINT, _interrupted)  # as Python's, but can wait
     log_dir = getattr(args, "log_dir", None)
     if argv[0] in _READERS and log_dir and not _output_inside(args, log_dir):
         _warn_if_half_restored(log_dir)
+    release()  # nothing of an earlier command in this process is still held
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit

@@ -29,6 +29,7 @@ from recorder.cli.common import (
     endpoint,
     fail,
     output_file,
+    output_in_place,
     positive,
     print_json,
     progress_bar,
@@ -382,8 +383,13 @@ def _write_output(
             target = AtomicFile(path, durable=False)
         except OSError as exc:  # named, not our temp file beside it
             raise ExportError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-        with target:
+        try:
             stats = write(target.file, progress)
+            with output_in_place():  # done: a signal from now on no longer undoes it
+                target.commit()
+        except BaseException:  # the temp file removed (after a commit: nothing to do)
+            target.abort()
+            raise
         return stats, args.output
     stats = write(sys.stdout.buffer, progress)
     sys.stdout.flush()

@@ -557,6 +557,25 @@ class _Workers:
                 p.stdout.close()
 
 
+def _close(pool: _Workers, *, abort: bool) -> None:
+    """`pool.close`, which a signal's exception may cut short: then the workers are
+    killed and reaped all the same, and the exception goes on."""
+    try:
+        pool.close(abort)
+    except BaseException:
+        pool.close(abort=True)
+        raise
+
+
+def _remove(scratch: str) -> None:
+    """Remove the pieces' folder, again when a signal's exception cut that short."""
+    try:
+        shutil.rmtree(scratch, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
 def render_parallel(
     store: Store,
     start: int,
@@ -586,23 +605,23 @@ def render_parallel(
     for w in writers:
         w.flush()
     folder = scratch_folder([w.out for w in writers])
-    scratch = tempfile.mkdtemp(prefix=".persist-pieces-", dir=folder)
-    job = Job(formats, redact, type(summary), scratch, _cache_folder(store, summary, redact))
-    tasks = []
-    days, floor = initial, start
-    for piece in pieces:  # each scan stops where the one before began: linear
-        days = [
-            None if d is None else day_before(store, w, piece.index, floor, d)
-            for w, d in zip(writers, days, strict=True)
-        ]
-        floor = piece.index
-        tasks.append((job, piece, days))
     overflow = missed = False
     before = Counter(summary.participants)
     done = 0
     pool: _Workers | None = None
     finished = False
-    try:
+    scratch = tempfile.mkdtemp(prefix=".persist-pieces-", dir=folder)
+    try:  # from here on: an interruption (SIGTERM, Ctrl-C) anywhere removes `scratch`
+        job = Job(formats, redact, type(summary), scratch, _cache_folder(store, summary, redact))
+        tasks = []
+        days, floor = initial, start
+        for piece in pieces:  # each scan stops where the one before began: linear
+            days = [
+                None if d is None else day_before(store, w, piece.index, floor, d)
+                for w, d in zip(writers, days, strict=True)
+            ]
+            floor = piece.index
+            tasks.append((job, piece, days))
         pool = _Workers(min(workers, len(pieces)), tasks)
         for piece in pieces:
             status, result = pool.result(piece.n)
@@ -635,10 +654,12 @@ def render_parallel(
             if progress is not None:
                 progress(done, total)
         finished = True
-    finally:
-        if pool is not None:
-            pool.close(abort=not finished)
-        shutil.rmtree(scratch, ignore_errors=True)
+    finally:  # a signal in here (SIGTERM, Ctrl-C) must not leave workers or `scratch`
+        try:
+            if pool is not None:
+                _close(pool, abort=not finished)
+        finally:
+            _remove(scratch)
     if missed and job.cache is not None:  # the indexer renders this kind from now on
         from recorder.export import render_cache
 

@@ -319,6 +319,108 @@ def test_an_export_ended_by_sigterm_leaves_no_temp_file(tmp_path: Path) -> None:
     assert out.read_text() == "the old export\n"
 
 
+# `persist export` with a SIGTERM sent to itself at one point of its work (a
+# deterministic hook, not a race): `{when}` is code run there, given `real`.
+_SIGNALLED = """
+import os, signal, sys
+import recorder.export.parallel as parallel, recorder.export.writers as writers
+from recorder.store import fsutil
+
+writers.use_parallel = lambda *a: 2  # the journal is small: render it in pieces anyway
+where = sys.argv.pop(1)
+owner, name = {
+    "pieces": (parallel, "Job"),  # as the pieces are planned
+    "close": (parallel._Workers, "close"),  # every piece rendered, the workers told to stop
+    "commit": (fsutil.os, "replace"),  # -o FILE renamed into place
+    "end": (fsutil.os, "replace"),  # not hooked: see below
+}[where]
+real = getattr(owner, name)
+
+def hooked(*a, **k):
+    if where == "commit" and not str(a[1]).endswith("x.csv"):  # not -o FILE's
+        return real(*a, **k)
+    {when}
+
+if where != "end":
+    setattr(owner, name, hooked)
+from recorder.cli.main import main
+
+code = main(sys.argv[1:])
+if where == "end":  # a SIGTERM as the interpreter exits, once it has put back the
+    for s in (signal.SIGINT, signal.SIGTERM):  # default of Python-handled signals
+        if callable(signal.getsignal(s)):
+            signal.signal(s, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+sys.exit(code)
+"""
+
+
+def _export_signalled(tmp_path: Path, where: str, when: str) -> tuple[Path, int, list[str]]:
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(1_800_000_000.0))
+    for i in range(200):
+        w.message(1_800_000_000.0 + i, "coder", f"message {i}")
+    w.close()
+    out = tmp_path / "out" / "x.csv"
+    out.parent.mkdir()
+    out.write_text("the old export\n")
+    argv = ["export", "--all", "--format", "csv", "--log-dir", str(root), "-o", str(out)]
+    code = _SIGNALLED.replace("{when}", when)
+    run = subprocess.run(
+        [sys.executable, "-c", code, where, *argv, "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return out, run.returncode, run.stderr.splitlines()
+
+
+ENDED = "persist: export: ended by SIGTERM (`persist doctor` names anything it left half done)"
+
+
+def test_a_sigterm_as_the_pieces_are_planned_or_the_workers_stop_leaves_no_pieces_folder(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM after the pieces' scratch folder was made, before the `try` whose
+    `finally` removes it (planning the pieces), or in that `finally` as it stopped the
+    workers, before it removed the folder, left an empty `.persist-pieces-*` folder
+    beside -o FILE. Now the folder is made at the `try` and removed whatever cuts
+    the stopping short: none is left, FILE keeps its old content, exit 143."""
+    for where in ("pieces", "close"):
+        folder = tmp_path / where
+        folder.mkdir()
+        out, code, err = _export_signalled(
+            folder, where, "os.kill(os.getpid(), signal.SIGTERM)\n    return real(*a, **k)"
+        )
+        assert code == 143 and err == [ENDED], (where, err)
+        assert sorted(p.name for p in out.parent.iterdir()) == ["x.csv"], where
+        assert out.read_text() == "the old export\n"
+
+
+def test_a_sigterm_once_the_export_is_in_place_does_not_undo_its_success(
+    tmp_path: Path,
+) -> None:
+    """A SIGTERM that landed as -o FILE was renamed into place ended the export with 143
+    ("ended by SIGTERM", which promises FILE kept its old content) though FILE already
+    held the new export. Now a signal during the commit waits for it; once FILE is in
+    place the export has succeeded: exit 0, said as usual, also when the signal comes
+    as the interpreter exits (it put back the signal's default: killed, 143)."""
+    kill = "os.kill(os.getpid(), signal.SIGTERM)"
+    for when in ("before", "after", "end"):  # the rename, or as the interpreter exits
+        hook = (
+            f"{kill}\n    return real(*a, **k)"
+            if when == "before"
+            else f"real(*a, **k)\n    {kill}\n    return None"
+        )
+        folder = tmp_path / when
+        folder.mkdir()
+        out, code, err = _export_signalled(folder, "end" if when == "end" else "commit", hook)
+        assert code == 0, (when, err)
+        assert len(err) == 1 and err[0].startswith("persist: exported 200 messages"), err
+        assert out.read_text().startswith("seq,") and "message 199" in out.read_text()
+        assert sorted(p.name for p in out.parent.iterdir()) == ["x.csv"]
+
+
 def test_o_does_not_follow_another_users_symlink_in_a_shared_folder(
     root: Path, tmp_path: Path
 ) -> None:
