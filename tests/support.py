@@ -191,6 +191,43 @@ def not_zeromq(port: int | None = None) -> Iterator[str]:
 FAKE_AGENT = Path(__file__).with_name("fake_agent.py")
 
 
+def past_broker_death(bus: Bus, script: str, *args: str, ready: str) -> tuple[int, str, str]:
+    """Run `script` (Python, `bus.front` and `args` its arguments) while `bus`'s broker
+    runs and someone subscribes behind it; once it prints `ready` (a line), SIGKILL the
+    broker, give the script's sockets half a second to see it, and tell the script to
+    go on (a line on its stdin). Its exit code, the rest of its stdout, its stderr."""
+    import signal
+
+    import zmq
+
+    broker = bus.start_broker()
+    sub = zmq.Context.instance().socket(zmq.SUB)  # the recorder's place: someone hears
+    sub.linger = 0
+    sub.connect(bus.back)
+    sub.subscribe(b"")
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, bus.front, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdin is not None
+    try:
+        assert child.stdout.readline() == ready + "\n"
+        broker.signal(signal.SIGKILL)
+        broker.wait()
+        time.sleep(0.5)  # the socket's disconnection seen by its monitor
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+        child.wait()
+        sub.close()
+    return child.returncode, out, err
+
+
 def endpoints() -> dict[str, str]:
     """A broker's two endpoints on free loopback ports."""
     return {

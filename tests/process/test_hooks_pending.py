@@ -23,7 +23,7 @@ from tests.process.test_hooks_flow import (
     quiet,
     run_hook,
 )
-from tests.support import Bus, wait_for
+from tests.support import Bus, past_broker_death, wait_for
 
 
 def _stop_recorder(bus: Bus) -> None:
@@ -246,7 +246,7 @@ from recorder.hooks.run import main
 from recorder.hooks.state import load_state, pending_path, save_state, state_path
 from recorder.store.layout import Layout
 
-log, endpoint, sid = Path(sys.argv[1]), sys.argv[2], "s-left"
+endpoint, log, sid = sys.argv[1], Path(sys.argv[2]), "s-left"
 spath = state_path(log, "claude", sid)
 spath.parent.mkdir(parents=True, exist_ok=True)
 state = load_state(spath, "claude", sid)
@@ -277,38 +277,10 @@ def test_a_session_end_whose_broker_left_during_the_call_stays_owed_and_the_agen
     """The broker went away during a SessionEnd call whose socket had sent already: the
     session-ended message was dropped by that socket, yet the pending mark was cleared
     (never sent again), and the failure that surfaced later skipped the deregistration."""
-    import time
-
-    import zmq
-
-    broker = bus.start_broker()
-    sub = zmq.Context.instance().socket(zmq.SUB)  # the recorder's place: someone hears
-    sub.linger = 0
-    sub.connect(bus.back)
-    sub.subscribe(b"")
     log = tmp_path / "logs"
     log.mkdir(mode=0o700)
-    child = subprocess.Popen(
-        [sys.executable, "-c", END_AFTER_BROKER_LEFT, str(log), bus.front],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None and child.stdin is not None
-    try:
-        assert child.stdout.readline() == "sent\n"
-        broker.signal(signal.SIGKILL)
-        broker.wait()
-        time.sleep(0.5)  # the socket's disconnection seen by its monitor
-        child.stdin.write("go\n")
-        child.stdin.flush()
-        out, err = child.communicate(timeout=60)
-    finally:
-        child.kill()
-        child.wait()
-        sub.close()
-    assert child.returncode == 0, err
+    code, out, err = past_broker_death(bus, END_AFTER_BROKER_LEFT, str(log), ready="sent")
+    assert code == 0, err
     assert orjson.loads(out) == {"pending": True, "ending": "exit", "registered": False}
     failures = (log / "hooks" / "failures.jsonl").read_text()
     assert "went away" in failures

@@ -15,7 +15,15 @@ import pytest
 
 from recorder.cli.common import EXIT_NO_SUBSCRIBER
 from recorder.store.reader import open_store
-from tests.support import HTTP_400, Bus, free_port, journal_records, not_zeromq, wait_for
+from tests.support import (
+    HTTP_400,
+    Bus,
+    free_port,
+    journal_records,
+    not_zeromq,
+    past_broker_death,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -309,38 +317,9 @@ def test_a_hook_calls_socket_whose_broker_went_away_is_a_failure_not_silence(bus
     """A hook call's messages taken by its socket while the broker was there, the broker
     gone before the socket passed them on: the socket closes without its linger and
     `close_all` says so (the hook's failure log gets the line) instead of nothing."""
-    import zmq
-
-    sub = zmq.Context.instance().socket(zmq.SUB)
-    sub.linger = 0
-    broker = bus.start_broker()
-    try:
-        sub.connect(bus.back)
-        sub.subscribe(b"")
-        child = subprocess.Popen(
-            [sys.executable, "-c", HOOK_SOCKET, bus.front],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert child.stdout is not None and child.stdin is not None
-        try:
-            assert child.stdout.readline() == "sent 1\n"
-            broker.signal(signal.SIGKILL)
-            broker.wait()
-            time.sleep(0.5)  # the socket's disconnection seen by its monitor
-            child.stdin.write("go\n")
-            child.stdin.flush()
-            out, err = child.communicate(timeout=30)
-        finally:
-            child.kill()
-            child.wait()
-        assert (child.returncode, out, err) == (
-            0,
-            f"undelivered: the broker at {bus.front} went away (or what answers there now "
-            "is no ZeroMQ broker): what was not yet passed on to it is dropped\n",
-            "",
-        )
-    finally:
-        sub.close()
+    assert past_broker_death(bus, HOOK_SOCKET, ready="sent 1") == (
+        0,
+        f"undelivered: the broker at {bus.front} went away (or what answers there now "
+        "is no ZeroMQ broker): what was not yet passed on to it is dropped\n",
+        "",
+    )
