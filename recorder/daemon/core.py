@@ -1068,8 +1068,22 @@ class Recorder:
             interval = self.options.status_interval
             self._next_status = now + (2 * interval if idle else interval)
             self.journal.sink.put(("check",))  # the segment being written is still there
+            self._snapshot_if_behind()
             self.write_state(now)
             self.write_status(now)
+
+    def _snapshot_if_behind(self) -> None:
+        """Hand over what is held and take the snapshot the recovery state is written
+        from, when the last one is behind: snapshots are taken as batches are handed
+        over, at most one a `status_interval`, so the end of a burst that came within
+        that of the last one stayed out of the state until the next message came."""
+        with self._appending:
+            snap = self._snapshot
+            if self.journal.held_bytes or (
+                snap is not None and snap.position != self.journal.handed
+            ):
+                self.journal.flush()
+                self._take_snapshot()
 
     def checkpoint(
         self, label: str, reason: str, now: float, *, force: bool = False

@@ -1130,3 +1130,26 @@ def test_a_checkpoint_counts_exactly_the_messages_up_to_its_position(
     with open_store(tmp_path / "logs") as store:  # the messages up to each one's seq
         seqs = [r.seq or 0 for r in store.records() if r.is_message]
     assert [sum(s <= c.seq for s in seqs) for c in (cp, second)] == [5, 6]
+
+
+def test_the_recovery_state_takes_in_the_end_of_a_burst_once_the_bus_is_quiet(
+    tmp_path: Path,
+) -> None:
+    """Snapshots (what the recovery state is written from) were taken only as batches
+    were handed over, one a status interval: a burst's later batches, within that of
+    the first, stayed out of the state until another message came, hours later on a
+    quiet bus (a restart then read them again, and their participants were not saved)."""
+    clock = Clock()
+    rec = make(tmp_path, clock, status_interval=1.0)
+    sink = rec.journal.sink
+    sink.start()
+    feed(rec, clock, env_msg("p", 1))
+    feed(rec, clock, env_msg("q", 1), env_msg("q", 2))  # the same second: no snapshot
+    assert sink.wait_idle(5)
+    sink.sync()
+    clock.now += 2
+    rec.tick(clock.now)
+    state = orjson.loads(rec.layout.state.read_bytes())
+    assert state["participants"]["counts"] == {"p": 1, "q": 2}, state
+    assert state["position"]["seq"] == rec.journal.next_seq - 1
+    rec.close()
