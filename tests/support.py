@@ -159,10 +159,10 @@ HTTP_400 = (
 
 
 @contextlib.contextmanager
-def not_zeromq(port: int | None = None) -> Iterator[str]:
+def not_zeromq(port: int | None = None, accepted: list[int] | None = None) -> Iterator[str]:
     """The tcp:// endpoint of a server that is no ZeroMQ peer (on `port`, else a free
     one): it answers whatever comes with an HTTP 400 and hangs up (libzmq takes the
-    answer for an old ZMTP 1.0 peer's)."""
+    answer for an old ZMTP 1.0 peer's). `accepted[0]` counts its connections."""
     server = socket.create_server(("127.0.0.1", port or free_port()))
     server.settimeout(0.1)
     stop = threading.Event()
@@ -173,6 +173,8 @@ def not_zeromq(port: int | None = None) -> Iterator[str]:
                 conn, _ = server.accept()
             except TimeoutError:
                 continue
+            if accepted is not None:
+                accepted[0] += 1
             with conn, contextlib.suppress(OSError):
                 conn.settimeout(2)
                 conn.recv(4096)

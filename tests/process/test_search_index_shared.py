@@ -22,23 +22,35 @@ from tests.unit.test_search_index import add_messages, write_journal
 
 pytestmark = pytest.mark.timeout(60)
 
-# Another process's connection to the index: it runs each line given on its stdin as
-# SQL, and answers with the rows and the files it has open that were deleted since.
-CONNECTED = r"""
-import json, os, sqlite3, sys
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-for line in sys.stdin:
-    rows = db.execute(line).fetchall()
-    deleted = []
+# The index files a child process has open that were deleted since (its answers' part).
+DELETED_INDEX_FILES = r"""
+import os
+
+
+def deleted_index_files():
+    found = []
     for fd in os.listdir("/proc/self/fd"):
         try:
             target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
             continue
         if target.endswith(" (deleted)") and "index.sqlite3" in target:
-            deleted.append(target)
-    print(json.dumps({"rows": rows, "deleted": deleted}), flush=True)
+            found.append(target)
+    return found
 """
+
+# Another process's connection to the index: it runs each line given on its stdin as
+# SQL, and answers with the rows and the files it has open that were deleted since.
+CONNECTED = (
+    DELETED_INDEX_FILES
+    + r"""
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+for line in sys.stdin:
+    rows = db.execute(line).fetchall()
+    print(json.dumps({"rows": rows, "deleted": deleted_index_files()}), flush=True)
+"""
+)
 
 
 class Connected:
@@ -232,8 +244,10 @@ def test_a_search_of_an_index_another_process_locks_fails_in_one_line_and_resets
 # A process with the index open through `SearchIndex` (the recorder's indexer, the TUI):
 # it answers each command on its stdin with the messages it sees and the index files
 # it has open that were deleted since.
-WRITER = r"""
-import json, os, sys
+WRITER = (
+    DELETED_INDEX_FILES
+    + r"""
+import json, sys
 from pathlib import Path
 from recorder.search.index import Document, SearchIndex
 index = SearchIndex(Path(sys.argv[1]), writable=True)
@@ -250,16 +264,9 @@ for line in sys.stdin:
         rows = index.query("SELECT count(*) FROM docs WHERE msg = 1")[0][0]
     except Exception as exc:
         rows = f"{type(exc).__name__}: {exc}"
-    deleted = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.endswith(" (deleted)") and "index.sqlite3" in target:
-            deleted.append(target)
-    print(json.dumps({"rows": rows, "deleted": deleted}), flush=True)
+    print(json.dumps({"rows": rows, "deleted": deleted_index_files()}), flush=True)
 """
+)
 
 
 @pytest.mark.parametrize("step", ["check", "second"])

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import orjson
@@ -16,7 +14,6 @@ import pytest
 from recorder.cli.common import EXIT_NO_SUBSCRIBER
 from recorder.store.reader import open_store
 from tests.support import (
-    HTTP_400,
     Bus,
     free_port,
     journal_records,
@@ -248,52 +245,31 @@ def test_an_idle_publisher_at_a_web_server_lives_through_a_thousand_reconnection
     closes cleanly. It waits for 1,100 reconnections (`FORGOTTEN_PUBLISHER` makes them
     fast)."""
     accepted = [0]
-    server = socket.create_server(("127.0.0.1", free_port()))
-    server.settimeout(0.1)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            accepted[0] += 1
-            with conn, contextlib.suppress(OSError):
-                conn.settimeout(2)
-                conn.recv(4096)
-                conn.sendall(HTTP_400)
-
-    thread = threading.Thread(target=serve, name="web-server", daemon=True)
-    thread.start()
-    endpoint = f"tcp://127.0.0.1:{server.getsockname()[1]}"
-    child = subprocess.Popen(
-        [sys.executable, "-c", FORGOTTEN_PUBLISHER, endpoint],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None and child.stdin is not None
-        said = child.stdout.readline()
-        wait_for(lambda: accepted[0] > 1100 or child.poll() is not None, timeout=120)
-        assert child.poll() is None, (accepted[0], child.returncode, child.stderr.read())
-        child.stdin.write("close\n")
-        child.stdin.flush()
-        out, err = child.communicate(timeout=30)
-        assert (child.returncode, said + out, err) == (
-            0,
-            f"{endpoint} is not a ZeroMQ broker: what answers there does not speak ZMTP 3, "
-            "the protocol of ZeroMQ 4 (another service on that port?)\n",
-            "",
+    with not_zeromq(accepted=accepted) as endpoint:
+        child = subprocess.Popen(
+            [sys.executable, "-c", FORGOTTEN_PUBLISHER, endpoint],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-    finally:
-        child.kill()
-        child.wait()
-        stop.set()
-        thread.join(5)
-        server.close()
+        try:
+            assert child.stdout is not None and child.stdin is not None
+            said = child.stdout.readline()
+            wait_for(lambda: accepted[0] > 1100 or child.poll() is not None, timeout=120)
+            assert child.poll() is None, (accepted[0], child.returncode, child.stderr.read())
+            child.stdin.write("close\n")
+            child.stdin.flush()
+            out, err = child.communicate(timeout=30)
+        finally:
+            child.kill()
+            child.wait()
+    assert (child.returncode, said + out, err) == (
+        0,
+        f"{endpoint} is not a ZeroMQ broker: what answers there does not speak ZMTP 3, "
+        "the protocol of ZeroMQ 4 (another service on that port?)\n",
+        "",
+    )
 
 
 # A hook call's socket (`recorder.hooks.publish`): one message sent, then closed when

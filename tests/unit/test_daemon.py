@@ -34,6 +34,20 @@ class Clock:
         return self.now
 
 
+def stores_recovery_opens(monkeypatch: pytest.MonkeyPatch) -> list[Store]:
+    """The stores `recovery` opens from now on (each refresh noted), to see where they
+    start reading."""
+    opened: list[Store] = []
+
+    class Spy(Store):
+        def refresh(self) -> int:
+            opened.append(self)
+            return super().refresh()
+
+    monkeypatch.setattr(recovery, "Store", Spy)
+    return opened
+
+
 def env_msg(pub: str, seq: int, text: str = "hi", topic: bytes = b"agents.x") -> list[bytes]:
     return [topic, orjson.dumps({"_persist": {"pub": pub, "seq": seq, "agent": pub}, "text": text})]
 
@@ -558,14 +572,7 @@ def test_a_restart_indexes_only_the_segments_after_the_recovery_state(
     feed(rec, clock, env_msg("p", 201), env_msg("p", 202))  # after the state: read back
     rec.journal.close()  # killed
 
-    opened: list[Store] = []
-
-    class Spy(Store):
-        def refresh(self) -> int:
-            opened.append(self)
-            return super().refresh()
-
-    monkeypatch.setattr(recovery, "Store", Spy)
+    opened = stores_recovery_opens(monkeypatch)
     again = make(tmp_path, clock, segment_bytes=4096)
     assert again.journal.messages == 202
     total = len(list(again.layout.segments.iterdir()))
@@ -1065,14 +1072,7 @@ def test_after_a_power_cut_the_start_reads_from_the_newest_checkpoint_left_not_t
     path.write_bytes(b"".join(lines[:-10]))
     left = 140 - sum(b"before 1" in line for line in lines[-10:])  # messages 1xx only
 
-    opened: list[Store] = []
-
-    class Spy(Store):
-        def refresh(self) -> int:
-            opened.append(self)
-            return super().refresh()
-
-    monkeypatch.setattr(recovery, "Store", Spy)
+    opened = stores_recovery_opens(monkeypatch)
     clock.now += 60
     again = make(tmp_path, clock, checkpoint_interval=0, segment_bytes=4096)
     assert 130 <= again.journal.messages == left < 140
