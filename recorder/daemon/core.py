@@ -506,7 +506,7 @@ class Recorder:
         after `timeout` seconds (a full or stalled disk)."""
         sink = self.journal.sink
         deadline = time.monotonic() + timeout
-        while (sink.written.segment, sink.written.offset) < (pos.segment, pos.offset):
+        while sink.written.seq < pos.seq:  # (a segment just begun holds none of it yet)
             if time.monotonic() >= deadline:
                 why = f": {sink.stalled}" if sink.stalled else f" within {timeout:g} s"
                 raise OSError(f"the journal did not write {what}{why}")
@@ -1079,10 +1079,9 @@ class Recorder:
         that of the last one stayed out of the state until the next message came."""
         with self._appending:
             snap = self._snapshot
-            if self.journal.held_bytes or (
-                snap is not None and snap.position != self.journal.handed
-            ):
+            if self.journal.held_bytes:
                 self.journal.flush()
+            if snap is not None and snap.position != self.journal.handed:
                 self._take_snapshot()
 
     def checkpoint(
@@ -1108,6 +1107,8 @@ class Recorder:
             since, self._participants_since = self._participants_since, pos.seq
         try:
             self._wait_written(pos, CHECKPOINT_WAIT)
+            if pos.offset == 0:  # a segment begun, nothing handed to it: the last one's end
+                pos = self.journal.written
             cp = write_checkpoint(
                 self.layout,
                 segment=pos.segment,
