@@ -35,23 +35,26 @@ def derive(points: list[int]) -> tuple[set[int], dict[int, str]]:
     for at in range(0, len(points), BATCH):
         part = points[at : at + BATCH]
         db.execute("DELETE FROM t")
-        body = " ".join(f"q{i}q x{chr(c)}y" for i, c in enumerate(part))
+        # each code point C between an x and a y: one token xCy if C is part of a
+        # word (folded), two tokens x and y if it separates
+        body = " ".join(f"x{chr(c)}y" for c in part)
         db.execute("INSERT INTO t (rowid, body) VALUES (1, ?)", (body,))
         tokens = [term for (term,) in db.execute("SELECT term FROM v ORDER BY offset")]
         k = 0
-        while k < len(tokens):
-            c = part[int(tokens[k][1:-1])]
-            if tokens[k + 1] == "x":  # x and y apart: C separates
-                if tokens[k + 2] != "y":
-                    raise AssertionError(f"U+{c:04X}: unexpected tokens {tokens[k : k + 3]}")
-                k += 3
+        for c in part:
+            token = tokens[k] if k < len(tokens) else None
+            if token == "x":  # x and y apart: C separates
+                if tokens[k + 1 : k + 2] != ["y"]:
+                    raise AssertionError(f"U+{c:04X}: unexpected tokens {tokens[k : k + 2]}")
+                k += 2
                 continue
-            token = tokens[k + 1]
-            if not (token.startswith("x") and token.endswith("y")):
+            if token is None or not (token.startswith("x") and token.endswith("y")):
                 raise AssertionError(f"U+{c:04X}: unexpected token {token!r}")
             words.add(c)
             folds[c] = token[1:-1]
-            k += 2
+            k += 1
+        if k != len(tokens):
+            raise AssertionError(f"unexpected tokens after U+{part[-1]:04X}: {tokens[k : k + 3]}")
     db.close()
     return words, folds
 
