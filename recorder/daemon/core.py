@@ -81,7 +81,7 @@ from recorder.store.records import (
     fits_by_text,
     splice_value,
 )
-from recorder.store.recovery import JournalPoint, RecoveryState
+from recorder.store.recovery import JournalPoint, Named, RecoveryState
 from recorder.store.secrets import (
     DEFAULT_SCAN_CAP,
     SecretScanner,
@@ -295,17 +295,18 @@ class Recorder:
         state = RecoveryState.read(self.layout)
         previous = read_status(self.layout)  # the last run's, before ours replaces it
         lost = previous.unwritten if previous and previous.state == RecorderState.STOPPED else None
-        last = self.journal.open()
+        newest = newest_checkpoint(self.layout)  # read once, handed along
+        last = self.journal.open(Named(newest, state, previous))
         if self.journal.lost is not None:
             self.counters.gaps += 1  # its `journal-lost` record is the journal's own
-        recovered = recover(self.layout, state, last)
+        recovered = recover(self.layout, state, last, newest)
         self.journal.messages = recovered.messages
         self.first_ts, self.last_ts = recovered.first_ts, recovered.last_ts
         self.tracker = recovered.tracker
         # counted again after a crash: they lived only here (and in the state)
         self._participants = recovered.participants
         self._participants_since = recovered.participants_since
-        self.last_checkpoint = cp = newest_checkpoint(self.layout)
+        self.last_checkpoint = cp = newest
         # a checkpoint that counts messages a power cut took does not hold back the next
         self._checkpointed = min(cp.messages, recovered.messages) if cp else 0
         self.journal.append(

@@ -9,11 +9,12 @@ longer holds (a power cut took what it named) is passed over for the next one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from recorder.bus.envelope import GapTracker, read_envelope, read_heartbeat
-from recorder.store.checkpoints import newest_checkpoint, newest_checkpoints
+from recorder.store.checkpoints import Checkpoint, newest_checkpoints
 from recorder.store.journal import record_ending_at
 from recorder.store.layout import Layout, find_segment, segment_name
 from recorder.store.ranges import count_participant, message_participant
@@ -37,11 +38,17 @@ class Recovered:
     participants_since: int = 0
 
 
-def recover(layout: Layout, state: RecoveryState | None, last: dict[str, Any] | None) -> Recovered:
+def recover(
+    layout: Layout,
+    state: RecoveryState | None,
+    last: dict[str, Any] | None,
+    newest: Checkpoint | None,
+) -> Recovered:
     """What the journal holds, from `state` (else the newest checkpoint, else its start)
     to its end.
 
-    `last` is the journal's last record (None for an empty journal). A state or
+    `last` is the journal's last record (None for an empty journal), `newest` the newest
+    checkpoint (`newest_checkpoint`, read once by the caller). A state or
     checkpoint whose position the journal no longer holds is not a start: with
     `--fsync never` the state names what was written, and checkpoints always do, which
     a power cut may take; counting on from there counted the lost messages as held.
@@ -57,7 +64,7 @@ def recover(layout: Layout, state: RecoveryState | None, last: dict[str, Any] | 
     """
     base: JournalPoint | None = None
     out = Recovered()
-    cp = newest_checkpoint(layout) if last is not None else None
+    cp = newest if last is not None else None
     cp_point = JournalPoint(cp.segment, cp.offset, cp.seq, cp.messages) if cp else None
     cp_held = cp_point is not None and _held(layout, cp_point)
     since = out.participants_since = cp.seq if cp else 0
@@ -72,11 +79,11 @@ def recover(layout: Layout, state: RecoveryState | None, last: dict[str, Any] | 
         # place changed, up to MAX_LOOK_BACK of them; reading the whole journal
         # instead made the start grow with it (--fsync never: both state and newest
         # checkpoint named the lost tail)
-        for tried, older in enumerate(newest_checkpoints(layout, at_most=int(last["seq"]))):
+        for tried, older in enumerate(_looking_back(layout, cp, cp_held, int(last["seq"]))):
             if tried >= MAX_LOOK_BACK:
                 break
             point = JournalPoint(older.segment, older.offset, older.seq, older.messages)
-            if _held(layout, point):
+            if cp_held if older is cp else _held(layout, point):
                 base = point
                 if state is None:
                     out.first_ts = older.first_ts
@@ -133,6 +140,22 @@ def recover(layout: Layout, state: RecoveryState | None, last: dict[str, Any] | 
     if out.last_ts is None and state is not None:
         out.last_ts = state.last_ts
     return out
+
+
+def _looking_back(
+    layout: Layout, cp: Checkpoint | None, cp_held: bool, at_most: int
+) -> Iterator[Checkpoint]:
+    """`newest_checkpoints(layout, at_most)`, without reading `cp`, the newest, again.
+    Those of its seq after it are passed over: they end at its place, which the journal
+    holds only if `cp_held`."""
+    if cp is None:
+        return  # none at all (`newest_checkpoint` is the first of `newest_checkpoints`)
+    if cp.seq <= at_most:
+        yield cp
+        if cp_held:
+            return
+        at_most = cp.seq - 1
+    yield from newest_checkpoints(layout, at_most=at_most)
 
 
 def _order(point: JournalPoint) -> tuple[int, int]:

@@ -37,7 +37,7 @@ from recorder.store.records import (
     encode_record,
     parse_line,
 )
-from recorder.store.recovery import claimed_seq
+from recorder.store.recovery import Named, claimed_seq
 from recorder.store.segfile import open_segment
 from recorder.store.status import LostLines
 
@@ -551,7 +551,7 @@ class Journal:
         return self.sink.last_sync_time
 
     # -- opening ---------------------------------------------------------------
-    def open(self) -> dict[str, Any] | None:
+    def open(self, named: Named | None = None) -> dict[str, Any] | None:
         """Open the newest segment for appending (repairing its tail).
 
         Returns the last good record. Message counts are the caller's business:
@@ -559,6 +559,7 @@ class Journal:
         a checkpoint, the recovery state or the status named (`claimed_seq`), also when
         the journal lost its record (a power cut took the unsynced tail): a
         `journal-lost` gap then says which seqs are gone, and `lost` holds them.
+        `named`: what names those seqs, when the caller read it already.
         """
         for d in (self.layout.root, self.layout.segments, self.layout.recovery):
             ensure_private_dir(d)
@@ -583,7 +584,7 @@ class Journal:
                 last = last_record(older)
         if last is not None:
             self.next_seq = int(last["seq"]) + 1
-        claim = claimed_seq(self.layout)
+        claim = claimed_seq(self.layout, named)
         if claim.seq >= self.next_seq:
             self.lost = (self.next_seq, claim.seq)
             self.next_seq = claim.seq + 1

@@ -13,11 +13,11 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from recorder.store.checkpoints import newest_checkpoint
+from recorder.store.checkpoints import Checkpoint, newest_checkpoint
 from recorder.store.fsutil import atomic_write, read_json_object
 from recorder.store.layout import Layout
 from recorder.store.records import SCHEMA_VERSION
-from recorder.store.status import read_status
+from recorder.store.status import StatusSnapshot, read_status
 
 MAX_CLAIM = 2**53  # a seq no recorder reaches (a file made by hand): not believed
 
@@ -126,8 +126,22 @@ class Claim(NamedTuple):
     by: str
 
 
-def claimed_seq(layout: Layout) -> Claim:
-    """The newest seq the newest checkpoint, the recovery state or the last status named.
+class Named(NamedTuple):
+    """What outside the journal names a place in it, read once by the recorder's start
+    and handed along: the newest checkpoint, the recovery state, the last status."""
+
+    checkpoint: Checkpoint | None
+    state: RecoveryState | None
+    status: StatusSnapshot | None
+
+    @classmethod
+    def read(cls, layout: Layout) -> Named:
+        return cls(newest_checkpoint(layout), RecoveryState.read(layout), read_status(layout))
+
+
+def claimed_seq(layout: Layout, named: Named | None = None) -> Claim:
+    """The newest seq the newest checkpoint, the recovery state or the last status named
+    (`named`, else read from `layout`).
 
     Each was written while the recorder ran, and may name records that a power cut took
     from the journal before they reached the disk (checkpoints and the status are taken
@@ -135,15 +149,13 @@ def claimed_seq(layout: Layout) -> Claim:
     reopened at its last good record must not give them to new records, or a checkpoint
     would take records written after it for its own.
     """
+    cp, state, status = named if named is not None else Named.read(layout)
     claims = [Claim(0, "")]
-    cp = newest_checkpoint(layout)
     if cp is not None:
         claims.append(Claim(cp.seq, f"checkpoint {cp.id}"))
-    state = RecoveryState.read(layout)
     if state is not None:
         seq = max(state.position.seq, state.durable_seq)
         claims.append(Claim(seq, str(layout.state.relative_to(layout.root))))
-    status = read_status(layout)
     if status is not None:
         claims.append(Claim(max(status.last_seq, status.last_durable_seq), "status.json"))
     return max((c for c in claims if c.seq < MAX_CLAIM), key=lambda c: c.seq)

@@ -1153,3 +1153,46 @@ def test_the_recovery_state_takes_in_the_end_of_a_burst_once_the_bus_is_quiet(
     assert state["participants"]["counts"] == {"p": 1, "q": 2}, state
     assert state["position"]["seq"] == rec.journal.next_seq - 1
     rec.close()
+
+
+@pytest.mark.parametrize("state", ["kept", "gone"])
+def test_the_start_reads_each_checkpoint_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: str
+) -> None:
+    """The start read the newest checkpoint (and its base) three or four times: for the
+    seqs it claims (`claimed_seq`), twice in `recover` (the newest, then the newest the
+    journal still holds, the same file) and once more for `last_checkpoint`. It is read
+    once and handed along."""
+    from recorder.store import checkpoints
+
+    clock = Clock()
+    rec = make(tmp_path, clock, checkpoint_interval=0)
+    feed(rec, clock, env_msg("p", 1), env_msg("p", 2))
+    first = rec.checkpoint("first", "manual", clock.now, force=True)
+    feed(rec, clock, env_msg("p", 3))
+    newest = rec.checkpoint("newest", "manual", clock.now, force=True)
+    assert first is not None and newest is not None
+    feed(rec, clock, env_msg("p", 4))
+    rec.journal.flush()
+    rec.sync()
+    rec._take_snapshot()
+    rec.write_state(clock.now)
+    rec.journal.close()  # killed
+    if state == "gone":
+        rec.layout.state.unlink()
+
+    reads: list[str] = []
+    real = checkpoints._read_checkpoint
+
+    def spy(path: Path) -> Checkpoint | None:
+        reads.append(path.stem)
+        return real(path)
+
+    monkeypatch.setattr(checkpoints, "_read_checkpoint", spy)
+    clock.now += 10
+    again = make(tmp_path, clock, checkpoint_interval=0)
+    assert again.journal.messages == 4
+    assert again.last_checkpoint is not None and again.last_checkpoint.id == newest.id
+    assert again._participants == {"p": 1} and again._participants_since == newest.seq
+    assert reads == [newest.id]  # the older one not at all: its seq is in its name
+    again.close()
