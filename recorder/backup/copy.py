@@ -16,8 +16,9 @@ the recorder's log, `recovery/state.json`, control requests, agent registrations
 hook state of running sessions. CURVE secret keys only with `secret_keys=True`.
 A symlink leading out of the log folder is followed (see `_walk`): settings kept
 elsewhere are part of what a restore must bring back; one leading into it is kept as
-a relative link; the journal is real folders and files under its own names however
-it is linked. FIFOs, sockets and devices are named, never opened.
+a relative link, unless it would lead to nothing the backup holds (the search index, a
+secret key: named, left out); the journal is real folders and files under its own
+names however it is linked. FIFOs, sockets and devices are named, never opened.
 
 Every object is written to a temp file, fsynced, dropped from the page cache and read
 back from the disk, checked against the SHA-256 taken while copying, then renamed into
@@ -27,7 +28,7 @@ from the disk (a damaged one is replaced by the fresh copy), except that of a fi
 unchanged since the last backup (same size, mtime and inode): that one is checked by
 size, unless `verify` (every object reused is hashed; a damaged one is copied again).
 
-About 730 lines: the consistent cut, the walk that follows symlinks, what DEST may
+About 800 lines: the consistent cut, the walk that follows symlinks, what DEST may
 hold (nothing a backup did not make), and the object store it writes into.
 """
 
@@ -60,6 +61,7 @@ from recorder.backup.manifest import (
     Manifest,
     NotABackup,
     file_sha256,
+    links_to_nothing,
 )
 from recorder.errors import BadOption, PersistError
 from recorder.store.fsutil import (
@@ -372,11 +374,50 @@ def _backup(
         advance()
     if progress is not None:
         progress(todo, todo)
+    _leave_out_links_to_nothing(manifest, set(walked.links), secret_keys, result)
     manifest.left_out += result.symlinks_left_out + result.not_regular_left_out
     with AtomicFile(dest / MANIFEST) as out:
         out.file.write(manifest.dumps())
     result.files = len(manifest.files)
     _collect_garbage(dest, {e.sha256 for e in manifest.files})
+
+
+def _leave_out_links_to_nothing(
+    manifest: Manifest, links: set[str], secret_keys: bool, result: BackupResult
+) -> None:
+    """Links that would lead nowhere once restored (to what backups leave out: the search
+    index, a secret key; a checkpoint written after the journal's end was fixed; a file
+    gone while the backup ran; a link left out) are left out too, and named with why,
+    as links that lead nowhere already are: restore-backup would make them dangling."""
+    for name, (leads_to, end) in links_to_nothing(
+        (e.path for e in manifest.files), manifest.links
+    ).items():
+        target = manifest.links.pop(name)
+        why = (
+            "leads to a link left out"
+            if leads_to in links
+            else f"leads to what backups leave out: {_why_left_out(end, secret_keys)}"
+            if left_out_of_backup(end, secret_keys)
+            else "leads to what this backup does not hold"
+        )
+        result.symlinks_left_out.append(f"{name} -> {target} ({why})")
+        result.links_rewritten = [
+            r for r in result.links_rewritten if not r.startswith(f"{name} -> ")
+        ]
+    result.symlinks_left_out.sort()
+
+
+def _why_left_out(rel: str, secret_keys: bool) -> str:
+    """Why backups leave `rel` out (see `left_out_of_backup`)."""
+    name = rel.rsplit("/", 1)[-1]
+    if not secret_keys and rel.startswith("keys/") and name.endswith(SECRET_SUFFIX):
+        return "CURVE secret keys (--include-secret-keys)"
+    for path, why in LEFT_OUT:
+        if rel == path or rel.startswith(path + "/"):
+            return why
+    if name.startswith("recorder.log"):
+        return "the recorder's log"
+    return "lock and temp files"
 
 
 def _size(path: Path) -> int:

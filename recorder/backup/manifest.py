@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import posixpath
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -281,6 +283,49 @@ def _safe_link(name: str, target: str) -> None:
         or up > len(PurePosixPath(name).parent.parts)
     ):
         raise ValueError(f"links.{name} leads to {target!r}, outside the folder")
+
+
+_MAX_HOPS = 40  # links followed at most for one path, as Linux does (then: a loop)
+
+
+def links_to_nothing(files: Iterable[str], links: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """The links of `links` (name -> relative target) that would lead to nothing once
+    `files` and the other links are restored: name -> (the path its target names, where
+    following links from there ends). A link to such a link leads to nothing either."""
+    held = set(files)
+    folders = {p.as_posix() for f in held for p in PurePosixPath(f).parents}
+    kept = dict(links)
+    gone: dict[str, tuple[str, str]] = {}
+    while True:
+        within = folders | {p.as_posix() for n in kept for p in PurePosixPath(n).parents}
+        for name, target in kept.items():
+            start = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+            end = _follow(start, kept)
+            if end is None or not (end == "." or end in held or end in within):
+                gone[name] = (start, end or start)
+                del kept[name]
+                break  # what leads to it is looked at again
+        else:
+            return gone
+
+
+def _follow(path: str, links: dict[str, str]) -> str | None:
+    """`path` (in the folder) with the links of `links` on the way followed; None when
+    that goes round in a loop or out of the folder."""
+    parts = path.split("/")
+    hops, k = 0, 0
+    while k < len(parts):
+        at = "/".join(parts[: k + 1])
+        target = links.get(at)
+        if target is None:
+            k += 1
+            continue
+        hops += 1
+        now = posixpath.normpath(posixpath.join(posixpath.dirname(at), target, *parts[k + 1 :]))
+        if hops > _MAX_HOPS or now == ".." or now.startswith("../"):
+            return None
+        parts, k = now.split("/"), 0
+    return "/".join(parts)
 
 
 def file_sha256(path: Path, *, from_disk: bool = False) -> str:

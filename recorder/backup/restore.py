@@ -31,7 +31,13 @@ from typing import Any
 import orjson
 
 from recorder.backup.copy import left_out_of_backup
-from recorder.backup.manifest import BackupDamaged, Entry, Manifest, file_sha256
+from recorder.backup.manifest import (
+    BackupDamaged,
+    Entry,
+    Manifest,
+    file_sha256,
+    links_to_nothing,
+)
 from recorder.errors import BadOption, PersistError
 from recorder.sources.copies import copies_dir, verify
 from recorder.store.checkpoints import list_checkpoints, prefix_digests, verify_checkpoint
@@ -57,6 +63,9 @@ class RestoreResult:
     checkpoints: int = 0  # verified against the restored journal
     copies: int = 0  # protected session copies verified
     links: list[str] = field(default_factory=list)  # "name -> target": made as symlinks
+    # "name -> target": not made, leading to nothing the backup holds (one made before
+    # `persist backup` left such links out: to the search index, a secret key)
+    links_left_out: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # checkpoints or copies that do not verify
     took: float = 0.0
 
@@ -68,6 +77,7 @@ class RestoreResult:
             "checkpoints_verified": self.checkpoints,
             "session_copies_verified": self.copies,
             "links": self.links,
+            "links_left_out": self.links_left_out,
             "problems": self.problems,
             "ok": not self.problems,
             "took_s": round(self.took, 3),
@@ -95,7 +105,11 @@ def restore_backup(src: Path, dest: Path) -> RestoreResult:
             for entry in manifest.files:
                 _restore_file(src, dest, entry)
                 result.bytes += entry.size
+            nothing = links_to_nothing((e.path for e in manifest.files), manifest.links)
             for name, target in manifest.links.items():
+                if name in nothing:
+                    result.links_left_out.append(f"{name} -> {target}")
+                    continue
                 link = dest / name
                 ensure_private_dir(link.parent)
                 os.symlink(target, link)

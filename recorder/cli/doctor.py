@@ -153,6 +153,11 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
                 "symlinks made again (relative, as the backup holds them): "
                 + "; ".join(result.links)
             )
+        if result.links_left_out:  # made by a backup from before they were left out
+            print(
+                "symlinks not made (what they lead to is not in the backup): "
+                + "; ".join(result.links_left_out)
+            )
         for problem in result.problems:
             print(f"  damaged: {problem}")
     if result.problems:

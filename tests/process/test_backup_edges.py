@@ -358,3 +358,78 @@ def test_links_into_the_log_folder_and_a_linked_journal_come_back(tmp_path: Path
         refused = persist("restore-backup", str(backup), str(tmp_path / "t"))
         assert refused.returncode == 5 and "outside the folder" in refused.stderr, refused.stderr
         assert not (tmp_path / "t").exists()
+
+
+def test_a_link_to_what_backups_leave_out_is_named_not_restored_dangling(
+    logs: Path, tmp_path: Path
+) -> None:
+    """A link to what the backup leaves out on purpose (the search index, a CURVE secret
+    key, the recovery state) was stored as a link, and restore-backup made it again
+    leading nowhere, said by neither. Now it is left out of the backup and named, with
+    why (so is a link to such a link); with --include-secret-keys the key's link is kept.
+    A backup made before, holding such a link, is restored without it, said in one line."""
+    (logs / "search").mkdir(exist_ok=True)
+    (logs / "search" / "index.sqlite3").write_bytes(b"not really an index")
+    (logs / "keys").mkdir(exist_ok=True, mode=0o700)
+    (logs / "keys" / "server.key").write_text("public")
+    (logs / "keys" / "server.key_secret").write_text("secret")
+    os.chmod(logs / "keys" / "server.key_secret", 0o600)
+    os.symlink("search/index.sqlite3", logs / "index-link")
+    os.symlink(logs / "keys" / "server.key_secret", logs / "my-secret-key")  # absolute
+    os.symlink("index-link", logs / "via-a-link")
+    os.symlink("keys/server.key", logs / "my-public-key")  # held: kept as it is
+    backup = tmp_path / "backup"
+    done = persist("backup", str(backup), "--dir", str(logs), "--json")
+    assert done.returncode == 0, done.stderr
+    result = orjson.loads(done.stdout)
+    assert result["symlinks_left_out"] == [
+        "index-link -> search/index.sqlite3 (leads to what backups leave out: "
+        "search index (rebuilt from the journal: persist reindex))",
+        "my-secret-key -> keys/server.key_secret (leads to what backups leave out: "
+        "CURVE secret keys (--include-secret-keys))",
+        "via-a-link -> index-link (leads to a link left out)",
+    ]
+    assert result["links_made_relative"] == []
+    manifest = Manifest.read(backup)
+    assert set(manifest.links) == {"current_session.jsonl", "my-public-key"}
+    text = persist("backup", str(backup), "--dir", str(logs)).stdout
+    (line,) = [t for t in text.splitlines() if t.startswith("symlinks left out: ")]
+    assert "index-link -> search/index.sqlite3" in line and "via-a-link" in line
+    restored = tmp_path / "r"
+    back = persist("restore-backup", str(backup), str(restored))
+    assert back.returncode == 0, back.stderr
+    for name in ("index-link", "my-secret-key", "via-a-link"):
+        assert not os.path.lexists(restored / name)
+    assert (restored / "my-public-key").read_text() == "public"
+
+    with_keys = tmp_path / "with-keys"
+    done = persist("backup", str(with_keys), "--dir", str(logs), "--include-secret-keys", "--json")
+    assert done.returncode == 0, done.stderr
+    assert [s.split(" ")[0] for s in orjson.loads(done.stdout)["symlinks_left_out"]] == [
+        "index-link",
+        "via-a-link",
+    ]
+    assert Manifest.read(with_keys).links["my-secret-key"] == "keys/server.key_secret"
+    restored = tmp_path / "r-keys"
+    assert persist("restore-backup", str(with_keys), str(restored)).returncode == 0
+    assert (restored / "my-secret-key").read_text() == "secret"
+
+    # a backup made before this, holding such links: not made, named in one line
+    raw = orjson.loads((backup / "manifest.json").read_bytes())
+    raw["links"] |= {"index-link": "search/index.sqlite3", "via-a-link": "index-link"}
+    (backup / "manifest.json").write_bytes(orjson.dumps(raw))
+    restored = tmp_path / "r-old"
+    back = persist("restore-backup", str(backup), str(restored))
+    assert back.returncode == 0, back.stderr
+    (line,) = [t for t in back.stdout.splitlines() if "index-link" in t]
+    assert line == (
+        "symlinks not made (what they lead to is not in the backup): "
+        "index-link -> search/index.sqlite3; via-a-link -> index-link"
+    )
+    assert not os.path.lexists(restored / "index-link")
+    assert not os.path.lexists(restored / "via-a-link")
+    back = persist("restore-backup", str(backup), str(tmp_path / "r-json"), "--json")
+    assert orjson.loads(back.stdout)["links_left_out"] == [
+        "index-link -> search/index.sqlite3",
+        "via-a-link -> index-link",
+    ]
