@@ -81,7 +81,7 @@ from recorder.store.records import (
     fits_by_text,
     splice_value,
 )
-from recorder.store.recovery import JournalPoint, Named, RecoveryState
+from recorder.store.recovery import Floor, JournalPoint, Named, RecoveryState
 from recorder.store.secrets import (
     DEFAULT_SCAN_CAP,
     SecretScanner,
@@ -260,6 +260,8 @@ class Recorder:
         self._participants_since = 0  # (0: since the journal's start)
         self._topics: dict[bytes, tuple[str, bytes, bytes | None, bool]] = {}
         self._snapshot: _Snapshot | None = None
+        # the last snapshot in a segment before the newest snapshot's (see `Floor`)
+        self._floor: _Snapshot | None = None
         self._overflow: _Overflow | None = None
         self._snapshot_due = 0.0
         self._rate = _Rate()
@@ -1000,14 +1002,19 @@ class Recorder:
 
     def _take_snapshot(self) -> None:
         """Publisher sequences as of the end of the chunk just handed to the writer."""
-        self._snapshot = _Snapshot(
-            self.journal.handed,
-            dict(self.tracker.expected),
-            self.first_ts,
-            self.last_ts,
-            dict(self._participants),
-            self._participants_since,
+        before, self._snapshot = (
+            self._snapshot,
+            _Snapshot(
+                self.journal.handed,
+                dict(self.tracker.expected),
+                self.first_ts,
+                self.last_ts,
+                dict(self._participants),
+                self._participants_since,
+            ),
         )
+        if before is not None and before.position.segment < self._snapshot.position.segment:
+            self._floor = before  # its segment is closed: synced, even with --fsync never
         self._snapshot_due = time.monotonic() + self.options.status_interval
 
     # -- durability (syncer thread) -------------------------------------------
@@ -1261,7 +1268,16 @@ class Recorder:
         if (pos.segment, pos.offset) > (kept.segment, kept.offset):
             return  # the next tick, after the next group commit
 
-        key = (pos, clean, self.journal.durable.seq, snap.first_ts, snap.last_ts)
+        # with --fsync never the state names what was written, which a power cut can
+        # take: the last snapshot in a closed segment (synced as it closed) goes with it
+        floor = None
+        under, durable = self._floor, self.journal.durable
+        if self.options.fsync == "never" and under is not None:
+            at = under.position
+            if (at.segment, at.offset) <= (durable.segment, durable.offset):
+                point = JournalPoint(at.segment, at.offset, at.seq, at.messages)
+                floor = Floor(point, under.last_ts, under.since, under.participants)
+        key = (pos, clean, durable.seq, snap.first_ts, snap.last_ts, floor and floor.position)
         if key == self._state_key and snap.publishers == self._state_publishers:
             return  # nothing new (idle): two fsyncs a second saved
         state = RecoveryState(
@@ -1275,6 +1291,7 @@ class Recorder:
             publishers=snap.publishers,
             participants_since=snap.since,
             participants=snap.participants,
+            floor=floor,
         )
         try:
             state.write(self.layout)

@@ -56,7 +56,12 @@ def recover(
     (a message lost with the tail is then the `journal-lost` gap's to say, not a hole
     at its publisher's next message).
 
-    The participants since the newest checkpoint: the state's counts when it saved
+    With `--fsync never` the state also keeps a `floor` (its last snapshot in a closed
+    segment, synced as that closed): when a power cut took its position, counting
+    starts there unless a checkpoint held is later (with no checkpoint at all, at the
+    journal's start until 2026-12-07).
+
+    The participants since the newest checkpoint: the state's (or floor's) counts when it saved
     them since that checkpoint, and the records after the state; otherwise (a crash
     between a checkpoint and the next state, a checkpoint taken while no recorder
     ran, an older state file) counted from the checkpoint's records on. Either way
@@ -68,11 +73,17 @@ def recover(
     cp_point = JournalPoint(cp.segment, cp.offset, cp.seq, cp.messages) if cp else None
     cp_held = cp_point is not None and _held(layout, cp_point)
     since = out.participants_since = cp.seq if cp else 0
+    floor = None  # the state's floor, when counting starts there
     if state is not None:
         out.tracker = GapTracker(state.publishers)
         out.first_ts = state.first_ts
         if last is not None and _held(layout, state.position):
             base = state.position
+        elif last is not None and state.floor is not None and _held(layout, state.floor.position):
+            # a power cut took the state's position (--fsync never): its snapshot in a
+            # closed segment, synced as it closed, unless a checkpoint held is later
+            # (else, with no checkpoint, counting started at the journal's start)
+            floor = state.floor
     if base is None and last is not None:
         # the newest checkpoint the journal still holds: one a power cut took (named
         # past the journal's last seq) is passed over unread, and so are those whose
@@ -80,14 +91,16 @@ def recover(
         # instead made the start grow with it (--fsync never: both state and newest
         # checkpoint named the lost tail)
         for tried, older in enumerate(_looking_back(layout, cp, cp_held, int(last["seq"]))):
-            if tried >= MAX_LOOK_BACK:
+            if tried >= MAX_LOOK_BACK or (floor is not None and older.seq <= floor.position.seq):
                 break
             point = JournalPoint(older.segment, older.offset, older.seq, older.messages)
             if cp_held if older is cp else _held(layout, point):
-                base = point
+                base, floor = point, None
                 if state is None:
                     out.first_ts = older.first_ts
                 break
+        if floor is not None:
+            base = floor.position
     out.messages = base.messages if base else 0
     if last is None:
         return out
@@ -95,6 +108,9 @@ def recover(
     count_at: JournalPoint | None
     if state is not None and base is state.position and state.participants_since == since:
         out.participants = dict(state.participants)
+        count_at = base
+    elif floor is not None and floor.participants_since == since:
+        out.participants = dict(floor.participants)
         count_at = base
     elif cp_held:
         count_at = cp_point
@@ -138,7 +154,7 @@ def recover(
             if env is not None and "replay_of" not in env:
                 tracker.message(env["pub"], env["seq"])
     if out.last_ts is None and state is not None:
-        out.last_ts = state.last_ts
+        out.last_ts = floor.last_ts if floor is not None else state.last_ts
     return out
 
 

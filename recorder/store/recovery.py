@@ -33,6 +33,43 @@ class JournalPoint:
 
 
 @dataclass(frozen=True)
+class Floor:
+    """An earlier snapshot than the state's `position`, in a closed segment (synced as it
+    closed): where a restart counts from when a power cut took `position` (`--fsync
+    never`), instead of the newest checkpoint held or, with none, the journal's start."""
+
+    position: JournalPoint
+    last_ts: float | None
+    participants_since: int  # as RecoveryState's, up to `position`
+    participants: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        p = self.position
+        return {
+            "position": {
+                "segment": p.segment,
+                "offset": p.offset,
+                "seq": p.seq,
+                "messages": p.messages,
+            },
+            "last_ts": self.last_ts,
+            "participants": {"since": self.participants_since, "counts": self.participants},
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Floor | None:
+        """The floor, or None if `data` is not a well-formed one (never raises)."""
+        if not isinstance(data, dict):
+            return None
+        point = _point(data.get("position"))
+        last_ts = data.get("last_ts")
+        since, counts = _participants(data.get("participants"))
+        if point is None or since is None or not (last_ts is None or _is_number(last_ts)):
+            return None
+        return cls(point, last_ts, since, counts)
+
+
+@dataclass(frozen=True)
 class RecoveryState:
     position: JournalPoint
     updated: float  # when it was written (seconds since the epoch)
@@ -46,6 +83,7 @@ class RecoveryState:
     # `participants_since` (0: since the journal's start); None: not saved (older files)
     participants_since: int | None = None
     participants: dict[str, int] = field(default_factory=dict)
+    floor: Floor | None = None  # `--fsync never` only (see `Floor`)
 
     def to_json(self) -> dict[str, Any]:
         p = self.position
@@ -74,6 +112,7 @@ class RecoveryState:
                     }
                 }
             ),
+            **({} if self.floor is None else {"floor": self.floor.to_json()}),
         }
 
     def write(self, layout: Layout) -> None:
@@ -84,12 +123,8 @@ class RecoveryState:
         """The state, or None if `data` is not a well-formed one (never raises)."""
         if not isinstance(data, dict):
             return None
-        pos = data.get("position")
-        if not isinstance(pos, dict):
-            return None
-        point = [pos.get(k) for k in ("segment", "offset", "seq", "messages")]
-        numbers = [v for v in point if type(v) is int and v >= 0]
-        if len(numbers) != len(point):
+        position = _point(data.get("position"))
+        if position is None:
             return None
         publishers = data.get("publishers")
         publishers = {} if publishers is None else publishers
@@ -102,7 +137,7 @@ class RecoveryState:
             return None
         since, counts = _participants(data.get("participants"))
         return cls(
-            position=JournalPoint(*numbers),
+            position=position,
             updated=float(updated or 0.0),
             clean=data.get("clean") is True,
             pid=data["pid"] if _is_int(data.get("pid")) else 0,
@@ -112,6 +147,7 @@ class RecoveryState:
             publishers=dict(publishers),
             participants_since=since,
             participants=counts,
+            floor=Floor.from_json(data.get("floor")),  # a bad one: counted without it
         )
 
     @classmethod
@@ -159,6 +195,15 @@ def claimed_seq(layout: Layout, named: Named | None = None) -> Claim:
     if status is not None:
         claims.append(Claim(max(status.last_seq, status.last_durable_seq), "status.json"))
     return max((c for c in claims if c.seq < MAX_CLAIM), key=lambda c: c.seq)
+
+
+def _point(value: Any) -> JournalPoint | None:
+    """A `position` object as a JournalPoint; None when it is not a well-formed one."""
+    if not isinstance(value, dict):
+        return None
+    point = [value.get(k) for k in ("segment", "offset", "seq", "messages")]
+    numbers = [v for v in point if type(v) is int and v >= 0]
+    return JournalPoint(*numbers) if len(numbers) == len(point) else None
 
 
 def _participants(value: Any) -> tuple[int | None, dict[str, int]]:

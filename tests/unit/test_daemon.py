@@ -1196,3 +1196,65 @@ def test_the_start_reads_each_checkpoint_file_once(
     assert again._participants == {"p": 1} and again._participants_since == newest.seq
     assert reads == [newest.id]  # the older one not at all: its seq is in its name
     again.close()
+
+
+@pytest.mark.parametrize("early_checkpoint", [False, True])
+def test_after_a_power_cut_with_no_checkpoint_the_start_reads_only_the_last_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, early_checkpoint: bool
+) -> None:
+    """With `--fsync never` the recovery state names what was written, and a power cut
+    takes its position with the unsynced tail; with no checkpoint at all the restart
+    then counted messages and participants from the journal's first segment (seconds at
+    1M messages). Closed segments are synced as they close: the state now also keeps
+    its last snapshot in one (`floor`), and the start counts from there, also past an
+    older checkpoint (`early_checkpoint`: its participants are counted since it)."""
+    from recorder.store.layout import segment_name
+    from tests.support import wait_for
+
+    clock = Clock()
+    rec = make(tmp_path, clock, checkpoint_interval=0, fsync="never", segment_bytes=4096)
+    senders = ["ann", "bob", "cy"]
+    early: Checkpoint | None = None
+    for i in range(140):  # about 8 segments, a snapshot every 10 messages (the status tick)
+        sender = senders[i % 3] if i < 120 else "late"
+        body = {"from": sender, "text": f"before {i} " + "x" * 150}
+        feed(rec, clock, [b"agents.a", orjson.dumps(body)])
+        if early_checkpoint and i == 29:
+            early = rec.checkpoint("early", "manual", clock.now, force=True)
+            assert early is not None and early.segment < 4
+        if i % 10 == 9:
+            rec.journal.flush()
+            wait_for(lambda: rec.journal.written.seq == rec.journal.next_seq - 1)
+            rec._take_snapshot()
+            rec.write_state(clock.now)
+    state = RecoveryState.read(rec.layout)
+    assert state is not None and state.position.messages == 140
+    active = state.position.segment
+    assert active > 6 and rec.layout.checkpoints.is_dir()
+    assert len(list(rec.layout.checkpoints.iterdir())) == early_checkpoint
+    rec.journal.close()  # the power went, and the last 5 lines with it ("late" ones)
+    path = rec.layout.segments / segment_name(active)
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert len(lines) > 5 and all(b'"late"' in line for line in lines[-5:])
+    path.write_bytes(b"".join(lines[:-5]))
+
+    opened = stores_recovery_opens(monkeypatch)
+    clock.now += 60
+    again = make(tmp_path, clock, checkpoint_interval=0, segment_bytes=4096)
+    assert again.journal.messages == 135
+    [store] = opened
+    assert store.segments[0].number >= active - 2  # not seg-000001: the old ones unread
+    before = 10 if early_checkpoint else 0  # each sender's messages the checkpoint counted
+    counts = {"ann": 40 - before, "bob": 40 - before, "cy": 40 - before, "late": 15}
+    assert again._participants == counts
+    assert again._participants_since == (early.seq if early else 0)
+    feed(again, clock, [b"agents.a", orjson.dumps({"from": "ann", "text": "AFTER restart"})])
+    again.close()
+    end = again.last_checkpoint
+    assert end is not None and end.messages == 136
+    assert end.participants == counts | {"ann": counts["ann"] + 1}
+    records = journal_records(tmp_path / "logs")
+    seqs = [r["seq"] for r in records]
+    assert seqs == sorted(set(seqs)) and seqs[-1] > state.position.seq
+    (lost,) = [r for r in records if r.get("cause") == "journal-lost"]
+    assert lost["to_journal_seq"] == state.position.seq
