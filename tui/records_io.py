@@ -13,7 +13,7 @@ from typing import Protocol
 from recorder.export.redact import redact_record, redacted
 from recorder.export.writers import MarkdownWriter, export_range
 from recorder.store.checkpoints import Checkpoint
-from recorder.store.fsutil import AtomicFile, ensure_private_dir
+from recorder.store.fsutil import AtomicFile, ensure_private_dir, remove_stale_temp_files
 from recorder.store.marks import BOOKKEEPING, line_kind
 from recorder.store.ranges import journal_range
 from recorder.store.reader import Record, Store
@@ -37,8 +37,11 @@ def new_file(folder: Path, stem: str, suffix: str) -> Iterator[AtomicFile]:
     """A new private file `folder/<stem>-<time><suffix>` (0600 in a 0700 folder), open
     for writing as `.file`: written aside and given its name (`.path`) only once whole
     when the block ends, so a failed write (a full disk) or a stopped one leaves no
-    file, never an empty or cut one under a name like the others."""
+    file, never an empty or cut one under a name like the others. The temp files of
+    saves killed before their rename (by any process; never one still alive) are
+    removed first."""
     ensure_private_dir(folder)
+    remove_stale_temp_files(folder)
     target = AtomicFile(folder / f"{stem}{suffix}", exclusive=True)
     try:
         yield target
