@@ -121,7 +121,8 @@ def output_in_place() -> Iterator[None]:
         raise
     if threading.current_thread() is threading.main_thread():
         # to the end: the interpreter's exit puts back the default of a signal that has
-        # a Python handler, and a SIGTERM then would still kill the process (143)
+        # a Python handler, and a SIGTERM then would still kill the process (143); in
+        # a caller's process `main(argv)` puts its handlers back as it returns
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.SIG_IGN)
 

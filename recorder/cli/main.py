@@ -33,6 +33,7 @@ import io
 import os
 import signal
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -304,7 +305,25 @@ def _interrupted(signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """`persist`. Without `argv` it is the program (the `persist` script, `python -m
+    recorder.cli`): it reads sys.argv, and the signal handling it sets up lasts until
+    the process exits (an export in place stays done). Given `argv` it runs in its
+    caller's process (tests, an embedding), whose SIGINT and SIGTERM handlers it puts
+    back when it ends, returning or raising."""
+    if argv is None:
+        return _command(sys.argv[1:])
+    if threading.current_thread() is not threading.main_thread():
+        return _command(argv)  # no handler can be set here: none to put back
+    before = [(signum, signal.getsignal(signum)) for signum in (signal.SIGINT, signal.SIGTERM)]
+    try:
+        return _command(argv)
+    finally:
+        for signum, handler in before:
+            if handler is not None:  # None: set from C, not Python: left as it is
+                signal.signal(signum, handler)
+
+
+def _command(argv: list[str]) -> int:
     _guard_closed_streams()
     if argv[:1] == ["hook"]:  # the agents' hook: its own small parser, never fails
         from recorder.hooks.run import main as hook_main

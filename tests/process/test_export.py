@@ -345,7 +345,7 @@ if where != "end":
     setattr(owner, name, hooked)
 from recorder.cli.main import main
 
-code = main(sys.argv[1:])
+code = main()  # the program, as `persist` runs it: its handlers kept to the end
 if where == "end":  # a SIGTERM as the interpreter exits, once it has put back the
     for s in (signal.SIGINT, signal.SIGTERM):  # default of Python-handled signals
         if callable(signal.getsignal(s)):
