@@ -158,11 +158,17 @@ HTTP_400 = (
 )
 
 
+# One shorter than the 72 bytes libzmq waits for after its "H": no made-up subscription
+SHORT_HTTP_400 = b"HTTP/1.1 400 Bad\r\n\r\n"
+
+
 @contextlib.contextmanager
-def not_zeromq(port: int | None = None, accepted: list[int] | None = None) -> Iterator[str]:
+def not_zeromq(
+    port: int | None = None, accepted: list[int] | None = None, reply: bytes = HTTP_400
+) -> Iterator[str]:
     """The tcp:// endpoint of a server that is no ZeroMQ peer (on `port`, else a free
-    one): it answers whatever comes with an HTTP 400 and hangs up (libzmq takes the
-    answer for an old ZMTP 1.0 peer's). `accepted[0]` counts its connections."""
+    one): it answers whatever comes with `reply` (an HTTP 400) and hangs up (libzmq takes
+    the answer for an old ZMTP 1.0 peer's). `accepted[0]` counts its connections."""
     server = socket.create_server(("127.0.0.1", port or free_port()))
     server.settimeout(0.1)
     stop = threading.Event()
@@ -178,7 +184,7 @@ def not_zeromq(port: int | None = None, accepted: list[int] | None = None) -> It
             with conn, contextlib.suppress(OSError):
                 conn.settimeout(2)
                 conn.recv(4096)
-                conn.sendall(HTTP_400)
+                conn.sendall(reply)
 
     thread = threading.Thread(target=serve, name="not-zeromq", daemon=True)
     thread.start()

@@ -4,6 +4,7 @@ Pure Python: publishers, the CLI and the launcher read these without loading zmq
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import random
@@ -106,6 +107,52 @@ def endpoint_free(endpoint: str) -> bool:
     except OSError:
         return True
     return False
+
+
+# What a ZMTP 3 peer sends first, whatever it hears: 0xFF, 8 bytes, 0x7F (ZeroMQ 4's
+# signature; what libzmq sends, asking for the same)
+ZMTP_SIGNATURE = b"\xff" + (1).to_bytes(8, "big") + b"\x7f"
+
+
+def speaks_zmtp(endpoint: str, timeout: float = 1.0) -> bool | None:
+    """Whether what listens on a tcp:// or ipc:// endpoint greets as a ZeroMQ 4 peer
+    does: True, False when its first bytes are something else (a web server's answer),
+    None when that cannot be told (nothing listens, nothing came within `timeout`)."""
+    url = urlparse(endpoint)
+    try:
+        if url.scheme == "tcp" and url.port:
+            sock = socket.create_connection((url.hostname or "127.0.0.1", url.port), timeout)
+        elif url.scheme == "ipc":
+            path = endpoint[len("ipc://") :]
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect("\0" + path[1:] if path.startswith("@") else path)
+            except OSError:
+                sock.close()
+                raise
+        else:
+            return None
+    except (OSError, ValueError):
+        return None
+    greeting = b""
+    with sock:
+        # it may have answered and hung up already: what it said is read all the same
+        with contextlib.suppress(OSError):
+            sock.sendall(ZMTP_SIGNATURE)  # something to answer to
+        with contextlib.suppress(OSError):
+            while len(greeting) < len(ZMTP_SIGNATURE):
+                got = sock.recv(len(ZMTP_SIGNATURE) - len(greeting))
+                if not got:
+                    break
+                greeting += got
+    if not greeting:
+        return None
+    if greeting[:1] != b"\xff":
+        return False
+    if len(greeting) < len(ZMTP_SIGNATURE):
+        return None
+    return greeting[9] & 1 == 1  # 0x7F: ZMTP 2 and later (libzmq reads only its low bit)
 
 
 def _ipc_free(path: str) -> bool:

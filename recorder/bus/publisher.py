@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import zmq
 
-from recorder.bus.endpoints import DEFAULT_PUBLISH, wants_ipv6
+from recorder.bus.endpoints import DEFAULT_PUBLISH, speaks_zmtp, wants_ipv6
 from recorder.bus.envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
 
 if TYPE_CHECKING:  # loaded only when CURVE is used: an agent's import stays small
@@ -121,12 +121,16 @@ class Hearing:
                 f"subscribers reached {where}, but none subscribes to {topic!r} "
                 f"(their prefixes: {seen})"
             )
-        if self.subscriptions:  # made up by libzmq, no handshake having succeeded
+        refused = self.connection == "refused"
+        # made up by libzmq, no handshake having succeeded; or its handshake failed, and
+        # no ZMTP greeting comes from there (an answer shorter than the 72 bytes libzmq
+        # reads after its first byte makes up no subscription, only the failure)
+        if self.subscriptions or (refused and speaks_zmtp(where) is False):
             return (
                 f"{where} is not a ZeroMQ broker: what answers there does not speak ZMTP 3, "
                 "the protocol of ZeroMQ 4 (another service on that port?)"
             )
-        if self.connection == "refused":
+        if refused:
             return (
                 f"the broker at {where} refused us: {self.refusal} (--curve/--no-curve and "
                 "--keys must match the broker's; a key of another machine must be allowed "
