@@ -285,10 +285,16 @@ async def test_a_long_session_title_is_cut_to_its_row_with_an_ellipsis(tmp_path:
         assert "1 message" in below or "2 messages" in below, below  # not the title's end
 
 
+@pytest.mark.parametrize("size", [SMALL, (60, 20)], ids=["80x24", "60x20"])
 @pilot_test
-async def test_session_rows_stay_one_line_when_the_menu_scrolls(tmp_path: Path) -> None:
+async def test_session_rows_stay_one_line_when_the_menu_scrolls(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
     """At 80x24 four sessions make the menu scroll: with its scrollbar beside them, each
-    long title is still cut to its row, its detail on the row under it."""
+    long title is still cut to its row, its detail on the row under it. Narrower (60x20)
+    the box is narrower than the 76 cells the titles are cut for: its rows wrapped, a
+    title's end and the checkpoint's message count each on a row of their own; now every
+    row is cut to the menu's width with "…", each option two rows."""
     proj = tmp_path / "proj"
     for k in range(4):
         c = ClaudeSession(tmp_path / "claude", cwd=str(proj))
@@ -300,10 +306,11 @@ async def test_session_rows_stay_one_line_when_the_menu_scrolls(tmp_path: Path) 
     app = make_app(
         demo_dir(tmp_path), launch=True, agent_command=["claude"], project=str(proj), roots=roots
     )
-    async with app.run_test(size=SMALL) as pilot:
+    async with app.run_test(size=size) as pilot:
         menu = await menu_with_sessions(pilot, app)
         await settle(pilot)
         assert menu.max_scroll_y > 0  # the scrollbar is there
+        assert menu.virtual_size.height == 2 * menu.option_count  # a title, a detail each
         seen = 0
         for _ in range(menu.option_count):
             lines = screen_chars(app).splitlines()
