@@ -34,6 +34,9 @@ async def test_a_full_disk_leaves_no_file_from_any_save_or_export(tmp_path: Path
         exports = root / "exports"
         exports.mkdir(mode=0o700)  # as the first save makes it: here the files fail
         app = make_app(root)
+        # errors are counted as notifications still shown: none may expire meanwhile
+        # (5 s by default, which a loaded machine can take between two of them)
+        app.NOTIFICATION_TIMEOUT = 600
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             main = main_screen(app)
