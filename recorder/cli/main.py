@@ -17,8 +17,9 @@ restore-backup` exits 5 when the backup is damaged or tampered with (one line na
 file; nothing is restored; 1 when SRC is no backup at all) or a restored checkpoint does
 not verify, and 2 when DEST_DIR is not empty; `persist prune` and `persist trash` use 0,
 1 and 2 only (2: no policy given, a bad AGE or SIZE; 1: a trash entry missing or not
-restorable, retention busy); `persist launch` returns the agent's own code (126/127 when
-it cannot be run). Interrupted, a command stops as it does on an error, removing what
+restorable, retention busy, `retention/pins.json` or `retention/pruned.json`
+unreadable); `persist launch` returns the agent's own code (126/127 when it cannot be
+run). Interrupted, a command stops as it does on an error, removing what
 it was writing (an `-o FILE` keeps its old content): 130 on Ctrl-C, 143 on SIGTERM
 (`persist record` and `persist broker` stop cleanly on SIGTERM and exit 0; one that
 is still starting dies of the signal). Once `persist export` has put its `-o FILE` in

@@ -20,6 +20,7 @@ from recorder.cli.common import (
     non_negative,
     positive,
     print_json,
+    say,
     shown,
     state_exit_code,
 )
@@ -335,8 +336,12 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
     from recorder.daemon.control import request_checkpoint
     from recorder.errors import CheckpointError
     from recorder.store.checkpoints import SegmentMissing
+    from recorder.store.pruned import ledger_problem
 
     layout = Layout(Path(args.log_dir))
+    ledger = ledger_problem(layout)  # missing segments are then told by the trash alone
+    if ledger is not None:
+        say(f"warning: {ledger.reader_line()}")
     try:
         cp = request_checkpoint(layout, args.label or "")
     except (CheckpointError, SegmentMissing) as exc:  # each says it was refused, and why

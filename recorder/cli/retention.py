@@ -274,12 +274,15 @@ def cmd_trash(args: argparse.Namespace) -> int:
 def _trash_list(layout: Layout, as_json: bool) -> int:
     """One line per entry, of the files that are in it now; an entry a prune or an
     empty left half done says so and what finishes it."""
-    from recorder.store.pruned import retention_at_work
+    from recorder.store.pruned import ledger_problem, retention_at_work
     from recorder.store.retention import DONE
     from recorder.store.trash import files_here, list_trash, unfinished
 
     problems: list[str] = []
     entries = list_trash(layout, problems)
+    ledger = ledger_problem(layout)  # restore and empty refuse while it is so
+    if ledger is not None:
+        problems.insert(0, str(ledger))
     for p in problems:
         say(f"warning: {p}")
     at_work = retention_at_work(layout)  # a prune or an empty at it now: not interrupted

@@ -402,6 +402,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from recorder.store.ranges import journal_damage, journal_range
     from recorder.store.reader import open_store
     from recorder.store.status import assess
+    from recorder.store.trash import reader_notes
 
     if args.session is not None:
         return _export_session(args)
@@ -426,6 +427,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise ExportError(f"no journal in {layout.root}")
         store = open_store(layout.root)
         _warn(store.warnings)
+        _warn(reader_notes(layout))  # an unreadable ledger, a prune a kill cut short
         rng = journal_range(store, after, upto)
         warned = len(store.warnings)
     except (ExportError, OSError) as exc:

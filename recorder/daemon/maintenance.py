@@ -37,6 +37,7 @@ from recorder.store.lock import AlreadyRunning, InstanceLock
 from recorder.store.pruned import (
     mark_removed_by_hand,
     missing_segments,
+    read_pruned,
     retention_at_work,
     retention_lock,
 )
@@ -258,6 +259,7 @@ def forget_missing(layout: Layout, *, dry_run: bool) -> list[str]:
     if not layout.segments.is_dir():
         raise MaintenanceError(f"no journal in {layout.root}")
     if dry_run:
+        read_pruned(layout)  # PrunedUnreadable, as the real run
         return missing_segments(layout)
     with retention_lock(layout):
         names = mark_removed_by_hand(layout)

@@ -39,7 +39,13 @@ from recorder.store.marks import (
     scan_lines,
 )
 from recorder.store.pins import PinsUnreadable, read_pins
-from recorder.store.pruned import pruned_by_number, retention_at_work, unexplained_holes
+from recorder.store.pruned import (
+    PrunedUnreadable,
+    ledger_problem,
+    pruned_by_number,
+    retention_at_work,
+    unexplained_holes,
+)
 from recorder.store.ranges import records_held
 from recorder.store.reader import SegmentIndex
 from recorder.store.recovery import RecoveryState
@@ -50,6 +56,7 @@ from recorder.store.trash import (
     article,
     discarded,
     list_trash,
+    rebuild_ledger,
     restore_plan,
     unfinished,
 )
@@ -183,6 +190,13 @@ def journal_findings(
     absent = sorted(set(range(1, numbers[-1] + 1)) - set(numbers))
     pruned = pruned_by_number(layout)  # moved to the trash by retention: not lost
     missing = unexplained_holes(layout, set(numbers), numbers[-1] + 1)
+    root = shlex.quote(str(layout.root))
+    ledger = ledger_problem(layout)
+    forget = f"persist prune --forget-missing --log-dir {root}"
+    if ledger is not None:
+        finding = _ledger_finding(layout, ledger)
+        forget = finding.fix or forget
+        out.append(finding)
     if len(absent) > len(missing):
         gone = [n for n in absent if n in pruned]
         out.append(
@@ -194,7 +208,6 @@ def journal_findings(
                 f"({segment_name(gone[0])}: {pruned[gone[0]].describe()})",
             )
         )
-    root = shlex.quote(str(layout.root))
     for number in missing[:_MAX_NAMED]:
         out.append(
             Finding(
@@ -204,8 +217,12 @@ def journal_findings(
                 f"{segment_name(number)} is missing from segments/ and retention did not "
                 "prune it: its records are lost, and no checkpoint is taken while it is "
                 "unexplained (put it back or restore the folder from a backup: persist "
-                "restore-backup; if it was removed on purpose, the command below says so)",
-                f"persist prune --forget-missing --log-dir {root}",
+                "restore-backup; if it was removed on purpose, the command below says so)"
+                if ledger is None
+                else f"{segment_name(number)} is missing from segments/ and no trash entry "
+                "holds it: pruned and emptied, removed by hand or lost, the unreadable "
+                f"{layout.pruned.name} would have said",
+                forget,
             )
         )
     if len(missing) > _MAX_NAMED:
@@ -279,6 +296,39 @@ def journal_findings(
         )
     out.append(_quarantined(layout))
     return out
+
+
+def _ledger_finding(layout: Layout, ledger: PrunedUnreadable) -> Finding:
+    """An unreadable `retention/pruned.json`, and `--fix` when the journal and the trash
+    tell every segment gone (`rebuild_ledger`): else no rebuild would be whole."""
+    text = (
+        f"{ledger.path} (the ledger of pruned segments) {ledger.why}: which segments "
+        "retention pruned is unknown (those a trash entry holds are told from its "
+        "manifest); prune, prune --forget-missing, trash restore and trash empty refuse "
+        "until it is mended"
+    )
+    root = shlex.quote(str(layout.root))
+    try:
+        rebuild_ledger(layout)
+    except TrashError as exc:
+        return Finding(
+            Area.JOURNAL,
+            "journal.pruned-ledger",
+            Severity.PROBLEM,
+            f"{text}; it cannot be rebuilt: {exc}",
+            f"persist restore-backup a backup's copy of it, or mv {shlex.quote(str(ledger.path))} "
+            f"{shlex.quote(str(layout.recovery))}/ and then persist prune --forget-missing "
+            f"--log-dir {root} (what it noted is then lost)",
+        )
+    return Finding(
+        Area.JOURNAL,
+        "journal.pruned-ledger",
+        Severity.PROBLEM,
+        f"{text} (--fix rebuilds it from the journal's prune, restore and empty records "
+        "and the trash, keeping this one in recovery/doctor/)",
+        f"persist doctor --fix --log-dir {root}",
+        Repair(RepairKind.REBUILD_LEDGER, (layout.pruned,)),
+    )
 
 
 def _more(area: Area, check: str, count: int) -> Finding:

@@ -42,6 +42,7 @@ class RepairKind(StrEnum):
     """What `--fix` may do: only to derived files and file modes."""
 
     QUARANTINE = "quarantine"  # move a derived file into recovery/doctor/<time>/
+    REBUILD_LEDGER = "rebuild-ledger"  # retention/pruned.json from the journal and the trash
     REBUILD_CACHES = "rebuild-caches"  # line-index and digest caches of closed segments
     REBUILD_INDEX = "rebuild-index"  # quarantine the search index, build it again
     CATCH_UP_INDEX = "catch-up-index"  # index what the journal has that the index has not

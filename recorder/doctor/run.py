@@ -1,10 +1,12 @@
 """`persist doctor`: every check in one report, and `--fix` for what may be repaired.
 
-`--fix` only touches derived files and file modes: a wrong cache or search index is
-moved into `recovery/doctor/<time>/` (kept for inspection, safe to delete) and built
-again from the journal; an unreadable `status.json` is moved aside when no recorder
-holds the folder; modes become 0600 / 0700. Journal segments, checkpoints and
-session copies are never deleted or rewritten.
+`--fix` only touches derived files, file modes and the ledger of pruned segments: a
+wrong cache or search index is moved into `recovery/doctor/<time>/` (kept for
+inspection, safe to delete) and built again from the journal; an unreadable
+`status.json` is moved aside when no recorder holds the folder; an unreadable
+`retention/pruned.json` is moved there too and rebuilt from the journal and the trash,
+only when they explain every segment gone; modes become 0600 / 0700. Journal
+segments, checkpoints and session copies are never deleted or rewritten.
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ def fix(report: Report, *, stamp: float | None = None) -> list[FixResult]:
     steps: dict[RepairKind, Callable[[Layout, Path, list[Finding]], str]] = {
         RepairKind.CHMOD: _chmod,
         RepairKind.QUARANTINE: _quarantine_status,
+        RepairKind.REBUILD_LEDGER: _rebuild_ledger,
         RepairKind.REBUILD_CACHES: _rebuild_caches,
         RepairKind.REBUILD_INDEX: _rebuild_index,
         RepairKind.CATCH_UP_INDEX: _catch_up_index,
@@ -165,6 +168,14 @@ def _quarantine_status(layout: Layout, aside: Path, group: list[Finding]) -> str
         raise DoctorError("a recorder holds the folder: it rewrites these files itself")
     moved = [m for p in _paths(group) if (m := _move_aside(layout, aside, p)) is not None]
     return f"moved aside to {', '.join(str(m) for m in moved)}" if moved else "already gone"
+
+
+def _rebuild_ledger(layout: Layout, aside: Path, group: list[Finding]) -> str:
+    """`retention/pruned.json`, rebuilt (under the retention lock; the unreadable one
+    kept in `aside`)."""
+    from recorder.store.trash import mend_ledger
+
+    return mend_ledger(layout, aside / "retention")
 
 
 def _drop_renderings(layout: Layout, aside: Path, group: list[Finding]) -> str:

@@ -80,6 +80,7 @@ from recorder.store.ranges import (
 )
 from recorder.store.reader import KIND_BAD_LINE, Record, Store, open_store
 from recorder.store.records import KIND_MESSAGE, frame_value, parse_line
+from recorder.store.trash import reader_notes
 
 JSONL_NAME = "conversation.jsonl"
 TRANSCRIPT_NAME = "transcript.md"
@@ -369,7 +370,7 @@ def range_integrity(
     rng = JournalRange(start, stop, None, cp)
     integrity.damage = journal_damage(store, rng, writer_running=True)
     integrity.damage += [p for p in verification.history_problems if not p.endswith("missing")]
-    integrity.pruned = pruned
+    integrity.pruned = pruned + reader_notes(store.layout)  # an unreadable ledger, a kill
     return start, stop, integrity
 
 

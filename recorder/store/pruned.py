@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +37,32 @@ LOCK_WAIT = 30.0  # seconds a retention change waits for another one
 
 class RetentionBusy(PersistError):
     """Another process is pruning, restoring or emptying the trash of this folder."""
+
+
+class PrunedUnreadable(PersistError):
+    """`retention/pruned.json` is there but cannot be read or is not a ledger (torn, of
+    another shape, a named pipe or a folder): which segments were pruned is unknown,
+    so nothing that rewrites it goes on (prune, `--forget-missing`, trash restore and
+    empty): a rewrite would keep only its own entries and lose the others for good."""
+
+    def __init__(self, layout: Layout, why: str) -> None:
+        self.path = layout.pruned
+        self.why = why
+        super().__init__(
+            f"{layout.pruned} (the ledger of pruned segments) {why}: which segments "
+            "were pruned is unknown, so prune, prune --forget-missing, trash restore and "
+            "trash empty refuse until it is mended (`persist doctor --log-dir "
+            f"{shlex.quote(str(layout.root))}` says how)"
+        )
+
+    def reader_line(self) -> str:
+        """What a reader (doctor, export, restore, checkpoint) says: it goes on, told
+        by the trash entries' manifests which missing segments were pruned."""
+        return (
+            f"{self.path} (the ledger of pruned segments) {self.why}: a segment is told "
+            "pruned only when a trash entry holds it, those of emptied entries read as "
+            "missing; prune and the trash refuse until it is mended (see persist doctor)"
+        )
 
 
 @dataclass(frozen=True)
@@ -76,33 +104,108 @@ def _day(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
 
-def read_pruned(layout: Layout) -> dict[str, PrunedNote]:
-    """Segment name -> its note; {} when nothing was ever pruned. A ledger that cannot
-    be read counts as empty: a pruned segment then shows as missing, never the reverse."""
+# O_NONBLOCK: opening a named pipe waits for a writer without it (a regular file
+# ignores the flag); O_NOCTTY: a terminal never becomes ours
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+
+
+def _ledger_bytes(layout: Layout) -> bytes | None:
+    """The ledger's bytes; None when there is none. A named pipe, a device or a folder
+    in its place is never read nor waited on (PrunedUnreadable)."""
     try:
-        data = orjson.loads(layout.pruned.read_bytes())
-    except (OSError, ValueError):
+        fd = os.open(layout.pruned, _OPEN_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise PrunedUnreadable(layout, f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PrunedUnreadable(
+                layout, "is not a regular file (a named pipe, a device or a folder)"
+            )
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise PrunedUnreadable(layout, f"cannot be read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+
+
+def read_pruned(layout: Layout) -> dict[str, PrunedNote]:
+    """Segment name -> its note; {} when nothing was ever pruned (no ledger). Raises
+    PrunedUnreadable when the ledger is there but cannot be read or holds anything but
+    notes: read as empty, a rewrite would drop every earlier note, and each pruned
+    segment would read as lost. Readers that go on regardless use `pruned_by_number`."""
+    data = _ledger_bytes(layout)
+    if data is None:
         return {}
-    notes: dict[str, PrunedNote] = {}
-    segments = data.get("segments") if isinstance(data, dict) else None
+    try:
+        doc = orjson.loads(data)
+    except ValueError as exc:
+        raise PrunedUnreadable(layout, f"is not JSON ({exc})") from None
+    segments = doc.get("segments") if isinstance(doc, dict) else None
     if not isinstance(segments, dict):
-        return {}
+        raise PrunedUnreadable(layout, 'is not a ledger of pruned segments (no "segments" object)')
+    notes: dict[str, PrunedNote] = {}
     for name, note in segments.items():
-        if not isinstance(note, dict):
-            continue
-        pruned, trash, emptied = note.get("pruned"), note.get("trash"), note.get("emptied")
-        if isinstance(pruned, (int, float)) and isinstance(trash, str):
-            emptied = float(emptied) if isinstance(emptied, (int, float)) else None
-            by_hand = note.get("by_hand") is True
-            notes[name] = PrunedNote(name, float(pruned), trash, emptied, by_hand)
+        pruned = note.get("pruned") if isinstance(note, dict) else None
+        trash = note.get("trash") if isinstance(note, dict) else None
+        emptied = note.get("emptied") if isinstance(note, dict) else None
+        if (
+            not isinstance(note, dict)
+            or not _number(pruned)
+            or not isinstance(trash, str)
+            or not (emptied is None or _number(emptied))
+        ):
+            raise PrunedUnreadable(layout, f"has a note of {name!r} of another shape")
+        assert isinstance(pruned, int | float)
+        when = float(emptied) if isinstance(emptied, int | float) else None
+        notes[name] = PrunedNote(name, float(pruned), trash, when, note.get("by_hand") is True)
+    return notes
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def ledger_problem(layout: Layout) -> PrunedUnreadable | None:
+    """Why the ledger cannot be read, or None (also when there is none)."""
+    try:
+        read_pruned(layout)
+    except PrunedUnreadable as exc:
+        return exc
+    return None
+
+
+def _notes_from_trash(layout: Layout) -> dict[str, PrunedNote]:
+    """What the trash entries' manifests say was pruned (each entry's plan): the
+    readers' stand-in for a ledger that cannot be read. Segments of emptied entries and
+    those removed by hand are not in it."""
+    from recorder.store.trash import list_trash  # the trash module imports this one
+
+    notes: dict[str, PrunedNote] = {}
+    with contextlib.suppress(OSError):
+        for entry in list_trash(layout):
+            for info in entry.plan.get("segments") or []:
+                name = info.get("name") if isinstance(info, dict) else None
+                if isinstance(name, str):
+                    notes[name] = PrunedNote(name, entry.created, entry.id)
     return notes
 
 
 def pruned_by_number(layout: Layout) -> dict[int, PrunedNote]:
     """`read_pruned` keyed by segment number: how readers look a segment up, whatever
-    its file is called now or was called then (a compressed segment may be renamed)."""
+    its file is called now or was called then (a compressed segment may be renamed).
+    A ledger that cannot be read is stood in for by the trash's manifests (a reader
+    names it: `ledger_problem`); never read as "nothing was pruned"."""
+    try:
+        notes = read_pruned(layout)
+    except PrunedUnreadable:
+        notes = _notes_from_trash(layout)
     out: dict[int, PrunedNote] = {}
-    for name, note in read_pruned(layout).items():
+    for name, note in notes.items():
         number = segment_number(name)
         if number is not None:
             out[number] = note
@@ -134,11 +237,12 @@ def missing_segments(layout: Layout) -> list[str]:
 def mark_removed_by_hand(layout: Layout, now: float | None = None) -> list[str]:
     """Write down every missing segment (`missing_segments`) as removed by hand
     (`persist prune --forget-missing`; its caller holds the retention lock). Returns
-    the names written down."""
+    the names written down. PrunedUnreadable, changing nothing, when the ledger cannot
+    be read: what it says is pruned would be written down as removed by hand."""
+    notes = read_pruned(layout)
     names = missing_segments(layout)
     if names:
         when = time.time() if now is None else now
-        notes = read_pruned(layout)
         for name in names:
             notes[name] = PrunedNote(name, when, "", None, by_hand=True)
         write_pruned(layout, notes)

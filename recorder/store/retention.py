@@ -170,6 +170,7 @@ def plan_prune(layout: Layout, policy: Policy, now: float | None = None) -> Prun
     now = time.time() if now is None else now
     cps = list_checkpoints(layout)
     pins = read_pins(layout)
+    read_pruned(layout)  # PrunedUnreadable: the prune that follows would rewrite it
     with Store(layout.root) as store:
         store.refresh()
         segs: list[SegmentIndex] = list(store.segments)
@@ -298,6 +299,7 @@ def execute(layout: Layout, plan: PrunePlan, by: str, now: float | None = None) 
     import hashlib
 
     now = time.time() if now is None else now
+    notes = read_pruned(layout)  # PrunedUnreadable before anything moves
     entry = TrashEntry(trash_id(now), now, plan.to_json(), by)
     # Made as `trash/.new-<id>`, named `<id>` once its manifest says "moving" (before
     # anything at home moves): a prune killed before that leaves a hidden folder of
@@ -346,7 +348,6 @@ def execute(layout: Layout, plan: PrunePlan, by: str, now: float | None = None) 
         assert cp.path is not None
         whole = replace(cp, base=None, base_count=0, depth=0, base_problem=None, path=None)
         atomic_write(cp.path, orjson.dumps(whole.to_json(), option=orjson.OPT_INDENT_2))
-    notes = read_pruned(layout)
     for info in plan.segments:
         notes[info.name] = PrunedNote(info.name, now, entry.id)
     write_pruned(layout, notes)  # before the segments go: a reader finds them noted

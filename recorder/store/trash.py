@@ -33,8 +33,20 @@ import orjson
 
 from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write, ensure_private_dir, fsync_dir
-from recorder.store.layout import Layout, compressed_path, list_segments, segment_number
-from recorder.store.pruned import read_pruned, write_pruned
+from recorder.store.layout import (
+    Layout,
+    compressed_path,
+    list_segments,
+    segment_name,
+    segment_number,
+)
+from recorder.store.pruned import (
+    PrunedNote,
+    ledger_problem,
+    read_pruned,
+    retention_lock,
+    write_pruned,
+)
 from recorder.store.records import KIND_EVENT
 from recorder.store.retention import (
     DONE,
@@ -330,6 +342,7 @@ def restore_entry(layout: Layout, entry: TrashEntry) -> Restored:
     finished by the next one."""
     assert entry.path is not None
     folder = entry.path
+    read_pruned(layout)  # PrunedUnreadable, nothing moved: `forget_entry` rewrites it
     plan = restore_plan(layout, entry, _caches_home(layout))
     out = Restored(entry, ended=unfinished(layout, entry))
     if EVENT_RESTORE not in entry.journal_from:
@@ -409,7 +422,9 @@ def begin_empty(layout: Layout, older_than: float, now: float) -> list[TrashEntr
     """The entries to delete: those made more than `older_than` seconds ago, and those
     an interrupted empty began (whatever their age). Each is marked "emptying" and the
     ledger says its segments were emptied, before the caller journals the empty and
-    `discard`s them: a kill at any step leaves what the next empty finishes."""
+    `discard`s them: a kill at any step leaves what the next empty finishes.
+    PrunedUnreadable, nothing marked, when the ledger cannot be read."""
+    notes = read_pruned(layout)
     gone = [
         e
         for e in list_trash(layout)
@@ -420,7 +435,6 @@ def begin_empty(layout: Layout, older_than: float, now: float) -> list[TrashEntr
             note_record(layout, entry, EVENT_EMPTY)
             write_state(entry, EMPTYING)
     if gone:
-        notes = read_pruned(layout)
         ids = {e.id for e in gone}
         for name, note in list(notes.items()):
             if note.trash in ids and note.emptied is None:
@@ -454,3 +468,103 @@ def sweep(layout: Layout) -> list[str]:
         shutil.rmtree(path)
         done.append(path.name.removeprefix(_DISCARD))
     return done
+
+
+# -- the ledger, rebuilt ----------------------------------------------------------------
+_LEDGER_EVENTS = (EVENT_PRUNE, EVENT_RESTORE, EVENT_EMPTY, "forget-missing")
+
+
+def rebuild_ledger(layout: Layout) -> dict[str, PrunedNote]:
+    """The ledger (`retention/pruned.json`) as the journal and the trash tell it: each
+    `prune`, `trash-restore`, `trash-empty` and `forget-missing` record, in seq order,
+    read from the segments at home and those the trash holds, then the entries a prune
+    interrupted before its record left (their manifests). Times are the records' (a
+    prune's: its entry's creation, when the entry is still there). TrashError when a
+    segment gone from segments/ is in neither (its record went with an emptied entry):
+    a ledger without it would read it as lost. Reads only."""
+    entries = list_trash(layout)
+    files = list(list_segments(layout))
+    with contextlib.suppress(OSError):  # every entry's, its manifest readable or not
+        for folder in sorted(layout.trash.iterdir()):
+            if not folder.name.startswith("."):
+                with contextlib.suppress(OSError):
+                    files += sorted((folder / "segments").iterdir())
+    events: dict[int, dict[str, Any]] = {}
+    for path in files:
+        try:
+            with open_segment(path) as seg:
+                for line in _lines_with(seg, b'"kind":"event"'):
+                    with contextlib.suppress(ValueError):
+                        record = orjson.loads(line)
+                        if (
+                            isinstance(record, dict)
+                            and record.get("event") in _LEDGER_EVENTS
+                            and type(record.get("seq")) is int
+                        ):
+                            events[record["seq"]] = record
+        except (OSError, SegmentDamaged) as exc:
+            raise TrashError(f"{path} cannot be read ({exc})") from None
+    created = {e.id: e.created for e in entries}
+    notes: dict[str, PrunedNote] = {}
+    for seq in sorted(events):
+        record = events[seq]
+        ts = float(record.get("ts") or 0.0)
+        names = [n for n in record.get("segments") or [] if isinstance(n, str)]
+        trash = record.get("trash")
+        if record["event"] == EVENT_PRUNE and isinstance(trash, str):
+            for name in names:
+                notes[name] = PrunedNote(name, created.get(trash, ts), trash)
+        elif record["event"] == EVENT_RESTORE and isinstance(trash, str):
+            notes = {k: v for k, v in notes.items() if v.trash != trash}
+        elif record["event"] == EVENT_EMPTY:
+            ids = set(trash if isinstance(trash, list) else [trash])
+            for name, note in list(notes.items()):
+                if note.trash in ids and note.emptied is None:
+                    notes[name] = replace(note, emptied=ts)
+        elif record["event"] == "forget-missing":
+            for name in names:
+                notes[name] = PrunedNote(name, ts, "", None, by_hand=True)
+    for entry in entries:  # a prune interrupted before its record noted its segments first
+        if entry.state == MOVING and not journaled(layout, entry, EVENT_PRUNE):
+            for info in entry.plan.get("segments") or []:
+                planned = info.get("name") if isinstance(info, dict) else None
+                if isinstance(planned, str):
+                    notes[planned] = PrunedNote(planned, entry.created, entry.id)
+    present = {segment_number(p.name) or 0 for p in list_segments(layout)}
+    known = {segment_number(name) for name in notes}
+    lost = [n for n in range(1, max(present, default=0)) if n not in present | known]
+    if lost:
+        more = f" and {len(lost) - 3} more" if len(lost) > 3 else ""
+        raise TrashError(
+            f"{', '.join(segment_name(n) for n in lost[:3])}{more} "
+            f"{'is' if len(lost) == 1 else 'are'} gone from segments/ and "
+            "neither the journal nor the trash says why (the record went with an emptied "
+            "entry, or removed by hand): a ledger rebuilt would read "
+            f"{'it' if len(lost) == 1 else 'them'} as lost"
+        )
+    return notes
+
+
+def mend_ledger(layout: Layout, aside: Path) -> str:
+    """Under the retention lock: the unreadable ledger moved into `aside` (kept, as
+    it was), and `rebuild_ledger`'s written in its place. Says what was done."""
+    with retention_lock(layout):
+        problem = ledger_problem(layout)
+        if problem is None:
+            return "readable already"
+        notes = rebuild_ledger(layout)
+        ensure_private_dir(aside)
+        kept = aside / layout.pruned.name
+        layout.pruned.rename(kept)
+        write_pruned(layout, notes)
+    return (
+        f"rebuilt from the journal and the trash ({len(notes)} segment(s) noted); the "
+        f"unreadable one is kept as {kept}"
+    )
+
+
+def reader_notes(layout: Layout) -> list[str]:
+    """What a reader of the journal (export, restore) says about retention, one line
+    each: a ledger that cannot be read. Reads only."""
+    problem = ledger_problem(layout)
+    return [] if problem is None else [problem.reader_line()]

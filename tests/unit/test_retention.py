@@ -975,3 +975,132 @@ def test_a_wrongly_typed_journal_note_does_not_hide_the_entry(
     code, _out, err = run(capsys, "trash", "restore", entry.name, "--log-dir", log)
     assert code == 0, err
     assert not entry.exists()
+
+
+# -- the ledger of pruned segments (retention/pruned.json) that cannot be read ------------
+def _torn(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:300])
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _torn,
+        lambda p: p.write_bytes(b'{"v": 1, "segments": []}'),
+        lambda p: p.write_bytes(b'{"v": 1, "segments": {"seg-000001.jsonl": {"pruned": "x"}}}'),
+        lambda p: (p.unlink(), p.mkdir()),
+    ],
+    ids=["torn", "wrong-shape", "wrong-type", "a-folder"],
+)
+def test_an_unreadable_ledger_is_named_never_rewritten_and_rebuilt_whole(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str], damage: Any
+) -> None:
+    """A torn `retention/pruned.json` read as "nothing was pruned": the next prune wrote
+    it again with its own entries alone (the earlier ones lost for good), doctor called
+    every pruned segment lost and offered `--forget-missing`, which wrote them down as
+    removed by hand, export exited 5. Now every command that would rewrite it refuses,
+    readers name it and still tell the trash's segments pruned, and `doctor --fix`
+    rebuilds it exactly from the journal and the trash."""
+    from recorder.doctor.model import Severity
+    from recorder.doctor.run import diagnose, fix
+
+    layout, _ = journal
+    log = str(layout.root)
+    code, _, err = run(capsys, "prune", "--older-than", "5d", "--log-dir", log)
+    assert code == 0, err
+    (entry,) = layout.trash.iterdir()
+    notes = read_pruned(layout)
+    assert notes
+    damage(layout.pruned)
+    segments = sorted(p.name for p in layout.segments.iterdir())
+    for argv in (
+        ["prune", "--max-size", "1K"],
+        ["prune", "--max-size", "1K", "--dry-run"],
+        ["prune", "--forget-missing"],
+        ["prune", "--forget-missing", "--dry-run"],
+        ["trash", "empty", "--older-than", "0"],
+        ["trash", "restore", entry.name],
+    ):
+        code, _, err = run(capsys, *argv, "--log-dir", log)
+        assert code == 1 and len(err.strip().splitlines()) == 1, (argv, err)
+        assert f"{layout.pruned} (the ledger of pruned segments)" in err, (argv, err)
+        assert "which segments were pruned is unknown" in err
+    assert sorted(p.name for p in layout.segments.iterdir()) == segments  # nothing moved
+    assert [p.name for p in layout.trash.iterdir()] == [entry.name]
+    assert not _events(layout, "forget-missing") and len(_events(layout, "prune")) == 1
+    code, _, err = run(capsys, "trash", "list", "--log-dir", log)
+    assert code == 0 and f"warning: {layout.pruned}" in err, err
+    report = diagnose(layout.root)
+    [ledger] = [f for f in report.findings if f.check == "journal.pruned-ledger"]
+    assert ledger.severity is Severity.PROBLEM and str(layout.pruned) in ledger.summary
+    assert ledger.repair is not None and ledger.fix == f"persist doctor --fix --log-dir {log}"
+    assert not [f for f in report.findings if f.check == "journal.missing-segment"]
+    assert not [f for f in report.findings if f.check == "checkpoints.digest" and f.severity]
+    # readers go on, told by the trash which segments were pruned, and name the ledger
+    out_file = layout.root.parent / "all.jsonl"
+    code, _, err = run(
+        capsys, "export", "--all", "--format", "jsonl", "-o", str(out_file), "--log-dir", log
+    )
+    assert code == 0 and "damage:" not in err, err
+    assert f"warning: {layout.pruned} (the ledger of pruned segments)" in err
+    code, out, err = run(capsys, "restore", "latest", "--full", "--log-dir", log)
+    assert code == 0 and f"note: {layout.pruned} (the ledger" in out, out + err
+    assert f"(in trash {entry.name})" in out
+    code, out, err = run(capsys, "checkpoint", "--log-dir", log)
+    assert code == 0 and f"warning: {layout.pruned}" in err, err
+    fix(report)
+    assert read_pruned(layout) == notes  # every note as it was
+    assert [f.check for f in diagnose(layout.root).findings if f.severity is Severity.PROBLEM] == []
+    code, _, err = run(capsys, "trash", "restore", entry.name, "--log-dir", log)
+    assert code == 0 and read_pruned(layout) == {}, err
+
+
+def test_a_ledger_the_journal_cannot_rebuild_is_not_rebuilt(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a segment gone that neither the journal nor the trash explains (written
+    down by `--forget-missing`, in a record since emptied... here: removed by hand),
+    a rebuild would read it as lost: doctor offers no `--fix`, and says why."""
+    from recorder.doctor.run import diagnose
+
+    layout, _ = journal
+    log = str(layout.root)
+    assert run(capsys, "prune", "--older-than", "5d", "--log-dir", log)[0] == 0
+    sorted(layout.segments.iterdir())[1].unlink()
+    _torn(layout.pruned)
+    [ledger] = [f for f in diagnose(layout.root).findings if f.check == "journal.pruned-ledger"]
+    assert ledger.repair is None and "it cannot be rebuilt" in ledger.summary, ledger.summary
+    assert "neither the journal nor the trash says why" in ledger.summary
+
+
+def test_a_named_pipe_for_a_ledger_is_never_waited_on(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FIFO at `retention/pruned.json` held doctor, restore, checkpoint and export
+    forever (opened to read, it waits for a writer): each is a real `persist` process
+    here, given 60 s, and names the file in one line."""
+    import os
+
+    layout, _ = journal
+    log = str(layout.root)
+    assert run(capsys, "prune", "--older-than", "5d", "--log-dir", log)[0] == 0
+    layout.pruned.unlink()
+    os.mkfifo(layout.pruned, 0o600)
+    said = f"{layout.pruned} (the ledger of pruned segments) is not a regular file"
+    out_file = str(layout.root.parent / "all.jsonl")
+    for argv, code in (
+        (["doctor"], 9),
+        (["restore", "latest", "--full"], 0),
+        (["checkpoint"], 0),
+        (["export", "--all", "--format", "jsonl", "-o", out_file], 0),
+        (["prune", "--max-size", "1K", "--dry-run"], 1),
+    ):
+        done = subprocess.run(
+            [PYTHON, "-m", "recorder.cli.main", *argv, "--log-dir", log],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).resolve().parents[2],  # this checkout's `recorder`
+        )
+        both = done.stdout + done.stderr
+        assert done.returncode == code and both.count(said) == 1, (argv, both)
