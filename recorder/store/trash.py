@@ -44,6 +44,7 @@ from recorder.store.pruned import (
     PrunedNote,
     ledger_problem,
     read_pruned,
+    retention_at_work,
     retention_lock,
     write_pruned,
 )
@@ -565,6 +566,23 @@ def mend_ledger(layout: Layout, aside: Path) -> str:
 
 def reader_notes(layout: Layout) -> list[str]:
     """What a reader of the journal (export, restore) says about retention, one line
-    each: a ledger that cannot be read. Reads only."""
+    each: a ledger that cannot be read, and each trash entry a prune or a restore a
+    kill left half done (its segments are part in the trash, part at home, and stay so
+    until the command named puts them back or finishes it: the ledger names them all
+    as pruned from before the first moved). Reads only; no entry while a prune,
+    restore or empty is at work (it is not interrupted)."""
+    out = []
     problem = ledger_problem(layout)
-    return [] if problem is None else [problem.reader_line()]
+    if problem is not None:
+        out.append(problem.reader_line())
+    if retention_at_work(layout):
+        return out
+    with contextlib.suppress(OSError):
+        for entry in list_trash(layout):
+            left = unfinished(layout, entry)
+            if left is not None and left.blocks:
+                out.append(
+                    f"{left.describe(entry.id)}: until then what it moved is not in the "
+                    "journal read here"
+                )
+    return out

@@ -1104,3 +1104,33 @@ def test_a_named_pipe_for_a_ledger_is_never_waited_on(
         )
         both = done.stdout + done.stderr
         assert done.returncode == code and both.count(said) == 1, (argv, both)
+
+
+def test_export_and_restore_name_a_prune_a_kill_cut_short(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A prune SIGKILLed at its 40th rename left half its segments in the trash: the
+    ledger names them all (written before any moved), so `export --all` and `restore
+    latest --full` exited 0 saying nothing of it. Now each says in one line that the
+    prune was interrupted and how to undo it (exit 0: its segments are whole, part in
+    the trash, part at home; no damage), until `persist trash restore` does."""
+    layout, _ = journal
+    log = str(layout.root)
+    prune = ("prune", "--older-than", "5d", "--log-dir", log)
+    assert persist_killed_at("recorder.store.retention", "rename", 40, *prune) == -9
+    (entry,) = layout.trash.iterdir()
+    said = f"trash/{entry.name}: a prune was interrupted ("
+    undo = f"`persist trash restore {entry.name} --log-dir {log}` puts them back"
+    out_file = str(layout.root.parent / "all.jsonl")
+    export = ("export", "--all", "--format", "jsonl", "-o", out_file, "--log-dir", log)
+    restore = ("restore", "latest", "--full", "--log-dir", log)
+    code, _, err = run(capsys, *export)
+    assert code == 0 and err.count(said) == 1 and undo in err, err
+    assert f"persist: warning: {said}" in err
+    code, out, err = run(capsys, *restore)
+    assert code == 0 and out.count(said) == 1 and undo in out, out + err
+    assert f"  note: {said}" in out
+    assert run(capsys, "trash", "restore", entry.name, "--log-dir", log)[0] == 0
+    for argv in (export, restore):
+        code, out, err = run(capsys, *argv)
+        assert code == 0 and "interrupted" not in out + err, out + err
