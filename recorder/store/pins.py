@@ -19,7 +19,7 @@ import orjson
 from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write, ensure_private_dir
 from recorder.store.layout import Layout
-from recorder.store.pruned import retention_lock
+from recorder.store.pruned import NOT_REGULAR, NotRegular, read_regular, retention_lock
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,12 @@ def read_pins(layout: Layout) -> dict[str, Pin]:
     when there is one that cannot be read or holds anything but pins: a pin silently
     lost would let retention delete what it protects."""
     try:
-        data = orjson.loads(layout.pins.read_bytes())
-    except FileNotFoundError:
-        return {}
+        raw = read_regular(layout.pins)  # a named pipe there is never waited on
+        if raw is None:
+            return {}
+        data = orjson.loads(raw)
+    except NotRegular:
+        raise PinsUnreadable(layout, NOT_REGULAR) from None
     except OSError as exc:
         raise PinsUnreadable(layout, f"cannot be read ({exc.strerror or exc})") from None
     except ValueError as exc:

@@ -107,30 +107,39 @@ def _day(ts: float) -> str:
 # O_NONBLOCK: opening a named pipe waits for a writer without it (a regular file
 # ignores the flag); O_NOCTTY: a terminal never becomes ours
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+NOT_REGULAR = "is not a regular file (a named pipe, a device or a folder)"
 
 
-def _ledger_bytes(layout: Layout) -> bytes | None:
-    """The ledger's bytes; None when there is none. A named pipe, a device or a folder
-    in its place is never read nor waited on (PrunedUnreadable)."""
+class NotRegular(OSError):
+    """What stands where retention keeps a file is no regular file."""
+
+
+def read_regular(path: Path) -> bytes | None:
+    """The bytes of retention's file `path` (the ledger, the pins); None when there is
+    none. A named pipe, a device or a folder in its place is never read nor waited on
+    (NotRegular); any other OSError is raised as it is."""
     try:
-        fd = os.open(layout.pruned, _OPEN_FLAGS)
+        fd = os.open(path, _OPEN_FLAGS)
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise PrunedUnreadable(layout, f"cannot be read ({exc.strerror or exc})") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise PrunedUnreadable(
-                layout, "is not a regular file (a named pipe, a device or a folder)"
-            )
+            raise NotRegular(NOT_REGULAR)
         chunks = []
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
         return b"".join(chunks)
-    except OSError as exc:
-        raise PrunedUnreadable(layout, f"cannot be read ({exc.strerror or exc})") from None
     finally:
         os.close(fd)
+
+
+def _ledger_bytes(layout: Layout) -> bytes | None:
+    try:
+        return read_regular(layout.pruned)
+    except NotRegular:
+        raise PrunedUnreadable(layout, NOT_REGULAR) from None
+    except OSError as exc:
+        raise PrunedUnreadable(layout, f"cannot be read ({exc.strerror or exc})") from None
 
 
 def read_pruned(layout: Layout) -> dict[str, PrunedNote]:

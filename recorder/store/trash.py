@@ -499,6 +499,7 @@ def rebuild_ledger(layout: Layout) -> dict[str, PrunedNote]:
                         record = orjson.loads(line)
                         if (
                             isinstance(record, dict)
+                            and record.get("kind") == KIND_EVENT
                             and record.get("event") in _LEDGER_EVENTS
                             and type(record.get("seq")) is int
                         ):

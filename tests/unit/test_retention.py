@@ -1134,3 +1134,33 @@ def test_export_and_restore_name_a_prune_a_kill_cut_short(
     for argv in (export, restore):
         code, out, err = run(capsys, *argv)
         assert code == 0 and "interrupted" not in out + err, out + err
+
+
+def test_a_named_pipe_for_pins_is_never_waited_on(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FIFO at `retention/pins.json` held doctor, prune, pin and checkpoints forever
+    (opened to read, it waits for a writer): real `persist` processes, given 60 s, each
+    name it in one line and refuse as for any pins file that cannot be read."""
+    import os
+
+    layout, cps = journal
+    log = str(layout.root)
+    layout.retention.mkdir(mode=0o700, exist_ok=True)
+    os.mkfifo(layout.pins, 0o600)
+    said = f"{layout.pins} is not a regular file"
+    for argv, code in (
+        (["doctor"], 9),
+        (["prune", "--max-size", "1K", "--dry-run"], 1),
+        (["pin", cps[1].id], 1),
+        (["checkpoints"], 1),
+    ):
+        done = subprocess.run(
+            [PYTHON, "-m", "recorder.cli.main", *argv, "--log-dir", log],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=Path(__file__).resolve().parents[2],  # this checkout's `recorder`
+        )
+        both = done.stdout + done.stderr
+        assert done.returncode == code and both.count(said) == 1, (argv, both)
