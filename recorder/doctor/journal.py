@@ -411,11 +411,12 @@ def recovery_state_finding(layout: Layout, fix_command: str) -> Finding:
             if layout.state.exists()
             else "no recovery/state.json (a running recorder writes it)",
         )
+    what = "a recovery state" if layout.state.is_file() else "a regular file"
     return Finding(
         Area.CACHES,
         "caches.recovery-state",
         Severity.WARNING,
-        "recovery/state.json is not a recovery state (a restart ignores it and recounts the "
+        f"recovery/state.json is not {what} (a restart ignores it and recounts the "
         "journal from the newest checkpoint; --fix moves it aside when no recorder runs)",
         fix_command,
         Repair(RepairKind.QUARANTINE, (layout.state,)),

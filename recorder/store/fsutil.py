@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import re
+import stat
 import threading
 from pathlib import Path
 from typing import Any
@@ -199,12 +200,36 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         target.file.write(data)
 
 
+# O_NONBLOCK: opening a named pipe waits for a writer without it (a regular file ignores
+# the flag); O_NOCTTY: a terminal never becomes ours
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+NOT_REGULAR = "not a regular file (a named pipe, a device or a folder)"
+
+
+def read_regular(path: Path) -> tuple[bytes, os.stat_result]:
+    """The bytes of the regular file at `path` (a symlink followed), and its `fstat`.
+    A named pipe, a device or a folder is neither waited on nor read: OSError(EINVAL,
+    NOT_REGULAR), so a derived file replaced with a FIFO cannot hang its reader."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks), st
+    finally:
+        os.close(fd)
+
+
 def read_json_object(path: Path) -> dict[str, Any] | None:
-    """A JSON object from `path`, or None if it is missing, unreadable or not an object."""
+    """A JSON object from `path`, or None if it is missing, unreadable, not a regular
+    file (`read_regular`: never waited on) or not an object."""
     try:
         import orjson  # here: the agents' turn hooks use this module without it
 
-        data = orjson.loads(path.read_bytes())
+        data = orjson.loads(read_regular(path)[0])
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

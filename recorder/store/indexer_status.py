@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from recorder.store.fsutil import atomic_write, ensure_private_dir
+from recorder.store.fsutil import atomic_write, ensure_private_dir, read_regular
 from recorder.store.layout import Layout
 
 STATUS_NAME = "indexer-status.json"
@@ -92,7 +92,7 @@ def write_child_status(layout: Layout, kind: ChildKind, status: ChildStatus) -> 
 def read_child_status(layout: Layout, kind: ChildKind) -> ChildStatus | None:
     """The last status the recorder wrote of that child, or None (none, or unreadable)."""
     try:
-        return ChildStatus(**orjson.loads(kind.path(layout).read_bytes()))
+        return ChildStatus(**orjson.loads(read_regular(kind.path(layout))[0]))
     except (OSError, orjson.JSONDecodeError, TypeError):
         return None
 

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import orjson
 
 from recorder.errors import PersistError
-from recorder.store.fsutil import atomic_write, open_private
+from recorder.store.fsutil import atomic_write, open_private, read_regular
 from recorder.store.indexer_status import INDEXER, MONITOR, read_child_status
 from recorder.store.layout import Layout
 from recorder.store.records import SCHEMA_VERSION
@@ -531,9 +531,8 @@ class StatusSnapshot:
         """The snapshot in `path`, its heartbeat the later of its `updated` and the
         file's mtime (`touch_status`)."""
         try:
-            with open(path, "rb") as f:
-                raw = f.read()
-                touched = os.fstat(f.fileno()).st_mtime
+            raw, st = read_regular(path)  # a named pipe there is not waited on
+            touched = st.st_mtime
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -793,7 +792,8 @@ def _write_reserved(layout: Layout, data: bytes) -> bool:
     if len(data) >= RESERVE_BYTES:
         return False
     try:
-        fd = os.open(layout.status_reserve, os.O_WRONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a named pipe there without a reader fails (ENXIO), not waits
+        fd = os.open(layout.status_reserve, os.O_WRONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return False
     try:

@@ -1,0 +1,107 @@
+"""A named pipe (or a device) where the recorder keeps a derived file it reads back:
+`status.json`, `status.reserve`, `recovery/state.json`. Opening one to read waits for
+a writer that never comes: every reader names it as not a regular file instead, and
+the recorder starts over it (its writes replace it with a regular file)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.demo_journal import DemoClock, DemoWriter
+from tests.support import Bus, wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+T0 = 1_800_000_000.0
+
+
+def persist(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI; a command that waits on a named pipe fails the test (TimeoutExpired)."""
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def _journal(root: Path) -> None:
+    w = DemoWriter.open(root, clock=DemoClock(T0))
+    for i in range(20):
+        w.message(T0 + i, "coder", f"message {i}")
+    w.checkpoint(T0 + 30, "first", "manual")
+    w.close()
+
+
+@pytest.mark.parametrize("name", ["status.json", "status.reserve", "recovery/state.json"])
+def test_status_and_doctor_name_a_named_pipe_and_never_wait_on_it(
+    tmp_path: Path, name: str
+) -> None:
+    """`persist status` and `persist doctor` opened status.json (and status.reserve)
+    with a blocking open, and doctor recovery/state.json too: a named pipe there held
+    them forever. Now each is said to be no regular file, in one line."""
+    root = tmp_path / "logs"
+    _journal(root)
+    (root / "recovery").mkdir(exist_ok=True)
+    os.mkfifo(root / name, 0o600)
+    status = persist("status", "--log-dir", str(root))
+    assert status.returncode == 3, status  # stopped
+    doctor = persist("doctor", "--log-dir", str(root))
+    assert doctor.returncode in (0, 8), doctor  # warnings only: derived files
+    assert "Traceback" not in status.stderr + doctor.stderr
+    unreadable = (
+        "status.json is unreadable: not a regular file (a named pipe, a device or a folder)"
+    )
+    if name == "status.json":
+        assert status.stdout.startswith(f"STOPPED: {unreadable}\n"), status.stdout
+        assert f"warning  service      {unreadable} (derived: --fix" in doctor.stdout, doctor
+    elif name == "recovery/state.json":
+        assert "warning  caches       recovery/state.json is not a regular file (a restart" in (
+            doctor.stdout
+        ), doctor.stdout
+    else:
+        assert "unreadable" not in status.stdout + doctor.stdout
+    fixed = persist("doctor", "--fix", "--log-dir", str(root))
+    assert "Traceback" not in fixed.stderr and fixed.returncode in (0, 8), fixed
+    if name != "status.reserve":  # moved aside (the reserve is rewritten at start)
+        assert not os.path.lexists(root / name)
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def test_a_recorder_starts_over_named_pipes_for_its_state_and_status(bus: Bus) -> None:
+    """The recorder read recovery/state.json (and status.json) at start with a blocking
+    open: a named pipe there, it never started. Now it ignores them, starts, and
+    replaces them with regular files as it writes them."""
+    _journal(bus.log_dir)
+    (bus.log_dir / "recovery").mkdir(exist_ok=True)
+    for name in ("status.json", "recovery/state.json"):
+        os.mkfifo(bus.log_dir / name, 0o600)
+    bus.start_broker()
+    recorder = bus.start_recorder(wait=False)
+    wait_for(lambda: _regular(bus.log_dir / "status.json"), timeout=30, what="status.json")
+    status = wait_for(
+        lambda: (
+            (out := persist("status", "--json", "--log-dir", str(bus.log_dir))).returncode == 0
+            and orjson.loads(out.stdout)
+        ),
+        timeout=30,
+        what="recorder healthy",
+    )
+    assert status["status"]["pid"] == recorder.pid, status  # type: ignore[index]
+    stop = persist("stop", "--log-dir", str(bus.log_dir))
+    assert stop.returncode == 0, stop
+    assert _regular(bus.log_dir / "recovery" / "state.json")
