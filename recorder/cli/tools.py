@@ -434,14 +434,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         return fail(str(exc))
     finally:
         _warn(skipped)
+    damage: list[str] = []
+
+    def write(out: IO[bytes], progress: Progress | None) -> ExportStats:
+        stats = export_range(store, rng, args.format, out, progress=progress, redact=args.redact)
+        # read before -o FILE is put in place: after it, signals are ignored, and a read
+        # that waits (a named pipe) could never be interrupted
+        try:
+            damage.extend(journal_damage(store, rng, writer_running=assess(layout).running))
+        except OSError as exc:
+            damage.append(f"cannot read the end of the journal ({exc})")
+        return stats
+
     try:
         with store:
-            stats, where = _write_output(
-                args,
-                lambda out, progress: export_range(
-                    store, rng, args.format, out, progress=progress, redact=args.redact
-                ),
-            )
+            stats, where = _write_output(args, write)
     except (ExportError, OSError) as exc:
         return fail(str(exc))
     finally:
@@ -457,10 +464,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         words = stats.damaged_words(range_bytes(store, rng.start, rng.stop))
         say(f"{words} in range ({'left out' if args.format == 'jsonl' else 'marked'})")
-    try:
-        damage = journal_damage(store, rng, writer_running=assess(layout).running)
-    except OSError as exc:
-        damage = [f"cannot read the end of the journal ({exc})"]
     for sentence in damage:
         say(f"damage: {sentence}")
     return _damage_exit(args, bool(stats.bad_lines or damage))

@@ -421,6 +421,73 @@ def test_a_sigterm_once_the_export_is_in_place_does_not_undo_its_success(
         assert sorted(p.name for p in out.parent.iterdir()) == ["x.csv"]
 
 
+# `persist export` whose read of the recorder's status waits (`{fifo}`: a named pipe
+# nobody writes, as status.json was before its reader checked), saying so on stderr
+_WAITING = """
+import sys
+import recorder.store.status as status
+
+def waiting(*a, **k):
+    print("waiting", file=sys.stderr, flush=True)
+    with open({fifo!r}, "rb") as pipe:
+        pipe.read()
+
+status.assess = waiting
+from recorder.cli.main import main
+
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_a_read_that_waits_after_the_export_is_written_can_still_be_interrupted(
+    tmp_path: Path, signum: str
+) -> None:
+    """The export read the recorder's status (assess, for the damage lines) after -o
+    FILE was put in place, when SIGINT and SIGTERM are ignored (a finished export is
+    not undone by one): a read that waited there (a named pipe at status.json) could
+    only be ended by SIGKILL, "exported N messages" already said. Now the status and
+    the journal's end are read before the commit: such a wait is interrupted as any
+    export is (130/143, FILE keeps its old content)."""
+    import os
+    import signal
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(1_800_000_000.0))
+    for i in range(20):
+        w.message(1_800_000_000.0 + i, "coder", f"message {i}")
+    w.close()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    out = tmp_path / "out" / "x.csv"
+    out.parent.mkdir()
+    out.write_text("the old export\n")
+    argv = ["export", "--all", "--format", "csv", "--log-dir", str(root), "-o", str(out)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WAITING.replace("{fifo!r}", repr(str(fifo))), *argv],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        said = []
+        while (line := proc.stderr.readline()) not in ("waiting\n", ""):
+            said.append(line.rstrip("\n"))
+        assert line, said  # it waits there
+        proc.send_signal(getattr(signal, signum))
+        code = proc.wait(30)  # before: ignored, and the export waited forever
+        err = said + proc.stderr.read().splitlines()
+    finally:
+        proc.kill()
+        proc.wait()
+    if signum == "SIGTERM":
+        assert code == 143 and err == [ENDED], err
+    else:
+        assert code == 130 and err == [], err  # Ctrl-C: nothing said
+    assert out.read_text() == "the old export\n"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["x.csv"]
+
+
 def test_o_does_not_follow_another_users_symlink_in_a_shared_folder(
     root: Path, tmp_path: Path
 ) -> None:
