@@ -176,13 +176,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     other = read_status(layout, standalone=True)
     if other is not None and other.alive:
         monitor_line += f"; a standalone persist monitor runs too (PID {other.pid})"
-    # the newest in checkpoints/ when status.json names an older one, or none
-    cp = last_checkpoint(layout, health.status.last_checkpoint if health.status else None)
+    # the newest in checkpoints/ when status.json names an older one, or none, or one
+    # that no longer reads as a checkpoint (said in `warnings`)
+    unread: list[str] = []
+    cp = last_checkpoint(layout, health.status.last_checkpoint if health.status else None, unread)
+    warnings = [*health.warnings, *unread]
     if args.json:
         out = {
             "health": health.state,
             "reason": health.reason,
-            "warnings": health.warnings,
+            "warnings": warnings,
             "log_dir": str(layout.root),
             "status": health.status.to_json() if health.status is not None else {},
             "last_checkpoint": cp.to_json() if cp is not None else None,
@@ -262,7 +265,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  last error   {shown(s.last_error.message)}")
     # what the monitor and the hooks saw: agents' session ids, file names, hook stdin
     print(f"  sessions     {shown(monitor_line)}")
-    for warning in health.warnings:
+    for warning in warnings:
         print(f"  warning: {shown(warning)}")
     if hook_failures.total:
         age = format_age(time.time() - (hook_failures.last_time or time.time()))

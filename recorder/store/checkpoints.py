@@ -576,15 +576,9 @@ def journal_and_session_checkpoints(
     except FileNotFoundError:
         return [], []
     for path in paths:
-        try:
-            cp = Checkpoint.from_json(orjson.loads(path.read_bytes()), path)
+        cp = _load(path, skipped)
+        if cp is not None:
             (journal if cp.session is None else of_sessions).append(cp)
-        except orjson.JSONDecodeError:
-            _skip(skipped, path, "not JSON")
-        except OSError as exc:
-            _skip(skipped, path, f"cannot be read ({exc.strerror})")
-        except ValueError as exc:
-            _skip(skipped, path, str(exc))
     out = []
     for found in (journal, of_sessions):
         found = _join_bases(found)
@@ -593,19 +587,35 @@ def journal_and_session_checkpoints(
     return out[0], out[1]
 
 
+def _load(path: Path, skipped: list[str] | None) -> Checkpoint | None:
+    """The checkpoint in `path`; None when it is none, and why in `skipped`."""
+    try:
+        return Checkpoint.from_json(orjson.loads(path.read_bytes()), path)
+    except orjson.JSONDecodeError:
+        _skip(skipped, path, "not JSON")
+    except OSError as exc:
+        _skip(skipped, path, f"cannot be read ({exc.strerror})")
+    except ValueError as exc:
+        _skip(skipped, path, str(exc))
+    return None
+
+
 _ID_SEQ = re.compile(r"^\d{8}T\d{6}Z-(\d{9,})")  # `checkpoint_id`: the stamp, then the seq
 
 
-def newest_checkpoint(layout: Layout) -> Checkpoint | None:
+def newest_checkpoint(layout: Layout, skipped: list[str] | None = None) -> Checkpoint | None:
     """`list_checkpoints(layout)[0]` (None when there is none), reading only the files
     that can be it, and its bases: the seq is in each file's name (`checkpoint_id`), so
     the recorder's start does not grow with the number of checkpoints (one a minute for
     a year is half a million). A name we did not write, or a file whose content does not
-    match its name, and every checkpoint is read after all."""
-    return next(newest_checkpoints(layout), None)
+    match its name, and every checkpoint is read after all. `skipped`: the files read
+    that are no valid checkpoint, as `list_checkpoints` names them."""
+    return next(newest_checkpoints(layout, skipped=skipped), None)
 
 
-def newest_checkpoints(layout: Layout, at_most: int | None = None) -> Iterator[Checkpoint]:
+def newest_checkpoints(
+    layout: Layout, at_most: int | None = None, skipped: list[str] | None = None
+) -> Iterator[Checkpoint]:
     """`list_checkpoints(layout)`, newest first, those with a seq above `at_most` left
     out, each file read only when the one before it was taken and passed over (by the
     seq in its name, as `newest_checkpoint`): the recorder's start looks back for one
@@ -628,7 +638,7 @@ def newest_checkpoints(layout: Layout, at_most: int | None = None) -> Iterator[C
             continue
         found = []
         for name in by_seq[seq]:
-            cp = _read_checkpoint(layout.checkpoints / name)
+            cp = _load(layout.checkpoints / name, skipped)
             if cp is not None and cp.seq != seq:
                 every = True
                 break
@@ -640,24 +650,45 @@ def newest_checkpoints(layout: Layout, at_most: int | None = None) -> Iterator[C
             given.add(cp.id)
             yield _join_bases(_with_bases(layout, cp))[0]
     if every:
-        for cp in list_checkpoints(layout):
+        again: list[str] = []
+        cps = list_checkpoints(layout, again)
+        if skipped is not None:
+            skipped.extend(w for w in again if w not in skipped)
+        for cp in cps:
             if (at_most is None or cp.seq <= at_most) and cp.id not in given:
                 yield cp
 
 
-def last_checkpoint(layout: Layout, named: CheckpointRef | None) -> CheckpointRef | None:
-    """The last checkpoint to show: the one status.json names (`named`), unless the
-    newest in checkpoints/ is newer: `persist checkpoint` without a running recorder
-    writes one the status does not know of, and status.json (derived) may be gone."""
+def last_checkpoint(
+    layout: Layout, named: CheckpointRef | None, problems: list[str] | None = None
+) -> CheckpointRef | None:
+    """The last checkpoint to show: the newest valid one in checkpoints/, what `restore
+    latest` takes, or the one status.json names (`named`) when that is as new: `persist
+    checkpoint` without a running recorder writes one the status does not know of, and
+    status.json (derived) may be gone. Files newer than it that are no valid checkpoint
+    (cut short, spoilt), or a `named` one removed since, are said in `problems` (one
+    sentence)."""
+    why: list[str] = []
     try:
-        newest = newest_checkpoint(layout)
+        newest = newest_checkpoint(layout, why)
     except OSError:  # an unreadable folder: what the status says
-        newest = None
-    if newest is None:
         return named
-    if named is None or (newest.id != named.id and newest.created > named.created):
-        return CheckpointRef(newest.id, newest.created, newest.label)
-    return named
+    shown = _ref(newest)
+    if named is not None and (
+        newest is None or (newest.id != named.id and newest.created <= named.created)
+    ):
+        path = layout.checkpoints / f"{named.id}.json"
+        if not os.path.lexists(path):
+            why.append(f"checkpoint {named.id} (status.json's last) is no longer in checkpoints/")
+        elif _load(path, None) is not None:  # written since newest_checkpoint looked
+            shown = named
+    if problems is not None and why:
+        problems.append(why[0] + (f" (+{len(why) - 1} more)" if len(why) > 1 else ""))
+    return shown
+
+
+def _ref(cp: Checkpoint | None) -> CheckpointRef | None:
+    return None if cp is None else CheckpointRef(cp.id, cp.created, cp.label)
 
 
 def _first(cps: list[Checkpoint]) -> Checkpoint | None:

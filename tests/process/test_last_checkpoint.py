@@ -66,3 +66,59 @@ async def test_diagnostics_name_the_newest_checkpoint(tmp_path: Path, bus: Bus) 
     (bus.log_dir / "status.json").unlink()
     text = "\n".join(await diagnostics_lines(bus.log_dir, (120, 48)))
     assert "Last checkpoint: second offline ·" in text, text
+
+
+def test_status_passes_over_a_newest_checkpoint_that_no_longer_reads_as_restore_does(
+    bus: Bus,
+) -> None:
+    """status.json names the recorder's shutdown checkpoint; its file cut short, `persist
+    status` still named it, with no warning, though `restore latest` passes over it and
+    takes the one before. Now status names that one too, and says in one line why the
+    newer file is not (also without status.json, and when the file is gone)."""
+    bus.start_broker()
+    rec = bus.start_recorder()
+    with Publisher(bus.front, agent="a", heartbeat_interval=0) as pub:
+        assert pub.wait_ready(5)
+        pub.send("agents.a", {"text": "hello one"})
+    wait_for(
+        lambda: (read_status(bus.log_dir).get("counts") or {}).get("written", 0) >= 1,
+        what="written",
+    )
+    first = _cli(bus.log_dir, "checkpoint", "--label", "first", "--json")
+    assert first.returncode == 0, first.stderr
+    first_id = orjson.loads(first.stdout)["id"]
+    with Publisher(bus.front, agent="a", heartbeat_interval=0) as pub:
+        assert pub.wait_ready(5)
+        pub.send("agents.a", {"text": "hello two"})
+    wait_for(
+        lambda: (read_status(bus.log_dir).get("counts") or {}).get("written", 0) >= 2,
+        what="written",
+    )
+    rec.signal(signal.SIGTERM)  # its shutdown checkpoint: status.json's last
+    assert rec.wait(5) == 0
+    last = read_status(bus.log_dir)["last_checkpoint"]["id"]
+    assert last != first_id
+    path = bus.log_dir / "checkpoints" / f"{last}.json"
+    path.write_bytes(path.read_bytes()[:100])
+    restored = _cli(bus.log_dir, "restore", "latest")
+    assert restored.returncode == 0 and first_id in restored.stdout, restored
+    warning = f"checkpoints/{last}.json is not a valid checkpoint (not JSON); skipped"
+    for status_json in (True, False):
+        out = _cli(bus.log_dir, "status")
+        assert out.returncode == 3 and "Traceback" not in out.stderr, out.stderr
+        assert f"checkpoint   {first_id} (" in out.stdout and last not in out.stdout.replace(
+            warning, ""
+        ), (status_json, out.stdout)
+        assert out.stdout.count(f"  warning: {warning}\n") == 1, out.stdout
+        data = orjson.loads(_cli(bus.log_dir, "status", "--json").stdout)
+        assert data["last_checkpoint"]["id"] == first_id and warning in data["warnings"]
+        if status_json:
+            kept = (bus.log_dir / "status.json").read_bytes()
+            (bus.log_dir / "status.json").unlink()
+    (bus.log_dir / "status.json").write_bytes(kept)
+    path.unlink()
+    out = _cli(bus.log_dir, "status")
+    assert f"checkpoint   {first_id} (" in out.stdout, out.stdout
+    assert f"  warning: checkpoint {last} (status.json's last) is no longer in checkpoints/\n" in (
+        out.stdout
+    )
