@@ -254,7 +254,18 @@ def journal_findings(
                     "written",
                 )
             )
-        if scan.closed and scan.tail:
+        if scan.damaged:
+            out.append(
+                Finding(
+                    Area.JOURNAL,
+                    "journal.damaged-frames",
+                    Severity.PROBLEM,
+                    f"{name}: {scan.damaged}: read as NUL bytes, counted as damaged lines "
+                    "(every other frame reads; a backup, persist restore-backup, has them "
+                    "as written)",
+                )
+            )
+        if scan.closed and scan.tail and not scan.tail_damaged:
             out.append(
                 Finding(
                     Area.JOURNAL,

@@ -45,6 +45,8 @@ class SegmentScan:
     trailing_bad_bytes: int = 0
     tail: int = 0  # bytes after the last newline
     tail_nul: bool = False  # ... some of them NUL (a power cut)
+    damaged: str = ""  # the compressed frames found damaged (`damaged_words`)
+    tail_damaged: bool = False  # the tail reaches into one: its NULs are that damage
     digests: dict[int, str] = field(default_factory=dict)  # SHA-256 of the first N bytes
     error: str | None = None  # the file could not be read
     # every whole line passed `block_kinds`; then `others` holds the lines that are not
@@ -109,6 +111,8 @@ def _read_compressed(path: Path, scan: SegmentScan, sizes: Iterable[int]) -> Non
             return data
 
         _read(read, scan, wanted)
+        scan.damaged = seg.damaged_words()
+        scan.tail_damaged = bool(scan.tail) and seg.damaged_within(scan.size - scan.tail, scan.size)
 
 
 def _read(read: Callable[[int], bytes], scan: SegmentScan, wanted: list[int]) -> None:

@@ -14,6 +14,7 @@ from recorder.store.checkpoints import Checkpoint
 from recorder.store.layout import segment_name, segment_number
 from recorder.store.reader import KIND_BAD_LINE, Record, Store
 from recorder.store.records import KIND_GAP, KIND_MESSAGE
+from recorder.store.segfile import CompressedSegment
 
 
 @dataclass(frozen=True)
@@ -308,12 +309,16 @@ def journal_damage(store: Store, rng: JournalRange, *, writer_running: bool) -> 
             continue
         if seg.unreadable:
             out.append(f"{seg.unreadable} (none of its records can be read)")
-        if seg.damaged_frames:
+        file = seg.file if seg.damaged_frames else None
+        if isinstance(file, CompressedSegment):
             out.append(
-                f"{seg.path.name}: compressed frames {seg.damaged_frames} are damaged "
-                "(their lines are counted as damaged lines)"
+                f"{seg.path.name}: {file.damaged_words()}: read as NUL bytes, counted as "
+                "damaged lines"
             )
-        if seg.torn_tail:
+        if seg.torn_tail and not (
+            isinstance(file, CompressedSegment)
+            and file.damaged_within(seg.end - seg.torn_tail, seg.end)
+        ):  # NULs of a damaged frame are said above: no power cut
             out.append(
                 f"{seg.path.name} (closed) ends with {seg.torn_tail} bytes of "
                 f"{_tail_words(seg.tail(4096))}, counted as a damaged line"

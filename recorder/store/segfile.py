@@ -200,6 +200,23 @@ class CompressedSegment(SegmentFile):
     def frames(self) -> int:
         return len(self.starts) - 1
 
+    def frame_words(self, k: int) -> str:
+        """Frame `k` for people: `compressed frame 3 (bytes 786432-1048576 of the segment)`."""
+        return f"compressed frame {k} (bytes {self.starts[k]}-{self.starts[k + 1]} of the segment)"
+
+    def damaged_words(self) -> str:
+        """The frames found damaged so far, in one phrase ("" when none)."""
+        with self._lock:
+            frames = sorted(self.damaged)
+        words = ", ".join(self.frame_words(k) for k in frames)
+        return f"{words} {'is' if len(frames) == 1 else 'are'} damaged" if frames else ""
+
+    def damaged_within(self, start: int, end: int) -> bool:
+        """Whether bytes `start` to `end` (uncompressed) reach into a damaged frame: they
+        read as NUL bytes because of it."""
+        with self._lock:
+            return any(self.starts[k] < end and start < self.starts[k + 1] for k in self.damaged)
+
     def frame(self, k: int, strict: bool = False) -> bytes:
         """Frame `k` uncompressed (NUL bytes for a damaged one unless `strict`)."""
         for i, (number, kept) in enumerate(self._recent):
@@ -219,8 +236,7 @@ class CompressedSegment(SegmentFile):
                 self.damaged.add(k)
             if strict:
                 raise SegmentDamaged(
-                    f"{self.path.name}: compressed frame {k} (bytes {self.starts[k]}-"
-                    f"{self.starts[k + 1]} of the segment) is damaged ({exc})"
+                    f"{self.path.name}: {self.frame_words(k)} is damaged ({exc})"
                 ) from None
             return bytes(want)  # never kept: a strict read must find the damage again
         self._recent = [(k, data), *self._recent[:1]]

@@ -227,6 +227,40 @@ def test_a_damaged_compressed_frame_is_reported_as_damage_not_a_crash(
     assert "seg-000002.jsonl.zst: compressed frame 0 (bytes 0-" in out
 
 
+def test_a_damaged_last_frame_is_named_as_such_not_as_a_power_cut(journal: Path, capsys) -> None:
+    """A compressed segment whose last frame failed its checksum reads as NUL bytes
+    there, after the last newline: doctor and export called it a closed segment that
+    "ends with N bytes of NUL bytes (a power cut ...)". Now both name the damaged
+    frame, as restore does, and say no torn tail."""
+    layout = Layout(journal)
+    compact(layout)
+    victim = list_segments(layout)[1]
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 3] ^= 0xFF  # inside its one frame
+    victim.write_bytes(bytes(raw))
+    frame = "seg-000002.jsonl.zst: compressed frame 0 (bytes 0-"
+    assert persist(["doctor", "--log-dir", str(journal)]) == 9
+    out = capsys.readouterr().out
+    assert f"problem  journal      segments/{frame}" in out, out
+    assert "is damaged: read as NUL bytes, counted as damaged lines" in out
+    assert "ends with" not in out and "power cut" not in out, out
+    code = persist(
+        [
+            "export",
+            "--all",
+            "--format",
+            "jsonl",
+            "--log-dir",
+            str(journal),
+            "-o",
+            str(journal.parent / "x"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 5 and f"persist: damage: {frame}" in err, err
+    assert "ends with" not in err and "power cut" not in err, err
+
+
 def test_an_unreadable_compressed_segment_is_named_by_export(journal: Path, capsys) -> None:
     layout = Layout(journal)
     compact(layout)

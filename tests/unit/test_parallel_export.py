@@ -464,4 +464,4 @@ def test_a_damaged_compressed_frame_reads_and_is_named_the_same(tmp_path: Path) 
         seen.append((out.getvalue(), stats, damage))
     assert seen[0] == seen[1]
     assert seen[0][1].bad_lines >= 1
-    assert any("compressed frames [" in d for d in seen[0][2]), seen[0][2]
+    assert any(": compressed frame " in d and " is damaged: " in d for d in seen[0][2]), seen[0][2]
