@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import orjson
 
 from recorder.errors import CheckpointError
-from recorder.store.fsutil import atomic_write, create_new, ensure_private_dir
+from recorder.store.fsutil import atomic_write, create_new, ensure_private_dir, read_regular
 from recorder.store.layout import (
     COMPRESSED_SUFFIX,
     Layout,
@@ -590,11 +590,12 @@ def journal_and_session_checkpoints(
 def _load(path: Path, skipped: list[str] | None) -> Checkpoint | None:
     """The checkpoint in `path`; None when it is none, and why in `skipped`."""
     try:
-        return Checkpoint.from_json(orjson.loads(path.read_bytes()), path)
+        return Checkpoint.from_json(orjson.loads(read_regular(path)[0]), path)
     except orjson.JSONDecodeError:
         _skip(skipped, path, "not JSON")
-    except OSError as exc:
-        _skip(skipped, path, f"cannot be read ({exc.strerror})")
+    except OSError as exc:  # not_regular says it whole
+        why = exc.strerror or str(exc)
+        _skip(skipped, path, why if why.endswith("regular file") else f"cannot be read ({why})")
     except ValueError as exc:
         _skip(skipped, path, str(exc))
     return None
@@ -697,7 +698,7 @@ def _first(cps: list[Checkpoint]) -> Checkpoint | None:
 
 def _read_checkpoint(path: Path) -> Checkpoint | None:
     try:
-        return Checkpoint.from_json(orjson.loads(path.read_bytes()), path)
+        return Checkpoint.from_json(orjson.loads(read_regular(path)[0]), path)
     except (OSError, ValueError):  # orjson.JSONDecodeError is a ValueError
         return None
 

@@ -203,18 +203,24 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
 # O_NONBLOCK: opening a named pipe waits for a writer without it (a regular file ignores
 # the flag); O_NOCTTY: a terminal never becomes ours
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
-NOT_REGULAR = "not a regular file (a named pipe, a device or a folder)"
+_KINDS = {stat.S_IFIFO: "a named pipe", stat.S_IFDIR: "a folder", stat.S_IFSOCK: "a socket"}
+
+
+def not_regular(mode: int) -> str:
+    """What a file that is no regular file is, in a few words: `a named pipe, not a
+    regular file`."""
+    return f"{_KINDS.get(stat.S_IFMT(mode), 'a device')}, not a regular file"
 
 
 def read_regular(path: Path) -> tuple[bytes, os.stat_result]:
     """The bytes of the regular file at `path` (a symlink followed), and its `fstat`.
     A named pipe, a device or a folder is neither waited on nor read: OSError(EINVAL,
-    NOT_REGULAR), so a derived file replaced with a FIFO cannot hang its reader."""
+    `not_regular`), so a derived file replaced with a FIFO cannot hang its reader."""
     fd = os.open(path, _READ_FLAGS)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, NOT_REGULAR, str(path))
+            raise OSError(errno.EINVAL, not_regular(st.st_mode), str(path))
         chunks = []
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)

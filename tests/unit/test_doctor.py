@@ -365,7 +365,7 @@ def test_garbage_everywhere_is_reported_never_raised(
     code = main(["doctor", "--log-dir", str(folder.root)])
     out = capsys.readouterr().out
     assert code == 9
-    assert "checkpoints/folder.json is not a valid checkpoint (cannot be read" in out
+    assert "checkpoints/folder.json is not a valid checkpoint (a folder, not a regular" in out
     assert (
         "search index would be rebuilt: " in out and "index.sqlite3 is a folder, not a file" in out
     )
