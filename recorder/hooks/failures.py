@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from recorder.store.fsutil import ensure_private_dir, open_private
+from recorder.store.fsutil import ensure_private_dir, open_private, open_regular
 from recorder.store.unfinished import marked
 
 FAILURES = "failures.jsonl"
@@ -35,7 +35,9 @@ def fallback_file() -> Path:
 
 def _append(path: Path, line: bytes) -> None:
     ensure_private_dir(path.parent)  # and the folders it makes above it: 0700, whatever the umask
-    fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    # O_NONBLOCK: a named pipe there with no reader fails (ENXIO: the next file takes
+    # the line), never holds the agent's hook
+    fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK)
     try:
         os.write(fd, line)
     finally:
@@ -72,13 +74,17 @@ class HookFailures(NamedTuple):  # no dataclass: this module loads with every ho
 
 def _tail(path: Path) -> tuple[list[bytes], bool]:
     """The whole lines of the last `TAIL_BYTES` of `path`, and whether there were more."""
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - TAIL_BYTES))
-            data = f.read()
+    try:  # a named pipe there is not waited on (open_regular)
+        fd, st = open_regular(path)
     except OSError:
         return [], False
+    try:
+        size = st.st_size
+        data = os.pread(fd, TAIL_BYTES, max(0, size - TAIL_BYTES))
+    except OSError:
+        return [], False
+    finally:
+        os.close(fd)
     lines = data.split(b"\n")
     if size > TAIL_BYTES:
         lines = lines[1:]  # the first may be cut
@@ -88,9 +94,13 @@ def _tail(path: Path) -> tuple[list[bytes], bool]:
 def _line_count(path: Path) -> int:
     """Lines of a failure file, counted without parsing them (it may be long)."""
     count = 0
-    with contextlib.suppress(OSError), open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            count += block.count(b"\n")
+    with contextlib.suppress(OSError):
+        fd, _st = open_regular(path)
+        try:
+            while block := os.read(fd, 1 << 20):
+                count += block.count(b"\n")
+        finally:
+            os.close(fd)
     return count
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from recorder.store.fsutil import atomic_write, ensure_private_dir
+from recorder.store.fsutil import atomic_write, ensure_private_dir, read_regular
 from recorder.store.layout import Layout
 
 STATUS_NAME = "monitor-status.json"
@@ -64,7 +64,7 @@ def read_status(layout: Layout, *, standalone: bool = False) -> MonitorStatus | 
     yet, or unreadable: it is derived)."""
     try:
         name = STANDALONE_NAME if standalone else STATUS_NAME
-        data = orjson.loads((layout.sessions / name).read_bytes())
+        data = orjson.loads(read_regular(layout.sessions / name)[0])  # never a pipe's wait
         return MonitorStatus(**data)
     except (OSError, orjson.JSONDecodeError, TypeError):
         return None

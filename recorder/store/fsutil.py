@@ -212,15 +212,27 @@ def not_regular(mode: int) -> str:
     return f"{_KINDS.get(stat.S_IFMT(mode), 'a device')}, not a regular file"
 
 
-def read_regular(path: Path) -> tuple[bytes, os.stat_result]:
-    """The bytes of the regular file at `path` (a symlink followed), and its `fstat`.
-    A named pipe, a device or a folder is neither waited on nor read: OSError(EINVAL,
-    `not_regular`), so a derived file replaced with a FIFO cannot hang its reader."""
+def open_regular(path: Path) -> tuple[int, os.stat_result]:
+    """`path` (a symlink followed) opened to read, and its `fstat`, if it is a regular
+    file. A named pipe, a device or a folder is neither waited on nor kept open:
+    OSError(EINVAL, `not_regular`), so a derived file replaced with a FIFO cannot hang
+    its reader. The caller closes the descriptor."""
     fd = os.open(path, _READ_FLAGS)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, not_regular(st.st_mode), str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def read_regular(path: Path) -> tuple[bytes, os.stat_result]:
+    """The bytes of the regular file at `path`, and its `fstat` (`open_regular`'s rules:
+    never waits on a named pipe)."""
+    fd, st = open_regular(path)
+    try:
         chunks = []
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)

@@ -118,3 +118,19 @@ def test_a_named_pipe_among_the_checkpoints_is_skipped_never_waited_on(tmp_path:
         out = persist(*argv, "--log-dir", str(root))
         assert out.returncode in (0, 3, 8), (argv, out)
         assert said in out.stdout + out.stderr and "Traceback" not in out.stderr, (argv, out)
+
+
+@pytest.mark.parametrize("name", ["sessions/monitor-status.json", "hooks/failures.jsonl"])
+def test_status_never_waits_on_a_named_pipe_for_the_monitors_status_or_hook_failures(
+    tmp_path: Path, name: str
+) -> None:
+    """`persist status` also reads the session monitor's status and the hooks' failure
+    file, each with a blocking open: a named pipe there held it forever. Now such a
+    file is passed over as one that is not there."""
+    root = tmp_path / "logs"
+    _journal(root)
+    (root / name).parent.mkdir(exist_ok=True)
+    os.mkfifo(root / name, 0o600)
+    status = persist("status", "--log-dir", str(root))
+    assert status.returncode == 3 and "Traceback" not in status.stderr, status
+    assert "hook failures" not in status.stdout
