@@ -212,16 +212,21 @@ def not_regular(mode: int) -> str:
     return f"{_KINDS.get(stat.S_IFMT(mode), 'a device')}, not a regular file"
 
 
+class NotRegularFile(OSError):
+    """A named pipe, a device, a socket or a folder where a file is read (EINVAL; its
+    strerror is `not_regular`'s words)."""
+
+
 def open_regular(path: Path) -> tuple[int, os.stat_result]:
     """`path` (a symlink followed) opened to read, and its `fstat`, if it is a regular
     file. A named pipe, a device or a folder is neither waited on nor kept open:
-    OSError(EINVAL, `not_regular`), so a derived file replaced with a FIFO cannot hang
-    its reader. The caller closes the descriptor."""
+    NotRegularFile, so a derived file replaced with a FIFO cannot hang its reader. The
+    caller closes the descriptor."""
     fd = os.open(path, _READ_FLAGS)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, not_regular(st.st_mode), str(path))
+            raise NotRegularFile(errno.EINVAL, not_regular(st.st_mode), str(path))
     except BaseException:
         os.close(fd)
         raise

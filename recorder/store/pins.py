@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import orjson
 
 from recorder.errors import PersistError
-from recorder.store.fsutil import atomic_write, ensure_private_dir
+from recorder.store.fsutil import NotRegularFile, atomic_write, ensure_private_dir
 from recorder.store.layout import Layout
-from recorder.store.pruned import NOT_REGULAR, NotRegular, read_regular, retention_lock
+from recorder.store.pruned import read_retention_file, retention_lock
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,12 @@ def read_pins(layout: Layout) -> dict[str, Pin]:
     when there is one that cannot be read or holds anything but pins: a pin silently
     lost would let retention delete what it protects."""
     try:
-        raw = read_regular(layout.pins)  # a named pipe there is never waited on
+        raw = read_retention_file(layout.pins)  # a named pipe there is never waited on
         if raw is None:
             return {}
         data = orjson.loads(raw)
-    except NotRegular:
-        raise PinsUnreadable(layout, NOT_REGULAR) from None
+    except NotRegularFile as exc:
+        raise PinsUnreadable(layout, f"is {exc.strerror}") from None
     except OSError as exc:
         raise PinsUnreadable(layout, f"cannot be read ({exc.strerror or exc})") from None
     except ValueError as exc:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,11 +22,13 @@ import orjson
 
 from recorder.errors import PersistError
 from recorder.store.fsutil import (
+    NotRegularFile,
     atomic_write,
     ensure_private_dir,
     flock_within,
     held_by_another,
     open_private,
+    read_regular,
 )
 from recorder.store.layout import Layout, segment_number
 from recorder.store.unfinished import refuse_unfinished_restore
@@ -104,40 +105,21 @@ def _day(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ts))
 
 
-# O_NONBLOCK: opening a named pipe waits for a writer without it (a regular file
-# ignores the flag); O_NOCTTY: a terminal never becomes ours
-_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
-NOT_REGULAR = "is not a regular file (a named pipe, a device or a folder)"
-
-
-class NotRegular(OSError):
-    """What stands where retention keeps a file is no regular file."""
-
-
-def read_regular(path: Path) -> bytes | None:
+def read_retention_file(path: Path) -> bytes | None:
     """The bytes of retention's file `path` (the ledger, the pins); None when there is
     none. A named pipe, a device or a folder in its place is never read nor waited on
-    (NotRegular); any other OSError is raised as it is."""
+    (NotRegularFile); any other OSError is raised as it is."""
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        return read_regular(path)[0]
     except FileNotFoundError:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotRegular(NOT_REGULAR)
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _ledger_bytes(layout: Layout) -> bytes | None:
     try:
-        return read_regular(layout.pruned)
-    except NotRegular:
-        raise PrunedUnreadable(layout, NOT_REGULAR) from None
+        return read_retention_file(layout.pruned)
+    except NotRegularFile as exc:
+        raise PrunedUnreadable(layout, f"is {exc.strerror}") from None
     except OSError as exc:
         raise PrunedUnreadable(layout, f"cannot be read ({exc.strerror or exc})") from None
 

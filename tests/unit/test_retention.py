@@ -1086,7 +1086,7 @@ def test_a_named_pipe_for_a_ledger_is_never_waited_on(
     assert run(capsys, "prune", "--older-than", "5d", "--log-dir", log)[0] == 0
     layout.pruned.unlink()
     os.mkfifo(layout.pruned, 0o600)
-    said = f"{layout.pruned} (the ledger of pruned segments) is not a regular file"
+    said = f"{layout.pruned} (the ledger of pruned segments) is a named pipe, not a regular file"
     out_file = str(layout.root.parent / "all.jsonl")
     for argv, code in (
         (["doctor"], 9),
@@ -1148,7 +1148,7 @@ def test_a_named_pipe_for_pins_is_never_waited_on(
     log = str(layout.root)
     layout.retention.mkdir(mode=0o700, exist_ok=True)
     os.mkfifo(layout.pins, 0o600)
-    said = f"{layout.pins} is not a regular file"
+    said = f"{layout.pins} is a named pipe, not a regular file"
     for argv, code in (
         (["doctor"], 9),
         (["prune", "--max-size", "1K", "--dry-run"], 1),
