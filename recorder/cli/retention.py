@@ -130,24 +130,27 @@ def cmd_unpin(args: argparse.Namespace) -> int:
 # -- prune ---------------------------------------------------------------------------------
 def cmd_prune(args: argparse.Namespace) -> int:
     from recorder.daemon.maintenance import prune
-    from recorder.store.retention_config import Policy, parse_duration, parse_size
+    from recorder.store.retention_config import Policy, load_config, parse_duration, parse_size
 
     if args.forget_missing:
         if args.older_than is not None or args.max_size is not None:
             return fail("--forget-missing goes alone (no --older-than or --max-size)", EXIT_USAGE)
         return _forget_missing(args)
 
+    layout = Layout(Path(args.log_dir))
+    config = load_config(layout)  # as the recorder: BadOption names the file and key
     policy = Policy(
-        None if args.older_than is None else parse_duration(args.older_than, "--older-than"),
-        None if args.max_size is None else parse_size(args.max_size, "--max-size"),
+        config.older_than
+        if args.older_than is None
+        else parse_duration(args.older_than, "--older-than"),
+        config.max_size if args.max_size is None else parse_size(args.max_size, "--max-size"),
     )
     if not policy.active:
         return fail(
             "nothing to prune by: give --older-than AGE and/or --max-size SIZE "
-            "(or --forget-missing)",
+            f"(or set them in {layout.retention_config.name}, or --forget-missing)",
             EXIT_USAGE,
         )
-    layout = Layout(Path(args.log_dir))
     result = prune(layout, policy, dry_run=args.dry_run)
     plan = result.plan_json()
     if args.json:
@@ -346,8 +349,16 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser(
         "prune", help="move old closed segments and their checkpoints to the trash (retention)"
     )
-    p.add_argument("--older-than", metavar="AGE", help="segments whose last record is older (90d)")
-    p.add_argument("--max-size", metavar="SIZE", help="oldest segments go until the journal fits")
+    p.add_argument(
+        "--older-than",
+        metavar="AGE",
+        help="segments whose last record is older (90d; default: retention.toml's older_than)",
+    )
+    p.add_argument(
+        "--max-size",
+        metavar="SIZE",
+        help="oldest segments go until the journal fits (default: retention.toml's max_size)",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="print exactly what would go; change nothing"
     )

@@ -499,6 +499,44 @@ def test_failures_are_one_line_and_exit_1(
     assert code == 1 and "no checkpoint 'no-such-checkpoint'" in err
 
 
+def test_prune_takes_its_policy_from_retention_toml_and_refuses_a_bad_one(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`persist prune` without options prunes by the folder's retention.toml, options
+    override it key by key (as for the recorder), and a bare number in it is refused
+    in one line naming the key, exit 2, options or not."""
+    layout, _ = journal
+    log = str(layout.root)
+    toml = layout.root / "retention.toml"
+    before = list_segments(layout)
+
+    def plan(*argv: str) -> dict[str, Any]:
+        code, out, err = run(capsys, "prune", "--dry-run", "--json", *argv, "--log-dir", log)
+        assert code == 0, err
+        return dict(orjson.loads(out))
+
+    wanted = plan("--max-size", "64K")
+    assert wanted["segments"]
+    toml.write_text('[retention]\nmax_size = "64K"\n')
+    assert plan() == wanted
+    toml.write_text('[retention]\nolder_than = "5d"\nmax_size = "64K"\n')
+    assert plan("--max-size", "1G")["policy"] == {
+        "older_than_s": 5 * DAY,
+        "max_size_bytes": 1 << 30,
+    }
+    assert plan("--older-than", "1d")["policy"] == {
+        "older_than_s": DAY,
+        "max_size_bytes": 64 << 10,
+    }
+    toml.write_text("[retention]\nmax_size = 30000\n")
+    for argv in ([], ["--max-size", "1G"], ["--dry-run"]):
+        code, out, err = run(capsys, "prune", *argv, "--log-dir", log)
+        assert code == 2 and out == ""
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert "retention.max_size '30000' needs a unit" in err and "30000B" in err
+    assert list_segments(layout) == before  # nothing was pruned
+
+
 class _nothing:
     value = None
 
