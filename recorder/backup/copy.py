@@ -93,6 +93,7 @@ LEFT_OUT = (
     ("recovery/doctor", "derived files persist doctor --fix moved aside"),
     ("status.json", "heartbeat of the running recorder"),
     ("status.reserve", "space kept for the heartbeat"),
+    ("retention/room.reserve", "space kept for retention's bookkeeping"),
     ("recorder.lock", "lock of the running recorder"),
     ("recorder.out", "output of a recorder started in the background"),
     ("sessions/scan-cache.json", "listing cache of agent sessions"),

@@ -82,6 +82,7 @@ from recorder.store.records import (
     splice_value,
 )
 from recorder.store.recovery import Floor, JournalPoint, Named, RecoveryState
+from recorder.store.room import keep_room
 from recorder.store.secrets import (
     DEFAULT_SCAN_CAP,
     SecretScanner,
@@ -144,6 +145,8 @@ CHUNK_BYTES = 1 << 20
 _SCANNED_CLEAN = b',"secrets":[]}'
 _STATE_FAILED = "cannot write recovery state"
 RECORD_WAIT = 10.0  # seconds a retention change waits for its journal record to be written
+JOURNAL_READY_WAIT = 1.5  # seconds a prune waits for a failing journal writer to resume
+JOURNAL_READY_BACKLOG = 256 << 10  # bytes that may wait for the disk when a prune begins
 # seconds a checkpoint waits for the writer to write what it covers (on the main thread:
 # well under the status file's stale age)
 CHECKPOINT_WAIT = 2.0
@@ -289,6 +292,9 @@ class Recorder:
         problem = reserve_status_space(self.layout)  # while there is room (see its doc)
         if problem:
             log.warning(problem)
+        problem = keep_room(self.layout)  # for retention's writes on a full disk
+        if problem:
+            log.info("%s", problem)
         self._caches_folder_aside()
         for sub in (self.layout.checkpoints, self.layout.control, self.layout.index):
             ensure_private_dir(sub)
@@ -503,6 +509,29 @@ class Recorder:
             self.journal.append({**head, "ts": ts})
             pos = self.journal.flush()
         self._wait_written(pos, RECORD_WAIT, "the record of this change")
+
+    def journal_ready(self, timeout: float = JOURNAL_READY_WAIT) -> None:
+        """Before a prune moves anything: MaintenanceError when its record could not be
+        journaled now: after `timeout` seconds more of retries (the room retention gave
+        back may be all it needed) the writer fails (a full disk) and is still behind."""
+        sink = self.journal.sink
+
+        def caught_up() -> bool:  # (between two batches a stalled writer is not stalled)
+            return sink.stalled is None and sink.pending_bytes < JOURNAL_READY_BACKLOG
+
+        deadline = time.monotonic() + timeout
+        seen = sink.stalled
+        while not caught_up() and time.monotonic() < deadline:
+            seen = seen or sink.stalled
+            time.sleep(0.02)
+        stalled = sink.stalled or seen
+        if not caught_up() and stalled is not None:
+            raise maintenance.MaintenanceError(
+                f"nothing was done: the recorder cannot write its journal ({stalled}; "
+                f"{sink.pending_bytes:,} bytes wait in memory), so no prune could be "
+                "journaled: free some space on that disk (the recorder then writes what "
+                "waits) and run it again"
+            )
 
     def _wait_written(self, pos: Position, timeout: float, what: str = "up to it") -> None:
         """Until the writer has written the journal up to `pos` (to the kernel); OSError
@@ -1187,7 +1216,7 @@ class Recorder:
 
         try:
             result = maintenance.recorder_prune(
-                self.layout, self.options.retention, "recorder", now, journal
+                self.layout, self.options.retention, "recorder", now, journal, self.journal_ready
             )
             if result.trash is not None:
                 names = [s["name"] for s in result.plan_json()["segments"]]
@@ -1220,7 +1249,12 @@ class Recorder:
                     policy = maintenance.policy_from_json(request.get("policy"))
                     by = str(request.get("by") or "persist prune")
                     result = maintenance.recorder_prune(
-                        self.layout, policy, by, now, lambda e: self.append_record_written(e, now)
+                        self.layout,
+                        policy,
+                        by,
+                        now,
+                        lambda e: self.append_record_written(e, now),
+                        self.journal_ready,
                     )
                     reply = {"ok": True, "plan": result.plan_json(), "trash": result.trash}
             except (OSError, ValueError, PersistError) as exc:

@@ -14,6 +14,8 @@ so a change killed midway is never complete without its record.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +57,7 @@ from recorder.store.retention import (
     write_state,
 )
 from recorder.store.retention_config import Policy
+from recorder.store.room import give_back_room, room_to_write
 from recorder.store.trash import (
     Restored,
     begin_empty,
@@ -63,6 +66,7 @@ from recorder.store.trash import (
     finish_journaled_prunes,
     forget_entry,
     journaled,
+    list_trash,
     refuse_interrupted,
     restore_entry,
     sweep,
@@ -73,6 +77,7 @@ REPLY_SUFFIX = ".maint-done"
 ANSWER_WAIT = 60.0  # seconds a client waits for the recorder to prune
 
 JournalEvent = Callable[[dict[str, Any]], None]  # appends an event record to the journal
+JournalReady = Callable[[], None]  # MaintenanceError when no record can be journaled now
 
 
 class MaintenanceError(PersistError):
@@ -120,29 +125,70 @@ def _prune_here(
     journal: JournalEvent,
     via: str,
     wait: float = 30.0,
+    ready: JournalReady | None = None,
 ) -> PruneResult:
     """Refused while an interrupted prune's entry is in the trash; the entry is "done"
-    once its event is journaled."""
-    with retention_lock(layout, wait):
+    once its event is journaled. Its writes use the room kept for them (`store.room`);
+    `ready` refuses before anything moves when the record could not be journaled."""
+    with retention_lock(layout, wait), room_to_write(layout):
         finish_journaled_prunes(layout)
         refuse_interrupted(layout)
         plan = plan_prune(layout, policy, now)
         if plan.empty:
             return PruneResult(plan, None, via)
-        entry = execute(layout, plan, by, now)
-        journal(prune_event(plan, entry, by))
-        write_state(entry, DONE)
+        if ready is not None:
+            ready()
+        before = {e.id for e in list_trash(layout)}
+        try:
+            entry = execute(layout, plan, by, now)
+            journal(prune_event(plan, entry, by))
+            write_state(entry, DONE)
+        except OSError as exc:
+            raise _prune_stopped(layout, exc, before) from None
         return PruneResult(plan, entry.id, via)
+
+
+def _prune_stopped(layout: Layout, exc: OSError, before: set[str]) -> MaintenanceError:
+    """What a prune that failed midway left, said in one line."""
+    why = exc.strerror or str(exc)
+    made = sorted({e.id for e in list_trash(layout)} - before)
+    if not made:
+        hint = f": {full_disk_hint(layout)}" if disk_full(exc) else ""
+        return MaintenanceError(
+            f"the prune stopped before it moved anything, nothing was done ({why}){hint}"
+        )
+    return MaintenanceError(
+        f"the prune stopped ({why}): `persist trash list` shows what trash/{made[0]} holds "
+        f"and `persist trash restore {made[0]}` puts it back"
+    )
 
 
 # -- the recorder's end ------------------------------------------------------------------
 def recorder_prune(
-    layout: Layout, policy: Policy, by: str, now: float | None, journal: JournalEvent
+    layout: Layout,
+    policy: Policy,
+    by: str,
+    now: float | None,
+    journal: JournalEvent,
+    ready: JournalReady | None = None,
 ) -> PruneResult:
-    """For the recorder: prune now, its event given to `journal`."""
+    """For the recorder: prune now, its event given to `journal` (`ready` first)."""
     return _prune_here(
-        layout, policy, by, now, journal, "recorder", wait=1.0
+        layout, policy, by, now, journal, "recorder", wait=1.0, ready=ready
     )  # never hold up a tick
+
+
+def disk_full(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def full_disk_hint(layout: Layout) -> str:
+    """How to go on when a retention change found the disk full."""
+    return (
+        f"the disk is full and the room kept for retention's own writes "
+        f"(retention/{layout.room_reserve.name}) is used up or was never made: free some "
+        "space on that disk and run it again"
+    )
 
 
 def pending_requests(layout: Layout, names: list[str] | None = None) -> list[Path]:
@@ -172,17 +218,49 @@ def policy_from_json(data: Any) -> Policy:
 
 
 def answer(path: Path, reply: dict[str, Any]) -> None:
+    data = orjson.dumps(reply)
     with contextlib.suppress(OSError):
-        atomic_write(path.with_suffix(REPLY_SUFFIX), orjson.dumps(reply), durable=False)
+        try:
+            atomic_write(path.with_suffix(REPLY_SUFFIX), data, durable=False)
+        except OSError:
+            _answer_in_place(path, data)
+            return
         path.unlink()
+
+
+def _answer_in_place(path: Path, data: bytes) -> None:
+    """On a full disk: the reply written over the request's own bytes, which has a
+    block already (a short reply, such as a refusal, needs no new one), then renamed
+    to the reply's name; OSError when even that cannot be done."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+    os.rename(path, path.with_suffix(REPLY_SUFFIX))
 
 
 # -- the client's end --------------------------------------------------------------------
 def _ask(layout: Layout, request: dict[str, Any], timeout: float = ANSWER_WAIT) -> dict[str, Any]:
+    body = orjson.dumps(request)
     try:
-        raw = exchange(layout, orjson.dumps(request), timeout, REQUEST_SUFFIX, REPLY_SUFFIX)
+        try:
+            raw = exchange(layout, body, timeout, REQUEST_SUFFIX, REPLY_SUFFIX)
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            give_back_room(layout)  # the request is a file: written in the room kept
+            raw = exchange(layout, body, timeout, REQUEST_SUFFIX, REPLY_SUFFIX)
     except RecorderGone as exc:
         raise MaintenanceError(str(exc)) from None
+    except OSError as exc:
+        if not disk_full(exc):
+            raise
+        raise MaintenanceError(
+            f"nothing was done: the request to the running recorder cannot be written "
+            f"({exc.strerror}); {full_disk_hint(layout)}"
+        ) from None
     if isinstance(raw, bool):
         raise MaintenanceError(no_answer(str(request.get("kind", "maintenance")), timeout, raw))
     try:
@@ -281,7 +359,7 @@ def restore(layout: Layout, ref: str) -> Restored:
     """`persist trash restore ID`: the files back, the journal record, then the entry
     goes (also an interrupted prune's: what it moved comes back). A restore killed
     after its record is finished without a second one."""
-    with retention_lock(layout):
+    with retention_lock(layout), room_to_write(layout):
         try:
             finish_journaled_prunes(layout)
             entry = find_entry(layout, ref)
@@ -348,7 +426,7 @@ def empty(
     Refused while an interrupted prune's entry is in the trash. Entries an empty killed
     after its record began are deleted without a second one."""
     now = time.time() if now is None else now
-    with retention_lock(layout, wait):
+    with retention_lock(layout, wait), room_to_write(layout):
         try:
             finish_journaled_prunes(layout)
             refuse_interrupted(layout)
@@ -376,7 +454,19 @@ def empty(
                 discard(layout, entry.path)
             return Emptied(gone, sweep(layout), before)
         except OSError as exc:
-            raise MaintenanceError(f"emptying the trash stopped: {exc}") from None
+            if not disk_full(exc):
+                raise MaintenanceError(f"emptying the trash stopped: {exc}") from None
+            marked = [f"trash/{e.id}" for e in list_trash(layout) if e.state == EMPTYING]
+            done = (
+                f"{', '.join(marked)} marked for emptying, nothing deleted yet (`persist trash "
+                "empty` again finishes it)"
+                if marked
+                else "nothing was done"
+            )
+            raise MaintenanceError(
+                f"emptying the trash stopped before it deleted anything, {done} "
+                f"({exc.strerror}): {full_disk_hint(layout)}"
+            ) from None
 
 
 def empty_event(gone: list[TrashEntry], older_than: float) -> dict[str, Any]:

@@ -163,6 +163,11 @@ class Layout:
         return self.retention / "retention.lock"
 
     @property
+    def room_reserve(self) -> Path:
+        """Space kept for retention's own writes on a full disk (`store.room`)."""
+        return self.retention / "room.reserve"
+
+    @property
     def retention_config(self) -> Path:
         """The recorder's retention policy (`[retention]` in TOML), optional."""
         return self.root / "retention.toml"

@@ -46,14 +46,13 @@ class InstanceLock:
                     os.close(fd)
                     raise AlreadyRunning(self.path, pid) from None
                 time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        write_holder(fd, os.getpid())
         self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
+                blank(self._fd)
             os.close(self._fd)  # closing drops the flock
             self._fd = None
 
@@ -63,6 +62,31 @@ class InstanceLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+PID_ROOM = 24  # bytes kept in the lock file between holders: a PID fits in place
+
+
+def write_holder(fd: int, pid: int) -> None:
+    """Name the holder in the lock file, written over the blanks the last one left: no
+    new block is needed, so the lock is taken on a full disk too (`persist prune` and
+    `persist trash empty` are how one frees it). Where even that cannot be written (a
+    file from an older persist, truncated to nothing), the holder goes unnamed: the
+    flock is the lock, the PID only names who holds it."""
+    text = f"{pid}\n".encode()
+    try:
+        os.pwrite(fd, text.ljust(PID_ROOM), 0)
+        os.ftruncate(fd, PID_ROOM)
+    except OSError:
+        with contextlib.suppress(OSError):
+            blank(fd)
+
+
+def blank(fd: int) -> None:
+    """Blank the holder's PID in place (the file keeps its block for the next holder)."""
+    size = os.fstat(fd).st_size
+    if size:
+        os.pwrite(fd, b" " * size, 0)
 
 
 def holder_pid(path: Path) -> int | None:

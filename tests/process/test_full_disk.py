@@ -239,3 +239,98 @@ def test_search_stats_and_catch_up_on_a_full_disk_fail_in_one_line_every_time(
         out = persist("search", "--count", "deployment", "--log-dir", str(log_dir))
         assert out.returncode == 0, out.stderr
         assert "60 exact matches" in out.stderr, out.stderr
+
+
+def test_prune_and_trash_empty_free_a_full_disk_under_a_running_recorder(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """The disk fills under a running recorder, which holds what it cannot write: the
+    request of `persist prune` is written in the room the recorder kept for retention,
+    its writer resumes in that room, it prunes and journals it, and `persist trash
+    empty` then frees the space: healthy again, nothing lost, each change one record.
+    (Before: "persist: prune: No space left on device", the request never written.)"""
+    with small_disk(tmp_path / "disk", 16) as disk:
+        bus.log_dir = disk / "logs"
+        start(
+            bus,
+            "--segment-mb",
+            "0.05",
+            "--compress",
+            "off",
+            "--search-index",
+            "off",
+            "--monitor",
+            "off",
+        )
+        n1 = stream(bus, rate=1000, seconds=2).finish()
+        wait_for(
+            lambda: status(bus.log_dir)[1]["status"]["counts"]["written"] >= n1,
+            timeout=30,
+            what="the first messages written",
+        )
+        fill(disk / "filler")
+        more = stream(bus, rate=200, seconds=1)
+        wait_for(lambda: status(bus.log_dir)[0] == 6, timeout=10, what="degraded")
+        n2 = more.finish()  # a publisher of its own: seq 1 to n2
+        log = str(bus.log_dir)
+        pruned = persist("prune", "--max-size", "100K", "--log-dir", log)
+        assert pruned.returncode == 0 and pruned.stdout.startswith("pruned "), pruned.stderr
+        emptied = persist("trash", "empty", "--older-than", "0s", "--log-dir", log)
+        assert emptied.returncode == 0 and "emptied trash/" in emptied.stdout, emptied.stderr
+        wait_for(lambda: status(bus.log_dir)[0] == 0, timeout=10, what="healthy again")
+        wait_for(
+            lambda: status(bus.log_dir)[1]["status"]["counts"]["written"] >= n1 + n2,
+            timeout=30,
+            what="every message written",
+        )
+        assert status(bus.log_dir)[1]["status"]["counts"]["missed"] == 0  # none lost
+        assert bus.recorder is not None
+        bus.recorder.signal(signal.SIGTERM)
+        assert bus.recorder.wait(10) == 0
+        records = journal_records(bus.log_dir)
+        events = [r for r in records if r["kind"] == "event"]
+        [prune] = [e for e in events if e["event"] == "prune"]
+        assert [e["event"] for e in events].count("trash-empty") == 1
+        assert [r for r in records if r["kind"] == "gap" and r["cause"] != "recorder-down"] == []
+        # the journal goes on from where the prune ended, without a hole
+        seqs = [r["seq"] for r in records]
+        assert seqs == list(range(prune["to_seq"] + 1, seqs[-1] + 1)) and prune["from_seq"] == 1
+
+
+def test_a_prune_the_full_disk_leaves_no_room_to_journal_does_nothing_and_says_so(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """More waits in the recorder's memory than the room kept for retention: no prune
+    could be journaled, so none begins (no entry left "moving" to block the next ones):
+    one line saying nothing was done and to free space, exit 1."""
+    with small_disk(tmp_path / "disk", 16) as disk:
+        bus.log_dir = disk / "logs"
+        start(bus, "--segment-mb", "0.05", "--compress", "off", "--search-index", "off")
+        n1 = stream(bus, rate=1000, seconds=1).finish()
+        wait_for(
+            lambda: status(bus.log_dir)[1]["status"]["counts"]["written"] >= n1,
+            timeout=30,
+            what="the first messages written",
+        )
+        fill(disk / "filler")
+        more = stream(bus, rate=2000, seconds=3)
+        wait_for(
+            lambda: status(bus.log_dir)[1]["status"]["backlog_bytes"] > 2 << 20,
+            timeout=20,
+            what="more than the room kept to wait in memory",
+        )
+        pruned = persist("prune", "--max-size", "100K", "--log-dir", str(bus.log_dir))
+        more.finish()
+        assert pruned.returncode == 1 and pruned.stdout == ""
+        err = pruned.stderr
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert "nothing was done" in err and "free some space" in err, err
+        trash = bus.log_dir / "trash"
+        assert not trash.exists() or [p for p in trash.iterdir() if p.name[0] != "."] == []
+        (disk / "filler").unlink()
+        wait_for(lambda: status(bus.log_dir)[0] == 0, timeout=60, what="healthy again")
+        assert bus.recorder is not None
+        bus.recorder.signal(signal.SIGTERM)
+        assert bus.recorder.wait(10) == 0
+        records = journal_records(bus.log_dir)
+        assert [r for r in records if r["kind"] == "event" and r["event"] == "prune"] == []

@@ -26,6 +26,7 @@ from recorder.store.pruned import read_pruned
 from recorder.store.reader import Store
 from recorder.store.retention import PIN_KEEPS_LAST, needed_segments, plan_prune
 from recorder.store.retention_config import Policy
+from tests.process.test_stalls import fill, small_disk
 from tests.support import PYTHON, journal_records
 from tests.unit.test_daemon import Clock, feed, make
 
@@ -535,6 +536,80 @@ def test_prune_takes_its_policy_from_retention_toml_and_refuses_a_bad_one(
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
         assert "retention.max_size '30000' needs a unit" in err and "30000B" in err
     assert list_segments(layout) == before  # nothing was pruned
+
+
+def test_prune_and_trash_empty_free_a_full_disk(
+    journal: tuple[Layout, list[Checkpoint]],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """On a real full disk (a tmpfs), with no recorder: `persist prune` takes the
+    folder's lock and writes its entry, ledger and record in the room the recorder
+    kept, and `persist trash empty` then frees the space; both journaled once."""
+    with small_disk(tmp_path / "disk", 8) as disk:
+        layout = Layout(disk / "logs")
+        shutil.copytree(journal[0].root, layout.root, symlinks=True)  # with the room kept
+        fill(disk / "filler")
+        segments = len(list_segments(layout))
+        code, out, err = run(capsys, "prune", "--max-size", "64K", "--log-dir", str(layout.root))
+        assert code == 0 and err == "", err
+        assert out.startswith("pruned ") and "into trash/" in out
+        left = len(list_segments(layout))
+        assert left < segments
+        [entry] = list_trash_ids(layout)
+        free = shutil.disk_usage(disk).free
+        code, out, err = run(
+            capsys, "trash", "empty", "--older-than", "0s", "--log-dir", str(layout.root)
+        )
+        assert code == 0 and err == "", err
+        assert f"emptied trash/{entry}" in out
+        assert list(layout.trash.iterdir()) == []
+        assert shutil.disk_usage(disk).free > free + 100_000
+        events = [r for r in journal_records(layout.root) if r.get("kind") == "event"]
+        assert [(e["event"], e.get("offline")) for e in events[-2:]] == [
+            ("prune", True),
+            ("trash-empty", True),
+        ]
+        assert read_pruned(layout) and all(
+            n.emptied is not None for n in read_pruned(layout).values() if n.trash == entry
+        )
+        # the holder's PID is written over blanks kept in the lock file: no new block
+        assert layout.lock.read_bytes().strip() == b""
+        assert len(list_segments(layout)) == left
+
+
+def test_on_a_full_disk_without_room_kept_nothing_is_done_and_said_in_one_line(
+    journal: tuple[Layout, list[Checkpoint]],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """A folder with no room kept (an older persist's), on a full disk: prune and
+    trash empty change nothing and say so in one line, with what to do."""
+    with small_disk(tmp_path / "disk", 8) as disk:
+        layout = Layout(disk / "logs")
+        shutil.copytree(journal[0].root, layout.root, symlinks=True)
+        code, _, err = run(capsys, "prune", "--older-than", "11d", "--log-dir", str(layout.root))
+        assert code == 0, err
+        (layout.retention / "room.reserve").unlink(missing_ok=True)
+        fill(disk / "filler")
+        before = digests(layout.segments)
+        for argv in (
+            ["prune", "--max-size", "64K"],
+            ["trash", "empty", "--older-than", "0s"],
+        ):
+            code, out, err = run(capsys, *argv, "--log-dir", str(layout.root))
+            assert code == 1 and out == ""
+            assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+            assert "nothing was done" in err and "free some space" in err, err
+        assert digests(layout.segments) == before
+        [entry] = list_trash_ids(layout)
+        assert (layout.trash / entry / "manifest.json").read_bytes().count(b'"done"') == 1
+
+
+def list_trash_ids(layout: Layout) -> list[str]:
+    """The trash's entries (not a `.new-` folder a prune stopped before its manifest
+    left: the next prune removes it)."""
+    return sorted(p.name for p in layout.trash.iterdir() if not p.name.startswith("."))
 
 
 class _nothing:
