@@ -241,6 +241,18 @@ def test_search_stats_and_catch_up_on_a_full_disk_fail_in_one_line_every_time(
         assert "60 exact matches" in out.stderr, out.stderr
 
 
+def _recorded_then_full(bus: Bus, disk: Path, seconds: float) -> int:
+    """1,000 msgs/s for `seconds`, all written, then the disk filled; how many."""
+    sent = stream(bus, rate=1000, seconds=seconds).finish()
+    wait_for(
+        lambda: status(bus.log_dir)[1]["status"]["counts"]["written"] >= sent,
+        timeout=30,
+        what="the first messages written",
+    )
+    fill(disk / "filler")
+    return sent
+
+
 def test_prune_and_trash_empty_free_a_full_disk_under_a_running_recorder(
     bus: Bus, tmp_path: Path
 ) -> None:
@@ -262,13 +274,7 @@ def test_prune_and_trash_empty_free_a_full_disk_under_a_running_recorder(
             "--monitor",
             "off",
         )
-        n1 = stream(bus, rate=1000, seconds=2).finish()
-        wait_for(
-            lambda: status(bus.log_dir)[1]["status"]["counts"]["written"] >= n1,
-            timeout=30,
-            what="the first messages written",
-        )
-        fill(disk / "filler")
+        n1 = _recorded_then_full(bus, disk, seconds=2)
         more = stream(bus, rate=200, seconds=1)
         wait_for(lambda: status(bus.log_dir)[0] == 6, timeout=10, what="degraded")
         n2 = more.finish()  # a publisher of its own: seq 1 to n2
@@ -306,13 +312,7 @@ def test_a_prune_the_full_disk_leaves_no_room_to_journal_does_nothing_and_says_s
     with small_disk(tmp_path / "disk", 16) as disk:
         bus.log_dir = disk / "logs"
         start(bus, "--segment-mb", "0.05", "--compress", "off", "--search-index", "off")
-        n1 = stream(bus, rate=1000, seconds=1).finish()
-        wait_for(
-            lambda: status(bus.log_dir)[1]["status"]["counts"]["written"] >= n1,
-            timeout=30,
-            what="the first messages written",
-        )
-        fill(disk / "filler")
+        _recorded_then_full(bus, disk, seconds=1)
         more = stream(bus, rate=2000, seconds=3)
         wait_for(
             lambda: status(bus.log_dir)[1]["status"]["backlog_bytes"] > 2 << 20,

@@ -25,17 +25,22 @@ def _cli(log_dir: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _recorded(bus: Bus, text: str, written: int) -> None:
+    """`text` sent to the bus, and the recorder's count of written records at `written`."""
+    with Publisher(bus.front, agent="a", heartbeat_interval=0) as pub:
+        assert pub.wait_ready(5)
+        pub.send("agents.a", {"text": text})
+    wait_for(
+        lambda: (read_status(bus.log_dir).get("counts") or {}).get("written", 0) >= written,
+        what="written",
+    )
+
+
 def _folder_with_an_offline_checkpoint(bus: Bus) -> tuple[str, str]:
     """A recorder's checkpoint, then (the recorder stopped) one taken without it."""
     bus.start_broker()
     rec = bus.start_recorder()
-    with Publisher(bus.front, agent="a", heartbeat_interval=0) as pub:
-        assert pub.wait_ready(5)
-        pub.send("agents.a", {"text": "hello one"})
-    wait_for(
-        lambda: (read_status(bus.log_dir).get("counts") or {}).get("written", 0) >= 1,
-        what="written",
-    )
+    _recorded(bus, "hello one", 1)
     first = _cli(bus.log_dir, "checkpoint", "--label", "first with recorder", "--json")
     assert first.returncode == 0, first.stderr
     rec.signal(signal.SIGTERM)
@@ -77,23 +82,11 @@ def test_status_passes_over_a_newest_checkpoint_that_no_longer_reads_as_restore_
     newer file is not (also without status.json, and when the file is gone)."""
     bus.start_broker()
     rec = bus.start_recorder()
-    with Publisher(bus.front, agent="a", heartbeat_interval=0) as pub:
-        assert pub.wait_ready(5)
-        pub.send("agents.a", {"text": "hello one"})
-    wait_for(
-        lambda: (read_status(bus.log_dir).get("counts") or {}).get("written", 0) >= 1,
-        what="written",
-    )
+    _recorded(bus, "hello one", 1)
     first = _cli(bus.log_dir, "checkpoint", "--label", "first", "--json")
     assert first.returncode == 0, first.stderr
     first_id = orjson.loads(first.stdout)["id"]
-    with Publisher(bus.front, agent="a", heartbeat_interval=0) as pub:
-        assert pub.wait_ready(5)
-        pub.send("agents.a", {"text": "hello two"})
-    wait_for(
-        lambda: (read_status(bus.log_dir).get("counts") or {}).get("written", 0) >= 2,
-        what="written",
-    )
+    _recorded(bus, "hello two", 2)
     rec.signal(signal.SIGTERM)  # its shutdown checkpoint: status.json's last
     assert rec.wait(5) == 0
     last = read_status(bus.log_dir)["last_checkpoint"]["id"]

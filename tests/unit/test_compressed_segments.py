@@ -200,15 +200,21 @@ def test_checkpoints_made_before_compression_still_verify(journal: Path, capsys)
     assert verify_checkpoint(layout, latest).ok
 
 
-def test_a_damaged_compressed_frame_is_reported_as_damage_not_a_crash(
-    journal: Path, capsys
-) -> None:
+def _second_segment_damaged(journal: Path) -> Layout:
+    """The journal compressed, then a byte of its second segment's one frame flipped."""
     layout = Layout(journal)
     compact(layout)
     victim = list_segments(layout)[1]
     raw = bytearray(victim.read_bytes())
     raw[len(raw) // 3] ^= 0xFF  # inside its one frame
     victim.write_bytes(bytes(raw))
+    return layout
+
+
+def test_a_damaged_compressed_frame_is_reported_as_damage_not_a_crash(
+    journal: Path, capsys
+) -> None:
+    layout = _second_segment_damaged(journal)
     problems = verify_checkpoint(layout, list_checkpoints(layout)[-1]).problems
     assert any("seg-000002.jsonl.zst: compressed frame 0" in p for p in problems), problems
     out = journal.parent / "out.jsonl"
@@ -232,12 +238,7 @@ def test_a_damaged_last_frame_is_named_as_such_not_as_a_power_cut(journal: Path,
     there, after the last newline: doctor and export called it a closed segment that
     "ends with N bytes of NUL bytes (a power cut ...)". Now both name the damaged
     frame, as restore does, and say no torn tail."""
-    layout = Layout(journal)
-    compact(layout)
-    victim = list_segments(layout)[1]
-    raw = bytearray(victim.read_bytes())
-    raw[len(raw) // 3] ^= 0xFF  # inside its one frame
-    victim.write_bytes(bytes(raw))
+    _second_segment_damaged(journal)
     frame = "seg-000002.jsonl.zst: compressed frame 0 (bytes 0-"
     assert persist(["doctor", "--log-dir", str(journal)]) == 9
     out = capsys.readouterr().out
