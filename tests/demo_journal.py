@@ -250,6 +250,15 @@ def _last_seq(root: Path) -> int:
     return int(record["seq"]) if record else 0
 
 
+def _newest_checkpoint(root: Path) -> dict[str, Any] | None:
+    """The journal's newest checkpoint as the status names it (a status naming another
+    is passed over: `last_checkpoint`)."""
+    from recorder.store.checkpoints import newest_checkpoint
+
+    cp = newest_checkpoint(Layout(root))
+    return None if cp is None else {"id": cp.id, "created": cp.created, "label": cp.label}
+
+
 def stopped_status(root: Path, updated: float) -> dict[str, Any]:
     return {
         "v": 1,
@@ -274,7 +283,7 @@ def stopped_status(root: Path, updated: float) -> dict[str, Any]:
         # the next writer records a `journal-lost` gap)
         "last_durable_seq": _last_seq(root),
         "last_fsync": updated - 1,
-        "last_checkpoint": {"id": "x", "created": updated - 40, "label": "auto #7"},
+        "last_checkpoint": _newest_checkpoint(root),
         "last_error": {"time": updated - 600, "message": "broker restarted (ECONNRESET)"},
         "fsync": "interval",
         "fsync_interval_ms": 200,

@@ -696,18 +696,11 @@ def _first(cps: list[Checkpoint]) -> Checkpoint | None:
     return cps[0] if cps else None
 
 
-def _read_checkpoint(path: Path) -> Checkpoint | None:
-    try:
-        return Checkpoint.from_json(orjson.loads(read_regular(path)[0]), path)
-    except (OSError, ValueError):  # orjson.JSONDecodeError is a ValueError
-        return None
-
-
 def _with_bases(layout: Layout, cp: Checkpoint) -> list[Checkpoint]:
     """`cp` and the chain of bases behind it, as far as they can be read."""
     chain = [cp]
     while chain[-1].base is not None and len(chain) <= MAX_BASE_DEPTH:
-        base = _read_checkpoint(layout.checkpoints / f"{chain[-1].base}.json")
+        base = _load(layout.checkpoints / f"{chain[-1].base}.json", None)
         if base is None or base.id in {c.id for c in chain}:
             break
         chain.append(base)

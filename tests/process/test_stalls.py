@@ -232,6 +232,11 @@ def test_a_publisher_killed_before_confirming_its_last_messages_gets_a_publisher
         10,
         0,
     )
+    # the status is written at its interval: it may name the gap a moment after the journal
+    wait_for(
+        lambda: read_status(bus.log_dir)["counts"]["unconfirmed"] == 1,
+        what="the status counting the unconfirmed messages",
+    )
     counts = read_status(bus.log_dir)["counts"]
     assert counts["unconfirmed"] == 1 and counts["gaps"] == 0
     shown = subprocess.run(

@@ -1182,13 +1182,13 @@ def test_the_start_reads_each_checkpoint_file_once(
         rec.layout.state.unlink()
 
     reads: list[str] = []
-    real = checkpoints._read_checkpoint
+    real = checkpoints._load
 
-    def spy(path: Path) -> Checkpoint | None:
+    def spy(path: Path, skipped: list[str] | None) -> Checkpoint | None:
         reads.append(path.stem)
-        return real(path)
+        return real(path, skipped)
 
-    monkeypatch.setattr(checkpoints, "_read_checkpoint", spy)
+    monkeypatch.setattr(checkpoints, "_load", spy)
     clock.now += 10
     again = make(tmp_path, clock, checkpoint_interval=0)
     assert again.journal.messages == 4
