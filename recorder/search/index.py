@@ -454,27 +454,47 @@ class SearchIndex:
         _check_header(self.path, "")
         try:
             db = self.db
-            rows = dict(
-                db.execute("SELECT key, value FROM meta WHERE key IN ('schema', 'tokenizer')")
-            )
-            schema = rows.get("schema")
-            if type(schema) is not int:
-                raise IndexDamaged(f"schema {schema!r}, expected {SCHEMA_VERSION}")
-            if schema != SCHEMA_VERSION:
-                raise IndexOutdated(schema)
-            if rows.get("tokenizer") != TOKENIZER:
-                raise IndexDamaged("another tokenizer")
-            for table, columns in (("docs", _DOC_COLUMNS), ("segments", _SEGMENT_COLUMNS)):
-                found = tuple((r[1], r[2]) for r in db.execute(f"PRAGMA table_info({table})"))
-                if found != columns:
-                    raise IndexDamaged(f"table {table} has other columns")
-            db.execute("SELECT rowid FROM fts WHERE fts MATCH 'x' LIMIT 1").fetchall()
-            db.execute("SELECT term FROM terms LIMIT 1").fetchall()
+            # one read transaction, one snapshot: a writer's reset (`_reset_in_place`)
+            # may commit between two statements, and a statement prepared against the
+            # old schema then read the new file's tables ("vtable constructor failed")
+            began = not db.in_transaction
+            if began:
+                db.execute("BEGIN")
+            try:
+                self._check_tables(db)
+            finally:
+                if began and db.in_transaction:
+                    db.execute("COMMIT")
             if self.writable and not self.has_index(ELSEWHERE_INDEX):
                 db.execute(ELSEWHERE_SQL)  # one pass over docs, once
         except sqlite3.DatabaseError as exc:
             pass_on_busy_or_full(exc)
             raise IndexDamaged(str(exc)) from None
+        self._check_shards(db)
+        if pages:
+            self._quick_check("main", "")
+            for shard in self.shards():
+                self._quick_check(shard.alias, f"shard {shard.name}: ")
+
+    @staticmethod
+    def _check_tables(db: sqlite3.Connection) -> None:
+        """The meta rows and the columns of the main file's tables (`check`)."""
+        rows = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('schema', 'tokenizer')"))
+        schema = rows.get("schema")
+        if type(schema) is not int:
+            raise IndexDamaged(f"schema {schema!r}, expected {SCHEMA_VERSION}")
+        if schema != SCHEMA_VERSION:
+            raise IndexOutdated(schema)
+        if rows.get("tokenizer") != TOKENIZER:
+            raise IndexDamaged("another tokenizer")
+        for table, columns in (("docs", _DOC_COLUMNS), ("segments", _SEGMENT_COLUMNS)):
+            found = tuple((r[1], r[2]) for r in db.execute(f"PRAGMA table_info({table})"))
+            if found != columns:
+                raise IndexDamaged(f"table {table} has other columns")
+        db.execute("SELECT rowid FROM fts WHERE fts MATCH 'x' LIMIT 1").fetchall()
+        db.execute("SELECT term FROM terms LIMIT 1").fetchall()
+
+    def _check_shards(self, db: sqlite3.Connection) -> None:
         for name in self._shard_names():
             _check_header(self.shard_path(name), f"shard {name}: ", keep_open=False)
         shard = None
@@ -490,10 +510,6 @@ class SearchIndex:
             pass_on_busy_or_full(exc)
             where = "a shard" if shard is None else f"shard {shard.name}"
             raise IndexDamaged(f"{where}: {exc}") from None
-        if pages:
-            self._quick_check("main", "")
-            for shard in self.shards():
-                self._quick_check(shard.alias, f"shard {shard.name}: ")
 
     def _quick_check(self, schema: str, where: str) -> None:
         """IndexDamaged unless SQLite's `quick_check` of `schema` says ok (every page
