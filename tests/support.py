@@ -199,6 +199,17 @@ def not_zeromq(
 FAKE_AGENT = Path(__file__).with_name("fake_agent.py")
 
 
+def python_child(script: str, *args: str) -> subprocess.Popen[str]:
+    """`python -c script args...`, its stdin, stdout and stderr pipes of text."""
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def past_broker_death(bus: Bus, script: str, *args: str, ready: str) -> tuple[int, str, str]:
     """Run `script` (Python, `bus.front` and `args` its arguments) while `bus`'s broker
     runs and someone subscribes behind it; once it prints `ready` (a line), SIGKILL the
@@ -213,13 +224,7 @@ def past_broker_death(bus: Bus, script: str, *args: str, ready: str) -> tuple[in
     sub.linger = 0
     sub.connect(bus.back)
     sub.subscribe(b"")
-    child = subprocess.Popen(
-        [sys.executable, "-c", script, bus.front, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = python_child(script, bus.front, *args)
     assert child.stdout is not None and child.stdin is not None
     try:
         assert child.stdout.readline() == ready + "\n"

@@ -21,6 +21,7 @@ from tests.support import (
     journal_records,
     not_zeromq,
     past_broker_death,
+    python_child,
     wait_for,
 )
 
@@ -183,13 +184,7 @@ def test_a_publisher_whose_broker_port_a_web_server_took_closes_cleanly(
             broker = bus.start_broker()
             sub.connect(bus.back)
             sub.subscribe(b"")
-            child = subprocess.Popen(
-                [sys.executable, "-c", IDLE_PUBLISHER, bus.front],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            child = python_child(IDLE_PUBLISHER, bus.front)
             assert child.stdout is not None and child.stdin is not None
             try:
                 assert child.stdout.readline() == "ready\n"
@@ -252,13 +247,7 @@ def test_an_idle_publisher_at_a_web_server_lives_through_a_thousand_reconnection
     fast)."""
     accepted = [0]
     with not_zeromq(accepted=accepted) as endpoint:
-        child = subprocess.Popen(
-            [sys.executable, "-c", FORGOTTEN_PUBLISHER, endpoint],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        child = python_child(FORGOTTEN_PUBLISHER, endpoint)
         try:
             assert child.stdout is not None and child.stdin is not None
             said = child.stdout.readline()
