@@ -221,7 +221,7 @@ def describe_plan(plan: dict[str, Any], dry_run: bool, trash: str | None) -> str
 def cmd_trash(args: argparse.Namespace) -> int:
     from recorder.daemon import maintenance
     from recorder.store.retention import EMPTYING
-    from recorder.store.retention_config import DEFAULT_GRACE, parse_duration
+    from recorder.store.retention_config import DEFAULT_GRACE, load_config, parse_duration
 
     layout = Layout(existing_log_dir(args.log_dir))
     if args.action == "list":
@@ -245,11 +245,11 @@ def cmd_trash(args: argparse.Namespace) -> int:
         return 0
     if args.id:
         return fail(f"trash empty takes no ID (got {args.id!r}); use --older-than", EXIT_USAGE)
-    older = (
-        DEFAULT_GRACE
-        if args.older_than is None
-        else parse_duration(args.older_than, "--older-than")
-    )
+    if args.older_than is None:  # the grace the recorder empties by (retention.toml)
+        grace = load_config(layout).trash_grace  # BadOption names the file and key
+        older = DEFAULT_GRACE if grace is None else grace
+    else:
+        older = parse_duration(args.older_than, "--older-than")
     done = maintenance.empty(layout, older)
     gone = done.gone
     if args.json:
@@ -378,7 +378,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument(
         "--older-than",
         metavar="AGE",
-        help="for empty: entries older than AGE (default 14d, the grace period; 0 = all)",
+        help="for empty: entries older than AGE (default: retention.toml's trash_grace, "
+        "else 14d; 0 = all)",
     )
     p.add_argument("--json", action="store_true", help="JSON instead of text")
     add_log_dir(p)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recorder.errors import BadOption
+from recorder.store.fsutil import read_regular
 from recorder.store.layout import Layout
 
 DEFAULT_GRACE = 14 * 86400.0  # seconds a trash entry is kept before it may be emptied
@@ -85,7 +86,7 @@ def load_config(layout: Layout) -> RetentionConfig:
 
     path = layout.retention_config
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(read_regular(path)[0].decode())  # never waits on a FIFO
     except FileNotFoundError:
         return RetentionConfig()
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import time
@@ -298,6 +299,46 @@ def test_empty_respects_the_grace_period(
     assert [r["event"] for r in journal_records(layout.root) if r["kind"] == "event"][-1] == (
         "trash-empty"
     )
+
+
+def test_trash_empty_takes_its_grace_from_retention_toml(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`persist trash empty` without `--older-than` empties by retention.toml's
+    `trash_grace`, as the recorder does (`--older-than` replaces it); a bad value is
+    one line naming the key, exit 2, and empties nothing."""
+    layout, _ = journal
+    log = str(layout.root)
+    assert run(capsys, "prune", "--older-than", "6d", "--log-dir", log)[0] == 0
+    toml = layout.root / "retention.toml"
+    toml.write_text('[retention]\ntrash_grace = "1d"\n')
+    code, out, _ = run(capsys, "trash", "empty", "--older-than", "14d", "--log-dir", log)
+    assert code == 0 and "nothing in the trash older than 14 days" in out
+    code, out, _ = run(capsys, "trash", "empty", "--log-dir", log)
+    assert code == 0 and "nothing in the trash older than 1 days" in out
+    [entry] = list(layout.trash.iterdir())
+    toml.write_text("[retention]\ntrash_grace = 5\n")
+    code, out, err = run(capsys, "trash", "empty", "--log-dir", log)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "retention.trash_grace" in err and "Traceback" not in err
+    assert entry.exists()
+    toml.write_text('[retention]\ntrash_grace = "0s"\n')
+    code, out, _ = run(capsys, "trash", "empty", "--log-dir", log)
+    assert code == 0 and f"emptied trash/{entry.name}" in out
+    assert list(layout.trash.iterdir()) == []
+
+
+def test_a_named_pipe_at_retention_toml_is_named_not_waited_on(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """retention.toml is read by prune, trash empty and the recorder's start: a named
+    pipe there is one line naming it (exit 2), never a wait for a writer."""
+    layout, _ = journal
+    os.mkfifo(layout.root / "retention.toml")
+    for argv in (["prune", "--dry-run"], ["trash", "empty"]):
+        code, out, err = run(capsys, *argv, "--log-dir", str(layout.root))
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+        assert "retention.toml" in err and "named pipe" in err
 
 
 def test_age_and_size_policies_take_the_oldest_closed_segments_only(
