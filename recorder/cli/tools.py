@@ -379,16 +379,18 @@ def _write_output(
             with device:
                 stats = write(device, progress)
             return stats, args.output
-        try:  # the output's folder: missing, not writable, a file
-            target = AtomicFile(path, durable=False)
-        except OSError as exc:  # named, not our temp file beside it
-            raise ExportError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-        try:
+        target: AtomicFile | None = None
+        try:  # one `try` from the temp file's making: a signal anywhere leaves none
+            try:  # the output's folder: missing, not writable, a file
+                target = AtomicFile(path, durable=False)
+            except OSError as exc:  # named, not our temp file beside it
+                raise ExportError(f"cannot write {args.output}: {exc.strerror or exc}") from None
             stats = write(target.file, progress)
             with output_in_place():  # done: a signal from now on no longer undoes it
                 target.commit()
         except BaseException:  # the temp file removed (after a commit: nothing to do)
-            target.abort()
+            if target is not None:
+                target.abort()
             raise
         return stats, args.output
     stats = write(sys.stdout.buffer, progress)

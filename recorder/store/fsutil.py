@@ -142,8 +142,12 @@ class AtomicFile:
         # to (sticky /tmp) a link put there first must not be written through
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp)  # a leftover of a writer that died (never followed)
-        fd = open_private(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW)
-        self.file = os.fdopen(fd, "wb")  # buffered: a write() is always written whole
+        try:
+            fd = open_private(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW)
+            self.file = os.fdopen(fd, "wb")  # buffered: a write() is always written whole
+        except BaseException:  # a signal's exception once the file was made: never left
+            self.tmp.unlink(missing_ok=True)  # (O_EXCL: what is there is ours)
+            raise
 
     def commit(self) -> None:
         try:
