@@ -144,6 +144,7 @@ CHUNK_BYTES = 1 << 20
 # not scan it again (a record without `secrets` may never have been scanned).
 _SCANNED_CLEAN = b',"secrets":[]}'
 _STATE_FAILED = "cannot write recovery state"
+_RETENTION_SKIPPED = "retention pass skipped"  # the status's last error until one works
 RECORD_WAIT = 10.0  # seconds a retention change waits for its journal record to be written
 JOURNAL_READY_WAIT = 1.5  # seconds a prune waits for a failing journal writer to resume
 JOURNAL_READY_BACKLOG = 256 << 10  # bytes that may wait for the disk when a prune begins
@@ -1224,8 +1225,13 @@ class Recorder:
             grace = self.options.trash_grace
             if grace is not None:
                 maintenance.empty(self.layout, grace, now, journal, wait=0.0)
-        except Exception as exc:  # never the end of the recorder: logged, tried next time
-            log.warning("retention pass skipped: %s", _failure(exc))
+        except Exception as exc:  # never the end of the recorder: tried next time, and
+            # `persist status` shows it meanwhile (a policy that never runs fills the disk)
+            self.error(f"{_RETENTION_SKIPPED}: {_failure(exc)}")
+            return
+        if self.last_error is not None and self.last_error.message.startswith(_RETENTION_SKIPPED):
+            self.last_error = None  # a pass worked: no longer current
+            self.status_soon()
 
     def handle_maintenance(self, now: float, names: list[str] | None = None) -> None:
         """`persist prune` / `persist trash` asking the running recorder (see

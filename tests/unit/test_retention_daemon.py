@@ -154,6 +154,36 @@ def state(entry: TrashEntry) -> str:
     return str(orjson.loads((entry.path / "manifest.json").read_bytes())["state"])
 
 
+def test_a_retention_pass_that_cannot_run_is_the_status_last_error_until_one_works(
+    tmp_path: Path,
+) -> None:
+    """The recorder's retention skipped at every pass (here its ledger of pruned
+    segments is torn) only logged a warning: `persist status` said HEALTHY with nothing
+    more while the size policy never ran. Now the skip is the status's last error,
+    shown by `persist status` as a warning, until a pass works again."""
+    from recorder.store.status import assess
+
+    clock = Clock()
+    rec = pruning(tmp_path, clock)
+    ledger = rec.layout.root / "retention" / "pruned.json"
+    ledger.parent.mkdir(exist_ok=True)
+    ledger.write_text('{"segm')
+    clock.now += 31
+    rec.tick(clock.now)
+    assert not rec.layout.trash.exists()
+    rec.write_status(clock.now)
+    [warning] = assess(rec.layout, clock.now).warnings
+    assert warning.startswith("last error: retention pass skipped: ")
+    assert "pruned.json" in warning and "persist doctor" in warning
+    ledger.unlink()  # mended: the next pass prunes, and the error is no longer current
+    clock.now += 61
+    rec.tick(clock.now)
+    assert len(list_trash(rec.layout)) == 1
+    rec.write_status(clock.now)
+    assert assess(rec.layout, clock.now).warnings == []
+    rec.close()
+
+
 def test_the_recorder_neither_prunes_nor_empties_past_an_interrupted_prune(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
