@@ -52,7 +52,7 @@ def no_agent_sessions(
     # more process per recorder on a loaded machine); its own tests turn it back on
     monkeypatch.setenv("PERSIST_MONITOR", "off")
     # the recorder's helper processes at normal priority: at idle priority they are not
-    # scheduled while both cores run tests (`-n 2`), and tests waiting on them time out;
+    # scheduled while every core runs tests (`-n 3`), and tests waiting on them time out;
     # tests/process/test_background_priority.py checks the idle default
     monkeypatch.setenv("PERSIST_BACKGROUND_PRIORITY", "normal")
 
