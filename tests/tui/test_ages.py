@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 from textual.widgets import OptionList
 
@@ -12,6 +14,17 @@ from tests.demo_journal import NOW, FixedProbe
 from tests.screenshots import settle
 from tests.tui_fixtures import SIZE, demo_dir, pilot_test, plain
 from tui.app import create_app
+
+
+async def after_a_tick(pilot: Any, shown: Callable[[], list[str]]) -> list[str]:
+    """What `shown` reads once it changes (ages tick every second; a loaded machine runs
+    the tick later: a fixed 1.5 s wait failed with load 8), or after 15 s."""
+    first = shown()
+    for _ in range(150):
+        await pilot.pause(0.1)
+        if shown() != first:
+            break
+    return shown()
 
 
 @pilot_test
@@ -23,12 +36,10 @@ async def test_the_preview_age_ticks(tmp_path: Path) -> None:
         first = re.findall(r"· ([0-9hms ]+) ago", plain(app.screen.query_one("#preview")))
         assert first, plain(app.screen.query_one("#preview"))
         now[0] += 3 * 3600
-        later = first
-        for _ in range(150):  # the next tick (a second apart; later on a loaded machine)
-            await pilot.pause(0.1)
-            later = re.findall(r"· ([0-9hms ]+) ago", plain(app.screen.query_one("#preview")))
-            if later != first:
-                break
+        later = await after_a_tick(
+            pilot,
+            lambda: re.findall(r"· ([0-9hms ]+) ago", plain(app.screen.query_one("#preview"))),
+        )
         assert later and later != first
 
 
@@ -73,8 +84,8 @@ async def test_the_launch_menus_ages_tick(tmp_path: Path) -> None:
         first = age()
         assert first
         now[0] += 3 * 3600
-        await pilot.pause(1.5)
-        assert age() and age() != first
+        later = await after_a_tick(pilot, age)
+        assert later and later != first
         assert menu.highlighted == highlighted
 
 
@@ -118,5 +129,5 @@ async def test_the_restore_dialogs_age_ticks(tmp_path: Path) -> None:
         first = created()
         assert first
         now[0] += 3 * 3600
-        await pilot.pause(1.5)
-        assert created() and created() != first
+        later = await after_a_tick(pilot, created)
+        assert later and later != first
