@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # loaded only when CURVE is used: an agent's import stays sma
     from recorder.bus.keys import ClientKeys
 
 _AFTER_BURST = 5  # heartbeats kept up after the last message
+# seconds a wait goes on after a refused handshake (libzmq tries again every 0.1 s, so
+# a broker restarted mid-handshake is still met) before it gives up: keys that do not
+# match are refused at every try, and waiting out --wait would only delay the line
+REFUSED_GRACE = 1.0
 
 
 _REFUSALS: dict[int, str] = {
@@ -77,6 +81,7 @@ class Hearing:
         within `timeout` seconds."""
         wanted = None if topic is None else topic.encode()
         deadline = time.monotonic() + timeout
+        refused_at: float | None = None
         while True:
             self.listen(min(50, max(0, int((deadline - time.monotonic()) * 1000))))
             if (
@@ -85,7 +90,12 @@ class Hearing:
                 and (wanted is None or any(wanted.startswith(p) for p in self.subscriptions))
             ):
                 return True
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if self.connection == "refused":
+                refused_at = now if refused_at is None else refused_at
+                if now - refused_at >= REFUSED_GRACE:
+                    return False
+            if now >= deadline:
                 return False
 
     def listen(self, ms: int = 0) -> None:
