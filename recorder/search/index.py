@@ -53,7 +53,9 @@ from recorder.store.layout import Layout
 # 6: a record's sender, topic and recipient with its secrets redacted (`journal_document`)
 # 7: a message that is only tool calls as `⚙ name(arguments)` (`record_text`), not ""
 # 8: `docs.secret_words`, left out of the fuzzy vocabulary (`fuzzy.Vocabulary`)
-SCHEMA_VERSION = 8
+# 9: every payload frame of a message of several, and a turn whose text is "" as its
+#    tool calls, as `record_text` shows them (the fast path read the last frame, and "")
+SCHEMA_VERSION = 9
 TOKENIZER = "unicode61 remove_diacritics 2"
 PROGRESS_STEPS = (
     100_000  # SQLite VM steps between cancellation checks (a few ms; each takes the GIL)

@@ -156,14 +156,16 @@ def _str(value: Any) -> str:
 
 def journal_row(line: bytes, segment: int, offset: int) -> tuple[tuple[Any, ...], str]:
     """`journal_document(...).row()` and its text, without the objects between: the
-    common shape (a message whose last frame is JSON with a text field, or text) is
-    read straight from the parsed line; any other goes through `journal_document`.
-    Same result either way (a test compares them over every documented shape)."""
+    common shape (a message of one payload frame, JSON with a text field that is not
+    empty, or text) is read straight from the parsed line; any other (several payload
+    frames, which `record_text` shows all of; an empty text, which tool calls stand
+    for) goes through `journal_document`. Same result either way: tests compare them
+    over every documented shape and over generated ones (test_search_rows)."""
     data = parse_line(line)
     if data is None or data.get("kind") != "msg":
         return _slow_row(line, segment, offset)
     frames = data.get("frames")
-    if not frames:
+    if not frames or len(frames) > 2:  # several payload frames: `frames_text`
         return _slow_row(line, segment, offset)
     frame = frames[-1]
     if "json" in frame:
@@ -175,6 +177,8 @@ def journal_row(line: bytes, segment: int, offset: int) -> tuple[tuple[Any, ...]
             if isinstance(text, str):
                 break
         else:
+            return _slow_row(line, segment, offset)
+        if not text:  # "" : its tool calls, if it makes any (`record_text`)
             return _slow_row(line, segment, offset)
         to = payload.get("to")
         if isinstance(to, str):

@@ -342,3 +342,37 @@ def test_a_typo_of_a_password_never_prints_it_as_a_fuzzy_term(tmp_path: Path) ->
     assert orjson.loads(said.stdout)["fuzzy_terms"] == {
         "purplemonkeydishwashr": ["purplemonkeydishwasher"]
     }
+
+
+def test_every_word_a_hit_shows_is_found(tmp_path: Path) -> None:
+    """The index holds the text each record shows (`record_text`): every frame of a
+    message of several (the fast path indexed the last one only, so `alphaword` was
+    listed in `omegaword`'s hit and never found), and the tool calls of a turn whose
+    text field is "" (OpenAI's `content: ""`: listed as `⚙ grepzzztool({})`, not found)."""
+    from recorder.store.records import encode_frames
+    from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(BASE_TS))
+    first, last = b'{"text": "alphaword first", "sender": "c"}', b'{"text": "omegaword last"}'
+    for frames in (
+        [b"agents.multi", first, last],
+        [b"agents.multi", b"header betaword", b"body gammaword"],
+        [
+            b"agents.tools",
+            orjson.dumps(
+                {
+                    "content": "",
+                    "tool_calls": [{"function": {"name": "grepzzztool", "arguments": "{}"}}],
+                }
+            ),
+        ],
+    ):
+        topic = frames[0].decode()
+        w.journal.append({"kind": "msg", "ts": BASE_TS, "topic": topic}, encode_frames(frames))
+    w.close()
+    for word in ("alphaword", "omegaword", "betaword", "gammaword", "grepzzztool"):
+        out = persist("search", "--log-dir", str(root), "--no-fuzzy", "--json", word)
+        assert out.returncode == 0, out.stderr
+        hits = orjson.loads(out.stdout)["hits"]
+        assert len(hits) == 1 and word in hits[0]["snippet"], (word, out.stdout)
