@@ -5,6 +5,7 @@
     prefix*           any word starting with `prefix`
     -word, -"phrase"  leave out records that match
     a OR b            either (binds tighter than the implicit AND: `x a OR b` = x AND (a OR b))
+    a AND b           both, as `a b` (upper case, as OR; `and`, `or`, `"AND"` are words)
     from:/sender:NAME to:NAME topic:T kind:K tier:N tag:T source:S session:ID has:secret
     after:/since:WHEN before:/until:WHEN   (2024-05-14, 2024-05-14T10:30, 10:30, 2h, 3d)
 
@@ -378,6 +379,12 @@ def _pieces(text: str) -> list[_Piece]:
     return out
 
 
+_AND_ALONE = (
+    "AND needs something to search for on each side (a word, phrase or field; "
+    'quote it for the word: "AND")'
+)
+
+
 def parse_query(
     text: str, *, now: float | None = None, fuzzy: bool = True, tz: tzinfo | None = None
 ) -> Query:
@@ -387,15 +394,23 @@ def parse_query(
     excluded: list[Term] = []
     fields: list[FieldFilter] = []
     since = until = None
-    pending_or = False
+    pending_or = pending_and = False
     for piece in _pieces(text):
-        if piece.text == "OR" and not (piece.quoted or piece.key or piece.negated):
-            if not groups or pending_or:
+        operator = not (piece.quoted or piece.key or piece.negated)
+        if piece.text == "OR" and operator:
+            if not groups or pending_or or pending_and:
                 raise QueryError("OR needs a word or phrase on each side")
             pending_or = True
             continue
-        if piece.text == "AND" and not (piece.quoted or piece.key or piece.negated):
-            continue  # the default
+        if piece.text == "AND" and operator:  # the default, said out loud
+            if pending_or:
+                raise QueryError("OR needs a word or phrase on each side")
+            something = groups or excluded or fields or since is not None or until is not None
+            if pending_and or not something:
+                raise QueryError(_AND_ALONE)
+            pending_and = True
+            continue
+        pending_and = False
         if piece.key:
             if pending_or:
                 raise QueryError(f"OR joins words or phrases, not {piece.key}: (repeat the field)")
@@ -444,6 +459,8 @@ def parse_query(
             groups.append([term])
     if pending_or:
         raise QueryError("OR needs a word or phrase on each side")
+    if pending_and:
+        raise QueryError(_AND_ALONE)
     wanted = any(not f.negated for f in fields) or since is not None or until is not None
     if (excluded or fields) and not (groups or wanted):
         raise QueryError("nothing to search for besides the exclusions: add a word or a field")

@@ -10,6 +10,7 @@ QUERY_SYNTAX = (
     ("pre*", "any word starting with pre"),
     ("-word", 'leave out records with word (also -"a phrase", -from:NAME)'),
     ("a OR b", "either word (x a OR b: x and one of a, b)"),
+    ("a AND b", 'both, as a b (upper case, as OR: and, or, "AND" are words)'),
     ("from:NAME", "sent by NAME (also sender:); NAME* for a prefix"),
     ("to:NAME", "addressed to NAME (the payload's to)"),
     ("topic:T", "topic T or below it (topic:agents matches agents.claude)"),

@@ -376,3 +376,20 @@ def test_every_word_a_hit_shows_is_found(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stderr
         hits = orjson.loads(out.stdout)["hits"]
         assert len(hits) == 1 and word in hits[0]["snippet"], (word, out.stdout)
+
+
+def test_an_and_with_nothing_on_a_side_is_a_bad_query(demo: Path) -> None:
+    """`persist search AND` said "empty query" and `JOIN AND` searched JOIN alone (the
+    AND dropped without a word); AND is an operator as OR is, documented, and quoted
+    it is the word."""
+    for text in ("AND", "deploy AND"):
+        out = persist("search", "--log-dir", str(demo), text)
+        assert out.returncode == 2 and out.stdout == "", out.stderr
+        assert out.stderr.startswith("persist: bad query: AND needs something to search for")
+        assert out.stderr.count("\n") == 1, out.stderr
+    both = persist("search", "--log-dir", str(demo), "--json", "--count", "deploy AND cache")
+    implicit = persist("search", "--log-dir", str(demo), "--json", "--count", "deploy cache")
+    assert both.returncode == 0 and orjson.loads(both.stdout)["total"] > 0, both.stderr
+    assert orjson.loads(both.stdout)["total"] == orjson.loads(implicit.stdout)["total"]
+    word = persist("search", "--log-dir", str(demo), "--no-fuzzy", '"AND"')
+    assert word.returncode == 0, word.stderr

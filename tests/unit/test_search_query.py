@@ -50,6 +50,19 @@ def test_or_binds_tighter_than_and_and_exclusions() -> None:
     assert q("x or y").terms == ("x", "or", "y")  # lowercase or is a word
 
 
+def test_and_is_an_operator_between_anything_a_query_joins() -> None:
+    """AND (upper case, as OR) joins what the query would join anyway: words, phrases,
+    fields, exclusions; `x AND y OR z` is x and one of y, z. Lower case or quoted, it is
+    the word. Before, an AND with nothing on a side was dropped without a word: `JOIN
+    AND` searched JOIN alone and `AND` said "empty query"."""
+    assert q("x AND from:a AND -y").fts() == '("x") NOT ("y")'
+    assert q("x AND from:a AND -y").fields == (FieldFilter("sender", "a"),)
+    assert [len(g) for g in q("x AND y OR z").groups] == [1, 2]
+    assert q("since:2h AND x").terms == ("x",)
+    assert q("x and y").terms == ("x", "and", "y")
+    assert q('JOIN "AND"').terms == ("join", "and")
+
+
 def test_fields_all_keys_negation_and_alternatives() -> None:
     query = q(
         "from:Coder sender:bob to:reviewer topic:agents.claude kind:tool_call tier:4 "
@@ -115,6 +128,12 @@ def test_a_time_ending_in_z_is_utc_whatever_the_local_zone() -> None:
         ("cache OR", "OR needs a word"),
         ("a OR OR b", "OR needs a word"),
         ("a OR from:x", "OR joins words"),
+        ("AND", "AND needs something to search for on each side"),
+        ("JOIN AND", "AND needs something to search for on each side"),
+        ("AND JOIN", "AND needs something to search for on each side"),
+        ("a AND AND b", "AND needs something to search for on each side"),
+        ("a OR AND b", "OR needs a word"),
+        ("a AND OR b", "OR needs a word"),
         ("-cache", "nothing to search for besides the exclusions"),
         ("-from:coder", "nothing to search for besides the exclusions"),
         ("-source:bus -has:secret", "nothing to search for besides the exclusions"),
