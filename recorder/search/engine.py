@@ -27,6 +27,7 @@ share one engine object.
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import threading
 import time
@@ -47,8 +48,8 @@ from recorder.search.index import (
     SearchIndex,
     transient,
 )
-from recorder.search.indexer import MAX_TEXT, CatchUp, Indexer, Progress
-from recorder.search.query import Query, find_spans, parse_query
+from recorder.search.indexer import CatchUp, Indexer, Progress
+from recorder.search.query import Query, find_spans, fold, parse_query
 from recorder.search.rank import bm25
 from recorder.sources.discover import Roots
 from recorder.store.layout import Layout, find_segment, segment_name
@@ -62,13 +63,15 @@ is shown (as the TUI's record view scans; exports and bundles scan all of it).""
 NEAR_MATCH_CHARS = 16 << 10
 """Characters on each side of a hit's first match scanned again for secrets, when its
 record is longer than `SHOWN_SCAN_BYTES` and the index counted secrets in it: the
-index holds a record's first million characters, which can end well past its first
-MiB, and a snippet is cut around that match. (A whole 16 MiB record of prose took 3 s
-to scan: every search showing it would pay that.) The margin is wider than any secret
-the scanner knows, a private key block included."""
-SHOWN_CHARS = MAX_TEXT + NEAR_MATCH_CHARS
-"""Characters of a hit's text read for its snippet and rank: what the index holds of it,
-and the margin around a match there (the rest of a 16 MiB record would only cost time)."""
+index holds a record's whole text, which can go on well past its first MiB, and a
+snippet is cut around that match. (A whole 16 MiB record of prose took 3 s to scan:
+every search showing it would pay that.) The margin is wider than any secret the
+scanner knows, a private key block included."""
+SHOWN_CHARS = (1 << 20) + NEAR_MATCH_CHARS
+"""Characters of a hit's text kept for its snippet and rank: a longer text (up to 16 MiB)
+is cut to a window this long around its first match (`_window`), found a window at a
+time; matching and ranking the whole of it would only cost time."""
+_NOT_WORD = re.compile(r"\W")
 
 __all__ = ["SearchEngine", "SearchHit", "SearchResult", "search"]
 
@@ -366,7 +369,7 @@ class SearchEngine:
         """The best `limit` of a few candidates by BM25 (`rank.py`), newer among equals."""
         rows = self._rows(ids)
         for r in rows:
-            self._load(r)
+            self._load(r, query)
         words = sorted({t.tokens[0] for g in query.groups for t in g if len(t.tokens) == 1})
         doc_freq: dict[str, int] = {}
         if words:
@@ -413,7 +416,7 @@ class SearchEngine:
             seg = self._files[segment] = open_segment(path)
         return seg.read(offset, length)
 
-    def _load(self, r: _Row) -> None:
+    def _load(self, r: _Row, query: Query, near: frozenset[str] = frozenset()) -> None:
         """Read `r`'s text (and the sender and topic as stored) back from the journal,
         its secrets redacted (`[REDACTED:kind]`, as the TUI's rows show them): a hit's
         snippet never shows one, `has:secret` included."""
@@ -432,7 +435,7 @@ class SearchEngine:
                 named = record_secrets(rec, SHOWN_SCAN_BYTES)
                 r.partly_scanned = bool(r.secrets) and len(rec.line) > SHOWN_SCAN_BYTES
             shown = redact_record(rec, named)
-            r.body = record_text(shown)[:SHOWN_CHARS]
+            r.body = _window(record_text(shown), query, near)
             r.sender, r.topic = shown.sender, shown.topic
         except OSError as exc:
             r.body = f"(cannot read the journal: {exc.strerror})"
@@ -442,10 +445,10 @@ class SearchEngine:
     def _hit(
         self, r: _Row, query: Query, stand_ins: frozenset[str], cps: CheckpointFinder
     ) -> SearchHit:
-        self._load(r)
+        near = stand_ins if r.fuzzy else frozenset()
+        self._load(r, query, near)
         text = r.body or ""
         sender, topic = r.sender, r.topic
-        near = stand_ins if r.fuzzy else frozenset()
         spans = find_spans(text, query, near)
         if r.partly_scanned:  # the snippet may come from past the scanned first MiB
             redacted = _redacted_near(text, spans[0].start if spans else 0)
@@ -475,6 +478,43 @@ class SearchEngine:
             r.session if r.source != SOURCE_BUS else "",
             r.origin,
         )
+
+
+def _window(text: str, query: Query, near: frozenset[str]) -> str:
+    """`text`, or when longer than `SHOWN_CHARS` the window of it that length around its
+    first match of `query` (or of the stand-ins `near`), from `NEAR_MATCH_CHARS` before
+    it (its start and the match's found a window at a time, each starting after a
+    word's end); its start when nothing matches."""
+    if len(text) <= SHOWN_CHARS:
+        return text
+    # a match starts with one of these, folded: a window without any is passed over
+    # without matching it token by token (1-4 s a million characters of CJK text)
+    firsts = {t.tokens[0] for group in query.groups for t in group if t.tokens} | near
+    if not firsts:  # fields alone: nothing to look for
+        return text[:SHOWN_CHARS]
+    at = 0
+    while at < len(text):
+        piece = text[at : at + SHOWN_CHARS]
+        folded = fold(piece)
+        spans = find_spans(piece, query, near) if any(w in folded for w in firsts) else []
+        if spans:
+            start = _word_start(text, at + spans[0].start - NEAR_MATCH_CHARS)
+            return text[start : start + SHOWN_CHARS]
+        if at + SHOWN_CHARS >= len(text):
+            break
+        at = _word_start(text, at + SHOWN_CHARS - NEAR_MATCH_CHARS)
+    return text[:SHOWN_CHARS]
+
+
+def _word_start(text: str, at: int) -> int:
+    """The first position at or after `at` that is not inside a word (0 stays 0): a
+    window starting there cuts no word in two, so none of its matches is a piece of one."""
+    if at <= 0:
+        return 0
+    if _NOT_WORD.match(text, at - 1):
+        return at
+    found = _NOT_WORD.search(text, at, at + NEAR_MATCH_CHARS // 2)
+    return found.end() if found else at
 
 
 def _redacted_near(text: str, at: int) -> str:

@@ -55,7 +55,8 @@ from recorder.store.layout import Layout
 # 8: `docs.secret_words`, left out of the fuzzy vocabulary (`fuzzy.Vocabulary`)
 # 9: every payload frame of a message of several, and a turn whose text is "" as its
 #    tool calls, as `record_text` shows them (the fast path read the last frame, and "")
-SCHEMA_VERSION = 9
+# 10: a journal message's whole text (its first 1,048,576 characters were indexed)
+SCHEMA_VERSION = 10
 TOKENIZER = "unicode61 remove_diacritics 2"
 PROGRESS_STEPS = (
     100_000  # SQLite VM steps between cancellation checks (a few ms; each takes the GIL)

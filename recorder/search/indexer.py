@@ -65,7 +65,6 @@ from recorder.store.segfile import SegmentFile, open_segment, segment_size
 _CHUNK = 16 << 20  # journal bytes per transaction (FTS5 flushes its terms at each commit)
 _PAUSE_BYTES = 1 << 20  # of a chunk parsed between two looks at `pause()`
 _FINGER = 4096
-MAX_TEXT = 1 << 20  # characters of one record's text that are indexed (a 16 MiB payload: 1 M)
 TERMS_REFRESH_RATIO = 0.02  # re-snapshot the vocabulary when this share of docs is new
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes to do)
@@ -89,9 +88,7 @@ def journal_document(line: bytes, segment: int, offset: int) -> Document:
     be searched for), its fields (sender, topic, recipient) as a redacted copy shows
     them (`redact_record`): `persist stats` lists them, `from:` and `topic:` match them."""
     rec = Record(0, segment, offset, line)
-    text = record_text(rec)
-    if len(text) > MAX_TEXT:
-        text = text[:MAX_TEXT]
+    text = record_text(rec)  # all of it (README, Search: what a 16 MiB message costs)
     data = rec.data
     spans = record_secrets(rec)  # as every reader finds them (a damaged line too)
     secrets = len(spans)
@@ -99,7 +96,7 @@ def journal_document(line: bytes, segment: int, offset: int) -> Document:
     if spans:
         rec = redact_record(rec, spans)
         data = rec.data
-        hidden = secret_words(text, record_text(rec)[:MAX_TEXT])
+        hidden = secret_words(text, record_text(rec))
     if data is None:
         return Document(
             text,
@@ -200,8 +197,6 @@ def journal_row(line: bytes, segment: int, offset: int) -> tuple[tuple[Any, ...]
             meta = {}
     else:
         return _slow_row(line, segment, offset)
-    if len(text) > MAX_TEXT:
-        text = text[:MAX_TEXT]
     ts = data.get("ts")
     seq = data.get("seq")
     tier = meta.get("ace")

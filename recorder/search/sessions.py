@@ -51,7 +51,7 @@ from recorder.sources.model import (
 from recorder.store.fsutil import ensure_private_dir
 from recorder.store.layout import Layout
 
-MAX_TEXT = 1 << 20  # characters of one message's text that are indexed (as for the journal)
+MAX_TEXT = 1 << 20  # characters of an agent session message indexed (a journal message: all)
 
 _TABLE = (
     "CREATE TABLE IF NOT EXISTS session_files (path TEXT PRIMARY KEY, key TEXT, "

@@ -393,3 +393,21 @@ def test_an_and_with_nothing_on_a_side_is_a_bad_query(demo: Path) -> None:
     assert orjson.loads(both.stdout)["total"] == orjson.loads(implicit.stdout)["total"]
     word = persist("search", "--log-dir", str(demo), "--no-fuzzy", '"AND"')
     assert word.returncode == 0, word.stderr
+
+
+def test_a_word_at_the_end_of_a_long_message_is_found(tmp_path: Path) -> None:
+    """A 1.26 MB message (under --max-message-mb 16): its words after the first
+    1,048,576 characters were never found, with no word of it; its hit's snippet is
+    cut around the match."""
+    from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(BASE_TS))
+    w.message(BASE_TS, "big", "headmarkerzz " + "lorem ipsum dolor " * 70000 + " tailmarkerzz")
+    w.close()
+    out = persist("search", "--log-dir", str(root), "--no-fuzzy", "--json", "tailmarkerzz")
+    assert out.returncode == 0, out.stderr
+    (hit,) = orjson.loads(out.stdout)["hits"]
+    start, end, how = hit["spans"][0]
+    assert hit["snippet"][start:end] == "tailmarkerzz" and how == "exact"
+    assert hit["snippet"].startswith("…")

@@ -14,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recorder.export.render import record_text
-from recorder.search import indexer
 from recorder.search.index import SCHEMA_VERSION
 from recorder.search.indexer import journal_document, journal_row
 from recorder.store.reader import Record
@@ -82,15 +81,19 @@ SHAPES: list[bytes] = [
 
 def expected(raw: bytes, segment: int = 3, offset: int = 1234) -> tuple[tuple[Any, ...], str]:
     doc = journal_document(raw, segment, offset)
-    assert doc.text == record_text(Record(0, segment, offset, raw))[: indexer.MAX_TEXT]
+    assert doc.text == record_text(Record(0, segment, offset, raw))
     return doc.row(), doc.text
 
 
 # What the index derives (rows and texts) from these lines, by the schema that derives it
 # so. A change to what is indexed needs a new SCHEMA_VERSION, so that an index written
 # the old way is rebuilt by the first search instead of missing words (schema 8 missed
-# every frame of a message but the last): then add its digest here.
+# every frame of a message but the last, schema 9 a text's characters past 1,048,576):
+# then put its digest here.
+LONG = "lorem ipsum " * 90_000 + "tailword"  # 1,080,008 characters
 PINNED = [
+    msg({"json": {"text": LONG}}),
+    msg({"text": LONG}),
     msg({"json": {"text": "alpha first", "sender": "c"}}, {"json": {"text": "omega last"}}),
     msg({"text": "header beta"}, {"text": "body gamma"}, meta=META),
     msg({"json": {"content": "", "tool_calls": CALLS}}, meta=META),
@@ -100,12 +103,12 @@ PINNED = [
     line({"v": 1, "seq": 4, "ts": 4.0, "kind": "event", "detail": "started", "meta": META}),
     b"\xff\xfe not json at all\n",
 ]
-DERIVED = {9: "51a3818dbd51ae901e8fb2ad5cd91ccb1f71fdd49496fde8a1bfb2690a1a358a"}
+DERIVED = (10, "f88371d8b0fd46a71d7e8a818ad0aa12fbe8ff965620dc9bedca72ec19e5806c")
 
 
 def test_a_change_to_what_is_indexed_comes_with_a_new_schema() -> None:
     derived = orjson.dumps([journal_row(raw, 3, 1234) for raw in PINNED])
-    assert DERIVED.get(SCHEMA_VERSION) == hashlib.sha256(derived).hexdigest()
+    assert (SCHEMA_VERSION, hashlib.sha256(derived).hexdigest()) == DERIVED
 
 
 @pytest.mark.parametrize("raw", SHAPES, ids=range(len(SHAPES)))
@@ -113,11 +116,11 @@ def test_fast_row_equals_document(raw: bytes) -> None:
     assert journal_row(raw, 3, 1234) == expected(raw)
 
 
-def test_fast_row_cuts_long_text_like_the_document(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(indexer, "MAX_TEXT", 10)
-    for raw in (msg({"json": {"text": "x" * 50}}), msg({"text": "y" * 50})):
+def test_a_long_text_is_indexed_whole_by_either_path() -> None:
+    """Its first 1,048,576 characters were: a word past them was never found."""
+    for raw in (msg({"json": {"text": LONG}}), msg({"text": LONG}), msg({"text": LONG}, {})):
         row, text = journal_row(raw, 1, 0)
-        assert text == "x" * 10 or text == "y" * 10
+        assert text.startswith(LONG)
         assert (row, text) == expected(raw, 1, 0)
 
 

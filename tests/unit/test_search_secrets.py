@@ -167,6 +167,52 @@ def test_a_secret_past_the_first_mebibyte_never_shows_in_a_snippet(tmp_path: Pat
     assert f"[REDACTED:{S.AWS}]" in hit.snippet
 
 
+@pytest.mark.parametrize("word", ["lorem ", "漢字 "])
+def test_a_word_past_the_first_million_characters_is_found_and_shown(
+    tmp_path: Path, word: str
+) -> None:
+    """A message's whole text is indexed (its first 1,048,576 characters were: a word
+    after them, well under --max-message-mb, was never found, with no word of it), and
+    the hit's snippet is cut around that word, its secrets redacted: the text read for a
+    hit is a window around its first match, not its first million characters."""
+    root = tmp_path / "logs"
+    rec = Recorder(RecorderOptions(log_dir=root, fsync="never", search_index=False))
+    rec.open()
+    filler = word * (1_300_000 // len(word))  # 1.3 M characters
+    long_text = f"headmarkerzz {filler} tailmarkerzz uses {AWS} today"
+    rec.record_batch(1.0, [_payload(long_text)], behind=True)  # left unscanned
+    rec.record_batch(2.0, [_payload("a short one, tailmarkerzz too")], behind=True)
+    rec.close()
+    assert long_text.index("tailmarkerzz") > 1 << 20
+    hits = {h.seq: h for h in search(root, "tailmarkerzz", fuzzy=False).hits}
+    assert len(hits) == 2, hits
+    hit = hits[min(hits)]
+    assert hit.snippet.startswith("…") and "headmarkerzz" not in hit.snippet
+    assert [hit.snippet[s.start : s.end] for s in hit.spans] == ["tailmarkerzz"], hit.snippet
+    assert AWS not in hit.snippet and f"[REDACTED:{S.AWS}]" in hit.snippet
+    (head,) = search(root, "headmarkerzz", fuzzy=False).hits
+    assert head.snippet.startswith("headmarkerzz")
+    assert [h.seq for h in search(root, '"tailmarkerzz uses" today', fuzzy=False).hits] == [
+        min(hits)
+    ]
+
+
+def test_a_long_texts_window_holds_its_first_match_wherever_it_falls() -> None:
+    """The window a long hit is shown in holds its first match whole (a phrase across
+    the end of one window of the search too), and starts where a word does."""
+    from recorder.search.engine import NEAR_MATCH_CHARS, SHOWN_CHARS, _window
+
+    query = parse_query('"zebra quagga" OR agga*')
+    for at in (0, 4, SHOWN_CHARS - 8, SHOWN_CHARS - NEAR_MATCH_CHARS - 3, 3 * SHOWN_CHARS + 1):
+        text = "xy " * (at // 3) + "zebra quagga " + "yz " * (SHOWN_CHARS // 2)
+        window = _window(text, query, frozenset())
+        assert len(window) == SHOWN_CHARS and window in text, at
+        assert "zebra quagga" in window and window[:2] in ("xy", "ze"), (at, window[:9])
+    spaced = "xy " * SHOWN_CHARS
+    assert _window(spaced, query, frozenset()) == spaced[:SHOWN_CHARS]  # no match: its start
+    assert "quagg" in _window(spaced + "quagg", query, frozenset({"quagg"}))  # a stand-in
+
+
 def test_spans_in_placeholders_are_dropped_as_a_pass_over_all_would_drop_them() -> None:
     """The check compared every match with every placeholder (a message quoting 20,000
     placeholders took 17 s to highlight); one bisect a match now, the same answer."""
