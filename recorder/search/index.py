@@ -545,16 +545,20 @@ class SearchIndex:
         (before 2026-12-07 every reset unlinked the -wal and -shm and renamed a new
         file over the index: such a connection went on reading the deleted file, and
         one opened between the two steps read another file's log). Only a file SQLite
-        cannot use at all (not an SQLite file, a header that is garbage) is replaced.
-        Another process's lock raises (`transient`), the file as it was."""
+        cannot use at all (not an SQLite file, a header that is garbage) is replaced,
+        and so is one no longer in WAL mode (emptied, cut inside its header: see
+        `_in_wal_mode`). Another process's lock raises (`transient`), the file as it was."""
         assert self.writable
         with self.lock:
-            try:
-                self._reset_in_place()
-            except sqlite3.DatabaseError as exc:
-                if transient(exc) or disk_full(exc):
-                    raise
+            if not _in_wal_mode(self.path):
                 self._replace()
+            else:
+                try:
+                    self._reset_in_place()
+                except sqlite3.DatabaseError as exc:
+                    if transient(exc) or disk_full(exc):
+                        raise
+                    self._replace()
             remove_shard_files(self.layout.search, keep=())
             self.db  # opened in WAL mode, as every writer opens it  # noqa: B018
 
@@ -580,22 +584,26 @@ class SearchIndex:
         switch it)."""
         self.close()
         ensure_private_dir(self.layout.search)
-        fresh = self.path.with_name(f"{self.path.name}.new")
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{fresh}{suffix}")
-        private_file(fresh)
-        db = sqlite3.connect(str(fresh), isolation_level=None)
+        remove_new_files(self.path)
+        fresh = new_file(self.path)
         try:
-            _create_schema(db)
-            db.execute("PRAGMA journal_mode = WAL")
-        finally:
-            db.close()  # the last connection: its log is moved into the file and deleted
-        # the old file's log must not be read against the new file
-        for suffix in ("-wal", "-shm", "-journal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{self.path}{suffix}")
-        os.replace(fresh, self.path)
+            private_file(fresh)
+            db = sqlite3.connect(str(fresh), isolation_level=None)
+            try:
+                _create_schema(db)
+                db.execute("PRAGMA journal_mode = WAL")
+            finally:
+                db.close()  # the last connection: its log is moved into the file and deleted
+            # the old file's log must not be read against the new file
+            for suffix in ("-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{self.path}{suffix}")
+            os.replace(fresh, self.path)
+        except BaseException:
+            # SIGTERM and Ctrl-C end a command through here: no `.new` left beside the
+            # index (a SIGKILL's are removed by the next catch-up, `remove_new_files`)
+            remove_new_files(self.path)
+            raise
 
     # -- writing -----------------------------------------------------------------
     @contextlib.contextmanager
@@ -815,6 +823,21 @@ def remove_shard_files(folder: Path, keep: Iterable[str]) -> None:
                     os.unlink(entry.path)
 
 
+def new_file(path: Path) -> Path:
+    """Where `SearchIndex._replace` makes the empty index that replaces `path`."""
+    return path.with_name(f"{path.name}.new")
+
+
+def remove_new_files(path: Path) -> None:
+    """Delete what a replacement of the index at `path` left (`new_file` and its SQLite
+    logs): a replacement ended by a signal or a SIGKILL (writers only, under the
+    writers' lock: no replacement is under way)."""
+    fresh = new_file(path)
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            os.unlink(f"{fresh}{suffix}")
+
+
 def sqlite_uri(path: Path, mode: str = "rw") -> str:
     """`path` as an SQLite URI (`mode=rw`: never creates the file)."""
     return f"file:{quote(str(path))}?mode={mode}"
@@ -859,6 +882,22 @@ def _read_head(path: Path) -> tuple[bytes, int]:
                 raise OSError(code, os.strerror(code), str(path))
             _HEADS[key] = fd
         return os.pread(fd, 100, 0), os.fstat(fd).st_size
+
+
+def _in_wal_mode(path: Path) -> bool:
+    """Whether the file at `path` is an SQLite file in WAL mode (its header's read and
+    write versions 2), which a writer can empty in place (`SearchIndex._reset_in_place`)
+    while other processes have it open: their idle connections hold a shared lock on
+    the file, which a write through the WAL does not need. Any other file (emptied, cut
+    inside its header, in another journal mode) must first be switched to WAL, which
+    takes an exclusive lock: before 2026-12-07 a search waited for it out its busy
+    timeout, three times, and failed ("no such table") while the recorder's idle
+    indexer, or a TUI, had the index open. Such a file is replaced instead."""
+    try:
+        header, _size = _read_head(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return len(header) == 100 and header[:16] == _SQLITE_MAGIC and header[18:20] == b"\x02\x02"
 
 
 def _check_header(path: Path, what: str, *, keep_open: bool = True) -> None:

@@ -41,6 +41,7 @@ from recorder.search.index import (
     SegmentState,
     delete_texts,
     disk_full,
+    remove_new_files,
     remove_shard_files,
     secret_words,
     transient,
@@ -390,6 +391,7 @@ class Indexer:
         pages: bool,
     ) -> CatchUp:
         started = time.monotonic()
+        remove_new_files(self.index.path)  # what a replacement killed by SIGKILL left
         result = self._catch_up(rebuild, budget, progress, pause, pages)
         spent = time.monotonic() - started
         if result.rebuilt:

@@ -110,3 +110,56 @@ def test_sigkill_during_indexing_leaves_a_consistent_index(tmp_path: Path, worke
         for word in ("deploy", "latency"):
             want = sum(1 for ln in lines if f" {word}".encode() in ln or f'"{word}'.encode() in ln)
             assert engine.search(word, count=True).total == want
+
+
+# `persist` whose replacement of an unusable index sends itself `signal` as it begins
+# to write the new file (`index.sqlite3.new`).
+_SIGNALLED_IN_REPLACE = r"""
+import os, signal, sys
+from recorder.search import index
+real = index._create_schema
+def signalled(db):
+    os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+    real(db)
+index._create_schema = signalled
+from recorder.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGKILL"])
+def test_a_search_ended_while_it_replaces_the_index_leaves_no_new_file(
+    tmp_path: Path, signame: str
+) -> None:
+    """A search that replaces an unusable index (`index.sqlite3.new`, renamed over it),
+    ended by SIGTERM or Ctrl-C meanwhile, removes the new file (before 2026-12-07 it
+    stayed beside the index, with its `-journal`); after a SIGKILL, the next catch-up
+    removes it."""
+    from tests.unit.test_search_index import write_journal
+
+    root = tmp_path / "logs"
+    write_journal(root, 300).close()
+    search = root / "search"
+    search.mkdir(mode=0o700)
+    (search / "index.sqlite3").write_bytes(b"not an index\n" * 100)
+    argv = ["search", "--log-dir", str(root), "--no-fuzzy", "deployment"]
+    ended = subprocess.run(
+        [sys.executable, "-c", _SIGNALLED_IN_REPLACE, signame, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    left = sorted(p.name for p in search.glob("index.sqlite3.new*"))
+    if signame == "SIGTERM":
+        assert ended.returncode == 143, ended.stderr
+        assert "ended by SIGTERM" in ended.stderr
+        assert left == []
+    else:
+        assert ended.returncode == -signal.SIGKILL
+        assert left == ["index.sqlite3.new"]
+    done = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *argv], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 6
+    assert sorted(p.name for p in search.glob("index.sqlite3.new*")) == []

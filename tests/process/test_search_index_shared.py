@@ -339,3 +339,40 @@ def test_doctor_on_an_index_another_process_locks_says_busy_and_fix_moves_nothin
         assert "another process holds it locked" in search[0]["summary"]
         assert path.stat().st_ino == inode
     assert other.run("SELECT count(*) FROM docs WHERE msg = 1")["rows"] == [[300]]
+
+
+def test_an_emptied_index_another_process_has_open_is_rebuilt_by_a_search_at_once(
+    tmp_path: Path,
+    connected: list[Connected],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The index truncated to 0 bytes while another process (the recorder's idle
+    indexer, the TUI) has it open: a search rebuilds it at once, and that process goes
+    on with the rebuilt index. Before 2026-12-07 the search tried to rebuild it in
+    place, which for a file no longer in WAL mode takes an exclusive lock that the
+    other process's WAL connection never lets go of: it waited out the busy timeout
+    three times (60 s at 10 s each), then failed, "no such table: main.fts", exit 1."""
+    from recorder.cli.main import main
+
+    monkeypatch.setattr(index_module, "BUSY_TIMEOUT_MS", 200)  # the old code: fails fast
+    root = tmp_path / "logs"
+    path = indexed(root, 300)
+    writer = Connected(root, WRITER)
+    connected.append(writer)
+    assert writer.run("count") == {"rows": 300, "deleted": []}
+    os.truncate(path, 0)
+    capsys.readouterr()
+    assert main(["search", "--log-dir", str(root), "--no-fuzzy", "deployment"]) == 0
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and err.startswith("persist: 6 exact matches, 6 shown ("), err
+    assert len(out.splitlines()) == 6
+    assert sorted(p.name for p in path.parent.glob("index.sqlite3.new*")) == []
+    # the other process reads the rebuilt index, and writes to it
+    assert writer.run("count") == {"rows": 300, "deleted": []}
+    assert writer.run("add") == {"rows": 350, "deleted": []}
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    finally:
+        db.close()
