@@ -16,16 +16,24 @@ SEGMENT_RE = re.compile(r"^seg-(\d{6,})\.jsonl(?:\.zst)?$")
 def sessions_searchable_without_journal(log_dir: Path) -> bool:
     """Whether a search may go on in a log folder that holds no journal yet, over the
     agents' sessions alone (`persist sessions` needs no recorder either): one that
-    exists, or the default one (made 0700 for the index, as a recorder would). A folder
-    named that does not exist is more likely a typo: nothing is made there."""
-    return log_dir.is_dir() or log_dir.absolute() == default_log_dir().absolute()
+    exists, or the built-in default one (`standard_log_dir`: made 0700 for the index, as
+    a recorder would). A folder named that does not exist, by `--log-dir` or by
+    `$PERSIST_LOG_DIR` alike, is more likely a typo: nothing is made there (before
+    2026-12-07 the variable's folder counted as the default, and was made)."""
+    return log_dir.is_dir() or log_dir.absolute() == standard_log_dir().absolute()
 
 
 def default_log_dir() -> Path:
-    """`$PERSIST_LOG_DIR`, else ~/.local/share/agent-persist/conversation_logs."""
+    """`$PERSIST_LOG_DIR`, else `standard_log_dir()`."""
     env = os.environ.get("PERSIST_LOG_DIR")
     if env:
         return Path(env).expanduser()
+    return standard_log_dir()
+
+
+def standard_log_dir() -> Path:
+    """The log folder no one named: $XDG_DATA_HOME (else ~/.local/share)
+    /agent-persist/conversation_logs."""
     data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
     return Path(data) / "agent-persist" / "conversation_logs"
 

@@ -10,6 +10,7 @@ import os
 import random
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -661,6 +662,59 @@ def test_search_with_a_literal_tilde_log_dir_makes_no_folder_named_tilde(tmp_pat
     )
     assert out.returncode == 1 and "(a folder that does not exist)" in out.stderr, out.stderr
     assert not (work / "~").exists()
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_a_log_folder_persist_log_dir_names_that_does_not_exist_is_refused_as_the_option_is(
+    tmp_path: Path, relative: bool
+) -> None:
+    """`$PERSIST_LOG_DIR` naming a folder that does not exist (a typo) is refused by a
+    search as `--log-dir` naming it is (exit 1), and nothing is made there by a search,
+    `persist sessions` (its scan cache) or `persist fork`. Before 2026-12-07 the variable
+    counted as the default folder: the search said "searching the agents' sessions only",
+    exit 0, and made the folder with its index, wherever the variable pointed (relative
+    to the current folder too). The default folder itself, no variable set, is still
+    made for a search of the agents' sessions."""
+    home, work = tmp_path / "home", tmp_path / ("." if relative else "work")
+    work.mkdir(exist_ok=True)
+    s = ClaudeSession(home / ".claude")
+    s.user("a pomodoro timer in rust, please")
+    s.write()
+    named = "typo/logs" if relative else str(tmp_path / "typo" / "logs")
+
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        clean = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("CLAUDE_CONFIG_DIR", "GEMINI_CLI_HOME", "CODEX_HOME", "PERSIST_LOG_DIR")
+            and not k.startswith("XDG_")
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "recorder.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=work,
+            env={**clean, "HOME": str(home), **(env or {})},
+        )
+
+    by_option = run("search", "pomodoro", "--log-dir", named)
+    by_variable = run("search", "pomodoro", env={"PERSIST_LOG_DIR": named})
+    for out in (by_option, by_variable):
+        assert out.returncode == 1, out.stderr
+        assert out.stderr == f"persist: no journal in {named} (a folder that does not exist)\n"
+        assert out.stdout == ""
+    assert not (tmp_path / "typo").exists()
+    for args in (("sessions",), ("fork", s.session_id, "--json")):
+        out = run(*args, env={"PERSIST_LOG_DIR": named})
+        assert out.returncode == 0, (args, out.stderr)
+        assert not (tmp_path / "typo").exists(), args
+    out = run("search", "pomodoro", "--json")  # the default folder: made, 0700
+    assert out.returncode == 0, out.stderr
+    assert "searching the agents' sessions only" in out.stderr
+    assert json.loads(out.stdout)["total"] == 1
+    default = home / ".local" / "share" / "agent-persist" / "conversation_logs"
+    assert stat.S_IMODE(default.stat().st_mode) == 0o700
 
 
 def test_asking_git_runs_nothing_the_repository_configures(tmp_path: Path) -> None:

@@ -261,15 +261,20 @@ async def test_a_failed_read_says_why_in_the_pane(
         assert "Traceback" not in status
 
 
+@pytest.mark.parametrize("named_by", ["option", "variable"])
 @pilot_test
 async def test_a_log_folder_that_does_not_exist_is_not_made_by_listing_an_agent(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named_by: str
 ) -> None:
     """ctrl+o in a log folder named that does not exist made it (and the search index in
     it) while the pane said "No journal here yet"; `persist search` refuses such a
-    folder. Nothing is made now, and the status line says why nothing is listed."""
+    folder. Nothing is made now, and the status line says why nothing is listed. The
+    same for one `$PERSIST_LOG_DIR` names (`persist-tui` with no `--log-dir`): before
+    2026-12-07 it counted as the default folder, which is made."""
     claude_steps(tmp_path / "claude", 2)
     root = tmp_path / "fresh1"
+    if named_by == "variable":
+        monkeypatch.setenv("PERSIST_LOG_DIR", str(root))
     app = make_app(root, roots=Roots(tmp_path / "claude", None, None))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
