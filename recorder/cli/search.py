@@ -202,9 +202,15 @@ FRESH_LOOK = 1.0
 
 def _follow(log_dir: str, parent: int | None) -> int:
     """Catch up, then keep up, until the parent (the recorder) is gone or SIGTERM."""
-    from recorder.daemon.priority import Deferral, lower_process_priority, other_work_gate
+    from recorder.daemon.priority import (
+        Deferral,
+        background_priority,
+        lower_process_priority,
+        other_work_gate,
+    )
     from recorder.search.engine import SearchEngine
 
+    background_priority()  # $PERSIST_BACKGROUND_PRIORITY: a bad one refused, as record does
     lower_process_priority()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

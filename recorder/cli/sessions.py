@@ -250,10 +250,13 @@ def cmd_fork(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
+    from recorder.daemon.priority import background_priority
     from recorder.sources.monitor import Monitor, MonitorSettings
     from recorder.sources.monitor_status import MonitorStatus, write_status
     from recorder.store.unfinished import refuse_unfinished_restore
 
+    if args.parent is not None:  # the recorder's own monitor runs at its priority
+        background_priority()  # $PERSIST_BACKGROUND_PRIORITY: a bad one refused, as record does
     layout = Layout(Path(args.log_dir))
     refuse_unfinished_restore(layout.root)  # its checkpoints and log would be written there
     config = Path(args.config) if args.config else layout.sessions / "monitor.toml"

@@ -28,23 +28,27 @@ from pathlib import Path
 
 import psutil
 
+from recorder.errors import BadOption
+
 ENV = "PERSIST_BACKGROUND_PRIORITY"
 CHOICES = ("idle", "normal")
 
 
 def background_priority() -> str:
-    """`idle` (the default) or `normal`; a value that is neither raises ValueError."""
+    """`idle` (the default) or `normal`; a value that is neither raises BadOption (one
+    line, exit 2, from every command that reads it)."""
     value = os.environ.get(ENV, "").strip() or "idle"
     if value not in CHOICES:
-        raise ValueError(f"${ENV} must be idle or normal (got {value!r})")
+        raise BadOption(f"${ENV} must be idle or normal (got {value!r})")
     return value
 
 
 def _idle() -> bool:
-    try:
-        return background_priority() == "idle"
-    except ValueError:  # `persist record` refuses it at start; a child keeps the default
-        return True
+    """Whether background work runs at idle priority. A bad value raises (BadOption):
+    `persist record` refuses it at its start, so its children and threads never see
+    one, and `persist reindex --follow` and `persist monitor --parent`, which can be run
+    by hand, refuse it as record does (before 2026-12-07 they took it for `idle`)."""
+    return background_priority() == "idle"
 
 
 def lower_process_priority() -> None:

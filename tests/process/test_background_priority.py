@@ -120,6 +120,39 @@ def test_a_bad_setting_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch, b
     )
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["reindex", "--follow"], ["monitor", "--once"]],
+    ids=["reindex-follow", "monitor"],
+)
+def test_a_bad_setting_is_refused_in_one_line_by_the_helpers_run_by_hand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    """`persist reindex --follow` and `persist monitor` as the recorder runs them (what
+    `--parent` says; the README gives the first as what `persist record` runs, and either
+    can be run by hand): a bad `$PERSIST_BACKGROUND_PRIORITY` is refused as `persist
+    record` refuses it, one line, exit 2. Before 2026-12-07 they took it for `idle`
+    without a word (the indexer then ran on, throttled)."""
+    from tests.unit.test_search_index import write_journal
+
+    monkeypatch.setenv("PERSIST_BACKGROUND_PRIORITY", "low")
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    root = tmp_path / "logs"
+    write_journal(root, 20).close()
+    # --parent 1: a follower whose parent is not this process stops at its first look
+    done = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *argv, "--log-dir", str(root), "--parent", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr == (
+        "persist: $PERSIST_BACKGROUND_PRIORITY must be idle or normal (got 'low')\n"
+    )
+    assert not (root / "search").exists()  # refused before anything was done
+
+
 @pytest.mark.parametrize("setting", ["default", "normal"])
 def test_a_helper_is_lowered_by_the_recorder_from_its_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
