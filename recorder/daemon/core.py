@@ -336,7 +336,9 @@ class Recorder:
             self._hole_record(
                 {
                     "cause": "unwritten-at-stop",
-                    "missed": lost.messages,
+                    # with what the gap records given up among them counted (the
+                    # messages dropped over the backlog budget, say): in no record else
+                    "missed": lost.total,
                     "from_ts": lost.first_ts,
                     "to_ts": lost.last_ts,
                     "detail": f"the previous recorder (PID {previous.pid if previous else '?'}) "

@@ -182,7 +182,7 @@ class UnwrittenData(Exception):
     """A stop gave up waiting for the disk: the lines the writer held are lost."""
 
     def __init__(self, lost: LostLines, reason: str) -> None:
-        super().__init__(f"{lost.describe()} could not be written: {reason}")
+        super().__init__(f"{lost.describe()} could not be written: {reason}{lost.among()}")
         self.lost = lost
 
 

@@ -269,26 +269,48 @@ class LostLines:
     of them messages, their bytes and the times they were received. The journal's
     writer counts them (`of`); the status names them, and the next recorder to start
     here records them as a gap. A line whose head is not in the bytes (the rest of one
-    a short write began) counts as a message: it may have been one."""
+    a short write began) counts as a message: it may have been one.
+
+    Gap records among them (`gaps`) are given up too, and with them the messages they
+    counted lost (`missed`: messages dropped over the backlog budget, publisher
+    sequence holes): those count in the next start's gap as well (`total`)."""
 
     lines: int = 0
     messages: int = 0
     nbytes: int = 0
     first_ts: float | None = None
     last_ts: float | None = None
+    gaps: int = 0  # gap records among the lines that counted messages lost
+    missed: int = 0  # ... how many
 
     @classmethod
     def of(cls, data: bytes) -> LostLines:
-        heads = _LINE_HEAD.findall(data)
         lines = data.count(b"\n")
-        times = [float(ts) for ts, _ in heads]
+        times: list[float] = []
+        messages = gaps = missed = 0
+        for head in _LINE_HEAD.finditer(data):
+            times.append(float(head.group(1)))
+            kind = head.group(2)
+            if kind == b"msg":
+                messages += 1
+            elif kind == b"gap":
+                counted = _gap_missed(data, head.start(2))
+                if counted:
+                    gaps, missed = gaps + 1, missed + counted
         return cls(
             lines=lines,
-            messages=sum(kind == b"msg" for _, kind in heads) + max(0, lines - len(heads)),
+            messages=messages + max(0, lines - len(times)),
             nbytes=len(data),
             first_ts=times[0] if times else None,
             last_ts=times[-1] if times else None,
+            gaps=gaps,
+            missed=missed,
         )
+
+    @property
+    def total(self) -> int:
+        """Every message lost: those among the lines and those their gap records counted."""
+        return self.messages + self.missed
 
     def __add__(self, later: LostLines) -> LostLines:
         return LostLines(
@@ -297,7 +319,17 @@ class LostLines:
             self.nbytes + later.nbytes,
             self.first_ts if self.first_ts is not None else later.first_ts,
             later.last_ts if later.last_ts is not None else self.last_ts,
+            self.gaps + later.gaps,
+            self.missed + later.missed,
         )
+
+    def among(self) -> str:
+        """', with N gap records among them that counted M more messages lost', or ''."""
+        if not self.gaps:
+            return ""
+        records = "gap record" if self.gaps == 1 else "gap records"
+        that = f"{self.missed:,} more message" + ("" if self.missed == 1 else "s")
+        return f", with {self.gaps:,} {records} among them that counted {that} lost"
 
     def describe(self) -> str:
         noun = "message" if self.messages == 1 else "messages"
@@ -307,7 +339,7 @@ class LostLines:
         noun = "message" if self.messages == 1 else "messages"
         return (
             f"{self.messages:,} {noun} ({self.lines:,} journal lines, {self.nbytes:,} bytes) "
-            "could not be written before it stopped (the disk stayed full)"
+            "could not be written before it stopped (the disk stayed full)" + self.among()
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -317,6 +349,8 @@ class LostLines:
             "bytes": self.nbytes,
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
+            # only when some were given up: a status without them reads back the same
+            **({"gaps": self.gaps, "missed": self.missed} if self.gaps else {}),
         }
 
     @classmethod
@@ -328,7 +362,24 @@ class LostLines:
             nbytes=_int(data, "bytes", prefix),
             first_ts=_optional(_number, data, "first_ts", prefix),
             last_ts=_optional(_number, data, "last_ts", prefix),
+            gaps=_int(data, "gaps", prefix, 0),  # absent from a status before 2026-12-07
+            missed=_int(data, "missed", prefix, 0),
         )
+
+
+def _gap_missed(data: bytes, at: int) -> int:
+    """The messages the gap record whose line holds position `at` counted lost (0 for a
+    torn line, and for `before-first-seen`: sent before we subscribed, no loss of ours)."""
+    start = data.rfind(b"\n", 0, at) + 1
+    end = data.find(b"\n", at)
+    try:
+        record = orjson.loads(data[start : end if end >= 0 else len(data)])
+    except orjson.JSONDecodeError:
+        return 0
+    missed = record.get("missed") if isinstance(record, dict) else None
+    if type(missed) is not int or missed <= 0 or record.get("cause") == "before-first-seen":
+        return 0
+    return missed
 
 
 @dataclass(frozen=True)

@@ -334,3 +334,45 @@ def test_a_prune_the_full_disk_leaves_no_room_to_journal_does_nothing_and_says_s
         assert bus.recorder.wait(10) == 0
         records = journal_records(bus.log_dir)
         assert [r for r in records if r["kind"] == "event" and r["event"] == "prune"] == []
+
+
+def test_messages_dropped_over_the_backlog_budget_stay_counted_after_a_forced_stop(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """Beyond `--max-backlog-mb` messages are dropped into a `recorder-backlog` gap, whose
+    line waits with the rest on a full disk. A forced stop gave it up with them, and its
+    `missed` was in no record of the journal (the hunter's run: 500 sent, 482 missing,
+    the unwritten-at-stop gap said 261). Now that gap counts those messages too."""
+    with small_disk(tmp_path / "disk", 16) as disk:
+        bus.log_dir = disk / "logs"
+        start(bus, "--max-backlog-mb", "0.05")
+        s = stream(bus, rate=1000, seconds=3)
+        time.sleep(0.5)
+        fill(disk / "filler")
+        wait_for(lambda: status(bus.log_dir)[0] == 6, timeout=10, what="degraded")
+        sent = s.finish()
+        last = -1
+        while (now := status(bus.log_dir)[1]["status"]["counts"]["received"]) != last:
+            last = now  # until nothing more comes in (most are dropped, uncounted yet)
+            time.sleep(1.0)
+        assert bus.recorder is not None
+        forced = persist("stop", "--log-dir", str(bus.log_dir), "--force", "--timeout", "20")
+        assert forced.returncode == 1, forced.stderr
+        assert bus.recorder.wait(10) == 1
+        code, report = status(bus.log_dir)
+        lost, counts = report["status"]["unwritten"], report["status"]["counts"]
+        dropped = counts["missed"]  # the backlog's drops: the envelope keeps sequences whole
+        assert code == 3 and dropped > 0 and lost["messages"] > 0
+        assert (lost["gaps"], lost["missed"]) == (1, dropped), lost
+        assert f"counted {dropped:,} more messages lost" in report["reason"]
+        (disk / "filler").unlink()
+        bus.start_recorder()
+        bus.recorder.signal(signal.SIGTERM)
+        assert bus.recorder.wait(10) == 0
+        gaps = [r for r in journal_records(bus.log_dir) if r["kind"] == "gap"]
+        (unwritten,) = [g for g in gaps if g["cause"] == "unwritten-at-stop"]
+        assert unwritten["missed"] == lost["messages"] + dropped
+        kept = steady_seqs(bus.log_dir)
+        assert len(set(kept)) == len(kept)
+        missed = sum(g.get("missed") or 0 for g in gaps if g["cause"] != "before-first-seen")
+        assert len(kept) + missed == sent  # every message: kept, or in a gap of the journal

@@ -495,3 +495,33 @@ def test_lost_lines_count_messages_heads_and_a_torn_first_line() -> None:
     both = lost + more
     assert (both.lines, both.messages, both.first_ts, both.last_ts) == (5, 4, 100.5, 103.0)
     assert both.describe() == f"4 messages (5 journal lines, {both.nbytes:,} bytes)"
+
+
+def test_lost_lines_count_the_messages_of_the_gap_records_among_them() -> None:
+    """A gap record given up with the rest (a `recorder-backlog` gap held on a full disk)
+    takes its `missed` with it: counted apart, so the next start's gap still has them.
+    A `before-first-seen` record is no loss of ours (counted apart in the status too),
+    and a gap without `missed` counts none."""
+    from recorder.store.journal import LostLines
+
+    lines = (
+        b'{"v":1,"seq":7,"ts":100.5,"kind":"msg","topic":"a"}\n'
+        b'{"v":1,"seq":8,"ts":101.0,"kind":"gap","cause":"recorder-backlog","missed":221}\n'
+        b'{"v":1,"seq":9,"ts":101.5,"kind":"gap","cause":"publisher-sequence","missed":4}\n'
+        b'{"v":1,"seq":10,"ts":101.6,"kind":"gap","cause":"before-first-seen","missed":9}\n'
+        b'{"v":1,"seq":11,"ts":101.7,"kind":"gap","cause":"broker-outage"}\n'
+        b'{"v":1,"seq":12,"ts":102.0,"kind":"event","event":"stop"}\n'
+    )
+    lost = LostLines.of(lines)
+    assert (lost.lines, lost.messages, lost.gaps, lost.missed) == (6, 1, 2, 225)
+    assert lost.total == 226
+    both = lost + LostLines.of(lines[: lines.index(b"\n") + 1])
+    assert (both.messages, both.gaps, both.missed, both.total) == (2, 2, 225, 227)
+    assert lost.sentence() == (
+        f"1 message (6 journal lines, {len(lines):,} bytes) could not be written before it "
+        "stopped (the disk stayed full), with 2 gap records among them that counted 225 "
+        "more messages lost"
+    )
+    assert LostLines.from_json(lost.to_json()) == lost
+    old = {k: v for k, v in lost.to_json().items() if k not in ("gaps", "missed")}
+    assert LostLines.from_json(old) == LostLines(6, 1, len(lines), 100.5, 102.0)  # an older status
