@@ -408,6 +408,9 @@ class Recorder:
         self.state = RecorderState.STOPPING
         self.warmer.stop()
         self._end_overflow(now)
+        # a broker still out of reach: its outage ends here (the receiver has stopped)
+        for head in self.links.stop(now):
+            self.append_record(head, now)
         self.append_record({"kind": KIND_EVENT, "event": "stop", "pid": os.getpid()}, now)
         try:
             position = self.journal.close(self.give_up, self._waiting_for_room)

@@ -3,7 +3,8 @@
 One SUB socket follows them all (zmq queues fairly between them). The transport
 reports what its monitor sees, per endpoint; `Links` keeps each one's state and
 says which journal records that calls for: a `broker-outage` gap when a broker
-comes back after an outage (for that broker only), and an event for every change.
+comes back after an outage (for that broker only), or when the recorder stops while
+it is still out of reach (`stop`), and an event for every change.
 No zmq and no clock of its own: the caller passes the time, so tests drive it.
 """
 
@@ -68,17 +69,9 @@ class Links:
             return self._bind_event(link, event, ts)
         records: list[dict[str, Any]] = []
         if event == "connected":
-            if link.connection == Connection.DISCONNECTED and link.since is not None:
-                records.append(
-                    {
-                        "kind": KIND_GAP,
-                        "cause": "broker-outage",
-                        "broker": link.endpoint,
-                        "from_ts": link.outage_from or link.since,
-                        "to_ts": ts,
-                        "detail": f"no connection to {link.endpoint}",
-                    }
-                )
+            if link.connection == Connection.DISCONNECTED and link.outage_from is not None:
+                records.append(_outage(link, link.outage_from, ts))
+            link.outage_from = None
             link.connection = Connection.CONNECTED
             if link.first_connected is None:
                 link.first_connected = ts
@@ -94,6 +87,20 @@ class Links:
         records.append(
             {"kind": KIND_EVENT, "event": event, "broker": link.endpoint, "detail": endpoint}
         )
+        return records
+
+    def stop(self, ts: float) -> list[dict[str, Any]]:
+        """The recorder stops at `ts`: a `broker-outage` gap for each broker still out of
+        reach, from its outage's start to now (no later event writes another). What its
+        publishers sent meanwhile is a sequence hole when the next recorder hears from
+        them, as after an outage that ends while it runs."""
+        records = []
+        for link in self.links.values():
+            if link.connection == Connection.DISCONNECTED and link.outage_from is not None:
+                gap = _outage(link, link.outage_from, ts)
+                gap["detail"] += ": still out of reach when the recorder stopped"
+                records.append(gap)
+                link.outage_from = None
         return records
 
     def _bind_event(self, link: Link, event: str, ts: float) -> list[dict[str, Any]]:
@@ -143,3 +150,14 @@ class Links:
 
     def states(self) -> tuple[EndpointState, ...]:
         return tuple(link.state() for link in self.links.values())
+
+
+def _outage(link: Link, from_ts: float, to_ts: float) -> dict[str, Any]:
+    return {
+        "kind": KIND_GAP,
+        "cause": "broker-outage",
+        "broker": link.endpoint,
+        "from_ts": from_ts,
+        "to_ts": to_ts,
+        "detail": f"no connection to {link.endpoint}",
+    }

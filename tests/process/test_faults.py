@@ -174,6 +174,57 @@ def test_broker_killed_and_restarted_repeatedly_every_loss_is_in_a_gap(bus: Bus)
     assert sum(1 for g in gaps if g["cause"] == "broker-outage") == rounds
 
 
+def test_a_broker_outage_still_on_at_the_stop_is_a_gap_its_loss_counted_once(bus: Bus) -> None:
+    """The broker killed under a stream, the recorder stopped (cleanly) before it came
+    back: the outage was in no gap (`persist status` said "gaps 0", the journal held a
+    `disconnected` event, the next start only its `recorder-down` gap from the stop).
+    The stop now closes it as a `broker-outage` gap, counted in the status. What the
+    publisher sent meanwhile shows as one sequence hole when the next recorder hears
+    from it again, as after an outage the recorder saw end: counted once."""
+    broker = bus.start_broker()
+    recorder = bus.start_recorder()
+    publisher = SteadyPublisher(bus.front, rate=200)
+    publisher.start()
+    try:
+        wait_for(lambda: publisher.last_seq > 50, what="the stream to flow")
+        broker.signal(signal.SIGKILL)
+        broker.wait(5)
+        wait_for(
+            lambda: read_status(bus.log_dir).get("connection") == "disconnected",
+            what="the recorder noticed the outage",
+        )
+        time.sleep(0.5)  # the publisher sends on into the dead broker
+        terminated = time.time()
+        recorder.signal(signal.SIGTERM)
+        assert recorder.wait(10) == 0
+        stopped = time.time()
+        status = read_status(bus.log_dir)
+        assert status["state"] == "stopped" and status["counts"]["gaps"] == 1, status
+        gaps = [r for r in every_line(bus.log_dir)[0] if r["kind"] == "gap"]
+        (outage,) = [g for g in gaps if g["cause"] != "before-first-seen"]  # (not a loss)
+        assert outage["cause"] == "broker-outage" and outage["broker"] == bus.back
+        assert outage["from_ts"] < terminated <= outage["to_ts"] <= stopped
+        assert "missed" not in outage  # the publisher's sequence tells, below
+        bus.start_broker()
+        recorder = bus.start_recorder()
+        time.sleep(1.5)  # the publisher reconnects too, and its next messages show the hole
+    finally:
+        publisher.stopping.set()
+        publisher.join(10)
+    gaps = stop_and_account(bus, recorder, publisher)
+    assert [g["cause"] for g in gaps if g["cause"] in ("broker-outage", "recorder-down")] == [
+        "broker-outage",
+        "recorder-down",
+    ]
+    kept = {
+        r["frames"][-1]["json"]["_persist"]["seq"]
+        for r in every_line(bus.log_dir)[0]
+        if r["kind"] == "msg" and r["topic"] == "agents.steady"
+    }
+    missed = sum(g.get("missed") or 0 for g in gaps)  # (before-first-seen too: not kept)
+    assert missed > 0 and len(kept) + missed == publisher.last_seq, gaps  # counted once
+
+
 def test_many_simultaneous_starts_one_recorder_holds_the_folder(bus: Bus) -> None:
     starts = max(20, ROUNDS * 2)
     bus.start_broker()

@@ -106,6 +106,15 @@ def test_one_broker_of_several_out_of_reach_is_degraded_and_named(tmp_path: Path
         (b, "connect", "connected"),
         ("ipc://x", "bind", "listening"),
     ]
+    stopped = time.time()
     rec.close()
     gaps = [r for r in journal_records(tmp_path / "logs") if r["kind"] == "gap"]
-    assert [(g["cause"], g["broker"]) for g in gaps] == [("broker-outage", b)]  # one per broker
+    # one per outage, for its broker only: b's when it came back, a's (still out of reach)
+    # when the recorder stopped (before 2026-12-07 an outage on at the stop had none)
+    assert [(g["cause"], g["broker"]) for g in gaps] == [
+        ("broker-outage", b),
+        ("broker-outage", a),
+    ]
+    assert gaps[1]["from_ts"] == now - 30 and stopped <= gaps[1]["to_ts"] <= time.time()
+    assert "still out of reach when the recorder stopped" in gaps[1]["detail"]
+    assert rec.status(time.time()).counts.gaps == 2
