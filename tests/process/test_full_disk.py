@@ -361,17 +361,19 @@ def test_messages_dropped_over_the_backlog_budget_stay_counted_after_a_forced_st
         assert bus.recorder.wait(10) == 1
         code, report = status(bus.log_dir)
         lost, counts = report["status"]["unwritten"], report["status"]["counts"]
-        dropped = counts["missed"]  # the backlog's drops: the envelope keeps sequences whole
-        assert code == 3 and dropped > 0 and lost["messages"] > 0
-        assert (lost["gaps"], lost["missed"]) == (1, dropped), lost
-        assert f"counted {dropped:,} more messages lost" in report["reason"]
+        # the backlog's drops (the envelope keeps sequences whole), the last of them in
+        # the gap given up (a slow machine may have written an earlier one)
+        dropped = counts["missed"]
+        assert code == 3 and lost["messages"] > 0
+        assert lost["gaps"] >= 1 and 0 < lost["missed"] <= dropped, (lost, dropped)
+        assert f"counted {lost['missed']:,} more messages lost" in report["reason"]
         (disk / "filler").unlink()
         bus.start_recorder()
         bus.recorder.signal(signal.SIGTERM)
         assert bus.recorder.wait(10) == 0
         gaps = [r for r in journal_records(bus.log_dir) if r["kind"] == "gap"]
         (unwritten,) = [g for g in gaps if g["cause"] == "unwritten-at-stop"]
-        assert unwritten["missed"] == lost["messages"] + dropped
+        assert unwritten["missed"] == lost["messages"] + lost["missed"]
         kept = steady_seqs(bus.log_dir)
         assert len(set(kept)) == len(kept)
         missed = sum(g.get("missed") or 0 for g in gaps if g["cause"] != "before-first-seen")
