@@ -228,6 +228,7 @@ class Sink:
         self.abandon = threading.Event()  # a stop gave up on the disk: drop, do not retry
         self.lost: LostLines | None = None  # what was dropped
         self._counted = 0  # bytes of the chunks being written counted out of pending_bytes
+        self._writing: list[bytes | bytearray] = []  # the chunks being written (see `_held`)
 
     # -- called by the journal's thread ------------------------------------------
     def put(self, command: tuple[Any, ...], nbytes: int = 0) -> None:
@@ -280,11 +281,27 @@ class Sink:
                 abandoned_at = time.monotonic()
                 self.abandon.set()
             if abandoned_at is not None and time.monotonic() - abandoned_at > ABANDON_WAIT:
-                self._lose(LostLines(nbytes=self.pending_bytes))  # stuck in a system call
+                self._lose(self._held())  # stuck in a system call
                 break
             if on_wait is not None:
                 on_wait()
         self._thread = None
+
+    def _held(self) -> LostLines:
+        """What a writer stuck in a system call holds, all counted lost: the chunks it is
+        writing (whole: what part of them reaches the disk is not known) and those that
+        wait, read as the lines a stop on a full disk drops are (`LostLines.of`)."""
+        with self._cond:
+            waiting = [c for c in self._queue if c[0] in _WRITES]
+        lost = LostLines()
+        for chunk in self._writing:
+            lost += LostLines.of(bytes(chunk))
+        for command in waiting:
+            data = command[1]
+            lost += LostLines.of(
+                zlib.decompress(data, bufsize=command[3]) if command[0] == "zwrite" else data
+            )
+        return lost
 
     def wait_idle(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -399,8 +416,10 @@ class Sink:
             zlib.decompress(c[1], bufsize=c[3]) if c[0] == "zwrite" else c[1] for c in commands
         ]
         self._counted = 0
+        self._writing = chunks
         if self._write(chunks):
             self.written = commands[-1][2]
+        self._writing = []
         self.wrote.set()
         if self.sync_every_write:
             self.sync()

@@ -525,3 +525,48 @@ def test_lost_lines_count_the_messages_of_the_gap_records_among_them() -> None:
     assert LostLines.from_json(lost.to_json()) == lost
     old = {k: v for k, v in lost.to_json().items() if k not in ("gaps", "missed")}
     assert LostLines.from_json(old) == LostLines(6, 1, len(lines), 100.5, 102.0)  # an older status
+
+
+def test_a_stop_given_up_on_a_hung_disk_counts_the_messages_and_gaps_it_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer stuck in a system call (a hung network disk) never sees the stop give
+    up: `ABANDON_WAIT` later its bytes were counted lost, and only its bytes ("0
+    messages (0 journal lines, 25,000 bytes)"): the messages held, and those the gap
+    records among them counted, were in no count and no gap. Now the chunk being
+    written and those waiting (some compressed) are read as a stop on a full disk reads
+    what it drops."""
+    from recorder.store import journal as journal_module
+    from recorder.store.journal import UnwrittenData
+
+    monkeypatch.setattr(journal_module, "ABANDON_WAIT", 0.2)
+    journal = opened_journal(tmp_path)
+    sink = journal.sink
+    sink.compress_after_slow = 4 * 1024  # beyond 4 KiB, what waits is compressed
+    hung, released = threading.Event(), threading.Event()
+
+    def hang(fd: int, chunks: list[memoryview]) -> int:
+        hung.set()
+        released.wait(30)
+        raise OSError(5, "Input/output error")
+
+    sink.writev = hang  # type: ignore[method-assign]
+    sink.start()
+    try:
+        write_messages(journal, 20)
+        assert hung.wait(5)
+        for i in range(20, 300, 20):
+            write_messages(journal, 20, start=i)
+        journal.append({"kind": "gap", "cause": "recorder-backlog", "missed": 57})
+        journal.append({"kind": "gap", "cause": "before-first-seen", "missed": 9})
+        journal.flush()
+        assert [c for c in sink._queue if c[0] == "zwrite"]
+        give_up = threading.Event()
+        give_up.set()
+        with pytest.raises(UnwrittenData) as caught:
+            journal.close(give_up)
+    finally:
+        released.set()
+    lost = caught.value.lost
+    assert (lost.messages, lost.lines, lost.gaps, lost.missed) == (300, 302, 1, 57)
+    assert lost.total == 357 and lost.nbytes > 300 * 40
