@@ -19,7 +19,7 @@ from pathlib import Path
 
 from recorder.daemon.options import RecorderOptions, recorder_argv
 from recorder.errors import BadOption
-from recorder.store.fsutil import atomic_write
+from recorder.store.fsutil import atomic_write, make_private_dirs
 
 UNIT_NAME = "agent-persist-recorder.service"
 
@@ -146,7 +146,7 @@ def install(
 ) -> tuple[Path, list[Step]]:
     """Write the unit; then reload, enable and start it if systemctl can reach the user bus."""
     directory = directory or unit_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(directory)  # the folders it makes 0700 whatever the umask; others kept
     path = directory / UNIT_NAME
     atomic_write(path, unit_text(cfg).encode())
     os.chmod(path, 0o644)  # systemd reads it; it holds no secret

@@ -28,6 +28,7 @@ from typing import Any
 
 from recorder.errors import BadOption
 from recorder.hooks.agents import EVENTS, Agent, Role, timeout_value
+from recorder.store.fsutil import make_private_dirs
 
 MARKER = "# agent-persist hook"
 ENABLED_NOTE = "(set hooksConfig.enabled)"
@@ -351,7 +352,9 @@ def write(loaded: Loaded, data: dict[str, Any], change: Change, exact: bytes | N
     new = exact if exact is not None else dump(data, loaded.indent)
     if loaded.raw is not None and new == loaded.raw:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # folders made 0700 whatever the umask (a writable one lets another user swap the
+    # file for theirs); one that exists is the agent's and keeps its mode
+    make_private_dirs(path.parent)
     mode = 0o600
     if loaded.raw is not None:
         # the bytes read, put in place as a new file: whatever the backup's name held

@@ -37,7 +37,7 @@ from recorder.sources.model import (
     Transcript,
     shell_line,
 )
-from recorder.store.fsutil import open_private
+from recorder.store.fsutil import make_private_dirs, open_private
 from recorder.store.layout import Layout
 from recorder.store.shell import shell_quote
 
@@ -135,7 +135,7 @@ def fork(
     if msg is t.messages[-1] and not always:
         return ForkResult(s.id, s.path, len(t.messages), msg, s.resume_shell(), True)
     folder = target_dir or s.path.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(folder)  # the folders it makes 0700 whatever the umask; others kept
     new_id = new_id or str(uuidlib.uuid4())
     if s.source is Source.CLAUDE:
         path = _fork_claude(t, msg, folder, new_id)

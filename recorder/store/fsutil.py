@@ -18,19 +18,29 @@ FILE_MODE = 0o600
 PRIVATE_UMASK = 0o077  # of the long-running processes: what a library creates is private too
 
 
-def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and parents) and make sure the folder itself is 0700; parents it
-    creates are 0700 too (`mkdir(parents=True)` would give them the umask's mode)."""
+def make_private_dirs(path: Path) -> Path:
+    """Create `path` and the folders missing above it, each 0700 whatever the umask
+    (`mkdir(parents=True, mode=...)` gives the mode to the last one only, the umask's
+    to the others); a folder that exists keeps its mode (it may be another program's)."""
     missing = []
     parent = path
     while not parent.exists() and parent != parent.parent:
         missing.append(parent)
         parent = parent.parent
-    for folder in reversed(missing[1:]):
-        with contextlib.suppress(FileExistsError):
+    for folder in reversed(missing):
+        try:
             folder.mkdir(mode=DIR_MODE)
-            os.chmod(folder, DIR_MODE)
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        except FileExistsError:
+            continue  # made meanwhile by another: theirs, and its mode with it
+        os.chmod(folder, DIR_MODE)  # a umask of 0o700 or more leaves less than 0700
+    path.mkdir(exist_ok=True)  # says FileExistsError when `path` is a file
+    return path
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create `path` (and parents) and make sure the folder itself is 0700; parents it
+    creates are 0700 too (`mkdir(parents=True)` would give them the umask's mode)."""
+    make_private_dirs(path)
     if (path.stat().st_mode & 0o777) != DIR_MODE:
         os.chmod(path, DIR_MODE)
     return path

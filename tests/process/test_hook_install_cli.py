@@ -18,14 +18,23 @@ pytestmark = pytest.mark.process
 
 
 def persist(
-    home: Path, cwd: Path, *args: str, timeout: float = 60, max_memory: int | None = None
+    home: Path,
+    cwd: Path,
+    *args: str,
+    timeout: float = 60,
+    max_memory: int | None = None,
+    umask: int | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("CLAUDE_CONFIG_DIR", "GEMINI_CLI_HOME")}
     env["HOME"] = str(home)
+    env.update(extra_env or {})
 
     def cap() -> None:  # a reader of /dev/zero must not take the test machine's memory
         if max_memory is not None:
             resource.setrlimit(resource.RLIMIT_AS, (max_memory, max_memory))
+        if umask is not None:
+            os.umask(umask)
 
     return subprocess.run(
         [sys.executable, "-m", "recorder.cli", *args],
@@ -34,7 +43,7 @@ def persist(
         capture_output=True,
         text=True,
         timeout=timeout,
-        preexec_fn=cap if max_memory is not None else None,
+        preexec_fn=cap if max_memory is not None or umask is not None else None,
     )
 
 
@@ -71,6 +80,39 @@ def test_cli_user_and_project_scope(tmp_path: Path) -> None:
     assert project_gemini.read_text() == GEMINI_SETTINGS
     none = persist(home, project, "hooks", "status")
     assert none.returncode == 3 and "no agent-persist hooks installed" in none.stdout
+
+
+def test_the_folders_an_install_makes_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Under umask 000 `persist hooks install` made the agents' settings folders 0777:
+    another local user could put a settings.json of theirs, with a hook command that runs
+    as you, in place of ours. The folders it makes (and those above them) are 0700; a
+    folder that exists is the agent's and keeps its mode."""
+    home, project, logs = tmp_path / "home", tmp_path / "project", tmp_path / "logs"
+    home.mkdir()
+    (project / ".gemini").mkdir(parents=True)
+    os.chmod(project / ".gemini", 0o755)
+    gemini_home = tmp_path / "gemini-home" / "me"  # $GEMINI_CLI_HOME, missing, as its parent
+    for agent in ("claude", "gemini"):
+        for scope in ("user", "project"):
+            out = persist(
+                home,
+                project,
+                *("hooks", "install", agent, "--scope", scope, "--log-dir", str(logs)),
+                umask=0,
+                extra_env={"GEMINI_CLI_HOME": str(gemini_home)},
+            )
+            assert out.returncode == 0, out.stderr
+    made = [home / ".claude", project / ".claude", gemini_home.parent, gemini_home]
+    made.append(gemini_home / ".gemini")
+    for folder in made:
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+        assert (folder / "settings.json").exists() == (folder.name in (".claude", ".gemini"))
+    assert (project / ".gemini").stat().st_mode & 0o777 == 0o755
+    for settings in [
+        *(f / "settings.json" for f in made if f.name[0] == "."),
+        project / ".gemini" / "settings.json",
+    ]:
+        assert settings.stat().st_mode & 0o777 == 0o600
 
 
 def test_cli_refuses_malformed_with_one_line_and_exit_2(tmp_path: Path) -> None:

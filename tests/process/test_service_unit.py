@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import os
 import shlex
 import shutil
 import signal
@@ -20,13 +21,16 @@ from tests.support import Bus, read_status, wait_for
 pytestmark = pytest.mark.timeout(60)
 
 
-def persist(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def persist(
+    *args: str, env: dict[str, str] | None = None, umask: int | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "recorder.cli", *args],
         capture_output=True,
         text=True,
         timeout=30,
         env=env,
+        preexec_fn=None if umask is None else lambda: os.umask(umask),
     )
 
 
@@ -141,12 +145,29 @@ def test_install_status_uninstall(tmp_path: Path, bus: Bus) -> None:
 
 
 def test_default_unit_dir_is_the_user_config(tmp_path: Path) -> None:
-    import os
-
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
     out = persist("service", "install", "--print-only", "--log-dir", str(tmp_path / "l"), env=env)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "config" / "systemd" / "user" / UNIT_NAME).is_file()
+
+
+def test_the_unit_folders_it_makes_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    """Under umask 000 the unit's folder and those above it (~/.config, ~/.config/systemd)
+    were made 0777: another local user could put a unit of theirs there, run as you.
+    They are made 0700; one that exists keeps its mode."""
+    config = tmp_path / "config"
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config)}
+    args = ("service", "install", "--print-only", "--log-dir", str(tmp_path / "l"))
+    out = persist(*args, env=env, umask=0)
+    assert out.returncode == 0, out.stderr
+    for folder in (config, config / "systemd", config / "systemd" / "user"):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+    assert (config / "systemd" / "user" / UNIT_NAME).stat().st_mode & 0o777 == 0o644
+    shutil.rmtree(config / "systemd")
+    os.chmod(config, 0o755)
+    assert persist(*args, env=env, umask=0).returncode == 0
+    assert config.stat().st_mode & 0o777 == 0o755
+    assert (config / "systemd" / "user").stat().st_mode & 0o777 == 0o700
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")

@@ -38,8 +38,10 @@ from tests.session_fixtures import (
 pytestmark = pytest.mark.timeout(180)
 
 
-def persist(tmp: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """The real CLI on the agent folders and log folder under `tmp`."""
+def persist(
+    tmp: Path, *args: str, timeout: float = 60, umask: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real CLI on the agent folders and log folder under `tmp` (under `umask`)."""
     roots = [
         "--claude-root",
         str(tmp / "claude"),
@@ -55,6 +57,7 @@ def persist(tmp: Path, *args: str, timeout: float = 60) -> subprocess.CompletedP
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=None if umask is None else lambda: os.umask(umask),
     )
 
 
@@ -193,6 +196,25 @@ def test_protect_copies_incrementally_and_survives_deletion(tmp_path: Path) -> N
     assert back.session.message_count == 10 and back.messages[0].text == "QUESTION 0"
     assert Path(forked["path"]).parent == s.path.parent
     assert forked["resume"].endswith(f"claude --resume {forked['id']}")
+
+
+def test_a_fork_back_into_a_deleted_folder_makes_it_private_whatever_the_umask(
+    tmp_path: Path,
+) -> None:
+    """A session forked back from our copy, its folder deleted with it: the folders made
+    for it were given the umask's mode (0777 under umask 000), now 0700."""
+    s = make_claude(tmp_path)
+    assert s.path is not None
+    assert persist(tmp_path, "protect", "--all").returncode == 0
+    projects = tmp_path / "claude" / "projects"
+    shutil.rmtree(projects)
+    out = persist(tmp_path, "fork", s.session_id, "--json", umask=0)
+    assert out.returncode == 0, out.stderr
+    forked = Path(json.loads(out.stdout)["path"])
+    assert forked.parent == s.path.parent and forked.parent.parent == projects
+    for folder in (projects, forked.parent):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+    assert forked.stat().st_mode & 0o777 == 0o600
 
 
 def test_a_sub_agent_whose_session_file_is_gone_is_listed(tmp_path: Path) -> None:
