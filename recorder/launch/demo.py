@@ -23,6 +23,7 @@ from recorder.bus.endpoints import free_loopback_port
 from recorder.errors import PersistError
 from recorder.launch.demo_script import AGENTS, SCRIPT
 from recorder.launch.registry import forget_owner
+from recorder.store.fsutil import ensure_private_dir
 from recorder.store.layout import Layout
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def prepare_dir(path: Path) -> Path:
                 f"a recorder is still recording into {path}: persist stop --log-dir {path}"
             )
         shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_private_dir(path)  # and each folder it makes above: 0700 whatever the umask
     (path / MARKER).write_text("made by `persist demo`; wiped by the next run\n")
     os.chmod(path / MARKER, 0o600)
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +17,17 @@ from tests.support import journal_records
 pytestmark = pytest.mark.timeout(120)
 
 
-def demo(*args: str) -> subprocess.CompletedProcess[str]:
+def demo(
+    *args: str, env: dict[str, str] | None = None, umask: int | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "recorder.cli", "demo", *args],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=90,
+        env=env,
+        preexec_fn=None if umask is None else lambda: os.umask(umask),
     )
 
 
@@ -58,6 +63,24 @@ def test_demo_records_a_conversation_with_checkpoints_and_a_gap(tmp_path: Path) 
     refused = demo("--dir", str(other), "--fast")
     assert refused.returncode == 1 and "not a demo folder" in refused.stderr
     assert (other / "notes.txt").read_text() == "keep me"
+
+
+def test_the_folders_above_the_demo_folder_are_private_whatever_the_umask(
+    tmp_path: Path,
+) -> None:
+    """Under umask 000 the demo made ~/.local, ~/.local/share and
+    ~/.local/share/agent-persist 0777 (the mode given to mkdir applies to the last folder
+    only), and a later `persist record` into the real log folder there kept them so:
+    every folder it makes is 0700, as `persist record` makes them."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_DATA_HOME", "PERSIST_LOG_DIR")}
+    env["HOME"] = str(home)
+    out = demo("--fast", env=env, umask=0)
+    assert out.returncode == 0, out.stderr
+    root = home / ".local" / "share" / "agent-persist" / "demo"
+    assert str(root) in out.stdout + out.stderr
+    for folder in (home, *root.relative_to(home).parents, root.relative_to(home)):
+        assert (home / folder).stat().st_mode & 0o777 == 0o700, folder
 
 
 def test_demo_tries_new_ports_when_one_is_taken_before_the_broker_binds(
