@@ -29,7 +29,13 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-from recorder.cli.common import add_scope, file_in_the_way, print_json, scope_of
+from recorder.cli.common import (
+    FolderOutOfReach,
+    add_scope,
+    file_in_the_way,
+    print_json,
+    scope_of,
+)
 from recorder.export.scope import BundleScope
 from recorder.launch.selection import LaunchChoice, Selection
 from recorder.store.layout import default_log_dir
@@ -132,7 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
 def log_folder_problem(path: Path, named: str) -> str | None:
     """Why `path` cannot be a log folder (it is a file, or below one), or None: a folder
     that does not exist yet is fine (the browser says nothing is recorded there)."""
-    blocking = file_in_the_way(path)
+    try:
+        blocking = file_in_the_way(path)
+    except FolderOutOfReach as exc:
+        return f"{named} {path} {exc}"
     if blocking == path:
         return f"{named} {path} is a file, not a log folder"
     if blocking is not None:

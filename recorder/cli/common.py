@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from stat import S_ISDIR
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
@@ -222,7 +223,10 @@ def folder(value: str) -> str:
         raise argparse.ArgumentTypeError("an empty folder name")
     path = Path(value).expanduser()
     source = " (from $PERSIST_LOG_DIR)" if value == os.environ.get("PERSIST_LOG_DIR") else ""
-    blocking = file_in_the_way(path)
+    try:
+        blocking = file_in_the_way(path)
+    except FolderOutOfReach as exc:
+        raise argparse.ArgumentTypeError(f"{value}{source} {exc}") from None
     if blocking == path:
         raise argparse.ArgumentTypeError(f"{value}{source} exists and is not a folder")
     if blocking is not None:
@@ -232,14 +236,28 @@ def folder(value: str) -> str:
     return value
 
 
+class FolderOutOfReach(Exception):
+    """A folder name that cannot be looked at: the message goes after the name."""
+
+    def __init__(self, exc: OSError, path: Path, place: Path) -> None:
+        reason = (exc.strerror or str(exc)).lower()
+        where = f" (at {place})" if place != path else ""
+        super().__init__(f"cannot be reached: {reason}{where}")
+
+
 def file_in_the_way(path: Path) -> Path | None:
     """What keeps `path` from being a folder: itself, a file already, or the nearest
-    existing folder above it being a file; None when it is or can be made one."""
-    if path.exists() and not path.is_dir():
-        return path
-    for parent in path.parents:
-        if parent.exists():
-            return None if parent.is_dir() else parent
+    existing folder above it being a file; None when it is or can be made one.
+    FolderOutOfReach when it cannot be looked at (a PermissionError: inside another
+    user's folder; a name too long; a loop of symlinks)."""
+    for place in (path, *path.parents):
+        try:
+            mode = os.stat(place).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            raise FolderOutOfReach(exc, path, place) from None
+        return None if S_ISDIR(mode) else place
     return None
 
 

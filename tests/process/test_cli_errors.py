@@ -457,3 +457,74 @@ def test_a_log_folder_from_the_environment_is_named_as_such(tmp_path: Path) -> N
     )
     assert out.returncode == USAGE
     assert f"{a_file} (from $PERSIST_LOG_DIR) exists and is not a folder" in out.stderr
+
+
+def folder_out_of_reach(tmp_path: Path) -> Path:
+    """A folder name that cannot be looked at (stat says EACCES): below a 0000 folder for a
+    normal user; as root, below another process's root (when the kernel refuses it)."""
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0)
+        return locked / "logs"
+    candidate = Path("/proc/1/root/logs")
+    try:
+        os.stat(candidate)
+    except PermissionError:
+        return candidate
+    except OSError:
+        pass
+    pytest.skip("no folder this root user is refused to look at")
+
+
+REACH = [
+    ["status", "--log-dir"],
+    ["doctor", "--dir"],
+    ["reindex", "--log-dir"],
+    ["search", "redis", "--log-dir"],
+    ["stats", "--log-dir"],
+    ["export", "latest", "--format", "md", "--log-dir"],
+    ["restore", "latest", "--log-dir"],
+    ["record", "--detach", "--log-dir"],
+    ["status"],  # $PERSIST_LOG_DIR
+]
+
+
+@pytest.mark.parametrize("argv", REACH, ids=[" ".join(a) for a in REACH])
+def test_a_log_folder_out_of_reach_is_one_line(tmp_path: Path, argv: list[str]) -> None:
+    """A log folder that cannot be stat'ed (EACCES: inside another user's 0700 folder) was
+    a 52-line PermissionError traceback, exit 1, raised while the option was checked; a
+    name too long for the file system was an OSError traceback the same way."""
+    for place in (folder_out_of_reach(tmp_path), tmp_path / ("x" * 300)):
+        args = [*argv, str(place)] if argv[-1].startswith("--") else argv
+        env = {**os.environ, "PERSIST_LOG_DIR": str(place)}
+        out = subprocess.run(
+            [sys.executable, "-m", "recorder.cli", *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert out.returncode == USAGE, out.stderr
+        lines = out.stderr.splitlines()
+        assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+        assert f"{place}" in lines[0] and "cannot be reached" in lines[0], lines[0]
+        reason = "permission denied" if place.name == "logs" else "file name too long"
+        assert reason in lines[0], lines[0]
+        if argv == ["status"]:
+            assert "(from $PERSIST_LOG_DIR)" in lines[0]
+
+
+def test_the_browser_refuses_a_log_folder_out_of_reach_in_one_line(tmp_path: Path) -> None:
+    place = folder_out_of_reach(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "--log-dir", str(place)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == USAGE, out.stderr
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert lines[0].startswith("persist-tui: --log-dir ") and "permission denied" in lines[0]
