@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from recorder.errors import PersistError
+from recorder.store.jsontext import dumps as json_dumps
 
 FORMAT = "agent-persist-backup"
 VERSION = 1
@@ -113,7 +114,7 @@ class Manifest:
         }
 
     def dumps(self) -> bytes:
-        return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2)
+        return json_dumps(self.to_json(), option=orjson.OPT_INDENT_2)
 
     @classmethod
     def read(cls, folder: Path) -> Manifest:

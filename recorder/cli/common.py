@@ -20,6 +20,7 @@ import orjson
 
 from recorder.bus.endpoints import check_endpoint
 from recorder.errors import BadOption, PersistError
+from recorder.store.jsontext import dumps as json_dumps
 from recorder.store.layout import default_log_dir
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def terminal_json(value: Any, *, indent: bool = False) -> str:
     """`value` as JSON for stdout, which may be a terminal: orjson's text with the
     characters a terminal acts on but orjson leaves raw as `\\uXXXX` (the same values
     to any JSON reader)."""
-    text = orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else None).decode()
+    text = json_dumps(value, option=orjson.OPT_INDENT_2 if indent else None).decode()
     if text.isascii():  # O(1): most output
         return text
     return _JSON_UNSHOWN.sub(lambda m: f"\\u{ord(m[0]):04x}", text)

@@ -34,6 +34,7 @@ from recorder.daemon.control import (
 from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write
 from recorder.store.journal import Journal
+from recorder.store.jsontext import dumps as json_dumps
 from recorder.store.layout import Layout
 from recorder.store.lock import AlreadyRunning, InstanceLock
 from recorder.store.pruned import (
@@ -218,7 +219,7 @@ def policy_from_json(data: Any) -> Policy:
 
 
 def answer(path: Path, reply: dict[str, Any]) -> None:
-    data = orjson.dumps(reply)
+    data = json_dumps(reply)  # a path in it not UTF-8 too (the log folder's name)
     with contextlib.suppress(OSError):
         try:
             atomic_write(path.with_suffix(REPLY_SUFFIX), data, durable=False)

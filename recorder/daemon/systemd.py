@@ -20,6 +20,8 @@ from pathlib import Path
 from recorder.daemon.options import RecorderOptions, recorder_argv
 from recorder.errors import BadOption
 from recorder.store.fsutil import atomic_write, make_private_dirs
+from recorder.store.jsontext import utf8_problem
+from recorder.store.shell import shell_quote
 
 UNIT_NAME = "agent-persist-recorder.service"
 
@@ -35,6 +37,10 @@ def quote(arg: str) -> str:
     be read as a directive of its own."""
     if any(ord(c) < 0x20 or c == "\x7f" for c in arg):
         raise BadOption(f"{arg!r} holds a control character, which a systemd unit cannot carry")
+    if not_utf8 := utf8_problem(arg):
+        raise BadOption(
+            f"{shell_quote(arg)} {not_utf8}: a systemd unit, UTF-8 text, cannot name it"
+        )
     escaped = arg.replace("%", "%%").replace("$", "$$")
     if escaped and not any(c in escaped for c in " \t\"'\\;"):
         return escaped
@@ -145,10 +151,11 @@ def install(
     execute: bool | None = None,
 ) -> tuple[Path, list[Step]]:
     """Write the unit; then reload, enable and start it if systemctl can reach the user bus."""
+    text = unit_text(cfg)  # BadOption before anything is made
     directory = directory or unit_dir()
     make_private_dirs(directory)  # the folders it makes 0700 whatever the umask; others kept
     path = directory / UNIT_NAME
-    atomic_write(path, unit_text(cfg).encode())
+    atomic_write(path, text.encode())
     os.chmod(path, 0o644)  # systemd reads it; it holds no secret
     commands = [["systemctl", "--user", "daemon-reload"]]
     commands.append(["systemctl", "--user", "enable", *(["--now"] if start else []), UNIT_NAME])

@@ -70,6 +70,7 @@ from recorder.store.checkpoints import (
     verify_checkpoint,
 )
 from recorder.store.fsutil import ensure_private_dir, fsync_dir
+from recorder.store.jsontext import dumps as json_dumps
 from recorder.store.layout import Layout, segment_name, segment_number
 from recorder.store.ranges import (
     JournalRange,
@@ -561,7 +562,7 @@ def _build(
             manifest["redaction"] = REDACTION
         if earlier is not None and files.get("reused_from") is not None:
             manifest["reused"] = files.pop("reused_from")
-        data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
+        data = json_dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
         out = BundleFile(work / MANIFEST_NAME, durable)
         try:
             out.write(data)

@@ -29,6 +29,8 @@ from typing import Any
 from recorder.errors import BadOption
 from recorder.hooks.agents import EVENTS, Agent, Role, timeout_value
 from recorder.store.fsutil import make_private_dirs
+from recorder.store.jsontext import utf8_problem
+from recorder.store.shell import shell_quote
 
 MARKER = "# agent-persist hook"
 ENABLED_NOTE = "(set hooksConfig.enabled)"
@@ -58,6 +60,12 @@ class HookCommand:
             argv += ["--broker", self.broker]
         if self.restore and role is Role.START:
             argv.append(f"--restore={self.restore}")
+        for word in argv:  # JSON text: a name that is not UTF-8 would reach the agent changed
+            if not_utf8 := utf8_problem(word):
+                raise SettingsError(
+                    f"{shell_quote(word)} {not_utf8}: the agent's settings.json, UTF-8 text, "
+                    "cannot name it (rename the folder, or choose another)"
+                )
         return f"{shlex.join(argv)}  {MARKER}"
 
 

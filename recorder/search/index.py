@@ -840,7 +840,7 @@ def remove_new_files(path: Path) -> None:
 
 def sqlite_uri(path: Path, mode: str = "rw") -> str:
     """`path` as an SQLite URI (`mode=rw`: never creates the file)."""
-    return f"file:{quote(str(path))}?mode={mode}"
+    return f"file:{quote(os.fsencode(path))}?mode={mode}"  # bytes: a name not UTF-8 too
 
 
 _HEADS: dict[str, int] = {}  # path -> a descriptor of the file there, kept open (`_read_head`)

@@ -32,6 +32,7 @@ import orjson
 from recorder.errors import PersistError
 from recorder.store.fsutil import atomic_write, open_private, read_regular
 from recorder.store.indexer_status import INDEXER, MONITOR, read_child_status
+from recorder.store.jsontext import dumps as json_dumps
 from recorder.store.layout import Layout
 from recorder.store.records import SCHEMA_VERSION
 from recorder.store.shell import shell_path, shell_quote
@@ -551,7 +552,7 @@ class StatusSnapshot:
         into `status.reserve`, written in place into space reserved at start-up, so
         a full disk is reported rather than seen as a silent, stale recorder (None).
         """
-        data = orjson.dumps(self.to_json())
+        data = json_dumps(self.to_json())  # a log folder's name not UTF-8 too
         try:
             atomic_write(layout.status, data, durable=False)
         except OSError:
