@@ -33,6 +33,7 @@ from recorder.cli.common import (
     FolderOutOfReach,
     add_scope,
     file_in_the_way,
+    names_as_bytes,
     print_json,
     scope_of,
 )
@@ -150,6 +151,8 @@ def log_folder_problem(path: Path, named: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # the program: a log folder's name not UTF-8 printed as its bytes
+        names_as_bytes()
     args = build_parser().parse_args(argv)
     log_dir = (args.log_dir or default_log_dir()).expanduser()
     named = "--log-dir" if args.log_dir else "$PERSIST_LOG_DIR"

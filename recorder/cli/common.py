@@ -53,6 +53,15 @@ def shown(text: str) -> str:
     return clean(text, newlines=False)
 
 
+def names_as_bytes() -> None:
+    """A file name that is not UTF-8 (a log folder `caf\xe9`: bytes on Linux, read as
+    lone surrogates) is printed on stdout as the bytes it is, as `ls` prints it, where a
+    UTF-8 locale's stdout would raise UnicodeEncodeError (stderr escapes them). For the
+    programs (`persist`, `persist-tui`), not for a caller of `main(argv)`."""
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
+
+
 def say(message: str) -> None:
     """One line for the person at the terminal, on stderr; what it names (a session's
     id, a file's name, a hook's failure) is `shown`, never raw."""

@@ -252,14 +252,6 @@ def _guard_closed_streams() -> None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's life
 
 
-def _names_as_bytes() -> None:
-    """A file name that is not UTF-8 (a log folder `caf\xe9`: bytes on Linux, read as
-    lone surrogates) is printed on stdout as the bytes it is, as `ls` prints it, where a
-    UTF-8 locale's stdout would raise UnicodeEncodeError (stderr escapes them)."""
-    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(errors="surrogateescape")
-
-
 _DAEMONS = ("record", "broker")  # they stop on SIGTERM by handlers of their own
 
 
@@ -320,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     caller's process (tests, an embedding), whose SIGINT and SIGTERM handlers it puts
     back when it ends, returning or raising."""
     if argv is None:
-        _names_as_bytes()
+        from recorder.cli.common import names_as_bytes
+
+        names_as_bytes()
         return _command(sys.argv[1:])
     if threading.current_thread() is not threading.main_thread():
         return _command(argv)  # no handler can be set here: none to put back

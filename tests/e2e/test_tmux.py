@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -104,3 +105,26 @@ def test_launch_fresh_and_quit(tmp_path: Path) -> None:
     finally:
         tmux.kill()
     assert out.read_bytes() == b""
+
+
+def test_a_restore_in_a_log_folder_not_named_in_utf8_says_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log folder whose name is not UTF-8 (a Latin-1 é): the bundle was written, then
+    saying where was a UnicodeEncodeError traceback, exit 1, on a UTF-8 locale's stdout.
+    It is printed as the bytes the name is."""
+    root = demo_dir(tmp_path).rename(tmp_path / "caf\udce9")
+    monkeypatch.setenv("PERSIST_LOG_DIR", str(root))  # the tmux server's, so its shell's
+    monkeypatch.setenv("PYTHONIOENCODING", "utf-8:strict")  # what a UTF-8 locale gives
+    tmux, out, rc = run_in_tmux(tmp_path, "")
+    try:
+        tmux.wait_for("release candidate approved")
+        tmux.keys("j")
+        tmux.keys("r")
+        tmux.wait_for("matches the checkpoint digest (")
+        tmux.keys("Enter")
+        assert int(wait_file(rc)) == EXIT_CHOSEN, out.read_bytes()
+    finally:
+        tmux.kill()
+    (bundle,) = (root / "restore").iterdir()
+    assert os.fsencode(bundle) + b"/" in out.read_bytes()
