@@ -264,7 +264,10 @@ def _output_inside(args: argparse.Namespace, log_dir: str) -> bool:
     output = getattr(args, "output", None)
     if not isinstance(output, str) or output == "-":
         return False
-    return os.path.realpath(output).startswith(os.path.realpath(log_dir) + os.sep)
+    try:
+        return os.path.realpath(output).startswith(os.path.realpath(log_dir) + os.sep)
+    except OSError:  # a link on the way that cannot be read (EACCES): the write says so
+        return False
 
 
 def _warn_if_half_restored(log_dir: str) -> None:

@@ -358,7 +358,10 @@ def _write_output(
     show = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = progress_bar("exporting") if show else None
     if args.output and args.output != "-":
-        path = _resolved_output(args.output)  # through a symlink, not over it
+        try:
+            path = _resolved_output(args.output)  # through a symlink, not over it
+        except OSError as exc:  # a link on the way that cannot be read (EACCES)
+            raise ExportError(f"cannot write {args.output}: {exc.strerror or exc}") from None
         log_dir = getattr(args, "log_dir", None)
         problem = _inside_the_journal(path, Path(log_dir)) if log_dir else None
         if problem is not None:

@@ -528,3 +528,21 @@ def test_the_browser_refuses_a_log_folder_out_of_reach_in_one_line(tmp_path: Pat
     lines = out.stderr.splitlines()
     assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
     assert lines[0].startswith("persist-tui: --log-dir ") and "permission denied" in lines[0]
+
+
+def test_an_export_file_out_of_reach_is_one_line(tmp_path: Path) -> None:
+    """`export -o FILE` below a folder that cannot be looked into was a PermissionError
+    traceback (resolving FILE, to refuse one inside the log folder)."""
+    from tests.demo_journal import DemoWriter
+
+    place = folder_out_of_reach(tmp_path)
+    log_dir = tmp_path / "logs-here"
+    w = DemoWriter.open(log_dir)
+    w.message(1_800_000_000.0, "coder", "hello")
+    w.close()
+    argv = ["export", "--all", "--format", "md", "-o", str(place / "x.md")]
+    out = run([*argv, "--log-dir", str(log_dir)], tmp_path)
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert lines[0].startswith(f"persist: cannot write {place / 'x.md'}: "), lines[0]
+    assert "ermission denied" in lines[0] and out.returncode == FAILED, out.stderr
