@@ -158,6 +158,7 @@ def permission_findings(layout: Layout) -> list[Finding]:
                 "ls -la " + " ".join(shlex.quote(str(p)) for p, _ in outside[:3]),
             )
         )
+    out.extend(_parent_findings(Path(root), uid))
     if not out:
         out.append(
             Finding(
@@ -168,6 +169,52 @@ def permission_findings(layout: Layout) -> list[Finding]:
             )
         )
     return out
+
+
+def _parent_findings(root: Path, uid: int) -> list[Finding]:
+    """The folders above the log folder: one that others may write to (without the
+    sticky bit, as /tmp has) or that belongs to another user (not root) lets them rename
+    the log folder away and put one of theirs in its place, whatever its own modes. A
+    group-writable folder counts when others are in its group (not a private group of
+    ours alone). Not chmodded by `--fix`: those folders are not ours to change."""
+    risky: list[tuple[Path, os.stat_result]] = []
+    for folder in root.parents:
+        try:
+            st = folder.stat()
+        except OSError:
+            continue  # the log folder's own check names what cannot be reached
+        writable = st.st_mode & 0o002 or (st.st_mode & 0o020 and not _own_group(st.st_gid))
+        if (writable and not st.st_mode & stat.S_ISVTX) or st.st_uid not in (uid, 0):
+            risky.append((folder, st))
+    if not risky:
+        return []
+    named = ", ".join(
+        f"{p} ({stat.filemode(st.st_mode)}, {_user_name(st.st_uid)})" for p, st in risky[:3]
+    )
+    mine = [shlex.quote(str(p)) for p, st in risky if st.st_uid == uid]
+    return [
+        Finding(
+            Area.PERMISSIONS,
+            "permissions.parents",
+            Severity.WARNING,
+            f"{len(risky)} folder(s) above the log folder may be written to by others: "
+            f"{named}; they could put another folder in the log folder's place",
+            f"chmod go-w {' '.join(mine)}" if mine else None,
+        )
+    ]
+
+
+def _own_group(gid: int) -> bool:
+    """`gid` is our primary group with nobody else in it (a user private group)."""
+    if gid != os.getgid():
+        return False
+    try:
+        import grp
+
+        members = grp.getgrgid(gid).gr_mem
+    except (KeyError, ImportError):
+        return False
+    return all(m == _user_name(os.getuid()) for m in members)
 
 
 def _rel(layout: Layout, path: Path) -> str:

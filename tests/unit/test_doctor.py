@@ -233,6 +233,24 @@ def test_wrong_modes_are_found_and_fixed(folder: Folder) -> None:
     assert bad(run(folder)) == {}
 
 
+def test_a_folder_above_the_log_folder_others_may_write_to_is_named(tmp_path: Path) -> None:
+    """A folder above the log folder that others may write to (an older `persist demo`
+    under umask 000 made ~/.local 0777) lets them put another folder in its place,
+    whatever its own modes: doctor said "permissions ok". Now a warning naming it and
+    the chmod; not `--fix`'s to change. The sticky bit (as /tmp has) makes it safe."""
+    above = tmp_path / "home" / "share"
+    f = healthy_folder(above)
+    os.chmod(tmp_path / "home", 0o777)
+    found = finding(run(f), "permissions.parents")
+    assert found.severity is Severity.WARNING and found.repair is None
+    assert f"{tmp_path / 'home'} (drwxrwxrwx, " in found.summary
+    assert found.fix == f"chmod go-w {tmp_path / 'home'}"
+    os.chmod(tmp_path / "home", 0o1777)  # sticky: nobody renames what is not theirs
+    assert "permissions.parents" not in bad(run(f))
+    os.chmod(tmp_path / "home", 0o755)
+    assert bad(run(f)) == {}
+
+
 def test_a_corrupt_search_index_is_rebuilt_by_fix(folder: Folder) -> None:
     index = folder.layout.search_index
     for suffix in ("-wal", "-shm"):
