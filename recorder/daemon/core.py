@@ -1323,7 +1323,11 @@ class Recorder:
                 point = JournalPoint(at.segment, at.offset, at.seq, at.messages)
                 floor = Floor(point, under.last_ts, under.since, under.participants)
         key = (pos, clean, durable.seq, snap.first_ts, snap.last_ts, floor and floor.position)
-        if key == self._state_key and snap.publishers == self._state_publishers:
+        if (
+            key == self._state_key
+            and snap.publishers == self._state_publishers
+            and self.layout.state.exists()  # not removed from outside (an rm -rf)
+        ):
             return  # nothing new (idle): two fsyncs a second saved
         state = RecoveryState(
             position=JournalPoint(pos.segment, pos.offset, pos.seq, pos.messages),
@@ -1339,7 +1343,11 @@ class Recorder:
             floor=floor,
         )
         try:
-            state.write(self.layout)
+            try:
+                state.write(self.layout)
+            except FileNotFoundError:  # recovery/ removed from outside: made again
+                ensure_private_dir(self.layout.recovery)
+                state.write(self.layout)
         except OSError as exc:
             self.error(f"{_STATE_FAILED}: {exc}")
             return

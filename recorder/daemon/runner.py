@@ -37,7 +37,8 @@ from recorder.daemon.options import EmbeddedMode, RecorderOptions
 from recorder.daemon.wakeup import WakeListener
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.journal import UnwrittenData
-from recorder.store.lock import InstanceLock
+from recorder.store.lock import InstanceLock, LockLost
+from recorder.store.status import reserve_status_space
 
 log = logging.getLogger("agent_persist.recorder")
 
@@ -193,6 +194,12 @@ def run_recorder(
             if reopen.is_set():
                 reopen.clear()
                 _reopen(recorder, handler)
+            try:
+                _keep_lock(lock, recorder, handler)
+            except LockLost as exc:
+                failed = str(exc)
+                recorder.error(failed)
+                stop.set()
             recorder.tick(time.time())
         log.info("stopping: draining and taking the shutdown checkpoint")
         transport.stop_receiver()  # first: it drains what zmq holds
@@ -222,14 +229,35 @@ def run_recorder(
         handler.close()
 
 
+def _reopen_log(handler: RotatingFileHandler) -> None:
+    handler.acquire()
+    try:
+        handler.close()
+        handler.stream = handler._open()
+    finally:
+        handler.release()
+
+
+def _keep_lock(lock: InstanceLock, recorder: Recorder, handler: logging.Handler) -> None:
+    """Its lock file removed from outside (an `rm -rf` of the folder, say), the recorder
+    locks a new one at once, and looks at once for what the same `rm` may have taken:
+    its segment (put back from the open file), its log and the status' reserve are made
+    again. `LockLost` when another process locked the new file first."""
+    said = lock.keep()
+    if said is None:
+        return
+    layout = recorder.layout
+    if isinstance(handler, RotatingFileHandler) and not layout.log.exists():
+        _reopen_log(handler)
+    if not layout.status_reserve.exists():
+        reserve_status_space(layout)
+    recorder.error(said)
+    recorder.journal.sink.put(("check",))
+
+
 def _reopen(recorder: Recorder, handler: logging.Handler) -> None:
     """SIGHUP: reopen the log file and the journal segment (after logrotate, say)."""
     if isinstance(handler, RotatingFileHandler):
-        handler.acquire()
-        try:
-            handler.close()
-            handler.stream = handler._open()
-        finally:
-            handler.release()
+        _reopen_log(handler)
     recorder.request_reopen()
     log.info("reopened files on SIGHUP")

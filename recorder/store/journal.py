@@ -372,6 +372,7 @@ class Sink:
             ours = os.fstat(fd)
             there = os.stat(path)
             if (there.st_dev, there.st_ino) == (ours.st_dev, ours.st_ino):
+                self._check_link(path)
                 return
             what = "replaced"
         except FileNotFoundError:
@@ -407,8 +408,27 @@ class Sink:
         with self._fd_lock:
             os.close(fd)
             self._fd = new
+        self._check_link(path)
         found = f"; the file found in its place is {aside}" if aside else ""
         self.on_error(f"{said}: put back from the open file ({size:,} bytes){found}")
+
+    def _check_link(self, path: Path) -> None:
+        """`current_session.jsonl` must point at the segment being written: one removed
+        from outside (with the whole folder, say) is made again."""
+        target = os.path.join("segments", path.name)
+        with contextlib.suppress(OSError):
+            if os.readlink(self.layout.current) == target:
+                return
+        with contextlib.suppress(OSError):
+            self._link(target)
+
+    def _link(self, target: str) -> None:
+        link = self.layout.current
+        tmp = link.with_name(f".{link.name}.tmp")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
 
     def _write_chunks(self, commands: list[tuple[Any, ...]]) -> None:
         """Write chunks (`write` or `zwrite` commands, in order) in one go."""
@@ -500,12 +520,7 @@ class Sink:
                 os.close(self._fd)
                 self.durable = self.written
             self._fd, self._segment = fd, number
-        link = self.layout.current
-        tmp = link.with_name(f".{link.name}.tmp")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        os.symlink(os.path.join("segments", path.name), tmp)
-        os.replace(tmp, link)
+        self._link(os.path.join("segments", path.name))
         fsync_dir(self.layout.segments)
         fsync_dir(self.layout.root)
 

@@ -2,18 +2,30 @@
 
 The lock dies with the process, so a stale PID (dead or reused) can never block
 a start; the PID written inside the lock file is only used to name the holder.
+
+A lock file deleted from outside (an `rm` of it, or of the whole folder) no longer
+locks anything: a second process would create a new file and lock that. So, on Linux,
+the holder also binds an abstract socket named after the folder's real path (`_Guard`):
+no file, nothing to delete, gone with the process; a second process is refused by it
+however the folder's files came and went. The recorder looks at its lock file at each
+wake-up (`InstanceLock.keep`) and takes a new one at once when its own is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import hashlib
+import json
 import os
+import socket
+import sys
 import time
 from pathlib import Path
 
 from recorder.errors import PersistError
-from recorder.store.fsutil import open_private
+from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.unfinished import refuse_unfinished_restore
 
 
@@ -25,10 +37,22 @@ class AlreadyRunning(PersistError):
         super().__init__(f"a recorder is already recording into {path.parent} ({who} holds {path})")
 
 
+class LockLost(PersistError):
+    """Another process took the folder's lock after this one's lock file was removed."""
+
+    def __init__(self, path: Path, what: str, pid: int | None) -> None:
+        who = f"PID {pid}" if pid else "another process"
+        super().__init__(
+            f"{path.name} was {what} from outside and {who} has locked the new one: this "
+            f"recorder stops, so that only one writes {path.parent}"
+        )
+
+
 class InstanceLock:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
+        self._guard: _Guard | None = None
 
     def acquire(self, attempts: int = 3) -> None:
         """Take the lock, trying `attempts` times 50 ms apart (a recorder that is
@@ -36,18 +60,65 @@ class InstanceLock:
         `UnfinishedRestore` when the folder is a restore-backup not finished yet."""
         refuse_unfinished_restore(self.path.parent)
         fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
+        guard = _Guard(self.path.parent)
         for attempt in range(attempts):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                if guard.take():
+                    break
+                fcntl.flock(fd, fcntl.LOCK_UN)  # its lock file was removed: still held
             except BlockingIOError:
-                if attempt == attempts - 1:
-                    pid = holder_pid(self.path)
-                    os.close(fd)
-                    raise AlreadyRunning(self.path, pid) from None
-                time.sleep(0.05)
+                pass
+            if attempt == attempts - 1:
+                pid = holder_pid(self.path) or _status_pid(self.path.parent)
+                os.close(fd)
+                raise AlreadyRunning(self.path, pid) from None
+            time.sleep(0.05)
         write_holder(fd, os.getpid())
         self._fd = fd
+        self._guard = guard
+
+    def keep(self) -> str | None:
+        """The held lock file must still be the file at its path. One deleted or
+        replaced from outside (an `rm` of it or of the whole folder) is made again and
+        locked at once (the folder too, if it is gone); returns what happened, to be
+        said, or None when all is well. Raises `LockLost` when another process locked
+        the new file first (one that does not take `_Guard`: not on Linux, or in another
+        network namespace): the caller must stop writing."""
+        fd = self._fd
+        if fd is None:
+            return None
+        try:
+            ours, there = os.fstat(fd), os.stat(self.path)
+            if (there.st_dev, there.st_ino) == (ours.st_dev, ours.st_ino):
+                return None
+            what = "replaced"
+        except FileNotFoundError:
+            what = "deleted"
+        except OSError:
+            return None  # cannot tell now: the next look tells
+        said = f"{self.path.name} was {what} from outside while held"
+        try:
+            ensure_private_dir(self.path.parent)
+            new = open_private(self.path, os.O_RDWR | os.O_CREAT)
+        except OSError as exc:
+            return f"{said}, and could not be made again: {exc.strerror or exc}"
+        for attempt in range(3):
+            try:
+                # a process refused by the guard holds it for a moment: it lets go
+                fcntl.flock(new, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == 2:
+                    pid = holder_pid(self.path)
+                    os.close(new)
+                    raise LockLost(self.path, what, pid) from None
+                time.sleep(0.05)
+        write_holder(new, os.getpid())
+        os.close(fd)  # the old file's lock (nobody can reach that file by its path)
+        self._fd = new
+        done = "made again" if what == "deleted" else "the file in its place"
+        return f"{said}: {done} and locked (PID {os.getpid()})"
 
     def release(self) -> None:
         if self._fd is not None:
@@ -55,6 +126,9 @@ class InstanceLock:
                 blank(self._fd)
             os.close(self._fd)  # closing drops the flock
             self._fd = None
+        if self._guard is not None:
+            self._guard.close()
+            self._guard = None
 
     def __enter__(self) -> InstanceLock:
         self.acquire()
@@ -87,6 +161,52 @@ def blank(fd: int) -> None:
     size = os.fstat(fd).st_size
     if size:
         os.pwrite(fd, b" " * size, 0)
+
+
+class _Guard:
+    """The lock's second half, which no file operation can take away: an abstract Unix
+    socket (Linux) named after the folder's real path and the user, bound while the
+    lock is held. A second bind of that name fails (EADDRINUSE) as long as the holder
+    lives, also after the folder was removed and made again; the kernel frees it when
+    the holder ends, as it does the flock. Elsewhere (no abstract sockets) it always
+    succeeds: the flock alone decides."""
+
+    def __init__(self, folder: Path) -> None:
+        real = os.path.realpath(folder)
+        key = hashlib.sha256(f"{os.getuid()}:{real}".encode()).hexdigest()[:40]
+        self.name = b"\0agent-persist/lock/" + key.encode()
+        self._sock: socket.socket | None = None
+
+    def take(self) -> bool:
+        """Bind the name; False when another process holds it."""
+        if self._sock is not None:
+            return True
+        if not sys.platform.startswith("linux"):
+            return True
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock.bind(self.name)
+        except OSError as exc:
+            sock.close()
+            # held by another process; any other error cannot tell: the flock decides
+            return exc.errno != errno.EADDRINUSE
+        self._sock = sock
+        return True
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def _status_pid(folder: Path) -> int | None:
+    """The PID the folder's status names (its lock file, removed and made again, may
+    not name its holder yet)."""
+    try:
+        pid = json.loads((folder / "status.json").read_bytes()).get("pid")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return pid if isinstance(pid, int) and pid > 0 else None
 
 
 def holder_pid(path: Path) -> int | None:
