@@ -19,6 +19,7 @@ a moment per chunk; its time goes to `write()`, which releases it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -160,7 +161,11 @@ def run_recorder(
             log.info(
                 "embedded broker: publish to %s, subscribe at %s", broker.frontend, broker.backend
             )
+        # the journal's start is written now, in this thread: a full disk ends the start
+        # in one line (nothing received yet), not a wait no signal or status can reach
+        recorder.journal.sink.fail_inline = True
         recorder.open()
+        recorder.journal.sink.fail_inline = False
         poked = wake.start()
         if not poked:
             log.warning("%s: requests are looked for every %.1f s", wake.error, TICK)
@@ -226,7 +231,8 @@ def run_recorder(
         for sig, old in previous.items():
             signal.signal(sig, old)
         logging.getLogger("agent_persist").removeHandler(handler)
-        handler.close()
+        with contextlib.suppress(OSError):  # lines it holds for a full disk: not a traceback
+            handler.close()
 
 
 def _reopen_log(handler: RotatingFileHandler) -> None:

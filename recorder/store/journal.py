@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recorder.errors import PersistError
 from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private
 from recorder.store.layout import (
     Layout,
@@ -178,6 +179,11 @@ def repair_tail(
         os.close(fd)
 
 
+class CannotStart(PersistError):
+    """The recorder's start could not write the journal (a full disk): nothing was
+    received yet, so it ends in one line rather than wait unseen (`Sink.fail_inline`)."""
+
+
 class UnwrittenData(Exception):
     """A stop gave up waiting for the disk: the lines the writer held are lost."""
 
@@ -229,6 +235,11 @@ class Sink:
         self.lost: LostLines | None = None  # what was dropped
         self._counted = 0  # bytes of the chunks being written counted out of pending_bytes
         self._writing: list[bytes | bytearray] = []  # the chunks being written (see `_held`)
+        # Before `start()`: a write or open that fails raises `CannotStart` (what it
+        # wrote of the chunk cut off again) instead of being retried until it works. The
+        # recorder's start sets it: it has received nothing yet, and waiting there (no
+        # status written yet, no receiver, signals not looked at) was a silent hang.
+        self.fail_inline = False
 
     # -- called by the journal's thread ------------------------------------------
     def put(self, command: tuple[Any, ...], nbytes: int = 0) -> None:
@@ -460,12 +471,15 @@ class Sink:
         views = [memoryview(c) for c in chunks]
         first = 0  # views before this one are written
         done = 0  # bytes written by this call, not yet counted out of `pending_bytes`
+        begin = self._fail_from()
         while first < len(views):
             try:
                 if self._fd is None:  # a segment a stop gave up opening
                     raise OSError("no segment is open")
                 n = self.writev(self._fd, views[first:])
             except OSError as exc:
+                if begin is not None:
+                    self._cannot_start(f"writing {self._name()} failed", exc, begin)
                 self._stall(f"journal write failed ({exc.strerror or exc})")
                 self._count_out(done)  # what waits is what the status says waits
                 done = 0
@@ -484,6 +498,32 @@ class Sink:
                 views[first] = views[first][n:]
         self._resume()
         return True
+
+    def _fail_from(self) -> int | None:
+        """Where the segment ends now, when a failed write is to raise (`fail_inline`)
+        rather than be retried; else None."""
+        if not self.fail_inline or self._thread is not None or self._fd is None:
+            return None
+        return os.fstat(self._fd).st_size
+
+    def _name(self) -> str:
+        return self.layout.segment_path(self._segment).name
+
+    def _cannot_start(self, what: str, exc: OSError, cut: int | None) -> None:
+        """Raise `CannotStart`, after cutting the segment back to `cut` (no torn line)
+        and closing it."""
+        with self._fd_lock:
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    if cut is not None:
+                        os.ftruncate(self._fd, cut)
+                os.close(self._fd)
+                self._fd = None
+        raise CannotStart(
+            f"cannot start recording into {self.layout.root}: {what} "
+            f"({exc.strerror or exc}); nothing was received yet: free some room on its "
+            "disk and start again"
+        ) from None
 
     def _lose(self, lost: LostLines) -> None:
         self.lost = lost if self.lost is None else self.lost + lost
@@ -508,6 +548,8 @@ class Sink:
                 fd = open_private(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
                 break
             except OSError as exc:
+                if self.fail_inline and self._thread is None:
+                    self._cannot_start(f"cannot open {path.name}", exc, None)
                 self._stall(f"cannot open {path.name} ({exc.strerror or exc})")
                 if self.abandon.is_set():
                     self._close()  # what follows is dropped: there is nowhere to write it

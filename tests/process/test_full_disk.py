@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 
 from tests.process.test_stalls import fill, small_disk, start, stream
-from tests.support import Bus, journal_records, wait_for
+from tests.support import Bus, free_port, journal_records, read_status, wait_for
 
 
 def status(log_dir: Path) -> tuple[int, dict]:
@@ -378,3 +378,50 @@ def test_messages_dropped_over_the_backlog_budget_stay_counted_after_a_forced_st
         assert len(set(kept)) == len(kept)
         missed = sum(g.get("missed") or 0 for g in gaps if g["cause"] != "before-first-seen")
         assert len(kept) + missed == sent  # every message: kept, or in a gap of the journal
+
+
+def test_a_start_into_a_new_folder_on_a_full_disk_ends_in_one_line(tmp_path: Path) -> None:
+    """Nothing received yet, no room for the journal's first line (nor a status, nor the
+    lock's PID, so no `persist stop` could find it): the start ends in one line, exit 1,
+    and leaves no torn line behind. Before 2026-12-07 it waited silently in the retry
+    loop, deaf to SIGTERM, Ctrl-C and `persist stop --force`."""
+    with small_disk(tmp_path / "disk", 4) as disk:
+        log_dir = disk / "logs"
+        argv = [
+            sys.executable,
+            "-m",
+            "recorder.cli",
+            "record",
+            "--log-dir",
+            str(log_dir),
+            "--broker",
+            f"tcp://127.0.0.1:{free_port()}",
+            "--embedded",
+            "no",
+            "--search-index",
+            "off",
+            "--monitor",
+            "off",
+        ]
+        fill(disk / "filler")
+        started = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        assert started.returncode == 1, started.stderr  # before: killed by the timeout
+        (line,) = started.stderr.splitlines()
+        assert line == (
+            f"persist: cannot start recording into {log_dir}: writing seg-000001.jsonl "
+            "failed (No space left on device); nothing was received yet: free some room "
+            "on its disk and start again"
+        )
+        assert (log_dir / "segments" / "seg-000001.jsonl").stat().st_size == 0
+        code, _report = status(log_dir)
+        assert code == 3  # stopped: nothing runs
+        assert journal_records(log_dir) == []
+        (disk / "filler").unlink()  # room again: the next start records
+        again = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: read_status(log_dir).get("pid") == again.pid, what="recording")
+        finally:
+            again.send_signal(signal.SIGTERM)
+            assert again.wait(10) == 0
+        kinds = [(r["kind"], r.get("event")) for r in journal_records(log_dir)]
+        assert kinds == [("segment", None), ("event", "start"), ("event", "stop")]
