@@ -53,6 +53,7 @@ class InstanceLock:
         self.path = path
         self._fd: int | None = None
         self._guard: _Guard | None = None
+        self._failed: str | None = None  # why `keep` could not lock a new file, said once
 
     def acquire(self, attempts: int = 3) -> None:
         """Take the lock, trying `attempts` times 50 ms apart (a recorder that is
@@ -102,14 +103,19 @@ class InstanceLock:
             ensure_private_dir(self.path.parent)
             new = open_private(self.path, os.O_RDWR | os.O_CREAT)
         except OSError as exc:
-            return f"{said}, and could not be made again: {exc.strerror or exc}"
-        for attempt in range(3):
+            failed = f"{said}, and could not be made again: {exc.strerror or exc}"
+            if failed == self._failed:
+                return None  # said already: looked at again at every wake-up
+            self._failed = failed
+            return failed
+        for attempt in range(_KEEP_ATTEMPTS):
             try:
-                # a process refused by the guard holds it for a moment: it lets go
+                # a process the guard refuses (a second recorder, `persist checkpoint`
+                # asking) or `persist doctor` probing holds it for a moment: let go of
                 fcntl.flock(new, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if attempt == 2:
+                if attempt == _KEEP_ATTEMPTS - 1:
                     pid = holder_pid(self.path)
                     os.close(new)
                     raise LockLost(self.path, what, pid) from None
@@ -117,6 +123,7 @@ class InstanceLock:
         write_holder(new, os.getpid())
         os.close(fd)  # the old file's lock (nobody can reach that file by its path)
         self._fd = new
+        self._failed = None
         done = "made again" if what == "deleted" else "the file in its place"
         return f"{said}: {done} and locked (PID {os.getpid()})"
 
@@ -137,6 +144,8 @@ class InstanceLock:
     def __exit__(self, *exc: object) -> None:
         self.release()
 
+
+_KEEP_ATTEMPTS = 10  # 50 ms apart: a new lock file held 0.5 s is another holder's
 
 PID_ROOM = 24  # bytes kept in the lock file between holders: a PID fits in place
 

@@ -1,0 +1,64 @@
+"""The folder's lock when its file is removed or replaced from outside: still one holder
+(the guard refuses a second one, in this process as in another), and the holder takes a
+new file when it looks (`InstanceLock.keep`)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from recorder.store.lock import AlreadyRunning, InstanceLock, holder_pid
+
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets")
+
+
+@linux
+@pytest.mark.parametrize("removed", ["file", "folder"])
+def test_a_second_holder_is_refused_after_the_lock_file_is_removed(
+    tmp_path: Path, removed: str
+) -> None:
+    path = tmp_path / "logs" / "recorder.lock"
+    path.parent.mkdir()
+    first = InstanceLock(path)
+    first.acquire()
+    try:
+        if removed == "file":
+            path.unlink()
+        else:
+            shutil.rmtree(path.parent)
+            path.parent.mkdir()
+        second = InstanceLock(path)
+        with pytest.raises(AlreadyRunning):
+            second.acquire()
+        said = first.keep()
+        # the refused one left a new file: the holder locks the file in its place
+        assert said is not None and "recorder.lock was replaced from outside" in said
+        assert holder_pid(path) is not None
+        assert first.keep() is None  # all is well again: nothing more to say
+        with pytest.raises(AlreadyRunning):
+            second.acquire()
+    finally:
+        first.release()
+    second.acquire()  # released: the next one takes it
+    second.release()
+
+
+def test_a_lock_file_that_cannot_be_made_again_is_said_once(tmp_path: Path) -> None:
+    path = tmp_path / "recorder.lock"
+    lock = InstanceLock(path)
+    lock.acquire()
+    try:
+        path.unlink()
+        path.mkdir()  # something else in its place
+        said = lock.keep()
+        assert said is not None and "could not be made again" in said
+        assert lock.keep() is None  # not said at every wake-up
+        path.rmdir()
+        said = lock.keep()
+        assert said is not None and "was deleted from outside while held: made again" in said
+        assert path.is_file() and holder_pid(path) is not None
+    finally:
+        lock.release()
