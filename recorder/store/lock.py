@@ -174,15 +174,23 @@ def blank(fd: int) -> None:
 
 class _Guard:
     """The lock's second half, which no file operation can take away: an abstract Unix
-    socket (Linux) named after the folder's real path and the user, bound while the
-    lock is held. A second bind of that name fails (EADDRINUSE) as long as the holder
-    lives, also after the folder was removed and made again; the kernel frees it when
-    the holder ends, as it does the flock. Elsewhere (no abstract sockets) it always
-    succeeds: the flock alone decides."""
+    socket (Linux) named after the folder (its real path, the identity of the folder it
+    is in) and the user, bound while the lock is held. A second bind of that name fails
+    (EADDRINUSE) as long as the holder lives, also after the folder was removed and made
+    again; the kernel frees it when the holder ends, as it does the flock. Elsewhere (no
+    abstract sockets) it always succeeds: the flock alone decides."""
 
     def __init__(self, folder: Path) -> None:
         real = os.path.realpath(folder)
-        key = hashlib.sha256(f"{os.getuid()}:{real}".encode()).hexdigest()[:40]
+        # the folder it is in too (which an `rm -rf` of the log folder leaves): two
+        # containers sharing the network namespace whose folders have the same path in
+        # each are two folders, not one
+        try:
+            up = os.stat(os.path.dirname(real))
+            where = f"{up.st_dev}:{up.st_ino}"
+        except OSError:
+            where = ""
+        key = hashlib.sha256(f"{os.getuid()}:{where}:{real}".encode()).hexdigest()[:40]
         self.name = b"\0agent-persist/lock/" + key.encode()
         self._sock: socket.socket | None = None
 
