@@ -117,7 +117,7 @@ def _wait_recording(
             # its own one-line error, said again here without its "persist: "
             tail = last_line(layout.recorder_out, out_start).removeprefix("persist: ")
             raise SpawnError(
-                f"the recorder stopped ({how_it_ended(code)}): {tail or 'no output'} "
+                f"the recorder stopped ({how_it_ended(code)}): {tail or _no_output(layout)} "
                 f"(see {layout.recorder_out})",
                 code,
             )
@@ -126,6 +126,25 @@ def _wait_recording(
     raise SpawnError(
         f"the recorder (PID {proc.pid}) did not report within {timeout:g}s; see {layout.log}"
     )
+
+
+def _no_output(layout: Layout) -> str:
+    """What to say of a recorder that ended without a line in `recorder.out`: on a full
+    disk that line could not be written (a start with no room for its journal)."""
+    try:
+        disk = os.statvfs(layout.root)
+    except OSError:
+        return "no output"
+    free = disk.f_bavail * disk.f_frsize
+    if free >= NO_ROOM:
+        return "no output"
+    return (
+        f"no output: its disk has {free:,} bytes free, too few for its journal and "
+        "recorder.out; free some room and start again"
+    )
+
+
+NO_ROOM = 64 * 1024  # bytes free under which a recorder's silent end is put down to them
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:

@@ -413,6 +413,12 @@ def test_a_start_into_a_new_folder_on_a_full_disk_ends_in_one_line(tmp_path: Pat
             "on its disk and start again"
         )
         assert (log_dir / "segments" / "seg-000001.jsonl").stat().st_size == 0
+        # detached, its line cannot be written in recorder.out: the start says why
+        detached = subprocess.run([*argv, "--detach"], capture_output=True, text=True, timeout=60)
+        assert detached.returncode == 1, detached.stderr
+        (line,) = detached.stderr.splitlines()
+        assert line.startswith("persist: the recorder stopped (exit code 1): no output: its disk")
+        assert "bytes free, too few for its journal and recorder.out; free some room" in line
         code, _report = status(log_dir)
         assert code == 3  # stopped: nothing runs
         assert journal_records(log_dir) == []
