@@ -433,6 +433,17 @@ class Recorder:
         self.write_status(now)
         return position
 
+    def leave(self) -> None:
+        """Another process holds the folder now (`LockLost`): what was received until now
+        is written, nothing after it (the other recorder records it too), and no stop
+        record, checkpoint, recovery state or status follows: each would be taken for
+        the other recorder's. The caller then closes the journal."""
+        with self._appending:
+            self.journal.flush()
+            self.journal.sink.put(("leave",))
+        self.state = RecorderState.STOPPED
+        self.warmer.stop()
+
     def _waiting_for_room(self) -> None:
         """A stop waits for room on a full disk: the status says so (`persist status`
         tells how to end it), refreshed as its heartbeat; past `--stop-wait` it gives

@@ -136,6 +136,7 @@ def run_recorder(
     syncer: Syncer | None = None
     wake = WakeListener(recorder.layout.control, recorder.poked)
     failed: str | None = None  # the receiver could not start: stop at once, say why
+    lost: str | None = None  # another process took the folder: leave it at once, say so
     previous: dict[signal.Signals, Any] = {}
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -202,14 +203,20 @@ def run_recorder(
             try:
                 _keep_lock(lock, recorder, handler)
             except LockLost as exc:
-                failed = str(exc)
-                recorder.error(failed)
-                stop.set()
+                lost = str(exc)
+                recorder.error(lost)
+                recorder.leave()
+                break
             recorder.tick(time.time())
-        log.info("stopping: draining and taking the shutdown checkpoint")
+        if lost is None:
+            log.info("stopping: draining and taking the shutdown checkpoint")
         transport.stop_receiver()  # first: it drains what zmq holds
         if syncer is not None:
             syncer.stop()
+        if lost is not None:
+            recorder.journal.close()  # what it holds was dropped (`Recorder.leave`)
+            print(f"persist: {lost}", file=sys.stderr, flush=True)
+            return 1
         try:
             recorder.close()
         except UnwrittenData as exc:

@@ -240,6 +240,7 @@ class Sink:
         # recorder's start sets it: it has received nothing yet, and waiting there (no
         # status written yet, no receiver, signals not looked at) was a silent hang.
         self.fail_inline = False
+        self.left = False  # the folder is another recorder's now: nothing more is written
 
     # -- called by the journal's thread ------------------------------------------
     def put(self, command: tuple[Any, ...], nbytes: int = 0) -> None:
@@ -369,6 +370,8 @@ class Sink:
             self._close()
         elif kind == "check":
             self._check_segment()
+        elif kind == "leave":
+            self.left = True
 
     def _check_segment(self) -> None:
         """The segment being written must still be the file at its path. One deleted
@@ -376,7 +379,7 @@ class Sink:
         every byte written to it (a file found in its place is moved to recovery/),
         and the writer goes on appending to it: said through `on_error`."""
         fd = self._fd
-        if fd is None:
+        if fd is None or self.left:
             return
         path = self.layout.segment_path(self._segment)
         try:
@@ -443,6 +446,10 @@ class Sink:
 
     def _write_chunks(self, commands: list[tuple[Any, ...]]) -> None:
         """Write chunks (`write` or `zwrite` commands, in order) in one go."""
+        if self.left:  # dropped: the recorder that holds the folder now writes its own
+            self._counted = 0
+            self._count_out(sum(c[3] if c[0] == "zwrite" else len(c[1]) for c in commands))
+            return
         chunks = [
             zlib.decompress(c[1], bufsize=c[3]) if c[0] == "zwrite" else c[1] for c in commands
         ]
@@ -541,6 +548,8 @@ class Sink:
 
     def _open(self, number: int) -> None:
         """Make segment `number` the one written to (closing the previous one)."""
+        if self.left:
+            return
         path = self.layout.segment_path(number)
         while True:
             try:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from recorder.bus.publisher import Publisher
-from tests.support import Bus, journal_records, wait_for
+from tests.support import Bus, journal_records, read_status, wait_for
 
 
 def texts(log_dir: Path) -> list[str]:
@@ -131,3 +131,6 @@ def test_a_recorder_whose_new_lock_file_another_process_holds_stops(bus: Bus) ->
         "persist: recorder.lock was replaced from outside and PID 4242 has locked the new "
         f"one: this recorder stops, so that only one writes {bus.log_dir}"
     ), lines
+    # and it leaves the folder to the other as it is: no stop record, no stopped status
+    assert [r for r in journal_records(bus.log_dir) if r.get("event") == "stop"] == []
+    assert read_status(bus.log_dir).get("state") == "recording"
