@@ -5,9 +5,9 @@ a start; the PID written inside the lock file is only used to name the holder.
 
 A lock file deleted from outside (an `rm` of it, or of the whole folder) no longer
 locks anything: a second process would create a new file and lock that. So, on Linux,
-the holder also binds an abstract socket named after the folder's real path (`_Guard`):
-no file, nothing to delete, gone with the process; a second process is refused by it
-however the folder's files came and went. The recorder looks at its lock file at each
+the holder also binds an abstract socket named after the folder (`_Guard`): no file,
+nothing to delete, gone with the process; a second process is refused by it however
+the folder's files came and went. The recorder looks at its lock file at each
 wake-up (`InstanceLock.keep`) and takes a new one at once when its own is gone.
 """
 
