@@ -256,6 +256,22 @@ class Publisher:
             self._sock.send_multipart(frames)
             return self.seq
 
+    def send_json(self, topic: str, payload: bytes, mid: str | None = None) -> int:
+        """Send a JSON object's bytes as they are, the envelope spliced in before its
+        first key (nothing of it parsed and written again: an integer beyond 64 bits,
+        a number's format, a repeated key all stay as written); returns its sequence
+        number. `payload` must be one JSON object, with no space before its `{`."""
+        if payload[:1] != b"{":
+            raise ValueError("send_json takes a JSON object's bytes")
+        inner = payload[1:].lstrip(b" \t\n\r")
+        with self._lock:
+            env = orjson.dumps(self.envelope(mid))
+            sep = b"" if inner[:1] == b"}" else b","
+            self._sock.send_multipart(
+                [topic.encode(), b'{"' + ENVELOPE_KEY.encode() + b'":' + env + sep + inner]
+            )
+            return self.seq
+
     def send_raw(self, frames: list[bytes]) -> None:
         """Send frames as they are, outside the envelope (untracked)."""
         with self._lock:

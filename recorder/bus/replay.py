@@ -8,9 +8,12 @@ The original envelope fields stay as they were, so agents still see who sent
 what. The recorder records these with `meta.replay_of` and never feeds them to
 the per-publisher sequence tracker, so a replay cannot create gaps or duplicates.
 
-The mark is spliced into the payload's bytes when the envelope is the first key
-(what `Publisher` sends) or absent; the rest of the payload stays byte for byte
-the same. Otherwise the object is re-serialized compactly (same content).
+The mark is spliced into the payload's bytes: a new envelope before the first key
+when there is none, else the envelope (the last one, when the key is there twice:
+the one a parser keeps) written again with the mark, wherever it is; the rest of
+the payload stays byte for byte the same. (Before 2026-12-07 an envelope that was
+not the first key had the whole object parsed and written again: an integer beyond
+64 bits became a float.)
 
 A message whose last frame is not a one-line JSON object cannot carry the mark
 without being altered. Such messages are skipped and counted, unless
@@ -51,7 +54,6 @@ from recorder.bus.publisher import Hearing
 from recorder.errors import PersistError
 from recorder.store.reader import Record
 
-_ENVELOPE_FIRST = re.compile(rb'^\{\s*"_persist"\s*:\s*')
 _decoder = json.JSONDecoder()
 
 
@@ -128,18 +130,47 @@ def _mark(payload: bytes, ref: dict[str, Any], replayer: str, n: int) -> bytes |
         new_env["pub"] = replayer
     if type(new_env.get("seq")) is not int:
         new_env["seq"] = n
-    m = _ENVELOPE_FIRST.match(payload)
-    if m is not None:
-        text = payload.decode("utf-8")
-        start = len(payload[: m.end()].decode("utf-8"))
-        try:
-            _value, end = _decoder.raw_decode(text, start)
-        except ValueError:
-            end = -1
-        if end > 0:
-            spliced = text[:start] + orjson.dumps(new_env).decode() + text[end:]
-            return spliced.encode("utf-8")
-    return orjson.dumps({**obj, ENVELOPE_KEY: new_env})
+    text = payload.decode("utf-8")
+    span = _envelope_span(text)
+    if span is None:
+        return None
+    start, end = span
+    return (text[:start] + orjson.dumps(new_env).decode() + text[end:]).encode("utf-8")
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _space(text: str, i: int) -> int:
+    """Past the JSON whitespace at `i`."""
+    return _SPACE.match(text, i).end()  # type: ignore[union-attr]  # `*` always matches
+
+
+def _envelope_span(text: str) -> tuple[int, int] | None:
+    """Where the value of the object's envelope member is in `text` (the last one when
+    the key is there twice, or spelt with an escape: the one a parser keeps); None if
+    the text cannot be read so. The stdlib's decoder finds the ends of the values
+    (every key is decoded: an escaped spelling is the same key)."""
+    found = None
+    i = _space(text, 1)
+    if text[i : i + 1] == "}":
+        return None
+    while True:
+        key, i = _decoder.raw_decode(text, i)
+        i = _space(text, i)
+        if text[i : i + 1] != ":":
+            return None
+        start = _space(text, i + 1)
+        _value, end = _decoder.raw_decode(text, start)
+        if key == ENVELOPE_KEY:
+            found = start, end
+        i = _space(text, end)
+        if text[i : i + 1] == ",":
+            i = _space(text, i + 1)
+        elif text[i : i + 1] == "}":
+            return found
+        else:
+            return None
 
 
 def plan(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -29,6 +30,7 @@ from recorder.cli.common import (
 )
 from recorder.errors import BadOption
 from recorder.store.fsutil import PRIVATE_UMASK
+from recorder.store.records import FRAME_DEPTH, splice_value
 
 
 # -- broker ---------------------------------------------------------------------
@@ -61,29 +63,57 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return 0
 
 
-def message_body(message: str, *, text: bool = False) -> dict[str, object]:
-    """What `persist send` publishes: a JSON object as it is, other JSON values under
-    "value", plain words under "text". Something that starts like JSON (`{` or `[`)
-    but is not JSON is refused rather than sent as a string (`--text` sends it so)."""
+_JSON_SPACE = " \t\n\r"  # the whitespace JSON allows between tokens
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def message_body(message: str, *, text: bool = False) -> bytes:
+    """What `persist send` publishes (a JSON object's bytes, the envelope not yet in):
+    a JSON object as it is written, other JSON values under "value" as written, plain
+    words under "text". Something that starts like JSON (`{` or `[`) but is not JSON is
+    refused rather than sent as a string (`--text` sends it so).
+
+    The JSON is never parsed and written again (a parser reads an integer beyond 64
+    bits as a float, and repeated keys as one): only line breaks between its tokens
+    become spaces, for the journal keeps one-line JSON as JSON. Valid JSON that the
+    recorder's parser cannot read (a number beyond a double's range, an escaped lone
+    surrogate, nesting deeper than a journal line holds) would be journaled as a string
+    with its envelope unread: refused, saying so."""
     check_utf8(message, "MESSAGE")
     if text:
-        return {"text": message}
-    opener = message.lstrip()[:1]
-    try:
-        body = orjson.loads(message)
+        return orjson.dumps({"text": message})
+    written = message.strip(_JSON_SPACE)
+    opener = written[:1]
+    raw = written.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").encode()
+    try:  # the recorder's own reading, under "value": an array as deep as an object
+        body = splice_value(b'{"value":' + raw + b"}")["value"]
     except orjson.JSONDecodeError as exc:
-        if opener in ("{", "["):
+        why = str(exc)
+        try:
+            json.loads(written, parse_constant=_no_constant)
+        except RecursionError:
+            pass  # JSON or not, too deep for a reader
+        except ValueError as not_json:  # JSONDecodeError included
+            if opener in ("{", "["):
+                raise BadOption(
+                    f"MESSAGE starts with {opener!r} but is not valid JSON ({not_json}); "
+                    "--text sends it as plain text"
+                ) from None
+            return orjson.dumps({"text": message})
+        if "depth" in why or "recursion" in why:
             raise BadOption(
-                f"MESSAGE starts with {opener!r} but is not valid JSON ({exc}); "
-                "--text sends it as plain text"
+                f"MESSAGE cannot be sent: it is nested deeper than {FRAME_DEPTH - 1} "
+                "levels, more than a journal line keeps as JSON"
             ) from None
-        return {"text": message}
-    try:
-        raw = orjson.dumps(body)
-    except TypeError as exc:  # nested deeper than orjson writes (254 levels)
-        raise BadOption(f"MESSAGE cannot be sent: {exc}") from None
-    # a non-object goes under "value" as written: the level more is not orjson's to refuse
-    return body if isinstance(body, dict) else {"value": orjson.Fragment(raw)}
+        raise BadOption(
+            f"MESSAGE is valid JSON, but the recorder's JSON parser cannot read it ({why}): "
+            "it would be journaled as a string, its envelope unread; "
+            "--text sends it as plain text"
+        ) from None
+    return raw if isinstance(body, dict) else b'{"value":' + raw + b"}"
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -106,7 +136,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         if not pub.wait_ready(args.wait, topic=args.topic):
             why = pub.hearing.why_not(args.wait, args.topic)
             return fail(f"nothing sent: {why}", EXIT_NO_SUBSCRIBER)
-        seq = pub.send(args.topic, body)
+        seq = pub.send_json(args.topic, body)
     if pub.undelivered:  # the broker went away before it was passed on
         return fail(f"not sent: {pub.undelivered}")
     print(f"sent {args.topic} seq {seq} as {pub.id}")

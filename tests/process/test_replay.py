@@ -409,3 +409,30 @@ def test_replay_over_damage_and_skipped_messages_exits_as_its_stderr_says(
         sub.drain()
     finally:
         sub.close()
+
+
+def test_mark_keeps_a_payload_whose_envelope_is_not_first_byte_for_byte() -> None:
+    """An envelope after other keys gets its mark where it is; nothing else of the
+    payload is written again. Before, the whole object was parsed and written again:
+    an integer beyond 64 bits became a float, `1.50` became `1.5`, spacing was lost."""
+    raw = (
+        b'{"text": "x", "n": 123456789012345678901234567890, '
+        b'"_persist": {"pub":"p","seq":2}, "f": 1.50, "e": 1E+2}'
+    )
+    assert mark(raw, {"seq": 1}, "r", 5) == (
+        b'{"text": "x", "n": 123456789012345678901234567890, '
+        b'"_persist": {"pub":"p","seq":2,"replay_of":{"seq":1}}, "f": 1.50, "e": 1E+2}'
+    )
+    # two envelopes: the one a parser keeps (the last) is the one marked
+    twice = b'{"_persist": 1, "a": [1, {"_persist": 2}], "_persist": {"pub":"p","seq":2}}'
+    assert mark(twice, {"seq": 1}, "r", 5) == (
+        b'{"_persist": 1, "a": [1, {"_persist": 2}], '
+        b'"_persist": {"pub":"p","seq":2,"replay_of":{"seq":1}}}'
+    )
+    # the key spelt with an escape is the same key: the envelope a parser keeps is marked
+    escaped = b'{"_persist": {"pub":"a","seq":1}, "_pers\\u0069st": {"pub":"p","seq":2}}'
+    assert orjson.loads(mark(escaped, {"seq": 1}, "r", 5))["_persist"] == {
+        "pub": "p",
+        "seq": 2,
+        "replay_of": {"seq": 1},
+    }

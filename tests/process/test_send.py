@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import orjson
 import pytest
 
 from recorder.cli.common import EXIT_NO_SUBSCRIBER
@@ -129,26 +128,38 @@ def deep(depth: int, kind: str) -> str:
 
 
 def test_an_array_is_sent_as_deep_as_an_object(bus: Bus) -> None:
-    """MESSAGE nested up to 254 levels is sent, an array too (under "value", one level
-    more: before, it was refused at 254 while an object was sent); deeper is exit 2."""
+    """MESSAGE nested up to 1,020 levels is sent, an array too (under "value", one level
+    more: before, it was refused at 254 while an object was sent); deeper is exit 2.
+    Before 2026-12-07 the limit was 254 levels (orjson wrote MESSAGE again); it is now
+    what a journal line keeps as JSON, the "value" level counted for both."""
     bus.start_broker()
     bus.start_recorder()
     for kind in ("array", "object"):
-        out = send("agents.deep", deep(254, kind), "--endpoint", bus.front, "--wait", "5")
-        assert out.returncode == 0 and out.stdout.startswith("sent agents.deep"), (kind, out)
-        out = send("agents.deep", deep(255, kind), "--endpoint", bus.front)
+        for depth in (255, 1020):
+            out = send("agents.deep", deep(depth, kind), "--endpoint", bus.front, "--wait", "5")
+            assert out.returncode == 0 and out.stdout.startswith("sent agents.deep"), (kind, out)
+        out = send("agents.deep", deep(1021, kind), "--endpoint", bus.front)
         assert (out.returncode, out.stdout) == (2, ""), (kind, out)
-        assert out.stderr.startswith("persist: MESSAGE cannot be sent: ")
-        assert len(out.stderr.splitlines()) == 1
+        assert out.stderr == (
+            "persist: MESSAGE cannot be sent: it is nested deeper than 1020 levels, more "
+            "than a journal line keeps as JSON\n"
+        )
 
     def sent() -> list[bytes]:
         with open_store(bus.log_dir) as store:
             return [r.frames[-1] for r in store.records() if r.topic == "agents.deep"]
 
-    payloads = wait_for(lambda: len(sent()) == 2 and sent(), what="both messages recorded")
-    array, obj = (orjson.loads(p) for p in payloads)  # type: ignore[union-attr]
-    assert array["value"] == orjson.loads(deep(254, "array"))
-    assert {k: v for k, v in obj.items() if k != "_persist"} == orjson.loads(deep(254, "object"))
+    payloads = wait_for(lambda: len(sent()) == 4 and sent(), what="the messages recorded")
+    assert isinstance(payloads, list)
+    for payload, depth, kind in zip(
+        payloads, (255, 1020, 255, 1020), ("array", "array", "object", "object"), strict=True
+    ):
+        if kind == "array":
+            assert payload.endswith(b'"value":' + deep(depth, kind).encode() + b"}")
+        else:
+            assert payload.endswith(deep(depth, kind)[1:].encode())
+    records = [r for r in journal_records(bus.log_dir) if r.get("topic") == "agents.deep"]
+    assert all("json" in r["frames"][-1] for r in records)  # kept as JSON, not a string
 
 
 # A publisher as an agent's own code keeps one: heartbeats while idle, one message later.
@@ -294,3 +305,70 @@ def test_a_hook_calls_socket_whose_broker_went_away_is_a_failure_not_silence(bus
         "is no ZeroMQ broker): what was not yet passed on to it is dropped\n",
         "",
     )
+
+
+def test_send_keeps_the_json_as_written(bus: Bus) -> None:
+    """MESSAGE is sent as written, the envelope spliced in before its first key: integers
+    beyond 64 bits, number formats and repeated keys reach the journal byte for byte.
+    Before, orjson read it and wrote it again: 123456789012345678901234567890 was
+    journaled as 1.2345678901234568e+29 and `persist send` said "sent"."""
+    import json
+    import re
+
+    bus.start_broker()
+    bus.start_recorder()
+    objects = [
+        '{"n": 123456789012345678901234567890}',
+        '{"f": 1E+2, "g": 1.50, "h": -0.0, "a": 1, "a": 2}',
+        "{}",
+    ]
+    values = ["[1, 99999999999999999999]", "12345678901234567890123", '"a string"']
+    for message in [*objects, *values]:
+        out = send("agents.exact", message, "--endpoint", bus.front, "--wait", "5")
+        assert out.returncode == 0 and out.stdout.startswith("sent agents.exact"), (message, out)
+    # a line break between tokens is the one thing changed, to a space: the journal
+    # keeps a one-line JSON payload as JSON (the envelope read), other text as a string
+    out = send("agents.exact", '{"big":\n 18446744073709551616}', "--endpoint", bus.front)
+    assert out.returncode == 0, out
+
+    def sent() -> list[bytes]:
+        with open_store(bus.log_dir) as store:
+            return [r.frames[-1] for r in store.records() if r.topic == "agents.exact"]
+
+    payloads = wait_for(lambda: len(sent()) == 7 and sent(), what="seven messages recorded")
+    assert isinstance(payloads, list)
+    heads = []
+    for payload, message in zip(payloads, [*objects, *values], strict=False):
+        envelope = re.match(rb'\{"_persist":(\{[^{}]*\}),?', payload)
+        assert envelope is not None, payload
+        heads.append(json.loads(envelope.group(1)))
+        rest = payload[envelope.end() :]
+        if message in objects:
+            assert rest == message[1:].lstrip().encode(), payload
+        else:
+            assert rest == b'"value":' + message.encode() + b"}", payload
+    assert payloads[3].endswith(b'"value":[1, 99999999999999999999]}')
+    assert json.loads(payloads[0])["n"] == 123456789012345678901234567890
+    assert payloads[6].endswith(b'"big":  18446744073709551616}')
+    assert [h["seq"] for h in heads] == [1] * 6  # the envelope as `Publisher` writes it
+    # the recorder read every envelope: no gap (a bye naming a seq never seen makes one)
+    assert not [r for r in journal_records(bus.log_dir) if r["kind"] == "gap"]
+
+
+def test_send_refuses_json_the_journal_would_not_keep_as_json(bus: Bus) -> None:
+    """Valid JSON that the recorder's parser cannot read (a number beyond a double's
+    range, an escaped lone surrogate) would be journaled as a string with its envelope
+    unread: refused in one line that says so, exit 2, nothing sent. Before, 1e400 was
+    called "not valid JSON". NaN is not JSON: refused as such."""
+    for message in ('{"f": 1e400}', '["\\ud800"]'):
+        out = send("agents.x", message, "--endpoint", bus.front)
+        assert (out.returncode, out.stdout) == (2, ""), (message, out)
+        assert out.stderr.startswith(
+            "persist: MESSAGE is valid JSON, but the recorder's JSON parser cannot read it ("
+        ), out.stderr
+        assert "--text" in out.stderr and len(out.stderr.splitlines()) == 1
+    for message in ('{"f": NaN}', "[Infinity]"):
+        out = send("agents.x", message, "--endpoint", bus.front)
+        assert (out.returncode, out.stdout) == (2, ""), (message, out)
+        assert out.stderr.startswith("persist: MESSAGE starts with"), out.stderr
+        assert "is not valid JSON" in out.stderr
