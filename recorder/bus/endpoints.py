@@ -47,6 +47,39 @@ def check_endpoint(endpoint: str, option: str = "endpoint") -> str:
         raise BadOption(
             f"{option} {text!r} is not a ZeroMQ endpoint (use {ENDPOINT_FORMS})".lstrip()
         )
+    if text.startswith("ipc://"):
+        size = len(os.fsencode(text[len("ipc://") :]))
+        if size > IPC_PATH_MAX:  # libzmq: "File name too long", whether bound or connected
+            raise BadOption(
+                f"{option} {text!r}: the ipc path is {size} bytes, longer than the "
+                f"{IPC_PATH_MAX} a socket address holds; use a shorter path".lstrip()
+            )
+    return text
+
+
+# The longest ipc path a Unix socket address holds (sun_path, 108 bytes with its NUL)
+IPC_PATH_MAX = 107
+
+
+def check_connect_endpoint(endpoint: str, option: str = "endpoint") -> str:
+    """`check_endpoint`, and refuse what can be bound but never connected to: a host or
+    a port of `*`, port 0 (libzmq refuses the first two, "Invalid argument"; with port
+    0 a connection is never made)."""
+    text = check_endpoint(endpoint, option)
+    match = _TCP.fullmatch(text)
+    if match is not None:
+        why = ""
+        if match[1] == "*":
+            why = "a host of * is for binding (every address)"
+        elif match[2] == "*":
+            why = "a port of * is for binding (any free port)"
+        elif int(match[2]) == 0:
+            why = "port 0 is for binding (any free port)"
+        if why:
+            raise BadOption(
+                f"{option} {text!r} cannot be connected to: {why}; name the host and "
+                "the port to connect to".lstrip()
+            )
     return text
 
 

@@ -25,6 +25,7 @@ import zmq
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, speaks_zmtp, wants_ipv6
 from recorder.bus.envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
+from recorder.errors import BusError
 
 if TYPE_CHECKING:  # loaded only when CURVE is used: an agent's import stays small
     from recorder.bus.keys import ClientKeys
@@ -34,6 +35,37 @@ _AFTER_BURST = 5  # heartbeats kept up after the last message
 # a broker restarted mid-handshake is still met) before it gives up: keys that do not
 # match are refused at every try, and waiting out --wait would only delay the line
 REFUSED_GRACE = 1.0
+
+
+class ConnectFailed(BusError, zmq.ZMQError):
+    """libzmq refused at once to connect to an endpoint (an address it cannot read:
+    `tcp://bad_host!:5`, a wildcard, an ipc path too long for a socket address). A
+    `zmq.ZMQError` as well (its `errno`), for code that catches those."""
+
+    def __init__(self, endpoint: str, exc: zmq.ZMQError) -> None:
+        reason = zmq.strerror(exc.errno) if exc.errno else str(exc)
+        zmq.ZMQError.__init__(self, exc.errno, f"cannot connect to {endpoint}: {reason}")
+
+
+def connect(sock: zmq.Socket[bytes], endpoint: str) -> None:
+    """`sock.connect(endpoint)` (its IPV6 option set as the endpoint needs); raises
+    ConnectFailed instead of a bare ZMQError."""
+    try:
+        sock.ipv6 = wants_ipv6([endpoint])
+        sock.connect(endpoint)
+    except zmq.ZMQError as exc:
+        raise ConnectFailed(endpoint, exc) from None
+
+
+def check_connectable(endpoint: str) -> None:
+    """Raise ConnectFailed when libzmq would refuse to connect to `endpoint` (a socket
+    of its own connects and closes at once: nothing is sent)."""
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+    sock.linger = 0
+    try:
+        connect(sock, endpoint)
+    finally:
+        sock.close()
 
 
 _REFUSALS: dict[int, str] = {
@@ -202,8 +234,12 @@ class Publisher:
 
             connect_as_client(self._sock, curve)
         self.hearing = Hearing(self._sock, endpoint)  # who hears us; `why_not` says why not
-        self._sock.ipv6 = wants_ipv6([endpoint])
-        self._sock.connect(endpoint)
+        try:
+            connect(self._sock, endpoint)
+        except ConnectFailed:
+            self.hearing.close()
+            self._sock.close(linger=0)
+            raise
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._heartbeat_seq = -1

@@ -47,10 +47,10 @@ import orjson
 import zmq
 
 from recorder.bus.curve import connect_as_client
-from recorder.bus.endpoints import DEFAULT_PUBLISH, wants_ipv6
+from recorder.bus.endpoints import DEFAULT_PUBLISH
 from recorder.bus.envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
 from recorder.bus.keys import ClientKeys
-from recorder.bus.publisher import Hearing
+from recorder.bus.publisher import Hearing, connect
 from recorder.errors import PersistError
 from recorder.store.reader import Record
 
@@ -250,8 +250,7 @@ def replay(
     hearing = Hearing(sock, options.endpoint)
     t0 = time.monotonic()
     try:
-        sock.ipv6 = wants_ipv6([options.endpoint])
-        sock.connect(options.endpoint)
+        connect(sock, options.endpoint)  # ConnectFailed: an address libzmq cannot read
         if not hearing.wait(options.wait_subscribers):
             sock.linger = 0  # nothing was sent: nothing to deliver
             raise ReplayError(f"nothing replayed: {hearing.why_not(options.wait_subscribers)}")

@@ -22,6 +22,7 @@ from recorder.cli.common import (
     add_curve,
     add_log_dir,
     check_utf8,
+    connect_endpoint,
     curve_keys_folder,
     endpoint,
     fail,
@@ -122,7 +123,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     "sent" only once a subscriber's subscription has reached us through the broker:
     with no broker or nobody subscribed, zmq would drop the message without a word."""
     from recorder.bus.keys import load_client
-    from recorder.bus.publisher import Publisher
+    from recorder.bus.publisher import ConnectFailed, Publisher
 
     check_utf8(args.topic, "TOPIC")
     check_utf8(args.agent, "--agent")
@@ -132,7 +133,11 @@ def cmd_send(args: argparse.Namespace) -> int:
     body = message_body(" ".join(args.message), text=args.text)  # BadOption: exit 2
     folder = curve_keys_folder(args, [args.endpoint])
     keys = load_client(folder) if folder is not None else None  # KeyFileError: exit 1
-    with Publisher(args.endpoint, agent=args.agent, heartbeat_interval=0, curve=keys) as pub:
+    try:
+        pub = Publisher(args.endpoint, agent=args.agent, heartbeat_interval=0, curve=keys)
+    except ConnectFailed as exc:  # an address libzmq cannot read: the option's fault
+        raise BadOption(f"--endpoint: {exc}") from None
+    with pub:
         if not pub.wait_ready(args.wait, topic=args.topic):
             why = pub.hearing.why_not(args.wait, args.topic)
             return fail(f"nothing sent: {why}", EXIT_NO_SUBSCRIBER)
@@ -181,7 +186,7 @@ def add_parsers(
     p.add_argument("--text", action="store_true", help="send MESSAGE as plain text, never JSON")
     p.add_argument(
         "--endpoint",
-        type=endpoint,
+        type=connect_endpoint,
         default=DEFAULT_PUBLISH,
         help="where publishers connect (default %(default)s), e.g. ipc:///tmp/bus.pub",
     )

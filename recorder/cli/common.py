@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
-from recorder.bus.endpoints import check_endpoint
+from recorder.bus.endpoints import check_connect_endpoint, check_endpoint
 from recorder.errors import BadOption, PersistError
 from recorder.store.jsontext import dumps as json_dumps
 from recorder.store.layout import default_log_dir
@@ -215,6 +215,14 @@ def endpoint(value: str) -> str:
     """A ZeroMQ endpoint (tcp://HOST:PORT, ipc://PATH, inproc://NAME)."""
     try:
         return check_endpoint(value, "")
+    except BadOption as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def connect_endpoint(value: str) -> str:
+    """A ZeroMQ endpoint to connect to: no wildcard, no port 0 (`check_connect_endpoint`)."""
+    try:
+        return check_connect_endpoint(value, "")
     except BadOption as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

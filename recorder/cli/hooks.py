@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from recorder.cli.common import add_log_dir, endpoint, say, shown
+from recorder.cli.common import add_log_dir, connect_endpoint, say, shown
 from recorder.hooks.agents import Agent, Scope, settings_path
 from recorder.hooks.settings import Change, HookCommand, inspect, install, uninstall
 
@@ -165,12 +165,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument(
         "--publish-endpoint",
-        type=endpoint,
+        type=connect_endpoint,
         help="where the hooks publish when the recorder does not host the broker",
     )
     p.add_argument(
         "--broker",
-        type=endpoint,
+        type=connect_endpoint,
         help="the broker's subscriber endpoint, for a recorder the start hook launches",
     )
     p.set_defaults(func=cmd_install)

@@ -12,6 +12,7 @@ from recorder.cli.common import (
     add_log_dir,
     add_redact,
     add_scope,
+    connect_endpoint,
     count,
     endpoint,
     fail,
@@ -171,7 +172,7 @@ def add_parsers(
     add_log_dir(p)
     p.add_argument(
         "--broker",
-        type=endpoint,
+        type=connect_endpoint,
         help=f"broker's subscriber endpoint (default: the running recorder's, else "
         f"{DEFAULT_SUBSCRIBE})",
     )

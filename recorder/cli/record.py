@@ -100,6 +100,13 @@ def cmd_record(args: argparse.Namespace) -> int:
         options = _options(args)
     except ValueError as exc:
         return fail(str(exc), 2)
+    from recorder.bus.publisher import ConnectFailed, check_connectable
+
+    for broker in options.connects:  # an address libzmq cannot read fails no later start
+        try:
+            check_connectable(broker)
+        except ConnectFailed as exc:
+            return fail(f"--broker: {exc}", 2)
     if args.detach:
         return _detach(options, args.wait)
     import faulthandler

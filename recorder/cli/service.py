@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
-from recorder.cli.common import add_log_dir, endpoint, fail, state_exit_code
+from recorder.cli.common import add_log_dir, connect_endpoint, endpoint, fail, state_exit_code
 from recorder.daemon.options import RecorderOptions
 from recorder.store.layout import Layout
 from recorder.store.status import assess
@@ -84,7 +84,7 @@ def add_parsers(
     add_log_dir(p)
     p.add_argument(
         "--broker",
-        type=endpoint,
+        type=connect_endpoint,
         default=DEFAULT_SUBSCRIBE,
         help="broker's subscriber endpoint, e.g. tcp://127.0.0.1:5555",
     )

@@ -25,8 +25,8 @@ from recorder.cli.common import (
     add_redact,
     add_scope,
     check_utf8,
+    connect_endpoint,
     curve_keys_folder,
-    endpoint,
     fail,
     output_file,
     output_in_place,
@@ -146,6 +146,7 @@ def _damage_exit(args: argparse.Namespace, damaged: bool) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from recorder.bus.publisher import ConnectFailed
     from recorder.bus.replay import ReplayError, ReplayOptions, replay
     from recorder.export.writers import ExportError
     from recorder.store.checkpoints import resolve_checkpoint
@@ -190,6 +191,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         with store:
             stats = replay(store.records(rng.start, rng.stop), options)
+    except ConnectFailed as exc:  # an address libzmq cannot read: the option's fault
+        return fail(f"--endpoint: {exc}", 2)
     except ReplayError as exc:
         return fail(str(exc))
     damage = _replay_damage(store, rng, stats, writer_running=assess(layout).running)
@@ -615,7 +618,10 @@ def add_parsers(
         help="with --verbatim: prepend this to each message's topic frame",
     )
     p.add_argument(
-        "--endpoint", type=endpoint, default=DEFAULT_PUBLISH, help="broker's publisher endpoint"
+        "--endpoint",
+        type=connect_endpoint,
+        default=DEFAULT_PUBLISH,
+        help="broker's publisher endpoint",
     )
     add_log_dir(p)
     p.add_argument("--wait", type=positive, default=5.0, help="seconds to wait for subscribers")

@@ -16,7 +16,7 @@ from recorder.bus.endpoints import (
     DEFAULT_PUBLISH,
     DEFAULT_SUBSCRIBE,
     check_bind_endpoint,
-    check_endpoint,
+    check_connect_endpoint,
     endpoint_free,
 )
 from recorder.bus.keys import curve_wanted, keys_folder
@@ -107,7 +107,7 @@ class RecorderOptions:
             raise BadOption(f"--embedded must be one of {modes}") from None
         self._check_endpoints()
         if self.embedded is EmbeddedMode.NO:
-            check_endpoint(self.publish_endpoint, "--publish-endpoint")
+            check_connect_endpoint(self.publish_endpoint, "--publish-endpoint")
         else:  # a broker we host listens there: private unless asked
             check_bind_endpoint(
                 self.publish_endpoint, "--publish-endpoint", allow_public=self.bind_public
@@ -196,7 +196,7 @@ class RecorderOptions:
             if option == "--bind":
                 check_bind_endpoint(endpoint, option, allow_public=self.bind_public)
             else:
-                check_endpoint(endpoint, option)
+                check_connect_endpoint(endpoint, option)
             if endpoint in seen:
                 twice = "twice" if seen[endpoint] == option else f"to {seen[endpoint]} and {option}"
                 raise BadOption(f"{option} {endpoint} is given {twice}")

@@ -46,7 +46,7 @@ from typing import IO, TYPE_CHECKING, Literal
 from recorder.bus.endpoints import (
     DEFAULT_PUBLISH,
     DEFAULT_SUBSCRIBE,
-    check_endpoint,
+    check_connect_endpoint,
     endpoint_free,
 )
 from recorder.daemon.control import stop_recorder
@@ -268,8 +268,8 @@ class PersistenceLauncher:
         self.log_dir = Path(log_dir).expanduser() if log_dir else default_log_dir()
         self.log_dir = self.log_dir.absolute()
         self.layout = Layout(self.log_dir)
-        self.broker = check_endpoint(broker or DEFAULT_SUBSCRIBE, "--broker")
-        self.publish_endpoint = check_endpoint(
+        self.broker = check_connect_endpoint(broker or DEFAULT_SUBSCRIBE, "--broker")
+        self.publish_endpoint = check_connect_endpoint(
             publish_endpoint or DEFAULT_PUBLISH, "--publish-endpoint"
         )
         # not given: a recorder already running says which bus it records

@@ -188,6 +188,20 @@ def test_messages_sent_before_the_recorder_subscribed_are_a_window_not_a_gap(
         (["--broker", "udp://x:1"], "is not a ZeroMQ endpoint"),
         (["--bind", "garbage"], "is not a ZeroMQ endpoint"),
         (["--bind", "ipc:///tmp/x.ipc", "--embedded", "yes"], "--embedded yes needs a --broker"),
+        # a wildcard or port 0 can be bound, never connected to (libzmq: "Invalid
+        # argument", exit 1, or a recorder that waited for nothing); an ipc path longer
+        # than a socket address holds cannot be either ("File name too long", exit 1)
+        (["--broker", "tcp://*:5006"], "--broker 'tcp://*:5006' cannot be connected to: "),
+        (["--broker", "tcp://127.0.0.1:*"], "cannot be connected to: a port of * is for"),
+        (["--broker", "tcp://127.0.0.1:*", "--detach"], "--broker 'tcp://127.0.0.1:*' cannot"),
+        (["--broker", "tcp://127.0.0.1:0"], "cannot be connected to: port 0 is for binding"),
+        (["--broker", f"ipc:///tmp/{'a' * 120}"], "is 125 bytes, longer than the 107"),
+        (["--broker", f"ipc:///tmp/{'a' * 120}", "--detach"], "longer than the 107"),
+        (["--bind", f"ipc:///tmp/{'a' * 120}"], "is 125 bytes, longer than the 107"),
+        (
+            ["--embedded", "no", "--publish-endpoint", "tcp://*:5007"],
+            "--publish-endpoint 'tcp://*:5007' cannot be connected to",
+        ),
     ],
 )
 def test_bad_or_duplicate_endpoints_are_one_line_and_exit_2(

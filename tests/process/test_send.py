@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+import zmq
 
 from recorder.cli.common import EXIT_NO_SUBSCRIBER
 from recorder.store.reader import open_store
@@ -30,8 +33,12 @@ NO_SUBSCRIBER = EXIT_NO_SUBSCRIBER  # 7, documented in recorder/cli/main.py
 
 
 def send(*args: str) -> subprocess.CompletedProcess[str]:
+    return persist("send", *args)
+
+
+def persist(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "recorder.cli", "send", *args],
+        [sys.executable, "-m", "recorder.cli", *args],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -372,3 +379,51 @@ def test_send_refuses_json_the_journal_would_not_keep_as_json(bus: Bus) -> None:
         assert (out.returncode, out.stdout) == (2, ""), (message, out)
         assert out.stderr.startswith("persist: MESSAGE starts with"), out.stderr
         assert "is not valid JSON" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "says"),
+    [
+        ("tcp://*:5006", "'tcp://*:5006' cannot be connected to: a host of * is for binding"),
+        ("tcp://127.0.0.1:*", "cannot be connected to: a port of * is for binding"),
+        ("tcp://127.0.0.1:0", "cannot be connected to: port 0 is for binding"),
+        (f"ipc:///tmp/{'a' * 120}", "the ipc path is 125 bytes, longer than the 107"),
+    ],
+)
+def test_send_to_an_endpoint_that_cannot_be_connected_to_is_one_line(
+    endpoint: str, says: str
+) -> None:
+    """Before: a traceback ending in `zmq.error.ZMQError: Invalid argument` (or `File
+    name too long`), exit 1; port 0 waited and said nobody was subscribed."""
+    out = send("agents.x", "hi", "--endpoint", endpoint, "--wait", "0.5")
+    assert (out.returncode, out.stdout) == (2, ""), out
+    assert len(out.stderr.splitlines()) == 1 and says in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_an_address_libzmq_cannot_read_is_one_line_everywhere(bus: Bus, tmp_path: Path) -> None:
+    """An endpoint of the right form whose host libzmq refuses at once (`bad_host!`):
+    `persist send` died with a traceback (`zmq.error.ZMQError: Invalid argument`), exit
+    1; `persist record` said it "cannot record" (exit 1), or, detached, that the
+    recorder "was stopped". Now one line naming the option, exit 2, whoever connects;
+    `Publisher` raises ConnectFailed, a zmq.ZMQError too."""
+    from recorder.bus.publisher import ConnectFailed, Publisher
+
+    bad = "tcp://bad_host!:5006"
+    said = f"cannot connect to {bad}: Invalid argument"
+    out = send("agents.x", "hi", "--endpoint", bad, "--wait", "0.5")
+    assert (out.returncode, out.stdout, out.stderr) == (2, "", f"persist: --endpoint: {said}\n")
+    for detach in ((), ("--detach",)):
+        out = persist(
+            "record", "--broker", bad, "--embedded", "no", "--log-dir", str(tmp_path), *detach
+        )
+        assert (out.returncode, out.stderr) == (2, f"persist: --broker: {said}\n"), out
+    bus.start_broker()
+    bus.start_recorder()
+    out = persist("checkpoint", "--log-dir", str(bus.log_dir))
+    assert out.returncode == 0, out
+    out = persist("replay", "latest", "--log-dir", str(bus.log_dir), "--endpoint", bad)
+    assert out.returncode == 2 and out.stderr.endswith(f"--endpoint: {said}\n"), out
+    with pytest.raises(ConnectFailed, match=said) as raised:
+        Publisher(bad)
+    assert isinstance(raised.value, zmq.ZMQError) and raised.value.errno == errno.EINVAL
