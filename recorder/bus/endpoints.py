@@ -116,6 +116,45 @@ def check_bind_endpoint(endpoint: str, option: str, *, allow_public: bool = Fals
     return endpoint
 
 
+def same_socket_key(endpoint: str, ipv6: bool, resolve: bool = True) -> tuple[object, ...]:
+    """What `endpoint` reaches, as libzmq would connect to it: two endpoints with the
+    same key are one socket (one broker) under two spellings. tcp: the address and port
+    the host resolves to (`localhost` is 127.0.0.1 on a socket without IPV6; with it,
+    the first address the resolver gives, as libzmq takes; 127.0.0.1 and ::1 are two
+    sockets), the destination only (a source address `SRC;` aside); a name that does
+    not resolve (or `resolve` false) stays a name. ipc: the socket file (its device and
+    inode when it exists, else its real path), or the abstract name; inproc: the name.
+    A broker bound to a wildcard is reached through several addresses: that cannot be
+    told from the endpoints."""
+    if endpoint.startswith("ipc://"):
+        path = endpoint[len("ipc://") :]
+        if path.startswith("@"):
+            return ("ipc-abstract", path)
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            return ("ipc", os.path.realpath(path))
+        return ("ipc-file", st.st_dev, st.st_ino)
+    match = _TCP.fullmatch(endpoint)
+    if match is None:
+        return ("other", endpoint)
+    host, port = match[1].strip("[]").lower(), match[2]
+    port_key: object = port if port == "*" else int(port)
+    try:
+        return ("tcp", ipaddress.ip_address(host).compressed, port_key)
+    except ValueError:
+        pass
+    if not resolve or host == "*":
+        return ("tcp-name", host, port_key)
+    family = socket.AF_UNSPEC if ipv6 else socket.AF_INET
+    try:
+        found = socket.getaddrinfo(host, None, family, socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return ("tcp-name", host, port_key)
+    address = str(found[0][4][0]).split("%", 1)[0] if found else host
+    return ("tcp", ipaddress.ip_address(address).compressed if found else host, port_key)
+
+
 def wants_ipv6(endpoints: Iterable[str]) -> bool:
     """Whether a tcp endpoint among `endpoints` names an IPv6 host (`tcp://[::1]:5555`,
     ip6-localhost): a libzmq socket then needs its IPV6 option, off by default (the

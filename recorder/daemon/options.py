@@ -18,6 +18,8 @@ from recorder.bus.endpoints import (
     check_bind_endpoint,
     check_connect_endpoint,
     endpoint_free,
+    same_socket_key,
+    wants_ipv6,
 )
 from recorder.bus.keys import curve_wanted, keys_folder
 from recorder.errors import BadOption
@@ -42,6 +44,24 @@ class EmbeddedMode(StrEnum):
     AUTO = "auto"  # only when the default endpoint is free (nothing answers there)
     YES = "yes"
     NO = "no"
+
+
+def _port(endpoint: str) -> str | None:
+    """A tcp endpoint's port as written, None for any other endpoint."""
+    if not endpoint.startswith("tcp://"):
+        return None
+    return str(int(endpoint.rsplit(":", 1)[1])) if endpoint[-1:] != "*" else "*"
+
+
+def _reached(key: tuple[object, ...]) -> str:
+    """What a `same_socket_key` names, for people."""
+    kind = key[0]
+    if kind == "tcp":
+        address = str(key[1])
+        return f"both reach {f'[{address}]' if ':' in address else address}:{key[2]}"
+    if kind == "ipc-file" or kind == "ipc":
+        return "both name the same socket file"
+    return "both name the same socket"
 
 
 @dataclass
@@ -188,11 +208,12 @@ class RecorderOptions:
             self.broker, self.more_brokers = self.more_brokers[0], self.more_brokers[1:]
         if self.broker is None and not self.bind:
             raise BadOption("nothing to record: give --broker ENDPOINT or --bind ENDPOINT")
-        seen: dict[str, str] = {}
-        for option, endpoint in [
+        given = [
             *(("--broker", ep) for ep in self.connects),
             *(("--bind", ep) for ep in self.bind),
-        ]:
+        ]
+        seen: dict[str, str] = {}
+        for option, endpoint in given:
             if option == "--bind":
                 check_bind_endpoint(endpoint, option, allow_public=self.bind_public)
             else:
@@ -201,6 +222,23 @@ class RecorderOptions:
                 twice = "twice" if seen[endpoint] == option else f"to {seen[endpoint]} and {option}"
                 raise BadOption(f"{option} {endpoint} is given {twice}")
             seen[endpoint] = option
+        # one broker under two spellings (localhost and 127.0.0.1, a symlink to an ipc
+        # socket): every message would be journaled twice. Names are resolved as the
+        # recorder's one socket will (its IPV6 option), and only where a port is shared.
+        ipv6 = wants_ipv6(self.connects + self.bind)
+        ports = [_port(ep) for _, ep in given]
+        keys: dict[tuple[object, ...], tuple[str, str]] = {}
+        for (option, endpoint), port in zip(given, ports, strict=True):
+            key = same_socket_key(endpoint, ipv6, resolve=port is None or ports.count(port) > 1)
+            if key in keys:
+                first_option, first = keys[key]
+                twice = "twice" if first_option == option else f"to {first_option} and {option}"
+                raise BadOption(
+                    f"{option} {endpoint} is given {twice}: {first_option} {first} under "
+                    f"another spelling ({_reached(key)})"
+                    + ("; every message would be recorded twice" if option == "--broker" else "")
+                )
+            keys[key] = option, endpoint
         if self.embedded is EmbeddedMode.YES and self.broker is None:
             raise BadOption("--embedded yes needs a --broker (where the recorder subscribes)")
 

@@ -188,6 +188,18 @@ def test_messages_sent_before_the_recorder_subscribed_are_a_window_not_a_gap(
         (["--broker", "udp://x:1"], "is not a ZeroMQ endpoint"),
         (["--bind", "garbage"], "is not a ZeroMQ endpoint"),
         (["--bind", "ipc:///tmp/x.ipc", "--embedded", "yes"], "--embedded yes needs a --broker"),
+        # one broker under two spellings: every message was journaled twice, "healthy"
+        (
+            ["--broker", "tcp://127.0.0.1:5008", "--broker", "tcp://localhost:5008"],
+            "--broker tcp://localhost:5008 is given twice: --broker tcp://127.0.0.1:5008 "
+            "under another spelling (both reach 127.0.0.1:5008); every message would be "
+            "recorded twice",
+        ),
+        (
+            ["--broker", "tcp://LocalHost:05009", "--bind", "tcp://127.0.0.1:5009"],
+            "--bind tcp://127.0.0.1:5009 is given to --broker and --bind: --broker "
+            "tcp://LocalHost:05009 under another spelling (both reach 127.0.0.1:5009)",
+        ),
         # a wildcard or port 0 can be bound, never connected to (libzmq: "Invalid
         # argument", exit 1, or a recorder that waited for nothing); an ipc path longer
         # than a socket address holds cannot be either ("File name too long", exit 1)

@@ -105,3 +105,42 @@ def test_an_ipc_endpoint_is_free_unless_something_accepts_on_it(tmp_path: Path) 
         assert not endpoint_free(f"ipc://{name}")
     finally:
         abstract.close()
+
+
+def test_one_broker_under_two_spellings_is_refused_and_two_sockets_are_not(
+    tmp_path: Path,
+) -> None:
+    """Two spellings of one socket were accepted, and every message journaled twice:
+    localhost and 127.0.0.1, two IPv6 spellings, an ipc path and a symlink to it, a
+    path with `.` in it. 127.0.0.1 and ::1 are two sockets (a broker bound on one is
+    not on the other), and so are two ports or two socket files: those are accepted."""
+    import socket
+
+    folder = tmp_path / "bus"
+    folder.mkdir()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(folder / "sub"))
+    (tmp_path / "link").symlink_to(folder / "sub")
+    (tmp_path / "dirlink").symlink_to(folder)
+    try:
+        for first, second in [
+            ("tcp://127.0.0.1:7101", "tcp://localhost:7101"),
+            ("tcp://[::1]:7102", "tcp://[0:0:0:0:0:0:0:1]:7102"),
+            ("tcp://127.0.0.1:7103", "tcp://10.0.0.1;127.0.0.1:7103"),
+            (f"ipc://{folder}/sub", f"ipc://{tmp_path}/link"),
+            (f"ipc://{folder}/gone", f"ipc://{tmp_path}/dirlink/./gone"),
+        ]:
+            with pytest.raises(BadOption, match=r"is given twice: --broker .* under another"):
+                RecorderOptions(log_dir=tmp_path / "logs", broker=first, more_brokers=(second,))
+        for first, second in [
+            ("tcp://127.0.0.1:7104", "tcp://[::1]:7104"),
+            ("tcp://127.0.0.1:7105", "tcp://127.0.0.2:7105"),
+            ("tcp://127.0.0.1:7106", "tcp://localhost:7107"),
+            (f"ipc://{folder}/sub", f"ipc://{folder}/other"),
+        ]:
+            options = RecorderOptions(
+                log_dir=tmp_path / "logs", broker=first, more_brokers=(second,)
+            )
+            assert options.connects == (first, second)
+    finally:
+        sock.close()
