@@ -205,6 +205,24 @@ class Hearing:
             self._monitor = None
 
 
+def _dumps(body: dict[str, Any]) -> bytes:
+    """`body` as compact JSON: by orjson, or, when it holds an integer beyond 64 bits
+    (which orjson refuses), by the stdlib json module, which writes it as it is."""
+    try:
+        return orjson.dumps(body)
+    except TypeError as exc:
+        if "Integer" not in str(exc):  # another type, or nested too deep: refused
+            raise
+        import json
+
+        try:
+            return json.dumps(
+                body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode()
+        except (TypeError, ValueError, RecursionError):
+            raise exc from None
+
+
 class Publisher:
     def __init__(
         self,
@@ -285,7 +303,7 @@ class Publisher:
         with self._lock:
             body = {ENVELOPE_KEY: self.envelope(mid), **message}
             try:
-                frames = [topic.encode(), orjson.dumps(body)]
+                frames = [topic.encode(), _dumps(body)]
             except (TypeError, UnicodeEncodeError):
                 self.seq -= 1  # not sent: its number is the next message's, or no gap opens
                 raise

@@ -88,7 +88,12 @@ def version_of(agent: str, msg: SessionMessage) -> str:
     import orjson  # the readers loaded it already
 
     body = message_body(agent, msg, "")
-    blob = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    try:
+        blob = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer beyond 64 bits (the readers keep them exact)
+        import json
+
+        blob = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str).encode()
     return hashlib.blake2b(blob, digest_size=8).hexdigest()
 
 

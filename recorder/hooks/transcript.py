@@ -144,7 +144,7 @@ def read_new(
         report = ReadReport()
         # at the end a last line without a newline counts if it parses
         lines = data if final and tail.strip() else data[:cut]
-        numbered = list(iter_objects(lines, report))
+        numbered = list(iter_objects(lines, report, exact=True))  # published as written
         objects = [obj for _, obj in numbered]
         used = len(data) if final and tail.strip() and not report.torn_tail else cut
         delta.torn = len(data) - used
@@ -285,8 +285,10 @@ def _legacy_gemini(fd: int, size: int, state: SessionState, delta: Delta) -> Del
     data = _pread_all(fd, size, 0)
     delta.offset = len(data)
     delta.anchor = anchor_of(data)
+    from recorder.sources.jsonl import loads_exact
+
     try:
-        doc = orjson.loads(data)
+        doc = loads_exact(data)  # published as written: integers beyond 64 bits too
     except orjson.JSONDecodeError:
         delta.torn = len(data)  # being rewritten: the next call reads it whole again
         return delta

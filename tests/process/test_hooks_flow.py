@@ -602,3 +602,43 @@ def test_subagent_stop_publishes_the_sub_agents_own_transcript(bus: Bus, tmp_pat
         f"agents.claude.{c.session}": ["delegate the search"],
         f"agents.claude.{c.session}.a1b2c3d4": ["find the parser", "in src/parse.py"],
     }
+
+
+def test_a_hook_publishes_an_agents_big_integers_as_written(bus: Bus, tmp_path: Path) -> None:
+    """A tool call's arguments holding integers beyond 64 bits reach the journal as the
+    agent wrote them. Before, the transcript was read with orjson (which reads them as
+    floats) and the message written again: 123456789012345678901234567890 was
+    published as 1.2345678901234568e+29."""
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    c = ClaudeSession(transcript=str(tmp_path / "session.jsonl"))
+    path = Path(c.transcript)
+    quiet(run_hook(bus.log_dir, "claude", c.payload("SessionStart"), endpoints=ends))
+    append(path, c.user("look these up"))
+    reply = c.assistant("Looking.", ("Lookup", {"ids": [7, 8], "big": 9}))
+    big = b"123456789012345678901234567890"
+    reply = [
+        r.replace(b'"big":9', b'"big":' + big + b',"neg":-18446744073709551617') for r in reply
+    ]
+    assert big in reply[1]
+    append(path, reply)
+    quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+
+    def payloads() -> list[bytes]:
+        from recorder.store.reader import open_store
+
+        with open_store(bus.log_dir) as store:
+            return [r.frames[-1] for r in store.records() if r.topic.startswith("agents.claude")]
+
+    wait_for(lambda: len(payloads()) >= 3, what="three messages")
+    sent = payloads()[-1]
+    assert b'"big":' + big + b',"neg":-18446744073709551617' in sent, sent
+    message = json.loads(sent)
+    assert message["tool_calls"][0]["arguments"] == {
+        "ids": [7, 8],
+        "big": 123456789012345678901234567890,
+        "neg": -18446744073709551617,
+    }
+    assert not failures(bus.log_dir)
+    assert not [r for r in journal_records(bus.log_dir) if r["kind"] == "gap"]
