@@ -67,10 +67,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from recorder.store.reader import Store
 
     store = Store(Path(args.log_dir))
+    layout = Layout(Path(args.log_dir))
     skipped: list[str] = []
     try:
         with store:
-            layout = Layout(Path(args.log_dir))
             cp = resolve_checkpoint(layout, args.checkpoint, skipped)
             if args.full:
                 scope = BundleScope.whole()
@@ -86,8 +86,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
             else:
                 scope = BundleScope(last=args.last)
             bundle = build_bundle(args.log_dir, cp, store=store, scope=scope, redact=args.redact)
-    except (ExportError, OSError) as exc:
+    except ExportError as exc:
         return fail(str(exc))
+    except OSError as exc:  # named, with what stands in the bundle's way
+        return fail(_bundle_not_written(exc, layout.restore))
     finally:
         _warn(skipped + store.warnings)
     m = bundle.manifest
@@ -128,6 +130,18 @@ def cmd_restore(args: argparse.Namespace) -> int:
     for problem in integrity["problems"]:
         print(f"  warning: {problem}")
     return code
+
+
+def _bundle_not_written(exc: OSError, restore: Path) -> str:
+    """One line for an OSError while writing a bundle: a file where the `restore/`
+    folder goes is named as such ("[Errno 17] File exists" said nothing of what to do)."""
+    if restore.exists() and not restore.is_dir():
+        return (
+            f"cannot write the restore bundle: {restore} is a file, not the folder bundles "
+            "go into: move it aside and restore again"
+        )
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"cannot write the restore bundle: {exc.strerror or exc}{where}"
 
 
 def _n(count: int, noun: str) -> str:

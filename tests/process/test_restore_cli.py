@@ -89,6 +89,28 @@ def test_an_export_into_a_folder_that_is_not_there_names_the_output(tmp_path: Pa
     assert (root / "segments").is_dir()
 
 
+def test_a_file_where_the_restore_folder_goes_is_named(tmp_path: Path) -> None:
+    """A file at `<log folder>/restore`: the bundle cannot be written, and the line said
+    "[Errno 17] File exists: ..."; now it names the file and what to do, exit 1."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "logs"
+    journal(root)
+    (root / "restore").write_text("")
+    out = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "restore", "latest", "--log-dir", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr == (
+        f"persist: cannot write the restore bundle: {root / 'restore'} is a file, not the "
+        "folder bundles go into: move it aside and restore again\n"
+    )
+
+
 def test_an_export_never_writes_over_the_journal_it_reads(tmp_path: Path) -> None:
     """`-o <log>/current_session.jsonl` (a link to the segment being written) replaced
     that segment with Markdown, exit 0: its messages were lost. Anywhere in the log
