@@ -190,7 +190,9 @@ class _Guard:
             where = f"{up.st_dev}:{up.st_ino}"
         except OSError:
             where = ""
-        key = hashlib.sha256(f"{os.getuid()}:{where}:{real}".encode()).hexdigest()[:40]
+        # the path's own bytes: a name that is not UTF-8 has no `str.encode()`
+        key = hashlib.sha256(f"{os.getuid()}:{where}:".encode() + os.fsencode(real)).hexdigest()
+        key = key[:40]
         self.name = b"\0agent-persist/lock/" + key.encode()
         self._sock: socket.socket | None = None
 
