@@ -311,6 +311,8 @@ async def test_session_rows_stay_one_line_when_the_menu_scrolls(
         await settle(pilot)
         assert menu.max_scroll_y > 0  # the scrollbar is there
         assert menu.virtual_size.height == 2 * menu.option_count  # a title, a detail each
+        hint = app.screen.query_one("#launch-hint")
+        assert hint.size.height == 1 and "Enter or the letter chooses" in str(hint.render())
         seen = 0
         for _ in range(menu.option_count):
             lines = screen_chars(app).splitlines()

@@ -36,6 +36,14 @@ SESSIONS_SHOWN = 5  # the newest sessions offered in the menu; `a` lists them al
 LINE_CELLS = 76 - 2 - 2 - 2 - 2 - 5 - 2
 
 
+LAUNCH_BOX_WIDTH = 76  # #launch-box's width in persist.tcss
+LAUNCH_HINTS = (  # the hint under the launch menu, longest first: the first that fits
+    "Enter or the letter chooses · the result is printed for the launcher",
+    "Enter or the letter chooses · printed for the launcher",
+    "Enter or the letter chooses",
+)
+
+
 class LaunchScreen(ShowsWorkerErrors, Screen[str]):
     """Dismisses with one of `CHOICES`, `sessions` (all of them) or `session:<key>`."""
 
@@ -81,12 +89,21 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
         return agent_source(self.papp.agent_command)
 
     def on_resize(self) -> None:
+        self.show_hint()
         self.call_after_refresh(self.fit_menu)
+
+    def show_hint(self) -> None:
+        """The line under the menu, in words that fit one line of the box (76 columns
+        wide, its border and padding 4 of them; a narrower terminal, a narrower box)."""
+        room = min(LAUNCH_BOX_WIDTH, self.size.width) - 4
+        words = next((h for h in LAUNCH_HINTS if len(h) <= room), LAUNCH_HINTS[-1])
+        self.query_one("#launch-hint", Static).update(Text(words, style="dim"))
 
     def fit_menu(self) -> None:
         """Give the options the rows the title, hint and box leave on screen, so a
         long menu (sessions listed, 80x24) scrolls to the highlighted row instead of
-        running off the bottom (Textual does not shrink an auto-height child)."""
+        running off the bottom (Textual does not shrink an auto-height child); an even
+        number of them, so the last row shown is never a title without its detail."""
         box = self.query_one("#launch-box")
         menu = self.query_one(OptionList)
         others = box.styles.gutter.height + sum(
@@ -94,8 +111,9 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
             for w in (self.query_one("#launch-title"), self.query_one("#launch-hint"))
         )
         room = self.size.height - self.query_one(Footer).outer_size.height - others
-        if menu.styles.max_height != Scalar.from_number(max(4, room)):
-            menu.styles.max_height = max(4, room)
+        rows = max(4, room - room % 2)  # whole options (two rows each): no title alone
+        if menu.styles.max_height != Scalar.from_number(rows):
+            menu.styles.max_height = rows
             menu.scroll_to_highlight()
 
     def on_mount(self) -> None:
@@ -233,10 +251,7 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
             highlighted = default
         self._default = default
         menu.highlighted = highlighted
-        hint = Text(
-            "Enter or the letter chooses · the result is printed for the launcher", style="dim"
-        )
-        self.query_one("#launch-hint", Static).update(hint)
+        self.show_hint()
         self.call_after_refresh(self.fit_menu)  # the title may have changed its height
 
     def tick_ages(self) -> None:
