@@ -379,7 +379,7 @@ class Recorder:
         self.journal.sync()
         self.state = RecorderState.RECORDING
         self._checkpoint_due = now + self.options.checkpoint_interval
-        self._retention_due = now + min(30.0, self.options.retention_interval or 30.0)
+        self._retention_due = now + min(30.0, self.options.effective_retention_interval)
         self._take_snapshot()
 
     def _caches_folder_aside(self) -> None:
@@ -1109,8 +1109,8 @@ class Recorder:
             self._checkpoint_due = now + self.options.checkpoint_interval
             with contextlib.suppress(OSError):  # said in the status (`error`); next time
                 self.checkpoint("", "periodic", now)
-        if self.options.retention.active and now >= self._retention_due:
-            self._retention_due = now + (self.options.retention_interval or 600.0)
+        if self.options.effective_retention.active and now >= self._retention_due:
+            self._retention_due = now + self.options.effective_retention_interval
             self.retention_pass(now)
         if now >= self._next_status:
             # Idle (nothing received since the last one): every other second. The
@@ -1233,14 +1233,18 @@ class Recorder:
 
         try:
             result = maintenance.recorder_prune(
-                self.layout, self.options.retention, "recorder", now, journal, self.journal_ready
+                self.layout,
+                self.options.effective_retention,
+                "recorder",
+                now,
+                journal,
+                self.journal_ready,
             )
             if result.trash is not None:
                 names = [s["name"] for s in result.plan_json()["segments"]]
                 log.info("pruned %s (trash %s)", ", ".join(names), result.trash)
-            grace = self.options.trash_grace
-            if grace is not None:
-                maintenance.empty(self.layout, grace, now, journal, wait=0.0)
+            grace = self.options.effective_trash_grace
+            maintenance.empty(self.layout, grace, now, journal, wait=0.0)
         except Exception as exc:  # never the end of the recorder: tried next time, and
             # `persist status` shows it meanwhile (a policy that never runs fills the disk)
             self.error(f"{_RETENTION_SKIPPED}: {_failure(exc)}")

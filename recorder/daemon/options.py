@@ -104,10 +104,17 @@ class RecorderOptions:
     secrets: bool = True  # detect secrets in messages (meta.secrets: kinds and spans)
     secret_scan_bytes: int = DEFAULT_SCAN_CAP  # bytes of one message scanned for secrets
     use_curve: bool = field(init=False, default=False)  # `curve` decided (see `curve_wanted`)
-    # Retention (off by default): options win over `<log_dir>/retention.toml`.
+    # Retention (off by default), as given on the command line (None: not given); an
+    # option given wins over that key of `<log_dir>/retention.toml`. `recorder_argv`
+    # passes these only: a recorder started with it (a unit, `--detach`) reads the
+    # file itself when it starts, so an edit of the file reaches its next start.
     retention: Policy = field(default_factory=Policy)  # what may be pruned
     retention_interval: float | None = None  # seconds between passes (None: file, else 600)
     trash_grace: float | None = None  # seconds before the recorder empties a trash entry
+    # What this recorder does: the options over the file over the defaults (`_merge_retention`).
+    effective_retention: Policy = field(init=False, default_factory=Policy)
+    effective_retention_interval: float = field(init=False, default=DEFAULT_INTERVAL)
+    effective_trash_grace: float = field(init=False, default=DEFAULT_GRACE)
 
     def __post_init__(self) -> None:
         """Every option checked in one place; `BadOption` (a ValueError) names the
@@ -184,21 +191,25 @@ class RecorderOptions:
             Enricher.load(path)
 
     def _merge_retention(self) -> None:
+        """The retention in force (`effective_*`): each option given, else the file's
+        key, else the default. The options themselves are left as given."""
         config = load_config(Layout(self.log_dir))  # BadOption names the file and key
         policy = self.retention
-        self.retention = Policy(
+        self.effective_retention = Policy(
             policy.older_than if policy.older_than is not None else config.older_than,
             policy.max_size if policy.max_size is not None else config.max_size,
         )
-        if self.retention_interval is None:
-            self.retention_interval = config.interval or DEFAULT_INTERVAL
-        if self.trash_grace is None:
-            self.trash_grace = (
-                config.trash_grace if config.trash_grace is not None else DEFAULT_GRACE
-            )
-        if not self.retention_interval > 0:
+        interval = self.retention_interval
+        self.effective_retention_interval = (
+            interval if interval is not None else config.interval or DEFAULT_INTERVAL
+        )
+        grace = self.trash_grace
+        if grace is None:
+            grace = config.trash_grace if config.trash_grace is not None else DEFAULT_GRACE
+        self.effective_trash_grace = grace
+        if not self.effective_retention_interval > 0:
             raise BadOption(
-                f"--retention-interval must be above 0 (got {self.retention_interval:g})"
+                f"--retention-interval must be above 0 (got {self.effective_retention_interval:g})"
             )
 
     def _check_endpoints(self) -> None:
@@ -285,8 +296,11 @@ def recorder_argv(
 ) -> list[str]:
     """`python -m recorder.cli record ...` with every option that differs between callers.
 
-    Sizes are given in MiB on the command line; bytes / 2**20 is exact in a float,
-    so every byte count survives the round trip.
+    Retention is passed only as given (`options.retention`, not `effective_retention`):
+    the started recorder reads `retention.toml` itself, so the file's values and the
+    defaults are never written into a unit's ExecStart as options that would win over
+    a later edit of the file. Sizes are given in MiB on the command line; bytes / 2**20
+    is exact in a float, so every byte count survives the round trip.
     """
     flags = [
         *(("--broker", ep) for ep in options.connects),

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -254,3 +255,76 @@ def test_a_control_character_in_the_log_folder_is_refused_not_written(tmp_path: 
     (line,) = out.stderr.splitlines()
     assert "control character" in line and repr(str(odd)) in line, line
     assert not (units / UNIT_NAME).exists()
+
+
+RETENTION_FLAGS = ("--retention-older-than", "--retention-max-size", "--retention-interval")
+
+
+def test_the_unit_carries_no_retention_so_retention_toml_edits_reach_its_recorder(
+    tmp_path: Path, bus: Bus
+) -> None:
+    """`service install` wrote retention.toml's values, and the defaults, into ExecStart
+    as options (`--retention-older-than 7776000.0s --retention-interval 600.0s
+    --trash-grace 1209600.0s`): options win over the file, so a later edit of the file
+    never reached the unit's recorder, which went on pruning after retention was turned
+    off, and a shorter interval written later was not heeded. The unit passes only what
+    was given; its recorder reads the file when it starts."""
+    from tests.demo_journal import DemoWriter
+
+    units, log_dir = tmp_path / "units", tmp_path / "logs"
+    w = DemoWriter.open(log_dir, segment_bytes=4096)  # closed segments, an hour old
+    for i in range(40):
+        w.message(time.time() - 3600 + i, "coder", f"message {i} " + "x" * 400)
+    w.close()
+    before = sorted(p.name for p in (log_dir / "segments").iterdir())
+    toml = log_dir / "retention.toml"
+    toml.write_text('[retention]\nolder_than = "90d"\n')
+    bus.start_broker()
+    out = persist(
+        "service", "install", "--unit-dir", str(units), "--print-only", "--log-dir",
+        str(log_dir), "--broker", bus.back, "--publish-endpoint", bus.front, "--embedded", "no",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    argv = exec_argv(parse((units / UNIT_NAME).read_text()))
+    baked = [a for a in argv if a.startswith(RETENTION_FLAGS) or a == "--trash-grace"]
+    assert baked == [], argv
+    # retention is now asked of the file: every second, what is older than 1 s
+    toml.write_text('[retention]\nolder_than = "1s"\ninterval = "1s"\n')
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        trash = log_dir / "trash"
+        # its first pass comes after min(30 s, the interval): before, the 600 s baked in
+        wait_for(lambda: trash.is_dir() and any(trash.iterdir()), timeout=15, what="a prune")
+        after = sorted(p.name for p in (log_dir / "segments").iterdir())
+        assert not set(before) <= set(after), (before, after)  # the oldest went
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_detached_recorder_reads_retention_toml_itself(tmp_path: Path, bus: Bus) -> None:
+    """`persist record --detach` (and the launcher and demo, through the same argv)
+    started its recorder with retention.toml's values and the defaults as options; it
+    is started with the options given only, and reads the file itself."""
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir(mode=0o700)
+    (log_dir / "retention.toml").write_text('[retention]\nolder_than = "90d"\n')
+    bus.start_broker()
+    out = persist(
+        "record", "--detach", "--log-dir", str(log_dir), "--broker", bus.back,
+        "--publish-endpoint", bus.front, "--embedded", "no", "--search-index", "off",
+        "--monitor", "off", "--trash-grace", "3d",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    try:
+        pid = read_status(log_dir)["pid"]
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        assert not [w for w in words if w.startswith(RETENTION_FLAGS)], words
+        assert words[words.index("--trash-grace") + 1] == f"{3 * 86400.0!r}s"  # as given
+    finally:
+        persist("stop", "--log-dir", str(log_dir))

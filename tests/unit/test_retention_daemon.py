@@ -90,14 +90,17 @@ def test_options_win_over_the_folder_file_and_a_bad_file_is_one_clear_error(
     log = tmp_path / "logs"
     log.mkdir()
     defaults = RecorderOptions(log_dir=log)
-    assert not defaults.retention.active
-    assert (defaults.retention_interval, defaults.trash_grace) == (DEFAULT_INTERVAL, DEFAULT_GRACE)
+    assert not defaults.effective_retention.active
+    in_force = (defaults.effective_retention_interval, defaults.effective_trash_grace)
+    assert in_force == (DEFAULT_INTERVAL, DEFAULT_GRACE)
     (log / "retention.toml").write_text(
         '[retention]\nolder_than = "90d"\nmax_size = "20G"\ninterval = "5m"\n'
     )
     options = RecorderOptions(log_dir=log, retention=Policy(max_size=1024))
-    assert options.retention == Policy(older_than=90 * 86400.0, max_size=1024)
-    assert options.retention_interval == 300.0
+    assert options.effective_retention == Policy(older_than=90 * 86400.0, max_size=1024)
+    assert options.effective_retention_interval == 300.0
+    # left as given: the argv a recorder is started with carries no value of the file
+    assert options.retention == Policy(max_size=1024) and options.retention_interval is None
     for body, words in [
         ('[retention]\nolder_than = "ninety days"\n', "retention.older_than 'ninety days' is not"),
         ("[retention]\nmax_size = true\n", "retention.max_size must be a string"),
