@@ -50,6 +50,12 @@ EXAMPLES = {
         "persist keys allow /path/to/other-machine-client.key",
         "persist keys list",
     ],
+    "keys init": ["persist keys init", "persist keys init --log-dir ~/logs --keys ~/bus-keys"],
+    "keys list": ["persist keys list", "persist keys list --keys ~/bus-keys"],
+    "keys allow": [
+        "persist keys allow /path/to/other-machine-client.key",
+        "persist keys allow client.key --log-dir ~/logs",
+    ],
     "reindex": ["persist reindex", "persist reindex --catch-up"],
     "compact": ["persist compact --dry-run", "persist compact --log-dir /var/lib/bus-logs"],
     "stats": ["persist stats --since 24h", "persist stats --json --all-kinds"],
@@ -92,7 +98,23 @@ EXAMPLES = {
     "fork": ["persist fork 1f2e3d4c", "persist fork 1f2e3d4c --at 12 --json"],
     "monitor": ["persist monitor --once --explain", "persist monitor --interval 10"],
     "hooks": ["persist hooks install claude --restore latest", "persist hooks status"],
-    "hook": ["persist hook SessionStart --agent claude < event.json"],
+    "hooks install": [
+        "persist hooks install claude",
+        "persist hooks install claude --restore latest",
+        "persist hooks install gemini --scope project",
+    ],
+    "hooks uninstall": [
+        "persist hooks uninstall claude",
+        "persist hooks uninstall gemini --scope project",
+    ],
+    "hooks status": [
+        "persist hooks status",
+        "persist hooks status claude --settings ~/.claude/settings.json",
+    ],
+    "hook": [
+        "persist hook SessionStart --agent claude < event.json",
+        "persist hook SessionEnd --agent gemini --log-dir ~/logs < event.json",
+    ],
     "doctor": ["persist doctor", "persist doctor --fix", "persist doctor --json | jq .findings"],
     "backup": ["persist backup /mnt/backup/agent-persist", "persist backup ~/bk --dir ~/logs"],
     "restore-backup": ["persist restore-backup /mnt/backup/agent-persist ~/logs-restored"],
@@ -110,6 +132,14 @@ EXAMPLES = {
         "persist trash empty --older-than 0",
     ],
 }
+"""The examples that end each command's --help, by its name (a subcommand's after its
+command's: "keys init"); `build_parser` gives every command at every depth its own,
+and `persist hook`'s small parser prints its own the same way (`examples_epilog`)."""
+
+
+def examples_epilog(name: str) -> str:
+    """The end of `persist NAME --help`: "examples:" and each example indented."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES.get(name, ()))
 
 
 GROUPS = (
@@ -200,11 +230,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     groups = (COMMAND_GROUP[command],) if command in COMMAND_GROUP else GROUPS
     for name in groups:
         importlib.import_module(f"recorder.cli.{name}").add_parsers(sub)
-    for name, command_parser in sub.choices.items():
-        examples = EXAMPLES.get(name)
-        if examples:
-            command_parser.formatter_class = argparse.RawDescriptionHelpFormatter
-            command_parser.epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+
+    def add_examples(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> None:
+        for action in parser._actions:  # each command, then its subcommands
+            if isinstance(action, argparse._SubParsersAction):
+                for name, command_parser in action.choices.items():
+                    if " ".join((*path, name)) in EXAMPLES:
+                        command_parser.formatter_class = argparse.RawDescriptionHelpFormatter
+                        command_parser.epilog = examples_epilog(" ".join((*path, name)))
+                    add_examples(command_parser, (*path, name))
+
+    add_examples(parser, ())
     return parser
 
 
@@ -335,7 +371,7 @@ def _command(argv: list[str]) -> int:
     if argv[:1] == ["hook"]:  # the agents' hook: its own small parser, never fails
         from recorder.hooks.run import main as hook_main
 
-        return hook_main(argv[1:])
+        return hook_main(argv[1:], epilog=examples_epilog("hook"))
     from recorder.cli.common import EXIT_USAGE, fail, release
     from recorder.errors import BadOption, PersistError
 

@@ -156,10 +156,11 @@ on stdin, always exits 0, prints nothing but the SessionStart answer; failures g
 """
 
 
-def main(argv: list[str]) -> int:
-    """Run one hook; always 0 (see the module docstring)."""
+def main(argv: list[str], epilog: str = "") -> int:
+    """Run one hook; always 0 (see the module docstring). `epilog` ends the help (the
+    examples of `persist hook`, kept with every command's in `recorder.cli.main`)."""
     if "-h" in argv or "--help" in argv:
-        sys.stdout.write(USAGE)
+        sys.stdout.write(USAGE + (f"\n{epilog}\n" if epilog else ""))
         return 0
     real_err = sys.stderr
     sys.stderr = captured = io.StringIO()  # nothing of ours reaches the agent

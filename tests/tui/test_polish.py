@@ -72,6 +72,42 @@ def test_every_option_has_help_and_every_command_examples() -> None:
     assert no_examples == []
 
 
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and subcommand, at every depth (`keys`, `keys init`, ...)."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += [(*path, name), *_commands(sub, (*path, name))]
+    return found
+
+
+def test_every_commands_help_ends_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    """README: every command's --help ends with examples. `persist hook --help` (its own
+    small parser) and the subcommands (`keys init|list|allow`, `hooks install|uninstall|
+    status`) ended with their options. Walks every command at every depth, so a new one
+    cannot miss them; each is asked for its help as a user does."""
+    from recorder.cli.main import build_parser, main
+
+    commands = _commands(build_parser())
+    assert ("keys", "init") in commands and ("hook",) in commands
+    missing = []
+    for command in commands:
+        try:
+            main([*command, "--help"])
+        except SystemExit as exc:
+            assert exc.code in (0, None), command
+        lines = capsys.readouterr().out.rstrip("\n").split("\n")
+        block = lines[max(i for i, line in enumerate(lines) if not line.strip()) + 1 :]
+        if (
+            block[0] != "examples:"
+            or len(block) < 2
+            or not all(line.startswith(f"  persist {' '.join(command)}") for line in block[1:])
+        ):
+            missing.append(f"persist {' '.join(command)}: {lines[-1]}")
+    assert missing == []
+
+
 def _example_argv(line: str, command: str) -> list[str]:
     """The arguments of one help example: its words before a pipe, a redirection or
     the note after it (two spaces, as the help lays notes out)."""
