@@ -13,7 +13,8 @@
   agent deregistered; the recorder is stopped only if a launcher (or a start hook)
   started it and no registered agent is left. What nobody listened to is marked
   pending (`state.set_pending`): an ended session has no next call of its own, so
-  every hook call of any session finishes a few of them (`finish_ended`).
+  every hook call of any session finishes a few of them (`finish_ended`), and the
+  final checkpoint is taken then, once its end is in the journal.
 """
 
 from __future__ import annotations
@@ -133,7 +134,9 @@ def _announce(args: HookArgs, state: SessionState, kind: str, text: str, **extra
     )
 
 
-def _checkpoint(args: HookArgs, payload: Payload, state: SessionState, label: str) -> str | None:
+def _checkpoint(
+    args: HookArgs, state: SessionState, label: str, note: Callable[[str], None]
+) -> str | None:
     """A checkpoint that holds what this session published last (the message just
     announced): the recorder answers once it has that message."""
     from recorder.daemon.control import request_checkpoint
@@ -145,7 +148,7 @@ def _checkpoint(args: HookArgs, payload: Payload, state: SessionState, label: st
         return request_checkpoint(Layout(args.log_dir), label, after=after).id
     except (CheckpointError, OSError, Undelivered) as exc:
         # Undelivered: the recorder would wait for a message that never comes
-        _note(args, payload, f"no checkpoint '{label}': {exc}")
+        note(f"no checkpoint '{label}': {exc}")
         return None
 
 
@@ -220,7 +223,8 @@ def start(args: HookArgs, payload: Payload, state: SessionState) -> dict[str, An
         )
     except Exception as exc:
         _note(args, payload, f"session-started message not sent: {exc}")
-    _checkpoint(args, payload, state, f"{args.agent.value} {_short(state.session)} started")
+    label = f"{args.agent.value} {_short(state.session)} started"
+    _checkpoint(args, state, label, partial(_note, args, payload))
     if offer is None:
         return None
     return answer(*offer)
@@ -350,7 +354,7 @@ def compact(args: HookArgs, payload: Payload, state: SessionState) -> None:
     except Exception as exc:
         _note(args, payload, f"compaction message not sent: {exc}")
     label = f"{args.agent.value} {_short(state.session)} before compaction"
-    cp = _checkpoint(args, payload, state, label)
+    cp = _checkpoint(args, state, label, partial(_note, args, payload))
     if cp is not None and copy:
         _remember_copy(args.log_dir, cp, state.session, copy)
 
@@ -407,6 +411,9 @@ def end(args: HookArgs, payload: Payload, state: SessionState) -> None:
     if path is not None and not state.transcript:
         state.transcript = str(path)  # where a later call reads the rest from
     state.ending = payload.text("reason") or "exit"
+    # taken once the session's end is in the journal (`_finish`): one taken now, with
+    # nobody listening, would hold none of this session and bear its name
+    state.end_checkpoint = f"{args.agent.value} {_short(state.session)} ended"
     spath = state_path(args.log_dir, args.agent.value, state.session)
     # first the state that says it ended, then the mark: a hook killed meanwhile leaves
     # both to the next call (a mark beside a state without `ending` is taken as done)
@@ -417,9 +424,8 @@ def end(args: HookArgs, payload: Payload, state: SessionState) -> None:
             set_pending(spath, False)
     except NotDelivered as exc:
         _note(args, payload, f"session end not delivered: {exc.nobody()}; {_waiting(state)}")
-    except Exception as exc:  # the end goes on: checkpoint, deregistration
+    except Exception as exc:  # the end goes on: deregistration
         _note(args, payload, f"session end not delivered: {exc}; {_waiting(state)}")
-    _checkpoint(args, payload, state, f"{args.agent.value} {_short(state.session)} ended")
     _leave(args, payload, state)
 
 
@@ -427,7 +433,8 @@ def _waiting(state: SessionState) -> str:
     return (
         f"the rest of {state.transcript or 'its transcript'} (from byte {state.offset}) "
         f"and the session-ended message wait in hooks/pending/: the next hook call of any "
-        f"session sends them (at most {PENDING_PER_CALL} ended sessions a call)"
+        f"session sends them (at most {PENDING_PER_CALL} ended sessions a call), then takes "
+        f"the checkpoint '{state.end_checkpoint or 'ended'}'"
     )
 
 
@@ -439,8 +446,9 @@ def _finish(
     note: Callable[[str], None],
 ) -> bool:
     """Publish what an ended session still owes, in order: the rest of its transcript
-    (for about `budget` seconds, None: all), then the session-ended message. True when
-    nothing is left. Raises NotDelivered (`state` as far as it got) when nobody listens,
+    (for about `budget` seconds, None: all), then the session-ended message, then its
+    `... ended` checkpoint (taken once, only after the end is sent). True when nothing is
+    left. Raises NotDelivered (`state` as far as it got) when nobody listens,
     Undelivered when the broker went away before the socket passed the end on (the end
     still owed); a transcript that cannot be read is noted and the message sent without
     it."""
@@ -469,6 +477,9 @@ def _finish(
         # leaves it owed, for a later call (the recorder counts what this one dropped)
         close_all()
         state.ending = ""
+    if state.end_checkpoint:  # (a failure to take it is noted, not tried again)
+        label, state.end_checkpoint = state.end_checkpoint, ""
+        _checkpoint(args, state, label, note)
     return True
 
 

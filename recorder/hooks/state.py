@@ -57,9 +57,16 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "started": (float, int),
     "rewrites": (int,),  # times the transcript was found rewritten or truncated
     "ending": (str,),  # the SessionEnd reason while its session-ended message is unsent
+    # the label of the `... ended` checkpoint, owed until the session's end is delivered
+    "end_checkpoint": (str,),
 }
 # fields a state saved by an older version lacks, and what they start as
-_DEFAULTS: dict[str, Callable[[], Any]] = {"ending": str, "versions": dict, "merged": list}
+_DEFAULTS: dict[str, Callable[[], Any]] = {
+    "ending": str,
+    "end_checkpoint": str,  # (an older version took it at SessionEnd, delivered or not)
+    "versions": dict,
+    "merged": list,
+}
 
 
 class SessionState:
@@ -83,6 +90,7 @@ class SessionState:
         self.started = 0.0
         self.rewrites = 0
         self.ending = ""
+        self.end_checkpoint = ""
 
     @classmethod
     def new(cls, agent: str, session: str) -> SessionState:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from recorder.hooks.samples import ClaudeSession, GeminiSession
 from tests.process.test_hooks_flow import (
@@ -23,7 +24,7 @@ from tests.process.test_hooks_flow import (
     quiet,
     run_hook,
 )
-from tests.support import Bus, past_broker_death, wait_for
+from tests.support import Bus, journal_records, past_broker_death, wait_for
 
 
 def _stop_recorder(bus: Bus) -> None:
@@ -188,6 +189,12 @@ def test_a_resumed_session_sends_its_unheard_end_before_it_starts_again(
     wait_for(lambda: len(_session_of(bus, c.session)) >= len(want), what="the resumed session")
     assert _texts(_session_of(bus, c.session)) == want
     assert _pending(bus.log_dir) == []
+    (cp,) = _checkpoints(bus.log_dir, f"claude {c.session[:8]} ended")  # once it was sent
+    ended = [
+        r for r in journal_records(bus.log_dir) if r.get("topic") == f"agents.claude.{c.session}"
+    ]
+    assert ended[4]["frames"][-1]["json"]["type"] == "session.ended"
+    assert ended[4]["seq"] <= cp["position"]["seq"] < ended[5]["seq"]  # before it started again
 
 
 KILLED_AT_THE_END = """
@@ -284,3 +291,67 @@ def test_a_session_end_whose_broker_left_during_the_call_stays_owed_and_the_agen
     assert orjson.loads(out) == {"pending": True, "ending": "exit", "registered": False}
     failures = (log / "hooks" / "failures.jsonl").read_text()
     assert "went away" in failures
+
+
+def _checkpoints(log_dir: Path, label: str) -> list[dict[str, Any]]:
+    folder = log_dir / "checkpoints"
+    found = [orjson.loads(p.read_bytes()) for p in folder.glob("*.json")]
+    return [cp for cp in found if cp["label"] == label]
+
+
+@pytest.mark.parametrize("agent", ["claude", "gemini"])
+def test_an_unheard_session_ends_checkpoint_is_taken_once_its_end_is_in_the_journal(
+    bus: Bus, tmp_path: Path, agent: str
+) -> None:
+    """A session that ended while no recorder listened got its `... ended` checkpoint
+    at once, from the journal as it was (another session's end): restoring it handed
+    over that other session, and the session's own messages, sent later from
+    hooks/pending/, came after it with no checkpoint at their end."""
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    a = ClaudeSession(transcript=str(tmp_path / "a.jsonl"))
+    quiet(run_hook(bus.log_dir, "claude", a.payload("SessionStart"), endpoints=ends))
+    append(Path(a.transcript), a.user("the other session") + a.assistant("heard"))
+    quiet(run_hook(bus.log_dir, "claude", a.payload("SessionEnd"), endpoints=ends))
+    wait_for(lambda: len(_session_of(bus, a.session)) == 4, what="session a")
+    _stop_recorder(bus)
+    # session c: its turns and its end while nobody listens
+    if agent == "claude":
+        c: Any = ClaudeSession(transcript=str(tmp_path / "c.jsonl"))
+        lines = c.user("c asks") + c.assistant("c answers")
+    else:
+        c = GeminiSession(transcript=str(tmp_path / "session-2026-12-07T10-00-cccc1234.jsonl"))
+        lines = c.start() + c.user("c asks")[1] + c.gemini("c answers")[1]
+    append(Path(c.transcript), lines)
+    quiet(run_hook(bus.log_dir, agent, c.payload("SessionEnd"), endpoints=ends))
+    label = f"{agent} {c.session[:8]} ended"
+    assert _checkpoints(bus.log_dir, label) == []  # not before its messages are journaled
+    (said,) = [f["error"] for f in failures(bus.log_dir) if f["session"] == c.session]
+    assert f"then takes the checkpoint '{label}'" in said
+
+    bus.start_recorder()
+    other = ClaudeSession(transcript=str(tmp_path / "o.jsonl"))
+    quiet(run_hook(bus.log_dir, "claude", other.payload("SessionStart"), endpoints=ends))
+    assert _pending(bus.log_dir) == []
+    (cp,) = _checkpoints(bus.log_dir, label)
+    mine = [
+        r
+        for r in journal_records(bus.log_dir)
+        if r["kind"] == "msg" and r.get("topic") == f"agents.{agent}.{c.session}"
+    ]
+    assert [r["frames"][-1]["json"].get("text") for r in mine][:2] == ["c asks", "c answers"]
+    assert mine[-1]["frames"][-1]["json"]["type"] == "session.ended"
+    assert cp["position"]["seq"] >= mine[-1]["seq"]  # at its end, not before it
+    # what restoring it hands over is this session
+    out = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "restore", cp["id"], "--log-dir", str(bus.log_dir)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    held = (bus.log_dir / "restore" / cp["id"] / "conversation.jsonl").read_text()
+    assert "c asks" in held and "c answers" in held
+    # taken once: the next calls take it again neither
+    quiet(run_hook(bus.log_dir, "claude", other.payload("SessionEnd"), endpoints=ends))
+    assert len(_checkpoints(bus.log_dir, label)) == 1
