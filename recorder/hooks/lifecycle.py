@@ -8,7 +8,8 @@
   context (a summary and the restore transcript).
 - compaction: what the transcript gained is published, then a verified copy of the
   transcript as it is now (`recorder.sources.copies`), a message naming it, and a
-  checkpoint: the detail compaction drops stays on disk and on the bus.
+  checkpoint: the detail compaction drops stays on disk and on the bus (with nobody
+  listening, the copy only: no checkpoint that would hold none of the session).
 - end: the rest of the transcript, a session-ended message, a final checkpoint, the
   agent deregistered; the recorder is stopped only if a launcher (or a start hook)
   started it and no registered agent is left. What nobody listened to is marked
@@ -332,11 +333,15 @@ def answer(checkpoint_id: str, context: str) -> dict[str, Any]:
 # -- compaction ---------------------------------------------------------------------------
 def compact(args: HookArgs, payload: Payload, state: SessionState) -> None:
     path = Path(payload.transcript) if payload.transcript else None
+    unheard: NotDelivered | None = None  # nobody listened: the session is not journaled
     if path is not None and path.exists():
         try:
             transcript_messages(
                 args, state, path, settled=True, budget=None, save=_saver(args, state)
             )
+        except NotDelivered as exc:
+            unheard = exc
+            _note(args, payload, f"transcript not published before compaction: {exc}")
         except Exception as exc:
             _note(args, payload, f"transcript not published before compaction: {exc}")
     copy = _protect(args, payload, path)
@@ -351,9 +356,21 @@ def compact(args: HookArgs, payload: Payload, state: SessionState) -> None:
             transcript=payload.transcript,
             **copy,
         )
+    except NotDelivered as exc:
+        unheard = unheard or exc
+        _note(args, payload, f"compaction message not sent: {exc}")
     except Exception as exc:
         _note(args, payload, f"compaction message not sent: {exc}")
     label = f"{args.agent.value} {_short(state.session)} before compaction"
+    if unheard is not None:  # one taken now would hold none of it, yet bear its name
+        kept = f"the transcript as it was is kept in {copy['copy']}" if copy else "no copy"
+        _note(
+            args,
+            payload,
+            f"no checkpoint '{label}': {unheard.nobody()}, so the session is not in the "
+            f"journal (its next hook call sends it); {kept}",
+        )
+        return
     cp = _checkpoint(args, state, label, partial(_note, args, payload))
     if cp is not None and copy:
         _remember_copy(args.log_dir, cp, state.session, copy)

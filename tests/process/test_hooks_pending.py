@@ -355,3 +355,34 @@ def test_an_unheard_session_ends_checkpoint_is_taken_once_its_end_is_in_the_jour
     # taken once: the next calls take it again neither
     quiet(run_hook(bus.log_dir, "claude", other.payload("SessionEnd"), endpoints=ends))
     assert len(_checkpoints(bus.log_dir, label)) == 1
+
+
+def test_a_compaction_nobody_hears_takes_no_checkpoint_that_holds_none_of_it(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """PreCompact with no recorder listening took its `... before compaction` checkpoint
+    from the journal as it was (another session's end): named after this session,
+    holding none of its messages. Now none is taken; the failure line says why and
+    where the transcript's copy is."""
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    a = ClaudeSession(transcript=str(tmp_path / "a.jsonl"))
+    quiet(run_hook(bus.log_dir, "claude", a.payload("SessionStart"), endpoints=ends))
+    append(Path(a.transcript), a.user("the other session") + a.assistant("heard"))
+    quiet(run_hook(bus.log_dir, "claude", a.payload("SessionEnd"), endpoints=ends))
+    wait_for(lambda: len(_session_of(bus, a.session)) == 4, what="session a")
+    _stop_recorder(bus)
+    c = ClaudeSession(transcript=str(tmp_path / "c.jsonl"))
+    append(Path(c.transcript), c.user("c asks") + c.assistant("c answers"))
+    quiet(run_hook(bus.log_dir, "claude", c.payload("PreCompact", trigger="auto"), endpoints=ends))
+    label = f"claude {c.session[:8]} before compaction"
+    assert _checkpoints(bus.log_dir, label) == []
+    assert not (bus.log_dir / "hooks" / "compactions").exists()
+    said = " ".join(f["error"] for f in failures(bus.log_dir) if f["session"] == c.session)
+    assert f"no checkpoint '{label}'" in said and "sessions/copies" in said
+    # heard again: its next call sends what it owed, nothing was skipped
+    bus.start_recorder()
+    quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+    wait_for(lambda: len(_session_of(bus, c.session)) >= 2, what="session c")
+    assert _texts(_session_of(bus, c.session))[:2] == ["c asks", "c answers"]
