@@ -284,3 +284,58 @@ async def test_session_hits_show_the_session_id_as_recent_does(
         listed = [recent.render_row(r, width).plain for r in range(recent.row_count)]
         for s in sessions:  # the same column, the same id
             assert any(f" {s.session_id[:6]}" in row for row in listed), listed
+
+
+@pilot_test
+async def test_every_way_to_the_search_keeps_the_query(tmp_path: Path) -> None:
+    """`2` shows the Search tab as it was left: with hits, on them (`j` moves, `/` goes
+    to the field); the field never selects its query on arrival (`/`, `2`, Esc), so
+    the next key adds to it instead of replacing it. Before 2026-12-07 `2` focused the
+    field with the query selected: `/` or `j` there replaced "migration" by "/" or "j"."""
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        field = main.query_one("#search-input", Input)
+        results = main.query_one("#results")
+        await pilot.press("slash", *"migration")
+        await settle(pilot, 0.4)
+        hits = [h.seq for h in main.search_pane.result_hits]
+        assert len(hits) >= 3
+        await pilot.press("escape", "enter")  # the first hit in Recent
+        await settle(pilot)
+        assert main.active_tab == "recent"
+
+        await pilot.press("2")
+        await settle(pilot)
+        assert main.active_tab == "search" and results.has_focus
+        assert field.value == "migration"
+        await pilot.press("j")  # a list key moves in the hits
+        await settle(pilot, 0.2)
+        assert field.value == "migration" and main.search_pane.results.cursor == 1
+        await pilot.press("slash")  # the footer's "/ Search": to the field, query kept
+        await settle(pilot, 0.2)
+        assert field.has_focus and field.value == "migration"
+        assert field.selection.is_empty and field.cursor_position == len("migration")
+        assert [h.seq for h in main.search_pane.result_hits] == hits
+        assert "no letters or digits" not in plain(main.query_one("#search-status"))
+        await pilot.press("space", *"from:coder")  # typing adds to the query
+        assert field.value == "migration from:coder"
+        await pilot.press("escape", "escape")  # to the hits and back: kept, not selected
+        assert field.has_focus and field.selection.is_empty
+        await pilot.press("escape", "3", "slash")  # `/` from Recent: the same
+        await settle(pilot, 0.2)
+        assert field.has_focus and field.selection.is_empty
+        await pilot.press("space", "x")
+        assert field.value == "migration from:coder x"
+
+        await pilot.press("ctrl+u")  # ctrl+u clears it
+        await settle(pilot, 0.2)
+        await pilot.press("escape", "1", "2")  # no query: `2` is the field, to type in
+        await settle(pilot, 0.2)
+        assert field.has_focus and main.active_tab == "search"
+        await pilot.press("slash")  # the Search key there: nothing typed, no error
+        await settle(pilot, 0.2)
+        assert field.value == "" and "no letters" not in plain(main.query_one("#search-status"))
+        await pilot.press(*"usr", "slash", *"bin")  # within a query `/` is typed
+        assert field.value == "usr/bin"

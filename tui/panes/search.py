@@ -13,7 +13,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
@@ -90,6 +90,30 @@ class ResultList(VirtualList):
         return line
 
 
+class QueryField(Input):
+    """The query: every way in (`/`, `2`, Esc from the hits, Tab) keeps it, the cursor
+    at its end and nothing selected, so a key adds to the query instead of replacing
+    it. `/` into an empty field is the Search key that led there: nothing is typed (a
+    query's leading `/` has no letters or digits and finds nothing more); in a query
+    it is typed (`usr/bin`)."""
+
+    BINDINGS = [Binding("slash", "search_key", show=False, priority=True)]
+
+    def __init__(self, *, placeholder: str, id: str) -> None:
+        super().__init__(placeholder=placeholder, id=id, select_on_focus=False)
+
+    def on_focus(self, event: events.Focus) -> None:  # before Input's own (the MRO's order)
+        self.cursor_position = len(self.value)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "search_key":
+            return not self.value  # else the key is typed
+        return super().check_action(action, parameters)
+
+    def action_search_key(self) -> None:
+        """`/` into the empty field: already where it leads."""
+
+
 class SearchPane(Pane):
     """Results while you type; Enter on one shows it in context (Recent)."""
 
@@ -148,7 +172,7 @@ class SearchPane(Pane):
         self._search_timer: Any = None
 
     def compose(self) -> ComposeResult:
-        yield Input(
+        yield QueryField(
             placeholder='words  "a phrase"  pre*  -not  a OR b  from:NAME  topic:T  since:2h',
             id="search-input",
         )
@@ -167,6 +191,18 @@ class SearchPane(Pane):
             self.start_search()
 
     # -- the field ---------------------------------------------------------------
+    def focus_field(self) -> None:
+        """`/`: the field, its query kept (the cursor at its end)."""
+        self.query_one("#search-input", Input).focus()
+
+    def focus_tab(self) -> None:
+        """`2`: the tab as it was left: on the hits when there are some (`j`, Enter,
+        `/` to the field), else in the field to type a query."""
+        if self.result_hits:
+            self.results.focus()
+        else:
+            self.focus_field()
+
     @on(Input.Changed, "#search-input")
     def search_changed(self, event: Input.Changed) -> None:
         if self._search_timer is not None:

@@ -23,11 +23,10 @@ if TYPE_CHECKING:
 TABS = ("checkpoints", "search", "recent", "diagnostics")
 FOCUS = {
     "checkpoints": "#cp-list",
-    "search": "#search-input",
     "recent": "#messages",
     "diagnostics": "#diag-pane",
 }
-"""What gets the focus when a tab is shown."""
+"""What gets the focus when a tab is shown (Search: its pane's `focus_tab`)."""
 
 
 class MainScreen(Screen[None]):
@@ -44,8 +43,14 @@ class MainScreen(Screen[None]):
         Binding(
             "1", "show_tab('checkpoints')", "Checkpoints", show=False, tooltip="Checkpoint timeline"
         ),
-        Binding("2", "show_tab('search')", "Search", show=False),
-        Binding("slash", "search", "Search", tooltip="Search the journal"),
+        Binding(
+            "2",
+            "show_tab('search')",
+            "Search",
+            show=False,
+            tooltip="Search tab: its hits (the field when there are none)",
+        ),
+        Binding("slash", "search", "Search", tooltip="The search field, its query kept"),
         Binding("3", "show_tab('recent')", "Recent", show=False, tooltip="Newest messages, live"),
         Binding(
             "4", "show_tab('diagnostics')", "Diagnostics", show=False, tooltip="Recorder health"
@@ -165,10 +170,15 @@ class MainScreen(Screen[None]):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab
-        self.query_one(FOCUS[tab]).focus()
+        if tab == "search":
+            self.search_pane.focus_tab()  # its hits, or the field when there are none
+        else:
+            self.query_one(FOCUS[tab]).focus()
 
     def action_search(self) -> None:
-        self.action_show_tab("search")
+        """`/`: the search field, its query kept."""
+        self.query_one("#tabs", TabbedContent).active = "search"
+        self.search_pane.focus_field()
 
     def action_in_pane(self, tab: str, action: str) -> None:
         """Run a pane's action when its tab is on show (else the key does nothing)."""
@@ -208,6 +218,8 @@ class MainScreen(Screen[None]):
                 self.notify("There is no checkpoint yet.", severity="warning")
         elif choice in ("pick", "checkpoints"):
             self.action_show_tab("checkpoints")
+        elif choice == "search":  # the menu's `s` or `/`: the field, as `/` here
+            self.action_search()
         elif choice in TABS:
             self.action_show_tab(choice)
 
