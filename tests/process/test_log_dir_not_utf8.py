@@ -19,7 +19,9 @@ pytestmark = pytest.mark.timeout(180)
 LATIN1 = "caf\udce9"  # b"caf\xe9"
 
 
-def persist(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def persist(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [PYTHON, "-m", "recorder.cli", *args],
         stdin=subprocess.DEVNULL,
@@ -28,6 +30,7 @@ def persist(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
         errors="surrogateescape",
         timeout=120,
         cwd=cwd,
+        env=env,
     )
 
 
@@ -88,16 +91,7 @@ def test_a_log_folder_from_the_environment_not_in_utf8(tmp_path: Path) -> None:
     # (argv, exit code): no journal there yet
     runs = [(["search", "x"], 0), (["status"], 3), (["stats"], 1), (["reindex"], 1)]
     for argv, code in runs:
-        out = subprocess.run(
-            [PYTHON, "-m", "recorder.cli", *argv],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="surrogateescape",
-            timeout=60,
-            cwd=tmp_path,
-            env=env,
-        )
+        out = persist(*argv, cwd=tmp_path, env=env)
         assert "Traceback" not in out.stderr, (argv, out.stderr)
         assert out.returncode == code, (argv, out.stderr)
 
@@ -117,15 +111,7 @@ def test_what_must_name_it_in_utf8_text_refuses_it_in_one_line(tmp_path: Path) -
         ["hooks", "install", "claude", "--log-dir", str(log_dir)],
         ["service", "install", "--unit-dir", str(units), "--print-only", "--log-dir", str(log_dir)],
     ):
-        out = subprocess.run(
-            [PYTHON, "-m", "recorder.cli", *argv],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="surrogateescape",
-            timeout=60,
-            env=env,
-        )
+        out = persist(*argv, env=env)
         assert out.returncode == 2, (argv, out.stdout, out.stderr)
         lines = out.stderr.splitlines()
         assert len(lines) == 1 and "is not valid UTF-8 (byte 0xe9 at character" in lines[0], lines
