@@ -266,17 +266,22 @@ def test_an_idle_publisher_at_a_web_server_lives_through_a_thousand_reconnection
     accepted = [0]
     with not_zeromq(accepted=accepted) as endpoint:
         child = python_child(FORGOTTEN_PUBLISHER, endpoint)
-        try:
-            assert child.stdout is not None and child.stdin is not None
-            said = child.stdout.readline()
-            wait_for(lambda: accepted[0] > 1100 or child.poll() is not None, timeout=120)
-            assert child.poll() is None, (accepted[0], child.returncode, child.stderr.read())
-            child.stdin.write("close\n")
-            child.stdin.flush()
-            out, err = child.communicate(timeout=30)
-        finally:
-            child.kill()
-            child.wait()
+        assert child.stdout is not None and child.stdin is not None
+        said = child.stdout.readline()
+        wait_for(lambda: accepted[0] > 1100 or child.poll() is not None, timeout=120)
+    # The server gone before the close: libzmq 4.3.5 aborts (zmtp_engine.cpp:439, EAGAIN)
+    # when a socket closes while an engine still greets a peer it took for ZMTP 1.0,
+    # which at 5 ms between reconnections is nearly always (1 run in 8 failed so); not
+    # ours to fix, and rare at the default 0.1 s (README, "Publisher")
+    try:
+        time.sleep(0.3)
+        assert child.poll() is None, (accepted[0], child.returncode, child.stderr.read())
+        child.stdin.write("close\n")
+        child.stdin.flush()
+        out, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+        child.wait()
     assert (child.returncode, said + out, err) == (
         0,
         f"{endpoint} is not a ZeroMQ broker: what answers there does not speak ZMTP 3, "
