@@ -1249,8 +1249,7 @@ class Recorder:
             # `persist status` shows it meanwhile (a policy that never runs fills the disk)
             self.error(f"{_RETENTION_SKIPPED}: {_failure(exc)}")
             return
-        if self.last_error is not None and self.last_error.message.startswith(_RETENTION_SKIPPED):
-            self.last_error = None  # a pass worked: no longer current
+        if self.error_over(_RETENTION_SKIPPED):  # a pass worked
             self.status_soon()
 
     def handle_maintenance(self, now: float, names: list[str] | None = None) -> None:
@@ -1298,11 +1297,16 @@ class Recorder:
 
     def _disk_recovered(self) -> None:
         """The writer's thread: journal writes work again; the error is no longer current."""
-        if self.last_error is not None and self.last_error.message.startswith(
-            ("journal write failed", "cannot open ")
-        ):
-            self.last_error = None
+        self.error_over("journal write failed", "cannot open ")
         log.info("journal writes resumed")
+
+    def error_over(self, *kinds: str) -> bool:
+        """The last error, when it begins with one of `kinds`, is no longer current:
+        cleared. Whether it was."""
+        if self.last_error is None or not self.last_error.message.startswith(kinds):
+            return False
+        self.last_error = None
+        return True
 
     def error(self, message: str) -> None:
         self.last_error = ErrorNote(self.clock(), message)
@@ -1367,8 +1371,7 @@ class Recorder:
             self.error(f"{_STATE_FAILED}: {exc}")
             return
         self._state_key, self._state_publishers = key, snap.publishers
-        if self.last_error is not None and self.last_error.message.startswith(_STATE_FAILED):
-            self.last_error = None  # written again: no longer current
+        self.error_over(_STATE_FAILED)  # written again
 
     def status(self, now: float, updated: float | None = None) -> StatusSnapshot:
         """The status at `now` (saying it was taken at `updated`, when given)."""
