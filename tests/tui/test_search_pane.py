@@ -339,3 +339,18 @@ async def test_every_way_to_the_search_keeps_the_query(tmp_path: Path) -> None:
         assert field.value == "" and "no letters" not in plain(main.query_one("#search-status"))
         await pilot.press(*"usr", "slash", *"bin")  # within a query `/` is typed
         assert field.value == "usr/bin"
+
+
+@pilot_test
+async def test_the_empty_query_hint_is_one_line_at_80_columns(tmp_path: Path) -> None:
+    """The hint and the fuzzy switch share one line in an 80x24 terminal (before
+    2026-12-07 the hint wrapped to a second line, pushing the hits down)."""
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        await pilot.press("slash")
+        await settle(pilot)
+        status = main.query_one("#search-status")
+        assert "Type to search" in plain(status) and "fuzzy on (ctrl+t)" in plain(status)
+        assert status.size.height == 1, plain(status)

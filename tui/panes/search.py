@@ -371,10 +371,8 @@ class SearchPane(Pane):
         if state.startswith("[error]"):
             status.append(state[7:], "bold red")
         elif self.search_query is None:
-            status.append(
-                "Type to search. Enter: results · Esc: to the results and back · ctrl+t: fuzzy",
-                "dim",
-            )
+            # 76 cells with the fuzzy switch after it: one line in an 80-column terminal
+            status.append("Type to search · Enter: results · Esc: results and back", "dim")
         else:
             if r is not None:
                 exact = sum(1 for h in r.hits if not h.fuzzy)
@@ -387,7 +385,9 @@ class SearchPane(Pane):
                     status.append(f" · {len(r.hits)} shown", "dim")
                 status.append(" · ", "dim")
             status.append(state, "dim")
-        status.append(f"   fuzzy {'on' if self.fuzzy else 'off'}", "cyan" if self.fuzzy else "dim")
+        status.append(
+            f"   fuzzy {'on' if self.fuzzy else 'off'} (ctrl+t)", "cyan" if self.fuzzy else "dim"
+        )
         self.query_one("#search-status", Static).update(status)
 
     def open_session_hit(self, hit: SearchHit) -> None:
