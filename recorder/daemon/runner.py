@@ -207,6 +207,12 @@ def run_recorder(
                 recorder.error(lost)
                 recorder.leave()
                 break
+            if poked and not wake.intact():  # removed with its folder: clients find no reader
+                poked = wake.renew()
+                if poked:
+                    log.warning("%s was removed; listening on a new one", wake.path)
+                else:
+                    log.warning("%s: requests are looked for every %.1f s", wake.error, TICK)
             recorder.tick(time.time())
         if lost is None:
             log.info("stopping: draining and taking the shutdown checkpoint")

@@ -84,6 +84,28 @@ class WakeListener:
         self._thread.start()
         return True
 
+    def intact(self) -> bool:
+        """Whether `control/wake` is still the FIFO this listener reads (an `rm -rf` of
+        the folder removes it: clients then find no reader)."""
+        if self._read < 0:
+            return False
+        try:
+            there, mine = self.path.lstat(), os.fstat(self._read)
+        except OSError:
+            return False
+        return (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def renew(self) -> bool:
+        """Listen on a new FIFO in place of one removed from outside; False (with
+        `error`) when that cannot be done (requests are then looked for at each tick)."""
+        self.stop()
+        if self._thread is not None:  # still in `read()`: never two readers of pokes
+            self.error = f"cannot listen on {self.path} again: its reader did not stop"
+            return False
+        self._stopping = False
+        self.error = None
+        return self.start()
+
     def _make_fifo(self) -> None:
         """The FIFO, made 0600; anything else under its name (a file left by hand, a
         FIFO of another owner's mode) is replaced."""

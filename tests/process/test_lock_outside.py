@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from recorder.bus.publisher import Publisher
+from recorder.daemon.wakeup import poke
 from tests.support import Bus, journal_records, read_status, wait_for
 
 
@@ -96,6 +97,9 @@ def test_a_second_recorder_is_refused_after_the_lock_file_is_removed(
     # what the rm took and the recorder needs is there again
     assert os.readlink(bus.log_dir / "current_session.jsonl") == "segments/seg-000001.jsonl"
     wait_for(lambda: (bus.log_dir / "recovery" / "state.json").exists(), what="state.json")
+    # clients wake it through a new `control/wake` (before 2026-12-07 none was made again,
+    # so each request waited for the recorder's next look, up to 2 s)
+    wait_for(lambda: poke(bus.log_dir / "control"), timeout=10, what="a new control/wake")
     rec.signal(signal.SIGTERM)
     assert rec.wait(10) == 0
     expected = [f"before {i}" for i in range(10)] + [f"after {i}" for i in range(10)]
