@@ -261,7 +261,8 @@ class ParsedFile:
         return agent or self.path.stem.removeprefix("agent-")
 
 
-def parse_file(path: Path, limit: int | None = None) -> ParsedFile:
+def parse_file(path: Path, limit: int | None = None, *, exact: bool = False) -> ParsedFile:
+    """`exact`: integers beyond 64 bits kept as written (`iter_objects`), for a fork."""
     parsed = ParsedFile(path)
     report = parsed.report
     data, state = read_bytes(path, report, limit)
@@ -270,7 +271,7 @@ def parse_file(path: Path, limit: int | None = None) -> ParsedFile:
     entries = parsed.entries
     stamps: list[Any] = []
     stamp = stamps.append
-    for _, obj in iter_objects(data, report):
+    for _, obj in iter_objects(data, report, exact=exact):
         kind = obj.get("type")
         if not isinstance(kind, str):
             kind = "?"
@@ -323,6 +324,7 @@ def read_transcript(
     project_summaries: dict[str, str] | None = None,
     limit: int | None = None,
     listing: bool = False,
+    exact: bool = False,
 ) -> Transcript:
     """One session in full. `flat_agents`: the project's 2.0-layout agent files (those
     naming this session are attached); `project_summaries`: leafUuid -> summary from the
@@ -333,8 +335,9 @@ def read_transcript(
     A sub-agent's file read on its own (every line a sidechain line: a session lists
     its sub-agents' files as its `extra_paths` instead) is the sub-agent's
     conversation, listed under its `agentId`, not resumable: discovery shows it when
-    its session's file is gone."""
-    parsed = parse_file(path, limit)
+    its session's file is gone. `exact`: its lines' integers beyond 64 bits are kept as
+    written (a fork writes them again), not read as floats."""
+    parsed = parse_file(path, limit, exact=exact)
     chain = active_chain(parsed.entries, parsed.explicit_leaf, sidechain=parsed.subagent)
     if parsed.subagent:
         flat_agents = None

@@ -394,20 +394,23 @@ def qualify(sessions: Iterable[Session]) -> None:
         s.scope = s.folder if _scopable(s) and s.id in shared else ""
 
 
-def read_session(session: Session) -> Transcript:
+def read_session(session: Session, *, exact: bool = False) -> Transcript:
     """A listed session in full (`session.unread` says why when its file could not be
-    read: its messages are unknown, not none)."""
-    t = _read_session(session)
+    read: its messages are unknown, not none). `exact`: integers beyond 64 bits in its
+    raw lines kept as written, not read as floats (a fork writes those lines again)."""
+    t = _read_session(session, exact)
     t.session.unread = t.report.unread
     return t
 
 
-def _read_session(session: Session) -> Transcript:
+def _read_session(session: Session, exact: bool) -> Transcript:
     if session.source is Source.CLAUDE:
         flat = claude.agents_by_session(claude.flat_agent_files(session.path.parent))
-        return claude.read_transcript(session.path, flat_agents=flat).scoped(session.scope)
+        t = claude.read_transcript(session.path, flat_agents=flat, exact=exact)
+        return t.scoped(session.scope)
     if session.source is Source.GEMINI:
-        return gemini.read_transcript(session.path, session.project_path)
+        return gemini.read_transcript(session.path, session.project_path, exact=exact)
+    # Codex: a fork reads the file again itself (`fork._fork_codex`)
     root = next(
         (p.parent for p in session.path.parents if p.name in ("sessions", "archived_sessions")),
         None,

@@ -229,7 +229,8 @@ def _fork_gemini(t: Transcript, msg: SessionMessage, folder: Path, new_id: str) 
     }
     try:
         data = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
-    except TypeError:  # nested deeper than orjson writes: the stdlib, compact
+    except TypeError:  # nested deeper than orjson writes, or an integer beyond 64 bits:
+        # the stdlib, compact
         text = json_text(doc)
         if text is None:
             raise ForkError(_too_deep(t.session.path, "a message")) from None
@@ -245,7 +246,7 @@ def _fork_codex(t: Transcript, msg: SessionMessage, folder: Path, new_id: str) -
     data, _ = read_bytes(t.session.path, report)
     cut_line = int(msg.uuid.rsplit(":", 1)[1])
     out: list[bytes] = []
-    for number, obj in iter_objects(data, report):
+    for number, obj in iter_objects(data, report, exact=True):  # big integers as written
         if number > cut_line:
             break
         if obj.get("type") == "session_meta" and isinstance(obj.get("payload"), dict):
@@ -264,10 +265,10 @@ def fork_row(
     and always written back as a new session beside where it was."""
     session = row.session
     if not row.deleted:
-        return fork(read_session(session), at, new_id=new_id)
+        return fork(read_session(session, exact=True), at, new_id=new_id)
     with tempfile.TemporaryDirectory(prefix="persist-fork-") as tmp:
         copy = restore_to(copy_folder(layout, session), Path(tmp))
-        transcript = read_session(replace(session, path=copy, extra_paths=()))
+        transcript = read_session(replace(session, path=copy, extra_paths=()), exact=True)
         return fork(transcript, at, target_dir=session.path.parent, new_id=new_id, always=True)
 
 

@@ -27,6 +27,7 @@ from recorder.sources.jsonl import (
     estimate_tokens,
     is_regular,
     iter_objects,
+    loads_exact,
     loads_repaired,
     parse_time,
     read_bytes,
@@ -164,12 +165,13 @@ def _salvaged(data: bytes) -> dict[str, Any] | None:
     return doc
 
 
-def load_record(path: Path, report: ReadReport) -> dict[str, Any]:
-    """The ConversationRecord a file holds, by Gemini CLI's own loading rules."""
+def load_record(path: Path, report: ReadReport, *, exact: bool = False) -> dict[str, Any]:
+    """The ConversationRecord a file holds, by Gemini CLI's own loading rules; `exact`:
+    integers beyond 64 bits kept as written (`iter_objects`), for a fork."""
     data, _ = read_bytes(path, report)
     if path.suffix == ".json":
         try:
-            doc = orjson.loads(data)
+            doc = loads_exact(data) if exact else orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             try:
                 doc = loads_repaired(data)
@@ -192,7 +194,7 @@ def load_record(path: Path, report: ReadReport) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     order: list[str] = []
     messages: dict[str, dict[str, Any]] = {}
-    for _, obj in iter_objects(data, report):
+    for _, obj in iter_objects(data, report, exact=exact):
         if "$rewindTo" in obj:
             target = obj["$rewindTo"]
             if isinstance(target, str) and target in messages:
@@ -361,11 +363,14 @@ def _edit_path(name: str, arguments: dict[str, Any], files: dict[str, None]) -> 
         files[value] = None
 
 
-def read_transcript(path: Path, project_path: str = "", *, listing: bool = False) -> Transcript:
+def read_transcript(
+    path: Path, project_path: str = "", *, listing: bool = False, exact: bool = False
+) -> Transcript:
     """One session in full; `listing`: only its `Session` (the same figures, no
-    messages built), unless it records no token usage (then the estimate needs them)."""
+    messages built), unless it records no token usage (then the estimate needs them);
+    `exact`: integers beyond 64 bits kept as written (a fork writes them again)."""
     report = ReadReport()
-    record = load_record(path, report)
+    record = load_record(path, report, exact=exact)
     raw = record.get("messages")
     if listing and _last_usage(raw if isinstance(raw, list) else []):
         return _listing(path, project_path, record, report)

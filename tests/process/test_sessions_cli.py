@@ -901,3 +901,39 @@ def test_listing_sessions_never_makes_a_log_folder_that_does_not_exist(tmp_path:
     s.write()
     assert list(listed(tmp_path)) == [s.session_id]
     assert not (tmp_path / "log").exists()
+
+
+BIG = 123456789012345678901234567890  # beyond 64 bits: orjson reads it as a float
+
+
+def test_a_fork_keeps_integers_beyond_64_bits_as_written(tmp_path: Path) -> None:
+    """Every agent's fork writes the lines it copies with their integers as the agent
+    wrote them (before 2026-12-07 they became floats: 1.2345678901234568e+29)."""
+    s = make_claude(tmp_path)
+    assert s.path is not None
+    lines = [json.loads(x) for x in s.path.read_text().splitlines()]
+    s.path.write_text("".join(json.dumps({**x, "_n": BIG}) + "\n" for x in lines))
+    chats = gemini_project(tmp_path / "gemini", "/home/me/gem")
+    gid = new_uuid()
+    g_path = gemini_legacy(chats, gid, [{**m, "_n": BIG} for m in gemini_messages(3)])
+    tid = "019a085e-0000-7000-8000-00000000abce"
+    c_path = codex_rollout(tmp_path / "codex", tid, 3)
+    c_lines = [json.loads(x) for x in c_path.read_text().splitlines()]
+    c_path.write_text("".join(json.dumps({**x, "_n": BIG}) + "\n" for x in c_lines))
+    originals = {p: p.read_bytes() for p in (s.path, g_path, c_path)}
+    forks = {}
+    for sid, at in ((s.session_id, "4"), (gid, "2"), (tid, "3")):
+        out = persist(tmp_path, "fork", sid, "--at", at, "--json")
+        assert out.returncode == 0, out.stderr
+        forked = json.loads(out.stdout)
+        assert forked["forked"], forked
+        forks[sid] = Path(forked["path"])
+    claude_lines = [json.loads(x) for x in forks[s.session_id].read_text().splitlines()]
+    copied = [x for x in claude_lines if "uuid" in x]  # its title line is the fork's own
+    assert len(copied) >= 5 and all(x["_n"] == BIG for x in copied)
+    gemini_doc = json.loads(forks[gid].read_text())
+    assert len(gemini_doc["messages"]) == 3
+    assert all(m["_n"] == BIG for m in gemini_doc["messages"])
+    codex_lines = [json.loads(x) for x in forks[tid].read_text().splitlines()]
+    assert codex_lines and all(x["_n"] == BIG for x in codex_lines)
+    assert {p: p.read_bytes() for p in originals} == originals  # never modified
