@@ -74,9 +74,10 @@ def _frame_text(encoded: dict[str, Any], raw: bytes) -> str:
     return f"<{len(raw):,} bytes>"
 
 
-def frames_text(rec: Record) -> str | None:
+def frames_text(rec: Record, limit: int | None = MAX_FRAMES_TEXT) -> str | None:
     """A message of several payload frames (after the topic frame) on one line, every
-    frame in turn (` │ ` between, cut at `MAX_FRAMES_TEXT`); None for one payload frame."""
+    frame in turn (` │ ` between; the frames after the first `limit` characters named
+    by their count, none left out when `limit` is None); None for one payload frame."""
     encoded = (rec.data or {}).get("frames") or ()
     if len(encoded) <= 2:
         return None
@@ -84,7 +85,7 @@ def frames_text(rec: Record) -> str | None:
     out: list[str] = []
     length = 0
     for n, (enc, raw) in enumerate(zip(encoded[1:], raws[1:], strict=False)):
-        if length > MAX_FRAMES_TEXT:
+        if limit is not None and length > limit:
             out.append(f"… +{len(encoded) - 1 - n:,} more frames")
             break
         piece = _frame_text(enc, raw)
@@ -363,16 +364,18 @@ def calls_line(calls: list[tuple[str | None, str | None]]) -> str:
     )
 
 
-def record_text(rec: Record) -> str:
+def record_text(rec: Record, *, whole: bool = False) -> str:
     """A one-line rendering of a record's content, for lists and search: a message
-    without text that makes tool calls (an agent's) shows them (`calls_line`)."""
+    without text that makes tool calls (an agent's) shows them (`calls_line`). A list
+    names the frames of a message of several past `MAX_FRAMES_TEXT` characters by their
+    count; `whole` gives them all (what search indexes, and shows a window of)."""
     data = rec.data
     if data is None:
         return rec.line.decode("utf-8", "replace").rstrip("\n")
     if data.get("kind") != "msg":
         rest = {k: v for k, v in data.items() if k not in ("v", "seq", "ts", "kind")}
         return json_text(rest, lambda: rec.line)
-    multi = frames_text(rec)
+    multi = frames_text(rec, None if whole else MAX_FRAMES_TEXT)
     if multi is not None:
         return multi
     value = rec.payload

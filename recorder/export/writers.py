@@ -29,6 +29,7 @@ from recorder.export.render import (
     AsciiEscapes,
     MessageRow,
     clean,
+    frames_text,
     gap_sentence,
     iso,
     iso_second,
@@ -490,6 +491,9 @@ class CsvWriter(Writer):
     def record(self, rec: Record) -> None:
         v = view(rec, with_body=False)
         if v.kind == "msg":
+            whole = frames_text(rec, None)  # a message of several frames: every one
+            if whole is not None:  # (its text column is all the cell holds of them)
+                v.text = whole
             self.messages((view_row(rec, v),))
             return
         if v.kind in BOOKKEEPING:

@@ -435,7 +435,7 @@ class SearchEngine:
                 named = record_secrets(rec, SHOWN_SCAN_BYTES)
                 r.partly_scanned = bool(r.secrets) and len(rec.line) > SHOWN_SCAN_BYTES
             shown = redact_record(rec, named)
-            r.body = _window(record_text(shown), query, near)
+            r.body = _window(record_text(shown, whole=True), query, near)
             r.sender, r.topic = shown.sender, shown.topic
         except OSError as exc:
             r.body = f"(cannot read the journal: {exc.strerror})"

@@ -56,7 +56,9 @@ from recorder.store.layout import Layout
 # 9: every payload frame of a message of several, and a turn whose text is "" as its
 #    tool calls, as `record_text` shows them (the fast path read the last frame, and "")
 # 10: a journal message's whole text (its first 1,048,576 characters were indexed)
-SCHEMA_VERSION = 10
+# 11: every frame of a message of several (those after its first 2,000 characters were
+#     named by their count, as lists name them, and not indexed)
+SCHEMA_VERSION = 11
 TOKENIZER = "unicode61 remove_diacritics 2"
 PROGRESS_STEPS = (
     100_000  # SQLite VM steps between cancellation checks (a few ms; each takes the GIL)

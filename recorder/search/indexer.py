@@ -89,7 +89,7 @@ def journal_document(line: bytes, segment: int, offset: int) -> Document:
     be searched for), its fields (sender, topic, recipient) as a redacted copy shows
     them (`redact_record`): `persist stats` lists them, `from:` and `topic:` match them."""
     rec = Record(0, segment, offset, line)
-    text = record_text(rec)  # all of it (README, Search: what a 16 MiB message costs)
+    text = record_text(rec, whole=True)  # all of it (README, Search: a 16 MiB message)
     data = rec.data
     spans = record_secrets(rec)  # as every reader finds them (a damaged line too)
     secrets = len(spans)
@@ -97,7 +97,7 @@ def journal_document(line: bytes, segment: int, offset: int) -> Document:
     if spans:
         rec = redact_record(rec, spans)
         data = rec.data
-        hidden = secret_words(text, record_text(rec))
+        hidden = secret_words(text, record_text(rec, whole=True))
     if data is None:
         return Document(
             text,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import subprocess
@@ -348,7 +350,10 @@ def test_every_word_a_hit_shows_is_found(tmp_path: Path) -> None:
     """The index holds the text each record shows (`record_text`): every frame of a
     message of several (the fast path indexed the last one only, so `alphaword` was
     listed in `omegaword`'s hit and never found), and the tool calls of a turn whose
-    text field is "" (OpenAI's `content: ""`: listed as `⚙ grepzzztool({})`, not found)."""
+    text field is "" (OpenAI's `content: ""`: listed as `⚙ grepzzztool({})`, not found).
+    A frame after a message's first 2,000 characters, which lists name only by count
+    ("… +1 more frames"), is found too, and is in a CSV export's text cell (before
+    2026-12-07 neither: the CSV held the frames up to the cut and the last one)."""
     from recorder.store.records import encode_frames
     from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
 
@@ -358,6 +363,7 @@ def test_every_word_a_hit_shows_is_found(tmp_path: Path) -> None:
     for frames in (
         [b"agents.multi", first, last],
         [b"agents.multi", b"header betaword", b"body gammaword"],
+        [b"agents.long", b"x" * 2500, b"deltaword in the middle", b"last frame"],
         [
             b"agents.tools",
             orjson.dumps(
@@ -371,11 +377,15 @@ def test_every_word_a_hit_shows_is_found(tmp_path: Path) -> None:
         topic = frames[0].decode()
         w.journal.append({"kind": "msg", "ts": BASE_TS, "topic": topic}, encode_frames(frames))
     w.close()
-    for word in ("alphaword", "omegaword", "betaword", "gammaword", "grepzzztool"):
+    for word in ("alphaword", "omegaword", "betaword", "gammaword", "deltaword", "grepzzztool"):
         out = persist("search", "--log-dir", str(root), "--no-fuzzy", "--json", word)
         assert out.returncode == 0, out.stderr
         hits = orjson.loads(out.stdout)["hits"]
         assert len(hits) == 1 and word in hits[0]["snippet"], (word, out.stdout)
+    out = persist("export", "--log-dir", str(root), "--all", "--format", "csv")
+    assert out.returncode == 0, out.stderr
+    (row,) = [r for r in csv.DictReader(io.StringIO(out.stdout)) if r["topic"] == "agents.long"]
+    assert row["text"] == "x" * 2500 + " │ deltaword in the middle │ last frame"
 
 
 def test_an_and_with_nothing_on_a_side_is_a_bad_query(demo: Path) -> None:

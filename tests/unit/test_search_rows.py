@@ -81,14 +81,15 @@ SHAPES: list[bytes] = [
 
 def expected(raw: bytes, segment: int = 3, offset: int = 1234) -> tuple[tuple[Any, ...], str]:
     doc = journal_document(raw, segment, offset)
-    assert doc.text == record_text(Record(0, segment, offset, raw))
+    assert doc.text == record_text(Record(0, segment, offset, raw), whole=True)
     return doc.row(), doc.text
 
 
 # What the index derives (rows and texts) from these lines, by the schema that derives it
 # so. A change to what is indexed needs a new SCHEMA_VERSION, so that an index written
 # the old way is rebuilt by the first search instead of missing words (schema 8 missed
-# every frame of a message but the last, schema 9 a text's characters past 1,048,576):
+# every frame of a message but the last, schema 9 a text's characters past 1,048,576,
+# schema 10 the frames of a message of several after its first 2,000 characters):
 # then put its digest here.
 LONG = "lorem ipsum " * 90_000 + "tailword"  # 1,080,008 characters
 PINNED = [
@@ -96,6 +97,7 @@ PINNED = [
     msg({"text": LONG}),
     msg({"json": {"text": "alpha first", "sender": "c"}}, {"json": {"text": "omega last"}}),
     msg({"text": "header beta"}, {"text": "body gamma"}, meta=META),
+    msg({"text": "x" * 2500}, {"text": "delta after the list's cut"}, {"text": "z"}),
     msg({"json": {"content": "", "tool_calls": CALLS}}, meta=META),
     msg({"json": {"text": "redis connection refused", "to": "Bob"}}, meta=META),
     msg({"json": {"x": 1, "_persist": {"k": 1}}}),
@@ -103,7 +105,7 @@ PINNED = [
     line({"v": 1, "seq": 4, "ts": 4.0, "kind": "event", "detail": "started", "meta": META}),
     b"\xff\xfe not json at all\n",
 ]
-DERIVED = (10, "f88371d8b0fd46a71d7e8a818ad0aa12fbe8ff965620dc9bedca72ec19e5806c")
+DERIVED = (11, "ffa61afd26373d64f269afb6ffd73a5107956cb1fd4d2b7897dcb8eeb75ebbfe")
 
 
 def test_a_change_to_what_is_indexed_comes_with_a_new_schema() -> None:
