@@ -69,9 +69,9 @@ def parsed(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     calls: list[Path] = []
     real = claude.parse_file
 
-    def counting(path: Path, limit: int | None = None) -> claude.ParsedFile:
+    def counting(path: Path, limit: int | None = None, *, exact: bool = False) -> claude.ParsedFile:
         calls.append(Path(path))
-        return real(path, limit)
+        return real(path, limit, exact=exact)
 
     monkeypatch.setattr(claude, "parse_file", counting)
     return calls
