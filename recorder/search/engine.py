@@ -67,10 +67,12 @@ index holds a record's whole text, which can go on well past its first MiB, and 
 snippet is cut around that match. (A whole 16 MiB record of prose took 3 s to scan:
 every search showing it would pay that.) The margin is wider than any secret the
 scanner knows, a private key block included."""
-SHOWN_CHARS = (1 << 20) + NEAR_MATCH_CHARS
-"""Characters of a hit's text kept for its snippet and rank: a longer text (up to 16 MiB)
-is cut to a window this long around its first match (`_window`), found a window at a
-time; matching and ranking the whole of it would only cost time."""
+SHOWN_CHARS = 4 * NEAR_MATCH_CHARS
+"""Characters of a hit's text kept for its snippet: a longer text (up to 16 MiB) is cut
+to a window this long around its first match (`_window`), found a window at a time,
+from `NEAR_MATCH_CHARS` before it. Text that is not ASCII is matched token by token (a
+second a million characters of CJK), so windows of a MiB made a hit in a long Chinese
+message take seconds to show (about 6 s before 2026-12-07)."""
 _NOT_WORD = re.compile(r"\W")
 
 __all__ = ["SearchEngine", "SearchHit", "SearchResult", "search"]
@@ -424,7 +426,7 @@ class SearchEngine:
             return
         if r.segment is None or r.offset is None or r.length is None:
             stored = r.text or ""
-            r.body = redacted_text(stored, SHOWN_SCAN_BYTES)[:SHOWN_CHARS]
+            r.body = _window(redacted_text(stored, SHOWN_SCAN_BYTES), query, near)
             # a character takes at most 4 bytes: past this, the text may end past the MiB
             r.partly_scanned = bool(r.secrets) and len(stored) > SHOWN_SCAN_BYTES // 4
             return

@@ -210,3 +210,18 @@ def test_a_time_budget_leaves_sessions_for_the_next_catch_up(tmp_path: Path) -> 
         assert rest.sessions_pending == 0 and rest.sessions == 6
         assert engine.catch_up().sessions == 0
         assert len(engine.search("source:claude quarry").hits) == 3
+
+
+def test_a_match_deep_in_a_long_session_message_is_in_its_snippet(tmp_path: Path) -> None:
+    """A session message's snippet is cut around its first match, wherever it is in the
+    text (the window a hit keeps is 64 KiB, no longer a MiB from the text's start)."""
+    log = make_journal(tmp_path / "logs")
+    s = ClaudeSession(tmp_path / "claude")
+    s.user("很长的消息" * 40_000 + " 独特标记词 " + "结尾" * 1000)  # the match at 200,001
+    s.assistant(text("ok"))
+    s.write()
+    roots = Roots(tmp_path / "claude", None, None)
+    (hit,) = search(log, "source:claude 独特标记词", roots=roots).hits
+    assert "独特标记词" in hit.snippet
+    start = hit.snippet.index("独特标记词")
+    assert [(x.start, x.end) for x in hit.spans] == [(start, start + 5)]
