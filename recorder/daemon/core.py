@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from recorder.bus.envelope import (
+    ENVELOPE_KEY,
     HEARTBEAT_TOPIC,
     NOT_SUBSCRIBED,
     UNCONFIRMED_END,
@@ -686,6 +687,12 @@ class Recorder:
                 else:
                     meta = self._track(obj, topic, ts, meta)
                     buf, full = journal.chunk()
+            elif encoded is not None and (env_head := envelope_in_head(payload)) is not None:
+                # JSON our parser refused, kept as text (an escaped lone surrogate, as
+                # JavaScript writes a string cut inside an emoji): its envelope still
+                # counts, or its sequence number would be a false "1 message lost"
+                meta = self._track({ENVELOPE_KEY: env_head}, topic, ts, meta)
+                buf, full = journal.chunk()
             else:
                 unsequenced += 1
             if mark:

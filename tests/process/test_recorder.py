@@ -500,3 +500,26 @@ def test_the_start_command_keeps_bind_public_and_curve(tmp_path: Path) -> None:
         assert read_status(log_dir)["curve"] is True
     finally:
         persist_quiet("stop", "--log-dir", str(log_dir))
+
+
+def test_json_our_parser_refuses_keeps_its_envelope_and_is_no_gap(bus: Bus) -> None:
+    """A payload holding an escaped lone surrogate (what JavaScript's JSON.stringify
+    writes for a string cut inside an emoji) is kept as text, byte for byte; its
+    envelope still counts, so the next message is no "1 message lost" gap (before
+    2026-12-07 the gap named a message that is in the journal)."""
+    bus.start_broker()
+    bus.start_recorder("--search-index", "off", "--monitor", "off")
+    with Publisher(bus.front, agent="node-agent", heartbeat_interval=0) as pub:
+        assert pub.wait_ready(5)
+        pub.send("agents.x", {"text": "first"})
+        env = orjson.dumps(pub.envelope()).decode()
+        cut = f'{{"_persist": {env}, "text": "cut emoji \\ud83d"}}'.encode()
+        pub.send_raw([b"agents.x", cut])
+        pub.send("agents.x", {"text": "third"})
+        wait_for(lambda: written(bus.log_dir) >= 3, what="three messages written")
+    bus.recorder.signal(signal.SIGTERM)
+    assert bus.recorder.wait(10) == 0
+    (kept,) = [r for r in messages(bus.log_dir) if "json" not in r["frames"][1]]
+    assert kept["frames"][1]["text"].encode() == cut
+    assert [r for r in journal_records(bus.log_dir) if r["kind"] == "gap"] == []
+    assert read_status(bus.log_dir)["counts"]["unsequenced"] == 0
