@@ -6,8 +6,10 @@ Claude Code's own `/branch` does), parents re-linked where the original chain ha
 and a `custom-title` naming it a fork. Gemini CLI: a new session document (the legacy
 `.json` shape, which every version reads) with a new `sessionId` in the same `chats/`.
 Codex CLI: the rollout's lines up to the chosen message with a new id and
-`forked_from_id` in `session_meta`. The original file is never touched; the new file
-is read back with our own parser before the resume command is given.
+`forked_from_id` in `session_meta`, written where Codex writes a new rollout
+(`sessions/YYYY/MM/DD/` of the Codex home, the local date: `codex resume <id>` looks
+only under `sessions/`). The original file is never touched; the new file is read
+back with our own parser before the resume command is given.
 """
 
 from __future__ import annotations
@@ -127,7 +129,8 @@ def fork(
 ) -> ForkResult:
     """Fork `t` at message `at`. At the last message nothing is written and the original
     is resumed, unless `always` (a session that only survives in our copy).
-    `target_dir`: where the new file goes (default: beside the original)."""
+    `target_dir`: where the new file goes (default: beside the original); a Codex fork
+    goes to today's folder under `sessions/` of the Codex home that holds it."""
     s = t.session
     if not s.resumable:
         raise ForkError(not_resumable(s))
@@ -135,7 +138,8 @@ def fork(
     if msg is t.messages[-1] and not always:
         return ForkResult(s.id, s.path, len(t.messages), msg, s.resume_shell(), True)
     folder = target_dir or s.path.parent
-    make_private_dirs(folder)  # the folders it makes 0700 whatever the umask; others kept
+    if s.source is not Source.CODEX:  # a Codex fork's folder is its date's (`_fork_codex`)
+        make_private_dirs(folder)  # the folders it makes 0700 whatever the umask; others kept
     new_id = new_id or str(uuidlib.uuid4())
     if s.source is Source.CLAUDE:
         path = _fork_claude(t, msg, folder, new_id)
@@ -146,7 +150,7 @@ def fork(
         back = gemini.read_transcript(path, s.project_path)
         command = shell_line(s.project_path, ["gemini", "--resume", new_id])
     else:
-        path = _fork_codex(t, msg, folder, new_id)
+        path = _fork_codex(t, msg, folder, new_id)  # `folder`: in the Codex home
         back = codex.read_transcript(path)
         command = shell_line(s.project_path, ["codex", "resume", new_id])
     _check(back, t, msg, new_id, path)
@@ -252,10 +256,23 @@ def _fork_codex(t: Transcript, msg: SessionMessage, folder: Path, new_id: str) -
         if obj.get("type") == "session_meta" and isinstance(obj.get("payload"), dict):
             obj["payload"] = {**obj["payload"], "id": new_id, "forked_from_id": t.session.id}
         out.append(_line(obj, t.session.path, f"line {number}"))
-    stamp = datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
-    path = folder / f"rollout-{stamp}-{new_id}.jsonl"
+    # where and how Codex names a new rollout (`precompute_log_file_info`): the folder
+    # of the local date under `sessions/`, the local time in the name
+    now = datetime.now()
+    dated = codex_home(folder) / "sessions" / now.strftime("%Y/%m/%d")
+    make_private_dirs(dated)  # the folders it makes 0700 whatever the umask; others kept
+    path = dated / f"rollout-{now.strftime('%Y-%m-%dT%H-%M-%S')}-{new_id}.jsonl"
     _write_new(path, out)
     return path
+
+
+def codex_home(folder: Path) -> Path:
+    """The Codex home a folder of rollouts is in: the parent of the nearest `sessions`
+    or `archived_sessions` at or above it (`folder` itself when there is none)."""
+    for place in (folder, *folder.parents):
+        if place.name in ("sessions", "archived_sessions"):
+            return place.parent
+    return folder
 
 
 def fork_row(
@@ -273,7 +290,10 @@ def fork_row(
 
 
 def session_folder_for(s: Session, agent_root: Path) -> Path:
-    """Where a session restored from our copy goes back to in the agent's folder."""
+    """Where a session restored from our copy goes back to in the agent's folder (a
+    Codex fork goes on to today's folder under `sessions/`: `_fork_codex`)."""
     if s.source is Source.CLAUDE:
         return agent_root / "projects" / claude.encode_project(s.project_path or "unknown")
+    if s.source is Source.CODEX:
+        return agent_root / "sessions"
     return s.path.parent

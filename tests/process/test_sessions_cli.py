@@ -17,6 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -891,6 +892,62 @@ def test_a_gemini_fork_is_named_and_stamped_in_utc_as_gemini_does(tmp_path: Path
     assert doc["startTime"] == "2026-01-10T12:00:10.000Z"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", doc["lastUpdated"])
     assert before - 1 <= parse_time(doc["lastUpdated"]) <= after  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("tz", ["Pacific/Kiritimati", "Etc/GMT+12"])
+def test_a_codex_fork_goes_where_codex_resume_finds_it(tmp_path: Path, tz: str) -> None:
+    """Codex looks a thread id up under `sessions/` only, and writes a new rollout to
+    `sessions/YYYY/MM/DD/` of the local date, the file named by the local time. A fork
+    went beside its original: of an archived session into `archived_sessions/`, where
+    `codex resume <id>` does not find it; of a live one into the date folder of the
+    original's day; of a deleted one (from our copy) into its old folder."""
+    home = tmp_path / "home"
+    codex = home / ".codex"
+    zone = ZoneInfo(tz)
+
+    def check(out: subprocess.CompletedProcess[str], before: datetime) -> Path:
+        after = datetime.now(zone)
+        made = {p for p in codex.rglob("*") if p.is_dir()} - folders
+        assert out.returncode == 0, out.stderr
+        forked = json.loads(out.stdout)
+        assert forked["forked"] and forked["resume"].endswith(f"codex resume {forked['id']}")
+        path = Path(forked["path"])
+        # what Codex's lookup by id finds: a file under `sessions/` named for the id
+        assert list((codex / "sessions").rglob(f"rollout-*-{forked['id']}.jsonl")) == [path]
+        days = {t.strftime("%Y/%m/%d") for t in (before, after)}
+        assert str(path.parent.relative_to(codex / "sessions")) in days, path
+        stamp = path.name.removeprefix("rollout-")[:19]
+        assert stamp[:10].replace("-", "/") == str(path.parent.relative_to(codex / "sessions"))
+        local = datetime.strptime(stamp, "%Y-%m-%dT%H-%M-%S").replace(tzinfo=zone)
+        assert before.replace(microsecond=0) <= local <= after, (stamp, before, after)
+        assert path.parent in made or path.parent in folders
+        for folder in made:  # the folders the fork made are private, whatever the umask
+            assert folder.stat().st_mode & 0o777 == 0o700, folder
+        return path
+
+    archived_id = "019a085e-0000-7000-8000-00000000a001"
+    made = codex_rollout(codex, archived_id, 3)
+    (codex / "archived_sessions").mkdir()
+    archived = made.rename(codex / "archived_sessions" / made.name)
+    live_id = "019a085e-0000-7000-8000-00000000a002"
+    live = codex_rollout(codex, live_id, 3)
+    gone_id = "019a085e-0000-7000-8000-00000000a003"
+    gone = codex_rollout(codex, gone_id, 3)
+    originals = {p: p.read_bytes() for p in (archived, live)}
+    for sid in (archived_id, live_id):
+        folders = {p for p in codex.rglob("*") if p.is_dir()}
+        before = datetime.now(zone)
+        out = persist_home(home, "fork", sid, "--at", "3", "--json", env={"TZ": tz})
+        check(out, before)
+    assert {p: p.read_bytes() for p in originals} == originals  # never modified
+    assert [p.name for p in (codex / "archived_sessions").iterdir()] == [archived.name]
+    # a session only our copy holds: written back as a new session where Codex finds it
+    assert persist_home(home, "protect", gone_id).returncode == 0
+    gone.unlink()
+    folders = {p for p in codex.rglob("*") if p.is_dir()}
+    before = datetime.now(zone)
+    out = persist_home(home, "fork", gone_id, "--at", "3", "--json", env={"TZ": tz})
+    check(out, before)
 
 
 def test_listing_sessions_never_makes_a_log_folder_that_does_not_exist(tmp_path: Path) -> None:
