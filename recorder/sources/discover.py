@@ -166,18 +166,35 @@ def units(
                     )
     if roots.gemini is not None:
         for gp in gemini.projects(roots.gemini):
-            if gp.error and problems is not None:
-                problems.append(gp.error)
+            if problems is not None:
+                problems.extend([gp.error] if gp.error else gp.problems)
             for path in gp.chats:
                 sig = _sig(path)
                 if sig is not None:
+                    # its sub-agents' files: a new or grown one changes its entry
+                    nested = [_sig(p) for p in gp.nested_of(path)]
+                    yield Unit(
+                        Source.GEMINI,
+                        path,
+                        [sig, gp.project_path, nested],
+                        partial(gemini.read_transcript, path, gp.project_path, listing=True),
+                        str(gp.folder),
+                        partial(gemini.read_transcript, path, gp.project_path),
+                    )
+            # a sub-agent's own file: listed only when its session's file is gone
+            for parent, paths in gp.orphans().items():
+                for path in paths:
+                    sig = _sig(path)
+                    if sig is None:
+                        continue
+                    read = partial(gemini.read_transcript, path, gp.project_path, parent=parent)
                     yield Unit(
                         Source.GEMINI,
                         path,
                         [sig, gp.project_path],
-                        partial(gemini.read_transcript, path, gp.project_path, listing=True),
+                        partial(read, listing=True),
                         str(gp.folder),
-                        partial(gemini.read_transcript, path, gp.project_path),
+                        read,
                     )
     if roots.codex is not None:
         names_sig = _sig(roots.codex / "session_index.jsonl")
@@ -352,12 +369,18 @@ def scan(roots: Roots, cache_path: Path | None = None, *, workers: int = 1) -> S
 
 def _dedupe(found: list[tuple[Unit, Session]]) -> list[Session]:
     """One entry per session: a Gemini legacy `.json` and its `.jsonl` share an id (the
-    later one wins); a Claude sub-agent's file is part of its session, and a session of
-    its own (not resumable) only when its session's file is gone (deleted by hand or by
-    the agent's cleanup), so that no conversation on disk goes unlisted. One Claude id
-    in two project folders is two sessions (`Session.ident`)."""
+    later one wins); a Claude or Gemini sub-agent's file is part of its session, and a
+    session of its own (not resumable) only when its session's file is gone (deleted by
+    hand or by the agent's cleanup), so that no conversation on disk goes unlisted. One
+    Claude id in two project folders is two sessions (`Session.ident`)."""
     best: dict[tuple[Source, str, str], Session] = {}
     parents = {s.ident for _, s in found if not s.subagent}
+    # a Gemini sub-agent's `parent_id` is its folder's name: the id as Gemini names files
+    parents |= {
+        (s.source, gemini.safe_name(s.id), s.folder)
+        for _, s in found
+        if s.source is Source.GEMINI and not s.subagent
+    }
     for _, s in found:
         if not s.id or (s.subagent and (s.source, s.parent_id, s.folder) in parents):
             continue
@@ -409,7 +432,10 @@ def _read_session(session: Session, exact: bool) -> Transcript:
         t = claude.read_transcript(session.path, flat_agents=flat, exact=exact)
         return t.scoped(session.scope)
     if session.source is Source.GEMINI:
-        return gemini.read_transcript(session.path, session.project_path, exact=exact)
+        parent = session.parent_id if session.subagent else ""
+        return gemini.read_transcript(
+            session.path, session.project_path, exact=exact, parent=parent
+        )
     # Codex: a fork reads the file again itself (`fork._fork_codex`)
     root = next(
         (p.parent for p in session.path.parents if p.name in ("sessions", "archived_sessions")),

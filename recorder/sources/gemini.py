@@ -6,7 +6,10 @@ first position), `{"$set": {...}}` updates (`$set.messages` replaces the whole l
 `{"$rewindTo": id}` (drops that message and all after it). A resumed legacy file leaves
 the old `.json` beside the new `.jsonl`: the later `lastUpdated` wins. Project folders
 are sha256(root) before v0.29 and a slug after; the project path comes from
-`.project_root`, then `projects.json`.
+`.project_root`, then `projects.json`. A sub-agent's session is in
+`chats/<parent session id>/<its id>.jsonl` (`kind: "subagent"`), which Gemini CLI's
+cleanup deletes with its parent: it is part of the parent session (its `extra_paths`),
+listed on its own only when the parent has no file.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,76 @@ class GeminiProject:
     project_path: str  # "" when neither .project_root nor projects.json names it
     chats: list[Path] = field(default_factory=list)
     error: str = ""  # its `chats/` could not be listed: its sessions are unknown
+    # `chats/<parent session id>/` folder name -> the sub-agents' session files in it
+    nested: dict[str, list[Path]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # such folders that cannot be listed
+    _by_short: dict[str, list[str]] | None = field(default=None, repr=False)
+
+    def nested_of(self, chat: Path) -> list[Path]:
+        """The sub-agent files that may be the session `chat`'s: those in the folders
+        named by an id that its file name's short id begins (every folder's for a file
+        not named as Gemini CLI names one). Which are is known once it is read
+        (`subagent_files`); these are what its scan cache entry must watch."""
+        short = _short_id(chat.name)
+        return [p for name in self._named(short) for p in self.nested[name]]
+
+    def orphans(self) -> dict[str, list[Path]]:
+        """The sub-agent folders no session file of the project is named for: their
+        sessions' files are gone (a parent named otherwise is found when it is read)."""
+        claimed: set[str] = set()
+        for chat in self.chats:
+            short = _short_id(chat.name)
+            if short is not None:
+                claimed.update(self._named(short))
+        return {name: files for name, files in self.nested.items() if name not in claimed}
+
+    def _named(self, short: str | None) -> list[str]:
+        """The sub-agent folders whose name begins with `short` (None: all of them)."""
+        if short is None:
+            return list(self.nested)
+        if len(short) == _SHORT:  # the usual case: found by its first characters
+            if self._by_short is None:
+                self._by_short = {}
+                for name in self.nested:
+                    self._by_short.setdefault(name[:_SHORT], []).append(name)
+            return self._by_short.get(short, [])
+        return [name for name in self.nested if name.startswith(short)]
+
+
+_SHORT = 8  # the characters of a session id in its file's name
+_CHAT_NAME = re.compile(r"\Asession-\d{4}-\d\d-\d\dT\d\d-\d\d-(.+)\.jsonl?\Z")
+_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
+
+
+def _short_id(name: str) -> str | None:
+    """The short id in a session file's name (`session-<time>-<first 8 of the id>`)."""
+    found = _CHAT_NAME.match(name)
+    return found.group(1) if found else None
+
+
+def safe_name(session_id: str) -> str:
+    """A session id as Gemini CLI names a file or folder by it (`sanitizeFilenamePart`)."""
+    return _UNSAFE.sub("_", session_id)
+
+
+def _session_files(folder: str) -> list[Path]:
+    """The regular `.json`/`.jsonl` files in a folder of sub-agent sessions (as Gemini
+    CLI's cleanup takes them), by name; OSError when it cannot be listed."""
+    with os.scandir(folder) as entries:
+        return sorted(
+            Path(e.path) for e in entries if e.name.endswith((".json", ".jsonl")) and is_regular(e)
+        )
+
+
+def subagent_files(chat: Path, session_id: str) -> list[Path]:
+    """The sub-agent sessions of session `session_id`, whose file is `chat`:
+    `<chats>/<its id>/*.json[l]` ([] when there are none, they cannot be listed, or
+    the folder is a link: as `projects` finds them)."""
+    folder = chat.parent / safe_name(session_id)
+    try:
+        return [] if folder.is_symlink() else _session_files(str(folder))
+    except OSError:
+        return []
 
 
 def _project_paths(root: Path) -> dict[str, str]:
@@ -122,7 +195,26 @@ def projects(root: Path) -> Iterator[GeminiProject]:
             chat = name.startswith("session-") and name.endswith((".json", ".jsonl"))
             if chat and is_regular(entry):
                 found.chats.append(Path(entry.path))
+            elif _is_folder(entry):  # `<parent session id>/`: its sub-agents' sessions
+                try:
+                    files = _session_files(entry.path)
+                except OSError as exc:
+                    found.problems.append(
+                        f"{entry.path} cannot be read ({exc.strerror}): "
+                        "its sub-agent sessions are not listed"
+                    )
+                    continue
+                if files:
+                    found.nested[name] = files
         yield found
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    """A real folder (a link to one is not followed)."""
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 _HEAD_FIELD = re.compile(
@@ -305,7 +397,11 @@ def _last_usage(raw: list[Any]) -> int:
 
 
 def _listing(
-    path: Path, project_path: str, record: dict[str, Any], report: ReadReport
+    path: Path,
+    project_path: str,
+    record: dict[str, Any],
+    report: ReadReport,
+    parent: str,
 ) -> Transcript:
     """`read_transcript(..., listing=True)` when the session records its token usage:
     the same Session from counts, only the first prompt's text built (tool results,
@@ -339,6 +435,8 @@ def _listing(
                         args if isinstance(args, dict) else {"args": args},
                         files,
                     )
+    agents = _sub_agents(path, sid, report, parent, messages=False)
+    files.update(agents.files)
     session = _session(
         path,
         project_path,
@@ -350,8 +448,53 @@ def _listing(
         _last_usage(raw if isinstance(raw, list) else []),
         [t for t in time_span(stamps) if t is not None],  # what `_session` uses of them
         report,
+        agents.paths,
+        parent,
     )
     return Transcript(session, [], [], report)
+
+
+@dataclass
+class _Agents:
+    """What a session's sub-agent files add to it."""
+
+    paths: list[Path] = field(default_factory=list)
+    files: dict[str, None] = field(default_factory=dict)  # the files their edits name
+    messages: list[SessionMessage] = field(default_factory=list)  # its `sidechain`
+
+
+def _sub_agents(
+    path: Path, sid: str, report: ReadReport, parent: str, *, messages: bool
+) -> _Agents:
+    """The sub-agent sessions of session `sid` (none for a sub-agent's own file,
+    `parent` set): their files, the files their edit tool calls name, and (`messages`)
+    their messages, each marked with its sub-agent's id. What cannot be read in them
+    is in `report`."""
+    found = _Agents()
+    if parent:
+        return found
+    for agent_path in subagent_files(path, sid):
+        own = ReadReport()
+        record = load_record(agent_path, own)
+        report.merge(own)
+        found.paths.append(agent_path)
+        agent = str(record.get("sessionId") or agent_path.stem)
+        for m in as_list(record.get("messages")):
+            if not isinstance(m, dict):
+                continue
+            if m.get("type") == "gemini":
+                for call in as_list(m.get("toolCalls")):
+                    if isinstance(call, dict):
+                        args = call.get("args")
+                        _edit_path(
+                            str(call.get("name") or "?"),
+                            args if isinstance(args, dict) else {"args": args},
+                            found.files,
+                        )
+            msg = message_of(m, sid, len(found.messages)) if messages else None
+            if msg is not None:
+                found.messages.append(replace(msg, sidechain=True, agent_id=agent))
+    return found
 
 
 def _edit_path(name: str, arguments: dict[str, Any], files: dict[str, None]) -> None:
@@ -364,16 +507,26 @@ def _edit_path(name: str, arguments: dict[str, Any], files: dict[str, None]) -> 
 
 
 def read_transcript(
-    path: Path, project_path: str = "", *, listing: bool = False, exact: bool = False
+    path: Path,
+    project_path: str = "",
+    *,
+    listing: bool = False,
+    exact: bool = False,
+    parent: str = "",
 ) -> Transcript:
     """One session in full; `listing`: only its `Session` (the same figures, no
     messages built), unless it records no token usage (then the estimate needs them);
-    `exact`: integers beyond 64 bits kept as written (a fork writes them again)."""
+    `exact`: integers beyond 64 bits kept as written (a fork writes them again).
+
+    Its sub-agents' sessions (`subagent_files`) are its `extra_paths`, their edits
+    among its files modified, their messages its `sidechain`. `parent`: the file is a
+    sub-agent's own, in `chats/<parent>/`, read on its own because its session has no
+    file any more: listed under its own id, never resumable."""
     report = ReadReport()
     record = load_record(path, report, exact=exact)
     raw = record.get("messages")
     if listing and _last_usage(raw if isinstance(raw, list) else []):
-        return _listing(path, project_path, record, report)
+        return _listing(path, project_path, record, report, parent)
     sid = str(record.get("sessionId") or path.stem)
     messages: list[SessionMessage] = []
     kept: list[dict[str, Any]] = []  # the records behind `messages`, one each
@@ -393,15 +546,28 @@ def read_transcript(
     for m in messages:
         for c in m.tool_calls:
             _edit_path(c.name, c.arguments, files)
+    agents = _sub_agents(path, sid, report, parent, messages=not listing)
+    files.update(agents.files)
     tokens = _last_usage(raw if isinstance(raw, list) else [])
     if not tokens:
         tokens = estimate_tokens(sum(len(m.text) for m in messages))
     times = [m.ts for m in messages if m.ts is not None]
     session = _session(
-        path, project_path, record, sid, len(conv), prompt, files, tokens, times, report
+        path,
+        project_path,
+        record,
+        sid,
+        len(conv),
+        prompt,
+        files,
+        tokens,
+        times,
+        report,
+        agents.paths,
+        parent,
     )
     meta = {k: v for k, v in record.items() if k != "messages"}
-    return Transcript(session, messages, [], report, kept, raw_meta=meta)
+    return Transcript(session, messages, agents.messages, report, kept, raw_meta=meta)
 
 
 def _session(
@@ -415,6 +581,8 @@ def _session(
     tokens: int,
     times: list[float],
     report: ReadReport,
+    extra: list[Path],
+    parent: str,
 ) -> Session:
     """The Session of a chat, from the full read or the listing's counts (the two must
     agree: tests compare them)."""
@@ -447,6 +615,7 @@ def _session(
         title=title,
         title_kind=kind,
         project_path=project_path,
+        extra_paths=tuple(extra),
         first_ts=start if start is not None else (min(times) if times else None),
         last_ts=max(t for t in (updated, *times) if t is not None) if (times or updated) else None,
         message_count=conversation,
@@ -456,8 +625,10 @@ def _session(
         first_prompt=prompt,
         size=size,
         mtime=mtime,
-        resumable=bool(conversation) and record.get("kind") != "subagent",
+        resumable=bool(conversation) and record.get("kind") != "subagent" and not parent,
         skipped=report.skipped,
+        subagent=bool(parent),
+        parent_id=parent,
     )
 
 

@@ -28,6 +28,7 @@ from tests.secret_samples import make
 from tests.session_fixtures import (
     ClaudeSession,
     codex_rollout,
+    gemini_jsonl,
     gemini_legacy,
     gemini_messages,
     gemini_project,
@@ -626,6 +627,98 @@ def test_json_outputs_write_c1_controls_and_bidi_overrides_escaped(tmp_path: Pat
     assert not [c for c in JSON_UNSHOWN if c in out.stdout] and "\\u009b" in out.stdout
     sessions = {cp["session"] for cp in json.loads(out.stdout)["session_checkpoints"]}
     assert f"gemini:{odd}" in sessions
+
+
+def gemini_sub_agent(
+    chats: Path, parent: str, sid: str, turns: int, *, legacy: bool = False
+) -> Path:
+    """A Gemini CLI sub-agent's session as chatRecordingService writes it: in
+    `chats/<parent session id>/`, named by its own id, `kind: "subagent"` (a legacy
+    `.json` document, or JSONL)."""
+    folder = chats / parent
+    folder.mkdir(exist_ok=True)
+    messages = gemini_messages(turns)
+    for i, m in enumerate(messages):
+        if m["type"] == "user":
+            m["content"] = [{"text": f"sub-agent {sid[:4]} task {i}"}]
+        else:
+            m["toolCalls"][0]["args"]["file_path"] = f"/p/{sid[:4]}-{i}.txt"
+    head = {
+        "sessionId": sid,
+        "projectHash": "ab" * 32,
+        "startTime": messages[0]["timestamp"],
+        "lastUpdated": messages[-1]["timestamp"],
+        "kind": "subagent",
+    }
+    if legacy:
+        path = folder / f"{sid}.json"
+        path.write_text(json.dumps({**head, "messages": messages}, indent=2))
+    else:
+        path = folder / f"{sid}.jsonl"
+        path.write_text("".join(json.dumps(x) + "\n" for x in [head, *messages]))
+    return path
+
+
+def test_gemini_sub_agents_are_part_of_their_session(tmp_path: Path) -> None:
+    """Gemini CLI writes a sub-agent's session to `chats/<parent session id>/`; they
+    were never looked at: not in the parent's `extra_paths`, so `protect` copied the
+    parent alone, and Gemini's cleanup, which deletes that folder with its session,
+    took the sub-agents' conversations even from a protected session. Now they are the
+    parent's extra files (listed, protected, a changed one noticed through the scan
+    cache), and one whose session has no file any more is listed on its own, as a
+    Claude sub-agent's is: exported and protected, never resumed."""
+    (tmp_path / "log").mkdir(mode=0o700)  # a log folder that exists keeps the scan cache
+    chats = gemini_project(tmp_path / "gemini", "/home/me/gem")
+    parent = new_uuid()
+    gemini_jsonl(chats, parent, gemini_messages(2))
+    one = gemini_sub_agent(chats, parent, new_uuid(), 1)
+    two = gemini_sub_agent(chats, parent, new_uuid(), 2, legacy=True)
+
+    rows = listed(tmp_path)
+    assert set(rows) == {parent}
+    row = rows[parent]
+    assert row["extra_paths"] == sorted(map(str, (one, two))) and row["messages"] == 4
+    assert row["resumable"] and row["resume"].endswith(f"gemini --resume {parent}")
+    assert {f"/p/{one.stem[:4]}-1.txt", f"/p/{two.stem[:4]}-3.txt"} <= set(row["files_modified"])
+    # a sub-agent started later: the scan cache sees it through the parent's entry
+    three = gemini_sub_agent(chats, parent, new_uuid(), 1)
+    assert listed(tmp_path)[parent]["extra_paths"] == sorted(map(str, (one, two, three)))
+
+    before = tree_digest(tmp_path / "gemini")
+    out = persist(tmp_path, "protect", "--all", "--json")
+    assert out.returncode == 0, out.stderr
+    assert tree_digest(tmp_path / "gemini") == before  # the agent's folder only read
+    folder = tmp_path / "log" / "sessions" / "copies" / "gemini" / parent
+    manifest = json.loads((folder / "manifest.json").read_text())
+    copied = {e["original"] for e in manifest["files"].values()}
+    assert copied == {str(p) for p in (one, two, three)} | {row["path"]}
+    from recorder.sources.copies import read_copy
+
+    kept = {p: p.read_bytes() for p in (one, two, three)}
+    # Gemini's cleanup deletes a session with its sub-agents' folder: our copy has them
+    Path(row["path"]).unlink()
+    shutil.rmtree(chats / parent)
+    for p, data in kept.items():
+        assert read_copy(folder, f"extra-{p.name}") == data
+    rows = listed(tmp_path)
+    assert set(rows) == {parent} and rows[parent]["deleted_by_agent"]
+
+    # a sub-agent whose session's file is gone (deleted by hand): listed on its own
+    gone = new_uuid()
+    orphan = gemini_sub_agent(chats, gone, new_uuid(), 2)
+    rows = listed(tmp_path)
+    assert set(rows) == {parent, orphan.stem}
+    row = rows[orphan.stem]
+    assert row["sub_agent_of"] == gone and not row["resumable"] and row["resume"] is None
+    assert row["messages"] == 4 and row["title"] == f"sub-agent {orphan.stem[:4]} task 0"
+    assert f"sub-agent of {gone[:8]} (file gone)" in persist(tmp_path, "sessions").stdout
+    out = persist(tmp_path, "export", "--session", orphan.stem, "--format", "md")
+    assert out.returncode == 0 and f"sub-agent {orphan.stem[:4]} task 2" in out.stdout
+    out = persist(tmp_path, "fork", orphan.stem, "--at", "1")
+    assert out.returncode == 1 and out.stdout == "" and len(out.stderr.splitlines()) == 1
+    assert f"is a sub-agent's conversation (its session {gone} has no file" in out.stderr
+    out = persist(tmp_path, "protect", orphan.stem, "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["copied_bytes"] == orphan.stat().st_size
 
 
 def test_a_copy_protected_before_sub_agents_were_listed_still_lists(tmp_path: Path) -> None:

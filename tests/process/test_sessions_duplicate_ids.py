@@ -295,6 +295,19 @@ def test_an_unreadable_project_folder_is_named(tmp_path: Path) -> None:
         assert len(named) == 1 and "cannot be read (Permission denied)" in named[0]
     finally:
         chats.chmod(0o755)
+    # and a folder of a Gemini session's sub-agents (`chats/<session id>/`)
+    agents = chats / new_uuid()
+    agents.mkdir()
+    (agents / f"{new_uuid()}.jsonl").write_text("{}\n")
+    agents.chmod(0)
+    try:
+        for args in (("sessions",), ("protect", "--all"), ("search", "GIRAFFE")):
+            out = unprivileged(tmp_path, *args)
+            named = [line for line in out.stderr.splitlines() if str(agents) in line]
+            assert len(named) == 1, (args, out.stderr)
+            assert "cannot be read (Permission denied)" in named[0], args
+    finally:
+        agents.chmod(0o755)
 
 
 def test_an_unreadable_session_file_keeps_its_real_times(tmp_path: Path) -> None:

@@ -299,3 +299,50 @@ def test_codex_listing_counts_agree_with_the_full_read_on_random_rollouts(tmp_pa
         estimated += quick.messages != []  # no token usage: the listing read it in full
     assert len(counts) > 20 and prompts == {"", "fix the bug"}  # every kind of start
     assert 30 < estimated < 100 and files > 100
+
+
+def test_gemini_sub_agents_are_read_with_their_session(tmp_path: Path) -> None:
+    """Sub-agents' sessions in `chats/<parent id>/` (`<id>.jsonl`, `kind: "subagent"`)
+    are the parent's `extra_paths`, their edits among its files, their messages its
+    `sidechain`, the listing agreeing with the full read; a bad line in one is counted
+    with the parent's. A folder named for no session file holds sub-agents whose
+    session is gone: each is a session of its own, not resumable."""
+    from recorder.sources.model import session_to_json
+
+    chats = gemini_project(tmp_path, "/home/me/app")
+    parent = new_uuid()
+    path = gemini_jsonl(chats, parent, gemini_messages(2))
+    (chats / parent).mkdir()
+    agent = new_uuid()
+    sub = gemini_messages(1)
+    sub[1]["toolCalls"][0]["args"]["file_path"] = "/p/by-the-agent.txt"
+    head = {"sessionId": agent, "projectHash": "ab" * 32, "kind": "subagent"}
+    lines = [json.dumps(x) for x in (head, *sub)]
+    (chats / parent / f"{agent}.jsonl").write_text("\n".join([*lines, "{bad"]) + "\n")
+    (chats / parent / "notes.txt").write_text("not a session")
+    full = gemini.read_transcript(path, "/home/me/app")
+    quick = gemini.read_transcript(path, "/home/me/app", listing=True)
+    assert session_to_json(quick.session) == session_to_json(full.session)
+    s = full.session
+    assert s.extra_paths == (chats / parent / f"{agent}.jsonl",) and s.resumable
+    assert s.files_modified == ("/p/f0.txt", "/p/f1.txt", "/p/by-the-agent.txt")
+    assert s.message_count == 4 and s.skipped == 1 and full.report.bad_lines == [4]
+    assert [(m.text.split("\n")[0], m.sidechain, m.agent_id) for m in full.sidechain] == [
+        ("question 0", True, agent),
+        ("answer 0", True, agent),
+    ]
+    # the parent's file gone: its sub-agent is listed on its own
+    path.unlink()
+    (orphan,) = scan(Roots(None, tmp_path, None)).sessions
+    assert (orphan.id, orphan.parent_id, orphan.subagent, orphan.resumable) == (
+        agent,
+        parent,
+        True,
+        False,
+    )
+    assert orphan.message_count == 2 and orphan.extra_paths == ()
+    again = read_session(orphan)
+    assert again.session.subagent and [m.text.split("\n")[0] for m in again.messages] == [
+        "question 0",
+        "answer 0",
+    ]
