@@ -21,6 +21,7 @@ import orjson
 from recorder.bus.endpoints import check_connect_endpoint, check_endpoint
 from recorder.errors import BadOption, PersistError
 from recorder.store.jsontext import dumps as json_dumps
+from recorder.store.jsontext import utf8_text
 from recorder.store.layout import default_log_dir
 
 if TYPE_CHECKING:
@@ -47,9 +48,13 @@ def shown(text: str) -> str:
     for one line of output: control and format characters as visible escapes, as
     `render.clean` writes them; text that needs none is unchanged (a session key prints
     as `persist fork KEY` takes it). Escape before cutting to a column's width: a cut
-    sequence (`\\x1b]0;` without its end) would hold the terminal's title open."""
+    sequence (`\\x1b]0;` without its end) would hold the terminal's title open. A byte
+    of a file's name that is not UTF-8 shows as `\\xNN` (`utf8_text`), as the shell's
+    `$'...'` takes it back."""
     from recorder.export.render import clean
 
+    if not text.isascii():
+        text = utf8_text(text)
     return clean(text, newlines=False)
 
 

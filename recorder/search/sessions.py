@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from recorder.export.redact import record_secrets, redact_record
 from recorder.export.render import record_text
 from recorder.search.index import Document, SearchIndex, delete_texts, secret_words
@@ -49,6 +47,7 @@ from recorder.sources.model import (
     session_key,
 )
 from recorder.store.fsutil import ensure_private_dir
+from recorder.store.jsontext import dumps_names
 from recorder.store.layout import Layout
 
 MAX_TEXT = 1 << 20  # characters of an agent session message indexed (a journal message: all)
@@ -68,6 +67,21 @@ class SessionCatchUp:
     read: int = 0  # session files read (the others were unchanged: stat only)
     pending: int = 0  # changed files left for the next catch-up (the time budget ran out)
     problems: tuple[str, ...] = ()  # files that could not be read (kept as they were)
+
+
+def _db_name(path: str) -> str | bytes:
+    """A file's path as the `session_files` row holds it: its text, or for a name that
+    is not UTF-8 (which SQLite's text cannot hold) the bytes it is, a BLOB."""
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def _from_db(value: str | bytes) -> str:
+    """`_db_name` read back: the path as `str(Path)` spells it."""
+    return value if isinstance(value, str) else os.fsdecode(value)
 
 
 @dataclass
@@ -186,7 +200,7 @@ class _Batch:
         def step(db: sqlite3.Connection) -> None:
             for key in dict.fromkeys(k for k in keys if k):
                 self.result.removed += SessionIndexer._remove(db, key)
-            db.execute("DELETE FROM session_files WHERE path = ?", (path,))
+            db.execute("DELETE FROM session_files WHERE path = ?", (_db_name(path),))
 
         self.steps.append(step)
 
@@ -260,7 +274,7 @@ class SessionIndexer:
         rows = self.index.query(
             "SELECT path, key, fingerprint, messages, digest, deleted FROM session_files"
         )
-        return {r[0]: _Progress(*r[1:]) for r in rows}
+        return {_from_db(r[0]): _Progress(_from_db(r[1]), *r[2:]) for r in rows}
 
     def catch_up(self, deadline: float | None = None) -> SessionCatchUp:
         """Index what changed; stops reading files at `deadline` (`time.monotonic()`),
@@ -298,7 +312,7 @@ class SessionIndexer:
             scope = claude_folder(unit.path) if unit.named_id in shared else ""
             # a scope is part of the fingerprint: a file whose key changed is read again
             key = [unit.key, by_path[twin].key] if twin else unit.key
-            fingerprint = orjson.dumps([*key, scope] if scope else key).decode()
+            fingerprint = dumps_names([*key, scope] if scope else key).decode()
             row = stored.get(path)
             twin_row = stored.get(twin) if twin else None
             if (
@@ -390,11 +404,11 @@ class SessionIndexer:
                     elif row.deleted is None:
                         db.execute(
                             "UPDATE session_files SET deleted = ? WHERE path = ?",
-                            (time.time(), path),
+                            (time.time(), _db_name(path)),
                         )
                     continue
                 result.removed += self._remove(db, row.key)
-                db.execute("DELETE FROM session_files WHERE path = ?", (path,))
+                db.execute("DELETE FROM session_files WHERE path = ?", (_db_name(path),))
         return rekey
 
     def _read_copy(self, folder: Path, source: Source, project_path: str) -> Transcript:
@@ -434,7 +448,7 @@ class SessionIndexer:
         result.added += len(docs)
         db.execute(
             "INSERT OR REPLACE INTO session_files VALUES (?,?,?,?,?,?)",
-            (path, key, fingerprint, len(messages), _digest(messages), deleted),
+            (_db_name(path), _db_name(key), fingerprint, len(messages), _digest(messages), deleted),
         )
 
     @staticmethod
@@ -468,7 +482,7 @@ class SessionIndexer:
         with contextlib.suppress(sqlite3.OperationalError):  # no session indexed yet
             rows = self.index.query(
                 f"SELECT key FROM session_files WHERE deleted IS NOT NULL AND key IN ({marks})",
-                wanted,
+                [_db_name(k) for k in wanted],
             )
-            return {r[0] for r in rows}
+            return {_from_db(r[0]) for r in rows}
         return set()

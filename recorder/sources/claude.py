@@ -41,6 +41,7 @@ from recorder.sources.model import (
     Session,
     Source,
     Transcript,
+    name_id,
 )
 
 CONVERSATION = frozenset(("user", "assistant", "system", "attachment", "progress"))
@@ -213,7 +214,7 @@ def file_session_id(path: Path) -> str:
             if conversation and isinstance(obj.get("uuid"), str) and isinstance(sid, str):
                 return sid
         if whole:
-            return path.stem
+            return name_id(path.stem)
         limit *= 4
 
 
@@ -258,7 +259,7 @@ class ParsedFile:
         if not self.subagent:
             return self.session_id
         agent = next((e["agentId"] for e in self.entries if isinstance(e.get("agentId"), str)), "")
-        return agent or self.path.stem.removeprefix("agent-")
+        return agent or name_id(self.path.stem.removeprefix("agent-"))
 
 
 def parse_file(path: Path, limit: int | None = None, *, exact: bool = False) -> ParsedFile:
@@ -298,7 +299,7 @@ def parse_file(path: Path, limit: int | None = None, *, exact: bool = False) -> 
         # a file named by a session id is that session (`claude --resume` finds it by
         # its name), whatever id its first lines carry: history copied in from another
         # session keeps that one's id, which would list it as the other session
-        parsed.session_id = path.stem
+        parsed.session_id = name_id(path.stem)
     parsed.subagent = bool(entries) and all(e.get("isSidechain") is True for e in entries)
     return parsed
 

@@ -33,6 +33,7 @@ from recorder.sources.model import (
     Source,
     ToolCall,
     Transcript,
+    name_id,
     prompt_title,
 )
 
@@ -150,7 +151,7 @@ def read_transcript(
             pending = {"uuid": uuid, "ts": ts, "text": [], "calls": [], "thinking": []}
         return pending
 
-    stem = path.stem
+    stem = name_id(path.stem)
     for number, line in iter_objects(data, report):
         kind = line.get("type")
         ts = parse_time(line.get("timestamp"))
@@ -225,7 +226,7 @@ def read_transcript(
                     )
                 )
     flush()
-    sid = head.sid = head.sid or path.stem[-36:]
+    sid = head.sid = head.sid or name_id(path.stem[-36:])
     messages = [m if m.session_id == sid else _with_sid(m, sid) for m in messages]
     conv = [m for m in messages if m.sender is not Sender.SYSTEM]
     prompt = next((m.text for m in conv if m.sender is Sender.USER and not m.note), None)
@@ -367,7 +368,7 @@ def _listing(path: Path, names: dict[str, str] | None) -> Transcript | None:
     if not head.tokens:
         return None
     first_ts, last_ts = time_span(stamps)
-    head.sid = head.sid or path.stem[-36:]
+    head.sid = head.sid or name_id(path.stem[-36:])
     facts = _Facts(head, first_ts, last_ts, files, conversation, prompt)
     return Transcript(_session(path, state, names, facts, head.tokens, report), [], [], report)
 

@@ -27,6 +27,7 @@ import orjson
 from recorder.errors import PersistError
 from recorder.sources.model import Session, session_from_json, session_to_json
 from recorder.store.fsutil import atomic_write, ensure_private_dir, open_private
+from recorder.store.jsontext import dumps_names, loads_names
 from recorder.store.layout import Layout
 from recorder.store.unfinished import refuse_unfinished_restore
 
@@ -101,8 +102,8 @@ def _read_range(path: Path, start: int, end: int) -> bytes:
 
 def load_manifest(folder: Path) -> dict[str, Any] | None:
     try:
-        data = orjson.loads((folder / "manifest.json").read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        data = loads_names((folder / "manifest.json").read_bytes())
+    except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
@@ -227,7 +228,8 @@ def _protect(folder: Path, session: Session) -> CopyResult:
         manifest["deleted"] = time.time()
     manifest.setdefault("session", session_to_json(session))
     manifest["updated"] = time.time()
-    atomic_write(folder / "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    # a name that is not UTF-8 (a session file's, a folder's) is kept as it is
+    atomic_write(folder / "manifest.json", dumps_names(manifest, option=orjson.OPT_INDENT_2))
     return result
 
 

@@ -3,7 +3,8 @@
 The cache (`<log folder>/sessions/scan-cache.json`, 0600, derived: deleting it only
 costs a full scan) keeps each file's listing entry under its size, mtime and inode;
 a rescan stats every file and reads again only those that changed. A cache that
-cannot be read is rebuilt.
+cannot be read is rebuilt. A file name that is not UTF-8 is kept as the name it is
+(`jsontext.dumps_names`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from recorder.sources import claude, codex, gemini
 from recorder.sources.model import (
     Session,
@@ -28,6 +27,7 @@ from recorder.sources.model import (
     session_to_json,
 )
 from recorder.store.fsutil import atomic_write, ensure_private_dir
+from recorder.store.jsontext import dumps_names, loads_names
 
 CACHE_VERSION = 4  # 2: titles made of prompts have their keys redacted (`prompt_title`)
 # 3: a Claude sub-agent's own file is read as its conversation (id: its agentId)
@@ -241,10 +241,10 @@ class ScanCache:
         if path is None:
             return
         try:
-            data = orjson.loads(path.read_bytes())
+            data = loads_names(path.read_bytes())
         except FileNotFoundError:
             return
-        except (OSError, orjson.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:
             self.problem = f"the session scan cache {path} was unreadable ({exc}); rebuilt"
             return
         if not isinstance(data, dict) or data.get("v") != CACHE_VERSION:
@@ -262,7 +262,7 @@ class ScanCache:
             return
         ensure_private_dir(self.path.parent)
         data = {"v": CACHE_VERSION, "entries": entries, "agents": agents}
-        atomic_write(self.path, orjson.dumps(data), durable=False)
+        atomic_write(self.path, dumps_names(data), durable=False)
 
 
 Entry = tuple[dict[str, Any], dict[str, str], list[str]] | None

@@ -128,14 +128,17 @@ def fork(
     always: bool = False,
 ) -> ForkResult:
     """Fork `t` at message `at`. At the last message nothing is written and the original
-    is resumed, unless `always` (a session that only survives in our copy).
+    is resumed, unless `always` (a session that only survives in our copy) or the agent
+    would not find the original by its id (a Claude file not named `<id>.jsonl`: a
+    copy under another name, `copie-r\\xe9sum\\xe9.jsonl`).
     `target_dir`: where the new file goes (default: beside the original); a Codex fork
     goes to today's folder under `sessions/` of the Codex home that holds it."""
     s = t.session
     if not s.resumable:
         raise ForkError(not_resumable(s))
     msg = choose(t, at)
-    if msg is t.messages[-1] and not always:
+    unnamed = s.source is Source.CLAUDE and claude.named_session_id(s.path) != s.id
+    if msg is t.messages[-1] and not always and not unnamed:
         return ForkResult(s.id, s.path, len(t.messages), msg, s.resume_shell(), True)
     folder = target_dir or s.path.parent
     if s.source is not Source.CODEX:  # a Codex fork's folder is its date's (`_fork_codex`)

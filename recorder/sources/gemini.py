@@ -46,6 +46,7 @@ from recorder.sources.model import (
     Source,
     ToolCall,
     Transcript,
+    name_id,
     prompt_title,
 )
 
@@ -406,7 +407,7 @@ def _listing(
     """`read_transcript(..., listing=True)` when the session records its token usage:
     the same Session from counts, only the first prompt's text built (tool results,
     the bulk of the bytes, are never turned into text)."""
-    sid = str(record.get("sessionId") or path.stem)
+    sid = str(record.get("sessionId") or name_id(path.stem))
     raw = record.get("messages")
     conv = 0
     prompt: str | None = None  # the first user message that is not an injected one
@@ -527,7 +528,7 @@ def read_transcript(
     raw = record.get("messages")
     if listing and _last_usage(raw if isinstance(raw, list) else []):
         return _listing(path, project_path, record, report, parent)
-    sid = str(record.get("sessionId") or path.stem)
+    sid = str(record.get("sessionId") or name_id(path.stem))
     messages: list[SessionMessage] = []
     kept: list[dict[str, Any]] = []  # the records behind `messages`, one each
     for m in raw if isinstance(raw, list) else []:

@@ -20,7 +20,7 @@ from recorder.sources.claude import encode_project
 from recorder.sources.copies import copy_folder, list_copies, restore_to
 from recorder.sources.discover import Roots, qualify, read_session, scan
 from recorder.sources.jsonl import read_small
-from recorder.sources.model import Session, Source, Transcript
+from recorder.sources.model import Session, Source, Transcript, name_id
 from recorder.store.layout import Layout, sessions_searchable_without_journal
 from recorder.store.shell import shell_quote
 
@@ -319,7 +319,10 @@ def find_session(rows: list[SessionRow], ref: str) -> SessionRow:
     prefix; case is ignored unless it tells sessions apart (`-tmp-Pa` and `-tmp-pa`
     are two project folders; the search index keeps topics lowercased). The one
     resolver behind `persist fork|protect|export --session|launch --session` and the
-    TUI."""
+    TUI. A name that is not UTF-8 (`$'claude:r\\xe9'`) names the session whose id was
+    taken from it (`name_id`: `r\\xe9`)."""
+    typed, ref = ref, name_id(ref)
+    said = repr(typed) if typed == ref else shell_quote(typed)
     for whole in (True, False):
         found = _named(rows, ref.lower(), str.lower, whole)
         spelled = _named(found, ref, str, whole)  # as typed: case only picks among those
@@ -332,9 +335,9 @@ def find_session(rows: list[SessionRow], ref: str) -> SessionRow:
             )
             more = f" and {len(found) - 5} more" if len(found) > 5 else ""
             raise SessionNotFound(
-                f"{ref!r} matches {len(found)} sessions: {names}{more}; name one by its key"
+                f"{said} matches {len(found)} sessions: {names}{more}; name one by its key"
             )
-    raise SessionNotFound(f"no session {ref!r} (see `persist sessions`)")
+    raise SessionNotFound(f"no session {said} (see `persist sessions`)")
 
 
 def _named(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from recorder.store.jsontext import utf8_text
 from recorder.store.secrets import redacted_text
 from recorder.store.shell import shell_quote
 
@@ -102,12 +103,20 @@ def session_key(source: Source, session_id: str, scope: str = "") -> str:
     return f"{source.value}:{session_id}@{scope}" if scope else f"{source.value}:{session_id}"
 
 
+def name_id(name: str) -> str:
+    """An id (or a scope) taken from a file's or a folder's name: the name itself, or
+    for a name that is not UTF-8 its text with each byte that is not as `\\xNN`
+    (`utf8_text`, as the shell's `$'...'` and `ls -b` spell it), so that the session's
+    key can be written in JSON, a record and the search index like any other."""
+    return utf8_text(name)
+
+
 def claude_folder(path: Path) -> str:
     """The Claude project folder (`<root>/projects/<encoded cwd>`) a file is in: the
-    nearest folder whose parent is `projects` ("" when there is none)."""
+    nearest folder whose parent is `projects` ("" when there is none; `name_id`)."""
     for folder in path.parents:
         if folder.parent.name == "projects":
-            return folder.name
+            return name_id(folder.name)
     return ""
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from recorder.store.fsutil import atomic_write, ensure_private_dir, read_regular
+from recorder.store.jsontext import dumps as json_dumps
 from recorder.store.layout import Layout
 
 STATUS_NAME = "monitor-status.json"
@@ -56,7 +57,7 @@ class MonitorStatus:
 def write_status(layout: Layout, status: MonitorStatus) -> None:
     ensure_private_dir(layout.sessions)
     name = STATUS_NAME if status.parent is not None else STANDALONE_NAME
-    atomic_write(layout.sessions / name, orjson.dumps(status.to_json()), durable=False)
+    atomic_write(layout.sessions / name, json_dumps(status.to_json()), durable=False)
 
 
 def read_status(layout: Layout, *, standalone: bool = False) -> MonitorStatus | None:

@@ -32,6 +32,7 @@ import orjson
 
 from recorder.errors import CheckpointError
 from recorder.store.fsutil import atomic_write, create_new, ensure_private_dir, read_regular
+from recorder.store.jsontext import dumps_names, loads_names
 from recorder.store.layout import (
     COMPRESSED_SUFFIX,
     Layout,
@@ -502,7 +503,8 @@ def write_checkpoint(
         if n > 1:
             cp = replace(cp, id=f"{first}-{n}")
         path = layout.checkpoints / f"{cp.id}.json"
-        if create_new(path, orjson.dumps(cp.to_json(), option=orjson.OPT_INDENT_2)):
+        # a session's file name that is not UTF-8 is kept as it is (`dumps_names`)
+        if create_new(path, dumps_names(cp.to_json(), option=orjson.OPT_INDENT_2)):
             return Checkpoint(**{**cp.__dict__, "path": path})
     raise CheckpointError(f"{MAX_SAME_ID} checkpoints already have the id {first}")
 
@@ -590,7 +592,7 @@ def journal_and_session_checkpoints(
 def _load(path: Path, skipped: list[str] | None) -> Checkpoint | None:
     """The checkpoint in `path`; None when it is none, and why in `skipped`."""
     try:
-        return Checkpoint.from_json(orjson.loads(read_regular(path)[0]), path)
+        return Checkpoint.from_json(loads_names(read_regular(path)[0]), path)
     except orjson.JSONDecodeError:
         _skip(skipped, path, "not JSON")
     except OSError as exc:  # not_regular says it whole

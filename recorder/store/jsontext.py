@@ -65,3 +65,39 @@ def dumps(value: Any, option: int | None = None) -> bytes:
         if "not valid UTF-8" not in str(exc):
             raise
     return orjson.dumps(_utf8_only(value), option=option)
+
+
+def dumps_names(value: Any, option: int | None = None) -> bytes:
+    """`orjson.dumps(value, option=option)` for a file we read back ourselves (a cache, a
+    manifest), where a name that is not UTF-8 must come back as the name it is: such a
+    string is written as JSON's `\\udcXX` escape of each byte that is not UTF-8 (JSON's
+    grammar; Python's `json` reads it back, `loads_names` does). Only then is the
+    document written by `json` (ASCII, keys in order); else it is orjson's, as always."""
+    try:
+        return orjson.dumps(value, option=option)
+    except orjson.JSONEncodeError as exc:
+        if "not valid UTF-8" not in str(exc):
+            raise
+    import json
+
+    indent = 2 if option is not None and option & orjson.OPT_INDENT_2 else None
+    separators = (",", ": ") if indent else (",", ":")
+    return json.dumps(value, indent=indent, separators=separators).encode()
+
+
+def loads_names(data: bytes | str) -> Any:
+    """What `dumps_names` wrote (or any JSON): `orjson.loads`, or, for a document with
+    a name that is not UTF-8 in it (`\\udcXX`, which orjson refuses), Python's `json`.
+    Raises orjson.JSONDecodeError (a ValueError) for what is not JSON."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" not in str(exc):
+            raise
+        first = exc
+    import json
+
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise first from None

@@ -463,3 +463,33 @@ def test_message_counts_fit_their_column() -> None:
     ]  # fmt: skip
     assert all(len(short_count(n)) <= 4 for n in range(0, 50_000_000, 7_919))
     assert [short_count(n) for n in (9_949_999, 9_950_000, 2_000_000_000)] == ["9.9M", "10M", "2G"]
+
+
+@pilot_test
+async def test_sessions_under_a_folder_not_named_in_utf8_are_listed_and_previewed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Agents' folders under `/home/jos\\xe9` (bytes that are not UTF-8), and a stray
+    copy under a Latin-1 name: the screen said "sessions failed: str is not valid
+    UTF-8" (the scan cache could not be written) and listed nothing."""
+    home = tmp_path / "jos\udce9"
+    ids = agent_homes(home, monkeypatch)
+    stray = ClaudeSession(home / "claude", cwd="/home/me/web")
+    assert stray.path is not None
+    stray.path = stray.path.with_name("copie-r\udce9sum\udce9.jsonl")
+    stray.user("the stray copy asks about postgres vacuum")
+    stray.write()
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        screen, sessions = await open_sessions(pilot, app)
+        status = str(screen.query_one("#sessions-status").render())
+        assert "4 agent sessions (2 claude, 1 codex, 1 gemini)" in status, status
+        assert "problem" not in status, status
+        keys = {r.session.key for r in sessions.rows}
+        assert {f"claude:{ids['claude']}", f"claude:{stray.session_id}"} <= keys
+        preview = screen.query_one("#sessions-preview")
+        assert "make the page load faster" in await shows(pilot, preview, "make the page")
+        at = next(i for i, r in enumerate(sessions.rows) if r.session.path == stray.path)
+        sessions.cursor = at
+        await pilot.pause(0.05)
+        assert "postgres vacuum" in await shows(pilot, preview, "postgres vacuum")
