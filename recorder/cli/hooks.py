@@ -46,6 +46,8 @@ def _report(verb: str, agent: Agent, change: Change) -> None:
                 "set hooksConfig.enabled" if verb == "install" else "unset hooksConfig.enabled"
             )
         backup = f" (previous file kept as {change.backup})" if change.backup else ""
+        if change.backup_kept:
+            backup = f" (the file as it was before our entries stays in {change.backup})"
         print(f"{agent.value}: {change.path}: {'; '.join(parts) or done}{backup}")
     for warning in change.warnings:
         say(f"warning: {warning}")

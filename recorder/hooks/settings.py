@@ -96,6 +96,7 @@ class Change:
     enabled_hooks: bool = False  # Gemini: hooksConfig.enabled set by us
     written: bool = False
     backup: Path | None = None
+    backup_kept: bool = False  # the backup already held the file as it was before us
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -353,9 +354,18 @@ def dump(data: dict[str, Any], indent: int | str = 2) -> bytes:
     return text.encode()
 
 
-def write(loaded: Loaded, data: dict[str, Any], change: Change, exact: bytes | None = None) -> None:
+def write(
+    loaded: Loaded,
+    data: dict[str, Any],
+    change: Change,
+    exact: bytes | None = None,
+    *,
+    keep_backup: bool = False,
+) -> None:
     """Back up the old file beside it, then replace it atomically (mode kept).
-    `exact`: bytes that hold `data` as they should be written (a backup given back)."""
+    `exact`: bytes that hold `data` as they should be written (a backup given back).
+    `keep_backup`: the backup is left as it is (it holds the user's own file, and the
+    old one differs from it only by our entries)."""
     path = loaded.path
     new = exact if exact is not None else dump(data, loaded.indent)
     if loaded.raw is not None and new == loaded.raw:
@@ -370,7 +380,10 @@ def write(loaded: Loaded, data: dict[str, Any], change: Change, exact: bytes | N
         backup = path.with_name(path.name + BACKUP_SUFFIX)
         st = path.stat()
         mode = st.st_mode & 0o777
-        _replace(backup, loaded.raw, mode, (st.st_atime_ns, st.st_mtime_ns))
+        if keep_backup:
+            change.backup_kept = True
+        else:
+            _replace(backup, loaded.raw, mode, (st.st_atime_ns, st.st_mtime_ns))
         change.backup = backup
     _replace(path, new, mode)
     dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
@@ -407,8 +420,21 @@ def install(agent: Agent, path: Path, command: HookCommand) -> Change:
     change = Change(loaded.path)
     merge(agent, data, command, change)
     if change.changed or loaded.raw is None:
-        write(loaded, data, change)
+        write(loaded, data, change, keep_backup=_backup_is_before_ours(agent, loaded))
     return change
+
+
+def _backup_is_before_ours(agent: Agent, loaded: Loaded) -> bool:
+    """Whether the file already holds our entries and its backup is the file as it was
+    before them (an install again, another `--restore`): that backup is kept, so
+    uninstall still gives back the user's own bytes (replaced by the changed file, it
+    gave back the settings written again: `1e3` as `1000.0`, arrays expanded)."""
+    if loaded.raw is None:
+        return False
+    before = json.loads(json.dumps(loaded.data))
+    ours = Change(loaded.path)
+    unmerge(agent, before, ours)
+    return ours.changed and _same_as_backup(loaded.path, before) is not None
 
 
 def uninstall(agent: Agent, path: Path) -> Change:

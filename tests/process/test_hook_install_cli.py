@@ -204,6 +204,36 @@ def test_uninstall_gives_back_the_backup_bytes_only_when_nothing_else_changed(
     assert path.read_text() == text
 
 
+def test_a_second_install_keeps_the_backup_of_the_users_own_file(tmp_path: Path) -> None:
+    """Install, install again (another command: `--restore`), uninstall: the second
+    install put the already-changed file in `settings.json.persist-backup`, so
+    uninstall no longer found the user's bytes there and wrote the settings again
+    (compact arrays expanded, `1e3` became `1000.0`). Both agents, user and project."""
+    home = tmp_path / "home"
+    text = (
+        '{\n    "model": "opus",\n    "permissions": {"allow": ["Read"], "deny": []},\n'
+        '    "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "notify-send'
+        ' done", "timeout": 5}]}]},\n    "cleanupPeriodDays": 1e3\n}\n'
+    )
+    for agent, path, scope in (
+        ("claude", home / ".claude" / "settings.json", "user"),
+        ("gemini", home / ".gemini" / "settings.json", "user"),
+        ("claude", tmp_path / ".claude" / "settings.json", "project"),
+    ):
+        write(path, text)
+        args = ("--scope", scope)
+        assert persist(home, tmp_path, "hooks", "install", agent, *args).returncode == 0
+        once = path.read_bytes()
+        out = persist(home, tmp_path, "hooks", "install", agent, *args, "--restore")
+        assert out.returncode == 0 and "updated" in out.stdout, out.stdout + out.stderr
+        backup = path.with_name(path.name + ".persist-backup")
+        assert backup.read_text() == text, (agent, scope)  # the user's file, not `once`
+        assert path.read_bytes() != once
+        out = persist(home, tmp_path, "hooks", "uninstall", agent, *args)
+        assert out.returncode == 0, out.stderr
+        assert path.read_text() == text, (agent, scope, path.read_text())
+
+
 def test_a_fifo_or_a_device_as_settings_file_is_never_waited_on(tmp_path: Path) -> None:
     """`settings.load` read the file whole with no check: a named pipe held status,
     install and uninstall forever, a link to /dev/zero was read until memory ran out."""
