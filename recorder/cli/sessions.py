@@ -104,6 +104,7 @@ def row_json(r: SessionRow) -> dict[str, Any]:
         "maybe_live_pid": r.maybe_live_pid,
         "extra_paths": [str(p) for p in s.extra_paths],
         "skipped_lines": s.skipped,
+        "unreadable_lines": s.bad_lines,  # of those, lines that are not JSON records
     }
 
 
@@ -157,7 +158,11 @@ def _title(s: Session) -> str:
     if s.unread:
         return f"(cannot be read: {s.unread})"
     title = s.shown_title or "(untitled)"
-    return f"sub-agent of {shown(s.parent_id)[:8]} (file gone): {title}" if s.subagent else title
+    if s.subagent:
+        title = f"sub-agent of {shown(s.parent_id)[:8]} (file gone): {title}"
+    if s.bad_lines:  # before the title: a column's cut never hides it
+        title = f"({s.bad_lines} unreadable line{'s' * (s.bad_lines > 1)}) {title}"
+    return title
 
 
 def _idle(minutes: float) -> str:
@@ -221,6 +226,11 @@ def cmd_fork(args: argparse.Namespace) -> int:
         raise PersistError(str(exc)) from None
     except OSError as exc:
         raise PersistError(f"the fork could not be written: {exc}") from None
+    problems = result.report.summary()  # as `export --session` says it
+    if problems:
+        written = result.report.bad_lines and not result.latest
+        left_out = "; the unreadable lines are not in the fork" if written else ""
+        say(f"warning: {row.session.key}: {problems}{left_out}")
     if args.json:
         print_json(
             {
@@ -232,6 +242,8 @@ def cmd_fork(args: argparse.Namespace) -> int:
                 "messages": result.messages,
                 "forked": not result.latest,
                 "resume": result.command,
+                # lines of the original that could not be read, so are in no fork
+                "unreadable_lines": result.report.bad_lines,
             }
         )
         return 0

@@ -466,6 +466,7 @@ def _session(
         resumable=conversation > 0 and not parsed.subagent,
         leaf_uuids=tuple(chain.leaves),
         skipped=report.skipped,
+        bad_lines=len(report.bad_lines),
         subagent=parsed.subagent,
         parent_id=parsed.session_id if parsed.subagent else "",
     )

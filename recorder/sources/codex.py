@@ -315,6 +315,7 @@ def _session(
         mtime=state.mtime_ns / 1e9,
         resumable=facts.conversation > 0,
         skipped=report.skipped,
+        bad_lines=len(report.bad_lines),
     )
 
 

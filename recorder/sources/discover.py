@@ -29,9 +29,10 @@ from recorder.sources.model import (
 from recorder.store.fsutil import atomic_write, ensure_private_dir
 from recorder.store.jsontext import dumps_names, loads_names
 
-CACHE_VERSION = 4  # 2: titles made of prompts have their keys redacted (`prompt_title`)
+CACHE_VERSION = 5  # 2: titles made of prompts have their keys redacted (`prompt_title`)
 # 3: a Claude sub-agent's own file is read as its conversation (id: its agentId)
 # 4: a Claude file named by a session id is that session, whatever its lines carry
+# 5: each entry counts its unreadable lines (`Session.bad_lines`)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import os
 import tempfile
 import time
 import uuid as uuidlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,6 +56,8 @@ class ForkResult:
     at: SessionMessage
     command: str  # what to type to resume the fork
     latest: bool  # the chosen point was the end: nothing written, resume the original
+    # what could not be read of the original (its unreadable lines are in no fork)
+    report: ReadReport = field(default_factory=ReadReport)
 
 
 def cannot_read(s: Session) -> str:
@@ -139,7 +141,7 @@ def fork(
     msg = choose(t, at)
     unnamed = s.source is Source.CLAUDE and claude.named_session_id(s.path) != s.id
     if msg is t.messages[-1] and not always and not unnamed:
-        return ForkResult(s.id, s.path, len(t.messages), msg, s.resume_shell(), True)
+        return ForkResult(s.id, s.path, len(t.messages), msg, s.resume_shell(), True, t.report)
     folder = target_dir or s.path.parent
     if s.source is not Source.CODEX:  # a Codex fork's folder is its date's (`_fork_codex`)
         make_private_dirs(folder)  # the folders it makes 0700 whatever the umask; others kept
@@ -157,7 +159,7 @@ def fork(
         back = codex.read_transcript(path)
         command = shell_line(s.project_path, ["codex", "resume", new_id])
     _check(back, t, msg, new_id, path)
-    return ForkResult(new_id, path, len(back.messages), msg, command, False)
+    return ForkResult(new_id, path, len(back.messages), msg, command, False, t.report)
 
 
 def _check(back: Transcript, t: Transcript, msg: SessionMessage, new_id: str, path: Path) -> None:

@@ -479,7 +479,7 @@ def _sub_agents(
         record = load_record(agent_path, own)
         report.merge(own)
         found.paths.append(agent_path)
-        agent = str(record.get("sessionId") or agent_path.stem)
+        agent = str(record.get("sessionId") or name_id(agent_path.stem))
         for m in as_list(record.get("messages")):
             if not isinstance(m, dict):
                 continue
@@ -630,6 +630,7 @@ def _session(
         skipped=report.skipped,
         subagent=bool(parent),
         parent_id=parent,
+        bad_lines=len(report.bad_lines),
     )
 
 

@@ -211,6 +211,7 @@ class Session:
     resumable: bool = True
     leaf_uuids: tuple[str, ...] = ()  # for titles held by other files (Claude summaries)
     skipped: int = 0  # lines or records skipped while reading (see the ReadReport)
+    bad_lines: int = 0  # of those, lines that could not be read (`ReadReport.bad_lines`)
     subagent: bool = False  # a sub-agent's own transcript (listed only when orphaned)
     parent_id: str = ""  # a sub-agent's: the session that started it
     # why its file could not be read (`ReadReport.unread`): listed, its messages unknown
@@ -298,6 +299,7 @@ def session_to_json(s: Session) -> dict[str, Any]:
         "resumable": s.resumable,
         "leaf_uuids": list(s.leaf_uuids),
         "skipped": s.skipped,
+        "bad_lines": s.bad_lines,
         "subagent": s.subagent,
         "parent_id": s.parent_id,
         "unread": s.unread,
@@ -329,6 +331,7 @@ def session_from_json(d: dict[str, Any]) -> Session:
         resumable=bool(d["resumable"]),
         leaf_uuids=tuple(str(u) for u in d["leaf_uuids"]),
         skipped=int(d["skipped"]),
+        bad_lines=int(d.get("bad_lines") or 0),
         # fields added later: manifests of protected copies carry no version
         subagent=bool(d.get("subagent")),
         parent_id=str(d.get("parent_id") or ""),

@@ -349,6 +349,38 @@ def test_fork_at_an_earlier_message(tmp_path: Path) -> None:
     assert len(listed(tmp_path)) == 6
 
 
+def test_unreadable_lines_are_named_by_fork_and_flagged_in_the_listing(tmp_path: Path) -> None:
+    """`export --session` named a session's unreadable lines, but `fork` said "N
+    messages, read back" of a fork that leaves them out, and the listing said nothing."""
+    s = make_claude(tmp_path)
+    assert s.path is not None
+    lines = s.path.read_text().splitlines()
+    lines[2:2] = ['{"type": "user", "uuid": "torn', "\x00garbage"]  # lines 3 and 4
+    s.path.write_text("".join(x + "\n" for x in lines))
+    rows = listed(tmp_path)
+    assert rows[s.session_id]["unreadable_lines"] == 2
+    out = persist(tmp_path, "sessions")
+    assert out.returncode == 0, out.stderr
+    [row] = [line for line in out.stdout.splitlines() if line.startswith("claude")]
+    assert "(2 unreadable lines) question 0" in row, row
+    warning = f"persist: warning: claude:{s.session_id}: 2 unreadable line(s) (3, 4)"
+    out = persist(tmp_path, "fork", s.session_id, "--at", "4")
+    assert out.returncode == 0, out.stderr
+    left_out = f"{warning}; the unreadable lines are not in the fork"
+    assert out.stderr.splitlines() == [left_out], out.stderr
+    out = persist(tmp_path, "fork", s.session_id, "--at", "4", "--json")
+    assert out.returncode == 0 and out.stderr.startswith(warning), out.stderr
+    forked = json.loads(out.stdout)
+    assert forked["unreadable_lines"] == [3, 4] and forked["messages"] == 5
+    out = persist(tmp_path, "fork", s.session_id, "--json")  # the latest point: the original
+    assert json.loads(out.stdout)["unreadable_lines"] == [3, 4]
+    assert out.stderr.splitlines() == [warning], out.stderr
+    fine = make_claude(tmp_path)
+    out = persist(tmp_path, "fork", fine.session_id, "--at", "1", "--json")
+    assert out.stderr == "" and json.loads(out.stdout)["unreadable_lines"] == []
+    assert listed(tmp_path)[fine.session_id]["unreadable_lines"] == 0
+
+
 def test_bad_references_are_one_line_errors(tmp_path: Path) -> None:
     make_claude(tmp_path)
     out = persist(tmp_path, "fork", "nope")
