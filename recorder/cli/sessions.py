@@ -94,6 +94,8 @@ def row_json(r: SessionRow) -> dict[str, Any]:
         "protected": r.protected,
         "deleted_by_agent": r.deleted,
         "agent_cleanup_at": _iso(r.expires),
+        # the rule that date follows, or what makes the agent delete it at its next start
+        "agent_cleanup_reason": r.cleanup_why or None,
         "resume": s.resume_shell() if s.resumable else None,
         "resumable": None if s.unread else s.resumable,
         "unreadable": s.unread or None,  # why its file could not be read (strerror)
@@ -136,6 +138,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         f"{'SOURCE':<7} {'ID':<{wide + 1}} {'LAST ACTIVITY':<17} {'IDLE':>6} {'MSGS':>5} "
         f"{'TOKENS':>7} {'FILES':>5} {'GIT':<14} {'COPY':<8} {'CLEANUP':<11} TITLE / PROJECT"
     )
+    due: list[tuple[str, SessionRow]] = []
     for r, ref in zip(rows, refs, strict=True):
         s = r.session
         last = datetime.fromtimestamp(s.last_ts or s.mtime).strftime("%Y-%m-%d %H:%M")
@@ -145,12 +148,18 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         git = _short(s.git_branch or "-", 12) + ("*" if r.dirty else "")
         copy = "deleted" if r.deleted else ("kept" if r.protected else "-")
         cleanup = "-" if r.expires is None else _until(r.expires - now)
+        if r.expires is not None and r.expires <= now:
+            due.append((ref, r))
         count = "?" if s.unread else s.message_count
         print(
             f"{s.source.value:<7} {ref:<{wide + 1}} {last:<17} {idle:>6} {count:>5} "
             f"{s.context_tokens:>7} {len(s.files_modified):>5} {git:<14} {copy:<8} {cleanup:<11} "
             f"{_short(_title(s), 60)}  [{_short(s.project_path or '?', 40)}]"
         )
+    if due:
+        print("\nnext start: the agent deletes these the next time it starts in their project:")
+        for ref, r in due:
+            print(f"  {ref:<{wide}} {shown(r.cleanup_why)}")
     return 0
 
 
@@ -175,7 +184,7 @@ def _idle(minutes: float) -> str:
 
 def _until(seconds: float) -> str:
     if seconds <= 0:
-        return "due"
+        return "next start"  # the agents clean up when they start
     return f"in {_idle(seconds / 60)}"
 
 

@@ -29,10 +29,11 @@ from recorder.sources.model import (
 from recorder.store.fsutil import atomic_write, ensure_private_dir
 from recorder.store.jsontext import dumps_names, loads_names
 
-CACHE_VERSION = 5  # 2: titles made of prompts have their keys redacted (`prompt_title`)
+CACHE_VERSION = 6  # 2: titles made of prompts have their keys redacted (`prompt_title`)
 # 3: a Claude sub-agent's own file is read as its conversation (id: its agentId)
 # 4: a Claude file named by a session id is that session, whatever its lines carry
 # 5: each entry counts its unreadable lines (`Session.bad_lines`)
+# 6: a Gemini file as Gemini CLI's own listing reads it (`agent_drop`, `agent_time`)
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,9 @@ class _LazyNames:
 @dataclass
 class ScanResult:
     sessions: list[Session]
+    # every file's own entry, before a session's files are merged into one (Gemini
+    # CLI's cleanup goes file by file)
+    files: list[Session] = field(default_factory=list)
     read: int = 0  # files read this time
     cached: int = 0  # files whose cached entry was still valid
     problems: list[str] = field(default_factory=list)
@@ -349,6 +353,7 @@ def scan(roots: Roots, cache_path: Path | None = None, *, workers: int = 1) -> S
         if own:
             summaries.setdefault(unit.project, {}).update(own)
         found.append((unit, session_from_json(data)))
+    result.files = [s for _, s in found]
     sessions = _dedupe(found)
     qualify(sessions)
     for unit, s in found:

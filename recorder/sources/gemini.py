@@ -14,11 +14,12 @@ listed on its own only when the parent has no file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -258,36 +259,297 @@ def _salvaged(data: bytes) -> dict[str, Any] | None:
     return doc
 
 
+# What Gemini CLI's `String.prototype.trim` takes off (JavaScript's white space and
+# line terminators; Python's `str.strip()` differs: U+FEFF, U+001C-U+001F)
+_JS_SPACE = (
+    "\t\n\v\f\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+
+
+class _JsError(Exception):
+    """Where Gemini CLI's JavaScript would throw (`null.name`): that record is skipped."""
+
+
+def _part_string(value: Any) -> str:
+    """Gemini CLI's `partListUnionToString` (`partToString`, verbose)."""
+    if not _truthy(value):
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(_part_string(p) for p in value)
+    if not isinstance(value, dict):
+        return ""
+    for key, shown in (
+        ("videoMetadata", "[Video Metadata]"),
+        ("thought", None),
+        ("codeExecutionResult", "[Code Execution Result]"),
+        ("executableCode", "[Executable Code]"),
+        ("fileData", "[File Data]"),
+        ("functionCall", None),
+        ("functionResponse", None),
+        ("inlineData", None),
+    ):
+        if key not in value:
+            continue
+        if shown is not None:
+            return shown
+        if key == "thought":
+            return f"[Thought: {value[key]}]"
+        if not isinstance(value[key], dict):
+            if value[key] is None:
+                raise _JsError(key)
+            return f"[{key}: ]"
+        return f"[{key}: {value[key].get('name')}]"
+    text = value.get("text")
+    return "" if text is None else str(text)
+
+
+def _truthy(value: Any) -> bool:
+    """JavaScript's truthiness of a JSON value (`[]` and `{}` are true there)."""
+    if isinstance(value, (list, dict)):  # a tuple: faster than list | dict
+        return True
+    return bool(value)
+
+
+_SAID = re.compile(f"[^{_JS_SPACE}]")
+
+
+def _lead(text: str) -> str:
+    """The start of `text` once trimmed, as JavaScript trims ("" when nothing is left);
+    a long text is not copied."""
+    found = _SAID.search(text)
+    return "" if found is None else text[found.start() : found.start() + 32]
+
+
+def _resumable(message: dict[str, Any]) -> bool:
+    """Gemini CLI's `isResumableMessageRecord`: a prompt (not empty, not a slash or `?`
+    command, not injected `<session_context>`/`<hook_context>`) or an answer (text,
+    tool calls or thoughts). Info, warning and error lines are not."""
+    content = message.get("content")
+    text = _part_string(content) if _truthy(content) else ""
+    kind = message.get("type")
+    if kind == "user":
+        said = _lead(text)
+        return bool(said) and not said.startswith(("/", "?", *_IGNORED_PROMPTS))
+    if kind == "gemini":
+        calls, thoughts = message.get("toolCalls"), message.get("thoughts")
+        return (
+            bool(_lead(text))
+            or (isinstance(calls, list | str) and len(calls) > 0)
+            or (isinstance(thoughts, list | str) and len(thoughts) > 0)
+        )
+    return False
+
+
+def _js_time(value: Any) -> float | None:
+    """`new Date(value)` as epoch seconds (None: an Invalid Date)."""
+    if isinstance(value, bool):
+        return float(value) / 1000
+    if isinstance(value, int | float):
+        return float(value) / 1000
+    if isinstance(value, str):
+        return parse_time(value)
+    return None
+
+
+@dataclass
+class AgentView:
+    """A chat file as Gemini CLI's own listing reads it (`loadConversationRecord` with
+    `metadataOnly`, then `getAllSessionFiles`): whether it is a session to it at all,
+    and the `lastUpdated` its cleanup ages it by. Its startup cleanup deletes, whatever
+    their age, the files it cannot take for a session (`drop` says why)."""
+
+    meta: dict[str, Any] = field(default_factory=dict)
+    ids: list[str] = field(default_factory=list)
+    # message id -> its last record (whether it can be resumed is asked at the end, of
+    # the ones left, until one can: the first prompt, mostly)
+    kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def feed(self, record: Any) -> None:
+        """One line's value, as the loop of `loadConversationRecord` takes it."""
+        if not isinstance(record, dict):
+            return
+        # "ignore parse errors on individual lines": a throw while reading one is one too
+        with contextlib.suppress(_JsError):
+            self._feed(record)
+
+    def _add(self, messages: list[Any]) -> None:
+        for m in messages:
+            if isinstance(m, dict) and isinstance(m.get("id"), str):
+                self.ids.append(m["id"])
+                self.kinds[m["id"]] = m
+
+    def _resumable(self) -> bool:
+        """`hasResumableContent` (a record JavaScript throws on, `null` for a
+        `functionCall` part, counts as none)."""
+        for m in self.kinds.values():
+            try:
+                if _resumable(m):
+                    return True
+            except _JsError:
+                continue
+        return False
+
+    def _feed(self, record: dict[str, Any]) -> None:
+        if isinstance(record.get("$rewindTo"), str):
+            target = record["$rewindTo"]
+            if target in self.ids:
+                cut = self.ids.index(target)
+                for mid in self.ids[cut:]:
+                    self.kinds.pop(mid, None)
+                del self.ids[cut:]
+            else:
+                self.ids.clear()
+                self.kinds.clear()
+        elif isinstance(record.get("id"), str):
+            self._add([record])
+        elif isinstance(record.get("$set"), dict | list):
+            update = record["$set"]
+            if isinstance(update, dict) and isinstance(update.get("messages"), list):
+                self.ids.clear()
+                self.kinds.clear()
+                self._add(update["messages"])
+            if isinstance(update, dict):
+                self.meta.update(update)
+        elif isinstance(record.get("sessionId"), str) and isinstance(
+            record.get("projectHash"), str
+        ):
+            self.meta.update(record)
+            if isinstance(record.get("messages"), list):
+                self._add(record["messages"])
+
+    def verdict(
+        self, whole: Callable[[], Any], mtime: float, unread: str = ""
+    ) -> tuple[str, float | None]:
+        """(why Gemini CLI takes this file for no session, "" when it does; the time
+        its cleanup ages it by, None for "now": a JSONL file naming no `lastUpdated`
+        is as new as the listing). `whole`: the file as one JSON document, raising
+        ValueError when it is not one (the legacy fallback)."""
+        if unread:
+            return f"Gemini CLI cannot read it ({unread})", None
+        if _truthy(self.meta.get("sessionId")) and _truthy(self.meta.get("projectHash")):
+            record = self.meta
+            resumable = self._resumable()
+            updated = (
+                _js_time(record["lastUpdated"]) if _truthy(record.get("lastUpdated")) else None
+            )
+        else:  # parseLegacyRecordFallback: the whole file as one JSON document
+            try:
+                doc = whole()
+            except (ValueError, RecursionError):
+                doc = None
+            if not isinstance(doc, dict) or "sessionId" not in doc:
+                return (
+                    "not a session Gemini CLI can read (not JSON lines, not a JSON document)",
+                    None,
+                )
+            record = doc
+            try:
+                resumable = _legacy_resumable(doc.get("messages"))
+            except _JsError:
+                return "not a session Gemini CLI can read (its messages are not a list)", None
+            stamp = next(
+                (record[k] for k in ("lastUpdated", "startTime") if _truthy(record.get(k))),
+                None,
+            )
+            updated = mtime if stamp is None else _js_time(stamp)
+        if not _truthy(record.get("sessionId")):
+            return "no sessionId", None
+        if not resumable:
+            return NOTHING_TO_RESUME, updated
+        if record.get("kind") == "subagent":
+            return 'a sub-agent\'s chat (kind "subagent"), never resumed', updated
+        return "", updated
+
+
+NOTHING_TO_RESUME = (
+    "no prompt or answer to resume (only info, warning or error lines, commands or "
+    "injected context)"
+)
+
+
+def _legacy_resumable(messages: Any) -> bool:
+    """`parseLegacyRecordFallback`'s `hasResumableContent`, raising `_JsError` where its
+    `messages.find`, `.filter` and `.some` throw (not a list, a null message)."""
+    if messages is None:
+        return False
+    if not isinstance(messages, list) or any(m is None for m in messages):
+        raise _JsError("messages")
+    for m in messages:  # .find: the first prompt, which may throw on the way
+        if isinstance(m, dict) and m.get("type") == "user" and _resumable(m):
+            break
+    return any(isinstance(m, dict) and _resumable(m) for m in messages)
+
+
 def load_record(path: Path, report: ReadReport, *, exact: bool = False) -> dict[str, Any]:
     """The ConversationRecord a file holds, by Gemini CLI's own loading rules; `exact`:
     integers beyond 64 bits kept as written (`iter_objects`), for a fork."""
-    data, _ = read_bytes(path, report)
-    if path.suffix == ".json":
-        try:
-            doc = loads_exact(data) if exact else orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
+    return _load(path, report, exact=exact)[0]
+
+
+def _whole(data: bytes) -> Any:
+    """`data` as one JSON document, as JavaScript's JSON.parse reads it."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return loads_repaired(data)
+
+
+_OBJECT_START = re.compile(rb"\n[ \t\r]*\{")  # a line that may be a JSON object
+
+
+def _is_object_line(data: bytes, pos: int) -> bool:
+    start = data.rfind(b"\n", 0, pos) + 1
+    end = data.find(b"\n", pos)
+    line = data[start : end if end >= 0 else len(data)].strip(b" \t\r")
+    return line.startswith(b"{") and line.endswith(b"}")
+
+
+def _object_lines(data: bytes) -> Iterator[Any]:
+    """The lines of `data` that can be a JSON object, parsed (JSON.parse's reading; the
+    others can only be skipped by Gemini CLI's line loop): a pretty-printed document's
+    lines are not tried one by one. Unless a line that is an object names a
+    `"sessionId"`, Gemini CLI reads the file as one document, whatever its lines
+    held: none is tried then."""
+    at = data.find(b'"sessionId"')
+    while at >= 0 and not _is_object_line(data, at):
+        at = data.find(b'"sessionId"', at + 1)
+    if at < 0:
+        return
+    first = data.find(b"\n")
+    starts = [0] if data[: first if first >= 0 else len(data)].lstrip(b" \t\r")[:1] == b"{" else []
+    starts += [m.start() + 1 for m in _OBJECT_START.finditer(data)]
+    for start in starts:
+        end = data.find(b"\n", start)
+        line = data[start : end if end >= 0 else len(data)].strip(b" \t\r")
+        if line.endswith(b"}"):
             try:
-                doc = loads_repaired(data)
-                report.repaired.append(1)
+                yield _whole(line)
             except (ValueError, RecursionError):
-                doc = _salvaged(data)
-                if doc is None:
-                    report.errors.append(f"{path.name} is not a JSON document ({exc})")
-                    return {}
-                n = len(doc["messages"])
-                report.errors.append(
-                    f"{path.name} is cut short ({exc}): the session's first {n} message(s) "
-                    "read, the rest is lost (Gemini CLI itself cannot load it)"
-                )
-        if not isinstance(doc, dict):
-            report.errors.append(f"{path.name} does not hold a session object")
-            return {}
-        report.lines += 1
-        return doc
+                continue
+
+
+def _load(
+    path: Path, report: ReadReport, *, exact: bool = False
+) -> tuple[dict[str, Any], tuple[str, float | None]]:
+    """`load_record`, and the file as Gemini CLI's listing sees it (`AgentView.verdict`)."""
+    data, state = read_bytes(path, report)
+    view = AgentView()
+    mtime = state.mtime_ns / 1e9
+    if path.suffix == ".json":
+        for value in _object_lines(data):
+            view.feed(value)
+        whole: list[Any] = []  # the document, when it parsed whole (not salvaged)
+        record = _load_document(path, data, report, exact, whole)
+        verdict = view.verdict(lambda: _parsed(whole), mtime, report.unread)
+        return record, verdict
     meta: dict[str, Any] = {}
     order: list[str] = []
     messages: dict[str, dict[str, Any]] = {}
     for _, obj in iter_objects(data, report, exact=exact):
+        view.feed(obj)
         if "$rewindTo" in obj:
             target = obj["$rewindTo"]
             if isinstance(target, str) and target in messages:
@@ -313,7 +575,44 @@ def load_record(path: Path, report: ReadReport, *, exact: bool = False) -> dict[
         else:
             keys = ",".join(sorted(obj)[:3]) or "{}"
             report.unknown_types[keys] = report.unknown_types.get(keys, 0) + 1
-    return {**meta, "messages": [messages[i] for i in order]}
+    verdict = view.verdict(lambda: _whole(data), mtime, report.unread)
+    return {**meta, "messages": [messages[i] for i in order]}, verdict
+
+
+def _parsed(whole: list[Any]) -> Any:
+    if not whole:
+        raise ValueError("not one JSON document")
+    return whole[0]
+
+
+def _load_document(
+    path: Path, data: bytes, report: ReadReport, exact: bool, whole: list[Any]
+) -> dict[str, Any]:
+    """A legacy `.json` session: one JSON document (a cut-short one salvaged); `whole`
+    gets the document when it parsed whole, as JSON.parse reads it."""
+    try:
+        doc = loads_exact(data) if exact else orjson.loads(data)
+        whole.append(doc)
+    except orjson.JSONDecodeError as exc:
+        try:
+            doc = loads_repaired(data)
+            whole.append(doc)
+            report.repaired.append(1)
+        except (ValueError, RecursionError):
+            doc = _salvaged(data)
+            if doc is None:
+                report.errors.append(f"{path.name} is not a JSON document ({exc})")
+                return {}
+            n = len(doc["messages"])
+            report.errors.append(
+                f"{path.name} is cut short ({exc}): the session's first {n} message(s) "
+                "read, the rest is lost (Gemini CLI itself cannot load it)"
+            )
+    if not isinstance(doc, dict):
+        report.errors.append(f"{path.name} does not hold a session object")
+        return {}
+    report.lines += 1
+    return doc
 
 
 def message_of(record: dict[str, Any], sid: str, seq: int) -> SessionMessage | None:
@@ -403,6 +702,7 @@ def _listing(
     record: dict[str, Any],
     report: ReadReport,
     parent: str,
+    verdict: tuple[str, float | None],
 ) -> Transcript:
     """`read_transcript(..., listing=True)` when the session records its token usage:
     the same Session from counts, only the first prompt's text built (tool results,
@@ -451,6 +751,7 @@ def _listing(
         report,
         agents.paths,
         parent,
+        verdict,
     )
     return Transcript(session, [], [], report)
 
@@ -524,10 +825,10 @@ def read_transcript(
     sub-agent's own, in `chats/<parent>/`, read on its own because its session has no
     file any more: listed under its own id, never resumable."""
     report = ReadReport()
-    record = load_record(path, report, exact=exact)
+    record, verdict = _load(path, report, exact=exact)
     raw = record.get("messages")
     if listing and _last_usage(raw if isinstance(raw, list) else []):
-        return _listing(path, project_path, record, report, parent)
+        return _listing(path, project_path, record, report, parent, verdict)
     sid = str(record.get("sessionId") or name_id(path.stem))
     messages: list[SessionMessage] = []
     kept: list[dict[str, Any]] = []  # the records behind `messages`, one each
@@ -566,6 +867,7 @@ def read_transcript(
         report,
         agents.paths,
         parent,
+        verdict,
     )
     meta = {k: v for k, v in record.items() if k != "messages"}
     return Transcript(session, messages, agents.messages, report, kept, raw_meta=meta)
@@ -584,6 +886,7 @@ def _session(
     report: ReadReport,
     extra: list[Path],
     parent: str,
+    verdict: tuple[str, float | None] = ("", None),
 ) -> Session:
     """The Session of a chat, from the full read or the listing's counts (the two must
     agree: tests compare them)."""
@@ -631,6 +934,8 @@ def _session(
         subagent=bool(parent),
         parent_id=parent,
         bad_lines=len(report.bad_lines),
+        agent_drop=verdict[0],
+        agent_time=verdict[1],
     )
 
 

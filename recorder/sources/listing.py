@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import orjson
@@ -19,52 +18,64 @@ from recorder.errors import PersistError
 from recorder.sources.claude import encode_project
 from recorder.sources.copies import copy_folder, list_copies, restore_to
 from recorder.sources.discover import Roots, qualify, read_session, scan
+from recorder.sources.gemini_cleanup import Due, GeminiSettings, plan
 from recorder.sources.jsonl import read_small
 from recorder.sources.model import Session, Source, Transcript, name_id
 from recorder.store.layout import Layout, sessions_searchable_without_journal
 from recorder.store.shell import shell_quote
 
 CLAUDE_CLEANUP_DAYS = 30  # Claude Code's default cleanupPeriodDays
-GEMINI_MAX_AGE_DAYS = 30.0  # Gemini CLI's default sessionRetention.maxAge since v0.33
-_AGE = re.compile(r"\A\s*(\d+)\s*([hdwm])\s*\Z")
-_UNIT_DAYS = {"h": 1 / 24, "d": 1.0, "w": 7.0, "m": 30.0}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Retention:
-    """How many days after its last change the agent deletes a session (None: never)."""
+    """When each agent's own cleanup deletes a session, and why."""
 
-    claude_days: float | None
-    gemini_days: float | None
+    claude_days: float | None  # days after its last change (None: never)
+    gemini: GeminiSettings | None
+    due: dict[Path, Due] = field(default_factory=dict)  # Gemini files, by `plan_gemini`
 
     @classmethod
     def read(cls, roots: Roots) -> Retention:
         claude_days: float | None = CLAUDE_CLEANUP_DAYS
-        gemini_days: float | None = GEMINI_MAX_AGE_DAYS
         if roots.claude is not None:
             settings = _json(roots.claude / "settings.json")
             days = settings.get("cleanupPeriodDays")
             if isinstance(days, int | float) and not isinstance(days, bool) and days > 0:
                 claude_days = float(days)
-        if roots.gemini is not None:
-            general = _json(roots.gemini / "settings.json").get("general")
-            policy = general.get("sessionRetention") if isinstance(general, dict) else None
-            if isinstance(policy, dict):
-                if policy.get("enabled") is False:
-                    gemini_days = None
-                else:
-                    match = _AGE.match(str(policy.get("maxAge") or "30d"))
-                    if match:
-                        gemini_days = int(match.group(1)) * _UNIT_DAYS[match.group(2)]
-        return cls(claude_days, gemini_days)
+        gemini = GeminiSettings.read(roots.gemini) if roots.gemini is not None else None
+        return cls(claude_days, gemini)
 
-    def expires(self, s: Session) -> float | None:
-        """When the agent's own cleanup would delete this session (epoch seconds)."""
+    @property
+    def problems(self) -> list[str]:
+        """Settings that could not be read, policies the agent refuses (one line each)."""
+        return self.gemini.problems if self.gemini is not None else []
+
+    def plan_gemini(self, files: list[Session], now: float) -> None:
+        """What Gemini CLI's cleanup deletes of these chat files (every file of every
+        project, one entry each, as `scan` read them), project by project."""
+        if self.gemini is None:
+            return
+        chats: dict[Path, list[Session]] = {}
+        for s in files:
+            # only `chats/session-*.json[l]`: a sub-agent's files, in `chats/<session
+            # id>/`, go with their session, and stay when its file is gone
+            if s.source is Source.GEMINI and not s.subagent and s.path.parent.name == "chats":
+                chats.setdefault(s.path.parent, []).append(s)
+        for group in chats.values():
+            policy = self.gemini.policy(group[0].project_path)
+            self.due.update(plan(group, policy, now))
+
+    def expires(self, s: Session) -> tuple[float | None, str]:
+        """When the agent's own cleanup would delete this session (epoch seconds), and
+        why (the rule, or what makes it due)."""
         if s.source is Source.CLAUDE and self.claude_days is not None:
-            return s.mtime + self.claude_days * 86400  # by modification time
-        if s.source is Source.GEMINI and self.gemini_days is not None:
-            return (s.last_ts or s.mtime) + self.gemini_days * 86400  # by lastUpdated
-        return None
+            at = s.mtime + self.claude_days * 86400  # by modification time
+            return at, f"cleanupPeriodDays {self.claude_days:g} after its last change"
+        if s.source is Source.GEMINI:
+            due = self.due.get(s.path)
+            return (due.at, due.why) if due is not None else (None, "")
+        return None, ""
 
 
 def _json(path: Path) -> dict[str, object]:
@@ -210,6 +221,7 @@ class SessionRow:
     copy_size: int  # bytes of the main file our copy covers
     deleted: bool  # the agent deleted it: only our copy is left
     dirty: bool | None
+    cleanup_why: str = ""  # the rule `expires` follows, or what makes it due now
     live: LiveProcess | None = None  # the agent process running this session now
     live_unsure: bool = False  # `live` runs this id, maybe in a namesake's folder instead
 
@@ -252,6 +264,7 @@ def list_sessions(
     kept = sessions_searchable_without_journal(layout.root)
     result = scan(roots, layout.sessions / "scan-cache.json" if kept else None, workers=workers)
     retention = Retention.read(roots)
+    retention.plan_gemini(result.files, now)
     copies = {c.session.ident: c for c in list_copies(layout)}
     if git is not None:
         git.prefetch([s.project_path for s in result.sessions])
@@ -284,7 +297,7 @@ def list_sessions(
             r.live, sure = _running(r.session, found, folders[r.session.id])
             r.live_unsure = not sure
     rows.sort(key=lambda r: r.session.last_ts or r.session.mtime, reverse=True)
-    return rows, result.problems
+    return rows, [*result.problems, *retention.problems]
 
 
 def _row(
@@ -297,14 +310,16 @@ def _row(
     deleted: bool,
 ) -> SessionRow:
     last = s.last_ts or s.mtime or None
+    expires, why = retention.expires(s) if retention else (None, "")
     return SessionRow(
         s,
         max(0.0, (now - last) / 60) if last else None,
-        retention.expires(s) if retention else None,
+        expires,
         protected,
         size,
         deleted,
         git.dirty(s.project_path) if git else None,
+        why,
     )
 
 

@@ -216,6 +216,14 @@ class Session:
     parent_id: str = ""  # a sub-agent's: the session that started it
     # why its file could not be read (`ReadReport.unread`): listed, its messages unknown
     unread: str = ""
+    # why the agent's own listing takes this file for no session at all, so that its
+    # cleanup deletes it whatever its age (Gemini CLI: not parsable, no prompt or
+    # answer, a sub-agent's); "" when it takes it for one
+    agent_drop: str = ""
+    # the time the agent's cleanup ages this file by, as the agent reads it (Gemini
+    # CLI: `lastUpdated`, for a legacy file without one its startTime or mtime); None
+    # when it reads none, which Gemini CLI counts as now
+    agent_time: float | None = None
     # the project folder when the id is also in another one (`qualify`; not stored)
     scope: str = ""
 
@@ -303,6 +311,8 @@ def session_to_json(s: Session) -> dict[str, Any]:
         "subagent": s.subagent,
         "parent_id": s.parent_id,
         "unread": s.unread,
+        "agent_drop": s.agent_drop,
+        "agent_time": s.agent_time,
     }
 
 
@@ -336,4 +346,6 @@ def session_from_json(d: dict[str, Any]) -> Session:
         subagent=bool(d.get("subagent")),
         parent_id=str(d.get("parent_id") or ""),
         unread=str(d.get("unread") or ""),
+        agent_drop=str(d.get("agent_drop") or ""),
+        agent_time=None if d.get("agent_time") is None else float(d["agent_time"]),
     )

@@ -5,6 +5,7 @@ message ids off the sidechains, minus lines of abandoned branches)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from recorder.export.render import record_text, view
 from recorder.sources import claude, codex, gemini
 from recorder.sources.discover import Roots, scan
 from recorder.sources.journal_view import to_records
+from recorder.sources.jsonl import parse_time
 from recorder.sources.model import Sender, Source
 
 REAL = Path(os.environ.get("PERSIST_REALDATA", "/work/shared/realdata"))
@@ -217,6 +219,25 @@ def test_gemini_real_files(tmp_path: Path) -> None:
     warning = got["76d8ed24"].messages
     assert [(m.sender, m.note) for m in warning] == [(Sender.SYSTEM, "warning")]
     assert got["b36c9e17"].session.context_tokens > 0
+    # Gemini CLI's listing takes two of them for no session: its cleanup deletes them
+    # at its next start whatever their age (sessionUtils.ts getAllSessionFiles); the
+    # same documents written as JSONL logs (v0.39 on) are read alike
+    drops = {
+        "b36c9e17": "",
+        "29f3682e": 'a sub-agent\'s chat (kind "subagent"), never resumed',
+        "76d8ed24": gemini.NOTHING_TO_RESUME,
+        "0b23371a": "",
+    }
+    for prefix, drop in drops.items():
+        s = got[prefix].session
+        assert s.agent_drop == drop, prefix
+        doc = json.loads(s.path.read_text())
+        assert s.agent_time == parse_time(doc["lastUpdated"]), prefix
+        log = chats / f"{s.path.stem}.jsonl"
+        head = {k: v for k, v in doc.items() if k != "messages"}
+        log.write_text("".join(json.dumps(x) + "\n" for x in [head, *doc["messages"]]))
+        again = gemini.read_transcript(log).session
+        assert (again.agent_drop, again.agent_time) == (drop, s.agent_time), prefix
 
 
 def test_codex_real_file(tmp_path: Path) -> None:
