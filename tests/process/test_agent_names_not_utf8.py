@@ -99,7 +99,8 @@ def test_sessions_under_names_not_in_utf8_are_listed_searched_protected_and_fork
     assert first.returncode == 0, first.stderr
     again = persist("sessions", env=env)  # from the scan cache this time
     assert again.returncode == 0 and again.stdout == first.stdout, again.stderr
-    ids = {line.split()[1] for line in first.stdout.splitlines()[1:]}
+    table = first.stdout.split("\n\n")[0]  # the notes under it (the cleanup's) left out
+    ids = {line.split()[1] for line in table.splitlines()[1:]}
     # the sub-agent under the id its name gives, as `ls -b` shows it
     expected = {made["claude"][:8], made["stray"][:8], made["gemini"][:8], "r\\xe9", "019a085e"}
     assert ids == expected, first.stdout
