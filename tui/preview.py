@@ -13,6 +13,8 @@ from recorder.store.reader import KIND_BAD_LINE, Record, Store
 PROBLEM_KINDS = ("gap", "corrupt", "refused", KIND_BAD_LINE)
 MAX_SCAN = 250_000
 CONTEXT = 4
+MAX_WALK = 200
+"""Records read at most for the messages before and after a checkpoint."""
 
 
 @dataclass
@@ -29,6 +31,9 @@ class Preview:
     moved: bool = False
     """Its position is not where its last record ends: the journal changed before it
     (`Store.checkpoint_end`), so its seq placed it."""
+    after_open: bool = False
+    """`after` has fewer than `CONTEXT` rows because the journal ends before them: the
+    journal's growth can fill them in (`messages_after`)."""
 
     @property
     def scanned(self) -> int:
@@ -59,13 +64,20 @@ def _messages_near(store: Store, start: int, step: int, limit: int) -> list[Reco
     out: list[Record] = []
     i = start
     steps = 0
-    while 0 <= i < len(store) and len(out) < limit and steps < 200:
+    while 0 <= i < len(store) and len(out) < limit and steps < MAX_WALK:
         rec = store.record(i)
         if rec.is_message:
             out.append(rec)
         i += step
         steps += 1
     return out
+
+
+def messages_after(store: Store, index: int) -> tuple[list[Record], bool]:
+    """The first `CONTEXT` messages from `index`, and whether more may come: fewer were
+    found because the journal ends (not because the walk gave up)."""
+    after = _messages_near(store, index, 1, CONTEXT)
+    return after, len(after) < CONTEXT and len(store) - index < MAX_WALK
 
 
 def build_preview(
@@ -80,7 +92,7 @@ def build_preview(
     start = min(start, index)
     pv = Preview(cp, index, start, moved=moved)
     pv.before = list(reversed(_messages_near(store, index - 1, -1, CONTEXT)))
-    pv.after = _messages_near(store, index, 1, CONTEXT)
+    pv.after, pv.after_open = messages_after(store, index)
     scan_from = max(start, index - MAX_SCAN)
 
     def problems(records: Iterator[Record]) -> Iterator[Record]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from rich.text import Text
 from textual import on, work
@@ -16,10 +17,11 @@ from textual.worker import get_current_worker
 
 from recorder.launch.selection import Selection
 from recorder.store.checkpoints import Checkpoint
+from recorder.store.reader import Record
 from recorder.store.shell import shell_quote
 
 from ..activity import Activity, compute_activity
-from ..preview import Preview, build_preview
+from ..preview import Preview, build_preview, messages_after
 from ..text import AGE_TICK, Clock, count, one_line, plural
 from ..widgets.activity_strip import ActivityStrip
 from ..widgets.checkpoint_list import CheckpointList, timeline
@@ -72,6 +74,15 @@ class CheckpointsPane(Pane):
         def __init__(self, preview: Preview) -> None:
             super().__init__()
             self.preview = preview
+
+    class AfterReady(Message):
+        """The rows after a checkpoint, read again as the journal grew."""
+
+        def __init__(self, checkpoint_id: str, after: list[Record], more: bool) -> None:
+            super().__init__()
+            self.checkpoint_id = checkpoint_id
+            self.after = after
+            self.more = more
 
     class ActivityReady(Message):
         """The activity worker counted messages over time (None: an empty journal)."""
@@ -126,6 +137,7 @@ class CheckpointsPane(Pane):
                 self.set_timer(wait, self._recount, name="activity-recount")
             if self.query_one("#cp-empty").display:  # its count of records follows too
                 self.show_empty()
+            self.follow_after()
             return
         if what not in ("loaded", "checkpoints"):
             return
@@ -239,6 +251,47 @@ class CheckpointsPane(Pane):
         self.preview = message.preview
         self.show_preview()
 
+    _after_reading = False  # a `load_after` worker runs
+    _after_again = False  # the journal grew while it ran
+
+    def follow_after(self) -> None:
+        """The journal grew: read the rows "first after" the checkpoint again while they
+        are not full, one read at a time (one more if it grew during a read)."""
+        pv = self.preview
+        if pv is None or not pv.after_open:
+            return
+        if self._after_reading:
+            self._after_again = True
+            return
+        self._after_reading = True
+        self.load_after(pv.checkpoint.id, pv.index)
+
+    @work(thread=True, group="preview-after", exit_on_error=False)
+    def load_after(self, checkpoint_id: str, index: int) -> None:
+        """Read again the few messages after a checkpoint (not its whole range)."""
+        after, more = self.papp.with_reader(lambda store: messages_after(store, index))
+        self.post_message(self.AfterReady(checkpoint_id, after, more))
+
+    def _after_done(self) -> None:
+        self._after_reading = False
+        if self._after_again:
+            self._after_again = False
+            self.follow_after()
+
+    def on_checkpoints_pane_after_ready(self, message: AfterReady) -> None:
+        self.show_after(message)
+        self._after_done()
+
+    def show_after(self, message: AfterReady) -> None:
+        pv = self.preview
+        if pv is None or pv.checkpoint.id != message.checkpoint_id:
+            return  # another checkpoint's preview is shown (or read) now
+        if [r.index for r in message.after] != [r.index for r in pv.after]:
+            self.preview = replace(pv, after=message.after, after_open=message.more)
+            self.show_preview()
+        elif not message.more:
+            pv.after_open = False
+
     def show_preview(self) -> None:
         cp = self.checkpoint_list.highlighted
         if cp is not None and cp.session is not None:
@@ -297,6 +350,11 @@ class CheckpointsPane(Pane):
         if group == "preview" and self._preview_for is not None:
             self.preview_problem = (self._preview_for, f"could not read this range: {problem}")
             self.show_preview()
+        elif group == "preview-after":  # said once: the rows stay as first read
+            if self.preview is not None:
+                self.preview.after_open = False
+            super().worker_failed("reading the messages after the checkpoint", problem)
+            self._after_done()
         elif group == "activity":
             self.query_one(
                 "#activity", ActivityStrip
