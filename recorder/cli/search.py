@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import errno
 import functools
+import math
 import os
 import signal
 import sqlite3
@@ -32,6 +33,7 @@ from recorder.store.layout import Layout, sessions_searchable_without_journal
 if TYPE_CHECKING:
     from recorder.daemon.priority import Deferral
     from recorder.search.engine import SearchEngine
+    from recorder.search.stats import Stats
     from recorder.sources.discover import Roots
 
 
@@ -371,7 +373,6 @@ def _clear_the_way(layout: Layout) -> None:
 
 @_index_failures
 def cmd_stats(args: argparse.Namespace) -> int:
-    from recorder.export.render import clean
     from recorder.search.engine import SearchEngine
     from recorder.search.query import QueryError, parse_time
     from recorder.search.stats import collect_stats
@@ -391,7 +392,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return fail(f"no journal in {args.log_dir}")
     with SearchEngine(args.log_dir) as engine:
         engine.catch_up(progress=_bytes_bar("indexing"), wait=60.0)
-        stats = collect_stats(engine.index, since=since, until=until, all_kinds=args.all_kinds)
+        # --since alone ends at now: records stamped later are named, not counted
+        ends_now = since is not None and until is None and since < now
+        stats = collect_stats(
+            engine.index,
+            since=since,
+            until=until,
+            all_kinds=args.all_kinds,
+            now=now if ends_now else None,
+        )
     if args.json:
         print_json(stats.as_json())
         return 0
@@ -399,17 +408,32 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if not stats.records:
         when = f" since {args.since}" if args.since else ""
         print(f"no {what}{when}{f' until {args.until}' if args.until else ''}")
-        return 0
+    else:
+        _print_stats(stats, what, args.top)
+    if stats.after_now and stats.after_now_last is not None:  # last: read after the counts
+        last = stats.after_now_last
+        sys.stdout.flush()
+        say(
+            f"{stats.after_now:,} {what} stamped after now ({_utc(stats.after_now_first)} → "
+            f"{_utc(last)}) not counted: the clock was set back since they were written, or "
+            f"the journal comes from a machine whose clock ran ahead; "
+            f"--until {_utc(math.floor(last) + 1)} counts them"
+        )
+    return 0
+
+
+def _print_stats(stats: Stats, what: str, top: int) -> None:
+    from recorder.export.render import clean
+
     print(f"{stats.records:,} {what}, {_utc(stats.first_ts)} → {_utc(stats.last_ts)}")
     for key, rows in stats.by.items():
         print(f"\nby {key}:")
-        shown = rows if len(rows) == args.top + 1 else rows[: args.top]  # not "(1 more)"
+        shown = rows if len(rows) == top + 1 else rows[:top]  # not "(1 more)"
         for value, n in shown:
             print(f"  {n:>10,}  {clean(value, newlines=False)}")
         if len(rows) > len(shown):
-            rest = sum(n for _v, n in rows[args.top :])
-            print(f"  {rest:>10,}  ({len(rows) - args.top} more)")
-    return 0
+            rest = sum(n for _v, n in rows[top:])
+            print(f"  {rest:>10,}  ({len(rows) - top} more)")
 
 
 SEARCH_HELP = (

@@ -32,6 +32,12 @@ class Stats:
     first_ts: float | None = None
     last_ts: float | None = None
     by: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # most first
+    after_now: int = 0
+    """Records stamped after now, left out of a window that ends now (`collect_stats`'s
+    `now`): a clock set back since they were written, or a journal copied from a machine
+    whose clock ran ahead."""
+    after_now_first: float | None = None
+    after_now_last: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -41,6 +47,7 @@ class Stats:
             "first_time": self.first_ts,
             "last_time": self.last_ts,
             **{key: dict(rows) for key, rows in self.by.items()},
+            "after_now": self.after_now,
         }
 
 
@@ -50,8 +57,19 @@ def collect_stats(
     since: float | None = None,
     until: float | None = None,
     all_kinds: bool = False,
+    now: float | None = None,
 ) -> Stats:
+    """Counts in [since, until]; with `now` and no `until` the window ends at `now`, and
+    the records stamped after it are counted apart (`Stats.after_now`), not silently
+    left out."""
     where = ["origin IS NULL"] if all_kinds else ["msg = 1 AND origin IS NULL"]
+    ahead: list[Any] = [0, None, None]
+    if now is not None and until is None:
+        until = now
+        ahead = index.query(
+            f"SELECT count(*), min(ts), max(ts) FROM docs WHERE {' AND '.join(where)} AND ts > ?",
+            [now],
+        )[0]
     params: list[Any] = []
     if since is not None:
         where.append("ts >= ?")
@@ -65,6 +83,8 @@ def collect_stats(
         f"SELECT count(*), min(ts), max(ts) FROM docs WHERE {cond}", params
     )[0]
     stats.records, stats.first_ts, stats.last_ts = int(n), first, last
+    stats.after_now, stats.after_now_first, stats.after_now_last = ahead
+    stats.after_now = int(stats.after_now)
     for key, column in GROUPS:
         rows = index.query(
             f"SELECT coalesce({column}, ''), count(*) FROM docs WHERE {cond} "

@@ -421,3 +421,39 @@ def test_a_word_at_the_end_of_a_long_message_is_found(tmp_path: Path) -> None:
     start, end, how = hit["spans"][0]
     assert hit["snippet"][start:end] == "tailmarkerzz" and how == "exact"
     assert hit["snippet"].startswith("…")
+
+
+def test_stats_since_ends_now_and_names_the_messages_stamped_later(tmp_path: Path) -> None:
+    """`--since 24h` counted every message newer than a day ago, those stamped days
+    ahead of now too (a clock set back, a journal copied from a machine whose clock ran
+    ahead). The window now ends now; the later ones are named, with the --until that
+    counts them."""
+    import time
+
+    from tests.demo_journal import DemoWriter
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root)
+    now = time.time()
+    for i in range(3):
+        w.message(now - 3600 + i, "coder", f"within the last day {i}")
+    for i in range(5):
+        w.message(now + 2 * 86400 + i, "reviewer", f"stamped ahead {i}")
+    w.close()
+    out = persist("stats", "--log-dir", str(root), "--since", "24h")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("3 messages, "), out.stdout
+    assert "reviewer" not in out.stdout
+    assert "5 messages stamped after now (" in out.stderr and "not counted" in out.stderr
+    until = re.search(r"--until (\S+) counts them", out.stderr)
+    assert until is not None, out.stderr
+    every = persist("stats", "--log-dir", str(root), "--since", "24h", "--until", until[1])
+    assert every.returncode == 0 and every.stdout.startswith("8 messages, "), every.stdout
+    assert "after now" not in every.stderr
+    got = orjson.loads(persist("stats", "--json", "--log-dir", str(root), "--since", "24h").stdout)
+    assert got["records"] == 3 and got["after_now"] == 5
+    assert got["until"] is not None and abs(got["until"] - now) < 60
+    whole = orjson.loads(persist("stats", "--json", "--log-dir", str(root)).stdout)
+    assert whole["records"] == 8 and whole["after_now"] == 0  # no range: the whole journal
+    ahead = persist("stats", "--log-dir", str(root), "--since", until[1][:10])
+    assert ahead.returncode == 0 and ahead.stdout.startswith("5 messages, "), ahead.stdout

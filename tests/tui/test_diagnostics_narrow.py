@@ -210,3 +210,29 @@ async def test_a_monitor_child_that_ended_is_a_warning_with_its_count(tmp_path: 
     text = " ".join(line.strip() for line in await diagnostics_lines(root, (160, 48)))
     assert "session monitor not running: the recorder's session monitor" in text, text
     assert "ended: killed by SIGKILL (3 times since the recorder started)" in text, text
+
+
+@pilot_test
+async def test_the_last_24_hours_end_now_and_name_the_messages_stamped_later(
+    tmp_path: Path,
+) -> None:
+    """ "Last 24 hours" had no upper bound: a journal stamped days ahead of the clock (a
+    clock set back, a copied journal) showed those days under that label."""
+    from tests.demo_journal import DemoWriter
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root)
+    for i in range(3):
+        w.message(NOW - 3600 + i, "coder", f"within the last day {i}")
+    for i in range(5):
+        w.message(NOW + 2 * 86400 + i, "reviewer", f"stamped ahead {i}")
+    w.close()
+    app = make_app(root)
+    async with app.run_test(size=(120, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        text = plain(app.screen.query_one("#breakdown"), width=120)
+    assert text.startswith("Last 24 hours: 3 messages  2024-05-15 11:00:00 → "), text
+    assert "5 messages after now, not counted: 2024-05-17 12:00:00 → " in text
+    assert "reviewer" not in text

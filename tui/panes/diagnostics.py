@@ -81,13 +81,15 @@ class DiagnosticsPane(Pane):
     def count(self) -> None:
         """Messages of the last day per sender, topic, chain and tier, from the search
         index (caught up first, for at most a few seconds)."""
-        since = self.papp.clock.now() - BREAKDOWN_WINDOW
+        now = self.papp.clock.now()
+        since = now - BREAKDOWN_WINDOW
         if not self.papp.layout.segments.is_dir():  # no journal: nothing to index or count
-            self.post_message(self.Counted(Stats(since, None), behind=False))
+            self.post_message(self.Counted(Stats(since, now), behind=False))
             return
         engine = self.papp.searcher
         done = engine.catch_up(budget=BREAKDOWN_CATCH_UP, wait=0.0)
-        stats = collect_stats(engine.index, since=since)
+        # up to now: the messages stamped later are named apart (a clock set back)
+        stats = collect_stats(engine.index, since=since, now=now)
         self.post_message(self.Counted(stats, behind=done.behind > 0))
 
     def on_diagnostics_pane_counted(self, message: Counted) -> None:

@@ -253,9 +253,17 @@ def render_breakdown(stats: Stats | None, clock: Clock, *, behind: bool = False)
     if stats is None:
         title.append("counting…", "dim")
         return title
+    ahead = None
+    if stats.after_now:  # not in the window, not silently left out either
+        ahead = Text(
+            f"  + {plural(stats.after_now, 'message')} after now, not counted: "
+            f"{clock.stamp(stats.after_now_first)} → {clock.stamp(stats.after_now_last)} "
+            "(clock set back? copied journal?)",
+            style="yellow",
+        )
     if not stats.records:
         title.append("no messages" + (" indexed yet" if behind else ""), "dim")
-        return title
+        return title if ahead is None else Group(title, ahead)
     title.append(f"{plural(stats.records, 'message')}")
     title.append(f"  {clock.stamp(stats.first_ts)} → {clock.stamp(stats.last_ts)}", "dim")
     if behind:
@@ -276,4 +284,4 @@ def render_breakdown(stats: Stats | None, clock: Clock, *, behind: bool = False)
             rest = sum(n for _v, n in rows[BREAKDOWN_TOP:])
             line.append(f" · {len(rows) - BREAKDOWN_TOP} more {count(rest)}", "dim")
         table.add_row(f"  {key}", line)
-    return Group(title, table)
+    return Group(title, table) if ahead is None else Group(title, ahead, table)
