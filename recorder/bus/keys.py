@@ -66,15 +66,44 @@ def keys_folder(log_dir: Path, keys: str | Path | None = None) -> Path:
     return Path(keys).expanduser() if keys else Path(log_dir).expanduser() / "keys"
 
 
+# O_NONBLOCK: opening a named pipe waits for a writer without it (a regular file ignores
+# the flag). `recorder.store.fsutil.read_regular` does the same; not imported here: the
+# publisher agents embed loads no store module.
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+_KINDS = {stat.S_IFIFO: "a named pipe", stat.S_IFDIR: "a folder", stat.S_IFSOCK: "a socket"}
+
+
+def _key_text(path: Path) -> tuple[str, os.stat_result]:
+    """The text of a key file and its `fstat`. What is not a regular file (a named pipe
+    would hold its reader forever) and what cannot be read is KeyFileError, naming the
+    file; a missing file is FileNotFoundError, for the caller to word."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise KeyFileError(f"cannot read CURVE key {path}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(info.st_mode), "a device")
+            raise KeyFileError(f"cannot read CURVE key {path}: it is {kind}, not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(1 << 20)  # a certificate is a few hundred bytes
+        return data.decode("utf-8"), info
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read CURVE key {path}: {exc}") from None
+    finally:
+        os.close(fd)
+
+
 def whole_pair(path: Path) -> CurvePair | None:
     """The pair in a secret key file, or None when there is none or it is not whole (a
     `keys init` killed while writing it). Its mode is not judged here: readers do."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _key_text(path)[0]
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"cannot read CURVE key {path}: {exc}") from None
     public, secret = _field(text, "public-key"), _field(text, "secret-key")
     if public is None or secret is None or len(public) != _Z85_LEN or len(secret) != _Z85_LEN:
         return None
@@ -150,14 +179,11 @@ def read_key_file(path: Path, *, secret: bool) -> CurvePair:
     """The key pair in a certificate file (`secret=False`: the public key only, the
     secret left empty). A secret file must be private (no group or other bits)."""
     try:
-        info = path.stat()
-        text = path.read_text(encoding="utf-8")
+        text, info = _key_text(path)
     except FileNotFoundError:
         raise KeyFileError(
             f"no CURVE key at {path}: run `persist keys init` (or pass --keys FOLDER)"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"cannot read CURVE key {path}: {exc}") from None
     if secret and info.st_mode & NOT_PRIVATE:
         raise KeyFileError(
             f"{open_to_others(path, stat.S_IMODE(info.st_mode))}: run `persist keys init "
