@@ -32,6 +32,8 @@ ALLOWED = "allowed"
 PUBLIC_SUFFIX = ".key"
 SECRET_SUFFIX = ".key_secret"
 _Z85_LEN = 40  # a 32-byte key in Z85
+_Z85 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+_Z85_DIGIT = {c: i for i, c in enumerate(_Z85)}
 NOT_PRIVATE = 0o077  # a secret file with any group or other bit is refused
 
 
@@ -107,6 +109,8 @@ def whole_pair(path: Path) -> CurvePair | None:
     public, secret = _field(text, "public-key"), _field(text, "secret-key")
     if public is None or secret is None or len(public) != _Z85_LEN or len(secret) != _Z85_LEN:
         return None
+    if z85_problem(public) or z85_problem(secret):
+        return None
     return CurvePair(public, secret)
 
 
@@ -158,6 +162,23 @@ def curve_wanted(choice: bool | None, folder: Path, endpoints: Iterable[str]) ->
     return keys_present(folder) and any(not is_local_endpoint(ep) for ep in endpoints)
 
 
+def z85_problem(key: bytes) -> str | None:
+    """Why `key` (40 characters) is no Z85 key libzmq takes, or None: a character outside
+    ZeroMQ's Z85 alphabet (a key mangled in a copy and paste), or a group of five that
+    encodes more than 4 bytes (libzmq refuses either: "Invalid argument")."""
+    text = key.decode("utf-8", "replace")
+    for start in range(0, len(text), 5):
+        value = 0
+        for n, char in enumerate(text[start : start + 5], start + 1):
+            digit = _Z85_DIGIT.get(char)
+            if digit is None:
+                return f"{char!r}, character {n}, is not in ZeroMQ's Z85 alphabet"
+            value = value * 85 + digit
+        if value >> 32:
+            return f"characters {start + 1}-{start + 5} encode more than 4 bytes"
+    return None
+
+
 def _field(text: str, name: str) -> bytes | None:
     for line in text.splitlines():
         line = line.strip()
@@ -195,6 +216,12 @@ def read_key_file(path: Path, *, secret: bool) -> CurvePair:
         raise KeyFileError(f"{path} holds no CURVE public key (not a ZeroMQ certificate)")
     if secret and (private is None or len(private) != _Z85_LEN):
         raise KeyFileError(f"{path} holds no CURVE secret key (not a *.key_secret file)")
+    for what, key in (("public", public), ("secret", private or b"")):
+        if problem := z85_problem(key):
+            raise KeyFileError(
+                f"{path}: its CURVE {what} key is not a ZeroMQ Z85 key ({problem}): copy the "
+                "file again whole from where it was made, or make new keys (`persist keys init`)"
+            )
     return CurvePair(public, private or b"")
 
 
@@ -254,12 +281,15 @@ class KeyInfo:
 
 
 def list_keys(folder: Path) -> list[KeyInfo]:
-    """Every key in `folder`: the server's, the client's, then the allow-list."""
+    """Every key in `folder`: the server's, the client's, then the allow-list; the first
+    file no reader would take (its secret half too) is KeyFileError."""
     out: list[KeyInfo] = []
     for role in (SERVER, CLIENT):
         path = folder / f"{role}{PUBLIC_SUFFIX}"
         if path.exists():
             secret = folder / f"{role}{SECRET_SUFFIX}"
+            if secret.exists():  # checked as its readers check it
+                read_key_file(secret, secret=True)
             out.append(
                 KeyInfo(
                     role, path, read_key_file(path, secret=False).public.decode(), secret.exists()

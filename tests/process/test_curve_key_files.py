@@ -62,3 +62,43 @@ def test_a_key_file_that_is_a_named_pipe_is_one_line_not_a_hang(tmp_path: Path) 
     broker = persist("broker", "--frontend", front, "--backend", back, "--curve",
                      "--keys", str(server))  # fmt: skip
     one_line(broker, str(server / "server.key_secret"), "a named pipe, not a regular file")
+
+
+BAD_KEY = "~" * 40  # the right length, but `~` is not in ZeroMQ's Z85 alphabet
+
+
+def _spoil(path: Path, field: str, value: str = BAD_KEY) -> None:
+    lines = path.read_text().splitlines()
+    lines = [f'    {field} = "{value}"' if ln.strip().startswith(field) else ln for ln in lines]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_key_outside_the_z85_alphabet_is_named_everywhere_it_is_read(tmp_path: Path) -> None:
+    """Before: `send` printed a traceback (`ZMQError: Invalid argument`), `record` said its
+    receiver stopped, `broker` could not bind, none naming the file; `keys list` showed
+    the key as fine."""
+    keys = tmp_path / "a"
+    keys_init(keys)
+    server_public = keys / "server.key"  # the server's public key, as a client holds it
+    _spoil(server_public, "public-key")
+    why = "is not a ZeroMQ Z85 key"
+    port = free_port()
+    sent = persist("send", "agents.x", "hi", "--endpoint", f"tcp://127.0.0.1:{port}",
+                   "--curve", "--keys", str(keys))  # fmt: skip
+    one_line(sent, str(server_public), why, "'~'")
+    recorded = persist("record", "--log-dir", str(tmp_path / "logs"), "--broker",
+                       f"tcp://127.0.0.1:{free_port()}", "--curve", "--keys", str(keys),
+                       "--embedded", "no", "--detach")  # fmt: skip
+    one_line(recorded, str(server_public), why)
+    listed = persist("keys", "list", "--keys", str(keys))
+    one_line(listed, str(server_public), why)
+
+    server = tmp_path / "b"
+    keys_init(server)
+    secret = server / "server.key_secret"
+    _spoil(secret, "secret-key", "#" * 40)  # in the alphabet, but beyond 32 bits a group
+    front, back = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    broker = persist("broker", "--frontend", front, "--backend", back, "--curve",
+                     "--keys", str(server))  # fmt: skip
+    one_line(broker, str(secret), why)
+    one_line(persist("keys", "list", "--keys", str(server)), str(secret), why)

@@ -42,3 +42,31 @@ def test_keys_read_back_and_bad_keys_are_named(tmp_path: Path) -> None:
         load_client(keys)
     with pytest.raises(KeyFileError, match="persist keys init"):
         read_key_file(tmp_path / "missing.key", secret=False)
+
+
+def test_z85_problem_agrees_with_libzmq() -> None:
+    """`z85_problem` refuses exactly the 40-character keys libzmq refuses."""
+    import random
+
+    import zmq
+
+    from recorder.bus.keys import _Z85, z85_problem
+
+    rng = random.Random(117)
+    keys = [zmq.curve_keypair()[0], b"0" * 40, b"~" * 40, b"#" * 40, b"\xc3\xa9" * 20]
+    keys += [b"%nSc0" * 8, b"%nSc1" * 8]  # groups of 2**32 - 1 (taken) and 2**32
+    # the last 20 digits: about one key in five takes (a group of them overflows 32 bits)
+    keys += ["".join(rng.choice(_Z85[-20:]) for _ in range(40)).encode() for _ in range(200)]
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.SUB)
+    try:
+        for key in keys:
+            try:
+                sock.curve_serverkey = key
+                takes = True
+            except zmq.ZMQError:
+                takes = False
+            assert (z85_problem(key) is None) is takes, key
+    finally:
+        sock.close(0)
+        ctx.term()
