@@ -145,15 +145,28 @@ def _disallow(allowed: Path, public: bytes) -> list[Path]:
     return gone
 
 
+class _AllowList:
+    """pyzmq's credentials provider: the client keys `load_server` read and checked."""
+
+    def __init__(self, clients: frozenset[bytes]) -> None:
+        self.clients = clients
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        return key in self.clients
+
+
 def start_authenticator(
     ctx: zmq.Context[zmq.Socket[bytes]], keys: ServerKeys
 ) -> ThreadAuthenticator:
-    """pyzmq's ZAP handler on `ctx`, letting in only the client keys in the allow-list
-    (read once, now: `persist keys allow` takes effect at the next start). Start it
-    before binding: without a handler libzmq lets every CURVE client in."""
+    """pyzmq's ZAP handler on `ctx`, letting in only the client keys of the allow-list
+    as `load_server` read them (once: `persist keys allow` takes effect at the next
+    start). Not pyzmq's own loader (`configure_curve`): it reads the folder again, and
+    a file it cannot read empties the whole list with only a log line, so every client
+    is refused by a server that started as if fine. Start it before binding: without a
+    handler libzmq lets every CURVE client in."""
     auth = ThreadAuthenticator(ctx)
     auth.start()
-    auth.configure_curve(domain=ZAP_DOMAIN, location=str(keys.allowed))
+    auth.configure_curve_callback(domain=ZAP_DOMAIN, credentials_provider=_AllowList(keys.clients))
     return auth
 
 

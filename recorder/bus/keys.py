@@ -49,10 +49,12 @@ class CurvePair:
 
 @dataclass(frozen=True)
 class ServerKeys:
-    """What a listening socket needs: its own pair and the folder of allowed client keys."""
+    """What a listening socket needs: its own pair, the folder of allowed client keys and
+    the public keys it held when read (the only clients let in)."""
 
     pair: CurvePair
     allowed: Path
+    clients: frozenset[bytes]
 
 
 @dataclass(frozen=True)
@@ -226,14 +228,21 @@ def read_key_file(path: Path, *, secret: bool) -> CurvePair:
 
 
 def load_server(folder: Path) -> ServerKeys:
-    """The server's keys and its allow-list folder, checked."""
+    """The server's keys and its allow-list, checked: a file on the list that is no
+    public key is KeyFileError naming it (a server that started without it would let
+    in fewer clients than the list names, or, behind pyzmq's loader, none)."""
     pair = read_key_file(folder / f"{SERVER}{SECRET_SUFFIX}", secret=True)
     allowed = folder / ALLOWED
     if not allowed.is_dir():
         raise KeyFileError(
             f"no allow-list folder {allowed}: run `persist keys init` or `persist keys allow FILE`"
         )
-    return ServerKeys(pair, allowed)
+    try:
+        listed = sorted(allowed.glob(f"*{PUBLIC_SUFFIX}"))
+    except OSError as exc:
+        raise KeyFileError(f"cannot read the allow-list {allowed}: {exc}") from None
+    clients = frozenset(read_key_file(path, secret=False).public for path in listed)
+    return ServerKeys(pair, allowed, clients)
 
 
 def load_client(folder: Path) -> ClientKeys:

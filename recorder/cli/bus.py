@@ -51,7 +51,7 @@ def cmd_broker(args: argparse.Namespace) -> int:
     print(
         f"persist broker: publishers connect to {broker.frontend}, "
         f"subscribers to {broker.backend} (queue limit {args.hwm}"
-        + (f"; CURVE, clients allowed by {keys.allowed})" if keys else ")"),
+        + (f"; CURVE, {_allowed(len(keys.clients))} by {keys.allowed})" if keys else ")"),
         file=sys.stderr,
         flush=True,
     )
@@ -62,6 +62,12 @@ def cmd_broker(args: argparse.Namespace) -> int:
     broker.stop()
     print("persist broker: stopped", file=sys.stderr)
     return 0
+
+
+def _allowed(n: int) -> str:
+    if n == 0:
+        return "no client key allowed (every client refused: persist keys allow FILE)"
+    return f"{n} client key{'s' * (n != 1)} allowed"
 
 
 _JSON_SPACE = " \t\n\r"  # the whitespace JSON allows between tokens

@@ -102,3 +102,29 @@ def test_a_key_outside_the_z85_alphabet_is_named_everywhere_it_is_read(tmp_path:
                      "--keys", str(server))  # fmt: skip
     one_line(broker, str(secret), why)
     one_line(persist("keys", "list", "--keys", str(server)), str(secret), why)
+
+
+def test_a_bad_file_on_the_allow_list_stops_a_curve_server_from_starting(
+    tmp_path: Path,
+) -> None:
+    """Before: pyzmq's authenticator failed to load the whole allow-list, logged it, and
+    the broker started as if fine, refusing every client (the allowed ones too)."""
+    keys = tmp_path / "keys"
+    keys_init(keys)
+    typo = keys / "allowed" / "typo.key"
+    typo.write_text("not a certificate\n")
+    typo.chmod(0o600)
+    why = "holds no CURVE public key"
+    front, back = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    broker = persist("broker", "--frontend", front, "--backend", back, "--curve",
+                     "--keys", str(keys))  # fmt: skip
+    one_line(broker, str(typo), why)
+    for n, how in enumerate(
+        (
+            ("--broker", back, "--publish-endpoint", front, "--embedded", "yes"),
+            ("--bind", f"tcp://127.0.0.1:{free_port()}"),
+        )
+    ):
+        recorded = persist("record", "--log-dir", str(tmp_path / f"logs{n}"), *how,
+                           "--curve", "--keys", str(keys), "--detach")  # fmt: skip
+        one_line(recorded, str(typo), why)
