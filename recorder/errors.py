@@ -30,6 +30,16 @@ class BadOption(PersistError, ValueError):
     """An option or argument is invalid; the message names it (the CLI exits 2)."""
 
 
+def refused_by(where: str, why: str) -> str:
+    """A broker that refused our handshake, as every place says it (`persist send` and
+    `replay`, and for a recorder `persist status`, `doctor` and recorder.log): `why` is
+    the handshake's failure (`recorder.bus.publisher.REFUSALS`)."""
+    return (
+        f"the broker at {where} refused us: {why} (--curve/--no-curve and --keys must "
+        "match the broker's; a key of another machine must be allowed there: persist keys allow)"
+    )
+
+
 def how_it_ended(code: int | None) -> str:
     """A child process's end as a person reads it: `exit code 3`, or `killed by
     SIGKILL` (what the kernel's out-of-memory killer sends) for a negative code."""

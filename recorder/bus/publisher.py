@@ -25,7 +25,7 @@ import zmq
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, speaks_zmtp, wants_ipv6
 from recorder.bus.envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
-from recorder.errors import BusError
+from recorder.errors import BusError, refused_by
 
 if TYPE_CHECKING:  # loaded only when CURVE is used: an agent's import stays small
     from recorder.bus.keys import ClientKeys
@@ -68,13 +68,14 @@ def check_connectable(endpoint: str) -> None:
         sock.close()
 
 
-_REFUSALS: dict[int, str] = {
+# a failed handshake's monitor event, in words (the recorder's receiver says them too)
+REFUSALS: dict[int, str] = {
     zmq.EVENT_HANDSHAKE_FAILED_AUTH: "its CURVE authentication refused this client's key",
     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "the handshake failed (CURVE on one side only?)",
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "the handshake failed (CURVE on one side only?)",
 }
 # the events `Hearing` reads: a handshake's outcome, and a connection's end
-_WATCHED = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | sum(_REFUSALS)
+_WATCHED = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | sum(REFUSALS)
 
 
 class Hearing:
@@ -173,11 +174,7 @@ class Hearing:
                 "the protocol of ZeroMQ 4 (another service on that port?)"
             )
         if refused:
-            return (
-                f"the broker at {where} refused us: {self.refusal} (--curve/--no-curve and "
-                "--keys must match the broker's; a key of another machine must be allowed "
-                "there: persist keys allow)"
-            )
+            return refused_by(where, self.refusal)
         return (
             f"no subscriber reached {where} within {timeout:g}s (is the broker running, "
             "with a recorder subscribed? --wait waits longer)"
@@ -193,8 +190,8 @@ class Hearing:
             elif event == zmq.EVENT_DISCONNECTED:
                 if self.connection == "connected":
                     self.connection = "lost"
-            elif event in _REFUSALS and self.connection != "connected":
-                self.connection, self.refusal = "refused", _REFUSALS[event]
+            elif event in REFUSALS and self.connection != "connected":
+                self.connection, self.refusal = "refused", REFUSALS[event]
 
     def close(self) -> None:
         """Stop watching the handshakes (the events read so far are kept)."""

@@ -22,6 +22,7 @@ from recorder.bus.broker import Broker
 from recorder.bus.curve import connect_as_client, serve, start_authenticator
 from recorder.bus.endpoints import DEFAULT_HWM, ipc_bind_problem, wants_ipv6
 from recorder.bus.keys import ClientKeys, ServerKeys
+from recorder.bus.publisher import REFUSALS
 
 if TYPE_CHECKING:
     from zmq.auth.thread import ThreadAuthenticator
@@ -38,6 +39,18 @@ _DRAIN_ON_STOP = 0.3  # seconds spent taking what zmq still holds when asked to 
 # receiver and the writer then wake half as often, about 15 % of the recorder's CPU.
 _GATHER = 0.1
 _SMALL_BATCH = _BATCH // 8
+# A handshake refused by the broker's authenticator, or failed on its mechanism (CURVE
+# on one side only), is given up for good by libzmq 4.3.5: no retry, ever. The receiver
+# connects to that broker again this long after, so a key allowed there later (and the
+# broker restarted), or --curve set right on the broker, is met without a restart.
+REFUSED_RETRY = 1.0
+_GIVEN_UP = (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+_WATCHED = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_CONNECT_RETRIED
+    | sum(REFUSALS)
+)
 
 
 class BatchSink(Protocol):
@@ -66,6 +79,11 @@ class BatchSink(Protocol):
 
     def on_connect_retry(self, ts: float, detail: str = "") -> None:
         """A connection attempt to `detail` failed and will be retried."""
+        ...
+
+    def on_handshake_failed(self, ts: float, detail: str, why: str) -> None:
+        """A handshake with `detail` failed: `why`, in `persist send`'s words (the broker's
+        CURVE authentication refused our key, say). It is tried again."""
         ...
 
     def drop_batch(self, ts: float, messages: list[list[bytes]]) -> None:
@@ -112,6 +130,8 @@ class Receiver(threading.Thread):
         self.setup_error: str | None = None  # connecting or binding failed: never received
         # what zmq's monitor calls a bound endpoint (resolved: `localhost`, port `*`) -> ours
         self._bound: dict[str, str] = {}
+        # brokers whose refused handshake libzmq gave up on -> when to connect again
+        self._again: dict[str, float] = {}
 
     def stop(self) -> None:
         """Ask the thread to drain and end (see `Transport.stop_receiver`)."""
@@ -167,9 +187,7 @@ class Receiver(threading.Thread):
     def _run(self) -> None:
         sink = self.sink
         sub = self._socket()
-        monitor = sub.get_monitor_socket(
-            zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
-        )
+        monitor = sub.get_monitor_socket(_WATCHED)
         sub.ipv6 = wants_ipv6([*self.settings.bind, *self.settings.connects])
         try:
             for endpoint in self.settings.bind:
@@ -209,12 +227,14 @@ class Receiver(threading.Thread):
                 # for us, and libzmq 4.3 can abort on the reconnect (`_input_stopped`,
                 # stream_engine_base.cpp). Beyond the backlog budget, messages are
                 # received and dropped instead, and the drop becomes a gap record.
-                events = dict(poller.poll(0 if held else None))
+                events = dict(poller.poll(0 if held else self._until_again()))
                 if held and sub not in events:
                     sink.hand_over()
                     held = False
                 if monitor in events:
                     self._monitor(monitor, 0)
+                if self._again:
+                    self._connect_again(sub)
                 if sub in events:
                     drop = sink.backlog_bytes > limit
                     taken = self._take(sub, behind=full >= _BEHIND_AFTER, drop=drop)
@@ -289,6 +309,38 @@ class Receiver(threading.Thread):
                 self.sink.on_connection("disconnected", time.time(), detail)
             elif event == zmq.EVENT_CONNECT_RETRIED:
                 self.sink.on_connect_retry(time.time(), detail)
+            elif event in REFUSALS:
+                self.sink.on_handshake_failed(time.time(), detail, REFUSALS[event])
+                broker = self._broker(detail)
+                if event in _GIVEN_UP and broker is not None:
+                    self._again.setdefault(broker, time.monotonic() + REFUSED_RETRY)
+
+    def _broker(self, detail: str) -> str | None:
+        """The broker (a `--broker` endpoint) a monitor event names, if it is one."""
+        connects = self.settings.connects
+        if detail in connects:
+            return detail
+        return connects[0] if not detail and len(connects) == 1 else None
+
+    def _until_again(self) -> int | None:
+        """Milliseconds until a refused broker is to be connected to again (None: none)."""
+        if not self._again:
+            return None
+        return max(0, int((min(self._again.values()) - time.monotonic()) * 1000) + 1)
+
+    def _connect_again(self, sub: zmq.Socket[bytes]) -> None:
+        """Connect again to the refused brokers whose time has come (libzmq will not)."""
+        now = time.monotonic()
+        for endpoint, at in list(self._again.items()):
+            if at > now:
+                continue
+            del self._again[endpoint]
+            with contextlib.suppress(zmq.ZMQError):  # its connection is gone already
+                sub.disconnect(endpoint)
+            try:
+                sub.connect(endpoint)
+            except zmq.ZMQError:  # it took this endpoint before: try again later
+                self._again[endpoint] = now + REFUSED_RETRY
 
 
 class Transport:

@@ -63,7 +63,7 @@ from recorder.daemon.options import RecorderOptions
 from recorder.daemon.priority import other_work_gate
 from recorder.daemon.recovery import recover
 from recorder.daemon.warm import IndexWarmer
-from recorder.errors import PersistError
+from recorder.errors import PersistError, refused_by
 from recorder.store.checkpoints import Checkpoint, DigestCache, newest_checkpoint, write_checkpoint
 from recorder.store.fsutil import ensure_private_dir, remove_stale_temp_files
 from recorder.store.journal import Journal, Position, UnwrittenData
@@ -579,10 +579,12 @@ class Recorder:
     def on_connection(self, event: str, ts: float, detail: str = "") -> None:
         """Called by the transport (its thread) when a link goes up or down; `detail`
         names the endpoint. A broker back after an outage is a `broker-outage` gap."""
-        for head in self.links.event(event, ts, detail, self.last_ts):
+        heads = self.links.event(event, ts, detail, self.last_ts)
+        for head in heads:
             self.append_record(head, ts)
         self.status_soon()
-        log.info("%s: %s", detail or self.options.broker, event)
+        if heads:  # not each refused or failed try's end: a link that was never up
+            log.info("%s: %s", detail or self.options.broker, event)
 
     def _write_messages(self, ts: float, messages: list[list[bytes]], scan: bool) -> int:
         """The hot path; returns how many messages it wrote (refused ones excluded).
@@ -835,6 +837,17 @@ class Recorder:
     def on_connect_retry(self, ts: float, detail: str = "") -> None:
         """Called by the transport when a connection attempt failed (still connecting)."""
         self.links.retry(ts, detail)
+
+    def on_handshake_failed(self, ts: float, detail: str, why: str) -> None:
+        """Called by the transport when a handshake failed (a CURVE key the broker does
+        not allow, say): journaled and logged once, until one succeeds or the reason
+        changes, in `persist send`'s words; `persist status` says it too."""
+        heads = self.links.handshake_failed(ts, detail, why)
+        for head in heads:
+            self.append_record(head, ts)
+        if heads:
+            self.status_soon()
+            log.warning("%s", refused_by(detail or self.options.broker or "", why))
 
     def drop_batch(self, ts: float, messages: list[list[bytes]]) -> None:
         """Messages received while the writer's backlog is over `max_backlog_bytes`.

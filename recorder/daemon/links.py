@@ -26,6 +26,7 @@ class Link:
     outage_from: float | None = None  # when the current outage began (connect links)
     first_connected: float | None = None  # since then we have been subscribed here
     peers: int = 0  # publishers connected to a bound endpoint
+    handshake_failed: str | None = None  # why, when one failed and none succeeded since
 
     def state(self) -> EndpointState:
         return EndpointState(
@@ -35,6 +36,7 @@ class Link:
             since=self.since,
             subscribed_since=self.first_connected,
             peers=self.peers,
+            handshake_failed=self.handshake_failed,
         )
 
 
@@ -73,6 +75,7 @@ class Links:
                 records.append(_outage(link, link.outage_from, ts))
             link.outage_from = None
             link.connection = Connection.CONNECTED
+            link.handshake_failed = None
             if link.first_connected is None:
                 link.first_connected = ts
         elif event == "disconnected":
@@ -121,6 +124,31 @@ class Links:
                 "event": f"peer-{event}",
                 "endpoint": link.endpoint,
                 "peers": link.peers,
+            }
+        ]
+
+    def handshake_failed(self, ts: float, endpoint: str, why: str) -> list[dict[str, Any]]:
+        """A handshake with a broker failed (`why`); returns the records to journal: a
+        `handshake-failed` event the first time, and when the reason changes, not at each
+        retry. A handshake that succeeds ends it. A bound endpoint's (a publisher refused)
+        is not followed here."""
+        link = self.find(endpoint)
+        if (
+            link is None
+            or link.mode is LinkMode.BIND
+            or link.connection == Connection.CONNECTED
+            or link.handshake_failed == why
+        ):
+            return []
+        link.handshake_failed = why
+        if link.connection == Connection.CONNECTING:
+            link.since = link.since or ts
+        return [
+            {
+                "kind": KIND_EVENT,
+                "event": "handshake-failed",
+                "broker": link.endpoint,
+                "detail": why,
             }
         ]
 

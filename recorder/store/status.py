@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from recorder.errors import PersistError
+from recorder.errors import PersistError, refused_by
 from recorder.store.fsutil import atomic_write, open_private, read_regular
 from recorder.store.indexer_status import INDEXER, MONITOR, read_child_status
 from recorder.store.jsontext import dumps as json_dumps
@@ -393,6 +393,8 @@ class EndpointState:
     since: float | None = None  # when `connection` began
     subscribed_since: float | None = None  # first connected/listening: earlier messages missed
     peers: int = 0  # publishers connected (bound endpoints)
+    # a broker whose handshake failed, none succeeding since: why, in `persist send`'s words
+    handshake_failed: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -402,6 +404,7 @@ class EndpointState:
             "since": self.since,
             "subscribed_since": self.subscribed_since,
             "peers": self.peers,
+            "handshake_failed": self.handshake_failed,
         }
 
     @classmethod
@@ -416,6 +419,7 @@ class EndpointState:
             since=_optional(_number, data, "since", prefix),
             subscribed_since=_optional(_number, data, "subscribed_since", prefix),
             peers=_int(data, "peers", prefix, 0),
+            handshake_failed=_optional(_str, data, "handshake_failed", prefix),
         )
 
 
@@ -793,6 +797,15 @@ def assess(layout: Layout, now: float | None = None) -> Health:
         ):
             what = "lost" if lost else "never reached"
             nothing = "nothing" if len(links) == 1 else "nothing from it"
+            if link.handshake_failed:  # it answers, and says no
+                return Health(
+                    DEGRADED,
+                    f"PID {pid} runs but records {nothing}: "
+                    f"{refused_by(link.endpoint, link.handshake_failed)}; not connected "
+                    f"for {format_age(down)}, tried again every second",
+                    status,
+                    warnings,
+                )
             return Health(
                 DEGRADED,
                 f"PID {pid} runs but records {nothing}: the broker at {link.endpoint} "
@@ -801,7 +814,10 @@ def assess(layout: Layout, now: float | None = None) -> Health:
                 warnings,
             )
     for link in reversed(down_links):
-        warnings.insert(0, f"not connected to the broker at {link.endpoint}")
+        if link.handshake_failed:
+            warnings.insert(0, f"not connected: {refused_by(link.endpoint, link.handshake_failed)}")
+        else:
+            warnings.insert(0, f"not connected to the broker at {link.endpoint}")
     return Health(HEALTHY, f"recording, PID {pid}", status, warnings)
 
 

@@ -298,3 +298,59 @@ def test_keys_and_a_public_endpoint_turn_curve_on_unless_refused(
         assert ("CURVE" in proc.output()) is expect, proc.output()
         proc.signal(15)
         assert proc.wait(10) == 0
+
+
+def test_a_recorder_refused_by_curve_says_so_and_gets_in_once_allowed(
+    procs: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """A recorder whose client key the broker does not allow: `persist status`, `doctor`
+    and recorder.log say the broker refused its handshake, in `persist send`'s words
+    (before: "unreachable ... is it running, or frozen?", and only "disconnected" in the
+    log). libzmq never tries a refused handshake again; the recorder does, so once the
+    key is allowed and the broker restarted, it records."""
+    keys, other = tmp_path / "keys", tmp_path / "other"
+    keys_init(keys)
+    keys_init(other)
+    (other / "server.key").write_text((keys / "server.key").read_text())  # knows the server
+    front, back = endpoints("tcp", tmp_path)
+    broker_args = ("broker", "--frontend", front, "--backend", back, "--curve",
+                   "--keys", str(keys))  # fmt: skip
+    broker = procs(*broker_args, name="broker")
+    wait_for(lambda: "CURVE" in broker.output(), what="broker up with CURVE")
+    log_dir = tmp_path / "logs"
+    procs(
+        "record", "--broker", back, "--log-dir", str(log_dir), "--embedded", "no",
+        "--curve", "--keys", str(other), "--search-index", "off", name="recorder",
+    )  # fmt: skip
+    sent = persist("send", "x.y", "hi", "--endpoint", front, "--curve", "--keys", str(other))
+    assert sent.returncode == 7, sent
+    words = sent.stderr.removeprefix("persist: nothing sent: ").strip()
+    assert words.startswith(f"the broker at {front} refused us: its CURVE authentication"), words
+    said = words.replace(front, back)  # the recorder's broker endpoint is the backend
+
+    status = wait_for(
+        lambda: (out := persist("status", "--log-dir", str(log_dir))).returncode == 6 and out,
+        timeout=30,
+        what="persist status degraded",
+    )
+    assert said in status.stdout.splitlines()[0], status.stdout
+    assert "is it running, or frozen" not in status.stdout
+    doctor = persist("doctor", "--log-dir", str(log_dir))
+    assert said in doctor.stdout, doctor.stdout
+    log = (log_dir / "recorder.log").read_text()
+    assert log.count(said) == 1, log  # said once, not at every try
+    journaled = [r for r in journal_records(log_dir) if r.get("event") == "handshake-failed"]
+    assert journaled and journaled[0]["broker"] == back, journaled
+
+    allowed = persist("keys", "allow", str(other / "client.key"), "--keys", str(keys))
+    assert allowed.returncode == 0, allowed.stderr
+    broker.signal(15)
+    assert broker.wait(10) == 0
+    broker = procs(*broker_args, name="broker")
+    wait_for(
+        lambda: read_status(log_dir).get("connection") == "connected",
+        timeout=30,
+        what="the recorder let in once its key is allowed",
+    )
+    ok = persist("status", "--log-dir", str(log_dir))
+    assert ok.returncode == 0 and "refused us" not in ok.stdout, ok.stdout
