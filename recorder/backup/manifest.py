@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from recorder.errors import PersistError
+from recorder.store.fsutil import read_regular
 from recorder.store.jsontext import dumps as json_dumps
 
 FORMAT = "agent-persist-backup"
@@ -127,7 +128,7 @@ class Manifest:
             raise NotABackup(f"{folder} is not a folder: give the backup's folder")
         other = f"{folder} is not a backup (its {MANIFEST} is another program's"
         try:
-            raw = path.read_bytes()
+            raw = read_regular(path)[0]  # never waits on a named pipe
         except FileNotFoundError:
             raise NotABackup(f"{folder} is not a backup (no {MANIFEST})") from None
         except OSError as exc:

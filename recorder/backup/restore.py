@@ -41,7 +41,14 @@ from recorder.backup.manifest import (
 from recorder.errors import BadOption, PersistError
 from recorder.sources.copies import copies_dir, verify
 from recorder.store.checkpoints import list_checkpoints, prefix_digests, verify_checkpoint
-from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private, write_all
+from recorder.store.fsutil import (
+    NotRegularFile,
+    ensure_private_dir,
+    fsync_dir,
+    open_private,
+    open_regular,
+    write_all,
+)
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
 from recorder.store.unfinished import MARKER as PARTIAL  # in DEST_DIR until the restore is done
 from recorder.store.unfinished import read_mark
@@ -239,10 +246,12 @@ def _start_over(dest: Path, manifest: Manifest) -> None:
 def _restore_file(src: Path, dest: Path, entry: Entry) -> None:
     source = src / entry.object
     damaged = f"the backup is damaged: {entry.path} ({source})"
-    try:
-        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    try:  # never waits on a named pipe put where an object was
+        fd, _st = open_regular(source)
     except FileNotFoundError:
         raise BackupDamaged(f"{damaged} is missing; nothing was restored") from None
+    except NotRegularFile as exc:
+        raise BackupDamaged(f"{damaged} is {exc.strerror}; nothing was restored") from None
     except OSError as exc:
         raise BackupDamaged(f"{damaged} cannot be read ({exc.strerror})") from None
     target = dest / entry.path

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 import orjson
@@ -17,6 +18,7 @@ import pytest
 from recorder.backup.manifest import Manifest
 from tests.log_folder import healthy_folder
 from tests.process.test_backup_restore_unfinished import persist
+from tests.support import PYTHON
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -432,4 +434,43 @@ def test_a_link_to_what_backups_leave_out_is_named_not_restored_dangling(
     assert orjson.loads(back.stdout)["links_left_out"] == [
         "index-link -> search/index.sqlite3",
         "via-a-link -> index-link",
+    ]
+
+
+def test_a_backup_whose_object_or_manifest_is_a_fifo_is_damaged_not_waited_on(
+    logs: Path, tmp_path: Path
+) -> None:
+    """An object of the backup replaced by a named pipe made restore-backup wait on it
+    forever (opened without O_NONBLOCK, never checked to be a regular file); so did a
+    manifest.json that is one."""
+    backup = tmp_path / "backup"
+    assert persist("backup", str(backup), "--dir", str(logs)).returncode == 0
+    entry = next(e for e in Manifest.read(backup).files if e.path == "segments/seg-000001.jsonl")
+    (backup / entry.object).unlink()
+    os.mkfifo(backup / entry.object)
+    done = subprocess.run(
+        [PYTHON, "-m", "recorder.cli", "restore-backup", str(backup), str(tmp_path / "r")],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 5, done.stderr
+    assert done.stderr.splitlines() == [
+        f"persist: the backup is damaged: {entry.path} ({backup / entry.object}) is a named "
+        "pipe, not a regular file; nothing was restored"
+    ]
+    assert not (tmp_path / "r").exists()
+    (backup / "manifest.json").unlink()
+    os.mkfifo(backup / "manifest.json")
+    done = subprocess.run(
+        [PYTHON, "-m", "recorder.cli", "restore-backup", str(backup), str(tmp_path / "r")],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 5, done.stderr
+    assert done.stderr.splitlines() == [
+        f"persist: {backup / 'manifest.json'} cannot be read (a named pipe, not a regular file)"
     ]
