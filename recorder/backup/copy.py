@@ -27,6 +27,7 @@ the previous one valid. An object already there is reused only once it is hashed
 from the disk (a damaged one is replaced by the fresh copy), except that of a file
 unchanged since the last backup (same size, mtime and inode): that one is checked by
 size, unless `verify` (every object reused is hashed; a damaged one is copied again).
+Every file and folder already in DEST is made 0600 / 0700 first, and named if it was not.
 
 About 800 lines: the consistent cut, the walk that follows symlinks, what DEST may
 hold (nothing a backup did not make), and the object store it writes into.
@@ -65,6 +66,8 @@ from recorder.backup.manifest import (
 )
 from recorder.errors import BadOption, PersistError
 from recorder.store.fsutil import (
+    DIR_MODE,
+    FILE_MODE,
     AtomicFile,
     ensure_private_dir,
     fsync_dir,
@@ -123,6 +126,7 @@ class BackupResult:
     links_rewritten: list[str] = field(default_factory=list)  # "rel -> relative target"
     not_regular_left_out: list[str] = field(default_factory=list)  # "rel (a FIFO)": never read
     damaged_manifest: str | None = None  # what was wrong with the manifest replaced
+    made_private: list[str] = field(default_factory=list)  # "objects/0e was 0755": now 0700
     checked: set[str] = field(default_factory=set, repr=False)  # objects hashed this run
 
     def to_json(self) -> dict[str, Any]:
@@ -142,6 +146,7 @@ class BackupResult:
             "links_made_relative": self.links_rewritten,
             "not_regular_left_out": self.not_regular_left_out,
             "damaged_manifest": self.damaged_manifest,
+            "made_private": self.made_private,
         }
 
 
@@ -246,7 +251,9 @@ def make_backup(
         raise BadOption(f"DEST {dest} and the log folder {layout.root} must not hold each other")
     _refuse_foreign(dest)  # a first look, so that a foreign DEST is left untouched
     made_dest = not dest.exists()
+    modes = {"DEST": _mode(dest, DIR_MODE)}  # before they are made private, to say so
     ensure_private_dir(dest)
+    modes[LOCK] = _mode(dest / LOCK, FILE_MODE)
     try:
         lock_fd = open_private(dest / LOCK, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW)
         made_lock = True
@@ -275,6 +282,10 @@ def make_backup(
                     dest.rmdir()
             raise
         result = BackupResult(layout.root, dest, verified=verify)
+        result.made_private += [
+            f"{name} was {mode:04o}" for name, mode in modes.items() if mode is not None
+        ]
+        _make_private(dest, result)
         try:
             with retention_lock(layout, wait=LOCK_WAIT):
                 _backup(layout, dest, secret_keys, replace_other_source, result, progress)
@@ -284,6 +295,48 @@ def make_backup(
         os.close(lock_fd)
     result.took = time.monotonic() - started
     return result
+
+
+def _mode(path: Path, want: int) -> int | None:
+    """The mode of `path` when it is there and not `want`."""
+    try:
+        mode = stat.S_IMODE(os.lstat(path).st_mode)
+    except OSError:
+        return None
+    return mode if mode != want else None
+
+
+def _make_private(dest: Path, result: BackupResult) -> None:
+    """Every file and folder in DEST (what a backup made: see `_not_ours`) 0600 / 0700,
+    whatever made them otherwise since (a copy with `rsync -r` under umask 022, a
+    `chmod -R`): objects are reused as they are, a secret key's too. Each one changed is
+    named in `made_private`; one that cannot be changed (another owner's) fails the
+    backup before anything is written."""
+    for top, dirs, files in os.walk(dest):
+        dirs.sort()  # each folder made 0700 before os.walk lists it
+        for name in sorted([*dirs, *files]):
+            path = Path(top, name)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                want = DIR_MODE
+            elif stat.S_ISREG(st.st_mode):
+                want = FILE_MODE
+            else:
+                continue  # refused by `_not_ours`, never followed
+            mode = stat.S_IMODE(st.st_mode)
+            if mode == want:
+                continue
+            try:
+                os.chmod(path, want)
+            except OSError as exc:
+                raise BackupError(
+                    f"{path} cannot be made {want:04o} ({exc.strerror}): DEST files are 0600 "
+                    "in 0700 folders; the previous backup there (if any) is intact"
+                ) from None
+            result.made_private.append(f"{path.relative_to(dest).as_posix()} was {mode:04o}")
 
 
 def _backup(

@@ -114,6 +114,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
             f"the manifest there was damaged ({result.damaged_manifest}): replaced, "
             "every object already there hashed before it was reused"
         )
+    if result.made_private:  # reused as they were before 2026-12-07
+        fixed = result.made_private
+        more = f" and {len(fixed) - 3} more" if fixed[3:] else ""
+        opened = all(int(f.rsplit(" ", 1)[1], 8) & 0o077 for f in fixed)
+        print(
+            f"{len(fixed)} files and folders in DEST "
+            f"{'were open to others' if opened else 'had other modes'}: made 0600/0700 "
+            f"({', '.join(fixed[:3])}{more})"
+        )
     if pos is not None:
         print(f"consistent at {pos.segment} byte {pos.offset:,} (record seq {pos.seq})")
     print(f"left out (rebuildable or private): {', '.join(result.left_out)}")

@@ -99,6 +99,32 @@ def test_later_runs_reuse_what_is_there(folder: Folder, tmp_path: Path) -> None:
     assert len(objects) == len(Manifest.read(dest).files)  # the old active copy is gone
 
 
+def test_a_backup_makes_what_it_keeps_in_dest_private_again(
+    folder: Folder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A DEST whose objects were opened to others (moved with `rsync -r` under umask
+    022, a `chmod -R go+rX`): the next backup reused them as they were, the secret
+    key's object 0644 among them, and said nothing."""
+    dest = tmp_path / "backup"
+    make_backup(folder.root, dest, secret_keys=True)
+    opened = [dest, *dest.rglob("*")]
+    for path in opened:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    secret = next(e for e in Manifest.read(dest).files if e.path == "keys/server.key_secret")
+    assert main(["backup", str(dest), "--log-dir", str(folder.root), "--include-secret-keys"]) == 0
+    said = capsys.readouterr().out
+    for path in [dest, *dest.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), path
+    assert stat.S_IMODE((dest / secret.object).stat().st_mode) == 0o600
+    assert (
+        f"{len(opened)} files and folders in DEST were open to others: made 0600/0700 "
+        f"(DEST was 0755, backup.lock was 0644, manifest.json was 0644 and {len(opened) - 3} more)"
+    ) in said
+    done = make_backup(folder.root, dest, secret_keys=True)  # nothing left to fix
+    assert done.made_private == []
+
+
 def test_an_interrupted_backup_leaves_the_previous_one_valid(
     folder: Folder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
