@@ -127,6 +127,7 @@ class BackupResult:
     not_regular_left_out: list[str] = field(default_factory=list)  # "rel (a FIFO)": never read
     damaged_manifest: str | None = None  # what was wrong with the manifest replaced
     made_private: list[str] = field(default_factory=list)  # "objects/0e was 0755": now 0700
+    garbage_kept: int = 0  # objects no longer named, kept while a restore reads DEST
     checked: set[str] = field(default_factory=set, repr=False)  # objects hashed this run
 
     def to_json(self) -> dict[str, Any]:
@@ -147,6 +148,7 @@ class BackupResult:
             "not_regular_left_out": self.not_regular_left_out,
             "damaged_manifest": self.damaged_manifest,
             "made_private": self.made_private,
+            "garbage_kept": self.garbage_kept,
         }
 
 
@@ -433,7 +435,7 @@ def _backup(
     with AtomicFile(dest / MANIFEST) as out:
         out.file.write(manifest.dumps())
     result.files = len(manifest.files)
-    _collect_garbage(dest, {e.sha256 for e in manifest.files})
+    result.garbage_kept = _collect_garbage(dest, {e.sha256 for e in manifest.files})
 
 
 def _leave_out_links_to_nothing(
@@ -827,20 +829,39 @@ def _copy_verified(
     return digest
 
 
-def _collect_garbage(dest: Path, keep: set[str]) -> None:
+def _collect_garbage(dest: Path, keep: set[str]) -> int:
     """Objects the new manifest does not name (an old copy of the active segment); only
-    names a backup gives, whatever else came into objects/ since the run began."""
+    names a backup gives, whatever else came into objects/ since the run began. Removed
+    under an exclusive flock on objects/; while a `persist restore-backup` holds its
+    shared one (it may be reading what the previous manifest names), they are kept for
+    the next backup to remove, and counted (returned)."""
     objects = dest / OBJECTS
-    for sub in objects.iterdir():
-        if not OBJECT_DIR.match(sub.name) or sub.is_symlink() or not sub.is_dir():
-            continue
-        for obj in sub.iterdir():
-            if SHA256.match(obj.name) and obj.name not in keep:
-                with contextlib.suppress(OSError):
-                    obj.unlink()
+    fd = os.open(objects, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            read_meanwhile = False
+        except BlockingIOError:
+            read_meanwhile = True
+        except OSError:  # no flock there: restores cannot take theirs either
+            read_meanwhile = False
+        kept = 0
+        for sub in objects.iterdir():
+            if not OBJECT_DIR.match(sub.name) or sub.is_symlink() or not sub.is_dir():
+                continue
+            for obj in sub.iterdir():
+                if SHA256.match(obj.name) and obj.name not in keep:
+                    if read_meanwhile:
+                        kept += 1
+                        continue
+                    with contextlib.suppress(OSError):
+                        obj.unlink()
+    finally:
+        os.close(fd)
     _remove_temp_files(objects / "tmp")
     with contextlib.suppress(OSError):
         (objects / "tmp").rmdir()
+    return kept
 
 
 def _remove_temp_files(tmp: Path) -> None:

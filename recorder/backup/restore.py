@@ -12,6 +12,8 @@ DEST_DIR (see `recorder.store.unfinished`: nothing writes into such a folder): r
 again, it empties that folder and starts over, unless it holds files that run did not
 write, which are never deleted; any other folder that is not empty is refused. Two
 restores into one DEST_DIR at once: the second is refused (an flock on the folder).
+A shared flock on SRC's `objects/` keeps a backup into SRC meanwhile from removing
+what the manifest read names (see `_reading`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import orjson
 
 from recorder.backup.copy import left_out_of_backup
 from recorder.backup.manifest import (
+    OBJECTS,
     BackupDamaged,
     Entry,
     Manifest,
@@ -92,6 +95,34 @@ class RestoreResult:
 
 
 def restore_backup(src: Path, dest: Path) -> RestoreResult:
+    with _reading(src):
+        return _restore(src, dest)
+
+
+@contextlib.contextmanager
+def _reading(src: Path) -> Iterator[None]:
+    """A shared flock on SRC's `objects/`, taken before its manifest is read and held
+    while the restore runs: a `persist backup` into SRC that ends meanwhile keeps the
+    objects that manifest names (see `copy._collect_garbage`), and one removing objects
+    now is waited for (a moment), its new manifest read after. Where there is no such
+    folder or no flock, SRC is read as it is."""
+    try:
+        fd: int | None = os.open(
+            src / OBJECTS, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        )
+    except OSError:
+        fd = None
+    try:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _restore(src: Path, dest: Path) -> RestoreResult:
     started = time.monotonic()
     manifest = Manifest.read(src)
     if dest.resolve() == src.resolve() or src.resolve() in dest.resolve().parents:

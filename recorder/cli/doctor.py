@@ -123,6 +123,13 @@ def cmd_backup(args: argparse.Namespace) -> int:
             f"{'were open to others' if opened else 'had other modes'}: made 0600/0700 "
             f"({', '.join(fixed[:3])}{more})"
         )
+    if result.garbage_kept:  # removed before 2026-12-07, failing the restore
+        n = result.garbage_kept
+        print(
+            f"{n} object{'s' * (n > 1)} the new manifest no longer names kept: a persist "
+            f"restore-backup is reading this backup (the next backup removes "
+            f"{'them' if n > 1 else 'it'})"
+        )
     if pos is not None:
         print(f"consistent at {pos.segment} byte {pos.offset:,} (record seq {pos.seq})")
     print(f"left out (rebuildable or private): {', '.join(result.left_out)}")

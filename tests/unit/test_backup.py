@@ -13,7 +13,7 @@ import pytest
 
 import recorder.backup.copy as backup_copy
 from recorder.backup.copy import BackupError, make_backup
-from recorder.backup.manifest import Manifest
+from recorder.backup.manifest import Entry, Manifest
 from recorder.backup.restore import restore_backup
 from recorder.cli.main import main
 from recorder.errors import BadOption
@@ -325,3 +325,45 @@ def test_a_restore_killed_part_way_is_finished_by_running_it_again(
     (other / "notes.txt").write_text("mine")
     with pytest.raises(BadOption, match="is not empty"):
         restore_backup(dest, other)  # no marker: never emptied
+
+
+def test_a_backup_ending_while_a_restore_reads_the_same_folder_fails_neither(
+    folder: Folder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The next `persist backup` into a folder a restore was reading removed the old
+    copy of the active segment, which the manifest the restore had read still named:
+    "the backup is damaged: ... is missing; nothing was restored" (exit 5), though the
+    backup was whole. Now the backup keeps those objects while a restore reads (an
+    flock on objects/), says so, and the next backup removes them."""
+    import recorder.backup.restore as backup_restore
+
+    dest = tmp_path / "backup"
+    make_backup(folder.root, dest)
+    w = DemoWriter.open(folder.root, segment_bytes=1_100_000)
+    add_messages(w, 5, 1_800_000_000.0, 10_000)  # the active segment grows: a new object
+    w.close()
+    real_restore_file = backup_restore._restore_file
+    said: list[str] = []
+
+    def backup_meanwhile(src: Path, to: Path, entry: Entry) -> None:
+        if entry.path.startswith("segments/") and not said:
+            assert main(["backup", str(dest), "--log-dir", str(folder.root)]) == 0
+            said.append(capsys.readouterr().out)
+        real_restore_file(src, to, entry)
+
+    monkeypatch.setattr(backup_restore, "_restore_file", backup_meanwhile)
+    restore_backup(dest, tmp_path / "restored")  # every file as the manifest it read says
+    assert (
+        "1 object the new manifest no longer names kept: a persist restore-backup is "
+        "reading this backup (the next backup removes it)"
+    ) in said[0]
+    objects = [p for p in (dest / "objects").rglob("*") if p.is_file()]
+    assert len(objects) == len(Manifest.read(dest).files) + 1
+    monkeypatch.setattr(backup_restore, "_restore_file", real_restore_file)
+    assert make_backup(folder.root, dest).garbage_kept == 0
+    objects = [p for p in (dest / "objects").rglob("*") if p.is_file()]
+    assert len(objects) == len(Manifest.read(dest).files)
+    restore_backup(dest, tmp_path / "again")
