@@ -53,6 +53,7 @@ from typing import Any
 from recorder.backup.manifest import (
     LOCK,
     MANIFEST,
+    NOT_PRIVATE,
     OBJECT_DIR,
     OBJECTS,
     SHA256,
@@ -128,6 +129,7 @@ class BackupResult:
     damaged_manifest: str | None = None  # what was wrong with the manifest replaced
     made_private: list[str] = field(default_factory=list)  # "objects/0e was 0755": now 0700
     garbage_kept: int = 0  # objects no longer named, kept while a restore reads DEST
+    exposed_keys: dict[str, int] = field(default_factory=dict)  # secret keys open to others
     checked: set[str] = field(default_factory=set, repr=False)  # objects hashed this run
 
     def to_json(self) -> dict[str, Any]:
@@ -149,6 +151,7 @@ class BackupResult:
             "damaged_manifest": self.damaged_manifest,
             "made_private": self.made_private,
             "garbage_kept": self.garbage_kept,
+            "exposed_secret_keys": {p: f"{m:04o}" for p, m in self.exposed_keys.items()},
         }
 
 
@@ -430,6 +433,9 @@ def _backup(
         advance()
     if progress is not None:
         progress(todo, todo)
+    stored = {e.path for e in manifest.files}
+    result.exposed_keys = {p: m for p, m in result.exposed_keys.items() if p in stored}
+    manifest.exposed = dict(result.exposed_keys)
     _leave_out_links_to_nothing(manifest, set(walked.links), secret_keys, result)
     manifest.left_out += result.symlinks_left_out + result.not_regular_left_out
     with AtomicFile(dest / MANIFEST) as out:
@@ -744,6 +750,8 @@ def _store(
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise _NotRegular(path, st.st_mode)
+        if st.st_mode & NOT_PRIVATE and rel.startswith("keys/") and rel.endswith(SECRET_SUFFIX):
+            result.exposed_keys[rel] = stat.S_IMODE(st.st_mode) & 0o777  # may have leaked
         size = st.st_size if limit is None else min(limit, st.st_size)
         if (
             before is not None

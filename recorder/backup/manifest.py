@@ -33,6 +33,9 @@ OBJECTS = "objects"
 LOCK = "backup.lock"  # every backup run holds it; never removed
 SHA256 = re.compile(r"\A[0-9a-f]{64}\Z")  # an object's name
 OBJECT_DIR = re.compile(r"\A[0-9a-f]{2}\Z")  # objects/<aa>/<sha256>
+SECRET_KEY = re.compile(r"\Akeys/.*\.key_secret\Z")  # a CURVE secret key's file
+_OPEN_MODE = re.compile(r"\A0[0-7]{3}\Z")
+NOT_PRIVATE = 0o077  # a secret key file with a group or other bit: its secret may have leaked
 _OPENING = b'{\n  "format": "' + FORMAT.encode() + b'"'  # how every manifest written begins
 _SOURCE = re.compile(rb'\n  "source": ("(?:[^"\\\n]|\\.)*"),\n')  # in a torn one
 
@@ -100,6 +103,9 @@ class Manifest:
     links: dict[str, str] = field(default_factory=dict)  # symlink -> its target
     left_out: list[str] = field(default_factory=list)  # what was not copied, and why
     secret_keys: bool = False
+    # secret key files open to others when copied (path -> mode): their secret may have
+    # leaked, so restore-backup brings them back open, refused as in the log folder
+    exposed: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +115,7 @@ class Manifest:
             "source": self.source,
             "position": self.position.to_json() if self.position else None,
             "secret_keys": self.secret_keys,
+            "exposed_secret_keys": {path: f"{mode:04o}" for path, mode in self.exposed.items()},
             "left_out": self.left_out,
             "links": self.links,
             "files": [e.to_json() for e in self.files],
@@ -206,6 +213,18 @@ class Manifest:
             position = JournalPosition(
                 _typed(pos, "segment", str, "position"), _count(pos, "offset", "position"), seq
             )
+        exposed: dict[str, int] = {}
+        marked = data.get("exposed_secret_keys", {})  # none before 2026-12-07
+        if not isinstance(marked, dict):
+            raise ValueError("exposed_secret_keys is not an object")
+        for name, mode in marked.items():
+            if name not in seen or not SECRET_KEY.match(name):
+                raise ValueError(f"exposed_secret_keys.{name} is no secret key listed in files")
+            if not isinstance(mode, str) or not _OPEN_MODE.match(mode):
+                raise ValueError(f"exposed_secret_keys.{name} is not a mode such as 0644")
+            if not int(mode, 8) & NOT_PRIVATE:
+                raise ValueError(f"exposed_secret_keys.{name} is {mode}, not open to others")
+            exposed[name] = int(mode, 8)
         left_out = _typed(data, "left_out", list)
         created = data.get("created")
         if not isinstance(created, int | float) or isinstance(created, bool):
@@ -218,6 +237,7 @@ class Manifest:
             dict(links),
             [str(x) for x in left_out],
             data.get("secret_keys") is True,
+            exposed,
         )
 
 

@@ -34,6 +34,7 @@ import orjson
 
 from recorder.backup.copy import left_out_of_backup
 from recorder.backup.manifest import (
+    NOT_PRIVATE,
     OBJECTS,
     BackupDamaged,
     Entry,
@@ -45,6 +46,7 @@ from recorder.errors import BadOption, PersistError
 from recorder.sources.copies import copies_dir, verify
 from recorder.store.checkpoints import list_checkpoints, prefix_digests, verify_checkpoint
 from recorder.store.fsutil import (
+    FILE_MODE,
     NotRegularFile,
     ensure_private_dir,
     fsync_dir,
@@ -77,6 +79,8 @@ class RestoreResult:
     # `persist backup` left such links out: to the search index, a secret key)
     links_left_out: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # checkpoints or copies that do not verify
+    # secret keys restored open to others, as the backup marks them: path -> mode
+    exposed: dict[str, int] = field(default_factory=dict)
     took: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -89,6 +93,7 @@ class RestoreResult:
             "links": self.links,
             "links_left_out": self.links_left_out,
             "problems": self.problems,
+            "exposed_secret_keys": {p: f"{m:04o}" for p, m in self.exposed.items()},
             "ok": not self.problems,
             "took_s": round(self.took, 3),
         }
@@ -143,6 +148,9 @@ def _restore(src: Path, dest: Path) -> RestoreResult:
             for entry in manifest.files:
                 _restore_file(src, dest, entry)
                 result.bytes += entry.size
+            for name, mode in manifest.exposed.items():  # it may have leaked: refused still
+                result.exposed[name] = FILE_MODE | (mode & NOT_PRIVATE)
+                os.chmod(dest / name, result.exposed[name])
             nothing = links_to_nothing((e.path for e in manifest.files), manifest.links)
             for name, target in manifest.links.items():
                 if name in nothing:

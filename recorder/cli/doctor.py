@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from recorder.cli.common import EXIT_DAMAGE, EXIT_USAGE, fail, folder, print_json
+from recorder.cli.common import EXIT_DAMAGE, EXIT_USAGE, fail, folder, print_json, say
 from recorder.store.layout import default_log_dir
 
 EXIT_WARNINGS = 8  # `persist doctor`: warnings, no problem
@@ -88,6 +88,13 @@ def cmd_backup(args: argparse.Namespace) -> int:
             f"backup into {dest} failed: {exc.strerror or exc}{where}; the previous backup "
             "there (if any) is intact"
         )
+    for rel, mode in result.exposed_keys.items():  # as `persist doctor` and the key readers say
+        key = result.log_dir / rel
+        say(
+            f"warning: {key} is open to others (mode {mode:04o}), so its secret may have "
+            "leaked: copied marked so, and restore-backup brings it back as open, refused as "
+            f"here; `persist keys init --keys {key.parent}` replaces the pair"
+        )
     if args.json:
         print_json(result.to_json(), indent=True)
         return 0
@@ -157,6 +164,13 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
     except OSError as exc:  # DEST_DIR full or failing: what was written is removed
         where = f" ({exc.filename})" if exc.filename else ""
         return fail(f"restore failed: {exc.strerror or exc}{where}; nothing was restored")
+    for rel, mode in result.exposed.items():
+        key = result.dest / rel
+        say(
+            f"warning: {key} is open to others (mode {mode:04o}), so its secret may have "
+            "leaked: restored so, as the backup marks it (the recorder and broker refuse it); "
+            f"`persist keys init --keys {key.parent}` replaces the pair"
+        )
     if args.json:
         print_json(result.to_json(), indent=True)
     else:

@@ -367,3 +367,70 @@ def test_a_backup_ending_while_a_restore_reads_the_same_folder_fails_neither(
     objects = [p for p in (dest / "objects").rglob("*") if p.is_file()]
     assert len(objects) == len(Manifest.read(dest).files)
     restore_backup(dest, tmp_path / "again")
+
+
+def test_a_secret_key_open_to_others_stays_refused_through_backup_and_restore(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A client secret key at 0644 is refused everywhere (it may have leaked); `backup
+    --include-secret-keys` copied it unsaid and restore-backup wrote it back 0600, so
+    doctor found nothing and `load_client` took the possibly leaked key again."""
+    from recorder.bus.curve import init_keys
+    from recorder.bus.keys import KeyFileError, load_client
+    from recorder.doctor.system import permission_findings
+
+    logs = healthy_folder(tmp_path, session=False).root
+    init_keys(logs / "keys")
+    secret = logs / "keys" / "client.key_secret"
+    secret.chmod(0o644)
+    dest, restored = tmp_path / "backup", tmp_path / "restored"
+    args = ["backup", str(dest), "--log-dir", str(logs), "--include-secret-keys"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"persist: warning: {secret} is open to others (mode 0644), so its secret may have "
+        "leaked: copied marked so, and restore-backup brings it back as open, refused as "
+        f"here; `persist keys init --keys {secret.parent}` replaces the pair"
+    ]
+    assert Manifest.read(dest).exposed == {"keys/client.key_secret": 0o644}
+    assert stat.S_IMODE(next((dest / "objects").rglob("*")).stat().st_mode) in (0o600, 0o700)
+    assert main([*args, "--json"]) == 0  # reused: marked all the same
+    done = capsys.readouterr()
+    assert orjson.loads(done.out)["exposed_secret_keys"] == {"keys/client.key_secret": "0644"}
+    assert "may have leaked" in done.err
+    assert main(["restore-backup", str(dest), str(restored)]) == 0
+    said = capsys.readouterr()
+    back = restored / "keys" / "client.key_secret"
+    assert back.read_bytes() == secret.read_bytes()
+    assert stat.S_IMODE(back.stat().st_mode) == 0o644
+    assert stat.S_IMODE(back.parent.stat().st_mode) == 0o700
+    assert said.err.splitlines() == [
+        f"persist: warning: {back} is open to others (mode 0644), so its secret may have "
+        "leaked: restored so, as the backup marks it (the recorder and broker refuse it); "
+        f"`persist keys init --keys {back.parent}` replaces the pair"
+    ]
+    with pytest.raises(KeyFileError, match="may have leaked"):
+        load_client(restored / "keys")
+    found = [
+        f for f in permission_findings(Layout(restored)) if f.check == "permissions.secret-keys"
+    ]
+    assert found and "may have leaked" in found[0].summary
+    made = init_keys(restored / "keys")  # replaces it, and takes the old key off the list
+    assert made.exposed == {"client": 0o644} and made.disallowed
+    # a private key is restored private, unmarked
+    secret.chmod(0o600)
+    assert main([*args, "--json"]) == 0
+    assert orjson.loads(capsys.readouterr().out)["exposed_secret_keys"] == {}
+    assert Manifest.read(dest).exposed == {}
+    assert main(["restore-backup", str(dest), str(tmp_path / "again")]) == 0
+    assert capsys.readouterr().err == ""
+    assert stat.S_IMODE((tmp_path / "again" / "keys" / "client.key_secret").stat().st_mode) == 0o600
+    load_client(tmp_path / "again" / "keys")
+    # a manifest marking what is no secret key is tampered with: refused, nothing chmodded
+    manifest = orjson.loads((dest / "manifest.json").read_bytes())
+    manifest["exposed_secret_keys"] = {"segments/seg-000001.jsonl": "0644"}
+    (dest / "manifest.json").write_bytes(orjson.dumps(manifest))
+    assert main(["restore-backup", str(dest), str(tmp_path / "tampered")]) == 5
+    assert "exposed_secret_keys.segments/seg-000001.jsonl is no secret key listed in files" in (
+        capsys.readouterr().err
+    )
