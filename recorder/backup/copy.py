@@ -290,7 +290,6 @@ def make_backup(
         result.made_private += [
             f"{name} was {mode:04o}" for name, mode in modes.items() if mode is not None
         ]
-        _make_private(dest, result)
         try:
             with retention_lock(layout, wait=LOCK_WAIT):
                 _backup(layout, dest, secret_keys, replace_other_source, result, progress)
@@ -369,6 +368,7 @@ def _backup(
             f"DEST {dest} holds the backup of another log folder ({named}): give "
             "another DEST, or --replace-other-source to replace that backup"
         )
+    _make_private(dest, result)  # before any object is reused
     ensure_private_dir(dest / OBJECTS)
     _remove_temp_files(ensure_private_dir(dest / OBJECTS / "tmp"))
     # 1. the checkpoints that exist now, 2. the journal's end: every checkpoint listed
