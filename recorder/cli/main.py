@@ -22,9 +22,11 @@ unreadable); `persist launch` returns the agent's own code (126/127 when it cann
 run). Interrupted, a command stops as it does on an error, removing what
 it was writing (an `-o FILE` keeps its old content): 130 on Ctrl-C, 143 on SIGTERM
 (`persist record` and `persist broker` stop cleanly on SIGTERM and exit 0; one that
-is still starting dies of the signal). Once `persist export` has put its `-o FILE` in
-place it has succeeded: a signal during that rename waits for it, one after it is
-ignored, and the export ends as it would have (its line said, 0 or 5).
+is still starting dies of the signal). A second SIGTERM while the first is acted on
+(`timeout` signals the command and its process group) is ignored. Once `persist
+export` has put its `-o FILE` in place it has succeeded: a signal during that
+rename waits for it, one after it is ignored, and the export ends as it would have
+(its line said, 0 or 5).
 """
 
 from __future__ import annotations
@@ -334,9 +336,18 @@ def _held(signum: int) -> bool:
     return common is not None and bool(common.held(signum))
 
 
+_ending: list[bool] = []
+"""Not empty once a SIGTERM is being acted on (the command unwinding, its line being
+said): a second one (GNU `timeout` signals the child and its process group; systemd
+and shells do likewise) is ignored, where it cut the clean-up short, or the line with
+two tracebacks (exit 1). A new command in this process empties it."""
+
+
 def _terminated(signum: int, _frame: object) -> None:
-    if not _held(signum):
-        raise _Terminated
+    if _ending or _held(signum):
+        return
+    _ending.append(True)
+    raise _Terminated
 
 
 def _interrupted(signum: int, _frame: object) -> None:
@@ -398,6 +409,7 @@ def _command(argv: list[str]) -> int:
     # starts, before its own handler is in, must end it as a signal does, which
     # systemd's Restart=on-failure takes for a stop (an exit 143 would restart it).
     if argv[0] not in _DAEMONS:
+        _ending.clear()
         signal.signal(signal.SIGTERM, _terminated)
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored
             signal.signal(signal.SIGINT, _interrupted)  # as Python's, but can wait

@@ -546,3 +546,66 @@ def test_an_export_file_out_of_reach_is_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
     assert lines[0].startswith(f"persist: cannot write {place / 'x.md'}: "), lines[0]
     assert "ermission denied" in lines[0] and out.returncode == FAILED, out.stderr
+
+
+_TWICE = r"""
+import os, signal, sys, time
+
+import recorder.bus.keys as keys
+import recorder.cli.common as common
+
+where = sys.argv.pop(1)
+
+
+def allow_key(*a, **k):  # the command, busy when the first SIGTERM comes
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    finally:
+        if where == "unwinding":  # the second, as the first unwinds the command
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)
+        open(os.environ["CLEANED"], "w").close()  # the clean-up a `finally` does
+
+
+real_say = common.say
+
+
+def say(message):  # the second, as the first is being said
+    if where == "said":
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
+    real_say(message)
+
+
+keys.allow_key = allow_key
+common.say = say
+from recorder.cli.main import main
+
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("where", ["unwinding", "said"])
+def test_a_second_sigterm_while_the_first_is_handled_is_ignored(tmp_path: Path, where: str) -> None:
+    """GNU `timeout` sends its SIGTERM to the child and to its process group: a second
+    one that came while the first was unwinding the command or being said (`fail`
+    imports lazily) printed two tracebacks and exited 1, or cut the command's clean-up
+    short. Now, once one SIGTERM is acted on, the next are ignored: the clean-up done,
+    one line, exit 143."""
+    (tmp_path / "client.key").write_text("")
+    cleaned = tmp_path / "cleaned"
+    argv = ["keys", "allow", str(tmp_path / "client.key"), "--log-dir", str(tmp_path / "logs")]
+    run = subprocess.run(
+        [sys.executable, "-c", _TWICE, where, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CLEANED": str(cleaned)},
+    )
+    assert "Traceback" not in run.stderr, run.stderr
+    assert cleaned.exists()
+    assert run.stderr.splitlines() == [
+        "persist: keys: ended by SIGTERM (`persist doctor` names anything it left half done)"
+    ]
+    assert run.returncode == 143
