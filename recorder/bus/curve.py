@@ -123,7 +123,10 @@ def init_keys(folder: Path) -> KeysMade:
         if client not in allowed:
             done.made.append(client)
     except OSError as exc:
-        raise KeyFileError(f"cannot create CURVE keys in {folder}: {exc}") from None
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise KeyFileError(
+            f"cannot create CURVE keys in {folder}: {exc.strerror or exc}{where}"
+        ) from None
     return done
 
 

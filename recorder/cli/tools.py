@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -140,7 +141,7 @@ def _bundle_not_written(exc: OSError, restore: Path) -> str:
             f"cannot write the restore bundle: {restore} is a file, not the folder bundles "
             "go into: move it aside and restore again"
         )
-    where = f" ({exc.filename})" if exc.filename else ""
+    where = f" ({exc.filename})" if exc.filename else f" (in {restore})"
     return f"cannot write the restore bundle: {exc.strerror or exc}{where}"
 
 
@@ -363,6 +364,25 @@ def _resolved_output(output: str) -> Path:
     return Path(done)
 
 
+_OUTPUT_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+"""What only a write fails with: the output (or the pieces beside it) had no room."""
+
+
+@contextlib.contextmanager
+def _output_named(output: str) -> Iterator[None]:
+    """A write to -o FILE (or to the pieces of a parallel export, beside it) that finds
+    no room, a full disk, a quota, a file size limit, says so naming FILE (it said
+    "[Errno 28] No space left on device", naming nothing)."""
+    from recorder.export.writers import ExportError
+
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _OUTPUT_FULL:
+            raise
+        raise ExportError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
 def _write_output(
     args: argparse.Namespace, write: Callable[[IO[bytes], Progress | None], ExportStats]
 ) -> tuple[ExportStats, str]:
@@ -396,7 +416,7 @@ def _write_output(
                 device = open(path, "wb")  # noqa: SIM115 - closed below, after the export
             except OSError as exc:
                 raise ExportError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-            with device:
+            with device, _output_named(args.output):
                 stats = write(device, progress)
             return stats, args.output
         target: AtomicFile | None = None
@@ -405,16 +425,18 @@ def _write_output(
                 target = AtomicFile(path, durable=False)
             except OSError as exc:  # named, not our temp file beside it
                 raise ExportError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-            stats = write(target.file, progress)
-            with output_in_place():  # done: a signal from now on no longer undoes it
-                target.commit()
+            with _output_named(args.output):
+                stats = write(target.file, progress)
+                with output_in_place():  # done: a signal from now on no longer undoes it
+                    target.commit()
         except BaseException:  # the temp file removed (after a commit: nothing to do)
             if target is not None:
                 target.abort()
             raise
         return stats, args.output
-    stats = write(sys.stdout.buffer, progress)
-    sys.stdout.flush()
+    with _output_named("stdout"):
+        stats = write(sys.stdout.buffer, progress)
+        sys.stdout.flush()
     return stats, "stdout"
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recorder.errors import BadOption
+from recorder.errors import BadOption, PersistError
 from recorder.hooks.agents import EVENTS, Agent, Role, timeout_value
 from recorder.store.fsutil import make_private_dirs
 from recorder.store.jsontext import utf8_problem
@@ -35,6 +35,10 @@ from recorder.store.shell import shell_quote
 MARKER = "# agent-persist hook"
 ENABLED_NOTE = "(set hooksConfig.enabled)"
 BACKUP_SUFFIX = ".persist-backup"
+
+
+class SettingsNotWritten(PersistError):
+    """The settings file could not be written (a full disk, a read-only one): exit 1."""
 
 
 class SettingsError(BadOption):
@@ -365,7 +369,21 @@ def write(
     """Back up the old file beside it, then replace it atomically (mode kept).
     `exact`: bytes that hold `data` as they should be written (a backup given back).
     `keep_backup`: the backup is left as it is (it holds the user's own file, and the
-    old one differs from it only by our entries)."""
+    old one differs from it only by our entries). SettingsNotWritten names the file
+    when that fails ("hooks: No space left on device" named nothing); the file is then
+    as it was."""
+    try:
+        _write(loaded, data, change, exact, keep_backup)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and exc.filename != str(loaded.path) else ""
+        raise SettingsNotWritten(
+            f"cannot write {loaded.path}: {exc.strerror or exc}{where}; it is unchanged"
+        ) from None
+
+
+def _write(
+    loaded: Loaded, data: dict[str, Any], change: Change, exact: bytes | None, keep_backup: bool
+) -> None:
     path = loaded.path
     new = exact if exact is not None else dump(data, loaded.indent)
     if loaded.raw is not None and new == loaded.raw:

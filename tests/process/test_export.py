@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -583,3 +584,94 @@ def test_a_daemon_still_starting_dies_of_sigterm() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == -signal.SIGTERM, (out.returncode, out.stderr)
+
+
+def test_an_output_that_cannot_hold_the_export_is_named(tmp_path: Path) -> None:
+    """`export -o FILE` onto a full disk said "persist: [Errno 28] No space left on
+    device" without naming FILE. Now the line names it, as backup names its target:
+    a file over the size limit (RLIMIT_FSIZE: EFBIG, as a full disk's ENOSPC), and a
+    device that is full (/dev/full), each in the formats written their own ways."""
+    import resource
+    import signal
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(1_800_000_000.0))
+    for i in range(2_000):
+        w.message(1_800_000_000.0 + i, "coder", f"message {i} " + "word " * 20)
+    w.close()
+
+    def small_files() -> None:  # the child's files stop at 64 KiB (its writes fail)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+
+    for fmt in ("jsonl", "md", "csv"):
+        out = tmp_path / f"out.{fmt}"
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "recorder.cli",
+                "export",
+                "--all",
+                "--format",
+                fmt,
+                "--log-dir",
+                str(root),
+                "-o",
+                str(out),
+                "--no-progress",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=small_files,
+        )
+        assert run.returncode == 1, (fmt, run.stderr)
+        assert run.stderr.splitlines() == [f"persist: cannot write {out}: File too large"], fmt
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"], fmt  # no temp file
+    if os.path.exists("/dev/full"):
+        for fmt in ("jsonl", "md"):
+            run = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "recorder.cli",
+                    "export",
+                    "--all",
+                    "--format",
+                    fmt,
+                    "--log-dir",
+                    str(root),
+                    "-o",
+                    "/dev/full",
+                    "--no-progress",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert run.returncode == 1, (fmt, run.stderr)
+            assert run.stderr.splitlines() == [
+                "persist: cannot write /dev/full: No space left on device"
+            ], fmt
+        with open("/dev/full", "wb") as full:  # stdout, named as such
+            run = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "recorder.cli",
+                    "export",
+                    "--all",
+                    "--format",
+                    "md",
+                    "--log-dir",
+                    str(root),
+                    "--no-progress",
+                ],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+            )
+        assert run.returncode == 1, run.stderr
+        assert run.stderr.splitlines() == ["persist: cannot write stdout: No space left on device"]

@@ -355,3 +355,46 @@ def test_settings_nested_too_deep_are_refused_in_one_line(tmp_path: Path) -> Non
     status = persist(home, tmp_path, "hooks", "status", "claude")
     assert "Traceback" not in status.stderr and "nested too deep" in status.stdout, status
     assert path.read_text() == text
+
+
+def test_a_settings_file_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    """A full disk (here a file size limit: EFBIG, as ENOSPC) under the agent's settings
+    said "persist: hooks: No space left on device", naming no file. Now the line names
+    the settings file and says it is unchanged, exit 1."""
+    import signal
+
+    home, project = tmp_path / "home", tmp_path / "project"
+    project.mkdir()
+    settings = write(home / ".claude" / "settings.json", CLAUDE_SETTINGS)
+    before = settings.read_bytes()
+
+    def small_files() -> None:  # the child's writes past 64 bytes fail
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recorder.cli",
+            "hooks",
+            "install",
+            "claude",
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--settings",
+            str(settings),
+        ],
+        cwd=project,
+        env={**os.environ, "HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=small_files,
+    )
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.splitlines() == [
+        f"persist: cannot write {settings}: File too large; it is unchanged"
+    ]
+    assert settings.read_bytes() == before
+    assert sorted(p.name for p in settings.parent.iterdir()) == ["settings.json"]

@@ -193,3 +193,41 @@ def test_a_secret_key_open_to_others_is_one_policy_and_the_allow_list_kept_is_sa
     assert "kept the allow-list: 2 client keys in " in done.stdout
     allowed = {read_key_file(p, secret=False).public for p in (keys / "allowed").iterdir()}
     assert load_client(other).pair.public in allowed and load_client(keys).pair.public in allowed
+
+
+def test_keys_that_cannot_be_written_say_why_without_an_errno(tmp_path: Path) -> None:
+    """A full disk (here a file size limit: EFBIG, as ENOSPC) under --keys said "cannot
+    create CURVE keys in DIR: [Errno 28] No space left on device"; now the reason as
+    words, as every other line says it, exit 1."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    keys = tmp_path / "keys"
+
+    def small_files() -> None:  # the child's writes past 64 bytes fail
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recorder.cli",
+            "keys",
+            "init",
+            "--keys",
+            str(keys),
+            "--log-dir",
+            str(tmp_path / "logs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=small_files,
+    )
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.splitlines() == [
+        f"persist: cannot create CURVE keys in {keys}: File too large"
+    ]

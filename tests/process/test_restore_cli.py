@@ -195,3 +195,32 @@ def test_restoring_a_checkpoint_a_power_cut_cut_short_holds_nothing_written_afte
     held = (root / "restore" / end / "transcript.md").read_text()
     assert held.count("AFTER restart") == 10
     assert f"gap (journal-lost), journal seq {synced.seq + 1} to {cp.seq}" in held
+
+
+def test_a_bundle_that_finds_no_room_names_where_it_goes(tmp_path: Path) -> None:
+    """A full disk (here a file size limit: EFBIG, as ENOSPC) under the bundle said
+    "cannot write the restore bundle: No space left on device", naming no place. Now
+    it names the folder bundles go into, exit 1."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path / "logs"
+    journal(root)
+
+    def small_files() -> None:  # the child's writes past 1 KiB fail
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+
+    out = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "restore", "latest", "--log-dir", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=small_files,
+    )
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr == (
+        f"persist: cannot write the restore bundle: File too large (in {root / 'restore'})\n"
+    )
