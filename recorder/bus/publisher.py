@@ -102,6 +102,7 @@ class Hearing:
         # (CURVE keys, or no ZMTP peer); "" before either
         self.connection = ""
         self.refusal = ""  # why the handshake failed, when it did
+        self.losses = 0  # connections that succeeded and ended since (a broker gone)
         self._sock = sock
         address = f"inproc://persist-hearing-{uuid.uuid4().hex}"
         sock.monitor(address, _WATCHED)
@@ -190,6 +191,7 @@ class Hearing:
             elif event == zmq.EVENT_DISCONNECTED:
                 if self.connection == "connected":
                     self.connection = "lost"
+                    self.losses += 1
             elif event in REFUSALS and self.connection != "connected":
                 self.connection, self.refusal = "refused", REFUSALS[event]
 

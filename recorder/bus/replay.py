@@ -61,6 +61,19 @@ class ReplayError(PersistError):
     pass
 
 
+class BrokerLost(ReplayError):
+    """The broker went away while the replay sent: it stopped there; `stats` holds what
+    was sent before (some of it perhaps never passed on), the rest was not sent."""
+
+    def __init__(self, message: str, stats: ReplayStats) -> None:
+        super().__init__(message)
+        self.stats = stats
+
+
+LOSS_CHECK = 0.05
+"""Seconds between two looks, as the replay sends, at whether the broker went away."""
+
+
 @dataclass
 class ReplayOptions:
     endpoint: str = DEFAULT_PUBLISH  # the broker's publisher (XSUB) endpoint
@@ -249,13 +262,32 @@ def replay(
         connect_as_client(sock, options.curve)
     hearing = Hearing(sock, options.endpoint)
     t0 = time.monotonic()
+
+    def check_broker(unsent: int) -> None:
+        """BrokerLost once the connection that heard us ended (the broker killed, its
+        port taken over): messages sent from then on would be dropped without a word,
+        as what was queued for it is, and a close would wait `linger` for nobody."""
+        hearing.listen()
+        if hearing.losses > losses_before:
+            sock.linger = 0
+            done = stats.sent + stats.unmarked_sent + stats.verbatim_sent - unsent
+            raise BrokerLost(
+                f"replay stopped: the broker at {options.endpoint} went away after "
+                f"{done} message{'' if done == 1 else 's'} had been sent (what it had not "
+                "passed on yet is lost); the rest of the range was NOT replayed",
+                stats,
+            )
+
+    losses_before = 0
     try:
         connect(sock, options.endpoint)  # ConnectFailed: an address libzmq cannot read
         if not hearing.wait(options.wait_subscribers):
             sock.linger = 0  # nothing was sent: nothing to deliver
             raise ReplayError(f"nothing replayed: {hearing.why_not(options.wait_subscribers)}")
+        losses_before = hearing.losses  # one before the first send lost nothing of ours
         first_ts: float | None = None
         start = 0.0
+        checked = time.monotonic()
         for ts, frames in plan(records, options, stats, replayer):
             if options.speed and ts is not None:
                 if first_ts is None:
@@ -267,10 +299,15 @@ def replay(
                     wait = options.max_pause
                 if wait > 0:
                     sleep(wait)
+            now = time.monotonic()
+            if now - checked >= LOSS_CHECK:
+                check_broker(unsent=1)  # the message in hand is counted, not sent
+                checked = now
             sock.send_multipart(frames)
             done = stats.sent + stats.unmarked_sent + stats.verbatim_sent
             if on_progress is not None and done % 1024 == 0:
                 on_progress(stats)
+        check_broker(unsent=0)  # gone as the last were sent: said, and no linger for nobody
     finally:
         hearing.close()
         sock.close()

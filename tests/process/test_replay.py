@@ -436,3 +436,58 @@ def test_mark_keeps_a_payload_whose_envelope_is_not_first_byte_for_byte() -> Non
         "seq": 2,
         "replay_of": {"seq": 1},
     }
+
+
+def test_a_replay_whose_broker_goes_away_stops_and_says_how_far_it_got(
+    procs: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """The broker killed while a paced replay sent: it went on "sending" into nothing,
+    said "replayed 300 messages" and exited 0, after waiting its 30 s linger for a broker
+    that was gone. Now it notices the lost connection, stops, and one line says how many
+    messages were sent before and that the rest were not, exit 1, without the linger."""
+    import signal
+    import time
+
+    root = tmp_path / "logs"
+    clock = DemoClock(RESTORE_T0)
+    w = DemoWriter.open(root, clock=clock)
+    for i in range(300):  # 6 s at the recorded pace
+        clock.now = RESTORE_T0 + i * 0.02
+        w.message(clock.now, "coder", f"message {i}")
+    w.checkpoint(clock.now + 0.01, "end", "manual")
+    w.close()
+    other = Bus(procs, tmp_path / "other")
+    broker = other.start_broker()
+    sub = Subscriber(other)
+    try:
+        argv = ["replay", "end", "--log-dir", str(root), "--endpoint", other.front, "--speed", "1"]
+        replay = subprocess.Popen(
+            [sys.executable, "-m", "recorder.cli", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        got: list[list[bytes]] = []
+        deadline = time.monotonic() + 30
+        while len(got) < 20 and time.monotonic() < deadline:
+            if sub.sock.poll(100):
+                got.append(sub.sock.recv_multipart())
+        assert len(got) >= 20
+        broker.signal(signal.SIGKILL)
+        killed = time.monotonic()
+        out, err = replay.communicate(timeout=60)
+        assert time.monotonic() - killed < 20  # no 30 s linger for a broker that is gone
+        got += sub.drain()
+        assert replay.returncode == 1, err
+        assert out == ""
+        (line,) = err.splitlines()
+        prefix = f"persist: replay stopped: the broker at {other.front} went away after "
+        assert line.startswith(prefix), line
+        sent = int(line[len(prefix) :].split()[0])
+        assert len(got) <= sent < 300
+        assert line.endswith(
+            " messages had been sent (what it had not passed on yet is lost); the rest of "
+            "the range was NOT replayed"
+        )
+    finally:
+        sub.close()
