@@ -156,6 +156,9 @@ def _detach(options: RecorderOptions, wait: float) -> int:
     except SpawnError as exc:
         code = exc.exit_code
         return fail(str(exc), code if code is not None and code > 0 else 1)  # killed: 1
+    except KeyboardInterrupt:  # spawn_recorder stopped it
+        say("interrupted as the recorder started: it was stopped")
+        raise
     print(
         f"persist: recorder started in the background (PID {spawned.pid}), "
         f"log folder {options.log_dir}"

@@ -43,7 +43,9 @@ def spawn_recorder(
     accept_running: bool = False,  # a recorder that won a race with ours will do
 ) -> Spawned:
     """Start `persist record` detached (own session, output in `recorder.out`) and wait
-    until the folder's status says a recorder is recording. Raises `SpawnError`."""
+    until the folder's status says a recorder is recording. Raises `SpawnError`.
+    Interrupted while it waits (Ctrl-C, SIGTERM), it stops the recorder it started
+    before the interruption goes on: nobody would own it (no launcher ever stopped it)."""
     layout = Layout(options.log_dir)
     try:
         refuse_unfinished_restore(layout.root)  # before `recorder.out` is written there
@@ -96,6 +98,22 @@ def _wait_recording(
     timeout: float,
     accept_running: bool,
     out_start: int = 0,
+) -> Spawned:
+    try:
+        return _wait_for(layout, proc, timeout, accept_running, out_start)
+    except SpawnError:
+        raise  # it said what became of the recorder (stopped, or ended)
+    except BaseException:  # interrupted: the recorder not left running for nobody
+        _stop(proc)
+        raise
+
+
+def _wait_for(
+    layout: Layout,
+    proc: subprocess.Popen[bytes],
+    timeout: float,
+    accept_running: bool,
+    out_start: int,
 ) -> Spawned:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -337,12 +337,18 @@ class PersistenceLauncher:
                 self.recorder_pid = health.pid
                 self.started_recorder = False
             else:
-                spawned = spawn_recorder(
-                    self._recorder_options(),
-                    timeout=self.start_timeout,
-                    extra=self.recorder_args,
-                    accept_running=True,  # another launcher's recorder won the race
-                )
+                try:
+                    spawned = spawn_recorder(
+                        self._recorder_options(),
+                        timeout=self.start_timeout,
+                        extra=self.recorder_args,
+                        accept_running=True,  # another launcher's recorder won the race
+                    )
+                except Exception:
+                    raise
+                except BaseException:  # Ctrl-C, SIGTERM: spawn_recorder stopped it
+                    self.say("interrupted as the recorder started: it was stopped")
+                    raise
                 if spawned.ours:
                     write_owner(self.layout, spawned.pid, self.agent)
                 self.recorder_pid = spawned.pid

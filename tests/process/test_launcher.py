@@ -393,3 +393,77 @@ def test_every_launch_on_ipc_endpoints_records(tmp_path: Path) -> None:
         assert (tmp_path / "b.pub").exists()  # left behind: what the next launch must see past
     texts = [r["frames"][1]["json"]["text"] for r in journal_records(log_dir) if r["kind"] == "msg"]
     assert [t for t in texts if t.startswith("hello")] == [f"hello {n}" for n in range(3)], texts
+
+
+_INTERRUPTED = r"""
+import os, signal, sys
+
+import recorder.daemon.spawn as spawn
+
+sig, when = getattr(signal, sys.argv.pop(1)), sys.argv.pop(1)
+real = spawn.assess
+seen = []
+
+
+def assess(layout):  # the launcher waiting for the recorder it started
+    health = real(layout)
+    seen.append(health)
+    recording = health.pid is not None and health.state == "healthy"
+    if (when == "starting" and len(seen) == 3) or (when == "recording" and recording):
+        os.kill(os.getpid(), sig)
+    return health
+
+
+spawn.assess = assess
+from recorder.cli.main import main
+
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "sig", "when", "code"),
+    [
+        ("launch", "SIGTERM", "starting", 143),
+        ("launch", "SIGINT", "recording", 130),
+        ("record", "SIGINT", "starting", 130),
+    ],
+)
+def test_a_launch_interrupted_as_its_recorder_starts_stops_that_recorder(
+    tmp_path: Path, command: str, sig: str, when: str, code: int
+) -> None:
+    """SIGTERM or Ctrl-C while `persist launch` waited for the recorder it had started:
+    the launch ended (143/130, silently), the recorder ran on with no `agents/owner.json`,
+    and no launcher ever stopped it ("not started by a launcher"). Now the launch stops
+    it before it ends, and one line says so; `persist record --detach` on Ctrl-C too."""
+    import psutil
+
+    log_dir = tmp_path / "logs"
+    eps = endpoints()
+    argv = [command, "--log-dir", str(log_dir), "--broker", eps["broker"]]
+    argv += ["--publish-endpoint", eps["publish_endpoint"], "--embedded", "yes"]
+    if command == "launch":
+        argv += ["--no-tty-policy", "fresh", "--", "sleep", "30"]
+    else:
+        argv += ["--detach"]
+    run = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED, sig, when, *argv],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    left = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(log_dir) in " ".join(p.info["cmdline"] or ())
+    ]
+    for proc in left:  # not left behind by a failure
+        proc.kill()
+    assert left == []
+    assert run.returncode == code, run.stderr
+    assert not assess(Layout(log_dir)).running, run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.stderr.splitlines()[:1] == [
+        "persist: interrupted as the recorder started: it was stopped"
+    ]
