@@ -260,6 +260,22 @@ class SegmentIndex:
             self._file.close()
             self._file = None
 
+    def replaced(self) -> bool:
+        """Whether the file at `path` is no longer the one indexed: another file there
+        (the log folder removed and recorded into afresh, a copy put back) or this one
+        shorter than what was indexed (truncated). One `stat`; False while that is not
+        known (the file not opened yet, or gone a moment ago: the next listing says)."""
+        f = self._file
+        if f is None:
+            return False
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        if (st.st_dev, st.st_ino) != f.ident:
+            return True
+        return not f.compressed and st.st_size < self.end
+
     def update(self) -> int:
         """Index lines appended since the last call; returns how many."""
         try:
@@ -495,6 +511,10 @@ class Store:
     stats: StoreStats = field(default_factory=StoreStats)
     # derived files found wrong and ignored (one sentence each, for the reader to show)
     warnings: list[str] = field(default_factory=list)
+    generation: int = field(default=0, init=False)
+    """Counts the refreshes that changed the view other than by growing it at its end (a
+    segment removed, pruned, replaced by another file, truncated, or put back before
+    others): the global indices of records from before no longer hold."""
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -523,30 +543,51 @@ class Store:
 
     # -- indexing ----------------------------------------------------------------
     def refresh(self) -> int:
-        """Pick up new segments and new lines; returns the number of new lines."""
+        """Pick up new segments and new lines; returns the number of new lines. A
+        segment no longer listed (removed, pruned) leaves the view, one replaced by
+        another file or truncated is indexed afresh (one `stat` per segment tells),
+        and `generation` then counts one more (records cached by index are dropped)."""
         with self._lock:
             return self._refresh()
 
     def _refresh(self) -> int:
         t0 = time.perf_counter()
-        known = {s.number: s for s in self.segments}
         cache_dir = self.layout.index if self.cache_index else None
-        segments = list(self.segments)
-        previous_last = segments[-1] if segments else None
-        for path in list_segments(self.layout):
-            number = segment_number(path.name) or 0
-            seen = known.get(number)
-            if seen is not None and seen.path != path:
-                seen.swap(path)  # compressed since: same bytes, read from the new file
-            elif seen is None and number >= self.first_segment:
-                start = self.first_offset if number == self.first_segment else 0
-                seg = SegmentIndex(path, cache_dir, start)
-                if seg.warning:
-                    self.warnings.append(seg.warning)
-                segments.append(seg)
-        # a segment put back from the trash (`persist trash restore`) comes before the
-        # ones already open: keep journal order
-        segments.sort(key=attrgetter("number"))
+        previous = self.segments
+        previous_last = previous[-1] if previous else None
+        listed = {segment_number(p.name) or 0: p for p in list_segments(self.layout)}
+        segments: list[SegmentIndex] = []
+        changed = False  # other than grown at its end: the indices from before do not hold
+        for seg in previous:
+            path = listed.get(seg.number)
+            if path is None:  # removed, pruned, or its folder removed: its records are gone
+                changed = True
+                continue
+            if path != seg.path:
+                seg.swap(path)  # compressed since: same bytes, read from the new file
+            elif seg.replaced():  # another file at its name, or truncated: indexed afresh
+                changed = True
+                continue
+            segments.append(seg)
+            del listed[seg.number]
+        last_number = segments[-1].number if segments else -1
+        for number, path in sorted(listed.items()):
+            if number < self.first_segment:
+                continue
+            start = self.first_offset if number == self.first_segment else 0
+            seg = SegmentIndex(path, cache_dir, start)
+            if seg.warning:
+                self.warnings.append(seg.warning)
+            # a segment put back from the trash (`persist trash restore`) comes before
+            # the ones already open
+            changed = changed or number < last_number
+            segments.append(seg)
+        segments.sort(key=attrgetter("number"))  # journal order
+        if changed:
+            # records and seq runs were cached by global index: those no longer hold
+            self._cache.clear()
+            self._runs.clear()
+            self.generation += 1
         added = 0
         # Closed segments never change; only the last one grows, and the one that
         # was last until now may have grown before the recorder moved on.

@@ -59,6 +59,7 @@ class SegmentFile:
     path: Path
     size: int
     compressed: bool = False
+    ident: tuple[int, int] = (0, 0)  # (st_dev, st_ino) of the file opened
     _fd: int | None = None
 
     @property
@@ -124,6 +125,7 @@ class PlainSegment(SegmentFile):
                 raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
             raise OSError(errno.EINVAL, "not a regular file", str(path))
         self.size = st.st_size
+        self.ident = (st.st_dev, st.st_ino)
 
     def read(self, offset: int, n: int) -> bytes:
         return os.pread(self.fd, n, offset)
@@ -162,7 +164,9 @@ class CompressedSegment(SegmentFile):
 
     def _read_table(self) -> None:
         fd = self.fd
-        file_size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        file_size = st.st_size
+        self.ident = (st.st_dev, st.st_ino)
         if file_size < _HEADER.size + _TABLE_HEAD.size + _TRAILER.size:
             raise self._bad(f"only {file_size} bytes")
         skip, length, magic, frame_bytes, _flags = _HEADER.unpack(os.pread(fd, _HEADER.size, 0))
