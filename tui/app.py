@@ -10,6 +10,7 @@ together; everything pane-specific lives in `panes/`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass, field, replace
@@ -91,6 +92,9 @@ class JournalState:
     recorded: bool = False
     """Whether the journal holds a message (a recorder just started writes records of
     its own: a launch menu does not greet that as a history to come back to)."""
+    removed: bool = False
+    """The journal's segments/ folder was removed while it was open (the view is empty
+    until a journal is recorded there again: it is then loaded afresh)."""
 
 
 class PersistApp(ShowsWorkerErrors, App[Selection]):
@@ -176,6 +180,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         self._search_imported = False
         self._loading = False
         self._cp_mtime: tuple[int | None, int | None] | None = None
+        self._generation = 0  # the journal store's view the screens were told of
         self._detail_screen: DetailScreen | None = None
         self.reading = ReadingRules.load(self.log_dir)
         """How messages without an enriched sender read (Jupyter, `reading.toml`)."""
@@ -243,6 +248,8 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         state.store = message.store
         state.error = message.error
         state.loaded = True
+        state.removed = False
+        self._generation = message.store.generation if message.store is not None else 0
         state.session_checkpoints = message.session_checkpoints
         state.recorded = message.recorded
         self._set_checkpoints(message.checkpoints)
@@ -284,13 +291,54 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             if self.layout.segments.is_dir():
                 self.start_loading()
             return
-        added = state.store.refresh()
+        told = self._generation
+        added = self.refresh_journal()
+        if state.store is None or self._generation != told:
+            return  # told as loaded anew
         if self._checkpoints_mtime() != self._cp_mtime:
             checkpoints, state.session_checkpoints = journal_and_session_checkpoints(self.layout)
             self._set_checkpoints(checkpoints)
             self.journal_changed.publish("checkpoints")
         if added:
             self.journal_changed.publish("grew")
+
+    def refresh_journal(self) -> int:
+        """Refresh the journal's store (UI thread); returns the lines added. A change
+        other than growth is told to the screens at once, as the journal loaded anew,
+        so that no list shows an index the store no longer has."""
+        store = self.journal.store
+        if store is None:
+            return 0
+        added = store.refresh()
+        if store.generation != self._generation:
+            self._journal_replaced()
+        return added
+
+    def _journal_replaced(self) -> None:
+        """The journal changed under the open view other than by growing: segments
+        removed, pruned, truncated or replaced by other files (the log folder removed
+        and recorded into afresh). The store has already dropped what is gone; the
+        screens show it as loaded anew, as a TUI started now would, never records that
+        are no longer in the journal. With segments/ itself gone, the journal is
+        said to be removed until one is recorded there again (`poll` then loads it)."""
+        state = self.journal
+        store = state.store
+        assert store is not None
+        self._generation = store.generation
+        if not self.layout.segments.is_dir():
+            store.close()
+            state.store = None
+            state.removed = True
+            state.recorded = False
+        else:
+            with contextlib.suppress(OSError):  # changing still: keep what it said
+                state.recorded = holds_messages(store)
+        try:
+            checkpoints, state.session_checkpoints = journal_and_session_checkpoints(self.layout)
+        except OSError:  # removed with the folder: none to show
+            checkpoints, state.session_checkpoints = [], []
+        self._set_checkpoints(checkpoints)
+        self.journal_changed.publish("loaded")
 
     # -- background readers (one thread at a time each) --------------------------
     def with_reader(self, fn: Any) -> Any:

@@ -143,9 +143,16 @@ class CheckpointsPane(Pane):
             return
         self._activity_at = time.monotonic()
         state = self.papp.journal
+        stale = what == "loaded" and self.preview is not None
+        if stale:  # loaded anew (the journal changed under it): a preview from before
+            self.preview = None  # may show records that are gone, or call a damaged range whole
         checkpoints = timeline(state.checkpoints or [], state.session_checkpoints)
         self.checkpoint_list.set_checkpoints(checkpoints, state.pins)
         self.show_preview()  # a pin or unpin shows at once
+        cp = self.checkpoint_list.highlighted
+        if stale and cp is not None and cp.session is None:
+            self._preview_for = cp.id
+            self.load_preview(cp, self.previous_checkpoint(cp))
         has_cps = bool(checkpoints)
         self.query_one("#cp-body").display = has_cps
         self.query_one("#activity").display = has_cps
@@ -169,7 +176,11 @@ class CheckpointsPane(Pane):
         text = Text()
         if state.error:
             text.append(f"{state.error}\n\n", "bold red")
-        if state.store is None:
+        if state.store is None and state.removed:
+            text.append("The journal was removed\n", "bold red")
+            text.append(f"{papp.folder} has no segments/ folder any more\n\n", "dim")
+            text.append("Start the recorder to record a new one (this view updates by itself):\n\n")
+        elif state.store is None:
             text.append("No journal here yet\n", "bold")
             text.append(f"{papp.folder}\n\n", "dim")
             text.append("Start the recorder, then come back (this view updates by itself):\n\n")

@@ -410,7 +410,10 @@ class RecentPane(AgentSourcesPane):
             return
         store = self.papp.journal.store
         status = Text()
-        if store is None:
+        if store is None and self.papp.journal.removed:
+            status.append("✖ the journal was removed", "bold red")
+            status.append("  (segments/ is gone: a new one shows once recorded)", "dim")
+        elif store is None:
             status.append("No journal yet.", "dim")
         elif self.following:
             status.append("● following", "bold green")

@@ -340,10 +340,10 @@ class SearchPane(Pane):
         (the same ranking, longer), so the highlighted row stays where the user put it."""
         self.result = result
         self.result_hits = list(result.hits) if result else []
+        self.papp.refresh_journal()  # a change other than growth is told as loaded anew
         store = self.papp.journal.store
         self.rows = [None] * len(self.result_hits)
         if store is not None:
-            store.refresh()
             self.rows = [
                 None
                 if h.segment is None or h.offset is None

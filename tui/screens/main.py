@@ -138,6 +138,8 @@ class MainScreen(Screen[None]):
         store = papp.journal.store
         if store is not None:
             bar.append(f"  {plural(len(store), 'record')}", "")
+        elif papp.journal.removed:
+            bar.append("  journal removed", "bold red")
         cps = papp.journal.checkpoints
         if cps is not None:
             bar.append(f" · {plural(len(cps), 'checkpoint')}", "")

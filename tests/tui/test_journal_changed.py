@@ -1,0 +1,188 @@
+"""The journal's files change under an open persist-tui other than by growing: the log
+folder removed (and recorded into again), a closed segment removed, the segment being
+written truncated, old segments pruned. The open TUI used to go on showing the records
+that were gone as live ("● following") and call the journal whole; it now says the
+journal was removed while it is, and otherwise shows and names what a TUI started then
+shows (its records, its count, the missing segment in Diagnostics and the restore
+dialog). The polls are driven by hand (`app.poll()`): no timing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from recorder.cli.main import main
+from recorder.store.layout import Layout, list_segments
+from recorder.store.reader import open_store
+from tests.demo_journal import BASE_TS, DemoWriter
+from tests.screenshots import settle
+from tests.tui_fixtures import main_screen, make_app, pilot_test, plain, screen_chars
+from tui.app import PersistApp
+from tui.screens.restore import RestoreScreen
+
+SIZE = (120, 36)
+
+
+def journal(root: Path, word: str, n: int, *, segment_bytes: int = 64 << 20) -> None:
+    w = DemoWriter.open(root, segment_bytes=segment_bytes, clock=lambda: BASE_TS)
+    for i in range(1, n + 1):
+        w.message(BASE_TS + i, word.lower(), f"{word} {i} " + "x" * 60)
+    w.checkpoint(BASE_TS + n + 0.5, f"{word.lower()}cp", "manual")
+    w.close()
+
+
+def fresh_count(root: Path) -> int:
+    with open_store(root) as store:
+        return len(store)
+
+
+def recent_status(app: PersistApp) -> str:
+    return plain(main_screen(app).recent_pane.query_one("#recent-status"), 300)
+
+
+def top_bar(app: PersistApp) -> str:
+    return plain(main_screen(app).query_one("#top-bar"), 300)
+
+
+@pilot_test
+async def test_the_log_folder_removed_then_recorded_into_again(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    journal(root, "OLD", 5)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+        assert "OLD 5" in screen_chars(app) and "● following" in recent_status(app)
+
+        shutil.rmtree(root)
+        app.poll()
+        await settle(pilot)
+        shown = screen_chars(app)
+        assert "OLD" not in shown, shown
+        assert "the journal was removed" in recent_status(app)
+        assert "record" not in top_bar(app) and "journal removed" in top_bar(app)
+        await pilot.press("1")
+        await settle(pilot)
+        assert "The journal was removed" in screen_chars(app)
+        assert "oldcp" not in screen_chars(app)
+
+        journal(root, "NEW", 2)
+        app.poll()  # segments/ is back: loaded as a TUI started now loads it
+        await settle(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+        shown = screen_chars(app)
+        assert "NEW 1" in shown and "NEW 2" in shown and "OLD" not in shown, shown
+        assert f"● following  {fresh_count(root)} records" in recent_status(app)
+        await pilot.press("1")
+        await settle(pilot)
+        assert "newcp" in screen_chars(app) and "oldcp" not in screen_chars(app)
+
+
+@pilot_test
+async def test_the_log_folder_replaced_between_two_polls(tmp_path: Path) -> None:
+    """Removed and recorded into again before the next poll: seg-000001.jsonl is another
+    file at the same name (the TUI held the deleted one open and read on through it)."""
+    root = tmp_path / "logs"
+    journal(root, "OLD", 5)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+        assert "OLD 5" in screen_chars(app)
+        shutil.rmtree(root)
+        journal(root, "NEW", 2)
+        app.poll()
+        await settle(pilot)
+        shown = screen_chars(app)
+        assert "NEW 2" in shown and "OLD" not in shown, shown
+        assert f"● following  {fresh_count(root)} records" in recent_status(app)
+        assert f"{fresh_count(root)} records" in top_bar(app)
+        assert app.journal.checkpoints is not None
+        assert [cp.label for cp in app.journal.checkpoints] == ["newcp"]
+
+
+@pilot_test
+async def test_a_closed_segment_removed_is_named_in_diagnostics_and_the_restore_dialog(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "logs"
+    journal(root, "message", 120, segment_bytes=4096)
+    segments = list_segments(Layout(root))
+    assert len(segments) > 4
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        assert "no missing segment" in screen_chars(app)
+        before = len(app.journal.store or ())
+
+        segments[1].unlink()  # seg-000002.jsonl, closed
+        app.poll()
+        await settle(pilot)
+        assert len(app.journal.store or ()) == fresh_count(root) < before
+        assert f"{fresh_count(root):,} records" in top_bar(app)
+        await pilot.press("1")  # Diagnostics looks at the journal each time it is shown
+        await pilot.press("4")
+        await settle(pilot)
+        shown = screen_chars(app)
+        assert "seg-000002.jsonl is missing from segments/" in shown, shown
+
+        await pilot.press("1")
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, RestoreScreen)
+        said = plain(app.screen.query_one("#restore-integrity"), 300)
+        assert "seg-000002.jsonl is missing" in said, said
+
+
+@pilot_test
+async def test_the_segment_being_written_truncated_lists_no_row_past_its_end(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "logs"
+    journal(root, "message", 40)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+        assert "message 40 " in screen_chars(app)
+        seg = list_segments(Layout(root))[-1]
+        data = seg.read_bytes()
+        os.truncate(seg, data.index(b"message 20 "))  # inside message 20's line
+        app.poll()
+        await settle(pilot)
+        recent = main_screen(app).recent_pane
+        shown = screen_chars(app)
+        assert "message 19 " in shown and "message 20 " not in shown, shown
+        assert recent.messages.row_count == 19  # messages 1-19 (bookkeeping hidden)
+        await pilot.press("enter")  # the row under the cursor is one still there
+        await settle(pilot)
+        assert "message 19 " in screen_chars(app)
+
+
+@pilot_test
+async def test_pruned_records_leave_the_open_view(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    journal(root, "message", 200, segment_bytes=4096)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+        before = len(app.journal.store or ())
+        assert main(["prune", "--max-size", "12K", "--log-dir", str(root)]) == 0
+        app.poll()
+        await settle(pilot)
+        assert len(app.journal.store or ()) == fresh_count(root) < before
+        assert f"● following  {fresh_count(root)} records" in recent_status(app)
+        await pilot.press("4")
+        await settle(pilot)
+        shown = screen_chars(app)
+        assert "no missing segment" in shown and "is missing" not in shown, shown
