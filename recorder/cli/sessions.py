@@ -205,6 +205,11 @@ def cmd_protect(args: argparse.Namespace) -> int:
         )
         if result.new_versions and not r.deleted:
             state += f", {result.new_versions} rewritten file(s) kept as a new version"
+        bad = r.session.bad_lines
+        if bad:  # copied byte for byte: what the listing names, the copy holds as it is
+            state += (
+                f", {bad} unreadable line{'s kept as they are' if bad > 1 else ' kept as it is'}"
+            )
         if problems:
             failed += 1
             say(f"{r.session.key}: the copy does not verify: {'; '.join(problems)}")
@@ -216,6 +221,8 @@ def cmd_protect(args: argparse.Namespace) -> int:
                     "new_versions": result.new_versions,
                     "verified": True,
                     "deleted_by_agent": r.deleted,
+                    # lines that are not JSON records, copied byte for byte as they are
+                    "unreadable_lines": r.session.bad_lines,
                 }
             )
         else:

@@ -1119,3 +1119,28 @@ def test_a_fork_keeps_integers_beyond_64_bits_as_written(tmp_path: Path) -> None
     codex_lines = [json.loads(x) for x in forks[tid].read_text().splitlines()]
     assert codex_lines and all(x["_n"] == BIG for x in codex_lines)
     assert {p: p.read_bytes() for p in originals} == originals  # never modified
+
+
+def test_protect_says_the_unreadable_lines_it_keeps_as_they_are(tmp_path: Path) -> None:
+    """The real v2.1.5 file with 35 broken lines: `sessions`, `fork` and `export` named
+    them, `protect` copied them byte for byte and said only "N new bytes, verified"."""
+    real = Path(os.environ.get("PERSIST_REALDATA", "/work/shared/realdata")) / "claude"
+    broken = real / "v2.1.5_m-claude_3af9b1a7_compact-boundary_BROKEN-LINES.jsonl"
+    if not broken.exists():
+        pytest.skip(f"no real data at {broken}")
+    sid = "3af9b1a7-6512-4883-ad18-320658ced099"
+    folder = tmp_path / "claude" / "projects" / "-Users-x"
+    folder.mkdir(parents=True)
+    shutil.copyfile(broken, folder / f"{sid}.jsonl")
+    assert listed(tmp_path)[sid]["unreadable_lines"] == 35
+    out = persist(tmp_path, "protect", sid)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"protected claude:{sid}: "), out.stdout
+    assert ", 35 unreadable lines kept as they are, verified" in out.stdout, out.stdout
+    [copy] = (tmp_path / "log").rglob("main.v*.gz")
+    assert gzip.decompress(copy.read_bytes()) == broken.read_bytes()  # byte for byte
+    out = persist(tmp_path, "protect", sid, "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["unreadable_lines"] == 35, out.stdout
+    fine = make_claude(tmp_path)
+    out = persist(tmp_path, "protect", fine.session_id)
+    assert out.returncode == 0 and "unreadable" not in out.stdout, out.stdout

@@ -493,3 +493,33 @@ async def test_sessions_under_a_folder_not_named_in_utf8_are_listed_and_previewe
         sessions.cursor = at
         await pilot.pause(0.05)
         assert "postgres vacuum" in await shows(pilot, preview, "postgres vacuum")
+
+
+@pilot_test
+async def test_a_session_with_unreadable_lines_is_flagged_on_its_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`persist sessions` flags "(2 unreadable lines)" before the title; the screen's row
+    said nothing of them."""
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    c = ClaudeSession(tmp_path / "claude", cwd="/home/me/web")
+    c.user("why is the cache cold")
+    c.assistant(text("The TTL is one second."))
+    c.write()
+    assert c.path is not None
+    lines = c.path.read_text().splitlines()
+    lines[1:1] = ['{"type": "user", "uuid": "torn', "\x00garbage"]
+    c.path.write_text("".join(x + "\n" for x in lines))
+    fine = ClaudeSession(tmp_path / "claude", cwd="/home/me/api")
+    fine.t -= 86400  # older: the second row
+    fine.user("add a health check")
+    fine.write()
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        _screen, sessions = await open_sessions(pilot, app)
+        assert [r.session.id for r in sessions.rows] == [c.session_id, fine.session_id]
+        row = sessions.render_row(0, 100).plain
+        assert "(2 unreadable lines) why is the cache cold" in row, row
+        narrow = sessions.render_row(0, 50).plain  # the flag before the title: never cut
+        assert "(2 unreadable lines)" in narrow, narrow
+        assert "unreadable" not in sessions.render_row(1, 100).plain

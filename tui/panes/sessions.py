@@ -64,6 +64,8 @@ class SessionList(VirtualList):
             text.append("deleted ", "bold red")
         elif r.protected:
             text.append("kept ", "green")
+        if s.bad_lines:  # before the title, as `persist sessions` flags it: never cut off
+            text.append(f"({s.bad_lines} unreadable line{'s' * (s.bad_lines > 1)}) ", "yellow")
         title = s.shown_title or "(untitled)"
         if s.subagent:  # listed on its own: its session has no file any more
             label = f"  sub-agent of {sanitize(s.parent_id)[:8]} (file gone)"  # escaped, then cut
