@@ -75,8 +75,11 @@ def _iso(ts: float | None) -> str | None:
 
 
 def row_json(r: SessionRow) -> dict[str, Any]:
+    from recorder.sources.fork import fork_hint, resume_fork_reason
+
     s = r.session
     data = session_to_json(s)
+    through_fork = resume_fork_reason(s, deleted=r.deleted) if s.resumable else ""
     return {
         "key": s.key,
         **{k: data[k] for k in ("source", "id", "title_kind", "project_path", "path")},
@@ -96,7 +99,9 @@ def row_json(r: SessionRow) -> dict[str, Any]:
         "agent_cleanup_at": _iso(r.expires),
         # the rule that date follows, or what makes the agent delete it at its next start
         "agent_cleanup_reason": r.cleanup_why or None,
-        "resume": s.resume_shell() if s.resumable else None,
+        # null too when it resumes only through a fork: `resume_through_fork` says why
+        "resume": s.resume_shell() if s.resumable and not through_fork else None,
+        "resume_through_fork": fork_hint(s, through_fork) if through_fork else None,
         "resumable": None if s.unread else s.resumable,
         "unreadable": s.unread or None,  # why its file could not be read (strerror)
         # a sub-agent's conversation listed on its own: its session, whose file is gone
@@ -169,6 +174,8 @@ def _title(s: Session) -> str:
     title = s.shown_title or "(untitled)"
     if s.subagent:
         title = f"sub-agent of {shown(s.parent_id)[:8]} (file gone): {title}"
+    elif s.resumable and s.fork_to_resume:  # `claude --resume <id>` would not find it
+        title = f"(resumes through a fork) {title}"
     if s.bad_lines:  # before the title: a column's cut never hides it
         title = f"({s.bad_lines} unreadable line{'s' * (s.bad_lines > 1)}) {title}"
     return title

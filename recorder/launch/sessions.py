@@ -4,8 +4,10 @@ The launch menu offers the sessions the agent keeps for this project (its cwd), 
 first. The latest point of a session resumes it as it is (`claude --resume <id>`,
 `gemini --resume <id>`, `codex resume <id>`); an earlier point, or a session that only
 survives in our copy, is forked first (`recorder.sources.fork`: a new session file,
-read back with our parser) and the fork is resumed. The fork's id is chosen before the
-confirmation, so the command the confirmation shows is the one that runs.
+read back with our parser) and the fork is resumed; so is one the agent would not find
+by its id (a Claude file not named `<id>.jsonl`), at any point, as `persist fork` does.
+The fork's id is chosen before the confirmation, so the command the confirmation shows
+is the one that runs.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 
 from recorder.errors import PersistError
 from recorder.sources.discover import Roots
-from recorder.sources.fork import ForkResult, fork_row, not_resumable
+from recorder.sources.fork import ForkResult, fork_row, not_resumable, resume_fork_reason
 from recorder.sources.listing import SessionNotFound, SessionRow, find_session, list_sessions
 from recorder.sources.model import Source, shell_line
 from recorder.store.layout import Layout
@@ -127,8 +129,10 @@ def resume_argv(command: Sequence[str], source: Source, session_id: str) -> list
 
 
 def needs_fork(row: SessionRow, at: int | None) -> bool:
-    """An earlier point (`at` not None), or a session only our copy holds."""
-    return at is not None or row.deleted
+    """An earlier point (`at` not None), or a session that resumes only through a fork
+    (`resume_fork_reason`: one only our copy holds, a Claude file not named by its id),
+    as `persist fork` forks it."""
+    return at is not None or bool(resume_fork_reason(row.session, deleted=row.deleted))
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from recorder.sources.claude_messages import (
 )
 from recorder.sources.jsonl import is_regular, iter_objects, read_bytes, time_span
 from recorder.sources.model import (
+    CLAUDE_SESSION_STEM,
     ReadReport,
     Session,
     Source,
@@ -88,7 +89,7 @@ KNOWN = CONVERSATION | frozenset(
 )
 _AGENT_NAME = re.compile(r"\Aagent-[A-Za-z0-9_-]+\.jsonl\Z")
 # `<sessionId>.jsonl`: the id `claude --resume` looks the file up by
-_SESSION_STEM = re.compile(r"\A[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z")
+_SESSION_STEM = CLAUDE_SESSION_STEM
 
 
 def default_root() -> Path:

@@ -87,6 +87,21 @@ def not_resumable(s: Session) -> str:
     return f"{s.key} {why}; {export}"
 
 
+def resume_fork_reason(s: Session, *, deleted: bool = False) -> str:
+    """Why a resumable session resumes only through a fork (`fork` writes one even at
+    its last message; the launch menu and the TUI fork it when it is chosen), "" when
+    the agent's own resume command resumes it: one only our copy holds (`deleted`), or
+    one the agent would not find by its id (`Session.fork_to_resume`)."""
+    if deleted:
+        return "deleted by the agent: only our copy holds it"
+    return s.fork_to_resume
+
+
+def fork_hint(s: Session, why: str) -> str:
+    """`why`, and the command that writes the fork and gives its resume command."""
+    return f"{why}; `persist fork {shell_quote(s.key)}` writes a fork and gives its resume command"
+
+
 def choose(t: Transcript, at: str | None) -> SessionMessage:
     """The message to fork (or export) up to: its seq number, its agent uuid (or a
     unique prefix of it); None = the last message."""
@@ -139,8 +154,7 @@ def fork(
     if not s.resumable:
         raise ForkError(not_resumable(s))
     msg = choose(t, at)
-    unnamed = s.source is Source.CLAUDE and claude.named_session_id(s.path) != s.id
-    if msg is t.messages[-1] and not always and not unnamed:
+    if msg is t.messages[-1] and not always and not s.fork_to_resume:
         return ForkResult(s.id, s.path, len(t.messages), msg, s.resume_shell(), True, t.report)
     folder = target_dir or s.path.parent
     if s.source is not Source.CODEX:  # a Codex fork's folder is its date's (`_fork_codex`)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from recorder.store.secrets import redacted_text
 from recorder.store.shell import shell_quote
 
 TITLE_CHARS = 200  # a prompt's characters kept as a session's title
+CLAUDE_SESSION_STEM = re.compile(r"\A[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z")
+"""The name (without `.jsonl`) Claude Code gives a session's file: its id, a UUID."""
 
 
 def prompt_title(text: str) -> str:
@@ -248,6 +251,23 @@ class Session:
         """The title as listings show it: a first prompt can hold an API key, which shows
         as `[REDACTED:kind]` (as message texts do)."""
         return redacted_text(self.title)
+
+    @property
+    def fork_to_resume(self) -> str:
+        """Why the agent's own resume command would not find this session by its id, so
+        that it resumes only through a fork (`persist fork` writes one at its last
+        message too); "" when it finds it. A Claude file not named `<id>.jsonl` (a copy
+        under another name): `claude --resume <id>` looks for that name, and finds the
+        original or nothing."""
+        if self.source is not Source.CLAUDE:
+            return ""
+        stem = self.path.stem if CLAUDE_SESSION_STEM.match(self.path.stem) else ""
+        if stem == self.id:
+            return ""
+        return (
+            f"its file {name_id(self.path.name)} is not named {self.id}.jsonl, "
+            "the name Claude Code's --resume looks for"
+        )
 
     def resume_shell(self) -> str:
         """The command to type: resume is scoped to the project, so it starts there."""

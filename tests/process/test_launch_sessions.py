@@ -252,3 +252,48 @@ def test_launch_warns_only_for_the_namesake_a_running_claude_is_in(
         assert ran(tmp_path, "claude") == (s.cwd, ["--resume", s.session_id])
         assert (f"PID {os.getpid()}" in out.stderr) is warned, out.stderr
         assert (warning in out.stderr) is warned, out.stderr
+
+
+def test_launch_session_of_a_claude_file_not_named_by_its_id_resumes_a_fork(
+    tmp_path: Path, procs: Callable[..., Proc]
+) -> None:
+    """`backup-of-<id>.jsonl` (the original gone): `claude --resume <id>` finds no
+    `<id>.jsonl`. `launch --session` ran it anyway; now it forks the copy at its latest
+    point, as `persist fork` does, and resumes the fork."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    c = ClaudeSession(tmp_path / "claude", cwd=str(proj))
+    for i in range(2):
+        c.user(f"question {i}")
+        c.assistant(text(f"answer {i}"))
+    c.write()
+    assert c.path is not None
+    copy = c.path.with_name(f"backup-of-{c.session_id}.jsonl")
+    c.path.rename(copy)
+    original = copy.read_bytes()
+    log_dir = tmp_path / "log"
+    eps = endpoints()
+    procs(
+        "record", "--log-dir", str(log_dir), "--broker", eps["broker"], "--embedded", "yes",
+        "--publish-endpoint", eps["publish_endpoint"], "--search-index", "off", name="recorder",
+    )  # fmt: skip
+    wait_for(lambda: healthy(log_dir), timeout=30, what="recorder")
+    env = {
+        **os.environ,
+        "CLAUDE_CONFIG_DIR": str(tmp_path / "claude"),
+        "PATH": f"{fake_agents(tmp_path)}:{os.environ['PATH']}",
+        "FAKE_AGENT_LOG": str(tmp_path / "agent.log"),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "launch", "--log-dir", str(log_dir),
+         "--session", c.session_id[:8], "--", "claude"],
+        capture_output=True, text=True, env=env, cwd=proj, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 3, out.stderr  # the fake agent's exit code
+    cwd, argv = ran(tmp_path, "claude")
+    assert cwd == str(proj) and argv[0] == "--resume" and argv[1] != c.session_id, argv
+    fork_path = copy.with_name(f"{argv[1]}.jsonl")
+    assert f"forked claude:{c.session_id} at message 3 into {fork_path}" in out.stderr
+    back = claude.read_transcript(fork_path)
+    assert [m.text for m in back.messages] == ["question 0", "answer 0", "question 1", "answer 1"]
+    assert copy.read_bytes() == original

@@ -187,6 +187,8 @@ def test_protect_copies_incrementally_and_survives_deletion(tmp_path: Path) -> N
     rows = listed(tmp_path)
     row = rows[s.session_id]
     assert row["deleted_by_agent"] and row["protected"] and row["messages"] == 10
+    # its file is gone: no `claude --resume`, the fork that writes it back from our copy
+    assert row["resume"] is None and "deleted by the agent" in row["resume_through_fork"]
     out = persist(tmp_path, "protect", "--all", "--json")
     assert json.loads(out.stdout)["deleted_by_agent"] is True
     # ... and forkable back from the copy into the agent's folder
@@ -1144,3 +1146,54 @@ def test_protect_says_the_unreadable_lines_it_keeps_as_they_are(tmp_path: Path) 
     fine = make_claude(tmp_path)
     out = persist(tmp_path, "protect", fine.session_id)
     assert out.returncode == 0 and "unreadable" not in out.stdout, out.stdout
+
+
+def test_a_claude_file_not_named_by_its_id_resumes_through_a_fork_everywhere(
+    tmp_path: Path,
+) -> None:
+    """A copy under another name (`backup-of-<id>.jsonl`, the original gone): `claude
+    --resume <id>` looks for `<id>.jsonl` and finds nothing. `persist fork` forked it,
+    but the listing's "resume" and the launch plan offered that plain resume."""
+    from recorder.launch.sessions import carry_out, find_row, plan
+    from recorder.sources.discover import Roots
+    from recorder.store.layout import Layout
+
+    proj = tmp_path / "proj"
+    s = make_claude(tmp_path)
+    assert s.path is not None
+    copy = s.path.with_name(f"backup-of-{s.session_id}.jsonl")
+    s.path.rename(copy)
+    fine = make_claude(tmp_path)
+    rows = listed(tmp_path)
+    row = rows[s.session_id]
+    assert row["path"] == str(copy) and row["resumable"] is True
+    assert row["resume"] is None, row
+    why = row["resume_through_fork"]
+    assert f"backup-of-{s.session_id}.jsonl is not named {s.session_id}.jsonl" in why, why
+    assert f"persist fork claude:{s.session_id}" in why, why
+    assert rows[fine.session_id]["resume"] == f"cd {proj} && claude --resume {fine.session_id}"
+    assert rows[fine.session_id]["resume_through_fork"] is None
+    out = persist(tmp_path, "sessions")
+    [line] = [x for x in out.stdout.splitlines() if x.startswith(f"claude  {s.session_id[:8]}")]
+    assert "(resumes through a fork) question 0" in line, line
+    [line] = [x for x in out.stdout.splitlines() if x.startswith(f"claude  {fine.session_id[:8]}")]
+    assert "fork" not in line, line
+    # what `persist fork` gives: a fork at the last message, and its resume command
+    forked = json.loads(persist(tmp_path, "fork", s.session_id, "--json").stdout)
+    assert forked["forked"] and forked["resume"] == f"cd {proj} && claude --resume {forked['id']}"
+    # the launch menu and `launch --session` (`plan`, `carry_out`): a fork, resumed
+    roots = Roots(tmp_path / "claude", None, None)
+    layout = Layout(tmp_path / "log")
+    found = find_row(roots, layout, f"claude:{s.session_id}")
+    wanted = plan(found, ["claude", "--model", "opus"], None)
+    assert wanted.new_id is not None and wanted.new_id != s.session_id
+    done = carry_out(layout, found, wanted)
+    assert done.fork is not None and done.fork.path == copy.with_name(f"{wanted.new_id}.jsonl")
+    assert done.plan.argv == ["claude", "--resume", wanted.new_id, "--model", "opus"]
+    back = claude.read_transcript(done.fork.path)
+    assert back.session.id == wanted.new_id
+    assert [m.text for m in back.messages] == [
+        m.text for m in claude.read_transcript(copy).messages
+    ]
+    kept = find_row(roots, layout, f"claude:{fine.session_id}")  # named by its id: as it is
+    assert plan(kept, ["claude"], None).new_id is None

@@ -353,3 +353,58 @@ async def test_a_point_of_tool_calls_reads_as_the_lists_read_it(tmp_path: Path) 
         await wait_until(pilot, lambda: points.messages, "the messages")
         row = points.render_row(0, 100).plain
         assert row.rstrip().endswith('⚙ TodoWrite(todos=["write","test"])'), row
+
+
+@pilot_test
+async def test_a_claude_file_not_named_by_its_id_is_forked_even_at_its_latest_point(
+    tmp_path: Path,
+) -> None:
+    """A copy under another name (`copie-résumé.jsonl`, the original gone): `claude
+    --resume <id>` finds no `<id>.jsonl`. The menu resumed it as it is, as `persist
+    fork` no longer does: the latest point forks it too, and the fork is resumed."""
+    proj = tmp_path / "proj"
+    [c] = sessions(tmp_path, proj, 1)
+    assert c.path is not None
+    copy = c.path.with_name("copie-résumé.jsonl")
+    c.path.rename(copy)
+    roots = Roots(tmp_path / "claude", None, None)
+    log_dir = demo_dir(tmp_path)
+    command = ["claude"]
+    app = make_app(
+        log_dir, launch=True, agent="claude", agent_command=command, project=str(proj), roots=roots
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        menu = await menu_with_sessions(pilot, app)
+        option = menu.get_option(f"session:claude:{c.session_id}")
+        assert "resumes through a fork (copie-résumé.jsonl)" in str(option.prompt)
+        menu.highlighted = menu.get_option_index(f"session:claude:{c.session_id}")
+        await pilot.press("enter")
+        points_screen = app.screen
+        assert isinstance(points_screen, SessionPointsScreen)
+        points = points_screen.query_one(PointList)
+        await wait_until(pilot, lambda: points.messages, "the messages")
+        assert "fork" in points.render_row(0, 80).plain  # the latest point forks too
+        assert "resume " not in points.render_row(0, 80).plain
+        head = plain(points_screen.query_one("#points-title"))
+        assert "copie-résumé.jsonl is not named" in head, head
+        await pilot.press("enter")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ResumeScreen) and dialog.plan.new_id
+        new_id = dialog.plan.new_id
+        summary = plain(dialog.query_one("#resume-summary"))
+        assert f"a new session {new_id} from it (its file copie-résumé.jsonl" in summary
+        assert f"Runs  cd {proj} && claude --resume {new_id}" in summary, summary
+        assert f"--resume {c.session_id}" not in summary
+        await pilot.press("y")
+        await pilot.pause()
+    chosen = app.return_value
+    assert chosen is not None and chosen.kind is LaunchChoice.SESSION
+    assert chosen.command == ["claude", "--resume", new_id] and chosen.at is None
+    back = Selection.from_json(orjson.loads(terminal_json(chosen.to_json())))
+    assert back.session is not None
+    row = find_row(roots, Layout(log_dir), back.session)
+    done = carry_out(Layout(log_dir), row, plan(row, command, back.at, back.new_id))
+    assert done.fork is not None and done.fork.path == copy.with_name(f"{new_id}.jsonl")
+    assert done.plan.argv == ["claude", "--resume", new_id]
+    assert claude.read_transcript(done.fork.path).session.id == new_id

@@ -523,3 +523,27 @@ async def test_a_session_with_unreadable_lines_is_flagged_on_its_row(
         narrow = sessions.render_row(0, 50).plain  # the flag before the title: never cut
         assert "(2 unreadable lines)" in narrow, narrow
         assert "unreadable" not in sessions.render_row(1, 100).plain
+
+
+@pilot_test
+async def test_r_on_a_claude_file_not_named_by_its_id_gives_the_fork_not_the_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`backup-of-<id>.jsonl` (the original gone): `r` showed `claude --resume <id>`,
+    which finds no `<id>.jsonl`; `persist fork` forks it."""
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    c = ClaudeSession(tmp_path / "claude", cwd="/home/me/web")
+    c.user("rotate the logs")
+    c.assistant(text("logrotate it is"))
+    c.write()
+    assert c.path is not None
+    c.path.rename(c.path.with_name(f"backup-of-{c.session_id}.jsonl"))
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        _screen, sessions = await open_sessions(pilot, app)
+        assert [r.session.id for r in sessions.rows] == [c.session_id]
+        await pilot.press("r")
+        shown = " ".join(await toasts(pilot))
+        assert f"persist fork claude:{c.session_id}" in shown, shown
+        assert f"backup-of-{c.session_id}.jsonl is not named" in shown, shown
+        assert f"claude --resume {c.session_id}" not in shown.replace("\n", " "), shown

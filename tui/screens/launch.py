@@ -157,6 +157,8 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
             s = r.session
             last = s.last_ts or s.mtime
             mark = " · deleted by the agent, from our copy" if r.deleted else ""
+            if not r.deleted and s.fork_to_resume:  # `claude --resume <id>` would not find it
+                mark = f" · resumes through a fork ({one_line(s.path.name)})"
             count = plural(s.message_count, "message")
             detail = Text(f"{clock.ago(last)} · {count} · {one_line(s.id[:8])}{mark}", "dim")
             title = f"Resume {name}: "

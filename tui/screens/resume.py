@@ -20,7 +20,7 @@ from textual.widgets import Button, Footer, Static
 
 from recorder.export.render import record_text
 from recorder.launch.selection import Selection
-from recorder.launch.sessions import ResumePlan, plan
+from recorder.launch.sessions import ResumePlan, needs_fork, plan
 from recorder.sources.journal_view import to_record
 from recorder.sources.listing import SessionRow, read_row
 from recorder.sources.model import SessionMessage
@@ -42,9 +42,10 @@ for secrets, which show as [REDACTED:kind] as everywhere else."""
 class PointList(VirtualList):
     """A session's messages, newest first: each row a point to resume from."""
 
-    def __init__(self, papp: PersistApp, *, id: str | None = None) -> None:
+    def __init__(self, papp: PersistApp, *, forks: bool = False, id: str | None = None) -> None:
         super().__init__(id=id)
         self.papp = papp
+        self.forks = forks  # the latest point forks too (`needs_fork`)
         self.messages: list[SessionMessage] = []
 
     def show(self, messages: list[SessionMessage]) -> None:
@@ -62,7 +63,8 @@ class PointList(VirtualList):
         text.append(f"{m.seq:>5} ", "dim")
         text.append(f"{self.papp.clock.stamp(m.ts)[-8:] if m.ts else '':<9}", "dim")
         text.append(f"{m.sender.value:<10}", SENDER_STYLES.get(m.sender.value, "bold"))
-        text.append("resume  " if row == 0 else "fork    ", "green" if row == 0 else "yellow")
+        resumes = row == 0 and not self.forks
+        text.append("resume  " if resumes else "fork    ", "green" if resumes else "yellow")
         words = record_text(to_record(m))  # its tool calls when it has no text
         text.append(one_line(redacted_text(words[:ROW_CHARS]) or "(empty)", max(10, width)))
         text.truncate(width)
@@ -97,6 +99,8 @@ class SessionPointsScreen(ShowsWorkerErrors, Screen[Selection | None]):
         head.append(f"\n{one_line(f'{s.key} · {s.project_path}')}", "dim")
         if self.row.deleted:
             head.append("\ndeleted by the agent: our copy is forked back", "bold red")
+        elif s.fork_to_resume:
+            head.append(f"\n{one_line(s.fork_to_resume)}: every point forks it", "yellow")
         head.append(
             "\nEnter on the latest message resumes the session; on an earlier one it forks "
             "the session there (a new session, the original untouched) and resumes that.",
@@ -104,7 +108,7 @@ class SessionPointsScreen(ShowsWorkerErrors, Screen[Selection | None]):
         )
         yield Static(head, id="points-title")
         yield Static("Reading the session…", id="points-status", classes="status-line")
-        yield PointList(self.papp, id="points-list")
+        yield PointList(self.papp, forks=needs_fork(self.row, None), id="points-list")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -207,6 +211,8 @@ class ResumeScreen(ModalScreen[bool]):
         ]
         if p.new_id:
             source = "our copy (the agent deleted it)" if self.row.deleted else "it"
+            if p.at is None and not self.row.deleted:  # the latest point: not found by its id
+                source += f" ({s.fork_to_resume})"
             rows.append(
                 (
                     "Writes",

@@ -196,6 +196,10 @@ def notify_resume(node: Widget, row: SessionRow) -> None:
     elif row.deleted:
         fork = f"persist fork {shell_quote(row.session.key)}"  # as it must be typed
         node.notify(f"{fork}  (writes it back from our copy)")
+    elif row.session.fork_to_resume:  # the agent's resume would not find it by its id
+        fork = f"persist fork {shell_quote(row.session.key)}"
+        why = row.session.fork_to_resume
+        node.notify(f"{fork}  (resumes it through a fork: {why})", title="Resume with")
     else:
         node.notify(row.session.resume_shell(), title="Resume with")
 
