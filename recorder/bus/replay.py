@@ -65,9 +65,10 @@ class BrokerLost(ReplayError):
     """The broker went away while the replay sent: it stopped there; `stats` holds what
     was sent before (some of it perhaps never passed on), the rest was not sent."""
 
-    def __init__(self, message: str, stats: ReplayStats) -> None:
+    def __init__(self, message: str, stats: ReplayStats, done: int) -> None:
         super().__init__(message)
         self.stats = stats
+        self.done = done  # messages sent before it stopped (the one in hand not among them)
 
 
 LOSS_CHECK = 0.05
@@ -263,19 +264,25 @@ def replay(
     hearing = Hearing(sock, options.endpoint)
     t0 = time.monotonic()
 
-    def check_broker(unsent: int) -> None:
+    sent_so_far = (0, 0, 0)  # sent, unmarked_sent, verbatim_sent once the last send returned
+
+    def check_broker() -> None:
         """BrokerLost once the connection that heard us ended (the broker killed, its
         port taken over): messages sent from then on would be dropped without a word,
-        as what was queued for it is, and a close would wait `linger` for nobody."""
+        as what was queued for it is, and a close would wait `linger` for nobody. The
+        stats then count what was sent (not the message in hand)."""
         hearing.listen()
         if hearing.losses > losses_before:
             sock.linger = 0
-            done = stats.sent + stats.unmarked_sent + stats.verbatim_sent - unsent
+            stats.sent, stats.unmarked_sent, stats.verbatim_sent = sent_so_far
+            stats.seconds = time.monotonic() - t0
+            done = sum(sent_so_far)
             raise BrokerLost(
                 f"replay stopped: the broker at {options.endpoint} went away after "
                 f"{done} message{'' if done == 1 else 's'} had been sent (what it had not "
                 "passed on yet is lost); the rest of the range was NOT replayed",
                 stats,
+                done,
             )
 
     losses_before = 0
@@ -301,13 +308,14 @@ def replay(
                     sleep(wait)
             now = time.monotonic()
             if now - checked >= LOSS_CHECK:
-                check_broker(unsent=1)  # the message in hand is counted, not sent
+                check_broker()  # the message in hand is not sent
                 checked = now
             sock.send_multipart(frames)
+            sent_so_far = (stats.sent, stats.unmarked_sent, stats.verbatim_sent)
             done = stats.sent + stats.unmarked_sent + stats.verbatim_sent
             if on_progress is not None and done % 1024 == 0:
                 on_progress(stats)
-        check_broker(unsent=0)  # gone as the last were sent: said, and no linger for nobody
+        check_broker()  # gone as the last were sent: said, and no linger for nobody
     finally:
         hearing.close()
         sock.close()

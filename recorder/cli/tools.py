@@ -162,7 +162,7 @@ def _damage_exit(args: argparse.Namespace, damaged: bool) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from recorder.bus.publisher import ConnectFailed
-    from recorder.bus.replay import ReplayError, ReplayOptions, replay
+    from recorder.bus.replay import BrokerLost, ReplayError, ReplayOptions, replay
     from recorder.export.writers import ExportError
     from recorder.store.checkpoints import resolve_checkpoint
     from recorder.store.ranges import journal_range
@@ -208,6 +208,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
             stats = replay(store.records(rng.start, rng.stop), options)
     except ConnectFailed as exc:  # an address libzmq cannot read: the option's fault
         return fail(f"--endpoint: {exc}", 2)
+    except BrokerLost as exc:
+        if args.json:  # what a script reads: how far it got, and that it stopped, and why
+            print_json(
+                {
+                    **exc.stats.to_json(),
+                    "stopped": "broker_lost",
+                    "error": str(exc),
+                }
+            )
+            sys.stdout.flush()
+        return fail(str(exc))
     except ReplayError as exc:
         return fail(str(exc))
     damage = _replay_damage(store, rng, stats, writer_running=assess(layout).running)

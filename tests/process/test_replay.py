@@ -438,13 +438,16 @@ def test_mark_keeps_a_payload_whose_envelope_is_not_first_byte_for_byte() -> Non
     }
 
 
+@pytest.mark.parametrize("as_json", [False, True])
 def test_a_replay_whose_broker_goes_away_stops_and_says_how_far_it_got(
-    procs: Callable[..., Proc], tmp_path: Path
+    procs: Callable[..., Proc], tmp_path: Path, as_json: bool
 ) -> None:
     """The broker killed while a paced replay sent: it went on "sending" into nothing,
     said "replayed 300 messages" and exited 0, after waiting its 30 s linger for a broker
     that was gone. Now it notices the lost connection, stops, and one line says how many
-    messages were sent before and that the rest were not, exit 1, without the linger."""
+    messages were sent before and that the rest were not, exit 1, without the linger.
+    With --json it printed no JSON at all: now the summary it documents, counting what
+    was sent, with `stopped` saying why it stopped."""
     import signal
     import time
 
@@ -461,6 +464,7 @@ def test_a_replay_whose_broker_goes_away_stops_and_says_how_far_it_got(
     sub = Subscriber(other)
     try:
         argv = ["replay", "end", "--log-dir", str(root), "--endpoint", other.front, "--speed", "1"]
+        argv += ["--json"] if as_json else []
         replay = subprocess.Popen(
             [sys.executable, "-m", "recorder.cli", *argv],
             stdout=subprocess.PIPE,
@@ -479,7 +483,6 @@ def test_a_replay_whose_broker_goes_away_stops_and_says_how_far_it_got(
         assert time.monotonic() - killed < 20  # no 30 s linger for a broker that is gone
         got += sub.drain()
         assert replay.returncode == 1, err
-        assert out == ""
         (line,) = err.splitlines()
         prefix = f"persist: replay stopped: the broker at {other.front} went away after "
         assert line.startswith(prefix), line
@@ -489,5 +492,12 @@ def test_a_replay_whose_broker_goes_away_stops_and_says_how_far_it_got(
             " messages had been sent (what it had not passed on yet is lost); the rest of "
             "the range was NOT replayed"
         )
+        if not as_json:
+            assert out == ""
+        else:
+            summary = orjson.loads(out)
+            assert summary["stopped"] == "broker_lost"
+            assert summary["sent"] == sent
+            assert summary["error"] == line.removeprefix("persist: ")
     finally:
         sub.close()
