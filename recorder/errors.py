@@ -14,6 +14,11 @@ class PersistError(Exception):
     """A domain error: its message is meant for the person at the terminal."""
 
 
+class StdoutFailed(OSError):
+    """A write to stdout failed, not for a reader gone (a full disk, /dev/full): the CLI
+    says "cannot write stdout: ..." (a handler of OSError lets it through)."""
+
+
 class CheckpointError(PersistError):
     """A checkpoint cannot be found, resolved or taken."""
 

@@ -1,9 +1,10 @@
 """`persist`: the broker, the recorder, and the tools around them.
 
 Exit codes: 0 done; 1 failed (one line on stderr says why; also when stdout is closed
-early, `persist status | head -1`; `persist stop` when the recorder did not stop in
-time, or `--force` made it give up lines a full disk refused); 2 bad options (one line
-naming the option); 3 `persist status` found no recorder running; 4 `persist replay`
+early, `persist status | head -1`, or has no room, `> /dev/full`: "cannot write
+stdout"; `persist stop` when the recorder did not stop in time, or `--force` made it
+give up lines a full disk refused); 2 bad options (one line naming the option); 3
+`persist status` found no recorder running; 4 `persist replay`
 skipped messages it could not mark (1 when nobody heard it, or the broker went away
 while it sent: the line says how many were sent); 5 `persist export` / `persist restore` wrote their
 output (`persist replay` sent the rest) but found the journal damaged in range (damaged
@@ -38,10 +39,13 @@ import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from recorder.errors import StdoutFailed
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
 
 EXAMPLES = {
     "search": [
@@ -271,6 +275,43 @@ class _ClosedBytes(io.BytesIO):
         return 1
 
 
+class _NamedStdout:
+    """Stands for stdout (its text stream or its `buffer`), telling a write that failed
+    there from one to any other file: the catch-all handler cannot (it said
+    "status: No space left on device", naming nothing). A broken pipe passes as it is."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def __iter__(self) -> Any:
+        return iter(self._stream)
+
+    @property
+    def buffer(self) -> Any:
+        return _NamedStdout(self._stream.buffer)
+
+    def write(self, data: Any) -> int:
+        return int(_named(self._stream.write, data))
+
+    def writelines(self, lines: Any) -> None:
+        _named(self._stream.writelines, lines)
+
+    def flush(self) -> None:
+        _named(self._stream.flush)
+
+
+def _named(call: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return call(*args)
+    except (BrokenPipeError, StdoutFailed):
+        raise
+    except OSError as exc:
+        raise StdoutFailed(exc.errno, exc.strerror or str(exc)) from None
+
+
 def _guard_closed_streams() -> None:
     """Standard descriptors closed by the caller are opened on /dev/null, so that no
     file we open takes their number (a child's output would land in it), and a closed
@@ -384,8 +425,7 @@ def _command(argv: list[str]) -> int:
         from recorder.hooks.run import main as hook_main
 
         return hook_main(argv[1:], epilog=examples_epilog("hook"))
-    from recorder.cli.common import EXIT_USAGE, fail, release
-    from recorder.errors import BadOption, PersistError
+    from recorder.cli.common import release
 
     parser = build_parser(argv[0] if argv else None)
     args, extra = parser.parse_known_args(argv)
@@ -418,6 +458,19 @@ def _command(argv: list[str]) -> int:
     if argv[0] in _READERS and log_dir and not _output_inside(args, log_dir):
         _warn_if_half_restored(log_dir)
     release()  # nothing of an earlier command in this process is still held
+    stdout = sys.stdout
+    sys.stdout = _NamedStdout(stdout)
+    try:
+        return _run(args, argv)
+    finally:
+        if isinstance(sys.stdout, _NamedStdout):  # put back for an embedding, as it was
+            sys.stdout = stdout
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    from recorder.cli.common import EXIT_USAGE, fail
+    from recorder.errors import BadOption, PersistError
+
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
@@ -433,6 +486,13 @@ def _command(argv: list[str]) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return fail("stdout was closed before all output was written (broken pipe)")
+    except StdoutFailed as exc:
+        # no room for it (`persist status --json > /dev/full`): said naming stdout, and
+        # what is still buffered goes nowhere, or the interpreter's last flush fails again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return fail(f"cannot write stdout: {exc.strerror or exc}")
     except KeyboardInterrupt:
         return 130
     except _Terminated:  # said, as a command cut short may leave work half done

@@ -26,7 +26,7 @@ from recorder.cli.common import (
     print_json,
     say,
 )
-from recorder.errors import PersistError
+from recorder.errors import PersistError, StdoutFailed
 from recorder.search.syntax import QUERY_SYNTAX
 from recorder.store.layout import Layout, sessions_searchable_without_journal
 
@@ -80,8 +80,8 @@ def _index_failures(
 
         try:
             return cmd(args)
-        except BrokenPipeError:
-            raise  # the reader went away: main says so
+        except (BrokenPipeError, StdoutFailed):
+            raise  # the reader went away, or stdout is full: main says so
         except (OSError, sqlite3.Error) as exc:
             where = Layout(Path(args.log_dir)).search
             problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

@@ -609,3 +609,37 @@ def test_a_second_sigterm_while_the_first_is_handled_is_ignored(tmp_path: Path, 
         "persist: keys: ended by SIGTERM (`persist doctor` names anything it left half done)"
     ]
     assert run.returncode == 143
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status", "--json"],
+        ["checkpoints", "--json"],
+        ["restore", "latest", "--json"],
+        ["search", "--json", "schema"],
+        ["sessions", "--json"],
+    ],
+)
+def test_a_full_stdout_is_named(tmp_path: Path, command: list[str]) -> None:
+    """`persist status --json > /dev/full` said "status: No space left on device",
+    naming no file: the catch-all handler could not tell stdout from any other."""
+    from tests.demo_journal import build_demo
+
+    root = build_demo(tmp_path / "logs")
+    env = {**os.environ, "HOME": str(tmp_path / "home")}  # sessions: no real agent folders
+    with open("/dev/full", "w") as full:
+        out = subprocess.run(
+            [sys.executable, "-m", "recorder.cli", *command, "--log-dir", str(root)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    assert "Traceback" not in out.stderr, out.stderr
+    # the demo journal is damaged on purpose: restore says so first
+    assert out.stderr.splitlines()[-1] == "persist: cannot write stdout: No space left on device"
+    assert out.stderr.count("No space left") == 1
+    assert out.returncode == FAILED
