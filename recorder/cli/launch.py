@@ -68,7 +68,14 @@ def cmd_launch(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return fail(str(exc), 2)
 
+    leaving: list[int] = []
+
     def leave(signum: int, _frame: object) -> None:  # before the agent runs: clean exit step
+        # once: a second SIGTERM (GNU timeout signals the group too) while the first is
+        # acted on cut the recorder's stop short, its SIGKILL for a frozen one skipped
+        if leaving:
+            return
+        leaving.append(signum)
         raise SystemExit(128 + signum)
 
     previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
@@ -80,8 +87,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
         except LaunchError as exc:
             return fail(f"cannot start persistence: {exc}")
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            for sig, handler in previous.items():  # ignored still once one ends the launch
+                signal.signal(sig, signal.SIG_IGN if leaving else handler)
         if result.cancelled:
             say(f"launch cancelled ({result.reason}); {command[0]} not started")
             return 1

@@ -10,6 +10,7 @@ import contextlib
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from recorder.daemon.options import RecorderOptions, recorder_argv
@@ -41,11 +42,14 @@ def spawn_recorder(
     timeout: float = 10.0,  # seconds for the recorder to say it records
     extra: tuple[str, ...] = (),  # more `persist record` options, as given by a user
     accept_running: bool = False,  # a recorder that won a race with ours will do
+    on_ready: Callable[[Spawned], None] | None = None,  # as part of the start (its owner)
 ) -> Spawned:
     """Start `persist record` detached (own session, output in `recorder.out`) and wait
     until the folder's status says a recorder is recording. Raises `SpawnError`.
     Interrupted while it waits (Ctrl-C, SIGTERM), it stops the recorder it started
-    before the interruption goes on: nobody would own it (no launcher ever stopped it)."""
+    before the interruption goes on: nobody would own it (no launcher ever stopped it).
+    `on_ready` is called once it records, still under that guard: an interruption or an
+    error before it has returned (the launcher writing `agents/owner.json`) stops it."""
     layout = Layout(options.log_dir)
     try:
         refuse_unfinished_restore(layout.root)  # before `recorder.out` is written there
@@ -65,7 +69,7 @@ def spawn_recorder(
         )
     finally:
         os.close(out)
-    return _wait_recording(layout, proc, timeout, accept_running, start)
+    return _wait_recording(layout, proc, timeout, accept_running, start, on_ready)
 
 
 OUT_KEEP = 256 * 1024
@@ -98,9 +102,13 @@ def _wait_recording(
     timeout: float,
     accept_running: bool,
     out_start: int = 0,
+    on_ready: Callable[[Spawned], None] | None = None,
 ) -> Spawned:
     try:
-        return _wait_for(layout, proc, timeout, accept_running, out_start)
+        spawned = _wait_for(layout, proc, timeout, accept_running, out_start)
+        if on_ready is not None:
+            on_ready(spawned)
+        return spawned
     except SpawnError:
         raise  # it said what became of the recorder (stopped, or ended)
     except BaseException:  # interrupted: the recorder not left running for nobody

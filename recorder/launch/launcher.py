@@ -51,7 +51,7 @@ from recorder.bus.endpoints import (
 )
 from recorder.daemon.control import stop_recorder
 from recorder.daemon.options import EmbeddedMode, RecorderOptions
-from recorder.daemon.spawn import spawn_recorder
+from recorder.daemon.spawn import Spawned, spawn_recorder
 from recorder.launch.menu import Menu, PickerFailed, is_interactive, run_menu
 from recorder.launch.registry import (
     forget_owner,
@@ -337,20 +337,26 @@ class PersistenceLauncher:
                 self.recorder_pid = health.pid
                 self.started_recorder = False
             else:
+
+                def own(spawned: Spawned) -> None:
+                    # part of the start: an interruption before it is written stops the
+                    # recorder (it ran on with no owner, and no launcher ever stopped it)
+                    if spawned.ours:
+                        write_owner(self.layout, spawned.pid, self.agent)
+
                 try:
                     spawned = spawn_recorder(
                         self._recorder_options(),
                         timeout=self.start_timeout,
                         extra=self.recorder_args,
                         accept_running=True,  # another launcher's recorder won the race
+                        on_ready=own,
                     )
                 except Exception:
                     raise
                 except BaseException:  # Ctrl-C, SIGTERM: spawn_recorder stopped it
                     self.say("interrupted as the recorder started: it was stopped")
                     raise
-                if spawned.ours:
-                    write_owner(self.layout, spawned.pid, self.agent)
                 self.recorder_pid = spawned.pid
                 self.started_recorder = spawned.ours
         self.timings["recorder"] = time.perf_counter() - t0

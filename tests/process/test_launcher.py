@@ -467,3 +467,89 @@ def test_a_launch_interrupted_as_its_recorder_starts_stops_that_recorder(
     assert run.stderr.splitlines()[:1] == [
         "persist: interrupted as the recorder started: it was stopped"
     ]
+
+
+_STOPPED_TWICE = r"""
+import os, signal, sys, threading
+
+import recorder.daemon.spawn as spawn
+import recorder.launch.launcher as launcher
+
+where = sys.argv.pop(1)
+real_assess, real_stop, real_owner = spawn.assess, spawn._stop, launcher.write_owner
+seen = []
+
+
+def assess(layout):  # the launcher waiting for the recorder it started
+    health = real_assess(layout)
+    seen.append(health)
+    if where == "starting" and len(seen) == 3:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return health
+
+
+def stop(proc, grace=5.0):  # the recorder frozen; a second SIGTERM while it is stopped
+    os.kill(proc.pid, signal.SIGSTOP)
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    real_stop(proc, grace)
+
+
+def write_owner(layout, pid, agent):  # the recorder ready, its owner not written yet
+    if where == "owner":
+        os.kill(os.getpid(), signal.SIGTERM)
+    real_owner(layout, pid, agent)
+
+
+spawn.assess, spawn._stop, launcher.write_owner = assess, stop, write_owner
+from recorder.cli.main import main
+
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("where", ["starting", "owner"])
+def test_a_launch_sigtermed_twice_or_before_its_owner_is_written_stops_its_recorder(
+    tmp_path: Path, where: str
+) -> None:
+    """`persist launch` SIGTERMed as its recorder started: a second SIGTERM while it
+    stopped that recorder cut the wait short (its own handler raised again), so a frozen
+    recorder was never SIGKILLed and ran on. And a SIGTERM between the recorder saying
+    it was ready and `agents/owner.json` written left it running with no owner. Now the
+    second SIGTERM is ignored, and the owner is written before the start is done."""
+    import psutil
+
+    log_dir = tmp_path / "logs"
+    eps = endpoints()
+    argv = ["launch", "--log-dir", str(log_dir), "--broker", eps["broker"]]
+    argv += ["--publish-endpoint", eps["publish_endpoint"], "--embedded", "yes"]
+    argv += ["--no-tty-policy", "fresh", "--", "sleep", "30"]
+    run = subprocess.run(
+        [sys.executable, "-c", _STOPPED_TWICE, where, *argv],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    def running() -> list[psutil.Process]:
+        return [
+            p
+            for p in psutil.process_iter(["cmdline", "status"])
+            if str(log_dir) in " ".join(p.info["cmdline"] or ()) and p.info["status"] != "zombie"
+        ]
+
+    # the recorder itself at once; its children (the indexer) see it gone and end soon
+    recorders = [p for p in running() if "record" in (p.info["cmdline"] or ())]
+    deadline = time.monotonic() + 20
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = recorders + running()
+    said = [(p.pid, p.info["status"], p.info["cmdline"]) for p in left]
+    for proc in left:  # not left behind by a failure
+        proc.kill()
+    assert said == [], run.stderr
+    assert run.returncode == 143, run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.stderr.splitlines()[:1] == [
+        "persist: interrupted as the recorder started: it was stopped"
+    ]
