@@ -75,7 +75,12 @@ REFUSALS: dict[int, str] = {
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "the handshake failed (CURVE on one side only?)",
 }
 # the events `Hearing` reads: a handshake's outcome, and a connection's end
-_WATCHED = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | sum(REFUSALS)
+_WATCHED = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_MONITOR_STOPPED  # the socket gone: `delivered`
+    | sum(REFUSALS)
+)
 
 
 class Hearing:
@@ -195,11 +200,32 @@ class Hearing:
             elif event in REFUSALS and self.connection != "connected":
                 self.connection, self.refusal = "refused", REFUSALS[event]
 
+    def delivered(self, timeout: float) -> bool:
+        """After the socket was closed with a linger: True once it is done (libzmq stops
+        the monitor when the socket goes, its queue delivered or its linger over); False
+        if the connection ended first (what was still queued will never be delivered),
+        or after `timeout` seconds."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        deadline = time.monotonic() + timeout
+        while self._monitor is not None and (left := deadline - time.monotonic()) > 0:
+            if not self._monitor.poll(int(min(left, 0.1) * 1000) + 1):
+                continue
+            event = recv_monitor_message(self._monitor)["event"]
+            if event == zmq.EVENT_MONITOR_STOPPED:
+                return True
+            if event == zmq.EVENT_DISCONNECTED:
+                self.connection = "lost"
+                self.losses += 1
+                return False
+        return False
+
     def close(self) -> None:
         """Stop watching the handshakes (the events read so far are kept)."""
         if self._monitor is not None:
             self._watch()
-            self._sock.disable_monitor()
+            if not self._sock.closed:  # closed: its monitor went with it (`delivered`)
+                self._sock.disable_monitor()
             self._monitor.close(linger=0)
             self._monitor = None
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -316,10 +317,30 @@ def replay(
             if on_progress is not None and done % 1024 == 0:
                 on_progress(stats)
         check_broker()  # gone as the last were sent: said, and no linger for nobody
-    finally:
+    except BaseException:
         hearing.close()
         sock.close()
         if context is None:
-            ctx.term()  # returns once everything queued reached the broker (or linger ran out)
+            ctx.term()
+        raise
+    # What is still queued goes out as the socket closes, for up to `linger`; a broker
+    # that goes away meanwhile will never take it: said, without waiting on for nobody.
+    sock.close()
+    delivered = hearing.delivered(options.linger + 1.0)
+    hearing.close()
+    if context is None:
+        if delivered:
+            ctx.term()
+        else:  # the socket lingers on for nobody: its end is not waited for
+            threading.Thread(target=ctx.term, daemon=True).start()
     stats.seconds = time.monotonic() - t0
+    if not delivered:
+        done = sum(sent_so_far)
+        raise BrokerLost(
+            f"replay stopped: the broker at {options.endpoint} went away before the last of "
+            f"the {done} message{'' if done == 1 else 's'} sent had reached it (those still "
+            "queued then, an unknown number, were NOT delivered)",
+            stats,
+            done,
+        )
     return stats

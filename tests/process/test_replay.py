@@ -501,3 +501,53 @@ def test_a_replay_whose_broker_goes_away_stops_and_says_how_far_it_got(
             assert summary["error"] == line.removeprefix("persist: ")
     finally:
         sub.close()
+
+
+def test_a_broker_that_goes_away_while_the_last_messages_are_delivered_is_not_waited_for(
+    procs: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """The broker frozen as a replay sent its last messages (queued, not taken), then
+    killed: the replay had checked the broker after its last send, closed its socket
+    and waited its whole 30 s linger for a broker that was gone, then said "replayed N
+    messages", exit 0. Now the close watches the connection: it stops at once, one line
+    says the messages still queued were not delivered, exit 1."""
+    import signal
+    import time
+
+    root = tmp_path / "logs"
+    clock = DemoClock(RESTORE_T0)
+    w = DemoWriter.open(root, clock=clock)
+    w.message(RESTORE_T0, "coder", "first")
+    text = "x" * 20_000
+    for i in range(3000):  # 60 MB, 2 s later: more than the broker's socket takes frozen
+        w.message(RESTORE_T0 + 2, "coder", f"{i} {text}")
+    w.checkpoint(RESTORE_T0 + 2.01, "end", "manual")
+    w.close()
+    other = Bus(procs, tmp_path / "other")
+    broker = other.start_broker()
+    sub = Subscriber(other)
+    try:
+        argv = ["replay", "end", "--log-dir", str(root), "--endpoint", other.front, "--speed", "1"]
+        replay = subprocess.Popen(
+            [sys.executable, "-m", "recorder.cli", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert sub.sock.poll(30_000), "the first message"
+        broker.signal(signal.SIGSTOP)  # takes nothing more
+        time.sleep(4)  # the pause (2 s), the rest sent into the queue, the socket closing
+        assert replay.poll() is None  # lingering: the queue is not delivered
+        broker.signal(signal.SIGKILL)
+        killed = time.monotonic()
+        out, err = replay.communicate(timeout=60)
+        assert time.monotonic() - killed < 10  # no 30 s linger for a broker that is gone
+        assert replay.returncode == 1, err
+        assert out == ""
+        assert err.splitlines() == [
+            f"persist: replay stopped: the broker at {other.front} went away before the last "
+            "of the 3001 messages sent had reached it (those still queued then, an unknown "
+            "number, were NOT delivered)"
+        ]
+    finally:
+        sub.close()
