@@ -202,9 +202,9 @@ class Hearing:
 
     def delivered(self, timeout: float) -> bool:
         """After the socket was closed with a linger: True once it is done (libzmq stops
-        the monitor when the socket goes, its queue delivered or its linger over); False
-        if the connection ended first (what was still queued will never be delivered),
-        or after `timeout` seconds."""
+        the monitor when the socket goes, its queue delivered or its linger over), or
+        after `timeout` seconds without a word (as a close did before); False only if
+        the connection ended first (what was still queued will never be delivered)."""
         from zmq.utils.monitor import recv_monitor_message
 
         deadline = time.monotonic() + timeout
@@ -218,7 +218,7 @@ class Hearing:
                 self.connection = "lost"
                 self.losses += 1
                 return False
-        return False
+        return True
 
     def close(self) -> None:
         """Stop watching the handshakes (the events read so far are kept)."""
