@@ -291,7 +291,10 @@ class _NamedStdout:
 
     @property
     def buffer(self) -> Any:
-        return _NamedStdout(self._stream.buffer)
+        # the real one: `persist export` writes it under its own name ("cannot write
+        # stdout"), and copies JSONL into it in the kernel only when it is a plain file
+        # object (`jsonl_copy`: a wrapper's fileno() is not trusted)
+        return self._stream.buffer
 
     def write(self, data: Any) -> int:
         return int(_named(self._stream.write, data))

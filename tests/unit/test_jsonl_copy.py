@@ -443,3 +443,29 @@ def test_the_active_segments_check_holds_until_it_is_appended_to(tmp_path: Path)
     number = segment_number(active.name) or 0
     IndexWarmer(Layout(root)).warm(below=number + 1)  # as when the segment is closed
     assert describes()
+
+
+def test_an_export_to_stdout_is_copied_by_the_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`persist export --format jsonl > FILE` copies checked segments by sendfile, as
+    `-o FILE` does: the stdout that names its own write errors ("cannot write stdout")
+    hands commands the real byte stream, whose type the copy trusts (a wrapper of it
+    sent every byte through Python)."""
+    import sys
+
+    from recorder.cli.main import main as persist
+
+    root = tmp_path / "logs"
+    build(root, None, segment_bytes=16 << 10)
+    expected = b"".join(p.read_bytes() for p in sorted((root / "segments").glob("seg-*")))
+    argv = ["export", "--all", "--format", "jsonl", "--log-dir", str(root)]
+    for n in range(2):  # the first export checks the segments, the second trusts that
+        sent = count_sendfile(monkeypatch)
+        out = tmp_path / f"out{n}.jsonl"
+        with open(out, "w") as stdout:
+            monkeypatch.setattr(sys, "stdout", stdout)
+            assert persist(argv) == 0
+        monkeypatch.setattr(sys, "stdout", sys.__stdout__)
+        assert out.read_bytes() == expected
+    assert sent, "the kernel copied the checked segments to stdout"
