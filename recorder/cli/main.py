@@ -296,8 +296,10 @@ class _NamedStdout:
         # object (`jsonl_copy`: a wrapper's fileno() is not trusted)
         return self._stream.buffer
 
-    def write(self, data: Any) -> int:
-        return int(_named(self._stream.write, data))
+    def write(self, data: Any) -> Any:
+        # what the stream returns, as it returns it: a stand-in's `write` (Textual's
+        # capture of stdout, an embedding's) may return None
+        return _named(self._stream.write, data)
 
     def writelines(self, lines: Any) -> None:
         _named(self._stream.writelines, lines)
