@@ -306,13 +306,3 @@ def fork_row(
         copy = restore_to(copy_folder(layout, session), Path(tmp))
         transcript = read_session(replace(session, path=copy, extra_paths=()), exact=True)
         return fork(transcript, at, target_dir=session.path.parent, new_id=new_id, always=True)
-
-
-def session_folder_for(s: Session, agent_root: Path) -> Path:
-    """Where a session restored from our copy goes back to in the agent's folder (a
-    Codex fork goes on to today's folder under `sessions/`: `_fork_codex`)."""
-    if s.source is Source.CLAUDE:
-        return agent_root / "projects" / claude.encode_project(s.project_path or "unknown")
-    if s.source is Source.CODEX:
-        return agent_root / "sessions"
-    return s.path.parent
