@@ -345,9 +345,7 @@ def _resumable(message: dict[str, Any]) -> bool:
 
 def _js_time(value: Any) -> float | None:
     """`new Date(value)` as epoch seconds (None: an Invalid Date)."""
-    if isinstance(value, bool):
-        return float(value) / 1000
-    if isinstance(value, int | float):
+    if isinstance(value, int | float):  # a bool too: JavaScript's Number(true) is 1
         return float(value) / 1000
     if isinstance(value, str):
         return parse_time(value)
