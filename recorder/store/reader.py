@@ -832,15 +832,50 @@ class Store:
         return int(found[1]) if found else self.record(index).seq
 
     def follow(self, poll: float = 0.2, stop: Any = None) -> Iterator[list[Record]]:
-        """Yield batches of new records as the recorder appends them (`tail -f`)."""
-        seen = len(self)
+        """Yield batches of new records as the recorder appends them (`tail -F`). Where
+        it got to is kept as (segment, its lines), not as a global index, which a
+        segment removed or pruned under it shifts: then only what came after is yielded;
+        a journal replaced as a whole (its folder removed and recorded into again) is
+        followed from its first record."""
+        with self._lock:
+            segments = self.segments
+            mark = (segments[-1], len(segments[-1])) if segments else None
         while stop is None or not stop.is_set():
             self.refresh()
-            if len(self) > seen:
-                yield list(self.records(seen))
-                seen = len(self)
+            with self._lock:
+                previous = segments
+                segments, totals = self._view
+                start = _follow_start(segments, totals, previous, mark)
+                end = len(self)
+                if segments:
+                    mark = (segments[-1], len(segments[-1]))
+            if end > start:
+                yield list(self.records(start, end))
             else:
                 time.sleep(poll)
+
+
+def _follow_start(
+    segments: list[SegmentIndex],
+    totals: list[int],
+    previous: list[SegmentIndex],
+    mark: tuple[SegmentIndex, int] | None,
+) -> int:
+    """`Store.follow`: the global index of the first record after `mark` in the view
+    (`segments`, `totals`); `previous` holds the segments of the view before."""
+    if mark is None:
+        return 0
+    last, lines = mark
+    known = {id(seg) for seg in previous}  # `previous` keeps them alive: ids not reused
+    for i, seg in enumerate(segments):
+        if seg is last:
+            return totals[i] + lines
+    if not any(id(seg) in known for seg in segments):
+        return 0  # nothing of the journal followed is left: a new one
+    for i, seg in enumerate(segments):
+        if id(seg) not in known and seg.number >= last.number:
+            return totals[i]  # the one followed was removed or replaced: what came after
+    return totals[-1] + len(segments[-1]) if segments else 0
 
 
 class CheckpointEnd(NamedTuple):

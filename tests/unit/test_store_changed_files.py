@@ -150,3 +150,33 @@ def test_compressing_closed_segments_under_an_open_store_changes_nothing(
     assert [r.line for r in store.records()] == lines
     assert damage(store) == []
     store.close()
+
+
+def followed_texts(batches: object) -> list[str]:
+    """The texts of the next batch `Store.follow` yields."""
+    batch = next(batches)  # type: ignore[call-overload]
+    return [r.payload["text"] for r in batch if r.is_message]
+
+
+def test_follow_yields_what_came_after_a_segment_pruned_under_it(tmp_path: Path) -> None:
+    write(tmp_path, 300, "OLD")
+    store = open_store(tmp_path)
+    batches = store.follow(poll=0.01)
+    oldest = list_segments(store.layout)[:2]
+    for path in oldest:  # pruned: the global index of every record left goes down
+        path.unlink()
+    write(tmp_path, 3, "NEW")
+    assert followed_texts(batches) == ["NEW 0", "NEW 1", "NEW 2"]
+    write(tmp_path, 1, "NEXT")
+    assert followed_texts(batches) == ["NEXT 0"]
+    store.close()
+
+
+def test_follow_reads_a_journal_recorded_afresh_from_its_first_record(tmp_path: Path) -> None:
+    write(tmp_path, 50, "OLD")
+    store = open_store(tmp_path)
+    batches = store.follow(poll=0.01)
+    shutil.rmtree(tmp_path / "segments")
+    write(tmp_path, 4, "NEW")
+    assert followed_texts(batches) == [f"NEW {i}" for i in range(4)]
+    store.close()
