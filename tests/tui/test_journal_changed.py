@@ -19,6 +19,8 @@ from tests.demo_journal import BASE_TS, DemoWriter
 from tests.screenshots import settle
 from tests.tui_fixtures import main_screen, make_app, pilot_test, plain, screen_chars
 from tui.app import PersistApp
+from tui.screens.conversation import ConversationScreen
+from tui.screens.detail import DetailScreen
 from tui.screens.restore import RestoreScreen
 
 SIZE = (120, 36)
@@ -186,3 +188,64 @@ async def test_pruned_records_leave_the_open_view(tmp_path: Path) -> None:
         await settle(pilot)
         shown = screen_chars(app)
         assert "no missing segment" in shown and "is missing" not in shown, shown
+
+
+@pilot_test
+async def test_an_open_conversation_follows_its_records_when_older_ones_are_pruned(
+    tmp_path: Path,
+) -> None:
+    """The conversation view holds global indices; once older segments are pruned
+    those point further on (or past the end): it is moved to the same record."""
+    root = tmp_path / "logs"
+    journal(root, "message", 200, segment_bytes=4096)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")  # the checkpoint's conversation, at its last message
+        await settle(pilot)
+        conv = app.screen
+        assert isinstance(conv, ConversationScreen)
+        store = conv.view.store
+        await pilot.press("k", "k")
+        at = store.record(conv.view.selected)
+        assert at.payload["text"].startswith("message 198 ")
+        assert main(["prune", "--max-size", "12K", "--log-dir", str(root)]) == 0
+        app.poll()
+        await settle(pilot)
+        assert app.screen is conv
+        assert store.record(conv.view.selected).payload["text"].startswith("message 198 ")
+        status = plain(conv.query_one("#conversation-status"), 300)
+        assert f"/{fresh_count(root):,}" in status, status
+        notices = [n.message for n in app._notifications]
+        assert any("stays at the same message" in n for n in notices), notices
+        await pilot.press("j")
+        await settle(pilot)
+        assert store.record(conv.view.selected).payload["text"].startswith("message 199 ")
+
+
+@pilot_test
+async def test_an_open_conversation_whose_records_are_gone_is_closed_and_says_so(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "logs"
+    journal(root, "OLD", 30)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        conv = app.screen
+        assert isinstance(conv, ConversationScreen)
+        await pilot.press("enter")  # the record view over it
+        await settle(pilot)
+        shutil.rmtree(root)
+        journal(root, "NEW", 2)
+        app.poll()
+        await settle(pilot)
+        assert not isinstance(app.screen, ConversationScreen | DetailScreen), app.screen
+        shown = screen_chars(app)
+        assert "OLD" not in shown, shown
+        notices = [n.message for n in app._notifications]
+        assert any("no longer in the journal" in n for n in notices), notices
+        await pilot.press("j", "k", "G")
+        await settle(pilot)

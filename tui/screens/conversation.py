@@ -343,6 +343,11 @@ class ConversationScreen(TranscriptScreen):
         self.matches = matches
         """Search hits (record indices, journal order) that n/N step through."""
         self.search_query = query
+        self.at: Record | None = None
+        """The record under the cursor, as last shown: found again by its place in the
+        journal when the journal changes under the view."""
+        self.generation = 0
+        """The journal store's `generation` the view's indices were taken in."""
 
     @property
     def view(self) -> ConversationView:
@@ -359,6 +364,20 @@ class ConversationScreen(TranscriptScreen):
 
     def on_mount(self) -> None:
         view = self.view
+        self.generation = view.store.generation if isinstance(view.store, Store) else 0
+        self.label_checkpoints()
+        query = self.search_query
+        if query is not None and self.matches:
+            view.set_matches(self.matches, lambda text: match_spans(text, query))
+        view.refresh_layout()
+        view.focus()
+        self.update_status()
+        # at once, on the poll that saw the change: no key is taken on the old indices
+        self.papp.journal_changed.subscribe(self, self.journal_changed, immediate=True)
+
+    def label_checkpoints(self) -> None:
+        """The rules drawn after the records checkpoints end at."""
+        view = self.view
         state = self.papp.journal
         bounds = state.boundaries or {}
         labels: dict[int, str] = {}
@@ -367,12 +386,49 @@ class ConversationScreen(TranscriptScreen):
             if at:
                 labels[view.nearest_turn(at - 1)] = one_line(cp.label or cp.id, 80)
         view.checkpoint_after = labels
-        query = self.search_query
-        if query is not None and self.matches:
-            view.set_matches(self.matches, lambda text: match_spans(text, query))
+
+    def journal_changed(self, what: str) -> None:
+        """The journal changed under the open view other than by growing (the app tells
+        it as loaded anew): the view moves to the record it was at, now at another index,
+        or, that record gone with its segment (or the journal removed), it is closed and
+        says why. Before 2026-12-07 it kept its indices, and a prune under it stopped
+        persist-tui with an IndexError."""
+        if what != "loaded":
+            return
+        view = self.view
+        store = self.papp.journal.store
+        if store is not view.store:  # the journal removed (or loaded afresh)
+            self.close_with("The journal was removed: the conversation open on it was closed.")
+            return
+        if store.generation == self.generation:
+            return
+        self.generation = store.generation
+        at = self.at
+        index = store.index_of(at.segment, at.offset) if at is not None else len(store)
+        if index >= len(store) or at is None or store.record(index).line != at.line:
+            self.close_with(
+                "The message this conversation was at is no longer in the journal (its "
+                "segment was removed or pruned): the conversation was closed."
+            )
+            return
+        had_matches = bool(view.matches)
+        view.moved_in_journal(index)
+        self.label_checkpoints()
         view.refresh_layout()
-        view.focus()
         self.update_status()
+        self.notify(
+            "Older records were pruned or removed: the conversation stays at the same "
+            "message"
+            + (" (n/N no longer step through the search's hits)." if had_matches else "."),
+            timeout=8,
+        )
+
+    def close_with(self, notice: str) -> None:
+        """Close this view and the screens opened over it (the record view), saying why."""
+        while self.app.screen is not self and len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+        self.notify(notice, severity="warning", timeout=15)
+        self.dismiss(None)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "restore":
@@ -386,7 +442,7 @@ class ConversationScreen(TranscriptScreen):
     def update_status(self) -> None:
         view = self.view
         store = view.store
-        rec = store.record(view.selected) if len(store) else None
+        rec = self.at = store.record(view.selected) if len(store) else None
         status = Text()
         status.append(" conversation ", "bold reverse")
         if self.checkpoint is not None:

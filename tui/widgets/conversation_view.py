@@ -157,6 +157,19 @@ class ConversationView(Widget, can_focus=True):
         self._cache.clear()
         self.refresh_layout()
 
+    def moved_in_journal(self, index: int) -> None:
+        """The journal changed under the view other than by growing (segments pruned or
+        removed) and the record it was at is now record `index`: the indices held from
+        before (the mark, unfolded turns, search matches, turns drawn) no longer hold."""
+        self.mark = None
+        self.unfolded.clear()
+        self.matches = ()
+        self._cache.clear()
+        self.shown = []
+        self.scroll = 0
+        self.selected = self._visible_near(index)
+        self.refresh_layout()
+
     def records(self, first: int, last: int) -> Iterable[Record]:
         """The turns from record `first` to `last` (inclusive), in order."""
         i: int | None = first
