@@ -383,7 +383,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             return fail(f"{option} is empty: give a time (2024-05-14, 10:30 or 2h)", EXIT_USAGE)
     try:
         since = parse_time(args.since, now) if args.since else None
-        until = parse_time(args.until, now) if args.until else None
+        until = parse_time(args.until, now, bound="until") if args.until else None
     except QueryError as exc:
         return fail(str(exc), EXIT_USAGE)
     if since is not None and until is not None and since >= until:

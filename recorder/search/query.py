@@ -301,17 +301,18 @@ def _may_hold_greek(text: str) -> bool:
     return any(lead in raw for lead in _GREEK_LEADS)
 
 
-def parse_time(value: str, now: float, tz: tzinfo | None = None) -> float:
-    """`2024-05-14`, `2024-05-14T10:30[:00]`, `10:30` (today) or an age (`2h`)."""
+def parse_time(value: str, now: float, tz: tzinfo | None = None, *, bound: str = "since") -> float:
+    """`2024-05-14`, `2024-05-14T10:30[:00]`, `10:30` (today) or an age (`2h`). A time of
+    day later than now is today's for an `until` bound, yesterday's for a `since` one."""
     try:
-        return _parse_time(value, now, tz)
+        return _parse_time(value, now, tz, bound)
     except QueryError:
         raise
     except (ValueError, OverflowError):  # a date the clock cannot hold (year 1 in UTC-x)
         raise QueryError(f"time {value!r} is out of range") from None
 
 
-def _parse_time(value: str, now: float, tz: tzinfo | None) -> float:
+def _parse_time(value: str, now: float, tz: tzinfo | None, bound: str) -> float:
     given = value  # as typed, for the error
     m = _AGE_RE.match(value.lower())
     if m:
@@ -333,7 +334,7 @@ def _parse_time(value: str, now: float, tz: tzinfo | None) -> float:
         except ValueError:
             continue
         dt = today.replace(hour=t.hour, minute=t.minute, second=t.second, microsecond=0)
-        if dt.timestamp() > now:
+        if bound == "since" and dt.timestamp() > now:  # since 23:00, just after midnight
             dt -= timedelta(days=1)
         return dt.timestamp()
     raise QueryError(f"cannot read time {given!r} (try 2024-05-14, 10:30 or 2h)")
@@ -420,7 +421,7 @@ def parse_query(
             if piece.key in TIME_KEYS:
                 if piece.negated:
                     raise QueryError(f"-{piece.key}: cannot be negated (use the other bound)")
-                when = parse_time(piece.text, now, tz)
+                when = parse_time(piece.text, now, tz, bound=TIME_KEYS[piece.key])
                 if TIME_KEYS[piece.key] == "since":
                     since = when if since is None else max(since, when)
                 else:

@@ -18,6 +18,7 @@ from recorder.search.query import (
     fts_string,
     match_spans,
     parse_query,
+    parse_time,
     tokenize,
 )
 
@@ -96,7 +97,16 @@ def test_dates_and_ages() -> None:
     assert (
         q("before:2024-05-14T10:30").until == datetime(2024, 5, 14, 10, 30, tzinfo=UTC).timestamp()
     )
-    assert q("until:13:00").until == TS + 3600 - 86400  # a time later than now: yesterday
+    # HH:MM is today's; a since: later than now is yesterday's (since 13:00 at noon), an
+    # until: stays today's (until 13:00 at noon: up to an hour from now; before 2026-12-07
+    # it was yesterday's, so `since:11:00 until:13:00` was an empty range)
+    assert q("until:13:00").until == TS + 3600
+    assert q("since:13:00").since == TS + 3600 - 86400
+    both = q("since:11:00 until:13:00")
+    assert (both.since, both.until) == (TS - 3600, TS + 3600)
+    # and as `persist stats --since/--until` read them
+    assert parse_time("13:00", TS, UTC, bound="until") == TS + 3600
+    assert parse_time("13:00", TS, UTC, bound="since") == TS + 3600 - 86400
     assert q("since:3d").since == TS - 3 * 86400
     assert q("since:1w since:2d").since == TS - 2 * 86400  # the later bound wins
     assert q("since:2h").empty is False
