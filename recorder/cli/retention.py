@@ -20,7 +20,9 @@ from recorder.store.layout import Layout
 
 
 def _iso(ts: float | None) -> str:
-    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
+    """UTC to the second, marked `Z` as `persist search` prints times: `--since`,
+    `--until` and `since:` read it back as the same time in any zone."""
+    return "-" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def _mib(n: int) -> str:

@@ -328,7 +328,7 @@ class DayWriter(Writer):
 
 class MarkdownWriter(DayWriter):
     stamp = staticmethod(iso_second)
-    heading = "## {day}\n\n"
+    heading = "## {day} (UTC)\n\n"
 
     def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
         lines = [f"# {md_text(title, newlines=False)}", ""]
@@ -594,7 +594,7 @@ h_field.__doc__ = "`_h`, remembered for short repeated fields (senders, topics, 
 
 
 class HtmlWriter(DayWriter):
-    heading = "<h2>{day}</h2>"
+    heading = "<h2>{day} (UTC)</h2>"
 
     def begin(self, title: str, facts: list[tuple[str, str]]) -> None:
         rows = "".join(f"<dt>{_h(k)}</dt><dd>{_h(v)}</dd>" for k, v in facts)

@@ -322,7 +322,13 @@ def _parse_time(value: str, now: float, tz: tzinfo | None, bound: str) -> float:
     if value[-1:] in ("Z", "z") and value[:-1]:  # UTC, as `persist search` prints times
         value, tz = value[:-1], UTC
     today = datetime.fromtimestamp(now, tz)
-    for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+    for fmt in (
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d",
+    ):
         try:
             dt = datetime.strptime(value, fmt)
         except ValueError:

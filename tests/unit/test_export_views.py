@@ -174,3 +174,13 @@ def test_a_run_of_messages_counts_as_one_by_one() -> None:
             assert (stats.messages, stats.records, stats.kinds["msg"]) == (5, 5, 5)
             assert (stats.first_ts, stats.last_ts) == (T0, T0 + 2)
             assert list(stats.participants.items()) == participants
+
+
+def test_the_day_headings_say_the_times_under_them_are_utc() -> None:
+    """Markdown and HTML write a record's time as hh:mm:ss under its day's heading:
+    the heading says UTC (the TUI shows local time; before 2026-12-07 it did not)."""
+    from recorder.export.render import iso
+
+    day = iso(T0 + 3600.5)[:10]
+    assert f"## {day} (UTC)\n" in alone(MarkdownWriter).decode()
+    assert f"<h2>{day} (UTC)</h2>" in alone(HtmlWriter).decode()

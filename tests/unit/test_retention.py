@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -1318,3 +1319,53 @@ def test_a_named_pipe_for_pins_is_never_waited_on(
         )
         both = done.stdout + done.stderr
         assert done.returncode == code and both.count(said) == 1, (argv, both)
+
+
+def test_times_printed_say_their_zone_and_read_back_as_the_same_time(
+    journal: tuple[Layout, list[Checkpoint]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`persist checkpoints`, `prune --dry-run` and `trash list` print UTC marked `Z`,
+    which `--since`/`--until`/`since:` read as UTC: a time copied from them is the
+    same time in any zone (before 2026-12-07 they printed UTC unmarked, read back as
+    local time: 9 hours off in Tokyo)."""
+    from recorder.search.query import parse_time
+
+    stamp = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\dZ?")
+    layout, cps = journal
+    log = str(layout.root)
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        now = time.time()
+        code, out, _ = run(capsys, "checkpoints", "--log-dir", log)
+        assert code == 0
+        [line] = [x for x in out.splitlines() if cps[-1].id in x]
+        [shown] = stamp.findall(line)
+        assert parse_time(shown, now) == int(cps[-1].created)
+        code, out, _ = run(
+            capsys, "prune", "--older-than", "3d", "--json", "--dry-run", "--log-dir", log
+        )
+        plan = orjson.loads(out)
+        code, out, _ = run(capsys, "prune", "--older-than", "3d", "--dry-run", "--log-dir", log)
+        assert code == 0
+        first = next(x for x in out.splitlines() if plan["segments"][0]["name"] in x)
+        assert [parse_time(s, now) for s in stamp.findall(first)] == [
+            int(plan["segments"][0]["first_ts"]),
+            int(plan["segments"][0]["last_ts"]),
+        ]
+        code, out, _ = run(capsys, "prune", "--older-than", "3d", "--json", "--log-dir", log)
+        assert code == 0
+        entry = orjson.loads(out)["trash"]
+        code, out, _ = run(capsys, "trash", "list", "--json", "--log-dir", log)
+        assert code == 0
+        [created] = [e["created"] for e in orjson.loads(out) if e["id"] == entry]
+        code, out, _ = run(capsys, "trash", "list", "--log-dir", log)
+        assert code == 0
+        [line] = [x for x in out.splitlines() if x.startswith(entry)]
+        [shown] = stamp.findall(line)
+        assert parse_time(shown, now) == int(created)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
