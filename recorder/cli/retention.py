@@ -209,6 +209,8 @@ def describe_plan(plan: dict[str, Any], dry_run: bool, trash: str | None) -> str
             lines.append(
                 "  re-stated with their whole segment list: " + ", ".join(plan["restated"])
             )
+    if plan.get("held"):
+        lines.append(f"  {plan['held']}")
     for kept in plan.get("kept") or []:
         lines.append(f"  kept {kept['segment']}: {kept['why']}")
     lines.append(
@@ -291,6 +293,7 @@ def _trash_list(layout: Layout, as_json: bool) -> int:
     for p in problems:
         say(f"warning: {p}")
     at_work = retention_at_work(layout)  # a prune or an empty at it now: not interrupted
+    now = time.time()
     if as_json:
         out = []
         for e in entries:
@@ -302,6 +305,8 @@ def _trash_list(layout: Layout, as_json: bool) -> int:
                     "interrupted": None if at_work else unfinished(layout, e) is not None,
                     "segments_here": [f["name"] for f in here if f["kind"] == "segment"],
                     "bytes_here": sum(int(f["size"]) for f in here),
+                    "dated_ahead": e.dated_ahead(now),
+                    "age_s": e.age(now),
                 }
             )
         print_json(out, indent=True)
@@ -323,6 +328,11 @@ def _trash_list(layout: Layout, as_json: bool) -> int:
             f"seq {min(firsts, default='-')}-{max(lasts, default='-')}  "
             f"{len(plan.get('checkpoints') or [])} checkpoints  by {e.by}"
         )
+        if e.dated_ahead(now):
+            print(
+                f"  dated in the future (the clock was ahead when it was made, or is behind "
+                f"now): its age is counted on the boot clock, {e.age(now) / 86400:.1f} days"
+            )
         left = None if at_work else unfinished(layout, e)
         if at_work and e.state != DONE:
             print(f"  {e.state} now (another process holds retention's lock): look again")

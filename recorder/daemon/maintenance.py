@@ -32,6 +32,7 @@ from recorder.daemon.control import (
     requests_named,
 )
 from recorder.errors import PersistError
+from recorder.store import clockwatch
 from recorder.store.fsutil import atomic_write
 from recorder.store.journal import Journal
 from recorder.store.jsontext import dumps as json_dumps
@@ -130,7 +131,9 @@ def _prune_here(
 ) -> PruneResult:
     """Refused while an interrupted prune's entry is in the trash; the entry is "done"
     once its event is journaled. Its writes use the room kept for them (`store.room`);
-    `ready` refuses before anything moves when the record could not be journaled."""
+    `ready` refuses before anything moves when the record could not be journaled.
+    Refused while the wall clock has stepped (`clock_held`)."""
+    clock_held()
     with retention_lock(layout, wait), room_to_write(layout):
         finish_journaled_prunes(layout)
         refuse_interrupted(layout)
@@ -147,6 +150,16 @@ def _prune_here(
         except OSError as exc:
             raise _prune_stopped(layout, exc, before) from None
         return PruneResult(plan, entry.id, via)
+
+
+def clock_held() -> None:
+    """MaintenanceError while this process has seen the wall clock step (a step ahead
+    would prune today's segments and empty fresh trash entries; a step back would date
+    a trash entry in the past, emptied early once the clock is right), until it goes
+    back or has kept to it for an hour (`store.clockwatch`)."""
+    held = clockwatch.WATCH.held()
+    if held is not None:
+        raise MaintenanceError(held)
 
 
 def _prune_stopped(layout: Layout, exc: OSError, before: set[str]) -> MaintenanceError:
@@ -425,8 +438,10 @@ def empty(
     """`persist trash empty` (and the recorder's, with its `journal`): the entries past
     `older_than` marked and the ledger written, the journal record, then the deletion.
     Refused while an interrupted prune's entry is in the trash. Entries an empty killed
-    after its record began are deleted without a second one."""
+    after its record began are deleted without a second one. Refused while the wall
+    clock has stepped (`clock_held`)."""
     now = time.time() if now is None else now
+    clock_held()
     with retention_lock(layout, wait), room_to_write(layout):
         try:
             finish_journaled_prunes(layout)

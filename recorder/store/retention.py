@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from recorder.store.checkpoints import Checkpoint, list_checkpoints
+from recorder.store.clockwatch import STEP_TOLERANCE, boot, boot_id
 from recorder.store.fsutil import atomic_write, ensure_private_dir, fsync_dir
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
 from recorder.store.pins import read_pins
@@ -70,6 +71,7 @@ class PrunePlan:
     kept: list[tuple[str, str]]  # (segment, why) the policy wanted but may not go
     journal_bytes: int  # every segment, before
     over_by: int = 0  # bytes still over `max_size` after this plan (kept segments)
+    held: str = ""  # why nothing went by age ("": the age rule applied, if any)
 
     @property
     def bytes(self) -> int:
@@ -105,6 +107,7 @@ class PrunePlan:
             "journal_bytes": self.journal_bytes,
             "journal_bytes_after": self.journal_bytes - self.bytes,
             "over_by": self.over_by,
+            "held": self.held,
         }
 
 
@@ -194,15 +197,31 @@ def plan_prune(layout: Layout, policy: Policy, now: float | None = None) -> Prun
     total = sum(i.bytes for i in infos)
     chosen: list[SegmentInfo] = []
     kept: list[tuple[str, str]] = []
-    if policy.older_than is not None:
+    held = ""
+    newest = infos[-1].last_ts if infos else None  # the journal's last record
+    if policy.older_than is not None and newest is not None and newest > now + STEP_TOLERANCE:
+        held = (
+            f"nothing by age: the clock ({_utc(now)}) is behind the journal's last record "
+            f"({_utc(newest)})"
+        )
+    elif policy.older_than is not None:
+        # Oldest first, up to the first segment that is not old enough: one recorded
+        # today after records stamped a year back (a clock behind for a moment) is not
+        # taken from the middle of the journal, and neither is anything after it.
         cutoff = now - policy.older_than
+        newer = None
         for info in infos[:-1]:
             last_ts = info.last_ts if info.last_ts is not None else 0.0
-            if last_ts < cutoff:
-                if info.name in protected:
-                    kept.append((info.name, protected[info.name]))
-                else:
-                    chosen.append(info)
+            if newer is None and last_ts >= cutoff:
+                newer = info.name
+            if last_ts >= cutoff:
+                continue
+            if newer is not None:
+                kept.append((info.name, f"after {newer}, which is newer: age prunes oldest first"))
+            elif info.name in protected:
+                kept.append((info.name, protected[info.name]))
+            else:
+                chosen.append(info)
     over_by = 0
     if policy.max_size is not None:
         remaining = total - sum(i.bytes for i in chosen)
@@ -241,7 +260,12 @@ def plan_prune(layout: Layout, policy: Policy, now: float | None = None) -> Prun
         kept,
         total,
         over_by,
+        held,
     )
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 # -- the trash -------------------------------------------------------------------------
@@ -266,6 +290,8 @@ class TrashEntry:
     path: Path | None = None
     state: str = MOVING  # MOVING, DONE or EMPTYING (`write_state`)
     journal_from: dict[str, int] = field(default_factory=dict)  # event -> segment (`note_record`)
+    boot_id: str = ""  # the boot it was made in ("" unknown: made before 2026-12-07)
+    boot_s: float = 0.0  # the boot clock then (seconds since that boot)
 
     @property
     def bytes(self) -> int:
@@ -282,7 +308,24 @@ class TrashEntry:
             "restated": self.restated,
             "state": self.state,
             "journal_from": self.journal_from,
+            "boot_id": self.boot_id,
+            "boot_s": self.boot_s,
         }
+
+    def dated_ahead(self, now: float) -> bool:
+        """Its date is later than `now`: the clock was ahead when it was made (or is
+        behind now)."""
+        return self.created > now + STEP_TOLERANCE
+
+    def age(self, now: float) -> float:
+        """How old it is for emptying: by its date; one dated later than `now` by the
+        boot clock (which no clock step moves), from when it was made if that was in
+        this boot, else from the boot (it is older than that)."""
+        if not self.dated_ahead(now):
+            return now - self.created
+        if self.boot_id and self.boot_id == boot_id():
+            return max(0.0, boot() - self.boot_s)
+        return boot()
 
 
 def trash_id(now: float) -> str:
@@ -300,7 +343,7 @@ def execute(layout: Layout, plan: PrunePlan, by: str, now: float | None = None) 
 
     now = time.time() if now is None else now
     notes = read_pruned(layout)  # PrunedUnreadable before anything moves
-    entry = TrashEntry(trash_id(now), now, plan.to_json(), by)
+    entry = TrashEntry(trash_id(now), now, plan.to_json(), by, boot_id=boot_id(), boot_s=boot())
     # Made as `trash/.new-<id>`, named `<id>` once its manifest says "moving" (before
     # anything at home moves): a prune killed before that leaves a hidden folder of
     # copies, which the next prune removes, never an entry without a manifest.

@@ -107,6 +107,8 @@ def read_entry(folder: Path) -> TrashEntry:
             path=folder,
             state=str(data.get("state") or DONE),
             journal_from=_journal_notes(data.get("journal_from")),
+            boot_id=str(data.get("boot_id") or ""),
+            boot_s=float(data.get("boot_s") or 0.0),
         )
     except FileNotFoundError:
         raise TrashError(f"trash/{folder.name} has no manifest.json") from None
@@ -420,7 +422,8 @@ def _compressed_home(path: Path, segment: bool) -> Path | None:
 
 
 def begin_empty(layout: Layout, older_than: float, now: float) -> list[TrashEntry]:
-    """The entries to delete: those made more than `older_than` seconds ago, and those
+    """The entries to delete: those more than `older_than` seconds old (`TrashEntry.age`:
+    one dated later than `now` by the boot clock; `older_than` 0: all), and those
     an interrupted empty began (whatever their age). Each is marked "emptying" and the
     ledger says its segments were emptied, before the caller journals the empty and
     `discard`s them: a kill at any step leaves what the next empty finishes.
@@ -429,7 +432,8 @@ def begin_empty(layout: Layout, older_than: float, now: float) -> list[TrashEntr
     gone = [
         e
         for e in list_trash(layout)
-        if e.state == EMPTYING or (e.state == DONE and e.created <= now - older_than)
+        if e.state == EMPTYING
+        or (e.state == DONE and (older_than <= 0 or e.age(now) >= older_than))
     ]
     for entry in gone:
         if entry.state != EMPTYING:

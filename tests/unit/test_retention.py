@@ -1369,3 +1369,71 @@ def test_times_printed_say_their_zone_and_read_back_as_the_same_time(
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+YEAR = 365 * 86400.0
+
+
+def test_age_prunes_oldest_first_and_not_while_the_clock_is_behind_the_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A journal recorded today with a clock a year behind for a moment in its middle:
+    `--older-than 90d` takes nothing (before 2026-12-07 it took the middle segments and
+    kept the older ones before them). With the clock behind the journal's last record
+    it prunes nothing by age, and says so."""
+    clock = Clock(time.time() - 3600)
+    rec = make(tmp_path, clock, segment_bytes=8 * 1024, checkpoint_interval=0, compress=False)
+    body = orjson.dumps({"text": "z" * 400, "sender": "coder"})
+    for shift in (0.0, -YEAR, YEAR):  # today, a year back for a moment, today again
+        clock.now += shift
+        for _ in range(3):
+            feed(rec, clock, *[[b"agents.coder", body] for _ in range(20)])
+            clock.now += 1
+    rec.close()
+    layout = rec.layout
+    segments = [p.name for p in list_segments(layout)]
+    assert len(segments) >= 6
+    log = str(layout.root)
+    code, out, _ = run(
+        capsys, "prune", "--older-than", "90d", "--dry-run", "--json", "--log-dir", log
+    )
+    plan = orjson.loads(out)
+    assert code == 0 and plan["segments"] == []
+    assert any("oldest first" in k["why"] for k in plan["kept"])
+    behind = plan_prune(layout, Policy(older_than=1.0), now=clock.now - 86400)
+    assert behind.empty and "behind the journal's last record" in behind.held
+    code, out, _ = run(capsys, "prune", "--older-than", "90d", "--log-dir", log)
+    assert code == 0 and [p.name for p in list_segments(layout)] == segments
+
+
+def test_a_trash_entry_dated_in_the_future_says_so_and_its_grace_runs_on_the_boot_clock(
+    journal: tuple[Layout, list[Checkpoint]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A prune made while the clock was a year ahead dates its trash entry a year on:
+    once the clock is right, `trash list` says so, and `trash empty` deletes it once
+    its grace has passed on the boot clock (before 2026-12-07: a year and 14 days on,
+    and listed without a word). `--older-than 0` takes it at once."""
+    layout, _cps = journal
+    log = str(layout.root)
+    real_time, real_clock = time.time, time.clock_gettime
+    monkeypatch.setattr(time, "time", lambda: real_time() + YEAR)
+    code, out, _ = run(capsys, "prune", "--max-size", "100K", "--json", "--log-dir", log)
+    entry = orjson.loads(out)["trash"]
+    assert code == 0 and entry
+    monkeypatch.setattr(time, "time", real_time)  # put right
+    code, out, _ = run(capsys, "trash", "list", "--log-dir", log)
+    assert code == 0 and "dated in the future" in out
+    code, out, _ = run(capsys, "trash", "empty", "--log-dir", log)
+    assert code == 0 and "nothing in the trash" in out
+    later = {"by": 0.0}
+
+    def clocks(clk: int) -> float:  # the machine up 15 more days: every clock on
+        return real_clock(clk) + later["by"]
+
+    monkeypatch.setattr(time, "clock_gettime", clocks)
+    monkeypatch.setattr(time, "time", lambda: real_time() + later["by"])
+    later["by"] = 15 * 86400.0
+    code, out, _ = run(capsys, "trash", "empty", "--log-dir", log)
+    assert code == 0 and f"emptied trash/{entry}" in out

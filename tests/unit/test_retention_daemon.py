@@ -3,6 +3,7 @@ trash emptied after its grace, and its configuration (options over retention.tom
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import orjson
@@ -32,11 +33,13 @@ def pruning(
     rec = make(
         tmp_path,
         clock,
-        segment_bytes=8 * 1024,
-        retention=Policy(max_size=40 * 1024),
-        retention_interval=60.0,
-        compress=False,
-        **opts,
+        **{
+            "segment_bytes": 8 * 1024,
+            "retention": Policy(max_size=40 * 1024),
+            "retention_interval": 60.0,
+            "compress": False,
+            **opts,
+        },
     )
     if writer_thread:
         rec.journal.sink.start()
@@ -262,3 +265,52 @@ def test_a_prune_is_done_only_once_its_record_is_written(
     prunes = [r for r in journal_records(rec.layout.root) if r.get("event") == "prune"]
     assert len(prunes) == 1  # written late: the entry still says interrupted, restorable
     assert main(["trash", "restore", entry.id, "--log-dir", str(rec.layout.root)]) == 0
+
+
+YEAR = 365 * 86400.0
+
+
+def test_a_clock_a_year_ahead_for_a_moment_neither_prunes_nor_empties_the_trash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """90 days, 14 days of grace: the wall clock a year ahead for a few seconds (an RTC
+    wrong at boot, NTP a moment later) finds every segment and the trash entry made a
+    minute ago a year old. The recorder sees the step against the boot clock and
+    waits; once the clock is right, nothing recorded today goes. (Before 2026-12-07
+    that pass pruned every closed segment and deleted the trash entry for good.)"""
+    clock = Clock(time.time())
+    rec = pruning(
+        tmp_path,
+        clock,
+        retention=Policy(older_than=90 * 86400.0, max_size=40 * 1024),
+        trash_grace=14 * 86400.0,
+    )
+    clock.now += 31
+    rec.tick(clock.now)  # the size rule: a trash entry made now
+    rec.drain_wait()
+    (entry,) = list_trash(rec.layout)
+    segments = [p.name for p in list_segments(rec.layout)]
+    assert len(segments) > 3
+    real = time.clock_gettime
+    ahead = {"by": YEAR}
+
+    def stepped(clk: int) -> float:  # the wall clock as this process sees it
+        return real(clk) + (ahead["by"] if clk == time.CLOCK_REALTIME else 0.0)
+
+    monkeypatch.setattr(time, "clock_gettime", stepped)
+    clock.now += YEAR
+    rec.tick(clock.now)
+    rec.drain_wait()
+    assert [p.name for p in list_segments(rec.layout)] == segments
+    assert [e.id for e in list_trash(rec.layout)] == [entry.id]
+    assert rec.last_error is not None and "the wall clock stepped" in rec.last_error.message
+    ahead["by"] = 0.0  # put right
+    clock.now -= YEAR
+    clock.now += 61
+    rec.retention_pass(clock.now)  # (when its next pass is due is the scheduler's)
+    rec.drain_wait()
+    left = [p.name for p in list_segments(rec.layout)]  # the size rule may take one more
+    assert len(left) >= len(segments) - 1 and left[-1] == segments[-1]
+    assert entry.id in [e.id for e in list_trash(rec.layout)]
+    assert rec.last_error is None
+    rec.close()
