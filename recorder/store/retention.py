@@ -198,7 +198,8 @@ def plan_prune(layout: Layout, policy: Policy, now: float | None = None) -> Prun
     chosen: list[SegmentInfo] = []
     kept: list[tuple[str, str]] = []
     held = ""
-    newest = infos[-1].last_ts if infos else None  # the journal's last record
+    # the journal's last record (the active segment may have none yet)
+    newest = next((i.last_ts for i in reversed(infos) if i.last_ts is not None), None)
     if policy.older_than is not None and newest is not None and newest > now + STEP_TOLERANCE:
         held = (
             f"nothing by age: the clock ({_utc(now)}) is behind the journal's last record "
