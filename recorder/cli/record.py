@@ -336,8 +336,15 @@ def cmd_stop(args: argparse.Namespace) -> int:
     from recorder.daemon.control import stop_recorder
 
     started = health.status.process_started if health.status is not None else None
+    key = health.status.process_start_key if health.status is not None else None
     if not stop_recorder(
-        layout, health.pid, started, args.timeout, say=lambda m: fail(m), force=args.force
+        layout,
+        health.pid,
+        started,
+        args.timeout,
+        say=lambda m: fail(m),
+        force=args.force,
+        key=key,
     ):
         return 1
     print(f"persist: recorder PID {health.pid} stopped")

@@ -31,6 +31,7 @@ from recorder.sources.listing import (
 )
 from recorder.sources.model import Session, Source, session_to_json
 from recorder.store.layout import Layout
+from recorder.store.procstart import start_key
 
 
 def roots_from(args: argparse.Namespace) -> Roots:
@@ -312,7 +313,13 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         lower_process_priority()
     roots = roots_from(args).only(Source(args.source) if args.source else None)
     monitor = Monitor(roots, layout, settings)
-    status = MonitorStatus(os.getpid(), args.parent, time.time(), settings.interval_minutes)
+    status = MonitorStatus(
+        os.getpid(),
+        args.parent,
+        time.time(),
+        settings.interval_minutes,
+        start_key=start_key(os.getpid()),
+    )
     while True:
         t0 = time.time()
         result = monitor.tick(t0)

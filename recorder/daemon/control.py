@@ -345,6 +345,7 @@ def stop_recorder(
     say: Callable[[str], object] = lambda message: None,
     *,
     force: bool = False,
+    key: str | None = None,
 ) -> bool:
     """SIGTERM the recorder and wait for it to exit; True once it is gone.
 
@@ -352,7 +353,9 @@ def stop_recorder(
     shutdown checkpoint taken) but still lingers after `STOPPED_GRACE` seconds
     is killed: nothing it holds can be lost any more. A recorder whose disk is full
     waits for room to write what it holds; `force` (SIGUSR2 instead of SIGTERM) makes
-    it give that up: it is lost, and recorded as a gap by the next start.
+    it give that up: it is lost, and recorded as a gap by the next start. `started` and
+    `key` are the recorder's recorded start (see `process_matches`): it is gone once
+    its PID names no process, or another one.
     """
     from recorder.store.status import RecorderState, process_matches, read_status
 
@@ -363,7 +366,7 @@ def stop_recorder(
     deadline = time.monotonic() + timeout
     stopped_at: float | None = None
     while time.monotonic() < deadline:
-        if not process_matches(pid, started):
+        if not process_matches(pid, started, key):
             return True
         if stopped_at is None:
             status = read_status(layout)

@@ -101,6 +101,7 @@ from recorder.store.status import (
     RecorderState,
     StatusFile,
     StatusSnapshot,
+    process_start_key,
     process_start_time,
     read_status,
     reserve_status_space,
@@ -259,6 +260,7 @@ class Recorder:
         self.last_checkpoint: Checkpoint | None = None
         self._checkpointed = 0  # messages the last checkpoint counts (as this run does)
         self.process_started = process_start_time(os.getpid())
+        self.process_start_key = process_start_key(os.getpid())
         self.first_ts: float | None = None
         self.last_ts: float | None = None
         self._participants: dict[str, int] = {}  # since the checkpoint of this seq:
@@ -1408,6 +1410,7 @@ class Recorder:
             v=SCHEMA_VERSION,
             pid=os.getpid(),
             process_started=self.process_started,
+            process_start_key=self.process_start_key,
             updated=now if updated is None else updated,
             log_dir=str(self.layout.root),
             broker=self.options.broker,

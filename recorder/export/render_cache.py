@@ -326,8 +326,12 @@ def ensure_folder(folder: Path) -> None:
     ensure_private_dir(folder)
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
-            owner = entry.name.split("-")[1] if entry.name.startswith(".warm-") else ""
-            if owner.isdigit() and not writer_may_live(int(owner), entry.stat().st_mtime):
+            # .warm-<pid>-T<start ticks>-<random> (.warm-<pid>-<random> before 2026-12-07;
+            # mkdtemp's random part has no capitals)
+            parts = entry.name.split("-") if entry.name.startswith(".warm-") else ["", ""]
+            owner, tag = parts[1], (parts[2] if len(parts) > 3 else "")
+            tag = f"t{tag[1:]}" if tag.startswith("T") and tag[1:].isdigit() else ""
+            if owner.isdigit() and not writer_may_live(int(owner), entry.stat().st_mtime, tag):
                 shutil.rmtree(entry.path, ignore_errors=True)
 
 

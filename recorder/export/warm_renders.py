@@ -33,6 +33,7 @@ from recorder.export.parallel import (
 from recorder.export.redact import REDACT_BY_DEFAULT
 from recorder.export.restore import RangeIntegrity
 from recorder.export.writers import WRITERS, DayWriter
+from recorder.store.fsutil import writer_tag
 from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.reader import Store, open_store
 
@@ -115,7 +116,9 @@ class RenderWarmer:
             render_cache.ensure_folder(self.folder)
         except OSError as exc:
             raise WarmingFailed(f"{self.folder}: {exc.strerror or exc}") from None
-        scratch = tempfile.mkdtemp(prefix=f".warm-{os.getpid()}-", dir=self.folder)
+        tag = writer_tag().upper()  # a clock that does not step tells its writer (fsutil)
+        prefix = f".warm-{os.getpid()}-{tag}-" if tag else f".warm-{os.getpid()}-"
+        scratch = tempfile.mkdtemp(prefix=prefix, dir=self.folder)
         try:
             # the integrity summary: its entries serve restores as well as exports
             job = Job((fmt,), redact, RangeIntegrity, scratch, str(self.folder), keep=True)

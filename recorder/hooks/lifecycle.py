@@ -568,7 +568,12 @@ def _leave(args: HookArgs, payload: Payload, state: SessionState) -> None:
 
         notes: list[str] = []
         if stop_recorder(
-            layout, int(owner["recorder_pid"]), owner.get("recorder_started"), 10.0, notes.append
+            layout,
+            int(owner["recorder_pid"]),
+            owner.get("recorder_started"),
+            10.0,
+            notes.append,
+            key=owner.get("recorder_start_key"),
         ):
             forget_owner(layout)
         elif notes:

@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from recorder.bus.endpoints import (
     DEFAULT_PUBLISH,
@@ -669,7 +669,7 @@ class PersistenceLauncher:
             if others:
                 names = ", ".join(str(a.get("agent") or a.get("pid")) for a in others[:5])
                 return ExitResult(False, f"still connected: {names}", cp_id)
-            stopped = self._stop(int(owner["recorder_pid"]), owner.get("recorder_started"))
+            stopped = self._stop(owner)
             if stopped:
                 forget_owner(self.layout)
                 return ExitResult(True, "last agent out: recorder stopped", cp_id)
@@ -680,13 +680,21 @@ class PersistenceLauncher:
         owner = recorder_owner(self.layout)
         if not self.started_recorder or owner is None or owner["recorder_pid"] != self.recorder_pid:
             return False
-        if self._stop(int(owner["recorder_pid"]), owner.get("recorder_started")):
+        if self._stop(owner):
             forget_owner(self.layout)
             return True
         return False
 
-    def _stop(self, pid: int, started: float | None) -> bool:
-        return stop_recorder(self.layout, pid, started, self.stop_timeout, self.say)
+    def _stop(self, owner: dict[str, Any]) -> bool:
+        """Stop the recorder `owner` (agents/owner.json) names."""
+        return stop_recorder(
+            self.layout,
+            int(owner["recorder_pid"]),
+            owner.get("recorder_started"),
+            self.stop_timeout,
+            self.say,
+            key=owner.get("recorder_start_key"),
+        )
 
     def _exit_quietly(self) -> None:
         with contextlib.suppress(Exception):

@@ -29,15 +29,22 @@ from recorder.store.fsutil import (
     read_json_object,
 )
 from recorder.store.layout import Layout
-from recorder.store.status import assess, process_matches, process_start_time
+from recorder.store.status import (
+    assess,
+    process_matches,
+    process_start_key,
+    process_start_time,
+)
 
 
-def _alive(pid: Any, started: Any) -> bool:
+def _alive(pid: Any, started: Any, key: Any = None) -> bool:
+    """`pid` runs and is the process recorded: by its start key when the file has one
+    (files written before 2026-12-07 have only the wall-clock start, see `procstart`)."""
     return (
         type(pid) is int
         and pid > 0
         and (started is None or type(started) in (int, float))
-        and process_matches(pid, started)
+        and process_matches(pid, started, key if type(key) is str else None)
     )
 
 
@@ -45,6 +52,7 @@ def _alive(pid: Any, started: Any) -> bool:
 _AGENT_FIELDS: dict[str, tuple[type, ...]] = {
     "pid": (int,),
     "started": (int, float, type(None)),
+    "start_key": (str, type(None)),  # missing in files written before 2026-12-07
     "agent": (str, type(None)),
     "connected": (int, float),
     "recorder_pid": (int, type(None)),
@@ -53,8 +61,10 @@ _AGENT_FIELDS: dict[str, tuple[type, ...]] = {
 _OWNER_FIELDS: dict[str, tuple[type, ...]] = {
     "recorder_pid": (int,),
     "recorder_started": (int, float, type(None)),
+    "recorder_start_key": (str, type(None)),
     "launcher_pid": (int,),
     "launcher_started": (int, float, type(None)),
+    "launcher_start_key": (str, type(None)),
     "agent": (str, type(None)),
     "started": (int, float),
 }
@@ -104,6 +114,7 @@ def register_agent(
     record = {
         "pid": pid,
         "started": process_start_time(pid),
+        "start_key": process_start_key(pid),
         "agent": agent,
         "connected": time.time(),
         "recorder_pid": recorder_pid,
@@ -125,7 +136,7 @@ def live_agents(
         return []
     for path in paths:
         data = _typed_file(path, _AGENT_FIELDS, warnings)
-        if data is not None and _alive(data.get("pid"), data.get("started")):
+        if data is not None and _alive(data.get("pid"), data.get("started"), data.get("start_key")):
             found.append({**data, "file": path.name})
         elif prune:
             with contextlib.suppress(OSError):
@@ -138,8 +149,10 @@ def write_owner(layout: Layout, recorder_pid: int, agent: str | None) -> None:
     owner = {
         "recorder_pid": recorder_pid,
         "recorder_started": process_start_time(recorder_pid),
+        "recorder_start_key": process_start_key(recorder_pid),
         "launcher_pid": os.getpid(),
         "launcher_started": process_start_time(os.getpid()),
+        "launcher_start_key": process_start_key(os.getpid()),
         "agent": agent,
         "started": time.time(),
     }
@@ -156,7 +169,7 @@ def recorder_owner(layout: Layout, warnings: list[str] | None = None) -> dict[st
         return None
     health = assess(layout)
     if health.pid != owner.get("recorder_pid") or not _alive(
-        owner.get("recorder_pid"), owner.get("recorder_started")
+        owner.get("recorder_pid"), owner.get("recorder_started"), owner.get("recorder_start_key")
     ):
         return None
     return owner

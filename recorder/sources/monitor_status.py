@@ -6,7 +6,7 @@ like every status file.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import orjson
@@ -32,14 +32,20 @@ class MonitorStatus:
     taken: int = 0  # checkpoints taken since this monitor started
     last_taken: dict[str, Any] | None = None  # {"id", "key", "time"} of the newest one
     problems: list[str] = field(default_factory=list)  # of the last round (first few)
+    start_key: str | None = None  # its process's start (procstart); None before 2026-12-07
 
     @property
     def alive(self) -> bool:
         """Its process runs: not gone, not a zombie (ended, not yet reaped: `kill(pid,
         0)` succeeds on one, and a dead monitor was called running), not another
-        process that took its PID since (started after this monitor was)."""
+        process that took its PID since: one of another start key, or, in a file with
+        no key, one started after this monitor was (by the wall clock)."""
         import psutil
 
+        from recorder.store.procstart import same_process
+
+        if self.start_key:
+            return same_process(self.pid, None, self.start_key)
         try:
             proc = psutil.Process(self.pid)
             if proc.status() == psutil.STATUS_ZOMBIE:
@@ -66,6 +72,7 @@ def read_status(layout: Layout, *, standalone: bool = False) -> MonitorStatus | 
     try:
         name = STANDALONE_NAME if standalone else STATUS_NAME
         data = orjson.loads(read_regular(layout.sessions / name)[0])  # never a pipe's wait
-        return MonitorStatus(**data)
-    except (OSError, orjson.JSONDecodeError, TypeError):
+        known = {f.name for f in fields(MonitorStatus)}  # a newer version's extra fields
+        return MonitorStatus(**{k: v for k, v in data.items() if k in known})
+    except (OSError, orjson.JSONDecodeError, TypeError, AttributeError):
         return None

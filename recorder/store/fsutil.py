@@ -79,13 +79,29 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-_TEMP_NAME = re.compile(r"\A\..+\.(\d+)\.tmp\Z", re.DOTALL)
+_TEMP_NAME = re.compile(r"\A\..+?(?:\.t(\d+))?\.(\d+)\.tmp\Z", re.DOTALL)
 
 
-def writer_may_live(pid: int, written: float) -> bool:
-    """Whether process `pid` may still be writing a temp file last changed at `written`."""
+def writer_tag() -> str:
+    """`t<start ticks since boot>` of this process, to put in the name of a file it
+    writes beside the pid, so `writer_may_live` knows the writer from a process that
+    took its PID since without the wall clock (which steps); "" where /proc is not there."""
+    from recorder.store.procstart import start_ticks
+
+    ticks = start_ticks(os.getpid())
+    return "" if ticks is None else f"t{ticks}"
+
+
+def writer_may_live(pid: int, written: float, tag: str | None = None) -> bool:
+    """Whether process `pid` may still be writing a temp file last changed at `written`
+    (wall clock), whose name has the writer's `writer_tag()` `tag` (when it has one)."""
     if pid == os.getpid():
         return True
+    if tag and tag[1:].isdigit():
+        from recorder.store.procstart import same_process, start_ticks
+
+        if start_ticks(pid) is not None:  # a clock that does not step: no mtime needed
+            return same_process(pid, None, f":{tag[1:]}")
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -119,13 +135,17 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
             st = entry.stat(follow_symlinks=False)
             if not entry.is_file(follow_symlinks=False):
                 continue
-            if writer_may_live(int(match.group(1)), st.st_mtime):
+            tag = f"t{match.group(1)}" if match.group(1) else None
+            if writer_may_live(int(match.group(2)), st.st_mtime, tag):
                 continue
             os.unlink(entry.path)
         except OSError:
             continue
         removed.append(Path(entry.path))
     return removed
+
+
+_WRITER_TAG: dict[int, str] = {}
 
 
 class AtomicFile:
@@ -136,8 +156,9 @@ class AtomicFile:
     second that only need to be whole, not survive power loss). `exclusive`:
     never replace a file, `commit()` hard-links the temp file to `path` instead,
     which raises FileExistsError if `path` exists, however close in time it came.
-    The temp file's name ends `.<thread>.<pid>.tmp`: unique to its writer, and the
-    pid is what `remove_stale_temp_files` reads.
+    The temp file's name ends `.<thread>.t<start ticks>.<pid>.tmp` (`.<thread>.<pid>.tmp`
+    where /proc is not there, and before 2026-12-07): unique to its writer, and the pid
+    and its start (`writer_tag`) are what `remove_stale_temp_files` reads.
     """
 
     def __init__(self, path: Path, *, durable: bool = True, exclusive: bool = False) -> None:
@@ -146,7 +167,10 @@ class AtomicFile:
             raise IsADirectoryError(errno.EISDIR, "it is a folder, not a file", str(path))
         self.durable = durable
         self.exclusive = exclusive
-        writer = f"{threading.get_ident()}.{os.getpid()}"
+        tag = _WRITER_TAG.get(os.getpid())
+        if tag is None:  # (once per process: a fork has its own)
+            tag = _WRITER_TAG[os.getpid()] = writer_tag()
+        writer = ".".join(p for p in (str(threading.get_ident()), tag, str(os.getpid())) if p)
         self.tmp = self.path.with_name(f".{self.path.name}.{writer}.tmp")
         # a file of our own, new: the name is predictable, so in a folder others write
         # to (sticky /tmp) a link put there first must not be written through

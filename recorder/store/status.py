@@ -435,7 +435,8 @@ class StatusSnapshot:
     updated: float  # seconds since the epoch of this heartbeat
     state: RecorderState
     v: int = SCHEMA_VERSION
-    process_started: float | None = None  # tells a reused PID from the recorder
+    process_started: float | None = None  # wall-clock start, as psutil said at the time
+    process_start_key: str | None = None  # tells a reused PID from the recorder (procstart)
     log_dir: str = ""
     broker: str | None = None  # the broker's subscriber endpoint
     embedded_broker: str | None = None  # publisher endpoint of a broker the recorder hosts
@@ -466,6 +467,7 @@ class StatusSnapshot:
             "v": self.v,
             "pid": self.pid,
             "process_started": self.process_started,
+            "process_start_key": self.process_start_key,
             "updated": self.updated,
             "log_dir": self.log_dir,
             "broker": self.broker,
@@ -517,6 +519,7 @@ class StatusSnapshot:
             state=_choice(data, "state", RecorderState, _MISSING),
             v=_int(data, "v", default=SCHEMA_VERSION),
             process_started=_optional(_number, data, "process_started"),
+            process_start_key=_optional(_str, data, "process_start_key"),
             log_dir=_str(data, "log_dir", default=""),
             broker=_optional(_str, data, "broker"),
             embedded_broker=_optional(_str, data, "embedded_broker"),
@@ -693,28 +696,28 @@ class Health:
         return " ".join(words)
 
 
-def process_matches(pid: int, started: float | None) -> bool:
-    """True if `pid` runs and is the process that wrote the status (not a reuse)."""
-    import psutil
+def process_matches(pid: int, started: float | None, key: str | None = None) -> bool:
+    """True if `pid` runs and is the process that wrote the status (not a reuse): by its
+    start `key` (boot-relative, unmoved by wall-clock steps) when one was recorded, else
+    by the wall-clock start `started` (files written before keys; see `procstart`)."""
+    from recorder.store.procstart import same_process
 
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        created = proc.create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return False
-    return started is None or abs(created - float(started)) < 1.0
+    return same_process(pid, started, key)
 
 
 def process_start_time(pid: int) -> float | None:
     """When process `pid` started (seconds since the epoch), or None if it is gone."""
-    import psutil
+    from recorder.store.procstart import wall_start
 
-    try:
-        return float(psutil.Process(pid).create_time())
-    except (psutil.Error, ValueError):
-        return None
+    return wall_start(pid)
+
+
+def process_start_key(pid: int) -> str | None:
+    """What names process `pid`'s start on a clock that does not step (`procstart`), or
+    None (gone, or no /proc)."""
+    from recorder.store.procstart import start_key
+
+    return start_key(pid)
 
 
 def assess(layout: Layout, now: float | None = None) -> Health:
@@ -738,7 +741,7 @@ def assess(layout: Layout, now: float | None = None) -> Health:
                 status,
             )
         return Health(STOPPED, f"stopped cleanly {format_age(age)} ago", status)
-    if pid <= 0 or not process_matches(pid, status.process_started):
+    if pid <= 0 or not process_matches(pid, status.process_started, status.process_start_key):
         return Health(
             STOPPED,
             f"recorder PID {pid} is gone without a clean stop "

@@ -33,6 +33,7 @@ STATUS_KEYS = [
     "v",
     "pid",
     "process_started",
+    "process_start_key",
     "updated",
     "log_dir",
     "broker",
