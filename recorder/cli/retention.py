@@ -262,6 +262,7 @@ def cmd_trash(args: argparse.Namespace) -> int:
                 "emptied": [e.id for e in gone],
                 "bytes": sum(e.bytes for e in gone),
                 "leftovers": done.leftovers,
+                "kept_pinned": done.pinned,
             },
             indent=True,
         )
@@ -275,7 +276,18 @@ def cmd_trash(args: argparse.Namespace) -> int:
         print(f"emptied trash/{e.id} ({_mib(e.bytes)}){again}")
     for entry_id in done.leftovers:
         print(f"deleted what an interrupted deletion of trash/{entry_id} left")
+    for entry_id, cp_ids in done.pinned.items():
+        print(pinned_in_trash(entry_id, cp_ids))
     return 0
+
+
+def pinned_in_trash(entry_id: str, cp_ids: list[str]) -> str:
+    """A trash entry holding pinned checkpoints, which no empty deletes: what to do."""
+    return (
+        f"kept trash/{entry_id}: it holds pinned checkpoint(s) {', '.join(cp_ids)}, never "
+        f"emptied while pinned; `persist trash restore {entry_id}` puts them back, "
+        f"`persist unpin` lets them go"
+    )
 
 
 def _trash_list(layout: Layout, as_json: bool) -> int:

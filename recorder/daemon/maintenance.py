@@ -69,6 +69,7 @@ from recorder.store.trash import (
     forget_entry,
     journaled,
     list_trash,
+    pinned_entries,
     refuse_interrupted,
     restore_entry,
     sweep,
@@ -426,6 +427,8 @@ class Emptied:
     gone: list[TrashEntry]  # entries deleted (those an interrupted empty began too)
     leftovers: list[str] = field(default_factory=list)  # ids of half-deleted folders swept
     already_journaled: list[str] = field(default_factory=list)  # ids a killed empty journaled
+    # entry id -> the pinned checkpoints it holds: never emptied (`trash.pinned_entries`)
+    pinned: dict[str, list[str]] = field(default_factory=dict)
 
 
 def empty(
@@ -468,7 +471,7 @@ def empty(
             for entry in gone:
                 assert entry.path is not None
                 discard(layout, entry.path)
-            return Emptied(gone, sweep(layout), before)
+            return Emptied(gone, sweep(layout), before, pinned_entries(layout))
         except OSError as exc:
             if not disk_full(exc):
                 raise MaintenanceError(f"emptying the trash stopped: {exc}") from None

@@ -38,7 +38,7 @@ from recorder.store.marks import (
     marks_identity,
     scan_lines,
 )
-from recorder.store.pins import PinsUnreadable, read_pins
+from recorder.store.pins import PinsUnreadable
 from recorder.store.pruned import (
     PrunedUnreadable,
     ledger_problem,
@@ -56,6 +56,7 @@ from recorder.store.trash import (
     article,
     discarded,
     list_trash,
+    pinned_entries,
     rebuild_ledger,
     restore_plan,
     unfinished,
@@ -467,7 +468,19 @@ def _quarantined(layout: Layout) -> Finding:
 def checkpoint_findings(layout: Layout, journal: JournalScan) -> list[Finding]:
     out: list[Finding] = []
     try:
-        read_pins(layout)
+        for entry_id, cp_ids in pinned_entries(layout).items():
+            out.append(
+                Finding(
+                    Area.CHECKPOINTS,
+                    "checkpoints.pinned-in-trash",
+                    Severity.PROBLEM,
+                    f"pinned checkpoint(s) {', '.join(cp_ids)} are in trash/{entry_id}, not "
+                    "in checkpoints/ (a prune took them as they were pinned; before "
+                    "2026-12-07 `persist pin` could race a prune): restores and exports "
+                    "cannot use them; `persist trash empty` keeps that entry",
+                    f"persist trash restore {entry_id} --log-dir {shlex.quote(str(layout.root))}",
+                )
+            )
     except PinsUnreadable as exc:
         out.append(
             Finding(

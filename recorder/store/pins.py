@@ -7,6 +7,11 @@ point in the journal with a digest that later checkpoints reference by id
 writes and a person's pin in a race over the same file, and a pin would change a
 file that is otherwise never changed. A pin naming a checkpoint that is gone
 (deleted by hand) is shown as such and ignored.
+
+A pin is written only when its checkpoint is in `checkpoints/` under the retention
+lock: a prune that took it while `persist pin` waited for the lock is said, and the
+pin refused (`PinRefused`). A pinned checkpoint found in the trash (a prune before
+2026-12-07 could take one so) is never emptied (`trash.pinned_entries`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from recorder.errors import PersistError
+from recorder.errors import CheckpointError, PersistError
 from recorder.store.fsutil import NotRegularFile, atomic_write, ensure_private_dir
 from recorder.store.layout import Layout
 from recorder.store.pruned import read_retention_file, retention_lock
@@ -68,6 +73,32 @@ def read_pins(layout: Layout) -> dict[str, Pin]:
     return out
 
 
+class PinRefused(CheckpointError):
+    """The checkpoint to pin is no longer in `checkpoints/` (a prune took it, or it was
+    removed) when the pin would be written: nothing is pinned."""
+
+
+def _still_there(layout: Layout, checkpoint_id: str) -> None:
+    """PinRefused unless the checkpoint's file is in `checkpoints/` (the caller holds
+    the retention lock, so no prune can take it before the pin is written)."""
+    if (layout.checkpoints / f"{checkpoint_id}.json").is_file():
+        return
+    from recorder.store.trash import list_trash  # (trash -> retention -> pins)
+
+    name = f"{checkpoint_id}.json"
+    for entry in reversed(list_trash(layout)):  # the newest entry that took it
+        if any(f.get("kind") == "checkpoint" and f.get("name") == name for f in entry.files):
+            raise PinRefused(
+                f"not pinned: a prune moved {checkpoint_id} to trash/{entry.id} before the "
+                f"pin could be written; `persist trash restore {entry.id}` puts it back, "
+                "then pin it again"
+            )
+    raise PinRefused(
+        f"not pinned: {checkpoint_id} is no longer in {layout.checkpoints} (removed "
+        "before the pin could be written)"
+    )
+
+
 def _write(layout: Layout, pins: dict[str, Pin]) -> None:
     ensure_private_dir(layout.retention)
     body = {"v": 1, "pins": {k: {"pinned": pins[k].pinned} for k in sorted(pins)}}
@@ -75,12 +106,15 @@ def _write(layout: Layout, pins: dict[str, Pin]) -> None:
 
 
 def set_pin(layout: Layout, checkpoint_id: str, pinned: bool, now: float | None = None) -> bool:
-    """Pin or unpin; returns whether anything changed (pinning twice changes nothing)."""
+    """Pin or unpin; returns whether anything changed (pinning twice changes nothing).
+    PinRefused when the checkpoint to pin is no longer there once the lock is held
+    (the caller resolved it before: a prune holding the lock may have taken it)."""
     with retention_lock(layout):
         pins = read_pins(layout)
         if pinned == (checkpoint_id in pins):
             return False
         if pinned:
+            _still_there(layout, checkpoint_id)
             pins[checkpoint_id] = Pin(checkpoint_id, time.time() if now is None else now)
         else:
             del pins[checkpoint_id]

@@ -40,6 +40,7 @@ from recorder.store.layout import (
     segment_name,
     segment_number,
 )
+from recorder.store.pins import read_pins
 from recorder.store.pruned import (
     PrunedNote,
     ledger_problem,
@@ -147,6 +148,28 @@ def files_here(entry: TrashEntry) -> list[dict[str, Any]]:
         with contextlib.suppress(OSError, KeyError):
             size = (entry.path / _HOMES[str(f["kind"])] / str(f["name"])).stat().st_size
             out.append({**f, "size": size})
+    return out
+
+
+def pinned_entries(layout: Layout, entries: list[TrashEntry] | None = None) -> dict[str, list[str]]:
+    """Trash entry id -> the pinned checkpoints it holds (their files in it): a pin a
+    prune broke (before 2026-12-07 `persist pin` could write one while a prune took its
+    checkpoint). Such an entry is never emptied; doctor names it. PinsUnreadable when
+    the pins cannot be read (nothing is emptied then)."""
+    pins = read_pins(layout)
+    out: dict[str, list[str]] = {}
+    if not pins:
+        return out
+    for entry in list_trash(layout) if entries is None else entries:
+        if entry.path is None:
+            continue
+        held = sorted(
+            str(f["name"]).removesuffix(".json")
+            for f in files_here(entry)
+            if f.get("kind") == "checkpoint" and str(f["name"]).removesuffix(".json") in pins
+        )
+        if held:
+            out[entry.id] = held
     return out
 
 
@@ -435,6 +458,9 @@ def begin_empty(layout: Layout, older_than: float, now: float) -> list[TrashEntr
         if e.state == EMPTYING
         or (e.state == DONE and (older_than <= 0 or e.age(now) >= older_than))
     ]
+
+    held = pinned_entries(layout, gone)  # a pinned checkpoint in it: kept (doctor says)
+    gone = [e for e in gone if e.state == EMPTYING or e.id not in held]
     for entry in gone:
         if entry.state != EMPTYING:
             note_record(layout, entry, EVENT_EMPTY)

@@ -1437,3 +1437,71 @@ def test_a_trash_entry_dated_in_the_future_says_so_and_its_grace_runs_on_the_boo
     later["by"] = 15 * 86400.0
     code, out, _ = run(capsys, "trash", "empty", "--log-dir", log)
     assert code == 0 and f"emptied trash/{entry}" in out
+
+
+def test_a_pin_that_waited_for_a_prune_taking_its_checkpoint_is_refused(
+    journal: tuple[Layout, list[Checkpoint]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`persist pin` resolved its checkpoint, then waited for the retention lock a
+    prune held; the prune moved the checkpoint to the trash and the pin still said
+    "pinned" (exit 0), a pin of nothing that `trash empty` then deleted. The prune runs
+    here exactly in that window: when the pin first asks for the lock."""
+    import recorder.store.pins as pins_module
+
+    layout, cps = journal
+    log = str(layout.root)
+    real_lock = pins_module.retention_lock
+    pruned: list[str] = []
+
+    def prune_first(lay: Layout, wait: float = 30.0) -> Any:
+        if not pruned:  # the prune that held the lock while the pin waited for it
+            code, out, _ = run(capsys, "prune", "--older-than", "3d", "--json", "--log-dir", log)
+            assert code == 0, out
+            pruned.append(orjson.loads(out)["trash"])
+            capsys.readouterr()
+        return real_lock(lay, wait)
+
+    monkeypatch.setattr(pins_module, "retention_lock", prune_first)
+    code, out, err = run(capsys, "pin", cps[0].id, "--log-dir", log)
+    [entry] = pruned
+    assert code == 1 and out == "", (out, err)
+    assert f"not pinned: a prune moved {cps[0].id} to trash/{entry}" in err
+    assert f"`persist trash restore {entry}`" in err and len(err.strip().splitlines()) == 1
+    assert read_pins(layout) == {}
+    # as it says: put back, then pinned (the pin comes first now: the prune keeps it)
+    monkeypatch.setattr(pins_module, "retention_lock", real_lock)
+    assert run(capsys, "trash", "restore", entry, "--log-dir", log)[0] == 0
+    assert run(capsys, "pin", cps[0].id, "--log-dir", log)[1].strip() == f"pinned {cps[0].id}"
+    assert run(capsys, "prune", "--older-than", "3d", "--log-dir", log)[0] == 0
+    assert cps[0].id in {cp.id for cp in list_checkpoints(layout)}
+
+
+def test_a_pinned_checkpoint_in_the_trash_is_named_and_never_emptied(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pin a prune broke (before 2026-12-07 `persist pin` could write one while a
+    prune took its checkpoint): doctor said 0 problems and `trash empty` deleted the
+    pinned checkpoint without a word."""
+    from recorder.doctor.run import diagnose
+
+    layout, cps = journal
+    log = str(layout.root)
+    code, out, _ = run(capsys, "prune", "--older-than", "3d", "--json", "--log-dir", log)
+    entry = orjson.loads(out)["trash"]
+    assert code == 0 and cps[0].id in orjson.loads(out)["checkpoints"]
+    # the pin as the race left it: written after the prune took its checkpoint
+    layout.pins.write_bytes(orjson.dumps({"v": 1, "pins": {cps[0].id: {"pinned": 1.0}}}))
+    [found] = [f for f in diagnose(layout.root).findings if f.check.endswith("pinned-in-trash")]
+    assert found.severity.name == "PROBLEM" and cps[0].id in found.summary
+    assert f"persist trash restore {entry}" in (found.fix or "")
+    code, out, _ = run(capsys, "trash", "empty", "--older-than", "0", "--log-dir", log)
+    assert code == 0 and f"kept trash/{entry}" in out and cps[0].id in out, out
+    assert (layout.trash / entry / "checkpoints" / f"{cps[0].id}.json").is_file()
+    code, out, _ = run(capsys, "trash", "empty", "--older-than", "0", "--json", "--log-dir", log)
+    assert code == 0 and orjson.loads(out)["kept_pinned"] == {entry: [cps[0].id]}
+    # unpinned, it goes with the next empty
+    assert run(capsys, "unpin", cps[0].id, "--log-dir", log)[0] == 0
+    code, out, _ = run(capsys, "trash", "empty", "--older-than", "0", "--json", "--log-dir", log)
+    assert code == 0 and orjson.loads(out)["emptied"] == [entry]
