@@ -463,6 +463,10 @@ def _command(argv: list[str]) -> int:
     if argv[0] in _READERS and log_dir and not _output_inside(args, log_dir):
         _warn_if_half_restored(log_dir)
     release()  # nothing of an earlier command in this process is still held
+    from recorder.cli.common import say
+    from recorder.store.lock import tell_waits
+
+    tell_waits(say)  # a wait for another `persist` command holding the folder is said
     stdout = sys.stdout
     sys.stdout = _NamedStdout(stdout)
     try:

@@ -254,7 +254,7 @@ def cmd_trash(args: argparse.Namespace) -> int:
         older = DEFAULT_GRACE if grace is None else grace
     else:
         older = parse_duration(args.older_than, "--older-than")
-    done = maintenance.empty(layout, older)
+    done = maintenance.empty_by_hand(layout, older)
     gone = done.gone
     if args.json:
         print_json(

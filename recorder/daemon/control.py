@@ -33,7 +33,7 @@ from recorder.store.checkpoints import (
 from recorder.store.fsutil import atomic_write, ensure_private_dir
 from recorder.store.journal import valid_end
 from recorder.store.layout import Layout, list_segments, segment_number
-from recorder.store.lock import AlreadyRunning, InstanceLock, holder_pid
+from recorder.store.lock import AlreadyRunning, FolderBusy, InstanceLock, read_holder
 from recorder.store.segfile import open_segment
 from recorder.store.unfinished import refuse_unfinished_restore
 
@@ -199,13 +199,16 @@ def request_checkpoint(
     if not layout.segments.is_dir():
         raise CheckpointError(f"no journal in {layout.root}: start a recorder first")
     label = sanitize_label(label)  # as the checkpoint keeps it (and JSON-safe to send)
-    lock = InstanceLock(layout.lock)
+    lock = InstanceLock(layout.lock, "checkpoint")
     try:
-        # once: a held lock is a running recorder, to be asked at once (an agent's
-        # hook waits for this), not after 100 ms of retries
+        # once: a lock a recorder holds is a running recorder, to be asked at once (an
+        # agent's hook waits for this), not after 100 ms of retries; another `persist`
+        # command's (a checkpoint another hook asked for, a prune) is waited for
         lock.acquire(attempts=1)
     except AlreadyRunning:
         return _ask_recorder(layout, CheckpointRequest(label, after), timeout)
+    except FolderBusy as exc:  # (callers, an agent's hook, expect CheckpointError)
+        raise CheckpointError(str(exc)) from None
     try:
         return _checkpoint_offline(layout, label)
     finally:
@@ -236,7 +239,10 @@ def exchange(
     ensure_private_dir(layout.control)
     request = layout.control / f"{uuid.uuid4().hex}{request_suffix}"
     done = request.with_suffix(reply_suffix)
-    holder = holder_pid(layout.lock)  # the recorder asked: it may end before it answers
+    # the recorder asked: it may end before it answers (a command that took the lock
+    # after it ended is no recorder: the request is then withdrawn at the timeout)
+    pid, role = read_holder(layout.lock)
+    holder = None if role else pid
     atomic_write(request, body, durable=False)
     poke(layout.control)  # answered at once, not at the recorder's next look
     now = time.monotonic()

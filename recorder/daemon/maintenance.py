@@ -17,7 +17,7 @@ import contextlib
 import errno
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -288,14 +288,36 @@ def _ask(layout: Layout, request: dict[str, Any], timeout: float = ANSWER_WAIT) 
     return reply
 
 
-def _offline_lock(layout: Layout) -> InstanceLock | None:
-    """The folder's lock if no recorder holds it (then we write the journal), else None."""
-    lock = InstanceLock(layout.lock)
+def _offline_lock(layout: Layout, role: str) -> InstanceLock | None:
+    """The folder's lock if no recorder holds it (then we write the journal), else None.
+    Another `persist` command holding it is waited for (`TOOL_WAIT`, then `FolderBusy`
+    naming it): before 2026-12-07 it was taken for a running recorder and asked."""
+    lock = InstanceLock(layout.lock, role)
     try:
         lock.acquire()
     except AlreadyRunning:
         return None
     return lock
+
+
+@contextlib.contextmanager
+def journaling(layout: Layout, role: str) -> Iterator[JournalEvent]:
+    """Who journals the records of a change made here: the running recorder (asked), or
+    we, holding the folder's lock for the whole change. Taken before retention's lock,
+    as the recorder and `prune` take them: a change that held retention's lock while it
+    waited for the folder's would wait for a `persist prune` waiting for it."""
+    lock = _offline_lock(layout, role)
+    if lock is None:
+
+        def ask(event: dict[str, Any]) -> None:
+            _ask(layout, {"kind": "event", "event": event})
+
+        yield ask
+        return
+    try:
+        yield lambda event: append_offline(layout, event)
+    finally:
+        lock.release()
 
 
 def append_offline(layout: Layout, event: dict[str, Any]) -> None:
@@ -306,9 +328,10 @@ def append_offline(layout: Layout, event: dict[str, Any]) -> None:
     journal.close()
 
 
-def log_event(layout: Layout, event: dict[str, Any]) -> str:
-    """Journal a retention event: through the running recorder, or ourselves."""
-    lock = _offline_lock(layout)
+def log_event(layout: Layout, event: dict[str, Any], role: str = "prune") -> str:
+    """Journal a retention event: through the running recorder, or ourselves (the
+    caller holds no retention lock: see `journaling`)."""
+    lock = _offline_lock(layout, role)
     if lock is None:
         _ask(layout, {"kind": "event", "event": event})
         return "recorder"
@@ -329,7 +352,7 @@ def prune(
         if not retention_at_work(layout):
             refuse_interrupted(layout)
         return PruneResult(plan_prune(layout, policy), None, "dry-run")
-    lock = _offline_lock(layout)
+    lock = _offline_lock(layout, "prune")
     if lock is None:
         reply = _ask(layout, {"kind": "prune", "policy": policy.to_json(), "by": by})
         return PruneResult(dict(reply.get("plan") or {}), reply.get("trash"), "recorder")
@@ -374,14 +397,14 @@ def restore(layout: Layout, ref: str) -> Restored:
     """`persist trash restore ID`: the files back, the journal record, then the entry
     goes (also an interrupted prune's: what it moved comes back). A restore killed
     after its record is finished without a second one."""
-    with retention_lock(layout), room_to_write(layout):
+    with journaling(layout, "trash") as journal, retention_lock(layout), room_to_write(layout):
         try:
             finish_journaled_prunes(layout)
             entry = find_entry(layout, ref)
             restored = restore_entry(layout, entry)
             try:
                 if not restored.already_journaled:
-                    log_event(layout, restore_event(restored))
+                    journal(restore_event(restored))
             except MaintenanceError as exc:  # its files are back: "nothing was done" is false
                 raise MaintenanceError(
                     f"the files of trash/{entry.id} are back in place, but the restore is not "
@@ -458,7 +481,7 @@ def empty(
                 event = empty_event(fresh, older_than)
                 try:
                     if journal is None:
-                        log_event(layout, event)
+                        log_event(layout, event, "trash")
                     else:
                         journal(event)
                 except MaintenanceError as exc:  # marked, not deleted: said as it is
@@ -486,6 +509,13 @@ def empty(
                 f"emptying the trash stopped before it deleted anything, {done} "
                 f"({exc.strerror}): {full_disk_hint(layout)}"
             ) from None
+
+
+def empty_by_hand(layout: Layout, older_than: float) -> Emptied:
+    """`persist trash empty`: `empty`, its record journaled by the running recorder or
+    by us holding the folder's lock (taken first: `journaling`)."""
+    with journaling(layout, "trash") as journal:
+        return empty(layout, older_than, journal=journal)
 
 
 def empty_event(gone: list[TrashEntry], older_than: float) -> dict[str, Any]:

@@ -100,7 +100,8 @@ def run_recorder(
     `stop_event` is seen when the main thread next wakes (up to `IDLE_TICK` later when
     idle): `wakeup.poke(<log dir>/control)` after setting it wakes it at once.
 
-    Raises `AlreadyRunning` if another recorder holds the log folder.
+    Raises `AlreadyRunning` if another recorder holds the log folder, `FolderBusy` if a
+    `persist` command (a prune, say) holds it past `lock.TOOL_WAIT` seconds.
     """
     # CURVE keys first: a missing or unsafe key is one line before anything starts.
     server_keys: ServerKeys | None = None
@@ -116,7 +117,9 @@ def run_recorder(
     ensure_private_dir(options.log_dir)
     recorder = Recorder(options)
     lock = InstanceLock(recorder.layout.lock)
-    lock.acquire()
+    # a `persist` command holding the folder (a prune, a checkpoint taken while no
+    # recorder ran) is waited for, saying so; a recorder holding it is AlreadyRunning
+    lock.acquire(waiting=lambda line: print(f"persist: {line}", file=sys.stderr, flush=True))
     handler = setup_logging(recorder, to_stderr=to_stderr)
     stop = stop_event or threading.Event()
     reopen = threading.Event()

@@ -17,7 +17,7 @@ from recorder.daemon.options import RecorderOptions, recorder_argv
 from recorder.errors import LaunchError, how_it_ended
 from recorder.store.fsutil import atomic_write, ensure_private_dir, open_private
 from recorder.store.layout import Layout
-from recorder.store.lock import AlreadyRunning, InstanceLock
+from recorder.store.lock import AlreadyRunning, FolderBusy, InstanceLock
 from recorder.store.status import DEGRADED, HEALTHY, RecorderState, assess
 from recorder.store.unfinished import UnfinishedRestore, refuse_unfinished_restore
 
@@ -82,10 +82,10 @@ def _open_output(layout: Layout) -> int:
     writing to it. When no recorder holds the folder, a file grown past twice
     `OUT_KEEP` is cut to its last `OUT_KEEP` bytes first."""
     path = layout.recorder_out
-    with contextlib.suppress(OSError, AlreadyRunning):
+    with contextlib.suppress(OSError, AlreadyRunning, FolderBusy):  # trimmed another time
         if path.stat().st_size > 2 * OUT_KEEP:
-            lock = InstanceLock(layout.lock)
-            lock.acquire(attempts=1)
+            lock = InstanceLock(layout.lock, "record")
+            lock.acquire(attempts=1, wait=0.0)
             try:
                 with open(path, "rb") as f:
                     f.seek(-OUT_KEEP, os.SEEK_END)

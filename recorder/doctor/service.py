@@ -12,6 +12,7 @@ from pathlib import Path
 from recorder.daemon import systemd
 from recorder.doctor.model import Area, Finding, Repair, RepairKind, Severity
 from recorder.store.layout import Layout
+from recorder.store.lock import read_holder
 from recorder.store.status import DEGRADED, HEALTHY, STALE, Health, format_age
 
 
@@ -26,7 +27,7 @@ def recorder_holds(layout: Layout) -> bool:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return False
     except BlockingIOError:
-        return True
+        return not read_holder(layout.lock)[1]  # a `persist` command's, for a moment: none
     finally:
         os.close(fd)
 

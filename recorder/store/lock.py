@@ -3,6 +3,12 @@
 The lock dies with the process, so a stale PID (dead or reused) can never block
 a start; the PID written inside the lock file is only used to name the holder.
 
+A `persist` command that writes the journal while no recorder runs (`prune`, `trash`,
+`checkpoint`) holds the same lock for a moment, and writes its name after its PID
+(`12345 prune`): another command, or a recorder starting, waits for it (`TOOL_WAIT`,
+then `FolderBusy` naming it) instead of taking it for a running recorder (a bare PID,
+as every holder wrote before 2026-12-07).
+
 A lock file deleted from outside (an `rm` of it, or of the whole folder) no longer
 locks anything: a second process would create a new file and lock that. So, on Linux,
 the holder also binds an abstract socket named after the folder (`_Guard`): no file,
@@ -22,6 +28,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from recorder.errors import PersistError
@@ -37,6 +44,33 @@ class AlreadyRunning(PersistError):
         super().__init__(f"a recorder is already recording into {path.parent} ({who} holds {path})")
 
 
+class FolderBusy(PersistError):
+    """Another `persist` command (no recorder) held the folder's lock past the wait."""
+
+    def __init__(self, path: Path, pid: int | None, role: str, waited: float) -> None:
+        self.path = path
+        self.pid = pid
+        self.role = role
+        who = f" (PID {pid})" if pid else ""
+        super().__init__(
+            f"another `persist {role}`{who} is working on {path.parent} (it held {path.name} "
+            f"for more than {waited:g}s); try again when it is done"
+        )
+
+
+TOOL_WAIT = 30.0  # seconds one waits for a `persist` command holding the folder (as retention)
+
+# told, once per wait, that a `persist` command holding the folder is waited for (the
+# CLI says it on stderr: `tell_waits`); an `acquire(waiting=...)` of its own goes first
+_told_waits: Callable[[str], object] | None = None
+
+
+def tell_waits(say: Callable[[str], object] | None) -> None:
+    """Who is told of a wait for another `persist` command (None: nobody)."""
+    global _told_waits
+    _told_waits = say
+
+
 class LockLost(PersistError):
     """Another process took the folder's lock after this one's lock file was removed."""
 
@@ -49,20 +83,35 @@ class LockLost(PersistError):
 
 
 class InstanceLock:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, role: str = "") -> None:
+        """`role`: "" for the recorder; for a `persist` command holding the folder for a
+        moment, its name (`prune`, `checkpoint`: a word, written after its PID)."""
         self.path = path
+        self.role = role
         self._fd: int | None = None
         self._guard: _Guard | None = None
         self._failed: str | None = None  # why `keep` could not lock a new file, said once
 
-    def acquire(self, attempts: int = 3) -> None:
-        """Take the lock, trying `attempts` times 50 ms apart (a recorder that is
-        stopping lets go of it a moment later); raises `AlreadyRunning`, or
-        `UnfinishedRestore` when the folder is a restore-backup not finished yet."""
+    def acquire(
+        self,
+        attempts: int = 3,
+        wait: float = TOOL_WAIT,
+        waiting: Callable[[str], object] | None = None,
+    ) -> None:
+        """Take the lock, trying `attempts` times 50 ms apart while a recorder holds it
+        (a recorder that is stopping lets go of it a moment later); raises
+        `AlreadyRunning`, or `UnfinishedRestore` when the folder is a restore-backup not
+        finished yet. A `persist` command holding it is waited for, up to `wait` seconds
+        (`waiting` is told once), then `FolderBusy`; a holder not named yet (it has just
+        taken the lock) is looked at again for up to `_UNNAMED_LOOKS`."""
         refuse_unfinished_restore(self.path.parent)
         fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
         guard = _Guard(self.path.parent)
-        for attempt in range(attempts):
+        deadline = time.monotonic() + wait
+        tries = unnamed = 0
+        told = False
+        waiting = waiting or _told_waits
+        while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 if guard.take():
@@ -70,12 +119,25 @@ class InstanceLock:
                 fcntl.flock(fd, fcntl.LOCK_UN)  # its lock file was removed: still held
             except BlockingIOError:
                 pass
-            if attempt == attempts - 1:
-                pid = holder_pid(self.path) or _status_pid(self.path.parent)
-                os.close(fd)
-                raise AlreadyRunning(self.path, pid) from None
+            pid, role = read_holder(self.path)
+            if role:  # a command, for a moment
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise FolderBusy(self.path, pid, role, wait) from None
+                if waiting is not None and not told:
+                    told = True
+                    who = f" (PID {pid})" if pid else ""
+                    waiting(f"waiting for `persist {role}`{who} to finish with {self.path.parent}")
+            elif pid is None and unnamed < _UNNAMED_LOOKS:
+                unnamed += 1
+            else:
+                tries += 1
+                if tries >= attempts:
+                    pid = pid or _status_pid(self.path.parent)
+                    os.close(fd)
+                    raise AlreadyRunning(self.path, pid) from None
             time.sleep(0.05)
-        write_holder(fd, os.getpid())
+        write_holder(fd, os.getpid(), self.role)
         self._fd = fd
         self._guard = guard
 
@@ -120,7 +182,7 @@ class InstanceLock:
                     os.close(new)
                     raise LockLost(self.path, what, pid) from None
                 time.sleep(0.05)
-        write_holder(new, os.getpid())
+        write_holder(new, os.getpid(), self.role)
         os.close(fd)  # the old file's lock (nobody can reach that file by its path)
         self._fd = new
         self._failed = None
@@ -146,17 +208,21 @@ class InstanceLock:
 
 
 _KEEP_ATTEMPTS = 10  # 50 ms apart: a new lock file held 0.5 s is another holder's
+# 50 ms apart: a holder that has just taken the lock names itself within microseconds;
+# one unnamed for longer (its lock file replaced from outside) is taken for a recorder
+_UNNAMED_LOOKS = 10
 
-PID_ROOM = 24  # bytes kept in the lock file between holders: a PID fits in place
+PID_ROOM = 24  # bytes kept in the lock file between holders: a PID (and a role) fits in place
 
 
-def write_holder(fd: int, pid: int) -> None:
-    """Name the holder in the lock file, written over the blanks the last one left: no
-    new block is needed, so the lock is taken on a full disk too (`persist prune` and
-    `persist trash empty` are how one frees it). Where even that cannot be written (a
-    file from an older persist, truncated to nothing), the holder goes unnamed: the
-    flock is the lock, the PID only names who holds it."""
-    text = f"{pid}\n".encode()
+def write_holder(fd: int, pid: int, role: str = "") -> None:
+    """Name the holder in the lock file (`PID`, or `PID role` for a `persist` command),
+    written over the blanks the last one left: no new block is needed, so the lock is
+    taken on a full disk too (`persist prune` and `persist trash empty` are how one frees
+    it). Where even that cannot be written (a file from an older persist, truncated to
+    nothing), the holder goes unnamed: the flock is the lock, the PID only names who
+    holds it."""
+    text = (f"{pid} {role}\n" if role else f"{pid}\n").encode()[:PID_ROOM]
     try:
         os.pwrite(fd, text.ljust(PID_ROOM), 0)
         os.ftruncate(fd, PID_ROOM)
@@ -228,9 +294,16 @@ def _status_pid(folder: Path) -> int | None:
     return pid if isinstance(pid, int) and pid > 0 else None
 
 
-def holder_pid(path: Path) -> int | None:
+def read_holder(path: Path) -> tuple[int | None, str]:
+    """The holder the lock file names: its PID (None: unnamed) and role ("": a recorder,
+    or a holder from before roles were written)."""
     try:
-        text = path.read_text().strip()
-        return int(text) if text else None
+        words = path.read_text().split()
+        pid = int(words[0]) if words else None
     except (OSError, ValueError):
-        return None
+        return None, ""
+    return pid, " ".join(words[1:2])
+
+
+def holder_pid(path: Path) -> int | None:
+    return read_holder(path)[0]

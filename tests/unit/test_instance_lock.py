@@ -62,3 +62,30 @@ def test_a_lock_file_that_cannot_be_made_again_is_said_once(tmp_path: Path) -> N
         assert path.is_file() and holder_pid(path) is not None
     finally:
         lock.release()
+
+
+def test_a_command_holding_the_folder_is_waited_for_then_named(tmp_path: Path) -> None:
+    """A `persist` command (no recorder) holding the lock was taken for a recorder."""
+    import os
+
+    from recorder.store.lock import FolderBusy
+
+    path = tmp_path / "recorder.lock"
+    command = InstanceLock(path, "prune")
+    command.acquire()
+    try:
+        with pytest.raises(FolderBusy) as busy:
+            InstanceLock(path, "checkpoint").acquire(attempts=1, wait=0.2)
+        assert str(busy.value) == (
+            f"another `persist prune` (PID {os.getpid()}) is working on {tmp_path} (it held "
+            "recorder.lock for more than 0.2s); try again when it is done"
+        )
+    finally:
+        command.release()
+    recorder = InstanceLock(path)
+    recorder.acquire()
+    try:
+        with pytest.raises(AlreadyRunning, match=f"PID {os.getpid()} holds"):
+            InstanceLock(path, "checkpoint").acquire(attempts=1, wait=5.0)
+    finally:
+        recorder.release()

@@ -1032,27 +1032,29 @@ def test_a_restore_or_empty_the_recorder_did_not_journal_says_what_was_done(
     log = str(layout.root)
     assert run(capsys, "prune", "--older-than", "6d", "--log-dir", log)[0] == 0
     (entry,) = [p.name for p in layout.trash.iterdir()]
-    real = maintenance.log_event
+    # the record's writer (here, with no recorder, `append_offline` under the folder's
+    # lock) failing as an unanswered request does
+    real = maintenance.append_offline
 
     def unanswered(_layout: Layout, _event: dict[str, Any]) -> str:
         raise maintenance.MaintenanceError(no_answer("event", 60, False))
 
-    monkeypatch.setattr(maintenance, "log_event", unanswered)
+    monkeypatch.setattr(maintenance, "append_offline", unanswered)
     code, _out, err = run(capsys, "trash", "restore", entry, "--log-dir", log)
     assert code == 1 and "nothing was done" not in err
     assert f"the files of trash/{entry} are back in place, but the restore is not journaled" in err
-    monkeypatch.setattr(maintenance, "log_event", real)
+    monkeypatch.setattr(maintenance, "append_offline", real)
     assert run(capsys, "trash", "restore", entry, "--log-dir", log)[0] == 0
     events = [r.get("event") for r in journal_records(layout.root)]
     assert events.count("trash-restore") == 1
     assert run(capsys, "prune", "--older-than", "6d", "--log-dir", log)[0] == 0
     (entry,) = [p.name for p in layout.trash.iterdir()]
-    monkeypatch.setattr(maintenance, "log_event", unanswered)
+    monkeypatch.setattr(maintenance, "append_offline", unanswered)
     code, _out, err = run(capsys, "trash", "empty", "--older-than", "0", "--log-dir", log)
     assert code == 1 and "nothing was done" not in err
     assert f"trash/{entry} marked for emptying, nothing deleted yet" in err
     assert (layout.trash / entry).is_dir()
-    monkeypatch.setattr(maintenance, "log_event", real)
+    monkeypatch.setattr(maintenance, "append_offline", real)
     assert run(capsys, "trash", "empty", "--older-than", "0", "--log-dir", log)[0] == 0
     assert not (layout.trash / entry).exists()
     assert [r.get("event") for r in journal_records(layout.root)].count("trash-empty") == 1

@@ -1,0 +1,132 @@
+"""A `persist` command that holds the folder's lock while no recorder runs (a prune, a
+checkpoint, a trash change) is waited for by the next command and by a recorder
+starting, never taken for a running recorder: before 2026-12-07 a second checkpoint
+asked that "recorder" and failed after 5 s (or said it ended, naming a recorder.log
+that never existed), and `persist record` refused "a recorder is already recording"."""
+
+from __future__ import annotations
+
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from recorder.store.checkpoints import list_checkpoints
+from recorder.store.layout import Layout
+from recorder.store.pruned import retention_lock
+from tests.support import wait_for
+from tests.unit.test_control import recording
+from tests.unit.test_daemon import Clock
+
+
+def journal(tmp_path: Path) -> Layout:
+    """A folder with a journal and no recorder (the one that wrote it stopped)."""
+    rec = recording(tmp_path, Clock())
+    rec.close()
+    return rec.layout
+
+
+def cli(*argv: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "recorder.cli", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def said(proc: subprocess.Popen[str], words: str, timeout: float = 20.0) -> str:
+    """The first line of the process' stderr holding `words`; fails at once when the
+    process ends without saying it (what it said instead is in the message)."""
+    assert proc.stderr is not None
+    lines: list[str] = []
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not sel.select(deadline - time.monotonic()):
+                break
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            if words in line:
+                return line
+    proc.kill()
+    out, err = proc.communicate()
+    raise AssertionError(f"never said {words!r}: rc={proc.returncode} {lines} {err!r} {out!r}")
+
+
+def holder(layout: Layout) -> str:
+    try:
+        return layout.lock.read_text().strip()
+    except OSError:
+        return ""
+
+
+def prune_holding_the_folder(layout: Layout) -> subprocess.Popen[str]:
+    """A real `persist prune` (no recorder) that holds the folder's lock and waits for
+    retention's lock, which the caller holds: as long as the caller wants."""
+    prune = cli("prune", "--max-size", "1G", "--json", "--log-dir", str(layout.root))
+    wait_for(lambda: holder(layout).split()[:1] == [str(prune.pid)], what="the prune's lock")
+    return prune
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["checkpoint", "--label", "hook2"], ["prune", "--max-size", "1G", "--json"]],
+    ids=["checkpoint", "prune"],
+)
+def test_a_command_waits_for_another_holding_the_folder(tmp_path: Path, argv: list[str]) -> None:
+    layout = journal(tmp_path)
+    with retention_lock(layout):
+        first = prune_holding_the_folder(layout)
+        assert holder(layout) == f"{first.pid} prune"  # named as a command, not a recorder
+        proc = cli(*argv, "--log-dir", str(layout.root))
+        line = said(proc, "waiting for `persist prune`")
+        assert f"(PID {first.pid}) to finish with {layout.root}" in line
+        # nothing was asked of a recorder
+        assert not (layout.control.is_dir() and list(layout.control.glob("*.request")))
+    out, err = first.communicate(timeout=30)
+    assert first.returncode == 0 and '"via": "offline"' in out, err
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    if argv[0] == "checkpoint":
+        assert "hook2" in [cp.label for cp in list_checkpoints(layout)]
+    else:
+        assert '"via": "offline"' in out
+    assert "recorder" not in err
+
+
+def test_persist_record_waits_for_a_prune_holding_the_folder(tmp_path: Path) -> None:
+    layout = journal(tmp_path)
+    with retention_lock(layout):
+        prune = prune_holding_the_folder(layout)
+        proc = cli(
+            "record",
+            "--embedded",
+            "no",
+            "--broker",
+            f"ipc://{tmp_path}/b.sock",
+            "--search-index",
+            "off",
+            "--monitor",
+            "off",
+            "--log-dir",
+            str(layout.root),
+        )
+        line = said(proc, "waiting for `persist prune`")
+        assert f"(PID {prune.pid})" in line
+    try:
+        said(proc, "recording")
+        assert holder(layout) == str(proc.pid)  # the recorder: a bare PID
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert prune.wait(timeout=30) == 0
