@@ -167,7 +167,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         self.project_sessions: list[SessionRow] = []
         """The agent's sessions of `project`, as the launch menu listed them."""
         self.clock = clock or Clock()
-        self.probe = probe or Probe()
+        self.probe = probe or Probe(self.clock.monotonic)
         self.poll_interval = poll_interval
         self.diagnostics_interval = diagnostics_interval
         self.live = live
@@ -361,7 +361,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         return self._searcher
 
     def health(self) -> Health:
-        return assess(self.layout, self.clock.now())
+        return assess(self.layout, self.clock.now(), self.clock.monotonic())
 
     def show_record(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,12 @@ def folder_bytes(root: Path) -> int:
 class Probe:
     """Samples diagnostics; keeps the psutil handle so CPU % is measured between samples."""
 
-    def __init__(self) -> None:
+    def __init__(self, monotonic: Callable[[], float | None] | None = None) -> None:
         self._proc: Any = None
         self._pid: int | None = None
+        # the system's monotonic clock, read with each sample's `now` (see `assess`);
+        # None: `now` alone (a test's clock)
+        self._monotonic = monotonic
 
     def _process(self, pid: int, started: float | None, now: float) -> ProcessInfo:
         import psutil
@@ -98,7 +102,7 @@ class Probe:
 
     def collect(self, log_dir: Path, now: float) -> Diagnostics:
         layout = Layout(Path(log_dir))
-        health = assess(layout, now)
+        health = assess(layout, now, self._monotonic() if self._monotonic else None)
         diag = Diagnostics(now, Path(log_dir), health)
         status = health.status
         diag.last_checkpoint = last_checkpoint(

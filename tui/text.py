@@ -178,6 +178,11 @@ class Clock:
     def now(self) -> float:
         return self._now()
 
+    def monotonic(self) -> float | None:
+        """The system's monotonic clock with the real `now`; None with a test's (whose
+        `now` is then the only clock: see `status.assess`)."""
+        return time.monotonic() if self._now is time.time else None
+
     def dt(self, ts: float | None) -> datetime | None:
         """`ts` as a local (or `tz`) time; None for no time, or a number no date can
         hold (a record's time is shown as missing, never as a failure)."""

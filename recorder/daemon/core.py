@@ -7,7 +7,9 @@ whole loop can be driven by tests with an injected clock:
   chunks of lines to the journal's sink (the receiving thread);
 - the sink writes them on its own thread, so the disk never stalls receiving;
 - `sync()` makes written lines durable (syncer thread, or the sink in `always` mode);
-- `tick(now)` does the periodic work: status, recovery state, checkpoints, requests.
+- `tick(now)` does the periodic work: status, recovery state, checkpoints, requests,
+  scheduled on a clock that does not step (`monotonic`), while what it writes is
+  stamped with `now`, the wall clock.
 
 Longer than our usual 400 lines on purpose: the receive path, the periodic work and
 the counters they share are one object. The hot path (`_write_messages`) reads a
@@ -129,6 +131,10 @@ QUIET_AFTER = 2.0
 # An idle recorder touches its unchanged status.json rather than rewriting it; it still
 # writes it whole this often (a file damaged or replaced from outside is mended).
 STATUS_REWRITE = 60.0
+# The wall clock moved by more than this against the monotonic one between two looks:
+# it was stepped (set by hand, or by NTP). Periodic work is scheduled on the monotonic
+# clock and never waits for it; the status is then written whole (`write_status`).
+CLOCK_STEP = 1.0
 _JSON_OPENERS = (b"{", b"[")
 # A message line up to its payload, for one topic and receive time (`_line_head`):
 # what stays a format then takes (seq, size, meta, span start, span length).
@@ -220,8 +226,20 @@ class Recorder:
     options: RecorderOptions
     clock: Clock = time.time
     counters: Counters = field(default_factory=Counters)
+    # The clock periodic work is scheduled on: it must not step when the wall clock is
+    # set (`clock` stamps what is written). None: the system's monotonic clock with the
+    # real `clock`, the injected `clock` itself otherwise (a test clock does not step
+    # unless the test steps it; one that does passes a `monotonic` of its own).
+    monotonic: Clock | None = None
 
     def __post_init__(self) -> None:
+        self._mono: Clock = self.monotonic or (
+            time.monotonic if self.clock is time.time else self.clock
+        )
+        # the status carries the monotonic stamp only when it is the system's, which
+        # readers on this machine compare with theirs (`status.assess`)
+        self._mono_shared = self._mono is time.monotonic
+        self._clock_offset: float | None = None  # wall - monotonic, at the last look
         self.layout = Layout(self.options.log_dir)
         self.journal = Journal(
             self.layout, segment_bytes=self.options.segment_bytes, clock=self.clock
@@ -256,7 +274,7 @@ class Recorder:
         # (SIGUSR2), Ctrl-C twice, or past `--stop-wait`
         self.give_up = threading.Event()
         self.unwritten: LostLines | None = None  # what that stop could not write
-        self._stop_waiting_since: float | None = None
+        self._stop_waiting_since: float | None = None  # (monotonic)
         self.last_checkpoint: Checkpoint | None = None
         self._checkpointed = 0  # messages the last checkpoint counts (as this run does)
         self.process_started = process_start_time(os.getpid())
@@ -280,6 +298,7 @@ class Recorder:
         self._status_received = -1  # counters.received at the last status written
         # what status.json holds, and which file that is (see `write_status`)
         self._status_written: tuple[StatusSnapshot, StatusFile] | None = None
+        self._status_mono: float | None = None  # the monotonic clock as it was written
         self._tick_received = -1  # ... at the main thread's last wake-up
         # checkpoint requests waiting for the message they name: name -> first seen
         self._waiting_requests: dict[str, float] = {}
@@ -381,8 +400,9 @@ class Recorder:
         self.journal.flush()
         self.journal.sync()
         self.state = RecorderState.RECORDING
-        self._checkpoint_due = now + self.options.checkpoint_interval
-        self._retention_due = now + min(30.0, self.options.effective_retention_interval)
+        mono = self._mono()
+        self._checkpoint_due = mono + self.options.checkpoint_interval
+        self._retention_due = mono + min(30.0, self.options.effective_retention_interval)
         self._take_snapshot()
 
     def _caches_folder_aside(self) -> None:
@@ -451,12 +471,12 @@ class Recorder:
         """A stop waits for room on a full disk: the status says so (`persist status`
         tells how to end it), refreshed as its heartbeat; past `--stop-wait` it gives
         up what it holds."""
-        now = self.clock()
+        now, mono = self.clock(), self._mono()
         if self._stop_waiting_since is None:
-            self._stop_waiting_since = now
+            self._stop_waiting_since = mono
             log.warning("stopping: waiting for room on the disk to write what is held")
         wait = self.options.stop_wait
-        if wait is not None and now - self._stop_waiting_since >= wait:
+        if wait is not None and mono - self._stop_waiting_since >= wait:
             self.give_up.set()
         self.write_status(now)
 
@@ -993,19 +1013,20 @@ class Recorder:
         self.counters.not_subscribed_publishers = len(self._late_publishers)
         log.info("%d messages from %s were sent before we subscribed", hole.missed, hole.publisher)
 
-    def _silent_tails(self, now: float) -> None:
+    def _silent_tails(self, now: float, mono: float) -> None:
         """A `publisher-silent` record for each publisher that fell silent with messages
         no heartbeat confirmed (`TailWatch`): whatever it sent after them is unknown.
         Not while nothing can be heard (a broker outage, the receiver dead, messages
         dropped on a full backlog): those have records of their own, and a publisher
-        is only silent when it could have been heard."""
+        is only silent when it could have been heard. Silences are timed on the
+        monotonic clock (`mono`); records are stamped `now`."""
         hearing = self.connection in (Connection.CONNECTED, Connection.LISTENING)
         with self._appending:
             if not hearing or self._overflow is not None or self.receiver_error is not None:
                 self.tail_watch.deaf()
                 return
             expected = self.tracker.expected
-            tails = self.tail_watch.silent(expected, now, self.options.unconfirmed_after)
+            tails = self.tail_watch.silent(expected, mono, self.options.unconfirmed_after)
             for tail in tails:
                 self._silent_tail_record(tail, now)
             if tails:
@@ -1100,7 +1121,7 @@ class Recorder:
         self._next_control = 0.0
         self.attention.set()
 
-    def sleep_for(self, now: float, *, poked: bool) -> float:
+    def sleep_for(self, *, poked: bool) -> float:
         """How long the main thread may sleep before its next `tick`: `TICK` while
         messages come in, or when requests are only found by looking (`poked` is
         False: no `control/wake`); otherwise until the next status is due, at most
@@ -1115,26 +1136,31 @@ class Recorder:
             return TICK
         # a little past the status' time: a wait may end a hair early, and a wake-up
         # just before it would only sleep again
-        return min(IDLE_TICK, max(0.0, self._next_status - now) + 0.01)
+        return min(IDLE_TICK, max(0.0, self._next_status - self._mono()) + 0.01)
 
     def tick(self, now: float) -> None:
+        """The periodic work, due by the monotonic clock (a wall clock set back an hour
+        must not stop the heartbeat and checkpoints for an hour, nor one set forward run
+        them all at once); what it writes is stamped `now`."""
+        mono = self._mono()
+        self._clock_stepped(now, mono)
         self.warmer.start(self.journal.written.segment)  # once per newly closed segment
-        if self.tail_watch.confirmed and now >= self._tail_check_due:
-            self._tail_check_due = now + TAIL_CHECK
-            self._silent_tails(now)
-        if now >= self._next_control:
-            self._next_control = now + CONTROL_INTERVAL
+        if self.tail_watch.confirmed and mono >= self._tail_check_due:
+            self._tail_check_due = mono + TAIL_CHECK
+            self._silent_tails(now, mono)
+        if mono >= self._next_control:
+            self._next_control = mono + CONTROL_INTERVAL
             names = control_names(self.layout)
             self.handle_requests(now, names)
             self.handle_maintenance(now, names)
-        if self.options.checkpoint_interval and now >= self._checkpoint_due:
-            self._checkpoint_due = now + self.options.checkpoint_interval
+        if self.options.checkpoint_interval and mono >= self._checkpoint_due:
+            self._checkpoint_due = mono + self.options.checkpoint_interval
             with contextlib.suppress(OSError):  # said in the status (`error`); next time
                 self.checkpoint("", "periodic", now)
-        if self.options.effective_retention.active and now >= self._retention_due:
-            self._retention_due = now + self.options.effective_retention_interval
+        if self.options.effective_retention.active and mono >= self._retention_due:
+            self._retention_due = mono + self.options.effective_retention_interval
             self.retention_pass(now)
-        if now >= self._next_status:
+        if mono >= self._next_status:
             # Idle (nothing received since the last one): every other second. The
             # heartbeat only has to beat well within `STALE_AFTER`, and replacing the
             # file (a rename) is most of an idle recorder's CPU.
@@ -1142,11 +1168,22 @@ class Recorder:
             idle = received == self._status_received
             self._status_received = received
             interval = self.options.status_interval
-            self._next_status = now + (2 * interval if idle else interval)
+            self._next_status = mono + (2 * interval if idle else interval)
             self.journal.sink.put(("check",))  # the segment being written is still there
             self._snapshot_if_behind()
             self.write_state(now)
             self.write_status(now)
+
+    def _clock_stepped(self, now: float, mono: float) -> None:
+        """Log a step of the wall clock (against the monotonic one) since the last tick;
+        the status is then written whole at once, stamped with the new time."""
+        offset = now - mono
+        before, self._clock_offset = self._clock_offset, offset
+        if before is not None and abs(offset - before) > CLOCK_STEP:
+            step = offset - before
+            way = "forward" if step > 0 else "back"
+            log.warning("the wall clock was set %s by %.1f s", way, abs(step))
+            self._next_status = 0.0
 
     def _snapshot_if_behind(self) -> None:
         """Hand over what is held and take the snapshot the recovery state is written
@@ -1221,13 +1258,14 @@ class Recorder:
         Every request gets a reply, a malformed one an error reply: a bad file in
         control/ must never stop the tick.
         """
-        waiting: dict[str, float] = {}
+        waiting: dict[str, float] = {}  # (first seen, on the monotonic clock)
+        mono = self._mono()
         for path in pending_requests(self.layout, names):
             try:
                 request = read_request(path)
                 if request.after is not None and not self._received(request.after):
-                    since = self._waiting_requests.get(path.name, now)
-                    if now - since < AFTER_WAIT:
+                    since = self._waiting_requests.get(path.name, mono)
+                    if mono - since < AFTER_WAIT:
                         waiting[path.name] = since  # its message is still on its way
                         continue
                 self.drain_wait()
@@ -1238,7 +1276,7 @@ class Recorder:
             answer_request(path, reply)
         self._waiting_requests = waiting
         if waiting:
-            self._next_control = now  # looked at again at the next tick, soon (`sleep_for`)
+            self._next_control = mono  # looked at again at the next tick, soon (`sleep_for`)
 
     def _received(self, after: tuple[str, int]) -> bool:
         """Whether message `seq` of publisher `pub` (or a later one) has been received."""
@@ -1395,15 +1433,22 @@ class Recorder:
         self._state_key, self._state_publishers = key, snap.publishers
         self.error_over(_STATE_FAILED)  # written again
 
-    def status(self, now: float, updated: float | None = None) -> StatusSnapshot:
-        """The status at `now` (saying it was taken at `updated`, when given)."""
+    def status(
+        self, now: float, updated: float | None = None, mono: float | None = None
+    ) -> StatusSnapshot:
+        """The status at `now` (saying it was taken at `updated`, when given, and at
+        `mono` on the monotonic clock)."""
         c = self.counters
         rate = self._rate
-        elapsed = now - rate.last_time
+        clock = self._mono()  # rates over time that does not step
+        elapsed = clock - rate.last_time
         if rate.last_time and elapsed > 0:
             rate.received_per_s = (c.received - rate.last_received) / elapsed
             rate.written_per_s = (c.written - rate.last_written) / elapsed
-        rate.last_time, rate.last_received, rate.last_written = now, c.received, c.written
+        rate.last_time, rate.last_received, rate.last_written = clock, c.received, c.written
+        if mono is None and updated is None:
+            mono = clock
+        shared = mono if self._mono_shared else None
         durable = self.journal.durable
         cp = self.last_checkpoint
         return StatusSnapshot(
@@ -1412,6 +1457,7 @@ class Recorder:
             process_started=self.process_started,
             process_start_key=self.process_start_key,
             updated=now if updated is None else updated,
+            updated_monotonic=shared,
             log_dir=str(self.layout.root),
             broker=self.options.broker,
             embedded_broker=self.embedded_broker,
@@ -1464,22 +1510,33 @@ class Recorder:
     def write_status(self, now: float) -> None:
         """Write the status. When nothing in it but its time would change (an idle
         recorder), status.json is only touched (`touch_status`); it is written whole
-        again at least every `STATUS_REWRITE` seconds all the same."""
+        again at least every `STATUS_REWRITE` seconds all the same, and at once when the
+        wall clock was stepped since it was (readers take a touch's time, the file's
+        mtime, as on the clock of the `updated` and `updated_monotonic` it holds)."""
         written = self._status_written
         self._status_written = None
+        mono = self._mono()
         try:
-            if written is not None and 0.0 <= now - written[0].updated < STATUS_REWRITE:
+            if written is not None and self._may_touch(written[0], now, mono):
                 last, file = written
-                status = self.status(now, updated=last.updated)
+                status = self.status(now, updated=last.updated, mono=last.updated_monotonic)
                 touched = touch_status(self.layout, now, file) if status == last else None
                 if touched is not None:
                     self._status_written = (last, touched)
                     return
-                status = status.stamped(now)
+                status = status.stamped(now, mono if self._mono_shared else None)
             else:
-                status = self.status(now)
+                status = self.status(now, mono=mono)
             written_to = status.write(self.layout)
             if written_to is not None:
-                self._status_written = (status, written_to)
+                self._status_written, self._status_mono = (status, written_to), mono
         except OSError as exc:
             self.last_error = ErrorNote(now, f"cannot write status: {exc}")
+
+    def _may_touch(self, last: StatusSnapshot, now: float, mono: float) -> bool:
+        """Whether the status written whole last (`last`) may be touched now: written
+        less than `STATUS_REWRITE` ago, on a wall clock that has not stepped since."""
+        if not 0.0 <= now - last.updated < STATUS_REWRITE:
+            return False
+        at = self._status_mono
+        return at is not None and abs((now - mono) - (last.updated - at)) <= CLOCK_STEP

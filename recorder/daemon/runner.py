@@ -198,7 +198,7 @@ def run_recorder(
             # link lost), signals and clients' requests (`control/wake`) wake it too;
             # else two wake-ups a second while messages come, one every other second
             # when idle.
-            recorder.attention.wait(recorder.sleep_for(time.time(), poked=poked))
+            recorder.attention.wait(recorder.sleep_for(poked=poked))
             recorder.attention.clear()
             if reopen.is_set():
                 reopen.clear()

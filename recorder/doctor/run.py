@@ -50,8 +50,9 @@ def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = No
     """Check everything; read only."""
     started = time.monotonic()
     layout = Layout(Path(root))
+    monotonic = time.monotonic() if now is None else None  # (a test's `now` alone)
     now = time.time() if now is None else now
-    health = assess(layout, now)
+    health = assess(layout, now, monotonic)
     start = health.start_command(layout.root)
     if not layout.root.is_dir():
         raise DoctorError(

@@ -3,7 +3,10 @@
 The recorder rewrites `status.json` about once a second from a `StatusSnapshot`;
 every reader gets the same class back (`StatusSnapshot.read`). A reader decides:
 - healthy: the process is alive (same PID *and* same start time) and the file is fresh;
-- stale: the process exists but has not written its heartbeat for `STALE_AFTER` seconds;
+- stale: the process exists but has not written its heartbeat for `STALE_AFTER` seconds
+  (told by the monotonic clock, which setting the clock does not step, when the status
+  has its stamp: `updated_monotonic`), or its heartbeat is stamped in the future without
+  that stamp (the clock was set back, and it has not written one since);
 - stopped: no status, an unreadable one, a clean stop, or the process is gone (or its
   PID was reused);
 - degraded: the process is alive and writes its heartbeat but records nothing: its
@@ -43,6 +46,9 @@ UNREACHABLE_AFTER = 5.0  # seconds a broker is never reached (starting up) befor
 # the heartbeat timeout before it was noticed) before "degraded": a frozen broker is
 # noticed 3 s after it froze, and is then reported at once.
 LOST_AFTER = 1.0
+# Seconds a stamp may be ahead of the reader's clock (a second's rounding, another
+# process's clock read a moment later) before it is taken for a clock set back since.
+CLOCK_SLACK = 1.0
 HEALTHY, STALE, STOPPED, DEGRADED = "healthy", "stale", "stopped", "degraded"
 DEFAULT_BROKER = "tcp://127.0.0.1:5555"  # what `start_command` suggests when none is known
 
@@ -437,6 +443,9 @@ class StatusSnapshot:
     v: int = SCHEMA_VERSION
     process_started: float | None = None  # wall-clock start, as psutil said at the time
     process_start_key: str | None = None  # tells a reused PID from the recorder (procstart)
+    # the same moment on the system's monotonic clock (CLOCK_MONOTONIC, which setting
+    # the clock does not step): readers on this machine tell the heartbeat's age by it
+    updated_monotonic: float | None = None
     log_dir: str = ""
     broker: str | None = None  # the broker's subscriber endpoint
     embedded_broker: str | None = None  # publisher endpoint of a broker the recorder hosts
@@ -469,6 +478,7 @@ class StatusSnapshot:
             "process_started": self.process_started,
             "process_start_key": self.process_start_key,
             "updated": self.updated,
+            "updated_monotonic": self.updated_monotonic,
             "log_dir": self.log_dir,
             "broker": self.broker,
             "embedded_broker": self.embedded_broker,
@@ -520,6 +530,7 @@ class StatusSnapshot:
             v=_int(data, "v", default=SCHEMA_VERSION),
             process_started=_optional(_number, data, "process_started"),
             process_start_key=_optional(_str, data, "process_start_key"),
+            updated_monotonic=_optional(_number, data, "updated_monotonic"),
             log_dir=_str(data, "log_dir", default=""),
             broker=_optional(_str, data, "broker"),
             embedded_broker=_optional(_str, data, "embedded_broker"),
@@ -546,9 +557,9 @@ class StatusSnapshot:
             unwritten=LostLines.from_json(unwritten) if unwritten else None,
         )
 
-    def stamped(self, updated: float) -> StatusSnapshot:
-        """The same snapshot, taken at `updated`."""
-        return replace(self, updated=updated)
+    def stamped(self, updated: float, updated_monotonic: float | None = None) -> StatusSnapshot:
+        """The same snapshot, taken at `updated` (`updated_monotonic`)."""
+        return replace(self, updated=updated, updated_monotonic=updated_monotonic)
 
     def write(self, layout: Layout) -> StatusFile | None:
         """Replace `status.json` atomically (not fsynced: it is rewritten every second);
@@ -581,14 +592,16 @@ class StatusSnapshot:
             reserved = cls._read_file(layout.status_reserve)
         except UnreadableStatus:
             reserved = None  # being rewritten in place, or blank: status.json decides
-        if reserved is not None and (main is None or reserved.updated > main.updated):
+        if reserved is not None and (main is None or _later(reserved, main)):
             return reserved
         return main
 
     @classmethod
     def _read_file(cls, path: Path) -> StatusSnapshot | None:
         """The snapshot in `path`, its heartbeat the later of its `updated` and the
-        file's mtime (`touch_status`)."""
+        file's mtime (`touch_status`); a touch is on the clock of the `updated` it holds
+        (the recorder writes the file whole when its clock was stepped), so its
+        monotonic time is as far from `updated_monotonic`."""
         try:
             raw, st = read_regular(path)  # a named pipe there is not waited on
             touched = st.st_mtime
@@ -602,8 +615,18 @@ class StatusSnapshot:
             raise UnreadableStatus("it is not valid JSON") from None
         status = cls.from_json(data)
         if touched > status.updated:
-            status = status.stamped(touched)
+            mono = status.updated_monotonic
+            status = status.stamped(
+                touched, None if mono is None else mono + touched - status.updated
+            )
         return status
+
+
+def _later(a: StatusSnapshot, b: StatusSnapshot) -> bool:
+    """Whether `a` was written after `b`: by the monotonic clock when both have it."""
+    if a.updated_monotonic is not None and b.updated_monotonic is not None:
+        return a.updated_monotonic > b.updated_monotonic
+    return a.updated > b.updated
 
 
 @dataclass(frozen=True)
@@ -720,8 +743,27 @@ def process_start_key(pid: int) -> str | None:
     return start_key(pid)
 
 
-def assess(layout: Layout, now: float | None = None) -> Health:
-    now = time.time() if now is None else now
+def heartbeat_age(
+    status: StatusSnapshot, now: float, monotonic: float | None
+) -> tuple[float, float]:
+    """(Seconds since the status's heartbeat, now on the clock its stamps were taken
+    with). By the monotonic clock when the reader gives its own (`monotonic`) and the
+    status has its stamp: a wall clock set back or forward since changes neither. Else
+    by the wall clock `now` (a heartbeat stamped in the future is then negative)."""
+    mono = status.updated_monotonic
+    if monotonic is not None and mono is not None:
+        age = monotonic - mono
+        if age >= -CLOCK_SLACK:  # (else not the same clock: another boot's, say)
+            return max(0.0, age), status.updated + max(0.0, age)
+    return now - status.updated, now
+
+
+def assess(layout: Layout, now: float | None = None, monotonic: float | None = None) -> Health:
+    """What a reader concludes from the folder's status at `now` (the wall clock) and
+    `monotonic` (the system's monotonic clock; both read here when `now` is None)."""
+    if now is None:
+        now = time.time()
+        monotonic = time.monotonic() if monotonic is None else monotonic
     try:
         status = StatusSnapshot.read(layout)
     except UnreadableStatus as exc:
@@ -746,6 +788,14 @@ def assess(layout: Layout, now: float | None = None) -> Health:
             STOPPED,
             f"recorder PID {pid} is gone without a clean stop "
             f"(last heartbeat {format_age(age)} ago)",
+            status,
+        )
+    age, clock = heartbeat_age(status, now, monotonic)
+    if age < -CLOCK_SLACK:
+        return Health(
+            STALE,
+            f"PID {pid} is alive, but its last heartbeat is stamped {format_age(-age)} in "
+            "the future: the clock was set back since, and it has not written one after",
             status,
         )
     if age > STALE_AFTER:
@@ -793,26 +843,30 @@ def assess(layout: Layout, now: float | None = None) -> Health:
     down_links = [e for e in links if e.connection != Connection.CONNECTED]
     for link in down_links:
         since = link.since or status.process_started
-        down = now - since if since is not None else 0.0
+        # begun after the heartbeat that tells it: the clock was set back since it began,
+        # and how long ago that was is not known (only that it was before the step)
+        unknown = since is not None and since > status.updated + CLOCK_SLACK
+        down = clock - since if since is not None and not unknown else 0.0
         lost = link.connection == Connection.DISCONNECTED
-        if down > (LOST_AFTER if lost else UNREACHABLE_AFTER) and (
+        if (unknown or down > (LOST_AFTER if lost else UNREACHABLE_AFTER)) and (
             status.state == RecorderState.RECORDING
         ):
             what = "lost" if lost else "never reached"
             nothing = "nothing" if len(links) == 1 else "nothing from it"
+            length = "since before the clock was set back" if unknown else f"for {format_age(down)}"
             if link.handshake_failed:  # it answers, and says no
                 return Health(
                     DEGRADED,
                     f"PID {pid} runs but records {nothing}: "
                     f"{refused_by(link.endpoint, link.handshake_failed)}; not connected "
-                    f"for {format_age(down)}, tried again every second",
+                    f"{length}, tried again every second",
                     status,
                     warnings,
                 )
             return Health(
                 DEGRADED,
                 f"PID {pid} runs but records {nothing}: the broker at {link.endpoint} "
-                f"is unreachable ({what} for {format_age(down)}; is it running, or frozen?)",
+                f"is unreachable ({what} {length}; is it running, or frozen?)",
                 status,
                 warnings,
             )

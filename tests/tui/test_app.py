@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -447,6 +448,7 @@ async def test_a_degraded_recorder_shows_as_degraded_with_its_reason(tmp_path: P
     status = orjson.loads((root / "status.json").read_bytes())
     status["receiver_error"] = "the receiving thread died: invalid endpoint"
     (root / "status.json").write_bytes(orjson.dumps(status))
+    os.utime(root / "status.json", (status["updated"], status["updated"]))  # as written
     app = make_app(root)
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot)

@@ -117,7 +117,7 @@ def test_a_request_waits_for_the_message_it_names(tmp_path: Path) -> None:
     rec.tick(clock.now)
     assert answer(ready).checkpoint is not None and answer(ready).checkpoint.messages == 2
     assert waits.exists() and not waits.with_suffix(REPLY_SUFFIX).exists()
-    assert rec.sleep_for(clock.now, poked=True) == core.WAITING_TICK  # looked at soon
+    assert rec.sleep_for(poked=True) == core.WAITING_TICK  # looked at soon
     clock.now += 0.1
     feed(rec, clock, env_msg("p", 3))  # here it comes
     rec.tick(clock.now)
@@ -133,7 +133,7 @@ def test_a_request_waits_for_the_message_it_names(tmp_path: Path) -> None:
     clock.now += 0.2
     rec.tick(clock.now)
     assert answer(lost).ok and not rec._waiting_requests
-    assert rec.sleep_for(clock.now, poked=True) != core.WAITING_TICK
+    assert rec.sleep_for(poked=True) != core.WAITING_TICK
     rec.close()
 
 

@@ -291,6 +291,57 @@ def test_status_and_periodic_checkpoints_follow_the_injected_clock(tmp_path: Pat
     rec.close()
 
 
+def test_periodic_work_keeps_its_intervals_when_the_wall_clock_is_stepped(
+    tmp_path: Path,
+) -> None:
+    """Scheduled on the monotonic clock: a wall clock set back an hour stops neither the
+    status nor the checkpoints (which are stamped with it), and one set forward runs
+    nothing early; each step writes the status whole at once, with the new time."""
+    wall, mono = Clock(), Clock(500.0)
+    rec = Recorder(
+        RecorderOptions(log_dir=tmp_path / "logs", checkpoint_interval=10.0, status_interval=1.0),
+        clock=wall,
+        monotonic=mono,
+    )
+    rec.open()
+    layout = rec.layout
+    rec.tick(wall.now)
+
+    def advance(seconds: float) -> None:
+        wall.now += seconds
+        mono.now += seconds
+
+    def status() -> dict[str, Any]:
+        return orjson.loads(layout.status.read_bytes())
+
+    feed(rec, wall, env_msg("p", 1))
+    advance(10)
+    rec.tick(wall.now)
+    assert len(list(layout.checkpoints.glob("*.json"))) == 1
+    wall.now -= 3600  # set back an hour
+    rec.tick(wall.now)
+    assert status()["updated"] == wall.now  # written whole at once, with the new time
+    feed(rec, wall, env_msg("p", 2), env_msg("p", 3))
+    advance(2)  # (idle before: the status is due every other second)
+    rec.tick(wall.now)
+    assert status()["counts"]["written"] == 3 and status()["updated"] == wall.now
+    advance(8)
+    rec.tick(wall.now)
+    cps = [orjson.loads(p.read_bytes()) for p in layout.checkpoints.glob("*.json")]
+    assert sorted(cp["messages"] for cp in cps) == [1, 3]
+    newest = next(cp for cp in cps if cp["messages"] == 3)
+    assert newest["created"] == wall.now  # stamped with the wall clock
+    feed(rec, wall, env_msg("p", 4))
+    wall.now += 7200  # set forward two hours: the next checkpoint is still 10 s away
+    rec.tick(wall.now)
+    assert status()["updated"] == wall.now
+    assert len(list(layout.checkpoints.glob("*.json"))) == 2
+    advance(10)
+    rec.tick(wall.now)
+    assert len(list(layout.checkpoints.glob("*.json"))) == 3
+    rec.close()
+
+
 def test_an_idle_recorder_touches_its_unchanged_status_and_readers_take_that_as_its_heartbeat(
     tmp_path: Path,
 ) -> None:

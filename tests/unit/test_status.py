@@ -18,6 +18,7 @@ from recorder.store.layout import Layout
 from recorder.store.status import (
     DEGRADED,
     HEALTHY,
+    STALE,
     STOPPED,
     Connection,
     Health,
@@ -35,6 +36,7 @@ STATUS_KEYS = [
     "process_started",
     "process_start_key",
     "updated",
+    "updated_monotonic",
     "log_dir",
     "broker",
     "embedded_broker",
@@ -225,11 +227,18 @@ def test_a_status_missing_optional_fields_still_reads(tmp_path: Path) -> None:
     assert assess(layout).reason.startswith("stopped cleanly")
 
 
+def write_as_recorder(layout: Layout, data: dict[str, Any]) -> None:
+    """status.json with its mtime at its `updated`, as the recorder writes it (a later
+    mtime is a touch: the heartbeat)."""
+    layout.status.write_bytes(orjson.dumps(data))
+    os.utime(layout.status, (data["updated"], data["updated"]))
+
+
 def test_a_good_status_of_a_live_process_is_healthy(tmp_path: Path) -> None:
     me = psutil.Process()
     layout = Layout(tmp_path)
     data = good_status(pid=me.pid, process_started=me.create_time(), updated=1000.0)
-    layout.status.write_bytes(orjson.dumps(data))
+    write_as_recorder(layout, data)
     health = assess(layout, now=1001.0)
     assert health.state == HEALTHY and health.pid == me.pid
     assert health.warnings == ["last error: boom"]
@@ -250,7 +259,7 @@ def test_a_stop_waiting_for_room_and_one_that_gave_up_say_so(tmp_path: Path) -> 
     layout = Layout(tmp_path)
     live = {"pid": me.pid, "process_started": me.create_time(), "updated": 1000.0}
     waiting = good_status(**live, state="stopping", disk_error="No space left on device")
-    layout.status.write_bytes(orjson.dumps({**waiting, "backlog_bytes": 2048}))
+    write_as_recorder(layout, {**waiting, "backlog_bytes": 2048})
     health = assess(layout, now=1001.0)
     assert health.state == DEGRADED and "is stopping, and waits for room" in health.reason
     assert "2,048 bytes wait" in health.reason and "persist stop --force" in health.reason
@@ -259,3 +268,61 @@ def test_a_stop_waiting_for_room_and_one_that_gave_up_say_so(tmp_path: Path) -> 
     health = assess(layout, now=1001.0)
     assert health.state == STOPPED and "NOT cleanly: 8 messages (9 journal lines" in health.reason
     assert health.status is not None and health.status.to_json()["unwritten"] == lost
+
+
+def test_a_heartbeat_stamped_in_the_future_is_not_taken_for_a_fresh_one(tmp_path: Path) -> None:
+    """The clock set back an hour under a recorder: a status without the monotonic stamp
+    (an older recorder's) stamped in the future is stale, not healthy."""
+    me = psutil.Process()
+    layout = Layout(tmp_path)
+    data = good_status(pid=me.pid, process_started=me.create_time(), updated=1000.0)
+    write_as_recorder(layout, data)
+    health = assess(layout, now=1000.0 - 3600 + 10)
+    assert health.state == STALE
+    assert "stamped 60m in the future: the clock was set back since" in health.reason
+    assert assess(layout, now=1000.5).state == HEALTHY  # a second's rounding is not a step
+
+
+def test_the_heartbeat_age_is_told_by_the_monotonic_clock(tmp_path: Path) -> None:
+    """With `updated_monotonic`, a wall clock set back or forward since the heartbeat
+    changes nothing: a recorder silent for 10 s is stale, one that wrote a second ago is
+    healthy, whatever the wall clock says; a touch (a later mtime) moves both."""
+    me = psutil.Process()
+    layout = Layout(tmp_path)
+    live = {"pid": me.pid, "process_started": me.create_time()}
+    write_as_recorder(layout, good_status(**live, updated=5000.0, updated_monotonic=700.0))
+    back, forward = 5000.0 - 3600, 5000.0 + 3600
+    assert assess(layout, now=back + 10, monotonic=710.0).state == STALE
+    assert "silent for 10.0s" in assess(layout, now=back + 10, monotonic=710.0).reason
+    assert assess(layout, now=back + 1, monotonic=701.0).state == HEALTHY
+    assert assess(layout, now=forward, monotonic=701.0).state == HEALTHY
+    os.utime(layout.status, (5008.0, 5008.0))  # touched 8 s after the whole write
+    assert assess(layout, now=back, monotonic=709.0).state == HEALTHY
+    assert "silent for 7.0s" in assess(layout, now=back, monotonic=715.0).reason
+
+
+def test_a_broker_lost_before_the_clock_was_set_back_is_degraded(tmp_path: Path) -> None:
+    """The status written after the step says a link lost at a time later than its own
+    stamp: lost before the step, for how long is not known; degraded all the same."""
+    me = psutil.Process()
+    layout = Layout(tmp_path)
+    link = {"endpoint": "tcp://127.0.0.1:9", "mode": "connect", "connection": "disconnected"}
+    data = good_status(
+        pid=me.pid,
+        process_started=me.create_time(),
+        updated=5000.0 - 3600,  # written after the clock was set back an hour
+        updated_monotonic=700.0,
+        connection="disconnected",
+        endpoints=[{**link, "since": 4990.0}],  # lost 10 s before the step
+    )
+    write_as_recorder(layout, data)
+    for health in (
+        assess(layout, now=5000.0 - 3600 + 1, monotonic=701.0),
+        assess(layout, now=5000.0 - 3600 + 1),
+    ):
+        assert health.state == DEGRADED, health.reason
+        assert "(lost since before the clock was set back;" in health.reason
+    # put right: the recorder writes its status again, and the outage's length is told
+    write_as_recorder(layout, {**data, "updated": 5004.0, "updated_monotonic": 704.0})
+    health = assess(layout, now=5005.0, monotonic=705.0)
+    assert health.state == DEGRADED and "(lost for 15.0s;" in health.reason
