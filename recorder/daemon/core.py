@@ -162,6 +162,26 @@ CHECKPOINT_WAIT = 2.0
 _REPLAY_TOO_DEEP = "(nested too deep to copy: see the payload's _persist.replay_of)"
 
 
+def _in_order(head: dict[str, Any]) -> dict[str, Any]:
+    """A gap whose start is stamped after its end (the wall clock was set back in
+    between: a recorder killed while the clock ran ahead, a broker lost before a step)
+    is written from its end to its end, its detail saying so: how long it lasted is not
+    known, and a window that ends before it begins is none."""
+    start, end = head.get("from_ts"), head.get("to_ts")
+    if not isinstance(start, int | float) or not isinstance(end, int | float) or start <= end:
+        return head
+    try:
+        stamped = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(start))
+    except (OverflowError, ValueError, OSError):  # no date holds it
+        stamped = f"{start:g}"
+    why = (
+        f"its start was stamped {stamped}, {start - end:.0f} s after its end: the clock was "
+        "set back in between, so how long it lasted is not known"
+    )
+    detail = head.get("detail")
+    return {**head, "from_ts": end, "detail": f"{detail}; {why}" if detail else why}
+
+
 def _failure(exc: BaseException) -> str:
     """What failed, in one line: an ImportError in a recorder that has run for a while is
     most likely the package upgraded under it (a module it had not loaded yet changed)."""
@@ -1055,7 +1075,7 @@ class Recorder:
         log.warning("publisher %s went silent after seq %d, unconfirmed", tail.publisher, tail.last)
 
     def _hole_record(self, fields: dict[str, Any], ts: float) -> None:
-        head = {k: v for k, v in fields.items() if k not in ("kind", "ts")}
+        head = _in_order({k: v for k, v in fields.items() if k not in ("kind", "ts")})
         self.journal.append({"ts": ts, "kind": KIND_GAP, **head})
         self.counters.gaps += 1
         self.counters.missed += int(head.get("missed") or 0)

@@ -547,6 +547,28 @@ def test_restart_restores_publisher_sequences_and_records_downtime(tmp_path: Pat
     assert [(g["from_seq"], g["to_seq"]) for g in gaps[1:]] == [(5, 6)]
 
 
+def test_a_crash_while_the_clock_was_ahead_leaves_no_gap_that_ends_before_it_begins(
+    tmp_path: Path,
+) -> None:
+    """Killed while the clock was a year ahead, started again once it is right: the
+    recorder-down gap's start (the last record's stamp) is a year after its end (this
+    start). It was written so; its start is now its end, and its detail says why."""
+    year = 365 * 86400.0
+    clock = Clock()
+    clock.now += year
+    rec = make(tmp_path, clock)
+    feed(rec, clock, env_msg("p", 1))
+    rec.tick(clock.now)
+    rec.journal.close()  # no clean stop: as if killed
+    clock.now -= year - 60  # the clock put right, a minute later
+    make(tmp_path, clock).close()
+    (down,) = [r for r in journal_records(tmp_path / "logs") if r.get("cause") == "recorder-down"]
+    assert down["from_ts"] <= down["to_ts"] == pytest.approx(clock.now)
+    assert down["from_ts"] == down["to_ts"]
+    assert "the clock was set back" in down["detail"] and "not known" in down["detail"]
+    assert down["detail"].startswith("the previous recorder ended without a clean stop")
+
+
 @pytest.mark.parametrize("status", ["kept", "garbage"])
 def test_an_unreadable_recovery_state_does_not_make_a_clean_stop_a_crash(
     tmp_path: Path, status: str
