@@ -30,8 +30,12 @@ from recorder.sources.model import Session, Source
 from recorder.store.checkpoints import Checkpoint, SessionRef, list_checkpoints, write_checkpoint
 from recorder.store.fsutil import ensure_private_dir, flock_within, open_private
 from recorder.store.layout import Layout
+from recorder.store.status import format_age
 
 CONTEXT_WINDOWS = {Source.CLAUDE: 200_000, Source.GEMINI: 1_000_000, Source.CODEX: 272_000}
+# Seconds a last checkpoint may be stamped ahead of now (another monitor's clock read a
+# moment later) and still be taken as just taken; beyond, the clock was set back since.
+AHEAD_SLACK = 60.0
 
 
 @dataclass(frozen=True)
@@ -98,10 +102,21 @@ def decide(
     session: Session, last: SessionRef | None, last_at: float | None, s: MonitorSettings, now: float
 ) -> Decision:
     """Whether to checkpoint `session` now, given its last checkpoint (`last`, taken at
-    `last_at`)."""
+    `last_at`). A last checkpoint stamped in the future (taken while the clock ran
+    ahead, or the clock set back since) says nothing of how long ago it was taken: it
+    holds no cooldown, and the time factor counts from the session's start."""
     key = session.key
     if last is not None and last.size == session.size and last.path == str(session.path):
         return Decision(key, False, "nothing changed since the last checkpoint")
+    note = ""
+    if last_at is not None and last_at - now > AHEAD_SLACK:
+        note = (
+            f"; the last checkpoint is stamped {format_age(last_at - now)} in the future "
+            "(the clock was set back since): no cooldown"
+        )
+        last_at = None
+    elif last_at is not None:
+        last_at = min(last_at, now)
     since = last_at if last_at is not None else (session.first_ts or session.mtime)
     before = set(last.files_modified) if last else set()
     changed = len(set(session.files_modified) - before)
@@ -125,20 +140,28 @@ def decide(
         return Decision(key, False, f"cooldown, {left:.0f} min left", scores, total)
     top = max(scores, key=lambda k: scores[k])
     if scores[top] >= 1.0:
-        return Decision(key, True, f"{top} reached its threshold", scores, total)
+        return Decision(key, True, f"{top} reached its threshold{note}", scores, total)
     if total >= 1.0:
-        return Decision(key, True, "weighted sum reached 1.0", scores, total)
-    return Decision(key, False, "below every threshold", scores, total)
+        return Decision(key, True, f"weighted sum reached 1.0{note}", scores, total)
+    return Decision(key, False, f"below every threshold{note}", scores, total)
 
 
 def latest_session_checkpoints(layout: Layout) -> dict[str, Checkpoint]:
+    """Each session's latest checkpoint: of its newest copy version, the one that
+    covers the most of it (a copy only grows, and a rewritten file is a new version),
+    not the one stamped latest, which a clock set back would keep for as long."""
     found: dict[str, Checkpoint] = {}
     for cp in list_checkpoints(layout, sessions=True):
         if cp.session is not None:
             other = found.get(cp.session.key)
-            if other is None or cp.created > other.created:
+            if other is None or _coverage(cp) > _coverage(other):
                 found[cp.session.key] = cp
     return found
+
+
+def _coverage(cp: Checkpoint) -> tuple[int, int, float]:
+    ref = cp.session
+    return (ref.copy_version, ref.size, cp.created) if ref is not None else (0, 0, cp.created)
 
 
 @contextmanager

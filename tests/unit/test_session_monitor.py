@@ -97,6 +97,44 @@ def test_cooldown_and_nothing_changed() -> None:
     assert not same.checkpoint and same.reason == "nothing changed since the last checkpoint"
 
 
+def test_a_last_checkpoint_stamped_in_the_future_holds_nothing_back() -> None:
+    """Taken while the clock was a year ahead: its time says nothing of how long ago it
+    was. No cooldown from it (which lasted a year), and the time factor counts from
+    the session's start (it was 0 for a year); nothing changed still waits."""
+    year = 365 * 86400.0
+    idle = session(last_ts=NOW - 30 * 60)
+    d = decide(idle, ref(), NOW + year, S, NOW)
+    assert d.checkpoint and d.reason.startswith("idle reached its threshold")
+    assert "last checkpoint is stamped 365.0d in the future" in d.reason
+    young = decide(session(), ref(), NOW + year, S, NOW)
+    assert not young.checkpoint and not young.reason.startswith("cooldown")
+    assert young.scores["time"] == pytest.approx(600 / 7200)  # since the session's start
+    assert not decide(idle, ref(size=1000), NOW + year, S, NOW).checkpoint
+    # a few seconds ahead (another monitor's clock, rounding): a checkpoint just taken
+    assert decide(idle, ref(), NOW + 5, S, NOW).reason.startswith("cooldown, 30 min left")
+
+
+def test_one_round_with_the_clock_a_year_ahead_does_not_stop_the_next_ones(
+    tmp_path: Path,
+) -> None:
+    s = ClaudeSession(tmp_path / "claude")
+    s.user("go")
+    s.assistant(text("ok"))
+    s.write()
+    layout = Layout(tmp_path / "log")
+    settings = MonitorSettings(idle_minutes=1, cooldown_minutes=10)
+    m = Monitor(Roots(tmp_path / "claude", None, None), layout, settings)
+    assert len(m.tick(s.t + 3600 + 365 * 86400).taken) == 1  # the clock a year ahead
+    s.lines.clear()
+    s.user("more")
+    s.assistant(text("done"))
+    s.append_lines(s.lines)
+    r = m.tick(s.t + 120)  # the clock right: idle two minutes
+    assert len(r.taken) == 1, r.decisions[0].explain()
+    r = m.tick(s.t + 180)  # checkpointed now: the cooldown holds again
+    assert not r.taken
+
+
 def test_settings_from_toml_and_flags(tmp_path: Path) -> None:
     path = tmp_path / "monitor.toml"
     path.write_text("[monitor]\nfiles_changed = 5\nweight_idle = 0.6\n")
