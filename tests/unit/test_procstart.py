@@ -4,6 +4,7 @@ before (files written before 2026-12-07)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/p
 
 def write(layout: Layout, **fields: object) -> None:
     layout.status.write_bytes(orjson.dumps(good_status(updated=1000.0, **fields)))
+    os.utime(layout.status, (1000.0, 1000.0))  # as the recorder leaves it: at its `updated`
 
 
 def test_the_start_key_decides_not_the_wall_clock_start(tmp_path: Path) -> None:
