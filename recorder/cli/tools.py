@@ -66,6 +66,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from recorder.export.writers import ExportError
     from recorder.store.checkpoints import resolve_checkpoint
     from recorder.store.reader import Store
+    from recorder.store.segfile import SegmentGone
 
     store = Store(Path(args.log_dir))
     layout = Layout(Path(args.log_dir))
@@ -87,7 +88,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             else:
                 scope = BundleScope(last=args.last)
             bundle = build_bundle(args.log_dir, cp, store=store, scope=scope, redact=args.redact)
-    except ExportError as exc:
+    except (ExportError, SegmentGone) as exc:  # a read error: no write error
         return fail(str(exc))
     except OSError as exc:  # named, with what stands in the bundle's way
         return fail(_bundle_not_written(exc, layout.restore))

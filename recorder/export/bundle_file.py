@@ -149,8 +149,10 @@ class BundleFile:
         end: int,
         skip: array[int],
         instead: dict[tuple[int, int], bytes],
+        fd: int = -1,
     ) -> None:
-        """Append bytes `start` to `end` of segment `number` (file `path`), less the
+        """Append bytes `start` to `end` of segment `number` (file `path`, or `fd`, the
+        file it named held open: read though it was pruned since), less the
         spans (segment, start, end) of `skip` that lie there, each replaced by
         `instead[segment, start]` when it has an entry: whole lines as stored, copied
         in the kernel when the segment is plain. ExportError if it holds fewer."""
@@ -164,7 +166,7 @@ class BundleFile:
                     parts.append(line)
                 at = skip[k + 2]
         parts.append((at, end))
-        with open_segment(path) as seg:
+        with open_segment(path, None if fd < 0 else fd) as seg:
             for part in parts:
                 if isinstance(part, bytes):
                     self.write(part)

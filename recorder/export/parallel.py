@@ -4,11 +4,12 @@ The range is cut into pieces (whole lines of one segment, about `Parallel.piece_
 each). Worker processes (fresh interpreters running `serve`, fed pickled tasks on
 their stdin: callers run threads, so never `fork`, and a caller's main module is never
 imported again, as multiprocessing's spawn would) each read a piece's lines straight
-from its segment, at the line starts the parent's index gave them, redact them if
-asked, and render them with the formats' own writers into private files in a scratch
-folder beside the output. The parent copies the pieces into the real outputs in
-journal order, between the header it wrote and the footer it writes, and merges each
-piece's range summary into its own.
+from its segment (through the descriptor the parent's index opened, passed to them:
+a prune that moves the file meanwhile changes nothing), at the line starts the
+parent's index gave them, redact them if asked, and render them with the formats'
+own writers into private files in a scratch folder beside the output. The parent
+copies the pieces into the real outputs in journal order, between the header it wrote
+and the footer it writes, and merges each piece's range summary into its own.
 
 Writers carry one thing from record to record: the day of the last day heading
 (Markdown, HTML). A piece's writers start with the day the parent works out for its
@@ -52,7 +53,7 @@ from recorder.errors import PersistError, how_it_ended
 from recorder.store.fsutil import NO_KERNEL_COPY
 from recorder.store.ranges import RangeSummary, summarize
 from recorder.store.reader import Record, Store
-from recorder.store.segfile import open_segment
+from recorder.store.segfile import SegmentGone, open_segment
 
 if TYPE_CHECKING:
     from recorder.export.render_cache import PieceKey
@@ -99,6 +100,7 @@ class Piece:
     starts: bytes  # the lines' start offsets (array "Q"), the parent's index of them
     end: int  # where the last line ends
     closed: bool = False  # of a segment before the last (its rendering may be kept)
+    fd: int = -1  # the segment as the parent holds it open (-1: opened by `path`)
 
     @property
     def count(self) -> int:
@@ -210,7 +212,7 @@ def read_piece(piece: Piece) -> tuple[bytes, set[int]]:
     from recorder.export.writers import ExportError
 
     size = piece.end - piece.starts_at
-    with open_segment(Path(piece.path)) as seg:
+    with open_segment(Path(piece.path), None if piece.fd < 0 else piece.fd) as seg:
         data = seg.read(piece.starts_at, size)
         damaged = set(getattr(seg, "damaged", ()))
     if len(data) != size:
@@ -289,13 +291,17 @@ def piece_key(fmt: str, redact: bool, day: str | None, piece: Piece, crc: int = 
 
 
 def _read(piece: Piece) -> tuple[bytes, set[int]]:
-    """`read_piece`, its failures as the worker's error convention has them."""
+    """`read_piece`, its failures as the worker's error convention has them: a read
+    that fails names the segment (it is no write error, as a full disk's is)."""
     try:
         return read_piece(piece)
     except PersistError as exc:
         raise WorkerFailed("persist", str(exc)) from None
+    except FileNotFoundError:
+        raise WorkerFailed("persist", str(SegmentGone(Path(piece.path)))) from None
     except OSError as exc:
-        raise WorkerFailed("os", exc.strerror or str(exc), exc.errno) from None
+        name = Path(piece.path).name
+        raise WorkerFailed("persist", f"cannot read {name}: {exc.strerror or exc}") from None
 
 
 def _kept_entries(folder: Path, spans: list[Any], notes: list[str]) -> list[Any] | None:
@@ -479,7 +485,12 @@ class _Workers:
     fork, and never a re-import of the caller's main module (which multiprocessing's
     spawn does, so a caller without a `__main__` guard would run again)."""
 
-    def __init__(self, count: int, tasks: list[tuple[Job, Piece, list[str | None]]]) -> None:
+    def __init__(
+        self,
+        count: int,
+        tasks: list[tuple[Job, Piece, list[str | None]]],
+        fds: tuple[int, ...] = (),
+    ) -> None:
         self.tasks = tasks
         self.next = 0
         self.results: dict[int, tuple[str, Any]] = {}
@@ -491,6 +502,7 @@ class _Workers:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,  # never over a TUI; errors come back as results
+                pass_fds=fds,  # the segments the parent holds open (`_hold`)
             )
             for _ in range(count)
         ]
@@ -600,7 +612,7 @@ def render_parallel(
     parallel = parallel or Parallel()
     kinds = {cls: name for name, cls in WRITERS.items()}
     formats = tuple(kinds[type(w)] for w in writers)
-    pieces = plan(store, start, stop, parallel.piece_bytes)
+    held: dict[int, int] = {}
     initial = [w.day if isinstance(w, DayWriter) else None for w in writers]
     for w in writers:
         w.flush()
@@ -612,6 +624,7 @@ def render_parallel(
     finished = False
     scratch = tempfile.mkdtemp(prefix=".persist-pieces-", dir=folder)
     try:  # from here on: an interruption (SIGTERM, Ctrl-C) anywhere removes `scratch`
+        pieces = _hold(store, plan(store, start, stop, parallel.piece_bytes), held)
         job = Job(formats, redact, type(summary), scratch, _cache_folder(store, summary, redact))
         tasks = []
         days, floor = initial, start
@@ -622,7 +635,7 @@ def render_parallel(
             ]
             floor = piece.index
             tasks.append((job, piece, days))
-        pool = _Workers(min(workers, len(pieces)), tasks)
+        pool = _Workers(min(workers, len(pieces)), tasks, tuple(held.values()))
         for piece in pieces:
             status, result = pool.result(piece.n)
             if status == "failed":
@@ -659,6 +672,8 @@ def render_parallel(
             if pool is not None:
                 _close(pool, abort=not finished)
         finally:
+            for fd in held.values():
+                os.close(fd)
             _remove(scratch)
     if missed and job.cache is not None:  # the indexer renders this kind from now on
         from recorder.export import render_cache
@@ -670,6 +685,20 @@ def render_parallel(
         exact.participants = before
         summarize(store.records(start, stop), exact)
         summary.participants = exact.participants
+
+
+def _hold(store: Store, pieces: list[Piece], held: dict[int, int]) -> list[Piece]:
+    """The pieces, each with a descriptor of its segment as `store` opened it when it
+    indexed it (one per segment, kept in `held` by number; the caller closes them):
+    workers read those, so a segment pruned into the trash (or compressed) while the
+    rendering runs is read as it was planned. `SegmentGone` names one the store had not
+    opened and that is gone."""
+    paths: dict[int, str] = {}
+    for piece in pieces:
+        if piece.segment not in held:
+            f = next(s for s in store.segments if s.number == piece.segment).file
+            held[piece.segment], paths[piece.segment] = os.dup(f.fd), str(f.path)
+    return [dataclasses.replace(p, fd=held[p.segment], path=paths[p.segment]) for p in pieces]
 
 
 def _cache_folder(store: Store, summary: RangeSummary, redact: bool) -> str | None:

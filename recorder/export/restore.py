@@ -612,7 +612,9 @@ def _write_files(
             def copy_piece(piece: Piece, summary: RangeSummary) -> None:
                 assert isinstance(summary, RangeIntegrity)
                 span = (piece.segment, piece.starts_at, piece.end)
-                jsonl.copy_lines(Path(piece.path), *span, summary.left_out, summary.replaced)
+                jsonl.copy_lines(
+                    Path(piece.path), *span, summary.left_out, summary.replaced, fd=piece.fd
+                )
 
             render_parallel(
                 store,

@@ -32,7 +32,7 @@ from recorder.store.checkpoints import Checkpoint, list_checkpoints
 from recorder.store.fsutil import atomic_write, ensure_private_dir
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
 from recorder.store.records import KIND_MESSAGE, decode_frames, frame_value, parse_line
-from recorder.store.segfile import SegmentDamaged, SegmentFile, open_segment
+from recorder.store.segfile import SegmentDamaged, SegmentFile, SegmentGone, open_segment
 
 _SCAN_CHUNK = 8 * 1024 * 1024
 _INDEX_MAGIC = b"APIDX002"
@@ -226,9 +226,14 @@ class SegmentIndex:
 
     @property
     def file(self) -> SegmentFile:
-        """The open file (OSError if it is gone, `SegmentDamaged` if it is unreadable)."""
+        """The open file (`SegmentGone` if it is gone, another OSError if it cannot be
+        opened, `SegmentDamaged` if it is unreadable). Once open, it is read whatever
+        happens to its name (pruned into the trash, compressed): what was indexed."""
         if self._file is None:
-            self._file = open_segment(self.path)
+            try:
+                self._file = open_segment(self.path)
+            except FileNotFoundError:
+                raise SegmentGone(self.path) from None
             self.path = self._file.path  # compressed since it was listed: the new file
         return self._file
 

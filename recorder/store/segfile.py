@@ -49,6 +49,18 @@ _TABLE_HEAD = struct.Struct("<II")  # skippable magic, payload length
 _READ_CHUNK = 1 << 20
 
 
+class SegmentGone(FileNotFoundError, PersistError):
+    """A segment listed (indexed, planned) that is no longer there when it is first
+    opened: pruned, or removed, while the reader ran. Its message names it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+
+    def __str__(self) -> str:
+        name = Path(str(self.filename)).name
+        return f"cannot read {name}: it was pruned (or removed) while this ran; run it again"
+
+
 class SegmentDamaged(PersistError, ValueError):
     """A compressed segment (or one of its frames) cannot be read; the message names it."""
 
@@ -113,10 +125,16 @@ class SegmentFile:
         self.close()
 
 
+def _open(path: Path, fd: int | None) -> int:
+    """A descriptor of `path`, or a duplicate of `fd` (the same file held open by
+    another: it reads what was planned though the name went away since)."""
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC) if fd is None else os.dup(fd)
+
+
 class PlainSegment(SegmentFile):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fd: int | None = None) -> None:
         self.path = path
-        self._fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self._fd: int | None = _open(path, fd)
         st = os.fstat(self._fd)
         if not stat.S_ISREG(st.st_mode):  # a folder opens too, and reads fail later
             os.close(self._fd)
@@ -144,9 +162,9 @@ class CompressedSegment(SegmentFile):
     compressed_at: list[int]  # file offset of each frame, and of the table last
     frame_bytes: int
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fd: int | None = None) -> None:
         self.path = path
-        self._fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self._fd: int | None = _open(path, fd)
         self.damaged: set[int] = set()
         self._lock = threading.RLock()
         # the two frames decompressed last, newest first: a line across a frame boundary
@@ -275,13 +293,16 @@ class CompressedSegment(SegmentFile):
         return self._read(offset, n, True)
 
 
-def open_segment(path: Path) -> SegmentFile:
+def open_segment(path: Path, fd: int | None = None) -> SegmentFile:
     """Open a segment whichever its form (OSError if it is gone, `SegmentDamaged` if a
     compressed one has no readable frame table). A plain segment compressed since it
     was listed (its file removed a moment ago) is opened in its new form: `.path`
-    says which file was opened."""
+    says which file was opened. `fd`: the file `path` named, held open by another
+    (duplicated: closing this one leaves that open), read whatever `path` holds now."""
     if path.name.endswith(COMPRESSED_SUFFIX):
-        return CompressedSegment(path)
+        return CompressedSegment(path, fd)
+    if fd is not None:
+        return PlainSegment(path, fd)
     try:
         return PlainSegment(path)
     except FileNotFoundError:

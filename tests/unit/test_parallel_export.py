@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import random
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from recorder.errors import PersistError
 from recorder.export import parallel as par
 from recorder.export.parallel import SERIAL, Parallel
 from recorder.export.restore import build_bundle
@@ -465,3 +467,102 @@ def test_a_damaged_compressed_frame_reads_and_is_named_the_same(tmp_path: Path) 
     assert seen[0] == seen[1]
     assert seen[0][1].bad_lines >= 1
     assert any(": compressed frame " in d and " is damaged: " in d for d in seen[0][2]), seen[0][2]
+
+
+def prune_all(root: Path) -> list[str]:
+    """A real `persist prune` (its own process) that moves every closed segment to the
+    trash; returns the names it moved."""
+    before = {p.name for p in list_segments(Layout(root))}
+    done = subprocess.run(
+        [sys.executable, "-m", "recorder.cli.main", "prune", "--max-size", "1B", "--log-dir", root],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    gone = sorted(before - {p.name for p in list_segments(Layout(root))})
+    assert len(gone) >= 3  # most of the journal, from its first segment on
+    return gone
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "csv"])
+def test_an_export_finishes_from_the_segments_it_planned_though_a_prune_moves_them(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fmt: str,
+) -> None:
+    """`persist export` with a prune running meanwhile: the prune moves the segments
+    away after the export indexed them and before its workers read them (the prune runs
+    just before the rendering starts: deterministic). The export reads the files it
+    opened, all of them, and writes what it would have written without the prune."""
+    from recorder.cli.main import main
+    from recorder.export import writers
+
+    root = tmp_path / "logs"
+    journal(root)
+    expected, _ = export(root, fmt, True, SERIAL)
+    real = writers.export_range
+    pruned: list[str] = []
+
+    def pruned_meanwhile(*args: object, **kw: object) -> ExportStats:
+        pruned.extend(prune_all(root))
+        return real(*args, **{**kw, "parallel": FORCED})  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writers, "export_range", pruned_meanwhile)
+    out = tmp_path / f"out.{fmt}"
+    capsys.readouterr()
+    code = main(["export", "--all", "--format", fmt, "-o", str(out), "--log-dir", str(root)])
+    err = capsys.readouterr().err
+    assert pruned and code == 5, err  # 5: the journal's one damaged line, marked
+    assert err.endswith("the journal is damaged in range; output written anyway (exit 5)\n")
+    assert out.read_bytes() == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs", f"out.{fmt}"]  # no pieces
+
+
+def test_a_full_restore_finishes_from_the_segments_it_planned_though_a_prune_moves_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`persist restore --full` with a prune running meanwhile (after the restore
+    indexed and verified the range, before it copies and renders it): the bundle holds
+    the records it planned, as one built without the prune does."""
+    from recorder.cli.main import main
+    from recorder.export import restore
+
+    root = tmp_path / "logs"
+    cp = journal(root)
+    expected = bundle_files(root, cp, False, SERIAL)[:2]
+    shutil.rmtree(root / "restore")
+    real = restore.use_parallel
+    pruned: list[str] = []
+
+    def pruned_meanwhile(store: object, start: int, stop: int, parallel: object) -> int:
+        pruned.extend(prune_all(root))
+        return real(store, start, stop, FORCED)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(restore, "use_parallel", pruned_meanwhile)
+    capsys.readouterr()
+    code = main(["restore", cp.id, "--full", "--log-dir", str(root)])
+    err = capsys.readouterr().err
+    assert pruned and code == 5, err  # 5: the journal's one damaged line
+    assert err == "persist: the journal is damaged in range; output written anyway (exit 5)\n"
+    folder = root / "restore" / cp.id
+    assert [(folder / n).read_bytes() for n in ("conversation.jsonl", "transcript.md")] == expected
+
+
+def test_a_segment_gone_before_an_export_read_it_is_named(tmp_path: Path) -> None:
+    """A segment the export cannot read is named, as a read (never a write) error: one
+    that was not open yet when it was removed (pruned while the export ran)."""
+    root = tmp_path / "logs"
+    journal(root)
+    with open_store(root) as store, open(tmp_path / "x.md", "wb") as f:
+        victim = store.segments[1]
+        victim.close()
+        victim.path.unlink()
+        for parallel in (FORCED, SERIAL):
+            with pytest.raises(PersistError) as err:
+                export_range(store, JournalRange(0, len(store)), "md", f, parallel=parallel)
+            assert str(err.value) == (
+                f"cannot read {victim.path.name}: it was pruned (or removed) while this ran; "
+                "run it again"
+            )
