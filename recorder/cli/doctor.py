@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -21,18 +22,23 @@ def _log_dir(args: argparse.Namespace) -> Path:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from recorder.doctor.model import Severity
-    from recorder.doctor.run import diagnose, fix
+    from recorder.doctor.run import diagnose, fix, fix_lock
+    from recorder.store.unfinished import read_mark
 
     root = _log_dir(args)
+    # --fix: one at a time, from the diagnosis to the re-check (not in a folder that is
+    # not there, nor in one a restore-backup has not finished: nothing is repaired there)
+    locked = args.fix and root.is_dir() and read_mark(root) is None
     try:
-        report = diagnose(root)
+        with fix_lock(root, waiting=say) if locked else contextlib.nullcontext():
+            report = diagnose(root)
+            if args.fix:
+                fixed = fix(report)
+                if fixed:
+                    report = diagnose(root)
+                    report.fixed = fixed
     except OSError as exc:
         return fail(f"cannot examine {root}: {exc.strerror or exc} ({exc.filename or root})")
-    if args.fix:
-        fixed = fix(report)
-        if fixed:
-            report = diagnose(root)
-            report.fixed = fixed
     code = {Severity.OK: 0, Severity.WARNING: EXIT_WARNINGS, Severity.PROBLEM: EXIT_PROBLEMS}[
         report.result
     ]

@@ -16,7 +16,7 @@ import os
 import shlex
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from recorder.doctor.derived import render_cache_findings, search_findings, session_findings
@@ -40,10 +40,61 @@ from recorder.store.status import STOPPED, assess
 from recorder.store.unfinished import MARKER, finish_command, read_mark
 
 INDEX_LOCK_WAIT = 30.0  # seconds to wait for another writer of the search index
+FIX_LOCK_WAIT = 600.0  # seconds a `--fix` waits for another one (a search rebuild: minutes)
 
 
 class DoctorError(PersistError):
     """The folder cannot be examined at all (the message says why)."""
+
+
+class FixBusy(DoctorError):
+    """Another `persist doctor --fix` kept repairing the folder past the wait."""
+
+
+@contextlib.contextmanager
+def fix_lock(
+    root: Path,
+    wait: float = FIX_LOCK_WAIT,
+    waiting: Callable[[str], None] | None = None,
+) -> Iterator[None]:
+    """Hold `doctor.lock` of `root`: one `--fix` at a time, from its diagnosis to its
+    re-check, so that two never undo each other's repairs (a second one moving aside the
+    search index the first just built) and each report says what is there. One that
+    finds it held says so through `waiting` (one line naming the holder's PID), waits up
+    to `wait` seconds, then diagnoses afresh; past the wait, `FixBusy`."""
+    import fcntl
+
+    from recorder.store.fsutil import flock_within, open_private
+
+    layout = Layout(Path(root))
+    fd = open_private(layout.doctor_lock, os.O_RDWR | os.O_CREAT)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            if waiting is not None:
+                waiting(
+                    f"another persist doctor --fix{holder} is repairing {layout.root}: "
+                    "waiting for it to finish, then checking again"
+                )
+            if not flock_within(fd, wait, poll=0.1):
+                raise FixBusy(
+                    f"another persist doctor --fix{_holder(fd)} is still repairing "
+                    f"{layout.root} after {wait:.0f}s; run it again when it has finished"
+                ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    """` (PID n)` of the lock's holder, as it wrote it ("" when it has not yet)."""
+    with contextlib.suppress(OSError, ValueError):
+        return f" (PID {int(os.pread(fd, 32, 0).split()[0])})"
+    return ""
 
 
 def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = None) -> Report:

@@ -91,6 +91,12 @@ class Layout:
         return self.root / "compact.lock"
 
     @property
+    def doctor_lock(self) -> Path:
+        """flock held by a `persist doctor --fix` from its diagnosis to its re-check
+        (one repairer at a time); it holds the holder's PID."""
+        return self.root / "doctor.lock"
+
+    @property
     def control(self) -> Path:
         """Requests to a running recorder (on-demand checkpoints)."""
         return self.root / "control"

@@ -721,3 +721,72 @@ def test_the_compaction_leftover_fix_runs_in_a_folder_with_a_space(tmp_path: Pat
     )
     assert out.returncode == 0, out.stderr
     assert not leftover.exists()
+
+
+def hold_doctor_lock(f: Folder, pid: int) -> int:
+    """Hold `doctor.lock` as a `persist doctor --fix` (PID `pid`) repairing does."""
+    import fcntl
+
+    fd = os.open(f.root / "doctor.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.pwrite(fd, f"{pid}\n".encode(), 0)
+    return fd
+
+
+def test_a_second_fix_waits_for_the_one_repairing_then_checks_again(folder: Folder) -> None:
+    """Two `persist doctor --fix` at once: the second waits (one line naming the first)
+    while the first holds the folder from its diagnosis to its re-check, repairs
+    nothing meanwhile, then diagnoses afresh: what the first repaired is not redone
+    (before, it moved aside the search index the first had just rebuilt)."""
+    import subprocess
+    import sys
+
+    cp = folder.checkpoints[1].path
+    assert cp is not None
+    os.chmod(cp, 0o644)
+    fd = hold_doctor_lock(folder, 4242)  # the first one, repairing
+    try:
+        second = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "recorder.cli.main",
+                "doctor",
+                "--fix",
+                "--log-dir",
+                folder.root,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert second.stderr is not None
+        line = second.stderr.readline()
+        assert line == (
+            f"persist: another persist doctor --fix (PID 4242) is repairing {folder.root}: "
+            "waiting for it to finish, then checking again\n"
+        )
+        assert cp.stat().st_mode & 0o777 == 0o644  # the second repairs nothing meanwhile
+        os.chmod(cp, 0o600)  # the first one's repair
+    finally:
+        os.close(fd)  # the first one ends
+    out, err = second.communicate(timeout=120)
+    assert "fixed" not in out and "permissions.files" not in out, out  # nothing to redo
+    assert err == "" and "result: " in out, (out, err)
+
+
+def test_a_fix_that_waits_too_long_is_refused_in_one_line(folder: Folder) -> None:
+    from recorder.doctor.run import FixBusy, fix_lock
+
+    fd = hold_doctor_lock(folder, 4242)
+    try:
+        with pytest.raises(FixBusy) as err, fix_lock(folder.root, wait=0):
+            pytest.fail("the lock was taken twice")
+    finally:
+        os.close(fd)
+    assert str(err.value) == (
+        f"another persist doctor --fix (PID 4242) is still repairing {folder.root} after 0s; "
+        "run it again when it has finished"
+    )
+    with fix_lock(folder.root, wait=0):  # free again: taken at once, and it says by whom
+        assert (folder.root / "doctor.lock").read_text() == f"{os.getpid()}\n"
