@@ -401,6 +401,7 @@ def _write_output(
     """Run `write` into -o FILE (atomically: the old content or the new, never a mix)
     or stdout, with a progress bar when asked (default: on a terminal); returns its
     statistics and where the output went."""
+    from recorder.export.leftovers import remove_stale_export_leftovers
     from recorder.export.writers import ExportError
     from recorder.store.fsutil import AtomicFile
 
@@ -431,6 +432,7 @@ def _write_output(
             with device, _output_named(args.output):
                 stats = write(device, progress)
             return stats, args.output
+        remove_stale_export_leftovers(path)  # of exports to it that were killed
         target: AtomicFile | None = None
         try:  # one `try` from the temp file's making: a signal anywhere leaves none
             try:  # the output's folder: missing, not writable, a file

@@ -121,6 +121,32 @@ def search_findings(layout: Layout, log_flag: str) -> list[Finding]:
     return [Finding(Area.SEARCH, "search.index", Severity.OK, f"{text}, {behind}")]
 
 
+def restore_leftover_findings(layout: Layout, fix_command: str) -> list[Finding]:
+    """The work folders killed restores left in `restore/` (`restore/.building-*`, of
+    processes that are gone): partial files that only take room."""
+    from recorder.export.leftovers import folder_bytes, stale_builds
+
+    stale = stale_builds(layout)
+    if not stale:
+        return []
+    size = sum(folder_bytes(p) for p in stale)
+    names = ", ".join(p.name for p in stale[:3]) + (
+        f" (+{len(stale) - 3} more)" if stale[3:] else ""
+    )
+    return [
+        Finding(
+            Area.CACHES,
+            "caches.restore-leftover",
+            Severity.WARNING,
+            f"killed restores left {len(stale)} work folder{'s' * (len(stale) > 1)} in "
+            f"restore/ ({names}, {mb(size)}): partial bundles that only take room (the next "
+            "persist restore removes them too)",
+            fix_command,
+            Repair(RepairKind.REMOVE_LEFTOVERS, tuple(stale)),
+        )
+    ]
+
+
 def render_cache_findings(layout: Layout, fix_command: str) -> list[Finding]:
     """How much of the closed journal is kept rendered, its size, and every entry whose
     header is wrong (each entry's header is read; renderings are checked at use)."""

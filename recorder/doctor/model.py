@@ -48,6 +48,7 @@ class RepairKind(StrEnum):
     CATCH_UP_INDEX = "catch-up-index"  # index what the journal has that the index has not
     CHMOD = "chmod"  # 0600 files, 0700 folders
     DROP_RENDERINGS = "drop-renderings"  # wrong render cache entries moved aside
+    REMOVE_LEFTOVERS = "remove-leftovers"  # work folders of killed restores (partial files)
 
 
 @dataclass(frozen=True)

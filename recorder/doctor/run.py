@@ -5,7 +5,8 @@ wrong cache or search index is moved into `recovery/doctor/<time>/` (kept for
 inspection, safe to delete) and built again from the journal; an unreadable
 `status.json` is moved aside when no recorder holds the folder; an unreadable
 `retention/pruned.json` is moved there too and rebuilt from the journal and the trash,
-only when they explain every segment gone; modes become 0600 / 0700. Journal
+only when they explain every segment gone; modes become 0600 / 0700; work folders
+killed restores left (`restore/.building-*`, partial files) are removed. Journal
 segments, checkpoints and session copies are never deleted or rewritten.
 """
 
@@ -19,11 +20,17 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from recorder.doctor.derived import render_cache_findings, search_findings, session_findings
+from recorder.doctor.derived import (
+    render_cache_findings,
+    restore_leftover_findings,
+    search_findings,
+    session_findings,
+)
 from recorder.doctor.journal import (
     cache_findings,
     checkpoint_findings,
     journal_findings,
+    mb,
     recovery_state_finding,
     scan_journal,
     trash_findings,
@@ -131,6 +138,7 @@ def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = No
             *cache_findings(layout, journal, doctor_fix),
             recovery_state_finding(layout, doctor_fix),
             *render_cache_findings(layout, doctor_fix),
+            *restore_leftover_findings(layout, doctor_fix),
             *search_findings(layout, flag),
         ]
         if journal.segments_folder
@@ -171,6 +179,7 @@ def fix(report: Report, *, stamp: float | None = None) -> list[FixResult]:
         RepairKind.REBUILD_INDEX: _rebuild_index,
         RepairKind.CATCH_UP_INDEX: _catch_up_index,
         RepairKind.DROP_RENDERINGS: _drop_renderings,
+        RepairKind.REMOVE_LEFTOVERS: _remove_leftovers,
     }
     for kind, step in steps.items():
         group = [f for f in pending if f.repair is not None and f.repair.kind is kind]
@@ -235,6 +244,20 @@ def _drop_renderings(layout: Layout, aside: Path, group: list[Finding]) -> str:
     finding none renders the piece, and the recorder's indexer keeps it again)."""
     moved = [p for p in _paths(group) if _move_aside(layout, aside, p) is not None]
     return f"{len(moved)} render cache entries moved aside to {aside}" if moved else "already gone"
+
+
+def _remove_leftovers(layout: Layout, aside: Path, group: list[Finding]) -> str:
+    """The work folders killed restores left, removed (judged again: a folder whose
+    maker is alive now is kept); nothing in them is a bundle or journal data."""
+    from recorder.export.leftovers import folder_bytes, remove, stale_builds
+
+    named = set(_paths(group))
+    stale = [p for p in stale_builds(layout) if p in named]
+    size = sum(folder_bytes(p) for p in stale)
+    gone = remove(stale)
+    if len(gone) < len(stale):
+        raise OSError(f"{len(stale) - len(gone)} of them could not be removed")
+    return f"removed {len(gone)} work folder{'s' * (len(gone) != 1)} ({mb(size)})"
 
 
 def _rebuild_caches(layout: Layout, aside: Path, group: list[Finding]) -> str:

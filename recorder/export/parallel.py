@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from recorder.errors import PersistError, how_it_ended
+from recorder.export.leftovers import pieces_prefix
 from recorder.store.fsutil import NO_KERNEL_COPY
 from recorder.store.ranges import RangeSummary, summarize
 from recorder.store.reader import Record, Store
@@ -622,7 +623,7 @@ def render_parallel(
     done = 0
     pool: _Workers | None = None
     finished = False
-    scratch = tempfile.mkdtemp(prefix=".persist-pieces-", dir=folder)
+    scratch = tempfile.mkdtemp(prefix=pieces_prefix(), dir=folder)  # its PID: see leftovers
     try:  # from here on: an interruption (SIGTERM, Ctrl-C) anywhere removes `scratch`
         pieces = _hold(store, plan(store, start, stop, parallel.piece_bytes), held)
         job = Job(formats, redact, type(summary), scratch, _cache_folder(store, summary, redact))

@@ -45,6 +45,7 @@ import orjson
 from recorder.bus.envelope import read_envelope
 from recorder.export.bundle_file import BundleFile
 from recorder.export.continuation import Earlier, StaleBundle, find_earlier
+from recorder.export.leftovers import remove_stale_builds
 from recorder.export.parallel import Parallel, Piece, render_parallel, use_parallel
 from recorder.export.redact import REDACTION, RedactedRecord
 from recorder.export.render import gap_sentence, iso
@@ -516,6 +517,7 @@ def _build(
     start, stop, integrity = range_integrity(store, cp, scope)
     verification = integrity.verification
     assert isinstance(verification, RangeVerification)
+    remove_stale_builds(layout)  # work folders of restores killed before (never a live one's)
     known = (list(integrity.damage), list(integrity.pruned))  # before the range is read
     whole = integrity.complete
     final = layout.bundle(cp.id)

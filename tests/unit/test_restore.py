@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -378,3 +379,98 @@ def test_a_checkpoint_whose_seq_says_less_than_its_position_is_named_as_damage(
     untouched = tmp_path / "again"
     cp2, _ = journal(untouched)
     assert not build_bundle(untouched, cp2).manifest["integrity"]["damaged"]
+
+
+KILLED_MIDWAY = """
+import os, signal, sys
+from recorder.export import parallel, restore, writers
+def killed(*args, **kwargs):  # SIGKILLed here, as the OOM killer or `kill -9` would
+    os.kill(os.getpid(), signal.SIGKILL)
+{patch}
+from recorder.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def killed_midway(patch: str, *argv: str) -> None:
+    """Run `persist ARGV` in its own process, SIGKILLed where `patch` says."""
+    import subprocess
+    import sys
+
+    script = KILLED_MIDWAY.format(patch=patch)
+    done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, check=False)
+    assert done.returncode == -9, done.stderr
+
+
+def persist(*argv: str) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "recorder.cli.main", *argv], capture_output=True, text=True
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_a_killed_restores_work_folder_is_named_by_doctor_and_removed_next_time(
+    tmp_path: Path,
+) -> None:
+    """`persist restore` SIGKILLed midway leaves `restore/.building-<cp>-<pid>-<ns>/`
+    with partial files: `persist doctor` names it, the next restore removes it (and
+    `doctor --fix` too); a live process's work folder is never touched."""
+    root = tmp_path / "logs"
+    cp, _ = journal(root)
+    log = str(root)
+    live = root / "restore" / f".building-{cp.id}-{os.getpid()}-1"  # a restore running now
+    killed_midway(
+        "restore._transcript_footer = killed", "restore", cp.id, "--full", "--log-dir", log
+    )
+    [left] = [p for p in (root / "restore").iterdir() if p.name.startswith(".building-")]
+    assert (left / "conversation.jsonl").stat().st_size > 0  # partial files
+    live.mkdir(mode=0o700)
+    code, out, _ = persist("doctor", "--log-dir", log)
+    [line] = [
+        line for line in out.splitlines() if "restore-leftover" in line or "left 1 work" in line
+    ]
+    assert line.startswith("warning  caches       killed restores left 1 work folder in restore/ ")
+    assert left.name in line and live.name not in line
+    assert "persist doctor --fix" in out and code == 8
+    code, _out, err = persist("restore", cp.id, "--full", "--log-dir", log)
+    assert code == 0, err
+    assert sorted(p.name for p in (root / "restore").iterdir()) == [live.name, cp.id]
+    (root / "restore" / cp.id / "manifest.json").unlink()  # not kept: built again
+    killed_midway(
+        "restore._transcript_footer = killed", "restore", cp.id, "--full", "--log-dir", log
+    )
+    assert len(list((root / "restore").glob(".building-*"))) == 2
+    code, out, _ = persist("doctor", "--fix", "--log-dir", log)
+    assert "fixed     caches.restore-leftover: removed 1 work folder (" in out
+    assert "restore/" not in out.split("\n\n", 1)[1]  # the re-check finds none
+    assert sorted(p.name for p in (root / "restore").iterdir()) == [live.name, cp.id]
+
+
+def test_a_killed_exports_temp_file_and_pieces_are_removed_by_the_next_export(
+    tmp_path: Path,
+) -> None:
+    """`persist export -o FILE` SIGKILLed while its workers render (the journal is
+    large enough to be rendered in parallel) leaves `.FILE.<thread>.<pid>.tmp` and a
+    folder of pieces beside FILE: the next export to FILE removes them; a temp file of
+    another FILE, or of a live process, is left alone."""
+    root = tmp_path / "logs"
+    journal(root)
+    out = tmp_path / "out"
+    out.mkdir()
+    other = out / f".notes.txt.1.{os.getpid()}.tmp"
+    other.write_text("someone else's")
+    mine_live = out / f".x.md.1.{os.getpid()}.tmp"
+    mine_live.write_text("an export running now")
+    argv = ("export", "--all", "--format", "md", "-o", str(out / "x.md"), "--log-dir", str(root))
+    # rendered by 2 workers whatever the journal's size, killed as the first piece is copied
+    patch = "writers.use_parallel = lambda *a: 2\nparallel._append = killed"
+    killed_midway(patch, *argv)
+    left = sorted(p.name for p in out.iterdir())
+    assert any(n.startswith(".persist-pieces-") for n in left)
+    assert any(n.startswith(".x.md.") and n != mine_live.name for n in left)
+    code, _o, err = persist(*argv)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == sorted([other.name, mine_live.name, "x.md"])

@@ -1,0 +1,115 @@
+"""What a killed `persist restore` or `persist export -o FILE` leaves behind, found and
+removed once the process that made it is gone (a live one's is never touched).
+
+A restore builds its bundle in `restore/.building-<checkpoint>-<pid>-<ns>/` and renames
+it into place; killed (SIGKILL, the OOM killer, a power cut) it leaves that folder,
+partial files tens of MB big. An export to FILE writes `.FILE.<thread>.<pid>.tmp` beside
+it (`AtomicFile`) and, rendered in parallel, a folder of pieces
+`.persist-pieces-<pid>-<random>/` there too. Each name carries its maker's PID; one whose
+process is gone (or whose PID now belongs to a process started after the leftover was
+last written: a reused PID, `writer_may_live`) is stale. The next restore removes the
+stale work folders (`persist doctor` names them, `--fix` removes them); the next export
+to the same FILE removes that file's stale temp file and the stale folders of pieces
+beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from pathlib import Path
+
+from recorder.store.fsutil import writer_may_live
+from recorder.store.layout import Layout
+
+BUILDING = ".building-"  # a restore's work folder in restore/
+PIECES = ".persist-pieces-"  # a parallel rendering's scratch folder
+_BUILDING_NAME = re.compile(r"\A\.building-.+-(\d+)-\d+\Z", re.DOTALL)
+_PIECES_NAME = re.compile(r"\A\.persist-pieces-(\d+)-.+\Z", re.DOTALL)
+
+
+def pieces_prefix() -> str:
+    """The name a scratch folder of pieces starts with: this process's PID in it."""
+    return f"{PIECES}{os.getpid()}-"
+
+
+def _stale_folders(folder: Path, name: re.Pattern[str]) -> list[Path]:
+    """Folders in `folder` whose name matches `name` (group 1: the maker's PID) and
+    whose maker cannot be writing them any more; never a link."""
+    out: list[Path] = []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return out
+    for entry in entries:
+        match = name.match(entry.name)
+        if match is None:
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            written = entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if not writer_may_live(int(match.group(1)), written):
+            out.append(Path(entry.path))
+    return out
+
+
+def stale_builds(layout: Layout) -> list[Path]:
+    """The work folders in `restore/` that killed restores left."""
+    return _stale_folders(layout.restore, _BUILDING_NAME)
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files under `folder` (what removing it frees; 0 where unreadable)."""
+    total = 0
+    for top, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(top, name)).st_size
+    return total
+
+
+def remove(folders: list[Path]) -> list[Path]:
+    """Remove each folder (what it holds is partial: nothing of it is used); returns
+    those gone afterwards."""
+    gone = []
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+        if not os.path.lexists(folder):
+            gone.append(folder)
+    return gone
+
+
+def remove_stale_builds(layout: Layout) -> list[Path]:
+    """Remove the work folders killed restores left in `restore/`."""
+    return remove(stale_builds(layout))
+
+
+def remove_stale_export_leftovers(output: Path) -> list[Path]:
+    """Remove what killed exports to `output` left beside it: its temp files and the
+    folders of pieces of processes that are gone (another FILE's temp files, and any
+    file of another program, are never touched)."""
+    removed = remove(_stale_folders(output.parent, _PIECES_NAME))
+    temp = re.compile(rf"\A\.{re.escape(output.name)}\.\d+\.(\d+)\.tmp\Z", re.DOTALL)
+    try:
+        entries = sorted(os.scandir(output.parent), key=lambda e: e.name)
+    except OSError:
+        return removed
+    for entry in entries:
+        match = temp.match(entry.name)
+        if match is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if writer_may_live(int(match.group(1)), entry.stat(follow_symlinks=False).st_mtime):
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
