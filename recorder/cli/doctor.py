@@ -22,13 +22,16 @@ def _log_dir(args: argparse.Namespace) -> Path:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from recorder.doctor.model import Severity
-    from recorder.doctor.run import diagnose, fix, fix_lock
+    from recorder.doctor.run import diagnose, fix, fix_at_work, fix_lock
     from recorder.store.unfinished import read_mark
 
     root = _log_dir(args)
     # --fix: one at a time, from the diagnosis to the re-check (not in a folder that is
     # not there, nor in one a restore-backup has not finished: nothing is repaired there)
     locked = args.fix and root.is_dir() and read_mark(root) is None
+    other = None if args.fix else fix_at_work(root)
+    if other is not None:  # its repairs in progress may show as wrong here
+        say(f"{other} is repairing {root} now: what it repairs may show as wrong until it ends")
     try:
         with fix_lock(root, waiting=say) if locked else contextlib.nullcontext():
             report = diagnose(root)

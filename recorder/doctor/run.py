@@ -97,6 +97,24 @@ def fix_lock(
         os.close(fd)
 
 
+def fix_at_work(root: Path) -> str | None:
+    """The words for a `--fix` repairing `root` now (None: none is), asked without
+    creating the lock file (a plain `persist doctor` only reads)."""
+    from recorder.store.fsutil import held_by_another
+
+    lock = Layout(Path(root)).doctor_lock
+    if not held_by_another(lock):
+        return None
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return "another persist doctor --fix"
+    try:
+        return f"another persist doctor --fix{_holder(fd)}"
+    finally:
+        os.close(fd)
+
+
 def _holder(fd: int) -> str:
     """` (PID n)` of the lock's holder, as it wrote it ("" when it has not yet)."""
     with contextlib.suppress(OSError, ValueError):

@@ -733,6 +733,15 @@ def hold_doctor_lock(f: Folder, pid: int) -> int:
     return fd
 
 
+def doctor_cli(f: Folder, *args: str) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "recorder.cli.main", "doctor", *args, "--log-dir", f.root]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return done.returncode, done.stdout, done.stderr
+
+
 def test_a_second_fix_waits_for_the_one_repairing_then_checks_again(folder: Folder) -> None:
     """Two `persist doctor --fix` at once: the second waits (one line naming the first)
     while the first holds the folder from its diagnosis to its re-check, repairs
@@ -767,6 +776,11 @@ def test_a_second_fix_waits_for_the_one_repairing_then_checks_again(folder: Fold
             "waiting for it to finish, then checking again\n"
         )
         assert cp.stat().st_mode & 0o777 == 0o644  # the second repairs nothing meanwhile
+        _code, _out, err = doctor_cli(folder)  # a plain doctor meanwhile says so
+        assert err == (
+            f"persist: another persist doctor --fix (PID 4242) is repairing {folder.root} now: "
+            "what it repairs may show as wrong until it ends\n"
+        )
         os.chmod(cp, 0o600)  # the first one's repair
     finally:
         os.close(fd)  # the first one ends
