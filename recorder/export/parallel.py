@@ -697,7 +697,10 @@ def _hold(store: Store, pieces: list[Piece], held: dict[int, int]) -> list[Piece
     paths: dict[int, str] = {}
     for piece in pieces:
         if piece.segment not in held:
-            f = next(s for s in store.segments if s.number == piece.segment).file
+            seg = next((s for s in store.segments if s.number == piece.segment), None)
+            if seg is None:  # left the view since it was planned (a refresh elsewhere)
+                raise SegmentGone(Path(piece.path))
+            f = seg.file
             held[piece.segment], paths[piece.segment] = os.dup(f.fd), str(f.path)
     return [dataclasses.replace(p, fd=held[p.segment], path=paths[p.segment]) for p in pieces]
 

@@ -17,6 +17,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -566,3 +567,28 @@ def test_a_segment_gone_before_an_export_read_it_is_named(tmp_path: Path) -> Non
                 f"cannot read {victim.path.name}: it was pruned (or removed) while this ran; "
                 "run it again"
             )
+
+
+def test_a_planned_segment_that_leaves_the_view_before_it_is_held_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store refreshed by another thread (the TUI's poll) between the plan and the
+    rendering, after a prune took a planned segment: one line naming it."""
+    root = tmp_path / "logs"
+    journal(root)
+    real = par.plan
+
+    def refreshed_after(store: Any, *args: Any) -> list[par.Piece]:
+        pieces = real(store, *args)
+        victim.unlink()
+        store.refresh()  # the view no longer holds it
+        return pieces
+
+    monkeypatch.setattr(par, "plan", refreshed_after)
+    with open_store(root) as store, open(tmp_path / "x.md", "wb") as f:
+        victim = store.segments[0].path
+        with pytest.raises(PersistError) as err:
+            export_range(store, JournalRange(0, len(store)), "md", f, parallel=FORCED)
+    assert str(err.value) == (
+        f"cannot read {victim.name}: it was pruned (or removed) while this ran; run it again"
+    )
