@@ -54,6 +54,7 @@ from recorder.export.scope import (
     RangeVerification,
     bundle_start,
     describe_scope,
+    held_segments,
     verify_range,
 )
 from recorder.export.writers import (
@@ -358,7 +359,10 @@ def range_integrity(
     first_segment = (
         0 if start == 0 else store.locate(start)[0].number if start < stop else cp.segment
     )
-    verification = verify_range(store.layout, cp, first_segment)
+    # the segments as the store holds them: what the bundle reads is what is verified,
+    # whatever a prune running meanwhile moves
+    held = held_segments(store, first_segment)
+    verification = verify_range(store.layout, cp, first_segment, held)
     pruned = pruned_in_range(store, start, stop, cp)
     # with segments gone on purpose before it or inside it (pruned, or removed by hand
     # and said so), named by its digest or not (a checkpoint taken after the prune

@@ -40,7 +40,7 @@ from recorder.store.linecheck import block_kinds
 from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import Store
 from recorder.store.records import KIND_MESSAGE
-from recorder.store.segfile import segment_size
+from recorder.store.segfile import SegmentDamaged, SegmentFile, segment_size
 
 DEFAULT_LAST = 1000  # messages a bundle holds unless asked otherwise
 _BACK_STEP = 4096  # records read at a time while counting messages backwards
@@ -158,20 +158,45 @@ class RangeVerification(Verification):
 _HASHING_THREADS = 2  # segments re-hashed at once (most machines have two cores)
 
 
-def verify_range(layout: Layout, cp: Checkpoint, first_segment: int) -> RangeVerification:
+def verify_range(
+    layout: Layout,
+    cp: Checkpoint,
+    first_segment: int,
+    held: Mapping[str, SegmentFile] | None = None,
+) -> RangeVerification:
     """Re-hash the segments from `first_segment` up to the checkpoint and compare them
-    with its digest; check the segments before them by stat and the digest cache."""
+    with its digest; check the segments before them by stat and the digest cache.
+    `held`: segments of the range a reader holds open by name (what a restore reads,
+    `held_segments`): those are hashed as held, whatever a prune does meanwhile."""
+    held = held or {}
     with ThreadPoolExecutor(_HASHING_THREADS) as pool:
-        digests = _digests_of_range(pool, layout, cp, first_segment)
+        digests = _digests_of_range(pool, layout, cp, first_segment, held)
         try:
-            return _verified(layout, cp, first_segment, digests)
+            return _verified(layout, cp, first_segment, digests, held)
         finally:
             for future in digests.values():
                 future.cancel()
 
 
+def held_segments(store: Store, first_segment: int) -> dict[str, SegmentFile]:
+    """The files `store` opened for its segments from `first_segment` on, by name (one
+    it could not open is left out: looked for by name)."""
+    held: dict[str, SegmentFile] = {}
+    for seg in store.segments:
+        if seg.number >= first_segment:
+            try:
+                held[seg.name] = seg.file
+            except (OSError, SegmentDamaged):
+                continue
+    return held
+
+
 def _digests_of_range(
-    pool: ThreadPoolExecutor, layout: Layout, cp: Checkpoint, first_segment: int
+    pool: ThreadPoolExecutor,
+    layout: Layout,
+    cp: Checkpoint,
+    first_segment: int,
+    held: Mapping[str, SegmentFile],
 ) -> dict[tuple[str, int], Future[str]]:
     """The SHA-256 of each segment in range (by name and size), hashed on several
     threads at once (hashlib and the reads let go of the GIL); `_verified` takes them
@@ -186,8 +211,14 @@ def _digests_of_range(
             key = (name, int(entry["size"]))
         except (TypeError, ValueError):
             continue
+        if key in out:
+            continue
+        f = held.get(name)
+        if f is not None:
+            out[key] = pool.submit(segment_digest, f.path, key[1], f.fd)
+            continue
         path = find_segment(layout, name)
-        if path is not None and key not in out:
+        if path is not None:
             out[key] = pool.submit(segment_digest, path, key[1])
     return out
 
@@ -197,6 +228,7 @@ def _verified(
     cp: Checkpoint,
     first_segment: int,
     digests: dict[tuple[str, int], Future[str]],
+    held: Mapping[str, SegmentFile],
 ) -> RangeVerification:
     cache = DigestCache(layout)
     notes = pruned_by_number(layout)
@@ -212,8 +244,20 @@ def _verified(
         if os.sep in name or number is None:
             problems.append(f"{name} is not a segment name")
             continue
-        path = find_segment(layout, name)  # plain or compressed
         in_range = number >= first_segment
+        f = held.get(name) if in_range else None
+        if f is not None:  # read as the reader holds it, wherever it is now
+            hashed.append(name)
+            try:
+                size = int(entry["size"])
+                future = digests.get((name, size))
+                digest = future.result() if future else segment_digest(f.path, size, f.fd)
+                if digest != entry["sha256"]:
+                    problems.append(f"{name} differs from the checkpoint")
+            except (OSError, ValueError) as exc:
+                problems.append(str(exc))
+            continue
+        path = find_segment(layout, name)  # plain or compressed
         if path is None:
             if number in notes:
                 pruned.append(f"{name} {notes[number].describe()}")

@@ -266,11 +266,14 @@ class _Hasher(Protocol):
     def copy(self) -> _Hasher: ...
 
 
-def _hash_file(path: Path, length: int, hasher: _Hasher | None = None, start: int = 0) -> _Hasher:
+def _hash_file(
+    path: Path, length: int, hasher: _Hasher | None = None, start: int = 0, fd: int | None = None
+) -> _Hasher:
     """Hash the uncompressed bytes `start` to `length` of a segment, plain or compressed
-    (ValueError if it is shorter, `SegmentDamaged` if a compressed frame is damaged)."""
+    (ValueError if it is shorter, `SegmentDamaged` if a compressed frame is damaged);
+    `fd`: the file `path` named, held open by a reader (`open_segment`)."""
     hasher = hasher or hashlib.sha256()
-    with open_segment(path) as seg:
+    with open_segment(path, fd) as seg:
         if seg.size < length:
             raise ValueError(f"{path.name} is shorter than {length} bytes")
         for chunk in seg.chunks(start, length):
@@ -278,10 +281,11 @@ def _hash_file(path: Path, length: int, hasher: _Hasher | None = None, start: in
     return hasher
 
 
-def segment_digest(path: Path, length: int) -> str:
+def segment_digest(path: Path, length: int, fd: int | None = None) -> str:
     """SHA-256 of the first `length` uncompressed bytes of `path` (ValueError if it is
-    shorter, `SegmentDamaged` if it is compressed and damaged)."""
-    return _hash_file(path, length).hexdigest()
+    shorter, `SegmentDamaged` if it is compressed and damaged); `fd`: the file `path`
+    named, held open by a reader, read wherever it is now (pruned into the trash)."""
+    return _hash_file(path, length, fd=fd).hexdigest()
 
 
 def prefix_digests(path: Path, sizes: list[int]) -> dict[int, str]:

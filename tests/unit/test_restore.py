@@ -474,3 +474,40 @@ def test_a_killed_exports_temp_file_and_pieces_are_removed_by_the_next_export(
     code, _o, err = persist(*argv)
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == sorted([other.name, mine_live.name, "x.md"])
+
+
+def test_a_full_restore_verifies_what_it_reads_though_a_prune_moves_it_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`persist restore --full` with a prune running meanwhile, as the restore begins to
+    re-hash its range (after it indexed the journal): the segments it reads are the
+    ones it verifies, so the bundle is whole and verified, never "seg-... is missing"
+    (damage, exit 5)."""
+    from recorder.cli.main import main
+    from recorder.export import restore
+    from tests.unit.test_parallel_export import prune_all
+
+    root = tmp_path / "logs"
+    cp, _ = journal(root)
+    expected = stored_lines_upto(root, cp)
+    real = restore.verify_range
+    pruned: list[str] = []
+
+    def pruned_meanwhile(*args: object) -> object:
+        pruned.extend(prune_all(root))
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(restore, "verify_range", pruned_meanwhile)
+    capsys.readouterr()
+    code = main(["restore", cp.id, "--full", "--json", "--log-dir", str(root)])
+    out, err = capsys.readouterr()
+    assert pruned and code == 0, (out, err)
+    m = orjson.loads(out)
+    integrity = m["integrity"]
+    assert integrity["ok"] and integrity["verified"] and not integrity["problems"]
+    # every segment it read was re-hashed against the checkpoint, none called pruned
+    names = [f"seg-00000{n}.jsonl" for n in range(1, len(pruned) + 2)]
+    assert integrity["segments_verified"] == names and integrity["pruned"] == []
+    assert m["messages"] == 40
+    bundle = Bundle.load(root / "restore" / cp.id)
+    assert bundle.jsonl.read_bytes().splitlines(keepends=True) == expected
