@@ -1,16 +1,17 @@
 """What a killed `persist restore` or `persist export -o FILE` leaves behind, found and
 removed once the process that made it is gone (a live one's is never touched).
 
-A restore builds its bundle in `restore/.building-<checkpoint>-<pid>-<ns>/` and renames
-it into place; killed (SIGKILL, the OOM killer, a power cut) it leaves that folder,
-partial files tens of MB big. An export to FILE writes `.FILE.<thread>.<pid>.tmp` beside
-it (`AtomicFile`) and, rendered in parallel, a folder of pieces
-`.persist-pieces-<pid>-<random>/` there too. Each name carries its maker's PID; one whose
-process is gone (or whose PID now belongs to a process started after the leftover was
-last written: a reused PID, `writer_may_live`) is stale. The next restore removes the
-stale work folders (`persist doctor` names them, `--fix` removes them); the next export
-to the same FILE removes that file's stale temp file and the stale folders of pieces
-beside it.
+A restore builds its bundle in `restore/.building-<checkpoint>-<pid>-t<ticks>-<ns>/` and
+renames it into place; killed (SIGKILL, the OOM killer, a power cut) it leaves that
+folder, partial files tens of MB big. An export to FILE writes
+`.FILE.<thread>.t<ticks>.<pid>.tmp` beside it (`AtomicFile`) and, rendered in parallel,
+a folder of pieces `.persist-pieces-<pid>-t<ticks>-<random>/` there too. Each name
+carries its maker's PID and start ticks since boot (`t<ticks>`, where there is /proc;
+names without them, from before, are read too); one whose process is gone (or whose PID
+now belongs to another process: a reused PID, `writer_may_live`) is stale. The next
+restore removes the stale work folders (`persist doctor` names them, `--fix` removes
+them); the next export to the same FILE removes that file's stale temp file and the
+stale folders of pieces beside it.
 """
 
 from __future__ import annotations
@@ -21,18 +22,27 @@ import re
 import shutil
 from pathlib import Path
 
-from recorder.store.fsutil import writer_may_live
+from recorder.store.fsutil import writer_may_live, writer_tag
 from recorder.store.layout import Layout
 
 BUILDING = ".building-"  # a restore's work folder in restore/
 PIECES = ".persist-pieces-"  # a parallel rendering's scratch folder
-_BUILDING_NAME = re.compile(r"\A\.building-.+-(\d+)-\d+\Z", re.DOTALL)
-_PIECES_NAME = re.compile(r"\A\.persist-pieces-(\d+)-.+\Z", re.DOTALL)
+# group 1: the maker's PID; group 2 (when there): its `writer_tag()`'s start ticks
+_BUILDING_NAME = re.compile(r"\A\.building-.+-(\d+)-(?:t(\d+)-)?\d+\Z", re.DOTALL)
+_PIECES_NAME = re.compile(r"\A\.persist-pieces-(\d+)-(?:t(\d+)-)?.+\Z", re.DOTALL)
+
+
+def maker() -> str:
+    """`<pid>-` and, where there is /proc, `t<start ticks>-`: what the names of the
+    folders this process works in carry, so that `writer_may_live` tells it from a
+    process that took its PID since without the wall clock (which steps)."""
+    tag = writer_tag()
+    return f"{os.getpid()}-{tag}-" if tag else f"{os.getpid()}-"
 
 
 def pieces_prefix() -> str:
-    """The name a scratch folder of pieces starts with: this process's PID in it."""
-    return f"{PIECES}{os.getpid()}-"
+    """The name a scratch folder of pieces starts with: this process's `maker()`."""
+    return f"{PIECES}{maker()}"
 
 
 def _stale_folders(folder: Path, name: re.Pattern[str]) -> list[Path]:
@@ -53,7 +63,8 @@ def _stale_folders(folder: Path, name: re.Pattern[str]) -> list[Path]:
             written = entry.stat(follow_symlinks=False).st_mtime
         except OSError:
             continue
-        if not writer_may_live(int(match.group(1)), written):
+        tag = f"t{match.group(2)}" if match.group(2) else None
+        if not writer_may_live(int(match.group(1)), written, tag):
             out.append(Path(entry.path))
     return out
 
@@ -94,7 +105,8 @@ def remove_stale_export_leftovers(output: Path) -> list[Path]:
     folders of pieces of processes that are gone (another FILE's temp files, and any
     file of another program, are never touched)."""
     removed = remove(_stale_folders(output.parent, _PIECES_NAME))
-    temp = re.compile(rf"\A\.{re.escape(output.name)}\.\d+\.(\d+)\.tmp\Z", re.DOTALL)
+    # `AtomicFile`'s name for it: `.FILE.<thread>[.t<start ticks>].<pid>.tmp`
+    temp = re.compile(rf"\A\.{re.escape(output.name)}\.\d+(?:\.t(\d+))?\.(\d+)\.tmp\Z", re.DOTALL)
     try:
         entries = sorted(os.scandir(output.parent), key=lambda e: e.name)
     except OSError:
@@ -106,7 +118,9 @@ def remove_stale_export_leftovers(output: Path) -> list[Path]:
         try:
             if not entry.is_file(follow_symlinks=False):
                 continue
-            if writer_may_live(int(match.group(1)), entry.stat(follow_symlinks=False).st_mtime):
+            tag = f"t{match.group(1)}" if match.group(1) else None
+            written = entry.stat(follow_symlinks=False).st_mtime
+            if writer_may_live(int(match.group(2)), written, tag):
                 continue
             os.unlink(entry.path)
         except OSError:

@@ -45,7 +45,7 @@ import orjson
 from recorder.bus.envelope import read_envelope
 from recorder.export.bundle_file import BundleFile
 from recorder.export.continuation import Earlier, StaleBundle, find_earlier
-from recorder.export.leftovers import remove_stale_builds
+from recorder.export.leftovers import maker, remove_stale_builds
 from recorder.export.parallel import Parallel, Piece, render_parallel, use_parallel
 from recorder.export.redact import REDACTION, RedactedRecord
 from recorder.export.render import gap_sentence, iso
@@ -533,7 +533,7 @@ def _build(
     earlier = find_earlier(layout, store, cp, stop) if start == 0 and integrity.verified else None
     if earlier is not None and not _copy_of(earlier.manifest, redact):
         earlier = None  # its files hold another kind of copy
-    work = root / f".building-{cp.id}-{os.getpid()}-{time.monotonic_ns()}"
+    work = root / f".building-{cp.id}-{maker()}{time.monotonic_ns()}"
 
     def write(earlier: Earlier | None) -> dict[str, Any]:
         return _write_files(
