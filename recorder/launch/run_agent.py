@@ -25,8 +25,14 @@ def run_agent(argv: list[str], env: dict[str, str], cwd: str | None = None) -> i
     A signal someone sends to us is forwarded to the agent. A signal the terminal
     sends (Ctrl-C, hang-up) already reaches the agent, which shares our process
     group, so it is not sent a second time. A signal death becomes 128 + signal.
+
+    When the agent stops (Ctrl-Z: the terminal's SIGTSTP, or an agent that stops itself
+    with SIGSTOP as Claude Code does), the launcher stops too, so the shell gets the
+    terminal back and reports the job stopped; `fg` (or `bg`) continues the launcher,
+    which continues the agent. The launcher does not stop on a SIGTSTP of its own: it
+    stops when, and only when, the agent does.
     """
-    waited = {*FORWARDED, signal.SIGCHLD}
+    waited = {*FORWARDED, signal.SIGTSTP, signal.SIGCHLD}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
     try:
         try:
@@ -51,6 +57,7 @@ def run_agent(argv: list[str], env: dict[str, str], cwd: str | None = None) -> i
         while proc.poll() is None:
             info = signal.sigtimedwait(waited, 0.25)
             if info is None or info.si_signo == signal.SIGCHLD:
+                _stop_with(proc.pid)
                 continue
             from_terminal = info.si_code > 0  # sent by the kernel: tty, hang-up
             if not (from_terminal and same_group):
@@ -60,3 +67,23 @@ def run_agent(argv: list[str], env: dict[str, str], cwd: str | None = None) -> i
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     return 128 - code if code < 0 else code
+
+
+def _stop_with(pid: int) -> None:
+    """If the agent has stopped, stop this process too, and continue the agent when
+    this process is continued.
+
+    The shell waits for the launcher, not for the agent: without this an agent that
+    stops itself left the launcher holding the terminal, the shell waiting on it.
+    `fg` sends SIGCONT to the whole job (the agent shares our process group), and the
+    agent is sent one more in case it runs in a group of its own.
+    """
+    try:  # reports a stop (only), once; an exit is left for proc.poll() to reap
+        stopped = os.waitid(os.P_PID, pid, os.WSTOPPED | os.WNOHANG)
+    except ChildProcessError:
+        return
+    if stopped is None:
+        return
+    os.kill(os.getpid(), signal.SIGSTOP)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGCONT)
