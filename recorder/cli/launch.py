@@ -126,11 +126,18 @@ def _unheard(source: str, log_dir: Path, transcript: Path) -> str:
     or "" when it will."""
     if source == "codex":
         return f"codex reads no PERSIST_* variable and has no hooks: point it at {transcript}"
-    from recorder.hooks.agents import Agent
-    from recorder.hooks.settings import start_hook_for
+    from recorder.hooks.agents import Agent, Scope, settings_path
+    from recorder.hooks.settings import claude_hooks_off, start_hook_for
 
     if start_hook_for(Agent(source), log_dir, Path.cwd()):
         return ""
+    user = settings_path(Agent.CLAUDE, Scope.USER)
+    off = claude_hooks_off(user, Path.cwd()) if source == "claude" else None
+    if off is not None:
+        return (
+            f"claude runs no hooks (disableAllHooks is true in {off}), so it is not offered "
+            f"the checkpoint: point it at {transcript}"
+        )
     return (
         f"{source} reads no PERSIST_* variable: with our hooks (persist hooks install "
         f"{source}) it is offered the checkpoint when it starts; now, point it at {transcript}"

@@ -12,6 +12,11 @@ Gemini CLI runs hooks only while `hooksConfig.enabled` is true (default true in
 0.61.0; older versions may default to false, see docs/hooks.md): when it is absent we
 set it, and say so in our SessionStart entry's description (`ENABLED_NOTE`), so
 uninstall takes out exactly what install put in. An explicit `false` is left alone and reported.
+
+Claude Code runs no hooks of ours while `"disableAllHooks": true` is in effect: the
+value of the settings file read last that sets it (user, then the project's
+`.claude/settings.json`, then its `settings.local.json`). It is left alone and
+reported, as Gemini's switch is.
 """
 
 from __future__ import annotations
@@ -437,6 +442,12 @@ def install(agent: Agent, path: Path, command: HookCommand) -> Change:
     data = json.loads(json.dumps(loaded.data))  # a copy: the loaded data stays as read
     change = Change(loaded.path)
     merge(agent, data, command, change)
+    switched_off = claude_hooks_off(path) if agent is Agent.CLAUDE else None
+    if switched_off is not None:
+        change.warnings.append(
+            f"{switched_off}: disableAllHooks is true, Claude Code runs no hooks (ours "
+            "included) until it is false or removed (left as it is)"
+        )
     if change.changed or loaded.raw is None:
         write(loaded, data, change, keep_backup=_backup_is_before_ours(agent, loaded))
     return change
@@ -497,8 +508,32 @@ class Installed:
     problems: tuple[str, ...] = ()
 
 
-def inspect(agent: Agent, path: Path) -> Installed:
-    """Our entries in `path`; a malformed file is reported, not raised."""
+def claude_hooks_off(path: Path, project: Path | None = None) -> Path | None:
+    """The settings file whose `"disableAllHooks": true` keeps Claude Code, started in
+    `project` (default: here) and reading `path`, from running any hook of ours; None
+    when its hooks run. Claude Code reads user, project, then project-local settings,
+    a later file's value winning; a `path` outside those is judged by itself."""
+    from recorder.hooks.agents import Scope, settings_path
+
+    user = settings_path(Agent.CLAUDE, Scope.USER)
+    shared = settings_path(Agent.CLAUDE, Scope.PROJECT, project)
+    files = [user, shared, shared.with_name("settings.local.json")]
+    if os.path.realpath(path) not in {os.path.realpath(f) for f in files}:
+        files = [path]
+    off: Path | None = None
+    for file in files:
+        try:
+            value = load(file, to_write=False).data.get("disableAllHooks")
+        except SettingsError:  # reported for that file on its own
+            continue
+        if isinstance(value, bool):
+            off = file if value else None
+    return off
+
+
+def inspect(agent: Agent, path: Path, project: Path | None = None) -> Installed:
+    """Our entries in `path`; a malformed file is reported, not raised. `project`: the
+    folder the agent starts in (default: here), for the settings it reads beside `path`."""
     try:
         loaded = load(path, to_write=False)  # 1e400 is read as Infinity, still JSON
     except SettingsError as exc:
@@ -527,6 +562,10 @@ def inspect(agent: Agent, path: Path) -> Installed:
             names = [n for n in disabled if isinstance(n, str) and n.startswith("agent-persist")]
             if names:
                 problems.append(f"disabled in hooksConfig.disabled: {', '.join(names)}")
+    if agent is Agent.CLAUDE and loaded.raw is not None:
+        switched_off = claude_hooks_off(path, project)
+        if switched_off is not None:
+            problems.append(f"disableAllHooks is true in {switched_off}: Claude Code runs no hooks")
     missing = tuple(e for e in EVENTS[agent] if e not in events)
     return Installed(
         path,
@@ -562,10 +601,10 @@ def start_hook_for(agent: Agent, log_dir: Path, project: Path) -> bool:
     if agent is Agent.CLAUDE:
         paths.append(paths[-1].with_name("settings.local.json"))
     for path in paths:
-        found = inspect(agent, path)
+        found = inspect(agent, path, project)
         if (
             "SessionStart" in found.events
-            and not found.problems  # hooks switched off: Gemini CLI runs none
+            and not found.problems  # hooks switched off: the agent runs none
             and any(d.expanduser().resolve() == want for d in found.log_dirs)
         ):
             return True

@@ -398,3 +398,26 @@ def test_a_settings_file_that_cannot_be_written_is_named(tmp_path: Path) -> None
     ]
     assert settings.read_bytes() == before
     assert sorted(p.name for p in settings.parent.iterdir()) == ["settings.json"]
+
+
+def test_claude_disable_all_hooks_is_named_by_install_and_status(tmp_path: Path) -> None:
+    """As Gemini's hooksConfig.enabled: false is: a warning at install, a problem line
+    and exit 1 at status (it said "installed (all events)", nothing else)."""
+    home, project = tmp_path / "home", tmp_path / "project"
+    project.mkdir()
+    user_claude = write(home / ".claude" / "settings.json", '{"disableAllHooks": true}\n')
+    logs = tmp_path / "logs"
+    out = persist(home, project, "hooks", "install", "claude", "--log-dir", str(logs))
+    assert out.returncode == 0, out.stderr
+    assert f"warning: {user_claude}: disableAllHooks is true, Claude Code runs no hooks" in (
+        out.stderr
+    )
+    for args in (
+        ("hooks", "status", "claude"),
+        ("hooks", "status", "--settings", str(user_claude)),
+    ):
+        status = persist(home, project, *args)
+        assert f"claude: {user_claude}: installed (all events)" in status.stdout
+        problem = f"  problem: disableAllHooks is true in {user_claude}: Claude Code runs no hooks"
+        assert problem in status.stdout, status.stdout
+        assert status.returncode == 1

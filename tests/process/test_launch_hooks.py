@@ -126,3 +126,11 @@ def test_the_checkpoint_chosen_at_launch_is_offered_to_claude_by_its_start_hook(
     offered = json.loads(got["answer"])["hookSpecificOutput"]["additionalContext"]
     named = offered.split("Checkpoint ", 1)[1].split(" ", 1)[0]
     assert got["checkpoint"] == "" and named in {cp.id for cp in open_store(log_dir).checkpoints()}
+
+    # "disableAllHooks": true: Claude Code runs none of them, our start hook included;
+    # the launcher said nothing and the chosen checkpoint never reached Claude.
+    user = config / "settings.json"
+    user.write_text(json.dumps({**json.loads(user.read_text()), "disableAllHooks": True}))
+    got, said = launch_claude(tmp_path, log_dir, "latest", "", env)
+    assert f"claude runs no hooks (disableAllHooks is true in {user})" in said, said
+    assert "point it at " in said

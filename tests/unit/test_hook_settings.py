@@ -245,3 +245,41 @@ def test_start_hook_for_a_log_folder_in_any_scope(
     data = json.loads(path.read_text())
     path.write_text(json.dumps({**data, "hooksConfig": {"enabled": False}}))
     assert not start_hook_for(Agent.GEMINI, logs, project)
+
+
+def test_claude_disable_all_hooks_is_left_alone_and_reported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`"disableAllHooks": true` (Claude Code then runs no hook of ours) went unnoticed:
+    no warning, no problem, and the launcher counted on a start hook that never runs.
+    The value in effect is the one of the file Claude Code reads last that sets it."""
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "cc"))
+    project, logs = tmp_path / "proj", COMMAND.log_dir
+    monkeypatch.chdir(write(project / "README", "").parent)
+    user = write(settings_path(Agent.CLAUDE, Scope.USER), '{"disableAllHooks": true}\n')
+    change = install(Agent.CLAUDE, user, COMMAND)
+    assert any(f"{user}: disableAllHooks is true" in w for w in change.warnings), change
+    assert json.loads(user.read_text())["disableAllHooks"] is True  # left as it is
+    found = inspect(Agent.CLAUDE, user, project)
+    assert set(found.events) == set(EVENTS[Agent.CLAUDE])
+    assert f"disableAllHooks is true in {user}: Claude Code runs no hooks" in found.problems
+    assert not start_hook_for(Agent.CLAUDE, logs, project)
+
+    # the project's local settings turn them back on; its shared ones off again
+    local = write(project / ".claude" / "settings.local.json", '{"disableAllHooks": false}')
+    assert inspect(Agent.CLAUDE, user, project).problems == ()
+    assert start_hook_for(Agent.CLAUDE, logs, project)
+    assert not install(Agent.CLAUDE, user, COMMAND).warnings
+    local.unlink()
+    shared = write(project / ".claude" / "settings.json", '{"disableAllHooks": true}')
+    assert not start_hook_for(Agent.CLAUDE, logs, project)
+    assert any(str(shared) in p for p in inspect(Agent.CLAUDE, user, project).problems)
+    shared.write_text("{}")  # sets nothing: the user's true is in effect again
+    assert not start_hook_for(Agent.CLAUDE, logs, project)
+    shared.write_text('{"disableAllHooks": false}')
+    assert start_hook_for(Agent.CLAUDE, logs, project)
+    # a settings file Claude Code is pointed at some other way is judged by itself
+    other = write(tmp_path / "elsewhere.json", '{"disableAllHooks": true}')
+    assert any(
+        "disableAllHooks is true" in w for w in install(Agent.CLAUDE, other, COMMAND).warnings
+    )
