@@ -51,12 +51,13 @@ EVENTS: dict[Agent, dict[str, Role]] = {
 # seconds the agent waits for our command before killing it: a start may have to
 # spawn the recorder (up to 10 s) and build a restore bundle; the rest is quick
 TIMEOUT_START = 30
+TIMEOUT_COMPACT = 60  # a long transcript's first copy takes seconds per 100 MiB
 TIMEOUT_OTHER = 10
 
 
 def timeout_value(agent: Agent, role: Role) -> int:
     """The `timeout` field: Claude Code counts seconds, Gemini CLI milliseconds."""
-    seconds = TIMEOUT_START if role is Role.START else TIMEOUT_OTHER
+    seconds = {Role.START: TIMEOUT_START, Role.COMPACT: TIMEOUT_COMPACT}.get(role, TIMEOUT_OTHER)
     return seconds if agent is Agent.CLAUDE else seconds * 1000
 
 

@@ -90,15 +90,16 @@ def started_by(launcher: int, agent: int) -> bool:
 
 
 def handle(role: Role, args: HookArgs, payload: Payload) -> dict[str, Any] | None:
+    if role is Role.COMPACT:
+        _compact_or_say_what_is_not_done(args, payload)
+        return None
     spath = state_path(args.log_dir, args.agent.value, payload.session)
     with session_lock(spath):
         state = load_state(spath, args.agent.value, payload.session)
         try:
             if role is Role.START:
                 return start(args, payload, state)
-            if role is Role.COMPACT:
-                compact(args, payload, state)
-            elif role is Role.END:
+            if role is Role.END:
                 end(args, payload, state)
             return None
         finally:
@@ -331,20 +332,84 @@ def answer(checkpoint_id: str, context: str) -> dict[str, Any]:
 
 
 # -- compaction ---------------------------------------------------------------------------
-def compact(args: HookArgs, payload: Payload, state: SessionState) -> None:
+# The agent waits for PreCompact up to the timeout the install gives it (TIMEOUT_COMPACT,
+# 60 s) and then ends it with SIGTERM. Its steps share that time: publishing what the
+# transcript gained (PUBLISH_BUDGET), the copy (until COPY_UNTIL, at least one member of
+# it), then the message and the checkpoint (the recorder's answer: 5 s at most).
+PUBLISH_BUDGET = 20.0
+COPY_UNTIL = 40.0  # seconds after the hook began
+
+
+class _Stopped(BaseException):
+    """The agent ended the hook (SIGTERM at its timeout): raised where it was."""
+
+
+def _compact_or_say_what_is_not_done(args: HookArgs, payload: Payload) -> None:
+    """`compact` under the session lock; ended by a signal, it leaves a failure line
+    naming the steps not done (before, a killed PreCompact left nothing at all)."""
+    import signal
+
+    left = ["transcript published", "transcript copied", "session.compacting message sent"]
+    left.append("checkpoint 'before compaction' taken")
+
+    def stopped(signum: int, _frame: object) -> None:
+        raise _Stopped(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stopped) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        spath = state_path(args.log_dir, args.agent.value, payload.session)
+        with session_lock(spath):
+            state = load_state(spath, args.agent.value, payload.session)
+            try:
+                compact(args, payload, state, left)
+            finally:
+                save_state(spath, state)
+    except _Stopped as exc:
+        for sig in previous:  # a second signal while the line is written ends it as asked
+            signal.signal(sig, signal.SIG_DFL)
+        _note(
+            args,
+            payload,
+            f"stopped by {exc} (the agent's timeout for the hook?) before compaction: "
+            f"not done: {', '.join(left)}",
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def compact(
+    args: HookArgs, payload: Payload, state: SessionState, left: list[str] | None = None
+) -> None:
+    """Publish, copy, announce, checkpoint; each step done is taken out of `left`."""
+    began = time.monotonic()
+    left = left if left is not None else []
     path = Path(payload.transcript) if payload.transcript else None
     unheard: NotDelivered | None = None  # nobody listened: the session is not journaled
     if path is not None and path.exists():
         try:
-            transcript_messages(
-                args, state, path, settled=True, budget=None, save=_saver(args, state)
-            )
+            if not transcript_messages(
+                args,
+                state,
+                path,
+                settled=True,
+                budget=PUBLISH_BUDGET,
+                save=_saver(args, state),
+            ):
+                _note(
+                    args,
+                    payload,
+                    f"transcript not all published before compaction (more than "
+                    f"{PUBLISH_BUDGET:.0f}s of it): the next hook call sends the rest",
+                )
         except NotDelivered as exc:
             unheard = exc
             _note(args, payload, f"transcript not published before compaction: {exc}")
         except Exception as exc:
             _note(args, payload, f"transcript not published before compaction: {exc}")
-    copy = _protect(args, payload, path)
+    _done(left, "transcript published")
+    copy = _protect(args, payload, path, began + COPY_UNTIL)
+    _done(left, "transcript copied")
     trigger = payload.text("trigger") or "auto"
     try:
         _announce(
@@ -361,6 +426,7 @@ def compact(args: HookArgs, payload: Payload, state: SessionState) -> None:
         _note(args, payload, f"compaction message not sent: {exc}")
     except Exception as exc:
         _note(args, payload, f"compaction message not sent: {exc}")
+    _done(left, "session.compacting message sent")
     label = f"{args.agent.value} {_short(state.session)} before compaction"
     if unheard is not None:  # one taken now would hold none of it, yet bear its name
         kept = f"the transcript as it was is kept in {copy['copy']}" if copy else "no copy"
@@ -374,30 +440,48 @@ def compact(args: HookArgs, payload: Payload, state: SessionState) -> None:
     cp = _checkpoint(args, state, label, partial(_note, args, payload))
     if cp is not None and copy:
         _remember_copy(args.log_dir, cp, state.session, copy)
+    left.clear()
 
 
-def _protect(args: HookArgs, payload: Payload, path: Path | None) -> dict[str, Any]:
-    """A verified copy of the transcript in `sessions/copies/`; what it is, or {}."""
+def _done(left: list[str], step: str) -> None:
+    if step in left:
+        left.remove(step)
+
+
+def _protect(
+    args: HookArgs, payload: Payload, path: Path | None, deadline: float | None = None
+) -> dict[str, Any]:
+    """A copy of the transcript in `sessions/copies/`, what this call wrote of it read
+    back; what it is, or {}. Past `deadline` the rest waits for the next call (noted)."""
     if path is None or not path.is_file():  # (a FIFO's copy would wait forever)
         _note(args, payload, f"no transcript to copy before compaction ({payload.transcript!r})")
         return {}
-    from recorder.sources.copies import copy_folder, load_manifest, protect, verify
+    from recorder.sources.copies import copy_folder, load_manifest, protect, verify_written
     from recorder.sources.model import Session, Source
 
     layout = Layout(args.log_dir)
     session = Session(Source(args.agent.value), payload.session, path, project_path=payload.cwd)
     try:
-        protect(layout, session)
+        result = protect(layout, session, deadline)
         folder = copy_folder(layout, session)
-        problems = verify(folder)
+        problems = verify_written(folder, result)
     except Exception as exc:
         _note(args, payload, f"transcript copy failed: {exc}")
         return {}
     if problems:
         _note(args, payload, f"transcript copy does not verify: {'; '.join(problems)}")
+    if result.left:
+        _note(
+            args,
+            payload,
+            f"transcript copy incomplete: {result.left:,} bytes of {path} not copied within "
+            f"{COPY_UNTIL:.0f}s (the next PreCompact, or `persist protect`, copies "
+            "them)",
+        )
     manifest = load_manifest(folder) or {}
     return {
         "copy": str(folder),
+        "copy_complete": not result.left,
         "copy_verified": not problems,
         "copy_bytes": path.stat().st_size,
         "copy_files": sorted((manifest.get("files") or {}).keys())

@@ -31,6 +31,7 @@ from recorder.store.jsontext import dumps_names, loads_names
 from recorder.store.layout import Layout
 from recorder.store.unfinished import refuse_unfinished_restore
 
+CHUNK = 16 << 20  # bytes of a file per gzip member (a deadline is looked at between them)
 _ANCHOR = 1 << 16  # bytes hashed at the start and before the end to detect a rewrite
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -50,6 +51,8 @@ class CopyResult:
     size: int = 0
     lines: int = 0
     digest: str = ""
+    left: int = 0  # bytes not copied yet when the deadline came (the next call copies them)
+    written: list[tuple[str, int, int]] = field(default_factory=list)  # (file, version, member)
 
 
 def copies_dir(layout: Layout) -> Path:
@@ -115,9 +118,16 @@ def _anchors(path: Path, size: int) -> tuple[str, str]:
 
 
 def _copy_file(
-    folder: Path, name: str, source: Path, entry: dict[str, Any], result: CopyResult
+    folder: Path,
+    name: str,
+    source: Path,
+    entry: dict[str, Any],
+    result: CopyResult,
+    deadline: float | None = None,
 ) -> None:
-    """Bring the copy of one file up to date (entry: its manifest part, updated in place)."""
+    """Bring the copy of one file up to date (entry: its manifest part, updated in place),
+    a member of at most `CHUNK` bytes at a time (whole lines of a `.jsonl`); past
+    `deadline` (time.monotonic()) after the first, what is left waits for the next call."""
     try:
         st = os.stat(source)
     except OSError:
@@ -143,12 +153,36 @@ def _copy_file(
             start = covered
         else:
             current = None  # rewritten (or shrunk): a new version, the old one kept
-    data = _read_range(source, start, size)
-    if source.suffix == ".jsonl" and not data.endswith(b"\n"):
-        # a line being written: copied once it is whole (next time)
-        data = data[: data.rfind(b"\n") + 1]
-        if not data:
+    jsonl = source.suffix == ".jsonl"
+    while start < size:
+        if deadline is not None and result.written and time.monotonic() >= deadline:
+            result.left += size - start
             return
+        data = _read_range(source, start, min(size, start + CHUNK))
+        if start + len(data) < size and jsonl and b"\n" not in data:
+            data = _read_range(source, start, size)  # one line longer than a chunk
+        if jsonl and not data.endswith(b"\n"):
+            # a line being written (or cut by the chunk): copied once it is whole
+            data = data[: data.rfind(b"\n") + 1]
+            if not data:
+                return
+        current = _append_member(folder, name, source, entry, current, start, data, result)
+        start += len(data)
+
+
+def _append_member(
+    folder: Path,
+    name: str,
+    source: Path,
+    entry: dict[str, Any],
+    current: dict[str, Any] | None,
+    start: int,
+    data: bytes,
+    result: CopyResult,
+) -> dict[str, Any]:
+    """`data` (the source's bytes from `start`) as one more gzip member of the current
+    version (a new version when `current` is None); that version."""
+    versions: list[dict[str, Any]] = entry.setdefault("versions", [])
     end = start + len(data)
     if current is None:
         n = len(versions) + 1
@@ -188,25 +222,30 @@ def _copy_file(
     current["updated"] = time.time()
     current["head_sha"], current["anchor_sha"] = _anchors(source, end)
     current["digest"] = _sha("".join(m["sha256"] + "\n" for m in current["members"]).encode())
+    if not any(w[0] == name for w in result.written):
+        result.files += 1
     result.copied_bytes += len(data)
-    result.files += 1
+    result.written.append((name, int(current["n"]), len(current["members"]) - 1))
+    return current
 
 
-def protect(layout: Layout, session: Session) -> CopyResult:
-    """Copy what is new of a session's files; returns what was done."""
+def protect(layout: Layout, session: Session, deadline: float | None = None) -> CopyResult:
+    """Copy what is new of a session's files; returns what was done. Past `deadline`
+    (time.monotonic()) it stops between members, at least one copied (`left`: the
+    bytes that wait for the next call, which goes on from there)."""
     refuse_unfinished_restore(layout.root)
     folder = copy_folder(layout, session)
     fresh = not folder.exists()
     ensure_private_dir(folder)
     try:
-        return _protect(folder, session)
+        return _protect(folder, session, deadline)
     except BaseException:
         if fresh:  # a first copy that failed (an unreadable file) leaves no folder behind
             shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
-def _protect(folder: Path, session: Session) -> CopyResult:
+def _protect(folder: Path, session: Session, deadline: float | None = None) -> CopyResult:
     manifest = load_manifest(folder) or {"v": 1, "key": session.key, "files": {}}
     result = CopyResult(session.key)
     files = manifest.setdefault("files", {})
@@ -215,7 +254,7 @@ def _protect(folder: Path, session: Session) -> CopyResult:
         name = "main" if i == 0 else f"extra-{path.name}"
         entry = files.setdefault(name, {"original": str(path)})
         entry["original"] = str(path)
-        _copy_file(folder, name, path, entry, result)
+        _copy_file(folder, name, path, entry, result, deadline)
     main = (files.get("main") or {}).get("versions") or []
     if main:
         last = main[-1]
@@ -329,6 +368,29 @@ def restore_to(folder: Path, target_dir: Path, name: str = "main") -> Path:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     return out
+
+
+def verify_written(folder: Path, result: CopyResult) -> list[str]:
+    """Problems found re-reading from disk only the members `result` wrote ([] = intact):
+    what `verify` finds in them, at the cost of what was copied, not of the whole copy."""
+    manifest = load_manifest(folder)
+    if manifest is None:
+        return [f"{folder}: no readable manifest"]
+    problems = []
+    files = manifest.get("files") or {}
+    for name, n, i in result.written:
+        version = next(v for v in files[name]["versions"] if v["n"] == n)
+        m = version["members"][i]
+        try:
+            with open(folder / str(version["file"]), "rb") as f:
+                f.seek(m["offset"])
+                data = zlib.decompress(f.read(m["length"]), 31)
+        except (OSError, zlib.error) as exc:
+            problems.append(f"{version['file']} member {i} cannot be read back ({exc})")
+            continue
+        if len(data) != m["size"] or _sha(data) != m["sha256"] or data.count(b"\n") != m["lines"]:
+            problems.append(f"{version['file']} member {i} does not match its recorded SHA-256")
+    return problems
 
 
 def verify(folder: Path) -> list[str]:

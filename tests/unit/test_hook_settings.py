@@ -90,9 +90,8 @@ def test_install_keeps_everything_else_and_uninstall_gives_the_bytes_back(
         (entry,) = ours(after, event)
         assert f"hook {event} --agent {agent.value}" in entry["command"]
         assert "'/var/lib/persist logs'" in entry["command"]  # quoted for the shell
-        assert entry["timeout"] == (30 if event == "SessionStart" else 10) * (
-            1 if agent is Agent.CLAUDE else 1000
-        )
+        seconds = {"SessionStart": 30, "PreCompact": 60, "PreCompress": 60}.get(event, 10)
+        assert entry["timeout"] == seconds * (1 if agent is Agent.CLAUDE else 1000)
     if agent is Agent.GEMINI:
         assert after["hooksConfig"] == {"enabled": True}
         assert change.enabled_hooks
