@@ -98,7 +98,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"{agent.value}: {where}: installed ({complete})")
         else:
             print(f"{agent.value}: {where}: not installed")
-        for problem in found.problems:
+        for problem in (*found.problems, *([found.outdated] if found.outdated else [])):
             print(f"  problem: {shown(problem)}")
             healthy = False
         for log_dir in found.log_dirs:

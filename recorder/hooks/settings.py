@@ -506,6 +506,7 @@ class Installed:
     commands: tuple[str, ...]  # our distinct command lines
     log_dirs: tuple[Path, ...]  # the log folders they point at
     problems: tuple[str, ...] = ()
+    outdated: str = ""  # entries an older install wrote that want installing again
 
 
 def claude_hooks_off(path: Path, project: Path | None = None) -> Path | None:
@@ -539,13 +540,17 @@ def inspect(agent: Agent, path: Path, project: Path | None = None) -> Installed:
     except SettingsError as exc:
         return Installed(path, path.exists(), (), tuple(EVENTS[agent]), (), (), (str(exc),))
     hooks = loaded.data.get("hooks") or {}
-    events, commands, log_dirs = [], [], []
-    for event in EVENTS[agent]:
+    events, commands, log_dirs, short = [], [], [], []
+    for event, role in EVENTS[agent].items():
         groups = hooks.get(event)
         ours = _ours_in(groups, agent) if isinstance(groups, list) else []
         if ours:
             events.append(event)
         for group, i in ours:
+            given = group["hooks"][i].get("timeout")
+            wanted = timeout_value(agent, role)
+            if isinstance(given, int | float) and given < wanted and event not in short:
+                short.append(f"{event} {given:g}")  # an older install's, too short now
             line = str(group["hooks"][i].get("command"))
             if line not in commands:
                 commands.append(line)
@@ -553,6 +558,13 @@ def inspect(agent: Agent, path: Path, project: Path | None = None) -> Installed:
                 if log_dir is not None and log_dir not in log_dirs:
                     log_dirs.append(log_dir)
     problems = []
+    unit = "s" if agent is Agent.CLAUDE else "ms"
+    outdated = (
+        f"timeout shorter than this version installs ({', '.join(short)} {unit}): "
+        f"persist hooks install {agent.value} again updates it"
+        if short
+        else ""
+    )
     if agent is Agent.GEMINI:
         config = loaded.data.get("hooksConfig")
         if isinstance(config, dict) and config.get("enabled") is False:
@@ -575,6 +587,7 @@ def inspect(agent: Agent, path: Path, project: Path | None = None) -> Installed:
         tuple(commands),
         tuple(log_dirs),
         tuple(problems),
+        outdated,
     )
 
 

@@ -421,3 +421,33 @@ def test_claude_disable_all_hooks_is_named_by_install_and_status(tmp_path: Path)
         problem = f"  problem: disableAllHooks is true in {user_claude}: Claude Code runs no hooks"
         assert problem in status.stdout, status.stdout
         assert status.returncode == 1
+
+
+def test_an_older_installs_short_precompact_timeout_is_named_and_updated(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Installs before 2026-12-07 gave PreCompact 10 s, too short for a long transcript's
+    copy: status names it, install again updates it; the start hook still counts."""
+    from recorder.hooks.agents import Agent
+    from recorder.hooks.settings import start_hook_for
+
+    home, project = tmp_path / "home", tmp_path / "project"
+    project.mkdir()
+    logs = tmp_path / "logs"
+    out = persist(home, project, "hooks", "install", "claude", "--log-dir", str(logs))
+    assert out.returncode == 0, out.stderr
+    settings = home / ".claude" / "settings.json"
+    data = json.loads(settings.read_text())
+    data["hooks"]["PreCompact"][0]["hooks"][0]["timeout"] = 10  # as the older install wrote
+    settings.write_text(json.dumps(data))
+    status = persist(home, project, "hooks", "status", "claude")
+    problem = (
+        "  problem: timeout shorter than this version installs (PreCompact 10 s): "
+        "persist hooks install claude again updates it"
+    )
+    assert problem in status.stdout and status.returncode == 1, status.stdout
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home / ".claude"))
+    assert start_hook_for(Agent.CLAUDE, logs, project)  # its start hook runs all the same
+    again = persist(home, project, "hooks", "install", "claude", "--log-dir", str(logs))
+    assert "updated PreCompact" in again.stdout, again.stdout
+    assert "problem:" not in persist(home, project, "hooks", "status", "claude").stdout
