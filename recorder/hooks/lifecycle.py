@@ -337,7 +337,7 @@ def answer(checkpoint_id: str, context: str) -> dict[str, Any]:
 # transcript gained (PUBLISH_BUDGET), the copy (until COPY_UNTIL, at least one member of
 # it), then the message and the checkpoint (the recorder's answer: 5 s at most).
 PUBLISH_BUDGET = 20.0
-COPY_UNTIL = 40.0  # seconds after the hook began
+COPY_UNTIL = 35.0  # seconds after the hook began (reading it back takes a fifth more)
 
 
 class _Stopped(BaseException):
