@@ -39,6 +39,7 @@ from recorder.cli.common import (
 )
 from recorder.export.scope import BundleScope
 from recorder.launch.selection import LaunchChoice, Selection
+from recorder.store.fsutil import raise_open_files_limit
 from recorder.store.layout import default_log_dir
 from recorder.store.shell import shell_quote
 
@@ -153,6 +154,7 @@ def log_folder_problem(path: Path, named: str) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the program: a log folder's name not UTF-8 printed as its bytes
         names_as_bytes()
+        raise_open_files_limit()  # a journal of thousands of segments: one file each
     args = build_parser().parse_args(argv)
     log_dir = (args.log_dir or default_log_dir()).expanduser()
     named = "--log-dir" if args.log_dir else "$PERSIST_LOG_DIR"

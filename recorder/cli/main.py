@@ -410,8 +410,10 @@ def main(argv: list[str] | None = None) -> int:
     back when it ends, returning or raising."""
     if argv is None:
         from recorder.cli.common import names_as_bytes
+        from recorder.store.fsutil import raise_open_files_limit
 
         names_as_bytes()
+        raise_open_files_limit()
         return _command(sys.argv[1:])
     if threading.current_thread() is not threading.main_thread():
         return _command(argv)  # no handler can be set here: none to put back

@@ -79,6 +79,31 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+OPEN_FILES_WANTED = 1 << 16
+"""Descriptors a `persist` program asks for: a journal's reader keeps each of its segments
+open (a journal of 64 GiB in segments of the default 64 MiB has a thousand), and an
+export holds those of its range for its workers."""
+
+
+def raise_open_files_limit() -> None:
+    """Raise this process's soft limit of open files (often 1024, kept low for programs
+    still using select(), which none of ours do) toward its hard limit, as far as
+    `OPEN_FILES_WANTED`: the children it starts inherit it. Before 2026-12-07 a journal
+    of more than about 1,000 segments could not be exported, restored or browsed under
+    the usual `ulimit -n 1024` ("Too many open files")."""
+    import resource
+
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = (
+            OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES_WANTED)
+        )
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (OSError, ValueError):  # not allowed here (a sandbox): the limit stays
+        pass
+
+
 _TEMP_NAME = re.compile(r"\A\..+?(?:\.t(\d+))?\.(\d+)\.tmp\Z", re.DOTALL)
 
 

@@ -675,3 +675,37 @@ def test_an_output_that_cannot_hold_the_export_is_named(tmp_path: Path) -> None:
             )
         assert run.returncode == 1, run.stderr
         assert run.stderr.splitlines() == ["persist: cannot write stdout: No space left on device"]
+
+
+def test_a_journal_of_more_segments_than_the_soft_open_files_limit_is_exported(
+    tmp_path: Path,
+) -> None:
+    """A reader keeps each segment it read open (what it indexed is read whatever the
+    prune does to its name), so a journal of more segments than `ulimit -n` failed
+    with "Too many open files" under the usual soft limit of 1024 (64 GiB of segments of
+    the default size, less with `--segment-mb`). `persist` raises its soft limit
+    toward the hard one; here the soft limit is 64 and the journal has 150 segments."""
+    import resource
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, segment_bytes=400, clock=DemoClock(T0))
+    for i in range(150):
+        w.message(T0 + i, "coder", f"message {i} " + "x" * 300)
+    w.close()
+    assert len(list((root / "segments").iterdir())) >= 150
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1024:
+        pytest.skip(f"the hard limit of open files is {hard} here")
+
+    def low_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+
+    for fmt in ("jsonl", "md"):
+        out = tmp_path / f"all.{fmt}"
+        done = subprocess.run(
+            [sys.executable, "-m", "recorder.cli", "export", "--all", "--format", fmt,
+             "-o", str(out), "--log-dir", str(root)],
+            capture_output=True, timeout=60, preexec_fn=low_soft_limit,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()
+        assert out.read_bytes().count(b"message 149 ") == 1
