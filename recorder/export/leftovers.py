@@ -22,14 +22,14 @@ import re
 import shutil
 from pathlib import Path
 
-from recorder.store.fsutil import writer_may_live, writer_tag
+from recorder.store.fsutil import remove_stale_temp_files, stale_entries, writer_tag
 from recorder.store.layout import Layout
 
 BUILDING = ".building-"  # a restore's work folder in restore/
 PIECES = ".persist-pieces-"  # a parallel rendering's scratch folder
-# group 1: the maker's PID; group 2 (when there): its `writer_tag()`'s start ticks
-_BUILDING_NAME = re.compile(r"\A\.building-.+-(\d+)-(?:t(\d+)-)?\d+\Z", re.DOTALL)
-_PIECES_NAME = re.compile(r"\A\.persist-pieces-(\d+)-(?:t(\d+)-)?.+\Z", re.DOTALL)
+# the maker's PID and (when there) its `writer_tag()`'s start ticks, for `stale_entries`
+_BUILDING_NAME = re.compile(r"\A\.building-.+-(?P<pid>\d+)-(?:t(?P<ticks>\d+)-)?\d+\Z", re.DOTALL)
+_PIECES_NAME = re.compile(r"\A\.persist-pieces-(?P<pid>\d+)-(?:t(?P<ticks>\d+)-)?.+\Z", re.DOTALL)
 
 
 def maker() -> str:
@@ -45,33 +45,9 @@ def pieces_prefix() -> str:
     return f"{PIECES}{maker()}"
 
 
-def _stale_folders(folder: Path, name: re.Pattern[str]) -> list[Path]:
-    """Folders in `folder` whose name matches `name` (group 1: the maker's PID) and
-    whose maker cannot be writing them any more; never a link."""
-    out: list[Path] = []
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
-        return out
-    for entry in entries:
-        match = name.match(entry.name)
-        if match is None:
-            continue
-        try:
-            if not entry.is_dir(follow_symlinks=False):
-                continue
-            written = entry.stat(follow_symlinks=False).st_mtime
-        except OSError:
-            continue
-        tag = f"t{match.group(2)}" if match.group(2) else None
-        if not writer_may_live(int(match.group(1)), written, tag):
-            out.append(Path(entry.path))
-    return out
-
-
 def stale_builds(layout: Layout) -> list[Path]:
     """The work folders in `restore/` that killed restores left."""
-    return _stale_folders(layout.restore, _BUILDING_NAME)
+    return stale_entries(layout.restore, _BUILDING_NAME, folders=True)
 
 
 def folder_bytes(folder: Path) -> int:
@@ -104,26 +80,7 @@ def remove_stale_export_leftovers(output: Path) -> list[Path]:
     """Remove what killed exports to `output` left beside it: its temp files and the
     folders of pieces of processes that are gone (another FILE's temp files, and any
     file of another program, are never touched)."""
-    removed = remove(_stale_folders(output.parent, _PIECES_NAME))
+    removed = remove(stale_entries(output.parent, _PIECES_NAME, folders=True))
     # `AtomicFile`'s name for it: `.FILE.<thread>[.t<start ticks>].<pid>.tmp`
-    temp = re.compile(rf"\A\.{re.escape(output.name)}\.\d+(?:\.t(\d+))?\.(\d+)\.tmp\Z", re.DOTALL)
-    try:
-        entries = sorted(os.scandir(output.parent), key=lambda e: e.name)
-    except OSError:
-        return removed
-    for entry in entries:
-        match = temp.match(entry.name)
-        if match is None:
-            continue
-        try:
-            if not entry.is_file(follow_symlinks=False):
-                continue
-            tag = f"t{match.group(1)}" if match.group(1) else None
-            written = entry.stat(follow_symlinks=False).st_mtime
-            if writer_may_live(int(match.group(2)), written, tag):
-                continue
-            os.unlink(entry.path)
-        except OSError:
-            continue
-        removed.append(Path(entry.path))
-    return removed
+    temp = rf"\A\.{re.escape(output.name)}\.\d+(?:\.t(?P<ticks>\d+))?\.(?P<pid>\d+)\.tmp\Z"
+    return removed + remove_stale_temp_files(output.parent, re.compile(temp, re.DOTALL))

@@ -104,7 +104,7 @@ def raise_open_files_limit() -> None:
         pass
 
 
-_TEMP_NAME = re.compile(r"\A\..+?(?:\.t(\d+))?\.(\d+)\.tmp\Z", re.DOTALL)
+_TEMP_NAME = re.compile(r"\A\..+?(?:\.t(?P<ticks>\d+))?\.(?P<pid>\d+)\.tmp\Z", re.DOTALL)
 
 
 def writer_tag() -> str:
@@ -144,29 +144,42 @@ def writer_may_live(pid: int, written: float, tag: str | None = None) -> bool:
     return started <= written + 1.0  # a process started after the file is a reused PID
 
 
-def remove_stale_temp_files(folder: Path) -> list[Path]:
-    """Remove the `.<name>.<pid>.tmp` files (from `AtomicFile`) of processes that died
-    before renaming them; a live process's file is never touched. Returns the removed."""
-    removed: list[Path] = []
+def stale_entries(folder: Path, name: re.Pattern[str], *, folders: bool = False) -> list[Path]:
+    """The files (`folders`: the folders) in `folder`, never a link, named by `name`
+    (its groups `pid` and, when there, `ticks`: the writer's `writer_tag()`) whose
+    writer cannot be writing them any more (`writer_may_live`), in name order."""
+    out: list[Path] = []
     try:
-        entries = list(os.scandir(folder))
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
-        return removed
+        return out
     for entry in entries:
-        match = _TEMP_NAME.match(entry.name)
+        match = name.match(entry.name)
         if match is None:
             continue
         try:
-            st = entry.stat(follow_symlinks=False)
-            if not entry.is_file(follow_symlinks=False):
+            if not (entry.is_dir if folders else entry.is_file)(follow_symlinks=False):
                 continue
-            tag = f"t{match.group(1)}" if match.group(1) else None
-            if writer_may_live(int(match.group(2)), st.st_mtime, tag):
-                continue
-            os.unlink(entry.path)
+            written = entry.stat(follow_symlinks=False).st_mtime
         except OSError:
             continue
-        removed.append(Path(entry.path))
+        ticks = match.group("ticks")
+        if not writer_may_live(int(match.group("pid")), written, f"t{ticks}" if ticks else None):
+            out.append(Path(entry.path))
+    return out
+
+
+def remove_stale_temp_files(folder: Path, name: re.Pattern[str] | None = None) -> list[Path]:
+    """Remove the temp files `AtomicFile` names `.<name>.<thread>[.t<ticks>].<pid>.tmp`
+    (`name`: only those it matches) of processes that died before renaming them; a
+    live process's file is never touched. Returns the removed."""
+    removed: list[Path] = []
+    for path in stale_entries(folder, name or _TEMP_NAME):
+        try:
+            os.unlink(path)
+        except OSError:
+            continue
+        removed.append(path)
     return removed
 
 
