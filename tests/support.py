@@ -58,6 +58,18 @@ def read_status(log_dir: Path) -> dict:
         return {}
 
 
+def status_json(log_dir: Path) -> tuple[int, dict]:
+    """`persist status --json` run as a program: its exit code and what it printed."""
+    out = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "status", "--json", "--log-dir", str(log_dir)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return out.returncode, orjson.loads(out.stdout)
+
+
 def journal_records(log_dir: Path) -> list[dict]:
     """Every line of every segment, parsed (fails the test on an invalid line)."""
     from recorder.store.layout import Layout, list_segments

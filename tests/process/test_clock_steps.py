@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 
 from recorder.bus.publisher import Publisher
 from recorder.store.status import STALE_AFTER
-from tests.support import Bus, read_status, wait_for
+from tests.support import Bus, read_status, status_json, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -40,14 +37,7 @@ def shift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 def status(log_dir: Path) -> tuple[int, dict]:
     """`persist status --json`, run with the same shifted clock."""
-    out = subprocess.run(
-        [sys.executable, "-m", "recorder.cli", "status", "--json", "--log-dir", str(log_dir)],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    return out.returncode, orjson.loads(out.stdout)
+    return status_json(log_dir)
 
 
 def checkpoints(log_dir: Path) -> int:

@@ -4,14 +4,11 @@ reach its broker (none there, or a frozen one) is degraded (exit 6), never healt
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
-import orjson
 import pytest
 
-from tests.support import Bus, free_port, wait_for
+from tests.support import Bus, free_port, status_json, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -19,14 +16,7 @@ HEALTHY_CODE, DEGRADED_CODE = 0, 6  # recorder/cli/main.py
 
 
 def status(log_dir: Path) -> tuple[int, dict]:
-    out = subprocess.run(
-        [sys.executable, "-m", "recorder.cli", "status", "--json", "--log-dir", str(log_dir)],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    return out.returncode, orjson.loads(out.stdout)
+    return status_json(log_dir)
 
 
 def test_no_broker_at_the_endpoint_is_degraded(bus: Bus) -> None:
