@@ -13,6 +13,7 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -376,11 +377,24 @@ class Transport:
         self.receiver.start()
         return self.receiver
 
-    def stop_receiver(self, timeout: float = 2.0) -> None:
-        """Stop receiving after draining what zmq holds."""
-        if self.receiver is not None:
-            self.receiver.stop()
-            self.receiver.join(timeout)
+    def stop_receiver(self, waiting: Callable[[], bool] | None = None, step: float = 2.0) -> bool:
+        """Stop receiving after draining what zmq holds, and wait until the thread has
+        ended: everything it took in is then handed over. A large backlog can take it
+        many seconds to journal (big messages, a slow machine); `waiting` is called
+        every `step` seconds meanwhile, and returning False ends the wait (without it:
+        one wait of `step`). True once the thread has ended. (Before 2026-12-07 the
+        recorder's stop waited 2 s and went on, closing the journal under a receiver
+        that was still writing into it.)"""
+        receiver = self.receiver
+        if receiver is None:
+            return True
+        receiver.stop()
+        while True:
+            receiver.join(step)
+            if not receiver.is_alive():
+                return True
+            if waiting is None or not waiting():
+                return False
 
     def close(self) -> bool:
         """Stop the broker and end the context; False if the receiver did not stop in time

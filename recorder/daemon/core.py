@@ -68,7 +68,7 @@ from recorder.daemon.warm import IndexWarmer
 from recorder.errors import PersistError, refused_by
 from recorder.store.checkpoints import Checkpoint, DigestCache, newest_checkpoint, write_checkpoint
 from recorder.store.fsutil import ensure_private_dir, remove_stale_temp_files
-from recorder.store.journal import Journal, Position, UnwrittenData
+from recorder.store.journal import ABANDON_WAIT, Journal, Position, UnwrittenData
 from recorder.store.layout import Layout
 from recorder.store.ranges import MAX_KEY_CHARS, MAX_PARTICIPANTS, count_participant
 from recorder.store.records import (
@@ -159,6 +159,8 @@ JOURNAL_READY_BACKLOG = 256 << 10  # bytes that may wait for the disk when a pru
 # seconds a checkpoint waits for the writer to write what it covers (on the main thread:
 # well under the status file's stale age)
 CHECKPOINT_WAIT = 2.0
+# seconds a stop waits for the receiver to journal what it took in before the log says so
+RECEIVER_SLOW = 2.0
 _REPLAY_TOO_DEEP = "(nested too deep to copy: see the payload's _persist.replay_of)"
 
 
@@ -295,6 +297,13 @@ class Recorder:
         self.give_up = threading.Event()
         self.unwritten: LostLines | None = None  # what that stop could not write
         self._stop_waiting_since: float | None = None  # (monotonic)
+        self._stop_began: float | None = None  # (monotonic) the stop's start (`begin_stop`)
+        self._gave_up_at: float | None = None  # (monotonic) when the stop first saw give_up
+        self._slow_drain_said = False
+        # False once a stop went on without a receiver that did not end: what it hands
+        # over after that is dropped (counted in `late`), never put under a closed journal
+        self._taking = True
+        self.late = 0  # messages a receiver handed over once the stop went on without it
         self.last_checkpoint: Checkpoint | None = None
         self._checkpointed = 0  # messages the last checkpoint counts (as this run does)
         self.process_started = process_start_time(os.getpid())
@@ -476,6 +485,56 @@ class Recorder:
         self.write_status(now)
         return position
 
+    def begin_stop(self) -> None:
+        """The stop begins: the status says "stopping" from now on (see `draining`)."""
+        self.state = RecorderState.STOPPING
+        self._stop_began = time.monotonic()
+
+    def draining(self) -> bool:
+        """Called while a stop waits for the receiver to journal what it took in (after
+        draining what zmq held; a large backlog of big messages can take it a while):
+        the status is kept fresh, saying "stopping" and what waits (not taken for a
+        stale recorder), and the log says once that the stop waits for it. False (the
+        stop goes on without it) only once the stop gives up (`persist stop --force`,
+        Ctrl-C twice, or `--stop-wait` seconds since the stop began) and the receiver
+        has not ended within `ABANDON_WAIT` seconds more: a receiver that never ends
+        would otherwise keep the recorder from stopping at all."""
+        mono = time.monotonic()
+        began = self._stop_began if self._stop_began is not None else mono
+        self._stop_began = began
+        wait = self.options.stop_wait
+        if wait is not None and mono - began >= wait:
+            self.give_up.set()
+        if not self._slow_drain_said and mono - began >= RECEIVER_SLOW:
+            self._slow_drain_said = True
+            log.warning(
+                "stopping: the receiver is still journaling what it took in "
+                "(%d messages taken in, %d written so far; %s bytes wait)",
+                self.counters.received,
+                self.counters.written,
+                f"{self.journal.held_bytes + self.backlog_bytes:,}",
+            )
+        if self.give_up.is_set():
+            self._gave_up_at = self._gave_up_at if self._gave_up_at is not None else mono
+            if mono - self._gave_up_at >= ABANDON_WAIT:
+                return False
+        self.write_status(self.clock())
+        return True
+
+    def stop_taking(self) -> None:
+        """The stop goes on without a receiver that did not end (`draining`): what it
+        hands over from now on is dropped and counted (`late`), never appended while the
+        journal closes. Waits for the batch it is in, for at most `ABANDON_WAIT` s."""
+        locked = self._appending.acquire(timeout=ABANDON_WAIT)
+        self._taking = False
+        if locked:
+            self._appending.release()
+
+    def _late(self, messages: list[list[bytes]]) -> int:
+        self.counters.received += len(messages)
+        self.late += len(messages)
+        return 0
+
     def leave(self) -> None:
         """Another process holds the folder now (`LockLost`): what was received until now
         is written, nothing after it (the other recorder records it too), and no stop
@@ -498,6 +557,9 @@ class Recorder:
         wait = self.options.stop_wait
         if wait is not None and mono - self._stop_waiting_since >= wait:
             self.give_up.set()
+        began = self._stop_began
+        if wait is not None and began is not None and time.monotonic() - began >= wait:
+            self.give_up.set()  # (the wait for the receiver counts too: systemd's limit)
         self.write_status(now)
 
     # -- the receiving thread ----------------------------------------------
@@ -512,12 +574,14 @@ class Recorder:
         waiting) skips keyword rules until it catches up.
         """
         with self._appending:
+            if not self._taking:
+                return self._late(messages)
             return self._record_batch(ts, messages, behind, more)
 
     def hand_over(self) -> None:
         """Hand the writer the lines `record_batch(more=True)` held (nothing more came)."""
         with self._appending:
-            if self.journal.held_bytes:
+            if self.journal.held_bytes and self._taking:
                 self._hand_over()
 
     def _hand_over(self) -> None:
@@ -902,6 +966,9 @@ class Recorder:
         """
         self._busy_until = ts + QUIET_AFTER
         with self._appending:
+            if not self._taking:
+                self._late(messages)
+                return
             self._drop_batch(ts, messages)
 
     def _drop_batch(self, ts: float, messages: list[list[bytes]]) -> None:

@@ -37,7 +37,7 @@ from recorder.daemon.core import TICK, Recorder
 from recorder.daemon.options import EmbeddedMode, RecorderOptions
 from recorder.daemon.wakeup import WakeListener
 from recorder.store.fsutil import ensure_private_dir, open_private
-from recorder.store.journal import UnwrittenData
+from recorder.store.journal import ABANDON_WAIT, UnwrittenData
 from recorder.store.lock import InstanceLock, LockLost
 from recorder.store.status import reserve_status_space
 
@@ -219,7 +219,14 @@ def run_recorder(
             recorder.tick(time.time())
         if lost is None:
             log.info("stopping: draining and taking the shutdown checkpoint")
-        transport.stop_receiver()  # first: it drains what zmq holds
+            recorder.begin_stop()
+        # first: it drains what zmq holds, and journals all it took in before the journal
+        # closes (however long that takes, unless the stop gives up: `Recorder.draining`)
+        abandoned = not transport.stop_receiver(
+            recorder.draining if lost is None else None, step=0.5
+        )
+        if abandoned:
+            recorder.stop_taking()
         if syncer is not None:
             syncer.stop()
         if lost is not None:
@@ -233,6 +240,15 @@ def run_recorder(
             log.error(message)  # the log may be on the full disk too: stderr says it as well
             print(f"persist: {message}", file=sys.stderr, flush=True)
             return 1  # systemd's Restart=on-failure starts it again
+        if abandoned and lost is None:
+            message = (
+                "NOT a clean stop: the receiver had not finished journaling what it took in "
+                f"{ABANDON_WAIT:g} s after the stop gave up; what it handed over after that "
+                f"is lost ({recorder.late:,} messages so far)"
+            )
+            log.error(message)
+            print(f"persist: {message}", file=sys.stderr, flush=True)
+            return 1
         if failed is not None:
             log.error(failed)
             print(f"persist: {failed}", file=sys.stderr, flush=True)

@@ -241,9 +241,17 @@ class Sink:
         # status written yet, no receiver, signals not looked at) was a silent hang.
         self.fail_inline = False
         self.left = False  # the folder is another recorder's now: nothing more is written
+        # `finish()` ended the writer and the journal is closed: a chunk handed over after
+        # that (a bug: the recorder waits for its receiver first) is counted in `lost`,
+        # not retried forever into no segment while its caller holds the journal's lock
+        self.finished = False
 
     # -- called by the journal's thread ------------------------------------------
     def put(self, command: tuple[Any, ...], nbytes: int = 0) -> None:
+        if self.finished:
+            if command[0] == "write":
+                self._lose(LostLines.of(bytes(command[1])))
+            return
         if self._thread is None:
             self._run(command)
             return
@@ -267,6 +275,7 @@ class Sink:
             self._cond.notify()
 
     def start(self) -> None:
+        self.finished = False
         self._thread = threading.Thread(target=self._loop, name="persist-writer", daemon=True)
         self._thread.start()
 
@@ -298,6 +307,7 @@ class Sink:
             if on_wait is not None:
                 on_wait()
         self._thread = None
+        self.finished = True
 
     def _held(self) -> LostLines:
         """What a writer stuck in a system call holds, all counted lost: the chunks it is
