@@ -28,7 +28,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from recorder.hooks.agents import Agent, Role
+from recorder.hooks.agents import TIMEOUT_OTHER, Agent, Role
 from recorder.hooks.failures import record_failure
 from recorder.hooks.publish import (
     SILENT,
@@ -89,7 +89,10 @@ def started_by(launcher: int, agent: int) -> bool:
     return found is not None and agent_process(found[1]) == launcher
 
 
-def handle(role: Role, args: HookArgs, payload: Payload) -> dict[str, Any] | None:
+def handle(
+    role: Role, args: HookArgs, payload: Payload, deadline: float | None = None
+) -> dict[str, Any] | None:
+    """`deadline` (monotonic): when a SessionEnd must be done (`end_deadline`)."""
     if role is Role.COMPACT:
         _compact_or_say_what_is_not_done(args, payload)
         return None
@@ -100,7 +103,7 @@ def handle(role: Role, args: HookArgs, payload: Payload) -> dict[str, Any] | Non
             if role is Role.START:
                 return start(args, payload, state)
             if role is Role.END:
-                end(args, payload, state)
+                end(args, payload, state, deadline)
             return None
         finally:
             save_state(spath, state)
@@ -137,17 +140,26 @@ def _announce(args: HookArgs, state: SessionState, kind: str, text: str, **extra
 
 
 def _checkpoint(
-    args: HookArgs, state: SessionState, label: str, note: Callable[[str], None]
+    args: HookArgs,
+    state: SessionState,
+    label: str,
+    note: Callable[[str], None],
+    deadline: float | None = None,
 ) -> str | None:
     """A checkpoint that holds what this session published last (the message just
-    announced): the recorder answers once it has that message."""
+    announced): the recorder answers once it has that message (within
+    `CHECKPOINT_TIMEOUT`, and what `deadline` leaves for it, see `_time_for`)."""
     from recorder.daemon.control import request_checkpoint
     from recorder.errors import CheckpointError
 
     after = (state.publisher, state.seq) if state.seq else None
     try:
         close_all()  # what was sent is on its way before the recorder is asked
-        return request_checkpoint(Layout(args.log_dir), label, after=after).id
+        timeout = _time_for(deadline, CHECKPOINT_TIMEOUT, STOP_RESERVE)
+        if timeout < MIN_WAIT:
+            note(f"no checkpoint '{label}': {_out_of_time()}, none was asked for")
+            return None
+        return request_checkpoint(Layout(args.log_dir), label, timeout, after=after).id
     except (CheckpointError, OSError, Undelivered) as exc:
         # Undelivered: the recorder would wait for a message that never comes
         note(f"no checkpoint '{label}': {exc}")
@@ -507,7 +519,41 @@ PENDING_PER_CALL = 2  # ended sessions one hook call finishes at most
 PENDING_BUDGET = 1.0  # seconds of transcript one hook call reads for them
 
 
-def end(args: HookArgs, payload: Payload, state: SessionState) -> None:
+# SessionEnd: the agent gives it the timeout the install wrote (`TIMEOUT_OTHER`; Claude
+# Code waits that long for all SessionEnd hooks, then kills them, and the user's exit
+# waits meanwhile). Counted from the hook's process start, its steps share it:
+END_MARGIN = 1.5  # seconds kept back: start-up before the count, exit, the agent's clock
+CHECKPOINT_TIMEOUT = 5.0  # seconds the recorder has to answer a checkpoint request
+STOP_RESERVE = 1.5  # seconds kept for the recorder's stop, after the end's checkpoint
+END_RESERVE = 3.0  # ... kept after the transcript's rest: the end's message and checkpoint
+MIN_WAIT = 0.3  # a wait shorter than this is not begun: the step is left undone (said)
+
+
+def end_deadline(start: float | None = None) -> float:
+    """When (monotonic) a SessionEnd hook must be done: `TIMEOUT_OTHER` seconds after
+    its process started (`start`, seconds since the epoch: by default this process's),
+    less `END_MARGIN`."""
+    from recorder.store.status import process_start_time
+
+    started = process_start_time(os.getpid()) if start is None else start
+    age = min(max(0.0, time.time() - started), TIMEOUT_OTHER) if started else 0.0
+    return time.monotonic() + TIMEOUT_OTHER - END_MARGIN - age
+
+
+def _time_for(deadline: float | None, most: float, keep: float = 0.0) -> float:
+    """Seconds a step may take: `most`, or less, keeping `keep` for the steps after it."""
+    if deadline is None:
+        return most
+    return max(0.0, min(most, deadline - time.monotonic() - keep))
+
+
+def _out_of_time() -> str:
+    return f"SessionEnd's {TIMEOUT_OTHER} s were nearly up (the time the agent gives it)"
+
+
+def end(
+    args: HookArgs, payload: Payload, state: SessionState, deadline: float | None = None
+) -> None:
     path = Path(payload.transcript) if payload.transcript else None
     if path is not None and not state.transcript:
         state.transcript = str(path)  # where a later call reads the rest from
@@ -520,14 +566,19 @@ def end(args: HookArgs, payload: Payload, state: SessionState) -> None:
     # both to the next call (a mark beside a state without `ending` is taken as done)
     save_state(spath, state)
     set_pending(spath, True)
+    # all of the transcript's rest when there is time; else what fits, and the rest waits
+    # in hooks/pending/ for the next hook call (said below)
+    budget = None if deadline is None else _time_for(deadline, float("inf"), END_RESERVE)
     try:
-        if _finish(args, state, path, None, partial(_note, args, payload)):
+        if _finish(args, state, path, budget, partial(_note, args, payload), deadline):
             set_pending(spath, False)
+        else:
+            _note(args, payload, f"session end not delivered: {_out_of_time()}; {_waiting(state)}")
     except NotDelivered as exc:
         _note(args, payload, f"session end not delivered: {exc.nobody()}; {_waiting(state)}")
     except Exception as exc:  # the end goes on: deregistration
         _note(args, payload, f"session end not delivered: {exc}; {_waiting(state)}")
-    _leave(args, payload, state)
+    _leave(args, payload, state, deadline)
 
 
 def _waiting(state: SessionState) -> str:
@@ -545,10 +596,12 @@ def _finish(
     path: Path | None,
     budget: float | None,
     note: Callable[[str], None],
+    deadline: float | None = None,
 ) -> bool:
     """Publish what an ended session still owes, in order: the rest of its transcript
     (for about `budget` seconds, None: all), then the session-ended message, then its
-    `... ended` checkpoint (taken once, only after the end is sent). True when nothing is
+    `... ended` checkpoint (taken once, only after the end is sent; its wait bounded by
+    `deadline`, see `_checkpoint`). True when nothing is
     left. Raises NotDelivered (`state` as far as it got) when nobody listens,
     Undelivered when the broker went away before the socket passed the end on (the end
     still owed); a transcript that cannot be read is noted and the message sent without
@@ -580,11 +633,11 @@ def _finish(
         state.ending = ""
     if state.end_checkpoint:  # (a failure to take it is noted, not tried again)
         label, state.end_checkpoint = state.end_checkpoint, ""
-        _checkpoint(args, state, label, note)
+        _checkpoint(args, state, label, note, deadline)
     return True
 
 
-def finish_ended(args: HookArgs) -> None:
+def finish_ended(args: HookArgs, deadline: float | None = None) -> None:
     """Deliver what ended sessions (of any agent) still owe the bus: the oldest
     `PENDING_PER_CALL` marks, `PENDING_BUDGET` seconds of reading (at least one read
     each), nothing more once nobody listens. A session another hook holds is left to
@@ -592,16 +645,19 @@ def finish_ended(args: HookArgs) -> None:
     done by now)."""
     if publish_endpoint(args) in SILENT:
         return  # this call found nobody listening: a retry would wait for nothing
-    deadline = time.monotonic() + PENDING_BUDGET
+    # a SessionEnd (`deadline`) lends them only what its own steps left: they wait
+    if _time_for(deadline, PENDING_BUDGET, STOP_RESERVE) < PENDING_BUDGET:
+        return
+    reading = time.monotonic() + PENDING_BUDGET
     for spath in pending_states(args.log_dir)[:PENDING_PER_CALL]:
         try:
-            if not _finish_one(args, spath, max(0.0, deadline - time.monotonic())):
+            if not _finish_one(args, spath, max(0.0, reading - time.monotonic()), deadline):
                 return
         except Exception as exc:
             record_failure(args.log_dir, args.event, args.agent.value, spath.stem, str(exc))
 
 
-def _finish_one(args: HookArgs, spath: Path, budget: float) -> bool:
+def _finish_one(args: HookArgs, spath: Path, budget: float, deadline: float | None = None) -> bool:
     """One pending session (see `finish_ended`); False when nobody listens."""
     mark = pending_path(spath)
     with contextlib.ExitStack() as stack:
@@ -625,7 +681,12 @@ def _finish_one(args: HookArgs, spath: Path, budget: float) -> bool:
 
         try:
             done = _finish(
-                them, state, Path(state.transcript) if state.transcript else None, budget, note
+                them,
+                state,
+                Path(state.transcript) if state.transcript else None,
+                budget,
+                note,
+                deadline,
             )
         except NotDelivered:
             return False
@@ -636,8 +697,13 @@ def _finish_one(args: HookArgs, spath: Path, budget: float) -> bool:
     return True
 
 
-def _leave(args: HookArgs, payload: Payload, state: SessionState) -> None:
-    """Deregister; stop the recorder if a launcher started it and nobody is left."""
+def _leave(
+    args: HookArgs, payload: Payload, state: SessionState, deadline: float | None = None
+) -> None:
+    """Deregister; stop the recorder if a launcher started it and nobody is left. The
+    stop waits what `deadline` leaves (10 s without one): a recorder that has not
+    stopped by then (frozen, or still journaling a large backlog) was sent SIGTERM and
+    finishes its stop by itself; the failure line says so."""
     from recorder.launch.registry import forget_owner, launch_lock, live_agents, recorder_owner
 
     layout = Layout(args.log_dir)
@@ -651,14 +717,28 @@ def _leave(args: HookArgs, payload: Payload, state: SessionState) -> None:
         from recorder.daemon.control import stop_recorder
 
         notes: list[str] = []
+        pid = int(owner["recorder_pid"])
+        wait = _time_for(deadline, 10.0)
         if stop_recorder(
             layout,
-            int(owner["recorder_pid"]),
+            pid,
             owner.get("recorder_started"),
-            10.0,
+            wait,
             notes.append,
             key=owner.get("recorder_start_key"),
         ):
             forget_owner(layout)
-        elif notes:
-            _note(args, payload, "; ".join(notes))
+        elif deadline is None:
+            if notes:
+                _note(args, payload, "; ".join(notes))
+        else:
+            said = "; ".join(n for n in notes if "did not stop within" not in n)
+            _note(
+                args,
+                payload,
+                f"recorder PID {pid} was sent SIGTERM but had not stopped when "
+                f"{_out_of_time()}"
+                + (f" ({said})" if said else "")
+                + ": it finishes its stop by itself (writing all it took in first; a "
+                "frozen one once it runs again), and `persist status` says when it has",
+            )

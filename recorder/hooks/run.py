@@ -213,17 +213,19 @@ def handle(args: HookArgs, payload: Payload) -> dict[str, Any] | None:
     role = EVENTS[args.agent].get(args.event)
     if role is None:
         raise ValueError(f"{args.event} is not a {args.agent.value} event persist handles")
+    deadline = None  # a SessionEnd's steps share the timeout the agent gives it
     if role is Role.TURN:
         turn(args, payload)
         answer = None
     else:
         from recorder.hooks import lifecycle
 
-        answer = lifecycle.handle(role, args, payload)
+        deadline = lifecycle.end_deadline() if role is Role.END else None
+        answer = lifecycle.handle(role, args, payload, deadline)
     if pending_states(args.log_dir):  # ended sessions that still owe the bus something
         from recorder.hooks.lifecycle import finish_ended
 
-        finish_ended(args)
+        finish_ended(args, deadline)
     return answer
 
 
