@@ -521,14 +521,27 @@ class Recorder:
         self.write_status(self.clock())
         return True
 
-    def stop_taking(self) -> None:
+    def stop_taking(self) -> bool:
         """The stop goes on without a receiver that did not end (`draining`): what it
         hands over from now on is dropped and counted (`late`), never appended while the
-        journal closes. Waits for the batch it is in, for at most `ABANDON_WAIT` s."""
+        journal closes. Waits for the batch it is in, for at most `ABANDON_WAIT` s; False
+        when it is still in it (it holds the journal: see `abandon`)."""
         locked = self._appending.acquire(timeout=ABANDON_WAIT)
         self._taking = False
         if locked:
             self._appending.release()
+        return locked
+
+    def abandon(self) -> None:
+        """The stop's last resort, when the receiver never let go of the journal
+        (`stop_taking` False): the journal is closed as it is (what the receiver was
+        adding to it is lost), with no stop record, shutdown checkpoint or clean state:
+        the next start records the stop as not clean. The status says it stopped."""
+        self.warmer.stop()
+        with contextlib.suppress(UnwrittenData):
+            self.journal.close(self.give_up, self._waiting_for_room)
+        self.state = RecorderState.STOPPED
+        self.write_status(self.clock())
 
     def _late(self, messages: list[list[bytes]]) -> int:
         self.counters.received += len(messages)

@@ -225,8 +225,16 @@ def run_recorder(
         abandoned = not transport.stop_receiver(
             recorder.draining if lost is None else None, step=0.5
         )
-        if abandoned:
-            recorder.stop_taking()
+        if abandoned and not recorder.stop_taking():
+            recorder.abandon()  # it holds the journal still: no stop record can follow
+            message = (
+                "NOT a clean stop: the receiver was still inside a batch "
+                f"{2 * ABANDON_WAIT:g} s after the stop gave up; the journal was closed "
+                "without it (what it was adding is lost; no stop record or shutdown checkpoint)"
+            )
+            log.error(message)
+            print(f"persist: {message}", file=sys.stderr, flush=True)
+            return 1
         if syncer is not None:
             syncer.stop()
         if lost is not None:
