@@ -30,7 +30,14 @@ if TYPE_CHECKING:
 
 _BATCH = 256
 _BEHIND_AFTER = 4  # full batches in a row before keyword enrichment pauses
-_DRAIN_ON_STOP = 0.3  # seconds spent taking what zmq still holds when asked to stop
+# Asked to stop, the receiver takes in what zmq still holds (what publishers sent before
+# the stop: a hook's last publish, in the hosted broker's queue and the socket's) while
+# there is more, until nothing has come for `_DRAIN_QUIET` seconds, for at most
+# `_DRAIN_MAX` seconds of taking (a publisher that never pauses: systemd's stop timeout
+# must still be met). Before 2026-12-07 it took 0.3 s of it, and the rest was lost with
+# nothing to say so (a publisher sending no more leaves no hole in its sequence).
+_DRAIN_QUIET = 0.05
+_DRAIN_MAX = 5.0
 # After a small batch, let messages gather this long before the next receive: at
 # 10-1000 msgs/s a wake-up per message (poll, encode one line, hand it to the writer,
 # a write() per line) cost 3-5x a bare SUB. It delays nothing that matters (lines
@@ -243,9 +250,10 @@ class Receiver(threading.Thread):
                     held = taken == _BATCH
                     if taken < _SMALL_BATCH:
                         self.stopping.wait(_GATHER)
-            deadline = time.monotonic() + _DRAIN_ON_STOP
-            while time.monotonic() < deadline and self._take(sub, behind=True):
-                pass
+            deadline = time.monotonic() + _DRAIN_MAX
+            while time.monotonic() < deadline:
+                if not self._take(sub, behind=True) and not sub.poll(int(_DRAIN_QUIET * 1000)):
+                    break
             sink.hand_over()
         except zmq.ContextTerminated:
             pass

@@ -32,7 +32,9 @@ class _Held:
     """A recorder (run_recorder, in a thread) whose receiver the test holds inside the
     batch of message `HELD` (the slow step), with `COUNT` messages published to it."""
 
-    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **options: Any) -> None:
+    def __init__(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int = COUNT, **options: Any
+    ) -> None:
         self.log_dir = tmp_path / "logs"
         publish = f"ipc://{tmp_path}/pub.ipc"
         self.options = RecorderOptions(
@@ -83,7 +85,7 @@ class _Held:
         assert ready.wait(20)
         pub.connect(publish)
         assert pub.poll(20_000) and pub.recv()[:1] == b"\x01"  # the recorder subscribed
-        for n in range(COUNT):
+        for n in range(count):
             pub.send_multipart([b"agents.drain", b'{"n":%d,"text":"backlog"}' % n])
         assert self.inside.wait(20)
         self.stop.set()
@@ -168,3 +170,31 @@ def test_a_write_after_the_journal_closed_is_dropped_not_retried_forever(
     assert not late.is_alive(), "a write after close retried forever"
     lost: Any = journal.sink.lost
     assert lost is not None and lost.lines == 1
+
+
+def test_a_stop_takes_in_everything_published_before_it_however_slow_each_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What publishers sent before the stop waits in zmq (the hosted broker's queue, the
+    socket's): the stop's drain takes it all in while there is more, not 0.3 s of it
+    (a hook's last publish, then its stop of the recorder, lost the rest unseen)."""
+    drained: list[int] = []
+    write_messages = Recorder._write_messages
+
+    def slow_after_stop(self: Recorder, ts: float, messages: list[list[bytes]], scan: bool) -> int:
+        if self._stop_began is not None:  # each batch of the drain takes a while
+            drained.append(len(messages))
+            threading.Event().wait(0.05)
+        return write_messages(self, ts, messages, scan)
+
+    monkeypatch.setattr(Recorder, "_write_messages", slow_after_stop)
+    held = _Held(tmp_path, monkeypatch, count=100)
+    try:
+        held.release.set()
+        held.main.join(60)
+        assert not held.main.is_alive()
+    finally:
+        held.close()
+    assert held.result == [0]
+    assert held.numbers() == list(range(100))
+    assert sum(drained) > 4 * 6  # more than 0.3 s of slow batches took
