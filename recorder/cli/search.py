@@ -374,7 +374,7 @@ def _clear_the_way(layout: Layout) -> None:
 @_index_failures
 def cmd_stats(args: argparse.Namespace) -> int:
     from recorder.search.engine import SearchEngine
-    from recorder.search.query import QueryError, parse_time
+    from recorder.search.query import QueryError, time_window
     from recorder.search.stats import collect_stats
 
     now = time.time()
@@ -382,8 +382,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         if value is not None and not value.strip():  # not "no bound": a value lost
             return fail(f"{option} is empty: give a time (2024-05-14, 10:30 or 2h)", EXIT_USAGE)
     try:
-        since = parse_time(args.since, now) if args.since else None
-        until = parse_time(args.until, now, bound="until") if args.until else None
+        bounds = [("since", args.since)] if args.since else []
+        since, until = time_window(bounds + ([("until", args.until)] if args.until else []), now)
     except QueryError as exc:
         return fail(str(exc), EXIT_USAGE)
     if since is not None and until is not None and since >= until:

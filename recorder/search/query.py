@@ -313,37 +313,87 @@ def parse_time(value: str, now: float, tz: tzinfo | None = None, *, bound: str =
 
 
 def _parse_time(value: str, now: float, tz: tzinfo | None, bound: str) -> float:
-    given = value  # as typed, for the error
     m = _AGE_RE.match(value.lower())
     if m:
         if value.endswith("M"):  # as `persist prune` refuses it
             raise QueryError(f"time {value!r}: M could be minutes or months; use m or d")
         return now - float(m.group(1)) * _AGE_UNITS[m.group(2)]
-    if value[-1:] in ("Z", "z") and value[:-1]:  # UTC, as `persist search` prints times
-        value, tz = value[:-1], UTC
-    today = datetime.fromtimestamp(now, tz)
-    for fmt in (
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%d",
-    ):
+    if _DATE_RE.match(value):
+        # every ISO 8601 form persist prints: `T` or a space, seconds' fractions (CSV
+        # exports, restore summaries), `Z` (search, checkpoints) or `+00:00` (the TUI's
+        # --print); before 2026-12-07 fractions and offsets were refused
         try:
-            dt = datetime.strptime(value, fmt)
+            dt = datetime.fromisoformat(value[:-1] + "Z" if value[-1:] == "z" else value)
         except ValueError:
-            continue
-        return dt.replace(tzinfo=tz).timestamp() if tz else dt.timestamp()
-    for fmt in ("%H:%M:%S", "%H:%M"):
-        try:
-            t = datetime.strptime(value, fmt)
-        except ValueError:
-            continue
-        dt = today.replace(hour=t.hour, minute=t.minute, second=t.second, microsecond=0)
+            pass
+        else:
+            if dt.tzinfo is None and tz is not None:
+                dt = dt.replace(tzinfo=tz)
+            return dt.timestamp()
+    found = _time_of_day(value, tz)
+    if found is not None:
+        clock, tz = found
+        today = datetime.fromtimestamp(now, tz)
+        dt = today.replace(hour=clock.hour, minute=clock.minute, second=clock.second)
+        dt = dt.replace(microsecond=clock.microsecond)
         if bound == "since" and dt.timestamp() > now:  # since 23:00, just after midnight
             dt -= timedelta(days=1)
         return dt.timestamp()
-    raise QueryError(f"cannot read time {given!r} (try 2024-05-14, 10:30 or 2h)")
+    raise QueryError(f"cannot read time {value!r} (try 2024-05-14, 10:30 or 2h)")
+
+
+_DATE_RE = re.compile(r"\A\d{4}-\d\d-\d\d(?:[T ]|\Z)")
+
+
+def _time_of_day(value: str, tz: tzinfo | None) -> tuple[datetime, tzinfo | None] | None:
+    """`HH:MM[:SS[.ffffff]]` as a datetime (its date meaningless) and the zone it is in:
+    `tz`, or UTC when it ends in `Z`; None for anything else."""
+    if value[-1:] in ("Z", "z"):
+        value, tz = value[:-1], UTC
+    for fmt in ("%H:%M:%S.%f", "%H:%M:%S", "%H:%M"):
+        try:
+            return datetime.strptime(value, fmt), tz
+        except ValueError:
+            continue
+    return None
+
+
+def time_window(
+    bounds: list[tuple[str, str]], now: float, tz: tzinfo | None = None
+) -> tuple[float | None, float | None]:
+    """(since, until) from `(bound, text)` pairs ("since" or "until"): the latest since
+    and the earliest until, each read by `parse_time`, except that an `until` time of
+    day given with a `since` time of day is the first such time after that since: at
+    09:00, `since 13:00 until 14:00` is yesterday's hour (since 13:00 is yesterday's),
+    not the 25 hours to today's 14:00, and `since 23:00 until 01:00` runs past midnight."""
+    since: float | None = None
+    since_clock = False
+    for bound, text in bounds:
+        if bound == "since":
+            when = parse_time(text, now, tz, bound="since")
+            if since is None or when >= since:
+                since, since_clock = when, _time_of_day(text, tz) is not None
+    until: float | None = None
+    for bound, text in bounds:
+        if bound != "since":
+            clock = _time_of_day(text, tz)
+            if since is not None and since_clock and clock is not None:
+                when = _first_after(*clock, since)
+            else:
+                when = parse_time(text, now, tz, bound="until")
+            until = when if until is None else min(until, when)
+    return since, until
+
+
+def _first_after(clock: datetime, tz: tzinfo | None, since: float) -> float:
+    """The first time `clock` (a time of day) comes after `since`."""
+    start = datetime.fromtimestamp(since, tz)
+    dt = start.replace(
+        hour=clock.hour, minute=clock.minute, second=clock.second, microsecond=clock.microsecond
+    )
+    if dt.timestamp() <= since:
+        dt += timedelta(days=1)
+    return dt.timestamp()
 
 
 @dataclass
@@ -397,6 +447,7 @@ def parse_query(
 ) -> Query:
     """Parse `text` (see the module docstring); raises QueryError saying what is wrong."""
     now = time.time() if now is None else now
+    bounds: list[tuple[str, str]] = []  # (since/until, the time as typed), in order
     groups: list[list[Term]] = []
     excluded: list[Term] = []
     fields: list[FieldFilter] = []
@@ -427,11 +478,8 @@ def parse_query(
             if piece.key in TIME_KEYS:
                 if piece.negated:
                     raise QueryError(f"-{piece.key}: cannot be negated (use the other bound)")
-                when = parse_time(piece.text, now, tz, bound=TIME_KEYS[piece.key])
-                if TIME_KEYS[piece.key] == "since":
-                    since = when if since is None else max(since, when)
-                else:
-                    until = when if until is None else min(until, when)
+                bounds.append((TIME_KEYS[piece.key], piece.text))
+                since, until = time_window(bounds, now, tz)
                 continue
             key = FIELD_KEYS[piece.key]
             value = piece.text.lower()

@@ -19,6 +19,7 @@ from recorder.search.query import (
     match_spans,
     parse_query,
     parse_time,
+    time_window,
     tokenize,
 )
 
@@ -110,6 +111,33 @@ def test_dates_and_ages() -> None:
     assert q("since:3d").since == TS - 3 * 86400
     assert q("since:1w since:2d").since == TS - 2 * 86400  # the later bound wins
     assert q("since:2h").empty is False
+
+
+def test_an_until_time_of_day_goes_with_a_since_time_of_day() -> None:
+    """At noon, `since:13:00` is yesterday's 13:00: `until:14:00` with it is yesterday's
+    hour, not the 25 hours to today's 14:00 (so on 2026-12-07, for a day, since each
+    bound chose its day alone); a range over midnight ends the next day."""
+    hour = q("since:13:00 until:14:00")
+    assert (hour.since, hour.until) == (TS + 3600 - 86400, TS + 7200 - 86400)
+    assert q("until:14:00 since:13:00").until == TS + 7200 - 86400  # in either order
+    night = q("since:23:00 until:01:00")
+    assert (night.since, night.until) == (TS + 11 * 3600 - 86400, TS + 13 * 3600 - 86400)
+    assert q("since:2h until:14:00").until == TS + 7200  # an age: until is today's
+    # and as `persist stats --since/--until` read them
+    assert time_window([("since", "13:00"), ("until", "14:00")], TS, UTC) == (
+        TS + 3600 - 86400,
+        TS + 7200 - 86400,
+    )
+
+
+def test_every_iso_time_persist_prints_is_read_back() -> None:
+    """CSV exports and restore summaries print milliseconds and `Z`, the TUI's --print
+    `+00:00`; before 2026-12-07 `--since/--until` and `since:` refused them (exit 2)."""
+    at = datetime(2024, 5, 14, 8, 0, 0, 250000, tzinfo=UTC).timestamp()
+    assert q("since:2024-05-14T08:00:00.250Z").since == at
+    assert q("since:2024-05-14T10:00:00.250+02:00").since == at
+    assert parse_time("2024-05-14 08:00:00.25+00:00", TS, None) == at
+    assert parse_time("08:00:00.250Z", TS, None, bound="since") == at + 86400
 
 
 def test_a_time_ending_in_z_is_utc_whatever_the_local_zone() -> None:
