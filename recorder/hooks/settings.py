@@ -483,11 +483,36 @@ def _same_as_backup(path: Path, data: dict[str, Any]) -> bytes | None:
     installed): then uninstall gives back the very bytes, formatting included."""
     try:
         raw = _read(path.with_name(path.name + BACKUP_SUFFIX))
+        backup = _parse(raw, finite=True)
         # compared as text: `==` takes 0 for false, 1 for 1.0 and ignores key order, so
         # a later edit of the user's (0 -> false, a key moved) would be undone
-        return raw if _canonical(_parse(raw, finite=True)) == _canonical(data) else None
+        wanted = _canonical(data)
+        if wanted in (_canonical(backup), _canonical(_emptied(backup, data))):
+            return raw
+        return None
     except (OSError, ValueError, RecursionError, _Unreadable):
         return None
+
+
+def _emptied(backup: Any, data: dict[str, Any]) -> Any:
+    """`backup` without the empty containers `unmerge` drops once it emptied them (an
+    event's empty list, an empty `hooks` or `hooksConfig`) where `data` has none: a file
+    that held them before the install (`"hooks": {}`) is given back as it was (before
+    2026-12-07 it lost them)."""
+    if not isinstance(backup, dict):
+        return backup
+    out = dict(backup)
+    hooks, now = out.get("hooks"), data.get("hooks")
+    if isinstance(hooks, dict):
+        kept = now if isinstance(now, dict) else {}
+        hooks = {e: groups for e, groups in hooks.items() if groups != [] or e in kept}
+        if hooks or "hooks" in data:
+            out["hooks"] = hooks
+        else:
+            del out["hooks"]
+    if out.get("hooksConfig") == {} and "hooksConfig" not in data:
+        del out["hooksConfig"]
+    return out
 
 
 def _canonical(data: Any) -> str:

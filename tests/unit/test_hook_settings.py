@@ -106,6 +106,27 @@ def test_install_keeps_everything_else_and_uninstall_gives_the_bytes_back(
     assert not uninstall(agent, path).changed
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"model": "opus", "hooks": {}}\n',
+        '{"model": "opus",\n "hooks": {"Stop": [], "Notification": []}, "hooksConfig": {}}\n',
+    ],
+)
+@pytest.mark.parametrize("agent", [Agent.CLAUDE, Agent.GEMINI])
+def test_empty_hooks_the_file_held_before_the_install_come_back(
+    tmp_path: Path, agent: Agent, text: str
+) -> None:
+    """Uninstall drops the containers it emptied; those the file held empty before the
+    install (`"hooks": {}`, an event's `[]`) were lost with them, and the bytes did not
+    come back (before 2026-12-07)."""
+    path = write(tmp_path / "settings.json", text)
+    install(agent, path, COMMAND)
+    assert json.loads(path.read_text()) != json.loads(text)
+    uninstall(agent, path)
+    assert path.read_text() == text
+
+
 def test_uninstall_after_other_edits_removes_only_ours(tmp_path: Path) -> None:
     path = write(tmp_path / "settings.json", CLAUDE_SETTINGS)
     install(Agent.CLAUDE, path, COMMAND)
