@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
@@ -36,6 +38,7 @@ from recorder.store.indexer_status import (
     read_indexer_status,
 )
 from recorder.store.layout import Layout
+from recorder.store.lock import TOOL_WAIT
 from recorder.store.status import (
     STALE,
     STOPPED,
@@ -44,6 +47,7 @@ from recorder.store.status import (
     format_age,
     read_status,
 )
+from recorder.store.waiting import Waiting, read_waiting
 
 
 # -- record -----------------------------------------------------------------------
@@ -167,9 +171,27 @@ def _detach(options: RecorderOptions, wait: float) -> int:
 
 
 # -- status / stop / checkpoint -------------------------------------------------------
+def _waiting_recorder(layout: Layout) -> tuple[Waiting | None, str]:
+    """A recorder that waits for a `persist` command holding the folder (it has
+    written no status yet), and a line that says so."""
+    waiting = read_waiting(layout)
+    if waiting is None:
+        return None, ""
+    since = format_age(max(0.0, time.time() - waiting.since))
+    return waiting, (
+        f"recorder PID {waiting.pid} waits for {waiting.what()} to finish with "
+        f"{layout.root} (for {since}, up to {TOOL_WAIT:g} s), then records"
+    )
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     layout = Layout(Path(args.log_dir))
     health = assess(layout)
+    waiter, waits = _waiting_recorder(layout) if health.state == STOPPED else (None, "")
+    if waiter is not None:  # not recording yet (exit 3), but not left for nobody
+        health = replace(
+            health, reason=f"not recording yet: {waits}; `persist stop` stops it ({health.reason})"
+        )
     code = state_exit_code(health.state)
     from recorder.hooks.failures import read_failures
 
@@ -198,6 +220,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             "warnings": warnings,
             "log_dir": str(layout.root),
             "status": health.status.to_json() if health.status is not None else {},
+            # a recorder that waits for a `persist` command holding the folder
+            "waiting": None
+            if waiter is None
+            else {
+                "pid": waiter.pid,
+                "for_pid": waiter.holder,
+                "for_command": waiter.role,
+                "since": waiter.since,
+            },
             "last_checkpoint": cp.to_json() if cp is not None else None,
             "hook_failures": {
                 "count": hook_failures.total,
@@ -282,7 +313,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         count = f"{'at least ' if hook_failures.at_least else ''}{hook_failures.total}"
         print(f"  hook failures {count}, last {age} ago: {shown(hook_failures.last)}")
         print(f"               (in {shown(', '.join(map(str, hook_failures.files)))})")
-    if health.state in (STALE, STOPPED):
+    if health.state in (STALE, STOPPED) and waiter is None:
         print(f"  start it with: {health.start_command(layout.root)}")
     return code
 
@@ -331,6 +362,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
     layout = Layout(Path(args.log_dir))
     health = assess(layout)
     if health.state == STOPPED or health.pid is None:
+        waiting, waits = _waiting_recorder(layout)
+        if waiting is not None:
+            return _stop_waiting(layout, waiting, waits, args.timeout)
         print(f"persist: no recorder running ({health.reason})")
         return 0
     from recorder.daemon.control import stop_recorder
@@ -350,6 +384,30 @@ def cmd_stop(args: argparse.Namespace) -> int:
     print(f"persist: recorder PID {health.pid} stopped")
     after = read_status(layout)  # it gave up what a full disk refused: lost (said above)
     return 1 if after and after.pid == health.pid and after.unwritten else 0
+
+
+def _stop_waiting(layout: Layout, waiting: Waiting, waits: str, timeout: float) -> int:
+    """Stop a recorder that waits for the folder: it holds nothing yet, and ends on
+    SIGTERM (one that took the folder meanwhile stops cleanly on it). Before 2026-12-07
+    `persist stop` said no recorder was running, and it recorded a moment later."""
+    from recorder.store.procstart import same_process
+
+    def gone() -> bool:
+        return not same_process(waiting.pid, waiting.started, waiting.key)
+
+    try:
+        os.kill(waiting.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    except OSError as exc:
+        return fail(f"cannot stop the {waits}: {exc.strerror or exc}")
+    deadline = time.monotonic() + timeout
+    while not gone() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not gone():
+        return fail(f"the {waits}: it did not end within {timeout:g}s of SIGTERM")
+    print(f"persist: recorder PID {waiting.pid} stopped (it waited for {waiting.what()})")
+    return 0
 
 
 def cmd_checkpoint(args: argparse.Namespace) -> int:

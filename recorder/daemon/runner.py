@@ -38,8 +38,9 @@ from recorder.daemon.options import EmbeddedMode, RecorderOptions
 from recorder.daemon.wakeup import WakeListener
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.journal import ABANDON_WAIT, UnwrittenData
-from recorder.store.lock import InstanceLock, LockLost
+from recorder.store.lock import InstanceLock, LockLost, read_holder
 from recorder.store.status import reserve_status_space
+from recorder.store.waiting import announce, withdraw
 
 log = logging.getLogger("agent_persist.recorder")
 
@@ -118,8 +119,19 @@ def run_recorder(
     recorder = Recorder(options)
     lock = InstanceLock(recorder.layout.lock)
     # a `persist` command holding the folder (a prune, a checkpoint taken while no
-    # recorder ran) is waited for, saying so; a recorder holding it is AlreadyRunning
-    lock.acquire(waiting=lambda line: print(f"persist: {line}", file=sys.stderr, flush=True))
+    # recorder ran) is waited for, saying so, and named in `recorder.waiting` (for
+    # `persist status`, `persist stop` and a start in the background); a recorder
+    # holding it is AlreadyRunning
+    layout = recorder.layout
+
+    def waiting(line: str) -> None:
+        print(f"persist: {line}", file=sys.stderr, flush=True)
+        announce(layout, *read_holder(layout.lock))
+
+    try:
+        lock.acquire(waiting=waiting)
+    finally:
+        withdraw(layout)
     handler = setup_logging(recorder, to_stderr=to_stderr)
     stop = stop_event or threading.Event()
     reopen = threading.Event()

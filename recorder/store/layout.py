@@ -127,6 +127,12 @@ class Layout:
         return self.root / "enrich.toml"
 
     @property
+    def waiting(self) -> Path:
+        """Names a recorder that waits for a `persist` command holding the folder
+        (`store.waiting`): gone once it holds the folder, or ends."""
+        return self.root / "recorder.waiting"
+
+    @property
     def recorder_out(self) -> Path:
         """Output of a recorder started in the background (its last line says why it exited)."""
         return self.root / "recorder.out"

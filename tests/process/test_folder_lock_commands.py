@@ -130,3 +130,51 @@ def test_persist_record_waits_for_a_prune_holding_the_folder(tmp_path: Path) -> 
         _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert prune.wait(timeout=30) == 0
+
+
+def recorder_argv(tmp_path: Path, layout: Layout) -> list[str]:
+    return [
+        "record",
+        "--embedded",
+        "no",
+        "--broker",
+        f"ipc://{tmp_path}/b.sock",
+        "--search-index",
+        "off",
+        "--monitor",
+        "off",
+        "--log-dir",
+        str(layout.root),
+    ]
+
+
+def test_status_and_stop_see_a_recorder_waiting_for_a_prune(tmp_path: Path) -> None:
+    """Before 2026-12-07 `persist stop` said "no recorder running" (exit 0), and the
+    recorder it did not see recorded once the prune was done."""
+    layout = journal(tmp_path)
+
+    def persist(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "recorder.cli", *argv, "--log-dir", str(layout.root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    with retention_lock(layout):
+        prune = prune_holding_the_folder(layout)
+        rec = cli(*recorder_argv(tmp_path, layout))
+        said(rec, "waiting for `persist prune`")
+        status = persist("status")
+        assert status.returncode == 3, status  # not recording (yet)
+        assert (
+            f"recorder PID {rec.pid} waits for `persist prune` (PID {prune.pid})" in status.stdout
+        ), status
+        assert "start it with" not in status.stdout
+        stop = persist("stop")
+        assert stop.returncode == 0, stop
+        assert f"recorder PID {rec.pid} stopped" in stop.stdout, stop
+        rec.wait(timeout=10)  # ended, not waiting on
+        assert persist("stop").stdout.startswith("persist: no recorder running")
+    assert prune.wait(timeout=30) == 0
+    assert "STOPPED" in persist("status").stdout
