@@ -17,9 +17,10 @@ from recorder.daemon.options import RecorderOptions, recorder_argv
 from recorder.errors import LaunchError, how_it_ended
 from recorder.store.fsutil import atomic_write, ensure_private_dir, open_private
 from recorder.store.layout import Layout
-from recorder.store.lock import AlreadyRunning, FolderBusy, InstanceLock
+from recorder.store.lock import TOOL_WAIT, AlreadyRunning, FolderBusy, InstanceLock, told_waits
 from recorder.store.status import DEGRADED, HEALTHY, RecorderState, assess
 from recorder.store.unfinished import UnfinishedRestore, refuse_unfinished_restore
+from recorder.store.waiting import read_waiting
 
 
 class SpawnError(LaunchError):
@@ -43,13 +44,17 @@ def spawn_recorder(
     extra: tuple[str, ...] = (),  # more `persist record` options, as given by a user
     accept_running: bool = False,  # a recorder that won a race with ours will do
     on_ready: Callable[[Spawned], None] | None = None,  # as part of the start (its owner)
+    limit: float | None = None,  # seconds at most, also while it waits for the folder
 ) -> Spawned:
     """Start `persist record` detached (own session, output in `recorder.out`) and wait
     until the folder's status says a recorder is recording. Raises `SpawnError`.
     Interrupted while it waits (Ctrl-C, SIGTERM), it stops the recorder it started
     before the interruption goes on: nobody would own it (no launcher ever stopped it).
     `on_ready` is called once it records, still under that guard: an interruption or an
-    error before it has returned (the launcher writing `agents/owner.json`) stops it."""
+    error before it has returned (the launcher writing `agents/owner.json`) stops it.
+    A recorder that waits for a `persist` command holding the folder is waited for as
+    long as it waits (`lock.TOOL_WAIT`), then `timeout` more, unless `limit` (a hook's
+    budget) ends it first."""
     layout = Layout(options.log_dir)
     try:
         refuse_unfinished_restore(layout.root)  # before `recorder.out` is written there
@@ -69,7 +74,7 @@ def spawn_recorder(
         )
     finally:
         os.close(out)
-    return _wait_recording(layout, proc, timeout, accept_running, start, on_ready)
+    return _wait_recording(layout, proc, timeout, accept_running, start, on_ready, limit)
 
 
 OUT_KEEP = 256 * 1024
@@ -103,9 +108,10 @@ def _wait_recording(
     accept_running: bool,
     out_start: int = 0,
     on_ready: Callable[[Spawned], None] | None = None,
+    limit: float | None = None,
 ) -> Spawned:
     try:
-        spawned = _wait_for(layout, proc, timeout, accept_running, out_start)
+        spawned = _wait_for(layout, proc, timeout, accept_running, out_start, limit)
         if on_ready is not None:
             on_ready(spawned)
         return spawned
@@ -122,9 +128,18 @@ def _wait_for(
     timeout: float,
     accept_running: bool,
     out_start: int,
+    limit: float | None = None,
 ) -> Spawned:
-    deadline = time.monotonic() + timeout
+    began = time.monotonic()
+    deadline = began + timeout
+    waits: str | None = None  # what the recorder waits for, once it said so
     while time.monotonic() < deadline:
+        if waits is None:
+            waits = _waits_for(layout, proc, timeout)
+            if waits is not None:  # as long as it does, then `timeout` to report
+                deadline = max(deadline, time.monotonic() + TOOL_WAIT + timeout)
+                if limit is not None:
+                    deadline = min(deadline, began + max(limit, timeout))
         health = assess(layout)
         recording = (
             health.state == HEALTHY
@@ -149,9 +164,29 @@ def _wait_for(
             )
         time.sleep(0.02)
     _stop(proc)
+    within = f"{timeout:g}s"
+    if waits:
+        within = f"{time.monotonic() - began:.0f}s, waiting for {waits}"
+    see = f"{layout.recorder_out} and {layout.log}" if layout.log.exists() else layout.recorder_out
     raise SpawnError(
-        f"the recorder (PID {proc.pid}) did not report within {timeout:g}s; see {layout.log}"
+        f"the recorder (PID {proc.pid}) did not report within {within}; it was stopped (see {see})"
     )
+
+
+def _waits_for(layout: Layout, proc: subprocess.Popen[bytes], timeout: float) -> str | None:
+    """What the recorder we started waits for (a `persist` command holding the folder),
+    said once to whoever is told of waits (`lock.tell_waits`: stderr); None while it
+    does not wait. Before 2026-12-07 the start gave up after `timeout` and stopped it."""
+    waiting = read_waiting(layout)
+    if waiting is None or waiting.pid != proc.pid:
+        return None
+    say = told_waits()
+    if say is not None:
+        say(
+            f"the recorder (PID {proc.pid}) waits for {waiting.what()} to finish with "
+            f"{layout.root} (up to {TOOL_WAIT:g}s), then starts"
+        )
+    return waiting.what()
 
 
 def _no_output(layout: Layout) -> str:

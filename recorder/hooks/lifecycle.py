@@ -177,6 +177,7 @@ def _launcher(args: HookArgs) -> Any:
         publish_endpoint=args.publish_endpoint,
         interactive=False,
         start_timeout=20.0,  # within the 30 s the agents give a SessionStart hook
+        start_limit=20.0,  # also while it waits for a `persist` command holding the folder
         stderr=io.StringIO(),
     )
 

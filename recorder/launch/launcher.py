@@ -255,6 +255,7 @@ class PersistenceLauncher:
         picker: Picker | None = None,  # how the menu is shown (tests inject one)
         chosen: Selection | None = None,  # made already (`launch --session`): no menu, no policy
         start_timeout: float = 10.0,  # seconds for a started recorder to say it records
+        start_limit: float | None = None,  # at most, also while it waits for the folder
         stop_timeout: float = 10.0,  # seconds for it to stop cleanly
         checkpoint_on_exit: bool = True,  # a checkpoint labelled after the agent at exit
         recorder_args: tuple[str, ...] = (),  # more `persist record` options
@@ -288,6 +289,7 @@ class PersistenceLauncher:
         self.picker = picker or run_menu
         self.chosen = chosen
         self.start_timeout = start_timeout
+        self.start_limit = start_limit
         self.stop_timeout = stop_timeout
         self.checkpoint_on_exit = checkpoint_on_exit
         self.recorder_args = tuple(recorder_args)
@@ -348,6 +350,7 @@ class PersistenceLauncher:
                     spawned = spawn_recorder(
                         self._recorder_options(),
                         timeout=self.start_timeout,
+                        limit=self.start_limit,
                         extra=self.recorder_args,
                         accept_running=True,  # another launcher's recorder won the race
                         on_ready=own,

@@ -71,6 +71,12 @@ def tell_waits(say: Callable[[str], object] | None) -> None:
     _told_waits = say
 
 
+def told_waits() -> Callable[[str], object] | None:
+    """Who is told of a wait (`tell_waits`): a start in the background tells it of the
+    recorder's own wait too (`spawn_recorder`)."""
+    return _told_waits
+
+
 class LockLost(PersistError):
     """Another process took the folder's lock after this one's lock file was removed."""
 

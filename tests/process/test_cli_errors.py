@@ -298,8 +298,10 @@ def test_a_recorder_that_does_not_report_in_time_is_stopped_and_reaped(tmp_path:
     with pytest.raises(SpawnError) as err:
         spawn_recorder(options, timeout=0.05)
     said = re.fullmatch(
-        r"the recorder \(PID (\d+)\) did not report within 0.05s; see .*", str(err.value)
-    )
+        r"the recorder \(PID (\d+)\) did not report within 0.05s; it was stopped "
+        r"\(see .*/recorder\.out(?: and .*/recorder\.log)?\)",
+        str(err.value),
+    )  # recorder.out, which the start wrote (before 2026-12-07 only a recorder.log, absent)
     assert said, str(err.value)
     assert not psutil.pid_exists(int(said.group(1)))
 

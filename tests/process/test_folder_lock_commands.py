@@ -148,6 +148,31 @@ def recorder_argv(tmp_path: Path, layout: Layout) -> list[str]:
     ]
 
 
+def test_record_detach_waits_as_long_as_its_recorder_waits_for_a_prune(tmp_path: Path) -> None:
+    """Before 2026-12-07 the start gave up after --wait (10 s by default) while its
+    recorder waited (30 s) for the prune, stopped it, and named a recorder.log that did
+    not exist."""
+    layout = journal(tmp_path)
+    with retention_lock(layout):
+        prune = prune_holding_the_folder(layout)
+        start = cli(*recorder_argv(tmp_path, layout), "--detach", "--wait", "1")
+        line = said(start, "waits for `persist prune`")
+        assert "the recorder (PID " in line and f"(PID {prune.pid}) to finish" in line
+        time.sleep(1.5)  # past --wait: the start waits on, as its recorder does
+        assert start.poll() is None
+    out, err = start.communicate(timeout=30)
+    assert start.returncode == 0, err
+    assert "recorder started in the background" in out
+    assert prune.wait(timeout=30) == 0
+    stop = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "stop", "--log-dir", str(layout.root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert stop.returncode == 0 and "stopped" in stop.stdout, stop
+
+
 def test_status_and_stop_see_a_recorder_waiting_for_a_prune(tmp_path: Path) -> None:
     """Before 2026-12-07 `persist stop` said "no recorder running" (exit 0), and the
     recorder it did not see recorded once the prune was done."""
@@ -178,3 +203,62 @@ def test_status_and_stop_see_a_recorder_waiting_for_a_prune(tmp_path: Path) -> N
         assert persist("stop").stdout.startswith("persist: no recorder running")
     assert prune.wait(timeout=30) == 0
     assert "STOPPED" in persist("status").stdout
+
+
+def test_launch_waits_as_long_as_its_recorder_waits_for_a_prune(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`persist launch` starts its recorder as `record --detach` does: before 2026-12-07
+    it gave up after --wait, stopped that recorder, and never ran the agent."""
+    monkeypatch.setenv("PERSIST_NO_TTY_POLICY", "fresh")
+    monkeypatch.setenv("PERSIST_MONITOR", "off")
+    layout = journal(tmp_path)
+    with retention_lock(layout):
+        prune = prune_holding_the_folder(layout)
+        launch = cli(
+            "launch",
+            "--wait",
+            "1",
+            "--log-dir",
+            str(layout.root),
+            "--broker",
+            f"ipc://{tmp_path}/b.sub",
+            "--publish-endpoint",
+            f"ipc://{tmp_path}/b.pub",
+            "--",
+            "echo",
+            "AGENT-RAN",
+        )
+        line = said(launch, "waits for `persist prune`")
+        assert f"(PID {prune.pid}) to finish" in line
+        time.sleep(1.5)  # past --wait: the launch waits on, as its recorder does
+        assert launch.poll() is None
+    out, err = launch.communicate(timeout=60)
+    assert launch.returncode == 0, err
+    assert "AGENT-RAN" in out
+    assert prune.wait(timeout=30) == 0
+
+
+def test_a_start_with_a_limit_stops_its_waiting_recorder_at_that_limit(tmp_path: Path) -> None:
+    """A hook's start (`limit`: its budget) does not wait as long as its recorder does:
+    at the limit it stops it, and says what it waited for and where its output is."""
+    from recorder.daemon.options import EmbeddedMode, RecorderOptions
+    from recorder.daemon.spawn import SpawnError, spawn_recorder
+
+    layout = journal(tmp_path)
+    options = RecorderOptions(
+        log_dir=layout.root,
+        broker=f"ipc://{tmp_path}/b.sock",
+        embedded=EmbeddedMode.NO,
+        search_index=False,
+        monitor=False,
+    )
+    with retention_lock(layout):
+        prune = prune_holding_the_folder(layout)
+        with pytest.raises(SpawnError) as err:
+            spawn_recorder(options, timeout=0.5, limit=1.0)
+        assert layout.lock.read_text().split() == [str(prune.pid), "prune"]  # still its
+    assert prune.wait(timeout=30) == 0
+    message = str(err.value)
+    assert f"waiting for `persist prune` (PID {prune.pid}); it was stopped" in message
+    assert f"(see {layout.recorder_out})" in message
