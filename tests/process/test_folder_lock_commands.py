@@ -103,35 +103,6 @@ def test_a_command_waits_for_another_holding_the_folder(tmp_path: Path, argv: li
     assert "recorder" not in err
 
 
-def test_persist_record_waits_for_a_prune_holding_the_folder(tmp_path: Path) -> None:
-    layout = journal(tmp_path)
-    with retention_lock(layout):
-        prune = prune_holding_the_folder(layout)
-        proc = cli(
-            "record",
-            "--embedded",
-            "no",
-            "--broker",
-            f"ipc://{tmp_path}/b.sock",
-            "--search-index",
-            "off",
-            "--monitor",
-            "off",
-            "--log-dir",
-            str(layout.root),
-        )
-        line = said(proc, "waiting for `persist prune`")
-        assert f"(PID {prune.pid})" in line
-    try:
-        said(proc, "recording")
-        assert holder(layout) == str(proc.pid)  # the recorder: a bare PID
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert prune.wait(timeout=30) == 0
-
-
 def recorder_argv(tmp_path: Path, layout: Layout) -> list[str]:
     return [
         "record",
@@ -146,6 +117,23 @@ def recorder_argv(tmp_path: Path, layout: Layout) -> list[str]:
         "--log-dir",
         str(layout.root),
     ]
+
+
+def test_persist_record_waits_for_a_prune_holding_the_folder(tmp_path: Path) -> None:
+    layout = journal(tmp_path)
+    with retention_lock(layout):
+        prune = prune_holding_the_folder(layout)
+        proc = cli(*recorder_argv(tmp_path, layout))
+        line = said(proc, "waiting for `persist prune`")
+        assert f"(PID {prune.pid})" in line
+    try:
+        said(proc, "recording")
+        assert holder(layout) == str(proc.pid)  # the recorder: a bare PID
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert prune.wait(timeout=30) == 0
 
 
 def test_record_detach_waits_as_long_as_its_recorder_waits_for_a_prune(tmp_path: Path) -> None:
