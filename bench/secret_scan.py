@@ -4,6 +4,7 @@
     .venv/bin/python bench/secret_scan.py                 # all three parts (a few minutes)
     .venv/bin/python bench/secret_scan.py --only accuracy # recall + false positives only
     .venv/bin/python bench/secret_scan.py --only cost     # hot-path CPU, in this process
+    .venv/bin/python bench/secret_scan.py --only long     # one long frame (seconds)
 
 1. cost: `Recorder.record_batch` (the receiving thread's work: parse, enrich, detect,
    format; the writer thread's too, in the same process) on batches of 256 messages,
@@ -20,6 +21,11 @@
    positives on realistic messages that hold no secret: Python standard library source
    (non-test modules of this interpreter), this repository's Markdown, and agent-like
    JSON tool calls full of UUIDs, git SHAs, hex digests, base64 blobs and ids.
+
+4. long: one frame's scan on long payloads a prefilter pass hits by chance (a base64
+   image, a hex dump, a PEM body; 64 KiB as the recorder scans them, and whole as an
+   export does), ours (the regex tried near each prefilter hit) next to the regex tried
+   at every byte (`finditer`, as before), the same spans checked, the best of --rounds.
 
 The machine may be shared: the load average is printed with each part.
 """
@@ -287,6 +293,54 @@ def cpu(repeat: int, rates: str, window: float, size: int) -> dict[str, Any]:
     return results
 
 
+# -- 4. long payloads ----------------------------------------------------------------------
+def long_payloads() -> list[tuple[str, bytes]]:
+    """Payloads where detection used to cost most: long tokens a prefilter pass hits by
+    chance (the "eyJ" one in four 64 KiB base64 images holds), at the recorder's scan
+    cap (64 KiB) and whole (what an export or a hook scans)."""
+    rnd = random.Random(11)
+    image = base64.b64encode(rnd.randbytes(300_000))
+    image = image[:1000] + b"eyJ" + image[1003:]
+    hexed = rnd.randbytes(200_000).hex().encode()
+    hexed = hexed[:1000] + b"sk-" + hexed[1003:]
+    pem = b"-----BEGIN PRIVATE KEY-----\n" + base64.b64encode(rnd.randbytes(48_000))
+    out: list[tuple[str, bytes]] = []
+    for name, body in (("base64 image", image), ("hex dump", hexed), ("PEM body", pem)):
+        payload = orjson.dumps({"type": "tool_result", "content": body.decode()})
+        out += [(f"{name} 64 KiB", payload[: S.DEFAULT_SCAN_CAP]), (f"{name} whole", payload)]
+    return out
+
+
+def every_byte(data: bytes) -> list[S.SecretSpan]:
+    """The baseline: the detector's regex tried at every byte (`finditer`), as before."""
+    return [
+        S.SecretSpan(S._GROUPS[m.lastgroup], 0, *m.span(m.lastgroup))
+        for m in S._FIND.finditer(data)
+        if m.lastgroup is not None
+        and S._plausible(S._GROUPS[m.lastgroup], data[slice(*m.span(m.lastgroup))])
+    ]
+
+
+def long_cost(rounds: int) -> dict[str, Any]:
+    print(f"\n4. long payloads: one frame's scan, ours vs the regex at every byte (load {load()})")
+    results: dict[str, Any] = {}
+    for name, data in long_payloads():
+        assert S._found(data, 0) == every_byte(data), name
+        times: dict[str, list[float]] = {"ours": [], "every byte": []}
+        for _ in range(rounds):
+            for label, scan in (("ours", S._found), ("every byte", lambda d, _f: every_byte(d))):
+                t0 = time.perf_counter()
+                scan(data, 0)
+                times[label].append(time.perf_counter() - t0)
+        ours, base = min(times["ours"]), min(times["every byte"])
+        print(
+            f"  {name:<22} {len(data):>8,} B  ours {ours * 1e3:8.2f} ms  "
+            f"every byte {base * 1e3:8.2f} ms  ratio {ours / base:.3f}"
+        )
+        results[name] = {"bytes": len(data), "ours_ms": ours * 1e3, "every_byte_ms": base * 1e3}
+    return results
+
+
 # -- 3. accuracy ---------------------------------------------------------------------------
 def accuracy(per_kind: int, negatives: int) -> dict[str, Any]:
     print(f"\n3. accuracy (load {load()})")
@@ -344,7 +398,9 @@ def accuracy(per_kind: int, negatives: int) -> dict[str, Any]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", default="cost,e2e,cpu,accuracy", help="parts: cost,e2e,cpu,accuracy")
+    p.add_argument(
+        "--only", default="cost,e2e,cpu,accuracy,long", help="parts: cost,e2e,cpu,accuracy,long"
+    )
     p.add_argument("--rates", default="1000,5000", help="cpu: fixed rates, msgs/s")
     p.add_argument("--window", type=float, default=10.0, help="cpu: seconds per phase")
     p.add_argument("--rounds", type=int, default=6, help="cost: rounds per setting")
@@ -366,6 +422,8 @@ def main() -> int:
         results["cpu"] = cpu(args.repeat, args.rates, args.window, max(sizes))
     if "accuracy" in parts:
         results["accuracy"] = accuracy(args.per_kind, args.negatives)
+    if "long" in parts:
+        results["long"] = long_cost(args.rounds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {args.out}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -104,7 +105,19 @@ class Proc:
             os.kill(self.popen.pid, sig)
 
     def wait(self, timeout: float = 10.0) -> int:
-        return self.popen.wait(timeout)
+        """Its exit code; a recorder still running after `timeout` fails the test with
+        every thread's stack (its faulthandler, on SIGUSR1) and the end of its output."""
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            if "record" not in self.argv:
+                raise
+        self.signal(signal.SIGUSR1)
+        time.sleep(1.0)  # the dump is written by the process itself
+        raise AssertionError(
+            f"the recorder (PID {self.pid}) was still running {timeout:g} s later; "
+            f"its stacks and output:\n{self.output()[-8000:]}"
+        )
 
     def kill(self) -> None:
         if self.popen.poll() is None:

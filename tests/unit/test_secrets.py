@@ -3,12 +3,15 @@ meta (kind and span, the message untouched), and redaction on export."""
 
 from __future__ import annotations
 
+import base64
 import io
 import random
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recorder.daemon.core import Recorder
 from recorder.daemon.options import RecorderOptions
@@ -57,6 +60,7 @@ NEAR_MISSES = [
     b"eyJhbGciOiJIUzI1NiJ9 alone is only a header",
     b"password= password==x password=${DB_PASSWORD} password=%s pwd=$(pwd) passwords",
     b"login(user=None, password=None) open(name, pwd=pwd) auth(password=self.password)",
+    b"in Markdown: `password=None`, `pwd=pwd` and `password=${DB_PASSWORD}`",
     b"https://user@host/path git@github.com:org/repo.git http://host:8080/a@b",
     b"the password of `scheme://user:pass@host` and postgres://app:secret@db",
     b"550e8400-e29b-41d4-a716-446655440000 da39a3ee5e6b4b0d3255bfef95601890afd80709",
@@ -486,3 +490,42 @@ def test_a_long_sender_is_marked_only_where_it_was_cut_inside_a_secret(tmp_path:
         senders = [r.sender for r in redacted(store.records()) if r.kind == "msg"]
     assert senders[0] == whole
     assert senders[1] == full[:194] + "[REDACTED:github-token]"
+
+
+# Pieces that start, end or sit next to secrets, and ones that look like them: texts made
+# of them put every prefilter literal next to every other and to the letters and
+# punctuation the detector's lookbehinds and plausibility checks turn on.
+_PIECES = [
+    *(make(kind, random.Random(i)).text for i, kind in enumerate(S.KINDS)),
+    *(make(kind, random.Random(50 + i)).secret for i, kind in enumerate(S.KINDS)),
+    "sk-", "sk-ant-", "ghp_", "github_pat_", "AKIA", "ASIA", "AIza", "xoxb-1-",
+    "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----", "Bearer ", "eyJ",
+    "password=", "PASSWORD=", "passwd=", "pwd=", "db_", "my_db_", "x", "_", "=", "@",
+    "://", "https://", "postgres://u:", ":\\/\\/", "\\/", "\\u0026", "\\\\", '"', " ",
+    "\n", ".", "-", "A1b2C3d4E5f6G7h8", "0123456789abcdef", "QmFzZTY0IGJsb2I=",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=12))
+@settings(max_examples=400, deadline=None)
+def test_the_scan_tries_every_place_a_secret_can_start(pieces: list[str]) -> None:
+    """`_found` tries the detector's regex only near prefilter hits: it must find what
+    trying it at every byte finds, whatever stands around the hits."""
+    data = "".join(pieces).encode()
+    everywhere = [
+        S.SecretSpan(S._GROUPS[m.lastgroup], 0, *m.span(m.lastgroup))
+        for m in S._FIND.finditer(data)
+        if m.lastgroup is not None
+        and S._plausible(S._GROUPS[m.lastgroup], data[slice(*m.span(m.lastgroup))])
+    ]
+    assert S._found(data, 0) == everywhere
+
+
+def test_a_key_after_a_long_base64_image_holding_a_prefilter_hit_is_found() -> None:
+    """A 400 KB image whose base64 holds "eyJ" (one in four of 64 KiB does by chance)
+    and a real key after it: the key is found, the image's bytes are not a secret."""
+    image = base64.b64encode(random.Random(3).randbytes(300_000)).decode()
+    key = make(S.GITHUB, RND).secret
+    text = f'{{"type":"image","data":"{image[:1000]}eyJ{image[1000:]}"}} {key}'
+    spans = S.find_secrets(text.encode())
+    assert [(s.kind, text.encode()[s.start : s.end]) for s in spans] == [(S.GITHUB, key.encode())]
