@@ -38,6 +38,7 @@ from recorder.store.records import FRAME_DEPTH, splice_value
 def cmd_broker(args: argparse.Namespace) -> int:
     from recorder.bus.broker import Broker
     from recorder.bus.keys import load_server
+    from recorder.daemon.signals import SignalRelay
 
     os.umask(PRIVATE_UMASK)  # the ipc socket files it binds: its user's alone
     for option, where in (("--frontend", args.frontend), ("--backend", args.backend)):
@@ -46,19 +47,19 @@ def cmd_broker(args: argparse.Namespace) -> int:
     keys = load_server(folder) if folder is not None else None  # KeyFileError: exit 1
     broker = Broker(args.frontend, args.backend, hwm=args.hwm, curve=keys).start()  # BusError
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    print(
-        f"persist broker: publishers connect to {broker.frontend}, "
-        f"subscribers to {broker.backend} (queue limit {args.hwm}"
-        + (f"; CURVE, {_allowed(len(keys.clients))} by {keys.allowed})" if keys else ")"),
-        file=sys.stderr,
-        flush=True,
-    )
-    while not stop.is_set():
-        stop.wait(0.2)
-        if not broker.running:
-            return fail("the proxy stopped unexpectedly")
+    # set by a thread of its own: a handler setting it could land inside `stop.wait`'s lock
+    with SignalRelay((signal.SIGTERM, signal.SIGINT), lambda _: stop.set()):
+        print(
+            f"persist broker: publishers connect to {broker.frontend}, "
+            f"subscribers to {broker.backend} (queue limit {args.hwm}"
+            + (f"; CURVE, {_allowed(len(keys.clients))} by {keys.allowed})" if keys else ")"),
+            file=sys.stderr,
+            flush=True,
+        )
+        while not stop.is_set():
+            stop.wait(0.2)
+            if not broker.running:
+                return fail("the proxy stopped unexpectedly")
     broker.stop()
     print("persist broker: stopped", file=sys.stderr)
     return 0

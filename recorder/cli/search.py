@@ -210,13 +210,14 @@ def _follow(log_dir: str, parent: int | None) -> int:
         lower_process_priority,
         other_work_gate,
     )
+    from recorder.daemon.signals import SignalRelay
     from recorder.search.engine import SearchEngine
 
     background_priority()  # $PERSIST_BACKGROUND_PRIORITY: a bad one refused, as record does
     lower_process_priority()
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with SearchEngine(log_dir) as engine:
+    # set by a thread of its own: a handler setting it could land inside `stop.wait`'s lock
+    with SignalRelay((signal.SIGTERM,), lambda _: stop.set()), SearchEngine(log_dir) as engine:
         follow_journal(
             engine,
             _RenderWarming(Path(log_dir)),

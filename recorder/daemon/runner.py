@@ -28,13 +28,12 @@ import threading
 import time
 from collections.abc import Callable
 from logging.handlers import RotatingFileHandler
-from types import FrameType
-from typing import Any
 
 from recorder.bus.keys import ClientKeys, ServerKeys, load_client, load_server
 from recorder.bus.receiver import ReceiverSettings, Transport
 from recorder.daemon.core import TICK, Recorder
 from recorder.daemon.options import EmbeddedMode, RecorderOptions
+from recorder.daemon.signals import SignalRelay
 from recorder.daemon.wakeup import WakeListener
 from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.journal import ABANDON_WAIT, UnwrittenData
@@ -152,9 +151,8 @@ def run_recorder(
     wake = WakeListener(recorder.layout.control, recorder.poked)
     failed: str | None = None  # the receiver could not start: stop at once, say why
     lost: str | None = None  # another process took the folder: leave it at once, say so
-    previous: dict[signal.Signals, Any] = {}
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
+    def on_signal(signum: int) -> None:  # in the relay's thread (`signals.SignalRelay`)
         if signum == signal.SIGHUP:
             reopen.set()
         elif signum == signal.SIGUSR2 or (signum == signal.SIGINT and stop.is_set()):
@@ -166,9 +164,8 @@ def run_recorder(
             stop.set()
         recorder.attention.set()
 
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2):
-            previous[sig] = signal.signal(sig, on_signal)
+    relay = SignalRelay((signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2), on_signal)
+    relay.start()
     try:
         embedded = options.embedded_broker()
         recorder.embedded_broker = embedded
@@ -280,8 +277,7 @@ def run_recorder(
         lock.release()  # the journal is closed (or never opened): a successor may start
         if not transport.close():
             log.warning("the receiver did not stop in time; leaving its context to the OS")
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        relay.stop()
         logging.getLogger("agent_persist").removeHandler(handler)
         with contextlib.suppress(OSError):  # lines it holds for a full disk: not a traceback
             handler.close()
