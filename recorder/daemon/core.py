@@ -1275,14 +1275,29 @@ class Recorder:
             self.write_status(now)
 
     def _clock_stepped(self, now: float, mono: float) -> None:
-        """Log a step of the wall clock (against the monotonic one) since the last tick;
-        the status is then written whole at once, stamped with the new time."""
+        """Journal and log a step of the wall clock (against the monotonic one) since
+        the last tick: a reader then knows why the stamps after it jump (before
+        2026-12-07 only recorder.log said so). The status is written whole at once,
+        stamped with the new time."""
         offset = now - mono
         before, self._clock_offset = self._clock_offset, offset
         if before is not None and abs(offset - before) > CLOCK_STEP:
             step = offset - before
             way = "forward" if step > 0 else "back"
-            log.warning("the wall clock was set %s by %.1f s", way, abs(step))
+            said = f"the wall clock was set {way} by {abs(step):.1f} s"
+            log.warning("%s", said)
+            self.append_record(
+                {
+                    "kind": KIND_EVENT,
+                    "event": "clock-step",
+                    "step_s": round(step, 3),
+                    # seen at the main thread's next look: records received between
+                    # the step and this one are stamped on the new time already
+                    "detail": f"{said} since the recorder's last look, seconds before this "
+                    "record: the records stamped since then are on the new time",
+                },
+                now,
+            )
             self._next_status = 0.0
 
     def _snapshot_if_behind(self) -> None:

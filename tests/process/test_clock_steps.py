@@ -15,7 +15,7 @@ import pytest
 
 from recorder.bus.publisher import Publisher
 from recorder.store.status import STALE_AFTER
-from tests.support import Bus, read_status, status_json, wait_for
+from tests.support import Bus, journal_records, read_status, status_json, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -66,6 +66,10 @@ def test_a_clock_set_back_stops_no_heartbeat_nor_checkpoint_and_a_freeze_is_stal
         )
         wait_for(lambda: checkpoints(bus.log_dir) == 2, timeout=8, what="the next checkpoint")
         assert status(bus.log_dir)[0] == HEALTHY_CODE
+        # the journal says why its stamps went back
+        (step,) = [r for r in journal_records(bus.log_dir) if r.get("event") == "clock-step"]
+        assert -3610 < step["step_s"] < -3590, step
+        assert step["detail"].startswith("the wall clock was set back by 36"), step
         recorder.signal(signal.SIGSTOP)
         try:
             time.sleep(STALE_AFTER + 2)
