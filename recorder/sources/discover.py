@@ -3,7 +3,8 @@
 The cache (`<log folder>/sessions/scan-cache.json`, 0600, derived: deleting it only
 costs a full scan) keeps each file's listing entry under its size, mtime and inode;
 a rescan stats every file and reads again only those that changed. A cache that
-cannot be read is rebuilt. A file name that is not UTF-8 is kept as the name it is
+cannot be read, or of another version, is rebuilt, and rewritten even when no session
+is left (so its warning is given once). A file name that is not UTF-8 is kept as the name it is
 (`jsontext.dumps_names`).
 """
 
@@ -243,6 +244,9 @@ class ScanCache:
         self.entries: dict[str, dict[str, Any]] = {}
         self.agents: dict[str, Any] = {}  # `AgentOwners.known`
         self.problem = ""
+        # the file on disk is not what `save` would write (unreadable, another format,
+        # malformed parts): it is rewritten even when the scan finds nothing to keep
+        self.stale = False
         if path is None:
             return
         try:
@@ -251,16 +255,22 @@ class ScanCache:
             return
         except (OSError, ValueError) as exc:
             self.problem = f"the session scan cache {path} was unreadable ({exc}); rebuilt"
+            self.stale = True
             return
         if not isinstance(data, dict) or data.get("v") != CACHE_VERSION:
             self.problem = f"the session scan cache {path} had another format; rebuilt"
+            self.stale = True
             return
         entries = data.get("entries")
         if isinstance(entries, dict):
             self.entries = entries
+        else:
+            self.stale = True
         agents = data.get("agents")
         if isinstance(agents, dict):
             self.agents = agents
+        else:
+            self.stale = True
 
     def save(self, entries: dict[str, dict[str, Any]], agents: dict[str, Any]) -> None:
         if self.path is None:
@@ -363,7 +373,7 @@ def scan(roots: Roots, cache_path: Path | None = None, *, workers: int = 1) -> S
                 if uuid in project:
                     s.title, s.title_kind = project[uuid], "summary"
                     break
-    if fresh != cache.entries or agents.fresh != cache.agents:
+    if cache.stale or fresh != cache.entries or agents.fresh != cache.agents:
         try:
             cache.save(fresh, agents.fresh)
         except OSError as exc:

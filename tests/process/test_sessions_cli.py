@@ -144,6 +144,32 @@ def test_sessions_lists_every_source_with_its_facts(tmp_path: Path) -> None:
     assert out.returncode == 0 and "rebuilt" in out.stderr and len(json.loads(out.stdout)) == 3
 
 
+@pytest.mark.parametrize(
+    "old", [b'{"v":2,"entries":{}}', b"{nope", b'{"v":2,"entries":{"/gone.jsonl":{}}}']
+)
+def test_sessions_rewrites_a_stale_scan_cache_once_even_with_no_session(
+    tmp_path: Path, old: bytes
+) -> None:
+    """A scan cache of an older version (or unreadable), and no agent session on disk
+    (all deleted, or a new HOME): the first command warns and rewrites it; the next
+    ones say nothing. Before 2026-12-07 the file was left as it was when the scan found
+    no session, and every command warned "had another format; rebuilt"."""
+    sessions = tmp_path / "log" / "sessions"
+    sessions.mkdir(mode=0o700, parents=True)
+    cache = sessions / "scan-cache.json"
+    cache.write_bytes(old)
+    cache.chmod(0o600)
+    first = persist(tmp_path, "sessions", "--json")
+    assert first.returncode == 0 and json.loads(first.stdout) == []
+    assert "rebuilt" in first.stderr
+    assert json.loads(cache.read_bytes())["v"] != 2 and cache.read_bytes() != old
+    assert cache.stat().st_mode & 0o777 == 0o600
+    for _ in range(2):
+        again = persist(tmp_path, "sessions", "--json")
+        assert again.returncode == 0 and json.loads(again.stdout) == []
+        assert "rebuilt" not in again.stderr and "scan cache" not in again.stderr
+
+
 def test_protect_copies_incrementally_and_survives_deletion(tmp_path: Path) -> None:
     s = make_claude(tmp_path)
     assert s.path is not None
