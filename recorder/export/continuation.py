@@ -1,11 +1,13 @@
 """Reusing an earlier complete bundle: a new bundle from the beginning of the journal
 copies what an earlier one already wrote and renders only the records after it.
 
-An earlier bundle qualifies when it is complete (starts at record 0), verified, ends
-at or before the new range's end at the index its checkpoint still resolves to, and
-its checkpoint's digest agrees with the journal as it is now: every segment entry
-of the earlier checkpoint is either one of the new checkpoint's (which the new bundle
-re-hashes in full) or a prefix of one, re-hashed here. Then the records it holds are
+An earlier bundle qualifies when it holds the copy asked for, made by this code (its
+manifest's `renderer`, and its redaction: the caller says), is complete (starts at
+record 0), verified, ends at or before the new range's end at the index its
+checkpoint still resolves to, and its checkpoint's digest agrees with the journal as
+it is now: every segment entry of the earlier checkpoint is either one of the new
+checkpoint's (which the new bundle re-hashes in full) or a prefix of one, re-hashed
+here. Then the records it holds are
 byte for byte the ones the new bundle needs first. Its files are copied with their
 SHA-256 checked against its manifest as they go (the JSONL whole; the transcript's
 body between its header and footer, checked with the header by the digest of both);
@@ -14,6 +16,7 @@ any mismatch abandons the reuse and the bundle is built from scratch. No zmq, no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,8 +84,12 @@ def _agrees(layout: Layout, earlier: Checkpoint, cp: Checkpoint) -> bool:
     return True
 
 
-def find_earlier(layout: Layout, store: Store, cp: Checkpoint, stop: int) -> Earlier | None:
-    """The usable earlier complete bundle that ends latest (at or before `stop`)."""
+def find_earlier(
+    layout: Layout, store: Store, cp: Checkpoint, stop: int, fits: Callable[[dict[str, Any]], bool]
+) -> Earlier | None:
+    """The usable earlier complete bundle that ends latest (at or before `stop`), among
+    those whose manifest `fits` (the same renderer and redaction: one of an older
+    version, whose transcript that version rendered, is passed over, not gone on from)."""
     try:
         folders = [p for p in layout.restore.iterdir() if not p.name.startswith(".")]
     except OSError:
@@ -93,7 +100,7 @@ def find_earlier(layout: Layout, store: Store, cp: Checkpoint, stop: int) -> Ear
             m = orjson.loads((folder / "manifest.json").read_bytes())
         except (OSError, ValueError):
             continue
-        if _usable(m) and 0 < m["range"]["stop_index"] <= stop:
+        if _usable(m) and 0 < m["range"]["stop_index"] <= stop and fits(m):
             candidates.append((m["range"]["stop_index"], folder, m))
     if not candidates:
         return None

@@ -61,7 +61,11 @@ _RENDERING = (
     "recorder.export.restore",  # a restore's integrity summary, kept in entries' headers
     "recorder.bus.envelope",  # ... which counts messages without an envelope
 )
-_version: str | None = None
+# ... and a restore bundle's besides: its header, footer and manifest (`restore`, above),
+# what its header says it holds (`scope`) and its files' descriptions (`bundle_file`).
+# A bundle's manifest names this digest (`renderer`): one of other code is built again.
+_BUNDLE_RENDERING = (*_RENDERING, "recorder.export.scope", "recorder.export.bundle_file")
+_digests: dict[tuple[str, ...], str] = {}
 
 
 def enabled() -> bool:
@@ -75,16 +79,26 @@ def folder_of(log_root: Path) -> Path:
 
 def renderer_version() -> str:
     """A digest of the rendering modules' source: entries of other code are not used."""
-    global _version
-    if _version is None:
+    return _code_digest(_RENDERING)
+
+
+def bundle_renderer() -> str:
+    """The same digest over the modules that decide a restore bundle's bytes: a bundle
+    of other code is neither kept nor gone on from (`restore`, `continuation`)."""
+    return _code_digest(_BUNDLE_RENDERING)
+
+
+def _code_digest(names: tuple[str, ...]) -> str:
+    found = _digests.get(names)
+    if found is None:
         import importlib
 
         digest = hashlib.sha256()
-        for name in _RENDERING:
+        for name in names:
             module = importlib.import_module(name)
             digest.update(Path(str(module.__file__)).read_bytes())
-        _version = digest.hexdigest()[:32]
-    return _version
+        found = _digests[names] = digest.hexdigest()[:32]
+    return found
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ redacted (if asked to) written in place of the stored ones: the same bytes as th
 one pass. A damaged journal (see `RangeIntegrity.damaged`)
 makes `persist restore` exit 5 after writing the bundle. The bundle is built in a
 temporary folder and renamed into place, so a reader never sees half of one; one in
-place that holds the same range, intact, is kept. No zmq, no textual.
+place that holds the same range, intact, made by this code (the manifest's `renderer`),
+is kept. No zmq, no textual.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from recorder.export.leftovers import maker, remove_stale_builds
 from recorder.export.parallel import Parallel, Piece, render_parallel, use_parallel
 from recorder.export.redact import REDACTION, RedactedRecord
 from recorder.export.render import gap_sentence, iso
+from recorder.export.render_cache import bundle_renderer
 from recorder.export.scope import (
     BundleScope,
     RangeVerification,
@@ -530,9 +532,11 @@ def _build(
     if kept is not None:
         return kept
     root = ensure_private_dir(layout.restore)
-    earlier = find_earlier(layout, store, cp, stop) if start == 0 and integrity.verified else None
-    if earlier is not None and not _copy_of(earlier.manifest, redact):
-        earlier = None  # its files hold another kind of copy
+    earlier = (
+        find_earlier(layout, store, cp, stop, lambda m: _copy_of(m, redact))
+        if start == 0 and integrity.verified
+        else None
+    )
     work = root / f".building-{cp.id}-{maker()}{time.monotonic_ns()}"
 
     def write(earlier: Earlier | None) -> dict[str, Any]:
@@ -717,10 +721,11 @@ def _reusable(
     integrity: RangeIntegrity,
     redact: bool = False,
 ) -> Bundle | None:
-    """The bundle in place, if it was built for this checkpoint, scope and range from a
-    journal that matched the digest then and matches it now (so the same records),
-    reports the same damage outside the records, and its files hash as its manifest
-    says. Then nothing is rebuilt: the range was re-hashed, the files are re-hashed."""
+    """The bundle in place, if this code built it (`_copy_of`) for this checkpoint,
+    scope and range from a journal that matched the digest then and matches it now (so
+    the same records), reports the same damage outside the records, and its files hash
+    as its manifest says. Then nothing is rebuilt: the range was re-hashed, the files
+    are re-hashed."""
     if not integrity.verified:
         return None
     try:
@@ -744,10 +749,16 @@ def _reusable(
 
 
 def _copy_of(m: dict[str, Any], redact: bool) -> bool:
-    """Whether the bundle of manifest `m` holds the copy asked for: unredacted, or
-    redacted as this code redacts (`REDACTION`: one redacted before the sender was
+    """Whether the bundle of manifest `m` holds the copy asked for: rendered by this
+    code (`renderer`: a bundle of an older version keeps that version's transcript, its
+    Markdown bugs included; one without it was written before 2026-12-07), unredacted,
+    or redacted as this code redacts (`REDACTION`: one redacted before the sender was
     would keep a secret there)."""
-    return bool(m.get("redacted")) == redact and (not redact or m.get("redaction") == REDACTION)
+    return (
+        m.get("renderer") == bundle_renderer()
+        and bool(m.get("redacted")) == redact
+        and (not redact or m.get("redaction") == REDACTION)
+    )
 
 
 def _files_intact(folder: Path, manifest: dict[str, Any]) -> bool:
@@ -840,6 +851,7 @@ def _manifest(
     return {
         "v": 1,
         "kind": "restore-bundle",
+        "renderer": bundle_renderer(),  # the code that made it: other code builds it again
         "created": now,
         "created_iso": iso(now),
         "agent": agent,
@@ -897,6 +909,7 @@ def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
         "refused",
         "redacted",  # a redacted bundle with nothing to redact says so, as asked
         "redaction",
+        "renderer",  # one of other code, even with the same bytes, is replaced
     )
     return (
         _well_formed(a)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.demo_journal import restore_journal as journal
 
@@ -224,3 +228,105 @@ def test_a_bundle_that_finds_no_room_names_where_it_goes(tmp_path: Path) -> None
     assert out.stderr == (
         f"persist: cannot write the restore bundle: File too large (in {root / 'restore'})\n"
     )
+
+
+def as_an_older_renderer_wrote_it(bundle: Path, renderer: str | None, *, same: bool) -> None:
+    """Make `bundle` what an older `persist restore` wrote: its day heading without
+    "(UTC)" and a sender's backtick not escaped (before 2026-12-07: the backtick opened a
+    code span), unless `same` (an older code that rendered these records alike), its
+    manifest naming those bytes (so its files check as intact) and `renderer` absent
+    (written before it was recorded) or another code's."""
+    import hashlib
+
+    path = bundle / "transcript.md"
+    raw = path.read_bytes()
+    old = raw.replace(b" (UTC)\n", b"\n").replace(b"**rev\\`iewer**", b"**rev`iewer**")
+    assert old != raw
+    if same:
+        old = raw
+    path.write_bytes(old)
+    manifest_path = bundle / "manifest.json"
+    m = json.loads(manifest_path.read_bytes())
+    md, body = m["files"]["markdown"], m["files"]["markdown"]["body"]
+    assert raw[body["end"] :] == old[body["end"] - len(raw) + len(old) :]  # footer as it was
+    body["end"] += len(old) - len(raw)
+    body["prefix_sha256"] = hashlib.sha256(old[: body["end"]]).hexdigest()
+    md["bytes"], md["sha256"] = len(old), hashlib.sha256(old).hexdigest()
+    if renderer is None:
+        del m["renderer"]
+    else:
+        m["renderer"] = renderer
+    manifest_path.write_bytes(json.dumps(m).encode())
+
+
+@pytest.mark.parametrize(("renderer", "same"), [(None, False), ("0" * 32, False), (None, True)])
+def test_a_bundle_of_another_renderer_is_neither_handed_back_nor_gone_on_from(
+    tmp_path: Path, renderer: str | None, same: bool
+) -> None:
+    """A full bundle an older version wrote (its manifest without `renderer`, or with
+    another code's): `restore --full` of a later checkpoint renders the whole
+    conversation rather than copy that bundle's transcript as its beginning, and
+    `restore --full` of its own checkpoint builds it again rather than hand it back.
+    Before 2026-12-07 both kept the older rendering (a heading without "(UTC)", a
+    sender's backtick opening a code span). One whose bytes are this code's all the same
+    is replaced too (else it would be built again at every restore). A bundle of this
+    code is still gone on from and kept."""
+    import subprocess
+    import sys
+
+    from tests.demo_journal import DemoClock, DemoWriter
+
+    root = tmp_path / "logs"
+    t0 = 1_800_000_000.0
+    w = DemoWriter.open(root, segment_bytes=2048, clock=DemoClock(t0))
+    for i in range(20):
+        w.message(t0 + i, ("planner", "rev`iewer")[i % 2], f"message {i}", topic="chat")
+    first = w.checkpoint(t0 + 30, "first", "manual")
+    for i in range(10):
+        w.message(t0 + 40 + i, "planner", f"later {i}", topic="chat")
+    second = w.checkpoint(t0 + 60, "second", "manual")
+    w.close()
+
+    def restore(cp: str) -> dict[str, Any]:
+        cli = [sys.executable, "-m", "recorder.cli"]
+        out = subprocess.run(
+            [*cli, "restore", cp, "--full", "--json", "--log-dir", str(root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        m: dict[str, Any] = json.loads(out.stdout)
+        return m
+
+    def transcript(cp: str) -> bytes:
+        return (root / "restore" / cp / "transcript.md").read_bytes()
+
+    def rendered_today(md: bytes) -> bool:
+        return (
+            b"## 2027-01-15 (UTC)\n" in md
+            and b"## 2027-01-15\n" not in md
+            and md.count(b"**rev\\`iewer**") == 10
+            and b"**rev`iewer**" not in md
+        )
+
+    made = restore(first.id)
+    assert made["renderer"] and rendered_today(transcript(first.id))
+    as_an_older_renderer_wrote_it(root / "restore" / first.id, renderer, same=same)
+    assert rendered_today(transcript(first.id)) is same
+
+    later = restore(second.id)  # not gone on from: the whole conversation rendered
+    assert "reused" not in later and rendered_today(transcript(second.id))
+    assert later["renderer"] == made["renderer"]
+    scratch = transcript(second.id)
+    again = restore(first.id)  # not handed back: built again, and replaced
+    assert again["created"] != made["created"]
+    assert again["renderer"] == made["renderer"] and rendered_today(transcript(first.id))
+    assert json.loads((root / "restore" / first.id / "manifest.json").read_bytes()) == {
+        k: v for k, v in again.items() if k != "dir"
+    }
+    # this code's bundles: kept in place, and gone on from
+    assert restore(first.id)["created"] == again["created"]
+    shutil.rmtree(root / "restore" / second.id)
+    went_on = restore(second.id)
+    assert went_on["reused"]["bundle"] == first.id and transcript(second.id) == scratch
