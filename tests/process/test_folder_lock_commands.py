@@ -244,7 +244,9 @@ def test_a_start_with_a_limit_stops_its_waiting_recorder_at_that_limit(tmp_path:
     with retention_lock(layout):
         prune = prune_holding_the_folder(layout)
         with pytest.raises(SpawnError) as err:
-            spawn_recorder(options, timeout=0.5, limit=1.0)
+            # (the limit leaves a loaded machine the seconds a recorder takes to start and
+            # say it waits: at 1 s, under a load of 12, it had not said so yet)
+            spawn_recorder(options, timeout=3.0, limit=3.0)
         assert layout.lock.read_text().split() == [str(prune.pid), "prune"]  # still its
     assert prune.wait(timeout=30) == 0
     message = str(err.value)
