@@ -120,12 +120,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
     print(f"  integrity   {'ok' if integrity['ok'] else verdict} ({digest})")
     if not history["read"]:
         cached, unchecked = history["verified_by_cache"], history["not_checked"]
-        known = [f"{_n(len(cached), 'earlier segment')} verified by the digest cache"] * bool(
-            cached
-        ) + [f"{_n(len(unchecked), 'earlier segment')} not checked"] * bool(unchecked)
+        uncovered = history.get("not_covered") or []  # (a bundle kept from before 2026-12-07)
+        known = (
+            [f"{_n(len(cached), 'earlier segment')} verified by the digest cache"] * bool(cached)
+            + [f"{_n(len(unchecked), 'earlier segment')} not checked"] * bool(unchecked)
+            + [f"{_n(len(uncovered), 'earlier segment')} not covered by its digest"]
+            * bool(uncovered)
+        )
         print(
             f"  history     {history['records']} earlier records not read"
-            f"{': ' if known else ''}{', '.join(known)} (--full reads and verifies them)"
+            f"{': ' if known else ''}{', '.join(known)}"
+            + (" (--full reads and verifies them)" if cached or unchecked or not uncovered else "")
         )
     for note in integrity["caveats"]:
         print(f"  note: {note}")

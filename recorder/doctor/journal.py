@@ -528,6 +528,16 @@ def checkpoint_findings(layout: Layout, journal: JournalScan) -> list[Finding]:
             fix: str | None = f"persist restore {cp.id} --full"
             if gone:
                 fix = f"persist prune --forget-missing --log-dir {shlex.quote(str(layout.root))}"
+            elif result.uncovered and len(result.problems) == 1:
+                # its digest vouches for nothing in them, and no command of ours can
+                # make it: a new checkpoint names every segment
+                path = cp.path or layout.checkpoints / f"{cp.id}.json"
+                summary += (
+                    " (restores from it say so; a new checkpoint names every segment; "
+                    f"move this one to recovery/ once you no longer need it: mv "
+                    f"{shlex.quote(str(path))} {shlex.quote(str(layout.recovery))}/)"
+                )
+                fix = f"persist checkpoint --log-dir {shlex.quote(str(layout.root))}"
             elif result.problems == [cp.base_problem]:
                 # the segments its base alone listed have no digest left here: no
                 # command of ours brings one back (a prune would not, a restore neither)

@@ -71,6 +71,7 @@ from recorder.store.checkpoints import (
     Verification,
     resolve_checkpoint,
     segment_digest,
+    segment_runs,
     verify_checkpoint,
 )
 from recorder.store.fsutil import ensure_private_dir, fsync_dir
@@ -300,6 +301,13 @@ class RangeIntegrity(RangeSummary):
         """What the journal cannot tell or no longer holds: not a problem found, a limit
         of what was checked or of what there is (segments pruned on purpose)."""
         out = list(self.pruned)
+        v = self.verification
+        out += v.vouched if v is not None else []
+        if isinstance(v, RangeVerification) and v.history_uncovered:
+            out.append(
+                f"{segment_runs([segment_number(n) or 0 for n in v.history_uncovered])}, "
+                "before the range, not covered by the checkpoint's digest: unverified"
+            )
         if self.unsequenced:
             out.append(
                 f"{_n(self.unsequenced, 'message')} from publishers without sequence numbers: "

@@ -14,9 +14,11 @@ every time (nothing handed over is trusted from a cache). Segments wholly before
 range are not read: each must still exist with at least the size the checkpoint
 names (a stat), and its digest is compared with the digest cache the recorder keeps
 in `metadata_index/` when that cache describes the file as it is now (same size,
-inode, mtime); otherwise the manifest says it was not checked. Safe because what the
-agent reads is checked in full, and what it does not read is never claimed checked
-(`--full` reads and verifies all of it). No zmq, no textual.
+inode, mtime); otherwise the manifest says it was not checked. A segment up to the
+checkpoint that its digest does not name (`uncovered_segments`) is unverified: in the
+range, the range is not verified; before it, the manifest's history says "not covered".
+Safe because what the agent reads is checked in full, and what it does not read is
+never claimed checked (`--full` reads and verifies all of it). No zmq, no textual.
 """
 
 from __future__ import annotations
@@ -33,9 +35,14 @@ from recorder.store.checkpoints import (
     DigestCache,
     Verification,
     combine,
+    list_checkpoints,
     segment_digest,
+    uncovered_problem,
+    uncovered_segments,
+    vouched_by,
+    vouched_note,
 )
-from recorder.store.layout import Layout, find_segment, segment_number
+from recorder.store.layout import Layout, find_segment, segment_name, segment_number
 from recorder.store.linecheck import block_kinds
 from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import Store
@@ -146,11 +153,14 @@ class RangeVerification(Verification):
     history_cached: list[str] = field(default_factory=list)  # matched the digest cache
     history_unchecked: list[str] = field(default_factory=list)  # not read, no usable cache
     history_problems: list[str] = field(default_factory=list)  # missing, short, differs
+    # there, but not named by the checkpoint's digest (`uncovered_segments`): unverifiable
+    history_uncovered: list[str] = field(default_factory=list)
 
     def history_json(self) -> dict[str, Any]:
         return {
             "verified_by_cache": self.history_cached,
             "not_checked": self.history_unchecked,
+            "not_covered": self.history_uncovered,  # since 2026-12-07
             "problems": self.history_problems,
         }
 
@@ -292,6 +302,28 @@ def _verified(
                 history.append(f"{name} differs from the checkpoint (digest cache)")
     if not problems and combine(cp.segments) != cp.digest:
         problems.append("the checkpoint's digest does not match its segment list")
+    # segments up to it that its digest does not name: in range, the range is not
+    # verified; before it, the history is not (one missing is the journal's damage)
+    # verified all the same where another checkpoint's digest names one whole and
+    # matches it (`vouched_by`: one taken while it was in the trash); before the range,
+    # by its compressed trailer or the digest cache only, as the rest of the history
+    uncovered: list[int] = []
+    vouched: dict[str, list[int]] = {}
+    others: list[Checkpoint] | None = None
+    for n in uncovered_segments(cp, notes):
+        if segment_name(n) not in held and find_segment(layout, segment_name(n)) is None:
+            continue  # missing: the journal's damage says so
+        if others is None:
+            others = [c for c in list_checkpoints(layout) if c.id != cp.id]
+        by = vouched_by(layout, n, others, hash_it=n >= first_segment)
+        if by is None:
+            uncovered.append(n)
+            continue
+        vouched.setdefault(by, []).append(n)
+        (hashed if n >= first_segment else cached_ok).append(segment_name(n))
+    inside = [n for n in uncovered if n >= first_segment]
+    if inside:
+        problems.append(uncovered_problem(inside))
     if not hashed and not problems and not pruned:
         problems.append(f"the checkpoint names no segment from {first_segment} on")
     return RangeVerification(
@@ -302,4 +334,7 @@ def _verified(
         history_cached=cached_ok,
         history_unchecked=unchecked,
         history_problems=history,
+        uncovered=[segment_name(n) for n in inside],
+        vouched=[vouched_note(numbers, by) for by, numbers in vouched.items()],
+        history_uncovered=[segment_name(n) for n in uncovered if n < first_segment],
     )

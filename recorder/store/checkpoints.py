@@ -23,7 +23,7 @@ import os
 import re
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -724,12 +724,17 @@ class Verification:
     problems: list[str]
     # segments the checkpoint names that retention pruned on purpose: not damage
     pruned: list[str] = field(default_factory=list)
+    # segments up to it that its digest does not name (`uncovered_segments`): unverified
+    uncovered: list[str] = field(default_factory=list)
+    # what its digest does not name but another checkpoint's does, matching (`vouched_by`)
+    vouched: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
         if not self.ok:
             return "; ".join(self.problems)
-        return "intact" + (f" ({pruned_summary(self.pruned)})" if self.pruned else "")
+        notes = ([pruned_summary(self.pruned)] if self.pruned else []) + self.vouched
+        return "intact" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def pruned_summary(notes: list[str]) -> str:
@@ -741,16 +746,126 @@ def pruned_summary(notes: list[str]) -> str:
     return f"{len(notes)} segments, {first} to {last}"
 
 
+def uncovered_segments(cp: Checkpoint, pruned: Mapping[int, object]) -> list[int]:
+    """The segment numbers from 1 (the journal's first) to the checkpoint's own that its
+    digest does not name, those of its bases included (`list_checkpoints` joins them),
+    and that are not in `pruned` (`pruned_by_number`: pruned by retention, or removed by
+    hand and said so). Every checkpoint we write names each of them: a digest that
+    leaves one out vouches for nothing in it. A recorder started before compression
+    (2026-12-02) saw no compressed segment, so the checkpoints it took after a `persist
+    compact` named only its active one. [] for a checkpoint whose base was not joined
+    (its own list alone is short: `base_problem` says so)."""
+    if cp.base_problem or cp.session is not None:
+        return []
+    named = {segment_number(str(e.get("name"))) for e in cp.segments}
+    return [n for n in range(1, cp.segment + 1) if n not in named and n not in pruned]
+
+
+def segment_runs(numbers: list[int], most: int = 4) -> str:
+    """'seg-000001.jsonl to seg-000003.jsonl, seg-000007.jsonl': consecutive numbers as
+    one run; after `most` runs, how many more segments."""
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and runs[-1][1] == n - 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    words = [
+        segment_name(a) if a == b else f"{segment_name(a)} to {segment_name(b)}"
+        for a, b in runs[:most]
+    ]
+    rest = sum(b - a + 1 for a, b in runs[most:])
+    return ", ".join(words) + (f" and {rest} more" if rest else "")
+
+
+def vouched_by(
+    layout: Layout,
+    number: int,
+    others: list[Checkpoint],
+    known: Mapping[tuple[str, int], str] | None = None,
+    *,
+    hash_it: bool = True,
+) -> str | None:
+    """The id of a checkpoint among `others` whose digest names segment `number` whole
+    (its size now) with the SHA-256 its bytes have now: that checkpoint vouches for it,
+    where one whose digest does not name it cannot (a checkpoint taken while the
+    segment was in the trash, before a `persist trash restore` put it back: the newest
+    checkpoint before the prune names it whole). The digest now: from `known`, else
+    hashed (`hash_it`), else only a compressed segment's trailer or the digest cache
+    (what a partial restore trusts for the history it does not read). None: none does."""
+    name = segment_name(number)
+    path = find_segment(layout, name)
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+        size = segment_size(path)
+    except (OSError, ValueError):
+        return None
+    wanted: dict[str, str] = {}
+    for other in others:
+        for entry in other.segments:
+            if entry.get("name") == name and entry.get("size") == size:
+                wanted.setdefault(str(entry.get("sha256")), other.id)
+    if not wanted:
+        return None
+    digest = (known or {}).get((name, size))
+    try:
+        if digest is None and hash_it:
+            digest = segment_digest(path, size)
+        elif digest is None:
+            digest = DigestCache(layout).cached_digest(path, st)
+    except (OSError, ValueError, SegmentDamaged):
+        return None
+    return wanted.get(digest) if digest is not None else None
+
+
+def vouched_note(numbers: list[int], by: str) -> str:
+    return f"{segment_runs(numbers)}, which its digest does not name, match checkpoint {by}'s"
+
+
+def uncovered_problem(numbers: list[int]) -> str:
+    """The sentence a reader says of the segments a checkpoint's digest does not cover."""
+    one = len(numbers) == 1
+    return (
+        f"its digest does not cover {segment_runs(numbers)}, nor does another "
+        f"checkpoint's match {'it' if one else 'them'}: "
+        f"{'that segment is' if one else 'those segments are'} unverified (a checkpoint "
+        "names each segment up to it but pruned ones; a recorder started before "
+        "2026-12-02 left out those `persist compact` compressed under it)"
+    )
+
+
 def verify_checkpoint(
     layout: Layout, cp: Checkpoint, known: dict[tuple[str, int], str] | None = None
 ) -> Verification:
     """Re-hash the journal up to the checkpoint and compare with its digest. `known`:
     digests already computed, by (segment name, size) (see `prefix_digests`). A segment
     retention pruned (see `store.pruned`) is reported as such, never as damage: its
-    entry's own digest stands in for it in the whole-list check."""
+    entry's own digest stands in for it in the whole-list check. A segment up to it that
+    its digest does not name (`uncovered_segments`) fails it: unverified if it is there,
+    missing if not (before 2026-12-07 it verified what it named and said nothing of
+    the rest), unless another checkpoint's digest names it whole and matches it
+    (`vouched_by`)."""
     problems: list[str] = [cp.base_problem] if cp.base_problem else []
     pruned: list[str] = []
     notes = pruned_by_number(layout)
+    uncovered: list[int] = []
+    vouched: dict[str, list[int]] = {}
+    others: list[Checkpoint] | None = None
+    for number in uncovered_segments(cp, notes):
+        if find_segment(layout, segment_name(number)) is None:
+            problems.append(f"{segment_name(number)} is missing")
+            continue
+        if others is None:
+            others = [c for c in list_checkpoints(layout) if c.id != cp.id]
+        by = vouched_by(layout, number, others, known)
+        if by is None:
+            uncovered.append(number)
+        else:
+            vouched.setdefault(by, []).append(number)
+    if uncovered:
+        problems.append(uncovered_problem(uncovered))
     actual: list[dict[str, Any]] = []
     for entry in cp.segments:
         path = None if os.sep in str(entry["name"]) else find_segment(layout, str(entry["name"]))
@@ -775,7 +890,9 @@ def verify_checkpoint(
         actual.append({**entry, "sha256": digest})
     if not problems and combine(actual) != cp.digest:
         problems.append("the checkpoint's digest does not match its segment list")
-    return Verification(not problems, problems, pruned)
+    names = [segment_name(n) for n in uncovered]
+    said = [vouched_note(numbers, by) for by, numbers in vouched.items()]
+    return Verification(not problems, problems, pruned, names, said)
 
 
 # -- choosing checkpoints and ranges ------------------------------------------------------

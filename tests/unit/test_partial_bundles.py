@@ -98,6 +98,7 @@ def test_since_a_checkpoint_and_full(tmp_path: Path) -> None:
         "read": True,
         "verified_by_cache": [],
         "not_checked": [],
+        "not_covered": [],
         "problems": [],
     }
     assert (
