@@ -260,8 +260,11 @@ def _newest_checkpoint(root: Path) -> dict[str, Any] | None:
 
 
 def stopped_status(root: Path, updated: float) -> dict[str, Any]:
+    from recorder.store.status import RECORDER_LEVEL
+
     return {
         "v": 1,
+        "program": {"level": RECORDER_LEVEL, "version": "0.1.0"},  # (a recorder of today's)
         "pid": 999_999_999,
         "process_started": updated - 7200,
         "updated": updated,

@@ -16,12 +16,23 @@ def _mib(n: int) -> str:
 def cmd_compact(args: argparse.Namespace) -> int:
     from recorder.store.compact import compact
     from recorder.store.layout import Layout
+    from recorder.store.status import older_refusal, running_older
 
     layout = Layout(Path(args.log_dir))
     if not layout.segments.is_dir():
         return fail(f"no journal in {layout.root}")
     if not 1 <= args.level <= 19:
         return fail(f"--level must be from 1 to 19 (got {args.level})", 2)
+    older = running_older(layout)
+    if older is not None:  # it may not read a compressed segment (before 2026-12-02 none)
+        return fail(
+            older_refusal(
+                layout,
+                older,
+                "it may not read compressed segments, and its checkpoints would leave "
+                "them out, so nothing is compressed",
+            )
+        )
     try:
         report = compact(layout, dry_run=args.dry_run, level=args.level)
     except OSError as exc:

@@ -99,6 +99,7 @@ from recorder.store.status import (
     Counts,
     ErrorNote,
     LostLines,
+    Program,
     Rates,
     RecorderState,
     StatusFile,
@@ -1568,6 +1569,7 @@ class Recorder:
         cp = self.last_checkpoint
         return StatusSnapshot(
             v=SCHEMA_VERSION,
+            program=Program.this(),
             pid=os.getpid(),
             process_started=self.process_started,
             process_start_key=self.process_start_key,

@@ -60,6 +60,7 @@ from recorder.store.retention import (
 )
 from recorder.store.retention_config import Policy
 from recorder.store.room import give_back_room, room_to_write
+from recorder.store.status import older_refusal, running_older
 from recorder.store.trash import (
     Restored,
     begin_empty,
@@ -296,8 +297,27 @@ def _offline_lock(layout: Layout, role: str) -> InstanceLock | None:
     try:
         lock.acquire()
     except AlreadyRunning:
+        refuse_older_recorder(layout, role)
         return None
     return lock
+
+
+def refuse_older_recorder(layout: Layout, role: str) -> None:
+    """MaintenanceError at once when the running recorder is older than this persist
+    (`status.running_older`): one from before 2026-12-07 may not take the request at
+    all, and before 2026-12-07 the command waited `ANSWER_WAIT` seconds for it and then
+    blamed an overload. Asked before anything is changed."""
+    older = running_older(layout)
+    if older is not None:
+        what = {"prune": "the prune", "trash": "the trash change"}.get(role, f"the {role}")
+        raise MaintenanceError(
+            older_refusal(
+                layout,
+                older,
+                f"it may not take prune or trash requests, so {what} is not asked of it "
+                "(nothing was changed)",
+            )
+        )
 
 
 @contextlib.contextmanager
@@ -377,6 +397,7 @@ def forget_missing(layout: Layout, *, dry_run: bool) -> list[str]:
     if dry_run:
         read_pruned(layout)  # PrunedUnreadable, as the real run
         return missing_segments(layout)
+    refuse_older_recorder(layout, "prune")  # before the ledger is written: its record too
     with retention_lock(layout):
         names = mark_removed_by_hand(layout)
     if names:

@@ -41,6 +41,14 @@ from recorder.store.records import SCHEMA_VERSION
 from recorder.store.shell import shell_path, shell_quote
 
 STALE_AFTER = 5.0
+# What a running recorder does that other `persist` commands count on, as one number
+# raised with each change of it (not the package's version: FORMAT.md, "status.json",
+# `program`). Level 1 (2026-12-07): it reads compressed segments and names them in its
+# checkpoints, and it takes `persist prune` and `persist trash` requests
+# (`control/*.maint`). A status without `program` is from a recorder started before
+# 2026-12-07: level 0, which `persist compact`, `prune` and `trash` do not work under.
+RECORDER_LEVEL = 1
+LEVEL_SINCE = "2026-12-07"  # when RECORDER_LEVEL was last raised (what older means)
 UNREACHABLE_AFTER = 5.0  # seconds a broker is never reached (starting up) before "degraded"
 # Seconds since a broker connection was lost (its outage began: the last message, or
 # the heartbeat timeout before it was noticed) before "degraded": a frozen broker is
@@ -244,6 +252,44 @@ class CheckpointRef:
             created=_number(data, "created", prefix),
             label=_str(data, "label", prefix, ""),
         )
+
+
+@dataclass(frozen=True)
+class Program:
+    """The program that writes the status: its `level` (`RECORDER_LEVEL` when it was
+    built) and the package's version, for people."""
+
+    level: int
+    version: str
+
+    @classmethod
+    def this(cls) -> Program:
+        return cls(RECORDER_LEVEL, package_version())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"level": self.level, "version": self.version}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Program:
+        return cls(
+            level=_int(data, "level", "program."),
+            version=_str(data, "version", "program.", ""),
+        )
+
+
+_VERSION: list[str] = []
+
+
+def package_version() -> str:
+    """agent-persist's version as installed ("unknown" when it is not installed)."""
+    if not _VERSION:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            _VERSION.append(version("agent-persist"))
+        except PackageNotFoundError:
+            _VERSION.append("unknown")
+    return _VERSION[0]
 
 
 @dataclass(frozen=True)
@@ -470,6 +516,12 @@ class StatusSnapshot:
     disk_error: str | None = None  # journal writes fail right now (a full disk): held in memory
     endpoints: tuple[EndpointState, ...] = ()  # every broker followed and endpoint bound
     unwritten: LostLines | None = None  # a stop gave up on the disk: these are lost
+    program: Program | None = None  # None: a recorder started before 2026-12-07 (level 0)
+
+    @property
+    def level(self) -> int:
+        """What the recorder that wrote it can do (`RECORDER_LEVEL`; 0 without `program`)."""
+        return self.program.level if self.program is not None else 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -504,6 +556,7 @@ class StatusSnapshot:
             "disk_error": self.disk_error,
             "endpoints": [e.to_json() for e in self.endpoints],
             "unwritten": self.unwritten.to_json() if self.unwritten else None,
+            "program": self.program.to_json() if self.program else None,
         }
 
     @classmethod
@@ -516,6 +569,7 @@ class StatusSnapshot:
         checkpoint = _object(data, "last_checkpoint")
         error = _object(data, "last_error")
         unwritten = _object(data, "unwritten")
+        program = _object(data, "program")
         quarantined = data.get("quarantined") or []
         if not isinstance(quarantined, list) or not all(isinstance(q, str) for q in quarantined):
             raise UnreadableStatus("quarantined is not a list of strings")
@@ -555,6 +609,7 @@ class StatusSnapshot:
             disk_error=_optional(_str, data, "disk_error"),
             endpoints=tuple(EndpointState.from_json(e) for e in endpoints),
             unwritten=LostLines.from_json(unwritten) if unwritten else None,
+            program=Program.from_json(program) if program is not None else None,
         )
 
     def stamped(self, updated: float, updated_monotonic: float | None = None) -> StatusSnapshot:
@@ -801,6 +856,9 @@ def assess(layout: Layout, now: float | None = None, monotonic: float | None = N
     if age > STALE_AFTER:
         return Health(STALE, f"PID {pid} is alive but silent for {format_age(age)}", status)
     warnings = []
+    older = level_warning(status)
+    if older is not None:
+        warnings.append(older)
     if status.last_error is not None:
         warnings.append(f"last error: {status.last_error.message}")
     for kind in (INDEXER, MONITOR):  # its children: one ended and waits to start again
@@ -876,6 +934,65 @@ def assess(layout: Layout, now: float | None = None, monotonic: float | None = N
         else:
             warnings.insert(0, f"not connected to the broker at {link.endpoint}")
     return Health(HEALTHY, f"recording, PID {pid}", status, warnings)
+
+
+def level_words(status: StatusSnapshot) -> str:
+    """'was started before 2026-12-07 (its status.json names no program level)', or
+    'runs program level 1, this persist 2': how the recorder is older than this persist."""
+    if status.program is None:
+        return (
+            f"was started before {LEVEL_SINCE} (its status.json names no program level): "
+            "older than this persist"
+        )
+    version = f", version {status.program.version}" if status.program.version else ""
+    return (
+        f"runs program level {status.level}{version}, older than this persist's "
+        f"{RECORDER_LEVEL} ({LEVEL_SINCE})"
+    )
+
+
+def level_warning(status: StatusSnapshot) -> str | None:
+    """What `persist status` says of a running recorder older or newer than this persist."""
+    if status.level < RECORDER_LEVEL:
+        return (
+            f"the recorder (PID {status.pid}) {level_words(status)}; `persist compact`, "
+            "`persist prune` and `persist trash restore|empty` refuse to work under it; "
+            "restarting it brings it level"
+        )
+    if status.level > RECORDER_LEVEL:
+        return (
+            f"the recorder (PID {status.pid}) runs program level {status.level}, newer than "
+            f"this persist's {RECORDER_LEVEL}: it is newer than the persist command you run"
+        )
+    return None
+
+
+def running_older(layout: Layout) -> Health | None:
+    """The running recorder's health when it is older than this persist (its status's
+    `program.level` under `RECORDER_LEVEL`, or no `program`): what it cannot do, this
+    persist must not ask of it or do under it. None when no recorder runs, or its
+    status cannot tell (unreadable, or not the lock holder's: one just starting)."""
+    from recorder.store.lock import read_holder
+
+    health = assess(layout)
+    status = health.status
+    if not health.running or status is None or status.level >= RECORDER_LEVEL:
+        return None
+    holder, role = read_holder(layout.lock)
+    if role or holder != status.pid:
+        return None
+    return health
+
+
+def older_refusal(layout: Layout, health: Health, what: str) -> str:
+    """One line: the running recorder is older, so `what` is not done; how to go on."""
+    assert health.status is not None
+    stop = f"persist stop --log-dir {shell_path(str(layout.root))}"
+    return (
+        f"the running recorder (PID {health.status.pid}) {level_words(health.status)}: "
+        f"{what}; restarting it brings it level ({stop}, then "
+        f"{health.start_command(layout.root)}), then run this again"
+    )
 
 
 def format_age(seconds: float) -> str:

@@ -18,6 +18,7 @@ from recorder.store.layout import Layout
 from recorder.store.status import (
     DEGRADED,
     HEALTHY,
+    RECORDER_LEVEL,
     STALE,
     STOPPED,
     Connection,
@@ -62,6 +63,7 @@ STATUS_KEYS = [
     "disk_error",
     "endpoints",
     "unwritten",
+    "program",
 ]
 COUNT_KEYS = [
     "received",
@@ -149,6 +151,7 @@ def test_status_json_prints_the_file_as_it_is(
 def good_status(**changes: Any) -> dict[str, Any]:
     status: dict[str, Any] = {
         "v": 1,
+        "program": {"level": RECORDER_LEVEL, "version": "0.1.0"},
         "pid": 4242,
         "process_started": 1.0,
         "updated": 2.0,
@@ -326,3 +329,24 @@ def test_a_broker_lost_before_the_clock_was_set_back_is_degraded(tmp_path: Path)
     write_as_recorder(layout, {**data, "updated": 5004.0, "updated_monotonic": 704.0})
     health = assess(layout, now=5005.0, monotonic=705.0)
     assert health.state == DEGRADED and "(lost for 15.0s;" in health.reason
+
+
+def test_a_recorder_older_than_this_persist_is_said_so(tmp_path: Path) -> None:
+    """A status without `program` (a recorder started before 2026-12-07) or of a lower
+    level: `persist status` says it is older and that a restart brings it level."""
+    me = psutil.Process()
+    layout = Layout(tmp_path)
+    live = {"pid": me.pid, "process_started": me.create_time(), "updated": 1000.0}
+    for program, older in (
+        (None, "was started before 2026-12-07 (its status.json names no program level)"),
+        ({"level": 0, "version": "0.0.9"}, "runs program level 0, version 0.0.9, older"),
+    ):
+        data = {k: v for k, v in good_status(**live).items() if k != "program"}
+        if program is not None:
+            data["program"] = program
+        write_as_recorder(layout, data)
+        health = assess(layout, now=1001.0)
+        assert health.state == HEALTHY
+        assert older in health.warnings[0] and "restarting it brings it level" in health.warnings[0]
+    write_as_recorder(layout, good_status(**live))
+    assert assess(layout, now=1001.0).warnings == ["last error: boom"]
