@@ -27,7 +27,7 @@ from recorder.errors import BadOption
 from recorder.sources.copies import protect
 from recorder.sources.discover import Roots, scan
 from recorder.sources.model import Session, Source
-from recorder.store.checkpoints import Checkpoint, SessionRef, list_checkpoints, write_checkpoint
+from recorder.store.checkpoints import Checkpoint, SessionRef, load_checkpoint, write_checkpoint
 from recorder.store.fsutil import ensure_private_dir, flock_within, open_private
 from recorder.store.layout import Layout
 from recorder.store.status import format_age
@@ -150,13 +150,44 @@ def latest_session_checkpoints(layout: Layout) -> dict[str, Checkpoint]:
     """Each session's latest checkpoint: of its newest copy version, the one that
     covers the most of it (a copy only grows, and a rewritten file is a new version),
     not the one stamped latest, which a clock set back would keep for as long."""
-    found: dict[str, Checkpoint] = {}
-    for cp in list_checkpoints(layout, sessions=True):
+    return SessionCheckpoints(layout).latest
+
+
+class SessionCheckpoints:
+    """`latest_session_checkpoints`, kept up to date through a round: it remembers which
+    files of checkpoints/ it read, so `refresh` (under the monitors' lock) reads only
+    those that appeared since, another monitor's checkpoints, and `add` takes in one
+    this monitor wrote. A round reads each checkpoint file once, not once more for
+    every session it checkpoints (300 sessions by 1,650 checkpoints took 86 s)."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.latest: dict[str, Checkpoint] = {}
+        self._names: set[str] = set()
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the checkpoint files not read yet; all of them again when one read
+        before is gone (removed by hand, a restore), as it may have been the latest."""
+        try:
+            names = {n for n in os.listdir(self.layout.checkpoints) if Path(n).suffix == ".json"}
+        except FileNotFoundError:
+            names = set()
+        if not self._names <= names:
+            self.latest, self._names = {}, set()
+        for name in sorted(names - self._names):
+            self._names.add(name)
+            self.add(load_checkpoint(self.layout.checkpoints / name))
+
+    def add(self, cp: Checkpoint | None) -> None:
+        if cp is None:
+            return
+        if cp.path is not None:
+            self._names.add(cp.path.name)
         if cp.session is not None:
-            other = found.get(cp.session.key)
+            other = self.latest.get(cp.session.key)
             if other is None or _coverage(cp) > _coverage(other):
-                found[cp.session.key] = cp
-    return found
+                self.latest[cp.session.key] = cp
 
 
 def _coverage(cp: Checkpoint) -> tuple[int, int, float]:
@@ -198,7 +229,8 @@ class Monitor:
 
     def tick(self, now: float) -> RoundResult:
         result = scan(self.roots, self.layout.sessions / "scan-cache.json")
-        latest = latest_session_checkpoints(self.layout)
+        known = SessionCheckpoints(self.layout)
+        latest = known.latest
         # sessions with the oldest (or no) checkpoint first
         order = sorted(
             result.sessions,
@@ -206,14 +238,17 @@ class Monitor:
         )
         out = RoundResult([], [], list(result.problems))
         for session in order:
-            cp = latest.get(session.key)
+            cp = known.latest.get(session.key)
             d = decide(
                 session, cp.session if cp else None, cp.created if cp else None, self.settings, now
             )
             if d.checkpoint:
                 with monitor_lock(self.layout):
-                    # decided again under the lock: another monitor may have just taken it
-                    cp = latest_session_checkpoints(self.layout).get(session.key)
+                    # decided again under the lock on what another monitor may have
+                    # written since this round read checkpoints/ (it writes under the
+                    # lock, so its files are all there): two never take one change
+                    known.refresh()
+                    cp = known.latest.get(session.key)
                     d = decide(
                         session,
                         cp.session if cp else None,
@@ -222,7 +257,9 @@ class Monitor:
                         now,
                     )
                     if d.checkpoint:
-                        out.taken.append(self.checkpoint(session, d, now))
+                        taken = self.checkpoint(session, d, now)
+                        known.add(taken)
+                        out.taken.append(taken)
             out.decisions.append(d)
         self.log(now, out.decisions)
         return out

@@ -593,6 +593,12 @@ def journal_and_session_checkpoints(
     return out[0], out[1]
 
 
+def load_checkpoint(path: Path, skipped: list[str] | None = None) -> Checkpoint | None:
+    """The checkpoint in one file, its base not joined (see `list_checkpoints`); None
+    when it is none, and why in `skipped`."""
+    return _load(path, skipped)
+
+
 def _load(path: Path, skipped: list[str] | None) -> Checkpoint | None:
     """The checkpoint in `path`; None when it is none, and why in `skipped`."""
     try:

@@ -215,3 +215,89 @@ def test_a_title_holding_a_key_across_the_labels_cut_leaves_no_fragment(tmp_path
     [cp] = list_checkpoints(layout, sessions=True)
     assert cp.label.startswith(prefix + "t") and "[REDACTED" in cp.label
     assert key[:10] not in cp.label and key[:10].lower() not in cp.id
+
+
+def _sessions(tmp_path: Path, n: int) -> list[ClaudeSession]:
+    out = []
+    for i in range(n):
+        s = ClaudeSession(tmp_path / "claude", cwd=f"/home/me/p{i}")
+        s.user(f"task {i}")
+        s.assistant(text("ok"))
+        s.write()
+        out.append(s)
+    return out
+
+
+def _grow(sessions: list[ClaudeSession]) -> None:
+    for s in sessions:
+        s.lines.clear()
+        s.user("more")
+        s.assistant(text("done"))
+        s.append_lines(s.lines)
+
+
+def test_a_round_reads_each_checkpoint_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round read every file in checkpoints/ (the journal's too) again under the lock
+    for each session it checkpointed: N sessions, (N + 1) x all the checkpoints (300
+    sessions by 1,650 checkpoints: 86 s). Now each is read once a round; one this
+    monitor wrote is not read back."""
+    from collections import Counter
+
+    from recorder.store import checkpoints as store
+
+    sessions = _sessions(tmp_path, 6)
+    layout = Layout(tmp_path / "log")
+    settings = MonitorSettings(idle_minutes=1, cooldown_minutes=0)
+    m = Monitor(Roots(tmp_path / "claude", None, None), layout, settings)
+    t = max(s.t for s in sessions) + 3600
+    assert len(m.tick(t).taken) == 6
+    for k in range(4):  # the journal's checkpoints sit in the same folder
+        store.write_checkpoint(
+            layout, segment=0, offset=0, seq=k + 1, messages=0, label=f"j{k}", reason="test"
+        )
+    _grow(sessions)
+    there = {p.name for p in layout.checkpoints.iterdir()}
+    reads: Counter[str] = Counter()
+    real = store.read_regular
+
+    def counted(path: Path) -> tuple[bytes, object]:
+        if path.parent == layout.checkpoints:
+            reads[path.name] += 1
+        return real(path)
+
+    monkeypatch.setattr(store, "read_regular", counted)
+    assert len(m.tick(t + 3600).taken) == 6
+    assert set(reads) == there and set(reads.values()) == {1}, reads.most_common(2)
+    assert len(list_checkpoints(layout, sessions=True)) == 12
+
+
+def test_a_checkpoint_another_monitor_takes_mid_round_is_not_taken_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decided again under the lock, on what another monitor wrote since this round read
+    checkpoints/: a session it checkpointed meanwhile is not checkpointed twice."""
+    from recorder.sources import monitor as mod
+
+    sessions = _sessions(tmp_path, 3)
+    layout = Layout(tmp_path / "log")
+    roots = Roots(tmp_path / "claude", None, None)
+    settings = MonitorSettings(idle_minutes=1, cooldown_minutes=0)
+    ours, other = Monitor(roots, layout, settings), Monitor(roots, layout, settings)
+    t = max(s.t for s in sessions) + 3600
+    real_lock = mod.monitor_lock
+    first: list[mod.RoundResult] = []
+    started = []
+
+    def lock_after_the_other(layout: Layout, timeout: float = 30.0) -> object:
+        if not started:  # the other monitor takes every session just before our first lock
+            started.append(True)
+            first.append(other.tick(t))
+        return real_lock(layout, timeout)
+
+    monkeypatch.setattr(mod, "monitor_lock", lock_after_the_other)
+    r = ours.tick(t)
+    assert len(first[0].taken) == 3 and r.taken == []
+    assert {d.reason for d in r.decisions} == {"nothing changed since the last checkpoint"}
+    assert len(list_checkpoints(layout, sessions=True)) == 3
