@@ -14,7 +14,9 @@ decide again under it, so two monitors never checkpoint a session twice.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import time
 import tomllib
 from collections.abc import Iterator
@@ -28,7 +30,13 @@ from recorder.sources.copies import protect
 from recorder.sources.discover import Roots, scan
 from recorder.sources.model import Session, Source
 from recorder.store.checkpoints import Checkpoint, SessionRef, load_checkpoint, write_checkpoint
-from recorder.store.fsutil import ensure_private_dir, flock_within, open_private
+from recorder.store.fsutil import (
+    ensure_private_dir,
+    flock_within,
+    open_private,
+    open_regular,
+    write_all,
+)
 from recorder.store.layout import Layout
 from recorder.store.status import format_age
 
@@ -212,6 +220,82 @@ def monitor_lock(layout: Layout, timeout: float = 30.0) -> Iterator[None]:
         os.close(fd)
 
 
+MONITOR_LOG = "monitor.log"
+LOG_MAX_BYTES = 5 * 1024 * 1024  # as recorder.log: then renamed monitor.log.1
+LOG_BACKUPS = 3  # monitor.log.1 to .3 kept
+_LOG_TAIL = 1 << 20  # bytes of monitor.log a monitor reads at its first round
+# "<stamp> <key>: <CHECKPOINT|wait> (<reason>) <scores> weighted=<sum>" (`explain`)
+_LOG_LINE = re.compile(rb"^\S+ (.+): (CHECKPOINT|wait) \((.*)\) [^()]*weighted=\S+$")
+_NUMBER = re.compile(rb"[0-9]+(?:\.[0-9]+)?")
+
+
+def _text(text: str) -> bytes:
+    return text.encode("utf-8", "backslashreplace")
+
+
+def _kind(checkpoint: bool, reason: bytes) -> bytes:
+    """A decision as the log compares them: verdict and reason, numbers left out (the
+    minutes a cooldown has left, how far ahead a clock was)."""
+    return (b"CHECKPOINT " if checkpoint else b"wait ") + _NUMBER.sub(b"#", reason)
+
+
+def _logged_kinds(path: Path) -> dict[bytes, bytes]:
+    """Session key -> kind of the last decision logged for it in the last `_LOG_TAIL`
+    bytes of monitor.log (a session logged only before is logged again once)."""
+    try:
+        fd, st = open_regular(path)
+    except OSError:  # none yet (or not a file: then it is not written either)
+        return {}
+    try:
+        start = max(0, st.st_size - _LOG_TAIL)
+        data = os.pread(fd, st.st_size - start, start)
+    except OSError:
+        return {}
+    finally:
+        os.close(fd)
+    lines = data.split(b"\n")
+    found: dict[bytes, bytes] = {}
+    for line in lines[1:] if start else lines:  # the first may be cut
+        m = _LOG_LINE.match(line)
+        if m is not None:
+            found[m.group(1)] = _kind(m.group(2) == b"CHECKPOINT", m.group(3))
+    return found
+
+
+def _append_rotated(layout: Layout, data: bytes) -> None:
+    """Append to monitor.log; one that would grow past `LOG_MAX_BYTES` is renamed
+    monitor.log.1 first (.1 to .2, .2 to .3, the oldest dropped), under the monitors'
+    lock so that two monitors do not both rotate it."""
+    ensure_private_dir(layout.sessions)
+    path = layout.sessions / MONITOR_LOG
+    for attempt in (1, 2):
+        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            if attempt == 2 or not _too_big(os.fstat(fd).st_size, len(data)):
+                write_all(fd, data)
+                return
+        finally:
+            os.close(fd)
+        _rotate(layout, path, len(data))
+
+
+def _too_big(size: int, adding: int) -> bool:
+    return size > 0 and size + adding > LOG_MAX_BYTES
+
+
+def _rotate(layout: Layout, path: Path, adding: int) -> None:
+    try:
+        with monitor_lock(layout, timeout=5.0):
+            if not _too_big(path.stat().st_size, adding):
+                return  # another monitor rotated it meanwhile
+            for n in range(LOG_BACKUPS, 0, -1):
+                older = path.with_name(f"{path.name}.{n - 1}") if n > 1 else path
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(older, path.with_name(f"{path.name}.{n}"))
+    except (TimeoutError, FileNotFoundError):
+        pass  # appended to as it is (the next round rotates it), or made anew
+
+
 @dataclass
 class RoundResult:
     decisions: list[Decision]
@@ -226,6 +310,8 @@ class Monitor:
         self.roots = roots
         self.layout = layout
         self.settings = settings
+        # session key -> kind (`_kind`) of the decision last logged for it
+        self._logged: dict[bytes, bytes] | None = None
 
     def tick(self, now: float) -> RoundResult:
         result = scan(self.roots, self.layout.sessions / "scan-cache.json")
@@ -265,22 +351,28 @@ class Monitor:
         return out
 
     def log(self, now: float, decisions: list[Decision]) -> None:
-        """Every decision with its scores, appended to `sessions/monitor.log` (0600)."""
-        if not decisions:
-            return
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        lines = "".join(f"{stamp} {d.explain()}\n" for d in decisions).encode()
+        """Each decision that differs from the one last logged for its session (a
+        checkpoint always; a wait when its reason does, its numbers aside), with its
+        scores, appended to `sessions/monitor.log` (0600, rotated as recorder.log is).
+        Unchanged waits are not: 300 idle sessions wrote ~12 MiB a day of "nothing
+        changed". What was logged before is read from the log's end at the first round,
+        so a monitor run anew each round (`--once`) does not say it all again."""
+        if self._logged is None:
+            self._logged = _logged_kinds(self.layout.sessions / MONITOR_LOG)
+        kinds: dict[bytes, bytes] = {}
+        lines = []
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)).encode()
+        for d in decisions:
+            key, kind = _text(d.key), _kind(d.checkpoint, _text(d.reason))
+            kinds[key] = kind
+            if d.checkpoint or self._logged.get(key) != kind:
+                lines.append(stamp + b" " + _text(d.explain()) + b"\n")
         try:
-            ensure_private_dir(self.layout.sessions)
-            fd = open_private(
-                self.layout.sessions / "monitor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND
-            )
-            try:
-                os.write(fd, lines)
-            finally:
-                os.close(fd)
+            if lines:
+                _append_rotated(self.layout, b"".join(lines))
         except OSError:
-            pass  # the decisions were still taken; `--explain` prints them
+            return  # the decisions were still taken; `--explain` prints them
+        self._logged = kinds  # sessions no longer found are forgotten
 
     def checkpoint(self, session: Session, d: Decision, now: float) -> Checkpoint:
         copy = protect(self.layout, session)

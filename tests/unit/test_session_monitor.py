@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -301,3 +302,62 @@ def test_a_checkpoint_another_monitor_takes_mid_round_is_not_taken_again(
     assert len(first[0].taken) == 3 and r.taken == []
     assert {d.reason for d in r.decisions} == {"nothing changed since the last checkpoint"}
     assert len(list_checkpoints(layout, sessions=True)) == 3
+
+
+def test_monitor_log_says_a_decision_when_it_changes(tmp_path: Path) -> None:
+    """monitor.log grew a line per known session every round, "wait (nothing changed
+    since the last checkpoint)" included: 300 idle sessions, ~12 MiB a day. Now a
+    session's decision is logged when it differs from the one logged before (numbers
+    aside), also by the next monitor process, which reads the log's end first."""
+    sessions = _sessions(tmp_path, 3)
+    layout = Layout(tmp_path / "log")
+    roots = Roots(tmp_path / "claude", None, None)
+    settings = MonitorSettings(idle_minutes=1)
+    log = layout.sessions / "monitor.log"
+    m = Monitor(roots, layout, settings)
+    t = max(s.t for s in sessions) + 3600
+    assert len(m.tick(t).taken) == 3
+    for k in range(1, 6):
+        r = m.tick(t + 60 * k)
+        assert {d.reason for d in r.decisions} == {"nothing changed since the last checkpoint"}
+    lines = log.read_text().splitlines()
+    assert [line.split(": ", 1)[1].split(" (")[0] for line in lines] == ["CHECKPOINT"] * 3 + [
+        "wait"
+    ] * 3
+    assert all("nothing changed" in line for line in lines[3:])
+    # `persist monitor --once` from cron: a new monitor each round
+    assert not Monitor(roots, layout, settings).tick(t + 600).taken
+    assert len(log.read_text().splitlines()) == 6
+    _grow(sessions[:1])
+    m2 = Monitor(roots, layout, settings)
+    for k in range(3):  # in cooldown (its minutes left differ each round: one line)
+        assert m2.tick(t + 700 + 60 * k).decisions[0].reason.startswith("cooldown")
+    lines = log.read_text().splitlines()
+    assert len(lines) == 7 and "cooldown, " in lines[-1] and sessions[0].session_id in lines[-1]
+    assert len(m2.tick(t + 3600).taken) == 1
+    assert "CHECKPOINT" in log.read_text().splitlines()[-1]
+
+
+def test_monitor_log_is_rotated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """monitor.log was never rotated; now as recorder.log: at 5 MB it becomes
+    monitor.log.1 (.1 -> .2 -> .3, three kept), every file 0600."""
+    from recorder.sources import monitor as mod
+
+    monkeypatch.setattr(mod, "LOG_MAX_BYTES", 1000, raising=False)
+    sessions = _sessions(tmp_path, 2)
+    layout = Layout(tmp_path / "log")
+    m = Monitor(Roots(tmp_path / "claude", None, None), layout, MonitorSettings(idle_minutes=1))
+    t = max(s.t for s in sessions) + 3600
+    log = layout.sessions / "monitor.log"
+    for k in range(12):
+        _grow(sessions)
+        m.tick(t + 7200 * k)  # a checkpoint of each: two lines a round
+        assert log.stat().st_size <= 1000
+    names = sorted(p.name for p in layout.sessions.iterdir() if p.name.startswith("monitor.log"))
+    assert names == ["monitor.log", "monitor.log.1", "monitor.log.2", "monitor.log.3"]
+    for name in names:
+        path = layout.sessions / name
+        assert path.stat().st_mode & 0o777 == 0o600 and 0 < path.stat().st_size <= 1000
+        assert all(" CHECKPOINT (" in line for line in path.read_text().splitlines())
+    newest = log.read_text().splitlines()[-1]
+    assert newest.startswith(time.strftime("%Y-%m-%dT%H:%M", time.gmtime(t + 7200 * 11)))
