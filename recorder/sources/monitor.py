@@ -178,7 +178,11 @@ class SessionCheckpoints:
         """Read the checkpoint files not read yet; all of them again when one read
         before is gone (removed by hand, a restore), as it may have been the latest."""
         try:
-            names = {n for n in os.listdir(self.layout.checkpoints) if Path(n).suffix == ".json"}
+            # (names as `list_checkpoints` takes them; no Path per name: this runs
+            # once for each checkpoint taken)
+            names = {
+                n for n in os.listdir(self.layout.checkpoints) if n.endswith(".json") and len(n) > 5
+            }
         except FileNotFoundError:
             names = set()
         if not self._names <= names:
