@@ -248,7 +248,7 @@ def _logged_kinds(path: Path) -> dict[bytes, bytes]:
     bytes of monitor.log (a session logged only before is logged again once)."""
     try:
         fd, st = open_regular(path)
-    except OSError:  # none yet (or not a file: then it is not written either)
+    except OSError:  # none yet, or unreadable: each decision is logged once again
         return {}
     try:
         start = max(0, st.st_size - _LOG_TAIL)
