@@ -33,6 +33,7 @@ from recorder.store.layout import Layout, sessions_searchable_without_journal
 if TYPE_CHECKING:
     from recorder.daemon.priority import Deferral
     from recorder.search.engine import SearchEngine
+    from recorder.search.index import SearchIndex
     from recorder.search.stats import Stats
     from recorder.sources.discover import Roots
 
@@ -334,6 +335,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         size = engine.index.size_bytes()
         docs = engine.index.indexed_rows()
         shard_problem = engine.indexer.shard_problem
+        unread = _left_out(engine.index)
     if done.busy:  # another process's SQLite lock (the sqlite3 shell, a backup tool)
         where = Layout(Path(args.log_dir)).search_index
         return fail(
@@ -355,9 +357,25 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         say(f"session not indexed: {problem}")
     if shard_problem:
         say(f"part of the journal was indexed by one process: a worker failed ({shard_problem})")
+    if unread:
+        say(
+            f"segment {', '.join(map(str, unread))} left out: it cannot be read (persist "
+            "doctor says why); indexed once it can be"
+        )
     if done.rebuilt and args.catch_up:
         say(f"rebuilt because {done.rebuilt}")
     return 0
+
+
+def _left_out(index: SearchIndex) -> list[int]:
+    """The closed segments the index holds nothing of: they could not be read."""
+    from recorder.search.index import IndexDamaged
+    from recorder.search.indexer import left_out
+
+    try:
+        return [n for n, state in index.segment_states().items() if left_out(state)]
+    except (sqlite3.DatabaseError, IndexDamaged):
+        return []
 
 
 def _clear_the_way(layout: Layout) -> None:

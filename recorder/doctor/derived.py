@@ -68,14 +68,18 @@ def search_findings(layout: Layout, log_flag: str) -> list[Finding]:
             )
         ]
     if health.stale:
+        why = (
+            "see journal: the rebuild leaves it out, and rebuilds no more until it can be read"
+            if health.problem is not None and health.problem.endswith(" cannot be read")
+            else "the journal changed since it was indexed, as a trash restore does"
+        )
         return [
             Finding(
                 Area.SEARCH,
                 "search.stale",
                 Severity.WARNING,
-                f"search index will be rebuilt: {health.problem} (the journal changed since "
-                "it was indexed, as a trash restore does; the next search or `persist "
-                "reindex` rebuilds it)",
+                f"search index will be rebuilt: {health.problem} ({why}; the next search "
+                "or `persist reindex` rebuilds it)",
                 reindex,
                 Repair(RepairKind.REBUILD_INDEX, (layout.search_index,)),
             )
@@ -106,19 +110,27 @@ def search_findings(layout: Layout, log_flag: str) -> list[Finding]:
             )
         ]
     text = f"search index: {health.docs:,} documents, {mb(health.size)}"
+    left = ""
+    if health.left_out:  # (before 2026-12-07 each catch-up rebuilt the whole index)
+        names = ", ".join(str(n) for n in health.left_out)
+        left = (
+            f"; segment{'s' * (len(health.left_out) > 1)} {names} left out: unreadable "
+            "(see journal), indexed once it can be read"
+        )
     if health.behind > BEHIND_WARNING:
         return [
             Finding(
                 Area.SEARCH,
                 "search.behind",
                 Severity.WARNING,
-                f"{text}, behind the journal by {mb(health.behind)} (a search catches up first)",
+                f"{text}, behind the journal by {mb(health.behind)} (a search catches up "
+                f"first){left}",
                 f"persist reindex --catch-up{log_flag}",
                 Repair(RepairKind.CATCH_UP_INDEX),
             )
         ]
     behind = f"behind by {mb(health.behind)}" if health.behind else "level with the journal"
-    return [Finding(Area.SEARCH, "search.index", Severity.OK, f"{text}, {behind}")]
+    return [Finding(Area.SEARCH, "search.index", Severity.OK, f"{text}, {behind}{left}")]
 
 
 def restore_leftover_findings(layout: Layout, fix_command: str) -> list[Finding]:

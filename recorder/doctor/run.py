@@ -299,7 +299,7 @@ def _rebuild_caches(layout: Layout, aside: Path, group: list[Finding]) -> str:
 
 def _rebuild_index(layout: Layout, aside: Path, group: list[Finding]) -> str:
     from recorder.search.in_the_way import move_aside
-    from recorder.search.indexer import Indexer, IndexLock
+    from recorder.search.indexer import Indexer, IndexLock, index_health
 
     # a file where search/ goes, a folder where the index or its lock goes: the lock
     # could not be taken, and the index not rebuilt (the fix "succeeded", the index
@@ -324,7 +324,16 @@ def _rebuild_index(layout: Layout, aside: Path, group: list[Finding]) -> str:
     where = f"old index moved to {aside}; " if moved else ""
     if in_the_way:
         where += f"what stood in its way moved to {', '.join(in_the_way)}; "
-    return f"{where}rebuilt from the journal ({result.added:,} documents)"
+    # checked as doctor checks it: a rebuild that would be made again is no repair
+    health = index_health(layout.root)
+    if health.problem is not None:
+        raise DoctorError(
+            f"{where}rebuilt from the journal ({result.added:,} documents), but the next "
+            f"catch-up would rebuild it again: {health.problem}"
+        )
+    unread = ", ".join(str(n) for n in health.left_out)
+    left = f"; segment {unread} left out: it cannot be read (see journal)" if unread else ""
+    return f"{where}rebuilt from the journal ({result.added:,} documents{left})"
 
 
 def _catch_up_index(layout: Layout, aside: Path, group: list[Finding]) -> str:

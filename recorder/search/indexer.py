@@ -665,7 +665,10 @@ def index_segment(
     try:
         seg = open_segment(path)
     except (OSError, ValueError):
-        return  # gone, or a compressed file with no frame table (`persist doctor`)
+        # gone, or a compressed file with no frame table (`persist doctor` names it)
+        if closed and state.end == 0:
+            _leave_out(target, path, state)
+        return
     try:
         size = seg.refresh()
         ident = (size, *seg.identity())
@@ -697,6 +700,39 @@ def index_segment(
             pos = end
     finally:
         seg.close()
+
+
+UNREADABLE = b"unreadable"  # `tail_sha` of a segment left out: it could not be read
+
+
+def left_out(state: SegmentState) -> bool:
+    """Whether `state` is the row of a closed segment a catch-up could not read (its
+    `size`, `mtime_ns` and `inode` are its file's, nothing of it is indexed)."""
+    return state.tail_sha == UNREADABLE and state.end == 0
+
+
+def _leave_out(target: RowTarget, path: Path, state: SegmentState) -> None:
+    """Record that the closed segment at `path` could not be read: a row of its own
+    (nothing indexed), so that the segments after it, indexed, do not make every later
+    catch-up find it "below indexed ones" and rebuild the whole index again, only to
+    leave it out again (before 2026-12-07). One whose file is gone (pruned meanwhile)
+    gets none. `stale_reason` rebuilds once it can be read again."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if left_out(state) and (state.size, state.mtime_ns, state.inode) == (
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ino,
+    ):
+        return  # already recorded so
+    state.docs = state.head_len = 0
+    state.head_sha = b""
+    state.tail_sha = UNREADABLE
+    state.size, state.mtime_ns, state.inode = st.st_size, st.st_mtime_ns, st.st_ino
+    with target.transaction() as db:
+        target.save_segment(db, state)
 
 
 def _whole_line(seg: SegmentFile, pos: int, size: int) -> bytes:
@@ -790,7 +826,12 @@ def stale_reason(
         try:
             seg = open_segment(path)
         except (OSError, ValueError):
+            if left_out(state):
+                continue  # left out as unreadable, and still so
             return f"segment {number} cannot be read"
+        if left_out(state):
+            seg.close()
+            return f"segment {number}, left out as unreadable, can be read now"
         with seg:
             ino, mtime_ns = seg.identity()
             if seg.size < state.end:
@@ -822,6 +863,7 @@ class IndexHealth:
     stale: bool = False  # a whole index of a journal that changed since (a segment came
     # back from the trash, say): the next search rebuilds it, nothing wrong with the file
     busy: bool = False  # another process held it locked past the busy timeout: not read
+    left_out: tuple[int, ...] = ()  # closed segments the last catch-up could not read
 
 
 _HEALTH_ATTEMPTS = 3  # reads of an index that resets keep replacing meanwhile
@@ -887,4 +929,7 @@ def index_health(root: Path, *, pages: bool = False) -> IndexHealth:
     behind = sum(
         max(0, size_now - (states[n].end if n in states else 0)) for n, size_now in sizes.items()
     )
-    return IndexHealth(True, problem, behind, docs, size, stale=problem is not None)
+    unread = tuple(n for n, state in states.items() if left_out(state) and n in sizes)
+    return IndexHealth(
+        True, problem, behind, docs, size, stale=problem is not None, left_out=unread
+    )
