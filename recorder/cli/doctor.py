@@ -22,7 +22,14 @@ def _log_dir(args: argparse.Namespace) -> Path:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from recorder.doctor.model import Severity
-    from recorder.doctor.run import diagnose, fix, fix_at_work, fix_lock
+    from recorder.doctor.run import (
+        NoRoomToFix,
+        diagnose,
+        fix,
+        fix_at_work,
+        fix_lock,
+        not_repaired,
+    )
     from recorder.store.unfinished import read_mark
 
     root = _log_dir(args)
@@ -33,13 +40,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if other is not None:  # its repairs in progress may show as wrong here
         say(f"{other} is repairing {root} now: what it repairs may show as wrong until it ends")
     try:
-        with fix_lock(root, waiting=say) if locked else contextlib.nullcontext():
+        try:
+            with fix_lock(root, waiting=say) if locked else contextlib.nullcontext():
+                report = diagnose(root)
+                if args.fix:
+                    fixed = fix(report)
+                    if fixed:
+                        report = diagnose(root)
+                        report.fixed = fixed
+        except NoRoomToFix as exc:  # a full disk: diagnosed all the same, nothing repaired
             report = diagnose(root)
-            if args.fix:
-                fixed = fix(report)
-                if fixed:
-                    report = diagnose(root)
-                    report.fixed = fixed
+            report.fixed = not_repaired(report, str(exc))
     except OSError as exc:
         return fail(f"cannot examine {root}: {exc.strerror or exc} ({exc.filename or root})")
     code = {Severity.OK: 0, Severity.WARNING: EXIT_WARNINGS, Severity.PROBLEM: EXIT_PROBLEMS}[

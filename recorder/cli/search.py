@@ -77,7 +77,7 @@ def _index_failures(
 
     @functools.wraps(cmd)
     def run(args: argparse.Namespace) -> int:
-        from recorder.search.index import transient
+        from recorder.search.index import disk_full, transient
 
         try:
             return cmd(args)
@@ -87,7 +87,11 @@ def _index_failures(
             where = Layout(Path(args.log_dir)).search
             problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             name = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
-            full = "full" in problem.lower() or getattr(exc, "errno", None) == errno.ENOSPC
+            full = (
+                "full" in problem.lower()
+                or getattr(exc, "errno", None) == errno.ENOSPC
+                or disk_full(exc, where)  # "disk I/O error" where there is no room
+            )
             read_only = "readonly" in problem.lower() or getattr(exc, "errno", None) == errno.EROFS
             if full:
                 fix = "free some space"

@@ -54,6 +54,17 @@ def search_findings(layout: Layout, log_flag: str) -> list[Finding]:
                 "a rebuild or a long write): run doctor again once it is done",
             )
         ]
+    if health.full:  # nothing known to be wrong with it: `disk.free` names the cause
+        return [
+            Finding(
+                Area.SEARCH,
+                "search.disk-full",
+                Severity.WARNING,
+                f"search index not checked: {health.problem}, and SQLite cannot read an "
+                "index without room for its shared-memory file (see disk; nothing is known "
+                "to be wrong with it: run doctor again once there is room)",
+            )
+        ]
     if health.newer:
         return [
             Finding(

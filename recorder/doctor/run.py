@@ -13,6 +13,7 @@ segments, checkpoints and session copies are never deleted or rewritten.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shlex
 import stat
@@ -58,6 +59,20 @@ class FixBusy(DoctorError):
     """Another `persist doctor --fix` kept repairing the folder past the wait."""
 
 
+class NoRoomToFix(DoctorError):
+    """`doctor.lock` cannot be made: the disk is full. Nothing is repaired (two `--fix`
+    could undo each other's repairs), but the folder is still diagnosed."""
+
+
+def no_room(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def not_repaired(report: Report, why: str) -> list[FixResult]:
+    """One result per finding `--fix` would have repaired: not repaired, and `why`."""
+    return [FixResult(f, False, why) for f in report.findings if f.repair is not None]
+
+
 @contextlib.contextmanager
 def fix_lock(
     root: Path,
@@ -74,7 +89,16 @@ def fix_lock(
     from recorder.store.fsutil import flock_within, open_private
 
     layout = Layout(Path(root))
-    fd = open_private(layout.doctor_lock, os.O_RDWR | os.O_CREAT)
+    try:
+        fd = open_private(layout.doctor_lock, os.O_RDWR | os.O_CREAT)
+    except OSError as exc:
+        if not no_room(exc):
+            raise
+        raise NoRoomToFix(
+            f"not repaired: the disk is full ({exc.strerror}), so {layout.doctor_lock.name}, "
+            "which keeps two --fix apart, cannot be made; free some space (see disk) and "
+            "run it again"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -90,8 +114,9 @@ def fix_lock(
                     f"another persist doctor --fix{_holder(fd)} is still repairing "
                     f"{layout.root} after {wait:.0f}s; run it again when it has finished"
                 ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # a full disk: the holder goes unnamed
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)
@@ -205,7 +230,11 @@ def fix(report: Report, *, stamp: float | None = None) -> list[FixResult]:
             continue
         try:
             done, ok = step(layout, aside, group), True
-        except (OSError, PersistError) as exc:
+        except OSError as exc:
+            done, ok = f"failed: {exc.strerror or exc}", False
+            if no_room(exc):  # (before 2026-12-07 the whole --fix stopped, unreported)
+                done = f"not done: the disk is full ({exc.strerror}); free some space (see disk)"
+        except PersistError as exc:
             done, ok = f"failed: {getattr(exc, 'strerror', None) or exc}", False
         except Exception as exc:  # a derived file we could not rebuild: say so, go on
             done, ok = f"failed: {type(exc).__name__}: {exc}", False

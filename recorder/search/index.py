@@ -277,11 +277,49 @@ def unusable(exc: Exception) -> str:
     return f"the index file is unusable ({exc})"
 
 
-def disk_full(exc: BaseException) -> bool:
+# What SQLite says when the disk has no room for what it writes besides the rows: the
+# shared-memory file (SQLITE_IOERR_SHMSIZE, 4874, the first thing a reader of a WAL
+# index writes), a write, a truncation, an fsync. Each is "disk I/O error" in words.
+_FULL_DISK_IOERRS = frozenset(
+    getattr(sqlite3, name, value)
+    for name, value in (
+        ("SQLITE_IOERR_SHMSIZE", 4874),
+        ("SQLITE_IOERR_WRITE", 778),
+        ("SQLITE_IOERR_TRUNCATE", 1546),
+        ("SQLITE_IOERR_FSYNC", 1034),
+        ("SQLITE_IOERR_SHMMAP", 5386),
+    )
+)
+NO_ROOM_BYTES = 1 << 20  # free on the index's disk below which those errors are "full"
+
+
+def disk_full(exc: BaseException, where: Path | None = None) -> bool:
     """An SQLite error saying the disk is full: nothing is wrong with the index, and
-    a rebuild would fail the same way (or replace a good index with a smaller one)."""
+    a rebuild would fail the same way (or replace a good index with a smaller one).
+    SQLITE_FULL; and, with `where` (the index's folder), the I/O errors a full disk
+    gives (`_FULL_DISK_IOERRS`) when that disk has less than `NO_ROOM_BYTES` free
+    (before 2026-12-07 doctor called such an index damaged, "disk I/O error")."""
     code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_FULL
+    if not isinstance(code, int):
+        return False
+    if code & 0xFF == sqlite3.SQLITE_FULL:
+        return True
+    return where is not None and code in _FULL_DISK_IOERRS and no_room(where)
+
+
+def no_room(where: Path) -> bool:
+    """Whether the disk of `where` (or of its nearest folder that is there) has less
+    than `NO_ROOM_BYTES` free for us."""
+    for folder in (where, *where.parents):
+        try:
+            vfs = os.statvfs(folder)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+        no_inode = vfs.f_files > 0 and vfs.f_favail == 0  # (the -shm file is a new one)
+        return no_inode or vfs.f_bavail * vfs.f_frsize < NO_ROOM_BYTES
+    return False
 
 
 def transient(exc: BaseException) -> bool:
@@ -292,10 +330,11 @@ def transient(exc: BaseException) -> bool:
     return isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
-def pass_on_busy_or_full(exc: sqlite3.DatabaseError) -> None:
+def pass_on_busy_or_full(exc: sqlite3.DatabaseError, where: Path | None = None) -> None:
     """Raise `exc` itself when it says nothing about the index (`transient`,
-    `disk_full`): a check must not call it damage, which its callers rebuild."""
-    if transient(exc) or disk_full(exc):
+    `disk_full` on the disk of `where`): a check must not call it damage, which its
+    callers rebuild."""
+    if transient(exc) or disk_full(exc, where):
         raise exc
 
 
@@ -473,7 +512,7 @@ class SearchIndex:
             if self.writable and not self.has_index(ELSEWHERE_INDEX):
                 db.execute(ELSEWHERE_SQL)  # one pass over docs, once
         except sqlite3.DatabaseError as exc:
-            pass_on_busy_or_full(exc)
+            pass_on_busy_or_full(exc, self.layout.search)
             raise IndexDamaged(str(exc)) from None
         self._check_shards(db)
         if pages:
@@ -512,7 +551,7 @@ class SearchIndex:
                     raise IndexDamaged(f"shard {shard.name}: another tokenizer")
                 db.execute(f"SELECT rowid FROM {shard.alias}.fts('x') LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
-            pass_on_busy_or_full(exc)
+            pass_on_busy_or_full(exc, self.layout.search)
             where = "a shard" if shard is None else f"shard {shard.name}"
             raise IndexDamaged(f"{where}: {exc}") from None
 
@@ -522,7 +561,7 @@ class SearchIndex:
         try:
             rows = self.db.execute(f"PRAGMA {schema}.quick_check(1)").fetchall()
         except sqlite3.DatabaseError as exc:
-            pass_on_busy_or_full(exc)
+            pass_on_busy_or_full(exc, self.layout.search)
             raise IndexDamaged(f"{where}{exc}") from None
         if rows != [("ok",)]:
             first = str(rows[0][0]).replace(f"*** in database {schema} ***", "").strip()
@@ -533,7 +572,7 @@ class SearchIndex:
         try:
             rows = self.query("SELECT name FROM shards")
         except sqlite3.DatabaseError as exc:
-            pass_on_busy_or_full(exc)
+            pass_on_busy_or_full(exc, self.layout.search)
             raise IndexDamaged(str(exc)) from None
         return [str(name) for (name,) in rows]
 
@@ -558,7 +597,7 @@ class SearchIndex:
                 try:
                     self._reset_in_place()
                 except sqlite3.DatabaseError as exc:
-                    if transient(exc) or disk_full(exc):
+                    if transient(exc) or disk_full(exc, self.layout.search):
                         raise
                     self._replace()
             remove_shard_files(self.layout.search, keep=())

@@ -434,7 +434,7 @@ class Indexer:
             except (IndexDamaged, sqlite3.DatabaseError) as exc:
                 if isinstance(exc, IndexOutdated) and exc.schema > SCHEMA_VERSION:
                     raise IndexNewer(index.path, exc.schema) from None
-                if disk_full(exc) or transient(exc):
+                if disk_full(exc, self.layout.search) or transient(exc):
                     raise  # no damage: a rebuild would fail the same way, or wait
                 problem = unusable(exc)
             if problem:
@@ -492,7 +492,7 @@ class Indexer:
                 # by meanwhile, one segment at a time.
                 index_run(paths)
         except sqlite3.DatabaseError as exc:
-            if result.rebuilt or disk_full(exc) or transient(exc):
+            if result.rebuilt or disk_full(exc, self.layout.search) or transient(exc):
                 raise  # a full disk or a lock is no damage: a rebuild would fail the same way
             # damage found while writing: rebuild, once (an error in that rebuild raises)
             again = self._catch_up(True, budget, progress, pause)
@@ -864,6 +864,7 @@ class IndexHealth:
     # back from the trash, say): the next search rebuilds it, nothing wrong with the file
     busy: bool = False  # another process held it locked past the busy timeout: not read
     left_out: tuple[int, ...] = ()  # closed segments the last catch-up could not read
+    full: bool = False  # SQLite could not read it for want of room (`disk_full`): not read
 
 
 _HEALTH_ATTEMPTS = 3  # reads of an index that resets keep replacing meanwhile
@@ -921,6 +922,8 @@ def index_health(root: Path, *, pages: bool = False) -> IndexHealth:
                 continue
             if transient(exc):  # a rebuild or a long write elsewhere: nothing wrong
                 return IndexHealth(True, unusable(exc), journal, busy=True)
+            if disk_full(exc, layout.search):  # not read: nothing known to be wrong
+                return IndexHealth(True, f"the disk is full ({exc})", journal, full=True)
             outdated = isinstance(exc, IndexOutdated)
             newer = isinstance(exc, IndexOutdated) and exc.schema > SCHEMA_VERSION
             return IndexHealth(True, unusable(exc), journal, outdated=outdated, newer=newer)

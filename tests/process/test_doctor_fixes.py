@@ -7,13 +7,19 @@ full disk: root only, skipped otherwise)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+import pytest
 
 from recorder.store.layout import Layout, list_segments
+from tests.process.test_stalls import fill
 from tests.unit.test_search_index import write_journal
 
 
@@ -90,3 +96,72 @@ def test_an_unreadable_closed_segment_is_left_out_of_the_index_once(tmp_path: Pa
     assert "left out" not in checks(doctor_json(log_dir), "search.")["search.index"]
     found = persist("search", "--count", "deployment", "--log-dir", str(log_dir))
     assert "8 exact matches" in found.stderr, found.stderr
+
+
+@contextlib.contextmanager
+def tiny_disk(where: Path, mb: int, inodes: int) -> Iterator[Path]:
+    """A real tmpfs of `mb` MiB and `inodes` files at `where` (root only)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a size-limited tmpfs (a real full disk)")
+    where.mkdir()
+    opts = f"size={mb}m,nr_inodes={inodes},mode=0700"
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_full_disk_is_no_damage_and_fix_still_reports(tmp_path: Path) -> None:
+    """On a full disk SQLite cannot make a reader's shared-memory file
+    (SQLITE_IOERR_SHMSIZE, "disk I/O error"): doctor called the healthy index damaged
+    (a problem, "--fix moves it aside and builds it again"), and `doctor --fix`, with or
+    without --json, printed only "cannot examine ...: No space left on device". Now the
+    index is "not checked" (the disk finding names the cause), --fix diagnoses, repairs
+    what needs no room and says what it could not do and why."""
+    with tiny_disk(tmp_path / "disk", 4, 400) as disk:
+        log_dir = indexed_journal(disk)
+        filler = disk / "filler"
+        fill(filler)
+        plain = persist("doctor", "--log-dir", str(log_dir))
+        assert plain.returncode == 9, plain.stderr  # disk.free
+        assert "search.damaged" not in plain.stdout and "unusable" not in plain.stdout
+        report = doctor_json(log_dir)
+        assert report["exit_code"] == 9
+        search = checks(report, "search.")
+        assert list(search) == ["search.disk-full"], search
+        assert search["search.disk-full"].startswith("search index not checked: the disk is full")
+        assert checks(report, "disk.")["disk.free"].startswith("0.0 KB free")
+
+        first = list_segments(Layout(log_dir))[0]
+        first.chmod(0o644)  # a repair that needs no room
+        fixed = doctor_json(log_dir, "--fix")
+        assert fixed["exit_code"] == 9
+        assert [(f["check"], f["ok"]) for f in fixed["fixed"]] == [("permissions.files", True)]
+        assert "search.disk-full" in checks(fixed, "search.")
+        text = persist("doctor", "--fix", "--log-dir", str(log_dir))
+        assert text.returncode == 9 and "persist doctor: " in text.stdout, text
+
+        # no inode left either: doctor.lock cannot be made, nothing is repaired, and
+        # each repair it would have made is named with why
+        (log_dir / "doctor.lock").unlink()
+        first.chmod(0o644)
+        with contextlib.suppress(OSError):
+            for n in range(1000):
+                (disk / f"inode-{n}").touch()
+        out = persist("doctor", "--fix", "--json", "--log-dir", str(log_dir))
+        assert out.returncode == 9, out.stderr
+        report = orjson.loads(out.stdout)
+        [(check, ok, done)] = [(f["check"], f["ok"], f["done"]) for f in report["fixed"]]
+        assert (check, ok) == ("permissions.files", False)
+        assert done.startswith("not repaired: the disk is full (No space left on device)")
+        assert "search.disk-full" in checks(report, "search.")
+        filler.unlink()
+        for n in range(1000):
+            (disk / f"inode-{n}").unlink(missing_ok=True)
+        after = doctor_json(log_dir)
+        assert list(checks(after, "search.")) == ["search.index"], after
