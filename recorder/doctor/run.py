@@ -228,6 +228,15 @@ def fix(report: Report, *, stamp: float | None = None) -> list[FixResult]:
         group = [f for f in pending if f.repair is not None and f.repair.kind is kind]
         if not group:
             continue
+        outside = _leads_out(layout, aside, kind, group)
+        if outside is not None:  # (before 2026-12-07 --fix wrote through it)
+            done = (
+                f"not done: {outside} leads out of the log folder, and --fix writes nothing "
+                "through such a link (make it a folder of the log folder again, then run "
+                "persist doctor --fix again)"
+            )
+            results += [FixResult(f, False, done) for f in group]
+            continue
         try:
             done, ok = step(layout, aside, group), True
         except OSError as exc:
@@ -244,6 +253,38 @@ def fix(report: Report, *, stamp: float | None = None) -> list[FixResult]:
 
 def _paths(group: list[Finding]) -> list[Path]:
     return [p for f in group if f.repair is not None for p in f.repair.paths]
+
+
+# what each repair writes besides the paths its findings name (`_leads_out`)
+_MOVES_ASIDE = {
+    RepairKind.QUARANTINE,
+    RepairKind.REBUILD_LEDGER,
+    RepairKind.REBUILD_CACHES,
+    RepairKind.REBUILD_INDEX,
+    RepairKind.DROP_RENDERINGS,
+}
+
+
+def _leads_out(layout: Layout, aside: Path, kind: RepairKind, group: list[Finding]) -> str | None:
+    """The symlink leading out of the log folder (`rel -> target`) that the repair of
+    `group` would write through: in `aside`'s path (`recovery/`, `recovery/doctor/`), or
+    on the way to a file it moves, rebuilds or changes; None when it stays inside."""
+    from recorder.store.inside import link_out
+
+    paths = _paths(group)
+    if kind in _MOVES_ASIDE:
+        paths.append(aside / "x")
+    if kind in (RepairKind.REBUILD_INDEX, RepairKind.CATCH_UP_INDEX):
+        paths.append(layout.search_index)
+    if kind is RepairKind.REBUILD_CACHES:
+        paths.append(layout.index / "x")
+    if kind is RepairKind.REBUILD_LEDGER:
+        paths.append(layout.pruned)
+    for path in paths:
+        found = link_out(layout.root, path)
+        if found is not None:
+            return found
+    return None
 
 
 def _move_aside(layout: Layout, aside: Path, path: Path) -> Path | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from recorder.errors import PersistError
 from recorder.search.index import SHARD_PREFIX
 from recorder.store.fsutil import ensure_private_dir
+from recorder.store.inside import link_out
 from recorder.store.layout import Layout
 
 # The index's files beside `index.sqlite3` (SQLite's logs, the rebuild's new file).
@@ -116,6 +117,13 @@ def move_aside(layout: Layout, aside: Path) -> list[tuple[InTheWay, Path]]:
     moved = []
     for thing in in_the_way(layout):
         target = aside / thing.path.relative_to(layout.root)
+        outside = link_out(layout.root, target)
+        if outside is not None:  # (before 2026-12-07 moved there, out of the folder)
+            raise PersistError(
+                f"cannot move {thing.path} ({thing.what}) aside: {outside} leads out of the "
+                "log folder, and nothing is moved through such a link; move or remove it "
+                "by hand, the search index is derived from the journal and is built again"
+            )
         ensure_private_dir(target.parent)
         n = 0
         while os.path.lexists(target):

@@ -165,3 +165,56 @@ def test_a_full_disk_is_no_damage_and_fix_still_reports(tmp_path: Path) -> None:
             (disk / f"inode-{n}").unlink(missing_ok=True)
         after = doctor_json(log_dir)
         assert list(checks(after, "search.")) == ["search.index"], after
+
+
+def test_fix_never_writes_through_a_symlink_out_of_the_log_folder(tmp_path: Path) -> None:
+    """`recovery/` a symlink leading out of the log folder: doctor warned that "what is
+    written through them lands there", then `--fix` moved the damaged search index
+    (every message's text) into `<outside>/doctor/<time>/`. Now each repair that would
+    write through it is refused in one line saying why; the others (modes) are done,
+    and `persist reindex` moves nothing out either."""
+    log_dir = indexed_journal(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    recovery = log_dir / "recovery"
+    if recovery.exists():
+        shutil.rmtree(recovery)
+    recovery.symlink_to(outside)
+    index = log_dir / "search" / "index.sqlite3"
+    index.write_bytes(b"garbage, not an index" * 100)
+    first = list_segments(Layout(log_dir))[0]
+    first.chmod(0o644)
+
+    report = doctor_json(log_dir, "--fix")
+    done = {f["check"]: (f["ok"], f["done"]) for f in report["fixed"]}
+    assert done["permissions.files"][0] is True, done
+    ok, why = done["search.damaged"]
+    assert not ok
+    assert why == (
+        f"not done: recovery -> {outside} leads out of the log folder, and --fix writes "
+        "nothing through such a link (make it a folder of the log folder again, then run "
+        "persist doctor --fix again)"
+    )
+    assert list(outside.iterdir()) == []
+    assert index.read_bytes().startswith(b"garbage")
+    assert "search.damaged" in checks(report, "search.")
+    text = persist("doctor", "--fix", "--log-dir", str(log_dir))
+    assert f"NOT FIXED search.damaged: not done: recovery -> {outside} leads" in text.stdout
+
+    index.unlink()
+    (log_dir / "search" / "index.lock").unlink(missing_ok=True)
+    (log_dir / "search" / "index.lock").mkdir()  # in the index's way: reindex moves it aside
+    out = persist("reindex", "--log-dir", str(log_dir))
+    assert out.returncode == 1
+    (line,) = out.stderr.splitlines()
+    assert f"aside: recovery -> {outside} leads out of the log folder" in line, line
+    assert list(outside.iterdir()) == []
+
+    recovery.unlink()  # a folder of its own again: repaired, kept inside
+    recovery.mkdir(mode=0o700)
+    report = doctor_json(log_dir, "--fix")
+    assert all(f["ok"] for f in report["fixed"]), report["fixed"]
+    assert list(checks(report, "search.")) == ["search.index"]
+    assert list(outside.iterdir()) == []
+    kept = list((recovery / "doctor").rglob("index.lock"))
+    assert len(kept) == 1 and kept[0].is_dir()
