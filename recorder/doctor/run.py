@@ -3,7 +3,8 @@
 `--fix` only touches derived files, file modes and the ledger of pruned segments: a
 wrong cache or search index is moved into `recovery/doctor/<time>/` (kept for
 inspection, safe to delete) and built again from the journal; an unreadable
-`status.json` is moved aside when no recorder holds the folder; an unreadable
+`status.json` is moved aside when no recorder holds the folder (a symlink is removed
+instead, what it leads to left alone, and never written through); an unreadable
 `retention/pruned.json` is moved there too and rebuilt from the journal and the trash,
 only when they explain every segment gone; modes become 0600 / 0700; work folders
 killed restores left (`restore/.building-*`, partial files) are removed. Journal
@@ -44,7 +45,7 @@ from recorder.store.checkpoints import DigestCache
 from recorder.store.fsutil import DIR_MODE, FILE_MODE, ensure_private_dir
 from recorder.store.layout import Layout, default_log_dir, is_compressed, list_segments
 from recorder.store.reader import Store
-from recorder.store.status import STOPPED, assess
+from recorder.store.status import STOPPED, assess, read_status
 from recorder.store.unfinished import MARKER, finish_command, read_mark
 
 INDEX_LOCK_WAIT = 30.0  # seconds to wait for another writer of the search index
@@ -288,6 +289,13 @@ def _leads_out(layout: Layout, aside: Path, kind: RepairKind, group: list[Findin
 
 
 def _move_aside(layout: Layout, aside: Path, path: Path) -> Path | None:
+    """`path` moved into `aside` (under its path in the log folder), or None if it is
+    not there. A symlink is removed instead (returned as it was): kept there, one
+    leading out of the folder would be warned about for ever, and what it leads to is
+    not ours (before 2026-12-07 it was moved as the link)."""
+    if path.is_symlink():
+        os.unlink(path)
+        return path
     if not path.exists():
         return None
     target = aside / path.relative_to(layout.root)
@@ -315,8 +323,24 @@ def _quarantine_status(layout: Layout, aside: Path, group: list[Finding]) -> str
     """Files a running recorder rewrites itself (`status.json`, `recovery/state.json`)."""
     if recorder_holds(layout):
         raise DoctorError("a recorder holds the folder: it rewrites these files itself")
-    moved = [m for p in _paths(group) if (m := _move_aside(layout, aside, p)) is not None]
-    return f"moved aside to {', '.join(str(m) for m in moved)}" if moved else "already gone"
+    done: list[str] = []
+    for path in _paths(group):
+        link = os.readlink(path) if path.is_symlink() else None
+        moved = _move_aside(layout, aside, path)
+        if link is not None:
+            done.append(
+                f"removed {path.relative_to(layout.root)}, a symlink to {link} (what it "
+                "leads to is left as it is)"
+            )
+        elif moved is not None:
+            done.append(f"moved aside to {moved}")
+    if layout.status in _paths(group) and read_status(layout) is None:
+        # the reserve written while the disk was full names them, when it holds one
+        done.append(
+            "nothing readable here names the brokers its recorder followed: check the "
+            "start command named below before running it"
+        )
+    return "; ".join(done) if done else "already gone"
 
 
 def _rebuild_ledger(layout: Layout, aside: Path, group: list[Finding]) -> str:

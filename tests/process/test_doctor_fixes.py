@@ -218,3 +218,60 @@ def test_fix_never_writes_through_a_symlink_out_of_the_log_folder(tmp_path: Path
     assert list(outside.iterdir()) == []
     kept = list((recovery / "doctor").rglob("index.lock"))
     assert len(kept) == 1 and kept[0].is_dir()
+
+
+def test_fix_removes_a_symlinked_status_json_and_keeps_the_start_command(
+    tmp_path: Path,
+) -> None:
+    """`status.json` a symlink to a file that is not a status: `--fix` moved it aside as
+    the same link into recovery/doctor/<time>/, and every later doctor warned
+    `permissions.symlinks` about it, a warning --fix made and could not clear. Now the
+    link is removed (what it leads to left as it is), and the start command the service
+    finding names is the one the status reserve holds (the recorder's last status
+    written while the disk was full), or said to be unknown when nothing names it."""
+    from recorder.store.status import RESERVE_BYTES, StatusSnapshot, _write_reserved
+    from tests.demo_journal import stopped_status
+
+    log_dir = indexed_journal(tmp_path)
+    layout = Layout(log_dir)
+    elsewhere = tmp_path / "hostname"
+    elsewhere.write_text("a host name, not a status\n")
+    layout.status.unlink(missing_ok=True)
+    layout.status.symlink_to(elsewhere)
+    before = doctor_json(log_dir)
+    assert "status.json -> " in checks(before, "permissions.")["permissions.symlinks"]
+    assert "status.json is unreadable" in checks(before, "service.")["service.status-file"]
+
+    report = doctor_json(log_dir, "--fix")
+    [(ok, done)] = [(f["ok"], f["done"]) for f in report["fixed"]]
+    assert ok, done
+    assert done == (
+        f"removed status.json, a symlink to {elsewhere} (what it leads to is left as it is); "
+        "nothing readable here names the brokers its recorder followed: check the start "
+        "command named below before running it"
+    )
+    assert not layout.status.is_symlink() and not layout.status.exists()
+    assert elsewhere.read_text() == "a host name, not a status\n"
+    links = [p for p in log_dir.rglob("*") if p.is_symlink()]
+    assert all(p.name == "current_session.jsonl" for p in links), links
+    again = doctor_json(log_dir, "--fix")
+    assert again["fixed"] == [] and not checks(again, "permissions.symlinks"), again
+
+    # a status written into the reserve while the disk was full names the brokers
+    status = stopped_status(log_dir, 1_800_000_000.0)
+    status.update(broker="tcp://127.0.0.1:45001", embedded_broker="tcp://127.0.0.1:45002")
+    layout.status_reserve.write_bytes(b" " * RESERVE_BYTES)
+    data = orjson.dumps(StatusSnapshot.from_json(status).to_json())
+    assert _write_reserved(layout, data)
+    layout.status_reserve.chmod(0o600)
+    layout.status.symlink_to(elsewhere)
+    report = doctor_json(log_dir, "--fix")
+    [(ok, done)] = [(f["ok"], f["done"]) for f in report["fixed"]]
+    assert ok and done == (
+        f"removed status.json, a symlink to {elsewhere} (what it leads to is left as it is)"
+    ), done
+    [stopped] = [f for f in report["findings"] if f["check"] == "service.stopped"]
+    assert stopped["fix"].startswith(
+        "persist record --broker tcp://127.0.0.1:45001 --embedded yes "
+        "--publish-endpoint tcp://127.0.0.1:45002 --log-dir "
+    ), stopped
