@@ -393,8 +393,11 @@ def _rebuild_caches(layout: Layout, aside: Path, group: list[Finding]) -> str:
 
 def _rebuild_index(layout: Layout, aside: Path, group: list[Finding]) -> str:
     from recorder.search.in_the_way import move_aside
+    from recorder.search.index import no_room
     from recorder.search.indexer import Indexer, IndexLock, index_health
 
+    if no_room(layout.search):  # the index moved aside, and no room to build it again
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     # a file where search/ goes, a folder where the index or its lock goes: the lock
     # could not be taken, and the index not rebuilt (the fix "succeeded", the index
     # stayed unusable)

@@ -146,6 +146,24 @@ def test_a_full_disk_is_no_damage_and_fix_still_reports(tmp_path: Path) -> None:
         text = persist("doctor", "--fix", "--log-dir", str(log_dir))
         assert text.returncode == 9 and "persist doctor: " in text.stdout, text
 
+        # an index really damaged: not moved aside with no room to build it again
+        index = log_dir / "search" / "index.sqlite3"
+        with open(index, "r+b") as f:
+            head = f.read(100)
+            f.seek(0)
+            f.write(b"garbage!" * 12)
+        fixed = doctor_json(log_dir, "--fix")
+        assert [(f["check"], f["ok"], f["done"]) for f in fixed["fixed"]] == [
+            (
+                "search.damaged",
+                False,
+                "not done: the disk is full (No space left on device); free some space (see disk)",
+            )
+        ]
+        assert index.read_bytes().startswith(b"garbage!")
+        with open(index, "r+b") as f:
+            f.write(head)
+
         # no inode left either: doctor.lock cannot be made, nothing is repaired, and
         # each repair it would have made is named with why
         (log_dir / "doctor.lock").unlink()
