@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from recorder.cli.common import (
     shown,
 )
 from recorder.store.layout import Layout
+
+FORGET_WAIT = 30.0  # seconds `trash empty` waits for another writer of the search index
 
 
 def _iso(ts: float | None) -> str:
@@ -254,8 +257,14 @@ def cmd_trash(args: argparse.Namespace) -> int:
         older = DEFAULT_GRACE if grace is None else grace
     else:
         older = parse_duration(args.older_than, "--older-than")
+    unforgotten = _forget_pruned_words(layout)
     done = maintenance.empty_by_hand(layout, older)
     gone = done.gone
+    if gone and unforgotten:
+        say(
+            f"warning: the search index still holds words of the emptied messages "
+            f"({unforgotten}): `persist reindex{_flag(layout)}` rebuilds it without them"
+        )
     if args.json:
         print_json(
             {
@@ -279,6 +288,29 @@ def cmd_trash(args: argparse.Namespace) -> int:
     for entry_id, cp_ids in done.pinned.items():
         print(pinned_in_trash(entry_id, cp_ids))
     return 0
+
+
+def _forget_pruned_words(layout: Layout) -> str | None:
+    """The search index's rows and words of pruned segments taken out while the trash
+    still holds them (`Indexer.forget_pruned`): after the empty they could not be.
+    None when done; else why not."""
+    from recorder.search.indexer import Indexer
+
+    indexer = Indexer(layout.root)
+    try:
+        return indexer.forget_pruned(FORGET_WAIT)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    finally:
+        indexer.close()
+
+
+def _flag(layout: Layout) -> str:
+    from recorder.store.layout import default_log_dir
+
+    if layout.root.resolve() == default_log_dir().resolve():
+        return ""
+    return f" --log-dir {shlex.quote(str(layout.root))}"
 
 
 def pinned_in_trash(entry_id: str, cp_ids: list[str]) -> str:

@@ -32,11 +32,11 @@ from recorder.daemon.control import (
     requests_named,
 )
 from recorder.errors import PersistError
-from recorder.store import clockwatch
+from recorder.store import clockwatch, renderings
 from recorder.store.fsutil import atomic_write
 from recorder.store.journal import Journal
 from recorder.store.jsontext import dumps as json_dumps
-from recorder.store.layout import Layout
+from recorder.store.layout import Layout, segment_number
 from recorder.store.lock import AlreadyRunning, InstanceLock
 from recorder.store.pruned import (
     mark_removed_by_hand,
@@ -151,7 +151,14 @@ def _prune_here(
             write_state(entry, DONE)
         except OSError as exc:
             raise _prune_stopped(layout, exc, before) from None
+        renderings.drop(layout, _segment_numbers([entry]))  # unused now: derived data
         return PruneResult(plan, entry.id, via)
+
+
+def _segment_numbers(entries: list[TrashEntry]) -> list[int]:
+    """The numbers of the segments trash entries hold (or held)."""
+    names = (str(f["name"]) for e in entries for f in e.files if f.get("kind") == "segment")
+    return [n for n in map(segment_number, names) if n is not None]
 
 
 def clock_held() -> None:
@@ -515,6 +522,8 @@ def empty(
             for entry in gone:
                 assert entry.path is not None
                 discard(layout, entry.path)
+            # their messages' renderings go with them (a prune before 2026-12-07 left them)
+            renderings.drop(layout, _segment_numbers(gone))
             return Emptied(gone, sweep(layout), before, pinned_entries(layout))
         except OSError as exc:
             if not disk_full(exc):

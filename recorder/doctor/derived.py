@@ -3,6 +3,7 @@ copies."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from recorder.doctor.system import read_only
 from recorder.export import render_cache
 from recorder.search.indexer import index_health
 from recorder.sources.copies import copies_dir, verify
+from recorder.store import renderings
 from recorder.store.layout import Layout, list_segments, segment_number
 
 BEHIND_WARNING = 16 << 20  # journal bytes not indexed before "behind" is a warning
@@ -183,7 +185,10 @@ def render_cache_findings(layout: Layout, fix_command: str) -> list[Finding]:
     covered: set[int] = set()
     damaged: list[tuple[Path, str]] = []  # (entry, what is wrong: its message names it)
     try:
+        orphaned = renderings.orphans(layout)  # of segments pruned, emptied or removed
         for seg in sorted(folder.glob("seg-*")):
+            if seg in orphaned:
+                continue
             number = segment_number(seg.name + ".jsonl")
             for entry in sorted(seg.glob("*.zst")):
                 entries += 1
@@ -207,10 +212,12 @@ def render_cache_findings(layout: Layout, fix_command: str) -> list[Finding]:
         f"render cache: {entries} kept renderings, {len(covered)} of {len(closed)} closed "
         f"segments, {mb(size)} (derived: exports and full restores copy them)"
     )
+    out = [_orphaned_finding(orphaned, fix_command)] if orphaned else []
     if not damaged:
-        return [Finding(Area.CACHES, "caches.render", Severity.OK, text)]
+        return [Finding(Area.CACHES, "caches.render", Severity.OK, text), *out]
     more = f" (+{len(damaged) - 1} more)" if len(damaged) > 1 else ""
     return [
+        *out,
         Finding(
             Area.CACHES,
             "caches.render-damaged",
@@ -219,8 +226,30 @@ def render_cache_findings(layout: Layout, fix_command: str) -> list[Finding]:
             "them aside and the indexer renders them again; an export meanwhile renders them)",
             fix_command,
             Repair(RepairKind.DROP_RENDERINGS, tuple(path for path, _ in damaged)),
-        )
+        ),
     ]
+
+
+def _orphaned_finding(orphaned: list[Path], fix_command: str) -> Finding:
+    """Renderings of segments no longer in segments/: unused, and the text of messages
+    a prune took to the trash, a `trash empty` deleted or a hand removed."""
+    size = 0
+    for seg in orphaned:
+        with contextlib.suppress(OSError):
+            size += sum(e.stat().st_size for e in seg.iterdir() if e.is_file())
+    names = ", ".join(p.name for p in orphaned[:3]) + (
+        f" (+{len(orphaned) - 3} more)" if len(orphaned) > 3 else ""
+    )
+    return Finding(
+        Area.CACHES,
+        "caches.render-orphaned",
+        Severity.WARNING,
+        f"render cache keeps renderings of {len(orphaned)} segment"
+        f"{'s' * (len(orphaned) > 1)} no longer in segments/ ({names}, {mb(size)}): the "
+        "text of messages pruned or deleted, never used again (--fix removes them)",
+        fix_command,
+        Repair(RepairKind.REMOVE_RENDERINGS, tuple(orphaned)),
+    )
 
 
 def session_findings(layout: Layout) -> list[Finding]:

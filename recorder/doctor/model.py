@@ -49,6 +49,9 @@ class RepairKind(StrEnum):
     CHMOD = "chmod"  # 0600 files, 0700 folders
     DROP_RENDERINGS = "drop-renderings"  # wrong render cache entries moved aside
     REMOVE_LEFTOVERS = "remove-leftovers"  # work folders of killed restores (partial files)
+    # renderings of segments no longer in segments/: deleted, never kept aside (they hold
+    # the text of messages pruned or deleted)
+    REMOVE_RENDERINGS = "remove-renderings"
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,7 @@ def fix(report: Report, *, stamp: float | None = None) -> list[FixResult]:
         RepairKind.CATCH_UP_INDEX: _catch_up_index,
         RepairKind.DROP_RENDERINGS: _drop_renderings,
         RepairKind.REMOVE_LEFTOVERS: _remove_leftovers,
+        RepairKind.REMOVE_RENDERINGS: _remove_renderings,
     }
     for kind, step in steps.items():
         group = [f for f in pending if f.repair is not None and f.repair.kind is kind]
@@ -356,6 +357,16 @@ def _drop_renderings(layout: Layout, aside: Path, group: list[Finding]) -> str:
     finding none renders the piece, and the recorder's indexer keeps it again)."""
     moved = [p for p in _paths(group) if _move_aside(layout, aside, p) is not None]
     return f"{len(moved)} render cache entries moved aside to {aside}" if moved else "already gone"
+
+
+def _remove_renderings(layout: Layout, aside: Path, group: list[Finding]) -> str:
+    """Renderings of segments no longer in segments/, deleted (looked for again: a
+    segment a trash restore put back meanwhile keeps its own); not moved aside, which
+    would keep the text of messages a prune or `trash empty` took."""
+    from recorder.store.renderings import drop_orphans
+
+    gone = drop_orphans(layout)
+    return f"removed the renderings of {len(gone)} segment(s)" if gone else "already gone"
 
 
 def _remove_leftovers(layout: Layout, aside: Path, group: list[Finding]) -> str:

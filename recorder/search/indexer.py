@@ -614,6 +614,34 @@ class Indexer:
                 db.execute("DELETE FROM segments WHERE number = ?", (number,))
             del states[number]
 
+    def forget_pruned(self, wait: float) -> str | None:
+        """Take the rows and words of pruned segments out of the index now, while the
+        trash still holds their files (`_drop_pruned` needs them to take their words
+        out): `persist trash empty` asks it before it deletes them, so that no search,
+        vocabulary or typo suggestion keeps words of deleted messages. None when done
+        (or nothing to do: no index, or one the next catch-up rebuilds from the journal
+        alone); else why not, in words."""
+        if in_the_way(self.layout) or not self.index.path.is_file():
+            return None
+        lock = IndexLock(self.layout)
+        if not lock.acquire(wait):
+            return "another process kept writing it"
+        try:
+            self.index.check()
+            states = self.index.segment_states()
+            count = len(states)
+            self._drop_pruned(states)
+            if len(states) < count:
+                self.index.refresh_terms()  # the typo suggestions' words
+                self.index.checkpoint()
+        except (IndexDamaged, sqlite3.DatabaseError) as exc:
+            if disk_full(exc) or transient(exc):
+                return unusable(exc)
+            return None  # damaged or another version's: rebuilt, from the journal alone
+        finally:
+            lock.release()
+        return None
+
     def _texts_of(self, path: Path, number: int, docs: list[Any]) -> list[str] | None:
         """The indexed texts of `docs` (id, offset, seq), recomputed from the segment
         file at `path`, or None if it is gone or does not read back to the same rows."""

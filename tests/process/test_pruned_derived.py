@@ -1,0 +1,146 @@
+"""What is derived from pruned segments goes with them: their renderings in
+`render_cache/` and their rows and words in the search index, through the real CLI."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+import zstandard
+
+from recorder.export.warm_renders import RenderWarmer
+from recorder.search.indexer import Indexer
+from recorder.sources.discover import Roots
+from recorder.store.layout import Layout, list_segments, segment_number
+from tests.demo_journal import DemoClock, DemoWriter
+from tests.support import PYTHON
+
+DAY = 86_400.0
+
+
+def persist(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "-m", "recorder.cli", *argv], capture_output=True, text=True, timeout=120
+    )
+
+
+def rendered_words(layout: Layout) -> set[str]:
+    """The `zebraN` words every kept rendering holds (decompressed)."""
+    found: set[str] = set()
+    for path in layout.render_cache.glob("seg-*/*.zst"):
+        raw = path.read_bytes()
+        body = raw[raw.index(b"\n") + 1 :]
+        text = zstandard.ZstdDecompressor().decompressobj().decompress(body).decode()
+        found |= set(re.findall(r"zebra\d+", text))
+    return found
+
+
+def indexed_words(layout: Layout) -> set[str]:
+    """The `zebraN` words the index's full-text table and its typo snapshot hold."""
+    db = sqlite3.connect(f"file:{layout.search_index}?mode=ro", uri=True)
+    try:
+        words = {row[0] for row in db.execute("SELECT term FROM vocab WHERE term GLOB 'zebra*'")}
+        words |= {row[0] for row in db.execute("SELECT term FROM terms WHERE term GLOB 'zebra*'")}
+        return words
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Layout:
+    """10 days of messages, one word `zebraN` of its own each, over small segments;
+    the closed ones rendered (as the recorder's indexer does) and indexed."""
+    root = tmp_path / "logs"
+    start = time.time() - 10 * DAY
+    clock = DemoClock(start)
+    w = DemoWriter.open(root, segment_bytes=2000, clock=clock)
+    for i in range(100):
+        clock.now = start + i * DAY / 10
+        w.message(clock.now, ("planner", "coder")[i % 2], f"message {i} zebra{i}")
+    w.close()
+    layout = Layout(root)
+    warmer = RenderWarmer(root, 1000)
+    while warmer.step(0.0):
+        pass
+    indexer = Indexer(root, Roots(None, None, None))
+    indexer.catch_up()
+    indexer.close()
+    assert len(list_segments(layout)) >= 10
+    assert {f"zebra{i}" for i in range(5)} <= rendered_words(layout)
+    assert {f"zebra{i}" for i in range(5)} <= indexed_words(layout)
+    return layout
+
+
+def test_prune_and_trash_empty_take_the_renderings_and_indexed_words_of_what_they_delete(
+    journal: Layout,
+) -> None:
+    layout, log = journal, str(journal.root)
+    before = {segment_number(p.name) for p in list_segments(layout)}
+    done = persist("prune", "--older-than", "5d", "--log-dir", log)
+    assert done.returncode == 0, done.stderr
+    pruned = before - {segment_number(p.name) for p in list_segments(layout)}
+    assert pruned and 1 in pruned
+    # a prune makes them unused: dropped (a trash restore puts the segment back without
+    # them; the indexer renders it again)
+    kept = {int(p.name[4:]) for p in layout.render_cache.glob("seg-*")}
+    assert kept and not kept & pruned
+    assert "zebra0" not in rendered_words(layout)
+    assert "zebra99" in indexed_words(layout)
+
+    done = persist("trash", "empty", "--older-than", "0", "--log-dir", log)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert not list(layout.trash.glob("*/segments/*"))
+    # the emptied messages' words are in neither the search index nor its typo snapshot
+    words = indexed_words(layout)
+    assert "zebra0" not in words and "zebra1" not in words
+    assert "zebra99" in words
+    done = persist("search", "zebra0", "--log-dir", log)
+    assert "zebra0" not in done.stdout
+    done = persist("doctor", "--json", "--dir", log)
+    checks = {f["check"]: f for f in orjson.loads(done.stdout)["findings"]}
+    assert "caches.render-orphaned" not in checks, checks
+
+
+def test_trash_empty_removes_renderings_a_prune_left_and_doctor_names_them(
+    journal: Layout,
+) -> None:
+    """A prune before 2026-12-07 left the renderings of what it moved: `trash empty`
+    deletes them with the segments, and doctor names any left over (--fix removes
+    them, deleted, never kept aside)."""
+    layout, log = journal, str(journal.root)
+    saved = layout.root.parent / "renderings"
+    layout.render_cache.rename(saved)
+    assert persist("prune", "--older-than", "5d", "--log-dir", log).returncode == 0
+    assert not layout.render_cache.exists()
+    saved.rename(layout.render_cache)  # as an older prune left them
+    assert "zebra0" in rendered_words(layout)
+
+    done = persist("doctor", "--json", "--dir", log)
+    checks = {f["check"]: f for f in orjson.loads(done.stdout)["findings"]}
+    orphaned = checks["caches.render-orphaned"]
+    assert orphaned["severity"] == "warning" and "seg-000001" in orphaned["summary"]
+    assert orphaned["auto_fix"] is True
+
+    done = persist("trash", "empty", "--older-than", "0", "--log-dir", log)
+    assert done.returncode == 0, done.stderr
+    assert "zebra0" not in rendered_words(layout)
+    assert {int(p.name[4:]) for p in layout.render_cache.glob("seg-*")} == {
+        segment_number(p.name) for p in list_segments(layout)[:-1]
+    }
+
+    # one left by hand: doctor names it, --fix deletes it (not into recovery/)
+    (layout.render_cache / "seg-000001").mkdir()
+    (layout.render_cache / "seg-000001" / "000000000.md.r.zst").write_bytes(b"zebra0")
+    done = persist("doctor", "--fix", "--dir", log)
+    assert "fixed     caches.render-orphaned: removed" in done.stdout, done.stdout
+    assert not (layout.render_cache / "seg-000001").exists()
+    assert not [p for p in layout.recovery.rglob("*") if "seg-000001" in str(p)]
+    done = persist("doctor", "--json", "--dir", log)
+    checks = {f["check"]: f for f in orjson.loads(done.stdout)["findings"]}
+    assert "caches.render-orphaned" not in checks
