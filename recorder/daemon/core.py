@@ -108,6 +108,7 @@ from recorder.store.status import (
     process_start_time,
     read_status,
     reserve_status_space,
+    status_remedy,
     touch_status,
 )
 
@@ -328,6 +329,7 @@ class Recorder:
         self._status_received = -1  # counters.received at the last status written
         # what status.json holds, and which file that is (see `write_status`)
         self._status_written: tuple[StatusSnapshot, StatusFile] | None = None
+        self._status_unwritable = False  # status.json could not be written: said once
         self._status_mono: float | None = None  # the monotonic clock as it was written
         self._tick_received = -1  # ... at the main thread's last wake-up
         # checkpoint requests waiting for the message they name: name -> first seen
@@ -1644,11 +1646,30 @@ class Recorder:
                 status = status.stamped(now, mono if self._mono_shared else None)
             else:
                 status = self.status(now, mono=mono)
-            written_to = status.write(self.layout)
+            fell_back: list[str] = []
+            written_to = status.write(self.layout, fell_back)
+            self._say_status_place(fell_back)
             if written_to is not None:
                 self._status_written, self._status_mono = (status, written_to), mono
         except OSError as exc:
             self.last_error = ErrorNote(now, f"cannot write status: {exc}")
+
+    def _say_status_place(self, fell_back: list[str]) -> None:
+        """Say once in recorder.log that status.json cannot be written (a folder in its
+        place, a full disk) and the status goes to status.reserve, and once that it is
+        written again; readers (`persist status`, `stop`, doctor) read the reserve."""
+        if fell_back and not self._status_unwritable:
+            in_the_way = os.path.isdir(self.layout.status)  # else a full disk, most likely
+            log.warning(
+                "cannot write %s (%s): the status goes to %s until it can; %s",
+                self.layout.status,
+                fell_back[0],
+                self.layout.status_reserve.name,
+                status_remedy(self.layout) if in_the_way else "free some space on its disk",
+            )
+        elif not fell_back and self._status_unwritable:
+            log.info("%s is written again", self.layout.status)
+        self._status_unwritable = bool(fell_back)
 
     def _may_touch(self, last: StatusSnapshot, now: float, mono: float) -> bool:
         """Whether the status written whole last (`last`) may be touched now: written

@@ -13,7 +13,15 @@ from recorder.daemon import systemd
 from recorder.doctor.model import Area, Finding, Repair, RepairKind, Severity
 from recorder.store.layout import Layout
 from recorder.store.lock import read_holder
-from recorder.store.status import DEGRADED, HEALTHY, STALE, Health, format_age
+from recorder.store.status import (
+    DEGRADED,
+    HEALTHY,
+    STALE,
+    STOPPED,
+    Health,
+    format_age,
+    status_move,
+)
 
 
 def recorder_holds(layout: Layout) -> bool:
@@ -50,6 +58,24 @@ def service_findings(
     restart = f"persist stop --log-dir {shlex.quote(str(layout.root))} && {start}"
     out: list[Finding] = []
     status = health.status
+    # a running recorder cannot replace a folder at status.json: neither --fix nor a
+    # restart helps; moving it does (before 2026-12-07 doctor named --fix, which refused,
+    # and `persist status` and `stop` took the recorder for stopped)
+    move = status_move(layout)
+    if health.status_problem is not None and health.state != STOPPED and status is None:
+        restart = move  # its status unknown (no reserve either): degraded for that alone
+    elif health.status_problem is not None and health.state != STOPPED:
+        out.append(
+            Finding(
+                Area.SERVICE,
+                "service.status-file",
+                Severity.WARNING,
+                f"status.json is unusable ({health.status_problem}) while recorder PID "
+                f"{health.pid} records: it writes its status to status.reserve instead, and "
+                "cannot replace what is there; move it out of the way",
+                move,
+            )
+        )
     if health.state == HEALTHY:
         age = now - status.updated if status is not None else 0.0
         out.append(
@@ -61,6 +87,8 @@ def service_findings(
             )
         )
         for warning in health.warnings:
+            if health.status_problem is not None and warning.startswith("status.json is"):
+                continue  # the service.status-file finding above
             out.append(Finding(Area.SERVICE, "service.warning", Severity.WARNING, warning))
     elif health.state in (STALE, DEGRADED):
         out.append(
@@ -72,7 +100,7 @@ def service_findings(
                 restart,
             )
         )
-    elif health.reason.startswith("status.json is unreadable"):
+    elif health.status_problem is not None:
         out.append(
             Finding(
                 Area.SERVICE,

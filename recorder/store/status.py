@@ -616,21 +616,24 @@ class StatusSnapshot:
         """The same snapshot, taken at `updated` (`updated_monotonic`)."""
         return replace(self, updated=updated, updated_monotonic=updated_monotonic)
 
-    def write(self, layout: Layout) -> StatusFile | None:
+    def write(self, layout: Layout, fell_back: list[str] | None = None) -> StatusFile | None:
         """Replace `status.json` atomically (not fsynced: it is rewritten every second);
         returns the file that now holds this snapshot, for `touch_status` (None when
         it cannot be told: the next status is then written whole).
 
-        When that fails (the disk is full: it is the journal's disk), the snapshot goes
-        into `status.reserve`, written in place into space reserved at start-up, so
-        a full disk is reported rather than seen as a silent, stale recorder (None).
+        When that fails (the disk is full: it is the journal's disk; a folder in its
+        place), the snapshot goes into `status.reserve`, written in place into space
+        reserved at start-up, so the recorder is reported rather than seen as a silent,
+        stale or stopped one (None; why status.json was not written goes in `fell_back`).
         """
         data = json_dumps(self.to_json())  # a log folder's name not UTF-8 too
         try:
             atomic_write(layout.status, data, durable=False)
-        except OSError:
+        except OSError as exc:
             if not _write_reserved(layout, data):
                 raise
+            if fell_back is not None:
+                fell_back.append(exc.strerror or str(exc))
             return None
         try:  # its mtime is its time, whatever the clock
             os.utime(layout.status, (self.updated, self.updated))
@@ -641,15 +644,30 @@ class StatusSnapshot:
     @classmethod
     def read(cls, layout: Layout) -> StatusSnapshot | None:
         """The folder's newest status (status.json, or the reserve written while the disk
-        was full); None if there is none. Raises `UnreadableStatus`."""
-        main = cls._read_file(layout.status)
+        was full or status.json could not be written); None if there is none. Raises
+        `UnreadableStatus` when status.json is unusable and the reserve holds none."""
+        return cls.read_noting(layout)[0]
+
+    @classmethod
+    def read_noting(cls, layout: Layout) -> tuple[StatusSnapshot | None, str | None]:
+        """`read`, and why status.json is unusable when the reserve stood in for it (a
+        folder in its place: the recorder writes its status to the reserve meanwhile)."""
+        try:
+            main = cls._read_file(layout.status)
+            unusable = None
+        except UnreadableStatus as exc:
+            main, unusable = None, exc
         try:
             reserved = cls._read_file(layout.status_reserve)
         except UnreadableStatus:
             reserved = None  # being rewritten in place, or blank: status.json decides
+        if unusable is not None:
+            if reserved is None:
+                raise unusable
+            return reserved, str(unusable)
         if reserved is not None and (main is None or _later(reserved, main)):
-            return reserved
-        return main
+            return reserved, None
+        return main, None
 
     @classmethod
     def _read_file(cls, path: Path) -> StatusSnapshot | None:
@@ -732,9 +750,14 @@ class Health:
     status: StatusSnapshot | None = None
     warnings: list[str] = field(default_factory=list)
 
+    holder: int | None = None  # a recorder holding the folder whose status cannot be read
+    status_problem: str | None = None  # why status.json is unusable (a folder in its place)
+
     @property
     def pid(self) -> int | None:
-        return self.status.pid if self.status is not None and self.status.pid else None
+        if self.status is None:
+            return self.holder
+        return self.status.pid or None
 
     @property
     def running(self) -> bool:
@@ -820,9 +843,61 @@ def assess(layout: Layout, now: float | None = None, monotonic: float | None = N
         now = time.time()
         monotonic = time.monotonic() if monotonic is None else monotonic
     try:
-        status = StatusSnapshot.read(layout)
+        status, unusable = StatusSnapshot.read_noting(layout)
     except UnreadableStatus as exc:
-        return Health(STOPPED, f"status.json is unreadable: {exc}")
+        holder = recorder_holding(layout)
+        if holder is None:
+            return Health(STOPPED, f"status.json is unreadable: {exc}", status_problem=str(exc))
+        return Health(
+            DEGRADED,
+            f"recorder PID {holder} holds the folder (recorder.lock), but its status "
+            f"cannot be read: status.json is unusable ({exc}) and status.reserve holds "
+            f"none; {status_remedy(layout)}",
+            holder=holder,
+            status_problem=str(exc),
+        )
+    health = _assess(layout, status, now, monotonic)
+    if unusable is None:
+        return health
+    said = (
+        f"status.json is unusable ({unusable}): the recorder writes its status to "
+        f"status.reserve instead; {status_remedy(layout)}"
+    )
+    if health.state == STOPPED:
+        reason = f"status.json is unreadable: {unusable} (status.reserve says: {health.reason})"
+        return replace(health, reason=reason, status_problem=unusable)
+    return replace(health, warnings=[said, *health.warnings], status_problem=unusable)
+
+
+def status_move(layout: Layout) -> str:
+    """The command that clears status.json's place (whatever is there is kept beside):
+    a recorder cannot replace a folder there, and writes status.json again once it is
+    gone."""
+    path = shell_quote(str(layout.status))
+    return f"mv {path} {path}.aside"
+
+
+def status_remedy(layout: Layout) -> str:
+    return f"move it out of the way: `{status_move(layout)}`"
+
+
+def recorder_holding(layout: Layout) -> int | None:
+    """The PID of a recorder holding the folder's lock now (None: none, or a `persist`
+    command holding it for a moment, or a holder that is not named)."""
+    from recorder.store.fsutil import held_by_another
+    from recorder.store.lock import read_holder
+
+    if not held_by_another(layout.lock):
+        return None
+    pid, role = read_holder(layout.lock)
+    if pid is None or role or pid <= 0 or process_start_time(pid) is None:
+        return None
+    return pid
+
+
+def _assess(
+    layout: Layout, status: StatusSnapshot | None, now: float, monotonic: float | None
+) -> Health:
     if status is None:
         if layout.segments.is_dir():
             return Health(STOPPED, "no recorder has written a status file here")
