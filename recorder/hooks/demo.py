@@ -28,14 +28,14 @@ import orjson
 from recorder.hooks.agents import Agent
 from recorder.hooks.samples import ClaudeSession, GeminiSession
 from recorder.hooks.settings import HookCommand, install
+from recorder.store.fsutil import ensure_private_dir, open_private
 from recorder.store.layout import Layout
 
 
 class AgentsDemo:
     def __init__(self, root: Path, publish: str, subscribe: str, say: Callable[[str], None]):
         self.root = root
-        self.samples = root / "samples"
-        self.samples.mkdir(mode=0o700, exist_ok=True)
+        self.samples = ensure_private_dir(root / "samples")  # 0700, its files 0600
         self.say = say
         self.commands: dict[tuple[Agent, str], str] = {}
         program: tuple[str, ...] = (sys.executable, "-m", "recorder.cli")
@@ -53,8 +53,9 @@ class AgentsDemo:
         self.timings: list[float] = []
 
     def hook(self, agent: Agent, event: str, payload: dict[str, Any], note: str = "") -> str:
-        with open(self.samples / f"{agent.value}-payloads.jsonl", "ab") as f:
-            f.write(orjson.dumps(payload) + b"\n")
+        _append(
+            str(self.samples / f"{agent.value}-payloads.jsonl"), [orjson.dumps(payload) + b"\n"]
+        )
         command = self.commands[(agent, event)]
         t0 = time.perf_counter()
         out = subprocess.run(
@@ -74,7 +75,9 @@ class AgentsDemo:
 
 
 def _append(path: str, lines: list[bytes]) -> None:
-    with open(path, "ab") as f:
+    """Append to a sample file, made 0600 whatever the umask (before 2026-12-07 the
+    umask's 0644, which the first `persist doctor` warned about)."""
+    with open(open_private(Path(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab") as f:
         f.write(b"".join(lines))
 
 
