@@ -13,12 +13,14 @@ import orjson
 import pytest
 import zstandard
 
+from recorder.bus.publisher import Publisher
 from recorder.export.warm_renders import RenderWarmer
 from recorder.search.indexer import Indexer
 from recorder.sources.discover import Roots
 from recorder.store.layout import Layout, list_segments, segment_number
+from recorder.store.reader import open_store
 from tests.demo_journal import DemoClock, DemoWriter
-from tests.support import PYTHON
+from tests.support import PYTHON, Bus, wait_for
 
 DAY = 86_400.0
 
@@ -144,3 +146,36 @@ def test_trash_empty_removes_renderings_a_prune_left_and_doctor_names_them(
     done = persist("doctor", "--json", "--dir", log)
     checks = {f["check"]: f for f in orjson.loads(done.stdout)["findings"]}
     assert "caches.render-orphaned" not in checks
+
+
+def test_through_a_running_recorder_too(bus: Bus) -> None:
+    """The recorder prunes (`persist prune` asks it) and `trash empty` deletes while it
+    records: the same renderings and words go."""
+    bus.start_broker()
+    bus.start_recorder("--segment-mb", "0.01")
+    with Publisher(bus.front, agent="warm") as pub:
+        assert pub.wait_ready(5)
+        for i in range(300):
+            pub.send("agents.warm", {"text": f"message zebra{i} " + "lorem " * 10})
+    layout, log = Layout(bus.log_dir), str(bus.log_dir)
+    wait_for(lambda: len(open_store(bus.log_dir)) >= 301, what="written")
+
+    def closed() -> set[int]:
+        return {segment_number(p.name) or 0 for p in list_segments(layout)[:-1]}
+
+    def rendered() -> set[int]:
+        return {int(p.parent.name[4:]) for p in layout.render_cache.glob("seg-*/*.md.r.zst")}
+
+    wait_for(lambda: len(closed()) >= 5 and rendered() >= closed(), timeout=60, what="rendered")
+    assert "zebra0" in rendered_words(layout)
+    done = persist("prune", "--max-size", "40K", "--json", "--log-dir", log)
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout)["via"] == "recorder"
+    pruned = {segment_number(s["name"]) for s in orjson.loads(done.stdout)["segments"]}
+    assert 1 in pruned
+    assert not rendered() & pruned
+    assert "zebra0" not in rendered_words(layout)
+    done = persist("trash", "empty", "--older-than", "0", "--log-dir", log)
+    assert done.returncode == 0 and "emptied trash/" in done.stdout, done.stderr
+    assert not rendered() & pruned
+    assert "zebra0" not in indexed_words(layout) and "zebra299" in indexed_words(layout)
