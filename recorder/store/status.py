@@ -878,7 +878,11 @@ def status_move(layout: Layout) -> str:
 
 
 def status_remedy(layout: Layout) -> str:
-    return f"move it out of the way: `{status_move(layout)}`"
+    """What to do about an unusable status.json: a file the recorder replaces by itself
+    (within a second); a folder it cannot, which must be moved."""
+    if os.path.isdir(layout.status) and not os.path.islink(layout.status):
+        return f"move it out of the way: `{status_move(layout)}`"
+    return "a running recorder replaces it within a second"
 
 
 def recorder_holding(layout: Layout) -> int | None:
