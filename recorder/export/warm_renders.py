@@ -33,6 +33,7 @@ from recorder.export.parallel import (
 from recorder.export.redact import REDACT_BY_DEFAULT
 from recorder.export.restore import RangeIntegrity
 from recorder.export.writers import WRITERS, DayWriter
+from recorder.store import renderings
 from recorder.store.fsutil import writer_tag
 from recorder.store.layout import Layout, list_segments, segment_number
 from recorder.store.reader import Store, open_store
@@ -128,6 +129,9 @@ class RenderWarmer:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if result.kept:
+            # a prune that took the segment meanwhile (this store read it from where it
+            # was) dropped its renderings before this one was kept: drop it too
+            renderings.drop(Layout(self.root), [piece.segment])
             return
         if result.notes:  # a full disk: rendering it again would not keep it either
             raise WarmingFailed(result.notes[-1])

@@ -574,7 +574,7 @@ class Indexer:
         if force or (docs > snap and docs - snap >= max(1, int(docs * TERMS_REFRESH_RATIO))):
             self.index.refresh_terms()
 
-    def _drop_pruned(self, states: dict[int, SegmentState]) -> None:
+    def _drop_pruned(self, states: dict[int, SegmentState]) -> int:
         """Rows of segments retention pruned (named in `retention/pruned.json`) leave the
         index, instead of the whole index being rebuilt for a segment that is gone.
 
@@ -582,12 +582,13 @@ class Indexer:
         trash and reads back to exactly the rows indexed (same offsets and seqs: then
         its texts are the ones indexed) and they are in the index's own `fts`;
         otherwise only `docs` rows go, and the words left behind match nothing (every
-        search joins `docs`) until a rebuild."""
+        search joins `docs`) until a rebuild. Returns how many rows left their words."""
         notes = pruned_by_number(self.layout)
         # Words in a shard stay there (shards are never written again): like the words
         # of a pruned file no longer in the trash, they match no `docs` row.
         sharded = [(s.first, s.first + s.docs) for s in self.index.shards()]
         on_disk = {segment_number(p.name) for p in list_segments(self.layout)}
+        left = 0
         for number in sorted(states):
             note = notes.get(number)
             if number in on_disk or note is None:
@@ -600,19 +601,21 @@ class Indexer:
                 ).fetchall()
                 texts = self._texts_of(trashed, number, docs)
                 if texts is not None:
-                    delete_texts(
-                        db,
-                        [
-                            (doc[0], text)
-                            for doc, text in zip(docs, texts, strict=True)
-                            if not any(a <= doc[0] < b for a, b in sharded)
-                        ],
-                    )
+                    own = [
+                        (doc[0], text)
+                        for doc, text in zip(docs, texts, strict=True)
+                        if not any(a <= doc[0] < b for a, b in sharded)
+                    ]
+                    delete_texts(db, own)
+                    left += len(docs) - len(own)
+                else:
+                    left += len(docs)
                 db.execute(
                     "DELETE FROM docs WHERE segment = ? AND source = ?", (number, SOURCE_BUS)
                 )
                 db.execute("DELETE FROM segments WHERE number = ?", (number,))
             del states[number]
+        return left
 
     def forget_pruned(self, wait: float) -> str | None:
         """Take the rows and words of pruned segments out of the index now, while the
@@ -630,10 +633,16 @@ class Indexer:
             self.index.check()
             states = self.index.segment_states()
             count = len(states)
-            self._drop_pruned(states)
+            left = self._drop_pruned(states)
             if len(states) < count:
                 self.index.refresh_terms()  # the typo suggestions' words
                 self.index.checkpoint()
+            if left:  # in a shard (never written again), or a file that reads otherwise
+                return (
+                    f"the words of {left:,} of their records are where it cannot take them "
+                    "out: a shard of a rebuild on several cores (never rewritten), or a file "
+                    "that no longer reads back as it was indexed"
+                )
         except (IndexDamaged, sqlite3.DatabaseError) as exc:
             if disk_full(exc) or transient(exc):
                 return unusable(exc)

@@ -25,6 +25,12 @@ from tests.support import PYTHON, Bus, wait_for
 DAY = 86_400.0
 
 
+def tag(i: int) -> str:
+    """Message i's own word, letters only (the typo suggestions' list leaves out words
+    with digits): zebraaa, zebraab, ..."""
+    return "zebra" + "".join(chr(ord("a") + int(d)) for d in f"{i:02d}")
+
+
 def persist(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [PYTHON, "-m", "recorder.cli", *argv], capture_output=True, text=True, timeout=120
@@ -32,22 +38,30 @@ def persist(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def rendered_words(layout: Layout) -> set[str]:
-    """The `zebraN` words every kept rendering holds (decompressed)."""
+    """The `zebra` words every kept rendering holds (decompressed)."""
     found: set[str] = set()
     for path in layout.render_cache.glob("seg-*/*.zst"):
         raw = path.read_bytes()
         body = raw[raw.index(b"\n") + 1 :]
         text = zstandard.ZstdDecompressor().decompressobj().decompress(body).decode()
-        found |= set(re.findall(r"zebra\d+", text))
+        found |= set(re.findall(r"zebra[a-j]+", text))
     return found
 
 
 def indexed_words(layout: Layout) -> set[str]:
-    """The `zebraN` words the index's full-text table and its typo snapshot hold."""
+    """The `zebra` words the index's full-text tables (its own and its shards') and its
+    typo snapshot hold."""
     db = sqlite3.connect(f"file:{layout.search_index}?mode=ro", uri=True)
     try:
-        words = {row[0] for row in db.execute("SELECT term FROM vocab WHERE term GLOB 'zebra*'")}
-        words |= {row[0] for row in db.execute("SELECT term FROM terms WHERE term GLOB 'zebra*'")}
+        words = {row[0] for row in db.execute("SELECT term FROM terms WHERE term GLOB 'zebra*'")}
+        shards = [row[0] for row in db.execute("SELECT name FROM shards")]
+        tables = ["main"]
+        for k, name in enumerate(shards):
+            db.execute(f"ATTACH ? AS s{k}", (f"file:{layout.search / name}?mode=ro",))
+            tables.append(f"s{k}")
+        for k, schema in enumerate(tables):
+            db.execute(f"CREATE VIRTUAL TABLE temp.v{k} USING fts5vocab({schema}, fts, row)")
+            words |= {r[0] for r in db.execute(f"SELECT term FROM v{k} WHERE term GLOB 'zebra*'")}
         return words
     finally:
         db.close()
@@ -55,7 +69,7 @@ def indexed_words(layout: Layout) -> set[str]:
 
 @pytest.fixture
 def journal(tmp_path: Path) -> Layout:
-    """10 days of messages, one word `zebraN` of its own each, over small segments;
+    """10 days of messages, one word of its own each (`tag`), over small segments;
     the closed ones rendered (as the recorder's indexer does) and indexed."""
     root = tmp_path / "logs"
     start = time.time() - 10 * DAY
@@ -63,7 +77,7 @@ def journal(tmp_path: Path) -> Layout:
     w = DemoWriter.open(root, segment_bytes=2000, clock=clock)
     for i in range(100):
         clock.now = start + i * DAY / 10
-        w.message(clock.now, ("planner", "coder")[i % 2], f"message {i} zebra{i}")
+        w.message(clock.now, ("planner", "coder")[i % 2], f"message {i} {tag(i)}")
     w.close()
     layout = Layout(root)
     warmer = RenderWarmer(root, 1000)
@@ -73,8 +87,8 @@ def journal(tmp_path: Path) -> Layout:
     indexer.catch_up()
     indexer.close()
     assert len(list_segments(layout)) >= 10
-    assert {f"zebra{i}" for i in range(5)} <= rendered_words(layout)
-    assert {f"zebra{i}" for i in range(5)} <= indexed_words(layout)
+    assert {tag(i) for i in range(5)} <= rendered_words(layout)
+    assert {tag(i) for i in range(5)} <= indexed_words(layout)
     return layout
 
 
@@ -91,8 +105,8 @@ def test_prune_and_trash_empty_take_the_renderings_and_indexed_words_of_what_the
     # them; the indexer renders it again)
     kept = {int(p.name[4:]) for p in layout.render_cache.glob("seg-*")}
     assert kept and not kept & pruned
-    assert "zebra0" not in rendered_words(layout)
-    assert "zebra99" in indexed_words(layout)
+    assert tag(0) not in rendered_words(layout)
+    assert tag(99) in indexed_words(layout)
 
     done = persist("trash", "empty", "--older-than", "0", "--log-dir", log)
     assert done.returncode == 0, done.stderr
@@ -100,10 +114,10 @@ def test_prune_and_trash_empty_take_the_renderings_and_indexed_words_of_what_the
     assert not list(layout.trash.glob("*/segments/*"))
     # the emptied messages' words are in neither the search index nor its typo snapshot
     words = indexed_words(layout)
-    assert "zebra0" not in words and "zebra1" not in words
-    assert "zebra99" in words
-    done = persist("search", "zebra0", "--log-dir", log)
-    assert "zebra0" not in done.stdout
+    assert tag(0) not in words and tag(1) not in words
+    assert tag(99) in words
+    done = persist("search", tag(0), "--log-dir", log)
+    assert tag(0) not in done.stdout
     done = persist("doctor", "--json", "--dir", log)
     checks = {f["check"]: f for f in orjson.loads(done.stdout)["findings"]}
     assert "caches.render-orphaned" not in checks, checks
@@ -121,7 +135,7 @@ def test_trash_empty_removes_renderings_a_prune_left_and_doctor_names_them(
     assert persist("prune", "--older-than", "5d", "--log-dir", log).returncode == 0
     assert not layout.render_cache.exists()
     saved.rename(layout.render_cache)  # as an older prune left them
-    assert "zebra0" in rendered_words(layout)
+    assert tag(0) in rendered_words(layout)
 
     done = persist("doctor", "--json", "--dir", log)
     checks = {f["check"]: f for f in orjson.loads(done.stdout)["findings"]}
@@ -131,14 +145,14 @@ def test_trash_empty_removes_renderings_a_prune_left_and_doctor_names_them(
 
     done = persist("trash", "empty", "--older-than", "0", "--log-dir", log)
     assert done.returncode == 0, done.stderr
-    assert "zebra0" not in rendered_words(layout)
+    assert tag(0) not in rendered_words(layout)
     assert {int(p.name[4:]) for p in layout.render_cache.glob("seg-*")} == {
         segment_number(p.name) for p in list_segments(layout)[:-1]
     }
 
     # one left by hand: doctor names it, --fix deletes it (not into recovery/)
     (layout.render_cache / "seg-000001").mkdir()
-    (layout.render_cache / "seg-000001" / "000000000.md.r.zst").write_bytes(b"zebra0")
+    (layout.render_cache / "seg-000001" / "000000000.md.r.zst").write_bytes(tag(0).encode())
     done = persist("doctor", "--fix", "--dir", log)
     assert "fixed     caches.render-orphaned: removed" in done.stdout, done.stdout
     assert not (layout.render_cache / "seg-000001").exists()
@@ -152,11 +166,11 @@ def test_through_a_running_recorder_too(bus: Bus) -> None:
     """The recorder prunes (`persist prune` asks it) and `trash empty` deletes while it
     records: the same renderings and words go."""
     bus.start_broker()
-    bus.start_recorder("--segment-mb", "0.01")
+    bus.start_recorder("--segment-mb", "0.01", "--compress", "off")  # sizes as written
     with Publisher(bus.front, agent="warm") as pub:
         assert pub.wait_ready(5)
         for i in range(300):
-            pub.send("agents.warm", {"text": f"message zebra{i} " + "lorem " * 10})
+            pub.send("agents.warm", {"text": f"message {tag(i)} " + "lorem " * 10})
     layout, log = Layout(bus.log_dir), str(bus.log_dir)
     wait_for(lambda: len(open_store(bus.log_dir)) >= 301, what="written")
 
@@ -167,15 +181,38 @@ def test_through_a_running_recorder_too(bus: Bus) -> None:
         return {int(p.parent.name[4:]) for p in layout.render_cache.glob("seg-*/*.md.r.zst")}
 
     wait_for(lambda: len(closed()) >= 5 and rendered() >= closed(), timeout=60, what="rendered")
-    assert "zebra0" in rendered_words(layout)
+    assert tag(0) in rendered_words(layout)
     done = persist("prune", "--max-size", "40K", "--json", "--log-dir", log)
     assert done.returncode == 0, done.stderr
     assert orjson.loads(done.stdout)["via"] == "recorder"
     pruned = {segment_number(s["name"]) for s in orjson.loads(done.stdout)["segments"]}
     assert 1 in pruned
     assert not rendered() & pruned
-    assert "zebra0" not in rendered_words(layout)
+    assert tag(0) not in rendered_words(layout)
     done = persist("trash", "empty", "--older-than", "0", "--log-dir", log)
     assert done.returncode == 0 and "emptied trash/" in done.stdout, done.stderr
     assert not rendered() & pruned
-    assert "zebra0" not in indexed_words(layout) and "zebra299" in indexed_words(layout)
+    assert tag(0) not in indexed_words(layout) and tag(299) in indexed_words(layout)
+
+
+def test_words_in_a_shard_of_the_index_are_named_with_the_rebuild_that_drops_them(
+    journal: Layout,
+) -> None:
+    """A rebuild on several cores leaves the words of its later runs in shard files,
+    never rewritten: `trash empty` cannot take those out, and says so with the command
+    that does (a rebuild)."""
+    layout, log = journal, str(journal.root)
+    done = persist("reindex", "--workers", "2", "--log-dir", log)
+    assert done.returncode == 0, done.stderr
+    assert list(layout.search.glob("shard-*")), "the rebuild made no shard"
+    # the shard holds the later half: prune into it
+    assert persist("prune", "--older-than", "2d", "--log-dir", log).returncode == 0
+    assert tag(70) in indexed_words(layout)
+    done = persist("trash", "empty", "--older-than", "0", "--log-dir", log)
+    assert done.returncode == 0, done.stderr
+    warning = [line for line in done.stderr.splitlines() if "warning:" in line]
+    assert len(warning) == 1 and "still holds words of the emptied messages" in warning[0]
+    assert f"`persist reindex --log-dir {log}`" in warning[0], warning
+    assert persist("reindex", "--log-dir", log).returncode == 0
+    words = indexed_words(layout)
+    assert tag(0) not in words and tag(70) not in words and tag(99) in words
