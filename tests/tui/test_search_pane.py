@@ -3,6 +3,7 @@ typing never lost to shortcuts, Esc keeps the query, progress while indexing."""
 
 from __future__ import annotations
 
+import gc
 import io
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 from textual.widgets import Input
+from textual.widgets._footer import FooterKey
 
 from recorder.cli.main import main as persist
 from recorder.search.engine import search
@@ -354,3 +356,22 @@ async def test_the_empty_query_hint_is_one_line_at_80_columns(tmp_path: Path) ->
         status = main.query_one("#search-status")
         assert "Type to search" in plain(status) and "fuzzy on (ctrl+t)" in plain(status)
         assert status.size.height == 1, plain(status)
+
+
+@pilot_test
+async def test_searches_typed_leave_no_replaced_footer_keys_behind(tmp_path: Path) -> None:
+    """Each key typed changes the bindings, and the footer is composed again: the keys
+    it replaced must go. Footer's binding of each key's `compact` kept every one for as
+    long as the app ran (~50 a search, 0.35-0.7 MB; a TUI left open grew without end)."""
+    app = make_app(demo_dir(tmp_path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash")
+        for i in range(6):
+            await pilot.press("ctrl+u", *f"deploy {i}")
+            await settle(pilot, 0.3)
+        gc.collect()
+        keys = [o for o in gc.get_objects() if isinstance(o, FooterKey)]
+        attached = [k for k in keys if k.is_attached]
+        assert attached, "no footer key shown"
+        assert len(keys) == len(attached), f"{len(keys) - len(attached)} replaced keys kept"

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from recorder.export.redact import redacted
 from recorder.export.render import view
@@ -25,6 +25,7 @@ from recorder.sources.model import Source, Transcript
 from recorder.store.layout import Layout
 
 from ..text import Clock, cut, one_line, sanitize, short_count
+from ..widgets.keys_footer import AppFooter
 from ..widgets.record_list import SOURCE_STYLES
 from ..widgets.virtual_list import VirtualList
 from ..worker_errors import ShowsWorkerErrors
@@ -124,7 +125,7 @@ class SessionsScreen(ShowsWorkerErrors, Screen[None]):
             yield SessionList(id="sessions-list")
             with VerticalScroll(id="sessions-preview-scroll"):
                 yield Static(id="sessions-preview")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         self.query_one(SessionList).focus()

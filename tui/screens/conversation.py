@@ -24,7 +24,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from recorder.search.query import Query, match_spans
@@ -34,6 +34,7 @@ from recorder.store.reader import Record, Store
 from ..records_io import Copied, Records, Stopped, copy_turns, export_turns
 from ..text import one_line, plural
 from ..widgets.conversation_view import ConversationView
+from ..widgets.keys_footer import AppFooter
 from ..worker_errors import ShowsWorkerErrors
 
 if TYPE_CHECKING:
@@ -360,7 +361,7 @@ class ConversationScreen(TranscriptScreen):
         yield ConversationView(
             store, self.papp.clock, self.index, rules=self.papp.reading, id="conversation"
         )
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         view = self.view

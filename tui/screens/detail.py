@@ -15,7 +15,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from recorder.export.redact import named_secrets, record_secrets, scanned_by_recorder
 from recorder.export.render import TOO_DEEP, json_text, record_text
@@ -28,6 +27,7 @@ from recorder.store.secrets import SecretSpan
 from ..jsontext import reindent
 from ..records_io import save_records
 from ..text import Clock, safe_text
+from ..widgets.keys_footer import AppFooter
 from ..widgets.text_view import Block, TextView
 
 ENRICH_KEYS = ("_persist", "_enrich", "enrichment")
@@ -188,7 +188,7 @@ class DetailScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield TextView(id="detail")
-        yield Footer()
+        yield AppFooter()
 
     @property
     def view(self) -> TextView:

@@ -14,7 +14,7 @@ from textual.containers import Vertical
 from textual.css.scalar import Scalar
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from recorder.launch.sessions import agent_source, project_sessions
@@ -23,6 +23,7 @@ from recorder.sources.listing import SessionRow
 from recorder.sources.model import Source
 
 from ..text import AGE_TICK, cut, one_line, path_end, plural
+from ..widgets.keys_footer import AppFooter
 from ..worker_errors import ShowsWorkerErrors
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
             yield Static(id="launch-title")
             yield OptionList(*self.options(), id="launch-menu")
             yield Static(id="launch-hint")
-        yield Footer()
+        yield AppFooter()
 
     @property
     def source(self) -> Source | None:
@@ -110,7 +111,7 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
             w.outer_size.height + w.styles.margin.top + w.styles.margin.bottom
             for w in (self.query_one("#launch-title"), self.query_one("#launch-hint"))
         )
-        room = self.size.height - self.query_one(Footer).outer_size.height - others
+        room = self.size.height - self.query_one(AppFooter).outer_size.height - others
         rows = max(4, room - room % 2)  # whole options (two rows each): no title alone
         if menu.styles.max_height != Scalar.from_number(rows):
             menu.styles.max_height = rows

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Footer, Static
+from textual.widgets import Button, Checkbox, Static
 
 from recorder.export.restore import RangeIntegrity, check_range
 from recorder.export.scope import BundleScope, RangeVerification, first_message_ts
@@ -20,6 +20,7 @@ from recorder.store.checkpoints import Checkpoint, Verification
 from recorder.store.layout import segment_name
 
 from ..text import AGE_TICK, count, one_line, plural
+from ..widgets.keys_footer import AppFooter
 from ..worker_errors import ShowsWorkerErrors
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ class RestoreScreen(ShowsWorkerErrors, ModalScreen[RestoreConfirmed | None]):
                 )
                 yield Button("Restore", variant="primary", id="confirm", disabled=True)
                 yield Button("Cancel", id="cancel")
-        yield Footer()
+        yield AppFooter()
 
     def summary(self) -> Text:
         cp = self.checkpoint

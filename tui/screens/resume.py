@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Static
+from textual.widgets import Button, Static
 
 from recorder.export.render import record_text
 from recorder.launch.selection import Selection
@@ -27,6 +27,7 @@ from recorder.sources.model import SessionMessage
 from recorder.store.secrets import redacted_text
 
 from ..text import one_line, plural, sanitize
+from ..widgets.keys_footer import AppFooter
 from ..widgets.virtual_list import VirtualList
 from ..worker_errors import ShowsWorkerErrors
 
@@ -109,7 +110,7 @@ class SessionPointsScreen(ShowsWorkerErrors, Screen[Selection | None]):
         yield Static(head, id="points-title")
         yield Static("Reading the session…", id="points-status", classes="status-line")
         yield PointList(self.papp, forks=needs_fork(self.row, None), id="points-list")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         self.query_one(PointList).focus()
@@ -195,7 +196,7 @@ class ResumeScreen(ModalScreen[bool]):
                     "Fork and resume" if self.plan.new_id else "Resume", "primary", id="confirm"
                 )
                 yield Button("Cancel", id="cancel")
-        yield Footer()
+        yield AppFooter()
 
     def summary(self) -> Text:
         s, p, m = self.row.session, self.plan, self.message

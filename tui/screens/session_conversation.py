@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from recorder.launch.sessions import find_row
 from recorder.search.query import Query, match_spans
@@ -35,6 +35,7 @@ from recorder.store.shell import shell_quote
 from ..records_io import Records
 from ..text import one_line, plural
 from ..widgets.conversation_view import ConversationView
+from ..widgets.keys_footer import AppFooter
 from .conversation import TRANSCRIPT_BINDINGS, TranscriptScreen
 
 
@@ -108,7 +109,7 @@ class SessionConversationScreen(TranscriptScreen):
             id="session-conversation-status",
             classes="status-line",
         )
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         self.load()
@@ -130,7 +131,7 @@ class SessionConversationScreen(TranscriptScreen):
         view = ConversationView(
             records, self.papp.clock, at, rules=self.papp.reading, id="session-conversation"
         )
-        self.mount(view, before=self.query_one(Footer))
+        self.mount(view, before=self.query_one(AppFooter))
         query = self.search_query
         if query is not None and self.matches:
             view.set_matches(self.matches, lambda text: match_spans(text, query))
