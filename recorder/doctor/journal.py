@@ -4,6 +4,7 @@ quarantined tails, checkpoints (every digest, every base chain) and the caches i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -22,6 +23,7 @@ from recorder.store.checkpoints import (
     verify_checkpoint,
 )
 from recorder.store.compact import compactor_at_work, leftovers
+from recorder.store.fsutil import not_regular, read_regular
 from recorder.store.layout import (
     Layout,
     find_segment,
@@ -47,7 +49,7 @@ from recorder.store.pruned import (
     unexplained_holes,
 )
 from recorder.store.ranges import records_held
-from recorder.store.reader import SegmentIndex
+from recorder.store.reader import VERIFIED_CACHES, SegmentIndex
 from recorder.store.recovery import RecoveryState
 from recorder.store.retention import EMPTYING
 from recorder.store.segfile import SegmentDamaged
@@ -569,8 +571,15 @@ def checkpoint_findings(layout: Layout, journal: JournalScan) -> list[Finding]:
 def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> list[Finding]:
     """Line-index (`.idx`), digest (`.sha256`), line-check (`.check`) and marks
     (`.marks`) caches in `metadata_index/`."""
+    not_files: list[tuple[str, int]] = []  # caches' names held by a folder, a named pipe
     try:
-        names = sorted(e.name for e in os.scandir(layout.index) if e.is_file())
+        names = []
+        for e in sorted(os.scandir(layout.index), key=lambda e: e.name):
+            if e.is_file():
+                names.append(e.name)
+            elif _CACHE_NAME.match(e.name) or e.name == VERIFIED_CACHES:
+                with contextlib.suppress(OSError):  # a dangling link: nothing is read there
+                    not_files.append((e.name, os.stat(e.path).st_mode))
     except FileNotFoundError:
         names = []
     except NotADirectoryError:
@@ -602,6 +611,11 @@ def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> li
     checked = 0
     # (kind, problem, severity) -> the cache files it was found in: one finding each
     groups: dict[tuple[str, str, Severity], list[Path]] = {}
+    for name, mode in not_files:  # readers pass over it (never waited on); --fix moves it
+        match = _CACHE_NAME.match(name)
+        kind = "idx" if match is None else match.group(2) or match.group(4)  # verified.json
+        key = (kind, f"is {not_regular(mode)}", Severity.WARNING)
+        groups.setdefault(key, []).append(layout.index / name)
     for name in names:
         match = _CACHE_NAME.match(name)
         if match is None:
@@ -722,7 +736,7 @@ def _names_another_version(path: Path, version: int, identity: Sequence[int] | N
     """Whether cache file `path` (`.check`, `.marks`) is of its format and names
     another version of its segment than `identity` (out of date, not wrong)."""
     try:
-        doc = orjson.loads(path.read_bytes())
+        doc = orjson.loads(read_regular(path)[0])
         named = doc["segment"] if doc["v"] == version else None
     except (OSError, ValueError, KeyError, TypeError):
         return False

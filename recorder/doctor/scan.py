@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recorder.store.fsutil import not_regular
 from recorder.store.layout import is_compressed, segment_name, segment_number
 from recorder.store.linecheck import block_kinds, other_kinds
 from recorder.store.marks import bye_key
@@ -78,7 +79,7 @@ def scan_segment(path: Path, closed: bool, sizes: Iterable[int] = ()) -> Segment
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            scan.error = "not a regular file"
+            scan.error = not_regular(st.st_mode)  # "a named pipe, not a regular file"
             return scan
         if is_compressed(path):
             _read_compressed(path, scan, sizes)

@@ -15,7 +15,7 @@ from typing import Any
 
 from recorder.export.continuation import StaleBundle
 from recorder.export.writers import ExportError
-from recorder.store.fsutil import NO_KERNEL_COPY, open_private
+from recorder.store.fsutil import NO_KERNEL_COPY, open_private, open_regular
 from recorder.store.segfile import open_segment
 
 _COPY_CHUNK = 1 << 20  # bytes per kernel copy, read back once to be hashed
@@ -126,15 +126,18 @@ class BundleFile:
         own = first == start and self.size == 0
         checker = None if own else hashlib.sha256()
         try:
-            with open(src, "rb", buffering=0) as f:
+            fd = open_regular(src)[0]  # a named pipe there is never waited on
+            try:
                 if checker is not None and first < start:
-                    head = os.pread(f.fileno(), start - first, first)
+                    head = os.pread(fd, start - first, first)
                     checker.update(head)
                     if len(head) != start - first:
                         raise StaleBundle(f"{src.name} is shorter than its manifest says")
-                copied = self.copy_range(f.fileno(), start, end - start, also=checker)
+                copied = self.copy_range(fd, start, end - start, also=checker)
+            finally:
+                os.close(fd)
         except OSError as exc:
-            raise StaleBundle(f"{src.name} cannot be read ({exc})") from None
+            raise StaleBundle(f"{src.name} cannot be read ({exc.strerror or exc})") from None
         if copied != end - start:
             raise StaleBundle(f"{src.name} is shorter than its manifest says")
         digest = (self.hasher.copy() if checker is None else checker).hexdigest()

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from recorder.store.checkpoints import Checkpoint, list_checkpoints, segment_digest
+from recorder.store.fsutil import read_regular
 from recorder.store.layout import Layout, find_segment
 from recorder.store.reader import Store
 
@@ -97,7 +98,7 @@ def find_earlier(
     candidates: list[tuple[int, Path, dict[str, Any]]] = []
     for folder in folders:
         try:
-            m = orjson.loads((folder / "manifest.json").read_bytes())
+            m = orjson.loads(read_regular(folder / "manifest.json")[0])  # never waits on a FIFO
         except (OSError, ValueError):
             continue
         if _usable(m) and 0 < m["range"]["stop_index"] <= stop and fits(m):

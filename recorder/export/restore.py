@@ -74,7 +74,7 @@ from recorder.store.checkpoints import (
     segment_runs,
     verify_checkpoint,
 )
-from recorder.store.fsutil import ensure_private_dir, fsync_dir
+from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_regular, read_regular
 from recorder.store.jsontext import dumps as json_dumps
 from recorder.store.layout import Layout, segment_name, segment_number
 from recorder.store.ranges import (
@@ -445,7 +445,7 @@ class Bundle:
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every record of the bundle, parsed one line at a time."""
-        with open(self.jsonl, "rb") as f:
+        with os.fdopen(open_regular(self.jsonl)[0], "rb") as f:  # never waits on a FIFO
             for line in f:
                 rec = parse_line(line)
                 if rec is not None:
@@ -475,8 +475,12 @@ class Bundle:
         """Raises ExportError for a manifest that is not a bundle's (wrong types too)."""
         path = Path(path)
         try:
-            data = orjson.loads((path / MANIFEST_NAME).read_bytes())
-        except (OSError, ValueError) as exc:
+            data = orjson.loads(read_regular(path / MANIFEST_NAME)[0])
+        except OSError as exc:
+            raise ExportError(
+                f"{path / MANIFEST_NAME} cannot be read ({exc.strerror or exc})"
+            ) from None
+        except ValueError as exc:
             raise ExportError(f"{path / MANIFEST_NAME} cannot be read ({exc})") from None
         if not _well_formed(data):
             raise ExportError(f"{path / MANIFEST_NAME} is not a restore bundle manifest")
@@ -737,7 +741,7 @@ def _reusable(
     if not integrity.verified:
         return None
     try:
-        m = orjson.loads((final / MANIFEST_NAME).read_bytes())
+        m = orjson.loads(read_regular(final / MANIFEST_NAME)[0])
     except (OSError, ValueError):
         return None
     if not (
@@ -930,7 +934,7 @@ def _current_manifest(final: Path, built: dict[str, Any]) -> dict[str, Any]:
     """The manifest in place (an identical bundle may have been left there), if it is
     well formed and says what `built` says; else `built` (the files are ours)."""
     try:
-        current = orjson.loads((final / MANIFEST_NAME).read_bytes())
+        current = orjson.loads(read_regular(final / MANIFEST_NAME)[0])
         if isinstance(current, dict) and _same_content(current, built):
             return current  # `_install` kept it: its files were checked there
     except (OSError, ValueError, KeyError, TypeError):
@@ -949,7 +953,7 @@ def _install(work: Path, final: Path, manifest: dict[str, Any], durable: bool) -
             if not final.exists():
                 continue
             try:
-                existing = orjson.loads((final / MANIFEST_NAME).read_bytes())
+                existing = orjson.loads(read_regular(final / MANIFEST_NAME)[0])
                 if _same_content(existing, manifest) and _files_intact(final, existing):
                     return
             except (OSError, ValueError, KeyError, TypeError):

@@ -326,11 +326,12 @@ class DigestCache:
         """The cached digest if the cache is well formed and describes this file as it
         is; a cache that is not (wrong types, not JSON) is noted in `warnings`."""
         try:
-            data = orjson.loads(cache.read_bytes())
+            data = orjson.loads(read_regular(cache)[0])
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            self.warnings.append(f"{self.layout.index.name}/{cache.name} unreadable ({exc})")
+            why = (exc.strerror if isinstance(exc, OSError) else None) or exc
+            self.warnings.append(f"{self.layout.index.name}/{cache.name} unreadable ({why})")
             return None
         if not (
             isinstance(data, dict)

@@ -297,12 +297,14 @@ def open_regular(path: Path) -> tuple[int, os.stat_result]:
     """`path` (a symlink followed) opened to read, and its `fstat`, if it is a regular
     file. A named pipe, a device or a folder is neither waited on nor kept open:
     NotRegularFile, so a derived file replaced with a FIFO cannot hang its reader. The
-    caller closes the descriptor."""
+    descriptor is blocking again (O_NONBLOCK was for the open only); the caller closes
+    it."""
     fd = os.open(path, _READ_FLAGS)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise NotRegularFile(errno.EINVAL, not_regular(st.st_mode), str(path))
+        os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
+import stat
 import threading
 import time
 import zlib
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder.errors import PersistError
-from recorder.store.fsutil import ensure_private_dir, fsync_dir, open_private
+from recorder.store.fsutil import ensure_private_dir, fsync_dir, not_regular, open_private
 from recorder.store.layout import (
     Layout,
     is_compressed,
@@ -182,6 +184,29 @@ def repair_tail(
 class CannotStart(PersistError):
     """The recorder's start could not write the journal (a full disk): nothing was
     received yet, so it ends in one line rather than wait unseen (`Sink.fail_inline`)."""
+
+
+def _refuse_what_is_no_segment(layout: Layout, path: Path) -> None:
+    """`CannotStart` when the segment to write on in (the newest, plain) is no regular
+    file: a named pipe there keeps no record (nor can it be synced), a folder cannot be
+    written. Before 2026-12-07 the recorder stopped with
+    "[Errno 22] Invalid argument" (an fsync of a pipe), naming nothing."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise CannotStart(
+            f"cannot start recording into {layout.root}: segments/{path.name} cannot be "
+            f"reached ({exc.strerror or exc})"
+        ) from None
+    if not stat.S_ISREG(mode):
+        raise CannotStart(
+            f"cannot start recording into {layout.root}: segments/{path.name} is "
+            f"{not_regular(mode)}, where the segment written last should be; move it out "
+            f"of segments/ (mv {shlex.quote(str(path))} {shlex.quote(str(layout.recovery))}/) "
+            "and start again"
+        )
 
 
 class UnwrittenData(Exception):
@@ -669,6 +694,7 @@ class Journal:
                 last = last_record(path)
                 size = self.segment_bytes
             else:
+                _refuse_what_is_no_segment(self.layout, path)
                 quarantine, last = repair_tail(path, self.layout.recovery)
                 if quarantine:
                     self.quarantined.append(quarantine)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from recorder.store.fsutil import atomic_write, ensure_private_dir
+from recorder.store.fsutil import atomic_write, ensure_private_dir, read_regular
 from recorder.store.reader import SegmentIndex
 from recorder.store.segfile import SegmentDamaged
 
@@ -101,7 +101,7 @@ def cached_check(seg: SegmentIndex, cache_dir: Path | None) -> SegmentCheck | No
     if identity is None or cache_dir is None:
         return None
     try:
-        doc = orjson.loads(check_path(seg, cache_dir).read_bytes())
+        doc = orjson.loads(read_regular(check_path(seg, cache_dir))[0])
         if doc["v"] != CHECK_VERSION or doc["segment"] != list(identity):
             return None
         lines = identity[3]

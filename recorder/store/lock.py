@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from recorder.errors import PersistError
-from recorder.store.fsutil import ensure_private_dir, open_private
+from recorder.store.fsutil import ensure_private_dir, open_private, read_regular
 from recorder.store.unfinished import refuse_unfinished_restore
 
 
@@ -294,7 +294,7 @@ def _status_pid(folder: Path) -> int | None:
     """The PID the folder's status names (its lock file, removed and made again, may
     not name its holder yet)."""
     try:
-        pid = json.loads((folder / "status.json").read_bytes()).get("pid")
+        pid = json.loads(read_regular(folder / "status.json")[0]).get("pid")
     except (OSError, ValueError, AttributeError):
         return None
     return pid if isinstance(pid, int) and pid > 0 else None

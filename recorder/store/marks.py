@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from recorder.store.fsutil import atomic_write, ensure_private_dir
+from recorder.store.fsutil import atomic_write, ensure_private_dir, read_regular
 from recorder.store.reader import SegmentIndex
 from recorder.store.segfile import SegmentDamaged
 
@@ -142,7 +142,7 @@ def write_marks(seg: SegmentIndex, cache_dir: Path) -> None:
 def _load(path: Path, identity: list[int]) -> Marks | None:
     """The marks in `path` if it is a marks file of exactly this segment, else None."""
     try:
-        doc = orjson.loads(path.read_bytes())
+        doc = orjson.loads(read_regular(path)[0])
         if doc["v"] != MARKS_VERSION or doc["segment"] != identity:
             return None
         n = identity[0]

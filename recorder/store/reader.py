@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from recorder.store.checkpoints import Checkpoint, list_checkpoints
-from recorder.store.fsutil import atomic_write, ensure_private_dir
+from recorder.store.fsutil import atomic_write, ensure_private_dir, read_regular
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
 from recorder.store.records import KIND_MESSAGE, decode_frames, frame_value, parse_line
 from recorder.store.segfile import SegmentDamaged, SegmentFile, SegmentGone, open_segment
@@ -159,7 +159,7 @@ def read_verified(cache_dir: Path) -> dict[str, list[int]]:
         known = _VERIFIED_READ.get(path)
         if known is not None and known[0] == version:
             return dict(known[1])
-        value = orjson.loads(path.read_bytes())
+        value = orjson.loads(read_regular(path)[0])  # a named pipe is never waited on
     except (OSError, orjson.JSONDecodeError):
         return {}
     if not isinstance(value, dict):
@@ -370,9 +370,7 @@ class SegmentIndex:
         try:
             ino, mtime_ns = self.file.identity()
             size = self.file.size
-            with open(self._cache_path(), "rb") as f:
-                st = os.fstat(f.fileno())
-                raw = f.read()
+            raw, st = read_regular(self._cache_path())  # a named pipe is never waited on
         except (OSError, SegmentDamaged):
             return
         own = (st.st_size, st.st_mtime_ns, st.st_ino)

@@ -32,7 +32,7 @@ import orjson
 
 from recorder.store.checkpoints import Checkpoint, list_checkpoints
 from recorder.store.clockwatch import STEP_TOLERANCE, boot, boot_id
-from recorder.store.fsutil import atomic_write, ensure_private_dir, fsync_dir
+from recorder.store.fsutil import atomic_write, ensure_private_dir, fsync_dir, read_regular
 from recorder.store.layout import Layout, list_segments, segment_name, segment_number
 from recorder.store.pins import read_pins
 from recorder.store.pruned import PrunedNote, read_pruned, write_pruned
@@ -377,7 +377,7 @@ def execute(layout: Layout, plan: PrunePlan, by: str, now: float | None = None) 
         cp = by_id.get(cp_id)
         if cp is None or cp.path is None:
             continue
-        original = cp.path.read_bytes()
+        original = read_regular(cp.path)[0]
         atomic_write(staging / "restated" / cp.path.name, original)
         whole = replace(cp, base=None, base_count=0, depth=0, base_problem=None, path=None)
         data = orjson.dumps(whole.to_json(), option=orjson.OPT_INDENT_2)

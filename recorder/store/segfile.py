@@ -33,7 +33,7 @@ from typing import Any, Self
 import zstandard
 
 from recorder.errors import PersistError
-from recorder.store.fsutil import open_private, write_all
+from recorder.store.fsutil import NotRegularFile, not_regular, open_private, open_regular, write_all
 from recorder.store.layout import COMPRESSED_SUFFIX
 
 FRAME_BYTES = 256 * 1024  # uncompressed bytes per frame: one record read decompresses this
@@ -127,8 +127,14 @@ class SegmentFile:
 
 def _open(path: Path, fd: int | None) -> int:
     """A descriptor of `path`, or a duplicate of `fd` (the same file held open by
-    another: it reads what was planned though the name went away since)."""
-    return os.open(path, os.O_RDONLY | os.O_CLOEXEC) if fd is None else os.dup(fd)
+    another: it reads what was planned though the name went away since). What is not
+    a regular file there (a named pipe, a folder, a device) is never waited on nor kept
+    open: `NotRegularFile`, whose words say what it is ("a named pipe, not a regular
+    file"). Before 2026-12-07 a named pipe at a segment's name held doctor, search,
+    export and restore forever (a blocking open waits for a writer)."""
+    if fd is None:
+        return open_regular(path)[0]
+    return os.dup(fd)
 
 
 class PlainSegment(SegmentFile):
@@ -136,12 +142,10 @@ class PlainSegment(SegmentFile):
         self.path = path
         self._fd: int | None = _open(path, fd)
         st = os.fstat(self._fd)
-        if not stat.S_ISREG(st.st_mode):  # a folder opens too, and reads fail later
+        if not stat.S_ISREG(st.st_mode):  # a duplicate of another's descriptor
             os.close(self._fd)
             self._fd = None
-            if stat.S_ISDIR(st.st_mode):
-                raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
+            raise NotRegularFile(errno.EINVAL, not_regular(st.st_mode), str(path))
         self.size = st.st_size
         self.ident = (st.st_dev, st.st_ino)
 

@@ -32,7 +32,13 @@ from typing import Any
 import orjson
 
 from recorder.errors import PersistError
-from recorder.store.fsutil import atomic_write, ensure_private_dir, fsync_dir
+from recorder.store.fsutil import (
+    NotRegularFile,
+    atomic_write,
+    ensure_private_dir,
+    fsync_dir,
+    read_regular,
+)
 from recorder.store.layout import (
     Layout,
     compressed_path,
@@ -97,7 +103,9 @@ def list_trash(layout: Layout, problems: list[str] | None = None) -> list[TrashE
 
 def read_entry(folder: Path) -> TrashEntry:
     try:
-        data = orjson.loads((folder / "manifest.json").read_bytes())
+        # a named pipe there is never waited on (before 2026-12-07 it held `trash list`,
+        # prune and doctor forever): NotRegularFile, said as the manifest's problem
+        data = orjson.loads(read_regular(folder / "manifest.json")[0])
         return TrashEntry(
             id=str(data["id"]),
             created=float(data["created"]),
@@ -113,8 +121,21 @@ def read_entry(folder: Path) -> TrashEntry:
         )
     except FileNotFoundError:
         raise TrashError(f"trash/{folder.name} has no manifest.json") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except OSError as exc:  # a folder, a named pipe, no permission: the OS's words
+        raise TrashError(
+            f"trash/{folder.name}/manifest.json is unreadable ({exc.strerror or exc})"
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:
         raise TrashError(f"trash/{folder.name}/manifest.json is unreadable ({exc})") from None
+
+
+def _file_bytes(path: Path) -> bytes | None:
+    """The bytes of the regular file at `path`; None when nothing is there, or something
+    that is no regular file (a named pipe is never waited on)."""
+    try:
+        return read_regular(path)[0]
+    except (FileNotFoundError, NotRegularFile):
+        return None
 
 
 def _journal_notes(noted: object) -> dict[str, int]:
@@ -393,15 +414,12 @@ def restore_entry(layout: Layout, entry: TrashEntry) -> Restored:
     for item in entry.restated:
         original = folder / "restated" / f"{item['id']}.json"
         current = layout.checkpoints / original.name
-        try:
-            data = current.read_bytes()
-        except FileNotFoundError:
-            data = None
-        if data is not None and original.exists() and data == original.read_bytes():
+        data, kept = _file_bytes(current), _file_bytes(original)
+        if data is not None and kept is not None and data == kept:
             continue  # put back already (by a restore killed before it was journaled)
         same = data is not None and hashlib.sha256(data).hexdigest() == item.get("sha256_now")
-        if same and original.exists():
-            atomic_write(current, original.read_bytes())
+        if same and kept is not None:
+            atomic_write(current, kept)
             continue
         out.kept_restated.append(str(item["id"]))
     for sub in (layout.segments, layout.checkpoints):

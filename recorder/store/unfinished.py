@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from recorder.errors import PersistError
+from recorder.store.fsutil import read_regular
 
 # Light: every agent hook looks for the mark (`marked`) before it writes into a folder.
 
@@ -44,7 +45,7 @@ def read_mark(root: Path) -> RestoreMark | None:
     if not os.path.lexists(path):
         return None
     try:
-        data = path.read_bytes()
+        data = read_regular(path)[0]  # a named pipe is never waited on
     except OSError:
         return RestoreMark(None, None)
     try:

@@ -294,7 +294,7 @@ def test_a_folder_in_a_segments_place_is_damage_not_silence(
     )
     err = capsys.readouterr().err
     assert code == 5 and "Traceback" not in err
-    assert f"{victim.name} cannot be read: Is a directory (none of its records" in err
+    assert f"{victim.name} cannot be read: a folder, not a regular file (none of its records" in err
     code = persist(["restore", "latest", "--log-dir", str(journal)])
     out_text, err = capsys.readouterr()
     assert code == 5 and "Traceback" not in out_text + err
