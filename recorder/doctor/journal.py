@@ -232,6 +232,21 @@ def journal_findings(
         out.append(_more(Area.JOURNAL, "journal.missing-segment", len(missing) - _MAX_NAMED))
     for scan in scans:
         name = f"segments/{scan.path.name}"
+        if scan.error is not None and scan.not_a_file:
+            out.append(
+                Finding(
+                    Area.JOURNAL,
+                    "journal.unreadable",
+                    Severity.PROBLEM,
+                    f"{name} is {scan.error}: no record of that segment can be read while it "
+                    "stands there (it is not missing: `persist prune --forget-missing` leaves "
+                    "it); move it out of segments/ (the command below), then put the segment "
+                    "back from a backup (persist restore-backup) or, if it is lost, doctor "
+                    "names the command that writes it down as such",
+                    f"mv {shlex.quote(str(scan.path))} {shlex.quote(str(layout.recovery))}/",
+                )
+            )
+            continue
         if scan.error is not None:
             out.append(
                 Finding(
@@ -528,7 +543,16 @@ def checkpoint_findings(layout: Layout, journal: JournalScan) -> list[Finding]:
             gone = not cp.base_problem and all(p.endswith(" is missing") for p in result.problems)
             summary = f"checkpoint {cp.id} does not verify: {result.summary}"
             fix: str | None = f"persist restore {cp.id} --full"
-            if gone:
+            if result.not_files:
+                # a folder, a named pipe where a segment should be: no command of ours
+                # moves it (a restore reads it, --forget-missing sees no segment missing)
+                things = " ".join(shlex.quote(str(p)) for p in result.not_files)
+                fix = f"mv {things} {shlex.quote(str(layout.recovery))}/"
+                summary += (
+                    " (what stands in a segment's place is no segment: move it out of "
+                    "segments/, then doctor says what is left to do)"
+                )
+            elif gone:
                 fix = f"persist prune --forget-missing --log-dir {shlex.quote(str(layout.root))}"
             elif result.uncovered and len(result.problems) == 1:
                 # its digest vouches for nothing in them, and no command of ours can

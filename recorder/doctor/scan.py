@@ -50,6 +50,7 @@ class SegmentScan:
     tail_damaged: bool = False  # the tail reaches into one: its NULs are that damage
     digests: dict[int, str] = field(default_factory=dict)  # SHA-256 of the first N bytes
     error: str | None = None  # the file could not be read
+    not_a_file: bool = False  # ... because it is no regular file (a folder, a named pipe)
     # every whole line passed `block_kinds`; then `others` holds the lines that are not
     # messages (line number, kind) and `byes` the goodbye heartbeats among them (line
     # number, `bye_key`): what the segment's `.check` and `.marks` must say
@@ -80,6 +81,7 @@ def scan_segment(path: Path, closed: bool, sizes: Iterable[int] = ()) -> Segment
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             scan.error = not_regular(st.st_mode)  # "a named pipe, not a regular file"
+            scan.not_a_file = True
             return scan
         if is_compressed(path):
             _read_compressed(path, scan, sizes)

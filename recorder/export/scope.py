@@ -47,7 +47,7 @@ from recorder.store.linecheck import block_kinds
 from recorder.store.pruned import pruned_by_number
 from recorder.store.reader import Store
 from recorder.store.records import KIND_MESSAGE
-from recorder.store.segfile import SegmentDamaged, SegmentFile, segment_size
+from recorder.store.segfile import SegmentDamaged, SegmentFile, not_a_file_at, segment_size
 
 DEFAULT_LAST = 1000  # messages a bundle holds unless asked otherwise
 _BACK_STEP = 4096  # records read at a time while counting messages backwards
@@ -272,7 +272,12 @@ def _verified(
             if number in notes:
                 pruned.append(f"{name} {notes[number].describe()}")
                 continue
-            (problems if in_range else history).append(f"{name} is missing")
+            thing = not_a_file_at(layout.segments, name)  # a folder, a named pipe
+            (problems if in_range else history).append(
+                f"{name} cannot be read: segments/{thing[0].name} is {thing[1]}"
+                if thing is not None
+                else f"{name} is missing"
+            )
             continue
         try:
             st = path.stat()

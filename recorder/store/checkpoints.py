@@ -45,7 +45,13 @@ from recorder.store.layout import (
 from recorder.store.pruned import pruned_by_number, unexplained_holes
 from recorder.store.records import SCHEMA_VERSION
 from recorder.store.secrets import maybe_secret, redacted_text
-from recorder.store.segfile import CompressedSegment, SegmentDamaged, open_segment, segment_size
+from recorder.store.segfile import (
+    CompressedSegment,
+    SegmentDamaged,
+    not_a_file_at,
+    open_segment,
+    segment_size,
+)
 from recorder.store.status import CheckpointRef
 
 MAX_LABEL = 200
@@ -735,6 +741,9 @@ class Verification:
     uncovered: list[str] = field(default_factory=list)
     # what its digest does not name but another checkpoint's does, matching (`vouched_by`)
     vouched: list[str] = field(default_factory=list)
+    # what stands where a segment it names should be and is no regular file (a folder,
+    # a named pipe): not missing, and no command of ours moves it
+    not_files: list[Path] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
@@ -856,6 +865,7 @@ def verify_checkpoint(
     (`vouched_by`)."""
     problems: list[str] = [cp.base_problem] if cp.base_problem else []
     pruned: list[str] = []
+    not_files: list[Path] = []
     notes = pruned_by_number(layout)
     uncovered: list[int] = []
     vouched: dict[str, list[int]] = {}
@@ -882,7 +892,14 @@ def verify_checkpoint(
                 pruned.append(f"{entry['name']} {note.describe()}")
                 actual.append(entry)
                 continue
-            problems.append(f"{entry['name']} is missing")
+            thing = not_a_file_at(layout.segments, str(entry["name"]))
+            if thing is not None:  # a folder, a named pipe: there, and not the segment
+                problems.append(
+                    f"{entry['name']} cannot be read: segments/{thing[0].name} is {thing[1]}"
+                )
+                not_files.append(thing[0])
+            else:
+                problems.append(f"{entry['name']} is missing")
             actual.append({**entry, "sha256": "missing"})
             continue
         try:
@@ -892,6 +909,9 @@ def verify_checkpoint(
         except (ValueError, SegmentDamaged) as exc:
             problems.append(str(exc))
             digest = "short"
+        except OSError as exc:  # replaced since it was looked up (a named pipe never waited on)
+            problems.append(f"{entry['name']} cannot be read: {exc.strerror or exc}")
+            digest = "short"
         if digest not in (entry["sha256"], "short"):
             problems.append(f"{entry['name']} differs from the checkpoint")
         actual.append({**entry, "sha256": digest})
@@ -899,7 +919,7 @@ def verify_checkpoint(
         problems.append("the checkpoint's digest does not match its segment list")
     names = [segment_name(n) for n in uncovered]
     said = [vouched_note(numbers, by) for by, numbers in vouched.items()]
-    return Verification(not problems, problems, pruned, names, said)
+    return Verification(not problems, problems, pruned, names, said, not_files)
 
 
 # -- choosing checkpoints and ranges ------------------------------------------------------

@@ -34,7 +34,7 @@ import zstandard
 
 from recorder.errors import PersistError
 from recorder.store.fsutil import NotRegularFile, not_regular, open_private, open_regular, write_all
-from recorder.store.layout import COMPRESSED_SUFFIX
+from recorder.store.layout import COMPRESSED_SUFFIX, SEGMENT_RE
 
 FRAME_BYTES = 256 * 1024  # uncompressed bytes per frame: one record read decompresses this
 LEVEL = 3  # zstd level: see bench/compress.py (higher levels cost 5-10x the time for ~5 %)
@@ -315,6 +315,23 @@ def open_segment(path: Path, fd: int | None = None) -> SegmentFile:
         except FileNotFoundError:
             pass
         raise
+
+
+def not_a_file_at(segments: Path, name: str) -> tuple[Path, str] | None:
+    """What stands at segment `name`'s place in folder `segments` (`seg-N.jsonl`, plain
+    or compressed) when it is no regular file (a symlink followed): its path and what it
+    is (`a named pipe, not a regular file`); None when nothing is there or a file is.
+    Such a segment is not missing: its records cannot be read while it stands there."""
+    if SEGMENT_RE.match(name) is None or name.endswith(COMPRESSED_SUFFIX):
+        return None
+    for path in (segments / name, segments / (name + COMPRESSED_SUFFIX)):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISREG(mode):
+            return path, not_regular(mode)
+    return None
 
 
 def segment_size(path: Path) -> int:

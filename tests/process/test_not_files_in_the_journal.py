@@ -8,11 +8,13 @@ never waits on it, and what doctor proposes does something."""
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.demo_journal import DemoClock, DemoWriter
@@ -71,15 +73,16 @@ def test_a_named_pipe_in_a_segments_place_is_named_and_never_waited_on(
 ) -> None:
     """A closed (compressed) or the active segment replaced by a named pipe: doctor,
     search, export and restore opened it with a blocking open and never ended. Now
-    each says what is there in one line."""
+    each says what is there in one line; doctor's fix moves it out of segments/."""
     path = root / "segments" / name
     _pipe(path)
     doctor = persist("doctor", "--log-dir", str(root))
     assert doctor.returncode == 9, doctor
-    said = (
-        f"problem  journal      segments/{name} cannot be read (a named pipe, not a regular file)"
-    )
-    assert said in doctor.stdout, doctor.stdout
+    assert (
+        f"problem  journal      segments/{name} is a named pipe, not a regular file: "
+        in doctor.stdout
+    ), doctor.stdout
+    assert f"fix: mv {path} {root / 'recovery'}/" in doctor.stdout
     search = persist("search", "message", "--log-dir", str(root))
     assert "Traceback" not in search.stderr, search
     out = tmp_path / "out.jsonl"
@@ -174,3 +177,47 @@ def test_a_recorder_refuses_to_start_on_what_is_no_segment(root: Path, kind: str
         f"regular file, where the segment written last should be; move it out of segments/ "
         f"(mv {path} {root / 'recovery'}/) and start again"
     ) in record.stderr, record
+
+
+def test_a_folder_in_a_closed_segments_place_is_not_missing_and_its_fix_works(
+    root: Path,
+) -> None:
+    """A folder where a closed segment should be: the journal finding said "not a regular
+    file", but every checkpoint finding called the segment "missing" and named
+    `persist prune --forget-missing`, which answered "no segment is missing" and changed
+    nothing. Now each says what stands there and names the command that moves it; done,
+    the segment is missing, and the fix doctor names then (forget-missing) clears it."""
+    path = root / "segments" / "seg-000003.jsonl.zst"
+    path.unlink()
+    path.mkdir(mode=0o700)
+    doctor = persist("doctor", "--json", "--log-dir", str(root))
+    assert doctor.returncode == 9, doctor
+    problems = [f for f in orjson.loads(doctor.stdout)["findings"] if f["severity"] == "problem"]
+    move = f"mv {path} {root / 'recovery'}/"
+    assert [(f["check"], f["fix"]) for f in problems] == [
+        ("journal.unreadable", move),
+        ("checkpoints.digest", move),
+        ("checkpoints.digest", move),
+    ], problems
+    assert problems[0]["summary"].startswith(
+        "segments/seg-000003.jsonl.zst is a folder, not a regular file: no record of that "
+        "segment can be read while it stands there"
+    ), problems[0]
+    for f in problems[1:]:
+        assert (
+            "seg-000003.jsonl cannot be read: segments/seg-000003.jsonl.zst is a folder, "
+            in (f["summary"])
+        ), f
+        assert "is missing" not in f["summary"], f
+    subprocess.run(shlex.split(move), check=True)
+    doctor = persist("doctor", "--json", "--log-dir", str(root))
+    problems = [f for f in orjson.loads(doctor.stdout)["findings"] if f["severity"] == "problem"]
+    forget = f"persist prune --forget-missing --log-dir {root}"
+    assert {(f["check"], f["fix"]) for f in problems} == {
+        ("journal.missing-segment", forget),
+        ("checkpoints.digest", forget),
+    }, problems
+    done = persist(*shlex.split(forget)[1:])
+    assert done.returncode == 0 and "wrote down 1 missing segment(s)" in done.stdout, done
+    doctor = persist("doctor", "--log-dir", str(root))
+    assert doctor.returncode == 8 and "result: warning (0 problem(s)" in doctor.stdout, doctor

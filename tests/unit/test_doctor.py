@@ -388,7 +388,7 @@ def test_garbage_everywhere_is_reported_never_raised(
         "search index would be rebuilt: " in out and "index.sqlite3 is a folder, not a file" in out
     )
     assert "status.json is unreadable" in out
-    assert "segments/seg-000004.jsonl cannot be read (a named pipe, not a regular file)" in out
+    assert "segments/seg-000004.jsonl is a named pipe, not a regular file: no record" in out
     assert "problem  sessions     protected copy claude:" in out
     assert "shorter than its header" in out
     assert "describes a segment that is not there" in out
