@@ -30,6 +30,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         fix_lock,
         not_repaired,
     )
+    from recorder.store.fsutil import LockInTheWay
     from recorder.store.unfinished import read_mark
 
     root = _log_dir(args)
@@ -51,6 +52,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         except NoRoomToFix as exc:  # a full disk: diagnosed all the same, nothing repaired
             report = diagnose(root)
             report.fixed = not_repaired(report, str(exc))
+    except LockInTheWay as exc:  # at doctor.lock: what it is and how to move it, one line
+        return fail(f"cannot repair {root}: {exc}")
     except OSError as exc:
         return fail(f"cannot examine {root}: {exc.strerror or exc} ({exc.filename or root})")
     code = {Severity.OK: 0, Severity.WARNING: EXIT_WARNINGS, Severity.PROBLEM: EXIT_PROBLEMS}[

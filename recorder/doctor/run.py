@@ -38,7 +38,7 @@ from recorder.doctor.journal import (
     trash_findings,
 )
 from recorder.doctor.model import Area, Finding, FixResult, RepairKind, Report, Severity
-from recorder.doctor.service import recorder_holds, service_findings
+from recorder.doctor.service import lock_findings, recorder_holds, service_findings
 from recorder.doctor.system import disk_findings, permission_findings
 from recorder.errors import PersistError
 from recorder.store.checkpoints import DigestCache
@@ -87,11 +87,11 @@ def fix_lock(
     to `wait` seconds, then diagnoses afresh; past the wait, `FixBusy`."""
     import fcntl
 
-    from recorder.store.fsutil import flock_within, open_private
+    from recorder.store.fsutil import flock_within, open_lock
 
     layout = Layout(Path(root))
     try:
-        fd = open_private(layout.doctor_lock, os.O_RDWR | os.O_CREAT)
+        fd = open_lock(layout.doctor_lock, layout.recovery)  # LockInTheWay: a folder there
     except OSError as exc:
         if not no_room(exc):
             raise
@@ -196,6 +196,7 @@ def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = No
         *session_findings(layout),
         *permission_findings(layout),
         *disk_findings(layout, now),
+        *lock_findings(layout),
         *service_findings(layout, health, now, doctor_fix, unit_dir),
     ]
     return Report(layout.root, findings, time.monotonic() - started)

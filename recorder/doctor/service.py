@@ -7,10 +7,12 @@ from __future__ import annotations
 import fcntl
 import os
 import shlex
+import stat
 from pathlib import Path
 
 from recorder.daemon import systemd
 from recorder.doctor.model import Area, Finding, Repair, RepairKind, Severity
+from recorder.store.fsutil import lock_in_the_way
 from recorder.store.layout import Layout
 from recorder.store.lock import read_holder
 from recorder.store.status import (
@@ -28,16 +30,62 @@ def recorder_holds(layout: Layout) -> bool:
     """Whether a recorder holds the folder's lock (probed with a shared lock, dropped at
     once; a recorder starting at that instant retries)."""
     try:
-        fd = os.open(layout.lock, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(layout.lock, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return False
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a named pipe: no recorder takes it
+            return False
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return False
     except BlockingIOError:
         return not read_holder(layout.lock)[1]  # a `persist` command's, for a moment: none
     finally:
         os.close(fd)
+
+
+def lock_findings(layout: Layout) -> list[Finding]:
+    """The folder's lock files (`recorder.lock`, `retention/retention.lock`,
+    `compact.lock`, `doctor.lock`): one problem for each that is no regular file (a
+    folder, a named pipe), naming what cannot run while it stands there and the command
+    that moves it out of the way (never run by --fix: it is not ours). Before 2026-12-07
+    doctor said nothing of them, and named `persist record` as the fix, which failed on
+    that very folder."""
+    locks = (
+        (
+            layout.lock,
+            "no recorder can start here, nor `persist prune`, `pin`, `checkpoint` "
+            "or a trash change while none runs",
+        ),
+        (
+            layout.retention_lock,
+            "no pin, unpin, prune, trash restore or empty can run, nor "
+            "the recorder's retention, nor a backup",
+        ),
+        (
+            layout.compact_lock,
+            "no closed segment can be compressed (`persist compact`, the "
+            "recorder's background compaction)",
+        ),
+        (layout.doctor_lock, "`persist doctor --fix` cannot run"),
+    )
+    out = []
+    for path, blocked in locks:
+        what = lock_in_the_way(path)
+        if what is None:
+            continue
+        name = path.relative_to(layout.root)
+        out.append(
+            Finding(
+                Area.SERVICE,
+                "service.lock-file",
+                Severity.PROBLEM,
+                f"{name} is {what}, where a lock file goes: until it is moved out of the "
+                f"way, {blocked} (the lock file is made again when needed)",
+                f"mv {shlex.quote(str(path))} {shlex.quote(str(layout.recovery))}/",
+            )
+        )
+    return out
 
 
 def service_findings(

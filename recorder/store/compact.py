@@ -28,7 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from recorder.store.fsutil import ensure_private_dir, fsync_dir, held_by_another, open_private
+from recorder.store.fsutil import (
+    ensure_private_dir,
+    fsync_dir,
+    held_by_another,
+    open_lock,
+)
 from recorder.store.layout import (
     COMPRESSED_SUFFIX,
     Layout,
@@ -98,7 +103,7 @@ def compactable(layout: Layout, below: int | None = None) -> list[Path]:
 def compact_lock(layout: Layout) -> Iterator[bool]:
     """Hold the folder's compactor lock if nobody else does (yields whether we got it)."""
     ensure_private_dir(layout.root)
-    fd = open_private(layout.compact_lock, os.O_RDWR | os.O_CREAT)
+    fd = open_lock(layout.compact_lock, layout.recovery)  # LockInTheWay: a folder there
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -6,10 +6,13 @@ import contextlib
 import errno
 import os
 import re
+import shlex
 import stat
 import threading
 from pathlib import Path
 from typing import Any
+
+from recorder.errors import PersistError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -334,6 +337,67 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+class LockInTheWay(PersistError, NotRegularFile):
+    """Something that is no regular file (a folder, a named pipe, a device) where a lock
+    file of ours goes: no flock can be taken through it. Its message is one line naming
+    the path, what is there and the command that moves it out of the way."""
+
+    def __init__(self, path: Path, mode: int, aside: Path) -> None:
+        what = not_regular(mode)
+        self.fix = f"mv {shlex.quote(str(path))} {shlex.quote(str(aside))}/"
+        self.sentence = (
+            f"{path} is {what}, where a lock file goes: nothing can take that lock; move "
+            f"it out of the way ({self.fix}) and run this again"
+        )
+        super().__init__(errno.EINVAL, what, str(path))
+
+    def __str__(self) -> str:
+        return self.sentence
+
+
+def open_lock(path: Path, aside: Path) -> int:
+    """The lock file at `path` (a symlink followed) opened to read and write, made (0600)
+    when missing, for an flock; `LockInTheWay` when something that is no regular file
+    stands there (`aside`: the folder its fix moves it to). A folder cannot be opened to
+    write; a named pipe could be, and locked, but a reader of the holder's PID would
+    then wait on it forever: neither is used. Before 2026-12-07 a folder there was
+    "Is a directory" naming nothing to do, and a named pipe was taken."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+    try:
+        fd = os.open(path, flags, FILE_MODE)
+    except OSError as exc:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            raise exc from None
+        if stat.S_ISREG(mode):
+            raise
+        raise LockInTheWay(path, mode, aside) from None  # a folder, a socket
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise LockInTheWay(path, st.st_mode, aside)
+        os.set_blocking(fd, True)
+        if (st.st_mode & 0o777) != FILE_MODE:
+            os.fchmod(fd, FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def lock_in_the_way(path: Path) -> str | None:
+    """What stands at lock file `path` when it is no regular file (`a folder, not a
+    regular file`); None when nothing is there or a file is. One `stat`, for doctor."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:  # a loop of links: no lock can be taken through it either
+        return f"a path that cannot be followed ({exc.strerror or exc})"
+    return None if stat.S_ISREG(mode) else not_regular(mode)
 
 
 def held_by_another(lock: Path) -> bool:

@@ -32,7 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from recorder.errors import PersistError
-from recorder.store.fsutil import ensure_private_dir, open_private, read_regular
+from recorder.store.fsutil import ensure_private_dir, open_lock, read_regular
+from recorder.store.layout import Layout
 from recorder.store.unfinished import refuse_unfinished_restore
 
 
@@ -97,6 +98,7 @@ class InstanceLock:
         self._fd: int | None = None
         self._guard: _Guard | None = None
         self._failed: str | None = None  # why `keep` could not lock a new file, said once
+        self._aside = Layout(path.parent).recovery  # where what stands in its way goes
 
     def acquire(
         self,
@@ -111,7 +113,7 @@ class InstanceLock:
         (`waiting` is told once), then `FolderBusy`; a holder not named yet (it has just
         taken the lock) is looked at again for up to `_UNNAMED_LOOKS`."""
         refuse_unfinished_restore(self.path.parent)
-        fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
+        fd = open_lock(self.path, self._aside)
         guard = _Guard(self.path.parent)
         deadline = time.monotonic() + wait
         tries = unnamed = 0
@@ -169,8 +171,8 @@ class InstanceLock:
         said = f"{self.path.name} was {what} from outside while held"
         try:
             ensure_private_dir(self.path.parent)
-            new = open_private(self.path, os.O_RDWR | os.O_CREAT)
-        except OSError as exc:
+            new = open_lock(self.path, self._aside)
+        except OSError as exc:  # LockInTheWay too: a folder, a named pipe put there
             failed = f"{said}, and could not be made again: {exc.strerror or exc}"
             if failed == self._failed:
                 return None  # said already: looked at again at every wake-up
@@ -304,7 +306,7 @@ def read_holder(path: Path) -> tuple[int | None, str]:
     """The holder the lock file names: its PID (None: unnamed) and role ("": a recorder,
     or a holder from before roles were written)."""
     try:
-        words = path.read_text().split()
+        words = read_regular(path)[0].decode(errors="replace").split()  # never waits
         pid = int(words[0]) if words else None
     except (OSError, ValueError):
         return None, ""

@@ -27,7 +27,7 @@ from recorder.store.fsutil import (
     ensure_private_dir,
     flock_within,
     held_by_another,
-    open_private,
+    open_lock,
     read_regular,
 )
 from recorder.store.layout import Layout, segment_number
@@ -259,7 +259,7 @@ def retention_lock(layout: Layout, wait: float = LOCK_WAIT) -> Iterator[None]:
     `UnfinishedRestore` in a folder a restore-backup has not finished."""
     refuse_unfinished_restore(layout.root)
     ensure_private_dir(layout.retention)
-    fd = open_private(layout.retention_lock, os.O_RDWR | os.O_CREAT)
+    fd = open_lock(layout.retention_lock, layout.recovery)  # LockInTheWay: a folder there
     try:
         if not flock_within(fd, wait):
             raise RetentionBusy(

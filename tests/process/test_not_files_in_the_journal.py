@@ -221,3 +221,64 @@ def test_a_folder_in_a_closed_segments_place_is_not_missing_and_its_fix_works(
     assert done.returncode == 0 and "wrote down 1 missing segment(s)" in done.stdout, done
     doctor = persist("doctor", "--log-dir", str(root))
     assert doctor.returncode == 8 and "result: warning (0 problem(s)" in doctor.stdout, doctor
+
+
+LOCKS = ("recorder.lock", "retention/retention.lock", "compact.lock", "doctor.lock")
+
+
+@pytest.mark.parametrize("kind", ["folder", "pipe"])
+def test_what_stands_at_a_lock_file_is_named_by_doctor_and_each_command_taking_it(
+    root: Path, kind: str
+) -> None:
+    """A folder (or a named pipe) at each of the folder's lock files: doctor found
+    nothing ("no recorder running", whose fix `persist record` failed on that folder),
+    and record, pin, prune, compact and doctor --fix ended with "Is a directory" (a
+    named pipe was even taken as a lock). Now doctor names each (one problem each, the
+    command that moves it), and each command says it in one line naming the path,
+    exit 1; once moved, each works again."""
+    recovery = root / "recovery"
+    recovery.mkdir(exist_ok=True)
+    for name in LOCKS:
+        (root / name).unlink(missing_ok=True)
+        if kind == "folder":
+            (root / name).mkdir(mode=0o700)
+        else:
+            os.mkfifo(root / name, 0o600)
+    what = "a folder" if kind == "folder" else "a named pipe"
+    doctor = persist("doctor", "--json", "--log-dir", str(root))
+    assert doctor.returncode == 9, doctor
+    found = [
+        f for f in orjson.loads(doctor.stdout)["findings"] if f["check"] == "service.lock-file"
+    ]
+    assert [(f["severity"], f["fix"]) for f in found] == [
+        ("problem", f"mv {root / name} {recovery}/") for name in LOCKS
+    ], found
+    for f, name in zip(found, LOCKS, strict=True):
+        assert f["summary"].startswith(
+            f"{name} is {what}, not a regular file, where a lock file goes: until it is moved "
+            "out of the way, "
+        ), f
+    cp = sorted(p.stem for p in (root / "checkpoints").iterdir())[0]
+    broker = f"tcp://127.0.0.1:{free_port()}"
+    for argv, name in (
+        (["record", "--broker", broker, "--embedded", "no"], "recorder.lock"),
+        (["prune", "--max-size", "1K"], "recorder.lock"),
+        (["pin", cp], "retention/retention.lock"),
+        (["compact"], "compact.lock"),
+        (["doctor", "--fix"], "doctor.lock"),
+    ):
+        done = persist(*argv, "--log-dir", str(root))
+        path = root / name
+        said = (
+            f"{path} is {what}, not a regular file, where a lock file goes: nothing can take "
+            f"that lock; move it out of the way (mv {path} {recovery}/) and run this again"
+        )
+        assert done.returncode == 1 and said in done.stderr, (argv, done)
+        assert len(done.stderr.strip().splitlines()) == 1, (argv, done.stderr)
+    for name in LOCKS:
+        subprocess.run(["mv", str(root / name), f"{recovery}/"], check=True)
+    for argv in (["pin", cp], ["prune", "--max-size", "1K"], ["compact"], ["doctor", "--fix"]):
+        done = persist(*argv, "--log-dir", str(root))
+        assert done.returncode in (0, 8) and "lock" not in done.stderr, (argv, done)
+    doctor = persist("doctor", "--json", "--log-dir", str(root))
+    assert "service.lock-file" not in doctor.stdout, doctor
