@@ -224,6 +224,18 @@ def not_zeromq(
 FAKE_AGENT = Path(__file__).with_name("fake_agent.py")
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`persist ARGS...` as a program, no standard input, its output captured; one that
+    waits (on a named pipe, say) fails the test after 60 s (TimeoutExpired)."""
+    return subprocess.run(
+        [sys.executable, "-m", "recorder.cli", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def python_child(script: str, *args: str) -> subprocess.Popen[str]:
     """`python -c script args...`, its stdin, stdout and stderr pipes of text."""
     return subprocess.Popen(

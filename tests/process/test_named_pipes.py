@@ -7,30 +7,20 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
 from tests.demo_journal import DemoClock, DemoWriter
-from tests.support import Bus, wait_for
+from tests.support import Bus, run_cli, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
 T0 = 1_800_000_000.0
 
 
-def persist(*args: str) -> subprocess.CompletedProcess[str]:
-    """The CLI; a command that waits on a named pipe fails the test (TimeoutExpired)."""
-    return subprocess.run(
-        [sys.executable, "-m", "recorder.cli", *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+persist = run_cli
 
 
 def _journal(root: Path) -> None:

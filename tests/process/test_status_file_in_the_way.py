@@ -6,7 +6,6 @@ real recorder)."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,21 +13,14 @@ import orjson
 import pytest
 
 from recorder.store.layout import Layout
-from tests.support import Bus, Proc, status_json, wait_for
+from tests.support import Bus, Proc, run_cli, status_json, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
 HEALTHY_CODE, DEGRADED_CODE = 0, 6  # recorder/cli/main.py
 
 
-def persist(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "recorder.cli", *argv],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+persist = run_cli
 
 
 def findings(log_dir: Path) -> dict[str, dict]:
