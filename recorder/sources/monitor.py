@@ -15,8 +15,10 @@ decide again under it, so two monitors never checkpoint a session twice.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import stat
 import time
 import tomllib
 from collections.abc import Iterator
@@ -31,8 +33,10 @@ from recorder.sources.discover import Roots, scan
 from recorder.sources.model import Session, Source
 from recorder.store.checkpoints import Checkpoint, SessionRef, load_checkpoint, write_checkpoint
 from recorder.store.fsutil import (
+    NotRegularFile,
     ensure_private_dir,
     flock_within,
+    not_regular,
     open_private,
     open_regular,
     write_all,
@@ -273,9 +277,23 @@ def _append_rotated(layout: Layout, data: bytes) -> None:
     ensure_private_dir(layout.sessions)
     path = layout.sessions / MONITOR_LOG
     for attempt in (1, 2):
-        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        # not blocking: a named pipe there with no reader would hold the round for ever
         try:
-            if attempt == 2 or not _too_big(os.fstat(fd).st_size, len(data)):
+            fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK)
+        except OSError as exc:  # ENXIO: that pipe; EISDIR: a folder
+            try:
+                mode = os.stat(path).st_mode
+            except OSError:
+                raise exc from None
+            if stat.S_ISREG(mode):
+                raise
+            raise NotRegularFile(errno.EINVAL, not_regular(mode), str(path)) from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise NotRegularFile(errno.EINVAL, not_regular(st.st_mode), str(path))
+            os.set_blocking(fd, True)
+            if attempt == 2 or not _too_big(st.st_size, len(data)):
                 write_all(fd, data)
                 return
         finally:
@@ -351,16 +369,19 @@ class Monitor:
                         known.add(taken)
                         out.taken.append(taken)
             out.decisions.append(d)
-        self.log(now, out.decisions)
+        unlogged = self.log(now, out.decisions)
+        if unlogged is not None:
+            out.problems.append(unlogged)
         return out
 
-    def log(self, now: float, decisions: list[Decision]) -> None:
+    def log(self, now: float, decisions: list[Decision]) -> str | None:
         """Each decision that differs from the one last logged for its session (a
         checkpoint always; a wait when its reason does, its numbers aside), with its
         scores, appended to `sessions/monitor.log` (0600, rotated as recorder.log is).
         Unchanged waits are not: 300 idle sessions wrote ~12 MiB a day of "nothing
         changed". What was logged before is read from the log's end at the first round,
-        so a monitor run anew each round (`--once`) does not say it all again."""
+        so a monitor run anew each round (`--once`) does not say it all again. Returns
+        why the log could not be written (a full disk, a named pipe in its place)."""
         if self._logged is None:
             self._logged = _logged_kinds(self.layout.sessions / MONITOR_LOG)
         kinds: dict[bytes, bytes] = {}
@@ -374,9 +395,11 @@ class Monitor:
         try:
             if lines:
                 _append_rotated(self.layout, b"".join(lines))
-        except OSError:
-            return  # the decisions were still taken; `--explain` prints them
+        except OSError as exc:  # the decisions were still taken; `--explain` prints them
+            why = exc.strerror or str(exc)
+            return f"cannot write {self.layout.sessions / MONITOR_LOG}: {why}"
         self._logged = kinds  # sessions no longer found are forgotten
+        return None
 
     def checkpoint(self, session: Session, d: Decision, now: float) -> Checkpoint:
         copy = protect(self.layout, session)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 import time
 from pathlib import Path
 
@@ -11,7 +13,13 @@ import pytest
 from recorder.errors import BadOption
 from recorder.sources.discover import Roots
 from recorder.sources.model import Session, Source
-from recorder.sources.monitor import Monitor, MonitorSettings, decide, latest_session_checkpoints
+from recorder.sources.monitor import (
+    Monitor,
+    MonitorSettings,
+    RoundResult,
+    decide,
+    latest_session_checkpoints,
+)
 from recorder.store import secrets as SECRET
 from recorder.store.checkpoints import SessionRef, list_checkpoints
 from recorder.store.layout import Layout
@@ -361,3 +369,27 @@ def test_monitor_log_is_rotated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         assert all(" CHECKPOINT (" in line for line in path.read_text().splitlines())
     newest = log.read_text().splitlines()[-1]
     assert newest.startswith(time.strftime("%Y-%m-%dT%H:%M", time.gmtime(t + 7200 * 11)))
+
+
+def test_a_named_pipe_at_monitor_log_holds_no_round_and_is_said(tmp_path: Path) -> None:
+    """Its append opened the pipe to write and, with no reader, waited for ever: the
+    monitor (the recorder's child too) never took another checkpoint. Now the round
+    ends, its checkpoints taken, and says why its decisions were not logged."""
+    sessions = _sessions(tmp_path, 2)
+    layout = Layout(tmp_path / "log")
+    layout.sessions.mkdir(parents=True)
+    os.mkfifo(layout.sessions / "monitor.log", 0o600)
+    m = Monitor(Roots(tmp_path / "claude", None, None), layout, MonitorSettings(idle_minutes=1))
+    rounds: list[RoundResult] = []
+    t = threading.Thread(
+        target=lambda: rounds.append(m.tick(max(s.t for s in sessions) + 3600)), daemon=True
+    )
+    t.start()
+    t.join(20)
+    assert not t.is_alive(), "the round waits on the named pipe"
+    (result,) = rounds
+    assert len(result.taken) == 2
+    (problem,) = [p for p in result.problems if "monitor.log" in p]
+    assert problem == (
+        f"cannot write {layout.sessions / 'monitor.log'}: a named pipe, not a regular file"
+    ), problem
