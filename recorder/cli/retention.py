@@ -331,6 +331,7 @@ def _trash_list(layout: Layout, as_json: bool) -> int:
 
     problems: list[str] = []
     entries = list_trash(layout, problems)
+    unreadable = bool(problems)  # entries there that cannot be read (warned of below)
     ledger = ledger_problem(layout)  # restore and empty refuse while it is so
     if ledger is not None:
         problems.insert(0, str(ledger))
@@ -356,7 +357,7 @@ def _trash_list(layout: Layout, as_json: bool) -> int:
         print_json(out, indent=True)
         return 0
     if not entries:
-        print("the trash is empty")
+        print("no trash entry can be listed" if unreadable else "the trash is empty")
     for e in entries:
         plan, here = e.plan, files_here(e)
         names = {f["name"] for f in here if f["kind"] == "segment"}

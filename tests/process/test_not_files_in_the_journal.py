@@ -96,6 +96,8 @@ def test_a_named_pipe_for_a_trash_manifest_is_named_and_never_waited_on(root: Pa
     assert doctor.returncode == 8 and f"warning  journal      {said}" in doctor.stdout, doctor
     listed = persist("trash", "list", "--log-dir", str(root))
     assert listed.returncode == 0 and f"warning: {said}" in listed.stderr, listed
+    # not "the trash is empty" (as before 2026-12-07) after naming an entry it holds
+    assert listed.stdout == "no trash entry can be listed\n", listed
     for argv in (["prune", "--max-size", "1K"], ["trash", "empty", "--older-than", "0s"]):
         done = persist(*argv, "--log-dir", str(root))
         assert "Traceback" not in done.stderr, (argv, done)
