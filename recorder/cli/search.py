@@ -146,6 +146,12 @@ def cmd_search(args: argparse.Namespace) -> int:
             say("another process is updating the search index; searching what it holds so far")
         for problem in done.problems:
             say(f"session not indexed: {problem}")
+        unread = _left_out(engine.index)
+        if unread:  # what they hold is not found: not a silent gap in the hits
+            say(
+                f"warning: segment {', '.join(map(str, unread))} left out of the index: it "
+                "cannot be read, so its messages are not searched (persist doctor says why)"
+            )
         result = engine.search(
             query,
             limit=args.limit,

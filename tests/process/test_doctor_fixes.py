@@ -83,6 +83,16 @@ def test_an_unreadable_closed_segment_is_left_out_of_the_index_once(tmp_path: Pa
         assert out.stdout.startswith("search index caught up: 0 records"), out.stdout
         assert "rebuilt because" not in out.stderr, out.stderr
         assert "segment 2 left out: it cannot be read" in out.stderr, out.stderr
+    # a search says what it cannot find (before 2026-12-07 nothing, exit 0)
+    partial = persist("search", "--count", "deployment", "--log-dir", str(log_dir))
+    assert (
+        partial.returncode == 0
+        and (
+            "persist: warning: segment 2 left out of the index: it cannot be read, so its "
+            "messages are not searched (persist doctor says why)\n"
+        )
+        in partial.stderr
+    ), partial.stderr
 
     second.write_bytes(saved)  # back from a backup: indexed again, whole
     back = checks(doctor_json(log_dir), "search.")
