@@ -15,10 +15,8 @@ decide again under it, so two monitors never checkpoint a session twice.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
-import stat
 import time
 import tomllib
 from collections.abc import Iterator
@@ -33,11 +31,10 @@ from recorder.sources.discover import Roots, scan
 from recorder.sources.model import Session, Source
 from recorder.store.checkpoints import Checkpoint, SessionRef, load_checkpoint, write_checkpoint
 from recorder.store.fsutil import (
-    NotRegularFile,
     ensure_private_dir,
     flock_within,
-    not_regular,
     open_private,
+    open_private_regular,
     open_regular,
     write_all,
 )
@@ -277,22 +274,9 @@ def _append_rotated(layout: Layout, data: bytes) -> None:
     ensure_private_dir(layout.sessions)
     path = layout.sessions / MONITOR_LOG
     for attempt in (1, 2):
-        # not blocking: a named pipe there with no reader would hold the round for ever
+        # a named pipe there (no reader) would hold the round for ever: NotRegularFile
+        fd, st = open_private_regular(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         try:
-            fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK)
-        except OSError as exc:  # ENXIO: that pipe; EISDIR: a folder
-            try:
-                mode = os.stat(path).st_mode
-            except OSError:
-                raise exc from None
-            if stat.S_ISREG(mode):
-                raise
-            raise NotRegularFile(errno.EINVAL, not_regular(mode), str(path)) from None
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise NotRegularFile(errno.EINVAL, not_regular(st.st_mode), str(path))
-            os.set_blocking(fd, True)
             if attempt == 2 or not _too_big(st.st_size, len(data)):
                 write_all(fd, data)
                 return

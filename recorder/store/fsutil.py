@@ -295,6 +295,42 @@ class NotRegularFile(OSError):
     """A named pipe, a device, a socket or a folder where a file is read (EINVAL; its
     strerror is `not_regular`'s words)."""
 
+    mode = 0  # the st_mode of what stands there
+
+    @classmethod
+    def of(cls, path: Path, mode: int) -> NotRegularFile:
+        err = cls(errno.EINVAL, not_regular(mode), str(path))
+        err.mode = mode
+        return err
+
+
+def open_private_regular(path: Path, flags: int) -> tuple[int, os.stat_result]:
+    """`open_private` (0600, made when `flags` say so) for writing, never waiting on a
+    named pipe with no reader: opened without blocking, NotRegularFile when what stands
+    at `path` (a symlink followed) is no regular file (a folder, a named pipe), the
+    descriptor blocking again; its `fstat` beside it. The caller closes it."""
+    try:
+        fd = os.open(path, flags | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY, FILE_MODE)
+    except OSError as exc:  # ENXIO: a named pipe with no reader; EISDIR: a folder
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            raise exc from None
+        if stat.S_ISREG(mode):
+            raise
+        raise NotRegularFile.of(path, mode) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile.of(path, st.st_mode)  # someone's: its mode left as it is
+        os.set_blocking(fd, True)
+        if (st.st_mode & 0o777) != FILE_MODE:
+            os.fchmod(fd, FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
 
 def open_regular(path: Path) -> tuple[int, os.stat_result]:
     """`path` (a symlink followed) opened to read, and its `fstat`, if it is a regular
@@ -364,27 +400,10 @@ def open_lock(path: Path, aside: Path) -> int:
     write; a named pipe could be, and locked, but a reader of the holder's PID would
     then wait on it forever: neither is used. Before 2026-12-07 a folder there was
     "Is a directory" naming nothing to do, and a named pipe was taken."""
-    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
     try:
-        fd = os.open(path, flags, FILE_MODE)
-    except OSError as exc:
-        try:
-            mode = os.stat(path).st_mode
-        except OSError:
-            raise exc from None
-        if stat.S_ISREG(mode):
-            raise
-        raise LockInTheWay(path, mode, aside) from None  # a folder, a socket
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise LockInTheWay(path, st.st_mode, aside)
-        os.set_blocking(fd, True)
-        if (st.st_mode & 0o777) != FILE_MODE:
-            os.fchmod(fd, FILE_MODE)
-    except BaseException:
-        os.close(fd)
-        raise
+        fd, _ = open_private_regular(path, os.O_RDWR | os.O_CREAT)
+    except NotRegularFile as exc:
+        raise LockInTheWay(path, exc.mode, aside) from None
     return fd
 
 
