@@ -8,18 +8,15 @@ full disk: root only, skipped otherwise)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
-import pytest
 
 from recorder.store.layout import Layout, list_segments
-from tests.process.test_stalls import fill
+from tests.process.test_stalls import fill, small_disk
 from tests.unit.test_search_index import write_journal
 
 
@@ -108,24 +105,6 @@ def test_an_unreadable_closed_segment_is_left_out_of_the_index_once(tmp_path: Pa
     assert "8 exact matches" in found.stderr, found.stderr
 
 
-@contextlib.contextmanager
-def tiny_disk(where: Path, mb: int, inodes: int) -> Iterator[Path]:
-    """A real tmpfs of `mb` MiB and `inodes` files at `where` (root only)."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root to mount a size-limited tmpfs (a real full disk)")
-    where.mkdir()
-    opts = f"size={mb}m,nr_inodes={inodes},mode=0700"
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 def test_a_full_disk_is_no_damage_and_fix_still_reports(tmp_path: Path) -> None:
     """On a full disk SQLite cannot make a reader's shared-memory file
     (SQLITE_IOERR_SHMSIZE, "disk I/O error"): doctor called the healthy index damaged
@@ -133,7 +112,7 @@ def test_a_full_disk_is_no_damage_and_fix_still_reports(tmp_path: Path) -> None:
     without --json, printed only "cannot examine ...: No space left on device". Now the
     index is "not checked" (the disk finding names the cause), --fix diagnoses, repairs
     what needs no room and says what it could not do and why."""
-    with tiny_disk(tmp_path / "disk", 4, 400) as disk:
+    with small_disk(tmp_path / "disk", 4, 400) as disk:
         log_dir = indexed_journal(disk)
         filler = disk / "filler"
         fill(filler)

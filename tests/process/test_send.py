@@ -6,7 +6,6 @@ import errno
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tests.support import (
     not_zeromq,
     past_broker_death,
     python_child,
+    run_cli,
     wait_for,
 )
 
@@ -36,14 +36,7 @@ def send(*args: str) -> subprocess.CompletedProcess[str]:
     return persist("send", *args)
 
 
-def persist(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "recorder.cli", *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+persist = run_cli
 
 
 def texts(bus: Bus) -> list[object]:

@@ -108,13 +108,14 @@ def test_a_5s_sigstop_under_a_steady_stream_loses_nothing(bus: Bus) -> None:
 
 
 @contextlib.contextmanager
-def small_disk(where: Path, mb: int) -> Iterator[Path]:
-    """A real size-limited tmpfs mounted at `where` (root only)."""
+def small_disk(where: Path, mb: int, inodes: int | None = None) -> Iterator[Path]:
+    """A real tmpfs of `mb` MiB (and `inodes` files) mounted at `where` (root only)."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("needs root to mount a size-limited tmpfs (a real full disk)")
     where.mkdir()
+    opts = f"size={mb}m,mode=0700" + (f",nr_inodes={inodes}" if inodes else "")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={mb}m,mode=0700", "tmpfs", str(where)],
+        ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)],
         capture_output=True,
         text=True,
     )
