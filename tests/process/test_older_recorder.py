@@ -7,7 +7,6 @@ instead of waiting 60 s and blaming an overload."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -18,12 +17,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from recorder.cli.main import main
 from recorder.store.layout import Layout, list_segments
 from recorder.store.status import RECORDER_LEVEL, StatusSnapshot
 from recorder.store.trash import list_trash
 from tests.support import PYTHON
 from tests.unit.test_daemon import Clock, feed, make
+from tests.unit.test_retention import digests, run
 
 # A recorder as one from before 2026-12-07 is seen by others: it holds the folder's
 # lock (a bare PID in it) and keeps a status.json without `program`, written by hand
@@ -59,17 +58,6 @@ while True:
         first = False
     time.sleep(0.3)
 """
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def digests(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
 
 
 @pytest.fixture
