@@ -49,6 +49,10 @@ from recorder.store.status import (
 )
 from recorder.store.waiting import Waiting, read_waiting
 
+# seconds the recorder's retention waits for the search indexer to let go of the index
+# before it empties the trash (the indexer writes in short transactions)
+RETENTION_FORGET_WAIT = 2.0
+
 
 # -- record -----------------------------------------------------------------------
 def _options(args: argparse.Namespace) -> RecorderOptions:
@@ -142,13 +146,26 @@ def cmd_record(args: argparse.Namespace) -> int:
             monitor.watch(Layout(options.log_dir))
 
     try:
-        return run_recorder(options, on_ready=ready, to_stderr=args.verbose)
+        return run_recorder(
+            options,
+            on_ready=ready,
+            to_stderr=args.verbose,
+            forget_words=lambda: _forget_words(options.log_dir),
+        )
     except PersistError as exc:  # another recorder holds the folder, a broker cannot bind
         return fail(str(exc))
     except OSError as exc:
         return fail(f"cannot record into {options.log_dir}: {exc}")
     finally:
         stop_children([warm, monitor])
+
+
+def _forget_words(log_dir: Path) -> str | None:
+    """The recorder's retention, before it empties the trash: the words of what goes
+    leave the search index (imported only then: the recorder never loads it otherwise)."""
+    from recorder.search.indexer import forget_pruned_words
+
+    return forget_pruned_words(log_dir, RETENTION_FORGET_WAIT)
 
 
 def _detach(options: RecorderOptions, wait: float) -> int:

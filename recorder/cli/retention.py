@@ -257,13 +257,16 @@ def cmd_trash(args: argparse.Namespace) -> int:
         older = DEFAULT_GRACE if grace is None else grace
     else:
         older = parse_duration(args.older_than, "--older-than")
-    unforgotten = _forget_pruned_words(layout)
-    done = maintenance.empty_by_hand(layout, older)
+    from recorder.search.indexer import forget_pruned_words
+
+    done = maintenance.empty_by_hand(
+        layout, older, lambda: forget_pruned_words(layout.root, FORGET_WAIT)
+    )
     gone = done.gone
-    if gone and unforgotten:
+    if done.unforgotten:
         say(
             f"warning: the search index still holds words of the emptied messages "
-            f"({unforgotten}): `persist reindex{_flag(layout)}` rebuilds it without them"
+            f"({done.unforgotten}): `persist reindex{_flag(layout)}` rebuilds it without them"
         )
     if args.json:
         print_json(
@@ -288,21 +291,6 @@ def cmd_trash(args: argparse.Namespace) -> int:
     for entry_id, cp_ids in done.pinned.items():
         print(pinned_in_trash(entry_id, cp_ids))
     return 0
-
-
-def _forget_pruned_words(layout: Layout) -> str | None:
-    """The search index's rows and words of pruned segments taken out while the trash
-    still holds them (`Indexer.forget_pruned`): after the empty they could not be.
-    None when done; else why not."""
-    from recorder.search.indexer import Indexer
-
-    indexer = Indexer(layout.root)
-    try:
-        return indexer.forget_pruned(FORGET_WAIT)
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    finally:
-        indexer.close()
 
 
 def _flag(layout: Layout) -> str:

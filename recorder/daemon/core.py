@@ -255,6 +255,9 @@ class Recorder:
     # real `clock`, the injected `clock` itself otherwise (a test clock does not step
     # unless the test steps it; one that does passes a `monotonic` of its own).
     monotonic: Clock | None = None
+    # what takes the words of pruned segments out of the search index before its
+    # retention empties the trash (given by `persist record`; None: no index to tell)
+    forget_words: maintenance.ForgetWords | None = None
 
     def __post_init__(self) -> None:
         self._mono: Clock = self.monotonic or (
@@ -1422,7 +1425,15 @@ class Recorder:
                 names = [s["name"] for s in result.plan_json()["segments"]]
                 log.info("pruned %s (trash %s)", ", ".join(names), result.trash)
             grace = self.options.effective_trash_grace
-            maintenance.empty(self.layout, grace, now, journal, wait=0.0)
+            done = maintenance.empty(
+                self.layout, grace, now, journal, wait=0.0, forget=self.forget_words
+            )
+            if done.unforgotten:  # as `persist trash empty` says it
+                log.warning(
+                    "the search index still holds words of the emptied messages (%s): "
+                    "`persist reindex` rebuilds it without them",
+                    done.unforgotten,
+                )
         except Exception as exc:  # never the end of the recorder: tried next time, and
             # `persist status` shows it meanwhile (a policy that never runs fills the disk)
             self.error(f"{_RETENTION_SKIPPED}: {_failure(exc)}")

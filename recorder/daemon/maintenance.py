@@ -65,6 +65,7 @@ from recorder.store.trash import (
     Restored,
     begin_empty,
     discard,
+    due_for_empty,
     find_entry,
     finish_journaled_prunes,
     forget_entry,
@@ -480,6 +481,14 @@ class Emptied:
     already_journaled: list[str] = field(default_factory=list)  # ids a killed empty journaled
     # entry id -> the pinned checkpoints it holds: never emptied (`trash.pinned_entries`)
     pinned: dict[str, list[str]] = field(default_factory=dict)
+    # why the search index still holds words of what was deleted (None: it does not)
+    unforgotten: str | None = None
+
+
+# Takes the search index's rows and words of pruned segments out while the trash holds
+# their files (`search.indexer.forget_pruned_words`, given by the caller: the daemon
+# sits below the search layer); None when done, else why not.
+ForgetWords = Callable[[], "str | None"]
 
 
 def empty(
@@ -488,9 +497,12 @@ def empty(
     now: float | None = None,
     journal: JournalEvent | None = None,
     wait: float = 30.0,
+    forget: ForgetWords | None = None,
 ) -> Emptied:
-    """`persist trash empty` (and the recorder's, with its `journal`): the entries past
-    `older_than` marked and the ledger written, the journal record, then the deletion.
+    """`persist trash empty` (and the recorder's, with its `journal`): the search index
+    told to forget the words of what goes (`forget`, before any file goes: after, it
+    cannot), the entries past `older_than` marked and the ledger written, the journal
+    record, then the deletion.
     Refused while an interrupted prune's entry is in the trash. Entries an empty killed
     after its record began are deleted without a second one. Refused while the wall
     clock has stepped (`clock_held`)."""
@@ -500,6 +512,9 @@ def empty(
         try:
             finish_journaled_prunes(layout)
             refuse_interrupted(layout)
+            unforgotten = None
+            if forget is not None and due_for_empty(layout, older_than, now):
+                unforgotten = forget()
             gone = begin_empty(layout, older_than, now)
             before = [
                 e.id for e in gone if e.state == EMPTYING and journaled(layout, e, EVENT_EMPTY)
@@ -524,7 +539,9 @@ def empty(
                 discard(layout, entry.path)
             # their messages' renderings go with them (a prune before 2026-12-07 left them)
             renderings.drop(layout, _segment_numbers(gone))
-            return Emptied(gone, sweep(layout), before, pinned_entries(layout))
+            return Emptied(
+                gone, sweep(layout), before, pinned_entries(layout), unforgotten if gone else None
+            )
         except OSError as exc:
             if not disk_full(exc):
                 raise MaintenanceError(f"emptying the trash stopped: {exc}") from None
@@ -541,11 +558,11 @@ def empty(
             ) from None
 
 
-def empty_by_hand(layout: Layout, older_than: float) -> Emptied:
+def empty_by_hand(layout: Layout, older_than: float, forget: ForgetWords) -> Emptied:
     """`persist trash empty`: `empty`, its record journaled by the running recorder or
     by us holding the folder's lock (taken first: `journaling`)."""
     with journaling(layout, "trash") as journal:
-        return empty(layout, older_than, journal=journal)
+        return empty(layout, older_than, journal=journal, forget=forget)
 
 
 def empty_event(gone: list[TrashEntry], older_than: float) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from logging.handlers import RotatingFileHandler
 from recorder.bus.keys import ClientKeys, ServerKeys, load_client, load_server
 from recorder.bus.receiver import ReceiverSettings, Transport
 from recorder.daemon.core import TICK, Recorder
+from recorder.daemon.maintenance import ForgetWords
 from recorder.daemon.options import EmbeddedMode, RecorderOptions
 from recorder.daemon.signals import SignalRelay
 from recorder.daemon.wakeup import WakeListener
@@ -94,8 +95,10 @@ def run_recorder(
     on_ready: Callable[[str | None], None] | None = None,  # given the embedded endpoint
     to_stderr: bool = True,
     stop_event: threading.Event | None = None,
+    forget_words: ForgetWords | None = None,
 ) -> int:
-    """Run until SIGTERM/SIGINT (or `stop_event`); returns an exit code.
+    """Run until SIGTERM/SIGINT (or `stop_event`); returns an exit code. `forget_words`:
+    see `Recorder.forget_words`.
 
     `stop_event` is seen when the main thread next wakes (up to `IDLE_TICK` later when
     idle): `wakeup.poke(<log dir>/control)` after setting it wakes it at once.
@@ -115,7 +118,7 @@ def run_recorder(
             server_keys = server_keys or load_server(options.keys_folder)
     os.umask(0o077)  # whatever we create (rotated logs, ipc sockets) is private too
     ensure_private_dir(options.log_dir)
-    recorder = Recorder(options)
+    recorder = Recorder(options, forget_words=forget_words)
     lock = InstanceLock(recorder.layout.lock)
     # a `persist` command holding the folder (a prune, a checkpoint taken while no
     # recorder ran) is waited for, saying so, and named in `recorder.waiting` (for

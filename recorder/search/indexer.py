@@ -674,6 +674,18 @@ class Indexer:
         return reason
 
 
+def forget_pruned_words(root: Path, wait: float) -> str | None:
+    """`Indexer.forget_pruned` for a trash empty (`persist trash empty`, the recorder's
+    retention): None when done; else why not, in words."""
+    indexer = Indexer(root, Roots(None, None, None))  # the journal's rows alone
+    try:
+        return indexer.forget_pruned(wait)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    finally:
+        indexer.close()
+
+
 class RowTarget(Protocol):
     """Where `index_segment` writes: the index, or a shard being built."""
 

@@ -462,6 +462,18 @@ def _compressed_home(path: Path, segment: bool) -> Path | None:
     return packed if packed.exists() else None
 
 
+def due_for_empty(layout: Layout, older_than: float, now: float) -> list[TrashEntry]:
+    """What `begin_empty` would mark, marking nothing."""
+    due = [
+        e
+        for e in list_trash(layout)
+        if e.state == EMPTYING
+        or (e.state == DONE and (older_than <= 0 or e.age(now) >= older_than))
+    ]
+    held = pinned_entries(layout, due)  # a pinned checkpoint in it: kept (doctor says)
+    return [e for e in due if e.state == EMPTYING or e.id not in held]
+
+
 def begin_empty(layout: Layout, older_than: float, now: float) -> list[TrashEntry]:
     """The entries to delete: those more than `older_than` seconds old (`TrashEntry.age`:
     one dated later than `now` by the boot clock; `older_than` 0: all), and those
@@ -470,15 +482,7 @@ def begin_empty(layout: Layout, older_than: float, now: float) -> list[TrashEntr
     `discard`s them: a kill at any step leaves what the next empty finishes.
     PrunedUnreadable, nothing marked, when the ledger cannot be read."""
     notes = read_pruned(layout)
-    gone = [
-        e
-        for e in list_trash(layout)
-        if e.state == EMPTYING
-        or (e.state == DONE and (older_than <= 0 or e.age(now) >= older_than))
-    ]
-
-    held = pinned_entries(layout, gone)  # a pinned checkpoint in it: kept (doctor says)
-    gone = [e for e in gone if e.state == EMPTYING or e.id not in held]
+    gone = due_for_empty(layout, older_than, now)
     for entry in gone:
         if entry.state != EMPTYING:
             note_record(layout, entry, EVENT_EMPTY)

@@ -195,6 +195,28 @@ def test_through_a_running_recorder_too(bus: Bus) -> None:
     assert tag(0) not in indexed_words(layout) and tag(299) in indexed_words(layout)
 
 
+def test_the_recorders_own_prune_and_empty_take_the_indexed_words_too(
+    journal: Layout, bus: Bus
+) -> None:
+    """Retention by the recorder, its trash emptied in the same pass (a grace of 0): the
+    words of what it deletes leave the search index before the files go, with no
+    indexer child to drop them in between (`--search-index off`)."""
+    layout = journal
+    assert bus.log_dir == layout.root
+    bus.start_broker()
+    bus.start_recorder(
+        "--search-index", "off", "--retention-older-than", "5d",
+        "--retention-interval", "1s", "--trash-grace", "0s",
+    )  # fmt: skip
+    wait_for(lambda: 1 not in {segment_number(p.name) for p in list_segments(layout)},
+             timeout=30, what="pruned")  # fmt: skip
+    wait_for(lambda: not list(layout.trash.glob("*/segments/*")), timeout=30, what="emptied")
+    words = indexed_words(layout)
+    assert tag(0) not in words and tag(1) not in words
+    assert tag(99) in words
+    assert "search index" not in (layout.root / "recorder.log").read_text()
+
+
 def test_words_in_a_shard_of_the_index_are_named_with_the_rebuild_that_drops_them(
     journal: Layout,
 ) -> None:
