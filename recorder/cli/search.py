@@ -33,7 +33,6 @@ from recorder.store.layout import Layout, sessions_searchable_without_journal
 if TYPE_CHECKING:
     from recorder.daemon.priority import Deferral
     from recorder.search.engine import SearchEngine
-    from recorder.search.index import SearchIndex
     from recorder.search.stats import Stats
     from recorder.sources.discover import Roots
 
@@ -146,12 +145,6 @@ def cmd_search(args: argparse.Namespace) -> int:
             say("another process is updating the search index; searching what it holds so far")
         for problem in done.problems:
             say(f"session not indexed: {problem}")
-        unread = _left_out(engine.index)
-        if unread:  # what they hold is not found: not a silent gap in the hits
-            say(
-                f"warning: segment {', '.join(map(str, unread))} left out of the index: it "
-                "cannot be read, so its messages are not searched (persist doctor says why)"
-            )
         result = engine.search(
             query,
             limit=args.limit,
@@ -161,6 +154,11 @@ def cmd_search(args: argparse.Namespace) -> int:
             catch_up=False,
         )
     result.catch_up = done
+    if result.left_out:  # what they hold is not found: not a silent gap in the hits
+        say(
+            f"warning: segment {', '.join(map(str, result.left_out))} left out of the index: "
+            "it cannot be read, so its messages are not searched (persist doctor says why)"
+        )
     if args.json:
         print_json(result.as_json())
         return 0
@@ -345,7 +343,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         size = engine.index.size_bytes()
         docs = engine.index.indexed_rows()
         shard_problem = engine.indexer.shard_problem
-        unread = _left_out(engine.index)
+        unread = engine.left_out()
     if done.busy:  # another process's SQLite lock (the sqlite3 shell, a backup tool)
         where = Layout(Path(args.log_dir)).search_index
         return fail(
@@ -375,17 +373,6 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     if done.rebuilt and args.catch_up:
         say(f"rebuilt because {done.rebuilt}")
     return 0
-
-
-def _left_out(index: SearchIndex) -> list[int]:
-    """The closed segments the index holds nothing of: they could not be read."""
-    from recorder.search.index import IndexDamaged
-    from recorder.search.indexer import left_out
-
-    try:
-        return [n for n, state in index.segment_states().items() if left_out(state)]
-    except (sqlite3.DatabaseError, IndexDamaged):
-        return []
 
 
 def _clear_the_way(layout: Layout) -> None:

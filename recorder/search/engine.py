@@ -48,7 +48,7 @@ from recorder.search.index import (
     SearchIndex,
     transient,
 )
-from recorder.search.indexer import CatchUp, Indexer, Progress
+from recorder.search.indexer import CatchUp, Indexer, Progress, left_out
 from recorder.search.query import Query, find_spans, fold, parse_query
 from recorder.search.rank import bm25
 from recorder.sources.discover import Roots
@@ -252,7 +252,16 @@ class SearchEngine:
                 for h in result.hits
             ]
         result.took_ms = (time.perf_counter() - t0) * 1000
+        result.left_out = self.left_out()
         return result
+
+    def left_out(self) -> list[int]:
+        """The closed segments the index holds nothing of: they could not be read (a
+        search says so: what they hold is not found, and that is no silent gap)."""
+        try:
+            return [n for n, state in self.index.segment_states().items() if left_out(state)]
+        except (sqlite3.DatabaseError, IndexDamaged):
+            return []
 
     def _filters(self, query: Query, all_kinds: bool) -> tuple[list[str], list[Any]]:
         where: list[str] = []

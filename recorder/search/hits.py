@@ -80,6 +80,8 @@ class SearchResult:
     fuzzy_terms: dict[str, tuple[str, ...]] = field(default_factory=dict)
     took_ms: float = 0.0  # the query itself, without catching up
     catch_up: CatchUp | None = None
+    # closed segments the index left out, unreadable: their messages are not searched
+    left_out: list[int] = field(default_factory=list)
 
     @property
     def behind(self) -> int:
@@ -93,6 +95,7 @@ class SearchResult:
             "total_exact": self.total_exact,
             "fuzzy_terms": {k: list(v) for k, v in self.fuzzy_terms.items()},
             "behind_bytes": self.behind,
+            "left_out_segments": self.left_out,
             "hits": [h.as_json() for h in self.hits],
         }
 

@@ -375,3 +375,33 @@ async def test_searches_typed_leave_no_replaced_footer_keys_behind(tmp_path: Pat
         attached = [k for k in keys if k.is_attached]
         assert attached, "no footer key shown"
         assert len(keys) == len(attached), f"{len(keys) - len(attached)} replaced keys kept"
+
+
+@pilot_test
+async def test_a_segment_left_out_of_the_index_is_said_beside_the_hits(tmp_path: Path) -> None:
+    """A closed segment the index left out (it cannot be read) holds messages no search
+    finds: the status line says so, as `persist search` does, not a silent gap."""
+    from recorder.store.layout import Layout, list_segments
+    from tests.unit.test_search_index import write_journal
+
+    root = tmp_path / "logs"
+    write_journal(root, 400, segment_bytes=16 * 1024).close()
+    for argv in (["compact"], ["reindex"]):
+        with redirect_stdout(io.StringIO()):
+            assert persist([*argv, "--log-dir", str(root)]) == 0
+    second = list_segments(Layout(root))[1]
+    assert second.name.endswith(".zst")
+    with open(second, "r+b") as f:
+        f.truncate(300)  # no trailer: it cannot be opened
+    with redirect_stdout(io.StringIO()):
+        assert persist(["reindex", "--log-dir", str(root)]) == 0  # records it left out
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = main_screen(app)
+        await pilot.press("slash")
+        main.query_one("#search-input", Input).value = "deployment"
+        await settle(pilot, 0.4)
+        assert main.search_pane.result_hits
+        status = plain(main.query_one("#search-status"))
+        assert "segment 2 unreadable, not searched" in status, status

@@ -383,6 +383,9 @@ class SearchPane(Pane):
                     status.append(f" · {len(r.hits) - exact} typo-tolerant (~)", "cyan")
                 if len(r.hits) < r.total:
                     status.append(f" · {len(r.hits)} shown", "dim")
+                if r.left_out:  # not found there: no silent gap in the hits
+                    numbers = ", ".join(map(str, r.left_out))
+                    status.append(f" · segment {numbers} unreadable, not searched", "bold yellow")
                 status.append(" · ", "dim")
             status.append(state, "dim")
         status.append(
