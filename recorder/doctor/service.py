@@ -46,11 +46,11 @@ def recorder_holds(layout: Layout) -> bool:
 
 def lock_findings(layout: Layout) -> list[Finding]:
     """The folder's lock files (`recorder.lock`, `retention/retention.lock`,
-    `compact.lock`, `doctor.lock`): one problem for each that is no regular file (a
-    folder, a named pipe), naming what cannot run while it stands there and the command
-    that moves it out of the way (never run by --fix: it is not ours). Before 2026-12-07
-    doctor said nothing of them, and named `persist record` as the fix, which failed on
-    that very folder."""
+    `compact.lock`, `doctor.lock`, `sessions/monitor.lock`, `agents/launch.lock`): one
+    problem for each that is no regular file (a folder, a named pipe), naming what
+    cannot run while it stands there and the command that moves it out of the way
+    (never run by --fix: it is not ours). Before 2026-12-07 doctor said nothing of them,
+    and named `persist record` as the fix, which failed on that very folder."""
     locks = (
         (
             layout.lock,
@@ -68,6 +68,16 @@ def lock_findings(layout: Layout) -> list[Finding]:
             "recorder's background compaction)",
         ),
         (layout.doctor_lock, "`persist doctor --fix` cannot run"),
+        (
+            layout.sessions / "monitor.lock",
+            "the session monitor checkpoints no agent session (`persist monitor`, the "
+            "recorder's monitor child)",
+        ),
+        (
+            layout.launch_lock,
+            "no agent can be launched or registered through its hooks (`persist launch`, "
+            "SessionStart and SessionEnd hooks)",
+        ),
     )
     out = []
     for path, blocked in locks:

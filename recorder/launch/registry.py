@@ -25,7 +25,7 @@ from recorder.store.fsutil import (
     atomic_write,
     ensure_private_dir,
     flock_within,
-    open_private,
+    open_lock,
     read_json_object,
 )
 from recorder.store.layout import Layout
@@ -184,7 +184,7 @@ def forget_owner(layout: Layout) -> None:
 def launch_lock(layout: Layout, timeout: float = 30.0) -> Iterator[None]:
     """Serializes launchers of one folder while they decide to start or stop the recorder."""
     ensure_private_dir(layout.agents)
-    fd = open_private(layout.launch_lock, os.O_RDWR | os.O_CREAT)
+    fd = open_lock(layout.launch_lock, layout.recovery)  # LockInTheWay: a folder there
     try:
         if not flock_within(fd, timeout):
             raise LaunchError(f"another launcher holds {layout.launch_lock}")

@@ -33,7 +33,7 @@ from recorder.store.checkpoints import Checkpoint, SessionRef, load_checkpoint, 
 from recorder.store.fsutil import (
     ensure_private_dir,
     flock_within,
-    open_private,
+    open_lock,
     open_private_regular,
     open_regular,
     write_all,
@@ -214,7 +214,7 @@ def monitor_lock(layout: Layout, timeout: float = 30.0) -> Iterator[None]:
     crashed monitor never blocks the next one; the file (pid, time) only names the
     holder."""
     ensure_private_dir(layout.sessions)
-    fd = open_private(layout.sessions / "monitor.lock", os.O_RDWR | os.O_CREAT)
+    fd = open_lock(layout.sessions / "monitor.lock", layout.recovery)  # LockInTheWay
     try:
         if not flock_within(fd, timeout):
             raise TimeoutError("another monitor holds the lock")

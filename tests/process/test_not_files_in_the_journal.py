@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from tests.demo_journal import DemoClock, DemoWriter
+from tests.process.test_export_sessions import write_claude
 from tests.support import free_port, run_cli
 
 pytestmark = pytest.mark.timeout(240)
@@ -216,7 +217,14 @@ def test_a_folder_in_a_closed_segments_place_is_not_missing_and_its_fix_works(
     assert doctor.returncode == 8 and "result: warning (0 problem(s)" in doctor.stdout, doctor
 
 
-LOCKS = ("recorder.lock", "retention/retention.lock", "compact.lock", "doctor.lock")
+LOCKS = (
+    "recorder.lock",
+    "retention/retention.lock",
+    "compact.lock",
+    "doctor.lock",
+    "sessions/monitor.lock",
+    "agents/launch.lock",
+)
 
 
 @pytest.mark.parametrize("kind", ["folder", "pipe"])
@@ -232,6 +240,7 @@ def test_what_stands_at_a_lock_file_is_named_by_doctor_and_each_command_taking_i
     recovery = root / "recovery"
     recovery.mkdir(exist_ok=True)
     for name in LOCKS:
+        (root / name).parent.mkdir(mode=0o700, exist_ok=True)
         (root / name).unlink(missing_ok=True)
         if kind == "folder":
             (root / name).mkdir(mode=0o700)
@@ -253,12 +262,16 @@ def test_what_stands_at_a_lock_file_is_named_by_doctor_and_each_command_taking_i
         ), f
     cp = sorted(p.stem for p in (root / "checkpoints").iterdir())[0]
     broker = f"tcp://127.0.0.1:{free_port()}"
+    write_claude(root.parent)  # a session the monitor checkpoints (under its lock)
+    roots = ["--claude-root", str(root.parent / "claude"), "--gemini-root", str(root.parent / "g")]
+    roots += ["--codex-root", str(root.parent / "c")]
     for argv, name in (
         (["record", "--broker", broker, "--embedded", "no"], "recorder.lock"),
         (["prune", "--max-size", "1K"], "recorder.lock"),
         (["pin", cp], "retention/retention.lock"),
         (["compact"], "compact.lock"),
         (["doctor", "--fix"], "doctor.lock"),
+        (["monitor", "--once", *roots], "sessions/monitor.lock"),
     ):
         done = persist(*argv, "--log-dir", str(root))
         path = root / name
@@ -270,7 +283,13 @@ def test_what_stands_at_a_lock_file_is_named_by_doctor_and_each_command_taking_i
         assert len(done.stderr.strip().splitlines()) == 1, (argv, done.stderr)
     for name in LOCKS:
         subprocess.run(["mv", str(root / name), f"{recovery}/"], check=True)
-    for argv in (["pin", cp], ["prune", "--max-size", "1K"], ["compact"], ["doctor", "--fix"]):
+    for argv in (
+        ["pin", cp],
+        ["prune", "--max-size", "1K"],
+        ["compact"],
+        ["doctor", "--fix"],
+        ["monitor", "--once", *roots],
+    ):
         done = persist(*argv, "--log-dir", str(root))
         assert done.returncode in (0, 8) and "lock" not in done.stderr, (argv, done)
     doctor = persist("doctor", "--json", "--log-dir", str(root))
