@@ -582,7 +582,7 @@ def inspect(agent: Agent, path: Path, project: Path | None = None) -> Installed:
                 log_dir = _log_dir_of(line)
                 if log_dir is not None and log_dir not in log_dirs:
                     log_dirs.append(log_dir)
-    problems = []
+    problems = list(dict.fromkeys(filter(None, (_program_problem(c, agent) for c in commands))))
     unit = "s" if agent is Agent.CLAUDE else "ms"
     outdated = (
         f"timeout shorter than this version installs ({', '.join(short)} {unit}): "
@@ -613,6 +613,27 @@ def inspect(agent: Agent, path: Path, project: Path | None = None) -> Installed:
         tuple(log_dirs),
         tuple(problems),
         outdated,
+    )
+
+
+def _program_problem(line: str, agent: Agent) -> str | None:
+    """Why the agent cannot run our hook command `line` (the program it names, by an
+    absolute path as we install it, is gone or not executable: a virtualenv removed or
+    moved, persist uninstalled); None when it can. The agent then fails every hook and
+    records nothing; before 2026-12-07 `hooks status` called such hooks installed."""
+    try:
+        program = shlex.split(line.split(MARKER, 1)[0])[0]
+    except (ValueError, IndexError):
+        return f"a hook command cannot be read as a command line: {line!r}"
+    if not os.path.isabs(program):
+        return None  # found on the agent's PATH, which is not ours to know
+    if os.path.isfile(program) and os.access(program, os.X_OK):
+        return None
+    what = "is not there" if not os.path.lexists(program) else "is not an executable file"
+    return (
+        f"the hooks run {program}, which {what} (persist moved or uninstalled?): every "
+        f"hook fails and no session is recorded; `persist hooks install {agent.value}` "
+        "again installs this persist's"
     )
 
 

@@ -451,3 +451,41 @@ def test_an_older_installs_short_precompact_timeout_is_named_and_updated(
     again = persist(home, project, "hooks", "install", "claude", "--log-dir", str(logs))
     assert "updated PreCompact" in again.stdout, again.stdout
     assert "problem:" not in persist(home, project, "hooks", "status", "claude").stdout
+
+
+@pytest.mark.parametrize("agent", ["claude", "gemini"])
+def test_hooks_whose_program_is_gone_are_a_problem_until_installed_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, agent: str
+) -> None:
+    """The persist the hooks run was removed (a virtualenv deleted or moved): the agent
+    fails every hook and records nothing, and status said "installed (all events)",
+    exit as healthy. Now one problem line names the program, the start hook does not
+    count for the launcher, and installing again puts this persist back."""
+    from recorder.hooks.agents import Agent
+    from recorder.hooks.settings import start_hook_for
+
+    home, project = tmp_path / "home", tmp_path / "project"
+    project.mkdir()
+    logs = tmp_path / "logs"
+    out = persist(home, project, "hooks", "install", agent, "--log-dir", str(logs))
+    assert out.returncode == 0, out.stderr
+    settings = home / f".{agent}" / "settings.json"
+    text = settings.read_text()
+    program = json.loads(text)["hooks"]["SessionStart"][0]["hooks"][0]["command"].split()[0]
+    assert os.path.isabs(program) and program in text
+    gone = str(tmp_path / "old-venv" / "bin" / "persist")
+    settings.write_text(text.replace(program, gone))
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home / ".claude"))
+    monkeypatch.setenv("GEMINI_CLI_HOME", str(home))
+    assert not start_hook_for(Agent(agent), logs, project)
+    status = persist(home, project, "hooks", "status", agent)
+    problem = f"  problem: the hooks run {gone}, which is not there (persist moved or uninstalled?)"
+    assert status.stdout.count(problem) == 1 and status.returncode == 1, status.stdout
+    (tmp_path / "old-venv" / "bin").mkdir(parents=True)
+    Path(gone).write_text("#!/bin/sh\n")  # there, but not executable
+    status = persist(home, project, "hooks", "status", agent)
+    assert f"{gone}, which is not an executable file" in status.stdout, status.stdout
+    again = persist(home, project, "hooks", "install", agent, "--log-dir", str(logs))
+    assert again.returncode == 0 and "updated SessionStart" in again.stdout, again.stdout
+    assert "problem:" not in persist(home, project, "hooks", "status", agent).stdout
+    assert start_hook_for(Agent(agent), logs, project)

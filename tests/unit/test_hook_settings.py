@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,8 @@ GEMINI_SETTINGS = """{
 }
 """
 
-COMMAND = HookCommand(("/opt/venv/bin/persist",), Path("/var/lib/persist logs"))
+# a program that is there (`hooks status` names one that is not as a problem)
+COMMAND = HookCommand((sys.executable, "-m", "recorder.cli"), Path("/var/lib/persist logs"))
 
 
 def write(path: Path, text: str) -> Path:
