@@ -98,6 +98,33 @@ def lock_findings(layout: Layout) -> list[Finding]:
     return out
 
 
+def hook_findings(layout: Layout) -> list[Finding]:
+    """Our hooks in the agents' user settings that record into this folder, when the
+    agent cannot run them as installed (`hooks.settings.inspect`'s problems: the program
+    they run gone or not executable, hooks switched off) or an older install wrote them
+    (a warning): a session of that agent is then not recorded, and nothing in the folder
+    shows it. Read only; `persist hooks install` fixes it."""
+    from recorder.hooks.agents import Agent, Scope, settings_path
+    from recorder.hooks.settings import PROGRAM_GONE, inspect
+
+    want = layout.root.resolve()
+    out = []
+    for agent in Agent:
+        path = settings_path(agent, Scope.USER)
+        found = inspect(agent, path)
+        if not any(d.expanduser().resolve() == want for d in found.log_dirs):
+            continue
+        fix = f"persist hooks install {agent.value} --log-dir {shlex.quote(str(layout.root))}"
+        for problem in found.problems:  # an install fixes a program gone, not a switch
+            summary = f"{agent.value} hooks in {path}: {problem}"
+            again = fix if problem.startswith(PROGRAM_GONE) else None
+            out.append(Finding(Area.SERVICE, "service.hooks", Severity.PROBLEM, summary, again))
+        if found.outdated:
+            summary = f"{agent.value} hooks in {path}: {found.outdated}"
+            out.append(Finding(Area.SERVICE, "service.hooks", Severity.WARNING, summary, fix))
+    return out
+
+
 def service_findings(
     layout: Layout,
     health: Health,

@@ -616,6 +616,9 @@ def inspect(agent: Agent, path: Path, project: Path | None = None) -> Installed:
     )
 
 
+PROGRAM_GONE = "the hooks run "  # how `_program_problem`'s sentence begins
+
+
 def _program_problem(line: str, agent: Agent) -> str | None:
     """Why the agent cannot run our hook command `line` (the program it names, by an
     absolute path as we install it, is gone or not executable: a virtualenv removed or
@@ -631,7 +634,7 @@ def _program_problem(line: str, agent: Agent) -> str | None:
         return None
     what = "is not there" if not os.path.lexists(program) else "is not an executable file"
     return (
-        f"the hooks run {program}, which {what} (persist moved or uninstalled?): every "
+        f"{PROGRAM_GONE}{program}, which {what} (persist moved or uninstalled?): every "
         f"hook fails and no session is recorded; `persist hooks install {agent.value}` "
         "again installs this persist's"
     )

@@ -481,6 +481,12 @@ def test_hooks_whose_program_is_gone_are_a_problem_until_installed_again(
     status = persist(home, project, "hooks", "status", agent)
     problem = f"  problem: the hooks run {gone}, which is not there (persist moved or uninstalled?)"
     assert status.stdout.count(problem) == 1 and status.returncode == 1, status.stdout
+    logs.mkdir(mode=0o700)  # doctor of the folder the hooks record into names them too
+    doctor = persist(home, project, "doctor", "--json", "--log-dir", str(logs))
+    [found] = [f for f in json.loads(doctor.stdout)["findings"] if f["check"] == "service.hooks"]
+    assert found["severity"] == "problem" and gone in found["summary"], found
+    assert found["fix"] == f"persist hooks install {agent} --log-dir {logs}"
+    assert doctor.returncode == 9, doctor
     (tmp_path / "old-venv" / "bin").mkdir(parents=True)
     Path(gone).write_text("#!/bin/sh\n")  # there, but not executable
     status = persist(home, project, "hooks", "status", agent)
@@ -489,3 +495,5 @@ def test_hooks_whose_program_is_gone_are_a_problem_until_installed_again(
     assert again.returncode == 0 and "updated SessionStart" in again.stdout, again.stdout
     assert "problem:" not in persist(home, project, "hooks", "status", agent).stdout
     assert start_hook_for(Agent(agent), logs, project)
+    doctor = persist(home, project, "doctor", "--json", "--log-dir", str(logs))
+    assert "service.hooks" not in doctor.stdout, doctor.stdout
