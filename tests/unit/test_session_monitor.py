@@ -245,13 +245,15 @@ def _grow(sessions: list[ClaudeSession]) -> None:
         s.append_lines(s.lines)
 
 
-def test_a_round_reads_each_checkpoint_file_once(
+def test_a_round_reads_only_the_checkpoint_files_new_since_the_last(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A round read every file in checkpoints/ (the journal's too) again under the lock
     for each session it checkpointed: N sessions, (N + 1) x all the checkpoints (300
-    sessions by 1,650 checkpoints: 86 s). Now each is read once a round; one this
-    monitor wrote is not read back."""
+    sessions by 1,650 checkpoints: 86 s); then once a round each, the whole history
+    every 5 minutes. Now a round reads those written since the last (here the
+    journal's four), each once; one this monitor wrote is not read back; one rewritten
+    is read again, and a session's latest removed gives way to the one before."""
     from collections import Counter
 
     from recorder.store import checkpoints as store
@@ -266,6 +268,9 @@ def test_a_round_reads_each_checkpoint_file_once(
         store.write_checkpoint(
             layout, segment=0, offset=0, seq=k + 1, messages=0, label=f"j{k}", reason="test"
         )
+    seen = {p.name for p in layout.checkpoints.iterdir()} - {
+        cp.path.name for cp in list_checkpoints(layout) if cp.path and cp.label.startswith("j")
+    }  # the six this monitor wrote
     _grow(sessions)
     there = {p.name for p in layout.checkpoints.iterdir()}
     reads: Counter[str] = Counter()
@@ -278,8 +283,29 @@ def test_a_round_reads_each_checkpoint_file_once(
 
     monkeypatch.setattr(store, "read_regular", counted)
     assert len(m.tick(t + 3600).taken) == 6
-    assert set(reads) == there and set(reads.values()) == {1}, reads.most_common(2)
+    assert set(reads) == there - seen and len(reads) == 4, reads  # the journal's four
+    assert set(reads.values()) == {1}, reads
     assert len(list_checkpoints(layout, sessions=True)) == 12
+    reads.clear()
+    assert m.tick(t + 3600).taken == [] and not reads  # nothing new: nothing read
+    assert m.known is not None
+
+    # a session's newest checkpoint removed (by hand): the one before is its latest
+    key = sessions[0].session_id
+    key = next(k for k in m.known.latest if key in k)
+    newest = m.known.latest[key]
+    assert newest.path is not None
+    newest.path.unlink()
+    m.known.refresh()
+    before = m.known.latest[key]
+    assert not reads and before.path is not None and before.path != newest.path
+    # one written again under the same name (a new file) is read again
+    data = before.path.read_bytes()
+    before.path.unlink()
+    before.path.write_bytes(data)
+    m.known.refresh()
+    assert set(reads) == {before.path.name}, reads
+    assert m.known.latest[key].path == before.path
 
 
 def test_a_checkpoint_another_monitor_takes_mid_round_is_not_taken_again(
