@@ -177,7 +177,6 @@ class SessionCheckpoints:
         self.latest: dict[str, Checkpoint] = {}
         self._seen: dict[str, tuple[int, int, int]] = {}  # name -> (inode, size, mtime_ns)
         self._sessions: dict[str, Checkpoint] = {}  # name -> a session's checkpoint
-        self.reads = 0  # checkpoint files read, all told
         self.refresh()
 
     def refresh(self) -> None:
@@ -225,7 +224,6 @@ class SessionCheckpoints:
             self._keep(cp)
 
     def _take(self, cp: Checkpoint | None, name: str) -> None:
-        self.reads += 1
         if cp is not None and cp.session is not None:
             self._sessions[name] = cp
 
