@@ -39,7 +39,14 @@ from recorder.hooks.publish import (
     send,
     topic_for,
 )
-from recorder.hooks.run import HookArgs, Payload, publish_endpoint, transcript_messages
+from recorder.hooks.run import (
+    HookArgs,
+    Payload,
+    owed_subagents,
+    publish_endpoint,
+    send_subagents,
+    transcript_messages,
+)
 from recorder.hooks.state import (
     SessionState,
     load_state,
@@ -574,17 +581,23 @@ def end(
         if _finish(args, state, path, budget, partial(_note, args, payload), deadline):
             set_pending(spath, False)
         else:
-            _note(args, payload, f"session end not delivered: {_out_of_time()}; {_waiting(state)}")
+            _note(
+                args,
+                payload,
+                f"session end not delivered: {_out_of_time()}; {_waiting(args, state)}",
+            )
     except NotDelivered as exc:
-        _note(args, payload, f"session end not delivered: {exc.nobody()}; {_waiting(state)}")
+        _note(args, payload, f"session end not delivered: {exc.nobody()}; {_waiting(args, state)}")
     except Exception as exc:  # the end goes on: deregistration
-        _note(args, payload, f"session end not delivered: {exc}; {_waiting(state)}")
+        _note(args, payload, f"session end not delivered: {exc}; {_waiting(args, state)}")
     _leave(args, payload, state, deadline)
 
 
-def _waiting(state: SessionState) -> str:
+def _waiting(args: HookArgs, state: SessionState) -> str:
+    subagents = owed_subagents(args, state)
     return (
-        f"the rest of {state.transcript or 'its transcript'} (from byte {state.offset}) "
+        (f"{subagents}; " if subagents else "")
+        + f"the rest of {state.transcript or 'its transcript'} (from byte {state.offset}) "
         f"and the session-ended message wait in hooks/pending/: the next hook call of any "
         f"session sends them (at most {PENDING_PER_CALL} ended sessions a call), then takes "
         f"the checkpoint '{state.end_checkpoint or 'ended'}'"
@@ -599,14 +612,21 @@ def _finish(
     note: Callable[[str], None],
     deadline: float | None = None,
 ) -> bool:
-    """Publish what an ended session still owes, in order: the rest of its transcript
-    (for about `budget` seconds, None: all), then the session-ended message, then its
+    """Publish what an ended session still owes, in order: its Claude sub-agents'
+    transcripts not all sent yet (`SessionState.subagents`), the rest of its transcript
+    (for about `budget` seconds together, None: all), then the session-ended message, then its
     `... ended` checkpoint (taken once, only after the end is sent; its wait bounded by
     `deadline`, see `_checkpoint`). True when nothing is
     left. Raises NotDelivered (`state` as far as it got) when nobody listens,
     Undelivered when the broker went away before the socket passed the end on (the end
     still owed); a transcript that cannot be read is noted and the message sent without
     it."""
+    if state.subagents:
+        until = None if budget is None else time.monotonic() + budget
+        if not send_subagents(args, state, list(state.subagents), budget, note, final=True):
+            return False
+        close_all()  # passed on before the session's own (another socket each)
+        budget = None if until is None else max(0.0, until - time.monotonic())
     if path is not None and path.exists():
         try:
             if not transcript_messages(

@@ -39,6 +39,8 @@ from recorder.store.unfinished import marked, refuse_unfinished_restore
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from recorder.hooks.publish import NotDelivered
+
 MAX_PAYLOAD = 64 << 20  # bytes of stdin read; an agent sends a few hundred
 
 # The classes of the turn path are plain classes with __slots__, not dataclasses:
@@ -307,32 +309,182 @@ def transcript_messages(
             save()
 
 
+def subagent_state_path(args: HookArgs, session: str, agent_id: str) -> Path:
+    """Where a Claude sub-agent's own state is (its session `<session>.<agent id>`)."""
+    return state_path(args.log_dir, args.agent.value, f"{session}.{agent_id}")
+
+
+def send_subagents(
+    args: HookArgs,
+    state: SessionState,
+    which: list[str],
+    budget: float | None,
+    note: Callable[[str], None],
+    *,
+    final: bool = False,
+    tried: list[str] | None = None,
+) -> bool:
+    """Send what the sub-agents `which` (ids in `state.subagents`, the session's owed
+    ones, in that order) have not sent yet of their transcripts, each under its own
+    lock and state, for about `budget` seconds together (None: all; the first tried
+    reads at least once); each one sent whole leaves `state.subagents` (the caller holds
+    the session's lock and saves `state`). A file gone is noted and no longer owed; one
+    that cannot be read is noted, and stays owed unless `final` (the session's end).
+    True when none of them is left. Raises NotDelivered (those not sent stay owed; the
+    last id appended to `tried` is the one whose send failed)."""
+    deadline = None if budget is None else time.monotonic() + budget
+    began = False
+    for agent_id in which:
+        transcript = state.subagents.get(agent_id)
+        if transcript is None:
+            continue
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if left == 0.0 and began:
+            return False  # the rest waits for the next call
+        began = True
+        spath = subagent_state_path(args, state.session, agent_id)
+        path = Path(transcript)
+        with session_lock(spath):
+            sub = load_state(spath, args.agent.value, f"{state.session}.{agent_id}")
+            if not path.exists():
+                if sub.offset:
+                    note(
+                        f"sub-agent {agent_id}'s transcript {path} is gone: what it held after "
+                        f"byte {sub.offset} was never published"
+                    )
+                del state.subagents[agent_id]  # (never created: the sub-agent wrote nothing)
+                continue
+            before = (sub.offset, sub.seq, len(sub.published), len(sub.versions))
+            if tried is not None:
+                tried.append(agent_id)
+            unreadable = False
+            try:
+                done = transcript_messages(
+                    args,
+                    sub,
+                    path,
+                    final=final,
+                    settled=True,  # a finished sub-agent: its answers are complete
+                    budget=left,
+                    save=partial(save_state, spath, sub),
+                )
+            except Exception as exc:
+                if _nobody_listened(exc):
+                    raise
+                again = "not tried again" if final else "the session's next hook call tries again"
+                note(
+                    f"sub-agent {agent_id}'s transcript {path} not published (from byte "
+                    f"{sub.offset}): {type(exc).__name__}: {exc}; {again}"
+                )
+                done, unreadable = final, not final
+            finally:
+                after = (sub.offset, sub.seq, len(sub.published), len(sub.versions))
+                if after != before or not os.path.exists(spath):
+                    save_state(spath, sub)
+        if unreadable:
+            continue  # (it stays owed; the others still go)
+        if not done:
+            return False  # out of time: the rest waits for the next call
+        del state.subagents[agent_id]
+    return not any(a in state.subagents for a in which)
+
+
+def owed_subagents(args: HookArgs, state: SessionState, failed: tuple[str, int] = ("", 0)) -> str:
+    """The sub-agent transcripts `state` still owes, in words ("" if none); `failed`: the
+    one whose send just failed, and how many messages that send had."""
+    said = []
+    for agent_id in state.subagents:
+        sub = load_state(
+            subagent_state_path(args, state.session, agent_id),
+            args.agent.value,
+            f"{state.session}.{agent_id}",
+        )
+        count = f"{failed[1]} message(s) of " if agent_id == failed[0] else ""
+        said.append(f"{count}sub-agent {agent_id}'s transcript from byte {sub.offset}")
+    return "; ".join(said)
+
+
 def turn(args: HookArgs, payload: Payload) -> None:
+    """Publish what the transcript gained. A Claude Code SubagentStop names a finished
+    sub-agent's transcript: it is owed by its session (`SessionState.subagents`) until
+    all of it is sent, by this call or a later one of the session (its turns, its end,
+    the pending path of an ended session): the sub-agents owed from earlier calls go
+    first, then the session's own transcript, then this call's sub-agent."""
     if not payload.transcript:
         raise ValueError(f"{args.event} without a transcript_path")
     # Claude Code's Stop ends a turn and names the text of its last answer (older
     # versions do not: then the Stop alone says the answer is complete)
     said = payload.text("last_assistant_message") if args.event == "Stop" else ""
     ended_turn = args.event == "Stop" and not said.strip()
-    sessions = [(payload.session, Path(payload.transcript), ended_turn)]
-    sub = payload.text("agent_transcript_path")  # Claude Code SubagentStop
-    if sub and payload.text("agent_id"):  # a finished sub-agent: its answers are complete
-        sessions.append((f"{payload.session}.{payload.text('agent_id')}", Path(sub), True))
-    for session, path, settled in sessions:
-        if not path.exists():
-            continue  # Claude Code creates the file at the first message
-        spath = state_path(args.log_dir, args.agent.value, session)
-        with session_lock(spath):
-            state = load_state(spath, args.agent.value, session)
-            before = (state.offset, state.seq, len(state.published), len(state.versions))
-            transcript_messages(
-                args,
-                state,
-                path,
-                settled=settled,
-                answer=said,
-                save=partial(save_state, spath, state),
-            )
+    path = Path(payload.transcript)
+    agent_id = payload.text("agent_id")
+    sub = payload.text("agent_transcript_path") if agent_id else ""  # Claude Code SubagentStop
+    spath = state_path(args.log_dir, args.agent.value, payload.session)
+
+    def note(error: str) -> None:
+        record_failure(args.log_dir, args.event, args.agent.value, payload.session, error)
+
+    with session_lock(spath):
+        state = load_state(spath, args.agent.value, payload.session)
+        earlier = [a for a in state.subagents if a != agent_id]
+        if sub and state.subagents.get(agent_id) != sub:
+            # owed before anything is tried: a hook killed meanwhile leaves it owed
+            state.subagents[agent_id] = sub
+            save_state(spath, state)
+        before = (state.offset, state.seq, len(state.published), len(state.versions))
+        owed = dict(state.subagents)
+        tried: list[str] = []
+        reading = time.monotonic() + TURN_BUDGET  # the sub-agents' share of the call
+        unsent: Exception | None = None  # the session's own, while its sub-agent goes on
+        try:
+            if earlier:
+                send_subagents(args, state, earlier, TURN_BUDGET, note, tried=tried)
+            tried.append("")  # the session's own transcript
+            try:
+                if path.exists():  # Claude Code creates the file at the first message
+                    transcript_messages(
+                        args,
+                        state,
+                        path,
+                        settled=ended_turn,
+                        answer=said,
+                        save=partial(save_state, spath, state),
+                    )
+            except Exception as exc:
+                if _nobody_listened(exc) or not sub:
+                    raise  # (the sub-agent stays owed: nobody would hear it either)
+                unsent = exc  # an unreadable transcript: the sub-agent's is still sent
+            if sub:
+                left = max(0.0, reading - time.monotonic())  # (it reads at least once)
+                send_subagents(args, state, [agent_id], left, note, tried=tried)
+        except Exception as exc:
+            if unsent is not None:  # (said too, before what this one says)
+                note(f"{type(unsent).__name__}: {unsent}")
+            if _nobody_listened(exc):
+                raise _owed(args, state, exc, tried[-1]) from None  # type: ignore[arg-type]
+            raise
+        finally:
             after = (state.offset, state.seq, len(state.published), len(state.versions))
-            if after != before or not os.path.exists(spath):
+            created = path.exists() and not os.path.exists(spath)
+            if after != before or state.subagents != owed or created:
                 save_state(spath, state)
+        if unsent is not None:
+            raise unsent
+
+
+def _nobody_listened(exc: Exception) -> bool:
+    """Whether `exc` is a send nobody heard (NotDelivered: publish is imported then)."""
+    publish = sys.modules.get("recorder.hooks.publish")
+    return publish is not None and isinstance(exc, publish.NotDelivered)
+
+
+def _owed(args: HookArgs, state: SessionState, exc: NotDelivered, failed: str) -> NotDelivered:
+    """`exc` saying what waits: the session's messages (`failed` "") and the sub-agents'
+    transcripts (`failed`: the one whose send failed)."""
+    if not state.subagents:
+        return exc
+    waits = owed_subagents(args, state, (failed, exc.count))
+    if not failed:
+        waits = f"{exc.count} message(s) of its transcript; {waits}"
+    exc.args = (f"{exc.nobody()} (these wait for this session's next hook call: {waits})",)
+    return exc

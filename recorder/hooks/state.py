@@ -9,6 +9,11 @@ its id as it changes: a changed one is sent again), and the agent's registration
 One file per session, 0600, replaced atomically; calls for the same session are
 serialized by an flock on `<file>.lock`.
 
+A Claude sub-agent has a state of its own (session `<session>.<agent id>`, its own
+publisher and sequence numbers); until all of its transcript is sent its session's
+state names it in `subagents`, and every later call of that session (its turns, its
+end, the pending path below) sends the rest.
+
 A session that ended with something not delivered (no recorder listening at its
 SessionEnd) also has an empty `<log-dir>/hooks/pending/<file>`: an ended session
 gets no next call of its own, so the next hook call of any session finishes it.
@@ -59,6 +64,9 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "ending": (str,),  # the SessionEnd reason while its session-ended message is unsent
     # the label of the `... ended` checkpoint, owed until the session's end is delivered
     "end_checkpoint": (str,),
+    # Claude Code: sub-agents whose transcript is not all sent yet, agent id -> its path
+    # (in the order they stopped; where each was read up to is in its own state file)
+    "subagents": (dict,),
 }
 # fields a state saved by an older version lacks, and what they start as
 _DEFAULTS: dict[str, Callable[[], Any]] = {
@@ -66,6 +74,7 @@ _DEFAULTS: dict[str, Callable[[], Any]] = {
     "end_checkpoint": str,  # (an older version took it at SessionEnd, delivered or not)
     "versions": dict,
     "merged": list,
+    "subagents": dict,
 }
 
 
@@ -91,6 +100,7 @@ class SessionState:
         self.rewrites = 0
         self.ending = ""
         self.end_checkpoint = ""
+        self.subagents: dict[str, str] = {}
 
     @classmethod
     def new(cls, agent: str, session: str) -> SessionState:
@@ -109,6 +119,8 @@ class SessionState:
         if not all(isinstance(u, str) for u in (*data["published"], *data["merged"])):
             return None
         if not all(isinstance(v, str) for v in data["versions"].values()):
+            return None
+        if not all(isinstance(v, str) for v in data["subagents"].values()):
             return None
         state = cls(data["agent"], data["session"], data["publisher"])
         for name in _FIELDS:
