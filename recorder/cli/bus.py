@@ -28,6 +28,7 @@ from recorder.cli.common import (
     fail,
     positive,
     positive_int,
+    shown,
 )
 from recorder.errors import BadOption
 from recorder.store.fsutil import PRIVATE_UMASK
@@ -151,7 +152,9 @@ def cmd_send(args: argparse.Namespace) -> int:
         seq = pub.send_json(args.topic, body)
     if pub.undelivered:  # the broker went away before it was passed on
         return fail(f"not sent: {pub.undelivered}")
-    print(f"sent {args.topic} seq {seq} as {pub.id}")
+    # the topic as given may hold control characters: escaped, as every line naming
+    # recorded content (before 2026-12-07 printed raw, reaching the terminal)
+    print(f"sent {shown(args.topic)} seq {seq} as {pub.id}")
     return 0
 
 

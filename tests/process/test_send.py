@@ -425,3 +425,20 @@ def test_an_address_libzmq_cannot_read_is_one_line_everywhere(bus: Bus, tmp_path
     with pytest.raises(ConnectFailed, match=said) as raised:
         Publisher(bad)
     assert isinstance(raised.value, zmq.ZMQError) and raised.value.errno == errno.EINVAL
+
+
+def test_sent_names_the_topic_escaped(bus: Bus) -> None:
+    """A topic holding control characters (a script passing one read from a message or a
+    file) is sent as given, but "sent ..." shows it escaped as every other line naming
+    recorded content does: before 2026-12-07 it was printed raw, and an escape sequence
+    in it reached the terminal (setting its title, turning the rest red)."""
+    bus.start_broker()
+    bus.start_recorder()
+    topic = "agents.\x1b]0;TITLE\x07\x1b[31m\u202e"
+    out = send(topic, "hi", "--endpoint", bus.front, "--wait", "5")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("sent agents.\\x1b]0;TITLE\\x07\\x1b[31m\\u202e seq 1 as ")
+    assert "\x1b" not in out.stdout and "\x07" not in out.stdout and "\u202e" not in out.stdout
+    wait_for(lambda: texts(bus) == ["hi"], what="the message recorded")
+    (record,) = [r for r in journal_records(bus.log_dir) if r["kind"] == "msg"]
+    assert record["frames"][0]["text"] == topic  # the topic itself is sent as given
