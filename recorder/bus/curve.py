@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from recorder.bus.keys import (
     ClientKeys,
     CurvePair,
     KeyFileError,
+    Refused,
     ServerKeys,
     allow_key,
     certificate_text,
@@ -149,13 +151,43 @@ def _disallow(allowed: Path, public: bytes) -> list[Path]:
 
 
 class _AllowList:
-    """pyzmq's credentials provider: the client keys `load_server` read and checked."""
+    """pyzmq's credentials provider: the client keys `load_server` read and checked.
+    Each key it refuses is kept (the last 64) until the socket's monitor reports that
+    refused handshake (`take_refused`): the monitor names no key."""
 
     def __init__(self, clients: frozenset[bytes]) -> None:
         self.clients = clients
+        self.address = ""  # the request being answered's, set by the authenticator
+        self.refused: deque[Refused] = deque(maxlen=64)
 
     def callback(self, domain: str, key: bytes) -> bool:
-        return key in self.clients
+        if key in self.clients:
+            return True
+        self.refused.append(Refused(key.decode("ascii", "replace"), self.address))
+        return False
+
+
+class _Authenticator(ThreadAuthenticator):
+    """pyzmq's ZAP handler, telling the allow-list each request's peer address."""
+
+    allow_list: _AllowList | None = None
+
+    async def handle_zap_message(self, msg: list[bytes]) -> None:
+        if self.allow_list is not None:
+            address = msg[3] if len(msg) > 3 else b""
+            self.allow_list.address = address.decode("utf-8", "replace")
+        await super().handle_zap_message(msg)
+
+
+def take_refused(auth: ThreadAuthenticator | None) -> Refused | None:
+    """The oldest refused key `auth` holds that no caller took yet (None: none)."""
+    allow_list = getattr(auth, "allow_list", None)
+    if allow_list is None:
+        return None
+    try:
+        return allow_list.refused.popleft()  # type: ignore[no-any-return]
+    except IndexError:
+        return None
 
 
 def start_authenticator(
@@ -166,10 +198,11 @@ def start_authenticator(
     start). Not pyzmq's own loader (`configure_curve`): it reads the folder again, and
     a file it cannot read empties the whole list with only a log line, so every client
     is refused by a server that started as if fine. Start it before binding: without a
-    handler libzmq lets every CURVE client in."""
-    auth = ThreadAuthenticator(ctx)
+    handler libzmq lets every CURVE client in. The keys it refuses: `take_refused`."""
+    auth = _Authenticator(ctx)
+    auth.allow_list = _AllowList(keys.clients)
     auth.start()
-    auth.configure_curve_callback(domain=ZAP_DOMAIN, credentials_provider=_AllowList(keys.clients))
+    auth.configure_curve_callback(domain=ZAP_DOMAIN, credentials_provider=auth.allow_list)
     return auth
 
 

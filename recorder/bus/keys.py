@@ -58,6 +58,15 @@ class ServerKeys:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """A client key the allow-list refused: its public key (z85, as in a key file) and
+    the peer's address as libzmq's ZAP request gives it (an IP; "" for ipc)."""
+
+    key: str
+    address: str
+
+
+@dataclass(frozen=True)
 class ClientKeys:
     """What a connecting socket needs: its own pair and the server's public key."""
 

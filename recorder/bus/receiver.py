@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Protocol
 import zmq
 
 from recorder.bus.broker import Broker
-from recorder.bus.curve import connect_as_client, serve, start_authenticator
+from recorder.bus.curve import connect_as_client, serve, start_authenticator, take_refused
 from recorder.bus.endpoints import DEFAULT_HWM, ipc_bind_problem, wants_ipv6
-from recorder.bus.keys import ClientKeys, ServerKeys
+from recorder.bus.keys import ClientKeys, Refused, ServerKeys
 from recorder.bus.publisher import REFUSALS
 
 if TYPE_CHECKING:
@@ -89,9 +89,12 @@ class BatchSink(Protocol):
         """A connection attempt to `detail` failed and will be retried."""
         ...
 
-    def on_handshake_failed(self, ts: float, detail: str, why: str) -> None:
+    def on_handshake_failed(
+        self, ts: float, detail: str, why: str, refused: Refused | None = None
+    ) -> None:
         """A handshake with `detail` failed: `why`, in `persist send`'s words (the broker's
-        CURVE authentication refused our key, say). It is tried again."""
+        CURVE authentication refused our key, say). It is tried again. At an endpoint we
+        bind, a publisher's handshake failed: `refused` is the key our allow-list refused."""
         ...
 
     def drop_batch(self, ts: float, messages: list[list[bytes]]) -> None:
@@ -124,9 +127,14 @@ class ReceiverSettings:
 
 class Receiver(threading.Thread):
     def __init__(
-        self, sink: BatchSink, settings: ReceiverSettings, ctx: zmq.Context[zmq.Socket[bytes]]
+        self,
+        sink: BatchSink,
+        settings: ReceiverSettings,
+        ctx: zmq.Context[zmq.Socket[bytes]],
+        auth: ThreadAuthenticator | None = None,
     ) -> None:
         super().__init__(name="persist-receiver", daemon=True)
+        self.auth = auth  # our ZAP handler (bound with CURVE): it knows the keys refused
         self.sink = sink
         self.settings = settings
         self.ctx = ctx
@@ -319,8 +327,17 @@ class Receiver(threading.Thread):
             elif event == zmq.EVENT_CONNECT_RETRIED:
                 self.sink.on_connect_retry(time.time(), detail)
             elif event in REFUSALS:
-                self.sink.on_handshake_failed(time.time(), detail, REFUSALS[event])
                 broker = self._broker(detail)
+                # at a bound endpoint, a publisher refused: its key, if our allow-list
+                # refused it; a connection that merely ended during its handshake (a
+                # port scan, `persist send`'s greeting probe, or a publisher without
+                # CURVE: libzmq cannot tell them apart) is no refusal (None)
+                refused = None
+                if broker is None and event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                    refused = take_refused(self.auth) or Refused("", "")
+                elif broker is None and event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+                    refused = Refused("", "")  # another server key, say: no key asked for
+                self.sink.on_handshake_failed(time.time(), detail, REFUSALS[event], refused)
                 if event in _GIVEN_UP and broker is not None:
                     self._again.setdefault(broker, time.monotonic() + REFUSED_RETRY)
 
@@ -381,7 +398,7 @@ class Transport:
     def start_receiver(self) -> Receiver:
         if self.settings.curve_server is not None and self._auth is None:
             self._auth = start_authenticator(self.ctx, self.settings.curve_server)
-        self.receiver = Receiver(self.sink, self.settings, self.ctx)
+        self.receiver = Receiver(self.sink, self.settings, self.ctx, self._auth)
         self.receiver.start()
         return self.receiver
 

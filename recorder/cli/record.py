@@ -279,6 +279,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 label = "broker" if e.mode is LinkMode.CONNECT else "bound at"
                 publishers = "publisher" if e.peers == 1 else "publishers"
                 peers = f", {e.peers} {publishers}" if e.mode is LinkMode.BIND else ""
+                if e.refused:  # the warning below names them, when lately
+                    peers += f", {e.refused.count} refused"
                 print(f"  {label:<12} {e.endpoint} ({e.connection}{peers}{when})")
         else:
             print(f"  broker       {s.broker} ({s.connection}{when})")

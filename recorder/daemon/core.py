@@ -47,6 +47,7 @@ from recorder.bus.envelope import (
     read_envelope,
     read_heartbeat,
 )
+from recorder.bus.keys import Refused
 from recorder.daemon import maintenance
 from recorder.daemon.control import (
     AFTER_WAIT,
@@ -963,16 +964,23 @@ class Recorder:
         """Called by the transport when a connection attempt failed (still connecting)."""
         self.links.retry(ts, detail)
 
-    def on_handshake_failed(self, ts: float, detail: str, why: str) -> None:
+    def on_handshake_failed(
+        self, ts: float, detail: str, why: str, refused: Refused | None = None
+    ) -> None:
         """Called by the transport when a handshake failed (a CURVE key the broker does
         not allow, say): journaled and logged once, until one succeeds or the reason
-        changes, in `persist send`'s words; `persist status` says it too."""
-        heads = self.links.handshake_failed(ts, detail, why)
+        changes, in `persist send`'s words; `persist status` says it too. A publisher
+        refused at an endpoint we bind: `Links` says when (its key, rate-limited)."""
+        heads = self.links.handshake_failed(ts, detail, why, refused)
         for head in heads:
             self.append_record(head, ts)
         if heads:
             self.status_soon()
-            log.warning("%s", refused_by(detail or self.options.broker or "", why))
+        for head in heads:
+            if head["event"] == "publisher-refused":
+                log.warning("%s", head["detail"])
+            else:
+                log.warning("%s", refused_by(detail or self.options.broker or "", why))
 
     def drop_batch(self, ts: float, messages: list[list[bytes]]) -> None:
         """Messages received while the writer's backlog is over `max_backlog_bytes`.

@@ -10,11 +10,21 @@ No zmq and no clock of its own: the caller passes the time, so tests drive it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from recorder.store.records import KIND_EVENT, KIND_GAP
-from recorder.store.status import Connection, EndpointState, LinkMode
+from recorder.store.status import Connection, EndpointState, LinkMode, RefusedPeers
+
+if TYPE_CHECKING:
+    from recorder.bus.keys import Refused
+
+# A publisher refused at a bound endpoint is journaled (and logged) at once, then at
+# most once a minute per endpoint while refusals go on: a publisher retrying every
+# 100 ms would write a line each time. The ones in between are counted, and the next
+# record (or the recorder's stop) says how many there were and names their keys.
+REFUSED_EVERY = 60.0
+_KEYS_NAMED = 10  # keys one `publisher-refused` event names; the others are counted
 
 
 @dataclass
@@ -27,6 +37,12 @@ class Link:
     first_connected: float | None = None  # since then we have been subscribed here
     peers: int = 0  # publishers connected to a bound endpoint
     handshake_failed: str | None = None  # why, when one failed and none succeeded since
+    refused: RefusedPeers | None = None  # publishers refused here (a bound endpoint)
+    unclosed: int = 0  # refused publishers' connections whose end is still to come
+    journaled_at: float | None = None  # the last `publisher-refused` event's time
+    pending: int = 0  # refusals since then, not journaled yet
+    pending_since: float | None = None
+    pending_keys: dict[str, None] = field(default_factory=dict)  # in order, at most 1,000
 
     def state(self) -> EndpointState:
         return EndpointState(
@@ -37,6 +53,7 @@ class Link:
             subscribed_since=self.first_connected,
             peers=self.peers,
             handshake_failed=self.handshake_failed,
+            refused=self.refused,
         )
 
 
@@ -99,6 +116,8 @@ class Links:
         them, as after an outage that ends while it runs."""
         records = []
         for link in self.links.values():
+            if link.pending:
+                records.append(_refused_event(link, ts))
             if link.connection == Connection.DISCONNECTED and link.outage_from is not None:
                 gap = _outage(link, link.outage_from, ts)
                 gap["detail"] += ": still out of reach when the recorder stopped"
@@ -115,7 +134,12 @@ class Links:
         if event == "connected":
             link.peers += 1
         elif event == "disconnected":
-            link.peers = max(0, link.peers - 1)
+            if link.unclosed:  # a refused publisher's connection: it never was a peer
+                link.unclosed -= 1
+                return []
+            if not link.peers:  # nor one whose handshake never ended (a port scan)
+                return []
+            link.peers -= 1
         else:
             return []
         return [
@@ -127,18 +151,19 @@ class Links:
             }
         ]
 
-    def handshake_failed(self, ts: float, endpoint: str, why: str) -> list[dict[str, Any]]:
+    def handshake_failed(
+        self, ts: float, endpoint: str, why: str, refused: Refused | None = None
+    ) -> list[dict[str, Any]]:
         """A handshake with a broker failed (`why`); returns the records to journal: a
         `handshake-failed` event the first time, and when the reason changes, not at each
-        retry. A handshake that succeeds ends it. A bound endpoint's (a publisher refused)
-        is not followed here."""
+        retry. A handshake that succeeds ends it. At a bound endpoint a publisher was
+        refused (`refused`: the key our allow-list refused, its key "" when the
+        handshake failed before one was asked for), or the connection ended during its
+        handshake (None): see `_refused`."""
         link = self.find(endpoint)
-        if (
-            link is None
-            or link.mode is LinkMode.BIND
-            or link.connection == Connection.CONNECTED
-            or link.handshake_failed == why
-        ):
+        if link is not None and link.mode is LinkMode.BIND:
+            return self._refused(link, ts, refused)
+        if link is None or link.connection == Connection.CONNECTED or link.handshake_failed == why:
             return []
         link.handshake_failed = why
         if link.connection == Connection.CONNECTING:
@@ -151,6 +176,32 @@ class Links:
                 "detail": why,
             }
         ]
+
+    def _refused(self, link: Link, ts: float, refused: Refused | None) -> list[dict[str, Any]]:
+        """A publisher refused at bound `link`: counted (`persist status`), and a
+        `publisher-refused` event at once, then at most every `REFUSED_EVERY` seconds
+        for those that came since (their number and keys). Its connection's end that
+        follows is no `peer-disconnected`: it never was connected. Nor is that of a
+        connection that ended during its handshake (`refused` None), which is not
+        counted: libzmq says nothing of why."""
+        link.unclosed += 1
+        if refused is None:  # a connection that ended during its handshake: not refused
+            return []
+        key, address = refused.key or None, refused.address or None
+        before = link.refused
+        link.refused = RefusedPeers(
+            count=(before.count if before else 0) + 1,
+            last_ts=ts,
+            key=key,
+            address=address,
+        )
+        link.pending += 1
+        link.pending_since = link.pending_since or ts
+        if len(link.pending_keys) < 1000:
+            link.pending_keys[key or ""] = None
+        if link.journaled_at is not None and ts - link.journaled_at < REFUSED_EVERY:
+            return []
+        return [_refused_event(link, ts)]
 
     def retry(self, ts: float, endpoint: str) -> None:
         """A connection attempt failed: still connecting since the first attempt."""
@@ -189,3 +240,53 @@ def _outage(link: Link, from_ts: float, to_ts: float) -> dict[str, Any]:
         "to_ts": to_ts,
         "detail": f"no connection to {link.endpoint}",
     }
+
+
+def _refused_event(link: Link, ts: float) -> dict[str, Any]:
+    """The `publisher-refused` event for the refusals at `link` not journaled yet (it
+    takes them): how many since when, the keys (the last one first), and what to do."""
+    keys = [k for k in link.pending_keys if k]
+    last = link.refused
+    if last is not None and last.key in keys:
+        keys.remove(last.key)
+        keys.insert(0, last.key)
+    unknown = "" in link.pending_keys
+    record: dict[str, Any] = {
+        "kind": KIND_EVENT,
+        "event": "publisher-refused",
+        "endpoint": link.endpoint,
+        "refusals": link.pending,
+        "since": link.pending_since,
+        "keys": keys[:_KEYS_NAMED],
+    }
+    if len(keys) > _KEYS_NAMED:
+        record["other_keys"] = len(keys) - _KEYS_NAMED
+    if last is not None and last.address:
+        record["address"] = last.address
+    record["detail"] = refused_words(
+        link.endpoint, link.pending, keys, unknown, last.address if last else None
+    )
+    link.journaled_at = ts
+    link.pending, link.pending_since, link.pending_keys = 0, None, {}
+    return record
+
+
+def refused_words(
+    endpoint: str, n: int, keys: list[str], unknown: bool, address: str | None
+) -> str:
+    """One line on publishers refused at a bound endpoint, for the journal and the log."""
+    times = "a publisher's handshake" if n == 1 else f"{n} publisher handshakes"
+    named = ", ".join(keys[:_KEYS_NAMED]) + (
+        f" and {len(keys) - _KEYS_NAMED} more" if len(keys) > _KEYS_NAMED else ""
+    )
+    why = []
+    if keys:
+        whose = "key" if len(keys) == 1 else "keys"
+        why.append(f"CURVE client {whose} {named} not on the allow-list")
+    if unknown:
+        why.append("no key asked for: the handshake failed first, another server key?")
+    where = f" from {address}" if address else ""
+    return (
+        f"{endpoint}: refused {times}{where} ({'; '.join(why)}); "
+        "`persist keys allow FILE` lets a client key in, from the recorder's next start"
+    )

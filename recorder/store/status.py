@@ -436,6 +436,40 @@ def _gap_missed(data: bytes, at: int) -> int:
 
 
 @dataclass(frozen=True)
+class RefusedPeers:
+    """Publishers refused at a bound endpoint in this run: how many handshakes, the last
+    one's time, CURVE client key (z85; None when it failed before a key was asked for:
+    no CURVE, another server key) and address."""
+
+    count: int
+    last_ts: float
+    key: str | None = None
+    address: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "last_ts": self.last_ts,
+            "key": self.key,
+            "address": self.address,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> RefusedPeers | None:
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise UnreadableStatus("endpoints.refused holds something that is not an object")
+        prefix = "endpoints.refused."
+        return cls(
+            count=_int(data, "count", prefix, 0),
+            last_ts=_number(data, "last_ts", prefix),
+            key=_optional(_str, data, "key", prefix),
+            address=_optional(_str, data, "address", prefix),
+        )
+
+
+@dataclass(frozen=True)
 class EndpointState:
     """One endpoint of the recorder's socket: a broker it follows or an endpoint it binds."""
 
@@ -447,6 +481,7 @@ class EndpointState:
     peers: int = 0  # publishers connected (bound endpoints)
     # a broker whose handshake failed, none succeeding since: why, in `persist send`'s words
     handshake_failed: str | None = None
+    refused: RefusedPeers | None = None  # publishers refused here (bound endpoints)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -457,6 +492,7 @@ class EndpointState:
             "subscribed_since": self.subscribed_since,
             "peers": self.peers,
             "handshake_failed": self.handshake_failed,
+            "refused": self.refused.to_json() if self.refused else None,
         }
 
     @classmethod
@@ -472,6 +508,7 @@ class EndpointState:
             subscribed_since=_optional(_number, data, "subscribed_since", prefix),
             peers=_int(data, "peers", prefix, 0),
             handshake_failed=_optional(_str, data, "handshake_failed", prefix),
+            refused=RefusedPeers.from_json(data.get("refused")),
         )
 
 
@@ -1007,12 +1044,41 @@ def _assess(
                 status,
                 warnings,
             )
+    for bound in status.endpoints:  # publishers refused lately: their records are lost
+        refused = bound.refused
+        if bound.mode is LinkMode.BIND and refused and clock - refused.last_ts < REFUSED_WARN:
+            warnings.append(refused_warning(bound.endpoint, refused, clock))
     for link in reversed(down_links):
         if link.handshake_failed:
             warnings.insert(0, f"not connected: {refused_by(link.endpoint, link.handshake_failed)}")
         else:
             warnings.insert(0, f"not connected to the broker at {link.endpoint}")
     return Health(HEALTHY, f"recording, PID {pid}", status, warnings)
+
+
+# a publisher refused at a bound endpoint less than this long ago is a warning
+REFUSED_WARN = 600.0
+
+
+def refused_warning(endpoint: str, refused: RefusedPeers, now: float) -> str:
+    """A warning naming the publishers refused at bound `endpoint`: how many, the last
+    one's key (or why none was asked for) and address, and how to let a key in."""
+    times = (
+        "a publisher's handshake"
+        if refused.count == 1
+        else (f"{refused.count} publisher handshakes")
+    )
+    where = f" from {refused.address}" if refused.address else ""
+    what = (
+        f"CURVE client key {refused.key} not on the allow-list"
+        if refused.key
+        else "no key asked for: the handshake failed first, another server key?"
+    )
+    return (
+        f"refused {times} at {endpoint} in this run, the last {format_age(now - refused.last_ts)} "
+        f"ago{where} ({what}): what they send is not recorded; `persist keys allow FILE` "
+        "lets a client key in, from the recorder's next start"
+    )
 
 
 def level_words(status: StatusSnapshot) -> str:

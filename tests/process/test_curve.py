@@ -354,3 +354,86 @@ def test_a_recorder_refused_by_curve_says_so_and_gets_in_once_allowed(
     )
     ok = persist("status", "--log-dir", str(log_dir))
     assert ok.returncode == 0 and "refused us" not in ok.stdout, ok.stdout
+
+
+def test_a_recorder_bound_with_curve_names_the_publisher_keys_it_refuses(
+    procs: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """`persist record --bind ... --curve`, a publisher whose client key is not allowed:
+    the first refusal is a `publisher-refused` event naming its key and address, and one
+    line in recorder.log; the refusals after it, within a minute, are counted and named
+    by one more event when the recorder stops (a publisher retrying every 100 ms cannot
+    flood the journal). `persist status` counts them and warns with the last key. The
+    refused connections' ends are no `peer-disconnected`: an allowed publisher stays
+    counted connected. Before 2026-12-07 nothing named a refusal: status HEALTHY with
+    "0 publishers", `peer-disconnected` events for peers never connected, and only
+    "disconnected" in the log."""
+    log_dir, stranger = tmp_path / "logs", tmp_path / "stranger"
+    keys = log_dir / "keys"
+    keys_init(keys)
+    keys_init(stranger)
+    (stranger / "server.key").write_text((keys / "server.key").read_text())  # knows ours
+    bound = f"tcp://127.0.0.1:{free_port()}"
+    recorder = procs(
+        "record", "--bind", bound, "--curve", "--log-dir", str(log_dir),
+        "--search-index", "off", "--monitor", "off", name="recorder",
+    )  # fmt: skip
+    wait_for(lambda: read_status(log_dir).get("connection") == "listening", what="recorder bound")
+    friend = Publisher(bound, agent="friend", curve=load_client(keys))
+    try:
+        assert friend.wait_ready(10)
+        wait_for(lambda: read_status(log_dir)["endpoints"][0]["peers"] == 1, what="friend in")
+        theirs = load_client(stranger).pair.public.decode()
+
+        def refused() -> list[dict]:
+            return [r for r in journal_records(log_dir) if r.get("event") == "publisher-refused"]
+
+        tries = 4
+        for i in range(tries):
+            sent = persist(
+                "send", "agents.bad", "not allowed", "--endpoint", bound, "--curve",
+                "--keys", str(stranger), "--wait", "2",
+            )  # fmt: skip
+            assert sent.returncode == 7 and "refused this client's key" in sent.stderr, sent
+            if i == 0:
+                wait_for(lambda: refused(), what="the first refusal journaled")
+        (first,) = refused()  # the others within the minute: counted, not journaled yet
+        assert (first["endpoint"], first["refusals"], first["keys"]) == (bound, 1, [theirs])
+        assert first["address"] == "127.0.0.1", first
+        assert theirs in first["detail"] and "persist keys allow" in first["detail"]
+        log = (log_dir / "recorder.log").read_text()
+        assert [line for line in log.splitlines() if "refused" in line] == [
+            line for line in log.splitlines() if theirs in line
+        ] and log.count(theirs) == 1, log
+
+        status = wait_for(
+            lambda: (
+                (out := persist("status", "--log-dir", str(log_dir)))
+                and f"{tries} refused" in out.stdout
+                and out
+            ),
+            what="persist status counting the refusals",
+        )
+        assert status.returncode == 0, status
+        assert f"bound at     {bound} (listening, 1 publisher, {tries} refused)" in status.stdout
+        (warning,) = [ln for ln in status.stdout.splitlines() if ln.startswith("  warning:")]
+        assert f"refused {tries} publisher handshakes at {bound}" in warning, warning
+        assert f"from 127.0.0.1 (CURVE client key {theirs} not on the allow-list)" in warning
+        said = read_status(log_dir)["endpoints"][0]
+        assert said["peers"] == 1 and said["refused"]["count"] == tries, said
+        assert said["refused"]["key"] == theirs, said
+        events = [r.get("event") for r in journal_records(log_dir) if r["kind"] == "event"]
+        assert "peer-disconnected" not in events, events
+    finally:
+        friend.close()
+    wait_for(lambda: read_status(log_dir)["endpoints"][0]["peers"] == 0, what="friend gone")
+    recorder.signal(15)
+    assert recorder.wait(30) == 0
+    first, rest = refused()
+    assert (rest["refusals"], rest["keys"]) == (tries - 1, [theirs]), rest
+    peers = [
+        (r["event"], r["peers"])
+        for r in journal_records(log_dir)
+        if r.get("event", "").startswith("peer-")
+    ]
+    assert peers == [("peer-connected", 1), ("peer-disconnected", 0)], peers
