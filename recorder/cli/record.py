@@ -334,6 +334,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"               (in {shown(', '.join(map(str, hook_failures.files)))})")
     if health.state in (STALE, STOPPED) and waiter is None:
         print(f"  start it with: {health.start_command(layout.root)}")
+    elif broker := health.broker_command(layout.root):  # not the recorder's to fix
+        print(f"  broker: {broker}")
     return code
 
 

@@ -176,13 +176,16 @@ def service_findings(
                 continue  # the service.status-file finding above
             out.append(Finding(Area.SERVICE, "service.warning", Severity.WARNING, warning))
     elif health.state in (STALE, DEGRADED):
+        # a broker it follows is gone: restarting the recorder cannot bring it back, and
+        # adds a recorder-down period (before 2026-12-07 that restart was the fix)
+        fix = health.broker_command(layout.root) or restart
         out.append(
             Finding(
                 Area.SERVICE,
                 f"service.{health.state}",
                 Severity.PROBLEM,
                 f"recorder {health.state}: {health.reason}",
-                restart,
+                fix,
             )
         )
     elif health.status_problem is not None:

@@ -59,6 +59,7 @@ LOST_AFTER = 1.0
 CLOCK_SLACK = 1.0
 HEALTHY, STALE, STOPPED, DEGRADED = "healthy", "stale", "stopped", "degraded"
 DEFAULT_BROKER = "tcp://127.0.0.1:5555"  # what `start_command` suggests when none is known
+DEFAULT_BROKER_FRONTEND = "tcp://127.0.0.1:5559"  # where publishers reach that default broker
 
 
 class RecorderState(StrEnum):
@@ -789,6 +790,9 @@ class Health:
 
     holder: int | None = None  # a recorder holding the folder whose status cannot be read
     status_problem: str | None = None  # why status.json is unusable (a folder in its place)
+    # degraded for a broker it follows (not one it hosts) lost or never reached: its
+    # endpoint. Restarting the recorder cannot bring it back: `broker_command` can
+    broker_down: str | None = None
 
     @property
     def pid(self) -> int | None:
@@ -805,6 +809,29 @@ class Health:
         """Whether the status's figures (rates, connection) are the present: a stale or
         stopped recorder's are the last it wrote, as old as its heartbeat."""
         return self.state not in (STALE, STOPPED)
+
+    def broker_command(self, log_dir: Path) -> str | None:
+        """For a recorder degraded by a broker it follows lost or never reached (killed,
+        never started, frozen): what starts that broker, since restarting the recorder
+        cannot (it reconnects by itself once the broker is back). `persist broker` with
+        its two endpoints when they are known (the default broker's), with `--curve` and
+        the keys when the recorder used CURVE; else a sentence naming the endpoint the
+        recorder follows, the publishers' side being unknown here. None otherwise."""
+        status, where = self.status, self.broker_down
+        if status is None or where is None:
+            return None
+        curve = ""
+        if status.curve:  # the broker's server key is in the same keys folder
+            keys = status.keys or str(log_dir / "keys")
+            curve = f" --curve --keys {shell_path(keys)}"
+        if where == DEFAULT_BROKER:
+            return f"persist broker --frontend {DEFAULT_BROKER_FRONTEND} --backend {where}{curve}"
+        return (
+            f"start the broker the recorder follows at {where}: persist broker --backend "
+            f"{shell_quote(where)} --frontend ENDPOINT{curve}, ENDPOINT where its publishers "
+            "connect (the recorder connects again by itself; a frozen one holding the "
+            "port must be ended first)"
+        )
 
     def start_command(self, log_dir: Path) -> str:
         """The command that starts the recorder again where it listened: the brokers it
@@ -1037,12 +1064,15 @@ def _assess(
                     status,
                     warnings,
                 )
+            # the broker it hosts is in the recorder: a restart brings it back
+            hosted = status.embedded_broker is not None and link.endpoint == status.broker
             return Health(
                 DEGRADED,
                 f"PID {pid} runs but records {nothing}: the broker at {link.endpoint} "
                 f"is unreachable ({what} {length}; is it running, or frozen?)",
                 status,
                 warnings,
+                broker_down=None if hosted else link.endpoint,
             )
     for bound in status.endpoints:  # publishers refused lately: their records are lost
         refused = bound.refused

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Bus, free_port, status_json, wait_for
+from tests.support import Bus, free_port, read_status, run_cli, status_json, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,3 +46,58 @@ def test_a_frozen_broker_turns_healthy_into_degraded_and_back(bus: Bus) -> None:
     finally:
         broker.signal(signal.SIGCONT)
     wait_for(lambda: status(bus.log_dir)[0] == HEALTHY_CODE, timeout=20, what="healthy again")
+
+
+def degraded_fix(log_dir: Path) -> str:
+    """`persist doctor --json`'s fix for the degraded recorder."""
+    import json
+
+    out = run_cli("doctor", "--json", "--log-dir", str(log_dir))
+    (finding,) = [f for f in json.loads(out.stdout)["findings"] if f["check"] == "service.degraded"]
+    return str(finding["fix"])
+
+
+def test_a_lost_broker_is_fixed_by_starting_it_not_by_restarting_the_recorder(bus: Bus) -> None:
+    """The broker a recorder follows is killed: `persist doctor` and `persist status`
+    name starting that broker as the fix, and once it is back (at the endpoints named)
+    the same recorder records again, no restart. Before 2026-12-07 doctor's fix was
+    `persist stop ... && persist record ...`: run as printed, it left the recorder as
+    degraded as before (exit 6) and added a recorder-down period to the journal."""
+    broker = bus.start_broker()
+    recorder = bus.start_recorder()
+    broker.signal(signal.SIGKILL)
+    broker.wait()
+    wait_for(lambda: status(bus.log_dir)[0] == DEGRADED_CODE, timeout=30, what="degraded")
+    fix = degraded_fix(bus.log_dir)
+    assert fix.startswith(
+        f"start the broker the recorder follows at {bus.back}: "
+        f"persist broker --backend {bus.back} --frontend ENDPOINT, ENDPOINT where its "
+        "publishers connect"
+    ), fix
+    assert "persist stop" not in fix and "persist record" not in fix
+    said = run_cli("status", "--log-dir", str(bus.log_dir))
+    assert said.returncode == DEGRADED_CODE and f"  broker: {fix}\n" in said.stdout, said.stdout
+
+    bus.start_broker()  # what the fix says: the same endpoints
+    wait_for(lambda: status(bus.log_dir)[0] == HEALTHY_CODE, timeout=30, what="healthy again")
+    assert read_status(bus.log_dir)["pid"] == recorder.pid  # the same recorder
+    ran = run_cli("status", "--log-dir", str(bus.log_dir))
+    assert ran.returncode == HEALTHY_CODE and "  broker:" not in ran.stdout, ran.stdout
+
+
+def test_the_default_broker_never_started_is_fixed_by_the_command_named(bus: Bus) -> None:
+    """Following the default broker (tcp://127.0.0.1:5555) that nobody started: the fix
+    is the command that starts it at both its endpoints, and run as printed (in the
+    background, as a broker runs), the recorder records without a restart."""
+    from tests.support import _listening
+
+    if _listening("tcp://127.0.0.1:5555") or _listening("tcp://127.0.0.1:5559"):
+        pytest.skip("the default broker's ports are in use on this machine")
+    bus.back, bus.front = "tcp://127.0.0.1:5555", "tcp://127.0.0.1:5559"
+    recorder = bus.start_recorder(wait=False)
+    wait_for(lambda: status(bus.log_dir)[0] == DEGRADED_CODE, timeout=30, what="degraded")
+    fix = degraded_fix(bus.log_dir)
+    assert fix == "persist broker --frontend tcp://127.0.0.1:5559 --backend tcp://127.0.0.1:5555"
+    bus.procs(*fix.split()[1:], name="broker")  # the command as printed
+    wait_for(lambda: status(bus.log_dir)[0] == HEALTHY_CODE, timeout=30, what="healthy")
+    assert read_status(bus.log_dir)["pid"] == recorder.pid
