@@ -467,9 +467,12 @@ class Recorder:
         self.state = RecorderState.STOPPING
         self.warmer.stop()
         self._end_overflow(now)
-        # a broker still out of reach: its outage ends here (the receiver has stopped)
+        # a broker still out of reach: its outage ends here (the receiver has stopped);
+        # publishers refused since the last record that named them: named now
         for head in self.links.stop(now):
             self.append_record(head, now)
+            if head.get("event") == "publisher-refused":
+                log.warning("%s", head["detail"])
         self.append_record({"kind": KIND_EVENT, "event": "stop", "pid": os.getpid()}, now)
         try:
             position = self.journal.close(self.give_up, self._waiting_for_room)

@@ -431,6 +431,11 @@ def test_a_recorder_bound_with_curve_names_the_publisher_keys_it_refuses(
     assert recorder.wait(30) == 0
     first, rest = refused()
     assert (rest["refusals"], rest["keys"]) == (tries - 1, [theirs]), rest
+    log = (log_dir / "recorder.log").read_text()  # the log says what the journal says
+    assert [ln.split(" WARNING ")[1] for ln in log.splitlines() if theirs in ln] == [
+        first["detail"],
+        rest["detail"],
+    ], log
     peers = [
         (r["event"], r["peers"])
         for r in journal_records(log_dir)
