@@ -49,6 +49,7 @@ from recorder.hooks.run import (
 )
 from recorder.hooks.state import (
     SessionState,
+    StateInTheWay,
     load_state,
     pending_path,
     pending_states,
@@ -573,7 +574,12 @@ def end(
     # first the state that says it ended, then the mark: a hook killed meanwhile leaves
     # both to the next call (a mark beside a state without `ending` is taken as done)
     save_state(spath, state)
-    set_pending(spath, True)
+    marked = True
+    try:
+        set_pending(spath, True)
+    except StateInTheWay as exc:  # a named pipe at the mark: said, and the end goes on
+        _note(args, payload, str(exc))
+        marked = False
     # all of the transcript's rest when there is time; else what fits, and the rest waits
     # in hooks/pending/ for the next hook call (said below)
     budget = None if deadline is None else _time_for(deadline, float("inf"), END_RESERVE)
@@ -584,17 +590,28 @@ def end(
             _note(
                 args,
                 payload,
-                f"session end not delivered: {_out_of_time()}; {_waiting(args, state)}",
+                f"session end not delivered: {_out_of_time()}; {_waiting(args, state, marked)}",
             )
     except NotDelivered as exc:
-        _note(args, payload, f"session end not delivered: {exc.nobody()}; {_waiting(args, state)}")
+        _note(
+            args,
+            payload,
+            f"session end not delivered: {exc.nobody()}; {_waiting(args, state, marked)}",
+        )
     except Exception as exc:  # the end goes on: deregistration
-        _note(args, payload, f"session end not delivered: {exc}; {_waiting(args, state)}")
+        _note(args, payload, f"session end not delivered: {exc}; {_waiting(args, state, marked)}")
     _leave(args, payload, state, deadline)
 
 
-def _waiting(args: HookArgs, state: SessionState) -> str:
+def _waiting(args: HookArgs, state: SessionState, marked: bool = True) -> str:
     subagents = owed_subagents(args, state)
+    if not marked:  # (the line before says why, and what to move)
+        return (
+            (f"{subagents}; " if subagents else "")
+            + f"the rest of {state.transcript or 'its transcript'} (from byte {state.offset}) "
+            "and the session-ended message could not be marked as waiting in hooks/pending/: "
+            "nothing sends them later"
+        )
     return (
         (f"{subagents}; " if subagents else "")
         + f"the rest of {state.transcript or 'its transcript'} (from byte {state.offset}) "

@@ -17,6 +17,11 @@ end, the pending path below) sends the rest.
 A session that ended with something not delivered (no recorder listening at its
 SessionEnd) also has an empty `<log-dir>/hooks/pending/<file>`: an ended session
 gets no next call of its own, so the next hook call of any session finishes it.
+
+None of these files is ever waited on: a named pipe (or a folder) at one is
+`StateInTheWay` (`LockInTheWay` at a lock), one line naming it and the `mv` that moves
+it out of the way. Before 2026-12-07 a named pipe there held every hook call of its
+session until the agent killed it, and wrote no failure line.
 """
 
 from __future__ import annotations
@@ -30,8 +35,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from recorder.errors import PersistError
 from recorder.hooks.failures import hooks_dir
-from recorder.store.fsutil import atomic_write, ensure_private_dir, flock_within, open_private
+from recorder.store.fsutil import (
+    NotRegularFile,
+    atomic_write,
+    ensure_private_dir,
+    flock_within,
+    open_lock,
+    open_private_regular,
+    read_regular,
+)
 
 ANCHOR_BYTES = 256  # bytes before the offset whose hash must not change
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -139,6 +153,34 @@ class SessionState:
     __hash__ = None  # type: ignore[assignment]
 
 
+class StateInTheWay(PersistError):
+    """Something that is no regular file (a named pipe, a folder) where a hook keeps a
+    session's state or its pending mark: one line naming the path, what is there, and
+    the `mv` that moves it out of the way (into the log folder's `recovery/`)."""
+
+    def __init__(self, path: Path, what: str, role: str) -> None:
+        import shlex
+
+        aside = path.parent.parent.parent / "recovery"  # <log-dir>/hooks/<folder>/<file>
+        self.fix = f"mv {shlex.quote(str(path))} {shlex.quote(str(aside))}/"
+        super().__init__(
+            f"{path} is {what}, where the hooks keep {role}: it is not waited on, and "
+            f"this session's hooks cannot go on until it is moved out of the way ({self.fix})"
+        )
+
+
+def _read(path: Path, role: str) -> bytes:
+    """The bytes of the file at `path`, never waiting on a named pipe (StateInTheWay)."""
+    try:
+        return read_regular(path)[0]
+    except NotRegularFile as exc:
+        raise StateInTheWay(path, exc.strerror or "not a regular file", role) from None
+
+
+STATE_ROLE = "this session's state"
+MARK_ROLE = "the mark of an ended session that still owes the bus something"
+
+
 def state_path(log_dir: Path, agent: str, session: str) -> Path:
     name = f"{_SAFE.sub('_', agent)}-{_SAFE.sub('_', session)[:120]}.json"
     return hooks_dir(log_dir) / "sessions" / name
@@ -164,10 +206,11 @@ def pending_states(log_dir: Path) -> list[Path]:
 
 
 def read_state(path: Path) -> SessionState | None:
-    """The state saved in `path`, whatever its session; None if unreadable."""
+    """The state saved in `path`, whatever its session; None if unreadable. Raises
+    StateInTheWay when no regular file stands there (nothing is lost by waiting)."""
     try:
-        return SessionState.from_json(json.loads(path.read_bytes()))
-    except (OSError, ValueError):
+        return SessionState.from_json(json.loads(_read(path, STATE_ROLE)))
+    except (OSError, ValueError):  # (StateInTheWay is neither)
         return None
 
 
@@ -175,16 +218,22 @@ def set_pending(state_file: Path, waiting: bool) -> None:
     mark = pending_path(state_file)
     if waiting:
         ensure_private_dir(mark.parent)
-        os.close(open_private(mark, os.O_WRONLY | os.O_CREAT))
+        try:  # (never waiting on a named pipe there)
+            fd, _ = open_private_regular(mark, os.O_WRONLY | os.O_CREAT)
+        except NotRegularFile as exc:
+            raise StateInTheWay(mark, exc.strerror or "not a regular file", MARK_ROLE) from None
+        os.close(fd)
     else:
         mark.unlink(missing_ok=True)
 
 
 def load_state(path: Path, agent: str, session: str) -> SessionState:
-    """The saved state, or a new one (a missing or unreadable file starts afresh)."""
+    """The saved state, or a new one (a missing or unreadable file starts afresh).
+    Raises StateInTheWay when a named pipe or a folder stands there: starting afresh
+    would send the whole transcript again under sequence numbers already used."""
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        data = json.loads(_read(path, STATE_ROLE))
+    except (OSError, ValueError):  # (StateInTheWay is neither)
         return SessionState.new(agent, session)
     state = SessionState.from_json(data)
     if state is None or state.agent != agent or state.session != session:
@@ -204,7 +253,8 @@ def session_lock(path: Path, timeout: float = 5.0) -> Iterator[None]:
     TimeoutError when another hook still holds it after `timeout` (0: at once)."""
 
     ensure_private_dir(path.parent)
-    fd = open_private(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT)
+    # LockInTheWay: a named pipe or a folder at the lock file (one line naming the mv)
+    fd = open_lock(path.with_name(path.name + ".lock"), path.parent.parent.parent / "recovery")
     try:
         if not flock_within(fd, timeout, poll=0.01):
             raise TimeoutError(f"another hook holds {path.name}.lock")
