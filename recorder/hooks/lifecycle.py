@@ -127,7 +127,11 @@ def _note(args: HookArgs, payload: Payload, error: str) -> None:
     record_failure(args.log_dir, args.event, args.agent.value, payload.session, error)
 
 
-def _announce(args: HookArgs, state: SessionState, kind: str, text: str, **extra: Any) -> None:
+def _announce(
+    args: HookArgs, state: SessionState, kind: str, text: str, *, owed: bool = True, **extra: Any
+) -> None:
+    """`owed`: whether the caller keeps the message for a later call when nobody hears it
+    (the session-ended one, in hooks/pending/), or not (NotDelivered says which)."""
     body = {
         "type": kind,
         "sender": args.agent.value,
@@ -144,6 +148,7 @@ def _announce(args: HookArgs, state: SessionState, kind: str, text: str, **extra
         args.agent.value,
         topic_for(args.agent.value, state.session),
         [Outgoing(mid, body)],
+        owed=owed,
     )
 
 
@@ -230,12 +235,19 @@ def start(args: HookArgs, payload: Payload, state: SessionState) -> dict[str, An
     text = f"{args.agent.value} session {state.session} started ({source})"
     if payload.cwd:
         text += f" in {payload.cwd}"
+    label = f"{args.agent.value} {_short(state.session)} started"
+    # not kept for a later call: sent then, it would come after the turns it began (said)
+    lost = (
+        "it is not sent later (the session's transcript is, from its next hook call on), "
+        f"and no checkpoint '{label}' is taken (it would not hold the session's start)"
+    )
     try:
         _announce(
             args,
             state,
             "session.started",
             text,
+            owed=False,
             source=source,
             cwd=payload.cwd,
             transcript=payload.transcript,
@@ -244,10 +256,12 @@ def start(args: HookArgs, payload: Payload, state: SessionState) -> dict[str, An
                 {"model": payload.raw["model"]} if isinstance(payload.raw.get("model"), str) else {}
             ),
         )
+    except NotDelivered as exc:
+        _note(args, payload, f"session-started message not sent: {exc.nobody()}; {lost}")
     except Exception as exc:
-        _note(args, payload, f"session-started message not sent: {exc}")
-    label = f"{args.agent.value} {_short(state.session)} started"
-    _checkpoint(args, state, label, partial(_note, args, payload))
+        _note(args, payload, f"session-started message not sent: {exc}; {lost}")
+    else:  # a checkpoint that holds the session's start
+        _checkpoint(args, state, label, partial(_note, args, payload))
     if offer is None:
         return None
     return answer(*offer)
@@ -438,15 +452,16 @@ def compact(
             state,
             "session.compacting",
             f"{args.agent.value} session {state.session} is about to compact ({trigger})",
+            owed=False,
             trigger=trigger,
             transcript=payload.transcript,
             **copy,
         )
     except NotDelivered as exc:
         unheard = unheard or exc
-        _note(args, payload, f"compaction message not sent: {exc}")
+        _note(args, payload, f"compaction message not sent: {exc.nobody()}; {_NOT_LATER}")
     except Exception as exc:
-        _note(args, payload, f"compaction message not sent: {exc}")
+        _note(args, payload, f"compaction message not sent: {exc}; {_NOT_LATER}")
     _done(left, "session.compacting message sent")
     label = f"{args.agent.value} {_short(state.session)} before compaction"
     if unheard is not None:  # one taken now would hold none of it, yet bear its name
@@ -462,6 +477,11 @@ def compact(
     if cp is not None and copy:
         _remember_copy(args.log_dir, cp, state.session, copy)
     left.clear()
+
+
+# a compaction message is not kept for a later call: it says what the transcript was
+# before the compaction, and a later call comes after it
+_NOT_LATER = "it is not sent later"
 
 
 def _done(left: list[str], step: str) -> None:

@@ -23,13 +23,16 @@ SILENT: set[str] = set()  # endpoints nobody listened at in this process (a hook
 
 
 class NotDelivered(PersistError):
-    """Nobody was subscribed (no broker, or no recorder behind it): nothing was sent."""
+    """Nobody was subscribed (no broker, or no recorder behind it): nothing was sent.
+    `owed`: whether what was not sent is kept for a later call (the transcript's
+    messages, a session's end) or not (a session's start or compaction message: said so;
+    before 2026-12-07 those lines too said the message waited for the next call)."""
 
-    def __init__(self, endpoint: str, timeout: float, count: int) -> None:
+    def __init__(self, endpoint: str, timeout: float, count: int, owed: bool = True) -> None:
         self.endpoint, self.timeout, self.count = endpoint, timeout, count
+        then = "wait for this session's next hook call" if owed else "not sent, then or later"
         super().__init__(
-            f"no subscriber at {endpoint} within {timeout:g}s "
-            f"({count} message(s) wait for this session's next hook call)"
+            f"no subscriber at {endpoint} within {timeout:g}s ({count} message(s) {then})"
         )
 
     def nobody(self) -> str:
@@ -108,9 +111,12 @@ def send(
     topic: str,
     messages: list[Outgoing],
     ready_timeout: float = READY_TIMEOUT,
+    *,
+    owed: bool = True,
 ) -> int:
     """Send `messages` in order with sequence numbers after `last_seq`; returns the last
-    one sent. Raises NotDelivered (nothing sent) when no subscriber answers in time.
+    one sent. Raises NotDelivered (nothing sent; `owed`: whether the caller keeps them
+    for a later call, which its message says) when no subscriber answers in time.
 
     A session's sends in one call go through one socket, kept open until `close_all`:
     the broker fair-queues between connections, so a second socket's message (the
@@ -125,7 +131,7 @@ def send(
         if not pub.wait_ready(ready_timeout):
             SILENT.add(endpoint)
             pub.close(bye=False)
-            raise NotDelivered(endpoint, ready_timeout, len(messages))
+            raise NotDelivered(endpoint, ready_timeout, len(messages), owed)
         _OPEN[(endpoint, publisher_id)] = pub
     pub.seq = last_seq
     for item in messages:
