@@ -201,18 +201,54 @@ def _short(session: str) -> str:
 
 # -- start --------------------------------------------------------------------------------
 def start(args: HookArgs, payload: Payload, state: SessionState) -> dict[str, Any] | None:
-    from recorder.launch.registry import launch_lock, register_agent
-
+    """The offer (a checkpoint to continue from) needs no recorder: it is computed first
+    and answered whatever the start's other steps do; a step that fails is a failure
+    line (before 2026-12-07 a recorder that could not be started, as when a `persist`
+    command held the folder, threw the offer away, and a bundle that could not be built
+    left the session with no recorder)."""
     source = payload.text("source") or payload.text("trigger") or "startup"
     offer = None
     if source == "startup":  # before our own checkpoint is taken
-        launched, offer = _launch_choice(args, payload)
-        if not launched and args.restore:
-            offer = _choose(args, payload)
+        try:
+            launched, offer = _launch_choice(args, payload)
+            if not launched and args.restore:
+                offer = _choose(args, payload)
+        except Exception as exc:
+            _note(args, payload, f"no checkpoint offered: {type(exc).__name__}: {exc}")
+            offer = None
+    try:
+        _begin(args, payload, state, source)
+    except Exception as exc:
+        if offer is None:
+            raise  # (the failure line `persist hook` writes for any failure)
+        _note(args, payload, f"{type(exc).__name__}: {exc} (the checkpoint is offered still)")
+    if offer is None:
+        return None
+    return answer(*offer)
+
+
+def _begin(args: HookArgs, payload: Payload, state: SessionState, source: str) -> None:
+    """The recorder, the registration, a pending end, the message and the checkpoint."""
+    from recorder.launch.registry import launch_lock, register_agent
+
+    label = f"{args.agent.value} {_short(state.session)} started"
     launcher = _launcher(args)
     launcher.agent = args.agent.value
-    launcher.ensure_recorder()
+    recording = True
+    try:
+        launcher.ensure_recorder()
+    except Exception as exc:
+        recording = False
+        _note(
+            args,
+            payload,
+            f"recorder not started: {type(exc).__name__}: {exc}; no session-started message "
+            f"(not later either) and no checkpoint '{label}': this session's transcript "
+            "waits for its next hook call",
+        )
     layout = Layout(args.log_dir)
+    # registered without a recorder too: one started later by another session's start
+    # is then not stopped by another session's end while this agent runs
     with launch_lock(layout):
         state.registration = register_agent(
             layout,
@@ -224,6 +260,8 @@ def start(args: HookArgs, payload: Payload, state: SessionState) -> dict[str, An
         ).name
     if not state.started:
         state.started = time.time()
+    if not recording:
+        return
     spath = state_path(args.log_dir, args.agent.value, state.session)
     if pending_path(spath).exists():  # resumed after an end nobody heard: that goes first
         path = Path(state.transcript) if state.transcript else None
@@ -235,7 +273,6 @@ def start(args: HookArgs, payload: Payload, state: SessionState) -> dict[str, An
     text = f"{args.agent.value} session {state.session} started ({source})"
     if payload.cwd:
         text += f" in {payload.cwd}"
-    label = f"{args.agent.value} {_short(state.session)} started"
     # not kept for a later call: sent then, it would come after the turns it began (said)
     lost = (
         "it is not sent later (the session's transcript is, from its next hook call on), "
@@ -262,9 +299,6 @@ def start(args: HookArgs, payload: Payload, state: SessionState) -> dict[str, An
         _note(args, payload, f"session-started message not sent: {exc}; {lost}")
     else:  # a checkpoint that holds the session's start
         _checkpoint(args, state, label, partial(_note, args, payload))
-    if offer is None:
-        return None
-    return answer(*offer)
 
 
 def _launch_choice(args: HookArgs, payload: Payload) -> tuple[bool, tuple[str, str] | None]:
