@@ -162,11 +162,21 @@ class StateInTheWay(PersistError):
         import shlex
 
         aside = path.parent.parent.parent / "recovery"  # <log-dir>/hooks/<folder>/<file>
+        with contextlib.suppress(OSError):  # so that the mv it names works as written
+            ensure_private_dir(aside)
         self.fix = f"mv {shlex.quote(str(path))} {shlex.quote(str(aside))}/"
         super().__init__(
-            f"{path} is {what}, where the hooks keep {role}: it is not waited on, and "
-            f"this session's hooks cannot go on until it is moved out of the way ({self.fix})"
+            f"{path} is {what}, where the hooks keep {_ROLES[role]}: it is not waited on; "
+            f"move it out of the way ({self.fix})"
         )
+
+
+STATE_ROLE, MARK_ROLE = "state", "mark"
+_ROLES = {
+    STATE_ROLE: "this session's state (its hooks do nothing while it is there)",
+    MARK_ROLE: "the mark of an ended session that still owes the bus something (what its "
+    "end does not deliver now cannot wait for a later call while it is there)",
+}
 
 
 def _read(path: Path, role: str) -> bytes:
@@ -175,10 +185,6 @@ def _read(path: Path, role: str) -> bytes:
         return read_regular(path)[0]
     except NotRegularFile as exc:
         raise StateInTheWay(path, exc.strerror or "not a regular file", role) from None
-
-
-STATE_ROLE = "this session's state"
-MARK_ROLE = "the mark of an ended session that still owes the bus something"
 
 
 def state_path(log_dir: Path, agent: str, session: str) -> Path:

@@ -48,6 +48,7 @@ def test_a_named_pipe_at_a_sessions_state_or_its_lock_is_one_line_never_a_wait(
         assert "a named pipe, not a regular file" in f["error"]
         assert _fix_for(log_dir, pipe) in f["error"]
     assert stat.S_ISFIFO(pipe.lstat().st_mode)  # left to the person the line names it to
+    assert (log_dir / "recovery").is_dir()  # where the mv puts it
 
 
 def test_a_named_pipe_at_a_pending_mark_is_one_line_and_the_end_goes_on(tmp_path: Path) -> None:
