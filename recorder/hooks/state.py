@@ -38,6 +38,7 @@ from typing import Any
 from recorder.errors import PersistError
 from recorder.hooks.failures import hooks_dir
 from recorder.store.fsutil import (
+    LockInTheWay,
     NotRegularFile,
     atomic_write,
     ensure_private_dir,
@@ -259,8 +260,13 @@ def session_lock(path: Path, timeout: float = 5.0) -> Iterator[None]:
     TimeoutError when another hook still holds it after `timeout` (0: at once)."""
 
     ensure_private_dir(path.parent)
-    # LockInTheWay: a named pipe or a folder at the lock file (one line naming the mv)
-    fd = open_lock(path.with_name(path.name + ".lock"), path.parent.parent.parent / "recovery")
+    aside = path.parent.parent.parent / "recovery"
+    try:
+        fd = open_lock(path.with_name(path.name + ".lock"), aside)
+    except LockInTheWay:  # a named pipe or a folder there: one line naming the mv
+        with contextlib.suppress(OSError):  # so that the mv works as written
+            ensure_private_dir(aside)
+        raise
     try:
         if not flock_within(fd, timeout, poll=0.01):
             raise TimeoutError(f"another hook holds {path.name}.lock")
