@@ -389,11 +389,19 @@ _OUTPUT_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 def _output_named(output: str) -> Iterator[None]:
     """A write to -o FILE (or to the pieces of a parallel export, beside it) that finds
     no room, a full disk, a quota, a file size limit, says so naming FILE (it said
-    "[Errno 28] No space left on device", naming nothing)."""
+    "[Errno 28] No space left on device", naming nothing). A broken pipe is main's line
+    for stdout, and names FILE for a named pipe (it said "[Errno 32] Broken pipe")."""
     from recorder.export.writers import ExportError
 
     try:
         yield
+    except BrokenPipeError:
+        if output == "stdout":  # main's line, as every command's
+            raise
+        # -o FIFO whose reader went away: named, not main's line about stdout
+        raise ExportError(
+            f"cannot write {output}: its reader went away before all was written (broken pipe)"
+        ) from None
     except OSError as exc:
         if exc.errno not in _OUTPUT_FULL:
             raise
@@ -512,6 +520,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         with store:
             stats, where = _write_output(args, write)
+    except BrokenPipeError:  # the reader of stdout went away: main's line, as every command's
+        raise
     except (ExportError, OSError) as exc:
         return fail(str(exc))
     finally:
@@ -569,6 +579,8 @@ def _export_session(args: argparse.Namespace) -> int:
                 redact=args.redact,
             ),
         )
+    except BrokenPipeError:  # main's line, as every command's
+        raise
     except (ExportError, OSError) as exc:
         return fail(str(exc))
     which = which_messages(shown, len(transcript.messages))

@@ -32,7 +32,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import IO
 
-from recorder.store.fsutil import NO_KERNEL_COPY
+from recorder.store.fsutil import NO_KERNEL_COPY, write_whole
 from recorder.store.linecheck import (
     MESSAGE,
     SegmentCheck,
@@ -255,12 +255,13 @@ class _Writer:
                 self.error = exc
 
     def _write(self, data: bytes | memoryview) -> None:
+        # `write_whole`: a raw file (stdout under `python -u`) may take part of a slice
         if len(data) <= WRITE_SLICE:
-            self.out.write(data)
+            write_whole(self.out, data)
         else:
             view = memoryview(data)
             for at in range(0, len(data), WRITE_SLICE):
-                self.out.write(view[at : at + WRITE_SLICE])
+                write_whole(self.out, view[at : at + WRITE_SLICE])
 
     def _send(self, fd: int, offset: int, count: int) -> None:
         try:

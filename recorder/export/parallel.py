@@ -51,7 +51,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from recorder.errors import PersistError, how_it_ended
 from recorder.export.leftovers import pieces_prefix
-from recorder.store.fsutil import NO_KERNEL_COPY
+from recorder.store.fsutil import NO_KERNEL_COPY, write_whole
 from recorder.store.ranges import RangeSummary, summarize
 from recorder.store.reader import Record, Store
 from recorder.store.segfile import SegmentGone, open_segment
@@ -755,7 +755,7 @@ def _append(path: str, out: Any, size: int) -> None:
             data = f.read(_COPY)
             if not data:
                 break
-            out.write(data)
+            write_whole(out, data)  # a raw stdout (`python -u`) may take part
             copied += len(data)
     if copied != size:
         raise OSError(f"a rendered piece ({path}) holds {copied} bytes, not {size}")

@@ -42,6 +42,7 @@ from recorder.export.render import (
     view,
     view_row,
 )
+from recorder.store.fsutil import write_whole
 from recorder.store.ranges import JournalRange, RangeSummary
 from recorder.store.reader import KIND_BAD_LINE, Record, Store
 
@@ -95,7 +96,7 @@ class Writer:
     def flush(self) -> None:
         if self.buf:
             data = b"".join(self.buf)
-            self.out.write(data)
+            write_whole(self.out, data)  # a raw stdout (`python -u`) may take part
             self.bytes += len(data)
             self.buf.clear()
             self.size = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import re
 import shlex
@@ -72,6 +73,23 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def write_whole(out: Any, data: bytes | memoryview) -> None:
+    """`out.write(data)`, every byte of it: a raw file object (`io.FileIO`: stdout under
+    `python -u` or PYTHONUNBUFFERED) may write part and return how many, as `os.write`
+    does (a disk filling up, a pipe whose reader went away); the rest is written, so the
+    failure comes here (ENOSPC, EPIPE), never a silent loss. Any other file writes all
+    or raises, so it gets one call."""
+    if not isinstance(out, io.RawIOBase):
+        out.write(data)
+        return
+    view = memoryview(data)
+    while view:
+        n = out.write(view)
+        if n is None:  # a non-blocking file that takes nothing now
+            raise BlockingIOError(errno.EAGAIN, "the output takes nothing now (non-blocking)")
+        view = view[n:]
 
 
 def fsync_dir(path: Path) -> None:
