@@ -10,13 +10,19 @@ the per-publisher sequence tracker, so a replay cannot create gaps or duplicates
 
 The mark is spliced into the payload's bytes: a new envelope before the first key
 when there is none, else the envelope (the last one, when the key is there twice:
-the one a parser keeps) written again with the mark, wherever it is; the rest of
-the payload stays byte for byte the same. (Before 2026-12-07 an envelope that was
-not the first key had the whole object parsed and written again: an integer beyond
-64 bits became a float.)
+the one a parser keeps) written again with the mark, wherever it is, and a `null`
+one replaced by a new one where it stands; the rest of the payload stays byte for
+byte the same. (Before 2026-12-07 an envelope that was not the first key had the
+whole object parsed and written again: an integer beyond 64 bits became a float;
+and a new envelope went before a `null` one, which won: the copy was recorded as a
+new message.) An envelope whose `pub` or `seq` the recorder would not take gets
+stand-ins for them; every marked payload is read back as the recorder reads it, so
+what is sent marked is recorded as a replay.
 
-A message whose last frame is not a one-line JSON object cannot carry the mark
-without being altered. Such messages are skipped and counted, unless
+A message whose last frame is not a one-line JSON object, or whose `_persist` member
+is neither an object nor null, or an object the recorder does not read as an envelope
+even with the mark (a field it does not know), cannot carry the mark without being
+altered. Such messages are skipped and counted, with why, unless
 `unmarked_prefix` is given: then they are sent as they are, under the topic
 `<prefix><original topic>`, and recorded as ordinary messages under that topic.
 Heartbeats (`_persist.heartbeat`) are never replayed, and neither are earlier
@@ -49,7 +55,7 @@ import zmq
 
 from recorder.bus.curve import connect_as_client
 from recorder.bus.endpoints import DEFAULT_PUBLISH
-from recorder.bus.envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
+from recorder.bus.envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC, MAX_SEQ, read_envelope
 from recorder.bus.keys import ClientKeys
 from recorder.bus.publisher import Hearing, connect
 from recorder.errors import PersistError
@@ -107,6 +113,7 @@ class ReplayStats:
     bad_bytes: int = 0  # their size (how many records they held is estimated from it)
     records: int = 0  # every record of the range, damaged lines included
     unmarkable_topics: dict[str, int] = field(default_factory=dict)
+    unmarkable_why: dict[str, int] = field(default_factory=dict)  # why (`mark_or_why`): how many
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -115,40 +122,73 @@ class ReplayStats:
 
 def mark(payload: bytes, ref: dict[str, Any], replayer: str, n: int) -> bytes | None:
     """`payload` with `replay_of` added to its envelope; None if it cannot carry one
-    (not a JSON object, or nested too deep to write back: orjson stops at 255 levels)."""
+    (`mark_or_why` says why)."""
+    marked = mark_or_why(payload, ref, replayer, n)
+    return marked if isinstance(marked, bytes) else None
+
+
+NOT_OBJECT = "their payload is not a one-line JSON object"
+TOO_DEEP = "their payload is nested too deep to read or write back"
+NOT_READ = "their `_persist` object is not an envelope the recorder reads (see FORMAT.md)"
+_JSON_TYPES = {bool: "true or false", int: "a number", float: "a number", str: "a string"}
+
+
+def mark_or_why(payload: bytes, ref: dict[str, Any], replayer: str, n: int) -> bytes | str:
+    """`payload` with `replay_of` added to its envelope, such that the recorder reads it
+    as a replay; else why it cannot carry the mark without being altered (a phrase,
+    "their ...", of the messages skipped so): not a one-line JSON object, nested too
+    deep (orjson reads and writes 1024 and 255 levels), a `_persist` member that is
+    not an object, or one the recorder does not read as an envelope (an unknown field,
+    say) even with the mark."""
     try:
-        return _mark(payload, ref, replayer, n)
+        marked = _mark(payload, ref, replayer, n)
     except (TypeError, RecursionError):
-        return None
+        return TOO_DEEP
+    if isinstance(marked, str):
+        return marked
+    try:  # as the recorder reads it: a replay, or the copy would be a new message
+        env = read_envelope(orjson.loads(marked))
+    except orjson.JSONDecodeError:
+        return TOO_DEEP
+    if env is None or env.get("replay_of", {}).get("seq") != ref.get("seq"):
+        return NOT_READ
+    return marked
 
 
-def _mark(payload: bytes, ref: dict[str, Any], replayer: str, n: int) -> bytes | None:
+def _mark(payload: bytes, ref: dict[str, Any], replayer: str, n: int) -> bytes | str:
     if payload[:1] != b"{" or b"\n" in payload or b"\r" in payload:
-        return None
+        return NOT_OBJECT
     try:
         obj = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return None
+    except orjson.JSONDecodeError as exc:
+        return TOO_DEEP if "depth limit" in str(exc) else NOT_OBJECT
     if not isinstance(obj, dict):
-        return None
-    env = obj.get(ENVELOPE_KEY)
-    if env is None:
+        return NOT_OBJECT
+    if ENVELOPE_KEY not in obj:
         new_env = {"pub": replayer, "seq": n, "replay_of": ref}
         inner = payload[1:].lstrip()
         sep = b"" if inner[:1] == b"}" else b","
         return b'{"' + ENVELOPE_KEY.encode() + b'":' + orjson.dumps(new_env) + sep + inner
+    env = obj[ENVELOPE_KEY]
+    if env is None:  # `"_persist": null`, no envelope: one is written in its place
+        env = {}  # (a new one before it was the first of two keys: the null won)
     if not isinstance(env, dict):
-        return None
-    ref = {**ref, "mid": env["mid"]} if isinstance(env.get("mid"), str) else ref
+        kind = "an array" if isinstance(env, list) else _JSON_TYPES.get(type(env), "no object")
+        return f"their `_persist` member is {kind}, not an envelope object"
+    if isinstance(env.get("mid"), str):
+        ref = {**ref, "mid": env["mid"]}
     new_env = {**env, "replay_of": ref}
-    if not isinstance(new_env.get("pub"), str):  # the recorder reads a mark only beside these
+    pub, seq = new_env.get("pub"), new_env.get("seq")
+    # the recorder reads a mark only beside these: a stand-in where they are not ones
+    # it would take (absent, of another type, out of range)
+    if type(pub) is not str or not 1 <= len(pub) <= 128 or not pub.isprintable():
         new_env["pub"] = replayer
-    if type(new_env.get("seq")) is not int:
+    if type(seq) is not int or not 1 <= seq < MAX_SEQ:
         new_env["seq"] = n
     text = payload.decode("utf-8")
     span = _envelope_span(text)
     if span is None:
-        return None
+        return NOT_OBJECT
     start, end = span
     return (text[:start] + orjson.dumps(new_env).decode() + text[end:]).encode("utf-8")
 
@@ -229,8 +269,8 @@ def plan(
             yield rec.ts, frames
             continue
         n += 1
-        marked = mark(frames[-1], {"seq": rec.seq}, replayer, n)
-        if marked is not None:
+        marked = mark_or_why(frames[-1], {"seq": rec.seq}, replayer, n)
+        if isinstance(marked, bytes):
             stats.sent += 1
             yield rec.ts, [*frames[:-1], marked]
         elif options.unmarked_prefix is not None:
@@ -242,6 +282,7 @@ def plan(
         else:
             stats.skipped_unmarkable += 1
             stats.unmarkable_topics[topic] = stats.unmarkable_topics.get(topic, 0) + 1
+            stats.unmarkable_why[marked] = stats.unmarkable_why.get(marked, 0) + 1
 
 
 def replay(

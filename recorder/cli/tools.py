@@ -274,11 +274,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         topics = ", ".join(f"{t or '(none)'} ({n})" for t, n in named[:5])
         if len(named) > 5:
             topics += f" and {len(named) - 5} more"
+        whys = sorted(stats.unmarkable_why.items(), key=lambda item: -item[1])
+        why = (
+            whys[0][0]
+            if len(whys) == 1
+            else "; ".join(f"{n} because {phrase}" for phrase, n in whys)
+        )
         say(  # the topics are the recorded messages' own: escaped
-            f"{stats.skipped_unmarkable} messages were NOT replayed: their payload is "
-            f"not a one-line JSON object, so it cannot carry the replay mark without being "
-            f"altered (topics: {topics}). --unmarked-prefix P sends them as they are under "
-            f"the topic P<topic>."
+            f"{stats.skipped_unmarkable} messages were NOT replayed: {why}, so they cannot "
+            f"carry the replay mark without being altered (topics: {topics}). "
+            f"--unmarked-prefix P sends them as they are under the topic P<topic>."
         )
     return code
 
@@ -617,8 +622,10 @@ Republish the recorded messages of a range (after --from, up to CHECKPOINT) to t
 broker with their original frames, marked as replays: `replay_of` (the original
 journal seq and message id) is added to the `_persist` envelope of each JSON object
 payload; the recorder records them with meta.replay_of and never sequence-checks
-them. Messages whose payload is not a one-line JSON object cannot carry the mark
-without being altered: they are skipped and counted (exit code 4) unless
+them. Messages whose payload is not a one-line JSON object, or whose `_persist`
+member is not an envelope the recorder reads (a number, an unknown field), cannot
+carry the mark without being altered: they are skipped and counted, with why
+(exit code 4), unless
 --unmarked-prefix P sends them unchanged under the topic P<topic>. Heartbeats and
 earlier replays are not replayed.
 

@@ -551,3 +551,76 @@ def test_a_broker_that_goes_away_while_the_last_messages_are_delivered_is_not_wa
         ]
     finally:
         sub.close()
+
+
+def test_a_null_or_odd_envelope_is_replayed_marked_or_skipped_for_what_it_is(bus: Bus) -> None:
+    """`{"_persist": null, ...}` was replayed with a new envelope before the first key:
+    the payload held the key twice, the later null won, and the recorder journaled the
+    copy as a new message without `meta.replay_of` (a duplicate looking original, sent
+    again by the next replay). Now the null is replaced in place, as an envelope whose
+    `pub` or `seq` the recorder would not take gets stand-ins for them: every replay
+    sent is recorded as one. What cannot be marked without altering it (a `_persist`
+    that is a number; an envelope with a field the recorder does not read) is skipped
+    with the reason said, not "not a one-line JSON object"."""
+    bus.start_broker()
+    bus.start_recorder()
+    log = str(bus.log_dir)
+    sent = {
+        "e.null": b'{"_persist": null, "text": "null envelope"}',
+        "e.plain": b'{"text": "no envelope"}',
+        "e.seq0": b'{"text": "seq 0", "_persist": {"pub": "p", "seq": 0}}',
+        "e.five": b'{"_persist": 5, "text": "five"}',
+        "e.field": b'{"_persist": {"pub": "p", "seq": 3, "color": "red"}, "text": "field"}',
+    }
+    with Publisher(bus.front, agent="coder", heartbeat_interval=0) as pub:
+        pub.wait_ready(5)
+        cp = persist("checkpoint", "--log-dir", log, "--label", "before", "--json")
+        assert cp.returncode == 0, cp.stderr
+        for topic, payload in sent.items():
+            pub.send_raw([topic.encode(), payload])
+
+        def recorded() -> list[dict]:
+            return [r for r in journal_records(bus.log_dir) if r.get("topic", "")[:2] == "e."]
+
+        wait_for(lambda: len(recorded()) == len(sent), what="messages recorded")
+    originals = {r["topic"]: r["seq"] for r in recorded()}
+    assert persist("checkpoint", "--log-dir", log, "--label", "sent").returncode == 0
+    out = persist("replay", "sent", "--from", "before", "--log-dir", log, "--endpoint", bus.front)
+    assert out.returncode == 4, out.stderr
+    assert "replayed 3 messages" in out.stdout
+    assert out.stderr.splitlines() == [
+        "persist: 2 messages were NOT replayed: 1 because their `_persist` member is a "
+        "number, not an envelope object; 1 because their `_persist` object is not an "
+        "envelope the recorder reads (see FORMAT.md), so they cannot carry the replay mark "
+        "without being altered (topics: e.field (1), e.five (1)). --unmarked-prefix P sends "
+        "them as they are under the topic P<topic>."
+    ]
+    wait_for(lambda: len(recorded()) == len(sent) + 3, what="replays recorded")
+    replays = [r for r in recorded() if r["seq"] not in originals.values()]
+    assert {r["topic"]: r["meta"].get("replay_of") for r in replays} == {
+        topic: {"seq": originals[topic]} for topic in ("e.null", "e.plain", "e.seq0")
+    }
+    by_topic = {r["topic"]: r["frames"][-1]["json"] for r in replays}
+    assert by_topic["e.null"]["text"] == "null envelope"
+    assert by_topic["e.null"]["_persist"]["replay_of"] == {"seq": originals["e.null"]}
+    assert by_topic["e.seq0"]["_persist"]["pub"] == "p"  # the seq alone is a stand-in
+    # a replay of the originals and their replays sends the replays none again
+    assert persist("checkpoint", "--log-dir", log, "--label", "after").returncode == 0
+    args = ["--from", "before", "--log-dir", log, "--endpoint", bus.front, "--json"]
+    report = orjson.loads(persist("replay", "after", *args).stdout)
+    assert (report["sent"], report["skipped_replays"]) == (3, 3)
+    assert report["unmarkable_why"] == {
+        "their `_persist` member is a number, not an envelope object": 1,
+        "their `_persist` object is not an envelope the recorder reads (see FORMAT.md)": 1,
+    }
+
+
+def test_mark_replaces_a_null_envelope_where_it_stands() -> None:
+    assert mark(b'{"a": 1, "_persist": null, "b": 2}', {"seq": 4}, "r", 7) == (
+        b'{"a": 1, "_persist": {"replay_of":{"seq":4},"pub":"r","seq":7}, "b": 2}'
+    )
+    twice = b'{"_persist": {"pub": "p", "seq": 1}, "_persist": null}'  # the null is kept
+    assert mark(twice, {"seq": 4}, "r", 7) == (
+        b'{"_persist": {"pub": "p", "seq": 1}, '
+        b'"_persist": {"replay_of":{"seq":4},"pub":"r","seq":7}}'
+    )
