@@ -44,7 +44,7 @@ import threading
 import traceback
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -602,13 +602,32 @@ def render_parallel(
     progress: Any = None,
     total: int = 0,
     after_piece: Callable[[Piece, RangeSummary], None] | None = None,
+    missing: Sequence[int] = (),
 ) -> None:
     """Records `start` to `stop` through `writers` (begun, not ended) and into
     `summary`, rendered by `workers` processes: the same bytes and the same summary
-    as `write_records` over them. `after_piece` is called with each piece and its own
+    as `write_records` over them (segments `missing` said where they stand, between
+    pieces, as it says them). `after_piece` is called with each piece and its own
     summary once the piece is in the outputs, in journal order. Raises what the one
     pass would (ExportError for a journal error, OSError for a file error)."""
-    from recorder.export.writers import WRITERS, DayWriter, ExportError
+    from recorder.export.writers import WRITERS, DayWriter, ExportError, missing_sentence
+
+    holes = sorted(missing)
+
+    def say_missing(before_segment: int | None, index: int) -> None:
+        """The missing segments before `before_segment` (None: all that are left),
+        said by every writer, with the seqs of records `index - 1` and `index`, as
+        `write_records` says them; written out before the next piece goes in."""
+        run = [n for n in holes if before_segment is None or n < before_segment]
+        if not run:
+            return
+        del holes[: len(run)]
+        before = store.record(index - 1).seq if index > start else None
+        after = store.record(index).seq if index < stop else None
+        sentence = missing_sentence(run, before, after)
+        for w in writers:
+            w.missing(sentence)
+            w.flush()
 
     parallel = parallel or Parallel()
     kinds = {cls: name for name, cls in WRITERS.items()}
@@ -638,6 +657,7 @@ def render_parallel(
             tasks.append((job, piece, days))
         pool = _Workers(min(workers, len(pieces)), tasks, tuple(held.values()))
         for piece in pieces:
+            say_missing(piece.segment, piece.index)
             status, result = pool.result(piece.n)
             if status == "failed":
                 if result.kind == "os":
@@ -667,6 +687,7 @@ def render_parallel(
             done += piece.count
             if progress is not None:
                 progress(done, total)
+        say_missing(None, stop)
         finished = True
     finally:  # a signal in here (SIGTERM, Ctrl-C) must not leave workers or `scratch`
         try:

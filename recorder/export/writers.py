@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any, TypeVar
@@ -43,7 +43,8 @@ from recorder.export.render import (
     view_row,
 )
 from recorder.store.fsutil import write_whole
-from recorder.store.ranges import JournalRange, RangeSummary
+from recorder.store.layout import segment_name
+from recorder.store.ranges import JournalRange, RangeSummary, missing_segments
 from recorder.store.reader import KIND_BAD_LINE, Record, Store
 
 FORMATS = ("jsonl", "md", "csv", "html")
@@ -117,6 +118,10 @@ class Writer:
         a pass: `write_records`). The one way a writer renders a message: `record`
         gives it the row of a message it is handed alone."""
         raise NotImplementedError
+
+    def missing(self, sentence: str) -> None:
+        """Say, where they stand, that segments are gone (`missing_sentence`): nothing
+        by default (JSONL holds the records as stored, and nothing else)."""
 
     def end(self) -> None:
         self.flush()
@@ -382,6 +387,9 @@ class MarkdownWriter(DayWriter):
         out.append(f"{line}\n\n".encode())
         self.emit_all(out)
 
+    def missing(self, sentence: str) -> None:
+        self.emit(f"> ✘ **{md_text(sentence, newlines=False)}**\n\n".encode())
+
 
 _FORMULA_CHARS = ("=", "+", "-", "@")
 
@@ -501,6 +509,10 @@ class CsvWriter(Writer):
             return
         text = gap_sentence(rec.data or {}) if v.kind == "gap" else v.text
         self.emit(self._row(rec, v.seq, v.ts, v.kind, v.topic, v.sender, v.chain, text, b"", None))
+
+    def missing(self, sentence: str) -> None:
+        """A row of kind `missing`: no seq, no time, the sentence as its text."""
+        self.emit(b",,,missing,,,," + csv_cell(sentence) + b",,\r\n")
 
     def messages(self, rows: Sequence[MessageRow]) -> None:
         cells = self._row
@@ -648,6 +660,9 @@ class HtmlWriter(DayWriter):
         out.append(f"{line}\n".encode())
         self.emit_all(out)
 
+    def missing(self, sentence: str) -> None:
+        self.emit(f'<div class="bad">✘ {_h(sentence)}</div>\n'.encode())
+
     def end(self) -> None:
         self.emit(b"</body></html>\n")
         super().end()
@@ -661,6 +676,54 @@ WRITERS: dict[str, type[Writer]] = {
 }
 
 
+def missing_sentence(numbers: Sequence[int], before: int | None, after: int | None) -> str:
+    """What the document says where segments `numbers` are gone from segments/, between
+    the records of seq `before` and `after` (None: none, or none known on that side)."""
+    names = [segment_name(n) for n in numbers]
+    if len(names) == 1:
+        who = f"{names[0]} is"
+    elif len(names) <= 3:
+        who = f"{', '.join(names[:-1])} and {names[-1]} are"
+    else:
+        who = f"{len(names)} segments, {names[0]} to {names[-1]}, are"
+    seqs = ""
+    if before is not None and after is not None:
+        if after - before == 2:
+            seqs = f" (seq {before + 1})"
+        elif after - before > 2:
+            seqs = f" (seq {before + 1} to {after - 1})"
+    elif after is not None:
+        seqs = f" (seq before {after})"
+    elif before is not None:
+        seqs = f" (seq after {before})"
+    whose = "its" if len(names) == 1 else "their"
+    return f"{who} missing from segments/: {whose} records{seqs} are lost"
+
+
+def marking_missing(
+    records: Iterable[Record],
+    missing: Sequence[int],
+    say: Callable[[list[int], int | None, int | None], None],
+) -> Iterator[Record]:
+    """`records`, with `say(numbers, before, after)` called where missing segments stand:
+    before the first record of a later segment (the rest after the last record), with
+    the seqs of the records on either side (None: no record, or one without a seq)."""
+    todo = sorted(missing)
+    k = 0
+    prev: Record | None = None
+    for rec in records:
+        if k < len(todo) and todo[k] < rec.segment:
+            run = []
+            while k < len(todo) and todo[k] < rec.segment:
+                run.append(todo[k])
+                k += 1
+            say(run, None if prev is None else prev.seq, rec.seq)
+        prev = rec
+        yield rec
+    if k < len(todo):
+        say(todo[k:], None if prev is None else prev.seq, None)
+
+
 def write_records(
     records: Iterable[Record],
     writers: list[Writer],
@@ -669,9 +732,11 @@ def write_records(
     total: int = 0,
     progress: Progress | None = None,
     summary: RangeSummary | None = None,
+    missing: Sequence[int] = (),
 ) -> RangeSummary:
     """Feed every record to every writer and to one range summary (one pass), with
-    secrets redacted (`redacted`) when `redact`.
+    secrets redacted (`redacted`) when `redact`; where segments `missing` (numbers)
+    stand, each writer is told (`Writer.missing`; not a record: nothing is counted).
 
     Messages whose payload is one JSON object (nearly every one) are made into rows
     once (`message_row`) and handed to every writer in runs (`Writer.messages`; up to
@@ -702,7 +767,17 @@ def write_records(
         size = 0
         rows.clear()
 
-    for rec in redacted(records) if redact else records:
+    def say_missing(numbers: list[int], before: int | None, after: int | None) -> None:
+        if rows:
+            hand_over()
+        sentence = missing_sentence(numbers, before, after)
+        for w in writers:
+            w.missing(sentence)
+
+    source = redacted(records) if redact else records
+    if missing:  # after the redaction, which holds records back in batches
+        source = marking_missing(source, missing, say_missing)
+    for rec in source:
         data = rec.data
         row = None
         if data is not None and data["kind"] == "msg":
@@ -756,9 +831,11 @@ def write_export(
     total: int = 0,
     progress: Progress | None = None,
     redact: bool | None = None,
+    missing: Sequence[int] = (),
 ) -> ExportStats:
     """Records (the journal's, or journal-shaped ones) to `out` through `fmt`'s writer,
-    under a header of `title` and `facts`; `redact` as in `export_redact`."""
+    under a header of `title` and `facts`; `redact` as in `export_redact`; where
+    segments `missing` stand, the document says so (`write_records`)."""
     redact = export_redact(fmt, redact)
     writer = WRITERS[fmt](out)
     writer.begin(title, facts)
@@ -770,6 +847,7 @@ def write_export(
         total=total,
         progress=progress,
         summary=stats,
+        missing=missing,
     )
     writer.end()
     stats.bytes = writer.bytes
@@ -789,12 +867,16 @@ def export_range(
 ) -> ExportStats:
     """Write records `rng` of `store` to `out` in `fmt`; `redact` replaces secrets by
     `[REDACTED:kind]` (None: the format's default, `REDACT_BY_DEFAULT`). A large range
-    is rendered on every core (`parallel`; the same bytes as one pass)."""
+    is rendered on every core (`parallel`; the same bytes as one pass). Segments missing
+    from the range (`missing_segments`: not pruned) are said where they stand in md,
+    html and csv (JSONL holds records only: `journal_damage` names them)."""
     redact = export_redact(fmt, redact)
     if fmt == "jsonl" and not redact:
         stats = ExportStats()
         stats.bytes = copy_jsonl(store, rng.start, rng.stop, out, stats, progress)
         return stats
+    first = rng.after.segment if rng.after is not None else 1
+    missing = [n for n in missing_segments(store, rng) if n >= first]  # in the range
     workers = use_parallel(store, rng.start, rng.stop, parallel)
     if workers:
         writer = WRITERS[fmt](out)
@@ -811,6 +893,7 @@ def export_range(
             parallel=parallel,
             progress=progress,
             total=rng.stop - rng.start,
+            missing=missing,
         )
         writer.end()
         stats.bytes = writer.bytes
@@ -824,4 +907,5 @@ def export_range(
         total=rng.stop - rng.start,
         progress=progress,
         redact=redact,
+        missing=missing,
     )

@@ -277,6 +277,35 @@ def _segments(numbers: list[int]) -> str:
     return f"{len(numbers)} segments ({segment_name(numbers[0])} to {segment_name(numbers[-1])})"
 
 
+def _segment_span(store: Store, rng: JournalRange) -> tuple[int, int]:
+    """The first and last segment numbers `rng` may touch."""
+    first = rng.after.segment if rng.after is not None else 1
+    last = (
+        rng.upto.segment
+        if rng.upto is not None
+        else max((seg.number for seg in store.segments), default=0)
+    )
+    return first, last
+
+
+def missing_segments(store: Store, rng: JournalRange) -> list[int]:
+    """The numbers of the segments of `rng` that are gone from segments/ and that
+    retention did not prune (`pruned.json`): a hole in the numbers, or one the range's
+    checkpoint digest names, in the order `journal_damage` names them."""
+    from recorder.store.pruned import pruned_by_number
+
+    present = {seg.number for seg in store.segments}
+    first, last = _segment_span(store, rng)
+    missing = sorted(n for n in range(first, last + 1) if n not in present)
+    if rng.upto is not None:
+        for entry in rng.upto.segments:
+            number = segment_number(str(entry.get("name", ""))) if isinstance(entry, dict) else None
+            if number is not None and number not in present and number not in missing:
+                missing.append(number)
+    pruned = pruned_by_number(store.layout)  # taken out by retention on purpose: not damage
+    return [number for number in missing if number not in pruned]
+
+
 def journal_damage(store: Store, rng: JournalRange, *, writer_running: bool) -> list[str]:
     """Damage to the journal's files in `rng`, one sentence each: segments that are gone
     (a hole in the numbers, or named in the range's checkpoint digest) and torn tails.
@@ -286,24 +315,12 @@ def journal_damage(store: Store, rng: JournalRange, *, writer_running: bool) -> 
     segment's unterminated tail is damage when it holds NUL bytes or nobody is writing
     it (`writer_running` False); otherwise it is a write in progress.
     """
-    from recorder.store.pruned import pruned_by_number
-
     segments = store.segments
-    present = {seg.number for seg in segments}
-    first = rng.after.segment if rng.after is not None else 1
-    last = rng.upto.segment if rng.upto is not None else max(present, default=0)
-    out: list[str] = []
-    missing = sorted(n for n in range(first, last + 1) if n not in present)
-    if rng.upto is not None:
-        for entry in rng.upto.segments:
-            number = segment_number(str(entry.get("name", ""))) if isinstance(entry, dict) else None
-            if number is not None and number not in present and number not in missing:
-                missing.append(number)
-    pruned = pruned_by_number(store.layout)  # taken out by retention on purpose: not damage
-    for number in missing:
-        if number in pruned:
-            continue
-        out.append(f"{segment_name(number)} is missing from segments/ (its records are lost)")
+    first, last = _segment_span(store, rng)
+    out = [
+        f"{segment_name(number)} is missing from segments/ (its records are lost)"
+        for number in missing_segments(store, rng)
+    ]
     for k, seg in enumerate(segments):
         if not first <= seg.number <= last:
             continue
