@@ -36,7 +36,7 @@ from recorder.cli.common import (
     progress_bar,
     say,
 )
-from recorder.errors import BadOption
+from recorder.errors import BadOption, StdoutFailed
 from recorder.store.layout import Layout
 
 if TYPE_CHECKING:
@@ -394,8 +394,9 @@ _OUTPUT_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 def _output_named(output: str) -> Iterator[None]:
     """A write to -o FILE (or to the pieces of a parallel export, beside it) that finds
     no room, a full disk, a quota, a file size limit, says so naming FILE (it said
-    "[Errno 28] No space left on device", naming nothing). A broken pipe is main's line
-    for stdout, and names FILE for a named pipe (it said "[Errno 32] Broken pipe")."""
+    "[Errno 28] No space left on device", naming nothing). On stdout both are main's
+    lines (`StdoutFailed`, a broken pipe); a named pipe whose reader went away is named
+    (it said "[Errno 32] Broken pipe")."""
     from recorder.export.writers import ExportError
 
     try:
@@ -410,6 +411,9 @@ def _output_named(output: str) -> Iterator[None]:
     except OSError as exc:
         if exc.errno not in _OUTPUT_FULL:
             raise
+        if output == "stdout":  # main says it, and drops what stdout still holds (it
+            # said it twice: the bytes it kept failed again at the last flush)
+            raise StdoutFailed(exc.errno, exc.strerror or str(exc)) from None
         raise ExportError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
@@ -525,7 +529,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         with store:
             stats, where = _write_output(args, write)
-    except BrokenPipeError:  # the reader of stdout went away: main's line, as every command's
+    except (BrokenPipeError, StdoutFailed):  # stdout: main's lines, as every command's
         raise
     except (ExportError, OSError) as exc:
         return fail(str(exc))
@@ -584,7 +588,7 @@ def _export_session(args: argparse.Namespace) -> int:
                 redact=args.redact,
             ),
         )
-    except BrokenPipeError:  # main's line, as every command's
+    except (BrokenPipeError, StdoutFailed):  # stdout: main's lines, as every command's
         raise
     except (ExportError, OSError) as exc:
         return fail(str(exc))
