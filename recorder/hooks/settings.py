@@ -308,18 +308,28 @@ def merge(agent: Agent, data: dict[str, Any], command: HookCommand, change: Chan
             change.added.append(event)
             continue
         group, i = ours[0]
-        if group["hooks"][i] != wanted:
+        if group["hooks"][i] != wanted or len(ours) > 1:
             group["hooks"][i] = wanted
             change.updated.append(event)
         for extra_group, j in reversed(ours[1:]):  # duplicates of ours: keep one
             del extra_group["hooks"][j]
             if not extra_group["hooks"] and set(extra_group) <= {"hooks", "matcher"}:
-                groups.remove(extra_group)
+                _drop(groups, extra_group)
     if agent is Agent.GEMINI and enable:
         config = data.setdefault("hooksConfig", {})
         if config.get("enabled") is None:
             config["enabled"] = True
             change.enabled_hooks = True
+
+
+def _drop(groups: list[Any], group: dict[str, Any]) -> None:
+    """Take out the very group we emptied: `groups.remove` took the first one equal to
+    it, an empty group of the user's (`{"hooks": []}`) before ours, which then moved to
+    the end (before 2026-12-07 uninstall did not give back the user's bytes so)."""
+    for k, other in enumerate(groups):
+        if other is group:
+            del groups[k]
+            return
 
 
 def unmerge(agent: Agent, data: dict[str, Any], change: Change) -> None:
@@ -338,7 +348,7 @@ def unmerge(agent: Agent, data: dict[str, Any], change: Change) -> None:
         for group, i in reversed(ours):
             del group["hooks"][i]
             if not group["hooks"] and set(group) <= {"hooks", "matcher"}:
-                groups.remove(group)
+                _drop(groups, group)
         change.removed.append(event)
         if not groups:
             del hooks[event]

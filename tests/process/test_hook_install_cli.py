@@ -497,3 +497,35 @@ def test_hooks_whose_program_is_gone_are_a_problem_until_installed_again(
     assert start_hook_for(Agent(agent), logs, project)
     doctor = persist(home, project, "doctor", "--json", "--log-dir", str(logs))
     assert "service.hooks" not in doctor.stdout, doctor.stdout
+
+
+@pytest.mark.parametrize("agent", ["claude", "gemini"])
+def test_a_users_empty_group_keeps_its_place_through_install_and_uninstall(
+    tmp_path: Path, agent: str
+) -> None:
+    """An event whose list holds an empty group of the user's (`{"hooks": []}`, as
+    Claude Code's /hooks leaves one) before a group equal to the one we empty: taking
+    ours out removed the first equal group, the user's, so its empty group moved to the
+    end and uninstall did not give back the user's bytes. Install twice (our duplicate
+    taken out), then uninstall: the file is as it was."""
+    home = tmp_path / "home"
+    text = (
+        '{\n  "hooks": {\n    "SessionStart": [\n      {\n        "hooks": []\n      },\n'
+        '      {\n        "matcher": "startup",\n        "hooks": [\n          {\n'
+        '            "type": "command",\n            "command": "echo hello"\n'
+        "          }\n        ]\n      }\n    ]\n  }\n}\n"
+    )
+    path = write(home / f".{agent}" / "settings.json", text)
+    assert persist(home, tmp_path, "hooks", "install", agent).returncode == 0
+    assert persist(home, tmp_path, "hooks", "uninstall", agent).returncode == 0
+    assert path.read_text() == text
+    # our entry twice, in groups of their own after the user's empty one: install keeps one
+    data = json.loads(text)
+    assert persist(home, tmp_path, "hooks", "install", agent).returncode == 0
+    ours = json.loads(path.read_text())["hooks"]["SessionStart"][-1]
+    data["hooks"]["SessionStart"] += [ours, json.loads(json.dumps(ours))]
+    path.write_text(json.dumps(data))
+    assert persist(home, tmp_path, "hooks", "install", agent).returncode == 0
+    groups = json.loads(path.read_text())["hooks"]["SessionStart"]
+    assert groups[0] == {"hooks": []} and groups[1]["matcher"] == "startup", groups
+    assert groups[2:] == [ours], groups
