@@ -62,13 +62,13 @@ def cmd_install(args: argparse.Namespace) -> int:
         broker=args.broker,
     )
     for agent, path in _targets(args):
-        _report("install", agent, install(agent, path, command))
+        _report("install", agent, install(agent, path, command, say))
     return 0
 
 
 def cmd_uninstall(args: argparse.Namespace) -> int:
     for agent, path in _targets(args):
-        _report("uninstall", agent, uninstall(agent, path))
+        _report("uninstall", agent, uninstall(agent, path, say))
     return 0
 
 

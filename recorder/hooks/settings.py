@@ -21,12 +21,15 @@ reported, as Gemini's switch is.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import re
 import shlex
 import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -447,7 +450,49 @@ def _replace(path: Path, content: bytes, mode: int, times: tuple[int, int] | Non
         raise
 
 
-def install(agent: Agent, path: Path, command: HookCommand) -> Change:
+@contextmanager
+def _one_at_a_time(
+    path: Path, on_wait: Callable[[str], None] | None, *, make: bool = True
+) -> Iterator[None]:
+    """Our installs and uninstalls of one settings file run one at a time: each holds
+    an flock on the folder that holds the file (the link's target's, for a symlinked
+    one) from its read to its replace. Two at once (both agents into one `--settings`
+    file) each read the file, and the second replace dropped the first one's entries
+    while both said "added" (before 2026-12-07). The folder is locked, not a lock file:
+    nothing is added to the agent's folder. A folder we cannot open (no read right) or
+    lock (a file system without locks) is written as before, unlocked."""
+    folder = Path(os.path.realpath(path)).parent
+    try:
+        if make:  # a missing one made now (install makes it anyway), for both to lock
+            make_private_dirs(folder)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        yield  # the write names what is wrong, if anything is
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait(f"waiting for another `persist hooks` run that changes {folder}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass  # no locks there: as before
+        yield
+    finally:
+        os.close(fd)  # the lock goes with it
+
+
+def install(
+    agent: Agent, path: Path, command: HookCommand, on_wait: Callable[[str], None] | None = None
+) -> Change:
+    """Our entries into `path`; `on_wait` is told when another install or uninstall of
+    the same folder holds it (this one then waits for it)."""
+    with _one_at_a_time(path, on_wait):
+        return _install(agent, path, command)
+
+
+def _install(agent: Agent, path: Path, command: HookCommand) -> Change:
     loaded = load(path)
     data = json.loads(json.dumps(loaded.data))  # a copy: the loaded data stays as read
     change = Change(loaded.path)
@@ -476,7 +521,15 @@ def _backup_is_before_ours(agent: Agent, loaded: Loaded) -> bool:
     return ours.changed and _same_as_backup(loaded.path, before) is not None
 
 
-def uninstall(agent: Agent, path: Path) -> Change:
+def uninstall(agent: Agent, path: Path, on_wait: Callable[[str], None] | None = None) -> Change:
+    """Our entries out of `path` (one at a time with installs, as `install`)."""
+    if not os.path.lexists(path):
+        return Change(Path(os.path.realpath(path)))  # nothing to take out, no folder made
+    with _one_at_a_time(path, on_wait, make=False):
+        return _uninstall(agent, path)
+
+
+def _uninstall(agent: Agent, path: Path) -> Change:
     loaded = load(path)
     change = Change(loaded.path)
     if loaded.raw is None:

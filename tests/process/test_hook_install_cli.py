@@ -529,3 +529,72 @@ def test_a_users_empty_group_keeps_its_place_through_install_and_uninstall(
     groups = json.loads(path.read_text())["hooks"]["SessionStart"]
     assert groups[0] == {"hooks": []} and groups[1]["matcher"] == "startup", groups
     assert groups[2:] == [ours], groups
+
+
+def _waiting_on(folder: Path) -> int:
+    """How many processes wait for an flock on `folder` (/proc/locks' "->" lines)."""
+    st = folder.stat()
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    lines = Path("/proc/locks").read_text().splitlines()
+    return sum(1 for line in lines if "->" in line and f" {inode} " in line)
+
+
+def test_two_installs_at_once_into_one_file_keep_both_agents_entries(tmp_path: Path) -> None:
+    """`hooks install claude` and `hooks install gemini` at once on one settings file
+    (both agents in one `--settings` file): each read the file, and the second replace
+    dropped the first one's entries, while both said "added". Now each holds an flock on
+    the file's folder from its read to its replace: held here, both wait (and say so),
+    nothing is written; let go, both agents' entries are there. An uninstall waits too."""
+    import fcntl
+
+    from tests.support import wait_for
+
+    home, folder, logs = tmp_path / "home", tmp_path / "agents", tmp_path / "logs"
+    settings = write(folder / "settings.json", '{"model": "opus"}\n')
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    env = {k: v for k, v in os.environ.items() if k not in ("CLAUDE_CONFIG_DIR", "GEMINI_CLI_HOME")}
+    env["HOME"] = str(home)
+    where = ("--settings", str(settings), "--log-dir", str(logs))
+    installs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "recorder.cli", "hooks", "install", agent, *where],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for agent in ("claude", "gemini")
+    ]
+    try:
+        wait_for(lambda: _waiting_on(folder) == 2, 30, "both installs waiting for the lock")
+        assert settings.read_text() == '{"model": "opus"}\n'
+    finally:
+        os.close(fd)
+    for agent, proc in zip(("claude", "gemini"), installs, strict=True):
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert f"{agent}: {settings}: added SessionStart" in out
+        assert f"persist: waiting for another `persist hooks` run that changes {folder}" in err
+    data = json.loads(settings.read_text())
+    text = json.dumps(data["hooks"]["SessionStart"])
+    assert "--agent claude " in text and "--agent gemini " in text and data["model"] == "opus"
+    fcntl.flock(fd := os.open(folder, os.O_RDONLY | os.O_DIRECTORY), fcntl.LOCK_EX)
+    try:
+        uninstall = subprocess.Popen(
+            [sys.executable, "-m", "recorder.cli", "hooks", "uninstall", "claude", *where[:2]],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for(lambda: _waiting_on(folder) == 1, 30, "the uninstall waiting for the lock")
+        assert "--agent claude " in settings.read_text()
+    finally:
+        os.close(fd)
+    out, err = uninstall.communicate(timeout=60)
+    assert uninstall.returncode == 0 and "removed SessionStart" in out, err
+    text = settings.read_text()
+    assert "--agent claude " not in text and "--agent gemini " in text
