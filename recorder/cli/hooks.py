@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
 
 from recorder.cli.common import add_log_dir, connect_endpoint, say, shown
 from recorder.hooks.agents import Agent, Scope, settings_path
-from recorder.hooks.settings import Change, HookCommand, inspect, install, uninstall
+from recorder.hooks.settings import (
+    Change,
+    HookCommand,
+    inspect,
+    install,
+    install_options,
+    log_dir_of,
+    uninstall,
+)
 
 
 def _program() -> tuple[str, ...]:
@@ -67,9 +76,54 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 
 def cmd_uninstall(args: argparse.Namespace) -> int:
+    taken: dict[Path, tuple[Agent, str]] = {}  # log folder: an agent and a line taken out
     for agent, path in _targets(args):
-        _report("uninstall", agent, uninstall(agent, path, say))
+        change = uninstall(agent, path, say)
+        _report("uninstall", agent, change)
+        for line in change.commands:
+            log_dir = log_dir_of(line)
+            if log_dir is not None:
+                taken.setdefault(log_dir.expanduser().absolute(), (agent, line))
+    _left_unsent(args, taken)
     return 0
+
+
+def _left_unsent(args: argparse.Namespace, taken: dict[Path, tuple[Agent, str]]) -> None:
+    """One warning per log folder whose ended sessions wait in hooks/pending/ while no
+    hook of ours records into it any more (none of either agent in the user's or this
+    project's settings, nor the `--settings` file): the next hook call of any session
+    sends them, and there is none now. Before 2026-12-07 uninstall said nothing, and
+    `hooks status` no longer showed the folder. Left as they are; installing again
+    gets them sent."""
+    from recorder.hooks.state import pending_states
+
+    if not taken:
+        return
+    places = [settings_path(a, s) for a in Agent for s in Scope]
+    if args.settings:
+        places.append(Path(args.settings).expanduser())
+    still: set[Path] = set()
+    for agent in Agent:
+        for path in places:
+            still.update(d.expanduser().resolve() for d in inspect(agent, path).log_dirs)
+    for log_dir, (agent, line) in taken.items():
+        waiting = len(pending_states(log_dir))
+        if not waiting or log_dir.resolve() in still:
+            continue
+        where = ["--settings", args.settings] if args.settings else []
+        if not args.settings and args.scope != Scope.USER.value:
+            where = ["--scope", args.scope]
+        again = shlex.join(["persist", "hooks", "install", agent.value, *where])
+        again = " ".join([again, *map(shlex.quote, install_options(line))])
+        sessions, it = (
+            ("ended session waits", "it") if waiting == 1 else ("ended sessions wait", "them")
+        )
+        say(
+            f"warning: {waiting} {sessions} in {log_dir}/hooks/pending/ to be sent, and no "
+            f"hook of ours records into {log_dir} any more: nothing sends {it} until you "
+            f"run `{again}` (then the next hook call of any session sends {it}, once a "
+            "recorder listens)"
+        )
 
 
 def cmd_status(args: argparse.Namespace) -> int:

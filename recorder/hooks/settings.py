@@ -110,6 +110,7 @@ class Change:
     backup: Path | None = None
     backup_kept: bool = False  # the backup already held the file as it was before us
     warnings: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)  # uninstall: the lines taken out
 
     @property
     def changed(self) -> bool:
@@ -349,6 +350,9 @@ def unmerge(agent: Agent, data: dict[str, Any], change: Change) -> None:
         if not ours:
             continue
         for group, i in reversed(ours):
+            line = str(group["hooks"][i].get("command"))
+            if line not in change.commands:
+                change.commands.append(line)
             del group["hooks"][i]
             if not group["hooks"] and set(group) <= {"hooks", "matcher"}:
                 _drop(groups, group)
@@ -701,6 +705,26 @@ def _program_problem(line: str, agent: Agent) -> str | None:
         f"hook fails and no session is recorded; `persist hooks install {agent.value}` "
         "again installs this persist's"
     )
+
+
+def log_dir_of(line: str) -> Path | None:
+    """The log folder our hook command `line` records into (None: none named)."""
+    return _log_dir_of(line)
+
+
+def install_options(line: str) -> list[str]:
+    """The `persist hooks install` options that write our hook command `line` again
+    (its log folder, endpoints and restore policy)."""
+    try:
+        argv = shlex.split(line.split(MARKER, 1)[0])
+    except ValueError:
+        return []
+    out: list[str] = []
+    for name in ("--log-dir", "--publish-endpoint", "--broker"):
+        if name in argv and argv.index(name) + 1 < len(argv):
+            out += [name, argv[argv.index(name) + 1]]
+    out += [a for a in argv if a.startswith("--restore=")][:1]
+    return out
 
 
 def _log_dir_of(line: str) -> Path | None:

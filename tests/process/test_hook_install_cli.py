@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import Bus
 from tests.unit.test_hook_settings import CLAUDE_SETTINGS, GEMINI_SETTINGS, write
 
 pytestmark = pytest.mark.process
@@ -598,3 +599,39 @@ def test_two_installs_at_once_into_one_file_keep_both_agents_entries(tmp_path: P
     assert uninstall.returncode == 0 and "removed SessionStart" in out, err
     text = settings.read_text()
     assert "--agent claude " not in text and "--agent gemini " in text
+
+
+def test_uninstall_names_ended_sessions_it_leaves_unsent(bus: Bus, tmp_path: Path) -> None:
+    """An ended session waits in hooks/pending/ (its end came while no recorder ran);
+    the next hook call of any session sends it. `hooks uninstall` took the last hooks
+    recording into that folder out and said nothing: no hook call would ever send it,
+    and `hooks status` no longer showed the folder. Now the uninstall that leaves no
+    hook of ours recording there says, in one warning line per folder, how many wait
+    and the install that gets them sent; while other hooks of ours (another agent's)
+    still record there, they send them and nothing is said."""
+    from tests.process.test_hooks_flow import cli_at_home
+    from tests.process.test_hooks_pending import _ended_session, _pending
+
+    bus.start_broker()  # no recorder: the session's end is heard by nobody
+    _ended_session(bus, tmp_path, "w1", turns=1)
+    assert len(_pending(bus.log_dir)) == 1
+    home, logs = tmp_path / "home", str(bus.log_dir)
+    home.mkdir()
+    options = ("--log-dir", logs, "--publish-endpoint", bus.front, "--broker", bus.back)
+    for agent in ("claude", "gemini"):
+        assert cli_at_home(home, "hooks", "install", agent, *options).returncode == 0
+    out = cli_at_home(home, "hooks", "uninstall", "claude")
+    assert out.returncode == 0 and "removed SessionStart" in out.stdout, out.stderr
+    assert out.stderr == ""  # gemini's hooks still send it
+    out = cli_at_home(home, "hooks", "uninstall", "gemini")
+    assert out.returncode == 0 and "removed SessionStart" in out.stdout, out.stderr
+    again = f"persist hooks install gemini {' '.join(options)}"
+    assert out.stderr == (
+        f"persist: warning: 1 ended session waits in {logs}/hooks/pending/ to be sent, and "
+        f"no hook of ours records into {logs} any more: nothing sends it until you run "
+        f"`{again}` (then the next hook call of any session sends it, once a recorder "
+        "listens)\n"
+    ), out.stderr
+    assert len(_pending(bus.log_dir)) == 1  # left as it was
+    out = cli_at_home(home, "hooks", "install", "gemini", *options)
+    assert out.returncode == 0 and "added SessionStart" in out.stdout
