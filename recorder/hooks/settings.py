@@ -455,20 +455,20 @@ def _replace(path: Path, content: bytes, mode: int, times: tuple[int, int] | Non
 
 
 @contextmanager
-def _one_at_a_time(
-    path: Path, on_wait: Callable[[str], None] | None, *, make: bool = True
-) -> Iterator[None]:
+def _one_at_a_time(path: Path, on_wait: Callable[[str], None] | None) -> Iterator[None]:
     """Our installs and uninstalls of one settings file run one at a time: each holds
     an flock on the folder that holds the file (the link's target's, for a symlinked
     one) from its read to its replace. Two at once (both agents into one `--settings`
     file) each read the file, and the second replace dropped the first one's entries
     while both said "added" (before 2026-12-07). The folder is locked, not a lock file:
     nothing is added to the agent's folder. A folder we cannot open (no read right) or
-    lock (a file system without locks) is written as before, unlocked."""
+    lock (a file system without locks) is written as before, unlocked. A folder not
+    there yet is not made before the read (a refused install makes none): the nearest
+    one above it is locked."""
     folder = Path(os.path.realpath(path)).parent
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent  # a folder the write makes: the one it is made in, locked
     try:
-        if make:  # a missing one made now (install makes it anyway), for both to lock
-            make_private_dirs(folder)
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         yield  # the write names what is wrong, if anything is
@@ -529,7 +529,7 @@ def uninstall(agent: Agent, path: Path, on_wait: Callable[[str], None] | None = 
     """Our entries out of `path` (one at a time with installs, as `install`)."""
     if not os.path.lexists(path):
         return Change(Path(os.path.realpath(path)))  # nothing to take out, no folder made
-    with _one_at_a_time(path, on_wait, make=False):
+    with _one_at_a_time(path, on_wait):
         return _uninstall(agent, path)
 
 
