@@ -47,6 +47,11 @@ def no_agent_sessions(
     empty = tmp_path_factory.mktemp("no-agents")
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(empty / "claude"))
     monkeypatch.setenv("GEMINI_CLI_HOME", str(empty / "gemini"))
+    # Gemini CLI's system settings and folder trust, which decide whether it runs hooks
+    monkeypatch.setenv("GEMINI_CLI_SYSTEM_SETTINGS_PATH", str(empty / "gemini-system.json"))
+    for name in ("GEMINI_CLI_TRUST_WORKSPACE", "GEMINI_RESTRICTED_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("GEMINI_CLI_TRUSTED_FOLDERS_PATH", raising=False)
     monkeypatch.setenv("CODEX_HOME", str(empty / "codex"))
     # recorders started by tests run no session monitor child (nothing to monitor, and one
     # more process per recorder on a loaded machine); its own tests turn it back on

@@ -127,7 +127,7 @@ def _unheard(source: str, log_dir: Path, transcript: Path) -> str:
     if source == "codex":
         return f"codex reads no PERSIST_* variable and has no hooks: point it at {transcript}"
     from recorder.hooks.agents import Agent, Scope, settings_path
-    from recorder.hooks.settings import claude_hooks_off, start_hook_for
+    from recorder.hooks.settings import claude_hooks_off, start_hook_for, start_hook_off
 
     if start_hook_for(Agent(source), log_dir, Path.cwd()):
         return ""
@@ -137,6 +137,12 @@ def _unheard(source: str, log_dir: Path, transcript: Path) -> str:
         return (
             f"claude runs no hooks (disableAllHooks is true in {off}), so it is not offered "
             f"the checkpoint: point it at {transcript}"
+        )
+    why = start_hook_off(Agent(source), log_dir, Path.cwd())
+    if why is not None:  # installed, but not run here (a folder Gemini CLI does not trust)
+        return (
+            f"{source} will not run our start hook ({why}), so it is not offered the "
+            f"checkpoint: point it at {transcript}"
         )
     return (
         f"{source} reads no PERSIST_* variable: with our hooks (persist hooks install "

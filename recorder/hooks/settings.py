@@ -509,6 +509,17 @@ def _install(agent: Agent, path: Path, command: HookCommand) -> Change:
         )
     if change.changed or loaded.raw is None:
         write(loaded, data, change, keep_backup=_backup_is_before_ours(agent, loaded))
+    if agent is Agent.GEMINI:  # read as written: our hooksConfig.enabled counts
+        for off in gemini_hooks_off(path):
+            said = (
+                off.kind == "enabled"
+                and off.file is not None
+                and (
+                    os.path.realpath(off.file) == str(loaded.path)  # merge said it already
+                )
+            )
+            if not said:
+                change.warnings.append(off.text + (" (left as it is)" if off.file else ""))
     return change
 
 
@@ -624,6 +635,91 @@ def claude_hooks_off(path: Path, project: Path | None = None) -> Path | None:
     return off
 
 
+@dataclass(frozen=True)
+class GeminiOff:
+    """One reason Gemini CLI runs not all of our hooks in a settings file."""
+
+    kind: str  # "trust", "enabled" or "disabled"
+    file: Path | None  # the settings file that says so (None: the folder's trust)
+    text: str
+
+
+def gemini_hooks_off(path: Path, project: Path | None = None) -> list[GeminiOff]:
+    """Why Gemini CLI, started in `project` (default: here), runs not all of the hooks
+    of ours in `path` ([] when it runs them), as Gemini CLI 0.61.0 reads its settings
+    (docs/hooks.md): in a folder it does not trust it runs no hook from any settings
+    file, user and system ones too; `hooksConfig.enabled` is the value of the last of
+    system defaults, user settings, the project's own (trusted only), system settings
+    that sets it; `hooksConfig.disabled` lists of all of them are joined. A `path` that
+    is none of those files (`--settings`) is judged by itself. Before 2026-12-07 only
+    `path` itself was read: a folder not trusted, or a switch in another file, went
+    unnoticed (install and status said nothing, the launcher counted on the hook)."""
+    from recorder.hooks.agents import config_root
+    from recorder.sources.gemini_cleanup import GeminiSettings, read_settings
+
+    env = os.environ
+    where = project or Path.cwd()
+    files = _gemini_files(where)
+    own = files[2]
+    out: list[GeminiOff] = []
+    if not _gemini_layer(path, where):
+        layers = [path]
+    else:
+        settings = GeminiSettings.read(config_root(Agent.GEMINI), env)
+        trusted, why = settings.trust(str(where))
+        if not trusted:
+            out.append(
+                GeminiOff(
+                    "trust",
+                    None,
+                    f"Gemini CLI started in {where} runs no hooks from its settings: it is "
+                    f"not a trusted folder ({why}); once trusted (Gemini CLI asks at its "
+                    "start; or a TRUST_FOLDER rule in trustedFolders.json) it runs them",
+                )
+            )
+        home = os.path.realpath(config_root(Agent.GEMINI).parent)
+        workspace = trusted and os.path.realpath(where) != home  # home's is the user's
+        layers = [f for f in files if f is not own or workspace]
+    enabled: tuple[Path, Any] | None = None
+    for file in layers:
+        config = read_settings(file, env)[0].get("hooksConfig")
+        if not isinstance(config, dict):
+            continue
+        if "enabled" in config:
+            enabled = (file, config["enabled"])
+        disabled = config.get("disabled")
+        if not isinstance(disabled, list):
+            continue
+        names = [n for n in disabled if isinstance(n, str) and n.startswith("agent-persist")]
+        if names:
+            text = f"disabled in hooksConfig.disabled of {file}: {', '.join(names)}"
+            out.append(GeminiOff("disabled", file, text))
+    if enabled is not None and not _js_truthy(enabled[1]):
+        text = f"hooksConfig.enabled is false in {enabled[0]}: Gemini CLI runs no hooks"
+        out.append(GeminiOff("enabled", enabled[0], text))
+    return out
+
+
+def _gemini_files(project: Path) -> list[Path]:
+    """The settings files Gemini CLI started in `project` merges, in its order."""
+    from recorder.hooks.agents import Scope, settings_path
+    from recorder.sources.gemini_cleanup import system_defaults_path, system_settings_path
+
+    user = settings_path(Agent.GEMINI, Scope.USER)
+    own = settings_path(Agent.GEMINI, Scope.PROJECT, project)
+    return [system_defaults_path(os.environ), user, own, system_settings_path(os.environ)]
+
+
+def _gemini_layer(path: Path, project: Path | None) -> bool:
+    """Whether `path` is one of the files Gemini CLI started in `project` merges."""
+    files = _gemini_files(project or Path.cwd())
+    return os.path.realpath(path) in {os.path.realpath(f) for f in files}
+
+
+def _js_truthy(value: Any) -> bool:
+    return True if isinstance(value, list | dict) else bool(value)
+
+
 def inspect(agent: Agent, path: Path, project: Path | None = None) -> Installed:
     """Our entries in `path`; a malformed file is reported, not raised. `project`: the
     folder the agent starts in (default: here), for the settings it reads beside `path`."""
@@ -657,7 +753,11 @@ def inspect(agent: Agent, path: Path, project: Path | None = None) -> Installed:
         if short
         else ""
     )
-    if agent is Agent.GEMINI:
+    if agent is Agent.GEMINI and events:
+        problems += [off.text for off in gemini_hooks_off(path, project)]
+    elif agent is Agent.GEMINI and not _gemini_layer(path, project):
+        # none of ours in a file Gemini CLI does not merge: its own switches, as before
+        # (one it merges is read for the files that hold ours)
         config = loaded.data.get("hooksConfig")
         if isinstance(config, dict) and config.get("enabled") is False:
             problems.append("hooksConfig.enabled is false: Gemini CLI runs no hooks")
@@ -743,18 +843,31 @@ def start_hook_for(agent: Agent, log_dir: Path, project: Path) -> bool:
     """Whether the agent, started in `project`, runs our start hook for `log_dir` (its
     user settings, its project's, or Claude Code's project-local ones): only then is
     the checkpoint chosen in `persist launch`'s menu offered to it."""
+    return any(not found.problems for found in _start_hooks(agent, log_dir, project))
+
+
+def start_hook_off(agent: Agent, log_dir: Path, project: Path) -> str | None:
+    """Why the agent, started in `project`, runs none of the start hooks of ours for
+    `log_dir` installed for it (hooks switched off, a folder Gemini CLI does not
+    trust, the program gone); None when one runs, or none is installed."""
+    found = _start_hooks(agent, log_dir, project)
+    if not found or any(not f.problems for f in found):
+        return None
+    return found[0].problems[0]
+
+
+def _start_hooks(agent: Agent, log_dir: Path, project: Path) -> list[Installed]:
     from recorder.hooks.agents import Scope, settings_path
 
     want = log_dir.expanduser().resolve()
     paths = [settings_path(agent, scope, project) for scope in Scope]
     if agent is Agent.CLAUDE:
         paths.append(paths[-1].with_name("settings.local.json"))
+    out = []
     for path in paths:
         found = inspect(agent, path, project)
-        if (
-            "SessionStart" in found.events
-            and not found.problems  # hooks switched off: the agent runs none
-            and any(d.expanduser().resolve() == want for d in found.log_dirs)
+        if "SessionStart" in found.events and any(
+            d.expanduser().resolve() == want for d in found.log_dirs
         ):
-            return True
-    return False
+            out.append(found)
+    return out

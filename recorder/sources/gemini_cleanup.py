@@ -276,6 +276,7 @@ class GeminiSettings:
     problems: list[str] = field(default_factory=list)
     _known: dict[str, Policy] = field(default_factory=dict)
     _trusted: dict[str, Any] | None = None
+    _rules_problem: str = ""
 
     @classmethod
     def read(cls, root: Path, env: Mapping[str, str] | None = None) -> GeminiSettings:
@@ -353,33 +354,55 @@ class GeminiSettings:
         return (path, data) if data else None
 
     def _is_trusted(self, project: str, merged: Mapping[str, Any]) -> bool:
-        """`isWorkspaceTrusted` (the IDE's word, which only a running IDE gives, left
-        out): $GEMINI_CLI_TRUST_WORKSPACE, folder trust turned off, else the longest
-        rule of trustedFolders.json that holds the project."""
+        return self._trust(project, merged)[0]
+
+    def trust(self, project: str) -> tuple[bool, str]:
+        """Whether Gemini CLI started in `project` takes it for a trusted folder, and
+        why not ("" when it does). Untrusted, it reads none of the project's settings
+        and runs no hook from any settings file (user and system ones too)."""
+        defaults, user, system = (data for _, data in self.layers)
+        return self._trust(project, deep_merge(DEFAULTS, defaults, user, system))
+
+    def trusted_folders_path(self) -> Path:
+        return Path(
+            self.env.get("GEMINI_CLI_TRUSTED_FOLDERS_PATH") or self.root / "trustedFolders.json"
+        )
+
+    def _trust(self, project: str, merged: Mapping[str, Any]) -> tuple[bool, str]:
+        """`checkPathTrust` (the IDE's word, which only a running IDE gives, left out):
+        $GEMINI_RESTRICTED_MODE or $GEMINI_CLI_TRUST_WORKSPACE, folder trust turned off,
+        else the longest rule of trustedFolders.json that holds the project."""
+        if self.env.get("GEMINI_RESTRICTED_MODE") == "true":
+            return False, "$GEMINI_RESTRICTED_MODE is true"
         said = self.env.get("GEMINI_CLI_TRUST_WORKSPACE")
         if said in ("true", "false"):
-            return said == "true"
+            return said == "true", "" if said == "true" else "$GEMINI_CLI_TRUST_WORKSPACE is false"
         security = merged.get("security")
         trust = security.get("folderTrust") if isinstance(security, dict) else None
         enabled = trust.get("enabled") if isinstance(trust, dict) else None
         if not _truthy(True if enabled is None else enabled):
-            return True
+            return True, ""
         rules = self._rules()
+        where = self.trusted_folders_path()
+        if self._rules_problem:
+            return False, f"{where} cannot be read ({self._rules_problem})"
         real = os.path.realpath(project)
-        best, verdict = -1, False
+        best, verdict = -1, (False, f"no rule in {where} holds it")
         for rule, level in rules.items():
             folder = os.path.dirname(rule) if level == "TRUST_PARENT" else rule
             relative = os.path.relpath(real, os.path.realpath(folder))
             inside = relative != ".." and not relative.startswith(".." + os.sep)
             if inside and len(rule) > best:
-                best, verdict = len(rule), level != "DO_NOT_TRUST"
+                trusted = level != "DO_NOT_TRUST"
+                best, verdict = (
+                    len(rule),
+                    (trusted, "" if trusted else f"{where}: {rule!r} is {level}"),
+                )
         return verdict
 
     def _rules(self) -> dict[str, Any]:
         if self._trusted is None:
-            path = Path(
-                self.env.get("GEMINI_CLI_TRUSTED_FOLDERS_PATH") or self.root / "trustedFolders.json"
-            )
+            path = self.trusted_folders_path()
             data, problem = read_settings(path, {})
             bad = [k for k, v in data.items() if v not in TRUST_LEVELS]
             if problem or bad:
@@ -388,6 +411,7 @@ class GeminiSettings:
                     f"Gemini CLI's trusted folders {path} cannot be read ({why}): Gemini CLI "
                     "does not start while it is so; no folder is taken as trusted"
                 )
+                self._rules_problem = why
                 data = {}
             self._trusted = {os.path.abspath(k): v for k, v in data.items()}
         return self._trusted

@@ -471,6 +471,10 @@ def test_hooks_whose_program_is_gone_are_a_problem_until_installed_again(
     out = persist(home, project, "hooks", "install", agent, "--log-dir", str(logs))
     assert out.returncode == 0, out.stderr
     settings = home / f".{agent}" / "settings.json"
+    if agent == "gemini":  # Gemini CLI runs no hooks at all in a folder it does not trust
+        (home / ".gemini" / "trustedFolders.json").write_text(
+            json.dumps({str(project): "TRUST_FOLDER"})
+        )
     text = settings.read_text()
     program = json.loads(text)["hooks"]["SessionStart"][0]["hooks"][0]["command"].split()[0]
     assert os.path.isabs(program) and program in text
@@ -635,3 +639,111 @@ def test_uninstall_names_ended_sessions_it_leaves_unsent(bus: Bus, tmp_path: Pat
     assert len(_pending(bus.log_dir)) == 1  # left as it was
     out = cli_at_home(home, "hooks", "install", "gemini", *options)
     assert out.returncode == 0 and "added SessionStart" in out.stdout
+
+
+def test_gemini_hooks_in_a_folder_it_does_not_trust_are_a_problem(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Gemini CLI runs no hook from its settings (the project's, the user's, the
+    system's) in a folder it does not trust. `hooks install gemini --scope project` in
+    such a folder said "added", `hooks status` "installed (all events)", and the
+    launcher counted on the start hook. Now: a warning at install, a problem line at
+    status (exit 1), the start hook not counted; trusted (a rule in trustedFolders.json,
+    the longest one holding the folder wins, or $GEMINI_CLI_TRUST_WORKSPACE), all well."""
+    from recorder.hooks.agents import Agent
+    from recorder.hooks.settings import start_hook_for
+
+    home, project, logs = tmp_path / "home", tmp_path / "work" / "project", tmp_path / "logs"
+    project.mkdir(parents=True)
+    args = ("hooks", "install", "gemini", "--scope", "project", "--log-dir", str(logs))
+    out = persist(home, project, *args)
+    assert out.returncode == 0 and "added SessionStart" in out.stdout, out.stderr
+    rules = home / ".gemini" / "trustedFolders.json"
+    untrusted = (
+        f"Gemini CLI started in {project} runs no hooks from its settings: it is not a "
+        f"trusted folder (no rule in {rules} holds it); once trusted"
+    )
+    assert out.stderr.startswith(f"persist: warning: {untrusted}"), out.stderr
+    monkeypatch.setenv("GEMINI_CLI_HOME", str(home))
+    monkeypatch.chdir(project)
+
+    def problems(*env: tuple[str, str]) -> list[str]:
+        status = persist(home, project, "hooks", "status", "gemini", extra_env=dict(env))
+        assert "installed (all events)" in status.stdout and status.returncode == 1
+        return [line for line in status.stdout.splitlines() if line.startswith("  problem:")]
+
+    [problem] = problems()
+    assert problem.startswith(f"  problem: {untrusted}"), problem
+    assert not start_hook_for(Agent.GEMINI, logs, project)
+    assert problems(("GEMINI_CLI_TRUST_WORKSPACE", "true")) == []
+    write(rules, json.dumps({str(tmp_path / "work"): "TRUST_FOLDER"}))
+    assert problems() == []
+    assert start_hook_for(Agent.GEMINI, logs, project)
+    [problem] = problems(("GEMINI_CLI_TRUST_WORKSPACE", "false"))
+    assert "not a trusted folder ($GEMINI_CLI_TRUST_WORKSPACE is false)" in problem
+    rules.write_text(
+        json.dumps({str(tmp_path / "work"): "TRUST_FOLDER", str(project): "DO_NOT_TRUST"})
+    )
+    [problem] = problems()
+    assert f"not a trusted folder ({rules}: '{project}' is DO_NOT_TRUST)" in problem, problem
+    assert not start_hook_for(Agent.GEMINI, logs, project)
+
+
+def test_gemini_hooks_switched_off_in_another_settings_file_are_a_problem(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Gemini CLI merges system defaults, user settings, a trusted project's own, then
+    system settings: `hooksConfig.enabled` is the last one's that sets it, the
+    `hooksConfig.disabled` lists are joined. Hooks installed in the user's settings
+    were called installed, and counted on by the launcher, while a trusted project's
+    `"enabled": false` or the system settings' `disabled` list kept Gemini CLI from
+    running them; doctor's service.hooks said nothing either."""
+    from recorder.hooks.agents import Agent
+    from recorder.hooks.settings import start_hook_for
+
+    home, project, logs = tmp_path / "home", tmp_path / "project", tmp_path / "logs"
+    own = write(project / ".gemini" / "settings.json", '{"hooksConfig": {"enabled": false}}\n')
+    write(home / ".gemini" / "trustedFolders.json", json.dumps({str(project): "TRUST_FOLDER"}))
+    system = tmp_path / "etc" / "settings.json"
+    env = {"GEMINI_CLI_SYSTEM_SETTINGS_PATH": str(system)}
+    monkeypatch.setenv("GEMINI_CLI_HOME", str(home))
+    monkeypatch.setenv("GEMINI_CLI_SYSTEM_SETTINGS_PATH", str(system))
+    monkeypatch.chdir(project)
+    out = persist(home, project, "hooks", "install", "gemini", "--log-dir", str(logs))
+    assert out.returncode == 0 and "added SessionStart" in out.stdout, out.stderr
+    off = f"hooksConfig.enabled is false in {own}: Gemini CLI runs no hooks"
+    assert out.stderr == f"persist: warning: {off} (left as it is)\n", out.stderr
+
+    user = home / ".gemini" / "settings.json"
+
+    def status() -> str:
+        said = persist(home, project, "hooks", "status", "gemini", extra_env=env)
+        assert said.returncode == 1  # the recorder is stopped, or a problem
+        return said.stdout
+
+    assert f"gemini: {user}: installed (all events)\n  problem: {off}\n" in status()
+    assert not start_hook_for(Agent.GEMINI, logs, project)
+    write(system, '{"hooksConfig": {"enabled": true}}')  # read last: it wins
+    assert "problem:" not in status()
+    assert start_hook_for(Agent.GEMINI, logs, project)
+    write(system, '{"hooksConfig": {"disabled": ["agent-persist-SessionStart"]}}')
+    own.write_text('{"hooksConfig": {"disabled": ["agent-persist-AfterAgent"]}}')
+    said = status()
+    for file, name in ((own, "AfterAgent"), (system, "SessionStart")):
+        assert f"  problem: disabled in hooksConfig.disabled of {file}: agent-persist-{name}\n" in (
+            said
+        ), said
+    assert not start_hook_for(Agent.GEMINI, logs, project)
+    logs.mkdir(mode=0o700)  # doctor of the folder the hooks record into names them too
+    doctor = persist(home, project, "doctor", "--json", "--log-dir", str(logs), extra_env=env)
+    found = [f for f in json.loads(doctor.stdout)["findings"] if f["check"] == "service.hooks"]
+    assert [f["severity"] for f in found] == ["problem", "problem"], found
+    assert (
+        "agent-persist-SessionStart" in found[1]["summary"] and str(system) in found[1]["summary"]
+    )
+    # an untrusted project's own settings are not read: its "enabled": false counts no more
+    own.write_text('{"hooksConfig": {"enabled": false}}')
+    system.unlink()
+    (home / ".gemini" / "trustedFolders.json").write_text("{}")
+    said = persist(home, project, "hooks", "status", "gemini", extra_env=env).stdout
+    assert "problem: hooksConfig.enabled" not in said and "not a trusted folder" in said, said

@@ -134,3 +134,54 @@ def test_the_checkpoint_chosen_at_launch_is_offered_to_claude_by_its_start_hook(
     got, said = launch_claude(tmp_path, log_dir, "latest", "", env)
     assert f"claude runs no hooks (disableAllHooks is true in {user})" in said, said
     assert "point it at " in said
+
+
+def test_the_launcher_does_not_count_on_gemini_hooks_in_a_folder_it_does_not_trust(
+    tmp_path: Path,
+) -> None:
+    """Our start hook installed in a project Gemini CLI does not trust: Gemini CLI runs
+    no hook from its settings there, yet the launcher counted on it and left out the
+    line that points the person at the chosen checkpoint's transcript. Now it says why
+    the hook will not run; trusted, it counts on the hook again."""
+    log_dir = demo_dir(tmp_path)
+    project, home, bin_dir = tmp_path / "project", tmp_path / "ghome", tmp_path / "bin"
+    project.mkdir()
+    bin_dir.mkdir()
+    gemini = bin_dir / "gemini"  # a stand-in: the launcher's words are what is looked at
+    gemini.write_text("#!/bin/sh\nexit 0\n")
+    gemini.chmod(0o755)
+    env = {**os.environ, "GEMINI_CLI_HOME": str(home)}
+    install = [sys.executable, "-m", "recorder.cli", "hooks", "install", "gemini"]
+    install += ["--scope", "project", "--log-dir", str(log_dir)]
+    installed = subprocess.run(install, capture_output=True, text=True, env=env, cwd=project)
+    assert installed.returncode == 0, installed.stderr
+
+    def launch() -> str:
+        eps = endpoints()
+        argv = [sys.executable, "-m", "recorder.cli", "launch", "--log-dir", str(log_dir)]
+        argv += ["--broker", eps["broker"], "--publish-endpoint", eps["publish_endpoint"]]
+        argv += ["--embedded", "yes", "--no-tty-policy", "latest", "--", str(gemini)]
+        out = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            cwd=project,
+            env=env,
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stderr
+
+    said = launch()
+    assert (
+        f"gemini will not run our start hook (Gemini CLI started in {project} runs no hooks "
+        "from its settings: it is not a trusted folder" in said
+    ), said
+    assert "so it is not offered the checkpoint: point it at " in said
+    (home / ".gemini").mkdir(parents=True)
+    (home / ".gemini" / "trustedFolders.json").write_text(
+        json.dumps({str(project): "TRUST_FOLDER"})
+    )
+    said = launch()
+    assert "point it at " not in said and "restoring " in said, said

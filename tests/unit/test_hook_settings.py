@@ -263,6 +263,9 @@ def test_start_hook_for_a_log_folder_in_any_scope(
         assert not start_hook_for(Agent.CLAUDE, logs, project)
     path = write(settings_path(Agent.GEMINI, Scope.PROJECT, project), "{}")
     install(Agent.GEMINI, path, COMMAND)
+    assert not start_hook_for(Agent.GEMINI, logs, project)  # a folder it does not trust
+    trusted = {str(project): "TRUST_FOLDER"}
+    write(tmp_path / "gh" / ".gemini" / "trustedFolders.json", json.dumps(trusted))
     assert start_hook_for(Agent.GEMINI, logs, project)
     data = json.loads(path.read_text())
     path.write_text(json.dumps({**data, "hooksConfig": {"enabled": False}}))
