@@ -155,6 +155,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         for problem in (*found.problems, *([found.outdated] if found.outdated else [])):
             print(f"  problem: {shown(problem)}")
             healthy = False
+        for doubt in found.doubts:  # up to the user's answer: said, not a failure
+            print(f"  warning: {shown(doubt)}")
         for log_dir in found.log_dirs:
             if log_dir not in log_dirs:
                 log_dirs.append(log_dir)

@@ -119,6 +119,9 @@ def hook_findings(layout: Layout) -> list[Finding]:
             summary = f"{agent.value} hooks in {path}: {problem}"
             again = fix if problem.startswith(PROGRAM_GONE) else None
             out.append(Finding(Area.SERVICE, "service.hooks", Severity.PROBLEM, summary, again))
+        for doubt in found.doubts:  # up to the user's answer at the agent's start
+            summary = f"{agent.value} hooks in {path}: {doubt}"
+            out.append(Finding(Area.SERVICE, "service.hooks", Severity.WARNING, summary))
         if found.outdated:
             summary = f"{agent.value} hooks in {path}: {found.outdated}"
             out.append(Finding(Area.SERVICE, "service.hooks", Severity.WARNING, summary, fix))

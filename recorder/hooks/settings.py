@@ -610,6 +610,9 @@ class Installed:
     log_dirs: tuple[Path, ...]  # the log folders they point at
     problems: tuple[str, ...] = ()
     outdated: str = ""  # entries an older install wrote that want installing again
+    # whether the agent runs them depends on what the user answers at its start (a
+    # Gemini CLI folder with no trust rule): a warning, and not counted on
+    doubts: tuple[str, ...] = ()
 
 
 def claude_hooks_off(path: Path, project: Path | None = None) -> Path | None:
@@ -639,7 +642,7 @@ def claude_hooks_off(path: Path, project: Path | None = None) -> Path | None:
 class GeminiOff:
     """One reason Gemini CLI runs not all of our hooks in a settings file."""
 
-    kind: str  # "trust", "enabled" or "disabled"
+    kind: str  # "ask" (no trust rule: Gemini CLI asks), "trust", "enabled" or "disabled"
     file: Path | None  # the settings file that says so (None: the folder's trust)
     text: str
 
@@ -655,7 +658,7 @@ def gemini_hooks_off(path: Path, project: Path | None = None) -> list[GeminiOff]
     `path` itself was read: a folder not trusted, or a switch in another file, went
     unnoticed (install and status said nothing, the launcher counted on the hook)."""
     from recorder.hooks.agents import config_root
-    from recorder.sources.gemini_cleanup import GeminiSettings, read_settings
+    from recorder.sources.gemini_cleanup import NO_RULE, GeminiSettings, read_settings
 
     env = os.environ
     where = project or Path.cwd()
@@ -667,14 +670,24 @@ def gemini_hooks_off(path: Path, project: Path | None = None) -> list[GeminiOff]
     else:
         settings = GeminiSettings.read(config_root(Agent.GEMINI), env)
         trusted, why = settings.trust(str(where))
-        if not trusted:
+        if not trusted and why.startswith(NO_RULE):  # the user's answer at its start decides
+            out.append(
+                GeminiOff(
+                    "ask",
+                    None,
+                    f"Gemini CLI started in {where} asks whether to trust the folder ({why}): "
+                    "unless trusted it runs no hooks from its settings (a TRUST_FOLDER rule "
+                    "in trustedFolders.json settles it)",
+                )
+            )
+        elif not trusted:
             out.append(
                 GeminiOff(
                     "trust",
                     None,
                     f"Gemini CLI started in {where} runs no hooks from its settings: it is "
-                    f"not a trusted folder ({why}); once trusted (Gemini CLI asks at its "
-                    "start; or a TRUST_FOLDER rule in trustedFolders.json) it runs them",
+                    f"not a trusted folder ({why}); once trusted (a TRUST_FOLDER rule in "
+                    "trustedFolders.json) it runs them",
                 )
             )
         home = os.path.realpath(config_root(Agent.GEMINI).parent)
@@ -753,8 +766,10 @@ def inspect(agent: Agent, path: Path, project: Path | None = None) -> Installed:
         if short
         else ""
     )
+    doubts: list[str] = []
     if agent is Agent.GEMINI and events:
-        problems += [off.text for off in gemini_hooks_off(path, project)]
+        for off in gemini_hooks_off(path, project):
+            (doubts if off.kind == "ask" else problems).append(off.text)
     elif agent is Agent.GEMINI and not _gemini_layer(path, project):
         # none of ours in a file Gemini CLI does not merge: its own switches, as before
         # (one it merges is read for the files that hold ours)
@@ -780,6 +795,7 @@ def inspect(agent: Agent, path: Path, project: Path | None = None) -> Installed:
         tuple(log_dirs),
         tuple(problems),
         outdated,
+        tuple(doubts),
     )
 
 
@@ -843,7 +859,8 @@ def start_hook_for(agent: Agent, log_dir: Path, project: Path) -> bool:
     """Whether the agent, started in `project`, runs our start hook for `log_dir` (its
     user settings, its project's, or Claude Code's project-local ones): only then is
     the checkpoint chosen in `persist launch`'s menu offered to it."""
-    return any(not found.problems for found in _start_hooks(agent, log_dir, project))
+    found = _start_hooks(agent, log_dir, project)
+    return any(not f.problems and not f.doubts for f in found)
 
 
 def start_hook_off(agent: Agent, log_dir: Path, project: Path) -> str | None:
@@ -851,9 +868,9 @@ def start_hook_off(agent: Agent, log_dir: Path, project: Path) -> str | None:
     `log_dir` installed for it (hooks switched off, a folder Gemini CLI does not
     trust, the program gone); None when one runs, or none is installed."""
     found = _start_hooks(agent, log_dir, project)
-    if not found or any(not f.problems for f in found):
+    if not found or any(not f.problems and not f.doubts for f in found):
         return None
-    return found[0].problems[0]
+    return (*found[0].problems, *found[0].doubts)[0]
 
 
 def _start_hooks(agent: Agent, log_dir: Path, project: Path) -> list[Installed]:

@@ -265,6 +265,9 @@ class Policy:
         return cls(max_age, str(text) if max_age else "", count, source=source)
 
 
+NO_RULE = "no rule in "  # how `_trust`'s reason begins when Gemini CLI would ask
+
+
 @dataclass
 class GeminiSettings:
     """Gemini CLI's settings for each project: the global layers read once, a project's
@@ -387,7 +390,7 @@ class GeminiSettings:
         if self._rules_problem:
             return False, f"{where} cannot be read ({self._rules_problem})"
         real = os.path.realpath(project)
-        best, verdict = -1, (False, f"no rule in {where} holds it")
+        best, verdict = -1, (False, f"{NO_RULE}{where} holds it")
         for rule, level in rules.items():
             folder = os.path.dirname(rule) if level == "TRUST_PARENT" else rule
             relative = os.path.relpath(real, os.path.realpath(folder))

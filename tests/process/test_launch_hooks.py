@@ -175,8 +175,8 @@ def test_the_launcher_does_not_count_on_gemini_hooks_in_a_folder_it_does_not_tru
 
     said = launch()
     assert (
-        f"gemini will not run our start hook (Gemini CLI started in {project} runs no hooks "
-        "from its settings: it is not a trusted folder" in said
+        f"gemini will not run our start hook (Gemini CLI started in {project} asks whether "
+        "to trust the folder" in said
     ), said
     assert "so it is not offered the checkpoint: point it at " in said
     (home / ".gemini").mkdir(parents=True)
