@@ -8,11 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rich.text import Text
 
 from recorder.store.records import encode_frames
 from tests.demo_journal import BASE_TS, DemoWriter
 from tests.screenshots import settle
-from tests.tui_fixtures import SIZE, make_app, pilot_test
+from tests.tui_fixtures import SIZE, make_app, pilot_test, screen_chars
 from tui.app import PersistApp
 from tui.jsontext import MAX_INDENT_DEPTH
 from tui.screens.detail import DetailScreen
@@ -83,3 +84,40 @@ async def test_deeply_nested_json_opens_indented_to_a_depth_then_on_one_line(
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)
+
+
+@pilot_test
+async def test_control_characters_open_and_scroll_without_walking_every_escape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run of escapes, and escapes between letters (as many styled pieces as characters).
+    texts = {"ctl.run": "\x07" * 200_000, "ctl.mixed": "a\x07" * 100_000}
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root)
+    for n, (topic, text) in enumerate(texts.items()):
+        w.message(BASE_TS + n, "x", text, topic=topic)
+    w.close()
+    walked = [0]  # styled pieces Rich's Text.divide went through (each slice of a Text)
+    divide = Text.divide
+
+    def counting(self: Text, offsets):  # type: ignore[no-untyped-def]
+        walked[0] += len(self.spans)
+        return divide(self, offsets)
+
+    monkeypatch.setattr(Text, "divide", counting)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        for topic in texts:
+            view = await open_detail(app, pilot, topic)
+            walked[0] = 0
+            for key in ("pagedown", "pagedown", "pagedown", "G", "g"):
+                await pilot.press(key)
+                await pilot.pause()
+            # before: every row drawn walked all 200,000 escapes (28 rows a screen)
+            assert walked[0] < 20_000, topic
+            shown = screen_chars(app)
+            assert texts[topic][:12].replace("\x07", "\\x07") in shown and "\x07" not in shown
+            assert view.scroll_y == 0
+            await pilot.press("escape")
+            await pilot.pause()
+            assert isinstance(app.screen, MainScreen)

@@ -16,14 +16,15 @@ record costs its first screenful to open.
 from __future__ import annotations
 
 import itertools
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 
 from rich.cells import chop_cells, get_character_cell_size
 from rich.style import Style
-from rich.text import Text
+from rich.text import Span, Text
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -135,6 +136,34 @@ def _rows(line: str | Text, width: int) -> tuple[int, list[int] | None]:
     return len(cuts), cuts
 
 
+class _Pieces:
+    """A drawn line and its styled pieces (escapes, search matches) in order, so that a
+    row is cut with two binary searches: Rich's `Text` slice walks every piece of the
+    line for each row (200,000 escapes: seconds a screen, again on every scroll)."""
+
+    def __init__(self, text: Text) -> None:
+        self.text = text
+        self.spans = sorted(text.spans, key=itemgetter(0))
+        self.starts = [span.start for span in self.spans]
+        # the furthest any piece so far reaches: the first piece that can reach a row
+        self.reach = list(itertools.accumulate((span.end for span in self.spans), max))
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def cut(self, start: int, end: int) -> Text:
+        """`text[start:end]`, its pieces found without walking those before and after."""
+        row = Text(self.text.plain[start:end], style=self.text.style, end="")
+        first = bisect_right(self.reach, start)
+        last = bisect_left(self.starts, end, first)
+        row.spans = [
+            Span(max(s, start) - start, min(e, end) - start, style)
+            for s, e, style in self.spans[first:last]
+            if e > start
+        ]
+        return row
+
+
 class TextView(ScrollView, can_focus=True):
     """Scrolls through `Block`s; rows are cut at the width, never laid out in advance."""
 
@@ -239,8 +268,8 @@ class TextView(ScrollView, can_focus=True):
         return text
 
     @lru_cache(maxsize=8)  # noqa: B019 (the few lines on screen; cleared on every change)
-    def _drawn(self, index: int) -> Text:
-        return self._line_text(index)
+    def _drawn(self, index: int) -> _Pieces:
+        return _Pieces(self._line_text(index))
 
     @lru_cache(maxsize=256)  # noqa: B019 (one view per screen; cleared on every change)
     def _row_cache(self, row: int, width: int) -> Text:
@@ -248,15 +277,15 @@ class TextView(ScrollView, can_focus=True):
         if index >= len(self._lines):
             return Text()
         first = self._ends[index - 1] if index else 0
-        text = self._drawn(index)
+        line = self._drawn(index)
         part = row - first
         starts = self._starts.get(index)
         if starts is None:
-            return text[part * width : (part + 1) * width]
+            return line.cut(part * width, (part + 1) * width)
         if part >= len(starts):
             return Text()
-        end = starts[part + 1] if part + 1 < len(starts) else len(text)
-        return text[starts[part] : end]
+        end = starts[part + 1] if part + 1 < len(starts) else len(line)
+        return line.cut(starts[part], end)
 
     def render_line(self, y: int) -> Strip:
         self._measure()
