@@ -6,17 +6,21 @@ and says what it leaves out and how to see it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.text import Text
 
-from recorder.store.records import encode_frames
+from recorder.store import reader
+from recorder.store.reader import Store
+from recorder.store.records import decode_frames, encode_frames
 from tests.demo_journal import BASE_TS, DemoWriter
 from tests.screenshots import settle
 from tests.tui_fixtures import SIZE, make_app, pilot_test, screen_chars
+from tui import reading
 from tui.app import PersistApp
 from tui.jsontext import MAX_INDENT_DEPTH
-from tui.screens.detail import DetailScreen
+from tui.screens.detail import FRAMES_SHOWN, DetailScreen
 from tui.screens.main import MainScreen
 from tui.widgets.text_view import TextView
 
@@ -121,3 +125,67 @@ async def test_control_characters_open_and_scroll_without_walking_every_escape(
             await pilot.press("escape")
             await pilot.pause()
             assert isinstance(app.screen, MainScreen)
+
+
+FRAMES = 20_000
+
+
+@pilot_test
+async def test_many_frames_show_the_first_hundred_and_more_on_request(tmp_path: Path) -> None:
+    root = tmp_path / "logs"
+    frames = [f"{i}".encode() for i in range(1, FRAMES + 1)]
+    journal_of(root, "parts.many", frames)
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        view = await open_detail(app, pilot, "parts.many")
+        # before: two blocks a frame, 40,000 lines built (a million frames: 50 s, 2 GB)
+        assert len(view.blocks) < 300
+        out = view.plain_text()
+        assert f"frames ({FRAMES + 1:,})" in out  # the topic frame, then the parts
+        assert "#99 text, 2 bytes" in out and "\n#100 " not in out
+        left = FRAMES + 1 - FRAMES_SHOWN
+        assert f"… {left:,} more frames not shown (m shows more, s saves the record)" in out
+        assert out.index("more frames not shown") < out.index("raw line")
+        await pilot.press("m")
+        await pilot.pause()
+        out = view.plain_text()
+        assert "#399 text, 3 bytes" in out and "\n#400 " not in out
+        assert f"… {FRAMES + 1 - 4 * FRAMES_SHOWN:,} more frames not shown" in out
+        assert len(view.blocks) < 1000
+        for _ in range(4):  # 1,600, 6,400, 25,600: all of them, the note gone
+            await pilot.press("m")
+            await pilot.pause()
+        out = view.plain_text()
+        assert f"#{FRAMES} text, 5 bytes" in out and "more frames not shown" not in out
+        assert not view.has_more()
+
+
+def test_a_row_reads_a_many_frames_message_without_decoding_every_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Jupyter reading of a row looks for its delimiter among the first frames."""
+    root = tmp_path / "logs"
+    jupyter = [b"<IDS|MSG>", b"sig", b'{"session":"abcdef123456","msg_type":"stream"}', b"{}"]
+    jupyter += [b"{}", b'{"name":"stdout","text":"hello"}']
+    journal_of(root, "kernel.iopub", [*jupyter, *([b"buffer"] * FRAMES)])
+    journal_of(tmp_path / "other", "parts.many", [b"x"] * FRAMES)
+    decoded = [0]
+
+    def counting(line: bytes, record: dict[str, Any]) -> list[bytes]:
+        found = decode_frames(line, record)
+        decoded[0] += len(found)
+        return found
+
+    monkeypatch.setattr(reader, "decode_frames", counting)  # Record.frames
+    monkeypatch.setattr(reading, "decode_frames", counting, raising=False)
+    for where, topic in ((root, "kernel.iopub"), (tmp_path / "other", "parts.many")):
+        with Store(where) as store:
+            store.refresh()
+            rec = next(r for r in store.records() if r.topic == topic)
+        decoded[0] = 0
+        found = reading.ReadingRules().read(rec)
+        assert decoded[0] <= reading.JUPYTER_IDENTITIES + 6, topic  # before: all 20,007
+        if topic == "kernel.iopub":
+            assert found == reading.Reading("jupyter:abcdef12", "stream", "hello")
+        else:
+            assert found is None

@@ -25,12 +25,15 @@ from recorder.store.reader import Record
 from recorder.store.secrets import SecretSpan
 
 from ..jsontext import reindent
+from ..reading import frame_range
 from ..records_io import save_records
 from ..text import Clock, safe_text
 from ..widgets.keys_footer import AppFooter
 from ..widgets.text_view import Block, TextView
 
 ENRICH_KEYS = ("_persist", "_enrich", "enrichment")
+FRAMES_SHOWN = 100
+"""Frames of a message shown at first (`m` shows four times as many, and so on)."""
 HEX_BYTES = 4096
 """Bytes of a binary frame shown in hex (the rest can be saved)."""
 VIEW_SCAN_BYTES = 1 << 20
@@ -67,6 +70,29 @@ def frame_blocks(i: int, raw: bytes, encoded: dict[str, Any]) -> list[Block]:
     if kind == "binary":
         return [Block(head, limit=None), Block(_hex(raw), "magenta", limit=None)]
     return [Block(head, limit=None), Block(raw)]
+
+
+def frames_blocks(rec: Record, start: int, stop: int) -> list[Block]:
+    """Frames `start:stop` of a message, then a note of those after (`m` shows them:
+    as many again as shown, times the factor less one)."""
+    encoded = rec.get("frames") or []
+    stop = min(stop, len(encoded))
+    blocks: list[Block] = []
+    raws = frame_range(rec, start, stop)
+    for i, (raw, enc) in enumerate(zip(raws, encoded[start:stop], strict=False), start):
+        blocks += frame_blocks(i, raw, enc)
+    left = len(encoded) - stop
+    if left > 0:
+        noun = "frame" if left == 1 else "frames"
+        note = f"… {left:,} more {noun} not shown (m shows more, s saves the record)"
+        blocks.append(
+            Block(
+                Text(note, "bold yellow"),
+                limit=None,
+                more=lambda factor: frames_blocks(rec, stop, stop * factor),
+            )
+        )
+    return blocks
 
 
 def secrets_line(rec: Record, secrets: list[SecretSpan]) -> Text:
@@ -127,14 +153,14 @@ def record_blocks(rec: Record, clock: Clock) -> list[Block]:
         meta = pretty(rec.meta, lambda: rec.line)
         blocks += [section("metadata (enrichment)"), Block(meta)]
         payload = rec.payload
-        frames = rec.frames
+        encoded = rec.get("frames") or []
         if isinstance(payload, dict):
             extra = {k: payload[k] for k in ENRICH_KEYS if k in payload}
             if extra:
-                shown_extra = pretty(extra, lambda: frames[-1])
+                shown_extra = pretty(extra, lambda: frame_range(rec, -1, None)[0])
                 blocks += [section("payload enrichment"), Block(shown_extra)]
-        if frames:
-            last = frames[-1]
+        if encoded:
+            last = frame_range(rec, -1, None)[0]
             if isinstance(payload, bytes):
                 shown = Block(_hex(last), "magenta", limit=None)
             elif last[:1] in (b"{", b"[") or isinstance(payload, dict | list):
@@ -142,10 +168,8 @@ def record_blocks(rec: Record, clock: Clock) -> list[Block]:
             else:
                 shown = Block(last)
             blocks += [section("payload (last frame)"), shown]
-        encoded = rec.get("frames") or []
-        blocks.append(section(f"frames ({len(frames):,})"))
-        for i, (raw, enc) in enumerate(zip(frames, encoded, strict=False)):
-            blocks += frame_blocks(i, raw, enc)
+        blocks.append(section(f"frames ({len(encoded):,})"))
+        blocks += frames_blocks(rec, 0, FRAMES_SHOWN)
     else:
         fields = {k: v for k, v in rec.data.items() if k not in ("v",)}
         blocks += [section("fields"), Block(pretty(fields, lambda: rec.line))]
@@ -235,7 +259,7 @@ class DetailScreen(Screen[None]):
         if action == "save":
             return self.save_dir is not None
         if action == "show_more" and self.is_mounted:
-            return bool(self.view.hidden())
+            return self.view.has_more()
         return True
 
     def action_step(self, step: int) -> None:

@@ -51,6 +51,9 @@ class Block:
     limit: int | None = DEFAULT_LIMIT  # None: no budget (headings, short fields)
     highlight: bool = False  # search matches are marked in this block
     transform: Callable[[str], str] | None = None
+    more: Callable[[int], list[Block]] | None = None
+    """For a note standing for blocks left out (the frames of a message past its first
+    hundred): the blocks that replace it when more is asked for, given the factor."""
 
     @property
     def length(self) -> int:
@@ -198,18 +201,31 @@ class TextView(ScrollView, can_focus=True):
         self.refresh()
 
     def show_more(self, factor: int = 4) -> bool:
-        """Raise every cut block's budget (`factor` times); False if nothing was hidden."""
+        """Raise every cut block's budget (`factor` times) and put in the blocks a note
+        stands for (`Block.more`); False if nothing was hidden."""
         grown = False
+        blocks: list[Block] = []
         for block in self.blocks:
+            if block.more is not None:
+                blocks.extend(block.more(factor))
+                grown = True
+                continue
             if block.hidden():
                 block.limit = (block.limit or DEFAULT_LIMIT) * factor
                 grown = True
+            blocks.append(block)
         if grown:
+            self.blocks = blocks
             self._rebuild()
         return grown
 
     def hidden(self) -> int:
+        """Characters (bytes, for bytes) of the blocks beyond their budgets."""
         return sum(b.hidden() for b in self.blocks)
+
+    def has_more(self) -> bool:
+        """Whether `show_more` would show more (of a cut block, or blocks left out)."""
+        return any(b.more is not None or b.hidden() for b in self.blocks)
 
     def plain_text(self) -> str:
         """What the view shows, as plain text (source lines, not wrapped rows)."""
