@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.text import Text
+from rich.text import Span, Text
 
 from recorder.store import reader
 from recorder.store.reader import Store
@@ -22,7 +22,7 @@ from tui.app import PersistApp
 from tui.jsontext import MAX_INDENT_DEPTH
 from tui.screens.detail import FRAMES_SHOWN, DetailScreen
 from tui.screens.main import MainScreen
-from tui.widgets.text_view import TextView
+from tui.widgets.text_view import Block, TextView
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -189,3 +189,23 @@ def test_a_row_reads_a_many_frames_message_without_decoding_every_frame(
             assert found == reading.Reading("jupyter:abcdef12", "stream", "hello")
         else:
             assert found is None
+
+
+@pilot_test
+async def test_a_row_keeps_the_line_order_of_its_styled_pieces() -> None:
+    """Rows are cut by where pieces start, but drawn as the line would be: a piece added
+    later is drawn over an earlier one that starts before it."""
+    from textual.app import App, ComposeResult
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield TextView(id="view")
+
+    app = One()
+    async with app.run_test(size=(40, 5)) as pilot:
+        view = app.query_one(TextView)
+        line = Text("ab cd ef", spans=[Span(3, 5, "blue"), Span(0, 8, "red")])
+        view.set_blocks([Block(line, limit=None)])
+        await pilot.pause()
+        colors = {seg.text: seg.style.color.name for seg in view.render_line(0) if seg.text.strip()}
+        assert colors == {"ab ": "red", "cd": "red", " ef": "red"}, colors  # "cd" was blue

@@ -20,7 +20,6 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from operator import itemgetter
 
 from rich.cells import chop_cells, get_character_cell_size
 from rich.style import Style
@@ -140,29 +139,36 @@ def _rows(line: str | Text, width: int) -> tuple[int, list[int] | None]:
 
 
 class _Pieces:
-    """A drawn line and its styled pieces (escapes, search matches) in order, so that a
-    row is cut with two binary searches: Rich's `Text` slice walks every piece of the
-    line for each row (200,000 escapes: seconds a screen, again on every scroll)."""
+    """A drawn line and its styled pieces (escapes, search matches) ordered by where they
+    start, so that a row is cut with two binary searches: Rich's `Text` slice walks every
+    piece of the line for each row (200,000 escapes: seconds a screen, again on every
+    scroll). A row keeps its pieces in the line's order (a later one is drawn over an
+    earlier one)."""
 
     def __init__(self, text: Text) -> None:
         self.text = text
-        self.spans = sorted(text.spans, key=itemgetter(0))
-        self.starts = [span.start for span in self.spans]
+        spans = text.spans
+        starts = [span.start for span in spans]
+        self.order = list(range(len(spans)))
+        if any(a > b for a, b in itertools.pairwise(starts)):
+            self.order.sort(key=starts.__getitem__)
+        self.starts = [starts[i] for i in self.order]
         # the furthest any piece so far reaches: the first piece that can reach a row
-        self.reach = list(itertools.accumulate((span.end for span in self.spans), max))
+        self.reach = list(itertools.accumulate((spans[i].end for i in self.order), max))
 
     def __len__(self) -> int:
         return len(self.text)
 
     def cut(self, start: int, end: int) -> Text:
         """`text[start:end]`, its pieces found without walking those before and after."""
+        spans = self.text.spans
         row = Text(self.text.plain[start:end], style=self.text.style, end="")
         first = bisect_right(self.reach, start)
         last = bisect_left(self.starts, end, first)
+        picked = sorted(i for i in self.order[first:last] if spans[i].end > start)
         row.spans = [
             Span(max(s, start) - start, min(e, end) - start, style)
-            for s, e, style in self.spans[first:last]
-            if e > start
+            for s, e, style in (spans[i] for i in picked)
         ]
         return row
 
