@@ -8,10 +8,19 @@ before the `[]` marker existed, with `--secrets off`, behind a flood, larger tha
 scan cap) is scanned here, in full, and so is a damaged line (readers show its bytes
 as they are). What the recorder took from the frames into `meta` (the sender, a
 replay's reference) is shown with the same secrets replaced.
+
+A record that is not a message (a `gap` naming a publisher and its agent, a `refused`
+message's topic, envelope and first bytes, an event) is never scanned by the recorder:
+its text values are scanned here, each one a part (`other_parts`), and a redacted copy
+has them replaced; a `refused` record's copy leaves out `head_b64` (the message's first
+256 bytes, where a secret may be cut off by the 256th byte, past what a scan knows).
+Before 2026-12-07 every record that was not a message was shown as stored.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,7 +30,14 @@ import orjson
 
 from recorder.store.ranges import MAX_KEY_CHARS
 from recorder.store.reader import Record
-from recorder.store.records import KIND_HEARTBEAT, KIND_MESSAGE, encode_frames, encode_record
+from recorder.store.records import (
+    KIND_HEARTBEAT,
+    KIND_MESSAGE,
+    KIND_REFUSED,
+    KIND_SEGMENT,
+    encode_frames,
+    encode_record,
+)
 from recorder.store.secrets import (
     SecretScanner,
     SecretSpan,
@@ -35,23 +51,26 @@ _SCANNER = SecretScanner()  # its batch prefilter only (no cap: readers scan in 
 # Formats meant to be read and shared redact by default; JSONL is a byte-exact copy.
 REDACT_BY_DEFAULT = {"md": True, "html": True, "csv": True, "jsonl": False}
 
-REDACTION = 2
+REDACTION = 3
 """What a redacted copy covers, for copies kept and reused (restore bundles): 1, the
-frames and the topic; 2 (2026-12-06), the meta taken from the frames too (the sender)."""
+frames and the topic; 2 (2026-12-06), the meta taken from the frames too (the sender);
+3 (2026-12-07), the records that are not messages too (`other_parts`)."""
 
 
 def named_secrets(rec: Record) -> list[SecretSpan] | None:
     """The secrets a record's meta names when the recorder scanned all of it ([] when
-    it found none, and for a record that is not a message); None when it must be
-    scanned now (`scanned_parts`), as a damaged line always is."""
+    it found none, and for a segment's first record, which holds only names of ours);
+    None when it must be scanned now (`scanned_parts`), as a damaged line and a record
+    that is not a message (`other_parts`) always are."""
     data = rec.data
     if data is None:
         return None
     meta = data.get("meta")
+    kind = data.get("kind")
+    if kind not in (KIND_MESSAGE, KIND_HEARTBEAT):
+        return [] if kind == KIND_SEGMENT else None
     if meta and meta.get("secrets") == [] and not meta.get("secrets_capped"):
         return []  # the common record: scanned in full by the recorder, found clean
-    if data.get("kind") not in (KIND_MESSAGE, KIND_HEARTBEAT):
-        return []
     spans = spans_from_meta(meta)
     if spans is not None and isinstance(meta, dict) and not meta.get("secrets_capped"):
         return spans
@@ -59,9 +78,50 @@ def named_secrets(rec: Record) -> list[SecretSpan] | None:
 
 
 def scanned_parts(rec: Record) -> list[bytes]:
-    """What a scan of `rec` reads: its frames, or a damaged line whole (frame 0 of a
-    span is then the line)."""
-    return rec.frames if rec.data is not None else [rec.line]
+    """What a scan of `rec` reads: its frames, a damaged line whole (frame 0 of a span
+    is then the line), or the text values of a record that is not a message
+    (`other_parts`: a span's frame is then the part's index)."""
+    data = rec.data
+    if data is None:
+        return [rec.line]
+    if data.get("kind") in (KIND_MESSAGE, KIND_HEARTBEAT):
+        return rec.frames
+    return other_parts(data)
+
+
+_OURS = frozenset(("v", "seq", "ts", "kind", "meta", "spans", "frames", "head_b64"))
+"""Fields of a record that is not a message that hold no text from the wire (or, for
+`head_b64`, not as text: `other_parts` decodes it)."""
+
+
+def _texts(value: Any, out: list[str]) -> None:
+    """Every string in `value` (an object's keys too), in order."""
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            out.append(k)
+            _texts(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            _texts(v, out)
+
+
+def other_parts(data: dict[str, Any]) -> list[bytes]:
+    """What is scanned of a record that is not a message: each text in its fields but
+    `_OURS` (a gap's `publisher` and `agent`, a refused message's `topic` and
+    `envelope`, any `detail`), in order, then a refused message's first bytes
+    (`head_b64` decoded), the last part."""
+    texts: list[str] = []
+    for key, value in data.items():
+        if key not in _OURS:
+            _texts(value, texts)
+    parts = [t.encode("utf-8", "surrogatepass") for t in texts]
+    head = data.get("head_b64")
+    if isinstance(head, str):
+        with contextlib.suppress(binascii.Error, ValueError):
+            parts.append(base64.b64decode(head, validate=True))
+    return parts
 
 
 def record_secrets(rec: Record, cap: int | None = None) -> list[SecretSpan]:
@@ -101,11 +161,14 @@ def redact_record(rec: Record, spans: list[SecretSpan] | None = None) -> Record:
     them (`_FROM_FRAMES`), and `meta.redacted`: how many. `spans`: the record's secrets
     when already known."""
     spans = record_secrets(rec) if spans is None else spans
-    if not spans:
-        return rec
     data = rec.data
+    if not spans and (data is None or data.get("kind") != KIND_REFUSED or "head_b64" not in data):
+        return rec
     if data is None:  # a damaged line: its own bytes redacted (it stays as damaged)
         (line,) = redact_frames([rec.line], spans)
+        return RedactedRecord(rec.index, rec.segment, rec.offset, line, stored=len(rec.line))
+    if data.get("kind") not in (KIND_MESSAGE, KIND_HEARTBEAT):
+        line = encode_record(_redacted_other(data, spans))
         return RedactedRecord(rec.index, rec.segment, rec.offset, line, stored=len(rec.line))
     original = rec.frames
     frames = redact_frames(original, spans)
@@ -116,6 +179,36 @@ def redact_record(rec: Record, spans: list[SecretSpan] | None = None) -> Record:
     head["meta"] = {**_shown_meta(meta, original, spans), "redacted": len(spans)}
     line = encode_record(head, encode_frames(frames))
     return RedactedRecord(rec.index, rec.segment, rec.offset, line, stored=len(rec.line))
+
+
+def _redacted_other(data: dict[str, Any], spans: list[SecretSpan]) -> dict[str, Any]:
+    """A record that is not a message with the secrets of its parts (`other_parts`)
+    replaced where they are, `head_b64` left out, and `meta.redacted`: how many."""
+    by_part: dict[int, list[SecretSpan]] = {}
+    for s in spans:
+        by_part.setdefault(s.frame, []).append(s)
+    count = [0]  # the index of the next text, in `other_parts`' order
+
+    def shown(value: Any) -> Any:
+        if isinstance(value, str):
+            found = by_part.get(count[0])
+            count[0] += 1
+            if not found:
+                return value
+            raw = value.encode("utf-8", "surrogatepass")
+            (out,) = redact_frames([raw], [SecretSpan(s.kind, 0, s.start, s.end) for s in found])
+            return out.decode("utf-8", "replace")
+        if isinstance(value, dict):
+            return {shown(k): shown(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [shown(v) for v in value]
+        return value
+
+    head = {k: v if k in _OURS else shown(v) for k, v in data.items() if k != "head_b64"}
+    if spans:
+        meta = head.get("meta")
+        head["meta"] = {**(meta if isinstance(meta, dict) else {}), "redacted": len(spans)}
+    return head
 
 
 _FROM_FRAMES = ("sender", "replay_of")
@@ -217,4 +310,4 @@ def _redact_batch(batch: list[tuple[Record, list[SecretSpan] | None]]) -> Iterat
     for i, (rec, spans) in enumerate(batch):
         if spans is None:
             spans = scan_record(rec) if i in hit else []
-        yield redact_record(rec, spans) if spans else rec
+        yield redact_record(rec, spans)  # (a refused record is a copy even without)

@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+from base64 import b64decode
 from pathlib import Path
 
 import orjson
@@ -232,3 +233,75 @@ def test_a_bundle_redacted_before_senders_were_is_neither_reused_nor_gone_on_fro
         bundle = root / "restore" / cp.id
         for name in ("conversation.jsonl", "transcript.md", "manifest.json"):
             assert key.encode() not in (bundle / name).read_bytes(), (cp.label, name)
+
+
+def test_refused_and_gap_records_are_redacted_wherever_messages_are(bus: Bus) -> None:
+    """A record that is not a message holds text from the wire too: a message over
+    `--max-message-mb` is journaled as `refused` with its topic, envelope and first 256
+    bytes (`head_b64`), a gap names the publisher and agent of an envelope. md, html and
+    csv exports (redacted by default), `export --format jsonl --redact`, a `restore
+    --redact` bundle (its manifest's `refused` and `gaps` too) and search show them
+    redacted, and leave `head_b64` out; the journal and an unredacted copy keep them."""
+    bus.start_broker()
+    bus.start_recorder("--max-message-mb", "1")
+    in_topic, in_head, agent = (make(kind, RND).secret for kind in (S.GITHUB, S.OPENAI, S.GITHUB))
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.XPUB)
+    pub.linger = 1000
+    pub.connect(bus.front)
+    try:
+        assert pub.poll(5000)
+        big = orjson.dumps({"text": f"my key is {in_head} " + "B" * 1_200_000})
+        pub.send_multipart([f"deploy-{in_topic}".encode(), big])
+        envelope = {"pub": "p1", "seq": 5, "agent": f"bot {agent}"}
+        pub.send_multipart([b"g", orjson.dumps({"_persist": envelope, "text": "hello gap"})])
+        wait_for(
+            lambda: {"refused", "gap"} <= {r["kind"] for r in journal_records(bus.log_dir)},
+            what="refused and gap records written",
+        )
+    finally:
+        pub.close()
+        ctx.term()
+    log = ("--log-dir", str(bus.log_dir))
+    made = persist("checkpoint", *log)
+    assert made.returncode == 0, made.stderr
+    (refused,) = [r for r in journal_records(bus.log_dir) if r["kind"] == "refused"]
+    assert in_topic in refused["topic"] and in_head.encode() in b64decode(refused["head_b64"])
+    shown: dict[str, bytes] = {}
+    for fmt in ("md", "html", "csv"):
+        out = persist("export", "--all", "--format", fmt, *log)
+        assert out.returncode == 0, out.stderr
+        shown[fmt] = out.stdout
+    assert b"from bot [REDACTED:github-token" in shown["md"]  # the gap's sentence
+    jsonl = persist("export", "--all", "--format", "jsonl", "--redact", *log)
+    assert jsonl.returncode == 0, jsonl.stderr
+    shown["jsonl --redact"] = jsonl.stdout
+    lines = [orjson.loads(line) for line in jsonl.stdout.splitlines()]  # each valid JSON
+    (copy,) = [r for r in lines if r["kind"] == "refused"]
+    assert "head_b64" not in copy and copy["topic"] == "deploy-[REDACTED:github-token]"
+    assert copy["meta"]["redacted"] == 2  # the topic's and the head's
+    assert copy["sha256"] == refused["sha256"] and copy["size"] == refused["size"]
+    (gap,) = [r for r in lines if r["kind"] == "gap" and r.get("publisher") == "p1"]
+    assert gap["agent"] == "bot [REDACTED:github-token]"
+    restored = persist("restore", "latest", "--redact", *log)
+    assert restored.returncode == 0, restored.stderr
+    (bundle,) = (bus.log_dir / "restore").iterdir()
+    for name in ("transcript.md", "conversation.jsonl", "manifest.json"):
+        shown[name] = (bundle / name).read_bytes()
+    manifest = orjson.loads(shown["manifest.json"])
+    assert manifest["refused"][0]["topic"] == "deploy-[REDACTED:github-token]"
+    assert [g["agent"] for g in manifest["gaps"] if g.get("publisher") == "p1"] == [
+        "bot [REDACTED:github-token]"
+    ]
+    for query in ("kind:gap bot", "kind:refused deploy"):
+        found = persist("search", query, "--json", *log)
+        assert found.returncode == 0, found.stderr
+        assert orjson.loads(found.stdout)["hits"], found.stdout
+        shown[query] = found.stdout
+    for where, out in shown.items():
+        for secret in (in_topic, in_head, agent):
+            assert secret.encode() not in out, (where, secret)
+        assert b"[REDACTED:" in out, where
+    raw = persist("export", "--all", "--format", "jsonl", *log)  # unredacted: as stored
+    assert raw.stdout.count(in_topic.encode()) == 1 and agent.encode() in raw.stdout
+    assert b'"head_b64"' in raw.stdout
