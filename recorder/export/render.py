@@ -12,6 +12,7 @@ was stored as, marked `TOO_DEEP` (`json_text`, the one place that falls back).
 
 from __future__ import annotations
 
+import json
 import math
 import unicodedata
 from collections.abc import Callable
@@ -56,6 +57,115 @@ def payload_bytes(rec: Record) -> bytes:
     """The original bytes of a message's last frame (its payload), else the whole line."""
     frames = rec.frames
     return frames[-1] if frames else rec.line
+
+
+def stored_payload(rec: Record) -> bytes | None:
+    """The stored bytes of a message's last frame when it is JSON kept as sent (a
+    spliced frame: `{"json": ...}` with its span, the span where the frames end, as
+    the recorder writes it), else None."""
+    data = rec.data
+    if data is None:
+        return None
+    try:
+        if "json" not in data["frames"][-1]:
+            return None
+        start, length = data["spans"][-1]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    line = rec.line
+    if (
+        type(start) is not int
+        or type(length) is not int
+        or start + length != _LAST_SPAN_END
+        or line[start - 8 : start] != b'{"json":'
+    ):
+        return None  # not as the recorder writes it (a line made by hand)
+    return line[start:_LAST_SPAN_END]
+
+
+_LAST_SPAN_END = -4  # a last frame's JSON is followed by `}]}` and the newline
+
+
+# -- JSON as stored: numbers and repeated keys as sent ------------------------------------
+class _Number(str):
+    """A number's text as it was sent (`10.50`, `1E2`, `123456789012345678901234567890`)."""
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """An object's members in order, a repeated key each time it was sent."""
+
+
+def stored_json(
+    rec: Record, value: Any, *, indent: bool = False, drop: tuple[str, str] = ("", "")
+) -> str | None:
+    """`value`, the JSON of `rec`'s last frame (parsed as the line holds it), written as
+    `json_or_none` would, but from the frame's stored bytes: its numbers as sent (orjson
+    reads an integer past 64 bits as a float, and writes `10.50` as `10.5`, `1E2` as
+    `100.0`, `-0` as `0`) and a repeated key each time (orjson keeps the last); strings
+    as orjson writes them. `drop`: a top-level key left out wherever it is, and one left
+    out where it is last (the member orjson read). None where orjson's writing is
+    already the frame's (its bytes are what orjson writes of `value`: most frames;
+    one comparison, no copy), where the frame is not `value` (a line made by hand), and
+    where orjson cannot write `value` (nested too deep: `json_text` shows the stored
+    text, marked `TOO_DEEP`)."""
+    try:
+        written = orjson.dumps(value)
+    except TypeError:
+        return None
+    try:
+        start, length = rec.data["spans"][-1]  # type: ignore[index]
+        line = rec.line
+        if len(written) == length and line.startswith(written, len(line) + start):
+            return None  # orjson's own output: nothing it would change
+    except (KeyError, IndexError, TypeError, ValueError):  # no spans as the recorder writes
+        pass
+    raw = stored_payload(rec)
+    if raw is None:
+        return None
+    try:
+        if orjson.loads(raw) != value:
+            return None
+        tree = json.loads(raw, object_pairs_hook=_Pairs, parse_float=_Number, parse_int=_Number)
+        if type(tree) is _Pairs and (drop[0] or drop[1]):
+            always, last = drop
+            at = max((n for n, (k, _) in enumerate(tree) if k == last), default=-1)
+            tree = _Pairs(m for n, m in enumerate(tree) if m[0] != always and n != at)
+        out: list[str] = []
+        _write_json(tree, out, "\n" if indent else "")
+        return "".join(out)
+    except (ValueError, RecursionError, TypeError):  # JSONDecodeError is a ValueError
+        return None
+
+
+_JSON_WORDS = {True: "true", False: "false"}
+
+
+def _write_json(value: Any, out: list[str], newline: str) -> None:
+    """`value` (read by `stored_json`) as orjson writes JSON: compact, or indented by
+    two spaces a level when `newline` is "\n" (then followed by the indentation)."""
+    kind = type(value)
+    if kind is _Number:
+        out.append(value)
+    elif kind is str:
+        out.append(orjson.dumps(value).decode())
+    elif kind is _Pairs or kind is list:
+        if not value:
+            out.append("{}" if kind is _Pairs else "[]")
+            return
+        inner = newline + "  " if newline else ""
+        out.append("{" if kind is _Pairs else "[")
+        sep = ": " if newline else ":"
+        for n, item in enumerate(value):
+            out.append(inner if n == 0 else "," + inner)
+            if kind is _Pairs:
+                key, item = item
+                out.append(orjson.dumps(key).decode() + sep)
+            _write_json(item, out, inner)
+        out.append(newline + ("}" if kind is _Pairs else "]"))
+    elif value is None:
+        out.append("null")
+    else:
+        out.append(_JSON_WORDS[value])
 
 
 # -- every frame, as sent ---------------------------------------------------------------
@@ -388,6 +498,9 @@ def record_text(rec: Record, *, whole: bool = False) -> str:
         if text is not None:
             return text
         if "_persist" in value:  # our envelope (written by orjson): leave it out
+            exact = stored_json(rec, value, drop=("_persist", ""))
+            if exact is not None:
+                return exact
             rest = {k: v for k, v in value.items() if k != "_persist"}
             return json_text(rest, lambda: payload_bytes(rec))
     if isinstance(value, bytes):
@@ -444,18 +557,23 @@ def message_row(rec: Record, data: dict[str, Any], *, with_body: bool = True) ->
     if type(payload) is not dict:
         return None
     text, body = "", None
+    text_key = ""
     for key in _TEXT_KEYS:  # `_payload_text`, inline: once per message
         value = payload.get(key)
         if isinstance(value, str):
-            text = value
+            text, text_key = value, key
             break
     if with_body:
         quiet = _QUIET if text else _ENVELOPE_ONLY
         for k, v in payload.items():
             if k not in quiet and v is not text:
-                rest = {k: v for k, v in payload.items() if k != "_persist" and v is not text}
-                written = json_or_none(rest, indent=True)  # `json_text`, its usual case inline
-                body = written.decode() if written is not None else _raw_json(rest, rec)
+                # as stored, where orjson would write its numbers or repeated keys
+                # otherwise: the envelope and the text's member (its last) left out
+                body = stored_json(rec, payload, indent=True, drop=("_persist", text_key))
+                if body is None:
+                    rest = {k: v for k, v in payload.items() if k != "_persist" and v is not text}
+                    written = json_or_none(rest, indent=True)  # `json_text`, usual case inline
+                    body = written.decode() if written is not None else _raw_json(rest, rec)
                 break
     return _message_row(rec, data, text, body, payload)
 
@@ -473,7 +591,9 @@ def _other_message_row(rec: Record, data: dict[str, Any], with_body: bool) -> Me
     elif isinstance(payload, str):
         text = payload
     elif with_body:
-        body = json_text(payload, lambda: payload_bytes(rec), indent=True)
+        body = stored_json(rec, payload, indent=True) or json_text(
+            payload, lambda: payload_bytes(rec), indent=True
+        )
     return _message_row(rec, data, text, body, payload)
 
 

@@ -39,6 +39,7 @@ from recorder.export.render import (
     payload_bytes,
     plain_ascii,
     plain_bytes,
+    stored_payload,
     view,
     view_row,
 )
@@ -454,11 +455,13 @@ def csv_cell(text: str) -> bytes:
 
 
 def csv_json_cell(written: bytes) -> bytes:
-    """JSON as `json_or_none` writes it, as one CSV cell (UTF-8), as `csv_cell` would
-    write it as text. ASCII JSON holds no control character but DEL (orjson escapes
-    the others), so a few substring tests replace the `translate` pass."""
+    """JSON as `json_or_none` writes it, or a JSON frame as stored (`stored_payload`),
+    as one CSV cell (UTF-8), as `csv_cell` would write it as text. ASCII JSON holds no
+    control character but DEL (orjson escapes the others; a stored frame is one line,
+    a tab its only other one, between tokens), so a few substring tests replace the
+    `translate` pass."""
     has = written.find  # `find`, not `in`: see `AsciiEscapes.apply`
-    if not written.isascii() or has(b"\x7f") >= 0:
+    if not written.isascii() or has(b"\x7f") >= 0 or has(b"\t") >= 0:
         return csv_field(_cell(written.decode())).encode()
     if written[:1] == b"-":  # a negative number: a formula to a spreadsheet
         written = b"'" + written  # (`has` still looks in what came: the same quotes, commas)
@@ -522,6 +525,8 @@ class CsvWriter(Writer):
                 payload = csv_cell(value)
             elif isinstance(value, bytes):
                 payload = f"<{len(value)} bytes>".encode()
+            elif (stored := stored_payload(rec)) is not None:  # as sent: numbers, keys
+                payload = csv_json_cell(stored)
             elif (written := json_or_none(value)) is not None:
                 payload = csv_json_cell(written)
             else:
