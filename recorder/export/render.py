@@ -31,6 +31,7 @@ _TEXT_KEYS = TEXT_KEYS
 _QUIET = frozenset(("_persist", "from", "sender", "agent", "to", "type"))
 _ENVELOPE_ONLY = frozenset(("_persist",))
 TOO_DEEP = "(shown as text: nested too deep to render)"
+_dumps = orjson.dumps
 
 
 # -- JSON for display, with the one fallback --------------------------------------------
@@ -568,8 +569,17 @@ def message_row(rec: Record, data: dict[str, Any], *, with_body: bool = True) ->
         for k, v in payload.items():
             if k not in quiet and v is not text:
                 # as stored, where orjson would write its numbers or repeated keys
-                # otherwise: the envelope and the text's member (its last) left out
-                body = stored_json(rec, payload, indent=True, drop=("_persist", text_key))
+                # otherwise (`stored_json`, whose first test is here, inline: its
+                # bytes are what orjson writes, as nearly always): the envelope and the
+                # text's member (its last) left out
+                try:
+                    start, length = data["spans"][-1]
+                    same = _dumps(payload)
+                    line = rec.line
+                    if len(same) != length or not line.startswith(same, len(line) + start):
+                        body = stored_json(rec, payload, indent=True, drop=("_persist", text_key))
+                except (TypeError, IndexError, ValueError, KeyError):  # too deep, no spans
+                    body = stored_json(rec, payload, indent=True, drop=("_persist", text_key))
                 if body is None:
                     rest = {k: v for k, v in payload.items() if k != "_persist" and v is not text}
                     written = json_or_none(rest, indent=True)  # `json_text`, usual case inline
