@@ -74,9 +74,22 @@ def _tool(payload: dict[str, Any], chain: str) -> tuple[str, str | None, str | N
 def turn_of(rec: Record, rules: ReadingRules | None = None) -> Turn:
     """How `rec` reads in a transcript."""
     if not rec.is_message:
+        # a gap's agent, a refused message's topic: redacted as a message's sender is
+        found = record_secrets(rec, TURN_SCAN_BYTES) if rec.kind != "segment" else []
+        if found:
+            rec = redact_record(rec, found)
         data = rec.data or {}
         text = gap_sentence(data) if rec.kind == "gap" else record_text(rec)
-        return Turn(rec.index, rec.ts, rec.kind.upper(), "", rec.kind, text, is_message=False)
+        return Turn(
+            rec.index,
+            rec.ts,
+            rec.kind.upper(),
+            "",
+            rec.kind,
+            text,
+            is_message=False,
+            secrets=len(found),
+        )
     secrets = record_secrets(rec, TURN_SCAN_BYTES)
     if secrets:  # shown like the Recent rows and Markdown copies show it
         rec = redact_record(rec, secrets)

@@ -227,3 +227,57 @@ async def test_a_damaged_line_shows_its_secret_redacted_whatever_its_bytes(
             text = row_text(messages, row or 0)
             assert "[secret]" in text and f"[REDACTED:{S.OPENAI}]" in text, text
             assert key not in text
+
+
+@pilot_test
+async def test_a_secret_in_a_gap_or_a_refused_record_is_redacted(tmp_path: Path) -> None:
+    """A gap names its publisher's agent and a refused message keeps its topic, both
+    from the wire: the Recent rows and the conversation view show a key there as
+    `[REDACTED:kind]` with a `[secret]` badge, as they show a message's sender (before
+    2026-12-07 they showed it)."""
+    from tests.tui.test_conversation import screen_text
+    from tui.screens.conversation import ConversationScreen
+
+    agent, topic = make(S.GITHUB, RND).secret, make(S.GITHUB, RND).secret
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root)
+    w.message(BASE_TS, "planner", "plan the rollout", scan=True)
+    w.record(BASE_TS + 1, "gap", cause="publisher-sequence", publisher="p1")
+    w.record(
+        BASE_TS + 2,
+        "gap",
+        cause="publisher-sequence",
+        publisher="p1",
+        agent=f"bot {agent}",
+        from_seq=2,
+        to_seq=4,
+        missed=3,
+    )
+    w.record(BASE_TS + 3, "refused", topic=f"deploy-{topic}", size=20_000_000, reason="big")
+    w.message(BASE_TS + 4, "planner", "after the gap", scan=True)
+    w.checkpoint(BASE_TS + 5, "end", "manual")
+    w.close()
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        await pilot.press("enter")
+        await settle(pilot)
+        conv = app.screen
+        assert isinstance(conv, ConversationScreen)
+        conversation = screen_text(conv.view)
+        await pilot.press("escape")
+        await settle(pilot)
+        messages, store = await open_recent(app, pilot)
+        kinds = {rec.index: rec.kind for rec in store.records()}
+        rows = {i: messages.row_of(i) for i, kind in kinds.items() if kind in ("gap", "refused")}
+        recent = [row_text(messages, row) for row in rows.values() if row is not None]
+    assert len(recent) == 3, recent
+    assert "[secret]" not in recent[0]  # the gap that names no agent
+    assert all("[secret]" in text for text in recent[1:]), recent  # a refused row: its reason
+    assert f"bot [REDACTED:{S.GITHUB}]" in recent[1]
+    assert f"bot [REDACTED:{S.GITHUB}]" in conversation, conversation
+    for text in (conversation, *recent):
+        for key in (agent, topic):
+            assert key[:12] not in text, text

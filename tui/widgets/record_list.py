@@ -13,7 +13,7 @@ from recorder.export.redact import record_secrets, redact_record
 from recorder.export.render import gap_sentence, record_text
 from recorder.search.index import SOURCE_BUS
 from recorder.search.query import Query, match_spans
-from recorder.store.reader import KIND_BAD_LINE, Record
+from recorder.store.reader import Record
 from recorder.store.secrets import DEFAULT_SCAN_CAP
 
 from ..reading import ReadingRules
@@ -114,8 +114,9 @@ def record_row(
     row.append(clock.when(rec.ts) if source is not None else clock.hms(rec.ts), "dim")
     row.append(f" {marker} ", "bold green")
     kind = rec.kind
-    # a damaged line is shown as its bytes: its secrets are looked for there too
-    secrets = record_secrets(rec, DEFAULT_SCAN_CAP) if kind in ("msg", KIND_BAD_LINE) else []
+    # a damaged line is shown as its bytes: its secrets are looked for there too, and so
+    # are those of a gap's agent or a refused message's topic (before 2026-12-07 shown)
+    secrets = record_secrets(rec, DEFAULT_SCAN_CAP) if kind != "segment" else []
     if secrets:  # its sender and topic as its text: redacted
         rec = redact_record(rec, secrets)
     topic = rec.topic
