@@ -208,12 +208,13 @@ def read_envelope(obj: Any, first: int = 1) -> dict[str, Any] | None:
 
 
 _HEAD_ENVELOPE = re.compile(rb'\A\s*\{\s*"_persist"\s*:\s*(\{[^{}]{0,1000}\})')
+HEAD_BYTES = 1100  # what `envelope_in_head` reads of a payload
 
 
 def envelope_in_head(payload: bytes) -> dict[str, Any] | None:
     """The envelope of a payload too large to parse (a refused message), when the
     object begins with it, as `Publisher` writes it; None otherwise."""
-    found = _HEAD_ENVELOPE.match(payload[:1100])
+    found = _HEAD_ENVELOPE.match(payload[:HEAD_BYTES])
     if found is None:
         return None
     try:

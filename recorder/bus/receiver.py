@@ -9,6 +9,7 @@ has, so the daemon's runner never imports zmq.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import struct
 import threading
@@ -22,8 +23,16 @@ import zmq
 from recorder.bus.broker import Broker
 from recorder.bus.curve import connect_as_client, serve, start_authenticator, take_refused
 from recorder.bus.endpoints import DEFAULT_HWM, ipc_bind_problem, wants_ipv6
+from recorder.bus.envelope import HEAD_BYTES
 from recorder.bus.keys import ClientKeys, Refused, ServerKeys
 from recorder.bus.publisher import REFUSALS
+from recorder.bus.refusal import (
+    CUT_SHORT_AFTER,
+    DEFAULT_MAX_FRAMES,
+    TOPIC_BYTES,
+    Refusal,
+    over_limits,
+)
 
 if TYPE_CHECKING:
     from zmq.auth.thread import ThreadAuthenticator
@@ -97,6 +106,12 @@ class BatchSink(Protocol):
         bind, a publisher's handshake failed: `refused` is the key our allow-list refused."""
         ...
 
+    def refuse(self, ts: float, refusal: Refusal, *, more: bool = False) -> None:
+        """A message over `--max-message-mb` or `--max-frames`, received at `ts` and
+        refused (never copied): journal its `refused` record, in order with the
+        messages around it; `more` as for `record_batch`."""
+        ...
+
     def drop_batch(self, ts: float, messages: list[list[bytes]]) -> None:
         """Messages received at `ts` while the backlog is over its budget: not kept,
         but accounted for (a gap record once the backlog is back under it)."""
@@ -113,6 +128,9 @@ class ReceiverSettings:
     rcvhwm: int = 10_000  # messages zmq queues inside the recorder
     heartbeat_ms: int = 1000  # ZMTP heartbeat interval; the timeout is 3x this
     max_backlog_bytes: int = 256 * 1024 * 1024  # beyond this, received messages are dropped
+    # larger messages, or ones of more frames, are refused: hashed as they come, not kept
+    max_message_bytes: int = 16 * 1024 * 1024
+    max_frames: int = DEFAULT_MAX_FRAMES
     also_connect: tuple[str, ...] = ()  # further brokers, on the same socket
     bind: tuple[str, ...] = ()  # endpoints the socket listens on (publishers connect to us)
     # CURVE: as a server (we bind; allow-listed publishers only) or as a client of the
@@ -148,9 +166,15 @@ class Receiver(threading.Thread):
         self._bound: dict[str, str] = {}
         # brokers whose refused handshake libzmq gave up on -> when to connect again
         self._again: dict[str, float] = {}
+        self._stop_began: float | None = None  # (monotonic) when `stop()` was called
+        # a refused message was cut short at the stop: the rest of its frames wait in
+        # the socket, so nothing more may be received from it
+        self.cut_short = False
 
     def stop(self) -> None:
         """Ask the thread to drain and end (see `Transport.stop_receiver`)."""
+        if self._stop_began is None:
+            self._stop_began = time.monotonic()
         self.stopping.set()
         with contextlib.suppress(OSError):  # BlockingIOError: a byte is waiting already
             os.write(self._wake_write, b"!")
@@ -253,14 +277,14 @@ class Receiver(threading.Thread):
                     self._connect_again(sub)
                 if sub in events:
                     drop = sink.backlog_bytes > limit
-                    taken = self._take(sub, behind=full >= _BEHIND_AFTER, drop=drop)
-                    full = full + 1 if taken == _BATCH else 0
-                    held = taken == _BATCH
+                    taken, more = self._take(sub, behind=full >= _BEHIND_AFTER, drop=drop)
+                    full = full + 1 if more else 0
+                    held = more
                     if taken < _SMALL_BATCH:
                         self.stopping.wait(_GATHER)
             deadline = time.monotonic() + _DRAIN_MAX
-            while time.monotonic() < deadline:
-                if not self._take(sub, behind=True) and not sub.poll(int(_DRAIN_QUIET * 1000)):
+            while time.monotonic() < deadline and not self.cut_short:
+                if not self._take(sub, behind=True)[0] and not sub.poll(int(_DRAIN_QUIET * 1000)):
                     break
             sink.hand_over()
         except zmq.ContextTerminated:
@@ -270,42 +294,120 @@ class Receiver(threading.Thread):
             monitor.close()
             sub.close()
 
-    def _take(self, sub: zmq.Socket[bytes], behind: bool, drop: bool = False) -> int:
-        """Receive what is available now (up to one batch); returns the count.
+    def _take(self, sub: zmq.Socket[bytes], behind: bool, drop: bool = False) -> tuple[int, bool]:
+        """Receive what is available now, up to one batch of `_BATCH` messages; returns
+        how many, and whether the batch was full (more may be waiting).
 
         One receive time per batch: a batch takes about a millisecond to drain.
         Frames are taken with copy=False and `.more` because `recv_multipart`
         costs a socket-option lookup per frame, a third of the receive time; a
         message of two frames is made in one go (no list append, 45 ns less).
+        A message's size is looked at before its frames are copied: one over
+        `--max-message-mb` or `--max-frames` is refused here (`_long`), never copied,
+        and handed to the sink's `refuse` after the messages before it.
         """
         ts = time.time()
         batch: list[list[bytes]] = []
         append = batch.append
         recv = sub.recv
-        for _ in range(_BATCH):
+        limit = self.settings.max_message_bytes
+        taken = 0
+        refused = False
+        for taken in range(1, _BATCH + 1):  # `taken`: the count after it
             try:
                 frame = recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
+                taken -= 1
                 break
-            first = frame.bytes
-            if not frame.more:
-                append([first])
-                continue
-            frame = recv(copy=False)
-            if not frame.more:  # topic and payload: what agents send
-                append([first, frame.bytes])
-                continue
-            frames = [first, frame.bytes]
-            while frame.more:
-                frame = recv(copy=False)
-                frames.append(frame.bytes)
-            append(frames)
-        if batch:
-            if drop:
-                self.sink.drop_batch(ts, batch)
+            if frame.more:
+                last = recv(copy=False)
+                n = len(frame) + len(last)
+                if not last.more and n <= limit:  # topic and payload: what agents send
+                    append([frame.bytes, last.bytes])
+                    continue
+                message = self._long(sub, [frame, last])
             else:
-                self.sink.record_batch(ts, batch, behind=behind, more=len(batch) == _BATCH)
-        return len(batch)
+                n = len(frame)
+                if n <= limit:
+                    append([frame.bytes])
+                    continue
+                message = self._long(sub, [frame])
+            if isinstance(message, Refusal):
+                if batch:
+                    self._hand(ts, batch, behind, drop, more=True)
+                    batch = []
+                    append = batch.append
+                self.sink.refuse(ts, message, more=True)
+                refused = True
+                if message.cut_short:
+                    break
+                continue
+            append(message)
+        full = taken == _BATCH and not self.cut_short
+        if batch:
+            self._hand(ts, batch, behind, drop, more=full)
+        elif refused and not full:
+            self.sink.hand_over()
+        return taken, full
+
+    def _hand(
+        self, ts: float, batch: list[list[bytes]], behind: bool, drop: bool, more: bool
+    ) -> None:
+        if drop:
+            self.sink.drop_batch(ts, batch)
+        else:
+            self.sink.record_batch(ts, batch, behind=behind, more=more)
+
+    def _long(self, sub: zmq.Socket[bytes], frames: list[zmq.Frame]) -> list[bytes] | Refusal:
+        """The rest of a message whose first frames, received uncopied, are `frames`:
+        all its frames, or its `Refusal` once it is over `--max-message-mb` or
+        `--max-frames`: the rest of it is then received and hashed frame by frame, and
+        nothing of it is kept but the first bytes of its topic and of its last frame."""
+        limit, most = self.settings.max_message_bytes, self.settings.max_frames
+        size = sum(map(len, frames))
+        frame = frames[-1]
+        while frame.more and size <= limit and len(frames) <= most:
+            frame = sub.recv(copy=False)
+            frames.append(frame)
+            size += len(frame)
+        if size <= limit and len(frames) <= most:
+            return [f.bytes for f in frames]
+        digest = hashlib.sha256()
+        for f in frames:
+            digest.update(f.buffer)
+        count = len(frames)
+        topic = frames[0].buffer[:TOPIC_BYTES].tobytes()
+        frames.clear()  # let go of what was received: only the hash goes on
+        cut = False
+        while frame.more:
+            frame = sub.recv(copy=False)
+            digest.update(frame.buffer)
+            size += len(frame)
+            count += 1
+            if not count & 0x3FFF and self._give_up():
+                cut = self.cut_short = True  # the rest of it is never received
+                break
+        reason = over_limits(size, count, limit, most) or "over a limit"
+        if cut:
+            reason += (
+                "; the recorder stopped before the rest of it came: size and frame_count "
+                "count what came"
+            )
+        return Refusal(
+            size=size,
+            frame_count=count,
+            sha256="" if cut else digest.hexdigest(),
+            topic=topic if count > 1 else b"",
+            head=frame.buffer[:HEAD_BYTES].tobytes(),
+            reason=reason,
+            cut_short=cut,
+        )
+
+    def _give_up(self) -> bool:
+        """Whether a refused message still being received is to be cut short: the
+        stop began `CUT_SHORT_AFTER` seconds ago."""
+        began = self._stop_began
+        return began is not None and time.monotonic() - began >= CUT_SHORT_AFTER
 
     def _monitor(self, monitor: zmq.Socket[bytes], timeout: int) -> None:
         while monitor.poll(timeout):

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
+from recorder.bus.refusal import DEFAULT_MAX_FRAMES
 from recorder.cli.common import (
     add_curve,
     add_log_dir,
@@ -75,6 +76,7 @@ def _options(args: argparse.Namespace) -> RecorderOptions:
         fsync_interval=args.fsync_interval_ms / 1000,
         segment_bytes=int(args.segment_mb * MIB),
         max_message_bytes=int(args.max_message_mb * MIB),
+        max_frames=args.max_frames,
         checkpoint_interval=args.checkpoint_interval,
         unconfirmed_after=args.unconfirmed_after,
         max_backlog_bytes=int(args.max_backlog_mb * MIB),
@@ -500,6 +502,13 @@ def add_parsers(
         type=positive,
         default=16,
         help="larger messages are refused and recorded as such (MB, default 16)",
+    )
+    p.add_argument(
+        "--max-frames",
+        type=int,
+        default=DEFAULT_MAX_FRAMES,
+        help="messages of more frames are refused and recorded as such "
+        f"(at least 2, default {DEFAULT_MAX_FRAMES})",
     )
     p.add_argument("--checkpoint-interval", type=non_negative, default=300, help="seconds; 0 = off")
     p.add_argument(

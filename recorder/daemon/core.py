@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import logging
 import os
 import socket
@@ -48,6 +47,7 @@ from recorder.bus.envelope import (
     read_heartbeat,
 )
 from recorder.bus.keys import Refused
+from recorder.bus.refusal import SHOWN_BYTES, Refusal, over_limits, refusal_of
 from recorder.daemon import maintenance
 from recorder.daemon.control import (
     AFTER_WAIT,
@@ -730,6 +730,7 @@ class Recorder:
         classify = self.enricher.classify
         expected = self.tracker.expected
         limit = self.options.max_message_bytes
+        most = self.options.max_frames
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
         deep, splice, by_text = DEEP_BYTES, splice_value, True
@@ -765,6 +766,11 @@ class Recorder:
                 payload = frames[-1]
                 n = len(payload)
                 size = sum(map(len, frames))
+                if len(frames) > most:  # (`--max-frames` is at least 2)
+                    self._refuse(ts, frames, size)
+                    buf, full = journal.chunk()
+                    skipped += 1
+                    continue
             if size > limit:
                 self._refuse(ts, frames, size)
                 buf, full = journal.chunk()
@@ -1179,22 +1185,45 @@ class Recorder:
         log.warning("gap recorded: %s", head)
 
     def _refuse(self, ts: float, frames: list[bytes], size: int) -> None:
-        digest = hashlib.sha256()
-        for frame in frames:
-            digest.update(frame)
-        topic = frames[0][:256].decode("utf-8", "replace") if len(frames) > 1 else ""
+        """A message over `--max-message-mb` or `--max-frames` that reached the core whole
+        (the receiver refuses them before: `refuse`)."""
+        o = self.options
+        reason = over_limits(size, len(frames), o.max_message_bytes, o.max_frames)
+        self._refused(ts, refusal_of(frames, reason or "over a limit"))
+
+    def refuse(self, ts: float, refusal: Refusal, *, more: bool = False) -> None:
+        """A message the receiver refused at `ts` (over `--max-message-mb` or
+        `--max-frames`), hashed as it came: its `refused` record is journaled in order
+        with the messages around it, also while the backlog is over its budget (a
+        refusal is no loss). `more`: more messages are waiting (see `record_batch`)."""
+        with self._appending:
+            if not self._taking:
+                self.counters.received += 1
+                self.late += 1
+                return
+            self.counters.received += 1
+            self._refused(ts, refusal)
+            if not more or self.journal.held_bytes >= CHUNK_BYTES:
+                self._hand_over()
+
+    def _refused(self, ts: float, refusal: Refusal) -> None:
+        topic = refusal.topic.decode("utf-8", "replace")
         record: dict[str, Any] = {
             "ts": ts,
             "kind": KIND_REFUSED,
             "topic": topic,
-            "size": size,
-            "frame_count": len(frames),
-            "sha256": digest.hexdigest(),
-            "head_b64": base64.b64encode(frames[-1][:256]).decode(),
-            "reason": f"{size} bytes is over the {self.options.max_message_bytes} byte limit",
+            "size": refusal.size,
+            "frame_count": refusal.frame_count,
+            "sha256": refusal.sha256,
+            "head_b64": base64.b64encode(refusal.head[:SHOWN_BYTES]).decode(),
+            "reason": refusal.reason,
         }
+        if refusal.cut_short:  # its count and size are what came; no hash of a part
+            del record["sha256"]
+            record["cut_short"] = True
         # its sequence number was sent: refused, not lost (nor "sent before we listened")
-        env = envelope_in_head(frames[-1]) if len(frames) > 1 else None
+        whole = refusal.frame_count > 1 and not refusal.cut_short  # (head: its last frame)
+        env = envelope_in_head(refusal.head) if whole else None
         if env is not None and "replay_of" not in env and not env.get("hb"):
             record["envelope"] = env
             before = self.tracker.implausible
@@ -1204,7 +1233,7 @@ class Recorder:
                 self._publisher_hole(hole, ts, env.get("agent"))
         self.journal.append(record)
         self.counters.refused += 1
-        log.warning("refused a %d-byte message on %r", size, topic)
+        log.warning("refused a message on %r: %s", topic, refusal.reason)
 
     def _take_snapshot(self) -> None:
         """Publisher sequences as of the end of the chunk just handed to the writer."""

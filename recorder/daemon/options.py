@@ -22,6 +22,7 @@ from recorder.bus.endpoints import (
     wants_ipv6,
 )
 from recorder.bus.keys import curve_wanted, keys_folder
+from recorder.bus.refusal import DEFAULT_MAX_FRAMES
 from recorder.errors import BadOption
 from recorder.store.journal import DEFAULT_SEGMENT_BYTES
 from recorder.store.layout import Layout
@@ -77,6 +78,7 @@ class RecorderOptions:
     fsync_interval: float = 0.2  # seconds between group commits in "interval" mode
     segment_bytes: int = DEFAULT_SEGMENT_BYTES  # a segment is closed once it reaches this
     max_message_bytes: int = 16 * MIB  # larger messages become "refused" records
+    max_frames: int = DEFAULT_MAX_FRAMES  # messages of more frames become "refused" records
     checkpoint_interval: float = 300.0  # seconds; 0 = no periodic checkpoints
     # A publisher that sent heartbeats, then this long neither a message nor a heartbeat
     # confirming its last ones, gets a `publisher-silent` record (`TailWatch`): twice the
@@ -157,6 +159,10 @@ class RecorderOptions:
         if not self.max_message_bytes > 0:
             raise BadOption(
                 f"--max-message-mb must be above 0 (got {self.max_message_bytes} bytes)"
+            )
+        if not self.max_frames >= 2:
+            raise BadOption(
+                f"--max-frames must be at least 2: a topic and a payload (got {self.max_frames})"
             )
         if not self.unconfirmed_after > 0:
             raise BadOption(
@@ -312,6 +318,7 @@ def recorder_argv(
         ("--fsync-interval-ms", f"{options.fsync_interval * 1000:g}"),
         ("--segment-mb", repr(options.segment_bytes / MIB)),
         ("--max-message-mb", repr(options.max_message_bytes / MIB)),
+        ("--max-frames", str(options.max_frames)),
         ("--max-backlog-mb", repr(options.max_backlog_bytes / MIB)),
         ("--checkpoint-interval", repr(options.checkpoint_interval)),
         ("--unconfirmed-after", repr(options.unconfirmed_after)),

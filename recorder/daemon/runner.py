@@ -146,6 +146,8 @@ def run_recorder(
             rcvhwm=options.rcvhwm,
             heartbeat_ms=options.zmq_heartbeat_ms,
             max_backlog_bytes=options.max_backlog_bytes,
+            max_message_bytes=options.max_message_bytes,
+            max_frames=options.max_frames,
             curve_server=server_keys if options.bind else None,
             curve_client=client_keys,
         ),
