@@ -1,8 +1,9 @@
 """The receiver refuses a message over `--max-message-mb` or `--max-frames` as it takes
-it from zmq, hashing its frames one by one and keeping none of them: what a burst of
-refused messages, or one message of a million frames, costs the recorder is bounded by
-one message, not by the burst (before 2026-12-07: 16 refused messages of 50 MB took
-1.3 GB, a message of a million empty frames 12 s and 350 MB, and made a 12 MB line).
+it from zmq, hashing its frames one by one and keeping none of them, and ends a batch
+at `_BATCH_BYTES` as well as at `_BATCH` messages: what a burst of big messages, or
+one message of a million frames, costs the recorder is bounded by one message, not by
+the burst (before 2026-12-07: 16 refused messages of 50 MB took 1.3 GB, a message of
+a million empty frames 12 s and 350 MB, and made a 12 MB line).
 
 Real zmq sockets and the real receiving thread; the sink stands in for the core (the
 process tests in tests/process/test_refused_receive.py drive the whole recorder)."""
@@ -129,6 +130,19 @@ def _waiting(receiver: Receiver) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def test_a_batch_ends_at_its_bytes_as_well_as_at_its_count(rig: Rig) -> None:
+    """24 messages of 1 MiB waiting at once: taken in batches of a few MiB each, not
+    in one batch of 24 MiB (the recorder copies and encodes a batch at once)."""
+    payload = b'{"text":"' + b"x" * (MIB - 12) + b'"}'
+    before = queued(rig, *([b"agents.big", payload] for _ in range(24)))
+    wait_for(lambda: len(rig.sink.messages()) >= 25, what="all 24")
+    batches = [b for kind, b in rig.sink.calls[before:] if kind == "batch"]
+    sizes = [sum(len(f) for m in batch for f in m) for batch in batches]
+    big = [b for b in batches if any(m[0] == b"agents.big" for m in b)]
+    assert sum(len(b) for b in big) == 24
+    assert max(sizes) <= 5 * MIB and len(big) >= 5, sizes
 
 
 @pytest.mark.parametrize("rig", [{"max_message_bytes": MIB}], indirect=True)
