@@ -265,7 +265,21 @@ _LOG_LINE = re.compile(rb"^\S+ (.+): (CHECKPOINT|wait) \((.*)\) [^()]*weighted=\
 _NUMBER = re.compile(rb"[0-9]+(?:\.[0-9]+)?")
 
 
+def _escape(code: int) -> str:
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+# what must not reach monitor.log raw: line ends (one decision, one line) and controls
+# (`tail` on a terminal would run an escape sequence in a session's file name)
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def _text(text: str) -> bytes:
+    """`text` for monitor.log: controls as escapes (a session's id is its file's name,
+    which may hold any of them); a byte of a name that is not UTF-8 (a lone surrogate)
+    as `\\udcNN`, as before."""
+    text = _CONTROLS.sub(lambda m: _ESCAPES.get(m[0]) or _escape(ord(m[0])), text)
     return text.encode("utf-8", "backslashreplace")
 
 

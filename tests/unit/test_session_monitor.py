@@ -419,3 +419,28 @@ def test_a_named_pipe_at_monitor_log_holds_no_round_and_is_said(tmp_path: Path) 
     assert problem == (
         f"cannot write {layout.sessions / 'monitor.log'}: a named pipe, not a regular file"
     ), problem
+
+
+def test_a_session_key_with_control_characters_is_one_escaped_log_line(tmp_path: Path) -> None:
+    """A session's id comes from its file's name, which may hold a newline or an escape
+    sequence: monitor.log wrote it raw, so one decision could read as two lines (the
+    second a forged one) and `tail` on a terminal ran its escapes. Now escaped, and the
+    next monitor still knows the decision it logged."""
+    forged = "evil\n2026-01-01T00:00:00Z claude:x: CHECKPOINT (forged) weighted=9.00\x1b]0;T\x07"
+    s = ClaudeSession(tmp_path / "claude", cwd="/home/me/p", session_id=forged)
+    s.user("task")
+    s.assistant(text("ok"))
+    s.write()
+    layout = Layout(tmp_path / "log")
+    roots = Roots(tmp_path / "claude", None, None)
+    settings = MonitorSettings(idle_minutes=1)
+    r = Monitor(roots, layout, settings).tick(s.t + 3600)
+    assert len(r.taken) == 1 and forged in r.taken[0].session.key  # type: ignore[union-attr]
+    data = (layout.sessions / "monitor.log").read_bytes()
+    assert data.count(b"\n") == 1 and b"\x1b" not in data and b"\x07" not in data, data
+    assert b"evil\\n2026-01-01" in data and b"\\x1b]0;T\\x07" in data
+    Monitor(roots, layout, settings).tick(s.t + 3660)  # nothing changed: logged once more
+    again = (layout.sessions / "monitor.log").read_bytes()
+    assert again.count(b"\n") == 2 and b"wait (nothing changed" in again.splitlines()[1]
+    Monitor(roots, layout, settings).tick(s.t + 3720)  # the same wait: not again
+    assert (layout.sessions / "monitor.log").read_bytes() == again
