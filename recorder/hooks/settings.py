@@ -807,10 +807,10 @@ def _program_problem(line: str, agent: Agent) -> str | None:
     absolute path as we install it, is gone or not executable: a virtualenv removed or
     moved, persist uninstalled); None when it can. The agent then fails every hook and
     records nothing; before 2026-12-07 `hooks status` called such hooks installed."""
-    try:
-        program = shlex.split(line.split(MARKER, 1)[0])[0]
-    except (ValueError, IndexError):
+    argv = _argv(line)
+    if not argv:
         return f"a hook command cannot be read as a command line: {line!r}"
+    program = argv[0]
     if not os.path.isabs(program):
         return None  # found on the agent's PATH, which is not ours to know
     if os.path.isfile(program) and os.access(program, os.X_OK):
@@ -831,10 +831,7 @@ def log_dir_of(line: str) -> Path | None:
 def install_options(line: str) -> list[str]:
     """The `persist hooks install` options that write our hook command `line` again
     (its log folder, endpoints and restore policy)."""
-    try:
-        argv = shlex.split(line.split(MARKER, 1)[0])
-    except ValueError:
-        return []
+    argv = _argv(line)
     out: list[str] = []
     for name in ("--log-dir", "--publish-endpoint", "--broker"):
         if name in argv and argv.index(name) + 1 < len(argv):
@@ -843,11 +840,17 @@ def install_options(line: str) -> list[str]:
     return out
 
 
-def _log_dir_of(line: str) -> Path | None:
+def _argv(line: str) -> list[str]:
+    """Our hook command `line` as words, our marker comment left out ([] when it
+    cannot be read as a command line)."""
     try:
-        argv = shlex.split(line.split(MARKER, 1)[0])
+        return shlex.split(line.split(MARKER, 1)[0])
     except ValueError:
-        return None
+        return []
+
+
+def _log_dir_of(line: str) -> Path | None:
+    argv = _argv(line)
     if "--log-dir" in argv:
         i = argv.index("--log-dir")
         if i + 1 < len(argv):

@@ -678,18 +678,17 @@ def forget_pruned_words(root: Path, wait: float) -> str | None:
     """`Indexer.forget_pruned` for a trash empty (`persist trash empty`, the recorder's
     retention): None when done; else why not, in words. It never raises: an index it
     cannot open must not stop the empty (nor the recorder's retention, for good)."""
+    indexer = None
     try:
         indexer = Indexer(root, Roots(None, None, None))  # the journal's rows alone
-    except Exception as exc:  # said, in words, by the caller
-        return str(exc) or type(exc).__name__
-    try:
         return indexer.forget_pruned(wait)
     except OSError as exc:
         return exc.strerror or str(exc)
-    except Exception as exc:
+    except Exception as exc:  # said, in words, by the caller
         return str(exc) or type(exc).__name__
     finally:
-        indexer.close()
+        if indexer is not None:
+            indexer.close()
 
 
 class RowTarget(Protocol):
