@@ -1294,6 +1294,9 @@ class Recorder:
         if self.tail_watch.confirmed and mono >= self._tail_check_due:
             self._tail_check_due = mono + TAIL_CHECK
             self._silent_tails(now, mono)
+        for head in self.links.due(now):  # publishers refused in the last minute
+            self.append_record(head, now)
+            log.warning("%s", head["detail"])
         if mono >= self._next_control:
             self._next_control = mono + CONTROL_INTERVAL
             names = control_names(self.layout)

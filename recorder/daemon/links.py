@@ -10,6 +10,7 @@ No zmq and no clock of its own: the caller passes the time, so tests drive it.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
 # A publisher refused at a bound endpoint is journaled (and logged) at once, then at
 # most once a minute per endpoint while refusals go on: a publisher retrying every
 # 100 ms would write a line each time. The ones in between are counted, and the next
-# record (or the recorder's stop) says how many there were and names their keys.
+# record says how many there were and names their keys: the recorder's tick writes it
+# once the minute is over (`due`), or its stop, whichever comes first.
 REFUSED_EVERY = 60.0
 _KEYS_NAMED = 10  # keys one `publisher-refused` event names; the others are counted
 
@@ -64,6 +66,9 @@ class Links:
         self.links: dict[str, Link] = {ep: Link(ep, LinkMode.CONNECT) for ep in connects}
         self.links.update({ep: Link(ep, LinkMode.BIND) for ep in binds})
         self.noticed_after = 3 * heartbeat_ms / 1000  # the ZMTP heartbeat timeout
+        # refusals are counted on the transport's thread and journaled by the
+        # recorder's tick (`due`): one lock keeps a count from falling between them
+        self._refusals = threading.Lock()
 
     def find(self, endpoint: str) -> Link | None:
         """The link an event names; an event without a name goes to a lone broker."""
@@ -117,7 +122,8 @@ class Links:
         records = []
         for link in self.links.values():
             if link.pending:
-                records.append(_refused_event(link, ts))
+                with self._refusals:
+                    records.append(_refused_event(link, ts))
             if link.connection == Connection.DISCONNECTED and link.outage_from is not None:
                 gap = _outage(link, link.outage_from, ts)
                 gap["detail"] += ": still out of reach when the recorder stopped"
@@ -187,6 +193,10 @@ class Links:
         link.unclosed += 1
         if refused is None:  # a connection that ended during its handshake: not refused
             return []
+        with self._refusals:
+            return self._count_refusal(link, ts, refused)
+
+    def _count_refusal(self, link: Link, ts: float, refused: Refused) -> list[dict[str, Any]]:
         key, address = refused.key or None, refused.address or None
         before = link.refused
         link.refused = RefusedPeers(
@@ -202,6 +212,22 @@ class Links:
         if link.journaled_at is not None and ts - link.journaled_at < REFUSED_EVERY:
             return []
         return [_refused_event(link, ts)]
+
+    def due(self, ts: float) -> list[dict[str, Any]]:
+        """The `publisher-refused` events whose minute is over at `ts`: refusals counted
+        since the last one are journaled though no other refusal comes (before
+        2026-12-07 they waited for the next refusal or the recorder's stop, and a
+        recorder killed meanwhile never journaled them)."""
+        records = []
+        for link in self.links.values():
+            if not link.pending:
+                continue
+            with self._refusals:
+                last = link.journaled_at
+                # (a wall clock set back since: due now, not a minute after it came back)
+                if link.pending and (last is None or not 0 <= ts - last < REFUSED_EVERY):
+                    records.append(_refused_event(link, ts))
+        return records
 
     def retry(self, ts: float, endpoint: str) -> None:
         """A connection attempt failed: still connecting since the first attempt."""

@@ -13,6 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from recorder.bus.envelope import HEARTBEAT_TOPIC
+from recorder.bus.keys import Refused
 from recorder.daemon import recovery
 from recorder.daemon.core import STATUS_REWRITE, Recorder
 from recorder.daemon.enrich import Enricher
@@ -245,6 +246,31 @@ def test_a_broker_outage_gap_starts_at_the_outage_not_when_it_was_noticed(
     outages = [(g["from_ts"], g["to_ts"]) for g in gaps if g["cause"] == "broker-outage"]
     assert outages == [(1001.5, 1012.0), (1020.0, 1021.0)]
     assert rec.counters.unsequenced == 1
+
+
+def test_publishers_refused_after_the_first_are_journaled_by_the_tick_once_a_minute(
+    tmp_path: Path,
+) -> None:
+    """Not at the recorder's stop only: one killed before it would never say them."""
+    endpoint = "tcp://127.0.0.1:5560"
+    clock = Clock(1000.0)
+    rec = make(tmp_path, clock, broker=None, bind=(endpoint,))
+    rec.on_connection("listening", 1000.0, endpoint)
+    for ts in (1001.0, 1002.0, 1003.0):
+        rec.on_handshake_failed(ts, endpoint, "refused", Refused("KEY", "127.0.0.1"))
+    clock.now = 1030.0
+    rec.tick(clock.now)  # the minute since the first is not over
+    clock.now = 1061.0
+    rec.tick(clock.now)
+    clock.now = 1100.0
+    rec.close()
+    refused = [
+        r for r in journal_records(tmp_path / "logs") if r.get("event") == "publisher-refused"
+    ]
+    assert [(r["ts"], r["refusals"], r["since"]) for r in refused] == [
+        (1001.0, 1, 1001.0),
+        (1061.0, 2, 1002.0),
+    ]
 
 
 def test_messages_without_an_envelope_are_reported_as_undetectable_loss(tmp_path: Path) -> None:

@@ -65,3 +65,25 @@ def test_many_keys_are_named_ten_at_a_time_and_the_rest_counted() -> None:
     assert record["keys"][1:] == [f"key{i:02}" for i in range(9)]
     assert record["other_keys"] == 21
     assert "and 21 more" in record["detail"]
+
+
+def test_refusals_after_the_first_are_journaled_when_their_minute_is_over() -> None:
+    """The recorder's tick asks `due` every round: the refusals counted since the last
+    event are journaled once its minute is over, though no refusal comes after them
+    (before, they waited for the next refusal or the stop: a recorder killed before
+    either never journaled them)."""
+    links = Links((), (EP,), 1000)
+    links.event("listening", 0.0, EP, None)
+    assert links.due(0.5) == []  # nothing refused
+    (first,) = refusal(links, 1.0)
+    assert first["refusals"] == 1 and links.due(1.5) == []  # journaled already
+    for i in range(2, 11):
+        assert refusal(links, float(i)) == []
+    assert links.due(60.9) == []  # the minute since the first is not over
+    (record,) = links.due(61.0)
+    assert (record["refusals"], record["since"], record["keys"]) == (9, 2.0, [BAD])
+    assert links.due(200.0) == [] and links.stop(201.0) == []  # taken: said once
+    assert len(refusal(links, 202.0)) == 1  # a minute after the last: at once
+    assert refusal(links, 203.0) == []
+    (record,) = links.due(100.0)  # the wall clock set back: due now, not in 100 s
+    assert (record["refusals"], record["since"]) == (1, 203.0)
