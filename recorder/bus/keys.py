@@ -60,10 +60,13 @@ class ServerKeys:
 @dataclass(frozen=True)
 class Refused:
     """A client key the allow-list refused: its public key (z85, as in a key file) and
-    the peer's address as libzmq's ZAP request gives it (an IP; "" for ipc)."""
+    the peer's address as libzmq's ZAP request gives it (an IP; "" for ipc). A handshake
+    that failed before a key was asked for has neither; `without_curve`: it failed
+    because the peer spoke no CURVE at all (libzmq's mechanism mismatch)."""
 
     key: str
     address: str
+    without_curve: bool = False
 
 
 @dataclass(frozen=True)

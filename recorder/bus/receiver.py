@@ -436,7 +436,7 @@ class Receiver(threading.Thread):
             # zmq.utils.monitor would import asyncio (a tenth of a second at start-up).
             if len(frames) != 2 or len(frames[0]) != 6:
                 continue
-            event = struct.unpack("=Hi", frames[0])[0]
+            event, value = struct.unpack("=Hi", frames[0])
             detail = frames[1].decode(errors="replace")
             detail = self._bound.get(detail, detail)
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
@@ -448,14 +448,17 @@ class Receiver(threading.Thread):
             elif event in REFUSALS:
                 broker = self._broker(detail)
                 # at a bound endpoint, a publisher refused: its key, if our allow-list
-                # refused it; a connection that merely ended during its handshake (a
-                # port scan, `persist send`'s greeting probe, or a publisher without
-                # CURVE: libzmq cannot tell them apart) is no refusal (None)
+                # refused it; one that spoke no CURVE (a protocol failure whose value
+                # is libzmq's mechanism mismatch); a connection that merely ended
+                # during its handshake (a port scan, `persist send`'s greeting probe)
+                # is no refusal (None)
                 refused = None
                 if broker is None and event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                     refused = take_refused(self.auth) or Refused("", "")
                 elif broker is None and event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-                    refused = Refused("", "")  # another server key, say: no key asked for
+                    # another server key, say: no key asked for; or no CURVE at all
+                    plain = value & 0xFFFFFFFF == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+                    refused = Refused("", "", without_curve=plain)
                 self.sink.on_handshake_failed(time.time(), detail, REFUSALS[event], refused)
                 if event in _GIVEN_UP and broker is not None:
                     self._again.setdefault(broker, time.monotonic() + REFUSED_RETRY)

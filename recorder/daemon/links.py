@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from recorder.store.records import KIND_EVENT, KIND_GAP
-from recorder.store.status import Connection, EndpointState, LinkMode, RefusedPeers
+from recorder.store.status import (
+    WITHOUT_CURVE,
+    Connection,
+    EndpointState,
+    LinkMode,
+    RefusedPeers,
+)
 
 if TYPE_CHECKING:
     from recorder.bus.keys import Refused
@@ -45,6 +51,7 @@ class Link:
     pending: int = 0  # refusals since then, not journaled yet
     pending_since: float | None = None
     pending_keys: dict[str, None] = field(default_factory=dict)  # in order, at most 1,000
+    pending_without_curve: bool = False  # one of them spoke no CURVE at all
 
     def state(self) -> EndpointState:
         return EndpointState(
@@ -204,10 +211,13 @@ class Links:
             last_ts=ts,
             key=key,
             address=address,
+            without_curve=refused.without_curve,
         )
         link.pending += 1
         link.pending_since = link.pending_since or ts
-        if len(link.pending_keys) < 1000:
+        if refused.without_curve:
+            link.pending_without_curve = True
+        elif len(link.pending_keys) < 1000:
             link.pending_keys[key or ""] = None
         if link.journaled_at is not None and ts - link.journaled_at < REFUSED_EVERY:
             return []
@@ -287,18 +297,31 @@ def _refused_event(link: Link, ts: float) -> dict[str, Any]:
     }
     if len(keys) > _KEYS_NAMED:
         record["other_keys"] = len(keys) - _KEYS_NAMED
+    if link.pending_without_curve:
+        record["without_curve"] = True
     if last is not None and last.address:
         record["address"] = last.address
     record["detail"] = refused_words(
-        link.endpoint, link.pending, keys, unknown, last.address if last else None
+        link.endpoint,
+        link.pending,
+        keys,
+        unknown,
+        last.address if last else None,
+        link.pending_without_curve,
     )
     link.journaled_at = ts
     link.pending, link.pending_since, link.pending_keys = 0, None, {}
+    link.pending_without_curve = False
     return record
 
 
 def refused_words(
-    endpoint: str, n: int, keys: list[str], unknown: bool, address: str | None
+    endpoint: str,
+    n: int,
+    keys: list[str],
+    unknown: bool,
+    address: str | None,
+    without_curve: bool = False,
 ) -> str:
     """One line on publishers refused at a bound endpoint, for the journal and the log."""
     times = "a publisher's handshake" if n == 1 else f"{n} publisher handshakes"
@@ -309,6 +332,8 @@ def refused_words(
     if keys:
         whose = "key" if len(keys) == 1 else "keys"
         why.append(f"CURVE client {whose} {named} not on the allow-list")
+    if without_curve:
+        why.append(WITHOUT_CURVE)
     if unknown:
         why.append("no key asked for: the handshake failed first, another server key?")
     where = f" from {address}" if address else ""

@@ -440,12 +440,14 @@ def _gap_missed(data: bytes, at: int) -> int:
 class RefusedPeers:
     """Publishers refused at a bound endpoint in this run: how many handshakes, the last
     one's time, CURVE client key (z85; None when it failed before a key was asked for:
-    no CURVE, another server key) and address."""
+    no CURVE, another server key) and address; `without_curve`: the last one spoke no
+    CURVE at all."""
 
     count: int
     last_ts: float
     key: str | None = None
     address: str | None = None
+    without_curve: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -453,6 +455,7 @@ class RefusedPeers:
             "last_ts": self.last_ts,
             "key": self.key,
             "address": self.address,
+            "without_curve": self.without_curve,
         }
 
     @classmethod
@@ -467,6 +470,7 @@ class RefusedPeers:
             last_ts=_number(data, "last_ts", prefix),
             key=_optional(_str, data, "key", prefix),
             address=_optional(_str, data, "address", prefix),
+            without_curve=_bool(data, "without_curve", prefix, False),
         )
 
 
@@ -1086,6 +1090,11 @@ def _assess(
     return Health(HEALTHY, f"recording, PID {pid}", status, warnings)
 
 
+# why a publisher that spoke no CURVE to a CURVE endpoint was refused, and what to do
+WITHOUT_CURVE = (
+    "a publisher without CURVE: it must connect with CURVE and a client key on the "
+    "allow-list (`persist send --curve`, `Publisher(..., curve=load_client(KEYS))`)"
+)
 # a publisher refused at a bound endpoint less than this long ago is a warning
 REFUSED_WARN = 600.0
 
@@ -1099,11 +1108,12 @@ def refused_warning(endpoint: str, refused: RefusedPeers, now: float) -> str:
         else (f"{refused.count} publisher handshakes")
     )
     where = f" from {refused.address}" if refused.address else ""
-    what = (
-        f"CURVE client key {refused.key} not on the allow-list"
-        if refused.key
-        else "no key asked for: the handshake failed first, another server key?"
-    )
+    if refused.key:
+        what = f"CURVE client key {refused.key} not on the allow-list"
+    elif refused.without_curve:
+        what = WITHOUT_CURVE
+    else:
+        what = "no key asked for: the handshake failed first, another server key?"
     return (
         f"refused {times} at {endpoint} in this run, the last {format_age(now - refused.last_ts)} "
         f"ago{where} ({what}): what they send is not recorded; `persist keys allow FILE` "

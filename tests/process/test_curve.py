@@ -362,12 +362,12 @@ def test_a_recorder_bound_with_curve_names_the_publisher_keys_it_refuses(
     """`persist record --bind ... --curve`, a publisher whose client key is not allowed:
     the first refusal is a `publisher-refused` event naming its key and address, and one
     line in recorder.log; the refusals after it, within a minute, are counted and named
-    by one more event when the recorder stops (a publisher retrying every 100 ms cannot
-    flood the journal). `persist status` counts them and warns with the last key. The
-    refused connections' ends are no `peer-disconnected`: an allowed publisher stays
-    counted connected. Before 2026-12-07 nothing named a refusal: status HEALTHY with
-    "0 publishers", `peer-disconnected` events for peers never connected, and only
-    "disconnected" in the log."""
+    by one more event when their minute is over or, as here, when the recorder stops
+    first (a publisher retrying every 100 ms cannot flood the journal). `persist status`
+    counts them and warns with the last key. The refused connections' ends are no
+    `peer-disconnected`: an allowed publisher stays counted connected. Before 2026-12-07
+    nothing named a refusal: status HEALTHY with "0 publishers", `peer-disconnected`
+    events for peers never connected, and only "disconnected" in the log."""
     log_dir, stranger = tmp_path / "logs", tmp_path / "stranger"
     keys = log_dir / "keys"
     keys_init(keys)
@@ -442,3 +442,38 @@ def test_a_recorder_bound_with_curve_names_the_publisher_keys_it_refuses(
         if r.get("event", "").startswith("peer-")
     ]
     assert peers == [("peer-connected", 1), ("peer-disconnected", 0)], peers
+
+
+def test_a_publisher_without_curve_is_named_as_such_by_a_recorder_bound_with_curve(
+    procs: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """The usual first mistake with CURVE: a publisher started without `--curve`. libzmq
+    reports it as a protocol failure whose value is a mechanism mismatch; the journal's
+    event, recorder.log and `persist status` say "a publisher without CURVE" and how to
+    give it CURVE (before 2026-12-07: "no key asked for ... another server key?")."""
+    log_dir = tmp_path / "logs"
+    keys_init(log_dir / "keys")
+    bound = f"tcp://127.0.0.1:{free_port()}"
+    recorder = procs(
+        "record", "--bind", bound, "--curve", "--log-dir", str(log_dir),
+        "--search-index", "off", "--monitor", "off", name="recorder",
+    )  # fmt: skip
+    wait_for(lambda: read_status(log_dir).get("connection") == "listening", what="recorder bound")
+    sent = persist("send", "agents.plain", "no curve", "--endpoint", bound, "--wait", "2")
+    assert sent.returncode != 0, sent
+
+    def refused() -> list[dict]:
+        return [r for r in journal_records(log_dir) if r.get("event") == "publisher-refused"]
+
+    (event,) = wait_for(refused, what="the refusal journaled")
+    assert event["without_curve"] is True and event["keys"] == [], event
+    assert "a publisher without CURVE" in event["detail"], event
+    assert "another server key" not in event["detail"], event
+    assert "persist send --curve" in event["detail"], event
+    status = persist("status", "--log-dir", str(log_dir))
+    (warning,) = [ln for ln in status.stdout.splitlines() if ln.startswith("  warning:")]
+    assert "a publisher without CURVE" in warning, status.stdout
+    assert read_status(log_dir)["endpoints"][0]["refused"]["without_curve"] is True
+    assert not [r for r in journal_records(log_dir) if r.get("topic") == "agents.plain"]
+    recorder.signal(15)
+    assert recorder.wait(30) == 0
