@@ -15,7 +15,10 @@
   started it and no registered agent is left. What nobody listened to is marked
   pending (`state.set_pending`): an ended session has no next call of its own, so
   every hook call of any session finishes a few of them (`finish_ended`), and the
-  final checkpoint is taken then, once its end is in the journal.
+  final checkpoint is taken then, once its end is in the journal. An end that cannot
+  take its session's lock (another hook holds it past 5 s) is left as a mark beside
+  the state (`state.owe_end`) and marked pending the same way; the agent is
+  deregistered all the same.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ from recorder.hooks.state import (
     SessionState,
     StateInTheWay,
     load_state,
+    owe_end,
+    owed_end_state,
+    owed_marks,
     pending_path,
     pending_states,
     read_state,
@@ -58,6 +64,7 @@ from recorder.hooks.state import (
     session_lock,
     set_pending,
     state_path,
+    take_owed,
 )
 from recorder.store.layout import Layout
 
@@ -105,8 +112,15 @@ def handle(
         _compact_or_say_what_is_not_done(args, payload)
         return None
     spath = state_path(args.log_dir, args.agent.value, payload.session)
-    with session_lock(spath):
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(session_lock(spath))
+        except TimeoutError as exc:
+            if role is not Role.END:
+                raise  # (nothing lost: the state's offsets make the next call send it)
+            _owe_end_or_go_on(held, args, payload, spath, exc, deadline)
         state = load_state(spath, args.agent.value, payload.session)
+        take_owed(spath, state, partial(_note, args, payload))
         try:
             if role is Role.START:
                 return start(args, payload, state)
@@ -115,6 +129,72 @@ def handle(
             return None
         finally:
             save_state(spath, state)
+            if role is Role.END and owed_marks(spath):  # left while this end held the lock
+                _mark_pending(args, payload, spath)
+    return None
+
+
+def _mark_pending(args: HookArgs, payload: Payload, spath: Path) -> bool:
+    """`set_pending`; a named pipe or a folder at the mark is a failure line (False)."""
+    try:
+        set_pending(spath, True)
+    except StateInTheWay as exc:
+        _note(args, payload, str(exc))
+        return False
+    return True
+
+
+def _owe_end_or_go_on(
+    held: contextlib.ExitStack,
+    args: HookArgs,
+    payload: Payload,
+    spath: Path,
+    busy: TimeoutError,
+    deadline: float | None,
+) -> None:
+    """A SessionEnd that found its session busy: its end marked owed beside the state
+    (`owe_end`) and the session marked pending (`set_pending`: the next hook call of any
+    session finishes it), then the lock tried once more (its holder may have let go
+    before the mark was there: the end then goes on here). Else the agent is
+    deregistered all the same (its registration is named in the state, read without
+    the lock; the recorder is stopped as at any end, see `_leave`), and TimeoutError
+    says what waits and who sends it."""
+    label = f"{args.agent.value} {_short(payload.session)} ended"
+    try:
+        owe_end(spath, args.agent.value, payload, label)
+        owed = True
+    except (StateInTheWay, OSError) as exc:  # a named pipe at the folder, a full disk
+        _note(
+            args,
+            payload,
+            str(exc) if isinstance(exc, StateInTheWay) else f"{type(exc).__name__}: {exc}",
+        )
+        owed = False
+    marked = owed and _mark_pending(args, payload, spath)
+    try:
+        held.enter_context(session_lock(spath, timeout=0))
+        return
+    except TimeoutError:
+        pass
+    # what the holder left saved: the registration, and where the transcript was read to
+    state = read_state(spath)
+    if state is None or state.agent != args.agent.value or state.session != payload.session:
+        state = SessionState.new(args.agent.value, payload.session)
+    state.ending, state.end_checkpoint = payload.text("reason") or "exit", label
+    if not state.transcript:
+        state.transcript = payload.transcript
+    waiting = (
+        _waiting(args, state, marked)
+        if owed
+        else f"its end (session.ended, the checkpoint '{label}') could not be marked owed "
+        "(the line before says what to move): nothing sends it later; the rest of its "
+        "transcript goes with a later call of this session, if one comes (a resume)"
+    )
+    try:
+        _leave(args, payload, state, deadline)
+    except Exception as exc:
+        _note(args, payload, f"not deregistered: {type(exc).__name__}: {exc}")
+    raise TimeoutError(f"{busy}: this session's end is not delivered now; {waiting}") from None
 
 
 def _saver(args: HookArgs, state: SessionState) -> Callable[[], None]:
@@ -429,6 +509,7 @@ def _compact_or_say_what_is_not_done(args: HookArgs, payload: Payload) -> None:
         spath = state_path(args.log_dir, args.agent.value, payload.session)
         with session_lock(spath):
             state = load_state(spath, args.agent.value, payload.session)
+            take_owed(spath, state, partial(_note, args, payload))
             try:
                 compact(args, payload, state, left)
             finally:
@@ -628,12 +709,7 @@ def end(
     # first the state that says it ended, then the mark: a hook killed meanwhile leaves
     # both to the next call (a mark beside a state without `ending` is taken as done)
     save_state(spath, state)
-    marked = True
-    try:
-        set_pending(spath, True)
-    except StateInTheWay as exc:  # a named pipe at the mark: said, and the end goes on
-        _note(args, payload, str(exc))
-        marked = False
+    marked = _mark_pending(args, payload, spath)  # (a named pipe there: said, it goes on)
     # all of the transcript's rest when there is time; else what fits, and the rest waits
     # in hooks/pending/ for the next hook call (said below)
     budget = None if deadline is None else _time_for(deadline, float("inf"), END_RESERVE)
@@ -761,6 +837,8 @@ def _finish_one(args: HookArgs, spath: Path, budget: float, deadline: float | No
             return True  # finished by another hook meanwhile
         os.utime(mark)  # to the back: a session that keeps failing blocks no other
         state = read_state(spath)
+        if state is None and not spath.exists():  # ended before any call saved a state
+            state = owed_end_state(spath)
         if state is None:
             set_pending(spath, False)  # (the failure line below says what is lost)
             raise ValueError(f"{spath} is unreadable: its session's end was never published")
@@ -771,6 +849,9 @@ def _finish_one(args: HookArgs, spath: Path, budget: float, deadline: float | No
         def note(error: str) -> None:
             record_failure(args.log_dir, args.event, state.agent, state.session, error)
 
+        # what calls that found the session busy left (an end: before this, a mark
+        # beside a state without `ending` was taken as done)
+        take_owed(spath, state, note)
         try:
             done = _finish(
                 them,
@@ -784,7 +865,7 @@ def _finish_one(args: HookArgs, spath: Path, budget: float, deadline: float | No
             return False
         finally:
             save_state(spath, state)
-        if done:
+        if done and not owed_marks(spath):  # (left meanwhile: the next call takes them)
             set_pending(spath, False)
     return True
 

@@ -15,6 +15,7 @@ datetime with it: most of a start-up; it comes with the readers when lines are n
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -28,11 +29,14 @@ from recorder.hooks.agents import EVENTS, Agent, Role
 from recorder.hooks.failures import record_failure
 from recorder.hooks.state import (
     SessionState,
+    StateInTheWay,
     load_state,
+    owe_subagent,
     pending_states,
     save_state,
     session_lock,
     state_path,
+    take_owed,
 )
 from recorder.store.unfinished import marked, refuse_unfinished_restore
 
@@ -424,8 +428,15 @@ def turn(args: HookArgs, payload: Payload) -> None:
     def note(error: str) -> None:
         record_failure(args.log_dir, args.event, args.agent.value, payload.session, error)
 
-    with session_lock(spath):
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(session_lock(spath))
+        except TimeoutError as exc:
+            if not sub:
+                raise  # (nothing lost: the state's offsets make the next call send it)
+            _owe_subagent_or_go_on(held, spath, agent_id, sub, exc, note)
         state = load_state(spath, args.agent.value, payload.session)
+        take_owed(spath, state, note)  # what calls that found the session busy left
         earlier = [a for a in state.subagents if a != agent_id]
         if sub and state.subagents.get(agent_id) != sub:
             # owed before anything is tried: a hook killed meanwhile leaves it owed
@@ -470,6 +481,40 @@ def turn(args: HookArgs, payload: Payload) -> None:
                 save_state(spath, state)
         if unsent is not None:
             raise unsent
+
+
+def _owe_subagent_or_go_on(
+    held: contextlib.ExitStack,
+    spath: Path,
+    agent_id: str,
+    sub: str,
+    busy: TimeoutError,
+    note: Callable[[str], None],
+) -> None:
+    """A SubagentStop that found its session busy: its sub-agent marked owed beside the
+    state (`owe_subagent`), then the lock tried once more (its holder may have let go
+    before the mark was there: this call then goes on, and takes the mark itself).
+    Raises TimeoutError saying what is owed and who sends it."""
+    try:
+        owe_subagent(spath, agent_id, sub)
+        marked = True
+    except (StateInTheWay, OSError) as exc:  # a named pipe at the folder, a full disk
+        note(str(exc) if isinstance(exc, StateInTheWay) else f"{type(exc).__name__}: {exc}")
+        marked = False
+    try:
+        held.enter_context(session_lock(spath, timeout=0))
+    except TimeoutError:
+        if not marked:
+            raise TimeoutError(
+                f"{busy}: sub-agent {agent_id}'s transcript {sub} could not be marked owed "
+                "(the line before says what to move): nothing sends it later"
+            ) from None
+        raise TimeoutError(
+            f"{busy}: sub-agent {agent_id}'s transcript {sub} is owed by this session (marked "
+            f"in hooks/sessions/{spath.name}.owed/): this session's next hook call sends it "
+            "(a turn or its end; if the session has ended meanwhile, the next hook call of "
+            "any session)"
+        ) from None
 
 
 def _nobody_listened(exc: Exception) -> bool:

@@ -18,6 +18,14 @@ A session that ended with something not delivered (no recorder listening at its
 SessionEnd) also has an empty `<log-dir>/hooks/pending/<file>`: an ended session
 gets no next call of its own, so the next hook call of any session finishes it.
 
+A call that cannot take its session's lock (another hook of the session holds it past
+`session_lock`'s 5 s: parallel sub-agents finishing at once, a long PreCompact) leaves
+what it owes in `<file>.owed/` beside the state, without the lock: a mark per owed thing
+(`subagent-<id>-<crc>.json`: a sub-agent's transcript; `end.json`: the session's end).
+Every holder of the lock merges them into the state first (`take_owed`), saves it,
+then removes them. Before 2026-12-07 such a SubagentStop lost its sub-agent's transcript
+for good and such a SessionEnd the session's end.
+
 None of these files is ever waited on: a named pipe (or a folder) at one is
 `StateInTheWay` (`LockInTheWay` at a lock), one line naming it and the `mv` that moves
 it out of the way. Before 2026-12-07 a named pipe there held every hook call of its
@@ -30,6 +38,8 @@ import contextlib
 import json
 import os
 import re
+import stat
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,6 +53,7 @@ from recorder.store.fsutil import (
     atomic_write,
     ensure_private_dir,
     flock_within,
+    not_regular,
     open_lock,
     open_private_regular,
     read_regular,
@@ -159,10 +170,11 @@ class StateInTheWay(PersistError):
     session's state or its pending mark: one line naming the path, what is there, and
     the `mv` that moves it out of the way (into the log folder's `recovery/`)."""
 
-    def __init__(self, path: Path, what: str, role: str) -> None:
+    def __init__(self, path: Path, what: str, role: str, aside: Path | None = None) -> None:
         import shlex
 
-        aside = path.parent.parent.parent / "recovery"  # <log-dir>/hooks/<folder>/<file>
+        if aside is None:
+            aside = path.parent.parent.parent / "recovery"  # <log-dir>/hooks/<folder>/<file>
         with contextlib.suppress(OSError):  # so that the mv it names works as written
             ensure_private_dir(aside)
         self.fix = f"mv {shlex.quote(str(path))} {shlex.quote(str(aside))}/"
@@ -172,8 +184,10 @@ class StateInTheWay(PersistError):
         )
 
 
-STATE_ROLE, MARK_ROLE = "state", "mark"
+STATE_ROLE, MARK_ROLE, OWED_ROLE = "state", "mark", "owed"
 _ROLES = {
+    OWED_ROLE: "what a hook call that found this session busy owes it (that is not sent "
+    "while it is there)",
     STATE_ROLE: "this session's state (its hooks do nothing while it is there)",
     MARK_ROLE: "the mark of an ended session that still owes the bus something (what its "
     "end does not deliver now cannot wait for a later call while it is there)",
@@ -191,6 +205,174 @@ def _read(path: Path, role: str) -> bytes:
 def state_path(log_dir: Path, agent: str, session: str) -> Path:
     name = f"{_SAFE.sub('_', agent)}-{_SAFE.sub('_', session)[:120]}.json"
     return hooks_dir(log_dir) / "sessions" / name
+
+
+def owed_dir(state_file: Path) -> Path:
+    """The folder of the marks of what calls that found the session busy owe it."""
+    return state_file.with_name(state_file.name + ".owed")
+
+
+def _recovery(state_file: Path) -> Path:
+    return state_file.parent.parent.parent / "recovery"  # <log-dir>/hooks/sessions/<file>
+
+
+_OWED_MARK = re.compile(r"\A(?:subagent-[A-Za-z0-9._-]+-[0-9a-f]{8}|end)\.json\Z")
+
+
+def _owed_folder(state_file: Path) -> Path:
+    """`owed_dir`, made (0700) if missing; StateInTheWay if something else stands there."""
+    folder = owed_dir(state_file)
+    ensure_private_dir(folder.parent)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o700)
+    mode = os.stat(folder).st_mode
+    if not stat.S_ISDIR(mode):
+        what = "a file" if stat.S_ISREG(mode) else not_regular(mode).split(",")[0]
+        raise StateInTheWay(folder, f"{what}, not a folder", OWED_ROLE)
+    return ensure_private_dir(folder)
+
+
+def _owe(state_file: Path, name: str, record: dict[str, str]) -> Path:
+    """A mark `name` in `owed_dir` (0600, written whole then renamed into place); never
+    through a named pipe or a folder standing there (StateInTheWay)."""
+    path = _owed_folder(state_file) / name
+    with contextlib.suppress(FileNotFoundError):
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise StateInTheWay(path, not_regular(mode), OWED_ROLE, _recovery(state_file))
+    atomic_write(path, json.dumps(record).encode())
+    return path
+
+
+def owe_subagent(state_file: Path, agent_id: str, transcript: str) -> Path:
+    """Mark sub-agent `agent_id`'s transcript owed by the session (without its lock)."""
+    safe = _SAFE.sub("_", agent_id)[:100]
+    name = f"subagent-{safe}-{zlib.crc32(agent_id.encode()):08x}.json"  # (two never collide)
+    record = {"kind": "subagent", "agent_id": agent_id, "transcript": transcript}
+    return _owe(state_file, name, record)
+
+
+def owe_end(state_file: Path, agent: str, payload: Any, checkpoint: str) -> Path:
+    """Mark the session's end owed (without its lock): `SessionState.ending` (the
+    SessionEnd `payload`'s reason), `end_checkpoint` and, if the state has none yet,
+    `transcript`; its agent and session start a state when none was saved."""
+    record = {
+        "kind": "end",
+        "agent": agent,
+        "session": payload.session,
+        "reason": payload.text("reason") or "exit",
+        "transcript": payload.transcript,
+        "checkpoint": checkpoint,
+    }
+    return _owe(state_file, "end.json", record)
+
+
+def owed_end_state(state_file: Path) -> SessionState | None:
+    """A new state for the session whose end is marked owed (`owe_end`) while no state
+    of it was saved; None without such a mark."""
+    try:
+        record = json.loads(read_regular(owed_dir(state_file) / "end.json")[0])
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    agent, session = record.get("agent"), record.get("session")
+    if not isinstance(agent, str) or not isinstance(session, str) or not agent or not session:
+        return None
+    if state_path(state_file.parent.parent.parent, agent, session) != state_file:
+        return None
+    return SessionState.new(agent, session)
+
+
+def owed_marks(state_file: Path) -> bool:
+    """Whether marks wait in `owed_dir` (one `scandir`; False when it cannot be read)."""
+    try:
+        with os.scandir(owed_dir(state_file)) as found:
+            return any(_OWED_MARK.match(e.name) and e.is_file() for e in found)
+    except OSError:
+        return False
+
+
+def _merge(state: SessionState, record: Any) -> bool:
+    """`record` (a mark's JSON) merged into `state`; False if it is no mark of ours."""
+    if not isinstance(record, dict) or not all(isinstance(v, str) for v in record.values()):
+        return False
+    kind = record.get("kind")
+    if kind == "subagent" and record.get("agent_id") and record.get("transcript"):
+        state.subagents[record["agent_id"]] = record["transcript"]
+        return True
+    if kind == "end" and isinstance(record.get("checkpoint"), str):
+        state.ending = record.get("reason") or "exit"
+        state.end_checkpoint = record["checkpoint"]
+        if record.get("transcript") and not state.transcript:
+            state.transcript = record["transcript"]
+        return True
+    return False
+
+
+def take_owed(state_file: Path, state: SessionState, note: Callable[[str], None]) -> bool:
+    """Merge the marks in `owed_dir` into `state` (the caller holds the session's lock),
+    oldest first: a sub-agent into `subagents`, an end into `ending`, `end_checkpoint`
+    and `transcript`; save the state, then remove them. True if any was merged. Never
+    raises and never waits: a mark that is no regular file (or a folder there that is
+    not one) is one `note` naming the `mv` and left where it is; one that is not a mark
+    the hooks wrote is noted and moved to the log folder's `recovery/`."""
+    folder = owed_dir(state_file)
+    aside = _recovery(state_file)
+    try:
+        with os.scandir(folder) as found:
+            entries = [(e.stat(follow_symlinks=False).st_mtime_ns, e.name) for e in found]
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        try:
+            mode = os.stat(folder).st_mode
+        except OSError:
+            mode = stat.S_IFDIR
+        if stat.S_ISDIR(mode):
+            note(f"{folder} cannot be read ({exc.strerror or exc}): what it owes is not sent")
+        else:
+            what = "a file" if stat.S_ISREG(mode) else not_regular(mode).split(",")[0]
+            note(str(StateInTheWay(folder, f"{what}, not a folder", OWED_ROLE)))
+        return False
+    taken: list[Path] = []
+    for _, name in sorted(entries):
+        if not _OWED_MARK.match(name):
+            continue  # (a temp file being renamed into place)
+        path = folder / name
+        try:
+            data = read_regular(path)[0]
+        except FileNotFoundError:
+            continue
+        except NotRegularFile as exc:
+            note(str(StateInTheWay(path, exc.strerror or "not a regular file", OWED_ROLE, aside)))
+            continue
+        except OSError as exc:
+            note(f"{path} cannot be read ({exc.strerror or exc}): what it owes is not sent yet")
+            continue
+        try:
+            record = json.loads(data)
+        except ValueError:
+            record = None
+        if _merge(state, record):
+            taken.append(path)
+            continue
+        try:
+            ensure_private_dir(aside)
+            moved = aside / f"{folder.name}-{name}.{time.time_ns()}"
+            os.replace(path, moved)
+            where = f"moved to {moved}"
+        except OSError as exc:
+            where = f"left there ({exc.strerror or exc})"
+        note(
+            f"{path} is not a mark the hooks wrote ({len(data)} bytes, not a sub-agent's or "
+            f"an end's record): {where}; whatever it stood for is not sent"
+        )
+    if taken:
+        save_state(state_file, state)
+        for path in taken:
+            path.unlink(missing_ok=True)
+    return bool(taken)
 
 
 def pending_dir(log_dir: Path) -> Path:
@@ -269,7 +451,7 @@ def session_lock(path: Path, timeout: float = 5.0) -> Iterator[None]:
         raise
     try:
         if not flock_within(fd, timeout, poll=0.01):
-            raise TimeoutError(f"another hook holds {path.name}.lock")
+            raise TimeoutError(f"another hook holds {path.name}.lock (waited {timeout:g} s)")
         yield
     finally:
         os.close(fd)
