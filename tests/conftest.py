@@ -49,6 +49,9 @@ def no_agent_sessions(
     monkeypatch.setenv("GEMINI_CLI_HOME", str(empty / "gemini"))
     # Gemini CLI's system settings and folder trust, which decide whether it runs hooks
     monkeypatch.setenv("GEMINI_CLI_SYSTEM_SETTINGS_PATH", str(empty / "gemini-system.json"))
+    # Claude Code's managed settings (/etc/claude-code), which may switch hooks off: it
+    # has no variable that moves them, this one is ours (recorder/hooks/claude_policy.py)
+    monkeypatch.setenv("PERSIST_CLAUDE_MANAGED_DIR", str(empty / "claude-managed"))
     for name in ("GEMINI_CLI_TRUST_WORKSPACE", "GEMINI_RESTRICTED_MODE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("GEMINI_CLI_TRUSTED_FOLDERS_PATH", raising=False)

@@ -157,6 +157,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             healthy = False
         for doubt in found.doubts:  # up to the user's answer: said, not a failure
             print(f"  warning: {shown(doubt)}")
+        for warning in found.warnings:  # a file the agent ignores: said, not a failure
+            print(f"  warning: {shown(warning)}")
         for log_dir in found.log_dirs:
             if log_dir not in log_dirs:
                 log_dirs.append(log_dir)

@@ -127,16 +127,21 @@ def _unheard(source: str, log_dir: Path, transcript: Path) -> str:
     if source == "codex":
         return f"codex reads no PERSIST_* variable and has no hooks: point it at {transcript}"
     from recorder.hooks.agents import Agent, Scope, settings_path
-    from recorder.hooks.settings import claude_hooks_off, start_hook_for, start_hook_off
+    from recorder.hooks.settings import claude_off, start_hook_for, start_hook_off
 
     if start_hook_for(Agent(source), log_dir, Path.cwd()):
         return ""
     user = settings_path(Agent.CLAUDE, Scope.USER)
-    off = claude_hooks_off(user, Path.cwd()) if source == "claude" else None
+    off = claude_off(user, Path.cwd()) if source == "claude" else None
+    if off is not None and off.managed:  # installed or not: Claude Code runs none of ours
+        return (
+            f"claude will not run our hooks ({off.text}), so it is not offered the "
+            f"checkpoint: point it at {transcript}"
+        )
     if off is not None:
         return (
-            f"claude runs no hooks (disableAllHooks is true in {off}), so it is not offered "
-            f"the checkpoint: point it at {transcript}"
+            f"claude runs no hooks (disableAllHooks is true in {off.file}), so it is not "
+            f"offered the checkpoint: point it at {transcript}"
         )
     why = start_hook_off(Agent(source), log_dir, Path.cwd())
     if why is not None:  # installed, but not run here (a folder Gemini CLI does not trust)

@@ -101,7 +101,8 @@ def lock_findings(layout: Layout) -> list[Finding]:
 def hook_findings(layout: Layout) -> list[Finding]:
     """Our hooks in the agents' user settings that record into this folder, when the
     agent cannot run them as installed (`hooks.settings.inspect`'s problems: the program
-    they run gone or not executable, hooks switched off) or an older install wrote them
+    they run gone or not executable, hooks switched off, by the user or by Claude Code's
+    managed settings, the administrator's policy: no fix) or an older install wrote them
     (a warning): a session of that agent is then not recorded, and nothing in the folder
     shows it. Read only; `persist hooks install` fixes it."""
     from recorder.hooks.agents import Agent, Scope, settings_path
@@ -121,6 +122,9 @@ def hook_findings(layout: Layout) -> list[Finding]:
             out.append(Finding(Area.SERVICE, "service.hooks", Severity.PROBLEM, summary, again))
         for doubt in found.doubts:  # up to the user's answer at the agent's start
             summary = f"{agent.value} hooks in {path}: {doubt}"
+            out.append(Finding(Area.SERVICE, "service.hooks", Severity.WARNING, summary))
+        for warning in found.warnings:  # a managed settings file Claude Code ignores
+            summary = f"{agent.value} hooks in {path}: {warning}"
             out.append(Finding(Area.SERVICE, "service.hooks", Severity.WARNING, summary))
         if found.outdated:
             summary = f"{agent.value} hooks in {path}: {found.outdated}"

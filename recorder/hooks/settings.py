@@ -16,7 +16,10 @@ uninstall takes out exactly what install put in. An explicit `false` is left alo
 Claude Code runs no hooks of ours while `"disableAllHooks": true` is in effect: the
 value of the settings file read last that sets it (user, then the project's
 `.claude/settings.json`, then its `settings.local.json`). It is left alone and
-reported, as Gemini's switch is.
+reported, as Gemini's switch is. Its managed (policy) settings come before them:
+`disableAllHooks`, `allowManagedHooksOnly` or `strictPluginOnlyCustomization` there
+keeps it from running any hook of ours whatever the user's files say, and a managed
+`disableAllHooks: false` wins over the user's true (`recorder.hooks.claude_policy`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Any
 
 from recorder.errors import BadOption, PersistError
 from recorder.hooks.agents import EVENTS, Agent, Role, timeout_value
+from recorder.hooks.claude_policy import ClaudeOff, Policy
 from recorder.store.fsutil import make_private_dirs
 from recorder.store.jsontext import utf8_problem
 from recorder.store.shell import shell_quote
@@ -501,12 +505,19 @@ def _install(agent: Agent, path: Path, command: HookCommand) -> Change:
     data = json.loads(json.dumps(loaded.data))  # a copy: the loaded data stays as read
     change = Change(loaded.path)
     merge(agent, data, command, change)
-    switched_off = claude_hooks_off(path) if agent is Agent.CLAUDE else None
-    if switched_off is not None:
-        change.warnings.append(
-            f"{switched_off}: disableAllHooks is true, Claude Code runs no hooks (ours "
-            "included) until it is false or removed (left as it is)"
-        )
+    if agent is Agent.CLAUDE:
+        from recorder.hooks.claude_policy import read_policy
+
+        policy = read_policy()
+        change.warnings.extend(policy.warnings)
+        claude = claude_off(path, policy=policy)
+        if claude is not None and claude.managed:
+            change.warnings.append(claude.text)
+        elif claude is not None:
+            change.warnings.append(
+                f"{claude.file}: disableAllHooks is true, Claude Code runs no hooks (ours "
+                "included) until it is false or removed (left as it is)"
+            )
     if change.changed or loaded.raw is None:
         write(loaded, data, change, keep_backup=_backup_is_before_ours(agent, loaded))
     if agent is Agent.GEMINI:  # read as written: our hooksConfig.enabled counts
@@ -613,15 +624,26 @@ class Installed:
     # whether the agent runs them depends on what the user answers at its start (a
     # Gemini CLI folder with no trust rule): a warning, and not counted on
     doubts: tuple[str, ...] = ()
+    # said, and still counted on: a file the agent ignores (a malformed managed settings file)
+    warnings: tuple[str, ...] = ()
 
 
-def claude_hooks_off(path: Path, project: Path | None = None) -> Path | None:
-    """The settings file whose `"disableAllHooks": true` keeps Claude Code, started in
-    `project` (default: here) and reading `path`, from running any hook of ours; None
-    when its hooks run. Claude Code reads user, project, then project-local settings,
-    a later file's value winning; a `path` outside those is judged by itself."""
+def claude_off(
+    path: Path, project: Path | None = None, policy: Policy | None = None
+) -> ClaudeOff | None:
+    """Why Claude Code, started in `project` (default: here) and reading `path`, runs
+    no hook of ours; None when it runs them. First its managed settings (`policy`, read
+    when not given): the administrator's switches. Then `"disableAllHooks": true` in
+    user, project, then project-local settings, a later file's value winning, and the
+    managed settings' own value, merged after them, winning over all; a `path` outside
+    those is judged by itself. Before 2026-12-07 managed settings were not read."""
     from recorder.hooks.agents import Scope, settings_path
+    from recorder.hooks.claude_policy import read_policy
 
+    policy = policy or read_policy()
+    managed = policy.off()
+    if managed is not None:
+        return managed
     user = settings_path(Agent.CLAUDE, Scope.USER)
     shared = settings_path(Agent.CLAUDE, Scope.PROJECT, project)
     files = [user, shared, shared.with_name("settings.local.json")]
@@ -635,7 +657,10 @@ def claude_hooks_off(path: Path, project: Path | None = None) -> Path | None:
             continue
         if isinstance(value, bool):
             off = file if value else None
-    return off
+    if off is None or policy.overrides_user_switch():
+        return None
+    text = f"disableAllHooks is true in {off}: Claude Code runs no hooks"
+    return ClaudeOff(off, "disableAllHooks", False, text)
 
 
 @dataclass(frozen=True)
@@ -781,10 +806,16 @@ def inspect(agent: Agent, path: Path, project: Path | None = None) -> Installed:
             names = [n for n in disabled if isinstance(n, str) and n.startswith("agent-persist")]
             if names:
                 problems.append(f"disabled in hooksConfig.disabled: {', '.join(names)}")
-    if agent is Agent.CLAUDE and loaded.raw is not None:
-        switched_off = claude_hooks_off(path, project)
-        if switched_off is not None:
-            problems.append(f"disableAllHooks is true in {switched_off}: Claude Code runs no hooks")
+    warnings: list[str] = []
+    if agent is Agent.CLAUDE and (loaded.raw is not None or events):
+        from recorder.hooks.claude_policy import read_policy
+
+        policy = read_policy()
+        claude = claude_off(path, project, policy)
+        if claude is not None and (events or not claude.managed):  # managed: ours only
+            problems.append(claude.text)
+        if events:
+            warnings += policy.warnings
     missing = tuple(e for e in EVENTS[agent] if e not in events)
     return Installed(
         path,
@@ -796,6 +827,7 @@ def inspect(agent: Agent, path: Path, project: Path | None = None) -> Installed:
         tuple(problems),
         outdated,
         tuple(doubts),
+        tuple(warnings),
     )
 
 

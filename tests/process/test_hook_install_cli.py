@@ -756,3 +756,106 @@ def test_gemini_hooks_switched_off_in_another_settings_file_are_a_problem(
     said = persist(home, project, "hooks", "status", "gemini", extra_env=env).stdout
     assert "problem: hooksConfig.enabled" not in said, said
     assert "warning: Gemini CLI started in" in said and "asks whether to trust" in said, said
+
+
+def test_claude_managed_settings_that_stop_user_hooks_are_a_problem(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Claude Code's managed (policy) settings were not read: with `disableAllHooks` or
+    `allowManagedHooksOnly` true in /etc/claude-code/managed-settings.json (or a file of
+    managed-settings.d/, merged in name order, a later file's value winning), Claude
+    Code runs none of the user's hooks, yet install said nothing, status "installed (all
+    events)" and no problem, doctor nothing, and the launcher counted on the start hook.
+    Now each is named with its file and key; a managed `disableAllHooks: false` wins
+    over the user's true (merged after it); a malformed managed file is a warning
+    naming it (Claude Code ignores it), never a traceback."""
+    from recorder.hooks.agents import Agent
+    from recorder.hooks.settings import start_hook_for
+
+    home, project, logs = tmp_path / "home", tmp_path / "project", tmp_path / "logs"
+    project.mkdir()
+    managed = tmp_path / "etc-claude-code"  # /etc/claude-code, moved for the test
+    env = {"PERSIST_CLAUDE_MANAGED_DIR": str(managed)}
+    monkeypatch.setenv("PERSIST_CLAUDE_MANAGED_DIR", str(managed))
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home / ".claude"))
+    monkeypatch.chdir(project)
+    base = write(managed / "managed-settings.json", '{"disableAllHooks": true}\n')
+    args = ("hooks", "install", "claude", "--log-dir", str(logs))
+    out = persist(home, project, *args, extra_env=env)
+    assert out.returncode == 0 and "added SessionStart" in out.stdout, out.stderr
+    off = (
+        f"disableAllHooks is true in Claude Code's managed settings {base}: it runs no "
+        "hooks, ours included (the administrator's policy)"
+    )
+    assert out.stderr == f"persist: warning: {off}\n", out.stderr
+    user = home / ".claude" / "settings.json"
+
+    def said(kind: str) -> list[str]:
+        """The status lines of `kind` ("problem" or "warning")."""
+        status = persist(home, project, "hooks", "status", "claude", extra_env=env)
+        assert "Traceback" not in status.stderr, status.stderr
+        assert f"claude: {user}: installed (all events)" in status.stdout, status.stdout
+        assert status.returncode == 1  # the recorder is stopped, or a problem
+        return [line for line in status.stdout.splitlines() if line.startswith(f"  {kind}:")]
+
+    assert said("problem") == [f"  problem: {off}"]
+    assert not start_hook_for(Agent.CLAUDE, logs, project)
+    logs.mkdir(mode=0o700)  # doctor of the folder the hooks record into names it: no fix
+    doctor = persist(home, project, "doctor", "--json", "--log-dir", str(logs), extra_env=env)
+    found = [f for f in json.loads(doctor.stdout)["findings"] if f["check"] == "service.hooks"]
+    assert [(f["severity"], f["summary"], f["fix"]) for f in found] == [
+        ("problem", f"claude hooks in {user}: {off}", None)
+    ], found
+
+    # a drop-in read after the base file: its false wins, its allowManagedHooksOnly stops ours
+    drop = managed / "managed-settings.d"
+    ten = write(drop / "10-hooks.json", '{"disableAllHooks": false, "allowManagedHooksOnly": true}')
+    only = (
+        f"allowManagedHooksOnly is true in Claude Code's managed settings {ten}: it runs only "
+        "the managed settings' hooks, none of ours (the administrator's policy)"
+    )
+    assert said("problem") == [f"  problem: {only}"]
+    write(drop / "20-more.json", '{"allowManagedHooksOnly": false}')
+    write(drop / ".30-hidden.json", '{"disableAllHooks": true}')  # not read by Claude Code
+    write(drop / "40-other.txt", '{"disableAllHooks": true}')  # neither
+    assert said("problem") == []
+    assert start_hook_for(Agent.CLAUDE, logs, project)
+    locked = write(drop / "50-lock.json", '{"strictPluginOnlyCustomization": ["skills", "hooks"]}')
+    [problem] = said("problem")
+    assert (
+        f"strictPluginOnlyCustomization locks hooks in Claude Code's managed settings {locked}"
+        in (problem)
+    ), problem
+    locked.unlink()
+
+    # the user's own switch, overridden by the managed false (merged after it)
+    write(user, json.dumps({**json.loads(user.read_text()), "disableAllHooks": True}))
+    assert said("problem") == []
+    assert start_hook_for(Agent.CLAUDE, logs, project)
+    ten.unlink()  # the base file's true again: the managed switch is named
+    assert said("problem") == [f"  problem: {off}"]
+
+    # the remote managed settings' cache, when it holds settings, is the policy instead
+    remote = write(home / ".claude" / "remote-settings.json", '{"allowManagedHooksOnly": true}')
+    [problem] = said("problem")
+    assert problem.startswith(
+        "  problem: allowManagedHooksOnly is true in Claude Code's remote managed settings "
+        f"(cached in {remote}): it runs only the managed settings' hooks"
+    ), problem
+    remote.write_text('{"model": "opus"}')  # /etc's disableAllHooks is not read then
+    assert said("problem") == [
+        f"  problem: disableAllHooks is true in {user}: Claude Code runs no hooks"
+    ]
+    remote.unlink()
+
+    # a malformed managed file: Claude Code ignores it, we say so
+    base.write_text("{not json")
+    [warning] = said("warning")
+    assert warning.startswith(f"  warning: {base} is not valid JSON"), warning
+    assert "Claude Code ignores it" in warning, warning
+    assert said("problem") == [
+        f"  problem: disableAllHooks is true in {user}: Claude Code runs no hooks"
+    ]
+    base.write_text('{"disableAllHooks": "yes"}')  # no boolean: its schema refuses the file
+    [warning] = said("warning")
+    assert f"{base}: disableAllHooks is 'yes', not true or false" in warning, warning

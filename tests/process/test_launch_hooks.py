@@ -185,3 +185,37 @@ def test_the_launcher_does_not_count_on_gemini_hooks_in_a_folder_it_does_not_tru
     )
     said = launch()
     assert "point it at " not in said and "restoring " in said, said
+
+
+def test_the_launcher_does_not_count_on_claude_hooks_its_managed_settings_stop(
+    tmp_path: Path,
+) -> None:
+    """Claude Code's managed settings (`/etc/claude-code/managed-settings.json`) with
+    `allowManagedHooksOnly: true`: it runs none of the user's hooks, our start hook
+    included, yet the launcher counted on it and left out the line that points the
+    person at the chosen checkpoint's transcript. Now it says why, naming the file."""
+    log_dir = demo_dir(tmp_path)
+    (tmp_path / "project").mkdir()
+    managed = tmp_path / "etc-claude-code"
+    env = {
+        "CLAUDE_CONFIG_DIR": str(tmp_path / "claude-config"),
+        "PERSIST_CLAUDE_MANAGED_DIR": str(managed),
+    }
+    install = [sys.executable, "-m", "recorder.cli", "hooks", "install", "claude"]
+    installed = subprocess.run(
+        [*install, "--log-dir", str(log_dir)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
+    assert installed.returncode == 0, installed.stderr
+    managed.mkdir()
+    policy = managed / "managed-settings.json"
+    policy.write_text('{"allowManagedHooksOnly": true}')
+    got, said = launch_claude(tmp_path, log_dir, "latest", "", env)
+    assert got["checkpoint"]  # chosen: the line below names its transcript
+    assert (
+        f"claude will not run our hooks (allowManagedHooksOnly is true in Claude Code's "
+        f"managed settings {policy}" in said
+    ), said
+    assert "so it is not offered the checkpoint: point it at " in said
