@@ -1,9 +1,11 @@
-"""Where a hook's failures go: never to the agent, always somewhere `persist status` looks.
+"""Where a hook's failures go: never to the agent, always somewhere `persist status` and
+`persist hooks status` look.
 
 Each failure is one JSON line in `<log-dir>/hooks/failures.jsonl` (0600). When the
 log folder itself is unusable (a file, unwritable, on a full disk), the line goes to
 `$XDG_STATE_HOME/agent-persist/hook-failures.jsonl` (default ~/.local/state/...)
-with the log folder named in it, so `persist status --log-dir DIR` still finds it.
+with the log folder named in it, so `persist status --log-dir DIR` still finds it
+(`persist hooks status` when DIR is a file, which `persist status` refuses, exit 2).
 """
 
 from __future__ import annotations
