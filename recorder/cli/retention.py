@@ -202,10 +202,11 @@ def describe_plan(plan: dict[str, Any], dry_run: bool, trash: str | None) -> str
                 f"  {s['name']}  {s['bytes']:>12,} bytes  seq {s['first_seq']}-{s['last_seq']}  "
                 f"{_iso(s['first_ts'])} -> {_iso(s['last_ts'])}"
             )
-        lines.append(
-            f"  messages seq {plan['from_seq']} to {plan['to_seq']}, "
-            f"{_iso(plan['from_ts'])} -> {_iso(plan['to_ts'])}"
-        )
+        from recorder.store.retention import seq_ranges_words
+
+        # (a recorder of before 2026-12-07 answers without `seq_ranges`)
+        seqs = seq_ranges_words(plan.get("seq_ranges") or [], plan["from_seq"], plan["to_seq"])
+        lines.append(f"  messages seq {seqs}, {_iso(plan['from_ts'])} -> {_iso(plan['to_ts'])}")
         cps = plan.get("checkpoints") or []
         lines.append(f"  checkpoints ({len(cps)}): " + (", ".join(cps) if cps else "none"))
         if plan.get("restated"):

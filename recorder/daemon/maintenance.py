@@ -56,6 +56,7 @@ from recorder.store.retention import (
     TrashEntry,
     execute,
     plan_prune,
+    seq_ranges_words,
     write_state,
 )
 from recorder.store.retention_config import Policy
@@ -111,14 +112,15 @@ def prune_event(plan: PrunePlan, entry: TrashEntry, by: str) -> dict[str, Any]:
         "bytes": j["bytes"],
         "from_seq": j["from_seq"],
         "to_seq": j["to_seq"],
+        "seq_ranges": j["seq_ranges"],
         "from_ts": j["from_ts"],
         "to_ts": j["to_ts"],
         "checkpoints": j["checkpoints"],
         "restated": j["restated"],
         "policy": j["policy"],
         "detail": f"pruned {len(j['segments'])} segments ({j['bytes']:,} bytes, seq "
-        f"{j['from_seq']}-{j['to_seq']}) and {len(j['checkpoints'])} checkpoints into "
-        f"trash/{entry.id}",
+        f"{seq_ranges_words(j['seq_ranges'], j['from_seq'], j['to_seq'])}) and "
+        f"{len(j['checkpoints'])} checkpoints into trash/{entry.id}",
     }
 
 

@@ -86,6 +86,22 @@ class PrunePlan:
         lasts = [s.last_seq for s in self.segments if s.last_seq is not None]
         return (min(firsts, default=None), max(lasts, default=None))
 
+    def seq_ranges(self) -> list[list[int]]:
+        """The sequence numbers the plan's segments hold, one `[first, last]` per run of
+        consecutive segments: a segment kept between two that go (the newest
+        checkpoint's, say) keeps its records, which `seq_range` alone would include."""
+        runs: list[list[int]] = []
+        previous = None
+        for s in self.segments:
+            number = segment_number(s.name)
+            if s.first_seq is not None and s.last_seq is not None:
+                if runs and previous is not None and number == previous + 1:
+                    runs[-1][1] = s.last_seq
+                else:
+                    runs.append([s.first_seq, s.last_seq])
+            previous = number
+        return runs
+
     def ts_range(self) -> tuple[float | None, float | None]:
         firsts = [s.first_ts for s in self.segments if s.first_ts is not None]
         lasts = [s.last_ts for s in self.segments if s.last_ts is not None]
@@ -99,6 +115,7 @@ class PrunePlan:
             "bytes": self.bytes,
             "from_seq": from_seq,
             "to_seq": to_seq,
+            "seq_ranges": self.seq_ranges(),
             "from_ts": from_ts,
             "to_ts": to_ts,
             "checkpoints": self.checkpoints,
@@ -109,6 +126,15 @@ class PrunePlan:
             "over_by": self.over_by,
             "held": self.held,
         }
+
+
+def seq_ranges_words(ranges: list[list[int]], first: object, last: object) -> str:
+    """The sequence numbers a prune took, in words: "1 to 2918", or "1 to 1943 and
+    2431 to 2918" when kept segments lie between."""
+    if len(ranges) < 2:
+        return f"{first} to {last}"
+    head = ", ".join(f"{a} to {b}" for a, b in ranges[:-1])
+    return f"{head} and {ranges[-1][0]} to {ranges[-1][1]}"
 
 
 def _info(store: Store, k: int, totals: list[int]) -> SegmentInfo:

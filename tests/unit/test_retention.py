@@ -261,6 +261,33 @@ def test_a_bundle_says_which_records_pruning_took_from_its_range(
     assert any("are not in this range" in n for n in notes), notes
 
 
+def test_a_prune_around_a_kept_segment_names_the_sequence_numbers_it_took_run_by_run(
+    journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pinned checkpoint keeps its segments, so a prune by size takes segments on both
+    sides of them: before 2026-12-07 its summary line, `--json` plan and journal record
+    gave one range, from the first taken to the last, the kept records included."""
+    layout, cps = journal
+    log = str(layout.root)
+    assert run(capsys, "pin", cps[DAYS - 5].id, "--log-dir", log)[0] == 0
+    code, out, _ = run(capsys, "prune", "--max-size", "1K", "--json", "--log-dir", log)
+    assert code == 0
+    plan = orjson.loads(out)
+    ranges = plan["seq_ranges"]
+    assert len(ranges) == 2, plan["segments"]
+    with Store(layout.root) as kept:
+        kept.refresh()
+        kept_seqs = {r.seq for r in kept.records()} - {None}
+    taken = {n for a, b in ranges for n in range(a, b + 1)}
+    assert not taken & kept_seqs
+    assert ranges[0][0] == plan["from_seq"] and ranges[-1][1] == plan["to_seq"]
+    assert set(range(plan["from_seq"], plan["to_seq"] + 1)) & kept_seqs  # what one range said
+    (event,) = [r for r in journal_records(layout.root) if r.get("event") == "prune"]
+    assert event["seq_ranges"] == ranges
+    words = " and ".join(f"{a} to {b}" for a, b in ranges)
+    assert f"seq {words})" in event["detail"], event["detail"]
+
+
 def test_doctor_names_a_trash_entry_that_restore_would_refuse(
     journal: tuple[Layout, list[Checkpoint]], capsys: pytest.CaptureFixture[str]
 ) -> None:
