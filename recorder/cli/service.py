@@ -50,6 +50,9 @@ def cmd_service(args: argparse.Namespace) -> int:
         path, exists, steps = systemd.status(directory, execute=execute)
         which = f", records {recorded}" if recorded is not None else ""
         print(f"unit file   {path} ({'installed' if exists else 'not installed'}{which})")
+        gone = systemd.unit_program_problem(path)
+        if gone is not None:
+            print(f"  problem: {gone}; `{systemd.reinstall_command(path)}` writes it again")
         if elsewhere:
             print(f"            not this folder ({here}): the recorder below is not the unit's")
         health = assess(Layout(Path(args.log_dir)))
@@ -68,7 +71,7 @@ def cmd_service(args: argparse.Namespace) -> int:
             "above in your login session)"
         )
     if args.action == "status":  # as `persist status`: 0 recording, 3 not running, 6 degraded
-        return state_exit_code(health.state)
+        return 1 if gone is not None else state_exit_code(health.state)
     return 1 if failed else 0
 
 

@@ -192,8 +192,8 @@ def status(
     return path, path.exists(), steps
 
 
-def unit_log_dir(path: Path) -> Path | None:
-    """The log folder the unit at `path` records (its ExecStart's --log-dir), if any."""
+def _exec_start(path: Path) -> list[str] | None:
+    """The words of the unit's ExecStart (systemd's `%%` and `$$` read back), if any."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
@@ -204,7 +204,46 @@ def unit_log_dir(path: Path) -> Path | None:
                 words = shlex.split(line[len("ExecStart=") :])
             except ValueError:
                 return None
-            for k, word in enumerate(words[:-1]):
-                if word == "--log-dir":
-                    return Path(words[k + 1].replace("%%", "%").replace("$$", "$"))
+            return [w.replace("%%", "%").replace("$$", "$") for w in words]
     return None
+
+
+def unit_log_dir(path: Path) -> Path | None:
+    """The log folder the unit at `path` records (its ExecStart's --log-dir), if any."""
+    words = _exec_start(path) or []
+    for k, word in enumerate(words[:-1]):
+        if word == "--log-dir":
+            return Path(words[k + 1])
+    return None
+
+
+def unit_program_problem(path: Path) -> str | None:
+    """Why systemd cannot start the unit at `path`: the program its ExecStart names (the
+    Python of the virtualenv `persist service install` ran from) is gone or not
+    executable, a virtualenv removed or moved; None when it can, or there is no unit.
+    Before 2026-12-07 `persist service status` and doctor called such a unit installed."""
+    words = _exec_start(path)
+    if not words or not os.path.isabs(words[0]):
+        return None
+    program = words[0]
+    if os.path.isfile(program) and os.access(program, os.X_OK):
+        return None
+    what = "is not there" if not os.path.lexists(program) else "is not an executable file"
+    return (
+        f"the unit runs {program}, which {what} (persist moved or uninstalled?): systemd "
+        "cannot start the recorder"
+    )
+
+
+def reinstall_command(path: Path) -> str:
+    """The `persist service install` that writes the unit at `path` again with this
+    persist's program, for the same folder and bus."""
+    words = _exec_start(path) or []
+    argv = ["persist", "service", "install"]
+    for name in ("--log-dir", "--broker", "--publish-endpoint", "--embedded"):
+        for k, word in enumerate(words[:-1]):
+            if word == name:
+                argv += [name, words[k + 1]]
+    if path.parent != unit_dir():
+        argv += ["--unit-dir", str(path.parent)]
+    return shlex.join(argv)

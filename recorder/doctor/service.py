@@ -144,9 +144,14 @@ def service_findings(
     unit_path = (unit_dir or systemd.unit_dir()) / systemd.UNIT_NAME
     unit_folder = systemd.unit_log_dir(unit_path)
     ours = unit_folder is not None and _same(unit_folder, layout.root)
-    start = (
-        f"systemctl --user start {systemd.UNIT_NAME}" if ours else health.start_command(layout.root)
-    )
+    # a unit whose program is gone cannot start: writing it again (which starts it) can
+    gone = systemd.unit_program_problem(unit_path) if ours else None
+    if gone is not None:
+        start = systemd.reinstall_command(unit_path)
+    elif ours:
+        start = f"systemctl --user start {systemd.UNIT_NAME}"
+    else:
+        start = health.start_command(layout.root)
     restart = f"persist stop --log-dir {shlex.quote(str(layout.root))} && {start}"
     out: list[Finding] = []
     status = health.status
@@ -233,6 +238,9 @@ def service_findings(
         text = "no systemd user unit (`persist service install` keeps the recorder running)"
     elif ours:
         text = f"systemd user unit installed for this folder ({unit_path})"
+        if gone is not None:
+            out.append(Finding(Area.SERVICE, "service.unit", Severity.PROBLEM, gone, start))
+            return out
     else:
         text = f"the systemd user unit records another folder ({unit_folder})"
     out.append(Finding(Area.SERVICE, "service.unit", Severity.OK, text))

@@ -17,6 +17,7 @@ import pytest
 
 from recorder.daemon.options import RecorderOptions, recorder_argv
 from recorder.daemon.systemd import UNIT_NAME, UNIT_STOP_WAIT, UnitConfig, quote, unit_text
+from tests.demo_journal import build_demo
 from tests.support import Bus, read_status, wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -143,6 +144,40 @@ def test_install_status_uninstall(tmp_path: Path, bus: Bus) -> None:
     assert not path.exists()
     out = persist("service", "uninstall", "--unit-dir", str(units), "--print-only")
     assert "was not installed" in out.stdout
+
+
+def test_a_unit_whose_program_is_gone_is_a_problem_until_installed_again(tmp_path: Path) -> None:
+    """The virtualenv `persist service install` ran from removed or moved: systemd cannot
+    start the unit (203/EXEC). Before 2026-12-07 `persist service status` said
+    "installed" and doctor "ok", naming `systemctl --user start` as the fix."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    log_dir = build_demo(tmp_path / "logs")  # a folder recorded before, now stopped
+    bus = ["--broker", "tcp://127.0.0.1:5999", "--publish-endpoint", "tcp://127.0.0.1:5998"]
+    args = ("--print-only", "--log-dir", str(log_dir), *bus, "--embedded", "no")
+    assert persist("service", "install", *args, env=env).returncode == 0
+    unit = tmp_path / "config" / "systemd" / "user" / UNIT_NAME
+    gone = tmp_path / "old-venv" / "bin" / "python3"
+    text = unit.read_text()
+    unit.write_text(text.replace(f"ExecStart={exec_argv(parse(text))[0]} ", f"ExecStart={gone} "))
+    assert exec_argv(parse(unit.read_text()))[0] == str(gone)
+    status = persist("service", "status", "--print-only", "--log-dir", str(log_dir), env=env)
+    (problem,) = [ln for ln in status.stdout.splitlines() if ln.startswith("  problem:")]
+    assert f"the unit runs {gone}, which is not there" in problem, status.stdout
+    fix = problem.split("`")[1]
+    assert shlex.split(fix) == [
+        "persist", "service", "install", "--log-dir", str(log_dir.resolve()), "--broker",
+        "tcp://127.0.0.1:5999", "--publish-endpoint", "tcp://127.0.0.1:5998", "--embedded", "no",
+    ]  # fmt: skip
+    assert status.returncode == 1
+    doctor = persist("doctor", "--log-dir", str(log_dir), env=env)
+    assert doctor.returncode == 9, doctor.stdout
+    assert f"the unit runs {gone}, which is not there" in doctor.stdout, doctor.stdout
+    assert f"systemctl --user start {UNIT_NAME}" not in doctor.stdout, doctor.stdout
+    assert f"fix: {fix}" in doctor.stdout
+    again = persist(*shlex.split(fix)[1:], "--print-only", env=env)  # (no systemd here)
+    assert again.returncode == 0, again.stderr
+    status = persist("service", "status", "--print-only", "--log-dir", str(log_dir), env=env)
+    assert "problem:" not in status.stdout and status.returncode == 3, status.stdout
 
 
 def test_default_unit_dir_is_the_user_config(tmp_path: Path) -> None:
