@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
@@ -39,6 +40,9 @@ def cmd_service(args: argparse.Namespace) -> int:
         except OSError as exc:
             return fail(f"--unit-dir {target}: cannot write the unit file ({exc.strerror or exc})")
         print(f"wrote {path}")
+        held = _held_by_another(Layout(here), recorded is not None)
+        if held:
+            print(f"warning: {held}")
     elif args.action == "uninstall":
         try:
             path, existed, steps = systemd.uninstall(directory, execute=execute)
@@ -73,6 +77,27 @@ def cmd_service(args: argparse.Namespace) -> int:
     if args.action == "status":  # as `persist status`: 0 recording, 3 not running, 6 degraded
         return 1 if gone is not None else state_exit_code(health.state)
     return 1 if failed else 0
+
+
+def _held_by_another(layout: Layout, had_unit: bool) -> str:
+    """What to say when a recorder the unit did not start records the folder: the unit's
+    own start then fails ("already recording"; systemd gives up after 10 tries in a
+    minute), and one started by `persist launch` stops when its last agent leaves,
+    leaving the folder unrecorded though the unit is installed (before 2026-12-07
+    install said nothing)."""
+    health = assess(layout)
+    if not health.running or had_unit:  # (a unit installed before may be the holder)
+        return ""
+    from recorder.daemon.systemd import UNIT_NAME
+    from recorder.launch.registry import recorder_owner
+
+    who = "`persist launch`" if recorder_owner(layout) is not None else "another command"
+    root = shlex.quote(str(layout.root))
+    return (
+        f"recorder PID {health.pid}, started by {who}, records {layout.root}: the unit's "
+        f"recorder cannot start while it runs; `persist stop --log-dir {root} && systemctl "
+        f"--user restart {UNIT_NAME}` hands the folder to the unit"
+    )
 
 
 def add_parsers(

@@ -180,6 +180,26 @@ def test_a_unit_whose_program_is_gone_is_a_problem_until_installed_again(tmp_pat
     assert "problem:" not in status.stdout and status.returncode == 3, status.stdout
 
 
+def test_install_while_another_recorder_records_the_folder_warns_how_to_hand_it_over(
+    tmp_path: Path, bus: Bus
+) -> None:
+    """The unit's recorder cannot start while another holds the folder (systemd gives up
+    after 10 tries in a minute); before 2026-12-07 install said nothing of it."""
+    bus.start_broker()
+    bus.start_recorder()
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    args = ("--print-only", "--log-dir", str(bus.log_dir), "--broker", bus.back)
+    out = persist("service", "install", *args, env=env)
+    assert out.returncode == 0, out.stderr
+    (warning,) = [ln for ln in out.stdout.splitlines() if ln.startswith("warning:")]
+    assert bus.recorder is not None and f"recorder PID {bus.recorder.pid}" in warning, warning
+    assert f"persist stop --log-dir {bus.log_dir} && systemctl --user restart {UNIT_NAME}" in (
+        warning
+    )
+    again = persist("service", "install", *args, env=env)  # the unit's own recorder, maybe
+    assert "warning:" not in again.stdout, again.stdout
+
+
 def test_default_unit_dir_is_the_user_config(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
     out = persist("service", "install", "--print-only", "--log-dir", str(tmp_path / "l"), env=env)
