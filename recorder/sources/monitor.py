@@ -270,15 +270,17 @@ def _escape(code: int) -> str:
 
 
 # what must not reach monitor.log raw: line ends (one decision, one line) and controls
-# (`tail` on a terminal would run an escape sequence in a session's file name)
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# (`tail` on a terminal would run an escape sequence in a session's file name); and the
+# backslash, doubled, so that a name holding the text `\n` is not logged as one holding
+# a newline (the escaping is one to one)
+_CONTROLS = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 
 def _text(text: str) -> bytes:
     """`text` for monitor.log: controls as escapes (a session's id is its file's name,
-    which may hold any of them); a byte of a name that is not UTF-8 (a lone surrogate)
-    as `\\udcNN`, as before."""
+    which may hold any of them), a backslash doubled; a byte of a name that is not UTF-8
+    (a lone surrogate) as `\\udcNN`, as before."""
     text = _CONTROLS.sub(lambda m: _ESCAPES.get(m[0]) or _escape(ord(m[0])), text)
     return text.encode("utf-8", "backslashreplace")
 

@@ -444,3 +444,29 @@ def test_a_session_key_with_control_characters_is_one_escaped_log_line(tmp_path:
     assert again.count(b"\n") == 2 and b"wait (nothing changed" in again.splitlines()[1]
     Monitor(roots, layout, settings).tick(s.t + 3720)  # the same wait: not again
     assert (layout.sessions / "monitor.log").read_bytes() == again
+
+
+def test_a_session_key_holding_escape_text_is_never_logged_as_another_one(
+    tmp_path: Path,
+) -> None:
+    """One name holds a newline and an escape, another the text `\\n` and `\\x1b`:
+    before, both were logged alike (the escaping was not one to one), and the monitor
+    took one's logged decision for the other's. A backslash is doubled now."""
+    controls = "evil\nsession\x1b]0;t\x07"
+    escapes = r"evil\nsession\x1b]0;t\x07"
+    roots = Roots(tmp_path / "claude", None, None)
+    layout = Layout(tmp_path / "log")
+    settings = MonitorSettings(idle_minutes=1)
+    sessions = []
+    for name in (controls, escapes):
+        s = ClaudeSession(tmp_path / "claude", cwd="/home/me/p", session_id=name)
+        s.user("task")
+        s.assistant(text("ok"))
+        s.write()
+        sessions.append(s)
+    r = Monitor(roots, layout, settings).tick(max(s.t for s in sessions) + 3600)
+    assert len(r.taken) == 2
+    lines = (layout.sessions / "monitor.log").read_bytes().splitlines()
+    keys = [line.split(b" ", 1)[1].split(b": ", 1)[0] for line in lines]
+    assert len(keys) == 2 and keys[0] != keys[1], lines
+    assert b"evil\\nsession\\x1b]0;t\\x07" in b"".join(keys), keys  # the text one
