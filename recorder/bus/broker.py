@@ -21,11 +21,12 @@ from recorder.bus.endpoints import (
     DEFAULT_HWM,
     DEFAULT_PUBLISH,
     DEFAULT_SUBSCRIBE,
+    bind_twice_problem,
     ipc_bind_problem,
     wants_ipv6,
 )
 from recorder.bus.keys import ServerKeys
-from recorder.errors import BusError
+from recorder.errors import BadOption, BusError
 
 if TYPE_CHECKING:
     from zmq.auth.thread import ThreadAuthenticator
@@ -96,7 +97,16 @@ class Broker:
                 sock.close()
 
     def start(self) -> Broker:
-        """Bind both endpoints and start proxying; raises if an endpoint is taken."""
+        """Bind both endpoints and start proxying; raises if an endpoint is taken
+        (`BusError`), or if the two are one (`BadOption`): the second bind would replace
+        the first's ipc socket file, or fail as if another broker held it."""
+        problem = bind_twice_problem(
+            ("frontend", self.frontend),
+            ("backend", self.backend),
+            why="a broker needs one endpoint for publishers and another for subscribers",
+        )
+        if problem is not None:
+            raise BadOption(problem)
         for endpoint in (self.frontend, self.backend):
             problem = ipc_bind_problem(endpoint)
             if problem is not None:

@@ -155,6 +155,63 @@ def same_socket_key(endpoint: str, ipv6: bool, resolve: bool = True) -> tuple[ob
     return ("tcp", ipaddress.ip_address(address).compressed if found else host, port_key)
 
 
+def reached(key: tuple[object, ...]) -> str:
+    """What a `same_socket_key` names, for people."""
+    kind = key[0]
+    if kind == "tcp":
+        address = str(key[1])
+        return f"both reach {f'[{address}]' if ':' in address else address}:{key[2]}"
+    if kind == "ipc-file" or kind == "ipc":
+        return "both name the same socket file"
+    return "both name the same socket"
+
+
+_ANY_V4 = ("*", "0.0.0.0")  # the IPv4 wildcards
+
+
+def _binds_clash(first: tuple[object, ...], second: tuple[object, ...]) -> str | None:
+    """The wildcard of two tcp binds on one port whose addresses differ but collide, or
+    None: a wildcard takes the port on every address (`*` and 0.0.0.0 on IPv4; `::` on
+    both families, libzmq's IPv6 sockets being dual-stack)."""
+    if first[0] not in ("tcp", "tcp-name") or second[0] not in ("tcp", "tcp-name"):
+        return None
+    port = first[2]
+    if port != second[2]:
+        return None
+    for wild, other in ((first, second), (second, first)):
+        host, address = str(wild[1]), str(other[1])
+        if host == "::" or (host in _ANY_V4 and other[0] == "tcp" and ":" not in address):
+            return host
+    return None
+
+
+def bind_twice_problem(first: tuple[str, str], second: tuple[str, str], *, why: str) -> str | None:
+    """Why binding two (option, endpoint) pairs, each on a socket of its own (a broker's
+    two sides), would bind one socket twice, or None: the same endpoint, one under two
+    spellings (`same_socket_key`, resolved as each socket resolves it), or a wildcard
+    and an address on its port. A port of `*` or 0 and `ipc://*` take a free one at
+    each bind: never one. `why` says what needs them apart."""
+    (first_option, first_ep), (option, endpoint) = first, second
+    keys = [same_socket_key(ep, wants_ipv6([ep])) for ep in (first_ep, endpoint)]
+    anywhere = any(k[0] in ("tcp", "tcp-name") and k[2] in ("*", 0) for k in keys)
+    if anywhere or "ipc://*" in (first_ep, endpoint):
+        return None
+    given = f"{option} {endpoint} is given to {first_option} and {option}"
+    if endpoint == first_ep:
+        return f"{given}: {why}"
+    if keys[0] == keys[1]:
+        return (
+            f"{given}: {first_option} {first_ep} under another spelling ({reached(keys[0])}); {why}"
+        )
+    wildcard = _binds_clash(*keys)
+    if wildcard is None:
+        return None
+    return (
+        f"{option} {endpoint} and {first_option} {first_ep} are on one port, which "
+        f"{wildcard} takes on every address; {why}"
+    )
+
+
 def wants_ipv6(endpoints: Iterable[str]) -> bool:
     """Whether a tcp endpoint among `endpoints` names an IPv6 host (`tcp://[::1]:5555`,
     ip6-localhost): a libzmq socket then needs its IPV6 option, off by default (the

@@ -15,6 +15,7 @@ from recorder.bus.endpoints import (
     DEFAULT_HWM,
     DEFAULT_PUBLISH,
     DEFAULT_SUBSCRIBE,
+    bind_twice_problem,
     check_bind_endpoint,
 )
 from recorder.cli.common import (
@@ -44,6 +45,13 @@ def cmd_broker(args: argparse.Namespace) -> int:
     os.umask(PRIVATE_UMASK)  # the ipc socket files it binds: its user's alone
     for option, where in (("--frontend", args.frontend), ("--backend", args.backend)):
         check_bind_endpoint(where, option, allow_public=args.bind_public)  # BadOption: exit 2
+    problem = bind_twice_problem(
+        ("--frontend", args.frontend),
+        ("--backend", args.backend),
+        why="the broker needs one endpoint for publishers and another for subscribers",
+    )
+    if problem is not None:  # the second bind replaced an ipc socket, or failed as "taken"
+        raise BadOption(problem)
     folder = curve_keys_folder(args, [args.frontend, args.backend])
     keys = load_server(folder) if folder is not None else None  # KeyFileError: exit 1
     broker = Broker(args.frontend, args.backend, hwm=args.hwm, curve=keys).start()  # BusError

@@ -15,9 +15,11 @@ from pathlib import Path
 from recorder.bus.endpoints import (
     DEFAULT_PUBLISH,
     DEFAULT_SUBSCRIBE,
+    bind_twice_problem,
     check_bind_endpoint,
     check_connect_endpoint,
     endpoint_free,
+    reached,
     same_socket_key,
     wants_ipv6,
 )
@@ -52,17 +54,6 @@ def _port(endpoint: str) -> str | None:
     if not endpoint.startswith("tcp://"):
         return None
     return str(int(endpoint.rsplit(":", 1)[1])) if endpoint[-1:] != "*" else "*"
-
-
-def _reached(key: tuple[object, ...]) -> str:
-    """What a `same_socket_key` names, for people."""
-    kind = key[0]
-    if kind == "tcp":
-        address = str(key[1])
-        return f"both reach {f'[{address}]' if ':' in address else address}:{key[2]}"
-    if kind == "ipc-file" or kind == "ipc":
-        return "both name the same socket file"
-    return "both name the same socket"
 
 
 @dataclass
@@ -145,6 +136,21 @@ class RecorderOptions:
             # the hosted broker binds its subscriber side there: anyone who reaches it
             # reads every message (AUTO hosts one only on the loopback default)
             check_bind_endpoint(self.broker, "--broker", allow_public=self.bind_public)
+        hosted = self.embedded is EmbeddedMode.YES or (
+            self.embedded is EmbeddedMode.AUTO and self.broker == DEFAULT_SUBSCRIBE
+        )
+        if hosted and self.broker is not None:
+            # its publishers' side bound where its subscribers' is: the second bind
+            # replaced the first's ipc socket file (nothing sent reached anyone) or
+            # failed as if another broker ran
+            problem = bind_twice_problem(
+                ("--publish-endpoint", self.publish_endpoint),
+                ("--broker", self.broker),
+                why="the embedded broker needs one endpoint for publishers "
+                "(--publish-endpoint) and another for subscribers (--broker)",
+            )
+            if problem is not None:
+                raise BadOption(problem)
         self._check_curve()
         # `not x > 0` rather than `x <= 0`: NaN is refused too.
         if not self.fsync_interval > 0:
@@ -252,7 +258,7 @@ class RecorderOptions:
                 twice = "twice" if first_option == option else f"to {first_option} and {option}"
                 raise BadOption(
                     f"{option} {endpoint} is given {twice}: {first_option} {first} under "
-                    f"another spelling ({_reached(key)})"
+                    f"another spelling ({reached(key)})"
                     + ("; every message would be recorded twice" if option == "--broker" else "")
                 )
             keys[key] = option, endpoint

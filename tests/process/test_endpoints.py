@@ -4,6 +4,7 @@ subscribed ("not subscribed yet", counted apart from gaps)."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import time
@@ -299,3 +300,63 @@ def test_ipc_sockets_are_private_whatever_the_umask(
     assert out.returncode == 1
     (line,) = out.stderr.splitlines()
     assert line.startswith("persist: cannot bind the broker") and "another broker" not in line
+
+
+def test_one_endpoint_for_both_sides_of_a_broker_is_one_line_and_exit_2(
+    procs: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """`persist broker --frontend ipc://P --backend ipc://P` started: its subscribers'
+    bind replaced its publishers' socket file, nothing sent reached anyone (`persist
+    send` exit 7) while a recorder following it said healthy; on one tcp port (or
+    `localhost` and 127.0.0.1) it failed with "is another broker running?", exit 1,
+    though none ran. A recorder's embedded broker did the same with `--publish-endpoint`
+    and `--broker`. Now one line naming the pair, exit 2, nothing bound."""
+    port = free_port()
+    sock = f"ipc://{tmp_path}/bus.sock"
+    why = "the broker needs one endpoint for publishers and another for subscribers"
+    embedded = (
+        "the embedded broker needs one endpoint for publishers (--publish-endpoint) and "
+        "another for subscribers (--broker)"
+    )
+    logs = str(tmp_path / "logs")
+    cases = [
+        (
+            ["broker", "--frontend", sock, "--backend", sock],
+            f"--backend {sock} is given to --frontend and --backend: {why}",
+        ),
+        (
+            ["broker", "--frontend", f"tcp://127.0.0.1:{port}", "--backend", f"tcp://localhost:{port}"],
+            f"--backend tcp://localhost:{port} is given to --frontend and --backend: --frontend "
+            f"tcp://127.0.0.1:{port} under another spelling (both reach 127.0.0.1:{port}); {why}",
+        ),
+        (
+            ["broker", "--frontend", f"tcp://*:{port}", "--backend", f"tcp://127.0.0.1:{port}",
+             "--bind-public"],
+            f"--backend tcp://127.0.0.1:{port} and --frontend tcp://*:{port} are on one port, "
+            f"which * takes on every address; {why}",
+        ),
+        (
+            ["record", "--embedded", "yes", "--publish-endpoint", sock, "--broker", sock,
+             "--log-dir", logs],
+            f"--broker {sock} is given to --publish-endpoint and --broker: {embedded}",
+        ),
+        (
+            ["record", "--embedded", "yes", "--publish-endpoint", f"tcp://localhost:{port}",
+             "--broker", f"tcp://127.0.0.1:{port}", "--log-dir", logs, "--detach"],
+            f"--broker tcp://127.0.0.1:{port} is given to --publish-endpoint and --broker: "
+            f"--publish-endpoint tcp://localhost:{port} under another spelling (both reach "
+            f"127.0.0.1:{port}); {embedded}",
+        ),
+    ]  # fmt: skip
+    for args, says in cases:
+        out = persist(*args)
+        assert out.returncode == 2, (args, out.stderr)
+        assert out.stderr == f"persist: {says}\n", args
+        assert not (tmp_path / "bus.sock").exists()
+        assert not (tmp_path / "logs" / "segments").exists()
+    # a port of * is a free one at each bind: one endpoint, two sockets
+    any_port = "tcp://127.0.0.1:*"
+    proc = procs("broker", "--frontend", any_port, "--backend", any_port, name="any")
+    wait_for(lambda: "subscribers to" in proc.output(), what="the broker started")
+    ports = re.findall(r"tcp://127\.0\.0\.1:(\d+)", proc.output())
+    assert len(ports) == 2 and ports[0] != ports[1], proc.output()

@@ -144,3 +144,41 @@ def test_one_broker_under_two_spellings_is_refused_and_two_sockets_are_not(
             assert options.connects == (first, second)
     finally:
         sock.close()
+
+
+def test_a_broker_s_two_sides_on_one_socket_are_told_from_two_sockets() -> None:
+    """One socket bound twice: the same endpoint, one under two spellings, a wildcard
+    and an address on its port (`::` takes IPv4 too: libzmq's IPv6 sockets are
+    dual-stack). Two sockets: a port or an ipc path taken free at each bind, two
+    addresses or families on one port."""
+    from recorder.bus.endpoints import bind_twice_problem
+
+    def problem(front: str, back: str) -> str | None:
+        return bind_twice_problem(("--frontend", front), ("--backend", back), why="apart")
+
+    for front, back in [
+        ("ipc:///tmp/a.sock", "ipc:///tmp/a.sock"),
+        ("ipc:///tmp/a.sock", "ipc:///tmp/./a.sock"),
+        ("ipc://@bus", "ipc://@bus"),
+        ("tcp://127.0.0.1:7201", "tcp://localhost:7201"),
+        ("tcp://[::1]:7202", "tcp://[0:0:0:0:0:0:0:1]:7202"),
+        ("tcp://*:7203", "tcp://127.0.0.1:7203"),
+        ("tcp://0.0.0.0:7204", "tcp://127.0.0.2:7204"),
+        ("tcp://[::]:7205", "tcp://127.0.0.1:7205"),
+        ("tcp://[::1]:7206", "tcp://[::]:7206"),
+    ]:
+        said = problem(front, back)
+        assert said is not None and said.startswith(f"--backend {back} "), (front, back)
+        assert said.endswith("; apart") or said.endswith(": apart"), said
+    for front, back in [
+        ("tcp://127.0.0.1:*", "tcp://127.0.0.1:*"),
+        ("tcp://127.0.0.1:0", "tcp://127.0.0.1:0"),
+        ("ipc://*", "ipc://*"),
+        ("ipc:///tmp/a.sock", "ipc:///tmp/b.sock"),
+        ("tcp://127.0.0.1:7207", "tcp://127.0.0.1:7208"),
+        ("tcp://127.0.0.1:7209", "tcp://127.0.0.2:7209"),
+        ("tcp://127.0.0.1:7210", "tcp://[::1]:7210"),
+        ("tcp://0.0.0.0:7211", "tcp://[::1]:7211"),
+        ("tcp://*:7212", "tcp://[::1]:7212"),
+    ]:
+        assert problem(front, back) is None, (front, back)
