@@ -35,10 +35,20 @@ class BadOption(PersistError, ValueError):
     """An option or argument is invalid; the message names it (the CLI exits 2)."""
 
 
+# why a handshake failed where what answers is no ZeroMQ peer (`refused_by`)
+NOT_ZMTP = (
+    "what answers there does not speak ZMTP 3, the protocol of ZeroMQ 4 (another service "
+    "on that port?)"
+)
+
+
 def refused_by(where: str, why: str) -> str:
     """A broker that refused our handshake, as every place says it (`persist send` and
     `replay`, and for a recorder `persist status`, `doctor` and recorder.log): `why` is
-    the handshake's failure (`recorder.bus.publisher.REFUSALS`)."""
+    the handshake's failure (`recorder.bus.publisher.REFUSALS`), or `NOT_ZMTP` when what
+    answers is no ZeroMQ broker at all (named as such: neither CURVE nor keys can help)."""
+    if why == NOT_ZMTP:
+        return f"{where} is not a ZeroMQ broker: {why}"
     return (
         f"the broker at {where} refused us: {why} (--curve/--no-curve and --keys must "
         "match the broker's; a key of another machine must be allowed there: persist keys allow)"

@@ -25,7 +25,7 @@ import zmq
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, speaks_zmtp, wants_ipv6
 from recorder.bus.envelope import ENVELOPE_KEY, HEARTBEAT_TOPIC
-from recorder.errors import BusError, refused_by
+from recorder.errors import NOT_ZMTP, BusError, refused_by
 
 if TYPE_CHECKING:  # loaded only when CURVE is used: an agent's import stays small
     from recorder.bus.keys import ClientKeys
@@ -175,10 +175,7 @@ class Hearing:
         # no ZMTP greeting comes from there (an answer shorter than the 72 bytes libzmq
         # reads after its first byte makes up no subscription, only the failure)
         if self.subscriptions or (refused and speaks_zmtp(where) is False):
-            return (
-                f"{where} is not a ZeroMQ broker: what answers there does not speak ZMTP 3, "
-                "the protocol of ZeroMQ 4 (another service on that port?)"
-            )
+            return refused_by(where, NOT_ZMTP)
         if refused:
             return refused_by(where, self.refusal)
         return (

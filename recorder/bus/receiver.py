@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
 import struct
 import threading
 import time
@@ -22,7 +23,7 @@ import zmq
 
 from recorder.bus.broker import Broker
 from recorder.bus.curve import connect_as_client, serve, start_authenticator, take_refused
-from recorder.bus.endpoints import DEFAULT_HWM, ipc_bind_problem, wants_ipv6
+from recorder.bus.endpoints import DEFAULT_HWM, ipc_bind_problem, speaks_zmtp, wants_ipv6
 from recorder.bus.envelope import HEAD_BYTES
 from recorder.bus.keys import ClientKeys, Refused, ServerKeys
 from recorder.bus.publisher import REFUSALS
@@ -33,6 +34,7 @@ from recorder.bus.refusal import (
     Refusal,
     over_limits,
 )
+from recorder.errors import NOT_ZMTP
 
 if TYPE_CHECKING:
     from zmq.auth.thread import ThreadAuthenticator
@@ -66,6 +68,15 @@ _SMALL_BATCH = _BATCH // 8
 # broker restarted), or --curve set right on the broker, is met without a restart.
 REFUSED_RETRY = 1.0
 _GIVEN_UP = (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+# A broker's handshake that failed with no detail is a peer that hung up during it: a
+# broker with another CURVE server key, or a service that is no ZeroMQ at all (a web
+# server's answer). Which, the endpoint is asked (`speaks_zmtp`, a greeting: what
+# `persist send` asks), on a thread of its own, and the failure said once it answered;
+# asked again at most every `ASK_AGAIN` seconds while the handshakes fail (libzmq
+# retries every 0.1 to 1 s), and anew after one succeeded.
+ASK_AGAIN = 60.0
+_ASKING_MS = 50  # how often the receiver looks for the answer while one is asked
+_NO_DETAIL = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 _WATCHED = (
     zmq.EVENT_HANDSHAKE_SUCCEEDED
     | zmq.EVENT_DISCONNECTED
@@ -170,6 +181,12 @@ class Receiver(threading.Thread):
         self._bound: dict[str, str] = {}
         # brokers whose refused handshake libzmq gave up on -> when to connect again
         self._again: dict[str, float] = {}
+        # brokers whose handshake failed with no detail -> whether a ZMTP greeting came
+        # from there, and when that was asked (monotonic); being asked -> the failure
+        # to say once it is answered (time, monitor detail), None after a success
+        self._speaks: dict[str, tuple[float, bool | None]] = {}
+        self._asking: dict[str, tuple[float, str] | None] = {}
+        self._answers: queue.SimpleQueue[tuple[str, bool | None]] = queue.SimpleQueue()
         self._stop_began: float | None = None  # (monotonic) when `stop()` was called
         # a refused message was cut short at the stop: the rest of its frames wait in
         # the socket, so nothing more may be received from it
@@ -277,6 +294,8 @@ class Receiver(threading.Thread):
                     held = False
                 if monitor in events:
                     self._monitor(monitor, 0)
+                if self._asking:
+                    self._answered()
                 if self._again:
                     self._connect_again(sub)
                 if sub in events:
@@ -440,6 +459,11 @@ class Receiver(threading.Thread):
             detail = frames[1].decode(errors="replace")
             detail = self._bound.get(detail, detail)
             if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                broker = self._broker(detail)
+                if broker is not None:  # a ZeroMQ broker now: asked anew if it fails again
+                    self._speaks.pop(broker, None)
+                    if broker in self._asking:
+                        self._asking[broker] = None
                 self.sink.on_connection("connected", time.time(), detail)
             elif event == zmq.EVENT_DISCONNECTED:
                 self.sink.on_connection("disconnected", time.time(), detail)
@@ -459,9 +483,46 @@ class Receiver(threading.Thread):
                     # another server key, say: no key asked for; or no CURVE at all
                     plain = value & 0xFFFFFFFF == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
                     refused = Refused("", "", without_curve=plain)
-                self.sink.on_handshake_failed(time.time(), detail, REFUSALS[event], refused)
+                why: str | None = REFUSALS[event]
+                if broker is not None and event == _NO_DETAIL:
+                    why = self._heard(broker, time.time(), detail)
+                if why is not None:  # None: said once the endpoint answered (`_answered`)
+                    self.sink.on_handshake_failed(time.time(), detail, why, refused)
                 if event in _GIVEN_UP and broker is not None:
                     self._again.setdefault(broker, time.monotonic() + REFUSED_RETRY)
+
+    def _heard(self, broker: str, ts: float, detail: str) -> str | None:
+        """Why `broker`'s handshake failed with no detail: `NOT_ZMTP` if no ZMTP greeting
+        came from there when it was asked, else the CURVE words; None while that is
+        being asked (the failure is then said once it is answered)."""
+        if broker in self._asking:
+            self._asking[broker] = ts, detail
+            return None
+        known = self._speaks.get(broker)
+        if known is None or time.monotonic() - known[0] >= ASK_AGAIN:
+            self._asking[broker] = ts, detail
+            threading.Thread(
+                target=lambda: self._answers.put((broker, speaks_zmtp(broker))),
+                name="persist-zmtp-greeting",
+                daemon=True,
+            ).start()
+            return None
+        return NOT_ZMTP if known[1] is False else REFUSALS[_NO_DETAIL]
+
+    def _answered(self) -> None:
+        """Say the failures held while their endpoint was asked for a greeting, for the
+        endpoints that answered (`_heard`)."""
+        while True:
+            try:
+                broker, speaks = self._answers.get_nowait()
+            except queue.Empty:
+                return
+            held = self._asking.pop(broker, None)
+            if held is None:  # a handshake succeeded meanwhile: nothing to say
+                continue
+            self._speaks[broker] = time.monotonic(), speaks
+            why = NOT_ZMTP if speaks is False else REFUSALS[_NO_DETAIL]
+            self.sink.on_handshake_failed(held[0], held[1], why, None)
 
     def _broker(self, detail: str) -> str | None:
         """The broker (a `--broker` endpoint) a monitor event names, if it is one."""
@@ -471,10 +532,13 @@ class Receiver(threading.Thread):
         return connects[0] if not detail and len(connects) == 1 else None
 
     def _until_again(self) -> int | None:
-        """Milliseconds until a refused broker is to be connected to again (None: none)."""
+        """Milliseconds until a refused broker is to be connected to again, or until the
+        next look for a greeting's answer while one is asked (None: neither)."""
+        asking = _ASKING_MS if self._asking else None
         if not self._again:
-            return None
-        return max(0, int((min(self._again.values()) - time.monotonic()) * 1000) + 1)
+            return asking
+        again = max(0, int((min(self._again.values()) - time.monotonic()) * 1000) + 1)
+        return again if asking is None else min(again, asking)
 
     def _connect_again(self, sub: zmq.Socket[bytes]) -> None:
         """Connect again to the refused brokers whose time has come (libzmq will not)."""

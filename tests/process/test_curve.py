@@ -16,7 +16,15 @@ import zmq
 from recorder.bus.keys import ClientKeys, load_client
 from recorder.bus.publisher import Publisher
 from tests.demo_journal import build_demo
-from tests.support import PYTHON, Proc, free_port, journal_records, read_status, wait_for
+from tests.support import (
+    PYTHON,
+    Proc,
+    free_port,
+    journal_records,
+    not_zeromq,
+    read_status,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -477,3 +485,59 @@ def test_a_publisher_without_curve_is_named_as_such_by_a_recorder_bound_with_cur
     assert not [r for r in journal_records(log_dir) if r.get("topic") == "agents.plain"]
     recorder.signal(15)
     assert recorder.wait(30) == 0
+
+
+def test_a_recorder_following_a_service_that_is_not_zeromq_names_it_not_curve(
+    procs: Callable[..., Proc], tmp_path: Path
+) -> None:
+    """Where a web server answers (HTTP 400, then it hangs up), `persist send` says it is
+    no ZeroMQ broker; a recorder following it said "the handshake failed (CURVE on one
+    side only?)" with the --curve/--keys advice, in `persist status` (exit 6), `doctor`,
+    recorder.log and its `handshake-failed` event. Now the same words as send's. A
+    ZeroMQ broker whose handshake fails alike (its CURVE server key another than the
+    recorder's) is still a refusal."""
+    with not_zeromq() as endpoint:
+        log_dir = tmp_path / "logs"
+        procs(
+            "record", "--broker", endpoint, "--log-dir", str(log_dir), "--embedded", "no",
+            "--search-index", "off", "--monitor", "off", name="recorder",
+        )  # fmt: skip
+        said = (  # `persist send`'s words (tests/process/test_send.py)
+            f"{endpoint} is not a ZeroMQ broker: what answers there does not speak ZMTP 3, "
+            "the protocol of ZeroMQ 4 (another service on that port?)"
+        )
+        status = wait_for(
+            lambda: (out := persist("status", "--log-dir", str(log_dir))).returncode == 6 and out,
+            timeout=30,
+            what="persist status degraded",
+        )
+        first = status.stdout.splitlines()[0]
+        assert f"records nothing: {said}; not connected for " in first, first
+        assert "CURVE" not in status.stdout and "refused us" not in status.stdout
+        doctor = persist("doctor", "--log-dir", str(log_dir))
+        assert said in doctor.stdout and "CURVE" not in doctor.stdout, doctor.stdout
+        log = (log_dir / "recorder.log").read_text()
+        assert log.count(said) == 1 and "CURVE" not in log, log
+        events = [r for r in journal_records(log_dir) if r.get("event") == "handshake-failed"]
+        assert [(e["broker"], e["detail"]) for e in events] == [(endpoint, said.split(": ", 1)[1])]
+
+    keys, other = tmp_path / "keys", tmp_path / "other"
+    keys_init(keys)
+    keys_init(other)  # another server's key: the handshake fails with no detail too
+    front, back = endpoints("tcp", tmp_path)
+    procs("broker", "--frontend", front, "--backend", back, "--curve", "--keys", str(keys),
+          name="broker")  # fmt: skip
+    log_dir = tmp_path / "logs-curve"
+    procs(
+        "record", "--broker", back, "--log-dir", str(log_dir), "--embedded", "no", "--curve",
+        "--keys", str(other), "--search-index", "off", "--monitor", "off", name="recorder",
+    )  # fmt: skip
+    status = wait_for(
+        lambda: (out := persist("status", "--log-dir", str(log_dir))).returncode == 6 and out,
+        timeout=30,
+        what="persist status degraded",
+    )
+    assert (
+        f"the broker at {back} refused us: the handshake failed (CURVE on one side only?)"
+        in status.stdout.splitlines()[0]
+    ), status.stdout

@@ -7,9 +7,13 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
+from recorder.bus.endpoints import speaks_zmtp
 from recorder.bus.receiver import ReceiverSettings, Transport
 from recorder.daemon.core import Recorder
 from recorder.daemon.options import RecorderOptions
+from recorder.errors import NOT_ZMTP
 from recorder.store.status import (
     DEGRADED,
     HEALTHY,
@@ -18,7 +22,7 @@ from recorder.store.status import (
     assess,
     process_start_time,
 )
-from tests.support import journal_records
+from tests.support import journal_records, not_zeromq, wait_for
 
 
 def test_a_receiver_that_dies_is_an_event_an_error_and_a_degraded_status(tmp_path: Path) -> None:
@@ -118,3 +122,45 @@ def test_one_broker_of_several_out_of_reach_is_degraded_and_named(tmp_path: Path
     assert gaps[1]["from_ts"] == now - 30 and stopped <= gaps[1]["to_ts"] <= time.time()
     assert "still out of reach when the recorder stopped" in gaps[1]["detail"]
     assert rec.status(time.time()).counts.gaps == 2
+
+
+def test_a_service_that_is_not_zeromq_is_asked_for_a_greeting_once_not_at_each_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handshake that fails with no detail (a peer that hung up during it) was blamed
+    on CURVE though what answered was a web server. The endpoint is now asked for a
+    ZMTP greeting, as `persist send` asks, once while libzmq retries every 0.1 to 1 s
+    (and again at most every `ASK_AGAIN` seconds): one `handshake-failed` event, in
+    `persist send`'s words, whatever the retries."""
+    from recorder.bus import receiver as receiver_module
+
+    asked: list[str] = []
+
+    def speaks(endpoint: str, timeout: float = 1.0) -> bool | None:
+        asked.append(endpoint)
+        return speaks_zmtp(endpoint, timeout)
+
+    monkeypatch.setattr(receiver_module, "speaks_zmtp", speaks)
+    accepted = [0]
+    with not_zeromq(accepted=accepted) as endpoint:
+        rec = Recorder(RecorderOptions(log_dir=tmp_path / "logs", broker=endpoint))
+        rec.open()
+        rec.journal.sink.start()
+        transport = Transport(rec, ReceiverSettings(endpoint=endpoint))
+        try:
+            transport.start_receiver()
+            wait_for(lambda: accepted[0] >= 12, timeout=60, what="libzmq retrying")
+            wait_for(
+                lambda: (
+                    (link := rec.links.find(endpoint)) is not None
+                    and link.handshake_failed is not None
+                ),
+                what="the failure said",
+            )
+        finally:
+            transport.stop_receiver()
+            rec.close()
+            assert transport.close()
+    assert asked == [endpoint]
+    events = [r for r in journal_records(tmp_path / "logs") if r.get("event") == "handshake-failed"]
+    assert [(e["broker"], e["detail"]) for e in events] == [(endpoint, NOT_ZMTP)]
