@@ -9,7 +9,8 @@ Exit codes:
      messages (the journal's up to the checkpoint, whatever --last says), verified;
      or kind "session" (with --agent-command): session, at, new_id, command, cwd: the
      agent session to resume, or to fork at `at` first)
-  1  quit without a choice (nothing is written to stdout)
+  1  quit without a choice (nothing is written to stdout); also --help or --version
+     to a stdout with no room or closed early (one line says which, as `persist` does)
      Without --print a chosen checkpoint's restore bundle is written
      (restore/<id>/ in the log folder) and stdout says where, and how an agent uses it.
   2  usage error (one line on stderr names the option), or a log folder that cannot
@@ -31,12 +32,15 @@ from typing import Any, NoReturn
 
 from recorder.cli.common import (
     FolderOutOfReach,
+    Parser,
     add_scope,
     file_in_the_way,
     names_as_bytes,
     print_json,
     scope_of,
+    stdout_lost,
 )
+from recorder.errors import StdoutFailed
 from recorder.export.scope import BundleScope
 from recorder.launch.selection import LaunchChoice, Selection
 from recorder.store.fsutil import raise_open_files_limit
@@ -74,9 +78,10 @@ def version() -> str:
         return "unknown (not installed)"
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(Parser):
     """argparse with a usage error as one line and exit 2, as `persist` gives it
-    (not the usage block and `error:`)."""
+    (not the usage block and `error:`), and --help and --version to a stdout that fails
+    raising as `persist`'s do (`Parser._print_message`)."""
 
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
@@ -155,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the program: a log folder's name not UTF-8 printed as its bytes
         names_as_bytes()
         raise_open_files_limit()  # a journal of thousands of segments: one file each
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except (BrokenPipeError, StdoutFailed) as exc:  # --help, --version: as `persist` says it
+        print(f"persist-tui: {stdout_lost(exc)}", file=sys.stderr)
+        return EXIT_CANCELLED
     log_dir = (args.log_dir or default_log_dir()).expanduser()
     named = "--log-dir" if args.log_dir else "$PERSIST_LOG_DIR"
     if not args.log_dir and not os.environ.get("PERSIST_LOG_DIR"):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import orjson
 
 from recorder.bus.endpoints import check_connect_endpoint, check_endpoint
-from recorder.errors import BadOption, PersistError
+from recorder.errors import BadOption, PersistError, StdoutFailed
 from recorder.store.jsontext import dumps as json_dumps
 from recorder.store.jsontext import utf8_text
 from recorder.store.layout import default_log_dir
@@ -144,11 +144,47 @@ def output_in_place() -> Iterator[None]:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with its errors as one `persist:` line (exit 2) instead of usage + error."""
+    """argparse with its errors as one `persist:` line (exit 2) instead of usage + error,
+    and its own output (--help, --version) failing as any command's output does."""
 
     def error(self, message: str) -> NoReturn:
         say(f"{message} (see {self.prog} --help)")
         sys.exit(EXIT_USAGE)
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        """What argparse prints (the help, the version) written and flushed at once, and
+        a stdout that fails raising as a command's output does (`stdout_lost` says it):
+        argparse drops the error, and `--help > /dev/full` exited 0 with nothing written."""
+        if not message:
+            return
+        if file is None or file is sys.stderr:
+            super()._print_message(message, file)
+            return
+        try:
+            file.write(message)
+            file.flush()
+        except (BrokenPipeError, StdoutFailed):
+            raise
+        except OSError as exc:
+            raise StdoutFailed(exc.errno, exc.strerror or str(exc)) from None
+
+
+def stdout_lost(exc: OSError) -> str:
+    """The line for a stdout that failed (a reader gone, `| head -1`, or no room, `>
+    /dev/full`); what is still buffered for it then goes nowhere (its descriptor on
+    /dev/null), or the interpreter's last flush would fail again, as a traceback. The
+    one handling of both, for `persist` and `persist-tui`."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # an embedding's stand-in: no descriptor to fail
+        fd = -1
+    if fd >= 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    if isinstance(exc, BrokenPipeError):
+        return "stdout was closed before all output was written (broken pipe)"
+    return f"cannot write stdout: {exc.strerror or exc}"
 
 
 # -- argparse types: each names the bad value; argparse adds the option ------------------

@@ -225,7 +225,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         """--version, looked up only when asked (importlib.metadata takes a tenth of a second)."""
 
         def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
-            print(f"{parser.prog} {version()}")
+            # as argparse prints: a stdout that fails says so (`Parser._print_message`)
+            parser._print_message(f"{parser.prog} {version()}\n", sys.stdout)
             parser.exit()
 
     parser = Parser(
@@ -428,7 +429,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def _command(argv: list[str]) -> int:
     _guard_closed_streams()
-    if argv[:1] == ["hook"]:  # the agents' hook: its own small parser, never fails
+    if argv[:1] == ["hook"] and "-h" not in argv and "--help" not in argv:
+        # the agents' hook: its own small parser, exit 0 whatever happens (its help,
+        # for a person, is written as every command's output below)
+        from recorder.hooks.run import main as hook_main
+
+        return hook_main(argv[1:], epilog=examples_epilog("hook"))
+    stdout = sys.stdout
+    sys.stdout = _NamedStdout(stdout)
+    try:
+        return _run(argv)
+    finally:
+        if isinstance(sys.stdout, _NamedStdout):  # put back for an embedding, as it was
+            sys.stdout = stdout
+
+
+def _parse_and_run(argv: list[str]) -> int:
+    if argv[:1] == ["hook"]:  # its --help
         from recorder.hooks.run import main as hook_main
 
         return hook_main(argv[1:], epilog=examples_epilog("hook"))
@@ -469,53 +486,40 @@ def _command(argv: list[str]) -> int:
     from recorder.store.lock import tell_waits
 
     tell_waits(say)  # a wait for another `persist` command holding the folder is said
-    stdout = sys.stdout
-    sys.stdout = _NamedStdout(stdout)
-    try:
-        return _run(args, argv)
-    finally:
-        if isinstance(sys.stdout, _NamedStdout):  # put back for an embedding, as it was
-            sys.stdout = stdout
+    return int(args.func(args))
 
 
-def _run(args: argparse.Namespace, argv: list[str]) -> int:
-    from recorder.cli.common import EXIT_USAGE, fail
+def _run(argv: list[str]) -> int:
+    """The command, from its arguments to its last byte on stdout, each failure one
+    line: argparse's own output (--help, --version) is held to the same as a command's."""
+    from recorder.cli.common import EXIT_USAGE, fail, stdout_lost
     from recorder.errors import BadOption, PersistError
 
+    name = argv[0] if argv else "persist"
     try:
-        code = int(args.func(args))
+        code = _parse_and_run(argv)
         sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
         return code
     except BadOption as exc:
         return fail(str(exc), EXIT_USAGE)
     except PersistError as exc:  # every domain error is one clear line, never a traceback
         return fail(str(exc))
-    except BrokenPipeError:
-        # The reader went away (`persist status | head -1`): say so once and make
-        # sure the interpreter's last flush of stdout cannot fail again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-        return fail("stdout was closed before all output was written (broken pipe)")
-    except StdoutFailed as exc:
-        # no room for it (`persist status --json > /dev/full`): said naming stdout, and
-        # what is still buffered goes nowhere, or the interpreter's last flush fails again
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-        return fail(f"cannot write stdout: {exc.strerror or exc}")
+    except (BrokenPipeError, StdoutFailed) as exc:
+        # the reader went away (`persist status | head -1`), or no room for it (`persist
+        # status --json > /dev/full`): said once, naming stdout
+        return fail(stdout_lost(exc))
     except KeyboardInterrupt:
         return 130
     except _Terminated:  # said, as a command cut short may leave work half done
         return fail(
-            f"{argv[0]}: ended by SIGTERM (`persist doctor` names anything it left half done)",
+            f"{name}: ended by SIGTERM (`persist doctor` names anything it left half done)",
             128 + signal.SIGTERM,
         )
     except OSError as exc:
         # what no command anticipated (a folder of ours that is a file, a read-only
         # disk): one line naming the file, not a traceback
         where = f" ({exc.filename})" if exc.filename else ""
-        return fail(f"{argv[0]}: {exc.strerror or exc}{where}")
+        return fail(f"{name}: {exc.strerror or exc}{where}")
 
 
 if __name__ == "__main__":

@@ -645,3 +645,69 @@ def test_a_full_stdout_is_named(tmp_path: Path, command: list[str]) -> None:
     assert out.stderr.splitlines()[-1] == "persist: cannot write stdout: No space left on device"
     assert out.stderr.count("No space left") == 1
     assert out.returncode == FAILED
+
+
+# argparse's own output: what --help and --version print (`persist hook` has its own)
+ARGPARSE_OUTPUT = [
+    ("recorder.cli", ["--version"]),
+    ("recorder.cli", ["--help"]),
+    ("recorder.cli", ["status", "--help"]),
+    ("recorder.cli", ["export", "--help"]),
+    ("recorder.cli", ["keys", "init", "--help"]),
+    ("recorder.cli", ["search", "-h"]),
+    ("recorder.cli", ["hook", "--help"]),
+    ("tui.cli", ["--version"]),
+    ("tui.cli", ["--help"]),
+]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    ("module", "argv"), ARGPARSE_OUTPUT, ids=[f"{m} {' '.join(a)}" for m, a in ARGPARSE_OUTPUT]
+)
+def test_help_and_version_to_a_full_stdout_are_named(
+    tmp_path: Path, module: str, argv: list[str]
+) -> None:
+    """`persist --version > /dev/full` was a traceback (OSError 28), and every `--help`
+    (persist-tui's --version too) exit 0 with nothing written: argparse drops the error."""
+    prog = "persist-tui" if module == "tui.cli" else "persist"
+    with open("/dev/full", "w") as full:
+        out = subprocess.run(
+            [sys.executable, "-m", module, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PERSIST_LOG_DIR": str(tmp_path / "logs")},
+        )
+    assert out.stderr.splitlines() == [f"{prog}: cannot write stdout: No space left on device"]
+    assert out.returncode == FAILED
+
+
+@pytest.mark.parametrize(
+    ("module", "argv"), ARGPARSE_OUTPUT, ids=[f"{m} {' '.join(a)}" for m, a in ARGPARSE_OUTPUT]
+)
+def test_help_and_version_to_a_closed_pipe_are_one_line(
+    tmp_path: Path, module: str, argv: list[str]
+) -> None:
+    """`persist --version | true` (the reader gone first) was a BrokenPipeError traceback."""
+    prog = "persist-tui" if module == "tui.cli" else "persist"
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", module, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PERSIST_LOG_DIR": str(tmp_path / "logs")},
+        )
+    finally:
+        os.close(write)
+    assert out.stderr.splitlines() == [
+        f"{prog}: stdout was closed before all output was written (broken pipe)"
+    ]
+    assert out.returncode == FAILED
