@@ -285,6 +285,17 @@ def cmd_fork(args: argparse.Namespace) -> int:
     return 0
 
 
+def context_percent(value: str) -> float:
+    """`--context`: the percent of the context window that fires (a settings file's
+    `context_fraction` is the same as a fraction, checked where the file is read)."""
+    number = positive(value)
+    if number > 100:
+        raise argparse.ArgumentTypeError(
+            f"a percent of the context window, at most 100 (got {value})"
+        )
+    return number
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
     from recorder.daemon.priority import background_priority
     from recorder.sources.monitor import Monitor, MonitorSettings
@@ -405,7 +416,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--time-hours", type=positive, help="time trigger (2 h since the last checkpoint)"
     )
     p.add_argument("--files", type=positive, help="activity trigger (15 files changed)")
-    p.add_argument("--context", type=positive, metavar="PERCENT", help="context trigger (75 %%)")
+    p.add_argument(
+        "--context",
+        type=context_percent,
+        metavar="PERCENT",
+        help="context trigger, in percent of the context window (75)",
+    )
     p.add_argument("--idle", type=positive, metavar="MIN", help="idle trigger (30 min)")
     p.add_argument("--cooldown", type=non_negative, metavar="MIN", help="between checkpoints (30)")
     p.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # the recorder it runs for

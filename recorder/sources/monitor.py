@@ -79,16 +79,25 @@ class MonitorSettings:
                 if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                     raise BadOption(f"{path}: {key} must be a number of 0 or more")
                 values[key] = value
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        from_file = set(values)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(given)
+        from_file -= set(given)
         settings = cls(**values)
-        where = f"{path}: " if path is not None else ""
+
+        def where(name: str) -> str:  # the file only for what was read from it
+            return f"{path}: " if name in from_file else ""
+
         for name in ("time_hours", "files_changed", "context_fraction", "idle_minutes"):
             if getattr(settings, name) <= 0:
-                raise BadOption(f"{where}{name} must be above 0 (a threshold of 0 never fires)")
+                raise BadOption(
+                    f"{where(name)}{name} must be above 0 (a threshold of 0 never fires)"
+                )
         if settings.context_fraction > 1:
             raise BadOption(
-                f"{where}context_fraction {settings.context_fraction:g} is a fraction of the "
-                "context window, at most 1 (0.75 for 75 %; --context takes percent)"
+                f"{where('context_fraction')}context_fraction {settings.context_fraction:g} "
+                "is a fraction of the context window, at most 1 (0.75 for 75 %; --context "
+                "takes percent)"
             )
         return settings
 

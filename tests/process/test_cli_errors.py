@@ -711,3 +711,22 @@ def test_help_and_version_to_a_closed_pipe_are_one_line(
         f"{prog}: stdout was closed before all output was written (broken pipe)"
     ]
     assert out.returncode == FAILED
+
+
+@pytest.mark.parametrize("toml", [None, "[monitor]\nidle_minutes = 20\n", "context_fraction = 2\n"])
+def test_a_bad_monitor_flag_is_named_not_the_settings_file(
+    tmp_path: Path, toml: str | None
+) -> None:
+    """`persist monitor --context 150` blamed `<log>/sessions/monitor.toml` (there was
+    none) and a `context_fraction 1.5` nobody typed, also when the file exists and the
+    flag replaced its value."""
+    logs = tmp_path / "logs"
+    if toml is not None:
+        (logs / "sessions").mkdir(parents=True)
+        (logs / "sessions" / "monitor.toml").write_text(toml)
+    out = run(["monitor", "--once", "--log-dir", str(logs), "--context", "150"], tmp_path)
+    assert out.stderr.splitlines() == [
+        "persist: argument --context: a percent of the context window, at most 100 (got 150) "
+        "(see persist monitor --help)"
+    ]
+    assert out.returncode == USAGE

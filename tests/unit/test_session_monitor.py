@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
 from pathlib import Path
@@ -164,6 +165,19 @@ def test_settings_from_toml_and_flags(tmp_path: Path) -> None:
     path.write_text("[monitor]\ncontext_fraction = 75\n")
     with pytest.raises(BadOption, match=r"at most 1 \(0\.75 for 75 %"):
         MonitorSettings.load(path)
+    # a value given in place of the file's is not blamed on the file (it said
+    # "<file>: context_fraction 1.5 ..." for a --context 150, with or without a file)
+    path.write_text("[monitor]\ncontext_fraction = 0.5\nidle_minutes = 10\n")
+    for file in (path, tmp_path / "absent.toml"):
+        with pytest.raises(BadOption) as raised:
+            MonitorSettings.load(file, context_fraction=1.5, idle_minutes=0)
+        assert str(raised.value) == "idle_minutes must be above 0 (a threshold of 0 never fires)"
+        with pytest.raises(BadOption) as raised:
+            MonitorSettings.load(file, context_fraction=1.5)
+        assert str(raised.value).startswith("context_fraction 1.5 is a fraction")
+    path.write_text("[monitor]\nidle_minutes = 0\n")
+    with pytest.raises(BadOption, match=f"^{re.escape(str(path))}: idle_minutes must be"):
+        MonitorSettings.load(path, context_fraction=0.5)
 
 
 def test_a_named_config_file_that_is_missing_is_an_error(tmp_path: Path) -> None:
