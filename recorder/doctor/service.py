@@ -115,7 +115,7 @@ def hook_findings(layout: Layout) -> list[Finding]:
         found = inspect(agent, path)
         if not any(d.expanduser().resolve() == want for d in found.log_dirs):
             continue
-        fix = f"persist hooks install {agent.value} --log-dir {shlex.quote(str(layout.root))}"
+        fix = found.again  # as `hooks status` names it: this file, log folder, --restore
         for problem in found.problems:  # an install fixes a program gone, not a switch
             summary = f"{agent.value} hooks in {path}: {problem}"
             again = fix if problem.startswith(PROGRAM_GONE) else None

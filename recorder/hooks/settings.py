@@ -31,7 +31,7 @@ import os
 import re
 import shlex
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -626,6 +626,9 @@ class Installed:
     doubts: tuple[str, ...] = ()
     # said, and still counted on: a file the agent ignores (a malformed managed settings file)
     warnings: tuple[str, ...] = ()
+    # the `persist hooks install` that writes these entries again as they are, with this
+    # persist (`install_again`); "" when there are none
+    again: str = ""
 
 
 def claude_off(
@@ -783,11 +786,12 @@ def inspect(agent: Agent, path: Path, project: Path | None = None) -> Installed:
                 log_dir = _log_dir_of(line)
                 if log_dir is not None and log_dir not in log_dirs:
                     log_dirs.append(log_dir)
-    problems = list(dict.fromkeys(filter(None, (_program_problem(c, agent) for c in commands))))
+    again = install_again(agent, path, commands, project)
+    problems = list(dict.fromkeys(filter(None, (_program_problem(c, again) for c in commands))))
     unit = "s" if agent is Agent.CLAUDE else "ms"
     outdated = (
         f"timeout shorter than this version installs ({', '.join(short)} {unit}): "
-        f"persist hooks install {agent.value} again updates it"
+        f"`{again}` again updates it"
         if short
         else ""
     )
@@ -828,17 +832,19 @@ def inspect(agent: Agent, path: Path, project: Path | None = None) -> Installed:
         outdated,
         tuple(doubts),
         tuple(warnings),
+        again if commands else "",
     )
 
 
 PROGRAM_GONE = "the hooks run "  # how `_program_problem`'s sentence begins
 
 
-def _program_problem(line: str, agent: Agent) -> str | None:
+def _program_problem(line: str, again: str) -> str | None:
     """Why the agent cannot run our hook command `line` (the program it names, by an
     absolute path as we install it, is gone or not executable: a virtualenv removed or
     moved, persist uninstalled); None when it can. The agent then fails every hook and
-    records nothing; before 2026-12-07 `hooks status` called such hooks installed."""
+    records nothing; before 2026-12-07 `hooks status` called such hooks installed.
+    `again`: the `persist hooks install` that puts them back (`install_again`)."""
     argv = _argv(line)
     if not argv:
         return f"a hook command cannot be read as a command line: {line!r}"
@@ -850,9 +856,40 @@ def _program_problem(line: str, agent: Agent) -> str | None:
     what = "is not there" if not os.path.lexists(program) else "is not an executable file"
     return (
         f"{PROGRAM_GONE}{program}, which {what} (persist moved or uninstalled?): every "
-        f"hook fails and no session is recorded; `persist hooks install {agent.value}` "
-        "again installs this persist's"
+        f"hook fails and no session is recorded; `{again}` again installs this persist's"
     )
+
+
+def install_again(
+    agent: Agent, path: Path, commands: Sequence[str], project: Path | None = None
+) -> str:
+    """The `persist hooks install` that writes our entries in `path` (their command
+    lines `commands`) again as they were, running this persist: into the same file (the
+    user's settings, `--scope project` for the project's of `project`, default here, or
+    `--settings FILE`), with the same log folder, endpoints and restore policy (on the
+    start hook's line only); quoted for a shell. Before 2026-12-07 `hooks status` named
+    `persist hooks install AGENT` alone: for project-scope hooks it installed into the
+    user's settings and left them broken, and it dropped `--log-dir` and `--restore`."""
+    from recorder.hooks.agents import Scope, settings_path
+
+    words = ["persist", "hooks", "install", agent.value]
+    here = Path(os.path.abspath(path))
+    if here == Path(os.path.abspath(settings_path(agent, Scope.USER))):
+        pass
+    elif here == Path(os.path.abspath(settings_path(agent, Scope.PROJECT, project))):
+        words += ["--scope", Scope.PROJECT.value]
+    else:
+        words += ["--settings", str(here)]
+    options: dict[str, list[str]] = {}
+    for line in commands:  # each option as the first line holding it has it
+        taken = install_options(line)
+        while taken:
+            word = taken.pop(0)
+            value = [taken.pop(0)] if not word.startswith("--restore=") else []
+            options.setdefault(word.split("=", 1)[0], [word, *value])
+    for name in ("--log-dir", "--publish-endpoint", "--broker", "--restore"):
+        words += options.get(name, [])
+    return " ".join(map(shell_quote, words))
 
 
 def log_dir_of(line: str) -> Path | None:

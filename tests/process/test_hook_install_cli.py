@@ -444,7 +444,7 @@ def test_an_older_installs_short_precompact_timeout_is_named_and_updated(
     status = persist(home, project, "hooks", "status", "claude")
     problem = (
         "  problem: timeout shorter than this version installs (PreCompact 10 s): "
-        "persist hooks install claude again updates it"
+        f"`persist hooks install claude --log-dir {logs}` again updates it"
     )
     assert problem in status.stdout and status.returncode == 1, status.stdout
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home / ".claude"))
@@ -502,6 +502,59 @@ def test_hooks_whose_program_is_gone_are_a_problem_until_installed_again(
     assert start_hook_for(Agent(agent), logs, project)
     doctor = persist(home, project, "doctor", "--json", "--log-dir", str(logs))
     assert "service.hooks" not in doctor.stdout, doctor.stdout
+
+
+@pytest.mark.parametrize("where", ["project", "settings", "user"])
+def test_the_fix_named_for_hooks_whose_program_is_gone_installs_them_as_they_were(
+    tmp_path: Path, where: str
+) -> None:
+    """The fix `hooks status` named was always `persist hooks install claude`: for
+    project-scope or `--settings FILE` hooks it wrote new entries into the user's
+    settings and left the broken ones (status then said the same again), and in any
+    scope it dropped the hooks' `--log-dir` (sessions then recorded into the default
+    folder) and `--restore`. Now the command names the file, the log folder and the
+    restore policy the hooks had, quoted for a shell; run as shown, it fixes them."""
+    import shlex
+
+    home, project = tmp_path / "home", tmp_path / "project"
+    project.mkdir()
+    logs = tmp_path / "my logs"  # a space: the command must be quoted
+    custom = tmp_path / "custom.json"
+    place = {"project": ["--scope", "project"], "settings": ["--settings", str(custom)]}
+    settings = {
+        "project": project / ".claude" / "settings.json",
+        "settings": custom,
+        "user": home / ".claude" / "settings.json",
+    }[where]
+    args = [*place.get(where, []), "--log-dir", str(logs), "--restore"]
+    assert persist(home, project, "hooks", "install", "claude", *args).returncode == 0
+    text = settings.read_text()
+    program = json.loads(text)["hooks"]["SessionStart"][0]["hooks"][0]["command"].split()[0]
+    gone = str(tmp_path / "old-venv" / "bin" / "persist")
+    settings.write_text(text.replace(program, gone))
+    look = ["--settings", str(custom)] if where == "settings" else []
+    status = persist(home, project, "hooks", "status", "claude", *look)
+    options = [*place.get(where, []), "--log-dir", str(logs), "--restore=latest"]
+    again = shlex.join(["persist", "hooks", "install", "claude", *options])
+    problems = [line for line in status.stdout.splitlines() if "problem:" in line]
+    assert len(problems) == 1 and status.returncode == 1, status.stdout
+    assert problems[0].endswith(f"`{again}` again installs this persist's"), problems[0]
+    if where == "user":  # doctor's fix for the folder they record into: the same command
+        logs.mkdir(mode=0o700)
+        doctor = persist(home, project, "doctor", "--json", "--log-dir", str(logs))
+        findings = json.loads(doctor.stdout)["findings"]
+        [found] = [f for f in findings if f["check"] == "service.hooks"]
+        assert found["fix"] == again, found
+    fixed = persist(home, project, *shlex.split(again)[1:])  # as a person pastes it
+    assert fixed.returncode == 0, fixed.stderr
+    status = persist(home, project, "hooks", "status", "claude", *look)
+    assert "problem:" not in status.stdout, status.stdout
+    start = json.loads(settings.read_text())["hooks"]["SessionStart"][0]["hooks"][0]
+    words = shlex.split(start["command"])
+    assert words[0] == program and "--restore=latest" in words
+    assert words[words.index("--log-dir") + 1] == str(logs)
+    if where != "user":  # nothing written into the user's settings
+        assert not (home / ".claude" / "settings.json").exists()
 
 
 @pytest.mark.parametrize("agent", ["claude", "gemini"])
