@@ -413,6 +413,7 @@ class Receiver(threading.Thread):
             digest.update(f.buffer)
         count = len(frames)
         topic = frames[0].buffer[:TOPIC_BYTES].tobytes()
+        topic_cut = len(frames[0]) > TOPIC_BYTES
         frames.clear()  # let go of what was received: only the hash goes on
         cut = False
         while frame.more:
@@ -437,6 +438,7 @@ class Receiver(threading.Thread):
             head=frame.buffer[:HEAD_BYTES].tobytes(),
             reason=reason,
             cut_short=cut,
+            topic_cut=topic_cut and count > 1,
         )
 
     def _give_up(self) -> bool:

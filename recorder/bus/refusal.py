@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass
 
 from recorder.bus.envelope import HEAD_BYTES
+from recorder.store.records import REFUSED_TOPIC_BYTES
 
 # Messages of more frames are refused (`--max-frames`): agents send two (a topic and
 # a payload). Each frame costs a receive, a hash and a JSON object in its line, so a
@@ -25,7 +26,7 @@ DEFAULT_MAX_FRAMES = 1000
 # what came (`cut_short`), so that the stop ends within 2 s; the rest of it, and what
 # zmq held behind it, is lost, as what is sent after a stop is.
 CUT_SHORT_AFTER = 1.0
-TOPIC_BYTES = 256  # what a refused record keeps of the topic
+TOPIC_BYTES = REFUSED_TOPIC_BYTES  # what a refused record keeps of the topic
 SHOWN_BYTES = 256  # what it shows of the last frame (`head_b64`)
 
 
@@ -45,6 +46,8 @@ class Refusal:
     # the recorder stopped before the rest of it came: `size` and `frame_count` are
     # what came, `sha256` is "" (and `head` is of the last frame that came)
     cut_short: bool = False
+    # the topic frame was longer than `TOPIC_BYTES`: `topic` is its first bytes
+    topic_cut: bool = False
 
 
 def over_limits(size: int, frame_count: int, max_bytes: int, max_frames: int) -> str | None:
@@ -69,4 +72,5 @@ def refusal_of(frames: list[bytes], reason: str) -> Refusal:
         topic=frames[0][:TOPIC_BYTES] if len(frames) > 1 else b"",
         head=frames[-1][:HEAD_BYTES],
         reason=reason,
+        topic_cut=len(frames) > 1 and len(frames[0]) > TOPIC_BYTES,
     )

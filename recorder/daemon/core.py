@@ -47,7 +47,7 @@ from recorder.bus.envelope import (
     read_heartbeat,
 )
 from recorder.bus.keys import Refused
-from recorder.bus.refusal import SHOWN_BYTES, Refusal, over_limits, refusal_of
+from recorder.bus.refusal import SHOWN_BYTES, TOPIC_BYTES, Refusal, over_limits, refusal_of
 from recorder.daemon import maintenance
 from recorder.daemon.control import (
     AFTER_WAIT,
@@ -92,6 +92,7 @@ from recorder.store.secrets import (
     SecretScanner,
     maybe_secret,
     meta_field,
+    redacted_cut_text,
     scan_frames,
 )
 from recorder.store.status import (
@@ -1221,6 +1222,8 @@ class Recorder:
         if refusal.cut_short:  # its count and size are what came; no hash of a part
             del record["sha256"]
             record["cut_short"] = True
+        if refusal.topic_cut:  # `topic` is its first 256 bytes
+            record["topic_cut"] = True
         # its sequence number was sent: refused, not lost (nor "sent before we listened")
         whole = refusal.frame_count > 1 and not refusal.cut_short  # (head: its last frame)
         env = envelope_in_head(refusal.head) if whole else None
@@ -1233,7 +1236,13 @@ class Recorder:
                 self._publisher_hole(hole, ts, env.get("agent"))
         self.journal.append(record)
         self.counters.refused += 1
-        log.warning("refused a message on %r: %s", topic, refusal.reason)
+        # its topic as a redacted copy shows it: recorder.log is read, copied and pasted
+        log.warning(
+            "refused a message on %r%s: %s",
+            redacted_cut_text(refusal.topic, refusal.topic_cut),
+            f" (its first {TOPIC_BYTES} bytes)" if refusal.topic_cut else "",
+            refusal.reason,
+        )
 
     def _take_snapshot(self) -> None:
         """Publisher sequences as of the end of the chunk just handed to the writer."""

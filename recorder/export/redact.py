@@ -13,7 +13,9 @@ A record that is not a message (a `gap` naming a publisher and its agent, a `ref
 message's topic, envelope and first bytes, an event) is never scanned by the recorder:
 its text values are scanned here, each one a part (`other_parts`), and a redacted copy
 has them replaced; a `refused` record's copy leaves out `head_b64` (the message's first
-256 bytes, where a secret may be cut off by the 256th byte, past what a scan knows).
+256 bytes, where a secret may be cut off by the 256th byte, past what a scan knows),
+and has the end of a topic the recorder cut at 256 bytes (`topic_cut`) that may be a
+secret's beginning as `[REDACTED:cut-secret]` (`cut_secret`: a span of that kind).
 Before 2026-12-07 every record that was not a message was shown as stored.
 """
 
@@ -35,12 +37,14 @@ from recorder.store.records import (
     KIND_MESSAGE,
     KIND_REFUSED,
     KIND_SEGMENT,
+    REFUSED_TOPIC_BYTES,
     encode_frames,
     encode_record,
 )
 from recorder.store.secrets import (
     SecretScanner,
     SecretSpan,
+    cut_secret,
     redact_frames,
     scan_frames,
     spans_from_meta,
@@ -51,10 +55,11 @@ _SCANNER = SecretScanner()  # its batch prefilter only (no cap: readers scan in 
 # Formats meant to be read and shared redact by default; JSONL is a byte-exact copy.
 REDACT_BY_DEFAULT = {"md": True, "html": True, "csv": True, "jsonl": False}
 
-REDACTION = 3
+REDACTION = 4
 """What a redacted copy covers, for copies kept and reused (restore bundles): 1, the
 frames and the topic; 2 (2026-12-06), the meta taken from the frames too (the sender);
-3 (2026-12-07), the records that are not messages too (`other_parts`)."""
+3 (2026-12-07), the records that are not messages too (`other_parts`); 4 (2026-12-07),
+a secret's beginning at the end of a refused message's cut topic (`cut-secret`)."""
 
 
 def named_secrets(rec: Record) -> list[SecretSpan] | None:
@@ -138,7 +143,40 @@ def scan_record(rec: Record, cap: int | None = None) -> list[SecretSpan]:
     line's bytes whatever their encoding (readers show them decoded with replacement
     characters; before 2026-12-07 a line holding a byte that is not UTF-8 was skipped,
     so its secret was shown)."""
-    return list(scan_frames(scanned_parts(rec), cap=cap, text_only=rec.data is not None).spans)
+    parts = scanned_parts(rec)
+    spans = list(scan_frames(parts, cap=cap, text_only=rec.data is not None).spans)
+    at = cut_topic_part(rec.data)
+    if at is not None:  # the end of a topic cut at 256 bytes: maybe a secret's beginning
+        cut = cut_secret(parts[at], spans, at)
+        if cut is not None:
+            spans.append(cut)
+    return spans
+
+
+def topic_cut(data: dict[str, Any]) -> bool:
+    """Whether a refused record's topic was cut short (its first 256 bytes are kept):
+    `topic_cut` says so since 2026-12-07; a record written before, that has no
+    `topic_cut`, was when its topic holds 256 bytes or more (a character cut by the
+    256th byte is U+FFFD, 3 bytes)."""
+    if data.get("kind") != KIND_REFUSED or not isinstance(data.get("topic"), str):
+        return False
+    if "topic_cut" in data:
+        return data["topic_cut"] is True
+    return len(data["topic"].encode("utf-8", "surrogatepass")) >= REFUSED_TOPIC_BYTES
+
+
+def cut_topic_part(data: dict[str, Any] | None) -> int | None:
+    """The index in `other_parts` of a refused record's topic when it was cut short
+    (`topic_cut`), else None."""
+    if data is None or not topic_cut(data):
+        return None
+    texts: list[str] = []
+    for key, value in data.items():
+        if key == "topic":
+            return len(texts)
+        if key not in _OURS:
+            _texts(value, texts)
+    return None
 
 
 def scanned_by_recorder(rec: Record) -> bool:
@@ -308,6 +346,6 @@ def _redact_batch(batch: list[tuple[Record, list[SecretSpan] | None]]) -> Iterat
     parts = [b"".join(scanned_parts(batch[i][0])) for i in todo]
     hit = {todo[k] for k in _SCANNER.candidates(b"".join(parts), map(len, parts))} if todo else ()
     for i, (rec, spans) in enumerate(batch):
-        if spans is None:
-            spans = scan_record(rec) if i in hit else []
+        if spans is None:  # (the end of a cut topic is no prefilter's hit: a `user:`)
+            spans = scan_record(rec) if i in hit or cut_topic_part(rec.data) is not None else []
         yield redact_record(rec, spans)  # (a refused record is a copy even without)

@@ -27,6 +27,8 @@ KIND_EVENT = "event"
 KIND_REFUSED = "refused"
 KIND_CORRUPT = "corrupt"
 
+REFUSED_TOPIC_BYTES = 256  # what a refused record keeps of its topic (`topic_cut`)
+
 _FRAMES_END = b"]}\n"
 # orjson reads at most this many levels of nesting; a spliced frame sits three levels
 # down in its line ({"frames":[{"json": ...}]}), so deeper frames are kept as text.

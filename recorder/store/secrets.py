@@ -41,6 +41,9 @@ BEARER = "bearer-token"
 JWT = "jwt"
 PASSWORD = "password"
 URL_PASSWORD = "url-password"
+# Not a kind a scan finds: the end of a text cut short (a refused message's topic, cut
+# at 256 bytes) where a secret the cut split may begin (`cut_secret`).
+CUT_SECRET = "cut-secret"
 KINDS = (
     OPENAI,
     ANTHROPIC,
@@ -452,4 +455,54 @@ def redacted_text(text: str, cap: int | None = None) -> str:
     spans = scan_frames([raw], cap=cap).spans
     if not spans:
         return text
+    return redact_frames([raw], spans)[0].decode("utf-8", "replace")
+
+
+# The beginning of a secret running up to the end of a cut text, for each kind the
+# lead-in that names it and then only characters its secret may hold (a secret that
+# ended before the cut was seen whole by the scan: found, or not a secret). The group
+# is what a redacted copy drops: the token from its prefix on, a bearer token, a
+# password, a URL's password (after its `user:`).
+_CUT_END = re.compile(
+    rb"(?:(?<![" + _T + rb"])((?:sk-|AIza|xox[baprs]-)[" + _T + rb"]*|eyJ[" + _T + rb".]*)"
+    rb"|(?<![A-Za-z0-9_])((?:github_pat_|gh[pousr]_)[A-Za-z0-9_]*)"
+    rb"|(?<![A-Za-z0-9])((?:AKIA|ASIA)[A-Z2-7]*)"
+    rb"|(-----BEGIN(?:(?!-----END)[\s\S])*)"
+    rb"|Bearer[ \t]+([A-Za-z0-9._~+/\-=]*)"
+    rb"|(?i:(?<![A-Za-z0-9])(?:password|passwd|pwd))=([^\s&\"'<>;,\\]*)"
+    rb"|[A-Za-z][A-Za-z0-9+.\-]{0,20}://[^\s/:@\"'<>\\]{1,128}:([^\s/@\"'<>\\]*)"
+    rb")\Z"
+)
+
+
+def cut_secret(data: bytes, found: Iterable[SecretSpan] = (), frame: int = 0) -> SecretSpan | None:
+    """In `data`, a text the recorder cut short (a refused message's topic: its first
+    256 bytes), the tail where a secret may begin that the cut split: past what a scan
+    recognises (a token of 28 characters is no GitHub token), yet its beginning. From
+    the first lead-in of a kind (`ghp_`, `sk-`, `AKIA`, `Bearer `, `password=`, a URL's
+    `user:` ...) followed only by characters that kind's secret holds, up to the end;
+    None when there is none, or when a secret `found` already ends at the end. (A key
+    of no kind the scan knows is not recognised whole either.)"""
+    m = _CUT_END.search(data)
+    if m is None:
+        return None
+    start = next(m.start(g) for g in range(1, len(m.groups()) + 1) if m.start(g) >= 0)
+    if start == len(data):
+        return None  # `Bearer ` or `password=` and nothing yet
+    for s in found:
+        if s.frame == frame and s.start < len(data) and s.end > start:
+            if s.end >= len(data):
+                return None  # found up to the cut: shown as that kind
+            start = max(start, s.end)
+    return SecretSpan(CUT_SECRET, frame, start, len(data))
+
+
+def redacted_cut_text(raw: bytes, cut: bool) -> str:
+    """`raw` (text the recorder may have cut short: a refused message's topic) decoded,
+    with its secrets as `[REDACTED:kind]` and, when `cut`, a secret's beginning at its
+    end as `[REDACTED:cut-secret]` (`cut_secret`): for recorder.log."""
+    spans = list(scan_frames([raw], cap=None).spans)
+    end = cut_secret(raw, spans) if cut else None
+    if end is not None:
+        spans.append(end)
     return redact_frames([raw], spans)[0].decode("utf-8", "replace")

@@ -305,3 +305,70 @@ def test_refused_and_gap_records_are_redacted_wherever_messages_are(bus: Bus) ->
     raw = persist("export", "--all", "--format", "jsonl", *log)  # unredacted: as stored
     assert raw.stdout.count(in_topic.encode()) == 1 and agent.encode() in raw.stdout
     assert b'"head_b64"' in raw.stdout
+
+
+def test_a_token_cut_by_a_refused_topics_256th_byte_is_shown_nowhere(bus: Bus) -> None:
+    """A refused record keeps the first 256 bytes of its topic: a token the cut splits is
+    kept as a beginning no scan recognises (28 characters are no GitHub token). The
+    record says `topic_cut`; every redacted output shows that beginning as
+    `[REDACTED:cut-secret]`, `has:secret` finds the record, and recorder.log names the
+    topic as a redacted copy does (before 2026-12-07 all of them showed it in clear)."""
+    bus.start_broker()
+    bus.start_recorder("--max-frames", "3")
+    token = make(S.GITHUB, RND).secret
+    whole_in_log = make(S.OPENAI, RND).secret  # a secret the cut leaves whole
+    topic = f"agents.{whole_in_log}.{'a' * (220 - len(whole_in_log))}.{token}"
+    start = topic.index(token)
+    assert start < 256 < start + len(token)  # the cut splits it
+    fragment = token[: 256 - start]
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.XPUB)
+    pub.linger = 1000
+    pub.connect(bus.front)
+    try:
+        assert pub.poll(5000)
+        pub.send_multipart([topic.encode(), b"a", b"b", b'{"text": "four frames"}'])
+        pub.send_multipart([b"agents.short", b"a", b"b", b'{"text": "four frames"}'])
+        wait_for(
+            lambda: sum(r["kind"] == "refused" for r in journal_records(bus.log_dir)) == 2,
+            what="refused records written",
+        )
+    finally:
+        pub.close()
+        ctx.term()
+    log = ("--log-dir", str(bus.log_dir))
+    refused, short = [r for r in journal_records(bus.log_dir) if r["kind"] == "refused"]
+    assert refused["topic"] == topic[:256] and refused["topic_cut"] is True
+    assert short["topic"] == "agents.short" and "topic_cut" not in short
+    shown: dict[str, bytes] = {}
+    for fmt in ("md", "html", "csv"):
+        out = persist("export", "--all", "--format", fmt, *log)
+        assert out.returncode == 0, out.stderr
+        shown[fmt] = out.stdout
+    jsonl = persist("export", "--all", "--format", "jsonl", "--redact", *log)
+    assert jsonl.returncode == 0, jsonl.stderr
+    shown["jsonl --redact"] = jsonl.stdout
+    (copy, _) = [orjson.loads(x) for x in jsonl.stdout.splitlines() if b'"refused"' in x]
+    assert copy["topic"] == (
+        f"agents.[REDACTED:openai-key].{'a' * (220 - len(whole_in_log))}.[REDACTED:cut-secret]"
+    )
+    assert copy["topic_cut"] is True and copy["meta"]["redacted"] == 2
+    for args in (
+        ("search", "kind:refused", "--all-kinds", "--json"),
+        ("stats", "--all-kinds", "--json"),
+    ):
+        out = persist(*args, *log)
+        assert out.returncode == 0, out.stderr
+        shown[" ".join(args)] = out.stdout
+    found = persist("search", "has:secret", "--all-kinds", "--json", *log)
+    assert found.returncode == 0, found.stderr
+    (hit,) = orjson.loads(found.stdout)["hits"]
+    assert hit["topic"] == copy["topic"], hit
+    shown["has:secret"] = found.stdout
+    shown["recorder.log"] = (bus.log_dir / "recorder.log").read_bytes()
+    assert b"[REDACTED:cut-secret]' (its first 256 bytes): 4 frames" in shown["recorder.log"]
+    for where, out in shown.items():
+        assert fragment[4:].encode() not in out, where
+        assert whole_in_log.encode() not in out, where
+    raw = persist("export", "--all", "--format", "jsonl", *log)  # unredacted: as stored
+    assert fragment.encode() in raw.stdout

@@ -529,3 +529,42 @@ def test_a_key_after_a_long_base64_image_holding_a_prefilter_hit_is_found() -> N
     text = f'{{"type":"image","data":"{image[:1000]}eyJ{image[1000:]}"}} {key}'
     spans = S.find_secrets(text.encode())
     assert [(s.kind, text.encode()[s.start : s.end]) for s in spans] == [(S.GITHUB, key.encode())]
+
+
+def test_a_refused_topic_cut_inside_a_secret_is_redacted_also_when_written_before_it_said_so(
+    tmp_path: Path,
+) -> None:
+    """A refused record keeps its topic's first 256 bytes: one written before 2026-12-07
+    does not say `topic_cut`, and is taken as cut when its topic holds 256 bytes. The
+    beginning of a secret at the cut (a GitHub token's first 28 characters, a URL's
+    password before its `@`) is `[REDACTED:cut-secret]`; a token that ends before the
+    end, or a topic not cut, is left as it is."""
+    root = tmp_path / "logs"
+    token, password = make(S.GITHUB, RND).secret, "hunter2secret"
+    cut = f"agents.{'a' * 220}.{token}"[:256]
+    url = f"agents.{'b' * 227}.https://bob:{password}@h/"[:256]
+    assert cut.endswith(token[:28]) and url.endswith(password[:9])
+    whole = f"agents.ghp_{'x' * 20}.{'c' * 240}"[:256]  # too short for a token: not one
+    w = DemoWriter.open(root, clock=DemoClock(BASE_TS))
+    common = {"size": 900, "frame_count": 4, "sha256": "0" * 64, "reason": "4 frames"}
+    w.record(BASE_TS, "refused", topic=cut, **common)
+    w.record(BASE_TS, "refused", topic=url, **common)
+    w.record(BASE_TS, "refused", topic=whole, **common)
+    w.record(BASE_TS, "refused", topic=cut, topic_cut=False, **common)  # said: not cut
+    w.close()
+    store = open_store(root)
+    recs = [r for r in store.records() if r.kind == "refused"]
+    assert [[s.kind for s in record_secrets(r)] for r in recs] == [
+        [S.CUT_SECRET],
+        [S.CUT_SECRET],
+        [],
+        [],
+    ]
+    shown = [orjson.loads(redact_record(r).line)["topic"] for r in recs]
+    assert shown[0] == cut[:-28] + "[REDACTED:cut-secret]"
+    assert shown[1] == url[:-9] + "[REDACTED:cut-secret]"
+    assert shown[2:] == [whole, cut]
+    out = io.BytesIO()
+    export_range(store, journal_range(store, None, None), "html", out)
+    assert out.getvalue().count(token[4:28].encode()) == 1  # the one said not to be cut
+    assert password[:9].encode() not in out.getvalue()
