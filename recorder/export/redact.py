@@ -112,6 +112,33 @@ def _texts(value: Any, out: list[str]) -> None:
             _texts(v, out)
 
 
+def _named_texts(value: Any, name: str, out: list[str]) -> None:
+    """What each text `_texts` collects from `value` is, in the same order: `topic`,
+    `envelope.agent`, `envelope (a key)`, `detail[2]`."""
+    if isinstance(value, str):
+        out.append(name)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            out.append(f"{name} (a key)")
+            _named_texts(v, f"{name}.{k}", out)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _named_texts(v, f"{name}[{i}]", out)
+
+
+def other_part_names(data: dict[str, Any]) -> list[str]:
+    """What each of `other_parts(data)` is, by the field it comes from (`head_b64` for
+    a refused message's first bytes): where a span of a record that is not a message
+    is, for the TUI's record view."""
+    names: list[str] = []
+    for key, value in data.items():
+        if key not in _OURS:
+            _named_texts(value, key, names)
+    if isinstance(data.get("head_b64"), str):
+        names.append("head_b64")
+    return names
+
+
 def other_parts(data: dict[str, Any]) -> list[bytes]:
     """What is scanned of a record that is not a message: each text in its fields but
     `_OURS` (a gap's `publisher` and `agent`, a refused message's `topic` and

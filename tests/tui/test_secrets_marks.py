@@ -281,3 +281,58 @@ async def test_a_secret_in_a_gap_or_a_refused_record_is_redacted(tmp_path: Path)
     for text in (conversation, *recent):
         for key in (agent, topic):
             assert key[:12] not in text, text
+
+
+@pilot_test
+async def test_the_record_view_of_a_gap_refused_or_damaged_record_names_its_secrets(
+    tmp_path: Path,
+) -> None:
+    """A record that is not a message and holds a secret (a gap's agent, a refused
+    message's topic and envelope, a damaged line) opens (Enter) on the line a message's
+    record view has: `⚠ N secrets: kind (place, bytes a-b)`, its place the field (bytes
+    of that text), above the fields shown as recorded. Before 2026-12-07 only a
+    message's view had it: the refused record's token was shown with no warning."""
+    agent, topic, pub = (make(S.GITHUB, RND).secret for _ in range(3))
+    cut = f"agents.{'a' * 220}.{topic}"[:256]
+    damaged = make(S.OPENAI, RND).secret
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root)
+    w.message(BASE_TS, "planner", "plan the rollout", scan=True)
+    w.record(BASE_TS + 1, "gap", cause="publisher-sequence", publisher="p1", agent=f"bot {agent}")
+    w.record(
+        BASE_TS + 2,
+        "refused",
+        topic=f"agents.{topic}",
+        envelope={"pub": pub, "seq": 3},
+        size=4,
+        frame_count=4,
+        reason="4 frames is over the 3 frame limit",
+    )
+    w.record(BASE_TS + 3, "refused", topic=cut, topic_cut=True, size=9, reason="big")
+    w.bad_line(b'{"v":1,"torn ' + damaged.encode() + b"\n")
+    w.message(BASE_TS + 4, "planner", "after", scan=True)
+    w.close()
+    app = make_app(root)
+    shown: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        messages, store = await open_recent(app, pilot)
+        for rec in store.records():
+            if rec.kind in ("gap", "refused", "bad-line"):
+                messages.move_to(messages.row_of(rec.index) or 0)
+                await pilot.press("enter")
+                await pilot.pause()
+                assert isinstance(app.screen, DetailScreen)
+                shown.append(app.screen.view.plain_text())
+                await pilot.press("escape")
+                await pilot.pause()
+    gap, refused, refused_cut, bad = shown
+    assert f"⚠ 1 secret: {S.GITHUB} (agent, bytes 4-44)" in gap, gap
+    assert (
+        f"⚠ 2 secrets: {S.GITHUB} (topic, bytes 7-47), {S.GITHUB} (envelope.pub, bytes 0-40)"
+    ) in refused, refused
+    assert f"⚠ 1 secret: {S.CUT_SECRET} (topic, bytes 228-256)" in refused_cut, refused_cut
+    assert f"⚠ 1 secret: {S.OPENAI} (line, bytes 13-" in bad, bad
+    for text in shown:
+        assert "found now: the recorder did not scan this record" in text
+        assert "shown below as recorded" in text

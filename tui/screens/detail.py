@@ -16,12 +16,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 
-from recorder.export.redact import named_secrets, record_secrets, scanned_by_recorder
+from recorder.export.redact import (
+    named_secrets,
+    other_part_names,
+    record_secrets,
+    scanned_by_recorder,
+)
 from recorder.export.render import TOO_DEEP, json_text, record_text
 from recorder.search.query import Query, match_spans
 from recorder.sources.jsonl import cut_sizes
 from recorder.store.layout import segment_name
 from recorder.store.reader import Record
+from recorder.store.records import KIND_HEARTBEAT, KIND_MESSAGE, KIND_SEGMENT
 from recorder.store.secrets import SecretSpan
 
 from ..jsontext import reindent
@@ -97,12 +103,26 @@ def frames_blocks(rec: Record, start: int, stop: int) -> list[Block]:
 
 def secrets_line(rec: Record, secrets: list[SecretSpan]) -> Text:
     """`⚠ 2 secrets: openai-key (frame 1, bytes 19-55), …`: kinds and places, never the
-    values (those are in the frames below, as recorded)."""
+    values (those are in the frames below, as recorded). A place of a record that is
+    not a message is its field (`topic, bytes 7-47`: bytes of that text), of a damaged
+    line the line."""
+    data = rec.data
+    frames = data is None or rec.kind in (KIND_MESSAGE, KIND_HEARTBEAT)
+    names = [] if frames or data is None else other_part_names(data)
+
+    def place(s: SecretSpan) -> str:
+        if data is None:
+            return "line"
+        if frames:
+            return f"frame {s.frame}"
+        return names[s.frame] if s.frame < len(names) else f"part {s.frame}"
+
     line = Text()
     noun = "secret" if len(secrets) == 1 else "secrets"
     line.append(f"⚠ {len(secrets)} {noun}: ", "bold red")
     line.append(
-        ", ".join(f"{s.kind} (frame {s.frame}, bytes {s.start}-{s.end})" for s in secrets), "red"
+        ", ".join(f"{s.kind} ({place(s)}, bytes {s.start}-{s.end})" for s in secrets),
+        "red",
     )
     if not scanned_by_recorder(rec):
         line.append("  found now: the recorder did not scan this record", "dim")
@@ -126,7 +146,7 @@ def record_blocks(rec: Record, clock: Clock) -> list[Block]:
         head.append("  topic ", "dim")
         head.append_text(safe_text(rec.topic))
     blocks = [Block(head, limit=None)]
-    if rec.is_message:
+    if rec.kind != KIND_SEGMENT:  # (a segment's first record holds only names of ours)
         secrets = record_secrets(rec, VIEW_SCAN_BYTES)
         if secrets:
             blocks.append(Block(secrets_line(rec, secrets), limit=None))
