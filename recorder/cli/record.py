@@ -301,7 +301,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(
             f"  gaps         {counts.gaps} {run} "
             f"({counts.missed} {'message' if counts.missed == 1 else 'messages'} known lost), "
-            f"refused {counts.refused} (the journal's: persist search kind:gap --all-kinds)"
+            f"refused {counts.refused} "
+            "(the journal's: persist search kind:gap kind:refused --all-kinds)"
         )
         if counts.unconfirmed:
             print(

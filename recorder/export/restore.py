@@ -49,7 +49,7 @@ from recorder.export.continuation import Earlier, StaleBundle, find_earlier
 from recorder.export.leftovers import maker, remove_stale_builds
 from recorder.export.parallel import Parallel, Piece, render_parallel, use_parallel
 from recorder.export.redact import REDACTION, RedactedRecord
-from recorder.export.render import gap_sentence, iso
+from recorder.export.render import clean, gap_sentence, iso
 from recorder.export.render_cache import bundle_renderer
 from recorder.export.scope import (
     BundleScope,
@@ -291,7 +291,7 @@ class RangeIntegrity(RangeSummary):
                 "(lost from the journal)"
             )
         if self.refused:
-            out.append(f"{_n(len(self.refused), 'refused message')} (too large, not recorded)")
+            out.append(f"{_n(len(self.refused), 'refused message')} ({_refused_why(self.refused)})")
         mismatch = self.count_mismatch()
         if mismatch:
             out.append(mismatch)
@@ -758,6 +758,21 @@ def _reusable(
     ):
         return None
     return Bundle(final, m)
+
+
+def _refused_why(refused: list[dict[str, Any]]) -> str:
+    """Why the messages of `refused` records were not recorded, as a clause: one's own
+    `reason` ("4 frames is over the 3 frame limit"), else the limits they were over
+    ("too large or of too many frames"). Before 2026-12-07 every one was "too large"."""
+    reasons = [str(r.get("reason") or "") for r in refused]
+    if len(reasons) == 1 and reasons[0]:
+        # (a message given up at a stop says so after a "; ": its counts are what came)
+        reason = clean(reasons[0].split("; the recorder stopped")[0], newlines=False)
+        return f"{reason[:200]}, not recorded"
+    size = any("byte limit" in r for r in reasons)
+    frames = any("frame limit" in r for r in reasons)
+    over = [w for w, hit in (("too large", size), ("of too many frames", frames)) if hit]
+    return f"{' or '.join(over) or 'over a limit of the recorder'}, not recorded"
 
 
 def _copy_of(m: dict[str, Any], redact: bool) -> bool:

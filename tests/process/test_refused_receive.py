@@ -83,3 +83,49 @@ def test_max_frames_is_an_option_of_its_own(bus: Bus) -> None:
     (refused,) = [r for r in records if r["kind"] == "refused"]
     assert refused["frame_count"] == 4 and refused["reason"] == "4 frames is over the 3 frame limit"
     assert [len(r["frames"]) for r in records if r["kind"] == "msg"] == [3, 2]
+
+
+def test_status_and_restore_say_why_a_message_was_refused_and_where_to_find_it(
+    bus: Bus,
+) -> None:
+    """`persist status` names the search that lists the journal's refused messages
+    (`kind:refused`), and `persist restore` (its output, the bundle's manifest and
+    transcript, what the agent is given) says why they were refused: a message of 4
+    small frames was "too large" before 2026-12-07, and status named `kind:gap`, which
+    finds none of them."""
+    log = ("--log-dir", str(bus.log_dir))
+    bus.start_broker()
+    bus.start_recorder("--max-frames", "3", "--max-message-mb", "1")
+    with Publisher(bus.front, heartbeat_interval=0) as pub:
+        assert pub.wait_ready(5)
+        pub.send("agents.ok", {"text": "hi"})
+        pub.send_raw([b"agents.x", b"a", b"b", b'{"text": "four small frames"}'])
+        pub.send("agents.ok", {"text": "after"})
+        wait_for(lambda: written(bus) >= 2, timeout=30, what="the message after it")
+    status = run_cli("status", *log)
+    (line,) = [x for x in status.stdout.splitlines() if "refused 1" in x]
+    search = line.split("the journal's: ")[1].rstrip(")").split()
+    assert search[:2] == ["persist", "search"], line
+    found = run_cli(*search[1:], "--json", *log)
+    assert [h["kind"] for h in orjson.loads(found.stdout)["hits"]] == ["refused"], found.stdout
+    assert run_cli("checkpoint", *log).returncode == 0
+    restored = run_cli("restore", "latest", *log)
+    assert restored.returncode == 0, restored.stderr
+    why = "1 refused message (4 frames is over the 3 frame limit, not recorded)"
+    assert f"warning: {why}" in restored.stdout, restored.stdout
+    (bundle,) = (bus.log_dir / "restore").iterdir()
+    manifest = orjson.loads((bundle / "manifest.json").read_bytes())
+    assert why in manifest["integrity"]["problems"], manifest["integrity"]
+    assert f"- ⚠ {why}" in (bundle / "transcript.md").read_text()
+    with Publisher(bus.front, heartbeat_interval=0) as pub:
+        assert pub.wait_ready(5)
+        pub.send("agents.big", {"text": "B" * 1_200_000})
+        pub.send("agents.ok", {"text": "after the big one"})
+        wait_for(lambda: written(bus) >= 3, timeout=30, what="the message after it")
+    assert run_cli("checkpoint", *log).returncode == 0
+    restored = run_cli("restore", "latest", *log)
+    assert restored.returncode == 0, restored.stderr
+    assert (
+        "warning: 2 refused messages (too large or of too many frames, not recorded)"
+        in restored.stdout
+    ), restored.stdout
