@@ -58,7 +58,9 @@ from recorder.store.layout import Layout
 # 10: a journal message's whole text (its first 1,048,576 characters were indexed)
 # 11: every frame of a message of several (those after its first 2,000 characters were
 #     named by their count, as lists name them, and not indexed)
-SCHEMA_VERSION = 11
+# 12: a refused record's topic cut at 256 bytes inside a secret: its end counted as one
+#     (`cut-secret`) and its topic redacted (`journal_document`); it was kept as stored
+SCHEMA_VERSION = 12
 TOKENIZER = "unicode61 remove_diacritics 2"
 PROGRESS_STEPS = (
     100_000  # SQLite VM steps between cancellation checks (a few ms; each takes the GIL)

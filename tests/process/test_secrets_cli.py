@@ -372,3 +372,32 @@ def test_a_token_cut_by_a_refused_topics_256th_byte_is_shown_nowhere(bus: Bus) -
         assert whole_in_log.encode() not in out, where
     raw = persist("export", "--all", "--format", "jsonl", *log)  # unredacted: as stored
     assert fragment.encode() in raw.stdout
+
+
+def test_a_search_index_built_before_cut_topics_were_counted_is_rebuilt(tmp_path: Path) -> None:
+    """An index of schema 11 (written before 2026-12-07's `cut-secret`) holds a refused
+    record's cut topic as stored, a token's beginning in it, and no secret for it: it is
+    built again, so `persist stats` names the topic redacted and `has:secret` finds it."""
+    import sqlite3
+
+    root = tmp_path / "logs"
+    log = ("--log-dir", str(root))
+    token = make(S.GITHUB, RND).secret
+    cut = f"agents.{'a' * 220}.{token}"[:256]
+    w = DemoWriter.open(root)
+    w.message(BASE_TS, "planner", "plan the rollout", scan=True)
+    w.record(BASE_TS + 1, "refused", topic=cut, size=9, frame_count=4, reason="4 frames")
+    w.close()
+    first = persist("search", "has:secret", "--all-kinds", "--json", *log)
+    assert len(orjson.loads(first.stdout)["hits"]) == 1, first.stdout
+    db = sqlite3.connect(root / "search" / "index.sqlite3")  # as schema 11 wrote it
+    db.execute("UPDATE docs SET secrets = 0, topic = ? WHERE kind = 'refused'", (cut.lower(),))
+    db.execute("UPDATE meta SET value = 11 WHERE key = 'schema'")
+    db.commit()
+    db.close()
+    found = persist("search", "has:secret", "--all-kinds", "--json", *log)
+    assert len(orjson.loads(found.stdout)["hits"]) == 1, found.stdout
+    stats = persist("stats", "--all-kinds", "--json", *log)
+    assert stats.returncode == 0, stats.stderr
+    assert b"[redacted:cut-secret]" in stats.stdout.lower(), stats.stdout
+    assert token[4:28].lower().encode() not in stats.stdout.lower()
