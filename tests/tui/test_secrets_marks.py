@@ -314,11 +314,13 @@ async def test_the_record_view_of_a_gap_refused_or_damaged_record_names_its_secr
     w.close()
     app = make_app(root)
     shown: list[str] = []
+    rows: list[str] = []
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         messages, store = await open_recent(app, pilot)
         for rec in store.records():
             if rec.kind in ("gap", "refused", "bad-line"):
+                rows.append(row_text(messages, messages.row_of(rec.index) or 0))
                 messages.move_to(messages.row_of(rec.index) or 0)
                 await pilot.press("enter")
                 await pilot.pause()
@@ -336,3 +338,5 @@ async def test_the_record_view_of_a_gap_refused_or_damaged_record_names_its_secr
     for text in shown:
         assert "found now: the recorder did not scan this record" in text
         assert "shown below as recorded" in text
+    assert all("[secret]" in row for row in rows), rows
+    assert all(topic[4:28] not in row for row in rows), rows  # (a refused row: its reason)
