@@ -6,6 +6,7 @@ must not print it back as its stand-in."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
@@ -22,14 +23,14 @@ class Vocabulary:
 
     def __init__(self, index: SearchIndex) -> None:
         self.index = index
-        self._terms: tuple[int, dict[int, list[str]]] | None = None
+        self._terms: tuple[tuple[Any, Any], dict[int, list[str]]] | None = None
         self._secret: Counter[str] = Counter()
 
     def _vocabulary(self, lengths: range) -> dict[int, list[str]]:
         """The `terms` snapshot's words of these lengths (only those are read, in one
         pass), cached by length until the snapshot changes."""
-        stamp = self.index.meta("terms_docs")
-        stamp = stamp if type(stamp) is int else -1
+        # both: a snapshot taken after words only left has the same `terms_docs`
+        stamp = (self.index.meta("terms_docs"), self.index.meta("terms_version"))
         if self._terms is None or self._terms[0] != stamp:
             self._terms = (stamp, {})
             self._secret = self._secret_words()

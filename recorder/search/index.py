@@ -10,11 +10,15 @@ finds it missing, from another journal, or damaged). What it holds:
 - `fts`: a contentless FTS5 table over the text `record_text` shows (no copy of
   the text: snippets come from the journal record itself), `detail=full` so
   phrases are answered by the index;
-- `vocab` (fts5vocab) and `terms`, its snapshot, for typo tolerance;
+- `vocab` (fts5vocab) and `terms`, its snapshot, for typo tolerance (taken again
+  after 2 % more records, one pass over all of `fts`: 9-10 s at 1M messages; the words
+  of pruned rows leave it with them, `forget_terms`);
 - `segments`: how far each segment is indexed, with a fingerprint (size, mtime,
   inode, SHA-1 of its first and last indexed 4 KiB) so a rewritten, replaced or
   truncated segment, or another folder's journal, is noticed;
-- `meta`: the schema version and tokenizer, checked on every open;
+- `meta`: the schema version and tokenizer, checked on every open; `terms_docs` (the
+  docs the `terms` snapshot counted: ids up to it) and `terms_version` (one more each
+  time it changes, for readers that keep a copy);
 - `shards`: the full-text tables a parallel rebuild wrote in files of their own
   (`search/shard-*.sqlite3`, one per worker process, never written again), each with
   the offset between its rowids and `docs.id`. They are attached to every connection
@@ -67,6 +71,10 @@ PROGRESS_STEPS = (
 )
 SOURCE_BUS = "bus"
 HASH_BYTES = 16 << 20
+_NEXT_TERMS_VERSION = (
+    "INSERT OR REPLACE INTO meta VALUES ('terms_version', "
+    "(SELECT coalesce(max(value), 0) + 1 FROM meta WHERE key = 'terms_version'))"
+)
 # The rows from elsewhere than the journal (agent sessions) by time, with the fields
 # most queries filter on: a search's newest of them without a look at every match or a
 # docs lookup per row (`SearchEngine._session_rows`). Added after schema 8 without a
@@ -730,7 +738,7 @@ class SearchIndex:
     def refresh_terms(self) -> None:
         """Snapshot the vocabulary (every distinct word without digits and its document
         count) into `terms`, which fuzzy lookups and ranking read; one pass over the index
-        and its shards."""
+        and its shards (9-10 s at 1M messages)."""
         shards = self.shards()
         with self.transaction() as db:
             db.execute("DELETE FROM terms")
@@ -755,6 +763,7 @@ class SearchIndex:
                 "INSERT OR REPLACE INTO meta VALUES ('terms_docs', "
                 "(SELECT coalesce(max(id), 0) FROM docs))"
             )
+            db.execute(_NEXT_TERMS_VERSION)  # `terms_docs` alone may stay the same
 
     def checkpoint(self) -> None:
         """Move the write-ahead log into the file and empty it (after a catch-up)."""
@@ -852,6 +861,33 @@ def delete_texts(db: sqlite3.Connection, docs: Iterable[tuple[int, str]]) -> Non
         "INSERT INTO fts (fts, rowid, body) VALUES ('delete', ?, ?)",
         ((doc, fts_text(text)) for doc, text in docs),
     )
+
+
+def forget_terms(db: sqlite3.Connection, texts: Sequence[str]) -> None:
+    """Take the texts of documents leaving the index (their words already out of `fts`,
+    `delete_texts`) out of the `terms` snapshot's counts, in the caller's transaction: a
+    word no longer counted anywhere is no longer a typo suggestion. Give only documents
+    the snapshot counted (ids up to `terms_docs`). Their words are found by SQLite's own
+    tokenizer (a scratch table in memory): milliseconds for a segment, where taking the
+    snapshot again reads all of `fts` (9-10 s at 1M messages)."""
+    if not texts:
+        return
+    db.execute(
+        "CREATE VIRTUAL TABLE temp.gone USING fts5 "
+        f"(body, content='', detail=none, tokenize='{TOKENIZER}')"
+    )
+    try:
+        db.execute("CREATE VIRTUAL TABLE temp.gone_vocab USING fts5vocab (temp, gone, row)")
+        db.executemany("INSERT INTO temp.gone (body) VALUES (?)", ((fts_text(t),) for t in texts))
+        db.execute(
+            "UPDATE terms SET docs = docs - v.doc FROM temp.gone_vocab AS v "
+            "WHERE terms.term = v.term"
+        )
+        db.execute("DELETE FROM terms WHERE docs <= 0")
+        db.execute(_NEXT_TERMS_VERSION)
+    finally:
+        db.execute("DROP TABLE IF EXISTS temp.gone_vocab")
+        db.execute("DROP TABLE temp.gone")
 
 
 def remove_shard_files(folder: Path, keep: Iterable[str]) -> None:

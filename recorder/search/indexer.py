@@ -41,6 +41,7 @@ from recorder.search.index import (
     SegmentState,
     delete_texts,
     disk_full,
+    forget_terms,
     remove_new_files,
     remove_shard_files,
     secret_words,
@@ -578,9 +579,10 @@ class Indexer:
         """Rows of segments retention pruned (named in `retention/pruned.json`) leave the
         index, instead of the whole index being rebuilt for a segment that is gone.
 
-        Their words leave the full-text table too when the pruned file is still in the
-        trash and reads back to exactly the rows indexed (same offsets and seqs: then
-        its texts are the ones indexed) and they are in the index's own `fts`;
+        Their words leave the full-text table and the typo suggestions' `terms` too
+        (`forget_terms`) when the pruned file is still in the trash and reads back to
+        exactly the rows indexed (same offsets and seqs: then its texts are the ones
+        indexed) and they are in the index's own `fts`;
         otherwise only `docs` rows go, and the words left behind match nothing (every
         search joins `docs`) until a rebuild. Returns how many rows left their words."""
         notes = pruned_by_number(self.layout)
@@ -588,6 +590,8 @@ class Indexer:
         # of a pruned file no longer in the trash, they match no `docs` row.
         sharded = [(s.first, s.first + s.docs) for s in self.index.shards()]
         on_disk = {segment_number(p.name) for p in list_segments(self.layout)}
+        snap = self.index.meta("terms_docs")
+        counted = snap if type(snap) is int else 0  # the ids the `terms` snapshot counted
         left = 0
         for number in sorted(states):
             note = notes.get(number)
@@ -607,6 +611,9 @@ class Indexer:
                         if not any(a <= doc[0] < b for a, b in sharded)
                     ]
                     delete_texts(db, own)
+                    # and out of the typo suggestions' words, in the same transaction
+                    # (before 2026-12-07 `terms` kept them until 2 % more records came)
+                    forget_terms(db, [text for doc, text in own if doc <= counted])
                     left += len(docs) - len(own)
                 else:
                     left += len(docs)
@@ -633,9 +640,8 @@ class Indexer:
             self.index.check()
             states = self.index.segment_states()
             count = len(states)
-            left = self._drop_pruned(states)
+            left = self._drop_pruned(states)  # their words out of `terms` too
             if len(states) < count:
-                self.index.refresh_terms()  # the typo suggestions' words
                 self.index.checkpoint()
             if left:  # in a shard (never written again), or a file that reads otherwise
                 return (

@@ -15,6 +15,7 @@ import zstandard
 
 from recorder.bus.publisher import Publisher
 from recorder.export.warm_renders import RenderWarmer
+from recorder.search.engine import SearchEngine
 from recorder.search.indexer import Indexer
 from recorder.sources.discover import Roots
 from recorder.store.layout import Layout, list_segments, segment_number
@@ -121,6 +122,47 @@ def test_prune_and_trash_empty_take_the_renderings_and_indexed_words_of_what_the
     done = persist("doctor", "--json", "--dir", log)
     checks = {f["check"]: f for f in orjson.loads(done.stdout)["findings"]}
     assert "caches.render-orphaned" not in checks, checks
+
+
+def test_the_typo_list_loses_the_words_a_catch_up_drops_after_a_prune(journal: Layout) -> None:
+    """A catch-up between the prune and the empty (any search; the recorder's indexer
+    child always runs one) takes the pruned rows and their words out of `fts`: the typo
+    suggestions' word list goes with them at once, and `trash empty`, finding nothing
+    left to drop, leaves none either. Before 2026-12-07 `terms` kept them until 2 %
+    more records came."""
+    layout, log = journal, str(journal.root)
+    typo = tag(0)[:-1] + "x"  # one edit from zebraaa ... zebraaj
+    assert persist("prune", "--older-than", "5d", "--log-dir", log).returncode == 0
+    done = persist("search", tag(99), "--log-dir", log)  # its catch-up drops the rows
+    assert done.returncode == 0 and tag(99) in done.stdout, done.stderr
+    assert tag(0) not in indexed_words(layout)
+    with sqlite3.connect(f"file:{layout.search_index}?mode=ro", uri=True) as db:
+        counted = db.execute("SELECT docs FROM terms WHERE term = 'message'").fetchone()
+        indexed = db.execute("SELECT doc FROM vocab WHERE term = 'message'").fetchone()
+    assert counted == indexed  # a word of kept records too: counted as the index has it
+    done = persist("trash", "empty", "--older-than", "0", "--log-dir", log)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert tag(0) not in indexed_words(layout) and tag(99) in indexed_words(layout)
+    done = persist("search", typo, "--fuzzy", "--log-dir", log)
+    assert done.returncode == 0 and tag(0) not in done.stdout + done.stderr, done.stderr
+
+
+def test_an_open_engine_stops_offering_the_words_trash_empty_took_out(journal: Layout) -> None:
+    """An engine that read the typo list before (the TUI keeps one open) reads it again
+    once `trash empty` took words out, though no record was indexed since (before
+    2026-12-07 it kept its copy until the index held more records)."""
+    layout, log = journal, str(journal.root)
+    typo = tag(0)[:-1] + "x"
+    with SearchEngine(layout.root, Roots(None, None, None)) as engine:
+        assert tag(0) in engine.search(typo, fuzzy=True).fuzzy_terms[typo]
+        assert persist("prune", "--older-than", "5d", "--log-dir", log).returncode == 0
+        done = persist("trash", "empty", "--older-than", "0", "--log-dir", log)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        assert tag(0) not in indexed_words(layout)
+        found = engine.search(typo, fuzzy=True, catch_up=False).fuzzy_terms.get(typo, ())
+        assert tag(0) not in found, found
+        kept = tag(99)[:-1] + "x"  # a word still there is offered as before
+        assert tag(99) in engine.search(kept, fuzzy=True, catch_up=False).fuzzy_terms[kept]
 
 
 def test_trash_empty_removes_renderings_a_prune_left_and_doctor_names_them(
