@@ -61,6 +61,21 @@ def _bytes_bar(label: str) -> Callable[[int, int], None] | None:
     return show
 
 
+INDEX_WAIT = 60.0  # seconds a search or `stats` waits for another process's index update
+
+
+def _say_waiting(limit: float | None) -> Callable[[], None]:
+    """What a command says, at once, when another process holds the search index's
+    writers' lock and the index lacks part of the journal (`Indexer.catch_up(waiting=)`):
+    before 2026-12-07 it waited without a word, up to a minute."""
+    upto = "" if limit is None else f" (up to {limit:.0f} s)"
+
+    def waiting() -> None:
+        say(f"another process is updating the search index: waiting for it{upto}...")
+
+    return waiting
+
+
 def _roots(args: argparse.Namespace) -> Roots:
     """The agents' session folders, as `persist sessions` finds them."""
     from recorder.cli.sessions import roots_from
@@ -140,9 +155,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         say(f"no journal in {args.log_dir}: searching the agents' sessions only")
     fuzzy = None if args.fuzzy is None else args.fuzzy
     with SearchEngine(args.log_dir, _roots(args)) as engine:
-        done = engine.catch_up(progress=_bytes_bar("indexing"), wait=60.0)
-        if done.busy:
-            say("another process is updating the search index; searching what it holds so far")
+        done = engine.catch_up(
+            progress=_bytes_bar("indexing"), wait=INDEX_WAIT, waiting=_say_waiting(INDEX_WAIT)
+        )
+        if done.busy and done.behind:  # (level: nothing it could add that we need)
+            still = f" still after {done.waited:.0f} s" if done.waited >= 1 else ""
+            say(
+                f"another process is updating the search index{still}; "
+                "searching what it holds so far"
+            )
         for problem in done.problems:
             say(f"session not indexed: {problem}")
         result = engine.search(
@@ -192,11 +213,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         fuzzy_note = " · fuzzy (~): " + ", ".join(
             f"{k} → {' '.join(v[:4])}" for k, v in result.fuzzy_terms.items()
         )
+    took = f"{result.took_ms:.1f} ms"
+    if done.waited:  # the query's time alone would hide where the rest went
+        spent = f"{done.waited:.1f} s" if done.waited >= 1 else f"{done.waited * 1000:.0f} ms"
+        took += f", after {spent} waiting for another process's index update"
     if not result.hits:
-        say(f"no matches for {text!r} ({result.took_ms:.1f} ms){fuzzy_note}")
+        say(f"no matches for {text!r} ({took}){fuzzy_note}")
     else:
         noun = "match" if result.total == 1 and result.total_exact else "matches"
-        say(f"{total} exact {noun}, {len(result.hits)} shown ({result.took_ms:.1f} ms){fuzzy_note}")
+        say(f"{total} exact {noun}, {len(result.hits)} shown ({took}){fuzzy_note}")
     return 0
 
 
@@ -337,7 +362,10 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     with SearchEngine(args.log_dir, _roots(args)) as engine:
         engine.indexer.workers = args.workers
         done = engine.catch_up(
-            rebuild=not args.catch_up, progress=_bytes_bar("indexing"), pages=args.catch_up
+            rebuild=not args.catch_up,
+            progress=_bytes_bar("indexing"),
+            pages=args.catch_up,
+            waiting=_say_waiting(None),
         )
         seconds = time.perf_counter() - t
         size = engine.index.size_bytes()
@@ -407,7 +435,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if _no_journal(args.log_dir):
         return fail(f"no journal in {args.log_dir}")
     with SearchEngine(args.log_dir) as engine:
-        engine.catch_up(progress=_bytes_bar("indexing"), wait=60.0)
+        engine.catch_up(
+            progress=_bytes_bar("indexing"), wait=INDEX_WAIT, waiting=_say_waiting(INDEX_WAIT)
+        )
         # --since alone ends at now: records stamped later are named, not counted
         ends_now = since is not None and until is None and since < now
         stats = collect_stats(

@@ -153,9 +153,16 @@ class SearchEngine:
         rebuild: bool = False,
         pause: Callable[[], bool] | None = None,
         pages: bool = False,
+        waiting: Callable[[], None] | None = None,
     ) -> CatchUp:
         return self.indexer.catch_up(
-            budget=budget, wait=wait, progress=progress, rebuild=rebuild, pause=pause, pages=pages
+            budget=budget,
+            wait=wait,
+            progress=progress,
+            rebuild=rebuild,
+            pause=pause,
+            pages=pages,
+            waiting=waiting,
         )
 
     # -- searching ---------------------------------------------------------------

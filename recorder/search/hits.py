@@ -95,6 +95,7 @@ class SearchResult:
             "total_exact": self.total_exact,
             "fuzzy_terms": {k: list(v) for k, v in self.fuzzy_terms.items()},
             "behind_bytes": self.behind,
+            "waited_ms": round(self.catch_up.waited * 1000, 1) if self.catch_up else 0.0,
             "left_out_segments": self.left_out,
             "hits": [h.as_json() for h in self.hits],
         }

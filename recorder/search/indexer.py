@@ -80,6 +80,7 @@ class CatchUp:
     behind: int = 0  # journal bytes still not indexed (time budget ran out, or busy)
     rebuilt: str | None = None  # why the index was rebuilt from scratch, if it was
     busy: bool = False  # another process was writing the index
+    waited: float = 0.0  # seconds spent waiting for that process's lock
     sessions: int = 0  # of `added`, documents from agent sessions
     sessions_pending: int = 0  # changed session files not read yet (time budget ran out)
     problems: tuple[str, ...] = ()  # session files that could not be read (kept as they were)
@@ -324,6 +325,28 @@ class Indexer:
     def close(self) -> None:
         self.index.close()
 
+    def _journal_level(self) -> bool:
+        """Whether the index holds all of the journal as it is now, found without the
+        writers' lock (read only): the same segments as indexed, each file the one
+        indexed and unchanged since (size, mtime, inode), none pruned since. Then a
+        search need not wait for another writer to answer from all of it."""
+        try:
+            if not self.index.path.is_file() or self.index.path.stat().st_size == 0:
+                return False
+            states = self.index.segment_states()
+            paths = {segment_number(p.name) or 0: p for p in list_segments(self.layout)}
+            if not states or set(states) != set(paths):
+                return False
+            for number, path in paths.items():
+                state = states[number]
+                with open_segment(path) as seg:
+                    ino, mtime_ns = seg.identity()
+                    if (seg.size, mtime_ns, ino) != (state.size, state.mtime_ns, state.inode):
+                        return False
+        except (sqlite3.DatabaseError, IndexDamaged, OSError, ValueError):
+            return False  # a catch-up under the lock finds out why
+        return True
+
     def behind(self) -> int:
         """Journal bytes not indexed yet (a cheap estimate from the progress rows)."""
         try:
@@ -348,6 +371,7 @@ class Indexer:
         progress: Progress | None = None,
         pause: Callable[[], bool] | None = None,
         pages: bool = False,
+        waiting: Callable[[], None] | None = None,
     ) -> CatchUp:
         """Index what the journal has that the index has not.
 
@@ -357,7 +381,10 @@ class Indexer:
         many seconds (the rest is `behind`), and `pause()` stops it the same way when it
         says so (asked after each `_PAUSE_BYTES` of lines and between chunks); `wait` is
         how long to wait for another writer (None: as long as it takes), after which
-        nothing is done (`busy`).
+        nothing is done (`busy`). While another writer holds the lock, an index that
+        already holds all of the journal (`_journal_level`: nothing new since, nothing
+        pruned) is used as it is, at once (`busy`, nothing `behind`); else `waiting()`
+        is called once, before the wait (to say so), and the wait is in `waited`.
         """
         journal_level = self._level is not None and self._signature() == self._level
         sessions_level = self.sessions.level()
@@ -367,10 +394,21 @@ class Indexer:
         # not the OS's words on another path; `persist reindex` moves it aside
         refuse_what_is_in_the_way(self.layout)
         lock = IndexLock(self.layout)
-        if not lock.acquire(wait):
-            return CatchUp(behind=self.behind(), busy=True)
+        waited = 0.0
+        if not lock.acquire(0.0):  # another writer: a `persist reindex`, an indexer child
+            if not rebuild and not pages and self._journal_level():
+                return CatchUp(busy=True)  # nothing it could add that a search needs
+            started = time.monotonic()
+            if waiting is not None:
+                waiting()
+            got = wait != 0 and lock.acquire(wait)
+            waited = max(time.monotonic() - started, 1e-6)  # more than none: it waited
+            if not got:
+                return CatchUp(behind=self.behind(), busy=True, waited=waited)
         try:
-            return self._catch_up_locked(rebuild, budget, progress, pause, pages)
+            done = self._catch_up_locked(rebuild, budget, progress, pause, pages)
+            done.waited = waited
+            return done
         except sqlite3.OperationalError as exc:
             if not transient(exc):
                 raise
@@ -379,7 +417,7 @@ class Indexer:
             self.index.close()
             self._level = None
             self.sessions.forget()  # (a rebuild may have started: look at every file)
-            return CatchUp(behind=self.behind(), busy=True)
+            return CatchUp(behind=self.behind(), busy=True, waited=waited)
         finally:
             lock.release()
 

@@ -457,3 +457,58 @@ def test_stats_since_ends_now_and_names_the_messages_stamped_later(tmp_path: Pat
     assert whole["records"] == 8 and whole["after_now"] == 0  # no range: the whole journal
     ahead = persist("stats", "--log-dir", str(root), "--since", until[1][:10])
     assert ahead.returncode == 0 and ahead.stdout.startswith("5 messages, "), ahead.stdout
+
+
+def test_a_search_says_at_once_that_it_waits_for_another_writer_and_not_when_level(
+    tmp_path: Path,
+) -> None:
+    """Another process holds the index's writers' lock (a long `persist reindex`; a
+    `flock` here). An index that holds all of the journal is searched at once, without
+    a word; one that lacks new records says so on stderr before it waits, and the
+    summary line names the wait. Before 2026-12-07 both waited without a word, up to a
+    minute, then showed the query's milliseconds alone."""
+    import fcntl
+    import threading
+
+    from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
+    from tests.support import wait_for
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(BASE_TS))
+    w.message(BASE_TS, "bob", "the first zanzibar")
+    w.close()
+    assert persist("search", "zanzibar", "--log-dir", str(root)).returncode == 0  # indexed
+    lock = os.open(root / "search" / "index.lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held until this test lets go
+        # level: searched at once (it waited the whole minute before: past the timeout)
+        done = persist("search", "zanzibar", "--log-dir", str(root))
+        assert done.returncode == 0 and "the first zanzibar" in done.stdout, done.stderr
+        assert done.stderr.startswith("persist: 1 exact match, 1 shown ("), done.stderr
+        assert "another process" not in done.stderr
+        # a record the index lacks: said at once, then waited for
+        w = DemoWriter.open(root, clock=DemoClock(BASE_TS + 1))
+        w.message(BASE_TS + 1, "bob", "the second zanzibar")
+        w.close()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "recorder.cli", "search", "zanzibar", "--log-dir", str(root)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        said: list[str] = []
+        reader = threading.Thread(target=lambda: said.extend(proc.stderr), daemon=True)
+        reader.start()
+        wait_for(lambda: said, timeout=30, what="a line while the lock is held")
+        waiting = "another process is updating the search index: waiting for it (up to 60 s)"
+        assert said == [f"persist: {waiting}...\n"]
+        assert proc.poll() is None  # still waiting
+    finally:
+        os.close(lock)
+    assert proc.wait(60) == 0
+    reader.join(10)
+    out = proc.stdout.read() if proc.stdout else ""
+    assert "the first zanzibar" in out and "the second zanzibar" in out
+    assert len(said) == 2 and said[1].startswith("persist: 2 exact matches, 2 shown ("), said
+    assert "s waiting for another process's index update)" in said[1], said

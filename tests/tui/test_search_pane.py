@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import io
+import os
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -405,3 +406,54 @@ async def test_a_segment_left_out_of_the_index_is_said_beside_the_hits(tmp_path:
         assert main.search_pane.result_hits
         status = plain(main.query_one("#search-status"))
         assert "segment 2 unreadable, not searched" in status, status
+
+
+@pilot_test
+async def test_a_search_waiting_for_another_writer_says_so_and_shows_what_is_held(
+    tmp_path: Path,
+) -> None:
+    """Another process holds the index's writers' lock (a `persist reindex`; a `flock`
+    here) while the index lacks the newest record: the pane shows the hits the index
+    holds at once and says it waits for that process (before 2026-12-07: "indexing the
+    journal 0%", for as long as the lock was held), then searches again once it may."""
+    import fcntl
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(BASE_TS))
+    w.message(BASE_TS, "bob", "the first zanzibar")
+    w.close()
+    with redirect_stdout(io.StringIO()):
+        assert persist(["reindex", "--log-dir", str(root)]) == 0
+    w = DemoWriter.open(root, clock=DemoClock(BASE_TS + 1))
+    w.message(BASE_TS + 1, "bob", "the second zanzibar")
+    w.close()
+    lock = os.open(root / "search" / "index.lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        app = make_app(root)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            main = main_screen(app)
+            await pilot.press("slash")
+            main.query_one("#search-input", Input).value = "zanzibar"
+            status = ""
+            for _ in range(400):
+                await pilot.pause(0.05)
+                status = plain(main.query_one("#search-status"))
+                if "waiting for another process" in status:
+                    break
+            assert "waiting for another process updating the index" in status, status
+            assert [h.snippet for h in main.search_pane.result_hits] == ["the first zanzibar"]
+            os.close(lock)
+            lock = -1
+            for _ in range(400):
+                await pilot.pause(0.05)
+                if len(main.search_pane.result_hits) == 2:
+                    break
+            await settle(pilot)
+            snippets = {h.snippet for h in main.search_pane.result_hits}
+            assert snippets == {"the first zanzibar", "the second zanzibar"}
+            assert "waiting" not in plain(main.query_one("#search-status"))
+    finally:
+        if lock >= 0:
+            os.close(lock)

@@ -11,6 +11,7 @@ it lacks). Failures are shown in the status line.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -231,6 +232,10 @@ class AgentSourcesPane(Pane):
                 return sessions, shown
             self.post_message(self.FeedIndexing(generation, indexing_state(done)))
             shown = True
+            if done.busy and not done.waited:
+                # answered at once (the journal all indexed, another process writing:
+                # its sessions maybe): wait as a slice would have, not a spin
+                time.sleep(CATCH_UP_SLICE)
         return None
 
     def _look_for_new_messages(self) -> None:

@@ -137,13 +137,15 @@ class SearchPane(Pane):
             self.result = result
 
     class Indexing(Message):
-        """The index is catching up: `behind` journal bytes left of `total`."""
+        """The index is catching up: `behind` journal bytes left of `total`; `waiting`:
+        another process holds the index's writers' lock (a `persist reindex`)."""
 
-        def __init__(self, generation: int, behind: int, total: int) -> None:
+        def __init__(self, generation: int, behind: int, total: int, waiting: bool = False) -> None:
             super().__init__()
             self.generation = generation
             self.behind = behind
             self.total = total
+            self.waiting = waiting
 
     class ResultChosen(Message):
         """Enter on a result: show record `index` with `query` highlighted (the screen does);
@@ -307,7 +309,7 @@ class SearchPane(Pane):
         while behind and not worker.is_cancelled:
             done = engine.catch_up(budget=CATCH_UP_SLICE, wait=CATCH_UP_SLICE)
             behind = done.behind if not done.busy else engine.indexer.behind()
-            self.post_message(self.Indexing(generation, behind, max(total, behind)))
+            self.post_message(self.Indexing(generation, behind, max(total, behind), done.busy))
         if worker.is_cancelled:
             return
         result = engine.search(
@@ -328,11 +330,17 @@ class SearchPane(Pane):
         if message.generation != self.search_generation:
             return
         pct = 100 - 100 * message.behind // message.total if message.total else 100
-        self.search_state = (
-            f"indexing the journal {pct}% ({message.behind / 2**20:,.0f} MiB to go)"
-            if message.behind
-            else "index caught up"
-        )
+        if message.behind and message.waiting:  # not ours to index: not "indexing" (0%)
+            self.search_state = (
+                "waiting for another process updating the index "
+                f"({message.behind / 2**20:,.1f} MiB to go)"
+            )
+        elif message.behind:
+            self.search_state = (
+                f"indexing the journal {pct}% ({message.behind / 2**20:,.0f} MiB to go)"
+            )
+        else:
+            self.search_state = "index caught up"
         self.update_status()
 
     def _show(self, result: SearchResult | None, *, keep_cursor: bool = False) -> None:
