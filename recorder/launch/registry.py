@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
+import stat
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ from recorder.store.fsutil import (
     atomic_write,
     ensure_private_dir,
     flock_within,
+    not_regular,
     open_lock,
     read_json_object,
 )
@@ -93,6 +96,27 @@ def _typed_file(
     return data
 
 
+def agents_folder(layout: Layout) -> Path:
+    """`<log-dir>/agents/`, made (0700) when missing. Something else where it goes (a
+    file, a named pipe) is one line naming it and the `mv` that clears its place; before
+    2026-12-07 it was `File exists (.../agents)`, naming nothing to do."""
+    try:
+        return ensure_private_dir(layout.agents)
+    except (FileExistsError, NotADirectoryError) as exc:
+        try:
+            mode = os.stat(layout.agents).st_mode
+        except OSError:
+            mode = stat.S_IFDIR  # not it: something on the way to it (said as it was)
+        if stat.S_ISDIR(mode):
+            raise exc from None
+        what = "a file" if stat.S_ISREG(mode) else not_regular(mode).split(",")[0]
+        path = shlex.quote(str(layout.agents))
+        raise LaunchError(
+            f"{layout.agents} is {what}, not a folder: launchers register their agents "
+            f"there; move it out of the way (mv {path} {path}.aside) and run this again"
+        ) from None
+
+
 def _slug(name: str | None) -> str:
     return re.sub(r"[^a-zA-Z0-9_.-]+", "-", name or "agent").strip("-.")[:40] or "agent"
 
@@ -107,7 +131,7 @@ def register_agent(
     key: str | None = None,  # a stable name part: registering again replaces the file
 ) -> Path:
     """Register this process (or `pid`) as a connected agent; returns its registration file."""
-    folder = ensure_private_dir(layout.agents)
+    folder = agents_folder(layout)
     pid = os.getpid() if pid is None else pid
     tail = _slug(key) if key else uuid.uuid4().hex[:6]
     path = folder / f"{pid}-{_slug(agent)}-{tail}.agent.json"
@@ -156,7 +180,7 @@ def write_owner(layout: Layout, recorder_pid: int, agent: str | None) -> None:
         "agent": agent,
         "started": time.time(),
     }
-    ensure_private_dir(layout.agents)
+    agents_folder(layout)
     atomic_write(layout.owner, orjson.dumps(owner), durable=False)
 
 
@@ -183,7 +207,7 @@ def forget_owner(layout: Layout) -> None:
 @contextlib.contextmanager
 def launch_lock(layout: Layout, timeout: float = 30.0) -> Iterator[None]:
     """Serializes launchers of one folder while they decide to start or stop the recorder."""
-    ensure_private_dir(layout.agents)
+    agents_folder(layout)
     fd = open_lock(layout.launch_lock, layout.recovery)  # LockInTheWay: a folder there
     try:
         if not flock_within(fd, timeout):
