@@ -105,6 +105,11 @@ class Menu:
         """Wait for the choice (the `--print` JSON, read back), or None if the user quit."""
         try:
             out, _ = self.proc.communicate()
+        except BaseException:  # SIGTERM, SIGHUP (the launch ends): the menu with it
+            # before 2026-12-07 the menu ran on, drawing on a terminal given back cooked,
+            # deaf to its keys, until killed
+            self.cancel()
+            raise
         finally:
             self._restore_terminal()
         code = self.proc.returncode
