@@ -116,7 +116,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
         return run_agent(command, env)
     finally:
         outcome = launcher.on_agent_exit()
-        if outcome.stopped:
+        if outcome.stopped or outcome.lost:  # the exit code stays the agent's
             say(outcome.reason)
 
 

@@ -67,6 +67,7 @@ from recorder.store.status import (
     DEGRADED,
     HEALTHY,
     STALE,
+    Health,
     LinkMode,
     StatusSnapshot,
     assess,
@@ -238,6 +239,9 @@ class ExitResult:
     stopped: bool
     reason: str
     checkpoint: str | None = None
+    # the recorder this agent was given ended during its session (crashed, killed, or
+    # stopped by someone else): `reason` says so, and that later messages went unrecorded
+    lost: bool = False
 
 
 class PersistenceLauncher:
@@ -665,7 +669,11 @@ class PersistenceLauncher:
             others = live_agents(self.layout)
             owner = recorder_owner(self.layout)
             if owner is None:
-                if not assess(self.layout).running:
+                health = assess(self.layout)
+                if not health.running:
+                    lost = self._lost(health)
+                    if lost is not None:
+                        return ExitResult(False, lost, cp_id, lost=True)
                     return ExitResult(False, "the recorder is not running", cp_id)
                 reason = "the recorder was not started by a launcher; leaving it running"
                 return ExitResult(False, reason, cp_id)
@@ -677,6 +685,18 @@ class PersistenceLauncher:
                 forget_owner(self.layout)
                 return ExitResult(True, "last agent out: recorder stopped", cp_id)
             return ExitResult(False, "the recorder did not stop in time", cp_id)
+
+    def _lost(self, health: Health) -> str | None:
+        """One line when the recorder this agent was given (`recorder_pid`) stopped during
+        the session: what `persist status` says of it, and that what the agent sent after
+        it was not recorded. None when there is no such recorder to speak of."""
+        status = health.status
+        if self.recorder_pid is None or status is None or status.pid != self.recorder_pid:
+            return None
+        return (
+            f"the recorder ended during this session: {health.reason}; what was sent "
+            "after that was not recorded"
+        )
 
     def stop_started_recorder(self) -> bool:
         """Stop the recorder this launcher started (the demo uses it); True if stopped."""

@@ -4,10 +4,15 @@ the menu, and signals while the menu is on screen."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from recorder.store.layout import Layout
+from recorder.store.status import assess
 from tests.process.test_launcher import run_launch
 from tests.support import endpoints
 
@@ -30,3 +35,52 @@ def test_a_file_where_the_agents_folder_goes_is_one_line_naming_the_mv(tmp_path:
         "and run this again"
     ]
     assert not report.exists() and (log_dir / "agents").read_text() == "someone's"
+
+
+def launch(log_dir: Path, eps: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:
+    """`persist launch` (no terminal: policy fresh) of `command`, to its end."""
+    argv = [sys.executable, "-m", "recorder.cli", "launch", "--log-dir", str(log_dir)]
+    argv += ["--broker", eps["broker"], "--publish-endpoint", eps["publish_endpoint"]]
+    argv += ["--embedded", "yes", "--", *command]
+    return subprocess.run(
+        argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=90
+    )
+
+
+_KILLS_THE_RECORDER = r"""
+import json, os, signal, sys, time
+from pathlib import Path
+
+pid = json.loads(Path(os.environ["PERSIST_LOG_DIR"], "status.json").read_text())["pid"]
+os.kill(pid, signal.SIGKILL)  # the OOM killer, say
+while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+    time.sleep(0.05)
+sys.exit(3)
+"""
+
+
+def test_a_recorder_that_dies_under_the_agent_is_said_at_exit(tmp_path: Path) -> None:
+    """Before 2026-12-07 the launch ended silently (the agent's exit code, nothing said)
+    while nothing the agent sent after the crash was recorded."""
+    log_dir = tmp_path / "logs"
+    run = launch(log_dir, endpoints(), sys.executable, "-c", _KILLS_THE_RECORDER)
+    assert run.returncode == 3, run.stderr  # still the agent's
+    said = [line for line in run.stderr.splitlines() if "no menu" not in line]
+    assert len(said) == 1, run.stderr
+    assert re.fullmatch(
+        r"persist: the recorder ended during this session: recorder PID \d+ is gone without "
+        r"a clean stop \(last heartbeat .* ago\); what was sent after that was not recorded",
+        said[0],
+    ), said
+    assert not assess(Layout(log_dir)).running
+
+
+def test_a_recorder_stopped_by_hand_under_the_agent_is_said_at_exit(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    stop = f"{sys.executable} -m recorder.cli stop --log-dir {log_dir} >/dev/null; exit 0"
+    run = launch(log_dir, endpoints(), "sh", "-c", stop)
+    assert run.returncode == 0, run.stderr
+    said = [line for line in run.stderr.splitlines() if "no menu" not in line]
+    assert len(said) == 1, run.stderr
+    assert said[0].startswith("persist: the recorder ended during this session: stopped cleanly")
+    assert said[0].endswith("; what was sent after that was not recorded")
