@@ -114,10 +114,14 @@ def cmd_launch(args: argparse.Namespace) -> int:
             say(f"running {plan.shell}")
             return run_agent(plan.argv, env, plan.cwd)
         return run_agent(command, env)
-    finally:
-        outcome = launcher.on_agent_exit()
-        if outcome.stopped or outcome.lost:  # the exit code stays the agent's
-            say(outcome.reason)
+    finally:  # whatever happens here, the exit code stays the agent's
+        try:
+            outcome = launcher.on_agent_exit()
+        except (LaunchError, OSError) as exc:  # never a traceback, never exit 1 instead
+            say(f"at the agent's exit: {exc}")
+        else:
+            if outcome.stopped or outcome.lost or outcome.lock_busy:
+                say(outcome.reason)
 
 
 def _unheard(source: str, log_dir: Path, transcript: Path) -> str:

@@ -54,6 +54,7 @@ from recorder.daemon.options import EmbeddedMode, RecorderOptions
 from recorder.daemon.spawn import Spawned, spawn_recorder
 from recorder.launch.menu import Menu, PickerFailed, is_interactive, run_menu
 from recorder.launch.registry import (
+    LockBusy,
     forget_owner,
     launch_lock,
     live_agents,
@@ -242,6 +243,8 @@ class ExitResult:
     # the recorder this agent was given ended during its session (crashed, killed, or
     # stopped by someone else): `reason` says so, and that later messages went unrecorded
     lost: bool = False
+    # the launch lock was held all the wait: unregistered, nothing stopped (`reason`)
+    lock_busy: bool = False
 
 
 class PersistenceLauncher:
@@ -661,30 +664,49 @@ class PersistenceLauncher:
                     cp_id = request_checkpoint(self.layout, label).id
             except (CheckpointError, OSError, StopIteration) as exc:
                 self.say(f"no exit checkpoint: {exc}")
-        with launch_lock(self.layout):
-            if self._registration is not None:
-                with contextlib.suppress(OSError):
-                    self._registration.unlink()
-                self._registration = None
-            others = live_agents(self.layout)
-            owner = recorder_owner(self.layout)
-            if owner is None:
-                health = assess(self.layout)
-                if not health.running:
-                    lost = self._lost(health)
-                    if lost is not None:
-                        return ExitResult(False, lost, cp_id, lost=True)
-                    return ExitResult(False, "the recorder is not running", cp_id)
-                reason = "the recorder was not started by a launcher; leaving it running"
-                return ExitResult(False, reason, cp_id)
-            if others:
-                names = ", ".join(str(a.get("agent") or a.get("pid")) for a in others[:5])
-                return ExitResult(False, f"still connected: {names}", cp_id)
-            stopped = self._stop(owner)
-            if stopped:
-                forget_owner(self.layout)
-                return ExitResult(True, "last agent out: recorder stopped", cp_id)
-            return ExitResult(False, "the recorder did not stop in time", cp_id)
+        try:
+            with launch_lock(self.layout):
+                return self._leave(cp_id)
+        except LockBusy as exc:
+            # held all the wait (a launcher stopped with Ctrl-Z as it started a recorder):
+            # unregistered all the same, so no later exit step waits again (before
+            # 2026-12-07 the atexit one did, 30 s more, and the launch exited 1, not with
+            # the agent's code); a launcher that holds it is starting or joining the
+            # recorder, so this agent was not the last one out of it
+            self._unregister()
+            left = ", the recorder left running" if assess(self.layout).running else ""
+            reason = f"{exc}: this launch ended without it{left}"
+            return ExitResult(False, reason, cp_id, lock_busy=True)
+
+    def _unregister(self) -> None:
+        if self._registration is not None:
+            with contextlib.suppress(OSError):
+                self._registration.unlink()
+            self._registration = None
+
+    def _leave(self, cp_id: str | None) -> ExitResult:
+        """`on_agent_exit` under the launch lock: unregister, then stop the recorder if
+        this launcher's agent was the last one out of a launcher-started recorder."""
+        self._unregister()
+        others = live_agents(self.layout)
+        owner = recorder_owner(self.layout)
+        if owner is None:
+            health = assess(self.layout)
+            if not health.running:
+                lost = self._lost(health)
+                if lost is not None:
+                    return ExitResult(False, lost, cp_id, lost=True)
+                return ExitResult(False, "the recorder is not running", cp_id)
+            reason = "the recorder was not started by a launcher; leaving it running"
+            return ExitResult(False, reason, cp_id)
+        if others:
+            names = ", ".join(str(a.get("agent") or a.get("pid")) for a in others[:5])
+            return ExitResult(False, f"still connected: {names}", cp_id)
+        stopped = self._stop(owner)
+        if stopped:
+            forget_owner(self.layout)
+            return ExitResult(True, "last agent out: recorder stopped", cp_id)
+        return ExitResult(False, "the recorder did not stop in time", cp_id)
 
     def _lost(self, health: Health) -> str | None:
         """One line when the recorder this agent was given (`recorder_pid`) stopped during

@@ -204,6 +204,10 @@ def forget_owner(layout: Layout) -> None:
         layout.owner.unlink()
 
 
+class LockBusy(LaunchError):
+    """Another process held the launch lock for all of the wait."""
+
+
 @contextlib.contextmanager
 def launch_lock(layout: Layout, timeout: float = 30.0) -> Iterator[None]:
     """Serializes launchers of one folder while they decide to start or stop the recorder."""
@@ -211,7 +215,7 @@ def launch_lock(layout: Layout, timeout: float = 30.0) -> Iterator[None]:
     fd = open_lock(layout.launch_lock, layout.recovery)  # LockInTheWay: a folder there
     try:
         if not flock_within(fd, timeout):
-            raise LaunchError(f"another launcher holds {layout.launch_lock}")
+            raise LockBusy(f"another launcher holds {layout.launch_lock} (waited {timeout:g} s)")
         yield
     finally:
         os.close(fd)

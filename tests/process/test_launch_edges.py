@@ -4,9 +4,12 @@ the menu, and signals while the menu is on screen."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ import pytest
 from recorder.store.layout import Layout
 from recorder.store.status import assess
 from tests.process.test_launcher import run_launch
-from tests.support import endpoints
+from tests.support import endpoints, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -84,3 +87,50 @@ def test_a_recorder_stopped_by_hand_under_the_agent_is_said_at_exit(tmp_path: Pa
     assert len(said) == 1, run.stderr
     assert said[0].startswith("persist: the recorder ended during this session: stopped cleanly")
     assert said[0].endswith("; what was sent after that was not recorded")
+
+
+_HOLDS_THE_LOCK_THEN_EXITS = r"""
+import os, subprocess, sys, time
+from pathlib import Path
+
+lock, pid_file = Path(os.environ["PERSIST_LOG_DIR"], "agents", "launch.lock"), sys.argv[1]
+holder = subprocess.Popen([sys.executable, "-c", '''
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)  # another launcher stuck holding it (stopped with Ctrl-Z)
+print("held", flush=True)
+time.sleep(120)
+''', str(lock)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+  text=True, start_new_session=True)  # not our stderr: the test reads it to its end
+Path(pid_file).write_text(str(holder.pid))
+assert holder.stdout.readline() == "held\n"
+sys.exit(5)
+"""
+
+
+def test_a_launch_lock_held_at_the_agents_exit_is_one_line_and_the_agents_code(
+    tmp_path: Path,
+) -> None:
+    """Before 2026-12-07 the launch waited 30 s for the lock, printed `persist: another
+    launcher holds .../launch.lock`, its atexit step waited 30 s more, and it exited 1."""
+    log_dir, holder = tmp_path / "logs", tmp_path / "holder.pid"
+    try:
+        t0 = time.monotonic()
+        run = launch(
+            log_dir, endpoints(), sys.executable, "-c", _HOLDS_THE_LOCK_THEN_EXITS, str(holder)
+        )
+        took = time.monotonic() - t0
+    finally:
+        if holder.exists():
+            os.kill(int(holder.read_text()), signal.SIGKILL)
+    assert run.returncode == 5, run.stderr  # the agent's
+    said = [line for line in run.stderr.splitlines() if "no menu" not in line]
+    lock = log_dir / "agents" / "launch.lock"
+    assert said == [
+        f"persist: another launcher holds {lock} (waited 30 s): this launch ended without "
+        "it, the recorder left running"
+    ], run.stderr
+    assert took < 55, took  # one wait, not two
+    assert list((log_dir / "agents").glob("*.agent.json")) == []  # unregistered all the same
+    stopped = run_cli("stop", "--log-dir", str(log_dir))  # the lock is free now
+    assert stopped.returncode == 0, stopped.stderr
