@@ -22,8 +22,22 @@ class PickerFailed(PersistError):
     """The menu ended without a usable answer (crashed, killed, printed nonsense)."""
 
 
+def cannot_draw() -> str | None:
+    """Why `$TERM` says this terminal cannot draw a full-screen UI (the alternate screen,
+    cursor movement, colours): unset or empty, or `dumb` (Emacs' M-x shell, some IDE
+    consoles: every escape sequence would reach the person as text); else None."""
+    term = os.environ.get("TERM", "")
+    if not term.strip():
+        return "TERM is not set"
+    if term == "dumb":
+        return "TERM=dumb"
+    return None
+
+
 def is_interactive() -> tuple[bool, str]:
-    """(True, "") when stdin, stdout and stderr are terminals, else which one is not."""
+    """(True, "") when stdin, stdout and stderr are terminals that can draw the menu, else
+    why not: which one is not a terminal, or what `$TERM` says (before 2026-12-07 a
+    `TERM=dumb` terminal was drawn on: some 200 KB of escape sequences)."""
     for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
         try:
             tty = os.isatty(fd)
@@ -31,6 +45,9 @@ def is_interactive() -> tuple[bool, str]:
             tty = False
         if not tty:
             return False, f"{name} is not a terminal"
+    why = cannot_draw()
+    if why is not None:
+        return False, f"{why}: this terminal cannot draw the menu"
     return True, ""
 
 
