@@ -15,7 +15,8 @@ Exit codes:
      (restore/<id>/ in the log folder) and stdout says where, and how an agent uses it.
   2  usage error (one line on stderr names the option), or a log folder that cannot
      be one (a file, or below a file)
-  3  no terminal: stdin or stderr is not a terminal (one line on stderr says which)
+  3  no terminal: stdin or stderr is not a terminal, or $TERM is dumb or not set (one
+     line on stderr says which)
   4  the restore bundle could not be written (one line on stderr says why)
 The UI is drawn on stderr and reads keys from stdin, so stdout carries only the
 result and may be a pipe (the launcher reads `--print` from one).
@@ -179,6 +180,17 @@ def main(argv: list[str] | None = None) -> int:
             f"persist-tui: {missing} is not a terminal; the browser needs one to draw on "
             "(stderr) and read keys from (stdin). Without a terminal use persist export, "
             "persist restore or persist status.",
+            file=sys.stderr,
+        )
+        return EXIT_NO_TERMINAL
+    from recorder.launch.menu import cannot_draw
+
+    why = cannot_draw()
+    if why is not None:  # before 2026-12-07 drawn anyway: escape sequences as text
+        print(
+            f"persist-tui: {why}: this terminal cannot draw the browser (full screen, "
+            "colours); run it in a terminal emulator, or use persist export, persist "
+            "restore or persist status.",
             file=sys.stderr,
         )
         return EXIT_NO_TERMINAL

@@ -68,3 +68,46 @@ def test_a_log_dir_that_is_a_file_is_one_line_and_exit_2(tmp_path: Path, below: 
         else f"--log-dir {file} is a file, not a log folder"
     )
     assert out.stderr == f"persist-tui: {said} (see persist-tui --help)\n"
+
+
+@pytest.mark.parametrize(("term", "why"), [("dumb", "TERM=dumb"), (None, "TERM is not set")])
+def test_persist_tui_on_a_terminal_that_cannot_draw_is_one_line_and_exit_3(
+    tmp_path: Path, term: str | None, why: str
+) -> None:
+    """A real terminal (a pty) whose TERM cannot draw (Emacs' M-x shell, some IDE
+    consoles): before 2026-12-07 the browser was drawn anyway, escape sequences as text."""
+    import os
+    import pty
+
+    env = {k: v for k, v in os.environ.items() if k != "TERM"}
+    if term is not None:
+        env["TERM"] = term
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tui.cli", "--log-dir", str(tmp_path)],
+            stdin=slave,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            env=env,
+            timeout=20,
+        )
+        os.close(slave)
+        said = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the other side is closed and all of it read
+                break
+            if not chunk:
+                break
+            said += chunk
+    finally:
+        os.close(master)
+    assert proc.returncode == EXIT_NO_TERMINAL, said
+    assert proc.stdout == b""
+    assert said.decode().splitlines() == [
+        f"persist-tui: {why}: this terminal cannot draw the browser (full screen, colours); "
+        "run it in a terminal emulator, or use persist export, persist restore or persist "
+        "status."
+    ]
