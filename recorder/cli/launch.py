@@ -120,7 +120,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
         except (LaunchError, OSError) as exc:  # never a traceback, never exit 1 instead
             say(f"at the agent's exit: {exc}")
         else:
-            if outcome.stopped or outcome.lost or outcome.lock_busy:
+            if outcome.worth_saying:
                 say(outcome.reason)
 
 

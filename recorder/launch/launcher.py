@@ -23,7 +23,9 @@ or `cancel`; default `fresh`, or `$PERSIST_NO_TTY_POLICY`) and says so on stderr
 Agents register in `<log-dir>/agents/` (see `registry`). `on_agent_exit` takes a
 checkpoint labelled after the agent, unregisters, and stops the recorder only if
 a launcher started it and no other registered agent is still connected: the last
-agent out stops it. A recorder started by hand or by systemd is never stopped.
+agent out stops it, unless it hosts the broker another folder's recorder follows
+(`peers`): that one's last agent out stops it then. A recorder started by hand or by
+systemd is never stopped.
 
 This module imports neither zmq nor textual; the menu runs as a `persist-tui`
 child process on the same terminal (started while the recorder starts), which is
@@ -52,7 +54,9 @@ from recorder.bus.endpoints import (
 from recorder.daemon.control import stop_recorder
 from recorder.daemon.options import EmbeddedMode, RecorderOptions
 from recorder.daemon.spawn import Spawned, spawn_recorder
+from recorder.errors import LaunchError
 from recorder.launch.menu import Menu, PickerFailed, is_interactive, run_menu
+from recorder.launch.peers import Peer, listener, recorder_folder, subscribers
 from recorder.launch.registry import (
     LockBusy,
     forget_owner,
@@ -245,6 +249,14 @@ class ExitResult:
     lost: bool = False
     # the launch lock was held all the wait: unregistered, nothing stopped (`reason`)
     lock_busy: bool = False
+    # the last agent out, but its recorder hosts the broker other folders' recorders
+    # follow: left running for them (`reason` names them)
+    shared: bool = False
+
+    @property
+    def worth_saying(self) -> bool:
+        """Whether `persist launch` prints `reason` at exit."""
+        return self.stopped or self.lost or self.lock_busy or self.shared
 
 
 class PersistenceLauncher:
@@ -702,11 +714,67 @@ class PersistenceLauncher:
         if others:
             names = ", ".join(str(a.get("agent") or a.get("pid")) for a in others[:5])
             return ExitResult(False, f"still connected: {names}", cp_id)
+        status = assess(self.layout).status
+        users = self._broker_users(owner, status)
+        if users:  # before 2026-12-07 stopped all the same: their recording ended with it
+            assert status is not None
+            names = ", ".join(str(peer) for peer in users[:3])
+            more = f" and {len(users) - 3} more" if len(users) > 3 else ""
+            return ExitResult(
+                False,
+                f"last agent out, but the recorder hosts the broker at {status.broker} that "
+                f"{names}{more} still follow{'s' if len(users) == 1 else ''}: left running "
+                "(the last agent out of there stops it)",
+                cp_id,
+                shared=True,
+            )
         stopped = self._stop(owner)
         if stopped:
             forget_owner(self.layout)
-            return ExitResult(True, "last agent out: recorder stopped", cp_id)
+            host = self._stop_host(status)
+            return ExitResult(True, f"last agent out: recorder stopped{host}", cp_id)
         return ExitResult(False, "the recorder did not stop in time", cp_id)
+
+    def _broker_users(self, owner: dict[str, Any], status: StatusSnapshot | None) -> list[Peer]:
+        """Who else is subscribed at the broker the recorder `owner` names hosts (other
+        folders' recorders following it): stopping the recorder would end their
+        recording without a word. [] when it hosts none."""
+        if status is None or not status.embedded_broker or status.pid != owner["recorder_pid"]:
+            return []
+        return subscribers(status.broker, int(owner["recorder_pid"]))
+
+    def _stop_host(self, status: StatusSnapshot | None) -> str:
+        """After stopping our recorder, which followed a broker another folder's recorder
+        hosts: stop that one too if it was left running for its followers (started by a
+        launcher, no agent of its own registered, no other follower now). What to add to
+        the exit line, or ""."""
+        if status is None or status.embedded_broker or not status.broker:
+            return ""
+        host_pid = listener(status.broker)
+        folder = recorder_folder(host_pid) if host_pid is not None else None
+        if host_pid is None or folder is None or folder.resolve() == self.log_dir.resolve():
+            return ""
+        layout = Layout(folder)
+        try:
+            with launch_lock(layout, timeout=5.0):
+                owner = recorder_owner(layout)
+                if owner is None or owner["recorder_pid"] != host_pid or live_agents(layout):
+                    return ""
+                if self._broker_users(owner, assess(layout).status):
+                    return ""
+                if not stop_recorder(
+                    layout,
+                    host_pid,
+                    owner.get("recorder_started"),
+                    self.stop_timeout,
+                    self.say,
+                    key=owner.get("recorder_start_key"),
+                ):
+                    return ""
+                forget_owner(layout)
+        except (LaunchError, OSError):
+            return ""
+        return f", and so was that of {folder}, which hosted its broker for it"
 
     def _lost(self, health: Health) -> str | None:
         """One line when the recorder this agent was given (`recorder_pid`) stopped during

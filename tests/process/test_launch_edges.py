@@ -4,6 +4,7 @@ the menu, and signals while the menu is on screen."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -17,7 +18,7 @@ import pytest
 from recorder.store.layout import Layout
 from recorder.store.status import assess
 from tests.process.test_launcher import run_launch
-from tests.support import endpoints, run_cli
+from tests.support import endpoints, read_status, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -134,3 +135,51 @@ def test_a_launch_lock_held_at_the_agents_exit_is_one_line_and_the_agents_code(
     assert list((log_dir / "agents").glob("*.agent.json")) == []  # unregistered all the same
     stopped = run_cli("stop", "--log-dir", str(log_dir))  # the lock is free now
     assert stopped.returncode == 0, stopped.stderr
+
+
+def test_a_recorder_hosting_the_broker_another_folder_follows_outlives_its_last_agent(
+    tmp_path: Path,
+) -> None:
+    """Agent A launched into folder a (its recorder hosts the embedded broker), agent B
+    into folder b (its recorder follows that broker). Before 2026-12-07 A's exit stopped
+    a's recorder and its broker with it: b went DEGRADED, nothing B sent was recorded,
+    and no one was told. Now a's recorder is left running while b's follows it (one
+    line naming b), and B's exit, the last on that bus, stops both."""
+    from recorder.bus.publisher import Publisher
+    from recorder.launch.launcher import PersistenceLauncher
+    from recorder.launch.registry import recorder_owner
+    from tests.support import healthy, journal_records, wait_for
+
+    eps = endpoints()
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    a = PersistenceLauncher(a_dir, embedded="auto", interactive=False, stderr=io.StringIO(), **eps)
+    a.on_agent_connected("A")
+    assert a.started_recorder and read_status(a_dir).get("embedded_broker")
+    b = PersistenceLauncher(b_dir, embedded="auto", interactive=False, stderr=io.StringIO(), **eps)
+    b.on_agent_connected("B")
+    assert b.started_recorder and not read_status(b_dir).get("embedded_broker")
+    wait_for(lambda: read_status(b_dir).get("connection") == "connected", what="b follows a")
+
+    out = a.on_agent_exit()
+    assert not out.stopped and out.worth_saying, out
+    assert re.fullmatch(
+        rf"last agent out, but the recorder hosts the broker at {re.escape(eps['broker'])} "
+        rf"that the recorder of {re.escape(str(b_dir))} \(PID {b.recorder_pid}\) still "
+        r"follows: left running \(the last agent out of there stops it\)",
+        out.reason,
+    ), out.reason
+    assert healthy(a_dir) and recorder_owner(Layout(a_dir)) is not None
+    with Publisher(eps["publish_endpoint"], agent="B") as pub:  # B goes on working
+        pub.wait_ready()
+        pub.send("agents.b", {"text": "B still working"})
+    wait_for(lambda: any(r.get("kind") == "msg" for r in journal_records(b_dir)), what="B recorded")
+    assert healthy(b_dir)
+
+    out = b.on_agent_exit()
+    assert out.stopped, out
+    assert out.reason == (
+        f"last agent out: recorder stopped, and so was that of {a_dir}, which hosted its "
+        "broker for it"
+    )
+    assert not assess(Layout(a_dir)).running and not assess(Layout(b_dir)).running
+    assert recorder_owner(Layout(a_dir)) is None
