@@ -12,7 +12,8 @@ Exit codes:
   1  quit without a choice (nothing is written to stdout); also --help or --version
      to a stdout with no room or closed early (one line says which, as `persist` does)
      Without --print a chosen checkpoint's restore bundle is written
-     (restore/<id>/ in the log folder) and stdout says where, and how an agent uses it.
+     (restore/<id>[.<scope>][.redacted]/ in the log folder) and stdout says where, and
+     how an agent uses it.
   2  usage error (one line on stderr names the option), or a log folder that cannot
      be one (a file, or below a file)
   3  no terminal: stdin or stderr is not a terminal, or $TERM is dumb or not set (one

@@ -1,5 +1,5 @@
 """Restore bundles: a range of the conversation up to a checkpoint, verified, in
-`restore/<id>/`.
+`restore/<id>/` (another scope or a redacted one beside it: `bundle_name`).
 
 (Over 400 lines, about 850: the integrity report, its damage checks, the bundle they
 go into and keeping or continuing an earlier bundle are one feature; choosing and
@@ -26,12 +26,13 @@ one pass. A damaged journal (see `RangeIntegrity.damaged`)
 makes `persist restore` exit 5 after writing the bundle. The bundle is built in a
 temporary folder and renamed into place, so a reader never sees half of one; one in
 place that holds the same range, intact, made by this code (the manifest's `renderer`),
-is kept. No zmq, no textual.
+is kept. A bundle in place is never replaced nor changed (an agent may be reading it):
+one that differs from what would be built stays, and the new one goes beside it
+(`<name>.2`). No zmq, no textual.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import time
@@ -52,6 +53,7 @@ from recorder.export.redact import REDACTION, RedactedRecord
 from recorder.export.render import clean, gap_sentence, iso
 from recorder.export.render_cache import bundle_renderer
 from recorder.export.scope import (
+    DEFAULT_LAST,
     BundleScope,
     RangeVerification,
     bundle_start,
@@ -538,11 +540,12 @@ def _build(
     remove_stale_builds(layout)  # work folders of restores killed before (never a live one's)
     known = (list(integrity.damage), list(integrity.pruned))  # before the range is read
     whole = integrity.complete
-    final = layout.bundle(cp.id)
+    name = bundle_name(cp.id, scope, redact)
     position = _position(store, start, stop, cp, whole=whole)
-    kept = _reusable(final, cp, scope, position, integrity, redact)
-    if kept is not None:
-        return kept
+    for folder in reversed(_generations(layout.restore, name)):  # the newest first
+        kept = _reusable(folder, cp, scope, position, integrity, redact)
+        if kept is not None:
+            return kept
     root = ensure_private_dir(layout.restore)
     earlier = (
         find_earlier(layout, store, cp, stop, lambda m: _copy_of(m, redact))
@@ -592,7 +595,7 @@ def _build(
             out.close()
         if durable:
             fsync_dir(work)
-        _install(work, final, manifest, durable)
+        final = _install(work, root, name, manifest, durable)
         return Bundle(final, _current_manifest(final, manifest))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -957,29 +960,65 @@ def _current_manifest(final: Path, built: dict[str, Any]) -> dict[str, Any]:
     return built
 
 
-def _install(work: Path, final: Path, manifest: dict[str, Any], durable: bool) -> None:
-    """Rename the new bundle into place; an identical existing bundle is left alone
-    (an agent may be reading it), a different one is replaced in one rename each."""
-    for _ in range(5):
+def bundle_name(checkpoint_id: str, scope: BundleScope, redact: bool) -> str:
+    """The name of the folder in `restore/` of `checkpoint_id`'s bundle of `scope` and
+    redaction: `<id>` for the default (the last 1000 messages, unredacted), else
+    `<id>.last-N`, `<id>.full` or `<id>.since-<checkpoint id>`, then `.redacted` for a
+    redacted one. One that differs from what a restore would build now is never
+    replaced (an agent may be reading it): the new one goes to `<name>.2`, `.3`, ..."""
+    kind = scope.to_json()
+    if kind["kind"] == "full":
+        name = f"{checkpoint_id}.full"
+    elif kind["kind"] == "since":
+        name = f"{checkpoint_id}.since-{kind['since']}"
+    elif kind["last"] == DEFAULT_LAST:
+        name = checkpoint_id
+    else:
+        name = f"{checkpoint_id}.last-{kind['last']}"
+    return f"{name}.redacted" if redact else name
+
+
+MAX_GENERATIONS = 1000  # bundles of one name (`<name>.2` ...) a restore looks through
+
+
+def _generation(name: str, folder: str) -> int | None:
+    """1 for `name`, N for `name.N` (N >= 2), None for any other folder name."""
+    if folder == name:
+        return 1
+    rest = folder[len(name) + 1 :] if folder.startswith(f"{name}.") else ""
+    return int(rest) if rest.isascii() and rest.isdigit() and rest[0] != "0" else None
+
+
+def _generations(root: Path, name: str) -> list[Path]:
+    """The bundles of `name` in `root`, oldest first (`name`, `name.2`, ...)."""
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return []
+    found = sorted((n, e) for e in entries if (n := _generation(name, e)) is not None)
+    return [root / e for _, e in found]
+
+
+def _install(work: Path, root: Path, name: str, manifest: dict[str, Any], durable: bool) -> Path:
+    """Rename the new bundle into the first free folder of `name`, `name.2`, ... and
+    return where it went. A bundle in place is never replaced nor changed (an agent may
+    be reading it): one identical to the new one, intact (a restore of the same range
+    that finished first), is used instead; a different one is left as it is."""
+    for n in range(1, MAX_GENERATIONS + 1):
+        final = root / (name if n == 1 else f"{name}.{n}")
         try:
-            os.rename(work, final)
-            break
+            os.rename(work, final)  # onto an empty folder (nothing to read) too
         except OSError:
-            if not final.exists():
-                continue
+            if not os.path.lexists(final):
+                raise
             try:
                 existing = orjson.loads(read_regular(final / MANIFEST_NAME)[0])
                 if _same_content(existing, manifest) and _files_intact(final, existing):
-                    return
+                    return final
             except (OSError, ValueError, KeyError, TypeError):
                 pass
-            aside = final.with_name(f".old-{final.name}-{os.getpid()}-{time.monotonic_ns()}")
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(final, aside)
-            try:
-                os.rename(work, final)
-            finally:
-                shutil.rmtree(aside, ignore_errors=True)
-            break
-    if durable:
-        fsync_dir(final.parent)
+            continue
+        if durable:
+            fsync_dir(root)
+        return final
+    raise ExportError(f"{MAX_GENERATIONS} bundles named {name}* are in {root} already")

@@ -278,7 +278,7 @@ class PersistenceLauncher:
         stop_timeout: float = 10.0,  # seconds for it to stop cleanly
         checkpoint_on_exit: bool = True,  # a checkpoint labelled after the agent at exit
         recorder_args: tuple[str, ...] = (),  # more `persist record` options
-        build_bundle: bool = True,  # write restore/<checkpoint>/ for a chosen checkpoint
+        build_bundle: bool = True,  # write restore/<checkpoint>[...]/ for a chosen checkpoint
         agent_command: Sequence[str] | None = None,  # claude/gemini/codex: offer its sessions
         roots: Roots | None = None,  # where the agents keep them (default: theirs)
         restore_scope: BundleScope | None = None,  # what it holds (default: the last 1000)

@@ -154,7 +154,7 @@ class Layout:
 
     @property
     def restore(self) -> Path:
-        """Restore bundles, one folder per checkpoint."""
+        """Restore bundles, one folder per checkpoint, scope and redaction."""
         return self.root / "restore"
 
     @property
@@ -198,6 +198,8 @@ class Layout:
         return self.root / "trash"
 
     def bundle(self, checkpoint_id: str) -> Path:
+        """The first folder of the checkpoint's default bundle (the last 1000 messages,
+        unredacted); the others are beside it (`recorder.export.restore.bundle_name`)."""
         return self.restore / checkpoint_id
 
     def segment_path(self, number: int) -> Path:

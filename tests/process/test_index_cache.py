@@ -193,7 +193,7 @@ def test_wrong_cache_is_rebuilt_and_every_record_is_seen(
     # older_version rewrote the segment itself: the checkpoint's digest rightly fails (exit 5)
     assert out.returncode == (5 if damage == "older_version" else 0), out.stderr
     manifest = orjson.loads(out.stdout)
-    conversation = root / "restore" / manifest["checkpoint"]["id"] / "conversation.jsonl"
+    conversation = Path(manifest["dir"]) / "conversation.jsonl"
     assert conversation.read_bytes().splitlines(keepends=True) == expected
     assert manifest["records"] == len(expected)
 

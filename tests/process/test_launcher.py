@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -19,9 +20,12 @@ from recorder.launch.launcher import PersistenceLauncher
 from recorder.launch.menu import PickerFailed
 from recorder.launch.registry import live_agents, recorder_owner
 from recorder.launch.selection import Selection
+from recorder.store import secrets as S
 from recorder.store.layout import Layout
 from recorder.store.reader import open_store
 from recorder.store.status import assess
+from tests.demo_journal import BASE_TS, DemoWriter
+from tests.secret_samples import make
 from tests.support import (
     FAKE_AGENT,
     PYTHON,
@@ -30,6 +34,7 @@ from tests.support import (
     healthy,
     journal_records,
     read_status,
+    run_cli,
     wait_for,
 )
 from tests.tui_fixtures import demo_dir
@@ -557,3 +562,70 @@ def test_a_launch_sigtermed_twice_or_before_its_owner_is_written_stops_its_recor
     assert run.stderr.splitlines()[:1] == [
         "persist: interrupted as the recorder started: it was stopped"
     ]
+
+
+def test_a_running_agents_restore_bundle_never_changes_under_it(tmp_path: Path) -> None:
+    """An agent launched with `--redact --last 2` keeps the files it was handed, byte
+    for byte, while others restore the same checkpoint: another agent or person without
+    `--redact` (what a Claude session's start hook builds), with `--last 1`, `--full`.
+    Each gets a bundle of its own beside it. Before 2026-12-07 each of them replaced the
+    agent's bundle in place: the AWS key appeared in its file, its transcript lost
+    messages, its manifest said `full`."""
+    key = make(S.AWS, random.Random(7)).secret
+    log_dir = tmp_path / "logs"
+    w = DemoWriter.open(log_dir)
+    w.message(BASE_TS, "ops", f"the deploy key is {key}")
+    for i in range(3):
+        w.message(BASE_TS + 1 + i, "coder", f"step {i}")
+    cp = w.checkpoint(BASE_TS + 9, "withsecret", "manual")
+    w.close()
+    report, ready = tmp_path / "report.json", tmp_path / "ready"
+    proc = run_launch(
+        log_dir,
+        endpoints(),
+        "--no-tty-policy",
+        "latest",
+        "--redact",
+        "--last",
+        "2",
+        agent_args=[str(report), "--wait", str(ready)],
+    )
+    try:
+        wait_for(lambda: ready.exists() or proc.poll() is not None, 60, "agent")
+        assert proc.poll() is None, proc.communicate()
+        files = {p: p.read_bytes() for p in (log_dir / "restore").rglob("*") if p.is_file()}
+        assert files and not any(key.encode() in b for b in files.values())
+        others = {}
+        for extra in ([], ["--last", "1"], ["--full"], ["--last", "2"], ["--redact"]):
+            out = run_cli("restore", "latest", "--json", "--log-dir", str(log_dir), *extra)
+            assert out.returncode == 0, out.stderr
+            others[" ".join(extra)] = json.loads(out.stdout)
+        for path, data in files.items():  # nothing handed to the agent changed
+            assert path.read_bytes() == data, path
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 42, err
+    env = json.loads(report.read_text())["env"]
+    mine = Path(env["PERSIST_RESTORE_DIR"])
+    assert env["PERSIST_RESTORE_SCOPE"] == "last 2" and mine == log_dir / "restore" / (
+        f"{cp.id}.last-2.redacted"
+    )
+    assert Path(env["PERSIST_RESTORE_FILE"]).parent == mine
+    m = json.loads(Path(env["PERSIST_RESTORE_MANIFEST"]).read_text())
+    assert m["redacted"] is True and m["scope"] == {"kind": "last", "last": 2}
+    assert key.encode() not in Path(env["PERSIST_RESTORE_TRANSCRIPT"]).read_bytes()
+    # each restore got its own folder, holding what it asked for
+    folders = {name: Path(o["dir"]).name for name, o in others.items()}
+    assert folders == {
+        "": cp.id,
+        "--last 1": f"{cp.id}.last-1",
+        "--full": f"{cp.id}.full",
+        "--last 2": f"{cp.id}.last-2",
+        "--redact": f"{cp.id}.redacted",
+    }
+    assert key.encode() in (log_dir / "restore" / cp.id / "conversation.jsonl").read_bytes()
+    assert others["--last 1"]["messages"] == 1 and others["--full"]["messages"] == 4
+    assert others[""]["scope"] == {"kind": "last", "last": 1000}

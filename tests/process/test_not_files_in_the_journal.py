@@ -139,7 +139,8 @@ def test_named_pipes_among_the_caches_are_passed_over_named_and_moved_by_fix(
 def test_named_pipes_in_a_restore_bundle_are_never_waited_on(root: Path) -> None:
     """A restore bundle's manifest and transcript as named pipes: the next `persist
     restore` read them (to reuse or go on from the bundle) and never ended. Now the
-    bundle is built again in its place."""
+    bundle is built again beside it (the one in place is never replaced: an agent may be
+    reading it)."""
     first = persist("restore", "latest", "--log-dir", str(root))
     assert first.returncode == 0, first
     (bundle,) = (root / "restore").iterdir()
@@ -147,8 +148,10 @@ def test_named_pipes_in_a_restore_bundle_are_never_waited_on(root: Path) -> None
         _pipe(bundle / name)
     again = persist("restore", "latest", "--log-dir", str(root))
     assert again.returncode == 0, again
+    rebuilt = bundle.with_name(f"{bundle.name}.2")
+    assert sorted(p.name for p in (root / "restore").iterdir()) == [bundle.name, rebuilt.name]
     for name in ("manifest.json", "conversation.jsonl", "transcript.md"):
-        assert stat.S_ISREG(os.lstat(bundle / name).st_mode), name
+        assert stat.S_ISREG(os.lstat(rebuilt / name).st_mode), name
 
 
 @pytest.mark.parametrize("kind", ["pipe", "folder"])

@@ -196,7 +196,7 @@ def test_restoring_a_checkpoint_a_power_cut_cut_short_holds_nothing_written_afte
     out = restore("latest", "--full", "--json")
     assert out.returncode == 0, out.stderr
     end = json.loads(out.stdout)["checkpoint"]["id"]
-    held = (root / "restore" / end / "transcript.md").read_text()
+    held = (root / "restore" / f"{end}.full" / "transcript.md").read_text()
     assert held.count("AFTER restart") == 10
     assert f"gap (journal-lost), journal seq {synced.seq + 1} to {cp.seq}" in held
 
@@ -266,7 +266,8 @@ def test_a_bundle_of_another_renderer_is_neither_handed_back_nor_gone_on_from(
     """A full bundle an older version wrote (its manifest without `renderer`, or with
     another code's): `restore --full` of a later checkpoint renders the whole
     conversation rather than copy that bundle's transcript as its beginning, and
-    `restore --full` of its own checkpoint builds it again rather than hand it back.
+    `restore --full` of its own checkpoint builds it again beside it rather than hand it
+    back (or replace it: an agent may be reading it).
     Before 2026-12-07 both kept the older rendering (a heading without "(UTC)", a
     sender's backtick opening a code span). One whose bytes are this code's all the same
     is replaced too (else it would be built again at every restore). A bundle of this
@@ -299,8 +300,8 @@ def test_a_bundle_of_another_renderer_is_neither_handed_back_nor_gone_on_from(
         m: dict[str, Any] = json.loads(out.stdout)
         return m
 
-    def transcript(cp: str) -> bytes:
-        return (root / "restore" / cp / "transcript.md").read_bytes()
+    def transcript(folder: str) -> bytes:
+        return (root / "restore" / folder / "transcript.md").read_bytes()
 
     def rendered_today(md: bytes) -> bool:
         return (
@@ -310,23 +311,28 @@ def test_a_bundle_of_another_renderer_is_neither_handed_back_nor_gone_on_from(
             and b"**rev`iewer**" not in md
         )
 
+    older, newer = f"{first.id}.full", f"{second.id}.full"
     made = restore(first.id)
-    assert made["renderer"] and rendered_today(transcript(first.id))
-    as_an_older_renderer_wrote_it(root / "restore" / first.id, renderer, same=same)
-    assert rendered_today(transcript(first.id)) is same
+    assert made["renderer"] and rendered_today(transcript(older))
+    as_an_older_renderer_wrote_it(root / "restore" / older, renderer, same=same)
+    assert rendered_today(transcript(older)) is same
+    kept = transcript(older)
 
     later = restore(second.id)  # not gone on from: the whole conversation rendered
-    assert "reused" not in later and rendered_today(transcript(second.id))
+    assert "reused" not in later and rendered_today(transcript(newer))
     assert later["renderer"] == made["renderer"]
-    scratch = transcript(second.id)
-    again = restore(first.id)  # not handed back: built again, and replaced
-    assert again["created"] != made["created"]
-    assert again["renderer"] == made["renderer"] and rendered_today(transcript(first.id))
-    assert json.loads((root / "restore" / first.id / "manifest.json").read_bytes()) == {
+    scratch = transcript(newer)
+    again = restore(first.id)  # not handed back: built again, beside it (never replaced)
+    assert again["created"] != made["created"] and again["dir"] == str(
+        root / "restore" / f"{older}.2"
+    )
+    assert again["renderer"] == made["renderer"] and rendered_today(transcript(f"{older}.2"))
+    assert transcript(older) == kept
+    assert json.loads((root / "restore" / f"{older}.2" / "manifest.json").read_bytes()) == {
         k: v for k, v in again.items() if k != "dir"
     }
     # this code's bundles: kept in place, and gone on from
     assert restore(first.id)["created"] == again["created"]
-    shutil.rmtree(root / "restore" / second.id)
+    shutil.rmtree(root / "restore" / newer)
     went_on = restore(second.id)
-    assert went_on["reused"]["bundle"] == first.id and transcript(second.id) == scratch
+    assert went_on["reused"]["bundle"] == f"{older}.2" and transcript(newer) == scratch

@@ -222,7 +222,7 @@ def test_a_bundle_redacted_before_senders_were_is_neither_reused_nor_gone_on_fro
     first = w.checkpoint(BASE_TS + 1, "deployed", "manual")
     made = persist("restore", first.id, "--redact", *log)
     assert made.returncode == 0, made.stderr
-    as_before_senders_were_redacted(root / "restore" / first.id, key)
+    as_before_senders_were_redacted(root / "restore" / f"{first.id}.redacted", key)
     w.message(BASE_TS + 2, "ops", "all green")
     second = w.checkpoint(BASE_TS + 3, "checked", "manual")
     w.close()
@@ -230,7 +230,7 @@ def test_a_bundle_redacted_before_senders_were_is_neither_reused_nor_gone_on_fro
         out = persist("restore", cp.id, "--redact", "--json", *log)
         assert out.returncode == 0, out.stderr
         assert "reused" not in orjson.loads(out.stdout)
-        bundle = root / "restore" / cp.id
+        bundle = Path(orjson.loads(out.stdout)["dir"])
         for name in ("conversation.jsonl", "transcript.md", "manifest.json"):
             assert key.encode() not in (bundle / name).read_bytes(), (cp.label, name)
 

@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import Checkbox
 
 from recorder.cli.common import terminal_json
+from recorder.export.restore import bundle_name
 from recorder.export.scope import BundleScope
 from recorder.launch import menu
 from recorder.launch.selection import Selection
@@ -125,13 +126,18 @@ def test_persist_launch_redact_reaches_the_dialog_and_the_standalone_restore_hon
     for redact in (True, False):
         chosen = Selection.from_checkpoint(cp, root, verified=True, redact=redact)
         assert tui_cli.restore(chosen, root, None) == tui_cli.EXIT_CHOSEN
-        manifest = orjson.loads(layout_bundle_manifest(root, cp.id))
+        manifest = orjson.loads(layout_bundle_manifest(root, cp.id, redact=redact))
         assert manifest["redacted"] is redact
     assert "secrets redacted" in capsys.readouterr().out
 
 
-def layout_bundle_manifest(root: Path, checkpoint_id: str) -> bytes:
-    return (Layout(root).bundle(checkpoint_id) / "manifest.json").read_bytes()
+def layout_bundle_manifest(
+    root: Path, checkpoint_id: str, scope: BundleScope | None = None, redact: bool = False
+) -> bytes:
+    """The manifest of the bundle of that checkpoint, scope and redaction (each its own
+    folder: `<id>`, `<id>.last-5`, `<id>.redacted` ...)."""
+    name = bundle_name(checkpoint_id, scope or BundleScope(), redact)
+    return (Layout(root).restore / name / "manifest.json").read_bytes()
 
 
 def _fifth_last_message_ts(root: Path) -> float:
@@ -186,7 +192,7 @@ def test_the_scope_reaches_the_dialog_and_the_restore_prints_what_the_bundle_hol
     chosen = Selection.from_checkpoint(cp, root, verified=True)
     assert tui_cli.restore(chosen, root, None, BundleScope(last=5)) == tui_cli.EXIT_CHOSEN
     out = capsys.readouterr().out
-    manifest = orjson.loads(layout_bundle_manifest(root, cp.id))
+    manifest = orjson.loads(layout_bundle_manifest(root, cp.id, BundleScope(last=5)))
     assert manifest["messages"] == 5 and manifest["scope"] == {"kind": "last", "last": 5}
     assert "(5 messages, verified)" in out
     assert "every record" not in out

@@ -144,12 +144,12 @@ def test_parallel_full_restore_is_the_serial_bundle(tmp_path: Path) -> None:
     cp = journal(root)
     for redact in (False, True):
         serial = bundle_files(root, cp, redact, SERIAL)
-        (root / "restore" / cp.id / "manifest.json").unlink()  # not kept: built again
+        shutil.rmtree(root / "restore")  # not kept: built again
         parallel = bundle_files(root, cp, redact, FORCED)
         assert parallel == serial  # conversation.jsonl, transcript.md, manifest.json
         manifest = orjson.loads(serial[2])
         assert manifest["integrity"]["gaps"] == 1 and manifest["integrity"]["bad_lines"] == 1
-        (root / "restore" / cp.id / "manifest.json").unlink()
+        shutil.rmtree(root / "restore")
 
 
 def test_progress_moves_to_the_end(logs: tuple[Path, Checkpoint]) -> None:
@@ -269,7 +269,7 @@ def test_a_parallel_full_bundle_copies_the_journal_less_its_damaged_lines(
     with open_store(root) as store:
         kept = [r.line for r in store.records(0, store.checkpoint_index(cp)) if r.data is not None]
     serial = bundle_files(root, cp, redact, SERIAL, durable=True)
-    (root / "restore" / cp.id / "manifest.json").unlink()
+    shutil.rmtree(root / "restore")
     forced = Parallel(workers=2, min_bytes=0, piece_bytes=piece_bytes)
     parallel = bundle_files(root, cp, redact, forced, durable=True)
     assert parallel == serial
@@ -308,7 +308,7 @@ def test_a_failed_write_back_fails_the_bundle(
         with pytest.raises(OSError) as err:
             bundle_files(root, cp, False, parallel, durable=True)
         assert str(err.value) == "[Errno 5] Input/output error"
-        assert not (root / "restore" / cp.id).exists()
+        assert not (root / "restore" / f"{cp.id}.full").exists()
         assert [p.name for p in (root / "restore").iterdir()] == []
     assert calls
 
@@ -547,7 +547,7 @@ def test_a_full_restore_finishes_from_the_segments_it_planned_though_a_prune_mov
     err = capsys.readouterr().err
     assert pruned and code == 5, err  # 5: the journal's one damaged line
     assert err == "persist: the journal is damaged in range; output written anyway (exit 5)\n"
-    folder = root / "restore" / cp.id
+    folder = root / "restore" / f"{cp.id}.full"
     assert [(folder / n).read_bytes() for n in ("conversation.jsonl", "transcript.md")] == expected
 
 

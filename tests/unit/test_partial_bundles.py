@@ -209,10 +209,11 @@ def test_last_counts_messages_not_records(tmp_path: Path) -> None:
 def test_any_n(tmp_path: Path, last: int) -> None:
     root = tmp_path / "logs"
     _half, end = journal(root)
-    m = build_bundle(root, end, scope=BundleScope(last=last), durable=False).manifest
+    b = build_bundle(root, end, scope=BundleScope(last=last), durable=False)
+    m = b.manifest
     assert m["messages"] == min(last, MESSAGES)
     assert m["range"]["complete"] is (last >= MESSAGES)
-    assert Layout(root).bundle(end.id).is_dir()
+    assert b.dir == Layout(root).restore / f"{end.id}.last-{last}" and b.dir.is_dir()
 
 
 def scratch(root: Path, cp: Checkpoint, tmp: Path) -> tuple[bytes, bytes, dict]:  # type: ignore[type-arg]
@@ -236,7 +237,7 @@ def test_a_full_bundle_goes_on_from_an_earlier_one(tmp_path: Path) -> None:
     assert "reused" not in earlier.manifest
     later = build_bundle(root, end, scope=BundleScope.whole(), durable=False)
     m = later.manifest
-    assert m["reused"]["bundle"] == half.id
+    assert m["reused"]["bundle"] == f"{half.id}.full"
     assert m["reused"]["records"] == earlier.manifest["range"]["stop_index"]
     assert m["reused"]["rendered"] == m["range"]["stop_index"] - m["reused"]["records"]
     # exactly what building it from scratch gives, counts and damage included
@@ -316,7 +317,7 @@ def test_the_body_digest_covers_the_header_too_and_older_bundles_still_go_on(
     manifest["files"]["markdown"]["body"] = old_body
     earlier.manifest_path.write_bytes(orjson.dumps(manifest))
     again = build_bundle(root, end, scope=BundleScope.whole(), durable=False)
-    assert again.manifest["reused"]["bundle"] == half.id
+    assert again.manifest["reused"]["bundle"] == f"{half.id}.full"
     assert again.jsonl.read_bytes() == jsonl and again.transcript.read_bytes() == md
 
 
@@ -407,7 +408,7 @@ def test_a_full_bundle_goes_on_from_an_earlier_one_after_a_prune(tmp_path: Path)
     second = w.checkpoint(clock.now + 5000, "B", "manual")
     w.close()
     later = build_bundle(root, second, scope=BundleScope.whole(), durable=False)
-    assert later.manifest["reused"]["bundle"] == first.id
+    assert later.manifest["reused"]["bundle"] == f"{first.id}.full"
     jsonl, md, fresh = scratch(root, second, tmp_path)
     assert later.jsonl.read_bytes() == jsonl and later.transcript.read_bytes() == md
     assert later.manifest["integrity"] == fresh["integrity"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -289,18 +290,17 @@ def test_a_full_restore_copies_what_the_warmer_kept(tmp_path: Path) -> None:
 
     root = tmp_path / "logs"
     cp = journal(root)  # gaps, a damaged line, secrets, over several segments
-    manifest = root / "restore" / cp.id / "manifest.json"
     serial = bundle_files(root, cp, False, SERIAL)
-    manifest.unlink()
+    shutil.rmtree(root / "restore")
     assert bundle_files(root, cp, False, PIECES) == serial
-    manifest.unlink()
+    shutil.rmtree(root / "restore")
     assert render_cache.wanted(render_cache.folder_of(root)) == {("md", False)}
     assert warm_all(root) > 0
     kept = entries(root)
     plain = sorted(p for p in kept if p.name.endswith(".md.p.zst"))
     assert plain and any(b'"gaps":[{' in p.read_bytes().split(b"\n", 1)[0] for p in plain)
     assert bundle_files(root, cp, False, PIECES) == serial
-    manifest.unlink()
+    shutil.rmtree(root / "restore")  # not kept: built again
     assert entries(root) == kept  # nothing rendered was kept by the restore
     # what is copied is the kept rendering: one changed (same size, a valid entry) shows
     for entry in (plain[0], *(p for p in kept if p.name.endswith(".md.r.zst"))):
@@ -312,9 +312,9 @@ def test_a_full_restore_copies_what_the_warmer_kept(tmp_path: Path) -> None:
         entry.write_bytes(head + b"\n" + cctx.compress(text))
     files = bundle_files(root, cp, False, PIECES)
     assert b"MESSAGE" in files[1] and files[0] == serial[0]
-    manifest.unlink()
+    shutil.rmtree(root / "restore")
     redacted = bundle_files(root, cp, True, SERIAL)
-    manifest.unlink()
+    shutil.rmtree(root / "restore")
     assert bundle_files(root, cp, True, PIECES) == redacted and b"MESSAGE" not in redacted[1]
 
 

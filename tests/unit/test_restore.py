@@ -112,10 +112,17 @@ def test_bad_line_and_quarantined_tail_are_in_the_manifest(tmp_path: Path) -> No
     ]
 
 
-def test_rebuild_keeps_an_identical_bundle_and_replaces_a_changed_one(tmp_path: Path) -> None:
+def test_rebuild_keeps_an_identical_bundle_and_leaves_a_changed_one_as_it_is(
+    tmp_path: Path,
+) -> None:
+    """A bundle in place is never replaced nor changed, an agent may be reading it: one
+    that holds what a restore would build is handed back, a different one of the same
+    checkpoint, scope and redaction stays and the new one goes beside it (`<id>.2`);
+    before 2026-12-07 it was replaced in place."""
     root = tmp_path / "logs"
     cp, _ = journal(root)
     first = build_bundle(root, cp, now=1.0)
+    files = {p: p.read_bytes() for p in first.dir.iterdir()}
     inode = first.jsonl.stat().st_ino
     again = build_bundle(root, cp, now=2.0)
     assert again.manifest["created"] == 1.0 and again.jsonl.stat().st_ino == inode
@@ -125,7 +132,29 @@ def test_rebuild_keeps_an_identical_bundle_and_replaces_a_changed_one(tmp_path: 
     seg.write_bytes(bytes(raw))
     changed = build_bundle(root, cp, now=3.0)
     assert changed.manifest["created"] == 3.0 and changed.manifest["integrity"]["verified"] is False
-    assert sorted(p.name for p in (root / "restore").iterdir()) == [cp.id]
+    assert changed.dir == root / "restore" / f"{cp.id}.2"
+    assert {p: p.read_bytes() for p in first.dir.iterdir()} == files
+    assert build_bundle(root, cp, now=4.0).manifest["created"] == 3.0  # the newest, kept
+    assert sorted(p.name for p in (root / "restore").iterdir()) == [cp.id, f"{cp.id}.2"]
+
+
+def test_two_restores_of_one_bundle_at_once_end_with_one_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restore that did not see the bundle another one renamed in meanwhile (the same
+    checkpoint, scope and redaction) finds it there as it renames its own in: it hands
+    that one back, whose files it leaves as they are, and removes its own."""
+    from recorder.export import restore
+
+    root = tmp_path / "logs"
+    cp, _ = journal(root)
+    first = build_bundle(root, cp, now=1.0)
+    inode = first.jsonl.stat().st_ino
+    monkeypatch.setattr(restore, "_generations", lambda *_a: [])  # it did not see it
+    second = build_bundle(root, cp, now=2.0)
+    assert second.dir == first.dir and second.manifest["created"] == 1.0
+    assert first.jsonl.stat().st_ino == inode
+    assert [p.name for p in (root / "restore").iterdir()] == [cp.id]
 
 
 def test_manifest_is_json_with_every_field(tmp_path: Path) -> None:
@@ -437,8 +466,9 @@ def test_a_killed_restores_work_folder_is_named_by_doctor_and_removed_next_time(
     assert "persist doctor --fix" in out and code == 8
     code, _out, err = persist("restore", cp.id, "--full", "--log-dir", log)
     assert code == 0, err
-    assert sorted(p.name for p in (root / "restore").iterdir()) == [live.name, cp.id]
-    (root / "restore" / cp.id / "manifest.json").unlink()  # not kept: built again
+    full = f"{cp.id}.full"
+    assert sorted(p.name for p in (root / "restore").iterdir()) == [live.name, full]
+    (root / "restore" / full / "manifest.json").unlink()  # not kept: built again
     killed_midway(
         "restore._transcript_footer = killed", "restore", cp.id, "--full", "--log-dir", log
     )
@@ -446,7 +476,7 @@ def test_a_killed_restores_work_folder_is_named_by_doctor_and_removed_next_time(
     code, out, _ = persist("doctor", "--fix", "--log-dir", log)
     assert "fixed     caches.restore-leftover: removed 1 work folder (" in out
     assert "restore/" not in out.split("\n\n", 1)[1]  # the re-check finds none
-    assert sorted(p.name for p in (root / "restore").iterdir()) == [live.name, cp.id]
+    assert sorted(p.name for p in (root / "restore").iterdir()) == [live.name, full]
 
 
 def test_a_killed_exports_temp_file_and_pieces_are_removed_by_the_next_export(
@@ -509,5 +539,5 @@ def test_a_full_restore_verifies_what_it_reads_though_a_prune_moves_it_meanwhile
     names = [f"seg-00000{n}.jsonl" for n in range(1, len(pruned) + 2)]
     assert integrity["segments_verified"] == names and integrity["pruned"] == []
     assert m["messages"] == 40
-    bundle = Bundle.load(root / "restore" / cp.id)
+    bundle = Bundle.load(root / "restore" / f"{cp.id}.full")
     assert bundle.jsonl.read_bytes().splitlines(keepends=True) == expected
