@@ -381,6 +381,10 @@ class PersistenceLauncher:
                     raise
                 self.recorder_pid = spawned.pid
                 self.started_recorder = spawned.ours
+                if not spawned.ours:  # another recorder won the folder: its bus, not ours
+                    won = assess(self.layout)
+                    if won.status is not None:
+                        self._bus_of(won.status)
         self.timings["recorder"] = time.perf_counter() - t0
         return self.started_recorder
 

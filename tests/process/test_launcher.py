@@ -338,6 +338,39 @@ def test_the_agent_is_given_the_running_recorders_bus(bus: Bus) -> None:
     pl.on_agent_exit()
 
 
+def test_a_recorder_that_won_the_race_to_start_hands_the_agent_its_bus(
+    bus: Bus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`persist record --detach` (or the systemd unit) on its own bus starting as a
+    launch without endpoints looks: the launch saw no recorder, started one, and the
+    other won the folder (`Spawned(ours=False)`). The agent gets the winner's endpoints,
+    as when it ran before; before 2026-12-07 it got the defaults, where nothing records."""
+    import recorder.launch.launcher as launcher_module
+
+    real = launcher_module.assess
+    looks = iter([Layout(tmp_path / "nothing-here")])  # the launch's look: before the start
+
+    def racing(layout: Layout) -> object:
+        return real(next(looks, layout))
+
+    bus.start_recorder("--embedded", "yes", "--publish-endpoint", bus.front)
+    monkeypatch.setattr(launcher_module, "assess", racing)
+    pl = PersistenceLauncher(bus.log_dir, embedded="no", interactive=False, stderr=io.StringIO())
+    result = pl.on_agent_connected("epsilon")  # its own recorder finds the folder held
+    assert not pl.started_recorder and pl.recorder_pid == bus.recorder.pid
+    env = result.env()
+    assert env["PERSIST_PUBLISH_ENDPOINT"] == bus.front
+    assert env["PERSIST_SUBSCRIBE_ENDPOINT"] == bus.back
+    with Publisher(env["PERSIST_PUBLISH_ENDPOINT"], agent="epsilon") as pub:
+        assert pub.wait_ready(5)
+        pub.send("agents.epsilon", {"text": "heard"})
+    wait_for(
+        lambda: any(r.get("kind") == "msg" for r in journal_records(bus.log_dir)),
+        what="the agent's message recorded",
+    )
+    pl.on_agent_exit()
+
+
 def test_the_agent_is_given_the_endpoint_a_binding_recorder_listens_at(bus: Bus) -> None:
     """A recorder running with `--bind` (no broker): `persist launch` without endpoints
     handed the agent the default tcp endpoints, where nothing listens, without a word,
