@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
@@ -53,7 +53,7 @@ from recorder.bus.endpoints import (
 )
 from recorder.daemon.control import stop_recorder
 from recorder.daemon.options import EmbeddedMode, RecorderOptions
-from recorder.daemon.spawn import Spawned, spawn_recorder
+from recorder.daemon.spawn import Spawned, SpawnError, spawn_recorder
 from recorder.errors import LaunchError
 from recorder.launch.menu import Menu, PickerFailed, is_interactive, run_menu
 from recorder.launch.peers import Peer, listener, recorder_folder, subscribers
@@ -365,15 +365,30 @@ class PersistenceLauncher:
                     if spawned.ours:
                         write_owner(self.layout, spawned.pid, self.agent)
 
-                try:
-                    spawned = spawn_recorder(
-                        self._recorder_options(),
+                def spawn(options: RecorderOptions) -> Spawned:
+                    return spawn_recorder(
+                        options,
                         timeout=self.start_timeout,
                         limit=self.start_limit,
                         extra=self.recorder_args,
                         accept_running=True,  # another launcher's recorder won the race
                         on_ready=own,
                     )
+
+                options = self._recorder_options()
+                try:
+                    try:
+                        spawned = spawn(options)
+                    except SpawnError:
+                        if not self._lost_the_broker(options):
+                            raise
+                        # another launch (of another folder, on this bus) bound it first:
+                        # `auto` hosts the broker only when none answers, and one does now
+                        self.say(
+                            f"another broker answers at {self.broker} now (it was free a "
+                            "moment ago): the recorder follows it (--embedded auto)"
+                        )
+                        spawned = spawn(replace(options, embedded=EmbeddedMode.NO))
                 except Exception:
                     raise
                 except BaseException:  # Ctrl-C, SIGTERM: spawn_recorder stopped it
@@ -424,6 +439,15 @@ class PersistenceLauncher:
                 f"the running recorder listens at {', '.join(bound)} (--bind) and follows "
                 "no broker: PERSIST_SUBSCRIBE_ENDPOINT is empty (--broker names one)"
             )
+
+    def _lost_the_broker(self, options: RecorderOptions) -> bool:
+        """Whether our recorder, told to host the broker because nothing answered at its
+        endpoint (`--embedded auto`), failed because something answers there now."""
+        return (
+            self.embedded is EmbeddedMode.AUTO
+            and options.embedded is EmbeddedMode.YES
+            and not endpoint_free(self.broker)
+        )
 
     def _recorder_options(self) -> RecorderOptions:
         """Our recorder: auto hosts the broker when nothing answers at its endpoint."""

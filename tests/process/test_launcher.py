@@ -371,6 +371,46 @@ def test_a_recorder_that_won_the_race_to_start_hands_the_agent_its_bus(
     pl.on_agent_exit()
 
 
+def test_a_launch_that_loses_the_broker_to_another_follows_it(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--embedded auto` found nothing at the broker endpoint, and another launch (into
+    another folder, on the same bus) bound it before this launch's recorder could: that
+    recorder cannot bind, so it follows the broker that now answers and the agent
+    starts. Before 2026-12-07 the launch failed ("cannot start persistence: the recorder
+    stopped (exit code 1): cannot bind the broker (Address already in use)")."""
+    import recorder.launch.launcher as launcher_module
+
+    real = launcher_module.endpoint_free
+    looks = iter([True])  # the look before the other broker bound the endpoint
+
+    def racing(endpoint: str) -> bool:
+        return next(looks, None) or real(endpoint)
+
+    bus.start_broker()  # the other launch's
+    monkeypatch.setattr(launcher_module, "endpoint_free", racing)
+    err = io.StringIO()
+    pl = PersistenceLauncher(
+        bus.log_dir, broker=bus.back, publish_endpoint=bus.front, interactive=False, stderr=err
+    )
+    try:
+        result = pl.on_agent_connected("zeta")
+        assert pl.started_recorder and healthy(bus.log_dir)
+        status = read_status(bus.log_dir)
+        assert status["pid"] == pl.recorder_pid and not status.get("embedded_broker")
+        assert f"another broker answers at {bus.back} now" in err.getvalue()
+        with Publisher(result.env()["PERSIST_PUBLISH_ENDPOINT"], agent="zeta") as pub:
+            assert pub.wait_ready(5)
+            pub.send("agents.zeta", {"text": "heard"})
+        wait_for(
+            lambda: any(r.get("kind") == "msg" for r in journal_records(bus.log_dir)),
+            what="the agent's message recorded",
+        )
+    finally:
+        pl.on_agent_exit()
+    assert assess(Layout(bus.log_dir)).state == "stopped"
+
+
 def test_the_agent_is_given_the_endpoint_a_binding_recorder_listens_at(bus: Bus) -> None:
     """A recorder running with `--bind` (no broker): `persist launch` without endpoints
     handed the agent the default tcp endpoints, where nothing listens, without a word,
