@@ -314,9 +314,33 @@ def _begin(args: HookArgs, payload: Payload, state: SessionState, source: str) -
     label = f"{args.agent.value} {_short(state.session)} started"
     launcher = _launcher(args)
     launcher.agent = args.agent.value
+    layout = Layout(args.log_dir)
+    registered: list[str] = []
+    failed: list[Exception] = []  # the registration's own error, not the recorder's
+
+    def register() -> None:
+        registered.append(
+            register_agent(
+                layout,
+                args.agent.value,
+                launcher.recorder_pid,
+                launcher.started_recorder,
+                pid=agent_process(),
+                key=state.publisher,
+            ).name
+        )
+
+    def register_after_the_check() -> None:
+        try:
+            register()
+        except Exception as exc:
+            failed.append(exc)
+
     recording = True
     try:
-        launcher.ensure_recorder()
+        # registered under the lock hold that found or started the recorder: the last
+        # agent leaving cannot stop it in between
+        launcher.ensure_recorder(then=register_after_the_check)
     except Exception as exc:
         recording = False
         _note(
@@ -326,18 +350,14 @@ def _begin(args: HookArgs, payload: Payload, state: SessionState, source: str) -
             f"(not later either) and no checkpoint '{label}': this session's transcript "
             "waits for its next hook call",
         )
-    layout = Layout(args.log_dir)
-    # registered without a recorder too: one started later by another session's start
-    # is then not stopped by another session's end while this agent runs
-    with launch_lock(layout):
-        state.registration = register_agent(
-            layout,
-            args.agent.value,
-            launcher.recorder_pid,
-            launcher.started_recorder,
-            pid=agent_process(),
-            key=state.publisher,
-        ).name
+    if failed:
+        raise failed[0]
+    if not registered:
+        # registered without a recorder too: one started later by another session's
+        # start is then not stopped by another session's end while this agent runs
+        with launch_lock(layout):
+            register()
+    state.registration = registered[-1]
     if not state.started:
         state.started = time.time()
     if not recording:

@@ -345,8 +345,10 @@ class PersistenceLauncher:
         return self._registration is not None
 
     # -- the recorder -----------------------------------------------------------------
-    def ensure_recorder(self) -> bool:
-        """Make sure a healthy recorder holds the folder; True if we started it."""
+    def ensure_recorder(self, then: Callable[[], object] | None = None) -> bool:
+        """Make sure a healthy recorder holds the folder; True if we started it. `then`
+        (registering the agent) runs under the same hold of the launch lock, so that the
+        last agent leaving cannot stop the recorder between the check and it."""
         t0 = time.perf_counter()
         with launch_lock(self.layout):
             health = assess(self.layout)
@@ -400,6 +402,8 @@ class PersistenceLauncher:
                     won = assess(self.layout)
                     if won.status is not None:
                         self._bus_of(won.status)
+            if then is not None:
+                then()
         self.timings["recorder"] = time.perf_counter() - t0
         return self.started_recorder
 
@@ -507,9 +511,7 @@ class PersistenceLauncher:
             self._prefetch_latest()
         try:
             if not self.connected:
-                self.ensure_recorder()
-                with launch_lock(self.layout):
-                    self._register()
+                self.ensure_recorder(then=self._register)  # one hold: see ensure_recorder
                 atexit.register(self._exit_quietly)
         except BaseException:
             if menu is not None:

@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -88,6 +89,116 @@ def test_started_reused_and_stopped_only_when_the_last_agent_leaves(tmp_path: Pa
     assert "alpha exited" not in labels and "beta exited" in labels and "shutdown" not in labels
     assert live_agents(Layout(log_dir)) == [] and recorder_owner(Layout(log_dir)) is None
     assert b.on_agent_exit().reason == "not connected"  # idempotent
+
+
+def test_the_last_agent_leaving_as_another_connects_never_stops_the_recorder_under_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new launch of the folder checks the recorder and registers its agent under one
+    hold of the launch lock: the last agent leaving waits for it, finds it registered
+    and leaves the recorder running. Before 2026-12-07 the lock was let go in between,
+    and the agent leaving in that gap (run there by the patched lock below) stopped the
+    recorder the new agent had just been told was running."""
+    import recorder.launch.launcher as launcher_module
+
+    log_dir = tmp_path / "logs"
+    eps = endpoints()
+    a = launcher(log_dir, eps)
+    a.on_agent_connected("alpha")
+    assert a.started_recorder and healthy(log_dir)
+    real = launcher_module.launch_lock
+    holds: list[str] = []
+    left: list[object] = []
+
+    def lock(layout: Layout, *args: object, **kw: object) -> object:
+        if holds == ["beta"]:  # beta let the lock go after one hold: alpha leaves now
+            holds.append("alpha")
+            left.append(a.on_agent_exit())
+        elif not holds:
+            holds.append("beta")
+        return real(layout, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(launcher_module, "launch_lock", lock)
+    b = launcher(log_dir, eps)
+    b.on_agent_connected("beta")
+    monkeypatch.setattr(launcher_module, "launch_lock", real)
+    if not left:  # beta connected in one hold: alpha leaves after it
+        left.append(a.on_agent_exit())
+    (out,) = left
+    assert isinstance(out, launcher_module.ExitResult)
+    assert not out.stopped and out.reason == "still connected: beta", out
+    assert healthy(log_dir) and assess(Layout(log_dir)).pid == a.recorder_pid
+    assert [r.get("agent") for r in live_agents(Layout(log_dir))] == ["beta"]
+    assert b.on_agent_exit().stopped  # the last one out stops it
+    assert assess(Layout(log_dir)).state == "stopped"
+
+
+_GAP_SHIM = """
+import os, time
+from pathlib import Path
+
+import recorder.launch.launcher as launcher
+import recorder.launch.registry as registry
+
+_real, _calls = registry.launch_lock, []
+
+
+def _lock(layout, *args, **kw):
+    _calls.append(1)
+    if len(_calls) == 2:  # the lock let go after the recorder was checked: wait there
+        Path(os.environ["PERSIST_TEST_GAP"]).write_text("")
+        while not Path(os.environ["PERSIST_TEST_GO"]).exists():
+            time.sleep(0.01)
+    return _real(layout, *args, **kw)
+
+
+registry.launch_lock = launcher.launch_lock = _lock
+"""
+
+
+def test_the_last_agent_leaving_as_a_session_starts_never_stops_the_recorder_under_it(
+    tmp_path: Path,
+) -> None:
+    """The same for an agent's SessionStart hook: it registers the session under the
+    lock hold that found the recorder. Before 2026-12-07 it let the lock go in between
+    (where the hook, patched, waits for alpha to leave), and alpha stopped the recorder
+    under the session just started."""
+    from recorder.hooks.samples import ClaudeSession
+    from tests.process.test_hooks_flow import run_hook
+
+    log_dir = tmp_path / "logs"
+    eps = endpoints()
+    a = launcher(log_dir, eps)
+    a.on_agent_connected("alpha")
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(_GAP_SHIM)
+    gap, go = tmp_path / "gap", tmp_path / "go"
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(shim), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        "PERSIST_TEST_GAP": str(gap),
+        "PERSIST_TEST_GO": str(go),
+    }
+    c = ClaudeSession(transcript=str(tmp_path / "c.jsonl"))
+    ends = (eps["publish_endpoint"], eps["broker"])
+    done: list[subprocess.CompletedProcess[bytes]] = []
+    hook = threading.Thread(
+        target=lambda: done.append(
+            run_hook(log_dir, "claude", c.payload("SessionStart"), endpoints=ends, env=env)
+        )
+    )
+    hook.start()
+    try:
+        wait_for(lambda: gap.exists() or done, 60, "the hook at the gap, or done")
+        out = a.on_agent_exit()
+    finally:
+        go.write_text("")
+        hook.join(60)
+    assert done and done[0].returncode == 0, done
+    assert not out.stopped and out.reason.startswith("still connected: claude"), out
+    assert healthy(log_dir)
+    stopped = run_cli("stop", "--log-dir", str(log_dir))
+    assert stopped.returncode == 0, stopped.stderr
 
 
 def test_a_recorder_started_by_hand_is_reused_and_never_stopped(bus: Bus) -> None:
