@@ -791,6 +791,7 @@ def test_a_running_agents_restore_bundle_never_changes_under_it(tmp_path: Path) 
     finally:
         if proc.poll() is None:
             proc.kill()
+            run_cli("stop", "--log-dir", str(log_dir))  # the recorder it started
     assert proc.returncode == 42, err
     env = json.loads(report.read_text())["env"]
     mine = Path(env["PERSIST_RESTORE_DIR"])
