@@ -144,7 +144,7 @@ def test_restore_full_and_doctor_name_the_uncovered_segments_of_a_changed_journa
     assert "integrity   ok" not in out and "digest matches" not in out
     assert "its digest does not cover seg-000001.jsonl to seg-" in out
     assert "damaged in range" in err
-    manifest = orjson.loads(next(layout.restore.glob("*today-old/manifest.json")).read_bytes())
+    manifest = orjson.loads(next(layout.restore.glob("*today-old.full/manifest.json")).read_bytes())
     assert manifest["integrity"]["verified"] is False
     code, out, _ = run(capsys, "doctor", "--log-dir", log)
     assert code == 9
@@ -165,5 +165,5 @@ def test_a_partial_restore_names_the_earlier_segments_its_checkpoint_does_not_co
     assert "digest matches for 1 segment re-hashed" in out
     assert "earlier segments not covered by its digest" in out
     assert "before the range, not covered by the checkpoint's digest: unverified" in out
-    manifest = orjson.loads(next(layout.restore.glob("*today-old/manifest.json")).read_bytes())
+    manifest = orjson.loads(next(layout.restore.glob("*today-old.last-2/manifest.json")).read_bytes())
     assert manifest["history"]["not_covered"][0] == "seg-000001.jsonl"
