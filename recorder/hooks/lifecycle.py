@@ -907,6 +907,14 @@ def _leave(
         owner = recorder_owner(layout)
         if owner is None or live_agents(layout):
             return
+        from recorder.launch.peers import hosted_broker_users
+        from recorder.store.status import assess
+
+        # other folders' recorders follow the broker it hosts: stopping it would end their
+        # recording without a word (before 2026-12-07 it was stopped all the same); the
+        # last agent a launcher runs out of theirs stops it (`PersistenceLauncher`)
+        if hosted_broker_users(assess(layout).status, int(owner["recorder_pid"])):
+            return
         from recorder.daemon.control import stop_recorder
 
         notes: list[str] = []

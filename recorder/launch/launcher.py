@@ -56,7 +56,7 @@ from recorder.daemon.options import EmbeddedMode, RecorderOptions
 from recorder.daemon.spawn import Spawned, SpawnError, spawn_recorder
 from recorder.errors import LaunchError
 from recorder.launch.menu import Menu, PickerFailed, is_interactive, run_menu
-from recorder.launch.peers import Peer, listener, recorder_folder, subscribers
+from recorder.launch.peers import hosted_broker_users, listener, recorder_folder
 from recorder.launch.registry import (
     LockBusy,
     forget_owner,
@@ -745,7 +745,7 @@ class PersistenceLauncher:
             names = ", ".join(str(a.get("agent") or a.get("pid")) for a in others[:5])
             return ExitResult(False, f"still connected: {names}", cp_id)
         status = assess(self.layout).status
-        users = self._broker_users(owner, status)
+        users = hosted_broker_users(status, int(owner["recorder_pid"]))
         if users:  # before 2026-12-07 stopped all the same: their recording ended with it
             assert status is not None
             names = ", ".join(str(peer) for peer in users[:3])
@@ -765,14 +765,6 @@ class PersistenceLauncher:
             return ExitResult(True, f"last agent out: recorder stopped{host}", cp_id)
         return ExitResult(False, "the recorder did not stop in time", cp_id)
 
-    def _broker_users(self, owner: dict[str, Any], status: StatusSnapshot | None) -> list[Peer]:
-        """Who else is subscribed at the broker the recorder `owner` names hosts (other
-        folders' recorders following it): stopping the recorder would end their
-        recording without a word. [] when it hosts none."""
-        if status is None or not status.embedded_broker or status.pid != owner["recorder_pid"]:
-            return []
-        return subscribers(status.broker, int(owner["recorder_pid"]))
-
     def _stop_host(self, status: StatusSnapshot | None) -> str:
         """After stopping our recorder, which followed a broker another folder's recorder
         hosts: stop that one too if it was left running for its followers (started by a
@@ -790,7 +782,7 @@ class PersistenceLauncher:
                 owner = recorder_owner(layout)
                 if owner is None or owner["recorder_pid"] != host_pid or live_agents(layout):
                     return ""
-                if self._broker_users(owner, assess(layout).status):
+                if hosted_broker_users(assess(layout).status, int(owner["recorder_pid"])):
                     return ""
                 if not stop_recorder(
                     layout,

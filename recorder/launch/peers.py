@@ -15,8 +15,11 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from recorder.store.status import StatusSnapshot
 
 
 @dataclass(frozen=True)
@@ -114,3 +117,12 @@ def listener(endpoint: str | None) -> int | None:
             if conn.status == psutil.CONN_LISTEN and conn.pid and local and local[1] == port:
                 return conn.pid
     return None
+
+
+def hosted_broker_users(status: StatusSnapshot | None, recorder_pid: int) -> list[Peer]:
+    """Who else is subscribed at the broker the recorder `recorder_pid` hosts (other
+    folders' recorders following it, say): stopping that recorder would end their
+    recording without a word. [] when it hosts none, or `status` is another's."""
+    if status is None or not status.embedded_broker or status.pid != recorder_pid:
+        return []
+    return subscribers(status.broker, recorder_pid)

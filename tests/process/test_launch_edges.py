@@ -183,3 +183,39 @@ def test_a_recorder_hosting_the_broker_another_folder_follows_outlives_its_last_
     )
     assert not assess(Layout(a_dir)).running and not assess(Layout(b_dir)).running
     assert recorder_owner(Layout(a_dir)) is None
+
+
+def test_a_session_end_leaves_running_a_recorder_hosting_the_broker_another_folder_follows(
+    tmp_path: Path,
+) -> None:
+    """The same through the agents' hooks: a Claude session's SessionStart hook started
+    folder a's recorder, which hosts the embedded broker; folder b's recorder follows it.
+    Before 2026-12-07 that session's SessionEnd, the last agent out of a, stopped a's
+    recorder and the broker with it, and b recorded nothing more."""
+    from recorder.hooks.samples import ClaudeSession
+    from recorder.launch.launcher import PersistenceLauncher
+    from recorder.launch.registry import recorder_owner
+    from tests.process.test_hooks_flow import append, run_hook
+    from tests.support import healthy, wait_for
+
+    eps = endpoints()
+    ends = (eps["publish_endpoint"], eps["broker"])
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))
+    append(Path(c.transcript), c.user("hello"))
+    start = run_hook(a_dir, "claude", c.payload("SessionStart"), endpoints=ends)
+    assert start.returncode == 0, start.stderr
+    assert read_status(a_dir).get("embedded_broker"), read_status(a_dir)
+    b = PersistenceLauncher(b_dir, embedded="auto", interactive=False, stderr=io.StringIO(), **eps)
+    b.on_agent_connected("B")
+    try:
+        wait_for(lambda: read_status(b_dir).get("connection") == "connected", what="b follows a")
+        end = run_hook(a_dir, "claude", c.payload("SessionEnd", reason="exit"), endpoints=ends)
+        assert end.returncode == 0, end.stderr
+        # (the hook waits for a stop it asks for: had it asked, a would be stopped now)
+        assert healthy(a_dir) and recorder_owner(Layout(a_dir)) is not None
+        assert healthy(b_dir)
+    finally:
+        out = b.on_agent_exit()  # the last agent on that bus: stops both
+    assert out.stopped, out
+    wait_for(lambda: not assess(Layout(a_dir)).running, what="a's recorder stopped by b's exit")

@@ -165,5 +165,7 @@ def test_a_partial_restore_names_the_earlier_segments_its_checkpoint_does_not_co
     assert "digest matches for 1 segment re-hashed" in out
     assert "earlier segments not covered by its digest" in out
     assert "before the range, not covered by the checkpoint's digest: unverified" in out
-    manifest = orjson.loads(next(layout.restore.glob("*today-old.last-2/manifest.json")).read_bytes())
+    manifest = orjson.loads(
+        next(layout.restore.glob("*today-old.last-2/manifest.json")).read_bytes()
+    )
     assert manifest["history"]["not_covered"][0] == "seg-000001.jsonl"
