@@ -915,6 +915,10 @@ def _leave(
         # last agent a launcher runs out of theirs stops it (`PersistenceLauncher`)
         if hosted_broker_users(assess(layout).status, int(owner["recorder_pid"])):
             return
+        from recorder.launch.launcher import unit_recording
+
+        if unit_recording(layout) is not None:  # the folder is to be recorded all the time
+            return
         from recorder.daemon.control import stop_recorder
 
         notes: list[str] = []

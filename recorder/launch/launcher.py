@@ -68,6 +68,7 @@ from recorder.launch.registry import (
 )
 from recorder.launch.selection import LaunchChoice, NoTtyPolicy, Selection
 from recorder.store.layout import Layout, default_log_dir
+from recorder.store.shell import shell_quote
 from recorder.store.status import (
     DEGRADED,
     HEALTHY,
@@ -250,13 +251,29 @@ class ExitResult:
     # the launch lock was held all the wait: unregistered, nothing stopped (`reason`)
     lock_busy: bool = False
     # the last agent out, but its recorder hosts the broker other folders' recorders
-    # follow: left running for them (`reason` names them)
+    # follow, or a systemd unit is installed for the folder (whose own recorder cannot
+    # start while this one runs): left running (`reason` says for whom)
     shared: bool = False
 
     @property
     def worth_saying(self) -> bool:
         """Whether `persist launch` prints `reason` at exit."""
         return self.stopped or self.lost or self.lock_busy or self.shared
+
+
+def unit_recording(layout: Layout) -> Path | None:
+    """The systemd user unit installed for this folder (`persist service install`), if
+    any: the folder is meant to be recorded all the time, so the last agent out leaves
+    the recorder running rather than the folder unrecorded."""
+    from recorder.daemon import systemd
+
+    unit = systemd.unit_dir() / systemd.UNIT_NAME
+    folder = systemd.unit_log_dir(unit)
+    try:
+        same = folder is not None and folder.resolve() == layout.root.resolve()
+    except OSError:
+        return None
+    return unit if same else None
 
 
 class PersistenceLauncher:
@@ -755,6 +772,17 @@ class PersistenceLauncher:
                 f"last agent out, but the recorder hosts the broker at {status.broker} that "
                 f"{names}{more} still follow{'s' if len(users) == 1 else ''}: left running "
                 "(the last agent out of there stops it)",
+                cp_id,
+                shared=True,
+            )
+        unit = unit_recording(self.layout)
+        if unit is not None:  # before 2026-12-07 stopped: the folder then went unrecorded
+            root = shell_quote(str(self.layout.root))
+            return ExitResult(
+                False,
+                f"last agent out, but the systemd unit {unit.name} records {self.layout.root}"
+                f": the recorder is left running (`persist stop --log-dir {root} && "
+                f"systemctl --user start {unit.name}` hands the folder to the unit)",
                 cp_id,
                 shared=True,
             )

@@ -219,3 +219,46 @@ def test_a_session_end_leaves_running_a_recorder_hosting_the_broker_another_fold
         out = b.on_agent_exit()  # the last agent on that bus: stops both
     assert out.stopped, out
     wait_for(lambda: not assess(Layout(a_dir)).running, what="a's recorder stopped by b's exit")
+
+
+def test_the_last_agent_out_leaves_running_the_recorder_of_a_folder_a_systemd_unit_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unit installed for the folder (`persist service install`) cannot start its own
+    recorder while the launcher's runs; before 2026-12-07 the last agent out stopped the
+    launcher's all the same, and the folder the user meant to record all the time was
+    not recorded. Now it is left running, one line saying how to hand it to the unit;
+    a session's SessionEnd hook leaves it running too."""
+    from recorder.hooks.samples import ClaudeSession
+    from recorder.launch.launcher import PersistenceLauncher
+    from tests.process.test_hooks_flow import append, run_hook
+    from tests.support import healthy
+
+    config = tmp_path / "config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    eps = endpoints()
+    log_dir = tmp_path / "logs"
+    unit = run_cli("service", "install", "--print-only", "--log-dir", str(log_dir))
+    assert unit.returncode == 0, unit.stderr
+    a = PersistenceLauncher(
+        log_dir, embedded="auto", interactive=False, stderr=io.StringIO(), **eps
+    )
+    a.on_agent_connected("A")
+    assert a.started_recorder
+    out = a.on_agent_exit()
+    assert not out.stopped and out.worth_saying, out
+    assert out.reason.startswith(
+        f"last agent out, but the systemd unit agent-persist-recorder.service records {log_dir}"
+    ), out.reason
+    assert f"persist stop --log-dir {log_dir} && systemctl --user start" in out.reason
+    assert healthy(log_dir)
+
+    c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))  # a session through hooks
+    append(Path(c.transcript), c.user("hello"))
+    ends = (eps["publish_endpoint"], eps["broker"])
+    for event in ("SessionStart", "SessionEnd"):
+        done = run_hook(log_dir, "claude", c.payload(event), endpoints=ends)
+        assert done.returncode == 0, done.stderr
+    assert healthy(log_dir)
+    stop = run_cli("stop", "--log-dir", str(log_dir))
+    assert stop.returncode == 0, stop.stderr
