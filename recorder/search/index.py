@@ -16,9 +16,10 @@ finds it missing, from another journal, or damaged). What it holds:
 - `segments`: how far each segment is indexed, with a fingerprint (size, mtime,
   inode, SHA-1 of its first and last indexed 4 KiB) so a rewritten, replaced or
   truncated segment, or another folder's journal, is noticed;
-- `meta`: the schema version and tokenizer, checked on every open; `terms_docs` (the
-  docs the `terms` snapshot counted: ids up to it) and `terms_version` (one more each
-  time it changes, for readers that keep a copy);
+- `meta`: the schema version and tokenizer, checked on every open; `last_id` (the
+  highest document id ever given out: ids are never given twice, `next_id`);
+  `terms_docs` (the docs the `terms` snapshot counted: ids up to it) and
+  `terms_version` (one more each time it changes, for readers that keep a copy);
 - `shards`: the full-text tables a parallel rebuild wrote in files of their own
   (`search/shard-*.sqlite3`, one per worker process, never written again), each with
   the offset between its rowids and `docs.id`. They are attached to every connection
@@ -64,7 +65,10 @@ from recorder.store.layout import Layout
 #     named by their count, as lists name them, and not indexed)
 # 12: a refused record's topic cut at 256 bytes inside a secret: its end counted as one
 #     (`cut-secret`) and its topic redacted (`journal_document`); it was kept as stored
-SCHEMA_VERSION = 12
+# 13: `meta.last_id`, so that no document id is given out twice (`next_id`): ids
+#     started again after the highest left, and words a prune left in `fts` matched
+#     whichever later message took their old id (rebuilt once: such words may be there)
+SCHEMA_VERSION = 13
 TOKENIZER = "unicode61 remove_diacritics 2"
 PROGRESS_STEPS = (
     100_000  # SQLite VM steps between cancellation checks (a few ms; each takes the GIL)
@@ -86,6 +90,12 @@ ELSEWHERE_SQL = (
 )
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 10_000  # how long a connection waits for another's lock before "locked"
+# The highest document id given out so far, rows dropped since (pruned segments) or
+# not: `meta.last_id`, and the ids of `docs` (a shard's scratch file has no `last_id`).
+_LAST_ID = (
+    "max(coalesce((SELECT max(id) FROM docs), 0), "
+    "coalesce((SELECT value FROM meta WHERE key = 'last_id'), 0))"
+)
 
 _DOC_COLUMNS = (
     ("id", "INTEGER"),
@@ -354,6 +364,7 @@ def _create_schema(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
     db.execute("INSERT INTO meta VALUES ('tokenizer', ?)", (TOKENIZER,))
     db.execute("INSERT INTO meta VALUES ('terms_docs', 0)")
+    db.execute("INSERT INTO meta VALUES ('last_id', 0)")
     # Pending terms flushed every 16 MiB instead of 1 MiB: 2-3x faster bulk
     # indexing with a large vocabulary (fewer, larger b-tree segments to merge).
     db.execute("INSERT INTO fts (fts, rank) VALUES ('hashsize', ?)", (HASH_BYTES,))
@@ -719,15 +730,15 @@ class SearchIndex:
                 if n and (low, high) != (1, n):
                     raise IndexDamaged(f"shard {name}: its rows are not numbered 1 to {n}")
                 with self.transaction() as tx:
-                    first = int(
-                        tx.execute("SELECT coalesce(max(id), 0) + 1 FROM docs").fetchone()[0]
-                    )
+                    first = next_id(tx)
                     tx.execute(
                         f"INSERT INTO docs SELECT id + {first - 1}, {columns} "
                         "FROM build.docs ORDER BY id"
                     )
                     tx.execute("INSERT OR REPLACE INTO segments SELECT * FROM build.segments")
                     tx.execute("INSERT INTO shards VALUES (?, ?, ?)", (name, first, n))
+                    if n:
+                        gave_out(tx, first + n - 1)
                 rows = db.execute("SELECT * FROM build.segments ORDER BY number").fetchall()
             finally:
                 db.execute("DETACH DATABASE build")
@@ -759,10 +770,7 @@ class SearchIndex:
                     "ON CONFLICT (term) DO UPDATE SET docs = docs + excluded.docs"
                 )
                 db.execute(f"DROP TABLE {vocab}")
-            db.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('terms_docs', "
-                "(SELECT coalesce(max(id), 0) FROM docs))"
-            )
+            db.execute(f"INSERT OR REPLACE INTO meta VALUES ('terms_docs', {_LAST_ID})")
             db.execute(_NEXT_TERMS_VERSION)  # `terms_docs` alone may stay the same
 
     def checkpoint(self) -> None:
@@ -801,7 +809,7 @@ class SearchIndex:
     def doc_count(self) -> int:
         """The ids given out so far, at once (BM25's corpus size): rows of pruned
         segments, dropped since, still count. `indexed_rows` counts what is there."""
-        return int(self.query("SELECT coalesce(max(id), 0) FROM docs")[0][0])
+        return int(self.query(f"SELECT {_LAST_ID}")[0][0])
 
     def indexed_rows(self) -> int:
         """Documents in the index now (a count: tens of ms at a million)."""
@@ -843,7 +851,7 @@ def insert_rows(
 ) -> int:
     """Append `rows` to the `docs` and `texts` to the `fts` the connection sees (an
     index, or a shard being built); returns the first new id."""
-    first = int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM docs").fetchone()[0])
+    first = next_id(db)
     db.executemany(
         "INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         ((k, *row) for k, row in enumerate(rows, first)),
@@ -851,7 +859,23 @@ def insert_rows(
     db.executemany(
         "INSERT INTO fts (rowid, body) VALUES (?, ?)", zip(count(first), map(fts_text, texts))
     )
+    if rows:
+        gave_out(db, first + len(rows) - 1)
     return first
+
+
+def next_id(db: sqlite3.Connection) -> int:
+    """The id the next document takes: one after every id given out before, though
+    their rows were dropped since (a pruned segment's, every row of the index even).
+    Words an id's row left in a full-text table (a shard, a pruned file that no longer
+    read back) then never match a later document. Before 2026-12-07 ids started again
+    after the highest id left, and such words matched whichever message took it."""
+    return int(db.execute(f"SELECT {_LAST_ID} + 1").fetchone()[0])
+
+
+def gave_out(db: sqlite3.Connection, last: int) -> None:
+    """Note `last` as the highest id given out (`next_id`), in the caller's transaction."""
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('last_id', ?)", (last,))
 
 
 def delete_texts(db: sqlite3.Connection, docs: Iterable[tuple[int, str]]) -> None:

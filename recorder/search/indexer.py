@@ -618,11 +618,14 @@ class Indexer:
         index, instead of the whole index being rebuilt for a segment that is gone.
 
         Their words leave the full-text table and the typo suggestions' `terms` too
-        (`forget_terms`) when the pruned file is still in the trash and reads back to
-        exactly the rows indexed (same offsets and seqs: then its texts are the ones
-        indexed) and they are in the index's own `fts`;
-        otherwise only `docs` rows go, and the words left behind match nothing (every
-        search joins `docs`) until a rebuild. Returns how many rows left their words."""
+        (`forget_terms`) for each row the pruned file, still in the trash, reads back to
+        (a record at the same offset with the same seq: its text is the one indexed)
+        and that is in the index's own `fts`: the rows indexed, however much of the file
+        that was (the indexer behind a burst indexed only its start; before 2026-12-07
+        the words of such a segment all stayed). Of any other row only the `docs` row
+        goes: its words stay until a rebuild and match nothing, since every search joins
+        `docs` and no id is given out twice (`index.next_id`). Returns how many rows
+        left their words."""
         notes = pruned_by_number(self.layout)
         # Words in a shard stay there (shards are never written again): like the words
         # of a pruned file no longer in the trash, they match no `docs` row.
@@ -642,19 +645,16 @@ class Indexer:
                     (number, SOURCE_BUS),
                 ).fetchall()
                 texts = self._texts_of(trashed, number, docs)
-                if texts is not None:
-                    own = [
-                        (doc[0], text)
-                        for doc, text in zip(docs, texts, strict=True)
-                        if not any(a <= doc[0] < b for a, b in sharded)
-                    ]
-                    delete_texts(db, own)
-                    # and out of the typo suggestions' words, in the same transaction
-                    # (before 2026-12-07 `terms` kept them until 2 % more records came)
-                    forget_terms(db, [text for doc, text in own if doc <= counted])
-                    left += len(docs) - len(own)
-                else:
-                    left += len(docs)
+                own = [
+                    (doc, text)
+                    for doc, text in texts.items()
+                    if not any(a <= doc < b for a, b in sharded)
+                ]
+                delete_texts(db, own)
+                # and out of the typo suggestions' words, in the same transaction
+                # (before 2026-12-07 `terms` kept them until 2 % more records came)
+                forget_terms(db, [text for doc, text in own if doc <= counted])
+                left += len(docs) - len(own)
                 db.execute(
                     "DELETE FROM docs WHERE segment = ? AND source = ?", (number, SOURCE_BUS)
                 )
@@ -695,18 +695,19 @@ class Indexer:
             lock.release()
         return None
 
-    def _texts_of(self, path: Path, number: int, docs: list[Any]) -> list[str] | None:
-        """The indexed texts of `docs` (id, offset, seq), recomputed from the segment
-        file at `path`, or None if it is gone or does not read back to the same rows."""
+    def _texts_of(self, path: Path, number: int, docs: list[Any]) -> dict[int, str]:
+        """The indexed texts of those of `docs` (id, offset, seq) the segment file at
+        `path` still holds (a record at the same offset with the same seq), by id,
+        recomputed from it; the file may hold more records than were indexed. None of
+        them if it is gone or unreadable."""
         try:
             with open_segment(path) as seg:  # plain or compressed
                 body = seg.read_strict(0, seg.size)
         except (OSError, ValueError):
-            return None
+            return {}
         rows, texts = journal_rows(body, number, 0)
-        if [(r[1], r[3]) for r in rows] != [(d[1], d[2]) for d in docs]:
-            return None
-        return texts
+        found = {(row[1], row[3]): text for row, text in zip(rows, texts, strict=True)}
+        return {doc[0]: found[doc[1], doc[2]] for doc in docs if (doc[1], doc[2]) in found}
 
     def _stale(self, states: dict[int, SegmentState]) -> str | None:
         moved: list[SegmentState] = []  # the same bytes in a new file (compressed since)

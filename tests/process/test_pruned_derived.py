@@ -280,3 +280,81 @@ def test_words_in_a_shard_of_the_index_are_named_with_the_rebuild_that_drops_the
     assert persist("reindex", "--log-dir", log).returncode == 0
     words = indexed_words(layout)
     assert tag(0) not in words and tag(70) not in words and tag(99) in words
+
+
+def lagging_journal(root: Path) -> Layout:
+    """A journal whose index fell behind, as the recorder's indexer does in a burst: the
+    first 3 messages of segment 1 (one holding `zanzibarquux`) indexed, then 30 more
+    from that day and 40 from 9 days later (`lorem ipsum` each) written and not indexed.
+    Segment 1 is then older than 5 days, and it is all the index holds."""
+    start = time.time() - 10 * DAY
+    clock = DemoClock(start)
+    w = DemoWriter.open(root, segment_bytes=2000, clock=clock)
+    for i in range(3):
+        w.message(start + i, "planner", f"message {i} zanzibarquux" if i == 1 else f"message {i}")
+    w.journal.flush()
+    indexer = Indexer(root, Roots(None, None, None))
+    indexer.catch_up()
+    indexer.close()
+    for i in range(3, 33):
+        w.message(start + i, "coder", f"message {i} hello")
+    later = start + 9 * DAY
+    for i in range(33, 73):
+        clock.now = later + i
+        w.message(later + i, "coder", f"message {i} lorem ipsum")
+    w.close()
+    layout = Layout(root)
+    with sqlite3.connect(f"file:{layout.search_index}?mode=ro", uri=True) as db:
+        indexed = db.execute("SELECT count(*), min(segment), max(segment) FROM docs").fetchone()
+    assert indexed[0] < 10 and indexed[1:] == (1, 1), indexed  # the journal's first record too
+    assert len(list_segments(layout)) >= 4
+    return layout
+
+
+def test_a_trash_empty_takes_out_the_words_of_a_segment_indexed_only_in_part(
+    tmp_path: Path,
+) -> None:
+    """The index was behind when retention pruned a segment (the normal case after a
+    burst): the words of the rows it did index leave it with them. Before 2026-12-07
+    they stayed (only a segment whose every record was indexed read back "as indexed"),
+    and once the ids were given out again a search found a deleted message's word on an
+    unrelated later message."""
+    layout = lagging_journal(tmp_path / "logs")
+    log = str(layout.root)
+    assert persist("prune", "--older-than", "5d", "--log-dir", log).returncode == 0
+    assert not (layout.segments / "seg-000001.jsonl").exists()
+    done = persist("trash", "empty", "--older-than", "0", "--log-dir", log)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "zanzibarquux" not in indexed_words_like(layout, "zanzibar*")
+    done = persist("search", "zanzibarquux", "--log-dir", log)
+    assert done.stdout == "" and "exact match" not in done.stderr, done.stdout + done.stderr
+    done = persist("search", "zanzibarquix", "--fuzzy", "--log-dir", log)
+    assert "zanzibarquux" not in done.stdout + done.stderr, done.stdout
+
+
+def test_words_left_behind_never_attach_to_a_later_message(tmp_path: Path) -> None:
+    """Words the index could not take out (the pruned file was gone from the trash
+    before any catch-up read it) stay in its full-text table, and a search never finds
+    them on a message indexed later: a document's id is never given out twice, even
+    once every row was dropped. Before 2026-12-07 ids started again after the highest
+    left, and such a word matched whichever new message took its old id."""
+    layout = lagging_journal(tmp_path / "logs")
+    log = str(layout.root)
+    assert persist("prune", "--older-than", "5d", "--log-dir", log).returncode == 0
+    for path in layout.trash.glob("*/segments/*"):
+        path.unlink()  # nothing left to read its words back from
+    done = persist("search", "lorem", "--log-dir", log)  # drops the rows, indexes the rest
+    assert done.returncode == 0 and "lorem" in done.stdout, done.stderr
+    assert "zanzibarquux" in indexed_words_like(layout, "zanzibar*")  # left behind
+    done = persist("search", "zanzibarquux", "--log-dir", log)
+    assert done.stdout == "" and "exact match" not in done.stderr, done.stdout + done.stderr
+
+
+def indexed_words_like(layout: Layout, pattern: str) -> set[str]:
+    """The words of the index's own full-text table that match the GLOB `pattern`."""
+    db = sqlite3.connect(f"file:{layout.search_index}?mode=ro", uri=True)
+    try:
+        db.execute("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, fts, row)")
+        return {r[0] for r in db.execute("SELECT term FROM v WHERE term GLOB ?", (pattern,))}
+    finally:
+        db.close()

@@ -105,7 +105,7 @@ PINNED = [
     line({"v": 1, "seq": 4, "ts": 4.0, "kind": "event", "detail": "started", "meta": META}),
     b"\xff\xfe not json at all\n",
 ]
-DERIVED = (12, "ffa61afd26373d64f269afb6ffd73a5107956cb1fd4d2b7897dcb8eeb75ebbfe")
+DERIVED = (13, "ffa61afd26373d64f269afb6ffd73a5107956cb1fd4d2b7897dcb8eeb75ebbfe")
 
 
 def test_a_change_to_what_is_indexed_comes_with_a_new_schema() -> None:
