@@ -25,6 +25,7 @@ keeps it from running any hook of ours whatever the user's files say, and a mana
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -40,7 +41,8 @@ from typing import Any
 from recorder.errors import BadOption, PersistError
 from recorder.hooks.agents import EVENTS, Agent, Role, timeout_value
 from recorder.hooks.claude_policy import ClaudeOff, Policy
-from recorder.store.fsutil import make_private_dirs
+from recorder.hooks.failures import fallback_file
+from recorder.store.fsutil import make_private_dirs, open_private
 from recorder.store.jsontext import utf8_problem
 from recorder.store.shell import shell_quote
 
@@ -458,37 +460,69 @@ def _replace(path: Path, content: bytes, mode: int, times: tuple[int, int] | Non
         raise
 
 
+LOCKS = "hooks-locks"  # in our state folder: one lock file per settings file
+
+
+def lock_file(path: Path) -> Path:
+    """The file our runs that change the settings file `path` lock (`_one_at_a_time`):
+    in our own state folder, `$XDG_STATE_HOME/agent-persist/hooks-locks/` (beside
+    `failures.fallback_file`), named by a hash of the file's real path, so it is there
+    whatever exists yet of the file's folder, and nothing is added to that folder."""
+    digest = hashlib.sha256(os.fsencode(os.path.realpath(path))).hexdigest()[:32]
+    return fallback_file().parent / LOCKS / f"{digest}.lock"
+
+
+def _lock(fd: int, on_wait: Callable[[str], None] | None, what: Path) -> None:
+    """An flock on `fd`, waited for (`on_wait` told first); none where there are no locks."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if on_wait is not None:
+            on_wait(f"waiting for another `persist hooks` run that changes {what}")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        pass  # no locks there: as before
+
+
 @contextmanager
 def _one_at_a_time(path: Path, on_wait: Callable[[str], None] | None) -> Iterator[None]:
     """Our installs and uninstalls of one settings file run one at a time: each holds
-    an flock on the folder that holds the file (the link's target's, for a symlinked
-    one) from its read to its replace. Two at once (both agents into one `--settings`
-    file) each read the file, and the second replace dropped the first one's entries
-    while both said "added" (before 2026-12-07). The folder is locked, not a lock file:
-    nothing is added to the agent's folder. A folder we cannot open (no read right) or
-    lock (a file system without locks) is written as before, unlocked. A folder not
-    there yet is not made before the read (a refused install makes none): the nearest
-    one above it is locked."""
-    folder = Path(os.path.realpath(path)).parent
-    while not folder.is_dir() and folder != folder.parent:
-        folder = folder.parent  # a folder the write makes: the one it is made in, locked
+    an flock on the file's own lock file in our state folder (`lock_file`: the link's
+    target's, for a symlinked one) from its read to its replace. Two at once (both
+    agents into one `--settings` file) each read the file, and the second replace
+    dropped the first one's entries while both said "added" (before 2026-12-07).
+
+    Each also holds an flock on the folder that holds the file (the nearest one above
+    it that is there, for a folder the write makes), as runs before 2026-12-07 did
+    alone: it keeps them in turn with ours, and ours in turn when the lock file cannot
+    be made (no state folder) or our state folders differ (another HOME). That alone
+    was not enough: a run that made the folder let the next run lock the new folder,
+    which no one held, while it still wrote (both said "added", one agent's entries
+    were lost). A folder or lock file we cannot open (no read right) or lock (a file
+    system without locks) is passed over; with neither the file is written unlocked."""
+    fds: list[int] = []
     try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        yield  # the write names what is wrong, if anything is
-        return
-    try:
+        lock = lock_file(path)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if on_wait is not None:
-                on_wait(f"waiting for another `persist hooks` run that changes {folder}")
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            make_private_dirs(lock.parent)
+            fds.append(open_private(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW))
         except OSError:
-            pass  # no locks there: as before
+            pass  # the folder's lock alone, as before
+        else:
+            _lock(fds[-1], on_wait, path)
+        folder = Path(os.path.realpath(path)).parent
+        while not folder.is_dir() and folder != folder.parent:
+            folder = folder.parent  # a folder the write makes: the one it is made in, locked
+        try:
+            fds.append(os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+        except OSError:
+            pass  # the write names what is wrong, if anything is
+        else:
+            _lock(fds[-1], on_wait, folder)
         yield
     finally:
-        os.close(fd)  # the lock goes with it
+        for fd in reversed(fds):
+            os.close(fd)  # the locks go with them
 
 
 def install(

@@ -597,22 +597,47 @@ def _waiting_on(folder: Path) -> int:
     return sum(1 for line in lines if "->" in line and f" {inode} " in line)
 
 
-def test_two_installs_at_once_into_one_file_keep_both_agents_entries(tmp_path: Path) -> None:
+def _hooks_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("CLAUDE_CONFIG_DIR", "GEMINI_CLI_HOME")}
+    env["HOME"] = str(tmp_path / "home")
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    return env
+
+
+def _held_lock(path: Path) -> int:
+    """An flock held on the file our `persist hooks` runs lock for the settings file
+    `path` (with $XDG_STATE_HOME as `_hooks_env` sets it); close it to let go."""
+    import fcntl
+
+    from recorder.hooks.settings import lock_file
+    from recorder.store.fsutil import make_private_dirs
+
+    lock = lock_file(path)
+    make_private_dirs(lock.parent)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def test_two_installs_at_once_into_one_file_keep_both_agents_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`hooks install claude` and `hooks install gemini` at once on one settings file
     (both agents in one `--settings` file): each read the file, and the second replace
     dropped the first one's entries, while both said "added". Now each holds an flock on
-    the file's folder from its read to its replace: held here, both wait (and say so),
-    nothing is written; let go, both agents' entries are there. An uninstall waits too."""
-    import fcntl
-
+    the file's lock file in our state folder from its read to its replace: held here,
+    both wait (and say so), nothing is written; let go, both agents' entries are there.
+    An uninstall waits too. Nothing is added to the agent's folder."""
+    from recorder.hooks.settings import lock_file
     from tests.support import wait_for
 
-    home, folder, logs = tmp_path / "home", tmp_path / "agents", tmp_path / "logs"
+    folder, logs = tmp_path / "agents", tmp_path / "logs"
     settings = write(folder / "settings.json", '{"model": "opus"}\n')
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    env = {k: v for k, v in os.environ.items() if k not in ("CLAUDE_CONFIG_DIR", "GEMINI_CLI_HOME")}
-    env["HOME"] = str(home)
+    env = _hooks_env(tmp_path)
+    monkeypatch.setenv("XDG_STATE_HOME", env["XDG_STATE_HOME"])
+    lock = lock_file(settings)
+    assert lock.parent == tmp_path / "state" / "agent-persist" / "hooks-locks"
+    fd = _held_lock(settings)
     where = ("--settings", str(settings), "--log-dir", str(logs))
     installs = [
         subprocess.Popen(
@@ -626,7 +651,7 @@ def test_two_installs_at_once_into_one_file_keep_both_agents_entries(tmp_path: P
         for agent in ("claude", "gemini")
     ]
     try:
-        wait_for(lambda: _waiting_on(folder) == 2, 30, "both installs waiting for the lock")
+        wait_for(lambda: _waiting_on(lock) == 2, 30, "both installs waiting for the lock")
         assert settings.read_text() == '{"model": "opus"}\n'
     finally:
         os.close(fd)
@@ -634,11 +659,16 @@ def test_two_installs_at_once_into_one_file_keep_both_agents_entries(tmp_path: P
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         assert f"{agent}: {settings}: added SessionStart" in out
-        assert f"persist: waiting for another `persist hooks` run that changes {folder}" in err
+        assert f"persist: waiting for another `persist hooks` run that changes {settings}" in err
     data = json.loads(settings.read_text())
     text = json.dumps(data["hooks"]["SessionStart"])
     assert "--agent claude " in text and "--agent gemini " in text and data["model"] == "opus"
-    fcntl.flock(fd := os.open(folder, os.O_RDONLY | os.O_DIRECTORY), fcntl.LOCK_EX)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "settings.json",
+        "settings.json.persist-backup",
+    ]
+    assert oct(lock.stat().st_mode & 0o777) == "0o600"
+    fd = _held_lock(settings)
     try:
         uninstall = subprocess.Popen(
             [sys.executable, "-m", "recorder.cli", "hooks", "uninstall", "claude", *where[:2]],
@@ -648,7 +678,7 @@ def test_two_installs_at_once_into_one_file_keep_both_agents_entries(tmp_path: P
             stderr=subprocess.PIPE,
             text=True,
         )
-        wait_for(lambda: _waiting_on(folder) == 1, 30, "the uninstall waiting for the lock")
+        wait_for(lambda: _waiting_on(lock) == 1, 30, "the uninstall waiting for the lock")
         assert "--agent claude " in settings.read_text()
     finally:
         os.close(fd)
@@ -656,6 +686,49 @@ def test_two_installs_at_once_into_one_file_keep_both_agents_entries(tmp_path: P
     assert uninstall.returncode == 0 and "removed SessionStart" in out, err
     text = settings.read_text()
     assert "--agent claude " not in text and "--agent gemini " in text
+
+
+def test_an_install_waits_for_one_that_makes_the_settings_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs into a settings file whose folder is not there yet take turns too. The
+    first run here is this test, holding what a run holds (`_one_at_a_time`) while it
+    makes the folder and writes the file, as an install's write does; an install then
+    waits for it and keeps what it wrote. Before 2026-12-07 the first run locked the
+    folder above (the file's was not there) and the second the new folder, which no one
+    held: both wrote at once, both said "added", and one agent's entries were lost."""
+    from recorder.hooks.settings import _one_at_a_time
+    from tests.support import wait_for
+
+    settings, logs = tmp_path / "new" / "settings.json", tmp_path / "logs"
+    where = ("--settings", str(settings), "--log-dir", str(logs))
+    env = _hooks_env(tmp_path)
+    monkeypatch.setenv("XDG_STATE_HOME", env["XDG_STATE_HOME"])
+    err_file = tmp_path / "install.err"
+    with _one_at_a_time(settings, None):
+        settings.parent.mkdir(mode=0o700)  # what the first run's write makes...
+        with err_file.open("w") as err:
+            install = subprocess.Popen(
+                [sys.executable, "-m", "recorder.cli", "hooks", "install", "gemini", *where],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+        wait_for(
+            lambda: install.poll() is not None or "waiting for another" in err_file.read_text(),
+            30,
+            "the install waiting or done",
+        )
+        assert install.poll() is None, err_file.read_text()  # it waits
+        settings.write_text('{"model": "opus"}\n')  # ...and what it writes
+    out, _ = install.communicate(timeout=60)
+    said = err_file.read_text()
+    assert install.returncode == 0 and f"gemini: {settings}: added SessionStart" in out, said
+    assert f"persist: waiting for another `persist hooks` run that changes {settings}" in said
+    data = json.loads(settings.read_text())
+    assert data["model"] == "opus" and "--agent gemini " in json.dumps(data["hooks"])
 
 
 def test_uninstall_names_ended_sessions_it_leaves_unsent(bus: Bus, tmp_path: Path) -> None:
