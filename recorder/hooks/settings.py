@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recorder.errors import BadOption, PersistError
 from recorder.hooks.agents import EVENTS, Agent, Role, timeout_value
@@ -45,6 +45,9 @@ from recorder.hooks.failures import fallback_file
 from recorder.store.fsutil import make_private_dirs, open_private
 from recorder.store.jsontext import utf8_problem
 from recorder.store.shell import shell_quote
+
+if TYPE_CHECKING:
+    from recorder.sources.gemini_cleanup import GeminiSettings
 
 MARKER = "# agent-persist hook"
 ENABLED_NOTE = "(set hooksConfig.enabled)"
@@ -709,6 +712,49 @@ class GeminiOff:
     text: str
 
 
+# The variables that make Gemini CLI distrust every folder, whatever its rules say.
+_DISTRUST = (("GEMINI_RESTRICTED_MODE", "true"), ("GEMINI_CLI_TRUST_WORKSPACE", "false"))
+
+
+def _untrusted(settings: GeminiSettings, where: Path, why: str) -> str:
+    """The problem line of a folder Gemini CLI does not trust (`why`, from
+    `GeminiSettings.trust`), with what makes it trust it: the variable that overrides
+    every rule unset, the trust rules' file repaired, or a TRUST_FOLDER rule. Before
+    2026-12-07 it always named the rule, which cannot help in the first two cases."""
+    from recorder.sources.gemini_cleanup import NO_RULE, GeminiSettings
+
+    head = f"Gemini CLI started in {where} runs no hooks from its settings"
+    env = settings.env
+    set_ = [name for name, value in _DISTRUST if env.get(name) == value]
+    if set_:
+        names = " and ".join(f"${name}" for name in set_)
+        it = "them" if len(set_) > 1 else "it"
+        rest = {k: v for k, v in env.items() if k not in set_}
+        then, then_why = GeminiSettings.read(settings.root, rest).trust(str(where))
+        if then:
+            after = f"without {it} Gemini CLI trusts the folder and runs them"
+        elif then_why.startswith(NO_RULE):
+            after = (
+                f"without {it} Gemini CLI asks whether to trust the folder (a TRUST_FOLDER "
+                "rule in trustedFolders.json settles it)"
+            )
+        else:
+            after = f"without {it} the folder is still not trusted ({then_why})"
+        return (
+            f"{head}: it is not a trusted folder ({why}), whatever trustedFolders.json "
+            f"says; unset {names}: {after}"
+        )
+    if settings.trusted_folders_problem():
+        return (
+            f"{head}: Gemini CLI does not start at all while {why}; repair that file (JSON: "
+            "each folder TRUST_FOLDER, TRUST_PARENT or DO_NOT_TRUST) or remove it"
+        )
+    return (
+        f"{head}: it is not a trusted folder ({why}); once trusted (a TRUST_FOLDER rule "
+        "in trustedFolders.json) it runs them"
+    )
+
+
 def gemini_hooks_off(path: Path, project: Path | None = None) -> list[GeminiOff]:
     """Why Gemini CLI, started in `project` (default: here), runs not all of the hooks
     of ours in `path` ([] when it runs them), as Gemini CLI 0.61.0 reads its settings
@@ -743,15 +789,7 @@ def gemini_hooks_off(path: Path, project: Path | None = None) -> list[GeminiOff]
                 )
             )
         elif not trusted:
-            out.append(
-                GeminiOff(
-                    "trust",
-                    None,
-                    f"Gemini CLI started in {where} runs no hooks from its settings: it is "
-                    f"not a trusted folder ({why}); once trusted (a TRUST_FOLDER rule in "
-                    "trustedFolders.json) it runs them",
-                )
-            )
+            out.append(GeminiOff("trust", None, _untrusted(settings, where, why)))
         home = os.path.realpath(config_root(Agent.GEMINI).parent)
         workspace = trusted and os.path.realpath(where) != home  # home's is the user's
         layers = [f for f in files if f is not own or workspace]

@@ -403,6 +403,11 @@ class GeminiSettings:
                 )
         return verdict
 
+    def trusted_folders_problem(self) -> str:
+        """Why the trust rules' file cannot be read, once `trust` read it ("" if it can:
+        Gemini CLI does not start while it cannot)."""
+        return self._rules_problem
+
     def _rules(self) -> dict[str, Any]:
         if self._trusted is None:
             path = self.trusted_folders_path()

@@ -775,7 +775,10 @@ def test_gemini_hooks_in_a_folder_it_does_not_trust_are_a_problem(
     such a folder said "added", `hooks status` "installed (all events)", and the
     launcher counted on the start hook. Now: a warning at install, a problem line at
     status (exit 1), the start hook not counted; trusted (a rule in trustedFolders.json,
-    the longest one holding the folder wins, or $GEMINI_CLI_TRUST_WORKSPACE), all well."""
+    the longest one holding the folder wins, or $GEMINI_CLI_TRUST_WORKSPACE), all well.
+    The problem line names the fix that works: unset the variable that overrides every
+    rule, repair a trustedFolders.json Gemini CLI cannot read (before 2026-12-07 it
+    always named a TRUST_FOLDER rule, there already or of no use)."""
     from recorder.hooks.agents import Agent
     from recorder.hooks.settings import start_hook_for
 
@@ -813,8 +816,29 @@ def test_gemini_hooks_in_a_folder_it_does_not_trust_are_a_problem(
     write(rules, json.dumps({str(tmp_path / "work"): "TRUST_FOLDER"}))
     assert problems() == []
     assert start_hook_for(Agent.GEMINI, logs, project)
+    # a variable overrides every rule: the fix is to unset it (the rule is there already)
     [problem] = problems(("GEMINI_CLI_TRUST_WORKSPACE", "false"))
     assert "not a trusted folder ($GEMINI_CLI_TRUST_WORKSPACE is false)" in problem
+    assert problem.endswith(
+        "whatever trustedFolders.json says; unset $GEMINI_CLI_TRUST_WORKSPACE: without it "
+        "Gemini CLI trusts the folder and runs them"
+    ), problem
+    assert "TRUST_FOLDER rule" not in problem
+    [problem] = problems(
+        ("GEMINI_RESTRICTED_MODE", "true"), ("GEMINI_CLI_TRUST_WORKSPACE", "false")
+    )
+    assert problem.endswith(
+        "unset $GEMINI_RESTRICTED_MODE and $GEMINI_CLI_TRUST_WORKSPACE: without them Gemini "
+        "CLI trusts the folder and runs them"
+    ), problem
+    # a file Gemini CLI cannot read: it does not start at all; the fix is to repair it
+    rules.write_text("{")
+    [problem] = problems()
+    assert f"Gemini CLI does not start at all while {rules} cannot be read (not JSON" in problem
+    assert problem.endswith(
+        "repair that file (JSON: each folder TRUST_FOLDER, TRUST_PARENT "
+        "or DO_NOT_TRUST) or remove it"
+    ), problem
     rules.write_text(
         json.dumps({str(tmp_path / "work"): "TRUST_FOLDER", str(project): "DO_NOT_TRUST"})
     )
