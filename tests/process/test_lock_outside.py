@@ -84,8 +84,9 @@ def test_a_second_recorder_is_refused_after_the_lock_file_is_removed(
             timeout=10,
             what="the recorder to lock a new lock file",
         )
+        log = bus.log_dir / "recorder.log"  # (after an rm -rf, made again with that line)
         wait_for(
-            lambda: "recorder.lock was" in (bus.log_dir / "recorder.log").read_text(),
+            lambda: log.exists() and "recorder.lock was" in log.read_text(),
             what="the recorder to say so in a log file of the folder",
         )
         for i in range(10):
