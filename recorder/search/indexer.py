@@ -383,8 +383,9 @@ class Indexer:
         how long to wait for another writer (None: as long as it takes), after which
         nothing is done (`busy`). While another writer holds the lock, an index that
         already holds all of the journal (`_journal_level`: nothing new since, nothing
-        pruned) is used as it is, at once (`busy`, nothing `behind`); else `waiting()`
-        is called once, before the wait (to say so), and the wait is in `waited`.
+        pruned) and every agent session file as it is is used as it is, at once (`busy`,
+        nothing `behind`); else `waiting()` is called once, before the wait (to say so),
+        and the wait is in `waited`.
         """
         journal_level = self._level is not None and self._signature() == self._level
         sessions_level = self.sessions.level()
@@ -396,7 +397,9 @@ class Indexer:
         lock = IndexLock(self.layout)
         waited = 0.0
         if not lock.acquire(0.0):  # another writer: a `persist reindex`, an indexer child
-            if not rebuild and not pages and self._journal_level():
+            # (the agents' session files level too: a session changed since is read under
+            # the lock, so the search waits for it as before)
+            if not rebuild and not pages and sessions_level and self._journal_level():
                 return CatchUp(busy=True)  # nothing it could add that a search needs
             started = time.monotonic()
             if waiting is not None:

@@ -459,6 +459,59 @@ def test_stats_since_ends_now_and_names_the_messages_stamped_later(tmp_path: Pat
     assert ahead.returncode == 0 and ahead.stdout.startswith("5 messages, "), ahead.stdout
 
 
+def test_a_session_changed_since_the_index_is_waited_for_though_the_journal_is_level(
+    tmp_path: Path,
+) -> None:
+    """The index holds all of the journal, but an agent's session file gained lines
+    since: while another process holds the writers' lock, the search says it waits and
+    then reads the session (before this was fixed the same evening, it searched at once,
+    without a word, and found nothing of the new lines)."""
+    import fcntl
+    import threading
+
+    from recorder.hooks.samples import ClaudeSession
+    from tests.demo_journal import BASE_TS, DemoClock, DemoWriter
+    from tests.support import wait_for
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(BASE_TS))
+    w.message(BASE_TS, "bob", "a journal line about apples")
+    w.close()
+    projects = tmp_path / "claude" / "projects" / "-home-me-project"
+    projects.mkdir(parents=True)
+    c = ClaudeSession(session="11111111-2222-3333-4444-555555555555")
+    session = projects / f"{c.session}.jsonl"
+    session.write_bytes(b"".join(c.user("first words bananas") + c.assistant("ok")))
+    roots = ("--claude-root", str(tmp_path / "claude"), "--gemini-root", str(tmp_path / "no"))
+    roots += ("--codex-root", str(tmp_path / "no"), "--log-dir", str(root))
+    first = persist("search", "bananas", *roots)
+    assert first.returncode == 0 and "bananas" in first.stdout, first.stderr
+    with open(session, "ab") as out:
+        out.write(b"".join(c.user("later words cherries")))
+    lock = os.open(root / "search" / "index.lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held until this test lets go
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "recorder.cli", "search", "cherries", *roots],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        said: list[str] = []
+        reader = threading.Thread(target=lambda: said.extend(proc.stderr), daemon=True)
+        reader.start()
+        wait_for(lambda: said, timeout=30, what="a line while the lock is held")
+        assert "another process is updating the search index: waiting" in said[0], said
+        assert proc.poll() is None  # still waiting
+    finally:
+        os.close(lock)
+    assert proc.wait(60) == 0
+    reader.join(10)
+    out = proc.stdout.read() if proc.stdout else ""
+    assert "cherries" in out, (out, said)
+
+
 def test_a_search_says_at_once_that_it_waits_for_another_writer_and_not_when_level(
     tmp_path: Path,
 ) -> None:
