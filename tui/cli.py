@@ -37,6 +37,7 @@ from recorder.cli.common import (
     Parser,
     add_scope,
     file_in_the_way,
+    guard_closed_streams,
     names_as_bytes,
     print_json,
     scope_of,
@@ -160,6 +161,7 @@ def log_folder_problem(path: Path, named: str) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the program: a log folder's name not UTF-8 printed as its bytes
+        guard_closed_streams()  # a closed stdout: --help says so, not on stderr, exit 1
         names_as_bytes()
         raise_open_files_limit()  # a journal of thousands of segments: one file each
     try:

@@ -33,8 +33,6 @@ rename waits for it, one after it is ignored, and the export ends as it would ha
 
 from __future__ import annotations
 
-import errno
-import io
 import os
 import signal
 import sys
@@ -252,30 +250,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-class _ClosedStdout(io.StringIO):
-    """Stands for a stdout that was closed when the command started (`persist status
-    >&-`): writing to it is writing to a closed pipe (one line, exit 1), and a command
-    that prints nothing runs as usual."""
-
-    @property
-    def buffer(self) -> _ClosedBytes:
-        return _ClosedBytes()
-
-    def write(self, _text: str) -> int:
-        raise BrokenPipeError(errno.EPIPE, "stdout is closed")
-
-    def fileno(self) -> int:
-        return 1
-
-
-class _ClosedBytes(io.BytesIO):
-    def write(self, _data: object) -> int:
-        raise BrokenPipeError(errno.EPIPE, "stdout is closed")
-
-    def fileno(self) -> int:
-        return 1
-
-
 class _NamedStdout:
     """Stands for stdout (its text stream or its `buffer`), telling a write that failed
     there from one to any other file: the catch-all handler cannot (it said
@@ -316,26 +290,6 @@ def _named(call: Callable[..., Any], *args: Any) -> Any:
         raise
     except OSError as exc:
         raise StdoutFailed(exc.errno, exc.strerror or str(exc)) from None
-
-
-def _guard_closed_streams() -> None:
-    """Standard descriptors closed by the caller are opened on /dev/null, so that no
-    file we open takes their number (a child's output would land in it), and a closed
-    stdout reads as a broken pipe."""
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            opened = os.open(os.devnull, os.O_RDWR)
-            if opened != fd:  # the lowest free number: only when a lower one is open
-                os.dup2(opened, fd)
-                os.close(opened)
-    if sys.stdin is None:
-        sys.stdin = open(os.devnull)  # noqa: SIM115 - for the process's life: nothing to read
-    if sys.stdout is None:
-        sys.stdout = _ClosedStdout()
-    if sys.stderr is None:
-        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's life
 
 
 _DAEMONS = ("record", "broker")  # they stop on SIGTERM by handlers of their own
@@ -428,7 +382,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(argv: list[str]) -> int:
-    _guard_closed_streams()
+    from recorder.cli.common import guard_closed_streams
+
+    guard_closed_streams()
     if argv[:1] == ["hook"] and "-h" not in argv and "--help" not in argv:
         # the agents' hook: its own small parser, exit 0 whatever happens (its help,
         # for a person, is written as every command's output below)

@@ -713,6 +713,30 @@ def test_help_and_version_to_a_closed_pipe_are_one_line(
     assert out.returncode == FAILED
 
 
+@pytest.mark.parametrize(
+    ("module", "argv"), ARGPARSE_OUTPUT, ids=[f"{m} {' '.join(a)}" for m, a in ARGPARSE_OUTPUT]
+)
+def test_help_and_version_to_a_closed_stdout_are_one_line(
+    tmp_path: Path, module: str, argv: list[str]
+) -> None:
+    """`persist-tui --help >&-` wrote its help to stderr and exited 0 (argparse falls back
+    to stderr when there is no `sys.stdout`); `persist` said one line. Both do now."""
+    prog = "persist-tui" if module == "tui.cli" else "persist"
+    out = subprocess.run(
+        [sys.executable, "-m", module, *argv],
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PERSIST_LOG_DIR": str(tmp_path / "logs")},
+        preexec_fn=lambda: os.close(1),  # `>&-`
+    )
+    assert out.stderr.splitlines() == [
+        f"{prog}: stdout was closed before all output was written (broken pipe)"
+    ]
+    assert out.returncode == FAILED
+
+
 @pytest.mark.parametrize("toml", [None, "[monitor]\nidle_minutes = 20\n", "context_fraction = 2\n"])
 def test_a_bad_monitor_flag_is_named_not_the_settings_file(
     tmp_path: Path, toml: str | None
