@@ -42,6 +42,15 @@ NOT_ZMTP = (
 )
 
 
+# why a handshake failed with no detail where what listens sent no greeting at all
+# within the probe's second: no ZeroMQ peer does that (it greets at once), but a frozen
+# one does, and so does a service that waits for a request (a web server)
+SILENT_PEER = (
+    "no ZeroMQ greeting came from it within a second of connecting (a frozen broker, or "
+    "a service that is not ZeroMQ and waits for a request, a web server say?)"
+)
+
+
 def refused_by(where: str, why: str) -> str:
     """A broker that refused our handshake, as every place says it (`persist send` and
     `replay`, and for a recorder `persist status`, `doctor` and recorder.log): `why` is
@@ -49,6 +58,8 @@ def refused_by(where: str, why: str) -> str:
     answers is no ZeroMQ broker at all (named as such: neither CURVE nor keys can help)."""
     if why == NOT_ZMTP:
         return f"{where} is not a ZeroMQ broker: {why}"
+    if why == SILENT_PEER:  # neither CURVE nor keys can help there either
+        return f"the handshake with {where} failed: {why}"
     return (
         f"the broker at {where} refused us: {why} (--curve/--no-curve and --keys must "
         "match the broker's; a key of another machine must be allowed there: persist keys allow)"

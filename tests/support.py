@@ -193,7 +193,9 @@ def not_zeromq(
 ) -> Iterator[str]:
     """The tcp:// endpoint of a server that is no ZeroMQ peer (on `port`, else a free
     one): it answers whatever comes with `reply` (an HTTP 400) and hangs up (libzmq takes
-    the answer for an old ZMTP 1.0 peer's). `accepted[0]` counts its connections."""
+    the answer for an old ZMTP 1.0 peer's); with `reply` b"", it says nothing for 1.5 s
+    (a web server waiting for a whole request line) and hangs up. `accepted[0]` counts
+    its connections."""
     server = socket.create_server(("127.0.0.1", port or free_port()))
     server.settimeout(0.1)
     stop = threading.Event()
@@ -209,7 +211,10 @@ def not_zeromq(
             with conn, contextlib.suppress(OSError):
                 conn.settimeout(2)
                 conn.recv(4096)
-                conn.sendall(reply)
+                if reply:
+                    conn.sendall(reply)
+                else:
+                    stop.wait(1.5)
 
     thread = threading.Thread(target=serve, name="not-zeromq", daemon=True)
     thread.start()

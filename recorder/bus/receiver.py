@@ -34,7 +34,7 @@ from recorder.bus.refusal import (
     Refusal,
     over_limits,
 )
-from recorder.errors import NOT_ZMTP
+from recorder.errors import NOT_ZMTP, SILENT_PEER
 
 if TYPE_CHECKING:
     from zmq.auth.thread import ThreadAuthenticator
@@ -83,6 +83,17 @@ _WATCHED = (
     | zmq.EVENT_CONNECT_RETRIED
     | sum(REFUSALS)
 )
+
+
+def _no_detail_why(speaks: bool | None) -> str:
+    """A handshake failed with no detail, in words, by what the endpoint's greeting said
+    (`speaks_zmtp`): not ZeroMQ; silent (a frozen broker, or a web server waiting for a
+    request: before 2026-12-07 it was the CURVE advice); else another CURVE key, say."""
+    if speaks is False:
+        return NOT_ZMTP
+    if speaks is None:
+        return SILENT_PEER
+    return REFUSALS[_NO_DETAIL]
 
 
 class BatchSink(Protocol):
@@ -509,7 +520,7 @@ class Receiver(threading.Thread):
                 daemon=True,
             ).start()
             return None
-        return NOT_ZMTP if known[1] is False else REFUSALS[_NO_DETAIL]
+        return _no_detail_why(known[1])
 
     def _answered(self) -> None:
         """Say the failures held while their endpoint was asked for a greeting, for the
@@ -523,7 +534,7 @@ class Receiver(threading.Thread):
             if held is None:  # a handshake succeeded meanwhile: nothing to say
                 continue
             self._speaks[broker] = time.monotonic(), speaks
-            why = NOT_ZMTP if speaks is False else REFUSALS[_NO_DETAIL]
+            why = _no_detail_why(speaks)
             self.sink.on_handshake_failed(held[0], held[1], why, None)
 
     def _broker(self, detail: str) -> str | None:

@@ -13,7 +13,7 @@ from recorder.bus.endpoints import speaks_zmtp
 from recorder.bus.receiver import ReceiverSettings, Transport
 from recorder.daemon.core import Recorder
 from recorder.daemon.options import RecorderOptions
-from recorder.errors import NOT_ZMTP
+from recorder.errors import NOT_ZMTP, SILENT_PEER, refused_by
 from recorder.store.status import (
     DEGRADED,
     HEALTHY,
@@ -164,3 +164,31 @@ def test_a_service_that_is_not_zeromq_is_asked_for_a_greeting_once_not_at_each_r
     assert asked == [endpoint]
     events = [r for r in journal_records(tmp_path / "logs") if r.get("event") == "handshake-failed"]
     assert [(e["broker"], e["detail"]) for e in events] == [(endpoint, NOT_ZMTP)]
+
+
+def test_a_silent_service_is_not_blamed_on_curve(tmp_path: Path) -> None:
+    """What listens sends nothing (Python's http.server waits for a request line; a
+    frozen broker): the greeting probe gets nothing either. Before 2026-12-07 that was
+    "CURVE on one side only?" with the --curve/--keys advice, though no side used CURVE."""
+    with not_zeromq(reply=b"") as endpoint:
+        rec = Recorder(RecorderOptions(log_dir=tmp_path / "logs", broker=endpoint))
+        rec.open()
+        rec.journal.sink.start()
+        transport = Transport(rec, ReceiverSettings(endpoint=endpoint))
+        try:
+            transport.start_receiver()
+            wait_for(
+                lambda: (
+                    (link := rec.links.find(endpoint)) is not None
+                    and link.handshake_failed is not None
+                ),
+                timeout=60,
+                what="the failure said",
+            )
+        finally:
+            transport.stop_receiver()
+            rec.close()
+            assert transport.close()
+    events = [r for r in journal_records(tmp_path / "logs") if r.get("event") == "handshake-failed"]
+    assert [(e["broker"], e["detail"]) for e in events] == [(endpoint, SILENT_PEER)]
+    assert "CURVE" not in refused_by(endpoint, SILENT_PEER)
