@@ -273,7 +273,9 @@ def unit_recording(layout: Layout) -> Path | None:
         same = folder is not None and folder.resolve() == layout.root.resolve()
     except OSError:
         return None
-    return unit if same else None
+    if not same or systemd.unit_program_problem(unit) is not None:
+        return None  # (a unit whose program is gone records nothing: stopped as before)
+    return unit
 
 
 class PersistenceLauncher:
