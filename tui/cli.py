@@ -37,12 +37,12 @@ from recorder.cli.common import (
     Parser,
     add_scope,
     file_in_the_way,
-    guard_closed_streams,
     names_as_bytes,
     print_json,
     scope_of,
     stdout_lost,
 )
+from recorder.cli.streams import guard_closed_streams
 from recorder.errors import StdoutFailed
 from recorder.export.scope import BundleScope
 from recorder.launch.selection import LaunchChoice, Selection

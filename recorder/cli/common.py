@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
-import io
 import math
 import os
 import re
@@ -436,47 +434,3 @@ def curve_keys_folder(args: argparse.Namespace, endpoints: list[str]) -> Path | 
     log_dir = getattr(args, "log_dir", None) or str(default_log_dir())
     folder_path = keys_folder(Path(log_dir), args.keys)
     return folder_path if curve_wanted(args.curve, folder_path, endpoints) else None
-
-
-class _ClosedStdout(io.StringIO):
-    """Stands for a stdout that was closed when the command started (`persist status
-    >&-`): writing to it is writing to a closed pipe (one line, exit 1), and a command
-    that prints nothing runs as usual."""
-
-    @property
-    def buffer(self) -> _ClosedBytes:
-        return _ClosedBytes()
-
-    def write(self, _text: str) -> int:
-        raise BrokenPipeError(errno.EPIPE, "stdout is closed")
-
-    def fileno(self) -> int:
-        return 1
-
-
-class _ClosedBytes(io.BytesIO):
-    def write(self, _data: object) -> int:
-        raise BrokenPipeError(errno.EPIPE, "stdout is closed")
-
-    def fileno(self) -> int:
-        return 1
-
-
-def guard_closed_streams() -> None:
-    """Standard descriptors closed by the caller are opened on /dev/null, so that no
-    file we open takes their number (a child's output would land in it), and a closed
-    stdout reads as a broken pipe."""
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            opened = os.open(os.devnull, os.O_RDWR)
-            if opened != fd:  # the lowest free number: only when a lower one is open
-                os.dup2(opened, fd)
-                os.close(opened)
-    if sys.stdin is None:
-        sys.stdin = open(os.devnull)  # noqa: SIM115 - for the process's life: nothing to read
-    if sys.stdout is None:
-        sys.stdout = _ClosedStdout()
-    if sys.stderr is None:
-        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's life

@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(argv: list[str]) -> int:
-    from recorder.cli.common import guard_closed_streams
+    from recorder.cli.streams import guard_closed_streams
 
     guard_closed_streams()
     if argv[:1] == ["hook"] and "-h" not in argv and "--help" not in argv:

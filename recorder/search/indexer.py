@@ -399,7 +399,8 @@ class Indexer:
         if not lock.acquire(0.0):  # another writer: a `persist reindex`, an indexer child
             # (the agents' session files level too: a session changed since is read under
             # the lock, so the search waits for it as before)
-            if not rebuild and not pages and sessions_level and self._journal_level():
+            level = sessions_level or self.sessions.stored_level()
+            if not rebuild and not pages and level and self._journal_level():
                 return CatchUp(busy=True)  # nothing it could add that a search needs
             started = time.monotonic()
             if waiting is not None:

@@ -124,6 +124,14 @@ def _digest(messages: Sequence[SessionMessage]) -> bytes:
     return h.digest()
 
 
+# the digest of the session files' `signature` as the last complete catch-up left them
+_SIGNATURE_KEY = "sessions_signature"
+
+
+def _signature_digest(signature: tuple[Any, ...]) -> str:
+    return hashlib.sha256(repr(signature).encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def _walk(path: str, out: list[Any]) -> None:
     """(path, size, mtime, inode) of `path` and, for a folder, of everything below it."""
     try:
@@ -264,6 +272,18 @@ class SessionIndexer:
         self._seen = self.signature()
         return self._level is not None and self._seen == self._level
 
+    def stored_level(self) -> bool:
+        """Whether the session files are as the last complete catch-up of any process
+        left them (`_SIGNATURE_KEY` in the index's meta), without the writers' lock: a
+        search another writer locks out answers at once only then (before, a session
+        changed since went unread without a word)."""
+        seen = self._seen if self._seen is not None else self.signature()
+        try:
+            rows = self.index.query("SELECT value FROM meta WHERE key = ?", (_SIGNATURE_KEY,))
+        except sqlite3.Error:
+            return False
+        return bool(rows) and rows[0][0] == _signature_digest(seen)
+
     def forget(self) -> None:
         """The index was rebuilt: the next catch-up looks at every file."""
         self._level = None
@@ -363,6 +383,11 @@ class SessionIndexer:
         result.problems = tuple(problems)
         # A file that could not be read is tried again when it changes (not every search).
         self._level = None if result.pending else seen
+        with self.index.transaction() as db:  # for the searches another writer locks out
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                (_SIGNATURE_KEY, None if result.pending else _signature_digest(seen)),
+            )
         return result
 
     @staticmethod
