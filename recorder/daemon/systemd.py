@@ -217,6 +217,27 @@ def unit_log_dir(path: Path) -> Path | None:
     return None
 
 
+def records(path: Path, folder: Path) -> bool:
+    """Whether the unit at `path` records `folder` (its ExecStart's --log-dir, both
+    resolved; False when either cannot be)."""
+    recorded = unit_log_dir(path)
+    try:
+        return recorded is not None and recorded.resolve() == folder.resolve()
+    except OSError:
+        return False
+
+
+def recording_unit(folder: Path) -> Path | None:
+    """The user unit installed for `folder` whose program is there (`persist service
+    install`): the folder is meant to be recorded all the time, so the last agent out
+    leaves a launcher's recorder running rather than the folder unrecorded. None if
+    there is none (a unit whose program is gone records nothing)."""
+    unit = unit_dir() / UNIT_NAME
+    if not records(unit, folder) or unit_program_problem(unit) is not None:
+        return None
+    return unit
+
+
 def unit_program_problem(path: Path) -> str | None:
     """Why systemd cannot start the unit at `path`: the program its ExecStart names (the
     Python of the virtualenv `persist service install` ran from) is gone or not

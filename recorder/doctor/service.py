@@ -143,7 +143,7 @@ def service_findings(
     recorder of this folder running."""
     unit_path = (unit_dir or systemd.unit_dir()) / systemd.UNIT_NAME
     unit_folder = systemd.unit_log_dir(unit_path)
-    ours = unit_folder is not None and _same(unit_folder, layout.root)
+    ours = systemd.records(unit_path, layout.root)
     # a unit whose program is gone cannot start: writing it again (which starts it) can
     gone = systemd.unit_program_problem(unit_path) if ours else None
     if gone is not None:
@@ -245,10 +245,3 @@ def service_findings(
         text = f"the systemd user unit records another folder ({unit_folder})"
     out.append(Finding(Area.SERVICE, "service.unit", Severity.OK, text))
     return out
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False

@@ -915,9 +915,9 @@ def _leave(
         # last agent a launcher runs out of theirs stops it (`PersistenceLauncher`)
         if hosted_broker_users(assess(layout).status, int(owner["recorder_pid"])):
             return
-        from recorder.launch.launcher import unit_recording
+        from recorder.daemon.systemd import recording_unit
 
-        if unit_recording(layout) is not None:  # the folder is to be recorded all the time
+        if recording_unit(layout.root) is not None:  # the folder is to be recorded always
             return
         from recorder.daemon.control import stop_recorder
 

@@ -261,23 +261,6 @@ class ExitResult:
         return self.stopped or self.lost or self.lock_busy or self.shared
 
 
-def unit_recording(layout: Layout) -> Path | None:
-    """The systemd user unit installed for this folder (`persist service install`), if
-    any: the folder is meant to be recorded all the time, so the last agent out leaves
-    the recorder running rather than the folder unrecorded."""
-    from recorder.daemon import systemd
-
-    unit = systemd.unit_dir() / systemd.UNIT_NAME
-    folder = systemd.unit_log_dir(unit)
-    try:
-        same = folder is not None and folder.resolve() == layout.root.resolve()
-    except OSError:
-        return None
-    if not same or systemd.unit_program_problem(unit) is not None:
-        return None  # (a unit whose program is gone records nothing: stopped as before)
-    return unit
-
-
 class PersistenceLauncher:
     """Recorder lifecycle and restore choice for one agent (see the module docstring)."""
 
@@ -777,7 +760,9 @@ class PersistenceLauncher:
                 cp_id,
                 shared=True,
             )
-        unit = unit_recording(self.layout)
+        from recorder.daemon.systemd import recording_unit
+
+        unit = recording_unit(self.layout.root)
         if unit is not None:  # before 2026-12-07 stopped: the folder then went unrecorded
             root = shell_quote(str(self.layout.root))
             return ExitResult(
