@@ -27,11 +27,15 @@ PYTHON = sys.executable
 # Ports for test brokers: below Linux's ephemeral range (32768-60999), where every
 # outgoing connection takes its source port (a port picked with bind(0) and freed could
 # be taken that way before the broker binds it), and a block of its own per xdist
-# worker, so two workers never pick the same one.
+# worker, so two workers never pick the same one. Each run starts at its own place in
+# the block (by process id), so two test runs on one machine rarely walk the same ports.
 _PORT_BLOCK = 2000
 _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 _PORT_FIRST = 20000 + _PORT_BLOCK * (_WORKER % 6)
-_next_port = itertools.cycle(range(_PORT_FIRST, _PORT_FIRST + _PORT_BLOCK))
+_PORT_START = _PORT_FIRST + os.getpid() * 7919 % _PORT_BLOCK
+_next_port = itertools.cycle(
+    [*range(_PORT_START, _PORT_FIRST + _PORT_BLOCK), *range(_PORT_FIRST, _PORT_START)]
+)
 
 
 def free_port() -> int:
