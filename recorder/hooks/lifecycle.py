@@ -12,8 +12,10 @@
   listening, the copy only: no checkpoint that would hold none of the session).
 - end: the rest of the transcript, a session-ended message, a final checkpoint, the
   agent deregistered; the recorder is stopped only if a launcher (or a start hook)
-  started it and no registered agent is left. What nobody listened to is marked
-  pending (`state.set_pending`): an ended session has no next call of its own, so
+  started it and no registered agent is left (nor another folder's recorder following
+  the broker it hosts), and then the recorder whose broker it followed, if that one
+  was left running for it alone (`peers.stop_unused_host`). What nobody listened to is
+  marked pending (`state.set_pending`): an ended session has no next call of its own, so
   every hook call of any session finishes a few of them (`finish_ended`), and the
   final checkpoint is taken then, once its end is in the journal. An end that cannot
   take its session's lock (another hook holds it past 5 s) is left as a mark beside
@@ -893,10 +895,11 @@ def _finish_one(args: HookArgs, spath: Path, budget: float, deadline: float | No
 def _leave(
     args: HookArgs, payload: Payload, state: SessionState, deadline: float | None = None
 ) -> None:
-    """Deregister; stop the recorder if a launcher started it and nobody is left. The
-    stop waits what `deadline` leaves (10 s without one): a recorder that has not
-    stopped by then (frozen, or still journaling a large backlog) was sent SIGTERM and
-    finishes its stop by itself; the failure line says so."""
+    """Deregister; stop the recorder if a launcher started it and nobody is left (and
+    then the recorder whose broker it followed, if left running for it alone: see
+    `stop_unused_host`). The stop waits what `deadline` leaves (10 s without one): a
+    recorder that has not stopped by then (frozen, or still journaling a large backlog)
+    was sent SIGTERM and finishes its stop by itself; the failure line says so."""
     from recorder.launch.registry import forget_owner, launch_lock, live_agents, recorder_owner
 
     layout = Layout(args.log_dir)
@@ -907,13 +910,14 @@ def _leave(
         owner = recorder_owner(layout)
         if owner is None or live_agents(layout):
             return
-        from recorder.launch.peers import hosted_broker_users
+        from recorder.launch.peers import hosted_broker_users, stop_unused_host
         from recorder.store.status import assess
 
         # other folders' recorders follow the broker it hosts: stopping it would end their
         # recording without a word (before 2026-12-07 it was stopped all the same); the
-        # last agent a launcher runs out of theirs stops it (`PersistenceLauncher`)
-        if hosted_broker_users(assess(layout).status, int(owner["recorder_pid"])):
+        # last agent out of theirs stops it (`stop_unused_host`)
+        status = assess(layout).status
+        if hosted_broker_users(status, int(owner["recorder_pid"])):
             return
         from recorder.daemon.systemd import recording_unit
 
@@ -933,6 +937,12 @@ def _leave(
             key=owner.get("recorder_start_key"),
         ):
             forget_owner(layout)
+            # it followed another folder's recorder's broker, left running for it: stopped
+            # too if nobody uses it now (before 2026-12-07 only a launcher's exit did)
+            host_notes: list[str] = []
+            stop_unused_host(status, layout.root, _time_for(deadline, 10.0), host_notes.append)
+            if host_notes:
+                _note(args, payload, "; ".join(host_notes))
         elif deadline is None:
             if notes:
                 _note(args, payload, "; ".join(notes))

@@ -54,9 +54,8 @@ from recorder.bus.endpoints import (
 from recorder.daemon.control import stop_recorder
 from recorder.daemon.options import EmbeddedMode, RecorderOptions
 from recorder.daemon.spawn import Spawned, SpawnError, spawn_recorder
-from recorder.errors import LaunchError
 from recorder.launch.menu import Menu, PickerFailed, is_interactive, run_menu
-from recorder.launch.peers import hosted_broker_users, listener, recorder_folder
+from recorder.launch.peers import hosted_broker_users, stop_unused_host
 from recorder.launch.registry import (
     LockBusy,
     forget_owner,
@@ -776,42 +775,10 @@ class PersistenceLauncher:
         stopped = self._stop(owner)
         if stopped:
             forget_owner(self.layout)
-            host = self._stop_host(status)
-            return ExitResult(True, f"last agent out: recorder stopped{host}", cp_id)
+            host = stop_unused_host(status, self.log_dir, self.stop_timeout, self.say)
+            also = f", and so was that of {host}, which hosted its broker for it" if host else ""
+            return ExitResult(True, f"last agent out: recorder stopped{also}", cp_id)
         return ExitResult(False, "the recorder did not stop in time", cp_id)
-
-    def _stop_host(self, status: StatusSnapshot | None) -> str:
-        """After stopping our recorder, which followed a broker another folder's recorder
-        hosts: stop that one too if it was left running for its followers (started by a
-        launcher, no agent of its own registered, no other follower now). What to add to
-        the exit line, or ""."""
-        if status is None or status.embedded_broker or not status.broker:
-            return ""
-        host_pid = listener(status.broker)
-        folder = recorder_folder(host_pid) if host_pid is not None else None
-        if host_pid is None or folder is None or folder.resolve() == self.log_dir.resolve():
-            return ""
-        layout = Layout(folder)
-        try:
-            with launch_lock(layout, timeout=5.0):
-                owner = recorder_owner(layout)
-                if owner is None or owner["recorder_pid"] != host_pid or live_agents(layout):
-                    return ""
-                if hosted_broker_users(assess(layout).status, int(owner["recorder_pid"])):
-                    return ""
-                if not stop_recorder(
-                    layout,
-                    host_pid,
-                    owner.get("recorder_started"),
-                    self.stop_timeout,
-                    self.say,
-                    key=owner.get("recorder_start_key"),
-                ):
-                    return ""
-                forget_owner(layout)
-        except (LaunchError, OSError):
-            return ""
-        return f", and so was that of {folder}, which hosted its broker for it"
 
     def _lost(self, health: Health) -> str | None:
         """One line when the recorder this agent was given (`recorder_pid`) stopped during

@@ -1,18 +1,27 @@
-"""Who else uses the broker a recorder hosts, seen from its TCP connections.
+"""Who else uses the broker a recorder hosts, and stopping a host nobody uses any more.
 
 A recorder started by a launcher with the embedded broker (`--embedded yes`, or auto
 when nothing answered) is the bus for everything on it: another folder's recorder
 that follows that broker records nothing once it stops. The last agent out of its
 own folder therefore asks first who else is subscribed at its subscriber side
-(XPUB): the processes with an established TCP connection to that port, found with
-psutil (`/proc/net/tcp` and the processes' descriptors; a process of another user
-is counted but cannot be named). `ipc://` endpoints are not looked into (a Unix
-socket's peer is not known from `/proc`): their recorder is stopped as before.
+(XPUB): the processes connected to it. For `tcp://` that is an established TCP
+connection to the port, found with psutil (`/proc/net/tcp` and the processes'
+descriptors); for `ipc://` a Unix socket connected to the socket file (or abstract
+name), found with the kernel's sock_diag netlink query (each socket's name and peer:
+`/proc/net/unix` names no peer) and the processes' descriptors. A process of another
+user is counted but cannot be named. Before 2026-12-07 ipc endpoints were not looked
+into: their recorder was stopped under its followers.
+
+The host left running for its followers is stopped by the last of them to go
+(`stop_unused_host`), when nothing else wants it either.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,8 +79,14 @@ def recorder_folder(pid: int) -> Path | None:
 
 def subscribers(endpoint: str | None, host_pid: int) -> list[Peer]:
     """The processes other than `host_pid` connected to the broker `host_pid` hosts at
-    `endpoint` (its subscriber side); [] for an endpoint that is not TCP, or when the
-    connections cannot be read."""
+    `endpoint` (its subscriber side); [] for an endpoint that is neither tcp:// nor
+    ipc://, or when the connections cannot be read."""
+    if endpoint and endpoint.startswith("ipc://"):
+        return _ipc_subscribers(endpoint, host_pid)
+    return _tcp_subscribers(endpoint, host_pid)
+
+
+def _tcp_subscribers(endpoint: str | None, host_pid: int) -> list[Peer]:
     import psutil
 
     port = tcp_port(endpoint)
@@ -104,8 +119,171 @@ def subscribers(endpoint: str | None, host_pid: int) -> list[Peer]:
     return peers
 
 
+# sock_diag (linux/sock_diag.h, linux/unix_diag.h)
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_DUMP_REQUEST = 0x301  # NLM_F_REQUEST | NLM_F_DUMP
+_NLMSG_ERROR, _NLMSG_DONE = 2, 3
+_UDIAG_SHOW_NAME, _UDIAG_SHOW_VFS, _UDIAG_SHOW_PEER = 1, 2, 4
+_UNIX_DIAG_NAME, _UNIX_DIAG_VFS, _UNIX_DIAG_PEER, _UNIX_DIAG_SHUTDOWN = 0, 1, 2, 6
+_ESTABLISHED, _LISTEN = 1, 10  # a Unix socket's state, in TCP's numbers
+
+
+@dataclass(frozen=True)
+class _UnixSocket:
+    """One stream Unix socket as sock_diag gives it: `name` is the address it is bound
+    to (an accepted socket shares its listener's), `peer` the inode of the socket at the
+    other end, `vfs_inode` the socket file's inode, `shutdown` set once either end
+    closed."""
+
+    inode: int
+    state: int
+    stream: bool  # libzmq's ipc:// is SOCK_STREAM
+    name: bytes = b""
+    vfs_inode: int | None = None
+    peer: int | None = None
+    shutdown: int = 0
+
+
+def _unix_sockets() -> list[_UnixSocket]:
+    """Every Unix socket of this network namespace (sock_diag)."""
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG) as nl:
+        nl.settimeout(2.0)  # (the kernel answers at once: never a wait without end)
+        show = _UDIAG_SHOW_NAME | _UDIAG_SHOW_VFS | _UDIAG_SHOW_PEER
+        # unix_diag_req: family, protocol, pad, states (all), inode, show, cookie
+        req = struct.pack("=BBHIII8x", socket.AF_UNIX, 0, 0, 0xFFFFFFFF, 0, show)
+        nl.sendto(
+            struct.pack("=IHHII", 16 + len(req), _SOCK_DIAG_BY_FAMILY, _NLM_F_DUMP_REQUEST, 1, 0)
+            + req,
+            (0, 0),
+        )
+        found: list[_UnixSocket] = []
+        while True:
+            data = nl.recv(1 << 16)
+            at = 0
+            while at + 16 <= len(data):
+                size, kind = struct.unpack_from("=IH", data, at)
+                if kind == _NLMSG_DONE or size < 16:
+                    return found
+                if kind == _NLMSG_ERROR:
+                    errno = -struct.unpack_from("=i", data, at + 16)[0]
+                    raise OSError(errno, os.strerror(errno))
+                found.append(_unix_socket(data[at + 16 : at + size]))
+                at += (size + 3) & ~3
+            if not data:
+                return found
+
+
+def _unix_socket(msg: bytes) -> _UnixSocket:
+    """One unix_diag_msg and its attributes."""
+    import socket
+    import struct
+
+    socket_type, state, inode = struct.unpack_from("=xBBxI", msg)
+    fields: dict[str, Any] = {}
+    at = 16  # after the message: family, type, state, pad, inode, cookie
+    while at + 4 <= len(msg):
+        size, kind = struct.unpack_from("=HH", msg, at)
+        if size < 4:
+            break
+        value = msg[at + 4 : at + size]
+        if kind == _UNIX_DIAG_NAME:
+            # a file's path as bound (libzmq's ends with its NUL), or \0 and an abstract name
+            fields["name"] = value if value[:1] == b"\0" else value.split(b"\0", 1)[0]
+        elif kind == _UNIX_DIAG_VFS and len(value) >= 4:
+            fields["vfs_inode"] = struct.unpack_from("=I", value)[0]
+        elif kind == _UNIX_DIAG_PEER and len(value) >= 4:
+            fields["peer"] = struct.unpack_from("=I", value)[0] or None
+        elif kind == _UNIX_DIAG_SHUTDOWN and value:
+            fields["shutdown"] = value[0]
+        at += (size + 3) & ~3
+    return _UnixSocket(inode, state, stream=socket_type == socket.SOCK_STREAM, **fields)
+
+
+def _bound_at(endpoint: str) -> Callable[[_UnixSocket], bool]:
+    """Whether a Unix socket is bound at an `ipc://` endpoint: its abstract name
+    (`ipc://@name`), or its socket file, by inode when the file is there (the path it
+    was bound under may be spelled otherwise: relative, through a symlink), else by
+    path."""
+    path = endpoint[len("ipc://") :]
+    if path.startswith("@"):
+        abstract = b"\0" + os.fsencode(path[1:])
+        return lambda sock: sock.name == abstract
+    wanted = os.fsencode(path)
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return lambda sock: sock.name == wanted
+    base = os.path.basename(wanted)
+    return lambda sock: (
+        (sock.vfs_inode == st.st_ino and os.path.basename(sock.name) == base) or sock.name == wanted
+    )
+
+
+def _socket_owners(inodes: set[int]) -> dict[int, int]:
+    """The process holding each of these socket inodes open (from /proc/PID/fd; a
+    process whose descriptors cannot be read, another user's, is not found)."""
+    owners: dict[int, int] = {}
+    links = {f"socket:[{inode}]": inode for inode in inodes}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry.name}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                inode = links.get(os.readlink(f"/proc/{entry.name}/fd/{fd}"))
+            except OSError:
+                continue
+            if inode is not None:
+                owners.setdefault(inode, int(entry.name))
+        if len(owners) == len(links):
+            break
+    return owners
+
+
+def _ipc_subscribers(endpoint: str, host_pid: int) -> list[Peer]:
+    """`subscribers` of an `ipc://` endpoint: the sockets the broker accepted there
+    (bound at it, connected, neither end closed), and whose process holds their peer."""
+    try:
+        sockets = _unix_sockets()
+    except OSError:
+        return []
+    at = _bound_at(endpoint)
+    accepted = [
+        s
+        for s in sockets
+        if s.stream and s.state == _ESTABLISHED and s.peer and not s.shutdown and at(s)
+    ]
+    owners = _socket_owners({s.inode for s in accepted} | {s.peer for s in accepted if s.peer})
+    peers = []
+    for sock in accepted:
+        if owners.get(sock.inode) not in (host_pid, None):  # another broker's (not ours)
+            continue
+        client = owners.get(sock.peer) if sock.peer is not None else None
+        if client == host_pid:  # the recorder's own subscription to its broker
+            continue
+        peers.append(Peer(client, recorder_folder(client) if client is not None else None))
+    return peers
+
+
 def listener(endpoint: str | None) -> int | None:
-    """The PID of the process listening at a `tcp://` endpoint (a broker), or None."""
+    """The PID of the process listening at a `tcp://` or `ipc://` endpoint (a broker),
+    or None."""
+    if endpoint and endpoint.startswith("ipc://"):
+        try:
+            sockets = _unix_sockets()
+        except OSError:
+            return None
+        at = _bound_at(endpoint)
+        listening = {s.inode for s in sockets if s.stream and s.state == _LISTEN and at(s)}
+        owners = _socket_owners(listening)
+        return next(iter(owners.values()), None)
     import psutil
 
     port = tcp_port(endpoint)
@@ -126,3 +304,58 @@ def hosted_broker_users(status: StatusSnapshot | None, recorder_pid: int) -> lis
     if status is None or not status.embedded_broker or status.pid != recorder_pid:
         return []
     return subscribers(status.broker, recorder_pid)
+
+
+def stop_unused_host(
+    followed: StatusSnapshot | None,
+    follower_dir: Path,
+    timeout: float,
+    say: Callable[[str], object] = lambda message: None,
+) -> Path | None:
+    """After the last agent out of `follower_dir` stopped its recorder (whose status was
+    `followed`), stop the recorder whose embedded broker it followed, if that one is
+    left running for nobody: it runs in another folder, a launcher or a start hook
+    started it for agents (`agents/owner.json`; never a `persist record` of the user's),
+    no agent is registered there, nothing else is subscribed at its broker (another
+    follower), and no systemd unit records its folder. Under that folder's launch lock
+    (5 s at most: held longer, its launcher is at work, and it decides). All of it within
+    `timeout` seconds (a SessionEnd hook has what its agent gives it). The folder of
+    the stopped host, or None."""
+    from recorder.daemon.control import stop_recorder
+    from recorder.daemon.systemd import recording_unit
+    from recorder.errors import LaunchError
+    from recorder.launch.registry import forget_owner, launch_lock, live_agents, recorder_owner
+    from recorder.store.layout import Layout
+    from recorder.store.status import assess
+
+    if followed is None or followed.embedded_broker or not followed.broker:
+        return None
+    host_pid = listener(followed.broker)
+    folder = recorder_folder(host_pid) if host_pid is not None else None
+    if host_pid is None or folder is None or folder.resolve() == follower_dir.resolve():
+        return None
+    layout = Layout(folder)
+    until = time.monotonic() + timeout
+    try:
+        with launch_lock(layout, timeout=min(5.0, timeout)):
+            owner = recorder_owner(layout)
+            if owner is None or owner["recorder_pid"] != host_pid or live_agents(layout):
+                return None
+            status = assess(layout).status
+            if status is None or status.pid != host_pid or not status.embedded_broker:
+                return None
+            if hosted_broker_users(status, host_pid) or recording_unit(layout.root):
+                return None
+            if not stop_recorder(
+                layout,
+                host_pid,
+                owner.get("recorder_started"),
+                max(0.0, until - time.monotonic()),
+                say,
+                key=owner.get("recorder_start_key"),
+            ):
+                return None
+            forget_owner(layout)
+    except (LaunchError, OSError):
+        return None
+    return folder

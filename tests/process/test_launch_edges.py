@@ -262,3 +262,122 @@ def test_the_last_agent_out_leaves_running_the_recorder_of_a_folder_a_systemd_un
     assert healthy(log_dir)
     stop = run_cli("stop", "--log-dir", str(log_dir))
     assert stop.returncode == 0, stop.stderr
+
+
+def _stop_all(*log_dirs: Path) -> None:
+    """Whatever a failed test left running: `persist stop` of each folder."""
+    for log_dir in log_dirs:
+        if assess(Layout(log_dir)).running:
+            run_cli("stop", "--log-dir", str(log_dir))
+
+
+def test_the_last_session_end_of_a_following_folder_stops_the_host_left_for_it(
+    tmp_path: Path,
+) -> None:
+    """Folder a's recorder (a launcher's, hosting the embedded broker) is left running at
+    A's exit because b's recorder (a SessionStart hook's) follows it. Before 2026-12-07
+    the SessionEnd of b's last session stopped b's recorder only: a's ran on with no agent
+    and no follower, started for agents and never stopped (a launcher's exit did stop it)."""
+    from recorder.hooks.samples import ClaudeSession
+    from recorder.launch.launcher import PersistenceLauncher
+    from recorder.launch.registry import recorder_owner
+    from tests.process.test_hooks_flow import append, run_hook
+    from tests.support import wait_for
+
+    eps = endpoints()
+    ends = (eps["publish_endpoint"], eps["broker"])
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    try:
+        a = PersistenceLauncher(
+            a_dir, embedded="auto", interactive=False, stderr=io.StringIO(), **eps
+        )
+        a.on_agent_connected("A")
+        assert read_status(a_dir).get("embedded_broker"), read_status(a_dir)
+        c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))
+        append(Path(c.transcript), c.user("hello"))
+        start = run_hook(b_dir, "claude", c.payload("SessionStart"), endpoints=ends)
+        assert start.returncode == 0, start.stderr
+        assert not read_status(b_dir).get("embedded_broker"), read_status(b_dir)
+        wait_for(lambda: read_status(b_dir).get("connection") == "connected", what="b follows")
+        out = a.on_agent_exit()
+        assert out.shared and not out.stopped, out
+        end = run_hook(b_dir, "claude", c.payload("SessionEnd", reason="exit"), endpoints=ends)
+        assert end.returncode == 0, end.stderr
+        assert not assess(Layout(b_dir)).running
+        assert not assess(Layout(a_dir)).running, "a's recorder outlived every user of it"
+        assert recorder_owner(Layout(a_dir)) is None and not (a_dir / "agents/owner.json").exists()
+    finally:
+        _stop_all(a_dir, b_dir)
+
+
+def test_a_host_a_systemd_unit_records_outlives_its_followers_last_agent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host is stopped for its followers only when nothing else wants it: a unit
+    installed for its folder does (its own recorder cannot start while this one runs).
+    Before 2026-12-07 the follower's last agent out stopped it all the same."""
+    from recorder.launch.launcher import PersistenceLauncher
+    from tests.support import healthy, wait_for
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    eps = endpoints()
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    try:
+        a = PersistenceLauncher(
+            a_dir, embedded="auto", interactive=False, stderr=io.StringIO(), **eps
+        )
+        a.on_agent_connected("A")
+        b = PersistenceLauncher(
+            b_dir, embedded="auto", interactive=False, stderr=io.StringIO(), **eps
+        )
+        b.on_agent_connected("B")
+        wait_for(lambda: read_status(b_dir).get("connection") == "connected", what="b follows")
+        unit = run_cli("service", "install", "--print-only", "--log-dir", str(a_dir))
+        assert unit.returncode == 0, unit.stderr
+        assert a.on_agent_exit().shared
+        out = b.on_agent_exit()
+        assert out.stopped and out.reason == "last agent out: recorder stopped", out
+        assert healthy(a_dir)
+    finally:
+        _stop_all(a_dir, b_dir)
+
+
+def test_followers_of_an_ipc_broker_keep_its_host_running_and_the_last_one_stops_it(
+    tmp_path: Path,
+) -> None:
+    """The broker a's recorder hosts (started by a SessionStart hook) is on ipc://; b's
+    recorder (a launcher's) follows it. Before 2026-12-07 only tcp:// followers were
+    looked for: a's SessionEnd stopped a's recorder and its broker, and b recorded
+    nothing more without a word; b's exit could not find the host to stop it."""
+    from recorder.hooks.samples import ClaudeSession
+    from recorder.launch.launcher import PersistenceLauncher
+    from tests.process.test_hooks_flow import append, run_hook
+    from tests.support import healthy, wait_for
+
+    eps = {"broker": f"ipc://{tmp_path}/bus.sub", "publish_endpoint": f"ipc://{tmp_path}/bus.pub"}
+    ends = (eps["publish_endpoint"], eps["broker"])
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    try:
+        c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))
+        append(Path(c.transcript), c.user("hello"))
+        start = run_hook(a_dir, "claude", c.payload("SessionStart"), endpoints=ends)
+        assert start.returncode == 0, start.stderr
+        assert read_status(a_dir).get("embedded_broker") == eps["publish_endpoint"]
+        b = PersistenceLauncher(
+            b_dir, embedded="auto", interactive=False, stderr=io.StringIO(), **eps
+        )
+        b.on_agent_connected("B")
+        wait_for(lambda: read_status(b_dir).get("connection") == "connected", what="b follows")
+        end = run_hook(a_dir, "claude", c.payload("SessionEnd", reason="exit"), endpoints=ends)
+        assert end.returncode == 0, end.stderr
+        assert healthy(a_dir), "a's SessionEnd stopped the broker b follows"
+        assert healthy(b_dir)
+        out = b.on_agent_exit()
+        assert out.stopped, out
+        assert out.reason == (
+            f"last agent out: recorder stopped, and so was that of {a_dir}, which hosted "
+            "its broker for it"
+        )
+        assert not assess(Layout(a_dir)).running
+    finally:
+        _stop_all(a_dir, b_dir)
