@@ -233,6 +233,32 @@ def not_zeromq(
 FAKE_AGENT = Path(__file__).with_name("fake_agent.py")
 
 
+def fake_systemctl(
+    bin_dir: Path, *, enabled: str = "enabled", active: str = "inactive", bus: bool = True
+) -> Path:
+    """A `systemctl` in `bin_dir` (put it first on PATH) for a user manager no machine
+    running the tests has: `--user is-system-running` says running, `is-enabled` and
+    `is-active` print `enabled` and `active`, each exiting as systemctl does. Without
+    `bus`, every command fails as systemctl does with no user bus to reach (a container,
+    WSL, SSH without lingering)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    path = bin_dir / "systemctl"
+    if not bus:
+        body = 'echo "Failed to connect to bus: No medium found" >&2\nexit 1\n'
+    else:
+        body = (
+            'case "$2" in\n'
+            "  is-system-running) echo running ;;\n"
+            f"  is-enabled) echo {enabled}; [ {enabled} = enabled ] || exit 1 ;;\n"
+            f"  is-active) echo {active}; [ {active} = active ] || exit 3 ;;\n"
+            "  *) exit 1 ;;\n"
+            "esac\n"
+        )
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """`persist ARGS...` as a program, no standard input, its output captured; one that
     waits (on a named pipe, say) fails the test after 60 s (TimeoutExpired)."""

@@ -227,15 +227,45 @@ def records(path: Path, folder: Path) -> bool:
         return False
 
 
+def _unit_word(query: str) -> str:
+    """What `systemctl --user QUERY` says of the unit (`is-enabled`: enabled, disabled...;
+    `is-active`: active, inactive...), "" when it cannot say."""
+    try:
+        out = subprocess.run(
+            ["systemctl", "--user", query, UNIT_NAME],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip()
+
+
+def unit_started() -> bool:
+    """Whether the user's systemd manager starts the unit: one can be reached, and the
+    unit is enabled (started at login) or active (running, starting, or waiting to
+    restart). A unit file only written (`--print-only`), disabled, or with no user
+    manager to reach (a container, WSL, SSH without lingering) is never started."""
+    if not systemctl_available():
+        return False
+    return _unit_word("is-enabled") in ("enabled", "enabled-runtime") or _unit_word(
+        "is-active"
+    ) in ("active", "activating", "reloading")
+
+
 def recording_unit(folder: Path) -> Path | None:
-    """The user unit installed for `folder` whose program is there (`persist service
-    install`): the folder is meant to be recorded all the time, so the last agent out
-    leaves a launcher's recorder running rather than the folder unrecorded. None if
-    there is none (a unit whose program is gone records nothing)."""
+    """The user unit installed for `folder` (`persist service install`) whose program is
+    there and which the user's systemd manager starts (`unit_started`): the folder is
+    meant to be recorded all the time, so the last agent out leaves a launcher's
+    recorder running rather than the folder unrecorded. None if there is none: a unit
+    whose program is gone, or that nothing starts, records nothing (before 2026-12-08 a
+    unit file alone kept the recorder running for good where no user manager runs)."""
     unit = unit_dir() / UNIT_NAME
     if not records(unit, folder) or unit_program_problem(unit) is not None:
         return None
-    return unit
+    return unit if unit_started() else None
 
 
 def unit_program_problem(path: Path) -> str | None:

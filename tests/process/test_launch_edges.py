@@ -221,21 +221,27 @@ def test_a_session_end_leaves_running_a_recorder_hosting_the_broker_another_fold
     wait_for(lambda: not assess(Layout(a_dir)).running, what="a's recorder stopped by b's exit")
 
 
+@pytest.mark.parametrize("manager", ["enabled", "no user bus"])
 def test_the_last_agent_out_leaves_running_the_recorder_of_a_folder_a_systemd_unit_records(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, manager: str
 ) -> None:
-    """A unit installed for the folder (`persist service install`) cannot start its own
-    recorder while the launcher's runs; before 2026-12-07 the last agent out stopped the
-    launcher's all the same, and the folder the user meant to record all the time was
-    not recorded. Now it is left running, one line saying how to hand it to the unit;
-    a session's SessionEnd hook leaves it running too."""
+    """A unit installed and enabled for the folder (`persist service install`) cannot
+    start its own recorder while the launcher's runs; before 2026-12-07 the last agent
+    out stopped the launcher's all the same, and the folder the user meant to record all
+    the time was not recorded. Now it is left running, one line saying how to hand it to
+    the unit; a session's SessionEnd hook leaves it running too. A unit file no user
+    manager starts (here none to reach: a container, WSL, SSH without lingering) records
+    nothing: before 2026-12-08 it kept the recorder running for good all the same, the
+    line naming a `systemctl --user start` that failed; now it is stopped as without one."""
     from recorder.hooks.samples import ClaudeSession
     from recorder.launch.launcher import PersistenceLauncher
     from tests.process.test_hooks_flow import append, run_hook
-    from tests.support import healthy
+    from tests.support import fake_systemctl, healthy
 
     config = tmp_path / "config"
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    fake_systemctl(tmp_path / "bin", bus=manager != "no user bus")  # enabled, or no bus
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     eps = endpoints()
     log_dir = tmp_path / "logs"
     unit = run_cli("service", "install", "--print-only", "--log-dir", str(log_dir))
@@ -246,6 +252,19 @@ def test_the_last_agent_out_leaves_running_the_recorder_of_a_folder_a_systemd_un
     a.on_agent_connected("A")
     assert a.started_recorder
     out = a.on_agent_exit()
+    c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))  # a session through hooks
+    append(Path(c.transcript), c.user("hello"))
+    ends = (eps["publish_endpoint"], eps["broker"])
+    if manager == "no user bus":
+        assert out.stopped and out.reason == "last agent out: recorder stopped", out
+        assert not assess(Layout(log_dir)).running
+        start = run_hook(log_dir, "claude", c.payload("SessionStart"), endpoints=ends)
+        assert start.returncode == 0, start.stderr
+        assert healthy(log_dir)  # the session's hook started one
+        end = run_hook(log_dir, "claude", c.payload("SessionEnd"), endpoints=ends)
+        assert end.returncode == 0, end.stderr
+        assert not assess(Layout(log_dir)).running  # and its end stopped it
+        return
     assert not out.stopped and out.worth_saying, out
     assert out.reason.startswith(
         f"last agent out, but the systemd unit agent-persist-recorder.service records {log_dir}"
@@ -253,9 +272,6 @@ def test_the_last_agent_out_leaves_running_the_recorder_of_a_folder_a_systemd_un
     assert f"persist stop --log-dir {log_dir} && systemctl --user start" in out.reason
     assert healthy(log_dir)
 
-    c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))  # a session through hooks
-    append(Path(c.transcript), c.user("hello"))
-    ends = (eps["publish_endpoint"], eps["broker"])
     for event in ("SessionStart", "SessionEnd"):
         done = run_hook(log_dir, "claude", c.payload(event), endpoints=ends)
         assert done.returncode == 0, done.stderr

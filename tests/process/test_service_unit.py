@@ -226,6 +226,44 @@ def test_the_unit_folders_it_makes_are_private_whatever_the_umask(tmp_path: Path
     assert (config / "systemd" / "user").stat().st_mode & 0o777 == 0o700
 
 
+@pytest.mark.parametrize(
+    ("manager", "counted"),
+    [
+        ("no systemctl", False),
+        ("no user bus", False),
+        ("disabled, inactive", False),
+        ("enabled, inactive", True),  # started at the next login
+        ("disabled, active", True),  # started by hand: it runs, or will when free
+        ("disabled, activating", True),  # waiting to restart
+    ],
+)
+def test_a_unit_records_the_folder_only_if_a_user_manager_starts_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, manager: str, counted: bool
+) -> None:
+    """`recording_unit` keeps a launcher's recorder running past its last agent, for the
+    unit to take the folder over. Before 2026-12-08 the file alone was enough: a unit
+    only written (`--print-only`), disabled, or on a machine with no user manager to
+    reach (a container, WSL, SSH without lingering) left the recorder running for good,
+    the line naming a `systemctl --user start` that could not work."""
+    from recorder.daemon.systemd import install, recording_unit
+    from tests.support import fake_systemctl
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    log_dir = tmp_path / "logs"
+    path, _ = install(UnitConfig(RecorderOptions(log_dir=log_dir)), execute=False)
+    bin_dir = tmp_path / "bin"
+    if manager == "no systemctl":
+        bin_dir.mkdir()
+    elif manager == "no user bus":
+        fake_systemctl(bin_dir, bus=False)
+    else:
+        enabled, active = manager.split(", ")
+        fake_systemctl(bin_dir, enabled=enabled, active=active)
+    monkeypatch.setenv("PATH", str(bin_dir))  # the only systemctl there is
+    assert recording_unit(log_dir) == (path if counted else None)
+    assert recording_unit(tmp_path / "other") is None  # a unit for another folder: never
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
     path = tmp_path / UNIT_NAME
