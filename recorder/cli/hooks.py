@@ -14,6 +14,7 @@ from recorder.hooks.agents import Agent, Scope, settings_path
 from recorder.hooks.settings import (
     Change,
     HookCommand,
+    claude_managed_files,
     inspect,
     install,
     install_options,
@@ -136,7 +137,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.settings:
         places = [(a, Path(args.settings).expanduser()) for a in _agents(args)]
     else:
-        places = [(a, settings_path(a, s)) for a in _agents(args) for s in Scope]
+        places = []
+        for agent in _agents(args):
+            places += [(agent, settings_path(agent, scope)) for scope in Scope]
+            if agent is Agent.CLAUDE:  # an administrator's install in its managed settings
+                managed = claude_managed_files()
+                places += [(agent, f) for f in managed if inspect(agent, f).events]
     found_any = False
     healthy = True
     log_dirs: list[Path] = []

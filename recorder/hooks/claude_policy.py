@@ -64,6 +64,9 @@ class Policy:
     """Claude Code's managed settings as far as hooks go."""
 
     remote: bool = False  # the remote settings' cache is the policy
+    files: list[Path] = field(default_factory=list)  # those whose settings it is, in order
+    # managed settings files Claude Code does not read because the remote cache is in effect
+    passed_over: list[Path] = field(default_factory=list)
     # key -> (the file that set it last, its value)
     values: dict[str, tuple[Path, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -90,6 +93,23 @@ class Policy:
             return _with(off, f"it runs only managed and plugin hooks, none of ours {ADMIN}")
         return None
 
+    def holds(self, path: Path) -> bool:
+        """Whether `path` is one of the files the policy is read from: Claude Code runs
+        the hooks there whatever `allowManagedHooksOnly`, `strictPluginOnlyCustomization`
+        or a user's `disableAllHooks` say; only the policy's `disableAllHooks` stops them."""
+        return os.path.realpath(path) in {os.path.realpath(f) for f in self.files}
+
+    def skips(self, path: Path) -> ClaudeOff | None:
+        """Why Claude Code does not read `path`, a managed settings file, when the remote
+        settings' cache is its policy instead (the first source holding any setting)."""
+        if os.path.realpath(path) not in {os.path.realpath(f) for f in self.passed_over}:
+            return None
+        text = (
+            f"Claude Code's managed settings are its remote ones (cached in {self.files[0]}), "
+            f"so it does not read {path}: it runs none of its hooks"
+        )
+        return ClaudeOff(path, "", True, text)
+
     def overrides_user_switch(self) -> bool:
         """Whether the managed `disableAllHooks` is false: merged after the user's,
         project and local settings, it wins over their true."""
@@ -112,11 +132,12 @@ def read_policy() -> Policy:
     policy = Policy()
     remote = config_root(Agent.CLAUDE) / REMOTE_CACHE
     layer = _layer(remote, policy.warnings)
+    folder = managed_dir()
     if layer:
         policy.remote = True
         _merge(policy, remote, layer)
+        policy.passed_over = [folder / "managed-settings.json", *_drop_ins(folder, [])]
         return policy
-    folder = managed_dir()
     for file in [folder / "managed-settings.json", *_drop_ins(folder, policy.warnings)]:
         layer = _layer(file, policy.warnings)
         if layer:
@@ -199,6 +220,7 @@ def _layer(path: Path, warnings: list[str]) -> dict[str, Any] | None:
 def _merge(policy: Policy, file: Path, layer: dict[str, Any]) -> None:
     """`layer` over what came before (lodash `mergeWith`: a later value wins, two
     lists are joined)."""
+    policy.files.append(file)
     for key, value in layer.items():
         if not key:
             continue

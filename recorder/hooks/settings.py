@@ -676,12 +676,20 @@ def claude_off(
     when not given): the administrator's switches. Then `"disableAllHooks": true` in
     user, project, then project-local settings, a later file's value winning, and the
     managed settings' own value, merged after them, winning over all; a `path` outside
-    those is judged by itself. Before 2026-12-07 managed settings were not read."""
+    those is judged by itself. A `path` the managed settings are read from is run unless
+    their own `disableAllHooks` is true (before 2026-12-08 their `allowManagedHooksOnly`
+    was taken to stop the hooks there too). Before 2026-12-07 managed settings were not
+    read."""
     from recorder.hooks.agents import Scope, settings_path
     from recorder.hooks.claude_policy import read_policy
 
     policy = policy or read_policy()
     managed = policy.off()
+    if policy.holds(path):  # hooks in the managed settings themselves
+        return managed if managed is not None and managed.key == "disableAllHooks" else None
+    skipped = policy.skips(path)
+    if skipped is not None:
+        return skipped
     if managed is not None:
         return managed
     user = settings_path(Agent.CLAUDE, Scope.USER)
@@ -999,6 +1007,14 @@ def _log_dir_of(line: str) -> Path | None:
     return None
 
 
+def claude_managed_files() -> list[Path]:
+    """The managed settings files Claude Code reads its policy from (an administrator
+    may install our hooks there: it runs them as the user's own)."""
+    from recorder.hooks.claude_policy import read_policy
+
+    return read_policy().files
+
+
 def start_hook_for(agent: Agent, log_dir: Path, project: Path) -> bool:
     """Whether the agent, started in `project`, runs our start hook for `log_dir` (its
     user settings, its project's, or Claude Code's project-local ones): only then is
@@ -1024,6 +1040,7 @@ def _start_hooks(agent: Agent, log_dir: Path, project: Path) -> list[Installed]:
     paths = [settings_path(agent, scope, project) for scope in Scope]
     if agent is Agent.CLAUDE:
         paths.append(paths[-1].with_name("settings.local.json"))
+        paths += claude_managed_files()
     out = []
     for path in paths:
         found = inspect(agent, path, project)

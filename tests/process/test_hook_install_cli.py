@@ -1009,3 +1009,64 @@ def test_claude_managed_settings_that_stop_user_hooks_are_a_problem(
     base.write_text('{"disableAllHooks": "yes"}')  # no boolean: its schema refuses the file
     [warning] = said("warning")
     assert f"{base}: disableAllHooks is 'yes', not true or false" in warning, warning
+
+
+def test_claude_hooks_installed_in_the_managed_settings_themselves_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An administrator enforcing recording installs our hooks into Claude Code's managed
+    settings file itself, beside `allowManagedHooksOnly: true`: Claude Code runs exactly
+    those (docs/hooks.md, `if(q?.allowManagedHooksOnly===!0)return q.hooks??{}`), and
+    whatever the user's own `disableAllHooks` says. Before 2026-12-08 install warned
+    "none of ours", `hooks status --settings` of that file said so as a problem (exit 1),
+    plain `hooks status` "no agent-persist hooks installed", and the launcher did not
+    count on the start hook. Only the managed `disableAllHooks`, or another source of
+    managed settings in effect (the remote settings' cache), keeps them from running."""
+    from recorder.hooks.agents import Agent
+    from recorder.hooks.settings import start_hook_for
+
+    home, project, logs = tmp_path / "home", tmp_path / "project", tmp_path / "logs"
+    project.mkdir()
+    managed = tmp_path / "etc-claude-code"  # /etc/claude-code, moved for the test
+    env = {"PERSIST_CLAUDE_MANAGED_DIR": str(managed)}
+    monkeypatch.setenv("PERSIST_CLAUDE_MANAGED_DIR", str(managed))
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home / ".claude"))
+    monkeypatch.chdir(project)
+    base = write(managed / "managed-settings.json", '{"allowManagedHooksOnly": true}\n')
+    args = ("hooks", "install", "claude", "--settings", str(base), "--log-dir", str(logs))
+    out = persist(home, project, *args, extra_env=env)
+    assert out.returncode == 0 and "added SessionStart" in out.stdout, out.stderr
+    assert out.stderr == "", out.stderr
+
+    def status(*where: str) -> str:
+        said = persist(home, project, "hooks", "status", "claude", *where, extra_env=env)
+        assert "Traceback" not in said.stderr, said.stderr
+        assert f"claude: {base}: installed (all events)\n" in said.stdout, said.stdout
+        assert said.returncode == 1  # the recorder is stopped
+        return said.stdout
+
+    assert "problem:" not in status("--settings", str(base))
+    plain = status()  # the user's and the project's settings, and the managed ones
+    assert "problem:" not in plain and "no agent-persist hooks installed" not in plain, plain
+    assert start_hook_for(Agent.CLAUDE, logs, project)
+    user = write(home / ".claude" / "settings.json", '{"disableAllHooks": true}')
+    assert "problem:" not in status("--settings", str(base))  # managed hooks run all the same
+    assert start_hook_for(Agent.CLAUDE, logs, project)
+    user.unlink()
+
+    off = write(managed / "managed-settings.d" / "10-off.json", '{"disableAllHooks": true}')
+    problems = [ln for ln in status().splitlines() if ln.startswith("  problem:")]
+    assert problems == [
+        f"  problem: disableAllHooks is true in Claude Code's managed settings {off}: it runs "
+        "no hooks, ours included (the administrator's policy)"
+    ], problems
+    assert not start_hook_for(Agent.CLAUDE, logs, project)
+    off.unlink()
+
+    remote = write(home / ".claude" / "remote-settings.json", '{"model": "opus"}')
+    problems = [ln for ln in status("--settings", str(base)).splitlines() if "problem:" in ln]
+    assert problems == [
+        f"  problem: Claude Code's managed settings are its remote ones (cached in {remote}), "
+        f"so it does not read {base}: it runs none of its hooks"
+    ], problems
+    assert not start_hook_for(Agent.CLAUDE, logs, project)
