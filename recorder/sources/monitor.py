@@ -15,6 +15,7 @@ decide again under it, so two monitors never checkpoint a session twice.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import time
@@ -47,6 +48,17 @@ CONTEXT_WINDOWS = {Source.CLAUDE: 200_000, Source.GEMINI: 1_000_000, Source.CODE
 AHEAD_SLACK = 60.0
 
 
+# The settings that must be above 0, and why (the flags' `positive`); weights and the
+# cooldown may be 0.
+_ABOVE_0 = {
+    "time_hours": "a threshold of 0 never fires",
+    "files_changed": "a threshold of 0 never fires",
+    "context_fraction": "a threshold of 0 never fires",
+    "idle_minutes": "a threshold of 0 never fires",
+    "interval_minutes": "rounds back to back",
+}
+
+
 @dataclass(frozen=True)
 class MonitorSettings:
     time_hours: float = 2.0  # since the last checkpoint (or the session's start)
@@ -76,7 +88,11 @@ class MonitorSettings:
             for key, value in table.items():
                 if key not in known:
                     raise BadOption(f"{path}: unknown monitor setting {key!r}")
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise BadOption(f"{path}: {key} must be a number of 0 or more")
+                if not math.isfinite(value):  # TOML's nan and inf, refused as the flags are
+                    raise BadOption(f"{path}: {key} is {value}, not a finite number")
+                if value < 0:
                     raise BadOption(f"{path}: {key} must be a number of 0 or more")
                 values[key] = value
         from_file = set(values)
@@ -88,11 +104,9 @@ class MonitorSettings:
         def where(name: str) -> str:  # the file only for what was read from it
             return f"{path}: " if name in from_file else ""
 
-        for name in ("time_hours", "files_changed", "context_fraction", "idle_minutes"):
+        for name, why in _ABOVE_0.items():
             if getattr(settings, name) <= 0:
-                raise BadOption(
-                    f"{where(name)}{name} must be above 0 (a threshold of 0 never fires)"
-                )
+                raise BadOption(f"{where(name)}{name} must be above 0 ({why})")
         if settings.context_fraction > 1:
             raise BadOption(
                 f"{where('context_fraction')}context_fraction {settings.context_fraction:g} "

@@ -189,6 +189,36 @@ def test_a_named_config_file_that_is_missing_is_an_error(tmp_path: Path) -> None
     assert code == 2
 
 
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        ("interval_minutes = 0", "interval_minutes must be above 0 (rounds back to back)"),
+        ("time_hours = nan", "time_hours is nan, not a finite number"),
+        ("context_fraction = nan", "context_fraction is nan, not a finite number"),
+        ("idle_minutes = inf", "idle_minutes is inf, not a finite number"),
+        ("weight_context = nan", "weight_context is nan, not a finite number"),
+        ("cooldown_minutes = -inf", "cooldown_minutes is -inf, not a finite number"),
+    ],
+)
+def test_monitor_toml_gets_the_checks_the_flags_get(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], setting: str, said: str
+) -> None:
+    """`--interval 0` and `--context nan` are refused (exit 2), yet before 2026-12-08 the
+    file took them: `interval_minutes = 0` ran rounds back to back (hundreds a second,
+    the recorder's own monitor too), and a nan threshold or weight switched its factor
+    off without a word ("wait (below every threshold) time=nan"). Now one line naming
+    the file, exit 2, before any round."""
+    from recorder.cli.main import main
+
+    config = tmp_path / "monitor.toml"
+    config.write_text(f"[monitor]\n{setting}\n")
+    argv = ["monitor", "--once", "--explain", "--config", str(config)]
+    code = main([*argv, "--log-dir", str(tmp_path / "logs"), "--claude-root", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.splitlines() == [f"persist: {config}: {said}"], err
+
+
 def test_monitor_rounds_with_an_injected_clock(tmp_path: Path) -> None:
     s = ClaudeSession(tmp_path / "claude")
     s.user("go")
