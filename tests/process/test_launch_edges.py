@@ -330,12 +330,14 @@ def test_a_host_a_systemd_unit_records_outlives_its_followers_last_agent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The host is stopped for its followers only when nothing else wants it: a unit
-    installed for its folder does (its own recorder cannot start while this one runs).
-    Before 2026-12-07 the follower's last agent out stopped it all the same."""
+    installed for its folder and enabled does (its own recorder cannot start while this
+    one runs). Before 2026-12-07 the follower's last agent out stopped it all the same."""
     from recorder.launch.launcher import PersistenceLauncher
-    from tests.support import healthy, wait_for
+    from tests.support import fake_systemctl, healthy, wait_for
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    fake_systemctl(tmp_path / "bin")  # a user manager that has the unit enabled
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     eps = endpoints()
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
     try:
