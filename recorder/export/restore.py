@@ -26,13 +26,15 @@ one pass. A damaged journal (see `RangeIntegrity.damaged`)
 makes `persist restore` exit 5 after writing the bundle. The bundle is built in a
 temporary folder and renamed into place, so a reader never sees half of one; one in
 place that holds the same range, intact, made by this code (the manifest's `renderer`),
-is kept. A bundle in place is never replaced nor changed (an agent may be reading it):
+its manifest as written (`manifest_sha256`) and saying what the range says now, is
+kept. A bundle in place is never replaced nor changed (an agent may be reading it):
 one that differs from what would be built stays, and the new one goes beside it
 (`<name>.2`). No zmq, no textual.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -93,6 +95,7 @@ from recorder.store.trash import reader_notes
 JSONL_NAME = "conversation.jsonl"
 TRANSCRIPT_NAME = "transcript.md"
 MANIFEST_NAME = "manifest.json"
+SEAL = "manifest_sha256"  # the manifest's digest of its other fields (`manifest_digest`)
 _CHECKPOINT_FIELDS = ("id", "label", "reason", "created", "position", "messages")
 MAX_LISTED = 1000  # problems listed one by one in a manifest (all are counted)
 
@@ -548,7 +551,7 @@ def _build(
             return kept
     root = ensure_private_dir(layout.restore)
     earlier = (
-        find_earlier(layout, store, cp, stop, lambda m: _copy_of(m, redact))
+        find_earlier(layout, store, cp, stop, lambda m: _copy_of(m, redact) and _sealed(m))
         if start == 0 and integrity.verified
         else None
     )
@@ -587,6 +590,7 @@ def _build(
             manifest["redaction"] = REDACTION
         if earlier is not None and files.get("reused_from") is not None:
             manifest["reused"] = files.pop("reused_from")
+        manifest[SEAL] = manifest_digest(manifest)
         data = json_dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
         out = BundleFile(work / MANIFEST_NAME, durable)
         try:
@@ -738,9 +742,10 @@ def _reusable(
 ) -> Bundle | None:
     """The bundle in place, if this code built it (`_copy_of`) for this checkpoint,
     scope and range from a journal that matched the digest then and matches it now (so
-    the same records), reports the same damage outside the records, and its files hash
-    as its manifest says. Then nothing is rebuilt: the range was re-hashed, the files
-    are re-hashed."""
+    the same records), its manifest is as written (`_sealed`) and says of the range's
+    integrity what it would say now (`_integrity_now`: damage outside the records, what
+    pruning took, caveats), and its files hash as its manifest says. Then nothing is
+    rebuilt: the range was re-hashed, the files are re-hashed."""
     if not integrity.verified:
         return None
     try:
@@ -749,18 +754,55 @@ def _reusable(
         return None
     if not (
         _well_formed(m)
+        and _sealed(m)
         and m["checkpoint"].get("id") == cp.id
         and m["checkpoint"].get("digest") == cp.digest
         and m.get("scope") == scope.to_json()
         and _copy_of(m, redact)
         and m.get("range") == position
         and m["integrity"].get("verified") is True
-        and m["integrity"].get("damage") == integrity.damage
+        and m["integrity"] == _integrity_now(integrity, m)
         and m.get("history") == _history(integrity, position)
         and _files_intact(final, m)
     ):
         return None
     return Bundle(final, m)
+
+
+def _integrity_now(integrity: RangeIntegrity, m: dict[str, Any]) -> dict[str, Any] | None:
+    """The integrity block a bundle of the records of manifest `m` would have now: the
+    range as checked now (`integrity`, before its records are read: digest, damage,
+    pruning, its ledger's notes) with the counts and lists `m` holds of those same
+    records (None if it holds none)."""
+    now = RangeIntegrity(
+        verification=integrity.verification,
+        expected_messages=integrity.expected_messages,
+        complete=integrity.complete,
+        damage=list(integrity.damage),
+        pruned=list(integrity.pruned),
+    )
+    try:
+        now.go_on_from(m)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return now.to_json()
+
+
+def manifest_digest(m: dict[str, Any]) -> str:
+    """The SHA-256 of manifest `m`'s fields but `SEAL` (JSON, keys sorted), written in
+    it as `SEAL`: a manifest changed since (by hand, by an agent) no longer matches, and
+    is neither handed back nor gone on from (a bundle's files are checked by the
+    digests it holds)."""
+    rest = {k: v for k, v in m.items() if k != SEAL}
+    return hashlib.sha256(json_dumps(rest, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _sealed(m: dict[str, Any]) -> bool:
+    """Manifest `m` is as it was written: its `SEAL` matches its other fields."""
+    try:
+        return m.get(SEAL) == manifest_digest(m)
+    except (TypeError, ValueError):  # (orjson's JSONEncodeError is a TypeError)
+        return False
 
 
 def _refused_why(refused: list[dict[str, Any]]) -> str:
@@ -943,6 +985,7 @@ def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
     )
     return (
         _well_formed(a)
+        and _sealed(a)
         and all(a.get(k) == b.get(k) for k in keys)
         and all(a["files"][f]["sha256"] == b["files"][f]["sha256"] for f in ("jsonl", "markdown"))
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from recorder.export.restore import build_bundle
+from recorder.export.restore import SEAL, build_bundle, manifest_digest
 from recorder.export.scope import BundleScope
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.layout import Layout
@@ -262,6 +262,25 @@ def test_an_earlier_bundle_that_changed_is_not_reused(tmp_path: Path) -> None:
     assert later.jsonl.read_bytes() == jsonl and later.transcript.read_bytes() == md
 
 
+def test_an_earlier_bundle_whose_manifest_was_edited_is_not_gone_on_from(tmp_path: Path) -> None:
+    """A later full bundle takes its counts, gaps and participants from the earlier
+    bundle it goes on from: one whose manifest changed since it was written (its files
+    intact) is passed over, and the later bundle is built from scratch. Before, a
+    manifest edited to say no gap and a participant "nobody" was copied on."""
+    root = tmp_path / "logs"
+    half, end = journal(root, bad_at=10)
+    earlier = build_bundle(root, half, scope=BundleScope.whole(), durable=False)
+    m = orjson.loads(earlier.manifest_path.read_bytes())
+    m["bad_lines"], m["summary"]["kinds"] = [], {"msg": m["summary"]["kinds"]["msg"]}
+    m["participants"] = {"nobody": 1}
+    earlier.manifest_path.write_bytes(orjson.dumps(m))
+    later = build_bundle(root, end, scope=BundleScope.whole(), durable=False).manifest
+    assert "reused" not in later and later["participants"] == {"planner": 30, "coder": 30}
+    _jsonl, _md, fresh = scratch(root, end, tmp_path)
+    for key in ("messages", "records", "participants", "summary", "bad_lines", "integrity"):
+        assert later[key] == fresh[key], key
+
+
 def test_a_damaged_journal_is_never_covered_by_an_earlier_bundle(tmp_path: Path) -> None:
     root = tmp_path / "logs"
     half, end = journal(root)
@@ -315,6 +334,7 @@ def test_the_body_digest_covers_the_header_too_and_older_bundles_still_go_on(
         "sha256": hashlib.sha256(raw[body["start"] : body["end"]]).hexdigest(),
     }
     manifest["files"]["markdown"]["body"] = old_body
+    manifest[SEAL] = manifest_digest(manifest)  # as that code wrote it (this code's seal)
     earlier.manifest_path.write_bytes(orjson.dumps(manifest))
     again = build_bundle(root, end, scope=BundleScope.whole(), durable=False)
     assert again.manifest["reused"]["bundle"] == f"{half.id}.full"

@@ -330,9 +330,12 @@ def test_finding_a_checkpoint_does_not_refresh_the_store_under_its_owner(tmp_pat
 def test_a_bundle_kept_from_before_integrity_pruned_existed_is_still_described(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A bundle in place is handed back with the manifest it was written with; one from
-    before `integrity.pruned` existed made `persist restore` a KeyError traceback."""
+    """A manifest from before `integrity.pruned` existed made `persist restore` a
+    KeyError traceback when its bundle was handed back. Such a bundle (of older code,
+    its manifest not as this code writes it) is now built again beside it, and the
+    words for what it holds still read its manifest."""
     from recorder.cli.main import main
+    from recorder.export.restore import held_words
 
     root = tmp_path / "logs"
     cp, _ = journal(root)
@@ -345,7 +348,9 @@ def test_a_bundle_kept_from_before_integrity_pruned_existed_is_still_described(
     assert main(["restore", cp.id, "--log-dir", str(root)]) == 0
     out = capsys.readouterr().out
     assert "  holds       the last 1000 messages (seq " in out
-    assert "pruned" not in orjson.loads(manifest_path.read_bytes())["integrity"]  # kept as it was
+    assert (root / "restore" / f"{cp.id}.2").is_dir()
+    kept = orjson.loads(manifest_path.read_bytes())
+    assert "pruned" not in kept["integrity"] and held_words(kept) == "the last 1000 messages"
 
 
 @pytest.mark.parametrize("lost", ["message 20", "message 30"])
@@ -541,3 +546,57 @@ def test_a_full_restore_verifies_what_it_reads_though_a_prune_moves_it_meanwhile
     assert m["messages"] == 40
     bundle = Bundle.load(root / "restore" / f"{cp.id}.full")
     assert bundle.jsonl.read_bytes().splitlines(keepends=True) == expected
+
+
+def test_an_edited_manifest_is_not_handed_back_and_its_bundle_stays_as_it_is(
+    tmp_path: Path,
+) -> None:
+    """A manifest changed since it was written (by hand, by an agent) no longer says
+    what the bundle holds: asked for again, the bundle is built beside it (`<id>.2`),
+    the edited one left as it is. Before, it was handed back, its "integrity ok" and
+    999999 messages believed (`persist restore` exit 0, PERSIST_RESTORE_VERIFIED=1)."""
+    root = tmp_path / "logs"
+    cp, _ = journal(root, gap=True)
+    first = build_bundle(root, cp, now=1.0)
+    assert first.manifest["integrity"]["ok"] is False  # the gap
+    m = orjson.loads(first.manifest_path.read_bytes())
+    m["integrity"].update(ok=True, damaged=False, problems=[], caveats=[])
+    m["messages"] = 999999
+    edited = orjson.dumps(m, option=orjson.OPT_INDENT_2)
+    first.manifest_path.write_bytes(edited)
+    again = build_bundle(root, cp, now=2.0)
+    assert again.dir == root / "restore" / f"{cp.id}.2"
+    assert again.manifest["messages"] == 40 and again.manifest["integrity"]["ok"] is False
+    assert first.manifest_path.read_bytes() == edited
+    # only the messages count changed: the same
+    m = orjson.loads(again.manifest_path.read_bytes())
+    m["messages"] = 41
+    again.manifest_path.write_bytes(orjson.dumps(m, option=orjson.OPT_INDENT_2))
+    third = build_bundle(root, cp, now=3.0)
+    assert third.dir == root / "restore" / f"{cp.id}.3" and third.manifest["messages"] == 40
+    assert build_bundle(root, cp, now=4.0).manifest["created"] == 3.0  # intact: handed back
+
+
+def test_a_bundle_whose_prune_note_changed_is_built_again_beside_it(tmp_path: Path) -> None:
+    """A bundle's manifest and transcript name the trash entry pruning moved the
+    range's earlier segments to: once that entry is emptied (or restored and pruned
+    again into another), the bundle in place says what is no longer so, and a restore
+    builds it again beside it. Before, it was handed back naming the entry gone."""
+    from recorder.cli.main import main
+    from tests.demo_journal import build_demo
+
+    root = build_demo(tmp_path / "logs")
+    log = ["--log-dir", str(root)]
+    assert main(["prune", "--older-than", "90d", *log]) == 0
+    (entry,) = os.listdir(root / "trash")
+    first = build_bundle(root, "latest", now=1.0)
+    assert f"in trash {entry}" in first.manifest["integrity"]["pruned"][0]
+    files = {p: p.read_bytes() for p in first.dir.iterdir()}
+    assert main(["trash", "empty", "--older-than", "0", *log]) == 0
+    again = build_bundle(root, "latest", now=2.0)
+    assert again.dir == first.dir.with_name(f"{first.dir.name}.2")
+    (note,) = again.manifest["integrity"]["pruned"]
+    assert "trash emptied on" in note and entry not in note
+    assert entry not in again.transcript.read_text()
+    assert {p: p.read_bytes() for p in first.dir.iterdir()} == files
+    assert build_bundle(root, "latest", now=3.0).manifest["created"] == 2.0
