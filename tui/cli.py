@@ -277,7 +277,7 @@ def restore(
     for problem in integrity.get("problems") or []:
         print(f"  warning: {problem}")
     env = {
-        "PERSIST_LOG_DIR": str(log_dir),
+        "PERSIST_LOG_DIR": str(log_dir.absolute()),  # the agent may run elsewhere
         "PERSIST_CHECKPOINT": bundle.checkpoint_id,
         "PERSIST_RESTORE_FILE": str(bundle.jsonl),
         "PERSIST_RESTORE_TRANSCRIPT": str(bundle.transcript),

@@ -466,13 +466,22 @@ class Bundle:
 
     def history(self) -> Iterator[Record]:
         """The records before the bundle's range, read lazily from the journal (as
-        stored: bad lines come as records whose `data` is None)."""
-        start = self.manifest.get("range", {}).get("start") or {}
+        stored: bad lines come as records whose `data` is None). ExportError if the
+        log folder holds no journal (moved or removed since)."""
+        rng = self.manifest.get("range", {})
+        start = rng.get("start") or {}
         number = segment_number(str(start.get("segment", "")))
         if number is None:
             return
-        with Store(Path(self.manifest["log_dir"])) as store:
+        log_dir = Path(self.manifest["log_dir"])
+        with Store(log_dir) as store:
             store.refresh()
+            before = rng.get("start_index") or 0
+            if before and not len(store):  # (the newest segments are never pruned)
+                raise ExportError(
+                    f"{log_dir} holds no journal to read the {before} records before the "
+                    "bundle's range from (moved or removed since?)"
+                )
             yield from store.records(0, store.index_of(number, int(start.get("offset", 0))))
 
     @classmethod
@@ -509,7 +518,8 @@ def build_bundle(
     exactly that, intact. `redact`: secrets replaced by `[REDACTED:kind]` in both files
     (off by default: the agent continues with what was said, byte for byte). A large
     range is rendered on every core (`parallel`; the same bytes as one pass)."""
-    layout = Layout(Path(log_dir).expanduser())
+    # absolute: the manifest's `log_dir` and the bundle's paths hold from any folder
+    layout = Layout(Path(log_dir).expanduser().absolute())
     cp = (
         checkpoint if isinstance(checkpoint, Checkpoint) else resolve_checkpoint(layout, checkpoint)
     )

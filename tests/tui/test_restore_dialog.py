@@ -282,3 +282,21 @@ async def test_a_damaged_message_is_counted_alike_in_the_preview_and_the_dialog(
     spoke = {name: int(n) for name, n in re.findall(r"(\w+) (\d+)", who.split(":", 1)[1])}
     assert sum(spoke.values()) == int(since.group(1)) == 19, (who, since.group())
     assert spoke[sender] == 4  # 5 in the checkpoint's count
+
+
+def test_the_restore_of_a_relative_log_folder_prints_absolute_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`persist-tui --log-dir logs`: the variables it prints for an agent, and the
+    manifest's `log_dir`, name the folders whole, so they hold wherever the agent runs
+    (before, `PERSIST_LOG_DIR=logs PERSIST_RESTORE_FILE=logs/restore/...`)."""
+    root = demo_dir(tmp_path)
+    cp = open_store(root).checkpoints()[0]
+    chosen = Selection.from_checkpoint(cp, root, verified=True)
+    monkeypatch.chdir(tmp_path)
+    assert tui_cli.restore(chosen, Path("logs"), None) == tui_cli.EXIT_CHOSEN
+    out = capsys.readouterr().out
+    bundle = root / "restore" / cp.id
+    assert f"PERSIST_LOG_DIR={root} PERSIST_CHECKPOINT={cp.id} " in out
+    assert f"PERSIST_RESTORE_FILE={bundle}/conversation.jsonl " in out
+    assert orjson.loads((bundle / "manifest.json").read_bytes())["log_dir"] == str(root)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -600,3 +601,27 @@ def test_a_bundle_whose_prune_note_changed_is_built_again_beside_it(tmp_path: Pa
     assert entry not in again.transcript.read_text()
     assert {p: p.read_bytes() for p in first.dir.iterdir()} == files
     assert build_bundle(root, "latest", now=3.0).manifest["created"] == 2.0
+
+
+def test_a_bundle_of_a_relative_log_folder_names_it_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest's `log_dir` (and the bundle's paths) are absolute, so `history()`
+    reads the journal from any working folder; a log folder gone is said, not read as
+    an empty history. Before, `--log-dir logs` wrote "logs", and `history()` elsewhere
+    gave no record without a word."""
+    from recorder.export.writers import ExportError
+
+    root = tmp_path / "logs"
+    cp, _ = journal(root)
+    expected = stored_lines_upto(root, cp)
+    monkeypatch.chdir(tmp_path)
+    bundle = build_bundle("logs", cp, scope=BundleScope(last=5))
+    assert bundle.manifest["log_dir"] == str(root) and bundle.dir.is_absolute()
+    start = bundle.manifest["range"]["start_index"]
+    assert start > 0
+    monkeypatch.chdir("/")
+    assert [r.line for r in bundle.history()] == expected[:start]
+    root.rename(tmp_path / "moved")
+    with pytest.raises(ExportError, match=f"{re.escape(str(root))} holds no journal"):
+        list(bundle.history())
