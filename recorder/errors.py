@@ -19,6 +19,17 @@ class StdoutFailed(OSError):
     says "cannot write stdout: ..." (a handler of OSError lets it through)."""
 
 
+class BundleNotWritten(OSError):
+    """The restore bundle a launch hands over could not be written (the OSError's
+    errno, strerror and filename): `persist launch` says it as `persist restore` does."""
+
+    @classmethod
+    def of(cls, exc: OSError) -> BundleNotWritten:
+        out = cls(*exc.args)
+        out.filename = exc.filename
+        return out
+
+
 class CheckpointError(PersistError):
     """A checkpoint cannot be found, resolved or taken."""
 

@@ -25,7 +25,8 @@ from recorder.cli.common import (
 
 # -- launch / restore / replay / export / service / demo --------------------------------
 def cmd_launch(args: argparse.Namespace) -> int:
-    from recorder.errors import LaunchError
+    from recorder.cli.tools import bundle_not_written
+    from recorder.errors import BundleNotWritten, LaunchError
     from recorder.launch.launcher import LAUNCHER_PID_ENV, PersistenceLauncher
     from recorder.launch.run_agent import run_agent
 
@@ -79,6 +80,11 @@ def cmd_launch(args: argparse.Namespace) -> int:
         raise SystemExit(128 + signum)
 
     previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    ran: list[bool] = []  # the agent's process started: its exit is worth a checkpoint
+
+    def started() -> None:
+        ran.append(True)
+
     try:
         try:
             result = launcher.on_agent_connected(agent)
@@ -86,6 +92,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
             return fail(f"cannot resume: {exc}")
         except LaunchError as exc:
             return fail(f"cannot start persistence: {exc}")
+        except BundleNotWritten as exc:
+            return fail(bundle_not_written(exc, launcher.layout.restore))
         finally:
             for sig, handler in previous.items():  # ignored still once one ends the launch
                 signal.signal(sig, signal.SIG_IGN if leaving else handler)
@@ -112,11 +120,11 @@ def cmd_launch(args: argparse.Namespace) -> int:
                     f"({fork.messages} messages, read back)"
                 )
             say(f"running {plan.shell}")
-            return run_agent(plan.argv, env, plan.cwd)
-        return run_agent(command, env)
+            return run_agent(plan.argv, env, plan.cwd, started=started)
+        return run_agent(command, env, started=started)
     finally:  # whatever happens here, the exit code stays the agent's
         try:
-            outcome = launcher.on_agent_exit()
+            outcome = launcher.on_agent_exit(agent_ran=bool(ran))
         except (LaunchError, OSError) as exc:  # never a traceback, never exit 1 instead
             say(f"at the agent's exit: {exc}")
         else:

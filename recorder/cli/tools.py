@@ -91,7 +91,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     except (ExportError, SegmentGone) as exc:  # a read error: no write error
         return fail(str(exc))
     except OSError as exc:  # named, with what stands in the bundle's way
-        return fail(_bundle_not_written(exc, layout.restore))
+        return fail(bundle_not_written(exc, layout.restore))
     finally:
         _warn(skipped + store.warnings)
     m = bundle.manifest
@@ -139,7 +139,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return code
 
 
-def _bundle_not_written(exc: OSError, restore: Path) -> str:
+def bundle_not_written(exc: OSError, restore: Path) -> str:
     """One line for an OSError while writing a bundle: a file where the `restore/`
     folder goes is named as such ("[Errno 17] File exists" said nothing of what to do)."""
     if restore.exists() and not restore.is_dir():

@@ -54,6 +54,7 @@ from recorder.bus.endpoints import (
 from recorder.daemon.control import stop_recorder
 from recorder.daemon.options import EmbeddedMode, RecorderOptions
 from recorder.daemon.spawn import Spawned, SpawnError, spawn_recorder
+from recorder.errors import BundleNotWritten, PersistError
 from recorder.launch.menu import Menu, PickerFailed, is_interactive, run_menu
 from recorder.launch.peers import hosted_broker_users, stop_unused_host
 from recorder.launch.registry import (
@@ -608,21 +609,26 @@ class PersistenceLauncher:
         redact = self.redact if selection is None or selection.redact is None else selection.redact
         bundle = None
         job, self._prefetch = self._prefetch, None
-        if job is not None and job.checkpoint_id == cp.id and job.redact == redact:
-            t0 = time.perf_counter()
-            bundle = job.result()
-            self.timings["bundle_wait"] = time.perf_counter() - t0
-            self.timings["bundle"] = job.seconds
-        elif self.build_bundle:
-            from recorder.export.restore import build_bundle
+        try:
+            if job is not None and job.checkpoint_id == cp.id and job.redact == redact:
+                t0 = time.perf_counter()
+                bundle = job.result()
+                self.timings["bundle_wait"] = time.perf_counter() - t0
+                self.timings["bundle"] = job.seconds
+            elif self.build_bundle:
+                from recorder.export.restore import build_bundle
 
-            if job is not None:
-                job.thread.join()  # another checkpoint, or the dialog changed the redaction
-            t0 = time.perf_counter()
-            bundle = build_bundle(
-                self.log_dir, cp, agent=self.agent, scope=self.restore_scope, redact=redact
-            )
-            self.timings["bundle"] = time.perf_counter() - t0
+                if job is not None:
+                    job.thread.join()  # another checkpoint, or the dialog changed the redaction
+                t0 = time.perf_counter()
+                bundle = build_bundle(
+                    self.log_dir, cp, agent=self.agent, scope=self.restore_scope, redact=redact
+                )
+                self.timings["bundle"] = time.perf_counter() - t0
+        except OSError as exc:
+            if isinstance(exc, PersistError):  # a segment gone as it was read: said as it is
+                raise
+            raise BundleNotWritten.of(exc) from exc
         if bundle is not None:
             self._say_integrity(cp.id, bundle)
         result = self._result(
@@ -691,13 +697,15 @@ class PersistenceLauncher:
             self._prefetch = _BundleJob(self, cps[0])
 
     # -- exit ---------------------------------------------------------------------------
-    def on_agent_exit(self) -> ExitResult:
-        """Checkpoint, unregister, and stop the recorder if we are the last agent out of
-        a launcher-started recorder. Safe to call more than once."""
+    def on_agent_exit(self, *, agent_ran: bool = True) -> ExitResult:
+        """Checkpoint (only if the agent ran: `agent_ran`), unregister, and stop the
+        recorder if we are the last agent out of a launcher-started recorder. Safe to
+        call more than once."""
         if not self.connected:
             return ExitResult(False, "not connected")
         cp_id = None
-        if self.checkpoint_on_exit and assess(self.layout).state in (HEALTHY, DEGRADED):
+        checkpoint = self.checkpoint_on_exit and agent_ran
+        if checkpoint and assess(self.layout).state in (HEALTHY, DEGRADED):
             from recorder.daemon.control import request_checkpoint
             from recorder.errors import CheckpointError
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 
 # -- running the agent (persist launch) ------------------------------------------------
 FORWARDED = (
@@ -19,8 +20,15 @@ FORWARDED = (
 )
 
 
-def run_agent(argv: list[str], env: dict[str, str], cwd: str | None = None) -> int:
+def run_agent(
+    argv: list[str],
+    env: dict[str, str],
+    cwd: str | None = None,
+    *,
+    started: Callable[[], None] = lambda: None,
+) -> int:
     """Run the agent in this terminal and process group; forward signals; its exit code.
+    `started` is called once the agent's process runs (not when it cannot be started).
 
     A signal someone sends to us is forwarded to the agent. A signal the terminal
     sends (Ctrl-C, hang-up) already reaches the agent, which shares our process
@@ -51,6 +59,7 @@ def run_agent(argv: list[str], env: dict[str, str], cwd: str | None = None) -> i
         except PermissionError:
             print(f"persist: {argv[0]}: permission denied", file=sys.stderr)
             return 126
+        started()
         same_group = True
         with contextlib.suppress(OSError):
             same_group = os.getpgid(proc.pid) == os.getpgrp()

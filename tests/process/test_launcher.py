@@ -420,13 +420,36 @@ def test_persist_launch_fresh_by_default_and_forwards_signals(tmp_path: Path) ->
 
 
 def test_persist_launch_cancel_policy_does_not_run_the_agent(tmp_path: Path) -> None:
-    log_dir = tmp_path / "logs"
+    """A launch that never runs its agent, cancelled or failing to write the bundle,
+    takes no "<agent> exited" checkpoint of messages that agent never saw (before
+    2026-12-08 it did; the recorder it stops takes its own, "shutdown"), and says a
+    file in the bundles' place as `persist restore` does (before: "launch: File
+    exists")."""
+    log_dir = demo_dir(tmp_path)  # messages after its newest checkpoint
+    before = set(os.listdir(log_dir / "checkpoints"))
+
+    def exit_checkpoints() -> list[str]:
+        new = set(os.listdir(log_dir / "checkpoints")) - before
+        return [name for name in new if not name.endswith("-shutdown.json")]
+
     report = tmp_path / "report.json"
     proc = run_launch(log_dir, endpoints(), "--no-tty-policy", "cancel", agent_args=[str(report)])
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "not started" in err
     assert not report.exists()
     assert assess(Layout(log_dir)).state == "stopped"
+    assert exit_checkpoints() == []
+    (log_dir / "restore").write_bytes(b"")
+    proc = run_launch(log_dir, endpoints(), "--no-tty-policy", "latest", agent_args=[str(report)])
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert (
+        f"persist: cannot write the restore bundle: {log_dir / 'restore'} is a file, not the "
+        "folder bundles go into: move it aside and restore again\n"
+    ) in err
+    assert not report.exists() and "Traceback" not in err
+    assert assess(Layout(log_dir)).state == "stopped"
+    assert exit_checkpoints() == []
 
 
 def test_the_agent_is_given_the_running_recorders_bus(bus: Bus) -> None:
