@@ -129,8 +129,6 @@ def _left_unsent(args: argparse.Namespace, taken: dict[Path, tuple[Agent, str]])
 
 def cmd_status(args: argparse.Namespace) -> int:
     from recorder.hooks.failures import read_failures
-    from recorder.hooks.lifecycle import PENDING_PER_CALL
-    from recorder.hooks.state import pending_states
     from recorder.store.layout import Layout
     from recorder.store.status import HEALTHY, assess, format_age
 
@@ -178,17 +176,37 @@ def cmd_status(args: argparse.Namespace) -> int:
             count = f"{'at least ' if failures.at_least else ''}{failures.total}"
             print(f"  hook failures: {count}, last {age} ago: {shown(failures.last)}")
             print(f"  (in {shown(', '.join(map(str, failures.files)))})")
-        waiting = len(pending_states(log_dir))
-        if waiting:
-            sessions = "ended session waits" if waiting == 1 else "ended sessions wait"
-            print(
-                f"  {waiting} {sessions} in hooks/pending/ to be sent: the next hook call "
-                f"of any session sends up to {PENDING_PER_CALL}, once a recorder listens"
-            )
+        _print_waiting(log_dir)
     if not found_any:
         print("no agent-persist hooks installed (persist hooks install claude|gemini)")
         return 3
     return 0 if healthy else 1
+
+
+def _print_waiting(log_dir: Path) -> None:
+    """What the folder's sessions owe the bus and who sends it: a line per session
+    (`waiting_sessions`), "warning:" once one waits longer than `OWED_WARN_AGE`."""
+    from recorder.hooks.lifecycle import PENDING_PER_CALL
+    from recorder.hooks.state import OWED_WARN_AGE, waiting_sessions
+    from recorder.store.status import format_age
+
+    waiting = waiting_sessions(log_dir)
+    if not waiting:
+        return
+    now = time.time()
+    old = now - waiting[0].since > OWED_WARN_AGE
+    sessions = "session owes" if len(waiting) == 1 else "sessions owe"
+    print(
+        f"  {'warning: ' if old else ''}{len(waiting)} {sessions} the bus what "
+        f"{'its' if len(waiting) == 1 else 'their'} hooks "
+        f"could not send yet: a mark in hooks/sessions/<session>.json.owed/ is sent by the "
+        f"session's next hook call; an ended session in hooks/pending/ by the next hook "
+        f"call of any session (up to {PENDING_PER_CALL} a call), once a recorder listens"
+    )
+    for w in waiting[:20]:
+        print(f"    {shown(w.name)}: {w.what()}, since {format_age(now - w.since)} ago")
+    if len(waiting) > 20:
+        print(f"    and {len(waiting) - 20} more")
 
 
 def _agents(args: argparse.Namespace) -> list[Agent]:

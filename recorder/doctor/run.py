@@ -38,7 +38,13 @@ from recorder.doctor.journal import (
     trash_findings,
 )
 from recorder.doctor.model import Area, Finding, FixResult, RepairKind, Report, Severity
-from recorder.doctor.service import hook_findings, lock_findings, recorder_holds, service_findings
+from recorder.doctor.service import (
+    hook_findings,
+    hooks_waiting_findings,
+    lock_findings,
+    recorder_holds,
+    service_findings,
+)
 from recorder.doctor.system import disk_findings, permission_findings
 from recorder.errors import PersistError
 from recorder.store.checkpoints import DigestCache
@@ -198,6 +204,7 @@ def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = No
         *disk_findings(layout, now),
         *lock_findings(layout),
         *hook_findings(layout),
+        *hooks_waiting_findings(layout, now),
         *service_findings(layout, health, now, doctor_fix, unit_dir),
     ]
     return Report(layout.root, findings, time.monotonic() - started)

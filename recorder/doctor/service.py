@@ -132,6 +132,37 @@ def hook_findings(layout: Layout) -> list[Finding]:
     return out
 
 
+def hooks_waiting_findings(layout: Layout, now: float) -> list[Finding]:
+    """What the folder's sessions owe the bus (`hooks.state.waiting_sessions`: marks a
+    busy hook call left in `hooks/sessions/<file>.owed/`, ended sessions in
+    `hooks/pending/`): one finding, a warning once the oldest waits longer than
+    `OWED_WARN_AGE` (an hour: a mark is merged by the session's next call, seconds
+    later as a rule; a pending session by any session's next call once a recorder
+    listens). Before 2026-12-07 doctor showed neither. Read only; nothing to fix by
+    hand: a hook call of the session (or any, for a pending one) with a recorder
+    listening sends it."""
+    from recorder.hooks.lifecycle import PENDING_PER_CALL
+    from recorder.hooks.state import OWED_WARN_AGE, waiting_sessions
+
+    waiting = waiting_sessions(layout.root)
+    if not waiting:
+        return []
+    age = now - waiting[0].since
+    listed = "; ".join(
+        f"{w.name}: {w.what()}, since {format_age(now - w.since)} ago" for w in waiting[:5]
+    )
+    more = f"; and {len(waiting) - 5} more" if len(waiting) > 5 else ""
+    severity = Severity.WARNING if age > OWED_WARN_AGE else Severity.OK
+    late = f", the oldest for over {format_age(OWED_WARN_AGE)}" if age > OWED_WARN_AGE else ""
+    summary = (
+        f"{len(waiting)} session(s) owe the bus what their hooks could not send yet{late} "
+        f"({listed}{more}): each session's next hook call sends its marks, the next hook "
+        f"call of any session an ended one (up to {PENDING_PER_CALL} a call), once a "
+        "recorder listens (`persist hooks status` lists them)"
+    )
+    return [Finding(Area.SERVICE, "service.hooks-owed", severity, summary)]
+
+
 def service_findings(
     layout: Layout,
     health: Health,

@@ -455,3 +455,70 @@ def session_lock(path: Path, timeout: float = 5.0) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+OWED_WARN_AGE = 3600.0  # seconds: a mark left longer is a warning in `persist doctor`
+
+
+class Waiting:
+    """A session that owes the bus something: the marks its busy calls left beside its
+    state (`owed`: kind -> count), its `hooks/pending/` mark (`pending`), and since when
+    (the oldest of them, seconds since the epoch; a pending mark's time is when it was
+    last marked or tried, see `finish_ended`)."""
+
+    __slots__ = ("name", "owed", "pending", "since")
+
+    def __init__(self, name: str, owed: dict[str, int], pending: bool, since: float) -> None:
+        self.name = name  # the state file's name without .json: `<agent>-<session>`
+        self.owed = owed
+        self.pending = pending
+        self.since = since
+
+    def what(self) -> str:
+        """In words: "2 sub-agents' transcripts, its end; ended, waits in hooks/pending/"."""
+        words = {"subagent": "sub-agent transcript", "end": "end", "start": "start"}
+        words["compact"] = "compaction"
+        parts = [
+            f"{n} {words.get(kind, kind)}{'s' if n > 1 else ''}" for kind, n in self.owed.items()
+        ]
+        if parts:
+            parts = [f"owes {', '.join(parts)} (marked in {self.name}.json.owed/)"]
+        if self.pending:
+            parts.append("ended, waits in hooks/pending/")
+        return "; ".join(parts)
+
+
+def waiting_sessions(log_dir: Path) -> list[Waiting]:
+    """Every session with `.owed/` marks or a `hooks/pending/` mark, the oldest first
+    (read only; a folder that cannot be read counts as holding none)."""
+    sessions = hooks_dir(log_dir) / "sessions"
+    found: dict[str, Waiting] = {}
+    try:
+        with os.scandir(sessions) as entries:
+            folders = [e.name for e in entries if e.name.endswith(".json.owed") and e.is_dir()]
+    except OSError:
+        folders = []
+    for folder in folders:
+        name = folder[: -len(".json.owed")]
+        owed: dict[str, int] = {}
+        times = []
+        with contextlib.suppress(OSError), os.scandir(sessions / folder) as marks:
+            for e in marks:
+                if _OWED_MARK.match(e.name) and e.is_file(follow_symlinks=False):
+                    kind = e.name.split("-", 1)[0].removesuffix(".json")
+                    owed[kind] = owed.get(kind, 0) + 1
+                    times.append(e.stat(follow_symlinks=False).st_mtime)
+        if owed:
+            found[name] = Waiting(name, owed, False, min(times))
+    for spath in pending_states(log_dir):
+        name = spath.name.removesuffix(".json")
+        try:
+            when = pending_path(spath).stat().st_mtime
+        except OSError:
+            continue
+        if name in found:
+            found[name].pending = True
+            found[name].since = min(found[name].since, when)
+        else:
+            found[name] = Waiting(name, {}, True, when)
+    return sorted(found.values(), key=lambda w: w.since)

@@ -767,6 +767,39 @@ def test_uninstall_names_ended_sessions_it_leaves_unsent(bus: Bus, tmp_path: Pat
     assert out.returncode == 0 and "added SessionStart" in out.stdout
 
 
+def test_status_names_the_sessions_that_owe_the_bus_and_since_when(tmp_path: Path) -> None:
+    """A mark a busy hook call left (`hooks/sessions/<file>.owed/`) and an ended session
+    in `hooks/pending/`: `hooks status` names each session, what it owes and since when,
+    with a warning once one waits over an hour. Before 2026-12-07 it counted the pending
+    ones only, and showed no mark at all."""
+    from recorder.hooks.state import owe_subagent, set_pending, state_path
+
+    home, logs = tmp_path / "home", tmp_path / "logs"
+    write(home / ".claude" / "settings.json", CLAUDE_SETTINGS)
+    assert (
+        persist(home, tmp_path, "hooks", "install", "claude", "--log-dir", str(logs)).returncode
+        == 0
+    )
+    mark = owe_subagent(state_path(logs, "claude", "busy"), "a5bdbc1", "/tmp/agent.jsonl")
+    set_pending(state_path(logs, "claude", "ended"), True)
+    out = persist(home, tmp_path, "hooks", "status", "claude")
+    lines = out.stdout.splitlines()
+    assert "  2 sessions owe the bus what their hooks could not send yet: a mark in " in out.stdout
+    [busy] = [line for line in lines if line.startswith("    claude-busy: ")]
+    assert busy.startswith(
+        "    claude-busy: owes 1 sub-agent transcript (marked in claude-busy.json.owed/), since "
+    ), busy
+    assert any(
+        line.startswith("    claude-ended: ended, waits in hooks/pending/, since ")
+        for line in lines
+    )
+    assert "warning:" not in out.stdout
+    os.utime(mark, (mark.stat().st_mtime - 7200,) * 2)
+    out = persist(home, tmp_path, "hooks", "status", "claude")
+    assert "  warning: 2 sessions owe the bus" in out.stdout, out.stdout
+    assert "(marked in claude-busy.json.owed/), since 2.0h ago" in out.stdout, out.stdout
+
+
 def test_gemini_hooks_in_a_folder_it_does_not_trust_are_a_problem(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -459,6 +459,33 @@ def test_the_systemd_unit_of_this_folder_is_recognised(folder: Folder) -> None:
     assert stopped.fix == "systemctl --user start agent-persist-recorder.service"
 
 
+def test_what_sessions_owe_the_bus_is_shown_and_a_warning_after_an_hour(folder: Folder) -> None:
+    """Marks a busy hook call left beside a session's state (`.owed/`) and ended
+    sessions in `hooks/pending/`: named with their session and age, a warning once one
+    waits over an hour. Before 2026-12-07 doctor said nothing of them."""
+    from recorder.hooks.state import owe_subagent, set_pending, state_path
+
+    busy = state_path(folder.root, "claude", "busy-session")
+    mark = owe_subagent(busy, "a5bdbc1", "/tmp/agent-a5bdbc1.jsonl")
+    ended = state_path(folder.root, "gemini", "ended-session")
+    set_pending(ended, True)
+    report = run(folder)
+    assert "service.hooks-owed" not in bad(report)  # minutes old: shown, not a warning
+    [shown] = [f for f in report.findings if f.check == "service.hooks-owed"]
+    assert shown.severity is Severity.OK
+    assert "2 session(s) owe the bus" in shown.summary, shown.summary
+    assert "claude-busy-session: owes 1 sub-agent transcript" in shown.summary, shown.summary
+    assert "gemini-ended-session: ended, waits in hooks/pending/" in shown.summary
+
+    two_hours_ago = time.time() - 7200
+    os.utime(mark, (two_hours_ago, two_hours_ago))
+    old = finding(run(folder), "service.hooks-owed")
+    assert old.severity is Severity.WARNING
+    assert "the oldest for over 1.0h" in old.summary, old.summary
+    assert "claude-busy-session: owes 1 sub-agent transcript (marked in " in old.summary
+    assert ", since 2.0h ago" in old.summary, old.summary
+
+
 def test_segments_pruned_by_retention_are_not_lost(tmp_path: Path) -> None:
     from recorder.store.pruned import PrunedNote, write_pruned
 
