@@ -19,8 +19,13 @@
   every hook call of any session finishes a few of them (`finish_ended`), and the
   final checkpoint is taken then, once its end is in the journal. An end that cannot
   take its session's lock (another hook holds it past 5 s) is left as a mark beside
-  the state (`state.owe_end`) and marked pending the same way; the agent is
-  deregistered all the same.
+  the state (`state.owe_end`) and marked pending the same way, the agent's
+  deregistration with it: the lock's holder sends it as it lets go (`settle_owed`),
+  else any session's next call; no recorder is stopped while a hook holds a lock.
+- a start or a compaction that cannot take the lock does what needs none (the offer,
+  the recorder, the registration; the transcript's copy) and leaves its message and
+  checkpoint as a mark (`state.owe_announcement`): the next holder sends them first
+  (`deliver_owed`).
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from recorder.hooks.state import (
     SessionState,
     StateInTheWay,
     load_state,
+    owe_announcement,
     owe_end,
     owed_end_state,
     owed_marks,
@@ -118,12 +124,15 @@ def handle(
         try:
             held.enter_context(session_lock(spath))
         except TimeoutError as exc:
+            if role is Role.START:
+                return _start_busy(held, args, payload, spath, exc)
             if role is not Role.END:
                 raise  # (nothing lost: the state's offsets make the next call send it)
             _owe_end_or_go_on(held, args, payload, spath, exc, deadline)
         state = load_state(spath, args.agent.value, payload.session)
         take_owed(spath, state, partial(_note, args, payload))
         try:
+            deliver_owed(args, spath, state, partial(_note, args, payload))
             if role is Role.START:
                 return start(args, payload, state)
             if role is Role.END:
@@ -133,6 +142,8 @@ def handle(
             save_state(spath, state)
             if role is Role.END and owed_marks(spath):  # left while this end held the lock
                 _mark_pending(args, payload, spath)
+            elif role is Role.START:
+                settle_owed(args, spath, state, partial(_note, args, payload))
     return None
 
 
@@ -155,15 +166,23 @@ def _owe_end_or_go_on(
     deadline: float | None,
 ) -> None:
     """A SessionEnd that found its session busy: its end marked owed beside the state
-    (`owe_end`) and the session marked pending (`set_pending`: the next hook call of any
-    session finishes it), then the lock tried once more (its holder may have let go
-    before the mark was there: the end then goes on here). Else the agent is
-    deregistered all the same (its registration is named in the state, read without
-    the lock; the recorder is stopped as at any end, see `_leave`), and TimeoutError
-    says what waits and who sends it."""
+    (`owe_end`, with the agent's registration, read from the state without the lock)
+    and the session marked pending (`set_pending`), then the lock tried once more (its
+    holder may have let go before the mark was there: the end then goes on here). Else
+    the end, and the agent's deregistration with it, is left to whoever sends it: the
+    lock's holder as it lets go (`settle_owed`), or the next hook call of any session
+    (`finish_ended`); the recorder is not stopped meanwhile, while the holder may still
+    be sending to it (before 2026-12-07 this call deregistered the agent at once and,
+    the last one out, stopped the recorder under the holder). TimeoutError says what
+    waits and who sends it. An end that could not be marked deregisters the agent here
+    (`_leave`: no stop while a hook of the folder holds its session's lock)."""
     label = f"{args.agent.value} {_short(payload.session)} ended"
+    # what the holder left saved: the registration, and where the transcript was read to
+    state = read_state(spath)
+    if state is None or state.agent != args.agent.value or state.session != payload.session:
+        state = SessionState.new(args.agent.value, payload.session)
     try:
-        owe_end(spath, args.agent.value, payload, label)
+        owe_end(spath, args.agent.value, payload, label, state.registration)
         owed = True
     except (StateInTheWay, OSError) as exc:  # a named pipe at the folder, a full disk
         _note(
@@ -178,24 +197,24 @@ def _owe_end_or_go_on(
         return
     except TimeoutError:
         pass
-    # what the holder left saved: the registration, and where the transcript was read to
-    state = read_state(spath)
-    if state is None or state.agent != args.agent.value or state.session != payload.session:
-        state = SessionState.new(args.agent.value, payload.session)
     state.ending, state.end_checkpoint = payload.text("reason") or "exit", label
     if not state.transcript:
         state.transcript = payload.transcript
-    waiting = (
-        _waiting(args, state, marked)
-        if owed
-        else f"its end (session.ended, the checkpoint '{label}') could not be marked owed "
-        "(the line before says what to move): nothing sends it later; the rest of its "
-        "transcript goes with a later call of this session, if one comes (a resume)"
-    )
-    try:
-        _leave(args, payload, state, deadline)
-    except Exception as exc:
-        _note(args, payload, f"not deregistered: {type(exc).__name__}: {exc}")
+    if owed:
+        waiting = (
+            f"{_waiting(args, state, marked, holder=True)}; the agent stays registered "
+            "until then, so the recorder is not stopped while the holder sends to it"
+        )
+    else:
+        waiting = (
+            f"its end (session.ended, the checkpoint '{label}') could not be marked owed "
+            "(the line before says what to move): nothing sends it later; the rest of its "
+            "transcript goes with a later call of this session, if one comes (a resume)"
+        )
+        try:
+            _leave(args, partial(_note, args, payload), state, deadline, None)
+        except Exception as exc:
+            _note(args, payload, f"not deregistered: {type(exc).__name__}: {exc}")
     raise TimeoutError(f"{busy}: this session's end is not delivered now; {waiting}") from None
 
 
@@ -288,16 +307,8 @@ def start(args: HookArgs, payload: Payload, state: SessionState) -> dict[str, An
     line (before 2026-12-07 a recorder that could not be started, as when a `persist`
     command held the folder, threw the offer away, and a bundle that could not be built
     left the session with no recorder)."""
-    source = payload.text("source") or payload.text("trigger") or "startup"
-    offer = None
-    if source == "startup":  # before our own checkpoint is taken
-        try:
-            launched, offer = _launch_choice(args, payload)
-            if not launched and args.restore:
-                offer = _choose(args, payload)
-        except Exception as exc:
-            _note(args, payload, f"no checkpoint offered: {type(exc).__name__}: {exc}")
-            offer = None
+    source = _source(payload)
+    offer = _offer(args, payload, source)
     try:
         _begin(args, payload, state, source)
     except Exception as exc:
@@ -309,11 +320,98 @@ def start(args: HookArgs, payload: Payload, state: SessionState) -> dict[str, An
     return answer(*offer)
 
 
-def _begin(args: HookArgs, payload: Payload, state: SessionState, source: str) -> None:
-    """The recorder, the registration, a pending end, the message and the checkpoint."""
+def _source(payload: Payload) -> str:
+    return payload.text("source") or payload.text("trigger") or "startup"
+
+
+def _offer(args: HookArgs, payload: Payload, source: str) -> tuple[str, str] | None:
+    """The checkpoint offered at a start (`_launch_choice`, else `--restore`), or None;
+    a failure is a line, never raised."""
+    if source != "startup":  # (computed before our own checkpoint is taken)
+        return None
+    try:
+        launched, offer = _launch_choice(args, payload)
+        if not launched and args.restore:
+            offer = _choose(args, payload)
+    except Exception as exc:
+        _note(args, payload, f"no checkpoint offered: {type(exc).__name__}: {exc}")
+        return None
+    return offer
+
+
+def _start_busy(
+    held: contextlib.ExitStack,
+    args: HookArgs,
+    payload: Payload,
+    spath: Path,
+    busy: TimeoutError,
+) -> dict[str, Any] | None:
+    """A SessionStart that found its session busy does what needs no lock: the offer,
+    the recorder found or started, the agent registered (`_register`); the
+    session-started message and its checkpoint it marks owed (`owe_announcement`, with
+    the registration), then tries the lock once more: got, it sends them itself; else
+    the next holder of the lock sends them first (`deliver_owed`). Before 2026-12-07
+    such a start did nothing at all: no offer, no recorder (the session went unrecorded
+    if none ran), no registration, no message."""
+    note = partial(_note, args, payload)
+    source = _source(payload)
+    offer = _offer(args, payload, source)
+    publisher = SessionState.new(args.agent.value, payload.session).publisher
+    registration, launcher = "", None
+    try:
+        registration, launcher = _register(args, payload, publisher)
+    except Exception as exc:
+        note(f"not registered: {type(exc).__name__}: {exc}")
+    label = f"{args.agent.value} {_short(payload.session)} started"
+    fields = _start_fields(args, payload, source, launcher)
+    announcement = {
+        "type": "session.started",
+        "text": _start_text(args, payload, source),
+        "checkpoint": label if launcher is not None else "",
+        "at": time.time(),
+        "fields": fields,
+    }
+    try:
+        owe_announcement(spath, "start", announcement, registration)
+    except (StateInTheWay, OSError) as exc:
+        note(str(exc) if isinstance(exc, StateInTheWay) else f"{type(exc).__name__}: {exc}")
+        note(
+            f"TimeoutError: {busy}: "
+            f"the session-started message and the checkpoint '{label}' could not be "
+            "marked owed (the line before says what to move): nothing sends them later; "
+            f"the agent is {'registered' if registration else 'not registered'}"
+        )
+        return answer(*offer) if offer else None
+    try:
+        held.enter_context(session_lock(spath, timeout=0))
+    except TimeoutError:
+        recorder = "the recorder runs" if launcher is not None else "no recorder runs"
+        note(
+            f"TimeoutError: {busy}: "
+            f"the agent is {'registered' if registration else 'not registered'} and "
+            f"{recorder}; the session-started message "
+            f"and the checkpoint '{label}' are owed (marked in hooks/sessions/{spath.name}"
+            ".owed/): the session's next hook call sends them first, before its own lines"
+        )
+        return answer(*offer) if offer else None
+    state = load_state(spath, args.agent.value, payload.session)
+    take_owed(spath, state, note)
+    try:
+        deliver_owed(args, spath, state, note)
+    finally:
+        save_state(spath, state)
+        settle_owed(args, spath, state, note)
+    return answer(*offer) if offer else None
+
+
+def _register(args: HookArgs, payload: Payload, publisher: str) -> tuple[str, Any]:
+    """The recorder found or started, the agent registered under the same hold of the
+    launch lock (the last agent leaving cannot stop it in between); the registration's
+    file name, and the launcher (None: no recorder, said in a failure line; the agent
+    is registered all the same, so a recorder started later by another session's start
+    is not stopped by another session's end while this agent runs)."""
     from recorder.launch.registry import launch_lock, register_agent
 
-    label = f"{args.agent.value} {_short(state.session)} started"
     launcher = _launcher(args)
     launcher.agent = args.agent.value
     layout = Layout(args.log_dir)
@@ -328,7 +426,7 @@ def _begin(args: HookArgs, payload: Payload, state: SessionState, source: str) -
                 launcher.recorder_pid,
                 launcher.started_recorder,
                 pid=agent_process(),
-                key=state.publisher,
+                key=publisher,
             ).name
         )
 
@@ -340,11 +438,10 @@ def _begin(args: HookArgs, payload: Payload, state: SessionState, source: str) -
 
     recording = True
     try:
-        # registered under the lock hold that found or started the recorder: the last
-        # agent leaving cannot stop it in between
         launcher.ensure_recorder(then=register_after_the_check)
     except Exception as exc:
         recording = False
+        label = f"{args.agent.value} {_short(payload.session)} started"
         _note(
             args,
             payload,
@@ -355,11 +452,86 @@ def _begin(args: HookArgs, payload: Payload, state: SessionState, source: str) -
     if failed:
         raise failed[0]
     if not registered:
-        # registered without a recorder too: one started later by another session's
-        # start is then not stopped by another session's end while this agent runs
         with launch_lock(layout):
             register()
-    state.registration = registered[-1]
+    return registered[-1], launcher if recording else None
+
+
+def _start_text(args: HookArgs, payload: Payload, source: str) -> str:
+    text = f"{args.agent.value} session {payload.session} started ({source})"
+    return text + (f" in {payload.cwd}" if payload.cwd else "")
+
+
+def _start_fields(args: HookArgs, payload: Payload, source: str, launcher: Any) -> dict[str, Any]:
+    model = payload.raw.get("model")
+    return {
+        "source": source,
+        "cwd": payload.cwd,
+        "transcript": payload.transcript,
+        "recorder_started": bool(launcher is not None and launcher.started_recorder),
+        **({"model": model} if isinstance(model, str) else {}),
+    }
+
+
+def deliver_owed(
+    args: HookArgs, spath: Path, state: SessionState, note: Callable[[str], None]
+) -> None:
+    """Under the session's lock, after `take_owed`: the messages a SessionStart or a
+    PreCompact that found the session busy left (`SessionState.announce`), sent first,
+    in order, each marked `late` with the time of its event (`at`), then its checkpoint
+    (a compaction's linked to its transcript copy). A start that came after an end not
+    delivered yet waits for it (`_finish`, as a resumed session's start does). One try
+    each: nobody listening, the line says it is not sent later (it would come after the
+    turns it began). Raises nothing a caller did not expect (failures are lines)."""
+    while state.announce:
+        owed = state.announce[0]
+        if owed.get("after_end") and (state.ending or state.end_checkpoint):
+            path = Path(state.transcript) if state.transcript else None
+            try:
+                if not _finish(args, state, path, PENDING_BUDGET, note):
+                    return  # the start waits with the end, for the next call
+            except Exception as exc:
+                note(f"the previous end of this session not delivered: {exc}")
+                return
+            if not owed_marks(spath):
+                set_pending(spath, False)
+        state.announce.pop(0)
+        kind, label = str(owed["type"]), str(owed["checkpoint"])
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(owed["at"])))
+        what = "session-started message" if kind == "session.started" else "compaction message"
+        try:
+            _announce(
+                args,
+                state,
+                kind,
+                str(owed["text"]),
+                owed=False,
+                late=True,
+                at=owed["at"],
+                **owed["fields"],
+            )
+        except NotDelivered as exc:
+            note(
+                f"{what} of {at} not sent: {exc.nobody()}; it is not sent later, and no "
+                f"checkpoint '{label}' is taken"
+            )
+            continue
+        except Exception as exc:
+            note(f"{what} of {at} not sent: {exc}; it is not sent later")
+            continue
+        if label:
+            cp = _checkpoint(args, state, label, note)
+            copy = owed["fields"]
+            if cp is not None and kind == "session.compacting" and copy.get("copy"):
+                _remember_copy(args.log_dir, cp, state.session, copy)
+    save_state(spath, state)
+
+
+def _begin(args: HookArgs, payload: Payload, state: SessionState, source: str) -> None:
+    """The recorder, the registration, a pending end, the message and the checkpoint."""
+    label = f"{args.agent.value} {_short(state.session)} started"
+    state.registration, launcher = _register(args, payload, state.publisher)
+    recording = launcher is not None
     if not state.started:
         state.started = time.time()
     if not recording:
@@ -372,9 +544,6 @@ def _begin(args: HookArgs, payload: Payload, state: SessionState, source: str) -
                 set_pending(spath, False)
         except Exception as exc:  # still marked: a later call sends it
             _note(args, payload, f"the previous end of this session not delivered: {exc}")
-    text = f"{args.agent.value} session {state.session} started ({source})"
-    if payload.cwd:
-        text += f" in {payload.cwd}"
     # not kept for a later call: sent then, it would come after the turns it began (said)
     lost = (
         "it is not sent later (the session's transcript is, from its next hook call on), "
@@ -385,15 +554,9 @@ def _begin(args: HookArgs, payload: Payload, state: SessionState, source: str) -
             args,
             state,
             "session.started",
-            text,
+            _start_text(args, payload, source),
             owed=False,
-            source=source,
-            cwd=payload.cwd,
-            transcript=payload.transcript,
-            recorder_started=launcher.started_recorder,
-            **(
-                {"model": payload.raw["model"]} if isinstance(payload.raw.get("model"), str) else {}
-            ),
+            **_start_fields(args, payload, source, launcher),
         )
     except NotDelivered as exc:
         _note(args, payload, f"session-started message not sent: {exc.nobody()}; {lost}")
@@ -529,13 +692,23 @@ def _compact_or_say_what_is_not_done(args: HookArgs, payload: Payload) -> None:
     previous = {sig: signal.signal(sig, stopped) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         spath = state_path(args.log_dir, args.agent.value, payload.session)
-        with session_lock(spath):
-            state = load_state(spath, args.agent.value, payload.session)
-            take_owed(spath, state, partial(_note, args, payload))
+        note = partial(_note, args, payload)
+        with contextlib.ExitStack() as held:
+            copied = None
             try:
-                compact(args, payload, state, left)
+                held.enter_context(session_lock(spath))
+            except TimeoutError as exc:
+                copied = _compact_busy(held, args, payload, spath, exc, left)
+                if copied is None:
+                    return  # (owed, said)
+            state = load_state(spath, args.agent.value, payload.session)
+            take_owed(spath, state, note)
+            deliver_owed(args, spath, state, note)
+            try:
+                compact(args, payload, state, left, copied)
             finally:
                 save_state(spath, state)
+            settle_owed(args, spath, state, note)
     except _Stopped as exc:
         for sig in previous:  # a second signal while the line is written ends it as asked
             signal.signal(sig, signal.SIG_DFL)
@@ -550,10 +723,79 @@ def _compact_or_say_what_is_not_done(args: HookArgs, payload: Payload) -> None:
             signal.signal(sig, handler)
 
 
+def _compact_busy(
+    held: contextlib.ExitStack,
+    args: HookArgs,
+    payload: Payload,
+    spath: Path,
+    busy: TimeoutError,
+    left: list[str],
+) -> dict[str, Any] | None:
+    """A PreCompact that found its session busy does what needs no lock: the copy of
+    the transcript as it is (what compaction drops stays on disk); the
+    session.compacting message naming it and the checkpoint it marks owed
+    (`owe_announcement`), for the next holder of the lock to send first
+    (`deliver_owed`); the transcript's lines not sent yet go with that call as with
+    any (its state's offset). Then the lock tried once more: got, the mark is taken
+    back and the compaction goes on here with this copy (returned); else None, said in
+    one line. Before 2026-12-07 such a PreCompact did nothing at all: no copy, no
+    message, no checkpoint (and a Gemini CLI compression may drop from its file lines
+    no call had sent yet)."""
+    note = partial(_note, args, payload)
+    path = Path(payload.transcript) if payload.transcript else None
+    # (the lock's wait counts: the copy's time is counted from the hook's start)
+    copy = _protect(args, payload, path, time.monotonic() + COPY_UNTIL - 5.0)
+    _done(left, "transcript copied")
+    trigger = payload.text("trigger") or "auto"
+    label = f"{args.agent.value} {_short(payload.session)} before compaction"
+    kept = f"the transcript as it was is kept in {copy['copy']}" if copy else "no copy"
+    announcement = {
+        "type": "session.compacting",
+        "text": _compacting_text(args, payload.session, trigger),
+        "checkpoint": label,
+        "at": time.time(),
+        "fields": {"trigger": trigger, "transcript": payload.transcript, **copy},
+    }
+    try:
+        mark = owe_announcement(spath, "compact", announcement)
+    except (StateInTheWay, OSError) as exc:
+        note(str(exc) if isinstance(exc, StateInTheWay) else f"{type(exc).__name__}: {exc}")
+        note(
+            f"TimeoutError: {busy}: "
+            f"{kept}; the compaction message and the checkpoint '{label}' could "
+            "not be marked owed (the line before says what to move): nothing sends them "
+            "later; the transcript's lines not sent yet go with this session's next hook call"
+        )
+        return None
+    try:
+        held.enter_context(session_lock(spath, timeout=0))
+    except TimeoutError:
+        left.clear()  # (owed: the line says who sends what)
+        note(
+            f"TimeoutError: {busy}: "
+            f"{kept}; the transcript's lines not sent yet go with this session's "
+            "next hook call (from where its state was read to), and the compaction message "
+            f"and the checkpoint '{label}' are owed (marked in hooks/sessions/{spath.name}"
+            ".owed/): that call sends them first"
+        )
+        return None
+    mark.unlink(missing_ok=True)  # (the lock is ours: nobody took it) sent here after all
+    return copy
+
+
+def _compacting_text(args: HookArgs, session: str, trigger: str) -> str:
+    return f"{args.agent.value} session {session} is about to compact ({trigger})"
+
+
 def compact(
-    args: HookArgs, payload: Payload, state: SessionState, left: list[str] | None = None
+    args: HookArgs,
+    payload: Payload,
+    state: SessionState,
+    left: list[str] | None = None,
+    copied: dict[str, Any] | None = None,
 ) -> None:
-    """Publish, copy, announce, checkpoint; each step done is taken out of `left`."""
+    """Publish, copy (unless `copied`: made already), announce, checkpoint; each step
+    done is taken out of `left`."""
     began = time.monotonic()
     left = left if left is not None else []
     path = Path(payload.transcript) if payload.transcript else None
@@ -580,7 +822,7 @@ def compact(
         except Exception as exc:
             _note(args, payload, f"transcript not published before compaction: {exc}")
     _done(left, "transcript published")
-    copy = _protect(args, payload, path, began + COPY_UNTIL)
+    copy = _protect(args, payload, path, began + COPY_UNTIL) if copied is None else copied
     _done(left, "transcript copied")
     trigger = payload.text("trigger") or "auto"
     try:
@@ -588,7 +830,7 @@ def compact(
             args,
             state,
             "session.compacting",
-            f"{args.agent.value} session {state.session} is about to compact ({trigger})",
+            _compacting_text(args, state.session, trigger),
             owed=False,
             trigger=trigger,
             transcript=payload.transcript,
@@ -752,10 +994,14 @@ def end(
         )
     except Exception as exc:  # the end goes on: deregistration
         _note(args, payload, f"session end not delivered: {exc}; {_waiting(args, state, marked)}")
-    _leave(args, payload, state, deadline)
+    _leave(args, partial(_note, args, payload), state, deadline, spath)
 
 
-def _waiting(args: HookArgs, state: SessionState, marked: bool = True) -> str:
+def _waiting(
+    args: HookArgs, state: SessionState, marked: bool = True, *, holder: bool = False
+) -> str:
+    """What an end not delivered leaves, and who sends it (`holder`: the hook holding
+    the session's lock does first, as it lets go)."""
     subagents = owed_subagents(args, state)
     if not marked:  # (the line before says why, and what to move)
         return (
@@ -767,9 +1013,10 @@ def _waiting(args: HookArgs, state: SessionState, marked: bool = True) -> str:
     return (
         (f"{subagents}; " if subagents else "")
         + f"the rest of {state.transcript or 'its transcript'} (from byte {state.offset}) "
-        f"and the session-ended message wait in hooks/pending/: the next hook call of any "
-        f"session sends them (at most {PENDING_PER_CALL} ended sessions a call), then takes "
-        f"the checkpoint '{state.end_checkpoint or 'ended'}'"
+        "and the session-ended message wait in hooks/pending/: "
+        + ("the hook holding the session's lock sends them as it lets go, else " if holder else "")
+        + f"the next hook call of any session sends them (at most {PENDING_PER_CALL} ended "
+        f"sessions a call), then takes the checkpoint '{state.end_checkpoint or 'ended'}'"
     )
 
 
@@ -875,6 +1122,7 @@ def _finish_one(args: HookArgs, spath: Path, budget: float, deadline: float | No
         # beside a state without `ending` was taken as done)
         take_owed(spath, state, note)
         try:
+            deliver_owed(them, spath, state, note)
             done = _finish(
                 them,
                 state,
@@ -889,26 +1137,74 @@ def _finish_one(args: HookArgs, spath: Path, budget: float, deadline: float | No
             save_state(spath, state)
         if done and not owed_marks(spath):  # (left meanwhile: the next call takes them)
             set_pending(spath, False)
+        if done and state.leaving:  # a busy SessionEnd left its agent to this call
+            try:
+                _leave(them, note, state, deadline, spath)
+            finally:
+                save_state(spath, state)
     return True
 
 
-def _leave(
-    args: HookArgs, payload: Payload, state: SessionState, deadline: float | None = None
+def settle_owed(
+    args: HookArgs, spath: Path, state: SessionState, note: Callable[[str], None]
 ) -> None:
-    """Deregister; stop the recorder if a launcher started it and nobody is left (and
-    then the recorder whose broker it followed, if left running for it alone: see
-    `stop_unused_host`). The stop waits what `deadline` leaves (10 s without one): a
-    recorder that has not stopped by then (frozen, or still journaling a large backlog)
-    was sent SIGTERM and finishes its stop by itself; the failure line says so."""
-    from recorder.launch.registry import forget_owner, launch_lock, live_agents, recorder_owner
+    """Under the session's lock, as the call holding it lets go: the marks left during
+    its hold are taken (`take_owed`), a start's or a compaction's message sent
+    (`deliver_owed`), and an end a SessionEnd that found the session busy left is sent
+    (`_finish`, `PENDING_BUDGET` of reading), then its agent
+    deregistered and the recorder stopped if nobody is left (`_leave`): the end does
+    not wait for another session's call, and the recorder is stopped only once the
+    session's messages are sent. What is not sent stays in hooks/pending/ (the next
+    hook call of any session). Never raises."""
+    if not owed_marks(spath):
+        return
+    try:
+        take_owed(spath, state, note)
+        deliver_owed(args, spath, state, note)
+        if not state.ending and not state.end_checkpoint and not state.leaving:
+            return
+        path = Path(state.transcript) if state.transcript else None
+        if not _finish(args, state, path, PENDING_BUDGET, note):
+            return  # (the rest waits in hooks/pending/, marked by the SessionEnd)
+        if not owed_marks(spath):
+            set_pending(spath, False)
+        if state.leaving:
+            _leave(args, note, state, None, spath)
+    except Exception as exc:  # NotDelivered too: still marked pending, a later call sends it
+        note(f"the end a busy SessionEnd left not delivered: {type(exc).__name__}: {exc}")
+    finally:
+        save_state(spath, state)
+
+
+def _leave(
+    args: HookArgs,
+    note: Callable[[str], None],
+    state: SessionState,
+    deadline: float | None,
+    held: Path | None,
+) -> None:
+    """Deregister (`state.registration`, and `state.leaving`, which a busy SessionEnd
+    left); stop the recorder if a launcher started it, nobody is left, and no other
+    hook of the folder holds its session's lock (one may still be sending to it; this
+    call holds `held`'s), and then the recorder whose broker it followed, if left
+    running for it alone (`stop_unused_host`). The stop waits what `deadline` leaves (10 s without one): a
+    recorder that has not stopped by then (frozen, or still journaling a large
+    backlog) was sent SIGTERM and finishes its stop by itself; the failure line says so."""
+    from recorder.launch.registry import (
+        forget_owner,
+        hooks_at_work,
+        launch_lock,
+        live_agents,
+        recorder_owner,
+    )
 
     layout = Layout(args.log_dir)
     with launch_lock(layout):
-        if state.registration:
-            (layout.agents / state.registration).unlink(missing_ok=True)
-            state.registration = ""
+        for registration in {state.registration, state.leaving} - {""}:
+            (layout.agents / registration).unlink(missing_ok=True)
+        state.registration = state.leaving = ""
         owner = recorder_owner(layout)
-        if owner is None or live_agents(layout):
+        if owner is None or live_agents(layout) or hooks_at_work(layout, held):
             return
         from recorder.launch.peers import hosted_broker_users, stop_unused_host
         from recorder.store.status import assess
@@ -942,15 +1238,13 @@ def _leave(
             host_notes: list[str] = []
             stop_unused_host(status, layout.root, _time_for(deadline, 10.0), host_notes.append)
             if host_notes:
-                _note(args, payload, "; ".join(host_notes))
+                note("; ".join(host_notes))
         elif deadline is None:
             if notes:
-                _note(args, payload, "; ".join(notes))
+                note("; ".join(notes))
         else:
             said = "; ".join(n for n in notes if "did not stop within" not in n)
-            _note(
-                args,
-                payload,
+            note(
                 f"recorder PID {pid} was sent SIGTERM but had not stopped when "
                 f"{_out_of_time()}"
                 + (f" ({said})" if said else "")

@@ -32,6 +32,7 @@ from recorder.hooks.state import (
     StateInTheWay,
     load_state,
     owe_subagent,
+    owed_marks,
     pending_states,
     save_state,
     session_lock,
@@ -437,6 +438,10 @@ def turn(args: HookArgs, payload: Payload) -> None:
             _owe_subagent_or_go_on(held, spath, agent_id, sub, exc, note)
         state = load_state(spath, args.agent.value, payload.session)
         take_owed(spath, state, note)  # what calls that found the session busy left
+        if state.announce:  # a start or a compaction such a call could not send: first
+            from recorder.hooks.lifecycle import deliver_owed
+
+            deliver_owed(args, spath, state, note)
         earlier = [a for a in state.subagents if a != agent_id]
         if sub and state.subagents.get(agent_id) != sub:
             # owed before anything is tried: a hook killed meanwhile leaves it owed
@@ -479,6 +484,10 @@ def turn(args: HookArgs, payload: Payload) -> None:
             created = path.exists() and not os.path.exists(spath)
             if after != before or state.subagents != owed or created:
                 save_state(spath, state)
+        if owed_marks(spath):  # left during this hold (a SessionEnd that found it busy)
+            from recorder.hooks.lifecycle import settle_owed
+
+            settle_owed(args, spath, state, note)
         if unsent is not None:
             raise unsent
 

@@ -21,7 +21,9 @@ gets no next call of its own, so the next hook call of any session finishes it.
 A call that cannot take its session's lock (another hook of the session holds it past
 `session_lock`'s 5 s: parallel sub-agents finishing at once, a long PreCompact) leaves
 what it owes in `<file>.owed/` beside the state, without the lock: a mark per owed thing
-(`subagent-<id>-<crc>.json`: a sub-agent's transcript; `end.json`: the session's end).
+(`subagent-<id>-<crc>.json`: a sub-agent's transcript; `end.json`: the session's end,
+with the agent's registration to remove once it is sent; `start-<ns>.json`,
+`compact-<ns>.json`: a start's or a compaction's message and checkpoint).
 Every holder of the lock merges them into the state first (`take_owed`), saves it,
 then removes them. Before 2026-12-07 such a SubagentStop lost its sub-agent's transcript
 for good and such a SessionEnd the session's end.
@@ -93,6 +95,13 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     # Claude Code: sub-agents whose transcript is not all sent yet, agent id -> its path
     # (in the order they stopped; where each was read up to is in its own state file)
     "subagents": (dict,),
+    # the registration (agents/<file>) a SessionEnd that found the session busy left to
+    # whoever sends its end: removed then, and the recorder stopped if nobody is left
+    "leaving": (str,),
+    # messages a SessionStart or PreCompact that found the session busy left (each
+    # {"type", "text", "checkpoint", "at", "fields", "after_end"}): the next holder of
+    # the lock sends them first, each with its checkpoint (`lifecycle.deliver_owed`)
+    "announce": (list,),
 }
 # fields a state saved by an older version lacks, and what they start as
 _DEFAULTS: dict[str, Callable[[], Any]] = {
@@ -101,6 +110,8 @@ _DEFAULTS: dict[str, Callable[[], Any]] = {
     "versions": dict,
     "merged": list,
     "subagents": dict,
+    "leaving": str,
+    "announce": list,
 }
 
 
@@ -127,6 +138,8 @@ class SessionState:
         self.ending = ""
         self.end_checkpoint = ""
         self.subagents: dict[str, str] = {}
+        self.leaving = ""
+        self.announce: list[dict[str, Any]] = []
 
     @classmethod
     def new(cls, agent: str, session: str) -> SessionState:
@@ -147,6 +160,8 @@ class SessionState:
         if not all(isinstance(v, str) for v in data["versions"].values()):
             return None
         if not all(isinstance(v, str) for v in data["subagents"].values()):
+            return None
+        if not all(_announcement(a) for a in data["announce"]):
             return None
         state = cls(data["agent"], data["session"], data["publisher"])
         for name in _FIELDS:
@@ -216,7 +231,9 @@ def _recovery(state_file: Path) -> Path:
     return state_file.parent.parent.parent / "recovery"  # <log-dir>/hooks/sessions/<file>
 
 
-_OWED_MARK = re.compile(r"\A(?:subagent-[A-Za-z0-9._-]+-[0-9a-f]{8}|end)\.json\Z")
+_OWED_MARK = re.compile(
+    r"\A(?:subagent-[A-Za-z0-9._-]+-[0-9a-f]{8}|end|(?:start|compact)-[0-9]+)\.json\Z"
+)
 
 
 def _owed_folder(state_file: Path) -> Path:
@@ -232,7 +249,7 @@ def _owed_folder(state_file: Path) -> Path:
     return ensure_private_dir(folder)
 
 
-def _owe(state_file: Path, name: str, record: dict[str, str]) -> Path:
+def _owe(state_file: Path, name: str, record: dict[str, Any]) -> Path:
     """A mark `name` in `owed_dir` (0600, written whole then renamed into place); never
     through a named pipe or a folder standing there (StateInTheWay)."""
     path = _owed_folder(state_file) / name
@@ -252,11 +269,13 @@ def owe_subagent(state_file: Path, agent_id: str, transcript: str) -> Path:
     return _owe(state_file, name, record)
 
 
-def owe_end(state_file: Path, agent: str, payload: Any, checkpoint: str) -> Path:
+def owe_end(state_file: Path, agent: str, payload: Any, checkpoint: str, leaving: str = "") -> Path:
     """Mark the session's end owed (without its lock): `SessionState.ending` (the
-    SessionEnd `payload`'s reason), `end_checkpoint` and, if the state has none yet,
+    SessionEnd `payload`'s reason), `end_checkpoint`, `leaving` (the agent's
+    registration, removed once the end is sent) and, if the state has none yet,
     `transcript`; its agent and session start a state when none was saved."""
     record = {
+        "leaving": leaving,
         "kind": "end",
         "agent": agent,
         "session": payload.session,
@@ -265,6 +284,27 @@ def owe_end(state_file: Path, agent: str, payload: Any, checkpoint: str) -> Path
         "checkpoint": checkpoint,
     }
     return _owe(state_file, "end.json", record)
+
+
+def _announcement(value: Any) -> bool:
+    """Whether `value` is an owed message as `SessionState.announce` holds it."""
+    return (
+        isinstance(value, dict)
+        and all(isinstance(value.get(k), str) for k in ("type", "text", "checkpoint"))
+        and type(value.get("at")) in (int, float)
+        and isinstance(value.get("fields"), dict)
+        and isinstance(value.get("after_end", False), bool)
+    )
+
+
+def owe_announcement(
+    state_file: Path, kind: str, announcement: dict[str, Any], registration: str = ""
+) -> Path:
+    """Mark a message a SessionStart (`kind` "start") or a PreCompact ("compact") that
+    found the session busy could not send (without its lock): `announcement` as
+    `SessionState.announce` holds it, and the start's agent `registration`."""
+    record = {"kind": kind, "announce": announcement, "registration": registration}
+    return _owe(state_file, f"{kind}-{time.time_ns()}.json", record)
 
 
 def owed_end_state(state_file: Path) -> SessionState | None:
@@ -295,6 +335,17 @@ def owed_marks(state_file: Path) -> bool:
 
 def _merge(state: SessionState, record: Any) -> bool:
     """`record` (a mark's JSON) merged into `state`; False if it is no mark of ours."""
+    if isinstance(record, dict) and record.get("kind") in ("start", "compact"):
+        announcement, registration = record.get("announce"), record.get("registration")
+        if not isinstance(announcement, dict) or not _announcement(announcement):
+            return False
+        if not isinstance(registration, str):
+            return False
+        # a start after an end not delivered yet: that end goes first
+        state.announce.append({**announcement, "after_end": bool(state.ending)})
+        if registration:
+            state.registration = registration
+        return True
     if not isinstance(record, dict) or not all(isinstance(v, str) for v in record.values()):
         return False
     kind = record.get("kind")
@@ -304,6 +355,7 @@ def _merge(state: SessionState, record: Any) -> bool:
     if kind == "end" and isinstance(record.get("checkpoint"), str):
         state.ending = record.get("reason") or "exit"
         state.end_checkpoint = record["checkpoint"]
+        state.leaving = record.get("leaving") or state.leaving
         if record.get("transcript") and not state.transcript:
             state.transcript = record["transcript"]
         return True
@@ -476,8 +528,8 @@ class Waiting:
 
     def what(self) -> str:
         """In words: "2 sub-agents' transcripts, its end; ended, waits in hooks/pending/"."""
-        words = {"subagent": "sub-agent transcript", "end": "end", "start": "start"}
-        words["compact"] = "compaction"
+        words = {"subagent": "sub-agent transcript", "end": "end"}
+        words |= {"start": "session start message", "compact": "compaction message"}
         parts = [
             f"{n} {words.get(kind, kind)}{'s' if n > 1 else ''}" for kind, n in self.owed.items()
         ]

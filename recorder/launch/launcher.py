@@ -60,6 +60,7 @@ from recorder.launch.peers import hosted_broker_users, stop_unused_host
 from recorder.launch.registry import (
     LockBusy,
     forget_owner,
+    hooks_at_work,
     launch_lock,
     live_agents,
     recorder_owner,
@@ -240,6 +241,11 @@ def messages_since_last_checkpoint(layout: Layout) -> bool:
         return any(rec.is_message for rec in store.records(start))
 
 
+# seconds the launcher waits at the agent's exit for its hooks still holding a session's
+# lock (a turn reads 2 s, then a SessionEnd left to it: 1 s, a checkpoint, the stop)
+HOOKS_WAIT = 20.0
+
+
 @dataclass
 class ExitResult:
     stopped: bool
@@ -312,6 +318,7 @@ class PersistenceLauncher:
         self.start_timeout = start_timeout
         self.start_limit = start_limit
         self.stop_timeout = stop_timeout
+        self.hooks_wait = HOOKS_WAIT  # for a hook still sending at the agent's exit
         self.checkpoint_on_exit = checkpoint_on_exit
         self.recorder_args = tuple(recorder_args)
         self.build_bundle = build_bundle
@@ -715,6 +722,7 @@ class PersistenceLauncher:
                     cp_id = request_checkpoint(self.layout, label).id
             except (CheckpointError, OSError, StopIteration) as exc:
                 self.say(f"no exit checkpoint: {exc}")
+        self._wait_for_hooks()  # (outside the launch lock: a hook may need it to finish)
         try:
             with launch_lock(self.layout):
                 return self._leave(cp_id)
@@ -728,6 +736,21 @@ class PersistenceLauncher:
             left = ", the recorder left running" if assess(self.layout).running else ""
             reason = f"{exc}: this launch ended without it{left}"
             return ExitResult(False, reason, cp_id, lock_busy=True)
+
+    def _wait_for_hooks(self) -> None:
+        """Until no hook of this folder holds its session's lock (one may still send the
+        session's messages: its end, left by a SessionEnd that found it busy), for at
+        most `hooks_wait` seconds, said when it waits at all."""
+        deadline = time.monotonic() + self.hooks_wait
+        held = hooks_at_work(self.layout)
+        if held:
+            self.say(
+                f"waiting for the hooks of {len(held)} session(s) still sending to the "
+                f"recorder ({', '.join(held[:3])}; at most {self.hooks_wait:g} s)"
+            )
+        while held and time.monotonic() < deadline:
+            time.sleep(0.05)
+            held = hooks_at_work(self.layout)
 
     def _unregister(self) -> None:
         if self._registration is not None:
@@ -777,6 +800,17 @@ class PersistenceLauncher:
                 f"last agent out, but the systemd unit {unit.name} records {self.layout.root}"
                 f": the recorder is left running (`persist stop --log-dir {root} && "
                 f"systemctl --user start {unit.name}` hands the folder to the unit)",
+                cp_id,
+                shared=True,
+            )
+        held = hooks_at_work(self.layout)
+        if held:  # before 2026-12-07 stopped under them: what they still sent was lost
+            return ExitResult(
+                False,
+                f"last agent out, but a hook still holds the lock of {len(held)} session(s) "
+                f"({', '.join(held[:3])}) after {self.hooks_wait:g} s, and may still send to "
+                "the recorder: it is left running (the hook that sends a session's end stops "
+                f"it; else `persist stop --log-dir {shell_quote(str(self.layout.root))}`)",
                 cp_id,
                 shared=True,
             )

@@ -204,6 +204,39 @@ def forget_owner(layout: Layout) -> None:
         layout.owner.unlink()
 
 
+def hooks_at_work(layout: Layout, but: Path | None = None) -> list[str]:
+    """The agent sessions whose lock a hook holds now (`hooks/sessions/<file>.lock`:
+    the hook may still be sending the session's messages, so the recorder is not
+    stopped under it), `but` (a state file whose lock the caller holds) left out.
+    Each lock probed with a shared lock, dropped at once (a hook trying at that instant
+    tries again 10 ms later); never waits, never opens a named pipe."""
+    import fcntl
+
+    folder = layout.root / "hooks" / "sessions"
+    skip = None if but is None else but.name + ".lock"
+    try:
+        with os.scandir(folder) as found:
+            names = [e.name for e in found if e.name.endswith(".json.lock") and e.name != skip]
+    except OSError:
+        return []
+    held = []
+    for name in sorted(names):
+        try:
+            fd = os.open(folder / name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.append(name.removesuffix(".json.lock"))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return held
+
+
 class LockBusy(LaunchError):
     """Another process held the launch lock for all of the wait."""
 

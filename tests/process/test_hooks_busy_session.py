@@ -32,7 +32,7 @@ from tests.process.test_hooks_subagents_owed import (
     _texts,
     _topics,
 )
-from tests.support import Bus, wait_for
+from tests.support import Bus, free_port, journal_records, read_status, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -119,11 +119,15 @@ def test_a_session_end_that_finds_its_session_busy_is_finished_by_another_sessio
     (line,) = [f["error"] for f in failures(bus.log_dir)]
     assert line.startswith("TimeoutError: another hook holds "), line
     label = f"claude {c.session[:8]} ended"
-    assert "hooks/pending/: the next hook call of any session sends them" in line, line
+    assert (
+        "hooks/pending/: the hook holding the session's lock sends them as it lets go, else "
+        "the next hook call of any session sends them"
+    ) in line, line
     assert f"then takes the checkpoint '{label}'" in line, line
     assert "lost" not in line, line
     assert _pending(bus.log_dir) == [spath.name]
-    assert not (bus.log_dir / "agents" / registration).exists()  # deregistered all the same
+    assert "the agent stays registered until then" in line, line
+    assert (bus.log_dir / "agents" / registration).exists()  # left to whoever sends the end
     assert "session.ended" not in _texts(_topics(bus.log_dir)[topic])
 
     other = ClaudeSession(transcript=str(tmp_path / "other.jsonl"))
@@ -136,7 +140,176 @@ def test_a_session_end_that_finds_its_session_busy_is_finished_by_another_sessio
     wait_for(lambda: _checkpoints(bus.log_dir, label), what="the end's checkpoint")
     assert _pending(bus.log_dir) == []
     assert _owed(bus.log_dir, c.session) == []
+    assert not (bus.log_dir / "agents" / registration).exists()  # by the call that sent it
     assert len(failures(bus.log_dir)) == 1
+
+
+def test_a_busy_session_end_leaves_the_recorder_running_until_its_end_is_sent(
+    tmp_path: Path,
+) -> None:
+    """The recorder the start hook started (the last agent's): a SessionEnd that finds
+    the session busy leaves the agent registered, so the recorder keeps recording what
+    the lock's holder sends; the call that sends the end deregisters the agent and stops
+    the recorder. Before 2026-12-07 the busy end deregistered the agent at once and
+    stopped the recorder under the holder: what it still sent was lost."""
+    log_dir = tmp_path / "logs"
+    ends = (f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}")
+    c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))
+    append(Path(c.transcript), c.user("hello") + c.assistant("hi"))
+    try:
+        quiet(run_hook(log_dir, "claude", c.payload("SessionStart"), endpoints=ends))
+        pid = read_status(log_dir)["pid"]
+        assert (log_dir / "agents" / "owner.json").exists()  # started by the hook
+        quiet(run_hook(log_dir, "claude", c.payload("Stop"), endpoints=ends))
+        topic = f"agents.claude.{c.session}"
+        wait_for(lambda: len(_topics(log_dir).get(topic, [])) == 3, what="the turn")
+        append(Path(c.transcript), c.user("bye") + c.assistant("see you"))
+        with _held(log_dir, c.session):
+            quiet(run_hook(log_dir, "claude", c.payload("SessionEnd"), endpoints=ends))
+            status = read_status(log_dir)  # the holder may still be sending to it
+            assert status.get("state") == "recording" and status.get("pid") == pid, status
+            assert list((log_dir / "agents").glob("*.agent.json"))
+        # the next hook call of any session sends the end, then stops the recorder
+        other = ClaudeSession(transcript=str(tmp_path / "other.jsonl"))
+        quiet(run_hook(log_dir, "claude", other.payload("UserPromptSubmit"), endpoints=ends))
+        assert read_status(log_dir).get("state") == "stopped"
+        assert not list((log_dir / "agents").glob("*.agent.json"))
+        got = _topics(log_dir)[topic]
+        assert _texts(got) == ["session.started", "hello", "hi", "bye", "see you", "session.ended"]
+        assert _pending(log_dir) == []
+        (line,) = [f["error"] for f in failures(log_dir)]
+        assert line.startswith("TimeoutError: another hook holds "), line
+    finally:
+        pid = read_status(log_dir).get("pid")
+        if isinstance(pid, int) and read_status(log_dir).get("state") != "stopped":
+            os.kill(pid, 9)
+
+
+def test_the_lock_holder_sends_the_end_a_busy_session_end_left_as_it_lets_go(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """The hook holding the lock (here the test, calling what every holder calls as it
+    lets go: `settle_owed`) takes the end mark left during its hold, sends the rest of
+    the transcript and session.ended, takes the end's checkpoint and deregisters the
+    agent: the end waits for no other session's call."""
+    from recorder.hooks.agents import Agent
+    from recorder.hooks.lifecycle import settle_owed
+    from recorder.hooks.run import HookArgs
+    from recorder.hooks.state import load_state
+
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))
+    append(Path(c.transcript), c.user("hello") + c.assistant("hi"))
+    quiet(run_hook(bus.log_dir, "claude", c.payload("SessionStart"), endpoints=ends))
+    quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+    topic = f"agents.claude.{c.session}"
+    wait_for(lambda: len(_topics(bus.log_dir).get(topic, [])) == 3, what="the start")
+    spath = state_path(bus.log_dir, "claude", c.session)
+    registration = orjson.loads(spath.read_bytes())["registration"]
+    append(Path(c.transcript), c.user("bye") + c.assistant("see you"))
+    noted: list[str] = []
+    with _held(bus.log_dir, c.session):
+        quiet(run_hook(bus.log_dir, "claude", c.payload("SessionEnd"), endpoints=ends))
+        assert _owed(bus.log_dir, c.session) == ["end.json"]
+        args = HookArgs("Stop", Agent.CLAUDE, bus.log_dir, bus.front, bus.back)
+        state = load_state(spath, "claude", c.session)
+        settle_owed(args, spath, state, noted.append)
+    assert noted == []
+    wait_for(lambda: "session.ended" in _texts(_topics(bus.log_dir).get(topic, [])), what="end")
+    got = _topics(bus.log_dir)[topic]
+    assert _texts(got) == ["session.started", "hello", "hi", "bye", "see you", "session.ended"]
+    assert _seqs(got) == [1, 2, 3, 4, 5, 6]
+    wait_for(lambda: _checkpoints(bus.log_dir, f"claude {c.session[:8]} ended"), what="checkpoint")
+    assert _pending(bus.log_dir) == [] and _owed(bus.log_dir, c.session) == []
+    assert not (bus.log_dir / "agents" / registration).exists()
+
+
+def test_a_busy_session_start_registers_starts_the_recorder_and_leaves_its_message_owed(
+    tmp_path: Path,
+) -> None:
+    """No recorder runs; the session's lock is held: the SessionStart still starts the
+    recorder and registers the agent (neither needs the lock), and leaves its
+    session-started message and checkpoint owed; the session's next call sends them
+    first. Before 2026-12-07 such a start did nothing: no recorder, so none of the
+    session was recorded, no registration, no message."""
+    log_dir = tmp_path / "logs"
+    ends = (f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}")
+    c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))
+    try:
+        with _held(log_dir, c.session):
+            quiet(run_hook(log_dir, "claude", c.payload("SessionStart"), endpoints=ends))
+            assert read_status(log_dir).get("state") == "recording"
+            assert list((log_dir / "agents").glob("*.agent.json"))
+            assert [n.split("-")[0] for n in _owed(log_dir, c.session)] == ["start"]
+        (line,) = [f["error"] for f in failures(log_dir)]
+        label = f"claude {c.session[:8]} started"
+        assert line.startswith("TimeoutError: another hook holds "), line
+        assert "the agent is registered and the recorder runs" in line, line
+        assert f"the checkpoint '{label}' are owed (marked in hooks/sessions/" in line, line
+        assert "the session's next hook call sends them first" in line, line
+        append(Path(c.transcript), c.user("hello") + c.assistant("hi"))
+        quiet(run_hook(log_dir, "claude", c.payload("Stop"), endpoints=ends))
+        topic = f"agents.claude.{c.session}"
+        wait_for(lambda: len(_topics(log_dir).get(topic, [])) == 3, what="the turn")
+        got = _topics(log_dir)[topic]
+        assert _texts(got) == ["session.started", "hello", "hi"] and _seqs(got) == [1, 2, 3]
+        wait_for(lambda: _checkpoints(log_dir, label), what="the start's checkpoint")
+        assert _owed(log_dir, c.session) == [] and len(failures(log_dir)) == 1
+        quiet(run_hook(log_dir, "claude", c.payload("SessionEnd"), endpoints=ends))
+        assert read_status(log_dir).get("state") == "stopped"  # registered: its end stops it
+    finally:
+        pid = read_status(log_dir).get("pid")
+        if isinstance(pid, int) and read_status(log_dir).get("state") != "stopped":
+            os.kill(pid, 9)
+
+
+def test_a_busy_precompact_copies_the_transcript_and_leaves_its_message_owed(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """The session's lock is held at PreCompact: the transcript is copied all the same
+    (what compaction drops stays on disk), the session.compacting message naming the
+    copy and the checkpoint are owed, and the session's next call sends them first,
+    then the lines. Before 2026-12-07 such a PreCompact did nothing at all."""
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))
+    append(Path(c.transcript), c.user("hello") + c.assistant("hi"))
+    quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+    topic = f"agents.claude.{c.session}"
+    wait_for(lambda: len(_topics(bus.log_dir).get(topic, [])) == 2, what="the turn")
+    append(Path(c.transcript), c.user("more") + c.assistant("so much more"))
+    with _held(bus.log_dir, c.session):
+        quiet(
+            run_hook(bus.log_dir, "claude", c.payload("PreCompact", trigger="auto"), endpoints=ends)
+        )
+        assert [n.split("-")[0] for n in _owed(bus.log_dir, c.session)] == ["compact"]
+    (line,) = [f["error"] for f in failures(bus.log_dir)]
+    label = f"claude {c.session[:8]} before compaction"
+    copies = bus.log_dir / "sessions" / "copies"
+    assert line.startswith("TimeoutError: another hook holds "), line
+    assert f"the transcript as it was is kept in {copies}" in line, line
+    assert f"the checkpoint '{label}' are owed" in line and "sends them first" in line, line
+    assert "session.compacting" not in _texts(_topics(bus.log_dir)[topic])
+
+    quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+    wait_for(lambda: len(_topics(bus.log_dir).get(topic, [])) == 5, what="the rest")
+    got = _topics(bus.log_dir)[topic]
+    assert _texts(got) == ["hello", "hi", "session.compacting", "more", "so much more"]
+    assert _seqs(got) == [1, 2, 3, 4, 5]
+    compacting = next(
+        r["frames"][-1]["json"]
+        for r in journal_records(bus.log_dir)
+        if r["kind"] == "msg" and r["frames"][-1]["json"].get("type") == "session.compacting"
+    )
+    assert compacting["late"] is True and compacting["copy_complete"] is True
+    assert compacting["copy"].startswith(str(copies))
+    wait_for(lambda: _checkpoints(bus.log_dir, label), what="the checkpoint")
+    (cp,) = _checkpoints(bus.log_dir, label)
+    assert (bus.log_dir / "hooks" / "compactions" / f"{cp['id']}.json").exists()
+    assert _owed(bus.log_dir, c.session) == [] and len(failures(bus.log_dir)) == 1
 
 
 @pytest.mark.parametrize("kind", ["garbage", "named pipe"])

@@ -240,7 +240,8 @@ def test_hooks_status_says_how_many_ended_sessions_wait(bus: Bus, tmp_path: Path
     home.mkdir()
     cli_at_home(home, "hooks", "install", "claude", "--log-dir", str(bus.log_dir))
     said = cli_at_home(home, "hooks", "status", "claude").stdout
-    assert "2 ended sessions wait in hooks/pending/ to be sent" in said, said
+    assert "2 sessions owe the bus what their hooks could not send yet" in said, said
+    assert said.count(": ended, waits in hooks/pending/, since ") == 2, said
 
 
 # A SessionEnd hook call whose socket already sent one message of the session (the

@@ -91,6 +91,48 @@ def test_started_reused_and_stopped_only_when_the_last_agent_leaves(tmp_path: Pa
     assert b.on_agent_exit().reason == "not connected"  # idempotent
 
 
+def test_the_last_agent_out_never_stops_the_recorder_under_a_hook_still_sending(
+    tmp_path: Path,
+) -> None:
+    """A hook of the folder holds its session's lock when the last agent leaves (a
+    SessionEnd that found the session busy left the end to it): the launcher waits for
+    it (`hooks_wait`), saying so, and stops the recorder once it lets go; still held
+    then, it leaves the recorder running, saying why, and what the hook sends is
+    recorded. Before 2026-12-07 it stopped the recorder under the hook."""
+    import fcntl
+
+    log_dir = tmp_path / "logs"
+    eps = endpoints()
+    a = launcher(log_dir, eps)
+    a.on_agent_connected(agent_name="claude")
+    lock = log_dir / "hooks" / "sessions" / "claude-s1.json.lock"
+    lock.parent.mkdir(parents=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    a.hooks_wait = 0.2
+    out = a.on_agent_exit()
+    assert not out.stopped and out.shared, out.reason
+    assert "a hook still holds the lock of 1 session(s) (claude-s1) after 0.2 s" in out.reason
+    assert healthy(log_dir)
+    with Publisher(eps["publish_endpoint"], agent="claude") as pub:  # the hook, still sending
+        pub.wait_ready()
+        pub.send("agents.claude.s1", {"text": "sent after the agent left"})
+    wait_for(
+        lambda: any(r.get("kind") == "msg" for r in journal_records(log_dir)), what="the message"
+    )
+
+    class HookLetsGo(io.StringIO):
+        def write(self, text: str) -> int:
+            if "waiting for the hooks of 1 session(s) still sending" in text:
+                os.close(fd)  # the hook is done as the launcher starts waiting for it
+            return super().write(text)
+
+    b = launcher(log_dir, eps, stderr=HookLetsGo())
+    b.on_agent_connected(agent_name="claude")
+    assert b.on_agent_exit().stopped
+    assert assess(Layout(log_dir)).state == "stopped"
+
+
 def test_the_last_agent_leaving_as_another_connects_never_stops_the_recorder_under_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
