@@ -480,7 +480,9 @@ def deliver_owed(
     PreCompact that found the session busy left (`SessionState.announce`), sent first,
     in order, each marked `late` with the time of its event (`at`), then its checkpoint
     (a compaction's linked to its transcript copy). A start that came after an end not
-    delivered yet waits for it (`_finish`, as a resumed session's start does). One try
+    delivered yet waits for it (`_finish`, as a resumed session's start does; lines the
+    resumed session wrote before this call then go before that end's message: the
+    transcript is read to its end). One try
     each: nobody listening, the line says it is not sent later (it would come after the
     turns it began). Raises nothing a caller did not expect (failures are lines)."""
     while state.announce:
@@ -521,7 +523,7 @@ def deliver_owed(
             continue
         if label:
             cp = _checkpoint(args, state, label, note)
-            copy = owed["fields"]
+            copy = {k: v for k, v in owed["fields"].items() if k.startswith("copy")}
             if cp is not None and kind == "session.compacting" and copy.get("copy"):
                 _remember_copy(args.log_dir, cp, state.session, copy)
     save_state(spath, state)

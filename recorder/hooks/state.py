@@ -342,7 +342,8 @@ def _merge(state: SessionState, record: Any) -> bool:
         if not isinstance(registration, str):
             return False
         # a start after an end not delivered yet: that end goes first
-        state.announce.append({**announcement, "after_end": bool(state.ending)})
+        ended = bool(state.ending or state.end_checkpoint)
+        state.announce.append({**announcement, "after_end": ended})
         if registration:
             state.registration = registration
         return True

@@ -265,6 +265,45 @@ def test_a_busy_session_start_registers_starts_the_recorder_and_leaves_its_messa
             os.kill(pid, 9)
 
 
+def test_a_busy_resume_after_an_end_nobody_heard_sends_that_end_first(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """The session ended with no recorder listening (pending), then resumed while its
+    lock was held: the next hook call (another session's) sends the old end (the rest,
+    session.ended), then the owed session.started; the session's own lines follow."""
+    bus.start_broker()  # no recorder: the end is heard by nobody
+    ends = (bus.front, bus.back)
+    c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))
+    append(Path(c.transcript), c.user("hello") + c.assistant("hi"))
+    quiet(run_hook(bus.log_dir, "claude", c.payload("SessionEnd"), endpoints=ends))
+    assert len(_pending(bus.log_dir)) == 1
+    bus.start_recorder()
+    with _held(bus.log_dir, c.session):
+        quiet(
+            run_hook(
+                bus.log_dir, "claude", c.payload("SessionStart", source="resume"), endpoints=ends
+            )
+        )
+    other = ClaudeSession(transcript=str(tmp_path / "other.jsonl"))
+    quiet(run_hook(bus.log_dir, "claude", other.payload("UserPromptSubmit"), endpoints=ends))
+    topic = f"agents.claude.{c.session}"
+    wait_for(lambda: len(_topics(bus.log_dir).get(topic, [])) == 4, what="the end, the start")
+    append(Path(c.transcript), c.user("back") + c.assistant("welcome back"))
+    quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+    wait_for(lambda: len(_topics(bus.log_dir).get(topic, [])) == 6, what="all of it")
+    got = _topics(bus.log_dir)[topic]
+    assert _texts(got) == [
+        "hello",
+        "hi",
+        "session.ended",
+        "session.started",
+        "back",
+        "welcome back",
+    ]
+    assert _seqs(got) == [1, 2, 3, 4, 5, 6]
+    assert _pending(bus.log_dir) == [] and _owed(bus.log_dir, c.session) == []
+
+
 def test_a_busy_precompact_copies_the_transcript_and_leaves_its_message_owed(
     bus: Bus, tmp_path: Path
 ) -> None:
