@@ -1189,9 +1189,10 @@ def _leave(
     left); stop the recorder if a launcher started it, nobody is left, and no other
     hook of the folder holds its session's lock (one may still be sending to it; this
     call holds `held`'s), and then the recorder whose broker it followed, if left
-    running for it alone (`stop_unused_host`). The stop waits what `deadline` leaves (10 s without one): a
-    recorder that has not stopped by then (frozen, or still journaling a large
-    backlog) was sent SIGTERM and finishes its stop by itself; the failure line says so."""
+    running for it alone (`stop_unused_host`). The stop waits what `deadline` leaves
+    (10 s without one): a recorder that has not stopped by then (frozen, or still
+    journaling a large backlog) was sent SIGTERM and finishes its stop by itself; the
+    failure line says so."""
     from recorder.launch.registry import (
         forget_owner,
         hooks_at_work,
