@@ -59,6 +59,9 @@ def no_agent_sessions(
     # recorders started by tests run no session monitor child (nothing to monitor, and one
     # more process per recorder on a loaded machine); its own tests turn it back on
     monkeypatch.setenv("PERSIST_MONITOR", "off")
+    # nor a search indexer child (about a fifth of the CPU of the tests that record); the
+    # tests of what it does (a warm index, renderings, terms, pruned words) turn it on
+    monkeypatch.setenv("PERSIST_SEARCH_INDEX", "off")
     # the recorder's helper processes at normal priority: at idle priority they are not
     # scheduled while every core runs tests (`-n 3`), and tests waiting on them time out;
     # tests/process/test_background_priority.py checks the idle default

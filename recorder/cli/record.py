@@ -62,6 +62,8 @@ def _options(args: argparse.Namespace) -> RecorderOptions:
 
     if args.monitor not in ("on", "off"):
         raise ValueError(f"$PERSIST_MONITOR must be on or off (got {args.monitor!r})")
+    if args.search_index not in ("on", "off"):
+        raise ValueError(f"$PERSIST_SEARCH_INDEX must be on or off (got {args.search_index!r})")
     background_priority()  # $PERSIST_BACKGROUND_PRIORITY: refused here, not in a child
     brokers = args.broker or ([] if args.bind else [DEFAULT_SUBSCRIBE])
     older, size = args.retention_older_than, args.retention_max_size
@@ -545,8 +547,9 @@ def add_parsers(
     p.add_argument(
         "--search-index",
         choices=("on", "off"),
-        default="on",
-        help="keep the search index warm in an idle-priority child process (default on)",
+        default=os.environ.get("PERSIST_SEARCH_INDEX") or "on",
+        help="keep the search index warm in an idle-priority child process (default on, "
+        "or $PERSIST_SEARCH_INDEX)",
     )
     p.add_argument(
         "--secrets",

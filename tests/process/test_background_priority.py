@@ -54,6 +54,7 @@ def test_helper_processes_priority(
     bus: Bus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
 ) -> None:
     monkeypatch.setenv("PERSIST_MONITOR", "on")
+    monkeypatch.setenv("PERSIST_SEARCH_INDEX", "on")
     monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
     if setting == "default":
         monkeypatch.delenv("PERSIST_BACKGROUND_PRIORITY")

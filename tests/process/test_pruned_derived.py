@@ -208,7 +208,7 @@ def test_through_a_running_recorder_too(bus: Bus) -> None:
     """The recorder prunes (`persist prune` asks it) and `trash empty` deletes while it
     records: the same renderings and words go."""
     bus.start_broker()
-    bus.start_recorder("--segment-mb", "0.01", "--compress", "off")  # sizes as written
+    bus.start_recorder("--segment-mb", "0.01", "--compress", "off", "--search-index", "on")
     with Publisher(bus.front, agent="warm") as pub:
         assert pub.wait_ready(5)
         for i in range(300):

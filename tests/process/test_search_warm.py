@@ -20,6 +20,13 @@ from recorder.search.index import SearchIndex
 from recorder.store.reader import open_store
 from tests.support import Bus, Proc, wait_for
 
+
+@pytest.fixture(autouse=True)
+def indexer_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recorder's indexer child, which the other tests' recorders go without."""
+    monkeypatch.setenv("PERSIST_SEARCH_INDEX", "on")
+
+
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -37,6 +44,34 @@ def indexer_children(pid: int) -> list[psutil.Process]:
         for c in psutil.Process(pid).children()
         if "reindex" in c.cmdline() and "--follow" in c.cmdline()
     ]
+
+
+def test_search_index_default_comes_from_the_environment(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$PERSIST_SEARCH_INDEX=off: a recorder without the indexer child (as the other
+    tests run theirs); a value other than on or off is one line, exit 2."""
+    monkeypatch.setenv("PERSIST_SEARCH_INDEX", "off")
+    bus.start_broker()
+    rec = bus.start_recorder()
+    with Publisher(bus.front, agent="cold") as pub:
+        assert pub.wait_ready(5)
+        pub.send("agents.cold", {"text": "nobody indexes this"})
+    wait_for(lambda: len(open_store(bus.log_dir)) >= 2, what="the message journaled")
+    assert not indexer_children(rec.pid)
+    assert not (bus.log_dir / "search").exists()
+    rec.signal(signal.SIGTERM)
+    assert rec.wait(10) == 0
+    monkeypatch.setenv("PERSIST_SEARCH_INDEX", "maybe")
+    out = subprocess.run(
+        [sys.executable, "-m", "recorder.cli", "record", "--log-dir", str(bus.log_dir)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip() == "persist: $PERSIST_SEARCH_INDEX must be on or off (got 'maybe')"
 
 
 def test_recorder_keeps_the_index_warm_and_its_indexer_stops_with_it(bus: Bus) -> None:
