@@ -89,6 +89,7 @@ def run_agents_demo(
 ) -> dict[str, Any]:
     from recorder.bus.endpoints import free_loopback_port
     from recorder.launch.demo import default_demo_dir, next_steps, prepare_dir
+    from recorder.store.shell import shell_quote
 
     out = out or sys.stderr
 
@@ -158,7 +159,8 @@ def run_agents_demo(
         open_browser(root, say)
     else:
         say(next_steps(root, "", False))
-        say(f"  persist hooks status --settings {demo.samples}/claude-settings.json")
+        settings = shell_quote(str(demo.samples / "claude-settings.json"))
+        say(f"  persist hooks status --settings {settings}")
     summary["context"] = context
     summary["root"] = str(root)
     return summary

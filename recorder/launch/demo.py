@@ -25,6 +25,7 @@ from recorder.launch.demo_script import AGENTS, SCRIPT
 from recorder.launch.registry import forget_owner
 from recorder.store.fsutil import ensure_private_dir
 from recorder.store.layout import Layout
+from recorder.store.shell import shell_quote
 
 if TYPE_CHECKING:
     from recorder.launch.launcher import PersistenceLauncher
@@ -100,7 +101,8 @@ def prepare_dir(path: Path) -> Path:
 
         if assess(Layout(path)).running:
             raise DemoError(
-                f"a recorder is still recording into {path}: persist stop --log-dir {path}"
+                f"a recorder is still recording into {path}: "
+                f"persist stop --log-dir {shell_quote(str(path))}"
             )
         shutil.rmtree(path)
     ensure_private_dir(path)  # and each folder it makes above: 0700 whatever the umask
@@ -255,13 +257,17 @@ def open_browser(root: Path, say: Callable[[str], None]) -> None:
 
 
 def next_steps(root: Path, publish: str, running: bool) -> str:
+    """Commands to paste into a shell, the folder and endpoint quoted for it."""
+    folder = shell_quote(str(root))
     lines = [
         "Look around:",
-        f"  persist-tui --log-dir {root}                  browse, search, restore",
-        f"  persist export latest --log-dir {root} --format md",
-        f"  persist restore latest --log-dir {root}       write the restore bundle",
+        f"  persist-tui --log-dir {folder}                  browse, search, restore",
+        f"  persist export latest --log-dir {folder} --format md",
+        f"  persist restore latest --log-dir {folder}       write the restore bundle",
     ]
     if running and publish:
-        lines.append(f"  persist replay latest --log-dir {root} --endpoint {publish}")
-        lines.append(f"  persist stop --log-dir {root}")
+        lines.append(
+            f"  persist replay latest --log-dir {folder} --endpoint {shell_quote(publish)}"
+        )
+        lines.append(f"  persist stop --log-dir {folder}")
     return "\n".join(lines)

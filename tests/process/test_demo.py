@@ -156,3 +156,22 @@ def test_a_demo_left_running_is_not_stopped_by_the_next_launch(tmp_path: Path) -
             capture_output=True,
             timeout=60,
         )
+
+
+def test_the_commands_shown_to_look_around_are_shell_quoted(tmp_path: Path) -> None:
+    """A demo folder named with a space (or a quote) was printed raw in the "Look
+    around" commands: pasted, `--log-dir /tmp/my demo` named the wrong folder."""
+    import shlex
+
+    from recorder.launch.demo import next_steps
+
+    root = tmp_path / "my demo's"
+    publish = "tcp://127.0.0.1:20001"
+    commands = [
+        line.split("   ")[0].strip() for line in next_steps(root, publish, True).splitlines()[1:]
+    ]
+    assert len(commands) == 5
+    for command in commands:
+        words = shlex.split(command)
+        assert words[words.index("--log-dir") + 1] == str(root), command
+    assert shlex.split(commands[3])[-1] == publish
