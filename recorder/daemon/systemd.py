@@ -22,13 +22,13 @@ from recorder.errors import BadOption
 from recorder.store.fsutil import atomic_write, make_private_dirs
 from recorder.store.jsontext import utf8_problem
 from recorder.store.shell import shell_quote
+from recorder.store.xdg import config_home
 
 UNIT_NAME = "agent-persist-recorder.service"
 
 
 def unit_dir() -> Path:
-    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(config) / "systemd" / "user"
+    return config_home() / "systemd" / "user"
 
 
 def quote(arg: str) -> str:

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from recorder.store.fsutil import ensure_private_dir, open_private, open_regular
 from recorder.store.unfinished import marked
+from recorder.store.xdg import state_home
 
 FAILURES = "failures.jsonl"
 TAIL_BYTES = 64 * 1024  # what status reads of a failure file: the last lines are enough
@@ -29,10 +30,7 @@ def hooks_dir(log_dir: Path) -> Path:
 
 
 def fallback_file() -> Path:
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local/state"
-    )
-    return Path(state) / "agent-persist" / "hook-failures.jsonl"
+    return state_home() / "agent-persist" / "hook-failures.jsonl"
 
 
 def _append(path: Path, line: bytes) -> None:

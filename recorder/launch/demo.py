@@ -26,6 +26,7 @@ from recorder.launch.registry import forget_owner
 from recorder.store.fsutil import ensure_private_dir
 from recorder.store.layout import Layout
 from recorder.store.shell import shell_quote
+from recorder.store.xdg import data_home
 
 if TYPE_CHECKING:
     from recorder.launch.launcher import PersistenceLauncher
@@ -34,8 +35,7 @@ MARKER = ".persist-demo"
 
 
 def default_demo_dir() -> Path:
-    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
-    return Path(data) / "agent-persist" / "demo"
+    return data_home() / "agent-persist" / "demo"
 
 
 class DemoError(PersistError):

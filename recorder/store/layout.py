@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from recorder.store.xdg import data_home
+
 SEGMENT_PREFIX = "seg-"
 SEGMENT_SUFFIX = ".jsonl"
 COMPRESSED_SUFFIX = ".zst"  # a closed segment compressed (`store.segfile`, FORMAT.md)
@@ -34,8 +36,7 @@ def default_log_dir() -> Path:
 def standard_log_dir() -> Path:
     """The log folder no one named: $XDG_DATA_HOME (else ~/.local/share)
     /agent-persist/conversation_logs."""
-    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
-    return Path(data) / "agent-persist" / "conversation_logs"
+    return data_home() / "agent-persist" / "conversation_logs"
 
 
 @dataclass(frozen=True)

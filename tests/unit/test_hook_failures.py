@@ -76,3 +76,31 @@ def test_failures_are_private_whatever_the_umask(
         for folder in path.relative_to(tmp_path).parents:
             if folder != Path("."):
                 assert (tmp_path / folder).stat().st_mode & 0o777 == 0o700, folder
+
+
+def test_a_relative_xdg_folder_is_ignored_as_the_spec_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """XDG_STATE_HOME=relstate was taken from the current folder: a hook run in an
+    agent's project wrote `relstate/agent-persist/hook-failures.jsonl` into it. A
+    relative value is ignored (the XDG spec), for every XDG folder we read."""
+    from recorder.daemon.systemd import unit_dir
+    from recorder.hooks.settings import lock_file
+    from recorder.launch.demo import default_demo_dir
+    from recorder.store.layout import standard_log_dir
+
+    home = tmp_path / "home"
+    project = home / "proj"
+    project.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.setenv(var, "rel" + var)
+    monkeypatch.chdir(project)
+    (project / "a-file").write_text("not a folder")
+    where = record_failure(project / "a-file", "UserPromptSubmit", "claude", "s1", "boom")
+    assert where == home / ".local/state/agent-persist/hook-failures.jsonl"
+    assert lock_file(project / "settings.json").is_relative_to(home / ".local/state")
+    assert standard_log_dir() == home / ".local/share/agent-persist/conversation_logs"
+    assert default_demo_dir() == home / ".local/share/agent-persist/demo"
+    assert unit_dir() == home / ".config/systemd/user"
+    assert sorted(p.name for p in project.iterdir()) == ["a-file"]
