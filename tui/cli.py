@@ -37,12 +37,11 @@ from recorder.cli.common import (
     Parser,
     add_scope,
     file_in_the_way,
-    names_as_bytes,
     print_json,
     scope_of,
     stdout_lost,
 )
-from recorder.cli.streams import guard_closed_streams
+from recorder.cli.streams import guard_closed_streams, show_everything_on_stdout
 from recorder.errors import StdoutFailed
 from recorder.export.scope import BundleScope
 from recorder.launch.selection import LaunchChoice, Selection
@@ -160,9 +159,9 @@ def log_folder_problem(path: Path, named: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:  # the program: a log folder's name not UTF-8 printed as its bytes
+    if argv is None:  # the program: whatever stdout cannot encode escaped, never an error
         guard_closed_streams()  # a closed stdout: --help says so, not on stderr, exit 1
-        names_as_bytes()
+        show_everything_on_stdout()
         raise_open_files_limit()  # a journal of thousands of segments: one file each
     try:
         args = build_parser().parse_args(argv)

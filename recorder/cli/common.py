@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import orjson
 
 from recorder.bus.endpoints import check_connect_endpoint, check_endpoint
+from recorder.cli.streams import stdout_is_utf8
 from recorder.errors import BadOption, PersistError, StdoutFailed
 from recorder.store.jsontext import dumps as json_dumps
 from recorder.store.jsontext import utf8_text
@@ -58,15 +59,6 @@ def shown(text: str) -> str:
     return clean(text, newlines=False)
 
 
-def names_as_bytes() -> None:
-    """A file name that is not UTF-8 (a log folder `caf\xe9`: bytes on Linux, read as
-    lone surrogates) is printed on stdout as the bytes it is, as `ls` prints it, where a
-    UTF-8 locale's stdout would raise UnicodeEncodeError (stderr escapes them). For the
-    programs (`persist`, `persist-tui`), not for a caller of `main(argv)`."""
-    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(errors="surrogateescape")
-
-
 def say(message: str) -> None:
     """One line for the person at the terminal, on stderr; what it names (a session's
     id, a file's name, a hook's failure) is `shown`, never raw."""
@@ -78,19 +70,35 @@ def say(message: str) -> None:
 _JSON_UNSHOWN = re.compile("[\x80-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def terminal_json(value: Any, *, indent: bool = False) -> str:
+def terminal_json(value: Any, *, indent: bool = False, ascii_only: bool = False) -> str:
     """`value` as JSON for stdout, which may be a terminal: orjson's text with the
     characters a terminal acts on but orjson leaves raw as `\\uXXXX` (the same values
-    to any JSON reader)."""
+    to any JSON reader); `ascii_only`: every character past ASCII so (a character
+    past U+FFFF as its UTF-16 pair, as JSON writes it)."""
     text = json_dumps(value, option=orjson.OPT_INDENT_2 if indent else None).decode()
     if text.isascii():  # O(1): most output
         return text
-    return _JSON_UNSHOWN.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+    if ascii_only:
+        return _NOT_ASCII.sub(_json_escape, text)
+    return _JSON_UNSHOWN.sub(_json_escape, text)
+
+
+_NOT_ASCII = re.compile("[^\x00-\x7f]")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def print_json(value: Any, *, indent: bool = False, flush: bool = False) -> None:
-    """The one way a `--json` output is printed (`terminal_json`)."""
-    print(terminal_json(value, indent=indent), flush=flush)
+    """The one way a `--json` output is printed (`terminal_json`): to a stdout that is
+    not UTF-8 (a Latin-1 locale's) in ASCII, which any reader takes as the same values
+    (JSON is UTF-8: a Latin-1 `é` byte is not JSON to a reader of JSON)."""
+    print(terminal_json(value, indent=indent, ascii_only=not stdout_is_utf8()), flush=flush)
 
 
 def fail(message: str, code: int = 1) -> int:

@@ -364,10 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     caller's process (tests, an embedding), whose SIGINT and SIGTERM handlers it puts
     back when it ends, returning or raising."""
     if argv is None:
-        from recorder.cli.common import names_as_bytes
+        from recorder.cli.streams import show_everything_on_stdout
         from recorder.store.fsutil import raise_open_files_limit
 
-        names_as_bytes()
+        show_everything_on_stdout()
         raise_open_files_limit()
         return _command(sys.argv[1:])
     if threading.current_thread() is not threading.main_thread():

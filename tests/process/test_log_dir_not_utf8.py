@@ -1,9 +1,11 @@
 """A log folder whose name is not UTF-8 (names are bytes on Linux: a Latin-1 `é`, byte
 0xE9, which Python reads as the lone surrogate U+DCE9): recorded into and read like any
-other, in a UTF-8 locale whose stdout refuses what is not UTF-8."""
+other, in a UTF-8 locale whose stdout refuses what is not UTF-8; and a locale that is
+not UTF-8 (Latin-1), whose stdout refuses most of what a message holds."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -117,3 +119,54 @@ def test_what_must_name_it_in_utf8_text_refuses_it_in_one_line(tmp_path: Path) -
         assert len(lines) == 1 and "is not valid UTF-8 (byte 0xe9 at character" in lines[0], lines
         assert "caf\\xe9" in lines[0], lines[0]  # the name as the shell takes it back
     assert not (home / ".claude").exists() and not units.exists()
+
+
+SHOWN_TEXT = "日本語 → emoji 🎉 café"
+
+
+def test_a_locale_that_is_not_utf8_never_ends_a_command_in_a_traceback(tmp_path: Path) -> None:
+    """Under a Latin-1 locale (stdout encoded as Latin-1, refusing the rest) restore,
+    stats and search were a UnicodeEncodeError traceback, exit 1: a "→" of their own
+    (restore after its bundle was written) or of a message. A character the locale
+    cannot show is escaped (`\\u2192`), a folder's name not UTF-8 printed as its bytes;
+    JSON stays JSON, of the same values."""
+    import time
+
+    from tests.demo_journal import DemoWriter
+
+    log_dir = tmp_path / LATIN1
+    w = DemoWriter.open(log_dir)
+    now = time.time()
+    w.message(now - 3, "ag→nt", SHOWN_TEXT, topic="tøpic→")
+    w.checkpoint(now - 2, "étape → 🎉", "manual")
+    w.close()  # no recorder: status says stopped
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1"}  # what a Latin-1 locale gives
+    runs = [
+        (["restore", "latest"], 0),
+        (["stats"], 0),
+        (["search", "emoji"], 0),
+        (["checkpoints"], 0),
+        (["status"], 3),
+        (["sessions"], 0),
+        (["export", "latest", "--format", "md"], 0),
+    ]
+    for argv, code in runs:
+        out = persist(*argv, "--log-dir", str(log_dir), env=env)
+        assert "Traceback" not in out.stderr, (argv, out.stderr)
+        assert out.returncode == code, (argv, out.stdout, out.stderr)
+    out = persist("search", "emoji", "--log-dir", str(log_dir), env=env)
+    assert "\\u2192 emoji" in out.stdout, out.stdout
+    out = persist("export", "latest", "--format", "md", "--log-dir", str(log_dir), env=env)
+    assert SHOWN_TEXT in out.stdout  # a file's bytes: UTF-8, whatever the locale
+    out = persist("restore", "latest", "--log-dir", str(log_dir), env=env)
+    restored = next(line for line in out.stdout.splitlines() if "restore" in line)
+    assert str(log_dir) in restored  # its bytes (read back here as surrogates): é in Latin-1
+    for argv in (["search", "emoji"], ["stats"], ["checkpoints"], ["status"]):
+        out = persist(*argv, "--json", "--log-dir", str(log_dir), env=env)
+        assert out.returncode in (0, 3) and "Traceback" not in out.stderr, (argv, out.stderr)
+        value = json.loads(out.stdout.encode("latin-1", "surrogateescape"))
+        assert out.stdout.isascii(), out.stdout  # JSON any reader takes, in any encoding
+        if argv[0] == "search":
+            assert value["hits"][0]["topic"] == "tøpic→", value
+        if argv[0] == "checkpoints":
+            assert value["checkpoints"][0]["label"] == "étape → 🎉", value

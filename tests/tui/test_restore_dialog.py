@@ -300,3 +300,29 @@ def test_the_restore_of_a_relative_log_folder_prints_absolute_paths(
     assert f"PERSIST_LOG_DIR={root} PERSIST_CHECKPOINT={cp.id} " in out
     assert f"PERSIST_RESTORE_FILE={bundle}/conversation.jsonl " in out
     assert orjson.loads((bundle / "manifest.json").read_bytes())["log_dir"] == str(root)
+
+
+def test_what_persist_tui_prints_after_a_choice_never_fails_on_a_latin1_stdout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a Latin-1 locale the bundle's folder (`proj → 🎉/logs/restore/...`) was a
+    UnicodeEncodeError at the end of `persist-tui`, after the bundle was written, and
+    so was a `--print` of a label past Latin-1: escaped now, the JSON kept to ASCII."""
+    import io
+    from dataclasses import replace
+
+    from recorder.cli.common import print_json
+    from recorder.cli.streams import show_everything_on_stdout
+
+    root = demo_dir(tmp_path / "proj → 🎉")
+    raw = io.BytesIO()
+    monkeypatch.setattr("sys.stdout", io.TextIOWrapper(raw, encoding="latin-1"))
+    show_everything_on_stdout()  # as the program does first
+    cp = open_store(root).checkpoints()[-1]
+    chosen = Selection.from_checkpoint(cp, root, verified=True)
+    assert tui_cli.restore(chosen, root, None) == tui_cli.EXIT_CHOSEN
+    print_json(replace(chosen, label="étape → 🎉").to_json(), flush=True)  # --print
+    out = raw.getvalue()
+    assert b"proj \\u2192 \\U0001f389/logs/restore/" in out
+    json_line = out.splitlines()[-1]
+    assert json_line.isascii() and orjson.loads(json_line)["label"] == "étape → 🎉"
