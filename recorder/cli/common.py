@@ -32,7 +32,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2  # bad options or arguments
 EXIT_STOPPED = 3  # like `systemctl status` for a unit that is not running
 EXIT_DAMAGE = 5  # export/restore wrote their output, but the journal is damaged in range
-EXIT_DEGRADED = 6  # `persist status`: running but not recording (receiver dead, no broker)
+EXIT_DEGRADED = 6  # `persist status`: running but not recording (receiver dead, no broker),
+# or recording without its recovery state
 EXIT_NO_SUBSCRIBER = 7  # `persist send`: nobody subscribed within --wait, nothing was sent
 
 

@@ -12,7 +12,8 @@ lines, torn or NUL-filled tails, missing segments, a checkpoint whose position i
 where its seq ends; for restore also a failed digest or
 fewer messages than the checkpoint counts), each named on stderr (`--allow-damage` makes
 it 0); 6 `persist status`: the recorder runs but is not recording (its receiver died, or
-the broker has been unreachable for a while); 7 `persist send` found no subscriber
+the broker has been unreachable for a while), or records but cannot write its recovery
+state; 7 `persist send` found no subscriber
 within --wait (nothing was sent); 8 `persist doctor` found warnings (and no problem), 9
 it found at least one problem (each finding names the command that fixes it); `persist
 restore-backup` exits 5 when the backup is damaged or tampered with (one line names the

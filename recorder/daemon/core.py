@@ -96,6 +96,7 @@ from recorder.store.secrets import (
     scan_frames,
 )
 from recorder.store.status import (
+    STATE_FAILED,
     CheckpointRef,
     Connection,
     Counts,
@@ -155,7 +156,6 @@ CHUNK_BYTES = 1 << 20
 # The end of `meta` for a message scanned in full and found clean: readers then need
 # not scan it again (a record without `secrets` may never have been scanned).
 _SCANNED_CLEAN = b',"secrets":[]}'
-_STATE_FAILED = "cannot write recovery state"
 _RETENTION_SKIPPED = "retention pass skipped"  # the status's last error until one works
 RECORD_WAIT = 10.0  # seconds a retention change waits for its journal record to be written
 JOURNAL_READY_WAIT = 1.5  # seconds a prune waits for a failing journal writer to resume
@@ -331,6 +331,8 @@ class Recorder:
         self.attention = threading.Event()  # wakes the main loop early (see `status_soon`)
         self._state_key: tuple[Any, ...] | None = None  # what the last recovery state said
         self._state_publishers: dict[str, int] = {}
+        # why recovery/state.json cannot be written, until it is again (`write_state`)
+        self._state_unwritable: str | None = None
         self._status_received = -1  # counters.received at the last status written
         # what status.json holds, and which file that is (see `write_status`)
         self._status_written: tuple[StatusSnapshot, StatusFile] | None = None
@@ -1609,10 +1611,25 @@ class Recorder:
                 ensure_private_dir(self.layout.recovery)
                 state.write(self.layout)
         except OSError as exc:
-            self.error(f"{_STATE_FAILED}: {exc}")
+            self._state_failed(exc)
             return
         self._state_key, self._state_publishers = key, snap.publishers
-        self.error_over(_STATE_FAILED)  # written again
+        if self._state_unwritable is not None:
+            self._state_unwritable = None
+            log.info("the recovery state is written again (%s)", self.layout.state)
+            self.error_over(STATE_FAILED)
+            self.status_soon()
+
+    def _state_failed(self, exc: OSError) -> None:
+        """recovery/state.json cannot be written (no inode left, a read-only mount): said
+        once (recorder.log, the status's last error, and `recovery_error`: degraded)
+        and tried again at each status tick until it is. Each failure used to ask for
+        the status at once, whose tick tried again: a busy loop, a third of a core and
+        ~1,000 identical lines a second in recorder.log (before 2026-12-08)."""
+        first = self._state_unwritable is None
+        self._state_unwritable = f"{exc.strerror or exc} ({self.layout.state})"
+        if first:
+            self.error(f"{STATE_FAILED}: {exc}")
 
     def status(
         self, now: float, updated: float | None = None, mono: float | None = None
@@ -1685,6 +1702,7 @@ class Recorder:
             quarantined=tuple(str(q.path) for q in self.journal.quarantined),
             receiver_error=self.receiver_error,
             disk_error=self.journal.sink.stalled,
+            recovery_error=self._state_unwritable,
             endpoints=self.links.states(),
             unwritten=self.unwritten,
         )

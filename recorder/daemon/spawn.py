@@ -142,7 +142,7 @@ def _wait_for(
                     deadline = min(deadline, began + max(limit, timeout))
         health = assess(layout)
         recording = (
-            health.state == HEALTHY
+            health.recording  # degraded only for its recovery state: it records
             and health.status is not None
             and health.status.state == RecorderState.RECORDING
         )

@@ -221,7 +221,9 @@ def service_findings(
     elif health.state in (STALE, DEGRADED):
         # a broker it follows is gone: restarting the recorder cannot bring it back, and
         # adds a recorder-down period (before 2026-12-07 that restart was the fix)
-        fix = health.broker_command(layout.root) or restart
+        fix: str | None = health.broker_command(layout.root) or restart
+        if health.recovery_unwritable is not None:  # no command: room, or a writable folder
+            fix = None
         out.append(
             Finding(
                 Area.SERVICE,

@@ -12,7 +12,8 @@ every reader gets the same class back (`StatusSnapshot.read`). A reader decides:
 - degraded: the process is alive and writes its heartbeat but records nothing: its
   receiving thread died (`receiver_error`), a broker it follows was lost more than
   `LOST_AFTER` seconds ago (killed, or frozen) or never reached in `UNREACHABLE_AFTER`
-  seconds, or it cannot write its journal (`disk_error`).
+  seconds, or it cannot write its journal (`disk_error`); or it records but cannot
+  write its recovery state (`recovery_error`).
 
 Over 400 lines because each field of the file is spelled out twice, once to write it
 and once to read it strictly (a wrongly typed field names itself), and `assess`
@@ -58,6 +59,7 @@ LOST_AFTER = 1.0
 # process's clock read a moment later) before it is taken for a clock set back since.
 CLOCK_SLACK = 1.0
 HEALTHY, STALE, STOPPED, DEGRADED = "healthy", "stale", "stopped", "degraded"
+STATE_FAILED = "cannot write recovery state"  # the recorder's error, `recovery_error`'s
 DEFAULT_BROKER = "tcp://127.0.0.1:5555"  # what `start_command` suggests when none is known
 DEFAULT_BROKER_FRONTEND = "tcp://127.0.0.1:5559"  # where publishers reach that default broker
 
@@ -556,6 +558,9 @@ class StatusSnapshot:
     quarantined: tuple[str, ...] = ()  # paths of torn tails moved aside
     receiver_error: str | None = None  # the receiving thread died of this: nothing is recorded
     disk_error: str | None = None  # journal writes fail right now (a full disk): held in memory
+    # recovery/state.json cannot be written right now (why, and the file): records all
+    # the same, but a restart after a crash reads the journal from an older point
+    recovery_error: str | None = None
     endpoints: tuple[EndpointState, ...] = ()  # every broker followed and endpoint bound
     unwritten: LostLines | None = None  # a stop gave up on the disk: these are lost
     program: Program | None = None  # None: a recorder started before 2026-12-07 (level 0)
@@ -596,6 +601,7 @@ class StatusSnapshot:
             "quarantined": list(self.quarantined),
             "receiver_error": self.receiver_error,
             "disk_error": self.disk_error,
+            "recovery_error": self.recovery_error,
             "endpoints": [e.to_json() for e in self.endpoints],
             "unwritten": self.unwritten.to_json() if self.unwritten else None,
             "program": self.program.to_json() if self.program else None,
@@ -649,6 +655,7 @@ class StatusSnapshot:
             quarantined=tuple(quarantined),
             receiver_error=_optional(_str, data, "receiver_error"),
             disk_error=_optional(_str, data, "disk_error"),
+            recovery_error=_optional(_str, data, "recovery_error"),
             endpoints=tuple(EndpointState.from_json(e) for e in endpoints),
             unwritten=LostLines.from_json(unwritten) if unwritten else None,
             program=Program.from_json(program) if program is not None else None,
@@ -797,6 +804,8 @@ class Health:
     # degraded for a broker it follows (not one it hosts) lost or never reached: its
     # endpoint. Restarting the recorder cannot bring it back: `broker_command` can
     broker_down: str | None = None
+    # degraded only because recovery/state.json cannot be written (why): it records
+    recovery_unwritable: str | None = None
 
     @property
     def pid(self) -> int | None:
@@ -807,6 +816,12 @@ class Health:
     @property
     def running(self) -> bool:
         return self.state != STOPPED
+
+    @property
+    def recording(self) -> bool:
+        """Whether what arrives is recorded: healthy, or degraded only for its recovery
+        state (the journal is written)."""
+        return self.state == HEALTHY or self.recovery_unwritable is not None
 
     @property
     def current(self) -> bool:
@@ -1006,8 +1021,9 @@ def _assess(
     older = level_warning(status)
     if older is not None:
         warnings.append(older)
-    if status.last_error is not None:
-        warnings.append(f"last error: {status.last_error.message}")
+    said = status.last_error
+    if said is not None and not (status.recovery_error and said.message.startswith(STATE_FAILED)):
+        warnings.append(f"last error: {said.message}")
     for kind in (INDEXER, MONITOR):  # its children: one ended and waits to start again
         child = read_child_status(layout, kind)
         problem = child.problem(now, kind) if child is not None and child.parent == pid else None
@@ -1078,6 +1094,16 @@ def _assess(
                 warnings,
                 broker_down=None if hosted else link.endpoint,
             )
+    if status.recovery_error is not None and status.state == RecorderState.RECORDING:
+        return Health(
+            DEGRADED,
+            f"PID {pid} records, but cannot write its recovery state: "
+            f"{status.recovery_error}; a restart after a crash would read the journal "
+            "from an older point (make room on its disk, or make the folder writable)",
+            status,
+            warnings,
+            recovery_unwritable=status.recovery_error,
+        )
     for bound in status.endpoints:  # publishers refused lately: their records are lost
         refused = bound.refused
         if bound.mode is LinkMode.BIND and refused and clock - refused.last_ts < REFUSED_WARN:

@@ -23,7 +23,14 @@ from recorder.store.journal import Position
 from recorder.store.ranges import MAX_KEY_CHARS, MAX_PARTICIPANTS, OTHERS, summarize
 from recorder.store.reader import Store, open_store
 from recorder.store.recovery import RecoveryState
-from recorder.store.status import STALE, STALE_AFTER, StatusSnapshot, assess
+from recorder.store.status import (
+    DEGRADED,
+    HEALTHY,
+    STALE,
+    STALE_AFTER,
+    StatusSnapshot,
+    assess,
+)
 from tests.support import journal_records
 
 
@@ -858,6 +865,52 @@ def test_recovery_state_never_gets_ahead_of_what_is_durable(tmp_path: Path) -> N
     state = orjson.loads(state_file.read_bytes())
     assert state["position"]["seq"] == rec.journal.durable.seq
     assert state["publishers"] == {"p": 4}
+    rec.close()
+
+
+def test_a_recovery_state_that_cannot_be_written_is_said_once_and_retried_at_the_tick(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each failure to write recovery/state.json (no inode left, a read-only mount)
+    asked for the status at once, whose tick wrote the state again, which failed
+    again: a busy loop (30% of a core, ~1,000 identical ERROR lines a second) while
+    the status said healthy. Now the failure is said once, the state tried again at
+    each status tick, and the recorder is degraded, naming it, until it is written."""
+    import logging
+    import shutil
+
+    caplog.set_level(logging.INFO, logger="agent_persist.recorder")
+    clock = Clock()
+    rec = make(tmp_path, clock, status_interval=1.0)
+    rec.on_connection("connected", clock.now)
+    rec.tick(clock.now)
+    shutil.rmtree(rec.layout.recovery)
+    rec.layout.recovery.write_text("in the way")  # recovery/state.json cannot be made
+    feed(rec, clock, env_msg("p", 1))
+    rec.sync()
+    rec._snapshot_due = 0
+    feed(rec, clock, env_msg("p", 2))
+    rec.sync()
+    woken = 0
+    clock.now += 1.0  # the status, and the state, are due
+    for _ in range(20):  # the runner's loop: a tick, then asleep unless woken
+        clock.now += 0.01
+        rec.attention.clear()
+        rec.tick(clock.now)
+        woken += rec.attention.is_set()
+    assert woken == 1  # once: the status says it at once
+    said = [r for r in caplog.records if "cannot write recovery state" in r.getMessage()]
+    assert len(said) == 1, said
+    health = assess(rec.layout, now=clock.now)
+    assert health.state == DEGRADED, health
+    assert "cannot write its recovery state" in health.reason, health.reason
+    assert str(rec.layout.recovery) in health.reason
+    rec.layout.recovery.unlink()  # out of the way: written at the next status tick
+    clock.now += 2.5  # (idle: every other second)
+    rec.tick(clock.now)
+    assert orjson.loads(rec.layout.state.read_bytes())["publishers"] == {"p": 3}  # next seq
+    assert assess(rec.layout, now=clock.now).state == HEALTHY
+    assert any("recovery state is written again" in r.getMessage() for r in caplog.records)
     rec.close()
 
 

@@ -61,6 +61,7 @@ STATUS_KEYS = [
     "quarantined",
     "receiver_error",
     "disk_error",
+    "recovery_error",
     "endpoints",
     "unwritten",
     "program",
