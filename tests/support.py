@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -264,6 +265,36 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     waits (on a named pipe, say) fails the test after 60 s (TimeoutExpired)."""
     return subprocess.run(
         [sys.executable, "-m", "recorder.cli", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+# As root, without the capabilities that let it read anything (CAP_DAC_OVERRIDE,
+# CAP_DAC_READ_SEARCH): the file modes apply to it as to any user.
+DROP_READ_ANYTHING = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--")
+NOBODY = 65534  # a user id no test runs as: what it owns another user's
+
+
+def as_another_user(path: Path) -> None:
+    """Make `path` and all below it belong to another user (uid `NOBODY`), folders 0700:
+    what `run_cli_unprivileged` cannot look into (root skips the test without setpriv)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        import pytest
+
+        pytest.skip("needs root and setpriv to hand a folder to another user")
+    for place in (path, *path.rglob("*")):
+        os.lchown(place, NOBODY, NOBODY)
+    path.chmod(0o700)
+
+
+def run_cli_unprivileged(*args: str) -> subprocess.CompletedProcess[str]:
+    """`run_cli`, as a user the file modes apply to (root without the capabilities that
+    pass them by)."""
+    return subprocess.run(
+        [*DROP_READ_ANYTHING, sys.executable, "-m", "recorder.cli", *args],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -130,7 +130,7 @@ def _left_unsent(args: argparse.Namespace, taken: dict[Path, tuple[Agent, str]])
 def cmd_status(args: argparse.Namespace) -> int:
     from recorder.hooks.failures import read_failures
     from recorder.store.layout import Layout
-    from recorder.store.status import HEALTHY, assess, format_age
+    from recorder.store.status import HEALTHY, HolderUnknown, assess, format_age
 
     if args.settings:
         places = [(a, Path(args.settings).expanduser()) for a in _agents(args)]
@@ -167,7 +167,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             if log_dir not in log_dirs:
                 log_dirs.append(log_dir)
     for log_dir in log_dirs:
-        health = assess(Layout(log_dir))
+        try:
+            health = assess(Layout(log_dir))
+        except HolderUnknown as exc:  # another user's folder: the rest cannot be read either
+            print(f"log folder {shown(str(log_dir))}: recorder unknown ({shown(str(exc))})")
+            healthy = False
+            continue
         print(f"log folder {shown(str(log_dir))}: recorder {health.state} ({shown(health.reason)})")
         healthy = healthy and health.state == HEALTHY
         failures = read_failures(log_dir)

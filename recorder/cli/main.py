@@ -4,7 +4,8 @@ Exit codes: 0 done; 1 failed (one line on stderr says why; also when stdout is c
 early, `persist status | head -1`, or has no room, `> /dev/full`: "cannot write
 stdout"; `persist stop` when the recorder did not stop in time, or `--force` made it
 give up lines a full disk refused); 2 bad options (one line naming the option); 3
-`persist status` found no recorder running; 4 `persist replay`
+`persist status` found no recorder running (1 when that cannot be told: a folder, or its
+status and lock file, of another user's); 4 `persist replay`
 skipped messages it could not mark (1 when nobody heard it, or the broker went away
 while it sent: the line says how many were sent); 5 `persist export` / `persist restore` wrote their
 output (`persist replay` sent the rest) but found the journal damaged in range (damaged

@@ -14,7 +14,7 @@ from pathlib import Path
 from recorder.bus.keys import NOT_PRIVATE, SECRET_SUFFIX, open_to_others
 from recorder.doctor.journal import mb
 from recorder.doctor.model import Area, Finding, Repair, RepairKind, Severity
-from recorder.store.fsutil import DIR_MODE, FILE_MODE
+from recorder.store.fsutil import DIR_MODE, FILE_MODE, user_name
 from recorder.store.layout import Layout, list_segments
 from recorder.store.status import format_age
 
@@ -125,7 +125,7 @@ def permission_findings(layout: Layout) -> list[Finding]:
             )
         )
     if foreign:
-        user = _user_name(uid)
+        user = user_name(uid)
         out.append(
             Finding(
                 Area.PERMISSIONS,
@@ -189,7 +189,7 @@ def _parent_findings(root: Path, uid: int) -> list[Finding]:
     if not risky:
         return []
     named = ", ".join(
-        f"{p} ({stat.filemode(st.st_mode)}, {_user_name(st.st_uid)})" for p, st in risky[:3]
+        f"{p} ({stat.filemode(st.st_mode)}, {user_name(st.st_uid)})" for p, st in risky[:3]
     )
     mine = [shlex.quote(str(p)) for p, st in risky if st.st_uid == uid]
     return [
@@ -214,7 +214,7 @@ def _own_group(gid: int) -> bool:
         members = grp.getgrgid(gid).gr_mem
     except (KeyError, ImportError):
         return False
-    return all(m == _user_name(os.getuid()) for m in members)
+    return all(m == user_name(os.getuid()) for m in members)
 
 
 def _rel(layout: Layout, path: Path) -> str:
@@ -222,15 +222,6 @@ def _rel(layout: Layout, path: Path) -> str:
         return str(path.relative_to(layout.root)) or "."
     except ValueError:
         return str(path)
-
-
-def _user_name(uid: int) -> str:
-    try:
-        import pwd
-
-        return pwd.getpwuid(uid).pw_name
-    except (KeyError, ImportError):
-        return str(uid)
 
 
 # -- disk headroom ---------------------------------------------------------------------

@@ -437,6 +437,30 @@ def lock_in_the_way(path: Path) -> str | None:
     return None if stat.S_ISREG(mode) else not_regular(mode)
 
 
+def lock_refused(lock: Path) -> bool:
+    """Whether the lock file is there but may not be opened (it or a folder above is
+    another user's): who holds it cannot be told from here, `held_by_another` would say
+    nobody."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    os.close(fd)
+    return False
+
+
+def user_name(uid: int) -> str:
+    """The login name of user `uid`, or the number when it has none."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        return str(uid)
+
+
 def held_by_another(lock: Path) -> bool:
     """Whether another process holds an flock on `lock` now, asked without creating the
     lock file (doctor only reads): a shared lock is refused while an exclusive one is

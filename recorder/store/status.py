@@ -93,6 +93,11 @@ class UnreadableStatus(PersistError):
     """`status.json` exists but is not a status snapshot; the message names the problem."""
 
 
+class HolderUnknown(PersistError):
+    """Whether a recorder holds the log folder cannot be told: neither its status nor its
+    lock file may be read (the folder, or they, are another user's)."""
+
+
 # -- strict field readers ---------------------------------------------------------------
 # A derived file can hold anything (a crash, a hand edit, another version): each reader
 # checks one field's type and names it when it is wrong. A missing optional field gets
@@ -928,6 +933,7 @@ def assess(layout: Layout, now: float | None = None, monotonic: float | None = N
     try:
         status, unusable = StatusSnapshot.read_noting(layout)
     except UnreadableStatus as exc:
+        refuse_if_out_of_reach(layout)
         holder = recorder_holding(layout)
         if holder is None:
             return Health(STOPPED, f"status.json is unreadable: {exc}", status_problem=str(exc))
@@ -966,6 +972,33 @@ def status_remedy(layout: Layout) -> str:
     if os.path.isdir(layout.status) and not os.path.islink(layout.status):
         return f"move it out of the way: `{status_move(layout)}`"
     return "a running recorder replaces it within a second"
+
+
+def refuse_if_out_of_reach(layout: Layout) -> None:
+    """`HolderUnknown` when the folder's lock file may not be opened: what its status
+    could not say, its lock cannot either (before 2026-12-08 a folder of another user's
+    was called stopped, and `persist stop` said no recorder ran while one did)."""
+    from recorder.store.fsutil import lock_refused, user_name
+
+    if not lock_refused(layout.lock):
+        return
+    me = os.geteuid()
+    for place in (layout.root, layout.lock):
+        try:
+            owner = os.stat(place).st_uid
+        except OSError:
+            continue
+        if owner != me:
+            name = user_name(owner)
+            whose = "it" if place == layout.root else str(layout.root)
+            raise HolderUnknown(
+                f"{place} belongs to another user ({name}): whether a recorder holds "
+                f"{whose} cannot be told from here; run this as that user (sudo -u {name})"
+            )
+    raise HolderUnknown(
+        f"{layout.lock} cannot be opened (permission denied): whether a recorder holds "
+        f"{layout.root} cannot be told from here"
+    )
 
 
 def recorder_holding(layout: Layout) -> int | None:

@@ -8,7 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Bus, free_port, read_status, run_cli, status_json, wait_for
+from recorder.store.fsutil import user_name
+from tests.support import (
+    NOBODY,
+    Bus,
+    as_another_user,
+    free_port,
+    read_status,
+    run_cli,
+    run_cli_unprivileged,
+    status_json,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -100,3 +111,35 @@ def test_the_default_broker_never_started_is_fixed_by_the_command_named(bus: Bus
     fix = degraded_fix(bus.log_dir)
     assert fix == "persist broker --frontend tcp://127.0.0.1:5559 --backend tcp://127.0.0.1:5555"
     assert read_status(bus.log_dir)["pid"] == recorder.pid
+
+
+def test_a_folder_of_another_user_is_never_called_stopped(bus: Bus) -> None:
+    """A recorder records into a folder that is another user's (0700): we cannot read
+    its status nor open its lock, so whether a recorder holds it is unknown. Before
+    2026-12-08 `persist status` said STOPPED (exit 3) and named a start command with the
+    default broker, and `persist stop` said "no recorder running", exit 0, while that
+    recorder was healthy."""
+    bus.start_broker()
+    recorder = bus.start_recorder()
+    as_another_user(bus.log_dir)
+    name = user_name(NOBODY)
+    for argv in (["status"], ["status", "--json"], ["stop"]):
+        out = run_cli_unprivileged(*argv, "--log-dir", str(bus.log_dir))
+        assert out.returncode == 1, (argv, out.stdout, out.stderr)
+        assert out.stdout == "", argv
+        (line,) = out.stderr.splitlines()
+        assert line == (
+            f"persist: {bus.log_dir} belongs to another user ({name}): whether a recorder "
+            f"holds it cannot be told from here; run this as that user (sudo -u {name})"
+        ), line
+    settings = bus.log_dir.parent / "settings.json"  # hooks that record into that folder
+    installed = run_cli(
+        "hooks", "install", "claude", "--settings", str(settings), "--log-dir", str(bus.log_dir)
+    )
+    assert installed.returncode == 0, installed.stderr
+    said = run_cli_unprivileged("hooks", "status", "claude", "--settings", str(settings))
+    assert said.returncode == 1, said.stderr
+    assert f"log folder {bus.log_dir}: recorder unknown ({bus.log_dir} belongs to" in said.stdout
+    assert recorder.popen.poll() is None
+    code, seen = status(bus.log_dir)  # its owner's view
+    assert code == HEALTHY_CODE and seen["status"]["pid"] == recorder.pid

@@ -23,6 +23,7 @@ from recorder.store.status import (
     STOPPED,
     Connection,
     Health,
+    HolderUnknown,
     RecorderState,
     StatusSnapshot,
     UnreadableStatus,
@@ -256,6 +257,33 @@ def test_no_status_is_no_snapshot(tmp_path: Path) -> None:
     health = assess(layout)
     assert health == Health(STOPPED, "no journal in this folder yet")
     assert health.pid is None
+
+
+def test_a_status_and_lock_that_may_not_be_opened_leave_the_holder_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `sudo persist record` leaves status.json and recorder.lock root's (0600) in a
+    folder of ours: neither may be opened, so whether a recorder holds the folder is
+    unknown (before 2026-12-08 it was STOPPED, and `persist stop` said none ran). As
+    root the modes do not apply: the OS's refusal is made here."""
+    layout = Layout(tmp_path)
+    write_as_recorder(layout, good_status(pid=os.getpid(), updated=1000.0))
+    layout.lock.write_bytes(b"")
+    refused = {str(layout.status), str(layout.lock)}
+    real_open = os.open
+
+    def open_as_another(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if os.fspath(path) in refused:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_as_another)
+    with pytest.raises(HolderUnknown) as caught:
+        assess(layout, now=1001.0)
+    assert str(caught.value) == (
+        f"{layout.lock} cannot be opened (permission denied): whether a recorder holds "
+        f"{tmp_path} cannot be told from here"
+    )
 
 
 def test_a_stop_waiting_for_room_and_one_that_gave_up_say_so(tmp_path: Path) -> None:
