@@ -279,15 +279,15 @@ NOBODY = 65534  # a user id no test runs as: what it owns another user's
 
 
 def as_another_user(path: Path) -> None:
-    """Make `path` and all below it belong to another user (uid `NOBODY`), folders 0700:
-    what `run_cli_unprivileged` cannot look into (root skips the test without setpriv)."""
+    """Make `path` (not what is below it) another user's (uid `NOBODY`), a folder 0700,
+    a file 0600: what `run_cli_unprivileged` cannot read (root skips the test without
+    setpriv)."""
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         import pytest
 
-        pytest.skip("needs root and setpriv to hand a folder to another user")
-    for place in (path, *path.rglob("*")):
-        os.lchown(place, NOBODY, NOBODY)
-    path.chmod(0o700)
+        pytest.skip("needs root and setpriv to hand a file to another user")
+    os.chown(path, NOBODY, NOBODY)
+    path.chmod(0o700 if path.is_dir() else 0o600)
 
 
 def run_cli_unprivileged(*args: str) -> subprocess.CompletedProcess[str]:

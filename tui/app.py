@@ -283,7 +283,23 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         return out[0], out[1]
 
     def poll(self) -> None:
-        """Follow the journal: new lines, new segments, new checkpoints."""
+        """Follow the journal: new lines, new segments, new checkpoints. A folder that
+        can no longer be read (handed to another user) is said where the checkpoints
+        would be, as a load's failure is; before 2026-12-08 the poll ended the app with
+        a traceback."""
+        try:
+            self._follow()
+        except OSError as exc:
+            self._cannot_read(exc)
+
+    def _cannot_read(self, exc: OSError) -> None:
+        state = self.journal
+        error = f"cannot read {self.log_dir}: {exc}"
+        if state.error != error:  # said once, not at every poll
+            state.error = error
+            self.journal_changed.publish("loaded")
+
+    def _follow(self) -> None:
         state = self.journal
         if not state.loaded:
             return

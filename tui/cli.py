@@ -15,7 +15,9 @@ Exit codes:
      (restore/<id>[.<scope>][.redacted]/ in the log folder) and stdout says where, and
      how an agent uses it.
   2  usage error (one line on stderr names the option), or a log folder that cannot
-     be one (a file, or below a file)
+     be one (a file, or below a file), cannot be reached or read (another user's), or
+     whose status and lock file may not be read (whether a recorder holds it cannot be
+     told)
   3  no terminal: stdin or stderr is not a terminal, or $TERM is dumb or not set (one
      line on stderr says which)
   4  the restore bundle could not be written (one line on stderr says why)
@@ -45,7 +47,7 @@ from recorder.cli.streams import guard_closed_streams, show_everything_on_stdout
 from recorder.errors import StdoutFailed
 from recorder.export.scope import BundleScope
 from recorder.launch.selection import LaunchChoice, Selection
-from recorder.store.fsutil import raise_open_files_limit
+from recorder.store.fsutil import raise_open_files_limit, user_name
 from recorder.store.layout import default_log_dir
 from recorder.store.shell import shell_quote
 
@@ -155,6 +157,33 @@ def log_folder_problem(path: Path, named: str) -> str | None:
         return f"{named} {path} is a file, not a log folder"
     if blocking is not None:
         return f"{named} {path} cannot be a log folder: {blocking} is a file"
+    return _unreadable(path, named)
+
+
+def _unreadable(path: Path, named: str) -> str | None:
+    """Why the log folder at `path` may not be read or looked into (another user's, say),
+    or None. Before 2026-12-08 the browser started, and its first poll crashed."""
+    try:
+        owner = os.stat(path).st_uid
+    except OSError:  # not there yet (the browser says nothing is recorded there)
+        return None
+    if os.access(path, os.R_OK | os.X_OK, effective_ids=True):
+        return None
+    whose = f" (it belongs to another user, {user_name(owner)})" if owner != os.geteuid() else ""
+    return f"{named} {path} cannot be read: permission denied{whose}"
+
+
+def holder_unknown(path: Path) -> str | None:
+    """Why whether a recorder holds the log folder cannot be told (its status and lock
+    file are another user's: a `sudo persist record`'s), or None: the browser shows
+    that recorder's health throughout."""
+    from recorder.store.layout import Layout
+    from recorder.store.status import HolderUnknown, assess
+
+    try:
+        assess(Layout(path))
+    except HolderUnknown as exc:
+        return str(exc)
     return None
 
 
@@ -175,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     problem = log_folder_problem(log_dir, named)
     if problem is not None:  # before the UI: it would show an errno and a useless command
         print(f"persist-tui: {problem} (see persist-tui --help)", file=sys.stderr)
+        return EXIT_USAGE
+    unknown = holder_unknown(log_dir)
+    if unknown is not None:
+        print(f"persist-tui: {unknown}", file=sys.stderr)
         return EXIT_USAGE
     missing = missing_terminal()
     if missing is not None:

@@ -111,3 +111,43 @@ def test_persist_tui_on_a_terminal_that_cannot_draw_is_one_line_and_exit_3(
         "run it in a terminal emulator, or use persist export, persist restore or persist "
         "status."
     ]
+
+
+@pytest.mark.parametrize("whose", ["folder", "status"])
+def test_a_log_dir_of_another_user_is_one_line_and_exit_2(tmp_path: Path, whose: str) -> None:
+    """A log folder that is another user's (0700), or whose status.json and
+    recorder.lock a `sudo persist record` left root's: refused before any terminal is
+    needed. Before 2026-12-08 the browser started, and its first poll crashed with a Rich
+    traceback (PermissionError from segments/), exit 1; with the status and lock refused,
+    whether a recorder ran was taken for no."""
+    from recorder.store.fsutil import user_name
+    from tests.support import DROP_READ_ANYTHING, NOBODY, as_another_user
+
+    logs = tmp_path / "logs"
+    (logs / "segments").mkdir(parents=True)
+    (logs / "status.json").write_text("{}")
+    (logs / "recorder.lock").write_text("")
+    if whose == "folder":
+        as_another_user(logs)
+        said = (
+            f"--log-dir {logs} cannot be read: permission denied (it belongs to another "
+            f"user, {user_name(NOBODY)}) (see persist-tui --help)"
+        )
+    else:
+        as_another_user(logs / "status.json")
+        as_another_user(logs / "recorder.lock")
+        said = (
+            f"{logs / 'recorder.lock'} belongs to another user ({user_name(NOBODY)}): "
+            f"whether a recorder holds {logs} cannot be told from here; run this as that "
+            f"user (sudo -u {user_name(NOBODY)})"
+        )
+    out = subprocess.run(
+        [*DROP_READ_ANYTHING, sys.executable, "-m", "tui.cli", "--log-dir", str(logs)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert out.returncode == EXIT_USAGE, out.stderr
+    assert out.stdout == ""
+    assert out.stderr == f"persist-tui: {said}\n"

@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from recorder.cli.main import main
 from recorder.store.layout import Layout, list_segments
@@ -81,6 +84,50 @@ async def test_the_log_folder_removed_then_recorded_into_again(tmp_path: Path) -
         await pilot.press("1")
         await settle(pilot)
         assert "newcp" in screen_chars(app) and "oldcp" not in screen_chars(app)
+
+
+def refuse_below(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the OS answers a user about a folder of another user's (0700): it is there,
+    and every path below it is refused (EACCES). As root the modes do not apply: the
+    refusal is made here."""
+    for name in ("stat", "open", "scandir", "listdir"):
+        real = getattr(os, name)
+
+        def refused(path: Any, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            if isinstance(path, str | os.PathLike) and Path(path).parent.is_relative_to(root):
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return _real(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, name, refused)
+
+
+@pilot_test
+async def test_a_log_folder_handed_to_another_user_is_said_never_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log folder becomes another user's (0700) while the TUI waits for a journal:
+    its poll asked `segments.is_dir()`, which raised PermissionError, and the app ended
+    with a Rich traceback (exit 1; before 2026-12-08). Now the problem is shown where the
+    checkpoints would be, with no start command (whether a recorder runs is unknown)."""
+    root = tmp_path / "logs"
+    root.mkdir()
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.journal.loaded and app.journal.store is None
+        refuse_below(root, monkeypatch)
+        app.poll()
+        await settle(pilot)
+        said = f"cannot read {root}: [Errno 13] Permission denied: '{root / 'segments'}'"
+        assert app.journal.error == said
+        shown = screen_chars(app)
+        assert "This view updates by itself once the folder can be read" in shown, shown
+        assert "persist record" not in shown  # whether one runs there is unknown
+        monkeypatch.undo()
+        journal(root, "NEW", 2)  # its owner's again, and recorded into
+        app.poll()
+        await settle(pilot)
+        assert app.journal.store is not None and "cannot read" not in screen_chars(app)
 
 
 @pilot_test

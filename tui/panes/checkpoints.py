@@ -174,8 +174,11 @@ class CheckpointsPane(Pane):
         papp = self.papp
         state = papp.journal
         text = Text()
-        if state.error:
+        if state.error:  # the folder cannot be read: whether a recorder runs is unknown too
             text.append(f"{state.error}\n\n", "bold red")
+            text.append(f"{papp.folder}\n", "dim")
+            text.append("This view updates by itself once the folder can be read.\n")
+            return text
         if state.store is None and state.removed:
             text.append("The journal was removed\n", "bold red")
             text.append(f"{papp.folder} has no segments/ folder any more\n\n", "dim")
