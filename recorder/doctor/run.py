@@ -29,6 +29,7 @@ from recorder.doctor.derived import (
     session_findings,
 )
 from recorder.doctor.journal import (
+    JournalScan,
     cache_findings,
     checkpoint_findings,
     journal_findings,
@@ -45,13 +46,13 @@ from recorder.doctor.service import (
     recorder_holds,
     service_findings,
 )
-from recorder.doctor.system import disk_findings, permission_findings
+from recorder.doctor.system import chown_fix, disk_findings, permission_findings
 from recorder.errors import PersistError
 from recorder.store.checkpoints import DigestCache
 from recorder.store.fsutil import DIR_MODE, FILE_MODE, ensure_private_dir
 from recorder.store.layout import Layout, default_log_dir, is_compressed, list_segments
 from recorder.store.reader import Store
-from recorder.store.status import STOPPED, assess, read_status
+from recorder.store.status import STOPPED, Health, HolderUnknown, assess, read_status
 from recorder.store.unfinished import MARKER, finish_command, read_mark
 
 INDEX_LOCK_WAIT = 30.0  # seconds to wait for another writer of the search index
@@ -155,13 +156,20 @@ def _holder(fd: int) -> str:
 
 
 def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = None) -> Report:
-    """Check everything; read only."""
+    """Check everything; read only. A check that meets a path it may not read (a part
+    of the folder a `sudo persist record` left root's) is one finding saying what was
+    not checked, and the others run: `permissions.owner` names the fix (before
+    2026-12-08 the first such path ended doctor, "cannot examine", with no finding)."""
     started = time.monotonic()
     layout = Layout(Path(root))
     monotonic = time.monotonic() if now is None else None  # (a test's `now` alone)
     now = time.time() if now is None else now
-    health = assess(layout, now, monotonic)
-    start = health.start_command(layout.root)
+    health: Health | None = None
+    try:
+        health = assess(layout, now, monotonic)
+    except HolderUnknown as exc:  # status.json and recorder.lock may not be read
+        unknown = exc
+    start = (health or Health(STOPPED, "")).start_command(layout.root)
     if not layout.root.is_dir():
         raise DoctorError(
             f"{layout.root} is not a log folder (it does not exist: nothing was recorded "
@@ -180,34 +188,140 @@ def diagnose(root: Path, *, now: float | None = None, unit_dir: Path | None = No
         )
         return Report(layout.root, [finding], time.monotonic() - started)
     flag = _log_flag(layout)
-    journal = scan_journal(layout)
     doctor_fix = f"persist doctor --fix{flag}"
-    # what is derived from the journal is not looked at when it cannot be read at all
-    derived = (
-        [
-            *cache_findings(layout, journal, doctor_fix),
-            recovery_state_finding(layout, doctor_fix),
-            *render_cache_findings(layout, doctor_fix),
-            *restore_leftover_findings(layout, doctor_fix),
-            *search_findings(layout, flag),
-        ]
-        if journal.segments_folder
-        else []
-    )
-    findings: list[Finding] = [
-        *journal_findings(layout, journal, health.state != STOPPED, start),
-        *checkpoint_findings(layout, journal),
-        *trash_findings(layout),
-        *derived,
-        *session_findings(layout),
-        *permission_findings(layout),
-        *disk_findings(layout, now),
-        *lock_findings(layout),
-        *hook_findings(layout),
-        *hooks_waiting_findings(layout, now),
-        *service_findings(layout, health, now, doctor_fix, unit_dir),
+    # a recorder that may hold the folder (unknown: taken as one) may be writing its tail
+    writing = health is None or health.state != STOPPED
+    findings: list[Finding] = []
+    checks: list[Check] = []
+    try:
+        journal = scan_journal(layout)
+    except OSError as exc:
+        what = "the journal, its checkpoints and what is derived from them"
+        findings.append(not_run(layout, Area.JOURNAL, "journal.not-run", what, exc))
+    else:
+        checks += _journal_checks(layout, journal, writing, start, flag, doctor_fix)
+    checks += [
+        (Area.SESSIONS, "sessions.not-run", "the session copies", lambda: session_findings(layout)),
+        (
+            Area.PERMISSIONS,
+            "permissions.not-run",
+            "file modes",
+            lambda: permission_findings(layout),
+        ),
+        (Area.DISK, "disk.not-run", "disk headroom", lambda: disk_findings(layout, now)),
+        (Area.SERVICE, "service.not-run", "the lock files", lambda: lock_findings(layout)),
+        (Area.SERVICE, "service.not-run", "the hooks", lambda: hook_findings(layout)),
+        (
+            Area.SERVICE,
+            "service.not-run",
+            "what sessions owe the bus",
+            lambda: hooks_waiting_findings(layout, now),
+        ),
     ]
+    if health is not None:
+        known = health
+        checks.append(
+            (
+                Area.SERVICE,
+                "service.not-run",
+                "the recorder",
+                lambda: service_findings(layout, known, now, doctor_fix, unit_dir),
+            )
+        )
+    for area, check, what, run in checks:
+        try:
+            findings += run()
+        except OSError as exc:
+            findings.append(not_run(layout, area, check, what, exc))
+    if health is None:
+        findings.append(
+            Finding(
+                Area.SERVICE,
+                "service.not-run",
+                Severity.PROBLEM,
+                f"not checked: the recorder ({unknown})",
+                chown_fix(layout),
+            )
+        )
     return Report(layout.root, findings, time.monotonic() - started)
+
+
+# one check of `diagnose`: its area, the name of its finding when it cannot run, what it
+# looks at (for that finding's words), and the check itself
+Check = tuple[Area, str, str, Callable[[], list[Finding]]]
+
+
+def _journal_checks(
+    layout: Layout, journal: JournalScan, writing: bool, start: str, flag: str, doctor_fix: str
+) -> list[Check]:
+    """The checks of the journal, its checkpoints and trash, and of what is derived
+    from it (not looked at when the journal cannot be read at all)."""
+    checks: list[Check] = [
+        (
+            Area.JOURNAL,
+            "journal.not-run",
+            "the journal",
+            lambda: journal_findings(layout, journal, writing, start),
+        ),
+        (
+            Area.CHECKPOINTS,
+            "checkpoints.not-run",
+            "the checkpoints",
+            lambda: checkpoint_findings(layout, journal),
+        ),
+        (Area.JOURNAL, "journal.not-run", "the trash", lambda: trash_findings(layout)),
+    ]
+    if not journal.segments_folder:
+        return checks
+    return [
+        *checks,
+        (
+            Area.CACHES,
+            "caches.not-run",
+            "the caches",
+            lambda: cache_findings(layout, journal, doctor_fix),
+        ),
+        (
+            Area.CACHES,
+            "caches.not-run",
+            "recovery/state.json",
+            lambda: [recovery_state_finding(layout, doctor_fix)],
+        ),
+        (
+            Area.CACHES,
+            "caches.not-run",
+            "the render cache",
+            lambda: render_cache_findings(layout, doctor_fix),
+        ),
+        (
+            Area.CACHES,
+            "caches.not-run",
+            "restore leftovers",
+            lambda: restore_leftover_findings(layout, doctor_fix),
+        ),
+        (Area.SEARCH, "search.not-run", "the search index", lambda: search_findings(layout, flag)),
+    ]
+
+
+def not_run(layout: Layout, area: Area, check: str, what: str, exc: OSError) -> Finding:
+    """A check that met a path it cannot read: what it did not check, and the path.
+    Its fix gives the folder back when that path is another user's (as
+    `permissions.owner`'s), else lists the path."""
+    path = Path(exc.filename) if exc.filename else layout.root
+    reason = exc.strerror or str(exc)
+    fix = chown_fix(layout) if _another_users(path) else f"ls -la {shlex.quote(str(path))}"
+    return Finding(area, check, Severity.PROBLEM, f"not checked: {what} ({path}: {reason})", fix)
+
+
+def _another_users(path: Path) -> bool:
+    """Whether `path`, or the nearest folder above it that can be looked at, is another
+    user's (what keeps it from being read)."""
+    for place in (path, *path.parents):
+        try:
+            return os.stat(place).st_uid != os.getuid()
+        except OSError:
+            continue
+    return False
 
 
 def _log_flag(layout: Layout) -> str:

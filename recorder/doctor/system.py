@@ -125,7 +125,6 @@ def permission_findings(layout: Layout) -> list[Finding]:
             )
         )
     if foreign:
-        user = user_name(uid)
         out.append(
             Finding(
                 Area.PERMISSIONS,
@@ -133,7 +132,7 @@ def permission_findings(layout: Layout) -> list[Finding]:
                 Severity.PROBLEM,
                 f"{len(foreign)} path(s) belong to another user "
                 f"({', '.join(_rel(layout, p) for p in foreign[:3])})",
-                f"sudo chown -R {user} {shlex.quote(str(layout.root))}",
+                chown_fix(layout),
             )
         )
     if unreadable:
@@ -169,6 +168,11 @@ def permission_findings(layout: Layout) -> list[Finding]:
             )
         )
     return out
+
+
+def chown_fix(layout: Layout) -> str:
+    """The command that gives the log folder, all of it, back to us."""
+    return f"sudo chown -R {user_name(os.getuid())} {shlex.quote(str(layout.root))}"
 
 
 def _parent_findings(root: Path, uid: int) -> list[Finding]:

@@ -8,12 +8,14 @@ full disk: root only, skipped otherwise)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 from recorder.store.layout import Layout, list_segments
 from tests.process.test_stalls import fill, small_disk
@@ -282,3 +284,44 @@ def test_fix_removes_a_symlinked_status_json_and_keeps_the_start_command(
         "persist record --broker tcp://127.0.0.1:45001 --embedded yes "
         "--publish-endpoint tcp://127.0.0.1:45002 --log-dir "
     ), stopped
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [["checkpoints"], ["segments"], ["recovery"], ["status.json", "recorder.lock"]],
+    ids=lambda parts: "+".join(parts),
+)
+def test_a_part_of_the_folder_another_user_owns_is_the_chown_finding(
+    tmp_path: Path, parts: list[str]
+) -> None:
+    """`sudo persist record` left checkpoints/, segments/, recovery/, or status.json and
+    recorder.lock root's (0700, 0600) in a folder of ours: doctor, run as a user the
+    modes apply to, gives the permissions.owner finding with its `sudo chown`, and says
+    which checks it could not run. Before 2026-12-08 it stopped at the first unreadable
+    path, "persist: cannot examine ...: Permission denied", exit 1, no finding, --json
+    printing nothing; with the status and lock refused it would have said no recorder
+    ran (now: whether one does cannot be told)."""
+    from recorder.store.fsutil import user_name
+    from tests.log_folder import healthy_folder
+    from tests.support import as_another_user, run_cli_unprivileged
+
+    folder = healthy_folder(tmp_path, session=False)
+    (folder.root / "recovery" / "state.json").write_text("{}")
+    (folder.root / "recorder.lock").write_text("")
+    for part in parts:
+        as_another_user(folder.root / part)
+    out = run_cli_unprivileged("doctor", "--json", "--log-dir", str(folder.root))
+    assert out.returncode == 9, out.stderr
+    report = orjson.loads(out.stdout)
+    found = {f["check"]: f for f in report["findings"]}
+    owner = found["permissions.owner"]
+    said = f"{len(parts)} path(s) belong to another user ({', '.join(sorted(parts))})"
+    assert said in owner["summary"], owner
+    assert owner["fix"] == f"sudo chown -R {user_name(os.geteuid())} {folder.root}"
+    not_run = [f for f in report["findings"] if f["check"].endswith(".not-run")]
+    assert not_run, report["findings"]
+    for finding in not_run:
+        assert finding["severity"] == "problem"
+        assert finding["summary"].startswith("not checked: "), finding
+        assert any(str(folder.root / part) in finding["summary"] for part in parts), finding
+        assert finding["fix"] == owner["fix"]

@@ -32,6 +32,17 @@ EXPANDED = {
         "permissions.folders",
     ],
     'f"service.{health.state}"': ["service.stale", "service.degraded"],  # STALE, DEGRADED
+    # `diagnose`'s checks that met a path they cannot read (`recorder.doctor.run.Check`)
+    "check": [
+        "journal.not-run",
+        "checkpoints.not-run",
+        "caches.not-run",
+        "search.not-run",
+        "sessions.not-run",
+        "permissions.not-run",
+        "disk.not-run",
+        "service.not-run",
+    ],
 }
 
 
