@@ -28,6 +28,7 @@ from tests.session_fixtures import (
     new_uuid,
     text,
 )
+from tests.support import DROP_READ_ANYTHING
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -238,9 +239,6 @@ def test_copies_and_index_entries_made_before_are_still_found(tmp_path: Path) ->
     out = persist(tmp_path, "fork", key_of(b), "--at", "4", "--json")
     assert out.returncode == 0, out.stderr
     assert "damaged" not in doctor(tmp_path / "log").stdout
-
-
-DROP_READ_ANYTHING = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--")
 
 
 def unprivileged(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
