@@ -1189,7 +1189,9 @@ def _leave(
     left); stop the recorder if a launcher started it, nobody is left, and no other
     hook of the folder holds its session's lock (one may still be sending to it; this
     call holds `held`'s), and then the recorder whose broker it followed, if left
-    running for it alone (`stop_unused_host`). The stop waits what `deadline` leaves
+    running for it alone (`stop_unused_host`; also when the folder's recorder is found
+    dead, a crash under its sessions). A subscriber at the broker it hosts that is no
+    recorder does not keep it running (`Peer.keeps_host`). The stop waits what `deadline` leaves
     (10 s without one): a recorder that has not stopped by then (frozen, or still
     journaling a large backlog) was sent SIGTERM and finishes its stop by itself; the
     failure line says so."""
@@ -1207,16 +1209,29 @@ def _leave(
             (layout.agents / registration).unlink(missing_ok=True)
         state.registration = state.leaving = ""
         owner = recorder_owner(layout)
-        if owner is None or live_agents(layout) or hooks_at_work(layout, held):
+        if live_agents(layout) or hooks_at_work(layout, held):
             return
         from recorder.launch.peers import hosted_broker_users, stop_unused_host
         from recorder.store.status import assess
 
+        health = assess(layout)
+        status = health.status
+        if owner is None:
+            if not health.running:
+                # the folder's recorder died (or was stopped) under its sessions: the host
+                # of the broker it followed, left running for it, is stopped all the same
+                # (before 2026-12-08 it ran on for nobody)
+                host_notes: list[str] = []
+                stop_unused_host(status, layout.root, _time_for(deadline, 10.0), host_notes.append)
+                if host_notes:
+                    note("; ".join(host_notes))
+            return
         # other folders' recorders follow the broker it hosts: stopping it would end their
         # recording without a word (before 2026-12-07 it was stopped all the same); the
-        # last agent out of theirs stops it (`stop_unused_host`)
-        status = assess(layout).status
-        if hosted_broker_users(status, int(owner["recorder_pid"])):
+        # last agent out of theirs stops it (`stop_unused_host`). A subscriber that is no
+        # recorder does not keep it (before 2026-12-08 it did, for good)
+        users = hosted_broker_users(status, int(owner["recorder_pid"]))
+        if any(peer.keeps_host for peer in users):
             return
         from recorder.daemon.systemd import recording_unit
 
@@ -1238,7 +1253,7 @@ def _leave(
             forget_owner(layout)
             # it followed another folder's recorder's broker, left running for it: stopped
             # too if nobody uses it now (before 2026-12-07 only a launcher's exit did)
-            host_notes: list[str] = []
+            host_notes = []
             stop_unused_host(status, layout.root, _time_for(deadline, 10.0), host_notes.append)
             if host_notes:
                 note("; ".join(host_notes))

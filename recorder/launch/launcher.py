@@ -56,7 +56,7 @@ from recorder.daemon.options import EmbeddedMode, RecorderOptions
 from recorder.daemon.spawn import Spawned, SpawnError, spawn_recorder
 from recorder.errors import BundleNotWritten, PersistError
 from recorder.launch.menu import Menu, PickerFailed, is_interactive, run_menu
-from recorder.launch.peers import hosted_broker_users, stop_unused_host
+from recorder.launch.peers import Peer, hosted_broker_users, stop_unused_host
 from recorder.launch.registry import (
     LockBusy,
     forget_owner,
@@ -265,6 +265,35 @@ class ExitResult:
     def worth_saying(self) -> bool:
         """Whether `persist launch` prints `reason` at exit."""
         return self.stopped or self.lost or self.lock_busy or self.shared
+
+
+def _names(peers: list[Peer]) -> str:
+    """The first three of `peers`, and how many more."""
+    more = f" and {len(peers) - 3} more" if len(peers) > 3 else ""
+    return ", ".join(str(peer) for peer in peers[:3]) + more
+
+
+def _kept_for(followers: list[Peer], broker: str | None, layout: Layout) -> str:
+    """The line of a last agent out that leaves the host running for `followers` (other
+    folders' recorders, or processes that cannot be named): who stops it then. The last
+    agent out of a follower's folder does when a launcher or a start hook started that
+    recorder; else no agent's exit does (before 2026-12-08 the line promised it would
+    all the same)."""
+    s = "s" if len(followers) == 1 else ""
+    said = f"last agent out, but the recorder hosts the broker at {broker} that "
+    said += f"{_names(followers)} still follow{s}: left running"
+    lasting = [peer for peer in followers if not peer.stopped_by_its_agents()]
+    if not lasting:
+        return said + " (the last agent out of there stops it)"
+    if lasting == followers and len(lasting) == 1:
+        who = "that recorder" if lasting[0].log_dir is not None else "that process"
+    elif lasting == followers:
+        who = "they"
+    else:
+        who = _names(lasting)
+    follows = "follows" if len(lasting) == 1 else "follow"
+    stop = f"persist stop --log-dir {shell_quote(str(layout.root))}"
+    return f"{said}, and no agent's exit stops it while {who} {follows} it (`{stop}` does)"
 
 
 class PersistenceLauncher:
@@ -767,10 +796,19 @@ class PersistenceLauncher:
         if owner is None:
             health = assess(self.layout)
             if not health.running:
+                # the recorder died (or was stopped) under its agents: the host of the
+                # broker it followed, left running for it, is stopped by its last agent
+                # all the same (before 2026-12-08 it ran on for nobody)
+                host = None if others else self._stop_host(health.status)
+                also = (
+                    f"; the recorder of {host}, which hosted the broker it followed, was stopped"
+                    if host
+                    else ""
+                )
                 lost = self._lost(health)
                 if lost is not None:
-                    return ExitResult(False, lost, cp_id, lost=True)
-                return ExitResult(False, "the recorder is not running", cp_id)
+                    return ExitResult(False, lost + also, cp_id, lost=True)
+                return ExitResult(False, "the recorder is not running" + also, cp_id)
             reason = "the recorder was not started by a launcher; leaving it running"
             return ExitResult(False, reason, cp_id)
         if others:
@@ -778,17 +816,11 @@ class PersistenceLauncher:
             return ExitResult(False, f"still connected: {names}", cp_id)
         status = assess(self.layout).status
         users = hosted_broker_users(status, int(owner["recorder_pid"]))
-        if users:  # before 2026-12-07 stopped all the same: their recording ended with it
+        followers = [peer for peer in users if peer.keeps_host]
+        if followers:  # before 2026-12-07 stopped all the same: their recording ended with it
             assert status is not None
-            names = ", ".join(str(peer) for peer in users[:3])
-            more = f" and {len(users) - 3} more" if len(users) > 3 else ""
             return ExitResult(
-                False,
-                f"last agent out, but the recorder hosts the broker at {status.broker} that "
-                f"{names}{more} still follow{'s' if len(users) == 1 else ''}: left running "
-                "(the last agent out of there stops it)",
-                cp_id,
-                shared=True,
+                False, _kept_for(followers, status.broker, self.layout), cp_id, shared=True
             )
         from recorder.daemon.systemd import recording_unit
 
@@ -817,10 +849,22 @@ class PersistenceLauncher:
         stopped = self._stop(owner)
         if stopped:
             forget_owner(self.layout)
-            host = stop_unused_host(status, self.log_dir, self.stop_timeout, self.say)
+            host = self._stop_host(status)
             also = f", and so was that of {host}, which hosted its broker for it" if host else ""
+            if users:  # none records: not kept for them (before 2026-12-08 kept for good)
+                assert status is not None
+                names = _names(users)
+                also += (
+                    f", and with it the broker at {status.broker} that {names} "
+                    f"{'was' if len(users) == 1 else 'were'} subscribed to (not a recorder: "
+                    f"{'it hears' if len(users) == 1 else 'they hear'} nothing more)"
+                )
             return ExitResult(True, f"last agent out: recorder stopped{also}", cp_id)
         return ExitResult(False, "the recorder did not stop in time", cp_id)
+
+    def _stop_host(self, status: StatusSnapshot | None) -> Path | None:
+        """`stop_unused_host` of the broker this folder's recorder (`status`) followed."""
+        return stop_unused_host(status, self.log_dir, self.stop_timeout, self.say)
 
     def _lost(self, health: Health) -> str | None:
         """One line when the recorder this agent was given (`recorder_pid`) stopped during

@@ -10,10 +10,14 @@ descriptors); for `ipc://` a Unix socket connected to the socket file (or abstra
 name), found with the kernel's sock_diag netlink query (each socket's name and peer:
 `/proc/net/unix` names no peer) and the processes' descriptors. A process of another
 user is counted but cannot be named. Before 2026-12-07 ipc endpoints were not looked
-into: their recorder was stopped under its followers.
+into: their recorder was stopped under its followers. Only a recorder, or a process
+that cannot be named (it may be one), keeps the host running (`Peer.keeps_host`): any
+other subscriber (a dashboard, a user's zmq SUB) hears nothing more once it stops, and
+before 2026-12-08 kept it running for good.
 
 The host left running for its followers is stopped by the last of them to go
-(`stop_unused_host`), when nothing else wants it either.
+(`stop_unused_host`: a launcher's exit or a `SessionEnd` hook, its own recorder
+stopped, or found dead), when nothing else wants it either.
 """
 
 from __future__ import annotations
@@ -39,6 +43,34 @@ class Peer:
     pid: int | None
     log_dir: Path | None = None
     address: str = ""  # where it connects from, for one that cannot be named
+
+    @property
+    def keeps_host(self) -> bool:
+        """Whether the host is left running for this subscriber: a recorder (of another
+        folder) records what comes over the bus, and one that cannot be named may be
+        one. Any other process (a dashboard, a user's zmq SUB) is not: nothing is
+        recorded for it, and no agent's exit would ever stop the host for it (before
+        2026-12-08 it kept the host running for good)."""
+        return self.log_dir is not None or self.pid is None
+
+    def stopped_by_its_agents(self) -> bool:
+        """Whether the last agent out of this follower's folder stops it, and then the
+        host (`stop_unused_host`): a recorder a launcher or a start hook started for
+        agents (`agents/owner.json` names it) that no systemd unit keeps running. Not
+        so a `persist record` of the user's, nor a process that cannot be named."""
+        from recorder.daemon.systemd import recording_unit
+        from recorder.launch.registry import recorder_owner
+        from recorder.store.layout import Layout
+
+        if self.log_dir is None or self.pid is None:
+            return False
+        try:
+            owner = recorder_owner(Layout(self.log_dir))
+        except OSError:
+            return False
+        if owner is None or owner.get("recorder_pid") != self.pid:
+            return False
+        return recording_unit(self.log_dir.resolve()) is None
 
     def __str__(self) -> str:
         if self.log_dir is not None:
@@ -298,9 +330,10 @@ def listener(endpoint: str | None) -> int | None:
 
 
 def hosted_broker_users(status: StatusSnapshot | None, recorder_pid: int) -> list[Peer]:
-    """Who else is subscribed at the broker the recorder `recorder_pid` hosts (other
-    folders' recorders following it, say): stopping that recorder would end their
-    recording without a word. [] when it hosts none, or `status` is another's."""
+    """Who else is subscribed at the broker the recorder `recorder_pid` hosts: other
+    folders' recorders following it (stopping it would end their recording without a
+    word: `Peer.keeps_host`), or any other subscriber. [] when it hosts none, or
+    `status` is another's."""
     if status is None or not status.embedded_broker or status.pid != recorder_pid:
         return []
     return subscribers(status.broker, recorder_pid)
@@ -316,11 +349,12 @@ def stop_unused_host(
     `followed`), stop the recorder whose embedded broker it followed, if that one is
     left running for nobody: it runs in another folder, a launcher or a start hook
     started it for agents (`agents/owner.json`; never a `persist record` of the user's),
-    no agent is registered there, nothing else is subscribed at its broker (another
-    follower), and no systemd unit records its folder. Under that folder's launch lock
-    (5 s at most: held longer, its launcher is at work, and it decides). All of it within
-    `timeout` seconds (a SessionEnd hook has what its agent gives it). The folder of
-    the stopped host, or None."""
+    no agent is registered there, no other recorder follows its broker (`keeps_host`;
+    a plain subscriber does not keep it), and no systemd unit records its folder. Under
+    that folder's launch lock (5 s at most: held longer, its launcher is at work, and it
+    decides). All of it within `timeout` seconds (a SessionEnd hook has what its agent
+    gives it). `followed` may be the status of a recorder found dead (its last agent
+    out stops its host all the same). The folder of the stopped host, or None."""
     from recorder.daemon.control import stop_recorder
     from recorder.daemon.systemd import recording_unit
     from recorder.errors import LaunchError
@@ -344,7 +378,9 @@ def stop_unused_host(
             status = assess(layout).status
             if status is None or status.pid != host_pid or not status.embedded_broker:
                 return None
-            if hosted_broker_users(status, host_pid) or recording_unit(layout.root):
+            if any(peer.keeps_host for peer in hosted_broker_users(status, host_pid)):
+                return None
+            if recording_unit(layout.root):
                 return None
             if not stop_recorder(
                 layout,

@@ -399,3 +399,149 @@ def test_followers_of_an_ipc_broker_keep_its_host_running_and_the_last_one_stops
         assert not assess(Layout(a_dir)).running
     finally:
         _stop_all(a_dir, b_dir)
+
+
+def _ipc_endpoints(folder: Path) -> dict[str, str]:
+    return {"broker": f"ipc://{folder}/bus.sub", "publish_endpoint": f"ipc://{folder}/bus.pub"}
+
+
+@pytest.mark.parametrize("started_by", ["launcher, tcp", "start hook, ipc"])
+def test_a_subscriber_that_is_no_recorder_does_not_keep_the_host_running(
+    tmp_path: Path, started_by: str
+) -> None:
+    """A plain zmq SUB (a dashboard, a tail of the user's) subscribed at the broker a's
+    recorder hosts. Before 2026-12-08 it counted as a follower: a's last agent out left
+    the recorder running, the line saying "the last agent out of there stops it", and
+    nothing ever did (the SUB had no agents; a's ran on after it left). Nothing is
+    recorded for such a subscriber: the recorder started for agents stops with them."""
+    import zmq
+
+    from recorder.hooks.samples import ClaudeSession
+    from recorder.launch.launcher import PersistenceLauncher
+    from recorder.launch.peers import subscribers
+    from tests.process.test_hooks_flow import append, run_hook
+    from tests.support import wait_for
+
+    hook = started_by.startswith("start hook")
+    eps = _ipc_endpoints(tmp_path) if hook else endpoints()
+    ends = (eps["publish_endpoint"], eps["broker"])
+    a_dir = tmp_path / "a"
+    c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))
+    sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+    sub.linger = 0
+    try:
+        if hook:
+            append(Path(c.transcript), c.user("hello"))
+            start = run_hook(a_dir, "claude", c.payload("SessionStart"), endpoints=ends)
+            assert start.returncode == 0, start.stderr
+        else:
+            a = PersistenceLauncher(
+                a_dir, embedded="auto", interactive=False, stderr=io.StringIO(), **eps
+            )
+            a.on_agent_connected("A")
+        host = read_status(a_dir)
+        assert host.get("embedded_broker"), host
+        sub.subscribe(b"")
+        sub.connect(eps["broker"])
+        wait_for(lambda: subscribers(eps["broker"], host["pid"]), what="the SUB connected")
+        if hook:
+            end = run_hook(a_dir, "claude", c.payload("SessionEnd", reason="exit"), endpoints=ends)
+            assert end.returncode == 0, end.stderr
+        else:
+            out = a.on_agent_exit()
+            assert out.stopped, out
+            assert out.reason == (
+                f"last agent out: recorder stopped, and with it the broker at {eps['broker']} "
+                f"that PID {os.getpid()} was subscribed to (not a recorder: it hears nothing "
+                "more)"
+            )
+        assert not assess(Layout(a_dir)).running, "kept running for a plain subscriber"
+    finally:
+        sub.close()
+        _stop_all(a_dir)
+
+
+def test_a_host_kept_for_a_recorder_no_agent_stops_says_persist_stop_does(
+    tmp_path: Path,
+) -> None:
+    """b's recorder is the user's own (`persist record`), following the broker a's
+    launcher-started recorder hosts: no agent's exit ever stops it, so none stops a's.
+    Before 2026-12-08 A's line promised "the last agent out of there stops it"."""
+    from recorder.launch.launcher import PersistenceLauncher
+    from tests.support import healthy, wait_for
+
+    eps = endpoints()
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    try:
+        a = PersistenceLauncher(
+            a_dir, embedded="auto", interactive=False, stderr=io.StringIO(), **eps
+        )
+        a.on_agent_connected("A")
+        record = run_cli(
+            "record", "--detach", "--log-dir", str(b_dir), "--broker", eps["broker"],
+            "--embedded", "no",
+        )  # fmt: skip
+        assert record.returncode == 0, record.stderr
+        wait_for(lambda: read_status(b_dir).get("connection") == "connected", what="b follows")
+        b_pid = read_status(b_dir)["pid"]
+        out = a.on_agent_exit()
+        assert out.shared and not out.stopped, out
+        assert out.reason == (
+            f"last agent out, but the recorder hosts the broker at {eps['broker']} that the "
+            f"recorder of {b_dir} (PID {b_pid}) still follows: left running, and no agent's "
+            f"exit stops it while that recorder follows it (`persist stop --log-dir {a_dir}` "
+            "does)"
+        )
+        assert healthy(a_dir) and healthy(b_dir)
+    finally:
+        _stop_all(a_dir, b_dir)
+
+
+@pytest.mark.parametrize("follower", ["launcher", "start hook"])
+def test_a_follower_whose_recorder_died_stops_the_host_at_its_last_agents_exit(
+    tmp_path: Path, follower: str
+) -> None:
+    """a's recorder (a launcher's, hosting the broker) is left running for b's, which
+    follows it; b's recorder is then killed (the OOM killer, say) while its agent runs.
+    Before 2026-12-08 b's last agent out found no recorder of its own to stop and left
+    a's running for nobody, for good."""
+    from recorder.hooks.samples import ClaudeSession
+    from recorder.launch.launcher import PersistenceLauncher
+    from tests.process.test_hooks_flow import append, run_hook
+    from tests.support import wait_for
+
+    eps = endpoints()
+    ends = (eps["publish_endpoint"], eps["broker"])
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))
+    try:
+        a = PersistenceLauncher(
+            a_dir, embedded="auto", interactive=False, stderr=io.StringIO(), **eps
+        )
+        a.on_agent_connected("A")
+        if follower == "launcher":
+            b = PersistenceLauncher(
+                b_dir, embedded="auto", interactive=False, stderr=io.StringIO(), **eps
+            )
+            b.on_agent_connected("B")
+        else:
+            append(Path(c.transcript), c.user("hello"))
+            start = run_hook(b_dir, "claude", c.payload("SessionStart"), endpoints=ends)
+            assert start.returncode == 0, start.stderr
+        wait_for(lambda: read_status(b_dir).get("connection") == "connected", what="b follows")
+        assert a.on_agent_exit().shared
+        os.kill(read_status(b_dir)["pid"], signal.SIGKILL)
+        wait_for(lambda: not assess(Layout(b_dir)).running, what="b's recorder gone")
+        if follower == "launcher":
+            out = b.on_agent_exit()
+            assert out.lost and not out.stopped, out
+            assert out.reason.endswith(
+                f"what was sent after that was not recorded; the recorder of {a_dir}, which "
+                "hosted the broker it followed, was stopped"
+            ), out.reason
+        else:
+            end = run_hook(b_dir, "claude", c.payload("SessionEnd", reason="exit"), endpoints=ends)
+            assert end.returncode == 0, end.stderr
+        assert not assess(Layout(a_dir)).running, "a's recorder outlived every user of it"
+    finally:
+        _stop_all(a_dir, b_dir)
