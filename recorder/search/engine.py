@@ -178,13 +178,17 @@ class SearchEngine:
         budget: float | None = CATCH_UP_BUDGET,
         wait: float | None = 30.0,
         cancelled: Callable[[], bool] | None = None,
+        waiting: Callable[[], None] | None = None,
     ) -> SearchResult:
         """Hits for `query`, best first. `fuzzy`: None = when exact finds few,
         True = always add typo-tolerant hits, False = never. `count` counts every
-        exact match (else the count stops at the ranked window)."""
+        exact match (else the count stops at the ranked window). Another process
+        writing the index while it lacks part of the journal is waited for, up to
+        `wait` seconds: `waiting()` is called once before (`persist search` says so
+        there), and the result's `waited` and `partial` say how it went."""
         if isinstance(query, str):
             query = parse_query(query)
-        done = self.catch_up(budget=budget, wait=wait) if catch_up else None
+        done = self.catch_up(budget=budget, wait=wait, waiting=waiting) if catch_up else None
         with self._lock:
             try:
                 with self.index.interruptible(cancelled):
@@ -196,14 +200,14 @@ class SearchEngine:
                 # rebuild and rebuilds if the checks find damage; damage they cannot
                 # see (deep in the file) gets a rebuild of its own on a second failure.
                 self.index.close()
-                done = self.catch_up(wait=wait)
+                done = self.catch_up(wait=wait, waiting=waiting)
                 try:
                     result = self._search(query, limit, fuzzy, all_kinds, count, cancelled)
                 except (sqlite3.DatabaseError, IndexDamaged) as exc:
                     if transient(exc):
                         raise  # another process's lock, twice: no damage to rebuild
                     self.index.close()
-                    done = self.catch_up(rebuild=True, wait=wait)
+                    done = self.catch_up(rebuild=True, wait=wait, waiting=waiting)
                     result = self._search(query, limit, fuzzy, all_kinds, count, cancelled)
             except FileNotFoundError:  # nothing indexed yet (catch_up=False)
                 result = SearchResult(query)
@@ -592,8 +596,10 @@ def search(
     log_dir: Path | str, query: str, *, roots: Roots | None = None, **options: Any
 ) -> SearchResult:
     """The Python API: search a log folder and the agents' sessions once (see
-    `SearchEngine.search`). A folder without a journal is `NoJournal` (as `persist
-    search` refuses it): the index would otherwise be made there, and find nothing."""
+    `SearchEngine.search`: `waiting=` is called when it waits for another process
+    writing the index, and the result's `waited` and `partial` say so). A folder
+    without a journal is `NoJournal` (as `persist search` refuses it): the index would
+    otherwise be made there, and find nothing."""
     root = Path(log_dir).expanduser()
     if not (root / "segments").is_dir():
         raise NoJournal(f"no journal in {root}")

@@ -85,7 +85,21 @@ class SearchResult:
 
     @property
     def behind(self) -> int:
+        """Journal bytes the index did not hold yet when it was searched."""
         return self.catch_up.behind if self.catch_up else 0
+
+    @property
+    def waited(self) -> float:
+        """Seconds the search waited for another process writing the index (0: none)."""
+        return self.catch_up.waited if self.catch_up else 0.0
+
+    @property
+    def partial(self) -> bool:
+        """The index lacked part of the journal or of the agents' sessions when it was
+        searched (another process held it past the wait, or the time budget ran out):
+        hits from what it lacked are missing."""
+        done = self.catch_up
+        return done is not None and (done.behind > 0 or done.sessions_pending > 0)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -95,7 +109,8 @@ class SearchResult:
             "total_exact": self.total_exact,
             "fuzzy_terms": {k: list(v) for k, v in self.fuzzy_terms.items()},
             "behind_bytes": self.behind,
-            "waited_ms": round(self.catch_up.waited * 1000, 1) if self.catch_up else 0.0,
+            "waited_ms": round(self.waited * 1000, 1),
+            "partial": self.partial,
             "left_out_segments": self.left_out,
             "hits": [h.as_json() for h in self.hits],
         }

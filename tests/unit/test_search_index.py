@@ -505,3 +505,45 @@ def test_newest_across_the_journal_and_sessions_with_or_without_the_sessions_ind
     with SearchIndex(root, writable=True) as index:
         index.check()
         assert index.has_index("docs_elsewhere")
+
+
+def test_the_python_search_says_it_waits_for_another_writer_as_the_cli_does(
+    tmp_path: Path,
+) -> None:
+    """Another process holds the index's writers' lock (a `flock` here) while the
+    index lacks a new record: `persist search` says so before it waits and names the
+    wait; the Python API waited as long in silence. Now `waiting()` is called once
+    before the wait, and the result says how long it waited (`waited`) and whether
+    what it searched lacked part of the journal (`partial`, `behind`)."""
+    import fcntl
+    import os
+
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=DemoClock(BASE_TS))
+    w.message(BASE_TS, "bob", "the first zanzibar")
+    w.close()
+    first = search(root, "zanzibar")
+    assert first.waited == 0.0 and not first.partial and len(first.hits) == 1
+    w = DemoWriter.open(root, clock=DemoClock(BASE_TS + 1))
+    w.message(BASE_TS + 1, "bob", "the second zanzibar")
+    w.close()
+    lock = os.open(root / "search" / "index.lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        said: list[str] = []
+        result = search(root, "zanzibar", wait=0.2, waiting=lambda: said.append("waiting"))
+        assert said == ["waiting"]
+        assert result.waited >= 0.2 and result.partial and result.behind > 0
+        assert [h.snippet for h in result.hits] == ["the first zanzibar"]
+        j = result.as_json()
+        assert j["partial"] is True and j["waited_ms"] >= 200
+
+        def let_go() -> None:  # the other writer finishes while we wait
+            said.append("waiting")
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+        result = search(root, "zanzibar", waiting=let_go)
+        assert said == ["waiting", "waiting"]
+        assert result.waited > 0 and not result.partial and len(result.hits) == 2
+    finally:
+        os.close(lock)
