@@ -14,7 +14,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH
 from recorder.cli.common import (
@@ -61,6 +61,113 @@ def _skipped_checkpoints(layout: Layout) -> list[str]:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    if args.list or args.clean:
+        if args.checkpoint is not None:
+            return fail("--list and --clean take no CHECKPOINT", EXIT_USAGE)
+        return _bundles(args)
+    if args.older_than is not None:
+        return fail("--older-than goes with --list or --clean", EXIT_USAGE)
+    if args.checkpoint is None:
+        return fail("persist restore needs a CHECKPOINT (or --list, --clean)", EXIT_USAGE)
+    return _restore(args)
+
+
+def _bundles(args: argparse.Namespace) -> int:
+    """`persist restore --list` / `--clean`: the bundles in restore/, each with whether
+    it stays or why it goes; `--clean` removes those that go."""
+    import time
+
+    from recorder.doctor.journal import mb
+    from recorder.store import bundles
+    from recorder.store.retention_config import parse_duration
+
+    layout = Layout(Path(args.log_dir))
+    older = (
+        bundles.BUNDLES_KEPT_FOR
+        if args.older_than is None
+        else parse_duration(args.older_than, "--older-than")  # BadOption: exit 2
+    )
+    now = time.time()
+    try:
+        judged = bundles.judge(layout, older, now)
+    except OSError as exc:
+        return fail(f"cannot read {layout.restore} ({exc.strerror or exc})")
+    sizes = {b.path: bundles.folder_bytes(b.path) for b, _ in judged}
+    newest = bundles.newest_of_kind([b for b, _ in judged])
+    if args.list:
+        return _list_bundles(args, judged, sizes, newest, now, mb)
+    doomed = [b for b, why in judged if why is not None]
+    gone = {b.path for b in bundles.remove(layout, doomed)}
+    kept = [b for b, _ in judged if b.path not in gone]
+    kept_bytes = mb(sum(sizes[b.path] for b in kept))
+    if args.json:
+        removed = [{"name": b.name, "why": why} for b, why in judged if b.path in gone]
+        print_json({"removed": removed, "kept": [b.name for b in kept]}, indent=True)
+    else:
+        for b, why in judged:
+            if b.path in gone:
+                print(f"removed restore bundle {b.name} ({why}, {mb(sizes[b.path])})")
+        if gone:
+            print(f"{_n(len(gone), 'bundle')} removed, {len(kept)} kept ({kept_bytes})")
+        else:
+            print(f"no restore bundle to remove ({len(kept)} kept, {kept_bytes})")
+    missed = [b.name for b in doomed if b.path not in gone]
+    if missed:
+        return fail(f"{_n(len(missed), 'bundle')} could not be removed: {', '.join(missed)}")
+    return 0
+
+
+def _list_bundles(
+    args: argparse.Namespace,
+    judged: list[tuple[Any, str | None]],
+    sizes: dict[Path, int],
+    newest: set[Path],
+    now: float,
+    mb: Callable[[float], str],
+) -> int:
+    """One line per bundle: kind, messages, size, when last used, and its fate."""
+    from recorder.export.render import iso
+    from recorder.store.bundles import age_words
+
+    def fate(b: Any, why: str | None) -> str:
+        if why is not None:
+            return f"goes: {why} (--clean)"
+        if b.path in newest:
+            return f"kept: the newest {b.kind}"
+        return f"kept: used {age_words(now - b.used)} ago"
+
+    if args.json:
+        rows = [
+            {
+                "name": b.name,
+                "checkpoint": b.checkpoint,
+                "kind": b.kind,
+                "messages": b.messages,
+                "bytes": sizes[b.path],
+                "created": b.created,
+                "used": b.used,
+                "newest_of_kind": b.path in newest,
+                "goes": why,
+            }
+            for b, why in judged
+        ]
+        print_json(rows, indent=True)
+        return 0
+    total = mb(sum(sizes.values()))
+    going = sum(why is not None for _, why in judged)
+    print(
+        f"{_n(len(judged), 'restore bundle')}, {total}"
+        + (f"; {going} would go (persist restore --clean)" if going else "")
+    )
+    for b, why in judged:
+        print(
+            f"  {b.name}  {b.kind}, {_n(b.messages, 'message')}, {mb(sizes[b.path])}, "
+            f"used {iso(b.used)}: {fate(b, why)}"
+        )
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
     from recorder.export.restore import build_bundle, held_words
     from recorder.export.scope import BundleScope
     from recorder.export.writers import ExportError
@@ -645,13 +752,47 @@ is, then one line on stderr names what was not (exit code 5; --allow-damage: 0).
 """
 
 
+RESTORE_HELP = """\
+Write the restore bundle of CHECKPOINT into <log folder>/restore/ (by default the last
+1000 messages up to it, verified), or keep the one there that holds exactly that.
+
+Bundles are derived from the journal: every restore removes those neither written nor
+handed back for a week, except the newest of each kind (scope and redaction), and
+those holding messages a `persist trash empty` deleted (`trash empty` removes those
+itself). --list shows them, --clean removes them now (--older-than AGE: another bound).
+"""
+
+
 def add_parsers(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
-    p = sub.add_parser("restore", help="write the restore bundle of a checkpoint")
-    p.add_argument("checkpoint", help="checkpoint id, id prefix, label, or 'latest'")
+    p = sub.add_parser(
+        "restore",
+        help="write the restore bundle of a checkpoint (--list, --clean: the bundles kept)",
+        description=RESTORE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("checkpoint", nargs="?", help="checkpoint id, id prefix, label, or 'latest'")
     add_log_dir(p)
-    p.add_argument("--json", action="store_true", help="print the manifest")
+    p.add_argument("--json", action="store_true", help="print the manifest (or the list)")
+    kept = p.add_mutually_exclusive_group()
+    kept.add_argument(
+        "--list",
+        action="store_true",
+        help="list the bundles in restore/: size, last use, whether they stay",
+    )
+    kept.add_argument(
+        "--clean",
+        action="store_true",
+        help="remove the bundles unused for a week (but the newest of each kind) and "
+        "those holding deleted messages",
+    )
+    p.add_argument(
+        "--older-than",
+        metavar="AGE",
+        help="with --list/--clean: unused for longer than AGE instead of a week (0: all "
+        "but the newest of each kind)",
+    )
     add_scope(p)
     add_redact(p)
     _add_allow_damage(p)

@@ -32,7 +32,7 @@ from recorder.daemon.control import (
     requests_named,
 )
 from recorder.errors import PersistError
-from recorder.store import clockwatch, renderings
+from recorder.store import bundles, clockwatch, renderings
 from recorder.store.fsutil import atomic_write
 from recorder.store.journal import Journal
 from recorder.store.jsontext import dumps as json_dumps
@@ -485,6 +485,8 @@ class Emptied:
     pinned: dict[str, list[str]] = field(default_factory=dict)
     # why the search index still holds words of what was deleted (None: it does not)
     unforgotten: str | None = None
+    # restore bundles removed: written before, they held messages deleted now
+    bundles: list[str] = field(default_factory=list)
 
 
 # Takes the search index's rows and words of pruned segments out while the trash holds
@@ -541,8 +543,15 @@ def empty(
                 discard(layout, entry.path)
             # their messages' renderings go with them (a prune before 2026-12-07 left them)
             renderings.drop(layout, _segment_numbers(gone))
+            # and the restore bundles written before, which hold their messages too
+            dropped = [b.name for b in bundles.drop_deleted_copies(layout)] if gone else []
             return Emptied(
-                gone, sweep(layout), before, pinned_entries(layout), unforgotten if gone else None
+                gone,
+                sweep(layout),
+                before,
+                pinned_entries(layout),
+                unforgotten if gone else None,
+                dropped,
             )
         except OSError as exc:
             if not disk_full(exc):

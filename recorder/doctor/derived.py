@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 from recorder.doctor.journal import mb
@@ -149,7 +150,8 @@ def search_findings(layout: Layout, log_flag: str) -> list[Finding]:
 def restore_leftover_findings(layout: Layout, fix_command: str) -> list[Finding]:
     """The work folders killed restores left in `restore/` (`restore/.building-*`, of
     processes that are gone): partial files that only take room."""
-    from recorder.export.leftovers import folder_bytes, stale_builds
+    from recorder.export.leftovers import stale_builds
+    from recorder.store.bundles import folder_bytes
 
     stale = stale_builds(layout)
     if not stale:
@@ -170,6 +172,48 @@ def restore_leftover_findings(layout: Layout, fix_command: str) -> list[Finding]
             Repair(RepairKind.REMOVE_LEFTOVERS, tuple(stale)),
         )
     ]
+
+
+def bundle_findings(layout: Layout, fix_command: str, log_flag: str) -> list[Finding]:
+    """The restore bundles in `restore/`: how many, their size, how many a restore or
+    `persist restore --clean` would remove; those holding messages deleted since they
+    were written (the last copy of them: a warning, `--fix` removes them)."""
+    from recorder.store import bundles
+
+    try:
+        judged = bundles.judge(layout, bundles.BUNDLES_KEPT_FOR, time.time())
+    except OSError as exc:
+        text = f"restore/ cannot be read ({exc.strerror or exc})"
+        return [Finding(Area.CACHES, "caches.bundles", Severity.WARNING, text)]
+    if not judged:
+        return [Finding(Area.CACHES, "caches.bundles", Severity.OK, "no restore bundles")]
+    size = sum(bundles.folder_bytes(b.path) for b, _ in judged)
+    old = [b for b, why in judged if why is not None and why.startswith("unused")]
+    text = f"{len(judged)} restore bundle{'s' * (len(judged) > 1)}, {mb(size)}"
+    if old:
+        text += (
+            f"; {len(old)} unused for over a week, not the newest of their kind (the next "
+            f"restore removes them; persist restore --clean{log_flag} now)"
+        )
+    out = [Finding(Area.CACHES, "caches.bundles", Severity.OK, text)]
+    deleted = [b for b, why in judged if why == "holds deleted messages"]
+    if deleted:
+        names = ", ".join(b.name for b in deleted[:3]) + (
+            f" (+{len(deleted) - 3} more)" if deleted[3:] else ""
+        )
+        out.append(
+            Finding(
+                Area.CACHES,
+                "caches.bundle-deleted",
+                Severity.WARNING,
+                f"{len(deleted)} restore bundle{'s' * (len(deleted) > 1)} ({names}) hold "
+                "messages deleted since they were written (the trash emptied, or segments "
+                "removed by hand): their last copy (--fix removes them)",
+                fix_command,
+                Repair(RepairKind.REMOVE_BUNDLES, tuple(b.path for b in deleted)),
+            )
+        )
+    return out
 
 
 def render_cache_findings(layout: Layout, fix_command: str) -> list[Finding]:

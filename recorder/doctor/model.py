@@ -52,6 +52,9 @@ class RepairKind(StrEnum):
     # renderings of segments no longer in segments/: deleted, never kept aside (they hold
     # the text of messages pruned or deleted)
     REMOVE_RENDERINGS = "remove-renderings"
+    # restore bundles written before messages they hold were deleted: removed, never
+    # kept aside (the last copy of those messages)
+    REMOVE_BUNDLES = "remove-bundles"
 
 
 @dataclass(frozen=True)

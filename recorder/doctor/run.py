@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from recorder.doctor.derived import (
+    bundle_findings,
     render_cache_findings,
     restore_leftover_findings,
     search_findings,
@@ -299,6 +300,12 @@ def _journal_checks(
             "restore leftovers",
             lambda: restore_leftover_findings(layout, doctor_fix),
         ),
+        (
+            Area.CACHES,
+            "caches.not-run",
+            "restore bundles",
+            lambda: bundle_findings(layout, doctor_fix, flag),
+        ),
         (Area.SEARCH, "search.not-run", "the search index", lambda: search_findings(layout, flag)),
     ]
 
@@ -348,6 +355,7 @@ def fix(report: Report, *, stamp: float | None = None) -> list[FixResult]:
         RepairKind.DROP_RENDERINGS: _drop_renderings,
         RepairKind.REMOVE_LEFTOVERS: _remove_leftovers,
         RepairKind.REMOVE_RENDERINGS: _remove_renderings,
+        RepairKind.REMOVE_BUNDLES: _remove_bundles,
     }
     for kind, step in steps.items():
         group = [f for f in pending if f.repair is not None and f.repair.kind is kind]
@@ -492,10 +500,24 @@ def _remove_renderings(layout: Layout, aside: Path, group: list[Finding]) -> str
     return f"removed the renderings of {len(gone)} segment(s)" if gone else "already gone"
 
 
+def _remove_bundles(layout: Layout, aside: Path, group: list[Finding]) -> str:
+    """Bundles holding deleted messages, removed (judged again: one a trash restore
+    made whole meanwhile stays); not moved aside, which would keep those messages."""
+    from recorder.store import bundles
+
+    named = set(_paths(group))
+    doomed = [b for b in bundles.deleted_copies(layout) if b.path in named]
+    gone = bundles.remove(layout, doomed)
+    if len(gone) < len(doomed):
+        raise OSError(f"{len(doomed) - len(gone)} of them could not be removed")
+    return f"removed {len(gone)} restore bundle{'s' * (len(gone) != 1)}"
+
+
 def _remove_leftovers(layout: Layout, aside: Path, group: list[Finding]) -> str:
     """The work folders killed restores left, removed (judged again: a folder whose
     maker is alive now is kept); nothing in them is a bundle or journal data."""
-    from recorder.export.leftovers import folder_bytes, remove, stale_builds
+    from recorder.export.leftovers import remove, stale_builds
+    from recorder.store.bundles import folder_bytes
 
     named = set(_paths(group))
     stale = [p for p in stale_builds(layout) if p in named]

@@ -3,7 +3,8 @@ removed once the process that made it is gone (a live one's is never touched).
 
 A restore builds its bundle in `restore/.building-<checkpoint>-<pid>-t<ticks>-<ns>/` and
 renames it into place; killed (SIGKILL, the OOM killer, a power cut) it leaves that
-folder, partial files tens of MB big. An export to FILE writes
+folder, partial files tens of MB big (a bundle being removed, `restore/.removing-<name>-
+<pid>-t<ticks>-<ns>/`, likewise). An export to FILE writes
 `.FILE.<thread>.t<ticks>.<pid>.tmp` beside it (`AtomicFile`) and, rendered in parallel,
 a folder of pieces `.persist-pieces-<pid>-t<ticks>-<random>/` there too. Each name
 carries its maker's PID and start ticks since boot (`t<ticks>`, where there is /proc;
@@ -16,7 +17,6 @@ stale folders of pieces beside it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -28,7 +28,10 @@ from recorder.store.layout import Layout
 BUILDING = ".building-"  # a restore's work folder in restore/
 PIECES = ".persist-pieces-"  # a parallel rendering's scratch folder
 # the maker's PID and (when there) its `writer_tag()`'s start ticks, for `stale_entries`
-_BUILDING_NAME = re.compile(r"\A\.building-.+-(?P<pid>\d+)-(?:t(?P<ticks>\d+)-)?\d+\Z", re.DOTALL)
+# (a bundle being removed, `store.bundles.REMOVING`, is named as one being built)
+_BUILDING_NAME = re.compile(
+    r"\A\.(?:building|removing)-.+-(?P<pid>\d+)-(?:t(?P<ticks>\d+)-)?\d+\Z", re.DOTALL
+)
 _PIECES_NAME = re.compile(r"\A\.persist-pieces-(?P<pid>\d+)-(?:t(?P<ticks>\d+)-)?.+\Z", re.DOTALL)
 
 
@@ -48,16 +51,6 @@ def pieces_prefix() -> str:
 def stale_builds(layout: Layout) -> list[Path]:
     """The work folders in `restore/` that killed restores left."""
     return stale_entries(layout.restore, _BUILDING_NAME, folders=True)
-
-
-def folder_bytes(folder: Path) -> int:
-    """Bytes of the files under `folder` (what removing it frees; 0 where unreadable)."""
-    total = 0
-    for top, _dirs, files in os.walk(folder):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(top, name)).st_size
-    return total
 
 
 def remove(folders: list[Path]) -> list[Path]:

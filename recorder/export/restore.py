@@ -29,11 +29,13 @@ place that holds the same range, intact, made by this code (the manifest's `rend
 its manifest as written (`manifest_sha256`) and saying what the range says now, is
 kept. A bundle in place is never replaced nor changed (an agent may be reading it):
 one that differs from what would be built stays, and the new one goes beside it
-(`<name>.2`). No zmq, no textual.
+(`<name>.2`). Every restore then removes the bundles unused for a week but the newest
+of each kind, and those holding deleted messages (`store.bundles`). No zmq, no textual.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -70,6 +72,7 @@ from recorder.export.writers import (
     md_text,
     write_records,
 )
+from recorder.store import bundles
 from recorder.store.checkpoints import (
     Checkpoint,
     Verification,
@@ -558,6 +561,7 @@ def _build(
     for folder in reversed(_generations(layout.restore, name)):  # the newest first
         kept = _reusable(folder, cp, scope, position, integrity, redact)
         if kept is not None:
+            _tidy(layout, kept.dir)
             return kept
     root = ensure_private_dir(layout.restore)
     earlier = (
@@ -610,9 +614,18 @@ def _build(
         if durable:
             fsync_dir(work)
         final = _install(work, root, name, manifest, durable)
+        _tidy(layout, final)
         return Bundle(final, _current_manifest(final, manifest))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _tidy(layout: Layout, handed: Path) -> None:
+    """The bundle handed back is new again (its folder's time), and the stale ones go
+    (`bundles.remove_stale`); best effort: what is left is named by `persist doctor`."""
+    bundles.mark_used(handed)
+    with contextlib.suppress(OSError):
+        bundles.remove_stale(layout, keep=[handed])
 
 
 def _write_files(

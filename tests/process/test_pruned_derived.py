@@ -358,3 +358,84 @@ def indexed_words_like(layout: Layout, pattern: str) -> set[str]:
         return {r[0] for r in db.execute("SELECT term FROM v WHERE term GLOB ?", (pattern,))}
     finally:
         db.close()
+
+
+def bundle_words(layout: Layout) -> set[str]:
+    """The `zebra` words any file under restore/ holds (bundles, work folders)."""
+    found: set[str] = set()
+    for path in layout.restore.rglob("*"):
+        if path.is_file():
+            found |= set(re.findall(r"zebra[a-j]+", path.read_text(errors="replace")))
+    return found
+
+
+@pytest.fixture
+def checkpointed(tmp_path: Path) -> tuple[Layout, str]:
+    """10 days of messages with a word of their own each, over small segments, and a
+    checkpoint at the end; returns the layout and the checkpoint's id."""
+    root = tmp_path / "logs"
+    start = time.time() - 10 * DAY
+    clock = DemoClock(start)
+    w = DemoWriter.open(root, segment_bytes=2000, clock=clock)
+    for i in range(100):
+        clock.now = start + i * DAY / 10
+        w.message(clock.now, ("planner", "coder")[i % 2], f"message {i} {tag(i)}")
+    cp = w.checkpoint(clock.now + 1, "end", "manual")
+    w.close()
+    return Layout(root), cp.id
+
+
+def test_trash_empty_removes_the_restore_bundles_holding_what_it_deletes(
+    checkpointed: tuple[Layout, str],
+) -> None:
+    """A bundle whose range holds messages of the segments `trash empty` deletes is
+    their last copy: it goes with them (the line says so); one of later messages only
+    stays. A prune alone keeps them (`trash restore` undoes it wholly)."""
+    layout, cp = checkpointed
+    log = str(layout.root)
+    for scope in (["--full"], ["--last", "10"]):
+        done = persist("restore", cp, *scope, "--log-dir", log)
+        assert done.returncode == 0, done.stderr
+    assert {tag(0), tag(99)} <= bundle_words(layout)
+    assert persist("prune", "--older-than", "5d", "--log-dir", log).returncode == 0
+    assert (layout.restore / f"{cp}.full").is_dir()  # kept: the trash holds the messages
+
+    done = persist("trash", "empty", "--older-than", "0", "--log-dir", log)
+    assert done.returncode == 0, done.stderr
+    assert f"removed restore bundle {cp}.full: it held messages deleted now" in done.stdout
+    assert sorted(p.name for p in layout.restore.iterdir()) == [f"{cp}.last-10"]
+    words = bundle_words(layout)
+    assert tag(0) not in words and tag(49) not in words and tag(99) in words
+    done = persist("doctor", "--json", "--dir", log)
+    checks = {f["check"]: f for f in orjson.loads(done.stdout)["findings"]}
+    assert "caches.bundle-deleted" not in checks, checks
+    assert checks["caches.bundles"]["severity"] == "ok", checks["caches.bundles"]
+
+
+def test_doctor_names_a_bundle_holding_deleted_messages_and_fix_removes_it(
+    checkpointed: tuple[Layout, str],
+) -> None:
+    """A bundle an older version's `trash empty` left (or one copied back by hand):
+    doctor names it as the last copy of deleted messages, --fix removes it (never into
+    recovery/), and `persist restore --list` says so too."""
+    layout, cp = checkpointed
+    log = str(layout.root)
+    assert persist("restore", cp, "--full", "--log-dir", log).returncode == 0
+    saved = layout.root.parent / "saved-bundle"
+    (layout.restore / f"{cp}.full").rename(saved)
+    assert persist("prune", "--older-than", "5d", "--log-dir", log).returncode == 0
+    assert persist("trash", "empty", "--older-than", "0", "--log-dir", log).returncode == 0
+    saved.rename(layout.restore / f"{cp}.full")  # as an older version left it
+
+    listed = persist("restore", "--list", "--log-dir", log)
+    assert listed.returncode == 0, listed.stderr
+    assert f"{cp}.full" in listed.stdout and "holds deleted messages" in listed.stdout
+    done = persist("doctor", "--json", "--dir", log)
+    checks = {f["check"]: f for f in orjson.loads(done.stdout)["findings"]}
+    found = checks["caches.bundle-deleted"]
+    assert found["severity"] == "warning" and f"{cp}.full" in found["summary"], found
+    done = persist("doctor", "--fix", "--dir", log)
+    assert "fixed     caches.bundle-deleted: removed 1 restore bundle" in done.stdout, done.stdout
+    assert not (layout.restore / f"{cp}.full").exists()
+    assert tag(0) not in bundle_words(layout)
+    assert not [p for p in layout.recovery.rglob("*") if cp in p.name]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import orjson
@@ -432,3 +433,52 @@ def test_a_full_bundle_goes_on_from_an_earlier_one_after_a_prune(tmp_path: Path)
     jsonl, md, fresh = scratch(root, second, tmp_path)
     assert later.jsonl.read_bytes() == jsonl and later.transcript.read_bytes() == md
     assert later.manifest["integrity"] == fresh["integrity"]
+
+
+def test_a_restore_removes_old_bundles_but_the_newest_of_each_kind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bundles are bounded: a restore removes those not written or handed back for a
+    week (`BUNDLES_KEPT_FOR`), except the newest of each scope and redaction (what a
+    later restore goes on from); `persist restore --list` shows them all, `--clean
+    --older-than AGE` removes what is older than AGE, and a bundle handed back again
+    counts as new."""
+    from recorder.cli.main import main
+
+    root = tmp_path / "logs"
+    half, end = journal(root)
+    old = time.time() - 30 * 86400
+    default_half = build_bundle(root, half, durable=False)
+    last10_half = build_bundle(root, half, scope=BundleScope(last=10), durable=False)
+    full_half = build_bundle(root, half, scope=BundleScope.whole(), durable=False)
+    full_end = build_bundle(root, end, scope=BundleScope.whole(), durable=False)
+    for bundle in (default_half, last10_half, full_half, full_end):
+        os.utime(bundle.dir, (old, old))
+    last5_half = build_bundle(root, half, scope=BundleScope(last=5), durable=False)
+
+    default_end = build_bundle(root, end, durable=False)
+    kept = [default_end, full_end, last10_half, last5_half]
+    assert sorted(p.name for p in (root / "restore").iterdir()) == sorted(b.dir.name for b in kept)
+
+    # handed back: new again (its files untouched)
+    digest = hashlib.sha256(last10_half.jsonl.read_bytes()).hexdigest()
+    again = build_bundle(root, half, scope=BundleScope(last=10), durable=False)
+    assert again.dir == last10_half.dir and time.time() - again.dir.stat().st_mtime < 60
+    assert hashlib.sha256(again.jsonl.read_bytes()).hexdigest() == digest
+
+    capsys.readouterr()
+    assert main(["restore", "--list", "--log-dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    for bundle in kept:
+        assert bundle.dir.name in out
+    assert f"{full_end.dir.name}  " in out and "newest full" in out
+    again_half = build_bundle(root, half, durable=False)  # fresh, but not the newest default
+    assert main(["restore", "--clean", "--older-than", "0", "--log-dir", str(root)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and out[0].startswith(f"removed restore bundle {again_half.dir.name} (")
+    assert out[1].startswith("1 bundle removed, 4 kept (")
+    assert not again_half.dir.exists() and all(b.dir.is_dir() for b in kept)
+    assert main(["restore", "--clean", "--log-dir", str(root)]) == 0
+    assert capsys.readouterr().out.startswith("no restore bundle to remove (4 kept, ")
+    assert main(["restore", "--log-dir", str(root)]) == 2
+    assert "a CHECKPOINT" in capsys.readouterr().err
