@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recorder.bus.endpoints import DEFAULT_PUBLISH, DEFAULT_SUBSCRIBE
 from recorder.cli.common import add_log_dir, connect_endpoint, endpoint, fail, state_exit_code
 from recorder.daemon.options import RecorderOptions
 from recorder.store.layout import Layout
-from recorder.store.status import assess
+from recorder.store.shell import shell_quote
+from recorder.store.status import Health, assess
+
+if TYPE_CHECKING:
+    from recorder.daemon.systemd import ManagerView
 
 
 def cmd_service(args: argparse.Namespace) -> int:
@@ -40,7 +44,8 @@ def cmd_service(args: argparse.Namespace) -> int:
         except OSError as exc:
             return fail(f"--unit-dir {target}: cannot write the unit file ({exc.strerror or exc})")
         print(f"wrote {path}")
-        held = _held_by_another(Layout(here), recorded is not None)
+        no_manager = bool(steps) and not steps[0].ran and not args.print_only
+        held = _held_by_another(Layout(here), recorded is not None, no_manager)
         if held:
             print(f"warning: {held}")
     elif args.action == "uninstall":
@@ -60,6 +65,8 @@ def cmd_service(args: argparse.Namespace) -> int:
         if elsewhere:
             print(f"            not this folder ({here}): the recorder below is not the unit's")
         health = assess(Layout(Path(args.log_dir)))
+        if exists and gone is None and not args.print_only:
+            print(f"manager     {_manager_line(systemd.manager_view(), health, here, elsewhere)}")
         print(f"recorder    {health.state}: {health.reason}")
     failed = False
     for step in steps:
@@ -69,7 +76,7 @@ def cmd_service(args: argparse.Namespace) -> int:
             failed |= step.code != 0 and args.action != "status"
         else:
             print(f"run: {step.command}")
-    if steps and not steps[0].ran and not args.print_only:
+    if steps and not steps[0].ran and not args.print_only and args.action != "status":
         print(
             "(systemctl --user cannot reach a user service manager here; run the commands "
             "above in your login session)"
@@ -79,24 +86,41 @@ def cmd_service(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _held_by_another(layout: Layout, had_unit: bool) -> str:
+def _manager_line(manager: ManagerView, health: Health, here: Path, elsewhere: bool) -> str:
+    """What the user's systemd manager makes of the unit, and the command that has the
+    folder recorded where that works: the manager's own, or with no manager to ask, a
+    detached recorder (before 2026-12-08 status only said "installed", and named the
+    systemctl commands, which fail with no user bus)."""
+    said = manager.sentence()
+    command = manager.start_command()
+    if manager.is_enabled or (command is None and (manager.reachable or elsewhere)):
+        return said
+    if command is not None:
+        return f"{said}; `{command}` has it started, and at login"
+    return f"{said}; `{health.start_command(here)}` records the folder meanwhile"
+
+
+def _held_by_another(layout: Layout, had_unit: bool, no_manager: bool) -> str:
     """What to say when a recorder the unit did not start records the folder: the unit's
     own start then fails ("already recording"; systemd gives up after 10 tries in a
     minute), and one started by `persist launch` stops when its last agent leaves,
     leaving the folder unrecorded though the unit is installed (before 2026-12-07
-    install said nothing)."""
+    install said nothing). With no user manager to reach, no systemctl command can hand
+    the folder over: none is named (before 2026-12-08 one was, which failed)."""
     health = assess(layout)
     if not health.running or had_unit:  # (a unit installed before may be the holder)
         return ""
-    from recorder.daemon.systemd import UNIT_NAME
+    from recorder.daemon.systemd import NO_MANAGER, UNIT_NAME
     from recorder.launch.registry import recorder_owner
 
     who = "`persist launch`" if recorder_owner(layout) is not None else "another command"
-    root = shlex.quote(str(layout.root))
+    running = f"recorder PID {health.pid}, started by {who}, records {layout.root}"
+    if no_manager:
+        return f"{running}, and {NO_MANAGER}: the unit starts nothing here"
+    root = shell_quote(str(layout.root))
     return (
-        f"recorder PID {health.pid}, started by {who}, records {layout.root}: the unit's "
-        f"recorder cannot start while it runs; `persist stop --log-dir {root} && systemctl "
-        f"--user restart {UNIT_NAME}` hands the folder to the unit"
+        f"{running}: the unit's recorder cannot start while it runs; `persist stop --log-dir "
+        f"{root} && systemctl --user restart {UNIT_NAME}` hands the folder to the unit"
     )
 
 

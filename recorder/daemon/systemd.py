@@ -243,16 +243,76 @@ def _unit_word(query: str) -> str:
     return out.stdout.strip()
 
 
+NO_MANAGER = (
+    "no systemd user manager answers here (`systemctl --user` reaches no user bus: a "
+    "container, WSL, SSH without lingering)"
+)
+
+
+@dataclass(frozen=True)
+class ManagerView:
+    """What the user's systemd manager says of the unit: whether one can be reached, and
+    its `is-enabled` and `is-active` words."""
+
+    reachable: bool
+    enabled: str = ""
+    active: str = ""
+
+    @property
+    def is_enabled(self) -> bool:
+        """Started at login."""
+        return self.enabled in ("enabled", "enabled-runtime")
+
+    @property
+    def started(self) -> bool:
+        """The manager starts the unit: enabled, or active (running, starting, or
+        waiting to restart)."""
+        return self.reachable and (
+            self.is_enabled or self.active in ("active", "activating", "reloading")
+        )
+
+    def start_command(self) -> str | None:
+        """The `systemctl --user` command that has the manager start the unit (and start
+        it at login), None when no manager answers or it does not know the unit."""
+        if not self.reachable or self.enabled in ("", "not-found"):
+            return None
+        if self.is_enabled:
+            return f"systemctl --user start {UNIT_NAME}"
+        enable = f"systemctl --user enable --now {UNIT_NAME}"
+        if self.enabled == "masked":  # enable refuses a masked unit
+            return f"systemctl --user unmask {UNIT_NAME} && {enable}"
+        return enable
+
+    def sentence(self) -> str:
+        """What the manager makes of the unit, in words (no command)."""
+        if not self.reachable:
+            return f"{NO_MANAGER}: nothing starts the unit"
+        active = self.active or "state unknown"
+        if self.is_enabled:
+            return f"{self.enabled}: started at login, now {active}"
+        if self.enabled in ("", "not-found"):
+            return (
+                "the user manager does not find the unit (is its folder one systemd "
+                f"reads?): nothing starts it, now {active}"
+            )
+        if self.started:
+            return f"{self.enabled}: {active} now, but not started at login"
+        return f"{self.enabled}: nothing starts the unit, now {active}"
+
+
+def manager_view() -> ManagerView:
+    """Ask the user's systemd manager about the unit (`is-enabled`, `is-active`)."""
+    if not systemctl_available():
+        return ManagerView(False)
+    return ManagerView(True, _unit_word("is-enabled"), _unit_word("is-active"))
+
+
 def unit_started() -> bool:
     """Whether the user's systemd manager starts the unit: one can be reached, and the
     unit is enabled (started at login) or active (running, starting, or waiting to
     restart). A unit file only written (`--print-only`), disabled, or with no user
     manager to reach (a container, WSL, SSH without lingering) is never started."""
-    if not systemctl_available():
-        return False
-    return _unit_word("is-enabled") in ("enabled", "enabled-runtime") or _unit_word(
-        "is-active"
-    ) in ("active", "activating", "reloading")
+    return manager_view().started
 
 
 def recording_unit(folder: Path) -> Path | None:

@@ -177,10 +177,14 @@ def service_findings(
     ours = systemd.records(unit_path, layout.root)
     # a unit whose program is gone cannot start: writing it again (which starts it) can
     gone = systemd.unit_program_problem(unit_path) if ours else None
+    # what the user manager makes of the unit: only one that answers, and has it enabled,
+    # starts it (before 2026-12-08 a unit file alone was "installed", the fix for a
+    # stopped recorder a `systemctl --user start` that fails with no user bus)
+    manager = systemd.manager_view() if ours and gone is None else None
     if gone is not None:
         start = systemd.reinstall_command(unit_path)
-    elif ours:
-        start = f"systemctl --user start {systemd.UNIT_NAME}"
+    elif manager is not None and (command := manager.start_command()) is not None:
+        start = command
     else:
         start = health.start_command(layout.root)
     restart = f"persist stop --log-dir {shlex.quote(str(layout.root))} && {start}"
@@ -269,11 +273,21 @@ def service_findings(
         text = f"{unit_path} exists but names no log folder"
     elif unit_folder is None:
         text = "no systemd user unit (`persist service install` keeps the recorder running)"
+    elif gone is not None:
+        out.append(Finding(Area.SERVICE, "service.unit", Severity.PROBLEM, gone, start))
+        return out
+    elif manager is not None and not manager.is_enabled:
+        # the recorder (if any) runs by other means; the unit keeps nothing running
+        summary = f"systemd user unit installed for this folder ({unit_path}), but " + (
+            f"{systemd.NO_MANAGER}: nothing starts it"
+            if not manager.reachable
+            else f"not enabled ({manager.sentence()})"
+        )
+        fix = manager.start_command()
+        out.append(Finding(Area.SERVICE, "service.unit", Severity.WARNING, summary, fix))
+        return out
     elif ours:
-        text = f"systemd user unit installed for this folder ({unit_path})"
-        if gone is not None:
-            out.append(Finding(Area.SERVICE, "service.unit", Severity.PROBLEM, gone, start))
-            return out
+        text = f"systemd user unit installed and enabled for this folder ({unit_path})"
     else:
         text = f"the systemd user unit records another folder ({unit_folder})"
     out.append(Finding(Area.SERVICE, "service.unit", Severity.OK, text))

@@ -199,6 +199,18 @@ def test_install_while_another_recorder_records_the_folder_warns_how_to_hand_it_
     again = persist("service", "install", *args, env=env)  # the unit's own recorder, maybe
     assert "warning:" not in again.stdout, again.stdout
 
+    # no user manager to reach: no systemctl command can hand it over (before
+    # 2026-12-08 the line named one, which failed "Failed to connect to bus")
+    from tests.support import fake_systemctl
+
+    assert persist("service", "uninstall", "--print-only", env=env).returncode == 0
+    fake_systemctl(tmp_path / "bin", bus=False)
+    env["PATH"] = f"{tmp_path / 'bin'}:{env['PATH']}"
+    out = persist("service", "install", *args[1:], env=env)
+    (warning,) = [ln for ln in out.stdout.splitlines() if ln.startswith("warning:")]
+    assert "no systemd user manager answers here" in warning, warning
+    assert "systemctl --user restart" not in warning, warning
+
 
 def test_default_unit_dir_is_the_user_config(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
@@ -262,6 +274,51 @@ def test_a_unit_records_the_folder_only_if_a_user_manager_starts_it(
     monkeypatch.setenv("PATH", str(bin_dir))  # the only systemctl there is
     assert recording_unit(log_dir) == (path if counted else None)
     assert recording_unit(tmp_path / "other") is None  # a unit for another folder: never
+
+
+@pytest.mark.parametrize(
+    ("manager", "line", "command"),
+    [
+        ("no user bus", "no systemd user manager answers here", "persist record"),
+        ("disabled, inactive", "disabled: nothing starts the unit", "systemctl --user enable"),
+        ("enabled, inactive", "enabled: started at login", None),
+    ],
+)
+def test_service_status_says_whether_the_user_manager_starts_the_unit(
+    tmp_path: Path, manager: str, line: str, command: str | None
+) -> None:
+    """A unit only written (`--print-only`), disabled, or on a machine with no user
+    manager to reach was "installed", nothing more: `persist service status` now says
+    what the manager makes of it and the command that works there (before 2026-12-08
+    the only hint named commands that fail with no user bus). The exit code stays the
+    recorder's (3: not running)."""
+    from tests.support import fake_systemctl
+
+    bin_dir = tmp_path / "bin"
+    if manager == "no user bus":
+        fake_systemctl(bin_dir, bus=False)
+    else:
+        enabled, active = manager.split(", ")
+        fake_systemctl(bin_dir, enabled=enabled, active=active)
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+    }
+    log_dir = build_demo(tmp_path / "logs")  # recorded before, now stopped
+    assert persist("service", "install", "--print-only", "--log-dir", str(log_dir), env=env)
+    status = persist("service", "status", "--log-dir", str(log_dir), env=env)
+    assert status.returncode == 3, status.stdout + status.stderr
+    (said,) = [ln for ln in status.stdout.splitlines() if ln.startswith("manager ")]
+    assert line in said, status.stdout
+    if command is None:
+        assert "`" not in said
+    else:
+        assert said.split("`")[-2].startswith(command), said  # the last one named
+    if manager == "no user bus":
+        start = shlex.split(said.split("`")[-2])
+        assert start[-3:] == ["--log-dir", str(log_dir), "--detach"], start
+        assert "run the commands above" not in status.stdout  # they cannot run here either
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")

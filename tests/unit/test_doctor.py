@@ -444,19 +444,51 @@ def test_disk_headroom_from_the_journals_rate_over_the_last_day(
     assert disk.severity is Severity.OK and disk.summary.endswith("full in over a year")
 
 
-def test_the_systemd_unit_of_this_folder_is_recognised(folder: Folder) -> None:
+@pytest.mark.parametrize(
+    ("manager", "unit_says", "start"),
+    [
+        ("enabled, inactive", "installed and enabled for this folder", "systemctl --user start"),
+        ("disabled, inactive", "not enabled", "systemctl --user enable --now"),
+        ("disabled, active", "not enabled", "systemctl --user enable --now"),
+        ("masked, inactive", "masked", "systemctl --user unmask"),
+        ("no user bus", "no systemd user manager answers here", "persist record"),
+        ("no systemctl", "no systemd user manager answers here", "persist record"),
+    ],
+)
+def test_the_systemd_unit_of_this_folder_is_told_as_the_user_manager_sees_it(
+    folder: Folder, monkeypatch: pytest.MonkeyPatch, manager: str, unit_says: str, start: str
+) -> None:
+    """A unit only written (`--print-only`), disabled, masked, or on a machine with no
+    user manager to reach (a container, WSL, SSH without lingering) starts nothing.
+    Before 2026-12-08 doctor called each "installed for this folder" (ok), and its fix
+    for a stopped recorder was `systemctl --user start`, which fails there."""
     from recorder.daemon import systemd
     from recorder.daemon.options import RecorderOptions
+    from tests.support import fake_systemctl
 
+    bin_dir = folder.root.parent / "bin"
+    if manager == "no systemctl":
+        bin_dir.mkdir()
+    elif manager == "no user bus":
+        fake_systemctl(bin_dir, bus=False)
+    else:
+        enabled, active = manager.split(", ")
+        fake_systemctl(bin_dir, enabled=enabled, active=active)
+    monkeypatch.setenv("PATH", str(bin_dir))  # the only systemctl there is
     systemd.install(
         systemd.UnitConfig(RecorderOptions(log_dir=folder.root)), folder.units, execute=False
     )
     (folder.root / "status.json").unlink()
     report = run(folder)
-    unit = next(f for f in report.findings if f.check == "service.unit")
-    assert unit.summary.startswith("systemd user unit installed for this folder")
+    [unit] = [f for f in report.findings if f.check == "service.unit"]
+    assert unit_says in unit.summary, unit.summary
+    assert (unit.severity is Severity.OK) == manager.startswith("enabled"), unit
     stopped = finding(report, "service.stopped")
-    assert stopped.fix == "systemctl --user start agent-persist-recorder.service"
+    assert stopped.fix is not None and stopped.fix.startswith(start), stopped.fix
+    if not manager.startswith("enabled"):  # it cannot start the unit there
+        assert "systemctl --user start" not in f"{unit.fix} {stopped.fix}"
+    if start == "persist record":
+        assert shlex.split(stopped.fix)[-3:] == ["--log-dir", str(folder.root), "--detach"]
 
 
 def test_what_sessions_owe_the_bus_is_shown_and_a_warning_after_an_hour(folder: Folder) -> None:
