@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -222,7 +223,8 @@ def read_key_file(path: Path, *, secret: bool) -> CurvePair:
     if secret and info.st_mode & NOT_PRIVATE:
         raise KeyFileError(
             f"{open_to_others(path, stat.S_IMODE(info.st_mode))}: run `persist keys init "
-            f"--keys {path.parent}` to replace the pair (chmod would not make it secret again)"
+            f"--keys {shlex.quote(str(path.parent))}` to replace the pair (chmod would not "
+            "make it secret again)"
         )
     public = _field(text, "public-key")
     private = _field(text, "secret-key") if secret else b""

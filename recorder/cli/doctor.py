@@ -11,6 +11,7 @@ from pathlib import Path
 
 from recorder.cli.common import EXIT_DAMAGE, EXIT_USAGE, fail, folder, print_json, say
 from recorder.store.layout import default_log_dir
+from recorder.store.shell import shell_quote
 
 EXIT_WARNINGS = 8  # `persist doctor`: warnings, no problem
 EXIT_PROBLEMS = 9  # `persist doctor`: at least one problem
@@ -116,7 +117,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
         say(
             f"warning: {key} is open to others (mode {mode:04o}), so its secret may have "
             "leaked: copied marked so, and restore-backup brings it back as open, refused as "
-            f"here; `persist keys init --keys {key.parent}` replaces the pair"
+            f"here; `persist keys init --keys {shell_quote(str(key.parent))}` replaces the pair"
         )
     if args.json:
         print_json(result.to_json(), indent=True)
@@ -192,7 +193,7 @@ def cmd_restore_backup(args: argparse.Namespace) -> int:
         say(
             f"warning: {key} is open to others (mode {mode:04o}), so its secret may have "
             "leaked: restored so, as the backup marks it (the recorder and broker refuse it); "
-            f"`persist keys init --keys {key.parent}` replaces the pair"
+            f"`persist keys init --keys {shell_quote(str(key.parent))}` replaces the pair"
         )
     if args.json:
         print_json(result.to_json(), indent=True)

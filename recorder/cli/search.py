@@ -29,6 +29,7 @@ from recorder.cli.common import (
 from recorder.errors import PersistError, StdoutFailed
 from recorder.search.syntax import QUERY_SYNTAX
 from recorder.store.layout import Layout, sessions_searchable_without_journal
+from recorder.store.shell import shell_path
 
 if TYPE_CHECKING:
     from recorder.daemon.priority import Deferral
@@ -116,7 +117,7 @@ def _index_failures(
             else:
                 fix = (
                     f"it is derived from the journal: persist doctor --fix --log-dir "
-                    f"{args.log_dir} moves it aside and builds it again"
+                    f"{shell_path(args.log_dir)} moves it aside and builds it again"
                 )
             return fail(f"cannot use the search index in {where}: {problem}{name}; {fix}")
 

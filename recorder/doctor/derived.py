@@ -16,6 +16,7 @@ from recorder.search.indexer import index_health
 from recorder.sources.copies import copies_dir, verify
 from recorder.store import renderings
 from recorder.store.layout import Layout, list_segments, segment_number
+from recorder.store.shell import shell_quote
 
 BEHIND_WARNING = 16 << 20  # journal bytes not indexed before "behind" is a warning
 
@@ -249,7 +250,7 @@ def render_cache_findings(layout: Layout, fix_command: str) -> list[Finding]:
                 "caches.render",
                 Severity.WARNING,
                 f"render_cache/ cannot be read ({exc.strerror}); exports render instead",
-                f"ls -la {folder}",
+                f"ls -la {shell_quote(str(folder))}",
             )
         ]
     text = (
@@ -315,7 +316,7 @@ def session_findings(layout: Layout) -> list[Finding]:
                 "sessions.copies",
                 Severity.PROBLEM,
                 f"sessions/copies/ cannot be read ({exc.strerror})",
-                f"ls -la {base}",
+                f"ls -la {shell_quote(str(base))}",
             )
         ]
     out: list[Finding] = []

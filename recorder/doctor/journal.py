@@ -53,6 +53,7 @@ from recorder.store.reader import VERIFIED_CACHES, SegmentIndex
 from recorder.store.recovery import RecoveryState
 from recorder.store.retention import EMPTYING
 from recorder.store.segfile import SegmentDamaged
+from recorder.store.shell import shell_quote
 from recorder.store.trash import (
     TrashError,
     article,
@@ -68,6 +69,11 @@ _MAX_NAMED = 5  # findings of one kind named one by one; the rest are counted
 _CACHE_NAME = re.compile(
     r"\A(seg-\d{6,})\..*\.(idx|sha256|check|marks)\Z|\A(seg-\d{6,})\.(idx|sha256|check|marks)\Z"
 )
+
+
+def _quoted(path: Path) -> str:
+    """`path` as one word of a command pasted into a shell."""
+    return shell_quote(str(path))
 
 
 def mb(nbytes: float) -> str:
@@ -167,8 +173,8 @@ def journal_findings(
                 Severity.PROBLEM,
                 "segments/ is not a folder (a file is in its place): the journal cannot be "
                 "read, and a recorder cannot write it",
-                f"mv {layout.segments} {layout.recovery}/segments.file && "
-                f"mkdir -m 700 {layout.segments}",
+                f"mv {_quoted(layout.segments)} {_quoted(layout.recovery)}/segments.file && "
+                f"mkdir -m 700 {_quoted(layout.segments)}",
             )
         ]
     if not scans:
@@ -254,7 +260,7 @@ def journal_findings(
                     "journal.unreadable",
                     Severity.PROBLEM,
                     f"{name} cannot be read ({scan.error})",
-                    f"ls -l {layout.segments / scan.path.name}",
+                    f"ls -l {_quoted(layout.segments / scan.path.name)}",
                 )
             )
             continue
@@ -422,7 +428,7 @@ def trash_findings(layout: Layout) -> list[Finding]:
             Severity.WARNING,
             f"{problem.removesuffix('; nothing restored')}: `persist trash restore` would "
             "refuse this entry",
-            f"ls -lR {layout.trash}",
+            f"ls -lR {_quoted(layout.trash)}",
         )
         for problem in problems[:_MAX_NAMED]
     ]
@@ -467,7 +473,7 @@ def _quarantined(layout: Layout) -> Finding:
             "journal.quarantine",
             Severity.PROBLEM,
             f"recovery/ cannot be read ({exc.strerror})",
-            f"ls -ld {layout.recovery}",
+            f"ls -ld {_quoted(layout.recovery)}",
         )
     if not found:
         return Finding(Area.JOURNAL, "journal.quarantine", Severity.OK, "nothing quarantined")
@@ -505,7 +511,8 @@ def checkpoint_findings(layout: Layout, journal: JournalScan) -> list[Finding]:
                 "checkpoints.pins",
                 Severity.PROBLEM,
                 str(exc),
-                f"mv {layout.pins} {layout.recovery}/  (drops every pin; then persist pin again)",
+                f"mv {_quoted(layout.pins)} {_quoted(layout.recovery)}/  "
+                "# drops every pin; then persist pin again",
             )
         )
     if NOT_A_FOLDER in journal.skipped:
@@ -515,8 +522,8 @@ def checkpoint_findings(layout: Layout, journal: JournalScan) -> list[Finding]:
                 "checkpoints.folder",
                 Severity.PROBLEM,
                 NOT_A_FOLDER,
-                f"mv {layout.checkpoints} {layout.recovery}/checkpoints.file && "
-                f"mkdir -m 700 {layout.checkpoints}",
+                f"mv {_quoted(layout.checkpoints)} {_quoted(layout.recovery)}/checkpoints.file && "
+                f"mkdir -m 700 {_quoted(layout.checkpoints)}",
             )
         )
     for line in [s for s in journal.skipped if s != NOT_A_FOLDER][:_MAX_NAMED]:
@@ -527,7 +534,7 @@ def checkpoint_findings(layout: Layout, journal: JournalScan) -> list[Finding]:
                 "checkpoints.unreadable",
                 Severity.WARNING,
                 line,
-                f"mv {layout.root / name} {layout.recovery}/",
+                f"mv {_quoted(layout.root / name)} {_quoted(layout.recovery)}/",
             )
         )
     known = journal.digests()
@@ -625,7 +632,7 @@ def cache_findings(layout: Layout, journal: JournalScan, fix_command: str) -> li
                 "caches.unreadable",
                 Severity.WARNING,
                 f"metadata_index/ cannot be read ({exc.strerror})",
-                f"ls -ld {layout.index}",
+                f"ls -ld {_quoted(layout.index)}",
             )
         ]
     by_number = {segment_number(s.path.name): s for s in journal.scans}

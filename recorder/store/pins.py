@@ -25,6 +25,7 @@ from recorder.errors import CheckpointError, PersistError
 from recorder.store.fsutil import NotRegularFile, atomic_write, ensure_private_dir
 from recorder.store.layout import Layout
 from recorder.store.pruned import read_retention_file, retention_lock
+from recorder.store.shell import shell_quote
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class PinsUnreadable(PersistError):
         super().__init__(
             f"{layout.pins} {why}: which checkpoints are pinned is unknown, so pruning and "
             f"pinning refuse until it is fixed (or moved aside, dropping every pin: "
-            f"`mv {layout.pins} {layout.recovery}/`, then pin again)"
+            f"`mv {shell_quote(str(layout.pins))} {shell_quote(str(layout.recovery))}/`, "
+            "then pin again)"
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -754,3 +755,99 @@ def test_a_bad_monitor_flag_is_named_not_the_settings_file(
         "(see persist monitor --help)"
     ]
     assert out.returncode == USAGE
+
+
+def paste(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`command` as a user pastes it into a shell (`sh -c`), `persist` being this one."""
+    persist = f'persist() {{ {shlex.quote(sys.executable)} -m recorder.cli "$@"; }}; '
+    return subprocess.run(
+        ["sh", "-c", persist + command],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
+
+
+def test_the_commands_printed_for_a_folder_named_with_a_space_and_a_quote_paste_as_given(
+    tmp_path: Path,
+) -> None:
+    """Commands printed with a folder in them, each pasted into a shell: before
+    2026-12-08 several named the folder unquoted (the backup's and restore-backup's
+    `persist keys init --keys`, a key open to others, doctor's `mv` and `ls` fixes,
+    search's `persist doctor --fix`), so a folder named with a space broke the pasted
+    command, or ran it on another folder."""
+    import argparse
+    import contextlib
+    import io
+    import sqlite3
+
+    from recorder.cli.search import _index_failures
+    from recorder.doctor.run import diagnose
+    from tests.demo_journal import build_demo
+
+    root = build_demo(tmp_path / "it's my logs")
+    keys = root / "keys"
+    assert run(["keys", "init", "--keys", str(keys)], tmp_path).returncode == 0
+    (keys / "client.key_secret").chmod(0o644)  # open to others: may have leaked
+
+    def pasted_fix(out: str) -> str:
+        """The command in backticks after the folder's key line."""
+        (line,) = [ln for ln in out.splitlines() if "open to others" in ln]
+        command = line.split("`")[-2]
+        assert command.startswith("persist keys init --keys "), line
+        return command
+
+    # a key that may have leaked: the command that reads it, the backup, the restore
+    sent = run(["send", "agents.x", "hi", "--curve", "--keys", str(keys)], tmp_path)
+    assert sent.returncode != 0 and "open to others" in sent.stderr, sent.stderr
+    backup = tmp_path / "the backup's copy"
+    out = run(["backup", str(backup), "--include-secret-keys", "--log-dir", str(root)], tmp_path)
+    assert out.returncode == 0, out.stderr
+    backed = pasted_fix(out.stdout + out.stderr)
+    restored = tmp_path / "it's restored"
+    out = run(["restore-backup", str(backup), str(restored)], tmp_path)
+    assert out.returncode == 0, out.stderr
+    for command, folder in (
+        (pasted_fix(sent.stderr), keys),
+        (backed, keys),
+        (pasted_fix(out.stdout + out.stderr), restored / "keys"),
+    ):
+        done = paste(command, tmp_path)
+        assert done.returncode == 0, (command, done.stderr)
+        assert (folder / "client.key_secret").stat().st_mode & 0o077 == 0, command
+        (folder / "client.key_secret").chmod(0o644)  # for the next one
+
+    # the search index unusable: its line's `persist doctor --fix` on this folder
+    def broken(args: argparse.Namespace) -> int:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    args = argparse.Namespace(log_dir=str(root))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert _index_failures(broken)(args) == FAILED
+    command = err.getvalue().split(": ")[-1].split(" moves it aside")[0]
+    assert command.startswith("persist doctor --fix --log-dir "), err.getvalue()
+    done = paste(command, tmp_path)
+    assert f"persist doctor: {root}" in done.stdout, (command, done.stdout, done.stderr)
+
+    # doctor's fixes that are shell commands: things where our folders and files go
+    shutil.rmtree(root / "sessions" / "copies", ignore_errors=True)
+    (root / "sessions").mkdir(exist_ok=True)
+    (root / "sessions" / "copies").write_text("not a folder")
+    (root / "retention").mkdir(exist_ok=True)
+    (root / "retention" / "pins.json").write_text("{not json")
+    shutil.rmtree(root / "checkpoints")
+    (root / "checkpoints").write_text("not a folder")
+    shutil.rmtree(root / "segments")
+    (root / "segments").write_text("not a folder")
+    (root / "recovery").mkdir(exist_ok=True)
+    fixes = {f.check: f.fix for f in diagnose(root).findings if f.fix}
+    for check in ("journal.folder", "checkpoints.folder", "checkpoints.pins", "sessions.copies"):
+        assert check in fixes, (check, fixes)
+        done = paste(fixes[check], tmp_path)
+        assert done.returncode == 0, (check, fixes[check], done.stderr)
+    assert (root / "segments").is_dir() and (root / "checkpoints").is_dir()
+    assert (root / "recovery" / "segments.file").read_text() == "not a folder"
+    assert not (root / "retention" / "pins.json").exists()
