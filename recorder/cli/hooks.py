@@ -92,15 +92,17 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
 def _left_unsent(args: argparse.Namespace, taken: dict[Path, tuple[Agent, str]]) -> None:
     """One warning per log folder whose ended sessions wait in hooks/pending/ while no
     hook of ours records into it any more (none of either agent in the user's or this
-    project's settings, nor the `--settings` file): the next hook call of any session
-    sends them, and there is none now. Before 2026-12-07 uninstall said nothing, and
-    `hooks status` no longer showed the folder. Left as they are; installing again
-    gets them sent."""
+    project's settings, Claude Code's managed settings files (an administrator's
+    install, run as the user's own: before 2026-12-08 not counted), nor the
+    `--settings` file): the next hook call of any session sends them, and there is none
+    now. Before 2026-12-07 uninstall said nothing, and `hooks status` no longer showed
+    the folder. Left as they are; installing again gets them sent."""
     from recorder.hooks.state import pending_states
 
     if not taken:
         return
     places = [settings_path(a, s) for a in Agent for s in Scope]
+    places += claude_managed_files()
     if args.settings:
         places.append(Path(args.settings).expanduser())
     still: set[Path] = set()

@@ -99,19 +99,22 @@ def lock_findings(layout: Layout) -> list[Finding]:
 
 
 def hook_findings(layout: Layout) -> list[Finding]:
-    """Our hooks in the agents' user settings that record into this folder, when the
-    agent cannot run them as installed (`hooks.settings.inspect`'s problems: the program
-    they run gone or not executable, hooks switched off, by the user or by Claude Code's
-    managed settings, the administrator's policy: no fix) or an older install wrote them
-    (a warning): a session of that agent is then not recorded, and nothing in the folder
-    shows it. Read only; `persist hooks install` fixes it."""
+    """Our hooks in the agents' user settings, and in Claude Code's managed settings
+    files (an administrator's install, run as the user's own: before 2026-12-08 doctor
+    did not read them), that record into this folder, when the agent cannot run them as
+    installed (`hooks.settings.inspect`'s problems: the program they run gone or not
+    executable, hooks switched off, by the user or by Claude Code's managed settings,
+    the administrator's policy: no fix) or an older install wrote them (a warning): a
+    session of that agent is then not recorded, and nothing in the folder shows it.
+    Read only; `persist hooks install` fixes it."""
     from recorder.hooks.agents import Agent, Scope, settings_path
-    from recorder.hooks.settings import PROGRAM_GONE, inspect
+    from recorder.hooks.settings import PROGRAM_GONE, claude_managed_files, inspect
 
     want = layout.root.resolve()
     out = []
-    for agent in Agent:
-        path = settings_path(agent, Scope.USER)
+    places = [(agent, settings_path(agent, Scope.USER)) for agent in Agent]
+    places += [(Agent.CLAUDE, path) for path in claude_managed_files()]
+    for agent, path in places:
         found = inspect(agent, path)
         if not any(d.expanduser().resolve() == want for d in found.log_dirs):
             continue

@@ -1103,3 +1103,47 @@ def test_claude_hooks_installed_in_the_managed_settings_themselves_run(
         f"so it does not read {base}: it runs none of its hooks"
     ], problems
     assert not start_hook_for(Agent.CLAUDE, logs, project)
+
+
+def test_hooks_in_claude_managed_settings_count_for_doctor_and_uninstall(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Our hooks installed in Claude Code's managed settings file (an administrator's
+    install) run as the user's own. Before 2026-12-08 doctor's `service.hooks` read only
+    the user's settings, so it said nothing of managed hooks recording the folder that
+    Claude Code does not run; and `hooks uninstall` of the user's hooks warned that the
+    ended sessions waiting in hooks/pending/ had no hook of ours left to send them,
+    while the managed hooks still record there."""
+    from recorder.hooks.state import set_pending, state_path
+
+    home, project, logs = tmp_path / "home", tmp_path / "project", tmp_path / "logs"
+    project.mkdir()
+    managed = tmp_path / "etc-claude-code"  # /etc/claude-code, moved for the test
+    env = {"PERSIST_CLAUDE_MANAGED_DIR": str(managed), "CLAUDE_CONFIG_DIR": str(home / ".claude")}
+    monkeypatch.chdir(project)
+    base = write(managed / "managed-settings.json", '{"allowManagedHooksOnly": true}\n')
+    for where in (("--settings", str(base)), ()):  # the managed file's, and the user's
+        args = ("hooks", "install", "claude", *where, "--log-dir", str(logs))
+        out = persist(home, project, *args, extra_env=env)
+        assert out.returncode == 0 and "added SessionStart" in out.stdout, out.stderr
+    set_pending(state_path(logs, "claude", "ended"), True)  # an ended session waits
+
+    def hooks_found() -> list[tuple[str, str]]:
+        doctor = persist(home, project, "doctor", "--json", "--log-dir", str(logs), extra_env=env)
+        findings = json.loads(doctor.stdout)["findings"]
+        return [(f["severity"], f["summary"]) for f in findings if f["check"] == "service.hooks"]
+
+    user = home / ".claude" / "settings.json"
+    only = f"allowManagedHooksOnly is true in Claude Code's managed settings {base}"
+    found = hooks_found()  # the user's hooks do not run; the managed ones do
+    assert [s for s, _ in found] == ["problem"] and f"hooks in {user}: {only}" in found[0][1]
+
+    out = persist(home, project, "hooks", "uninstall", "claude", extra_env=env)
+    assert out.returncode == 0 and "removed SessionStart" in out.stdout, out.stderr
+    assert "warning" not in out.stderr, out.stderr  # the managed hooks still send it
+
+    off = write(managed / "managed-settings.d" / "10-off.json", '{"disableAllHooks": true}')
+    found = hooks_found()
+    assert len(found) == 1 and found[0][0] == "problem", found
+    assert f"claude hooks in {base}: disableAllHooks is true in" in found[0][1], found
+    assert str(off) in found[0][1], found
