@@ -1,6 +1,7 @@
 """Doctor checks of the service: what `persist status` concludes (the same `assess`:
 running, heartbeat fresh, degraded, stale, stopped, `status.json` unreadable), whether a
-recorder holds the folder's lock, and whether the systemd user unit records this folder."""
+recorder holds the folder's lock, and whether the systemd user unit records this folder
+and the user's systemd manager starts it."""
 
 from __future__ import annotations
 
@@ -174,7 +175,8 @@ def service_findings(
     unit_dir: Path | None = None,
 ) -> list[Finding]:
     """What `persist status` concludes (`assess`), and whether a systemd unit keeps the
-    recorder of this folder running."""
+    recorder of this folder running: one whose program is there, and that the user's
+    systemd manager has enabled (`systemd.manager_view`)."""
     unit_path = (unit_dir or systemd.unit_dir()) / systemd.UNIT_NAME
     unit_folder = systemd.unit_log_dir(unit_path)
     ours = systemd.records(unit_path, layout.root)
