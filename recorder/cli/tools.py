@@ -28,6 +28,7 @@ from recorder.cli.common import (
     check_utf8,
     connect_endpoint,
     curve_keys_folder,
+    existing_log_dir,
     fail,
     output_file,
     output_in_place,
@@ -81,7 +82,7 @@ def _bundles(args: argparse.Namespace) -> int:
     from recorder.store import bundles
     from recorder.store.retention_config import parse_duration
 
-    layout = Layout(Path(args.log_dir))
+    layout = Layout(existing_log_dir(args.log_dir))  # a mistyped one: said, exit 1
     older = (
         bundles.BUNDLES_KEPT_FOR
         if args.older_than is None

@@ -92,6 +92,8 @@ BAD = [
     (["search", "x", "--log-dir", "{file}-gone"], FAILED, "(a folder that does not exist)"),
     (["checkpoints", "--log-dir", "{file}-gone"], FAILED, "(a folder that does not exist)"),
     (["trash", "list", "--log-dir", "{file}-gone"], FAILED, "(a folder that does not exist)"),
+    (["restore", "--list", "--log-dir", "{file}-gone"], FAILED, "(a folder that does not exist)"),
+    (["restore", "--clean", "--log-dir", "{file}-gone"], FAILED, "(a folder that does not exist)"),
     (["trash", "empty", "--log-dir", "{file}-gone"], FAILED, "(a folder that does not exist)"),
     (
         ["trash", "restore", "x", "--log-dir", "{file}-gone"],
