@@ -17,7 +17,7 @@ from recorder.cli.common import (
     say,
     shown,
 )
-from recorder.store.layout import Layout
+from recorder.store.layout import Layout, segment_number
 
 FORGET_WAIT = 30.0  # seconds `trash empty` waits for another writer of the search index
 
@@ -170,11 +170,15 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def _forget_missing(args: argparse.Namespace) -> int:
     """`persist prune --forget-missing`: segments someone removed by hand, said so."""
     from recorder.daemon.maintenance import forget_missing
+    from recorder.store import bundles
 
     layout = Layout(Path(args.log_dir))
     names = forget_missing(layout, dry_run=args.dry_run)
+    numbers = [n for n in map(segment_number, names) if n is not None]
+    holding = [b.name for b in bundles.spanning(layout, numbers)] if numbers else []
     if args.json:
-        print_json({"dry_run": args.dry_run, "forgotten": names}, indent=True)
+        doc = {"dry_run": args.dry_run, "forgotten": names, "bundles_holding": holding}
+        print_json(doc, indent=True)
     elif not names:
         print("no segment is missing from segments/: nothing to forget")
     else:
@@ -184,6 +188,12 @@ def _forget_missing(args: argparse.Namespace) -> int:
             "  their records are gone; checkpoints are taken again and verify without "
             "them, and restores and exports name them"
         )
+        if holding:
+            print(
+                f"  restore bundles spanning them, which may hold the last copy of their "
+                f"messages: {', '.join(holding)} (restores keep them; persist restore "
+                "--clean removes them)"
+            )
     return 0
 
 

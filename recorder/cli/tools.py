@@ -760,7 +760,10 @@ Write the restore bundle of CHECKPOINT into <log folder>/restore/ (by default th
 Bundles are derived from the journal: every restore removes those neither written nor
 handed back for a week, except the newest of each kind (scope and redaction), and
 those holding messages a `persist trash empty` deleted (`trash empty` removes those
-itself). --list shows them, --clean removes them now (--older-than AGE: another bound).
+itself). One holding segments removed by hand and written off (`persist prune
+--forget-missing`) may be the last copy of messages lost by accident: restores keep
+it, whatever its age. --list shows them, --clean removes them now, that one too
+(--older-than AGE: another bound).
 """
 
 
@@ -786,7 +789,7 @@ def add_parsers(
         "--clean",
         action="store_true",
         help="remove the bundles unused for a week (but the newest of each kind) and "
-        "those holding deleted messages",
+        "those holding deleted messages or segments removed by hand",
     )
     p.add_argument(
         "--older-than",

@@ -197,7 +197,7 @@ def bundle_findings(layout: Layout, fix_command: str, log_flag: str) -> list[Fin
             f"restore removes them; persist restore --clean{log_flag} now)"
         )
     out = [Finding(Area.CACHES, "caches.bundles", Severity.OK, text)]
-    deleted = [b for b, why in judged if why == "holds deleted messages"]
+    deleted = [b for b, why in judged if why in (bundles.DELETED, bundles.BY_HAND)]
     if deleted:
         names = ", ".join(b.name for b in deleted[:3]) + (
             f" (+{len(deleted) - 3} more)" if deleted[3:] else ""

@@ -7,10 +7,12 @@ from the journal. Two things end one:
 - the messages it holds are deleted: `trash empty` (or a segment removed by hand)
   leaves a bundle written before, whose range spans those segments, the last copy of
   them. `trash empty` removes such bundles with the segments (`drop_deleted_copies`);
-  one left otherwise (a
-  version before 2026-12-08, a folder put back by hand) is `deleted_copies`, named by
-  `persist doctor` and removed by `--fix` and `persist restore --clean`. A prune keeps
-  them: its segments are in the trash, and `trash restore` undoes it wholly.
+  one left otherwise (a version before 2026-12-08, a folder put back by hand) is
+  `deleted_copies`, removed by the next restore, named by `persist doctor` and removed
+  by `--fix` and `persist restore --clean`. One holding segments removed by hand and
+  written off (`prune --forget-missing`: lost as often as deleted) is left by restores
+  whatever its age, named by doctor, and removed by `--fix` and `--clean` only. A prune
+  keeps them: its segments are in the trash, and `trash restore` undoes it wholly.
 - age: a bundle neither written nor handed back for `BUNDLES_KEPT_FOR` (its folder's
   modification time, which a restore that hands it back sets) is `stale`, unless it is
   the newest of its kind (scope and redaction: what a later restore of that kind goes
@@ -163,17 +165,24 @@ def stale(
     return [b for b in bundles if b.path not in kept and now - b.used > older_than]
 
 
-def deleted_copies(layout: Layout, bundles: list[BundleFolder] | None = None) -> list[BundleFolder]:
+def deleted_copies(
+    layout: Layout, bundles: list[BundleFolder] | None = None, *, by_hand: bool = True
+) -> list[BundleFolder]:
     """Bundles written before segments their range spans were deleted on purpose (a
-    `trash empty`, or removed by hand and said so: the ledger, `retention/pruned.json`),
-    and not back in segments/: the last copy of those messages. A segment lost without
-    a word in the ledger is not deleted: a bundle holding it is kept (the only copy)."""
+    `trash empty`, or, with `by_hand`, removed by hand and said so: the ledger,
+    `retention/pruned.json`), and not back in segments/: the last copy of those
+    messages. A segment lost without a word in the ledger is not deleted: a bundle
+    holding it is kept (the only copy)."""
     bundles = list_bundles(layout) if bundles is None else bundles
     if not bundles:
         return []
     try:
         notes = pruned_by_number(layout)
-        deleted = {n: note.pruned for n, note in notes.items() if note.emptied or note.by_hand}
+        deleted = {
+            n: note.pruned
+            for n, note in notes.items()
+            if note.emptied or (by_hand and note.by_hand)
+        }
         for n in in_journal(layout) if deleted else ():
             deleted.pop(n, None)  # back: a trash restore, or the ledger is behind
     except OSError:
@@ -185,6 +194,16 @@ def deleted_copies(layout: Layout, bundles: list[BundleFolder] | None = None) ->
             if any(first <= n <= last and b.created < when for n, when in deleted.items()):
                 out.append(b)
     return out
+
+
+def spanning(layout: Layout, numbers: Iterable[int]) -> list[BundleFolder]:
+    """The bundles whose range spans one of segments `numbers`."""
+    wanted = set(numbers)
+    return [
+        b
+        for b in list_bundles(layout)
+        if b.segments is not None and any(b.segments[0] <= n <= b.segments[1] for n in wanted)
+    ]
 
 
 def mark_used(path: Path) -> None:
@@ -228,18 +247,33 @@ def age_words(seconds: float) -> str:
     return "less than an hour"
 
 
+DELETED = "holds deleted messages"
+BY_HAND = "holds the last copy of segments removed by hand"
+
+
 def judge(
-    layout: Layout, older_than: float, now: float, keep: Iterable[Path] = ()
+    layout: Layout,
+    older_than: float,
+    now: float,
+    keep: Iterable[Path] = (),
+    *,
+    by_hand_go: bool = True,
 ) -> list[tuple[BundleFolder, str | None]]:
-    """Every bundle with why it goes ("holds deleted messages", "unused for 9 days"),
-    or None when it stays (the newest of its kind, used within `older_than`, `keep`)."""
+    """Every bundle with why it goes (`DELETED`, `BY_HAND`, "unused for 9 days"), or
+    None when it stays (the newest of its kind, used within `older_than`, `keep`).
+    Without `by_hand_go` a bundle holding segments removed by hand (`prune
+    --forget-missing`) stays whatever its age: what a restore leaves, since the journal
+    lost them by accident as often as on purpose; `--clean` and doctor's `--fix` take it."""
     bundles = list_bundles(layout)
-    deleted = {b.path for b in deleted_copies(layout, bundles)}
+    emptied = {b.path for b in deleted_copies(layout, bundles, by_hand=False)}
+    by_hand = {b.path for b in deleted_copies(layout, bundles)} - emptied
     old = {b.path for b in stale(bundles, older_than, now, keep)}
     out: list[tuple[BundleFolder, str | None]] = []
     for b in bundles:
-        if b.path in deleted:
-            out.append((b, "holds deleted messages"))
+        if b.path in emptied:
+            out.append((b, DELETED))
+        elif b.path in by_hand:
+            out.append((b, BY_HAND if by_hand_go else None))
         elif b.path in old:
             out.append((b, f"unused for {age_words(now - b.used)}"))
         else:
@@ -250,7 +284,9 @@ def judge(
 def remove_stale(
     layout: Layout, older_than: float = BUNDLES_KEPT_FOR, keep: Iterable[Path] = ()
 ) -> list[BundleFolder]:
-    """Remove the bundles `judge` says go; returns those removed. What every restore
-    does once its bundle is in place (`keep`)."""
-    doomed = [b for b, why in judge(layout, older_than, time.time(), keep) if why is not None]
+    """Remove the bundles `judge` says go, those holding segments removed by hand left
+    (`by_hand_go`); returns those removed. What every restore does once its bundle is
+    in place (`keep`)."""
+    judged = judge(layout, older_than, time.time(), keep, by_hand_go=False)
+    doomed = [b for b, why in judged if why is not None]
     return remove(layout, doomed)

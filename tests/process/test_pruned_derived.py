@@ -439,3 +439,36 @@ def test_doctor_names_a_bundle_holding_deleted_messages_and_fix_removes_it(
     assert not (layout.restore / f"{cp}.full").exists()
     assert tag(0) not in bundle_words(layout)
     assert not [p for p in layout.recovery.rglob("*") if cp in p.name]
+
+
+def test_a_bundle_holding_segments_forgotten_by_hand_is_kept_by_restores_until_clean(
+    checkpointed: tuple[Layout, str],
+) -> None:
+    """Segments lost (removed by hand) and written down with `prune --forget-missing`:
+    a bundle written before holds the last copy of their messages. `--forget-missing`
+    names it, later restores leave it (before 2026-12-08 the next one removed it without
+    a word), doctor names it, and `persist restore --clean` removes it, saying why."""
+    layout, cp = checkpointed
+    log = str(layout.root)
+    done = persist("restore", cp, "--full", "--log-dir", log)
+    assert done.returncode == 0, done.stderr
+    list_segments(layout)[0].unlink()  # lost by hand
+    done = persist("prune", "--forget-missing", "--log-dir", log)
+    assert done.returncode == 0, done.stderr
+    assert f"{cp}.full" in done.stdout, done.stdout  # still holds those messages
+
+    done = persist("restore", cp, "--last", "10", "--log-dir", log)
+    assert done.returncode == 0, done.stderr
+    assert (layout.restore / f"{cp}.full").is_dir()  # the last copy stays
+    assert tag(0) in bundle_words(layout)
+    done = persist("doctor", "--json", "--dir", log)
+    checks = {f["check"]: f for f in orjson.loads(done.stdout)["findings"]}
+    found = checks["caches.bundle-deleted"]
+    assert found["severity"] == "warning" and f"{cp}.full" in found["summary"], found
+
+    done = persist("restore", "--clean", "--log-dir", log)
+    assert done.returncode == 0, done.stderr
+    assert f"removed restore bundle {cp}.full (holds the last copy of segments removed by hand" in (
+        done.stdout
+    ), done.stdout
+    assert sorted(p.name for p in layout.restore.iterdir()) == [f"{cp}.last-10"]

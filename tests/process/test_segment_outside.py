@@ -188,6 +188,7 @@ def test_segments_deleted_by_hand_are_forgotten_on_request(tmp_path: Path) -> No
     assert orjson.loads(done.stdout) == {
         "dry_run": False,
         "forgotten": [segments[0].name, segments[2].name],
+        "bundles_holding": [],
     }
     again = persist("prune", "--forget-missing", log)
     assert again.returncode == 0 and "nothing to forget" in again.stdout
