@@ -230,10 +230,10 @@ def remove(layout: Layout, bundles: Iterable[BundleFolder]) -> list[BundleFolder
 
 
 def drop_deleted_copies(layout: Layout) -> list[BundleFolder]:
-    """Remove the bundles holding deleted messages (`deleted_copies`); returns them.
-    What `trash empty` does once its segments are gone. Best effort: one left is named
-    by `persist doctor`."""
-    return remove(layout, deleted_copies(layout))
+    """Remove the bundles holding emptied messages (`deleted_copies`, those of segments
+    removed by hand left: not what it deletes); returns them. What `trash empty` does
+    once its segments are gone. Best effort: one left is named by `persist doctor`."""
+    return remove(layout, deleted_copies(layout, by_hand=False))
 
 
 def age_words(seconds: float) -> str:

@@ -472,3 +472,25 @@ def test_a_bundle_holding_segments_forgotten_by_hand_is_kept_by_restores_until_c
         done.stdout
     ), done.stdout
     assert sorted(p.name for p in layout.restore.iterdir()) == [f"{cp}.last-10"]
+
+
+def test_trash_empty_leaves_a_bundle_of_segments_forgotten_by_hand_alone(
+    checkpointed: tuple[Layout, str],
+) -> None:
+    """`trash empty` removes the bundles holding what it deletes, not one holding only
+    segments written off with `prune --forget-missing` (before 2026-12-08 it removed
+    that too, saying "it held messages deleted now" of messages it never deleted)."""
+    layout, cp = checkpointed
+    log = str(layout.root)
+    done = persist("restore", cp, "--last", "30", "--log-dir", log)
+    assert done.returncode == 0, done.stderr
+    manifest = orjson.loads((layout.restore / f"{cp}.last-30" / "manifest.json").read_bytes())
+    first = manifest["range"]["start"]["segment"]
+    assert first != list_segments(layout)[-1].name  # a closed one
+    next(p for p in list_segments(layout) if p.name.startswith(first.split(".")[0])).unlink()
+    assert persist("prune", "--forget-missing", "--log-dir", log).returncode == 0
+    assert persist("prune", "--older-than", "5d", "--log-dir", log).returncode == 0
+    done = persist("trash", "empty", "--older-than", "0", "--log-dir", log)
+    assert done.returncode == 0, done.stderr
+    assert "removed restore bundle" not in done.stdout, done.stdout
+    assert (layout.restore / f"{cp}.last-30").is_dir()
