@@ -286,7 +286,7 @@ def _kept_for(followers: list[Peer], broker: str | None, layout: Layout) -> str:
     if not lasting:
         return said + " (the last agent out of there stops it)"
     if lasting == followers and len(lasting) == 1:
-        who = "that recorder" if lasting[0].log_dir is not None else "that process"
+        who = "that recorder" if lasting[0].recorder else "that process"
     elif lasting == followers:
         who = "they"
     else:

@@ -38,20 +38,22 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Peer:
     """A process subscribed at a broker: its PID (None: another user's, or another
-    machine's) and, for a recorder, the log folder it records into."""
+    machine's), whether it is a recorder (`persist record`), and the log folder it
+    records into when that can be told (its environment unreadable, it cannot)."""
 
     pid: int | None
     log_dir: Path | None = None
     address: str = ""  # where it connects from, for one that cannot be named
+    recorder: bool = False
 
     @property
     def keeps_host(self) -> bool:
         """Whether the host is left running for this subscriber: a recorder (of another
-        folder) records what comes over the bus, and one that cannot be named may be
-        one. Any other process (a dashboard, a user's zmq SUB) is not: nothing is
-        recorded for it, and no agent's exit would ever stop the host for it (before
-        2026-12-08 it kept the host running for good)."""
-        return self.log_dir is not None or self.pid is None
+        folder, known or not) records what comes over the bus, and one that cannot be
+        named may be one. Any other process (a dashboard, a user's zmq SUB) is not:
+        nothing is recorded for it, and no agent's exit would ever stop the host for it
+        (before 2026-12-08 it kept the host running for good)."""
+        return self.recorder or self.pid is None
 
     def stopped_by_its_agents(self) -> bool:
         """Whether the last agent out of this follower's folder stops it, and then the
@@ -75,6 +77,8 @@ class Peer:
     def __str__(self) -> str:
         if self.log_dir is not None:
             return f"the recorder of {self.log_dir} (PID {self.pid})"
+        if self.recorder:
+            return f"the recorder PID {self.pid} (its folder unknown)"
         if self.pid is not None:
             return f"PID {self.pid}"
         return f"a process at {self.address}" if self.address else "a process"
@@ -95,18 +99,93 @@ def tcp_port(endpoint: str | None) -> int | None:
         return None
 
 
-def recorder_folder(pid: int) -> Path | None:
-    """The log folder a `persist record` process records into, from its command line
-    (`recorder_argv` always names it); None for any other process."""
+_PERSIST_MODULES = ("recorder.cli", "recorder.cli.main")  # `python -m` of the CLI
+_PYTHON_OPTIONS_WITH_VALUE = ("-W", "-X", "--check-hash-based-pycs")
+
+
+def record_options(argv: list[str]) -> list[str] | None:
+    """The words after `record` of a `persist record` command line: the `persist` entry
+    script (run by its interpreter, or by itself) or `python -m recorder.cli record`;
+    None for any other command line."""
+    rest: list[str] | None = None
+    if argv and os.path.basename(argv[0]) == "persist":
+        rest = argv[1:]
+    elif argv and os.path.basename(argv[0]).startswith("python"):
+        at = 1
+        while at < len(argv) and argv[at].startswith("-"):  # the interpreter's options
+            word = argv[at]
+            if word == "-m":
+                word = "-m" + (argv[at + 1] if at + 1 < len(argv) else "")
+                at += 1
+            if word.startswith("-c"):  # a program given on the command line
+                break
+            if word.startswith("-m"):
+                rest = argv[at + 1 :] if word[2:] in _PERSIST_MODULES else None
+                break
+            at += 2 if word in _PYTHON_OPTIONS_WITH_VALUE else 1
+        else:
+            if at < len(argv) and os.path.basename(argv[at]) == "persist":
+                rest = argv[at + 1 :]
+    if not rest or rest[0] != "record":
+        return None
+    return rest[1:]
+
+
+def recorder_of(pid: int) -> Peer:
+    """The process `pid` as a `Peer`: a recorder when it runs `persist record`, with the
+    folder it records into: its `--log-dir` (`--log-dir X`, `--log-dir=X`, or an
+    abbreviation argparse takes), else its environment's `$PERSIST_LOG_DIR`, else its
+    XDG data folder's default, a relative one taken from its working folder. A folder
+    that cannot be told (its environment or working folder unreadable) leaves it a
+    recorder of an unknown folder. Before 2026-12-08 only a `--log-dir X` in two words
+    was read: a `persist record` of the default folder, `$PERSIST_LOG_DIR` or
+    `--log-dir=X` was taken for a plain subscriber, and its broker stopped under it."""
     import psutil
 
     try:
-        argv = psutil.Process(pid).cmdline()
+        process = psutil.Process(pid)
+        options = record_options(process.cmdline())
     except (psutil.Error, OSError):
-        return None
-    if "record" not in argv or "--log-dir" not in argv[:-1]:
-        return None
-    return Path(argv[argv.index("--log-dir") + 1])
+        return Peer(pid)
+    if options is None:
+        return Peer(pid)
+    try:
+        return Peer(pid, _record_folder(process, options), recorder=True)
+    except (psutil.Error, OSError):
+        return Peer(pid, recorder=True)
+
+
+def _record_folder(process: Any, options: list[str]) -> Path:
+    """The folder of a `persist record` with these options (see `recorder_of`); raises
+    psutil.Error or OSError when its environment or working folder cannot be read."""
+    given: str | None = None
+    for at, word in enumerate(options):  # the last one given wins, as with argparse
+        name, eq, value = word.partition("=")
+        if len(name) >= 3 and "--log-dir".startswith(name):
+            if eq:
+                given = value
+            elif at + 1 < len(options):
+                given = options[at + 1]
+    if given is None:  # `default_log_dir()` in the recorder's own environment
+        env = process.environ()
+        home = env.get("HOME") or _home_of(process)
+        if env.get("PERSIST_LOG_DIR"):
+            given = env["PERSIST_LOG_DIR"]
+            if given == "~" or given.startswith("~/"):
+                given = home + given[1:]
+        else:
+            data = env.get("XDG_DATA_HOME", "")
+            base = data if os.path.isabs(data) else os.path.join(home, ".local/share")
+            given = os.path.join(base, "agent-persist", "conversation_logs")
+    path = Path(given)
+    return path if path.is_absolute() else Path(process.cwd()) / path
+
+
+def _home_of(process: Any) -> str:
+    """The home folder of a process's user, for one whose environment has no $HOME."""
+    import pwd
+
+    return pwd.getpwuid(process.uids().real).pw_dir
 
 
 def subscribers(endpoint: str | None, host_pid: int) -> list[Peer]:
@@ -146,8 +225,7 @@ def _tcp_subscribers(endpoint: str | None, host_pid: int) -> list[Peer]:
         client = clients[remote]
         if client == host_pid:  # the recorder's own subscription to its broker
             continue
-        folder = recorder_folder(client) if client is not None else None
-        peers.append(Peer(client, folder))
+        peers.append(recorder_of(client) if client is not None else Peer(None))
     return peers
 
 
@@ -300,7 +378,7 @@ def _ipc_subscribers(endpoint: str, host_pid: int) -> list[Peer]:
         client = owners.get(sock.peer) if sock.peer is not None else None
         if client == host_pid:  # the recorder's own subscription to its broker
             continue
-        peers.append(Peer(client, recorder_folder(client) if client is not None else None))
+        peers.append(recorder_of(client) if client is not None else Peer(None))
     return peers
 
 
@@ -365,7 +443,7 @@ def stop_unused_host(
     if followed is None or followed.embedded_broker or not followed.broker:
         return None
     host_pid = listener(followed.broker)
-    folder = recorder_folder(host_pid) if host_pid is not None else None
+    folder = recorder_of(host_pid).log_dir if host_pid is not None else None
     if host_pid is None or folder is None or folder.resolve() == follower_dir.resolve():
         return None
     layout = Layout(folder)

@@ -461,27 +461,64 @@ def test_a_subscriber_that_is_no_recorder_does_not_keep_the_host_running(
         _stop_all(a_dir)
 
 
+def _users_recorder(how: str, folder: Path, broker: str) -> subprocess.Popen[bytes] | None:
+    """The user's own `persist record` of `folder`, following `broker`, started `how`:
+    detached (`--detach --log-dir X`, as a launcher's), or in the foreground named by
+    `--log-dir=X`, `$PERSIST_LOG_DIR` or the XDG default (`folder` is where that leads),
+    run by the `persist` entry script or `python -m recorder.cli`. The process, for
+    one in the foreground."""
+    follow = ["--broker", broker, "--embedded", "no"]
+    if how == "detached":
+        record = run_cli("record", "--detach", "--log-dir", str(folder), *follow)
+        assert record.returncode == 0, record.stderr
+        return None
+    env = {k: v for k, v in os.environ.items() if k != "PERSIST_LOG_DIR"}
+    if how == "entry script, --log-dir=X":
+        argv = [str(Path(sys.executable).parent / "persist"), "record", f"--log-dir={folder}"]
+    elif how == "python -m, $PERSIST_LOG_DIR":
+        argv = [sys.executable, "-m", "recorder.cli", "record"]
+        env["PERSIST_LOG_DIR"] = str(folder)
+    else:  # the XDG default: $XDG_DATA_HOME/agent-persist/conversation_logs
+        argv = [sys.executable, "-m", "recorder.cli", "record"]
+        env["XDG_DATA_HOME"] = str(folder.parent.parent)
+    return subprocess.Popen(
+        [*argv, *follow],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["detached", "entry script, --log-dir=X", "python -m, $PERSIST_LOG_DIR", "XDG default"],
+)
 def test_a_host_kept_for_a_recorder_no_agent_stops_says_persist_stop_does(
-    tmp_path: Path,
+    tmp_path: Path, how: str
 ) -> None:
     """b's recorder is the user's own (`persist record`), following the broker a's
     launcher-started recorder hosts: no agent's exit ever stops it, so none stops a's.
-    Before 2026-12-08 A's line promised "the last agent out of there stops it"."""
+    Before 2026-12-08 A's line promised "the last agent out of there stops it"; and a
+    `persist record` in the foreground whose folder was not given as `--log-dir X` was
+    taken for a plain subscriber: a's last agent out stopped the broker under it."""
     from recorder.launch.launcher import PersistenceLauncher
     from tests.support import healthy, wait_for
 
     eps = endpoints()
-    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    a_dir = tmp_path / "a"
+    b_dir = (
+        tmp_path / "data/agent-persist/conversation_logs"
+        if how == "XDG default"
+        else tmp_path / "b"
+    )
+    user = None
     try:
         a = PersistenceLauncher(
             a_dir, embedded="auto", interactive=False, stderr=io.StringIO(), **eps
         )
         a.on_agent_connected("A")
-        record = run_cli(
-            "record", "--detach", "--log-dir", str(b_dir), "--broker", eps["broker"],
-            "--embedded", "no",
-        )  # fmt: skip
-        assert record.returncode == 0, record.stderr
+        user = _users_recorder(how, b_dir, eps["broker"])
         wait_for(lambda: read_status(b_dir).get("connection") == "connected", what="b follows")
         b_pid = read_status(b_dir)["pid"]
         out = a.on_agent_exit()
@@ -495,6 +532,8 @@ def test_a_host_kept_for_a_recorder_no_agent_stops_says_persist_stop_does(
         assert healthy(a_dir) and healthy(b_dir)
     finally:
         _stop_all(a_dir, b_dir)
+        if user is not None:
+            user.wait(timeout=30)
 
 
 @pytest.mark.parametrize("follower", ["launcher", "start hook"])
