@@ -799,11 +799,11 @@ class PersistenceLauncher:
                 # the recorder died (or was stopped) under its agents: the host of the
                 # broker it followed, left running for it, is stopped by its last agent
                 # all the same (before 2026-12-08 it ran on for nobody)
-                host = None if others else self._stop_host(health.status)
+                host, kept = (None, "") if others else self._stop_host(health.status)
                 also = (
                     f"; the recorder of {host}, which hosted the broker it followed, was stopped"
                     if host
-                    else ""
+                    else kept and f"; {kept}"
                 )
                 lost = self._lost(health)
                 if lost is not None:
@@ -849,8 +849,9 @@ class PersistenceLauncher:
         stopped = self._stop(owner)
         if stopped:
             forget_owner(self.layout)
-            host = self._stop_host(status)
+            host, kept = self._stop_host(status)
             also = f", and so was that of {host}, which hosted its broker for it" if host else ""
+            also += kept and f"; {kept}"
             if users:  # none records: not kept for them (before 2026-12-08 kept for good)
                 assert status is not None
                 names = _names(users)
@@ -862,9 +863,13 @@ class PersistenceLauncher:
             return ExitResult(True, f"last agent out: recorder stopped{also}", cp_id)
         return ExitResult(False, "the recorder did not stop in time", cp_id)
 
-    def _stop_host(self, status: StatusSnapshot | None) -> Path | None:
-        """`stop_unused_host` of the broker this folder's recorder (`status`) followed."""
-        return stop_unused_host(status, self.log_dir, self.stop_timeout, self.say)
+    def _stop_host(self, status: StatusSnapshot | None) -> tuple[Path | None, str]:
+        """`stop_unused_host` of the broker this folder's recorder (`status`) followed:
+        the folder of the host it stopped, and why it left it running ("" when it had
+        nothing to say)."""
+        why: list[str] = []
+        host = stop_unused_host(status, self.log_dir, self.stop_timeout, self.say, why.append)
+        return host, "; ".join(why)
 
     def _lost(self, health: Health) -> str | None:
         """One line when the recorder this agent was given (`recorder_pid`) stopped during

@@ -422,13 +422,16 @@ def stop_unused_host(
     follower_dir: Path,
     timeout: float,
     say: Callable[[str], object] = lambda message: None,
+    kept: Callable[[str], object] = lambda why: None,
 ) -> Path | None:
     """After the last agent out of `follower_dir` stopped its recorder (whose status was
     `followed`), stop the recorder whose embedded broker it followed, if that one is
     left running for nobody: it runs in another folder, a launcher or a start hook
     started it for agents (`agents/owner.json`; never a `persist record` of the user's),
-    no agent is registered there, no other recorder follows its broker (`keeps_host`;
-    a plain subscriber does not keep it), and no systemd unit records its folder. Under
+    no agent is registered there, no hook of that folder holds its session's lock (it
+    may still send to it: `kept` is told why, before 2026-12-08 it was stopped under
+    the hook), no other recorder follows its broker (`keeps_host`; a plain subscriber
+    does not keep it), and no systemd unit records its folder. Under
     that folder's launch lock (5 s at most: held longer, its launcher is at work, and it
     decides). All of it within `timeout` seconds (a SessionEnd hook has what its agent
     gives it). `followed` may be the status of a recorder found dead (its last agent
@@ -436,8 +439,15 @@ def stop_unused_host(
     from recorder.daemon.control import stop_recorder
     from recorder.daemon.systemd import recording_unit
     from recorder.errors import LaunchError
-    from recorder.launch.registry import forget_owner, launch_lock, live_agents, recorder_owner
+    from recorder.launch.registry import (
+        forget_owner,
+        hooks_at_work,
+        launch_lock,
+        live_agents,
+        recorder_owner,
+    )
     from recorder.store.layout import Layout
+    from recorder.store.shell import shell_quote
     from recorder.store.status import assess
 
     if followed is None or followed.embedded_broker or not followed.broker:
@@ -452,6 +462,16 @@ def stop_unused_host(
         with launch_lock(layout, timeout=min(5.0, timeout)):
             owner = recorder_owner(layout)
             if owner is None or owner["recorder_pid"] != host_pid or live_agents(layout):
+                return None
+            held = hooks_at_work(layout)
+            if held:
+                kept(
+                    f"the recorder of {folder}, which hosted its broker for it, is left "
+                    f"running: a hook there still holds the lock of {len(held)} session(s) "
+                    f"({', '.join(held[:3])}) and may still send to it (the hook that sends a "
+                    "session's end stops it; else "
+                    f"`persist stop --log-dir {shell_quote(str(folder))}`)"
+                )
                 return None
             status = assess(layout).status
             if status is None or status.pid != host_pid or not status.embedded_broker:

@@ -401,6 +401,52 @@ def test_followers_of_an_ipc_broker_keep_its_host_running_and_the_last_one_stops
         _stop_all(a_dir, b_dir)
 
 
+def test_a_host_whose_folder_a_hook_still_works_in_outlives_its_followers_last_agent(
+    tmp_path: Path,
+) -> None:
+    """a's recorder (a launcher's, hosting the broker) is left running for b's; a hook of
+    a still holds its session's lock (a SessionEnd sending the session's end, say) when
+    B, b's last agent, leaves. Before 2026-12-08 B's exit stopped a's recorder under the
+    hook (`stop_unused_host` looked for registered agents only): what it still sent was
+    lost."""
+    import fcntl
+
+    from recorder.launch.launcher import PersistenceLauncher
+    from tests.support import healthy, wait_for
+
+    eps = endpoints()
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    try:
+        a = PersistenceLauncher(
+            a_dir, embedded="auto", interactive=False, stderr=io.StringIO(), **eps
+        )
+        a.on_agent_connected("A")
+        b = PersistenceLauncher(
+            b_dir, embedded="auto", interactive=False, stderr=io.StringIO(), **eps
+        )
+        b.on_agent_connected("B")
+        wait_for(lambda: read_status(b_dir).get("connection") == "connected", what="b follows")
+        assert a.on_agent_exit().shared
+        (a_dir / "hooks/sessions").mkdir(parents=True)
+        lock = os.open(a_dir / "hooks/sessions/claude-abc.json.lock", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # the hook's (a file description of its own)
+            out = b.on_agent_exit()
+        finally:
+            os.close(lock)
+        assert out.stopped, out
+        assert out.reason == (
+            f"last agent out: recorder stopped; the recorder of {a_dir}, which hosted its "
+            "broker for it, is left running: a hook there still holds the lock of 1 "
+            "session(s) (claude-abc) and may still send to it (the hook that sends a "
+            f"session's end stops it; else `persist stop --log-dir {a_dir}`)"
+        )
+        assert healthy(a_dir), "a's recorder was stopped under the hook"
+        assert not assess(Layout(b_dir)).running
+    finally:
+        _stop_all(a_dir, b_dir)
+
+
 def _ipc_endpoints(folder: Path) -> dict[str, str]:
     return {"broker": f"ipc://{folder}/bus.sub", "publish_endpoint": f"ipc://{folder}/bus.pub"}
 
