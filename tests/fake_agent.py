@@ -41,6 +41,10 @@ def main() -> int:
             "manifest": manifest,
             "transcript": Path(env["PERSIST_RESTORE_TRANSCRIPT"]).read_text(),
         }
+    agents = Path(env.get("PERSIST_LOG_DIR", ".")) / "agents"
+    report["registrations"] = [  # the launcher's, while this agent runs
+        json.loads(p.read_text()) for p in sorted(agents.glob("*.agent.json"))
+    ]
     if args.wait:
         got = threading.Event()
         received: list[int] = []

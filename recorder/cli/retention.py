@@ -287,6 +287,7 @@ def cmd_trash(args: argparse.Namespace) -> int:
                 "leftovers": done.leftovers,
                 "kept_pinned": done.pinned,
                 "bundles_removed": done.bundles,
+                "bundles_removed_in_use": done.bundle_users,  # name -> agents handed it
             },
             indent=True,
         )
@@ -300,8 +301,8 @@ def cmd_trash(args: argparse.Namespace) -> int:
         print(f"emptied trash/{e.id} ({_mib(e.bytes)}){again}")
     for entry_id in done.leftovers:
         print(f"deleted what an interrupted deletion of trash/{entry_id} left")
-    for name in done.bundles:
-        print(f"removed restore bundle {name}: it held messages deleted now")
+    for line in done.bundle_lines():
+        print(line)
     for entry_id, cp_ids in done.pinned.items():
         print(pinned_in_trash(entry_id, cp_ids))
     return 0

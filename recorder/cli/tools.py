@@ -96,7 +96,8 @@ def _bundles(args: argparse.Namespace) -> int:
     sizes = {b.path: bundles.folder_bytes(b.path) for b, _ in judged}
     newest = bundles.newest_of_kind([b for b, _ in judged])
     if args.list:
-        return _list_bundles(args, judged, sizes, newest, now, mb)
+        users = bundles.in_use(layout, [b for b, _ in judged])
+        return _list_bundles(args, judged, sizes, newest, users, now, mb)
     doomed = [b for b, why in judged if why is not None]
     gone = {b.path for b in bundles.remove(layout, doomed)}
     kept = [b for b, _ in judged if b.path not in gone]
@@ -123,16 +124,20 @@ def _list_bundles(
     judged: list[tuple[Any, str | None]],
     sizes: dict[Path, int],
     newest: set[Path],
+    users: dict[Path, list[str]],
     now: float,
     mb: Callable[[float], str],
 ) -> int:
-    """One line per bundle: kind, messages, size, when last used, and its fate."""
+    """One line per bundle: kind, messages, size, when last used, and its fate (a
+    bundle agents still running were handed: kept, naming them)."""
     from recorder.export.render import iso
     from recorder.store.bundles import age_words
 
     def fate(b: Any, why: str | None) -> str:
         if why is not None:
             return f"goes: {why} (--clean)"
+        if b.path in users:
+            return f"kept: in use by {', '.join(users[b.path])}"
         if b.path in newest:
             return f"kept: the newest {b.kind}"
         return f"kept: used {age_words(now - b.used)} ago"
@@ -148,6 +153,7 @@ def _list_bundles(
                 "created": b.created,
                 "used": b.used,
                 "newest_of_kind": b.path in newest,
+                "in_use_by": users.get(b.path, []),
                 "goes": why,
             }
             for b, why in judged
@@ -762,7 +768,9 @@ handed back for a week, except the newest of each kind (scope and redaction), an
 those holding messages a `persist trash empty` deleted (`trash empty` removes those
 itself). One holding segments removed by hand and written off (`persist prune
 --forget-missing`) may be the last copy of messages lost by accident: restores keep
-it, whatever its age. --list shows them, --clean removes them now, that one too
+it, whatever its age. A bundle an agent still running was handed (its registration in
+agents/ names it) stays while it runs. --list shows them, --clean removes them now,
+the one of segments removed by hand too
 (--older-than AGE: another bound).
 """
 
@@ -789,7 +797,8 @@ def add_parsers(
         "--clean",
         action="store_true",
         help="remove the bundles unused for a week (but the newest of each kind) and "
-        "those holding deleted messages or segments removed by hand",
+        "those holding deleted messages or segments removed by hand (never one a running "
+        "agent was handed)",
     )
     p.add_argument(
         "--older-than",

@@ -1482,8 +1482,8 @@ class Recorder:
             done = maintenance.empty(
                 self.layout, grace, now, journal, wait=0.0, forget=self.forget_words
             )
-            for name in done.bundles:
-                log.info("removed restore bundle %s: it held messages deleted now", name)
+            for line in done.bundle_lines():
+                log.info("%s", line)
             if done.unforgotten:  # as `persist trash empty` says it
                 log.warning(
                     "the search index still holds words of the emptied messages (%s): "

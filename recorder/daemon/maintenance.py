@@ -487,6 +487,22 @@ class Emptied:
     unforgotten: str | None = None
     # restore bundles removed: written before, they held messages deleted now
     bundles: list[str] = field(default_factory=list)
+    # of those, the ones agents still running were handed: name -> who ("coder (pid 7)")
+    bundle_users: dict[str, list[str]] = field(default_factory=dict)
+
+    def bundle_lines(self) -> list[str]:
+        """One line per bundle removed, naming the agents still running it was handed."""
+        out = []
+        for name in self.bundles:
+            line = f"removed restore bundle {name}: it held messages deleted now"
+            users = self.bundle_users.get(name)
+            if users:
+                line += (
+                    f", though {', '.join(users)} {'was' if len(users) == 1 else 'were'} "
+                    "handed it and still runs (the deletion asked for wins: its files are gone)"
+                )
+            out.append(line)
+        return out
 
 
 # Takes the search index's rows and words of pruned segments out while the trash holds
@@ -544,14 +560,15 @@ def empty(
             # their messages' renderings go with them (a prune before 2026-12-07 left them)
             renderings.drop(layout, _segment_numbers(gone))
             # and the restore bundles written before, which hold their messages too
-            dropped = [b.name for b in bundles.drop_deleted_copies(layout)] if gone else []
+            dropped = bundles.drop_deleted_copies(layout) if gone else []
             return Emptied(
                 gone,
                 sweep(layout),
                 before,
                 pinned_entries(layout),
                 unforgotten if gone else None,
-                dropped,
+                [b.name for b, _ in dropped],
+                {b.name: users for b, users in dropped if users},
             )
         except OSError as exc:
             if not disk_full(exc):

@@ -197,10 +197,17 @@ def bundle_findings(layout: Layout, fix_command: str, log_flag: str) -> list[Fin
             f"restore removes them; persist restore --clean{log_flag} now)"
         )
     out = [Finding(Area.CACHES, "caches.bundles", Severity.OK, text)]
-    deleted = [b for b, why in judged if why in (bundles.DELETED, bundles.BY_HAND)]
+    # (those agents still running were handed too: judge keeps them, --fix does not)
+    deleted = bundles.deleted_copies(layout, [b for b, _ in judged])
     if deleted:
         names = ", ".join(b.name for b in deleted[:3]) + (
             f" (+{len(deleted) - 3} more)" if deleted[3:] else ""
+        )
+        users = bundles.in_use(layout, deleted)
+        handed = "".join(
+            f"; {b.name} was handed to {', '.join(users[b.path])}, still running"
+            for b in deleted
+            if b.path in users
         )
         out.append(
             Finding(
@@ -209,7 +216,7 @@ def bundle_findings(layout: Layout, fix_command: str, log_flag: str) -> list[Fin
                 Severity.WARNING,
                 f"{len(deleted)} restore bundle{'s' * (len(deleted) > 1)} ({names}) hold "
                 "messages deleted since they were written (the trash emptied, or segments "
-                "removed by hand): their last copy (--fix removes them)",
+                f"removed by hand): their last copy{handed} (--fix removes them)",
                 fix_command,
                 Repair(RepairKind.REMOVE_BUNDLES, tuple(b.path for b in deleted)),
             )

@@ -507,10 +507,16 @@ def _remove_bundles(layout: Layout, aside: Path, group: list[Finding]) -> str:
 
     named = set(_paths(group))
     doomed = [b for b in bundles.deleted_copies(layout) if b.path in named]
+    users = bundles.in_use(layout, doomed)  # removed all the same: the deletion was asked for
     gone = bundles.remove(layout, doomed)
     if len(gone) < len(doomed):
         raise OSError(f"{len(doomed) - len(gone)} of them could not be removed")
-    return f"removed {len(gone)} restore bundle{'s' * (len(gone) != 1)}"
+    handed = "".join(
+        f", though {', '.join(users[b.path])} was handed {b.name} and still runs"
+        for b in gone
+        if b.path in users
+    )
+    return f"removed {len(gone)} restore bundle{'s' * (len(gone) != 1)}{handed}"
 
 
 def _remove_leftovers(layout: Layout, aside: Path, group: list[Finding]) -> str:

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from recorder.hooks.agents import TIMEOUT_OTHER, Agent, Role
 from recorder.hooks.failures import record_failure
@@ -310,21 +310,34 @@ def start(args: HookArgs, payload: Payload, state: SessionState) -> dict[str, An
     source = _source(payload)
     offer = _offer(args, payload, source)
     try:
-        _begin(args, payload, state, source)
+        _begin(args, payload, state, source, offer.bundle if offer else None)
     except Exception as exc:
         if offer is None:
             raise  # (the failure line `persist hook` writes for any failure)
         _note(args, payload, f"{type(exc).__name__}: {exc} (the checkpoint is offered still)")
     if offer is None:
         return None
-    return answer(*offer)
+    return offer.answer()
 
 
 def _source(payload: Payload) -> str:
     return payload.text("source") or payload.text("trigger") or "startup"
 
 
-def _offer(args: HookArgs, payload: Payload, source: str) -> tuple[str, str] | None:
+class Offer(NamedTuple):
+    """A checkpoint offered at a start: its context for the agent, and the restore
+    bundle it names (which the agent's registration notes: no restore removes it while
+    the agent runs)."""
+
+    checkpoint_id: str
+    context: str
+    bundle: Path
+
+    def answer(self) -> dict[str, Any]:
+        return answer(self.checkpoint_id, self.context)
+
+
+def _offer(args: HookArgs, payload: Payload, source: str) -> Offer | None:
     """The checkpoint offered at a start (`_launch_choice`, else `--restore`), or None;
     a failure is a line, never raised."""
     if source != "startup":  # (computed before our own checkpoint is taken)
@@ -359,7 +372,9 @@ def _start_busy(
     publisher = SessionState.new(args.agent.value, payload.session).publisher
     registration, launcher = "", None
     try:
-        registration, launcher = _register(args, payload, publisher)
+        registration, launcher = _register(
+            args, payload, publisher, offer.bundle if offer else None
+        )
     except Exception as exc:
         note(f"not registered: {type(exc).__name__}: {exc}")
     label = f"{args.agent.value} {_short(payload.session)} started"
@@ -381,7 +396,7 @@ def _start_busy(
             "marked owed (the line before says what to move): nothing sends them later; "
             f"the agent is {'registered' if registration else 'not registered'}"
         )
-        return answer(*offer) if offer else None
+        return offer.answer() if offer else None
     try:
         held.enter_context(session_lock(spath, timeout=0))
     except TimeoutError:
@@ -393,7 +408,7 @@ def _start_busy(
             f"and the checkpoint '{label}' are owed (marked in hooks/sessions/{spath.name}"
             ".owed/): the session's next hook call sends them first, before its own lines"
         )
-        return answer(*offer) if offer else None
+        return offer.answer() if offer else None
     state = load_state(spath, args.agent.value, payload.session)
     take_owed(spath, state, note)
     try:
@@ -401,12 +416,15 @@ def _start_busy(
     finally:
         save_state(spath, state)
         settle_owed(args, spath, state, note)
-    return answer(*offer) if offer else None
+    return offer.answer() if offer else None
 
 
-def _register(args: HookArgs, payload: Payload, publisher: str) -> tuple[str, Any]:
+def _register(
+    args: HookArgs, payload: Payload, publisher: str, bundle: Path | None = None
+) -> tuple[str, Any]:
     """The recorder found or started, the agent registered under the same hold of the
-    launch lock (the last agent leaving cannot stop it in between); the registration's
+    launch lock (the last agent leaving cannot stop it in between), with the restore
+    `bundle` it was offered (none: the one registered before stays); the registration's
     file name, and the launcher (None: no recorder, said in a failure line; the agent
     is registered all the same, so a recorder started later by another session's start
     is not stopped by another session's end while this agent runs)."""
@@ -427,6 +445,7 @@ def _register(args: HookArgs, payload: Payload, publisher: str) -> tuple[str, An
                 launcher.started_recorder,
                 pid=agent_process(),
                 key=publisher,
+                bundle=bundle,
             ).name
         )
 
@@ -529,10 +548,13 @@ def deliver_owed(
     save_state(spath, state)
 
 
-def _begin(args: HookArgs, payload: Payload, state: SessionState, source: str) -> None:
-    """The recorder, the registration, a pending end, the message and the checkpoint."""
+def _begin(
+    args: HookArgs, payload: Payload, state: SessionState, source: str, bundle: Path | None
+) -> None:
+    """The recorder, the registration (naming the `bundle` offered), a pending end, the
+    message and the checkpoint."""
     label = f"{args.agent.value} {_short(state.session)} started"
-    state.registration, launcher = _register(args, payload, state.publisher)
+    state.registration, launcher = _register(args, payload, state.publisher, bundle)
     recording = launcher is not None
     if not state.started:
         state.started = time.time()
@@ -568,10 +590,10 @@ def _begin(args: HookArgs, payload: Payload, state: SessionState, source: str) -
         _checkpoint(args, state, label, partial(_note, args, payload))
 
 
-def _launch_choice(args: HookArgs, payload: Payload) -> tuple[bool, tuple[str, str] | None]:
+def _launch_choice(args: HookArgs, payload: Payload) -> tuple[bool, Offer | None]:
     """What `persist launch` chose for the agent it started for this log folder
     (`PERSIST_*`, which the agent passes on to its hooks): (True, the chosen
-    checkpoint's context, or None for a fresh start); (False, None) when the agent was
+    checkpoint's offer, or None for a fresh start); (False, None) when the agent was
     not started that way. The person's choice in the launch menu wins over the
     installed no-terminal policy. An agent started by that agent (its own tool running
     `claude -p`) inherits the variables but was not launched: it is left alone."""
@@ -598,10 +620,10 @@ def _launch_choice(args: HookArgs, payload: Payload) -> tuple[bool, tuple[str, s
     except (PersistError, OSError) as exc:
         _note(args, payload, f"the checkpoint persist launch chose is not offered: {exc}")
         return True, None
-    return True, (cp.id, restore_context(cp, bundle))
+    return True, Offer(cp.id, restore_context(cp, bundle), bundle.dir)
 
 
-def _choose(args: HookArgs, payload: Payload) -> tuple[str, str] | None:
+def _choose(args: HookArgs, payload: Payload) -> Offer | None:
     """The context offered to the agent for the checkpoint the no-terminal policy
     picks (`$PERSIST_NO_TTY_POLICY` overrides the installed one), or None."""
     from recorder.launch.launcher import POLICY_ENV
@@ -622,7 +644,7 @@ def _choose(args: HookArgs, payload: Payload) -> tuple[str, str] | None:
 
     cp = checkpoints[0]
     bundle = build_bundle(args.log_dir, cp, agent=args.agent.value)
-    return cp.id, restore_context(cp, bundle)
+    return Offer(cp.id, restore_context(cp, bundle), bundle.dir)
 
 
 def restore_context(cp: Any, bundle: Any) -> str:

@@ -54,7 +54,7 @@ from recorder.bus.endpoints import (
 from recorder.daemon.control import stop_recorder
 from recorder.daemon.options import EmbeddedMode, RecorderOptions
 from recorder.daemon.spawn import Spawned, SpawnError, spawn_recorder
-from recorder.errors import BundleNotWritten, PersistError
+from recorder.errors import BundleNotWritten, LaunchError, PersistError
 from recorder.launch.menu import Menu, PickerFailed, is_interactive, run_menu
 from recorder.launch.peers import Peer, hosted_broker_users, stop_unused_host
 from recorder.launch.registry import (
@@ -63,6 +63,7 @@ from recorder.launch.registry import (
     hooks_at_work,
     launch_lock,
     live_agents,
+    note_bundle,
     recorder_owner,
     register_agent,
     write_owner,
@@ -667,11 +668,26 @@ class PersistenceLauncher:
             raise BundleNotWritten.of(exc) from exc
         if bundle is not None:
             self._say_integrity(cp.id, bundle)
+            self._note_bundle(bundle)
         result = self._result(
             LaunchChoice.CHECKPOINT, decided_by=decided_by, reason=reason, selection=selection
         )
         result.checkpoint, result.bundle = cp, bundle
         return result
+
+    def _note_bundle(self, bundle: Bundle) -> None:
+        """The agent's registration names the bundle it is handed: no restore removes it
+        while the agent runs (`store.bundles.in_use`). Not noted, that is said."""
+        if self._registration is None:
+            return
+        try:
+            note_bundle(self.layout, self._registration, bundle.dir)
+        except (OSError, LaunchError) as exc:
+            self.say(
+                f"the restore bundle {bundle.dir.name} is not noted in the agent's "
+                f"registration ({exc}): a restore may remove it after a week unused, or "
+                "persist restore --clean, while the agent runs"
+            )
 
     def _say_integrity(self, cp_id: str, bundle: Bundle) -> None:
         """What `persist restore` says of the range, in its words: damage ("with

@@ -2,7 +2,9 @@
 
 Agents register in `<log-dir>/agents/` (one 0600 file per connected agent, named
 after its PID; files of dead processes, or of reused PIDs, are ignored and
-removed). A recorder started by a launcher is noted in `agents/owner.json`, so
+removed; `store.registrations` reads them). A registration names the restore bundle
+its agent was handed (`bundle`): no restore removes it while the agent runs. A
+recorder started by a launcher is noted in `agents/owner.json`, so
 the last agent out can stop it; a recorder started any other way has no owner
 file and is never stopped by a launcher.
 """
@@ -32,35 +34,11 @@ from recorder.store.fsutil import (
     read_json_object,
 )
 from recorder.store.layout import Layout
-from recorder.store.status import (
-    assess,
-    process_matches,
-    process_start_key,
-    process_start_time,
-)
+from recorder.store.registrations import AGENT_FIELDS, alive, typed_file
+from recorder.store.registrations import live_agents as live_agents  # (its readers import it here)
+from recorder.store.status import assess, process_start_key, process_start_time
 
-
-def _alive(pid: Any, started: Any, key: Any = None) -> bool:
-    """`pid` runs and is the process recorded: by its start key when the file has one
-    (files written before 2026-12-07 have only the wall-clock start, see `procstart`)."""
-    return (
-        type(pid) is int
-        and pid > 0
-        and (started is None or type(started) in (int, float))
-        and process_matches(pid, started, key if type(key) is str else None)
-    )
-
-
-# field -> accepted types; a registration or owner file with another type is ignored
-_AGENT_FIELDS: dict[str, tuple[type, ...]] = {
-    "pid": (int,),
-    "started": (int, float, type(None)),
-    "start_key": (str, type(None)),  # missing in files written before 2026-12-07
-    "agent": (str, type(None)),
-    "connected": (int, float),
-    "recorder_pid": (int, type(None)),
-    "started_recorder": (bool,),
-}
+# field -> accepted types; an owner file with another type is ignored
 _OWNER_FIELDS: dict[str, tuple[type, ...]] = {
     "recorder_pid": (int,),
     "recorder_started": (int, float, type(None)),
@@ -71,29 +49,6 @@ _OWNER_FIELDS: dict[str, tuple[type, ...]] = {
     "agent": (str, type(None)),
     "started": (int, float),
 }
-
-
-def _typed_file(
-    path: Path, fields: dict[str, tuple[type, ...]], warnings: list[str] | None
-) -> dict[str, Any] | None:
-    """The JSON object in `path` if every field has its type (bool is no int here);
-    else None, and a sentence in `warnings` unless the file is simply missing."""
-    if not path.exists():
-        return None
-    data = read_json_object(path)
-    wrong = (
-        ["the file"]
-        if data is None
-        else [k for k, kinds in fields.items() if type(data.get(k)) not in kinds]
-    )
-    if wrong:
-        if warnings is not None:
-            warnings.append(
-                f"{path.parent.name}/{path.name}: {', '.join(wrong)} "
-                "missing or wrongly typed; ignored"
-            )
-        return None
-    return data
 
 
 def agents_folder(layout: Layout) -> Path:
@@ -129,8 +84,12 @@ def register_agent(
     *,
     pid: int | None = None,  # the agent's process, if not this one (a hook's parent)
     key: str | None = None,  # a stable name part: registering again replaces the file
+    bundle: Path | None = None,  # the restore bundle the agent was handed (`bundle_field`)
 ) -> Path:
-    """Register this process (or `pid`) as a connected agent; returns its registration file."""
+    """Register this process (or `pid`) as a connected agent; returns its registration
+    file. Registered again (`key`) without a bundle, the same process keeps the one
+    named before (a resumed session's start hands none, and the agent may read it
+    still)."""
     folder = agents_folder(layout)
     pid = os.getpid() if pid is None else pid
     tail = _slug(key) if key else uuid.uuid4().hex[:6]
@@ -143,29 +102,36 @@ def register_agent(
         "connected": time.time(),
         "recorder_pid": recorder_pid,
         "started_recorder": started_recorder,
+        "bundle": None if bundle is None else bundle_field(layout, bundle),
     }
+    if record["bundle"] is None and key:
+        before = read_json_object(path) or {}
+        same = (before.get("pid"), before.get("start_key")) == (pid, record["start_key"])
+        if same and type(before.get("bundle")) is str:
+            record["bundle"] = before["bundle"]
     atomic_write(path, orjson.dumps(record), durable=False)
     return path
 
 
-def live_agents(
-    layout: Layout, *, prune: bool = True, warnings: list[str] | None = None
-) -> list[dict[str, Any]]:
-    """Agents registered with this log folder whose process still runs (a malformed
-    registration is ignored, pruned, and named in `warnings`)."""
-    found = []
-    try:
-        paths = sorted(p for p in layout.agents.iterdir() if p.name.endswith(".agent.json"))
-    except FileNotFoundError:
-        return []
-    for path in paths:
-        data = _typed_file(path, _AGENT_FIELDS, warnings)
-        if data is not None and _alive(data.get("pid"), data.get("started"), data.get("start_key")):
-            found.append({**data, "file": path.name})
-        elif prune:
-            with contextlib.suppress(OSError):
-                path.unlink()
-    return found
+def bundle_field(layout: Layout, bundle: Path) -> str | None:
+    """What a registration says of the restore bundle in folder `bundle`: its name in
+    this log folder's `restore/` (what `store.bundles` keeps while the agent runs), or
+    None for a folder elsewhere (no restore of this folder removes it)."""
+    with contextlib.suppress(OSError):
+        if Path(bundle).parent.resolve() == layout.restore.resolve():
+            return Path(bundle).name
+    return None
+
+
+def note_bundle(layout: Layout, registration: Path, bundle: Path) -> None:
+    """The agent of `registration` was handed the restore bundle in `bundle` (after it
+    registered: the launcher builds it once the recorder runs). OSError when the file
+    cannot be rewritten; LaunchError when it is gone or no registration."""
+    record = typed_file(registration, AGENT_FIELDS, None)
+    if record is None:
+        raise LaunchError(f"{registration} is gone or not an agent registration")
+    record["bundle"] = bundle_field(layout, bundle)
+    atomic_write(registration, orjson.dumps(record), durable=False)
 
 
 def write_owner(layout: Layout, recorder_pid: int, agent: str | None) -> None:
@@ -188,11 +154,11 @@ def recorder_owner(layout: Layout, warnings: list[str] | None = None) -> dict[st
     """`agents/owner.json` if it names the recorder running now (a launcher started it);
     a malformed one is ignored (no owner: the recorder is never stopped by a launcher)
     and named in `warnings`."""
-    owner = _typed_file(layout.owner, _OWNER_FIELDS, warnings)
+    owner = typed_file(layout.owner, _OWNER_FIELDS, warnings)
     if owner is None:
         return None
     health = assess(layout)
-    if health.pid != owner.get("recorder_pid") or not _alive(
+    if health.pid != owner.get("recorder_pid") or not alive(
         owner.get("recorder_pid"), owner.get("recorder_started"), owner.get("recorder_start_key")
     ):
         return None

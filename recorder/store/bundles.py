@@ -19,6 +19,13 @@ from the journal. Two things end one:
   on from, or hands back). Every restore removes the stale ones, so restores leave at
   most what a week of them wrote, plus one bundle of each kind.
 
+A bundle an agent was handed (by `persist launch` or a start hook: its registration in
+`agents/` names it, `store.registrations`) is `in_use` while that agent is registered
+and alive: an agent reads its bundle lazily (`Bundle.history()`, the PERSIST_RESTORE_*
+files) for as long as it runs, so neither age nor `persist restore --clean` removes it
+then. A deletion asked for wins: `trash empty` and `persist doctor --fix` remove one
+holding deleted messages all the same, and say which agent was handed it.
+
 A bundle is removed by renaming it to `restore/.removing-<name>-<pid>-...` and then
 deleting that (a reader never sees half of one; a removal killed midway leaves a work
 folder that `recorder.export.leftovers` finds). Folders that are not a bundle's (no
@@ -42,6 +49,7 @@ import orjson
 from recorder.store.fsutil import read_regular, writer_tag
 from recorder.store.layout import Layout, segment_number
 from recorder.store.pruned import pruned_by_number
+from recorder.store.registrations import bundle_users
 from recorder.store.renderings import in_journal
 
 BUNDLES_KEPT_FOR = 7 * 86400.0  # seconds an unused bundle stays (the newest of a kind: always)
@@ -206,6 +214,13 @@ def spanning(layout: Layout, numbers: Iterable[int]) -> list[BundleFolder]:
     ]
 
 
+def in_use(layout: Layout, bundles: Iterable[BundleFolder]) -> dict[Path, list[str]]:
+    """Of `bundles`, those an agent registered and alive now was handed, each with who
+    ("claude (pid 4242)")."""
+    users = bundle_users(layout)
+    return {b.path: users[b.name] for b in bundles if b.name in users}
+
+
 def mark_used(path: Path) -> None:
     """A bundle handed back is new again (its folder's time; its files are untouched)."""
     with contextlib.suppress(OSError):
@@ -229,11 +244,15 @@ def remove(layout: Layout, bundles: Iterable[BundleFolder]) -> list[BundleFolder
     return gone
 
 
-def drop_deleted_copies(layout: Layout) -> list[BundleFolder]:
+def drop_deleted_copies(layout: Layout) -> list[tuple[BundleFolder, list[str]]]:
     """Remove the bundles holding emptied messages (`deleted_copies`, those of segments
-    removed by hand left: not what it deletes); returns them. What `trash empty` does
-    once its segments are gone. Best effort: one left is named by `persist doctor`."""
-    return remove(layout, deleted_copies(layout, by_hand=False))
+    removed by hand left: not what it deletes); returns them, each with the agents alive
+    now that were handed it (`in_use`: removed all the same, the deletion was asked for;
+    the caller names them). What `trash empty` does once its segments are gone. Best
+    effort: one left is named by `persist doctor`."""
+    doomed = deleted_copies(layout, by_hand=False)
+    users = in_use(layout, doomed)
+    return [(b, users.get(b.path, [])) for b in remove(layout, doomed)]
 
 
 def age_words(seconds: float) -> str:
@@ -260,17 +279,21 @@ def judge(
     by_hand_go: bool = True,
 ) -> list[tuple[BundleFolder, str | None]]:
     """Every bundle with why it goes (`DELETED`, `BY_HAND`, "unused for 9 days"), or
-    None when it stays (the newest of its kind, used within `older_than`, `keep`).
-    Without `by_hand_go` a bundle holding segments removed by hand (`prune
-    --forget-missing`) stays whatever its age: what a restore leaves, since the journal
-    lost them by accident as often as on purpose; `--clean` and doctor's `--fix` take it."""
+    None when it stays (the newest of its kind, used within `older_than`, `keep`,
+    `in_use` by an agent alive now). Without `by_hand_go` a bundle holding segments
+    removed by hand (`prune --forget-missing`) stays whatever its age: what a restore
+    leaves, since the journal lost them by accident as often as on purpose; `--clean`
+    and doctor's `--fix` take it."""
     bundles = list_bundles(layout)
+    used = in_use(layout, bundles)
     emptied = {b.path for b in deleted_copies(layout, bundles, by_hand=False)}
     by_hand = {b.path for b in deleted_copies(layout, bundles)} - emptied
     old = {b.path for b in stale(bundles, older_than, now, keep)}
     out: list[tuple[BundleFolder, str | None]] = []
     for b in bundles:
-        if b.path in emptied:
+        if b.path in used:
+            out.append((b, None))
+        elif b.path in emptied:
             out.append((b, DELETED))
         elif b.path in by_hand:
             out.append((b, BY_HAND if by_hand_go else None))

@@ -479,7 +479,9 @@ def test_precompact_leaves_a_checkpoint_with_a_verified_transcript_copy(
     assert messages[2]["type"] == "session.compacting" and messages[2]["copy"] == copy["copy"]
 
 
-def test_restore_offers_the_latest_checkpoint_as_context(bus: Bus, tmp_path: Path) -> None:
+def test_restore_offers_the_latest_checkpoint_as_context(
+    bus: Bus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bus.start_broker()
     bus.start_recorder()
     ends = (bus.front, bus.back)
@@ -499,6 +501,21 @@ def test_restore_offers_the_latest_checkpoint_as_context(bus: Bus, tmp_path: Pat
     assert cp_label in context and "Integrity: verified" in context
     transcript = Path(context.split("readable: ", 1)[1].splitlines()[0])
     assert "remember the plan" in transcript.read_text()
+    # the agent's registration names the bundle it was handed: while it runs (this
+    # process is the hook's agent), no restore removes it, though no longer the newest
+    from recorder.cli.main import main
+    from recorder.export.restore import build_bundle
+    from recorder.launch.registry import live_agents
+    from recorder.store.layout import Layout
+
+    mine = [a for a in live_agents(Layout(bus.log_dir)) if a["pid"] == os.getpid()]
+    assert [a["bundle"] for a in mine] == [transcript.parent.name]
+    newer = build_bundle(bus.log_dir, "latest", durable=False)  # of "... started", later
+    assert newer.dir != transcript.parent
+    capsys.readouterr()
+    assert main(["restore", "--clean", "--older-than", "0", "--log-dir", str(bus.log_dir)]) == 0
+    assert capsys.readouterr().out.startswith("no restore bundle to remove")
+    assert transcript.is_file()
 
     # $PERSIST_NO_TTY_POLICY overrides the installed policy; a resume never restores
     fresh = run_hook(
@@ -512,6 +529,9 @@ def test_restore_offers_the_latest_checkpoint_as_context(bus: Bus, tmp_path: Pat
     quiet(fresh)
     resumed = second.payload("SessionStart", source="resume")
     quiet(run_hook(bus.log_dir, "claude", resumed, "--restore=latest", endpoints=ends))
+    # registered again by those starts (the same agent): the bundle it was handed stays named
+    mine = [a for a in live_agents(Layout(bus.log_dir)) if a["pid"] == os.getpid()]
+    assert [a["bundle"] for a in mine] == [transcript.parent.name]
 
 
 def test_turns_wait_while_no_recorder_listens_and_nothing_is_lost(bus: Bus, tmp_path: Path) -> None:

@@ -435,6 +435,10 @@ def test_persist_launch_gives_the_agent_its_restore_bundle(tmp_path: Path) -> No
     assert data["bundle"]["messages"] == restored.messages
     assert data["bundle"]["manifest"]["checkpoint"]["id"] == restored.id
     assert data["bundle"]["manifest"]["integrity"]["bad_lines"] == 1
+    # the launcher's registration names the bundle (no restore removes it while it runs)
+    (registered,) = data["registrations"]
+    assert registered["agent"] == "coder"
+    assert registered["bundle"] == Path(env["PERSIST_RESTORE_DIR"]).name
     # the exit step ran: the launcher started the recorder, so it stopped it
     assert assess(Layout(log_dir)).state == "stopped"
     assert not list((log_dir / "agents").glob("*.agent.json"))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import subprocess
@@ -15,6 +16,7 @@ import zstandard
 
 from recorder.bus.publisher import Publisher
 from recorder.export.warm_renders import RenderWarmer
+from recorder.launch.registry import register_agent
 from recorder.search.engine import SearchEngine
 from recorder.search.indexer import Indexer
 from recorder.sources.discover import Roots
@@ -399,10 +401,15 @@ def test_trash_empty_removes_the_restore_bundles_holding_what_it_deletes(
     assert {tag(0), tag(99)} <= bundle_words(layout)
     assert persist("prune", "--older-than", "5d", "--log-dir", log).returncode == 0
     assert (layout.restore / f"{cp}.full").is_dir()  # kept: the trash holds the messages
+    # an agent still running was handed it: the deletion asked for wins, and says so
+    register_agent(layout, "coder", None, False, bundle=layout.restore / f"{cp}.full")
 
     done = persist("trash", "empty", "--older-than", "0", "--log-dir", log)
     assert done.returncode == 0, done.stderr
-    assert f"removed restore bundle {cp}.full: it held messages deleted now" in done.stdout
+    assert (
+        f"removed restore bundle {cp}.full: it held messages deleted now, though "
+        f"coder (pid {os.getpid()}) was handed it and still runs" in done.stdout
+    ), done.stdout
     assert sorted(p.name for p in layout.restore.iterdir()) == [f"{cp}.last-10"]
     words = bundle_words(layout)
     assert tag(0) not in words and tag(49) not in words and tag(99) in words
@@ -430,12 +437,18 @@ def test_doctor_names_a_bundle_holding_deleted_messages_and_fix_removes_it(
     listed = persist("restore", "--list", "--log-dir", log)
     assert listed.returncode == 0, listed.stderr
     assert f"{cp}.full" in listed.stdout and "holds deleted messages" in listed.stdout
+    # an agent still running was handed it: --clean keeps it, doctor names both
+    register_agent(layout, "coder", None, False, bundle=layout.restore / f"{cp}.full")
+    listed = persist("restore", "--clean", "--log-dir", log)
+    assert listed.stdout.startswith("no restore bundle to remove"), listed.stdout
     done = persist("doctor", "--json", "--dir", log)
     checks = {f["check"]: f for f in orjson.loads(done.stdout)["findings"]}
     found = checks["caches.bundle-deleted"]
     assert found["severity"] == "warning" and f"{cp}.full" in found["summary"], found
+    assert f"handed to coder (pid {os.getpid()})" in found["summary"], found
     done = persist("doctor", "--fix", "--dir", log)
     assert "fixed     caches.bundle-deleted: removed 1 restore bundle" in done.stdout, done.stdout
+    assert f"though coder (pid {os.getpid()}) was handed {cp}.full and still" in done.stdout
     assert not (layout.restore / f"{cp}.full").exists()
     assert tag(0) not in bundle_words(layout)
     assert not [p for p in layout.recovery.rglob("*") if cp in p.name]

@@ -117,6 +117,7 @@ AGENT_DAMAGE: list[Any] = [
     {"agent": ["coder"]},
     {"connected": None},
     {"started_recorder": "yes"},
+    {"bundle": ["2026.full"]},
 ]
 
 

@@ -482,3 +482,51 @@ def test_a_restore_removes_old_bundles_but_the_newest_of_each_kind(
     assert capsys.readouterr().out.startswith("no restore bundle to remove (4 kept, ")
     assert main(["restore", "--log-dir", str(root)]) == 2
     assert "a CHECKPOINT" in capsys.readouterr().err
+
+
+def test_a_bundle_a_live_agent_was_handed_stays_while_it_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An agent reads its bundle lazily (`Bundle.history()`, the PERSIST_RESTORE_*
+    files) for as long as it runs: the bundle its registration names is neither removed
+    by another restore's age cleanup nor by `--clean` while that agent is registered and
+    alive (`--list` says who uses it); unregistered (or its PID another process's), it
+    goes as any other. A registration written before the field is read as before."""
+    from recorder.cli.main import main
+    from recorder.launch.registry import live_agents, register_agent
+
+    root = tmp_path / "logs"
+    half, end = journal(root)
+    layout = Layout(root)
+    handed = build_bundle(root, half, durable=False)
+    registration = register_agent(layout, "coder", None, False, bundle=handed.dir)
+    old = time.time() - 30 * 86400
+    os.utime(handed.dir, (old, old))
+    newest = build_bundle(root, end, durable=False)  # its age cleanup would take `handed`
+    assert handed.dir.is_dir() and newest.dir.is_dir()
+    (mine,) = live_agents(layout)
+    assert mine["bundle"] == handed.dir.name
+
+    capsys.readouterr()
+    assert main(["restore", "--list", "--log-dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert f"{handed.dir.name}  " in out
+    assert f"kept: in use by coder (pid {os.getpid()})" in out, out
+    assert main(["restore", "--list", "--json", "--log-dir", str(root)]) == 0
+    rows = {r["name"]: r for r in orjson.loads(capsys.readouterr().out)}
+    assert rows[handed.dir.name]["in_use_by"] == [f"coder (pid {os.getpid()})"]
+    assert rows[newest.dir.name]["in_use_by"] == []
+    assert main(["restore", "--clean", "--older-than", "0", "--log-dir", str(root)]) == 0
+    assert capsys.readouterr().out.startswith("no restore bundle to remove (2 kept, ")
+    assert handed.dir.is_dir()
+
+    # a registration written before the field: read as before, it protects nothing
+    record = orjson.loads(registration.read_bytes())
+    del record["bundle"]
+    registration.write_bytes(orjson.dumps(record))
+    assert [a.get("bundle") for a in live_agents(layout)] == [None]
+    # its PID another process's now (a start key not its own): not alive, not in use
+    registration.write_bytes(orjson.dumps({**record, "bundle": handed.dir.name, "start_key": "x"}))
+    assert main(["restore", "--clean", "--older-than", "0", "--log-dir", str(root)]) == 0
+    assert capsys.readouterr().out.startswith(f"removed restore bundle {handed.dir.name} (")
+    assert not handed.dir.exists() and newest.dir.is_dir()
