@@ -858,17 +858,46 @@ def _copy_of(m: dict[str, Any], redact: bool) -> bool:
 
 def _files_intact(folder: Path, manifest: dict[str, Any]) -> bool:
     """The bundle's files are as its manifest describes them (size and SHA-256)."""
+    return _changed_file(folder, manifest) is None
+
+
+def _changed_file(folder: Path, manifest: dict[str, Any]) -> str | None:
+    """The first of the bundle's files that is not as its manifest describes it (size
+    and SHA-256; unreadable, or not described), as a path; None when all are."""
     for name in ("jsonl", "markdown"):
+        path = folder / {"jsonl": JSONL_NAME, "markdown": TRANSCRIPT_NAME}[name]
         try:
             entry = manifest["files"][name]
             path = folder / str(entry["name"])
             if path.stat().st_size != entry["bytes"]:
-                return False
+                return str(path)
             if segment_digest(path, int(entry["bytes"])) != entry["sha256"]:
-                return False
+                return str(path)
         except (OSError, ValueError, KeyError, TypeError):
-            return False
-    return True
+            return str(path)
+    return None
+
+
+def changed_since_written(bundle: Bundle) -> str | None:
+    """What changed in `bundle` since it was written, as a clause naming the file, or
+    None: checked as a restore checks a bundle in place before handing it back (its
+    manifest as written, `_sealed`; its files as the manifest says, `_changed_file`).
+    For a bundle loaded from a path handed over (`PERSIST_RESTORE_DIR`)."""
+    m = bundle.manifest
+    if SEAL not in m:
+        return (
+            f"its manifest was written before {SEAL} (2026-12-08) and cannot be checked: "
+            f"{bundle.manifest_path}"
+        )
+    if not _sealed(m):
+        return (
+            f"its manifest was changed since it was written ({SEAL} does not match): "
+            f"{bundle.manifest_path}"
+        )
+    changed = _changed_file(bundle.dir, m)
+    if changed is not None:
+        return f"its files do not match its manifest (size or SHA-256): {changed}"
+    return None
 
 
 def _facts(

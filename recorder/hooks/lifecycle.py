@@ -596,7 +596,11 @@ def _launch_choice(args: HookArgs, payload: Payload) -> tuple[bool, Offer | None
     checkpoint's offer, or None for a fresh start); (False, None) when the agent was
     not started that way. The person's choice in the launch menu wins over the
     installed no-terminal policy. An agent started by that agent (its own tool running
-    `claude -p`) inherits the variables but was not launched: it is left alone."""
+    `claude -p`) inherits the variables but was not launched: it is left alone. The
+    bundle in PERSIST_RESTORE_DIR is checked as a restore checks one before handing it
+    back (`changed_since_written`): changed, it is offered as NOT verified, and the
+    failure line says what changed (before 2026-12-08 an edited manifest saying
+    "verified" was offered as verified)."""
     from recorder.launch.launcher import LAUNCHER_PID_ENV
 
     env = os.environ
@@ -611,7 +615,7 @@ def _launch_choice(args: HookArgs, payload: Payload) -> tuple[bool, Offer | None
     if choice != "checkpoint":
         return True, None
     from recorder.errors import PersistError
-    from recorder.export.restore import Bundle
+    from recorder.export.restore import Bundle, changed_since_written
     from recorder.store.checkpoints import resolve_checkpoint
 
     try:
@@ -620,7 +624,15 @@ def _launch_choice(args: HookArgs, payload: Payload) -> tuple[bool, Offer | None
     except (PersistError, OSError) as exc:
         _note(args, payload, f"the checkpoint persist launch chose is not offered: {exc}")
         return True, None
-    return True, Offer(cp.id, restore_context(cp, bundle), bundle.dir)
+    changed = changed_since_written(bundle)
+    if changed is not None:
+        _note(
+            args,
+            payload,
+            f"the restore bundle of the checkpoint persist launch chose ({cp.id}) is not "
+            f"offered as verified: {changed}",
+        )
+    return True, Offer(cp.id, restore_context(cp, bundle, changed), bundle.dir)
 
 
 def _choose(args: HookArgs, payload: Payload) -> Offer | None:
@@ -647,18 +659,26 @@ def _choose(args: HookArgs, payload: Payload) -> Offer | None:
     return Offer(cp.id, restore_context(cp, bundle), bundle.dir)
 
 
-def restore_context(cp: Any, bundle: Any) -> str:
-    """A short summary of the checkpoint and where its conversation is."""
+def restore_context(cp: Any, bundle: Any, changed: str | None = None) -> str:
+    """A short summary of the checkpoint and where its conversation is; `changed`:
+    what changed in the bundle since it was written (then never "verified")."""
     m = bundle.manifest
     integrity = m["integrity"]
+    if changed is not None:
+        state = f"NOT verified ({changed})"
+    elif integrity.get("verified"):
+        state = "verified"
+    else:
+        state = "NOT verified"
+    if changed is None and not integrity.get("ok"):
+        state += f" ({'; '.join(integrity.get('problems') or [])})"
     names = ", ".join(sorted(m.get("participants") or {})[:8]) or "none recorded"
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cp.created))
     lines = [
         "agent-persist: a checkpoint of the agent bus is available to continue from.",
         f"Checkpoint {cp.id} ({cp.label or cp.reason}), taken {when}: "
         f"{m.get('messages', cp.messages)} messages; participants: {names}.",
-        f"Integrity: {'verified' if integrity.get('verified') else 'NOT verified'}"
-        + (f" ({'; '.join(integrity.get('problems') or [])})" if not integrity.get("ok") else ""),
+        f"Integrity: {state}",
         _what_it_holds(bundle) + f", readable: {bundle.transcript}",
         f"As JSONL records: {bundle.jsonl}",
         "Read the transcript when the user wants to continue from where it left off.",

@@ -534,6 +534,65 @@ def test_restore_offers_the_latest_checkpoint_as_context(
     assert [a["bundle"] for a in mine] == [transcript.parent.name]
 
 
+def test_a_launched_start_checks_the_bundle_it_is_handed_as_restore_does(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """The start hook of an agent `persist launch` started loads the bundle from
+    PERSIST_RESTORE_DIR: one whose manifest was edited since it was written (its
+    manifest_sha256 no longer matches), or whose files no longer hash as it says, is
+    not offered as verified, and the failure line says which (before, an edited
+    manifest saying "verified" was offered as verified)."""
+    from recorder.export.restore import build_bundle
+    from recorder.hooks.lifecycle import agent_process
+    from recorder.launch.launcher import LAUNCHER_PID_ENV
+
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    first = ClaudeSession(transcript=str(tmp_path / "first.jsonl"))
+    append(Path(first.transcript), first.user("remember the plan") + first.assistant("noted"))
+    quiet(run_hook(bus.log_dir, "claude", first.payload("SessionEnd"), endpoints=ends))
+    bundle = build_bundle(bus.log_dir, "latest", durable=False)  # as the launcher does
+    env = {  # what `persist launch` gives the agent (this process: the hook's agent)
+        "PERSIST_CHOICE": "checkpoint",
+        "PERSIST_LOG_DIR": str(bus.log_dir),
+        "PERSIST_RESTORE_DIR": str(bundle.dir),
+        LAUNCHER_PID_ENV: str(agent_process(os.getppid())),
+    }
+
+    def offered() -> str:
+        session = ClaudeSession(transcript=str(tmp_path / "second.jsonl"))
+        out = run_hook(
+            bus.log_dir, "claude", session.payload("SessionStart"), endpoints=ends, env=env
+        )
+        assert out.returncode == 0 and out.stderr == b"", out
+        return str(json.loads(out.stdout)["hookSpecificOutput"]["additionalContext"])
+
+    assert "Integrity: verified" in offered() and not failures(bus.log_dir)
+
+    edited = orjson.loads(bundle.manifest_path.read_bytes())
+    edited["messages"] = 999999
+    bundle.manifest_path.write_bytes(orjson.dumps(edited))
+    context = offered()
+    assert "Integrity: NOT verified (its manifest was changed since it was written" in context
+    (line,) = [f["error"] for f in failures(bus.log_dir)]
+    assert str(bundle.manifest_path) in line and "manifest_sha256 does not match" in line
+    assert "not offered as verified" in line
+
+    edited["messages"] = bundle.manifest["messages"]
+    bundle.manifest_path.write_bytes(orjson.dumps(edited))  # as written again
+    with bundle.transcript.open("a") as f:
+        f.write("a line an agent added\n")
+    context = offered()
+    assert "Integrity: NOT verified (its files do not match its manifest" in context
+    line = failures(bus.log_dir)[-1]["error"]
+    assert str(bundle.transcript) in line and "not offered as verified" in line
+
+    del edited["manifest_sha256"]  # as if written before the field: it cannot be checked
+    bundle.manifest_path.write_bytes(orjson.dumps(edited))
+    assert "Integrity: NOT verified (its manifest was written before" in offered()
+
+
 def test_turns_wait_while_no_recorder_listens_and_nothing_is_lost(bus: Bus, tmp_path: Path) -> None:
     bus.start_broker()  # a broker, no recorder yet
     ends = (bus.front, bus.back)
