@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # loaded only when CURVE is used: an agent's import stays sma
     from recorder.bus.keys import ClientKeys
 
 _AFTER_BURST = 5  # heartbeats kept up after the last message
+_LINGER_BEYOND_WAIT = 0.5  # seconds a socket closed with a `wait` lingers past it
 # seconds a wait goes on after a refused handshake (libzmq tries again every 0.1 s, so
 # a broker restarted mid-handshake is still met) before it gives up: keys that do not
 # match are refused at every try, and waiting out --wait would only delay the line
@@ -197,11 +198,13 @@ class Hearing:
             elif event in REFUSALS and self.connection != "connected":
                 self.connection, self.refusal = "refused", REFUSALS[event]
 
-    def delivered(self, timeout: float) -> bool:
+    def delivered(self, timeout: float, *, unheard: bool = True) -> bool:
         """After the socket was closed with a linger: True once it is done (libzmq stops
         the monitor when the socket goes, its queue delivered or its linger over), or
-        after `timeout` seconds without a word (as a close did before); False only if
-        the connection ended first (what was still queued will never be delivered)."""
+        `unheard` after `timeout` seconds without a word (True: as a close did before);
+        False if the connection ended first (what was still queued will never be
+        delivered). With a linger longer than `timeout`, True with `unheard` False
+        means the queue was passed on: the linger cannot have run out yet."""
         from zmq.utils.monitor import recv_monitor_message
 
         deadline = time.monotonic() + timeout
@@ -215,7 +218,7 @@ class Hearing:
                 self.connection = "lost"
                 self.losses += 1
                 return False
-        return True
+        return unheard
 
     def close(self) -> None:
         """Stop watching the handshakes (the events read so far are kept)."""
@@ -286,7 +289,8 @@ class Publisher:
         self._heartbeat_time = 0.0
         self._idle = idle_heartbeat
         self.ready = False  # a subscriber's subscription has reached us
-        self.undelivered = ""  # why `close` did not wait to deliver what it held
+        self.first_seq = 0  # the sequence number of the first message this socket sent
+        self.undelivered = ""  # why what `close` held was not (all) delivered
         self.subscriptions = self.hearing.subscriptions  # the topic prefixes subscribed to
         self._thread: threading.Thread | None = None
         if heartbeat_interval > 0:
@@ -310,6 +314,7 @@ class Publisher:
 
     def envelope(self, mid: str | None = None) -> dict[str, Any]:
         self.seq += 1
+        self.first_seq = self.first_seq or self.seq
         env: dict[str, Any] = {
             "pub": self.id,
             "seq": self.seq,
@@ -380,8 +385,14 @@ class Publisher:
                 except zmq.ZMQError:
                     return
 
-    def close(self, bye: bool = True) -> None:
+    def close(self, bye: bool = True, wait: float | None = None) -> None:
         """Say goodbye (twice, a moment apart: a full queue may drop one) and close.
+
+        `wait`: seconds to wait for the broker to take all the socket holds (a process
+        about to exit: libzmq's queue goes with it, whatever the linger); what it has
+        not taken by then is dropped as the socket closes, and `undelivered` says so.
+        Without `wait` the linger (2 s) delivers it in the background, as long as the
+        process lives.
 
         A publisher that never saw a subscriber has nobody to say goodbye to when it
         never sent, or when what it reached failed the handshake (a broker that refused
@@ -397,31 +408,50 @@ class Publisher:
             self._thread.join(2)
         with self._lock:
             self.hearing.listen()
-            self.hearing.close()
         if not self.ready and (self.seq == 0 or self.hearing.failed):
-            self._sock.linger = 0
-            self._sock.close()
+            self._close_now()
             return
         if self.ready and not self.hearing.live:
             self.undelivered = (
                 f"the broker at {self.hearing.endpoint} went away (or what answers there "
                 "now is no ZeroMQ broker): what was not yet passed on to it is dropped"
             )
-            self._sock.linger = 0
-            self._sock.close()
+            self._close_now()
             return
-        if not bye:
-            try:
-                self.heartbeat()
-            finally:
-                self._sock.close()
-            return
+        if wait is not None:  # longer than the wait: a close done within it delivered all
+            self._sock.linger = int((wait + _LINGER_BEYOND_WAIT) * 1000)
         try:
-            self.heartbeat(bye=True)
-            time.sleep(0.05)
-            self.heartbeat(bye=True)
+            if bye:
+                self.heartbeat(bye=True)
+                time.sleep(0.05)
+            self.heartbeat(bye=bye)
         finally:
+            if wait is None:
+                self.hearing.close()
             self._sock.close()
+        if wait is None:
+            return
+        delivered = self.hearing.delivered(wait, unheard=False)
+        self.hearing.close()
+        if not delivered and self.hearing.connection == "lost":
+            self.undelivered = (
+                f"the broker at {self.hearing.endpoint} went away before it had taken all "
+                f"that was sent: what it had not taken of messages {self.first_seq}.."
+                f"{self.seq} (how many is unknown, the last ones) is dropped"
+            )
+        elif not delivered:
+            self.undelivered = (
+                f"the broker at {self.hearing.endpoint} had not taken all that was sent "
+                f"within {wait:g}s (frozen, or the machine overloaded?): what it had not "
+                f"taken of messages {self.first_seq}..{self.seq} (how many is unknown, the "
+                "last ones) is dropped"
+            )
+
+    def _close_now(self) -> None:
+        """Close without a linger (nothing to deliver, or nobody to deliver it to)."""
+        self.hearing.close()
+        self._sock.linger = 0
+        self._sock.close()
 
     def __enter__(self) -> Publisher:
         return self

@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 from recorder.hooks.agents import TIMEOUT_OTHER, Agent, Role
 from recorder.hooks.failures import record_failure
 from recorder.hooks.publish import (
+    CLOSE_WAIT,
     SILENT,
     NotDelivered,
     Outgoing,
@@ -268,7 +269,7 @@ def _checkpoint(
 
     after = (state.publisher, state.seq) if state.seq else None
     try:
-        close_all()  # what was sent is on its way before the recorder is asked
+        close_all(_close_wait(deadline))  # what was sent is taken before the recorder is asked
         timeout = _time_for(deadline, CHECKPOINT_TIMEOUT, STOP_RESERVE)
         if timeout < MIN_WAIT:
             note(f"no checkpoint '{label}': {_out_of_time()}, none was asked for")
@@ -999,6 +1000,11 @@ def _time_for(deadline: float | None, most: float, keep: float = 0.0) -> float:
     return max(0.0, min(most, deadline - time.monotonic() - keep))
 
 
+def _close_wait(deadline: float | None) -> float:
+    """Seconds `close_all` may wait for the broker to take what was sent."""
+    return _time_for(deadline, CLOSE_WAIT, STOP_RESERVE)
+
+
 def _out_of_time() -> str:
     return f"SessionEnd's {TIMEOUT_OTHER} s were nearly up (the time the agent gives it)"
 
@@ -1038,6 +1044,10 @@ def end(
         )
     except Exception as exc:  # the end goes on: deregistration
         _note(args, payload, f"session end not delivered: {exc}; {_waiting(args, state, marked)}")
+    try:  # what the time let it send (the rest waits) taken before the recorder may stop
+        close_all(_close_wait(deadline))
+    except Undelivered as exc:
+        _note(args, payload, f"{type(exc).__name__}: {exc}")
     _leave(args, partial(_note, args, payload), state, deadline, spath)
 
 
@@ -1078,14 +1088,14 @@ def _finish(
     `... ended` checkpoint (taken once, only after the end is sent; its wait bounded by
     `deadline`, see `_checkpoint`). True when nothing is
     left. Raises NotDelivered (`state` as far as it got) when nobody listens,
-    Undelivered when the broker went away before the socket passed the end on (the end
-    still owed); a transcript that cannot be read is noted and the message sent without
-    it."""
+    Undelivered when the broker went away, or had not taken all within the wait,
+    before the socket passed the end on (the end still owed); a transcript that cannot
+    be read is noted and the message sent without it."""
     if state.subagents:
         until = None if budget is None else time.monotonic() + budget
         if not send_subagents(args, state, list(state.subagents), budget, note, final=True):
             return False
-        close_all()  # passed on before the session's own (another socket each)
+        close_all(_close_wait(deadline))  # passed on before the session's own (its socket)
         budget = None if until is None else max(0.0, until - time.monotonic())
     if path is not None and path.exists():
         try:
@@ -1109,8 +1119,9 @@ def _finish(
             messages=len(state.published),
         )
         # passed on before the end counts as sent: a broker gone meanwhile (Undelivered)
-        # leaves it owed, for a later call (the recorder counts what this one dropped)
-        close_all()
+        # or frozen past the wait leaves it owed, for a later call (which the recorder
+        # sees after the hole of what this one dropped: a gap)
+        close_all(_close_wait(deadline))
         state.ending = ""
     if state.end_checkpoint:  # (a failure to take it is noted, not tried again)
         label, state.end_checkpoint = state.end_checkpoint, ""

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from recorder.bus.publisher import Publisher
 
 READY_TIMEOUT = 1.0  # seconds to wait for the broker to pass on a subscription
+# seconds a call waits, as it ends, for the broker to take what it sent (a hook's process
+# exits next, and what libzmq still holds goes with it); at least MIN_CLOSE_WAIT each
+CLOSE_WAIT = 3.0
+MIN_CLOSE_WAIT = 0.2
 SILENT: set[str] = set()  # endpoints nobody listened at in this process (a hook's one call)
 
 
@@ -140,20 +144,28 @@ def send(
 
 
 class Undelivered(PersistError):
-    """A socket's broker went away after it took messages: what it held is dropped."""
+    """A socket's broker did not take all it held (gone, or frozen past the wait): the
+    rest is dropped."""
 
 
-def close_all() -> None:
-    """Close the sockets `send` kept open, each after what it holds is passed on (its
-    linger): at the end of a hook call, and before anything waits on the recorder.
-    Raises Undelivered, once all are closed, when a broker went away with messages
-    (`Publisher.undelivered`): the recorder counts the gap, the hook's failure log says
-    why."""
+def close_all(within: float = CLOSE_WAIT) -> None:
+    """Close the sockets `send` kept open, each once its broker has taken what it holds,
+    waiting `within` seconds for them all (at least `MIN_CLOSE_WAIT` each): at the end
+    of a hook call, and before anything waits on the recorder. Before 2026-12-08 a
+    socket was closed with a linger nothing waited for: the hook's process exited, and
+    what a frozen or starved broker had not taken yet went with it, unsaid (the state
+    said sent). Raises Undelivered, once all are closed, when a broker went away or had
+    not taken all within the wait (`Publisher.undelivered`): the hook's failure log says
+    which messages, the recorder shows the hole as a gap once the publisher is heard
+    from again."""
+    import time
+
+    until = time.monotonic() + within
     dropped = []
     while _OPEN:
-        pub = _OPEN.popitem()[1]
-        pub.close(bye=False)
+        (_, publisher_id), pub = _OPEN.popitem()
+        pub.close(bye=False, wait=max(MIN_CLOSE_WAIT, until - time.monotonic()))
         if pub.undelivered:
-            dropped.append(pub.undelivered)
+            dropped.append(f"{publisher_id}: {pub.undelivered}")
     if dropped:
         raise Undelivered("; ".join(dropped))

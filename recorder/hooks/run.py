@@ -194,7 +194,7 @@ def main(argv: list[str], epilog: str = "") -> int:
         publish = sys.modules.get("recorder.hooks.publish")  # imported only if it sent
         if publish is not None:
             try:
-                publish.close_all()  # what this call sent is passed on before it exits
+                publish.close_all()  # what this call sent is taken by the broker (or said)
             except Exception as exc:
                 _fail(args, payload, argv, f"{type(exc).__name__}: {exc}")
         notes = captured.getvalue().strip()

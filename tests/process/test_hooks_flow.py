@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +236,55 @@ def test_the_last_calls_publish_all_of_a_transcript_longer_than_one_read(
     texts = [m["text"] for m in bus_messages(bus.log_dir) if m.get("type") == "agent.message"]
     assert len(texts) == 2 * n and texts[0].startswith("prompt 0 ")
     assert not failures(bus.log_dir)
+
+
+def test_a_turn_whose_broker_froze_says_what_it_could_not_pass_on(tmp_path: Path) -> None:
+    """A broker that took the hook's handshake and subscription, then froze (SIGSTOP, a
+    starved machine): the hook's socket closed with a linger nothing waited for, the
+    process exited with what libzmq still held, the state said sent and the failure log
+    nothing (found as a 60 s wait for a SessionEnd's last message, at load 8). Now the
+    call waits `CLOSE_WAIT` for the broker to take it all, then names what it dropped.
+    The frozen broker: an XSUB that subscribes and reads next to nothing."""
+    from recorder.hooks.publish import CLOSE_WAIT
+
+    ctx = zmq.Context()
+    frozen = ctx.socket(zmq.XSUB)
+    frozen.linger = 0
+    frozen.rcvhwm = 1
+    frozen.setsockopt(zmq.RCVBUF, 1 << 16)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    frozen.bind(endpoint)
+    frozen.monitor("inproc://frozen", zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    handshakes = ctx.socket(zmq.PAIR)
+    handshakes.connect("inproc://frozen")
+    c = ClaudeSession(transcript=str(tmp_path / "session.jsonl"))
+    n = 1500  # 6.6 MB: more than the kernel's buffers hold between the two
+    append(Path(c.transcript), [b"".join(c.user(f"prompt {i} {'x' * 4000}")) for i in range(n)])
+    log_dir = tmp_path / "logs"
+    got = 0
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            call = pool.submit(
+                run_hook, log_dir, "claude", c.payload("Stop"), endpoints=(endpoint,) * 2
+            )
+            assert handshakes.poll(30_000), "the hook never connected"
+            frozen.send(b"\x01agents.")  # its subscription, then nothing more is read
+            quiet(call.result(timeout=60))
+            while frozen.poll(500):
+                frozen.recv_multipart()
+                got += 1
+        finally:
+            handshakes.close()
+            frozen.close()
+            ctx.term()
+    assert 0 < got < n  # (the heartbeat after them too) the last ones were lost
+    publisher = json.loads(next((log_dir / "hooks" / "sessions").glob("*.json")).read_text())
+    assert publisher["seq"] == n
+    assert [f["error"] for f in failures(log_dir)] == [
+        f"Undelivered: {publisher['publisher']}: the broker at {endpoint} had not taken all "
+        f"that was sent within {CLOSE_WAIT:g}s (frozen, or the machine overloaded?): what it "
+        f"had not taken of messages 1..{n} (how many is unknown, the last ones) is dropped"
+    ]
 
 
 def test_a_transcript_that_is_a_fifo_is_a_failure_not_a_hang(tmp_path: Path) -> None:

@@ -306,8 +306,8 @@ def test_a_hook_calls_socket_whose_broker_went_away_is_a_failure_not_silence(bus
     `close_all` says so (the hook's failure log gets the line) instead of nothing."""
     assert past_broker_death(bus, HOOK_SOCKET, ready="sent 1") == (
         0,
-        f"undelivered: the broker at {bus.front} went away (or what answers there now "
-        "is no ZeroMQ broker): what was not yet passed on to it is dropped\n",
+        f"undelivered: claude-hook-s1: the broker at {bus.front} went away (or what answers "
+        "there now is no ZeroMQ broker): what was not yet passed on to it is dropped\n",
         "",
     )
 
