@@ -133,6 +133,9 @@ def message_body(message: str, *, text: bool = False) -> bytes:
     return raw if isinstance(body, dict) else b'{"value":' + raw + b"}"
 
 
+SEND_WAIT = 3.0  # seconds `persist send` waits for the broker to take its message
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     """Publish one message through the broker (handy for trying things out).
 
@@ -153,12 +156,18 @@ def cmd_send(args: argparse.Namespace) -> int:
         pub = Publisher(args.endpoint, agent=args.agent, heartbeat_interval=0, curve=keys)
     except ConnectFailed as exc:  # an address libzmq cannot read: the option's fault
         raise BadOption(f"--endpoint: {exc}") from None
-    with pub:
+    sent = False
+    try:
         if not pub.wait_ready(args.wait, topic=args.topic):
             why = pub.hearing.why_not(args.wait, args.topic)
             return fail(f"nothing sent: {why}", EXIT_NO_SUBSCRIBER)
         seq = pub.send_json(args.topic, body)
-    if pub.undelivered:  # the broker went away before it was passed on
+        sent = True
+    finally:
+        # this process exits next, and what libzmq still holds goes with it: "sent" only
+        # once the broker has taken it (before 2026-12-08 a frozen broker's was dropped)
+        pub.close(wait=SEND_WAIT if sent else None)
+    if pub.undelivered:  # the broker went away, or had not taken it within SEND_WAIT
         return fail(f"not sent: {pub.undelivered}")
     # the topic as given may hold control characters: escaped, as every line naming
     # recorded content (before 2026-12-07 printed raw, reaching the terminal)
