@@ -332,13 +332,13 @@ class FixedProbe:
 
         diag = self._probe.collect(log_dir, now)
         h = diag.health
-        if h.pid and h.status is not None:
+        if isinstance(h, Health) and h.pid and h.status is not None:
             status = dataclasses.replace(h.status, pid=self.PID)
             reason = h.reason.replace(str(h.pid), str(self.PID))
             diag.health = Health(h.state, reason, status, h.warnings)
         if diag.process is not None:
             diag.process = ProcessInfo(self.PID, 7260.0, 3.2, 48 * 1024 * 1024, 14, 5)
-        if diag.health.running:
+        if diag.running:
             diag.rate = 400 + 150 * math.sin(self.samples / 3) + 60 * math.sin(self.samples)
         self.samples += 1
         if diag.disk_used is not None:

@@ -49,7 +49,8 @@ def demo_dir(tmp_path: Path, *, status: str | None = "stopped") -> Path:
 def make_app(root: Path, **kwargs: Any) -> PersistApp:
     """The app as the CLI builds it, but with a fixed clock, UTC, no timers."""
     kwargs.setdefault("live", False)
-    return create_app(root, now=lambda: NOW, tz=UTC, probe=FixedProbe(), **kwargs)
+    kwargs.setdefault("probe", FixedProbe())
+    return create_app(root, now=lambda: NOW, tz=UTC, **kwargs)
 
 
 def main_screen(app: PersistApp) -> MainScreen:

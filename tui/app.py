@@ -36,9 +36,9 @@ from recorder.store.checkpoints import (
 from recorder.store.layout import Layout
 from recorder.store.pins import PinsUnreadable, read_pins
 from recorder.store.reader import Record, Store, open_store
-from recorder.store.status import Health, assess
+from recorder.store.status import Health
 
-from .diagnostics import Diagnostics, Probe
+from .diagnostics import Diagnostics, HealthUnknown, Probe, sense_health
 from .reading import ReadingRules
 from .text import Clock, sanitize
 from .worker_errors import ShowsWorkerErrors
@@ -95,6 +95,9 @@ class JournalState:
     removed: bool = False
     """The journal's segments/ folder was removed while it was open (the view is empty
     until a journal is recorded there again: it is then loaded afresh)."""
+    unreadable: bool = False
+    """`error` is a poll's: the folder could not be read (another user's); the first
+    poll that reads it again takes the error back."""
 
 
 class PersistApp(ShowsWorkerErrors, App[Selection]):
@@ -247,6 +250,7 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             state.store.close()
         state.store = message.store
         state.error = message.error
+        state.unreadable = False
         state.loaded = True
         state.removed = False
         self._generation = message.store.generation if message.store is not None else 0
@@ -291,13 +295,28 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             self._follow()
         except OSError as exc:
             self._cannot_read(exc)
+        else:
+            self._can_read()
 
     def _cannot_read(self, exc: OSError) -> None:
         state = self.journal
         error = f"cannot read {self.log_dir}: {exc}"
+        state.unreadable = True
         if state.error != error:  # said once, not at every poll
             state.error = error
             self.journal_changed.publish("loaded")
+
+    def _can_read(self) -> None:
+        """The folder a poll could not read can be read again: its error goes (before
+        2026-12-08 it stayed while the journal was shown again)."""
+        state = self.journal
+        if not state.unreadable:
+            return
+        state.unreadable = False
+        if self._loading:  # the load under way says what it finds
+            return
+        state.error = None
+        self.journal_changed.publish("loaded")
 
     def _follow(self) -> None:
         state = self.journal
@@ -376,8 +395,8 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             )
         return self._searcher
 
-    def health(self) -> Health:
-        return assess(self.layout, self.clock.now(), self.clock.monotonic())
+    def health(self) -> Health | HealthUnknown:
+        return sense_health(self.layout, self.clock.now(), self.clock.monotonic())
 
     def show_record(
         self,
@@ -410,23 +429,20 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
         """The log folder as the screens show it."""
         return self.display_dir or str(self.log_dir)
 
-    def start_command(self) -> str:
-        return self.health().start_command(Path(self.folder))
-
     def collect_diagnostics(self, *, journal: bool = True) -> Diagnostics:
         """A diagnostics sample (call from a worker thread), naming the folder as shown;
         `journal`: with the damage the journal's index shows (the background reader
         catches up with the journal for it: only while the pane is on screen)."""
         diag = self.probe.collect(self.log_dir, self.clock.now())
-        if journal and self.layout.segments.is_dir():
-            diag.journal_damage = self._journal_damage(diag.health.running)
+        if journal and isinstance(diag.health, Health):
+            diag.journal_damage = self._journal_damage(diag.running)
         if self.display_dir is not None:
             diag = replace(diag, log_dir=Path(self.display_dir))
         return diag
 
-    def _journal_damage(self, writer_running: bool) -> list[str]:
+    def _journal_damage(self, writer_running: bool) -> list[str] | None:
         """What the journal's index shows is damaged (no line is read: `persist doctor`
-        reads them all)."""
+        reads them all); None: no journal yet."""
         from recorder.store.ranges import JournalRange, journal_damage
 
         def look(store: Store) -> list[str]:
@@ -435,6 +451,8 @@ class PersistApp(ShowsWorkerErrors, App[Selection]):
             )
 
         try:
+            if not self.layout.segments.is_dir():
+                return None
             return list(self.with_reader(look))
         except OSError as exc:
             return [f"the journal cannot be read ({exc.strerror or exc})"]

@@ -7,11 +7,36 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from recorder.store.checkpoints import last_checkpoint
 from recorder.store.layout import Layout
-from recorder.store.status import CheckpointRef, Health, StatusSnapshot, assess
+from recorder.store.status import CheckpointRef, Health, HolderUnknown, StatusSnapshot, assess
+
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class HealthUnknown:
+    """Whether a recorder runs cannot be told: the folder's status and lock file may not
+    be read (it became another user's), or the sample failed; `reason` says why. Shown
+    as such, never as the last health read (before 2026-12-08 the top bar and
+    Diagnostics went on saying "healthy")."""
+
+    reason: str
+    state: ClassVar[str] = UNKNOWN
+
+
+def sense_health(
+    layout: Layout, now: float, monotonic: float | None = None
+) -> Health | HealthUnknown:
+    """`assess`, or why it cannot tell whether a recorder runs."""
+    try:
+        return assess(layout, now, monotonic)
+    except HolderUnknown as exc:
+        return HealthUnknown(str(exc))
+    except OSError as exc:  # a part of the folder it looks at may not be read
+        return HealthUnknown(f"cannot read {layout.root}: {exc}")
 
 
 @dataclass
@@ -30,7 +55,7 @@ class Diagnostics:
 
     now: float
     log_dir: Path
-    health: Health
+    health: Health | HealthUnknown
     process: ProcessInfo | None = None
     disk_used: int | None = None
     disk_free: int | None = None
@@ -46,11 +71,20 @@ class Diagnostics:
 
     @property
     def status(self) -> StatusSnapshot | None:
-        return self.health.status
+        return self.health.status if isinstance(self.health, Health) else None
+
+    @property
+    def running(self) -> bool:
+        """Whether a recorder is known to run (not when that cannot be told)."""
+        return isinstance(self.health, Health) and self.health.running
 
     @property
     def start_command(self) -> str | None:
-        return None if self.health.running else self.health.start_command(self.log_dir)
+        """What starts the recorder, when one is known not to run."""
+        health = self.health
+        if not isinstance(health, Health) or health.running:
+            return None
+        return health.start_command(self.log_dir)
 
 
 def folder_bytes(root: Path) -> int:
@@ -102,8 +136,10 @@ class Probe:
 
     def collect(self, log_dir: Path, now: float) -> Diagnostics:
         layout = Layout(Path(log_dir))
-        health = assess(layout, now, self._monotonic() if self._monotonic else None)
+        health = sense_health(layout, now, self._monotonic() if self._monotonic else None)
         diag = Diagnostics(now, Path(log_dir), health)
+        if isinstance(health, HealthUnknown):  # nothing else in the folder can be read
+            return diag
         status = health.status
         diag.last_checkpoint = last_checkpoint(
             layout, status.last_checkpoint if status is not None else None

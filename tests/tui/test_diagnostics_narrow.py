@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
-from tests.demo_journal import NOW, healthy_status, write_status
+from tests.demo_journal import NOW, FixedProbe, healthy_status, write_status
 from tests.screenshots import settle
 from tests.tui_fixtures import SMALL, demo_dir, make_app, pilot_test, plain
 from tui.screens.main import MainScreen
@@ -236,3 +237,39 @@ async def test_the_last_24_hours_end_now_and_name_the_messages_stamped_later(
     assert text.startswith("Last 24 hours: 3 messages  2024-05-15 11:00:00 → "), text
     assert "5 messages after now, not counted: 2024-05-17 12:00:00 → " in text
     assert "reviewer" not in text
+
+
+class FailingProbe(FixedProbe):
+    """A probe whose samples fail once `failing` is set (a bug, a folder half read)."""
+
+    failing = False
+
+    def collect(self, log_dir: Path, now: float) -> Any:
+        if self.failing:
+            raise OSError(5, "Input/output error")
+        return super().collect(log_dir, now)
+
+
+@pilot_test
+async def test_a_failed_sample_shows_the_health_unknown_not_the_last_one(tmp_path: Path) -> None:
+    """The top bar went on saying "healthy" from the sample before one that failed
+    (before 2026-12-08); the health is unknown until a sample reads it again."""
+    probe = FailingProbe()
+    app = make_app(demo_dir(tmp_path, status="healthy"), probe=probe)
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        assert "● healthy" in plain(screen.query_one("#top-bar"))
+        probe.failing = True
+        await pilot.press("4")  # a sample as the tab is shown
+        await settle(pilot)
+        assert "? unknown" in plain(screen.query_one("#top-bar"))
+        diag = " ".join(plain(screen.query_one("#diag")).split())
+        assert (
+            "? UNKNOWN could not read the recorder's state: [Errno 5] Input/output error" in diag
+        ), diag
+        probe.failing = False
+        screen.diagnostics_pane.sample()
+        await settle(pilot)
+        assert "● healthy" in plain(screen.query_one("#top-bar"))

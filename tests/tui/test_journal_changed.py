@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from recorder.cli.main import main
 from recorder.store.layout import Layout, list_segments
 from recorder.store.reader import open_store
-from tests.demo_journal import BASE_TS, DemoWriter
+from tests.demo_journal import BASE_TS, NOW, DemoWriter, healthy_status, write_status
 from tests.screenshots import settle
-from tests.tui_fixtures import main_screen, make_app, pilot_test, plain, screen_chars
+from tests.tui_fixtures import demo_dir, main_screen, make_app, pilot_test, plain, screen_chars
 from tui.app import PersistApp
 from tui.screens.conversation import ConversationScreen
 from tui.screens.detail import DetailScreen
@@ -86,19 +88,23 @@ async def test_the_log_folder_removed_then_recorded_into_again(tmp_path: Path) -
         assert "newcp" in screen_chars(app) and "oldcp" not in screen_chars(app)
 
 
-def refuse_below(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the OS answers a user about a folder of another user's (0700): it is there,
-    and every path below it is refused (EACCES). As root the modes do not apply: the
-    refusal is made here."""
+def refuse(monkeypatch: pytest.MonkeyPatch, refused: Callable[[Path], bool]) -> None:
+    """What the OS answers a user about files of another user's: each path `refused`
+    names is refused (EACCES). As root the modes do not apply: the refusal is made here."""
     for name in ("stat", "open", "scandir", "listdir"):
         real = getattr(os, name)
 
-        def refused(path: Any, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
-            if isinstance(path, str | os.PathLike) and Path(path).parent.is_relative_to(root):
+        def refusing(path: Any, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            if isinstance(path, str | os.PathLike) and refused(Path(path)):
                 raise PermissionError(13, "Permission denied", os.fspath(path))
             return _real(path, *args, **kwargs)
 
-        monkeypatch.setattr(os, name, refused)
+        monkeypatch.setattr(os, name, refusing)
+
+
+def refuse_below(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder of another user's (0700): it is there, and every path below it is refused."""
+    refuse(monkeypatch, lambda path: path.parent.is_relative_to(root))
 
 
 @pilot_test
@@ -128,6 +134,81 @@ async def test_a_log_folder_handed_to_another_user_is_said_never_a_crash(
         app.poll()
         await settle(pilot)
         assert app.journal.store is not None and "cannot read" not in screen_chars(app)
+
+
+@pilot_test
+async def test_a_log_folder_that_becomes_unreadable_shows_no_health_it_last_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recorder runs, and its log folder becomes another user's while the TUI is open:
+    the top bar and Diagnostics went on saying "healthy" (the last sample they had; before
+    2026-12-08), though whether a recorder runs could no longer be told. Now both say
+    unknown, Diagnostics with the reason, the launch menu names it too; and once the
+    folder can be read again, the recorder's health and the journal come back."""
+    root = demo_dir(tmp_path, status="healthy")
+    app = make_app(root, launch=True, agent="coder")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "Welcome back, coder" in screen_chars(app)
+        assert "● healthy" in top_bar(app)
+
+        refuse_below(root, monkeypatch)
+        app.poll()  # sees at once that the folder cannot be read (no sample waited for)
+        await settle(pilot)
+        shown = screen_chars(app)
+        assert "Welcome back, coder" in shown and "cannot read" in shown, shown
+        assert "Permission denied" in shown, shown
+        bar = top_bar(app)
+        assert "healthy" not in bar and "? unknown" in bar, bar
+        assert "cannot read the log folder" in bar and "records" not in bar, bar
+        await pilot.press("d")  # the launch menu's Diagnostics
+        await settle(pilot)
+        shown = " ".join(screen_chars(app).split())  # the reason wraps where the path ends
+        assert "? UNKNOWN" in shown and f"whether a recorder holds {root}" in shown, shown
+        assert "HEALTHY" not in shown and "Start the recorder" not in shown, shown
+        assert "Last checkpoint" not in shown and "Last error" not in shown, shown
+
+        monkeypatch.undo()
+        app.poll()
+        await settle(pilot)
+        assert "● healthy" in top_bar(app)
+        shown = screen_chars(app)
+        assert "● HEALTHY" in shown and "cannot read" not in shown, shown
+        await pilot.press("1")
+        await settle(pilot)
+        assert "cannot read" not in screen_chars(app)
+
+
+@pilot_test
+async def test_no_checkpoints_yet_names_no_start_command_when_a_recorder_may_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal can be read, but the status and lock file no more (a `sudo persist
+    record` holds the folder now): the top bar went on saying "healthy" and the "No
+    checkpoints yet" view went on as if a recorder ran (before 2026-12-08). Now both say
+    whether a recorder runs is unknown, the view with why, and no start command (it
+    could start a second recorder)."""
+    root = tmp_path / "logs"
+    w = DemoWriter.open(root, clock=lambda: BASE_TS)
+    w.message(BASE_TS + 1, "a", "hello")
+    w.close()
+    me = psutil.Process()
+    write_status(root, healthy_status(root, NOW, me.pid, me.create_time()))
+    app = make_app(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        shown = screen_chars(app)
+        assert "No checkpoints yet" in shown and "Start it with" not in shown, shown
+        layout = Layout(root)
+        held = {layout.status, layout.status_reserve, layout.lock}
+        refuse(monkeypatch, lambda path: path in held)
+        main_screen(app).diagnostics_pane.sample()  # its timer's next sample
+        await settle(pilot)
+        assert "? unknown" in top_bar(app)
+        shown = " ".join(screen_chars(app).split())
+        assert "Whether a recorder runs here is unknown: " in shown, shown
+        assert f"whether a recorder holds {root} cannot be told" in shown, shown
+        assert "persist record" not in shown, shown
 
 
 @pilot_test

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from rich.text import Text
 from textual import on, work
@@ -19,8 +20,10 @@ from recorder.launch.selection import Selection
 from recorder.store.checkpoints import Checkpoint
 from recorder.store.reader import Record
 from recorder.store.shell import shell_quote
+from recorder.store.status import Health
 
 from ..activity import Activity, compute_activity
+from ..diagnostics import HealthUnknown
 from ..preview import Preview, build_preview, messages_after
 from ..text import AGE_TICK, Clock, count, one_line, plural
 from ..widgets.activity_strip import ActivityStrip
@@ -179,24 +182,34 @@ class CheckpointsPane(Pane):
             text.append(f"{papp.folder}\n", "dim")
             text.append("This view updates by itself once the folder can be read.\n")
             return text
+        health = papp.health()
+        known = isinstance(health, Health)
         if state.store is None and state.removed:
             text.append("The journal was removed\n", "bold red")
             text.append(f"{papp.folder} has no segments/ folder any more\n\n", "dim")
-            text.append("Start the recorder to record a new one (this view updates by itself):\n\n")
+            if known:
+                text.append(
+                    "Start the recorder to record a new one (this view updates by itself):\n\n"
+                )
         elif state.store is None:
             text.append("No journal here yet\n", "bold")
             text.append(f"{papp.folder}\n\n", "dim")
-            text.append("Start the recorder, then come back (this view updates by itself):\n\n")
+            if known:
+                text.append("Start the recorder, then come back (this view updates by itself):\n\n")
         else:
             text.append("No checkpoints yet\n", "bold")
             text.append(f"{count(len(state.store))} records in {papp.folder}\n\n", "dim")
             text.append(
                 "The recorder writes one periodically; press 3 to see the recent messages.\n\n"
             )
-            if papp.health().running:
+            if isinstance(health, Health) and health.running:
                 return text
-            text.append("The recorder is not running. Start it with:\n\n")
-        text.append(f"  {papp.start_command()}\n", "bold cyan")
+            if known:
+                text.append("The recorder is not running. Start it with:\n\n")
+        if isinstance(health, HealthUnknown):  # a start command could start a second one
+            text.append(f"Whether a recorder runs here is unknown: {health.reason}\n", "yellow")
+            return text
+        text.append(f"  {health.start_command(Path(papp.folder))}\n", "bold cyan")
         if state.store is None and not papp.launch:
             # what someone who runs Claude Code, Gemini CLI or Codex came for needs no
             # recorder (a launch menu lists the agent's sessions itself)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -13,7 +14,7 @@ from textual.widgets import Sparkline, Static
 
 from recorder.search.stats import Stats, collect_stats
 
-from ..diagnostics import Diagnostics
+from ..diagnostics import Diagnostics, HealthUnknown
 from ..widgets.diagnostics_view import render_breakdown, render_diagnostics
 from .base import Pane
 
@@ -101,7 +102,7 @@ class DiagnosticsPane(Pane):
         diag = message.diagnostics
         self.diagnostics = diag
         if message.periodic:
-            self.rates.append(float(diag.rate or 0.0) if diag.health.running else 0.0)
+            self.rates.append(float(diag.rate or 0.0) if diag.running else 0.0)
         self.show()
 
     def show(self) -> None:
@@ -112,7 +113,7 @@ class DiagnosticsPane(Pane):
         )
         rates = list(self.rates)
         self.query_one("#rate-graph", Sparkline).data = rates
-        running = diag is not None and diag.health.running
+        running = diag is not None and diag.running
         self.query_one("#rate-box").display = running and len(rates) > 1
         if rates:
             title = Text("Message rate", style="bold")
@@ -131,8 +132,10 @@ class DiagnosticsPane(Pane):
         if group == "breakdown":
             text = Text(f"could not count the last day's messages: {problem}", style="red")
             self.query_one("#breakdown", Static).update(text)
-        elif group == "diagnostics":
-            text = Text(f"could not read the recorder's state: {problem}", style="bold red")
-            self.query_one("#diag", Static).update(text)
+        elif group == "diagnostics":  # not the last sample's health: an unknown one
+            papp = self.papp
+            why = HealthUnknown(f"could not read the recorder's state: {problem}")
+            unknown = Diagnostics(papp.clock.now(), Path(papp.folder), why)
+            self.post_message(self.Sampled(unknown, periodic=True))
         else:
             super().worker_failed(group, problem)

@@ -236,9 +236,12 @@ class LaunchScreen(ShowsWorkerErrors, Screen[str]):
         greeting = "Welcome back" if history else "Welcome"
         name = f", {one_line(papp.agent, 40)}" if papp.agent else ""
         title.append(f"  {greeting}{name}", "bold")
-        if state.loaded and not history:
-            title.append("  · nothing recorded in this folder yet", "dim")
-        title.append(f"\n{one_line(papp.folder, 200)}", "dim")
+        if state.error:  # it names the folder, and what in it cannot be read
+            title.append(f"\n{one_line(state.error, 300)}", "bold red")
+        else:
+            if state.loaded and not history:
+                title.append("  · nothing recorded in this folder yet", "dim")
+            title.append(f"\n{one_line(papp.folder, 200)}", "dim")
         self.query_one("#launch-title", Static).update(title)
         menu = self.query_one(OptionList)
         highlighted = menu.highlighted

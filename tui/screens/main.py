@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Static, TabbedContent
 
+from ..diagnostics import HealthUnknown
 from ..panes import CheckpointsPane, DiagnosticsPane, RecentPane, SearchPane
 from ..text import one_line, plural
 from ..widgets.diagnostics_view import STATE_ICONS, STATE_STYLES
@@ -73,7 +74,9 @@ class MainScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._pending_launch: str | None = None
-        self._recorder_running: bool | None = None
+        # (running, unknown) as the checkpoints pane last said it: whether to start one
+        self._recorder_said: tuple[bool, bool] | None = None
+        self._error_seen: str | None = None  # the journal error the last sample followed
 
     @property
     def papp(self) -> PersistApp:
@@ -117,6 +120,10 @@ class MainScreen(Screen[None]):
         self.checkpoints_pane.journal_changed(what)
         self.search_pane.journal_changed(what)
         self.recent_pane.journal_changed(what)
+        error = self.papp.journal.error
+        if error != self._error_seen:  # the folder unreadable, or readable again: the
+            self._error_seen = error  # recorder's health may have become unknown, or known
+            self.diagnostics_pane.sample(periodic=False)  # now, not at the next sample
         if what == "loaded":
             if self.papp.ready_at is None:
                 self.papp.ready_at = time.perf_counter()
@@ -136,12 +143,14 @@ class MainScreen(Screen[None]):
         if papp.agent:
             bar.append(f"  {one_line(papp.agent, 40)}", "bold")
         store = papp.journal.store
-        if store is not None:
+        if papp.journal.error:  # what was read before is not counted as the present
+            bar.append("  cannot read the log folder", "bold red")
+        elif store is not None:
             bar.append(f"  {plural(len(store), 'record')}", "")
         elif papp.journal.removed:
             bar.append("  journal removed", "bold red")
         cps = papp.journal.checkpoints
-        if cps is not None:
+        if cps is not None and not papp.journal.error:
             bar.append(f" · {plural(len(cps), 'checkpoint')}", "")
             sessions = len(papp.journal.session_checkpoints)
             if sessions:  # the timeline lists them too: its count is the sum
@@ -151,10 +160,11 @@ class MainScreen(Screen[None]):
 
     # -- between panes -----------------------------------------------------------
     def on_diagnostics_pane_sampled(self, message: DiagnosticsPane.Sampled) -> None:
-        running = message.diagnostics.health.running
+        diag = message.diagnostics
+        said = (diag.running, isinstance(diag.health, HealthUnknown))
         self.update_top_bar()
-        if running != self._recorder_running:
-            self._recorder_running = running
+        if said != self._recorder_said:
+            self._recorder_said = said
             self.checkpoints_pane.show_empty()  # it says whether to start the recorder
 
     def on_search_pane_result_chosen(self, message: SearchPane.ResultChosen) -> None:

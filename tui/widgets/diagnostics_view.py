@@ -9,9 +9,9 @@ from rich.table import Table
 from rich.text import Text
 
 from recorder.search.stats import Stats
-from recorder.store.status import Connection, LinkMode, StatusSnapshot
+from recorder.store.status import Connection, Health, LinkMode, StatusSnapshot
 
-from ..diagnostics import Diagnostics
+from ..diagnostics import UNKNOWN, Diagnostics, HealthUnknown
 from ..text import Clock, age, count, one_line, plural, size
 
 STATE_STYLES = {
@@ -19,8 +19,9 @@ STATE_STYLES = {
     "degraded": "bold yellow",
     "stale": "bold yellow",
     "stopped": "bold red",
+    UNKNOWN: "bold yellow",
 }
-STATE_ICONS = {"healthy": "●", "degraded": "◑", "stale": "◐", "stopped": "○"}
+STATE_ICONS = {"healthy": "●", "degraded": "◑", "stale": "◐", "stopped": "○", UNKNOWN: "?"}
 
 
 def _ts_age(clock: Clock, ts: Any) -> str:
@@ -41,10 +42,14 @@ def render_diagnostics(
     if diag is None:
         return Text("Reading the recorder's status…", style="dim")
     h = diag.health
-    st = diag.status
     head = Text()
     head.append(f"{STATE_ICONS.get(h.state, '?')} {h.state.upper()}", STATE_STYLES.get(h.state, ""))
     head.append(f"  {one_line(h.reason, 300)}")
+    if isinstance(h, HealthUnknown):  # nothing read from the folder: no figure to show
+        head.append(f"\n{one_line(str(diag.log_dir), 300)}", "dim")
+        head.append("\nThis view updates by itself once the folder can be read.")
+        return head
+    st = diag.status
     parts: list[RenderableType] = [head]
     for w in h.warnings:
         parts.append(Text(f"⚠ {one_line(w, 300)}", style="yellow"))
@@ -54,8 +59,8 @@ def render_diagnostics(
         parts.append(cmd)
 
     if st is not None:
-        parts.append(_status_table(st, diag, clock, narrow=narrow))
-        links = _endpoints(st, diag, clock)
+        parts.append(_status_table(st, h, diag, clock, narrow=narrow))
+        links = _endpoints(st, h, clock)
         if links is not None:
             parts.append(links)
         difference = _received_vs_written(st)
@@ -116,39 +121,39 @@ LAST_HEARD = " when last heard of"
 says the same), not the present."""
 
 
-def _connection(connection: Connection, diag: Diagnostics) -> str:
+def _connection(connection: Connection, health: Health) -> str:
     """A connection as of now: a stopped recorder has none, whatever its last heartbeat
     said; a stale one's is the one it had when last heard of."""
-    if not diag.health.running:
+    if not health.running:
         return NOT_RUNNING
-    return str(connection) + ("" if diag.health.current else LAST_HEARD)
+    return str(connection) + ("" if health.current else LAST_HEARD)
 
 
-def _rate(st: StatusSnapshot, diag: Diagnostics, clock: Clock) -> str:
+def _rate(st: StatusSnapshot, health: Health, clock: Clock) -> str:
     """Messages a second now; a stale or stopped recorder has no rate now, only the
     last one it wrote (none after a clean stop), as old as its heartbeat."""
     r = st.rates
     figures = f"{r.received_per_s:,.1f}/s received, {r.written_per_s:,.1f}/s written"
-    if diag.health.current:
+    if health.current:
         return figures
-    now = "none" if not diag.health.running else "unknown (silent)"
+    now = "none" if not health.running else "unknown (silent)"
     if r.received_per_s or r.written_per_s:
         now += f"; last {figures}, {clock.ago(st.updated)}"
     return now
 
 
-def _endpoints(st: StatusSnapshot, diag: Diagnostics, clock: Clock) -> Text | None:
+def _endpoints(st: StatusSnapshot, health: Health, clock: Clock) -> Text | None:
     """Every broker followed and endpoint bound, when there is more than the one broker
     the table shows."""
     if len(st.endpoints) < 2 and all(e.mode is LinkMode.CONNECT for e in st.endpoints):
         return None
     text = Text("Endpoints:", style="bold")
-    current = diag.health.current
+    current = health.current
     for e in st.endpoints:
         connect = e.mode is LinkMode.CONNECT
         text.append(f"\n  {'broker' if connect else 'bound at':<9}", "dim")
         text.append(f"{one_line(e.endpoint, 80)}  ")
-        if not diag.health.running:
+        if not health.running:
             text.append(NOT_RUNNING, "yellow")
             continue
         good = e.connection == Connection.CONNECTED or not connect
@@ -186,7 +191,7 @@ def _received_vs_written(st: StatusSnapshot) -> Text | None:
 
 
 def _status_table(
-    st: StatusSnapshot, diag: Diagnostics, clock: Clock, *, narrow: bool = False
+    st: StatusSnapshot, health: Health, diag: Diagnostics, clock: Clock, *, narrow: bool = False
 ) -> Table:
     """Process and traffic figures side by side (one pair per line when `narrow`)."""
     table = Table.grid(padding=(0, 2))
@@ -200,12 +205,17 @@ def _status_table(
 
     rows: list[tuple[str, str, str, str | Text]] = [
         ("PID", val(st.pid), "Broker", Text(one_line(st.broker or "—", 60))),  # not markup
-        ("Uptime", val(proc and proc.uptime, age), "Connection", _connection(st.connection, diag)),
+        (
+            "Uptime",
+            val(proc and proc.uptime, age),
+            "Connection",
+            _connection(st.connection, health),
+        ),
         (
             "CPU",
             val(proc and proc.cpu_percent, lambda v: f"{v:.1f} %"),
             "Rate",
-            _rate(st, diag, clock),
+            _rate(st, health, clock),
         ),
         ("RSS", val(proc and proc.rss, size), "Received", count(counts.received)),
         ("Open files", val(proc and proc.open_files), "Written", count(counts.written)),
