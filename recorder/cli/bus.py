@@ -141,8 +141,10 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     "sent" only once a subscriber's subscription has reached us through the broker:
     with no broker or nobody subscribed, zmq would drop the message without a word."""
+    from recorder.bus.endpoints import speaks_zmtp
     from recorder.bus.keys import load_client
     from recorder.bus.publisher import ConnectFailed, Publisher
+    from recorder.errors import NOT_ZMTP, refused_by
 
     check_utf8(args.topic, "TOPIC")
     check_utf8(args.agent, "--agent")
@@ -152,6 +154,11 @@ def cmd_send(args: argparse.Namespace) -> int:
     body = message_body(" ".join(args.message), text=args.text)  # BadOption: exit 2
     folder = curve_keys_folder(args, [args.endpoint])
     keys = load_client(folder) if folder is not None else None  # KeyFileError: exit 1
+    # a peer that answers but is no ZeroMQ (a web server) is told from its first bytes
+    # before libzmq connects: libzmq makes up an old peer's subscription for it, and that
+    # can abort the process (`zmtp_engine.cpp`: EAGAIN, exit 134; seen in CI under load)
+    if speaks_zmtp(args.endpoint, min(args.wait, 1.0)) is False:
+        return fail(f"nothing sent: {refused_by(args.endpoint, NOT_ZMTP)}", EXIT_NO_SUBSCRIBER)
     try:
         pub = Publisher(args.endpoint, agent=args.agent, heartbeat_interval=0, curve=keys)
     except ConnectFailed as exc:  # an address libzmq cannot read: the option's fault
