@@ -60,6 +60,22 @@ def _checkpoints(log_dir: Path, label: str) -> list[dict[str, Any]]:
     return [cp for cp in found if cp["label"] == label]
 
 
+def _started(bus: Bus, tmp_path: Path) -> tuple[ClaudeSession, tuple[str, str], Path, str]:
+    """A broker and recorder, and a session whose start and first turn are journaled:
+    the session, the hooks' endpoints, its state file and its agent's registration."""
+    bus.start_broker()
+    bus.start_recorder()
+    ends = (bus.front, bus.back)
+    c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))
+    append(Path(c.transcript), c.user("hello") + c.assistant("hi"))
+    quiet(run_hook(bus.log_dir, "claude", c.payload("SessionStart"), endpoints=ends))
+    quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+    topic = f"agents.claude.{c.session}"
+    wait_for(lambda: len(_topics(bus.log_dir).get(topic, [])) == 3, what="the start")
+    spath = state_path(bus.log_dir, "claude", c.session)
+    return c, ends, spath, orjson.loads(spath.read_bytes())["registration"]
+
+
 def test_a_subagent_stop_that_finds_its_session_busy_leaves_the_sub_agent_owed(
     bus: Bus, tmp_path: Path
 ) -> None:
@@ -101,17 +117,8 @@ def test_a_subagent_stop_that_finds_its_session_busy_leaves_the_sub_agent_owed(
 def test_a_session_end_that_finds_its_session_busy_is_finished_by_another_sessions_call(
     bus: Bus, tmp_path: Path
 ) -> None:
-    bus.start_broker()
-    bus.start_recorder()
-    ends = (bus.front, bus.back)
-    c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))
-    append(Path(c.transcript), c.user("hello") + c.assistant("hi"))
-    quiet(run_hook(bus.log_dir, "claude", c.payload("SessionStart"), endpoints=ends))
-    quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+    c, ends, spath, registration = _started(bus, tmp_path)
     topic = f"agents.claude.{c.session}"
-    wait_for(lambda: len(_topics(bus.log_dir).get(topic, [])) == 3, what="the start")
-    spath = state_path(bus.log_dir, "claude", c.session)
-    registration = orjson.loads(spath.read_bytes())["registration"]
     assert registration and (bus.log_dir / "agents" / registration).exists()
     append(Path(c.transcript), c.user("bye") + c.assistant("see you"))
     with _held(bus.log_dir, c.session):
@@ -197,17 +204,8 @@ def test_the_lock_holder_sends_the_end_a_busy_session_end_left_as_it_lets_go(
     from recorder.hooks.run import HookArgs
     from recorder.hooks.state import load_state
 
-    bus.start_broker()
-    bus.start_recorder()
-    ends = (bus.front, bus.back)
-    c = ClaudeSession(transcript=str(tmp_path / "main.jsonl"))
-    append(Path(c.transcript), c.user("hello") + c.assistant("hi"))
-    quiet(run_hook(bus.log_dir, "claude", c.payload("SessionStart"), endpoints=ends))
-    quiet(run_hook(bus.log_dir, "claude", c.payload("Stop"), endpoints=ends))
+    c, ends, spath, registration = _started(bus, tmp_path)
     topic = f"agents.claude.{c.session}"
-    wait_for(lambda: len(_topics(bus.log_dir).get(topic, [])) == 3, what="the start")
-    spath = state_path(bus.log_dir, "claude", c.session)
-    registration = orjson.loads(spath.read_bytes())["registration"]
     append(Path(c.transcript), c.user("bye") + c.assistant("see you"))
     noted: list[str] = []
     with _held(bus.log_dir, c.session):
